@@ -1,0 +1,101 @@
+/** @file
+ * The per-thread last-error message (see bkr/error.h).
+ */
+#include "bkr/error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define BKR_ERROR_MAX 1024
+
+static __thread char last_msg[BKR_ERROR_MAX];
+static __thread int last_code;
+
+static int code_for_errno(int errnum)
+{
+	switch (errnum) {
+	case ENOENT: return BKR_ENOTFOUND;
+	case EEXIST: return BKR_EEXISTS;
+	case ENOSPC:
+	case EDQUOT: return BKR_ENOSPC;
+	case ENOMEM: return BKR_ENOMEM;
+	case EWOULDBLOCK: return BKR_ELOCKED;
+	case EINVAL: return BKR_EINVAL;
+	default: return BKR_EIO;
+	}
+}
+
+int bkr_error_set(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_msg, sizeof(last_msg), fmt, ap);
+	va_end(ap);
+	last_code = code;
+	return code;
+}
+
+int bkr_error_set_errno(int errnum, const char *fmt, ...)
+{
+	char buf[BKR_ERROR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	snprintf(last_msg, sizeof(last_msg), "%.900s: %.120s", buf, strerror(errnum));
+	last_code = code_for_errno(errnum);
+	return last_code;
+}
+
+void bkr_error_prefix(const char *fmt, ...)
+{
+	char prefix[BKR_ERROR_MAX], old[BKR_ERROR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	memcpy(old, last_msg, sizeof(old));
+	snprintf(last_msg, sizeof(last_msg), "%.300s: %.700s", prefix, old);
+}
+
+const char *bkr_error_message(void)
+{
+	return last_msg;
+}
+
+int bkr_error_last_code(void)
+{
+	return last_code;
+}
+
+void bkr_error_clear(void)
+{
+	last_msg[0] = '\0';
+	last_code = BKR_OK;
+}
+
+int bkr_error_oom(void)
+{
+	return bkr_error_set(BKR_ENOMEM, "out of memory");
+}
+
+const char *bkr_error_name(int code)
+{
+	switch (code) {
+	case BKR_OK: return "ok";
+	case BKR_ENOTFOUND: return "not found";
+	case BKR_EEXISTS: return "exists";
+	case BKR_ECORRUPT: return "corrupt";
+	case BKR_ELOCKED: return "locked";
+	case BKR_EINVAL: return "invalid";
+	case BKR_EUNSUPPORTED: return "unsupported";
+	case BKR_ENOMEM: return "out of memory";
+	case BKR_EIO: return "I/O error";
+	case BKR_ENOSPC: return "no space";
+	case BKR_EAMBIGUOUS: return "ambiguous";
+	case BKR_ETIMEOUT: return "timeout";
+	case BKR_EUNAVAILABLE: return "unavailable";
+	default: return "error";
+	}
+}

@@ -1,0 +1,40 @@
+/** @file
+ * Blob compression in the zlib format (RFC 1950).  The only module that
+ * touches zlib and libdeflate: libdeflate for whole-buffer work where it is
+ * faster, zlib as the reference codec (both read each other's output).
+ */
+#ifndef BKR_COMPRESS_H
+#define BKR_COMPRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** Upper bound of the compressed size of @p len bytes. */
+size_t bkr_compress_bound(size_t len);
+
+/**
+ * Quick probe: compress (level 1) up to the first 64 KiB of @p data; true when
+ * the saving is under 3%, i.e. the blob should be stored raw.
+ */
+bool bkr_compress_probe_incompressible(const void *data, size_t len);
+
+/**
+ * Compress @p in at @p level (0..9; 0 means "store raw", never called with 0)
+ * into @p out (capacity @p cap >= bkr_compress_bound(len)).  Sets *out_len.
+ * Returns 0, or BKR_ERROR when the result would not be smaller than the input
+ * (the caller then stores raw).  Thread-safe: compressors are per thread.
+ */
+int bkr_compress(int level, const void *in, size_t len, void *out, size_t cap, size_t *out_len);
+
+/**
+ * Inflate @p in into @p out, which must receive exactly @p raw_len bytes:
+ * more, fewer, or a stream error is BKR_ECORRUPT.  Thread-safe.
+ */
+int bkr_decompress(const void *in, size_t len, void *out, size_t raw_len);
+
+/** The same with zlib only (the reference codec; tests cross-check both). */
+int bkr_compress_zlib(int level, const void *in, size_t len, void *out, size_t cap, size_t *out_len);
+int bkr_decompress_zlib(const void *in, size_t len, void *out, size_t raw_len);
+
+#endif

@@ -1,0 +1,49 @@
+/** @file
+ * Magic constants and limits of the repository format v1 (docs/format.md).
+ */
+#ifndef BKR_FORMAT_H
+#define BKR_FORMAT_H
+
+#include <stdint.h>
+
+#define BKR_FORMAT_NAME "bkrfs-repository"
+#define BKR_FORMAT_VERSION 1
+
+#define BKR_BLOB_HEADER_SIZE 16
+#define BKR_BLOB_VERSION 1
+#define BKR_BLOB_FLAG_ZLIB 0x01u
+#define BKR_BLOB_FLAG_ENCRYPTED 0x02u /* reserved for the encryption mode */
+#define BKR_BLOB_MAX (16u << 20)       /* raw or stored length of one blob */
+
+#define BKR_PACK_MAGIC "BKRPACK\0"
+#define BKR_PACK_VERSION 1
+#define BKR_PACK_ENTRY_SIZE 56
+#define BKR_PACK_TRAILER_SIZE 64
+#define BKR_PACK_TARGET_SIZE (32u << 20)
+
+#define BKR_INDEX_MAGIC "BKRIDX\0\0"
+#define BKR_INDEX_VERSION 1
+#define BKR_INDEX_HEADER_SIZE 32
+#define BKR_INDEX_ENTRY_SIZE 64
+
+#define BKR_TREE_MAGIC "BKRTREE\0"
+#define BKR_TREE_VERSION 1
+#define BKR_TREE_HEADER_SIZE 16
+#define BKR_TREE_PAGE_MAX 4096 /* entries per leaf page */
+#define BKR_XATTR_INLINE_MAX 4096
+
+#define BKR_CHUNK_MIN (256u << 10)
+#define BKR_CHUNK_AVG (1u << 20)
+#define BKR_CHUNK_MAX (4u << 20)
+
+/** Blob types (a u8 on disk). */
+typedef enum { BKR_BLOB_DATA = 0, BKR_BLOB_TREE = 1 } bkr_blob_type;
+
+static inline void bkr_put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void bkr_put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline void bkr_put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline uint16_t bkr_get_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t bkr_get_u32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
+static inline uint64_t bkr_get_u64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
+
+#endif

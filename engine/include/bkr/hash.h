@@ -1,0 +1,53 @@
+/** @file
+ * Identifiers and hashing: SHA-256 blob ids, random pack ids, hex forms, and
+ * the random bytes used for names.  The only module that touches OpenSSL.
+ */
+#ifndef BKR_HASH_H
+#define BKR_HASH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BKR_ID_SIZE 32      /**< bytes in a SHA-256 id */
+#define BKR_ID_HEX 65       /**< hex chars + NUL */
+#define BKR_PACK_ID_SIZE 16 /**< bytes in a pack id (random) */
+#define BKR_PACK_ID_HEX 33
+
+/** A blob id, tree id, index-file id, or content hash: SHA-256 of plaintext. */
+typedef struct { uint8_t b[BKR_ID_SIZE]; } bkr_id;
+
+/** A pack file's name: 16 random bytes.  A different id space from bkr_id. */
+typedef struct { uint8_t b[BKR_PACK_ID_SIZE]; } bkr_pack_id;
+
+/** SHA-256 of a buffer. */
+void bkr_sha256(const void *data, size_t len, bkr_id *out);
+
+/** Streaming SHA-256. */
+typedef struct bkr_hash_ctx bkr_hash_ctx;
+bkr_hash_ctx *bkr_hash_new(void);              /**< NULL on OOM */
+void bkr_hash_reset(bkr_hash_ctx *ctx);
+void bkr_hash_update(bkr_hash_ctx *ctx, const void *data, size_t len);
+void bkr_hash_final(bkr_hash_ctx *ctx, bkr_id *out); /**< ctx may be reset and reused */
+void bkr_hash_free(bkr_hash_ctx *ctx);           /**< NULL is a no-op */
+
+int bkr_id_cmp(const bkr_id *a, const bkr_id *b);
+bool bkr_id_is_zero(const bkr_id *id);
+/** Writes 64 lowercase hex chars and a NUL into @p out. */
+void bkr_id_to_hex(const bkr_id *id, char out[BKR_ID_HEX]);
+/** Parses exactly 64 hex chars (either case); BKR_EINVAL otherwise. */
+int bkr_id_from_hex(bkr_id *out, const char *hex);
+
+void bkr_pack_id_to_hex(const bkr_pack_id *id, char out[BKR_PACK_ID_HEX]);
+int bkr_pack_id_from_hex(bkr_pack_id *out, const char *hex);
+int bkr_pack_id_cmp(const bkr_pack_id *a, const bkr_pack_id *b);
+
+/** Cryptographically random bytes (for pack ids, backup-id suffixes, repo ids). */
+int bkr_random_bytes(void *out, size_t len);
+
+/** Lowercase hex of @p len bytes into @p out (2*len+1 bytes). */
+void bkr_hex_encode(const void *data, size_t len, char *out);
+/** Decode 2*len hex chars; BKR_EINVAL on a bad char. */
+int bkr_hex_decode(void *out, size_t len, const char *hex);
+
+#endif

@@ -1,0 +1,66 @@
+/** @file
+ * The blob index: blob id -> pack, offset, lengths (docs/format.md "Index
+ * files").  Index files are sorted, checksummed, and searched in place through
+ * mmap, so a million blobs cost milliseconds to open and a lookup is a binary
+ * search per file.
+ */
+#ifndef BKR_INDEX_H
+#define BKR_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/hash.h"
+
+typedef struct {
+	bkr_id id;
+	bkr_pack_id pack;
+	uint32_t offset;
+	uint32_t stored_len;
+	uint32_t raw_len;
+	uint8_t type;
+	uint8_t flags;
+} bkr_index_entry;
+
+typedef struct bkr_index_builder bkr_index_builder;
+
+int bkr_index_builder_new(bkr_index_builder **out);
+int bkr_index_builder_add(bkr_index_builder *b, const bkr_index_entry *e);
+/** Record that the new file replaces index file @p old. */
+int bkr_index_builder_supersede(bkr_index_builder *b, const bkr_id *old);
+size_t bkr_index_builder_count(const bkr_index_builder *b);
+/**
+ * Sort (dropping exact duplicate ids), encode, and publish "<dir>/<hex>.idx".
+ * Then unlink the superseded files that exist.  *file_id gets the new id.
+ */
+int bkr_index_builder_write(bkr_index_builder *b, const char *dir, bkr_id *file_id);
+void bkr_index_builder_free(bkr_index_builder *b);
+
+/** The loaded set of index files of a repository (immutable once opened). */
+typedef struct bkr_index bkr_index;
+
+/**
+ * mmap and verify every "*.idx" in @p dir that no other present file
+ * supersedes.  A missing dir is an empty index.  A corrupt file is
+ * BKR_ECORRUPT naming it.
+ */
+int bkr_index_open(bkr_index **out, const char *dir);
+
+/** Parse one index file (tests and `bkr verify`). */
+int bkr_index_open_file(bkr_index **out, const char *path);
+
+/** 0 and *out filled, or BKR_ENOTFOUND. Thread-safe. */
+int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *out);
+
+/** Number of entries over all files (duplicates counted). */
+uint64_t bkr_index_count(const bkr_index *idx);
+
+/** Ids of the loaded files, in load order (borrowed). */
+const bkr_id *bkr_index_files(const bkr_index *idx, size_t *n);
+
+/** Calls @p cb for every entry; a negative return stops and is returned. */
+int bkr_index_foreach(const bkr_index *idx, int (*cb)(const bkr_index_entry *e, void *arg), void *arg);
+
+void bkr_index_free(bkr_index *idx);
+
+#endif

@@ -1,0 +1,70 @@
+/** @file
+ * The one small layer through which libbkr writes and reads repository files.
+ *
+ * Everything that must survive a crash goes through bkr_io_publish() or the
+ * tmpfile/commit pair: write to a temporary name in the target directory,
+ * fsync the file, link it to its final name without replacing anything, unlink
+ * the temporary name, fsync the directory.  A crash at any instant leaves
+ * either no final file or a complete one; temporaries are named ".tmp-*" and
+ * are removed by `bkr cleanup`.
+ *
+ * Fault injection (tests only, SQLite test6.c style): the environment variable
+ * BKR_FAULT="POINT:N[:ACTION]" makes the N-th pass (1-based) through POINT fail
+ * with ACTION = "eio" (default), "enospc", or "crash" (SIGKILL the process).
+ * Points: "write", "fsync", "rename", "read".  Several specs may be joined
+ * with ','.
+ */
+#ifndef BKR_IO_H
+#define BKR_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/** Flags for bkr_io_publish / bkr_io_commit_tmp. */
+enum {
+	BKR_IO_NOREPLACE = 0, /**< fail with BKR_EEXISTS if the final name exists */
+	BKR_IO_REPLACE = 1,   /**< atomically replace (config and cache files only) */
+	BKR_IO_NOSYNC = 2,    /**< skip fsyncs (scratch files, never repository data) */
+};
+
+/** Read a whole file (at most @p max bytes, else BKR_ECORRUPT "too large"); *out is malloc'd + NUL-terminated. */
+int bkr_io_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
+
+/** write(2) all of @p buf; @p what names the file in messages. */
+int bkr_io_write_full(int fd, const void *buf, size_t len, const char *what);
+
+/** pread(2) exactly @p len bytes; a short read is BKR_ECORRUPT "truncated". */
+int bkr_io_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what);
+
+int bkr_io_fsync(int fd, const char *what);
+int bkr_io_fsync_dir(const char *dir);
+
+/** mkdir -p */
+int bkr_io_mkdir_p(const char *path, mode_t mode);
+
+/** Create "<dir>/.tmp-<random>" for writing (mode 0644); path written to @p tmp (PATH_MAX). */
+int bkr_io_tmpfile(const char *dir, char *tmp, size_t tmp_cap, int *fd_out);
+
+/**
+ * fsync @p fd, close it, move @p tmp to @p final (see flags), fsync the directory.
+ * On failure the temporary is unlinked and @p fd is closed.
+ */
+int bkr_io_commit_tmp(int fd, const char *tmp, const char *final, unsigned flags);
+
+/** Write @p data to "<dir>/<name>" by the protocol above. */
+int bkr_io_publish(const char *dir, const char *name, const void *data, size_t len, unsigned flags);
+
+/**
+ * A fault point: returns 0, or the configured failure (after setting the
+ * message), or never returns ("crash").  Cheap when BKR_FAULT is unset.
+ */
+int bkr_io_fault(const char *point);
+
+/** Re-read BKR_FAULT (tests that change it with setenv). */
+void bkr_io_fault_reset(void);
+
+/** Join "a/b" into @p out; BKR_EINVAL when it does not fit. */
+int bkr_path_join(char *out, size_t cap, const char *a, const char *b);
+
+#endif

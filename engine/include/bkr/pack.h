@@ -1,0 +1,85 @@
+/** @file
+ * Pack files: many blobs in one file with a checksummed, self-describing
+ * footer (docs/format.md "Pack files").  Writing is append-only into a
+ * temporary file, published by bkr_pack_writer_finish().  Reading validates
+ * every length and offset before use and re-hashes every blob.
+ */
+#ifndef BKR_PACK_H
+#define BKR_PACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/format.h"
+#include "bkr/hash.h"
+
+/** One footer entry. */
+typedef struct {
+	bkr_id id;
+	uint64_t offset;     /**< of the blob header within the pack */
+	uint32_t stored_len; /**< payload bytes after the 16-byte header */
+	uint32_t raw_len;    /**< plaintext bytes */
+	uint8_t type;        /**< bkr_blob_type */
+	uint8_t flags;       /**< BKR_BLOB_FLAG_* */
+} bkr_pack_entry;
+
+/**
+ * Encode a plaintext blob for storage: compress at @p level (0 = never) unless
+ * the probe says it will not shrink.  *payload is malloc'd (caller frees);
+ * *flags gets BKR_BLOB_FLAG_ZLIB when compressed.
+ */
+int bkr_blob_encode(int level, const void *data, size_t len,
+		    uint8_t **payload, uint32_t *stored_len, uint8_t *flags);
+
+/**
+ * Decode a stored payload into @p out (capacity raw_len) and check that the
+ * plaintext hashes to @p id: BKR_ECORRUPT on any mismatch, message naming @p what.
+ */
+int bkr_blob_decode(const bkr_id *id, uint8_t flags, const void *payload, uint32_t stored_len,
+		    void *out, uint32_t raw_len, const char *what);
+
+typedef struct bkr_pack_writer bkr_pack_writer;
+
+/** Start a pack whose temporary file lives in @p tmp_dir.  All blobs must be of @p type. */
+int bkr_pack_writer_new(bkr_pack_writer **out, const char *tmp_dir, bkr_blob_type type);
+
+/** Append one encoded blob (header written here). Not thread-safe: callers serialise. */
+int bkr_pack_writer_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags,
+			const void *payload, uint32_t stored_len, uint32_t raw_len);
+
+/** Bytes written so far (blobs + headers). */
+uint64_t bkr_pack_writer_size(const bkr_pack_writer *w);
+size_t bkr_pack_writer_count(const bkr_pack_writer *w);
+
+/**
+ * Write footer and trailer, fsync, and publish as "<pack_root>/<xx>/<hex>.pack"
+ * (creating <xx>); *id_out gets the new random pack id.  After finish, the
+ * entries stay readable through bkr_pack_writer_entries() until free.
+ */
+int bkr_pack_writer_finish(bkr_pack_writer *w, const char *pack_root, bkr_pack_id *id_out);
+
+/** Entries appended so far (borrowed; valid until the next add or free). */
+const bkr_pack_entry *bkr_pack_writer_entries(const bkr_pack_writer *w, size_t *n);
+
+/** Free; an unfinished pack's temporary file is unlinked.  NULL is a no-op. */
+void bkr_pack_writer_free(bkr_pack_writer *w);
+
+/** "<pack_root>/<xx>/<hex>.pack" */
+int bkr_pack_path(char *out, size_t cap, const char *pack_root, const bkr_pack_id *id);
+
+/**
+ * Read and validate the footer of an open pack of @p file_size bytes.
+ * *entries is malloc'd.  BKR_ECORRUPT names @p what and what is wrong.
+ */
+int bkr_pack_read_footer(int fd, uint64_t file_size, const char *what,
+			 bkr_pack_entry **entries, size_t *n);
+
+/**
+ * Read one blob at @p offset (header + payload), check the header agrees with
+ * the expected lengths/type/id prefix, decode into @p out (capacity raw_len)
+ * and verify its hash.  Thread-safe (pread).
+ */
+int bkr_pack_read_blob(int fd, const char *what, const bkr_id *id, uint64_t offset,
+		       uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out);
+
+#endif

@@ -1,0 +1,305 @@
+/** @file
+ * File I/O helpers, the crash-safe publish protocol, and fault points.
+ */
+#include "bkr/io.h"
+#include "bkr/error.h"
+#include "bkr/hash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- fault injection --------------------------------------------------- */
+
+#define MAX_FAULTS 8
+
+struct fault {
+	char point[32];
+	long nth;
+	int action; /* 0 eio, 1 enospc, 2 crash */
+	atomic_long hits;
+};
+
+static struct fault faults[MAX_FAULTS];
+static int nfaults = -1;
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void fault_parse(void)
+{
+	const char *env = getenv("BKR_FAULT");
+	nfaults = 0;
+	if (!env || !*env)
+		return;
+	char *copy = strdup(env), *save = NULL;
+	if (!copy)
+		return;
+	for (char *tok = strtok_r(copy, ",", &save); tok && nfaults < MAX_FAULTS;
+	     tok = strtok_r(NULL, ",", &save)) {
+		struct fault *f = &faults[nfaults];
+		char action[16] = "eio";
+		memset(f->point, 0, sizeof(f->point));
+		if (sscanf(tok, "%31[^:]:%ld:%15s", f->point, &f->nth, action) < 2)
+			continue;
+		f->action = !strcmp(action, "crash") ? 2 : !strcmp(action, "enospc") ? 1 : 0;
+		atomic_store(&f->hits, 0);
+		nfaults++;
+	}
+	free(copy);
+}
+
+void bkr_io_fault_reset(void)
+{
+	pthread_mutex_lock(&fault_lock);
+	fault_parse();
+	pthread_mutex_unlock(&fault_lock);
+}
+
+int bkr_io_fault(const char *point)
+{
+	if (nfaults < 0)
+		bkr_io_fault_reset();
+	for (int i = 0; i < nfaults; i++) {
+		struct fault *f = &faults[i];
+		if (strcmp(f->point, point) != 0)
+			continue;
+		if (atomic_fetch_add(&f->hits, 1) + 1 != f->nth)
+			continue;
+		if (f->action == 2)
+			raise(SIGKILL);
+		return bkr_error_set_errno(f->action == 1 ? ENOSPC : EIO,
+					   "injected fault at %s", point);
+	}
+	return 0;
+}
+
+/* ---- plain I/O ---------------------------------------------------------- */
+
+int bkr_path_join(char *out, size_t cap, const char *a, const char *b)
+{
+	int n = snprintf(out, cap, "%s/%s", a, b);
+	if (n < 0 || (size_t)n >= cap)
+		return bkr_error_set(BKR_EINVAL, "path too long: %s/%s", a, b);
+	return 0;
+}
+
+int bkr_io_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	int fd, err = 0;
+
+	*out = NULL;
+	*len = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "%s", path);
+	if (fstat(fd, &st) < 0) {
+		err = bkr_error_set_errno(errno, "%s", path);
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: not a regular file", path);
+		goto done;
+	}
+	if ((uint64_t)st.st_size > max) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: too large (%lld bytes, at most %zu)",
+				    path, (long long)st.st_size, max);
+		goto done;
+	}
+	if (!(buf = malloc((size_t)st.st_size + 1))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_io_pread_full(fd, buf, (size_t)st.st_size, 0, path)) < 0)
+		goto done;
+	buf[st.st_size] = '\0';
+	*out = buf;
+	*len = (size_t)st.st_size;
+	buf = NULL;
+done:
+	free(buf);
+	close(fd);
+	return err;
+}
+
+int bkr_io_write_full(int fd, const void *buf, size_t len, const char *what)
+{
+	const uint8_t *p = buf;
+	int err;
+	if ((err = bkr_io_fault("write")) < 0)
+		return err;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return bkr_error_set_errno(errno, "write %s", what);
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int bkr_io_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what)
+{
+	uint8_t *p = buf;
+	int err;
+	if ((err = bkr_io_fault("read")) < 0)
+		return err;
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return bkr_error_set_errno(errno, "read %s", what);
+		}
+		if (n == 0)
+			return bkr_error_set(BKR_ECORRUPT, "%s: truncated (wanted %zu more bytes at offset %llu)",
+					     what, len, (unsigned long long)off);
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int bkr_io_fsync(int fd, const char *what)
+{
+	int err;
+	if ((err = bkr_io_fault("fsync")) < 0)
+		return err;
+	if (fsync(fd) < 0)
+		return bkr_error_set_errno(errno, "fsync %s", what);
+	return 0;
+}
+
+int bkr_io_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int err;
+	if (fd < 0)
+		return bkr_error_set_errno(errno, "open directory %s", dir);
+	err = bkr_io_fsync(fd, dir);
+	close(fd);
+	return err;
+}
+
+int bkr_io_mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof(buf))
+		return bkr_error_set(BKR_EINVAL, "bad directory path '%s'", path);
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return bkr_error_set_errno(errno, "mkdir %s", buf);
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return bkr_error_set_errno(errno, "mkdir %s", buf);
+	return 0;
+}
+
+int bkr_io_tmpfile(const char *dir, char *tmp, size_t tmp_cap, int *fd_out)
+{
+	uint8_t rnd[8];
+	char hex[17], name[32];
+	int err;
+
+	*fd_out = -1;
+	if ((err = bkr_random_bytes(rnd, sizeof(rnd))) < 0)
+		return err;
+	bkr_hex_encode(rnd, sizeof(rnd), hex);
+	snprintf(name, sizeof(name), ".tmp-%s", hex);
+	if ((err = bkr_path_join(tmp, tmp_cap, dir, name)) < 0)
+		return err;
+	*fd_out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (*fd_out < 0)
+		return bkr_error_set_errno(errno, "create %s", tmp);
+	return 0;
+}
+
+static int dir_of(const char *path, char *out, size_t cap)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 1;
+	if (n == 0)
+		n = 1; /* "/name" */
+	if (n >= cap)
+		return bkr_error_set(BKR_EINVAL, "path too long: %s", path);
+	memcpy(out, slash ? path : ".", n);
+	out[n] = '\0';
+	return 0;
+}
+
+int bkr_io_commit_tmp(int fd, const char *tmp, const char *final, unsigned flags)
+{
+	char dir[PATH_MAX];
+	int err = 0;
+
+	if (!(flags & BKR_IO_NOSYNC) && (err = bkr_io_fsync(fd, tmp)) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		err = bkr_error_set_errno(errno, "close %s", tmp);
+		goto fail;
+	}
+	fd = -1;
+	if ((err = bkr_io_fault("rename")) < 0)
+		goto fail;
+	if (flags & BKR_IO_REPLACE) {
+		if (rename(tmp, final) < 0) {
+			err = bkr_error_set_errno(errno, "rename %s to %s", tmp, final);
+			goto fail;
+		}
+	} else {
+		/* link(2) never replaces: EEXIST if the final name is taken. */
+		if (link(tmp, final) < 0) {
+			if (errno == EEXIST)
+				err = bkr_error_set(BKR_EEXISTS, "%s: already exists, not replaced", final);
+			else
+				err = bkr_error_set_errno(errno, "link %s to %s", tmp, final);
+			goto fail;
+		}
+		unlink(tmp);
+	}
+	if ((err = dir_of(final, dir, sizeof(dir))) < 0)
+		return err;
+	if (!(flags & BKR_IO_NOSYNC) && (err = bkr_io_fsync_dir(dir)) < 0)
+		return err;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return err;
+}
+
+int bkr_io_publish(const char *dir, const char *name, const void *data, size_t len, unsigned flags)
+{
+	char tmp[PATH_MAX], final[PATH_MAX];
+	int fd, err;
+
+	if ((err = bkr_path_join(final, sizeof(final), dir, name)) < 0)
+		return err;
+	if ((err = bkr_io_tmpfile(dir, tmp, sizeof(tmp), &fd)) < 0)
+		return err;
+	if ((err = bkr_io_write_full(fd, data, len, tmp)) < 0) {
+		close(fd);
+		unlink(tmp);
+		return err;
+	}
+	return bkr_io_commit_tmp(fd, tmp, final, flags);
+}
