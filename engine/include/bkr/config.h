@@ -1,0 +1,158 @@
+/** @file
+ * The user configuration file (DESIGN §7, docs/config.md): one JSON object
+ * naming the repository, the workspace, its sources, retention, tiers,
+ * compression, logging, alerting and recovery rules.
+ *
+ * Loading checks every key: an unknown key (typo protection), a wrong type or
+ * a bad value is BKR_EINVAL with one line naming the file and the exact key
+ * path ("bkr.json: key 'sources[0].paths': expected an array of strings").
+ * Keys starting with '_' are comments and ignored.  Every option has a
+ * default, so {"repository": "...", "workspace_root": "..."} is a complete
+ * configuration.
+ *
+ * After loading every path in the struct is absolute: "repository",
+ * "workspace_root", "log_dir" and tier paths resolve against the config
+ * file's directory; source "paths" and "required_files" resolve against
+ * "workspace_root".  Glob patterns ("excludes", "protected_patterns") stay as
+ * written and are matched with bkr_config_match() against paths relative to
+ * the workspace root (or to the source path for excludes).
+ *
+ * A loaded bkr_config is immutable and may be shared between threads.
+ */
+#ifndef BKR_CONFIG_H
+#define BKR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/manifest.h"
+
+/** Largest config file accepted (bytes). */
+#define BKR_CONFIG_MAX_SIZE (4u << 20)
+
+/** The most frequent routine that backs a source up. */
+typedef enum {
+	BKR_SCHEDULE_HOURLY = 0, /**< hourly, daily and weekly routines (default) */
+	BKR_SCHEDULE_DAILY,      /**< daily and weekly routines */
+	BKR_SCHEDULE_WEEKLY,     /**< weekly routine only */
+	BKR_SCHEDULE_MANUAL,     /**< only an explicit `bkr backup` */
+} bkr_schedule;
+
+/** "hourly", "daily", "weekly", "manual". */
+const char *bkr_schedule_name(bkr_schedule s);
+/** BKR_EINVAL naming @p s when it is not a schedule name. */
+int bkr_schedule_parse(const char *s, bkr_schedule *out);
+
+/** One entry of "sources". */
+typedef struct {
+	char *name;          /**< valid tree entry name, unique among sources */
+	char **paths;        /**< absolute paths (default: the workspace root) */
+	size_t npaths;       /**< >= 1 */
+	char **excludes;     /**< fnmatch globs on paths relative to the source path */
+	size_t nexcludes;
+	int priority;        /**< higher backs up first; default 0 */
+	bkr_schedule schedule; /**< default BKR_SCHEDULE_HOURLY */
+} bkr_config_source;
+
+/**
+ * One retention policy.  Counts are the number of backups kept per rule
+ * (0 = rule off); a backup is kept when any rule keeps it.  Pinned snapshots
+ * are always kept whatever the policy says.
+ */
+typedef struct {
+	int keep_last;           /**< newest N backups; default 10 */
+	int keep_hourly;         /**< newest backup of each of the last N hours; default 24 */
+	int keep_daily;          /**< ... days; default 7 */
+	int keep_weekly;         /**< ... ISO weeks; default 4 */
+	int keep_monthly;        /**< ... months; default 12 */
+	int64_t keep_within_s;   /**< every backup younger than this (seconds); default 0 = off */
+} bkr_retention_policy;
+
+/** "retention": the default policy plus optional overrides per backup type. */
+typedef struct {
+	bkr_retention_policy policy;               /**< top-level keys */
+	bool has_override[BKR_BACKUP_RECOVERY + 1]; /**< indexed by bkr_backup_type */
+	/** per-type policies; keys missing in the override inherit from @p policy */
+	bkr_retention_policy override[BKR_BACKUP_RECOVERY + 1];
+} bkr_config_retention;
+
+/** One colder storage tier ("tiers.warm", "tiers.cold"). */
+typedef struct {
+	char *path;       /**< absolute directory; NULL = tier not configured (default) */
+	int after_days;   /**< packs move here once every referencing backup is this old */
+} bkr_config_tier;
+
+/** A loaded configuration.  Every string and array is owned by the struct. */
+typedef struct {
+	char *file;              /**< the config file as given (NULL for bkr_config_default) */
+	char *base_dir;          /**< absolute directory relative paths resolved against */
+	char *repository;        /**< absolute path; required */
+	char *workspace_root;    /**< absolute path; required */
+	bkr_config_source *sources; /**< >= 1 (default: one source for the workspace root) */
+	size_t nsources;
+	bkr_config_retention retention;
+	bkr_config_tier warm;    /**< after_days default 7 */
+	bkr_config_tier cold;    /**< after_days default 30 */
+	int compression_level;   /**< 0 (store raw) .. 9; default 1 */
+	char *log_dir;           /**< absolute; default $XDG_STATE_HOME/bkr or ~/.local/state/bkr */
+	char **alert_command;    /**< argv, NULL-terminated; NULL = no alert hook (default) */
+	size_t nalert_command;
+	char *recovery_json;     /**< raw JSON text of "recovery" (an object) or NULL; the recovery engine parses it */
+	char **required_files;   /**< absolute paths that must exist; default none */
+	size_t nrequired_files;
+	char **protected_patterns; /**< globs relative to the workspace root; default {"*"} (every file) */
+	size_t nprotected_patterns;
+} bkr_config;
+
+/**
+ * Read and validate the configuration file @p path.  Errors: BKR_ENOTFOUND
+ * (no such file), BKR_EIO, BKR_EINVAL (bad JSON with a line:column hint, or a
+ * bad key, naming the file and the key path).  *out is NULL on failure.
+ */
+int bkr_config_load(bkr_config **out, const char *path);
+
+/**
+ * The same from a buffer: @p name is used in messages (and kept as ->file),
+ * @p base_dir resolves relative paths (NULL = the current directory).
+ */
+int bkr_config_from_string(bkr_config **out, const char *text, size_t len,
+			   const char *name, const char *base_dir);
+
+/**
+ * A configuration made of defaults only, for commands given a repository and
+ * workspace on the command line.  @p workspace may be NULL (then the
+ * workspace root is "/" and there are no sources: nsources == 0).
+ */
+int bkr_config_default(bkr_config **out, const char *repository, const char *workspace);
+
+/** NULL is a no-op. */
+void bkr_config_free(bkr_config *c);
+
+/** The effective retention policy for backups of type @p t (override or default). */
+const bkr_retention_policy *bkr_config_retention_for(const bkr_config *c, bkr_backup_type t);
+
+/** Look a source up by name; NULL when absent.  Borrowed from @p c. */
+const bkr_config_source *bkr_config_find_source(const bkr_config *c, const char *name);
+
+/**
+ * True when the relative path @p rel matches any of @p patterns (fnmatch(3)
+ * without FNM_PATHNAME, so '*' also matches '/'; a pattern without a '/' also
+ * matches the last component of @p rel, like .gitignore).
+ */
+bool bkr_config_match(char *const *patterns, size_t n, const char *rel);
+
+/**
+ * Parse a duration such as "7d", "12h", "2w", "1y6m" (units s, min, h, d, w,
+ * m = 30 days, y = 365 days; terms may be combined) or "0".  BKR_EINVAL
+ * naming @p s otherwise.
+ */
+int bkr_config_parse_duration(const char *s, int64_t *seconds);
+
+/**
+ * The effective configuration (defaults filled in, paths absolute) as JSON
+ * text for `bkr config show`; malloc'd, NULL on OOM.
+ */
+char *bkr_config_to_json(const bkr_config *c, bool pretty);
+
+#endif
