@@ -1,0 +1,73 @@
+/** @file
+ * Restoring a backup, or part of it, into a target directory.
+ *
+ * Sources appear as TARGET/<source>/...  Files are written with their holes
+ * (ftruncate + data extents only) and verified against the entry's content
+ * hash while written; hardlink groups become hardlinks; symlinks, fifos and
+ * devices are recreated, sockets skipped with a warning; then xattrs, owner
+ * (names mapped to local ids unless numeric_ids; only as root), mode (after
+ * chown, so setuid bits survive) and times in ns (directories after their
+ * contents).  Nothing is written outside the target: names are validated by
+ * the tree parser and every path is opened relative to directory fds with
+ * O_NOFOLLOW.
+ *
+ * A damaged file fails alone: the restore reports it, goes on, and returns
+ * an error at the end.
+ */
+#ifndef BKR_RESTORE_H
+#define BKR_RESTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/manifest.h"
+#include "bkr/repo.h"
+
+typedef struct {
+	uint64_t files, dirs, symlinks, hardlinks, specials;
+	uint64_t bytes;     /**< logical file bytes restored */
+	uint64_t errors;    /**< entries that failed */
+	uint64_t warnings;  /**< entries skipped or restored partially (sockets, chown...) */
+} bkr_restore_stats;
+
+typedef struct {
+	uint64_t files_done, bytes_done, bytes_total;
+	const char *current;
+} bkr_restore_progress;
+
+typedef struct {
+	int version;
+	const char *const *paths; /**< subset to restore: "source/dir/file" under the backup root; NULL = all */
+	size_t npaths;
+	const char *target;       /**< directory (created if missing); required */
+	bool numeric_ids;         /**< use stored uid/gid, not names */
+	bool overwrite;           /**< replace existing files; otherwise an existing non-directory is an error for that entry */
+	int threads;              /**< 0 = online CPUs */
+	void (*progress)(void *ctx, const bkr_restore_progress *p);
+	void *progress_ctx;
+	/**
+	 * Each problem as it happens: @p error true for a failed entry, false for a
+	 * warning; @p path relative to the backup root.  Optional.
+	 */
+	void (*report)(void *ctx, bool error, const char *path, const char *message);
+	void *report_ctx;
+} bkr_restore_options;
+
+#define BKR_RESTORE_OPTIONS_VERSION 1
+#define BKR_RESTORE_OPTIONS_INIT { BKR_RESTORE_OPTIONS_VERSION }
+
+/**
+ * Restore backup @p m (its root tree) per @p o.  @p stats optional.
+ * Returns 0, or an error after restoring everything it could (BKR_ECORRUPT
+ * when any file failed its checks, else the first error's code); the error
+ * message counts the failures and names the first.
+ */
+int bkr_restore_run(bkr_repo *r, const bkr_manifest *m, const bkr_restore_options *o,
+		    bkr_restore_stats *stats);
+
+/** The same from a root tree id (recovery uses it); @p backup_id names it in messages. */
+int bkr_restore_tree(bkr_repo *r, const bkr_id *root, const char *backup_id,
+		     const bkr_restore_options *o, bkr_restore_stats *stats);
+
+#endif

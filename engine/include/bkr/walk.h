@@ -1,0 +1,96 @@
+/** @file
+ * Walking the trees of a backup: resolve a path to its entry, and iterate
+ * over a whole subtree depth-first with full paths.  Used by ls, verify,
+ * diff, restore, the mount and recovery.
+ *
+ * Paths are byte strings relative to the root tree of a backup, components
+ * separated by '/', e.g. "workspace/src/main.c" (the first component is the
+ * source name).  "", "." and "/" name the root itself; empty components and
+ * "." are ignored, ".." is BKR_EINVAL.  Names never contain NUL, so paths are
+ * also NUL-terminated C strings.
+ *
+ * Trees are read through bkr_repo_load_tree (hash-checked, then parsed).
+ * The iterator keeps one open bkr_dir per level of the current path on the
+ * heap, so depth is bounded by memory only.
+ */
+#ifndef BKR_WALK_H
+#define BKR_WALK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/repo.h"
+#include "bkr/tree.h"
+
+/**
+ * Resolve @p path under the root tree @p root.
+ *
+ * *out gets the entry; its pointers refer to trees held by *holder, which the
+ * caller frees with bkr_dir_free() when done with *out (*leaf / *li locate the
+ * entry for bkr_tree_chunks/holes/xattrs; both optional).  For the root
+ * itself a synthetic directory entry (empty name, mode 040755, subtree =
+ * @p root) is returned and *holder, *leaf are NULL.
+ * Errors: BKR_ENOTFOUND (a component is missing, or a non-directory is
+ * used as a directory; message names the path), BKR_EINVAL, load errors.
+ */
+int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entry *out,
+		     bkr_dir **holder, const bkr_tree **leaf, uint32_t *li);
+
+/** Flags for bkr_walk_new. */
+enum {
+	BKR_WALK_POST = 1,     /**< report every directory a second time after its contents (item->post) */
+	BKR_WALK_NO_RECURSE = 2, /**< list the starting directory only */
+};
+
+/** One step of a walk.  Everything in it is valid until the next bkr_walk_next/free. */
+typedef struct {
+	const char *path;    /**< full path from the walk's root tree, NUL-terminated */
+	size_t path_len;
+	size_t depth;        /**< 1 for entries of the starting directory */
+	bkr_entry entry;     /**< pointers into @p leaf */
+	const bkr_tree *leaf; /**< for bkr_tree_chunks/holes/xattrs(leaf, li, ...) */
+	uint32_t li;
+	bool post;           /**< BKR_WALK_POST: the directory again, after its contents */
+	int error;           /**< directories: <0 when their contents could not be loaded
+			       (the walk goes on without them; bkr_walk_error_message says why) */
+} bkr_walk_item;
+
+typedef struct bkr_walk bkr_walk;
+
+/**
+ * Start a depth-first walk (name order) of the directory @p path under root
+ * tree @p root (NULL or "" = the whole backup).  Reported paths include
+ * @p path as their prefix.  Errors as for bkr_walk_resolve, and BKR_EINVAL
+ * when @p path is not a directory.
+ */
+int bkr_walk_new(bkr_walk **out, bkr_repo *r, const bkr_id *root, const char *path, unsigned flags);
+
+/**
+ * Next item: returns 1 and sets *item, 0 at the end, <0 on an error that
+ * stops the walk (out of memory).  A directory whose tree cannot be read is
+ * reported with item->error set and then skipped, so one damaged tree does
+ * not end the walk.
+ */
+int bkr_walk_next(bkr_walk *w, const bkr_walk_item **item);
+
+/** Do not descend into the directory just returned by bkr_walk_next. */
+void bkr_walk_skip(bkr_walk *w);
+
+/** The message recorded with the last item->error (valid until the next call). */
+const char *bkr_walk_error_message(const bkr_walk *w);
+
+/** NULL is a no-op. */
+void bkr_walk_free(bkr_walk *w);
+
+/**
+ * Whole content of a regular-file entry into a caller's callback, in order,
+ * holes as zeros, each chunk verified (the blob read re-hashes it) and the
+ * whole content checked against entry->content.  @p fn gets (ctx, offset,
+ * data, len); a return <0 stops.  BKR_ECORRUPT names @p what and the chunk.
+ */
+typedef int (*bkr_walk_data_fn)(void *ctx, uint64_t offset, const uint8_t *data, size_t len);
+int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const char *what,
+		       bkr_walk_data_fn fn, void *ctx);
+
+#endif
