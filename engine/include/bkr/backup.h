@@ -28,7 +28,7 @@
 /** One source to back up. */
 typedef struct {
 	const char *name;   /**< valid tree entry name; the top-level directory in the backup */
-	const char *path;   /**< absolute path of a directory (or a single file) */
+	const char *path;   /**< absolute path of a directory */
 	const char *const *excludes; /**< fnmatch globs on paths relative to @p path */
 	size_t nexcludes;
 } bkr_source_spec;

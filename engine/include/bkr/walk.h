@@ -84,10 +84,12 @@ const char *bkr_walk_error_message(const bkr_walk *w);
 void bkr_walk_free(bkr_walk *w);
 
 /**
- * Whole content of a regular-file entry into a caller's callback, in order,
- * holes as zeros, each chunk verified (the blob read re-hashes it) and the
- * whole content checked against entry->content.  @p fn gets (ctx, offset,
- * data, len); a return <0 stops.  BKR_ECORRUPT names @p what and the chunk.
+ * The content of the regular-file entry (@p leaf, @p li) into a callback, in
+ * file order: @p fn gets (ctx, offset, data, len) for the data extents only
+ * (holes are the gaps), each chunk verified by the blob read, and the whole
+ * content (holes as zeros) checked against the entry's content hash at the
+ * end.  A return <0 from @p fn stops.  BKR_ECORRUPT names @p what (e.g.
+ * "backup X: path") and the chunk or the content hash.
  */
 typedef int (*bkr_walk_data_fn)(void *ctx, uint64_t offset, const uint8_t *data, size_t len);
 int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const char *what,
