@@ -1,0 +1,229 @@
+/** @file
+ * Blob compression in the zlib format (RFC 1950): libdeflate for whole
+ * buffers, zlib as the reference codec.  The only file of libbkr that includes
+ * zlib.h or libdeflate.h.
+ *
+ * libdeflate compressors are large (up to ~1 MiB at high levels) and not
+ * thread-safe, so every thread keeps its own lazily allocated compressor per
+ * level, one decompressor and a probe scratch buffer in a per-thread cache.
+ * The cache is reached through a __thread pointer (fast path) and registered
+ * with a pthread key whose destructor frees it when the thread exits; the
+ * main thread's cache, which pthread destructors never see, is freed by a
+ * library destructor at process exit.
+ */
+#include "bkr/compress.h"
+#include "bkr/error.h"
+
+#include <libdeflate.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <zlib.h>
+
+#define LEVEL_MAX 9
+#define PROBE_MAX (64u << 10)
+/** Incompressible when the compressed probe exceeds 97% of its input. */
+#define PROBE_KEEP_PCT 97
+
+struct codec_cache {
+	struct libdeflate_compressor *comp[LEVEL_MAX + 1];
+	struct libdeflate_decompressor *decomp;
+	uint8_t *probe_buf; /**< PROBE_MAX bytes */
+};
+
+static __thread struct codec_cache *tls_cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static int cache_key_ok;
+
+static void cache_free(void *arg)
+{
+	struct codec_cache *cc = arg;
+	if (!cc)
+		return;
+	for (int i = 0; i <= LEVEL_MAX; i++)
+		libdeflate_free_compressor(cc->comp[i]);
+	libdeflate_free_decompressor(cc->decomp);
+	free(cc->probe_buf);
+	free(cc);
+}
+
+static void cache_key_create(void)
+{
+	cache_key_ok = pthread_key_create(&cache_key, cache_free) == 0;
+}
+
+/** Free the calling (main) thread's cache at exit so leak checkers stay quiet. */
+__attribute__((destructor)) static void cache_atexit(void)
+{
+	struct codec_cache *cc = tls_cache;
+	tls_cache = NULL;
+	if (cc && cache_key_ok)
+		pthread_setspecific(cache_key, NULL);
+	cache_free(cc);
+}
+
+static struct codec_cache *cache_get(void)
+{
+	struct codec_cache *cc = tls_cache;
+	if (cc)
+		return cc;
+	pthread_once(&cache_once, cache_key_create);
+	if (!cache_key_ok)
+		return NULL;
+	if (!(cc = calloc(1, sizeof(*cc))))
+		return NULL;
+	if (pthread_setspecific(cache_key, cc) != 0) {
+		free(cc);
+		return NULL;
+	}
+	tls_cache = cc;
+	return cc;
+}
+
+static struct libdeflate_compressor *compressor_get(int level)
+{
+	struct codec_cache *cc = cache_get();
+	if (!cc)
+		return NULL;
+	if (!cc->comp[level])
+		cc->comp[level] = libdeflate_alloc_compressor(level);
+	return cc->comp[level];
+}
+
+static struct libdeflate_decompressor *decompressor_get(void)
+{
+	struct codec_cache *cc = cache_get();
+	if (!cc)
+		return NULL;
+	if (!cc->decomp)
+		cc->decomp = libdeflate_alloc_decompressor();
+	return cc->decomp;
+}
+
+size_t bkr_compress_bound(size_t len)
+{
+	size_t a = libdeflate_zlib_compress_bound(NULL, len);
+	size_t b = len <= ULONG_MAX ? (size_t)compressBound((uLong)len) : 0;
+	return a > b ? a : b;
+}
+
+bool bkr_compress_probe_incompressible(const void *data, size_t len)
+{
+	struct libdeflate_compressor *c;
+	struct codec_cache *cc;
+	size_t n = len < PROBE_MAX ? len : PROBE_MAX;
+	size_t keep = n * PROBE_KEEP_PCT / 100;
+
+	if (n == 0)
+		return true;
+	if (!(c = compressor_get(1)) || !(cc = cache_get()))
+		return false; /* out of memory: let bkr_compress decide */
+	if (!cc->probe_buf && !(cc->probe_buf = malloc(PROBE_MAX)))
+		return false;
+	/* A result that does not fit in 97% of the input means a saving under 3%. */
+	return libdeflate_zlib_compress(c, data, n, cc->probe_buf, keep) == 0;
+}
+
+static int check_level(int level)
+{
+	if (level < 1 || level > LEVEL_MAX)
+		return bkr_error_set(BKR_EINVAL, "compression level %d out of range 1..%d",
+				     level, LEVEL_MAX);
+	return 0;
+}
+
+int bkr_compress(int level, const void *in, size_t len, void *out, size_t cap, size_t *out_len)
+{
+	struct libdeflate_compressor *c;
+	size_t avail, n;
+	int err;
+
+	*out_len = 0;
+	if ((err = check_level(level)) < 0)
+		return err;
+	if (!(c = compressor_get(level)))
+		return bkr_error_oom();
+	/* Only a result smaller than the input is useful. */
+	avail = len > 0 ? len - 1 : 0;
+	if (avail > cap)
+		avail = cap;
+	n = avail > 0 ? libdeflate_zlib_compress(c, in, len, out, avail) : 0;
+	if (n == 0)
+		return bkr_error_set(BKR_ERROR, "compressed form of %zu bytes would not be smaller", len);
+	*out_len = n;
+	return 0;
+}
+
+int bkr_decompress(const void *in, size_t len, void *out, size_t raw_len)
+{
+	struct libdeflate_decompressor *d;
+	enum libdeflate_result r;
+	size_t used = 0;
+	uint8_t dummy;
+
+	if (!(d = decompressor_get()))
+		return bkr_error_oom();
+	r = libdeflate_zlib_decompress_ex(d, in, len, raw_len ? out : &dummy, raw_len, &used, NULL);
+	switch (r) {
+	case LIBDEFLATE_SUCCESS:
+		break;
+	case LIBDEFLATE_SHORT_OUTPUT:
+		return bkr_error_set(BKR_ECORRUPT, "zlib stream inflates to fewer than %zu bytes", raw_len);
+	case LIBDEFLATE_INSUFFICIENT_SPACE:
+		return bkr_error_set(BKR_ECORRUPT, "zlib stream inflates to more than %zu bytes", raw_len);
+	default:
+		return bkr_error_set(BKR_ECORRUPT, "invalid zlib stream (%zu bytes)", len);
+	}
+	if (used != len)
+		return bkr_error_set(BKR_ECORRUPT, "%zu trailing bytes after zlib stream", len - used);
+	return 0;
+}
+
+int bkr_compress_zlib(int level, const void *in, size_t len, void *out, size_t cap, size_t *out_len)
+{
+	uLongf n;
+	int err, zr;
+
+	*out_len = 0;
+	if ((err = check_level(level)) < 0)
+		return err;
+	if (len > ULONG_MAX || cap > ULONG_MAX)
+		return bkr_error_set(BKR_EINVAL, "buffer too large for zlib (%zu bytes)", len);
+	n = (uLongf)cap;
+	zr = compress2(out, &n, in, (uLong)len, level);
+	if (zr == Z_MEM_ERROR)
+		return bkr_error_oom();
+	if (zr == Z_BUF_ERROR || (zr == Z_OK && n >= len))
+		return bkr_error_set(BKR_ERROR, "compressed form of %zu bytes would not be smaller", len);
+	if (zr != Z_OK)
+		return bkr_error_set(BKR_ERROR, "zlib compress2 failed (%d)", zr);
+	*out_len = n;
+	return 0;
+}
+
+int bkr_decompress_zlib(const void *in, size_t len, void *out, size_t raw_len)
+{
+	uLong src = (uLong)len;
+	uLongf dst = (uLongf)raw_len;
+	uint8_t dummy;
+	int zr;
+
+	if (len > ULONG_MAX || raw_len > ULONG_MAX)
+		return bkr_error_set(BKR_EINVAL, "buffer too large for zlib (%zu bytes)", len);
+	zr = uncompress2(raw_len ? out : &dummy, &dst, in, &src);
+	if (zr == Z_MEM_ERROR)
+		return bkr_error_oom();
+	if (zr == Z_BUF_ERROR && dst == raw_len && src < len)
+		return bkr_error_set(BKR_ECORRUPT, "zlib stream inflates to more than %zu bytes", raw_len);
+	if (zr != Z_OK)
+		return bkr_error_set(BKR_ECORRUPT, "invalid or truncated zlib stream (%zu bytes, zlib error %d)",
+				     len, zr);
+	if (dst != raw_len)
+		return bkr_error_set(BKR_ECORRUPT, "zlib stream inflates to %lu bytes, expected %zu",
+				     (unsigned long)dst, raw_len);
+	if (src != len)
+		return bkr_error_set(BKR_ECORRUPT, "%lu trailing bytes after zlib stream",
+				     (unsigned long)(len - src));
+	return 0;
+}

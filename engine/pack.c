@@ -1,0 +1,523 @@
+/** @file
+ * Pack files (docs/format.md "Blobs" and "Pack files"): encoding and decoding
+ * of single blobs, the append-only pack writer that publishes a finished pack
+ * through the crash-safe tmpfile/commit protocol of io.c, and the readers of
+ * footers and blobs.
+ *
+ * Readers trust nothing on disk: the trailer's sizes are overflow-checked
+ * against the file size, the footer is checksummed, every entry must lie
+ * inside the blob area, a blob header must agree with its entry, and every
+ * blob is re-hashed after decoding.  On any failure the caller's output buffer
+ * is zeroed, so no partial or wrong bytes ever leave this module.
+ */
+#include "bkr/pack.h"
+#include "bkr/compress.h"
+#include "bkr/error.h"
+#include "bkr/io.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/** Largest pack: offsets in index entries are u32. */
+#define PACK_MAX_SIZE ((uint64_t)UINT32_MAX)
+
+struct bkr_pack_writer {
+	int fd;                  /**< -1 once committed or failed */
+	bool failed;             /**< a write failed: the pack cannot be finished */
+	bool finished;
+	bkr_blob_type type;
+	uint64_t size;           /**< bytes of blobs written */
+	bkr_pack_entry *entries;
+	size_t count, cap;
+	char tmp[PATH_MAX];      /**< temporary file name while unfinished */
+};
+
+/* ---- blobs -------------------------------------------------------------- */
+
+int bkr_blob_encode(int level, const void *data, size_t len,
+		    uint8_t **payload, uint32_t *stored_len, uint8_t *flags)
+{
+	uint8_t *buf = NULL, *shrunk;
+	size_t out_len = 0, cap;
+	int err = 0;
+
+	*payload = NULL;
+	*stored_len = 0;
+	*flags = 0;
+	if (len > BKR_BLOB_MAX) {
+		err = bkr_error_set(BKR_EINVAL, "blob of %zu bytes exceeds the %u-byte limit",
+				    len, BKR_BLOB_MAX);
+		goto done;
+	}
+	if (level < 0 || level > 9) {
+		err = bkr_error_set(BKR_EINVAL, "compression level %d out of range 0..9", level);
+		goto done;
+	}
+	if (level > 0 && len > 0 && !bkr_compress_probe_incompressible(data, len)) {
+		cap = bkr_compress_bound(len);
+		if (!(buf = malloc(cap))) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		err = bkr_compress(level, data, len, buf, cap, &out_len);
+		if (err == 0) {
+			if ((shrunk = realloc(buf, out_len ? out_len : 1)))
+				buf = shrunk;
+			*payload = buf;
+			*stored_len = (uint32_t)out_len;
+			*flags = BKR_BLOB_FLAG_ZLIB;
+			buf = NULL;
+			goto done;
+		}
+		if (err != BKR_ERROR)
+			goto done;
+		/* Would not shrink: store raw. */
+		free(buf);
+		buf = NULL;
+		err = 0;
+		bkr_error_clear();
+	}
+	if (!(buf = malloc(len ? len : 1))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if (len)
+		memcpy(buf, data, len);
+	*payload = buf;
+	*stored_len = (uint32_t)len;
+	buf = NULL;
+done:
+	free(buf);
+	return err;
+}
+
+int bkr_blob_decode(const bkr_id *id, uint8_t flags, const void *payload, uint32_t stored_len,
+		    void *out, uint32_t raw_len, const char *what)
+{
+	char hex[BKR_ID_HEX];
+	bkr_id got;
+	int err = 0;
+
+	bkr_id_to_hex(id, hex);
+	if (raw_len > BKR_BLOB_MAX || stored_len > BKR_BLOB_MAX) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: length %u/%u exceeds the %u-byte limit",
+				    what, hex, stored_len, raw_len, BKR_BLOB_MAX);
+		goto done;
+	}
+	if (flags & ~BKR_BLOB_FLAG_ZLIB) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: unsupported flags 0x%02x",
+				    what, hex, flags);
+		goto done;
+	}
+	if (flags & BKR_BLOB_FLAG_ZLIB) {
+		if ((err = bkr_decompress(payload, stored_len, out, raw_len)) < 0) {
+			bkr_error_prefix("%s: blob %s", what, hex);
+			goto done;
+		}
+	} else {
+		if (stored_len != raw_len) {
+			err = bkr_error_set(BKR_ECORRUPT,
+					    "%s: blob %s: raw blob with stored length %u != raw length %u",
+					    what, hex, stored_len, raw_len);
+			goto done;
+		}
+		if (raw_len && out != payload)
+			memmove(out, payload, raw_len);
+	}
+	bkr_sha256(out, raw_len, &got);
+	if (bkr_id_cmp(&got, id) != 0) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: content hash mismatch", what, hex);
+		goto done;
+	}
+done:
+	if (err < 0 && raw_len && raw_len <= BKR_BLOB_MAX)
+		memset(out, 0, raw_len);
+	return err;
+}
+
+static void header_encode(uint8_t h[BKR_BLOB_HEADER_SIZE], const bkr_id *id, uint8_t flags,
+			  uint8_t type, uint32_t stored_len, uint32_t raw_len)
+{
+	h[0] = BKR_BLOB_VERSION;
+	h[1] = flags;
+	h[2] = type;
+	h[3] = 0;
+	bkr_put_u32(h + 4, stored_len);
+	bkr_put_u32(h + 8, raw_len);
+	memcpy(h + 12, id->b, 4);
+}
+
+/* ---- writer ------------------------------------------------------------- */
+
+int bkr_pack_writer_new(bkr_pack_writer **out, const char *tmp_dir, bkr_blob_type type)
+{
+	bkr_pack_writer *w = NULL;
+	int err = 0;
+
+	*out = NULL;
+	if (type != BKR_BLOB_DATA && type != BKR_BLOB_TREE) {
+		err = bkr_error_set(BKR_EINVAL, "unknown blob type %d", (int)type);
+		goto done;
+	}
+	if (!(w = calloc(1, sizeof(*w)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	w->type = type;
+	if ((err = bkr_io_tmpfile(tmp_dir, w->tmp, sizeof(w->tmp), &w->fd)) < 0)
+		goto done;
+	*out = w;
+	w = NULL;
+done:
+	free(w);
+	return err;
+}
+
+/** Give up on the temporary file after a failed write. */
+static void writer_abort(bkr_pack_writer *w)
+{
+	if (w->fd >= 0) {
+		close(w->fd);
+		w->fd = -1;
+	}
+	if (w->tmp[0]) {
+		unlink(w->tmp);
+		w->tmp[0] = '\0';
+	}
+	w->failed = true;
+}
+
+static int writer_usable(const bkr_pack_writer *w)
+{
+	if (w->finished)
+		return bkr_error_set(BKR_EINVAL, "pack writer already finished");
+	if (w->failed || w->fd < 0)
+		return bkr_error_set(BKR_EIO, "pack writer failed earlier; pack abandoned");
+	return 0;
+}
+
+int bkr_pack_writer_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags,
+			const void *payload, uint32_t stored_len, uint32_t raw_len)
+{
+	uint8_t h[BKR_BLOB_HEADER_SIZE];
+	bkr_pack_entry *e;
+	int err;
+
+	if ((err = writer_usable(w)) < 0)
+		return err;
+	if (flags & ~BKR_BLOB_FLAG_ZLIB)
+		return bkr_error_set(BKR_EINVAL, "unsupported blob flags 0x%02x", flags);
+	if (stored_len > BKR_BLOB_MAX || raw_len > BKR_BLOB_MAX)
+		return bkr_error_set(BKR_EINVAL, "blob length %u/%u exceeds the %u-byte limit",
+				     stored_len, raw_len, BKR_BLOB_MAX);
+	if (!(flags & BKR_BLOB_FLAG_ZLIB) && stored_len != raw_len)
+		return bkr_error_set(BKR_EINVAL, "raw blob with stored length %u != raw length %u",
+				     stored_len, raw_len);
+	if (w->size + BKR_BLOB_HEADER_SIZE + stored_len > PACK_MAX_SIZE)
+		return bkr_error_set(BKR_EINVAL, "pack would exceed %llu bytes",
+				     (unsigned long long)PACK_MAX_SIZE);
+	if (w->count == w->cap) {
+		size_t ncap = w->cap ? 2 * w->cap : 64;
+		bkr_pack_entry *n = realloc(w->entries, ncap * sizeof(*n));
+		if (!n)
+			return bkr_error_oom();
+		w->entries = n;
+		w->cap = ncap;
+	}
+	header_encode(h, id, flags, (uint8_t)w->type, stored_len, raw_len);
+	if ((err = bkr_io_write_full(w->fd, h, sizeof(h), w->tmp)) < 0 ||
+	    (err = bkr_io_write_full(w->fd, payload, stored_len, w->tmp)) < 0) {
+		writer_abort(w);
+		return err;
+	}
+	e = &w->entries[w->count++];
+	memset(e, 0, sizeof(*e));
+	e->id = *id;
+	e->offset = w->size;
+	e->stored_len = stored_len;
+	e->raw_len = raw_len;
+	e->type = (uint8_t)w->type;
+	e->flags = flags;
+	w->size += BKR_BLOB_HEADER_SIZE + (uint64_t)stored_len;
+	return 0;
+}
+
+uint64_t bkr_pack_writer_size(const bkr_pack_writer *w)
+{
+	return w->size;
+}
+
+size_t bkr_pack_writer_count(const bkr_pack_writer *w)
+{
+	return w->count;
+}
+
+const bkr_pack_entry *bkr_pack_writer_entries(const bkr_pack_writer *w, size_t *n)
+{
+	*n = w->count;
+	return w->entries;
+}
+
+/** The footer entries and trailer of the entries written so far (malloc'd). */
+static int footer_encode(const bkr_pack_writer *w, uint8_t **out, size_t *len)
+{
+	size_t n = w->count * BKR_PACK_ENTRY_SIZE + BKR_PACK_TRAILER_SIZE;
+	uint8_t *buf, *p, *t;
+	bkr_id sum;
+
+	*out = NULL;
+	if (!(buf = calloc(1, n)))
+		return bkr_error_oom();
+	p = buf;
+	for (size_t i = 0; i < w->count; i++, p += BKR_PACK_ENTRY_SIZE) {
+		const bkr_pack_entry *e = &w->entries[i];
+		memcpy(p, e->id.b, BKR_ID_SIZE);
+		bkr_put_u64(p + 32, e->offset);
+		bkr_put_u32(p + 40, e->stored_len);
+		bkr_put_u32(p + 44, e->raw_len);
+		p[48] = e->type;
+		p[49] = e->flags;
+	}
+	t = p;
+	memcpy(t, BKR_PACK_MAGIC, 8);
+	bkr_put_u32(t + 8, BKR_PACK_VERSION);
+	bkr_put_u32(t + 12, (uint32_t)w->count);
+	bkr_put_u64(t + 16, w->size);
+	bkr_sha256(buf, (size_t)(t + 32 - buf), &sum);
+	memcpy(t + 32, sum.b, BKR_ID_SIZE);
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int bkr_pack_writer_finish(bkr_pack_writer *w, const char *pack_root, bkr_pack_id *id_out)
+{
+	char hex[BKR_PACK_ID_HEX], dir[PATH_MAX], final[PATH_MAX];
+	uint8_t *footer = NULL;
+	size_t footer_len = 0;
+	bkr_pack_id id;
+	int err, fd;
+
+	memset(id_out, 0, sizeof(*id_out));
+	if ((err = writer_usable(w)) < 0)
+		return err;
+	if (w->count > UINT32_MAX) {
+		err = bkr_error_set(BKR_EINVAL, "too many blobs for one pack");
+		goto done;
+	}
+	if ((err = bkr_random_bytes(id.b, sizeof(id.b))) < 0)
+		goto done;
+	bkr_pack_id_to_hex(&id, hex);
+	if (snprintf(dir, sizeof(dir), "%s/%.2s", pack_root, hex) >= (int)sizeof(dir)) {
+		err = bkr_error_set(BKR_EINVAL, "pack path too long under %s", pack_root);
+		goto done;
+	}
+	if ((err = bkr_pack_path(final, sizeof(final), pack_root, &id)) < 0)
+		goto done;
+	if ((err = footer_encode(w, &footer, &footer_len)) < 0)
+		goto done;
+	if ((err = bkr_io_write_full(w->fd, footer, footer_len, w->tmp)) < 0)
+		goto done;
+	if ((err = bkr_io_mkdir_p(dir, 0755)) < 0)
+		goto done;
+	/* commit_tmp closes the fd and removes the temporary on failure. */
+	fd = w->fd;
+	w->fd = -1;
+	if ((err = bkr_io_commit_tmp(fd, w->tmp, final, BKR_IO_NOREPLACE)) < 0) {
+		w->tmp[0] = '\0';
+		bkr_error_prefix("publish pack %s", final);
+		goto done;
+	}
+	w->tmp[0] = '\0';
+	w->finished = true;
+	*id_out = id;
+done:
+	if (err < 0)
+		writer_abort(w);
+	free(footer);
+	return err;
+}
+
+void bkr_pack_writer_free(bkr_pack_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->tmp[0])
+		unlink(w->tmp);
+	free(w->entries);
+	free(w);
+}
+
+int bkr_pack_path(char *out, size_t cap, const char *pack_root, const bkr_pack_id *id)
+{
+	char hex[BKR_PACK_ID_HEX];
+	int n;
+
+	bkr_pack_id_to_hex(id, hex);
+	n = snprintf(out, cap, "%s/%.2s/%s.pack", pack_root, hex, hex);
+	if (n < 0 || (size_t)n >= cap)
+		return bkr_error_set(BKR_EINVAL, "pack path too long under %s", pack_root);
+	return 0;
+}
+
+/* ---- readers ------------------------------------------------------------ */
+
+int bkr_pack_read_footer(int fd, uint64_t file_size, const char *what,
+			 bkr_pack_entry **entries, size_t *n)
+{
+	uint8_t trailer[BKR_PACK_TRAILER_SIZE], *buf = NULL, *t;
+	bkr_pack_entry *ents = NULL;
+	uint64_t footer_off, footer_len, end, prev_end = 0;
+	uint32_t version, count;
+	size_t buf_len;
+	bkr_id sum;
+	int err = 0;
+
+	*entries = NULL;
+	*n = 0;
+	if (file_size < BKR_PACK_TRAILER_SIZE) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: too small for a pack (%llu bytes)",
+				    what, (unsigned long long)file_size);
+		goto done;
+	}
+	if ((err = bkr_io_pread_full(fd, trailer, sizeof(trailer),
+				     file_size - BKR_PACK_TRAILER_SIZE, what)) < 0)
+		goto done;
+	if (memcmp(trailer, BKR_PACK_MAGIC, 8) != 0) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: bad pack magic", what);
+		goto done;
+	}
+	if ((version = bkr_get_u32(trailer + 8)) != BKR_PACK_VERSION) {
+		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: unsupported pack version %u", what, version);
+		goto done;
+	}
+	count = bkr_get_u32(trailer + 12);
+	footer_off = bkr_get_u64(trailer + 16);
+	footer_len = (uint64_t)count * BKR_PACK_ENTRY_SIZE; /* < 2^38: no overflow */
+	if (__builtin_add_overflow(footer_off, footer_len, &end) ||
+	    __builtin_add_overflow(end, (uint64_t)BKR_PACK_TRAILER_SIZE, &end) || end != file_size) {
+		err = bkr_error_set(BKR_ECORRUPT,
+				    "%s: footer offset %llu + %u entries does not match file size %llu",
+				    what, (unsigned long long)footer_off, count,
+				    (unsigned long long)file_size);
+		goto done;
+	}
+	/* Now footer_len + 64 <= file_size, which the caller could stat: bounded. */
+	buf_len = (size_t)footer_len + BKR_PACK_TRAILER_SIZE;
+	if (!(buf = malloc(buf_len))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_io_pread_full(fd, buf, buf_len, footer_off, what)) < 0)
+		goto done;
+	t = buf + footer_len;
+	bkr_sha256(buf, buf_len - BKR_ID_SIZE, &sum);
+	if (memcmp(sum.b, t + 32, BKR_ID_SIZE) != 0 || memcmp(t, trailer, 32) != 0) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: pack footer checksum mismatch", what);
+		goto done;
+	}
+	if (count && !(ents = calloc(count, sizeof(*ents)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *p = buf + (size_t)i * BKR_PACK_ENTRY_SIZE;
+		bkr_pack_entry *e = &ents[i];
+		char hex[BKR_ID_HEX];
+
+		memcpy(e->id.b, p, BKR_ID_SIZE);
+		e->offset = bkr_get_u64(p + 32);
+		e->stored_len = bkr_get_u32(p + 40);
+		e->raw_len = bkr_get_u32(p + 44);
+		e->type = p[48];
+		e->flags = p[49];
+		bkr_id_to_hex(&e->id, hex);
+		if (e->stored_len > BKR_BLOB_MAX || e->raw_len > BKR_BLOB_MAX) {
+			err = bkr_error_set(BKR_ECORRUPT,
+					    "%s: entry %u (blob %s): length %u/%u exceeds the %u-byte limit",
+					    what, i, hex, e->stored_len, e->raw_len, BKR_BLOB_MAX);
+			goto done;
+		}
+		if (e->type != BKR_BLOB_DATA && e->type != BKR_BLOB_TREE) {
+			err = bkr_error_set(BKR_ECORRUPT, "%s: entry %u (blob %s): unknown type %u",
+					    what, i, hex, e->type);
+			goto done;
+		}
+		if ((e->flags & ~BKR_BLOB_FLAG_ZLIB) ||
+		    (!(e->flags & BKR_BLOB_FLAG_ZLIB) && e->stored_len != e->raw_len)) {
+			err = bkr_error_set(BKR_ECORRUPT,
+					    "%s: entry %u (blob %s): bad flags 0x%02x or lengths %u/%u",
+					    what, i, hex, e->flags, e->stored_len, e->raw_len);
+			goto done;
+		}
+		/* Entries are in file order and must not overlap or leave the blob area. */
+		if (e->offset < prev_end ||
+		    __builtin_add_overflow(e->offset, (uint64_t)BKR_BLOB_HEADER_SIZE + e->stored_len, &end) ||
+		    end > footer_off) {
+			err = bkr_error_set(BKR_ECORRUPT,
+					    "%s: entry %u (blob %s) at offset %llu + %u lies outside the blob area [%llu, %llu)",
+					    what, i, hex, (unsigned long long)e->offset, e->stored_len,
+					    (unsigned long long)prev_end, (unsigned long long)footer_off);
+			goto done;
+		}
+		prev_end = end;
+	}
+	*entries = ents;
+	*n = count;
+	ents = NULL;
+done:
+	free(ents);
+	free(buf);
+	return err;
+}
+
+int bkr_pack_read_blob(int fd, const char *what, const bkr_id *id, uint64_t offset,
+		       uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out)
+{
+	char hex[BKR_ID_HEX];
+	uint8_t *buf = NULL, *h;
+	uint64_t end;
+	int err = 0;
+
+	bkr_id_to_hex(id, hex);
+	if (stored_len > BKR_BLOB_MAX || raw_len > BKR_BLOB_MAX ||
+	    __builtin_add_overflow(offset, (uint64_t)BKR_BLOB_HEADER_SIZE + stored_len, &end) ||
+	    end > (uint64_t)INT64_MAX) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: bad location %llu + %u (raw %u)",
+				    what, hex, (unsigned long long)offset, stored_len, raw_len);
+		goto done;
+	}
+	if (!(buf = malloc(BKR_BLOB_HEADER_SIZE + (size_t)stored_len))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_io_pread_full(fd, buf, BKR_BLOB_HEADER_SIZE + (size_t)stored_len,
+				     offset, what)) < 0) {
+		bkr_error_prefix("blob %s", hex);
+		goto done;
+	}
+	h = buf;
+	if (h[0] != BKR_BLOB_VERSION || h[3] != 0 || (h[1] & ~BKR_BLOB_FLAG_ZLIB) ||
+	    h[2] != type || bkr_get_u32(h + 4) != stored_len || bkr_get_u32(h + 8) != raw_len ||
+	    memcmp(h + 12, id->b, 4) != 0) {
+		err = bkr_error_set(BKR_ECORRUPT,
+				    "%s: blob %s at offset %llu: header (version %u, flags 0x%02x, type %u, "
+				    "lengths %u/%u) disagrees with the index (type %u, lengths %u/%u)",
+				    what, hex, (unsigned long long)offset, h[0], h[1], h[2],
+				    bkr_get_u32(h + 4), bkr_get_u32(h + 8), type, stored_len, raw_len);
+		goto done;
+	}
+	err = bkr_blob_decode(id, h[1], buf + BKR_BLOB_HEADER_SIZE, stored_len, out, raw_len, what);
+done:
+	if (err < 0 && raw_len && raw_len <= BKR_BLOB_MAX)
+		memset(out, 0, raw_len);
+	free(buf);
+	return err;
+}

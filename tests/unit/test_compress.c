@@ -1,0 +1,306 @@
+/** @file
+ * Unit tests of the zlib-format codec (engine/compress.c): round trips at every
+ * level through libdeflate and zlib, cross-decoding between the two, the
+ * incompressibility probe, refusal to "compress" into something larger, and
+ * hostile streams (truncated, bit-flipped, wrong length, trailing bytes).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bkr/compress.h"
+#include "bkr/error.h"
+
+#define TEXT_LEN (1u << 20)
+#define RAND_LEN (256u << 10)
+
+struct fixture {
+	uint8_t *text;  /**< compressible: JSON-ish log lines */
+	uint8_t *rnd;   /**< incompressible */
+	uint8_t *buf;   /**< compressed output, bound(TEXT_LEN) */
+	uint8_t *out;   /**< decompressed output, TEXT_LEN + 16 */
+	size_t cap;
+};
+
+typedef int (*compress_fn)(int, const void *, size_t, void *, size_t, size_t *);
+typedef int (*decompress_fn)(const void *, size_t, void *, size_t);
+
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+static void fill_text(uint8_t *p, size_t n)
+{
+	static const char *words[] = { "user", "assistant", "content", "the", "backup",
+				       "restore", "file", "workspace", "error", "ok",
+				       "timestamp", "message", "tool", "result", "json" };
+	uint64_t s = 42;
+	size_t i = 0;
+	while (i < n) {
+		char line[160];
+		int k = snprintf(line, sizeof(line), "{\"role\":\"%s\",\"%s\":\"%s %s %llu\"}\n",
+				 words[rng_next(&s) % 15], words[rng_next(&s) % 15],
+				 words[rng_next(&s) % 15], words[rng_next(&s) % 15],
+				 (unsigned long long)(rng_next(&s) % 100000));
+		for (int j = 0; j < k && i < n; j++)
+			p[i++] = (uint8_t)line[j];
+	}
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	uint64_t s = 7;
+	if (!f)
+		return -1;
+	f->cap = bkr_compress_bound(TEXT_LEN);
+	f->text = malloc(TEXT_LEN);
+	f->rnd = malloc(RAND_LEN);
+	f->buf = malloc(f->cap);
+	f->out = malloc(TEXT_LEN + 16);
+	if (!f->text || !f->rnd || !f->buf || !f->out)
+		return -1;
+	fill_text(f->text, TEXT_LEN);
+	for (size_t i = 0; i < RAND_LEN; i++)
+		f->rnd[i] = (uint8_t)(rng_next(&s) >> 56);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	free(f->text);
+	free(f->rnd);
+	free(f->buf);
+	free(f->out);
+	free(f);
+	return 0;
+}
+
+static void round_trip(struct fixture *f, compress_fn c, decompress_fn d1, decompress_fn d2)
+{
+	for (int level = 1; level <= 9; level++) {
+		size_t n = 0;
+		assert_int_equal(c(level, f->text, TEXT_LEN, f->buf, f->cap, &n), 0);
+		assert_true(n > 0 && n < TEXT_LEN / 2);
+		/* zlib header: CM = 8, header checksum. */
+		assert_int_equal(f->buf[0] & 0x0f, 8);
+		assert_int_equal((f->buf[0] << 8 | f->buf[1]) % 31, 0);
+		memset(f->out, 0xaa, TEXT_LEN);
+		assert_int_equal(d1(f->buf, n, f->out, TEXT_LEN), 0);
+		assert_memory_equal(f->out, f->text, TEXT_LEN);
+		memset(f->out, 0x55, TEXT_LEN);
+		assert_int_equal(d2(f->buf, n, f->out, TEXT_LEN), 0);
+		assert_memory_equal(f->out, f->text, TEXT_LEN);
+	}
+}
+
+/* libdeflate output decoded by libdeflate and zlib. */
+static void test_round_trip_libdeflate(void **state)
+{
+	round_trip(*state, bkr_compress, bkr_decompress, bkr_decompress_zlib);
+}
+
+/* zlib output decoded by zlib and libdeflate. */
+static void test_round_trip_zlib(void **state)
+{
+	round_trip(*state, bkr_compress_zlib, bkr_decompress_zlib, bkr_decompress);
+}
+
+static void test_levels_rejected(void **state)
+{
+	struct fixture *f = *state;
+	size_t n = 1;
+	assert_int_equal(bkr_compress(0, f->text, 100, f->buf, f->cap, &n), BKR_EINVAL);
+	assert_int_equal(n, 0);
+	assert_int_equal(bkr_compress(10, f->text, 100, f->buf, f->cap, &n), BKR_EINVAL);
+	assert_int_equal(bkr_compress_zlib(-1, f->text, 100, f->buf, f->cap, &n), BKR_EINVAL);
+	assert_int_equal(bkr_compress_zlib(10, f->text, 100, f->buf, f->cap, &n), BKR_EINVAL);
+}
+
+static void test_incompressible(void **state)
+{
+	struct fixture *f = *state;
+	size_t n = 0;
+
+	assert_true(bkr_compress_probe_incompressible(f->rnd, RAND_LEN));
+	assert_true(bkr_compress_probe_incompressible(f->rnd, 1000));
+	assert_false(bkr_compress_probe_incompressible(f->text, TEXT_LEN));
+	assert_false(bkr_compress_probe_incompressible(f->text, 1000));
+	/* The probe looks at the first 64 KiB only. */
+	memcpy(f->out, f->rnd, 64u << 10);
+	memcpy(f->out + (64u << 10), f->text, 512u << 10);
+	assert_true(bkr_compress_probe_incompressible(f->out, (576u << 10)));
+
+	for (int level = 1; level <= 9; level += 4) {
+		assert_int_equal(bkr_compress(level, f->rnd, RAND_LEN, f->buf, f->cap, &n), BKR_ERROR);
+		assert_int_equal(n, 0);
+		assert_int_equal(bkr_compress_zlib(level, f->rnd, RAND_LEN, f->buf, f->cap, &n),
+				 BKR_ERROR);
+		assert_int_equal(n, 0);
+	}
+	/* A tiny input cannot shrink either. */
+	assert_int_equal(bkr_compress(1, "ab", 2, f->buf, f->cap, &n), BKR_ERROR);
+	assert_int_equal(bkr_compress_zlib(1, "ab", 2, f->buf, f->cap, &n), BKR_ERROR);
+}
+
+static size_t compress_text(struct fixture *f, size_t len)
+{
+	size_t n = 0;
+	assert_int_equal(bkr_compress(6, f->text, len, f->buf, f->cap, &n), 0);
+	return n;
+}
+
+static void expect_corrupt(const uint8_t *in, size_t len, uint8_t *out, size_t raw_len)
+{
+	assert_int_equal(bkr_decompress(in, len, out, raw_len), BKR_ECORRUPT);
+	assert_int_equal(bkr_decompress_zlib(in, len, out, raw_len), BKR_ECORRUPT);
+}
+
+static void test_truncated(void **state)
+{
+	struct fixture *f = *state;
+	size_t n = compress_text(f, TEXT_LEN);
+	size_t cuts[] = { 0, 1, 2, 10, n / 2, n - 5, n - 4, n - 1 };
+
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
+		expect_corrupt(f->buf, cuts[i], f->out, TEXT_LEN);
+	/* Trailing garbage after a valid stream. */
+	f->buf[n] = 0;
+	expect_corrupt(f->buf, n + 1, f->out, TEXT_LEN);
+}
+
+static void test_bit_flips(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = 64u << 10;
+	size_t n = compress_text(f, len);
+	size_t must[] = { 0, 1, n / 3, n / 2, n - 4, n - 1 };
+
+	/* Header, body and Adler-32 trailer: always detected. */
+	for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++) {
+		f->buf[must[i]] ^= 0x10;
+		expect_corrupt(f->buf, n, f->out, len);
+		f->buf[must[i]] ^= 0x10;
+	}
+	/*
+	 * Every single-bit flip: either detected, or (padding bits of the last
+	 * deflate byte are ignored) the exact original comes out.  Never wrong bytes.
+	 */
+	for (size_t i = 0; i < n; i += 7) {
+		uint8_t bit = (uint8_t)(1u << (i % 8));
+		int r1, r2;
+		f->buf[i] ^= bit;
+		r1 = bkr_decompress(f->buf, n, f->out, len);
+		if (r1 == 0)
+			assert_memory_equal(f->out, f->text, len);
+		else
+			assert_int_equal(r1, BKR_ECORRUPT);
+		r2 = bkr_decompress_zlib(f->buf, n, f->out, len);
+		if (r2 == 0)
+			assert_memory_equal(f->out, f->text, len);
+		else
+			assert_int_equal(r2, BKR_ECORRUPT);
+		f->buf[i] ^= bit;
+	}
+	assert_int_equal(bkr_decompress(f->buf, n, f->out, len), 0);
+}
+
+static void test_wrong_raw_len(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = 100000;
+	size_t n = compress_text(f, len);
+
+	expect_corrupt(f->buf, n, f->out, len - 1);
+	expect_corrupt(f->buf, n, f->out, len + 1);
+	expect_corrupt(f->buf, n, f->out, 0);
+	expect_corrupt(f->buf, n, f->out, len / 2);
+	assert_int_equal(bkr_decompress(f->buf, n, f->out, len), 0);
+	assert_int_equal(bkr_decompress_zlib(f->buf, n, f->out, len), 0);
+	assert_memory_equal(f->out, f->text, len);
+}
+
+static void test_empty(void **state)
+{
+	struct fixture *f = *state;
+	/* zlib's own encoding of zero bytes (level 6). */
+	static const uint8_t empty[] = { 0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01 };
+	size_t n = 5;
+
+	assert_int_equal(bkr_compress(1, f->text, 0, f->buf, f->cap, &n), BKR_ERROR);
+	assert_int_equal(n, 0);
+	assert_int_equal(bkr_compress_zlib(1, f->text, 0, f->buf, f->cap, &n), BKR_ERROR);
+	assert_true(bkr_compress_probe_incompressible(f->text, 0));
+	assert_true(bkr_compress_bound(0) > 0);
+	assert_int_equal(bkr_decompress(empty, sizeof(empty), f->out, 0), 0);
+	assert_int_equal(bkr_decompress_zlib(empty, sizeof(empty), f->out, 0), 0);
+	expect_corrupt(empty, sizeof(empty), f->out, 1);
+	expect_corrupt(empty, 0, f->out, 0);
+}
+
+static void *thread_main(void *arg)
+{
+	struct fixture *f = arg;
+	size_t cap = bkr_compress_bound(TEXT_LEN);
+	uint8_t *buf = malloc(cap), *out = malloc(TEXT_LEN);
+	intptr_t bad = 0;
+
+	for (int round = 0; round < 4 && buf && out; round++) {
+		size_t n = 0;
+		int level = 1 + round * 2;
+		if (bkr_compress(level, f->text, TEXT_LEN, buf, cap, &n) < 0 ||
+		    bkr_decompress(buf, n, out, TEXT_LEN) < 0 || memcmp(out, f->text, TEXT_LEN) != 0)
+			bad++;
+		if (!bkr_compress_probe_incompressible(f->rnd, RAND_LEN))
+			bad++;
+	}
+	if (!buf || !out)
+		bad++;
+	free(buf);
+	free(out);
+	return (void *)bad;
+}
+
+/* Per-thread compressors: concurrent use works and is freed at thread exit. */
+static void test_threads(void **state)
+{
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, thread_main, *state), 0);
+	for (int i = 0; i < 4; i++) {
+		void *ret = NULL;
+		assert_int_equal(pthread_join(th[i], &ret), 0);
+		assert_null(ret);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round_trip_libdeflate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_round_trip_zlib, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_levels_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_incompressible, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bit_flips, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_raw_len, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
