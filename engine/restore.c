@@ -1,0 +1,564 @@
+/** @file
+ * Restoring a backup into a target directory (restore.h).
+ *
+ * The backup is walked depth-first (bkr_walk with BKR_WALK_POST); a stack of
+ * directory fds follows the walk so every entry is created relative to its
+ * parent's fd with O_NOFOLLOW / O_EXCL and nothing can escape the target
+ * through a symlink.  Directory metadata is applied on the way back up,
+ * after the contents, so their mtimes survive.  A file that fails (missing
+ * or corrupt chunk, content hash mismatch, write error) is removed, reported
+ * and counted; the restore goes on.
+ */
+#include "bkr/restore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+#include "bkr/io.h"
+#include "bkr/log.h"
+#include "bkr/walk.h"
+
+typedef struct {
+	uint64_t group;
+	char *path;     /* first restored link, relative to the target */
+} link_ent;
+
+typedef struct {
+	bkr_repo *repo;
+	const bkr_restore_options *o;
+	const char *backup_id;
+	bkr_restore_stats st;
+	int tfd;            /* the target directory */
+	bool root;
+	int first_err;
+	bool corrupt;
+	char first_msg[2600];
+	link_ent *links;
+	size_t nlinks, linkcap;
+	int64_t last_progress;
+	bkr_restore_progress prog;
+} rctx;
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void report(rctx *c, bool error, int code, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void report(rctx *c, bool error, int code, const char *path, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (error) {
+		c->st.errors++;
+		if (code == BKR_ECORRUPT || code == BKR_ENOTFOUND)
+			c->corrupt = true;
+		if (!c->first_err) {
+			c->first_err = code < 0 ? code : BKR_ERROR;
+			snprintf(c->first_msg, sizeof(c->first_msg), "backup %s: %s: %s",
+				 c->backup_id ? c->backup_id : "?", path, msg);
+		}
+		bkr_log_error("restore", "backup %s: %s: %s", c->backup_id ? c->backup_id : "?", path, msg);
+	} else {
+		c->st.warnings++;
+		bkr_log_warn("restore", "backup %s: %s: %s", c->backup_id ? c->backup_id : "?", path, msg);
+	}
+	if (c->o->report)
+		c->o->report(c->o->report_ctx, error, path, msg);
+}
+
+static void progress(rctx *c, const char *path)
+{
+	if (!c->o->progress)
+		return;
+	int64_t t = mono_ns();
+	if (t - c->last_progress < 250000000LL)
+		return;
+	c->last_progress = t;
+	c->prog.current = path;
+	c->o->progress(c->o->progress_ctx, &c->prog);
+}
+
+static const char *cname(const uint8_t *p, size_t n, char *buf, size_t cap)
+{
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(buf, p, n);
+	buf[n] = 0;
+	return buf;
+}
+
+static void owner_ids(rctx *c, const bkr_entry *e, uid_t *uid, gid_t *gid)
+{
+	char nm[256], buf[4096];
+
+	*uid = e->uid;
+	*gid = e->gid;
+	if (c->o->numeric_ids)
+		return;
+	if (e->user_len) {
+		struct passwd pw, *res = NULL;
+		if (getpwnam_r(cname(e->user, e->user_len, nm, sizeof(nm)), &pw, buf, sizeof(buf), &res) == 0 && res)
+			*uid = res->pw_uid;
+	}
+	if (e->group_len) {
+		struct group gr, *res = NULL;
+		if (getgrnam_r(cname(e->group, e->group_len, nm, sizeof(nm)), &gr, buf, sizeof(buf), &res) == 0 && res)
+			*gid = res->gr_gid;
+	}
+}
+
+/*
+ * Owner, xattrs, mode, times.  With @p fd >= 0 through the fd, else by
+ * @p name in @p dirfd without following it.
+ */
+static void apply_meta(rctx *c, int fd, int dirfd, const char *name, const char *path,
+		       const bkr_entry *e, const bkr_tree *leaf, uint32_t li)
+{
+	bool is_link = e->type == BKR_FT_SYMLINK;
+	char ppath[64 + 256];
+	bkr_xattr *xs = NULL;
+	size_t nx = 0;
+
+	if (fd < 0)
+		snprintf(ppath, sizeof(ppath), "/proc/self/fd/%d/%s", dirfd, name);
+	if (c->root) {
+		uid_t uid;
+		gid_t gid;
+		owner_ids(c, e, &uid, &gid);
+		int r = fd >= 0 ? fchown(fd, uid, gid) : fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW);
+		if (r < 0)
+			report(c, false, 0, path, "chown: %s", strerror(errno));
+	}
+	if (leaf && bkr_tree_xattrs(leaf, li, &xs, &nx) == 0) {
+		for (size_t i = 0; i < nx; i++) {
+			char xn[256];
+			uint8_t *val = NULL;
+			size_t vlen = 0;
+			cname(xs[i].name, xs[i].name_len, xn, sizeof(xn));
+			if (xs[i].in_blob) {
+				if (bkr_repo_read_blob(c->repo, &xs[i].blob, BKR_BLOB_DATA, &val, &vlen) < 0) {
+					report(c, false, 0, path, "xattr %s: %s", xn, bkr_error_message());
+					continue;
+				}
+			}
+			const void *v = xs[i].in_blob ? (const void *)val : (const void *)xs[i].value;
+			size_t vl = xs[i].in_blob ? vlen : xs[i].value_len;
+			int r;
+			if (fd >= 0)
+				r = fsetxattr(fd, xn, v, vl, 0);
+			else if (strlen(name) <= 255)
+				r = lsetxattr(ppath, xn, v, vl, 0);
+			else
+				r = -1, errno = ENAMETOOLONG;
+			if (r < 0)
+				report(c, false, 0, path, "xattr %s: %s", xn, strerror(errno));
+			free(val);
+		}
+	} else {
+		bkr_error_clear();
+	}
+	free(xs);
+	if (!is_link) {
+		int r = fd >= 0 ? fchmod(fd, e->mode & 07777) : fchmodat(dirfd, name, e->mode & 07777, 0);
+		if (r < 0)
+			report(c, false, 0, path, "chmod: %s", strerror(errno));
+	}
+	struct timespec ts[2];
+	ts[0].tv_sec = e->mtime_ns / 1000000000LL;
+	ts[0].tv_nsec = e->mtime_ns % 1000000000LL;
+	if (ts[0].tv_nsec < 0) {
+		ts[0].tv_nsec += 1000000000LL;
+		ts[0].tv_sec--;
+	}
+	ts[1] = ts[0];
+	int r = fd >= 0 ? futimens(fd, ts) : utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
+	if (r < 0)
+		report(c, false, 0, path, "set times: %s", strerror(errno));
+}
+
+/* Make room for a new entry @p name in @p dirfd when overwriting. */
+static int make_room(rctx *c, int dirfd, const char *name, bool dir)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	if (dir && S_ISDIR(st.st_mode))
+		return 0;
+	if (!c->o->overwrite)
+		return -EEXIST;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (unlinkat(dirfd, name, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+typedef struct {
+	int fd;
+	const char *what;
+} write_ctx;
+
+static int write_data(void *ctx, uint64_t off, const uint8_t *data, size_t len)
+{
+	write_ctx *w = ctx;
+	while (len > 0) {
+		ssize_t n = pwrite(w->fd, data, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return bkr_error_set_errno(errno, "%s: write", w->what);
+		}
+		data += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static link_ent *link_find(rctx *c, uint64_t group)
+{
+	for (size_t i = 0; i < c->nlinks; i++)
+		if (c->links[i].group == group)
+			return &c->links[i];
+	return NULL;
+}
+
+static void link_add(rctx *c, uint64_t group, const char *path)
+{
+	if (c->nlinks == c->linkcap) {
+		size_t cap = c->linkcap ? c->linkcap * 2 : 16;
+		link_ent *l = realloc(c->links, cap * sizeof(*l));
+		if (!l)
+			return;
+		c->links = l;
+		c->linkcap = cap;
+	}
+	char *p = strdup(path);
+	if (!p)
+		return;
+	c->links[c->nlinks].group = group;
+	c->links[c->nlinks].path = p;
+	c->nlinks++;
+}
+
+/* Restore one non-directory entry @p name into @p dirfd. */
+static void restore_leaf(rctx *c, int dirfd, const char *path, const bkr_entry *e,
+			 const bkr_tree *leaf, uint32_t li)
+{
+	char name[256 + 1];
+	int fd = -1, r;
+	char what[2048];
+
+	if (e->name_len > 255) {
+		report(c, true, BKR_EINVAL, path, "name too long");
+		return;
+	}
+	cname(e->name, e->name_len, name, sizeof(name));
+	if ((r = make_room(c, dirfd, name, false)) < 0) {
+		report(c, true, BKR_EEXISTS, path, "cannot replace existing entry: %s", strerror(-r));
+		return;
+	}
+	switch (e->type) {
+	case BKR_FT_FILE: {
+		if (e->link_group) {
+			link_ent *l = link_find(c, e->link_group);
+			if (l) {
+				if (linkat(c->tfd, l->path, dirfd, name, 0) == 0) {
+					c->st.hardlinks++;
+					return;
+				}
+				report(c, false, 0, path, "hardlink to %s failed (%s), restoring a copy",
+				       l->path, strerror(errno));
+			}
+		}
+		fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			report(c, true, bkr_error_set_errno(errno, "create"), path, "create: %s", strerror(errno));
+			return;
+		}
+		if (ftruncate(fd, (off_t)e->size) < 0) {
+			int en = errno;
+			report(c, true, bkr_error_set_errno(en, "truncate"), path, "truncate: %s", strerror(en));
+			goto fail;
+		}
+		snprintf(what, sizeof(what), "backup %s: %s", c->backup_id ? c->backup_id : "?", path);
+		write_ctx wc = { fd, what };
+		if ((r = bkr_walk_read_file(c->repo, leaf, li, what, write_data, &wc)) < 0) {
+			report(c, true, r, path, "%s", bkr_error_message());
+			goto fail;
+		}
+		apply_meta(c, fd, dirfd, name, path, e, leaf, li);
+		close(fd);
+		c->st.files++;
+		c->st.bytes += e->size;
+		c->prog.files_done++;
+		c->prog.bytes_done += e->size;
+		if (e->link_group && !link_find(c, e->link_group))
+			link_add(c, e->link_group, path);
+		return;
+fail:
+		close(fd);
+		unlinkat(dirfd, name, 0);
+		return;
+	}
+	case BKR_FT_SYMLINK: {
+		char *t = malloc(e->target_len + 1);
+		if (!t) {
+			report(c, true, BKR_ENOMEM, path, "out of memory");
+			return;
+		}
+		memcpy(t, e->target, e->target_len);
+		t[e->target_len] = 0;
+		r = symlinkat(t, dirfd, name);
+		free(t);
+		if (r < 0) {
+			report(c, true, bkr_error_set_errno(errno, "symlink"), path, "symlink: %s", strerror(errno));
+			return;
+		}
+		c->st.symlinks++;
+		break;
+	}
+	case BKR_FT_FIFO:
+	case BKR_FT_CHR:
+	case BKR_FT_BLK: {
+		mode_t type = e->type == BKR_FT_FIFO ? S_IFIFO : e->type == BKR_FT_CHR ? S_IFCHR : S_IFBLK;
+		r = mknodat(dirfd, name, type | 0600, e->type == BKR_FT_FIFO ? 0 : (dev_t)e->rdev);
+		if (r < 0) {
+			report(c, false, 0, path, "skipped: mknod: %s", strerror(errno));
+			return;
+		}
+		c->st.specials++;
+		break;
+	}
+	case BKR_FT_SOCK:
+		report(c, false, 0, path, "socket skipped");
+		return;
+	default:
+		report(c, true, BKR_ECORRUPT, path, "unknown entry type %u", e->type);
+		return;
+	}
+	apply_meta(c, -1, dirfd, name, path, e, leaf, li);
+}
+
+/* mkdir (or reuse) @p name in @p dirfd and open it; -1 after reporting. */
+static int open_dir(rctx *c, int dirfd, const char *name, const char *path)
+{
+	int r;
+
+	if ((r = make_room(c, dirfd, name, true)) < 0) {
+		report(c, true, BKR_EEXISTS, path, "cannot replace existing entry: %s", strerror(-r));
+		return -1;
+	}
+	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST) {
+		report(c, true, bkr_error_set_errno(errno, "mkdir"), path, "mkdir: %s", strerror(errno));
+		return -1;
+	}
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		report(c, true, bkr_error_set_errno(errno, "open"), path, "open directory: %s", strerror(errno));
+	return fd;
+}
+
+/* Restore directory @p path (its contents into @p fd, which this closes). */
+static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
+{
+	bkr_walk *w = NULL;
+	const bkr_walk_item *it;
+	int *fds = NULL;
+	size_t cap = 64;
+	int err;
+
+	if (!(fds = malloc(cap * sizeof(*fds)))) {
+		close(fd);
+		return bkr_error_oom();
+	}
+	fds[0] = fd;
+	if ((err = bkr_walk_new(&w, c->repo, root, path, BKR_WALK_POST)) < 0) {
+		report(c, true, err, path, "%s", bkr_error_message());
+		err = 0;
+		goto done;
+	}
+	while ((err = bkr_walk_next(w, &it)) > 0) {
+		size_t d = it->depth;
+		if (d >= cap) {
+			int *n = realloc(fds, cap * 2 * sizeof(*n));
+			if (!n) {
+				err = bkr_error_oom();
+				goto done;
+			}
+			fds = n;
+			cap *= 2;
+		}
+		int pfd = fds[d - 1];
+		const bkr_entry *e = &it->entry;
+		char name[257];
+		if (e->type != BKR_FT_DIR) {
+			restore_leaf(c, pfd, it->path, e, it->leaf, it->li);
+			progress(c, it->path);
+			continue;
+		}
+		if (e->name_len > 255) {
+			report(c, true, BKR_EINVAL, it->path, "name too long");
+			bkr_walk_skip(w);
+			continue;
+		}
+		cname(e->name, e->name_len, name, sizeof(name));
+		if (it->post) {
+			apply_meta(c, fds[d], pfd, name, it->path, e, it->leaf, it->li);
+			close(fds[d]);
+			fds[d] = -1;
+			continue;
+		}
+		int dfd = open_dir(c, pfd, name, it->path);
+		if (dfd < 0) {
+			bkr_walk_skip(w);
+			continue;
+		}
+		c->st.dirs++;
+		if (it->error < 0) {
+			report(c, true, it->error, it->path, "contents unreadable: %s", bkr_walk_error_message(w));
+			apply_meta(c, dfd, pfd, name, it->path, e, it->leaf, it->li);
+			close(dfd);
+			continue;
+		}
+		fds[d] = dfd;
+	}
+done:
+	bkr_walk_free(w);
+	close(fds[0]);
+	free(fds);
+	return err;
+}
+
+static int restore_path(rctx *c, const bkr_id *root, const char *path)
+{
+	bkr_entry e;
+	bkr_dir *holder = NULL;
+	const bkr_tree *leaf = NULL;
+	uint32_t li = 0;
+	int err, fd = -1;
+	char *copy = NULL;
+
+	if ((err = bkr_walk_resolve(c->repo, root, path, &e, &holder, &leaf, &li)) < 0) {
+		report(c, true, err, path, "%s", bkr_error_message());
+		return 0;
+	}
+	/* create the intermediate directories */
+	if ((fd = dup(c->tfd)) < 0) {
+		err = bkr_error_set_errno(errno, "dup");
+		goto done;
+	}
+	if (!(copy = strdup(path))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	char *comps[4096];
+	size_t nc = 0;
+	for (char *tok = strtok(copy, "/"); tok && nc < 4096; tok = strtok(NULL, "/"))
+		if (strcmp(tok, ".") != 0)
+			comps[nc++] = tok;
+	for (size_t i = 0; i + 1 < nc; i++) {
+		int nfd = open_dir(c, fd, comps[i], path);
+		close(fd);
+		fd = nfd;
+		if (fd < 0)
+			goto done;
+	}
+	if (nc == 0) {
+		/* the whole backup */
+		err = restore_dir(c, root, "", fd);
+		fd = -1;
+		goto done;
+	}
+	if (e.type != BKR_FT_DIR) {
+		restore_leaf(c, fd, path, &e, leaf, li);
+		goto done;
+	}
+	int dfd = open_dir(c, fd, comps[nc - 1], path);
+	if (dfd < 0)
+		goto done;
+	c->st.dirs++;
+	if ((err = restore_dir(c, root, path, dfd)) < 0)
+		goto done;
+	/* the directory's own metadata, after its contents */
+	apply_meta(c, -1, fd, comps[nc - 1], path, &e, leaf, li);
+done:
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	bkr_dir_free(holder);
+	return err;
+}
+
+int bkr_restore_tree(bkr_repo *r, const bkr_id *root, const char *backup_id,
+		     const bkr_restore_options *o, bkr_restore_stats *stats)
+{
+	rctx cs, *c = &cs;
+	int err = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->tfd = -1;
+	if (stats)
+		memset(stats, 0, sizeof(*stats));
+	if (!o || o->version != BKR_RESTORE_OPTIONS_VERSION || !o->target || !o->target[0])
+		return bkr_error_set(BKR_EINVAL, "restore: options without a target");
+	c->repo = r;
+	c->o = o;
+	c->backup_id = backup_id;
+	c->root = geteuid() == 0;
+	if ((err = bkr_io_mkdir_p(o->target, 0755)) < 0)
+		goto done;
+	if ((c->tfd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		err = bkr_error_set_errno(errno, "restore target %s", o->target);
+		goto done;
+	}
+	if (!o->npaths) {
+		err = restore_path(c, root, "");
+	} else {
+		for (size_t i = 0; i < o->npaths && err == 0; i++)
+			err = restore_path(c, root, o->paths[i]);
+	}
+	if (err < 0)
+		goto done;
+	if (c->st.errors) {
+		err = bkr_error_set(c->corrupt ? BKR_ECORRUPT : c->first_err,
+				    "%llu entr%s failed to restore; first: %s", (unsigned long long)c->st.errors,
+				    c->st.errors == 1 ? "y" : "ies", c->first_msg);
+	}
+done:
+	if (stats)
+		*stats = c->st;
+	if (c->tfd >= 0)
+		close(c->tfd);
+	for (size_t i = 0; i < c->nlinks; i++)
+		free(c->links[i].path);
+	free(c->links);
+	return err;
+}
+
+int bkr_restore_run(bkr_repo *r, const bkr_manifest *m, const bkr_restore_options *o,
+		    bkr_restore_stats *stats)
+{
+	return bkr_restore_tree(r, &m->tree, m->backup_id, o, stats);
+}
