@@ -151,7 +151,8 @@ int bkr_config_parse_duration(const char *s, int64_t *seconds);
 
 /**
  * The effective configuration (defaults filled in, paths absolute) as JSON
- * text for `bkr config show`; malloc'd, NULL on OOM.
+ * text for `bkr config show`; itself a valid configuration file that loads
+ * to the same values (unset optional keys are omitted).  malloc'd, NULL on OOM.
  */
 char *bkr_config_to_json(const bkr_config *c, bool pretty);
 

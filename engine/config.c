@@ -1,0 +1,995 @@
+/** @file
+ * The user configuration file (see bkr/config.h and docs/config.md).
+ *
+ * Loading is one pass over the cJSON tree: every object's member names are
+ * checked against the list of known keys first (typo protection, duplicates),
+ * then each known key is type-checked and converted.  The first problem is
+ * recorded as "<file>: key '<path>': <what was expected>" and stops the load.
+ */
+#include "bkr/config.h"
+#include "bkr/error.h"
+#include "bkr/io.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KEYPATH_MAX 256
+#define COUNT_MAX 1000000    /* upper bound of retention counts */
+#define DAYS_MAX 36500       /* upper bound of tier ages */
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static const char *const schedule_names[] = {
+	[BKR_SCHEDULE_HOURLY] = "hourly",
+	[BKR_SCHEDULE_DAILY] = "daily",
+	[BKR_SCHEDULE_WEEKLY] = "weekly",
+	[BKR_SCHEDULE_MANUAL] = "manual",
+};
+
+const char *bkr_schedule_name(bkr_schedule s)
+{
+	if ((unsigned)s > BKR_SCHEDULE_MANUAL)
+		return "unknown";
+	return schedule_names[s];
+}
+
+int bkr_schedule_parse(const char *s, bkr_schedule *out)
+{
+	for (unsigned i = 0; i <= BKR_SCHEDULE_MANUAL; i++) {
+		if (s && !strcmp(s, schedule_names[i])) {
+			*out = (bkr_schedule)i;
+			return 0;
+		}
+	}
+	return bkr_error_set(BKR_EINVAL, "unknown schedule '%s' (expected hourly, daily, weekly or manual)",
+			     s ? s : "(null)");
+}
+
+static void free_strv(char **v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static char **strv_new(size_t n)
+{
+	return calloc(n + 1, sizeof(char *));
+}
+
+/*
+ * Lexically normalise an absolute path: collapse "//", drop ".", resolve
+ * ".." (never above "/"), no trailing '/'.  In place; the result is never longer.
+ */
+static void normalize(char *p)
+{
+	char *out = p, *in = p;
+	size_t n;
+
+	/* p starts with '/' */
+	while (*in) {
+		while (*in == '/')
+			in++;
+		if (!*in)
+			break;
+		n = strcspn(in, "/");
+		if (n == 1 && in[0] == '.') {
+			/* skip */
+		} else if (n == 2 && in[0] == '.' && in[1] == '.') {
+			while (out > p && *--out != '/')
+				;
+		} else {
+			*out++ = '/';
+			memmove(out, in, n);
+			out += n;
+		}
+		in += n;
+	}
+	if (out == p)
+		*out++ = '/';
+	*out = '\0';
+}
+
+/* Absolute, normalised form of @p path: "~" is $HOME, relative is against @p base. */
+static char *resolve(const char *base, const char *path)
+{
+	const char *home = getenv("HOME");
+	char *out = NULL;
+	int n;
+
+	if ((path[0] == '~' && (path[1] == '/' || !path[1])) && home && *home == '/')
+		n = asprintf(&out, "%s/%s", home, path + 1);
+	else if (path[0] == '/')
+		n = asprintf(&out, "%s", path);
+	else
+		n = asprintf(&out, "%s/%s", base, path);
+	if (n < 0)
+		return NULL;
+	normalize(out);
+	return out;
+}
+
+static const char *last_component(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+static bool name_valid(const char *s)
+{
+	return s && *s && strcmp(s, ".") && strcmp(s, "..") && !strchr(s, '/') && strlen(s) <= 255;
+}
+
+/* ---- durations and patterns ---------------------------------------------- */
+
+int bkr_config_parse_duration(const char *s, int64_t *seconds)
+{
+	static const struct { const char *unit; int64_t mul; } units[] = {
+		{ "min", 60 }, { "s", 1 }, { "h", 3600 }, { "d", 86400 }, { "w", 7 * 86400 },
+		{ "m", 30 * 86400 }, { "y", 365 * 86400 },
+	};
+	const char *p = s;
+	int64_t total = 0;
+
+	if (!s || !*s)
+		goto bad;
+	if (!strcmp(s, "0")) {
+		*seconds = 0;
+		return 0;
+	}
+	while (*p) {
+		int64_t v = 0;
+		size_t u;
+		if (*p < '0' || *p > '9')
+			goto bad;
+		while (*p >= '0' && *p <= '9') {
+			if (v > (INT64_MAX - 9) / 10)
+				goto bad;
+			v = v * 10 + (*p++ - '0');
+		}
+		for (u = 0; u < sizeof(units) / sizeof(units[0]); u++)
+			if (!strncmp(p, units[u].unit, strlen(units[u].unit)))
+				break;
+		if (u == sizeof(units) / sizeof(units[0]))
+			goto bad;
+		p += strlen(units[u].unit);
+		if (v > (INT64_MAX - total) / units[u].mul)
+			goto bad;
+		total += v * units[u].mul;
+	}
+	*seconds = total;
+	return 0;
+bad:
+	return bkr_error_set(BKR_EINVAL, "invalid duration '%s' (expected e.g. \"7d\", \"12h\", \"2w\", \"1y6m\")",
+			     s ? s : "(null)");
+}
+
+bool bkr_config_match(char *const *patterns, size_t n, const char *rel)
+{
+	size_t len;
+	char *buf;
+	bool hit = false;
+
+	if (!rel || !n)
+		return false;
+	while (*rel == '/')
+		rel++;
+	len = strlen(rel);
+	if (!(buf = malloc(len + 1)))
+		return false;
+	/*
+	 * Try the path and each of its parent directories ("a", "a/b", "a/b/c"),
+	 * so that excluding a directory excludes everything below it; a pattern
+	 * without '/' is also tried on each single component.
+	 */
+	for (size_t end = 1; end <= len && !hit; end++) {
+		size_t start;
+		if (end < len && rel[end] != '/')
+			continue;
+		memcpy(buf, rel, end);
+		buf[end] = '\0';
+		start = end;
+		while (start > 0 && buf[start - 1] != '/')
+			start--;
+		for (size_t i = 0; i < n && !hit; i++) {
+			if (!patterns[i])
+				continue;
+			if (fnmatch(patterns[i], buf, 0) == 0)
+				hit = true;
+			else if (!strchr(patterns[i], '/') && fnmatch(patterns[i], buf + start, 0) == 0)
+				hit = true;
+		}
+	}
+	free(buf);
+	return hit;
+}
+
+/* ---- freeing and defaults ------------------------------------------------ */
+
+static void source_clear(bkr_config_source *s)
+{
+	free(s->name);
+	free_strv(s->paths, s->npaths);
+	free_strv(s->excludes, s->nexcludes);
+	memset(s, 0, sizeof(*s));
+}
+
+void bkr_config_free(bkr_config *c)
+{
+	if (!c)
+		return;
+	free(c->file);
+	free(c->base_dir);
+	free(c->repository);
+	free(c->workspace_root);
+	for (size_t i = 0; i < c->nsources; i++)
+		source_clear(&c->sources[i]);
+	free(c->sources);
+	free(c->warm.path);
+	free(c->cold.path);
+	free(c->log_dir);
+	free_strv(c->alert_command, c->nalert_command);
+	free(c->recovery_json);
+	free_strv(c->required_files, c->nrequired_files);
+	free_strv(c->protected_patterns, c->nprotected_patterns);
+	free(c);
+}
+
+static const bkr_retention_policy default_policy = {
+	.keep_last = 10,
+	.keep_hourly = 24,
+	.keep_daily = 7,
+	.keep_weekly = 4,
+	.keep_monthly = 12,
+	.keep_within_s = 0,
+};
+
+static char *default_log_dir(void)
+{
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	char *out = NULL;
+
+	if (xdg && xdg[0] == '/') {
+		if (asprintf(&out, "%s/bkr", xdg) < 0)
+			return NULL;
+	} else if (home && home[0] == '/') {
+		if (asprintf(&out, "%s/.local/state/bkr", home) < 0)
+			return NULL;
+	} else {
+		if (asprintf(&out, "/var/tmp/bkr-%u", (unsigned)getuid()) < 0)
+			return NULL;
+	}
+	normalize(out);
+	return out;
+}
+
+/* Everything except repository, workspace_root and sources. */
+static int set_defaults(bkr_config *c)
+{
+	c->retention.policy = default_policy;
+	c->warm.after_days = 7;
+	c->cold.after_days = 30;
+	c->compression_level = 1;
+	if (!(c->log_dir = default_log_dir()))
+		return bkr_error_oom();
+	if (!(c->protected_patterns = strv_new(1)) || !(c->protected_patterns[0] = strdup("*")))
+		return bkr_error_oom();
+	c->nprotected_patterns = 1;
+	return 0;
+}
+
+/* One source for the whole workspace, named after its last component. */
+static int default_source(bkr_config *c)
+{
+	const char *name = last_component(c->workspace_root);
+	bkr_config_source *s;
+
+	if (!(c->sources = calloc(1, sizeof(*c->sources))))
+		return bkr_error_oom();
+	c->nsources = 1;
+	s = &c->sources[0];
+	s->schedule = BKR_SCHEDULE_HOURLY;
+	if (!(s->name = strdup(*name ? name : "root")) || !(s->paths = strv_new(1)) ||
+	    !(s->paths[0] = strdup(c->workspace_root)))
+		return bkr_error_oom();
+	s->npaths = 1;
+	return 0;
+}
+
+static char *current_dir(void)
+{
+	char *cwd = getcwd(NULL, 0);
+	if (!cwd)
+		bkr_error_set_errno(errno, "cannot read the current directory");
+	return cwd;
+}
+
+int bkr_config_default(bkr_config **out, const char *repository, const char *workspace)
+{
+	bkr_config *c = NULL;
+	char *cwd = NULL;
+	int err = 0;
+
+	*out = NULL;
+	if (!repository || !*repository) {
+		err = bkr_error_set(BKR_EINVAL, "no repository given");
+		goto done;
+	}
+	if (!(cwd = current_dir())) {
+		err = bkr_error_last_code();
+		goto done;
+	}
+	if (!(c = calloc(1, sizeof(*c)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = set_defaults(c)) < 0)
+		goto done;
+	if (!(c->base_dir = strdup(cwd)) || !(c->repository = resolve(cwd, repository)) ||
+	    !(c->workspace_root = resolve(cwd, workspace && *workspace ? workspace : "/"))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if (workspace && *workspace && (err = default_source(c)) < 0)
+		goto done;
+	*out = c;
+	c = NULL;
+done:
+	free(cwd);
+	bkr_config_free(c);
+	return err;
+}
+
+/* ---- parsing ------------------------------------------------------------- */
+
+struct ctx {
+	const char *file;  /* for messages */
+	bkr_config *c;
+	int err;
+};
+
+static int key_error(struct ctx *x, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int key_error(struct ctx *x, const char *path, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (x->err)
+		return x->err;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	x->err = bkr_error_set(BKR_EINVAL, "%s: key '%s': %s", x->file, path, msg);
+	return x->err;
+}
+
+static int oom(struct ctx *x)
+{
+	if (!x->err)
+		x->err = bkr_error_oom();
+	return x->err;
+}
+
+static void keypath(char *out, const char *prefix, const char *key)
+{
+	if (prefix && *prefix)
+		snprintf(out, KEYPATH_MAX, "%.120s.%.120s", prefix, key);
+	else
+		snprintf(out, KEYPATH_MAX, "%.200s", key);
+}
+
+/* Reject unknown and repeated member names of @p obj ('_' keys are comments). */
+static int check_keys(struct ctx *x, const cJSON *obj, const char *prefix, const char *const *known)
+{
+	const cJSON *a, *b;
+	char kp[KEYPATH_MAX];
+
+	cJSON_ArrayForEach(a, obj) {
+		size_t i;
+		keypath(kp, prefix, a->string ? a->string : "");
+		for (b = a->next; b; b = b->next)
+			if (!strcmp(a->string, b->string))
+				return key_error(x, kp, "appears more than once");
+		if (a->string[0] == '_')
+			continue;
+		for (i = 0; known[i]; i++)
+			if (!strcmp(a->string, known[i]))
+				break;
+		if (!known[i]) {
+			char list[KEYPATH_MAX * 2] = "";
+			size_t n = 0;
+			for (i = 0; known[i] && n < sizeof(list); i++)
+				n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", known[i]);
+			return key_error(x, kp, "unknown key (known keys here: %s)", list);
+		}
+	}
+	return 0;
+}
+
+static int get_string(struct ctx *x, const cJSON *it, const char *path, char **out)
+{
+	if (!cJSON_IsString(it) || !it->valuestring)
+		return key_error(x, path, "expected a string");
+	if (!*it->valuestring)
+		return key_error(x, path, "expected a non-empty string");
+	if (!(*out = strdup(it->valuestring)))
+		return oom(x);
+	return 0;
+}
+
+static int get_path(struct ctx *x, const cJSON *it, const char *path, const char *base, char **out)
+{
+	if (!cJSON_IsString(it) || !it->valuestring)
+		return key_error(x, path, "expected a string (a path)");
+	if (!*it->valuestring)
+		return key_error(x, path, "expected a non-empty path");
+	if (!(*out = resolve(base, it->valuestring)))
+		return oom(x);
+	return 0;
+}
+
+/* An array of non-empty strings; paths are resolved against @p base when non-NULL. */
+static int get_strv(struct ctx *x, const cJSON *it, const char *path, const char *base,
+		    bool nonempty, char ***out, size_t *n)
+{
+	const cJSON *el;
+	size_t cnt, i = 0;
+	char **v;
+
+	if (!cJSON_IsArray(it))
+		return key_error(x, path, "expected an array of strings");
+	cJSON_ArrayForEach(el, it) {
+		if (!cJSON_IsString(el) || !el->valuestring)
+			return key_error(x, path, "expected an array of strings");
+		if (!*el->valuestring) {
+			char kp[KEYPATH_MAX];
+			snprintf(kp, sizeof(kp), "%s[%zu]", path, i);
+			return key_error(x, kp, "expected a non-empty string");
+		}
+		i++;
+	}
+	cnt = i;
+	if (nonempty && !cnt)
+		return key_error(x, path, "expected a non-empty array of strings");
+	if (!(v = strv_new(cnt)))
+		return oom(x);
+	i = 0;
+	cJSON_ArrayForEach(el, it) {
+		v[i] = base ? resolve(base, el->valuestring) : strdup(el->valuestring);
+		if (!v[i]) {
+			free_strv(v, i);
+			return oom(x);
+		}
+		i++;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static int get_int(struct ctx *x, const cJSON *it, const char *path, int min, int max, int *out)
+{
+	double v;
+	if (!cJSON_IsNumber(it))
+		return key_error(x, path, "expected a number");
+	v = it->valuedouble;
+	if (!(v >= min && v <= max) || v != (double)(int)v)
+		return key_error(x, path, "expected an integer between %d and %d", min, max);
+	*out = (int)v;
+	return 0;
+}
+
+static int parse_sources(struct ctx *x, const cJSON *arr)
+{
+	static const char *const known[] = { "name", "paths", "excludes", "priority", "schedule", NULL };
+	bkr_config *c = x->c;
+	const cJSON *el, *it;
+	char sp[KEYPATH_MAX], kp[KEYPATH_MAX];
+	size_t cnt, i = 0;
+
+	if (!cJSON_IsArray(arr))
+		return key_error(x, "sources", "expected an array of objects");
+	cnt = (size_t)cJSON_GetArraySize(arr);
+	if (!cnt)
+		return key_error(x, "sources", "expected at least one source (omit the key for the default)");
+	if (!(c->sources = calloc(cnt, sizeof(*c->sources))))
+		return oom(x);
+	cJSON_ArrayForEach(el, arr) {
+		bkr_config_source *s = &c->sources[i];
+		snprintf(sp, sizeof(sp), "sources[%zu]", i);
+		if (!cJSON_IsObject(el))
+			return key_error(x, sp, "expected an object");
+		c->nsources = ++i;
+		s->schedule = BKR_SCHEDULE_HOURLY;
+		if (check_keys(x, el, sp, known) < 0)
+			return x->err;
+		keypath(kp, sp, "paths");
+		if ((it = cJSON_GetObjectItemCaseSensitive(el, "paths"))) {
+			if (get_strv(x, it, kp, c->workspace_root, true, &s->paths, &s->npaths) < 0)
+				return x->err;
+		} else {
+			if (!(s->paths = strv_new(1)) || !(s->paths[0] = strdup(c->workspace_root)))
+				return oom(x);
+			s->npaths = 1;
+		}
+		keypath(kp, sp, "name");
+		if ((it = cJSON_GetObjectItemCaseSensitive(el, "name"))) {
+			if (get_string(x, it, kp, &s->name) < 0)
+				return x->err;
+		} else {
+			const char *n = last_component(s->paths[0]);
+			if (!(s->name = strdup(*n ? n : "root")))
+				return oom(x);
+		}
+		if (!name_valid(s->name))
+			return key_error(x, kp, "'%s' is not a valid source name (no '/', not '.' or '..')",
+					 s->name);
+		for (size_t j = 0; j + 1 < i; j++)
+			if (!strcmp(c->sources[j].name, s->name))
+				return key_error(x, kp, "source name '%s' is used twice", s->name);
+		keypath(kp, sp, "excludes");
+		if ((it = cJSON_GetObjectItemCaseSensitive(el, "excludes")) &&
+		    get_strv(x, it, kp, NULL, false, &s->excludes, &s->nexcludes) < 0)
+			return x->err;
+		keypath(kp, sp, "priority");
+		if ((it = cJSON_GetObjectItemCaseSensitive(el, "priority")) &&
+		    get_int(x, it, kp, -1000, 1000, &s->priority) < 0)
+			return x->err;
+		keypath(kp, sp, "schedule");
+		if ((it = cJSON_GetObjectItemCaseSensitive(el, "schedule"))) {
+			if (!cJSON_IsString(it) || !it->valuestring)
+				return key_error(x, kp, "expected a string");
+			if (bkr_schedule_parse(it->valuestring, &s->schedule) < 0)
+				return key_error(x, kp, "expected \"hourly\", \"daily\", \"weekly\" or \"manual\"");
+		}
+	}
+	return 0;
+}
+
+static const char *const policy_keys[] = { "keep_last", "keep_hourly", "keep_daily",
+					   "keep_weekly", "keep_monthly", "keep_within", NULL };
+
+/* Fill @p p from the policy keys of @p obj (other keys already checked). */
+static int parse_policy(struct ctx *x, const cJSON *obj, const char *prefix, bkr_retention_policy *p)
+{
+	int *const counts[] = { &p->keep_last, &p->keep_hourly, &p->keep_daily,
+				&p->keep_weekly, &p->keep_monthly };
+	char kp[KEYPATH_MAX];
+	const cJSON *it;
+
+	for (int i = 0; i < 5; i++) {
+		keypath(kp, prefix, policy_keys[i]);
+		if ((it = cJSON_GetObjectItemCaseSensitive(obj, policy_keys[i])) &&
+		    get_int(x, it, kp, 0, COUNT_MAX, counts[i]) < 0)
+			return x->err;
+	}
+	keypath(kp, prefix, "keep_within");
+	if ((it = cJSON_GetObjectItemCaseSensitive(obj, "keep_within"))) {
+		if (!cJSON_IsString(it) || !it->valuestring)
+			return key_error(x, kp, "expected a duration string such as \"7d\"");
+		if (bkr_config_parse_duration(it->valuestring, &p->keep_within_s) < 0)
+			return key_error(x, kp, "invalid duration '%s' (expected e.g. \"7d\", \"12h\", \"2w\", \"1y6m\")",
+					 it->valuestring);
+	}
+	return 0;
+}
+
+static int parse_retention(struct ctx *x, const cJSON *obj)
+{
+	static const char *const known[] = { "keep_last", "keep_hourly", "keep_daily", "keep_weekly",
+					     "keep_monthly", "keep_within", "full", "incremental",
+					     "differential", "snapshot", "recovery", NULL };
+	bkr_config_retention *r = &x->c->retention;
+	char kp[KEYPATH_MAX];
+
+	if (!cJSON_IsObject(obj))
+		return key_error(x, "retention", "expected an object");
+	if (check_keys(x, obj, "retention", known) < 0 || parse_policy(x, obj, "retention", &r->policy) < 0)
+		return x->err;
+	for (unsigned t = 0; t <= BKR_BACKUP_RECOVERY; t++) {
+		const char *name = bkr_backup_type_name((bkr_backup_type)t);
+		const cJSON *o = cJSON_GetObjectItemCaseSensitive(obj, name);
+		keypath(kp, "retention", name);
+		r->override[t] = r->policy;
+		if (!o)
+			continue;
+		if (!cJSON_IsObject(o))
+			return key_error(x, kp, "expected an object (a retention policy for %s backups)", name);
+		if (check_keys(x, o, kp, policy_keys) < 0 || parse_policy(x, o, kp, &r->override[t]) < 0)
+			return x->err;
+		r->has_override[t] = true;
+	}
+	return 0;
+}
+
+static int parse_tier(struct ctx *x, const cJSON *obj, const char *name, bkr_config_tier *t)
+{
+	static const char *const known[] = { "path", "after_days", NULL };
+	char tp[KEYPATH_MAX], kp[KEYPATH_MAX];
+	const cJSON *it;
+
+	keypath(tp, "tiers", name);
+	if (!cJSON_IsObject(obj))
+		return key_error(x, tp, "expected an object");
+	if (check_keys(x, obj, tp, known) < 0)
+		return x->err;
+	keypath(kp, tp, "path");
+	if (!(it = cJSON_GetObjectItemCaseSensitive(obj, "path")))
+		return key_error(x, kp, "missing (a configured tier needs a directory)");
+	if (get_path(x, it, kp, x->c->base_dir, &t->path) < 0)
+		return x->err;
+	keypath(kp, tp, "after_days");
+	if ((it = cJSON_GetObjectItemCaseSensitive(obj, "after_days")) &&
+	    get_int(x, it, kp, 0, DAYS_MAX, &t->after_days) < 0)
+		return x->err;
+	return 0;
+}
+
+static int parse_tiers(struct ctx *x, const cJSON *obj)
+{
+	static const char *const known[] = { "warm", "cold", NULL };
+	bkr_config *c = x->c;
+	const cJSON *it;
+
+	if (!cJSON_IsObject(obj))
+		return key_error(x, "tiers", "expected an object");
+	if (check_keys(x, obj, "tiers", known) < 0)
+		return x->err;
+	if ((it = cJSON_GetObjectItemCaseSensitive(obj, "warm")) && parse_tier(x, it, "warm", &c->warm) < 0)
+		return x->err;
+	if ((it = cJSON_GetObjectItemCaseSensitive(obj, "cold")) && parse_tier(x, it, "cold", &c->cold) < 0)
+		return x->err;
+	if (c->warm.path && c->cold.path && c->cold.after_days < c->warm.after_days)
+		return key_error(x, "tiers.cold.after_days", "%d is less than tiers.warm.after_days (%d)",
+				 c->cold.after_days, c->warm.after_days);
+	if (c->warm.path && c->cold.path && !strcmp(c->warm.path, c->cold.path))
+		return key_error(x, "tiers.cold.path", "is the same directory as tiers.warm.path");
+	if ((c->warm.path && !strcmp(c->warm.path, c->repository)) ||
+	    (c->cold.path && !strcmp(c->cold.path, c->repository)))
+		return key_error(x, c->warm.path && !strcmp(c->warm.path, c->repository) ?
+				 "tiers.warm.path" : "tiers.cold.path",
+				 "is the repository itself (a tier needs its own directory)");
+	return 0;
+}
+
+static int parse_root(struct ctx *x, const cJSON *root)
+{
+	static const char *const known[] = { "repository", "workspace_root", "sources", "retention",
+					     "tiers", "compression", "log_dir", "alert_command",
+					     "recovery", "required_files", "protected_patterns", NULL };
+	static const char *const compression_keys[] = { "level", NULL };
+	bkr_config *c = x->c;
+	const cJSON *it;
+
+	if (!cJSON_IsObject(root)) {
+		x->err = bkr_error_set(BKR_EINVAL, "%s: expected a JSON object at the top level", x->file);
+		return x->err;
+	}
+	if (check_keys(x, root, "", known) < 0)
+		return x->err;
+
+	if (!(it = cJSON_GetObjectItemCaseSensitive(root, "repository")))
+		return key_error(x, "repository", "missing (the path of the backup repository is required)");
+	if (get_path(x, it, "repository", c->base_dir, &c->repository) < 0)
+		return x->err;
+	if (!(it = cJSON_GetObjectItemCaseSensitive(root, "workspace_root")))
+		return key_error(x, "workspace_root", "missing (the directory to back up is required)");
+	if (get_path(x, it, "workspace_root", c->base_dir, &c->workspace_root) < 0)
+		return x->err;
+
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "sources"))) {
+		if (parse_sources(x, it) < 0)
+			return x->err;
+	} else if (default_source(c) < 0) {
+		return oom(x);
+	}
+	for (unsigned t = 0; t <= BKR_BACKUP_RECOVERY; t++)
+		c->retention.override[t] = c->retention.policy;
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "retention")) && parse_retention(x, it) < 0)
+		return x->err;
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "tiers")) && parse_tiers(x, it) < 0)
+		return x->err;
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "compression"))) {
+		const cJSON *lv;
+		if (!cJSON_IsObject(it))
+			return key_error(x, "compression", "expected an object such as {\"level\": 1}");
+		if (check_keys(x, it, "compression", compression_keys) < 0)
+			return x->err;
+		if ((lv = cJSON_GetObjectItemCaseSensitive(it, "level")) &&
+		    get_int(x, lv, "compression.level", 0, 9, &c->compression_level) < 0)
+			return x->err;
+	}
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "log_dir"))) {
+		free(c->log_dir);
+		c->log_dir = NULL;
+		if (get_path(x, it, "log_dir", c->base_dir, &c->log_dir) < 0)
+			return x->err;
+	}
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "alert_command")) &&
+	    get_strv(x, it, "alert_command", NULL, true, &c->alert_command, &c->nalert_command) < 0)
+		return x->err;
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "recovery"))) {
+		char *text;
+		if (!cJSON_IsObject(it))
+			return key_error(x, "recovery", "expected an object");
+		if (!(text = cJSON_PrintUnformatted(it)))
+			return oom(x);
+		c->recovery_json = strdup(text);
+		cJSON_free(text);
+		if (!c->recovery_json)
+			return oom(x);
+	}
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "required_files")) &&
+	    get_strv(x, it, "required_files", c->workspace_root, false, &c->required_files,
+		     &c->nrequired_files) < 0)
+		return x->err;
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "protected_patterns"))) {
+		free_strv(c->protected_patterns, c->nprotected_patterns);
+		c->protected_patterns = NULL;
+		c->nprotected_patterns = 0;
+		if (get_strv(x, it, "protected_patterns", NULL, false, &c->protected_patterns,
+			     &c->nprotected_patterns) < 0)
+			return x->err;
+	}
+	return 0;
+}
+
+/* "line L, column C" of byte @p off in @p text. */
+static void position(const char *text, size_t len, size_t off, int *line, int *col)
+{
+	*line = 1;
+	*col = 1;
+	for (size_t i = 0; i < off && i < len; i++) {
+		if (text[i] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else {
+			(*col)++;
+		}
+	}
+}
+
+/* Up to 20 bytes of @p s, stopping at a line end (keeps the message one line). */
+static size_t excerpt_len(const char *s, size_t max)
+{
+	size_t n = 0;
+	while (n < max && n < 20 && s[n] != '\n' && s[n] != '\r')
+		n++;
+	return n;
+}
+
+int bkr_config_from_string(bkr_config **out, const char *text, size_t len,
+			   const char *name, const char *base_dir)
+{
+	struct ctx x = { name && *name ? name : "config", NULL, 0 };
+	cJSON *root = NULL;
+	const char *end = NULL;
+	char *cwd = NULL;
+
+	*out = NULL;
+	if (!(x.c = calloc(1, sizeof(*x.c)))) {
+		x.err = bkr_error_oom();
+		goto done;
+	}
+	if (!base_dir || base_dir[0] != '/') {
+		if (!(cwd = current_dir())) {
+			x.err = bkr_error_last_code();
+			goto done;
+		}
+	}
+	if (!base_dir)
+		x.c->base_dir = strdup(cwd);
+	else
+		x.c->base_dir = resolve(cwd ? cwd : "/", base_dir);
+	if (!x.c->base_dir || (name && !(x.c->file = strdup(name)))) {
+		x.err = bkr_error_oom();
+		goto done;
+	}
+	if ((x.err = set_defaults(x.c)) < 0)
+		goto done;
+	if (!text || memchr(text, '\0', len)) {
+		x.err = bkr_error_set(BKR_EINVAL, "%s: not a text file (contains NUL bytes)", x.file);
+		goto done;
+	}
+	root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+	if (root) {
+		/* only whitespace may follow the object */
+		const char *p = end;
+		while (p < text + len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+			p++;
+		if (p < text + len)
+			end = p;
+		else
+			end = NULL;
+	}
+	if (!root || end) {
+		int line, col;
+		size_t off = end && end >= text ? (size_t)(end - text) : len;
+		while (off < len && (text[off] == ' ' || text[off] == '\t' || text[off] == '\n' ||
+				     text[off] == '\r'))
+			off++;
+		position(text, len, off, &line, &col);
+		if (!len || off >= len)
+			x.err = bkr_error_set(BKR_EINVAL, "%s: invalid JSON: unexpected end of file at line %d, column %d",
+					      x.file, line, col);
+		else
+			x.err = bkr_error_set(BKR_EINVAL, "%s: invalid JSON at line %d, column %d (near '%.*s')",
+					      x.file, line, col, (int)excerpt_len(text + off, len - off),
+					      text + off);
+		goto done;
+	}
+	if (parse_root(&x, root) < 0)
+		goto done;
+	*out = x.c;
+	x.c = NULL;
+done:
+	free(cwd);
+	cJSON_Delete(root);
+	bkr_config_free(x.c);
+	return x.err;
+}
+
+int bkr_config_load(bkr_config **out, const char *path)
+{
+	uint8_t *text = NULL;
+	size_t len = 0;
+	char *dir = NULL, *slash;
+	int err;
+
+	*out = NULL;
+	if ((err = bkr_io_read_file(path, BKR_CONFIG_MAX_SIZE, &text, &len)) < 0) {
+		bkr_error_prefix("cannot read configuration");
+		goto done;
+	}
+	if (!(dir = strdup(path))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	err = bkr_config_from_string(out, (const char *)text, len, path, dir);
+done:
+	free(dir);
+	free(text);
+	return err;
+}
+
+const bkr_retention_policy *bkr_config_retention_for(const bkr_config *c, bkr_backup_type t)
+{
+	if ((unsigned)t <= BKR_BACKUP_RECOVERY && c->retention.has_override[t])
+		return &c->retention.override[t];
+	return &c->retention.policy;
+}
+
+const bkr_config_source *bkr_config_find_source(const bkr_config *c, const char *name)
+{
+	for (size_t i = 0; name && i < c->nsources; i++)
+		if (!strcmp(c->sources[i].name, name))
+			return &c->sources[i];
+	return NULL;
+}
+
+/* ---- effective configuration as JSON ------------------------------------- */
+
+static bool put(cJSON *obj, const char *key, cJSON *item)
+{
+	if (!item)
+		return false;
+	if (!cJSON_AddItemToObject(obj, key, item)) {
+		cJSON_Delete(item);
+		return false;
+	}
+	return true;
+}
+
+static cJSON *strv_json(char *const *v, size_t n)
+{
+	cJSON *arr = cJSON_CreateArray();
+	for (size_t i = 0; arr && i < n; i++) {
+		cJSON *s = cJSON_CreateString(v[i]);
+		if (!s || !cJSON_AddItemToArray(arr, s)) {
+			cJSON_Delete(s);
+			cJSON_Delete(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static cJSON *policy_json(const bkr_retention_policy *p)
+{
+	cJSON *o = cJSON_CreateObject();
+	char within[32];
+	bool ok = o != NULL;
+
+	snprintf(within, sizeof(within), "%llds", (long long)p->keep_within_s);
+	ok = ok && put(o, "keep_last", cJSON_CreateNumber(p->keep_last));
+	ok = ok && put(o, "keep_hourly", cJSON_CreateNumber(p->keep_hourly));
+	ok = ok && put(o, "keep_daily", cJSON_CreateNumber(p->keep_daily));
+	ok = ok && put(o, "keep_weekly", cJSON_CreateNumber(p->keep_weekly));
+	ok = ok && put(o, "keep_monthly", cJSON_CreateNumber(p->keep_monthly));
+	ok = ok && put(o, "keep_within", cJSON_CreateString(p->keep_within_s ? within : "0"));
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+static cJSON *tier_json(const bkr_config_tier *t)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o && put(o, "path", cJSON_CreateString(t->path)) &&
+	    put(o, "after_days", cJSON_CreateNumber(t->after_days)))
+		return o;
+	cJSON_Delete(o);
+	return NULL;
+}
+
+char *bkr_config_to_json(const bkr_config *c, bool pretty)
+{
+	cJSON *root = cJSON_CreateObject(), *arr = NULL, *o;
+	char *text = NULL, *out = NULL;
+	bool ok = root != NULL;
+
+	ok = ok && put(root, "repository", cJSON_CreateString(c->repository));
+	ok = ok && put(root, "workspace_root", cJSON_CreateString(c->workspace_root));
+	ok = ok && put(root, "sources", arr = cJSON_CreateArray());
+	for (size_t i = 0; ok && i < c->nsources; i++) {
+		const bkr_config_source *s = &c->sources[i];
+		ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(arr, o);
+		if (!ok) {
+			cJSON_Delete(o);
+			break;
+		}
+		ok = put(o, "name", cJSON_CreateString(s->name)) &&
+		     put(o, "paths", strv_json(s->paths, s->npaths)) &&
+		     put(o, "excludes", strv_json(s->excludes, s->nexcludes)) &&
+		     put(o, "priority", cJSON_CreateNumber(s->priority)) &&
+		     put(o, "schedule", cJSON_CreateString(bkr_schedule_name(s->schedule)));
+	}
+	ok = ok && put(root, "retention", o = policy_json(&c->retention.policy));
+	for (unsigned t = 0; ok && t <= BKR_BACKUP_RECOVERY; t++)
+		if (c->retention.has_override[t])
+			ok = put(o, bkr_backup_type_name((bkr_backup_type)t),
+				 policy_json(&c->retention.override[t]));
+	ok = ok && put(root, "tiers", o = cJSON_CreateObject());
+	if (ok && c->warm.path)
+		ok = put(o, "warm", tier_json(&c->warm));
+	if (ok && c->cold.path)
+		ok = put(o, "cold", tier_json(&c->cold));
+	ok = ok && put(root, "compression", o = cJSON_CreateObject());
+	ok = ok && put(o, "level", cJSON_CreateNumber(c->compression_level));
+	ok = ok && put(root, "log_dir", cJSON_CreateString(c->log_dir ? c->log_dir : ""));
+	if (ok && c->alert_command)
+		ok = put(root, "alert_command", strv_json(c->alert_command, c->nalert_command));
+	if (ok && c->recovery_json)
+		ok = put(root, "recovery", cJSON_Parse(c->recovery_json));
+	ok = ok && put(root, "required_files", strv_json(c->required_files, c->nrequired_files));
+	ok = ok && put(root, "protected_patterns",
+		       strv_json(c->protected_patterns, c->nprotected_patterns));
+	if (ok)
+		text = pretty ? cJSON_Print(root) : cJSON_PrintUnformatted(root);
+	if (text) {
+		out = strdup(text);
+		cJSON_free(text);
+	}
+	cJSON_Delete(root);
+	return out;
+}

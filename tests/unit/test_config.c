@@ -1,0 +1,605 @@
+/** @file
+ * Unit tests of engine/config.c: the two-line configuration and its defaults,
+ * a full configuration, relative path resolution, one-line errors naming the
+ * exact key path for every wrong type, unknown keys and bad values, bad JSON
+ * with a line/column hint, glob matching, durations, and the effective
+ * configuration dump loading back to the same values.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bkr/config.h"
+#include "bkr/error.h"
+
+struct fixture {
+	char dir[PATH_MAX];    /**< private temp dir (realpath) */
+	char state[PATH_MAX];  /**< $XDG_STATE_HOME for the default log_dir */
+	char *old_xdg;
+	char *old_home;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char tmpl[] = "/tmp/bkr-test-config-XXXXXX";
+
+	assert_non_null(f);
+	assert_non_null(mkdtemp(tmpl));
+	assert_non_null(realpath(tmpl, f->dir));
+	snprintf(f->state, sizeof(f->state), "%.200s/state", f->dir);
+	if (getenv("XDG_STATE_HOME"))
+		f->old_xdg = strdup(getenv("XDG_STATE_HOME"));
+	if (getenv("HOME"))
+		f->old_home = strdup(getenv("HOME"));
+	setenv("XDG_STATE_HOME", f->state, 1);
+	setenv("HOME", f->dir, 1);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[PATH_MAX + 16];
+
+	if (f->old_xdg)
+		setenv("XDG_STATE_HOME", f->old_xdg, 1);
+	else
+		unsetenv("XDG_STATE_HOME");
+	if (f->old_home)
+		setenv("HOME", f->old_home, 1);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f->old_xdg);
+	free(f->old_home);
+	free(f);
+	return 0;
+}
+
+static bkr_config *load_ok(const char *text, const char *base)
+{
+	bkr_config *c = NULL;
+	int err = bkr_config_from_string(&c, text, strlen(text), "bkr.json", base);
+	if (err)
+		fail_msg("config failed (%d): %s\n%s", err, bkr_error_message(), text);
+	assert_non_null(c);
+	return c;
+}
+
+/* Loading must fail with BKR_EINVAL and one line "bkr.json: ..." holding @p n1 and @p n2. */
+static void expect_error(const char *text, const char *n1, const char *n2)
+{
+	bkr_config *c = (bkr_config *)1;
+	const char *msg;
+	int err = bkr_config_from_string(&c, text, strlen(text), "bkr.json", "/base");
+	msg = bkr_error_message();
+	if (err != BKR_EINVAL)
+		fail_msg("expected EINVAL, got %d (%s) for %s", err, msg, text);
+	assert_null(c);
+	if (strncmp(msg, "bkr.json: ", 10) != 0)
+		fail_msg("message '%s' does not start with the file name", msg);
+	if (n1 && !strstr(msg, n1))
+		fail_msg("message '%s' lacks '%s' (config %s)", msg, n1, text);
+	if (n2 && !strstr(msg, n2))
+		fail_msg("message '%s' lacks '%s' (config %s)", msg, n2, text);
+	assert_null(strchr(msg, '\n'));
+}
+
+#define BASE "{\"repository\":\"/r\",\"workspace_root\":\"/w/ws\""
+
+/* BASE + "," + @p rest + "}" */
+static char *with(const char *rest)
+{
+	char *s = NULL;
+	assert_true(asprintf(&s, BASE ",%s}", rest) > 0);
+	return s;
+}
+
+static void expect_key_error(const char *rest, const char *key, const char *what)
+{
+	char *text = with(rest), needle[300];
+	snprintf(needle, sizeof(needle), "key '%s'", key);
+	expect_error(text, needle, what);
+	free(text);
+}
+
+/* ---- defaults ------------------------------------------------------------------ */
+
+static void check_default_policy(const bkr_retention_policy *p)
+{
+	assert_int_equal(p->keep_last, 10);
+	assert_int_equal(p->keep_hourly, 24);
+	assert_int_equal(p->keep_daily, 7);
+	assert_int_equal(p->keep_weekly, 4);
+	assert_int_equal(p->keep_monthly, 12);
+	assert_int_equal(p->keep_within_s, 0);
+}
+
+static void test_two_line_config(void **state)
+{
+	struct fixture *f = *state;
+	char want[PATH_MAX + 16];
+	bkr_config *c = load_ok("{\"repository\": \"/srv/backup\",\n \"workspace_root\": \"/srv/ws\"}\n",
+				f->dir);
+
+	assert_string_equal(c->file, "bkr.json");
+	assert_string_equal(c->base_dir, f->dir);
+	assert_string_equal(c->repository, "/srv/backup");
+	assert_string_equal(c->workspace_root, "/srv/ws");
+	assert_int_equal(c->nsources, 1);
+	assert_string_equal(c->sources[0].name, "ws");
+	assert_int_equal(c->sources[0].npaths, 1);
+	assert_string_equal(c->sources[0].paths[0], "/srv/ws");
+	assert_null(c->sources[0].paths[1]);
+	assert_int_equal(c->sources[0].nexcludes, 0);
+	assert_int_equal(c->sources[0].priority, 0);
+	assert_int_equal(c->sources[0].schedule, BKR_SCHEDULE_HOURLY);
+	check_default_policy(&c->retention.policy);
+	for (int t = 0; t <= BKR_BACKUP_RECOVERY; t++) {
+		assert_false(c->retention.has_override[t]);
+		assert_ptr_equal(bkr_config_retention_for(c, (bkr_backup_type)t), &c->retention.policy);
+	}
+	assert_null(c->warm.path);
+	assert_int_equal(c->warm.after_days, 7);
+	assert_null(c->cold.path);
+	assert_int_equal(c->cold.after_days, 30);
+	assert_int_equal(c->compression_level, 1);
+	snprintf(want, sizeof(want), "%s/bkr", f->state);
+	assert_string_equal(c->log_dir, want);
+	assert_null(c->alert_command);
+	assert_int_equal(c->nalert_command, 0);
+	assert_null(c->recovery_json);
+	assert_int_equal(c->nrequired_files, 0);
+	assert_int_equal(c->nprotected_patterns, 1);
+	assert_string_equal(c->protected_patterns[0], "*");
+	assert_ptr_equal(bkr_config_find_source(c, "ws"), &c->sources[0]);
+	assert_null(bkr_config_find_source(c, "nope"));
+	bkr_config_free(c);
+
+	/* without XDG_STATE_HOME the log dir is under $HOME */
+	unsetenv("XDG_STATE_HOME");
+	c = load_ok(BASE "}", "/");
+	snprintf(want, sizeof(want), "%.200s/.local/state/bkr", f->dir);
+	assert_string_equal(c->log_dir, want);
+	bkr_config_free(c);
+	bkr_config_free(NULL);
+}
+
+static void test_load_file_relative_paths(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX], want[PATH_MAX + 64], sub[PATH_MAX];
+	bkr_config *c = NULL;
+	FILE *fp;
+
+	snprintf(sub, sizeof(sub), "%.200s/etc", f->dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	snprintf(path, sizeof(path), "%.300s/bkr.json", sub);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("{\n"
+	      "  \"repository\": \"../repo\",\n"
+	      "  \"workspace_root\": \"./ws/./x/..\",\n"
+	      "  \"log_dir\": \"logs\",\n"
+	      "  \"tiers\": {\"warm\": {\"path\": \"~/warm\"}, \"cold\": {\"path\": \"/mnt//cold/\"}},\n"
+	      "  \"sources\": [{\"name\": \"data\", \"paths\": [\"data\", \"/abs/other\"]}],\n"
+	      "  \"required_files\": [\"config/app.json\"]\n"
+	      "}\n", fp);
+	fclose(fp);
+	assert_int_equal(bkr_config_load(&c, path), 0);
+	assert_string_equal(c->file, path);
+	assert_string_equal(c->base_dir, sub);
+	snprintf(want, sizeof(want), "%s/repo", f->dir);
+	assert_string_equal(c->repository, want);
+	snprintf(want, sizeof(want), "%s/ws", sub);
+	assert_string_equal(c->workspace_root, want);
+	snprintf(want, sizeof(want), "%s/logs", sub);
+	assert_string_equal(c->log_dir, want);
+	snprintf(want, sizeof(want), "%s/warm", f->dir); /* HOME is the temp dir */
+	assert_string_equal(c->warm.path, want);
+	assert_string_equal(c->cold.path, "/mnt/cold");
+	/* source paths and required files are relative to the workspace root */
+	snprintf(want, sizeof(want), "%s/ws/data", sub);
+	assert_string_equal(c->sources[0].paths[0], want);
+	assert_string_equal(c->sources[0].paths[1], "/abs/other");
+	snprintf(want, sizeof(want), "%s/ws/config/app.json", sub);
+	assert_string_equal(c->required_files[0], want);
+	bkr_config_free(c);
+
+	/* a relative config path resolves against the current directory */
+	{
+		char old[PATH_MAX];
+		assert_non_null(getcwd(old, sizeof(old)));
+		assert_int_equal(chdir(f->dir), 0);
+		assert_int_equal(bkr_config_load(&c, "etc/bkr.json"), 0);
+		snprintf(want, sizeof(want), "%s/repo", f->dir);
+		assert_string_equal(c->repository, want);
+		bkr_config_free(c);
+		assert_int_equal(chdir(old), 0);
+	}
+
+	/* missing file */
+	snprintf(path, sizeof(path), "%.200s/none.json", f->dir);
+	c = (bkr_config *)1;
+	assert_int_equal(bkr_config_load(&c, path), BKR_ENOTFOUND);
+	assert_null(c);
+	assert_non_null(strstr(bkr_error_message(), "none.json"));
+	/* a directory is not a config file */
+	assert_true(bkr_config_load(&c, f->dir) < 0);
+	assert_null(c);
+}
+
+static const char full_config[] =
+	"{\n"
+	"  \"_comment\": \"keys starting with _ are ignored\",\n"
+	"  \"repository\": \"/srv/backup\",\n"
+	"  \"workspace_root\": \"/srv/ws\",\n"
+	"  \"sources\": [\n"
+	"    {\"name\": \"conversations\", \"paths\": [\"conversations\"], \"excludes\": [\"*.tmp\", \"cache\"],\n"
+	"     \"priority\": 10, \"schedule\": \"hourly\"},\n"
+	"    {\"name\": \"config\", \"paths\": [\"config\", \"/etc/svc\"], \"priority\": -5,\n"
+	"     \"schedule\": \"daily\"},\n"
+	"    {\"paths\": [\"/var/lib/svc/data\"], \"schedule\": \"manual\"}\n"
+	"  ],\n"
+	"  \"retention\": {\"keep_last\": 3, \"keep_hourly\": 0, \"keep_daily\": 14, \"keep_weekly\": 8,\n"
+	"                \"keep_monthly\": 24, \"keep_within\": \"2d12h\",\n"
+	"                \"snapshot\": {\"keep_last\": 100},\n"
+	"                \"full\": {\"keep_monthly\": 120, \"keep_within\": \"1y\"}},\n"
+	"  \"tiers\": {\"warm\": {\"path\": \"/mnt/warm\", \"after_days\": 3},\n"
+	"            \"cold\": {\"path\": \"/mnt/cold\", \"after_days\": 90}},\n"
+	"  \"compression\": {\"level\": 6},\n"
+	"  \"log_dir\": \"/var/log/bkr\",\n"
+	"  \"alert_command\": [\"/usr/local/bin/page\", \"--team\", \"ops\"],\n"
+	"  \"recovery\": {\"rules\": [{\"pattern\": \"*.json\", \"strategies\": [\"backup\", \"git\"]}],\n"
+	"               \"git\": {\"repository\": \"/srv/ws.git\"}},\n"
+	"  \"required_files\": [\"config/app.json\", \"/etc/svc/main.conf\"],\n"
+	"  \"protected_patterns\": [\"conversations/*.json\", \"config/*\"]\n"
+	"}\n";
+
+static void test_full_config(void **state)
+{
+	bkr_config *c = load_ok(full_config, "/etc");
+	const bkr_retention_policy *p;
+	cJSON *rec;
+
+	(void)state;
+	assert_int_equal(c->nsources, 3);
+	assert_string_equal(c->sources[0].name, "conversations");
+	assert_string_equal(c->sources[0].paths[0], "/srv/ws/conversations");
+	assert_int_equal(c->sources[0].nexcludes, 2);
+	assert_string_equal(c->sources[0].excludes[0], "*.tmp");
+	assert_string_equal(c->sources[0].excludes[1], "cache");
+	assert_int_equal(c->sources[0].priority, 10);
+	assert_int_equal(c->sources[0].schedule, BKR_SCHEDULE_HOURLY);
+	assert_string_equal(c->sources[1].name, "config");
+	assert_int_equal(c->sources[1].npaths, 2);
+	assert_string_equal(c->sources[1].paths[0], "/srv/ws/config");
+	assert_string_equal(c->sources[1].paths[1], "/etc/svc");
+	assert_int_equal(c->sources[1].priority, -5);
+	assert_int_equal(c->sources[1].schedule, BKR_SCHEDULE_DAILY);
+	assert_string_equal(c->sources[2].name, "data"); /* last component of its first path */
+	assert_int_equal(c->sources[2].schedule, BKR_SCHEDULE_MANUAL);
+	assert_int_equal(c->sources[2].nexcludes, 0);
+
+	p = &c->retention.policy;
+	assert_int_equal(p->keep_last, 3);
+	assert_int_equal(p->keep_hourly, 0);
+	assert_int_equal(p->keep_daily, 14);
+	assert_int_equal(p->keep_weekly, 8);
+	assert_int_equal(p->keep_monthly, 24);
+	assert_int_equal(p->keep_within_s, 2 * 86400 + 12 * 3600);
+	p = bkr_config_retention_for(c, BKR_BACKUP_SNAPSHOT);
+	assert_true(c->retention.has_override[BKR_BACKUP_SNAPSHOT]);
+	assert_int_equal(p->keep_last, 100);
+	assert_int_equal(p->keep_daily, 14); /* inherited */
+	p = bkr_config_retention_for(c, BKR_BACKUP_FULL);
+	assert_int_equal(p->keep_monthly, 120);
+	assert_int_equal(p->keep_last, 3);
+	assert_int_equal(p->keep_within_s, 365 * 86400);
+	assert_ptr_equal(bkr_config_retention_for(c, BKR_BACKUP_INCREMENTAL), &c->retention.policy);
+
+	assert_string_equal(c->warm.path, "/mnt/warm");
+	assert_int_equal(c->warm.after_days, 3);
+	assert_string_equal(c->cold.path, "/mnt/cold");
+	assert_int_equal(c->cold.after_days, 90);
+	assert_int_equal(c->compression_level, 6);
+	assert_string_equal(c->log_dir, "/var/log/bkr");
+	assert_int_equal(c->nalert_command, 3);
+	assert_string_equal(c->alert_command[0], "/usr/local/bin/page");
+	assert_string_equal(c->alert_command[2], "ops");
+	assert_null(c->alert_command[3]);
+	assert_non_null(c->recovery_json);
+	rec = cJSON_Parse(c->recovery_json);
+	assert_non_null(rec);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "git"), "repository")->valuestring,
+			    "/srv/ws.git");
+	cJSON_Delete(rec);
+	assert_int_equal(c->nrequired_files, 2);
+	assert_string_equal(c->required_files[0], "/srv/ws/config/app.json");
+	assert_string_equal(c->required_files[1], "/etc/svc/main.conf");
+	assert_int_equal(c->nprotected_patterns, 2);
+	assert_string_equal(c->protected_patterns[0], "conversations/*.json");
+	bkr_config_free(c);
+}
+
+static void test_to_json_round_trip(void **state)
+{
+	bkr_config *c = load_ok(full_config, "/etc"), *back;
+	char *a = bkr_config_to_json(c, true), *b;
+
+	(void)state;
+	assert_non_null(a);
+	back = load_ok(a, "/elsewhere");
+	b = bkr_config_to_json(back, true);
+	assert_non_null(b);
+	assert_string_equal(a, b);
+	assert_int_equal(back->retention.policy.keep_within_s, c->retention.policy.keep_within_s);
+	assert_true(back->retention.has_override[BKR_BACKUP_FULL]);
+	assert_false(back->retention.has_override[BKR_BACKUP_DIFFERENTIAL]);
+	free(a);
+	free(b);
+	bkr_config_free(back);
+	bkr_config_free(c);
+
+	/* defaults omit unset optional keys and still load */
+	c = load_ok(BASE "}", "/");
+	a = bkr_config_to_json(c, false);
+	assert_null(strstr(a, "alert_command"));
+	assert_null(strstr(a, "recovery"));
+	back = load_ok(a, "/");
+	assert_null(back->warm.path);
+	assert_null(back->alert_command);
+	free(a);
+	bkr_config_free(back);
+	bkr_config_free(c);
+}
+
+static void test_config_default(void **state)
+{
+	bkr_config *c = NULL;
+	char cwd[PATH_MAX], want[PATH_MAX + 16];
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(bkr_config_default(&c, "repo", "/srv/my-ws/"), 0);
+	snprintf(want, sizeof(want), "%s/repo", cwd);
+	assert_string_equal(c->repository, want);
+	assert_string_equal(c->workspace_root, "/srv/my-ws");
+	assert_null(c->file);
+	assert_int_equal(c->nsources, 1);
+	assert_string_equal(c->sources[0].name, "my-ws");
+	assert_int_equal(c->compression_level, 1);
+	check_default_policy(&c->retention.policy);
+	bkr_config_free(c);
+
+	assert_int_equal(bkr_config_default(&c, "/r", NULL), 0);
+	assert_string_equal(c->workspace_root, "/");
+	assert_int_equal(c->nsources, 0);
+	bkr_config_free(c);
+
+	c = (bkr_config *)1;
+	assert_int_equal(bkr_config_default(&c, "", "/w"), BKR_EINVAL);
+	assert_null(c);
+}
+
+/* ---- errors ------------------------------------------------------------------------ */
+
+static void test_wrong_types(void **state)
+{
+	static const struct { const char *rest, *key, *what; } cases[] = {
+		{ "\"sources\": {}", "sources", "expected an array of objects" },
+		{ "\"sources\": [1]", "sources[0]", "expected an object" },
+		{ "\"sources\": [{\"name\": \"a\"}, {\"name\": 5}]", "sources[1].name", "expected a string" },
+		{ "\"sources\": [{\"paths\": \"/x\"}]", "sources[0].paths", "expected an array of strings" },
+		{ "\"sources\": [{\"paths\": [\"/x\", 3]}]", "sources[0].paths", "expected an array of strings" },
+		{ "\"sources\": [{\"excludes\": [true]}]", "sources[0].excludes", "expected an array of strings" },
+		{ "\"sources\": [{\"priority\": \"high\"}]", "sources[0].priority", "expected a number" },
+		{ "\"sources\": [{\"priority\": 1.5}]", "sources[0].priority", "expected an integer" },
+		{ "\"sources\": [{\"schedule\": 1}]", "sources[0].schedule", "expected a string" },
+		{ "\"retention\": []", "retention", "expected an object" },
+		{ "\"retention\": {\"keep_last\": \"3\"}", "retention.keep_last", "expected a number" },
+		{ "\"retention\": {\"keep_hourly\": null}", "retention.keep_hourly", "expected a number" },
+		{ "\"retention\": {\"keep_daily\": true}", "retention.keep_daily", "expected a number" },
+		{ "\"retention\": {\"keep_weekly\": [1]}", "retention.keep_weekly", "expected a number" },
+		{ "\"retention\": {\"keep_monthly\": {}}", "retention.keep_monthly", "expected a number" },
+		{ "\"retention\": {\"keep_within\": 7}", "retention.keep_within", "duration string" },
+		{ "\"retention\": {\"snapshot\": 5}", "retention.snapshot", "expected an object" },
+		{ "\"retention\": {\"full\": {\"keep_last\": \"x\"}}", "retention.full.keep_last", "expected a number" },
+		{ "\"tiers\": \"warm\"", "tiers", "expected an object" },
+		{ "\"tiers\": {\"warm\": \"/x\"}", "tiers.warm", "expected an object" },
+		{ "\"tiers\": {\"warm\": {\"path\": 1}}", "tiers.warm.path", "expected a string" },
+		{ "\"tiers\": {\"cold\": {\"path\": \"/c\", \"after_days\": \"30\"}}", "tiers.cold.after_days", "expected a number" },
+		{ "\"compression\": 1", "compression", "expected an object" },
+		{ "\"compression\": {\"level\": \"fast\"}", "compression.level", "expected a number" },
+		{ "\"log_dir\": [\"/l\"]", "log_dir", "expected a string" },
+		{ "\"alert_command\": \"page ops\"", "alert_command", "expected an array of strings" },
+		{ "\"recovery\": [1]", "recovery", "expected an object" },
+		{ "\"recovery\": \"x\"", "recovery", "expected an object" },
+		{ "\"required_files\": \"a\"", "required_files", "expected an array of strings" },
+		{ "\"protected_patterns\": [1]", "protected_patterns", "expected an array of strings" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_key_error(cases[i].rest, cases[i].key, cases[i].what);
+
+	/* the required keys themselves */
+	expect_error("{\"repository\": 1, \"workspace_root\": \"/w\"}", "key 'repository'", "expected a string");
+	expect_error("{\"repository\": \"/r\", \"workspace_root\": null}", "key 'workspace_root'", "expected a string");
+}
+
+static void test_missing_required(void **state)
+{
+	(void)state;
+	expect_error("{\"workspace_root\": \"/w\"}", "key 'repository'", "missing");
+	expect_error("{\"repository\": \"/r\"}", "key 'workspace_root'", "missing");
+	expect_error("{}", "key 'repository'", "missing");
+	expect_error("{\"repository\": \"\", \"workspace_root\": \"/w\"}", "key 'repository'", "non-empty");
+	expect_key_error("\"tiers\": {\"warm\": {\"after_days\": 3}}", "tiers.warm.path", "missing");
+}
+
+static void test_unknown_keys(void **state)
+{
+	(void)state;
+	expect_key_error("\"repositry\": \"/r\"", "repositry", "unknown key");
+	expect_key_error("\"sources\": [{\"name\": \"a\", \"exclude\": []}]", "sources[0].exclude", "unknown key");
+	expect_key_error("\"retention\": {\"keep_dayly\": 7}", "retention.keep_dayly", "unknown key");
+	expect_key_error("\"retention\": {\"weekly\": {}}", "retention.weekly", "unknown key");
+	expect_key_error("\"retention\": {\"full\": {\"snapshot\": {}}}", "retention.full.snapshot", "unknown key");
+	expect_key_error("\"tiers\": {\"hot\": {\"path\": \"/h\"}}", "tiers.hot", "unknown key");
+	expect_key_error("\"tiers\": {\"warm\": {\"path\": \"/h\", \"days\": 1}}", "tiers.warm.days", "unknown key");
+	expect_key_error("\"compression\": {\"codec\": \"zlib\"}", "compression.codec", "unknown key");
+	/* the message lists what is allowed there */
+	expect_key_error("\"compression\": {\"lvl\": 1}", "compression.lvl", "known keys here: level");
+	/* repeated keys */
+	expect_key_error("\"log_dir\": \"/a\", \"log_dir\": \"/b\"", "log_dir", "more than once");
+	/* comments are fine anywhere */
+	bkr_config_free(load_ok(BASE ",\"_note\":1,\"retention\":{\"_why\":\"x\"}}", "/"));
+	/* the recovery section is not checked here */
+	bkr_config_free(load_ok(BASE ",\"recovery\":{\"anything\":[1,2]}}", "/"));
+}
+
+static void test_bad_values(void **state)
+{
+	static const struct { const char *rest, *key, *what; } cases[] = {
+		{ "\"compression\": {\"level\": 10}", "compression.level", "between 0 and 9" },
+		{ "\"compression\": {\"level\": -1}", "compression.level", "between 0 and 9" },
+		{ "\"retention\": {\"keep_last\": -1}", "retention.keep_last", "between 0 and" },
+		{ "\"retention\": {\"keep_daily\": 1e12}", "retention.keep_daily", "between 0 and" },
+		{ "\"retention\": {\"keep_within\": \"7 days\"}", "retention.keep_within", "invalid duration '7 days'" },
+		{ "\"retention\": {\"keep_within\": \"\"}", "retention.keep_within", "invalid duration" },
+		{ "\"retention\": {\"snapshot\": {\"keep_within\": \"d\"}}", "retention.snapshot.keep_within", "invalid duration" },
+		{ "\"sources\": []", "sources", "at least one source" },
+		{ "\"sources\": [{\"schedule\": \"monthly\"}]", "sources[0].schedule", "hourly" },
+		{ "\"sources\": [{\"name\": \"a/b\"}]", "sources[0].name", "not a valid source name" },
+		{ "\"sources\": [{\"name\": \"..\"}]", "sources[0].name", "not a valid source name" },
+		{ "\"sources\": [{\"name\": \"\"}]", "sources[0].name", "non-empty" },
+		{ "\"sources\": [{\"name\": \"x\"}, {\"name\": \"y\"}, {\"name\": \"x\"}]", "sources[2].name", "used twice" },
+		{ "\"sources\": [{\"paths\": [\"/a\"]}, {\"paths\": [\"/b/a\"]}]", "sources[1].name", "used twice" },
+		{ "\"sources\": [{\"paths\": []}]", "sources[0].paths", "non-empty array" },
+		{ "\"sources\": [{\"paths\": [\"/a\", \"\"]}]", "sources[0].paths[1]", "non-empty" },
+		{ "\"sources\": [{\"priority\": 5000}]", "sources[0].priority", "between -1000 and 1000" },
+		{ "\"alert_command\": []", "alert_command", "non-empty array" },
+		{ "\"tiers\": {\"warm\": {\"path\": \"\"}}", "tiers.warm.path", "non-empty" },
+		{ "\"tiers\": {\"warm\": {\"path\": \"/w\", \"after_days\": -3}}", "tiers.warm.after_days", "between 0" },
+		{ "\"tiers\": {\"warm\": {\"path\": \"/w\", \"after_days\": 40}, \"cold\": {\"path\": \"/c\"}}",
+		  "tiers.cold.after_days", "less than tiers.warm.after_days" },
+		{ "\"tiers\": {\"warm\": {\"path\": \"/w\"}, \"cold\": {\"path\": \"/w/\"}}", "tiers.cold.path", "same directory" },
+		{ "\"tiers\": {\"warm\": {\"path\": \"/r\"}}", "tiers.warm.path", "repository itself" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_key_error(cases[i].rest, cases[i].key, cases[i].what);
+}
+
+static void test_bad_json(void **state)
+{
+	(void)state;
+	/* a missing comma on line 4 */
+	expect_error("{\n  \"repository\": \"/r\",\n  \"workspace_root\": \"/w\"\n  \"log_dir\": \"/l\"\n}\n",
+		     "invalid JSON at line 4, column 3", "near '\"log_dir\": \"/l\"'");
+	expect_error("{\"repository\": ", "invalid JSON", "end of file");
+	expect_error("", "invalid JSON", "end of file");
+	expect_error("   \n", "invalid JSON", "line 2");
+	expect_error(BASE "} trailing", "invalid JSON at line 1, column", "near 'trailing'");
+	expect_error("[1, 2]", "expected a JSON object", NULL);
+	expect_error("\"just a string\"", "expected a JSON object", NULL);
+	expect_error("{'repository': '/r'}", "invalid JSON at line 1, column", "near");
+	{
+		bkr_config *c = NULL;
+		assert_int_equal(bkr_config_from_string(&c, "{\"a\0\":1}", 8, "bkr.json", "/"), BKR_EINVAL);
+		assert_non_null(strstr(bkr_error_message(), "NUL"));
+	}
+}
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+static void test_match(void **state)
+{
+	char *ex[] = { "*.tmp", "cache", "logs/*.log" };
+	char *all[] = { "*" };
+	char *json[] = { "conversations/*.json" };
+	(void)state;
+
+	assert_true(bkr_config_match(ex, 3, "a.tmp"));
+	assert_true(bkr_config_match(ex, 3, "dir/sub/b.tmp"));
+	assert_true(bkr_config_match(ex, 3, "cache"));
+	assert_true(bkr_config_match(ex, 3, "x/cache"));
+	assert_true(bkr_config_match(ex, 3, "x/cache/deep/file.bin")); /* below an excluded dir */
+	assert_true(bkr_config_match(ex, 3, "logs/app.log"));
+	assert_true(bkr_config_match(ex, 3, "/logs/app.log"));
+	assert_false(bkr_config_match(ex, 3, "a.tmpx"));
+	assert_false(bkr_config_match(ex, 3, "cached"));
+	assert_false(bkr_config_match(ex, 3, "other/logs/app.log"));
+	assert_false(bkr_config_match(ex, 3, "logs"));
+	assert_false(bkr_config_match(ex, 0, "a.tmp"));
+	assert_false(bkr_config_match(ex, 3, ""));
+	assert_false(bkr_config_match(ex, 3, NULL));
+	assert_true(bkr_config_match(all, 1, "any/path/at/all"));
+	assert_true(bkr_config_match(json, 1, "conversations/2026/a.json"));
+	assert_false(bkr_config_match(json, 1, "config/a.json"));
+}
+
+static void test_durations(void **state)
+{
+	static const struct { const char *s; int64_t v; } ok[] = {
+		{ "0", 0 }, { "7d", 7 * 86400 }, { "12h", 12 * 3600 }, { "2w", 14 * 86400 },
+		{ "1y6m", 365 * 86400 + 180 * 86400 }, { "90s", 90 }, { "30min", 1800 },
+		{ "1d12h", 86400 + 43200 }, { "3600s", 3600 },
+	};
+	static const char *const bad[] = { "", "d", "7", "7 d", "7x", "-1d", "1.5d", "7dd",
+					   "99999999999999999999d", "1000000000000y" };
+	int64_t v;
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(bkr_config_parse_duration(ok[i].s, &v), 0);
+		assert_int_equal(v, ok[i].v);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (bkr_config_parse_duration(bad[i], &v) != BKR_EINVAL)
+			fail_msg("'%s' accepted", bad[i]);
+		assert_non_null(strstr(bkr_error_message(), "invalid duration"));
+	}
+}
+
+static void test_schedules(void **state)
+{
+	bkr_schedule s;
+	(void)state;
+	for (int i = 0; i <= BKR_SCHEDULE_MANUAL; i++) {
+		assert_int_equal(bkr_schedule_parse(bkr_schedule_name((bkr_schedule)i), &s), 0);
+		assert_int_equal(s, i);
+	}
+	assert_int_equal(bkr_schedule_parse("monthly", &s), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "monthly"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_two_line_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_file_relative_paths, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_to_json_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_default, setup, teardown),
+		cmocka_unit_test(test_wrong_types),
+		cmocka_unit_test(test_missing_required),
+		cmocka_unit_test(test_unknown_keys),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_bad_json),
+		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_schedules),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
