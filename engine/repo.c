@@ -7,6 +7,7 @@
 #include "bkr/error.h"
 #include "bkr/io.h"
 #include "bkr/pack.h"
+#include "idset.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -563,75 +564,10 @@ int bkr_repo_load_tree(void *repo, const bkr_id *id, bkr_tree **out)
 
 /* ---- the writer ----------------------------------------------------------- */
 
-/* An open-addressing set of blob ids (this session's blobs). */
-struct idset {
-	bkr_id *slots;
-	uint8_t *used;
-	size_t cap, n;
-};
-
-static uint64_t id_hash(const bkr_id *id)
-{
-	uint64_t h;
-	memcpy(&h, id->b, sizeof(h));
-	return h;
-}
-
-static int idset_grow(struct idset *s)
-{
-	struct idset n = { 0 };
-	n.cap = s->cap ? s->cap * 2 : 1024;
-	n.slots = malloc(n.cap * sizeof(*n.slots));
-	n.used = calloc(n.cap, 1);
-	if (!n.slots || !n.used) {
-		free(n.slots);
-		free(n.used);
-		return bkr_error_oom();
-	}
-	for (size_t i = 0; i < s->cap; i++) {
-		if (!s->used[i])
-			continue;
-		size_t j = id_hash(&s->slots[i]) & (n.cap - 1);
-		while (n.used[j])
-			j = (j + 1) & (n.cap - 1);
-		n.slots[j] = s->slots[i];
-		n.used[j] = 1;
-		n.n++;
-	}
-	free(s->slots);
-	free(s->used);
-	*s = n;
-	return 0;
-}
-
-/* 1 if added, 0 if present, <0 on error. */
-static int idset_add(struct idset *s, const bkr_id *id)
-{
-	int err;
-	if ((s->n + 1) * 4 > s->cap * 3 && (err = idset_grow(s)) < 0)
-		return err;
-	size_t j = id_hash(id) & (s->cap - 1);
-	while (s->used[j]) {
-		if (!bkr_id_cmp(&s->slots[j], id))
-			return 0;
-		j = (j + 1) & (s->cap - 1);
-	}
-	s->slots[j] = *id;
-	s->used[j] = 1;
-	s->n++;
-	return 1;
-}
-
-static void idset_free(struct idset *s)
-{
-	free(s->slots);
-	free(s->used);
-}
-
 struct bkr_writer {
 	bkr_repo *repo;
 	pthread_mutex_t lock;           /* guards everything below */
-	struct idset seen;              /* ids stored or being stored by this writer */
+	bkr_idset seen;              /* ids stored or being stored by this writer */
 	bkr_pack_writer *open[2];       /* per blob type */
 	bkr_index_builder *index;
 	int failed;                     /* first error seen (sticky) */
@@ -702,7 +638,7 @@ int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 		return 0;
 	bkr_error_clear();
 	pthread_mutex_lock(&w->lock);
-	added = w->failed ? w->failed : idset_add(&w->seen, id);
+	added = w->failed ? w->failed : bkr_idset_add(&w->seen, id);
 	pthread_mutex_unlock(&w->lock);
 	if (added <= 0)
 		return added;
@@ -794,7 +730,7 @@ void bkr_writer_free(bkr_writer *w)
 	bkr_pack_writer_free(w->open[0]);
 	bkr_pack_writer_free(w->open[1]);
 	bkr_index_builder_free(w->index);
-	idset_free(&w->seen);
+	bkr_idset_free(&w->seen);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
@@ -986,24 +922,46 @@ static int apply_records(bkr_repo *r, bkr_manifest_list *l)
 	return err;
 }
 
+struct bad_count {
+	size_t n;
+	char last[1024];
+};
+
+static void count_bad(void *ctx, const char *file, const char *message)
+{
+	struct bad_count *b = ctx;
+	b->n++;
+	snprintf(b->last, sizeof(b->last), "%s", message);
+	(void)file;
+}
+
 int bkr_repo_list(bkr_repo *r, bool runs, bkr_manifest_list *out, size_t *bad)
+{
+	struct bad_count b = { 0 };
+	int err = bkr_repo_list_cb(r, runs, out, count_bad, &b);
+	if (bad)
+		*bad = b.n;
+	if (err == 0 && b.n)
+		bkr_error_set(BKR_ECORRUPT, "%s", b.last);
+	return err;
+}
+
+int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
+		     void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx)
 {
 	const char *sub = runs ? "runs" : "backups";
 	char **names;
-	size_t n, nbad = 0, k = 0;
+	size_t n, k = 0;
 	int err;
 
 	out->items = NULL;
 	out->n = 0;
-	if (bad)
-		*bad = 0;
 	if ((err = list_json(r, sub, &names, &n)) < 0)
 		return err;
 	if (n && !(out->items = calloc(n, sizeof(*out->items)))) {
 		free_names(names, n);
 		return bkr_error_oom();
 	}
-	char lastmsg[1024] = "";
 	for (size_t i = 0; i < n; i++) {
 		bkr_manifest *m;
 		int e = load_manifest(r, sub, names[i], &m);
@@ -1014,8 +972,8 @@ int bkr_repo_list(bkr_repo *r, bool runs, bkr_manifest_list *out, size_t *bad)
 			break;
 		}
 		if (e < 0) {
-			nbad++;
-			snprintf(lastmsg, sizeof(lastmsg), "%s", bkr_error_message());
+			if (on_bad)
+				on_bad(ctx, names[i], bkr_error_message());
 			continue;
 		}
 		out->items[k++] = m;
@@ -1036,12 +994,7 @@ int bkr_repo_list(bkr_repo *r, bool runs, bkr_manifest_list *out, size_t *bad)
 	out->n = k;
 	if (k)
 		qsort(out->items, k, sizeof(*out->items), cmp_manifest);
-	if (bad)
-		*bad = nbad;
-	if (nbad)
-		bkr_error_set(BKR_ECORRUPT, "%s", lastmsg);
-	else
-		bkr_error_clear();
+	bkr_error_clear();
 	return 0;
 }
 
@@ -1229,4 +1182,94 @@ void bkr_lock_release(bkr_lock *l)
 		return;
 	close(l->fd);
 	free(l);
+}
+
+/* ---- enumeration (verify, prune) ----------------------------------------- */
+
+typedef int (*pack_cb)(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path);
+
+static int scan_tmp(const char *dir, pack_cb cb, void *ctx)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int err = 0;
+	if (!d)
+		return 0;
+	while (err == 0 && (de = readdir(d))) {
+		char p[PATH_MAX];
+		if (strncmp(de->d_name, ".tmp-", 5) || bkr_path_join(p, sizeof(p), dir, de->d_name) < 0)
+			continue;
+		err = cb(ctx, NULL, BKR_BLOB_DATA, p);
+	}
+	closedir(d);
+	return err;
+}
+
+/* <root>/<kind>/<xx>/<hex>.pack */
+static int scan_packs(const char *root, bkr_blob_type type, pack_cb cb, void *ctx)
+{
+	char top[PATH_MAX];
+	DIR *d;
+	struct dirent *de;
+	int err;
+
+	if ((err = bkr_path_join(top, sizeof(top), root, type == BKR_BLOB_TREE ? "tree" : "data")) < 0)
+		return err;
+	if ((err = scan_tmp(top, cb, ctx)) < 0)
+		return err;
+	if (!(d = opendir(top)))
+		return errno == ENOENT ? 0 : bkr_error_set_errno(errno, "%s", top);
+	while (err == 0 && (de = readdir(d))) {
+		char sub[PATH_MAX];
+		DIR *s;
+		struct dirent *pe;
+		if (strlen(de->d_name) != 2 || bkr_path_join(sub, sizeof(sub), top, de->d_name) < 0)
+			continue;
+		if ((err = scan_tmp(sub, cb, ctx)) < 0 || !(s = opendir(sub)))
+			continue;
+		while (err == 0 && (pe = readdir(s))) {
+			char p[PATH_MAX], hex[BKR_PACK_ID_HEX];
+			bkr_pack_id id;
+			size_t l = strlen(pe->d_name);
+			if (l != 2 * BKR_PACK_ID_SIZE + 5 || strcmp(pe->d_name + l - 5, ".pack"))
+				continue;
+			memcpy(hex, pe->d_name, 2 * BKR_PACK_ID_SIZE);
+			hex[2 * BKR_PACK_ID_SIZE] = '\0';
+			if (bkr_pack_id_from_hex(&id, hex) < 0 || bkr_path_join(p, sizeof(p), sub, pe->d_name) < 0)
+				continue;
+			err = cb(ctx, &id, type, p);
+		}
+		closedir(s);
+	}
+	closedir(d);
+	bkr_error_clear();
+	return err;
+}
+
+int bkr_repo_foreach_pack(bkr_repo *r, pack_cb cb, void *ctx)
+{
+	static const char *const meta[] = { "", "index", "backups", "runs", "records" };
+	int err;
+	for (size_t i = 0; i < sizeof(meta) / sizeof(*meta); i++) {
+		char p[PATH_MAX];
+		if ((err = (*meta[i] ? repo_sub(r, p, sizeof(p), meta[i]) : bkr_path_join(p, sizeof(p), r->path, "."))) < 0 ||
+		    (err = scan_tmp(p, cb, ctx)) < 0)
+			return err;
+	}
+	for (int t = 0; t < 2; t++)
+		if ((err = scan_packs(r->path, (bkr_blob_type)t, cb, ctx)) < 0)
+			return err;
+	for (size_t i = 0; i < r->ntiers; i++)
+		if ((err = scan_packs(r->tiers[i], BKR_BLOB_DATA, cb, ctx)) < 0)
+			return err;
+	return 0;
+}
+
+int bkr_repo_foreach_blob(bkr_repo *r, int (*cb)(const bkr_index_entry *e, void *ctx), void *ctx)
+{
+	int err;
+	pthread_rwlock_rdlock(&r->index_lock);
+	err = bkr_index_foreach(r->index, cb, ctx);
+	pthread_rwlock_unlock(&r->index_lock);
+	return err;
 }

@@ -1,9 +1,126 @@
 /** @file
- * bkr: command-line entry point (placeholder until the subcommands land).
+ * bkr: the command-line tool.  Global options, then a git-style subcommand
+ * implemented in cmd_<verb>.c.
  */
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#ifndef BKR_VERSION
+#define BKR_VERSION "0.1.0"
+#endif
+
+static const struct {
+	const char *name;
+	cli_cmd_fn fn;
+	const char *summary;
+} commands[] = {
+	{ "init", cmd_init, "create a repository" },
+	{ "create", cmd_create, "back up sources (full, incremental, differential, snapshot)" },
+	{ "backup", cmd_create, "the same as create" },
+	{ "list", cmd_list, "list backups" },
+	{ "show", cmd_show, "show one backup's manifest" },
+	{ "ls", cmd_ls, "list files in a backup" },
+	{ "cat", cmd_cat, "write one file of a backup to stdout" },
+	{ "restore", cmd_restore, "restore a backup or some of its files" },
+	{ "verify", cmd_verify, "check the repository (--read-data: every byte)" },
+	{ "diff", cmd_diff, "compare two backups, or a backup and the live files" },
+	{ "config", cmd_config, "check a configuration file (config check)" },
+	{ "mount", cmd_mount, "mount the repository with bkrfs" },
+	{ "pin", cmd_pin, "pin a backup so retention keeps it" },
+	{ "unpin", cmd_pin, "unpin a backup" },
+	{ "tag", cmd_tag, "add or remove tags of a backup" },
+	{ "scan", cmd_scan, "find missing and corrupted files in the workspace" },
+	{ "recover", cmd_recover, "recover one file" },
+	{ "batch", cmd_batch, "scan, then recover everything found" },
+	{ "recovered", cmd_recovered, "list recovery runs and their reports" },
+};
+
+static void usage(FILE *f)
 {
-	fprintf(stderr, "bkr: not built yet\n");
-	return 1;
+	fprintf(f, "usage: bkr [-r REPO] [-c CONFIG] [--json] [-q] [-v] COMMAND [ARGS]\n\n"
+		   "Back up a workspace into a repository, verify, restore and recover files.\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nGlobal options:\n"
+		   "  -r, --repo REPO      repository (or BKR_REPO, or \"repository\" in the config)\n"
+		   "  -c, --config FILE    configuration file (or BKR_CONFIG)\n"
+		   "      --json           machine-readable output (valid JSON even on failure)\n"
+		   "  -q, --quiet          only errors\n"
+		   "  -v, --verbose        more detail\n"
+		   "      --no-color       no colour (also NO_COLOR=1; colour is only used on a TTY)\n"
+		   "  -h, --help           this help; 'bkr COMMAND --help' for a command\n"
+		   "      --version        print the version\n\n"
+		   "Exit status: 0 ok, 1 a check found problems, 2 usage or configuration error,\n"
+		   "3 not found, 4 corrupt data, 5 locked, 6 partial failure, 7 I/O error,\n"
+		   "8 external source unavailable, 70 internal error.  See bkr(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+	cli c = { 0 };
+	const char *no_color = getenv("NO_COLOR");
+	int i;
+
+	c.color = isatty(STDERR_FILENO) && !(no_color && *no_color);
+	c.progress = isatty(STDERR_FILENO);
+	/* Global options before the subcommand. */
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--version")) {
+			printf("bkr %s\n", BKR_VERSION);
+			return 0;
+		} else if ((!strcmp(a, "-r") || !strcmp(a, "--repo")) && i + 1 < argc) {
+			c.repo = argv[++i];
+		} else if (!strncmp(a, "--repo=", 7)) {
+			c.repo = a + 7;
+		} else if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
+			c.config = argv[++i];
+		} else if (!strncmp(a, "--config=", 9)) {
+			c.config = a + 9;
+		} else if (!strcmp(a, "--json")) {
+			c.json = true;
+		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			c.quiet = true;
+			c.progress = false;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			c.verbose++;
+		} else if (!strcmp(a, "--no-color")) {
+			c.color = false;
+		} else {
+			fprintf(stderr, "bkr: unknown option '%s' (see 'bkr --help')\n", a);
+			return BKR_EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return BKR_EXIT_USAGE;
+	}
+	if (!strcmp(argv[i], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t k = 0; k < sizeof(commands) / sizeof(*commands); k++) {
+		if (strcmp(commands[k].name, argv[i]) != 0)
+			continue;
+		c.cmd = commands[k].name;
+		if (c.json)
+			c.progress = false;
+		int rc = commands[k].fn(&c, argc - i, argv + i);
+		cli_progress_done(&c);
+		if (fflush(stdout) != 0 || ferror(stdout)) {
+			fprintf(stderr, "bkr %s: cannot write output\n", c.cmd);
+			return rc ? rc : BKR_EXIT_IO;
+		}
+		return rc;
+	}
+	fprintf(stderr, "bkr: '%s' is not a bkr command (see 'bkr --help')\n", argv[i]);
+	return BKR_EXIT_USAGE;
 }

@@ -83,6 +83,19 @@ int bkr_repo_load_tree(void *repo, const bkr_id *id, bkr_tree **out);
 /** Locate a pack's file in hot, the tiers, then trash; BKR_ENOTFOUND. */
 int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, char *out, size_t cap);
 
+/**
+ * Every pack file in the hot tier and the configured tiers (not trash), and
+ * every unfinished ".tmp-*" file in the repository: @p cb gets the pack id
+ * (NULL for a temporary), the blob type its folder holds, and its path.
+ * A return <0 from @p cb stops and is returned.
+ */
+int bkr_repo_foreach_pack(bkr_repo *r,
+			  int (*cb)(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path),
+			  void *ctx);
+
+/** Every index entry (under the index read lock: @p cb must not reload). */
+int bkr_repo_foreach_blob(bkr_repo *r, int (*cb)(const bkr_index_entry *e, void *ctx), void *ctx);
+
 /* ---- writing blobs ------------------------------------------------------ */
 
 typedef struct bkr_writer bkr_writer;
@@ -125,6 +138,10 @@ typedef struct {
  * with the message of the last one left in the error slot.
  */
 int bkr_repo_list(bkr_repo *r, bool runs, bkr_manifest_list *out, size_t *bad);
+
+/** The same, calling @p on_bad(ctx, file, message) for each damaged manifest. */
+int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
+		     void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx);
 void bkr_manifest_list_free(bkr_manifest_list *l);
 
 /** Resolve an id, a unique prefix, or "latest". BKR_ENOTFOUND / BKR_EAMBIGUOUS. */

@@ -1,0 +1,58 @@
+/** @file
+ * Repository verification (`bkr verify`): manifests, index, packs, every
+ * tree of every backup, and with read_data every blob's bytes.  Each problem
+ * is reported with the backups and paths it affects.
+ */
+#ifndef BKR_VERIFY_H
+#define BKR_VERIFY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bkr/repo.h"
+
+typedef enum {
+	BKR_VERIFY_MANIFEST = 1, /**< a manifest that does not parse or fails its checksum */
+	BKR_VERIFY_PACK,         /**< a pack whose footer is damaged, or that is missing */
+	BKR_VERIFY_BLOB,         /**< a blob whose bytes do not match its id */
+	BKR_VERIFY_TREE,         /**< a tree that cannot be read (missing or damaged) */
+	BKR_VERIFY_MISSING,      /**< a file's chunk that is not in the index */
+	BKR_VERIFY_DAMAGED_FILE, /**< a file that uses a damaged or missing blob */
+	BKR_VERIFY_LEFTOVER,     /**< an unreferenced pack or temporary file (not an error) */
+} bkr_verify_kind;
+
+/** One problem; valid during the callback only. */
+typedef struct {
+	bkr_verify_kind kind;
+	bool error;              /**< false for leftovers */
+	const char *object;      /**< blob id, pack path or manifest file */
+	const char *backup_id;   /**< when a backup is affected, else NULL */
+	const char *path;        /**< file or directory in that backup, else NULL */
+	const char *message;     /**< one line */
+} bkr_verify_problem;
+
+typedef struct {
+	uint64_t backups, trees, files, packs, blobs_read, bytes_read;
+	uint64_t errors, leftovers;
+} bkr_verify_stats;
+
+typedef struct {
+	int version;
+	const char *backup;      /**< only this backup (id, prefix, latest); NULL = all */
+	bool read_data;          /**< read and hash every blob of every pack */
+	void (*report)(void *ctx, const bkr_verify_problem *p);
+	void *report_ctx;
+	void (*progress)(void *ctx, const char *phase, uint64_t done, uint64_t total);
+	void *progress_ctx;
+} bkr_verify_options;
+#define BKR_VERIFY_OPTIONS_VERSION 1
+#define BKR_VERIFY_OPTIONS_INIT { BKR_VERIFY_OPTIONS_VERSION }
+
+/**
+ * Verify.  Returns 0 when no error was found (leftovers allowed),
+ * BKR_ECORRUPT when some were (each reported), or another error when the
+ * check itself could not run.
+ */
+int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *stats);
+
+#endif

@@ -1,0 +1,362 @@
+/** @file
+ * Shared plumbing of the bkr subcommands (see cli.h).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+
+int bkr_exit_for(int err)
+{
+	switch (err) {
+	case BKR_OK: return BKR_EXIT_OK;
+	case BKR_EINVAL: return BKR_EXIT_USAGE;
+	case BKR_ENOTFOUND: return BKR_EXIT_NOTFOUND;
+	case BKR_EAMBIGUOUS: return BKR_EXIT_USAGE;
+	case BKR_ECORRUPT:
+	case BKR_EUNSUPPORTED: return BKR_EXIT_CORRUPT;
+	case BKR_ELOCKED: return BKR_EXIT_LOCKED;
+	case BKR_EIO:
+	case BKR_ENOSPC:
+	case BKR_EEXISTS: return BKR_EXIT_IO;
+	case BKR_ETIMEOUT:
+	case BKR_EUNAVAILABLE: return BKR_EXIT_UNAVAILABLE;
+	case BKR_ENOMEM: return BKR_EXIT_INTERNAL;
+	default: return err < 0 ? BKR_EXIT_INTERNAL : BKR_EXIT_OK;
+	}
+}
+
+int cli_common(cli *c, int opt, const char *arg, const char *usage)
+{
+	switch (opt) {
+	case 'r': c->repo = arg; return 1;
+	case 'c': c->config = arg; return 1;
+	case OPT_JSON: c->json = true; return 1;
+	case 'q': c->quiet = true; c->progress = false; return 1;
+	case 'v': c->verbose++; return 1;
+	case OPT_NO_COLOR: c->color = false; return 1;
+	case 'h': fputs(usage, stdout); return -1;
+	default: return 0;
+	}
+}
+
+void cli_json_string(FILE *f, const char *s, size_t len)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch == '\n')
+			fputs("\\n", f);
+		else if (ch == '\t')
+			fputs("\\t", f);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f); /* bytes >= 0x80 pass through (UTF-8 or raw) */
+	}
+	fputc('"', f);
+}
+
+static void json_error(cli *c, int err, const char *msg)
+{
+	if (!c->json)
+		return;
+	fputs("{\"error\":{\"code\":", stdout);
+	cli_json_string(stdout, bkr_error_name(err), strlen(bkr_error_name(err)));
+	fprintf(stdout, ",\"exit\":%d,\"message\":", bkr_exit_for(err));
+	cli_json_string(stdout, msg, strlen(msg));
+	fputs("}}\n", stdout);
+}
+
+static void vmessage(cli *c, const char *tag, const char *col, const char *fmt, va_list ap)
+{
+	cli_progress_done(c);
+	fprintf(stderr, "%sbkr %s:%s ", cli_col(c, col), c->cmd ? c->cmd : "", cli_col(c, "reset"));
+	if (tag)
+		fprintf(stderr, "%s", tag);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+int cli_usage_error(cli *c, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "bkr %s: %s (see 'bkr %s --help')\n", c->cmd ? c->cmd : "", msg, c->cmd ? c->cmd : "");
+	json_error(c, BKR_EINVAL, msg);
+	return BKR_EXIT_USAGE;
+}
+
+int cli_fail(cli *c, int err)
+{
+	const char *msg = bkr_error_message();
+	if (!*msg)
+		msg = bkr_error_name(err);
+	cli_progress_done(c);
+	fprintf(stderr, "%sbkr %s:%s %s\n", cli_col(c, "red"), c->cmd ? c->cmd : "", cli_col(c, "reset"), msg);
+	json_error(c, err, msg);
+	return bkr_exit_for(err);
+}
+
+int cli_failf(cli *c, int err, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	bkr_error_set(err, "%s", msg);
+	return cli_fail(c, err);
+}
+
+void cli_warn(cli *c, const char *fmt, ...)
+{
+	va_list ap;
+	if (c->quiet)
+		return;
+	va_start(ap, fmt);
+	vmessage(c, "warning: ", "yellow", fmt, ap);
+	va_end(ap);
+}
+
+int cli_load_config(cli *c, bkr_config **out)
+{
+	const char *path = c->config ? c->config : getenv("BKR_CONFIG");
+	*out = NULL;
+	if (!path || !*path)
+		return 0;
+	return bkr_config_load(out, path);
+}
+
+const char *cli_repo_path(cli *c, const bkr_config *cfg)
+{
+	const char *env = getenv("BKR_REPO");
+	if (c->repo)
+		return c->repo;
+	if (cfg && cfg->repository)
+		return cfg->repository;
+	return env && *env ? env : NULL;
+}
+
+int cli_open_repo(cli *c, bkr_repo **out, int flags)
+{
+	bkr_config *cfg = NULL;
+	const char *path;
+	int err;
+
+	*out = NULL;
+	if (!c->repo && !getenv("BKR_REPO") && (err = cli_load_config(c, &cfg)) < 0)
+		return err;
+	path = cli_repo_path(c, cfg);
+	if (!path) {
+		bkr_config_free(cfg);
+		return bkr_error_set(BKR_EINVAL, "no repository: give -r REPO, set BKR_REPO, or name one in the configuration (-c)");
+	}
+	err = bkr_repo_open(out, path, flags);
+	if (err == 0 && cfg && (cfg->warm.path || cfg->cold.path)) {
+		const char *tiers[2];
+		size_t n = 0;
+		if (cfg->warm.path)
+			tiers[n++] = cfg->warm.path;
+		if (cfg->cold.path)
+			tiers[n++] = cfg->cold.path;
+		err = bkr_repo_set_tiers(*out, tiers, n);
+	}
+	bkr_config_free(cfg);
+	return err;
+}
+
+const char *cli_col(cli *c, const char *which)
+{
+	if (!c->color)
+		return "";
+	if (!strcmp(which, "red"))
+		return "\033[31m";
+	if (!strcmp(which, "green"))
+		return "\033[32m";
+	if (!strcmp(which, "yellow"))
+		return "\033[33m";
+	if (!strcmp(which, "bold"))
+		return "\033[1m";
+	if (!strcmp(which, "dim"))
+		return "\033[2m";
+	return "\033[0m";
+}
+
+void cli_human_bytes(char out[32], uint64_t n)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)n;
+	int u = 0;
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, 32, "%llu B", (unsigned long long)n);
+	else
+		snprintf(out, 32, "%.1f %s", v, units[u]);
+}
+
+static bool progress_shown;
+
+void cli_progress(cli *c, const char *fmt, ...)
+{
+	static struct timespec last;
+	struct timespec now;
+	char line[256];
+	va_list ap;
+
+	if (!c->progress)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (progress_shown && (now.tv_sec - last.tv_sec) * 1000000000L + (now.tv_nsec - last.tv_nsec) < 200000000L)
+		return;
+	last = now;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\r\033[K%s", line);
+	fflush(stderr);
+	progress_shown = true;
+}
+
+void cli_progress_done(cli *c)
+{
+	if (progress_shown) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		progress_shown = false;
+	}
+}
+
+int cli_parse(cli *c, int argc, char **argv, const char *usage, const char *shortopts,
+	      const struct option *longopts, cli_opt_fn handle, void *state, int *first_arg)
+{
+	static const struct option common[] = { CLI_COMMON_LONG, { NULL, 0, NULL, 0 } };
+	struct option all[64];
+	char shorts[128];
+	size_t n = 0;
+	int opt, rc;
+
+	/* GNU getopt permutes, so options may follow operands ("ls ID PATH --json"). */
+	snprintf(shorts, sizeof(shorts), ":%s%s", CLI_COMMON_SHORT, shortopts ? shortopts : "");
+	for (const struct option *o = longopts; o && o->name && n < 48; o++)
+		all[n++] = *o;
+	for (const struct option *o = common; o->name; o++)
+		all[n++] = *o;
+	memset(&all[n], 0, sizeof(all[n]));
+
+	optind = 0; /* full re-initialisation of GNU getopt */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, shorts, all, NULL)) != -1) {
+		if (opt == '?') {
+			if (optopt && optopt < 256)
+				return cli_usage_error(c, "unknown option '-%c'", optopt);
+			return cli_usage_error(c, "unknown option '%s'", argv[optind - 1]);
+		}
+		if (opt == ':')
+			return cli_usage_error(c, "option '%s' needs a value", argv[optind - 1]);
+		rc = cli_common(c, opt, optarg, usage);
+		if (rc < 0)
+			return CLI_PARSE_HELP;
+		if (rc > 0)
+			continue;
+		if (!handle)
+			return cli_usage_error(c, "unexpected option");
+		if ((rc = handle(c, opt, optarg, state)) != 0)
+			return rc;
+	}
+	if (c->json)
+		c->progress = false;
+	*first_arg = optind;
+	return 0;
+}
+
+static char *own(cli_sources *s, char *str)
+{
+	char **o;
+	if (!str)
+		return NULL;
+	if (!(o = realloc(s->owned, (s->nowned + 1) * sizeof(*o)))) {
+		free(str);
+		return NULL;
+	}
+	s->owned = o;
+	o[s->nowned++] = str;
+	return str;
+}
+
+int cli_sources_get(cli *c, const bkr_config *cfg, char **paths, int npaths,
+		    char **only, size_t nonly, cli_sources *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (npaths > 0) {
+		if (!(out->specs = calloc((size_t)npaths, sizeof(*out->specs))))
+			return bkr_error_oom();
+		for (int i = 0; i < npaths; i++) {
+			char *abs = own(out, realpath(paths[i], NULL)), *name, *slash;
+			if (!abs)
+				return bkr_error_set_errno(errno, "source %s", paths[i]);
+			slash = strrchr(abs, '/');
+			name = own(out, strdup(slash && slash[1] ? slash + 1 : "root"));
+			if (!name)
+				return bkr_error_oom();
+			for (size_t k = 0; k < out->n; k++)
+				if (!strcmp(out->specs[k].name, name))
+					return bkr_error_set(BKR_EINVAL, "two sources are named '%s' (%s and %s); back them up separately or use a configuration",
+							     name, out->specs[k].path, abs);
+			out->specs[out->n].name = name;
+			out->specs[out->n].path = abs;
+			out->n++;
+		}
+		out->workspace_root = out->n == 1 ? out->specs[0].path : NULL;
+		return 0;
+	}
+	if (!cfg)
+		return bkr_error_set(BKR_EINVAL, "nothing to back up: give PATHs or a configuration with -c");
+	if (!(out->specs = calloc(cfg->nsources ? cfg->nsources * 4 : 1, sizeof(*out->specs))))
+		return bkr_error_oom();
+	for (size_t k = 0; k < nonly; k++)
+		if (!bkr_config_find_source(cfg, only[k]))
+			return bkr_error_set(BKR_ENOTFOUND, "%s: no source named '%s'", cfg->file ? cfg->file : "config", only[k]);
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		const bkr_config_source *src = &cfg->sources[i];
+		bool want = nonly == 0;
+		for (size_t k = 0; k < nonly; k++)
+			want |= !strcmp(only[k], src->name);
+		if (!want)
+			continue;
+		if (src->npaths != 1)
+			return bkr_error_set(BKR_EINVAL, "%s: source '%s' has %zu paths; bkr backs up one path per source",
+					     cfg->file ? cfg->file : "config", src->name, src->npaths);
+		bkr_source_spec *sp = &out->specs[out->n++];
+		sp->name = src->name;
+		sp->path = src->paths[0];
+		sp->excludes = (const char *const *)src->excludes;
+		sp->nexcludes = src->nexcludes;
+	}
+	out->workspace_root = cfg->workspace_root;
+	(void)c;
+	return 0;
+}
+
+void cli_sources_free(cli_sources *s)
+{
+	for (size_t i = 0; i < s->nowned; i++)
+		free(s->owned[i]);
+	free(s->owned);
+	free(s->specs);
+	memset(s, 0, sizeof(*s));
+}

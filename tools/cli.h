@@ -1,0 +1,146 @@
+/** @file
+ * What every bkr subcommand shares: global options, opening the repository
+ * and the configuration, error and JSON output, colour and progress.
+ */
+#ifndef BKR_TOOLS_CLI_H
+#define BKR_TOOLS_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bkr/backup.h"
+#include "bkr/config.h"
+#include "bkr/repo.h"
+#include "exit.h"
+
+/** Global options, accepted before or after the subcommand. */
+typedef struct {
+	const char *repo;     /**< -r/--repo or BKR_REPO */
+	const char *config;   /**< -c/--config or BKR_CONFIG */
+	bool json;            /**< --json */
+	bool quiet;           /**< -q */
+	int verbose;          /**< -v */
+	bool color;           /**< stderr/stdout is a TTY and NO_COLOR unset */
+	bool progress;        /**< stderr is a TTY and not quiet */
+	const char *cmd;      /**< subcommand name, for messages */
+} cli;
+
+/** Option ids for the common long options (above the ASCII range). */
+enum { OPT_JSON = 1000, OPT_HELP, OPT_NO_COLOR, OPT_FIRST_CMD = 1100 };
+
+#define CLI_COMMON_SHORT "r:c:qvh"
+#define CLI_COMMON_LONG                                        \
+	{ "repo", required_argument, NULL, 'r' },              \
+	{ "config", required_argument, NULL, 'c' },            \
+	{ "json", no_argument, NULL, OPT_JSON },               \
+	{ "quiet", no_argument, NULL, 'q' },                   \
+	{ "verbose", no_argument, NULL, 'v' },                 \
+	{ "no-color", no_argument, NULL, OPT_NO_COLOR },       \
+	{ "help", no_argument, NULL, 'h' }
+
+/**
+ * Handle a common option.  Returns 1 if handled, 0 if not common, or -1
+ * after printing @p usage for -h/--help (the caller exits 0).
+ */
+int cli_common(cli *c, int opt, const char *arg, const char *usage);
+
+/** Report a usage error ("bkr CMD: MESSAGE" + hint) and return BKR_EXIT_USAGE. */
+int cli_usage_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/**
+ * Report the engine's last error for @p err (one line on stderr; with --json
+ * also {"error":...} on stdout) and return the matching exit code.
+ */
+int cli_fail(cli *c, int err);
+
+/** Same with a message of our own. */
+int cli_failf(cli *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/** A warning line on stderr ("bkr CMD: warning: ..."), unless quiet. */
+void cli_warn(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Open the repository named by -r / BKR_REPO / the config. */
+int cli_open_repo(cli *c, bkr_repo **out, int flags);
+
+/** Load the configuration when -c / BKR_CONFIG is given; *out NULL otherwise. */
+int cli_load_config(cli *c, bkr_config **out);
+
+/** The repository path in effect (NULL when none). */
+const char *cli_repo_path(cli *c, const bkr_config *cfg);
+
+/** Colour escapes (empty when colour is off). */
+const char *cli_col(cli *c, const char *which);
+
+/** "1.5 MiB" */
+void cli_human_bytes(char out[32], uint64_t n);
+
+/** Progress line on stderr (TTY only, rate-limited); NULL text clears it. */
+void cli_progress(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_progress_done(cli *c);
+
+/** Print a JSON string literal (with quotes) for arbitrary bytes. */
+void cli_json_string(FILE *f, const char *s, size_t len);
+
+/** Source specs built from operands or the configuration (owned strings). */
+typedef struct {
+	bkr_source_spec *specs;
+	size_t n;
+	char **owned;      /**< strings to free */
+	size_t nowned;
+	const char *workspace_root;
+} cli_sources;
+
+/**
+ * Sources from PATH operands (each named after its last component) or, with
+ * none, from the configuration (optionally only those named in @p only).
+ */
+int cli_sources_get(cli *c, const bkr_config *cfg, char **paths, int npaths,
+		    char **only, size_t nonly, cli_sources *out);
+void cli_sources_free(cli_sources *s);
+
+/** Commands: argc/argv start at the subcommand name. */
+typedef int (*cli_cmd_fn)(cli *c, int argc, char **argv);
+
+int cmd_init(cli *c, int argc, char **argv);
+int cmd_create(cli *c, int argc, char **argv);
+int cmd_list(cli *c, int argc, char **argv);
+int cmd_show(cli *c, int argc, char **argv);
+int cmd_ls(cli *c, int argc, char **argv);
+int cmd_cat(cli *c, int argc, char **argv);
+int cmd_restore(cli *c, int argc, char **argv);
+int cmd_verify(cli *c, int argc, char **argv);
+int cmd_diff(cli *c, int argc, char **argv);
+int cmd_config(cli *c, int argc, char **argv);
+int cmd_mount(cli *c, int argc, char **argv);
+int cmd_pin(cli *c, int argc, char **argv);
+int cmd_tag(cli *c, int argc, char **argv);
+int cmd_scan(cli *c, int argc, char **argv);
+int cmd_recover(cli *c, int argc, char **argv);
+int cmd_batch(cli *c, int argc, char **argv);
+int cmd_recovered(cli *c, int argc, char **argv);
+
+/** A command's own option handler: 0 handled, else an exit code (usage error). */
+typedef int (*cli_opt_fn)(cli *c, int opt, const char *arg, void *state);
+
+/**
+ * Parse a subcommand's options: @p longopts (NULL-terminated, may be NULL)
+ * plus the common ones.  Returns 0 with *first_arg set to the first operand,
+ * -1 when --help was printed (exit 0), or an exit code after a usage error.
+ */
+int cli_parse(cli *c, int argc, char **argv, const char *usage, const char *shortopts,
+	      const struct option *longopts, cli_opt_fn handle, void *state, int *first_arg);
+#define CLI_PARSE_HELP (-1)
+
+/** Parse options or return from the calling command (0 after --help). */
+#define CLI_PARSE(c, argc, argv, usage, so, lo, fn, st, first)                         \
+	do {                                                                          \
+		int rc_ = cli_parse(c, argc, argv, usage, so, lo, fn, st, first);     \
+		if (rc_ == CLI_PARSE_HELP)                                            \
+			return 0;                                                     \
+		if (rc_)                                                              \
+			return rc_;                                                   \
+	} while (0)
+
+#endif

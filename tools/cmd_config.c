@@ -1,0 +1,63 @@
+/** @file
+ * bkr config check|show: validate a configuration file.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "bkr/error.h"
+#include "bkr/recover.h"
+
+static const char usage[] =
+	"usage: bkr config check [-c FILE] [--json]\n"
+	"       bkr config show  [-c FILE] [--json]\n\n"
+	"check: load FILE (or BKR_CONFIG) and report the first problem as one line\n"
+	"naming the file and the exact key; exit status 2 when it is invalid.\n"
+	"show: print the effective configuration, every default filled in.\n";
+
+int cmd_config(cli *c, int argc, char **argv)
+{
+	bkr_config *cfg = NULL;
+	bkr_recover_rules *rules = NULL;
+	const char *verb, *file;
+	int first, err;
+
+	CLI_PARSE(c, argc, argv, usage, "", NULL, NULL, NULL, &first);
+	if (first >= argc)
+		return cli_usage_error(c, "expected 'check' or 'show'");
+	verb = argv[first++];
+	if (strcmp(verb, "check") && strcmp(verb, "show"))
+		return cli_usage_error(c, "unknown config verb '%s' (check or show)", verb);
+	if (first < argc && !c->config)
+		c->config = argv[first++];
+	if (first < argc)
+		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
+	file = c->config ? c->config : getenv("BKR_CONFIG");
+	if (!file || !*file)
+		return cli_usage_error(c, "no configuration: give -c FILE or set BKR_CONFIG");
+	if ((err = bkr_config_load(&cfg, file)) < 0)
+		return cli_fail(c, err);
+	if ((err = bkr_recover_rules_parse(&rules, cfg->recovery_json, file)) < 0) {
+		bkr_config_free(cfg);
+		return cli_fail(c, err);
+	}
+	bkr_recover_rules_free(rules);
+	if (!strcmp(verb, "show")) {
+		char *j = bkr_config_to_json(cfg, !c->json);
+		if (!j) {
+			bkr_config_free(cfg);
+			return cli_fail(c, bkr_error_oom());
+		}
+		puts(j);
+		free(j);
+	} else if (c->json) {
+		fputs("{\"config\":", stdout);
+		cli_json_string(stdout, file, strlen(file));
+		fputs(",\"valid\":true}\n", stdout);
+	} else if (!c->quiet) {
+		printf("%s: ok (%zu source%s, repository %s)\n", file, cfg->nsources, cfg->nsources == 1 ? "" : "s",
+		       cfg->repository);
+	}
+	bkr_config_free(cfg);
+	return 0;
+}

@@ -1,0 +1,182 @@
+/** @file
+ * bkr create (alias backup): back up sources into the repository.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "bkr/backup.h"
+#include "bkr/error.h"
+#include "bkr/log.h"
+
+static const char usage[] =
+	"usage: bkr create -r REPO [--type TYPE] [PATH...] [--source NAME]... [--tag T]...\n"
+	"       bkr backup ...   (the same)\n\n"
+	"Back up PATHs (each becomes a source named after its last component) or the\n"
+	"sources of the configuration (-c).  Every backup is a complete tree.\n\n"
+	"  -t, --type TYPE        full | incremental | differential | snapshot (default incremental;\n"
+	"                         without a parent an incremental reads everything, like a full)\n"
+	"  -s, --source NAME      only this configured source (repeatable)\n"
+	"      --tag T            tag the backup (repeatable)\n"
+	"      --pin-until DATE   snapshots: pinned until DATE (YYYY-MM-DD); default forever\n"
+	"      --parent ID        use this backup as the parent instead of the automatic one\n"
+	"      --threads N        worker threads (default: online CPUs)\n"
+	"      --host NAME        record this host name instead of the local one\n"
+	"      --json             print the new manifest as JSON\n\n"
+	"Exit status: 0 done; 6 done with warnings (unreadable or changing files); see bkr(1).\n";
+
+enum { OPT_TAG = OPT_FIRST_CMD, OPT_PIN_UNTIL, OPT_PARENT, OPT_THREADS, OPT_HOST };
+
+struct state {
+	bkr_backup_options o;
+	char *tags[64];
+	size_t ntags;
+	char *only[64];
+	size_t nonly;
+	size_t warnings;
+	cli *c;
+};
+
+static int opt(cli *c, int o, const char *arg, void *st)
+{
+	struct state *s = st;
+	char *end;
+	switch (o) {
+	case 't':
+		if (bkr_backup_type_parse(arg, &s->o.type) < 0 || s->o.type == BKR_BACKUP_RECOVERY)
+			return cli_usage_error(c, "--type: expected full, incremental, differential or snapshot, not '%s'", arg);
+		return 0;
+	case 's':
+		if (s->nonly == 64)
+			return cli_usage_error(c, "too many --source options");
+		s->only[s->nonly++] = (char *)arg;
+		return 0;
+	case OPT_TAG:
+		if (s->ntags == 64)
+			return cli_usage_error(c, "too many --tag options");
+		s->tags[s->ntags++] = (char *)arg;
+		return 0;
+	case OPT_PIN_UNTIL: {
+		int64_t t;
+		if (bkr_time_parse(arg, &t) < 0)
+			return cli_usage_error(c, "--pin-until: expected a date like 2027-01-31, not '%s'", arg);
+		s->o.pinned_until = arg;
+		return 0;
+	}
+	case OPT_PARENT:
+		s->o.parent = arg;
+		return 0;
+	case OPT_THREADS:
+		s->o.threads = (int)strtol(arg, &end, 10);
+		if (*end || s->o.threads < 1 || s->o.threads > 256)
+			return cli_usage_error(c, "--threads: expected 1..256, not '%s'", arg);
+		return 0;
+	case OPT_HOST:
+		s->o.hostname = arg;
+		return 0;
+	}
+	return cli_usage_error(c, "unknown option");
+}
+
+static void on_progress(void *ctx, const bkr_backup_progress *p)
+{
+	struct state *s = ctx;
+	char done[32], total[32];
+	cli_human_bytes(done, p->bytes_done);
+	cli_human_bytes(total, p->bytes_total);
+	if (p->phase == 1)
+		cli_progress(s->c, "scanning: %llu files", (unsigned long long)p->files_total);
+	else
+		cli_progress(s->c, "%llu/%llu files, %s/%s", (unsigned long long)p->files_done,
+			     (unsigned long long)p->files_total, done, total);
+}
+
+static void on_warning(void *ctx, const char *msg)
+{
+	struct state *s = ctx;
+	s->warnings++;
+	cli_warn(s->c, "%s", msg);
+	bkr_log(BKR_LOG_WARN, "backup", "%s", msg);
+}
+
+int cmd_create(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "type", required_argument, NULL, 't' },
+		{ "source", required_argument, NULL, 's' },
+		{ "tag", required_argument, NULL, OPT_TAG },
+		{ "pin-until", required_argument, NULL, OPT_PIN_UNTIL },
+		{ "parent", required_argument, NULL, OPT_PARENT },
+		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "host", required_argument, NULL, OPT_HOST },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct state s = { .o = BKR_BACKUP_OPTIONS_INIT, .c = c };
+	bkr_config *cfg = NULL;
+	bkr_repo *repo = NULL;
+	bkr_manifest *m = NULL;
+	cli_sources src = { 0 };
+	int first, err, rc = 0;
+
+	s.o.type = BKR_BACKUP_INCREMENTAL;
+	CLI_PARSE(c, argc, argv, usage, "t:s:", lo, opt, &s, &first);
+	if (s.o.pinned_until && s.o.type != BKR_BACKUP_SNAPSHOT)
+		return cli_usage_error(c, "--pin-until goes with --type snapshot");
+	if ((err = cli_load_config(c, &cfg)) < 0)
+		return cli_fail(c, err);
+	if (first < argc && s.nonly)
+		rc = cli_usage_error(c, "give PATHs or --source, not both");
+	else if ((err = cli_sources_get(c, cfg, argv + first, argc - first, s.only, s.nonly, &src)) < 0)
+		rc = cli_fail(c, err);
+	if (rc)
+		goto done;
+	if (cfg && cfg->log_dir)
+		bkr_log_open(cfg->log_dir, BKR_LOG_INFO);
+	if ((err = cli_open_repo(c, &repo, 0)) < 0) {
+		rc = cli_fail(c, err);
+		goto done;
+	}
+	s.o.sources = src.specs;
+	s.o.nsources = src.n;
+	s.o.tags = (const char *const *)s.tags;
+	s.o.ntags = s.ntags;
+	s.o.workspace_root = src.workspace_root;
+	s.o.progress = on_progress;
+	s.o.progress_ctx = &s;
+	s.o.warning = on_warning;
+	s.o.warning_ctx = &s;
+	if ((err = bkr_backup_run(repo, &s.o, &m)) < 0) {
+		bkr_log(BKR_LOG_ERROR, "backup", "%s", bkr_error_message());
+		rc = cli_fail(c, err);
+		goto done;
+	}
+	cli_progress_done(c);
+	bkr_log(BKR_LOG_INFO, "backup", "created %s (%s): %llu files, %llu new bytes", m->backup_id,
+		bkr_backup_type_name(m->type), (unsigned long long)m->stats.files,
+		(unsigned long long)m->stats.new_bytes);
+	if (c->json) {
+		char *j = bkr_manifest_to_json(m, true);
+		if (j)
+			puts(j);
+		free(j);
+	} else if (!c->quiet) {
+		char total[32], added[32], stored[32];
+		cli_human_bytes(total, m->stats.bytes);
+		cli_human_bytes(added, m->stats.new_bytes);
+		cli_human_bytes(stored, m->stats.stored_bytes);
+		printf("%s%s%s: %s backup of %llu files (%s), %s new, %s stored, in %.2fs\n",
+		       cli_col(c, "green"), m->backup_id, cli_col(c, "reset"), bkr_backup_type_name(m->type),
+		       (unsigned long long)m->stats.files, total, added, stored, m->duration_seconds);
+		if (m->parent)
+			printf("parent: %s\n", m->parent);
+	}
+	if (m->nwarnings)
+		rc = BKR_EXIT_PARTIAL;
+done:
+	bkr_manifest_free(m);
+	bkr_repo_free(repo);
+	cli_sources_free(&src);
+	bkr_config_free(cfg);
+	bkr_log_close();
+	return rc;
+}

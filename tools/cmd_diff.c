@@ -1,0 +1,176 @@
+/** @file
+ * bkr diff: two backups, or a backup and the live files.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "bkr/diff.h"
+#include "bkr/error.h"
+
+static const char usage[] =
+	"usage: bkr diff -r REPO ID1 ID2 [PATH...] [--json] [--exit-code]\n"
+	"       bkr diff -r REPO ID --live [SOURCE_PATH...] [--json]\n\n"
+	"List what was added (+), removed (-) and modified (M: content, m: metadata\n"
+	"only) from ID1 to ID2, or from backup ID to the live files (--live; the\n"
+	"sources are the configuration's, or SOURCE_PATHs named like at backup time).\n\n"
+	"      --live        compare with the live files\n"
+	"      --exit-code   exit 1 when there are differences\n";
+
+enum { OPT_LIVE = OPT_FIRST_CMD, OPT_EXIT_CODE };
+
+struct state {
+	bool live, exit_code;
+	cli *c;
+	size_t shown;
+	FILE *out;        /* stdout, or a memory stream for --json (printed only on success) */
+	char *buf;
+	size_t buflen;
+};
+
+static int opt(cli *c, int o, const char *arg, void *st)
+{
+	struct state *s = st;
+	if (o == OPT_LIVE)
+		s->live = true;
+	else if (o == OPT_EXIT_CODE)
+		s->exit_code = true;
+	else
+		return cli_usage_error(c, "unknown option");
+	return 0;
+}
+
+static void what_list(unsigned w, char *out, size_t cap)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ BKR_DIFF_CONTENT, "content" }, { BKR_DIFF_TYPE, "type" }, { BKR_DIFF_MODE, "mode" },
+		{ BKR_DIFF_OWNER, "owner" }, { BKR_DIFF_MTIME, "mtime" }, { BKR_DIFF_XATTRS, "xattrs" },
+		{ BKR_DIFF_OTHER, "other" },
+	};
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
+		if (w & names[i].bit)
+			snprintf(out + strlen(out), cap - strlen(out), "%s\"%s\"", out[0] ? "," : "", names[i].name);
+}
+
+static int on_change(void *ctx, const bkr_diff_change *ch)
+{
+	struct state *s = ctx;
+	cli *c = s->c;
+	if (c->json) {
+		char what[128];
+		const char *kind = ch->kind == BKR_DIFF_ADDED ? "added" : ch->kind == BKR_DIFF_REMOVED ? "removed" : "modified";
+		what_list(ch->what, what, sizeof(what));
+		fprintf(s->out, "%s\n{\"change\":\"%s\",\"path\":", s->shown ? "," : "", kind);
+		cli_json_string(s->out, ch->path, strlen(ch->path));
+		if (ch->kind == BKR_DIFF_MODIFIED)
+			fprintf(s->out, ",\"content\":%s,\"what\":[%s]", (ch->what & (BKR_DIFF_CONTENT | BKR_DIFF_TYPE)) ? "true" : "false", what);
+		fputs("}", s->out);
+	} else {
+		const char *mark, *col;
+		if (ch->kind == BKR_DIFF_ADDED) {
+			mark = "+";
+			col = "green";
+		} else if (ch->kind == BKR_DIFF_REMOVED) {
+			mark = "-";
+			col = "red";
+		} else {
+			mark = (ch->what & (BKR_DIFF_CONTENT | BKR_DIFF_TYPE)) ? "M" : "m";
+			col = "yellow";
+		}
+		printf("%s%s%s  %s\n", cli_col(c, col), mark, cli_col(c, "reset"), ch->path);
+	}
+	s->shown++;
+	return 0;
+}
+
+int cmd_diff(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "live", no_argument, NULL, OPT_LIVE },
+		{ "exit-code", no_argument, NULL, OPT_EXIT_CODE },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct state s = { .c = c };
+	bkr_diff_options o = BKR_DIFF_OPTIONS_INIT;
+	bkr_diff_stats st = { 0 };
+	bkr_repo *repo = NULL;
+	bkr_manifest *a = NULL, *b = NULL;
+	bkr_config *cfg = NULL;
+	cli_sources src = { 0 };
+	int first, err = 0, rc = 0;
+
+	CLI_PARSE(c, argc, argv, usage, "", lo, opt, &s, &first);
+	if (first >= argc || (!s.live && argc - first < 2))
+		return cli_usage_error(c, s.live ? "expected a backup ID" : "expected two backup IDs (or ID --live)");
+	o.callback = on_change;
+	o.ctx = &s;
+	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
+		return cli_fail(c, err);
+	if ((err = bkr_repo_find_backup(repo, argv[first], &a)) < 0)
+		goto fail;
+	s.out = stdout;
+	if (c->json && !(s.out = open_memstream(&s.buf, &s.buflen))) {
+		err = bkr_error_oom();
+		goto fail;
+	}
+	if (s.live) {
+		if ((err = cli_load_config(c, &cfg)) < 0 ||
+		    (err = cli_sources_get(c, cfg, argv + first + 1, argc - first - 1, NULL, 0, &src)) < 0) {
+			/* without a config or paths, compare with where the backup was read from */
+			if (!cfg && argc - first == 1 && a->nsources) {
+				bkr_error_clear();
+				src.specs = calloc(a->nsources, sizeof(*src.specs));
+				if (!src.specs) {
+					err = bkr_error_oom();
+					goto fail;
+				}
+				for (size_t i = 0; i < a->nsources; i++) {
+					src.specs[i].name = a->sources[i].source;
+					src.specs[i].path = a->sources[i].path;
+				}
+				src.n = a->nsources;
+				err = 0;
+			} else {
+				goto fail;
+			}
+		}
+		err = bkr_diff_live(repo, a, src.specs, src.n, &o, &st);
+	} else {
+		if ((err = bkr_repo_find_backup(repo, argv[first + 1], &b)) < 0)
+			goto fail;
+		o.paths = (const char *const *)(argv + first + 2);
+		o.npaths = (size_t)(argc - first - 2);
+		err = bkr_diff_backups(repo, a, b, &o, &st);
+	}
+	if (err < 0)
+		goto fail;
+	if (c->json) {
+		fclose(s.out);
+		s.out = NULL;
+		printf("{\"changes\":[%s", s.buf ? s.buf : "");
+		printf("\n],\"added\":%llu,\"removed\":%llu,\"modified\":%llu,\"content_modified\":%llu,\"metadata_modified\":%llu}\n",
+		       (unsigned long long)st.added, (unsigned long long)st.removed, (unsigned long long)st.modified,
+		       (unsigned long long)st.content_modified, (unsigned long long)st.metadata_modified);
+	} else if (!c->quiet)
+		fprintf(stderr, "%llu added, %llu removed, %llu modified (%llu content, %llu metadata only)\n",
+			(unsigned long long)st.added, (unsigned long long)st.removed, (unsigned long long)st.modified,
+			(unsigned long long)st.content_modified, (unsigned long long)st.metadata_modified);
+	if (s.exit_code && (st.added || st.removed || st.modified))
+		rc = BKR_EXIT_FOUND;
+	goto done;
+fail:
+	rc = cli_fail(c, err);
+done:
+	if (s.out && s.out != stdout)
+		fclose(s.out);
+	free(s.buf);
+	if (!cfg && src.nowned == 0 && src.specs && s.live)
+		free(src.specs), src.specs = NULL;
+	cli_sources_free(&src);
+	bkr_config_free(cfg);
+	bkr_manifest_free(a);
+	bkr_manifest_free(b);
+	bkr_repo_free(repo);
+	return rc;
+}

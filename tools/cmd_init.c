@@ -1,0 +1,86 @@
+/** @file
+ * bkr init: create a repository.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "bkr/error.h"
+
+static const char usage[] =
+	"usage: bkr init -r REPO [--compression zlib|none] [--level N]\n\n"
+	"Create an empty repository at REPO (an absent or empty directory).\n\n"
+	"  --compression zlib|none   blob compression (default zlib)\n"
+	"  --level N                 zlib level 1..9 (default 1: fastest, measured best)\n"
+	"  --chunk-avg BYTES         average chunk size, a power of two (default 1048576)\n";
+
+enum { OPT_COMPRESSION = OPT_FIRST_CMD, OPT_LEVEL, OPT_CHUNK_AVG };
+
+static int opt(cli *c, int o, const char *arg, void *st)
+{
+	bkr_repo_init_options *io = st;
+	char *end;
+	long v;
+	switch (o) {
+	case OPT_COMPRESSION:
+		if (strcmp(arg, "zlib") && strcmp(arg, "none"))
+			return cli_usage_error(c, "--compression: expected zlib or none, not '%s'", arg);
+		io->compression = arg;
+		return 0;
+	case OPT_LEVEL:
+		v = strtol(arg, &end, 10);
+		if (*end || v < 1 || v > 9)
+			return cli_usage_error(c, "--level: expected 1..9, not '%s'", arg);
+		io->level = (int)v;
+		return 0;
+	case OPT_CHUNK_AVG:
+		v = strtol(arg, &end, 10);
+		if (*end || v < 4096 || v > (4 << 20) || (v & (v - 1)))
+			return cli_usage_error(c, "--chunk-avg: expected a power of two from 4096 to 4194304, not '%s'", arg);
+		io->chunk_avg = (uint32_t)v;
+		io->chunk_min = (uint32_t)v / 4;
+		io->chunk_max = (uint32_t)v * 4;
+		return 0;
+	}
+	return cli_usage_error(c, "unknown option");
+}
+
+int cmd_init(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "compression", required_argument, NULL, OPT_COMPRESSION },
+		{ "level", required_argument, NULL, OPT_LEVEL },
+		{ "chunk-avg", required_argument, NULL, OPT_CHUNK_AVG },
+		{ NULL, 0, NULL, 0 },
+	};
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	bkr_config *cfg = NULL;
+	const char *path;
+	int first, err;
+
+	CLI_PARSE(c, argc, argv, usage, "", lo, opt, &io, &first);
+	if (first < argc && !c->repo)
+		c->repo = argv[first++];
+	if (first < argc)
+		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
+	if (!c->repo && !getenv("BKR_REPO") && (err = cli_load_config(c, &cfg)) < 0)
+		return cli_fail(c, err);
+	path = cli_repo_path(c, cfg);
+	if (!path) {
+		bkr_config_free(cfg);
+		return cli_usage_error(c, "no repository: give -r REPO");
+	}
+	if ((err = bkr_repo_init(path, &io)) < 0) {
+		bkr_config_free(cfg);
+		return cli_fail(c, err);
+	}
+	if (c->json) {
+		fputs("{\"repository\":", stdout);
+		cli_json_string(stdout, path, strlen(path));
+		fputs(",\"created\":true}\n", stdout);
+	} else if (!c->quiet) {
+		printf("created repository %s\n", path);
+	}
+	bkr_config_free(cfg);
+	return 0;
+}

@@ -1,0 +1,173 @@
+/** @file
+ * bkr list and bkr show: backups and their manifests.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "bkr/error.h"
+
+static const char list_usage[] =
+	"usage: bkr list -r REPO [--json] [--type TYPE] [--tag T]\n\n"
+	"List backups, oldest first.  --json prints an array of manifests with the\n"
+	"fields backup_id, timestamp, backup_type, sources[], metadata, validation, ...\n\n"
+	"  -t, --type TYPE   only backups of this type\n"
+	"      --tag T       only backups with this tag\n";
+
+static const char show_usage[] =
+	"usage: bkr show -r REPO ID [--json]\n\n"
+	"Show one backup's manifest.  ID is a backup id, a unique prefix, or 'latest'.\n";
+
+enum { OPT_TAG = OPT_FIRST_CMD };
+
+struct filter {
+	bool by_type;
+	bkr_backup_type type;
+	const char *tag;
+};
+
+static int list_opt(cli *c, int o, const char *arg, void *st)
+{
+	struct filter *f = st;
+	if (o == 't') {
+		if (bkr_backup_type_parse(arg, &f->type) < 0)
+			return cli_usage_error(c, "--type: unknown backup type '%s'", arg);
+		f->by_type = true;
+		return 0;
+	}
+	if (o == OPT_TAG) {
+		f->tag = arg;
+		return 0;
+	}
+	return cli_usage_error(c, "unknown option");
+}
+
+static bool has_tag(const bkr_manifest *m, const char *tag)
+{
+	for (size_t i = 0; i < m->ntags; i++)
+		if (!strcmp(m->tags[i], tag))
+			return true;
+	return false;
+}
+
+int cmd_list(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "type", required_argument, NULL, 't' },
+		{ "tag", required_argument, NULL, OPT_TAG },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct filter f = { 0 };
+	bkr_repo *repo = NULL;
+	bkr_manifest_list l = { 0 };
+	size_t bad = 0, shown = 0;
+	int first, err;
+
+	CLI_PARSE(c, argc, argv, list_usage, "t:", lo, list_opt, &f, &first);
+	if (first < argc)
+		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
+	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
+		return cli_fail(c, err);
+	if ((err = bkr_repo_list(repo, false, &l, &bad)) < 0) {
+		bkr_repo_free(repo);
+		return cli_fail(c, err);
+	}
+	if (bad)
+		cli_warn(c, "%zu manifest(s) are damaged and not listed; last: %s", bad, bkr_error_message());
+	if (c->json)
+		fputs("[", stdout);
+	else if (!c->quiet && l.n)
+		printf("%s%-42s %-20s %-12s %8s %10s  %s%s\n", cli_col(c, "bold"), "ID", "TIME (UTC)", "TYPE",
+		       "FILES", "SIZE", "TAGS", cli_col(c, "reset"));
+	for (size_t i = 0; i < l.n; i++) {
+		const bkr_manifest *m = l.items[i];
+		if ((f.by_type && m->type != f.type) || (f.tag && !has_tag(m, f.tag)))
+			continue;
+		if (c->json) {
+			char *j = bkr_manifest_to_json(m, false);
+			if (!j) {
+				err = bkr_error_oom();
+				break;
+			}
+			printf("%s%s", shown ? "," : "", j);
+			free(j);
+		} else {
+			char size[32], when[20];
+			cli_human_bytes(size, m->stats.bytes);
+			snprintf(when, sizeof(when), "%.10s %.8s", m->timestamp, m->timestamp + 11);
+			printf("%-42s %-20s %-12s %8llu %10s  ", m->backup_id, when, bkr_backup_type_name(m->type),
+			       (unsigned long long)m->stats.files, size);
+			for (size_t t = 0; t < m->ntags; t++)
+				printf("%s%s", t ? "," : "", m->tags[t]);
+			if (m->pinned_until)
+				printf("%s[pinned%s%s]", m->ntags ? " " : "", *m->pinned_until ? " until " : "",
+				       m->pinned_until);
+			putchar('\n');
+		}
+		shown++;
+	}
+	if (c->json)
+		fputs("]\n", stdout);
+	else if (!c->quiet && !c->json && shown == 0)
+		fprintf(stderr, "no backups in %s\n", bkr_repo_path(repo));
+	bkr_manifest_list_free(&l);
+	bkr_repo_free(repo);
+	if (err < 0)
+		return cli_fail(c, err);
+	return bad ? BKR_EXIT_CORRUPT : 0;
+}
+
+int cmd_show(cli *c, int argc, char **argv)
+{
+	bkr_repo *repo = NULL;
+	bkr_manifest *m = NULL;
+	int first, err;
+
+	CLI_PARSE(c, argc, argv, show_usage, "", NULL, NULL, NULL, &first);
+	if (first + 1 != argc)
+		return cli_usage_error(c, "expected one backup ID");
+	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
+		return cli_fail(c, err);
+	if ((err = bkr_repo_find_backup(repo, argv[first], &m)) < 0) {
+		bkr_repo_free(repo);
+		return cli_fail(c, err);
+	}
+	if (c->json) {
+		char *j = bkr_manifest_to_json(m, true);
+		if (j)
+			puts(j);
+		free(j);
+	} else {
+		char tree[BKR_ID_HEX], b1[32], b2[32], b3[32];
+		bkr_id_to_hex(&m->tree, tree);
+		printf("%sbackup%s     %s\n", cli_col(c, "bold"), cli_col(c, "reset"), m->backup_id);
+		printf("time       %s\n", m->timestamp);
+		printf("type       %s\n", bkr_backup_type_name(m->type));
+		printf("parent     %s\n", m->parent ? m->parent : "-");
+		printf("host       %s\n", m->hostname ? m->hostname : "-");
+		printf("workspace  %s\n", m->workspace_root ? m->workspace_root : "-");
+		printf("tree       %s\n", tree);
+		printf("duration   %.2fs\n", m->duration_seconds);
+		cli_human_bytes(b1, m->stats.bytes);
+		cli_human_bytes(b2, m->stats.new_bytes);
+		cli_human_bytes(b3, m->stats.stored_bytes);
+		printf("files      %llu in %llu directories, %s (%s new, %s stored)\n",
+		       (unsigned long long)m->stats.files, (unsigned long long)m->stats.dirs, b1, b2, b3);
+		printf("integrity  %s\n", m->integrity_check ? m->integrity_check : "-");
+		if (m->pinned_until)
+			printf("pinned     %s\n", *m->pinned_until ? m->pinned_until : "forever");
+		for (size_t i = 0; i < m->ntags; i++)
+			printf("tag        %s\n", m->tags[i]);
+		for (size_t i = 0; i < m->nsources; i++) {
+			cli_human_bytes(b1, m->sources[i].total_size_bytes);
+			printf("source     %s  %s  (%llu files, %s)\n", m->sources[i].source,
+			       m->sources[i].path ? m->sources[i].path : "",
+			       (unsigned long long)m->sources[i].files_backed_up, b1);
+		}
+		for (size_t i = 0; i < m->nwarnings; i++)
+			printf("warning    %s\n", m->warnings[i]);
+	}
+	bkr_manifest_free(m);
+	bkr_repo_free(repo);
+	return 0;
+}

@@ -1,0 +1,100 @@
+/** @file
+ * bkr mount: run bkrfs (found next to bkr, or on PATH) on the repository.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "bkr/error.h"
+
+static const char usage[] =
+	"usage: bkr mount -r REPO MOUNTPOINT [-f] [-o OPTIONS]\n\n"
+	"Mount every backup of REPO read-only at MOUNTPOINT (see bkrfs(8)):\n"
+	"/by-id, /by-date, /latest, /recovered.  Returns once the mount is ready;\n"
+	"unmount with 'fusermount3 -u MOUNTPOINT'.\n\n"
+	"  -f            stay in the foreground\n"
+	"  -o OPTIONS    bkrfs options (allow_other, uid=, gid=, umask=, numeric_ids, cache_size=, tz=)\n";
+
+struct state {
+	bool fg;
+	const char *o[16];
+	size_t no;
+};
+
+static int opt(cli *c, int o, const char *arg, void *st)
+{
+	struct state *s = st;
+	if (o == 'f') {
+		s->fg = true;
+		return 0;
+	}
+	if (o == 'o' && s->no < 16) {
+		s->o[s->no++] = arg;
+		return 0;
+	}
+	return cli_usage_error(c, "unknown option");
+}
+
+static void find_bkrfs(char *out, size_t cap)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	snprintf(out, cap, "bkrfs");
+	if (n <= 0)
+		return;
+	self[n] = '\0';
+	char *dir = dirname(self);
+	const char *cands[] = { "%s/bkrfs", "%s/../fs/bkrfs" };
+	for (size_t i = 0; i < 2; i++) {
+		char p[PATH_MAX + 16];
+		snprintf(p, sizeof(p), cands[i], dir);
+		if (access(p, X_OK) == 0) {
+			snprintf(out, cap, "%s", p);
+			return;
+		}
+	}
+}
+
+int cmd_mount(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "options", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct state s = { 0 };
+	bkr_config *cfg = NULL;
+	char bkrfs[PATH_MAX];
+	const char *repo;
+	char *args[40];
+	int first, err, n = 0;
+
+	CLI_PARSE(c, argc, argv, usage, "fo:", lo, opt, &s, &first);
+	if (argc - first != 1)
+		return cli_usage_error(c, "expected one MOUNTPOINT");
+	if (!c->repo && !getenv("BKR_REPO") && (err = cli_load_config(c, &cfg)) < 0)
+		return cli_fail(c, err);
+	repo = cli_repo_path(c, cfg);
+	if (!repo)
+		return cli_usage_error(c, "no repository: give -r REPO");
+	find_bkrfs(bkrfs, sizeof(bkrfs));
+	args[n++] = bkrfs;
+	args[n++] = (char *)repo;
+	args[n++] = argv[first];
+	if (s.fg)
+		args[n++] = "-f";
+	for (size_t i = 0; i < s.no; i++) {
+		args[n++] = "-o";
+		args[n++] = (char *)s.o[i];
+	}
+	args[n] = NULL;
+	fflush(stdout);
+	execvp(bkrfs, args);
+	err = bkr_error_set_errno(errno, "cannot run %s", bkrfs);
+	bkr_config_free(cfg);
+	return cli_fail(c, err);
+}

@@ -1,0 +1,125 @@
+/** @file
+ * bkr pin / unpin / tag: later facts about a backup, written as append-only
+ * records (a manifest is never rewritten).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "bkr/error.h"
+
+static const char pin_usage[] =
+	"usage: bkr pin -r REPO ID [--until DATE]\n"
+	"       bkr unpin -r REPO ID\n\n"
+	"Pin a backup so retention never removes it and its data stays in the hot\n"
+	"tier (until DATE, YYYY-MM-DD, or forever); unpin undoes it.\n";
+
+static const char tag_usage[] =
+	"usage: bkr tag -r REPO ID [--add T]... [--remove T]...\n\n"
+	"Add or remove tags of a backup.\n";
+
+enum { OPT_UNTIL = OPT_FIRST_CMD, OPT_ADD, OPT_REMOVE };
+
+struct state {
+	const char *until;
+	const char *add[32], *rm[32];
+	size_t nadd, nrm;
+};
+
+static int opt(cli *c, int o, const char *arg, void *st)
+{
+	struct state *s = st;
+	int64_t t;
+	switch (o) {
+	case OPT_UNTIL:
+		if (bkr_time_parse(arg, &t) < 0)
+			return cli_usage_error(c, "--until: expected a date like 2027-01-31, not '%s'", arg);
+		s->until = arg;
+		return 0;
+	case OPT_ADD:
+		if (s->nadd < 32)
+			s->add[s->nadd++] = arg;
+		return 0;
+	case OPT_REMOVE:
+		if (s->nrm < 32)
+			s->rm[s->nrm++] = arg;
+		return 0;
+	}
+	return cli_usage_error(c, "unknown option");
+}
+
+static int record(bkr_repo *repo, const char *kind, const char *id, const char *key, const char *val)
+{
+	char now[32];
+	cJSON *o = cJSON_CreateObject();
+	char *text;
+	int err;
+	bkr_time_format(now, bkr_time_now_ns());
+	cJSON_AddStringToObject(o, "kind", kind);
+	cJSON_AddStringToObject(o, "backup_id", id);
+	cJSON_AddStringToObject(o, "time", now);
+	if (key && val)
+		cJSON_AddStringToObject(o, key, val);
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!text)
+		return bkr_error_oom();
+	err = bkr_repo_add_record(repo, text);
+	free(text);
+	return err;
+}
+
+static int run(cli *c, int argc, char **argv, const char *usage, bool tag)
+{
+	static const struct option lo[] = {
+		{ "until", required_argument, NULL, OPT_UNTIL },
+		{ "add", required_argument, NULL, OPT_ADD },
+		{ "remove", required_argument, NULL, OPT_REMOVE },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct state s = { 0 };
+	bkr_repo *repo = NULL;
+	bkr_manifest *m = NULL;
+	bool unpin = !strcmp(argv[0], "unpin");
+	int first, err = 0;
+
+	CLI_PARSE(c, argc, argv, usage, "", lo, opt, &s, &first);
+	if (argc - first != 1)
+		return cli_usage_error(c, "expected one backup ID");
+	if (tag && !s.nadd && !s.nrm)
+		return cli_usage_error(c, "nothing to do: give --add or --remove");
+	if ((err = cli_open_repo(c, &repo, 0)) < 0)
+		return cli_fail(c, err);
+	if ((err = bkr_repo_find_backup(repo, argv[first], &m)) < 0)
+		goto done;
+	if (tag) {
+		for (size_t i = 0; i < s.nadd && err == 0; i++)
+			err = record(repo, "tag", m->backup_id, "tag", s.add[i]);
+		for (size_t i = 0; i < s.nrm && err == 0; i++)
+			err = record(repo, "untag", m->backup_id, "tag", s.rm[i]);
+	} else {
+		err = record(repo, unpin ? "unpin" : "pin", m->backup_id, "until", s.until);
+	}
+	if (err == 0 && !c->quiet) {
+		if (c->json)
+			printf("{\"backup_id\":\"%s\",\"done\":true}\n", m->backup_id);
+		else
+			printf("%s: %s\n", m->backup_id, tag ? "tags updated" : unpin ? "unpinned" : "pinned");
+	}
+done:
+	bkr_manifest_free(m);
+	bkr_repo_free(repo);
+	return err < 0 ? cli_fail(c, err) : 0;
+}
+
+int cmd_pin(cli *c, int argc, char **argv)
+{
+	return run(c, argc, argv, pin_usage, false);
+}
+
+int cmd_tag(cli *c, int argc, char **argv)
+{
+	return run(c, argc, argv, tag_usage, true);
+}

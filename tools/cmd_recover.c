@@ -1,0 +1,247 @@
+/** @file
+ * bkr scan / recover / batch / recovered: the recovery engine's commands.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "bkr/error.h"
+#include "bkr/log.h"
+#include "bkr/recover.h"
+
+static const char scan_usage[] =
+	"usage: bkr scan -c CONFIG [--deep] [--json]\n\n"
+	"Find missing, corrupted and required-but-absent files in the workspace.\n"
+	"Quick by default (stat, and validators such as JSON parsing); --deep also\n"
+	"hashes every file and compares it with the newest backup.\n"
+	"Exit status: 0 nothing found, 1 damaged files found.\n";
+
+static const char recover_usage[] =
+	"usage: bkr recover -c CONFIG --file PATH [--strategy S] [--apply] [--json]\n\n"
+	"Recover one workspace file with the configured strategies, in order:\n"
+	"backup, git, mongodb, regenerate, manual (or only --strategy S).  The result\n"
+	"is stored as a recovery run in the repository (see 'bkr recovered').\n"
+	"Without --apply the workspace is not touched.\n\n"
+	"  -f, --file PATH     the file (workspace-relative or absolute)\n"
+	"  -s, --strategy S    backup | git | mongodb | regenerate | manual\n"
+	"      --apply         write the recovered file into the workspace atomically\n"
+	"Exit status: 0 recovered, 6 not recovered (see the report).\n";
+
+static const char batch_usage[] =
+	"usage: bkr batch -c CONFIG [--apply] [--deep] [--json]\n\n"
+	"Scan, then recover everything found, most important sources first.\n"
+	"Exit status: 0 everything recovered (or nothing to do), 6 some files not recovered.\n";
+
+static const char recovered_usage[] =
+	"usage: bkr recovered -r REPO [RUN] [--json]\n\n"
+	"List recovery runs, or print the report.json of RUN (an id, prefix or 'latest').\n";
+
+enum { OPT_APPLY = OPT_FIRST_CMD, OPT_DEEP };
+
+struct state {
+	bkr_recover_options o;
+	const char *file;
+};
+
+static int opt(cli *c, int o, const char *arg, void *st)
+{
+	struct state *s = st;
+	switch (o) {
+	case 'f': s->file = arg; return 0;
+	case 's':
+		if (bkr_strategy_parse(arg, &s->o.strategy) < 0)
+			return cli_usage_error(c, "--strategy: expected backup, git, mongodb, regenerate or manual, not '%s'", arg);
+		s->o.force_strategy = true;
+		return 0;
+	case OPT_APPLY: s->o.apply = true; return 0;
+	case OPT_DEEP: s->o.deep = true; return 0;
+	}
+	return cli_usage_error(c, "unknown option");
+}
+
+static const struct option recover_lo[] = {
+	{ "file", required_argument, NULL, 'f' },
+	{ "strategy", required_argument, NULL, 's' },
+	{ "apply", no_argument, NULL, OPT_APPLY },
+	{ "deep", no_argument, NULL, OPT_DEEP },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The configuration is required; the repository is optional (staged runs). */
+static int open_engine(cli *c, bkr_config **cfg, bkr_repo **repo, bkr_recover **rc)
+{
+	int err;
+	*cfg = NULL;
+	*repo = NULL;
+	*rc = NULL;
+	if ((err = cli_load_config(c, cfg)) < 0)
+		return err;
+	if (!*cfg)
+		return bkr_error_set(BKR_EINVAL, "the recovery commands need a configuration: give -c FILE or set BKR_CONFIG");
+	if ((*cfg)->log_dir)
+		bkr_log_open((*cfg)->log_dir, BKR_LOG_INFO);
+	if (bkr_repo_open(repo, cli_repo_path(c, *cfg), 0) < 0) {
+		cli_warn(c, "%s (recovering without the backup strategy)", bkr_error_message());
+		*repo = NULL;
+	}
+	return bkr_recover_from_config(rc, *cfg, *repo);
+}
+
+static void close_engine(bkr_config *cfg, bkr_repo *repo, bkr_recover *rc)
+{
+	bkr_recover_free(rc);
+	bkr_repo_free(repo);
+	bkr_config_free(cfg);
+	bkr_log_close();
+}
+
+int cmd_scan(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = { { "deep", no_argument, NULL, OPT_DEEP }, { NULL, 0, NULL, 0 } };
+	struct state s = { .o = BKR_RECOVER_OPTIONS_INIT };
+	bkr_scan_result res = BKR_SCAN_RESULT_INIT;
+	bkr_config *cfg;
+	bkr_repo *repo;
+	bkr_recover *rc;
+	int first, err, ret = 0;
+
+	CLI_PARSE(c, argc, argv, scan_usage, "", lo, opt, &s, &first);
+	if (first < argc)
+		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
+	if ((err = open_engine(c, &cfg, &repo, &rc)) < 0 ||
+	    (err = bkr_recover_scan(rc, s.o.deep ? BKR_SCAN_DEEP : 0, &res)) < 0) {
+		ret = cli_fail(c, err);
+		goto done;
+	}
+	if (c->json) {
+		char *j = bkr_scan_result_to_json(&res, true);
+		if (!j) {
+			ret = cli_fail(c, bkr_error_oom());
+			goto done;
+		}
+		puts(j);
+		free(j);
+	} else {
+		for (size_t i = 0; i < res.n; i++)
+			printf("%s%-9s%s %s: %s\n", cli_col(c, "red"), bkr_damage_name(res.items[i].kind),
+			       cli_col(c, "reset"), res.items[i].path, res.items[i].reason);
+		if (!c->quiet)
+			fprintf(stderr, "%zu damaged file%s among %llu checked%s%s\n", res.n, res.n == 1 ? "" : "s",
+				(unsigned long long)res.files_checked, res.backup_id ? " against " : "",
+				res.backup_id ? res.backup_id : "");
+	}
+	bkr_log(res.n ? BKR_LOG_WARN : BKR_LOG_INFO, "scan", "%zu damaged files", res.n);
+	ret = res.n ? BKR_EXIT_FOUND : 0;
+done:
+	bkr_scan_result_free(&res);
+	close_engine(cfg, repo, rc);
+	return ret;
+}
+
+static int report_out(cli *c, bkr_recover_report *rep)
+{
+	const bkr_recover_summary *sum = bkr_recover_report_summary(rep);
+	if (c->json) {
+		puts(bkr_recover_report_json(rep));
+	} else if (!c->quiet) {
+		printf("run %s: %zu file%s, %s%zu recovered%s, %zu applied, %zu need a person, %zu failed\n",
+		       sum->run_id, sum->files, sum->files == 1 ? "" : "s", cli_col(c, "green"), sum->recovered,
+		       cli_col(c, "reset"), sum->applied, sum->manual, sum->failed);
+		if (sum->stored)
+			printf("stored in the repository: bkr recovered %s\n", sum->run_id);
+		else if (sum->staged_dir)
+			printf("repository not writable (%s): staged in %s\n",
+			       sum->store_error ? sum->store_error : "?", sum->staged_dir);
+	}
+	bkr_log(sum->failed ? BKR_LOG_WARN : BKR_LOG_INFO, "recover", "run %s: %zu files, %zu recovered, %zu failed",
+		sum->run_id, sum->files, sum->recovered, sum->failed);
+	return sum->failed || sum->recovered < sum->files ? BKR_EXIT_PARTIAL : 0;
+}
+
+int cmd_recover(cli *c, int argc, char **argv)
+{
+	struct state s = { .o = BKR_RECOVER_OPTIONS_INIT };
+	bkr_recover_report *rep = NULL;
+	bkr_config *cfg;
+	bkr_repo *repo;
+	bkr_recover *rc;
+	int first, err, ret;
+
+	CLI_PARSE(c, argc, argv, recover_usage, "f:s:", recover_lo, opt, &s, &first);
+	if (!s.file && first < argc)
+		s.file = argv[first++];
+	if (first < argc)
+		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
+	if (!s.file)
+		return cli_usage_error(c, "--file PATH is required");
+	if ((err = open_engine(c, &cfg, &repo, &rc)) < 0 || (err = bkr_recover_file(rc, s.file, &s.o, &rep)) < 0)
+		ret = cli_fail(c, err);
+	else
+		ret = report_out(c, rep);
+	bkr_recover_report_free(rep);
+	close_engine(cfg, repo, rc);
+	return ret;
+}
+
+int cmd_batch(cli *c, int argc, char **argv)
+{
+	struct state s = { .o = BKR_RECOVER_OPTIONS_INIT };
+	bkr_recover_report *rep = NULL;
+	bkr_config *cfg;
+	bkr_repo *repo;
+	bkr_recover *rc;
+	int first, err, ret;
+
+	CLI_PARSE(c, argc, argv, batch_usage, "", recover_lo, opt, &s, &first);
+	if (first < argc)
+		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
+	if (s.o.force_strategy || s.file)
+		return cli_usage_error(c, "--file and --strategy go with 'bkr recover'");
+	if ((err = open_engine(c, &cfg, &repo, &rc)) < 0 || (err = bkr_recover_batch(rc, &s.o, &rep)) < 0)
+		ret = cli_fail(c, err);
+	else
+		ret = report_out(c, rep);
+	bkr_recover_report_free(rep);
+	close_engine(cfg, repo, rc);
+	return ret;
+}
+
+int cmd_recovered(cli *c, int argc, char **argv)
+{
+	bkr_repo *repo = NULL;
+	char *text = NULL;
+	size_t len;
+	int first, err;
+
+	CLI_PARSE(c, argc, argv, recovered_usage, "", NULL, NULL, NULL, &first);
+	if (argc - first > 1)
+		return cli_usage_error(c, "expected at most one RUN");
+	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
+		return cli_fail(c, err);
+	if (first < argc)
+		err = bkr_recover_read_report(repo, argv[first], &text, &len);
+	else
+		err = bkr_recover_list_runs(repo, &text);
+	bkr_repo_free(repo);
+	if (err < 0)
+		return cli_fail(c, err);
+	if (c->json || first < argc) {
+		puts(text);
+	} else {
+		cJSON *arr = cJSON_Parse(text), *it;
+		if (cJSON_GetArraySize(arr) == 0 && !c->quiet)
+			fprintf(stderr, "no recovery runs\n");
+		cJSON_ArrayForEach(it, arr) {
+			const cJSON *id = cJSON_GetObjectItem(it, "run_id"), *ts = cJSON_GetObjectItem(it, "timestamp");
+			const cJSON *files = cJSON_GetObjectItem(it, "files"), *rec = cJSON_GetObjectItem(it, "recovered");
+			printf("%s  %s  %d files, %d recovered\n", cJSON_IsString(id) ? id->valuestring : "?",
+			       cJSON_IsString(ts) ? ts->valuestring : "?", cJSON_IsNumber(files) ? files->valueint : 0,
+			       cJSON_IsNumber(rec) ? rec->valueint : 0);
+		}
+		cJSON_Delete(arr);
+	}
+	free(text);
+	return 0;
+}

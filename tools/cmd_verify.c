@@ -1,0 +1,151 @@
+/** @file
+ * bkr verify: check the repository and name every damaged object with the
+ * backups and paths it affects.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "bkr/error.h"
+#include "bkr/verify.h"
+
+static const char usage[] =
+	"usage: bkr verify -r REPO [ID] [--read-data] [--json]\n\n"
+	"Check manifests, the index, that every pack exists, and every tree of every\n"
+	"backup (or of backup ID).  --read-data also reads every blob and checks its\n"
+	"hash.  Each problem names the damaged object and the backups and paths that\n"
+	"use it.  Unreferenced packs left by interrupted backups are reported as\n"
+	"leftovers, which are not errors.\n"
+	"Exit status: 0 every check passed, 1 problems found.\n";
+
+enum { OPT_READ_DATA = OPT_FIRST_CMD };
+
+struct state {
+	bkr_verify_options o;
+	cli *c;
+	cJSON *problems;
+};
+
+static int opt(cli *c, int o, const char *arg, void *st)
+{
+	struct state *s = st;
+	if (o == OPT_READ_DATA) {
+		s->o.read_data = true;
+		return 0;
+	}
+	return cli_usage_error(c, "unknown option");
+}
+
+static const char *kind_name(bkr_verify_kind k)
+{
+	switch (k) {
+	case BKR_VERIFY_MANIFEST: return "manifest";
+	case BKR_VERIFY_PACK: return "pack";
+	case BKR_VERIFY_BLOB: return "blob";
+	case BKR_VERIFY_TREE: return "tree";
+	case BKR_VERIFY_MISSING: return "missing";
+	case BKR_VERIFY_DAMAGED_FILE: return "damaged-file";
+	case BKR_VERIFY_LEFTOVER: return "leftover";
+	}
+	return "?";
+}
+
+static void on_problem(void *ctx, const bkr_verify_problem *p)
+{
+	struct state *s = ctx;
+	if (s->c->json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "kind", kind_name(p->kind));
+		cJSON_AddBoolToObject(o, "error", p->error);
+		cJSON_AddStringToObject(o, "object", p->object ? p->object : "");
+		if (p->backup_id)
+			cJSON_AddStringToObject(o, "backup_id", p->backup_id);
+		if (p->path)
+			cJSON_AddStringToObject(o, "path", p->path);
+		cJSON_AddStringToObject(o, "message", p->message);
+		cJSON_AddItemToArray(s->problems, o);
+		return;
+	}
+	cli_progress_done(s->c);
+	if (!p->error) {
+		cli_warn(s->c, "leftover: %s", p->message);
+	} else if (p->backup_id) {
+		fprintf(stdout, "%s%s%s %s: %s: %s\n", cli_col(s->c, "red"), kind_name(p->kind), cli_col(s->c, "reset"),
+			p->backup_id, p->path ? p->path : "", p->message);
+	} else {
+		fprintf(stdout, "%s%s%s %s\n", cli_col(s->c, "red"), kind_name(p->kind), cli_col(s->c, "reset"), p->message);
+	}
+}
+
+static void on_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
+{
+	struct state *s = ctx;
+	cli_progress(s->c, "verifying %s: %llu/%llu", phase, (unsigned long long)done, (unsigned long long)total);
+}
+
+int cmd_verify(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "read-data", no_argument, NULL, OPT_READ_DATA },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct state s = { .o = BKR_VERIFY_OPTIONS_INIT, .c = c };
+	bkr_verify_stats st;
+	bkr_repo *repo = NULL;
+	int first, err, rc;
+
+	CLI_PARSE(c, argc, argv, usage, "", lo, opt, &s, &first);
+	if (argc - first > 1)
+		return cli_usage_error(c, "expected at most one backup ID");
+	s.o.backup = first < argc ? argv[first] : NULL;
+	s.o.report = on_problem;
+	s.o.report_ctx = &s;
+	s.o.progress = on_progress;
+	s.o.progress_ctx = &s;
+	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
+		return cli_fail(c, err);
+	s.problems = cJSON_CreateArray();
+	err = bkr_verify_run(repo, &s.o, &st);
+	cli_progress_done(c);
+	if (err < 0 && err != BKR_ECORRUPT) {
+		rc = cli_fail(c, err);
+		goto done;
+	}
+	rc = err < 0 ? BKR_EXIT_FOUND : 0;
+	if (c->json) {
+		cJSON *o = cJSON_CreateObject();
+		char *text;
+		cJSON_AddBoolToObject(o, "ok", err == 0);
+		cJSON_AddBoolToObject(o, "read_data", s.o.read_data);
+		cJSON_AddNumberToObject(o, "backups", (double)st.backups);
+		cJSON_AddNumberToObject(o, "trees", (double)st.trees);
+		cJSON_AddNumberToObject(o, "files", (double)st.files);
+		cJSON_AddNumberToObject(o, "packs", (double)st.packs);
+		cJSON_AddNumberToObject(o, "blobs_read", (double)st.blobs_read);
+		cJSON_AddNumberToObject(o, "bytes_read", (double)st.bytes_read);
+		cJSON_AddNumberToObject(o, "errors", (double)st.errors);
+		cJSON_AddNumberToObject(o, "leftovers", (double)st.leftovers);
+		cJSON_AddItemToObject(o, "problems", s.problems);
+		s.problems = NULL;
+		text = cJSON_Print(o);
+		if (text)
+			puts(text);
+		free(text);
+		cJSON_Delete(o);
+	} else if (!c->quiet) {
+		char b[32];
+		cli_human_bytes(b, st.bytes_read);
+		fprintf(stderr, "%s%s%s: %llu backups, %llu directories, %llu files, %llu packs%s%s%s; %llu error%s, %llu leftover%s\n",
+			cli_col(c, err ? "red" : "green"), err ? "verify FAILED" : "verify ok", cli_col(c, "reset"),
+			(unsigned long long)st.backups, (unsigned long long)st.trees, (unsigned long long)st.files,
+			(unsigned long long)st.packs, s.o.read_data ? " (" : "", s.o.read_data ? b : "",
+			s.o.read_data ? " read)" : "", (unsigned long long)st.errors, st.errors == 1 ? "" : "s",
+			(unsigned long long)st.leftovers, st.leftovers == 1 ? "" : "s");
+	}
+done:
+	cJSON_Delete(s.problems);
+	bkr_repo_free(repo);
+	return rc;
+}
