@@ -1,0 +1,217 @@
+/** @file
+ * The git strategy (the only file that uses libgit2): open the configured
+ * repository (default: the one containing the workspace, found with
+ * git_repository_discover), walk the history of the configured ref newest
+ * first with git_revwalk, and take the newest commit within max_age whose
+ * copy of the file validates.  Walking history also finds files deleted in
+ * HEAD.  Identical blobs are checked once.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <git2.h>
+
+#include "bkr/error.h"
+#include "recover_i.h"
+
+static const char *git_msg(void)
+{
+	const git_error *e = git_error_last();
+	return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+static const char *under(const char *path, const char *root)
+{
+	size_t n = strlen(root);
+
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	if (strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0'))
+		return path[n] ? path + n + 1 : path + n;
+	return NULL;
+}
+
+int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
+{
+	bkr_recover *rc = j->rc;
+	git_repository *repo = NULL;
+	git_revwalk *walk = NULL;
+	git_object *obj = NULL;
+	git_buf found = { 0 };
+	git_oid oid, last_blob;
+	bool have_last = false;
+	char gpath[PATH_MAX], hex[GIT_OID_HEXSZ + 1];
+	const char *ref = j->s->git_ref ? j->s->git_ref : "HEAD";
+	cJSON *rejected = cJSON_CreateArray();
+	int64_t now = (int64_t)time(NULL), commits = 0, candidates = 0;
+	int err = 0;
+
+	git_libgit2_init();
+	if (!rejected) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	/* the repository */
+	if (j->s->git_repository) {
+		if (git_repository_open_ext(&repo, j->s->git_repository, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0) {
+			err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "git repository %s: %s", j->s->git_repository, git_msg());
+			goto done;
+		}
+	} else {
+		if (git_repository_discover(&found, rc->workspace, 0, NULL) < 0) {
+			err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "no git repository contains the workspace %s",
+					   rc->workspace);
+			goto done;
+		}
+		if (git_repository_open(&repo, found.ptr) < 0) {
+			err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "git repository %s: %s", found.ptr, git_msg());
+			goto done;
+		}
+	}
+	/* the file's path inside the repository */
+	if (j->s->git_prefix) {
+		if (snprintf(gpath, sizeof(gpath), "%s%s%s", j->s->git_prefix, *j->s->git_prefix ? "/" : "", j->rel) >=
+		    (int)sizeof(gpath)) {
+			err = bkr_rec_fail(o, BKR_EINVAL, "path too long");
+			goto done;
+		}
+	} else {
+		const char *wd = git_repository_workdir(repo), *rest = NULL;
+		char wdreal[PATH_MAX], abs[PATH_MAX];
+		if (!wd) {
+			err = bkr_rec_fail(o, BKR_EINVAL, "git repository is bare: set \"prefix\" in %s", j->s->key);
+			goto done;
+		}
+		if (!realpath(wd, wdreal))
+			snprintf(wdreal, sizeof(wdreal), "%s", wd);
+		snprintf(abs, sizeof(abs), "%s/%s", rc->workspace_real ? rc->workspace_real : rc->workspace, j->rel);
+		if (!(rest = under(abs, wdreal)) || !*rest) {
+			err = bkr_rec_fail(o, BKR_EINVAL,
+					   "the workspace is not inside the git work tree %s: set \"prefix\" in %s", wdreal,
+					   j->s->key);
+			goto done;
+		}
+		snprintf(gpath, sizeof(gpath), "%s", rest);
+	}
+	/* the history */
+	if (git_revparse_single(&obj, repo, ref) < 0) {
+		err = bkr_rec_fail(o, BKR_ENOTFOUND, "git ref '%s': %s", ref, git_msg());
+		goto done;
+	}
+	{
+		git_object *peeled = NULL;
+		if (git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) < 0) {
+			err = bkr_rec_fail(o, BKR_ENOTFOUND, "git ref '%s' is not a commit: %s", ref, git_msg());
+			goto done;
+		}
+		git_oid_cpy(&oid, git_object_id(peeled));
+		git_object_free(peeled);
+	}
+	if (git_revwalk_new(&walk, repo) < 0 || git_revwalk_sorting(walk, GIT_SORT_TIME) < 0 ||
+	    git_revwalk_push(walk, &oid) < 0) {
+		err = bkr_rec_fail(o, BKR_ERROR, "git revwalk: %s", git_msg());
+		goto done;
+	}
+	while (git_revwalk_next(&oid, walk) == 0) {
+		git_commit *commit = NULL;
+		git_tree *tree = NULL;
+		git_tree_entry *te = NULL;
+		git_blob *blob = NULL;
+		char *why = NULL;
+		int r;
+
+		if (++commits > j->s->git_max_commits)
+			break;
+		if (git_commit_lookup(&commit, repo, &oid) < 0)
+			continue;
+		if (j->s->max_age_s && (int64_t)git_commit_time(commit) < now - j->s->max_age_s) {
+			git_commit_free(commit);
+			break;
+		}
+		if (git_commit_tree(&tree, commit) < 0 || git_tree_entry_bypath(&te, tree, gpath) < 0 ||
+		    git_tree_entry_type(te) != GIT_OBJECT_BLOB) {
+			goto next;
+		}
+		if (have_last && git_oid_equal(&last_blob, git_tree_entry_id(te)))
+			goto next; /* the same bytes as the commit just rejected */
+		git_oid_cpy(&last_blob, git_tree_entry_id(te));
+		have_last = true;
+		candidates++;
+		git_oid_tostr(hex, sizeof(hex), &oid);
+		if (git_blob_lookup(&blob, repo, git_tree_entry_id(te)) < 0) {
+			why = strdup(git_msg());
+		} else if ((uint64_t)git_blob_rawsize(blob) > BKR_REC_MAX_FILE) {
+			why = strdup("too large");
+		} else {
+			const uint8_t *raw = git_blob_rawcontent(blob);
+			size_t len = (size_t)git_blob_rawsize(blob);
+			r = bkr_rec_validate(rc, j->rel, raw, len, j->nonempty, &why);
+			if (r < 0) {
+				why = strdup(bkr_error_message());
+			} else if (r == 1) {
+				if (!(o->data = malloc(len ? len : 1))) {
+					err = bkr_error_oom();
+				} else {
+					memcpy(o->data, raw, len);
+					o->len = len;
+					o->mode = git_tree_entry_filemode(te) == GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644;
+					o->mtime_ns = (int64_t)git_commit_time(commit) * 1000000000LL;
+					if ((o->source = cJSON_CreateObject())) {
+						cJSON_AddStringToObject(o->source, "repository",
+									git_repository_path(repo));
+						cJSON_AddStringToObject(o->source, "ref", ref);
+						cJSON_AddStringToObject(o->source, "commit", hex);
+						cJSON_AddStringToObject(o->source, "path", gpath);
+						cJSON_AddNumberToObject(o->source, "commit_time",
+									(double)git_commit_time(commit));
+						cJSON_AddItemToObject(o->source, "rejected", rejected);
+						rejected = NULL;
+					}
+				}
+				git_blob_free(blob);
+				git_tree_entry_free(te);
+				git_tree_free(tree);
+				git_commit_free(commit);
+				goto done;
+			}
+		}
+		{
+			cJSON *rj = cJSON_CreateObject();
+			if (rj) {
+				cJSON_AddStringToObject(rj, "commit", hex);
+				cJSON_AddStringToObject(rj, "reason", why ? why : "unknown");
+				cJSON_AddItemToArray(rejected, rj);
+			}
+		}
+		free(why);
+		git_blob_free(blob);
+	next:
+		git_tree_entry_free(te);
+		git_tree_free(tree);
+		git_commit_free(commit);
+	}
+	if ((o->source = cJSON_CreateObject())) {
+		cJSON_AddStringToObject(o->source, "repository", git_repository_path(repo));
+		cJSON_AddStringToObject(o->source, "ref", ref);
+		cJSON_AddStringToObject(o->source, "path", gpath);
+		cJSON_AddItemToObject(o->source, "rejected", rejected);
+		rejected = NULL;
+	}
+	if (!candidates)
+		err = bkr_rec_fail(o, BKR_ENOTFOUND, "no commit of %s%s has %s", ref,
+				   j->s->max_age_s ? " within max_age" : "", gpath);
+	else
+		err = bkr_rec_fail(o, BKR_ECORRUPT, "no valid copy of %s in %lld commit%s of %s", gpath,
+				   (long long)candidates, candidates == 1 ? "" : "s", ref);
+done:
+	cJSON_Delete(rejected);
+	git_revwalk_free(walk);
+	git_object_free(obj);
+	git_repository_free(repo);
+	git_buf_dispose(&found);
+	git_libgit2_shutdown();
+	return err;
+}

@@ -1,0 +1,204 @@
+/** @file
+ * Running external commands for recovery (regenerate, validators, alert
+ * hooks): an argv list executed with fork/execvp (never a shell), in its own
+ * process group, with input on stdin, stdout and stderr captured (the first
+ * 4 KiB), and a deadline after which the whole group is killed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+#include "recover_i.h"
+
+#define OUT_MAX 4096
+
+void bkr_rec_proc_free(bkr_rec_proc *p)
+{
+	if (!p)
+		return;
+	free(p->output);
+	p->output = NULL;
+}
+
+static void child(char *const *argv, int in, int out)
+{
+	sigset_t none;
+
+	setpgid(0, 0);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+		_exit(126);
+	close_range(3, ~0u, 0);
+	execvp(argv[0], argv);
+	dprintf(2, "cannot execute %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_t timeout_ms,
+		  bkr_rec_proc *res)
+{
+	int inp[2] = { -1, -1 }, outp[2] = { -1, -1 }, err = 0;
+	pid_t pid = -1;
+	size_t written = 0, olen = 0;
+	int64_t deadline;
+	bool reaped = false;
+	sigset_t pipe_set, old_set;
+
+	memset(res, 0, sizeof(*res));
+	if (!argv || !argv[0])
+		return bkr_error_set(BKR_EINVAL, "empty command");
+	if (!(res->output = calloc(1, OUT_MAX + 1)))
+		return bkr_error_oom();
+	if (pipe2(inp, O_CLOEXEC) < 0 || pipe2(outp, O_CLOEXEC) < 0) {
+		err = bkr_error_set_errno(errno, "%s: pipe", argv[0]);
+		goto done;
+	}
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+	pid = fork();
+	if (pid == 0)
+		child(argv, inp[0], outp[1]);
+	if (pid < 0) {
+		err = bkr_error_set_errno(errno, "%s: fork", argv[0]);
+		pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+		goto done;
+	}
+	setpgid(pid, pid);
+	close(inp[0]);
+	inp[0] = -1;
+	close(outp[1]);
+	outp[1] = -1;
+	fcntl(inp[1], F_SETFL, O_NONBLOCK);
+	if (!input || input_len == 0) {
+		close(inp[1]);
+		inp[1] = -1;
+	}
+	deadline = bkr_rec_now_ms() + timeout_ms;
+	while (inp[1] >= 0 || outp[0] >= 0) {
+		struct pollfd pf[2];
+		int n = 0, left = (int)(deadline - bkr_rec_now_ms());
+
+		if (left <= 0) {
+			res->timed_out = true;
+			break;
+		}
+		if (inp[1] >= 0)
+			pf[n++] = (struct pollfd){ .fd = inp[1], .events = POLLOUT };
+		if (outp[0] >= 0)
+			pf[n++] = (struct pollfd){ .fd = outp[0], .events = POLLIN };
+		if (poll(pf, (nfds_t)n, left) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (!pf[i].revents)
+				continue;
+			if (pf[i].fd == inp[1]) {
+				ssize_t w = write(inp[1], (const char *)input + written, input_len - written);
+				if (w > 0)
+					written += (size_t)w;
+				if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == input_len) {
+					close(inp[1]);
+					inp[1] = -1;
+				}
+			} else {
+				char buf[4096];
+				ssize_t r = read(outp[0], buf, sizeof(buf));
+				if (r > 0) {
+					size_t take = (size_t)r;
+					if (olen + take > OUT_MAX)
+						take = OUT_MAX - olen;
+					memcpy(res->output + olen, buf, take);
+					olen += take;
+				} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+					close(outp[0]);
+					outp[0] = -1;
+				}
+			}
+		}
+	}
+	/* the output is closed: wait for the exit until the deadline */
+	while (!res->timed_out) {
+		pid_t w = waitpid(pid, &res->status, WNOHANG);
+		if (w == pid) {
+			reaped = true;
+			break;
+		}
+		if (w < 0 && errno != EINTR)
+			break;
+		if (bkr_rec_now_ms() >= deadline) {
+			res->timed_out = true;
+			break;
+		}
+		usleep(2000);
+	}
+	if (!reaped) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &res->status, 0) < 0 && errno == EINTR)
+			;
+	} else {
+		/* leftovers of the group (background children) go too */
+		kill(-pid, SIGKILL);
+	}
+	{
+		struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) > 0)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+	res->output[olen] = '\0';
+done:
+	for (int i = 0; i < 2; i++) {
+		if (inp[i] >= 0)
+			close(inp[i]);
+		if (outp[i] >= 0)
+			close(outp[i]);
+	}
+	if (err < 0)
+		bkr_rec_proc_free(res);
+	return err;
+}
+
+char *bkr_rec_proc_describe(const char *name, const bkr_rec_proc *p, int64_t timeout_ms)
+{
+	char head[256], *out = NULL, tail[512] = "";
+	const char *o = p->output ? p->output : "";
+	size_t n;
+
+	if (p->timed_out)
+		snprintf(head, sizeof(head), "%s timed out after %.1fs (process group killed)", name,
+			 (double)timeout_ms / 1000.0);
+	else if (WIFEXITED(p->status) && WEXITSTATUS(p->status) == 127)
+		snprintf(head, sizeof(head), "%s could not be executed", name);
+	else if (WIFEXITED(p->status))
+		snprintf(head, sizeof(head), "%s exited with status %d", name, WEXITSTATUS(p->status));
+	else if (WIFSIGNALED(p->status))
+		snprintf(head, sizeof(head), "%s killed by signal %d", name, WTERMSIG(p->status));
+	else
+		snprintf(head, sizeof(head), "%s failed", name);
+	/* last non-empty line of the output, flattened */
+	n = strlen(o);
+	while (n && (o[n - 1] == '\n' || o[n - 1] == '\r' || o[n - 1] == ' '))
+		n--;
+	if (n) {
+		size_t s = n;
+		while (s && o[s - 1] != '\n')
+			s--;
+		snprintf(tail, sizeof(tail), ": %.*s", (int)(n - s > 300 ? 300 : n - s), o + s);
+	}
+	if (asprintf(&out, "%s%s", head, tail) < 0)
+		return NULL;
+	return out;
+}

@@ -1,0 +1,486 @@
+/** @file
+ * The recovery engine object: construction from a setup or a configuration,
+ * and the path-safety helpers every other file uses (workspace-relative
+ * paths, parent directories opened with O_NOFOLLOW from the workspace root,
+ * reading workspace files without following symlinks, a private scratch
+ * directory).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+#include "recover_i.h"
+
+int64_t bkr_rec_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool bkr_rec_rel_ok(const char *rel)
+{
+	const char *p = rel;
+
+	if (!rel || !*rel || *rel == '/')
+		return false;
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (!slash)
+			break;
+		p = slash + 1;
+		if (!*p)
+			return false;
+	}
+	return true;
+}
+
+/* Normalise "a//b/./c" into "a/b/c"; ".." is refused. */
+static int normalise(const char *in, char **out, const char *orig)
+{
+	size_t len = strlen(in);
+	char *buf = malloc(len + 1);
+	size_t o = 0;
+	const char *p = in;
+
+	*out = NULL;
+	if (!buf)
+		return bkr_error_oom();
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			free(buf);
+			return bkr_error_set(BKR_EINVAL, "%s: '..' is not allowed (paths stay inside the workspace)", orig);
+		}
+		if (n > 0 && !(n == 1 && p[0] == '.')) {
+			if (o)
+				buf[o++] = '/';
+			memcpy(buf + o, p, n);
+			o += n;
+		}
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	buf[o] = '\0';
+	if (!o) {
+		free(buf);
+		return bkr_error_set(BKR_EINVAL, "%s: names the workspace itself, not a file", orig);
+	}
+	*out = buf;
+	return 0;
+}
+
+static const char *under(const char *path, const char *root)
+{
+	size_t n = strlen(root);
+
+	if (n == 1 && root[0] == '/')
+		return path + 1;
+	if (strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0'))
+		return path[n] ? path + n + 1 : path + n;
+	return NULL;
+}
+
+int bkr_rec_relpath(const bkr_recover *rc, const char *path, char **out)
+{
+	const char *rest = path;
+
+	*out = NULL;
+	if (!path || !*path)
+		return bkr_error_set(BKR_EINVAL, "empty path");
+	if (path[0] == '/') {
+		rest = under(path, rc->workspace);
+		if (!rest && rc->workspace_real)
+			rest = under(path, rc->workspace_real);
+		if (!rest)
+			return bkr_error_set(BKR_EINVAL, "%s: outside the workspace %s", path, rc->workspace);
+	}
+	return normalise(rest, out, path);
+}
+
+int bkr_rec_open_parent(int rootfd, const char *rel, bool create, int *dirfd, const char **base,
+			const char *what)
+{
+	int fd = -1, err = 0;
+	const char *p = rel;
+	char comp[NAME_MAX + 1];
+
+	*dirfd = -1;
+	if (!bkr_rec_rel_ok(rel))
+		return bkr_error_set(BKR_EINVAL, "%s: not a clean relative path", what);
+	if ((fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3)) < 0)
+		return bkr_error_set_errno(errno, "%s: dup", what);
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t n;
+		int nfd;
+
+		if (!slash)
+			break;
+		n = (size_t)(slash - p);
+		if (n > NAME_MAX) {
+			err = bkr_error_set(BKR_EINVAL, "%s: name too long", what);
+			goto done;
+		}
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (nfd < 0 && errno == ENOENT && create) {
+			if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST) {
+				err = bkr_error_set_errno(errno, "%s: creating directory %.*s", what,
+							  (int)(slash - rel), rel);
+				goto done;
+			}
+			nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (nfd < 0) {
+			if (errno == ELOOP || errno == ENOTDIR)
+				err = bkr_error_set(BKR_EINVAL,
+						    "%s: %.*s is a symlink or not a directory; refusing to follow it",
+						    what, (int)(slash - rel), rel);
+			else
+				err = bkr_error_set_errno(errno, "%s: opening %.*s", what, (int)(slash - rel), rel);
+			goto done;
+		}
+		close(fd);
+		fd = nfd;
+		p = slash + 1;
+	}
+	*dirfd = fd;
+	*base = p;
+	fd = -1;
+done:
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size_t *len)
+{
+	int root = -1, dir = -1, fd = -1, err = 0;
+	const char *base;
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t got = 0;
+
+	*data = NULL;
+	*len = 0;
+	if ((root = open(rc->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		err = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
+		goto done;
+	}
+	if ((err = bkr_rec_open_parent(root, rel, false, &dir, &base, rel)) < 0)
+		goto done;
+	if ((fd = openat(dir, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		if (errno == ELOOP)
+			err = bkr_error_set(BKR_EINVAL, "%s: is a symlink", rel);
+		else
+			err = bkr_error_set_errno(errno, "%s", rel);
+		goto done;
+	}
+	if (fstat(fd, &st) < 0) {
+		err = bkr_error_set_errno(errno, "%s: stat", rel);
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = bkr_error_set(BKR_EINVAL, "%s: not a regular file", rel);
+		goto done;
+	}
+	if ((uint64_t)st.st_size > BKR_REC_MAX_FILE) {
+		err = bkr_error_set(BKR_EINVAL, "%s: larger than %u bytes", rel, BKR_REC_MAX_FILE);
+		goto done;
+	}
+	if (!(buf = malloc((size_t)st.st_size + 1))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = bkr_error_set_errno(errno, "%s: read", rel);
+			goto done;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	*data = buf;
+	*len = got;
+	buf = NULL;
+done:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	if (dir >= 0)
+		close(dir);
+	if (root >= 0)
+		close(root);
+	return err;
+}
+
+int bkr_rec_scratch(bkr_recover *rc, const char **dir)
+{
+	char tmpl[PATH_MAX];
+	const char *tmp = getenv("TMPDIR");
+
+	if (!rc->scratch) {
+		snprintf(tmpl, sizeof(tmpl), "%s/bkr-recover-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(tmpl))
+			return bkr_error_set_errno(errno, "creating scratch directory %s", tmpl);
+		if (!(rc->scratch = strdup(tmpl)))
+			return bkr_error_oom();
+	}
+	*dir = rc->scratch;
+	return 0;
+}
+
+int bkr_rec_priority(const bkr_recover *rc, const char *rel)
+{
+	size_t best = 0;
+	int prio = 0;
+	char abs[PATH_MAX];
+
+	snprintf(abs, sizeof(abs), "%s/%s", rc->workspace, rel);
+	for (size_t i = 0; i < rc->nsources; i++) {
+		size_t n = strlen(rc->sources[i].path);
+		if (under(abs, rc->sources[i].path) && n >= best) {
+			best = n;
+			prio = rc->sources[i].priority;
+		}
+	}
+	return prio;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void free_list(char **l, size_t n)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
+void bkr_recover_free(bkr_recover *rc)
+{
+	if (!rc)
+		return;
+	if (rc->scratch) {
+		nftw(rc->scratch, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		free(rc->scratch);
+	}
+	free(rc->workspace);
+	free(rc->workspace_real);
+	free(rc->config_name);
+	bkr_recover_rules_free(rc->rules);
+	for (size_t i = 0; i < rc->nsources; i++) {
+		free(rc->sources[i].name);
+		free(rc->sources[i].path);
+	}
+	free(rc->sources);
+	free_list(rc->required, rc->nrequired);
+	free_list(rc->protected_patterns, rc->nprotected);
+	if (rc->alert)
+		for (char **a = rc->alert; *a; a++)
+			free(*a);
+	free(rc->alert);
+	free(rc->staging_dir);
+	free(rc->hostname);
+	free(rc);
+}
+
+static int push(char ***list, size_t *n, const char *s)
+{
+	char **nl = realloc(*list, (*n + 2) * sizeof(**list));
+
+	if (!nl)
+		return bkr_error_oom();
+	*list = nl;
+	if (!(nl[*n] = strdup(s)))
+		return bkr_error_oom();
+	(*n)++;
+	nl[*n] = NULL;
+	return 0;
+}
+
+int bkr_recover_new(bkr_recover **out, const bkr_recover_setup *setup, bkr_repo *repo)
+{
+	bkr_recover *rc = NULL;
+	char real[PATH_MAX], host[256];
+	int err = 0;
+	size_t wl;
+
+	*out = NULL;
+	if (!setup || !setup->workspace || setup->workspace[0] != '/')
+		return bkr_error_set(BKR_EINVAL, "recovery: the workspace root must be an absolute path");
+	if (!(rc = calloc(1, sizeof(*rc))))
+		return bkr_error_oom();
+	rc->repo = repo;
+	if (!(rc->workspace = strdup(setup->workspace)) ||
+	    !(rc->config_name = strdup(setup->config_name ? setup->config_name : "config"))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	wl = strlen(rc->workspace);
+	while (wl > 1 && rc->workspace[wl - 1] == '/')
+		rc->workspace[--wl] = '\0';
+	if (realpath(rc->workspace, real) && !(rc->workspace_real = strdup(real))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_recover_rules_parse(&rc->rules, setup->recovery_json, rc->config_name)) < 0)
+		goto done;
+	/* sources */
+	if (setup->nsources) {
+		if (!(rc->sources = calloc(setup->nsources, sizeof(*rc->sources)))) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		for (size_t i = 0; i < setup->nsources; i++) {
+			rc->nsources = i + 1;
+			rc->sources[i].priority = setup->sources[i].priority;
+			if (!(rc->sources[i].name = bkr_rec_strdup(setup->sources[i].name ? setup->sources[i].name : "")) ||
+			    !(rc->sources[i].path = bkr_rec_strdup(setup->sources[i].path ? setup->sources[i].path
+											  : rc->workspace))) {
+				err = bkr_error_oom();
+				goto done;
+			}
+		}
+	}
+	/* required files: the setup's (absolute or relative) and the section's */
+	for (size_t pass = 0; pass < 2; pass++) {
+		char *const *l = pass ? rc->rules->required : setup->required_files;
+		size_t n = pass ? rc->rules->nrequired : setup->nrequired_files;
+		for (size_t i = 0; i < n; i++) {
+			char *rel = NULL;
+			bool dup = false;
+			if ((err = bkr_rec_relpath(rc, l[i], &rel)) < 0) {
+				bkr_error_prefix("%s: required_files[%zu]", rc->config_name, i);
+				goto done;
+			}
+			for (size_t j = 0; j < rc->nrequired; j++)
+				dup = dup || strcmp(rc->required[j], rel) == 0;
+			if (!dup)
+				err = push(&rc->required, &rc->nrequired, rel);
+			free(rel);
+			if (err < 0)
+				goto done;
+		}
+	}
+	/* protected patterns: the section's refine a default "*" */
+	{
+		bool setup_default = setup->nprotected_patterns == 0 ||
+				     (setup->nprotected_patterns == 1 && strcmp(setup->protected_patterns[0], "*") == 0);
+		if (!(setup_default && rc->rules->nprotected))
+			for (size_t i = 0; i < setup->nprotected_patterns; i++)
+				if ((err = push(&rc->protected_patterns, &rc->nprotected, setup->protected_patterns[i])) < 0)
+					goto done;
+		for (size_t i = 0; i < rc->rules->nprotected; i++)
+			if ((err = push(&rc->protected_patterns, &rc->nprotected, rc->rules->protected_patterns[i])) < 0)
+				goto done;
+		if (!rc->nprotected && (err = push(&rc->protected_patterns, &rc->nprotected, "*")) < 0)
+			goto done;
+	}
+	/* alert command */
+	{
+		char *const *a = rc->rules->alert ? rc->rules->alert : setup->alert_command;
+		size_t n = 0;
+		for (size_t i = 0; a && a[i]; i++)
+			if ((err = push(&rc->alert, &n, a[i])) < 0)
+				goto done;
+	}
+	/* staging directory */
+	{
+		const char *s = setup->staging_dir ? setup->staging_dir : rc->rules->staging_dir;
+		char buf[PATH_MAX];
+		if (!s) {
+			const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+			if (xdg && *xdg)
+				snprintf(buf, sizeof(buf), "%s/bkr/staged-runs", xdg);
+			else if (home && *home)
+				snprintf(buf, sizeof(buf), "%s/.local/state/bkr/staged-runs", home);
+			else
+				snprintf(buf, sizeof(buf), "/var/tmp/bkr-staged-runs");
+			s = buf;
+		}
+		if (!(rc->staging_dir = strdup(s))) {
+			err = bkr_error_oom();
+			goto done;
+		}
+	}
+	if (setup->hostname)
+		snprintf(host, sizeof(host), "%s", setup->hostname);
+	else if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	if (!(rc->hostname = strdup(host))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	*out = rc;
+	rc = NULL;
+done:
+	bkr_recover_free(rc);
+	return err;
+}
+
+int bkr_recover_from_config(bkr_recover **out, const bkr_config *cfg, bkr_repo *repo)
+{
+	bkr_recover_setup s = BKR_RECOVER_SETUP_INIT;
+	bkr_recover_source *src = NULL;
+	size_t n = 0;
+	int err;
+
+	*out = NULL;
+	for (size_t i = 0; i < cfg->nsources; i++)
+		n += cfg->sources[i].npaths;
+	if (n && !(src = calloc(n, sizeof(*src))))
+		return bkr_error_oom();
+	n = 0;
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		for (size_t j = 0; j < cfg->sources[i].npaths; j++) {
+			src[n].name = cfg->sources[i].name;
+			src[n].path = cfg->sources[i].paths[j];
+			src[n].priority = cfg->sources[i].priority;
+			n++;
+		}
+	}
+	s.workspace = cfg->workspace_root;
+	s.recovery_json = cfg->recovery_json;
+	s.config_name = cfg->file;
+	s.sources = src;
+	s.nsources = n;
+	s.required_files = cfg->required_files;
+	s.nrequired_files = cfg->nrequired_files;
+	s.protected_patterns = cfg->protected_patterns;
+	s.nprotected_patterns = cfg->nprotected_patterns;
+	s.alert_command = cfg->alert_command;
+	err = bkr_recover_new(out, &s, repo);
+	free(src);
+	return err;
+}

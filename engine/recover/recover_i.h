@@ -1,0 +1,245 @@
+/** @file
+ * Private declarations shared by the files of engine/recover/: the parsed
+ * rules, the engine struct, the strategy interface, path safety helpers and
+ * the process runner.  Nothing here is part of the public API.
+ */
+#ifndef BKR_RECOVER_I_H
+#define BKR_RECOVER_I_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+#include "bkr/recover.h"
+
+/** Largest file the engine holds in memory while recovering it. */
+#define BKR_REC_MAX_FILE (512u << 20)
+/** Most captures one pattern may have. */
+#define BKR_REC_MAX_CAPTURES 8
+/** Default command timeout (regenerate, validators, alert), ms. */
+#define BKR_REC_DEFAULT_TIMEOUT_MS 60000
+/** Prefix of temporaries written into the workspace by apply. */
+#define BKR_REC_TMP_PREFIX ".bkr-recover-"
+
+/** One strategy entry of a rule. */
+typedef struct {
+	bkr_strategy_type type;
+	char *key;              /**< "recovery.rules[0].strategies[1]" (messages) */
+	int64_t max_age_s;      /**< 0 = any age */
+	int64_t timeout_ms;     /**< regenerate, manual (alert command) */
+	char **argv;            /**< regenerate: command; manual: alert command (NULL = default) */
+	size_t argc;
+	/* git */
+	char *git_repository;   /**< NULL = discover from the workspace */
+	char *git_ref;          /**< default "HEAD" */
+	char *git_prefix;       /**< workspace path inside the repository; NULL = computed */
+	int64_t git_max_commits;
+	/* mongodb */
+	char *uri, *database, *collection;
+	char *filter;           /**< JSON object text with "{capture}" placeholders in strings */
+	char *sort, *projection; /**< JSON object text or NULL */
+	bool as_array;          /**< output an array of every document found */
+	int64_t limit;          /**< array mode: most documents (0 = no limit) */
+	int32_t server_selection_timeout_ms, socket_timeout_ms, connect_timeout_ms;
+} bkr_rec_strategy;
+
+typedef struct {
+	char *pattern;
+	bkr_rec_strategy *strategies;
+	size_t n;
+} bkr_rec_rule;
+
+typedef enum { BKR_VALIDATE_JSON, BKR_VALIDATE_NONEMPTY, BKR_VALIDATE_COMMAND } bkr_validator_type;
+
+typedef struct {
+	char *pattern;
+	bkr_validator_type type;
+	char **argv;             /**< command: "{path}" is the file to check */
+	size_t argc;
+	int64_t timeout_ms;
+} bkr_rec_validator;
+
+struct bkr_recover_rules {
+	bkr_rec_rule *rules;
+	size_t nrules;
+	bkr_rec_rule fallback;       /**< "default_strategies" (default: backup, git? no: backup, manual) */
+	bkr_rec_validator *validators;
+	size_t nvalidators;
+	bool json_default;           /**< "*.json" files are checked as JSON (default true) */
+	char **required;             /**< workspace-relative */
+	size_t nrequired;
+	char **protected_patterns;
+	size_t nprotected;
+	char **alert;                /**< NULL-terminated argv or NULL */
+	size_t nalert;
+	int64_t alert_timeout_ms;
+	char *staging_dir;
+};
+
+typedef struct {
+	char *name;
+	char *path;
+	int priority;
+} bkr_rec_source;
+
+struct bkr_recover {
+	char *workspace;             /**< absolute, no trailing '/' */
+	char *workspace_real;        /**< realpath of it (for git prefixes) */
+	char *config_name;
+	bkr_recover_rules *rules;
+	bkr_rec_source *sources;
+	size_t nsources;
+	char **required;             /**< workspace-relative, merged */
+	size_t nrequired;
+	char **protected_patterns;   /**< merged */
+	size_t nprotected;
+	char **alert;                /**< NULL-terminated, merged */
+	char *staging_dir;
+	char *hostname;
+	bkr_repo *repo;              /**< borrowed, may be NULL */
+	char *scratch;               /**< private temp directory (created lazily) */
+};
+
+/** Captures of a pattern match: {name} -> value. */
+typedef struct {
+	size_t n;
+	char name[BKR_REC_MAX_CAPTURES][64];
+	char value[BKR_REC_MAX_CAPTURES][256];
+} bkr_rec_captures;
+
+/* ---- rules.c ---- */
+
+/** Match @p rel against @p pattern ('*', '?', '**', "{name}"); fills @p caps when non-NULL. */
+bool bkr_rec_match(const char *pattern, const char *rel, bkr_rec_captures *caps);
+/** Protected-pattern match (fnmatch semantics of bkr_config_match). */
+bool bkr_rec_glob_any(char *const *patterns, size_t n, const char *rel);
+/** The rule for @p rel (first match) or the fallback; @p caps filled. */
+const bkr_rec_rule *bkr_rec_rule_for(const bkr_recover_rules *r, const char *rel, bkr_rec_captures *caps);
+/** Replace {path}, {output}, {workspace}, {rel} and captures in @p tmpl; malloc'd. */
+char *bkr_rec_substitute(const char *tmpl, const bkr_rec_captures *caps, const char *path,
+			 const char *output, const char *workspace, const char *rel);
+/** Parse "30s", "5m", "7d", a number of seconds; -1 when invalid. */
+int64_t bkr_rec_parse_duration(const char *s);
+
+/* ---- paths (recover.c) ---- */
+
+/** Normalise a user path into a workspace-relative one (rejects escapes); *out malloc'd. */
+int bkr_rec_relpath(const bkr_recover *rc, const char *path, char **out);
+/** true when @p rel is a clean relative path (no "", ".", ".." components, not absolute). */
+bool bkr_rec_rel_ok(const char *rel);
+/**
+ * Open the parent directory of @p rel under @p rootfd, each component with
+ * O_NOFOLLOW|O_DIRECTORY; missing directories are created when @p create.
+ * *dirfd is the parent, *base points into @p rel at the last component.
+ */
+int bkr_rec_open_parent(int rootfd, const char *rel, bool create, int *dirfd, const char **base,
+			const char *what);
+/** Read a workspace file without following symlinks; BKR_ENOTFOUND when absent. */
+int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size_t *len);
+/** Private scratch directory of the engine (created on first use). */
+int bkr_rec_scratch(bkr_recover *rc, const char **dir);
+/** Source priority of @p rel. */
+int bkr_rec_priority(const bkr_recover *rc, const char *rel);
+/** malloc'd copy; NULL on OOM. */
+char *bkr_rec_strdup(const char *s);
+/** Milliseconds since an arbitrary point (CLOCK_MONOTONIC). */
+int64_t bkr_rec_now_ms(void);
+
+/* ---- validate.c ---- */
+
+/**
+ * Check @p data (the content of @p rel) with the validators matching @p rel.
+ * Returns 1 valid, 0 invalid (*why malloc'd), <0 error.  @p nonempty adds a
+ * "must not be empty" check.
+ */
+int bkr_rec_validate(bkr_recover *rc, const char *rel, const uint8_t *data, size_t len,
+		     bool nonempty, char **why);
+/** true when at least one validator applies to @p rel. */
+bool bkr_rec_has_validator(const bkr_recover *rc, const char *rel);
+
+/* ---- proc.c ---- */
+
+typedef struct {
+	int status;         /**< waitpid status */
+	bool timed_out;
+	char *output;       /**< up to 4 KiB of stdout+stderr, malloc'd (may be NULL) */
+} bkr_rec_proc;
+
+/**
+ * Run @p argv (execvp, no shell) in its own process group with @p input on
+ * stdin, stdout+stderr captured, killed (whole group) after @p timeout_ms.
+ * Returns 0 when it ran (look at *res), <0 when it could not be started.
+ */
+int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_t timeout_ms,
+		  bkr_rec_proc *res);
+void bkr_rec_proc_free(bkr_rec_proc *p);
+/** One line describing a finished process ("exited with status 3: <output>"); malloc'd. */
+char *bkr_rec_proc_describe(const char *name, const bkr_rec_proc *p, int64_t timeout_ms);
+
+/* ---- strategies ---- */
+
+/** What a strategy is asked to do. */
+typedef struct {
+	bkr_recover *rc;
+	const char *rel;                 /**< workspace-relative path */
+	const char *abs;                 /**< absolute path in the workspace */
+	const bkr_rec_strategy *s;
+	const bkr_rec_captures *caps;
+	bool nonempty;                   /**< the recovered copy must not be empty */
+	const char *reason;              /**< damage reason (manual) */
+	const char *kind;                /**< damage kind name (manual) */
+	cJSON *attempts;                 /**< attempts so far (manual puts them in the alert) */
+	const char *run_id;
+} bkr_rec_job;
+
+/** What a strategy produced. */
+typedef struct {
+	uint8_t *data;       /**< valid content (malloc'd) on success */
+	size_t len;
+	uint32_t mode;       /**< permission bits of the source copy, 0 = unknown */
+	int64_t mtime_ns;    /**< time of the source copy, 0 = now */
+	cJSON *source;       /**< description of where it came from (always set when possible) */
+	char *error;         /**< why it failed (malloc'd) */
+} bkr_rec_outcome;
+
+void bkr_rec_outcome_clear(bkr_rec_outcome *o);
+/** Set o->error from a format; returns @p code. */
+int bkr_rec_fail(bkr_rec_outcome *o, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o);
+int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o);
+int bkr_rec_try_mongodb(const bkr_rec_job *j, bkr_rec_outcome *o);
+int bkr_rec_try_regenerate(const bkr_rec_job *j, bkr_rec_outcome *o);
+int bkr_rec_try_manual(const bkr_rec_job *j, bkr_rec_outcome *o);
+
+/* ---- backup.c helpers used by scan ---- */
+
+/** A regular file of a backup, mapped to the workspace. */
+typedef struct {
+	char *rel;
+	uint64_t size;
+	int64_t mtime_ns;
+	uint32_t mode;
+	bkr_id content;
+	bool seen;
+} bkr_rec_bfile;
+
+typedef struct {
+	bkr_rec_bfile *items; /**< sorted by rel */
+	size_t n;
+	char *backup_id;
+} bkr_rec_bindex;
+
+/** Every regular file of the newest backup under the workspace; empty when none. */
+int bkr_rec_bindex_load(bkr_recover *rc, bkr_rec_bindex *out);
+bkr_rec_bfile *bkr_rec_bindex_find(const bkr_rec_bindex *bi, const char *rel);
+void bkr_rec_bindex_free(bkr_rec_bindex *bi);
+
+/** Damage of one file as scan sees it (used by recover --file); 1 damaged, 0 healthy. */
+int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel, bool deep,
+		      bkr_damage *out);
+
+#endif

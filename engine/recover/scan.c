@@ -1,0 +1,382 @@
+/** @file
+ * Scan: find missing, required-but-absent, invalid, truncated and (deep)
+ * silently corrupted files in the live workspace.  The workspace is walked
+ * with directory fds and O_NOFOLLOW, never following a symlink; only files
+ * matched by the protected patterns are considered; the newest backup's
+ * files are indexed once and compared by path.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "bkr/error.h"
+#include "bkr/hash.h"
+#include "recover_i.h"
+
+static const char *const damage_names[] = { "missing", "required", "invalid", "truncated", "silent" };
+
+const char *bkr_damage_name(bkr_damage_kind k)
+{
+	return (unsigned)k < sizeof(damage_names) / sizeof(*damage_names) ? damage_names[k] : "unknown";
+}
+
+static void damage_clear(bkr_damage *d)
+{
+	free(d->path);
+	free(d->reason);
+	memset(d, 0, sizeof(*d));
+}
+
+void bkr_scan_result_free(bkr_scan_result *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		damage_clear(&r->items[i]);
+	free(r->items);
+	free(r->backup_id);
+	memset(r, 0, sizeof(*r));
+}
+
+static int set_damage(bkr_damage *d, const char *rel, bkr_damage_kind kind, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int set_damage(bkr_damage *d, const char *rel, bkr_damage_kind kind, int prio, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	d->kind = kind;
+	d->priority = prio;
+	d->path = strdup(rel);
+	va_start(ap, fmt);
+	n = vasprintf(&d->reason, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		d->reason = NULL;
+	if (!d->path || !d->reason) {
+		damage_clear(d);
+		return bkr_error_oom();
+	}
+	return 1;
+}
+
+static bool is_required(const bkr_recover *rc, const char *rel)
+{
+	for (size_t i = 0; i < rc->nrequired; i++)
+		if (strcmp(rc->required[i], rel) == 0)
+			return true;
+	return false;
+}
+
+static int hash_fd(int fd, bkr_id *out)
+{
+	bkr_hash_ctx *h = bkr_hash_new();
+	uint8_t buf[65536];
+	ssize_t r;
+
+	if (!h)
+		return bkr_error_oom();
+	while ((r = read(fd, buf, sizeof(buf))) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			bkr_hash_free(h);
+			return bkr_error_set_errno(errno, "read");
+		}
+		bkr_hash_update(h, buf, (size_t)r);
+	}
+	bkr_hash_final(h, out);
+	bkr_hash_free(h);
+	return 0;
+}
+
+int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel, bool deep, bkr_damage *out)
+{
+	int root = -1, dir = -1, fd = -1, err = 0;
+	const char *base;
+	struct stat st;
+	bkr_rec_bfile *bf = bkr_rec_bindex_find(bi, rel);
+	int prio = bkr_rec_priority(rc, rel);
+
+	memset(out, 0, sizeof(*out));
+	if ((root = open(rc->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		err = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
+		goto done;
+	}
+	err = bkr_rec_open_parent(root, rel, false, &dir, &base, rel);
+	if (err == BKR_EINVAL) {
+		/* a parent is a symlink or a file: the file cannot be reached safely */
+		err = set_damage(out, rel, is_required(rc, rel) ? BKR_DAMAGE_REQUIRED : BKR_DAMAGE_MISSING, prio,
+				 "unreachable: %s", bkr_error_message());
+		goto done;
+	}
+	if (err == 0 && fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		err = bkr_error_set_errno(errno, "%s", rel);
+	if (err == BKR_ENOTFOUND) {
+		if (is_required(rc, rel))
+			err = set_damage(out, rel, BKR_DAMAGE_REQUIRED, prio, "required file does not exist%s",
+					 bf ? " (it is in the newest backup)" : "");
+		else if (bf)
+			err = set_damage(out, rel, BKR_DAMAGE_MISSING, prio,
+					 "missing (in backup %s, %llu bytes)", bi->backup_id,
+					 (unsigned long long)bf->size);
+		else
+			err = set_damage(out, rel, BKR_DAMAGE_MISSING, prio, "does not exist");
+		goto done;
+	}
+	if (err < 0)
+		goto done;
+	if (!S_ISREG(st.st_mode))
+		goto done; /* symlinks, directories, devices: not ours to judge */
+	if (st.st_size == 0 && bf && bf->size > 0) {
+		err = set_damage(out, rel, BKR_DAMAGE_TRUNCATED, prio,
+				 "truncated to 0 bytes (the copy in backup %s has %llu bytes)", bi->backup_id,
+				 (unsigned long long)bf->size);
+		goto done;
+	}
+	if (bkr_rec_has_validator(rc, rel)) {
+		uint8_t *data = NULL;
+		size_t len = 0;
+		char *why = NULL;
+		if ((err = bkr_rec_read_ws(rc, rel, &data, &len)) < 0)
+			goto done;
+		err = bkr_rec_validate(rc, rel, data, len, false, &why);
+		free(data);
+		if (err == 0)
+			err = set_damage(out, rel, BKR_DAMAGE_INVALID, prio, "%s", why);
+		free(why);
+		if (err != 1 && err < 0)
+			goto done;
+		if (err == 1 && out->path)
+			goto done;
+		err = 0;
+	}
+	if (deep && bf && (uint64_t)st.st_size == bf->size &&
+	    (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec == bf->mtime_ns) {
+		bkr_id h;
+		if ((fd = openat(dir, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+			err = bkr_error_set_errno(errno, "%s", rel);
+			goto done;
+		}
+		if ((err = hash_fd(fd, &h)) < 0) {
+			bkr_error_prefix("%s", rel);
+			goto done;
+		}
+		if (bkr_id_cmp(&h, &bf->content) != 0) {
+			char a[BKR_ID_HEX], b[BKR_ID_HEX];
+			bkr_id_to_hex(&h, a);
+			bkr_id_to_hex(&bf->content, b);
+			err = set_damage(out, rel, BKR_DAMAGE_SILENT, prio,
+					 "silent corruption: size and mtime match backup %s but SHA-256 %.12s differs from %.12s",
+					 bi->backup_id, a, b);
+			goto done;
+		}
+	}
+done:
+	if (fd >= 0)
+		close(fd);
+	if (dir >= 0)
+		close(dir);
+	if (root >= 0)
+		close(root);
+	return err;
+}
+
+typedef struct {
+	bkr_recover *rc;
+	bkr_rec_bindex *bi;
+	bool deep;
+	bkr_scan_result *res;
+	size_t cap;
+} scan_ctx;
+
+static int add(scan_ctx *c, bkr_damage *d)
+{
+	if (c->res->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 32;
+		bkr_damage *ni = realloc(c->res->items, nc * sizeof(*ni));
+		if (!ni) {
+			damage_clear(d);
+			return bkr_error_oom();
+		}
+		c->res->items = ni;
+		c->cap = nc;
+	}
+	c->res->items[c->res->n++] = *d;
+	return 0;
+}
+
+static int walk_dir(scan_ctx *c, int dfd, char *rel, size_t rlen, size_t depth)
+{
+	DIR *d = NULL;
+	struct dirent *de;
+	int err = 0;
+
+	if (depth > 256)
+		return 0;
+	if (!(d = fdopendir(dfd))) {
+		close(dfd);
+		return bkr_error_set_errno(errno, "%s", rlen ? rel : c->rc->workspace);
+	}
+	while ((errno = 0, de = readdir(d))) {
+		size_t nl = strlen(de->d_name);
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (strncmp(de->d_name, BKR_REC_TMP_PREFIX, strlen(BKR_REC_TMP_PREFIX)) == 0)
+			continue;
+		if (rlen + nl + 2 > 4096)
+			continue;
+		if (rlen)
+			rel[rlen] = '/';
+		memcpy(rel + rlen + (rlen ? 1 : 0), de->d_name, nl + 1);
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			goto next;
+		if (S_ISDIR(st.st_mode)) {
+			int nfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (nfd >= 0 && (err = walk_dir(c, nfd, rel, rlen + nl + (rlen ? 1 : 0), depth + 1)) < 0)
+				goto done;
+		} else if (S_ISREG(st.st_mode) && bkr_rec_glob_any(c->rc->protected_patterns, c->rc->nprotected, rel)) {
+			bkr_damage dmg;
+			bkr_rec_bfile *bf = bkr_rec_bindex_find(c->bi, rel);
+			if (bf)
+				bf->seen = true;
+			c->res->files_checked++;
+			err = bkr_rec_check_one(c->rc, c->bi, rel, c->deep, &dmg);
+			if (err < 0)
+				goto done;
+			if (err == 1 && (err = add(c, &dmg)) < 0)
+				goto done;
+			err = 0;
+		} else {
+			bkr_rec_bfile *bf = bkr_rec_bindex_find(c->bi, rel);
+			if (bf)
+				bf->seen = true; /* exists as something else: not "missing" */
+		}
+	next:
+		rel[rlen] = '\0';
+	}
+done:
+	rel[rlen] = '\0';
+	closedir(d);
+	return err;
+}
+
+static int kind_rank(bkr_damage_kind k)
+{
+	switch (k) {
+	case BKR_DAMAGE_REQUIRED: return 0;
+	case BKR_DAMAGE_MISSING: return 1;
+	case BKR_DAMAGE_TRUNCATED: return 2;
+	case BKR_DAMAGE_INVALID: return 3;
+	default: return 4;
+	}
+}
+
+static int damage_cmp(const void *a, const void *b)
+{
+	const bkr_damage *x = a, *y = b;
+
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
+	if (kind_rank(x->kind) != kind_rank(y->kind))
+		return kind_rank(x->kind) - kind_rank(y->kind);
+	return strcmp(x->path, y->path);
+}
+
+int bkr_recover_scan(bkr_recover *rc, unsigned flags, bkr_scan_result *out)
+{
+	bkr_rec_bindex bi = { 0 };
+	scan_ctx c = { rc, &bi, (flags & BKR_SCAN_DEEP) != 0, out, 0 };
+	char rel[4096] = "";
+	int root = -1, err = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->deep = c.deep;
+	if ((err = bkr_rec_bindex_load(rc, &bi)) < 0)
+		goto done;
+	if (bi.backup_id && !(out->backup_id = strdup(bi.backup_id))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((root = open(rc->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		err = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
+		goto done;
+	}
+	err = walk_dir(&c, root, rel, 0, 0);
+	root = -1;
+	if (err < 0)
+		goto done;
+	/* missing: protected files of the newest backup that are gone */
+	for (size_t i = 0; i < bi.n; i++) {
+		bkr_damage dmg;
+		if (bi.items[i].seen || !bkr_rec_glob_any(rc->protected_patterns, rc->nprotected, bi.items[i].rel))
+			continue;
+		if ((err = bkr_rec_check_one(rc, &bi, bi.items[i].rel, false, &dmg)) < 0)
+			goto done;
+		if (err == 1 && (err = add(&c, &dmg)) < 0)
+			goto done;
+		err = 0;
+	}
+	/* required files that do not exist (and were not reported above) */
+	for (size_t i = 0; i < rc->nrequired; i++) {
+		bkr_damage dmg;
+		bool dup = false;
+		for (size_t k = 0; k < out->n; k++)
+			dup = dup || strcmp(out->items[k].path, rc->required[i]) == 0;
+		if (dup)
+			continue;
+		if ((err = bkr_rec_check_one(rc, &bi, rc->required[i], false, &dmg)) < 0)
+			goto done;
+		if (err == 1 && (err = add(&c, &dmg)) < 0)
+			goto done;
+		err = 0;
+	}
+	if (out->n)
+		qsort(out->items, out->n, sizeof(*out->items), damage_cmp);
+done:
+	if (root >= 0)
+		close(root);
+	bkr_rec_bindex_free(&bi);
+	if (err < 0)
+		bkr_scan_result_free(out);
+	return err;
+}
+
+char *bkr_scan_result_to_json(const bkr_scan_result *r, bool pretty)
+{
+	cJSON *o = cJSON_CreateObject(), *files;
+	char *s = NULL;
+
+	if (!o)
+		return NULL;
+	if (r->backup_id)
+		cJSON_AddStringToObject(o, "backup_id", r->backup_id);
+	else
+		cJSON_AddNullToObject(o, "backup_id");
+	cJSON_AddBoolToObject(o, "deep", r->deep);
+	cJSON_AddNumberToObject(o, "files_checked", (double)r->files_checked);
+	cJSON_AddNumberToObject(o, "found", (double)r->n);
+	files = cJSON_AddArrayToObject(o, "files");
+	for (size_t i = 0; files && i < r->n; i++) {
+		cJSON *f = cJSON_CreateObject();
+		if (!f)
+			break;
+		cJSON_AddStringToObject(f, "path", r->items[i].path);
+		cJSON_AddStringToObject(f, "kind", bkr_damage_name(r->items[i].kind));
+		cJSON_AddStringToObject(f, "reason", r->items[i].reason);
+		cJSON_AddNumberToObject(f, "priority", r->items[i].priority);
+		cJSON_AddItemToArray(files, f);
+	}
+	s = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
