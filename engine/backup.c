@@ -159,7 +159,7 @@ struct bctx {
 	bkr_id *new_ids;
 	size_t nnew, newcap;
 
-	atomic_uint_fast64_t files_done, bytes_done;
+	atomic_uint_fast64_t files_done, bytes_done, files_read, bytes_read;
 	uint64_t files_total, bytes_total;
 	int64_t last_progress;
 	int phase;
@@ -437,6 +437,8 @@ static void maybe_progress(bctx *c, const char *current, bool force)
 		.files_done = atomic_load(&c->files_done),
 		.bytes_done = atomic_load(&c->bytes_done),
 		.current = current,
+		.files_read = atomic_load(&c->files_read),
+		.bytes_read = atomic_load(&c->bytes_read),
 	};
 	c->o->progress(c->o->progress_ctx, &p);
 }
@@ -870,6 +872,8 @@ static void process_file(worker *wk, node *n, int fd)
 		}
 	}
 	if (r == READ_OK) {
+		atomic_fetch_add(&c->files_read, 1);
+		atomic_fetch_add(&c->bytes_read, (uint64_t)after.st_size);
 		node_set_stat(n, &after);
 		n->content = content;
 		if (wk->nrefs) {

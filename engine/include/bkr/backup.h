@@ -41,6 +41,8 @@ typedef struct {
 	uint64_t files_done;
 	uint64_t bytes_done;  /**< bytes read or reused from the parent */
 	const char *current;  /**< a path being processed (may be NULL) */
+	uint64_t files_read;  /**< files actually read (not taken from the parent) */
+	uint64_t bytes_read;
 } bkr_backup_progress;
 
 typedef struct {

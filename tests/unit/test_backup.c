@@ -1,0 +1,338 @@
+/** @file
+ * Unit tests of the backup engine: the four backup types, parent selection,
+ * incremental reuse (stats and identical tree ids), the racy-clean rule,
+ * changed files, excludes, warnings and manifest fields.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bkr/backup.h"
+#include "bkr/error.h"
+#include "bkr/repo.h"
+#include "bkr/walk.h"
+
+typedef struct {
+	char dir[256];
+	char repo[300];
+	char src[300];
+	bkr_repo *r;
+} fx;
+
+static void sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void write_file(const char *dir, const char *name, const char *data, size_t len)
+{
+	char p[1024];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Set mtime of a file to @p secs ago. */
+static void age(const char *dir, const char *name, int secs)
+{
+	char p[1024];
+	struct timespec ts[2];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= secs;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/bkr-test-backup-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
+	snprintf(f->src, sizeof(f->src), "%s/src", f->dir);
+	assert_int_equal(mkdir(f->src, 0755), 0);
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	io.chunk_min = 16 << 10;
+	io.chunk_avg = 64 << 10;
+	io.chunk_max = 256 << 10;
+	assert_int_equal(bkr_repo_init(f->repo, &io), 0);
+	assert_int_equal(bkr_repo_open(&f->r, f->repo, 0), 0);
+
+	sh("mkdir -p %s/a/b/c %s/empty %s/skipme", f->src, f->src, f->src);
+	write_file(f->src, "a/one.txt", "hello world\n", 12);
+	write_file(f->src, "a/b/two.txt", "second file\n", 12);
+	write_file(f->src, "skipme/x.o", "obj", 3);
+	write_file(f->src, "a/junk.o", "obj", 3);
+	/* a multi-chunk file: 1 MiB of pseudo-random text */
+	char *big = malloc(1 << 20);
+	uint32_t x = 12345;
+	for (int i = 0; i < (1 << 20); i++) {
+		x = x * 1103515245 + 12345;
+		big[i] = (char)('a' + (x >> 16) % 26);
+	}
+	write_file(f->src, "a/b/c/big.txt", big, 1 << 20);
+	free(big);
+	char p[512];
+	snprintf(p, sizeof(p), "%s/a/link", f->src);
+	assert_int_equal(symlink("one.txt", p), 0);
+	/* every file old enough to be trusted by an incremental */
+	sh("find %s -exec touch -h -d '-10 seconds' {} +", f->src);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	bkr_repo_free(f->r);
+	sh("rm -rf %s", f->dir);
+	free(f);
+	return 0;
+}
+
+static bkr_backup_progress last_prog;
+
+static void on_progress(void *ctx, const bkr_backup_progress *p)
+{
+	(void)ctx;
+	last_prog = *p;
+}
+
+static int run(fx *f, bkr_backup_type type, const char *const *excl, size_t nexcl, bkr_manifest **m)
+{
+	memset(&last_prog, 0, sizeof(last_prog));
+	bkr_source_spec s = { "ws", f->src, excl, nexcl };
+	bkr_backup_options o = BKR_BACKUP_OPTIONS_INIT;
+	o.type = type;
+	o.sources = &s;
+	o.nsources = 1;
+	o.hostname = "testhost";
+	o.workspace_root = f->src;
+	o.threads = 2;
+	o.progress = on_progress;
+	int err = bkr_backup_run(f->r, &o, m);
+	if (err < 0)
+		print_message("backup: %s\n", bkr_error_message());
+	return err;
+}
+
+static void test_full(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m = NULL;
+	static const char *const excl[] = { "skipme", "*.o" };
+
+	assert_int_equal(run(f, BKR_BACKUP_FULL, excl, 2, &m), 0);
+	assert_non_null(m);
+	assert_int_equal(m->type, BKR_BACKUP_FULL);
+	assert_null(m->parent);
+	assert_string_equal(m->hostname, "testhost");
+	assert_string_equal(m->integrity_check, "passed");
+	assert_string_equal(m->restore_test, "skipped");
+	assert_int_equal(m->nsources, 1);
+	assert_string_equal(m->sources[0].source, "ws");
+	/* files: one.txt, two.txt, big.txt, link */
+	assert_int_equal(m->sources[0].files_backed_up, 4);
+	assert_int_equal(m->sources[0].total_size_bytes, 12 + 12 + (1 << 20));
+	assert_int_equal(m->stats.files, 4);
+	assert_true(m->stats.new_bytes >= (1 << 20));
+	assert_int_equal(m->nwarnings, 0);
+
+	/* root has the source, whose subtree is the checksum */
+	bkr_entry e;
+	bkr_dir *h = NULL;
+	assert_int_equal(bkr_walk_resolve(f->r, &m->tree, "ws", &e, &h, NULL, NULL), 0);
+	assert_int_equal(e.type, BKR_FT_DIR);
+	assert_int_equal(bkr_id_cmp(&e.subtree, &m->sources[0].tree), 0);
+	bkr_dir_free(h);
+	assert_int_equal(bkr_walk_resolve(f->r, &m->tree, "ws/a/junk.o", &e, &h, NULL, NULL), BKR_ENOTFOUND);
+	assert_int_equal(bkr_walk_resolve(f->r, &m->tree, "ws/skipme", &e, &h, NULL, NULL), BKR_ENOTFOUND);
+	const bkr_tree *leaf;
+	uint32_t li;
+	assert_int_equal(bkr_walk_resolve(f->r, &m->tree, "ws/a/b/c/big.txt", &e, &h, &leaf, &li), 0);
+	assert_int_equal(e.size, 1 << 20);
+	assert_int_equal(bkr_walk_read_file(f->r, leaf, li, "big", NULL, NULL), 0);
+	bkr_dir_free(h);
+	bkr_manifest_free(m);
+}
+
+static void test_incremental_reuse(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m1 = NULL, *m2 = NULL, *m3 = NULL, *m4 = NULL;
+
+	assert_int_equal(run(f, BKR_BACKUP_FULL, NULL, 0, &m1), 0);
+	/* nothing changed: everything reused, same tree */
+	assert_int_equal(run(f, BKR_BACKUP_INCREMENTAL, NULL, 0, &m2), 0);
+	assert_string_equal(m2->parent, m1->backup_id);
+	assert_int_equal(bkr_id_cmp(&m1->tree, &m2->tree), 0);
+	assert_int_equal(m2->stats.new_bytes, 0);
+	assert_int_equal(m2->stats.reused_bytes, m1->stats.bytes);
+	assert_int_equal(m2->stats.files, m1->stats.files);
+	assert_int_equal(last_prog.files_read, 0);
+	assert_int_equal(last_prog.phase, 3);
+
+	/* change one file (same size, old mtime but new ctime): it is read */
+	write_file(f->src, "a/one.txt", "HELLO WORLD\n", 12);
+	age(f->src, "a/one.txt", 10);
+	assert_int_equal(run(f, BKR_BACKUP_DIFFERENTIAL, NULL, 0, &m3), 0);
+	assert_string_equal(m3->parent, m1->backup_id);
+	assert_int_not_equal(bkr_id_cmp(&m1->tree, &m3->tree), 0);
+	assert_int_equal(m3->stats.new_bytes, 12);
+	assert_int_equal(last_prog.files_read, 1);
+	assert_int_equal(last_prog.bytes_read, 12);
+	assert_int_equal(m3->stats.reused_bytes, m1->stats.bytes - 12);
+	/* the unchanged subdirectory has the identical tree */
+	bkr_entry e1, e3;
+	bkr_dir *h1 = NULL, *h3 = NULL;
+	assert_int_equal(bkr_walk_resolve(f->r, &m1->tree, "ws/a/b", &e1, &h1, NULL, NULL), 0);
+	assert_int_equal(bkr_walk_resolve(f->r, &m3->tree, "ws/a/b", &e3, &h3, NULL, NULL), 0);
+	assert_int_equal(bkr_id_cmp(&e1.subtree, &e3.subtree), 0);
+	bkr_dir_free(h1);
+	bkr_dir_free(h3);
+
+	/* snapshot: parent is the newest (the differential), pinned */
+	assert_int_equal(run(f, BKR_BACKUP_SNAPSHOT, NULL, 0, &m4), 0);
+	assert_string_equal(m4->parent, m3->backup_id);
+	assert_non_null(m4->pinned_until);
+	assert_int_equal(m4->stats.new_bytes, 0);
+	assert_int_equal(bkr_id_cmp(&m3->tree, &m4->tree), 0);
+	bkr_manifest_free(m1);
+	bkr_manifest_free(m2);
+	bkr_manifest_free(m3);
+	bkr_manifest_free(m4);
+}
+
+static void test_racy_clean(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m1 = NULL, *m2 = NULL;
+
+	/* a file modified just now: the parent's copy cannot be trusted */
+	write_file(f->src, "a/fresh.txt", "fresh", 5);
+	assert_int_equal(run(f, BKR_BACKUP_FULL, NULL, 0, &m1), 0);
+	assert_int_equal(run(f, BKR_BACKUP_INCREMENTAL, NULL, 0, &m2), 0);
+	/* fresh.txt alone is read again (its blob exists already) */
+	assert_int_equal(last_prog.files_read, 1);
+	assert_int_equal(last_prog.bytes_read, 5);
+	assert_int_equal(m2->stats.new_bytes, 0);
+	assert_int_equal(m2->stats.reused_bytes, m1->stats.bytes);
+	assert_int_equal(bkr_id_cmp(&m1->tree, &m2->tree), 0);
+	bkr_manifest_free(m1);
+	bkr_manifest_free(m2);
+}
+
+static void test_parent_selection(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m1 = NULL, *p = NULL;
+	bkr_source_spec s = { "ws", f->src, NULL, 0 };
+	bkr_source_spec other = { "ws", "/elsewhere", NULL, 0 };
+
+	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "testhost", &s, 1, &p), BKR_ENOTFOUND);
+	assert_int_equal(run(f, BKR_BACKUP_INCREMENTAL, NULL, 0, &m1), 0);
+	assert_null(m1->parent); /* no parent: read everything */
+	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "testhost", &s, 1, &p), 0);
+	assert_string_equal(p->backup_id, m1->backup_id);
+	bkr_manifest_free(p);
+	p = NULL;
+	/* differential wants a full one */
+	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_DIFFERENTIAL, "testhost", &s, 1, &p), BKR_ENOTFOUND);
+	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "otherhost", &s, 1, &p), BKR_ENOTFOUND);
+	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "testhost", &other, 1, &p), BKR_ENOTFOUND);
+	bkr_manifest_free(m1);
+}
+
+static void test_bad_options(void **state)
+{
+	fx *f = *state;
+	bkr_source_spec s = { "bad/name", f->src, NULL, 0 };
+	bkr_backup_options o = BKR_BACKUP_OPTIONS_INIT;
+	bkr_manifest *m = NULL;
+	o.sources = &s;
+	o.nsources = 1;
+	assert_int_equal(bkr_backup_run(f->r, &o, &m), BKR_EINVAL);
+	s.name = "ok";
+	s.path = "/nonexistent/dir/for/bkr";
+	assert_int_equal(bkr_backup_run(f->r, &o, &m), BKR_EINVAL);
+	assert_null(m);
+}
+
+static void test_unreadable_warning(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m = NULL;
+	char p[512];
+
+	/* a fifo where a file was is fine; a dangling name is not an error */
+	snprintf(p, sizeof(p), "%s/a/fifo", f->src);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	assert_int_equal(run(f, BKR_BACKUP_FULL, NULL, 0, &m), 0);
+	assert_int_equal(m->nwarnings, 0);
+	bkr_entry e;
+	bkr_dir *h = NULL;
+	assert_int_equal(bkr_walk_resolve(f->r, &m->tree, "ws/a/fifo", &e, &h, NULL, NULL), 0);
+	assert_int_equal(e.type, BKR_FT_FIFO);
+	bkr_dir_free(h);
+	bkr_manifest_free(m);
+}
+
+static void test_walk_iter(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m = NULL;
+	bkr_walk *w = NULL;
+	const bkr_walk_item *it;
+	int n = 0, post = 0, r;
+
+	assert_int_equal(run(f, BKR_BACKUP_FULL, NULL, 0, &m), 0);
+	assert_int_equal(bkr_walk_new(&w, f->r, &m->tree, "ws/a", BKR_WALK_POST), 0);
+	while ((r = bkr_walk_next(w, &it)) > 0) {
+		assert_true(strncmp(it->path, "ws/a/", 5) == 0);
+		if (it->post)
+			post++;
+		else
+			n++;
+	}
+	assert_int_equal(r, 0);
+	/* a/{b,b/c,b/c/big.txt,b/two.txt,junk.o,link,one.txt} */
+	assert_int_equal(n, 7);
+	assert_int_equal(post, 2);
+	bkr_walk_free(w);
+	assert_int_equal(bkr_walk_new(&w, f->r, &m->tree, "ws/a/one.txt", 0), BKR_EINVAL);
+	bkr_manifest_free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_incremental_reuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_racy_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parent_selection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreadable_warning, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_walk_iter, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
