@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install what the tests need, build, and run every test: plainly, then under
+# ASan+UBSan, then the engine's unit tests under valgrind.  `.ci/run` runs this.
+#
+# Environment: BKR_TEST_QUICK=1 skips the sanitizer and valgrind passes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+tools/install-deps.sh --tests
+
+jobs=$(nproc)
+run_suite() { # name builddir meson-args...
+	local name=$1 dir=$2
+	shift 2
+	echo "=== $name: configure and build ($dir)"
+	if [ -d "$dir" ]; then
+		meson setup --reconfigure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$@" >/dev/null
+	fi
+	ninja -C "$dir" -j "$jobs"
+}
+
+status=0
+run_suite plain build-test
+echo "=== plain: every test"
+meson test -C build-test --print-errorlogs --num-processes "$jobs" || status=1
+
+if [ "${BKR_TEST_QUICK:-0}" != 1 ]; then
+	run_suite asan build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -Doptimization=1
+	echo "=== ASan+UBSan: every test"
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C build-asan --print-errorlogs --num-processes "$jobs" || status=1
+
+	echo "=== valgrind: engine unit tests"
+	meson test -C build-test --suite unit --print-errorlogs --num-processes "$jobs" \
+		--wrap='valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --quiet' \
+		--timeout-multiplier 8 || status=1
+fi
+
+if [ "$status" = 0 ]; then
+	echo "tools/test.sh: every suite passed"
+else
+	echo "tools/test.sh: FAILED (see the logs above; meson-logs/testlog.txt in each build dir)"
+fi
+exit "$status"
