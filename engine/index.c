@@ -1,0 +1,679 @@
+/** @file
+ * The blob index (docs/format.md "Index files").
+ *
+ * The builder collects entries in memory, sorts them by blob id, drops exact
+ * duplicate ids, and publishes one immutable file named after its own SHA-256.
+ * The reader maps every index file that no other present file supersedes,
+ * validates it completely once (trailer hash, name, counts, order, bounds) and
+ * then binary-searches the mapped entries in place: nothing is copied into the
+ * heap, so opening a million blobs costs one pass of hashing.  A loaded index
+ * is immutable, so lookups from many threads need no lock.
+ */
+#include "bkr/index.h"
+#include "bkr/error.h"
+#include "bkr/format.h"
+#include "bkr/io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define IDX_SUFFIX ".idx"
+#define IDX_NAME_LEN (2 * BKR_ID_SIZE + 4) /* "<64 hex>.idx" */
+
+/* Entry field offsets inside one 64-byte on-disk entry. */
+#define E_ID 0
+#define E_PACK 32
+#define E_OFFSET 48
+#define E_STORED 52
+#define E_RAW 56
+#define E_TYPE 60
+#define E_FLAGS 61
+#define E_RESERVED 62
+
+/* ---- builder ------------------------------------------------------------ */
+
+struct bkr_index_builder {
+	bkr_index_entry *entries;
+	size_t n, cap;
+	bkr_id *supersede;
+	size_t nsup, supcap;
+};
+
+int bkr_index_builder_new(bkr_index_builder **out)
+{
+	*out = calloc(1, sizeof(**out));
+	if (!*out)
+		return bkr_error_oom();
+	return 0;
+}
+
+void bkr_index_builder_free(bkr_index_builder *b)
+{
+	if (!b)
+		return;
+	free(b->entries);
+	free(b->supersede);
+	free(b);
+}
+
+/** Grow @p *arr (of @p size-byte elements) so that one more fits. */
+static int grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+	size_t ncap;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 64;
+	if (ncap < *cap || ncap > SIZE_MAX / size)
+		return bkr_error_oom();
+	if (!(p = realloc(*arr, ncap * size)))
+		return bkr_error_oom();
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+int bkr_index_builder_add(bkr_index_builder *b, const bkr_index_entry *e)
+{
+	int err;
+
+	if (e->stored_len > BKR_BLOB_MAX || e->raw_len > BKR_BLOB_MAX)
+		return bkr_error_set(BKR_EINVAL, "index entry: blob length over %u", BKR_BLOB_MAX);
+	if (e->type != BKR_BLOB_DATA && e->type != BKR_BLOB_TREE)
+		return bkr_error_set(BKR_EINVAL, "index entry: bad blob type %u", e->type);
+	if ((err = grow((void **)&b->entries, &b->cap, b->n, sizeof(*b->entries))) < 0)
+		return err;
+	b->entries[b->n++] = *e;
+	return 0;
+}
+
+int bkr_index_builder_supersede(bkr_index_builder *b, const bkr_id *old)
+{
+	int err;
+
+	for (size_t i = 0; i < b->nsup; i++)
+		if (bkr_id_cmp(&b->supersede[i], old) == 0)
+			return 0;
+	if ((err = grow((void **)&b->supersede, &b->supcap, b->nsup, sizeof(*b->supersede))) < 0)
+		return err;
+	b->supersede[b->nsup++] = *old;
+	return 0;
+}
+
+size_t bkr_index_builder_count(const bkr_index_builder *b)
+{
+	return b->n;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return bkr_id_cmp(&((const bkr_index_entry *)a)->id, &((const bkr_index_entry *)b)->id);
+}
+
+static void encode_entry(uint8_t *p, const bkr_index_entry *e)
+{
+	memcpy(p + E_ID, e->id.b, BKR_ID_SIZE);
+	memcpy(p + E_PACK, e->pack.b, BKR_PACK_ID_SIZE);
+	bkr_put_u32(p + E_OFFSET, e->offset);
+	bkr_put_u32(p + E_STORED, e->stored_len);
+	bkr_put_u32(p + E_RAW, e->raw_len);
+	p[E_TYPE] = e->type;
+	p[E_FLAGS] = e->flags;
+	bkr_put_u16(p + E_RESERVED, 0);
+}
+
+static void decode_entry(const uint8_t *p, bkr_index_entry *e)
+{
+	memcpy(e->id.b, p + E_ID, BKR_ID_SIZE);
+	memcpy(e->pack.b, p + E_PACK, BKR_PACK_ID_SIZE);
+	e->offset = bkr_get_u32(p + E_OFFSET);
+	e->stored_len = bkr_get_u32(p + E_STORED);
+	e->raw_len = bkr_get_u32(p + E_RAW);
+	e->type = p[E_TYPE];
+	e->flags = p[E_FLAGS];
+}
+
+static void index_file_name(const bkr_id *id, char out[IDX_NAME_LEN + 1])
+{
+	bkr_id_to_hex(id, out);
+	memcpy(out + 2 * BKR_ID_SIZE, IDX_SUFFIX, sizeof(IDX_SUFFIX));
+}
+
+int bkr_index_builder_write(bkr_index_builder *b, const char *dir, bkr_id *file_id)
+{
+	uint8_t *buf = NULL, *p;
+	size_t n = 0, len;
+	char name[IDX_NAME_LEN + 1], path[PATH_MAX];
+	bkr_id id;
+	int err = 0;
+
+	memset(file_id, 0, sizeof(*file_id));
+	if (b->n > 1)
+		qsort(b->entries, b->n, sizeof(*b->entries), entry_cmp);
+	/* Drop exact duplicate ids in place: any copy of a blob will do. */
+	for (size_t i = 0; i < b->n; i++)
+		if (n == 0 || bkr_id_cmp(&b->entries[n - 1].id, &b->entries[i].id) != 0)
+			b->entries[n++] = b->entries[i];
+	b->n = n;
+
+	if (b->nsup > UINT32_MAX || n > (SIZE_MAX - BKR_INDEX_HEADER_SIZE - BKR_ID_SIZE -
+					b->nsup * BKR_ID_SIZE) / BKR_INDEX_ENTRY_SIZE) {
+		err = bkr_error_set(BKR_EINVAL, "index too large");
+		goto done;
+	}
+	len = BKR_INDEX_HEADER_SIZE + b->nsup * BKR_ID_SIZE + n * BKR_INDEX_ENTRY_SIZE + BKR_ID_SIZE;
+	if (!(buf = malloc(len))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	memcpy(buf, BKR_INDEX_MAGIC, 8);
+	bkr_put_u32(buf + 8, BKR_INDEX_VERSION);
+	bkr_put_u32(buf + 12, 0);
+	bkr_put_u64(buf + 16, n);
+	bkr_put_u32(buf + 24, (uint32_t)b->nsup);
+	bkr_put_u32(buf + 28, 0);
+	p = buf + BKR_INDEX_HEADER_SIZE;
+	for (size_t i = 0; i < b->nsup; i++, p += BKR_ID_SIZE)
+		memcpy(p, b->supersede[i].b, BKR_ID_SIZE);
+	for (size_t i = 0; i < n; i++, p += BKR_INDEX_ENTRY_SIZE)
+		encode_entry(p, &b->entries[i]);
+	bkr_sha256(buf, len - BKR_ID_SIZE, &id);
+	memcpy(p, id.b, BKR_ID_SIZE);
+	bkr_sha256(buf, len, &id);
+	index_file_name(&id, name);
+
+	if ((err = bkr_io_mkdir_p(dir, 0755)) < 0)
+		goto done;
+	err = bkr_io_publish(dir, name, buf, len, BKR_IO_NOREPLACE);
+	if (err == BKR_EEXISTS) {
+		/* Same name = same bytes (the name is the hash): already published. */
+		bkr_error_clear();
+		err = 0;
+	}
+	if (err < 0)
+		goto done;
+	*file_id = id;
+
+	/*
+	 * The new file is durable; now the old ones may go.  A failure here is
+	 * harmless (readers skip superseded files), so it is not reported.
+	 */
+	for (size_t i = 0; i < b->nsup; i++) {
+		index_file_name(&b->supersede[i], name);
+		if (bkr_path_join(path, sizeof(path), dir, name) == 0)
+			unlink(path);
+	}
+	if (b->nsup > 0)
+		(void)bkr_io_fsync_dir(dir);
+	bkr_error_clear();
+done:
+	free(buf);
+	return err;
+}
+
+/* ---- reader ------------------------------------------------------------- */
+
+/** One mapped, validated index file. */
+struct idx_file {
+	const uint8_t *map;     /**< the whole file, PROT_READ */
+	size_t map_len;
+	const uint8_t *entries; /**< count × 64 bytes inside map */
+	uint64_t count;
+};
+
+struct bkr_index {
+	struct idx_file *files;
+	bkr_id *ids;            /**< ids of files, same order */
+	size_t n, cap;
+	uint64_t total;
+};
+
+static int index_new(bkr_index **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : bkr_error_oom();
+}
+
+void bkr_index_free(bkr_index *idx)
+{
+	if (!idx)
+		return;
+	for (size_t i = 0; i < idx->n; i++)
+		if (idx->files[i].map_len > 0)
+			munmap((void *)idx->files[i].map, idx->files[i].map_len);
+	free(idx->files);
+	free(idx->ids);
+	free(idx);
+}
+
+/**
+ * Check the fixed header of a file of @p size bytes and compute where the
+ * parts lie.  Everything is bounded against @p size with overflow checks.
+ */
+static int check_header(const uint8_t *h, uint64_t size, const char *path,
+			uint32_t *nsup, uint64_t *count)
+{
+	uint64_t n, s, room;
+
+	if (size < BKR_INDEX_HEADER_SIZE + BKR_ID_SIZE)
+		return bkr_error_set(BKR_ECORRUPT, "%s: truncated (%llu bytes, smaller than header and trailer)",
+				     path, (unsigned long long)size);
+	if (memcmp(h, BKR_INDEX_MAGIC, 8) != 0)
+		return bkr_error_set(BKR_ECORRUPT, "%s: bad magic, not an index file", path);
+	if (bkr_get_u32(h + 8) != BKR_INDEX_VERSION)
+		return bkr_error_set(BKR_EUNSUPPORTED, "%s: unsupported index version %u",
+				     path, bkr_get_u32(h + 8));
+	if (bkr_get_u32(h + 12) != 0)
+		return bkr_error_set(BKR_EUNSUPPORTED, "%s: unknown index flags 0x%x",
+				     path, bkr_get_u32(h + 12));
+	n = bkr_get_u64(h + 16);
+	s = bkr_get_u32(h + 24);
+	room = size - BKR_INDEX_HEADER_SIZE - BKR_ID_SIZE;
+	if (s > room / BKR_ID_SIZE || n > (room - s * BKR_ID_SIZE) / BKR_INDEX_ENTRY_SIZE ||
+	    s * BKR_ID_SIZE + n * BKR_INDEX_ENTRY_SIZE != room)
+		return bkr_error_set(BKR_ECORRUPT,
+				     "%s: header counts (%llu entries, %llu superseded) do not match the file size %llu",
+				     path, (unsigned long long)n, (unsigned long long)s,
+				     (unsigned long long)size);
+	*nsup = (uint32_t)s;
+	*count = n;
+	return 0;
+}
+
+/** The base name of @p path must be "<hex of @p id>.idx". */
+static int check_name(const char *path, const bkr_id *id)
+{
+	const char *base = strrchr(path, '/');
+	char want[IDX_NAME_LEN + 1];
+
+	base = base ? base + 1 : path;
+	index_file_name(id, want);
+	if (strcmp(base, want) != 0)
+		return bkr_error_set(BKR_ECORRUPT, "%s: file name does not match its hash %.64s",
+				     path, want);
+	return 0;
+}
+
+/** Hashing the whole file on a second thread while the first checks the trailer. */
+struct hash_job {
+	const uint8_t *data;
+	size_t len;
+	bkr_id out;
+};
+
+static void *hash_thread(void *arg)
+{
+	struct hash_job *j = arg;
+	bkr_sha256(j->data, j->len, &j->out);
+	return NULL;
+}
+
+/* Below this size both hashes run on the calling thread. */
+#define PARALLEL_HASH_MIN (4u << 20)
+
+/**
+ * The SHA-256 of the first size-32 bytes (*trailer) and of the whole file
+ * (*whole).  Large files hash both at once on two threads, which halves the
+ * time to open a big index.
+ */
+static void hash_both(const uint8_t *map, size_t size, bkr_id *trailer, bkr_id *whole)
+{
+	struct hash_job job = { map, size, {{0}} };
+	pthread_t th;
+
+	if (size >= PARALLEL_HASH_MIN && pthread_create(&th, NULL, hash_thread, &job) == 0) {
+		bkr_sha256(map, size - BKR_ID_SIZE, trailer);
+		pthread_join(th, NULL);
+		*whole = job.out;
+		return;
+	}
+	bkr_sha256(map, size - BKR_ID_SIZE, trailer);
+	bkr_sha256(map, size, whole);
+}
+
+/** Map @p path, validate all of it, and append it to @p idx. */
+static int load_file(bkr_index *idx, const char *path)
+{
+	struct stat st;
+	uint8_t *map = MAP_FAILED;
+	size_t size = 0;
+	uint64_t count = 0;
+	uint32_t nsup = 0;
+	const uint8_t *ents;
+	bkr_id h, th;
+	int fd, err = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "open %s", path);
+	if (fstat(fd, &st) < 0) {
+		err = bkr_error_set_errno(errno, "stat %s", path);
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: not a regular file", path);
+		goto done;
+	}
+	if ((uint64_t)st.st_size > SIZE_MAX) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: too large", path);
+		goto done;
+	}
+	size = (size_t)st.st_size;
+	if (size < BKR_INDEX_HEADER_SIZE + BKR_ID_SIZE) {
+		uint8_t small[BKR_INDEX_HEADER_SIZE + BKR_ID_SIZE] = {0};
+		if ((err = bkr_io_pread_full(fd, small, size, 0, path)) < 0)
+			goto done;
+		err = check_header(small, size, path, &nsup, &count);
+		goto done;
+	}
+	map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		err = bkr_error_set_errno(errno, "mmap %s", path);
+		goto done;
+	}
+	if ((err = check_header(map, size, path, &nsup, &count)) < 0)
+		goto done;
+	hash_both(map, size, &th, &h);
+	if (memcmp(th.b, map + size - BKR_ID_SIZE, BKR_ID_SIZE) != 0) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: trailer checksum mismatch", path);
+		goto done;
+	}
+	if ((err = check_name(path, &h)) < 0)
+		goto done;
+	ents = map + BKR_INDEX_HEADER_SIZE + (size_t)nsup * BKR_ID_SIZE;
+	for (uint64_t i = 0; i < count; i++) {
+		const uint8_t *e = ents + i * BKR_INDEX_ENTRY_SIZE;
+		if (i > 0 && memcmp(e - BKR_INDEX_ENTRY_SIZE, e, BKR_ID_SIZE) > 0) {
+			err = bkr_error_set(BKR_ECORRUPT, "%s: entry %llu is out of order",
+					    path, (unsigned long long)i);
+			goto done;
+		}
+		if (bkr_get_u32(e + E_STORED) > BKR_BLOB_MAX || bkr_get_u32(e + E_RAW) > BKR_BLOB_MAX) {
+			err = bkr_error_set(BKR_ECORRUPT, "%s: entry %llu: blob length over %u",
+					    path, (unsigned long long)i, BKR_BLOB_MAX);
+			goto done;
+		}
+		if (e[E_TYPE] != BKR_BLOB_DATA && e[E_TYPE] != BKR_BLOB_TREE) {
+			err = bkr_error_set(BKR_ECORRUPT, "%s: entry %llu: bad blob type %u",
+					    path, (unsigned long long)i, e[E_TYPE]);
+			goto done;
+		}
+	}
+	if ((err = grow((void **)&idx->files, &idx->cap, idx->n, sizeof(*idx->files))) < 0)
+		goto done;
+	{
+		bkr_id *ids = realloc(idx->ids, idx->cap * sizeof(*ids));
+		if (!ids) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		idx->ids = ids;
+	}
+	idx->files[idx->n] = (struct idx_file){ map, size, ents, count };
+	idx->ids[idx->n] = h;
+	idx->n++;
+	idx->total += count;
+	map = MAP_FAILED;
+done:
+	if (map != MAP_FAILED)
+		munmap(map, size);
+	close(fd);
+	return err;
+}
+
+int bkr_index_open_file(bkr_index **out, const char *path)
+{
+	bkr_index *idx = NULL;
+	int err;
+
+	*out = NULL;
+	if ((err = index_new(&idx)) < 0)
+		return err;
+	if ((err = load_file(idx, path)) < 0) {
+		bkr_index_free(idx);
+		return err;
+	}
+	*out = idx;
+	return 0;
+}
+
+/** A present index file during bkr_index_open. */
+struct candidate {
+	char name[IDX_NAME_LEN + 1 > 256 ? IDX_NAME_LEN + 1 : 256];
+	bool has_id;    /**< name is "<64 hex>.idx" */
+	bkr_id id;      /**< parsed from the name */
+	bkr_id *sup;    /**< superseded ids read from its header (unverified) */
+	uint32_t nsup;
+	bool skip;
+};
+
+static int candidate_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct candidate *)a)->name, ((const struct candidate *)b)->name);
+}
+
+/**
+ * Read the superseded list of @p c.  A file whose header cannot be read is
+ * left with an empty list; if nothing supersedes it, the full load reports it.
+ */
+static void read_superseded(struct candidate *c, const char *path)
+{
+	uint8_t h[BKR_INDEX_HEADER_SIZE];
+	struct stat st;
+	uint64_t count;
+	uint32_t nsup;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (size_t)st.st_size < sizeof(h) ||
+	    bkr_io_pread_full(fd, h, sizeof(h), 0, path) < 0 ||
+	    check_header(h, (uint64_t)st.st_size, path, &nsup, &count) < 0 || nsup == 0)
+		goto done;
+	if (!(c->sup = malloc((size_t)nsup * sizeof(*c->sup))))
+		goto done;
+	if (bkr_io_pread_full(fd, c->sup, (size_t)nsup * BKR_ID_SIZE, BKR_INDEX_HEADER_SIZE, path) < 0) {
+		free(c->sup);
+		c->sup = NULL;
+		goto done;
+	}
+	c->nsup = nsup;
+done:
+	bkr_error_clear();
+	close(fd);
+}
+
+int bkr_index_open(bkr_index **out, const char *dir)
+{
+	bkr_index *idx = NULL;
+	struct candidate *cand = NULL;
+	size_t ncand = 0, capcand = 0;
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d = NULL;
+	int err;
+
+	*out = NULL;
+	if ((err = index_new(&idx)) < 0)
+		goto done;
+	if (!(d = opendir(dir))) {
+		if (errno == ENOENT)
+			goto done; /* no index yet: empty */
+		err = bkr_error_set_errno(errno, "open index directory %s", dir);
+		goto done;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		struct candidate *c;
+		if (de->d_name[0] == '.' || len < 4 || strcmp(de->d_name + len - 4, IDX_SUFFIX) != 0)
+			continue; /* ".tmp-*", hidden files and non-index files */
+		if ((err = grow((void **)&cand, &capcand, ncand, sizeof(*cand))) < 0)
+			goto done;
+		c = &cand[ncand++];
+		memset(c, 0, sizeof(*c));
+		snprintf(c->name, sizeof(c->name), "%s", de->d_name);
+		if (len == IDX_NAME_LEN) {
+			char hex[BKR_ID_HEX];
+			memcpy(hex, de->d_name, 2 * BKR_ID_SIZE);
+			hex[2 * BKR_ID_SIZE] = '\0';
+			c->has_id = bkr_id_from_hex(&c->id, hex) == 0;
+		}
+	}
+	if (errno != 0) {
+		err = bkr_error_set_errno(errno, "read index directory %s", dir);
+		goto done;
+	}
+	if (ncand > 1)
+		qsort(cand, ncand, sizeof(*cand), candidate_cmp);
+
+	/* Pass 1: who supersedes whom. */
+	for (size_t i = 0; i < ncand; i++) {
+		if ((err = bkr_path_join(path, sizeof(path), dir, cand[i].name)) < 0)
+			goto done;
+		read_superseded(&cand[i], path);
+	}
+	for (size_t i = 0; i < ncand; i++) {
+		for (uint32_t k = 0; k < cand[i].nsup; k++) {
+			for (size_t j = 0; j < ncand; j++) {
+				if (j != i && cand[j].has_id &&
+				    bkr_id_cmp(&cand[j].id, &cand[i].sup[k]) == 0)
+					cand[j].skip = true;
+			}
+		}
+	}
+
+	/* Pass 2: map and verify the live files. */
+	for (size_t i = 0; i < ncand; i++) {
+		if (cand[i].skip)
+			continue;
+		if ((err = bkr_path_join(path, sizeof(path), dir, cand[i].name)) < 0)
+			goto done;
+		if ((err = load_file(idx, path)) < 0)
+			goto done;
+	}
+done:
+	if (d)
+		closedir(d);
+	for (size_t i = 0; i < ncand; i++)
+		free(cand[i].sup);
+	free(cand);
+	if (err < 0)
+		bkr_index_free(idx);
+	else
+		*out = idx;
+	return err;
+}
+
+/** The first 8 bytes of an id as a big-endian number (order-preserving). */
+static uint64_t id_key(const uint8_t *id)
+{
+	uint64_t k = 0;
+	for (int i = 0; i < 8; i++)
+		k = k << 8 | id[i];
+	return k;
+}
+
+static const uint8_t *entry_at(const struct idx_file *f, uint64_t i)
+{
+	return f->entries + i * BKR_INDEX_ENTRY_SIZE;
+}
+
+/**
+ * Search one mapped file; a matching entry or NULL.  Ids are SHA-256 values,
+ * uniformly spread, so a few interpolation steps land next to the entry
+ * (about 3 probes for a million entries instead of 20); a plain binary search
+ * finishes the job and bounds the worst case.
+ */
+static const uint8_t *search_file(const struct idx_file *f, const bkr_id *id)
+{
+	uint64_t lo = 0, hi = f->count, key = id_key(id->b), klo, khi;
+	int c;
+
+	if (hi == 0)
+		return NULL;
+	klo = id_key(entry_at(f, 0));
+	khi = id_key(entry_at(f, hi - 1));
+	/* invariant: every entry before lo < id, every entry at or after hi > id */
+	for (int step = 0; step < 6 && hi - lo > 32; step++) {
+		uint64_t pos;
+		const uint8_t *e;
+		if (key < klo || key > khi || khi == klo)
+			break;
+		pos = lo + (uint64_t)(((unsigned __int128)(key - klo) * (hi - 1 - lo)) / (khi - klo));
+		e = entry_at(f, pos);
+		c = memcmp(e, id->b, BKR_ID_SIZE);
+		if (c == 0)
+			return e;
+		if (c < 0) {
+			lo = pos + 1;
+			klo = id_key(e);
+		} else {
+			hi = pos;
+			khi = id_key(e);
+		}
+	}
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		c = memcmp(entry_at(f, mid), id->b, BKR_ID_SIZE);
+		if (c == 0)
+			return entry_at(f, mid);
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *out)
+{
+	char hex[BKR_ID_HEX];
+
+	for (size_t i = idx->n; i-- > 0;) {
+		const uint8_t *e = search_file(&idx->files[i], id);
+		if (e) {
+			decode_entry(e, out);
+			return 0;
+		}
+	}
+	bkr_id_to_hex(id, hex);
+	return bkr_error_set(BKR_ENOTFOUND, "blob %s is not in the index", hex);
+}
+
+uint64_t bkr_index_count(const bkr_index *idx)
+{
+	return idx->total;
+}
+
+const bkr_id *bkr_index_files(const bkr_index *idx, size_t *n)
+{
+	*n = idx->n;
+	return idx->ids;
+}
+
+int bkr_index_foreach(const bkr_index *idx, int (*cb)(const bkr_index_entry *e, void *arg), void *arg)
+{
+	bkr_index_entry e;
+	int err;
+
+	for (size_t i = 0; i < idx->n; i++) {
+		const struct idx_file *f = &idx->files[i];
+		for (uint64_t k = 0; k < f->count; k++) {
+			decode_entry(f->entries + k * BKR_INDEX_ENTRY_SIZE, &e);
+			if ((err = cb(&e, arg)) < 0)
+				return err;
+		}
+	}
+	return 0;
+}

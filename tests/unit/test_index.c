@@ -1,0 +1,728 @@
+/** @file
+ * Unit tests of the blob index (engine/index.c): round trips, merging and
+ * superseding of index files, and hostile files (truncated, bit-flipped,
+ * wrong magic/version, overflowing counts, unsorted, misnamed, out-of-range
+ * lengths).  Each test works in its own mkdtemp directory.
+ *
+ * Set BKR_INDEX_BENCH=1 to time building and opening a million entries.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+#include "bkr/format.h"
+#include "bkr/hash.h"
+#include "bkr/index.h"
+#include "bkr/io.h"
+
+struct fx {
+	char root[PATH_MAX]; /* the mkdtemp directory */
+	char dir[PATH_MAX];  /* root/index (not created up front) */
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	snprintf(f->root, sizeof(f->root), "/tmp/bkr-test-index-XXXXXX");
+	if (!mkdtemp(f->root)) {
+		free(f);
+		return -1;
+	}
+	if (bkr_path_join(f->dir, sizeof(f->dir), f->root, "index") < 0) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	nftw(f->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/** A deterministic entry for number @p i (its id is SHA-256 of "blob <i>"). */
+static void make_entry(uint64_t i, bkr_index_entry *e)
+{
+	char buf[64];
+	int n = snprintf(buf, sizeof(buf), "blob %llu", (unsigned long long)i);
+
+	memset(e, 0, sizeof(*e));
+	bkr_sha256(buf, (size_t)n, &e->id);
+	for (int k = 0; k < BKR_PACK_ID_SIZE; k++)
+		e->pack.b[k] = (uint8_t)(i * 7 + (uint64_t)k);
+	e->offset = (uint32_t)(i * 4096 + 16);
+	e->stored_len = (uint32_t)(i % BKR_BLOB_MAX);
+	e->raw_len = (uint32_t)((i * 3) % BKR_BLOB_MAX);
+	e->type = (uint8_t)(i & 1);
+	e->flags = (uint8_t)(i % 3 == 0 ? BKR_BLOB_FLAG_ZLIB : 0);
+}
+
+static void assert_entry_equal(const bkr_index_entry *a, const bkr_index_entry *b)
+{
+	assert_memory_equal(a->id.b, b->id.b, BKR_ID_SIZE);
+	assert_memory_equal(a->pack.b, b->pack.b, BKR_PACK_ID_SIZE);
+	assert_int_equal(a->offset, b->offset);
+	assert_int_equal(a->stored_len, b->stored_len);
+	assert_int_equal(a->raw_len, b->raw_len);
+	assert_int_equal(a->type, b->type);
+	assert_int_equal(a->flags, b->flags);
+}
+
+/** Write entries [from, to) (in a scrambled order) as a new index file. */
+static void write_range(const char *dir, uint64_t from, uint64_t to, const bkr_id *supersede,
+			size_t nsup, bkr_id *file_id)
+{
+	bkr_index_builder *b = NULL;
+	bkr_index_entry e;
+	uint64_t n = to - from;
+
+	assert_int_equal(bkr_index_builder_new(&b), 0);
+	for (uint64_t k = 0; k < n; k++) {
+		make_entry(from + (k * 7919) % n, &e); /* 7919 is prime: a permutation when n % 7919 != 0 */
+		assert_int_equal(bkr_index_builder_add(b, &e), 0);
+	}
+	for (size_t i = 0; i < nsup; i++)
+		assert_int_equal(bkr_index_builder_supersede(b, &supersede[i]), 0);
+	assert_int_equal(bkr_index_builder_count(b), n);
+	assert_int_equal(bkr_index_builder_write(b, dir, file_id), 0);
+	bkr_index_builder_free(b);
+}
+
+static void file_path(const char *dir, const bkr_id *id, char *out)
+{
+	char name[BKR_ID_HEX + 4];
+	bkr_id_to_hex(id, name);
+	strcat(name, ".idx");
+	assert_int_equal(bkr_path_join(out, PATH_MAX, dir, name), 0);
+}
+
+static uint8_t *read_all(const char *path, size_t *len)
+{
+	uint8_t *buf = NULL;
+	assert_int_equal(bkr_io_read_file(path, 1u << 30, &buf, len), 0);
+	return buf;
+}
+
+static void write_raw(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(bkr_io_write_full(fd, data, len, path), 0);
+	close(fd);
+}
+
+/** Recompute the trailer and write @p buf under its correct hash name; path in @p out. */
+static void reseal_and_write(const char *dir, uint8_t *buf, size_t len, char *out)
+{
+	bkr_id h;
+	bkr_sha256(buf, len - BKR_ID_SIZE, &h);
+	memcpy(buf + len - BKR_ID_SIZE, h.b, BKR_ID_SIZE);
+	bkr_sha256(buf, len, &h);
+	file_path(dir, &h, out);
+	write_raw(out, buf, len);
+}
+
+/** Both bkr_index_open (directory) and bkr_index_open_file must refuse @p path. */
+static void expect_bad(const char *dir, const char *path, int code, const char *what)
+{
+	bkr_index *idx = (bkr_index *)1;
+
+	assert_int_equal(bkr_index_open_file(&idx, path), code);
+	assert_null(idx);
+	assert_non_null(strstr(bkr_error_message(), path));
+	assert_non_null(strstr(bkr_error_message(), what));
+	idx = (bkr_index *)1;
+	assert_int_equal(bkr_index_open(&idx, dir), code);
+	assert_null(idx);
+	assert_non_null(strstr(bkr_error_message(), path));
+	assert_non_null(strstr(bkr_error_message(), what));
+}
+
+/* ---- round trips -------------------------------------------------------- */
+
+static void test_round_trip(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t n = 10000;
+	bkr_index *idx = NULL;
+	bkr_index_entry want, got;
+	bkr_id fid;
+	char path[PATH_MAX];
+	struct stat st;
+	const bkr_id *files;
+	size_t nfiles;
+
+	write_range(f->dir, 0, n, NULL, 0, &fid);
+	file_path(f->dir, &fid, path);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, BKR_INDEX_HEADER_SIZE + n * BKR_INDEX_ENTRY_SIZE + BKR_ID_SIZE);
+
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	assert_int_equal(bkr_index_count(idx), n);
+	files = bkr_index_files(idx, &nfiles);
+	assert_int_equal(nfiles, 1);
+	assert_memory_equal(files[0].b, fid.b, BKR_ID_SIZE);
+	for (uint64_t i = 0; i < n; i++) {
+		make_entry(i, &want);
+		memset(&got, 0xaa, sizeof(got));
+		assert_int_equal(bkr_index_lookup(idx, &want.id, &got), 0);
+		assert_entry_equal(&want, &got);
+	}
+	bkr_index_free(idx);
+
+	/* the single file also opens on its own */
+	assert_int_equal(bkr_index_open_file(&idx, path), 0);
+	assert_int_equal(bkr_index_count(idx), n);
+	bkr_index_free(idx);
+}
+
+static int count_sorted_cb(const bkr_index_entry *e, void *arg)
+{
+	bkr_id *prev = arg;
+	if (!bkr_id_is_zero(prev) && bkr_id_cmp(prev, &e->id) >= 0)
+		return -100;
+	*prev = e->id;
+	return 0;
+}
+
+static int stop_cb(const bkr_index_entry *e, void *arg)
+{
+	int *n = arg;
+	return ++*n == 5 ? -42 : 0;
+}
+
+static void test_foreach_sorted(void **state)
+{
+	struct fx *f = *state;
+	bkr_index *idx = NULL;
+	bkr_id fid, prev;
+	int n = 0;
+
+	write_range(f->dir, 0, 3000, NULL, 0, &fid);
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	memset(&prev, 0, sizeof(prev));
+	assert_int_equal(bkr_index_foreach(idx, count_sorted_cb, &prev), 0);
+	assert_int_equal(bkr_index_foreach(idx, stop_cb, &n), -42);
+	assert_int_equal(n, 5);
+	bkr_index_free(idx);
+}
+
+static void test_lookup_miss(void **state)
+{
+	struct fx *f = *state;
+	bkr_index *idx = NULL;
+	bkr_index_entry e, got;
+	bkr_id fid, lo, hi;
+
+	write_range(f->dir, 0, 100, NULL, 0, &fid);
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	make_entry(100, &e); /* never added */
+	assert_int_equal(bkr_index_lookup(idx, &e.id, &got), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "not in the index"));
+	memset(lo.b, 0, sizeof(lo.b));
+	memset(hi.b, 0xff, sizeof(hi.b));
+	assert_int_equal(bkr_index_lookup(idx, &lo, &got), BKR_ENOTFOUND);
+	assert_int_equal(bkr_index_lookup(idx, &hi, &got), BKR_ENOTFOUND);
+	make_entry(99, &e);
+	assert_int_equal(bkr_index_lookup(idx, &e.id, &got), 0);
+	assert_entry_equal(&e, &got);
+	bkr_index_free(idx);
+}
+
+static void test_duplicates(void **state)
+{
+	struct fx *f = *state;
+	bkr_index_builder *b = NULL;
+	bkr_index *idx = NULL;
+	bkr_index_entry e, got;
+	bkr_id fid, fid2;
+
+	assert_int_equal(bkr_index_builder_new(&b), 0);
+	make_entry(1, &e);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(bkr_index_builder_add(b, &e), 0);
+	make_entry(2, &e);
+	assert_int_equal(bkr_index_builder_add(b, &e), 0);
+	assert_int_equal(bkr_index_builder_count(b), 4);
+	assert_int_equal(bkr_index_builder_write(b, f->dir, &fid), 0);
+	bkr_index_builder_free(b);
+
+	/* a second file repeating blob 2 (another pack): both copies are usable */
+	assert_int_equal(bkr_index_builder_new(&b), 0);
+	make_entry(2, &e);
+	e.pack.b[0] ^= 0xff;
+	assert_int_equal(bkr_index_builder_add(b, &e), 0);
+	assert_int_equal(bkr_index_builder_write(b, f->dir, &fid2), 0);
+	bkr_index_builder_free(b);
+
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	assert_int_equal(bkr_index_count(idx), 3); /* 2 unique in file 1, 1 in file 2 */
+	make_entry(1, &e);
+	assert_int_equal(bkr_index_lookup(idx, &e.id, &got), 0);
+	assert_entry_equal(&e, &got);
+	make_entry(2, &e);
+	assert_int_equal(bkr_index_lookup(idx, &e.id, &got), 0);
+	assert_memory_equal(got.id.b, e.id.b, BKR_ID_SIZE);
+	assert_memory_equal(got.pack.b + 1, e.pack.b + 1, BKR_PACK_ID_SIZE - 1);
+	bkr_index_free(idx);
+}
+
+static void test_same_content_twice(void **state)
+{
+	struct fx *f = *state;
+	bkr_id a, b;
+
+	/* identical content gives the identical name; the second write is a no-op */
+	write_range(f->dir, 0, 50, NULL, 0, &a);
+	write_range(f->dir, 0, 50, NULL, 0, &b);
+	assert_memory_equal(a.b, b.b, BKR_ID_SIZE);
+}
+
+static void test_two_files_merged(void **state)
+{
+	struct fx *f = *state;
+	bkr_index *idx = NULL;
+	bkr_index_entry want, got;
+	bkr_id a, b;
+	const bkr_id *files;
+	size_t n;
+
+	write_range(f->dir, 0, 1000, NULL, 0, &a);
+	write_range(f->dir, 1000, 2500, NULL, 0, &b);
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	assert_int_equal(bkr_index_count(idx), 2500);
+	files = bkr_index_files(idx, &n);
+	assert_int_equal(n, 2);
+	assert_true((bkr_id_cmp(&files[0], &a) == 0 && bkr_id_cmp(&files[1], &b) == 0) ||
+		    (bkr_id_cmp(&files[0], &b) == 0 && bkr_id_cmp(&files[1], &a) == 0));
+	for (uint64_t i = 0; i < 2500; i += 7) {
+		make_entry(i, &want);
+		assert_int_equal(bkr_index_lookup(idx, &want.id, &got), 0);
+		assert_entry_equal(&want, &got);
+	}
+	bkr_index_free(idx);
+}
+
+static void test_supersede(void **state)
+{
+	struct fx *f = *state;
+	bkr_index *idx = NULL;
+	bkr_index_entry want, got;
+	bkr_id a, b, sup[2];
+	char pa[PATH_MAX], pb[PATH_MAX];
+	uint8_t *old;
+	size_t old_len, n;
+	const bkr_id *files;
+
+	write_range(f->dir, 0, 500, NULL, 0, &a);
+	file_path(f->dir, &a, pa);
+	old = read_all(pa, &old_len);
+
+	/* b replaces a (and a file that never existed) */
+	memset(&sup[1], 0x5a, sizeof(sup[1]));
+	sup[0] = a;
+	write_range(f->dir, 0, 800, sup, 2, &b);
+	file_path(f->dir, &b, pb);
+	assert_int_equal(access(pa, F_OK), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(access(pb, F_OK), 0);
+
+	/* a crash between publish and unlink leaves a: it must be ignored */
+	write_raw(pa, old, old_len);
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	files = bkr_index_files(idx, &n);
+	assert_int_equal(n, 1);
+	assert_memory_equal(files[0].b, b.b, BKR_ID_SIZE);
+	assert_int_equal(bkr_index_count(idx), 800);
+	make_entry(799, &want);
+	assert_int_equal(bkr_index_lookup(idx, &want.id, &got), 0);
+	assert_entry_equal(&want, &got);
+	bkr_index_free(idx);
+
+	/* a superseded file is not even verified: corrupting it is harmless */
+	old[100] ^= 1;
+	write_raw(pa, old, old_len);
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	assert_int_equal(bkr_index_count(idx), 800);
+	bkr_index_free(idx);
+	free(old);
+}
+
+static void test_empty_and_missing_dir(void **state)
+{
+	struct fx *f = *state;
+	bkr_index *idx = NULL;
+	bkr_index_entry e, got;
+	size_t n = 99;
+	char junk[PATH_MAX];
+
+	/* missing */
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	assert_non_null(idx);
+	assert_int_equal(bkr_index_count(idx), 0);
+	bkr_index_files(idx, &n);
+	assert_int_equal(n, 0);
+	make_entry(1, &e);
+	assert_int_equal(bkr_index_lookup(idx, &e.id, &got), BKR_ENOTFOUND);
+	bkr_index_free(idx);
+
+	/* empty, plus leftovers that are not index files */
+	assert_int_equal(mkdir(f->dir, 0755), 0);
+	assert_int_equal(bkr_path_join(junk, sizeof(junk), f->dir, ".tmp-0123456789abcdef"), 0);
+	write_raw(junk, "garbage", 7);
+	assert_int_equal(bkr_path_join(junk, sizeof(junk), f->dir, ".tmp-x.idx"), 0);
+	write_raw(junk, "garbage", 7);
+	assert_int_equal(bkr_path_join(junk, sizeof(junk), f->dir, "README"), 0);
+	write_raw(junk, "hello", 5);
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	assert_int_equal(bkr_index_count(idx), 0);
+	bkr_index_free(idx);
+
+	/* an index with no entries at all is valid */
+	bkr_id fid;
+	write_range(f->dir, 0, 0, NULL, 0, &fid);
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	bkr_index_files(idx, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(bkr_index_count(idx), 0);
+	bkr_index_free(idx);
+}
+
+static void test_builder_rejects(void **state)
+{
+	bkr_index_builder *b = NULL;
+	bkr_index_entry e;
+
+	assert_int_equal(bkr_index_builder_new(&b), 0);
+	make_entry(1, &e);
+	e.raw_len = BKR_BLOB_MAX + 1;
+	assert_int_equal(bkr_index_builder_add(b, &e), BKR_EINVAL);
+	make_entry(1, &e);
+	e.type = 2;
+	assert_int_equal(bkr_index_builder_add(b, &e), BKR_EINVAL);
+	assert_int_equal(bkr_index_builder_count(b), 0);
+	bkr_index_builder_free(b);
+	bkr_index_builder_free(NULL);
+	bkr_index_free(NULL);
+}
+
+struct thr {
+	const bkr_index *idx;
+	int failures;
+};
+
+static void *lookup_thread(void *arg)
+{
+	struct thr *t = arg;
+	bkr_index_entry want, got;
+
+	for (uint64_t i = 0; i < 2000; i++) {
+		make_entry(i, &want);
+		if (bkr_index_lookup(t->idx, &want.id, &got) != 0 || got.offset != want.offset)
+			t->failures++;
+	}
+	return NULL;
+}
+
+static void test_concurrent_lookups(void **state)
+{
+	struct fx *f = *state;
+	bkr_index *idx = NULL;
+	pthread_t th[4];
+	struct thr t[4];
+	bkr_id fid;
+
+	write_range(f->dir, 0, 2000, NULL, 0, &fid);
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	for (int i = 0; i < 4; i++) {
+		t[i] = (struct thr){ idx, 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, lookup_thread, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(t[i].failures, 0);
+	}
+	bkr_index_free(idx);
+}
+
+/* ---- hostile files ------------------------------------------------------ */
+
+/** A valid 20-entry file; its bytes in *buf (malloc'd) and its path in @p path. */
+static void valid_file(struct fx *f, uint8_t **buf, size_t *len, char *path)
+{
+	bkr_id fid;
+	write_range(f->dir, 0, 20, NULL, 0, &fid);
+	file_path(f->dir, &fid, path);
+	*buf = read_all(path, len);
+}
+
+static void test_truncated(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *buf;
+	size_t len;
+	char path[PATH_MAX];
+	const size_t cuts[] = { 0, 1, 8, 31, 32, 63, 64, 100, 0 /* len-1 */, 0 /* len-32 */, 0 /* len-33 */ };
+	size_t ncuts = sizeof(cuts) / sizeof(cuts[0]);
+
+	valid_file(f, &buf, &len, path);
+	for (size_t i = 0; i < ncuts; i++) {
+		size_t cut = cuts[i];
+		if (i == ncuts - 3)
+			cut = len - 1;
+		else if (i == ncuts - 2)
+			cut = len - 32;
+		else if (i == ncuts - 1)
+			cut = len - 33;
+		write_raw(path, buf, cut);
+		expect_bad(f->dir, path, BKR_ECORRUPT, cut < 8 ? "truncated" : cut < 64 ? "truncated" :
+			   "do not match the file size");
+	}
+	free(buf);
+}
+
+static void test_bit_flip(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *buf;
+	size_t len;
+	char path[PATH_MAX];
+
+	valid_file(f, &buf, &len, path);
+	/* entry 5's pack id, then entry 19's raw length, then the trailer itself */
+	const size_t at[] = { BKR_INDEX_HEADER_SIZE + 5 * BKR_INDEX_ENTRY_SIZE + 40,
+			      BKR_INDEX_HEADER_SIZE + 19 * BKR_INDEX_ENTRY_SIZE + 57, len - 1 };
+	for (size_t i = 0; i < 3; i++) {
+		buf[at[i]] ^= 0x10;
+		write_raw(path, buf, len);
+		expect_bad(f->dir, path, BKR_ECORRUPT, "trailer checksum mismatch");
+		buf[at[i]] ^= 0x10;
+	}
+	free(buf);
+}
+
+static void test_bad_magic_version(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *buf;
+	size_t len;
+	char path[PATH_MAX], p2[PATH_MAX];
+
+	valid_file(f, &buf, &len, path);
+	unlink(path);
+	buf[0] = 'X';
+	reseal_and_write(f->dir, buf, len, p2);
+	expect_bad(f->dir, p2, BKR_ECORRUPT, "bad magic");
+	unlink(p2);
+	buf[0] = 'B';
+
+	bkr_put_u32(buf + 8, 2);
+	reseal_and_write(f->dir, buf, len, p2);
+	expect_bad(f->dir, p2, BKR_EUNSUPPORTED, "unsupported index version 2");
+	unlink(p2);
+	bkr_put_u32(buf + 8, 1);
+
+	bkr_put_u32(buf + 12, 4);
+	reseal_and_write(f->dir, buf, len, p2);
+	expect_bad(f->dir, p2, BKR_EUNSUPPORTED, "flags");
+	free(buf);
+}
+
+static void test_count_overflow(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *buf;
+	size_t len;
+	char path[PATH_MAX], p2[PATH_MAX];
+	const uint64_t counts[] = { UINT64_MAX, UINT64_MAX / 64 + 1, (UINT64_MAX / 64 + 1) + 20, 21, 19 };
+
+	valid_file(f, &buf, &len, path);
+	unlink(path);
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		bkr_put_u64(buf + 16, counts[i]);
+		reseal_and_write(f->dir, buf, len, p2);
+		expect_bad(f->dir, p2, BKR_ECORRUPT, "do not match the file size");
+		unlink(p2);
+	}
+	/* superseded count overflowing too */
+	bkr_put_u64(buf + 16, 20);
+	bkr_put_u32(buf + 24, UINT32_MAX);
+	reseal_and_write(f->dir, buf, len, p2);
+	expect_bad(f->dir, p2, BKR_ECORRUPT, "do not match the file size");
+	free(buf);
+}
+
+static void test_unsorted(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *buf, tmp[BKR_INDEX_ENTRY_SIZE];
+	size_t len;
+	char path[PATH_MAX], p2[PATH_MAX];
+	uint8_t *e3, *e4;
+
+	valid_file(f, &buf, &len, path);
+	unlink(path);
+	e3 = buf + BKR_INDEX_HEADER_SIZE + 3 * BKR_INDEX_ENTRY_SIZE;
+	e4 = e3 + BKR_INDEX_ENTRY_SIZE;
+	memcpy(tmp, e3, sizeof(tmp));
+	memcpy(e3, e4, sizeof(tmp));
+	memcpy(e4, tmp, sizeof(tmp));
+	reseal_and_write(f->dir, buf, len, p2);
+	expect_bad(f->dir, p2, BKR_ECORRUPT, "entry 4 is out of order");
+	free(buf);
+}
+
+static void test_name_not_hash(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *buf;
+	size_t len;
+	char path[PATH_MAX], p2[PATH_MAX];
+	bkr_id other;
+
+	valid_file(f, &buf, &len, path);
+	unlink(path);
+	memset(other.b, 0x42, sizeof(other.b));
+	file_path(f->dir, &other, p2);
+	write_raw(p2, buf, len);
+	expect_bad(f->dir, p2, BKR_ECORRUPT, "does not match its hash");
+	unlink(p2);
+
+	assert_int_equal(bkr_path_join(p2, sizeof(p2), f->dir, "notahash.idx"), 0);
+	write_raw(p2, buf, len);
+	expect_bad(f->dir, p2, BKR_ECORRUPT, "does not match its hash");
+	free(buf);
+}
+
+static void test_lengths_and_type(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *buf;
+	size_t len;
+	char path[PATH_MAX], p2[PATH_MAX];
+	uint8_t *e7;
+
+	valid_file(f, &buf, &len, path);
+	unlink(path);
+	e7 = buf + BKR_INDEX_HEADER_SIZE + 7 * BKR_INDEX_ENTRY_SIZE;
+
+	bkr_put_u32(e7 + 56, BKR_BLOB_MAX + 1); /* raw length */
+	reseal_and_write(f->dir, buf, len, p2);
+	expect_bad(f->dir, p2, BKR_ECORRUPT, "entry 7: blob length over");
+	unlink(p2);
+	bkr_put_u32(e7 + 56, 10);
+
+	bkr_put_u32(e7 + 52, UINT32_MAX); /* stored length */
+	reseal_and_write(f->dir, buf, len, p2);
+	expect_bad(f->dir, p2, BKR_ECORRUPT, "entry 7: blob length over");
+	unlink(p2);
+	bkr_put_u32(e7 + 52, 10);
+
+	e7[60] = 9; /* type */
+	reseal_and_write(f->dir, buf, len, p2);
+	expect_bad(f->dir, p2, BKR_ECORRUPT, "entry 7: bad blob type 9");
+	free(buf);
+}
+
+/* ---- timing (BKR_INDEX_BENCH=1) ------------------------------------------ */
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void test_bench_million(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t n = 1000000, lookups = 2000000;
+	bkr_index_builder *b = NULL;
+	bkr_index *idx = NULL;
+	bkr_index_entry e, got;
+	bkr_id fid;
+	double t0, t1, t2, t3;
+	bkr_id *ids;
+
+	if (!getenv("BKR_INDEX_BENCH"))
+		skip();
+	ids = malloc(n * sizeof(*ids));
+	assert_non_null(ids);
+	assert_int_equal(bkr_index_builder_new(&b), 0);
+	for (uint64_t i = 0; i < n; i++) {
+		make_entry(i, &e);
+		ids[i] = e.id;
+		assert_int_equal(bkr_index_builder_add(b, &e), 0);
+	}
+	t0 = now();
+	assert_int_equal(bkr_index_builder_write(b, f->dir, &fid), 0);
+	t1 = now();
+	bkr_index_builder_free(b);
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	t2 = now();
+	assert_int_equal(bkr_index_count(idx), n);
+	for (uint64_t i = 0; i < lookups; i++) {
+		uint64_t k = (i * 1000003) % n;
+		if (bkr_index_lookup(idx, &ids[k], &got) != 0)
+			fail_msg("lookup %llu failed", (unsigned long long)k);
+	}
+	t3 = now();
+	print_message("index bench: %llu entries: write %.1f ms, open %.1f ms, %.2f M lookups/s\n",
+		      (unsigned long long)n, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+		      lookups / (t3 - t2) / 1e6);
+	bkr_index_free(idx);
+	free(ids);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreach_sorted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup_miss, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_content_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_files_merged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_supersede, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty_and_missing_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_builder_rejects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_lookups, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bit_flip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_magic_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_count_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsorted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_name_not_hash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lengths_and_type, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bench_million, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
