@@ -924,6 +924,12 @@ int bkr_recover_list_runs(bkr_repo *repo, char **out)
 			free(data);
 		}
 		if (rep && cJSON_GetObjectItemCaseSensitive(rep, "summary")) {
+			const cJSON *sm = cJSON_GetObjectItemCaseSensitive(rep, "summary");
+			const char *keys[] = { "files", "recovered", "applied", "manual", "failed" };
+			for (size_t k = 0; k < 5; k++) {
+				const cJSON *v = cJSON_GetObjectItemCaseSensitive(sm, keys[k]);
+				cJSON_AddNumberToObject(o, keys[k], cJSON_IsNumber(v) ? v->valuedouble : 0);
+			}
 			cJSON_AddItemToObject(o, "summary",
 					      cJSON_DetachItemFromObjectCaseSensitive(rep, "summary"));
 			cJSON *mode = cJSON_GetObjectItemCaseSensitive(rep, "mode");
