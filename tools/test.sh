@@ -22,22 +22,36 @@ run_suite() { # name builddir meson-args...
 }
 
 status=0
+passed=0
+failed=0
+# meson test, then add its "Ok:" and "Fail:"/"Timeout:" counts to the totals
+mtest() {
+	local log rc=0
+	log=$(mktemp)
+	meson test "$@" 2>&1 | tee "$log" || rc=1
+	passed=$((passed + $(awk '/^Ok:/ {s += $2} END {print s + 0}' "$log")))
+	failed=$((failed + $(awk '/^(Fail|Timeout|Unexpected Pass):/ {s += $2} END {print s + 0}' "$log")))
+	rm -f "$log"
+	return $rc
+}
+
 run_suite plain build-test
 echo "=== plain: every test"
-meson test -C build-test --print-errorlogs --num-processes "$jobs" || status=1
+mtest -C build-test --print-errorlogs --num-processes "$jobs" || status=1
 
 if [ "${BKR_TEST_QUICK:-0}" != 1 ]; then
-	run_suite asan build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -Doptimization=1
+	run_suite asan build-asan -Db_sanitize=address,undefined -Db_lundef=false
 	echo "=== ASan+UBSan: every test"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		meson test -C build-asan --print-errorlogs --num-processes "$jobs" || status=1
+		mtest -C build-asan --print-errorlogs --num-processes "$jobs" || status=1
 
 	echo "=== valgrind: engine unit tests"
-	meson test -C build-test --suite unit --print-errorlogs --num-processes "$jobs" \
+	mtest -C build-test --suite unit --print-errorlogs --num-processes "$jobs" \
 		--wrap='valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --quiet' \
 		--timeout-multiplier 8 || status=1
 fi
 
+echo "$passed passed, $failed failed"
 if [ "$status" = 0 ]; then
 	echo "tools/test.sh: every suite passed"
 else

@@ -1,0 +1,118 @@
+# Shared helpers for the integration tests (sourced).  Each test gets a private
+# temporary directory removed on exit; failures name what went wrong.
+set -euo pipefail
+
+: "${BKR_BUILD_ROOT:?run through meson test}"
+: "${BKR_SOURCE_ROOT:?run through meson test}"
+BKR=$BKR_BUILD_ROOT/tools/bkr
+BKRFS=$BKR_BUILD_ROOT/fs/bkrfs
+HERE=$BKR_SOURCE_ROOT/tests/integration
+export NO_COLOR=1
+
+T=$(mktemp -d /tmp/bkr-test.XXXXXX)
+cleanup_hooks=()
+cleanup() {
+	local rc=$?
+	for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
+	rm -rf "$T" 2>/dev/null || true
+	exit $rc
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok - $*"; }
+
+# expect_exit CODE CMD... : run CMD, demand exit status CODE; stdout/stderr in $T/out, $T/err
+expect_exit() {
+	local want=$1 got=0
+	shift
+	"$@" >"$T/out" 2>"$T/err" || got=$?
+	if [ "$got" != "$want" ]; then
+		echo "--- stdout"; head -c 3000 "$T/out"; echo "--- stderr"; head -c 3000 "$T/err"
+		fail "expected exit $want, got $got: $*"
+	fi
+}
+
+# one_line_error: stderr is exactly one line
+one_line_error() {
+	local n
+	n=$(wc -l <"$T/err")
+	[ "$n" = 1 ] || { cat "$T/err"; fail "expected a one-line error, got $n lines"; }
+}
+
+json_ok() { python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" || fail "not valid JSON: $1"; }
+
+# make_edge_tree DIR: every kind of entry the engine must keep faithfully.
+make_edge_tree() {
+	local d=$1
+	mkdir -p "$d"
+	: >"$d/empty"
+	printf 'hello\n' >"$d/small.txt"
+	printf '{"a": 1, "b": [1, 2, 3]}\n' >"$d/data.json"
+	head -c 3000000 /dev/urandom >"$d/random.bin"
+	# sparse: holes at the start, middle and end
+	truncate -s 64M "$d/sparse.img"
+	printf 'middle' | dd of="$d/sparse.img" bs=1 seek=$((20 << 20)) conv=notrunc status=none
+	printf 'later' | dd of="$d/sparse.img" bs=1 seek=$((40 << 20)) conv=notrunc status=none
+	# over 4 GiB (sparse)
+	truncate -s 5G "$d/huge.img"
+	printf 'beyond-4GiB' | dd of="$d/huge.img" bs=1 seek=$((4500 << 20)) conv=notrunc status=none
+	ln -s small.txt "$d/link-rel"
+	ln -s /etc/hostname "$d/link-abs"
+	ln -s does/not/exist "$d/link-dangling"
+	printf 'shared\n' >"$d/hard1"
+	ln "$d/hard1" "$d/hard2"
+	mkdir -p "$d/sub"
+	ln "$d/hard1" "$d/sub/hard3"
+	mkfifo "$d/fifo"
+	mknod "$d/chardev" c 1 3
+	mknod "$d/blockdev" b 7 200
+	python3 - "$d" <<'PY'
+import os, sys
+d = sys.argv[1]
+os.setxattr(d + "/small.txt", "user.comment", b"a small value")
+os.setxattr(d + "/small.txt", "user.empty", b"")
+os.setxattr(d + "/data.json", "user.big", os.urandom(6000))
+os.setxattr(d + "/sub", "user.dirattr", b"on a directory")
+for name in [b"with space", b"new\nline", b"\xff\xfe-not-utf8", b"-dash", b"tab\there", b"quote\"and'"]:
+    with open(os.path.join(os.fsencode(d), name), "wb") as f:
+        f.write(name * 3)
+PY
+	printf '#!/bin/sh\n' >"$d/setuid"
+	chmod 4755 "$d/setuid"
+	chmod 2750 "$d/sub"
+	printf 'x' >"$d/owned"
+	chown 1234:5678 "$d/owned"
+	chown nobody:nogroup "$d/small.txt"
+	chmod 0600 "$d/data.json"
+	mkdir -p "$d/sticky" && chmod 1777 "$d/sticky"
+	# deep and wide
+	local p=$d/deep
+	for i in $(seq 1 120); do p=$p/d$i; done
+	mkdir -p "$p" && printf 'bottom\n' >"$p/file"
+	mkdir -p "$d/wide"
+	(cd "$d/wide" && seq -f 'f%05g' 1 5000 | xargs touch)
+	# nanosecond times, and directory times set last
+	touch -h -d '2021-03-04 05:06:07.123456789' "$d/link-rel"
+	touch -d '2019-01-02 03:04:05.987654321' "$d/small.txt"
+	touch -d '1969-12-31 23:59:58.5' "$d/random.bin"
+	find "$d" -depth -type d -exec touch -d '2020-06-07 08:09:10.111222333' {} +
+}
+
+# new_repo: $T/repo initialised
+new_repo() {
+	"$BKR" init -r "$T/repo" >/dev/null
+}
+
+# flip_byte_in_blob PACKFILE: flip one byte inside the first blob's payload
+flip_byte_in_blob() {
+	python3 - "$1" <<'PY'
+import sys
+p = sys.argv[1]
+with open(p, "r+b") as f:
+    f.seek(16 + 100)
+    b = f.read(1)
+    f.seek(16 + 100)
+    f.write(bytes([b[0] ^ 0x5a]))
+PY
+}

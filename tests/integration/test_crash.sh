@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The write protocol: a `bkr create` killed with SIGKILL at any instant, or
+# failing at any write/fsync/rename, leaves every earlier backup intact and
+# `verify --read-data` clean apart from reported leftovers.
+source "$(dirname "$0")/lib.sh"
+
+src=$T/src
+mkdir -p "$src/a" "$src/b"
+for i in $(seq 1 200); do head -c $((RANDOM * 8)) /dev/urandom >"$src/a/f$i"; done
+seq 1 400000 >"$src/b/text.txt"
+head -c 40M /dev/urandom >"$src/b/big.bin"
+new_repo
+R=$T/repo
+expect_exit 0 "$BKR" -r "$R" create --type full "$src"
+cp -a "$src" "$T/golden"
+base=$(python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])' < <("$BKR" -r "$R" list --json))
+
+check_intact() { # $1: label
+	local n
+	expect_exit 0 "$BKR" -r "$R" verify --read-data
+	rm -rf "$T/restore"
+	expect_exit 0 "$BKR" -r "$R" restore "$base" --target "$T/restore"
+	python3 "$HERE/treecmp.py" "$T/golden" "$T/restore/src" >/dev/null || fail "$1: the first backup changed"
+	n=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; l=json.load(sys.stdin); print(len(l))')
+	# every backup that exists is complete
+	for id in $("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(" ".join(m["backup_id"] for m in json.load(sys.stdin)))'); do
+		"$BKR" -r "$R" verify "$id" >/dev/null 2>&1 || fail "$1: backup $id exists but is not complete"
+	done
+	echo "  $1: intact ($n backups)"
+}
+
+# Kill at random instants.  Each round changes the data so that new packs are written.
+rounds=${BKR_CRASH_ROUNDS:-25}
+for i in $(seq 1 "$rounds"); do
+	head -c 4M /dev/urandom >"$src/b/churn-$i.bin"
+	echo "$i" >>"$src/b/text.txt"
+	delay=$(python3 -c "import random; print(random.uniform(0.0, 0.8))")
+	"$BKR" -q -r "$R" create --type incremental "$src" >/dev/null 2>&1 &
+	pid=$!
+	sleep "$delay"
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	check_intact "kill after ${delay}s"
+done
+pass "$rounds random SIGKILLs left every earlier backup intact"
+
+# Crash (SIGKILL from inside) and fail (EIO, ENOSPC) at each write, fsync and rename.
+for point in write fsync rename; do
+	for nth in 1 2 3 5 8 13; do
+		for action in crash eio enospc; do
+			echo "x$point$nth$action" >>"$src/a/f1"
+			got=0
+			BKR_FAULT="$point:$nth:$action" "$BKR" -q -r "$R" create --type incremental "$src" >/dev/null 2>"$T/fault.err" || got=$?
+			if [ "$action" != crash ] && [ "$got" = 0 ]; then
+				# the fault point was not reached this many times: the backup completed
+				continue
+			fi
+			if [ "$action" != crash ]; then
+				[ "$(wc -l <"$T/fault.err")" -ge 1 ] || fail "$point:$nth:$action: no error message"
+				grep -q "injected fault" "$T/fault.err" || { cat "$T/fault.err"; fail "$point:$nth:$action: error does not say what failed"; }
+			fi
+		done
+	done
+	check_intact "faults at $point"
+done
+pass "faults at every write, fsync and rename leave the repository consistent"
+
+# A backup after all that works and restores exactly.
+expect_exit 0 "$BKR" -r "$R" create --type full "$src"
+rm -rf "$T/restore"
+expect_exit 0 "$BKR" -r "$R" restore latest --target "$T/restore"
+python3 "$HERE/treecmp.py" "$src" "$T/restore/src" || fail "backup after crashes does not restore"
+pass "a new backup after the crashes restores exactly"
