@@ -1,0 +1,211 @@
+/** @file
+ * Unit tests of the recovery rules: parsing the "recovery" section (every
+ * error names the exact key), pattern matching with captures, placeholder
+ * substitution, and workspace-relative path hostility.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "../../engine/recover/recover_i.h"
+#include "bkr/error.h"
+#include "test_recover_util.h"
+
+static void expect_error(const char *json, const char *needle)
+{
+	bkr_recover_rules *r = (bkr_recover_rules *)0x1;
+	int err = bkr_recover_rules_parse(&r, json, "bkr.json");
+	assert_int_equal(err, BKR_EINVAL);
+	assert_null(r);
+	if (!strstr(bkr_error_message(), needle))
+		fail_msg("message '%s' does not contain '%s'", bkr_error_message(), needle);
+}
+
+static void test_defaults(void **state)
+{
+	bkr_recover_rules *r = NULL;
+	(void)state;
+	assert_int_equal(bkr_recover_rules_parse(&r, NULL, "bkr.json"), 0);
+	assert_int_equal(r->nrules, 0);
+	assert_int_equal(r->fallback.n, 2);
+	assert_int_equal(r->fallback.strategies[0].type, BKR_STRATEGY_BACKUP);
+	assert_int_equal(r->fallback.strategies[1].type, BKR_STRATEGY_MANUAL);
+	assert_true(r->json_default);
+	bkr_recover_rules_free(r);
+	bkr_recover_rules_free(NULL);
+}
+
+static void test_full(void **state)
+{
+	const char *json =
+		"{\"rules\":[{\"pattern\":\"conversations/{id}.json\",\"strategies\":["
+		"{\"type\":\"backup\",\"max_age\":\"7d\"},"
+		"{\"type\":\"git\",\"ref\":\"main\",\"max_age\":3600},"
+		"{\"type\":\"mongodb\",\"uri\":\"mongodb://127.0.0.1:1\",\"database\":\"app\",\"collection\":\"c\","
+		"\"filter\":{\"session_id\":\"{id}\"},\"sort\":{\"t\":-1},\"projection\":{\"_id\":0},\"output\":\"array\","
+		"\"server_selection_timeout_ms\":300,\"socket_timeout_ms\":400},"
+		"{\"type\":\"regenerate\",\"command\":[\"gen\",\"{path}\",\"{output}\"],\"timeout\":\"2min\"},"
+		"\"manual\"]}],"
+		"\"validators\":[{\"pattern\":\"*.txt\",\"type\":\"nonempty\"},"
+		"{\"pattern\":\"db/*\",\"type\":\"command\",\"command\":[\"check\",\"{path}\"],\"timeout\":5}],"
+		"\"required_files\":[\"config/settings.json\"],\"protected_patterns\":[\"conversations/*\"],"
+		"\"alert_command\":[\"alert\",\"--now\"],\"staging_dir\":\"/var/tmp/x\",\"_comment\":1}";
+	bkr_recover_rules *r = NULL;
+	(void)state;
+	assert_int_equal(bkr_recover_rules_parse(&r, json, "bkr.json"), 0);
+	assert_int_equal(r->nrules, 1);
+	assert_int_equal(r->rules[0].n, 5);
+	assert_int_equal(r->rules[0].strategies[0].max_age_s, 7 * 86400);
+	assert_string_equal(r->rules[0].strategies[1].git_ref, "main");
+	assert_int_equal(r->rules[0].strategies[1].max_age_s, 3600);
+	assert_true(r->rules[0].strategies[2].as_array);
+	assert_int_equal(r->rules[0].strategies[2].server_selection_timeout_ms, 300);
+	assert_int_equal(r->rules[0].strategies[2].socket_timeout_ms, 400);
+	assert_string_equal(r->rules[0].strategies[2].filter, "{\"session_id\":\"{id}\"}");
+	assert_int_equal(r->rules[0].strategies[3].timeout_ms, 120000);
+	assert_int_equal(r->rules[0].strategies[3].argc, 3);
+	assert_int_equal(r->rules[0].strategies[4].type, BKR_STRATEGY_MANUAL);
+	assert_int_equal(r->nvalidators, 2);
+	assert_int_equal(r->validators[1].type, BKR_VALIDATE_COMMAND);
+	assert_int_equal(r->validators[1].timeout_ms, 5000);
+	assert_string_equal(r->required[0], "config/settings.json");
+	assert_string_equal(r->alert[1], "--now");
+	assert_null(r->alert[2]);
+	assert_string_equal(r->staging_dir, "/var/tmp/x");
+	bkr_recover_rules_free(r);
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[\"backup\"]},"
+		     "{\"pattern\":\"b\",\"strategies\":[\"backup\"]},"
+		     "{\"pattern\":\"c\",\"strategies\":[{\"type\":\"regenerate\",\"command\":[\"x\"],\"timeout\":true}]}]}",
+		     "bkr.json: recovery.rules[2].strategies[0].timeout: expected a number");
+	expect_error("{\"rulez\":[]}", "recovery.rulez: unknown key");
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"teleport\"}]}]}",
+		     "recovery.rules[0].strategies[0].type");
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"regenerate\"}]}]}",
+		     "recovery.rules[0].strategies[0].command: missing");
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"x\",\"database\":\"d\"}]}]}",
+		     "recovery.rules[0].strategies[0].collection: missing");
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"git\",\"uri\":\"x\"}]}]}",
+		     "recovery.rules[0].strategies[0].uri: unknown key");
+	expect_error("{\"rules\":[{\"pattern\":\"../x\",\"strategies\":[\"backup\"]}]}",
+		     "recovery.rules[0].pattern: '..'");
+	expect_error("{\"rules\":[{\"pattern\":\"/etc/x\",\"strategies\":[\"backup\"]}]}",
+		     "recovery.rules[0].pattern: patterns are relative");
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[]}]}",
+		     "recovery.rules[0].strategies: expected a non-empty array");
+	expect_error("{\"validators\":[{\"pattern\":\"a\",\"type\":\"xml\"}]}", "recovery.validators[0].type");
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"backup\",\"max_age\":\"soon\"}]}]}",
+		     "recovery.rules[0].strategies[0].max_age: expected a duration");
+	expect_error("{\"required_files\":[\"../../etc/passwd\"]}", "recovery.required_files[0]");
+	expect_error("{\"rules\":[{\"pattern\":\"x/{}.json\",\"strategies\":[\"backup\"]}]}", "capture");
+	expect_error("[1]", "recovery: expected an object");
+	expect_error("{\"rules\":", "not valid JSON");
+}
+
+static void test_match(void **state)
+{
+	bkr_rec_captures c;
+	(void)state;
+	assert_true(bkr_rec_match("conversations/{id}.json", "conversations/abc-1.json", &c));
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.name[0], "id");
+	assert_string_equal(c.value[0], "abc-1");
+	assert_false(bkr_rec_match("conversations/{id}.json", "conversations/a/b.json", &c));
+	assert_false(bkr_rec_match("conversations/{id}.json", "conversations/.json", &c));
+	assert_false(bkr_rec_match("conversations/{id}", "conversations/..", &c));
+	assert_true(bkr_rec_match("{user}/{day}/log.json", "bob/2024-01-02/log.json", &c));
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.value[1], "2024-01-02");
+	assert_true(bkr_rec_match("*.json", "deep/dir/x.json", NULL));
+	assert_false(bkr_rec_match("a/*.json", "a/b/x.json", NULL));
+	assert_true(bkr_rec_match("a/**.json", "a/b/x.json", NULL));
+	assert_true(bkr_rec_match("data/?.bin", "data/7.bin", NULL));
+	char *pats[] = { "conversations/*", "*.cfg" };
+	assert_true(bkr_rec_glob_any(pats, 2, "conversations/x/y.json"));
+	assert_true(bkr_rec_glob_any(pats, 2, "etc/app.cfg"));
+	assert_false(bkr_rec_glob_any(pats, 2, "other/x.json"));
+}
+
+static void test_substitute(void **state)
+{
+	bkr_rec_captures c;
+	char *s;
+	(void)state;
+	assert_true(bkr_rec_match("conv/{id}.json", "conv/42.json", &c));
+	s = bkr_rec_substitute("--id={id} {path} {output} {unknown} {", &c, "/ws/conv/42.json", "/tmp/o", "/ws",
+			       "conv/42.json");
+	assert_string_equal(s, "--id=42 /ws/conv/42.json /tmp/o {unknown} {");
+	free(s);
+	assert_int_equal(bkr_rec_parse_duration("1d12h"), 86400 + 12 * 3600);
+	assert_int_equal(bkr_rec_parse_duration("10min"), 600);
+	assert_int_equal(bkr_rec_parse_duration("90"), 90);
+	assert_int_equal(bkr_rec_parse_duration("x"), -1);
+}
+
+static void test_paths(void **state)
+{
+	bkr_recover_setup s = BKR_RECOVER_SETUP_INIT;
+	bkr_recover *rc = NULL;
+	char *rel = NULL;
+	(void)state;
+	s.workspace = "/srv/ws/";
+	assert_int_equal(bkr_recover_new(&rc, &s, NULL), 0);
+	assert_string_equal(rc->workspace, "/srv/ws");
+	assert_int_equal(bkr_rec_relpath(rc, "a//b/./c.json", &rel), 0);
+	assert_string_equal(rel, "a/b/c.json");
+	free(rel);
+	assert_int_equal(bkr_rec_relpath(rc, "/srv/ws/x/y", &rel), 0);
+	assert_string_equal(rel, "x/y");
+	free(rel);
+	assert_int_equal(bkr_rec_relpath(rc, "../etc/passwd", &rel), BKR_EINVAL);
+	assert_int_equal(bkr_rec_relpath(rc, "a/../../etc/passwd", &rel), BKR_EINVAL);
+	assert_int_equal(bkr_rec_relpath(rc, "/etc/passwd", &rel), BKR_EINVAL);
+	assert_int_equal(bkr_rec_relpath(rc, "/srv/wsx/a", &rel), BKR_EINVAL);
+	assert_int_equal(bkr_rec_relpath(rc, "/srv/ws", &rel), BKR_EINVAL);
+	assert_false(bkr_rec_rel_ok("a/../b"));
+	assert_false(bkr_rec_rel_ok("/a"));
+	assert_false(bkr_rec_rel_ok("a//b"));
+	assert_true(bkr_rec_rel_ok("a/b"));
+	bkr_recover_free(rc);
+
+	s.workspace = "relative/ws";
+	assert_int_equal(bkr_recover_new(&rc, &s, NULL), BKR_EINVAL);
+	s.workspace = "/srv/ws";
+	s.recovery_json = "{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"git\",\"max_commits\":-1}]}]}";
+	s.config_name = "my.json";
+	assert_int_equal(bkr_recover_new(&rc, &s, NULL), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "my.json: recovery.rules[0].strategies[0].max_commits"));
+}
+
+static void test_strategy_names(void **state)
+{
+	bkr_strategy_type t;
+	(void)state;
+	for (int i = 0; i < BKR_STRATEGY_COUNT; i++) {
+		assert_int_equal(bkr_strategy_parse(bkr_strategy_name((bkr_strategy_type)i), &t), 0);
+		assert_int_equal((int)t, i);
+	}
+	assert_int_equal(bkr_strategy_parse("magic", &t), BKR_EINVAL);
+	assert_string_equal(bkr_damage_name(BKR_DAMAGE_SILENT), "silent");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_substitute),
+		cmocka_unit_test(test_paths),
+		cmocka_unit_test(test_strategy_names),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
