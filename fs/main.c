@@ -1,9 +1,435 @@
 /** @file
- * bkrfs: placeholder until the FUSE daemon lands.
+ * bkrfs: mount a bkrfs repository read-only with FUSE.
+ *
+ *     bkrfs REPO MOUNTPOINT [-f] [-d] [-s] [-o OPTIONS] [--numeric-ids] [--ready-fd=N]
+ *
+ * main() reads the options with a fuse_opt table, checks the repository and
+ * the mount point (one-line errors, distinct exit codes), then: session,
+ * signal handlers, mount, daemonize (the parent exits 0 only once the mount
+ * is ready), ready notification, watcher, multithreaded loop, unmount, in
+ * the order of libfuse's hello_ll.c, unwound in reverse.
  */
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+#include "bkrfs.h"
+#include "watch.h"
+
+/** Exit codes (docs/bkrfs.8.md). */
+enum {
+	EXIT_USAGE = 1,      /**< bad command line */
+	EXIT_REPO = 2,       /**< repository missing, unreadable, unsupported */
+	EXIT_MOUNTPOINT = 3, /**< mount point missing, not a directory, busy, overlapping */
+	EXIT_FUSE = 4,       /**< no /dev/fuse, the mount or the session failed */
+};
+
+enum {
+	KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_SINGLE, KEY_UID, KEY_GID, KEY_UMASK,
+	KEY_NUMERIC, KEY_CACHE, KEY_TZ, KEY_READY, KEY_ALLOW_OTHER, KEY_RW, KEY_WATCH, KEY_KEEP,
+};
+
+static const struct fuse_opt opt_spec[] = {
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FG),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-s", KEY_SINGLE),
+	FUSE_OPT_KEY("uid=", KEY_UID),
+	FUSE_OPT_KEY("gid=", KEY_GID),
+	FUSE_OPT_KEY("umask=", KEY_UMASK),
+	FUSE_OPT_KEY("numeric_ids", KEY_NUMERIC),
+	FUSE_OPT_KEY("--numeric-ids", KEY_NUMERIC),
+	FUSE_OPT_KEY("cache_size=", KEY_CACHE),
+	FUSE_OPT_KEY("tz=", KEY_TZ),
+	FUSE_OPT_KEY("notify_fd=", KEY_READY),
+	FUSE_OPT_KEY("--ready-fd=", KEY_READY),
+	FUSE_OPT_KEY("watch_ms=", KEY_WATCH),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("rw", KEY_RW),
+	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_END
+};
+
+static const char *progname = "bkrfs";
+
+static void usage(FILE *f)
 {
-	fprintf(stderr, "bkrfs: not built yet\n");
-	return 1;
+	fprintf(f,
+		"usage: %s REPO MOUNTPOINT [-f] [-d] [-s] [-o OPTION[,OPTION...]]\n"
+		"\n"
+		"Mount every backup of the bkrfs repository REPO read-only at MOUNTPOINT:\n"
+		"  /by-id/<backup_id>/<source>/...   /by-date/<YYYY-MM-DD>/<HHMMSS>-<type>\n"
+		"  /latest   /recovered/<run_id>/... (+ report.json)   /recovered/latest\n"
+		"\n"
+		"options:\n"
+		"  -h, --help             print this help and exit\n"
+		"  -V, --version          print the version and exit\n"
+		"  -f                     stay in the foreground\n"
+		"  -d, -o debug           foreground with FUSE debug output\n"
+		"  -s                     single-threaded\n"
+		"  --ready-fd=N, -o notify_fd=N\n"
+		"                         write one byte to file descriptor N once mounted\n"
+		"  --numeric-ids, -o numeric_ids\n"
+		"                         show recorded uid/gid numbers, not names mapped\n"
+		"                         through this system's users and groups\n"
+		"  -o uid=N, -o gid=N     show every file as owned by N\n"
+		"  -o umask=M             clear these permission bits (octal) everywhere\n"
+		"  -o allow_other         let other users in (with default_permissions:\n"
+		"                         the recorded modes are enforced by the kernel)\n"
+		"  -o cache_size=MiB      decompressed chunk cache (default 256)\n"
+		"  -o tz=ZONE             time zone of the by-date view (default UTC)\n"
+		"  -o watch_ms=N          how often to look for new backups (default 2000)\n"
+		"  -o OPT                 other FUSE mount options (fsname=, max_read=...)\n"
+		"\n"
+		"The mount is always read-only.  Unmount with `fusermount3 -u MOUNTPOINT`.\n"
+		"exit status: 0 ok, 1 usage, 2 repository, 3 mount point, 4 FUSE\n",
+		progname);
+}
+
+static int parse_uint(const char *arg, int base, unsigned long max, unsigned long *out)
+{
+	const char *v = strchr(arg, '=');
+	char *end;
+
+	if (!v || !v[1])
+		return -1;
+	errno = 0;
+	*out = strtoul(v + 1, &end, base);
+	if (errno || *end || *out > max)
+		return -1;
+	return 0;
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct bkrfs_opts *o = data;
+	unsigned long v;
+
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->repo)
+			return (o->repo = strdup(arg)) ? 0 : -1;
+		if (!o->mountpoint)
+			return (o->mountpoint = strdup(arg)) ? 0 : -1;
+		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", progname, arg);
+		return -1;
+	case KEY_HELP:
+		o->show_help = true;
+		return 0;
+	case KEY_VERSION:
+		o->show_version = true;
+		return 0;
+	case KEY_FG:
+		o->foreground = true;
+		return 0;
+	case KEY_DEBUG:
+		o->foreground = o->debug = true;
+		return 0;
+	case KEY_SINGLE:
+		o->singlethread = true;
+		return 0;
+	case KEY_NUMERIC:
+		o->numeric_ids = true;
+		return 0;
+	case KEY_ALLOW_OTHER:
+		o->allow_other = true;
+		return 1; /* a mount option: keep it */
+	case KEY_RW:
+		fprintf(stderr, "%s: the mount is read-only; option 'rw' is not supported\n", progname);
+		return -1;
+	case KEY_UID:
+	case KEY_GID:
+	case KEY_UMASK:
+	case KEY_CACHE:
+	case KEY_READY:
+	case KEY_WATCH:
+		if (parse_uint(arg, key == KEY_UMASK ? 8 : 10,
+			       key == KEY_UMASK ? 0777 : key == KEY_CACHE ? 1u << 20 : 0xffffffffu, &v) < 0) {
+			fprintf(stderr, "%s: bad value in option '%s'\n", progname, arg);
+			return -1;
+		}
+		if (key == KEY_UID) {
+			o->uid = (uid_t)v;
+			o->has_uid = true;
+		} else if (key == KEY_GID) {
+			o->gid = (gid_t)v;
+			o->has_gid = true;
+		} else if (key == KEY_UMASK) {
+			o->umask = (mode_t)v;
+			o->has_umask = true;
+		} else if (key == KEY_CACHE) {
+			o->cache_mib = v ? (unsigned)v : 1;
+		} else if (key == KEY_WATCH) {
+			o->watch_ms = v < 100 ? 100 : (unsigned)v;
+		} else {
+			if (v > INT_MAX) {
+				fprintf(stderr, "%s: bad value in option '%s'\n", progname, arg);
+				return -1;
+			}
+			o->ready_fd = (int)v;
+		}
+		return 0;
+	case KEY_TZ: {
+		const char *z = strchr(arg, '=') + 1;
+		if (!bkrfs_tz_valid(z)) {
+			fprintf(stderr, "%s: unknown time zone '%s'\n", progname, z);
+			return -1;
+		}
+		free(o->tz);
+		return (o->tz = strdup(z)) ? 0 : -1;
+	}
+	default:
+		return 1;
+	}
+}
+
+/* 1 when @p path (a realpath) is a mount point according to /proc/self/mountinfo */
+static int is_mountpoint(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[8192];
+	int hit = 0;
+
+	if (!f)
+		return 0;
+	while (!hit && fgets(line, sizeof(line), f)) {
+		char mp[PATH_MAX], dec[PATH_MAX];
+		size_t k = 0;
+		/* fields: id parent major:minor root mountpoint ... */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		for (const char *p = mp; *p && k + 1 < sizeof(dec); p++) {
+			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] && p[3]) {
+				dec[k++] = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+				p += 3;
+			} else {
+				dec[k++] = *p;
+			}
+		}
+		dec[k] = 0;
+		hit = strcmp(dec, path) == 0;
+	}
+	fclose(f);
+	return hit;
+}
+
+static bool inside(const char *a, const char *b)
+{
+	size_t lb = strlen(b);
+
+	if (strcmp(b, "/") == 0)
+		return true;
+	return strncmp(a, b, lb) == 0 && (a[lb] == 0 || a[lb] == '/');
+}
+
+static int check_mountpoint(const struct bkrfs_opts *o, const char *repo_real, char *mnt_real)
+{
+	struct stat st;
+	struct dirent *de;
+	DIR *d;
+
+	if (stat(o->mountpoint, &st) != 0) {
+		fprintf(stderr, "%s: mount point %s: %s\n", progname, o->mountpoint, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "%s: mount point %s: not a directory\n", progname, o->mountpoint);
+		return -1;
+	}
+	if (!realpath(o->mountpoint, mnt_real)) {
+		fprintf(stderr, "%s: mount point %s: %s\n", progname, o->mountpoint, strerror(errno));
+		return -1;
+	}
+	if (is_mountpoint(mnt_real)) {
+		fprintf(stderr, "%s: mount point %s: already a mount point (unmount it first)\n", progname,
+			o->mountpoint);
+		return -1;
+	}
+	if (inside(mnt_real, repo_real)) {
+		fprintf(stderr, "%s: mount point %s is inside the repository %s\n", progname, o->mountpoint,
+			repo_real);
+		return -1;
+	}
+	if (inside(repo_real, mnt_real)) {
+		fprintf(stderr, "%s: the repository %s is inside the mount point %s\n", progname, repo_real,
+			o->mountpoint);
+		return -1;
+	}
+	if (!(d = opendir(mnt_real))) {
+		fprintf(stderr, "%s: mount point %s: %s\n", progname, o->mountpoint, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			closedir(d);
+			fprintf(stderr, "%s: mount point %s: not empty\n", progname, o->mountpoint);
+			return -1;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+static int add_opt(struct fuse_args *args, const char *opt)
+{
+	return fuse_opt_add_arg(args, "-o") == 0 && fuse_opt_add_arg(args, opt) == 0 ? 0 : -1;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_session *se = NULL;
+	struct bkrfs fs;
+	char mnt_real[PATH_MAX], *fsname = NULL;
+	int ret = EXIT_USAGE, err;
+	bool mounted = false, handlers = false, setup = false;
+
+	memset(&fs, 0, sizeof(fs));
+	fs.o.ready_fd = -1;
+	pthread_mutex_init(&fs.load_lock, NULL);
+	if (argc > 0 && argv[0]) {
+		const char *slash = strrchr(argv[0], '/');
+		progname = slash ? slash + 1 : argv[0];
+	}
+	if (fuse_opt_parse(&args, &fs.o, opt_spec, opt_proc) == -1)
+		goto out;
+	if (fs.o.show_help) {
+		usage(stdout);
+		ret = 0;
+		goto out;
+	}
+	if (fs.o.show_version) {
+		printf("bkrfs 0.1.0 (libfuse %s)\n", fuse_pkgversion());
+		ret = 0;
+		goto out;
+	}
+	if (!fs.o.repo || !fs.o.mountpoint) {
+		fprintf(stderr, "%s: missing %s\n", progname, fs.o.repo ? "MOUNTPOINT" : "REPO and MOUNTPOINT");
+		usage(stderr);
+		goto out;
+	}
+	if (fs.o.tz && strcmp(fs.o.tz, "UTC") != 0) {
+		setenv("TZ", fs.o.tz, 1);
+		tzset();
+	}
+
+	/* the repository */
+	ret = EXIT_REPO;
+	if ((err = bkr_repo_open(&fs.repo, fs.o.repo, BKR_REPO_RDONLY)) < 0) {
+		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
+		goto out;
+	}
+	if (!realpath(bkr_repo_path(fs.repo), fs.repo_real)) {
+		fprintf(stderr, "%s: repository %s: %s\n", progname, fs.o.repo, strerror(errno));
+		goto out;
+	}
+
+	/* the mount point */
+	ret = EXIT_MOUNTPOINT;
+	if (check_mountpoint(&fs.o, fs.repo_real, mnt_real) < 0)
+		goto out;
+
+	ret = EXIT_FUSE;
+	if (access("/dev/fuse", R_OK | W_OK) != 0) {
+		fprintf(stderr, "%s: /dev/fuse: %s (is the fuse module loaded, and the device available here?)\n",
+			progname, strerror(errno));
+		goto out;
+	}
+	setup = true;
+	if ((err = bkrfs_setup(&fs)) < 0) {
+		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
+		goto out;
+	}
+
+	/* session */
+	if (add_opt(&args, "ro") < 0 || add_opt(&args, "subtype=bkrfs") < 0 ||
+	    add_opt(&args, "max_read=1048576") < 0 ||
+	    (fs.o.allow_other && add_opt(&args, "default_permissions") < 0) ||
+	    (fs.o.debug && fuse_opt_add_arg(&args, "-odebug") < 0))
+		goto out;
+	if ((fsname = malloc(2 * strlen(fs.repo_real) + 16))) {
+		char *q = fsname + sprintf(fsname, "fsname=");
+		for (const char *p = fs.repo_real; *p; p++) {
+			if (*p == ',' || *p == '\\')
+				*q++ = '\\';
+			*q++ = *p;
+		}
+		*q = 0;
+		if (add_opt(&args, fsname) < 0)
+			goto out;
+	}
+	if (!(se = fuse_session_new(&args, &bkrfs_ops, sizeof(bkrfs_ops), &fs))) {
+		fprintf(stderr, "%s: could not create the FUSE session (bad -o option?)\n", progname);
+		goto out;
+	}
+	fs.session = se;
+	if (fuse_set_signal_handlers(se) != 0) {
+		fprintf(stderr, "%s: could not install signal handlers\n", progname);
+		goto out;
+	}
+	handlers = true;
+	if (fuse_session_mount(se, mnt_real) != 0) {
+		fprintf(stderr, "%s: mounting %s failed\n", progname, fs.o.mountpoint);
+		goto out;
+	}
+	mounted = true;
+	if (!fs.o.foreground)
+		openlog("bkrfs", LOG_PID, LOG_DAEMON);
+	/* the parent of a daemon exits 0 only now, with the mount ready */
+	if (fuse_daemonize(fs.o.foreground) != 0) {
+		fprintf(stderr, "%s: could not become a daemon\n", progname);
+		goto out;
+	}
+	if (fs.o.ready_fd >= 0) {
+		char c = 1;
+		if (write(fs.o.ready_fd, &c, 1) != 1)
+			bkrfs_log(&fs, "--ready-fd=%d: %s", fs.o.ready_fd, strerror(errno));
+		close(fs.o.ready_fd);
+	}
+	if (bkrfs_watcher_start(&fs) < 0)
+		bkrfs_log(&fs, "%s (new backups will not appear until remount)", bkr_error_message());
+
+	if (fs.o.singlethread) {
+		err = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config cfg = { .clone_fd = 0, .max_idle_threads = 10 };
+		err = fuse_session_loop_mt(se, &cfg);
+	}
+	ret = err < 0 ? EXIT_FUSE : 0;
+	if (err < 0)
+		bkrfs_log(&fs, "session loop: %s", strerror(-err));
+out:
+	bkrfs_watcher_stop(&fs);
+	if (mounted)
+		fuse_session_unmount(se);
+	if (handlers)
+		fuse_remove_signal_handlers(se);
+	if (se)
+		fuse_session_destroy(se);
+	if (setup)
+		bkrfs_teardown(&fs);
+	bkr_repo_free(fs.repo);
+	fuse_opt_free_args(&args);
+	free(fsname);
+	free(fs.o.repo);
+	free(fs.o.mountpoint);
+	free(fs.o.tz);
+	return ret;
 }

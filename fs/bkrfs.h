@@ -1,0 +1,98 @@
+/** @file
+ * Internal declarations shared by the files of the bkrfs daemon: the mount's
+ * state (struct bkrfs), its options, and the one BKR_E* -> errno mapping.
+ */
+#ifndef BKRFS_BKRFS_H
+#define BKRFS_BKRFS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "bkr/repo.h"
+#include "cache.h"
+#include "inode.h"
+#include "views.h"
+
+/** Timeout for immutable things (entries and attributes of backup trees). */
+#define BKRFS_TIMEOUT_FOREVER (86400.0 * 365)
+/** Timeout for the top-level views the watcher changes (also invalidated). */
+#define BKRFS_TIMEOUT_VIEW 1.0
+
+/** Command-line options (main.c parses them). */
+struct bkrfs_opts {
+	char *repo;            /**< as given */
+	char *mountpoint;
+	bool foreground, debug, singlethread, show_help, show_version;
+	bool allow_other;
+	bool numeric_ids;
+	bool has_uid, has_gid, has_umask;
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+	unsigned cache_mib;    /**< chunk cache size, MiB (default 256) */
+	char *tz;              /**< NULL = UTC */
+	int ready_fd;          /**< -1 = none */
+	unsigned watch_ms;     /**< watcher period (default 2000) */
+};
+
+/** The catalog of recovery runs (loaded on first visit of /recovered). */
+struct bkrfs_runs {
+	bkrfs_snap **runs;     /**< oldest first; each holds its manifest */
+	size_t n;
+	char **names;          /**< the runs/ names it was built from (sorted) */
+	size_t nnames;
+};
+
+/** The state of one mount. */
+struct bkrfs {
+	struct bkrfs_opts o;
+	bkr_repo *repo;
+	char repo_real[4096];      /**< realpath of the repository */
+	bkrfs_itable *itable;
+	bkrfs_cache *chunks;       /**< verified data chunks by blob id */
+	bkrfs_cache *dirs;         /**< bkr_dir by top tree id */
+	uid_t owner_uid;           /**< of synthesized nodes */
+	gid_t owner_gid;
+	int64_t mount_time;
+
+	pthread_rwlock_t view_lock;
+	bkrfs_view *view;          /**< guarded by view_lock; NULL until first needed */
+	struct bkrfs_runs *runs;   /**< guarded by view_lock; NULL until first needed */
+
+	pthread_mutex_t stat_lock;
+	uint64_t repo_bytes;       /**< guarded by stat_lock (statfs) */
+	bool repo_bytes_known;
+
+	void *session;             /**< struct fuse_session * */
+	pthread_t watcher;
+	bool watcher_running;
+	pthread_mutex_t watch_lock;
+	pthread_cond_t watch_cond;
+	bool stopping;             /**< guarded by watch_lock */
+
+	struct bkrfs_prefetch *prefetch;
+	pthread_mutex_t load_lock;    /**< serializes building view/runs */
+	char **idx_names;             /**< watcher: index/ names last seen (watcher only) */
+	size_t nidx;
+	uint64_t ticks;
+};
+
+/** The errno for a BKR_E* code (the only place this mapping lives). */
+int bkrfs_errno(int bkr_code);
+
+/** One line to stderr (foreground) or syslog (daemon). */
+void bkrfs_log(struct bkrfs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ops.c */
+struct fuse_lowlevel_ops;
+extern const struct fuse_lowlevel_ops bkrfs_ops;
+int bkrfs_setup(struct bkrfs *fs);
+/** Build a view from backup ids (ties of the newest second broken by manifest times). */
+int bkrfs_build_view(struct bkrfs *fs, char **names, size_t n, bkrfs_view **out);
+void bkrfs_teardown(struct bkrfs *fs);
+int bkrfs_watcher_start(struct bkrfs *fs);
+void bkrfs_watcher_stop(struct bkrfs *fs);
+
+#endif

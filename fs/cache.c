@@ -1,0 +1,264 @@
+/** @file
+ * The bounded single-flight LRU of cache.h.
+ *
+ * Entries live in a hash table (by the first bytes of the id, which is
+ * already uniformly distributed) and in a doubly-linked LRU list of the
+ * unreferenced, loaded entries; only those can be evicted.  An entry being
+ * loaded is in the table with `loading` set; threads that find it wait on
+ * the cache's condition variable.  The lock is never held while loading.
+ */
+#include "cache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bkr/error.h"
+
+struct bkrfs_cache_entry {
+	bkr_id key;
+	void *val;
+	size_t cost;
+	unsigned refs;           /**< holders (including the loader) */
+	bool loading;
+	int err;                 /**< load result, for waiters */
+	bool dead;               /**< failed; unlinked from the table */
+	struct bkrfs_cache_entry *hnext;          /**< hash chain */
+	struct bkrfs_cache_entry *prev, *next;    /**< LRU (refs == 0 only) */
+};
+
+struct bkrfs_cache {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bkrfs_cache_entry **table;   /**< guarded by lock */
+	size_t nbuckets;
+	bkrfs_cache_entry lru;       /**< sentinel; lru.next = oldest */
+	size_t entries, cost, max_cost;
+	uint64_t hits, misses, loads, evictions;
+	bkrfs_cache_load_fn load;
+	bkrfs_cache_free_fn free_val;
+	void *ctx;
+};
+
+static size_t bucket(const bkrfs_cache *c, const bkr_id *k)
+{
+	size_t h;
+	memcpy(&h, k->b, sizeof(h));
+	return h & (c->nbuckets - 1);
+}
+
+int bkrfs_cache_new(bkrfs_cache **out, size_t max_cost, bkrfs_cache_load_fn load,
+		    bkrfs_cache_free_fn free_val, void *ctx)
+{
+	bkrfs_cache *c;
+
+	*out = NULL;
+	if (!(c = calloc(1, sizeof(*c))))
+		return bkr_error_oom();
+	c->nbuckets = 4096;
+	if (!(c->table = calloc(c->nbuckets, sizeof(*c->table)))) {
+		free(c);
+		return bkr_error_oom();
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	c->lru.prev = c->lru.next = &c->lru;
+	c->max_cost = max_cost;
+	c->load = load;
+	c->free_val = free_val;
+	c->ctx = ctx;
+	*out = c;
+	return 0;
+}
+
+static void entry_free(bkrfs_cache *c, bkrfs_cache_entry *e)
+{
+	if (e->val && c->free_val)
+		c->free_val(e->val);
+	free(e);
+}
+
+void bkrfs_cache_free(bkrfs_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t b = 0; b < c->nbuckets; b++) {
+		bkrfs_cache_entry *e = c->table[b], *n;
+		for (; e; e = n) {
+			n = e->hnext;
+			entry_free(c, e);
+		}
+	}
+	free(c->table);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static bkrfs_cache_entry *find_locked(bkrfs_cache *c, const bkr_id *k)
+{
+	for (bkrfs_cache_entry *e = c->table[bucket(c, k)]; e; e = e->hnext)
+		if (memcmp(e->key.b, k->b, BKR_ID_SIZE) == 0)
+			return e;
+	return NULL;
+}
+
+static void unhash_locked(bkrfs_cache *c, bkrfs_cache_entry *e)
+{
+	for (bkrfs_cache_entry **pp = &c->table[bucket(c, &e->key)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == e) {
+			*pp = e->hnext;
+			c->entries--;
+			return;
+		}
+	}
+}
+
+static void lru_unlink(bkrfs_cache_entry *e)
+{
+	if (e->prev) {
+		e->prev->next = e->next;
+		e->next->prev = e->prev;
+		e->prev = e->next = NULL;
+	}
+}
+
+static void lru_append(bkrfs_cache *c, bkrfs_cache_entry *e)
+{
+	e->prev = c->lru.prev;
+	e->next = &c->lru;
+	c->lru.prev->next = e;
+	c->lru.prev = e;
+}
+
+/* lock held: evict unreferenced entries until under budget; returns a list to free */
+static bkrfs_cache_entry *evict_locked(bkrfs_cache *c)
+{
+	bkrfs_cache_entry *dead = NULL;
+
+	while (c->cost > c->max_cost && c->lru.next != &c->lru) {
+		bkrfs_cache_entry *e = c->lru.next;
+		lru_unlink(e);
+		unhash_locked(c, e);
+		c->cost -= e->cost;
+		c->evictions++;
+		e->hnext = dead;
+		dead = e;
+	}
+	return dead;
+}
+
+static void free_list(bkrfs_cache *c, bkrfs_cache_entry *dead)
+{
+	while (dead) {
+		bkrfs_cache_entry *n = dead->hnext;
+		entry_free(c, dead);
+		dead = n;
+	}
+}
+
+int bkrfs_cache_get(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_entry **ent, void **val)
+{
+	bkrfs_cache_entry *e, *dead;
+	void *v = NULL;
+	size_t cost = 0;
+	int err;
+
+	*ent = NULL;
+	*val = NULL;
+	pthread_mutex_lock(&c->lock);
+	if ((e = find_locked(c, key))) {
+		lru_unlink(e);
+		e->refs++;
+		if (!e->loading)
+			c->hits++;
+		while (e->loading)
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (e->err) {
+			err = e->err;
+			if (--e->refs == 0)
+				free(e); /* the loader unhashed it */
+			pthread_mutex_unlock(&c->lock);
+			return err;
+		}
+		*ent = e;
+		*val = e->val;
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	c->misses++;
+	if (!(e = calloc(1, sizeof(*e)))) {
+		pthread_mutex_unlock(&c->lock);
+		return bkr_error_oom();
+	}
+	e->key = *key;
+	e->loading = true;
+	e->refs = 1;
+	e->hnext = c->table[bucket(c, key)];
+	c->table[bucket(c, key)] = e;
+	c->entries++;
+	c->loads++;
+	pthread_mutex_unlock(&c->lock);
+
+	err = c->load(c->ctx, key, &v, &cost);
+
+	pthread_mutex_lock(&c->lock);
+	e->loading = false;
+	if (err < 0) {
+		e->err = err;
+		e->dead = true;
+		unhash_locked(c, e);
+		if (--e->refs == 0)
+			free(e);
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+		return err;
+	}
+	e->val = v;
+	e->cost = cost;
+	c->cost += cost;
+	dead = evict_locked(c);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	free_list(c, dead);
+	*ent = e;
+	*val = v;
+	return 0;
+}
+
+void bkrfs_cache_release(bkrfs_cache *c, bkrfs_cache_entry *e)
+{
+	bkrfs_cache_entry *dead;
+
+	if (!e)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (--e->refs == 0)
+		lru_append(c, e);
+	dead = evict_locked(c);
+	pthread_mutex_unlock(&c->lock);
+	free_list(c, dead);
+}
+
+bool bkrfs_cache_contains(bkrfs_cache *c, const bkr_id *key)
+{
+	bool r;
+
+	pthread_mutex_lock(&c->lock);
+	r = find_locked(c, key) != NULL;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+void bkrfs_cache_get_stats(bkrfs_cache *c, bkrfs_cache_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	out->entries = c->entries;
+	out->cost = c->cost;
+	out->max_cost = c->max_cost;
+	out->hits = c->hits;
+	out->misses = c->misses;
+	out->loads = c->loads;
+	out->evictions = c->evictions;
+	pthread_mutex_unlock(&c->lock);
+}

@@ -1,0 +1,49 @@
+/** @file
+ * A bounded LRU cache keyed by bkr_id with single-flight loading: when
+ * several threads want the same absent key, one loads it (without any cache
+ * lock held) and the others wait on a condition variable.  bkrfs uses one for
+ * verified, decompressed data chunks (cost = bytes) and one for opened
+ * directory trees (cost = 1 per directory).  Failures are not cached.
+ */
+#ifndef BKRFS_CACHE_H
+#define BKRFS_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/hash.h"
+
+/**
+ * Produce the value of @p key: *val and its *cost.  Return 0 or a BKR_E*
+ * code (the message stays in the loading thread's error slot).
+ */
+typedef int (*bkrfs_cache_load_fn)(void *ctx, const bkr_id *key, void **val, size_t *cost);
+typedef void (*bkrfs_cache_free_fn)(void *val);
+
+typedef struct bkrfs_cache bkrfs_cache;
+typedef struct bkrfs_cache_entry bkrfs_cache_entry;
+
+/** @p max_cost bounds the total cost of unreferenced + referenced values (soft when all are in use). */
+int bkrfs_cache_new(bkrfs_cache **out, size_t max_cost, bkrfs_cache_load_fn load,
+		    bkrfs_cache_free_fn free_val, void *ctx);
+void bkrfs_cache_free(bkrfs_cache *c);
+
+/**
+ * A reference to the value of @p key, loading it when absent.  *val is
+ * owned by the cache and valid until bkrfs_cache_release(*ent).  On failure
+ * the loader's code is returned (to every waiter) and nothing is cached.
+ */
+int bkrfs_cache_get(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_entry **ent, void **val);
+void bkrfs_cache_release(bkrfs_cache *c, bkrfs_cache_entry *ent);
+
+/** true when @p key is cached or being loaded (prefetch skips it). */
+bool bkrfs_cache_contains(bkrfs_cache *c, const bkr_id *key);
+
+typedef struct {
+	size_t entries, cost, max_cost;
+	uint64_t hits, misses, loads, evictions;
+} bkrfs_cache_stats;
+void bkrfs_cache_get_stats(bkrfs_cache *c, bkrfs_cache_stats *out);
+
+#endif

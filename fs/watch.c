@@ -1,0 +1,561 @@
+/** @file
+ * The watcher and the prefetch workers (watch.h).
+ *
+ * The watcher wakes every watch_ms (default 2 s), lists index/, backups/ and
+ * runs/ (names only), and when something changed: reloads the index first
+ * (new index files are published before new manifests), builds a new view
+ * or runs catalog, swaps it in under view_lock, and then - outside every lock
+ * and outside any request handler - tells the kernel to drop only the
+ * top-level entries that changed (by-id, by-date and its days, latest,
+ * recovered).  Backups are immutable, so nothing below by-id/<id> is ever
+ * invalidated.
+ */
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "bkr/error.h"
+#include "watch.h"
+
+/* ---- listing names -------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_names(char **v, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		free(v[k]);
+	free(v);
+}
+
+/* sorted names in REPO/@p sub ending in @p suffix (stripped); a missing dir is empty */
+static int list_names(struct bkrfs *fs, const char *sub, const char *suffix, char ***out, size_t *n)
+{
+	char path[PATH_MAX];
+	size_t cap = 0, sl = strlen(suffix);
+	struct dirent *de;
+	char **v = NULL;
+	DIR *d;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "%s/%s", bkr_repo_path(fs->repo), sub);
+	if (!(d = opendir(path)))
+		return errno == ENOENT ? 0 : bkr_error_set_errno(errno, "%s", path);
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (de->d_name[0] == '.' || len <= sl || strcmp(de->d_name + len - sl, suffix) != 0)
+			continue;
+		if (*n == cap) {
+			char **nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
+			if (!nv)
+				goto oom;
+			v = nv;
+		}
+		if (!(v[*n] = strndup(de->d_name, len - sl)))
+			goto oom;
+		(*n)++;
+	}
+	closedir(d);
+	if (*n)
+		qsort(v, *n, sizeof(*v), cmp_str);
+	*out = v;
+	return 0;
+oom:
+	closedir(d);
+	free_names(v, *n);
+	*n = 0;
+	return bkr_error_oom();
+}
+
+static bool names_equal(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t k = 0; k < na; k++)
+		if (strcmp(a[k], b[k]) != 0)
+			return false;
+	return true;
+}
+
+/* ---- runs ------------------------------------------------------------------- */
+
+void bkrfs_runs_free(struct bkrfs_runs *r)
+{
+	if (!r)
+		return;
+	for (size_t k = 0; k < r->n; k++)
+		bkrfs_snap_unref(r->runs[k]);
+	free(r->runs);
+	free_names(r->names, r->nnames);
+	free(r);
+}
+
+static int build_runs(struct bkrfs *fs, char **names, size_t nnames, struct bkrfs_runs **out)
+{
+	bkr_manifest_list l = { 0 };
+	struct bkrfs_runs *r;
+	size_t bad = 0;
+	int err;
+
+	*out = NULL;
+	if (!(r = calloc(1, sizeof(*r))))
+		return bkr_error_oom();
+	r->names = names;
+	r->nnames = nnames;
+	if ((err = bkr_repo_list(fs->repo, true, &l, &bad)) < 0) {
+		bkrfs_runs_free(r);
+		return err;
+	}
+	if (l.n && !(r->runs = calloc(l.n, sizeof(*r->runs)))) {
+		bkr_manifest_list_free(&l);
+		bkrfs_runs_free(r);
+		return bkr_error_oom();
+	}
+	for (size_t k = 0; k < l.n; k++) {
+		bkrfs_snap *s = bkrfs_snap_new(l.items[k]->backup_id, true, l.items[k]->time_ns / 1000000000);
+		if (!s) {
+			bkr_manifest_list_free(&l);
+			bkrfs_runs_free(r);
+			return bkr_error_oom();
+		}
+		s->m = l.items[k];
+		l.items[k] = NULL;
+		r->runs[r->n++] = s;
+	}
+	bkr_manifest_list_free(&l);
+	*out = r;
+	return 0;
+}
+
+/* ---- refresh ------------------------------------------------------------------ */
+
+int bkrfs_watch_refresh(struct bkrfs *fs, bool runs)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int err = 0;
+
+	pthread_mutex_lock(&fs->load_lock);
+	pthread_rwlock_rdlock(&fs->view_lock);
+	if (runs ? fs->runs != NULL : fs->view != NULL) {
+		pthread_mutex_unlock(&fs->load_lock);
+		return 0;
+	}
+	pthread_rwlock_unlock(&fs->view_lock);
+	if ((err = list_names(fs, runs ? "runs" : "backups", ".json", &names, &n)) < 0)
+		goto done;
+	if (runs) {
+		struct bkrfs_runs *r;
+		if ((err = build_runs(fs, names, n, &r)) < 0) {
+			names = NULL; /* freed with r */
+			goto done;
+		}
+		names = NULL;
+		pthread_rwlock_wrlock(&fs->view_lock);
+		fs->runs = r;
+		pthread_rwlock_unlock(&fs->view_lock);
+	} else {
+		bkrfs_view *v;
+		if ((err = bkrfs_build_view(fs, names, n, &v)) < 0)
+			goto done;
+		pthread_rwlock_wrlock(&fs->view_lock);
+		fs->view = v;
+		pthread_rwlock_unlock(&fs->view_lock);
+	}
+done:
+	free_names(names, n);
+	if (err == 0)
+		pthread_rwlock_rdlock(&fs->view_lock);
+	pthread_mutex_unlock(&fs->load_lock);
+	return err;
+}
+
+/* ---- repository size ---------------------------------------------------------- */
+
+static uint64_t du(const char *path, int depth)
+{
+	struct dirent *de;
+	uint64_t sum = 0;
+	DIR *d;
+
+	if (!(d = opendir(path)))
+		return 0;
+	while ((de = readdir(d))) {
+		char p[PATH_MAX];
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (snprintf(p, sizeof(p), "%s/%s", path, de->d_name) >= (int)sizeof(p))
+			continue;
+		if (lstat(p, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth > 0)
+				sum += du(p, depth - 1);
+		} else {
+			sum += (uint64_t)st.st_blocks * 512;
+		}
+	}
+	closedir(d);
+	return sum;
+}
+
+static void update_bytes(struct bkrfs *fs)
+{
+	uint64_t b = du(bkr_repo_path(fs->repo), 3);
+
+	pthread_mutex_lock(&fs->stat_lock);
+	fs->repo_bytes = b;
+	fs->repo_bytes_known = true;
+	pthread_mutex_unlock(&fs->stat_lock);
+}
+
+uint64_t bkrfs_watch_repo_bytes(struct bkrfs *fs)
+{
+	uint64_t b;
+	bool known;
+
+	pthread_mutex_lock(&fs->stat_lock);
+	b = fs->repo_bytes;
+	known = fs->repo_bytes_known;
+	pthread_mutex_unlock(&fs->stat_lock);
+	if (!known) {
+		update_bytes(fs);
+		pthread_mutex_lock(&fs->stat_lock);
+		b = fs->repo_bytes;
+		pthread_mutex_unlock(&fs->stat_lock);
+	}
+	return b;
+}
+
+/* ---- the watcher ---------------------------------------------------------------- */
+
+static void inval_entry(struct bkrfs *fs, bkrfs_ino parent, const char *name)
+{
+	fuse_lowlevel_notify_inval_entry(fs->session, parent, name, strlen(name));
+}
+
+static void inval_inode(struct bkrfs *fs, bkrfs_ino ino)
+{
+	fuse_lowlevel_notify_inval_inode(fs->session, ino, 0, 0);
+}
+
+static void inval_day(struct bkrfs *fs, const char *day)
+{
+	uint8_t key[32];
+	size_t len = strlen(day);
+
+	if (len + 2 > sizeof(key))
+		return;
+	key[0] = 'D';
+	memcpy(key + 1, day, len);
+	key[len + 1] = 0;
+	inval_inode(fs, bkrfs_ino_of_key(key, len + 2));
+	inval_entry(fs, BKRFS_INO_BY_DATE, day);
+}
+
+/* tell the kernel what changed between two views */
+static void notify_view(struct bkrfs *fs, const bkrfs_view *old, const bkrfs_view *nv)
+{
+	size_t i = 0, j = 0;
+
+	inval_inode(fs, BKRFS_INO_BY_ID);
+	inval_inode(fs, BKRFS_INO_BY_DATE);
+	inval_inode(fs, BKRFS_INO_ROOT);
+	if (!old->latest || !nv->latest || strcmp(old->latest, nv->latest) != 0)
+		inval_entry(fs, BKRFS_INO_ROOT, "latest");
+	/* merge the sorted id lists: every id added or removed */
+	while (i < old->n || j < nv->n) {
+		int c = i >= old->n ? 1 : j >= nv->n ? -1 : strcmp(old->b[i].id, nv->b[j].id);
+		const bkrfs_view_backup *x = c < 0 ? &old->b[i] : &nv->b[j];
+		if (c == 0) {
+			i++;
+			j++;
+			continue;
+		}
+		inval_entry(fs, BKRFS_INO_BY_ID, x->id);
+		if (x->parsed && x->day[0])
+			inval_day(fs, x->day);
+		if (c < 0)
+			i++;
+		else
+			j++;
+	}
+}
+
+static void notify_runs(struct bkrfs *fs, const struct bkrfs_runs *old, const struct bkrfs_runs *nr)
+{
+	inval_inode(fs, BKRFS_INO_RECOVERED);
+	inval_entry(fs, BKRFS_INO_RECOVERED, "latest");
+	for (size_t k = 0; k < old->n; k++) {
+		bool kept = false;
+		for (size_t m = 0; m < nr->n && !kept; m++)
+			kept = !strcmp(old->runs[k]->id, nr->runs[m]->id);
+		if (!kept)
+			inval_entry(fs, BKRFS_INO_RECOVERED, old->runs[k]->id);
+	}
+	for (size_t m = 0; m < nr->n; m++)
+		inval_entry(fs, BKRFS_INO_RECOVERED, nr->runs[m]->id);
+}
+
+static void watch_tick(struct bkrfs *fs)
+{
+	char **names = NULL;
+	size_t n = 0;
+	bool changed = false, have;
+
+	/* 1. new index files first */
+	if (list_names(fs, "index", ".idx", &names, &n) == 0) {
+		if (!names_equal(names, n, fs->idx_names, fs->nidx)) {
+			if (bkr_repo_reload_index(fs->repo) < 0)
+				bkrfs_log(fs, "reloading the index: %s", bkr_error_message());
+			free_names(fs->idx_names, fs->nidx);
+			fs->idx_names = names;
+			fs->nidx = n;
+			changed = true;
+		} else {
+			free_names(names, n);
+		}
+	}
+	/* 2. backups */
+	pthread_rwlock_rdlock(&fs->view_lock);
+	have = fs->view != NULL;
+	pthread_rwlock_unlock(&fs->view_lock);
+	if (have && list_names(fs, "backups", ".json", &names, &n) == 0) {
+		bkrfs_view *nv = NULL, *old;
+		bool same;
+		pthread_rwlock_rdlock(&fs->view_lock);
+		same = fs->view->n == n;
+		for (size_t k = 0; same && k < n; k++)
+			same = bkrfs_view_find(fs->view, names[k]) != NULL;
+		pthread_rwlock_unlock(&fs->view_lock);
+		if (!same) {
+			bkr_repo_reload_index(fs->repo); /* a backup's index precedes its manifest */
+			if (bkrfs_build_view(fs, names, n, &nv) == 0) {
+				pthread_mutex_lock(&fs->load_lock);
+				pthread_rwlock_wrlock(&fs->view_lock);
+				old = fs->view;
+				fs->view = nv;
+				pthread_rwlock_unlock(&fs->view_lock);
+				pthread_mutex_unlock(&fs->load_lock);
+				notify_view(fs, old, nv);
+				bkrfs_view_free(old);
+				changed = true;
+			}
+		}
+		free_names(names, n);
+	}
+	/* 3. recovery runs */
+	pthread_rwlock_rdlock(&fs->view_lock);
+	have = fs->runs != NULL;
+	pthread_rwlock_unlock(&fs->view_lock);
+	if (have && list_names(fs, "runs", ".json", &names, &n) == 0) {
+		bool same;
+		pthread_rwlock_rdlock(&fs->view_lock);
+		same = names_equal(names, n, fs->runs->names, fs->runs->nnames);
+		pthread_rwlock_unlock(&fs->view_lock);
+		if (!same) {
+			struct bkrfs_runs *nr, *old;
+			bkr_repo_reload_index(fs->repo);
+			if (build_runs(fs, names, n, &nr) == 0) {
+				pthread_mutex_lock(&fs->load_lock);
+				pthread_rwlock_wrlock(&fs->view_lock);
+				old = fs->runs;
+				fs->runs = nr;
+				pthread_rwlock_unlock(&fs->view_lock);
+				pthread_mutex_unlock(&fs->load_lock);
+				notify_runs(fs, old, nr);
+				bkrfs_runs_free(old);
+				changed = true;
+			}
+		} else {
+			free_names(names, n);
+		}
+	}
+	if (changed || fs->ticks % 30 == 0)
+		update_bytes(fs);
+	fs->ticks++;
+}
+
+static void *watcher_main(void *arg)
+{
+	struct bkrfs *fs = arg;
+	unsigned ms = fs->o.watch_ms ? fs->o.watch_ms : 2000;
+
+	pthread_mutex_lock(&fs->watch_lock);
+	while (!fs->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (long)(ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&fs->watch_cond, &fs->watch_lock, &ts);
+		if (fs->stopping)
+			break;
+		pthread_mutex_unlock(&fs->watch_lock);
+		watch_tick(fs);
+		pthread_mutex_lock(&fs->watch_lock);
+	}
+	pthread_mutex_unlock(&fs->watch_lock);
+	return NULL;
+}
+
+int bkrfs_watcher_start(struct bkrfs *fs)
+{
+	int e;
+
+	list_names(fs, "index", ".idx", &fs->idx_names, &fs->nidx);
+	if ((e = pthread_create(&fs->watcher, NULL, watcher_main, fs)) != 0)
+		return bkr_error_set_errno(e, "starting the watcher thread");
+	fs->watcher_running = true;
+	return 0;
+}
+
+void bkrfs_watcher_stop(struct bkrfs *fs)
+{
+	if (!fs->watcher_running)
+		return;
+	pthread_mutex_lock(&fs->watch_lock);
+	fs->stopping = true;
+	pthread_cond_broadcast(&fs->watch_cond);
+	pthread_mutex_unlock(&fs->watch_lock);
+	pthread_join(fs->watcher, NULL);
+	fs->watcher_running = false;
+	free_names(fs->idx_names, fs->nidx);
+	fs->idx_names = NULL;
+	fs->nidx = 0;
+}
+
+/* ---- prefetch ---------------------------------------------------------------------- */
+
+#define PREFETCH_QUEUE 32
+#define PREFETCH_THREADS_MAX 8
+
+struct bkrfs_prefetch {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bkr_id q[PREFETCH_QUEUE];     /**< ring; guarded by lock */
+	size_t head, n;
+	bool stop;
+	pthread_t th[PREFETCH_THREADS_MAX];
+	int nth;
+	struct bkrfs *fs;
+};
+
+static void *prefetch_main(void *arg)
+{
+	struct bkrfs_prefetch *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		bkr_id id;
+		bkrfs_cache_entry *e;
+		void *v;
+		while (!p->stop && p->n == 0)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->stop)
+			break;
+		id = p->q[p->head];
+		p->head = (p->head + 1) % PREFETCH_QUEUE;
+		p->n--;
+		pthread_mutex_unlock(&p->lock);
+		if (!bkrfs_cache_contains(p->fs->chunks, &id) &&
+		    bkrfs_cache_get(p->fs->chunks, &id, &e, &v) == 0)
+			bkrfs_cache_release(p->fs->chunks, e);
+		bkr_error_clear(); /* a bad chunk is reported by the read that needs it */
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+int bkrfs_prefetch_start(struct bkrfs *fs, int threads)
+{
+	struct bkrfs_prefetch *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return bkr_error_oom();
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->fs = fs;
+	fs->prefetch = p;
+	if (threads > PREFETCH_THREADS_MAX)
+		threads = PREFETCH_THREADS_MAX;
+	for (int k = 0; k < threads; k++) {
+		if (pthread_create(&p->th[k], NULL, prefetch_main, p) != 0)
+			break;
+		p->nth++;
+	}
+	return 0;
+}
+
+void bkrfs_prefetch_stop(struct bkrfs *fs)
+{
+	struct bkrfs_prefetch *p = fs->prefetch;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	for (int k = 0; k < p->nth; k++)
+		pthread_join(p->th[k], NULL);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	fs->prefetch = NULL;
+}
+
+static void enqueue(struct bkrfs_prefetch *p, const bkr_id *id)
+{
+	pthread_mutex_lock(&p->lock);
+	for (size_t k = 0; k < p->n; k++)
+		if (!memcmp(p->q[(p->head + k) % PREFETCH_QUEUE].b, id->b, BKR_ID_SIZE))
+			goto out;
+	if (p->n < PREFETCH_QUEUE) {
+		p->q[(p->head + p->n) % PREFETCH_QUEUE] = *id;
+		p->n++;
+		pthread_cond_signal(&p->cond);
+	}
+out:
+	pthread_mutex_unlock(&p->lock);
+}
+
+void bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off, uint64_t end,
+			  uint64_t *next_seq)
+{
+	uint64_t prev = __atomic_exchange_n(next_seq, end, __ATOMIC_RELAXED);
+	bkrfs_extent x;
+	uint64_t pos = end;
+
+	if (!fs->prefetch || prev != off || end == off)
+		return;
+	/* the chunk holding the next byte of data, then the one after it */
+	for (int k = 0; k < 2 && pos < l->size; k++) {
+		if (!bkrfs_layout_piece(l, pos, l->size - pos, &x))
+			break;
+		if (!x.hole) {
+			if (!bkrfs_cache_contains(fs->chunks, &l->chunks[x.chunk].id))
+				enqueue(fs->prefetch, &l->chunks[x.chunk].id);
+		} else {
+			k--; /* a hole costs nothing: look past it */
+		}
+		pos += x.len;
+	}
+}
