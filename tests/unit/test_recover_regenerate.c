@@ -1,0 +1,252 @@
+/** @file
+ * Unit tests of the regenerate and manual strategies with real scripts: one
+ * that rebuilds the file, one that hangs past its timeout (its process group
+ * is killed), one that fails, one that writes invalid output; the manual
+ * alert command writes its stdin to a file.  No repository: runs are staged.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "../../engine/recover/recover_i.h"
+#include "bkr/error.h"
+#include "test_recover_util.h"
+
+typedef struct {
+	char *dir, ws[PATH_MAX], bin[PATH_MAX], stage[PATH_MAX];
+	bkr_recover *rc;
+} fx;
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+	char json[8192];
+	bkr_recover_setup s = BKR_RECOVER_SETUP_INIT;
+
+	f->dir = tu_mkdtemp();
+	snprintf(f->ws, sizeof(f->ws), "%s/ws", f->dir);
+	snprintf(f->bin, sizeof(f->bin), "%s/bin", f->dir);
+	snprintf(f->stage, sizeof(f->stage), "%s/stage", f->dir);
+	tu_mkdirs(f->ws);
+	tu_writes(f->bin, "good.sh", "#!/bin/sh\nprintf '{\"rebuilt\":\"%s\",\"id\":\"%s\"}\\n' \"$1\" \"$3\" > \"$2\"\n");
+	tu_writes(f->bin, "hang.sh", "#!/bin/sh\nsleep 30 &\necho $! > \"$1\"\nsleep 30\n");
+	tu_writes(f->bin, "fail.sh", "#!/bin/sh\necho 'source data is gone' >&2\nexit 3\n");
+	tu_writes(f->bin, "bad.sh", "#!/bin/sh\nprintf '{\"half\": ' > \"$2\"\n");
+	tu_writes(f->bin, "silent.sh", "#!/bin/sh\nexit 0\n");
+	tu_writes(f->bin, "alert.sh", "#!/bin/sh\ncat > \"$1\"\n");
+	tu_sh("chmod +x %s/*.sh", f->bin);
+	snprintf(json, sizeof(json),
+		 "{\"rules\":["
+		 "{\"pattern\":\"ok/{id}.json\",\"strategies\":[{\"type\":\"regenerate\",\"command\":[\"%s/good.sh\",\"{path}\",\"{output}\",\"{id}\"]}]},"
+		 "{\"pattern\":\"hang/{id}.json\",\"strategies\":["
+		 "{\"type\":\"regenerate\",\"command\":[\"%s/hang.sh\",\"%s/hang.pid\"],\"timeout\":1},"
+		 "{\"type\":\"regenerate\",\"command\":[\"%s/good.sh\",\"{path}\",\"{output}\",\"{id}\"]}]},"
+		 "{\"pattern\":\"fail/{id}.json\",\"strategies\":["
+		 "{\"type\":\"regenerate\",\"command\":[\"%s/fail.sh\"]},"
+		 "{\"type\":\"regenerate\",\"command\":[\"%s/bad.sh\",\"{path}\",\"{output}\"]},"
+		 "{\"type\":\"regenerate\",\"command\":[\"%s/silent.sh\"]},"
+		 "{\"type\":\"regenerate\",\"command\":[\"/nonexistent/tool\"]},"
+		 "{\"type\":\"manual\",\"command\":[\"%s/alert.sh\",\"%s/alert.json\"]}]}]}",
+		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir);
+	s.workspace = f->ws;
+	s.recovery_json = json;
+	s.staging_dir = f->stage;
+	s.hostname = "testhost";
+	assert_int_equal(bkr_recover_new(&f->rc, &s, NULL), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	bkr_recover_free(f->rc);
+	tu_rmrf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static cJSON *recover(fx *f, const char *path, bool apply, bkr_recover_report **rep)
+{
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	o.apply = apply;
+	assert_int_equal(bkr_recover_file(f->rc, path, &o, rep), 0);
+	cJSON *root = cJSON_Parse(bkr_recover_report_json(*rep));
+	assert_non_null(root);
+	return root;
+}
+
+static void test_regenerate_ok(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep;
+	cJSON *root = recover(f, "ok/c42.json", true, &rep), *e;
+	const bkr_recover_summary *s = bkr_recover_report_summary(rep);
+	char *got, expect[PATH_MAX * 2], staged[PATH_MAX];
+
+	assert_int_equal(s->files, 1);
+	assert_int_equal(s->recovered, 1);
+	assert_int_equal(s->applied, 1);
+	assert_false(s->stored);
+	assert_non_null(s->staged_dir); /* no repository: staged */
+	e = tu_report_file(root, "ok/c42.json");
+	assert_non_null(e);
+	assert_string_equal(tu_str(e, "status"), "recovered");
+	assert_string_equal(tu_str(e, "strategy"), "regenerate");
+	assert_string_equal(tu_attempt(e, 0, "result"), "recovered");
+	got = tu_read(f->ws, "ok/c42.json", NULL);
+	snprintf(expect, sizeof(expect), "{\"rebuilt\":\"%s/ok/c42.json\",\"id\":\"c42\"}\n", f->ws);
+	assert_string_equal(got, expect);
+	free(got);
+	/* the staged copy and report */
+	snprintf(staged, sizeof(staged), "%s/files", s->staged_dir);
+	got = tu_read(staged, "ok/c42.json", NULL);
+	assert_string_equal(got, expect);
+	free(got);
+	assert_true(tu_exists(s->staged_dir, "report.json"));
+	assert_string_equal(tu_str(cJSON_GetObjectItem(root, "storage"), "kind"), "staged");
+	/* a healthy file is recovered into the run but never applied */
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	tu_writes(f->ws, "ok/c43.json", "{\"mine\":true}");
+	root = recover(f, "ok/c43.json", true, &rep);
+	e = tu_report_file(root, "ok/c43.json");
+	assert_string_equal(tu_str(e, "kind"), "healthy");
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(e, "applied")));
+	got = tu_read(f->ws, "ok/c43.json", NULL);
+	assert_string_equal(got, "{\"mine\":true}");
+	free(got);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
+static void test_regenerate_hang(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep;
+	int64_t t0 = bkr_rec_now_ms();
+	cJSON *root = recover(f, "hang/h1.json", false, &rep), *e;
+	char *pid;
+
+	assert_true(bkr_rec_now_ms() - t0 < 10000);
+	e = tu_report_file(root, "hang/h1.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "timeout");
+	assert_non_null(strstr(tu_attempt(e, 0, "error"), "timed out"));
+	assert_string_equal(tu_attempt(e, 1, "result"), "recovered");
+	assert_string_equal(tu_str(e, "status"), "recovered");
+	/* dry run: the workspace is untouched */
+	assert_false(tu_exists(f->ws, "hang/h1.json"));
+	/* the background child of the hanging script was killed with its group */
+	pid = tu_read(f->dir, "hang.pid", NULL);
+	assert_non_null(pid);
+	usleep(200000);
+	if (kill((pid_t)atoi(pid), 0) == 0) {
+		/* gone but maybe not reaped yet (a zombie under a lazy init) */
+		char stat[64];
+		snprintf(stat, sizeof(stat), "/proc/%d/stat", atoi(pid));
+		char *st = tu_read("", stat + 1, NULL);
+		assert_non_null(st);
+		assert_non_null(strstr(st, ") Z "));
+		free(st);
+	}
+	free(pid);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
+static void test_fail_then_manual(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep;
+	cJSON *root = recover(f, "fail/x9.json", true, &rep), *e, *alert;
+	const bkr_recover_summary *s = bkr_recover_report_summary(rep);
+	char *text;
+
+	e = tu_report_file(root, "fail/x9.json");
+	assert_int_equal(tu_nattempts(e), 5);
+	assert_string_equal(tu_attempt(e, 0, "result"), "failed");
+	assert_non_null(strstr(tu_attempt(e, 0, "error"), "status 3: source data is gone"));
+	assert_string_equal(tu_attempt(e, 1, "result"), "invalid");
+	assert_non_null(strstr(tu_attempt(e, 1, "error"), "not valid JSON"));
+	assert_non_null(strstr(tu_attempt(e, 2, "error"), "wrote nothing"));
+	assert_non_null(strstr(tu_attempt(e, 3, "error"), "could not be executed"));
+	assert_string_equal(tu_attempt(e, 4, "result"), "manual");
+	assert_string_equal(tu_str(e, "status"), "manual");
+	assert_int_equal(s->manual, 1);
+	assert_int_equal(s->recovered, 0);
+	assert_false(tu_exists(f->ws, "fail/x9.json"));
+	/* the alert got a JSON description on stdin */
+	text = tu_read(f->dir, "alert.json", NULL);
+	assert_non_null(text);
+	alert = cJSON_Parse(text);
+	assert_non_null(alert);
+	assert_string_equal(tu_str(alert, "path"), "fail/x9.json");
+	assert_string_equal(tu_str(alert, "event"), "bkr.recovery.manual");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(alert, "attempts")), 4);
+	cJSON_Delete(alert);
+	free(text);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
+static void test_hostile_paths(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	char outside[PATH_MAX], link[PATH_MAX];
+	cJSON *root, *e;
+
+	o.apply = true;
+	assert_int_equal(bkr_recover_file(f->rc, "../escape.json", &o, &rep), BKR_EINVAL);
+	assert_int_equal(bkr_recover_file(f->rc, "/etc/passwd", &o, &rep), BKR_EINVAL);
+	/* ok/ is a symlink pointing out of the workspace: nothing is written there */
+	snprintf(outside, sizeof(outside), "%s/outside", f->dir);
+	tu_mkdirs(outside);
+	tu_sh("rm -rf %s/ok", f->ws);
+	snprintf(link, sizeof(link), "%s/ok", f->ws);
+	assert_int_equal(symlink(outside, link), 0);
+	assert_int_equal(bkr_recover_file(f->rc, "ok/evil.json", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "ok/evil.json");
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(e, "applied")));
+	assert_non_null(strstr(tu_str(e, "apply_result"), "symlink"));
+	assert_false(tu_exists(outside, "evil.json"));
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
+static void test_spawn(void **state)
+{
+	bkr_rec_proc p;
+	char *argv[] = { "cat", NULL };
+	(void)state;
+	assert_int_equal(bkr_rec_spawn(argv, "hello", 5, 5000, &p), 0);
+	assert_false(p.timed_out);
+	assert_string_equal(p.output, "hello");
+	bkr_rec_proc_free(&p);
+	char *big = malloc(1 << 20);
+	memset(big, 'x', 1 << 20);
+	char *tru[] = { "true", NULL }; /* never reads stdin: no SIGPIPE for us */
+	assert_int_equal(bkr_rec_spawn(tru, big, 1 << 20, 5000, &p), 0);
+	assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0);
+	bkr_rec_proc_free(&p);
+	free(big);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_regenerate_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_regenerate_hang, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fail_then_manual, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_paths, setup, teardown),
+		cmocka_unit_test(test_spawn),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
