@@ -918,7 +918,18 @@ static cJSON *policy_json(const bkr_retention_policy *p)
 	char within[32];
 	bool ok = o != NULL;
 
-	snprintf(within, sizeof(within), "%llds", (long long)p->keep_within_s);
+	/* the largest unit that divides it exactly: "2d", not "172800s" */
+	{
+		static const struct { int64_t mul; const char *unit; } u[] = {
+			{ 7 * 86400, "w" }, { 86400, "d" }, { 3600, "h" }, { 60, "min" }, { 1, "s" } };
+		for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+			if (p->keep_within_s % u[i].mul == 0) {
+				snprintf(within, sizeof(within), "%lld%s",
+					 (long long)(p->keep_within_s / u[i].mul), u[i].unit);
+				break;
+			}
+		}
+	}
 	ok = ok && put(o, "keep_last", cJSON_CreateNumber(p->keep_last));
 	ok = ok && put(o, "keep_hourly", cJSON_CreateNumber(p->keep_hourly));
 	ok = ok && put(o, "keep_daily", cJSON_CreateNumber(p->keep_daily));

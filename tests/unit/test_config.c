@@ -340,6 +340,8 @@ static void test_to_json_round_trip(void **state)
 
 	(void)state;
 	assert_non_null(a);
+	assert_non_null(strstr(a, "\"keep_within\":\t\"60h\""));
+	assert_non_null(strstr(a, "\"keep_within\":\t\"365d\""));
 	back = load_ok(a, "/elsewhere");
 	b = bkr_config_to_json(back, true);
 	assert_non_null(b);
@@ -356,6 +358,7 @@ static void test_to_json_round_trip(void **state)
 	c = load_ok(BASE "}", "/");
 	a = bkr_config_to_json(c, false);
 	assert_null(strstr(a, "alert_command"));
+	assert_non_null(strstr(a, "\"keep_within\":\"0\""));
 	assert_null(strstr(a, "recovery"));
 	back = load_ok(a, "/");
 	assert_null(back->warm.path);
