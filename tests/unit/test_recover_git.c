@@ -1,0 +1,195 @@
+/** @file
+ * Unit tests of the git strategy against a real repository made with the git
+ * CLI: several commits, the newest copy of a file is invalid JSON (fallback
+ * to an older commit), a file deleted in HEAD, max_age, a missing repository
+ * falling through to the next strategy, and the default discovery of the
+ * repository containing the workspace.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "../../engine/recover/recover_i.h"
+#include "bkr/error.h"
+#include "test_recover_util.h"
+
+typedef struct {
+	char *dir, ws[PATH_MAX];
+} fx;
+
+#define GIT "git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main -c commit.gpgsign=false"
+
+static int commit(fx *f, const char *msg, const char *date)
+{
+	return tu_sh("cd %s && " GIT " add -A >/dev/null && GIT_AUTHOR_DATE='%s' GIT_COMMITTER_DATE='%s' " GIT
+		     " commit -qm '%s' >/dev/null",
+		     f->ws, date, date, msg);
+}
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+	f->dir = tu_mkdtemp();
+	snprintf(f->ws, sizeof(f->ws), "%s/ws", f->dir);
+	tu_mkdirs(f->ws);
+	assert_int_equal(tu_sh("cd %s && " GIT " init -q .", f->ws), 0);
+	tu_writes(f->ws, "conv/a.json", "{\"v\":1}\n");
+	tu_writes(f->ws, "conv/gone.json", "{\"gone\":true}\n");
+	tu_writes(f->ws, "conv/old.json", "{\"old\":true}\n");
+	assert_int_equal(commit(f, "one", "2020-01-01T00:00:00Z"), 0);
+	tu_sh("rm %s/conv/old.json", f->ws);
+	assert_int_equal(commit(f, "one-b", "2020-01-02T00:00:00Z"), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	tu_rmrf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static bkr_recover *engine(fx *f, const char *json)
+{
+	bkr_recover_setup s = BKR_RECOVER_SETUP_INIT;
+	bkr_recover *rc = NULL;
+	char stage[PATH_MAX];
+	snprintf(stage, sizeof(stage), "%s/stage", f->dir);
+	s.workspace = f->ws;
+	s.recovery_json = json;
+	s.staging_dir = stage;
+	assert_int_equal(bkr_recover_new(&rc, &s, NULL), 0);
+	return rc;
+}
+
+static void history(fx *f)
+{
+	char now[64];
+	snprintf(now, sizeof(now), "@%ld +0000", (long)time(NULL) - 60);
+	/* two: a valid v2 (recent) */
+	tu_writes(f->ws, "conv/a.json", "{\"v\":2}\n");
+	assert_int_equal(commit(f, "two", now), 0);
+	/* three: a broken copy (newest) */
+	tu_writes(f->ws, "conv/a.json", "{\"v\":3,");
+	assert_int_equal(commit(f, "three", now), 0);
+	/* four: gone.json deleted in HEAD */
+	tu_sh("rm %s/conv/gone.json", f->ws);
+	assert_int_equal(commit(f, "four", now), 0);
+}
+
+static void test_fallback_and_deleted(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e, *src;
+	char *got;
+
+	history(f);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[{\"type\":\"git\"}]}]}");
+	o.apply = true;
+	/* a.json in the workspace is the broken HEAD copy */
+	assert_int_equal(bkr_recover_file(rc, "conv/a.json", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "conv/a.json");
+	assert_string_equal(tu_str(e, "kind"), "invalid");
+	assert_string_equal(tu_str(e, "status"), "recovered");
+	src = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(e, "attempts"), 0), "source");
+	assert_int_equal(strlen(tu_str(src, "commit")), 40);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(src, "rejected")), 1);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(e, "applied")));
+	got = tu_read(f->ws, "conv/a.json", NULL);
+	assert_string_equal(got, "{\"v\":2}\n");
+	free(got);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+
+	/* gone.json only exists in history */
+	assert_int_equal(bkr_recover_file(rc, "conv/gone.json", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "conv/gone.json");
+	assert_string_equal(tu_str(e, "kind"), "missing");
+	assert_string_equal(tu_str(e, "status"), "recovered");
+	got = tu_read(f->ws, "conv/gone.json", NULL);
+	assert_string_equal(got, "{\"gone\":true}\n");
+	free(got);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
+static void test_max_age_and_missing_repo(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+	char json[2048];
+
+	history(f);
+	/* old.json's only copy is from 2020: outside a 1-day max_age */
+	snprintf(json, sizeof(json),
+		 "{\"rules\":[{\"pattern\":\"conv/old.json\",\"strategies\":["
+		 "{\"type\":\"git\",\"repository\":\"%s/no-such-repo\"},"
+		 "{\"type\":\"git\",\"max_age\":\"1d\"},"
+		 "{\"type\":\"git\",\"ref\":\"refs/heads/nope\"},"
+		 "{\"type\":\"git\",\"ref\":\"main\",\"repository\":\"%s\"}]}]}",
+		 f->dir, f->ws);
+	rc = engine(f, json);
+	assert_int_equal(bkr_recover_file(rc, "conv/old.json", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "conv/old.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "unavailable");
+	assert_non_null(strstr(tu_attempt(e, 0, "error"), "no-such-repo"));
+	assert_string_equal(tu_attempt(e, 1, "result"), "not_found");
+	assert_non_null(strstr(tu_attempt(e, 1, "error"), "max_age"));
+	assert_string_equal(tu_attempt(e, 2, "result"), "not_found");
+	assert_string_equal(tu_attempt(e, 3, "result"), "recovered");
+	assert_string_equal(tu_str(e, "status"), "recovered");
+	assert_false(tu_exists(f->ws, "conv/old.json")); /* no --apply */
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
+static void test_no_repository(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+
+	tu_sh("rm -rf %s/.git", f->ws);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"*\",\"strategies\":[\"git\",\"manual\"]}]}");
+	o.force_strategy = true;
+	o.strategy = BKR_STRATEGY_GIT;
+	assert_int_equal(bkr_recover_file(rc, "conv/zzz.json", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "conv/zzz.json");
+	assert_int_equal(tu_nattempts(e), 1);
+	assert_string_equal(tu_attempt(e, 0, "result"), "unavailable");
+	assert_string_equal(tu_str(e, "status"), "failed");
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_fallback_and_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_age_and_missing_repo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_repository, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
