@@ -1,0 +1,300 @@
+/** @file
+ * Unit tests of scan and of batch recovery from a real repository: a
+ * workspace of JSON files is backed up, then files are deleted, corrupted,
+ * truncated, silently altered (same size and mtime) and a required file is
+ * removed.  Scan (quick and deep) must find exactly those; batch --apply
+ * must restore each byte for byte with its mtime, leave healthy files
+ * untouched, store the run (manifest + report blob) and list it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "../../engine/recover/recover_i.h"
+#include "bkr/backup.h"
+#include "bkr/error.h"
+#include "bkr/repo.h"
+#include "test_recover_util.h"
+
+#define NFILES 40
+
+typedef struct {
+	char *dir, ws[PATH_MAX], repo_path[PATH_MAX];
+	bkr_repo *repo;
+	bkr_recover *rc;
+} fx;
+
+static void content(int i, char *out, size_t cap)
+{
+	snprintf(out, cap, "{\"session_id\":\"s%02d\",\"messages\":[\"hello %d\",\"bye\"]}\n", i, i * 7);
+}
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	bkr_backup_options bo = BKR_BACKUP_OPTIONS_INIT;
+	bkr_source_spec src;
+	bkr_manifest *m = NULL;
+	bkr_recover_setup s = BKR_RECOVER_SETUP_INIT;
+	bkr_recover_source rs;
+	char buf[256], name[64], stage[PATH_MAX];
+	char *req[] = { "config/settings.json" };
+
+	f->dir = tu_mkdtemp();
+	snprintf(f->ws, sizeof(f->ws), "%s/ws", f->dir);
+	snprintf(f->repo_path, sizeof(f->repo_path), "%s/repo", f->dir);
+	for (int i = 0; i < NFILES; i++) {
+		content(i, buf, sizeof(buf));
+		snprintf(name, sizeof(name), "conversations/s%02d.json", i);
+		tu_writes(f->ws, name, buf);
+	}
+	tu_writes(f->ws, "config/settings.json", "{\"mode\":\"prod\"}\n");
+	tu_writes(f->ws, "notes.txt", "plain text, no validator\n");
+	assert_int_equal(bkr_repo_init(f->repo_path, &io), 0);
+	assert_int_equal(bkr_repo_open(&f->repo, f->repo_path, 0), 0);
+	src.name = "workspace";
+	src.path = f->ws;
+	src.excludes = NULL;
+	src.nexcludes = 0;
+	bo.sources = &src;
+	bo.nsources = 1;
+	bo.workspace_root = f->ws;
+	bo.threads = 1;
+	if (bkr_backup_run(f->repo, &bo, &m) < 0)
+		fail_msg("backup: %s", bkr_error_message());
+	bkr_manifest_free(m);
+	snprintf(stage, sizeof(stage), "%s/stage", f->dir);
+	rs.name = "workspace";
+	rs.path = f->ws;
+	rs.priority = 5;
+	s.workspace = f->ws;
+	s.sources = &rs;
+	s.nsources = 1;
+	s.required_files = req;
+	s.nrequired_files = 1;
+	s.staging_dir = stage;
+	s.recovery_json = "{\"rules\":[{\"pattern\":\"conversations/{id}.json\",\"strategies\":[\"backup\",\"manual\"]}]}";
+	assert_int_equal(bkr_recover_new(&f->rc, &s, f->repo), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	bkr_recover_free(f->rc);
+	bkr_repo_free(f->repo);
+	tu_rmrf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static struct stat st_of(fx *f, const char *rel)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", f->ws, rel);
+	memset(&st, 0, sizeof(st));
+	lstat(p, &st);
+	return st;
+}
+
+/* Damage: s00-s03 deleted, s04-s05 bad JSON, s06 truncated, s07 silently altered, settings removed. */
+static void damage(fx *f)
+{
+	char p[PATH_MAX], buf[256];
+	struct stat st = st_of(f, "conversations/s07.json");
+	struct timespec ts[2] = { st.st_atim, st.st_mtim };
+
+	for (int i = 0; i < 4; i++)
+		tu_sh("rm %s/conversations/s%02d.json", f->ws, i);
+	tu_writes(f->ws, "conversations/s04.json", "{\"session_id\":\"s04\",\"messa");
+	tu_writes(f->ws, "conversations/s05.json", "not json at all\n");
+	tu_writes(f->ws, "conversations/s06.json", "");
+	content(7, buf, sizeof(buf));
+	buf[17] ^= 0x01; /* same size, different bytes, still JSON */
+	tu_writes(f->ws, "conversations/s07.json", buf);
+	snprintf(p, sizeof(p), "%s/conversations/s07.json", f->ws);
+	utimensat(AT_FDCWD, p, ts, 0);
+	tu_sh("rm %s/config/settings.json", f->ws);
+}
+
+static const char *kind_of(const bkr_scan_result *r, const char *path)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->items[i].path, path) == 0)
+			return bkr_damage_name(r->items[i].kind);
+	return NULL;
+}
+
+static void test_scan(void **state)
+{
+	fx *f = *state;
+	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
+	char *json;
+
+	assert_int_equal(bkr_recover_scan(f->rc, 0, &r), 0);
+	assert_int_equal(r.n, 0);
+	assert_non_null(r.backup_id);
+	bkr_scan_result_free(&r);
+
+	damage(f);
+	assert_int_equal(bkr_recover_scan(f->rc, 0, &r), 0);
+	assert_int_equal(r.n, 8);
+	assert_string_equal(r.items[0].path, "config/settings.json"); /* required first */
+	assert_string_equal(kind_of(&r, "config/settings.json"), "required");
+	assert_string_equal(kind_of(&r, "conversations/s00.json"), "missing");
+	assert_string_equal(kind_of(&r, "conversations/s03.json"), "missing");
+	assert_string_equal(kind_of(&r, "conversations/s04.json"), "invalid");
+	assert_string_equal(kind_of(&r, "conversations/s06.json"), "truncated");
+	assert_null(kind_of(&r, "conversations/s07.json")); /* only --deep sees it */
+	assert_int_equal(r.items[0].priority, 5);
+	json = bkr_scan_result_to_json(&r, false);
+	assert_non_null(strstr(json, "\"found\":8"));
+	free(json);
+	bkr_scan_result_free(&r);
+
+	assert_int_equal(bkr_recover_scan(f->rc, BKR_SCAN_DEEP, &r), 0);
+	assert_int_equal(r.n, 9);
+	assert_string_equal(kind_of(&r, "conversations/s07.json"), "silent");
+	bkr_scan_result_free(&r);
+}
+
+static void test_batch_apply(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	const bkr_recover_summary *s;
+	struct stat before[NFILES], after;
+	char buf[256], name[64], *got, *list, *report;
+	size_t len;
+	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
+
+	for (int i = 0; i < NFILES; i++) {
+		snprintf(name, sizeof(name), "conversations/s%02d.json", i);
+		before[i] = st_of(f, name);
+	}
+	damage(f);
+	o.apply = true;
+	o.deep = true;
+	assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+	s = bkr_recover_report_summary(rep);
+	assert_int_equal(s->files, 9);
+	assert_int_equal(s->recovered, 9);
+	assert_int_equal(s->applied, 9);
+	assert_int_equal(s->failed, 0);
+	assert_true(s->stored);
+	assert_null(s->staged_dir);
+	for (int i = 0; i < NFILES; i++) {
+		snprintf(name, sizeof(name), "conversations/s%02d.json", i);
+		content(i, buf, sizeof(buf));
+		got = tu_read(f->ws, name, &len);
+		assert_non_null(got);
+		assert_string_equal(got, buf);
+		free(got);
+		after = st_of(f, name);
+		/* restored files get the backup's mtime; healthy ones are untouched */
+		assert_int_equal(after.st_mtim.tv_sec, before[i].st_mtim.tv_sec);
+		assert_int_equal(after.st_mtim.tv_nsec, before[i].st_mtim.tv_nsec);
+		if (i >= 8)
+			assert_int_equal(after.st_ino, before[i].st_ino);
+	}
+	got = tu_read(f->ws, "config/settings.json", NULL);
+	assert_string_equal(got, "{\"mode\":\"prod\"}\n");
+	free(got);
+	assert_int_equal(bkr_recover_scan(f->rc, BKR_SCAN_DEEP, &r), 0);
+	assert_int_equal(r.n, 0);
+	bkr_scan_result_free(&r);
+
+	/* the run is in the repository with its report */
+	assert_int_equal(bkr_recover_list_runs(f->repo, &list), 0);
+	assert_non_null(strstr(list, s->run_id));
+	assert_non_null(strstr(list, "\"recovered\":\t9") ? list : strstr(list, "\"recovered\": 9"));
+	free(list);
+	assert_int_equal(bkr_recover_read_report(f->repo, "latest", &report, &len), 0);
+	{
+		cJSON *root = cJSON_Parse(report), *e;
+		assert_non_null(root);
+		assert_string_equal(tu_str(root, "run_id"), s->run_id);
+		assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "files")), 9);
+		e = tu_report_file(root, "conversations/s04.json");
+		assert_string_equal(tu_str(e, "strategy"), "backup");
+		assert_int_equal(strlen(tu_str(e, "sha256")), 64);
+		assert_non_null(tu_str(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(e, "attempts"), 0),
+							   "source"), "backup_id"));
+		cJSON_Delete(root);
+	}
+	free(report);
+	bkr_recover_report_free(rep);
+}
+
+static void test_dry_run_and_recheck(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
+	char *got;
+
+	damage(f);
+	assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+	assert_int_equal(bkr_recover_report_summary(rep)->recovered, 8);
+	assert_int_equal(bkr_recover_report_summary(rep)->applied, 0);
+	assert_false(tu_exists(f->ws, "conversations/s00.json")); /* untouched */
+	bkr_recover_report_free(rep);
+
+	/* a file fixed by someone between scan and apply is not overwritten */
+	assert_int_equal(bkr_recover_scan(f->rc, 0, &r), 0);
+	tu_writes(f->ws, "conversations/s00.json", "{\"new\":\"by a person\"}");
+	tu_writes(f->ws, "conversations/s05.json", "{\"fixed\":true}");
+	o.apply = true;
+	assert_int_equal(bkr_recover_items(f->rc, r.items, r.n, &o, &rep), 0);
+	got = tu_read(f->ws, "conversations/s00.json", NULL);
+	assert_string_equal(got, "{\"new\":\"by a person\"}");
+	free(got);
+	got = tu_read(f->ws, "conversations/s05.json", NULL);
+	assert_string_equal(got, "{\"fixed\":true}");
+	free(got);
+	assert_int_equal(bkr_recover_report_summary(rep)->applied, 6);
+	bkr_recover_report_free(rep);
+	bkr_scan_result_free(&r);
+}
+
+static void test_symlink_escape(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	char outside[PATH_MAX], link[PATH_MAX];
+
+	/* conversations/ replaced by a symlink pointing out of the workspace */
+	snprintf(outside, sizeof(outside), "%s/outside", f->dir);
+	tu_mkdirs(outside);
+	tu_sh("rm -rf %s/conversations", f->ws);
+	snprintf(link, sizeof(link), "%s/conversations", f->ws);
+	assert_int_equal(symlink(outside, link), 0);
+	o.apply = true;
+	assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+	assert_int_equal(bkr_recover_report_summary(rep)->applied, 0);
+	assert_true(bkr_recover_report_summary(rep)->failed >= NFILES);
+	assert_non_null(strstr(bkr_recover_report_json(rep), "refusing to follow"));
+	assert_int_equal(tu_sh("test -z \"$(ls -A %s)\"", outside), 0);
+	bkr_recover_report_free(rep);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_apply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dry_run_and_recheck, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_escape, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
