@@ -40,7 +40,7 @@ struct bkrfs_cache {
 	void *ctx;
 };
 
-static size_t bucket(const bkrfs_cache *c, const bkr_id *k)
+static size_t cache_bucket(const bkrfs_cache *c, const bkr_id *k)
 {
 	size_t h;
 	memcpy(&h, k->b, sizeof(h));
@@ -71,7 +71,7 @@ int bkrfs_cache_new(bkrfs_cache **out, size_t max_cost, bkrfs_cache_load_fn load
 	return 0;
 }
 
-static void entry_free(bkrfs_cache *c, bkrfs_cache_entry *e)
+static void cache_entry_free(bkrfs_cache *c, bkrfs_cache_entry *e)
 {
 	if (e->val && c->free_val)
 		c->free_val(e->val);
@@ -86,7 +86,7 @@ void bkrfs_cache_free(bkrfs_cache *c)
 		bkrfs_cache_entry *e = c->table[b], *n;
 		for (; e; e = n) {
 			n = e->hnext;
-			entry_free(c, e);
+			cache_entry_free(c, e);
 		}
 	}
 	free(c->table);
@@ -95,17 +95,17 @@ void bkrfs_cache_free(bkrfs_cache *c)
 	free(c);
 }
 
-static bkrfs_cache_entry *find_locked(bkrfs_cache *c, const bkr_id *k)
+static bkrfs_cache_entry *cache_find_locked(bkrfs_cache *c, const bkr_id *k)
 {
-	for (bkrfs_cache_entry *e = c->table[bucket(c, k)]; e; e = e->hnext)
+	for (bkrfs_cache_entry *e = c->table[cache_bucket(c, k)]; e; e = e->hnext)
 		if (memcmp(e->key.b, k->b, BKR_ID_SIZE) == 0)
 			return e;
 	return NULL;
 }
 
-static void unhash_locked(bkrfs_cache *c, bkrfs_cache_entry *e)
+static void cache_unhash_locked(bkrfs_cache *c, bkrfs_cache_entry *e)
 {
-	for (bkrfs_cache_entry **pp = &c->table[bucket(c, &e->key)]; *pp; pp = &(*pp)->hnext) {
+	for (bkrfs_cache_entry **pp = &c->table[cache_bucket(c, &e->key)]; *pp; pp = &(*pp)->hnext) {
 		if (*pp == e) {
 			*pp = e->hnext;
 			c->entries--;
@@ -114,7 +114,7 @@ static void unhash_locked(bkrfs_cache *c, bkrfs_cache_entry *e)
 	}
 }
 
-static void lru_unlink(bkrfs_cache_entry *e)
+static void cache_lru_unlink(bkrfs_cache_entry *e)
 {
 	if (e->prev) {
 		e->prev->next = e->next;
@@ -123,7 +123,7 @@ static void lru_unlink(bkrfs_cache_entry *e)
 	}
 }
 
-static void lru_append(bkrfs_cache *c, bkrfs_cache_entry *e)
+static void cache_lru_append(bkrfs_cache *c, bkrfs_cache_entry *e)
 {
 	e->prev = c->lru.prev;
 	e->next = &c->lru;
@@ -132,14 +132,14 @@ static void lru_append(bkrfs_cache *c, bkrfs_cache_entry *e)
 }
 
 /* lock held: evict unreferenced entries until under budget; returns a list to free */
-static bkrfs_cache_entry *evict_locked(bkrfs_cache *c)
+static bkrfs_cache_entry *cache_evict_locked(bkrfs_cache *c)
 {
 	bkrfs_cache_entry *dead = NULL;
 
 	while (c->cost > c->max_cost && c->lru.next != &c->lru) {
 		bkrfs_cache_entry *e = c->lru.next;
-		lru_unlink(e);
-		unhash_locked(c, e);
+		cache_lru_unlink(e);
+		cache_unhash_locked(c, e);
 		c->cost -= e->cost;
 		c->evictions++;
 		e->hnext = dead;
@@ -148,11 +148,11 @@ static bkrfs_cache_entry *evict_locked(bkrfs_cache *c)
 	return dead;
 }
 
-static void free_list(bkrfs_cache *c, bkrfs_cache_entry *dead)
+static void cache_free_list(bkrfs_cache *c, bkrfs_cache_entry *dead)
 {
 	while (dead) {
 		bkrfs_cache_entry *n = dead->hnext;
-		entry_free(c, dead);
+		cache_entry_free(c, dead);
 		dead = n;
 	}
 }
@@ -167,8 +167,8 @@ int bkrfs_cache_get(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_entry **ent, 
 	*ent = NULL;
 	*val = NULL;
 	pthread_mutex_lock(&c->lock);
-	if ((e = find_locked(c, key))) {
-		lru_unlink(e);
+	if ((e = cache_find_locked(c, key))) {
+		cache_lru_unlink(e);
 		e->refs++;
 		if (!e->loading)
 			c->hits++;
@@ -194,8 +194,8 @@ int bkrfs_cache_get(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_entry **ent, 
 	e->key = *key;
 	e->loading = true;
 	e->refs = 1;
-	e->hnext = c->table[bucket(c, key)];
-	c->table[bucket(c, key)] = e;
+	e->hnext = c->table[cache_bucket(c, key)];
+	c->table[cache_bucket(c, key)] = e;
 	c->entries++;
 	c->loads++;
 	pthread_mutex_unlock(&c->lock);
@@ -207,7 +207,7 @@ int bkrfs_cache_get(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_entry **ent, 
 	if (err < 0) {
 		e->err = err;
 		e->dead = true;
-		unhash_locked(c, e);
+		cache_unhash_locked(c, e);
 		if (--e->refs == 0)
 			free(e);
 		pthread_cond_broadcast(&c->cond);
@@ -217,10 +217,10 @@ int bkrfs_cache_get(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_entry **ent, 
 	e->val = v;
 	e->cost = cost;
 	c->cost += cost;
-	dead = evict_locked(c);
+	dead = cache_evict_locked(c);
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
-	free_list(c, dead);
+	cache_free_list(c, dead);
 	*ent = e;
 	*val = v;
 	return 0;
@@ -234,10 +234,10 @@ void bkrfs_cache_release(bkrfs_cache *c, bkrfs_cache_entry *e)
 		return;
 	pthread_mutex_lock(&c->lock);
 	if (--e->refs == 0)
-		lru_append(c, e);
-	dead = evict_locked(c);
+		cache_lru_append(c, e);
+	dead = cache_evict_locked(c);
 	pthread_mutex_unlock(&c->lock);
-	free_list(c, dead);
+	cache_free_list(c, dead);
 }
 
 bool bkrfs_cache_contains(bkrfs_cache *c, const bkr_id *key)
@@ -245,7 +245,7 @@ bool bkrfs_cache_contains(bkrfs_cache *c, const bkr_id *key)
 	bool r;
 
 	pthread_mutex_lock(&c->lock);
-	r = find_locked(c, key) != NULL;
+	r = cache_find_locked(c, key) != NULL;
 	pthread_mutex_unlock(&c->lock);
 	return r;
 }

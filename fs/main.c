@@ -332,12 +332,11 @@ int main(int argc, char *argv[])
 
 	/* the repository */
 	ret = EXIT_REPO;
-	if ((err = bkr_repo_open(&fs.repo, fs.o.repo, BKR_REPO_RDONLY)) < 0) {
+	/* opened by its real path: the daemon changes directory to / */
+	if (!realpath(fs.o.repo, fs.repo_real))
+		snprintf(fs.repo_real, sizeof(fs.repo_real), "%s", fs.o.repo);
+	if ((err = bkr_repo_open(&fs.repo, fs.repo_real, BKR_REPO_RDONLY)) < 0) {
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
-		goto out;
-	}
-	if (!realpath(bkr_repo_path(fs.repo), fs.repo_real)) {
-		fprintf(stderr, "%s: repository %s: %s\n", progname, fs.o.repo, strerror(errno));
 		goto out;
 	}
 

@@ -1,0 +1,457 @@
+/** @file
+ * Unit tests of the kernel-free parts of bkrfs: the inode table (stable
+ * numbering, hardlink sharing, lookup counts and forget), the chunk/hole
+ * offset table and SEEK_DATA/SEEK_HOLE, the errno mapping, and the bounded
+ * single-flight LRU.  The fs/ sources are compiled in directly.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "../../fs/inode.c"
+#include "../../fs/layout.c"
+#include "../../fs/cache.c"
+#include "../../fs/errno.c"
+#include "../../fs/views.c"
+
+/* ---- inode table ---------------------------------------------------------- */
+
+static int released;
+
+static void count_release(bkrfs_inode *i)
+{
+	released++;
+	bkrfs_snap_unref(i->snap);
+}
+
+static uint8_t *mkkey(size_t *len, char kind, const char *a, const char *b)
+{
+	const void *parts[2] = { a, b };
+	size_t lens[2] = { strlen(a), b ? strlen(b) : 0 };
+	uint8_t *k;
+	assert_int_equal(bkrfs_key_make(&k, len, kind, b ? 2 : 1, parts, lens), 0);
+	return k;
+}
+
+static bkrfs_inode *enter(bkrfs_itable *t, char kind, const char *a, const char *b, bool lookup)
+{
+	bkrfs_inode *i = calloc(1, sizeof(*i));
+	size_t len;
+	uint8_t *k = mkkey(&len, kind, a, b);
+	assert_non_null(i);
+	i->kind = BKRFS_NODE_ENTRY;
+	return bkrfs_itable_enter(t, i, k, len, lookup);
+}
+
+static void test_numbering_stable(void **state)
+{
+	bkrfs_itable *t1, *t2;
+	bkrfs_inode *a, *b, *c;
+
+	assert_int_equal(bkrfs_itable_new(&t1, NULL), 0);
+	assert_int_equal(bkrfs_itable_new(&t2, NULL), 0);
+	a = enter(t1, 'E', "backup_20260101_000000_full_00000001", "ws/a.txt", true);
+	/* another "mount": the same number */
+	b = enter(t2, 'E', "backup_20260101_000000_full_00000001", "ws/a.txt", true);
+	assert_int_equal(a->ino, b->ino);
+	assert_int_equal(a->st.st_ino, a->ino);
+	assert_true(a->ino >= BKRFS_INO_RESERVED);
+	/* the same path in another backup: another number */
+	c = enter(t1, 'E', "backup_20260102_000000_full_00000002", "ws/a.txt", true);
+	assert_int_not_equal(a->ino, c->ino);
+	/* peek agrees with enter */
+	{
+		size_t len;
+		uint8_t *k = mkkey(&len, 'E', "backup_20260102_000000_full_00000002", "ws/a.txt");
+		assert_int_equal(bkrfs_itable_peek(t1, k, len), c->ino);
+		free(k);
+	}
+	bkrfs_itable_put(t1, a);
+	bkrfs_itable_put(t1, c);
+	bkrfs_itable_put(t2, b);
+	bkrfs_itable_free(t1);
+	bkrfs_itable_free(t2);
+}
+
+static void test_hardlinks_share(void **state)
+{
+	bkrfs_itable *t;
+	bkrfs_inode *a, *b;
+
+	assert_int_equal(bkrfs_itable_new(&t, NULL), 0);
+	/* two paths of one link group: one identity key, one inode */
+	a = enter(t, 'H', "backup_x", "42", true);
+	b = enter(t, 'H', "backup_x", "42", true);
+	assert_ptr_equal(a, b);
+	assert_int_equal(bkrfs_itable_nlookup(t, a->ino), 2);
+	assert_int_equal(bkrfs_itable_count(t), 1);
+	bkrfs_itable_put(t, a);
+	bkrfs_itable_put(t, b);
+	bkrfs_itable_free(t);
+}
+
+static void test_lookup_counts_and_forget(void **state)
+{
+	bkrfs_itable *t;
+	bkrfs_inode *a, *p;
+	bkrfs_ino ino;
+
+	released = 0;
+	assert_int_equal(bkrfs_itable_new(&t, count_release), 0);
+	a = enter(t, 'E', "b", "x", true);
+	ino = a->ino;
+	bkrfs_itable_put(t, a);
+	assert_int_equal(bkrfs_itable_nlookup(t, ino), 1);
+	a = enter(t, 'E', "b", "x", true);
+	bkrfs_itable_put(t, a);
+	a = enter(t, 'E', "b", "x", true);
+	bkrfs_itable_put(t, a);
+	assert_int_equal(bkrfs_itable_nlookup(t, ino), 3);
+	assert_int_equal(released, 2); /* the two duplicate candidates were discarded */
+	released = 0;
+	/* a reference held by a running request keeps it through forget */
+	p = bkrfs_itable_get(t, ino);
+	assert_non_null(p);
+	bkrfs_itable_forget(t, ino, 2);
+	assert_int_equal(bkrfs_itable_nlookup(t, ino), 1);
+	bkrfs_itable_forget(t, ino, 1);
+	assert_int_equal(released, 0);
+	assert_int_equal(bkrfs_itable_count(t), 1);
+	bkrfs_itable_put(t, p);
+	assert_int_equal(released, 1);
+	assert_int_equal(bkrfs_itable_count(t), 0);
+	assert_null(bkrfs_itable_get(t, ino));
+	/* forget of an unknown inode is harmless */
+	bkrfs_itable_forget(t, 12345, 1);
+	/* an entry that did not fit into a readdirplus reply */
+	a = enter(t, 'E', "b", "y", true);
+	bkrfs_itable_unlookup(t, a);
+	assert_int_equal(bkrfs_itable_count(t), 1);
+	bkrfs_itable_put(t, a);
+	assert_int_equal(bkrfs_itable_count(t), 0);
+	/* peek-only (lookup=false) inodes go away with their last reference */
+	a = enter(t, 'E', "b", "z", false);
+	assert_int_equal(bkrfs_itable_nlookup(t, a->ino), 0);
+	bkrfs_itable_put(t, a);
+	assert_int_equal(bkrfs_itable_count(t), 0);
+	bkrfs_itable_free(t);
+}
+
+static void test_pinned_and_growth(void **state)
+{
+	bkrfs_itable *t;
+	bkrfs_inode *root = calloc(1, sizeof(*root));
+	char name[32];
+
+	assert_int_equal(bkrfs_itable_new(&t, NULL), 0);
+	assert_int_equal(bkrfs_itable_pin(t, root, BKRFS_INO_ROOT), 0);
+	bkrfs_itable_forget(t, BKRFS_INO_ROOT, 100);
+	assert_non_null(bkrfs_itable_get(t, BKRFS_INO_ROOT));
+	bkrfs_itable_put(t, root);
+	for (int k = 0; k < 5000; k++) {
+		snprintf(name, sizeof(name), "f%d", k);
+		bkrfs_itable_put(t, enter(t, 'E', "b", name, true));
+	}
+	assert_int_equal(bkrfs_itable_count(t), 5001);
+	for (int k = 0; k < 5000; k++) {
+		size_t len;
+		uint8_t *key;
+		snprintf(name, sizeof(name), "f%d", k);
+		key = mkkey(&len, 'E', "b", name);
+		bkrfs_itable_forget(t, bkrfs_itable_peek(t, key, len), 1);
+		free(key);
+	}
+	assert_int_equal(bkrfs_itable_count(t), 1);
+	bkrfs_itable_free(t);
+}
+
+/* ---- layout ------------------------------------------------------------------ */
+
+static void mk_layout(bkrfs_layout *l, uint64_t size, const uint32_t *clen, size_t nc,
+		      const bkr_hole *h, size_t nh, int expect)
+{
+	bkr_chunk_ref *c = calloc(nc + 1, sizeof(*c));
+	bkr_hole *hh = calloc(nh + 1, sizeof(*hh));
+	for (size_t k = 0; k < nc; k++) {
+		c[k].length = clen[k];
+		c[k].id.b[0] = (uint8_t)k;
+	}
+	memcpy(hh, h, nh * sizeof(*h));
+	assert_int_equal(bkrfs_layout_init(l, size, c, nc, hh, nh), expect);
+}
+
+static void test_layout_no_holes(void **state)
+{
+	const uint32_t clen[] = { 100, 50, 200 };
+	bkrfs_layout l;
+	bkrfs_extent x;
+
+	mk_layout(&l, 350, clen, 3, NULL, 0, 0);
+	assert_int_equal(bkrfs_layout_chunk_at(&l, 0), 0);
+	assert_int_equal(bkrfs_layout_chunk_at(&l, 99), 0);
+	assert_int_equal(bkrfs_layout_chunk_at(&l, 100), 1);
+	assert_int_equal(bkrfs_layout_chunk_at(&l, 149), 1);
+	assert_int_equal(bkrfs_layout_chunk_at(&l, 150), 2);
+	assert_int_equal(bkrfs_layout_chunk_at(&l, 349), 2);
+	assert_int_equal(bkrfs_layout_chunk_at(&l, 350), 3);
+	assert_int_equal(bkrfs_layout_piece(&l, 90, 1000, &x), 1);
+	assert_false(x.hole);
+	assert_int_equal(x.chunk, 0);
+	assert_int_equal(x.chunk_off, 90);
+	assert_int_equal(x.len, 10);
+	assert_int_equal(bkrfs_layout_piece(&l, 120, 5, &x), 1);
+	assert_int_equal(x.chunk, 1);
+	assert_int_equal(x.chunk_off, 20);
+	assert_int_equal(x.len, 5);
+	assert_int_equal(bkrfs_layout_piece(&l, 300, 1000, &x), 1);
+	assert_int_equal(x.len, 50);
+	assert_int_equal(bkrfs_layout_piece(&l, 350, 10, &x), 0);
+	assert_int_equal(bkrfs_layout_seek_data(&l, 10), 10);
+	assert_int_equal(bkrfs_layout_seek_hole(&l, 10), 350);
+	assert_int_equal(bkrfs_layout_seek_data(&l, 350), -ENXIO);
+	bkrfs_layout_fini(&l);
+}
+
+static void test_layout_holes(void **state)
+{
+	/* [hole 0..100)[c0 100..150)[hole 150..400)[c1 400..430)[c2 430..500)[hole 500..600) */
+	const uint32_t clen[] = { 50, 30, 70 };
+	const bkr_hole h[] = { { 0, 100 }, { 150, 250 }, { 500, 100 } };
+	bkrfs_layout l;
+	bkrfs_extent x;
+	uint64_t pos = 0, total = 0;
+
+	mk_layout(&l, 600, clen, 3, h, 3, 0);
+	assert_int_equal(bkrfs_layout_piece(&l, 0, 1000, &x), 1);
+	assert_true(x.hole);
+	assert_int_equal(x.len, 100);
+	assert_int_equal(bkrfs_layout_piece(&l, 120, 1000, &x), 1);
+	assert_false(x.hole);
+	assert_int_equal(x.chunk, 0);
+	assert_int_equal(x.chunk_off, 20);
+	assert_int_equal(x.len, 30);
+	assert_int_equal(bkrfs_layout_piece(&l, 420, 1000, &x), 1);
+	assert_int_equal(x.chunk, 1);
+	assert_int_equal(x.chunk_off, 20);
+	assert_int_equal(x.len, 10);
+	assert_int_equal(bkrfs_layout_piece(&l, 430, 1000, &x), 1);
+	assert_int_equal(x.chunk, 2);
+	assert_int_equal(x.chunk_off, 0);
+	assert_int_equal(x.len, 70);
+	assert_int_equal(bkrfs_layout_piece(&l, 550, 1000, &x), 1);
+	assert_true(x.hole);
+	assert_int_equal(x.len, 50);
+	/* the pieces tile the file exactly */
+	while (bkrfs_layout_piece(&l, pos, 600, &x)) {
+		pos += x.len;
+		total += x.len;
+	}
+	assert_int_equal(total, 600);
+	/* SEEK_DATA / SEEK_HOLE */
+	assert_int_equal(bkrfs_layout_seek_data(&l, 0), 100);
+	assert_int_equal(bkrfs_layout_seek_data(&l, 120), 120);
+	assert_int_equal(bkrfs_layout_seek_data(&l, 150), 400);
+	assert_int_equal(bkrfs_layout_seek_data(&l, 510), -ENXIO);
+	assert_int_equal(bkrfs_layout_seek_hole(&l, 0), 0);
+	assert_int_equal(bkrfs_layout_seek_hole(&l, 100), 150);
+	assert_int_equal(bkrfs_layout_seek_hole(&l, 400), 500);
+	assert_int_equal(bkrfs_layout_seek_hole(&l, 599), 599);
+	assert_int_equal(bkrfs_layout_seek_hole(&l, 600), -ENXIO);
+	bkrfs_layout_fini(&l);
+}
+
+static void test_layout_corrupt(void **state)
+{
+	const uint32_t clen[] = { 50 };
+	const bkr_hole overlap[] = { { 0, 100 }, { 50, 10 } };
+	const bkr_hole past[] = { { 50, 100 } };
+	bkrfs_layout l;
+
+	mk_layout(&l, 60, clen, 1, NULL, 0, BKR_ECORRUPT);       /* data != size */
+	mk_layout(&l, 160, clen, 1, overlap, 2, BKR_ECORRUPT);
+	mk_layout(&l, 100, clen, 1, past, 1, BKR_ECORRUPT);
+	mk_layout(&l, 0, NULL, 0, NULL, 0, 0);                    /* empty file */
+	assert_int_equal(bkrfs_layout_seek_data(&l, 0), -ENXIO);
+	bkrfs_layout_fini(&l);
+}
+
+/* ---- errno mapping ------------------------------------------------------------- */
+
+static void test_errno_map(void **state)
+{
+	assert_int_equal(bkrfs_errno(BKR_OK), 0);
+	assert_int_equal(bkrfs_errno(BKR_ECORRUPT), EIO);
+	assert_int_equal(bkrfs_errno(BKR_ENOTFOUND), ENOENT);
+	assert_int_equal(bkrfs_errno(BKR_ENOMEM), ENOMEM);
+	assert_int_equal(bkrfs_errno(BKR_EIO), EIO);
+	assert_int_equal(bkrfs_errno(BKR_ERROR), EIO);
+	assert_int_equal(bkrfs_errno(BKR_EUNSUPPORTED), EOPNOTSUPP);
+	assert_int_equal(bkrfs_errno(BKR_ENOSPC), ENOSPC);
+	assert_int_equal(bkrfs_errno(BKR_EUNAVAILABLE), EIO);
+	assert_int_equal(bkrfs_errno(-999), EIO);
+}
+
+/* ---- the LRU --------------------------------------------------------------------- */
+
+static int loads, frees;
+static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int fake_load(void *ctx, const bkr_id *key, void **val, size_t *cost)
+{
+	pthread_mutex_lock(&load_mu);
+	loads++;
+	pthread_mutex_unlock(&load_mu);
+	if (key->b[0] == 0xee)
+		return bkr_error_set(BKR_ECORRUPT, "bad chunk");
+	if (ctx)
+		usleep(100000); /* slow: lets other threads pile up */
+	*val = malloc(16);
+	memset(*val, key->b[0], 16);
+	*cost = 100;
+	return 0;
+}
+
+static void fake_free(void *v)
+{
+	frees++;
+	free(v);
+}
+
+static bkr_id idn(uint8_t n)
+{
+	bkr_id id;
+	memset(&id, 0, sizeof(id));
+	id.b[0] = n;
+	id.b[9] = n;
+	return id;
+}
+
+static void test_lru_bounded(void **state)
+{
+	bkrfs_cache *c;
+	bkrfs_cache_entry *e;
+	bkrfs_cache_stats st;
+	void *v;
+
+	loads = frees = 0;
+	assert_int_equal(bkrfs_cache_new(&c, 300, fake_load, fake_free, NULL), 0);
+	for (uint8_t k = 1; k <= 5; k++) {
+		bkr_id id = idn(k);
+		assert_int_equal(bkrfs_cache_get(c, &id, &e, &v), 0);
+		assert_int_equal(((uint8_t *)v)[0], k);
+		bkrfs_cache_release(c, e);
+		bkrfs_cache_get_stats(c, &st);
+		assert_true(st.cost <= 300);
+	}
+	assert_int_equal(loads, 5);
+	bkrfs_cache_get_stats(c, &st);
+	assert_int_equal(st.entries, 3);
+	assert_int_equal(st.evictions, 2);
+	/* 1 and 2 were evicted (least recently used), 3..5 are hits */
+	{
+		bkr_id id3 = idn(3), id1 = idn(1);
+		assert_true(bkrfs_cache_contains(c, &id3));
+		assert_false(bkrfs_cache_contains(c, &id1));
+		assert_int_equal(bkrfs_cache_get(c, &id3, &e, &v), 0); /* 3 becomes newest */
+		bkrfs_cache_release(c, e);
+		assert_int_equal(loads, 5);
+		id1 = idn(6);
+		assert_int_equal(bkrfs_cache_get(c, &id1, &e, &v), 0); /* evicts 4 */
+		bkrfs_cache_release(c, e);
+		id1 = idn(4);
+		assert_false(bkrfs_cache_contains(c, &id1));
+		assert_true(bkrfs_cache_contains(c, &id3));
+	}
+	/* a referenced entry is not evicted */
+	{
+		bkr_id a = idn(10), b;
+		bkrfs_cache_entry *held;
+		void *hv;
+		assert_int_equal(bkrfs_cache_get(c, &a, &held, &hv), 0);
+		for (uint8_t k = 20; k < 30; k++) {
+			b = idn(k);
+			assert_int_equal(bkrfs_cache_get(c, &b, &e, &v), 0);
+			bkrfs_cache_release(c, e);
+		}
+		assert_true(bkrfs_cache_contains(c, &a));
+		assert_int_equal(((uint8_t *)hv)[0], 10);
+		bkrfs_cache_release(c, held);
+	}
+	/* failures are returned and not cached */
+	{
+		bkr_id bad = idn(0xee);
+		int before = loads;
+		assert_int_equal(bkrfs_cache_get(c, &bad, &e, &v), BKR_ECORRUPT);
+		assert_null(e);
+		assert_int_equal(bkrfs_cache_get(c, &bad, &e, &v), BKR_ECORRUPT);
+		assert_int_equal(loads, before + 2);
+		assert_false(bkrfs_cache_contains(c, &bad));
+	}
+	bkrfs_cache_free(c);
+}
+
+struct racer {
+	bkrfs_cache *c;
+	int err;
+	uint8_t first;
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	bkrfs_cache_entry *e;
+	bkr_id id = idn(7);
+	void *v;
+
+	r->err = bkrfs_cache_get(r->c, &id, &e, &v);
+	if (r->err == 0) {
+		r->first = ((uint8_t *)v)[0];
+		bkrfs_cache_release(r->c, e);
+	}
+	return NULL;
+}
+
+static void test_lru_single_flight(void **state)
+{
+	struct racer r[8];
+	pthread_t th[8];
+	bkrfs_cache *c;
+
+	loads = 0;
+	assert_int_equal(bkrfs_cache_new(&c, 1000, fake_load, fake_free, (void *)1), 0);
+	for (int k = 0; k < 8; k++) {
+		r[k].c = c;
+		assert_int_equal(pthread_create(&th[k], NULL, race, &r[k]), 0);
+	}
+	for (int k = 0; k < 8; k++) {
+		pthread_join(th[k], NULL);
+		assert_int_equal(r[k].err, 0);
+		assert_int_equal(r[k].first, 7);
+	}
+	assert_int_equal(loads, 1); /* decoded once */
+	bkrfs_cache_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_numbering_stable),
+		cmocka_unit_test(test_hardlinks_share),
+		cmocka_unit_test(test_lookup_counts_and_forget),
+		cmocka_unit_test(test_pinned_and_growth),
+		cmocka_unit_test(test_layout_no_holes),
+		cmocka_unit_test(test_layout_holes),
+		cmocka_unit_test(test_layout_corrupt),
+		cmocka_unit_test(test_errno_map),
+		cmocka_unit_test(test_lru_bounded),
+		cmocka_unit_test(test_lru_single_flight),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
