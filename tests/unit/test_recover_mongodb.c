@@ -1,0 +1,197 @@
+/** @file
+ * Unit tests of the mongodb strategy against a real MongoDB wire-protocol
+ * server started by tests/mongo/start.sh (CongoDB; BKR_TEST_MONGO_URI may
+ * name a real MongoDB instead).  Data is seeded with mongo-c.  Covers a
+ * filter built from the path's capture, projection, one document vs an
+ * array, no match, and an unreachable server falling through.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <mongoc/mongoc.h>
+
+#include "../../engine/recover/recover_i.h"
+#include "bkr/error.h"
+#include "test_recover_util.h"
+
+static char *g_dir;
+static char g_uri[256];
+static int g_pid;
+
+static int group_setup(void **state)
+{
+	const char *env = getenv("BKR_TEST_MONGO_URI");
+	const char *src = getenv("BKR_SOURCE_ROOT");
+	char *port;
+	(void)state;
+	g_dir = tu_mkdtemp();
+	if (env && *env) {
+		snprintf(g_uri, sizeof(g_uri), "%s", env);
+	} else {
+		if (tu_sh("sh %s/tests/mongo/start.sh %s/mongo >/dev/null", src ? src : ".", g_dir) != 0)
+			return -1;
+		port = tu_read(g_dir, "mongo/port", NULL);
+		char *pid = tu_read(g_dir, "mongo/pid", NULL);
+		if (!port || !pid)
+			return -1;
+		g_pid = atoi(pid);
+		snprintf(g_uri, sizeof(g_uri), "mongodb://127.0.0.1:%d", atoi(port));
+		free(port);
+		free(pid);
+	}
+	/* seed */
+	mongoc_init();
+	{
+		bson_error_t err;
+		mongoc_client_t *cl = mongoc_client_new(g_uri);
+		mongoc_collection_t *co = mongoc_client_get_collection(cl, "app", "conversations");
+		const char *docs[] = {
+			"{\"session_id\":\"abc\",\"seq\":1,\"messages\":[\"hi\",\"there\"]}",
+			"{\"session_id\":\"abc\",\"seq\":2,\"messages\":[\"again\"]}",
+			"{\"session_id\":\"xyz\",\"seq\":1,\"messages\":[\"other\"]}",
+		};
+		for (int i = 0; i < 3; i++) {
+			bson_t *b = bson_new_from_json((const uint8_t *)docs[i], -1, &err);
+			bson_oid_t oid;
+			bson_oid_init(&oid, NULL);
+			BSON_APPEND_OID(b, "_id", &oid);
+			if (!mongoc_collection_insert_one(co, b, NULL, NULL, &err)) {
+				fprintf(stderr, "seed: %s\n", err.message);
+				return -1;
+			}
+			bson_destroy(b);
+		}
+		mongoc_collection_destroy(co);
+		mongoc_client_destroy(cl);
+	}
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	if (g_pid > 0)
+		kill(g_pid, SIGTERM);
+	tu_rmrf(g_dir);
+	free(g_dir);
+	return 0;
+}
+
+static bkr_recover *engine(const char *ws, const char *json)
+{
+	bkr_recover_setup s = BKR_RECOVER_SETUP_INIT;
+	bkr_recover *rc = NULL;
+	char stage[PATH_MAX];
+	snprintf(stage, sizeof(stage), "%s/stage", g_dir);
+	s.workspace = ws;
+	s.recovery_json = json;
+	s.staging_dir = stage;
+	assert_int_equal(bkr_recover_new(&rc, &s, NULL), 0);
+	return rc;
+}
+
+static void test_recover_documents(void **state)
+{
+	char ws[PATH_MAX], json[4096], *got;
+	bkr_recover *rc;
+	bkr_recover_report *rep;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e, *doc;
+	(void)state;
+	snprintf(ws, sizeof(ws), "%s/ws", g_dir);
+	tu_mkdirs(ws);
+	snprintf(json, sizeof(json),
+		 "{\"rules\":["
+		 "{\"pattern\":\"conversations/{id}.json\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"%s\","
+		 "\"database\":\"app\",\"collection\":\"conversations\",\"filter\":{\"session_id\":\"{id}\"},"
+		 "\"sort\":{\"seq\":-1},\"projection\":{\"_id\":0}}]},"
+		 "{\"pattern\":\"all/{id}.json\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"%s\","
+		 "\"database\":\"app\",\"collection\":\"conversations\",\"filter\":{\"session_id\":\"{id}\"},"
+		 "\"sort\":{\"seq\":1},\"projection\":{\"_id\":0},\"output\":\"array\"}]}]}",
+		 g_uri, g_uri);
+	rc = engine(ws, json);
+	o.apply = true;
+	assert_int_equal(bkr_recover_file(rc, "conversations/abc.json", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "conversations/abc.json");
+	assert_string_equal(tu_str(e, "status"), "recovered");
+	{
+		cJSON *src = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(e, "attempts"), 0), "source");
+		assert_string_equal(tu_str(src, "collection"), "conversations");
+		assert_string_equal(tu_str(cJSON_GetObjectItem(src, "filter"), "session_id"), "abc");
+	}
+	got = tu_read(ws, "conversations/abc.json", NULL);
+	doc = cJSON_Parse(got);
+	assert_non_null(doc);
+	assert_string_equal(tu_str(doc, "session_id"), "abc");
+	assert_int_equal(cJSON_GetObjectItem(doc, "seq")->valueint, 2); /* sort seq -1 */
+	assert_null(cJSON_GetObjectItem(doc, "_id"));                   /* projection */
+	cJSON_Delete(doc);
+	free(got);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+
+	assert_int_equal(bkr_recover_file(rc, "all/abc.json", &o, &rep), 0);
+	got = tu_read(ws, "all/abc.json", NULL);
+	doc = cJSON_Parse(got);
+	assert_true(cJSON_IsArray(doc));
+	assert_int_equal(cJSON_GetArraySize(doc), 2);
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "seq")->valueint, 1);
+	cJSON_Delete(doc);
+	free(got);
+	bkr_recover_report_free(rep);
+
+	/* no document matches */
+	assert_int_equal(bkr_recover_file(rc, "conversations/nobody.json", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "conversations/nobody.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "not_found");
+	assert_false(tu_exists(ws, "conversations/nobody.json"));
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
+static void test_unreachable(void **state)
+{
+	char ws[PATH_MAX], json[4096];
+	bkr_recover *rc;
+	bkr_recover_report *rep;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+	int64_t t0;
+	(void)state;
+	snprintf(ws, sizeof(ws), "%s/ws2", g_dir);
+	tu_mkdirs(ws);
+	snprintf(json, sizeof(json),
+		 "{\"rules\":[{\"pattern\":\"c/{id}.json\",\"strategies\":["
+		 "{\"type\":\"mongodb\",\"uri\":\"mongodb://127.0.0.1:1\",\"database\":\"app\",\"collection\":\"c\","
+		 "\"filter\":{\"session_id\":\"{id}\"},\"server_selection_timeout_ms\":500,\"connect_timeout_ms\":300},"
+		 "{\"type\":\"mongodb\",\"uri\":\"%s\",\"database\":\"app\",\"collection\":\"conversations\","
+		 "\"filter\":{\"session_id\":\"{id}\"},\"projection\":{\"_id\":0}}]}]}",
+		 g_uri);
+	rc = engine(ws, json);
+	t0 = bkr_rec_now_ms();
+	assert_int_equal(bkr_recover_file(rc, "c/xyz.json", &o, &rep), 0);
+	assert_true(bkr_rec_now_ms() - t0 < 5000);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "c/xyz.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "unavailable");
+	assert_string_equal(tu_attempt(e, 1, "result"), "recovered");
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_recover_documents),
+		cmocka_unit_test(test_unreachable),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
