@@ -1,0 +1,662 @@
+/** @file
+ * Differences between two backups, or a backup and the live filesystem
+ * (diff.h).  Both sides are merged by name in tree order (bytewise, shorter
+ * first); directories are descended with an explicit heap stack.  Between
+ * two backups an identical subtree id ends the descent at once.
+ */
+#include "bkr/diff.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+#include "bkr/hash.h"
+#include "bkr/walk.h"
+
+typedef struct {
+	bkr_repo *repo;
+	const bkr_diff_options *o;
+	bkr_diff_stats st;
+	char *path;
+	size_t cap;
+} dctx;
+
+static int name_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int r = memcmp(a, b, al < bl ? al : bl);
+	return r ? r : (al > bl) - (al < bl);
+}
+
+static int path_set(dctx *c, size_t base, const uint8_t *name, size_t len, size_t *out)
+{
+	size_t need = base + 1 + len + 1;
+	if (need > c->cap) {
+		size_t cap = c->cap ? c->cap : 256;
+		while (cap < need)
+			cap *= 2;
+		char *p = realloc(c->path, cap);
+		if (!p)
+			return bkr_error_oom();
+		c->path = p;
+		c->cap = cap;
+	}
+	size_t pos = base;
+	if (base)
+		c->path[pos++] = '/';
+	memcpy(c->path + pos, name, len);
+	c->path[pos + len] = 0;
+	*out = pos + len;
+	return 0;
+}
+
+static int report(dctx *c, bkr_diff_kind kind, unsigned what, const bkr_entry *a, const bkr_entry *b)
+{
+	bkr_diff_change ch = { kind, what, c->path, a, b };
+
+	if (kind == BKR_DIFF_ADDED)
+		c->st.added++;
+	else if (kind == BKR_DIFF_REMOVED)
+		c->st.removed++;
+	else {
+		c->st.modified++;
+		if (what & (BKR_DIFF_CONTENT | BKR_DIFF_TYPE))
+			c->st.content_modified++;
+		else
+			c->st.metadata_modified++;
+	}
+	return c->o->callback ? c->o->callback(c->o->ctx, &ch) : 0;
+}
+
+/* Every entry under the directory at c->path (root tree @p root), as @p kind. */
+static int report_subtree(dctx *c, const bkr_id *root, bkr_diff_kind kind)
+{
+	bkr_walk *w = NULL;
+	const bkr_walk_item *it;
+	int err;
+	char *save = strdup(c->path);
+
+	if (!save)
+		return bkr_error_oom();
+	if ((err = bkr_walk_new(&w, c->repo, root, save, 0)) < 0)
+		goto done;
+	while ((err = bkr_walk_next(w, &it)) > 0) {
+		char *keep = c->path;
+		c->path = (char *)it->path;
+		err = report(c, kind, 0, kind == BKR_DIFF_REMOVED ? &it->entry : NULL,
+			     kind == BKR_DIFF_ADDED ? &it->entry : NULL);
+		c->path = keep;
+		if (err < 0)
+			goto done;
+	}
+done:
+	bkr_walk_free(w);
+	strcpy(c->path, save);
+	free(save);
+	return err;
+}
+
+static unsigned meta_diff(const bkr_entry *a, const bkr_entry *b, bool live)
+{
+	unsigned w = 0;
+
+	if (a->type != b->type)
+		return BKR_DIFF_TYPE | BKR_DIFF_CONTENT;
+	if ((a->mode & 07777) != (b->mode & 07777))
+		w |= BKR_DIFF_MODE;
+	if (a->uid != b->uid || a->gid != b->gid)
+		w |= BKR_DIFF_OWNER;
+	if (a->type != BKR_FT_DIR && a->mtime_ns != b->mtime_ns)
+		w |= BKR_DIFF_MTIME;
+	if (a->type == BKR_FT_SYMLINK &&
+	    name_cmp(a->target, a->target_len, b->target, b->target_len) != 0)
+		w |= BKR_DIFF_CONTENT;
+	if ((a->type == BKR_FT_CHR || a->type == BKR_FT_BLK) && a->rdev != b->rdev)
+		w |= BKR_DIFF_OTHER;
+	if (!live && (a->link_group != 0) != (b->link_group != 0))
+		w |= BKR_DIFF_OTHER;
+	return w;
+}
+
+/* ---- two trees ---------------------------------------------------------- */
+
+typedef struct {
+	bkr_dir *a, *b;
+	uint64_t ia, ib, na, nb;
+	size_t plen;
+} tframe;
+
+static bool xattrs_differ(const bkr_tree *la, uint32_t ia, const bkr_tree *lb, uint32_t ib)
+{
+	bkr_xattr *xa = NULL, *xb = NULL;
+	size_t na = 0, nb = 0;
+	bool d = false;
+
+	if (bkr_tree_xattrs(la, ia, &xa, &na) < 0 || bkr_tree_xattrs(lb, ib, &xb, &nb) < 0) {
+		bkr_error_clear();
+		d = true;
+		goto done;
+	}
+	if (na != nb) {
+		d = true;
+		goto done;
+	}
+	for (size_t i = 0; i < na && !d; i++) {
+		d = name_cmp(xa[i].name, xa[i].name_len, xb[i].name, xb[i].name_len) != 0 ||
+		    xa[i].in_blob != xb[i].in_blob || xa[i].value_len != xb[i].value_len ||
+		    (xa[i].in_blob ? bkr_id_cmp(&xa[i].blob, &xb[i].blob) != 0
+				   : memcmp(xa[i].value, xb[i].value, xa[i].value_len) != 0);
+	}
+done:
+	free(xa);
+	free(xb);
+	return d;
+}
+
+static int diff_dirs(dctx *c, const bkr_id *old_root, const bkr_id *new_root,
+		     const bkr_id *sa, const bkr_id *sb, size_t plen0)
+{
+	tframe *stack = NULL;
+	size_t depth = 0, cap = 32;
+	int err = 0;
+
+	if (bkr_id_cmp(sa, sb) == 0)
+		return 0;
+	if (!(stack = calloc(cap, sizeof(*stack))))
+		return bkr_error_oom();
+	if ((err = bkr_dir_open(&stack[0].a, sa, bkr_repo_load_tree, c->repo)) < 0 ||
+	    (err = bkr_dir_open(&stack[0].b, sb, bkr_repo_load_tree, c->repo)) < 0)
+		goto done;
+	stack[0].na = bkr_dir_count(stack[0].a);
+	stack[0].nb = bkr_dir_count(stack[0].b);
+	stack[0].plen = plen0;
+	depth = 1;
+	while (depth > 0) {
+		tframe *f = &stack[depth - 1];
+		if (f->ia >= f->na && f->ib >= f->nb) {
+			bkr_dir_free(f->a);
+			bkr_dir_free(f->b);
+			depth--;
+			continue;
+		}
+		bkr_entry ea, eb;
+		const bkr_tree *la = NULL, *lb = NULL;
+		uint32_t lia = 0, lib = 0;
+		int cmp;
+		if (f->ia < f->na && (err = bkr_dir_get(f->a, f->ia, &ea, &la, &lia)) < 0)
+			goto done;
+		if (f->ib < f->nb && (err = bkr_dir_get(f->b, f->ib, &eb, &lb, &lib)) < 0)
+			goto done;
+		if (f->ia >= f->na)
+			cmp = 1;
+		else if (f->ib >= f->nb)
+			cmp = -1;
+		else
+			cmp = name_cmp(ea.name, ea.name_len, eb.name, eb.name_len);
+		const bkr_entry *e = cmp <= 0 ? &ea : &eb;
+		size_t plen;
+		if ((err = path_set(c, f->plen, e->name, e->name_len, &plen)) < 0)
+			goto done;
+		if (cmp < 0) {
+			f->ia++;
+			if ((err = report(c, BKR_DIFF_REMOVED, 0, &ea, NULL)) < 0)
+				goto done;
+			if (ea.type == BKR_FT_DIR && c->o->report_children &&
+			    (err = report_subtree(c, old_root, BKR_DIFF_REMOVED)) < 0)
+				goto done;
+			continue;
+		}
+		if (cmp > 0) {
+			f->ib++;
+			if ((err = report(c, BKR_DIFF_ADDED, 0, NULL, &eb)) < 0)
+				goto done;
+			if (eb.type == BKR_FT_DIR && c->o->report_children &&
+			    (err = report_subtree(c, new_root, BKR_DIFF_ADDED)) < 0)
+				goto done;
+			continue;
+		}
+		f->ia++;
+		f->ib++;
+		unsigned what = meta_diff(&ea, &eb, false);
+		if (!(what & BKR_DIFF_TYPE)) {
+			if (ea.type == BKR_FT_FILE &&
+			    (ea.size != eb.size || bkr_id_cmp(&ea.content, &eb.content) != 0))
+				what |= BKR_DIFF_CONTENT;
+			if (xattrs_differ(la, lia, lb, lib))
+				what |= BKR_DIFF_XATTRS;
+		}
+		if (ea.type == BKR_FT_DIR && eb.type == BKR_FT_DIR) {
+			/* directories: own metadata here, contents below */
+			if (what && (err = report(c, BKR_DIFF_MODIFIED, what, &ea, &eb)) < 0)
+				goto done;
+			if (bkr_id_cmp(&ea.subtree, &eb.subtree) == 0)
+				continue;
+			if (depth == cap) {
+				tframe *s = realloc(stack, cap * 2 * sizeof(*s));
+				if (!s) {
+					err = bkr_error_oom();
+					goto done;
+				}
+				stack = s;
+				cap *= 2;
+			}
+			tframe *nf = &stack[depth];
+			memset(nf, 0, sizeof(*nf));
+			nf->plen = plen;
+			if ((err = bkr_dir_open(&nf->a, &ea.subtree, bkr_repo_load_tree, c->repo)) < 0)
+				goto done;
+			if ((err = bkr_dir_open(&nf->b, &eb.subtree, bkr_repo_load_tree, c->repo)) < 0) {
+				bkr_dir_free(nf->a);
+				goto done;
+			}
+			nf->na = bkr_dir_count(nf->a);
+			nf->nb = bkr_dir_count(nf->b);
+			depth++;
+			continue;
+		}
+		if (what && (err = report(c, BKR_DIFF_MODIFIED, what, &ea, &eb)) < 0)
+			goto done;
+	}
+done:
+	while (depth > 0) {
+		bkr_dir_free(stack[depth - 1].a);
+		bkr_dir_free(stack[depth - 1].b);
+		depth--;
+	}
+	free(stack);
+	return err;
+}
+
+static int diff_path(dctx *c, const bkr_id *old_root, const bkr_id *new_root, const char *path)
+{
+	bkr_entry ea, eb;
+	bkr_dir *ha = NULL, *hb = NULL;
+	const bkr_tree *la = NULL, *lb = NULL;
+	uint32_t lia = 0, lib = 0;
+	int err, ra, rb;
+	size_t plen = strlen(path);
+
+	ra = bkr_walk_resolve(c->repo, old_root, path, &ea, &ha, &la, &lia);
+	rb = bkr_walk_resolve(c->repo, new_root, path, &eb, &hb, &lb, &lib);
+	if ((ra < 0 && ra != BKR_ENOTFOUND) || (rb < 0 && rb != BKR_ENOTFOUND)) {
+		err = ra < 0 && ra != BKR_ENOTFOUND ? ra : rb;
+		goto done;
+	}
+	bkr_error_clear();
+	err = 0;
+	if ((err = path_set(c, 0, (const uint8_t *)path, plen, &plen)) < 0)
+		goto done;
+	if (ra < 0 && rb < 0)
+		goto done;
+	if (ra < 0 || rb < 0) {
+		bkr_diff_kind k = ra < 0 ? BKR_DIFF_ADDED : BKR_DIFF_REMOVED;
+		const bkr_entry *e = ra < 0 ? &eb : &ea;
+		if ((err = report(c, k, 0, ra < 0 ? NULL : &ea, rb < 0 ? NULL : &eb)) < 0)
+			goto done;
+		if (e->type == BKR_FT_DIR && c->o->report_children)
+			err = report_subtree(c, ra < 0 ? new_root : old_root, k);
+		goto done;
+	}
+	unsigned what = meta_diff(&ea, &eb, false);
+	if (!(what & BKR_DIFF_TYPE) && ea.type == BKR_FT_FILE &&
+	    (ea.size != eb.size || bkr_id_cmp(&ea.content, &eb.content) != 0))
+		what |= BKR_DIFF_CONTENT;
+	if (la && lb && !(what & BKR_DIFF_TYPE) && xattrs_differ(la, lia, lb, lib))
+		what |= BKR_DIFF_XATTRS;
+	if (plen && what && (err = report(c, BKR_DIFF_MODIFIED, what, &ea, &eb)) < 0)
+		goto done;
+	if (ea.type == BKR_FT_DIR && eb.type == BKR_FT_DIR)
+		err = diff_dirs(c, old_root, new_root, &ea.subtree, &eb.subtree, plen);
+done:
+	bkr_dir_free(ha);
+	bkr_dir_free(hb);
+	return err;
+}
+
+int bkr_diff_trees(bkr_repo *r, const bkr_id *old_root, const bkr_id *new_root,
+		   const bkr_diff_options *o, bkr_diff_stats *stats)
+{
+	dctx c = { 0 };
+	int err = 0;
+	static const bkr_diff_options defaults = BKR_DIFF_OPTIONS_INIT;
+
+	if (!o)
+		o = &defaults;
+	if (o->version != BKR_DIFF_OPTIONS_VERSION)
+		return bkr_error_set(BKR_EINVAL, "diff: unsupported options version");
+	c.repo = r;
+	c.o = o;
+	if (!o->npaths) {
+		err = diff_path(&c, old_root, new_root, "");
+	} else {
+		for (size_t i = 0; i < o->npaths && err >= 0; i++)
+			err = diff_path(&c, old_root, new_root, o->paths[i]);
+	}
+	if (stats)
+		*stats = c.st;
+	free(c.path);
+	return err < 0 ? err : 0;
+}
+
+int bkr_diff_backups(bkr_repo *r, const bkr_manifest *old_m, const bkr_manifest *new_m,
+		     const bkr_diff_options *o, bkr_diff_stats *stats)
+{
+	return bkr_diff_trees(r, &old_m->tree, &new_m->tree, o, stats);
+}
+
+/* ---- backup vs live ----------------------------------------------------- */
+
+typedef struct {
+	char *name;
+	size_t len;
+	struct stat st;
+} live_ent;
+
+static int live_cmp(const void *x, const void *y)
+{
+	const live_ent *a = x, *b = y;
+	return name_cmp((const uint8_t *)a->name, a->len, (const uint8_t *)b->name, b->len);
+}
+
+static void live_free(live_ent *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+static uint8_t stat_type(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFREG: return BKR_FT_FILE;
+	case S_IFDIR: return BKR_FT_DIR;
+	case S_IFLNK: return BKR_FT_SYMLINK;
+	case S_IFIFO: return BKR_FT_FIFO;
+	case S_IFCHR: return BKR_FT_CHR;
+	case S_IFBLK: return BKR_FT_BLK;
+	default: return BKR_FT_SOCK;
+	}
+}
+
+static void stat_entry(const live_ent *l, bkr_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->name = (const uint8_t *)l->name;
+	e->name_len = l->len;
+	e->type = stat_type(l->st.st_mode);
+	e->mode = l->st.st_mode;
+	e->uid = l->st.st_uid;
+	e->gid = l->st.st_gid;
+	e->mtime_ns = (int64_t)l->st.st_mtim.tv_sec * 1000000000LL + l->st.st_mtim.tv_nsec;
+	e->ctime_ns = (int64_t)l->st.st_ctim.tv_sec * 1000000000LL + l->st.st_ctim.tv_nsec;
+	e->size = (uint64_t)l->st.st_size;
+	e->blocks = (uint64_t)l->st.st_blocks;
+	e->rdev = l->st.st_rdev;
+	e->inode = l->st.st_ino;
+	e->nlink = (uint32_t)l->st.st_nlink;
+}
+
+static int read_live_dir(int fd, const bkr_source_spec *src, const char *rel, live_ent **out, size_t *n)
+{
+	int dfd = dup(fd);
+	DIR *d;
+	struct dirent *de;
+	live_ent *v = NULL;
+	size_t cnt = 0, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (dfd < 0 || !(d = fdopendir(dfd))) {
+		if (dfd >= 0)
+			close(dfd);
+		return bkr_error_set_errno(errno, "diff: cannot list %s", rel);
+	}
+	while ((de = readdir(d))) {
+		const char *nm = de->d_name;
+		if (nm[0] == '.' && (!nm[1] || (nm[1] == '.' && !nm[2])))
+			continue;
+		if (src && src->nexcludes) {
+			size_t need = strlen(rel) + strlen(nm) + 2;
+			char *p = malloc(need);
+			bool skip = false;
+			if (p) {
+				snprintf(p, need, "%s%s%s", rel, *rel ? "/" : "", nm);
+				for (size_t i = 0; i < src->nexcludes && !skip; i++)
+					skip = fnmatch(src->excludes[i], p, 0) == 0 ||
+					       (!strchr(src->excludes[i], '/') && fnmatch(src->excludes[i], nm, 0) == 0);
+				free(p);
+			}
+			if (skip)
+				continue;
+		}
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 32;
+			live_ent *x = realloc(v, cap * sizeof(*x));
+			if (!x) {
+				closedir(d);
+				live_free(v, cnt);
+				return bkr_error_oom();
+			}
+			v = x;
+		}
+		if (fstatat(fd, nm, &v[cnt].st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!(v[cnt].name = strdup(nm))) {
+			closedir(d);
+			live_free(v, cnt);
+			return bkr_error_oom();
+		}
+		v[cnt].len = strlen(nm);
+		cnt++;
+	}
+	closedir(d);
+	qsort(v, cnt, sizeof(*v), live_cmp);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+/* SHA-256 of the live file @p name in @p dirfd; false when unreadable. */
+static bool live_hash(int dirfd, const char *name, bkr_id *out)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	bkr_hash_ctx *h = NULL;
+	uint8_t *buf = NULL;
+	bool ok = false;
+
+	if (fd < 0)
+		return false;
+	if (!(h = bkr_hash_new()) || !(buf = malloc(1 << 20)))
+		goto done;
+	for (;;) {
+		ssize_t r = read(fd, buf, 1 << 20);
+		if (r < 0)
+			goto done;
+		if (r == 0)
+			break;
+		bkr_hash_update(h, buf, (size_t)r);
+	}
+	bkr_hash_final(h, out);
+	ok = true;
+done:
+	free(buf);
+	bkr_hash_free(h);
+	close(fd);
+	return ok;
+}
+
+typedef struct {
+	bkr_dir *a;
+	uint64_t ia, na;
+	live_ent *b;
+	size_t ib, nb;
+	int fd;
+	size_t plen;    /* in c->path */
+	size_t rlen;    /* relative to the source, for excludes */
+} lframe;
+
+static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const char *dir,
+			 const bkr_source_spec *src)
+{
+	lframe *stack = NULL;
+	size_t depth = 0, cap = 32, base = strlen(c->path);
+	int err = 0, fd;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "diff: cannot open %s", dir);
+	if (!(stack = calloc(cap, sizeof(*stack)))) {
+		close(fd);
+		return bkr_error_oom();
+	}
+	stack[0].fd = fd;
+	stack[0].plen = base;
+	depth = 1;
+	if ((err = bkr_dir_open(&stack[0].a, sub, bkr_repo_load_tree, c->repo)) < 0)
+		goto done;
+	stack[0].na = bkr_dir_count(stack[0].a);
+	if ((err = read_live_dir(fd, src, "", &stack[0].b, &stack[0].nb)) < 0)
+		goto done;
+	while (depth > 0) {
+		lframe *f = &stack[depth - 1];
+		if (f->ia >= f->na && f->ib >= f->nb) {
+			bkr_dir_free(f->a);
+			live_free(f->b, f->nb);
+			close(f->fd);
+			depth--;
+			continue;
+		}
+		bkr_entry ea, eb;
+		const bkr_tree *la = NULL;
+		uint32_t lia = 0;
+		int cmp;
+		if (f->ia < f->na && (err = bkr_dir_get(f->a, f->ia, &ea, &la, &lia)) < 0)
+			goto done;
+		if (f->ib < f->nb)
+			stat_entry(&f->b[f->ib], &eb);
+		if (f->ia >= f->na)
+			cmp = 1;
+		else if (f->ib >= f->nb)
+			cmp = -1;
+		else
+			cmp = name_cmp(ea.name, ea.name_len, eb.name, eb.name_len);
+		const bkr_entry *e = cmp <= 0 ? &ea : &eb;
+		size_t plen;
+		if ((err = path_set(c, f->plen, e->name, e->name_len, &plen)) < 0)
+			goto done;
+		if (cmp < 0) {
+			f->ia++;
+			if ((err = report(c, BKR_DIFF_REMOVED, 0, &ea, NULL)) < 0)
+				goto done;
+			if (ea.type == BKR_FT_DIR && c->o->report_children &&
+			    (err = report_subtree(c, root, BKR_DIFF_REMOVED)) < 0)
+				goto done;
+			continue;
+		}
+		const char *lname = f->b[f->ib].name;
+		f->ib++;
+		if (cmp > 0) {
+			if ((err = report(c, BKR_DIFF_ADDED, 0, NULL, &eb)) < 0)
+				goto done;
+			continue;
+		}
+		f->ia++;
+		char tgt[4096];
+		if (eb.type == BKR_FT_SYMLINK) {
+			ssize_t n = readlinkat(f->fd, lname, tgt, sizeof(tgt));
+			if (n >= 0) {
+				eb.target = (const uint8_t *)tgt;
+				eb.target_len = (size_t)n;
+			}
+		}
+		unsigned what = meta_diff(&ea, &eb, true);
+		if (!(what & BKR_DIFF_TYPE) && ea.type == BKR_FT_FILE) {
+			if (ea.size != eb.size) {
+				what |= BKR_DIFF_CONTENT;
+			} else if (ea.mtime_ns != eb.mtime_ns) {
+				bkr_id h;
+				if (!live_hash(f->fd, lname, &h) || bkr_id_cmp(&h, &ea.content) != 0)
+					what |= BKR_DIFF_CONTENT;
+			}
+		}
+		if (what && (err = report(c, BKR_DIFF_MODIFIED, what, &ea, &eb)) < 0)
+			goto done;
+		if (ea.type != BKR_FT_DIR || eb.type != BKR_FT_DIR)
+			continue;
+		int kfd = openat(f->fd, lname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (kfd < 0)
+			continue;
+		if (depth == cap) {
+			lframe *s = realloc(stack, cap * 2 * sizeof(*s));
+			if (!s) {
+				close(kfd);
+				err = bkr_error_oom();
+				goto done;
+			}
+			stack = s;
+			cap *= 2;
+			f = &stack[depth - 1];
+		}
+		lframe *nf = &stack[depth];
+		memset(nf, 0, sizeof(*nf));
+		nf->fd = kfd;
+		nf->plen = plen;
+		depth++;
+		if ((err = bkr_dir_open(&nf->a, &ea.subtree, bkr_repo_load_tree, c->repo)) < 0)
+			goto done;
+		nf->na = bkr_dir_count(nf->a);
+		/* relative path (for excludes): the part after the source name */
+		const char *rel = c->path + base;
+		while (*rel == '/')
+			rel++;
+		if ((err = read_live_dir(kfd, src, rel, &nf->b, &nf->nb)) < 0)
+			goto done;
+	}
+done:
+	while (depth > 0) {
+		bkr_dir_free(stack[depth - 1].a);
+		live_free(stack[depth - 1].b, stack[depth - 1].nb);
+		close(stack[depth - 1].fd);
+		depth--;
+	}
+	free(stack);
+	return err;
+}
+
+int bkr_diff_live(bkr_repo *r, const bkr_manifest *m, const bkr_source_spec *sources,
+		  size_t nsources, const bkr_diff_options *o, bkr_diff_stats *stats)
+{
+	dctx c = { 0 };
+	int err = 0;
+	static const bkr_diff_options defaults = BKR_DIFF_OPTIONS_INIT;
+
+	if (!o)
+		o = &defaults;
+	if (o->version != BKR_DIFF_OPTIONS_VERSION)
+		return bkr_error_set(BKR_EINVAL, "diff: unsupported options version");
+	c.repo = r;
+	c.o = o;
+	for (size_t i = 0; i < m->nsources && err >= 0; i++) {
+		const bkr_manifest_source *ms = &m->sources[i];
+		const bkr_source_spec *spec = NULL;
+		for (size_t j = 0; j < nsources; j++)
+			if (strcmp(sources[j].name, ms->source) == 0)
+				spec = &sources[j];
+		const char *dir = spec ? spec->path : ms->path;
+		size_t plen;
+		if (!dir)
+			continue;
+		if ((err = path_set(&c, 0, (const uint8_t *)ms->source, strlen(ms->source), &plen)) < 0)
+			break;
+		err = diff_live_dir(&c, &m->tree, &ms->tree, dir, spec);
+	}
+	if (stats)
+		*stats = c.st;
+	free(c.path);
+	return err < 0 ? err : 0;
+}
