@@ -148,6 +148,8 @@ struct bctx {
 	size_t fq_cap, fq_head, fq_n;
 	chunk_job *cq_head, *cq_tail;
 	size_t cq_n, cq_max;
+	uint8_t **bufs;              /* free chunk buffers of cp.max bytes (c->mu) */
+	size_t nbufs, bufcap;
 	bool stop;
 	int fatal;                   /* first fatal error (c->mu) */
 	char fatal_msg[512];
@@ -480,13 +482,30 @@ static int put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len)
 	return 0;
 }
 
+/* A chunk buffer from the free list (c->mu held), or a new one. */
+static uint8_t *buf_get(bctx *c)
+{
+	if (c->nbufs)
+		return c->bufs[--c->nbufs];
+	return malloc(c->cp.max);
+}
+
+/* Return a chunk buffer (c->mu held). */
+static void buf_put(bctx *c, uint8_t *b)
+{
+	if (c->nbufs < c->bufcap)
+		c->bufs[c->nbufs++] = b;
+	else
+		free(b);
+}
+
 static void run_chunk_job(bctx *c, chunk_job *j)
 {
 	bkr_sha256(j->data, j->len, &j->id);
 	j->err = put_data(c, &j->id, j->data, j->len);
-	free(j->data);
-	j->data = NULL;
 	pthread_mutex_lock(&c->mu);
+	buf_put(c, j->data);
+	j->data = NULL;
 	if (j->err < 0 && !j->owner->err)
 		j->owner->err = j->err;
 	j->owner->pending--;
@@ -554,15 +573,22 @@ static int emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len)
 	chunk_job *j = NULL;
 	int err;
 
+	uint8_t *cb = NULL;
 	pthread_mutex_lock(&c->mu);
-	bool room = c->cq_n < c->cq_max && c->nthreads > 1;
+	bool room = c->cq_n < c->cq_max && c->nthreads > 1 && len <= c->cp.max;
+	if (room)
+		cb = buf_get(c);
 	pthread_mutex_unlock(&c->mu);
-	if (room && (j = calloc(1, sizeof(*j))) && (j->data = malloc(len))) {
+	if (cb && (j = calloc(1, sizeof(*j)))) {
+		j->data = cb;
+		cb = NULL;
 		memcpy(j->data, data, len);
 		j->len = len;
 		j->owner = fc;
 		if ((err = refs_push(wk, j, NULL, len)) < 0) {
-			free(j->data);
+			pthread_mutex_lock(&c->mu);
+			buf_put(c, j->data);
+			pthread_mutex_unlock(&c->mu);
 			free(j);
 			return err;
 		}
@@ -578,8 +604,11 @@ static int emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len)
 		pthread_mutex_unlock(&c->mu);
 		return 0;
 	}
-	if (j)
-		free(j);
+	if (cb) {
+		pthread_mutex_lock(&c->mu);
+		buf_put(c, cb);
+		pthread_mutex_unlock(&c->mu);
+	}
 	bkr_id id;
 	bkr_sha256(data, len, &id);
 	if ((err = put_data(c, &id, data, len)) < 0)
@@ -1724,7 +1753,9 @@ int bkr_backup_run(bkr_repo *r, const bkr_backup_options *o, bkr_manifest **out)
 	/* pool */
 	c->fq_cap = (size_t)c->nthreads * 8 + 16;
 	c->cq_max = (size_t)c->nthreads * 2;
+	c->bufcap = c->cq_max + (size_t)c->nthreads + 2;
 	if (!(c->fq = calloc(c->fq_cap, sizeof(*c->fq))) ||
+	    !(c->bufs = calloc(c->bufcap, sizeof(*c->bufs))) ||
 	    !(workers = calloc((size_t)c->nthreads + 1, sizeof(*workers))) ||
 	    !(roots = calloc(o->nsources, sizeof(*roots)))) {
 		err = bkr_error_oom();
@@ -1871,6 +1902,9 @@ done:
 			worker_fini(&workers[i]);
 	free(workers);
 	free(c->fq);
+	for (size_t i = 0; i < c->nbufs; i++)
+		free(c->bufs[i]);
+	free(c->bufs);
 	bkr_tree_builder_free(b);
 	bkr_writer_free(c->w);
 	bkr_lock_release(lock);
