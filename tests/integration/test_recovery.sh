@@ -1,0 +1,134 @@
+#!/bin/bash
+# Disaster scenario for the recovery engine, driving the real `bkr` binary:
+# back up a workspace of JSON conversations, delete 10%, corrupt 5% of the JSON,
+# truncate a few, remove a required file; `bkr batch --apply` must restore every
+# recoverable file exactly, account for every damaged file in the report and
+# leave every healthy file's bytes and mtime alone.  Strategy failures (git
+# repository missing, MongoDB down, a command failing or hanging) fall through
+# to the next strategy.  Path hostility: a symlink out of the workspace, '..'.
+set -euo pipefail
+BUILD=${BKR_BUILD_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)/build}
+BKR="$BUILD/tools/bkr"
+T=$(mktemp -d "${TMPDIR:-/tmp}/bkr-recovery-XXXXXX")
+trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+WS="$T/ws"; REPO="$T/repo"; CFG="$T/bkr.json"
+mkdir -p "$WS/conversations" "$WS/config" "$T/bin"
+for i in $(seq -w 0 99); do
+	printf '{"session_id":"s%s","messages":["hello %s","bye"],"n":%d}\n' "$i" "$i" "$((10#$i * 3))" \
+		> "$WS/conversations/s$i.json"
+done
+echo '{"mode":"prod"}' > "$WS/config/settings.json"
+
+cat > "$T/bin/gen.sh" <<'SH'
+#!/bin/sh
+printf '{"regenerated":"%s"}\n' "$1" > "$2"
+SH
+cat > "$T/bin/hang.sh" <<'SH'
+#!/bin/sh
+sleep 60
+SH
+cat > "$T/bin/fail.sh" <<'SH'
+#!/bin/sh
+echo "cannot rebuild" >&2; exit 2
+SH
+cat > "$T/bin/alert.sh" <<'SH'
+#!/bin/sh
+cat >> "$1"
+SH
+chmod +x "$T/bin/"*.sh
+
+cat > "$CFG" <<JSON
+{
+  "repository": "$REPO",
+  "workspace_root": "$WS",
+  "required_files": ["config/settings.json", "extra/needed.json"],
+  "recovery": {
+    "staging_dir": "$T/staged",
+    "rules": [
+      {"pattern": "conversations/{id}.json", "strategies": [
+        {"type": "backup", "max_age": "1d"},
+        {"type": "manual", "command": ["$T/bin/alert.sh", "$T/alerts.log"]}]},
+      {"pattern": "extra/{name}.json", "strategies": [
+        "backup",
+        {"type": "git", "repository": "$T/no-such-repo"},
+        {"type": "mongodb", "uri": "mongodb://127.0.0.1:1", "database": "d", "collection": "c",
+         "filter": {"name": "{name}"}, "server_selection_timeout_ms": 300, "connect_timeout_ms": 300},
+        {"type": "regenerate", "command": ["$T/bin/fail.sh"]},
+        {"type": "regenerate", "command": ["$T/bin/hang.sh"], "timeout": 1},
+        {"type": "regenerate", "command": ["$T/bin/gen.sh", "{name}", "{output}"]}]}
+    ]
+  }
+}
+JSON
+
+"$BKR" init -r "$REPO" >/dev/null
+"$BKR" create -c "$CFG" --type full >/dev/null
+"$BKR" scan -c "$CFG" >/dev/null 2>&1 || true
+st=0; "$BKR" scan -c "$CFG" --json > "$T/scan0.json" || st=$?
+# only the never-backed-up required file is found before the disaster
+[ "$st" = 1 ] || fail "scan before damage: exit $st"
+grep -q '"found":	1' "$T/scan0.json" || fail "scan before damage: $(cat "$T/scan0.json")"
+
+# record the healthy files
+( cd "$WS" && find . -type f -printf '%P %T@\n' | sort ) > "$T/before.lst"
+( cd "$WS" && find . -type f -print0 | sort -z | xargs -0 sha256sum ) > "$T/before.sha"
+
+# the disaster
+for i in 0 1 2 3 4 5 6 7 8 9; do rm "$WS/conversations/s0$i.json"; done                  # 10% deleted
+for i in 10 11 12 13 14; do echo '{"session_id":' > "$WS/conversations/s$i.json"; done # 5% corrupted
+for i in 15 16 17; do : > "$WS/conversations/s$i.json"; done                     # truncated
+rm "$WS/config/settings.json"                                                      # required
+damaged=20   # 10 + 5 + 3 + settings + extra/needed.json
+
+st=0; "$BKR" scan -c "$CFG" --json > "$T/scan.json" || st=$?
+[ "$st" = 1 ] || fail "scan exit $st"
+grep -q "\"found\":	$damaged" "$T/scan.json" || fail "scan: $(head -c 400 "$T/scan.json")"
+
+# dry run: workspace untouched
+"$BKR" batch -c "$CFG" --json > "$T/dry.json" || true
+[ ! -e "$WS/conversations/s00.json" ] || fail "dry run wrote into the workspace"
+
+st=0; "$BKR" batch -c "$CFG" --apply --json > "$T/report.json" || st=$?
+[ "$st" = 0 ] || fail "batch --apply exit $st: $(head -c 2000 "$T/report.json")"
+python3 - "$T/report.json" "$damaged" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); n = int(sys.argv[2])
+files = {f["path"]: f for f in r["files"]}
+assert len(files) == n, (len(files), n)
+assert all(f["status"] == "recovered" and f["applied"] for f in files.values()), [f for f in files.values() if f["status"] != "recovered" or not f["applied"]]
+e = files["extra/needed.json"]
+res = [a["result"] for a in e["attempts"]]
+assert res == ["not_found", "unavailable", "unavailable", "failed", "timeout", "recovered"], res
+assert r["summary"]["recovered"] == n and r["storage"]["kind"] == "repository"
+PY
+# every file back, byte for byte; healthy files untouched (bytes and mtime)
+( cd "$WS" && find . -type f ! -path ./extra/needed.json -print0 | sort -z | xargs -0 sha256sum ) > "$T/after.sha"
+diff "$T/before.sha" "$T/after.sha" || fail "contents differ after recovery"
+( cd "$WS" && find . -type f ! -path ./extra/needed.json -printf '%P %T@\n' | sort ) > "$T/after.lst"
+diff "$T/before.lst" "$T/after.lst" || fail "mtimes differ after recovery"
+grep -q regenerated "$WS/extra/needed.json" || fail "extra/needed.json not regenerated"
+"$BKR" scan -c "$CFG" >/dev/null 2>&1 || fail "scan after recovery still finds damage"
+
+# the run is listed and its report readable
+"$BKR" recovered -c "$CFG" --json | grep >/dev/null '"recovered":	20' || fail "bkr recovered list"
+"$BKR" recovered -c "$CFG" latest | grep >/dev/null '"extra/needed.json"' || fail "bkr recovered latest"
+
+# hostility: a symlink in the workspace pointing out, and '..'
+mkdir -p "$T/outside"
+rm -rf "$WS/conversations" && ln -s "$T/outside" "$WS/conversations"
+"$BKR" batch -c "$CFG" --apply --json > "$T/hostile.json" || true
+[ -z "$(ls -A "$T/outside")" ] || fail "wrote through a symlink out of the workspace"
+grep -q "refusing to follow" "$T/hostile.json" || fail "symlink refusal not reported"
+st=0; "$BKR" recover -c "$CFG" --file ../escape.json --apply >/dev/null 2>&1 || st=$?
+[ "$st" != 0 ] || fail "recover ../escape.json succeeded"
+[ ! -e "$T/escape.json" ] || fail "wrote outside the workspace"
+
+# the repository cannot be written: the run is staged
+rm -rf "$WS/conversations"; mkdir -p "$WS/conversations"
+chmod -R a-w "$REPO"
+st=0; "$BKR" recover -c "$CFG" --file conversations/s05.json --json > "$T/staged.json" 2>/dev/null || st=$?
+chmod -R u+w "$REPO"
+grep -q '"kind":	"staged"' "$T/staged.json" || [ "$(id -u)" = 0 ] || fail "run not staged: $(head -c 600 "$T/staged.json")"
+echo "recovery integration: ok"
