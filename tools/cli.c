@@ -46,23 +46,88 @@ int cli_common(cli *c, int opt, const char *arg, const char *usage)
 	}
 }
 
+/* Length of the valid UTF-8 sequence at @p s (1..4), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+	size_t n;
+	uint32_t cp;
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (n > len)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+bool cli_utf8_valid(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+		if (!n)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
 void cli_json_string(FILE *f, const char *s, size_t len)
 {
 	fputc('"', f);
-	for (size_t i = 0; i < len; i++) {
+	for (size_t i = 0; i < len;) {
 		unsigned char ch = (unsigned char)s[i];
-		if (ch == '"' || ch == '\\')
+		size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+		if (n == 0) {
+			fputs("\\ufffd", f); /* not UTF-8: see cli_json_path for the exact bytes */
+			i++;
+			continue;
+		}
+		if (n > 1) {
+			fwrite(s + i, 1, n, f);
+		} else if (ch == '"' || ch == '\\') {
 			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
+		} else if (ch == '\n') {
 			fputs("\\n", f);
-		else if (ch == '\t')
+		} else if (ch == '\t') {
 			fputs("\\t", f);
-		else if (ch < 0x20 || ch == 0x7f)
+		} else if (ch < 0x20 || ch == 0x7f) {
 			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f); /* bytes >= 0x80 pass through (UTF-8 or raw) */
+		} else {
+			fputc(ch, f);
+		}
+		i += n;
 	}
 	fputc('"', f);
+}
+
+void cli_json_path(FILE *f, const char *key, const char *s, size_t len)
+{
+	fprintf(f, "\"%s\":", key);
+	cli_json_string(f, s, len);
+	if (!cli_utf8_valid(s, len)) {
+		fprintf(f, ",\"%s_hex\":\"", key);
+		for (size_t i = 0; i < len; i++)
+			fprintf(f, "%02x", (unsigned char)s[i]);
+		fputc('"', f);
+	}
 }
 
 static void json_error(cli *c, int err, const char *msg)

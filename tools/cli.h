@@ -80,8 +80,18 @@ void cli_human_bytes(char out[32], uint64_t n);
 void cli_progress(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_progress_done(cli *c);
 
-/** Print a JSON string literal (with quotes) for arbitrary bytes. */
+/**
+ * Print a JSON string literal for arbitrary bytes; bytes that are not UTF-8
+ * become U+FFFD, so the output is always valid JSON.
+ */
 void cli_json_string(FILE *f, const char *s, size_t len);
+
+/**
+ * Print `"key":"..."` for a path or name (bytes); when it is not valid
+ * UTF-8, also `"key_hex":"<hex of the exact bytes>"` so nothing is lost.
+ */
+void cli_json_path(FILE *f, const char *key, const char *s, size_t len);
+bool cli_utf8_valid(const char *s, size_t len);
 
 /** Source specs built from operands or the configuration (owned strings). */
 typedef struct {

@@ -61,8 +61,8 @@ static int on_change(void *ctx, const bkr_diff_change *ch)
 		char what[128];
 		const char *kind = ch->kind == BKR_DIFF_ADDED ? "added" : ch->kind == BKR_DIFF_REMOVED ? "removed" : "modified";
 		what_list(ch->what, what, sizeof(what));
-		fprintf(s->out, "%s\n{\"change\":\"%s\",\"path\":", s->shown ? "," : "", kind);
-		cli_json_string(s->out, ch->path, strlen(ch->path));
+		fprintf(s->out, "%s\n{\"change\":\"%s\",", s->shown ? "," : "", kind);
+		cli_json_path(s->out, "path", ch->path, strlen(ch->path));
 		if (ch->kind == BKR_DIFF_MODIFIED)
 			fprintf(s->out, ",\"content\":%s,\"what\":[%s]", (ch->what & (BKR_DIFF_CONTENT | BKR_DIFF_TYPE)) ? "true" : "false", what);
 		fputs("}", s->out);

@@ -71,8 +71,8 @@ static void time_string(int64_t ns, char out[32])
 static void print_json_entry(const char *path, const bkr_entry *e, bool first)
 {
 	char t[32], hex[BKR_ID_HEX];
-	printf("%s\n{\"path\":", first ? "" : ",");
-	cli_json_string(stdout, path, strlen(path));
+	printf("%s\n{", first ? "" : ",");
+	cli_json_path(stdout, "path", path, strlen(path));
 	printf(",\"type\":\"%s\",\"mode\":%u,\"uid\":%u,\"gid\":%u,\"user\":", type_name(e->type), e->mode & 07777,
 	       e->uid, e->gid);
 	cli_json_string(stdout, (const char *)e->user, e->user_len);
@@ -82,8 +82,8 @@ static void print_json_entry(const char *path, const bkr_entry *e, bool first)
 	printf(",\"size\":%llu,\"mtime\":\"%s\",\"mtime_ns\":%lld", (unsigned long long)e->size, t,
 	       (long long)e->mtime_ns);
 	if (e->type == BKR_FT_SYMLINK) {
-		fputs(",\"target\":", stdout);
-		cli_json_string(stdout, (const char *)e->target, e->target_len);
+		fputc(',', stdout);
+		cli_json_path(stdout, "target", (const char *)e->target, e->target_len);
 	}
 	if (e->type == BKR_FT_FILE) {
 		bkr_id_to_hex(&e->content, hex);
