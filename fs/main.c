@@ -321,8 +321,8 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (!fs.o.repo || !fs.o.mountpoint) {
-		fprintf(stderr, "%s: missing %s\n", progname, fs.o.repo ? "MOUNTPOINT" : "REPO and MOUNTPOINT");
-		usage(stderr);
+		fprintf(stderr, "%s: missing %s (see --help)\n", progname,
+			fs.o.repo ? "MOUNTPOINT" : "REPO and MOUNTPOINT");
 		goto out;
 	}
 	if (fs.o.tz && strcmp(fs.o.tz, "UTC") != 0) {

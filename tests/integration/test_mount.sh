@@ -1,0 +1,256 @@
+#!/bin/bash
+# Integration test of bkrfs with real FUSE mounts: a generated tree with every
+# edge case is backed up with `bkr create`, mounted, and compared with the
+# source field by field (tests/integration/fscheck.c); then tar, git, 8
+# concurrent readers, EROFS, a new backup appearing without remount, busy
+# unmount, a flipped byte answering EIO for one file only, daemon mode,
+# signals and the refused mount points.
+#
+# Env: BKR_BUILD_ROOT, BKR_SOURCE_ROOT (set by meson); BKR_CLI overrides the
+# bkr binary.  Exit 77 (skip) without /dev/fuse or fusermount3.
+set -u -o pipefail
+
+BUILD=${BKR_BUILD_ROOT:?BKR_BUILD_ROOT not set}
+SRCROOT=${BKR_SOURCE_ROOT:?BKR_SOURCE_ROOT not set}
+BKR=${BKR_CLI:-$BUILD/tools/bkr}
+BKRFS=$BUILD/fs/bkrfs
+
+if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+	echo "SKIP: no /dev/fuse or fusermount3"
+	exit 77
+fi
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/bkrfs-mount.XXXXXX")
+PIDS=()
+MOUNTS=()
+cleanup() {
+	for m in "${MOUNTS[@]}"; do
+		mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null; }
+	done
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	wait 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+FAILS=0
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+ok() { echo "ok: $*"; }
+die() { echo "FATAL: $*" >&2; exit 1; }
+
+cc -O2 -Wall -o "$T/fscheck" "$SRCROOT/tests/integration/fscheck.c" -pthread || die "cannot build fscheck"
+CHECK=$T/fscheck
+
+# ---- a source tree with every edge case --------------------------------------
+S=$T/src/ws
+mkdir -p "$S"
+(
+	cd "$S" || exit 1
+	: > empty
+	mkdir emptydir
+	echo "hello world" > small.txt
+	head -c 5000000 /dev/urandom > big.bin            # several chunks
+	head -c 300000 /dev/urandom > victim.bin          # one raw chunk (corruption test)
+	yes "compressible line of text" | head -c 3000000 > text.txt
+	truncate -s 20M sparse.bin                        # holes around data
+	printf 'data in the middle' | dd of=sparse.bin bs=1 seek=8000000 conv=notrunc status=none
+	printf 'head' > sparse-tail.bin; truncate -s 5M sparse-tail.bin   # trailing hole
+	truncate -s 3M allhole.bin
+	ln -s small.txt rel-link
+	ln -s /etc/hostname abs-link
+	ln -s does/not/exist dangling
+	echo "linked" > h1; ln h1 h2; mkdir -p sub; ln h1 sub/h3
+	mkfifo fifo
+	if [ "$(id -u)" = 0 ]; then
+		mknod chardev c 1 3
+		mknod blockdev b 7 200
+		echo owned > owned.txt; chown 1234:5678 owned.txt
+	fi
+	echo x > xattrs.txt
+	setfattr -n user.one -v 1 xattrs.txt 2>/dev/null
+	setfattr -n user.empty xattrs.txt 2>/dev/null
+	setfattr -n user.big -v "$(head -c 6000 /dev/zero | tr '\0' 'v')" xattrs.txt 2>/dev/null
+	echo s > setuid; chmod 4755 setuid
+	echo g > setgid; chmod 2750 setgid
+	mkdir sticky; chmod 1777 sticky
+	echo n > nomode; chmod 000 nomode
+	touch -d '2001-02-03 04:05:06.123456789' old-ns
+	for n in 'with space' $'new\nline' 'tab	tab' 'ünïcødé' '-dash' 'back\slash' "$(printf 'L%.0s' $(seq 1 255))"; do
+		echo "$n" > "$n"
+	done
+	mkdir many
+	for i in $(seq 1 5000); do : > "many/f$i"; done
+	mkdir -p deep/a/b/c/d/e/f/g && echo deep > deep/a/b/c/d/e/f/g/file
+	git init -q gitrepo && cd gitrepo && git config user.email t@e && git config user.name t &&
+		for i in 1 2 3; do echo "v$i" > file; seq 1 $((i * 1000)) > numbers; git add -A; git commit -qm "commit $i"; done
+	git gc -q 2>/dev/null
+	echo loose > loose-after-gc; git add loose-after-gc; git commit -qm "commit 4"
+) || die "cannot build the source tree"
+
+R=$T/repo
+M=$T/mnt
+mkdir -p "$M"
+"$BKR" init -r "$R" >/dev/null || die "bkr init"
+"$BKR" create -r "$R" --type full "$S" >/dev/null || die "bkr create"
+
+# mount in the foreground, wait for --ready-fd
+mount_fg() { # repo mnt errfile [opts...]
+	local repo=$1 mnt=$2 err=$3
+	shift 3
+	rm -f "$T/ready"
+	mkfifo "$T/ready"
+	"$BKRFS" "$repo" "$mnt" -f --ready-fd=3 "$@" 3>"$T/ready" 2>"$err" &
+	DAEMON=$!
+	PIDS+=("$DAEMON")
+	MOUNTS+=("$mnt")
+	timeout 20 head -c1 "$T/ready" >/dev/null || die "bkrfs did not become ready: $(cat "$err")"
+}
+unmount() { # mnt pid
+	fusermount3 -u "$1" || fail "fusermount3 -u $1"
+	local i
+	for i in $(seq 1 50); do kill -0 "$2" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$2" 2>/dev/null && fail "daemon $2 still running after unmount"
+	wait "$2"
+	local rc=$?
+	[ $rc = 0 ] || fail "daemon exited $rc after unmount"
+}
+
+mount_fg "$R" "$M" "$T/daemon.err"
+PID=$DAEMON
+ID=$(ls "$M/by-id")
+[ "$(echo "$ID" | wc -l)" = 1 ] || fail "by-id lists: $ID"
+[ "$(readlink "$M/latest")" = "by-id/$ID" ] && ok "latest -> by-id/$ID" || fail "latest: $(readlink "$M/latest")"
+D=$(ls "$M/by-date")
+L=$(ls "$M/by-date/$D")
+[ "$(readlink "$M/by-date/$D/$L")" = "../../by-id/$ID" ] && [ -d "$M/by-date/$D/$L/ws" ] &&
+	ok "by-date/$D/$L" || fail "by-date: $D/$L"
+[[ "$L" =~ ^[0-9]{6}-full$ ]] || fail "by-date name $L"
+
+# ---- faithful -----------------------------------------------------------------
+"$CHECK" compare "$S" "$M/latest/ws" && ok "every stat field, xattr, content, seek map, hardlink" ||
+	fail "compare"
+[ "$(getfattr --only-values -n user.bkr.sha256 "$M/latest/ws/big.bin" 2>/dev/null)" = \
+  "$(sha256sum < "$S/big.bin" | cut -d' ' -f1)" ] && ok "user.bkr.sha256" || fail "user.bkr.sha256"
+[ "$(getfattr --only-values -n user.bkr.backup_id "$M/latest/ws/small.txt" 2>/dev/null)" = "$ID" ] &&
+	ok "user.bkr.backup_id" || fail "user.bkr.backup_id"
+[ "$(ls "$M/latest/ws/many" | wc -l)" = 5000 ] && ok "5000-entry directory" || fail "many/"
+df "$M" >/dev/null && stat -f "$M" >/dev/null && ok "statfs" || fail "statfs"
+
+# tar of the mount, extracted, equals the source
+mkdir "$T/untar"
+tar -C "$M/latest" -cf - ws 2>"$T/tar.err" | tar -C "$T/untar" -xf - 2>>"$T/tar.err" ||
+	fail "tar: $(head -3 "$T/tar.err")"
+diff -r --no-dereference "$S" "$T/untar/ws" 2>&1 | grep -v -E "^File .* is a (fifo|character special file|block special file) while file .* is a (fifo|character special file|block special file)$" >"$T/tar.diff"
+[ -s "$T/tar.diff" ] && fail "tar copy differs: $(head -3 "$T/tar.diff")" || ok "tar c of the mount"
+
+# git reads through the mount
+git -c safe.directory='*' -C "$M/latest/ws/gitrepo" fsck --full --no-dangling >/dev/null 2>&1 &&
+	ok "git fsck through the mount" || fail "git fsck"
+[ "$(git -c safe.directory='*' -C "$M/latest/ws/gitrepo" log -p 2>/dev/null | sha256sum)" = \
+  "$(git -C "$S/gitrepo" log -p | sha256sum)" ] && ok "git log -p" || fail "git log -p differs"
+
+# 8 concurrent readers
+"$CHECK" readers "$S/big.bin" "$M/latest/ws/big.bin" 8 && ok "8 concurrent readers" || fail "concurrent readers"
+
+# read-only
+"$CHECK" erofs "$M/latest/ws" "$M/latest/ws/small.txt" && ok "EROFS for every write" || fail "EROFS"
+
+# ---- a new backup appears without remount ------------------------------------------
+INO1=$(stat -c %i "$M/latest/ws/small.txt")
+sleep 1.1 # a new second: a new backup id
+echo "new file" > "$S/new.txt"
+"$BKR" create -r "$R" --type full "$S" >/dev/null || die "second bkr create"
+ID2=$(ls "$R/backups" | sed 's/\.json$//' | grep -v "^$ID$")
+seen=0
+for i in $(seq 1 50); do
+	if [ -d "$M/by-id/$ID2" ] && [ "$(readlink "$M/latest")" = "by-id/$ID2" ]; then seen=1; break; fi
+	sleep 0.2
+done
+[ $seen = 1 ] && ok "new backup in by-id and latest within $((i / 5))s" || fail "new backup not visible: $(ls "$M/by-id")"
+[ -f "$M/latest/ws/new.txt" ] || fail "latest/ws/new.txt"
+INO2=$(stat -c %i "$M/by-id/$ID2/ws/small.txt")
+[ "$INO1" != "$INO2" ] && ok "inode numbers differ between backups" || fail "same inode across backups"
+[ "$(ls "$M/by-id" | wc -l)" = 2 ] || fail "by-id count"
+
+# ---- unmount while a reader holds a file open ----------------------------------------
+exec 4<"$M/latest/ws/big.bin"
+if fusermount3 -u "$M" 2>/dev/null; then
+	fail "unmount succeeded with a file open"
+else
+	kill -0 "$PID" && head -c 10 <&4 >/dev/null && ok "busy unmount refused, daemon and reader fine" ||
+		fail "daemon or reader broken after busy unmount"
+fi
+exec 4<&-
+sleep 0.2
+unmount "$M" "$PID"
+[ -s "$T/daemon.err" ] && fail "unexpected daemon stderr: $(head -5 "$T/daemon.err")"
+
+# ---- stable inode numbers across remounts, and a corrupted chunk -----------------------------
+"$CHECK" flip "$R" "$S/victim.bin" >"$T/flip.out" || fail "could not flip a byte"
+mount_fg "$R" "$M" "$T/daemon2.err"
+PID=$DAEMON
+[ "$(stat -c %i "$M/by-id/$ID/ws/small.txt")" = "$INO1" ] && ok "inode numbers stable across remounts" ||
+	fail "inode number changed across remount"
+"$CHECK" eio "$M/by-id/$ID/ws/victim.bin" && ok "flipped byte -> EIO" || fail "corrupt chunk did not give EIO"
+cat "$M/by-id/$ID/ws/victim.bin" >/dev/null 2>&1 && fail "cat of the corrupt file succeeded"
+"$CHECK" compare "$S" "$M/by-id/$ID2/ws" victim.bin && ok "every other file still reads" ||
+	fail "other files after corruption"
+kill -0 "$PID" && ok "daemon survived" || fail "daemon died"
+n=$(grep -c "EIO" "$T/daemon2.err")
+[ "$n" = 1 ] && grep -q "victim.bin" "$T/daemon2.err" && grep -q "$ID" "$T/daemon2.err" &&
+	ok "one log line: $(cat "$T/daemon2.err")" || fail "corruption log: $(cat "$T/daemon2.err")"
+[ "$(grep -vc EIO "$T/daemon2.err")" = 0 ] || fail "unexpected daemon stderr: $(grep -v EIO "$T/daemon2.err")"
+
+# SIGTERM: clean exit, mount gone
+kill -TERM "$PID"
+wait "$PID"
+rc=$?
+[ $rc = 0 ] && ! mountpoint -q "$M" && ok "SIGTERM: clean unmount" || fail "SIGTERM: rc $rc"
+
+# ---- daemon mode: the parent exits 0 only when mounted --------------------------------------
+M2=$T/mnt2
+mkdir "$M2"
+MOUNTS+=("$M2")
+"$BKRFS" "$R" "$M2" -o tz=UTC,cache_size=16,numeric_ids,uid=4321,umask=022 2>"$T/daemon3.err" ||
+	fail "daemon mode exit status"
+[ -d "$M2/latest/ws" ] && ok "daemon mode: mounted when the parent exits" || fail "daemon mode not ready"
+[ "$(stat -c %u "$M2/latest/ws/small.txt")" = 4321 ] && ok "uid=" || fail "uid= option"
+[ "$(stat -c %a "$M2/latest/ws/sticky")" = 1755 ] && ok "umask=" || fail "umask=: $(stat -c %a "$M2/latest/ws/sticky")"
+fusermount3 -u "$M2" || fail "unmount daemon"
+[ -s "$T/daemon3.err" ] && fail "daemon stderr: $(cat "$T/daemon3.err")"
+
+# ---- refused mount points and bad input ----------------------------------------------------
+expect_exit() { # code message-regex cmd...
+	local code=$1 re=$2 out rc
+	shift 2
+	out=$("$@" 2>&1)
+	rc=$?
+	if [ $rc = "$code" ] && [[ "$out" =~ $re ]] && [ "$(echo "$out" | wc -l)" = 1 ]; then
+		ok "exit $code: $out"
+	else
+		fail "expected exit $code /$re/, got $rc: $out"
+	fi
+}
+mkdir -p "$T/full" && touch "$T/full/x"
+expect_exit 3 "not empty" "$BKRFS" "$R" "$T/full"
+mkdir -p "$R/inside"
+expect_exit 3 "inside the repository" "$BKRFS" "$R" "$R/inside"
+rmdir "$R/inside"
+expect_exit 3 "repository .* is inside the mount point" "$BKRFS" "$R" "$T"
+expect_exit 3 "No such file" "$BKRFS" "$R" "$T/nonexistent"
+expect_exit 3 "not a directory" "$BKRFS" "$R" "$T/full/x"
+expect_exit 2 "." "$BKRFS" "$T/no-repo" "$M"
+expect_exit 1 "missing" "$BKRFS" "$R"
+expect_exit 1 "time zone" "$BKRFS" "$R" "$M" -o tz=No/Such_Zone
+mount_fg "$R" "$M" "$T/daemon4.err"
+expect_exit 3 "already a mount point" "$BKRFS" "$R" "$M"
+unmount "$M" "$DAEMON"
+"$BKRFS" --help | grep -q "cache_size" && ok "--help" || fail "--help"
+
+if [ $FAILS -ne 0 ]; then
+	echo "$FAILS failure(s)" >&2
+	exit 1
+fi
+echo "all mount tests passed"
