@@ -129,6 +129,12 @@ void bkr_chunker_reset(bkr_chunker *c)
 /**
  * Roll the fingerprint over p[0..n) and look for a cut with @p mask.
  * Returns the index just after the cut byte, or 0 when there is none.
+ *
+ * Four bytes per iteration: the fingerprint after each of them is
+ * (fp << k) + sum of gear values shifted, so the loop-carried dependency is
+ * one shift-and-add per four bytes instead of per byte, and the three
+ * intermediate fingerprints (needed only for the cut test) are computed off
+ * that chain.  The cuts are exactly those of the byte-at-a-time definition.
  */
 static inline size_t roll(const uint64_t *restrict gear, const uint8_t *restrict p, size_t n,
 			  uint64_t *fpp, uint64_t mask)
@@ -136,20 +142,34 @@ static inline size_t roll(const uint64_t *restrict gear, const uint8_t *restrict
 	uint64_t fp = *fpp;
 	size_t i = 0;
 
-	/* Two bytes per iteration keeps the loop tight; the mask test is cheap. */
-	for (; i + 2 <= n; i += 2) {
-		fp = (fp << 1) + gear[p[i]];
-		if (__builtin_expect(!(fp & mask), 0)) {
-			*fpp = fp;
-			return i + 1;
+	for (; i + 4 <= n; i += 4) {
+		uint64_t g0 = gear[p[i]], g1 = gear[p[i + 1]];
+		uint64_t g2 = gear[p[i + 2]], g3 = gear[p[i + 3]];
+		uint64_t h1 = g0;
+		uint64_t h2 = (h1 << 1) + g1;
+		uint64_t h3 = (h2 << 1) + g2;
+		uint64_t h4 = (h3 << 1) + g3;
+		uint64_t f1 = (fp << 1) + h1, f2 = (fp << 2) + h2;
+		uint64_t f3 = (fp << 3) + h3, f4 = (fp << 4) + h4;
+		if (__builtin_expect(!((f1 & mask) && (f2 & mask) && (f3 & mask) && (f4 & mask)), 0)) {
+			if (!(f1 & mask)) {
+				*fpp = f1;
+				return i + 1;
+			}
+			if (!(f2 & mask)) {
+				*fpp = f2;
+				return i + 2;
+			}
+			if (!(f3 & mask)) {
+				*fpp = f3;
+				return i + 3;
+			}
+			*fpp = f4;
+			return i + 4;
 		}
-		fp = (fp << 1) + gear[p[i + 1]];
-		if (__builtin_expect(!(fp & mask), 0)) {
-			*fpp = fp;
-			return i + 2;
-		}
+		fp = f4;
 	}
-	if (i < n) {
+	for (; i < n; i++) {
 		fp = (fp << 1) + gear[p[i]];
 		if (!(fp & mask)) {
 			*fpp = fp;
