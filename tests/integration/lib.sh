@@ -72,7 +72,7 @@ import os, sys
 d = sys.argv[1]
 os.setxattr(d + "/small.txt", "user.comment", b"a small value")
 os.setxattr(d + "/small.txt", "user.empty", b"")
-os.setxattr(d + "/data.json", "user.big", os.urandom(6000))
+os.setxattr(d + "/data.json", "user.big", os.urandom(3000))  # ext4 caps one inode's xattrs at a block
 os.setxattr(d + "/sub", "user.dirattr", b"on a directory")
 for name in [b"with space", b"new\nline", b"\xff\xfe-not-utf8", b"-dash", b"tab\there", b"quote\"and'"]:
     with open(os.path.join(os.fsencode(d), name), "wb") as f:
