@@ -817,6 +817,15 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *name, bkr_man
 	return err;
 }
 
+int bkr_repo_load_manifest(bkr_repo *r, bool run, const char *id, bkr_manifest **out)
+{
+	char name[300];
+	*out = NULL;
+	if (!*id || strchr(id, '/') || id[0] == '.' || snprintf(name, sizeof(name), "%s.json", id) >= (int)sizeof(name))
+		return bkr_error_set(BKR_EINVAL, "bad backup id '%s'", id);
+	return load_manifest(r, run ? "runs" : "backups", name, out);
+}
+
 static int cmp_manifest(const void *a, const void *b)
 {
 	const bkr_manifest *x = *(bkr_manifest *const *)a, *y = *(bkr_manifest *const *)b;

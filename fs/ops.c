@@ -37,7 +37,6 @@
 
 #define XATTR_SHA256 "user.bkr.sha256"
 #define XATTR_BACKUP_ID "user.bkr.backup_id"
-#define MANIFEST_MAX (64u << 20)
 
 static struct bkrfs *fs_of(fuse_req_t req)
 {
@@ -254,28 +253,15 @@ static void synth_stat(struct bkrfs *fs, mode_t mode, int64_t time, off_t size, 
 /* the manifest of @p s, loaded on first use (owned by the snap) */
 static int snap_manifest(struct bkrfs *fs, bkrfs_snap *s, const bkr_manifest **out)
 {
-	char path[PATH_MAX];
-	uint8_t *buf = NULL;
-	size_t len;
 	int err = 0;
 
 	*out = NULL;
 	pthread_mutex_lock(&s->lock);
-	if (!s->m) {
-		if (snprintf(path, sizeof(path), "%s/%s/%s.json", bkr_repo_path(fs->repo),
-			     s->run ? "runs" : "backups", s->id) >= (int)sizeof(path)) {
-			err = bkr_error_set(BKR_EINVAL, "backup id too long: %s", s->id);
-			goto done;
-		}
-		if ((err = bkr_io_read_file(path, MANIFEST_MAX, &buf, &len)) < 0)
-			goto done;
-		if ((err = bkr_manifest_parse(&s->m, (const char *)buf, len, path)) < 0)
-			goto done;
-	}
-	*out = s->m;
-done:
+	if (!s->m)
+		err = bkr_repo_load_manifest(fs->repo, s->run, s->id, &s->m);
+	if (err == 0)
+		*out = s->m;
 	pthread_mutex_unlock(&s->lock);
-	free(buf);
 	return err;
 }
 

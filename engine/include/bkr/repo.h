@@ -144,6 +144,12 @@ int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
 		     void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx);
 void bkr_manifest_list_free(bkr_manifest_list *l);
 
+/**
+ * Load one manifest by its exact id from backups/ (or runs/ when @p run),
+ * without listing the others.  Records are not applied.
+ */
+int bkr_repo_load_manifest(bkr_repo *r, bool run, const char *id, bkr_manifest **out);
+
 /** Resolve an id, a unique prefix, or "latest". BKR_ENOTFOUND / BKR_EAMBIGUOUS. */
 int bkr_repo_find_backup(bkr_repo *r, const char *spec, bkr_manifest **out);
 int bkr_repo_find_run(bkr_repo *r, const char *spec, bkr_manifest **out);
