@@ -34,6 +34,8 @@ static int cmp_str(const void *a, const void *b)
 
 static void free_names(char **v, size_t n)
 {
+	if (!v)
+		return; /* handed over (e.g. to a bkrfs_runs) */
 	for (size_t k = 0; k < n; k++)
 		free(v[k]);
 	free(v);

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# `bkr mount` and the /recovered view: a recovery run stored by `bkr batch`
+# shows up at /recovered/<run_id>/ (the recovered files and report.json) and
+# /recovered/latest, and a later run appears without remounting.
+source "$(dirname "$0")/lib.sh"
+
+ws=$T/ws
+mkdir -p "$ws/conversations" "$ws/config" "$T/mnt"
+for i in $(seq 1 20); do
+	printf '{"session_id":"s%02d","messages":["hi %d"]}\n' "$i" "$i" >"$ws/conversations/s$i.json"
+done
+printf '{"port": 8080}\n' >"$ws/config/service.json"
+cat >"$T/bkr.json" <<JSON
+{"repository": "$T/repo", "workspace_root": "$ws", "log_dir": "$T/logs"}
+JSON
+export BKR_CONFIG=$T/bkr.json
+new_repo
+expect_exit 0 "$BKR" create --type full
+cp "$ws/conversations/s3.json" "$T/s3.golden"
+cp "$ws/config/service.json" "$T/service.golden"
+
+rm "$ws/conversations/s3.json"
+printf '{"port": ' >"$ws/config/service.json" # invalid JSON
+expect_exit 1 "$BKR" scan
+expect_exit 0 "$BKR" batch --apply --json
+json_ok "$T/out"
+run=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$T/out")
+[ -n "$run" ] || fail "batch printed no run_id"
+cmp "$ws/conversations/s3.json" "$T/s3.golden" || fail "s3.json not restored exactly"
+cmp "$ws/config/service.json" "$T/service.golden" || fail "service.json not restored exactly"
+
+expect_exit 0 "$BKR" mount "$T/mnt"
+cleanup_hooks+=("fusermount3 -u '$T/mnt' 2>/dev/null || fusermount3 -uz '$T/mnt' 2>/dev/null")
+mountpoint -q "$T/mnt" || fail "bkr mount returned before the mount was ready"
+[ -d "$T/mnt/recovered/$run" ] || { ls -la "$T/mnt/recovered"; fail "/recovered/$run missing"; }
+[ "$(readlink "$T/mnt/recovered/latest")" = "$run" ] || fail "/recovered/latest -> $(readlink "$T/mnt/recovered/latest"), not $run"
+json_ok "$T/mnt/recovered/$run/report.json"
+"$BKR" recovered "$run" >"$T/report.cli"
+cmp "$T/mnt/recovered/$run/report.json" "$T/report.cli" ||
+	python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); sys.exit(a != b)' \
+		"$T/mnt/recovered/$run/report.json" "$T/report.cli" || fail "report.json in the mount differs from bkr recovered"
+found=$(find "$T/mnt/recovered/$run" -name s3.json | head -1)
+[ -n "$found" ] || { find "$T/mnt/recovered/$run"; fail "the recovered s3.json is not under /recovered/$run"; }
+cmp "$found" "$T/s3.golden" || fail "recovered s3.json in the mount has other bytes"
+cmp "$T/mnt/latest/ws/conversations/s5.json" "$ws/conversations/s5.json" || fail "/latest content"
+pass "/recovered/<run>/ holds the recovered files and report.json"
+
+# A second run appears without remounting.
+rm "$ws/conversations/s7.json"
+expect_exit 0 "$BKR" batch --apply --json
+run2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$T/out")
+for _ in $(seq 1 50); do
+	[ -d "$T/mnt/recovered/$run2" ] && [ "$(readlink "$T/mnt/recovered/latest")" = "$run2" ] && break
+	sleep 0.2
+done
+[ -d "$T/mnt/recovered/$run2" ] || fail "a new run did not appear within 10 s"
+[ "$(readlink "$T/mnt/recovered/latest")" = "$run2" ] || fail "/recovered/latest did not move to the new run"
+pass "a new recovery run appears without remounting"
+
+# Everything in the mount is read-only.
+if touch "$T/mnt/recovered/$run/new" 2>"$T/err"; then fail "created a file in /recovered"; fi
+grep -q "Read-only file system" "$T/err" || fail "write in /recovered did not answer EROFS: $(cat "$T/err")"
+fusermount3 -u "$T/mnt"
+pass "EROFS in /recovered; clean unmount"
