@@ -21,6 +21,7 @@
  *     are checked, and the manifest is published; a shared repository lock
  *     is held throughout.
  */
+#include "pathbuf.h"
 #include "bkr/backup.h"
 
 #include <dirent.h>
@@ -173,8 +174,7 @@ struct bctx {
 	link_table links;
 	int64_t parent_start;
 	bool have_parent;
-	char *rel;                   /* relative path buffer for excludes */
-	size_t relcap;
+	bkr_pathbuf rel;             /* relative path buffer for excludes */
 	bool noatime_ok;
 };
 
@@ -1168,24 +1168,7 @@ static bool reuse_from_parent(bctx *c, bkr_dir *pdir, node *n)
 
 static int rel_set(bctx *c, size_t base, const char *name, size_t len, size_t *out)
 {
-	size_t need = base + 1 + len + 1;
-	if (need > c->relcap) {
-		size_t cap = c->relcap ? c->relcap : 1024;
-		while (cap < need)
-			cap *= 2;
-		char *p = realloc(c->rel, cap);
-		if (!p)
-			return bkr_error_oom();
-		c->rel = p;
-		c->relcap = cap;
-	}
-	size_t pos = base;
-	if (base)
-		c->rel[pos++] = '/';
-	memcpy(c->rel + pos, name, len);
-	c->rel[pos + len] = 0;
-	*out = pos + len;
-	return 0;
+	return bkr_pathbuf_set(&c->rel, base, name, len, out);
 }
 
 typedef struct {
@@ -1223,7 +1206,7 @@ static int scan_dir(bctx *c, const bkr_source_spec *src, scan_frame *f)
 		size_t nlen = strlen(nm), rl;
 		if ((err = rel_set(c, f->rel_len, nm, nlen, &rl)) < 0)
 			goto done;
-		if (src->nexcludes && excluded(src, c->rel))
+		if (src->nexcludes && excluded(src, c->rel.p))
 			continue;
 		struct stat st;
 		node *n = node_new(c, f->dir, nm, nlen);
@@ -1322,7 +1305,7 @@ static int scan_dir(bctx *c, const bkr_source_spec *src, scan_frame *f)
 		}
 		if ((err = queue_file(c, n, ffd)) < 0)
 			goto done;
-		maybe_progress(c, c->rel, false);
+		maybe_progress(c, c->rel.p, false);
 	}
 done:
 	closedir(d);
@@ -1917,7 +1900,7 @@ done:
 	names_free(c->users);
 	names_free(c->groups);
 	free(c->links.slots);
-	free(c->rel);
+	bkr_pathbuf_free(&c->rel);
 	for (size_t i = 0; i < c->nwarn; i++)
 		free(c->warnings[i]);
 	free(c->warnings);

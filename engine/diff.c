@@ -4,6 +4,7 @@
  * first); directories are descended with an explicit heap stack.  Between
  * two backups an identical subtree id ends the descent at once.
  */
+#include "pathbuf.h"
 #include "bkr/diff.h"
 
 #include <dirent.h>
@@ -24,8 +25,7 @@ typedef struct {
 	bkr_repo *repo;
 	const bkr_diff_options *o;
 	bkr_diff_stats st;
-	char *path;
-	size_t cap;
+	bkr_pathbuf path;
 } dctx;
 
 static int name_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
@@ -36,29 +36,12 @@ static int name_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 
 static int path_set(dctx *c, size_t base, const uint8_t *name, size_t len, size_t *out)
 {
-	size_t need = base + 1 + len + 1;
-	if (need > c->cap) {
-		size_t cap = c->cap ? c->cap : 256;
-		while (cap < need)
-			cap *= 2;
-		char *p = realloc(c->path, cap);
-		if (!p)
-			return bkr_error_oom();
-		c->path = p;
-		c->cap = cap;
-	}
-	size_t pos = base;
-	if (base)
-		c->path[pos++] = '/';
-	memcpy(c->path + pos, name, len);
-	c->path[pos + len] = 0;
-	*out = pos + len;
-	return 0;
+	return bkr_pathbuf_set(&c->path, base, name, len, out);
 }
 
 static int report(dctx *c, bkr_diff_kind kind, unsigned what, const bkr_entry *a, const bkr_entry *b)
 {
-	bkr_diff_change ch = { kind, what, c->path, a, b };
+	bkr_diff_change ch = { kind, what, c->path.p, a, b };
 
 	if (kind == BKR_DIFF_ADDED)
 		c->st.added++;
@@ -74,30 +57,30 @@ static int report(dctx *c, bkr_diff_kind kind, unsigned what, const bkr_entry *a
 	return c->o->callback ? c->o->callback(c->o->ctx, &ch) : 0;
 }
 
-/* Every entry under the directory at c->path (root tree @p root), as @p kind. */
+/* Every entry under the directory at c->path.p (root tree @p root), as @p kind. */
 static int report_subtree(dctx *c, const bkr_id *root, bkr_diff_kind kind)
 {
 	bkr_walk *w = NULL;
 	const bkr_walk_item *it;
 	int err;
-	char *save = strdup(c->path);
+	char *save = strdup(c->path.p);
 
 	if (!save)
 		return bkr_error_oom();
 	if ((err = bkr_walk_new(&w, c->repo, root, save, 0)) < 0)
 		goto done;
 	while ((err = bkr_walk_next(w, &it)) > 0) {
-		char *keep = c->path;
-		c->path = (char *)it->path;
+		char *keep = c->path.p;
+		c->path.p = (char *)it->path;
 		err = report(c, kind, 0, kind == BKR_DIFF_REMOVED ? &it->entry : NULL,
 			     kind == BKR_DIFF_ADDED ? &it->entry : NULL);
-		c->path = keep;
+		c->path.p = keep;
 		if (err < 0)
 			goto done;
 	}
 done:
 	bkr_walk_free(w);
-	strcpy(c->path, save);
+	strcpy(c->path.p, save);
 	free(save);
 	return err;
 }
@@ -340,7 +323,7 @@ int bkr_diff_trees(bkr_repo *r, const bkr_id *old_root, const bkr_id *new_root,
 	}
 	if (stats)
 		*stats = c.st;
-	free(c.path);
+	bkr_pathbuf_free(&c.path);
 	return err < 0 ? err : 0;
 }
 
@@ -497,7 +480,7 @@ typedef struct {
 	live_ent *b;
 	size_t ib, nb;
 	int fd;
-	size_t plen;    /* in c->path */
+	size_t plen;    /* in c->path.p */
 	size_t rlen;    /* relative to the source, for excludes */
 } lframe;
 
@@ -505,7 +488,7 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 			 const bkr_source_spec *src)
 {
 	lframe *stack = NULL;
-	size_t depth = 0, cap = 32, base = strlen(c->path);
+	size_t depth = 0, cap = 32, base = strlen(c->path.p);
 	int err = 0, fd;
 
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
@@ -611,7 +594,7 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 			goto done;
 		nf->na = bkr_dir_count(nf->a);
 		/* relative path (for excludes): the part after the source name */
-		const char *rel = c->path + base;
+		const char *rel = c->path.p + base;
 		while (*rel == '/')
 			rel++;
 		if ((err = read_live_dir(kfd, src, rel, &nf->b, &nf->nb)) < 0)
@@ -657,6 +640,6 @@ int bkr_diff_live(bkr_repo *r, const bkr_manifest *m, const bkr_source_spec *sou
 	}
 	if (stats)
 		*stats = c.st;
-	free(c.path);
+	bkr_pathbuf_free(&c.path);
 	return err < 0 ? err : 0;
 }

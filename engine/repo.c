@@ -571,7 +571,32 @@ struct bkr_writer {
 	bkr_pack_writer *open[2];       /* per blob type */
 	bkr_index_builder *index;
 	int failed;                     /* first error seen (sticky) */
+	char failed_msg[512];           /* its message, for the other threads */
 };
+
+/* Record the first failure (its message comes from the calling thread). */
+static int writer_fail(bkr_writer *w, int err)
+{
+	pthread_mutex_lock(&w->lock);
+	if (!w->failed) {
+		w->failed = err;
+		snprintf(w->failed_msg, sizeof(w->failed_msg), "%s", bkr_error_message());
+	}
+	pthread_mutex_unlock(&w->lock);
+	return err;
+}
+
+/* The sticky failure, with its message set in the calling thread. */
+static int writer_failed(bkr_writer *w)
+{
+	int err;
+	pthread_mutex_lock(&w->lock);
+	err = w->failed;
+	if (err)
+		bkr_error_set(err, "%s", w->failed_msg);
+	pthread_mutex_unlock(&w->lock);
+	return err;
+}
 
 int bkr_writer_new(bkr_writer **out, bkr_repo *r)
 {
@@ -637,8 +662,10 @@ int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 	if (bkr_repo_lookup(w->repo, id, &e) == 0)
 		return 0;
 	bkr_error_clear();
+	if ((err = writer_failed(w)) < 0)
+		return err;
 	pthread_mutex_lock(&w->lock);
-	added = w->failed ? w->failed : bkr_idset_add(&w->seen, id);
+	added = bkr_idset_add(&w->seen, id);
 	pthread_mutex_unlock(&w->lock);
 	if (added <= 0)
 		return added;
@@ -658,16 +685,13 @@ int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 		full = w->open[type];
 		w->open[type] = NULL;
 	}
-	if (err < 0 && !w->failed)
-		w->failed = err;
 	pthread_mutex_unlock(&w->lock);
-	if (err < 0)
+	if (err < 0) {
+		writer_fail(w, err);
 		goto done;
+	}
 	if (full && (err = pack_publish(w, full, type)) < 0) {
-		pthread_mutex_lock(&w->lock);
-		if (!w->failed)
-			w->failed = err;
-		pthread_mutex_unlock(&w->lock);
+		writer_fail(w, err);
 		goto done;
 	}
 	if (is_new)
@@ -698,8 +722,8 @@ int bkr_writer_commit(bkr_writer *w)
 	bkr_id file_id;
 	int err;
 
-	if (w->failed)
-		return bkr_error_set(w->failed, "writer failed earlier; nothing committed");
+	if ((err = writer_failed(w)) < 0)
+		return err;
 	/* Data packs first, then tree packs, then the index that names them. */
 	for (int t = 0; t < 2; t++) {
 		bkr_pack_writer *pw = w->open[t];
@@ -709,13 +733,13 @@ int bkr_writer_commit(bkr_writer *w)
 		err = bkr_pack_writer_count(pw) ? pack_publish(w, pw, (bkr_blob_type)t) : 0;
 		bkr_pack_writer_free(pw);
 		if (err < 0)
-			return w->failed = err;
+			return writer_fail(w, err);
 	}
 	if (bkr_index_builder_count(w->index) == 0)
 		return 0;
 	if ((err = repo_sub(w->repo, dir, sizeof(dir), "index")) < 0 ||
 	    (err = bkr_index_builder_write(w->index, dir, &file_id)) < 0)
-		return w->failed = err;
+		return writer_fail(w, err);
 	bkr_index_builder_free(w->index);
 	w->index = NULL;
 	if ((err = bkr_index_builder_new(&w->index)) < 0)

@@ -4,6 +4,7 @@
  * memory, not by the C stack), and streaming a file's content with
  * verification.
  */
+#include "pathbuf.h"
 #include "bkr/walk.h"
 
 #include <stdio.h>
@@ -117,7 +118,7 @@ done:
 typedef struct {
 	bkr_dir *dir;       /* contents of this level */
 	uint64_t next, count;
-	size_t path_len;    /* length of this directory's path in w->path */
+	size_t path_len;    /* length of this directory's path in w->path.p */
 	bool has_entry;     /* the directory's own entry (not for the start) */
 	bkr_entry entry;
 	const bkr_tree *leaf;
@@ -129,8 +130,7 @@ struct bkr_walk {
 	unsigned flags;
 	walk_frame *stack;
 	size_t depth, cap;
-	char *path;
-	size_t path_cap;
+	bkr_pathbuf path;
 	bkr_dir *start_holder;
 	bkr_dir *pending;   /* opened contents of the last directory returned */
 	bool pending_valid;
@@ -140,17 +140,7 @@ struct bkr_walk {
 
 static int path_reserve(bkr_walk *w, size_t need)
 {
-	if (need <= w->path_cap)
-		return 0;
-	size_t cap = w->path_cap ? w->path_cap : 256;
-	while (cap < need)
-		cap *= 2;
-	char *p = realloc(w->path, cap);
-	if (!p)
-		return bkr_error_oom();
-	w->path = p;
-	w->path_cap = cap;
-	return 0;
+	return bkr_pathbuf_reserve(&w->path, need);
 }
 
 static int push_frame(bkr_walk *w, bkr_dir *d, size_t path_len)
@@ -196,15 +186,15 @@ int bkr_walk_new(bkr_walk **out, bkr_repo *r, const bkr_id *root, const char *pa
 	/* normalised start path */
 	if ((err = path_reserve(w, (path ? strlen(path) : 0) + 2)) < 0)
 		goto done;
-	w->path[0] = '\0';
+	w->path.p[0] = '\0';
 	size_t plen = 0;
 	while (path && (len = next_component(path, &pos, &comp)) > 0) {
 		if (plen)
-			w->path[plen++] = '/';
-		memcpy(w->path + plen, comp, len);
+			w->path.p[plen++] = '/';
+		memcpy(w->path.p + plen, comp, len);
 		plen += len;
 	}
-	w->path[plen] = '\0';
+	w->path.p[plen] = '\0';
 	if ((err = push_frame(w, d, plen)) < 0)
 		goto done;
 	d = NULL;
@@ -262,8 +252,8 @@ int bkr_walk_next(bkr_walk *w, const bkr_walk_item **item)
 			bool post = (w->flags & BKR_WALK_POST) && f->has_entry;
 			memset(&w->item, 0, sizeof(w->item));
 			if (post) {
-				w->path[f->path_len] = '\0';
-				w->item.path = w->path;
+				w->path.p[f->path_len] = '\0';
+				w->item.path = w->path.p;
 				w->item.path_len = f->path_len;
 				w->item.depth = w->depth - 1;
 				w->item.entry = f->entry;
@@ -285,8 +275,8 @@ int bkr_walk_next(bkr_walk *w, const bkr_walk_item **item)
 			snprintf(w->errmsg, sizeof(w->errmsg), "%s", bkr_error_message());
 			f->next = f->count;
 			if (f->has_entry) {
-				w->path[f->path_len] = '\0';
-				w->item.path = w->path;
+				w->path.p[f->path_len] = '\0';
+				w->item.path = w->path.p;
 				w->item.path_len = f->path_len;
 				w->item.depth = w->depth - 1;
 				w->item.entry = f->entry;
@@ -307,10 +297,10 @@ int bkr_walk_next(bkr_walk *w, const bkr_walk_item **item)
 		if ((err = path_reserve(w, plen + 1)) < 0)
 			return err;
 		if (base)
-			w->path[base] = '/';
-		memcpy(w->path + base + (base ? 1 : 0), e->name, e->name_len);
-		w->path[plen] = '\0';
-		w->item.path = w->path;
+			w->path.p[base] = '/';
+		memcpy(w->path.p + base + (base ? 1 : 0), e->name, e->name_len);
+		w->path.p[plen] = '\0';
+		w->item.path = w->path.p;
 		w->item.path_len = plen;
 		w->item.depth = w->depth;
 		if (e->type == BKR_FT_DIR && !(w->flags & BKR_WALK_NO_RECURSE)) {
@@ -339,7 +329,7 @@ void bkr_walk_free(bkr_walk *w)
 	bkr_dir_free(w->pending);
 	bkr_dir_free(w->start_holder);
 	free(w->stack);
-	free(w->path);
+	bkr_pathbuf_free(&w->path);
 	free(w);
 }
 
