@@ -183,7 +183,8 @@ static void mk_layout(bkrfs_layout *l, uint64_t size, const uint32_t *clen, size
 		c[k].length = clen[k];
 		c[k].id.b[0] = (uint8_t)k;
 	}
-	memcpy(hh, h, nh * sizeof(*h));
+	if (nh)
+		memcpy(hh, h, nh * sizeof(*h));
 	assert_int_equal(bkrfs_layout_init(l, size, c, nc, hh, nh), expect);
 }
 
