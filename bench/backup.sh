@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Backup benchmark: bkr against restic and borg, in one run, on the same data.
+#
+#   bench/backup.sh [--work DIR] [--cold] [--no-build]
+#
+# Corpus (in DIR, default /var/tmp/bkr-bench): a copy of /usr/include and a
+# 512 MiB file (half generated log text, half random).  For each tool: init a
+# repository, full backup, incremental with no change, then incremental after
+# appending a line to every 100th file.  The phases run phase by phase (every
+# tool's full, then every tool's no-change incremental, then the change, then
+# every tool's incremental), so each tool sees exactly the same data.
+# Measured: wall time and peak RSS (/usr/bin/time), repository size (du -sb).
+# --cold drops the page cache before every timed run (root only); the default
+# is a warm cache for every tool.  Results: a table, ratios, PASS/MISS per
+# target (informational: the exit status is 0 unless a tool fails), and a JSON
+# file in DIR/results/.  See bench/README.md.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+COLD=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--work) BENCH_WORK=$2; shift ;;
+	--work=*) BENCH_WORK=${1#*=} ;;
+	--cold) COLD=1 ;;
+	--no-build) BENCH_NOBUILD=1 ;;
+	-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown option $1 (see --help)" ;;
+	esac
+	shift
+done
+[ $COLD = 0 ] || [ "$(id -u)" = 0 ] || die "--cold needs root (drop_caches)"
+need restic borg perl openssl meson ninja
+[ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
+
+mkdir -p "$BENCH_WORK"
+BENCH_WORK=$(cd "$BENCH_WORK" && pwd)
+build_bkr
+make_corpus
+REPOS=$BENCH_WORK/repos
+rm -rf "$REPOS" "$BENCH_WORK/logs" "$BENCH_WORK/cache"
+mkdir -p "$REPOS" "$BENCH_WORK/logs" "$BENCH_WORK/cache" "$BENCH_WORK/results"
+
+export RESTIC_PASSWORD=$RESTIC_PASSWORD_FIXED RESTIC_CACHE_DIR=$BENCH_WORK/cache/restic
+export BORG_BASE_DIR=$BENCH_WORK/cache/borg BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+cd "$BENCH_WORK"
+
+TOOLS="bkr restic borg"
+PHASES="full noop change1"
+log "corpus: $CORPUS_FILES files, $((CORPUS_BYTES / 1048576)) MiB; warm cache: $([ $COLD = 1 ] && echo no || echo yes)"
+
+log "init repositories"
+"$BKR" -q init -r "$REPOS/bkr" >"$BENCH_WORK/logs/init-bkr.log" 2>&1 || die "bkr init failed"
+restic init -r "$REPOS/restic" >"$BENCH_WORK/logs/init-restic.log" 2>&1 || die "restic init failed"
+borg init --encryption none "$REPOS/borg" >"$BENCH_WORK/logs/init-borg.log" 2>&1 || die "borg init failed"
+
+run_phase() {
+	local tool=$1 phase=$2 type=incremental
+	[ "$phase" = full ] && type=full
+	[ $COLD = 1 ] && drop_caches
+	log "$tool $phase"
+	case $tool in
+	bkr) timed "${tool}_${phase}" "$BKR" create -r "$REPOS/bkr" --type "$type" "$CORPUS" ;;
+	restic) timed "${tool}_${phase}" restic -r "$REPOS/restic" backup --host bench corpus ;;
+	borg) timed "${tool}_${phase}" borg create "$REPOS/borg::$phase" corpus ;;
+	esac
+	printf -v "${tool}_${phase}_repo" '%s' "$(du -sb "$REPOS/$tool" | cut -f1)"
+}
+
+for phase in $PHASES; do
+	if [ "$phase" = change1 ]; then
+		change_one_percent
+		log "changed $CHANGED_FILES files"
+	fi
+	for tool in $TOOLS; do
+		run_phase "$tool" "$phase"
+	done
+done
+
+get() { local v="${1}_${2}_${3}"; printf '%s' "${!v}"; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+
+echo
+echo "bkr benchmark: backup  ($(date -u +%Y-%m-%dT%H:%MZ), $(machine_info))"
+echo "$(tool_versions)"
+echo "corpus: $CORPUS_FILES files, $(mib "$CORPUS_BYTES") MiB (/usr/include + ${BIG_MIB} MiB half text/half random);" \
+	"change1 = 1 line appended to $CHANGED_FILES files; cache: $([ $COLD = 1 ] && echo cold || echo warm)"
+echo "compression: bkr zlib level 1 (default), restic repo v2 'auto' (zstd default), borg lz4 (default)"
+echo
+printf '%-7s %-8s %9s %12s %10s\n' tool phase seconds "peak RSS MiB" "repo MiB"
+for tool in $TOOLS; do
+	for phase in $PHASES; do
+		printf '%-7s %-8s %9s %12s %10s\n' "$tool" "$phase" "$(get "$tool" "$phase" s)" \
+			"$(mib $(($(get "$tool" "$phase" kb) * 1024)))" "$(mib "$(get "$tool" "$phase" repo)")"
+	done
+done
+
+echo
+printf '%-8s %-8s %10s %10s %12s %8s %6s\n' phase metric bkr/restic bkr/borg "bkr/fastest" target result
+json_ratios=""
+for phase in $PHASES; do
+	b=$(get bkr "$phase" s) r=$(get restic "$phase" s) g=$(get borg "$phase" s)
+	f=$(fmin "$r" "$g")
+	rf=$(ratio "$b" "$f")
+	case $phase in
+	full) tgt=0.5 ;;
+	noop) tgt=0.3 ;;
+	*) tgt="" ;;
+	esac
+	res=$([ -n "$tgt" ] && verdict "$rf" "$tgt" || echo "-")
+	printf '%-8s %-8s %10s %10s %12s %8s %6s\n' "$phase" time "$(ratio "$b" "$r")" "$(ratio "$b" "$g")" \
+		"$rf" "${tgt:+≤$tgt}" "$res"
+	printf '%-8s %-8s %10s %10s %12s\n' "$phase" rss "$(ratio "$(get bkr "$phase" kb)" "$(get restic "$phase" kb)")" \
+		"$(ratio "$(get bkr "$phase" kb)" "$(get borg "$phase" kb)")" ""
+	br=$(get bkr "$phase" repo) rr=$(get restic "$phase" repo) gr=$(get borg "$phase" repo)
+	rres="-" rtgt=""
+	if [ "$phase" = change1 ]; then rtgt=1.1; rres=$(verdict "$(ratio "$br" "$rr")" 1.1); fi
+	printf '%-8s %-8s %10s %10s %12s %8s %6s\n' "$phase" repo "$(ratio "$br" "$rr")" "$(ratio "$br" "$gr")" \
+		"" "${rtgt:+≤$rtgt}" "$rres"
+	json_ratios+="${json_ratios:+,}\"$phase\":{\"time_vs_restic\":\"$(ratio "$b" "$r")\",\"time_vs_borg\":\"$(ratio "$b" "$g")\",\"time_vs_fastest\":\"$rf\",\"repo_vs_restic\":\"$(ratio "$br" "$rr")\",\"repo_vs_borg\":\"$(ratio "$br" "$gr")\"}"
+done
+echo "targets: full time ≤ 0.5× the faster peer; no-change incremental ≤ 0.3×; repository ≤ 1.1× restic's (after all phases)"
+
+out=$BENCH_WORK/results/backup-$(date -u +%Y%m%d-%H%M%S).json
+{
+	printf '{"benchmark":"backup","date":"%s","machine":"%s","versions":"%s","cache":"%s",' \
+		"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(machine_info)" "$(tool_versions)" "$([ $COLD = 1 ] && echo cold || echo warm)"
+	printf '"corpus":{"files":%s,"bytes":%s,"changed_files":%s},"results":[' "$CORPUS_FILES" "$CORPUS_BYTES" "$CHANGED_FILES"
+	sep=""
+	for tool in $TOOLS; do
+		for phase in $PHASES; do
+			printf '%s{"tool":"%s","phase":"%s","seconds":%s,"peak_rss_kib":%s,"repo_bytes":%s}' "$sep" "$tool" "$phase" \
+				"$(get "$tool" "$phase" s)" "$(get "$tool" "$phase" kb)" "$(get "$tool" "$phase" repo)"
+			sep=,
+		done
+	done
+	printf '],"ratios":{%s}}\n' "$json_ratios"
+} >"$out"
+echo
+echo "results: $out"

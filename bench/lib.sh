@@ -1,0 +1,152 @@
+# Shared helpers of bench/backup.sh and bench/mount.sh (sourced, not run).
+#
+# Environment:
+#   BENCH_WORK   work directory (default /var/tmp/bkr-bench)
+#   BENCH_BUILD  build directory (default <source>/build-bench)
+#   BENCH_NOBUILD=1  use BENCH_BUILD as it is (no meson setup / ninja)
+
+BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_WORK=${BENCH_WORK:-/var/tmp/bkr-bench}
+BENCH_BUILD=${BENCH_BUILD:-$BENCH_SRC/build-bench}
+# Bump when the corpus recipe changes, so a cached corpus is regenerated.
+CORPUS_VERSION=1
+BIG_MIB=512
+RESTIC_PASSWORD_FIXED=bkr-bench
+export LC_ALL=C
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+need() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 ||
+			die "$c not found (tools/install-deps.sh --bench installs restic, borgbackup, fio, time)"
+	done
+}
+
+# Release build of bkr, bkrfs and bench/*.c.  -Dwerror=false: a release
+# (-O3) build must not fail on a new maybe-uninitialized warning of GCC.
+build_bkr() {
+	if [ "${BENCH_NOBUILD:-0}" != 1 ]; then
+		log "building $BENCH_BUILD (release)"
+		if [ -d "$BENCH_BUILD/meson-info" ]; then
+			meson setup --reconfigure "$BENCH_BUILD" "$BENCH_SRC" -Dtests=false \
+				-Dbuildtype=release -Dwerror=false >"$BENCH_WORK/build.log" 2>&1
+		else
+			meson setup "$BENCH_BUILD" "$BENCH_SRC" -Dtests=false \
+				-Dbuildtype=release -Dwerror=false >"$BENCH_WORK/build.log" 2>&1
+		fi || { tail -20 "$BENCH_WORK/build.log"; die "meson setup failed"; }
+		ninja -C "$BENCH_BUILD" >>"$BENCH_WORK/build.log" 2>&1 ||
+			{ tail -20 "$BENCH_WORK/build.log"; die "build failed (see $BENCH_WORK/build.log)"; }
+	fi
+	BKR=$BENCH_BUILD/tools/bkr
+	BKRFS=$BENCH_BUILD/fs/bkrfs
+	RANDREAD=$BENCH_BUILD/bench/randread
+	[ -x "$BKR" ] || die "$BKR missing"
+}
+
+# The 512 MiB file: 256 MiB of deterministic log lines (dictionary words,
+# compresses to about 1/3 with zlib -1), then 256 MiB of AES-CTR keystream
+# (incompressible, deterministic).
+make_big() {
+	local out=$1 half=$((BIG_MIB / 2 * 1048576))
+	{
+		perl -e '
+use strict;
+my @w = qw(user assistant content the backup restore file workspace error ok
+  timestamp message tool_call result json request response latency session token
+  cache miss hit disk write read commit index pack chunk tree manifest verify prune
+  retention hourly daily weekly warning info debug trace service config worker
+  thread queue retry timeout connect closed open);
+my @lv = qw(INFO DEBUG WARN ERROR TRACE);
+srand(20240601);
+my ($n, $buf, $t) = (0, "", 1700000000);
+my $target = $ARGV[0];
+while ($n < $target) {
+  $t += int(rand(3));
+  my $line = sprintf("%d.%06d %s worker-%d req=%08x", $t, int(rand(1000000)),
+    $lv[int(rand(5))], int(rand(16)), int(rand(4294967295)));
+  my $k = 4 + int(rand(12));
+  $line .= " " . $w[int(rand(@w))] for 1 .. $k;
+  $buf .= $line . "\n";
+  if (length($buf) >= 1 << 20) {
+    $buf = substr($buf, 0, $target - $n) if $n + length($buf) > $target;
+    print $buf; $n += length($buf); $buf = "";
+  }
+}' "$half"
+		head -c "$half" /dev/zero | openssl enc -aes-256-ctr -nosalt \
+			-K 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f \
+			-iv 00000000000000000000000000000000 2>/dev/null
+	} >"$out.tmp"
+	[ "$(stat -c %s "$out.tmp")" = $((BIG_MIB * 1048576)) ] || die "generating $out failed"
+	mv "$out.tmp" "$out"
+}
+
+# CORPUS=$BENCH_WORK/corpus: include/ (a fresh copy of /usr/include, so that
+# earlier modifications are undone) and big.bin (kept between runs).
+make_corpus() {
+	CORPUS=$BENCH_WORK/corpus
+	mkdir -p "$CORPUS"
+	if [ "$(cat "$BENCH_WORK/corpus.version" 2>/dev/null)" != "$CORPUS_VERSION" ] ||
+		[ "$(stat -c %s "$CORPUS/big.bin" 2>/dev/null)" != $((BIG_MIB * 1048576)) ]; then
+		log "generating $CORPUS/big.bin ($BIG_MIB MiB, half text, half random)"
+		rm -f "$BENCH_WORK/corpus.version"
+		make_big "$CORPUS/big.bin"
+		echo "$CORPUS_VERSION" >"$BENCH_WORK/corpus.version"
+	fi
+	log "copying /usr/include to $CORPUS/include"
+	rm -rf "$CORPUS/include"
+	cp -a /usr/include "$CORPUS/include"
+	CORPUS_FILES=$(find "$CORPUS" -type f | wc -l)
+	CORPUS_BYTES=$(du -sb --apparent-size "$CORPUS" | cut -f1)
+}
+
+# Append one line to every 100th regular file of the corpus (sorted by path).
+change_one_percent() {
+	local n=0 f
+	while IFS= read -r f; do
+		n=$((n + 1))
+		if [ $((n % 100)) = 0 ]; then
+			printf '/* bkr-bench change %d */\n' "$n" >>"$f"
+		fi
+	done < <(cd "$BENCH_WORK" && find corpus -type f | sort | sed "s|^|$BENCH_WORK/|")
+	CHANGED_FILES=$((n / 100))
+}
+
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || die "dropping the page cache needs root"
+}
+
+# timed OUTVAR CMD...: runs CMD with /usr/bin/time; sets OUTVAR_s (seconds)
+# and OUTVAR_kb (peak RSS KiB); CMD's output goes to $BENCH_WORK/logs.
+timed() {
+	local var=$1
+	shift
+	local tf=$BENCH_WORK/logs/time.$$ lf=$BENCH_WORK/logs/$var.log
+	if ! /usr/bin/time -f '%e %M' -o "$tf" "$@" >"$lf" 2>&1; then
+		tail -5 "$lf" >&2
+		die "failed: $* (log: $lf)"
+	fi
+	local s kb
+	read -r s kb <"$tf"
+	printf -v "${var}_s" '%s' "$s"
+	printf -v "${var}_kb" '%s' "$kb"
+}
+
+# ratio A B: A/B with 2 decimals ("-" when B is 0 or empty)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+fmin() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 < b + 0) ? a : b }'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "-") print "n/a"; else print (r + 0 <= t + 0) ? "PASS" : "MISS" }'; }
+
+machine_info() {
+	printf '%s, %s cores, %s MiB RAM, kernel %s' \
+		"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" \
+		"$(nproc)" "$(awk '/MemTotal/ { printf "%d", $2 / 1024 }' /proc/meminfo)" "$(uname -r)"
+}
+
+tool_versions() {
+	printf 'bkr %s; %s; %s' "$("$BKR" --version 2>&1 | head -1 | awk '{print $NF}')" \
+		"$(restic version | awk '{print "restic " $2}')" "$(borg --version)"
+}

@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# Mount benchmark: reading a backup through bkrfs, `restic mount` and
+# `borg mount`, against reading the source itself (the physical limit).
+#
+#   bench/mount.sh [--work DIR] [--reads N] [--no-build]     (root: drops caches)
+#
+# The corpus of bench/backup.sh (DIR, default /var/tmp/bkr-bench) is backed up
+# once by each tool, then for each tool and each operation
+#   ls     ls -lR of the backup
+#   tar    tar cf - include | wc -c
+#   cat    cat of the 512 MiB file > /dev/null
+#   rand   N (default 2000) random 4 KiB preads of that file (bench/randread)
+# the backup is mounted afresh, the page cache dropped, the operation run
+# (cold), then run again on the same mount (warm).  "mount" is the time from
+# starting the daemon (after dropping the cache) until the backup is visible.
+# The peak RSS of each daemon is its VmHWM just before unmounting (the maximum
+# over its mounts).  randread's checksums must equal the source's.
+# Results: a table, ratios, PASS/MISS per target (informational; exit status 0
+# unless a tool fails), and a JSON file in DIR/results/.  See bench/README.md.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+READS=2000
+while [ $# -gt 0 ]; do
+	case $1 in
+	--work) BENCH_WORK=$2; shift ;;
+	--work=*) BENCH_WORK=${1#*=} ;;
+	--reads) READS=$2; shift ;;
+	--no-build) BENCH_NOBUILD=1 ;;
+	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown option $1 (see --help)" ;;
+	esac
+	shift
+done
+[ "$(id -u)" = 0 ] || die "needs root (drop_caches between cold runs)"
+need restic borg perl openssl meson ninja fusermount3 tar
+[ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
+
+mkdir -p "$BENCH_WORK"
+BENCH_WORK=$(cd "$BENCH_WORK" && pwd)
+MREPOS=$BENCH_WORK/mrepos
+MNT=$BENCH_WORK/mnt
+DAEMON_PID=""
+
+cleanup() {
+	local rc=$?
+	if grep -q " $MNT " /proc/mounts; then
+		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
+	fi
+	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+		kill "$DAEMON_PID" 2>/dev/null || true
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+build_bkr
+[ -x "$RANDREAD" ] || die "$RANDREAD missing"
+[ -x "$BKRFS" ] || die "$BKRFS missing"
+make_corpus
+rm -rf "$MREPOS" "$BENCH_WORK/logs" "$BENCH_WORK/cache"
+mkdir -p "$MREPOS" "$MNT" "$BENCH_WORK/logs" "$BENCH_WORK/cache" "$BENCH_WORK/results"
+export RESTIC_PASSWORD=$RESTIC_PASSWORD_FIXED RESTIC_CACHE_DIR=$BENCH_WORK/cache/restic
+export BORG_BASE_DIR=$BENCH_WORK/cache/borg BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+cd "$BENCH_WORK"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+log "backing up the corpus with bkr, restic, borg"
+"$BKR" -q init -r "$MREPOS/bkr" >"$BENCH_WORK/logs/init-bkr.log" 2>&1 || die "bkr init failed"
+"$BKR" -q create -r "$MREPOS/bkr" --type full "$CORPUS" >"$BENCH_WORK/logs/create-bkr.log" 2>&1 ||
+	die "bkr create failed"
+restic init -r "$MREPOS/restic" >"$BENCH_WORK/logs/init-restic.log" 2>&1 || die "restic init failed"
+restic -r "$MREPOS/restic" backup --host bench corpus >"$BENCH_WORK/logs/create-restic.log" 2>&1 ||
+	die "restic backup failed"
+borg init --encryption none "$MREPOS/borg" >"$BENCH_WORK/logs/init-borg.log" 2>&1 || die "borg init failed"
+borg create "$MREPOS/borg::full" corpus >"$BENCH_WORK/logs/create-borg.log" 2>&1 || die "borg create failed"
+
+# mount_tool TOOL: mounts TOOL's backup at $MNT; sets ROOT (the corpus dir
+# inside the mount), DAEMON_PID, and mount_s (seconds until ROOT is visible).
+mount_tool() {
+	local tool=$1 t0 i
+	t0=$EPOCHREALTIME
+	case $tool in
+	bkr)
+		"$BKRFS" "$MREPOS/bkr" "$MNT" >>"$BENCH_WORK/logs/mount-bkr.log" 2>&1 || die "bkrfs failed"
+		ROOT=$MNT/latest/corpus
+		DAEMON_PID=$(pgrep -f -x "$BKRFS $MREPOS/bkr $MNT" | head -1 || true)
+		;;
+	restic)
+		restic -r "$MREPOS/restic" mount "$MNT" >>"$BENCH_WORK/logs/mount-restic.log" 2>&1 &
+		DAEMON_PID=$!
+		ROOT=$MNT/snapshots/latest/corpus
+		;;
+	borg)
+		borg mount -f "$MREPOS/borg::full" "$MNT" >>"$BENCH_WORK/logs/mount-borg.log" 2>&1 &
+		DAEMON_PID=$!
+		ROOT=$MNT/corpus
+		;;
+	esac
+	for ((i = 0; i < 600; i++)); do
+		[ -e "$ROOT/big.bin" ] && break
+		[ -n "$DAEMON_PID" ] && ! kill -0 "$DAEMON_PID" 2>/dev/null && die "$tool mount exited (see logs/mount-$tool.log)"
+		sleep 0.05
+	done
+	[ -e "$ROOT/big.bin" ] || die "$tool mount not ready after 30 s"
+	[ -n "$DAEMON_PID" ] || die "$tool: daemon pid not found"
+	mount_s=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+}
+
+# umount_tool TOOL: records VmHWM, unmounts, waits for the daemon to exit.
+umount_tool() {
+	local tool=$1 hwm i v
+	hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$DAEMON_PID/status" 2>/dev/null || echo 0)
+	v=${tool}_hwm
+	[ "${hwm:-0}" -gt "${!v:-0}" ] && printf -v "$v" '%s' "$hwm"
+	fusermount3 -u "$MNT" || die "cannot unmount $MNT"
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -0 "$DAEMON_PID" 2>/dev/null && { kill "$DAEMON_PID"; sleep 0.5; }
+	DAEMON_PID=""
+}
+
+# run_op OP DIR: runs OP on the corpus at DIR; sets OP_S (seconds) and, for
+# rand, RAND_SUM (randread's checksum of the bytes read).
+run_op() {
+	local op=$1 dir=$2 t0 out
+	t0=$EPOCHREALTIME
+	case $op in
+	ls) ls -lR "$dir" >/dev/null || die "ls -lR $dir failed" ;;
+	tar) tar cf - -C "$dir" include | wc -c >/dev/null || die "tar of $dir/include failed" ;;
+	cat) cat "$dir/big.bin" >/dev/null || die "cat $dir/big.bin failed" ;;
+	rand)
+		out=$("$RANDREAD" "$dir/big.bin" "$READS") || die "randread $dir/big.bin failed"
+		read -r OP_S _ _ RAND_SUM <<<"$out"
+		return
+		;;
+	esac
+	OP_S=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+}
+
+OPS="ls tar cat rand"
+TOOLS="bkr restic borg"
+set_res() { printf -v "r_${1}_${2}_${3}" '%s' "$4"; }
+res() { local v="r_${1}_${2}_${3}"; printf '%s' "${!v:-}"; }
+BAD_SUM=""
+
+log "source"
+for op in $OPS; do
+	drop_caches
+	run_op "$op" "$CORPUS"
+	set_res source "$op" cold "$OP_S"
+	run_op "$op" "$CORPUS"
+	set_res source "$op" warm "$OP_S"
+	[ "$op" = rand ] && SRC_SUM=$RAND_SUM
+done
+
+for tool in $TOOLS; do
+	for op in $OPS; do
+		log "$tool $op"
+		drop_caches
+		mount_tool "$tool"
+		[ "$op" = ls ] && set_res "$tool" mount cold "$mount_s"
+		drop_caches
+		run_op "$op" "$ROOT"
+		set_res "$tool" "$op" cold "$OP_S"
+		[ "$op" = rand ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(cold)"
+		run_op "$op" "$ROOT"
+		set_res "$tool" "$op" warm "$OP_S"
+		[ "$op" = rand ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(warm)"
+		umount_tool "$tool"
+	done
+done
+
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+echo
+echo "bkr benchmark: mount  ($(date -u +%Y-%m-%dT%H:%MZ), $(machine_info))"
+echo "$(tool_versions); load average at start $LOAD_START, at end $LOAD_END"
+echo "corpus: $CORPUS_FILES files, $(awk -v b="$CORPUS_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }') MiB;" \
+	"rand = $READS × 4 KiB pread of big.bin (fixed seed); seconds"
+echo
+printf '%-6s %-6s %9s %9s %9s %9s\n' op cache source bkr restic borg
+for op in mount $OPS; do
+	for c in cold warm; do
+		[ "$op" = mount ] && [ $c = warm ] && continue
+		printf '%-6s %-6s %9s %9s %9s %9s\n' "$op" "$c" "$(res source "$op" $c)" \
+			"$(res bkr "$op" $c)" "$(res restic "$op" $c)" "$(res borg "$op" $c)"
+	done
+done
+printf '%-13s %9s %9s %9s %9s\n' "peak RSS MiB" - "$(mib "${bkr_hwm:-0}")" "$(mib "${restic_hwm:-0}")" "$(mib "${borg_hwm:-0}")"
+
+echo
+printf '%-6s %-6s %10s %10s %12s %10s %8s %6s\n' op cache bkr/restic bkr/borg bkr/fastest bkr/source target result
+json_ratios="" sep=""
+for op in mount $OPS; do
+	for c in cold warm; do
+		[ "$op" = mount ] && [ $c = warm ] && continue
+		b=$(res bkr "$op" $c) r=$(res restic "$op" $c) g=$(res borg "$op" $c) s=$(res source "$op" $c)
+		rf=$(ratio "$b" "$(fmin "$r" "$g")")
+		rs=$(ratio "$b" "$s")
+		if [ $c = cold ]; then tgt=0.5 v=$(verdict "$rf" 0.5); else tgt=1.5 v=$(verdict "$rs" 1.5); fi
+		[ "$op" = mount ] && tgt="" v="-"
+		printf '%-6s %-6s %10s %10s %12s %10s %8s %6s\n' "$op" $c "$(ratio "$b" "$r")" "$(ratio "$b" "$g")" \
+			"$rf" "$rs" "${tgt:+≤$tgt}" "$v"
+		json_ratios+="$sep\"${op}_$c\":{\"vs_restic\":\"$(ratio "$b" "$r")\",\"vs_borg\":\"$(ratio "$b" "$g")\",\"vs_fastest\":\"$rf\",\"vs_source\":\"$rs\",\"result\":\"$v\"}"
+		sep=,
+	done
+done
+rr=$(ratio "${bkr_hwm:-0}" "${restic_hwm:-0}")
+printf '%-13s %10s %10s %12s %10s %8s %6s\n' "peak RSS" "$rr" "$(ratio "${bkr_hwm:-0}" "${borg_hwm:-0}")" "" "" "≤1" "$(verdict "$rr" 1)"
+echo "targets: every cold figure ≤ 0.5× the faster of restic and borg (bkr/fastest); every warm figure ≤ 1.5× the source;"
+echo "         bkrfs peak RSS ≤ restic mount's"
+[ -z "$BAD_SUM" ] || echo "WARNING: random-read checksum differs from the source for:$BAD_SUM"
+
+out=$BENCH_WORK/results/mount-$(date -u +%Y%m%d-%H%M%S).json
+{
+	printf '{"benchmark":"mount","date":"%s","machine":"%s","versions":"%s","loadavg_start":"%s","loadavg_end":"%s",' \
+		"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(machine_info)" "$(tool_versions)" "$LOAD_START" "$LOAD_END"
+	printf '"corpus":{"files":%s,"bytes":%s},"reads":%s,"seconds":{' "$CORPUS_FILES" "$CORPUS_BYTES" "$READS"
+	sep=""
+	for t in source $TOOLS; do
+		for op in mount $OPS; do
+			for c in cold warm; do
+				v=$(res "$t" "$op" $c)
+				[ -n "$v" ] || continue
+				printf '%s"%s_%s_%s":%s' "$sep" "$t" "$op" $c "$v"
+				sep=,
+			done
+		done
+	done
+	printf '},"peak_rss_kib":{"bkr":%s,"restic":%s,"borg":%s},"checksum_mismatch":"%s","ratios":{%s}}\n' \
+		"${bkr_hwm:-0}" "${restic_hwm:-0}" "${borg_hwm:-0}" "${BAD_SUM# }" "$json_ratios"
+} >"$out"
+echo
+echo "results: $out"
