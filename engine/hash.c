@@ -58,6 +58,13 @@ void bkr_hash_free(bkr_hash_ctx *ctx)
 	free(ctx);
 }
 
+int bkr_hash_copy(bkr_hash_ctx *dst, const bkr_hash_ctx *src)
+{
+	if (EVP_MD_CTX_copy_ex(dst->md, src->md) != 1)
+		return bkr_error_set(BKR_ERROR, "cannot copy a hash state");
+	return 0;
+}
+
 int bkr_id_cmp(const bkr_id *a, const bkr_id *b)
 {
 	return memcmp(a->b, b->b, BKR_ID_SIZE);

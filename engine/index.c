@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,41 +304,30 @@ static int check_name(const char *path, const bkr_id *id)
 	return 0;
 }
 
-/** Hashing the whole file on a second thread while the first checks the trailer. */
-struct hash_job {
-	const uint8_t *data;
-	size_t len;
-	bkr_id out;
-};
-
-static void *hash_thread(void *arg)
-{
-	struct hash_job *j = arg;
-	bkr_sha256(j->data, j->len, &j->out);
-	return NULL;
-}
-
-/* Below this size both hashes run on the calling thread. */
-#define PARALLEL_HASH_MIN (4u << 20)
-
 /**
  * The SHA-256 of the first size-32 bytes (*trailer) and of the whole file
- * (*whole).  Large files hash both at once on two threads, which halves the
- * time to open a big index.
+ * (*whole) in one pass: hash the body, copy the state, finish one copy for
+ * the trailer and feed the trailer bytes to the other.
  */
-static void hash_both(const uint8_t *map, size_t size, bkr_id *trailer, bkr_id *whole)
+static int hash_both(const uint8_t *map, size_t size, bkr_id *trailer, bkr_id *whole)
 {
-	struct hash_job job = { map, size, {{0}} };
-	pthread_t th;
+	bkr_hash_ctx *body = bkr_hash_new(), *all = bkr_hash_new();
+	int err = 0;
 
-	if (size >= PARALLEL_HASH_MIN && pthread_create(&th, NULL, hash_thread, &job) == 0) {
-		bkr_sha256(map, size - BKR_ID_SIZE, trailer);
-		pthread_join(th, NULL);
-		*whole = job.out;
-		return;
+	if (!body || !all) {
+		err = bkr_error_oom();
+		goto done;
 	}
-	bkr_sha256(map, size - BKR_ID_SIZE, trailer);
-	bkr_sha256(map, size, whole);
+	bkr_hash_update(body, map, size - BKR_ID_SIZE);
+	if ((err = bkr_hash_copy(all, body)) < 0)
+		goto done;
+	bkr_hash_final(body, trailer);
+	bkr_hash_update(all, map + size - BKR_ID_SIZE, BKR_ID_SIZE);
+	bkr_hash_final(all, whole);
+done:
+	bkr_hash_free(body);
+	bkr_hash_free(all);
+	return err;
 }
 
 /** Map @p path, validate all of it, and append it to @p idx. */
@@ -383,7 +371,8 @@ static int load_file(bkr_index *idx, const char *path)
 	}
 	if ((err = check_header(map, size, path, &nsup, &count)) < 0)
 		goto done;
-	hash_both(map, size, &th, &h);
+	if ((err = hash_both(map, size, &th, &h)) < 0)
+		goto done;
 	if (memcmp(th.b, map + size - BKR_ID_SIZE, BKR_ID_SIZE) != 0) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: trailer checksum mismatch", path);
 		goto done;

@@ -30,6 +30,8 @@ void bkr_hash_reset(bkr_hash_ctx *ctx);
 void bkr_hash_update(bkr_hash_ctx *ctx, const void *data, size_t len);
 void bkr_hash_final(bkr_hash_ctx *ctx, bkr_id *out); /**< ctx may be reset and reused */
 void bkr_hash_free(bkr_hash_ctx *ctx);           /**< NULL is a no-op */
+/** Make @p dst continue from @p src's state (a hash of a prefix, then of the whole). */
+int bkr_hash_copy(bkr_hash_ctx *dst, const bkr_hash_ctx *src);
 
 int bkr_id_cmp(const bkr_id *a, const bkr_id *b);
 bool bkr_id_is_zero(const bkr_id *id);
