@@ -499,20 +499,23 @@ static void buf_put(bctx *c, uint8_t *b)
 		free(b);
 }
 
+/* Hash and store a queued chunk.  Once pending drops, the owner may free @p j:
+ * nothing of it is touched after the unlock. */
 static void run_chunk_job(bctx *c, chunk_job *j)
 {
+	int err;
 	bkr_sha256(j->data, j->len, &j->id);
-	j->err = put_data(c, &j->id, j->data, j->len);
+	err = j->err = put_data(c, &j->id, j->data, j->len);
+	if (err < 0)
+		set_fatal(c, err);
 	pthread_mutex_lock(&c->mu);
 	buf_put(c, j->data);
 	j->data = NULL;
-	if (j->err < 0 && !j->owner->err)
-		j->owner->err = j->err;
+	if (err < 0 && !j->owner->err)
+		j->owner->err = err;
 	j->owner->pending--;
 	pthread_cond_broadcast(&c->cv_done);
 	pthread_mutex_unlock(&c->mu);
-	if (j->err < 0)
-		set_fatal(c, j->err);
 }
 
 /* Pop a chunk job; c->mu held. */
@@ -1124,7 +1127,8 @@ static int read_xattrs(bctx *c, int dirfd, const char *name, node *n)
 			val = NULL;
 		}
 	}
-	qsort(n->xattrs, n->nxattrs, sizeof(*n->xattrs), xattr_cmp);
+	if (n->nxattrs > 1)
+		qsort(n->xattrs, n->nxattrs, sizeof(*n->xattrs), xattr_cmp);
 done:
 	free(list);
 	free(val);

@@ -439,7 +439,8 @@ static int read_live_dir(int fd, const bkr_source_spec *src, const char *rel, li
 		cnt++;
 	}
 	closedir(d);
-	qsort(v, cnt, sizeof(*v), live_cmp);
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), live_cmp);
 	*out = v;
 	*n = cnt;
 	return 0;

@@ -1276,6 +1276,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		pos += x.len;
 		left -= x.len;
 	}
+	/* Before the reply: once the read completes the file may be released
+	 * (and @p f freed) by another thread. */
+	if (!err)
+		bkrfs_prefetch_after(fs, &f->l, (uint64_t)off, pos, &f->next_seq);
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -1286,8 +1290,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		free(iov);
 	if (ents != ents_small)
 		free(ents);
-	if (!err)
-		bkrfs_prefetch_after(fs, &f->l, (uint64_t)off, pos, &f->next_seq);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
