@@ -135,9 +135,16 @@ timed() {
 	printf -v "${var}_kb" '%s' "$kb"
 }
 
-# ratio A B: A/B with 2 decimals ("-" when B is 0 or empty)
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
-fmin() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 < b + 0) ? a : b }'; }
+# ratio A B: A/B with 2 decimals ("-" when either is not a number or B is 0)
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { n = "^[0-9]+([.][0-9]*)?$"
+		if (a !~ n || b !~ n || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
+}
+# fmin A B: the smaller number (a non-number loses)
+fmin() {
+	awk -v a="$1" -v b="$2" 'BEGIN { n = "^[0-9]+([.][0-9]*)?$"
+		if (a !~ n) print b; else if (b !~ n) print a; else print (a + 0 < b + 0) ? a : b }'
+}
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "-") print "n/a"; else print (r + 0 <= t + 0) ? "PASS" : "MISS" }'; }
 
 machine_info() {

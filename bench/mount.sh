@@ -2,7 +2,8 @@
 # Mount benchmark: reading a backup through bkrfs, `restic mount` and
 # `borg mount`, against reading the source itself (the physical limit).
 #
-#   bench/mount.sh [--work DIR] [--reads N] [--no-build]     (root: drops caches)
+#   bench/mount.sh [--work DIR] [--reads N] [--bkrfs-opts "OPTS"] [--no-build]
+#                                                      (root: drops caches)
 #
 # The corpus of bench/backup.sh (DIR, default /var/tmp/bkr-bench) is backed up
 # once by each tool, then for each tool and each operation
@@ -14,20 +15,24 @@
 # (cold), then run again on the same mount (warm).  "mount" is the time from
 # starting the daemon (after dropping the cache) until the backup is visible.
 # The peak RSS of each daemon is its VmHWM just before unmounting (the maximum
-# over its mounts).  randread's checksums must equal the source's.
+# over its mounts).  randread's checksums must equal the source's.  An
+# operation whose mount fails or crashes is reported as "FAIL" (the run goes
+# on); --bkrfs-opts passes options to bkrfs (e.g. "-s", "-o cache_size=512").
 # Results: a table, ratios, PASS/MISS per target (informational; exit status 0
 # unless a tool fails), and a JSON file in DIR/results/.  See bench/README.md.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 READS=2000
+BKRFS_OPTS=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--work) BENCH_WORK=$2; shift ;;
 	--work=*) BENCH_WORK=${1#*=} ;;
 	--reads) READS=$2; shift ;;
+	--bkrfs-opts) BKRFS_OPTS=$2; shift ;;
 	--no-build) BENCH_NOBUILD=1 ;;
-	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 	shift
@@ -84,9 +89,11 @@ mount_tool() {
 	t0=$EPOCHREALTIME
 	case $tool in
 	bkr)
-		"$BKRFS" "$MREPOS/bkr" "$MNT" >>"$BENCH_WORK/logs/mount-bkr.log" 2>&1 || die "bkrfs failed"
+		# shellcheck disable=SC2086
+		"$BKRFS" "$MREPOS/bkr" "$MNT" $BKRFS_OPTS >>"$BENCH_WORK/logs/mount-bkr.log" 2>&1 ||
+			die "bkrfs failed"
 		ROOT=$MNT/latest/corpus
-		DAEMON_PID=$(pgrep -f -x "$BKRFS $MREPOS/bkr $MNT" | head -1 || true)
+		DAEMON_PID=$(pgrep -f -x "$BKRFS $MREPOS/bkr $MNT${BKRFS_OPTS:+ $BKRFS_OPTS}" | head -1 || true)
 		;;
 	restic)
 		restic -r "$MREPOS/restic" mount "$MNT" >>"$BENCH_WORK/logs/mount-restic.log" 2>&1 &
@@ -115,7 +122,11 @@ umount_tool() {
 	hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$DAEMON_PID/status" 2>/dev/null || echo 0)
 	v=${tool}_hwm
 	[ "${hwm:-0}" -gt "${!v:-0}" ] && printf -v "$v" '%s' "$hwm"
-	fusermount3 -u "$MNT" || die "cannot unmount $MNT"
+	if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+		log "$tool: the daemon (pid $DAEMON_PID) died before the unmount"
+		printf -v "${tool}_died" '%s' 1
+	fi
+	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" || die "cannot unmount $MNT"
 	for ((i = 0; i < 200; i++)); do
 		kill -0 "$DAEMON_PID" 2>/dev/null || break
 		sleep 0.05
@@ -124,21 +135,31 @@ umount_tool() {
 	DAEMON_PID=""
 }
 
-# run_op OP DIR: runs OP on the corpus at DIR; sets OP_S (seconds) and, for
-# rand, RAND_SUM (randread's checksum of the bytes read).
+# run_op OP DIR: runs OP on the corpus at DIR; sets OP_S (seconds, or FAIL)
+# and, for rand, RAND_SUM (randread's checksum of the bytes read).
 run_op() {
-	local op=$1 dir=$2 t0 out
+	local op=$1 dir=$2 t0 out ok=1 el=$BENCH_WORK/logs/op-errors.log
 	t0=$EPOCHREALTIME
 	case $op in
-	ls) ls -lR "$dir" >/dev/null || die "ls -lR $dir failed" ;;
-	tar) tar cf - -C "$dir" include | wc -c >/dev/null || die "tar of $dir/include failed" ;;
-	cat) cat "$dir/big.bin" >/dev/null || die "cat $dir/big.bin failed" ;;
+	ls) ls -lR "$dir" >/dev/null 2>>"$el" || ok=0 ;;
+	tar)
+		# pipefail (set above): the pipeline fails when tar does
+		tar cf - -C "$dir" include 2>>"$el" | wc -c >/dev/null || ok=0
+		;;
+	cat) cat "$dir/big.bin" >/dev/null 2>>"$el" || ok=0 ;;
 	rand)
-		out=$("$RANDREAD" "$dir/big.bin" "$READS") || die "randread $dir/big.bin failed"
-		read -r OP_S _ _ RAND_SUM <<<"$out"
-		return
+		if out=$("$RANDREAD" "$dir/big.bin" "$READS" 2>>"$el"); then
+			read -r OP_S _ _ RAND_SUM <<<"$out"
+			return
+		fi
+		ok=0 RAND_SUM=""
 		;;
 	esac
+	if [ $ok = 0 ]; then
+		log "FAILED: $op on $dir (errors in $el)"
+		OP_S=FAIL
+		return
+	fi
 	OP_S=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
 }
 
@@ -167,10 +188,14 @@ for tool in $TOOLS; do
 		drop_caches
 		run_op "$op" "$ROOT"
 		set_res "$tool" "$op" cold "$OP_S"
-		[ "$op" = rand ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(cold)"
-		run_op "$op" "$ROOT"
-		set_res "$tool" "$op" warm "$OP_S"
-		[ "$op" = rand ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(warm)"
+		[ "$op" = rand ] && [ "$OP_S" != FAIL ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(cold)"
+		if [ "$OP_S" = FAIL ]; then
+			set_res "$tool" "$op" warm FAIL
+		else
+			run_op "$op" "$ROOT"
+			set_res "$tool" "$op" warm "$OP_S"
+			[ "$op" = rand ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(warm)"
+		fi
 		umount_tool "$tool"
 	done
 done
@@ -204,6 +229,7 @@ for op in mount $OPS; do
 		rs=$(ratio "$b" "$s")
 		if [ $c = cold ]; then tgt=0.5 v=$(verdict "$rf" 0.5); else tgt=1.5 v=$(verdict "$rs" 1.5); fi
 		[ "$op" = mount ] && tgt="" v="-"
+		[ "$b" = FAIL ] && v=FAIL
 		printf '%-6s %-6s %10s %10s %12s %10s %8s %6s\n' "$op" $c "$(ratio "$b" "$r")" "$(ratio "$b" "$g")" \
 			"$rf" "$rs" "${tgt:+≤$tgt}" "$v"
 		json_ratios+="$sep\"${op}_$c\":{\"vs_restic\":\"$(ratio "$b" "$r")\",\"vs_borg\":\"$(ratio "$b" "$g")\",\"vs_fastest\":\"$rf\",\"vs_source\":\"$rs\",\"result\":\"$v\"}"
@@ -215,11 +241,16 @@ printf '%-13s %10s %10s %12s %10s %8s %6s\n' "peak RSS" "$rr" "$(ratio "${bkr_hw
 echo "targets: every cold figure ≤ 0.5× the faster of restic and borg (bkr/fastest); every warm figure ≤ 1.5× the source;"
 echo "         bkrfs peak RSS ≤ restic mount's"
 [ -z "$BAD_SUM" ] || echo "WARNING: random-read checksum differs from the source for:$BAD_SUM"
+for t in $TOOLS; do
+	v=${t}_died
+	[ -z "${!v:-}" ] || echo "WARNING: the $t daemon crashed or exited during the run (dmesg; logs/mount-$t.log)"
+done
+[ -z "$BKRFS_OPTS" ] || echo "bkrfs options: $BKRFS_OPTS"
 
 out=$BENCH_WORK/results/mount-$(date -u +%Y%m%d-%H%M%S).json
 {
-	printf '{"benchmark":"mount","date":"%s","machine":"%s","versions":"%s","loadavg_start":"%s","loadavg_end":"%s",' \
-		"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(machine_info)" "$(tool_versions)" "$LOAD_START" "$LOAD_END"
+	printf '{"benchmark":"mount","date":"%s","machine":"%s","versions":"%s","loadavg_start":"%s","loadavg_end":"%s","bkrfs_opts":"%s",' \
+		"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(machine_info)" "$(tool_versions)" "$LOAD_START" "$LOAD_END" "$BKRFS_OPTS"
 	printf '"corpus":{"files":%s,"bytes":%s},"reads":%s,"seconds":{' "$CORPUS_FILES" "$CORPUS_BYTES" "$READS"
 	sep=""
 	for t in source $TOOLS; do
@@ -227,6 +258,7 @@ out=$BENCH_WORK/results/mount-$(date -u +%Y%m%d-%H%M%S).json
 			for c in cold warm; do
 				v=$(res "$t" "$op" $c)
 				[ -n "$v" ] || continue
+				[ "$v" = FAIL ] && v='"FAIL"'
 				printf '%s"%s_%s_%s":%s' "$sep" "$t" "$op" $c "$v"
 				sep=,
 			done
