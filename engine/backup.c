@@ -154,6 +154,7 @@ struct bctx {
 	bool stop;
 	int fatal;                   /* first fatal error (c->mu) */
 	char fatal_msg[512];
+	size_t active;               /* files being read by workers (mu) */
 
 	/* results (c->mu) */
 	bkr_backup_stats st;
@@ -959,6 +960,7 @@ static void work_loop(worker *wk, bool main)
 			file_job fj = c->fq[c->fq_head];
 			c->fq_head = (c->fq_head + 1) % c->fq_cap;
 			c->fq_n--;
+			c->active++;
 			pthread_cond_signal(&c->cv_space);
 			bool stop = c->fatal != 0;
 			pthread_mutex_unlock(&c->mu);
@@ -971,9 +973,12 @@ static void work_loop(worker *wk, bool main)
 			if (main)
 				maybe_progress(c, NULL, false);
 			pthread_mutex_lock(&c->mu);
+			if (--c->active == 0 && c->stop)
+				pthread_cond_broadcast(&c->cv_job);
 			continue;
 		}
-		if (c->stop)
+		/* A file still being read may queue more chunk jobs: stay for them. */
+		if (c->stop && c->active == 0)
 			break;
 		if (main) {
 			struct timespec ts;

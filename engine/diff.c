@@ -183,7 +183,7 @@ static int diff_dirs(dctx *c, const bkr_id *old_root, const bkr_id *new_root,
 		else
 			cmp = name_cmp(ea.name, ea.name_len, eb.name, eb.name_len);
 		const bkr_entry *e = cmp <= 0 ? &ea : &eb;
-		size_t plen;
+		size_t plen = 0;
 		if ((err = path_set(c, f->plen, e->name, e->name_len, &plen)) < 0)
 			goto done;
 		if (cmp < 0) {
@@ -530,7 +530,7 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 		else
 			cmp = name_cmp(ea.name, ea.name_len, eb.name, eb.name_len);
 		const bkr_entry *e = cmp <= 0 ? &ea : &eb;
-		size_t plen;
+		size_t plen = 0;
 		if ((err = path_set(c, f->plen, e->name, e->name_len, &plen)) < 0)
 			goto done;
 		if (cmp < 0) {
@@ -632,7 +632,7 @@ int bkr_diff_live(bkr_repo *r, const bkr_manifest *m, const bkr_source_spec *sou
 			if (strcmp(sources[j].name, ms->source) == 0)
 				spec = &sources[j];
 		const char *dir = spec ? spec->path : ms->path;
-		size_t plen;
+		size_t plen = 0;
 		if (!dir)
 			continue;
 		if ((err = path_set(&c, 0, (const uint8_t *)ms->source, strlen(ms->source), &plen)) < 0)

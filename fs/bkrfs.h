@@ -5,6 +5,8 @@
 #ifndef BKRFS_BKRFS_H
 #define BKRFS_BKRFS_H
 
+#define BKRFS_CACHE_MIB_DEFAULT 64 /**< chunk cache: about 64 chunks of 1 MiB */
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,7 +33,7 @@ struct bkrfs_opts {
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;
-	unsigned cache_mib;    /**< chunk cache size, MiB (default 256) */
+	unsigned cache_mib;    /**< chunk cache size, MiB (default BKRFS_CACHE_MIB_DEFAULT) */
 	char *tz;              /**< NULL = UTC */
 	int ready_fd;          /**< -1 = none */
 	unsigned watch_ms;     /**< watcher period (default 2000) */

@@ -93,7 +93,7 @@ static void usage(FILE *f)
 		"  -o umask=M             clear these permission bits (octal) everywhere\n"
 		"  -o allow_other         let other users in (with default_permissions:\n"
 		"                         the recorded modes are enforced by the kernel)\n"
-		"  -o cache_size=MiB      decompressed chunk cache (default 256)\n"
+		"  -o cache_size=MiB      decompressed chunk cache (default 64)\n"
 		"  -o tz=ZONE             time zone of the by-date view (default UTC)\n"
 		"  -o watch_ms=N          how often to look for new backups (default 2000)\n"
 		"  -o OPT                 other FUSE mount options (fsname=, max_read=...)\n"
@@ -402,6 +402,8 @@ int main(int argc, char *argv[])
 			bkrfs_log(&fs, "--ready-fd=%d: %s", fs.o.ready_fd, strerror(errno));
 		close(fs.o.ready_fd);
 	}
+	if (bkrfs_prefetch_start(&fs, 2) < 0)
+		bkrfs_log(&fs, "%s (reads will not prefetch)", bkr_error_message());
 	if (bkrfs_watcher_start(&fs) < 0)
 		bkrfs_log(&fs, "%s (new backups will not appear until remount)", bkr_error_message());
 

@@ -1642,7 +1642,7 @@ static int pin_top(struct bkrfs *fs, bkrfs_ino ino, bkrfs_node_kind kind, bkrfs_
 
 int bkrfs_setup(struct bkrfs *fs)
 {
-	size_t cache = (size_t)(fs->o.cache_mib ? fs->o.cache_mib : 256) << 20;
+	size_t cache = (size_t)(fs->o.cache_mib ? fs->o.cache_mib : BKRFS_CACHE_MIB_DEFAULT) << 20;
 	int err;
 
 	fs->owner_uid = getuid();
@@ -1661,7 +1661,9 @@ int bkrfs_setup(struct bkrfs *fs)
 	    (err = pin_top(fs, BKRFS_INO_BY_DATE, BKRFS_NODE_BY_DATE, BKRFS_INO_ROOT)) < 0 ||
 	    (err = pin_top(fs, BKRFS_INO_RECOVERED, BKRFS_NODE_RECOVERED, BKRFS_INO_ROOT)) < 0)
 		return err;
-	return bkrfs_prefetch_start(fs, 2);
+	/* threads (prefetch, watcher) start in main() after fuse_daemonize():
+	 * a fork keeps only the calling thread */
+	return 0;
 }
 
 void bkrfs_teardown(struct bkrfs *fs)
