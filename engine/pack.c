@@ -482,7 +482,8 @@ int bkr_pack_read_blob(int fd, const char *what, const bkr_id *id, uint64_t offs
 		       uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out)
 {
 	char hex[BKR_ID_HEX];
-	uint8_t *buf = NULL, *h;
+	uint8_t *buf = NULL, *h, hdr[BKR_BLOB_HEADER_SIZE];
+	const uint8_t *payload;
 	uint64_t end;
 	int err = 0;
 
@@ -494,16 +495,29 @@ int bkr_pack_read_blob(int fd, const char *what, const bkr_id *id, uint64_t offs
 				    what, hex, (unsigned long long)offset, stored_len, raw_len);
 		goto done;
 	}
-	if (!(buf = malloc(BKR_BLOB_HEADER_SIZE + (size_t)stored_len))) {
-		err = bkr_error_oom();
-		goto done;
+	if (stored_len == raw_len) {
+		/* A raw blob (the only kind whose lengths are equal): header into
+		 * hdr, payload straight into @p out, verified in place. */
+		h = hdr;
+		if ((err = bkr_io_pread_full(fd, hdr, BKR_BLOB_HEADER_SIZE, offset, what)) < 0 ||
+		    (err = bkr_io_pread_full(fd, out, stored_len, offset + BKR_BLOB_HEADER_SIZE, what)) < 0) {
+			bkr_error_prefix("blob %s", hex);
+			goto done;
+		}
+		payload = out;
+	} else {
+		if (!(buf = malloc(BKR_BLOB_HEADER_SIZE + (size_t)stored_len))) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		if ((err = bkr_io_pread_full(fd, buf, BKR_BLOB_HEADER_SIZE + (size_t)stored_len,
+					     offset, what)) < 0) {
+			bkr_error_prefix("blob %s", hex);
+			goto done;
+		}
+		h = buf;
+		payload = buf + BKR_BLOB_HEADER_SIZE;
 	}
-	if ((err = bkr_io_pread_full(fd, buf, BKR_BLOB_HEADER_SIZE + (size_t)stored_len,
-				     offset, what)) < 0) {
-		bkr_error_prefix("blob %s", hex);
-		goto done;
-	}
-	h = buf;
 	if (h[0] != BKR_BLOB_VERSION || h[3] != 0 || (h[1] & ~BKR_BLOB_FLAG_ZLIB) ||
 	    h[2] != type || bkr_get_u32(h + 4) != stored_len || bkr_get_u32(h + 8) != raw_len ||
 	    memcmp(h + 12, id->b, 4) != 0) {
@@ -514,7 +528,13 @@ int bkr_pack_read_blob(int fd, const char *what, const bkr_id *id, uint64_t offs
 				    bkr_get_u32(h + 4), bkr_get_u32(h + 8), type, stored_len, raw_len);
 		goto done;
 	}
-	err = bkr_blob_decode(id, h[1], buf + BKR_BLOB_HEADER_SIZE, stored_len, out, raw_len, what);
+	if (payload == out && (h[1] & BKR_BLOB_FLAG_ZLIB)) {
+		/* the writer keeps compression only when it shrinks the blob */
+		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: compressed but not smaller than its plaintext",
+				    what, hex);
+		goto done;
+	}
+	err = bkr_blob_decode(id, h[1], payload, stored_len, out, raw_len, what);
 done:
 	if (err < 0 && raw_len && raw_len <= BKR_BLOB_MAX)
 		memset(out, 0, raw_len);
