@@ -262,6 +262,15 @@ static void set_fatal(bctx *c, int err)
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* A malloc'd copy of @p len bytes, or NULL. */
+static void *memdup(const void *p, size_t len)
+{
+	void *q = malloc(len);
+	if (q)
+		memcpy(q, p, len);
+	return q;
+}
+
 static void node_free(node *n)
 {
 	if (!n)
@@ -909,25 +918,13 @@ static void process_file(worker *wk, node *n, int fd)
 		atomic_fetch_add(&c->bytes_read, (uint64_t)after.st_size);
 		node_set_stat(n, &after);
 		n->content = content;
-		if (wk->nrefs) {
-			n->chunks = malloc(wk->nrefs * sizeof(*n->chunks));
-			if (!n->chunks) {
-				set_fatal(c, bkr_error_oom());
-				r = READ_FAILED;
-			} else {
-				memcpy(n->chunks, wk->refs, wk->nrefs * sizeof(*n->chunks));
-				n->nchunks = wk->nrefs;
-			}
-		}
-		if (wk->nholes) {
-			n->holes = malloc(wk->nholes * sizeof(*n->holes));
-			if (!n->holes) {
-				set_fatal(c, bkr_error_oom());
-				r = READ_FAILED;
-			} else {
-				memcpy(n->holes, wk->holes, wk->nholes * sizeof(*n->holes));
-				n->nholes = wk->nholes;
-			}
+		if ((wk->nrefs && !(n->chunks = memdup(wk->refs, wk->nrefs * sizeof(*n->chunks)))) ||
+		    (wk->nholes && !(n->holes = memdup(wk->holes, wk->nholes * sizeof(*n->holes))))) {
+			set_fatal(c, bkr_error_oom());
+			r = READ_FAILED;
+		} else {
+			n->nchunks = wk->nrefs;
+			n->nholes = wk->nholes;
 		}
 	} else if (r == READ_FAILED) {
 		n->skip = true;
