@@ -574,14 +574,20 @@ struct bkr_writer {
 	char failed_msg[512];           /* its message, for the other threads */
 };
 
-/* Record the first failure (its message comes from the calling thread). */
-static int writer_fail(bkr_writer *w, int err)
+/* Record the first failure (its message comes from the calling thread); w->lock held. */
+static int writer_fail_locked(bkr_writer *w, int err)
 {
-	pthread_mutex_lock(&w->lock);
 	if (!w->failed) {
 		w->failed = err;
 		snprintf(w->failed_msg, sizeof(w->failed_msg), "%s", bkr_error_message());
 	}
+	return err;
+}
+
+static int writer_fail(bkr_writer *w, int err)
+{
+	pthread_mutex_lock(&w->lock);
+	writer_fail_locked(w, err);
 	pthread_mutex_unlock(&w->lock);
 	return err;
 }
@@ -685,11 +691,12 @@ int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 		full = w->open[type];
 		w->open[type] = NULL;
 	}
+	/* under the lock, so the first failure's message is the one kept */
+	if (err < 0)
+		writer_fail_locked(w, err);
 	pthread_mutex_unlock(&w->lock);
-	if (err < 0) {
-		writer_fail(w, err);
+	if (err < 0)
 		goto done;
-	}
 	if (full && (err = pack_publish(w, full, type)) < 0) {
 		writer_fail(w, err);
 		goto done;
