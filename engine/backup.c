@@ -1049,6 +1049,15 @@ static int xattr_cmp(const void *a, const void *b)
 	return r ? r : (x->name_len > y->name_len) - (x->name_len < y->name_len);
 }
 
+/* does @p n carry an xattr of the security namespace (manifest stats) */
+static bool has_security_xattr(const node *n)
+{
+	for (size_t i = 0; i < n->nxattrs; i++)
+		if (n->xattrs[i].name_len >= 9 && !memcmp(n->xattrs[i].name, "security.", 9))
+			return true;
+	return false;
+}
+
 /* Read the xattrs of @p name in directory @p dirfd (without following it). */
 static int read_xattrs(bctx *c, int dirfd, const char *name, node *n)
 {
@@ -1534,6 +1543,7 @@ static int build_trees(bctx *c, bkr_tree_builder *b, node *root, bkr_manifest_so
 			if (k->skip)
 				continue;
 			node_entry(k, &e);
+			c->st.security_xattrs += has_security_xattr(k);
 			if ((err = bkr_tree_builder_add(b, &e)) < 0) {
 				char *p = node_path(k);
 				bkr_error_prefix("%s", p ? p : "?");
@@ -1830,6 +1840,7 @@ stop:
 	for (size_t i = 0; i < o->nsources; i++) {
 		bkr_entry e;
 		node_entry(roots[i], &e);
+		c->st.security_xattrs += has_security_xattr(roots[i]);
 		if ((err = bkr_tree_builder_add(b, &e)) < 0)
 			goto done;
 	}

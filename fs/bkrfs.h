@@ -6,6 +6,7 @@
 #define BKRFS_BKRFS_H
 
 #define BKRFS_CACHE_MIB_DEFAULT 64 /**< chunk cache: about 64 chunks of 1 MiB */
+#define BKRFS_PREFETCH_THREADS 4 /**< decode ahead; more than the cores, so disk waits overlap */
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -68,6 +69,7 @@ struct bkrfs {
 	bool repo_bytes_known;
 
 	void *session;             /**< struct fuse_session * */
+	bool no_open;              /**< the kernel skips open/release when open says ENOSYS */
 	pthread_t watcher;
 	bool watcher_running;
 	pthread_mutex_t watch_lock;

@@ -60,6 +60,8 @@ typedef struct bkrfs_inode {
 	uint8_t ftype;             /**< ENTRY: bkr_file_type */
 	bkrfs_ino parent;          /**< the directory it was first found in (for "..") */
 	double timeout;            /**< entry/attr timeout in seconds for replies about it */
+	void *file;                /**< ENTRY files, REPORT: read state (ops.c), built by the
+	                                first read (atomic), freed by the release callback */
 
 	/* private to inode.c, guarded by the table lock */
 	uint8_t *key;              /**< identity key (see inode.c) */

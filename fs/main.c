@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,6 +304,12 @@ int main(int argc, char *argv[])
 
 	memset(&fs, 0, sizeof(fs));
 	fs.o.ready_fd = -1;
+	/* Chunk buffers (about 1 MiB each) come and go all the time: served
+	 * from the heap and kept there, they are reused without a page fault
+	 * per page (mmap'd, each one cost a fault and a zeroed page per 4 KiB;
+	 * the bounded caches keep the total in check). */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 128 << 20);
 	pthread_mutex_init(&fs.load_lock, NULL);
 	if (argc > 0 && argv[0]) {
 		const char *slash = strrchr(argv[0], '/');
@@ -402,7 +409,7 @@ int main(int argc, char *argv[])
 			bkrfs_log(&fs, "--ready-fd=%d: %s", fs.o.ready_fd, strerror(errno));
 		close(fs.o.ready_fd);
 	}
-	if (bkrfs_prefetch_start(&fs, 2) < 0)
+	if (bkrfs_prefetch_start(&fs, BKRFS_PREFETCH_THREADS) < 0)
 		bkrfs_log(&fs, "%s (reads will not prefetch)", bkr_error_message());
 	if (bkrfs_watcher_start(&fs) < 0)
 		bkrfs_log(&fs, "%s (new backups will not appear until remount)", bkr_error_message());

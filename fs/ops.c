@@ -344,8 +344,13 @@ static bkrfs_inode *inode_alloc(bkrfs_node_kind kind)
 	return i;
 }
 
+struct bkrfs_file;
+static void file_free(struct bkrfs_file *f);
+
 static void inode_release(bkrfs_inode *i)
 {
+	file_free(i->file);
+	i->file = NULL;
 	bkrfs_snap_unref(i->snap);
 	i->snap = NULL;
 }
@@ -1163,13 +1168,45 @@ fail:
 	return err;
 }
 
+/*
+ * The read state of file inode @p i, built on first use and kept with the
+ * inode: there is nothing per open, so the kernel is told (ENOSYS from open,
+ * FUSE_CAP_NO_OPEN_SUPPORT) to skip open and release entirely, and it then
+ * keeps the page cache of every file across opens.
+ */
+static int file_of(struct bkrfs *fs, bkrfs_inode *i, struct bkrfs_file **out)
+{
+	struct bkrfs_file *f = __atomic_load_n((struct bkrfs_file **)&i->file, __ATOMIC_ACQUIRE), *expect = NULL;
+	int err;
+
+	if (f) {
+		*out = f;
+		return 0;
+	}
+	if (i->kind != BKRFS_NODE_REPORT && (i->kind != BKRFS_NODE_ENTRY || i->ftype != BKR_FT_FILE))
+		return S_ISDIR(i->st.st_mode) ? EISDIR : EINVAL;
+	if ((err = open_file(fs, i, &f)))
+		return err;
+	if (!__atomic_compare_exchange_n((struct bkrfs_file **)&i->file, &expect, f, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		file_free(f); /* another thread built it first */
+		f = expect;
+	}
+	*out = f;
+	return 0;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct bkrfs *fs = fs_of(req);
-	struct bkrfs_file *f = NULL;
+	struct bkrfs_file *f;
 	bkrfs_inode *i;
 	int err;
 
+	if (fs->no_open) {
+		fuse_reply_err(req, ENOSYS); /* the kernel stops asking (see file_of) */
+		return;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & (O_TRUNC | O_APPEND | O_CREAT))) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -1178,25 +1215,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	if (i->kind == BKRFS_NODE_REPORT || (i->kind == BKRFS_NODE_ENTRY && i->ftype == BKR_FT_FILE))
-		err = open_file(fs, i, &f);
-	else
-		err = S_ISDIR(i->st.st_mode) ? EISDIR : EINVAL;
+	err = file_of(fs, i, &f);
 	bkrfs_itable_put(fs->itable, i);
 	if (err) {
 		fuse_reply_err(req, err);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)f;
+	fi->fh = 0;
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) != 0)
-		file_free(f);
-}
-
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	file_free((struct bkrfs_file *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
+	fuse_reply_open(req, fi);
 }
 
 static const char zeros[65536];
@@ -1204,7 +1231,8 @@ static const char zeros[65536];
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct bkrfs *fs = fs_of(req);
-	struct bkrfs_file *f = (struct bkrfs_file *)(uintptr_t)fi->fh;
+	struct bkrfs_file *f;
+	bkrfs_inode *ino_ref;
 	struct iovec iov_small[64], *iov = iov_small;
 	bkrfs_cache_entry *ents_small[64], **ents = ents_small;
 	size_t niov = 0, nents = 0, cap = 64;
@@ -1212,8 +1240,18 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	bkrfs_extent x;
 	int err = 0;
 
+	(void)fi;
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (!(ino_ref = bkrfs_itable_get(fs->itable, ino))) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if ((err = file_of(fs, ino_ref, &f))) {
+		bkrfs_itable_put(fs->itable, ino_ref);
+		fuse_reply_err(req, err);
 		return;
 	}
 	if (f->report) {
@@ -1222,6 +1260,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		else
 			fuse_reply_buf(req, (const char *)f->report + pos,
 				       left < f->report_len - pos ? left : f->report_len - pos);
+		bkrfs_itable_put(fs->itable, ino_ref);
 		return;
 	}
 	while (left && bkrfs_layout_piece(&f->l, pos, left, &x)) {
@@ -1276,8 +1315,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		pos += x.len;
 		left -= x.len;
 	}
-	/* Before the reply: once the read completes the file may be released
-	 * (and @p f freed) by another thread. */
 	if (!err)
 		bkrfs_prefetch_after(fs, &f->l, (uint64_t)off, pos, &f->next_seq);
 	if (err)
@@ -1286,6 +1323,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		fuse_reply_iov(req, iov, niov);
 	for (size_t k = 0; k < nents; k++)
 		bkrfs_cache_release(fs->chunks, ents[k]);
+	bkrfs_itable_put(fs->itable, ino_ref); /* keeps @p f alive until here */
 	if (iov != iov_small)
 		free(iov);
 	if (ents != ents_small)
@@ -1294,11 +1332,24 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
-	struct bkrfs_file *f = (struct bkrfs_file *)(uintptr_t)fi->fh;
+	struct bkrfs *fs = fs_of(req);
+	struct bkrfs_file *f;
+	bkrfs_inode *i;
 	int64_t r;
+	int err;
 
+	(void)fi;
 	if (off < 0) {
 		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	if (!(i = bkrfs_itable_get(fs->itable, ino))) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	if ((err = file_of(fs, i, &f))) {
+		bkrfs_itable_put(fs->itable, i);
+		fuse_reply_err(req, err);
 		return;
 	}
 	if (f->report) {
@@ -1314,6 +1365,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, stru
 	} else {
 		r = -EINVAL;
 	}
+	bkrfs_itable_put(fs->itable, i);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
@@ -1353,6 +1405,25 @@ static int reply_value(fuse_req_t req, size_t size, const void *val, size_t len)
 	if (size < len)
 		return fuse_reply_err(req, ERANGE);
 	return fuse_reply_buf(req, val, len);
+}
+
+/*
+ * A backup whose manifest says no entry carried a security.* xattr answers
+ * EOPNOTSUPP for that namespace, as a filesystem without security labels
+ * would: `ls -l` asks security.selinux of every file and remembers "not
+ * supported" per device, so it stops asking (a round trip per file
+ * otherwise).  Older manifests, recovery runs and backups with labels answer
+ * ENODATA exactly.
+ */
+static bool no_security_xattrs(struct bkrfs *fs, bkrfs_inode *i)
+{
+	const bkr_manifest *m;
+
+	if (!i->snap || i->snap->run || snap_manifest(fs, i->snap, &m) < 0) {
+		bkr_error_clear();
+		return false;
+	}
+	return m->stats.security_xattrs == 0;
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -1406,6 +1477,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		break;
 	}
 out:
+	if (err == ENODATA && !strncmp(name, "security.", 9) && no_security_xattrs(fs, i))
+		err = EOPNOTSUPP;
 	if (err)
 		fuse_reply_err(req, err);
 	free(xs);
@@ -1493,6 +1566,17 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct bkrfs *fs = userdata;
+
+	/* The kernel caches POSIX ACLs only when the daemon says it handles
+	 * them; without this every `ls -l` costs a getxattr round trip per
+	 * file.  It implies default_permissions, which changes nothing for root
+	 * and is on anyway with allow_other; a non-root owner of the mount
+	 * without allow_other keeps reading every file, so it stays off then. */
+	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
+		fs->no_open = true;
+	if ((conn->capable & FUSE_CAP_POSIX_ACL) && (geteuid() == 0 || fs->o.allow_other))
+		conn->want |= FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
@@ -1602,7 +1686,6 @@ const struct fuse_lowlevel_ops bkrfs_ops = {
 	.open = op_open,
 	.read = op_read,
 	.write = erofs_write,
-	.release = op_release,
 	.fsync = op_fsync,
 	.opendir = op_opendir,
 	.readdir = op_readdir,

@@ -446,6 +446,8 @@ void bkrfs_watcher_stop(struct bkrfs *fs)
 /* ---- prefetch ---------------------------------------------------------------------- */
 
 #define PREFETCH_QUEUE 32
+#define PREFETCH_DEPTH 8              /**< chunks queued ahead of a streaming reader */
+#define PREFETCH_SLACK (4u << 20)     /**< how far out of order a streaming read may be */
 #define PREFETCH_THREADS_MAX 8
 
 struct bkrfs_prefetch {
@@ -546,10 +548,14 @@ void bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off,
 	bkrfs_extent x;
 	uint64_t pos = end;
 
-	if (!fs->prefetch || prev != off || end == off)
+	/* Streaming when this read starts near where the last one ended: the
+	 * kernel's asynchronous readahead keeps several reads in flight, so
+	 * they arrive slightly out of order. */
+	if (!fs->prefetch || end == off || off + PREFETCH_SLACK < prev || off > prev + PREFETCH_SLACK)
 		return;
-	/* the chunk holding the next byte of data, then the one after it */
-	for (int k = 0; k < 2 && pos < l->size; k++) {
+	/* the chunks holding the next PREFETCH_DEPTH pieces of data: decoding
+	 * them (and waiting for the disk) overlaps with the reader */
+	for (int k = 0; k < PREFETCH_DEPTH && pos < l->size; k++) {
 		if (!bkrfs_layout_piece(l, pos, l->size - pos, &x))
 			break;
 		if (!x.hole) {

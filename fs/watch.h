@@ -29,8 +29,8 @@ int bkrfs_prefetch_start(struct bkrfs *fs, int threads);
 void bkrfs_prefetch_stop(struct bkrfs *fs);
 
 /**
- * After a read of [@p off, @p end): when it continued the previous one
- * (*next_seq == off), queue the chunks that the next read will need.
+ * After a read of [@p off, @p end): when it started near where the previous
+ * one ended (*next_seq), queue the chunks the next reads will need.
  */
 void bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off, uint64_t end,
 			  uint64_t *next_seq);

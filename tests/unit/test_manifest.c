@@ -76,7 +76,7 @@ static int setup(void **state)
 	m->duration_seconds = 1.25;
 	m->integrity_check = xstrdup("passed");
 	m->restore_test = xstrdup("skipped");
-	m->stats = (bkr_backup_stats){ 123, 4, 5000000000ULL, 1000, 4999999000ULL, 900, 3, 40 };
+	m->stats = (bkr_backup_stats){ 123, 4, 5000000000ULL, 1000, 4999999000ULL, 900, 3, 40, 7 };
 	m->pinned_until = xstrdup("2027-01-01T00:00:00.000000Z");
 	m->nwarnings = 1;
 	m->warnings = calloc(1, sizeof(char *));
@@ -305,13 +305,28 @@ static void test_optional_keys_absent(void **state)
 {
 	struct fixture *f = *state;
 	const char *opt[] = { "parent", "tags", "pinned_until", "warnings", "report",
-			      "metadata.bkr_version" };
+			      "metadata.bkr_version", "stats.security_xattrs" };
 	for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
 		char *j = edit(f->json, opt[i], NULL);
 		bkr_manifest *m = NULL;
 		if (bkr_manifest_parse(&m, j, strlen(j), "x.json") != 0)
 			fail_msg("without %s: %s", opt[i], bkr_error_message());
 		bkr_manifest_free(m);
+		free(j);
+	}
+	/* a manifest from before stats.security_xattrs: the count is unknown,
+	 * and it stays absent when encoded again */
+	{
+		char *j = edit(f->json, "stats.security_xattrs", NULL), *again = NULL;
+		bkr_manifest *m = NULL;
+		size_t len;
+		assert_int_equal(bkr_manifest_parse(&m, j, strlen(j), "x.json"), 0);
+		assert_true(m->stats.security_xattrs == BKR_STATS_UNKNOWN);
+		assert_int_equal(bkr_manifest_encode(m, &again, &len), 0);
+		assert_null(strstr(again, "security_xattrs"));
+		assert_non_null(strstr(f->json, "\"security_xattrs\":7"));
+		bkr_manifest_free(m);
+		free(again);
 		free(j);
 	}
 	/* unknown keys are ignored (later versions may add fields) */
@@ -568,6 +583,7 @@ static void test_wrong_types(void **state)
 		{ "stats.new_bytes", 4, "expected a number" },
 		{ "stats.reused_bytes", 2, "expected a number" },
 		{ "stats.stored_bytes", 1, "expected a number" },
+		{ "stats.security_xattrs", 1, "expected a number" },
 		{ "stats.new_blobs", 1, "expected a number" },
 		{ "stats.reused_blobs", 1, "expected a number" },
 		{ "sources[1].source", 0, "expected a string" },

@@ -37,7 +37,14 @@ typedef struct {
 	uint64_t files, dirs, bytes;
 	uint64_t new_bytes, reused_bytes, stored_bytes;
 	uint64_t new_blobs, reused_blobs;
+	/** entries carrying an xattr of the "security." namespace (SELinux
+	 *  labels, capabilities); BKR_STATS_UNKNOWN in manifests older than
+	 *  the field.  bkrfs answers EOPNOTSUPP for security.* names of a backup
+	 *  with none, so `ls -l` stops asking (docs/mount.md). */
+	uint64_t security_xattrs;
 } bkr_backup_stats;
+
+#define BKR_STATS_UNKNOWN UINT64_MAX
 
 /** A parsed manifest.  All strings are owned (free with bkr_manifest_free). */
 typedef struct {
