@@ -77,6 +77,7 @@ struct bkrfs {
 	bool stopping;             /**< guarded by watch_lock */
 
 	struct bkrfs_prefetch *prefetch;
+	struct bkrfs_store *store;    /**< page-cache store thread (watch.c) */
 	pthread_mutex_t load_lock;    /**< serializes building view/runs */
 	char **idx_names;             /**< watcher: index/ names last seen (watcher only) */
 	size_t nidx;

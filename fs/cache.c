@@ -23,6 +23,8 @@ struct bkrfs_cache_entry {
 	bool loading;
 	int err;                 /**< load result, for waiters */
 	bool dead;               /**< failed; unlinked from the table */
+	bool drop;               /**< freed by the last release (bkrfs_cache_release_drop) */
+	bool marked;             /**< bkrfs_cache_mark */
 	struct bkrfs_cache_entry *hnext;          /**< hash chain */
 	struct bkrfs_cache_entry *prev, *next;    /**< LRU (refs == 0 only) */
 };
@@ -233,11 +235,54 @@ void bkrfs_cache_release(bkrfs_cache *c, bkrfs_cache_entry *e)
 	if (!e)
 		return;
 	pthread_mutex_lock(&c->lock);
-	if (--e->refs == 0)
-		cache_lru_append(c, e);
-	dead = cache_evict_locked(c);
+	if (--e->refs == 0 && e->drop) {
+		cache_unhash_locked(c, e);
+		c->cost -= e->cost;
+		c->evictions++;
+		e->hnext = NULL;
+		dead = e;
+	} else {
+		if (e->refs == 0)
+			cache_lru_append(c, e);
+		dead = cache_evict_locked(c);
+	}
 	pthread_mutex_unlock(&c->lock);
 	cache_free_list(c, dead);
+}
+
+void bkrfs_cache_release_drop(bkrfs_cache *c, bkrfs_cache_entry *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (--e->refs > 0) {
+		e->drop = true; /* the last holder frees it */
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	cache_unhash_locked(c, e);
+	c->cost -= e->cost;
+	c->evictions++;
+	pthread_mutex_unlock(&c->lock);
+	cache_entry_free(c, e);
+}
+
+bool bkrfs_cache_mark(bkrfs_cache *c, bkrfs_cache_entry *e)
+{
+	bool was;
+
+	pthread_mutex_lock(&c->lock);
+	was = e->marked;
+	e->marked = true;
+	pthread_mutex_unlock(&c->lock);
+	return was;
+}
+
+void bkrfs_cache_ref(bkrfs_cache *c, bkrfs_cache_entry *e)
+{
+	pthread_mutex_lock(&c->lock);
+	e->refs++;
+	pthread_mutex_unlock(&c->lock);
 }
 
 bool bkrfs_cache_contains(bkrfs_cache *c, const bkr_id *key)

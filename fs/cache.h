@@ -37,6 +37,19 @@ void bkrfs_cache_free(bkrfs_cache *c);
 int bkrfs_cache_get(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_entry **ent, void **val);
 void bkrfs_cache_release(bkrfs_cache *c, bkrfs_cache_entry *ent);
 
+/**
+ * Release and forget: the entry is freed as soon as nobody holds it (a
+ * streaming reader is done with a chunk; the kernel's page cache has it, and
+ * its buffer is reused for the next one instead of growing the heap).
+ */
+void bkrfs_cache_release_drop(bkrfs_cache *c, bkrfs_cache_entry *ent);
+
+/** Set the entry's mark (cleared only by eviction); returns whether it was set. */
+bool bkrfs_cache_mark(bkrfs_cache *c, bkrfs_cache_entry *ent);
+
+/** One more reference to a held entry (released with bkrfs_cache_release). */
+void bkrfs_cache_ref(bkrfs_cache *c, bkrfs_cache_entry *ent);
+
 /** true when @p key is cached or being loaded (prefetch skips it). */
 bool bkrfs_cache_contains(bkrfs_cache *c, const bkr_id *key);
 

@@ -310,6 +310,7 @@ int main(int argc, char *argv[])
 	 * the bounded caches keep the total in check). */
 	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	mallopt(M_TRIM_THRESHOLD, 128 << 20);
+	mallopt(M_ARENA_MAX, 2);
 	pthread_mutex_init(&fs.load_lock, NULL);
 	if (argc > 0 && argv[0]) {
 		const char *slash = strrchr(argv[0], '/');
@@ -411,6 +412,8 @@ int main(int argc, char *argv[])
 	}
 	if (bkrfs_prefetch_start(&fs, BKRFS_PREFETCH_THREADS) < 0)
 		bkrfs_log(&fs, "%s (reads will not prefetch)", bkr_error_message());
+	if (bkrfs_store_start(&fs) < 0)
+		bkrfs_log(&fs, "%s (random reads will not fill the page cache)", bkr_error_message());
 	if (bkrfs_watcher_start(&fs) < 0)
 		bkrfs_log(&fs, "%s (new backups will not appear until remount)", bkr_error_message());
 
@@ -425,6 +428,7 @@ int main(int argc, char *argv[])
 		bkrfs_log(&fs, "session loop: %s", strerror(-err));
 out:
 	bkrfs_watcher_stop(&fs);
+	bkrfs_store_stop(&fs); /* it uses the session */
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)

@@ -1073,7 +1073,7 @@ struct bkrfs_file {
 	bkrfs_layout l;
 	uint8_t *report;           /**< report.json: the whole blob */
 	size_t report_len;
-	uint64_t next_seq;         /**< where a sequential read would continue */
+	uint64_t next_seq;         /**< where a sequential read would continue (UINT64_MAX: none yet) */
 };
 
 static void file_free(struct bkrfs_file *f)
@@ -1131,6 +1131,7 @@ static int open_file(struct bkrfs *fs, bkrfs_inode *i, struct bkrfs_file **out)
 		return ENOMEM;
 	}
 	f->snap = bkrfs_snap_ref(i->snap);
+	f->next_seq = UINT64_MAX;
 	if (i->kind == BKRFS_NODE_REPORT) {
 		if ((err = bkr_repo_read_blob(fs->repo, &i->content, BKR_BLOB_DATA, &f->report, &f->report_len)) < 0) {
 			log_read_error(fs, f, &i->content, bkr_error_message());
@@ -1228,6 +1229,23 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static const char zeros[65536];
 
+/*
+ * After a random read: hand every chunk it touched to the page-cache store,
+ * when the chunk's bytes are one contiguous range of the file (no hole
+ * inside).  The store takes its own reference.
+ */
+static void store_chunks(struct bkrfs *fs, fuse_ino_t ino, const bkrfs_layout *l,
+			 bkrfs_cache_entry *const *ents, struct chunk_val *const *vals,
+			 const uint64_t *starts, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		bkrfs_extent x;
+		if (bkrfs_layout_piece(l, starts[k], UINT64_MAX - starts[k], &x) && !x.hole &&
+		    x.chunk_off == 0 && x.len == vals[k]->len)
+			bkrfs_store_chunk(fs, (bkrfs_ino)ino, starts[k], ents[k], vals[k]->buf, vals[k]->len);
+	}
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct bkrfs *fs = fs_of(req);
@@ -1236,7 +1254,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	struct iovec iov_small[64], *iov = iov_small;
 	bkrfs_cache_entry *ents_small[64], **ents = ents_small;
 	size_t niov = 0, nents = 0, cap = 64;
-	uint64_t pos = (uint64_t)off, left = size;
+	uint64_t pos = (uint64_t)off, left = size, done_mask = 0; /* ents[k] read to its end */
+	uint64_t starts[64];  /* ents[k]: logical offset of its chunk's first byte (k < 64) */
+	struct chunk_val *vals[64];
+	bool streaming = false;
 	bkrfs_extent x;
 	int err = 0;
 
@@ -1311,18 +1332,33 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 			}
 			iov[niov].iov_base = v->buf + x.chunk_off;
 			iov[niov++].iov_len = x.len;
+			if (x.chunk_off + x.len == v->len && nents <= 64)
+				done_mask |= 1ull << (nents - 1);
+			if (nents <= 64) {
+				starts[nents - 1] = pos - x.chunk_off;
+				vals[nents - 1] = v;
+			}
 		}
 		pos += x.len;
 		left -= x.len;
 	}
 	if (!err)
-		bkrfs_prefetch_after(fs, &f->l, (uint64_t)off, pos, &f->next_seq);
+		streaming = bkrfs_prefetch_after(fs, &f->l, (uint64_t)off, pos, &f->next_seq);
+	if (!err && off == 0 && ino_ref->kind == BKRFS_NODE_ENTRY)
+		bkrfs_prefetch_dir(fs, &ino_ref->parent_tree, ino_ref->parent_index + 1);
 	if (err)
 		fuse_reply_err(req, err);
 	else
 		fuse_reply_iov(req, iov, niov);
+	/* a streaming reader that read a chunk to its end is done with it: the
+	 * kernel's page cache has it now (drop-behind keeps the heap small) */
+	if (!err && !streaming)
+		store_chunks(fs, ino, &f->l, ents, vals, starts, nents < 64 ? nents : 64);
 	for (size_t k = 0; k < nents; k++)
-		bkrfs_cache_release(fs->chunks, ents[k]);
+		if (streaming && k < 64 && (done_mask >> k & 1))
+			bkrfs_cache_release_drop(fs->chunks, ents[k]);
+		else
+			bkrfs_cache_release(fs->chunks, ents[k]);
 	bkrfs_itable_put(fs->itable, ino_ref); /* keeps @p f alive until here */
 	if (iov != iov_small)
 		free(iov);

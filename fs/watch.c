@@ -445,15 +445,24 @@ void bkrfs_watcher_stop(struct bkrfs *fs)
 
 /* ---- prefetch ---------------------------------------------------------------------- */
 
-#define PREFETCH_QUEUE 32
+#define PREFETCH_QUEUE 64
 #define PREFETCH_DEPTH 8              /**< chunks queued ahead of a streaming reader */
 #define PREFETCH_SLACK (4u << 20)     /**< how far out of order a streaming read may be */
 #define PREFETCH_THREADS_MAX 8
+#define PREFETCH_DIR_FILES 16         /**< files read ahead of one being opened ... */
+#define PREFETCH_DIR_BYTES (8u << 20) /**< ... up to this many bytes of their chunks */
+
+/* a queued job: a chunk to load, or the entries of a directory to look ahead in */
+struct job {
+	bool dir;
+	bkr_id id;          /**< chunk id, or the directory's top tree id */
+	uint64_t index;     /**< dir: first entry to look at */
+};
 
 struct bkrfs_prefetch {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bkr_id q[PREFETCH_QUEUE];     /**< ring; guarded by lock */
+	struct job q[PREFETCH_QUEUE]; /**< ring; guarded by lock */
 	size_t head, n;
 	bool stop;
 	pthread_t th[PREFETCH_THREADS_MAX];
@@ -461,26 +470,81 @@ struct bkrfs_prefetch {
 	struct bkrfs *fs;
 };
 
+static void enqueue(struct bkrfs_prefetch *p, const struct job *j);
+
+static void load_chunk(struct bkrfs *fs, const bkr_id *id)
+{
+	bkrfs_cache_entry *e;
+	void *v;
+
+	if (!bkrfs_cache_contains(fs->chunks, id) && bkrfs_cache_get(fs->chunks, id, &e, &v) == 0)
+		bkrfs_cache_release(fs->chunks, e);
+}
+
+/*
+ * A reader began a file of this directory: queue the chunks of the next
+ * files (in name order, the order of tar, cp -r, rsync, grep -r) and load
+ * the trees of the next subdirectories, so that their decoding and disk
+ * reads overlap with the reader instead of waiting in line behind it.
+ */
+static void look_ahead(struct bkrfs_prefetch *p, const struct job *j)
+{
+	struct bkrfs *fs = p->fs;
+	bkrfs_cache_entry *ce, *sub;
+	uint64_t count, budget = PREFETCH_DIR_BYTES;
+	int files = 0;
+	void *v;
+
+	if (bkrfs_cache_get(fs->dirs, &j->id, &ce, &v) < 0)
+		return;
+	count = bkr_dir_count(v);
+	for (uint64_t k = j->index; k < count && files < PREFETCH_DIR_FILES && budget; k++) {
+		const bkr_tree *leaf;
+		bkr_chunk_ref *chunks;
+		uint32_t li;
+		size_t n;
+		bkr_entry e;
+
+		if (bkr_dir_get(v, k, &e, &leaf, &li) < 0)
+			break;
+		if (e.type == BKR_FT_DIR && !bkr_id_is_zero(&e.subtree)) {
+			if (bkrfs_cache_get(fs->dirs, &e.subtree, &sub, &(void *){ NULL }) == 0)
+				bkrfs_cache_release(fs->dirs, sub);
+			continue;
+		}
+		if (e.type != BKR_FT_FILE || !e.size || bkr_tree_chunks(leaf, li, &chunks, &n) < 0)
+			continue;
+		files++;
+		for (size_t c = 0; c < n && budget; c++) {
+			struct job cj = { .dir = false, .id = chunks[c].id };
+			budget = chunks[c].length < budget ? budget - chunks[c].length : 0;
+			if (!bkrfs_cache_contains(fs->chunks, &cj.id))
+				enqueue(p, &cj);
+		}
+		free(chunks);
+	}
+	bkrfs_cache_release(fs->dirs, ce);
+}
+
 static void *prefetch_main(void *arg)
 {
 	struct bkrfs_prefetch *p = arg;
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		bkr_id id;
-		bkrfs_cache_entry *e;
-		void *v;
+		struct job j;
 		while (!p->stop && p->n == 0)
 			pthread_cond_wait(&p->cond, &p->lock);
 		if (p->stop)
 			break;
-		id = p->q[p->head];
+		j = p->q[p->head];
 		p->head = (p->head + 1) % PREFETCH_QUEUE;
 		p->n--;
 		pthread_mutex_unlock(&p->lock);
-		if (!bkrfs_cache_contains(p->fs->chunks, &id) &&
-		    bkrfs_cache_get(p->fs->chunks, &id, &e, &v) == 0)
-			bkrfs_cache_release(p->fs->chunks, e);
+		if (j.dir)
+			look_ahead(p, &j);
+		else
+			load_chunk(p->fs, &j.id);
 		bkr_error_clear(); /* a bad chunk is reported by the read that needs it */
 		pthread_mutex_lock(&p->lock);
 	}
@@ -526,14 +590,16 @@ void bkrfs_prefetch_stop(struct bkrfs *fs)
 	fs->prefetch = NULL;
 }
 
-static void enqueue(struct bkrfs_prefetch *p, const bkr_id *id)
+static void enqueue(struct bkrfs_prefetch *p, const struct job *j)
 {
 	pthread_mutex_lock(&p->lock);
-	for (size_t k = 0; k < p->n; k++)
-		if (!memcmp(p->q[(p->head + k) % PREFETCH_QUEUE].b, id->b, BKR_ID_SIZE))
+	for (size_t k = 0; k < p->n; k++) {
+		const struct job *o = &p->q[(p->head + k) % PREFETCH_QUEUE];
+		if (o->dir == j->dir && o->index == j->index && !memcmp(o->id.b, j->id.b, BKR_ID_SIZE))
 			goto out;
+	}
 	if (p->n < PREFETCH_QUEUE) {
-		p->q[(p->head + p->n) % PREFETCH_QUEUE] = *id;
+		p->q[(p->head + p->n) % PREFETCH_QUEUE] = *j;
 		p->n++;
 		pthread_cond_signal(&p->cond);
 	}
@@ -541,7 +607,15 @@ out:
 	pthread_mutex_unlock(&p->lock);
 }
 
-void bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off, uint64_t end,
+void bkrfs_prefetch_dir(struct bkrfs *fs, const bkr_id *dir_tree, uint64_t next)
+{
+	struct job j = { .dir = true, .id = *dir_tree, .index = next };
+
+	if (fs->prefetch)
+		enqueue(fs->prefetch, &j);
+}
+
+bool bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off, uint64_t end,
 			  uint64_t *next_seq)
 {
 	uint64_t prev = __atomic_exchange_n(next_seq, end, __ATOMIC_RELAXED);
@@ -551,19 +625,132 @@ void bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off,
 	/* Streaming when this read starts near where the last one ended: the
 	 * kernel's asynchronous readahead keeps several reads in flight, so
 	 * they arrive slightly out of order. */
-	if (!fs->prefetch || end == off || off + PREFETCH_SLACK < prev || off > prev + PREFETCH_SLACK)
-		return;
+	if (end == off || (prev == UINT64_MAX ? off != 0 : off + PREFETCH_SLACK < prev || off > prev + PREFETCH_SLACK))
+		return false;
+	if (!fs->prefetch)
+		return true;
 	/* the chunks holding the next PREFETCH_DEPTH pieces of data: decoding
 	 * them (and waiting for the disk) overlaps with the reader */
 	for (int k = 0; k < PREFETCH_DEPTH && pos < l->size; k++) {
 		if (!bkrfs_layout_piece(l, pos, l->size - pos, &x))
 			break;
 		if (!x.hole) {
-			if (!bkrfs_cache_contains(fs->chunks, &l->chunks[x.chunk].id))
-				enqueue(fs->prefetch, &l->chunks[x.chunk].id);
+			struct job j = { .dir = false, .id = l->chunks[x.chunk].id };
+			if (!bkrfs_cache_contains(fs->chunks, &j.id))
+				enqueue(fs->prefetch, &j);
 		} else {
 			k--; /* a hole costs nothing: look past it */
 		}
 		pos += x.len;
 	}
+	return true;
+}
+
+/* ---- page-cache store ------------------------------------------------------------ */
+
+#define STORE_QUEUE 16
+
+struct store_job {
+	bkrfs_ino ino;
+	uint64_t off;
+	bkrfs_cache_entry *ent;   /**< a reference to the chunk */
+	const uint8_t *buf;
+	size_t len;
+};
+
+struct bkrfs_store {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct store_job q[STORE_QUEUE]; /**< ring; guarded by lock */
+	size_t head, n;
+	bool stop;
+	pthread_t th;
+	struct bkrfs *fs;
+};
+
+static void *store_main(void *arg)
+{
+	struct bkrfs_store *st = arg;
+
+	pthread_mutex_lock(&st->lock);
+	for (;;) {
+		struct store_job j;
+		while (!st->stop && st->n == 0)
+			pthread_cond_wait(&st->cond, &st->lock);
+		if (st->stop)
+			break;
+		j = st->q[st->head];
+		st->head = (st->head + 1) % STORE_QUEUE;
+		st->n--;
+		pthread_mutex_unlock(&st->lock);
+		{
+			struct fuse_bufvec bv = FUSE_BUFVEC_INIT(j.len);
+			bv.buf[0].mem = (void *)j.buf;
+			/* may wait for pages locked by reads in flight, which the
+			 * request workers answer: never called from a worker */
+			fuse_lowlevel_notify_store(st->fs->session, j.ino, (off_t)j.off, &bv, 0);
+		}
+		bkrfs_cache_release(st->fs->chunks, j.ent);
+		pthread_mutex_lock(&st->lock);
+	}
+	while (st->n) { /* stopping: drop what is left */
+		bkrfs_cache_release(st->fs->chunks, st->q[st->head].ent);
+		st->head = (st->head + 1) % STORE_QUEUE;
+		st->n--;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+int bkrfs_store_start(struct bkrfs *fs)
+{
+	struct bkrfs_store *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return bkr_error_oom();
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->cond, NULL);
+	st->fs = fs;
+	if (pthread_create(&st->th, NULL, store_main, st) != 0) {
+		pthread_cond_destroy(&st->cond);
+		pthread_mutex_destroy(&st->lock);
+		free(st);
+		return bkr_error_set(BKR_EIO, "cannot start the page-cache thread");
+	}
+	fs->store = st;
+	return 0;
+}
+
+void bkrfs_store_stop(struct bkrfs *fs)
+{
+	struct bkrfs_store *st = fs->store;
+
+	if (!st)
+		return;
+	pthread_mutex_lock(&st->lock);
+	st->stop = true;
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+	pthread_join(st->th, NULL);
+	pthread_cond_destroy(&st->cond);
+	pthread_mutex_destroy(&st->lock);
+	free(st);
+	fs->store = NULL;
+}
+
+void bkrfs_store_chunk(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, bkrfs_cache_entry *ent,
+		       const uint8_t *buf, size_t len)
+{
+	struct bkrfs_store *st = fs->store;
+
+	if (!st || bkrfs_cache_mark(fs->chunks, ent))
+		return; /* no thread, or stored since it was loaded */
+	pthread_mutex_lock(&st->lock);
+	if (st->n < STORE_QUEUE && !st->stop) {
+		bkrfs_cache_ref(fs->chunks, ent);
+		st->q[(st->head + st->n) % STORE_QUEUE] = (struct store_job){ ino, off, ent, buf, len };
+		st->n++;
+		pthread_cond_signal(&st->cond);
+	}
+	pthread_mutex_unlock(&st->lock);
 }

@@ -31,8 +31,31 @@ void bkrfs_prefetch_stop(struct bkrfs *fs);
 /**
  * After a read of [@p off, @p end): when it started near where the previous
  * one ended (*next_seq), queue the chunks the next reads will need.
+ * (UINT64_MAX before the first read: then only a read from 0 streams).
+ * Returns whether the read was streaming in that sense.
  */
-void bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off, uint64_t end,
+bool bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off, uint64_t end,
 			  uint64_t *next_seq);
+
+/**
+ * A reader began entry @p next - 1 of the directory whose top tree is
+ * @p dir_tree: queue the chunks of the files after it (and the trees of the
+ * directories after it), bounded in files and bytes.
+ */
+void bkrfs_prefetch_dir(struct bkrfs *fs, const bkr_id *dir_tree, uint64_t next);
+
+/**
+ * The page-cache store: one thread that pushes whole decoded chunks into the
+ * kernel's page cache of a file (FUSE notify_store) after a random read
+ * needed part of one, so that later reads anywhere in that chunk never reach
+ * the daemon.  A thread of its own, because the kernel may make it wait for
+ * pages that reads in flight hold locked.
+ */
+int bkrfs_store_start(struct bkrfs *fs);
+void bkrfs_store_stop(struct bkrfs *fs);
+/** Queue @p buf (@p len bytes of the chunk held by @p ent) for file offset
+ *  @p off of @p ino, once per chunk load; takes its own reference. */
+void bkrfs_store_chunk(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, bkrfs_cache_entry *ent,
+		       const uint8_t *buf, size_t len);
 
 #endif

@@ -193,6 +193,28 @@ mount_fg "$R" "$M" "$T/daemon2.err"
 PID=$DAEMON
 [ "$(stat -c %i "$M/by-id/$ID/ws/small.txt")" = "$INO1" ] && ok "inode numbers stable across remounts" ||
 	fail "inode number changed across remount"
+# a random read on a fresh mount puts its whole chunk into the page cache
+# (notify_store), so later reads there never reach the daemon; with
+# POSIX_FADV_RANDOM the kernel itself would read only the page asked for
+python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+sys.exit(0 if os.pread(fd, 4096, 2 << 20) == open(sys.argv[2], "rb").read()[2 << 20:(2 << 20) + 4096] else 1)' \
+	"$M/by-id/$ID2/ws/big.bin" "$S/big.bin" || fail "random pread of big.bin"
+for i in $(seq 1 20); do
+	res=$(fincore --bytes --noheadings --output RES "$M/by-id/$ID2/ws/big.bin" 2>/dev/null || echo 0)
+	[ "${res:-0}" -ge 262144 ] && break
+	sleep 0.1
+done
+[ "${res:-0}" -ge 262144 ] && ok "a 4 KiB random read cached its whole chunk ($res bytes resident)" ||
+	fail "page cache after one random read: ${res:-?} bytes"
+# random reads of every size, twice: the second pass reads pages the store
+# filled (and sparse.bin's chunk lies between holes); all equal the source
+for f in big.bin sparse.bin text.txt; do
+	"$CHECK" readers "$S/$f" "$M/by-id/$ID2/ws/$f" 4 && "$CHECK" readers "$S/$f" "$M/by-id/$ID2/ws/$f" 4 ||
+		fail "random readers on a fresh mount: $f"
+done
+ok "random reads on a fresh mount, then from the stored page cache, equal the source"
 "$CHECK" eio "$M/by-id/$ID/ws/victim.bin" && ok "flipped byte -> EIO" || fail "corrupt chunk did not give EIO"
 cat "$M/by-id/$ID/ws/victim.bin" >/dev/null 2>&1 && fail "cat of the corrupt file succeeded"
 "$CHECK" compare "$S" "$M/by-id/$ID2/ws" victim.bin && ok "every other file still reads" ||
