@@ -334,6 +334,58 @@ static bkr_id idn(uint8_t n)
 	return id;
 }
 
+/* drop-behind frees an entry when its last holder lets go; marks live as
+ * long as the entry does; an extra reference keeps it */
+static void test_lru_drop_and_mark(void **state)
+{
+	bkrfs_cache *c;
+	bkrfs_cache_entry *e, *e2;
+	bkrfs_cache_stats st;
+	bkr_id a = idn(1), b = idn(2);
+	void *v;
+
+	(void)state;
+	loads = frees = 0;
+	assert_int_equal(bkrfs_cache_new(&c, 1000, fake_load, fake_free, NULL), 0);
+	/* sole holder: freed at once, the cost returned */
+	assert_int_equal(bkrfs_cache_get(c, &a, &e, &v), 0);
+	bkrfs_cache_release_drop(c, e);
+	assert_false(bkrfs_cache_contains(c, &a));
+	assert_int_equal(frees, 1);
+	bkrfs_cache_get_stats(c, &st);
+	assert_int_equal(st.cost, 0);
+	assert_int_equal(st.entries, 0);
+	/* two holders: the drop waits for the other one */
+	assert_int_equal(bkrfs_cache_get(c, &a, &e, &v), 0);
+	assert_int_equal(bkrfs_cache_get(c, &a, &e2, &v), 0);
+	assert_ptr_equal(e, e2);
+	bkrfs_cache_release_drop(c, e);
+	assert_true(bkrfs_cache_contains(c, &a));
+	assert_int_equal(((uint8_t *)v)[0], 1); /* still valid for the holder */
+	assert_int_equal(frees, 1);
+	bkrfs_cache_release(c, e2);
+	assert_false(bkrfs_cache_contains(c, &a));
+	assert_int_equal(frees, 2);
+	/* a mark is set once, and forgotten when the entry is evicted */
+	assert_int_equal(bkrfs_cache_get(c, &b, &e, &v), 0);
+	assert_false(bkrfs_cache_mark(c, e));
+	assert_true(bkrfs_cache_mark(c, e));
+	bkrfs_cache_ref(c, e); /* a second reference, as the store thread takes */
+	bkrfs_cache_release_drop(c, e);
+	assert_true(bkrfs_cache_contains(c, &b));
+	bkrfs_cache_release(c, e);
+	assert_false(bkrfs_cache_contains(c, &b));
+	assert_int_equal(bkrfs_cache_get(c, &b, &e, &v), 0);
+	assert_false(bkrfs_cache_mark(c, e)); /* a fresh load, unmarked */
+	bkrfs_cache_release(c, e);
+	assert_int_equal(loads, 4);
+	bkrfs_cache_get_stats(c, &st);
+	assert_int_equal(st.entries, 1);
+	assert_int_equal(st.cost, 100);
+	bkrfs_cache_free(c);
+	assert_int_equal(frees, 4);
+}
+
 static void test_lru_bounded(void **state)
 {
 	bkrfs_cache *c;
@@ -452,6 +504,7 @@ int main(void)
 		cmocka_unit_test(test_layout_corrupt),
 		cmocka_unit_test(test_errno_map),
 		cmocka_unit_test(test_lru_bounded),
+		cmocka_unit_test(test_lru_drop_and_mark),
 		cmocka_unit_test(test_lru_single_flight),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
