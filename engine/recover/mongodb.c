@@ -1,29 +1,94 @@
 /** @file
- * The mongodb strategy (the only file that uses mongo-c-driver): query the
- * configured collection with a filter whose string values get the path
- * pattern's captures substituted ("{id}"), with optional sort and projection,
- * and write the documents out as relaxed extended JSON — the first document,
- * or an array of all of them ("output": "array").  Connection and query
- * timeouts come from serverSelectionTimeoutMS / socketTimeoutMS /
- * connectTimeoutMS; an unreachable server is a reported failure
- * (BKR_EUNAVAILABLE) and the next strategy runs.
+ * The mongodb strategy: query the configured collection with a filter whose
+ * string values get the path pattern's captures substituted ("{id}"), with
+ * optional sort and projection, and write the documents out as relaxed
+ * extended JSON — the first document, or an array of all of them ("output":
+ * "array").  Connection and query timeouts come from
+ * serverSelectionTimeoutMS / socketTimeoutMS / connectTimeoutMS; an
+ * unreachable server is a reported failure (BKR_EUNAVAILABLE) and the next
+ * strategy runs.
+ *
+ * The query itself runs in the bkr-mongodb module (module/mongo_fetch.c),
+ * loaded here on first use: see module/mongo_fetch.h for why libmongoc is
+ * not linked into every bkr and bkrfs process.
  */
+#include <dlfcn.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include <mongoc/mongoc.h>
-
+#include "../module/mongo_fetch.h"
 #include "bkr/error.h"
 #include "recover_i.h"
 
+#define MODULE_NAME "bkr-mongodb.so"
+
 static pthread_once_t mongo_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t mongo_lock = PTHREAD_MUTEX_INITIALIZER; /* one query at a time */
+static bkr_mongo_fetch_fn mongo_fetch;
+static char mongo_why[PATH_MAX + 256];  /* why it could not be loaded */
+
+/*
+ * Where the module is: $BKR_MONGODB_MODULE, else next to the executable, in
+ * ../lib/bkr (installed), or in the build tree's engine/ (from tools/ or
+ * tests/unit/).
+ */
+static void *module_open(void)
+{
+	static const char *const rel[] = { "", "../lib/bkr/", "../engine/", "../../engine/" };
+	const char *env = getenv("BKR_MONGODB_MODULE");
+	char exe[PATH_MAX], path[PATH_MAX + 64], *slash;
+	ssize_t n;
+	void *h;
+
+	if (env && *env) {
+		if (!(h = dlopen(env, RTLD_NOW | RTLD_LOCAL)))
+			snprintf(mongo_why, sizeof(mongo_why), "BKR_MONGODB_MODULE=%s: %s", env, dlerror());
+		return h;
+	}
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0) {
+		snprintf(mongo_why, sizeof(mongo_why), "cannot find the executable to locate %s", MODULE_NAME);
+		return NULL;
+	}
+	exe[n] = 0;
+	if ((slash = strrchr(exe, '/')))
+		slash[1] = 0;
+	for (size_t k = 0; k < sizeof(rel) / sizeof(rel[0]); k++) {
+		snprintf(path, sizeof(path), "%s%s%s", exe, rel[k], MODULE_NAME);
+		if (access(path, R_OK) != 0)
+			continue;
+		if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+			return h;
+		snprintf(mongo_why, sizeof(mongo_why), "%s", dlerror());
+		return NULL;
+	}
+	snprintf(mongo_why, sizeof(mongo_why), "%s not found next to %s (set BKR_MONGODB_MODULE)", MODULE_NAME, exe);
+	return NULL;
+}
 
 static void mongo_init(void)
 {
-	mongoc_init();
-	atexit(mongoc_cleanup);
+	int (*abi)(void);
+	bkr_mongo_cleanup_fn cleanup;
+	void *h;
+
+	/* no shared-memory counters: nothing left in /dev/shm by a killed
+	 * process, no warning about a stale one (read when libmongoc loads) */
+	setenv("MONGOC_DISABLE_SHM", "1", 0);
+	if (!(h = module_open()))
+		return;
+	abi = (int (*)(void))dlsym(h, "bkr_mongo_abi");
+	mongo_fetch = (bkr_mongo_fetch_fn)dlsym(h, "bkr_mongo_fetch");
+	cleanup = (bkr_mongo_cleanup_fn)dlsym(h, "bkr_mongo_cleanup");
+	if (!abi || !mongo_fetch || !cleanup || abi() != BKR_MONGO_ABI) {
+		snprintf(mongo_why, sizeof(mongo_why), "%s: not a bkr-mongodb module of this version", MODULE_NAME);
+		mongo_fetch = NULL;
+		return;
+	}
+	atexit(cleanup);
 }
 
 /* Substitute captures in every string value of @p j (keys stay as written). */
@@ -46,29 +111,18 @@ static int subst(cJSON *j, const bkr_rec_captures *caps, const char *rel)
 	return 0;
 }
 
-static bool unreachable(const bson_error_t *e)
-{
-	return e->domain == MONGOC_ERROR_SERVER_SELECTION || e->domain == MONGOC_ERROR_STREAM ||
-	       e->code == MONGOC_ERROR_SERVER_SELECTION_FAILURE || e->code == MONGOC_ERROR_STREAM_SOCKET ||
-	       e->code == MONGOC_ERROR_STREAM_CONNECT;
-}
-
 int bkr_rec_try_mongodb(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
+	static const int code[] = {
+		[BKR_MONGO_OK] = 0, [BKR_MONGO_INVALID] = BKR_EINVAL, [BKR_MONGO_UNREACHABLE] = BKR_EUNAVAILABLE,
+		[BKR_MONGO_SERVER] = BKR_ERROR, [BKR_MONGO_NOMEM] = BKR_ENOMEM, [BKR_MONGO_BADDOC] = BKR_ECORRUPT,
+	};
 	const bkr_rec_strategy *s = j->s;
-	mongoc_uri_t *uri = NULL;
-	mongoc_client_t *client = NULL;
-	mongoc_collection_t *coll = NULL;
-	mongoc_cursor_t *cur = NULL;
-	bson_t *filter = NULL, *opts = NULL;
-	bson_error_t berr;
+	struct bkr_mongo_result res = { 0 };
 	cJSON *fj = NULL;
-	char *ftext = NULL, *buf = NULL, *why = NULL;
-	size_t len = 0, cap = 0, ndocs = 0;
-	const bson_t *doc;
-	int err = 0, r;
+	char *ftext = NULL, *why = NULL;
+	int err = 0, r, st;
 
-	pthread_once(&mongo_once, mongo_init);
 	/* the filter */
 	if (!(fj = cJSON_Parse(s->filter ? s->filter : "{}")) || subst(fj, j->caps, j->rel) < 0 ||
 	    !(ftext = cJSON_PrintUnformatted(fj))) {
@@ -85,108 +139,40 @@ int bkr_rec_try_mongodb(const bkr_rec_job *j, bkr_rec_outcome *o)
 		cJSON_AddStringToObject(o->source, "collection", s->collection);
 		cJSON_AddItemToObject(o->source, "filter", cJSON_Duplicate(fj, true));
 	}
-	if (!(filter = bson_new_from_json((const uint8_t *)ftext, -1, &berr))) {
-		err = bkr_rec_fail(o, BKR_EINVAL, "%s.filter: %s", s->key, berr.message);
+	pthread_once(&mongo_once, mongo_init);
+	if (!mongo_fetch) {
+		err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "mongodb support is not available: %s", mongo_why);
 		goto done;
 	}
-	/* options: sort, projection, limit */
-	if (!(opts = bson_new())) {
-		err = bkr_rec_fail(o, BKR_ENOMEM, "out of memory");
+	{
+		struct bkr_mongo_query q = {
+			.uri = s->uri, .database = s->database, .collection = s->collection,
+			.filter = ftext, .sort = s->sort, .projection = s->projection, .key = s->key,
+			.as_array = s->as_array, .limit = s->limit,
+			.server_selection_timeout_ms = s->server_selection_timeout_ms,
+			.socket_timeout_ms = s->socket_timeout_ms, .connect_timeout_ms = s->connect_timeout_ms,
+			.max_bytes = BKR_REC_MAX_FILE,
+		};
+		pthread_mutex_lock(&mongo_lock);
+		st = mongo_fetch(&q, &res);
+		pthread_mutex_unlock(&mongo_lock);
+	}
+	if (st < 0 || st > BKR_MONGO_BADDOC) {
+		err = bkr_rec_fail(o, BKR_ERROR, "mongodb module: unknown status %d", st);
 		goto done;
 	}
-	if (s->sort) {
-		bson_t *b = bson_new_from_json((const uint8_t *)s->sort, -1, &berr);
-		if (!b) {
-			err = bkr_rec_fail(o, BKR_EINVAL, "%s.sort: %s", s->key, berr.message);
-			goto done;
-		}
-		BSON_APPEND_DOCUMENT(opts, "sort", b);
-		bson_destroy(b);
-	}
-	if (s->projection) {
-		bson_t *b = bson_new_from_json((const uint8_t *)s->projection, -1, &berr);
-		if (!b) {
-			err = bkr_rec_fail(o, BKR_EINVAL, "%s.projection: %s", s->key, berr.message);
-			goto done;
-		}
-		BSON_APPEND_DOCUMENT(opts, "projection", b);
-		bson_destroy(b);
-	}
-	if (!s->as_array)
-		BSON_APPEND_INT64(opts, "limit", 1);
-	else if (s->limit)
-		BSON_APPEND_INT64(opts, "limit", s->limit);
-	/* the connection */
-	if (!(uri = mongoc_uri_new_with_error(s->uri, &berr))) {
-		err = bkr_rec_fail(o, BKR_EINVAL, "%s.uri: %s", s->key, berr.message);
-		goto done;
-	}
-	mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, s->server_selection_timeout_ms);
-	mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, s->socket_timeout_ms);
-	mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, s->connect_timeout_ms);
-	if (!(client = mongoc_client_new_from_uri_with_error(uri, &berr))) {
-		err = bkr_rec_fail(o, BKR_EINVAL, "%s.uri: %s", s->key, berr.message);
-		goto done;
-	}
-	mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
-	mongoc_client_set_appname(client, "bkr-recover");
-	coll = mongoc_client_get_collection(client, s->database, s->collection);
-	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		size_t dl = 0;
-		char *dj = bson_as_relaxed_extended_json(doc, &dl);
-		if (!dj) {
-			err = bkr_rec_fail(o, BKR_ECORRUPT, "a document cannot be written as JSON");
-			goto done;
-		}
-		if (len + dl + 8 > cap) {
-			size_t nc = (len + dl + 8) * 2;
-			char *nb;
-			if (nc > BKR_REC_MAX_FILE || !(nb = realloc(buf, nc))) {
-				bson_free(dj);
-				err = bkr_rec_fail(o, BKR_ENOMEM, "result too large");
-				goto done;
-			}
-			buf = nb;
-			cap = nc;
-		}
-		if (s->as_array)
-			buf[len++] = ndocs ? ',' : '[';
-		if (s->as_array)
-			buf[len++] = '\n';
-		memcpy(buf + len, dj, dl);
-		len += dl;
-		bson_free(dj);
-		ndocs++;
-		if (!s->as_array)
-			break;
-	}
-	if (mongoc_cursor_error(cur, &berr)) {
-		err = bkr_rec_fail(o, unreachable(&berr) ? BKR_EUNAVAILABLE : BKR_ERROR, "mongodb %s.%s: %s",
-				   s->database, s->collection, berr.message);
+	if (st != BKR_MONGO_OK) {
+		err = bkr_rec_fail(o, code[st], "%s", res.msg);
 		goto done;
 	}
 	if (o->source)
-		cJSON_AddNumberToObject(o->source, "documents", (double)ndocs);
-	if (!ndocs) {
+		cJSON_AddNumberToObject(o->source, "documents", (double)res.ndocs);
+	if (!res.ndocs) {
 		err = bkr_rec_fail(o, BKR_ENOTFOUND, "no document in %s.%s matches %s", s->database, s->collection,
 				   ftext);
 		goto done;
 	}
-	if (!buf || len + 4 > cap) {
-		char *nb = realloc(buf, len + 4);
-		if (!nb) {
-			err = bkr_rec_fail(o, BKR_ENOMEM, "out of memory");
-			goto done;
-		}
-		buf = nb;
-	}
-	if (s->as_array) {
-		buf[len++] = '\n';
-		buf[len++] = ']';
-	}
-	buf[len++] = '\n';
-	r = bkr_rec_validate(j->rc, j->rel, (const uint8_t *)buf, len, j->nonempty, &why);
+	r = bkr_rec_validate(j->rc, j->rel, (const uint8_t *)res.data, res.len, j->nonempty, &why);
 	if (r < 0) {
 		err = bkr_rec_fail(o, r, "%s", bkr_error_message());
 		goto done;
@@ -195,27 +181,15 @@ int bkr_rec_try_mongodb(const bkr_rec_job *j, bkr_rec_outcome *o)
 		err = bkr_rec_fail(o, BKR_ECORRUPT, "documents written as JSON are invalid for %s: %s", j->rel, why);
 		goto done;
 	}
-	o->data = (uint8_t *)buf;
-	o->len = len;
+	o->data = (uint8_t *)res.data;
+	o->len = res.len;
 	o->mode = 0644;
-	buf = NULL;
+	res.data = NULL;
 	err = 0;
 done:
 	free(why);
-	free(buf);
+	free(res.data);
 	free(ftext);
 	cJSON_Delete(fj);
-	if (cur)
-		mongoc_cursor_destroy(cur);
-	if (coll)
-		mongoc_collection_destroy(coll);
-	if (client)
-		mongoc_client_destroy(client);
-	if (uri)
-		mongoc_uri_destroy(uri);
-	if (filter)
-		bson_destroy(filter);
-	if (opts)
-		bson_destroy(opts);
 	return err;
 }

@@ -9,6 +9,7 @@
 set -euo pipefail
 BUILD=${BKR_BUILD_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 BKR="$BUILD/tools/bkr"
+BKRFS="$BUILD/fs/bkrfs"
 T=$(mktemp -d "${TMPDIR:-/tmp}/bkr-recovery-XXXXXX")
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -131,4 +132,21 @@ chmod -R a-w "$REPO"
 st=0; "$BKR" recover -c "$CFG" --file conversations/s05.json --json > "$T/staged.json" 2>/dev/null || st=$?
 chmod -R u+w "$REPO"
 grep -q '"kind":	"staged"' "$T/staged.json" || [ "$(id -u)" = 0 ] || fail "run not staged: $(head -c 600 "$T/staged.json")"
+# without the bkr-mongodb module the strategy is unavailable (named), and the
+# next one runs; bkr and bkrfs do not load libmongoc at startup (it would
+# leave /dev/shm/mongoc-PID behind whenever one of them is killed)
+rm -f "$WS/extra/needed.json"
+BKR_MONGODB_MODULE=$T/no/bkr-mongodb.so "$BKR" recover -c "$CFG" --file extra/needed.json --json \
+	> "$T/nomodule.json" 2>/dev/null || true
+python3 - "$T/nomodule.json" "$T/no/bkr-mongodb.so" <<'PY' || fail "missing module: $(head -c 1500 "$T/nomodule.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+a = [x for x in r["files"][0]["attempts"] if x["strategy"] == "mongodb"][0]
+assert a["result"] == "unavailable", a
+assert "mongodb support is not available" in json.dumps(a) and sys.argv[2] in json.dumps(a), a
+assert r["files"][0]["status"] == "recovered", r["files"][0]
+PY
+for exe in "$BKR" "$BKRFS"; do
+	ldd "$exe" | grep -q libmongoc && fail "$exe links libmongoc"
+done
 echo "recovery integration: ok"

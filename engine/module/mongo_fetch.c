@@ -1,0 +1,164 @@
+/** @file
+ * The bkr-mongodb module (mongo_fetch.h): one query against a MongoDB
+ * collection, the documents written out as relaxed extended JSON.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mongoc/mongoc.h>
+
+#include "mongo_fetch.h"
+
+int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r);
+void bkr_mongo_cleanup(void);
+int bkr_mongo_abi(void);
+
+int bkr_mongo_abi(void)
+{
+	return BKR_MONGO_ABI;
+}
+
+void bkr_mongo_cleanup(void)
+{
+	mongoc_cleanup();
+}
+
+static int fail(struct bkr_mongo_result *r, int status, const char *fmt, const char *a, const char *b)
+{
+	snprintf(r->msg, sizeof(r->msg), fmt, a, b);
+	return status;
+}
+
+static bool unreachable(const bson_error_t *e)
+{
+	return e->domain == MONGOC_ERROR_SERVER_SELECTION || e->domain == MONGOC_ERROR_STREAM ||
+	       e->code == MONGOC_ERROR_SERVER_SELECTION_FAILURE || e->code == MONGOC_ERROR_STREAM_SOCKET ||
+	       e->code == MONGOC_ERROR_STREAM_CONNECT;
+}
+
+/* append @p n bytes to r->data, growing it; false when over max_bytes */
+static bool put(struct bkr_mongo_result *r, size_t *cap, size_t max, const char *p, size_t n)
+{
+	if (r->len + n + 4 > *cap) {
+		size_t nc = (r->len + n + 4) * 2;
+		char *nb;
+		if (nc > max + 4)
+			nc = r->len + n + 4;
+		if (nc > max + 4 || !(nb = realloc(r->data, nc)))
+			return false;
+		r->data = nb;
+		*cap = nc;
+	}
+	memcpy(r->data + r->len, p, n);
+	r->len += n;
+	return true;
+}
+
+int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r)
+{
+	static bool inited; /* callers serialise (libbkr calls under a once) */
+	mongoc_uri_t *uri = NULL;
+	mongoc_client_t *client = NULL;
+	mongoc_collection_t *coll = NULL;
+	mongoc_cursor_t *cur = NULL;
+	bson_t *filter = NULL, *opts = NULL;
+	bson_error_t berr;
+	const bson_t *doc;
+	size_t cap = 0;
+	int st = BKR_MONGO_OK;
+
+	memset(r, 0, sizeof(*r));
+	if (!inited) {
+		mongoc_init();
+		inited = true;
+	}
+	if (!(filter = bson_new_from_json((const uint8_t *)q->filter, -1, &berr)))
+		return fail(r, BKR_MONGO_INVALID, "%s.filter: %s", q->key, berr.message);
+	if (!(opts = bson_new())) {
+		st = fail(r, BKR_MONGO_NOMEM, "out of memory%s%s", "", "");
+		goto done;
+	}
+	{
+		const char *json[2] = { q->sort, q->projection }, *name[2] = { "sort", "projection" };
+		for (int k = 0; k < 2; k++) {
+			bson_t *b;
+			char what[256];
+			if (!json[k])
+				continue;
+			if (!(b = bson_new_from_json((const uint8_t *)json[k], -1, &berr))) {
+				snprintf(what, sizeof(what), "%s.%s", q->key, name[k]);
+				st = fail(r, BKR_MONGO_INVALID, "%s: %s", what, berr.message);
+				goto done;
+			}
+			bson_append_document(opts, name[k], -1, b);
+			bson_destroy(b);
+		}
+	}
+	if (!q->as_array)
+		BSON_APPEND_INT64(opts, "limit", 1);
+	else if (q->limit)
+		BSON_APPEND_INT64(opts, "limit", q->limit);
+	if (!(uri = mongoc_uri_new_with_error(q->uri, &berr))) {
+		st = fail(r, BKR_MONGO_INVALID, "%s.uri: %s", q->key, berr.message);
+		goto done;
+	}
+	mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, q->server_selection_timeout_ms);
+	mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, q->socket_timeout_ms);
+	mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS, q->connect_timeout_ms);
+	if (!(client = mongoc_client_new_from_uri_with_error(uri, &berr))) {
+		st = fail(r, BKR_MONGO_INVALID, "%s.uri: %s", q->key, berr.message);
+		goto done;
+	}
+	mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+	mongoc_client_set_appname(client, "bkr-recover");
+	coll = mongoc_client_get_collection(client, q->database, q->collection);
+	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+	while (mongoc_cursor_next(cur, &doc)) {
+		size_t dl = 0;
+		char *dj = bson_as_relaxed_extended_json(doc, &dl);
+		bool ok;
+		if (!dj) {
+			st = fail(r, BKR_MONGO_BADDOC, "a document cannot be written as JSON%s%s", "", "");
+			goto done;
+		}
+		ok = (!q->as_array || put(r, &cap, q->max_bytes, r->ndocs ? ",\n" : "[\n", 2)) &&
+		     put(r, &cap, q->max_bytes, dj, dl);
+		bson_free(dj);
+		if (!ok) {
+			st = fail(r, BKR_MONGO_NOMEM, "result too large%s%s", "", "");
+			goto done;
+		}
+		r->ndocs++;
+		if (!q->as_array)
+			break;
+	}
+	if (mongoc_cursor_error(cur, &berr)) {
+		char where[300];
+		snprintf(where, sizeof(where), "%s.%s", q->database, q->collection);
+		st = fail(r, unreachable(&berr) ? BKR_MONGO_UNREACHABLE : BKR_MONGO_SERVER, "mongodb %s: %s", where,
+			  berr.message);
+		goto done;
+	}
+	if (r->ndocs && ((q->as_array && !put(r, &cap, q->max_bytes, "\n]", 2)) ||
+			 !put(r, &cap, q->max_bytes, "\n", 1)))
+		st = fail(r, BKR_MONGO_NOMEM, "result too large%s%s", "", "");
+done:
+	if (st != BKR_MONGO_OK) {
+		free(r->data);
+		r->data = NULL;
+		r->len = 0;
+	}
+	if (cur)
+		mongoc_cursor_destroy(cur);
+	if (coll)
+		mongoc_collection_destroy(coll);
+	if (client)
+		mongoc_client_destroy(client);
+	if (uri)
+		mongoc_uri_destroy(uri);
+	bson_destroy(filter);
+	if (opts)
+		bson_destroy(opts);
+	return st;
+}
