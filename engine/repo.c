@@ -579,14 +579,17 @@ struct bkr_writer {
 	char failed_msg[512];           /* its message, for the other threads */
 };
 
-/* Record the first failure (its message comes from the calling thread); w->lock held. */
+/* Record the first failure (its message comes from the calling thread); a
+ * later one is a consequence (e.g. "pack writer failed earlier"), so the
+ * calling thread reports the first instead.  w->lock held. */
 static int writer_fail_locked(bkr_writer *w, int err)
 {
 	if (!w->failed) {
 		w->failed = err;
 		snprintf(w->failed_msg, sizeof(w->failed_msg), "%s", bkr_error_message());
+		return err;
 	}
-	return err;
+	return bkr_error_set(w->failed, "%s", w->failed_msg);
 }
 
 static int writer_fail(bkr_writer *w, int err)

@@ -6,6 +6,7 @@
 #define BKRFS_BKRFS_H
 
 #define BKRFS_CACHE_MIB_DEFAULT 64 /**< chunk cache: about 64 chunks of 1 MiB */
+#define BKRFS_MAX_INODES_DEFAULT 65536 /**< inode table size before pruning (-o max_inodes) */
 #define BKRFS_PREFETCH_THREADS 4 /**< decode ahead; more than the cores, so disk waits overlap */
 
 #include <pthread.h>
@@ -38,6 +39,7 @@ struct bkrfs_opts {
 	char *tz;              /**< NULL = UTC */
 	int ready_fd;          /**< -1 = none */
 	unsigned watch_ms;     /**< watcher period (default 2000) */
+	size_t max_inodes;     /**< pruning threshold (default BKRFS_MAX_INODES_DEFAULT) */
 };
 
 /** The catalog of recovery runs (loaded on first visit of /recovered). */
@@ -72,6 +74,8 @@ struct bkrfs {
 	bool no_open;              /**< the kernel skips open/release when open says ENOSYS */
 	pthread_t watcher;
 	bool watcher_running;
+	pthread_t pruner;
+	bool pruner_running;
 	pthread_mutex_t watch_lock;
 	pthread_cond_t watch_cond;
 	bool stopping;             /**< guarded by watch_lock */

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bkr/error.h"
 #include "bkr/hash.h"
@@ -39,6 +40,7 @@ struct bkrfs_itable {
 	bkrfs_inode **buckets;     /**< by ino; guarded by lock */
 	size_t nbuckets;           /**< power of two */
 	size_t count;
+	uint64_t clock;            /**< ticks at every get/enter */
 	bkrfs_inode_release_fn release;
 };
 
@@ -248,6 +250,7 @@ bkrfs_inode *bkrfs_itable_enter(bkrfs_itable *t, bkrfs_inode *fresh, uint8_t *ke
 		if (lookup)
 			found->nlookup++;
 		found->refs++;
+		found->used = ++t->clock;
 		pthread_mutex_unlock(&t->lock);
 		free(key);
 		inode_free(t, fresh);
@@ -260,6 +263,7 @@ bkrfs_inode *bkrfs_itable_enter(bkrfs_itable *t, bkrfs_inode *fresh, uint8_t *ke
 	fresh->nlookup = lookup ? 1 : 0;
 	fresh->refs = 1;
 	fresh->pinned = false;
+	fresh->used = ++t->clock;
 	insert_locked(t, fresh);
 	pthread_mutex_unlock(&t->lock);
 	return fresh;
@@ -287,8 +291,10 @@ bkrfs_inode *bkrfs_itable_get(bkrfs_itable *t, bkrfs_ino ino)
 	bkrfs_inode *i;
 
 	pthread_mutex_lock(&t->lock);
-	if ((i = find_locked(t, ino)))
+	if ((i = find_locked(t, ino))) {
 		i->refs++;
+		i->used = ++t->clock;
+	}
 	pthread_mutex_unlock(&t->lock);
 	return i;
 }
@@ -340,6 +346,53 @@ size_t bkrfs_itable_count(bkrfs_itable *t)
 	n = t->count;
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+struct prune_cand {
+	uint64_t order;            /**< least recently used first */
+	bkrfs_inode *i;
+};
+
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct prune_cand *x = a, *y = b;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+size_t bkrfs_itable_prune(bkrfs_itable *t, size_t max, bkrfs_prune **out)
+{
+	struct prune_cand *c = NULL;
+	size_t n = 0, want, got = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&t->lock);
+	if (t->count <= max || !(c = malloc(t->count * sizeof(*c))))
+		goto done;
+	want = t->count - max / 2;
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (bkrfs_inode *i = t->buckets[b]; i; i = i->next)
+			if (i->kind == BKRFS_NODE_ENTRY && !S_ISDIR(i->st.st_mode) && !i->pinned && !i->refs &&
+			    i->nlookup && i->parent && i->path && *i->path)
+				c[n++] = (struct prune_cand){ i->used, i };
+	qsort(c, n, sizeof(*c), cand_cmp);
+	if (n > want)
+		n = want;
+	if (!n || !(*out = malloc(n * sizeof(**out))))
+		goto done;
+	for (size_t k = 0; k < n; k++) {
+		const char *slash = strrchr(c[k].i->path, '/'), *name = slash ? slash + 1 : c[k].i->path;
+		if (!*name || !((*out)[got].name = strdup(name)))
+			continue;
+		(*out)[got++].parent = c[k].i->parent;
+	}
+done:
+	pthread_mutex_unlock(&t->lock);
+	free(c);
+	if (!got) {
+		free(*out);
+		*out = NULL;
+	}
+	return got;
 }
 
 uint64_t bkrfs_itable_nlookup(bkrfs_itable *t, bkrfs_ino ino)

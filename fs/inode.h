@@ -69,6 +69,7 @@ typedef struct bkrfs_inode {
 	uint64_t nlookup;          /**< kernel lookup count */
 	uint64_t refs;             /**< references held by running requests */
 	bool pinned;               /**< never freed (fixed top-level inodes) */
+	uint64_t used;             /**< table clock at the last get/enter (pruning order) */
 	struct bkrfs_inode *next;  /**< hash chain */
 } bkrfs_inode;
 
@@ -121,6 +122,23 @@ void bkrfs_itable_forget(bkrfs_itable *t, bkrfs_ino ino, uint64_t n);
 
 /** Number of inodes in the table (pinned ones included). */
 size_t bkrfs_itable_count(bkrfs_itable *t);
+
+/** An inode the kernel is asked to forget: the directory it was found in and its name. */
+typedef struct {
+	bkrfs_ino parent;
+	char *name;                /**< malloc'd */
+} bkrfs_prune;
+
+/**
+ * When the table holds more than @p max inodes, choose backup entries that
+ * are not directories, least recently used first, to bring it down to half
+ * of @p max, and return them (*out malloc'd, free each name and the array);
+ * 0 when under the limit.  Directories are never chosen: an invalidated
+ * directory that is a process's working directory makes getcwd() fail.  The caller asks the kernel to
+ * drop those dentries (notify_inval_entry); the kernel then forgets the
+ * inodes it no longer uses, and forget frees them here.
+ */
+size_t bkrfs_itable_prune(bkrfs_itable *t, size_t max, bkrfs_prune **out);
 
 /** The lookup count of @p ino (tests); 0 when absent. */
 uint64_t bkrfs_itable_nlookup(bkrfs_itable *t, bkrfs_ino ino);

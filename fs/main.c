@@ -40,7 +40,7 @@ enum {
 
 enum {
 	KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_SINGLE, KEY_UID, KEY_GID, KEY_UMASK,
-	KEY_NUMERIC, KEY_CACHE, KEY_TZ, KEY_READY, KEY_ALLOW_OTHER, KEY_RW, KEY_WATCH, KEY_KEEP,
+	KEY_NUMERIC, KEY_CACHE, KEY_TZ, KEY_READY, KEY_ALLOW_OTHER, KEY_RW, KEY_WATCH, KEY_INODES, KEY_KEEP,
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -62,6 +62,7 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("notify_fd=", KEY_READY),
 	FUSE_OPT_KEY("--ready-fd=", KEY_READY),
 	FUSE_OPT_KEY("watch_ms=", KEY_WATCH),
+	FUSE_OPT_KEY("max_inodes=", KEY_INODES),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
@@ -97,6 +98,8 @@ static void usage(FILE *f)
 		"  -o cache_size=MiB      decompressed chunk cache (default 64)\n"
 		"  -o tz=ZONE             time zone of the by-date view (default UTC)\n"
 		"  -o watch_ms=N          how often to look for new backups (default 2000)\n"
+		"  -o max_inodes=N        inodes kept before the kernel is asked to forget the\n"
+		"                         least recently used (default 65536; about 600 bytes each)\n"
 		"  -o OPT                 other FUSE mount options (fsname=, max_read=...)\n"
 		"\n"
 		"The mount is always read-only.  Unmount with `fusermount3 -u MOUNTPOINT`.\n"
@@ -161,6 +164,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_CACHE:
 	case KEY_READY:
 	case KEY_WATCH:
+	case KEY_INODES:
 		if (parse_uint(arg, key == KEY_UMASK ? 8 : 10,
 			       key == KEY_UMASK ? 0777 : key == KEY_CACHE ? 1u << 20 : 0xffffffffu, &v) < 0) {
 			fprintf(stderr, "%s: bad value in option '%s'\n", progname, arg);
@@ -179,6 +183,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			o->cache_mib = v ? (unsigned)v : 1;
 		} else if (key == KEY_WATCH) {
 			o->watch_ms = v < 100 ? 100 : (unsigned)v;
+		} else if (key == KEY_INODES) {
+			o->max_inodes = v < 1024 ? 1024 : (size_t)v;
 		} else {
 			if (v > INT_MAX) {
 				fprintf(stderr, "%s: bad value in option '%s'\n", progname, arg);

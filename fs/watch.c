@@ -391,26 +391,66 @@ static void watch_tick(struct bkrfs *fs)
 	fs->ticks++;
 }
 
+/* watch_lock held: wait @p ms or until stopping; returns false when stopping */
+static bool wait_ms_locked(struct bkrfs *fs, unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	if (!fs->stopping)
+		pthread_cond_timedwait(&fs->watch_cond, &fs->watch_lock, &ts);
+	return !fs->stopping;
+}
+
 static void *watcher_main(void *arg)
 {
 	struct bkrfs *fs = arg;
 	unsigned ms = fs->o.watch_ms ? fs->o.watch_ms : 2000;
 
 	pthread_mutex_lock(&fs->watch_lock);
-	while (!fs->stopping) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += ms / 1000;
-		ts.tv_nsec += (long)(ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&fs->watch_cond, &fs->watch_lock, &ts);
-		if (fs->stopping)
-			break;
+	while (wait_ms_locked(fs, ms)) {
 		pthread_mutex_unlock(&fs->watch_lock);
 		watch_tick(fs);
+		pthread_mutex_lock(&fs->watch_lock);
+	}
+	pthread_mutex_unlock(&fs->watch_lock);
+	return NULL;
+}
+
+/*
+ * The pruner keeps the inode table bounded while something walks millions
+ * of entries: the kernel holds an inode (and so do we) for every dentry it
+ * caches, and only memory pressure would make it let go.  Ten times a second,
+ * when the table is over -o max_inodes, the dentries of the least recently
+ * used files and symlinks are invalidated (never directories: getcwd() fails
+ * in an invalidated one); the kernel forgets the inodes nobody uses, and
+ * forget frees them here.  An open file keeps working (its next open looks
+ * it up again and gets the same inode number).
+ */
+static void *pruner_main(void *arg)
+{
+	struct bkrfs *fs = arg;
+	size_t max = fs->o.max_inodes ? fs->o.max_inodes : BKRFS_MAX_INODES_DEFAULT;
+
+	pthread_mutex_lock(&fs->watch_lock);
+	while (wait_ms_locked(fs, 100)) {
+		bkrfs_prune *p;
+		size_t n;
+		pthread_mutex_unlock(&fs->watch_lock);
+		n = bkrfs_itable_prune(fs->itable, max, &p);
+		if (n && fs->o.debug)
+			bkrfs_log(fs, "inode table over %zu: the kernel is asked to forget %zu", max, n);
+		for (size_t k = 0; k < n; k++) {
+			fuse_lowlevel_notify_inval_entry(fs->session, p[k].parent, p[k].name, strlen(p[k].name));
+			free(p[k].name);
+		}
+		free(p);
 		pthread_mutex_lock(&fs->watch_lock);
 	}
 	pthread_mutex_unlock(&fs->watch_lock);
@@ -425,6 +465,9 @@ int bkrfs_watcher_start(struct bkrfs *fs)
 	if ((e = pthread_create(&fs->watcher, NULL, watcher_main, fs)) != 0)
 		return bkr_error_set_errno(e, "starting the watcher thread");
 	fs->watcher_running = true;
+	if ((e = pthread_create(&fs->pruner, NULL, pruner_main, fs)) != 0)
+		return bkr_error_set_errno(e, "starting the inode pruner thread");
+	fs->pruner_running = true;
 	return 0;
 }
 
@@ -438,6 +481,9 @@ void bkrfs_watcher_stop(struct bkrfs *fs)
 	pthread_mutex_unlock(&fs->watch_lock);
 	pthread_join(fs->watcher, NULL);
 	fs->watcher_running = false;
+	if (fs->pruner_running)
+		pthread_join(fs->pruner, NULL);
+	fs->pruner_running = false;
 	free_names(fs->idx_names, fs->nidx);
 	fs->idx_names = NULL;
 	fs->nidx = 0;

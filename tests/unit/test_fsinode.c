@@ -144,6 +144,88 @@ static void test_lookup_counts_and_forget(void **state)
 	bkrfs_itable_free(t);
 }
 
+/* an entry inode with a path and a parent, as ops.c makes them */
+static bkrfs_inode *enter_at(bkrfs_itable *t, const char *path, bool dir, bkrfs_ino parent)
+{
+	bkrfs_inode *i = calloc(1, sizeof(*i));
+	size_t len;
+	uint8_t *k = mkkey(&len, 'E', "b", path);
+	assert_non_null(i);
+	i->kind = BKRFS_NODE_ENTRY;
+	i->st.st_mode = dir ? S_IFDIR | 0755 : S_IFREG | 0644;
+	i->parent = parent;
+	i->path = strdup(path);
+	return bkrfs_itable_enter(t, i, k, len, true);
+}
+
+/* pruning picks files (never directories), least recently used first, never
+ * an inode a request holds, down to half the limit */
+static void test_prune_selection(void **state)
+{
+	bkrfs_itable *t;
+	bkrfs_inode *held, *x;
+	bkrfs_prune *p;
+	bkrfs_ino dir_ino, f0;
+	size_t n;
+	char path[64];
+
+	(void)state;
+	released = 0;
+	assert_int_equal(bkrfs_itable_new(&t, count_release), 0);
+	x = enter_at(t, "ws/sub", true, 77);
+	dir_ino = x->ino;
+	bkrfs_itable_put(t, x);
+	for (int k = 0; k < 20; k++) {
+		snprintf(path, sizeof(path), "ws/sub/f%02d", k);
+		x = enter_at(t, path, false, dir_ino);
+		if (k == 0)
+			f0 = x->ino;
+		bkrfs_itable_put(t, x);
+	}
+	held = bkrfs_itable_get(t, f0);         /* f00 is the oldest, but in use */
+	x = bkrfs_itable_get(t, f0 + 0);        /* (a second reference) */
+	bkrfs_itable_put(t, x);
+	snprintf(path, sizeof(path), "ws/sub/f%02d", 1);
+	x = enter_at(t, path, false, dir_ino);  /* f01 used again: now the newest */
+	bkrfs_itable_put(t, x);
+	assert_int_equal(bkrfs_itable_count(t), 21);
+	released = 0; /* (the duplicate candidate of f01 was discarded) */
+	assert_int_equal(bkrfs_itable_prune(t, 21, &p), 0); /* not over the limit */
+	assert_null(p);
+	n = bkrfs_itable_prune(t, 16, &p);      /* 21 -> 8: 13 files */
+	assert_int_equal(n, 13);
+	for (size_t k = 0; k < n; k++) {
+		assert_int_equal(p[k].parent, dir_ino);
+		assert_int_equal(strlen(p[k].name), 3);
+		assert_int_not_equal(strcmp(p[k].name, "f00"), 0); /* held */
+		assert_int_not_equal(strcmp(p[k].name, "f01"), 0); /* recently used */
+		/* oldest first: f02, f03, ... */
+		snprintf(path, sizeof(path), "f%02zu", k + 2);
+		assert_string_equal(p[k].name, path);
+		free(p[k].name);
+	}
+	free(p);
+	/* nothing is freed by choosing: the kernel's forgets do that */
+	assert_int_equal(bkrfs_itable_count(t), 21);
+	assert_int_equal(released, 0);
+	/* with only directories and held inodes left, nothing is chosen */
+	for (int k = 2; k < 20; k++) {
+		bkrfs_inode *f;
+		snprintf(path, sizeof(path), "ws/sub/f%02d", k);
+		f = enter_at(t, path, false, dir_ino); /* find it again (+1 lookup) */
+		bkrfs_itable_forget(t, f->ino, 2);
+		bkrfs_itable_put(t, f);
+	}
+	snprintf(path, sizeof(path), "ws/sub/f%02d", 1);
+	x = enter_at(t, path, false, dir_ino);
+	bkrfs_itable_forget(t, x->ino, 3);
+	bkrfs_itable_put(t, x);
+	assert_int_equal(bkrfs_itable_count(t), 2);   /* the directory and the held f00 */
+	assert_int_equal(bkrfs_itable_prune(t, 1, &p), 0);
+	bkrfs_itable_put(t, held);
+	bkrfs_itable_free(t);
+}
+
 static void test_pinned_and_growth(void **state)
 {
 	bkrfs_itable *t;
@@ -499,6 +581,7 @@ int main(void)
 		cmocka_unit_test(test_hardlinks_share),
 		cmocka_unit_test(test_lookup_counts_and_forget),
 		cmocka_unit_test(test_pinned_and_growth),
+		cmocka_unit_test(test_prune_selection),
 		cmocka_unit_test(test_layout_no_holes),
 		cmocka_unit_test(test_layout_holes),
 		cmocka_unit_test(test_layout_corrupt),
