@@ -80,8 +80,8 @@ struct bkrfs {
 	pthread_cond_t watch_cond;
 	bool stopping;             /**< guarded by watch_lock */
 
-	struct bkrfs_prefetch *prefetch;
-	struct bkrfs_store *store;    /**< page-cache store thread (watch.c) */
+	struct workq *prefetch;       /**< prefetch workers (watch.c) */
+	struct workq *store;          /**< page-cache store thread (watch.c) */
 	pthread_mutex_t load_lock;    /**< serializes building view/runs */
 	char **idx_names;             /**< watcher: index/ names last seen (watcher only) */
 	size_t nidx;

@@ -1197,6 +1197,24 @@ static int file_of(struct bkrfs *fs, bkrfs_inode *i, struct bkrfs_file **out)
 	return 0;
 }
 
+/* The inode and read state of @p ino for a read-type request, or false
+ * after replying with the error. */
+static bool file_req(fuse_req_t req, struct bkrfs *fs, fuse_ino_t ino, bkrfs_inode **i, struct bkrfs_file **f)
+{
+	int err;
+
+	if (!(*i = bkrfs_itable_get(fs->itable, ino))) {
+		fuse_reply_err(req, ESTALE);
+		return false;
+	}
+	if ((err = file_of(fs, *i, f))) {
+		bkrfs_itable_put(fs->itable, *i);
+		fuse_reply_err(req, err);
+		return false;
+	}
+	return true;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct bkrfs *fs = fs_of(req);
@@ -1266,15 +1284,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (!(ino_ref = bkrfs_itable_get(fs->itable, ino))) {
-		fuse_reply_err(req, ESTALE);
+	if (!file_req(req, fs, ino, &ino_ref, &f))
 		return;
-	}
-	if ((err = file_of(fs, ino_ref, &f))) {
-		bkrfs_itable_put(fs->itable, ino_ref);
-		fuse_reply_err(req, err);
-		return;
-	}
 	if (f->report) {
 		if (pos >= f->report_len)
 			fuse_reply_buf(req, NULL, 0);
@@ -1372,22 +1383,14 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, stru
 	struct bkrfs_file *f;
 	bkrfs_inode *i;
 	int64_t r;
-	int err;
 
 	(void)fi;
 	if (off < 0) {
 		fuse_reply_err(req, ENXIO);
 		return;
 	}
-	if (!(i = bkrfs_itable_get(fs->itable, ino))) {
-		fuse_reply_err(req, ESTALE);
+	if (!file_req(req, fs, ino, &i, &f))
 		return;
-	}
-	if ((err = file_of(fs, i, &f))) {
-		bkrfs_itable_put(fs->itable, i);
-		fuse_reply_err(req, err);
-		return;
-	}
 	if (f->report) {
 		bkrfs_layout l;
 		memset(&l, 0, sizeof(l));

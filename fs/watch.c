@@ -489,12 +489,130 @@ void bkrfs_watcher_stop(struct bkrfs *fs)
 	fs->nidx = 0;
 }
 
+/* ---- work queues ------------------------------------------------------------------- */
+
+#define WORKQ_THREADS_MAX 8
+
+/*
+ * A bounded ring of fixed-size jobs served by a few threads: the prefetch
+ * workers and the page-cache store use one each.  A job that does not fit
+ * is dropped (all of them are hints); jobs left at stop go to drop().
+ */
+struct workq {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned char *q;          /**< cap jobs of size bytes; guarded by lock */
+	size_t size, cap, head, n;
+	bool stop;
+	pthread_t th[WORKQ_THREADS_MAX];
+	int nth;
+	struct bkrfs *fs;
+	void (*run)(struct bkrfs *fs, void *job);
+	void (*drop)(struct bkrfs *fs, void *job); /**< may be NULL */
+};
+
+static void *workq_main(void *arg)
+{
+	struct workq *wq = arg;
+	unsigned char job[64];
+
+	pthread_mutex_lock(&wq->lock);
+	for (;;) {
+		while (!wq->stop && wq->n == 0)
+			pthread_cond_wait(&wq->cond, &wq->lock);
+		if (wq->stop)
+			break;
+		memcpy(job, wq->q + wq->head * wq->size, wq->size);
+		wq->head = (wq->head + 1) % wq->cap;
+		wq->n--;
+		pthread_mutex_unlock(&wq->lock);
+		wq->run(wq->fs, job);
+		pthread_mutex_lock(&wq->lock);
+	}
+	pthread_mutex_unlock(&wq->lock);
+	return NULL;
+}
+
+static struct workq *workq_start(struct bkrfs *fs, size_t size, size_t cap, int threads,
+				 void (*run)(struct bkrfs *, void *), void (*drop)(struct bkrfs *, void *))
+{
+	struct workq *wq = calloc(1, sizeof(*wq));
+
+	if (!wq || size > 64 || !(wq->q = malloc(size * cap))) {
+		free(wq);
+		bkr_error_oom();
+		return NULL;
+	}
+	pthread_mutex_init(&wq->lock, NULL);
+	pthread_cond_init(&wq->cond, NULL);
+	wq->size = size;
+	wq->cap = cap;
+	wq->fs = fs;
+	wq->run = run;
+	wq->drop = drop;
+	for (int k = 0; k < threads && k < WORKQ_THREADS_MAX; k++) {
+		if (pthread_create(&wq->th[k], NULL, workq_main, wq) != 0)
+			break;
+		wq->nth++;
+	}
+	if (!wq->nth) {
+		pthread_cond_destroy(&wq->cond);
+		pthread_mutex_destroy(&wq->lock);
+		free(wq->q);
+		free(wq);
+		bkr_error_set(BKR_EIO, "cannot start a worker thread");
+		return NULL;
+	}
+	return wq;
+}
+
+static void workq_stop(struct workq *wq)
+{
+	if (!wq)
+		return;
+	pthread_mutex_lock(&wq->lock);
+	wq->stop = true;
+	pthread_cond_broadcast(&wq->cond);
+	pthread_mutex_unlock(&wq->lock);
+	for (int k = 0; k < wq->nth; k++)
+		pthread_join(wq->th[k], NULL);
+	for (; wq->n; wq->n--, wq->head = (wq->head + 1) % wq->cap)
+		if (wq->drop)
+			wq->drop(wq->fs, wq->q + wq->head * wq->size);
+	pthread_cond_destroy(&wq->cond);
+	pthread_mutex_destroy(&wq->lock);
+	free(wq->q);
+	free(wq);
+}
+
+/* Queue @p job unless the ring is full or (with @p same) an equal job is
+ * queued already; true when queued. */
+static bool workq_push(struct workq *wq, const void *job, bool (*same)(const void *, const void *))
+{
+	bool queued = false;
+
+	if (!wq)
+		return false;
+	pthread_mutex_lock(&wq->lock);
+	for (size_t k = 0; same && k < wq->n; k++)
+		if (same(wq->q + (wq->head + k) % wq->cap * wq->size, job))
+			goto out;
+	if (wq->n < wq->cap && !wq->stop) {
+		memcpy(wq->q + (wq->head + wq->n) % wq->cap * wq->size, job, wq->size);
+		wq->n++;
+		queued = true;
+		pthread_cond_signal(&wq->cond);
+	}
+out:
+	pthread_mutex_unlock(&wq->lock);
+	return queued;
+}
+
 /* ---- prefetch ---------------------------------------------------------------------- */
 
 #define PREFETCH_QUEUE 64
 #define PREFETCH_DEPTH 8              /**< chunks queued ahead of a streaming reader */
 #define PREFETCH_SLACK (4u << 20)     /**< how far out of order a streaming read may be */
-#define PREFETCH_THREADS_MAX 8
 #define PREFETCH_DIR_FILES 16         /**< files read ahead of one being opened ... */
 #define PREFETCH_DIR_BYTES (8u << 20) /**< ... up to this many bytes of their chunks */
 
@@ -505,26 +623,15 @@ struct job {
 	uint64_t index;     /**< dir: first entry to look at */
 };
 
-struct bkrfs_prefetch {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct job q[PREFETCH_QUEUE]; /**< ring; guarded by lock */
-	size_t head, n;
-	bool stop;
-	pthread_t th[PREFETCH_THREADS_MAX];
-	int nth;
-	struct bkrfs *fs;
-};
-
-static void enqueue(struct bkrfs_prefetch *p, const struct job *j);
-
-static void load_chunk(struct bkrfs *fs, const bkr_id *id)
+static bool job_same(const void *a, const void *b)
 {
-	bkrfs_cache_entry *e;
-	void *v;
+	const struct job *x = a, *y = b;
+	return x->dir == y->dir && x->index == y->index && !memcmp(x->id.b, y->id.b, BKR_ID_SIZE);
+}
 
-	if (!bkrfs_cache_contains(fs->chunks, id) && bkrfs_cache_get(fs->chunks, id, &e, &v) == 0)
-		bkrfs_cache_release(fs->chunks, e);
+static void enqueue(struct bkrfs *fs, const struct job *j)
+{
+	workq_push(fs->prefetch, j, job_same);
 }
 
 /*
@@ -533,9 +640,8 @@ static void load_chunk(struct bkrfs *fs, const bkr_id *id)
  * the trees of the next subdirectories, so that their decoding and disk
  * reads overlap with the reader instead of waiting in line behind it.
  */
-static void look_ahead(struct bkrfs_prefetch *p, const struct job *j)
+static void look_ahead(struct bkrfs *fs, const struct job *j)
 {
-	struct bkrfs *fs = p->fs;
 	bkrfs_cache_entry *ce, *sub;
 	uint64_t count, budget = PREFETCH_DIR_BYTES;
 	int files = 0;
@@ -565,100 +671,45 @@ static void look_ahead(struct bkrfs_prefetch *p, const struct job *j)
 			struct job cj = { .dir = false, .id = chunks[c].id };
 			budget = chunks[c].length < budget ? budget - chunks[c].length : 0;
 			if (!bkrfs_cache_contains(fs->chunks, &cj.id))
-				enqueue(p, &cj);
+				enqueue(fs, &cj);
 		}
 		free(chunks);
 	}
 	bkrfs_cache_release(fs->dirs, ce);
 }
 
-static void *prefetch_main(void *arg)
+static void prefetch_run(struct bkrfs *fs, void *job)
 {
-	struct bkrfs_prefetch *p = arg;
+	const struct job *j = job;
+	bkrfs_cache_entry *e;
+	void *v;
 
-	pthread_mutex_lock(&p->lock);
-	for (;;) {
-		struct job j;
-		while (!p->stop && p->n == 0)
-			pthread_cond_wait(&p->cond, &p->lock);
-		if (p->stop)
-			break;
-		j = p->q[p->head];
-		p->head = (p->head + 1) % PREFETCH_QUEUE;
-		p->n--;
-		pthread_mutex_unlock(&p->lock);
-		if (j.dir)
-			look_ahead(p, &j);
-		else
-			load_chunk(p->fs, &j.id);
-		bkr_error_clear(); /* a bad chunk is reported by the read that needs it */
-		pthread_mutex_lock(&p->lock);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
+	if (j->dir)
+		look_ahead(fs, j);
+	else if (!bkrfs_cache_contains(fs->chunks, &j->id) && bkrfs_cache_get(fs->chunks, &j->id, &e, &v) == 0)
+		bkrfs_cache_release(fs->chunks, e);
+	bkr_error_clear(); /* a bad chunk is reported by the read that needs it */
 }
 
 int bkrfs_prefetch_start(struct bkrfs *fs, int threads)
 {
-	struct bkrfs_prefetch *p = calloc(1, sizeof(*p));
+	struct workq *wq = workq_start(fs, sizeof(struct job), PREFETCH_QUEUE, threads, prefetch_run, NULL);
 
-	if (!p)
-		return bkr_error_oom();
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
-	p->fs = fs;
-	fs->prefetch = p;
-	if (threads > PREFETCH_THREADS_MAX)
-		threads = PREFETCH_THREADS_MAX;
-	for (int k = 0; k < threads; k++) {
-		if (pthread_create(&p->th[k], NULL, prefetch_main, p) != 0)
-			break;
-		p->nth++;
-	}
-	return 0;
+	fs->prefetch = wq;
+	return wq ? 0 : -1;
 }
 
 void bkrfs_prefetch_stop(struct bkrfs *fs)
 {
-	struct bkrfs_prefetch *p = fs->prefetch;
-
-	if (!p)
-		return;
-	pthread_mutex_lock(&p->lock);
-	p->stop = true;
-	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-	for (int k = 0; k < p->nth; k++)
-		pthread_join(p->th[k], NULL);
-	pthread_cond_destroy(&p->cond);
-	pthread_mutex_destroy(&p->lock);
-	free(p);
+	workq_stop(fs->prefetch);
 	fs->prefetch = NULL;
-}
-
-static void enqueue(struct bkrfs_prefetch *p, const struct job *j)
-{
-	pthread_mutex_lock(&p->lock);
-	for (size_t k = 0; k < p->n; k++) {
-		const struct job *o = &p->q[(p->head + k) % PREFETCH_QUEUE];
-		if (o->dir == j->dir && o->index == j->index && !memcmp(o->id.b, j->id.b, BKR_ID_SIZE))
-			goto out;
-	}
-	if (p->n < PREFETCH_QUEUE) {
-		p->q[(p->head + p->n) % PREFETCH_QUEUE] = *j;
-		p->n++;
-		pthread_cond_signal(&p->cond);
-	}
-out:
-	pthread_mutex_unlock(&p->lock);
 }
 
 void bkrfs_prefetch_dir(struct bkrfs *fs, const bkr_id *dir_tree, uint64_t next)
 {
 	struct job j = { .dir = true, .id = *dir_tree, .index = next };
 
-	if (fs->prefetch)
-		enqueue(fs->prefetch, &j);
+	enqueue(fs, &j);
 }
 
 bool bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off, uint64_t end,
@@ -683,7 +734,7 @@ bool bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off,
 		if (!x.hole) {
 			struct job j = { .dir = false, .id = l->chunks[x.chunk].id };
 			if (!bkrfs_cache_contains(fs->chunks, &j.id))
-				enqueue(fs->prefetch, &j);
+				enqueue(fs, &j);
 		} else {
 			k--; /* a hole costs nothing: look past it */
 		}
@@ -704,99 +755,45 @@ struct store_job {
 	size_t len;
 };
 
-struct bkrfs_store {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct store_job q[STORE_QUEUE]; /**< ring; guarded by lock */
-	size_t head, n;
-	bool stop;
-	pthread_t th;
-	struct bkrfs *fs;
-};
-
-static void *store_main(void *arg)
+static void store_run(struct bkrfs *fs, void *job)
 {
-	struct bkrfs_store *st = arg;
+	const struct store_job *j = job;
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(j->len);
 
-	pthread_mutex_lock(&st->lock);
-	for (;;) {
-		struct store_job j;
-		while (!st->stop && st->n == 0)
-			pthread_cond_wait(&st->cond, &st->lock);
-		if (st->stop)
-			break;
-		j = st->q[st->head];
-		st->head = (st->head + 1) % STORE_QUEUE;
-		st->n--;
-		pthread_mutex_unlock(&st->lock);
-		{
-			struct fuse_bufvec bv = FUSE_BUFVEC_INIT(j.len);
-			bv.buf[0].mem = (void *)j.buf;
-			/* may wait for pages locked by reads in flight, which the
-			 * request workers answer: never called from a worker */
-			fuse_lowlevel_notify_store(st->fs->session, j.ino, (off_t)j.off, &bv, 0);
-		}
-		bkrfs_cache_release(st->fs->chunks, j.ent);
-		pthread_mutex_lock(&st->lock);
-	}
-	while (st->n) { /* stopping: drop what is left */
-		bkrfs_cache_release(st->fs->chunks, st->q[st->head].ent);
-		st->head = (st->head + 1) % STORE_QUEUE;
-		st->n--;
-	}
-	pthread_mutex_unlock(&st->lock);
-	return NULL;
+	bv.buf[0].mem = (void *)j->buf;
+	/* may wait for pages locked by reads in flight, which the request
+	 * workers answer: never called from a worker */
+	fuse_lowlevel_notify_store(fs->session, j->ino, (off_t)j->off, &bv, 0);
+	bkrfs_cache_release(fs->chunks, j->ent);
+}
+
+static void store_drop(struct bkrfs *fs, void *job)
+{
+	bkrfs_cache_release(fs->chunks, ((struct store_job *)job)->ent);
 }
 
 int bkrfs_store_start(struct bkrfs *fs)
 {
-	struct bkrfs_store *st = calloc(1, sizeof(*st));
+	struct workq *wq = workq_start(fs, sizeof(struct store_job), STORE_QUEUE, 1, store_run, store_drop);
 
-	if (!st)
-		return bkr_error_oom();
-	pthread_mutex_init(&st->lock, NULL);
-	pthread_cond_init(&st->cond, NULL);
-	st->fs = fs;
-	if (pthread_create(&st->th, NULL, store_main, st) != 0) {
-		pthread_cond_destroy(&st->cond);
-		pthread_mutex_destroy(&st->lock);
-		free(st);
-		return bkr_error_set(BKR_EIO, "cannot start the page-cache thread");
-	}
-	fs->store = st;
-	return 0;
+	fs->store = wq;
+	return wq ? 0 : -1;
 }
 
 void bkrfs_store_stop(struct bkrfs *fs)
 {
-	struct bkrfs_store *st = fs->store;
-
-	if (!st)
-		return;
-	pthread_mutex_lock(&st->lock);
-	st->stop = true;
-	pthread_cond_signal(&st->cond);
-	pthread_mutex_unlock(&st->lock);
-	pthread_join(st->th, NULL);
-	pthread_cond_destroy(&st->cond);
-	pthread_mutex_destroy(&st->lock);
-	free(st);
+	workq_stop(fs->store);
 	fs->store = NULL;
 }
 
 void bkrfs_store_chunk(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, bkrfs_cache_entry *ent,
 		       const uint8_t *buf, size_t len)
 {
-	struct bkrfs_store *st = fs->store;
+	struct store_job j = { ino, off, ent, buf, len };
 
-	if (!st || bkrfs_cache_mark(fs->chunks, ent))
+	if (!fs->store || bkrfs_cache_mark(fs->chunks, ent))
 		return; /* no thread, or stored since it was loaded */
-	pthread_mutex_lock(&st->lock);
-	if (st->n < STORE_QUEUE && !st->stop) {
-		bkrfs_cache_ref(fs->chunks, ent);
-		st->q[(st->head + st->n) % STORE_QUEUE] = (struct store_job){ ino, off, ent, buf, len };
-		st->n++;
-		pthread_cond_signal(&st->cond);
-	}
-	pthread_mutex_unlock(&st->lock);
+	bkrfs_cache_ref(fs->chunks, ent);
+	if (!workq_push(fs->store, &j, NULL))
+		bkrfs_cache_release(fs->chunks, ent);
 }
