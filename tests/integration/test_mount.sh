@@ -174,6 +174,35 @@ INO2=$(stat -c %i "$M/by-id/$ID2/ws/small.txt")
 [ "$INO1" != "$INO2" ] && ok "inode numbers differ between backups" || fail "same inode across backups"
 [ "$(ls "$M/by-id" | wc -l)" = 2 ] || fail "by-id count"
 
+# ---- a deleted backup disappears; a file of it held open keeps reading ------------------
+sleep 1.1
+echo "only in the third" > "$S/third.txt"
+"$BKR" create -r "$R" --type full "$S" >/dev/null || die "third bkr create"
+rm -f "$S/third.txt"
+ID3=$(ls "$R/backups" | sed 's/\.json$//' | grep -v -e "^$ID$" -e "^$ID2$")
+for i in $(seq 1 50); do [ -f "$M/by-id/$ID3/ws/third.txt" ] && break; sleep 0.2; done
+exec 7<"$M/by-id/$ID3/ws/big.bin" || fail "open big.bin of $ID3"
+head -c 1000 <&7 >/dev/null
+rm "$R/backups/$ID3.json" # what deletion finally does (docs/format.md)
+gone=0
+for i in $(seq 1 50); do
+	if [ ! -e "$M/by-id/$ID3" ] && [ "$(readlink "$M/latest")" = "by-id/$ID2" ]; then gone=1; break; fi
+	sleep 0.2
+done
+[ $gone = 1 ] && ok "deleted backup gone from by-id within $((i / 5))s, latest back to the previous one" ||
+	fail "deleted backup still listed: $(ls "$M/by-id")"
+[ "$(cat <&7 | sha256sum)" = "$(tail -c +1001 "$S/big.bin" | sha256sum)" ] &&
+	ok "a file of the deleted backup held open reads to the end" || fail "open file after deletion"
+exec 7<&-
+[ "$(ls "$M/by-id" | wc -l)" = 2 ] || fail "by-id count after deletion"
+
+# ---- verify while mounted and read ---------------------------------------------------
+cat "$M/latest/ws/big.bin" >/dev/null &
+reader=$!
+"$BKR" verify -r "$R" --read-data >"$T/verify.out" 2>&1 && ok "verify --read-data while mounted and read" ||
+	fail "verify while mounted: $(tail -3 "$T/verify.out")"
+wait $reader || fail "reader during verify"
+
 # ---- unmount while a reader holds a file open ----------------------------------------
 exec 4<"$M/latest/ws/big.bin"
 if fusermount3 -u "$M" 2>/dev/null; then
