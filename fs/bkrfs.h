@@ -95,6 +95,13 @@ int bkrfs_errno(int bkr_code);
 void bkrfs_log(struct bkrfs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ops.c */
+/** Store chunk value @p val (held by @p ent) as the whole content of file
+ *  @p ino when it is @p file_size bytes (the page-cache store, watch.h). */
+void bkrfs_store_chunk_value(struct bkrfs *fs, bkrfs_ino ino, bkrfs_cache_entry *ent, void *val,
+			     uint64_t file_size);
+/** The inode number of entry @p e of directory inode @p dir_ino when the
+ *  table (so the kernel) has it, else 0. */
+bkrfs_ino bkrfs_entry_ino(struct bkrfs *fs, bkrfs_ino dir_ino, const bkr_entry *e);
 struct fuse_lowlevel_ops;
 extern const struct fuse_lowlevel_ops bkrfs_ops;
 int bkrfs_setup(struct bkrfs *fs);

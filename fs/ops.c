@@ -81,6 +81,15 @@ static int chunk_load(void *ctx, const bkr_id *id, void **val, size_t *cost)
 	return 0;
 }
 
+void bkrfs_store_chunk_value(struct bkrfs *fs, bkrfs_ino ino, bkrfs_cache_entry *ent, void *val,
+			     uint64_t file_size)
+{
+	struct chunk_val *v = val;
+
+	if (v->len == file_size)
+		bkrfs_store_chunk(fs, ino, 0, ent, v->buf, v->len);
+}
+
 static void chunk_free(void *p)
 {
 	struct chunk_val *v = p;
@@ -497,6 +506,31 @@ static int entry_key(const bkrfs_snap *s, const bkr_entry *e, const char *path, 
 		return key2(key, len, s->run ? 'h' : 'H', s->id, grp);
 	}
 	return key2(key, len, s->run ? 'e' : 'E', s->id, path);
+}
+
+bkrfs_ino bkrfs_entry_ino(struct bkrfs *fs, bkrfs_ino dir_ino, const bkr_entry *e)
+{
+	bkrfs_inode *dir, *i;
+	bkrfs_ino ino = 0;
+	uint8_t *key;
+	size_t klen;
+	char *path;
+
+	if (!(dir = bkrfs_itable_get(fs->itable, dir_ino)))
+		return 0;
+	if (dir->snap && (path = path_join(dir->path, e->name, e->name_len))) {
+		if (entry_key(dir->snap, e, path, &key, &klen) == 0) {
+			ino = bkrfs_itable_peek(fs->itable, key, klen);
+			free(key);
+		}
+		free(path);
+	}
+	bkrfs_itable_put(fs->itable, dir);
+	if (ino && (i = bkrfs_itable_get(fs->itable, ino))) /* the kernel knows it */
+		bkrfs_itable_put(fs->itable, i);
+	else
+		ino = 0;
+	return ino;
 }
 
 static int make_entry(struct bkrfs *fs, bkrfs_inode *parent, const bkr_id *dir_tree, uint64_t index,
@@ -1356,7 +1390,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	if (!err)
 		streaming = bkrfs_prefetch_after(fs, &f->l, (uint64_t)off, pos, &f->next_seq);
 	if (!err && off == 0 && ino_ref->kind == BKRFS_NODE_ENTRY)
-		bkrfs_prefetch_dir(fs, &ino_ref->parent_tree, ino_ref->parent_index + 1);
+		bkrfs_prefetch_dir(fs, &ino_ref->parent_tree, ino_ref->parent_index + 1, ino_ref->parent);
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -1618,6 +1652,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)

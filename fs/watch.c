@@ -492,6 +492,7 @@ void bkrfs_watcher_stop(struct bkrfs *fs)
 /* ---- work queues ------------------------------------------------------------------- */
 
 #define WORKQ_THREADS_MAX 8
+#define WORKQ_JOB_MAX 96              /**< bytes of one job */
 
 /*
  * A bounded ring of fixed-size jobs served by a few threads: the prefetch
@@ -514,7 +515,7 @@ struct workq {
 static void *workq_main(void *arg)
 {
 	struct workq *wq = arg;
-	unsigned char job[64];
+	unsigned char job[WORKQ_JOB_MAX];
 
 	pthread_mutex_lock(&wq->lock);
 	for (;;) {
@@ -538,7 +539,7 @@ static struct workq *workq_start(struct bkrfs *fs, size_t size, size_t cap, int 
 {
 	struct workq *wq = calloc(1, sizeof(*wq));
 
-	if (!wq || size > 64 || !(wq->q = malloc(size * cap))) {
+	if (!wq || size > WORKQ_JOB_MAX || !(wq->q = malloc(size * cap))) {
 		free(wq);
 		bkr_error_oom();
 		return NULL;
@@ -613,7 +614,7 @@ out:
 #define PREFETCH_QUEUE 64
 #define PREFETCH_DEPTH 8              /**< chunks queued ahead of a streaming reader */
 #define PREFETCH_SLACK (4u << 20)     /**< how far out of order a streaming read may be */
-#define PREFETCH_DIR_FILES 16         /**< files read ahead of one being opened ... */
+#define PREFETCH_DIR_FILES 32         /**< files read ahead of one being opened ... */
 #define PREFETCH_DIR_BYTES (8u << 20) /**< ... up to this many bytes of their chunks */
 
 /* a queued job: a chunk to load, or the entries of a directory to look ahead in */
@@ -621,12 +622,15 @@ struct job {
 	bool dir;
 	bkr_id id;          /**< chunk id, or the directory's top tree id */
 	uint64_t index;     /**< dir: first entry to look at */
+	bkrfs_ino ino;      /**< dir: its inode; chunk: a file it is all of (page cache), or 0 */
+	uint64_t len;       /**< chunk with ino: the file's size */
 };
 
 static bool job_same(const void *a, const void *b)
 {
 	const struct job *x = a, *y = b;
-	return x->dir == y->dir && x->index == y->index && !memcmp(x->id.b, y->id.b, BKR_ID_SIZE);
+	return x->dir == y->dir && x->index == y->index && x->ino == y->ino &&
+	       !memcmp(x->id.b, y->id.b, BKR_ID_SIZE);
 }
 
 static void enqueue(struct bkrfs *fs, const struct job *j)
@@ -670,7 +674,14 @@ static void look_ahead(struct bkrfs *fs, const struct job *j)
 		for (size_t c = 0; c < n && budget; c++) {
 			struct job cj = { .dir = false, .id = chunks[c].id };
 			budget = chunks[c].length < budget ? budget - chunks[c].length : 0;
-			if (!bkrfs_cache_contains(fs->chunks, &cj.id))
+			/* a file that is one chunk (no holes): its whole content
+			 * can go into its page cache, and the reader's read will
+			 * not even reach the daemon */
+			if (n == 1 && chunks[0].length == e.size && j->ino) {
+				cj.ino = bkrfs_entry_ino(fs, j->ino, &e);
+				cj.len = e.size;
+			}
+			if (cj.ino || !bkrfs_cache_contains(fs->chunks, &cj.id))
 				enqueue(fs, &cj);
 		}
 		free(chunks);
@@ -684,10 +695,16 @@ static void prefetch_run(struct bkrfs *fs, void *job)
 	bkrfs_cache_entry *e;
 	void *v;
 
-	if (j->dir)
+	if (j->dir) {
 		look_ahead(fs, j);
-	else if (!bkrfs_cache_contains(fs->chunks, &j->id) && bkrfs_cache_get(fs->chunks, &j->id, &e, &v) == 0)
+	} else if (j->ino) {
+		if (bkrfs_cache_get(fs->chunks, &j->id, &e, &v) == 0) {
+			bkrfs_store_chunk_value(fs, j->ino, e, v, j->len);
+			bkrfs_cache_release(fs->chunks, e);
+		}
+	} else if (!bkrfs_cache_contains(fs->chunks, &j->id) && bkrfs_cache_get(fs->chunks, &j->id, &e, &v) == 0) {
 		bkrfs_cache_release(fs->chunks, e);
+	}
 	bkr_error_clear(); /* a bad chunk is reported by the read that needs it */
 }
 
@@ -705,9 +722,9 @@ void bkrfs_prefetch_stop(struct bkrfs *fs)
 	fs->prefetch = NULL;
 }
 
-void bkrfs_prefetch_dir(struct bkrfs *fs, const bkr_id *dir_tree, uint64_t next)
+void bkrfs_prefetch_dir(struct bkrfs *fs, const bkr_id *dir_tree, uint64_t next, bkrfs_ino dir_ino)
 {
-	struct job j = { .dir = true, .id = *dir_tree, .index = next };
+	struct job j = { .dir = true, .id = *dir_tree, .index = next, .ino = dir_ino };
 
 	enqueue(fs, &j);
 }
@@ -745,7 +762,7 @@ bool bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off,
 
 /* ---- page-cache store ------------------------------------------------------------ */
 
-#define STORE_QUEUE 16
+#define STORE_QUEUE 64
 
 struct store_job {
 	bkrfs_ino ino;

@@ -39,10 +39,11 @@ bool bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off,
 
 /**
  * A reader began entry @p next - 1 of the directory whose top tree is
- * @p dir_tree: queue the chunks of the files after it (and the trees of the
- * directories after it), bounded in files and bytes.
+ * @p dir_tree (inode @p dir_ino): queue the chunks of the files after it (and
+ * the trees of the directories after it), bounded in files and bytes; the
+ * content of small files the kernel knows goes into their page cache.
  */
-void bkrfs_prefetch_dir(struct bkrfs *fs, const bkr_id *dir_tree, uint64_t next);
+void bkrfs_prefetch_dir(struct bkrfs *fs, const bkr_id *dir_tree, uint64_t next, bkrfs_ino dir_ino);
 
 /**
  * The page-cache store: one thread that pushes whole decoded chunks into the
