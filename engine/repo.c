@@ -428,6 +428,8 @@ int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, c
 	return bkr_error_set(BKR_ENOTFOUND, "pack %s: missing from %s, every tier and trash", hex, r->path);
 }
 
+#define TREE_PACK_READ_WHOLE (4 << 20) /* tree packs up to this size are read ahead whole */
+
 /* Borrow an fd for pack @p id; returns the slot index (release with pack_put). */
 static int pack_get(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, int *slot_out)
 {
@@ -451,11 +453,15 @@ static int pack_get(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, int 
 		return err;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return bkr_error_set_errno(errno, "open pack %s", path);
-	/* Tree packs are small and read all over (every directory visited is a
-	 * blob somewhere in them): one asynchronous read of the whole pack
-	 * beats a disk seek per directory on a cold `ls -lR` or restore. */
-	if (type == BKR_BLOB_TREE)
-		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	/* A small tree pack is read all over, and backwards (trees are written
+	 * children first and walked parents first): one asynchronous read of
+	 * the whole pack beats a disk seek per directory on a cold `ls -lR` or
+	 * restore.  A big one may hold far more than the trees wanted. */
+	if (type == BKR_BLOB_TREE) {
+		struct stat st;
+		if (fstat(fd, &st) == 0 && st.st_size <= TREE_PACK_READ_WHOLE)
+			(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	}
 
 	pthread_mutex_lock(&r->pack_lock);
 	for (int i = 0; i < PACK_CACHE; i++) {
