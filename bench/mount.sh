@@ -2,7 +2,7 @@
 # Mount benchmark: reading a backup through bkrfs, `restic mount` and
 # `borg mount`, against reading the source itself (the physical limit).
 #
-#   bench/mount.sh [--work DIR] [--reads N] [--bkrfs-opts "OPTS"] [--no-build]
+#   bench/mount.sh [--work DIR] [--reads N] [--runs N] [--bkrfs-opts "OPTS"] [--no-build]
 #                                                      (root: drops caches)
 #
 # The corpus of bench/backup.sh (DIR, default /var/tmp/bkr-bench) is backed up
@@ -12,7 +12,8 @@
 #   cat    cat of the 512 MiB file > /dev/null
 #   rand   N (default 2000) random 4 KiB preads of that file (bench/randread)
 # the backup is mounted afresh, the page cache dropped, the operation run
-# (cold), then run again on the same mount (warm).  "mount" is the time from
+# (cold), then run again on the same mount (warm); all of it --runs times
+# (default 3) and the median reported.  "mount" is the time from
 # starting the daemon (after dropping the cache) until the backup is visible.
 # The peak RSS of each daemon is its VmHWM just before unmounting (the maximum
 # over its mounts).  randread's checksums must equal the source's.  An
@@ -24,15 +25,17 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 READS=2000
+RUNS=3
 BKRFS_OPTS=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--work) BENCH_WORK=$2; shift ;;
 	--work=*) BENCH_WORK=${1#*=} ;;
 	--reads) READS=$2; shift ;;
+	--runs) RUNS=$2; shift ;;
 	--bkrfs-opts) BKRFS_OPTS=$2; shift ;;
 	--no-build) BENCH_NOBUILD=1 ;;
-	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 	shift
@@ -169,35 +172,53 @@ set_res() { printf -v "r_${1}_${2}_${3}" '%s' "$4"; }
 res() { local v="r_${1}_${2}_${3}"; printf '%s' "${!v:-}"; }
 BAD_SUM=""
 
-log "source"
+# median MEASUREMENTS...: the middle one (FAIL when any failed)
+median() {
+	case " $* " in *" FAIL "*) echo FAIL; return ;; esac
+	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+
+log "source ($RUNS runs of each operation)"
 for op in $OPS; do
-	drop_caches
-	run_op "$op" "$CORPUS"
-	set_res source "$op" cold "$OP_S"
-	run_op "$op" "$CORPUS"
-	set_res source "$op" warm "$OP_S"
+	cold=() warm=()
+	for ((run = 0; run < RUNS; run++)); do
+		drop_caches
+		run_op "$op" "$CORPUS"
+		cold+=("$OP_S")
+		run_op "$op" "$CORPUS"
+		warm+=("$OP_S")
+	done
+	set_res source "$op" cold "$(median "${cold[@]}")"
+	set_res source "$op" warm "$(median "${warm[@]}")"
 	[ "$op" = rand ] && SRC_SUM=$RAND_SUM
 done
 
 for tool in $TOOLS; do
+	mounts=()
 	for op in $OPS; do
-		log "$tool $op"
-		drop_caches
-		mount_tool "$tool"
-		[ "$op" = ls ] && set_res "$tool" mount cold "$mount_s"
-		drop_caches
-		run_op "$op" "$ROOT"
-		set_res "$tool" "$op" cold "$OP_S"
-		[ "$op" = rand ] && [ "$OP_S" != FAIL ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(cold)"
-		if [ "$OP_S" = FAIL ]; then
-			set_res "$tool" "$op" warm FAIL
-		else
+		log "$tool $op ($RUNS runs)"
+		cold=() warm=()
+		for ((run = 0; run < RUNS; run++)); do
+			drop_caches
+			mount_tool "$tool"
+			mounts+=("$mount_s")
+			drop_caches
 			run_op "$op" "$ROOT"
-			set_res "$tool" "$op" warm "$OP_S"
-			[ "$op" = rand ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(warm)"
-		fi
-		umount_tool "$tool"
+			cold+=("$OP_S")
+			[ "$op" = rand ] && [ "$OP_S" != FAIL ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(cold)"
+			if [ "$OP_S" = FAIL ]; then
+				warm+=(FAIL)
+			else
+				run_op "$op" "$ROOT"
+				warm+=("$OP_S")
+				[ "$op" = rand ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(warm)"
+			fi
+			umount_tool "$tool"
+		done
+		set_res "$tool" "$op" cold "$(median "${cold[@]}")"
+		set_res "$tool" "$op" warm "$(median "${warm[@]}")"
 	done
+	set_res "$tool" mount cold "$(median "${mounts[@]}")"
 done
 
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -206,7 +227,7 @@ echo
 echo "bkr benchmark: mount  ($(date -u +%Y-%m-%dT%H:%MZ), $(machine_info))"
 echo "$(tool_versions); load average at start $LOAD_START, at end $LOAD_END"
 echo "corpus: $CORPUS_FILES files, $(awk -v b="$CORPUS_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }') MiB;" \
-	"rand = $READS × 4 KiB pread of big.bin (fixed seed); seconds"
+	"rand = $READS × 4 KiB pread of big.bin (fixed seed); seconds, median of $RUNS runs"
 echo
 printf '%-6s %-6s %9s %9s %9s %9s\n' op cache source bkr restic borg
 for op in mount $OPS; do
@@ -251,7 +272,7 @@ out=$BENCH_WORK/results/mount-$(date -u +%Y%m%d-%H%M%S).json
 {
 	printf '{"benchmark":"mount","date":"%s","machine":"%s","versions":"%s","loadavg_start":"%s","loadavg_end":"%s","bkrfs_opts":"%s",' \
 		"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(machine_info)" "$(tool_versions)" "$LOAD_START" "$LOAD_END" "$BKRFS_OPTS"
-	printf '"corpus":{"files":%s,"bytes":%s},"reads":%s,"seconds":{' "$CORPUS_FILES" "$CORPUS_BYTES" "$READS"
+	printf '"corpus":{"files":%s,"bytes":%s},"reads":%s,"runs":%s,"seconds":{' "$CORPUS_FILES" "$CORPUS_BYTES" "$READS" "$RUNS"
 	sep=""
 	for t in source $TOOLS; do
 		for op in mount $OPS; do

@@ -1395,8 +1395,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		fuse_reply_err(req, err);
 	else
 		fuse_reply_iov(req, iov, niov);
-	/* a streaming reader that read a chunk to its end is done with it: the
-	 * kernel's page cache has it now (drop-behind keeps the heap small) */
+	/* a random reader gets the rest of each chunk it touched into the
+	 * page cache; a streaming reader that read a chunk to its end is done
+	 * with it: the kernel's page cache has it (drop-behind keeps the heap
+	 * small) */
 	if (!err && !streaming)
 		store_chunks(fs, ino, &f->l, ents, vals, starts, nents < 64 ? nents : 64);
 	for (size_t k = 0; k < nents; k++)
