@@ -1074,6 +1074,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		p += len;
 		rem -= len;
 	}
+	/* a directory the look-ahead expects a reader to walk next: its files
+	 * go into their page cache as soon as the kernel has their inodes */
+	if (plus && off == 0 && h->d && !err)
+		bkrfs_prefetch_walk(fs, &h->tree, h->dir->ino);
 	if (err && p == buf)
 		fuse_reply_err(req, err);
 	else

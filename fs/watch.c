@@ -638,6 +638,40 @@ static void enqueue(struct bkrfs *fs, const struct job *j)
 	workq_push(fs->prefetch, j, job_same);
 }
 
+/* subdirectories a look-ahead passed: a walker will list them next */
+#define EXPECT_MAX 64
+static struct {
+	pthread_mutex_t lock;
+	bkr_id id[EXPECT_MAX];   /**< ring of top tree ids; guarded by lock */
+	unsigned next;
+} expect = { PTHREAD_MUTEX_INITIALIZER, { { { 0 } } }, 0 };
+
+static void expect_add(const bkr_id *tree)
+{
+	pthread_mutex_lock(&expect.lock);
+	for (unsigned k = 0; k < EXPECT_MAX; k++)
+		if (!memcmp(expect.id[k].b, tree->b, BKR_ID_SIZE))
+			goto out;
+	expect.id[expect.next++ % EXPECT_MAX] = *tree;
+out:
+	pthread_mutex_unlock(&expect.lock);
+}
+
+/* true (once) when @p tree was expected */
+static bool expect_take(const bkr_id *tree)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&expect.lock);
+	for (unsigned k = 0; k < EXPECT_MAX && !found; k++)
+		if (!memcmp(expect.id[k].b, tree->b, BKR_ID_SIZE)) {
+			memset(&expect.id[k], 0, sizeof(expect.id[k]));
+			found = true;
+		}
+	pthread_mutex_unlock(&expect.lock);
+	return found;
+}
+
 /*
  * A reader began a file of this directory: queue the chunks of the next
  * files (in name order, the order of tar, cp -r, rsync, grep -r) and load
@@ -666,6 +700,7 @@ static void look_ahead(struct bkrfs *fs, const struct job *j)
 		if (e.type == BKR_FT_DIR && !bkr_id_is_zero(&e.subtree)) {
 			if (bkrfs_cache_get(fs->dirs, &e.subtree, &sub, &(void *){ NULL }) == 0)
 				bkrfs_cache_release(fs->dirs, sub);
+			expect_add(&e.subtree);
 			continue;
 		}
 		if (e.type != BKR_FT_FILE || !e.size || bkr_tree_chunks(leaf, li, &chunks, &n) < 0)
@@ -720,6 +755,12 @@ void bkrfs_prefetch_stop(struct bkrfs *fs)
 {
 	workq_stop(fs->prefetch);
 	fs->prefetch = NULL;
+}
+
+void bkrfs_prefetch_walk(struct bkrfs *fs, const bkr_id *dir_tree, bkrfs_ino dir_ino)
+{
+	if (fs->prefetch && expect_take(dir_tree))
+		bkrfs_prefetch_dir(fs, dir_tree, 0, dir_ino);
 }
 
 void bkrfs_prefetch_dir(struct bkrfs *fs, const bkr_id *dir_tree, uint64_t next, bkrfs_ino dir_ino)

@@ -46,6 +46,14 @@ bool bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off,
 void bkrfs_prefetch_dir(struct bkrfs *fs, const bkr_id *dir_tree, uint64_t next, bkrfs_ino dir_ino);
 
 /**
+ * A directory (top tree @p dir_tree, inode @p dir_ino) is being listed from
+ * the start: when a look-ahead saw it coming (a reader walking its parent's
+ * files, as tar and cp -r do), queue the look-ahead of its first files now.
+ * Listing alone (ls -R) triggers nothing.
+ */
+void bkrfs_prefetch_walk(struct bkrfs *fs, const bkr_id *dir_tree, bkrfs_ino dir_ino);
+
+/**
  * The page-cache store: one thread that pushes whole decoded chunks into the
  * kernel's page cache of a file (FUSE notify_store) after a random read
  * needed part of one, so that later reads anywhere in that chunk never reach

@@ -84,6 +84,8 @@ mkdir -p "$S"
 	for i in $(seq 1 5000); do : > "many/f$i"; done
 	mkdir ahead
 	for i in 0 1 2 3 4 5 6 7 8 9; do head -c 10000 /dev/urandom > "ahead/a0$i"; done
+	mkdir ahead/zsub
+	for i in 0 1 2; do head -c 10000 /dev/urandom > "ahead/zsub/z$i"; done
 	mkdir -p deep/a/b/c/d/e/f/g && echo deep > deep/a/b/c/d/e/f/g/file
 	git init -q gitrepo && cd gitrepo && git config user.email t@e && git config user.name t &&
 		for i in 1 2 3; do echo "v$i" > file; seq 1 $((i * 1000)) > numbers; git add -A; git commit -qm "commit $i"; done
@@ -252,6 +254,17 @@ done
 [ "${res:-0}" -ge 8192 ] && cmp -s "$S/ahead/a05" "$M/by-id/$ID2/ws/ahead/a05" &&
 	ok "the first read in a directory stored the next files in the page cache ($res bytes of a05)" ||
 	fail "look-ahead store: a05 has ${res:-?} bytes resident"
+# ... and it saw the subdirectory coming: listing it (as tar does next) puts
+# its first files into their page cache before anything reads them
+ls -l "$M/by-id/$ID2/ws/ahead/zsub" >/dev/null
+for i in $(seq 1 20); do
+	res=$(fincore --bytes --noheadings --output RES "$M/by-id/$ID2/ws/ahead/zsub/z0" 2>/dev/null || echo 0)
+	[ "${res:-0}" -ge 8192 ] && break
+	sleep 0.1
+done
+[ "${res:-0}" -ge 8192 ] && cmp -s "$S/ahead/zsub/z0" "$M/by-id/$ID2/ws/ahead/zsub/z0" &&
+	ok "a walked subdirectory's first file is resident once the subdirectory is listed" ||
+	fail "walk look-ahead: z0 has ${res:-?} bytes resident"
 # random reads of every size, twice: the second pass reads pages the store
 # filled (and sparse.bin's chunk lies between holes); all equal the source
 for f in big.bin sparse.bin text.txt; do
