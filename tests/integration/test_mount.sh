@@ -226,6 +226,17 @@ mount_fg "$R" "$M" "$T/daemon2.err"
 PID=$DAEMON
 [ "$(stat -c %i "$M/by-id/$ID/ws/small.txt")" = "$INO1" ] && ok "inode numbers stable across remounts" ||
 	fail "inode number changed across remount"
+# resident FILE BYTES: how many bytes of FILE are in the page cache, polled
+# for up to 2 s until at least BYTES (the store thread works asynchronously)
+resident() {
+	local i res=0
+	for i in $(seq 1 20); do
+		res=$(fincore --bytes --noheadings --output RES "$1" 2>/dev/null || echo 0)
+		[ "${res:-0}" -ge "$2" ] && break
+		sleep 0.1
+	done
+	echo "${res:-0}"
+}
 # a random read on a fresh mount puts its whole chunk into the page cache
 # (notify_store), so later reads there never reach the daemon; with
 # POSIX_FADV_RANDOM the kernel itself would read only the page asked for
@@ -234,11 +245,7 @@ fd = os.open(sys.argv[1], os.O_RDONLY)
 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
 sys.exit(0 if os.pread(fd, 4096, 2 << 20) == open(sys.argv[2], "rb").read()[2 << 20:(2 << 20) + 4096] else 1)' \
 	"$M/by-id/$ID2/ws/big.bin" "$S/big.bin" || fail "random pread of big.bin"
-for i in $(seq 1 20); do
-	res=$(fincore --bytes --noheadings --output RES "$M/by-id/$ID2/ws/big.bin" 2>/dev/null || echo 0)
-	[ "${res:-0}" -ge 262144 ] && break
-	sleep 0.1
-done
+res=$(resident "$M/by-id/$ID2/ws/big.bin" 262144)
 [ "${res:-0}" -ge 262144 ] && ok "a 4 KiB random read cached its whole chunk ($res bytes resident)" ||
 	fail "page cache after one random read: ${res:-?} bytes"
 # reading the first file of a directory puts the next small files into their
@@ -246,22 +253,14 @@ done
 # and what was stored is its content
 ls -l "$M/by-id/$ID2/ws/ahead" >/dev/null
 head -c 1 "$M/by-id/$ID2/ws/ahead/a00" >/dev/null
-for i in $(seq 1 20); do
-	res=$(fincore --bytes --noheadings --output RES "$M/by-id/$ID2/ws/ahead/a05" 2>/dev/null || echo 0)
-	[ "${res:-0}" -ge 8192 ] && break
-	sleep 0.1
-done
+res=$(resident "$M/by-id/$ID2/ws/ahead/a05" 8192)
 [ "${res:-0}" -ge 8192 ] && cmp -s "$S/ahead/a05" "$M/by-id/$ID2/ws/ahead/a05" &&
 	ok "the first read in a directory stored the next files in the page cache ($res bytes of a05)" ||
 	fail "look-ahead store: a05 has ${res:-?} bytes resident"
 # ... and it saw the subdirectory coming: listing it (as tar does next) puts
 # its first files into their page cache before anything reads them
 ls -l "$M/by-id/$ID2/ws/ahead/zsub" >/dev/null
-for i in $(seq 1 20); do
-	res=$(fincore --bytes --noheadings --output RES "$M/by-id/$ID2/ws/ahead/zsub/z0" 2>/dev/null || echo 0)
-	[ "${res:-0}" -ge 8192 ] && break
-	sleep 0.1
-done
+res=$(resident "$M/by-id/$ID2/ws/ahead/zsub/z0" 8192)
 [ "${res:-0}" -ge 8192 ] && cmp -s "$S/ahead/zsub/z0" "$M/by-id/$ID2/ws/ahead/zsub/z0" &&
 	ok "a walked subdirectory's first file is resident once the subdirectory is listed" ||
 	fail "walk look-ahead: z0 has ${res:-?} bytes resident"
