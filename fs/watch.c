@@ -615,7 +615,9 @@ out:
 #define PREFETCH_DEPTH 8              /**< chunks queued ahead of a streaming reader */
 #define PREFETCH_SLACK (4u << 20)     /**< how far out of order a streaming read may be */
 #define PREFETCH_DIR_FILES 32         /**< files read ahead of one being opened ... */
-#define PREFETCH_DIR_BYTES (8u << 20) /**< ... up to this many bytes of their chunks */
+#define PREFETCH_DIR_BYTES (8u << 20) /**< ... up to this many bytes of their chunks, */
+#define PREFETCH_DIR_DIRS 8           /**< ... and the trees of this many subdirectories, */
+#define PREFETCH_DIR_SCAN 256         /**< ... among this many entries at most */
 
 /* a queued job: a chunk to load, or the entries of a directory to look ahead in */
 struct job {
@@ -682,13 +684,16 @@ static void look_ahead(struct bkrfs *fs, const struct job *j)
 {
 	bkrfs_cache_entry *ce, *sub;
 	uint64_t count, budget = PREFETCH_DIR_BYTES;
-	int files = 0;
+	int files = 0, dirs = 0;
 	void *v;
 
 	if (bkrfs_cache_get(fs->dirs, &j->id, &ce, &v) < 0)
 		return;
 	count = bkr_dir_count(v);
-	for (uint64_t k = j->index; k < count && files < PREFETCH_DIR_FILES && budget; k++) {
+	if (count > j->index + PREFETCH_DIR_SCAN)
+		count = j->index + PREFETCH_DIR_SCAN;
+	for (uint64_t k = j->index; k < count && files < PREFETCH_DIR_FILES && dirs < PREFETCH_DIR_DIRS && budget;
+	     k++) {
 		const bkr_tree *leaf;
 		bkr_chunk_ref *chunks;
 		uint32_t li;
@@ -698,6 +703,7 @@ static void look_ahead(struct bkrfs *fs, const struct job *j)
 		if (bkr_dir_get(v, k, &e, &leaf, &li) < 0)
 			break;
 		if (e.type == BKR_FT_DIR && !bkr_id_is_zero(&e.subtree)) {
+			dirs++;
 			if (bkrfs_cache_get(fs->dirs, &e.subtree, &sub, &(void *){ NULL }) == 0)
 				bkrfs_cache_release(fs->dirs, sub);
 			expect_add(&e.subtree);
