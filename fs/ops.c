@@ -1074,15 +1074,20 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		p += len;
 		rem -= len;
 	}
-	/* a directory the look-ahead expects a reader to walk next: its files
-	 * go into their page cache as soon as the kernel has their inodes */
-	if (plus && off == 0 && h->d && !err)
-		bkrfs_prefetch_walk(fs, &h->tree, h->dir->ino);
+	/* A directory the look-ahead expects a reader to walk next: its files
+	 * go into their page cache once the kernel has their inodes (after
+	 * this reply).  Copied first: once replied, the handle may be released
+	 * by another thread. */
+	bool walk = plus && off == 0 && h->d && !err;
+	bkr_id walk_tree = h->tree;
+	bkrfs_ino walk_ino = h->dir->ino;
 	if (err && p == buf)
 		fuse_reply_err(req, err);
 	else
 		fuse_reply_buf(req, buf, size - rem);
 	free(buf);
+	if (walk)
+		bkrfs_prefetch_walk(fs, &walk_tree, walk_ino);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)

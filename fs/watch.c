@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bkr/error.h"
 #include "watch.h"
@@ -682,8 +683,11 @@ static bool expect_take(const bkr_id *tree)
  */
 static void look_ahead(struct bkrfs *fs, const struct job *j)
 {
+	struct job jobs[2 * PREFETCH_DIR_FILES];
+	bkr_id subs[PREFETCH_DIR_DIRS];
 	bkrfs_cache_entry *ce, *sub;
 	uint64_t count, budget = PREFETCH_DIR_BYTES;
+	size_t njobs = 0;
 	int files = 0, dirs = 0;
 	void *v;
 
@@ -692,7 +696,8 @@ static void look_ahead(struct bkrfs *fs, const struct job *j)
 	count = bkr_dir_count(v);
 	if (count > j->index + PREFETCH_DIR_SCAN)
 		count = j->index + PREFETCH_DIR_SCAN;
-	for (uint64_t k = j->index; k < count && files < PREFETCH_DIR_FILES && dirs < PREFETCH_DIR_DIRS && budget;
+	for (uint64_t k = j->index; k < count && files < PREFETCH_DIR_FILES && dirs < PREFETCH_DIR_DIRS && budget &&
+				    njobs < sizeof(jobs) / sizeof(jobs[0]);
 	     k++) {
 		const bkr_tree *leaf;
 		bkr_chunk_ref *chunks;
@@ -703,16 +708,14 @@ static void look_ahead(struct bkrfs *fs, const struct job *j)
 		if (bkr_dir_get(v, k, &e, &leaf, &li) < 0)
 			break;
 		if (e.type == BKR_FT_DIR && !bkr_id_is_zero(&e.subtree)) {
-			dirs++;
-			if (bkrfs_cache_get(fs->dirs, &e.subtree, &sub, &(void *){ NULL }) == 0)
-				bkrfs_cache_release(fs->dirs, sub);
 			expect_add(&e.subtree);
+			subs[dirs++] = e.subtree;
 			continue;
 		}
 		if (e.type != BKR_FT_FILE || !e.size || bkr_tree_chunks(leaf, li, &chunks, &n) < 0)
 			continue;
 		files++;
-		for (size_t c = 0; c < n && budget; c++) {
+		for (size_t c = 0; c < n && budget && njobs < sizeof(jobs) / sizeof(jobs[0]); c++) {
 			struct job cj = { .dir = false, .id = chunks[c].id };
 			budget = chunks[c].length < budget ? budget - chunks[c].length : 0;
 			/* a file that is one chunk (no holes): its whole content
@@ -723,11 +726,20 @@ static void look_ahead(struct bkrfs *fs, const struct job *j)
 				cj.len = e.size;
 			}
 			if (cj.ino || !bkrfs_cache_contains(fs->chunks, &cj.id))
-				enqueue(fs, &cj);
+				jobs[njobs++] = cj;
 		}
 		free(chunks);
 	}
 	bkrfs_cache_release(fs->dirs, ce);
+	/* queued only now: once a file of this window is in the page cache,
+	 * every subdirectory of the window is expected (a walker listing one
+	 * next gets its look-ahead) */
+	for (size_t k = 0; k < njobs; k++)
+		enqueue(fs, &jobs[k]);
+	/* then the subdirectories' trees, the walker's next readdirs */
+	for (int k = 0; k < dirs; k++)
+		if (bkrfs_cache_get(fs->dirs, &subs[k], &sub, &(void *){ NULL }) == 0)
+			bkrfs_cache_release(fs->dirs, sub);
 }
 
 static void prefetch_run(struct bkrfs *fs, void *job)
@@ -825,9 +837,15 @@ static void store_run(struct bkrfs *fs, void *job)
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(j->len);
 
 	bv.buf[0].mem = (void *)j->buf;
-	/* may wait for pages locked by reads in flight, which the request
-	 * workers answer: never called from a worker */
-	fuse_lowlevel_notify_store(fs->session, j->ino, (off_t)j->off, &bv, 0);
+	/* May wait for pages locked by reads in flight, which the request
+	 * workers answer: never called from a worker.  ENOENT: the kernel has
+	 * not made the inode yet (a readdirplus reply is turned into inodes by
+	 * the lister after our reply), so try again shortly, a few times. */
+	for (unsigned t = 0; t < 4; t++) {
+		if (fuse_lowlevel_notify_store(fs->session, j->ino, (off_t)j->off, &bv, 0) != -ENOENT)
+			break;
+		usleep(1000u << t);
+	}
 	bkrfs_cache_release(fs->chunks, j->ent);
 }
 
