@@ -623,6 +623,7 @@ out:
 /* a queued job: a chunk to load, or the entries of a directory to look ahead in */
 struct job {
 	bool dir;
+	bool walked;        /**< dir: started by a listing, not by a read (expects nothing) */
 	bkr_id id;          /**< chunk id, or the directory's top tree id */
 	uint64_t index;     /**< dir: first entry to look at */
 	bkrfs_ino ino;      /**< dir: its inode; chunk: a file it is all of (page cache), or 0 */
@@ -708,7 +709,11 @@ static void look_ahead(struct bkrfs *fs, const struct job *j)
 		if (bkr_dir_get(v, k, &e, &leaf, &li) < 0)
 			break;
 		if (e.type == BKR_FT_DIR && !bkr_id_is_zero(&e.subtree)) {
-			expect_add(&e.subtree);
+			/* only a reader's look-ahead expects a walk: one started
+			 * by a listing does not, or `ls -R` after one read would
+			 * cascade through the whole tree */
+			if (!j->walked)
+				expect_add(&e.subtree);
 			subs[dirs++] = e.subtree;
 			continue;
 		}
@@ -777,8 +782,10 @@ void bkrfs_prefetch_stop(struct bkrfs *fs)
 
 void bkrfs_prefetch_walk(struct bkrfs *fs, const bkr_id *dir_tree, bkrfs_ino dir_ino)
 {
+	struct job j = { .dir = true, .walked = true, .id = *dir_tree, .index = 0, .ino = dir_ino };
+
 	if (fs->prefetch && expect_take(dir_tree))
-		bkrfs_prefetch_dir(fs, dir_tree, 0, dir_ino);
+		enqueue(fs, &j);
 }
 
 void bkrfs_prefetch_dir(struct bkrfs *fs, const bkr_id *dir_tree, uint64_t next, bkrfs_ino dir_ino)

@@ -84,8 +84,9 @@ mkdir -p "$S"
 	for i in $(seq 1 5000); do : > "many/f$i"; done
 	mkdir ahead
 	for i in 0 1 2 3 4 5 6 7 8 9; do head -c 10000 /dev/urandom > "ahead/a0$i"; done
-	mkdir ahead/zsub
+	mkdir -p ahead/zsub/zz
 	for i in 0 1 2; do head -c 10000 /dev/urandom > "ahead/zsub/z$i"; done
+	head -c 10000 /dev/urandom > ahead/zsub/zz/d0
 	mkdir -p deep/a/b/c/d/e/f/g && echo deep > deep/a/b/c/d/e/f/g/file
 	git init -q gitrepo && cd gitrepo && git config user.email t@e && git config user.name t &&
 		for i in 1 2 3; do echo "v$i" > file; seq 1 $((i * 1000)) > numbers; git add -A; git commit -qm "commit $i"; done
@@ -264,6 +265,12 @@ res=$(resident "$M/by-id/$ID2/ws/ahead/zsub/z0" 8192)
 [ "${res:-0}" -ge 8192 ] && cmp -s "$S/ahead/zsub/z0" "$M/by-id/$ID2/ws/ahead/zsub/z0" &&
 	ok "a walked subdirectory's first file is resident once the subdirectory is listed" ||
 	fail "walk look-ahead: z0 has ${res:-?} bytes resident"
+# ... but a look-ahead started by a listing expects nothing: listing zz
+# (as `ls -R` would next) reads nothing ahead, no cascade through the tree
+ls -l "$M/by-id/$ID2/ws/ahead/zsub/zz" >/dev/null
+sleep 0.5
+res=$(fincore --bytes --noheadings --output RES "$M/by-id/$ID2/ws/ahead/zsub/zz/d0" 2>/dev/null || echo x)
+[ "$res" -eq 0 ] 2>/dev/null && ok "listing alone reads nothing ahead" || fail "zz/d0 has $res bytes resident after a listing"
 # random reads of every size, twice: the second pass reads pages the store
 # filled (and sparse.bin's chunk lies between holes); all equal the source
 for f in big.bin sparse.bin text.txt; do
