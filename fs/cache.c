@@ -133,6 +133,14 @@ static void cache_lru_append(bkrfs_cache *c, bkrfs_cache_entry *e)
 	c->lru.prev = e;
 }
 
+/* lock held: take a loaded, unreferenced entry out of the table and the budget */
+static void cache_remove_locked(bkrfs_cache *c, bkrfs_cache_entry *e)
+{
+	cache_unhash_locked(c, e);
+	c->cost -= e->cost;
+	c->evictions++;
+}
+
 /* lock held: evict unreferenced entries until under budget; returns a list to free */
 static bkrfs_cache_entry *cache_evict_locked(bkrfs_cache *c)
 {
@@ -141,9 +149,7 @@ static bkrfs_cache_entry *cache_evict_locked(bkrfs_cache *c)
 	while (c->cost > c->max_cost && c->lru.next != &c->lru) {
 		bkrfs_cache_entry *e = c->lru.next;
 		cache_lru_unlink(e);
-		cache_unhash_locked(c, e);
-		c->cost -= e->cost;
-		c->evictions++;
+		cache_remove_locked(c, e);
 		e->hnext = dead;
 		dead = e;
 	}
@@ -228,17 +234,17 @@ int bkrfs_cache_get(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_entry **ent, 
 	return 0;
 }
 
-void bkrfs_cache_release(bkrfs_cache *c, bkrfs_cache_entry *e)
+/* Drop a reference; @p drop: free the entry once nobody holds it. */
+static void cache_release(bkrfs_cache *c, bkrfs_cache_entry *e, bool drop)
 {
-	bkrfs_cache_entry *dead;
+	bkrfs_cache_entry *dead = NULL;
 
 	if (!e)
 		return;
 	pthread_mutex_lock(&c->lock);
+	e->drop |= drop;
 	if (--e->refs == 0 && e->drop) {
-		cache_unhash_locked(c, e);
-		c->cost -= e->cost;
-		c->evictions++;
+		cache_remove_locked(c, e);
 		e->hnext = NULL;
 		dead = e;
 	} else {
@@ -250,21 +256,14 @@ void bkrfs_cache_release(bkrfs_cache *c, bkrfs_cache_entry *e)
 	cache_free_list(c, dead);
 }
 
+void bkrfs_cache_release(bkrfs_cache *c, bkrfs_cache_entry *e)
+{
+	cache_release(c, e, false);
+}
+
 void bkrfs_cache_release_drop(bkrfs_cache *c, bkrfs_cache_entry *e)
 {
-	if (!e)
-		return;
-	pthread_mutex_lock(&c->lock);
-	if (--e->refs > 0) {
-		e->drop = true; /* the last holder frees it */
-		pthread_mutex_unlock(&c->lock);
-		return;
-	}
-	cache_unhash_locked(c, e);
-	c->cost -= e->cost;
-	c->evictions++;
-	pthread_mutex_unlock(&c->lock);
-	cache_entry_free(c, e);
+	cache_release(c, e, true);
 }
 
 bool bkrfs_cache_mark(bkrfs_cache *c, bkrfs_cache_entry *e)
