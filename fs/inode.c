@@ -227,7 +227,7 @@ static bkrfs_inode *maybe_remove_locked(bkrfs_itable *t, bkrfs_inode *i)
 	return NULL;
 }
 
-bkrfs_ino bkrfs_itable_peek(bkrfs_itable *t, const uint8_t *key, size_t len)
+bkrfs_ino bkrfs_itable_peek(bkrfs_itable *t, const uint8_t *key, size_t len, bool *present)
 {
 	bkrfs_inode *found;
 	bkrfs_ino ino;
@@ -235,6 +235,8 @@ bkrfs_ino bkrfs_itable_peek(bkrfs_itable *t, const uint8_t *key, size_t len)
 	pthread_mutex_lock(&t->lock);
 	ino = probe_locked(t, key, len, &found);
 	pthread_mutex_unlock(&t->lock);
+	if (present)
+		*present = found != NULL;
 	return ino;
 }
 

@@ -93,9 +93,10 @@ int bkrfs_key_make(uint8_t **out, size_t *len, char kind, size_t n, const void *
 
 /**
  * The inode number that bkrfs_itable_enter would give @p key now (for
- * readdir d_ino; equal to bkrfs_ino_of_key unless a collision was probed).
+ * readdir d_ino; equal to bkrfs_ino_of_key unless a collision was probed);
+ * *present (may be NULL): whether an inode with that key is in the table.
  */
-bkrfs_ino bkrfs_itable_peek(bkrfs_itable *t, const uint8_t *key, size_t len);
+bkrfs_ino bkrfs_itable_peek(bkrfs_itable *t, const uint8_t *key, size_t len, bool *present);
 
 /**
  * Find the inode with identity @p key or publish @p fresh (whose key fields

@@ -508,29 +508,35 @@ static int entry_key(const bkrfs_snap *s, const bkr_entry *e, const char *path, 
 	return key2(key, len, s->run ? 'e' : 'E', s->id, path);
 }
 
-bkrfs_ino bkrfs_entry_ino(struct bkrfs *fs, bkrfs_ino dir_ino, const bkr_entry *e)
+/* The inode number entry @p e of directory inode @p dir has or would get
+ * (0: out of memory); *present (may be NULL): whether the table has it. */
+static bkrfs_ino child_ino(struct bkrfs *fs, const bkrfs_inode *dir, const bkr_entry *e, bool *present)
 {
-	bkrfs_inode *dir, *i;
+	char *path = path_join(dir->path, e->name, e->name_len);
 	bkrfs_ino ino = 0;
 	uint8_t *key;
 	size_t klen;
-	char *path;
+
+	if (path && entry_key(dir->snap, e, path, &key, &klen) == 0) {
+		ino = bkrfs_itable_peek(fs->itable, key, klen, present);
+		free(key);
+	}
+	free(path);
+	return ino;
+}
+
+bkrfs_ino bkrfs_entry_ino(struct bkrfs *fs, bkrfs_ino dir_ino, const bkr_entry *e)
+{
+	bkrfs_inode *dir;
+	bkrfs_ino ino = 0;
+	bool present = false;
 
 	if (!(dir = bkrfs_itable_get(fs->itable, dir_ino)))
 		return 0;
-	if (dir->snap && (path = path_join(dir->path, e->name, e->name_len))) {
-		if (entry_key(dir->snap, e, path, &key, &klen) == 0) {
-			ino = bkrfs_itable_peek(fs->itable, key, klen);
-			free(key);
-		}
-		free(path);
-	}
+	if (dir->snap)
+		ino = child_ino(fs, dir, e, &present);
 	bkrfs_itable_put(fs->itable, dir);
-	if (ino && (i = bkrfs_itable_get(fs->itable, ino))) /* the kernel knows it */
-		bkrfs_itable_put(fs->itable, i);
-	else
-		ino = 0;
-	return ino;
+	return present ? ino : 0; /* in the table: the kernel knows it */
 }
 
 static int make_entry(struct bkrfs *fs, bkrfs_inode *parent, const bkr_id *dir_tree, uint64_t index,
@@ -970,17 +976,8 @@ static int dirh_entry(struct bkrfs *fs, struct dirh *h, uint64_t k, bool plus, b
 		if ((err = make_entry(fs, h->dir, &h->tree, k, e, true, ino_out)))
 			return err;
 		*ino = (*ino_out)->ino;
-	} else {
-		uint8_t *key;
-		size_t klen;
-		char *path = path_join(h->dir->path, e->name, e->name_len);
-		if (!path || entry_key(h->dir->snap, e, path, &key, &klen) < 0) {
-			free(path);
-			return ENOMEM;
-		}
-		*ino = bkrfs_itable_peek(fs->itable, key, klen);
-		free(key);
-		free(path);
+	} else if (!(*ino = child_ino(fs, h->dir, e, NULL))) {
+		return ENOMEM;
 	}
 	return 0;
 }
@@ -1652,13 +1649,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct bkrfs *fs = userdata;
 
+	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
+		fs->no_open = true;
 	/* The kernel caches POSIX ACLs only when the daemon says it handles
 	 * them; without this every `ls -l` costs a getxattr round trip per
 	 * file.  It implies default_permissions, which changes nothing for root
 	 * and is on anyway with allow_other; a non-root owner of the mount
 	 * without allow_other keeps reading every file, so it stays off then. */
-	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
-		fs->no_open = true;
 	if ((conn->capable & FUSE_CAP_POSIX_ACL) && (geteuid() == 0 || fs->o.allow_other))
 		conn->want |= FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)

@@ -70,7 +70,7 @@ static void test_numbering_stable(void **state)
 	{
 		size_t len;
 		uint8_t *k = mkkey(&len, 'E', "backup_20260102_000000_full_00000002", "ws/a.txt");
-		assert_int_equal(bkrfs_itable_peek(t1, k, len), c->ino);
+		assert_int_equal(bkrfs_itable_peek(t1, k, len, NULL), c->ino);
 		free(k);
 	}
 	bkrfs_itable_put(t1, a);
@@ -247,7 +247,7 @@ static void test_pinned_and_growth(void **state)
 		uint8_t *key;
 		snprintf(name, sizeof(name), "f%d", k);
 		key = mkkey(&len, 'E', "b", name);
-		bkrfs_itable_forget(t, bkrfs_itable_peek(t, key, len), 1);
+		bkrfs_itable_forget(t, bkrfs_itable_peek(t, key, len, NULL), 1);
 		free(key);
 	}
 	assert_int_equal(bkrfs_itable_count(t), 1);
