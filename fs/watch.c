@@ -838,6 +838,12 @@ struct store_job {
 	size_t len;
 };
 
+/* a job done or left at stop: its reference to the chunk goes */
+static void store_drop(struct bkrfs *fs, void *job)
+{
+	bkrfs_cache_release(fs->chunks, ((struct store_job *)job)->ent);
+}
+
 static void store_run(struct bkrfs *fs, void *job)
 {
 	const struct store_job *j = job;
@@ -853,12 +859,7 @@ static void store_run(struct bkrfs *fs, void *job)
 			break;
 		usleep(1000u << t);
 	}
-	bkrfs_cache_release(fs->chunks, j->ent);
-}
-
-static void store_drop(struct bkrfs *fs, void *job)
-{
-	bkrfs_cache_release(fs->chunks, ((struct store_job *)job)->ent);
+	store_drop(fs, job);
 }
 
 int bkrfs_store_start(struct bkrfs *fs)
