@@ -18,9 +18,11 @@
 #include <limits.h>
 #include <malloc.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -299,6 +301,40 @@ static int add_opt(struct fuse_args *args, const char *opt)
 	return fuse_opt_add_arg(args, "-o") == 0 && fuse_opt_add_arg(args, opt) == 0 ? 0 : -1;
 }
 
+/*
+ * Chunk buffers come and go all the time.  Served from the heap and kept
+ * there, they are reused without a page fault per 4 KiB (mmap'd, each one
+ * cost a fault and a zeroed page per 4 KiB; the bounded caches keep the
+ * total in check).  The heap is reserved up front for the chunk cache, as
+ * transparent huge pages where the system gives them on request: the
+ * cache's first fill then takes one fault per 2 MiB instead of one per
+ * 4 KiB (a fault is dear in a virtual machine).  Pages are still only taken
+ * when touched; every thread uses this one heap.
+ */
+static void heap_setup(size_t cache_bytes)
+{
+	const uintptr_t huge = 2u << 20;
+	size_t pad = cache_bytes + (16u << 20);
+	uintptr_t lo, hi;
+	void *volatile p; /* volatile: a malloc freed unused may be elided */
+
+	if (pad > (1u << 30))
+		pad = 1u << 30;
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, (int)(pad + (64u << 20)));
+	mallopt(M_ARENA_MAX, 1);
+	mallopt(M_TOP_PAD, (int)pad);
+	lo = (uintptr_t)sbrk(0);
+	p = malloc(1u << 20); /* more than the heap has: it grows by the pad */
+	free(p);
+	hi = (uintptr_t)sbrk(0);
+	mallopt(M_TOP_PAD, 128 << 10);
+	lo = (lo + huge - 1) & ~(huge - 1);
+	hi &= ~(huge - 1);
+	if (lo != (uintptr_t)-1 && hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint */
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -310,13 +346,6 @@ int main(int argc, char *argv[])
 
 	memset(&fs, 0, sizeof(fs));
 	fs.o.ready_fd = -1;
-	/* Chunk buffers (about 1 MiB each) come and go all the time: served
-	 * from the heap and kept there, they are reused without a page fault
-	 * per page (mmap'd, each one cost a fault and a zeroed page per 4 KiB;
-	 * the bounded caches keep the total in check). */
-	mallopt(M_MMAP_THRESHOLD, 32 << 20);
-	mallopt(M_TRIM_THRESHOLD, 128 << 20);
-	mallopt(M_ARENA_MAX, 2);
 	pthread_mutex_init(&fs.load_lock, NULL);
 	if (argc > 0 && argv[0]) {
 		const char *slash = strrchr(argv[0], '/');
@@ -366,6 +395,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	setup = true;
+	heap_setup((size_t)(fs.o.cache_mib ? fs.o.cache_mib : BKRFS_CACHE_MIB_DEFAULT) << 20);
 	if ((err = bkrfs_setup(&fs)) < 0) {
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
 		goto out;

@@ -87,7 +87,7 @@ void bkrfs_store_chunk_value(struct bkrfs *fs, bkrfs_ino ino, bkrfs_cache_entry 
 	struct chunk_val *v = val;
 
 	if (v->len == file_size)
-		bkrfs_store_chunk(fs, ino, 0, ent, v->buf, v->len);
+		bkrfs_store_chunk(fs, ino, 0, ent, v->buf, v->len, true);
 }
 
 static void chunk_free(void *p)
@@ -1300,7 +1300,7 @@ static void store_chunks(struct bkrfs *fs, fuse_ino_t ino, const bkrfs_layout *l
 		bkrfs_extent x;
 		if (bkrfs_layout_piece(l, starts[k], UINT64_MAX - starts[k], &x) && !x.hole &&
 		    x.chunk_off == 0 && x.len == vals[k]->len)
-			bkrfs_store_chunk(fs, (bkrfs_ino)ino, starts[k], ents[k], vals[k]->buf, vals[k]->len);
+			bkrfs_store_chunk(fs, (bkrfs_ino)ino, starts[k], ents[k], vals[k]->buf, vals[k]->len, false);
 	}
 }
 

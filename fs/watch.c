@@ -587,25 +587,32 @@ static void workq_stop(struct workq *wq)
 	free(wq);
 }
 
-/* Queue @p job unless the ring is full or (with @p same) an equal job is
- * queued already; true when queued. */
-static bool workq_push(struct workq *wq, const void *job, bool (*same)(const void *, const void *))
+/* Queue the @p n jobs at @p jobs, each unless the ring is full or (with
+ * @p same) an equal job is queued already, under one lock and with one
+ * wake-up; returns how many were queued. */
+static size_t workq_push(struct workq *wq, const void *jobs, size_t n,
+			 bool (*same)(const void *, const void *))
 {
-	bool queued = false;
+	size_t queued = 0;
 
 	if (!wq)
-		return false;
+		return 0;
 	pthread_mutex_lock(&wq->lock);
-	for (size_t k = 0; same && k < wq->n; k++)
-		if (same(wq->q + (wq->head + k) % wq->cap * wq->size, job))
-			goto out;
-	if (wq->n < wq->cap && !wq->stop) {
+	for (size_t i = 0; i < n && wq->n < wq->cap && !wq->stop; i++) {
+		const unsigned char *job = (const unsigned char *)jobs + i * wq->size;
+		size_t k = 0;
+		while (same && k < wq->n && !same(wq->q + (wq->head + k) % wq->cap * wq->size, job))
+			k++;
+		if (same && k < wq->n)
+			continue;
 		memcpy(wq->q + (wq->head + wq->n) % wq->cap * wq->size, job, wq->size);
 		wq->n++;
-		queued = true;
-		pthread_cond_signal(&wq->cond);
+		queued++;
 	}
-out:
+	if (queued > 1)
+		pthread_cond_broadcast(&wq->cond);
+	else if (queued)
+		pthread_cond_signal(&wq->cond);
 	pthread_mutex_unlock(&wq->lock);
 	return queued;
 }
@@ -637,9 +644,9 @@ static bool job_same(const void *a, const void *b)
 	       !memcmp(x->id.b, y->id.b, BKR_ID_SIZE);
 }
 
-static void enqueue(struct bkrfs *fs, const struct job *j)
+static size_t enqueue(struct bkrfs *fs, const struct job *jobs, size_t n)
 {
-	workq_push(fs->prefetch, j, job_same);
+	return workq_push(fs->prefetch, jobs, n, job_same);
 }
 
 /* subdirectories a look-ahead passed: a walker will list them next */
@@ -677,6 +684,97 @@ static bool expect_take(const bkr_id *tree)
 }
 
 /*
+ * How far the look-ahead has gone in the directories being read: a reader
+ * whose next file is still well inside the window asks for nothing, so a
+ * directory of N files costs about N / 16 look-aheads, not N.
+ */
+#define HORIZON_MAX 16
+static struct {
+	pthread_mutex_t lock;
+	struct horizon {
+		bkr_id tree;        /**< the directory's top tree */
+		bkrfs_ino ino;      /**< and its inode */
+		uint64_t from;      /**< the first entry looked at */
+		uint64_t start;     /**< where the latest look-ahead began */
+		uint64_t until;     /**< the first entry not looked at (yet) */
+	} e[HORIZON_MAX];           /**< a ring; guarded by lock */
+	unsigned next;
+} horizon = { PTHREAD_MUTEX_INITIALIZER, { { { { 0 } }, 0, 0, 0, 0 } }, 0 };
+
+static struct horizon *horizon_find(const bkr_id *tree, bkrfs_ino ino)
+{
+	for (unsigned k = 0; k < HORIZON_MAX; k++)
+		if (horizon.e[k].ino == ino && !memcmp(horizon.e[k].tree.b, tree->b, BKR_ID_SIZE))
+			return &horizon.e[k];
+	return NULL;
+}
+
+/* Where a look-ahead for a reader about to need entry @p next should
+ * begin, or UINT64_MAX when the window ahead of it is still wide enough. */
+static uint64_t horizon_claim(const bkr_id *tree, bkrfs_ino ino, uint64_t next)
+{
+	uint64_t start = UINT64_MAX;
+	struct horizon *h;
+
+	pthread_mutex_lock(&horizon.lock);
+	h = horizon_find(tree, ino);
+	if (!h || next < h->from) { /* a new directory, or read again from the top */
+		h = h ? h : &horizon.e[horizon.next++ % HORIZON_MAX];
+		*h = (struct horizon){ *tree, ino, next, next, next };
+	}
+	if (h->until < next + PREFETCH_DIR_FILES / 2) {
+		start = h->until > next ? h->until : next;
+		h->start = start;
+		h->until = start + PREFETCH_DIR_FILES; /* until the look-ahead says */
+	}
+	pthread_mutex_unlock(&horizon.lock);
+	return start;
+}
+
+/* The look-ahead that began at @p start stopped before entry @p until
+ * (@p until = @p start: it never ran). */
+static void horizon_done(const bkr_id *tree, bkrfs_ino ino, uint64_t start, uint64_t until)
+{
+	struct horizon *h;
+
+	pthread_mutex_lock(&horizon.lock);
+	h = horizon_find(tree, ino);
+	if (h && h->start == start)
+		h->until = until;
+	pthread_mutex_unlock(&horizon.lock);
+}
+
+/*
+ * Add the chunk jobs of file entry @p e (leaf @p leaf, index @p li) of the
+ * directory whose inode is @p dir_ino within *budget bytes; true when it is
+ * a file with data.
+ */
+static bool file_jobs(struct bkrfs *fs, const bkr_entry *e, const bkr_tree *leaf, uint32_t li,
+		      bkrfs_ino dir_ino, uint64_t *budget, struct job *jobs, size_t cap, size_t *njobs)
+{
+	bkr_chunk_ref *chunks;
+	size_t n;
+
+	if (e->type != BKR_FT_FILE || !e->size || bkr_tree_chunks(leaf, li, &chunks, &n) < 0)
+		return false;
+	for (size_t c = 0; c < n && *budget && *njobs < cap; c++) {
+		struct job cj = { .dir = false, .id = chunks[c].id };
+		*budget = chunks[c].length < *budget ? *budget - chunks[c].length : 0;
+		/* a file that is one chunk (no holes): its whole content can
+		 * go into its page cache, and the reader's read will not even
+		 * reach the daemon */
+		if (n == 1 && chunks[0].length == e->size && dir_ino) {
+			cj.ino = bkrfs_entry_ino(fs, dir_ino, e);
+			cj.len = e->size;
+		}
+		if (cj.ino || !bkrfs_cache_contains(fs->chunks, &cj.id))
+			jobs[(*njobs)++] = cj;
+	}
+	free(chunks);
+	return true;
+}
+
+/*
  * A reader began a file of this directory: queue the chunks of the next
  * files (in name order, the order of tar, cp -r, rsync, grep -r) and load
  * the trees of the next subdirectories, so that their decoding and disk
@@ -686,24 +784,24 @@ static void look_ahead(struct bkrfs *fs, const struct job *j)
 {
 	struct job jobs[2 * PREFETCH_DIR_FILES];
 	bkr_id subs[PREFETCH_DIR_DIRS];
-	bkrfs_cache_entry *ce, *sub;
-	uint64_t count, budget = PREFETCH_DIR_BYTES;
+	bkrfs_cache_entry *ce;
+	uint64_t k, count, budget = PREFETCH_DIR_BYTES;
 	size_t njobs = 0;
 	int files = 0, dirs = 0;
 	void *v;
 
-	if (bkrfs_cache_get(fs->dirs, &j->id, &ce, &v) < 0)
+	if (bkrfs_cache_get(fs->dirs, &j->id, &ce, &v) < 0) {
+		horizon_done(&j->id, j->ino, j->index, j->index);
 		return;
+	}
 	count = bkr_dir_count(v);
 	if (count > j->index + PREFETCH_DIR_SCAN)
 		count = j->index + PREFETCH_DIR_SCAN;
-	for (uint64_t k = j->index; k < count && files < PREFETCH_DIR_FILES && dirs < PREFETCH_DIR_DIRS && budget &&
-				    njobs < sizeof(jobs) / sizeof(jobs[0]);
+	for (k = j->index; k < count && files < PREFETCH_DIR_FILES && dirs < PREFETCH_DIR_DIRS && budget &&
+			   njobs < sizeof(jobs) / sizeof(jobs[0]);
 	     k++) {
 		const bkr_tree *leaf;
-		bkr_chunk_ref *chunks;
 		uint32_t li;
-		size_t n;
 		bkr_entry e;
 
 		if (bkr_dir_get(v, k, &e, &leaf, &li) < 0)
@@ -717,34 +815,28 @@ static void look_ahead(struct bkrfs *fs, const struct job *j)
 			subs[dirs++] = e.subtree;
 			continue;
 		}
-		if (e.type != BKR_FT_FILE || !e.size || bkr_tree_chunks(leaf, li, &chunks, &n) < 0)
-			continue;
-		files++;
-		for (size_t c = 0; c < n && budget && njobs < sizeof(jobs) / sizeof(jobs[0]); c++) {
-			struct job cj = { .dir = false, .id = chunks[c].id };
-			budget = chunks[c].length < budget ? budget - chunks[c].length : 0;
-			/* a file that is one chunk (no holes): its whole content
-			 * can go into its page cache, and the reader's read will
-			 * not even reach the daemon */
-			if (n == 1 && chunks[0].length == e.size && j->ino) {
-				cj.ino = bkrfs_entry_ino(fs, j->ino, &e);
-				cj.len = e.size;
-			}
-			if (cj.ino || !bkrfs_cache_contains(fs->chunks, &cj.id))
-				jobs[njobs++] = cj;
-		}
-		free(chunks);
+		files += file_jobs(fs, &e, leaf, li, j->ino, &budget, jobs, sizeof(jobs) / sizeof(jobs[0]), &njobs);
 	}
 	bkrfs_cache_release(fs->dirs, ce);
+	horizon_done(&j->id, j->ino, j->index, k);
 	/* queued only now: once a file of this window is in the page cache,
 	 * every subdirectory of the window is expected (a walker listing one
 	 * next gets its look-ahead) */
-	for (size_t k = 0; k < njobs; k++)
-		enqueue(fs, &jobs[k]);
+	enqueue(fs, jobs, njobs);
 	/* then the subdirectories' trees, the walker's next readdirs */
-	for (int k = 0; k < dirs; k++)
-		if (bkrfs_cache_get(fs->dirs, &subs[k], &sub, &(void *){ NULL }) == 0)
-			bkrfs_cache_release(fs->dirs, sub);
+	for (int d = 0; d < dirs; d++)
+		if (bkrfs_cache_get(fs->dirs, &subs[d], &ce, &v) == 0)
+			bkrfs_cache_release(fs->dirs, ce);
+}
+
+/* queue look-ahead @p j unless the window ahead of its reader is wide enough */
+static void look_ahead_queue(struct bkrfs *fs, struct job *j)
+{
+	uint64_t want = j->index;
+
+	j->index = horizon_claim(&j->id, j->ino, want);
+	if (j->index != UINT64_MAX && !enqueue(fs, j, 1))
+		horizon_done(&j->id, j->ino, j->index, j->index);
 }
 
 static void prefetch_run(struct bkrfs *fs, void *job)
@@ -785,20 +877,22 @@ void bkrfs_prefetch_walk(struct bkrfs *fs, const bkr_id *dir_tree, bkrfs_ino dir
 	struct job j = { .dir = true, .walked = true, .id = *dir_tree, .index = 0, .ino = dir_ino };
 
 	if (fs->prefetch && expect_take(dir_tree))
-		enqueue(fs, &j);
+		look_ahead_queue(fs, &j);
 }
 
 void bkrfs_prefetch_dir(struct bkrfs *fs, const bkr_id *dir_tree, uint64_t next, bkrfs_ino dir_ino)
 {
 	struct job j = { .dir = true, .id = *dir_tree, .index = next, .ino = dir_ino };
 
-	enqueue(fs, &j);
+	look_ahead_queue(fs, &j);
 }
 
 bool bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off, uint64_t end,
 			  uint64_t *next_seq)
 {
 	uint64_t prev = __atomic_exchange_n(next_seq, end, __ATOMIC_RELAXED);
+	struct job jobs[PREFETCH_DEPTH];
+	size_t njobs = 0;
 	bkrfs_extent x;
 	uint64_t pos = end;
 
@@ -817,12 +911,13 @@ bool bkrfs_prefetch_after(struct bkrfs *fs, const bkrfs_layout *l, uint64_t off,
 		if (!x.hole) {
 			struct job j = { .dir = false, .id = l->chunks[x.chunk].id };
 			if (!bkrfs_cache_contains(fs->chunks, &j.id))
-				enqueue(fs, &j);
+				jobs[njobs++] = j;
 		} else {
 			k--; /* a hole costs nothing: look past it */
 		}
 		pos += x.len;
 	}
+	enqueue(fs, jobs, njobs);
 	return true;
 }
 
@@ -844,21 +939,31 @@ static void store_drop(struct bkrfs *fs, void *job)
 	bkrfs_cache_release(fs->chunks, ((struct store_job *)job)->ent);
 }
 
-static void store_run(struct bkrfs *fs, void *job)
+/*
+ * Put @p len bytes at @p buf into the page cache of @p ino at @p off.  May
+ * wait for pages locked by reads in flight, which the request workers
+ * answer: so never called from a request worker, nor while holding a chunk
+ * being loaded (a reader may be waiting for it).  ENOENT: the kernel has
+ * not made the inode yet (a readdirplus reply is turned into inodes by the
+ * lister after our reply), so try again shortly, a few times.
+ */
+static void store_pages(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, const uint8_t *buf, size_t len)
 {
-	const struct store_job *j = job;
-	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(j->len);
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
 
-	bv.buf[0].mem = (void *)j->buf;
-	/* May wait for pages locked by reads in flight, which the request
-	 * workers answer: never called from a worker.  ENOENT: the kernel has
-	 * not made the inode yet (a readdirplus reply is turned into inodes by
-	 * the lister after our reply), so try again shortly, a few times. */
+	bv.buf[0].mem = (void *)buf;
 	for (unsigned t = 0; t < 4; t++) {
-		if (fuse_lowlevel_notify_store(fs->session, j->ino, (off_t)j->off, &bv, 0) != -ENOENT)
+		if (fuse_lowlevel_notify_store(fs->session, ino, (off_t)off, &bv, 0) != -ENOENT)
 			break;
 		usleep(1000u << t);
 	}
+}
+
+static void store_run(struct bkrfs *fs, void *job)
+{
+	const struct store_job *j = job;
+
+	store_pages(fs, j->ino, j->off, j->buf, j->len);
 	store_drop(fs, job);
 }
 
@@ -877,13 +982,17 @@ void bkrfs_store_stop(struct bkrfs *fs)
 }
 
 void bkrfs_store_chunk(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, bkrfs_cache_entry *ent,
-		       const uint8_t *buf, size_t len)
+		       const uint8_t *buf, size_t len, bool now)
 {
 	struct store_job j = { ino, off, ent, buf, len };
 
 	if (!fs->store || bkrfs_cache_mark(fs->chunks, ent))
 		return; /* no thread, or stored since it was loaded */
+	if (now) {
+		store_pages(fs, ino, off, buf, len);
+		return;
+	}
 	bkrfs_cache_ref(fs->chunks, ent);
-	if (!workq_push(fs->store, &j, NULL))
+	if (!workq_push(fs->store, &j, 1, NULL))
 		bkrfs_cache_release(fs->chunks, ent);
 }

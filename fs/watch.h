@@ -62,9 +62,12 @@ void bkrfs_prefetch_walk(struct bkrfs *fs, const bkr_id *dir_tree, bkrfs_ino dir
  */
 int bkrfs_store_start(struct bkrfs *fs);
 void bkrfs_store_stop(struct bkrfs *fs);
-/** Queue @p buf (@p len bytes of the chunk held by @p ent) for file offset
- *  @p off of @p ino, once per chunk load; takes its own reference. */
+/** Store @p buf (@p len bytes of the chunk held by @p ent) at file offset
+ *  @p off of @p ino, once per chunk load: queued for the store thread (which
+ *  takes its own reference), or with @p now from the calling thread, which
+ *  must be a prefetch worker loading nothing (a look-ahead's small file:
+ *  one hop less before the reader comes). */
 void bkrfs_store_chunk(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, bkrfs_cache_entry *ent,
-		       const uint8_t *buf, size_t len);
+		       const uint8_t *buf, size_t len, bool now);
 
 #endif

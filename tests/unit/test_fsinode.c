@@ -165,7 +165,7 @@ static void test_prune_selection(void **state)
 	bkrfs_itable *t;
 	bkrfs_inode *held, *x;
 	bkrfs_prune *p;
-	bkrfs_ino dir_ino, f0;
+	bkrfs_ino dir_ino, f0 = 0;
 	size_t n;
 	char path[64];
 
