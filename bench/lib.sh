@@ -42,6 +42,7 @@ build_bkr() {
 	BKR=$BENCH_BUILD/tools/bkr
 	BKRFS=$BENCH_BUILD/fs/bkrfs
 	RANDREAD=$BENCH_BUILD/bench/randread
+	FOLIOS=$BENCH_BUILD/bench/folios
 	[ -x "$BKR" ] || die "$BKR missing"
 }
 

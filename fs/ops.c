@@ -223,7 +223,7 @@ static void entry_stat(struct bkrfs *fs, const bkr_entry *e, struct stat *st)
 		st->st_gid = e->gid;
 	st->st_size = (off_t)(e->type == BKR_FT_SYMLINK ? e->target_len : e->size);
 	st->st_blocks = (blkcnt_t)e->blocks;
-	st->st_blksize = 65536;
+	st->st_blksize = BKRFS_BLKSIZE;
 	if (e->type == BKR_FT_CHR || e->type == BKR_FT_BLK)
 		st->st_rdev = (dev_t)e->rdev;
 	st->st_mtim.tv_sec = (time_t)(e->mtime_ns / 1000000000);
@@ -252,7 +252,7 @@ static void synth_stat(struct bkrfs *fs, mode_t mode, int64_t time, off_t size, 
 	st->st_gid = fs->o.has_gid ? fs->o.gid : fs->owner_gid;
 	st->st_size = size;
 	st->st_blocks = (size + 511) / 512;
-	st->st_blksize = 65536;
+	st->st_blksize = BKRFS_BLKSIZE;
 	st->st_mtim.tv_sec = (time_t)time;
 	st->st_ctim = st->st_atim = st->st_mtim;
 }
