@@ -22,6 +22,7 @@
 
 #include "bkr/repo.h"
 #include "cache.h"
+#include "horizon.h"
 #include "inode.h"
 #include "views.h"
 
@@ -88,6 +89,7 @@ struct bkrfs {
 
 	struct workq *prefetch;       /**< prefetch workers (watch.c) */
 	struct workq *store;          /**< page-cache store thread (watch.c) */
+	bkrfs_horizon horizon;        /**< how far look-aheads went (watch.c) */
 	pthread_mutex_t load_lock;    /**< serializes building view/runs */
 	char **idx_names;             /**< watcher: index/ names last seen (watcher only) */
 	size_t nidx;

@@ -684,67 +684,6 @@ static bool expect_take(const bkr_id *tree)
 }
 
 /*
- * How far the look-ahead has gone in the directories being read: a reader
- * whose next file is still well inside the window asks for nothing, so a
- * directory of N files costs about N / 16 look-aheads, not N.
- */
-#define HORIZON_MAX 16
-static struct {
-	pthread_mutex_t lock;
-	struct horizon {
-		bkr_id tree;        /**< the directory's top tree */
-		bkrfs_ino ino;      /**< and its inode */
-		uint64_t from;      /**< the first entry looked at */
-		uint64_t start;     /**< where the latest look-ahead began */
-		uint64_t until;     /**< the first entry not looked at (yet) */
-	} e[HORIZON_MAX];           /**< a ring; guarded by lock */
-	unsigned next;
-} horizon = { PTHREAD_MUTEX_INITIALIZER, { { { { 0 } }, 0, 0, 0, 0 } }, 0 };
-
-static struct horizon *horizon_find(const bkr_id *tree, bkrfs_ino ino)
-{
-	for (unsigned k = 0; k < HORIZON_MAX; k++)
-		if (horizon.e[k].ino == ino && !memcmp(horizon.e[k].tree.b, tree->b, BKR_ID_SIZE))
-			return &horizon.e[k];
-	return NULL;
-}
-
-/* Where a look-ahead for a reader about to need entry @p next should
- * begin, or UINT64_MAX when the window ahead of it is still wide enough. */
-static uint64_t horizon_claim(const bkr_id *tree, bkrfs_ino ino, uint64_t next)
-{
-	uint64_t start = UINT64_MAX;
-	struct horizon *h;
-
-	pthread_mutex_lock(&horizon.lock);
-	h = horizon_find(tree, ino);
-	if (!h || next < h->from) { /* a new directory, or read again from the top */
-		h = h ? h : &horizon.e[horizon.next++ % HORIZON_MAX];
-		*h = (struct horizon){ *tree, ino, next, next, next };
-	}
-	if (h->until < next + PREFETCH_DIR_FILES / 2) {
-		start = h->until > next ? h->until : next;
-		h->start = start;
-		h->until = start + PREFETCH_DIR_FILES; /* until the look-ahead says */
-	}
-	pthread_mutex_unlock(&horizon.lock);
-	return start;
-}
-
-/* The look-ahead that began at @p start stopped before entry @p until
- * (@p until = @p start: it never ran). */
-static void horizon_done(const bkr_id *tree, bkrfs_ino ino, uint64_t start, uint64_t until)
-{
-	struct horizon *h;
-
-	pthread_mutex_lock(&horizon.lock);
-	h = horizon_find(tree, ino);
-	if (h && h->start == start)
-		h->until = until;
-	pthread_mutex_unlock(&horizon.lock);
-}
-
-/*
  * Add the chunk jobs of file entry @p e (leaf @p leaf, index @p li) of the
  * directory whose inode is @p dir_ino within *budget bytes; true when it is
  * a file with data.
@@ -791,7 +730,7 @@ static void look_ahead(struct bkrfs *fs, const struct job *j)
 	void *v;
 
 	if (bkrfs_cache_get(fs->dirs, &j->id, &ce, &v) < 0) {
-		horizon_done(&j->id, j->ino, j->index, j->index);
+		bkrfs_horizon_done(&fs->horizon, &j->id, j->ino, j->index, j->index);
 		return;
 	}
 	count = bkr_dir_count(v);
@@ -818,7 +757,7 @@ static void look_ahead(struct bkrfs *fs, const struct job *j)
 		files += file_jobs(fs, &e, leaf, li, j->ino, &budget, jobs, sizeof(jobs) / sizeof(jobs[0]), &njobs);
 	}
 	bkrfs_cache_release(fs->dirs, ce);
-	horizon_done(&j->id, j->ino, j->index, k);
+	bkrfs_horizon_done(&fs->horizon, &j->id, j->ino, j->index, k);
 	/* queued only now: once a file of this window is in the page cache,
 	 * every subdirectory of the window is expected (a walker listing one
 	 * next gets its look-ahead) */
@@ -834,9 +773,9 @@ static void look_ahead_queue(struct bkrfs *fs, struct job *j)
 {
 	uint64_t want = j->index;
 
-	j->index = horizon_claim(&j->id, j->ino, want);
+	j->index = bkrfs_horizon_claim(&fs->horizon, &j->id, j->ino, want, PREFETCH_DIR_FILES);
 	if (j->index != UINT64_MAX && !enqueue(fs, j, 1))
-		horizon_done(&j->id, j->ino, j->index, j->index);
+		bkrfs_horizon_done(&fs->horizon, &j->id, j->ino, j->index, j->index);
 }
 
 static void prefetch_run(struct bkrfs *fs, void *job)

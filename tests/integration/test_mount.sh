@@ -159,6 +159,10 @@ git -c safe.directory='*' -C "$M/latest/ws/gitrepo" fsck --full --no-dangling >/
 # 8 concurrent readers
 "$CHECK" readers "$S/big.bin" "$M/latest/ws/big.bin" 8 && ok "8 concurrent readers" || fail "concurrent readers"
 
+# the preferred I/O size: a chunk (cat and cp size their buffers by it)
+[ "$(stat -c %o "$M/latest/ws/big.bin")" = 1048576 ] && ok "st_blksize is 1 MiB" ||
+	fail "st_blksize: $(stat -c %o "$M/latest/ws/big.bin")"
+
 # read-only
 "$CHECK" erofs "$M/latest/ws" "$M/latest/ws/small.txt" && ok "EROFS for every write" || fail "EROFS"
 
