@@ -1050,12 +1050,22 @@ static int xattr_cmp(const void *a, const void *b)
 }
 
 /* does @p n carry an xattr of the security namespace (manifest stats) */
-static bool has_security_xattr(const node *n)
+/* whether @p n has an xattr whose name begins with @p prefix */
+static bool has_xattr_prefix(const node *n, const char *prefix)
 {
+	size_t len = strlen(prefix);
+
 	for (size_t i = 0; i < n->nxattrs; i++)
-		if (n->xattrs[i].name_len >= 9 && !memcmp(n->xattrs[i].name, "security.", 9))
+		if (n->xattrs[i].name_len >= len && !memcmp(n->xattrs[i].name, prefix, len))
 			return true;
 	return false;
+}
+
+/* the manifest's counts of entries with labels and with ACLs (bkrfs) */
+static void count_xattrs(bctx *c, const node *n)
+{
+	c->st.security_xattrs += has_xattr_prefix(n, "security.");
+	c->st.acl_xattrs += has_xattr_prefix(n, "system.posix_acl_");
 }
 
 /* Read the xattrs of @p name in directory @p dirfd (without following it). */
@@ -1543,7 +1553,7 @@ static int build_trees(bctx *c, bkr_tree_builder *b, node *root, bkr_manifest_so
 			if (k->skip)
 				continue;
 			node_entry(k, &e);
-			c->st.security_xattrs += has_security_xattr(k);
+			count_xattrs(c, k);
 			if ((err = bkr_tree_builder_add(b, &e)) < 0) {
 				char *p = node_path(k);
 				bkr_error_prefix("%s", p ? p : "?");
@@ -1840,7 +1850,7 @@ stop:
 	for (size_t i = 0; i < o->nsources; i++) {
 		bkr_entry e;
 		node_entry(roots[i], &e);
-		c->st.security_xattrs += has_security_xattr(roots[i]);
+		count_xattrs(c, roots[i]);
 		if ((err = bkr_tree_builder_add(b, &e)) < 0)
 			goto done;
 	}

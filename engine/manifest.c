@@ -506,6 +506,8 @@ static cJSON *build(const bkr_manifest *m, int *errp)
 		add_u64(&e, o, "reused_blobs", m->stats.reused_blobs);
 		if (m->stats.security_xattrs != BKR_STATS_UNKNOWN)
 			add_u64(&e, o, "security_xattrs", m->stats.security_xattrs);
+		if (m->stats.acl_xattrs != BKR_STATS_UNKNOWN)
+			add_u64(&e, o, "acl_xattrs", m->stats.acl_xattrs);
 	}
 	add_str(&e, root, "pinned_until", m->pinned_until);
 	add_strv(&e, root, "warnings", m->warnings, m->nwarnings);
@@ -809,7 +811,8 @@ int bkr_manifest_parse(bkr_manifest **out, const char *json, size_t len, const c
 		m->integrity_check = get_str(&d, o, "validation", "integrity_check", true, false);
 		m->restore_test = get_str(&d, o, "validation", "restore_test", true, false);
 	}
-	m->stats.security_xattrs = BKR_STATS_UNKNOWN; /* manifests before the field */
+	m->stats.security_xattrs = BKR_STATS_UNKNOWN; /* manifests before the fields */
+	m->stats.acl_xattrs = BKR_STATS_UNKNOWN;
 	if ((o = get_obj(&d, root, "stats"))) {
 		get_u64(&d, o, "stats", "files", &m->stats.files);
 		get_u64(&d, o, "stats", "dirs", &m->stats.dirs);
@@ -821,6 +824,8 @@ int bkr_manifest_parse(bkr_manifest **out, const char *json, size_t len, const c
 		get_u64(&d, o, "stats", "reused_blobs", &m->stats.reused_blobs);
 		if (member(&d, o, "stats", "security_xattrs", false))
 			get_u64(&d, o, "stats", "security_xattrs", &m->stats.security_xattrs);
+		if (member(&d, o, "stats", "acl_xattrs", false))
+			get_u64(&d, o, "stats", "acl_xattrs", &m->stats.acl_xattrs);
 	}
 	m->pinned_until = get_str(&d, root, NULL, "pinned_until", false, true);
 	m->warnings = get_strv(&d, root, NULL, "warnings", &m->nwarnings);

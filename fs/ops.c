@@ -1489,22 +1489,26 @@ static int reply_value(fuse_req_t req, size_t size, const void *val, size_t len)
 }
 
 /*
- * A backup whose manifest says no entry carried a security.* xattr answers
- * EOPNOTSUPP for that namespace, as a filesystem without security labels
- * would: `ls -l` asks security.selinux of every file and remembers "not
- * supported" per device, so it stops asking (a round trip per file
- * otherwise).  Older manifests, recovery runs and backups with labels answer
- * ENODATA exactly.
+ * A backup whose manifest says no entry carried a security.* xattr (a POSIX
+ * ACL) answers EOPNOTSUPP for that namespace, as a filesystem without
+ * security labels (ACLs) would: `ls -l` asks security.selinux and
+ * system.posix_acl_access of every file and remembers "not supported" per
+ * device, so it stops asking (a round trip per file otherwise, cold or
+ * warm).  Older manifests, recovery runs and backups with labels (ACLs)
+ * answer ENODATA exactly.
  */
-static bool no_security_xattrs(struct bkrfs *fs, bkrfs_inode *i)
+static bool namespace_absent(struct bkrfs *fs, bkrfs_inode *i, const char *name)
 {
 	const bkr_manifest *m;
+	bool security = !strncmp(name, "security.", 9), acl = !strncmp(name, "system.posix_acl_", 17);
 
+	if (!(security || acl))
+		return false;
 	if (!i->snap || i->snap->run || snap_manifest(fs, i->snap, &m) < 0) {
 		bkr_error_clear();
 		return false;
 	}
-	return m->stats.security_xattrs == 0;
+	return security ? m->stats.security_xattrs == 0 : m->stats.acl_xattrs == 0;
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -1558,7 +1562,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		break;
 	}
 out:
-	if (err == ENODATA && !strncmp(name, "security.", 9) && no_security_xattrs(fs, i))
+	if (err == ENODATA && namespace_absent(fs, i, name))
 		err = EOPNOTSUPP;
 	if (err)
 		fuse_reply_err(req, err);
@@ -1651,13 +1655,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
 		fs->no_open = true;
-	/* The kernel caches POSIX ACLs only when the daemon says it handles
-	 * them; without this every `ls -l` costs a getxattr round trip per
-	 * file.  It implies default_permissions, which changes nothing for root
-	 * and is on anyway with allow_other; a non-root owner of the mount
-	 * without allow_other keeps reading every file, so it stays off then. */
-	if ((conn->capable & FUSE_CAP_POSIX_ACL) && (geteuid() == 0 || fs->o.allow_other))
-		conn->want |= FUSE_CAP_POSIX_ACL;
+	/* No FUSE_CAP_POSIX_ACL: with it the kernel would cache ACLs, but ask
+	 * for every inode's once (a round trip per file of a cold `ls -l`) and
+	 * enforce them, where an EOPNOTSUPP from a backup without ACLs would
+	 * fail permission checks.  Without it getxattr of the ACL names comes
+	 * here, and a backup without ACLs answers EOPNOTSUPP, which `ls`
+	 * remembers per device (namespace_absent). */
+	conn->want &= ~(unsigned)FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;

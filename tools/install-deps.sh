@@ -9,7 +9,7 @@ pkgs=(meson ninja-build pkg-config gcc libc6-dev
 want_node=0
 for a in "$@"; do
 	case "$a" in
-	--tests) pkgs+=(libcmocka-dev valgrind attr python3 xxd); want_node=1 ;;
+	--tests) pkgs+=(libcmocka-dev valgrind attr acl python3 xxd); want_node=1 ;;
 	--bench) pkgs+=(restic borgbackup fio time) ;;
 	esac
 done

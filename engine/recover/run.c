@@ -531,6 +531,7 @@ static int store_repo(bkr_recover *rc, bkr_recover_report *rep, rec_file **sorte
 	m->stats.dirs = c.dirs;
 	m->stats.bytes = c.bytes;
 	m->stats.security_xattrs = BKR_STATS_UNKNOWN; /* recovered files keep what their source had */
+	m->stats.acl_xattrs = BKR_STATS_UNKNOWN;
 	m->report = report;
 	if (!m->backup_id || !m->timestamp || !m->hostname || !m->workspace_root || !m->integrity_check ||
 	    !m->restore_test) {

@@ -76,7 +76,7 @@ static int setup(void **state)
 	m->duration_seconds = 1.25;
 	m->integrity_check = xstrdup("passed");
 	m->restore_test = xstrdup("skipped");
-	m->stats = (bkr_backup_stats){ 123, 4, 5000000000ULL, 1000, 4999999000ULL, 900, 3, 40, 7 };
+	m->stats = (bkr_backup_stats){ 123, 4, 5000000000ULL, 1000, 4999999000ULL, 900, 3, 40, 7, 2 };
 	m->pinned_until = xstrdup("2027-01-01T00:00:00.000000Z");
 	m->nwarnings = 1;
 	m->warnings = calloc(1, sizeof(char *));
@@ -305,7 +305,7 @@ static void test_optional_keys_absent(void **state)
 {
 	struct fixture *f = *state;
 	const char *opt[] = { "parent", "tags", "pinned_until", "warnings", "report",
-			      "metadata.bkr_version", "stats.security_xattrs" };
+			      "metadata.bkr_version", "stats.security_xattrs", "stats.acl_xattrs" };
 	for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
 		char *j = edit(f->json, opt[i], NULL);
 		bkr_manifest *m = NULL;
@@ -314,17 +314,22 @@ static void test_optional_keys_absent(void **state)
 		bkr_manifest_free(m);
 		free(j);
 	}
-	/* a manifest from before stats.security_xattrs: the count is unknown,
-	 * and it stays absent when encoded again */
+	/* a manifest from before stats.security_xattrs / acl_xattrs: the counts
+	 * are unknown, and stay absent when encoded again */
 	{
-		char *j = edit(f->json, "stats.security_xattrs", NULL), *again = NULL;
+		char *j0 = edit(f->json, "stats.security_xattrs", NULL), *j = edit(j0, "stats.acl_xattrs", NULL);
+		char *again = NULL;
 		bkr_manifest *m = NULL;
 		size_t len;
+		free(j0);
 		assert_int_equal(bkr_manifest_parse(&m, j, strlen(j), "x.json"), 0);
 		assert_true(m->stats.security_xattrs == BKR_STATS_UNKNOWN);
+		assert_true(m->stats.acl_xattrs == BKR_STATS_UNKNOWN);
 		assert_int_equal(bkr_manifest_encode(m, &again, &len), 0);
 		assert_null(strstr(again, "security_xattrs"));
+		assert_null(strstr(again, "acl_xattrs"));
 		assert_non_null(strstr(f->json, "\"security_xattrs\":7"));
+		assert_non_null(strstr(f->json, "\"acl_xattrs\":2"));
 		bkr_manifest_free(m);
 		free(again);
 		free(j);
@@ -584,6 +589,7 @@ static void test_wrong_types(void **state)
 		{ "stats.reused_bytes", 2, "expected a number" },
 		{ "stats.stored_bytes", 1, "expected a number" },
 		{ "stats.security_xattrs", 1, "expected a number" },
+		{ "stats.acl_xattrs", 1, "expected a number" },
 		{ "stats.new_blobs", 1, "expected a number" },
 		{ "stats.reused_blobs", 1, "expected a number" },
 		{ "sources[1].source", 0, "expected a string" },

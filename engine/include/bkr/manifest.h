@@ -42,6 +42,10 @@ typedef struct {
 	 *  the field.  bkrfs answers EOPNOTSUPP for security.* names of a backup
 	 *  with none, so `ls -l` stops asking (docs/mount.md). */
 	uint64_t security_xattrs;
+	/** entries carrying a POSIX ACL (system.posix_acl_access or
+	 *  system.posix_acl_default); BKR_STATS_UNKNOWN in manifests older than
+	 *  the field.  Used by bkrfs as security_xattrs is. */
+	uint64_t acl_xattrs;
 } bkr_backup_stats;
 
 #define BKR_STATS_UNKNOWN UINT64_MAX
