@@ -166,12 +166,16 @@ run_op() {
 	OP_S=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
 }
 
-# folios TOOL DIR: the share of big.bin's page cache held in large folios
-# after a warm cat (bench/folios), kept as FOLIOS_<TOOL>
+# folios TOOL DIR: after a warm cat, the share of big.bin's page cache held
+# in large folios (bench/folios) and the time of a second re-read (the first
+# re-read also pays the kernel's move of every folio to its active list);
+# kept as FOLIOS_<TOOL> and CAT2_<TOOL> (the last run's)
 folios() {
 	local out
 	out=$("$FOLIOS" "$2/big.bin" 2>>"$BENCH_WORK/logs/op-errors.log") || out="- - -"
 	printf -v "FOLIOS_$1" '%s' "${out##* }"
+	run_op cat "$2"
+	printf -v "CAT2_$1" '%s' "$OP_S"
 }
 
 OPS="ls tar cat rand"
@@ -274,6 +278,8 @@ echo "         bkrfs peak RSS ≤ restic mount's"
 echo "page cache of big.bin after a warm cat, % in large folios: source ${FOLIOS_source:--}," \
 	"bkr ${FOLIOS_bkr:--}, restic ${FOLIOS_restic:--}, borg ${FOLIOS_borg:--}"
 echo "         (a FUSE file's page cache is 4 KiB folios on this kernel: warm reads pay per 4 KiB; see bench/README.md)"
+echo "cat, second re-read (last run): source ${CAT2_source:--}, bkr ${CAT2_bkr:--} ($(ratio "${CAT2_bkr:-0}" "${CAT2_source:-0}")× the source)," \
+	"restic ${CAT2_restic:--}, borg ${CAT2_borg:--} (informational)"
 [ -z "$BAD_SUM" ] || echo "WARNING: random-read checksum differs from the source for:$BAD_SUM"
 for t in $TOOLS; do
 	v=${t}_died
@@ -301,6 +307,8 @@ out=$BENCH_WORK/results/mount-$(date -u +%Y%m%d-%H%M%S).json
 	printf '},"peak_rss_kib":{"bkr":%s,"restic":%s,"borg":%s},' "${bkr_hwm:-0}" "${restic_hwm:-0}" "${borg_hwm:-0}"
 	printf '"large_folio_pct":{"source":"%s","bkr":"%s","restic":"%s","borg":"%s"},' \
 		"${FOLIOS_source:--}" "${FOLIOS_bkr:--}" "${FOLIOS_restic:--}" "${FOLIOS_borg:--}"
+	printf '"cat_second_reread":{"source":"%s","bkr":"%s","restic":"%s","borg":"%s"},' \
+		"${CAT2_source:--}" "${CAT2_bkr:--}" "${CAT2_restic:--}" "${CAT2_borg:--}"
 	printf '"checksum_mismatch":"%s","ratios":{%s}}\n' "${BAD_SUM# }" "$json_ratios"
 } >"$out"
 echo

@@ -79,6 +79,7 @@ struct bkrfs {
 
 	void *session;             /**< struct fuse_session * */
 	bool no_open;              /**< the kernel skips open/release when open says ENOSYS */
+	bool no_opendir;           /**< and opendir/releasedir when opendir does */
 	pthread_t watcher;
 	bool watcher_running;
 	pthread_t pruner;

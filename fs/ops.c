@@ -906,20 +906,27 @@ static int list_top(struct bkrfs *fs, struct dirh *h)
 	}
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/*
+ * The state a listing of directory @p ino needs (*cache: its listing may be
+ * kept by the kernel: a backup's directories, never the top-level ones that
+ * change).  Made by opendir, or by each readdir when the kernel sends no
+ * opendir (FUSE_CAP_NO_OPENDIR_SUPPORT): then a listing of a top-level
+ * directory is taken afresh for every readdir call, so an entry deleted in
+ * between shifts the rest by one; those directories are invalidated when
+ * they change (watch.c) and rarely need more than one call.
+ */
+static int dirh_open(struct bkrfs *fs, fuse_ino_t ino, struct dirh **out, bool *cache)
 {
-	struct bkrfs *fs = fs_of(req);
 	struct dirh *h = calloc(1, sizeof(*h));
 	int err = 0;
 
-	if (!h) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
+	*out = NULL;
+	*cache = false;
+	if (!h)
+		return ENOMEM;
 	if (!(h->dir = bkrfs_itable_get(fs->itable, ino))) {
 		free(h);
-		fuse_reply_err(req, ESTALE);
-		return;
+		return ESTALE;
 	}
 	if (h->dir->kind == BKRFS_NODE_SNAP_ROOT || h->dir->kind == BKRFS_NODE_ENTRY) {
 		if (h->dir->kind == BKRFS_NODE_ENTRY && h->dir->ftype != BKR_FT_DIR) {
@@ -943,17 +950,36 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		} else {
 			h->count = bkr_dir_count(h->d);
 		}
-		fi->cache_readdir = 1;
-		fi->keep_cache = 1;
+		*cache = true;
 	} else {
 		err = list_top(fs, h);
 	}
 done:
 	if (err) {
 		dirh_free(fs, h);
+		return err;
+	}
+	*out = h;
+	return 0;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct bkrfs *fs = fs_of(req);
+	struct dirh *h;
+	bool cache;
+	int err;
+
+	if (fs->no_opendir) {
+		fuse_reply_err(req, ENOSYS); /* the kernel stops asking (dirh_open) */
+		return;
+	}
+	if ((err = dirh_open(fs, ino, &h, &cache))) {
 		fuse_reply_err(req, err);
 		return;
 	}
+	fi->cache_readdir = cache;
+	fi->keep_cache = cache;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	if (fuse_reply_open(req, fi) != 0)
 		dirh_free(fs, h);
@@ -986,15 +1012,23 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
 	struct bkrfs *fs = fs_of(req);
-	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh, *own = NULL;
 	char *buf, *p;
 	size_t rem = size;
 	int err = 0;
-	bool tree = h->d != NULL || h->dir->kind == BKRFS_NODE_SNAP_ROOT || h->dir->kind == BKRFS_NODE_ENTRY;
-	uint64_t extra = h->report ? 1 : 0;
-	uint64_t total = tree ? h->count + extra : h->n;
+	bool tree, cache;
+	uint64_t extra, total;
 
+	if (!h && (err = dirh_open(fs, ino, &own, &cache))) { /* no opendir */
+		fuse_reply_err(req, err);
+		return;
+	}
+	h = h ? h : own;
+	tree = h->d != NULL || h->dir->kind == BKRFS_NODE_SNAP_ROOT || h->dir->kind == BKRFS_NODE_ENTRY;
+	extra = h->report ? 1 : 0;
+	total = tree ? h->count + extra : h->n;
 	if (!(buf = malloc(size))) {
+		dirh_free(fs, own);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -1083,6 +1117,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_buf(req, buf, size - rem);
 	free(buf);
+	dirh_free(fs, own);
 	if (walk)
 		bkrfs_prefetch_walk(fs, &walk_tree, walk_ino);
 }
@@ -1655,6 +1690,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
 		fs->no_open = true;
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
+		fs->no_opendir = true;
 	/* No FUSE_CAP_POSIX_ACL: with it the kernel would cache ACLs, but ask
 	 * for every inode's once (a round trip per file of a cold `ls -l`) and
 	 * enforce them, where an EOPNOTSUPP from a backup without ACLs would
