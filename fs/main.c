@@ -329,10 +329,11 @@ static void heap_setup(size_t cache_bytes)
 	free(p);
 	hi = (uintptr_t)sbrk(0);
 	mallopt(M_TOP_PAD, 128 << 10);
+	if (lo == (uintptr_t)-1 || hi == (uintptr_t)-1 || hi - lo < 2 * huge)
+		return; /* no brk heap (another allocator), or it did not grow */
 	lo = (lo + huge - 1) & ~(huge - 1);
 	hi &= ~(huge - 1);
-	if (lo != (uintptr_t)-1 && hi > lo)
-		(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint */
+	(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint */
 }
 
 int main(int argc, char *argv[])
