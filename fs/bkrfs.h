@@ -97,6 +97,12 @@ struct bkrfs {
 	uint64_t ticks;
 };
 
+/** The chunk cache's budget in bytes (-o cache_size, or the default). */
+static inline size_t bkrfs_cache_bytes(const struct bkrfs_opts *o)
+{
+	return (size_t)(o->cache_mib ? o->cache_mib : BKRFS_CACHE_MIB_DEFAULT) << 20;
+}
+
 /** The errno for a BKR_E* code (the only place this mapping lives). */
 int bkrfs_errno(int bkr_code);
 

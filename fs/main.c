@@ -397,7 +397,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	setup = true;
-	heap_setup((size_t)(fs.o.cache_mib ? fs.o.cache_mib : BKRFS_CACHE_MIB_DEFAULT) << 20);
+	heap_setup(bkrfs_cache_bytes(&fs.o));
 	if ((err = bkrfs_setup(&fs)) < 0) {
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
 		goto out;

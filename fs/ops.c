@@ -906,29 +906,34 @@ static int list_top(struct bkrfs *fs, struct dirh *h)
 	}
 }
 
+/* A backup's directory (listed from its tree, immutable: the kernel may
+ * keep the listing), not a top-level one (listed from names that change). */
+static bool dirh_tree(const struct dirh *h)
+{
+	return h->dir->kind == BKRFS_NODE_SNAP_ROOT || h->dir->kind == BKRFS_NODE_ENTRY;
+}
+
 /*
- * The state a listing of directory @p ino needs (*cache: its listing may be
- * kept by the kernel: a backup's directories, never the top-level ones that
- * change).  Made by opendir, or by each readdir when the kernel sends no
- * opendir (FUSE_CAP_NO_OPENDIR_SUPPORT): then a listing of a top-level
- * directory is taken afresh for every readdir call, so an entry deleted in
- * between shifts the rest by one; those directories are invalidated when
- * they change (watch.c) and rarely need more than one call.
+ * The state a listing of directory @p ino needs.  Made by opendir, or by
+ * each readdir when the kernel sends no opendir
+ * (FUSE_CAP_NO_OPENDIR_SUPPORT): then a listing of a top-level directory is
+ * taken afresh for every readdir call, so an entry deleted in between
+ * shifts the rest by one; those directories are invalidated when they
+ * change (watch.c) and rarely need more than one call.
  */
-static int dirh_open(struct bkrfs *fs, fuse_ino_t ino, struct dirh **out, bool *cache)
+static int dirh_open(struct bkrfs *fs, fuse_ino_t ino, struct dirh **out)
 {
 	struct dirh *h = calloc(1, sizeof(*h));
 	int err = 0;
 
 	*out = NULL;
-	*cache = false;
 	if (!h)
 		return ENOMEM;
 	if (!(h->dir = bkrfs_itable_get(fs->itable, ino))) {
 		free(h);
 		return ESTALE;
 	}
-	if (h->dir->kind == BKRFS_NODE_SNAP_ROOT || h->dir->kind == BKRFS_NODE_ENTRY) {
+	if (dirh_tree(h)) {
 		if (h->dir->kind == BKRFS_NODE_ENTRY && h->dir->ftype != BKR_FT_DIR) {
 			err = ENOTDIR;
 			goto done;
@@ -950,7 +955,6 @@ static int dirh_open(struct bkrfs *fs, fuse_ino_t ino, struct dirh **out, bool *
 		} else {
 			h->count = bkr_dir_count(h->d);
 		}
-		*cache = true;
 	} else {
 		err = list_top(fs, h);
 	}
@@ -967,19 +971,18 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct bkrfs *fs = fs_of(req);
 	struct dirh *h;
-	bool cache;
 	int err;
 
 	if (fs->no_opendir) {
 		fuse_reply_err(req, ENOSYS); /* the kernel stops asking (dirh_open) */
 		return;
 	}
-	if ((err = dirh_open(fs, ino, &h, &cache))) {
+	if ((err = dirh_open(fs, ino, &h))) {
 		fuse_reply_err(req, err);
 		return;
 	}
-	fi->cache_readdir = cache;
-	fi->keep_cache = cache;
+	fi->cache_readdir = dirh_tree(h);
+	fi->keep_cache = dirh_tree(h);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	if (fuse_reply_open(req, fi) != 0)
 		dirh_free(fs, h);
@@ -1016,15 +1019,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	char *buf, *p;
 	size_t rem = size;
 	int err = 0;
-	bool tree, cache;
+	bool tree;
 	uint64_t extra, total;
 
-	if (!h && (err = dirh_open(fs, ino, &own, &cache))) { /* no opendir */
+	if (!h && (err = dirh_open(fs, ino, &own))) { /* no opendir */
 		fuse_reply_err(req, err);
 		return;
 	}
 	h = h ? h : own;
-	tree = h->d != NULL || h->dir->kind == BKRFS_NODE_SNAP_ROOT || h->dir->kind == BKRFS_NODE_ENTRY;
+	tree = dirh_tree(h);
 	extra = h->report ? 1 : 0;
 	total = tree ? h->count + extra : h->n;
 	if (!(buf = malloc(size))) {
@@ -1848,7 +1851,7 @@ static int pin_top(struct bkrfs *fs, bkrfs_ino ino, bkrfs_node_kind kind, bkrfs_
 
 int bkrfs_setup(struct bkrfs *fs)
 {
-	size_t cache = (size_t)(fs->o.cache_mib ? fs->o.cache_mib : BKRFS_CACHE_MIB_DEFAULT) << 20;
+	size_t cache = bkrfs_cache_bytes(&fs->o);
 	int err;
 
 	fs->owner_uid = getuid();
