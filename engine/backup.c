@@ -1028,9 +1028,11 @@ static int queue_file(bctx *c, node *n, int fd)
 	while (c->fq_n == c->fq_cap && !c->fatal)
 		pthread_cond_wait(&c->cv_space, &c->mu);
 	if (c->fatal) {
+		/* The failure happened on a worker: its message, not this thread's. */
+		int err = bkr_error_set(c->fatal, "%s", c->fatal_msg);
 		pthread_mutex_unlock(&c->mu);
 		close(fd);
-		return c->fatal;
+		return err;
 	}
 	c->fq[(c->fq_head + c->fq_n) % c->fq_cap] = (file_job){ n, fd };
 	c->fq_n++;

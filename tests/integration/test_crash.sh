@@ -65,6 +65,18 @@ for point in write fsync rename; do
 done
 pass "faults at every write, fsync and rename leave the repository consistent"
 
+# A writer failure on a worker while the scanning thread still queues files:
+# the scanner's own error is a consequence, the message must be the worker's
+# (it was "bkr create: I/O error" when the scanner found the queue closed).
+mkdir -p "$T/many"
+for i in $(seq 1 300); do echo "many $i $RANDOM" >"$T/many/f$i"; done
+"$BKR" init -r "$T/repo-many" >/dev/null
+got=0
+BKR_FAULT=write:2:eio "$BKR" -q -r "$T/repo-many" create --threads 1 "$T/many" >/dev/null 2>"$T/fault.err" || got=$?
+[ "$got" != 0 ] || fail "write:2:eio with 300 files: the backup did not fail"
+grep -q "injected fault at write" "$T/fault.err" || { cat "$T/fault.err"; fail "a worker's write failure is reported without its message"; }
+pass "a worker's failure is reported with its own message while the scan is still queueing"
+
 # A backup after all that works and restores exactly.
 expect_exit 0 "$BKR" -r "$R" create --type full "$src"
 rm -rf "$T/restore"
