@@ -8,11 +8,12 @@
  */
 #include "bkr/config.h"
 #include "bkr/error.h"
+#include "bkr/host.h"
 #include "bkr/io.h"
+#include "bkr/pattern.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -175,42 +176,7 @@ bad:
 
 bool bkr_config_match(char *const *patterns, size_t n, const char *rel)
 {
-	size_t len;
-	char *buf;
-	bool hit = false;
-
-	if (!rel || !n)
-		return false;
-	while (*rel == '/')
-		rel++;
-	len = strlen(rel);
-	if (!(buf = malloc(len + 1)))
-		return false;
-	/*
-	 * Try the path and each of its parent directories ("a", "a/b", "a/b/c"),
-	 * so that excluding a directory excludes everything below it; a pattern
-	 * without '/' is also tried on each single component.
-	 */
-	for (size_t end = 1; end <= len && !hit; end++) {
-		size_t start;
-		if (end < len && rel[end] != '/')
-			continue;
-		memcpy(buf, rel, end);
-		buf[end] = '\0';
-		start = end;
-		while (start > 0 && buf[start - 1] != '/')
-			start--;
-		for (size_t i = 0; i < n && !hit; i++) {
-			if (!patterns[i])
-				continue;
-			if (fnmatch(patterns[i], buf, 0) == 0)
-				hit = true;
-			else if (!strchr(patterns[i], '/') && fnmatch(patterns[i], buf + start, 0) == 0)
-				hit = true;
-		}
-	}
-	free(buf);
-	return hit;
+	return bkr_pattern_match_under((const char *const *)patterns, n, rel);
 }
 
 /* ---- freeing and defaults ------------------------------------------------ */
@@ -255,20 +221,10 @@ static const bkr_retention_policy default_policy = {
 
 static char *default_log_dir(void)
 {
-	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	char *out = NULL;
+	char *out = bkr_host_state_dir();
 
-	if (xdg && xdg[0] == '/') {
-		if (asprintf(&out, "%s/bkr", xdg) < 0)
-			return NULL;
-	} else if (home && home[0] == '/') {
-		if (asprintf(&out, "%s/.local/state/bkr", home) < 0)
-			return NULL;
-	} else {
-		if (asprintf(&out, "/var/tmp/bkr-%u", (unsigned)getuid()) < 0)
-			return NULL;
-	}
-	normalize(out);
+	if (out)
+		normalize(out);
 	return out;
 }
 

@@ -10,15 +10,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bkr/entry.h"
 #include "bkr/error.h"
 #include "bkr/hash.h"
+#include "bkr/pattern.h"
 #include "bkr/walk.h"
 
 typedef struct {
@@ -354,35 +355,12 @@ static void live_free(live_ent *v, size_t n)
 	free(v);
 }
 
-static uint8_t stat_type(mode_t m)
-{
-	switch (m & S_IFMT) {
-	case S_IFREG: return BKR_FT_FILE;
-	case S_IFDIR: return BKR_FT_DIR;
-	case S_IFLNK: return BKR_FT_SYMLINK;
-	case S_IFIFO: return BKR_FT_FIFO;
-	case S_IFCHR: return BKR_FT_CHR;
-	case S_IFBLK: return BKR_FT_BLK;
-	default: return BKR_FT_SOCK;
-	}
-}
-
 static void stat_entry(const live_ent *l, bkr_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->name = (const uint8_t *)l->name;
 	e->name_len = l->len;
-	e->type = stat_type(l->st.st_mode);
-	e->mode = l->st.st_mode;
-	e->uid = l->st.st_uid;
-	e->gid = l->st.st_gid;
-	e->mtime_ns = (int64_t)l->st.st_mtim.tv_sec * 1000000000LL + l->st.st_mtim.tv_nsec;
-	e->ctime_ns = (int64_t)l->st.st_ctim.tv_sec * 1000000000LL + l->st.st_ctim.tv_nsec;
-	e->size = (uint64_t)l->st.st_size;
-	e->blocks = (uint64_t)l->st.st_blocks;
-	e->rdev = l->st.st_rdev;
-	e->inode = l->st.st_ino;
-	e->nlink = (uint32_t)l->st.st_nlink;
+	bkr_entry_set_stat(e, &l->st);
 }
 
 static int read_live_dir(int fd, const bkr_source_spec *src, const char *rel, live_ent **out, size_t *n)
@@ -410,9 +388,7 @@ static int read_live_dir(int fd, const bkr_source_spec *src, const char *rel, li
 			bool skip = false;
 			if (p) {
 				snprintf(p, need, "%s%s%s", rel, *rel ? "/" : "", nm);
-				for (size_t i = 0; i < src->nexcludes && !skip; i++)
-					skip = fnmatch(src->excludes[i], p, 0) == 0 ||
-					       (!strchr(src->excludes[i], '/') && fnmatch(src->excludes[i], nm, 0) == 0);
+				skip = bkr_pattern_match(src->excludes, src->nexcludes, p);
 				free(p);
 			}
 			if (skip)

@@ -9,6 +9,7 @@
  * or a missing required key is BKR_ECORRUPT naming the file and key path.
  */
 #include "bkr/manifest.h"
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/hash.h"
 
@@ -66,18 +67,14 @@ int64_t bkr_time_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return bkr_clock_ns(&ts);
 }
 
 static void split_ns(int64_t ns, time_t *sec, long *frac)
 {
-	int64_t s = ns / 1000000000, f = ns % 1000000000;
-	if (f < 0) {
-		f += 1000000000;
-		s--;
-	}
-	*sec = (time_t)s;
-	*frac = (long)f;
+	struct timespec t = bkr_clock_timespec(ns);
+	*sec = t.tv_sec;
+	*frac = t.tv_nsec;
 }
 
 void bkr_time_format(char out[32], int64_t time_ns)

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bkr/clock.h"
+#include "bkr/entry.h"
 #include "bkr/error.h"
 #include "bkr/io.h"
 #include "bkr/log.h"
@@ -50,13 +52,6 @@ typedef struct {
 	int64_t last_progress;
 	bkr_restore_progress prog;
 } rctx;
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void report(rctx *c, bool error, int code, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -90,7 +85,7 @@ static void progress(rctx *c, const char *path)
 {
 	if (!c->o->progress)
 		return;
-	int64_t t = mono_ns();
+	int64_t t = bkr_clock_mono_ns();
 	if (t - c->last_progress < 250000000LL)
 		return;
 	c->last_progress = t;
@@ -184,13 +179,7 @@ static void apply_meta(rctx *c, int fd, int dirfd, const char *name, const char 
 			report(c, false, 0, path, "chmod: %s", strerror(errno));
 	}
 	struct timespec ts[2];
-	ts[0].tv_sec = e->mtime_ns / 1000000000LL;
-	ts[0].tv_nsec = e->mtime_ns % 1000000000LL;
-	if (ts[0].tv_nsec < 0) {
-		ts[0].tv_nsec += 1000000000LL;
-		ts[0].tv_sec--;
-	}
-	ts[1] = ts[0];
+	ts[0] = ts[1] = bkr_clock_timespec(e->mtime_ns);
 	int r = fd >= 0 ? futimens(fd, ts) : utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
 	if (r < 0)
 		report(c, false, 0, path, "set times: %s", strerror(errno));
@@ -342,7 +331,7 @@ fail:
 	case BKR_FT_FIFO:
 	case BKR_FT_CHR:
 	case BKR_FT_BLK: {
-		mode_t type = e->type == BKR_FT_FIFO ? S_IFIFO : e->type == BKR_FT_CHR ? S_IFCHR : S_IFBLK;
+		mode_t type = bkr_entry_mode_of_type(e->type);
 		r = mknodat(dirfd, name, type | 0600, e->type == BKR_FT_FIFO ? 0 : (dev_t)e->rdev);
 		if (r < 0) {
 			report(c, false, 0, path, "skipped: mknod: %s", strerror(errno));

@@ -16,15 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
+#include "bkr/host.h"
 #include "recover_i.h"
 
 int64_t bkr_rec_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return bkr_clock_mono_ns() / 1000000;
 }
 
 bool bkr_rec_rel_ok(const char *rel)
@@ -417,27 +416,18 @@ int bkr_recover_new(bkr_recover **out, const bkr_recover_setup *setup, bkr_repo 
 	/* staging directory */
 	{
 		const char *s = setup->staging_dir ? setup->staging_dir : rc->rules->staging_dir;
-		char buf[PATH_MAX];
-		if (!s) {
-			const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-			if (xdg && *xdg)
-				snprintf(buf, sizeof(buf), "%s/bkr/staged-runs", xdg);
-			else if (home && *home)
-				snprintf(buf, sizeof(buf), "%s/.local/state/bkr/staged-runs", home);
-			else
-				snprintf(buf, sizeof(buf), "/var/tmp/bkr-staged-runs");
-			s = buf;
-		}
-		if (!(rc->staging_dir = strdup(s))) {
+		char *state = NULL;
+		if (s)
+			rc->staging_dir = strdup(s);
+		else if ((state = bkr_host_state_dir()) && asprintf(&rc->staging_dir, "%s/staged-runs", state) < 0)
+			rc->staging_dir = NULL;
+		free(state);
+		if (!rc->staging_dir) {
 			err = bkr_error_oom();
 			goto done;
 		}
 	}
-	if (setup->hostname)
-		snprintf(host, sizeof(host), "%s", setup->hostname);
-	else if (gethostname(host, sizeof(host)) < 0)
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
+	bkr_host_name(host, sizeof(host), setup->hostname);
 	if (!(rc->hostname = strdup(host))) {
 		err = bkr_error_oom();
 		goto done;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bkr/error.h"
+#include "bkr/pattern.h"
 #include "recover_i.h"
 
 static const char *const strategy_names[BKR_STRATEGY_COUNT] = {
@@ -175,15 +176,7 @@ bool bkr_rec_match(const char *pattern, const char *rel, bkr_rec_captures *caps)
 
 bool bkr_rec_glob_any(char *const *patterns, size_t n, const char *rel)
 {
-	const char *last = strrchr(rel, '/');
-
-	for (size_t i = 0; i < n; i++) {
-		if (fnmatch(patterns[i], rel, 0) == 0)
-			return true;
-		if (last && !strchr(patterns[i], '/') && fnmatch(patterns[i], last + 1, 0) == 0)
-			return true;
-	}
-	return false;
+	return bkr_pattern_match((const char *const *)patterns, n, rel);
 }
 
 const bkr_rec_rule *bkr_rec_rule_for(const bkr_recover_rules *r, const char *rel, bkr_rec_captures *caps)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bkr/chunker.h"
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/io.h"
 #include "bkr/manifest.h"
@@ -322,8 +323,7 @@ static int apply_one(bkr_recover *rc, rec_file *f, char **why)
 	}
 	if (f->mtime_ns > 0) {
 		struct timespec ts[2];
-		ts[0].tv_sec = ts[1].tv_sec = (time_t)(f->mtime_ns / 1000000000LL);
-		ts[0].tv_nsec = ts[1].tv_nsec = (long)(f->mtime_ns % 1000000000LL);
+		ts[0] = ts[1] = bkr_clock_timespec(f->mtime_ns);
 		if (futimens(fd, ts) < 0) {
 			err = bkr_error_set_errno(errno, "%s: setting times", f->d.path);
 			goto done;
@@ -561,8 +561,7 @@ static int write_at(int rootfd, const char *rel, const void *data, size_t len, m
 		goto done;
 	if (mtime_ns > 0) {
 		struct timespec ts[2];
-		ts[0].tv_sec = ts[1].tv_sec = (time_t)(mtime_ns / 1000000000LL);
-		ts[0].tv_nsec = ts[1].tv_nsec = (long)(mtime_ns % 1000000000LL);
+		ts[0] = ts[1] = bkr_clock_timespec(mtime_ns);
 		futimens(fd, ts);
 	}
 done:

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/hash.h"
 #include "recover_i.h"
@@ -159,7 +160,7 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 		err = 0;
 	}
 	if (deep && bf && (uint64_t)st.st_size == bf->size &&
-	    (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec == bf->mtime_ns) {
+	    bkr_clock_ns(&st.st_mtim) == bf->mtime_ns) {
 		bkr_id h;
 		if ((fd = openat(dir, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
 			err = bkr_error_set_errno(errno, "%s", rel);

@@ -1,0 +1,39 @@
+/** @file
+ * Nanosecond times: the one place that converts between struct timespec and
+ * the int64 nanoseconds stored in trees and manifests, and reads the
+ * monotonic clock for durations and progress.  Wall-clock times of
+ * manifests are bkr_time_now_ns() (manifest.h).
+ */
+#ifndef BKR_CLOCK_H
+#define BKR_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+#define BKR_NS_PER_S 1000000000LL
+
+/** CLOCK_MONOTONIC in ns (durations, progress intervals). */
+int64_t bkr_clock_mono_ns(void);
+
+/** @p t in ns since the epoch (st_mtim, st_ctim). */
+static inline int64_t bkr_clock_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * BKR_NS_PER_S + t->tv_nsec;
+}
+
+/** @p ns as a timespec; tv_nsec is in [0, 1e9) also for times before 1970. */
+static inline struct timespec bkr_clock_timespec(int64_t ns)
+{
+	struct timespec t;
+	int64_t s = ns / BKR_NS_PER_S, f = ns % BKR_NS_PER_S;
+
+	if (f < 0) {
+		f += BKR_NS_PER_S;
+		s--;
+	}
+	t.tv_sec = (time_t)s;
+	t.tv_nsec = (long)f;
+	return t;
+}
+
+#endif
