@@ -19,6 +19,8 @@
 
 /* ---- fault injection --------------------------------------------------- */
 
+#if BKR_FAULT_INJECTION
+
 #define MAX_FAULTS 8
 
 struct fault {
@@ -28,8 +30,12 @@ struct fault {
 	atomic_long hits;
 };
 
+/* Written by fault_parse only: once (pthread_once, which every reader passes
+ * first, so no thread reads a half-parsed table) and by bkr_io_fault_reset
+ * (tests, while no other thread is inside bkr_io_fault). */
 static struct fault faults[MAX_FAULTS];
-static int nfaults = -1;
+static int nfaults;
+static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void fault_parse(void)
@@ -57,6 +63,7 @@ static void fault_parse(void)
 
 void bkr_io_fault_reset(void)
 {
+	pthread_once(&fault_once, fault_parse);
 	pthread_mutex_lock(&fault_lock);
 	fault_parse();
 	pthread_mutex_unlock(&fault_lock);
@@ -64,8 +71,7 @@ void bkr_io_fault_reset(void)
 
 int bkr_io_fault(const char *point)
 {
-	if (nfaults < 0)
-		bkr_io_fault_reset();
+	pthread_once(&fault_once, fault_parse);
 	for (int i = 0; i < nfaults; i++) {
 		struct fault *f = &faults[i];
 		if (strcmp(f->point, point) != 0)
@@ -79,6 +85,20 @@ int bkr_io_fault(const char *point)
 	}
 	return 0;
 }
+
+#else /* a release build: BKR_FAULT means nothing */
+
+void bkr_io_fault_reset(void)
+{
+}
+
+int bkr_io_fault(const char *point)
+{
+	(void)point;
+	return 0;
+}
+
+#endif
 
 /* ---- plain I/O ---------------------------------------------------------- */
 

@@ -8,7 +8,9 @@
  * either no final file or a complete one; temporaries are named ".tmp-*" and
  * are removed by `bkr cleanup`.
  *
- * Fault injection (tests only, SQLite test6.c style): the environment variable
+ * Fault injection (tests only, SQLite test6.c style; compiled in only with
+ * `meson setup -Dfault_injection=enabled`, or `auto` in a build with tests,
+ * so a release bkr ignores BKR_FAULT): the environment variable
  * BKR_FAULT="POINT:N[:ACTION]" makes the N-th pass (1-based) through POINT fail
  * with ACTION = "eio" (default), "enospc", or "crash" (SIGKILL the process).
  * Points: "write", "fsync", "rename", "read".  Several specs may be joined
@@ -61,7 +63,10 @@ int bkr_io_publish(const char *dir, const char *name, const void *data, size_t l
  */
 int bkr_io_fault(const char *point);
 
-/** Re-read BKR_FAULT (tests that change it with setenv). */
+/**
+ * Re-read BKR_FAULT (tests that change it with setenv), while no other thread
+ * is inside bkr_io_fault.  The first fault point reads it once (pthread_once).
+ */
 void bkr_io_fault_reset(void);
 
 /** Join "a/b" into @p out; BKR_EINVAL when it does not fit. */
