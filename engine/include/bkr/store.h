@@ -1,0 +1,159 @@
+/** @file
+ * The storage layer: where a repository's objects live.  Everything the
+ * repository keeps — config.json, packs, index files, manifests, records,
+ * trash, locks, and the packs of other tiers — is an object named by a
+ * relative, '/'-separated name ("data/ab/<hex>.pack", "backups/<id>.json")
+ * in a bkr_store.  The repository code only ever asks a store; a remote
+ * backend (S3) or another tier is a new implementation of bkr_store_ops, not
+ * a change to the repository.
+ *
+ * The contract every implementation keeps (docs/design.md "Storage layer"):
+ * - objects are written once: bkr_store_put and bkr_store_upload_publish
+ *   never replace an existing object (BKR_EEXISTS), and an object is either
+ *   absent or complete and durable once they return 0, whatever crashes;
+ * - reads of a published object return what was written (or BKR_ECORRUPT
+ *   "truncated" when it is shorter than asked);
+ * - a missing object is BKR_ENOTFOUND; every message names the object with
+ *   bkr_store_location();
+ * - every operation is thread-safe.
+ *
+ * The first implementation is a local directory (bkr_store_local_open,
+ * engine/store_local.c): temporary file + fsync + link without replacing +
+ * directory fsync, pread through a cache of open descriptors, flock(2)
+ * locks, and the BKR_FAULT fault points of bkr/io.h.
+ */
+#ifndef BKR_STORE_H
+#define BKR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct bkr_store bkr_store;
+typedef struct bkr_store_upload bkr_store_upload;
+typedef struct bkr_store_held bkr_store_held; /**< a lock taken */
+
+/** Flags for bkr_store_get_range. */
+enum {
+	/** The caller will read much of this object soon (a local store reads a small one ahead). */
+	BKR_STORE_READ_AHEAD = 1,
+};
+
+/** Flags for bkr_store_local_open. */
+enum {
+	BKR_STORE_CREATE = 1, /**< create the root directory (mode 0700) when absent */
+};
+
+/**
+ * What an implementation provides.  Names are validated by the bkr_store_*
+ * wrappers before they reach it (relative, no "." or ".." component, no
+ * empty component).
+ */
+typedef struct bkr_store_ops {
+	int (*stat)(bkr_store *s, const char *name, uint64_t *size);
+	int (*get)(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len);
+	int (*get_range)(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags);
+	int (*put)(bkr_store *s, const char *name, const void *data, size_t len);
+	int (*upload_new)(bkr_store *s, const char *prefix, bkr_store_upload **out);
+	int (*upload_write)(bkr_store_upload *u, const void *data, size_t len);
+	int (*upload_publish)(bkr_store_upload *u, const char *name);
+	void (*upload_free)(bkr_store_upload *u);
+	int (*list)(bkr_store *s, const char *prefix,
+		    int (*cb)(void *ctx, const char *name), void *ctx);
+	int (*remove)(bkr_store *s, const char *name);
+	int (*rename_new)(bkr_store *s, const char *from, const char *to);
+	int (*prepare)(bkr_store *s, const char *prefix);
+	int (*lock)(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out);
+	void (*unlock)(bkr_store_held *l);
+	void (*free)(bkr_store *s);
+} bkr_store_ops;
+
+/** The part every implementation's store begins with. */
+struct bkr_store {
+	const bkr_store_ops *ops;
+	char *location; /**< for messages: a directory, a URL */
+};
+
+/** The part every implementation's upload and lock begin with. */
+struct bkr_store_upload {
+	bkr_store *store;
+};
+struct bkr_store_held {
+	bkr_store *store;
+};
+
+/**
+ * A store over the directory @p root (BKR_ENOTFOUND when it is not a
+ * directory, unless @p flags has BKR_STORE_CREATE).
+ */
+int bkr_store_local_open(bkr_store **out, const char *root, unsigned flags);
+
+/** Close; NULL is a no-op. */
+void bkr_store_free(bkr_store *s);
+
+/** Where the store is (a directory for a local store). */
+const char *bkr_store_location(const bkr_store *s);
+
+/** "<location>/<name>" into @p out (for messages; a real path for a local store). */
+int bkr_store_describe(const bkr_store *s, const char *name, char *out, size_t cap);
+
+/** Size of object @p name; BKR_ENOTFOUND when absent. */
+int bkr_store_stat(bkr_store *s, const char *name, uint64_t *size);
+
+/**
+ * The whole object (at most @p max bytes, else BKR_ECORRUPT "too large");
+ * *out is malloc'd and NUL-terminated.
+ */
+int bkr_store_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len);
+
+/**
+ * Exactly @p len bytes at @p off into @p buf (BKR_ECORRUPT "truncated" when
+ * the object ends first).  A local store keeps recently read objects open.
+ */
+int bkr_store_get_range(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags);
+
+/** Publish @p data as @p name unless it exists (BKR_EEXISTS); durable on return. */
+int bkr_store_put(bkr_store *s, const char *name, const void *data, size_t len);
+
+/**
+ * Start an object written in pieces (packs).  @p prefix says where it will be
+ * published (a local store keeps its temporary ".tmp-*" there).
+ */
+int bkr_store_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out);
+int bkr_store_upload_write(bkr_store_upload *u, const void *data, size_t len);
+/** Publish what was written as @p name, never replacing (BKR_EEXISTS).  Once only. */
+int bkr_store_upload_publish(bkr_store_upload *u, const char *name);
+/** Free; an unpublished upload leaves nothing behind.  NULL is a no-op. */
+void bkr_store_upload_free(bkr_store_upload *u);
+
+/**
+ * Every object whose name begins with @p prefix (a folder: "backups/",
+ * "data/", or "" for all), in no particular order, including unfinished
+ * temporaries (their last component begins with ".tmp-").  A missing prefix
+ * lists nothing.  A return <0 from @p cb stops and is returned.
+ */
+int bkr_store_list(bkr_store *s, const char *prefix,
+		   int (*cb)(void *ctx, const char *name), void *ctx);
+
+/** Delete @p name durably; BKR_ENOTFOUND when absent. */
+int bkr_store_delete(bkr_store *s, const char *name);
+
+/**
+ * Move @p from to @p to (e.g. into "trash/"), never replacing (BKR_EEXISTS).
+ * Readers that have the object open may keep reading it.
+ */
+int bkr_store_rename(bkr_store *s, const char *from, const char *to);
+
+/** Make @p prefix ready to hold objects (a directory on a local store). */
+int bkr_store_prepare(bkr_store *s, const char *prefix);
+
+/**
+ * Take the lock object @p name, shared or exclusive.  It is released by
+ * bkr_store_unlock or when the process dies.  BKR_ELOCKED when @p wait is
+ * false and it is held in a conflicting mode.
+ */
+int bkr_store_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out);
+/** NULL is a no-op. */
+void bkr_store_unlock(bkr_store_held *l);
+
+#endif

@@ -1,0 +1,160 @@
+/** @file
+ * The storage layer's interface (bkr/store.h): checks every object name once,
+ * here, and hands the call to the store's implementation.
+ */
+#include "bkr/store.h"
+#include "bkr/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Relative, '/'-separated, no empty, "." or ".." component; @p folder allows
+ * "" and a trailing '/'. */
+static int check_name(const char *name, bool folder)
+{
+	const char *p = name;
+	if (!*name)
+		return folder ? 0 : bkr_error_set(BKR_EINVAL, "empty object name");
+	if (strlen(name) > 1000)
+		return bkr_error_set(BKR_EINVAL, "object name too long: %.60s...", name);
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n == 0 && !(folder && !slash && p != name))
+			return bkr_error_set(BKR_EINVAL, "bad object name '%s'", name);
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return bkr_error_set(BKR_EINVAL, "bad object name '%s'", name);
+		if (!slash)
+			return 0;
+		p = slash + 1;
+	}
+}
+
+void bkr_store_free(bkr_store *s)
+{
+	if (s)
+		s->ops->free(s);
+}
+
+const char *bkr_store_location(const bkr_store *s)
+{
+	return s->location;
+}
+
+int bkr_store_describe(const bkr_store *s, const char *name, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/%s", s->location, name);
+	if (n < 0 || (size_t)n >= cap)
+		return bkr_error_set(BKR_EINVAL, "path too long: %s/%s", s->location, name);
+	return 0;
+}
+
+int bkr_store_stat(bkr_store *s, const char *name, uint64_t *size)
+{
+	int err;
+	*size = 0;
+	if ((err = check_name(name, false)) < 0)
+		return err;
+	return s->ops->stat(s, name, size);
+}
+
+int bkr_store_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)
+{
+	int err;
+	*out = NULL;
+	*len = 0;
+	if ((err = check_name(name, false)) < 0)
+		return err;
+	return s->ops->get(s, name, max, out, len);
+}
+
+int bkr_store_get_range(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags)
+{
+	int err;
+	if ((err = check_name(name, false)) < 0)
+		return err;
+	return s->ops->get_range(s, name, off, len, buf, flags);
+}
+
+int bkr_store_put(bkr_store *s, const char *name, const void *data, size_t len)
+{
+	int err;
+	if ((err = check_name(name, false)) < 0)
+		return err;
+	return s->ops->put(s, name, data, len);
+}
+
+int bkr_store_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out)
+{
+	int err;
+	*out = NULL;
+	if ((err = check_name(prefix, true)) < 0)
+		return err;
+	return s->ops->upload_new(s, prefix, out);
+}
+
+int bkr_store_upload_write(bkr_store_upload *u, const void *data, size_t len)
+{
+	return u->store->ops->upload_write(u, data, len);
+}
+
+int bkr_store_upload_publish(bkr_store_upload *u, const char *name)
+{
+	int err;
+	if ((err = check_name(name, false)) < 0)
+		return err;
+	return u->store->ops->upload_publish(u, name);
+}
+
+void bkr_store_upload_free(bkr_store_upload *u)
+{
+	if (u)
+		u->store->ops->upload_free(u);
+}
+
+int bkr_store_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
+{
+	int err;
+	if ((err = check_name(prefix, true)) < 0)
+		return err;
+	return s->ops->list(s, prefix, cb, ctx);
+}
+
+int bkr_store_delete(bkr_store *s, const char *name)
+{
+	int err;
+	if ((err = check_name(name, false)) < 0)
+		return err;
+	return s->ops->remove(s, name);
+}
+
+int bkr_store_rename(bkr_store *s, const char *from, const char *to)
+{
+	int err;
+	if ((err = check_name(from, false)) < 0 || (err = check_name(to, false)) < 0)
+		return err;
+	return s->ops->rename_new(s, from, to);
+}
+
+int bkr_store_prepare(bkr_store *s, const char *prefix)
+{
+	int err;
+	if ((err = check_name(prefix, true)) < 0)
+		return err;
+	return s->ops->prepare(s, prefix);
+}
+
+int bkr_store_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out)
+{
+	int err;
+	*out = NULL;
+	if ((err = check_name(name, false)) < 0)
+		return err;
+	return s->ops->lock(s, name, exclusive, wait, out);
+}
+
+void bkr_store_unlock(bkr_store_held *l)
+{
+	if (l)
+		l->store->ops->unlock(l);
+}

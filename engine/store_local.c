@@ -1,0 +1,534 @@
+/** @file
+ * The local-directory store (bkr/store.h): objects are files under a root
+ * directory, named by their relative path.
+ *
+ * Publishing follows bkr/io.h's protocol (temporary ".tmp-*" in the target's
+ * directory, fsync, link(2) without replacing, unlink, directory fsync), so a
+ * crash leaves no object or a complete one.  Ranged reads are one pread(2)
+ * through an LRU of open descriptors (a mount reads blobs of the same packs
+ * over and over; an fd stays valid while its file moves to another tier or
+ * to trash).  Locks are flock(2) on a lock file, so a killed holder never
+ * blocks anyone.  The fault points of BKR_FAULT are io.c's, under this file.
+ */
+#include "bkr/store.h"
+#include "bkr/error.h"
+#include "bkr/io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FD_CACHE 64
+#define READ_AHEAD_MAX (4 << 20) /* objects up to this size are read ahead whole on request */
+#define DIR_MODE 0700
+
+struct fd_slot {
+	uint64_t hash;     /* of the object name, checked before the name */
+	int fd;
+	int refs;          /* readers using fd now */
+	uint64_t used;     /* LRU clock */
+	bool valid;
+	bool stale;        /* removed or moved: closed when the last reader is done */
+	char path[PATH_MAX];
+};
+
+typedef struct {
+	bkr_store base;
+	pthread_mutex_t lock;  /* guards slots[] and clock */
+	struct fd_slot slots[FD_CACHE];
+	uint64_t clock;
+} local_store;
+
+typedef struct {
+	bkr_store_upload base;
+	int fd;
+	char tmp[PATH_MAX];    /* "" once published or removed */
+} local_upload;
+
+typedef struct {
+	bkr_store_held base;
+	int fd;
+} local_held;
+
+static int path_of(const bkr_store *s, const char *name, char *out)
+{
+	return bkr_store_describe(s, name, out, PATH_MAX);
+}
+
+/* mkdir -p the directory holding @p path. */
+static int make_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	if (n == 0 || n >= sizeof(dir))
+		return 0;
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	return bkr_io_mkdir_p(dir, DIR_MODE);
+}
+
+static int local_stat(bkr_store *s, const char *name, uint64_t *size)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int err;
+	if ((err = path_of(s, name, path)) < 0)
+		return err;
+	if (stat(path, &st) < 0)
+		return bkr_error_set_errno(errno, "%s", path);
+	if (!S_ISREG(st.st_mode))
+		return bkr_error_set(BKR_ECORRUPT, "%s: not a regular file", path);
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static int local_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)
+{
+	char path[PATH_MAX];
+	int err;
+	if ((err = path_of(s, name, path)) < 0)
+		return err;
+	return bkr_io_read_file(path, max, out, len);
+}
+
+static uint64_t name_hash(const char *p)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	return h;
+}
+
+/* A cached slot for @p path with a reference taken, or -1 (ls->lock held). */
+static int slot_find(local_store *ls, uint64_t h, const char *path)
+{
+	for (int i = 0; i < FD_CACHE; i++) {
+		struct fd_slot *sl = &ls->slots[i];
+		if (sl->valid && !sl->stale && sl->hash == h && !strcmp(sl->path, path)) {
+			sl->refs++;
+			sl->used = ++ls->clock;
+			return i;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Borrow a descriptor for @p path: *slot is the cache slot to release with
+ * fd_put, or -1 for an uncached fd (every slot busy) that fd_put closes.
+ */
+static int fd_get(local_store *ls, const char *path, unsigned flags, int *fd_out, int *slot_out)
+{
+	uint64_t h = name_hash(path);
+	int fd, victim = -1, i;
+
+	pthread_mutex_lock(&ls->lock);
+	i = slot_find(ls, h, path);
+	pthread_mutex_unlock(&ls->lock);
+	if (i >= 0) {
+		*fd_out = ls->slots[i].fd;
+		*slot_out = i;
+		return 0;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "open %s", path);
+	/* A small object read all over (tree packs are written children first
+	 * and walked parents first): one asynchronous read of the whole of it
+	 * beats a disk seek per piece on a cold `ls -lR` or restore. */
+	if (flags & BKR_STORE_READ_AHEAD) {
+		struct stat st;
+		if (fstat(fd, &st) == 0 && st.st_size <= READ_AHEAD_MAX)
+			(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	}
+
+	pthread_mutex_lock(&ls->lock);
+	if ((i = slot_find(ls, h, path)) >= 0) { /* raced with another opener */
+		pthread_mutex_unlock(&ls->lock);
+		close(fd);
+		*fd_out = ls->slots[i].fd;
+		*slot_out = i;
+		return 0;
+	}
+	for (i = 0; i < FD_CACHE; i++) {
+		struct fd_slot *sl = &ls->slots[i];
+		if (sl->valid && sl->refs > 0)
+			continue;
+		if (victim < 0 || !sl->valid || (ls->slots[victim].valid && sl->used < ls->slots[victim].used))
+			victim = i;
+	}
+	*fd_out = fd;
+	*slot_out = victim;
+	if (victim >= 0) {
+		struct fd_slot *sl = &ls->slots[victim];
+		if (sl->valid)
+			close(sl->fd);
+		sl->hash = h;
+		sl->fd = fd;
+		sl->refs = 1;
+		sl->used = ++ls->clock;
+		sl->valid = true;
+		sl->stale = false;
+		snprintf(sl->path, sizeof(sl->path), "%s", path);
+	}
+	pthread_mutex_unlock(&ls->lock);
+	return 0;
+}
+
+/* Release a borrowed descriptor; @p drop forgets it (a failed read: the next
+ * one opens the file afresh, wherever it is now). */
+static void fd_put(local_store *ls, int fd, int slot, bool drop)
+{
+	if (slot < 0) {
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&ls->lock);
+	struct fd_slot *sl = &ls->slots[slot];
+	if (--sl->refs == 0 && (drop || sl->stale)) {
+		close(sl->fd);
+		sl->valid = false;
+	}
+	pthread_mutex_unlock(&ls->lock);
+}
+
+/* @p path no longer names what a cached descriptor reads. */
+static void fd_forget(local_store *ls, const char *path)
+{
+	uint64_t h = name_hash(path);
+	pthread_mutex_lock(&ls->lock);
+	for (int i = 0; i < FD_CACHE; i++) {
+		struct fd_slot *sl = &ls->slots[i];
+		if (!sl->valid || sl->hash != h || strcmp(sl->path, path))
+			continue;
+		if (sl->refs == 0) {
+			close(sl->fd);
+			sl->valid = false;
+		} else {
+			sl->stale = true;
+		}
+	}
+	pthread_mutex_unlock(&ls->lock);
+}
+
+static int local_get_range(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags)
+{
+	local_store *ls = (local_store *)s;
+	char path[PATH_MAX];
+	int fd = -1, slot = -1, err;
+
+	if ((err = path_of(s, name, path)) < 0 || (err = fd_get(ls, path, flags, &fd, &slot)) < 0)
+		return err;
+	err = bkr_io_pread_full(fd, buf, len, off, path);
+	fd_put(ls, fd, slot, err < 0);
+	return err;
+}
+
+static int local_put(bkr_store *s, const char *name, const void *data, size_t len)
+{
+	char path[PATH_MAX], *slash;
+	int err;
+	if ((err = path_of(s, name, path)) < 0 || (err = make_parent(path)) < 0)
+		return err;
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	return bkr_io_publish(path, slash + 1, data, len, BKR_IO_NOREPLACE);
+}
+
+static int local_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out)
+{
+	char dir[PATH_MAX];
+	local_upload *u;
+	size_t n;
+	int err;
+
+	if ((err = path_of(s, prefix, dir)) < 0)
+		return err;
+	n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = '\0';
+	if ((err = bkr_io_mkdir_p(dir, DIR_MODE)) < 0)
+		return err;
+	if (!(u = calloc(1, sizeof(*u))))
+		return bkr_error_oom();
+	u->base.store = s;
+	if ((err = bkr_io_tmpfile(dir, u->tmp, sizeof(u->tmp), &u->fd)) < 0) {
+		free(u);
+		return err;
+	}
+	*out = &u->base;
+	return 0;
+}
+
+static int upload_usable(const local_upload *u)
+{
+	if (u->fd < 0)
+		return bkr_error_set(BKR_EINVAL, "upload already published or abandoned");
+	return 0;
+}
+
+/* Give up: no temporary is left behind. */
+static void upload_abandon(local_upload *u)
+{
+	if (u->fd >= 0)
+		close(u->fd);
+	u->fd = -1;
+	if (u->tmp[0])
+		unlink(u->tmp);
+	u->tmp[0] = '\0';
+}
+
+static int local_upload_write(bkr_store_upload *base, const void *data, size_t len)
+{
+	local_upload *u = (local_upload *)base;
+	int err;
+	if ((err = upload_usable(u)) < 0)
+		return err;
+	if ((err = bkr_io_write_full(u->fd, data, len, u->tmp)) < 0)
+		upload_abandon(u);
+	return err;
+}
+
+static int local_upload_publish(bkr_store_upload *base, const char *name)
+{
+	local_upload *u = (local_upload *)base;
+	char final[PATH_MAX];
+	int err, fd;
+
+	if ((err = upload_usable(u)) < 0)
+		return err;
+	if ((err = path_of(u->base.store, name, final)) < 0 || (err = make_parent(final)) < 0) {
+		upload_abandon(u);
+		return err;
+	}
+	/* commit_tmp closes the fd and removes the temporary on failure */
+	fd = u->fd;
+	u->fd = -1;
+	err = bkr_io_commit_tmp(fd, u->tmp, final, BKR_IO_NOREPLACE);
+	u->tmp[0] = '\0';
+	return err;
+}
+
+static void local_upload_free(bkr_store_upload *base)
+{
+	local_upload *u = (local_upload *)base;
+	upload_abandon(u);
+	free(u);
+}
+
+/* Walk <root>/<rel> (a directory) recursively; @p rel has no trailing '/'. */
+static int walk(const char *root, char *rel, size_t rel_len, int (*cb)(void *ctx, const char *name), void *ctx)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int err = 0;
+
+	if (snprintf(dir, sizeof(dir), "%s%s%s", root, rel_len ? "/" : "", rel) >= (int)sizeof(dir))
+		return bkr_error_set(BKR_EINVAL, "path too long: %s/%s", root, rel);
+	if (!(d = opendir(dir))) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return bkr_error_set_errno(errno, "%s", dir);
+	}
+	while (err == 0 && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		bool is_dir;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (rel_len + 1 + n >= PATH_MAX)
+			continue;
+		if (de->d_type == DT_UNKNOWN) {
+			struct stat st;
+			char p[PATH_MAX];
+			if (snprintf(p, sizeof(p), "%s/%s", dir, de->d_name) >= (int)sizeof(p) || lstat(p, &st) < 0)
+				continue;
+			is_dir = S_ISDIR(st.st_mode);
+			if (!is_dir && !S_ISREG(st.st_mode))
+				continue;
+		} else {
+			is_dir = de->d_type == DT_DIR;
+			if (!is_dir && de->d_type != DT_REG)
+				continue;
+		}
+		size_t l = rel_len;
+		if (l)
+			rel[l++] = '/';
+		memcpy(rel + l, de->d_name, n + 1);
+		err = is_dir ? walk(root, rel, l + n, cb, ctx) : cb(ctx, rel);
+		rel[rel_len] = '\0';
+	}
+	closedir(d);
+	return err;
+}
+
+static int local_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
+{
+	char rel[PATH_MAX];
+	size_t n = strlen(prefix);
+	while (n > 0 && prefix[n - 1] == '/')
+		n--;
+	if (n >= sizeof(rel))
+		return bkr_error_set(BKR_EINVAL, "prefix too long: %s", prefix);
+	memcpy(rel, prefix, n);
+	rel[n] = '\0';
+	return walk(s->location, rel, n, cb, ctx);
+}
+
+static int fsync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	if (n == 0 || n >= sizeof(dir))
+		return 0;
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	return bkr_io_fsync_dir(dir);
+}
+
+static int local_remove(bkr_store *s, const char *name)
+{
+	char path[PATH_MAX];
+	int err;
+	if ((err = path_of(s, name, path)) < 0)
+		return err;
+	if (unlink(path) < 0)
+		return bkr_error_set_errno(errno, "delete %s", path);
+	fd_forget((local_store *)s, path);
+	return fsync_parent(path);
+}
+
+static int local_rename(bkr_store *s, const char *from, const char *to)
+{
+	char src[PATH_MAX], dst[PATH_MAX];
+	int err;
+	if ((err = path_of(s, from, src)) < 0 || (err = path_of(s, to, dst)) < 0 ||
+	    (err = make_parent(dst)) < 0)
+		return err;
+	if ((err = bkr_io_fault("rename")) < 0)
+		return err;
+	/* link(2) never replaces: EEXIST if the new name is taken */
+	if (link(src, dst) < 0) {
+		if (errno == EEXIST)
+			return bkr_error_set(BKR_EEXISTS, "%s: already exists, not replaced", dst);
+		return bkr_error_set_errno(errno, "move %s to %s", src, dst);
+	}
+	if ((err = fsync_parent(dst)) < 0)
+		return err;
+	if (unlink(src) < 0)
+		return bkr_error_set_errno(errno, "move %s: remove the old name", src);
+	fd_forget((local_store *)s, src);
+	return fsync_parent(src);
+}
+
+static int local_prepare(bkr_store *s, const char *prefix)
+{
+	char dir[PATH_MAX];
+	int err;
+	if ((err = path_of(s, prefix, dir)) < 0)
+		return err;
+	return bkr_io_mkdir_p(dir, DIR_MODE);
+}
+
+static int local_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out)
+{
+	char path[PATH_MAX];
+	local_held *l;
+	int fd, err;
+
+	if ((err = path_of(s, name, path)) < 0 || (err = make_parent(path)) < 0)
+		return err;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return bkr_error_set_errno(errno, "open %s", path);
+	while (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB)) < 0) {
+		if (errno == EINTR)
+			continue;
+		err = errno == EWOULDBLOCK ? bkr_error_set(BKR_ELOCKED, "%s: held by another process", path)
+					   : bkr_error_set_errno(errno, "flock %s", path);
+		close(fd);
+		return err;
+	}
+	if (!(l = malloc(sizeof(*l)))) {
+		close(fd);
+		return bkr_error_oom();
+	}
+	l->base.store = s;
+	l->fd = fd;
+	*out = &l->base;
+	return 0;
+}
+
+static void local_unlock(bkr_store_held *base)
+{
+	local_held *l = (local_held *)base;
+	close(l->fd);
+	free(l);
+}
+
+static void local_free(bkr_store *s)
+{
+	local_store *ls = (local_store *)s;
+	for (int i = 0; i < FD_CACHE; i++)
+		if (ls->slots[i].valid)
+			close(ls->slots[i].fd);
+	pthread_mutex_destroy(&ls->lock);
+	free(s->location);
+	free(ls);
+}
+
+static const bkr_store_ops local_ops = {
+	.stat = local_stat,
+	.get = local_get,
+	.get_range = local_get_range,
+	.put = local_put,
+	.upload_new = local_upload_new,
+	.upload_write = local_upload_write,
+	.upload_publish = local_upload_publish,
+	.upload_free = local_upload_free,
+	.list = local_list,
+	.remove = local_remove,
+	.rename_new = local_rename,
+	.prepare = local_prepare,
+	.lock = local_lock,
+	.unlock = local_unlock,
+	.free = local_free,
+};
+
+int bkr_store_local_open(bkr_store **out, const char *root, unsigned flags)
+{
+	local_store *ls;
+	struct stat st;
+	size_t n = strlen(root);
+	int err;
+
+	*out = NULL;
+	if (n == 0 || n >= PATH_MAX - 256)
+		return bkr_error_set(BKR_EINVAL, "bad directory '%s'", root);
+	if ((flags & BKR_STORE_CREATE) && (err = bkr_io_mkdir_p(root, DIR_MODE)) < 0)
+		return err;
+	if (stat(root, &st) < 0)
+		return bkr_error_set_errno(errno, "%s", root);
+	if (!S_ISDIR(st.st_mode))
+		return bkr_error_set(BKR_ENOTFOUND, "%s: not a directory", root);
+	if (!(ls = calloc(1, sizeof(*ls))))
+		return bkr_error_oom();
+	ls->base.ops = &local_ops;
+	if (!(ls->base.location = strdup(root))) {
+		free(ls);
+		return bkr_error_oom();
+	}
+	while (n > 1 && ls->base.location[n - 1] == '/')
+		ls->base.location[--n] = '\0';
+	pthread_mutex_init(&ls->lock, NULL);
+	*out = &ls->base;
+	return 0;
+}

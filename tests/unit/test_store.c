@@ -1,0 +1,467 @@
+/** @file
+ * Unit tests of the storage layer (engine/store.c) and its local-directory
+ * implementation (engine/store_local.c): put-if-absent never replaces and
+ * leaves no temporary, uploads, ranged reads and their bounds, reads through
+ * the descriptor cache from many threads, listing, delete, moves into trash
+ * that never replace, locks, object-name checks, and the BKR_FAULT points
+ * reached through the store.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+#include "bkr/io.h"
+#include "bkr/store.h"
+
+struct fixture {
+	char dir[256];
+	bkr_store *s;
+};
+
+static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/bkr-test-store.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	unsetenv("BKR_FAULT");
+	bkr_io_fault_reset();
+	if (bkr_store_local_open(&f->s, f->dir, 0) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	unsetenv("BKR_FAULT");
+	bkr_io_fault_reset();
+	bkr_store_free(f->s);
+	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* ---- listing helper ------------------------------------------------------ */
+
+struct names {
+	char *v[256];
+	size_t n;
+	size_t stop_after; /* 0 = never */
+};
+
+static int collect(void *ctx, const char *name)
+{
+	struct names *l = ctx;
+	if (l->n < 256)
+		l->v[l->n++] = strdup(name);
+	if (l->stop_after && l->n == l->stop_after)
+		return BKR_ECORRUPT;
+	return 0;
+}
+
+static bool has(const struct names *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], name))
+			return true;
+	return false;
+}
+
+static size_t count_prefix(const struct names *l, const char *prefix)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		const char *base = strrchr(l->v[i], '/');
+		base = base ? base + 1 : l->v[i];
+		if (!strncmp(base, prefix, strlen(prefix)))
+			k++;
+	}
+	return k;
+}
+
+static void names_free(struct names *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	l->n = 0;
+}
+
+static size_t temporaries(bkr_store *s)
+{
+	struct names l = { 0 };
+	size_t n;
+	assert_int_equal(bkr_store_list(s, "", collect, &l), 0);
+	n = count_prefix(&l, ".tmp-");
+	names_free(&l);
+	return n;
+}
+
+static void expect_content(bkr_store *s, const char *name, const char *want)
+{
+	uint8_t *got;
+	size_t len;
+	assert_int_equal(bkr_store_get(s, name, 1 << 20, &got, &len), 0);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(got, want, len);
+	assert_int_equal(got[len], '\0');
+	free(got);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_put_never_replaces(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t size;
+	assert_int_equal(bkr_store_put(f->s, "backups/a.json", "first", 5), 0);
+	expect_content(f->s, "backups/a.json", "first");
+	assert_int_equal(bkr_store_put(f->s, "backups/a.json", "second!", 7), BKR_EEXISTS);
+	assert_non_null(strstr(bkr_error_message(), "a.json"));
+	expect_content(f->s, "backups/a.json", "first");
+	assert_int_equal(bkr_store_stat(f->s, "backups/a.json", &size), 0);
+	assert_int_equal(size, 5);
+	assert_int_equal(temporaries(f->s), 0);
+	/* deep names create their folders */
+	assert_int_equal(bkr_store_put(f->s, "data/ab/cd.pack", "x", 1), 0);
+	expect_content(f->s, "data/ab/cd.pack", "x");
+}
+
+static void test_get_missing_and_limits(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *buf;
+	size_t len;
+	uint64_t size;
+	assert_int_equal(bkr_store_get(f->s, "nope.json", 100, &buf, &len), BKR_ENOTFOUND);
+	assert_null(buf);
+	assert_non_null(strstr(bkr_error_message(), "nope.json"));
+	assert_int_equal(bkr_store_stat(f->s, "nope.json", &size), BKR_ENOTFOUND);
+	assert_int_equal(bkr_store_put(f->s, "big", "0123456789", 10), 0);
+	assert_int_equal(bkr_store_get(f->s, "big", 9, &buf, &len), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "too large"));
+	assert_int_equal(bkr_store_get(f->s, "big", 10, &buf, &len), 0);
+	free(buf);
+	assert_int_equal(bkr_store_put(f->s, "empty", "", 0), 0);
+	expect_content(f->s, "empty", "");
+}
+
+static void test_bad_names(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = { "", "/etc/passwd", "../x", "a/../../x", "a//b", "a/./b", "a/", ".", ".." };
+	uint8_t *buf;
+	size_t len;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		assert_int_equal(bkr_store_put(f->s, bad[i], "x", 1), BKR_EINVAL);
+		assert_int_equal(bkr_store_get(f->s, bad[i], 10, &buf, &len), BKR_EINVAL);
+		assert_int_equal(bkr_store_delete(f->s, bad[i]), BKR_EINVAL);
+	}
+	/* folders may be "" or end in '/', but not escape */
+	struct names l = { 0 };
+	assert_int_equal(bkr_store_list(f->s, "../", collect, &l), BKR_EINVAL);
+	assert_int_equal(bkr_store_list(f->s, "/", collect, &l), BKR_EINVAL);
+	assert_int_equal(l.n, 0);
+}
+
+static void test_get_range_bounds(void **state)
+{
+	struct fixture *f = *state;
+	char buf[16];
+	assert_int_equal(bkr_store_put(f->s, "p", "0123456789", 10), 0);
+	assert_int_equal(bkr_store_get_range(f->s, "p", 2, 5, buf, 0), 0);
+	assert_memory_equal(buf, "23456", 5);
+	assert_int_equal(bkr_store_get_range(f->s, "p", 0, 10, buf, BKR_STORE_READ_AHEAD), 0);
+	assert_memory_equal(buf, "0123456789", 10);
+	assert_int_equal(bkr_store_get_range(f->s, "p", 10, 0, buf, 0), 0);
+	/* past the end: truncated, never a short read */
+	assert_int_equal(bkr_store_get_range(f->s, "p", 8, 3, buf, 0), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "truncated"));
+	assert_int_equal(bkr_store_get_range(f->s, "p", 100, 1, buf, 0), BKR_ECORRUPT);
+	assert_true(bkr_store_get_range(f->s, "p", UINT64_MAX / 2, 1, buf, 0) < 0);
+	/* the failure did not spoil the next read */
+	assert_int_equal(bkr_store_get_range(f->s, "p", 9, 1, buf, 0), 0);
+	assert_int_equal(buf[0], '9');
+	assert_int_equal(bkr_store_get_range(f->s, "missing", 0, 1, buf, 0), BKR_ENOTFOUND);
+}
+
+static void test_upload(void **state)
+{
+	struct fixture *f = *state;
+	bkr_store_upload *u;
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(bkr_store_upload_write(u, "hello ", 6), 0);
+	assert_int_equal(bkr_store_upload_write(u, "world", 5), 0);
+	assert_int_equal(temporaries(f->s), 1); /* visible to cleanup while unfinished */
+	assert_int_equal(bkr_store_upload_publish(u, "data/12/x.pack"), 0);
+	assert_int_equal(bkr_store_upload_publish(u, "data/12/y.pack"), BKR_EINVAL);
+	bkr_store_upload_free(u);
+	expect_content(f->s, "data/12/x.pack", "hello world");
+	assert_int_equal(temporaries(f->s), 0);
+
+	/* publishing over an existing object fails and leaves no temporary */
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(bkr_store_upload_write(u, "other", 5), 0);
+	assert_int_equal(bkr_store_upload_publish(u, "data/12/x.pack"), BKR_EEXISTS);
+	bkr_store_upload_free(u);
+	expect_content(f->s, "data/12/x.pack", "hello world");
+	assert_int_equal(temporaries(f->s), 0);
+
+	/* an abandoned upload leaves nothing */
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(bkr_store_upload_write(u, "junk", 4), 0);
+	bkr_store_upload_free(u);
+	assert_int_equal(temporaries(f->s), 0);
+	bkr_store_upload_free(NULL);
+}
+
+static void test_list(void **state)
+{
+	struct fixture *f = *state;
+	struct names l = { 0 };
+	bkr_store_upload *u;
+	assert_int_equal(bkr_store_put(f->s, "backups/a.json", "a", 1), 0);
+	assert_int_equal(bkr_store_put(f->s, "backups/b.json", "b", 1), 0);
+	assert_int_equal(bkr_store_put(f->s, "data/00/p.pack", "p", 1), 0);
+	assert_int_equal(bkr_store_put(f->s, "data/ff/q.pack", "q", 1), 0);
+	assert_int_equal(bkr_store_put(f->s, "config.json", "{}", 2), 0);
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+
+	assert_int_equal(bkr_store_list(f->s, "backups/", collect, &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_true(has(&l, "backups/a.json") && has(&l, "backups/b.json"));
+	names_free(&l);
+
+	assert_int_equal(bkr_store_list(f->s, "data/", collect, &l), 0);
+	assert_int_equal(l.n, 3); /* two packs, one unfinished temporary */
+	assert_true(has(&l, "data/00/p.pack") && has(&l, "data/ff/q.pack"));
+	assert_int_equal(count_prefix(&l, ".tmp-"), 1);
+	names_free(&l);
+
+	assert_int_equal(bkr_store_list(f->s, "", collect, &l), 0);
+	assert_int_equal(l.n, 6);
+	assert_true(has(&l, "config.json"));
+	names_free(&l);
+
+	assert_int_equal(bkr_store_list(f->s, "runs/", collect, &l), 0);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(bkr_store_list(f->s, "config.json/", collect, &l), 0);
+	assert_int_equal(l.n, 0);
+
+	/* the callback's error stops the listing and is returned */
+	l.stop_after = 1;
+	assert_int_equal(bkr_store_list(f->s, "", collect, &l), BKR_ECORRUPT);
+	assert_int_equal(l.n, 1);
+	names_free(&l);
+	bkr_store_upload_free(u);
+}
+
+static void test_delete(void **state)
+{
+	struct fixture *f = *state;
+	char buf[4];
+	uint64_t size;
+	assert_int_equal(bkr_store_put(f->s, "records/r.json", "abc", 3), 0);
+	assert_int_equal(bkr_store_get_range(f->s, "records/r.json", 0, 3, buf, 0), 0); /* cached */
+	assert_int_equal(bkr_store_delete(f->s, "records/r.json"), 0);
+	assert_int_equal(bkr_store_stat(f->s, "records/r.json", &size), BKR_ENOTFOUND);
+	assert_int_equal(bkr_store_get_range(f->s, "records/r.json", 0, 3, buf, 0), BKR_ENOTFOUND);
+	assert_int_equal(bkr_store_delete(f->s, "records/r.json"), BKR_ENOTFOUND);
+	/* the name is free again */
+	assert_int_equal(bkr_store_put(f->s, "records/r.json", "xyz", 3), 0);
+	assert_int_equal(bkr_store_get_range(f->s, "records/r.json", 0, 3, buf, 0), 0);
+	assert_memory_equal(buf, "xyz", 3);
+}
+
+static void test_trash(void **state)
+{
+	struct fixture *f = *state;
+	char buf[8];
+	uint64_t size;
+	assert_int_equal(bkr_store_put(f->s, "data/aa/p.pack", "pack-1", 6), 0);
+	assert_int_equal(bkr_store_put(f->s, "trash/q.pack", "old", 3), 0);
+	assert_int_equal(bkr_store_get_range(f->s, "data/aa/p.pack", 0, 6, buf, 0), 0);
+	assert_int_equal(bkr_store_rename(f->s, "data/aa/p.pack", "trash/p.pack"), 0);
+	assert_int_equal(bkr_store_stat(f->s, "data/aa/p.pack", &size), BKR_ENOTFOUND);
+	assert_int_equal(bkr_store_get_range(f->s, "trash/p.pack", 0, 6, buf, 0), 0);
+	assert_memory_equal(buf, "pack-1", 6);
+	/* never replaces */
+	assert_int_equal(bkr_store_put(f->s, "data/bb/q.pack", "new", 3), 0);
+	assert_int_equal(bkr_store_rename(f->s, "data/bb/q.pack", "trash/q.pack"), BKR_EEXISTS);
+	expect_content(f->s, "trash/q.pack", "old");
+	expect_content(f->s, "data/bb/q.pack", "new");
+	assert_int_equal(bkr_store_rename(f->s, "data/none.pack", "trash/none.pack"), BKR_ENOTFOUND);
+}
+
+static void test_locks(void **state)
+{
+	struct fixture *f = *state;
+	bkr_store_held *a, *b, *c;
+	assert_int_equal(bkr_store_lock(f->s, "locks/repo.lock", false, false, &a), 0);
+	assert_int_equal(bkr_store_lock(f->s, "locks/repo.lock", false, false, &b), 0);
+	assert_int_equal(bkr_store_lock(f->s, "locks/repo.lock", true, false, &c), BKR_ELOCKED);
+	assert_null(c);
+	bkr_store_unlock(a);
+	bkr_store_unlock(b);
+	assert_int_equal(bkr_store_lock(f->s, "locks/repo.lock", true, false, &c), 0);
+	assert_int_equal(bkr_store_lock(f->s, "locks/repo.lock", false, false, &a), BKR_ELOCKED);
+	bkr_store_unlock(c);
+	bkr_store_unlock(NULL);
+}
+
+static void test_prepare_and_open(void **state)
+{
+	struct fixture *f = *state;
+	char sub[512];
+	struct stat st;
+	bkr_store *s2;
+	assert_int_equal(bkr_store_prepare(f->s, "index"), 0);
+	snprintf(sub, sizeof(sub), "%s/index", f->dir);
+	assert_int_equal(stat(sub, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	snprintf(sub, sizeof(sub), "%s/new/repo", f->dir);
+	assert_int_equal(bkr_store_local_open(&s2, sub, 0), BKR_ENOTFOUND);
+	assert_int_equal(bkr_store_local_open(&s2, sub, BKR_STORE_CREATE), 0);
+	assert_string_equal(bkr_store_location(s2), sub);
+	assert_int_equal(bkr_store_describe(s2, "a/b", sub, sizeof(sub)), 0);
+	assert_non_null(strstr(sub, "/new/repo/a/b"));
+	bkr_store_free(s2);
+	bkr_store_free(NULL);
+}
+
+static void test_faults(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const points[] = { "write:1", "fsync:1", "rename:1" };
+	bkr_store_upload *u;
+	char buf[4];
+	uint64_t size;
+	for (size_t i = 0; i < sizeof(points) / sizeof(*points); i++) {
+		setenv("BKR_FAULT", points[i], 1);
+		bkr_io_fault_reset();
+		assert_int_equal(bkr_store_put(f->s, "backups/x.json", "abc", 3), BKR_EIO);
+		assert_non_null(strstr(bkr_error_message(), "injected fault"));
+		assert_int_equal(bkr_store_stat(f->s, "backups/x.json", &size), BKR_ENOTFOUND);
+		assert_int_equal(temporaries(f->s), 0);
+	}
+	/* an upload failing at its second write: nothing published, nothing left */
+	setenv("BKR_FAULT", "write:2:enospc", 1);
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(bkr_store_upload_write(u, "a", 1), 0);
+	assert_int_equal(bkr_store_upload_write(u, "b", 1), BKR_ENOSPC);
+	assert_int_equal(bkr_store_upload_publish(u, "data/00/x.pack"), BKR_EINVAL);
+	bkr_store_upload_free(u);
+	assert_int_equal(temporaries(f->s), 0);
+	/* a read fault, then the same read works */
+	unsetenv("BKR_FAULT");
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_store_put(f->s, "p", "abc", 3), 0);
+	setenv("BKR_FAULT", "read:1", 1);
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_store_get_range(f->s, "p", 0, 3, buf, 0), BKR_EIO);
+	assert_int_equal(bkr_store_get_range(f->s, "p", 0, 3, buf, 0), 0);
+	assert_memory_equal(buf, "abc", 3);
+	/* a move into trash */
+	setenv("BKR_FAULT", "rename:1", 1);
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_store_rename(f->s, "p", "trash/p"), BKR_EIO);
+	expect_content(f->s, "p", "abc");
+}
+
+/* ---- many readers over more objects than the descriptor cache holds ------ */
+
+#define NOBJ 100
+#define NTHREADS 4
+
+struct reader {
+	bkr_store *s;
+	int seed;
+	int bad;
+};
+
+static void obj_name(char *out, size_t cap, int i)
+{
+	snprintf(out, cap, "data/%02x/obj%d.pack", i % 7, i);
+}
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	uint32_t x = (uint32_t)r->seed * 2654435761u + 1;
+	for (int k = 0; k < 2000; k++) {
+		char name[64], buf[8], want[8];
+		x = x * 1103515245u + 12345u;
+		int i = (int)((x >> 8) % NOBJ);
+		uint64_t off = (x >> 4) % 32;
+		obj_name(name, sizeof(name), i);
+		snprintf(want, sizeof(want), "%04d%03d", i, (int)off);
+		if (bkr_store_get_range(r->s, name, off * 8, 7, buf, 0) < 0 || memcmp(buf, want, 7))
+			r->bad++;
+	}
+	return NULL;
+}
+
+static void test_threads_lru(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t t[NTHREADS];
+	struct reader rs[NTHREADS];
+	for (int i = 0; i < NOBJ; i++) {
+		char name[64], body[32 * 8 + 1];
+		for (int o = 0; o < 32; o++)
+			snprintf(body + o * 8, 9, "%04d%03d.", i, o);
+		obj_name(name, sizeof(name), i);
+		assert_int_equal(bkr_store_put(f->s, name, body, 32 * 8), 0);
+	}
+	for (int i = 0; i < NTHREADS; i++) {
+		rs[i] = (struct reader){ f->s, i + 1, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, reader_main, &rs[i]), 0);
+	}
+	for (int i = 0; i < NTHREADS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(rs[i].bad, 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_put_never_replaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_missing_and_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_range_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prepare_and_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_lru, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
