@@ -323,3 +323,54 @@ int bkr_io_publish(const char *dir, const char *name, const void *data, size_t l
 	}
 	return bkr_io_commit_tmp(fd, tmp, final, flags);
 }
+
+int bkr_io_tmpfile_at(int dirfd, const char *prefix, char *name, size_t cap, int *fd_out)
+{
+	uint8_t rnd[8];
+	char hex[17];
+	int err, n;
+
+	*fd_out = -1;
+	if ((err = bkr_random_bytes(rnd, sizeof(rnd))) < 0)
+		return err;
+	bkr_hex_encode(rnd, sizeof(rnd), hex);
+	n = snprintf(name, cap, "%s%s", prefix, hex);
+	if (n < 0 || (size_t)n >= cap)
+		return bkr_error_set(BKR_EINVAL, "temporary name too long: %s", prefix);
+	*fd_out = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (*fd_out < 0)
+		return bkr_error_set_errno(errno, "create %s", name);
+	return 0;
+}
+
+int bkr_io_commit_at(int fd, int dirfd, const char *tmp, const char *final, unsigned flags, const char *what)
+{
+	int err = 0;
+
+	if (!(flags & BKR_IO_NOSYNC) && (err = bkr_io_fsync(fd, what)) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		err = bkr_error_set_errno(errno, "close %s", what);
+		goto fail;
+	}
+	fd = -1;
+	if ((err = bkr_io_fault("rename")) < 0)
+		goto fail;
+	if ((flags & BKR_IO_REPLACE) ? renameat(dirfd, tmp, dirfd, final) < 0
+				     : renameat2(dirfd, tmp, dirfd, final, RENAME_NOREPLACE) < 0) {
+		if (errno == EEXIST)
+			err = bkr_error_set(BKR_EEXISTS, "%s: already exists, not replaced", what);
+		else
+			err = bkr_error_set_errno(errno, "rename %s", what);
+		goto fail;
+	}
+	if (!(flags & BKR_IO_NOSYNC) && (err = bkr_io_fsync(dirfd, what)) < 0)
+		return err;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dirfd, tmp, 0);
+	return err;
+}

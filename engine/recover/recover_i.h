@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bkr/hash.h"
 #include "bkr/recover.h"
 
 /** Largest file the engine holds in memory while recovering it. */
@@ -214,6 +215,62 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o);
 int bkr_rec_try_mongodb(const bkr_rec_job *j, bkr_rec_outcome *o);
 int bkr_rec_try_regenerate(const bkr_rec_job *j, bkr_rec_outcome *o);
 int bkr_rec_try_manual(const bkr_rec_job *j, bkr_rec_outcome *o);
+
+/* ---- a run (run.c, apply.c, store.c, report.c) ---- */
+
+/** One file of a run: its damage, what was recovered, what became of it. */
+typedef struct {
+	bkr_damage d;       /**< copy of the damage (owned) */
+	bool healthy;       /**< recover --file on a healthy file: never applied */
+	uint8_t *data;      /**< recovered content or NULL */
+	size_t len;
+	uint32_t mode;
+	int64_t mtime_ns;
+	bkr_id sha;
+	cJSON *entry;       /**< the file's report entry (owned by the report) */
+	bool applied;
+} bkr_rec_file;
+
+struct bkr_recover_report {
+	char run_id[96];
+	int64_t time_ns;
+	cJSON *root;
+	cJSON *files;       /**< the report's "files" array */
+	cJSON *summary;     /**< its "summary" object (filled by bkr_rec_report_finish) */
+	cJSON *storage;     /**< its "storage" object */
+	char *json;
+	char *staged;
+	char *store_error;
+	bkr_recover_summary sum;
+};
+
+/** A new report: run id, header fields, empty "storage", "summary" and "files". */
+int bkr_rec_report_new(const bkr_recover *rc, const bkr_recover_options *opts, bkr_recover_report **out);
+/** Fill "summary" from rep->sum and "storage" for the repository; *json the printed report. */
+int bkr_rec_report_finish(const bkr_recover *rc, bkr_recover_report *rep, int64_t duration_ms, char **json);
+/** Set "storage.kind" (and "storage.path" when @p path) and print the report again into *json. */
+int bkr_rec_report_restate(bkr_recover_report *rep, const char *kind, const char *path, char **json);
+
+/**
+ * Write @p f's recovered copy over the workspace file, atomically and without
+ * following symlinks, after checking the target is still what the scan saw.
+ * Returns 0 (f->applied, or *why says why nothing was needed) or <0; *why is
+ * malloc'd or NULL.
+ */
+int bkr_rec_apply(bkr_recover *rc, bkr_rec_file *f, char **why);
+
+/**
+ * Store a run in the repository: the recovered files @p files (sorted by
+ * path) as a tree, @p report_json as the data blob of the manifest's "report".
+ */
+int bkr_rec_store_repo(bkr_recover *rc, const bkr_recover_report *rep, bkr_rec_file **files, size_t n,
+		       const char *report_json, double duration_s);
+/**
+ * Stage a run in <staging_dir>/<run_id>/ (files/ and report.json) when the
+ * repository could not be written; *json_io is replaced by the report saying so.
+ */
+int bkr_rec_store_staged(bkr_recover *rc, bkr_recover_report *rep, bkr_rec_file **files, size_t n,
+			 char **json_io);
 
 /* ---- backup.c helpers used by scan ---- */
 

@@ -54,6 +54,22 @@ int bkr_io_tmpfile(const char *dir, char *tmp, size_t tmp_cap, int *fd_out);
  */
 int bkr_io_commit_tmp(int fd, const char *tmp, const char *final, unsigned flags);
 
+/**
+ * The same pair relative to an open directory, for callers that must not
+ * follow symlinks above it (recovery into a workspace): create
+ * "<prefix><random>" in @p dirfd (mode 0600, O_NOFOLLOW); its name is written
+ * to @p name.  The caller sets the file's attributes through the descriptor.
+ */
+int bkr_io_tmpfile_at(int dirfd, const char *prefix, char *name, size_t cap, int *fd_out);
+
+/**
+ * fsync @p fd, close it, rename @p tmp to @p final inside @p dirfd (flags:
+ * BKR_IO_REPLACE replaces, else BKR_EEXISTS when @p final exists), fsync
+ * @p dirfd.  On failure the temporary is unlinked and @p fd is closed.
+ * @p what names the file in messages.
+ */
+int bkr_io_commit_at(int fd, int dirfd, const char *tmp, const char *final, unsigned flags, const char *what);
+
 /** Write @p data to "<dir>/<name>" by the protocol above. */
 int bkr_io_publish(const char *dir, const char *name, const void *data, size_t len, unsigned flags);
 

@@ -1,0 +1,244 @@
+/** @file
+ * Where a recovery run is kept.  In the repository: the recovered files
+ * chunked into data blobs (bkr_content, as a backup stores them), a tree
+ * mirroring their workspace paths, the report as a data blob referenced by
+ * the run manifest's "report".  When the repository cannot be written: staged
+ * in <staging_dir>/<run_id>/ (files/ and report.json), each file committed
+ * through io.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bkr/content.h"
+#include "bkr/clock.h"
+#include "bkr/error.h"
+#include "bkr/io.h"
+#include "bkr/manifest.h"
+#include "bkr/repo.h"
+#include "bkr/tree.h"
+#include "recover_i.h"
+
+/* ---- in the repository ---------------------------------------------------- */
+
+typedef struct {
+	bkr_writer *w;
+	bkr_content *content;
+	int64_t now;
+	uint64_t files, dirs, bytes;
+} store_ctx;
+
+static int put_file(store_ctx *c, const bkr_rec_file *f, bkr_entry *e, bkr_chunk_ref **refs)
+{
+	uint64_t size = 0;
+	bkr_id content;
+	int err;
+
+	*refs = NULL;
+	if ((err = bkr_content_write(c->content, f->data, f->len)) < 0 ||
+	    (err = bkr_content_finish(c->content, refs, &e->nchunks, &content, &size)) < 0)
+		return err;
+	e->type = BKR_FT_FILE;
+	e->mode = S_IFREG | (f->mode ? (f->mode & 07777) : 0644);
+	e->uid = getuid();
+	e->gid = getgid();
+	e->mtime_ns = f->mtime_ns ? f->mtime_ns : c->now;
+	e->ctime_ns = c->now;
+	e->size = size;
+	e->blocks = (size + 511) / 512;
+	e->nlink = 1;
+	e->chunks = *refs;
+	e->content = content;
+	c->files++;
+	c->bytes += size;
+	return 0;
+}
+
+/* Build the directory holding files[lo..hi) whose paths start with @p skip bytes of prefix. */
+static int build_dir(store_ctx *c, bkr_rec_file **files, size_t lo, size_t hi, size_t skip, bkr_id *out)
+{
+	bkr_tree_builder *b = NULL;
+	int err;
+	size_t i = lo;
+
+	if ((err = bkr_tree_builder_new(&b)) < 0)
+		return err;
+	while (i < hi) {
+		const char *name = files[i]->d.path + skip;
+		const char *slash = strchr(name, '/');
+		size_t nl = slash ? (size_t)(slash - name) : strlen(name);
+		bkr_entry e;
+		bkr_chunk_ref *refs = NULL;
+
+		memset(&e, 0, sizeof(e));
+		e.name = (const uint8_t *)name;
+		e.name_len = nl;
+		if (!slash) {
+			err = put_file(c, files[i], &e, &refs);
+			if (err == 0)
+				err = bkr_tree_builder_add(b, &e);
+			free(refs);
+			i++;
+		} else {
+			size_t j = i;
+			while (j < hi && strncmp(files[j]->d.path + skip, name, nl) == 0 &&
+			       files[j]->d.path[skip + nl] == '/')
+				j++;
+			err = build_dir(c, files, i, j, skip + nl + 1, &e.subtree);
+			e.type = BKR_FT_DIR;
+			e.mode = S_IFDIR | 0755;
+			e.uid = getuid();
+			e.gid = getgid();
+			e.mtime_ns = e.ctime_ns = c->now;
+			e.nlink = 2;
+			c->dirs++;
+			if (err == 0)
+				err = bkr_tree_builder_add(b, &e);
+			i = j;
+		}
+		if (err < 0)
+			goto done;
+	}
+	err = bkr_tree_builder_finish(b, bkr_writer_emit_tree, c->w, out);
+done:
+	bkr_tree_builder_free(b);
+	return err;
+}
+
+int bkr_rec_store_repo(bkr_recover *rc, const bkr_recover_report *rep, bkr_rec_file **files, size_t n,
+		       const char *report_json, double duration_s)
+{
+	store_ctx c = { 0 };
+	bkr_manifest *m = NULL;
+	const bkr_repo_config *cfg;
+	bkr_id root, report;
+	char ts[32];
+	int err;
+
+	if (!rc->repo)
+		return bkr_error_set(BKR_EUNAVAILABLE, "no repository is open");
+	cfg = bkr_repo_get_config(rc->repo);
+	if (cfg && cfg->read_only) {
+		err = bkr_error_set(BKR_EUNSUPPORTED, "repository is read-only for this version");
+		goto done;
+	}
+	c.now = rep->time_ns;
+	if ((err = bkr_writer_new(&c.w, rc->repo)) < 0 || (err = bkr_content_new(&c.content, c.w, rc->repo)) < 0)
+		goto done;
+	if ((err = build_dir(&c, files, 0, n, 0, &root)) < 0)
+		goto done;
+	if ((err = bkr_writer_put_hash(c.w, BKR_BLOB_DATA, report_json, strlen(report_json), &report, NULL)) < 0)
+		goto done;
+	if ((err = bkr_writer_commit(c.w)) < 0)
+		goto done;
+	if (!(m = bkr_manifest_new())) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	bkr_time_format(ts, rep->time_ns);
+	m->backup_id = strdup(rep->run_id);
+	m->timestamp = strdup(ts);
+	m->time_ns = rep->time_ns;
+	m->type = BKR_BACKUP_RECOVERY;
+	m->tree = root;
+	m->hostname = strdup(rc->hostname);
+	m->workspace_root = strdup(rc->workspace);
+	m->duration_seconds = duration_s;
+	m->integrity_check = strdup("skipped");
+	m->restore_test = strdup("skipped");
+	m->stats.files = c.files;
+	m->stats.dirs = c.dirs;
+	m->stats.bytes = c.bytes;
+	m->stats.security_xattrs = BKR_STATS_UNKNOWN; /* recovered files keep what their source had */
+	m->stats.acl_xattrs = BKR_STATS_UNKNOWN;
+	m->report = report;
+	if (!m->backup_id || !m->timestamp || !m->hostname || !m->workspace_root || !m->integrity_check ||
+	    !m->restore_test) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	err = bkr_repo_publish_manifest(rc->repo, m);
+done:
+	bkr_manifest_free(m);
+	bkr_content_free(c.content);
+	bkr_writer_free(c.w);
+	return err;
+}
+
+/* ---- staged locally ------------------------------------------------------- */
+
+/* Commit @p data as @p rel under @p rootfd (missing directories created, none followed). */
+static int stage_file(int rootfd, const char *rel, const void *data, size_t len, mode_t mode, int64_t mtime_ns)
+{
+	int dir = -1, fd = -1, err = 0;
+	const char *base;
+	char tmp[NAME_MAX + 1];
+
+	if ((err = bkr_rec_open_parent(rootfd, rel, true, &dir, &base, rel)) < 0)
+		return err;
+	if ((err = bkr_io_tmpfile_at(dir, ".tmp-", tmp, sizeof(tmp), &fd)) < 0) {
+		bkr_error_prefix("staging %s", rel);
+		goto done;
+	}
+	if ((err = bkr_io_write_full(fd, data, len, rel)) < 0)
+		goto fail;
+	if (fchmod(fd, mode) < 0) {
+		err = bkr_error_set_errno(errno, "staging %s: chmod", rel);
+		goto fail;
+	}
+	if (mtime_ns > 0) {
+		struct timespec ts[2];
+		ts[0] = ts[1] = bkr_clock_timespec(mtime_ns);
+		futimens(fd, ts);
+	}
+	err = bkr_io_commit_at(fd, dir, tmp, base, BKR_IO_NOREPLACE, rel);
+	goto done;
+fail:
+	close(fd);
+	unlinkat(dir, tmp, 0);
+done:
+	close(dir);
+	return err;
+}
+
+int bkr_rec_store_staged(bkr_recover *rc, bkr_recover_report *rep, bkr_rec_file **files, size_t n,
+			 char **json_io)
+{
+	char dir[PATH_MAX], fdir[PATH_MAX];
+	int dfd = -1, ffd = -1, err = 0;
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", rc->staging_dir, rep->run_id) >= sizeof(dir) ||
+	    (size_t)snprintf(fdir, sizeof(fdir), "%s/files", dir) >= sizeof(fdir))
+		return bkr_error_set(BKR_EINVAL, "staging directory path too long");
+	if ((err = bkr_io_mkdir_p(fdir, 0700)) < 0)
+		goto done;
+	if (!(rep->staged = strdup(dir))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	rep->sum.staged_dir = rep->staged;
+	/* the report says where it lives */
+	if ((err = bkr_rec_report_restate(rep, "staged", dir, json_io)) < 0)
+		goto done;
+	if ((ffd = open(fdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		err = bkr_error_set_errno(errno, "%s", dir);
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((err = stage_file(ffd, files[i]->d.path, files[i]->data, files[i]->len,
+				      files[i]->mode ? (mode_t)(files[i]->mode & 07777) : 0644, files[i]->mtime_ns)) < 0)
+			goto done;
+	err = bkr_io_publish(dir, "report.json", *json_io, strlen(*json_io), BKR_IO_NOREPLACE);
+done:
+	if (dfd >= 0)
+		close(dfd);
+	if (ffd >= 0)
+		close(ffd);
+	return err;
+}
