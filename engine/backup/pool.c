@@ -1,0 +1,353 @@
+/** @file
+ * The worker pool of a backup run: a bounded queue of files (opened by the
+ * scanner) and a queue of chunk jobs (hash + compress + put) that lets one
+ * big file use every core; the calling thread joins in after its scan.
+ * Chunk buffers are recycled through a free list.
+ */
+#include "backup_i.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+
+int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len)
+{
+	bool is_new = false;
+	uint32_t stored = 0;
+	int err = bkr_writer_put(c->w, BKR_BLOB_DATA, id, data, len, &is_new, &stored);
+	if (err < 0)
+		return err;
+	bkr_bk_note_blob(c, id, len, is_new, stored);
+	return 0;
+}
+
+/* A chunk buffer from the free list (c->mu held), or a new one. */
+static uint8_t *buf_get(bctx *c)
+{
+	if (c->nbufs)
+		return c->bufs[--c->nbufs];
+	return malloc(c->cp.max);
+}
+
+/* Return a chunk buffer (c->mu held). */
+static void buf_put(bctx *c, uint8_t *b)
+{
+	if (c->nbufs < c->bufcap)
+		c->bufs[c->nbufs++] = b;
+	else
+		free(b);
+}
+
+/* Hash and store a queued chunk.  Once pending drops, the owner may free @p j:
+ * nothing of it is touched after the unlock. */
+static void run_chunk_job(bctx *c, chunk_job *j)
+{
+	int err;
+	bkr_sha256(j->data, j->len, &j->id);
+	err = j->err = bkr_bk_put_data(c, &j->id, j->data, j->len);
+	if (err < 0)
+		bkr_bk_fatal(c, err);
+	pthread_mutex_lock(&c->mu);
+	buf_put(c, j->data);
+	j->data = NULL;
+	if (err < 0 && !j->owner->err)
+		j->owner->err = err;
+	j->owner->pending--;
+	pthread_cond_broadcast(&c->cv_done);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Pop a chunk job; c->mu held. */
+static chunk_job *pop_chunk(bctx *c)
+{
+	chunk_job *j = c->cq_head;
+	if (j) {
+		c->cq_head = j->next;
+		if (!c->cq_head)
+			c->cq_tail = NULL;
+		c->cq_n--;
+	}
+	return j;
+}
+
+int bkr_bk_refs_push(worker *wk, chunk_job *job, const bkr_id *id, size_t len)
+{
+	if (wk->nrefs == wk->refcap) {
+		size_t cap = wk->refcap ? wk->refcap * 2 : 64;
+		bkr_chunk_ref *r = realloc(wk->refs, cap * sizeof(*r));
+		if (!r)
+			return bkr_error_oom();
+		wk->refs = r;
+		chunk_job **j = realloc(wk->jobs, cap * sizeof(*j));
+		if (!j)
+			return bkr_error_oom();
+		wk->jobs = j;
+		wk->refcap = cap;
+	}
+	if (id)
+		wk->refs[wk->nrefs].id = *id;
+	wk->refs[wk->nrefs].length = (uint32_t)len;
+	wk->jobs[wk->nrefs] = job;
+	wk->nrefs++;
+	return 0;
+}
+
+int bkr_bk_holes_push(worker *wk, uint64_t off, uint64_t len)
+{
+	if (wk->nholes == wk->holecap) {
+		size_t cap = wk->holecap ? wk->holecap * 2 : 16;
+		bkr_hole *h = realloc(wk->holes, cap * sizeof(*h));
+		if (!h)
+			return bkr_error_oom();
+		wk->holes = h;
+		wk->holecap = cap;
+	}
+	wk->holes[wk->nholes].offset = off;
+	wk->holes[wk->nholes].length = len;
+	wk->nholes++;
+	return 0;
+}
+
+/* Store one chunk: through the pool when there is room, else here. */
+int bkr_bk_emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len)
+{
+	bctx *c = wk->c;
+	chunk_job *j = NULL;
+	int err;
+
+	uint8_t *cb = NULL;
+	pthread_mutex_lock(&c->mu);
+	bool room = c->cq_n < c->cq_max && c->nthreads > 1 && len <= c->cp.max;
+	if (room)
+		cb = buf_get(c);
+	pthread_mutex_unlock(&c->mu);
+	if (cb && (j = calloc(1, sizeof(*j)))) {
+		j->data = cb;
+		cb = NULL;
+		memcpy(j->data, data, len);
+		j->len = len;
+		j->owner = fc;
+		if ((err = bkr_bk_refs_push(wk, j, NULL, len)) < 0) {
+			pthread_mutex_lock(&c->mu);
+			buf_put(c, j->data);
+			pthread_mutex_unlock(&c->mu);
+			free(j);
+			return err;
+		}
+		pthread_mutex_lock(&c->mu);
+		fc->pending++;
+		if (c->cq_tail)
+			c->cq_tail->next = j;
+		else
+			c->cq_head = j;
+		c->cq_tail = j;
+		c->cq_n++;
+		pthread_cond_signal(&c->cv_job);
+		pthread_mutex_unlock(&c->mu);
+		return 0;
+	}
+	if (cb) {
+		pthread_mutex_lock(&c->mu);
+		buf_put(c, cb);
+		pthread_mutex_unlock(&c->mu);
+	}
+	bkr_id id;
+	bkr_sha256(data, len, &id);
+	if ((err = bkr_bk_put_data(c, &id, data, len)) < 0)
+		return err;
+	return bkr_bk_refs_push(wk, NULL, &id, len);
+}
+
+/* Wait for the chunk jobs of @p fc, helping with queued chunk jobs meanwhile. */
+void bkr_bk_wait_chunks(worker *wk, file_ctx *fc)
+{
+	bctx *c = wk->c;
+
+	pthread_mutex_lock(&c->mu);
+	while (fc->pending > 0) {
+		chunk_job *j = pop_chunk(c);
+		if (j) {
+			pthread_mutex_unlock(&c->mu);
+			run_chunk_job(c, j);
+			pthread_mutex_lock(&c->mu);
+			continue;
+		}
+		pthread_cond_wait(&c->cv_done, &c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+void bkr_bk_drop_jobs(worker *wk)
+{
+	for (size_t i = 0; i < wk->nrefs; i++) {
+		if (wk->jobs[i]) {
+			wk->refs[i].id = wk->jobs[i]->id;
+			free(wk->jobs[i]);
+			wk->jobs[i] = NULL;
+		}
+	}
+}
+
+/* The worker loop; @p main is the calling thread helping after its scan. */
+static void work_loop(worker *wk, bool main)
+{
+	bctx *c = wk->c;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		chunk_job *j = pop_chunk(c);
+		if (j) {
+			pthread_mutex_unlock(&c->mu);
+			run_chunk_job(c, j);
+			pthread_mutex_lock(&c->mu);
+			continue;
+		}
+		if (c->fq_n > 0) {
+			file_job fj = c->fq[c->fq_head];
+			c->fq_head = (c->fq_head + 1) % c->fq_cap;
+			c->fq_n--;
+			c->active++;
+			pthread_cond_signal(&c->cv_space);
+			bool stop = c->fatal != 0;
+			pthread_mutex_unlock(&c->mu);
+			if (stop) {
+				close(fj.fd);
+				fj.n->skip = true;
+			} else {
+				bkr_bk_read_file(wk, fj.n, fj.fd);
+			}
+			if (main)
+				bkr_bk_progress(c, NULL, false);
+			pthread_mutex_lock(&c->mu);
+			if (--c->active == 0 && c->stop)
+				pthread_cond_broadcast(&c->cv_job);
+			continue;
+		}
+		/* A file still being read may queue more chunk jobs: stay for them. */
+		if (c->stop && c->active == 0)
+			break;
+		if (main) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&c->cv_job, &c->mu, &ts);
+			pthread_mutex_unlock(&c->mu);
+			bkr_bk_progress(c, NULL, false);
+			pthread_mutex_lock(&c->mu);
+		} else {
+			pthread_cond_wait(&c->cv_job, &c->mu);
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void *worker_main(void *arg)
+{
+	work_loop(arg, false);
+	return NULL;
+}
+
+static int worker_init(worker *wk, bctx *c)
+{
+	memset(wk, 0, sizeof(*wk));
+	wk->c = c;
+	if (!(wk->buf = malloc(BKR_BK_READ_BUF + 1)) || !(wk->hash = bkr_hash_new()))
+		return bkr_error_oom();
+	return bkr_chunker_new(&wk->chunker, &c->cp);
+}
+
+static void worker_fini(worker *wk)
+{
+	free(wk->buf);
+	bkr_hash_free(wk->hash);
+	bkr_chunker_free(wk->chunker);
+	free(wk->refs);
+	free(wk->jobs);
+	free(wk->holes);
+}
+
+/* Queue a file for the workers (blocks while the queue is full). */
+int bkr_bk_queue_file(bctx *c, node *n, int fd)
+{
+	pthread_mutex_lock(&c->mu);
+	while (c->fq_n == c->fq_cap && !c->fatal)
+		pthread_cond_wait(&c->cv_space, &c->mu);
+	if (c->fatal) {
+		/* The failure happened on a worker: its message, not this thread's. */
+		int err = bkr_error_set(c->fatal, "%s", c->fatal_msg);
+		pthread_mutex_unlock(&c->mu);
+		close(fd);
+		return err;
+	}
+	c->fq[(c->fq_head + c->fq_n) % c->fq_cap] = (file_job){ n, fd };
+	c->fq_n++;
+	pthread_cond_signal(&c->cv_job);
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+int bkr_bk_pool_start(bctx *c)
+{
+	int err;
+
+	c->fq_cap = (size_t)c->nthreads * 8 + 16;
+	c->cq_max = (size_t)c->nthreads * 2;
+	c->bufcap = c->cq_max + (size_t)c->nthreads + 2;
+	if (!(c->fq = calloc(c->fq_cap, sizeof(*c->fq))) ||
+	    !(c->bufs = calloc(c->bufcap, sizeof(*c->bufs))) ||
+	    !(c->workers = calloc((size_t)c->nthreads + 1, sizeof(*c->workers))))
+		return bkr_error_oom();
+	for (int i = 0; i <= c->nthreads; i++) {
+		if ((err = worker_init(&c->workers[i], c)) < 0)
+			return err;
+	}
+	/* workers[0] is the calling thread */
+	for (int i = 1; i <= c->nthreads; i++) {
+		if (pthread_create(&c->workers[i].tid, NULL, worker_main, &c->workers[i]) != 0)
+			return bkr_error_set(BKR_ERROR, "backup: cannot start worker thread");
+		c->workers[i].started = true;
+	}
+	return 0;
+}
+
+void bkr_bk_pool_finish(bctx *c)
+{
+	if (!c->workers)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_broadcast(&c->cv_job);
+	pthread_mutex_unlock(&c->mu);
+	work_loop(&c->workers[0], true);
+	for (int i = 1; i <= c->nthreads; i++) {
+		if (c->workers[i].started)
+			pthread_join(c->workers[i].tid, NULL);
+		c->workers[i].started = false;
+	}
+}
+
+void bkr_bk_pool_free(bctx *c)
+{
+	for (size_t i = 0; i < c->fq_n; i++)
+		close(c->fq[(c->fq_head + i) % c->fq_cap].fd);
+	c->fq_n = 0;
+	if (c->workers)
+		for (int i = 0; i <= c->nthreads; i++)
+			worker_fini(&c->workers[i]);
+	free(c->workers);
+	c->workers = NULL;
+	free(c->fq);
+	c->fq = NULL;
+	for (size_t i = 0; i < c->nbufs; i++)
+		free(c->bufs[i]);
+	free(c->bufs);
+	c->bufs = NULL;
+	c->nbufs = 0;
+}

@@ -1,0 +1,283 @@
+/** @file
+ * Reading one regular file on a worker: its data extents (SEEK_DATA/
+ * SEEK_HOLE when it looks sparse), small files in one go (the content hash is
+ * the chunk id), larger ones through the chunker with a streaming content
+ * hash and chunk jobs for the pool.  A file whose size, mtime or ctime
+ * changed during the read is read again, at most BKR_BK_RETRIES times.
+ */
+#include "backup_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bkr/clock.h"
+#include "bkr/error.h"
+
+enum { READ_OK = 0, READ_CHANGED = 1, READ_FAILED = 2 };
+
+/* Data extents of @p fd (size @p size): SEEK_DATA/SEEK_HOLE when it looks sparse. */
+static int file_extents(int fd, const struct stat *st, uint64_t **ext, size_t *n)
+{
+	size_t cap = 8, k = 0;
+	uint64_t *e = malloc(cap * 2 * sizeof(*e));
+	uint64_t size = (uint64_t)st->st_size;
+
+	*ext = NULL;
+	*n = 0;
+	if (!e)
+		return bkr_error_oom();
+	if (size == 0) {
+		*ext = e;
+		return 0;
+	}
+	if ((uint64_t)st->st_blocks * 512 >= size) {
+		e[0] = 0;
+		e[1] = size;
+		*ext = e;
+		*n = 1;
+		return 0;
+	}
+	off_t pos = 0;
+	while ((uint64_t)pos < size) {
+		off_t d = lseek(fd, pos, SEEK_DATA);
+		if (d < 0) {
+			if (errno == ENXIO)
+				break;
+			/* no SEEK_DATA support: one extent */
+			e[0] = 0;
+			e[1] = size;
+			k = 1;
+			break;
+		}
+		if ((uint64_t)d >= size)
+			break;
+		off_t h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0 || (uint64_t)h > size)
+			h = (off_t)size;
+		if (k == cap) {
+			cap *= 2;
+			uint64_t *x = realloc(e, cap * 2 * sizeof(*x));
+			if (!x) {
+				free(e);
+				return bkr_error_oom();
+			}
+			e = x;
+		}
+		e[2 * k] = (uint64_t)d;
+		e[2 * k + 1] = (uint64_t)(h - d);
+		k++;
+		pos = h;
+	}
+	*ext = e;
+	*n = k;
+	return 0;
+}
+
+/*
+ * Read the file once: chunks into wk->refs, holes into wk->holes, content
+ * hash into *content.  Returns READ_OK/READ_CHANGED/READ_FAILED (a warning
+ * message in @p why) or <0 for a fatal error.
+ */
+static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id *content,
+		     char *why, size_t whycap)
+{
+	bctx *c = wk->c;
+	file_ctx fc = { .c = c };
+	uint64_t *ext = NULL;
+	size_t next = 0;
+	int err, ret = READ_OK;
+	uint64_t size = (uint64_t)st->st_size;
+	uint64_t lpos = 0;
+
+	wk->nrefs = 0;
+	wk->nholes = 0;
+	if ((err = file_extents(fd, st, &ext, &next)) < 0)
+		return err;
+
+	/* small and dense: one chunk, whose id is the content hash */
+	if (next == 1 && ext[0] == 0 && size <= c->cp.min && size <= BKR_BK_READ_BUF) {
+		ssize_t r = pread(fd, wk->buf, (size_t)size + 1, 0);
+		if (r < 0) {
+			snprintf(why, whycap, "read: %s", strerror(errno));
+			ret = READ_FAILED;
+			goto done;
+		}
+		if ((uint64_t)r != size) {
+			ret = READ_CHANGED;
+			goto done;
+		}
+		bkr_sha256(wk->buf, (size_t)size, content);
+		if ((err = bkr_bk_put_data(c, content, wk->buf, (size_t)size)) < 0) {
+			ret = err;
+			goto done;
+		}
+		if ((err = bkr_bk_refs_push(wk, NULL, content, (size_t)size)) < 0)
+			ret = err;
+		atomic_fetch_add(&c->bytes_done, size);
+		goto done;
+	}
+
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	bkr_chunker_reset(wk->chunker);
+	bkr_hash_reset(wk->hash);
+	size_t cap = BKR_BK_READ_BUF, start = 0, end = 0, scanned = 0;
+	static const uint8_t zeros[65536];
+
+	for (size_t x = 0; x < next && ret == READ_OK; x++) {
+		uint64_t off = ext[2 * x], len = ext[2 * x + 1];
+		if (off > lpos) {
+			if ((err = bkr_bk_holes_push(wk, lpos, off - lpos)) < 0) {
+				ret = err;
+				break;
+			}
+			for (uint64_t z = off - lpos; z > 0;) {
+				size_t k = z > sizeof(zeros) ? sizeof(zeros) : (size_t)z;
+				bkr_hash_update(wk->hash, zeros, k);
+				z -= k;
+			}
+		}
+		lpos = off;
+		while (len > 0) {
+			if (end == cap) {
+				memmove(wk->buf, wk->buf + start, end - start);
+				end -= start;
+				scanned -= start;
+				start = 0;
+			}
+			size_t want = cap - end;
+			if (want > len)
+				want = (size_t)len;
+			ssize_t r = pread(fd, wk->buf + end, want, (off_t)lpos);
+			if (r < 0) {
+				if (errno == EINTR)
+					continue;
+				snprintf(why, whycap, "read: %s", strerror(errno));
+				ret = READ_FAILED;
+				break;
+			}
+			if (r == 0) {
+				ret = READ_CHANGED;
+				break;
+			}
+			bkr_hash_update(wk->hash, wk->buf + end, (size_t)r);
+			end += (size_t)r;
+			lpos += (uint64_t)r;
+			len -= (uint64_t)r;
+			atomic_fetch_add(&c->bytes_done, (uint64_t)r);
+			while (scanned < end) {
+				size_t k = bkr_chunker_scan(wk->chunker, wk->buf + scanned, end - scanned);
+				if (k == (size_t)-1) {
+					scanned = end;
+					break;
+				}
+				scanned += k;
+				if ((err = bkr_bk_emit_chunk(wk, &fc, wk->buf + start, scanned - start)) < 0) {
+					ret = err;
+					break;
+				}
+				start = scanned;
+			}
+			if (ret != READ_OK)
+				break;
+		}
+	}
+	if (ret == READ_OK && end > start) {
+		if ((err = bkr_bk_emit_chunk(wk, &fc, wk->buf + start, end - start)) < 0)
+			ret = err;
+	}
+	if (ret == READ_OK && lpos < size) {
+		if ((err = bkr_bk_holes_push(wk, lpos, size - lpos)) < 0) {
+			ret = err;
+		} else {
+			for (uint64_t z = size - lpos; z > 0;) {
+				size_t k = z > sizeof(zeros) ? sizeof(zeros) : (size_t)z;
+				bkr_hash_update(wk->hash, zeros, k);
+				z -= k;
+			}
+		}
+	}
+	bkr_bk_wait_chunks(wk, &fc);
+	bkr_bk_drop_jobs(wk);
+	if (ret == READ_OK && fc.err < 0)
+		ret = fc.err;
+	if (ret == READ_OK) {
+		bkr_hash_final(wk->hash, content);
+		/* a one-chunk dense file: the content hash equals the chunk id */
+	}
+done:
+	free(ext);
+	return ret;
+}
+
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_size == b->st_size && a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
+	       bkr_clock_ns(&a->st_mtim) == bkr_clock_ns(&b->st_mtim) && bkr_clock_ns(&a->st_ctim) == bkr_clock_ns(&b->st_ctim);
+}
+
+void bkr_bk_read_file(worker *wk, node *n, int fd)
+{
+	bctx *c = wk->c;
+	struct stat before, after;
+	char why[256] = "";
+	int r = READ_CHANGED;
+	bkr_id content;
+
+	for (int attempt = 0; attempt <= BKR_BK_RETRIES; attempt++) {
+		if (fstat(fd, &before) < 0) {
+			snprintf(why, sizeof(why), "fstat: %s", strerror(errno));
+			r = READ_FAILED;
+			break;
+		}
+		if (!S_ISREG(before.st_mode)) {
+			snprintf(why, sizeof(why), "no longer a regular file");
+			r = READ_FAILED;
+			break;
+		}
+		r = read_once(wk, n, fd, &before, &content, why, sizeof(why));
+		if (r < 0) {
+			bkr_bk_fatal(c, r);
+			break;
+		}
+		if (r == READ_FAILED)
+			break;
+		if (r == READ_OK) {
+			if (fstat(fd, &after) < 0) {
+				snprintf(why, sizeof(why), "fstat: %s", strerror(errno));
+				r = READ_FAILED;
+				break;
+			}
+			if (same_stat(&before, &after))
+				break;
+			r = READ_CHANGED;
+		}
+	}
+	if (r == READ_OK) {
+		atomic_fetch_add(&c->files_read, 1);
+		atomic_fetch_add(&c->bytes_read, (uint64_t)after.st_size);
+		bkr_bk_node_set_stat(n, &after);
+		n->content = content;
+		if ((wk->nrefs && !(n->chunks = bkr_bk_memdup(wk->refs, wk->nrefs * sizeof(*n->chunks)))) ||
+		    (wk->nholes && !(n->holes = bkr_bk_memdup(wk->holes, wk->nholes * sizeof(*n->holes))))) {
+			bkr_bk_fatal(c, bkr_error_oom());
+			r = READ_FAILED;
+		} else {
+			n->nchunks = wk->nrefs;
+			n->nholes = wk->nholes;
+		}
+	} else if (r == READ_FAILED) {
+		n->skip = true;
+		bkr_bk_warn(c, n, "unreadable, skipped (%s)", why);
+	} else if (r == READ_CHANGED) {
+		n->skip = true;
+		bkr_bk_warn(c, n, "changed while being read %d times, skipped", BKR_BK_RETRIES + 1);
+	} else {
+		n->skip = true;
+	}
+	close(fd);
+	atomic_fetch_add(&c->files_done, 1);
+}

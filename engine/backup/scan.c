@@ -1,0 +1,323 @@
+/** @file
+ * Phase 1 of a backup: the calling thread walks each source depth-first (an
+ * explicit heap stack of directory fds, never following symlinks:
+ * openat/fstatat with O_NOFOLLOW relative to the directory fd), lstat's
+ * every entry, reads link targets and xattrs, and builds the node tree.
+ * With a parent backup it looks each regular file up in the parent's tree
+ * and takes size/mtime/ctime/inode matches from it without reading (the
+ * racy-clean rule excepted).  Every other regular file is opened right away
+ * and queued, with its fd, for the workers.
+ */
+#include "backup_i.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+#include "bkr/pattern.h"
+
+/* Take the parent's content when the file is unchanged (and not racy). */
+static bool reuse_from_parent(bctx *c, bkr_dir *pdir, node *n)
+{
+	bkr_entry pe;
+	const bkr_tree *leaf;
+	uint32_t li;
+
+	if (!pdir || !c->have_parent)
+		return false;
+	if (bkr_dir_find(pdir, n->name, n->name_len, &pe, &leaf, &li, NULL) < 0) {
+		bkr_error_clear();
+		return false;
+	}
+	if (pe.type != BKR_FT_FILE || pe.size != n->size || pe.mtime_ns != n->mtime_ns ||
+	    pe.ctime_ns != n->ctime_ns || pe.inode != n->ino)
+		return false;
+	if (n->mtime_ns >= c->parent_start - BKR_BK_RACY_NS)
+		return false;
+	if (bkr_tree_chunks(leaf, li, &n->chunks, &n->nchunks) < 0 ||
+	    bkr_tree_holes(leaf, li, &n->holes, &n->nholes) < 0) {
+		free(n->chunks);
+		n->chunks = NULL;
+		n->nchunks = 0;
+		bkr_error_clear();
+		return false;
+	}
+	n->content = pe.content;
+	pthread_mutex_lock(&c->mu);
+	c->st.reused_blobs += n->nchunks;
+	for (size_t i = 0; i < n->nchunks; i++)
+		c->st.reused_bytes += n->chunks[i].length;
+	pthread_mutex_unlock(&c->mu);
+	return true;
+}
+
+static int rel_set(bctx *c, size_t base, const char *name, size_t len, size_t *out)
+{
+	return bkr_pathbuf_set(&c->rel, base, name, len, out);
+}
+
+typedef struct {
+	node *dir;
+	int fd;
+	size_t next;    /* next kid to consider for descent */
+	bkr_dir *pdir;  /* the parent backup's contents of this directory */
+	size_t rel_len;
+} scan_frame;
+
+
+/* Read the entries of the directory of frame @p f. */
+static int scan_dir(bctx *c, const bkr_source_spec *src, scan_frame *f)
+{
+	int dfd = dup(f->fd);
+	DIR *d = NULL;
+	struct dirent *de;
+	int err = 0;
+
+	if (dfd < 0 || !(d = fdopendir(dfd))) {
+		if (dfd >= 0)
+			close(dfd);
+		bkr_bk_warn(c, f->dir, "cannot list directory: %s", strerror(errno));
+		return 0;
+	}
+	for (;;) {
+		errno = 0;
+		if (!(de = readdir(d))) {
+			if (errno)
+				bkr_bk_warn(c, f->dir, "readdir: %s", strerror(errno));
+			break;
+		}
+		const char *nm = de->d_name;
+		if (nm[0] == '.' && (!nm[1] || (nm[1] == '.' && !nm[2])))
+			continue;
+		size_t nlen = strlen(nm), rl;
+		if ((err = rel_set(c, f->rel_len, nm, nlen, &rl)) < 0)
+			goto done;
+		if (src->nexcludes && bkr_pattern_match(src->excludes, src->nexcludes, c->rel.p))
+			continue;
+		struct stat st;
+		node *n = bkr_bk_node_new(c, f->dir, nm, nlen);
+		if (!n) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		if (fstatat(f->fd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				bkr_bk_warn(c, n, "vanished during the scan, skipped");
+			else
+				bkr_bk_warn(c, n, "cannot stat, skipped: %s", strerror(errno));
+			continue;
+		}
+		bkr_bk_node_set_stat(n, &st);
+		if (!n->type) {
+			bkr_bk_warn(c, n, "unknown file type %o, skipped", st.st_mode & S_IFMT);
+			continue;
+		}
+		if (n->type != BKR_FT_DIR) {
+			c->files_total++;
+			if (n->type == BKR_FT_FILE)
+				c->bytes_total += n->size;
+		}
+		n->user = bkr_bk_name(c->users, n->uid, false);
+		n->group = bkr_bk_name(c->groups, n->gid, true);
+		if (n->type == BKR_FT_SYMLINK) {
+			size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 256;
+			for (;;) {
+				char *t = malloc(cap);
+				if (!t) {
+					err = bkr_error_oom();
+					goto done;
+				}
+				ssize_t r = readlinkat(f->fd, nm, t, cap);
+				if (r < 0) {
+					free(t);
+					bkr_bk_warn(c, n, "cannot read link, skipped: %s", strerror(errno));
+					break;
+				}
+				if ((size_t)r < cap) {
+					n->target = (uint8_t *)t;
+					n->target_len = (size_t)r;
+					break;
+				}
+				free(t);
+				cap *= 2;
+			}
+			if (!n->target)
+				continue;
+		}
+		if ((err = bkr_bk_read_xattrs(c, f->fd, nm, n)) < 0)
+			goto done;
+		if (n->type != BKR_FT_DIR && n->nlink > 1) {
+			node *first = bkr_bk_link_find_or_add(&c->links, n);
+			if (!first) {
+				err = bkr_error_oom();
+				goto done;
+			}
+			n->link_group = bkr_bk_link_key(n->dev, n->ino);
+			if (first != n)
+				n->alias = first;
+		}
+		if ((err = bkr_bk_node_add_kid(f->dir, n)) < 0)
+			goto done;
+		if (n->type != BKR_FT_FILE || n->alias)
+			continue;
+		if (reuse_from_parent(c, f->pdir, n)) {
+			atomic_fetch_add(&c->files_done, 1);
+			atomic_fetch_add(&c->bytes_done, n->size);
+			continue;
+		}
+		int ffd = -1;
+		if (c->noatime_ok) {
+			ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME);
+			if (ffd < 0 && errno == EPERM)
+				c->noatime_ok = false;
+		}
+		if (ffd < 0)
+			ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (ffd < 0) {
+			n->skip = true;
+			if (errno == ENOENT)
+				bkr_bk_warn(c, n, "vanished during the scan, skipped");
+			else
+				bkr_bk_warn(c, n, "cannot open, skipped: %s", strerror(errno));
+			continue;
+		}
+		if ((err = bkr_bk_queue_file(c, n, ffd)) < 0)
+			goto done;
+		bkr_bk_progress(c, c->rel.p, false);
+	}
+done:
+	closedir(d);
+	return err;
+}
+
+/* Walk one source, building its node tree under @p root. */
+static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bkr_id *parent_tree)
+{
+	scan_frame *stack = NULL;
+	size_t depth = 0, cap = 0;
+	int err = 0, fd;
+	struct stat st;
+
+	fd = open(src->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err = bkr_error_set_errno(errno, "source '%s': cannot open %s", src->name, src->path);
+		if (err == BKR_ENOTFOUND || errno == ENOTDIR)
+			err = BKR_EINVAL;
+		return err;
+	}
+	if (fstat(fd, &st) < 0) {
+		err = bkr_error_set_errno(errno, "source '%s': fstat %s", src->name, src->path);
+		close(fd);
+		return err;
+	}
+	bkr_bk_node_set_stat(root, &st);
+	root->type = BKR_FT_DIR;
+	root->user = bkr_bk_name(c->users, root->uid, false);
+	root->group = bkr_bk_name(c->groups, root->gid, true);
+	if ((err = bkr_bk_read_xattrs(c, -1, src->path, root)) < 0) {
+		close(fd);
+		return err;
+	}
+
+	cap = 64;
+	if (!(stack = calloc(cap, sizeof(*stack)))) {
+		close(fd);
+		return bkr_error_oom();
+	}
+	stack[0] = (scan_frame){ .dir = root, .fd = fd };
+	if (parent_tree && bkr_dir_open(&stack[0].pdir, parent_tree, bkr_repo_load_tree, c->repo) < 0) {
+		bkr_bk_warn(c, NULL, "source '%s': parent tree unreadable, reading everything: %s",
+		      src->name, bkr_error_message());
+		stack[0].pdir = NULL;
+	}
+	depth = 1;
+	if ((err = scan_dir(c, src, &stack[0])) < 0)
+		goto done;
+
+	while (depth > 0) {
+		scan_frame *f = &stack[depth - 1];
+		node *kid = NULL;
+		while (f->next < f->dir->nkids) {
+			node *k = f->dir->kids[f->next++];
+			if (k->type == BKR_FT_DIR && !k->skip) {
+				kid = k;
+				break;
+			}
+		}
+		if (!kid) {
+			close(f->fd);
+			bkr_dir_free(f->pdir);
+			depth--;
+			continue;
+		}
+		int kfd = openat(f->fd, (const char *)kid->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (kfd < 0) {
+			kid->skip = true;
+			if (errno == ENOENT)
+				bkr_bk_warn(c, kid, "vanished during the scan, skipped");
+			else
+				bkr_bk_warn(c, kid, "cannot open directory, skipped: %s", strerror(errno));
+			continue;
+		}
+		if (depth == cap) {
+			scan_frame *s = realloc(stack, cap * 2 * sizeof(*s));
+			if (!s) {
+				close(kfd);
+				err = bkr_error_oom();
+				goto done;
+			}
+			stack = s;
+			cap *= 2;
+			f = &stack[depth - 1];
+		}
+		scan_frame *nf = &stack[depth];
+		memset(nf, 0, sizeof(*nf));
+		nf->dir = kid;
+		nf->fd = kfd;
+		if ((err = rel_set(c, f->rel_len, (const char *)kid->name, kid->name_len, &nf->rel_len)) < 0) {
+			close(kfd);
+			goto done;
+		}
+		if (f->pdir) {
+			bkr_entry pe;
+			if (bkr_dir_find(f->pdir, kid->name, kid->name_len, &pe, NULL, NULL, NULL) == 0 &&
+			    pe.type == BKR_FT_DIR) {
+				if (bkr_dir_open(&nf->pdir, &pe.subtree, bkr_repo_load_tree, c->repo) < 0)
+					nf->pdir = NULL;
+			}
+			bkr_error_clear();
+		}
+		depth++;
+		if ((err = scan_dir(c, src, nf)) < 0)
+			goto done;
+	}
+done:
+	while (depth > 0) {
+		close(stack[depth - 1].fd);
+		bkr_dir_free(stack[depth - 1].pdir);
+		depth--;
+	}
+	free(stack);
+	return err;
+}
+
+int bkr_bk_scan(bctx *c)
+{
+	const bkr_backup_options *o = c->o;
+	int err;
+
+	if (!(c->roots = calloc(o->nsources, sizeof(*c->roots))))
+		return bkr_error_oom();
+	for (size_t i = 0; i < o->nsources; i++) {
+		const bkr_source_spec *s = &o->sources[i];
+		if (!(c->roots[i] = bkr_bk_node_new(c, NULL, s->name, strlen(s->name))))
+			return bkr_error_oom();
+		if ((err = scan_source(c, s, c->roots[i], bkr_bk_parent_tree(c, s))) < 0)
+			return err;
+	}
+	return 0;
+}
