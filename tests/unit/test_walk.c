@@ -1,0 +1,210 @@
+/** @file
+ * Unit tests of walk.c over a real backup: path resolution (root, nested,
+ * missing, through a file, ".."), the depth-first iterator in name order
+ * (full paths, depths, POST, NO_RECURSE, skip), an unknown root, and
+ * bkr_walk_read_file (data extents only, holes as gaps).
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bkr/backup.h"
+#include "bkr/error.h"
+#include "bkr/repo.h"
+#include "bkr/walk.h"
+
+typedef struct {
+	char dir[256];
+	char repo[300];
+	char src[300];
+	bkr_repo *r;
+	bkr_manifest *m;
+} fx;
+
+static void sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	assert_int_equal(system(cmd), 0);
+}
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/bkr-test-walk-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
+	snprintf(f->src, sizeof(f->src), "%s/src", f->dir);
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	assert_int_equal(bkr_repo_init(f->repo, &io), 0);
+	assert_int_equal(bkr_repo_open(&f->r, f->repo, 0), 0);
+	sh("mkdir -p %s/a/b %s/c && printf one > %s/a/one && printf two > %s/a/b/two && "
+	   "printf z > %s/z && ln -s one %s/a/link", f->src, f->src, f->src, f->src, f->src, f->src);
+	/* a sparse file: 3 bytes at 1 MiB, 2 MiB long */
+	sh("printf abc | dd of=%s/c/sparse bs=1 seek=1048576 conv=notrunc status=none && truncate -s 2M %s/c/sparse",
+	   f->src, f->src);
+	bkr_source_spec s = { "ws", f->src, NULL, 0 };
+	bkr_backup_options o = BKR_BACKUP_OPTIONS_INIT;
+	o.sources = &s;
+	o.nsources = 1;
+	o.hostname = "h";
+	o.threads = 1;
+	assert_int_equal(bkr_backup_run(f->r, &o, &f->m), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	bkr_manifest_free(f->m);
+	bkr_repo_free(f->r);
+	sh("rm -rf %s", f->dir);
+	free(f);
+	return 0;
+}
+
+static void test_resolve(void **state)
+{
+	fx *f = *state;
+	bkr_entry e;
+	bkr_dir *h = NULL;
+
+	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "", &e, &h, NULL, NULL), 0);
+	assert_int_equal(e.type, BKR_FT_DIR);
+	assert_null(h);
+	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "/ws//a/./b/two", &e, &h, NULL, NULL), 0);
+	assert_int_equal(e.type, BKR_FT_FILE);
+	assert_int_equal(e.size, 3);
+	bkr_dir_free(h);
+	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "ws/a/link", &e, &h, NULL, NULL), 0);
+	assert_int_equal(e.type, BKR_FT_SYMLINK);
+	assert_memory_equal(e.target, "one", 3);
+	bkr_dir_free(h);
+	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "ws/a/nope", &e, &h, NULL, NULL), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "ws/a/nope"));
+	assert_null(h);
+	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "ws/z/x", &e, &h, NULL, NULL), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "not a directory"));
+	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "ws/a/../z", &e, &h, NULL, NULL), BKR_EINVAL);
+	assert_int_equal(e.type, BKR_FT_DIR); /* the root entry on failure */
+}
+
+/* The walk from @p path with @p flags as "path:depth[/post]" lines. */
+static char *walk_all(fx *f, const char *path, unsigned flags, const char *skip)
+{
+	static char out[4096];
+	bkr_walk *w = NULL;
+	const bkr_walk_item *it;
+	int r;
+
+	out[0] = '\0';
+	assert_int_equal(bkr_walk_new(&w, f->r, &f->m->tree, path, flags), 0);
+	while ((r = bkr_walk_next(w, &it)) == 1) {
+		assert_int_equal(it->error, 0);
+		size_t k = strlen(out);
+		snprintf(out + k, sizeof(out) - k, "%s:%zu%s\n", it->path, it->depth, it->post ? "/post" : "");
+		assert_int_equal(strlen(it->path), it->path_len);
+		if (skip && !it->post && strcmp(it->path, skip) == 0)
+			bkr_walk_skip(w);
+	}
+	assert_int_equal(r, 0);
+	bkr_walk_free(w);
+	return out;
+}
+
+static void test_iterate(void **state)
+{
+	fx *f = *state;
+
+	assert_string_equal(walk_all(f, "ws", 0, NULL),
+			    "ws/a:1\nws/a/b:2\nws/a/b/two:3\nws/a/link:2\nws/a/one:2\n"
+			    "ws/c:1\nws/c/sparse:2\nws/z:1\n");
+	assert_string_equal(walk_all(f, "ws/a", BKR_WALK_POST, NULL),
+			    "ws/a/b:1\nws/a/b/two:2\nws/a/b:1/post\nws/a/link:1\nws/a/one:1\n");
+	assert_string_equal(walk_all(f, "ws", BKR_WALK_NO_RECURSE, NULL), "ws/a:1\nws/c:1\nws/z:1\n");
+	assert_string_equal(walk_all(f, "ws", 0, "ws/a"), "ws/a:1\nws/c:1\nws/c/sparse:2\nws/z:1\n");
+	assert_string_equal(walk_all(f, NULL, BKR_WALK_NO_RECURSE, NULL), "ws:1\n");
+
+	bkr_walk *w = NULL;
+	assert_int_equal(bkr_walk_new(&w, f->r, &f->m->tree, "ws/z", 0), BKR_EINVAL);
+	assert_null(w);
+	assert_int_equal(bkr_walk_new(&w, f->r, &f->m->tree, "ws/missing", 0), BKR_ENOTFOUND);
+	bkr_walk_free(NULL);
+}
+
+typedef struct {
+	uint64_t bytes, last_end;
+	char data[8];
+} sink;
+
+static int collect(void *ctx, uint64_t offset, const uint8_t *data, size_t len)
+{
+	sink *s = ctx;
+	assert_true(offset >= s->last_end);
+	if (len <= sizeof(s->data))
+		memcpy(s->data, data, len);
+	s->bytes += len;
+	s->last_end = offset + len;
+	return 0;
+}
+
+static void test_read_file(void **state)
+{
+	fx *f = *state;
+	bkr_entry e;
+	bkr_dir *h = NULL;
+	const bkr_tree *leaf;
+	uint32_t li;
+	sink s = { 0 };
+
+	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "ws/c/sparse", &e, &h, &leaf, &li), 0);
+	assert_int_equal(e.size, 2 << 20);
+	assert_int_equal(bkr_walk_read_file(f->r, leaf, li, "sparse", collect, &s), 0);
+	/* only data extents reach the callback; the holes are the gaps */
+	assert_true(s.bytes >= 3 && s.bytes < (2u << 20));
+	bkr_dir_free(h);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "ws/a/one", &e, &h, &leaf, &li), 0);
+	assert_int_equal(bkr_walk_read_file(f->r, leaf, li, "one", collect, &s), 0);
+	assert_int_equal(s.bytes, 3);
+	assert_memory_equal(s.data, "one", 3);
+	bkr_dir_free(h);
+}
+
+/* A root tree id that is not in the repository: the walk does not start. */
+static void test_unknown_root(void **state)
+{
+	fx *f = *state;
+	bkr_id bad = f->m->tree;
+	bkr_walk *w = NULL;
+
+	bad.b[0] ^= 0xff;
+	assert_true(bkr_walk_new(&w, f->r, &bad, NULL, 0) < 0);
+	assert_null(w);
+	assert_true(bkr_error_message()[0] != '\0');
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iterate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_root, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
