@@ -210,13 +210,8 @@ void bkr_config_free(bkr_config *c)
 	free(c);
 }
 
-static const bkr_retention_policy default_policy = {
-	.keep_last = 10,
-	.keep_hourly = 24,
-	.keep_daily = 7,
-	.keep_weekly = 4,
-	.keep_monthly = 12,
-	.keep_within_s = 0,
+const bkr_retention_policy bkr_retention_default = {
+	.keep_within_s = 30 * 86400,
 };
 
 static char *default_log_dir(void)
@@ -231,7 +226,7 @@ static char *default_log_dir(void)
 /* Everything except repository, workspace_root and sources. */
 static int set_defaults(bkr_config *c)
 {
-	c->retention.policy = default_policy;
+	c->retention.policy = bkr_retention_default;
 	c->warm.after_days = 7;
 	c->cold.after_days = 30;
 	c->compression_level = 1;
@@ -514,17 +509,17 @@ static int parse_sources(struct ctx *x, const cJSON *arr)
 }
 
 static const char *const policy_keys[] = { "keep_last", "keep_hourly", "keep_daily",
-					   "keep_weekly", "keep_monthly", "keep_within", NULL };
+					   "keep_weekly", "keep_monthly", "keep_yearly", "keep_within", NULL };
 
 /* Fill @p p from the policy keys of @p obj (other keys already checked). */
 static int parse_policy(struct ctx *x, const cJSON *obj, const char *prefix, bkr_retention_policy *p)
 {
 	int *const counts[] = { &p->keep_last, &p->keep_hourly, &p->keep_daily,
-				&p->keep_weekly, &p->keep_monthly };
+				&p->keep_weekly, &p->keep_monthly, &p->keep_yearly };
 	char kp[KEYPATH_MAX];
 	const cJSON *it;
 
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		keypath(kp, prefix, policy_keys[i]);
 		if ((it = cJSON_GetObjectItemCaseSensitive(obj, policy_keys[i])) &&
 		    get_int(x, it, kp, 0, COUNT_MAX, counts[i]) < 0)
@@ -544,13 +539,15 @@ static int parse_policy(struct ctx *x, const cJSON *obj, const char *prefix, bkr
 static int parse_retention(struct ctx *x, const cJSON *obj)
 {
 	static const char *const known[] = { "keep_last", "keep_hourly", "keep_daily", "keep_weekly",
-					     "keep_monthly", "keep_within", "full", "incremental",
+					     "keep_monthly", "keep_yearly", "keep_within", "full", "incremental",
 					     "differential", "snapshot", "recovery", NULL };
 	bkr_config_retention *r = &x->c->retention;
 	char kp[KEYPATH_MAX];
 
 	if (!cJSON_IsObject(obj))
 		return key_error(x, "retention", "expected an object");
+	/* a "retention" object replaces the default whole: keys it omits are off */
+	memset(&r->policy, 0, sizeof(r->policy));
 	if (check_keys(x, obj, "retention", known) < 0 || parse_policy(x, obj, "retention", &r->policy) < 0)
 		return x->err;
 	for (unsigned t = 0; t <= BKR_BACKUP_RECOVERY; t++) {
@@ -891,6 +888,7 @@ static cJSON *policy_json(const bkr_retention_policy *p)
 	ok = ok && put(o, "keep_daily", cJSON_CreateNumber(p->keep_daily));
 	ok = ok && put(o, "keep_weekly", cJSON_CreateNumber(p->keep_weekly));
 	ok = ok && put(o, "keep_monthly", cJSON_CreateNumber(p->keep_monthly));
+	ok = ok && put(o, "keep_yearly", cJSON_CreateNumber(p->keep_yearly));
 	ok = ok && put(o, "keep_within", cJSON_CreateString(p->keep_within_s ? within : "0"));
 	if (!ok) {
 		cJSON_Delete(o);

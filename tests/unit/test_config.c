@@ -118,12 +118,14 @@ static void expect_key_error(const char *rest, const char *key, const char *what
 
 static void check_default_policy(const bkr_retention_policy *p)
 {
-	assert_int_equal(p->keep_last, 10);
-	assert_int_equal(p->keep_hourly, 24);
-	assert_int_equal(p->keep_daily, 7);
-	assert_int_equal(p->keep_weekly, 4);
-	assert_int_equal(p->keep_monthly, 12);
-	assert_int_equal(p->keep_within_s, 0);
+	/* the seed's "keep 30 days" and nothing else */
+	assert_int_equal(p->keep_last, 0);
+	assert_int_equal(p->keep_hourly, 0);
+	assert_int_equal(p->keep_daily, 0);
+	assert_int_equal(p->keep_weekly, 0);
+	assert_int_equal(p->keep_monthly, 0);
+	assert_int_equal(p->keep_yearly, 0);
+	assert_int_equal(p->keep_within_s, 30 * 86400);
 }
 
 static void test_two_line_config(void **state)
@@ -255,7 +257,7 @@ static const char full_config[] =
 	"  \"retention\": {\"keep_last\": 3, \"keep_hourly\": 0, \"keep_daily\": 14, \"keep_weekly\": 8,\n"
 	"                \"keep_monthly\": 24, \"keep_within\": \"2d12h\",\n"
 	"                \"snapshot\": {\"keep_last\": 100},\n"
-	"                \"full\": {\"keep_monthly\": 120, \"keep_within\": \"1y\"}},\n"
+	"                \"full\": {\"keep_monthly\": 120, \"keep_within\": \"1y\", \"keep_yearly\": 10}},\n"
 	"  \"tiers\": {\"warm\": {\"path\": \"/mnt/warm\", \"after_days\": 3},\n"
 	"            \"cold\": {\"path\": \"/mnt/cold\", \"after_days\": 90}},\n"
 	"  \"compression\": {\"level\": 6},\n"
@@ -299,6 +301,7 @@ static void test_full_config(void **state)
 	assert_int_equal(p->keep_weekly, 8);
 	assert_int_equal(p->keep_monthly, 24);
 	assert_int_equal(p->keep_within_s, 2 * 86400 + 12 * 3600);
+	assert_int_equal(p->keep_yearly, 0); /* omitted: off, not the default's */
 	p = bkr_config_retention_for(c, BKR_BACKUP_SNAPSHOT);
 	assert_true(c->retention.has_override[BKR_BACKUP_SNAPSHOT]);
 	assert_int_equal(p->keep_last, 100);
@@ -307,6 +310,7 @@ static void test_full_config(void **state)
 	assert_int_equal(p->keep_monthly, 120);
 	assert_int_equal(p->keep_last, 3);
 	assert_int_equal(p->keep_within_s, 365 * 86400);
+	assert_int_equal(p->keep_yearly, 10);
 	assert_ptr_equal(bkr_config_retention_for(c, BKR_BACKUP_INCREMENTAL), &c->retention.policy);
 
 	assert_string_equal(c->warm.path, "/mnt/warm");
@@ -358,7 +362,7 @@ static void test_to_json_round_trip(void **state)
 	c = load_ok(BASE "}", "/");
 	a = bkr_config_to_json(c, false);
 	assert_null(strstr(a, "alert_command"));
-	assert_non_null(strstr(a, "\"keep_within\":\"0\""));
+	assert_non_null(strstr(a, "\"keep_within\":\"30d\"")); /* the seed default */
 	assert_null(strstr(a, "recovery"));
 	back = load_ok(a, "/");
 	assert_null(back->warm.path);

@@ -56,18 +56,25 @@ typedef struct {
 } bkr_config_source;
 
 /**
- * One retention policy.  Counts are the number of backups kept per rule
- * (0 = rule off); a backup is kept when any rule keeps it.  Pinned snapshots
- * are always kept whatever the policy says.
+ * One retention policy (applied by bkr/retention.h).  Counts are the number
+ * of backups kept per rule (0 = rule off); a backup is kept when any rule
+ * keeps it.  Pinned backups and the newest backup of each source are always
+ * kept whatever the policy says.  A configuration without a "retention" key
+ * gets the seed's default, keep_within 30 days and nothing else; a
+ * "retention" object replaces it whole (keys it omits are off).
  */
 typedef struct {
-	int keep_last;           /**< newest N backups; default 10 */
-	int keep_hourly;         /**< newest backup of each of the last N hours; default 24 */
-	int keep_daily;          /**< ... days; default 7 */
-	int keep_weekly;         /**< ... ISO weeks; default 4 */
-	int keep_monthly;        /**< ... months; default 12 */
-	int64_t keep_within_s;   /**< every backup younger than this (seconds); default 0 = off */
+	int keep_last;           /**< newest N backups */
+	int keep_hourly;         /**< newest backup of each of the last N hours that have one */
+	int keep_daily;          /**< ... days */
+	int keep_weekly;         /**< ... ISO weeks */
+	int keep_monthly;        /**< ... months */
+	int keep_yearly;         /**< ... years */
+	int64_t keep_within_s;   /**< every backup younger than this (seconds); 0 = off */
 } bkr_retention_policy;
+
+/** The policy of a configuration without a "retention" key: keep 30 days. */
+extern const bkr_retention_policy bkr_retention_default;
 
 /** "retention": the default policy plus optional overrides per backup type. */
 typedef struct {
