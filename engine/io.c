@@ -26,7 +26,7 @@
 struct fault {
 	char point[32];
 	long nth;
-	int action; /* 0 eio, 1 enospc, 2 crash */
+	int action; /* 0 eio, 1 enospc, 2 crash, 3 stop */
 	atomic_long hits;
 };
 
@@ -54,7 +54,7 @@ static void fault_parse(void)
 		memset(f->point, 0, sizeof(f->point));
 		if (sscanf(tok, "%31[^:]:%ld:%15s", f->point, &f->nth, action) < 2)
 			continue;
-		f->action = !strcmp(action, "crash") ? 2 : !strcmp(action, "enospc") ? 1 : 0;
+		f->action = !strcmp(action, "stop") ? 3 : !strcmp(action, "crash") ? 2 : !strcmp(action, "enospc") ? 1 : 0;
 		atomic_store(&f->hits, 0);
 		nfaults++;
 	}
@@ -80,6 +80,10 @@ int bkr_io_fault(const char *point)
 			continue;
 		if (f->action == 2)
 			raise(SIGKILL);
+		if (f->action == 3) {
+			raise(SIGSTOP); /* a test changes the world, then sends SIGCONT */
+			return 0;
+		}
 		return bkr_error_set_errno(f->action == 1 ? ENOSPC : EIO,
 					   "injected fault at %s", point);
 	}

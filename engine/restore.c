@@ -4,7 +4,8 @@
  * The backup is walked depth-first (bkr_walk with BKR_WALK_POST); a stack of
  * directory fds follows the walk so every entry is created relative to its
  * parent's fd with O_NOFOLLOW / O_EXCL and nothing can escape the target
- * through a symlink.  Directory metadata is applied on the way back up,
+ * through a symlink; attributes are set through descriptors (apply_meta).
+ * Directory metadata is applied on the way back up,
  * after the contents, so their mtimes survive.  A file that fails (missing
  * or corrupt chunk, content hash mismatch, write error) is removed, reported
  * and counted; the restore goes on.
@@ -35,6 +36,8 @@
 typedef struct {
 	uint64_t group;
 	char *path;     /* first restored link, relative to the target */
+	dev_t dev;      /* ... and the file it is, checked before linking to it */
+	ino_t ino;
 } link_ent;
 
 typedef struct {
@@ -122,25 +125,33 @@ static void owner_ids(rctx *c, const bkr_entry *e, uid_t *uid, gid_t *gid)
 	}
 }
 
+/* "/proc/self/fd/N": names the object @p fd holds itself, not a path that could be swapped. */
+static void fd_path(char *buf, size_t cap, int fd)
+{
+	snprintf(buf, cap, "/proc/self/fd/%d", fd);
+}
+
 /*
- * Owner, xattrs, mode, times.  With @p fd >= 0 through the fd, else by
- * @p name in @p dirfd without following it.
+ * Owner, xattrs, mode, times of the object @p fd refers to.  With @p opath
+ * the fd is an O_PATH descriptor (symlinks, fifos, devices: never opened for
+ * I/O) and calls that refuse one go through /proc/self/fd/N, which resolves
+ * to the object itself.  Nothing here takes a name.
  */
-static void apply_meta(rctx *c, int fd, int dirfd, const char *name, const char *path,
-		       const bkr_entry *e, const bkr_tree *leaf, uint32_t li)
+static void apply_meta(rctx *c, int fd, bool opath, const char *path, const bkr_entry *e,
+		       const bkr_tree *leaf, uint32_t li)
 {
 	bool is_link = e->type == BKR_FT_SYMLINK;
-	char ppath[64 + 256];
+	char ppath[64];
 	bkr_xattr *xs = NULL;
 	size_t nx = 0;
+	int r;
 
-	if (fd < 0)
-		snprintf(ppath, sizeof(ppath), "/proc/self/fd/%d/%s", dirfd, name);
+	fd_path(ppath, sizeof(ppath), fd);
 	if (c->root) {
 		uid_t uid;
 		gid_t gid;
 		owner_ids(c, e, &uid, &gid);
-		int r = fd >= 0 ? fchown(fd, uid, gid) : fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW);
+		r = opath ? fchownat(fd, "", uid, gid, AT_EMPTY_PATH) : fchown(fd, uid, gid);
 		if (r < 0)
 			report(c, false, 0, path, "chown: %s", strerror(errno));
 	}
@@ -158,13 +169,7 @@ static void apply_meta(rctx *c, int fd, int dirfd, const char *name, const char 
 			}
 			const void *v = xs[i].in_blob ? (const void *)val : (const void *)xs[i].value;
 			size_t vl = xs[i].in_blob ? vlen : xs[i].value_len;
-			int r;
-			if (fd >= 0)
-				r = fsetxattr(fd, xn, v, vl, 0);
-			else if (strlen(name) <= 255)
-				r = lsetxattr(ppath, xn, v, vl, 0);
-			else
-				r = -1, errno = ENAMETOOLONG;
+			r = opath ? setxattr(ppath, xn, v, vl, 0) : fsetxattr(fd, xn, v, vl, 0);
 			if (r < 0)
 				report(c, false, 0, path, "xattr %s: %s", xn, strerror(errno));
 			free(val);
@@ -174,15 +179,47 @@ static void apply_meta(rctx *c, int fd, int dirfd, const char *name, const char 
 	}
 	free(xs);
 	if (!is_link) {
-		int r = fd >= 0 ? fchmod(fd, e->mode & 07777) : fchmodat(dirfd, name, e->mode & 07777, 0);
+		r = opath ? chmod(ppath, e->mode & 07777) : fchmod(fd, e->mode & 07777);
 		if (r < 0)
 			report(c, false, 0, path, "chmod: %s", strerror(errno));
 	}
 	struct timespec ts[2];
 	ts[0] = ts[1] = bkr_clock_timespec(e->mtime_ns);
-	int r = fd >= 0 ? futimens(fd, ts) : utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
+	r = opath ? utimensat(fd, "", ts, AT_EMPTY_PATH) : futimens(fd, ts);
 	if (r < 0)
 		report(c, false, 0, path, "set times: %s", strerror(errno));
+}
+
+/*
+ * An O_PATH descriptor of the entry restore just created as @p name in
+ * @p dirfd (symlink, fifo, device), after checking it is that entry: the
+ * type (and device number) asked for, owned by us, one link.  Another user
+ * who can write to the directory may have put something else there in the
+ * meantime; then -1 after reporting, and nothing of it is touched.
+ */
+static int open_created(rctx *c, int dirfd, const char *name, mode_t type, dev_t rdev, const char *path)
+{
+	struct stat st;
+	int fd;
+
+	(void)bkr_io_fault("restore-meta");
+	if ((fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		report(c, true, bkr_error_set_errno(errno, "open"), path, "open after creating: %s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		report(c, true, bkr_error_set_errno(errno, "stat"), path, "stat after creating: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if ((st.st_mode & S_IFMT) != type || st.st_nlink != 1 || st.st_uid != geteuid() ||
+	    ((type == S_IFCHR || type == S_IFBLK) && st.st_rdev != rdev)) {
+		report(c, true, BKR_EEXISTS, path,
+		       "replaced by something else while being restored; its attributes were not set");
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* Make room for a new entry @p name in @p dirfd when overwriting. */
@@ -233,7 +270,7 @@ static link_ent *link_find(rctx *c, uint64_t group)
 	return NULL;
 }
 
-static void link_add(rctx *c, uint64_t group, const char *path)
+static void link_add(rctx *c, uint64_t group, const char *path, const struct stat *st)
 {
 	if (c->nlinks == c->linkcap) {
 		size_t cap = c->linkcap ? c->linkcap * 2 : 16;
@@ -248,7 +285,34 @@ static void link_add(rctx *c, uint64_t group, const char *path)
 		return;
 	c->links[c->nlinks].group = group;
 	c->links[c->nlinks].path = p;
+	c->links[c->nlinks].dev = st->st_dev;
+	c->links[c->nlinks].ino = st->st_ino;
 	c->nlinks++;
+}
+
+/*
+ * Hardlink the group's first file as @p name in @p dirfd: through a
+ * descriptor of it, after checking it is still the file restore wrote (its
+ * path may lead elsewhere by now).  -1 with errno set.
+ */
+static int link_to(rctx *c, const link_ent *l, int dirfd, const char *name)
+{
+	struct stat st;
+	char pp[64];
+	int fd, r = -1, en = ESTALE;
+
+	if ((fd = openat(c->tfd, l->path, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -1;
+	if (fstat(fd, &st) < 0) {
+		en = errno;
+	} else if (st.st_dev == l->dev && st.st_ino == l->ino && S_ISREG(st.st_mode)) {
+		fd_path(pp, sizeof(pp), fd);
+		r = linkat(AT_FDCWD, pp, dirfd, name, AT_SYMLINK_FOLLOW);
+		en = errno;
+	}
+	close(fd);
+	errno = en;
+	return r;
 }
 
 /* Restore one non-directory entry @p name into @p dirfd. */
@@ -273,7 +337,7 @@ static void restore_leaf(rctx *c, int dirfd, const char *path, const bkr_entry *
 		if (e->link_group) {
 			link_ent *l = link_find(c, e->link_group);
 			if (l) {
-				if (linkat(c->tfd, l->path, dirfd, name, 0) == 0) {
+				if (link_to(c, l, dirfd, name) == 0) {
 					c->st.hardlinks++;
 					return;
 				}
@@ -297,14 +361,15 @@ static void restore_leaf(rctx *c, int dirfd, const char *path, const bkr_entry *
 			report(c, true, r, path, "%s", bkr_error_message());
 			goto fail;
 		}
-		apply_meta(c, fd, dirfd, name, path, e, leaf, li);
+		apply_meta(c, fd, false, path, e, leaf, li);
+		struct stat st;
+		if (e->link_group && !link_find(c, e->link_group) && fstat(fd, &st) == 0)
+			link_add(c, e->link_group, path, &st);
 		close(fd);
 		c->st.files++;
 		c->st.bytes += e->size;
 		c->prog.files_done++;
 		c->prog.bytes_done += e->size;
-		if (e->link_group && !link_find(c, e->link_group))
-			link_add(c, e->link_group, path);
 		return;
 fail:
 		close(fd);
@@ -325,6 +390,8 @@ fail:
 			report(c, true, bkr_error_set_errno(errno, "symlink"), path, "symlink: %s", strerror(errno));
 			return;
 		}
+		if ((fd = open_created(c, dirfd, name, S_IFLNK, 0, path)) < 0)
+			return;
 		c->st.symlinks++;
 		break;
 	}
@@ -337,6 +404,8 @@ fail:
 			report(c, false, 0, path, "skipped: mknod: %s", strerror(errno));
 			return;
 		}
+		if ((fd = open_created(c, dirfd, name, type, e->type == BKR_FT_FIFO ? 0 : (dev_t)e->rdev, path)) < 0)
+			return;
 		c->st.specials++;
 		break;
 	}
@@ -347,7 +416,8 @@ fail:
 		report(c, true, BKR_ECORRUPT, path, "unknown entry type %u", e->type);
 		return;
 	}
-	apply_meta(c, -1, dirfd, name, path, e, leaf, li);
+	apply_meta(c, fd, true, path, e, leaf, li);
+	close(fd);
 }
 
 /* mkdir (or reuse) @p name in @p dirfd and open it; -1 after reporting. */
@@ -359,13 +429,23 @@ static int open_dir(rctx *c, int dirfd, const char *name, const char *path)
 		report(c, true, BKR_EEXISTS, path, "cannot replace existing entry: %s", strerror(-r));
 		return -1;
 	}
-	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST) {
+	bool created = mkdirat(dirfd, name, 0700) == 0;
+	if (!created && errno != EEXIST) {
 		report(c, true, bkr_error_set_errno(errno, "mkdir"), path, "mkdir: %s", strerror(errno));
 		return -1;
 	}
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
 		report(c, true, bkr_error_set_errno(errno, "open"), path, "open directory: %s", strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (created && (fstat(fd, &st) < 0 || st.st_uid != geteuid())) {
+		/* another user's directory put in place of the one just made */
+		report(c, true, BKR_EEXISTS, path, "replaced by something else while being restored");
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -414,7 +494,7 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 		}
 		cname(e->name, e->name_len, name, sizeof(name));
 		if (it->post) {
-			apply_meta(c, fds[d], pfd, name, it->path, e, it->leaf, it->li);
+			apply_meta(c, fds[d], false, it->path, e, it->leaf, it->li);
 			close(fds[d]);
 			fds[d] = -1;
 			continue;
@@ -427,7 +507,7 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 		c->st.dirs++;
 		if (it->error < 0) {
 			report(c, true, it->error, it->path, "contents unreadable: %s", bkr_walk_error_message(w));
-			apply_meta(c, dfd, pfd, name, it->path, e, it->leaf, it->li);
+			apply_meta(c, dfd, false, it->path, e, it->leaf, it->li);
 			close(dfd);
 			continue;
 		}
@@ -484,14 +564,21 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		restore_leaf(c, fd, path, &e, leaf, li);
 		goto done;
 	}
-	int dfd = open_dir(c, fd, comps[nc - 1], path);
+	int dfd = open_dir(c, fd, comps[nc - 1], path), cfd;
 	if (dfd < 0)
 		goto done;
 	c->st.dirs++;
-	if ((err = restore_dir(c, root, path, dfd)) < 0)
+	if ((cfd = dup(dfd)) < 0) {
+		err = bkr_error_set_errno(errno, "dup");
+		close(dfd);
 		goto done;
-	/* the directory's own metadata, after its contents */
-	apply_meta(c, -1, fd, comps[nc - 1], path, &e, leaf, li);
+	}
+	if ((err = restore_dir(c, root, path, cfd)) == 0) {
+		/* the directory's own metadata, after its contents, through the fd it was restored by */
+		(void)bkr_io_fault("restore-meta");
+		apply_meta(c, dfd, false, path, &e, leaf, li);
+	}
+	close(dfd);
 done:
 	if (fd >= 0)
 		close(fd);

@@ -5,13 +5,15 @@
  * 10,000-wide directories), back it up with each backup type, restore, and
  * compare every stat field, xattrs, content and hole positions.  Also: a
  * damaged chunk fails only its file; subset restores; no writes outside the
- * target.
+ * target; a thread swapping fresh entries for symlinks never gets restore to
+ * change the mode of what the links point to.
  *
  * BKR_TEST_BIG=0 leaves out the > 4 GiB sparse file (for valgrind runs).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -504,6 +506,95 @@ static void test_no_escape(void **state)
 	bkr_manifest_free(m);
 }
 
+/* ---- racing another user ----------------------------------------------- */
+
+#define RACE_FIFOS 400
+
+static int setup_race(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+	char p[512];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/bkr-test-restore-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
+	snprintf(f->src, sizeof(f->src), "%s/src", f->dir);
+	snprintf(f->dst, sizeof(f->dst), "%s/dst", f->dir);
+	assert_int_equal(mkdir(f->src, 0755), 0);
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	assert_int_equal(bkr_repo_init(f->repo, &io), 0);
+	assert_int_equal(bkr_repo_open(&f->r, f->repo, 0), 0);
+	snprintf(p, sizeof(p), "%s/fifos", f->src);
+	assert_int_equal(mkdir(p, 0777), 0);
+	for (int i = 0; i < RACE_FIFOS; i++) {
+		snprintf(p, sizeof(p), "%s/fifos/f%04d", f->src, i);
+		assert_int_equal(mkfifo(p, 0666), 0);
+		assert_int_equal(chmod(p, 0666), 0);
+	}
+	*state = f;
+	return 0;
+}
+
+typedef struct {
+	char dir[512];
+	char victim[512];
+	volatile int stop;
+	unsigned long swaps;
+} racer;
+
+/* Another user: replace every fifo that appears in dir by a symlink to victim. */
+static void *race(void *arg)
+{
+	racer *x = arg;
+	char tmp[600], p[1024];
+
+	snprintf(tmp, sizeof(tmp), "%s/../racer-link", x->dir);
+	while (!x->stop) {
+		DIR *d = opendir(x->dir);
+		struct dirent *de;
+		if (!d)
+			continue;
+		while ((de = readdir(d)) && !x->stop) {
+			if (de->d_type != DT_FIFO)
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", x->dir, de->d_name);
+			unlink(tmp);
+			if (symlink(x->victim, tmp) == 0 && rename(tmp, p) == 0)
+				x->swaps++;
+		}
+		closedir(d);
+	}
+	return NULL;
+}
+
+static void test_swap_race(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m = NULL;
+	bkr_restore_stats st;
+	struct stat sb;
+	racer x = { 0 };
+	pthread_t th;
+
+	assert_int_equal(backup(f, BKR_BACKUP_FULL, &m), 0);
+	snprintf(x.victim, sizeof(x.victim), "%s/victim", f->dir);
+	put(x.victim, "secret", 6, 0);
+	assert_int_equal(chmod(x.victim, 0600), 0);
+	snprintf(x.dir, sizeof(x.dir), "%s/src/fifos", f->dst);
+	for (int round = 0; round < 5; round++) {
+		sh("rm -rf '%s'", f->dst);
+		x.stop = 0;
+		assert_int_equal(pthread_create(&th, NULL, race, &x), 0);
+		(void)restore(f, m, NULL, 0, &st);
+		x.stop = 1;
+		pthread_join(th, NULL);
+		assert_int_equal(stat(x.victim, &sb), 0);
+		assert_int_equal(sb.st_mode & 07777, 0600);
+	}
+	print_message("%lu swaps\n", x.swaps);
+	bkr_manifest_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -511,6 +602,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_subset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_chunk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_escape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_race, setup_race, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

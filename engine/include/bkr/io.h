@@ -12,9 +12,11 @@
  * `meson setup -Dfault_injection=enabled`, or `auto` in a build with tests,
  * so a release bkr ignores BKR_FAULT): the environment variable
  * BKR_FAULT="POINT:N[:ACTION]" makes the N-th pass (1-based) through POINT fail
- * with ACTION = "eio" (default), "enospc", or "crash" (SIGKILL the process).
- * Points: "write", "fsync", "rename", "read".  Several specs may be joined
- * with ','.
+ * with ACTION = "eio" (default), "enospc", or "crash" (SIGKILL the process),
+ * or pause there with "stop" (SIGSTOP; the pass succeeds after SIGCONT, so a
+ * test can race the process deterministically).  Points: "write", "fsync",
+ * "rename", "read", "restore-meta" (restore, between creating an entry and
+ * setting its attributes).  Several specs may be joined with ','.
  */
 #ifndef BKR_IO_H
 #define BKR_IO_H
@@ -75,7 +77,8 @@ int bkr_io_publish(const char *dir, const char *name, const void *data, size_t l
 
 /**
  * A fault point: returns 0, or the configured failure (after setting the
- * message), or never returns ("crash").  Cheap when BKR_FAULT is unset.
+ * message), or never returns ("crash"), or stops the process first ("stop").
+ * Cheap when BKR_FAULT is unset.
  */
 int bkr_io_fault(const char *point);
 

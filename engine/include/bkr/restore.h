@@ -9,7 +9,10 @@
  * chown, so setuid bits survive) and times in ns (directories after their
  * contents).  Nothing is written outside the target: names are validated by
  * the tree parser and every path is opened relative to directory fds with
- * O_NOFOLLOW.
+ * O_NOFOLLOW.  Attributes are set through a descriptor of the object itself
+ * (an O_PATH one for symlinks, fifos and devices, after checking it is the
+ * entry just created: type, device, owner, one link), never by a name
+ * another user who can write to the target could swap.
  *
  * A damaged file fails alone: the restore reports it, goes on, and returns
  * an error at the end.
