@@ -3,7 +3,9 @@
  * SEEK_HOLE when it looks sparse), small files in one go (the content hash is
  * the chunk id), larger ones through the chunker with a streaming content
  * hash and chunk jobs for the pool.  A file whose size, mtime or ctime
- * changed during the read is read again, at most BKR_BK_RETRIES times.
+ * changed during the read is read again, at most BKR_BK_RETRIES times; then
+ * a file that only grew (a live log) keeps the prefix the last read saw,
+ * with a warning, and any other is skipped with a warning.
  */
 #include "backup_i.h"
 
@@ -106,10 +108,11 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 			ret = READ_FAILED;
 			goto done;
 		}
-		if ((uint64_t)r != size) {
+		if ((uint64_t)r < size) {
 			ret = READ_CHANGED;
 			goto done;
 		}
+		/* r == size + 1: it grew; the caller's fstat tells, and may keep this prefix */
 		bkr_sha256(wk->buf, (size_t)size, content);
 		if ((err = bkr_bk_put_data(c, content, wk->buf, (size_t)size)) < 0) {
 			ret = err;
@@ -219,6 +222,13 @@ static bool same_stat(const struct stat *a, const struct stat *b)
 	       bkr_clock_ns(&a->st_mtim) == bkr_clock_ns(&b->st_mtim) && bkr_clock_ns(&a->st_ctim) == bkr_clock_ns(&b->st_ctim);
 }
 
+/* The same file, only longer (appended to, as a live log is). */
+static bool only_grew(const struct stat *before, const struct stat *after)
+{
+	return after->st_ino == before->st_ino && after->st_dev == before->st_dev &&
+	       after->st_size > before->st_size;
+}
+
 void bkr_bk_read_file(worker *wk, node *n, int fd)
 {
 	bctx *c = wk->c;
@@ -226,6 +236,7 @@ void bkr_bk_read_file(worker *wk, node *n, int fd)
 	char why[256] = "";
 	int r = READ_CHANGED;
 	bkr_id content;
+	uint64_t grew = 0;
 
 	for (int attempt = 0; attempt <= BKR_BK_RETRIES; attempt++) {
 		if (fstat(fd, &before) < 0) {
@@ -253,6 +264,13 @@ void bkr_bk_read_file(worker *wk, node *n, int fd)
 			}
 			if (same_stat(&before, &after))
 				break;
+			/* still growing after every re-read: keep the prefix of the last read,
+			 * which is consistent (it ends at the size fstat gave before it) */
+			if (attempt == BKR_BK_RETRIES && only_grew(&before, &after)) {
+				grew = (uint64_t)(after.st_size - before.st_size);
+				after = before;
+				break;
+			}
 			r = READ_CHANGED;
 		}
 	}
@@ -268,6 +286,9 @@ void bkr_bk_read_file(worker *wk, node *n, int fd)
 		} else {
 			n->nchunks = wk->nrefs;
 			n->nholes = wk->nholes;
+			if (grew)
+				bkr_bk_warn(c, n, "grew while being read %d times (a live log?): backed up its first %llu bytes",
+					    BKR_BK_RETRIES + 1, (unsigned long long)after.st_size);
 		}
 	} else if (r == READ_FAILED) {
 		n->skip = true;

@@ -4,6 +4,8 @@
  * changed files, excludes, warnings and manifest fields.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -323,6 +325,95 @@ static void test_walk_iter(void **state)
 	bkr_manifest_free(m);
 }
 
+/* ---- a live log: appended to during the whole backup ------------------- */
+
+typedef struct {
+	const char *path;
+	atomic_bool stop;
+} appender;
+
+static void *append_loop(void *arg)
+{
+	appender *a = arg;
+	int fd = open(a->path, O_WRONLY | O_APPEND);
+	char line[100];
+
+	memset(line, 'L', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\n';
+	while (fd >= 0 && !atomic_load(&a->stop)) {
+		if (write(fd, line, sizeof(line)) != (ssize_t)sizeof(line))
+			break;
+		usleep(100);
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+typedef struct {
+	int fd;
+	uint64_t bytes;
+} cmp_ctx;
+
+static int compare_with_file(void *ctx, uint64_t offset, const uint8_t *data, size_t len)
+{
+	cmp_ctx *cc = ctx;
+	uint8_t *buf = malloc(len);
+	assert_non_null(buf);
+	assert_int_equal(pread(cc->fd, buf, len, (off_t)offset), (ssize_t)len);
+	assert_memory_equal(buf, data, len);
+	free(buf);
+	cc->bytes += len;
+	return 0;
+}
+
+/*
+ * A file that grows during every read (issue 10 item 10) is never dropped:
+ * the backup holds a prefix of it (with a warning that says so when it kept
+ * growing through every re-read), byte for byte the file's start.
+ */
+static void test_live_log(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m = NULL;
+	char path[512];
+	size_t start = 4u << 20;
+	char *data = malloc(start);
+	appender a = { .path = path };
+	pthread_t tid;
+
+	assert_non_null(data);
+	for (size_t i = 0; i < start; i++)
+		data[i] = (char)('a' + (i * 7919) % 26);
+	snprintf(path, sizeof(path), "%s/live.log", f->src);
+	write_file(f->src, "live.log", data, start);
+	free(data);
+	atomic_init(&a.stop, false);
+	assert_int_equal(pthread_create(&tid, NULL, append_loop, &a), 0);
+	int err = run(f, BKR_BACKUP_FULL, NULL, 0, &m);
+	atomic_store(&a.stop, true);
+	pthread_join(tid, NULL);
+	assert_int_equal(err, 0);
+
+	bkr_entry e;
+	bkr_dir *h = NULL;
+	const bkr_tree *leaf;
+	uint32_t li;
+	assert_int_equal(bkr_walk_resolve(f->r, &m->tree, "ws/live.log", &e, &h, &leaf, &li), 0);
+	assert_true(e.size >= start);
+	cmp_ctx cc = { .fd = open(path, O_RDONLY) };
+	assert_true(cc.fd >= 0);
+	assert_int_equal(bkr_walk_read_file(f->r, leaf, li, "live.log", compare_with_file, &cc), 0);
+	assert_int_equal(cc.bytes, e.size);
+	close(cc.fd);
+	bkr_dir_free(h);
+	for (size_t i = 0; i < m->nwarnings; i++) {
+		assert_non_null(strstr(m->warnings[i], "live.log"));
+		assert_non_null(strstr(m->warnings[i], "grew while being read"));
+	}
+	bkr_manifest_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +424,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_warning, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walk_iter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_live_log, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
