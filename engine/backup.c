@@ -82,6 +82,7 @@ static void run_free(bctx *c)
 	bkr_bk_names_free(c->users);
 	bkr_bk_names_free(c->groups);
 	free(c->links.slots);
+	free(c->skip);
 	bkr_pathbuf_free(&c->rel);
 	for (size_t i = 0; i < c->nwarn; i++)
 		free(c->warnings[i]);

@@ -1,6 +1,8 @@
 /** @file
  * bkr create (alias backup): back up sources into the repository.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,10 +24,13 @@ static const char usage[] =
 	"      --parent ID        use this backup as the parent instead of the automatic one\n"
 	"      --threads N        worker threads (default: online CPUs)\n"
 	"      --host NAME        record this host name instead of the local one\n"
+	"  -x, --one-file-system  do not read other filesystems mounted below a source\n"
+	"      --exclude PATTERN  leave out paths matching PATTERN (repeatable; see bkr(1))\n"
+	"      --exclude-file FILE  patterns from FILE, one a line ('#' comments)\n"
 	"      --json             print the new manifest as JSON\n\n"
 	"Exit status: 0 done; 6 done with warnings (unreadable or changing files); see bkr(1).\n";
 
-enum { OPT_TAG = OPT_FIRST_CMD, OPT_PIN_UNTIL, OPT_PARENT, OPT_THREADS, OPT_HOST };
+enum { OPT_TAG = OPT_FIRST_CMD, OPT_PIN_UNTIL, OPT_PARENT, OPT_THREADS, OPT_HOST, OPT_EXCLUDE, OPT_EXCLUDE_FILE };
 
 struct state {
 	bkr_backup_options o;
@@ -35,7 +40,53 @@ struct state {
 	size_t nonly;
 	size_t warnings;
 	cli *c;
+	char **excludes;    /* --exclude and --exclude-file patterns (malloc'd) */
+	size_t nexcludes;
 };
+
+static int add_exclude(struct state *s, const char *pat, size_t len)
+{
+	char **v = realloc(s->excludes, (s->nexcludes + 1) * sizeof(*v));
+	if (!v)
+		return -1;
+	s->excludes = v;
+	if (!(v[s->nexcludes] = strndup(pat, len)))
+		return -1;
+	s->nexcludes++;
+	return 0;
+}
+
+/* Patterns of @p path, one a line; blank lines and lines starting with '#' are skipped. */
+static int read_exclude_file(cli *c, struct state *s, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = 0;
+
+	if (!f)
+		return cli_usage_error(c, "--exclude-file: cannot open %s: %s", path, strerror(errno));
+	while ((n = getline(&line, &cap, f)) > 0) {
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			n--;
+		if (n == 0 || line[0] == '#')
+			continue;
+		if (memchr(line, '\0', (size_t)n)) {
+			rc = cli_usage_error(c, "--exclude-file: %s: a line holds a NUL byte", path);
+			break;
+		}
+		if (add_exclude(s, line, (size_t)n) < 0) {
+			rc = cli_fail(c, bkr_error_oom());
+			break;
+		}
+	}
+	if (!rc && ferror(f))
+		rc = cli_usage_error(c, "--exclude-file: cannot read %s: %s", path, strerror(errno));
+	free(line);
+	fclose(f);
+	return rc;
+}
 
 static int opt(cli *c, int o, const char *arg, void *st)
 {
@@ -74,6 +125,13 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case OPT_HOST:
 		s->o.hostname = arg;
 		return 0;
+	case 'x':
+		s->o.one_file_system = true;
+		return 0;
+	case OPT_EXCLUDE:
+		return add_exclude(s, arg, strlen(arg)) < 0 ? cli_fail(c, bkr_error_oom()) : 0;
+	case OPT_EXCLUDE_FILE:
+		return read_exclude_file(c, s, arg);
 	}
 	return cli_usage_error(c, "unknown option");
 }
@@ -109,6 +167,9 @@ int cmd_create(cli *c, int argc, char **argv)
 		{ "parent", required_argument, NULL, OPT_PARENT },
 		{ "threads", required_argument, NULL, OPT_THREADS },
 		{ "host", required_argument, NULL, OPT_HOST },
+		{ "one-file-system", no_argument, NULL, 'x' },
+		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
+		{ "exclude-file", required_argument, NULL, OPT_EXCLUDE_FILE },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct state s = { .o = BKR_BACKUP_OPTIONS_INIT, .c = c };
@@ -119,12 +180,17 @@ int cmd_create(cli *c, int argc, char **argv)
 	int first, err, rc = 0;
 
 	s.o.type = BKR_BACKUP_INCREMENTAL;
-	CLI_PARSE(c, argc, argv, usage, "t:s:", lo, opt, &s, &first);
+	const char *skip[3];
+	if ((rc = cli_parse(c, argc, argv, usage, "t:s:x", lo, opt, &s, &first))) {
+		if (rc == CLI_PARSE_HELP)
+			rc = 0;
+		goto done;
+	}
 	if (s.o.pinned_until && s.o.type != BKR_BACKUP_SNAPSHOT)
-		return cli_usage_error(c, "--pin-until goes with --type snapshot");
-	if ((err = cli_load_config(c, &cfg)) < 0)
-		return cli_fail(c, err);
-	if (first < argc && s.nonly)
+		rc = cli_usage_error(c, "--pin-until goes with --type snapshot");
+	else if ((err = cli_load_config(c, &cfg)) < 0)
+		rc = cli_fail(c, err);
+	else if (first < argc && s.nonly)
 		rc = cli_usage_error(c, "give PATHs or --source, not both");
 	else if ((err = cli_sources_get(c, cfg, argv + first, argc - first, s.only, s.nonly, &src)) < 0)
 		rc = cli_fail(c, err);
@@ -145,6 +211,16 @@ int cmd_create(cli *c, int argc, char **argv)
 	s.o.progress_ctx = &s;
 	s.o.warning = on_warning;
 	s.o.warning_ctx = &s;
+	s.o.excludes = (const char *const *)s.excludes;
+	s.o.nexcludes = s.nexcludes;
+	s.o.skip_paths = skip;
+	if (cfg) {
+		/* the repository itself is always left out; its tiers and the logs too */
+		const char *p[] = { cfg->warm.path, cfg->cold.path, cfg->log_dir };
+		for (size_t i = 0; i < 3; i++)
+			if (p[i])
+				skip[s.o.nskip_paths++] = p[i];
+	}
 	if ((err = bkr_backup_run(repo, &s.o, &m)) < 0) {
 		bkr_log(BKR_LOG_ERROR, "backup", "%s", bkr_error_message());
 		rc = cli_fail(c, err);
@@ -178,5 +254,8 @@ done:
 	cli_sources_free(&src);
 	bkr_config_free(cfg);
 	bkr_log_close();
+	for (size_t i = 0; i < s.nexcludes; i++)
+		free(s.excludes[i]);
+	free(s.excludes);
 	return rc;
 }

@@ -12,6 +12,7 @@
  *   backup/read.c   reading one file (extents, chunking, re-reads)
  *   backup/xattr.c  reading and counting extended attributes
  *   backup/scan.c   phase 1: walking a source, reuse from the parent
+ *   backup/fstype.c pseudo-filesystems, never read
  *   backup/commit.c phase 3: trees, commit, checks, the manifest
  *   backup/parent.c choosing the parent backup
  */
@@ -164,6 +165,8 @@ struct bctx {
 	int64_t parent_start;
 	bool have_parent;
 	bkr_pathbuf rel;             /* relative path buffer for excludes */
+	struct { dev_t dev; ino_t ino; } *skip; /* directories never backed up */
+	size_t nskip;
 	bool noatime_ok;
 };
 
@@ -237,6 +240,11 @@ void bkr_bk_count_xattrs(bctx *c, const node *n);
 
 /** Phase 1: walk every source into c->roots, queueing the files to read. */
 int bkr_bk_scan(bctx *c);
+
+/* ---- fstype.c ---------------------------------------------------------- */
+
+/** The name of the pseudo-filesystem the directory @p fd (on @p dev) is on, or NULL. */
+const char *bkr_bk_pseudo_fs(int fd, dev_t dev);
 
 /* ---- commit.c ----------------------------------------------------------- */
 

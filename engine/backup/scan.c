@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bkr/error.h"
+#include "bkr/log.h"
 #include "bkr/pattern.h"
 
 /* Take the parent's content when the file is unchanged (and not racy). */
@@ -68,6 +69,128 @@ typedef struct {
 	size_t rel_len;
 } scan_frame;
 
+/* Whether @p rel is excluded by the source's patterns or the run's. */
+static bool excluded(const bctx *c, const bkr_source_spec *src, const char *rel)
+{
+	return (src->nexcludes && bkr_pattern_match(src->excludes, src->nexcludes, rel)) ||
+	       (c->o->nexcludes && bkr_pattern_match(c->o->excludes, c->o->nexcludes, rel));
+}
+
+/* Whether the directory @p st is one never backed up (the repository, ...). */
+static bool skipped_dir(const bctx *c, const struct stat *st)
+{
+	for (size_t i = 0; i < c->nskip; i++)
+		if (c->skip[i].ino == st->st_ino && c->skip[i].dev == st->st_dev)
+			return true;
+	return false;
+}
+
+/*
+ * One entry @p nm of the directory of frame @p f: lstat it, read its link
+ * target and xattrs, add its node, and take a regular file from the parent
+ * or open and queue it.  Problems with the entry are warnings (it is left
+ * out); only fatal errors are returned.
+ */
+static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const char *nm)
+{
+	int err = 0;
+	size_t nlen = strlen(nm), rl;
+	if ((err = rel_set(c, f->rel_len, nm, nlen, &rl)) < 0)
+		return err;
+	if (excluded(c, src, c->rel.p))
+		return 0;
+	struct stat st;
+	node *n = bkr_bk_node_new(c, f->dir, nm, nlen);
+	if (!n)
+		return bkr_error_oom();
+	if (fstatat(f->fd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			bkr_bk_warn(c, n, "vanished during the scan, skipped");
+		else
+			bkr_bk_warn(c, n, "cannot stat, skipped: %s", strerror(errno));
+		return 0;
+	}
+	bkr_bk_node_set_stat(n, &st);
+	if (n->type == BKR_FT_DIR && skipped_dir(c, &st)) {
+		bkr_log_info("backup", "%s: the repository, a tier or the log directory, not backed up", c->rel.p);
+		return 0;
+	}
+	if (!n->type) {
+		bkr_bk_warn(c, n, "unknown file type %o, skipped", st.st_mode & S_IFMT);
+		return 0;
+	}
+	if (n->type != BKR_FT_DIR) {
+		c->files_total++;
+		if (n->type == BKR_FT_FILE)
+			c->bytes_total += n->size;
+	}
+	n->user = bkr_bk_name(c->users, n->uid, false);
+	n->group = bkr_bk_name(c->groups, n->gid, true);
+	if (n->type == BKR_FT_SYMLINK) {
+		size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 256;
+		for (;;) {
+			char *t = malloc(cap);
+			if (!t)
+				return bkr_error_oom();
+			ssize_t r = readlinkat(f->fd, nm, t, cap);
+			if (r < 0) {
+				free(t);
+				bkr_bk_warn(c, n, "cannot read link, skipped: %s", strerror(errno));
+				break;
+			}
+			if ((size_t)r < cap) {
+				n->target = (uint8_t *)t;
+				n->target_len = (size_t)r;
+				break;
+			}
+			free(t);
+			cap *= 2;
+		}
+		if (!n->target)
+			return 0;
+	}
+	if ((err = bkr_bk_read_xattrs(c, f->fd, nm, n)) < 0)
+		return err;
+	if (n->type != BKR_FT_DIR && n->nlink > 1) {
+		node *first = bkr_bk_link_find_or_add(&c->links, n);
+		if (!first) {
+			err = bkr_error_oom();
+			return err;
+		}
+		n->link_group = bkr_bk_link_key(n->dev, n->ino);
+		if (first != n)
+			n->alias = first;
+	}
+	if ((err = bkr_bk_node_add_kid(f->dir, n)) < 0)
+		return err;
+	if (n->type != BKR_FT_FILE || n->alias)
+		return 0;
+	if (reuse_from_parent(c, f->pdir, n)) {
+		atomic_fetch_add(&c->files_done, 1);
+		atomic_fetch_add(&c->bytes_done, n->size);
+		return 0;
+	}
+	int ffd = -1;
+	if (c->noatime_ok) {
+		ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME);
+		if (ffd < 0 && errno == EPERM)
+			c->noatime_ok = false;
+	}
+	if (ffd < 0)
+		ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (ffd < 0) {
+		n->skip = true;
+		if (errno == ENOENT)
+			bkr_bk_warn(c, n, "vanished during the scan, skipped");
+		else
+			bkr_bk_warn(c, n, "cannot open, skipped: %s", strerror(errno));
+		return 0;
+	}
+	if ((err = bkr_bk_queue_file(c, n, ffd)) < 0)
+		return err;
+	bkr_bk_progress(c, c->rel.p, false);
+	return 0;
+}
 
 /* Read the entries of the directory of frame @p f. */
 static int scan_dir(bctx *c, const bkr_source_spec *src, scan_frame *f)
@@ -93,104 +216,56 @@ static int scan_dir(bctx *c, const bkr_source_spec *src, scan_frame *f)
 		const char *nm = de->d_name;
 		if (nm[0] == '.' && (!nm[1] || (nm[1] == '.' && !nm[2])))
 			continue;
-		size_t nlen = strlen(nm), rl;
-		if ((err = rel_set(c, f->rel_len, nm, nlen, &rl)) < 0)
-			goto done;
-		if (src->nexcludes && bkr_pattern_match(src->excludes, src->nexcludes, c->rel.p))
-			continue;
-		struct stat st;
-		node *n = bkr_bk_node_new(c, f->dir, nm, nlen);
-		if (!n) {
-			err = bkr_error_oom();
-			goto done;
-		}
-		if (fstatat(f->fd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno == ENOENT)
-				bkr_bk_warn(c, n, "vanished during the scan, skipped");
-			else
-				bkr_bk_warn(c, n, "cannot stat, skipped: %s", strerror(errno));
-			continue;
-		}
-		bkr_bk_node_set_stat(n, &st);
-		if (!n->type) {
-			bkr_bk_warn(c, n, "unknown file type %o, skipped", st.st_mode & S_IFMT);
-			continue;
-		}
-		if (n->type != BKR_FT_DIR) {
-			c->files_total++;
-			if (n->type == BKR_FT_FILE)
-				c->bytes_total += n->size;
-		}
-		n->user = bkr_bk_name(c->users, n->uid, false);
-		n->group = bkr_bk_name(c->groups, n->gid, true);
-		if (n->type == BKR_FT_SYMLINK) {
-			size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 256;
-			for (;;) {
-				char *t = malloc(cap);
-				if (!t) {
-					err = bkr_error_oom();
-					goto done;
-				}
-				ssize_t r = readlinkat(f->fd, nm, t, cap);
-				if (r < 0) {
-					free(t);
-					bkr_bk_warn(c, n, "cannot read link, skipped: %s", strerror(errno));
-					break;
-				}
-				if ((size_t)r < cap) {
-					n->target = (uint8_t *)t;
-					n->target_len = (size_t)r;
-					break;
-				}
-				free(t);
-				cap *= 2;
-			}
-			if (!n->target)
-				continue;
-		}
-		if ((err = bkr_bk_read_xattrs(c, f->fd, nm, n)) < 0)
-			goto done;
-		if (n->type != BKR_FT_DIR && n->nlink > 1) {
-			node *first = bkr_bk_link_find_or_add(&c->links, n);
-			if (!first) {
-				err = bkr_error_oom();
-				goto done;
-			}
-			n->link_group = bkr_bk_link_key(n->dev, n->ino);
-			if (first != n)
-				n->alias = first;
-		}
-		if ((err = bkr_bk_node_add_kid(f->dir, n)) < 0)
-			goto done;
-		if (n->type != BKR_FT_FILE || n->alias)
-			continue;
-		if (reuse_from_parent(c, f->pdir, n)) {
-			atomic_fetch_add(&c->files_done, 1);
-			atomic_fetch_add(&c->bytes_done, n->size);
-			continue;
-		}
-		int ffd = -1;
-		if (c->noatime_ok) {
-			ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME);
-			if (ffd < 0 && errno == EPERM)
-				c->noatime_ok = false;
-		}
-		if (ffd < 0)
-			ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-		if (ffd < 0) {
-			n->skip = true;
-			if (errno == ENOENT)
-				bkr_bk_warn(c, n, "vanished during the scan, skipped");
-			else
-				bkr_bk_warn(c, n, "cannot open, skipped: %s", strerror(errno));
-			continue;
-		}
-		if ((err = bkr_bk_queue_file(c, n, ffd)) < 0)
-			goto done;
-		bkr_bk_progress(c, c->rel.p, false);
+		if ((err = scan_entry(c, src, f, nm)) < 0)
+			break;
 	}
-done:
 	closedir(d);
+	return err;
+}
+
+/*
+ * At a mount point (@p kid, open as @p fd): whether to read the filesystem
+ * mounted there.  Not with one_file_system, and never a pseudo-filesystem;
+ * the mount point itself stays, as an empty directory.
+ */
+static bool descend_mount(bctx *c, node *kid, int fd)
+{
+	const char *pseudo = c->o->one_file_system ? "another" : bkr_bk_pseudo_fs(fd, kid->dev);
+
+	if (!pseudo)
+		return true;
+	char *p = bkr_bk_node_path(kid);
+	bkr_log_info("backup", "%s: %s filesystem, contents not backed up", p ? p : "?", pseudo);
+	free(p);
+	return false;
+}
+
+/* A source that is a single file: the root is its directory, holding only it. */
+static int scan_file_source(bctx *c, const bkr_source_spec *src, node *root)
+{
+	const char *slash = strrchr(src->path, '/');
+	char *dir = strndup(src->path, slash && slash != src->path ? (size_t)(slash - src->path) : 1);
+	scan_frame f = { .dir = root, .fd = -1 };
+	struct stat st;
+	int err = 0;
+
+	if (!dir)
+		return bkr_error_oom();
+	if ((f.fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(f.fd, &st) < 0) {
+		err = bkr_error_set_errno(errno, "source '%s': cannot open %s", src->name, dir);
+		goto done;
+	}
+	bkr_bk_node_set_stat(root, &st);
+	root->user = bkr_bk_name(c->users, root->uid, false);
+	root->group = bkr_bk_name(c->groups, root->gid, true);
+	if ((err = scan_entry(c, src, &f, slash ? slash + 1 : src->path)) < 0)
+		goto done;
+	if (!root->nkids)
+		err = bkr_error_set(BKR_EINVAL, "source '%s': %s could not be read", src->name, src->path);
+done:
+	if (f.fd >= 0)
+		close(f.fd);
+	free(dir);
 	return err;
 }
 
@@ -201,7 +276,10 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 	size_t depth = 0, cap = 0;
 	int err = 0, fd;
 	struct stat st;
+	const char *pseudo;
 
+	if (stat(src->path, &st) == 0 && !S_ISDIR(st.st_mode))
+		return scan_file_source(c, src, root);
 	fd = open(src->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		err = bkr_error_set_errno(errno, "source '%s': cannot open %s", src->name, src->path);
@@ -213,6 +291,11 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 		err = bkr_error_set_errno(errno, "source '%s': fstat %s", src->name, src->path);
 		close(fd);
 		return err;
+	}
+	if ((pseudo = bkr_bk_pseudo_fs(fd, st.st_dev))) {
+		close(fd);
+		return bkr_error_set(BKR_EINVAL, "source '%s': %s is a %s filesystem, which is never backed up",
+				     src->name, src->path, pseudo);
 	}
 	bkr_bk_node_set_stat(root, &st);
 	root->type = BKR_FT_DIR;
@@ -263,6 +346,10 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 				bkr_bk_warn(c, kid, "cannot open directory, skipped: %s", strerror(errno));
 			continue;
 		}
+		if (kid->dev != f->dir->dev && !descend_mount(c, kid, kfd)) {
+			close(kfd);
+			continue;
+		}
 		if (depth == cap) {
 			scan_frame *s = realloc(stack, cap * 2 * sizeof(*s));
 			if (!s) {
@@ -305,11 +392,32 @@ done:
 	return err;
 }
 
+/* The directories never backed up: the repository and the options' skip_paths. */
+static int skip_init(bctx *c)
+{
+	const bkr_backup_options *o = c->o;
+	struct stat st;
+
+	if (!(c->skip = calloc(o->nskip_paths + 1, sizeof(*c->skip))))
+		return bkr_error_oom();
+	for (size_t i = 0; i <= o->nskip_paths; i++) {
+		const char *p = i < o->nskip_paths ? o->skip_paths[i] : bkr_repo_path(c->repo);
+		if (p && stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+			c->skip[c->nskip].dev = st.st_dev;
+			c->skip[c->nskip].ino = st.st_ino;
+			c->nskip++;
+		}
+	}
+	return 0;
+}
+
 int bkr_bk_scan(bctx *c)
 {
 	const bkr_backup_options *o = c->o;
 	int err;
 
+	if ((err = skip_init(c)) < 0)
+		return err;
 	if (!(c->roots = calloc(o->nsources, sizeof(*c->roots))))
 		return bkr_error_oom();
 	for (size_t i = 0; i < o->nsources; i++) {

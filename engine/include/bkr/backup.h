@@ -28,7 +28,8 @@
 /** One source to back up. */
 typedef struct {
 	const char *name;   /**< valid tree entry name; the top-level directory in the backup */
-	const char *path;   /**< absolute path of a directory */
+	const char *path;   /**< absolute path of a directory, or of a single file (then the
+			      source is a directory holding that one entry) */
 	const char *const *excludes; /**< fnmatch globs on paths relative to @p path */
 	size_t nexcludes;
 } bkr_source_spec;
@@ -63,6 +64,18 @@ typedef struct {
 	/** Each warning as it happens (also in the manifest); optional. */
 	void (*warning)(void *ctx, const char *message);
 	void *warning_ctx;
+	/** Do not read other filesystems mounted below a source (their mount points stay, empty). */
+	bool one_file_system;
+	/** Patterns for every source, besides each source's own (bkr/pattern.h). */
+	const char *const *excludes;
+	size_t nexcludes;
+	/**
+	 * Directories never backed up when they lie inside a source (tiers, the
+	 * log directory; the repository itself always is).  Pseudo-filesystems
+	 * (proc, sysfs, cgroup, devtmpfs, bkrfs mounts...) are never read either.
+	 */
+	const char *const *skip_paths;
+	size_t nskip_paths;
 } bkr_backup_options;
 
 #define BKR_BACKUP_OPTIONS_VERSION 1

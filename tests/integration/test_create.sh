@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# bkr create: what a source may be and what is left out of it.  --exclude and
+# --exclude-file; -x/--one-file-system; pseudo-filesystems (proc, a bkrfs
+# mount) never read; the repository, its tiers and the log directory never
+# backed up when inside a source (and config check says so); a single file
+# as a source.  Needs root (mounts).
+source "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" = 0 ] || fail "needs root: it mounts tmpfs and proc"
+R=$T/repo
+S=$T/src
+mkdir -p "$S/keep" "$S/cache" "$S/logs"
+printf 'keep\n' >"$S/keep/a.txt"
+printf 'tmp\n' >"$S/keep/b.tmp"
+printf 'cache\n' >"$S/cache/c.bin"
+printf 'log\n' >"$S/logs/app.log"
+printf 'other\n' >"$S/logs/other.txt"
+"$BKR" init -r "$R" >/dev/null
+
+# listing of the latest backup, one path a line
+listing() { "$BKR" -r "$R" ls latest -R | sed 's,/$,,' | sort; }
+
+# --- --exclude and --exclude-file
+printf '# comment\n\n*.log\ncache\n' >"$T/excl"
+expect_exit 0 "$BKR" -r "$R" create "$S" --exclude '*.tmp' --exclude-file "$T/excl"
+got=$(listing | tr '\n' ' ')
+[ "$got" = "src src/keep src/keep/a.txt src/logs src/logs/other.txt " ] || fail "excludes: got '$got'"
+expect_exit 2 "$BKR" -r "$R" create "$S" --exclude-file "$T/missing"
+one_line_error
+grep -q "$T/missing" "$T/err" || fail "--exclude-file error does not name the file"
+pass "--exclude and --exclude-file leave paths out (comments and blank lines ignored)"
+
+# --- -x and pseudo-filesystems
+mkdir -p "$S/tmpfs" "$S/proc"
+mount -t tmpfs tmpfs "$S/tmpfs"
+cleanup_hooks+=("umount '$S/tmpfs'")
+mount -t proc proc "$S/proc"
+cleanup_hooks+=("umount '$S/proc'")
+printf 'on tmpfs\n' >"$S/tmpfs/inside"
+expect_exit 0 "$BKR" -r "$R" create "$S" --json
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["warnings"] == [], m["warnings"]' "$T/out" ||
+	fail "proc inside a source gave warnings"
+listing >"$T/list"
+grep -qx "src/tmpfs/inside" "$T/list" || fail "a tmpfs below a source was not read without -x"
+grep -qx "src/proc" "$T/list" || fail "the proc mount point is not kept"
+! grep -q "^src/proc/" "$T/list" || fail "proc was read: $(grep -c '^src/proc/' "$T/list") entries"
+expect_exit 0 "$BKR" -r "$R" create -x "$S"
+listing >"$T/list"
+grep -qx "src/tmpfs" "$T/list" || fail "-x dropped the mount point itself"
+! grep -q "^src/tmpfs/" "$T/list" || fail "-x read another filesystem"
+grep -qx "src/keep/a.txt" "$T/list" || fail "-x lost the source's own files"
+expect_exit 0 "$BKR" -r "$R" create --one-file-system "$S"
+expect_exit 2 "$BKR" -r "$R" create /proc
+one_line_error
+grep -q "proc" "$T/err" || fail "create /proc: error does not say why"
+pass "-x stays on one filesystem; proc is never read, its mount point kept"
+
+# a bkrfs mount inside a source is never read
+mkdir -p "$S/mnt"
+rm -f "$T/ready"
+mkfifo "$T/ready"
+"$BKRFS" "$R" "$S/mnt" -f --ready-fd=3 3>"$T/ready" 2>"$T/daemon.err" &
+DAEMON=$!
+cleanup_hooks+=("fusermount3 -u '$S/mnt'; kill $DAEMON")
+timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$T/daemon.err")"
+[ -n "$(ls "$S/mnt/by-id")" ] || fail "the mount shows no backups"
+expect_exit 0 "$BKR" -r "$R" create "$S"
+listing >"$T/list"
+grep -qx "src/mnt" "$T/list" || fail "the bkrfs mount point is not kept"
+! grep -q "^src/mnt/" "$T/list" || fail "a bkrfs mount was read"
+fusermount3 -u "$S/mnt"
+wait "$DAEMON" || fail "bkrfs exited non-zero"
+umount "$S/tmpfs" "$S/proc"
+rmdir "$S/tmpfs" "$S/proc" "$S/mnt"
+pass "a bkrfs mount inside a source is not read"
+
+# --- the repository, its tiers and the log directory inside a source
+W=$T/ws
+mkdir -p "$W/data" "$W/logs" "$W/warm"
+printf 'data\n' >"$W/data/f"
+"$BKR" init -r "$W/repo" >/dev/null
+cat >"$T/cfg.json" <<JSON
+{"repository": "$W/repo", "workspace_root": "$W", "log_dir": "$W/logs",
+ "tiers": {"warm": {"path": "$W/warm"}},
+ "sources": [{"name": "ws", "paths": ["$W"]}]}
+JSON
+expect_exit 0 "$BKR" config check -c "$T/cfg.json"
+grep -q "repository $W/repo lies inside $W" "$T/err" || fail "config check does not warn: $(cat "$T/err")"
+expect_exit 0 "$BKR" -c "$T/cfg.json" create
+expect_exit 0 "$BKR" -c "$T/cfg.json" create
+"$BKR" -c "$T/cfg.json" ls latest -R | sed 's,/$,,' | sort >"$T/list"
+grep -qx "ws/data/f" "$T/list" || fail "the workspace's data is missing"
+! grep -Eq "^ws/(repo|logs|warm)" "$T/list" || fail "repository, log dir or tier backed up: $(grep -E '^ws/(repo|logs|warm)' "$T/list")"
+expect_exit 0 "$BKR" -r "$R" create "$T"
+"$BKR" -r "$R" ls latest -R | grep -q "^$(basename "$T")/repo" && fail "a repository given by -r backed itself up"
+pass "repository, tiers and log directory inside a source are left out; config check warns"
+
+# --- a single file as a source
+printf 'a single file\n' >"$T/single.conf"
+expect_exit 0 "$BKR" -r "$R" create "$T/single.conf"
+expect_exit 0 "$BKR" -r "$R" cat latest single.conf/single.conf
+[ "$(cat "$T/out")" = "a single file" ] || fail "single file content: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" restore latest --target "$T/r1"
+cmp "$T/single.conf" "$T/r1/single.conf/single.conf" || fail "single file does not restore"
+printf 'changed\n' >>"$T/single.conf"
+expect_exit 0 "$BKR" -r "$R" create "$T/single.conf" --json
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["parent"], m' "$T/out" ||
+	fail "the second backup of a file source has no parent"
+expect_exit 0 "$BKR" -r "$R" create /etc/hostname
+pass "a single file is a source"
