@@ -241,7 +241,7 @@ static bool descend_mount(bctx *c, node *kid, int fd)
 }
 
 /* A source that is a single file: the root is its directory, holding only it. */
-static int scan_file_source(bctx *c, const bkr_source_spec *src, node *root)
+static int scan_file_source(bctx *c, const bkr_source_spec *src, node *root, const bkr_id *parent_tree)
 {
 	const char *slash = strrchr(src->path, '/');
 	char *dir = strndup(src->path, slash && slash != src->path ? (size_t)(slash - src->path) : 1);
@@ -258,6 +258,10 @@ static int scan_file_source(bctx *c, const bkr_source_spec *src, node *root)
 	bkr_bk_node_set_stat(root, &st);
 	root->user = bkr_bk_name(c->users, root->uid, false);
 	root->group = bkr_bk_name(c->groups, root->gid, true);
+	if (parent_tree && bkr_dir_open(&f.pdir, parent_tree, bkr_repo_load_tree, c->repo) < 0) {
+		bkr_error_clear();
+		f.pdir = NULL;
+	}
 	if ((err = scan_entry(c, src, &f, slash ? slash + 1 : src->path)) < 0)
 		goto done;
 	if (!root->nkids)
@@ -265,6 +269,7 @@ static int scan_file_source(bctx *c, const bkr_source_spec *src, node *root)
 done:
 	if (f.fd >= 0)
 		close(f.fd);
+	bkr_dir_free(f.pdir);
 	free(dir);
 	return err;
 }
@@ -279,7 +284,7 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 	const char *pseudo;
 
 	if (stat(src->path, &st) == 0 && !S_ISDIR(st.st_mode))
-		return scan_file_source(c, src, root);
+		return scan_file_source(c, src, root, parent_tree);
 	fd = open(src->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		err = bkr_error_set_errno(errno, "source '%s': cannot open %s", src->name, src->path);

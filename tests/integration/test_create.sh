@@ -106,5 +106,10 @@ printf 'changed\n' >>"$T/single.conf"
 expect_exit 0 "$BKR" -r "$R" create "$T/single.conf" --json
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["parent"], m' "$T/out" ||
 	fail "the second backup of a file source has no parent"
+touch -d '-1 hour' "$T/single.conf"
+expect_exit 0 "$BKR" -r "$R" create "$T/single.conf"
+expect_exit 0 "$BKR" -r "$R" create "$T/single.conf" --json
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["stats"]["new_bytes"] == 0 and m["stats"]["reused_bytes"] > 0, m["stats"]' "$T/out" ||
+	fail "an unchanged file source is read again instead of taken from the parent"
 expect_exit 0 "$BKR" -r "$R" create /etc/hostname
 pass "a single file is a source"
