@@ -859,6 +859,13 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *name, bkr_man
 		return err;
 	err = bkr_manifest_parse(out, (const char *)text, len, path);
 	free(text);
+	/* the file name is the id: another name would make two catalogs disagree */
+	if (err == 0 && (strncmp(name, (*out)->backup_id, strlen(name) - 5) || (*out)->backup_id[strlen(name) - 5])) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: the file name does not match its backup_id '%s'", path,
+				    (*out)->backup_id);
+		bkr_manifest_free(*out);
+		*out = NULL;
+	}
 	return err;
 }
 

@@ -2,12 +2,19 @@
  * `bkr verify`: manifests, index and packs, every tree of every backup, and
  * with read_data every blob's bytes; damage is mapped to backups and paths.
  *
- * Order: (1) manifests; (2) packs on disk vs packs the index names — missing
- * packs are errors, unreferenced packs and temporaries are leftovers; with
- * read_data each indexed blob is read from its pack and re-hashed; (3) every
- * selected backup's trees are walked: each tree is hash-checked when loaded,
- * each file chunk must be indexed and not damaged.  A file touching damage is
- * reported with its backup and path.
+ * Order: (1) manifests; (2) every pack on disk: a pack the index names has
+ * its footer read and every index entry naming it compared with the footer
+ * (blob id at that offset, lengths, type, flags, and the pack's folder), and
+ * with read_data every such blob is read through the index entry, exactly as
+ * restore and the mount read it, and re-hashed; a pack the index does not
+ * name has its footer's blob ids noted; temporaries are leftovers; (3) packs
+ * the index names that are not on disk (trash is searched; missing ones are
+ * errors); (4) every selected backup's trees are walked: each tree is
+ * hash-checked when loaded, each file chunk must be indexed, of type data and
+ * not damaged.  A file touching damage is reported with its backup and path.
+ * Last, (5) each unindexed pack: when backups use blobs that only it holds it
+ * is an error (an index file was lost: the pack must be kept), else a
+ * leftover.
  */
 #include "bkr/verify.h"
 #include "bkr/error.h"
@@ -25,14 +32,36 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* A pack on disk that no index entry names. */
+struct unindexed {
+	bkr_pack_id id;
+	char *path;
+	size_t blobs;        /* in its footer */
+	size_t used;         /* of them, blobs that backups use and the index lacks */
+};
+
+/* A blob in the footer of an unindexed pack. */
+struct loose {
+	bkr_id id;
+	size_t pack;         /* index into verify.unx */
+};
+
 struct verify {
 	bkr_repo *r;
 	const bkr_verify_options *o;
 	bkr_verify_stats *st;
 	bkr_idset damaged;      /* blob ids */
-	bkr_idset index_packs;  /* pack ids (zero-extended) named by the index */
-	bkr_idset disk_packs;   /* pack ids found on disk */
-	bkr_pack_id bad_pack;   /* for mark_pack */
+	bkr_idset checked;      /* pack ids (zero-extended) found and checked */
+	bkr_index_entry *ents;  /* every index entry, by pack, then offset */
+	size_t nents, cap_ents;
+	struct unindexed *unx;
+	size_t nunx, cap_unx;
+	struct loose *loose;    /* by blob id once the packs are scanned */
+	size_t nloose, cap_loose;
+	bkr_idset loose_used;   /* loose blob ids counted in their pack's used */
+	uint64_t packs_done, packs_total;
+	bool walk_incomplete;   /* a tree could not be loaded: its files went unchecked */
+	char why[300];          /* blob_problem's message */
 	uint8_t *buf;           /* BKR_BLOB_MAX scratch */
 };
 
@@ -56,12 +85,31 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 		v->o->report(v->o->report_ctx, &p);
 }
 
+/* Make room for one more element of @p size in *@p items. */
+static int grow(void **items, size_t *cap, size_t n, size_t size)
+{
+	void *p;
+	size_t c;
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : 256;
+	if (!(p = realloc(*items, c * size)))
+		return bkr_error_oom();
+	*items = p;
+	*cap = c;
+	return 0;
+}
+
 static bkr_id pack_key(const bkr_pack_id *p)
 {
 	bkr_id k = { { 0 } };
-	memcpy(k.b, p->b, BKR_PACK_ID_SIZE);
-	/* spread the key: idset hashes the first 8 bytes, which are random already */
+	memcpy(k.b, p->b, BKR_PACK_ID_SIZE); /* the first 8 bytes are random: idset's hash */
 	return k;
+}
+
+static const char *type_name(unsigned type)
+{
+	return type == BKR_BLOB_DATA ? "data" : type == BKR_BLOB_TREE ? "tree" : "unknown";
 }
 
 static void on_bad_manifest(void *ctx, const char *file, const char *message)
@@ -69,139 +117,313 @@ static void on_bad_manifest(void *ctx, const char *file, const char *message)
 	report(ctx, BKR_VERIFY_MANIFEST, file, NULL, NULL, "%s", message);
 }
 
-static int note_index_pack(const bkr_index_entry *e, void *ctx)
+static int collect_entry(const bkr_index_entry *e, void *ctx)
 {
 	struct verify *v = ctx;
-	bkr_id k = pack_key(&e->pack);
-	return bkr_idset_add(&v->index_packs, &k) < 0 ? BKR_ENOMEM : 0;
+	int err;
+	if ((err = grow((void **)&v->ents, &v->cap_ents, v->nents, sizeof(*v->ents))) < 0)
+		return err;
+	v->ents[v->nents++] = *e;
+	return 0;
 }
 
-static int mark_pack(const bkr_index_entry *e, void *ctx)
+static int cmp_entry(const void *a, const void *b)
 {
-	struct verify *v = ctx;
-	if (bkr_pack_id_cmp(&e->pack, &v->bad_pack))
+	const bkr_index_entry *x = a, *y = b;
+	int c = bkr_pack_id_cmp(&x->pack, &y->pack);
+	if (c)
+		return c;
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	return bkr_id_cmp(&x->id, &y->id);
+}
+
+/* The index entries naming pack @p id: [*lo, *hi) of v->ents. */
+static void pack_range(const struct verify *v, const bkr_pack_id *id, size_t *lo, size_t *hi)
+{
+	size_t a = 0, b = v->nents;
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		if (bkr_pack_id_cmp(&v->ents[m].pack, id) < 0)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*lo = a;
+	while (b < v->nents && !bkr_pack_id_cmp(&v->ents[b].pack, id))
+		b++;
+	*hi = b < a ? a : b;
+}
+
+/* Entry @p e disagrees with its pack: mark its blob damaged when it is the
+ * entry readers use (a duplicate elsewhere may be the one they find). */
+static int mark_entry(struct verify *v, const bkr_index_entry *e)
+{
+	bkr_index_entry used;
+	if (bkr_repo_lookup(v->r, &e->id, &used) < 0) {
+		bkr_error_clear();
+		return 0;
+	}
+	if (bkr_pack_id_cmp(&used.pack, &e->pack) || used.offset != e->offset)
 		return 0;
 	return bkr_idset_add(&v->damaged, &e->id) < 0 ? BKR_ENOMEM : 0;
 }
 
-static int mark_pack_damaged(struct verify *v, const bkr_pack_id *id)
+/* What is wrong with index entry @p e given its pack's footer (sorted by
+ * offset) and the folder (@p folder_type, or -1 for trash); NULL when it agrees. */
+static const char *entry_problem(const bkr_index_entry *e, const bkr_pack_entry *f, size_t nf,
+				 int folder_type, char *buf, size_t cap)
 {
-	v->bad_pack = *id;
-	return bkr_repo_foreach_blob(v->r, mark_pack, v);
+	char hex[BKR_ID_HEX];
+	size_t a = 0, b = nf;
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		if (f[m].offset < e->offset)
+			a = m + 1;
+		else
+			b = m;
+	}
+	if (a == nf || f[a].offset != e->offset) {
+		snprintf(buf, cap, "no blob starts at that offset in the pack");
+		return buf;
+	}
+	f += a;
+	if (bkr_id_cmp(&f->id, &e->id)) {
+		bkr_id_to_hex(&f->id, hex);
+		snprintf(buf, cap, "the pack holds blob %s there", hex);
+		return buf;
+	}
+	if (f->stored_len != e->stored_len || f->raw_len != e->raw_len || f->type != e->type ||
+	    f->flags != e->flags) {
+		snprintf(buf, cap, "the index says lengths %u/%u, type %u, flags 0x%02x; the pack's footer says %u/%u, %u, 0x%02x",
+			 e->stored_len, e->raw_len, e->type, e->flags, f->stored_len, f->raw_len, f->type, f->flags);
+		return buf;
+	}
+	if (folder_type >= 0 && e->type != folder_type) {
+		snprintf(buf, cap, "a %s blob, but its pack lies with the %s packs, where readers do not look",
+			 type_name(e->type), type_name((unsigned)folder_type));
+		return buf;
+	}
+	return NULL;
 }
 
-/* read_data: every blob of the pack that the index points at here. */
-static int read_pack(struct verify *v, const bkr_pack_id *id, const char *path)
+/*
+ * Check pack @p id at @p path (in the folder of @p folder_type blobs, -1 for
+ * trash) against the index entries naming it; with read_data read each blob
+ * through its entry.
+ */
+static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, const char *path)
 {
-	bkr_pack_entry *ents = NULL;
-	size_t n = 0;
+	bkr_pack_entry *fents = NULL;
+	size_t nf = 0, lo, hi;
+	struct stat st;
+	bool footer_ok = false;
+	int fd, err = 0;
+
+	pack_range(v, id, &lo, &hi);
+	if (v->o->progress)
+		v->o->progress(v->o->progress_ctx, "packs", ++v->packs_done, v->packs_total);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+		/* restore cannot read it either: every blob in it is lost */
+		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s: %s", path, strerror(errno));
+		for (size_t i = lo; i < hi && err == 0; i++)
+			err = mark_entry(v, &v->ents[i]);
+		goto done;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if ((err = bkr_pack_read_footer(fd, (uint64_t)st.st_size, path, &fents, &nf)) < 0) {
+		if (err == BKR_ENOMEM)
+			goto done;
+		/* readers go by the index, not the footer: read_data finds out what is lost */
+		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s", bkr_error_message());
+		err = 0;
+	} else {
+		footer_ok = true;
+	}
+	for (size_t i = lo; i < hi; i++) {
+		const bkr_index_entry *e = &v->ents[i];
+		char why[300], hex[BKR_ID_HEX], phex[BKR_PACK_ID_HEX];
+		const char *bad = footer_ok ? entry_problem(e, fents, nf, folder_type, why, sizeof(why)) : NULL;
+		bkr_id_to_hex(&e->id, hex);
+		if (bad) {
+			bkr_pack_id_to_hex(&e->pack, phex);
+			report(v, BKR_VERIFY_INDEX, hex, NULL, NULL, "index entry of blob %s (pack %s, offset %u): %s",
+			       hex, phex, e->offset, bad);
+			if ((err = mark_entry(v, e)) < 0)
+				goto done;
+			continue;
+		}
+		if (!v->o->read_data)
+			continue;
+		v->st->blobs_read++;
+		v->st->bytes_read += e->stored_len + BKR_BLOB_HEADER_SIZE;
+		if (bkr_pack_read_blob(fd, path, &e->id, e->offset, e->stored_len, e->raw_len, e->type, v->buf) == 0)
+			continue;
+		report(v, BKR_VERIFY_BLOB, hex, NULL, NULL, "%s", bkr_error_message());
+		if ((err = mark_entry(v, e)) < 0)
+			goto done;
+	}
+done:
+	free(fents);
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+/* A pack no index entry names: note the blobs of its footer (judged after the walk). */
+static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *path)
+{
+	bkr_pack_entry *fents = NULL;
+	struct unindexed *u;
+	size_t nf = 0;
 	struct stat st;
 	int fd, err = 0;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
-		bkr_error_set_errno(errno, "%s", path);
-		goto damaged;
+		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s: %s (a pack the index does not name)", path, strerror(errno));
+		goto done;
 	}
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	if (bkr_pack_read_footer(fd, (uint64_t)st.st_size, path, &ents, &n) < 0)
-		goto damaged;
-	for (size_t i = 0; i < n; i++) {
-		bkr_index_entry e;
-		char hex[BKR_ID_HEX];
-		if (bkr_repo_lookup(v->r, &ents[i].id, &e) < 0 || bkr_pack_id_cmp(&e.pack, id) ||
-		    e.offset != ents[i].offset) {
-			bkr_error_clear();
-			continue; /* not the indexed copy: unreferenced */
-		}
-		v->st->blobs_read++;
-		v->st->bytes_read += ents[i].stored_len + BKR_BLOB_HEADER_SIZE;
-		if (bkr_pack_read_blob(fd, path, &ents[i].id, ents[i].offset, ents[i].stored_len,
-				       ents[i].raw_len, ents[i].type, v->buf) == 0)
-			continue;
-		bkr_id_to_hex(&ents[i].id, hex);
-		report(v, BKR_VERIFY_BLOB, hex, NULL, NULL, "%s", bkr_error_message());
-		if ((err = bkr_idset_add(&v->damaged, &ents[i].id)) < 0)
-			break;
+	if ((err = bkr_pack_read_footer(fd, (uint64_t)st.st_size, path, &fents, &nf)) < 0) {
+		if (err == BKR_ENOMEM)
+			goto done;
 		err = 0;
+		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s (a pack the index does not name)", bkr_error_message());
+		goto done;
 	}
-	free(ents);
-	close(fd);
-	return err;
-damaged:
-	report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s", bkr_error_message());
-	free(ents);
+	if ((err = grow((void **)&v->unx, &v->cap_unx, v->nunx, sizeof(*v->unx))) < 0)
+		goto done;
+	u = &v->unx[v->nunx];
+	if (!(u->path = strdup(path))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	u->id = *id;
+	u->blobs = nf;
+	u->used = 0;
+	v->nunx++;
+	for (size_t i = 0; i < nf; i++) {
+		if ((err = grow((void **)&v->loose, &v->cap_loose, v->nloose, sizeof(*v->loose))) < 0)
+			goto done;
+		v->loose[v->nloose++] = (struct loose){ fents[i].id, v->nunx - 1 };
+	}
+done:
+	free(fents);
 	if (fd >= 0)
 		close(fd);
-	return mark_pack_damaged(v, id);
+	return err;
 }
-
-struct pack_pass {
-	struct verify *v;
-	uint64_t done, total;
-};
 
 static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path)
 {
-	struct pack_pass *pp = ctx;
-	struct verify *v = pp->v;
+	struct verify *v = ctx;
 	bkr_id k;
+	size_t lo, hi;
+	int added;
 	if (!id) {
-		report(v, BKR_VERIFY_LEFTOVER, path, NULL, NULL, "%s: unfinished write left by an interrupted command ('bkr cleanup' removes it)", path);
+		report(v, BKR_VERIFY_LEFTOVER, path, NULL, NULL, "%s: unfinished write left by an interrupted command (nothing uses it)", path);
 		return 0;
 	}
 	k = pack_key(id);
+	if ((added = bkr_idset_add(&v->checked, &k)) < 0)
+		return BKR_ENOMEM;
+	if (!added)
+		return 0; /* a second copy (in a later tier): readers use the first */
 	v->st->packs++;
-	if (bkr_idset_add(&v->disk_packs, &k) < 0)
-		return BKR_ENOMEM;
-	if (!bkr_idset_has(&v->index_packs, &k)) {
-		report(v, BKR_VERIFY_LEFTOVER, path, NULL, NULL, "%s: pack not referenced by the index (left by an interrupted backup; 'bkr cleanup' removes it)", path);
-		return 0;
-	}
-	if (v->o->progress)
-		v->o->progress(v->o->progress_ctx, "packs", ++pp->done, pp->total);
-	(void)type;
-	return v->o->read_data ? read_pack(v, id, path) : 0;
+	pack_range(v, id, &lo, &hi);
+	if (lo == hi)
+		return note_unindexed(v, id, path);
+	return check_pack(v, id, (int)type, path);
 }
 
-struct missing_pass {
-	struct verify *v;
-	bkr_idset reported;
-};
-
-static int check_present(const bkr_index_entry *e, void *ctx)
+/* Packs the index names that the scan did not find: perhaps in trash (still readable). */
+static int check_missing(struct verify *v)
 {
-	struct missing_pass *mp = ctx;
-	struct verify *v = mp->v;
-	bkr_id k = pack_key(&e->pack);
-	char path[PATH_MAX], hex[BKR_PACK_ID_HEX];
-	if (bkr_idset_has(&mp->reported, &k)) /* a missing pack: every blob in it is lost */
-		return bkr_idset_add(&v->damaged, &e->id) < 0 ? BKR_ENOMEM : 0;
-	if (bkr_idset_has(&v->disk_packs, &k))
-		return 0;
-	/* not in hot or the tiers: perhaps in trash (still readable) */
-	if (bkr_repo_pack_path(v->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path)) == 0)
-		return bkr_idset_add(&v->disk_packs, &k) < 0 ? BKR_ENOMEM : 0;
-	bkr_pack_id_to_hex(&e->pack, hex);
-	report(v, BKR_VERIFY_PACK, hex, NULL, NULL, "pack %s is named by the index but missing from every tier and trash", hex);
-	if (bkr_idset_add(&mp->reported, &k) < 0)
-		return BKR_ENOMEM;
-	return bkr_idset_add(&v->damaged, &e->id) < 0 ? BKR_ENOMEM : 0;
+	int err = 0;
+	for (size_t lo = 0, hi; lo < v->nents && err == 0; lo = hi) {
+		const bkr_index_entry *e = &v->ents[lo];
+		bkr_id k = pack_key(&e->pack);
+		char path[PATH_MAX], hex[BKR_PACK_ID_HEX];
+		pack_range(v, &e->pack, &lo, &hi);
+		if (bkr_idset_has(&v->checked, &k))
+			continue;
+		if (bkr_idset_add(&v->checked, &k) < 0)
+			return BKR_ENOMEM;
+		if (bkr_repo_pack_path(v->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path)) == 0) {
+			err = check_pack(v, &e->pack, -1, path);
+			continue;
+		}
+		bkr_error_clear();
+		bkr_pack_id_to_hex(&e->pack, hex);
+		report(v, BKR_VERIFY_PACK, hex, NULL, NULL, "pack %s is named by the index but missing from every tier and trash", hex);
+		for (size_t i = lo; i < hi && err == 0; i++)
+			err = bkr_idset_add(&v->damaged, &v->ents[i].id) < 0 ? BKR_ENOMEM : 0;
+	}
+	return err;
 }
 
-/* A blob id is usable: indexed and not damaged. */
-static int blob_problem(struct verify *v, const bkr_id *id, const char **why)
+static int cmp_loose(const void *a, const void *b)
+{
+	return bkr_id_cmp(&((const struct loose *)a)->id, &((const struct loose *)b)->id);
+}
+
+/* The unindexed pack holding blob @p id, counting the blob as used; NULL if none. */
+static const struct unindexed *loose_pack(struct verify *v, const bkr_id *id)
+{
+	struct loose key = { *id, 0 }, *l;
+	struct unindexed *u;
+	if (!v->nloose || !(l = bsearch(&key, v->loose, v->nloose, sizeof(*l), cmp_loose)))
+		return NULL;
+	u = &v->unx[l->pack];
+	if (bkr_idset_add(&v->loose_used, id) > 0)
+		u->used++;
+	return u;
+}
+
+/* Why a blob a backup uses (as @p type) cannot be read, in v->why; NULL when it can. */
+static const char *blob_problem(struct verify *v, const bkr_id *id, bkr_blob_type type)
 {
 	bkr_index_entry e;
+	const struct unindexed *u;
 	if (bkr_idset_has(&v->damaged, id)) {
-		*why = "damaged";
-		return 1;
+		if ((u = loose_pack(v, id))) {
+			snprintf(v->why, sizeof(v->why), "damaged (another copy is in %s, which the index does not name)", u->path);
+			return v->why;
+		}
+		return "damaged";
 	}
-	if (bkr_repo_lookup(v->r, id, &e) < 0) {
-		bkr_error_clear();
-		*why = "missing from the index";
-		return 1;
+	if (bkr_repo_lookup(v->r, id, &e) == 0) {
+		if (e.type == type)
+			return NULL;
+		snprintf(v->why, sizeof(v->why), "indexed as a %s blob", type_name(e.type));
+		return v->why;
 	}
-	return 0;
+	bkr_error_clear();
+	if ((u = loose_pack(v, id))) {
+		snprintf(v->why, sizeof(v->why), "missing from the index (it is in %s, which the index does not name)", u->path);
+		return v->why;
+	}
+	return "missing from the index";
+}
+
+/* Tree @p id at @p path of backup @p m failed to load (@p msg says why):
+ * report it; a copy in an unindexed pack counts as used. */
+static void bad_tree(struct verify *v, const bkr_manifest *m, const bkr_id *id, const char *path, const char *msg)
+{
+	bkr_index_entry e;
+	const struct unindexed *u = NULL;
+	char hex[BKR_ID_HEX], why[1024];
+	snprintf(why, sizeof(why), "%s", msg); /* the lookup below sets the error slot @p msg may be */
+	msg = why;
+	v->walk_incomplete = true;
+	bkr_id_to_hex(id, hex);
+	if (bkr_repo_lookup(v->r, id, &e) < 0)
+		u = loose_pack(v, id);
+	bkr_error_clear();
+	if (u)
+		report(v, BKR_VERIFY_TREE, hex, m->backup_id, path, "%s%s (it is in %s, which the index does not name)",
+		       strcmp(path, "/") ? "" : "root tree: ", msg, u->path);
+	else
+		report(v, BKR_VERIFY_TREE, hex, m->backup_id, path, "%s%s", strcmp(path, "/") ? "" : "root tree: ", msg);
 }
 
 static int walk_backup(struct verify *v, const bkr_manifest *m)
@@ -213,16 +435,14 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 
 	v->st->backups++;
 	if ((err = bkr_walk_new(&w, v->r, &m->tree, NULL, 0)) < 0) {
-		bkr_id_to_hex(&m->tree, hex);
-		report(v, BKR_VERIFY_TREE, hex, m->backup_id, "/", "root tree: %s", bkr_error_message());
+		bad_tree(v, m, &m->tree, "/", bkr_error_message());
 		return err == BKR_ENOMEM ? err : 0;
 	}
 	while ((err = bkr_walk_next(w, &it)) > 0) {
 		if (it->entry.type == BKR_FT_DIR) {
 			v->st->trees++;
 			if (it->error < 0) {
-				bkr_id_to_hex(&it->entry.subtree, hex);
-				report(v, BKR_VERIFY_TREE, hex, m->backup_id, it->path, "%s", bkr_walk_error_message(w));
+				bad_tree(v, m, &it->entry.subtree, it->path, bkr_walk_error_message(w));
 			}
 			continue;
 		}
@@ -240,14 +460,14 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 			break;
 		}
 		for (size_t i = 0; i < nc && !bad; i++)
-			if (blob_problem(v, &chunks[i].id, &why))
+			if ((why = blob_problem(v, &chunks[i].id, BKR_BLOB_DATA)))
 				bad = &chunks[i].id;
 		for (size_t i = 0; i < nx && !bad; i++)
-			if (xs[i].in_blob && blob_problem(v, &xs[i].blob, &why))
+			if (xs[i].in_blob && (why = blob_problem(v, &xs[i].blob, BKR_BLOB_DATA)))
 				bad = &xs[i].blob;
 		if (bad) {
 			bkr_id_to_hex(bad, hex);
-			report(v, !strcmp(why, "damaged") ? BKR_VERIFY_DAMAGED_FILE : BKR_VERIFY_MISSING, hex,
+			report(v, !strncmp(why, "damaged", 7) ? BKR_VERIFY_DAMAGED_FILE : BKR_VERIFY_MISSING, hex,
 			       m->backup_id, it->path, "chunk %s is %s", hex, why);
 		}
 		free(chunks);
@@ -257,11 +477,37 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 	return err < 0 ? err : 0;
 }
 
+/* After the walk: unindexed packs holding blobs backups use must be kept. */
+static void judge_unindexed(struct verify *v)
+{
+	for (size_t i = 0; i < v->nunx; i++) {
+		const struct unindexed *u = &v->unx[i];
+		if (u->used)
+			report(v, BKR_VERIFY_PACK, u->path, NULL, NULL,
+			       "%s: not in the index, but %zu of its %zu blob%s are used by backups and found nowhere else: "
+			       "keep this pack, it may be the only copy. An index file was lost or damaged: "
+			       "put it back from a copy of the repository (see bkr(1), verify)",
+			       u->path, u->used, u->blobs, u->blobs == 1 ? "" : "s");
+		else if (v->walk_incomplete)
+			report(v, BKR_VERIFY_PACK, u->path, NULL, NULL,
+			       "%s: not in the index, and some trees of the backups could not be read, so its %zu blob%s "
+			       "may be their only copy: keep this pack. If an index file was lost or damaged, put it "
+			       "back from a copy of the repository (see bkr(1), verify)",
+			       u->path, u->blobs, u->blobs == 1 ? "" : "s");
+		else if (v->o->backup)
+			report(v, BKR_VERIFY_LEFTOVER, u->path, NULL, NULL,
+			       "%s: pack not referenced by the index, nor by backup %s (the other backups were not checked)",
+			       u->path, v->o->backup);
+		else
+			report(v, BKR_VERIFY_LEFTOVER, u->path, NULL, NULL,
+			       "%s: pack not referenced by the index nor by any backup (left by an interrupted or running backup)",
+			       u->path);
+	}
+}
+
 int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *stats)
 {
 	struct verify v = { .r = r, .o = o, .st = stats };
-	struct pack_pass pp = { .v = &v };
-	struct missing_pass mp = { .v = &v };
 	bkr_manifest_list l = { 0 };
 	bkr_manifest *one = NULL;
 	int err;
@@ -273,13 +519,17 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 		goto done;
 	if (o->backup && (err = bkr_repo_find_backup(r, o->backup, &one)) < 0)
 		goto done;
-	if ((err = bkr_repo_foreach_blob(r, note_index_pack, &v)) < 0)
+	if ((err = bkr_repo_foreach_blob(r, collect_entry, &v)) < 0)
 		goto done;
-	pp.total = v.index_packs.n;
-	if ((err = bkr_repo_foreach_pack(r, on_pack, &pp)) < 0)
+	if (v.nents)
+		qsort(v.ents, v.nents, sizeof(*v.ents), cmp_entry);
+	for (size_t i = 0; i < v.nents; i++)
+		if (i == 0 || bkr_pack_id_cmp(&v.ents[i].pack, &v.ents[i - 1].pack))
+			v.packs_total++;
+	if ((err = bkr_repo_foreach_pack(r, on_pack, &v)) < 0 || (err = check_missing(&v)) < 0)
 		goto done;
-	if ((err = bkr_repo_foreach_blob(r, check_present, &mp)) < 0)
-		goto done;
+	if (v.nloose)
+		qsort(v.loose, v.nloose, sizeof(*v.loose), cmp_loose);
 	if (one) {
 		err = walk_backup(&v, one);
 	} else {
@@ -289,14 +539,20 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 			err = walk_backup(&v, l.items[i]);
 		}
 	}
+	if (err == 0)
+		judge_unindexed(&v);
 	if (err == 0 && stats->errors)
 		err = bkr_error_set(BKR_ECORRUPT, "verify found %llu problem%s", (unsigned long long)stats->errors,
 				    stats->errors == 1 ? "" : "s");
 done:
-	bkr_idset_free(&mp.reported);
+	for (size_t i = 0; i < v.nunx; i++)
+		free(v.unx[i].path);
+	free(v.unx);
+	free(v.loose);
+	free(v.ents);
+	bkr_idset_free(&v.loose_used);
 	bkr_idset_free(&v.damaged);
-	bkr_idset_free(&v.index_packs);
-	bkr_idset_free(&v.disk_packs);
+	bkr_idset_free(&v.checked);
 	bkr_manifest_free(one);
 	bkr_manifest_list_free(&l);
 	free(v.buf);

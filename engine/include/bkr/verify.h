@@ -13,12 +13,14 @@
 
 typedef enum {
 	BKR_VERIFY_MANIFEST = 1, /**< a manifest that does not parse or fails its checksum */
-	BKR_VERIFY_PACK,         /**< a pack whose footer is damaged, or that is missing */
+	BKR_VERIFY_PACK,         /**< a pack whose footer is damaged, that is missing, or that
+	                              the index lacks although backups use its blobs */
 	BKR_VERIFY_BLOB,         /**< a blob whose bytes do not match its id */
 	BKR_VERIFY_TREE,         /**< a tree that cannot be read (missing or damaged) */
 	BKR_VERIFY_MISSING,      /**< a file's chunk that is not in the index */
 	BKR_VERIFY_DAMAGED_FILE, /**< a file that uses a damaged or missing blob */
 	BKR_VERIFY_LEFTOVER,     /**< an unreferenced pack or temporary file (not an error) */
+	BKR_VERIFY_INDEX,        /**< an index entry that disagrees with its pack's footer */
 } bkr_verify_kind;
 
 /** One problem; valid during the callback only. */
@@ -39,7 +41,7 @@ typedef struct {
 typedef struct {
 	int version;
 	const char *backup;      /**< only this backup (id, prefix, latest); NULL = all */
-	bool read_data;          /**< read and hash every blob of every pack */
+	bool read_data;          /**< read and hash every indexed blob, as restore reads it */
 	void (*report)(void *ctx, const bkr_verify_problem *p);
 	void *report_ctx;
 	void (*progress)(void *ctx, const char *phase, uint64_t done, uint64_t total);

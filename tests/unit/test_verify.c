@@ -1,0 +1,375 @@
+/** @file
+ * `bkr verify` against damage that restore trips over: two data packs
+ * swapped, an index entry's offset, lengths or type changed (the index file
+ * rewritten with a valid checksum), a lost index file (its packs are not
+ * leftovers), a copied pack (a real leftover), and a manifest whose file name
+ * is not its id.  Each damage is first shown to break restore (or the
+ * catalog), then verify must fail, with and without --read-data.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bkr/backup.h"
+#include "bkr/error.h"
+#include "bkr/index.h"
+#include "bkr/repo.h"
+#include "bkr/restore.h"
+#include "bkr/verify.h"
+
+#define NFILES 6
+
+typedef struct {
+	char dir[256];
+	char repo[300];
+	char src[300];
+	char dst[300];
+	bkr_repo *r;
+	bkr_manifest *m;
+	/* what the last verify reported */
+	unsigned kinds[16];
+	unsigned leftovers;
+	char messages[8192];
+} fx;
+
+static void sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void reopen(fx *f)
+{
+	bkr_repo_free(f->r);
+	f->r = NULL;
+	assert_int_equal(bkr_repo_open(&f->r, f->repo, BKR_REPO_RDONLY), 0);
+}
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof(*f));
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	bkr_source_spec s;
+	bkr_backup_options o = BKR_BACKUP_OPTIONS_INIT;
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/bkr-test-verify-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
+	snprintf(f->src, sizeof(f->src), "%s/src", f->dir);
+	snprintf(f->dst, sizeof(f->dst), "%s/dst", f->dir);
+	/* files of 100 KiB random bytes (one chunk each) in packs of 64 KiB: a pack per file */
+	sh("mkdir -p '%s/sub' && for i in 1 2 3 4 5 6; do head -c 102400 /dev/urandom >'%s/sub/f'$i; done",
+	   f->src, f->src);
+	io.pack_size = 1u << 16;
+	assert_int_equal(bkr_repo_init(f->repo, &io), 0);
+	assert_int_equal(bkr_repo_open(&f->r, f->repo, 0), 0);
+	s = (bkr_source_spec){ "src", f->src, NULL, 0 };
+	o.type = BKR_BACKUP_FULL;
+	o.sources = &s;
+	o.nsources = 1;
+	o.hostname = "h";
+	o.threads = 1;
+	assert_int_equal(bkr_backup_run(f->r, &o, &f->m), 0);
+	reopen(f);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	bkr_manifest_free(f->m);
+	bkr_repo_free(f->r);
+	sh("rm -rf '%s'", f->dir);
+	free(f);
+	return 0;
+}
+
+static void on_problem(void *ctx, const bkr_verify_problem *p)
+{
+	fx *f = ctx;
+	size_t n = strlen(f->messages);
+	if ((unsigned)p->kind < 16)
+		f->kinds[p->kind]++;
+	if (!p->error)
+		f->leftovers++;
+	snprintf(f->messages + n, sizeof(f->messages) - n, "%s\n", p->message);
+}
+
+static int verify(fx *f, bool read_data)
+{
+	bkr_verify_options o = BKR_VERIFY_OPTIONS_INIT;
+	bkr_verify_stats st;
+	memset(f->kinds, 0, sizeof(f->kinds));
+	f->leftovers = 0;
+	f->messages[0] = '\0';
+	o.read_data = read_data;
+	o.report = on_problem;
+	o.report_ctx = f;
+	int err = bkr_verify_run(f->r, &o, &st);
+	print_message("verify%s: %d\n%s", read_data ? " --read-data" : "", err, f->messages);
+	if (read_data && err == 0)
+		assert_true(st.blobs_read >= NFILES);
+	return err;
+}
+
+/* Restore the backup into a fresh target: the number of files that failed. */
+static uint64_t restore_errors(fx *f)
+{
+	bkr_restore_options o = BKR_RESTORE_OPTIONS_INIT;
+	bkr_restore_stats st = { 0 };
+	sh("rm -rf '%s'", f->dst);
+	o.target = f->dst;
+	o.numeric_ids = true;
+	if (bkr_restore_run(f->r, f->m, &o, &st) < 0 && st.errors == 0)
+		return 1;
+	return st.errors;
+}
+
+/* Paths of the data packs, sorted. */
+static size_t data_packs(fx *f, char paths[][512], size_t cap)
+{
+	char top[400];
+	size_t n = 0;
+	DIR *d, *s;
+	struct dirent *de, *pe;
+	snprintf(top, sizeof(top), "%s/data", f->repo);
+	assert_non_null(d = opendir(top));
+	while ((de = readdir(d))) {
+		char sub[512];
+		if (strlen(de->d_name) != 2)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", top, de->d_name);
+		assert_non_null(s = opendir(sub));
+		while ((pe = readdir(s)) && n < cap)
+			if (strstr(pe->d_name, ".pack"))
+				snprintf(paths[n++], 512, "%s/%s", sub, pe->d_name);
+		closedir(s);
+	}
+	closedir(d);
+	return n;
+}
+
+static void test_clean(void **state)
+{
+	fx *f = *state;
+	char packs[16][512];
+	assert_true(data_packs(f, packs, 16) >= NFILES);
+	assert_int_equal(verify(f, false), 0);
+	assert_int_equal(verify(f, true), 0);
+	assert_int_equal(f->leftovers, 0);
+	assert_int_equal(restore_errors(f), 0);
+}
+
+static void test_swapped_packs(void **state)
+{
+	fx *f = *state;
+	char packs[16][512], tmp[600];
+	assert_true(data_packs(f, packs, 16) >= 2);
+	snprintf(tmp, sizeof(tmp), "%s/swap", f->dir);
+	assert_int_equal(rename(packs[0], tmp), 0);
+	assert_int_equal(rename(packs[1], packs[0]), 0);
+	assert_int_equal(rename(tmp, packs[1]), 0);
+	reopen(f);
+	assert_int_equal(restore_errors(f), 2);
+	assert_int_equal(verify(f, false), BKR_ECORRUPT);
+	assert_true(f->kinds[BKR_VERIFY_INDEX] >= 2);
+	assert_true(f->kinds[BKR_VERIFY_DAMAGED_FILE] == 2);
+	assert_int_equal(verify(f, true), BKR_ECORRUPT);
+	assert_true(f->kinds[BKR_VERIFY_INDEX] >= 2);
+	assert_true(f->kinds[BKR_VERIFY_DAMAGED_FILE] == 2);
+}
+
+struct collect {
+	bkr_index_entry *e;
+	size_t n;
+};
+
+static int collect(const bkr_index_entry *e, void *ctx)
+{
+	struct collect *c = ctx;
+	c->e = realloc(c->e, (c->n + 1) * sizeof(*c->e));
+	c->e[c->n++] = *e;
+	return 0;
+}
+
+enum field { F_OFFSET, F_STORED, F_RAW, F_TYPE, F_OTHER_BLOB, F_DROP_DATA };
+
+/* Rewrite the index (valid checksums, one file) with one data entry changed. */
+static void alter_index(fx *f, enum field what)
+{
+	char dir[400];
+	bkr_index *idx = NULL;
+	bkr_index_builder *b = NULL;
+	struct collect c = { 0 };
+	const bkr_id *files;
+	size_t nfiles;
+	bkr_id out;
+	ssize_t first = -1, second = -1;
+
+	snprintf(dir, sizeof(dir), "%s/index", f->repo);
+	assert_int_equal(bkr_index_open(&idx, dir), 0);
+	assert_int_equal(bkr_index_foreach(idx, collect, &c), 0);
+	for (size_t i = 0; i < c.n; i++)
+		if (c.e[i].type == BKR_BLOB_DATA) {
+			if (first < 0)
+				first = (ssize_t)i;
+			else if (second < 0)
+				second = (ssize_t)i;
+		}
+	assert_true(second >= 0);
+	bkr_index_entry *e = &c.e[first];
+	switch (what) {
+	case F_OFFSET: e->offset += BKR_BLOB_HEADER_SIZE; break;
+	case F_STORED: e->stored_len -= 1; break;
+	case F_RAW: e->raw_len -= 1; break;
+	case F_TYPE: e->type = BKR_BLOB_TREE; break;
+	case F_OTHER_BLOB: /* another blob's place: a valid pack, offset and lengths */
+		e->pack = c.e[second].pack;
+		e->offset = c.e[second].offset;
+		e->stored_len = c.e[second].stored_len;
+		e->raw_len = c.e[second].raw_len;
+		e->flags = c.e[second].flags;
+		break;
+	case F_DROP_DATA: { /* as if the data's index file were lost, the trees' kept */
+		size_t k = 0;
+		for (size_t i = 0; i < c.n; i++)
+			if (c.e[i].type != BKR_BLOB_DATA)
+				c.e[k++] = c.e[i];
+		c.n = k;
+		break;
+	}
+	}
+	assert_int_equal(bkr_index_builder_new(&b), 0);
+	for (size_t i = 0; i < c.n; i++)
+		assert_int_equal(bkr_index_builder_add(b, &c.e[i]), 0);
+	files = bkr_index_files(idx, &nfiles);
+	for (size_t i = 0; i < nfiles; i++)
+		assert_int_equal(bkr_index_builder_supersede(b, &files[i]), 0);
+	assert_int_equal(bkr_index_builder_write(b, dir, &out), 0);
+	bkr_index_builder_free(b);
+	bkr_index_free(idx);
+	free(c.e);
+	reopen(f);
+}
+
+static void check_altered(fx *f, enum field what)
+{
+	print_message("-- field %d\n", what);
+	alter_index(f, what);
+	assert_int_equal(restore_errors(f), 1);
+	assert_int_equal(verify(f, false), BKR_ECORRUPT);
+	assert_int_equal(f->kinds[BKR_VERIFY_INDEX], 1);
+	assert_int_equal(f->kinds[BKR_VERIFY_DAMAGED_FILE], 1);
+	assert_int_equal(verify(f, true), BKR_ECORRUPT);
+	assert_int_equal(f->kinds[BKR_VERIFY_INDEX], 1);
+	assert_int_equal(f->kinds[BKR_VERIFY_DAMAGED_FILE], 1);
+}
+
+static void test_index_offset(void **state) { check_altered(*state, F_OFFSET); }
+static void test_index_stored_len(void **state) { check_altered(*state, F_STORED); }
+static void test_index_raw_len(void **state) { check_altered(*state, F_RAW); }
+static void test_index_type(void **state) { check_altered(*state, F_TYPE); }
+static void test_index_other_blob(void **state) { check_altered(*state, F_OTHER_BLOB); }
+
+/* A lost index file: its packs hold the only copy and must not be called leftovers. */
+static void test_lost_index(void **state)
+{
+	fx *f = *state;
+	sh("rm -f '%s'/index/*.idx", f->repo);
+	reopen(f);
+	assert_true(restore_errors(f) > 0);
+	for (int rd = 0; rd < 2; rd++) {
+		assert_int_equal(verify(f, rd), BKR_ECORRUPT);
+		assert_int_equal(f->leftovers, 0);
+		assert_true(f->kinds[BKR_VERIFY_PACK] >= NFILES);
+		assert_non_null(strstr(f->messages, "keep this pack"));
+		assert_non_null(strstr(f->messages, "which the index does not name"));
+		assert_null(strstr(f->messages, "cleanup"));
+	}
+}
+
+/* The data's index entries lost, the trees' kept: every file names its pack. */
+static void test_lost_data_entries(void **state)
+{
+	fx *f = *state;
+	alter_index(f, F_DROP_DATA);
+	assert_int_equal(restore_errors(f), NFILES);
+	for (int rd = 0; rd < 2; rd++) {
+		assert_int_equal(verify(f, rd), BKR_ECORRUPT);
+		assert_int_equal(f->leftovers, 0);
+		assert_int_equal(f->kinds[BKR_VERIFY_MISSING], NFILES);
+		assert_int_equal(f->kinds[BKR_VERIFY_PACK], NFILES);
+		assert_non_null(strstr(f->messages, "1 of its 1 blob are used by backups"));
+		assert_non_null(strstr(f->messages, "keep this pack"));
+		assert_non_null(strstr(f->messages, "which the index does not name"));
+		assert_null(strstr(f->messages, "cleanup"));
+	}
+}
+
+/* A pack whose blobs are all indexed in other packs is a leftover, not an error. */
+static void test_leftover_pack(void **state)
+{
+	fx *f = *state;
+	char packs[16][512];
+	assert_true(data_packs(f, packs, 16) >= 1);
+	sh("mkdir -p '%s/data/ff' && cp '%s' '%s/data/ff/ffffffffffffffffffffffffffffffff.pack'", f->repo, packs[0],
+	   f->repo);
+	reopen(f);
+	for (int rd = 0; rd < 2; rd++) {
+		assert_int_equal(verify(f, rd), 0);
+		assert_int_equal(f->leftovers, 1);
+		assert_null(strstr(f->messages, "cleanup"));
+		assert_non_null(strstr(f->messages, "not referenced by the index nor by any backup"));
+	}
+}
+
+/* A manifest under another backup's name is damaged, not a second catalog entry. */
+static void test_manifest_name(void **state)
+{
+	fx *f = *state;
+	bkr_manifest_list l = { 0 };
+	size_t bad = 0;
+	sh("cd '%s/backups' && mv '%s.json' 'x%s.json'", f->repo, f->m->backup_id, f->m->backup_id);
+	reopen(f);
+	assert_int_equal(verify(f, false), BKR_ECORRUPT);
+	assert_int_equal(f->kinds[BKR_VERIFY_MANIFEST], 1);
+	assert_non_null(strstr(f->messages, "does not match"));
+	assert_int_equal(bkr_repo_list(f->r, false, &l, &bad), 0);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(bad, 1);
+	bkr_manifest_list_free(&l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swapped_packs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_offset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_stored_len, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_raw_len, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_type, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_other_blob, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_data_entries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leftover_pack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_name, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
