@@ -343,15 +343,32 @@ static void keypath(char *out, const char *prefix, const char *key)
 /* Reject unknown and repeated member names of @p obj ('_' keys are comments). */
 static int check_keys(struct ctx *x, const cJSON *obj, const char *prefix, const char *const *known)
 {
-	const cJSON *a, *b;
+	const cJSON *a;
+	const char **names = NULL;
 	char kp[KEYPATH_MAX];
+	size_t n = 0, at = SIZE_MAX, pos = 0;
+	int r;
 
+	cJSON_ArrayForEach(a, obj)
+		n++;
+	if (n > 1) { /* the first repeated name, in O(n log n) */
+		if (!(names = malloc(n * sizeof(*names))))
+			return oom(x);
+		n = 0;
+		cJSON_ArrayForEach(a, obj)
+			names[n++] = a->string ? a->string : "";
+		r = bkr_json_find_repeat(&at, names, n);
+		free(names);
+		if (r < 0)
+			return oom(x);
+		if (r == 0)
+			at = SIZE_MAX;
+	}
 	cJSON_ArrayForEach(a, obj) {
 		size_t i;
 		keypath(kp, prefix, a->string ? a->string : "");
-		for (b = a->next; b; b = b->next)
-			if (!strcmp(a->string, b->string))
-				return key_error(x, kp, "appears more than once");
+		if (pos++ == at)
+			return key_error(x, kp, "appears more than once");
 		if (a->string[0] == '_')
 			continue;
 		for (i = 0; known[i]; i++)
@@ -359,9 +376,9 @@ static int check_keys(struct ctx *x, const cJSON *obj, const char *prefix, const
 				break;
 		if (!known[i]) {
 			char list[KEYPATH_MAX * 2] = "";
-			size_t n = 0;
-			for (i = 0; known[i] && n < sizeof(list); i++)
-				n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", known[i]);
+			size_t k = 0;
+			for (i = 0; known[i] && k < sizeof(list); i++)
+				k += (size_t)snprintf(list + k, sizeof(list) - k, "%s%s", i ? ", " : "", known[i]);
 			return key_error(x, kp, "unknown key (known keys here: %s)", list);
 		}
 	}
@@ -441,6 +458,31 @@ static int get_int(struct ctx *x, const cJSON *it, const char *path, int min, in
 	return 0;
 }
 
+/* Source names are unique (checked in O(n log n)). */
+static int check_source_names(struct ctx *x)
+{
+	const bkr_config *c = x->c;
+	const char **names;
+	char kp[KEYPATH_MAX];
+	size_t at;
+	int r;
+
+	if (c->nsources < 2)
+		return 0;
+	if (!(names = malloc(c->nsources * sizeof(*names))))
+		return oom(x);
+	for (size_t i = 0; i < c->nsources; i++)
+		names[i] = c->sources[i].name;
+	r = bkr_json_find_repeat(&at, names, c->nsources);
+	free(names);
+	if (r < 0)
+		return oom(x);
+	if (r == 0)
+		return 0;
+	snprintf(kp, sizeof(kp), "sources[%zu].name", at);
+	return key_error(x, kp, "source name '%s' is used twice", c->sources[at].name);
+}
+
 static int parse_sources(struct ctx *x, const cJSON *arr)
 {
 	static const char *const known[] = { "name", "paths", "excludes", "priority", "schedule", NULL };
@@ -486,9 +528,6 @@ static int parse_sources(struct ctx *x, const cJSON *arr)
 		if (!name_valid(s->name))
 			return key_error(x, kp, "'%s' is not a valid source name (no '/', not '.' or '..')",
 					 s->name);
-		for (size_t j = 0; j + 1 < i; j++)
-			if (!strcmp(c->sources[j].name, s->name))
-				return key_error(x, kp, "source name '%s' is used twice", s->name);
 		keypath(kp, sp, "excludes");
 		if ((it = cJSON_GetObjectItemCaseSensitive(el, "excludes")) &&
 		    get_strv(x, it, kp, NULL, false, &s->excludes, &s->nexcludes) < 0)
@@ -505,7 +544,7 @@ static int parse_sources(struct ctx *x, const cJSON *arr)
 				return key_error(x, kp, "expected \"hourly\", \"daily\", \"weekly\" or \"manual\"");
 		}
 	}
-	return 0;
+	return check_source_names(x);
 }
 
 static const char *const policy_keys[] = { "keep_last", "keep_hourly", "keep_daily",
@@ -722,6 +761,95 @@ static size_t excerpt_len(const char *s, size_t max)
 	return n;
 }
 
+/* ---- "\u0000" in strings ------------------------------------------------ */
+
+/* A walk over JSON text that cJSON accepted, keeping the key path, to name the
+ * first string holding an escaped NUL (cJSON would cut the string there). */
+struct nulscan {
+	const char *p, *end;
+	char kp[KEYPATH_MAX];
+};
+
+static void ns_ws(struct nulscan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+/* Skip the string at s->p (its opening quote); true if it holds \u0000. @p name gets its raw bytes. */
+static bool ns_string(struct nulscan *s, const char **name, size_t *len)
+{
+	bool nul = false;
+	const char *start = ++s->p;
+	while (s->p < s->end && *s->p != '"') {
+		if (*s->p == '\\') {
+			if (s->end - s->p >= 6 && !memcmp(s->p + 1, "u0000", 5))
+				nul = true;
+			s->p++;
+		}
+		s->p++;
+	}
+	*name = start;
+	*len = (size_t)(s->p - start);
+	s->p++;
+	return nul;
+}
+
+static bool ns_value(struct nulscan *s)
+{
+	size_t base = strlen(s->kp);
+	const char *name;
+	size_t len, i = 0;
+
+	ns_ws(s);
+	if (s->p >= s->end)
+		return false;
+	if (*s->p == '"')
+		return ns_string(s, &name, &len);
+	if (*s->p != '{' && *s->p != '[') {
+		while (s->p < s->end && !strchr(",]} \t\r\n", *s->p))
+			s->p++;
+		return false;
+	}
+	char close = *s->p == '{' ? '}' : ']';
+	s->p++;
+	for (;; i++) {
+		ns_ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == close) {
+			s->p++;
+			s->kp[base] = '\0';
+			return false;
+		}
+		if (*s->p == ',') {
+			s->p++;
+			ns_ws(s);
+		}
+		if (close == '}') {
+			bool nul = ns_string(s, &name, &len);
+			snprintf(s->kp + base, sizeof(s->kp) - base, "%s%.*s", base ? "." : "", (int)len, name);
+			if (nul)
+				return true;
+			ns_ws(s);
+			s->p++; /* ':' */
+		} else {
+			snprintf(s->kp + base, sizeof(s->kp) - base, "[%zu]", i);
+		}
+		if (ns_value(s))
+			return true;
+	}
+}
+
+/* Reject a string with an escaped NUL, naming its key (a path would be cut short silently). */
+static int check_nul(struct ctx *x, const char *text, size_t len)
+{
+	struct nulscan s = { text, text + len, "" };
+	if (!memmem(text, len, "\\u0000", 6) || !ns_value(&s))
+		return 0;
+	return key_error(x, s.kp[0] ? s.kp : "(top level)", "contains a NUL character (\\u0000), which no path or name may hold");
+}
+
 int bkr_config_from_string(bkr_config **out, const char *text, size_t len,
 			   const char *name, const char *base_dir)
 {
@@ -782,7 +910,7 @@ int bkr_config_from_string(bkr_config **out, const char *text, size_t len,
 					      text + off);
 		goto done;
 	}
-	if (parse_root(&x, root) < 0)
+	if (check_nul(&x, text, len) < 0 || parse_root(&x, root) < 0)
 		goto done;
 	*out = x.c;
 	x.c = NULL;
@@ -802,6 +930,12 @@ int bkr_config_load(bkr_config **out, const char *path)
 
 	*out = NULL;
 	if ((err = bkr_io_read_file(path, BKR_CONFIG_MAX_SIZE, &text, &len)) < 0) {
+		/* not a regular file, or too large: the configuration is wrong (exit 2), not the repository */
+		if (err == BKR_ECORRUPT) {
+			char msg[1024];
+			snprintf(msg, sizeof(msg), "%s", bkr_error_message());
+			err = bkr_error_set(BKR_EINVAL, "%s", msg);
+		}
 		bkr_error_prefix("cannot read configuration");
 		goto done;
 	}

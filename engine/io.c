@@ -122,7 +122,8 @@ int bkr_io_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
 
 	*out = NULL;
 	*len = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	/* O_NONBLOCK: a FIFO in the way must not block the open; it is refused below */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) < 0)
 		return bkr_error_set_errno(errno, "%s", path);
 	if (fstat(fd, &st) < 0) {
 		err = bkr_error_set_errno(errno, "%s", path);

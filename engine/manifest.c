@@ -698,21 +698,70 @@ static bool name_safe(const char *s)
 	return s && *s && strcmp(s, ".") && strcmp(s, "..") && !strchr(s, '/');
 }
 
-/* Reject duplicate member names anywhere (they would make readers disagree). */
-static const char *find_duplicate(const cJSON *item)
+struct named {
+	const char *name;
+	size_t pos;
+};
+
+static int cmp_named(const void *a, const void *b)
 {
-	const cJSON *a, *b;
-	const char *r;
-	for (a = item ? item->child : NULL; a; a = a->next) {
-		if (cJSON_IsObject(item) && a->string) {
-			for (b = a->next; b; b = b->next)
-				if (b->string && !strcmp(a->string, b->string))
-					return a->string;
-		}
-		if ((cJSON_IsObject(a) || cJSON_IsArray(a)) && (r = find_duplicate(a)))
+	const struct named *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	if (c)
+		return c;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+int bkr_json_find_repeat(size_t *at, const char *const *names, size_t n)
+{
+	struct named *v;
+	size_t best = n;
+	if (n < 2)
+		return 0;
+	if (!(v = malloc(n * sizeof(*v))))
+		return bkr_error_oom();
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct named){ names[i], i };
+	qsort(v, n, sizeof(*v), cmp_named);
+	/* in each run of equal names, the second is the first repeat of that name */
+	for (size_t i = 1; i < n; i++)
+		if (!strcmp(v[i].name, v[i - 1].name) && (i == 1 || strcmp(v[i - 1].name, v[i - 2].name)) &&
+		    v[i].pos < best)
+			best = v[i].pos;
+	free(v);
+	if (best == n)
+		return 0;
+	*at = best;
+	return 1;
+}
+
+/* Reject duplicate member names anywhere (they would make readers disagree):
+ * 1 and *dup set to the name, 0 when there are none, or BKR_ENOMEM. */
+static int find_duplicate(const char **dup, const cJSON *item)
+{
+	const cJSON *a;
+	const char **names = NULL;
+	size_t n = 0, at;
+	int r = 0;
+
+	if (cJSON_IsObject(item) && item->child) {
+		for (a = item->child; a; a = a->next)
+			n++;
+		if (!(names = malloc(n * sizeof(*names))))
+			return bkr_error_oom();
+		n = 0;
+		for (a = item->child; a; a = a->next)
+			names[n++] = a->string ? a->string : "";
+		if ((r = bkr_json_find_repeat(&at, names, n)) > 0)
+			*dup = names[at];
+		free(names);
+		if (r)
 			return r;
 	}
-	return NULL;
+	for (a = item ? item->child : NULL; a; a = a->next)
+		if ((cJSON_IsObject(a) || cJSON_IsArray(a)) && (r = find_duplicate(dup, a)))
+			return r;
+	return 0;
 }
 
 static void parse_sources(struct dec *d, const cJSON *arr, bkr_manifest *m)
@@ -750,11 +799,24 @@ static void parse_sources(struct dec *d, const cJSON *arr, bkr_manifest *m)
 			bad_key(d, path, "source", "not a valid directory name");
 			return;
 		}
-		for (size_t j = 0; j + 1 < i; j++) {
-			if (!strcmp(m->sources[j].source, s->source)) {
-				bad_key(d, path, "source", "repeats an earlier source name");
-				return;
-			}
+	}
+	if (cnt > 1) {
+		const char **names = malloc(cnt * sizeof(*names));
+		size_t at;
+		int r;
+		if (!names) {
+			d->err = bkr_error_oom();
+			return;
+		}
+		for (i = 0; i < cnt; i++)
+			names[i] = m->sources[i].source;
+		r = bkr_json_find_repeat(&at, names, cnt);
+		free(names);
+		if (r < 0) {
+			d->err = r;
+		} else if (r > 0) {
+			snprintf(path, sizeof(path), "sources[%zu]", at);
+			bad_key(d, path, "source", "repeats an earlier source name");
 		}
 	}
 }
@@ -765,7 +827,7 @@ int bkr_manifest_parse(bkr_manifest **out, const char *json, size_t len, const c
 	cJSON *root = NULL;
 	const cJSON *o;
 	bkr_manifest *m = NULL;
-	const char *dup;
+	const char *dup = NULL;
 	char *type = NULL;
 
 	*out = NULL;
@@ -775,8 +837,9 @@ int bkr_manifest_parse(bkr_manifest **out, const char *json, size_t len, const c
 		d.err = bkr_error_set(BKR_ECORRUPT, "%s: not a valid JSON object", d.what);
 		goto done;
 	}
-	if ((dup = find_duplicate(root))) {
-		d.err = bkr_error_set(BKR_ECORRUPT, "%s: key '%s' appears twice", d.what, dup);
+	if ((d.err = find_duplicate(&dup, root)) != 0) {
+		if (d.err > 0)
+			d.err = bkr_error_set(BKR_ECORRUPT, "%s: key '%s' appears twice", d.what, dup);
 		goto done;
 	}
 	if (!(m = bkr_manifest_new())) {

@@ -529,6 +529,73 @@ static void test_bad_json(void **state)
 	}
 }
 
+/* A NUL escaped into a string would cut a path short silently: refused, naming the key. */
+static void test_nul_in_strings(void **state)
+{
+	(void)state;
+	expect_key_error("\"log_dir\": \"/l\\u0000/x\"", "log_dir", "NUL");
+	expect_key_error("\"sources\": [{\"paths\": [\"/a\", \"/b\\u0000/c\"]}]", "sources[0].paths[1]", "NUL");
+	expect_key_error("\"tiers\": {\"warm\": {\"path\": \"\\u0000\"}}", "tiers.warm.path", "NUL");
+	expect_error("{\"repository\": \"/r\\u0000\", \"workspace_root\": \"/w\"}", "key 'repository'", "NUL");
+	/* an escaped backslash before "u0000" is no NUL */
+	bkr_config *c = load_ok(BASE ",\"log_dir\":\"/l\\\\u0000\"}", "/");
+	assert_string_equal(c->log_dir, "/l\\u0000");
+	bkr_config_free(c);
+}
+
+/* Duplicate checks are O(n log n): 200,000 keys (2.6 MB), and 50,000 sources. */
+static void test_many_keys(void **state)
+{
+	enum { N = 200000, NS = 50000 };
+	size_t cap = (size_t)N * 24 + 256, n = 0;
+	char *text = malloc(cap);
+	bkr_config *c = NULL;
+	(void)state;
+
+	n += (size_t)snprintf(text + n, cap - n, BASE);
+	for (int i = 0; i < N; i++)
+		n += (size_t)snprintf(text + n, cap - n, ",\"_c%d\":0", i);
+	snprintf(text + n, cap - n, ",\"_c%d\":1}", N - 7);
+	expect_error(text, "key '_c199993'", "more than once");
+
+	n = (size_t)snprintf(text, cap, BASE ",\"sources\":[");
+	for (int i = 0; i < NS; i++)
+		n += (size_t)snprintf(text + n, cap - n, "%s{\"name\":\"s%d\"}", i ? "," : "", i);
+	snprintf(text + n, cap - n, "]}");
+	c = load_ok(text, "/");
+	assert_int_equal(c->nsources, NS);
+	bkr_config_free(c);
+	snprintf(text + n, cap - n, ",{\"name\":\"s3\"}]}");
+	expect_error(text, "key 'sources[50000].name'", "used twice");
+	free(text);
+}
+
+/* A FIFO as the configuration is refused at once (it blocked forever), and so
+ * is a configuration over 4 MiB: both configuration errors (exit 2). */
+static void test_load_not_regular(void **state)
+{
+	struct fixture *f = *state;
+	char p[PATH_MAX + 32];
+	bkr_config *c = NULL;
+	FILE *fp;
+
+	snprintf(p, sizeof(p), "%s/fifo.json", f->dir);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	assert_int_equal(bkr_config_load(&c, p), BKR_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(bkr_error_message(), "not a regular file"));
+	assert_non_null(strstr(bkr_error_message(), p));
+
+	snprintf(p, sizeof(p), "%s/big.json", f->dir);
+	assert_non_null(fp = fopen(p, "w"));
+	fputs(BASE "}", fp);
+	assert_int_equal(ftruncate(fileno(fp), (off_t)BKR_CONFIG_MAX_SIZE + 1), 0);
+	fclose(fp);
+	assert_int_equal(bkr_config_load(&c, p), BKR_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(bkr_error_message(), "too large"));
+}
+
 /* ---- helpers -------------------------------------------------------------------------- */
 
 static void test_match(void **state)
@@ -604,6 +671,9 @@ int main(void)
 		cmocka_unit_test(test_unknown_keys),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_bad_json),
+		cmocka_unit_test(test_nul_in_strings),
+		cmocka_unit_test(test_many_keys),
+		cmocka_unit_test_setup_teardown(test_load_not_regular, setup, teardown),
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_schedules),

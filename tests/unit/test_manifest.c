@@ -683,6 +683,51 @@ static void test_bad_values(void **state)
 	}
 }
 
+/* Duplicate checks are O(n log n): a 2.5 MB manifest of 200,000 keys in one
+ * object, and one of 100,000 sources, each with a repeat at the end, are
+ * refused naming the repeat (this took minutes when they were O(n^2)). */
+static void test_many_keys(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 200000 };
+	size_t cap = (size_t)N * 24 + 64, n = 0, len;
+	char *text = malloc(cap), *j = NULL;
+	cJSON *root = cJSON_Parse(f->json), *src, *one;
+
+	assert_non_null(text);
+	n += (size_t)snprintf(text + n, cap - n, "{\"pad\":{");
+	for (int i = 0; i < N; i++)
+		n += (size_t)snprintf(text + n, cap - n, "\"k%d\":%d,", i, i);
+	n += (size_t)snprintf(text + n, cap - n, "\"k%d\":0}}", N / 2);
+	assert_true(n > 2500000);
+	assert_int_equal(bkr_json_seal(text, &j, &len), 0);
+	expect_corrupt(j, len, "key 'k100000'", "twice");
+	free(j);
+	free(text);
+
+	/* sources: 100,000, the last repeating the first's name */
+	cJSON_DeleteItemFromObject(root, "sha256");
+	src = cJSON_GetObjectItemCaseSensitive(root, "sources");
+	one = cJSON_Duplicate(cJSON_GetArrayItem(src, 0), true);
+	while (cJSON_GetArraySize(src) > 0)
+		cJSON_DeleteItemFromArray(src, 0);
+	for (int i = 0; i < N / 2; i++) {
+		char name[32];
+		cJSON *s = cJSON_Duplicate(one, true);
+		snprintf(name, sizeof(name), "s%d", i == N / 2 - 1 ? 7 : i);
+		cJSON_ReplaceItemInObjectCaseSensitive(s, "source", cJSON_CreateString(name));
+		cJSON_AddItemToArray(src, s);
+	}
+	exact_numbers(root->child);
+	text = cJSON_PrintUnformatted(root);
+	assert_int_equal(bkr_json_seal(text, &j, &len), 0);
+	expect_corrupt(j, len, "key 'sources[99999].source'", "repeats");
+	cJSON_free(text);
+	cJSON_Delete(one);
+	cJSON_Delete(root);
+	free(j);
+}
+
 static void test_duplicate_key(void **state)
 {
 	struct fixture *f = *state;
@@ -848,6 +893,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_huge_numbers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_keys, setup, teardown),
 		cmocka_unit_test(test_backup_types),
 		cmocka_unit_test(test_backup_id),
 		cmocka_unit_test(test_time_format),

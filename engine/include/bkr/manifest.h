@@ -88,6 +88,13 @@ int bkr_json_seal(const char *obj, char **out, size_t *out_len);
 /** Check the "sha256" member of a sealed JSON text; BKR_ECORRUPT naming @p what. */
 int bkr_json_verify(const char *text, size_t len, const char *what);
 
+/**
+ * Find the first of @p names (in order) that repeats an earlier one, in
+ * O(n log n) (the duplicate-key checks of manifests and the configuration).
+ * Returns 1 and sets *at to its index, 0 when all differ, or BKR_ENOMEM.
+ */
+int bkr_json_find_repeat(size_t *at, const char *const *names, size_t n);
+
 /** New backup id "backup_YYYYMMDD_HHMMSS_<type>_<8 hex>" for @p time_ns (UTC). */
 int bkr_backup_id_new(char *out, size_t cap, bkr_backup_type type, int64_t time_ns);
 /** Format @p time_ns as "YYYY-MM-DDTHH:MM:SS.uuuuuuZ". */
