@@ -87,6 +87,7 @@ struct bkrfs {
 	pthread_mutex_t watch_lock;
 	pthread_cond_t watch_cond;
 	bool stopping;             /**< guarded by watch_lock */
+	bool closing;              /**< shutting down: no new page-cache stores (atomic) */
 
 	struct workq *prefetch;       /**< prefetch workers (watch.c) */
 	struct workq *store;          /**< page-cache store thread (watch.c) */
@@ -102,6 +103,14 @@ static inline size_t bkrfs_cache_bytes(const struct bkrfs_opts *o)
 {
 	return (size_t)(o->cache_mib ? o->cache_mib : BKRFS_CACHE_MIB_DEFAULT) << 20;
 }
+
+/* mount.c */
+/** Start the mount's threads (prefetch, page-cache store, watcher, pruner);
+ *  one that cannot start is logged and done without. */
+int bkrfs_mount_start(struct bkrfs *fs);
+/** Stop them, in the order that cannot hang (mount.c); @p connected: the
+ *  session was mounted, so requests in flight may need answers. */
+void bkrfs_mount_stop(struct bkrfs *fs, bool connected);
 
 /** The errno for a BKR_E* code (the only place this mapping lives). */
 int bkrfs_errno(int bkr_code);
@@ -124,6 +133,8 @@ int bkrfs_setup(struct bkrfs *fs);
 int bkrfs_build_view(struct bkrfs *fs, char **names, size_t n, bkrfs_view **out);
 void bkrfs_teardown(struct bkrfs *fs);
 int bkrfs_watcher_start(struct bkrfs *fs);
+/** Tell the watcher and the pruner to stop (bkrfs_watcher_stop joins them). */
+void bkrfs_watcher_close(struct bkrfs *fs);
 void bkrfs_watcher_stop(struct bkrfs *fs);
 
 #endif

@@ -448,12 +448,7 @@ int main(int argc, char *argv[])
 			bkrfs_log(&fs, "--ready-fd=%d: %s", fs.o.ready_fd, strerror(errno));
 		close(fs.o.ready_fd);
 	}
-	if (bkrfs_prefetch_start(&fs, BKRFS_PREFETCH_THREADS) < 0)
-		bkrfs_log(&fs, "%s (reads will not prefetch)", bkr_error_message());
-	if (bkrfs_store_start(&fs) < 0)
-		bkrfs_log(&fs, "%s (random reads will not fill the page cache)", bkr_error_message());
-	if (bkrfs_watcher_start(&fs) < 0)
-		bkrfs_log(&fs, "%s (new backups will not appear until remount)", bkr_error_message());
+	bkrfs_mount_start(&fs);
 
 	if (fs.o.singlethread) {
 		err = fuse_session_loop(se);
@@ -465,8 +460,8 @@ int main(int argc, char *argv[])
 	if (err < 0)
 		bkrfs_log(&fs, "session loop: %s", strerror(-err));
 out:
-	bkrfs_watcher_stop(&fs);
-	bkrfs_store_stop(&fs); /* it uses the session */
+	if (setup)
+		bkrfs_mount_stop(&fs, mounted); /* every thread that uses the session (mount.c) */
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)

@@ -1877,7 +1877,6 @@ int bkrfs_setup(struct bkrfs *fs)
 
 void bkrfs_teardown(struct bkrfs *fs)
 {
-	bkrfs_prefetch_stop(fs);
 	bkrfs_itable_free(fs->itable);
 	fs->itable = NULL;
 	bkrfs_cache_free(fs->chunks);

@@ -472,14 +472,19 @@ int bkrfs_watcher_start(struct bkrfs *fs)
 	return 0;
 }
 
-void bkrfs_watcher_stop(struct bkrfs *fs)
+void bkrfs_watcher_close(struct bkrfs *fs)
 {
-	if (!fs->watcher_running)
-		return;
 	pthread_mutex_lock(&fs->watch_lock);
 	fs->stopping = true;
 	pthread_cond_broadcast(&fs->watch_cond);
 	pthread_mutex_unlock(&fs->watch_lock);
+}
+
+void bkrfs_watcher_stop(struct bkrfs *fs)
+{
+	if (!fs->watcher_running)
+		return;
+	bkrfs_watcher_close(fs);
 	pthread_join(fs->watcher, NULL);
 	fs->watcher_running = false;
 	if (fs->pruner_running)
@@ -568,7 +573,8 @@ static struct workq *workq_start(struct bkrfs *fs, size_t size, size_t cap, int 
 	return wq;
 }
 
-static void workq_stop(struct workq *wq)
+/* Refuse new jobs from now on (workq_push queues nothing). */
+static void workq_close(struct workq *wq)
 {
 	if (!wq)
 		return;
@@ -576,8 +582,25 @@ static void workq_stop(struct workq *wq)
 	wq->stop = true;
 	pthread_cond_broadcast(&wq->cond);
 	pthread_mutex_unlock(&wq->lock);
+}
+
+/* Close @p wq and wait for its threads to finish the job each is doing. */
+static void workq_join(struct workq *wq)
+{
+	if (!wq)
+		return;
+	workq_close(wq);
 	for (int k = 0; k < wq->nth; k++)
 		pthread_join(wq->th[k], NULL);
+	wq->nth = 0;
+}
+
+/* Join, then drop the jobs left and free @p wq. */
+static void workq_free(struct workq *wq)
+{
+	if (!wq)
+		return;
+	workq_join(wq);
 	for (; wq->n; wq->n--, wq->head = (wq->head + 1) % wq->cap)
 		if (wq->drop)
 			wq->drop(wq->fs, wq->q + wq->head * wq->size);
@@ -805,9 +828,19 @@ int bkrfs_prefetch_start(struct bkrfs *fs, int threads)
 	return wq ? 0 : -1;
 }
 
+void bkrfs_prefetch_close(struct bkrfs *fs)
+{
+	workq_close(fs->prefetch);
+}
+
+void bkrfs_prefetch_join(struct bkrfs *fs)
+{
+	workq_join(fs->prefetch);
+}
+
 void bkrfs_prefetch_stop(struct bkrfs *fs)
 {
-	workq_stop(fs->prefetch);
+	workq_free(fs->prefetch);
 	fs->prefetch = NULL;
 }
 
@@ -914,9 +947,19 @@ int bkrfs_store_start(struct bkrfs *fs)
 	return wq ? 0 : -1;
 }
 
+void bkrfs_store_close(struct bkrfs *fs)
+{
+	workq_close(fs->store);
+}
+
+void bkrfs_store_join(struct bkrfs *fs)
+{
+	workq_join(fs->store);
+}
+
 void bkrfs_store_stop(struct bkrfs *fs)
 {
-	workq_stop(fs->store);
+	workq_free(fs->store);
 	fs->store = NULL;
 }
 
@@ -925,8 +968,8 @@ void bkrfs_store_chunk(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, bkrfs_cach
 {
 	struct store_job j = { ino, off, ent, buf, len };
 
-	if (!fs->store || bkrfs_cache_mark(fs->chunks, ent))
-		return; /* no thread, or stored since it was loaded */
+	if (!fs->store || __atomic_load_n(&fs->closing, __ATOMIC_ACQUIRE) || bkrfs_cache_mark(fs->chunks, ent))
+		return; /* no thread, shutting down, or stored since it was loaded */
 	if (now) {
 		store_pages(fs, ino, off, buf, len);
 		return;

@@ -26,6 +26,11 @@ uint64_t bkrfs_watch_repo_bytes(struct bkrfs *fs);
 void bkrfs_runs_free(struct bkrfs_runs *r);
 
 int bkrfs_prefetch_start(struct bkrfs *fs, int threads);
+/** Queue no more prefetch jobs (the workers go on with the queued ones). */
+void bkrfs_prefetch_close(struct bkrfs *fs);
+/** Close, and wait for the workers to finish the job each is doing. */
+void bkrfs_prefetch_join(struct bkrfs *fs);
+/** Join, drop the jobs left, free the queue. */
 void bkrfs_prefetch_stop(struct bkrfs *fs);
 
 /**
@@ -61,6 +66,9 @@ void bkrfs_prefetch_walk(struct bkrfs *fs, const bkr_id *dir_tree, bkrfs_ino dir
  * pages that reads in flight hold locked.
  */
 int bkrfs_store_start(struct bkrfs *fs);
+/** Queue no more stores; bkrfs_store_close, _join, _stop as for prefetch. */
+void bkrfs_store_close(struct bkrfs *fs);
+void bkrfs_store_join(struct bkrfs *fs);
 void bkrfs_store_stop(struct bkrfs *fs);
 /** Store @p buf (@p len bytes of the chunk held by @p ent) at file offset
  *  @p off of @p ino, once per chunk load: queued for the store thread (which
