@@ -67,15 +67,13 @@ struct bkrfs {
 	bkrfs_cache *dirs;         /**< bkr_dir by top tree id */
 	uid_t owner_uid;           /**< of synthesized nodes */
 	gid_t owner_gid;
+	uid_t repo_uid;            /**< owner of the repository directory (report.json) */
+	gid_t repo_gid;
 	int64_t mount_time;
 
 	pthread_rwlock_t view_lock;
 	bkrfs_view *view;          /**< guarded by view_lock; NULL until first needed */
 	struct bkrfs_runs *runs;   /**< guarded by view_lock; NULL until first needed */
-
-	pthread_mutex_t stat_lock;
-	uint64_t repo_bytes;       /**< guarded by stat_lock (statfs) */
-	bool repo_bytes_known;
 
 	void *session;             /**< struct fuse_session * */
 	bool no_open;              /**< the kernel skips open/release when open says ENOSYS */
@@ -95,7 +93,6 @@ struct bkrfs {
 	pthread_mutex_t load_lock;    /**< serializes building view/runs */
 	char **idx_names;             /**< watcher: index/ names last seen (watcher only) */
 	size_t nidx;
-	uint64_t ticks;
 };
 
 /** The chunk cache's budget in bytes (-o cache_size, or the default). */

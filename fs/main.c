@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,6 +297,46 @@ static int check_mountpoint(const struct bkrfs_opts *o, const char *repo_real, c
 	return 0;
 }
 
+/* libfuse's first message while it checks the options (its first line,
+ * which it may write in pieces), to be printed as one line of ours */
+static char fuse_message[256];
+
+static void keep_fuse_message(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	size_t n = strlen(fuse_message);
+
+	(void)level;
+	if (n && fuse_message[n - 1] == '\n')
+		return; /* the first line is complete */
+	vsnprintf(fuse_message + n, sizeof(fuse_message) - n, fmt, ap);
+}
+
+/* the kept message without its "fuse: " and its newline */
+static const char *fuse_message_line(void)
+{
+	char *m = fuse_message;
+
+	m[strcspn(m, "\n")] = 0;
+	return strncmp(m, "fuse: ", 6) ? m : m + 6;
+}
+
+/* allow_other with uid= or gid=: the modes then protect nothing from that user or group */
+static void warn_owner(const struct bkrfs_opts *o)
+{
+	char who[64];
+
+	if (o->has_uid && o->has_gid)
+		snprintf(who, sizeof(who), "uid %lu and gid %lu", (unsigned long)o->uid, (unsigned long)o->gid);
+	else if (o->has_uid)
+		snprintf(who, sizeof(who), "uid %lu", (unsigned long)o->uid);
+	else
+		snprintf(who, sizeof(who), "gid %lu", (unsigned long)o->gid);
+	fprintf(stderr,
+		"%s: warning: allow_other with %s: every file is shown as theirs, so they can read all of "
+		"them, files only root could read (mode 0600) included\n",
+		progname, who);
+}
+
 static int add_opt(struct fuse_args *args, const char *opt)
 {
 	return fuse_opt_add_arg(args, "-o") == 0 && fuse_opt_add_arg(args, opt) == 0 ? 0 : -1;
@@ -375,11 +416,39 @@ int main(int argc, char *argv[])
 		tzset();
 	}
 
-	/* the repository */
-	ret = EXIT_REPO;
 	/* opened by its real path: the daemon changes directory to / */
 	if (!realpath(fs.o.repo, fs.repo_real))
 		snprintf(fs.repo_real, sizeof(fs.repo_real), "%s", fs.o.repo);
+
+	/* the session first: it checks the -o options left for FUSE (usage) */
+	if (add_opt(&args, "ro") < 0 || add_opt(&args, "subtype=bkrfs") < 0 ||
+	    add_opt(&args, "max_read=1048576") < 0 ||
+	    (fs.o.allow_other && add_opt(&args, "default_permissions") < 0) ||
+	    (fs.o.debug && fuse_opt_add_arg(&args, "-odebug") < 0))
+		goto out;
+	if ((fsname = malloc(2 * strlen(fs.repo_real) + 16))) {
+		char *q = fsname + sprintf(fsname, "fsname=");
+		for (const char *p = fs.repo_real; *p; p++) {
+			if (*p == ',' || *p == '\\')
+				*q++ = '\\';
+			*q++ = *p;
+		}
+		*q = 0;
+		if (add_opt(&args, fsname) < 0)
+			goto out;
+	}
+	fuse_set_log_func(keep_fuse_message);
+	se = fuse_session_new(&args, &bkrfs_ops, sizeof(bkrfs_ops), &fs);
+	fuse_set_log_func(NULL);
+	if (!se) {
+		fprintf(stderr, "%s: %s (see --help)\n", progname,
+			fuse_message[0] ? fuse_message_line() : "could not create the FUSE session");
+		goto out;
+	}
+	fs.session = se;
+
+	/* the repository */
+	ret = EXIT_REPO;
 	if ((err = bkr_repo_open(&fs.repo, fs.repo_real, BKR_REPO_RDONLY)) < 0) {
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
 		goto out;
@@ -403,28 +472,8 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
-	/* session */
-	if (add_opt(&args, "ro") < 0 || add_opt(&args, "subtype=bkrfs") < 0 ||
-	    add_opt(&args, "max_read=1048576") < 0 ||
-	    (fs.o.allow_other && add_opt(&args, "default_permissions") < 0) ||
-	    (fs.o.debug && fuse_opt_add_arg(&args, "-odebug") < 0))
-		goto out;
-	if ((fsname = malloc(2 * strlen(fs.repo_real) + 16))) {
-		char *q = fsname + sprintf(fsname, "fsname=");
-		for (const char *p = fs.repo_real; *p; p++) {
-			if (*p == ',' || *p == '\\')
-				*q++ = '\\';
-			*q++ = *p;
-		}
-		*q = 0;
-		if (add_opt(&args, fsname) < 0)
-			goto out;
-	}
-	if (!(se = fuse_session_new(&args, &bkrfs_ops, sizeof(bkrfs_ops), &fs))) {
-		fprintf(stderr, "%s: could not create the FUSE session (bad -o option?)\n", progname);
-		goto out;
-	}
-	fs.session = se;
+	if (fs.o.allow_other && (fs.o.has_uid || fs.o.has_gid))
+		warn_owner(&fs.o);
 	if (fuse_set_signal_handlers(se) != 0) {
 		fprintf(stderr, "%s: could not install signal handlers\n", progname);
 		goto out;

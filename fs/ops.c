@@ -471,7 +471,13 @@ static int make_report(struct bkrfs *fs, bkrfs_inode *parent, bool lookup, bkrfs
 	i->snap = bkrfs_snap_ref(parent->snap);
 	i->parent = parent->ino;
 	i->content = m->report;
-	synth_stat(fs, S_IFREG | 0444, parent->snap->time, (off_t)ie.raw_len, &i->st);
+	/* the report names the files of the run and their hashes: readable by
+	 * the repository's owner only (bkr recovered needs the repository too) */
+	synth_stat(fs, S_IFREG | 0400, parent->snap->time, (off_t)ie.raw_len, &i->st);
+	if (!fs->o.has_uid)
+		i->st.st_uid = fs->repo_uid;
+	if (!fs->o.has_gid)
+		i->st.st_gid = fs->repo_gid;
 	if (key2(&key, &klen, 'p', parent->snap->id, NULL) < 0) {
 		bkrfs_inode_discard(fs->itable, i);
 		return ENOMEM;
@@ -1657,26 +1663,21 @@ out:
 
 /* ---- the rest ---------------------------------------------------------------- */
 
+/*
+ * Size 0, nothing free, no inodes: what borg's and restic's mounts report.
+ * A backup mount holds no space of its own (its data is the repository's,
+ * on another filesystem); reporting the repository's size as used with
+ * nothing free made df show it 100 % full, which trips disk alerts.  df
+ * hides a filesystem of size 0 (df -a shows it, with "-" for use).
+ */
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	struct bkrfs *fs = fs_of(req);
 	struct statvfs sv;
-	uint64_t bytes, files = 0;
 
-	bytes = bkrfs_watch_repo_bytes(fs);
-	pthread_rwlock_rdlock(&fs->view_lock);
-	if (fs->view)
-		files = fs->view->n;
-	pthread_rwlock_unlock(&fs->view_lock);
+	(void)ino;
 	memset(&sv, 0, sizeof(sv));
-	sv.f_bsize = 4096;
+	sv.f_bsize = BKRFS_BLKSIZE;
 	sv.f_frsize = 4096;
-	sv.f_blocks = (fsblkcnt_t)((bytes + 4095) / 4096);
-	sv.f_bfree = 0;
-	sv.f_bavail = 0;
-	sv.f_files = (fsfilcnt_t)files;
-	sv.f_ffree = 0;
-	sv.f_favail = 0;
 	sv.f_namemax = 255;
 	sv.f_flag = ST_RDONLY;
 	fuse_reply_statfs(req, &sv);
@@ -1852,13 +1853,16 @@ static int pin_top(struct bkrfs *fs, bkrfs_ino ino, bkrfs_node_kind kind, bkrfs_
 int bkrfs_setup(struct bkrfs *fs)
 {
 	size_t cache = bkrfs_cache_bytes(&fs->o);
+	struct stat st;
+	bool have = stat(fs->repo_real, &st) == 0;
 	int err;
 
 	fs->owner_uid = getuid();
 	fs->owner_gid = getgid();
+	fs->repo_uid = have ? st.st_uid : fs->owner_uid;
+	fs->repo_gid = have ? st.st_gid : fs->owner_gid;
 	fs->mount_time = (int64_t)time(NULL);
 	pthread_rwlock_init(&fs->view_lock, NULL);
-	pthread_mutex_init(&fs->stat_lock, NULL);
 	pthread_mutex_init(&fs->watch_lock, NULL);
 	pthread_cond_init(&fs->watch_cond, NULL);
 	if ((err = bkrfs_itable_new(&fs->itable, inode_release)) < 0 ||

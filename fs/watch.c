@@ -185,64 +185,6 @@ done:
 	return err;
 }
 
-/* ---- repository size ---------------------------------------------------------- */
-
-static uint64_t du(const char *path, int depth)
-{
-	struct dirent *de;
-	uint64_t sum = 0;
-	DIR *d;
-
-	if (!(d = opendir(path)))
-		return 0;
-	while ((de = readdir(d))) {
-		char p[PATH_MAX];
-		struct stat st;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (snprintf(p, sizeof(p), "%s/%s", path, de->d_name) >= (int)sizeof(p))
-			continue;
-		if (lstat(p, &st) != 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			if (depth > 0)
-				sum += du(p, depth - 1);
-		} else {
-			sum += (uint64_t)st.st_blocks * 512;
-		}
-	}
-	closedir(d);
-	return sum;
-}
-
-static void update_bytes(struct bkrfs *fs)
-{
-	uint64_t b = du(bkr_repo_path(fs->repo), 3);
-
-	pthread_mutex_lock(&fs->stat_lock);
-	fs->repo_bytes = b;
-	fs->repo_bytes_known = true;
-	pthread_mutex_unlock(&fs->stat_lock);
-}
-
-uint64_t bkrfs_watch_repo_bytes(struct bkrfs *fs)
-{
-	uint64_t b;
-	bool known;
-
-	pthread_mutex_lock(&fs->stat_lock);
-	b = fs->repo_bytes;
-	known = fs->repo_bytes_known;
-	pthread_mutex_unlock(&fs->stat_lock);
-	if (!known) {
-		update_bytes(fs);
-		pthread_mutex_lock(&fs->stat_lock);
-		b = fs->repo_bytes;
-		pthread_mutex_unlock(&fs->stat_lock);
-	}
-	return b;
-}
-
 /* ---- the watcher ---------------------------------------------------------------- */
 
 static void inval_entry(struct bkrfs *fs, bkrfs_ino parent, const char *name)
@@ -317,7 +259,7 @@ static void watch_tick(struct bkrfs *fs)
 {
 	char **names = NULL;
 	size_t n = 0;
-	bool changed = false, have;
+	bool have;
 
 	/* 1. new index files first */
 	if (list_names(fs, "index", ".idx", &names, &n) == 0) {
@@ -327,7 +269,6 @@ static void watch_tick(struct bkrfs *fs)
 			free_names(fs->idx_names, fs->nidx);
 			fs->idx_names = names;
 			fs->nidx = n;
-			changed = true;
 		} else {
 			free_names(names, n);
 		}
@@ -355,7 +296,6 @@ static void watch_tick(struct bkrfs *fs)
 				pthread_mutex_unlock(&fs->load_lock);
 				notify_view(fs, old, nv);
 				bkrfs_view_free(old);
-				changed = true;
 			}
 		}
 		free_names(names, n);
@@ -381,15 +321,11 @@ static void watch_tick(struct bkrfs *fs)
 				pthread_mutex_unlock(&fs->load_lock);
 				notify_runs(fs, old, nr);
 				bkrfs_runs_free(old);
-				changed = true;
 			}
 		} else {
 			free_names(names, n);
 		}
 	}
-	if (changed || fs->ticks % 30 == 0)
-		update_bytes(fs);
-	fs->ticks++;
 }
 
 /* watch_lock held: wait @p ms or until stopping; returns false when stopping */

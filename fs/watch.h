@@ -20,9 +20,6 @@
  */
 int bkrfs_watch_refresh(struct bkrfs *fs, bool runs);
 
-/** Bytes the repository takes on disk (recomputed by the watcher). */
-uint64_t bkrfs_watch_repo_bytes(struct bkrfs *fs);
-
 void bkrfs_runs_free(struct bkrfs_runs *r);
 
 int bkrfs_prefetch_start(struct bkrfs *fs, int threads);

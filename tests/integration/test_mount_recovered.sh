@@ -45,6 +45,25 @@ cmp "$found" "$T/s3.golden" || fail "recovered s3.json in the mount has other by
 cmp "$T/mnt/latest/ws/conversations/s5.json" "$ws/conversations/s5.json" || fail "/latest content"
 pass "/recovered/<run>/ holds the recovered files and report.json"
 
+# report.json names the run's files and their hashes: mode 0400, owned by
+# the repository's owner, unreadable to anyone else even with allow_other.
+[ "$(stat -c '%a %u' "$T/mnt/recovered/$run/report.json")" = "400 $(stat -c %u "$T/repo")" ] ||
+	fail "report.json: mode/owner $(stat -c '%a %u' "$T/mnt/recovered/$run/report.json")"
+fusermount3 -u "$T/mnt"
+if [ "$(id -u)" = 0 ]; then
+	chmod 755 "$T" # let uid 65534 reach the mount point
+	expect_exit 0 "$BKR" mount "$T/mnt" -o allow_other
+	if setpriv --reuid=65534 --regid=65534 --clear-groups cat "$T/mnt/recovered/$run/report.json" >/dev/null 2>"$T/err"; then
+		fail "another user read report.json through allow_other"
+	fi
+	grep -q "Permission denied" "$T/err" || fail "report.json to another user: $(cat "$T/err")"
+	setpriv --reuid=65534 --regid=65534 --clear-groups cat "$T/mnt/latest/ws/conversations/s5.json" >/dev/null ||
+		fail "another user cannot read a 0644 file through allow_other"
+	fusermount3 -u "$T/mnt"
+fi
+expect_exit 0 "$BKR" mount "$T/mnt"
+pass "report.json: 0400, the repository owner's only"
+
 # A second run appears without remounting.
 rm "$ws/conversations/s7.json"
 expect_exit 0 "$BKR" batch --apply --json
