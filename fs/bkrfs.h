@@ -24,6 +24,7 @@
 #include "cache.h"
 #include "horizon.h"
 #include "inode.h"
+#include "prefetch.h"
 #include "views.h"
 
 /** Timeout for immutable things (entries and attributes of backup trees). */
@@ -87,9 +88,10 @@ struct bkrfs {
 	bool stopping;             /**< guarded by watch_lock */
 	bool closing;              /**< shutting down: no new page-cache stores (atomic) */
 
-	struct workq *prefetch;       /**< prefetch workers (watch.c) */
-	struct workq *store;          /**< page-cache store thread (watch.c) */
-	bkrfs_horizon horizon;        /**< how far look-aheads went (watch.c) */
+	struct workq *prefetch;       /**< prefetch workers (prefetch.c) */
+	struct workq *pagestore;      /**< page-cache store thread (pagestore.c) */
+	bkrfs_horizon horizon;        /**< how far look-aheads went (prefetch.c) */
+	struct bkrfs_expect expect;   /**< subdirectories a look-ahead passed (prefetch.c) */
 	pthread_mutex_t load_lock;    /**< serializes building view/runs */
 	char **idx_names;             /**< watcher: index/ names last seen (watcher only) */
 	size_t nidx;
@@ -102,12 +104,18 @@ static inline size_t bkrfs_cache_bytes(const struct bkrfs_opts *o)
 }
 
 /* mount.c */
+/** Initialize every lock of @p fs (zeroed); bkrfs_mount_fini destroys them. */
+void bkrfs_mount_init(struct bkrfs *fs);
+void bkrfs_mount_fini(struct bkrfs *fs);
 /** Start the mount's threads (prefetch, page-cache store, watcher, pruner);
  *  one that cannot start is logged and done without. */
 int bkrfs_mount_start(struct bkrfs *fs);
 /** Stop them, in the order that cannot hang (mount.c); @p connected: the
  *  session was mounted, so requests in flight may need answers. */
 void bkrfs_mount_stop(struct bkrfs *fs, bool connected);
+/** For the watcher and the pruner: wait @p ms, or until the mount stops;
+ *  false when it stops. */
+bool bkrfs_mount_sleep(struct bkrfs *fs, unsigned ms);
 
 /** The errno for a BKR_E* code (the only place this mapping lives). */
 int bkrfs_errno(int bkr_code);
@@ -116,10 +124,6 @@ int bkrfs_errno(int bkr_code);
 void bkrfs_log(struct bkrfs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ops.c */
-/** Store chunk value @p val (held by @p ent) as the whole content of file
- *  @p ino when it is @p file_size bytes (the page-cache store, watch.h). */
-void bkrfs_store_chunk_value(struct bkrfs *fs, bkrfs_ino ino, bkrfs_cache_entry *ent, void *val,
-			     uint64_t file_size);
 /** The inode number of entry @p e of directory inode @p dir_ino when the
  *  table (so the kernel) has it, else 0. */
 bkrfs_ino bkrfs_entry_ino(struct bkrfs *fs, bkrfs_ino dir_ino, const bkr_entry *e);
@@ -129,9 +133,5 @@ int bkrfs_setup(struct bkrfs *fs);
 /** Build a view from backup ids (ties of the newest second broken by manifest times). */
 int bkrfs_build_view(struct bkrfs *fs, char **names, size_t n, bkrfs_view **out);
 void bkrfs_teardown(struct bkrfs *fs);
-int bkrfs_watcher_start(struct bkrfs *fs);
-/** Tell the watcher and the pruner to stop (bkrfs_watcher_stop joins them). */
-void bkrfs_watcher_close(struct bkrfs *fs);
-void bkrfs_watcher_stop(struct bkrfs *fs);
 
 #endif

@@ -388,8 +388,7 @@ int main(int argc, char *argv[])
 
 	memset(&fs, 0, sizeof(fs));
 	fs.o.ready_fd = -1;
-	pthread_mutex_init(&fs.load_lock, NULL);
-	bkrfs_horizon_init(&fs.horizon);
+	bkrfs_mount_init(&fs);
 	if (argc > 0 && argv[0]) {
 		const char *slash = strrchr(argv[0], '/');
 		progname = slash ? slash + 1 : argv[0];
@@ -520,8 +519,7 @@ out:
 	if (setup)
 		bkrfs_teardown(&fs);
 	bkr_repo_free(fs.repo);
-	bkrfs_horizon_destroy(&fs.horizon);
-	pthread_mutex_destroy(&fs.load_lock);
+	bkrfs_mount_fini(&fs);
 	fuse_opt_free_args(&args);
 	free(fsname);
 	free(fs.o.repo);

@@ -30,17 +30,95 @@
 #include <poll.h>
 #include <stdlib.h>
 
+#include <string.h>
+#include <time.h>
+
 #include "bkr/error.h"
 #include "bkrfs.h"
+#include "pagestore.h"
+#include "prefetch.h"
+#include "prune.h"
 #include "watch.h"
+
+void bkrfs_mount_init(struct bkrfs *fs)
+{
+	pthread_mutex_init(&fs->load_lock, NULL);
+	pthread_rwlock_init(&fs->view_lock, NULL);
+	pthread_mutex_init(&fs->watch_lock, NULL);
+	pthread_cond_init(&fs->watch_cond, NULL);
+	pthread_mutex_init(&fs->expect.lock, NULL);
+	bkrfs_horizon_init(&fs->horizon);
+}
+
+void bkrfs_mount_fini(struct bkrfs *fs)
+{
+	bkrfs_horizon_destroy(&fs->horizon);
+	pthread_mutex_destroy(&fs->expect.lock);
+	pthread_cond_destroy(&fs->watch_cond);
+	pthread_mutex_destroy(&fs->watch_lock);
+	pthread_rwlock_destroy(&fs->view_lock);
+	pthread_mutex_destroy(&fs->load_lock);
+}
+
+bool bkrfs_mount_sleep(struct bkrfs *fs, unsigned ms)
+{
+	struct timespec ts;
+	bool go;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&fs->watch_lock);
+	if (!fs->stopping)
+		pthread_cond_timedwait(&fs->watch_cond, &fs->watch_lock, &ts);
+	go = !fs->stopping;
+	pthread_mutex_unlock(&fs->watch_lock);
+	return go;
+}
+
+/* the watcher and the pruner */
+static int watchers_start(struct bkrfs *fs)
+{
+	int e;
+
+	if ((e = pthread_create(&fs->watcher, NULL, bkrfs_watch_main, fs)) != 0)
+		return bkr_error_set_errno(e, "starting the watcher thread");
+	fs->watcher_running = true;
+	if ((e = pthread_create(&fs->pruner, NULL, bkrfs_prune_main, fs)) != 0)
+		return bkr_error_set_errno(e, "starting the inode pruner thread");
+	fs->pruner_running = true;
+	return 0;
+}
+
+static void watchers_close(struct bkrfs *fs)
+{
+	pthread_mutex_lock(&fs->watch_lock);
+	fs->stopping = true;
+	pthread_cond_broadcast(&fs->watch_cond);
+	pthread_mutex_unlock(&fs->watch_lock);
+}
+
+static void watchers_join(struct bkrfs *fs)
+{
+	if (fs->watcher_running)
+		pthread_join(fs->watcher, NULL);
+	fs->watcher_running = false;
+	if (fs->pruner_running)
+		pthread_join(fs->pruner, NULL);
+	fs->pruner_running = false;
+}
 
 int bkrfs_mount_start(struct bkrfs *fs)
 {
 	if (bkrfs_prefetch_start(fs, BKRFS_PREFETCH_THREADS) < 0)
 		bkrfs_log(fs, "%s (reads will not prefetch)", bkr_error_message());
-	if (bkrfs_store_start(fs) < 0)
+	if (bkrfs_pagestore_start(fs) < 0)
 		bkrfs_log(fs, "%s (random reads will not fill the page cache)", bkr_error_message());
-	if (bkrfs_watcher_start(fs) < 0)
+	if (watchers_start(fs) < 0)
 		bkrfs_log(fs, "%s (new backups will not appear until remount)", bkr_error_message());
 	return 0;
 }
@@ -85,20 +163,20 @@ void bkrfs_mount_stop(struct bkrfs *fs, bool connected)
 	/* 1. nothing new */
 	__atomic_store_n(&fs->closing, true, __ATOMIC_RELEASE);
 	bkrfs_prefetch_close(fs);
-	bkrfs_store_close(fs);
-	bkrfs_watcher_close(fs);
+	bkrfs_pagestore_close(fs);
+	watchers_close(fs);
 	/* 2. in-flight work fails fast */
 	if (connected && fs->session)
 		draining = pthread_create(&drainer, NULL, drain_main, &d) == 0;
 	/* 3. join */
-	bkrfs_watcher_stop(fs);
+	watchers_join(fs);
 	bkrfs_prefetch_join(fs);
-	bkrfs_store_join(fs);
+	bkrfs_pagestore_join(fs);
 	/* 4. the drain, the queues */
 	if (draining) {
 		__atomic_store_n(&d.stop, true, __ATOMIC_RELEASE);
 		pthread_join(drainer, NULL);
 	}
 	bkrfs_prefetch_stop(fs);
-	bkrfs_store_stop(fs);
+	bkrfs_pagestore_stop(fs);
 }

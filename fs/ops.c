@@ -32,7 +32,10 @@
 #include "bkr/io.h"
 #include "bkr/tree.h"
 #include "bkrfs.h"
+#include "chunk.h"
 #include "layout.h"
+#include "pagestore.h"
+#include "prefetch.h"
 #include "watch.h"
 
 #define XATTR_SHA256 "user.bkr.sha256"
@@ -55,67 +58,6 @@ void bkrfs_log(struct bkrfs *fs, const char *fmt, ...)
 		fprintf(stderr, "bkrfs: %s\n", line);
 	else
 		syslog(LOG_ERR, "%s", line);
-}
-
-/* ---- values kept in the caches ------------------------------------------ */
-
-struct chunk_val {
-	uint8_t *buf;
-	size_t len;
-};
-
-static int chunk_load(void *ctx, const bkr_id *id, void **val, size_t *cost)
-{
-	struct bkrfs *fs = ctx;
-	struct chunk_val *v;
-	int err;
-
-	if (!(v = calloc(1, sizeof(*v))))
-		return bkr_error_oom();
-	if ((err = bkr_repo_read_blob(fs->repo, id, BKR_BLOB_DATA, &v->buf, &v->len)) < 0) {
-		free(v);
-		return err;
-	}
-	*val = v;
-	*cost = v->len + sizeof(*v);
-	return 0;
-}
-
-void bkrfs_store_chunk_value(struct bkrfs *fs, bkrfs_ino ino, bkrfs_cache_entry *ent, void *val,
-			     uint64_t file_size)
-{
-	struct chunk_val *v = val;
-
-	if (v->len == file_size)
-		bkrfs_store_chunk(fs, ino, 0, ent, v->buf, v->len, true);
-}
-
-static void chunk_free(void *p)
-{
-	struct chunk_val *v = p;
-
-	if (v) {
-		free(v->buf);
-		free(v);
-	}
-}
-
-static int dir_load(void *ctx, const bkr_id *id, void **val, size_t *cost)
-{
-	struct bkrfs *fs = ctx;
-	bkr_dir *d;
-	int err;
-
-	if ((err = bkr_dir_open(&d, id, bkr_repo_load_tree, fs->repo)) < 0)
-		return err;
-	*val = d;
-	*cost = 1;
-	return 0;
-}
-
-static void dir_free(void *p)
-{
-	bkr_dir_free(p);
 }
 
 /* ---- owners --------------------------------------------------------------- */
@@ -1337,14 +1279,14 @@ static const char zeros[65536];
  * inside).  The store takes its own reference.
  */
 static void store_chunks(struct bkrfs *fs, fuse_ino_t ino, const bkrfs_layout *l,
-			 bkrfs_cache_entry *const *ents, struct chunk_val *const *vals,
+			 bkrfs_cache_entry *const *ents, struct bkrfs_chunk *const *vals,
 			 const uint64_t *starts, size_t n)
 {
 	for (size_t k = 0; k < n; k++) {
 		bkrfs_extent x;
 		if (bkrfs_layout_piece(l, starts[k], UINT64_MAX - starts[k], &x) && !x.hole &&
 		    x.chunk_off == 0 && x.len == vals[k]->len)
-			bkrfs_store_chunk(fs, (bkrfs_ino)ino, starts[k], ents[k], vals[k]->buf, vals[k]->len, false);
+			bkrfs_pagestore_chunk(fs, (bkrfs_ino)ino, starts[k], ents[k], vals[k]->buf, vals[k]->len, false);
 	}
 }
 
@@ -1358,7 +1300,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	size_t niov = 0, nents = 0, cap = 64;
 	uint64_t pos = (uint64_t)off, left = size, done_mask = 0; /* ents[k] read to its end */
 	uint64_t starts[64];  /* ents[k]: logical offset of its chunk's first byte (k < 64) */
-	struct chunk_val *vals[64];
+	struct bkrfs_chunk *vals[64];
 	bool streaming = false;
 	bkrfs_extent x;
 	int err = 0;
@@ -1408,7 +1350,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 			iov[niov++].iov_len = x.len;
 		} else {
 			const bkr_chunk_ref *c = &f->l.chunks[x.chunk];
-			struct chunk_val *v;
+			struct bkrfs_chunk *v;
 			void *vp;
 			int e = bkrfs_cache_get(fs->chunks, &c->id, &ents[nents], &vp);
 			if (e < 0) {
@@ -1862,12 +1804,9 @@ int bkrfs_setup(struct bkrfs *fs)
 	fs->repo_uid = have ? st.st_uid : fs->owner_uid;
 	fs->repo_gid = have ? st.st_gid : fs->owner_gid;
 	fs->mount_time = (int64_t)time(NULL);
-	pthread_rwlock_init(&fs->view_lock, NULL);
-	pthread_mutex_init(&fs->watch_lock, NULL);
-	pthread_cond_init(&fs->watch_cond, NULL);
 	if ((err = bkrfs_itable_new(&fs->itable, inode_release)) < 0 ||
-	    (err = bkrfs_cache_new(&fs->chunks, cache, chunk_load, chunk_free, fs)) < 0 ||
-	    (err = bkrfs_cache_new(&fs->dirs, 1024, dir_load, dir_free, fs)) < 0)
+	    (err = bkrfs_cache_new(&fs->chunks, cache, bkrfs_chunk_load, bkrfs_chunk_free, fs)) < 0 ||
+	    (err = bkrfs_cache_new(&fs->dirs, 1024, bkrfs_tree_load, bkrfs_tree_free, fs)) < 0)
 		return err;
 	if ((err = pin_top(fs, BKRFS_INO_ROOT, BKRFS_NODE_ROOT, BKRFS_INO_ROOT)) < 0 ||
 	    (err = pin_top(fs, BKRFS_INO_BY_ID, BKRFS_NODE_BY_ID, BKRFS_INO_ROOT)) < 0 ||
@@ -1890,5 +1829,4 @@ void bkrfs_teardown(struct bkrfs *fs)
 	fs->view = NULL;
 	bkrfs_runs_free(fs->runs);
 	fs->runs = NULL;
-	pthread_rwlock_destroy(&fs->view_lock);
 }

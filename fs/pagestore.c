@@ -1,0 +1,100 @@
+/** @file
+ * The page-cache store (pagestore.h): whole decoded chunks pushed into the
+ * kernel's page cache of a file with FUSE notify_store, from one thread of
+ * its own or from a prefetch worker that has just loaded a small file.
+ */
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "bkrfs.h"
+#include "pagestore.h"
+#include "workq.h"
+
+#define STORE_QUEUE 64
+
+struct store_job {
+	bkrfs_ino ino;
+	uint64_t off;
+	bkrfs_cache_entry *ent;   /**< a reference to the chunk */
+	const uint8_t *buf;
+	size_t len;
+};
+
+/* a job done or left at stop: its reference to the chunk goes */
+static void store_drop(void *ctx, void *job)
+{
+	struct bkrfs *fs = ctx;
+
+	bkrfs_cache_release(fs->chunks, ((struct store_job *)job)->ent);
+}
+
+/*
+ * Put @p len bytes at @p buf into the page cache of @p ino at @p off.  May
+ * wait for pages locked by reads in flight, which the request workers
+ * answer: so never called from a request worker, nor while holding a chunk
+ * being loaded (a reader may be waiting for it).  ENOENT: the kernel has
+ * not made the inode yet (a readdirplus reply is turned into inodes by the
+ * lister after our reply), so try again shortly, a few times.
+ */
+static void store_pages(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, const uint8_t *buf, size_t len)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+
+	bv.buf[0].mem = (void *)buf;
+	for (unsigned t = 0; t < 4; t++) {
+		if (fuse_lowlevel_notify_store(fs->session, ino, (off_t)off, &bv, 0) != -ENOENT)
+			break;
+		usleep(1000u << t);
+	}
+}
+
+static void store_run(void *ctx, void *job)
+{
+	const struct store_job *j = job;
+
+	store_pages(ctx, j->ino, j->off, j->buf, j->len);
+	store_drop(ctx, job);
+}
+
+int bkrfs_pagestore_start(struct bkrfs *fs)
+{
+	struct workq *wq = bkrfs_workq_start(fs, sizeof(struct store_job), STORE_QUEUE, 1, store_run, store_drop);
+
+	fs->pagestore = wq;
+	return wq ? 0 : -1;
+}
+
+void bkrfs_pagestore_close(struct bkrfs *fs)
+{
+	bkrfs_workq_close(fs->pagestore);
+}
+
+void bkrfs_pagestore_join(struct bkrfs *fs)
+{
+	bkrfs_workq_join(fs->pagestore);
+}
+
+void bkrfs_pagestore_stop(struct bkrfs *fs)
+{
+	bkrfs_workq_free(fs->pagestore);
+	fs->pagestore = NULL;
+}
+
+void bkrfs_pagestore_chunk(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, bkrfs_cache_entry *ent,
+			   const uint8_t *buf, size_t len, bool now)
+{
+	struct store_job j = { ino, off, ent, buf, len };
+
+	if (!fs->pagestore || __atomic_load_n(&fs->closing, __ATOMIC_ACQUIRE) || bkrfs_cache_mark(fs->chunks, ent))
+		return; /* no thread, shutting down, or stored since it was loaded */
+	if (now) {
+		store_pages(fs, ino, off, buf, len);
+		return;
+	}
+	bkrfs_cache_ref(fs->chunks, ent);
+	if (!bkrfs_workq_push(fs->pagestore, &j, 1, NULL))
+		bkrfs_cache_release(fs->chunks, ent);
+}
