@@ -5,10 +5,11 @@
  * directory fds follows the walk so every entry is created relative to its
  * parent's fd with O_NOFOLLOW / O_EXCL and nothing can escape the target
  * through a symlink; attributes are set through descriptors (apply_meta).
- * Directory metadata is applied on the way back up,
- * after the contents, so their mtimes survive.  A file that fails (missing
- * or corrupt chunk, content hash mismatch, write error) is removed, reported
- * and counted; the restore goes on.
+ * Non-directories are made under temporary names and renamed into place
+ * when complete (restore_leaf).  Directory metadata is applied on the way
+ * back up, after the contents, so their mtimes survive.  A file that fails
+ * (missing or corrupt chunk, content hash mismatch, write error) is removed,
+ * reported and counted; the restore goes on.
  */
 #include "bkr/restore.h"
 
@@ -29,6 +30,7 @@
 #include "bkr/clock.h"
 #include "bkr/entry.h"
 #include "bkr/error.h"
+#include "bkr/hash.h"
 #include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/walk.h"
@@ -222,24 +224,6 @@ static int open_created(rctx *c, int dirfd, const char *name, mode_t type, dev_t
 	return fd;
 }
 
-/* Make room for a new entry @p name in @p dirfd when overwriting. */
-static int make_room(rctx *c, int dirfd, const char *name, bool dir)
-{
-	struct stat st;
-
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return 0;
-	if (dir && S_ISDIR(st.st_mode))
-		return 0;
-	if (!c->o->overwrite)
-		return -EEXIST;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	if (unlinkat(dirfd, name, 0) < 0)
-		return -errno;
-	return 0;
-}
-
 typedef struct {
 	int fd;
 	const char *what;
@@ -248,6 +232,9 @@ typedef struct {
 static int write_data(void *ctx, uint64_t off, const uint8_t *data, size_t len)
 {
 	write_ctx *w = ctx;
+	int err;
+	if ((err = bkr_io_fault("restore-write")) < 0)
+		return err;
 	while (len > 0) {
 		ssize_t n = pwrite(w->fd, data, len, (off_t)off);
 		if (n < 0) {
@@ -291,143 +278,238 @@ static void link_add(rctx *c, uint64_t group, const char *path, const struct sta
 }
 
 /*
- * Hardlink the group's first file as @p name in @p dirfd: through a
- * descriptor of it, after checking it is still the file restore wrote (its
- * path may lead elsewhere by now).  -1 with errno set.
+ * An O_PATH descriptor of the group's first file, after checking it is still
+ * the file restore wrote (its path may lead elsewhere by now); -1 with errno.
  */
-static int link_to(rctx *c, const link_ent *l, int dirfd, const char *name)
+static int open_link_source(rctx *c, const link_ent *l)
 {
 	struct stat st;
-	char pp[64];
-	int fd, r = -1, en = ESTALE;
+	int fd;
 
 	if ((fd = openat(c->tfd, l->path, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return -1;
-	if (fstat(fd, &st) < 0) {
-		en = errno;
-	} else if (st.st_dev == l->dev && st.st_ino == l->ino && S_ISREG(st.st_mode)) {
-		fd_path(pp, sizeof(pp), fd);
-		r = linkat(AT_FDCWD, pp, dirfd, name, AT_SYMLINK_FOLLOW);
-		en = errno;
+	if (fstat(fd, &st) < 0 || st.st_dev != l->dev || st.st_ino != l->ino || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = ESTALE;
+		return -1;
 	}
-	close(fd);
-	errno = en;
-	return r;
+	return fd;
 }
 
-/* Restore one non-directory entry @p name into @p dirfd. */
+/*
+ * Create entry @p e under a fresh temporary name (written to @p tmp) in
+ * @p dirfd: a regular file, open for writing, mode 0600 (returns its fd); a
+ * hardlink to the file @p link_fd holds (an O_PATH fd; returns 0); a
+ * symlink to @p target, a fifo or a device node, mode 0600 (returns 0).
+ * -1 with errno.
+ */
+static int create_tmp(int dirfd, char *tmp, size_t cap, const bkr_entry *e, int link_fd, const char *target)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		uint8_t rnd[8];
+		char pp[64];
+		int r;
+		if (bkr_random_bytes(rnd, sizeof(rnd)) < 0) {
+			errno = EIO;
+			return -1;
+		}
+		size_t n = (size_t)snprintf(tmp, cap, "%s", BKR_RESTORE_TMP_PREFIX);
+		for (size_t i = 0; i < sizeof(rnd) && n + 3 <= cap; i++, n += 2)
+			snprintf(tmp + n, cap - n, "%02x", rnd[i]);
+		if (link_fd >= 0) {
+			fd_path(pp, sizeof(pp), link_fd);
+			r = linkat(AT_FDCWD, pp, dirfd, tmp, AT_SYMLINK_FOLLOW);
+		} else if (e->type == BKR_FT_FILE) {
+			r = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		} else if (e->type == BKR_FT_SYMLINK) {
+			r = symlinkat(target, dirfd, tmp);
+		} else {
+			r = mknodat(dirfd, tmp, bkr_entry_mode_of_type(e->type) | 0600,
+				    e->type == BKR_FT_FIFO ? 0 : (dev_t)e->rdev);
+		}
+		if (r >= 0 || errno != EEXIST)
+			return r;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+/*
+ * Move the finished temporary @p tmp to @p name in @p dirfd: over what is
+ * there when @p replace, else only where nothing is.  -1 with errno.
+ */
+static int place(int dirfd, const char *tmp, const char *name, bool replace)
+{
+	if (bkr_io_fault("restore-rename") < 0) {
+		errno = EIO;
+		return -1;
+	}
+	if (renameat2(dirfd, tmp, dirfd, name, replace ? 0 : RENAME_NOREPLACE) == 0)
+		return 0;
+	if (replace || errno != EINVAL)
+		return -1;
+	/* a filesystem without RENAME_NOREPLACE: link, which never replaces */
+	if (linkat(dirfd, tmp, dirfd, name, 0) < 0)
+		return -1;
+	unlinkat(dirfd, tmp, 0);
+	return 0;
+}
+
+/* The content of regular file @p e into @p fd (holes as holes); checked.  <0 after reporting. */
+static int write_file(rctx *c, int fd, const char *path, const bkr_entry *e, const bkr_tree *leaf, uint32_t li)
+{
+	char what[2048];
+	int err;
+
+	if (ftruncate(fd, (off_t)e->size) < 0) {
+		int en = errno;
+		report(c, true, bkr_error_set_errno(en, "truncate"), path, "truncate: %s", strerror(en));
+		return BKR_EIO;
+	}
+	snprintf(what, sizeof(what), "backup %s: %s", c->backup_id ? c->backup_id : "?", path);
+	write_ctx wc = { fd, what };
+	if ((err = bkr_walk_read_file(c->repo, leaf, li, what, write_data, &wc)) < 0)
+		report(c, true, err, path, "%s", bkr_error_message());
+	return err;
+}
+
+/*
+ * Restore one non-directory entry @p name into @p dirfd: created under a
+ * temporary name, its content checked and its attributes set through its
+ * descriptor, then renamed into place (over an existing entry only with
+ * overwrite).  A failure removes the temporary and leaves what was there.
+ */
 static void restore_leaf(rctx *c, int dirfd, const char *path, const bkr_entry *e,
 			 const bkr_tree *leaf, uint32_t li)
 {
-	char name[256 + 1];
-	int fd = -1, r;
-	char what[2048];
+	char name[256 + 1], tmp[64], *target = NULL;
+	struct stat old, st;
+	bool replace = false, made = false;
+	int fd = -1, link_fd = -1;
+	link_ent *l = NULL;
 
 	if (e->name_len > 255) {
 		report(c, true, BKR_EINVAL, path, "name too long");
 		return;
 	}
 	cname(e->name, e->name_len, name, sizeof(name));
-	if ((r = make_room(c, dirfd, name, false)) < 0) {
-		report(c, true, BKR_EEXISTS, path, "cannot replace existing entry: %s", strerror(-r));
+	if (e->type == BKR_FT_SOCK) {
+		report(c, false, 0, path, "socket skipped");
 		return;
 	}
-	switch (e->type) {
-	case BKR_FT_FILE: {
-		if (e->link_group) {
-			link_ent *l = link_find(c, e->link_group);
-			if (l) {
-				if (link_to(c, l, dirfd, name) == 0) {
-					c->st.hardlinks++;
-					return;
-				}
-				report(c, false, 0, path, "hardlink to %s failed (%s), restoring a copy",
-				       l->path, strerror(errno));
-			}
-		}
-		fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			report(c, true, bkr_error_set_errno(errno, "create"), path, "create: %s", strerror(errno));
+	if (e->type != BKR_FT_FILE && e->type != BKR_FT_SYMLINK && e->type != BKR_FT_FIFO &&
+	    e->type != BKR_FT_CHR && e->type != BKR_FT_BLK) {
+		report(c, true, BKR_ECORRUPT, path, "unknown entry type %u", e->type);
+		return;
+	}
+	if (fstatat(dirfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (!c->o->overwrite) {
+			report(c, true, BKR_EEXISTS, path, "exists (--overwrite replaces it)");
 			return;
 		}
-		if (ftruncate(fd, (off_t)e->size) < 0) {
+		if (S_ISDIR(old.st_mode)) {
+			report(c, true, BKR_EEXISTS, path, "a directory is in the way");
+			return;
+		}
+		replace = true;
+	}
+	if (e->type == BKR_FT_FILE && e->link_group && (l = link_find(c, e->link_group))) {
+		if (replace && old.st_dev == l->dev && old.st_ino == l->ino) {
+			c->st.hardlinks++;
+			return;
+		}
+		if ((link_fd = open_link_source(c, l)) >= 0) {
+			if (create_tmp(dirfd, tmp, sizeof(tmp), e, link_fd, NULL) == 0) {
+				made = true;
+				goto place;
+			}
 			int en = errno;
-			report(c, true, bkr_error_set_errno(en, "truncate"), path, "truncate: %s", strerror(en));
-			goto fail;
+			close(link_fd);
+			link_fd = -1;
+			errno = en;
 		}
-		snprintf(what, sizeof(what), "backup %s: %s", c->backup_id ? c->backup_id : "?", path);
-		write_ctx wc = { fd, what };
-		if ((r = bkr_walk_read_file(c->repo, leaf, li, what, write_data, &wc)) < 0) {
-			report(c, true, r, path, "%s", bkr_error_message());
-			goto fail;
+		report(c, false, 0, path, "hardlink to %s failed (%s), restoring a copy", l->path, strerror(errno));
+	}
+	if (e->type == BKR_FT_SYMLINK) {
+		if (!(target = malloc(e->target_len + 1))) {
+			report(c, true, BKR_ENOMEM, path, "out of memory");
+			return;
 		}
-		apply_meta(c, fd, false, path, e, leaf, li);
-		struct stat st;
-		if (e->link_group && !link_find(c, e->link_group) && fstat(fd, &st) == 0)
+		memcpy(target, e->target, e->target_len);
+		target[e->target_len] = 0;
+	}
+	if ((fd = create_tmp(dirfd, tmp, sizeof(tmp), e, -1, target)) < 0) {
+		int en = errno;
+		if (e->type == BKR_FT_FIFO || e->type == BKR_FT_CHR || e->type == BKR_FT_BLK)
+			report(c, false, 0, path, "skipped: mknod: %s", strerror(en));
+		else
+			report(c, true, bkr_error_set_errno(en, "create"), path, "create: %s", strerror(en));
+		fd = -1;
+		goto done;
+	}
+	made = true;
+	if (e->type == BKR_FT_FILE) {
+		if (write_file(c, fd, path, e, leaf, li) < 0)
+			goto done;
+	} else {
+		fd = open_created(c, dirfd, tmp, bkr_entry_mode_of_type(e->type),
+				  e->type == BKR_FT_SYMLINK || e->type == BKR_FT_FIFO ? 0 : (dev_t)e->rdev, path);
+		if (fd < 0)
+			goto done;
+	}
+	apply_meta(c, fd, e->type != BKR_FT_FILE, path, e, leaf, li);
+	/* the old file goes only for a new one that is on disk */
+	if (e->type == BKR_FT_FILE && replace && fsync(fd) < 0) {
+		int en = errno;
+		report(c, true, bkr_error_set_errno(en, "fsync"), path, "fsync: %s", strerror(en));
+		goto done;
+	}
+place:
+	if (place(dirfd, tmp, name, replace) < 0) {
+		int en = errno;
+		report(c, true, bkr_error_set_errno(en, "rename"), path, "cannot move into place: %s", strerror(en));
+		goto done;
+	}
+	made = false;
+	if (link_fd >= 0) {
+		c->st.hardlinks++;
+	} else if (e->type == BKR_FT_FILE) {
+		if (e->link_group && !l && fstat(fd, &st) == 0)
 			link_add(c, e->link_group, path, &st);
-		close(fd);
 		c->st.files++;
 		c->st.bytes += e->size;
 		c->prog.files_done++;
 		c->prog.bytes_done += e->size;
-		return;
-fail:
-		close(fd);
-		unlinkat(dirfd, name, 0);
-		return;
-	}
-	case BKR_FT_SYMLINK: {
-		char *t = malloc(e->target_len + 1);
-		if (!t) {
-			report(c, true, BKR_ENOMEM, path, "out of memory");
-			return;
-		}
-		memcpy(t, e->target, e->target_len);
-		t[e->target_len] = 0;
-		r = symlinkat(t, dirfd, name);
-		free(t);
-		if (r < 0) {
-			report(c, true, bkr_error_set_errno(errno, "symlink"), path, "symlink: %s", strerror(errno));
-			return;
-		}
-		if ((fd = open_created(c, dirfd, name, S_IFLNK, 0, path)) < 0)
-			return;
+	} else if (e->type == BKR_FT_SYMLINK) {
 		c->st.symlinks++;
-		break;
-	}
-	case BKR_FT_FIFO:
-	case BKR_FT_CHR:
-	case BKR_FT_BLK: {
-		mode_t type = bkr_entry_mode_of_type(e->type);
-		r = mknodat(dirfd, name, type | 0600, e->type == BKR_FT_FIFO ? 0 : (dev_t)e->rdev);
-		if (r < 0) {
-			report(c, false, 0, path, "skipped: mknod: %s", strerror(errno));
-			return;
-		}
-		if ((fd = open_created(c, dirfd, name, type, e->type == BKR_FT_FIFO ? 0 : (dev_t)e->rdev, path)) < 0)
-			return;
+	} else {
 		c->st.specials++;
-		break;
 	}
-	case BKR_FT_SOCK:
-		report(c, false, 0, path, "socket skipped");
-		return;
-	default:
-		report(c, true, BKR_ECORRUPT, path, "unknown entry type %u", e->type);
-		return;
-	}
-	apply_meta(c, fd, true, path, e, leaf, li);
-	close(fd);
+done:
+	if (made)
+		unlinkat(dirfd, tmp, 0);
+	if (fd >= 0)
+		close(fd);
+	if (link_fd >= 0)
+		close(link_fd);
+	free(target);
 }
 
 /* mkdir (or reuse) @p name in @p dirfd and open it; -1 after reporting. */
 static int open_dir(rctx *c, int dirfd, const char *name, const char *path)
 {
-	int r;
+	struct stat st;
 
-	if ((r = make_room(c, dirfd, name, true)) < 0) {
-		report(c, true, BKR_EEXISTS, path, "cannot replace existing entry: %s", strerror(-r));
-		return -1;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
+		/* a directory replaces a file only with overwrite (the file goes first) */
+		if (!c->o->overwrite) {
+			report(c, true, BKR_EEXISTS, path, "exists and is not a directory (--overwrite replaces it)");
+			return -1;
+		}
+		if (unlinkat(dirfd, name, 0) < 0) {
+			report(c, true, bkr_error_set_errno(errno, "unlink"), path, "cannot replace: %s", strerror(errno));
+			return -1;
+		}
 	}
 	bool created = mkdirat(dirfd, name, 0700) == 0;
 	if (!created && errno != EEXIST) {
@@ -439,7 +521,6 @@ static int open_dir(rctx *c, int dirfd, const char *name, const char *path)
 		report(c, true, bkr_error_set_errno(errno, "open"), path, "open directory: %s", strerror(errno));
 		return -1;
 	}
-	struct stat st;
 	if (created && (fstat(fd, &st) < 0 || st.st_uid != geteuid())) {
 		/* another user's directory put in place of the one just made */
 		report(c, true, BKR_EEXISTS, path, "replaced by something else while being restored");
@@ -617,6 +698,9 @@ int bkr_restore_tree(bkr_repo *r, const bkr_id *root, const char *backup_id,
 	}
 	if (err < 0)
 		goto done;
+	/* what was renamed into place is on disk before the restore says done */
+	if (syncfs(c->tfd) < 0)
+		report(c, false, 0, o->target, "syncfs: %s", strerror(errno));
 	if (c->st.errors) {
 		err = bkr_error_set(c->corrupt ? BKR_ECORRUPT : c->first_err,
 				    "%llu entr%s failed to restore; first: %s", (unsigned long long)c->st.errors,

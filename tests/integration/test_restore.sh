@@ -65,3 +65,57 @@ paused_restore 2 "$swap_dir" "$T/r1" src/d
 [ "$(mode_of "$victim")" = 600 ] || fail "restore changed the mode of a swapped-in symlink's target to $(mode_of "$victim")"
 [ "$(mode_of "$T/r1/src/d.moved")" = 777 ] || fail "the restored directory did not get its mode"
 pass "the top directory swapped for a symlink during restore: the link's target keeps its mode"
+
+# --- --overwrite replaces a file only with a copy that checked out
+src2=$T/two
+R2=$T/repo2
+mkdir -p "$src2"
+printf 'first\n' >"$src2/a.txt"
+head -c 3000000 /dev/urandom >"$src2/big.bin"
+printf 'small\n' >"$src2/small.txt"
+expect_exit 0 "$BKR" -r "$R2" init
+expect_exit 0 "$BKR" -r "$R2" create --type full "$src2"
+expect_exit 0 "$BKR" -r "$R2" restore latest --target "$T/live"
+printf 'the user changed this since\n' >"$T/live/two/big.bin"
+cp "$T/live/two/big.bin" "$T/live.golden"
+printf 'also changed\n' >"$T/live/two/small.txt"
+python3 - "$R2" "$src2/big.bin" <<'PY' || fail "could not damage the backup's copy of big.bin"
+import os, sys
+repo, f = sys.argv[1], sys.argv[2]
+pat = open(f, "rb").read()[1000:1064]
+for d, _, names in os.walk(os.path.join(repo, "data")):
+    for n in names:
+        p = os.path.join(d, n)
+        b = open(p, "rb").read()
+        i = b.find(pat)
+        if n.endswith(".pack") and i >= 0:
+            with open(p, "r+b") as w:
+                w.seek(i + 10)
+                w.write(bytes([b[i + 10] ^ 0x40]))
+            sys.exit(0)
+sys.exit(1)
+PY
+expect_exit 6 "$BKR" -r "$R2" restore latest --target "$T/live" --overwrite
+grep -q "big.bin" "$T/err" || fail "the damaged file is not named"
+cmp "$T/live/two/big.bin" "$T/live.golden" || fail "--overwrite lost the live file when the backup's copy was damaged"
+cmp "$T/live/two/small.txt" "$src2/small.txt" || fail "an undamaged file was not replaced"
+[ -z "$(find "$T/live" -name '.bkr-restore-*')" ] || fail "a failed file left its temporary behind"
+pass "restore --overwrite with a damaged backup copy keeps the live file"
+
+# --- a killed restore leaves no partial file at a final name
+R3=$T/repo3
+expect_exit 0 "$BKR" -r "$R3" init
+expect_exit 0 "$BKR" -r "$R3" create --type full "$src2"
+# killed in the second file (a.txt is one write, big.bin several)
+expect_exit 137 env BKR_FAULT=restore-write:3:crash "$BKR" -r "$R3" restore latest --target "$T/killed"
+n=0
+while IFS= read -r -d '' f; do
+	case "$(basename "$f")" in
+	.bkr-restore-*) continue ;;
+	esac
+	cmp "$f" "$src2/${f#"$T/killed/two/"}" || fail "a killed restore left $f at its final name, not complete"
+	n=$((n + 1))
+done < <(find "$T/killed" -type f -print0)
+[ -n "$(find "$T/killed" -name '.bkr-restore-*')" ] || fail "the file being written when killed is not under a temporary name"
+[ "$n" = 1 ] || fail "expected a.txt complete and big.bin under a temporary name, found $n complete files"
+pass "a killed restore leaves complete files at final names only"

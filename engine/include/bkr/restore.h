@@ -1,9 +1,13 @@
 /** @file
  * Restoring a backup, or part of it, into a target directory.
  *
- * Sources appear as TARGET/<source>/...  Files are written with their holes
- * (ftruncate + data extents only) and verified against the entry's content
- * hash while written; hardlink groups become hardlinks; symlinks, fifos and
+ * Sources appear as TARGET/<source>/...  Every non-directory is created
+ * under a temporary name in its directory (files mode 0600), its content
+ * checked (each chunk's id and the whole file's SHA-256) and its attributes
+ * set, then renamed over the old entry (fsynced first when it replaces one):
+ * a failed or killed restore never leaves a partial file at a final name,
+ * and a failure keeps the file that was there.  Files are written with their
+ * holes (ftruncate + data extents only); hardlink groups become hardlinks; symlinks, fifos and
  * devices are recreated, sockets skipped with a warning; then xattrs, owner
  * (names mapped to local ids unless numeric_ids; only as root), mode (after
  * chown, so setuid bits survive) and times in ns (directories after their
@@ -45,7 +49,7 @@ typedef struct {
 	size_t npaths;
 	const char *target;       /**< directory (created if missing); required */
 	bool numeric_ids;         /**< use stored uid/gid, not names */
-	bool overwrite;           /**< replace existing files; otherwise an existing non-directory is an error for that entry */
+	bool overwrite;           /**< replace existing files (only once the new one checked out); otherwise an existing non-directory is an error for that entry */
 	int threads;              /**< 0 = online CPUs */
 	void (*progress)(void *ctx, const bkr_restore_progress *p);
 	void *progress_ctx;
@@ -56,6 +60,12 @@ typedef struct {
 	void (*report)(void *ctx, bool error, const char *path, const char *message);
 	void *report_ctx;
 } bkr_restore_options;
+
+/**
+ * Entries are written under "<dir>/" BKR_RESTORE_TMP_PREFIX "<16 hex>" and
+ * renamed into place once complete; a killed restore may leave such names.
+ */
+#define BKR_RESTORE_TMP_PREFIX ".bkr-restore-"
 
 #define BKR_RESTORE_OPTIONS_VERSION 1
 #define BKR_RESTORE_OPTIONS_INIT { BKR_RESTORE_OPTIONS_VERSION }
