@@ -352,9 +352,9 @@ int bkr_io_commit_at(int fd, int dirfd, const char *tmp, const char *final, unsi
 {
 	int err = 0;
 
-	if (!(flags & BKR_IO_NOSYNC) && (err = bkr_io_fsync(fd, what)) < 0)
+	if (fd >= 0 && !(flags & BKR_IO_NOSYNC) && (err = bkr_io_fsync(fd, what)) < 0)
 		goto fail;
-	if (close(fd) < 0) {
+	if (fd >= 0 && close(fd) < 0) {
 		fd = -1;
 		err = bkr_error_set_errno(errno, "close %s", what);
 		goto fail;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 
 #include "bkr/clock.h"
 #include "bkr/error.h"
+#include "bkr/hash.h"
 #include "bkr/io.h"
 #include "recover_i.h"
 
@@ -58,6 +60,101 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, char **why)
 	return 0;
 }
 
+/* Give the object open as @p fd (O_PATH for a symlink) its owner, group and mode. */
+static int set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what)
+{
+	if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 &&
+	    !(errno == EPERM && geteuid() != 0)) /* not root: the file stays ours */
+		return bkr_error_set_errno(errno, "%s: chown", what);
+	if (!link && fchmod(fd, (mode_t)(mode & 07777)) < 0)
+		return bkr_error_set_errno(errno, "%s: chmod", what);
+	return 0;
+}
+
+/*
+ * Create the missing directories above @p rel under @p root, each with the
+ * mode and owner the backup recorded for it (else 0755 and its parent's
+ * owner), set through its descriptor; nothing is followed.
+ */
+static int make_parents(bkr_recover *rc, int root, const char *rel)
+{
+	char prefix[PATH_MAX];
+	int err = 0;
+
+	for (const char *slash = strchr(rel, '/'); slash; slash = strchr(slash + 1, '/')) {
+		size_t n = (size_t)(slash - rel);
+		uint32_t mode = 0755, uid, gid;
+		struct stat pst;
+		const char *base;
+		int dir = -1, fd = -1;
+
+		if (n >= sizeof(prefix))
+			return bkr_error_set(BKR_EINVAL, "%s: path too long", rel);
+		memcpy(prefix, rel, n);
+		prefix[n] = '\0';
+		if ((err = bkr_rec_open_parent(root, prefix, false, &dir, &base, rel)) < 0)
+			return err;
+		if (mkdirat(dir, base, 0700) < 0) {
+			err = errno == EEXIST ? 0 : bkr_error_set_errno(errno, "%s: creating directory %s", rel, prefix);
+			close(dir);
+			if (err < 0)
+				return err;
+			continue;
+		}
+		if (fstat(dir, &pst) < 0) {
+			err = bkr_error_set_errno(errno, "%s: stat", prefix);
+		} else if ((fd = openat(dir, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+			err = bkr_error_set_errno(errno, "%s: opening %s", rel, prefix);
+		} else {
+			uid = pst.st_uid;
+			gid = pst.st_gid;
+			bkr_rec_dir_attrs(rc, prefix, true, &mode, &uid, &gid);
+			err = set_attrs(fd, false, uid, gid, mode, prefix);
+		}
+		if (fd >= 0)
+			close(fd);
+		close(dir);
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
+/* Write the symlink @p f as a temporary in @p dir and commit it as @p base. */
+static int apply_link(const bkr_rec_file *f, int dir, const char *base, bool exists)
+{
+	char tmp[NAME_MAX + 1];
+	uint8_t rnd[8];
+	char hex[17];
+	int fd = -1, err;
+
+	if ((err = bkr_random_bytes(rnd, sizeof(rnd))) < 0)
+		return err;
+	bkr_hex_encode(rnd, sizeof(rnd), hex);
+	snprintf(tmp, sizeof(tmp), "%s%s", BKR_REC_TMP_PREFIX, hex);
+	if (symlinkat(f->link, dir, tmp) < 0)
+		return bkr_error_set_errno(errno, "%s: creating a temporary symlink", f->d.path);
+	if ((fd = openat(dir, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		err = bkr_error_set_errno(errno, "%s: opening the temporary symlink", f->d.path);
+		goto fail;
+	}
+	if ((err = set_attrs(fd, true, f->uid, f->gid, 0, f->d.path)) < 0)
+		goto fail;
+	if (f->mtime_ns > 0) {
+		struct timespec ts[2];
+		ts[0] = ts[1] = bkr_clock_timespec(f->mtime_ns);
+		utimensat(dir, tmp, ts, AT_SYMLINK_NOFOLLOW);
+	}
+	close(fd);
+	/* a symlink has no data to fsync: commit_at renames it and fsyncs the directory */
+	return bkr_io_commit_at(-1, dir, tmp, base, exists ? BKR_IO_REPLACE : BKR_IO_NOREPLACE, f->d.path);
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dir, tmp, 0);
+	return err;
+}
+
 int bkr_rec_apply(bkr_recover *rc, bkr_rec_file *f, char **why)
 {
 	int root = -1, dir = -1, fd = -1, err = 0;
@@ -65,7 +162,6 @@ int bkr_rec_apply(bkr_recover *rc, bkr_rec_file *f, char **why)
 	char tmp[NAME_MAX + 1];
 	struct stat st;
 	bool exists = false;
-	mode_t mode = f->mode ? (mode_t)(f->mode & 07777) : 0644;
 
 	*why = NULL;
 	if (f->healthy) {
@@ -76,11 +172,22 @@ int bkr_rec_apply(bkr_recover *rc, bkr_rec_file *f, char **why)
 		err = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
 		goto done;
 	}
-	if ((err = bkr_rec_open_parent(root, f->d.path, true, &dir, &base, f->d.path)) < 0)
+	if ((err = make_parents(rc, root, f->d.path)) < 0 ||
+	    (err = bkr_rec_open_parent(root, f->d.path, false, &dir, &base, f->d.path)) < 0)
 		goto done;
 	/* re-check the target just before writing */
 	if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		exists = true;
+		if (f->link && S_ISLNK(st.st_mode)) {
+			char cur[PATH_MAX];
+			ssize_t n = readlinkat(dir, base, cur, sizeof(cur));
+			if (n >= 0 && (size_t)n == f->len && memcmp(cur, f->link, f->len) == 0)
+				*why = strdup("already identical to the recovered copy");
+			else
+				err = bkr_error_set(BKR_EEXISTS, "%s: exists again since the scan; not overwritten",
+						    f->d.path);
+			goto done;
+		}
 		if (S_ISLNK(st.st_mode)) {
 			err = bkr_error_set(BKR_EINVAL, "%s: is a symlink now; not replaced", f->d.path);
 			goto done;
@@ -89,8 +196,6 @@ int bkr_rec_apply(bkr_recover *rc, bkr_rec_file *f, char **why)
 			err = bkr_error_set(BKR_EEXISTS, "%s: exists and is not a regular file; not replaced", f->d.path);
 			goto done;
 		}
-		if (!f->mode)
-			mode = st.st_mode & 07777;
 		if (f->d.kind == BKR_DAMAGE_TRUNCATED && st.st_size != 0) {
 			err = bkr_error_set(BKR_EEXISTS, "%s: no longer empty; not overwritten", f->d.path);
 			goto done;
@@ -104,16 +209,19 @@ int bkr_rec_apply(bkr_recover *rc, bkr_rec_file *f, char **why)
 		err = bkr_error_set_errno(errno, "%s", f->d.path);
 		goto done;
 	}
+	if (f->link) {
+		err = apply_link(f, dir, base, exists);
+		goto committed;
+	}
 	if ((err = bkr_io_tmpfile_at(dir, BKR_REC_TMP_PREFIX, tmp, sizeof(tmp), &fd)) < 0) {
 		bkr_error_prefix("%s: creating a temporary", f->d.path);
 		goto done;
 	}
 	if ((err = bkr_io_write_full(fd, f->data, f->len, f->d.path)) < 0)
 		goto fail;
-	if (fchmod(fd, mode) < 0) {
-		err = bkr_error_set_errno(errno, "%s: chmod", f->d.path);
+	/* owner before mode: chown clears set-id bits */
+	if ((err = set_attrs(fd, false, f->uid, f->gid, f->mode, f->d.path)) < 0)
 		goto fail;
-	}
 	if (f->mtime_ns > 0) {
 		struct timespec ts[2];
 		ts[0] = ts[1] = bkr_clock_timespec(f->mtime_ns);
@@ -124,6 +232,7 @@ int bkr_rec_apply(bkr_recover *rc, bkr_rec_file *f, char **why)
 	}
 	err = bkr_io_commit_at(fd, dir, tmp, base, exists ? BKR_IO_REPLACE : BKR_IO_NOREPLACE, f->d.path);
 	fd = -1;
+committed:
 	if (err == BKR_EEXISTS)
 		err = bkr_error_set(BKR_EEXISTS, "%s: appeared while writing; not overwritten", f->d.path);
 	if (err == 0)
@@ -134,6 +243,8 @@ fail:
 	fd = -1;
 	unlinkat(dir, tmp, 0);
 done:
+	if (err > 0)
+		err = 0;
 	if (dir >= 0)
 		close(dir);
 	if (root >= 0)

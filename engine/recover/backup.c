@@ -5,6 +5,7 @@
  * file's verified content out of a backup.
  */
 #include <limits.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +44,10 @@ static bool backup_path(const bkr_recover *rc, const bkr_manifest *m, const char
 		}
 		for (size_t i = 0; i < m->nsources; i++) {
 			const char *rest;
-			if (!m->sources[i].path || !(rest = under(abs, m->sources[i].path)) || !*rest)
+			if (!m->sources[i].path || !(rest = under(abs, m->sources[i].path)))
 				continue;
-			if ((size_t)snprintf(out, cap, "%s/%s", m->sources[i].source, rest) < cap)
+			/* "" is the source's own directory */
+			if ((size_t)snprintf(out, cap, "%s%s%s", m->sources[i].source, *rest ? "/" : "", rest) < cap)
 				return true;
 		}
 	}
@@ -71,6 +73,26 @@ static int bfile_cmp(const void *a, const void *b)
 	return strcmp(((const bkr_rec_bfile *)a)->rel, ((const bkr_rec_bfile *)b)->rel);
 }
 
+/* By path, then newest backup first (sorting only). */
+static int bfile_seq_cmp(const void *a, const void *b)
+{
+	const bkr_rec_bfile *x = a, *y = b;
+	int c = strcmp(x->rel, y->rel);
+
+	return c ? c : x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Is @p rel at or under one of @p prefixes[0..n) ("" covers everything)? */
+static bool covered(char *const *prefixes, size_t n, const char *rel)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(prefixes[i]);
+		if (!l || (strncmp(rel, prefixes[i], l) == 0 && (rel[l] == '/' || rel[l] == '\0')))
+			return true;
+	}
+	return false;
+}
+
 void bkr_rec_bindex_free(bkr_rec_bindex *bi)
 {
 	if (!bi)
@@ -79,6 +101,9 @@ void bkr_rec_bindex_free(bkr_rec_bindex *bi)
 		free(bi->items[i].rel);
 	free(bi->items);
 	free(bi->backup_id);
+	for (size_t i = 0; i < bi->nids; i++)
+		free(bi->ids[i]);
+	free(bi->ids);
 	memset(bi, 0, sizeof(*bi));
 }
 
@@ -91,11 +116,73 @@ bkr_rec_bfile *bkr_rec_bindex_find(const bkr_rec_bindex *bi, const char *rel)
 	return bsearch(&key, bi->items, bi->n, sizeof(key), bfile_cmp);
 }
 
+/* Index the regular files of source @p s of backup @p m found under @p prefix. */
+static int index_source(bkr_recover *rc, const bkr_manifest *m, const bkr_manifest_source *s, const char *prefix,
+			const char *id, char *const *newer, size_t nnewer, bkr_rec_bindex *out, size_t *cap)
+{
+	bkr_walk *w = NULL;
+	const bkr_walk_item *it;
+	size_t sl = strlen(s->source);
+	int r, err = 0;
+
+	if ((err = bkr_walk_new(&w, rc->repo, &m->tree, s->source, 0)) < 0) {
+		bkr_error_prefix("backup %s", m->backup_id);
+		return err;
+	}
+	while ((r = bkr_walk_next(w, &it)) > 0) {
+		bkr_rec_bfile *f;
+		char *rel;
+		if ((it->entry.type != BKR_FT_FILE && it->entry.type != BKR_FT_SYMLINK) || it->path_len <= sl + 1)
+			continue;
+		if (*prefix) {
+			if (asprintf(&rel, "%s/%s", prefix, it->path + sl + 1) < 0)
+				rel = NULL;
+		} else {
+			rel = strdup(it->path + sl + 1);
+		}
+		if (!rel) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		if (covered(newer, nnewer, rel)) {
+			free(rel); /* a newer backup of that source decides */
+			continue;
+		}
+		if (out->n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 256;
+			bkr_rec_bfile *ni = realloc(out->items, nc * sizeof(*ni));
+			if (!ni) {
+				free(rel);
+				err = bkr_error_oom();
+				goto done;
+			}
+			out->items = ni;
+			*cap = nc;
+		}
+		f = &out->items[out->n];
+		memset(f, 0, sizeof(*f));
+		f->rel = rel;
+		f->link = it->entry.type == BKR_FT_SYMLINK;
+		f->backup_id = id;
+		f->seq = out->n;
+		f->size = it->entry.size;
+		f->mtime_ns = it->entry.mtime_ns;
+		f->mode = it->entry.mode;
+		f->content = it->entry.content;
+		out->n++;
+	}
+	if (r < 0)
+		err = r;
+done:
+	bkr_walk_free(w);
+	return err;
+}
+
 int bkr_rec_bindex_load(bkr_recover *rc, bkr_rec_bindex *out)
 {
 	bkr_manifest_list l = { 0 };
-	bkr_walk *w = NULL;
-	size_t cap = 0;
+	char **prefixes = NULL;
+	size_t cap = 0, np = 0;
 	int err = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -105,71 +192,44 @@ int bkr_rec_bindex_load(bkr_recover *rc, bkr_rec_bindex *out)
 		goto done;
 	if (!l.n)
 		goto done;
-	{
-		const bkr_manifest *m = l.items[l.n - 1];
-		if (!(out->backup_id = strdup(m->backup_id))) {
-			err = bkr_error_oom();
-			goto done;
-		}
+	if (!(out->backup_id = strdup(l.items[l.n - 1]->backup_id)) ||
+	    !(out->ids = calloc(l.n, sizeof(*out->ids)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	/* newest first; a source's prefix, once indexed, is not taken from older backups */
+	for (size_t k = l.n; k-- > 0;) {
+		const bkr_manifest *m = l.items[k];
+		size_t nnewer = np;
+		char **np2;
+		const char *id = NULL;
+
 		for (size_t s = 0; s < m->nsources; s++) {
 			const char *prefix = source_prefix(rc, m, &m->sources[s]);
-			const bkr_walk_item *it;
-			size_t sl = strlen(m->sources[s].source);
-			int r;
-
-			if (!prefix)
+			if (!prefix || covered(prefixes, nnewer, prefix))
 				continue;
-			if ((err = bkr_walk_new(&w, rc->repo, &m->tree, m->sources[s].source, 0)) < 0) {
-				bkr_error_prefix("backup %s", m->backup_id);
-				goto done;
-			}
-			while ((r = bkr_walk_next(w, &it)) > 0) {
-				bkr_rec_bfile *f;
-				const char *inner;
-				if (it->entry.type != BKR_FT_FILE)
-					continue;
-				if (it->path_len <= sl + 1)
-					continue;
-				inner = it->path + sl + 1;
-				if (out->n == cap) {
-					size_t nc = cap ? cap * 2 : 256;
-					bkr_rec_bfile *ni = realloc(out->items, nc * sizeof(*ni));
-					if (!ni) {
-						err = bkr_error_oom();
-						goto done;
-					}
-					out->items = ni;
-					cap = nc;
-				}
-				f = &out->items[out->n];
-				memset(f, 0, sizeof(*f));
-				if (*prefix) {
-					if (asprintf(&f->rel, "%s/%s", prefix, inner) < 0)
-						f->rel = NULL;
-				} else {
-					f->rel = strdup(inner);
-				}
-				if (!f->rel) {
+			if (!id) {
+				if (!(out->ids[out->nids] = strdup(m->backup_id))) {
 					err = bkr_error_oom();
 					goto done;
 				}
-				f->size = it->entry.size;
-				f->mtime_ns = it->entry.mtime_ns;
-				f->mode = it->entry.mode;
-				f->content = it->entry.content;
-				out->n++;
+				id = out->ids[out->nids++];
 			}
-			if (r < 0) {
-				err = r;
+			if ((err = index_source(rc, m, &m->sources[s], prefix, id, prefixes, nnewer, out, &cap)) < 0)
+				goto done;
+			if (!(np2 = realloc(prefixes, (np + 1) * sizeof(*prefixes))) || !(np2[np] = strdup(prefix))) {
+				if (np2)
+					prefixes = np2;
+				err = bkr_error_oom();
 				goto done;
 			}
-			bkr_walk_free(w);
-			w = NULL;
+			prefixes = np2;
+			np++;
 		}
 	}
 	if (out->n)
-		qsort(out->items, out->n, sizeof(*out->items), bfile_cmp);
-	/* two sources may overlap: keep the first of equal paths */
+		qsort(out->items, out->n, sizeof(*out->items), bfile_seq_cmp);
+	/* two sources may overlap: keep the newest of equal paths */
 	{
 		size_t o = 0;
 		for (size_t i = 0; i < out->n; i++) {
@@ -182,7 +242,9 @@ int bkr_rec_bindex_load(bkr_recover *rc, bkr_rec_bindex *out)
 		out->n = o;
 	}
 done:
-	bkr_walk_free(w);
+	for (size_t i = 0; i < np; i++)
+		free(prefixes[i]);
+	free(prefixes);
 	bkr_manifest_list_free(&l);
 	if (err < 0)
 		bkr_rec_bindex_free(out);
@@ -244,6 +306,27 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 		considered++;
 		if (r < 0) {
 			why = strdup(bkr_error_message());
+		} else if (e.type == BKR_FT_SYMLINK) {
+			if (!(o->link = strndup((const char *)e.target, e.target_len))) {
+				bkr_dir_free(holder);
+				err = bkr_error_oom();
+				goto done;
+			}
+			o->mode = 0777;
+			o->recorded = true;
+			o->uid = e.uid;
+			o->gid = e.gid;
+			o->mtime_ns = e.mtime_ns;
+			o->source = cJSON_CreateObject();
+			if (o->source) {
+				cJSON_AddStringToObject(o->source, "backup_id", m->backup_id);
+				cJSON_AddStringToObject(o->source, "timestamp", m->timestamp ? m->timestamp : "");
+				cJSON_AddStringToObject(o->source, "path", bpath);
+				cJSON_AddItemToObject(o->source, "rejected", rejected);
+				rejected = NULL;
+			}
+			bkr_dir_free(holder);
+			goto done;
 		} else if (e.type != BKR_FT_FILE || !leaf) {
 			why = strdup("not a regular file in this backup");
 		} else if (e.size > BKR_REC_MAX_FILE) {
@@ -269,6 +352,9 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 					o->len = mb.len;
 					mb.buf = NULL;
 					o->mode = e.mode & 07777;
+					o->recorded = true;
+					o->uid = e.uid;
+					o->gid = e.gid;
 					o->mtime_ns = e.mtime_ns;
 					o->source = cJSON_CreateObject();
 					if (o->source) {
@@ -310,6 +396,43 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 				   considered == 1 ? "" : "s", j->rel);
 done:
 	cJSON_Delete(rejected);
+	bkr_manifest_list_free(&l);
+	return err;
+}
+
+int bkr_rec_dir_attrs(bkr_recover *rc, const char *rel, bool backup_only, uint32_t *mode, uint32_t *uid,
+		      uint32_t *gid)
+{
+	bkr_manifest_list l = { 0 };
+	struct stat st;
+	int err = BKR_ENOTFOUND;
+
+	if (!backup_only && bkr_rec_lstat_ws(rc, rel, &st) == 0 && S_ISDIR(st.st_mode)) {
+		*mode = st.st_mode & 07777;
+		*uid = st.st_uid;
+		*gid = st.st_gid;
+		return 0;
+	}
+	if (!rc->repo || bkr_repo_list(rc->repo, false, &l, NULL) < 0)
+		return BKR_ENOTFOUND;
+	for (size_t k = l.n; k-- > 0 && err == BKR_ENOTFOUND;) {
+		char bpath[PATH_MAX];
+		bkr_entry e;
+		bkr_dir *holder = NULL;
+		const bkr_tree *leaf = NULL;
+		uint32_t li = 0;
+
+		if (!backup_path(rc, l.items[k], rel, bpath, sizeof(bpath)))
+			continue;
+		if (bkr_walk_resolve(rc->repo, &l.items[k]->tree, bpath, &e, &holder, &leaf, &li) == 0 &&
+		    e.type == BKR_FT_DIR) {
+			*mode = e.mode & 07777;
+			*uid = e.uid;
+			*gid = e.gid;
+			err = 0;
+		}
+		bkr_dir_free(holder);
+	}
 	bkr_manifest_list_free(&l);
 	return err;
 }

@@ -61,6 +61,11 @@ int bkr_rec_try_manual(const bkr_rec_job *j, bkr_rec_outcome *o)
 	}
 	cJSON_AddItemToObject(o->source, "command", cmd);
 	cmd = NULL;
+	if (j->dry_run) {
+		cJSON_AddStringToObject(o->source, "note", "dry run: recorded as needing a person; no alert sent");
+		err = 0;
+		goto done;
+	}
 	if ((err = bkr_rec_spawn(argv, text, strlen(text), timeout, &p)) < 0) {
 		err = bkr_rec_fail(o, err, "alert command: %s", bkr_error_message());
 		goto done;

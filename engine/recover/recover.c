@@ -168,6 +168,24 @@ done:
 	return err;
 }
 
+int bkr_rec_lstat_ws(const bkr_recover *rc, const char *rel, struct stat *st)
+{
+	int root = -1, dir = -1, err = 0;
+	const char *base;
+
+	if ((root = open(rc->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "workspace %s", rc->workspace);
+	if ((err = bkr_rec_open_parent(root, rel, false, &dir, &base, rel)) < 0)
+		goto done;
+	if (fstatat(dir, base, st, AT_SYMLINK_NOFOLLOW) < 0)
+		err = bkr_error_set_errno(errno, "%s", rel);
+done:
+	if (dir >= 0)
+		close(dir);
+	close(root);
+	return err;
+}
+
 int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size_t *len)
 {
 	int root = -1, dir = -1, fd = -1, err = 0;

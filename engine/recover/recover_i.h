@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cjson/cJSON.h>
@@ -140,6 +141,8 @@ int bkr_rec_open_parent(int rootfd, const char *rel, bool create, int *dirfd, co
 			const char *what);
 /** Read a workspace file without following symlinks; BKR_ENOTFOUND when absent. */
 int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size_t *len);
+/** lstat of a workspace path without following symlinks; BKR_ENOTFOUND when absent. */
+int bkr_rec_lstat_ws(const bkr_recover *rc, const char *rel, struct stat *st);
 /** Private scratch directory of the engine (created on first use). */
 int bkr_rec_scratch(bkr_recover *rc, const char **dir);
 /** Source priority of @p rel. */
@@ -194,13 +197,17 @@ typedef struct {
 	const char *kind;                /**< damage kind name (manual) */
 	cJSON *attempts;                 /**< attempts so far (manual puts them in the alert) */
 	const char *run_id;
+	bool dry_run;                    /**< no side effects (manual: no alert sent) */
 } bkr_rec_job;
 
 /** What a strategy produced. */
 typedef struct {
 	uint8_t *data;       /**< valid content (malloc'd) on success */
 	size_t len;
+	char *link;          /**< or: a symlink's target (malloc'd) on success */
 	uint32_t mode;       /**< permission bits of the source copy, 0 = unknown */
+	bool recorded;       /**< mode, uid and gid are the file's recorded ones (a backup's copy) */
+	uint32_t uid, gid;
 	int64_t mtime_ns;    /**< time of the source copy, 0 = now */
 	cJSON *source;       /**< description of where it came from (always set when possible) */
 	char *error;         /**< why it failed (malloc'd) */
@@ -224,7 +231,10 @@ typedef struct {
 	bool healthy;       /**< recover --file on a healthy file: never applied */
 	uint8_t *data;      /**< recovered content or NULL */
 	size_t len;
-	uint32_t mode;
+	char *link;         /**< or: the recovered symlink's target */
+	uint32_t mode;      /**< permission bits, owner and group it gets (bkr_rec_settle) */
+	uint32_t uid, gid;
+	bool recorded;      /**< they are the backup's record of the file */
 	int64_t mtime_ns;
 	bkr_id sha;
 	cJSON *entry;       /**< the file's report entry (owned by the report) */
@@ -244,12 +254,33 @@ struct bkr_recover_report {
 	bkr_recover_summary sum;
 };
 
+/**
+ * Make every string under @p node valid UTF-8: a bad byte becomes U+FFFD and
+ * an object member gets a "<key>_hex" sibling with the exact bytes (bkr(1)).
+ */
+int bkr_rec_json_clean(cJSON *node);
+/** bkr_rec_json_clean, then print; malloc'd, NULL on OOM. */
+char *bkr_rec_json_print(cJSON *root, bool pretty);
+
 /** A new report: run id, header fields, empty "storage", "summary" and "files". */
 int bkr_rec_report_new(const bkr_recover *rc, const bkr_recover_options *opts, bkr_recover_report **out);
 /** Fill "summary" from rep->sum and "storage" for the repository; *json the printed report. */
 int bkr_rec_report_finish(const bkr_recover *rc, bkr_recover_report *rep, int64_t duration_ms, char **json);
 /** Set "storage.kind" (and "storage.path" when @p path) and print the report again into *json. */
 int bkr_rec_report_restate(bkr_recover_report *rep, const char *kind, const char *path, char **json);
+
+/** A recovered copy's content or target is there. */
+static inline bool bkr_rec_has_copy(const bkr_rec_file *f)
+{
+	return f->data || f->link;
+}
+
+/**
+ * Decide the mode, owner and group @p f gets when it is not the backup's
+ * record: those of the file it replaces, else its directory's owner (and
+ * the strategy's mode or 0644).
+ */
+void bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f);
 
 /**
  * Write @p f's recovered copy over the workspace file, atomically and without
@@ -277,6 +308,9 @@ int bkr_rec_store_staged(bkr_recover *rc, bkr_recover_report *rep, bkr_rec_file 
 /** A regular file of a backup, mapped to the workspace. */
 typedef struct {
 	char *rel;
+	bool link;             /**< a symlink (else a regular file) */
+	const char *backup_id; /**< the backup it was found in (owned by the index) */
+	size_t seq;            /**< order of discovery: newer backups first */
 	uint64_t size;
 	int64_t mtime_ns;
 	uint32_t mode;
@@ -287,13 +321,27 @@ typedef struct {
 typedef struct {
 	bkr_rec_bfile *items; /**< sorted by rel */
 	size_t n;
-	char *backup_id;
+	char *backup_id;      /**< the newest backup */
+	char **ids;           /**< every backup the files come from */
+	size_t nids;
 } bkr_rec_bindex;
 
-/** Every regular file of the newest backup under the workspace; empty when none. */
+/**
+ * Every regular file under the workspace of the newest backup that holds its
+ * source: each source's files come from the newest backup of that source (a
+ * backup of one source does not hide the others); empty when none.
+ */
 int bkr_rec_bindex_load(bkr_recover *rc, bkr_rec_bindex *out);
 bkr_rec_bfile *bkr_rec_bindex_find(const bkr_rec_bindex *bi, const char *rel);
 void bkr_rec_bindex_free(bkr_rec_bindex *bi);
+
+/**
+ * Mode and owner for directory @p rel of a recovered file: the live
+ * workspace directory's (unless @p backup_only), else the newest backup's
+ * copy of it; BKR_ENOTFOUND when neither has it.
+ */
+int bkr_rec_dir_attrs(bkr_recover *rc, const char *rel, bool backup_only, uint32_t *mode, uint32_t *uid,
+		      uint32_t *gid);
 
 /** Damage of one file as scan sees it (used by recover --file); 1 damaged, 0 healthy. */
 int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel, bool deep,

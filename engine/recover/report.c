@@ -4,13 +4,80 @@
  * listing the runs of a repository (`bkr recovered`).  The per-file entries
  * are written by the run (run.c) as it tries each strategy.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bkr/error.h"
 #include "bkr/manifest.h"
 #include "bkr/repo.h"
+#include "bkr/utf8.h"
 #include "recover_i.h"
+
+/* ---- text that is not UTF-8 --------------------------------------------------- */
+
+int bkr_rec_json_clean(cJSON *node)
+{
+	cJSON *it, *next;
+
+	for (it = node ? node->child : NULL; it; it = next) {
+		next = it->next;
+		if (cJSON_IsString(it) && it->valuestring &&
+		    !bkr_utf8_valid(it->valuestring, strlen(it->valuestring))) {
+			char *clean = bkr_utf8_clean(it->valuestring), *hexkey = NULL, *hex = NULL;
+			cJSON *rep = clean ? cJSON_CreateString(clean) : NULL;
+			size_t n = strlen(it->valuestring);
+			int err = 0;
+
+			if (!rep || (it->string && !(rep->string = strdup(it->string))))
+				err = bkr_error_oom();
+			if (!err && cJSON_IsObject(node) && it->string) {
+				/* "<key>_hex": the exact bytes, after the member */
+				if (asprintf(&hexkey, "%s_hex", it->string) < 0 || !(hex = malloc(2 * n + 1))) {
+					err = bkr_error_oom();
+				} else {
+					cJSON *h;
+					bkr_hex_encode(it->valuestring, n, hex);
+					if (!(h = cJSON_CreateString(hex)) || !(h->string = strdup(hexkey))) {
+						cJSON_Delete(h);
+						err = bkr_error_oom();
+					} else {
+						h->next = it->next;
+						h->prev = it;
+						if (it->next)
+							it->next->prev = h;
+						else
+							node->child->prev = h;
+						it->next = h;
+					}
+				}
+			}
+			free(hexkey);
+			free(hex);
+			free(clean);
+			if (err) {
+				cJSON_Delete(rep);
+				return err;
+			}
+			cJSON_ReplaceItemViaPointer(node, it, rep);
+		} else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+			int err = bkr_rec_json_clean(it);
+			if (err < 0)
+				return err;
+		}
+	}
+	return 0;
+}
+
+char *bkr_rec_json_print(cJSON *root, bool pretty)
+{
+	if (bkr_rec_json_clean(root) < 0)
+		return NULL;
+	return pretty ? cJSON_Print(root) : cJSON_PrintUnformatted(root);
+}
 
 const bkr_recover_summary *bkr_recover_report_summary(const bkr_recover_report *rep)
 {
@@ -91,7 +158,7 @@ int bkr_rec_report_finish(const bkr_recover *rc, bkr_recover_report *rep, int64_
 	else
 		cJSON_AddNullToObject(storage, "path");
 	cJSON_AddStringToObject(storage, "report", "blob referenced by the run manifest (runs/<run_id>.json \"report\")");
-	if (!(*json = cJSON_Print(rep->root)))
+	if (!(*json = bkr_rec_json_print(rep->root, true)))
 		return bkr_error_oom();
 	return 0;
 }
@@ -103,7 +170,7 @@ int bkr_rec_report_restate(bkr_recover_report *rep, const char *kind, const char
 	cJSON_ReplaceItemInObjectCaseSensitive(rep->storage, "kind", cJSON_CreateString(kind));
 	if (path)
 		cJSON_ReplaceItemInObjectCaseSensitive(rep->storage, "path", cJSON_CreateString(path));
-	if (!(txt = cJSON_Print(rep->root)))
+	if (!(txt = bkr_rec_json_print(rep->root, true)))
 		return bkr_error_oom();
 	free(*json);
 	*json = txt;
@@ -116,12 +183,19 @@ int bkr_recover_read_report(bkr_repo *repo, const char *spec, char **out, size_t
 {
 	bkr_manifest *m = NULL;
 	uint8_t *data = NULL;
+	struct stat st;
 	size_t n = 0;
 	int err;
 
 	*out = NULL;
 	if (len)
 		*len = 0;
+	/* a report names files and the hashes of files others may not read */
+	if (stat(bkr_repo_path(repo), &st) < 0)
+		return bkr_error_set_errno(errno, "%s", bkr_repo_path(repo));
+	if (geteuid() != 0 && geteuid() != st.st_uid)
+		return bkr_error_set_errno(EACCES, "run reports of %s are readable only by its owner (uid %u)",
+					   bkr_repo_path(repo), (unsigned)st.st_uid);
 	if ((err = bkr_repo_find_run(repo, spec, &m)) < 0)
 		return err;
 	if (bkr_id_is_zero(&m->report)) {
@@ -140,6 +214,16 @@ int bkr_recover_read_report(bkr_repo *repo, const char *spec, char **out, size_t
 		}
 		s[n] = '\0';
 		data = NULL;
+		if (!bkr_utf8_valid(s, n)) {
+			cJSON *j = cJSON_ParseWithLength(s, n);
+			char *t = j ? bkr_rec_json_print(j, true) : NULL;
+			cJSON_Delete(j);
+			if (t) {
+				free(s);
+				s = t;
+				n = strlen(t);
+			}
+		}
 		*out = s;
 		if (len)
 			*len = n;
@@ -199,7 +283,7 @@ int bkr_recover_list_runs(bkr_repo *repo, char **out)
 		}
 		cJSON_Delete(rep);
 	}
-	if (!(*out = cJSON_Print(arr)))
+	if (!(*out = bkr_rec_json_print(arr, true)))
 		err = bkr_error_oom();
 done:
 	cJSON_Delete(arr);

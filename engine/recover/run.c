@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bkr/error.h"
 #include "bkr/repo.h"
@@ -19,6 +21,7 @@
 void bkr_rec_outcome_clear(bkr_rec_outcome *o)
 {
 	free(o->data);
+	free(o->link);
 	cJSON_Delete(o->source);
 	free(o->error);
 	memset(o, 0, sizeof(*o));
@@ -34,6 +37,39 @@ int bkr_rec_fail(bkr_rec_outcome *o, int code, const char *fmt, ...)
 		o->error = NULL;
 	va_end(ap);
 	return code < 0 ? code : BKR_ERROR;
+}
+
+/* ---- attributes ------------------------------------------------------------ */
+
+void bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f)
+{
+	struct stat st;
+	char parent[PATH_MAX];
+	const char *slash = strrchr(f->d.path, '/');
+
+	if (f->recorded)
+		return;
+	if (bkr_rec_lstat_ws(rc, f->d.path, &st) == 0 && (f->link ? S_ISLNK(st.st_mode) : S_ISREG(st.st_mode))) {
+		/* the file it replaces */
+		if (!f->link)
+			f->mode = st.st_mode & 07777;
+		f->uid = st.st_uid;
+		f->gid = st.st_gid;
+		return;
+	}
+	if (!f->mode)
+		f->mode = f->link ? 0777 : 0644;
+	f->uid = getuid();
+	f->gid = getgid();
+	if (slash && (size_t)(slash - f->d.path) < sizeof(parent)) {
+		uint32_t m;
+		memcpy(parent, f->d.path, (size_t)(slash - f->d.path));
+		parent[slash - f->d.path] = '\0';
+		bkr_rec_dir_attrs(rc, parent, false, &m, &f->uid, &f->gid);
+	} else if (lstat(rc->workspace, &st) == 0) {
+		f->uid = st.st_uid;
+		f->gid = st.st_gid;
+	}
 }
 
 /* ---- one file ---------------------------------------------------------- */
@@ -103,7 +139,8 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 			? forced_strategy(rule, rc->rules, opts->strategy, &tmp) : &rule->strategies[i];
 		bkr_rec_job j = { rc, f->d.path, abs, s, &caps,
 				  f->d.kind == BKR_DAMAGE_TRUNCATED, f->d.reason,
-				  f->healthy ? "healthy" : bkr_damage_name(f->d.kind), attempts, run_id };
+				  f->healthy ? "healthy" : bkr_damage_name(f->d.kind), attempts, run_id,
+				  !opts->apply };
 		bkr_rec_outcome o = { 0 };
 		int64_t t0 = bkr_rec_now_ms();
 		int r;
@@ -136,19 +173,27 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 			cJSON_AddNullToObject(a, "source");
 		}
 		cJSON_AddItemToArray(attempts, a);
-		if (r == 0 && o.data && s->type != BKR_STRATEGY_MANUAL) {
+		if (r == 0 && (o.data || o.link) && s->type != BKR_STRATEGY_MANUAL) {
 			char hex[BKR_ID_HEX];
 			f->data = o.data;
-			f->len = o.len;
+			f->len = o.link ? strlen(o.link) : o.len;
+			f->link = o.link;
 			f->mode = o.mode;
+			f->recorded = o.recorded;
+			f->uid = o.uid;
+			f->gid = o.gid;
 			f->mtime_ns = o.mtime_ns;
 			o.data = NULL;
-			bkr_sha256(f->data, f->len, &f->sha);
+			o.link = NULL;
+			bkr_sha256(f->link ? (const void *)f->link : f->data, f->len, &f->sha);
+			bkr_rec_settle(rc, f);
 			bkr_id_to_hex(&f->sha, hex);
 			cJSON_AddStringToObject(e, "status", "recovered");
 			cJSON_AddStringToObject(e, "strategy", bkr_strategy_name(s->type));
 			cJSON_AddStringToObject(e, "sha256", hex);
 			cJSON_AddNumberToObject(e, "size", (double)f->len);
+			if (f->link)
+				cJSON_AddStringToObject(e, "symlink", f->link);
 			bkr_rec_outcome_clear(&o);
 			return 0;
 		}
@@ -220,7 +265,7 @@ static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 		bkr_rec_file *f = &files[i];
 		char *why = NULL;
 		int r;
-		if (!f->data) {
+		if (!bkr_rec_has_copy(f)) {
 			cJSON_AddBoolToObject(f->entry, "applied", false);
 			continue;
 		}
@@ -292,14 +337,15 @@ static int run(bkr_recover *rc, const bkr_damage *items, const bool *healthy, si
 		if ((err = recover_one(rc, opts, rep->run_id, f)) < 0)
 			goto done;
 		rep->sum.files++;
-		if (f->data) {
+		if (bkr_rec_has_copy(f)) {
 			rep->sum.recovered++;
 			sorted[nrec++] = f;
 		} else {
 			cJSON *st = cJSON_GetObjectItemCaseSensitive(f->entry, "status");
 			if (st && cJSON_IsString(st) && strcmp(st->valuestring, "manual") == 0)
-				rep->sum.manual++;
-			rep->sum.failed++;
+				rep->sum.manual++; /* needs a person: not also a failure */
+			else
+				rep->sum.failed++;
 		}
 	}
 	apply_all(rc, opts, rep, files, nf);
@@ -323,6 +369,7 @@ done:
 		free(files[i].d.path);
 		free(files[i].d.reason);
 		free(files[i].data);
+		free(files[i].link);
 	}
 	free(files);
 	free(sorted);
@@ -380,7 +427,14 @@ int bkr_recover_batch(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 	*out = NULL;
 	if ((err = bkr_recover_scan(rc, opts && opts->deep ? BKR_SCAN_DEEP : 0, &s)) < 0)
 		return err;
-	err = run(rc, s.items, NULL, s.n, opts, out);
+	if (s.n == 0) {
+		/* nothing damaged: a report, but no run to store */
+		bkr_recover_options quiet = opts ? *opts : (bkr_recover_options)BKR_RECOVER_OPTIONS_INIT;
+		quiet.no_store = true;
+		err = run(rc, NULL, NULL, 0, &quiet, out);
+	} else {
+		err = run(rc, s.items, NULL, s.n, opts, out);
+	}
 	bkr_scan_result_free(&s);
 	return err;
 }

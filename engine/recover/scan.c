@@ -126,7 +126,7 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 					 bf ? " (it is in the newest backup)" : "");
 		else if (bf)
 			err = set_damage(out, rel, BKR_DAMAGE_MISSING, prio,
-					 "missing (in backup %s, %llu bytes)", bi->backup_id,
+					 "missing (in backup %s, %llu bytes)", bf->backup_id,
 					 (unsigned long long)bf->size);
 		else
 			err = set_damage(out, rel, BKR_DAMAGE_MISSING, prio, "does not exist");
@@ -136,9 +136,11 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 		goto done;
 	if (!S_ISREG(st.st_mode))
 		goto done; /* symlinks, directories, devices: not ours to judge */
+	if (bf && bf->link)
+		bf = NULL; /* a regular file where the backup had a symlink: nothing to compare */
 	if (st.st_size == 0 && bf && bf->size > 0) {
 		err = set_damage(out, rel, BKR_DAMAGE_TRUNCATED, prio,
-				 "truncated to 0 bytes (the copy in backup %s has %llu bytes)", bi->backup_id,
+				 "truncated to 0 bytes (the copy in backup %s has %llu bytes)", bf->backup_id,
 				 (unsigned long long)bf->size);
 		goto done;
 	}
@@ -176,7 +178,7 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 			bkr_id_to_hex(&bf->content, b);
 			err = set_damage(out, rel, BKR_DAMAGE_SILENT, prio,
 					 "silent corruption: size and mtime match backup %s but SHA-256 %.12s differs from %.12s",
-					 bi->backup_id, a, b);
+					 bf->backup_id, a, b);
 			goto done;
 		}
 	}
@@ -321,6 +323,7 @@ int bkr_recover_scan(bkr_recover *rc, unsigned flags, bkr_scan_result *out)
 		bkr_damage dmg;
 		if (bi.items[i].seen || !bkr_rec_glob_any(rc->protected_patterns, rc->nprotected, bi.items[i].rel))
 			continue;
+		out->files_checked++;
 		if ((err = bkr_rec_check_one(rc, &bi, bi.items[i].rel, false, &dmg)) < 0)
 			goto done;
 		if (err == 1 && (err = add(&c, &dmg)) < 0)
@@ -337,6 +340,9 @@ int bkr_recover_scan(bkr_recover *rc, unsigned flags, bkr_scan_result *out)
 			continue;
 		if ((err = bkr_rec_check_one(rc, &bi, rc->required[i], false, &dmg)) < 0)
 			goto done;
+		/* a protected file that is there was counted by the walk */
+		if (err == 1 || !bkr_rec_glob_any(rc->protected_patterns, rc->nprotected, rc->required[i]))
+			out->files_checked++;
 		if (err == 1 && (err = add(&c, &dmg)) < 0)
 			goto done;
 		err = 0;
@@ -377,7 +383,7 @@ char *bkr_scan_result_to_json(const bkr_scan_result *r, bool pretty)
 		cJSON_AddNumberToObject(f, "priority", r->items[i].priority);
 		cJSON_AddItemToArray(files, f);
 	}
-	s = pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o);
+	s = bkr_rec_json_print(o, pretty);
 	cJSON_Delete(o);
 	return s;
 }

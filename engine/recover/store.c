@@ -27,6 +27,7 @@
 /* ---- in the repository ---------------------------------------------------- */
 
 typedef struct {
+	bkr_recover *rc;
 	bkr_writer *w;
 	bkr_content *content;
 	int64_t now;
@@ -40,13 +41,25 @@ static int put_file(store_ctx *c, const bkr_rec_file *f, bkr_entry *e, bkr_chunk
 	int err;
 
 	*refs = NULL;
+	e->uid = f->uid;
+	e->gid = f->gid;
+	if (f->link) {
+		e->type = BKR_FT_SYMLINK;
+		e->mode = S_IFLNK | 0777;
+		e->target = (const uint8_t *)f->link;
+		e->target_len = f->len;
+		e->mtime_ns = f->mtime_ns ? f->mtime_ns : c->now;
+		e->ctime_ns = c->now;
+		e->size = f->len;
+		e->nlink = 1;
+		c->files++;
+		return 0;
+	}
 	if ((err = bkr_content_write(c->content, f->data, f->len)) < 0 ||
 	    (err = bkr_content_finish(c->content, refs, &e->nchunks, &content, &size)) < 0)
 		return err;
 	e->type = BKR_FT_FILE;
 	e->mode = S_IFREG | (f->mode ? (f->mode & 07777) : 0644);
-	e->uid = getuid();
-	e->gid = getgid();
 	e->mtime_ns = f->mtime_ns ? f->mtime_ns : c->now;
 	e->ctime_ns = c->now;
 	e->size = size;
@@ -57,6 +70,30 @@ static int put_file(store_ctx *c, const bkr_rec_file *f, bkr_entry *e, bkr_chunk
 	c->files++;
 	c->bytes += size;
 	return 0;
+}
+
+/*
+ * A directory of the run carries the mode and owner of the workspace's
+ * directory (else the backup's copy of it), so the mount and a restore of
+ * the run protect what the source protected; unknown: 0700, ours.
+ */
+static void dir_entry_attrs(store_ctx *c, const char *path, size_t len, bkr_entry *e)
+{
+	char rel[PATH_MAX];
+	uint32_t mode = 0700, uid = getuid(), gid = getgid();
+
+	if (len < sizeof(rel)) {
+		memcpy(rel, path, len);
+		rel[len] = '\0';
+		if (bkr_rec_dir_attrs(c->rc, rel, false, &mode, &uid, &gid) < 0) {
+			mode = 0700;
+			uid = getuid();
+			gid = getgid();
+		}
+	}
+	e->mode = S_IFDIR | (mode & 07777);
+	e->uid = uid;
+	e->gid = gid;
 }
 
 /* Build the directory holding files[lo..hi) whose paths start with @p skip bytes of prefix. */
@@ -91,9 +128,7 @@ static int build_dir(store_ctx *c, bkr_rec_file **files, size_t lo, size_t hi, s
 				j++;
 			err = build_dir(c, files, i, j, skip + nl + 1, &e.subtree);
 			e.type = BKR_FT_DIR;
-			e.mode = S_IFDIR | 0755;
-			e.uid = getuid();
-			e.gid = getgid();
+			dir_entry_attrs(c, files[i]->d.path, skip + nl, &e);
 			e.mtime_ns = e.ctime_ns = c->now;
 			e.nlink = 2;
 			c->dirs++;
@@ -127,6 +162,7 @@ int bkr_rec_store_repo(bkr_recover *rc, const bkr_recover_report *rep, bkr_rec_f
 		err = bkr_error_set(BKR_EUNSUPPORTED, "repository is read-only for this version");
 		goto done;
 	}
+	c.rc = rc;
 	c.now = rep->time_ns;
 	if ((err = bkr_writer_new(&c.w, rc->repo)) < 0 || (err = bkr_content_new(&c.content, c.w, rc->repo)) < 0)
 		goto done;
@@ -172,8 +208,12 @@ done:
 
 /* ---- staged locally ------------------------------------------------------- */
 
-/* Commit @p data as @p rel under @p rootfd (missing directories created, none followed). */
-static int stage_file(int rootfd, const char *rel, const void *data, size_t len, mode_t mode, int64_t mtime_ns)
+/*
+ * Commit @p f (its content or symlink, mode and owner), or @p data with mode
+ * 0600 when @p f is NULL, as @p rel under @p rootfd (missing directories
+ * created, none followed).
+ */
+static int stage_file(int rootfd, const bkr_rec_file *f, const char *rel, const void *data, size_t len)
 {
 	int dir = -1, fd = -1, err = 0;
 	const char *base;
@@ -181,19 +221,28 @@ static int stage_file(int rootfd, const char *rel, const void *data, size_t len,
 
 	if ((err = bkr_rec_open_parent(rootfd, rel, true, &dir, &base, rel)) < 0)
 		return err;
+	if (f && f->link) {
+		if (symlinkat(f->link, dir, base) < 0)
+			err = bkr_error_set_errno(errno, "staging %s", rel);
+		goto done;
+	}
 	if ((err = bkr_io_tmpfile_at(dir, ".tmp-", tmp, sizeof(tmp), &fd)) < 0) {
 		bkr_error_prefix("staging %s", rel);
 		goto done;
 	}
-	if ((err = bkr_io_write_full(fd, data, len, rel)) < 0)
+	if ((err = bkr_io_write_full(fd, f ? f->data : data, f ? f->len : len, rel)) < 0)
 		goto fail;
-	if (fchmod(fd, mode) < 0) {
+	if (f && fchown(fd, f->uid, f->gid) < 0 && !(errno == EPERM && geteuid() != 0)) {
+		err = bkr_error_set_errno(errno, "staging %s: chown", rel);
+		goto fail;
+	}
+	if (fchmod(fd, f ? (mode_t)(f->mode & 07777) : 0600) < 0) {
 		err = bkr_error_set_errno(errno, "staging %s: chmod", rel);
 		goto fail;
 	}
-	if (mtime_ns > 0) {
+	if (f && f->mtime_ns > 0) {
 		struct timespec ts[2];
-		ts[0] = ts[1] = bkr_clock_timespec(mtime_ns);
+		ts[0] = ts[1] = bkr_clock_timespec(f->mtime_ns);
 		futimens(fd, ts);
 	}
 	err = bkr_io_commit_at(fd, dir, tmp, base, BKR_IO_NOREPLACE, rel);
@@ -231,10 +280,10 @@ int bkr_rec_store_staged(bkr_recover *rc, bkr_recover_report *rep, bkr_rec_file 
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++)
-		if ((err = stage_file(ffd, files[i]->d.path, files[i]->data, files[i]->len,
-				      files[i]->mode ? (mode_t)(files[i]->mode & 07777) : 0644, files[i]->mtime_ns)) < 0)
+		if ((err = stage_file(ffd, files[i], files[i]->d.path, NULL, 0)) < 0)
 			goto done;
-	err = bkr_io_publish(dir, "report.json", *json_io, strlen(*json_io), BKR_IO_NOREPLACE);
+	/* the report names files and hashes of files others may not read: owner only */
+	err = stage_file(dfd, NULL, "report.json", *json_io, strlen(*json_io));
 done:
 	if (dfd >= 0)
 		close(dfd);

@@ -76,6 +76,20 @@ done
 [ "$(readlink "$T/mnt/recovered/latest")" = "$run2" ] || fail "/recovered/latest did not move to the new run"
 pass "a new recovery run appears without remounting"
 
+# A run's directories carry the source's modes: a file under a 0700
+# directory stays under a 0700 directory in /recovered (issue 10, item 2).
+mkdir -p "$ws/secret" && chmod 700 "$ws/secret"
+printf '{"token": "t"}\n' >"$ws/secret/token.json" && chmod 600 "$ws/secret/token.json"
+expect_exit 0 "$BKR" create --type full
+rm "$ws/secret/token.json"
+expect_exit 0 "$BKR" batch --apply --json
+run3=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$T/out")
+for _ in $(seq 1 50); do [ -d "$T/mnt/recovered/$run3" ] && break; sleep 0.2; done
+[ "$(stat -c %a "$T/mnt/recovered/$run3/secret")" = 700 ] ||
+	fail "/recovered/$run3/secret has mode $(stat -c %a "$T/mnt/recovered/$run3/secret"), not the source's 700"
+[ "$(stat -c %a "$T/mnt/recovered/$run3/secret/token.json")" = 600 ] || fail "token.json mode in /recovered"
+pass "a run's directories carry the source's modes"
+
 # Everything in the mount is read-only.
 if touch "$T/mnt/recovered/$run/new" 2>"$T/err"; then fail "created a file in /recovered"; fi
 grep -q "Read-only file system" "$T/err" || fail "write in /recovered did not answer EROFS: $(cat "$T/err")"

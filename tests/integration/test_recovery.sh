@@ -149,4 +149,92 @@ PY
 for exe in "$BKR" "$BKRFS"; do
 	ldd "$exe" | grep -q libmongoc && fail "$exe links libmongoc"
 done
+
+# ---- issue 10 regressions (one workspace, two sources) ----------------------
+W2="$T/ws2"; R2="$T/repo2"; C2="$T/bkr2.json"
+bad=$(printf 'caf\xe9')   # a name that is not UTF-8
+mkdir -p "$W2/conversations" "$W2/config" "$W2/private"
+echo '{"a":1}' > "$W2/conversations/a.json"
+echo '{"b":2}' > "$W2/conversations/b.json"
+echo '{"c":3}' > "$W2/conversations/$bad.json"
+echo '{"mode":"prod"}' > "$W2/config/settings.json"
+ln -s settings.json "$W2/config/current.json"
+echo '{"key":"s3cr3t"}' > "$W2/private/key.json"
+chmod 0640 "$W2/private/key.json"; chmod 0750 "$W2/private"
+if [ "$(id -u)" = 0 ]; then chown -R 4321:4322 "$W2/private"; fi
+cat > "$C2" <<JSON
+{"repository": "$R2", "workspace_root": "$W2",
+ "required_files": ["conversations/manual.json"],
+ "sources": [{"name": "conversations", "paths": ["conversations"]},
+             {"name": "config", "paths": ["config"]},
+             {"name": "private", "paths": ["private"]}],
+ "recovery": {"staging_dir": "$T/staged2",
+   "rules": [{"pattern": "conversations/manual.json",
+              "strategies": [{"type": "manual", "command": ["$T/bin/alert.sh", "$T/alerts2.log"]}]}]}}
+JSON
+"$BKR" init -r "$R2" >/dev/null
+"$BKR" create -c "$C2" >/dev/null
+"$BKR" create -c "$C2" --source conversations >/dev/null
+runs() { "$BKR" recovered -c "$C2" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+# (14) a clean batch stores no run
+echo '{}' > "$W2/conversations/manual.json"
+"$BKR" batch -c "$C2" --apply >/dev/null || fail "clean batch failed"
+[ "$(runs)" = 0 ] || fail "a clean batch stored a run"
+rm "$W2/conversations/manual.json"
+# the damage: a file of a source the newest backup does not hold (13), a
+# symlink (14), a name that is not UTF-8 (14), a file under a 0750 directory (2, 3)
+rm "$W2/config/settings.json" "$W2/config/current.json" "$W2/conversations/a.json"
+echo '{' > "$W2/conversations/$bad.json"
+rm -r "$W2/private"
+st=0; "$BKR" scan -c "$C2" > "$T/scan2.out" 2> "$T/scan2.err" || st=$?
+[ "$st" = 1 ] || fail "scan2 exit $st"
+grep -q "config/settings.json" "$T/scan2.out" || fail "a deleted file of a source missing from the newest backup is not reported: $(cat "$T/scan2.out")"
+grep -q "config/current.json" "$T/scan2.out" || fail "a deleted symlink is not reported: $(cat "$T/scan2.out")"
+# (20) counts: b.json and café.json walked; a.json, settings, current, key.json missing; manual.json required
+grep -q "^6 damaged files among 7 checked" "$T/scan2.err" || fail "scan counts: $(cat "$T/scan2.err")"
+"$BKR" scan -c "$C2" --json > "$T/scan2.json" || true
+python3 - "$T/scan2.json" <<'PY' || fail "scan --json with a non-UTF-8 name"
+import json, sys
+r = json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))
+f = [x for x in r["files"] if "path_hex" in x]
+assert len(f) == 1 and bytes.fromhex(f[0]["path_hex"]) == b"conversations/caf\xe9.json", f
+assert f[0]["path"] == "conversations/caf\ufffd.json", f
+PY
+# (14) a dry run sends no alert
+"$BKR" batch -c "$C2" --json > "$T/dry2.json" || true
+[ ! -e "$T/alerts2.log" ] || fail "a dry run ran the alert command"
+st=0; "$BKR" batch -c "$C2" --apply > "$T/batch2.out" || st=$?
+[ "$st" = 6 ] || fail "batch2 exit $st (a file needs a person)"
+# (14) a manual file is counted once
+grep -q "1 need a person, 0 failed" "$T/batch2.out" || fail "manual counted twice: $(cat "$T/batch2.out")"
+[ -s "$T/alerts2.log" ] || fail "--apply sent no alert"
+cmp "$W2/config/settings.json" <(echo '{"mode":"prod"}') || fail "config/settings.json not recovered"
+[ "$(readlink "$W2/config/current.json")" = settings.json ] || fail "the symlink was not recovered"
+cmp "$W2/conversations/$bad.json" <(echo '{"c":3}') || fail "the non-UTF-8 name was not recovered"
+# (2, 3) modes and owners: the file and the directory made for it
+[ "$(stat -c %a "$W2/private")" = 750 ] || fail "recreated directory mode $(stat -c %a "$W2/private")"
+[ "$(stat -c %a "$W2/private/key.json")" = 640 ] || fail "recovered file mode $(stat -c %a "$W2/private/key.json")"
+if [ "$(id -u)" = 0 ]; then
+	[ "$(stat -c %u:%g "$W2/private")" = 4321:4322 ] || fail "recreated directory owner $(stat -c %u:%g "$W2/private")"
+	[ "$(stat -c %u:%g "$W2/private/key.json")" = 4321:4322 ] || fail "recovered file owner $(stat -c %u:%g "$W2/private/key.json")"
+fi
+# (14) every --json is valid UTF-8 and keeps the exact bytes
+"$BKR" recovered -c "$C2" latest > "$T/rep2.json"
+"$BKR" recovered -c "$C2" --json > "$T/runs2.json"
+python3 - "$T/rep2.json" "$T/runs2.json" <<'PY' || fail "report JSON with a non-UTF-8 name"
+import json, sys
+r = json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))
+json.loads(open(sys.argv[2], "rb").read().decode("utf-8"))
+f = [x for x in r["files"] if "path_hex" in x]
+assert len(f) == 1 and bytes.fromhex(f[0]["path_hex"]) == b"conversations/caf\xe9.json", f
+assert r["summary"]["manual"] == 1 and r["summary"]["failed"] == 0, r["summary"]
+PY
+# (2) the report is for the repository's owner only
+if [ "$(id -u)" = 0 ]; then
+	chmod 755 "$T"
+	st=0; setpriv --reuid=4321 --regid=4322 --clear-groups "$BKR" recovered -r "$R2" latest > "$T/other.out" 2>&1 || st=$?
+	[ "$st" != 0 ] && ! grep -q s3cr3t "$T/other.out" && ! grep -q key.json "$T/other.out" ||
+		fail "another user read the run's report: $(head -c 300 "$T/other.out")"
+	chmod 700 "$T"
+fi
 echo "recovery integration: ok"

@@ -68,6 +68,7 @@ int bkr_io_tmpfile_at(int dirfd, const char *prefix, char *name, size_t cap, int
  * fsync @p fd, close it, rename @p tmp to @p final inside @p dirfd (flags:
  * BKR_IO_REPLACE replaces, else BKR_EEXISTS when @p final exists), fsync
  * @p dirfd.  On failure the temporary is unlinked and @p fd is closed.
+ * @p fd may be -1 for an object with no data to fsync (a symlink).
  * @p what names the file in messages.
  */
 int bkr_io_commit_at(int fd, int dirfd, const char *tmp, const char *final, unsigned flags, const char *what);

@@ -182,8 +182,8 @@ typedef struct {
 	size_t files;            /**< damaged files handled */
 	size_t recovered;        /**< a strategy produced a valid file */
 	size_t applied;          /**< written into the workspace */
-	size_t manual;           /**< recorded as needing a person */
-	size_t failed;           /**< nothing worked (manual included) or apply refused */
+	size_t manual;           /**< recorded as needing a person (not counted in failed) */
+	size_t failed;           /**< nothing worked and no person was asked, or apply refused */
 	bool stored;             /**< stored in the repository */
 	const char *staged_dir;  /**< non-NULL when staged locally instead (borrowed) */
 	const char *store_error; /**< why the repository could not be written, or NULL */
@@ -206,7 +206,7 @@ int bkr_recover_items(bkr_recover *rc, const bkr_damage *items, size_t n,
 int bkr_recover_file(bkr_recover *rc, const char *path, const bkr_recover_options *opts,
 		     bkr_recover_report **out);
 
-/** Scan then recover everything found (`bkr batch`). */
+/** Scan then recover everything found (`bkr batch`); a clean scan stores no run. */
 int bkr_recover_batch(bkr_recover *rc, const bkr_recover_options *opts, bkr_recover_report **out);
 
 const bkr_recover_summary *bkr_recover_report_summary(const bkr_recover_report *rep);

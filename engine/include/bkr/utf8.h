@@ -1,0 +1,22 @@
+/** @file
+ * UTF-8 checks for text that leaves the engine as JSON: file names are
+ * bytes, JSON is UTF-8, so a name that is not UTF-8 is written with U+FFFD
+ * for each bad byte beside a "<key>_hex" member carrying the exact bytes
+ * (bkr(1), "JSON output").
+ */
+#ifndef BKR_UTF8_H
+#define BKR_UTF8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/** Length of the valid UTF-8 sequence at @p s (1..4; @p len > 0), or 0 when invalid. */
+size_t bkr_utf8_seq(const char *s, size_t len);
+
+/** true when @p s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
+bool bkr_utf8_valid(const char *s, size_t len);
+
+/** A malloc'd copy of @p s with every byte that is not UTF-8 replaced by U+FFFD; NULL on OOM. */
+char *bkr_utf8_clean(const char *s);
+
+#endif
