@@ -26,6 +26,7 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, char **why)
 {
 	uint8_t *cur = NULL;
 	size_t clen = 0;
+	bool mapped = false;
 	char *vwhy = NULL;
 	bkr_id h;
 	int v, err;
@@ -39,7 +40,7 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, char **why)
 	default:
 		break;
 	}
-	if ((err = bkr_rec_read_ws(rc, f->d.path, &cur, &clen)) < 0)
+	if ((err = bkr_rec_read_ws(rc, f->d.path, &cur, &clen, &mapped)) < 0)
 		return err;
 	bkr_sha256(cur, clen, &h);
 	if (f->d.kind == BKR_DAMAGE_INVALID) {
@@ -48,7 +49,7 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, char **why)
 	} else {
 		v = 0; /* silent corruption: validators cannot see it */
 	}
-	free(cur);
+	bkr_rec_data_free(cur, clen, mapped);
 	if (v < 0)
 		return v;
 	if (bkr_id_cmp(&h, &f->sha) == 0) {

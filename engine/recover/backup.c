@@ -4,8 +4,11 @@
  * manifest's sources), an index of the newest backup's files, and reading a
  * file's verified content out of a backup.
  */
+#include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,20 +254,60 @@ done:
 	return err;
 }
 
+/* Where a backup copy is read to: memory, or a scratch file when it is large. */
 typedef struct {
 	uint8_t *buf;
-	size_t len, cap;
+	size_t cap;
+	int fd;
+	bool mapped;
 } membuf;
 
 static int collect(void *ctx, uint64_t offset, const uint8_t *data, size_t len)
 {
 	membuf *m = ctx;
 
-	if (offset != m->len || m->len + len > m->cap)
+	if (offset > m->cap || len > m->cap - offset)
 		return bkr_error_set(BKR_ECORRUPT, "unexpected data layout while reading a backup copy");
-	memcpy(m->buf + m->len, data, len);
-	m->len += len;
+	if (m->fd < 0) {
+		memcpy(m->buf + offset, data, len); /* holes stay zero */
+		return 0;
+	}
+	while (len > 0) {
+		ssize_t n = pwrite(m->fd, data, len, (off_t)offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return bkr_error_set_errno(errno, "writing a scratch copy");
+		data += n;
+		offset += (uint64_t)n;
+		len -= (size_t)n;
+	}
 	return 0;
+}
+
+/* Read the file entry (@p leaf, @p li) of size @p size into @p mb; the content hash is checked. */
+static int read_copy(bkr_recover *rc, const bkr_tree *leaf, uint32_t li, uint64_t size, const char *what,
+		     membuf *mb)
+{
+	int err;
+
+	mb->fd = -1;
+	if (size > SIZE_MAX - 1)
+		return bkr_error_set(BKR_EINVAL, "%s: too large for this machine", what);
+	mb->cap = (size_t)size;
+	if (size > BKR_REC_MAP_MIN) {
+		if ((err = bkr_rec_scratch_file(rc, size, &mb->fd)) < 0)
+			return err;
+	} else if (!(mb->buf = calloc(1, size ? (size_t)size : 1))) {
+		return bkr_error_oom();
+	}
+	err = bkr_walk_read_file(rc->repo, leaf, li, what, collect, mb);
+	if (err == 0 && mb->fd >= 0 && (err = bkr_rec_map(mb->fd, mb->cap, what, &mb->buf)) == 0)
+		mb->mapped = true;
+	if (mb->fd >= 0)
+		close(mb->fd);
+	mb->fd = -1;
+	return err;
 }
 
 int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
@@ -291,7 +334,7 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 		bkr_dir *holder = NULL;
 		const bkr_tree *leaf = NULL;
 		uint32_t li = 0;
-		membuf mb = { 0 };
+		membuf mb = { NULL, 0, -1, false };
 		int r;
 
 		if (j->s->max_age_s && m->time_ns < now - j->s->max_age_s * 1000000000LL)
@@ -329,27 +372,24 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 			goto done;
 		} else if (e.type != BKR_FT_FILE || !leaf) {
 			why = strdup("not a regular file in this backup");
-		} else if (e.size > BKR_REC_MAX_FILE) {
-			why = strdup("too large to recover in memory");
-		} else if (!(mb.buf = malloc(e.size ? (size_t)e.size : 1))) {
-			bkr_dir_free(holder);
-			err = bkr_error_oom();
-			goto done;
 		} else {
-			mb.cap = (size_t)e.size;
 			snprintf(what, sizeof(what), "%s:%s", m->backup_id, bpath);
-			r = bkr_walk_read_file(rc->repo, leaf, li, what, collect, &mb);
+			r = read_copy(rc, leaf, li, e.size, what, &mb);
+			if (r == BKR_ENOMEM) {
+				bkr_dir_free(holder);
+				err = r;
+				goto done;
+			}
 			if (r < 0) {
 				why = strdup(bkr_error_message());
-			} else if (mb.len != e.size) {
-				why = strdup("short read from backup");
 			} else {
-				r = bkr_rec_validate(rc, j->rel, mb.buf, mb.len, j->nonempty, &why);
+				r = bkr_rec_validate(rc, j->rel, mb.buf, mb.cap, j->nonempty, &why);
 				if (r < 0) {
 					why = strdup(bkr_error_message());
 				} else if (r == 1) {
 					o->data = mb.buf;
-					o->len = mb.len;
+					o->len = mb.cap;
+					o->mapped = mb.mapped;
 					mb.buf = NULL;
 					o->mode = e.mode & 07777;
 					o->recorded = true;
@@ -369,7 +409,7 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 				}
 			}
 		}
-		free(mb.buf);
+		bkr_rec_data_free(mb.buf, mb.cap, mb.mapped);
 		bkr_dir_free(holder);
 		{
 			cJSON *rj = cJSON_CreateObject();

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -186,7 +187,48 @@ done:
 	return err;
 }
 
-int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size_t *len)
+void bkr_rec_data_free(uint8_t *data, size_t len, bool mapped)
+{
+	if (mapped && data)
+		munmap(data, len ? len : 1);
+	else
+		free(data);
+}
+
+int bkr_rec_map(int fd, size_t len, const char *what, uint8_t **out)
+{
+	void *p = mmap(NULL, len ? len : 1, PROT_READ, MAP_PRIVATE, fd, 0);
+
+	*out = NULL;
+	if (p == MAP_FAILED)
+		return bkr_error_set_errno(errno, "%s: mapping %zu bytes", what, len);
+	*out = p;
+	return 0;
+}
+
+int bkr_rec_scratch_file(bkr_recover *rc, uint64_t len, int *fd)
+{
+	const char *dir;
+	char path[PATH_MAX];
+	int err;
+
+	*fd = -1;
+	if ((err = bkr_rec_scratch(rc, &dir)) < 0)
+		return err;
+	snprintf(path, sizeof(path), "%s/copy-XXXXXX", dir);
+	if ((*fd = mkostemp(path, O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "creating a scratch file in %s", dir);
+	unlink(path);
+	if (ftruncate(*fd, (off_t)len) < 0) {
+		err = bkr_error_set_errno(errno, "scratch file of %llu bytes in %s", (unsigned long long)len, dir);
+		close(*fd);
+		*fd = -1;
+		return err;
+	}
+	return 0;
+}
+
+int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size_t *len, bool *mapped)
 {
 	int root = -1, dir = -1, fd = -1, err = 0;
 	const char *base;
@@ -196,6 +238,7 @@ int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size
 
 	*data = NULL;
 	*len = 0;
+	*mapped = false;
 	if ((root = open(rc->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		err = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
 		goto done;
@@ -217,8 +260,12 @@ int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size
 		err = bkr_error_set(BKR_EINVAL, "%s: not a regular file", rel);
 		goto done;
 	}
-	if ((uint64_t)st.st_size > BKR_REC_MAX_FILE) {
-		err = bkr_error_set(BKR_EINVAL, "%s: larger than %u bytes", rel, BKR_REC_MAX_FILE);
+	if ((uint64_t)st.st_size > BKR_REC_MAP_MIN && (uint64_t)st.st_size <= SIZE_MAX) {
+		/* too large to read into memory: mapped (a file that shrinks meanwhile faults: read it once) */
+		if ((err = bkr_rec_map(fd, (size_t)st.st_size, rel, data)) == 0) {
+			*len = (size_t)st.st_size;
+			*mapped = true;
+		}
 		goto done;
 	}
 	if (!(buf = malloc((size_t)st.st_size + 1))) {

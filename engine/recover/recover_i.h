@@ -17,8 +17,10 @@
 #include "bkr/hash.h"
 #include "bkr/recover.h"
 
-/** Largest file the engine holds in memory while recovering it. */
+/** Largest file a strategy that holds its copy in memory (git, mongodb) recovers. */
 #define BKR_REC_MAX_FILE (512u << 20)
+/** Copies larger than this are kept in an unlinked scratch file and mapped, not in memory. */
+#define BKR_REC_MAP_MIN (16u << 20)
 /** Most captures one pattern may have. */
 #define BKR_REC_MAX_CAPTURES 8
 /** Default command timeout (regenerate, validators, alert), ms. */
@@ -139,8 +141,17 @@ bool bkr_rec_rel_ok(const char *rel);
  */
 int bkr_rec_open_parent(int rootfd, const char *rel, bool create, int *dirfd, const char **base,
 			const char *what);
-/** Read a workspace file without following symlinks; BKR_ENOTFOUND when absent. */
-int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size_t *len);
+/**
+ * Read a workspace file without following symlinks; BKR_ENOTFOUND when
+ * absent.  A large file is mapped (*mapped): release with bkr_rec_data_free.
+ */
+int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size_t *len, bool *mapped);
+/** Open an unlinked scratch file for a copy of @p len bytes (holes read as zeros). */
+int bkr_rec_scratch_file(bkr_recover *rc, uint64_t len, int *fd);
+/** Map the first @p len bytes of @p fd read-only (a copy too large for memory). */
+int bkr_rec_map(int fd, size_t len, const char *what, uint8_t **out);
+/** free() or munmap() a copy. */
+void bkr_rec_data_free(uint8_t *data, size_t len, bool mapped);
 /** lstat of a workspace path without following symlinks; BKR_ENOTFOUND when absent. */
 int bkr_rec_lstat_ws(const bkr_recover *rc, const char *rel, struct stat *st);
 /** Private scratch directory of the engine (created on first use). */
@@ -204,6 +215,7 @@ typedef struct {
 typedef struct {
 	uint8_t *data;       /**< valid content (malloc'd) on success */
 	size_t len;
+	bool mapped;         /**< data is mapped from a scratch file (bkr_rec_data_free) */
 	char *link;          /**< or: a symlink's target (malloc'd) on success */
 	uint32_t mode;       /**< permission bits of the source copy, 0 = unknown */
 	bool recorded;       /**< mode, uid and gid are the file's recorded ones (a backup's copy) */
@@ -231,6 +243,7 @@ typedef struct {
 	bool healthy;       /**< recover --file on a healthy file: never applied */
 	uint8_t *data;      /**< recovered content or NULL */
 	size_t len;
+	bool mapped;        /**< data is mapped (bkr_rec_data_free) */
 	char *link;         /**< or: the recovered symlink's target */
 	uint32_t mode;      /**< permission bits, owner and group it gets (bkr_rec_settle) */
 	uint32_t uid, gid;

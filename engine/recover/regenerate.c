@@ -6,9 +6,12 @@
  * engine's private scratch directory; the workspace is never written here).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +19,34 @@
 #include "bkr/hash.h"
 #include "bkr/io.h"
 #include "recover_i.h"
+
+/* The command's output: read, or mapped when large (the file is unlinked after, the mapping stays). */
+static int load_output(const char *path, uint8_t **data, size_t *len, bool *mapped)
+{
+	struct stat st;
+	int fd, err;
+
+	*data = NULL;
+	*len = 0;
+	*mapped = false;
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "%s", path);
+	if (fstat(fd, &st) < 0) {
+		err = bkr_error_set_errno(errno, "%s", path);
+	} else if (!S_ISREG(st.st_mode)) {
+		err = bkr_error_set(BKR_EINVAL, "%s: not a regular file", path);
+	} else if ((uint64_t)st.st_size <= BKR_REC_MAP_MIN) {
+		close(fd);
+		return bkr_io_read_file(path, BKR_REC_MAP_MIN, data, len);
+	} else if ((uint64_t)st.st_size > SIZE_MAX) {
+		err = bkr_error_set(BKR_EINVAL, "%s: too large for this machine", path);
+	} else if ((err = bkr_rec_map(fd, (size_t)st.st_size, path, data)) == 0) {
+		*len = (size_t)st.st_size;
+		*mapped = true;
+	}
+	close(fd);
+	return err;
+}
 
 int bkr_rec_try_regenerate(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
@@ -25,6 +56,7 @@ int bkr_rec_try_regenerate(const bkr_rec_job *j, bkr_rec_outcome *o)
 	uint8_t rnd[8], *data = NULL;
 	char hex[17];
 	size_t len = 0;
+	bool mapped = false;
 	bkr_rec_proc p = { 0 };
 	cJSON *cmd = NULL;
 	int err = 0, r;
@@ -61,7 +93,7 @@ int bkr_rec_try_regenerate(const bkr_rec_job *j, bkr_rec_outcome *o)
 		free(d);
 		goto done;
 	}
-	r = bkr_io_read_file(output, BKR_REC_MAX_FILE, &data, &len);
+	r = load_output(output, &data, &len, &mapped);
 	if (r == BKR_ENOTFOUND) {
 		err = bkr_rec_fail(o, BKR_ERROR, "%s exited with status 0 but wrote nothing to {output}", argv[0]);
 		goto done;
@@ -81,13 +113,14 @@ int bkr_rec_try_regenerate(const bkr_rec_job *j, bkr_rec_outcome *o)
 	}
 	o->data = data;
 	o->len = len;
+	o->mapped = mapped;
 	data = NULL;
 	err = 0;
 done:
 	if (err == BKR_ENOMEM && !o->error)
 		bkr_rec_fail(o, err, "out of memory");
 	free(why);
-	free(data);
+	bkr_rec_data_free(data, len, mapped);
 	bkr_rec_proc_free(&p);
 	cJSON_Delete(cmd);
 	if (argv)

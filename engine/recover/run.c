@@ -20,7 +20,7 @@
 
 void bkr_rec_outcome_clear(bkr_rec_outcome *o)
 {
-	free(o->data);
+	bkr_rec_data_free(o->data, o->len, o->mapped);
 	free(o->link);
 	cJSON_Delete(o->source);
 	free(o->error);
@@ -176,6 +176,7 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 		if (r == 0 && (o.data || o.link) && s->type != BKR_STRATEGY_MANUAL) {
 			char hex[BKR_ID_HEX];
 			f->data = o.data;
+			f->mapped = o.mapped;
 			f->len = o.link ? strlen(o.link) : o.len;
 			f->link = o.link;
 			f->mode = o.mode;
@@ -368,7 +369,7 @@ done:
 	for (size_t i = 0; i < nf; i++) {
 		free(files[i].d.path);
 		free(files[i].d.reason);
-		free(files[i].data);
+		bkr_rec_data_free(files[i].data, files[i].len, files[i].mapped);
 		free(files[i].link);
 	}
 	free(files);

@@ -147,11 +147,12 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 	if (bkr_rec_has_validator(rc, rel)) {
 		uint8_t *data = NULL;
 		size_t len = 0;
+		bool mapped = false;
 		char *why = NULL;
-		if ((err = bkr_rec_read_ws(rc, rel, &data, &len)) < 0)
+		if ((err = bkr_rec_read_ws(rc, rel, &data, &len, &mapped)) < 0)
 			goto done;
 		err = bkr_rec_validate(rc, rel, data, len, false, &why);
-		free(data);
+		bkr_rec_data_free(data, len, mapped);
 		if (err == 0)
 			err = set_damage(out, rel, BKR_DAMAGE_INVALID, prio, "%s", why);
 		free(why);

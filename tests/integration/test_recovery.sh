@@ -162,6 +162,11 @@ ln -s settings.json "$W2/config/current.json"
 echo '{"key":"s3cr3t"}' > "$W2/private/key.json"
 chmod 0640 "$W2/private/key.json"; chmod 0750 "$W2/private"
 if [ "$(id -u)" = 0 ]; then chown -R 4321:4322 "$W2/private"; fi
+# a file over 512 MiB (sparse: data at both ends)
+truncate -s 600M "$W2/config/big.bin"
+printf 'head' | dd of="$W2/config/big.bin" conv=notrunc status=none
+printf 'tail' | dd of="$W2/config/big.bin" bs=1 seek=$((600 * 1024 * 1024 - 4)) conv=notrunc status=none
+sha_big=$(sha256sum < "$W2/config/big.bin")
 cat > "$C2" <<JSON
 {"repository": "$R2", "workspace_root": "$W2",
  "required_files": ["conversations/manual.json"],
@@ -183,15 +188,16 @@ echo '{}' > "$W2/conversations/manual.json"
 rm "$W2/conversations/manual.json"
 # the damage: a file of a source the newest backup does not hold (13), a
 # symlink (14), a name that is not UTF-8 (14), a file under a 0750 directory (2, 3)
-rm "$W2/config/settings.json" "$W2/config/current.json" "$W2/conversations/a.json"
+rm "$W2/config/settings.json" "$W2/config/current.json" "$W2/conversations/a.json" "$W2/config/big.bin"
 echo '{' > "$W2/conversations/$bad.json"
 rm -r "$W2/private"
 st=0; "$BKR" scan -c "$C2" > "$T/scan2.out" 2> "$T/scan2.err" || st=$?
 [ "$st" = 1 ] || fail "scan2 exit $st"
 grep -q "config/settings.json" "$T/scan2.out" || fail "a deleted file of a source missing from the newest backup is not reported: $(cat "$T/scan2.out")"
 grep -q "config/current.json" "$T/scan2.out" || fail "a deleted symlink is not reported: $(cat "$T/scan2.out")"
-# (20) counts: b.json and café.json walked; a.json, settings, current, key.json missing; manual.json required
-grep -q "^6 damaged files among 7 checked" "$T/scan2.err" || fail "scan counts: $(cat "$T/scan2.err")"
+# (20) counts: b.json and café.json walked; a.json, settings, current, big.bin, key.json missing;
+# manual.json required
+grep -q "^7 damaged files among 8 checked" "$T/scan2.err" || fail "scan counts: $(cat "$T/scan2.err")"
 "$BKR" scan -c "$C2" --json > "$T/scan2.json" || true
 python3 - "$T/scan2.json" <<'PY' || fail "scan --json with a non-UTF-8 name"
 import json, sys
@@ -210,6 +216,8 @@ grep -q "1 need a person, 0 failed" "$T/batch2.out" || fail "manual counted twic
 [ -s "$T/alerts2.log" ] || fail "--apply sent no alert"
 cmp "$W2/config/settings.json" <(echo '{"mode":"prod"}') || fail "config/settings.json not recovered"
 [ "$(readlink "$W2/config/current.json")" = settings.json ] || fail "the symlink was not recovered"
+# (14) a file over 512 MiB is recovered (streamed, not held in memory)
+[ "$(sha256sum < "$W2/config/big.bin")" = "$sha_big" ] || fail "config/big.bin (600 MiB) not recovered"
 cmp "$W2/conversations/$bad.json" <(echo '{"c":3}') || fail "the non-UTF-8 name was not recovered"
 # (2, 3) modes and owners: the file and the directory made for it
 [ "$(stat -c %a "$W2/private")" = 750 ] || fail "recreated directory mode $(stat -c %a "$W2/private")"
