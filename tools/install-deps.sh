@@ -9,7 +9,8 @@ pkgs=(meson ninja-build pkg-config gcc libc6-dev
 want_node=0
 for a in "$@"; do
 	case "$a" in
-	--tests) pkgs+=(libcmocka-dev valgrind attr acl python3 xxd); want_node=1 ;;
+	# clang and libclang-rt (libFuzzer) build the fuzz targets (tests/fuzz/run.sh)
+	--tests) pkgs+=(libcmocka-dev valgrind attr acl python3 xxd clang libclang-rt-14-dev); want_node=1 ;;
 	--bench) pkgs+=(restic borgbackup fio time) ;;
 	esac
 done

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what the tests need, build, and run every test: plainly, then under
-# ASan+UBSan, then the engine's unit tests under valgrind.  `.ci/run` runs this.
+# ASan+UBSan, then the engine's unit tests under valgrind, then each libFuzzer
+# target for a bounded time (tests/fuzz/run.sh).  `.ci/run` runs this.
 #
-# Environment: BKR_TEST_QUICK=1 skips the sanitizer and valgrind passes.
+# Environment: BKR_TEST_QUICK=1 skips the sanitizer, valgrind and fuzzing passes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -51,6 +52,9 @@ if [ "${BKR_TEST_QUICK:-0}" != 1 ]; then
 	BKR_TEST_BIG=0 mtest -C build-test --suite unit --print-errorlogs --num-processes "$jobs" \
 		--wrap='valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --quiet' \
 		--timeout-multiplier 8 || status=1
+
+	echo "=== libFuzzer: every decoder of repository data and the configuration, from tests/fuzz/corpus"
+	tests/fuzz/run.sh build-fuzz || status=1
 fi
 
 echo "$passed passed, $failed failed"
