@@ -5,7 +5,8 @@
  * hash and chunk jobs for the pool.  A file whose size, mtime or ctime
  * changed during the read is read again, at most BKR_BK_RETRIES times; then
  * a file that only grew (a live log) keeps the prefix the last read saw,
- * with a warning, and any other is skipped with a warning.
+ * any other keeps its copy in the parent backup, or is skipped without
+ * one; each with a warning.
  */
 #include "backup_i.h"
 
@@ -18,6 +19,7 @@
 
 #include "bkr/clock.h"
 #include "bkr/error.h"
+#include "bkr/walk.h"
 
 enum { READ_OK = 0, READ_CHANGED = 1, READ_FAILED = 2 };
 
@@ -229,6 +231,56 @@ static bool only_grew(const struct stat *before, const struct stat *after)
 	       after->st_size > before->st_size;
 }
 
+/*
+ * A file that never settled: take its copy from the parent backup, when the
+ * parent has one (looked up only now, so a run without such files pays
+ * nothing).  Stat fields that describe the content come with it.
+ */
+static bool keep_parent_copy(bctx *c, node *n)
+{
+	const node *root = n;
+	const bkr_id *tree = NULL;
+	bkr_dir *h = NULL;
+	const bkr_tree *leaf;
+	uint32_t li;
+	bkr_entry pe;
+	char *path;
+	bool ok = false;
+
+	while (root->parent)
+		root = root->parent;
+	for (size_t i = 0; c->parent && i < c->o->nsources && !tree; i++) {
+		const bkr_source_spec *s = &c->o->sources[i];
+		if (strlen(s->name) == root->name_len && !memcmp(s->name, root->name, root->name_len))
+			tree = bkr_bk_parent_tree(c, s);
+	}
+	if (!tree || !(path = bkr_bk_node_path(n)))
+		return false;
+	if (bkr_walk_resolve(c->repo, tree, path + root->name_len, &pe, &h, &leaf, &li) == 0 &&
+	    pe.type == BKR_FT_FILE && bkr_tree_chunks(leaf, li, &n->chunks, &n->nchunks) == 0 &&
+	    bkr_tree_holes(leaf, li, &n->holes, &n->nholes) == 0) {
+		n->content = pe.content;
+		n->size = pe.size;
+		n->blocks = pe.blocks;
+		n->mtime_ns = pe.mtime_ns;
+		n->ctime_ns = pe.ctime_ns;
+		pthread_mutex_lock(&c->mu);
+		c->st.reused_blobs += n->nchunks;
+		for (size_t i = 0; i < n->nchunks; i++)
+			c->st.reused_bytes += n->chunks[i].length;
+		pthread_mutex_unlock(&c->mu);
+		ok = true;
+	} else {
+		free(n->chunks);
+		n->chunks = NULL;
+		n->nchunks = 0;
+	}
+	bkr_error_clear();
+	bkr_dir_free(h);
+	free(path);
+	return ok;
+}
+
 void bkr_bk_read_file(worker *wk, node *n, int fd)
 {
 	bctx *c = wk->c;
@@ -293,6 +345,9 @@ void bkr_bk_read_file(worker *wk, node *n, int fd)
 	} else if (r == READ_FAILED) {
 		n->skip = true;
 		bkr_bk_warn(c, n, "unreadable, skipped (%s)", why);
+	} else if (r == READ_CHANGED && keep_parent_copy(c, n)) {
+		bkr_bk_warn(c, n, "changed while being read %d times: kept the copy of backup %s",
+			    BKR_BK_RETRIES + 1, c->parent->backup_id);
 	} else if (r == READ_CHANGED) {
 		n->skip = true;
 		bkr_bk_warn(c, n, "changed while being read %d times, skipped", BKR_BK_RETRIES + 1);

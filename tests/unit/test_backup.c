@@ -414,6 +414,74 @@ static void test_live_log(void **state)
 	bkr_manifest_free(m);
 }
 
+/* ---- a file rewritten in place during the whole backup ----------------- */
+
+static void *rewrite_loop(void *arg)
+{
+	appender *a = arg;
+	int fd = open(a->path, O_WRONLY);
+	char block[100];
+	unsigned k = 0;
+
+	while (fd >= 0 && !atomic_load(&a->stop)) {
+		memset(block, 'A' + (int)(k++ % 26), sizeof(block));
+		if (pwrite(fd, block, sizeof(block), 0) != (ssize_t)sizeof(block))
+			break;
+		usleep(100);
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/*
+ * A file that keeps changing (not only growing) through every re-read keeps
+ * its copy in the parent backup, with a warning naming the parent; never
+ * nothing (issue 10 item 10).
+ */
+static void test_changing_keeps_parent_copy(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m1 = NULL, *m2 = NULL;
+	char path[512];
+	size_t size = 32u << 20;
+	char *data = malloc(size);
+	appender a = { .path = path };
+	pthread_t tid;
+
+	assert_non_null(data);
+	for (size_t i = 0; i < size; i++)
+		data[i] = (char)('a' + (i * 7919) % 26);
+	snprintf(path, sizeof(path), "%s/busy.db", f->src);
+	write_file(f->src, "busy.db", data, size);
+	free(data);
+	assert_int_equal(run(f, BKR_BACKUP_FULL, NULL, 0, &m1), 0);
+
+	bkr_entry e1, e2;
+	bkr_dir *h1 = NULL, *h2 = NULL;
+	assert_int_equal(bkr_walk_resolve(f->r, &m1->tree, "ws/busy.db", &e1, &h1, NULL, NULL), 0);
+	atomic_init(&a.stop, false);
+	assert_int_equal(pthread_create(&tid, NULL, rewrite_loop, &a), 0);
+	int err = run(f, BKR_BACKUP_INCREMENTAL, NULL, 0, &m2);
+	atomic_store(&a.stop, true);
+	pthread_join(tid, NULL);
+	assert_int_equal(err, 0);
+	assert_int_equal(bkr_walk_resolve(f->r, &m2->tree, "ws/busy.db", &e2, &h2, NULL, NULL), 0);
+	assert_int_equal(e2.size, size);
+	for (size_t i = 0; i < m2->nwarnings; i++) {
+		assert_non_null(strstr(m2->warnings[i], "busy.db"));
+		assert_non_null(strstr(m2->warnings[i], "kept the copy of backup"));
+		assert_non_null(strstr(m2->warnings[i], m1->backup_id));
+		/* the parent's content and times, not a mix */
+		assert_int_equal(bkr_id_cmp(&e1.content, &e2.content), 0);
+		assert_true(e1.mtime_ns == e2.mtime_ns);
+	}
+	bkr_dir_free(h1);
+	bkr_dir_free(h2);
+	bkr_manifest_free(m1);
+	bkr_manifest_free(m2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,6 +493,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unreadable_warning, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walk_iter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_live_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changing_keeps_parent_copy, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
