@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "bkr/repo.h"
+#include "attr.h"
 #include "cache.h"
 #include "horizon.h"
 #include "inode.h"
@@ -58,6 +59,16 @@ struct bkrfs_runs {
 	size_t nnames;
 };
 
+#define BKRFS_SEEN_MAX 64
+
+/** The last chunks an EIO was logged for: one line per chunk, so a scan
+ *  does not flood the log. */
+struct bkrfs_seen {
+	pthread_mutex_t lock;
+	bkr_id id[BKRFS_SEEN_MAX];    /**< ring; guarded by lock */
+	unsigned n;
+};
+
 /** The state of one mount. */
 struct bkrfs {
 	struct bkrfs_opts o;
@@ -92,6 +103,8 @@ struct bkrfs {
 	struct workq *pagestore;      /**< page-cache store thread (pagestore.c) */
 	bkrfs_horizon horizon;        /**< how far look-aheads went (prefetch.c) */
 	struct bkrfs_expect expect;   /**< subdirectories a look-ahead passed (prefetch.c) */
+	struct bkrfs_names names;     /**< user and group names looked up (attr.c) */
+	struct bkrfs_seen seen;       /**< chunks an EIO was logged for (read.c) */
 	pthread_mutex_t load_lock;    /**< serializes building view/runs */
 	char **idx_names;             /**< watcher: index/ names last seen (watcher only) */
 	size_t nidx;
@@ -107,6 +120,11 @@ static inline size_t bkrfs_cache_bytes(const struct bkrfs_opts *o)
 /** Initialize every lock of @p fs (zeroed); bkrfs_mount_fini destroys them. */
 void bkrfs_mount_init(struct bkrfs *fs);
 void bkrfs_mount_fini(struct bkrfs *fs);
+/** The caches, the inode table and the fixed top-level nodes (no thread:
+ *  a fork by fuse_daemonize keeps only the calling thread); 0 or a BKR_E*
+ *  code.  bkrfs_mount_teardown frees what it made. */
+int bkrfs_mount_setup(struct bkrfs *fs);
+void bkrfs_mount_teardown(struct bkrfs *fs);
 /** Start the mount's threads (prefetch, page-cache store, watcher, pruner);
  *  one that cannot start is logged and done without. */
 int bkrfs_mount_start(struct bkrfs *fs);
@@ -119,19 +137,15 @@ bool bkrfs_mount_sleep(struct bkrfs *fs, unsigned ms);
 
 /** The errno for a BKR_E* code (the only place this mapping lives). */
 int bkrfs_errno(int bkr_code);
+/** The same for a failure to read data a tree or a manifest refers to:
+ *  missing data is EIO, never ENOENT (the name exists). */
+int bkrfs_data_errno(int bkr_code);
 
 /** One line to stderr (foreground) or syslog (daemon). */
 void bkrfs_log(struct bkrfs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ops.c */
-/** The inode number of entry @p e of directory inode @p dir_ino when the
- *  table (so the kernel) has it, else 0. */
-bkrfs_ino bkrfs_entry_ino(struct bkrfs *fs, bkrfs_ino dir_ino, const bkr_entry *e);
 struct fuse_lowlevel_ops;
 extern const struct fuse_lowlevel_ops bkrfs_ops;
-int bkrfs_setup(struct bkrfs *fs);
-/** Build a view from backup ids (ties of the newest second broken by manifest times). */
-int bkrfs_build_view(struct bkrfs *fs, char **names, size_t n, bkrfs_view **out);
-void bkrfs_teardown(struct bkrfs *fs);
 
 #endif

@@ -41,3 +41,10 @@ int bkrfs_errno(int code)
 		return EIO;
 	}
 }
+
+int bkrfs_data_errno(int bkr_code)
+{
+	int e = bkrfs_errno(bkr_code);
+
+	return e == ENOENT ? EIO : e;
+}

@@ -3,11 +3,13 @@
  *
  *     bkrfs REPO MOUNTPOINT [-f] [-d] [-s] [-o OPTIONS] [--numeric-ids] [--ready-fd=N]
  *
- * main() reads the options with a fuse_opt table, checks the repository and
- * the mount point (one-line errors, distinct exit codes), then: session,
- * signal handlers, mount, daemonize (the parent exits 0 only once the mount
- * is ready), ready notification, watcher, multithreaded loop, unmount, in
- * the order of libfuse's hello_ll.c, unwound in reverse.
+ * main() reads the options with a fuse_opt table, creates the session (which
+ * checks the -o options left for FUSE), checks the repository and the mount
+ * point (one-line errors, distinct exit codes), then: the mount's state
+ * (mount.c), signal handlers, mount, daemonize (the parent exits 0 only once
+ * the mount is ready), ready notification, the threads (mount.c),
+ * multithreaded loop; then the threads stop (mount.c), unmount, and the
+ * session is destroyed last.
  */
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
@@ -31,7 +33,6 @@
 
 #include "bkr/error.h"
 #include "bkrfs.h"
-#include "watch.h"
 
 /** Exit codes (docs/bkrfs.8.md). */
 enum {
@@ -466,7 +467,7 @@ int main(int argc, char *argv[])
 	}
 	setup = true;
 	heap_setup(bkrfs_cache_bytes(&fs.o));
-	if ((err = bkrfs_setup(&fs)) < 0) {
+	if ((err = bkrfs_mount_setup(&fs)) < 0) {
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
 		goto out;
 	}
@@ -517,7 +518,7 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	if (setup)
-		bkrfs_teardown(&fs);
+		bkrfs_mount_teardown(&fs);
 	bkr_repo_free(fs.repo);
 	bkrfs_mount_fini(&fs);
 	fuse_opt_free_args(&args);

@@ -28,16 +28,25 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bkr/error.h"
 #include "bkrfs.h"
+#include "catalog.h"
+#include "chunk.h"
+#include "node.h"
 #include "pagestore.h"
 #include "prefetch.h"
 #include "prune.h"
+#include "read.h"
 #include "watch.h"
 
 void bkrfs_mount_init(struct bkrfs *fs)
@@ -47,17 +56,83 @@ void bkrfs_mount_init(struct bkrfs *fs)
 	pthread_mutex_init(&fs->watch_lock, NULL);
 	pthread_cond_init(&fs->watch_cond, NULL);
 	pthread_mutex_init(&fs->expect.lock, NULL);
+	pthread_mutex_init(&fs->names.lock, NULL);
+	pthread_mutex_init(&fs->seen.lock, NULL);
 	bkrfs_horizon_init(&fs->horizon);
 }
 
 void bkrfs_mount_fini(struct bkrfs *fs)
 {
 	bkrfs_horizon_destroy(&fs->horizon);
+	pthread_mutex_destroy(&fs->seen.lock);
+	pthread_mutex_destroy(&fs->names.lock);
 	pthread_mutex_destroy(&fs->expect.lock);
 	pthread_cond_destroy(&fs->watch_cond);
 	pthread_mutex_destroy(&fs->watch_lock);
 	pthread_rwlock_destroy(&fs->view_lock);
 	pthread_mutex_destroy(&fs->load_lock);
+}
+
+void bkrfs_log(struct bkrfs *fs, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (!fs || fs->o.foreground)
+		fprintf(stderr, "bkrfs: %s\n", line);
+	else
+		syslog(LOG_ERR, "%s", line);
+}
+
+/* the inode table's release callback: what a node holds besides itself */
+static void inode_release(bkrfs_inode *i)
+{
+	bkrfs_file_free(i->file);
+	i->file = NULL;
+	bkrfs_snap_unref(i->snap);
+	i->snap = NULL;
+}
+
+int bkrfs_mount_setup(struct bkrfs *fs)
+{
+	size_t cache = bkrfs_cache_bytes(&fs->o);
+	struct stat st;
+	bool have = stat(fs->repo_real, &st) == 0;
+	int err;
+
+	fs->owner_uid = getuid();
+	fs->owner_gid = getgid();
+	fs->repo_uid = have ? st.st_uid : fs->owner_uid;
+	fs->repo_gid = have ? st.st_gid : fs->owner_gid;
+	fs->mount_time = (int64_t)time(NULL);
+	if ((err = bkrfs_itable_new(&fs->itable, inode_release)) < 0 ||
+	    (err = bkrfs_cache_new(&fs->chunks, cache, bkrfs_chunk_load, bkrfs_chunk_free, fs)) < 0 ||
+	    (err = bkrfs_cache_new(&fs->dirs, 1024, bkrfs_tree_load, bkrfs_tree_free, fs)) < 0)
+		return err;
+	if ((err = bkrfs_node_pin_top(fs, BKRFS_INO_ROOT, BKRFS_NODE_ROOT, BKRFS_INO_ROOT)) < 0 ||
+	    (err = bkrfs_node_pin_top(fs, BKRFS_INO_BY_ID, BKRFS_NODE_BY_ID, BKRFS_INO_ROOT)) < 0 ||
+	    (err = bkrfs_node_pin_top(fs, BKRFS_INO_BY_DATE, BKRFS_NODE_BY_DATE, BKRFS_INO_ROOT)) < 0 ||
+	    (err = bkrfs_node_pin_top(fs, BKRFS_INO_RECOVERED, BKRFS_NODE_RECOVERED, BKRFS_INO_ROOT)) < 0)
+		return err;
+	/* threads (prefetch, watcher) start in main() after fuse_daemonize():
+	 * a fork keeps only the calling thread */
+	return 0;
+}
+
+void bkrfs_mount_teardown(struct bkrfs *fs)
+{
+	bkrfs_itable_free(fs->itable);
+	fs->itable = NULL;
+	bkrfs_cache_free(fs->chunks);
+	bkrfs_cache_free(fs->dirs);
+	fs->chunks = fs->dirs = NULL;
+	bkrfs_view_free(fs->view);
+	fs->view = NULL;
+	bkrfs_runs_free(fs->runs);
+	fs->runs = NULL;
 }
 
 bool bkrfs_mount_sleep(struct bkrfs *fs, unsigned ms)

@@ -12,6 +12,7 @@
 #include "bkr/tree.h"
 #include "bkrfs.h"
 #include "chunk.h"
+#include "node.h"
 #include "pagestore.h"
 #include "prefetch.h"
 #include "workq.h"

@@ -126,12 +126,10 @@ static int cmp_backup_id(const void *a, const void *b)
 	return strcmp(((const bkrfs_view_backup *)a)->id, ((const bkrfs_view_backup *)b)->id);
 }
 
-static const bkrfs_view_backup *sort_base; /* qsort context; guarded by sort_lock */
-static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int cmp_by_time(const void *a, const void *b)
+/* qsort_r: @p base is the view's backups, which the indexes point into */
+static int cmp_by_time(const void *a, const void *b, void *base)
 {
-	const bkrfs_view_backup *x = &sort_base[*(const size_t *)a], *y = &sort_base[*(const size_t *)b];
+	const bkrfs_view_backup *bs = base, *x = &bs[*(const size_t *)a], *y = &bs[*(const size_t *)b];
 
 	if (x->info.time != y->info.time)
 		return x->info.time < y->info.time ? -1 : 1;
@@ -285,10 +283,7 @@ int bkrfs_view_build(bkrfs_view **out, const char *const *names, size_t n, const
 		if (v->b[i].parsed)
 			v->by_time[v->ntime++] = i;
 	if (v->ntime > 1) {
-		pthread_mutex_lock(&sort_lock);
-		sort_base = v->b;
-		qsort(v->by_time, v->ntime, sizeof(size_t), cmp_by_time);
-		pthread_mutex_unlock(&sort_lock);
+		qsort_r(v->by_time, v->ntime, sizeof(size_t), cmp_by_time, v->b);
 	}
 	if ((err = name_dates(v, tz)) < 0 || (err = group_days(v)) < 0)
 		goto fail;

@@ -24,166 +24,8 @@
 #include <unistd.h>
 
 #include "bkr/error.h"
+#include "catalog.h"
 #include "watch.h"
-
-/* ---- listing names -------------------------------------------------------- */
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void free_names(char **v, size_t n)
-{
-	if (!v)
-		return; /* handed over (e.g. to a bkrfs_runs) */
-	for (size_t k = 0; k < n; k++)
-		free(v[k]);
-	free(v);
-}
-
-/* sorted names in REPO/@p sub ending in @p suffix (stripped); a missing dir is empty */
-static int list_names(struct bkrfs *fs, const char *sub, const char *suffix, char ***out, size_t *n)
-{
-	char path[PATH_MAX];
-	size_t cap = 0, sl = strlen(suffix);
-	struct dirent *de;
-	char **v = NULL;
-	DIR *d;
-
-	*out = NULL;
-	*n = 0;
-	snprintf(path, sizeof(path), "%s/%s", bkr_repo_path(fs->repo), sub);
-	if (!(d = opendir(path)))
-		return errno == ENOENT ? 0 : bkr_error_set_errno(errno, "%s", path);
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		if (de->d_name[0] == '.' || len <= sl || strcmp(de->d_name + len - sl, suffix) != 0)
-			continue;
-		if (*n == cap) {
-			char **nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
-			if (!nv)
-				goto oom;
-			v = nv;
-		}
-		if (!(v[*n] = strndup(de->d_name, len - sl)))
-			goto oom;
-		(*n)++;
-	}
-	closedir(d);
-	if (*n)
-		qsort(v, *n, sizeof(*v), cmp_str);
-	*out = v;
-	return 0;
-oom:
-	closedir(d);
-	free_names(v, *n);
-	*n = 0;
-	return bkr_error_oom();
-}
-
-static bool names_equal(char **a, size_t na, char **b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t k = 0; k < na; k++)
-		if (strcmp(a[k], b[k]) != 0)
-			return false;
-	return true;
-}
-
-/* ---- runs ------------------------------------------------------------------- */
-
-void bkrfs_runs_free(struct bkrfs_runs *r)
-{
-	if (!r)
-		return;
-	for (size_t k = 0; k < r->n; k++)
-		bkrfs_snap_unref(r->runs[k]);
-	free(r->runs);
-	free_names(r->names, r->nnames);
-	free(r);
-}
-
-static int build_runs(struct bkrfs *fs, char **names, size_t nnames, struct bkrfs_runs **out)
-{
-	bkr_manifest_list l = { 0 };
-	struct bkrfs_runs *r;
-	size_t bad = 0;
-	int err;
-
-	*out = NULL;
-	if (!(r = calloc(1, sizeof(*r))))
-		return bkr_error_oom();
-	r->names = names;
-	r->nnames = nnames;
-	if ((err = bkr_repo_list(fs->repo, true, &l, &bad)) < 0) {
-		bkrfs_runs_free(r);
-		return err;
-	}
-	if (l.n && !(r->runs = calloc(l.n, sizeof(*r->runs)))) {
-		bkr_manifest_list_free(&l);
-		bkrfs_runs_free(r);
-		return bkr_error_oom();
-	}
-	for (size_t k = 0; k < l.n; k++) {
-		bkrfs_snap *s = bkrfs_snap_new(l.items[k]->backup_id, true, l.items[k]->time_ns / 1000000000);
-		if (!s) {
-			bkr_manifest_list_free(&l);
-			bkrfs_runs_free(r);
-			return bkr_error_oom();
-		}
-		s->m = l.items[k];
-		l.items[k] = NULL;
-		r->runs[r->n++] = s;
-	}
-	bkr_manifest_list_free(&l);
-	*out = r;
-	return 0;
-}
-
-/* ---- refresh ------------------------------------------------------------------ */
-
-int bkrfs_watch_refresh(struct bkrfs *fs, bool runs)
-{
-	char **names = NULL;
-	size_t n = 0;
-	int err = 0;
-
-	pthread_mutex_lock(&fs->load_lock);
-	pthread_rwlock_rdlock(&fs->view_lock);
-	if (runs ? fs->runs != NULL : fs->view != NULL) {
-		pthread_mutex_unlock(&fs->load_lock);
-		return 0;
-	}
-	pthread_rwlock_unlock(&fs->view_lock);
-	if ((err = list_names(fs, runs ? "runs" : "backups", ".json", &names, &n)) < 0)
-		goto done;
-	if (runs) {
-		struct bkrfs_runs *r;
-		if ((err = build_runs(fs, names, n, &r)) < 0) {
-			names = NULL; /* freed with r */
-			goto done;
-		}
-		names = NULL;
-		pthread_rwlock_wrlock(&fs->view_lock);
-		fs->runs = r;
-		pthread_rwlock_unlock(&fs->view_lock);
-	} else {
-		bkrfs_view *v;
-		if ((err = bkrfs_build_view(fs, names, n, &v)) < 0)
-			goto done;
-		pthread_rwlock_wrlock(&fs->view_lock);
-		fs->view = v;
-		pthread_rwlock_unlock(&fs->view_lock);
-	}
-done:
-	free_names(names, n);
-	if (err == 0)
-		pthread_rwlock_rdlock(&fs->view_lock);
-	pthread_mutex_unlock(&fs->load_lock);
-	return err;
-}
 
 /* ---- the watcher ---------------------------------------------------------------- */
 
@@ -262,22 +104,22 @@ static void watch_tick(struct bkrfs *fs)
 	bool have;
 
 	/* 1. new index files first */
-	if (list_names(fs, "index", ".idx", &names, &n) == 0) {
-		if (!names_equal(names, n, fs->idx_names, fs->nidx)) {
+	if (bkrfs_catalog_names(fs, "index", ".idx", &names, &n) == 0) {
+		if (!bkrfs_catalog_names_equal(names, n, fs->idx_names, fs->nidx)) {
 			if (bkr_repo_reload_index(fs->repo) < 0)
 				bkrfs_log(fs, "reloading the index: %s", bkr_error_message());
-			free_names(fs->idx_names, fs->nidx);
+			bkrfs_catalog_names_free(fs->idx_names, fs->nidx);
 			fs->idx_names = names;
 			fs->nidx = n;
 		} else {
-			free_names(names, n);
+			bkrfs_catalog_names_free(names, n);
 		}
 	}
 	/* 2. backups */
 	pthread_rwlock_rdlock(&fs->view_lock);
 	have = fs->view != NULL;
 	pthread_rwlock_unlock(&fs->view_lock);
-	if (have && list_names(fs, "backups", ".json", &names, &n) == 0) {
+	if (have && bkrfs_catalog_names(fs, "backups", ".json", &names, &n) == 0) {
 		bkrfs_view *nv = NULL, *old;
 		bool same;
 		pthread_rwlock_rdlock(&fs->view_lock);
@@ -287,7 +129,7 @@ static void watch_tick(struct bkrfs *fs)
 		pthread_rwlock_unlock(&fs->view_lock);
 		if (!same) {
 			bkr_repo_reload_index(fs->repo); /* a backup's index precedes its manifest */
-			if (bkrfs_build_view(fs, names, n, &nv) == 0) {
+			if (bkrfs_catalog_build_view(fs, names, n, &nv) == 0) {
 				pthread_mutex_lock(&fs->load_lock);
 				pthread_rwlock_wrlock(&fs->view_lock);
 				old = fs->view;
@@ -298,21 +140,21 @@ static void watch_tick(struct bkrfs *fs)
 				bkrfs_view_free(old);
 			}
 		}
-		free_names(names, n);
+		bkrfs_catalog_names_free(names, n);
 	}
 	/* 3. recovery runs */
 	pthread_rwlock_rdlock(&fs->view_lock);
 	have = fs->runs != NULL;
 	pthread_rwlock_unlock(&fs->view_lock);
-	if (have && list_names(fs, "runs", ".json", &names, &n) == 0) {
+	if (have && bkrfs_catalog_names(fs, "runs", ".json", &names, &n) == 0) {
 		bool same;
 		pthread_rwlock_rdlock(&fs->view_lock);
-		same = names_equal(names, n, fs->runs->names, fs->runs->nnames);
+		same = bkrfs_catalog_names_equal(names, n, fs->runs->names, fs->runs->nnames);
 		pthread_rwlock_unlock(&fs->view_lock);
 		if (!same) {
 			struct bkrfs_runs *nr, *old;
 			bkr_repo_reload_index(fs->repo);
-			if (build_runs(fs, names, n, &nr) == 0) {
+			if (bkrfs_catalog_build_runs(fs, names, n, &nr) == 0) {
 				pthread_mutex_lock(&fs->load_lock);
 				pthread_rwlock_wrlock(&fs->view_lock);
 				old = fs->runs;
@@ -323,7 +165,7 @@ static void watch_tick(struct bkrfs *fs)
 				bkrfs_runs_free(old);
 			}
 		} else {
-			free_names(names, n);
+			bkrfs_catalog_names_free(names, n);
 		}
 	}
 }
@@ -333,10 +175,10 @@ void *bkrfs_watch_main(void *arg)
 	struct bkrfs *fs = arg;
 	unsigned ms = fs->o.watch_ms ? fs->o.watch_ms : 2000;
 
-	list_names(fs, "index", ".idx", &fs->idx_names, &fs->nidx);
+	bkrfs_catalog_names(fs, "index", ".idx", &fs->idx_names, &fs->nidx);
 	while (bkrfs_mount_sleep(fs, ms))
 		watch_tick(fs);
-	free_names(fs->idx_names, fs->nidx);
+	bkrfs_catalog_names_free(fs->idx_names, fs->nidx);
 	fs->idx_names = NULL;
 	fs->nidx = 0;
 	return NULL;

@@ -1,0 +1,231 @@
+/** @file
+ * The catalog (catalog.h): the view of the backups and the runs catalog,
+ * built on first use from the names in backups/ and runs/, and the
+ * manifests of snapshots, loaded on first use.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bkr/error.h"
+#include "bkrfs.h"
+#include "catalog.h"
+
+/* ---- listing names -------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void bkrfs_catalog_names_free(char **v, size_t n)
+{
+	if (!v)
+		return; /* handed over (e.g. to a bkrfs_runs) */
+	for (size_t k = 0; k < n; k++)
+		free(v[k]);
+	free(v);
+}
+
+int bkrfs_catalog_names(struct bkrfs *fs, const char *sub, const char *suffix, char ***out, size_t *n)
+{
+	char path[PATH_MAX];
+	size_t cap = 0, sl = strlen(suffix);
+	struct dirent *de;
+	char **v = NULL;
+	DIR *d;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "%s/%s", bkr_repo_path(fs->repo), sub);
+	if (!(d = opendir(path)))
+		return errno == ENOENT ? 0 : bkr_error_set_errno(errno, "%s", path);
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (de->d_name[0] == '.' || len <= sl || strcmp(de->d_name + len - sl, suffix) != 0)
+			continue;
+		if (*n == cap) {
+			char **nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
+			if (!nv)
+				goto oom;
+			v = nv;
+		}
+		if (!(v[*n] = strndup(de->d_name, len - sl)))
+			goto oom;
+		(*n)++;
+	}
+	closedir(d);
+	if (*n)
+		qsort(v, *n, sizeof(*v), cmp_str);
+	*out = v;
+	return 0;
+oom:
+	closedir(d);
+	bkrfs_catalog_names_free(v, *n);
+	*n = 0;
+	return bkr_error_oom();
+}
+
+bool bkrfs_catalog_names_equal(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t k = 0; k < na; k++)
+		if (strcmp(a[k], b[k]) != 0)
+			return false;
+	return true;
+}
+
+/* ---- runs ------------------------------------------------------------------- */
+
+void bkrfs_runs_free(struct bkrfs_runs *r)
+{
+	if (!r)
+		return;
+	for (size_t k = 0; k < r->n; k++)
+		bkrfs_snap_unref(r->runs[k]);
+	free(r->runs);
+	bkrfs_catalog_names_free(r->names, r->nnames);
+	free(r);
+}
+
+int bkrfs_catalog_build_runs(struct bkrfs *fs, char **names, size_t nnames, struct bkrfs_runs **out)
+{
+	bkr_manifest_list l = { 0 };
+	struct bkrfs_runs *r;
+	size_t bad = 0;
+	int err;
+
+	*out = NULL;
+	if (!(r = calloc(1, sizeof(*r))))
+		return bkr_error_oom();
+	r->names = names;
+	r->nnames = nnames;
+	if ((err = bkr_repo_list(fs->repo, true, &l, &bad)) < 0) {
+		bkrfs_runs_free(r);
+		return err;
+	}
+	if (l.n && !(r->runs = calloc(l.n, sizeof(*r->runs)))) {
+		bkr_manifest_list_free(&l);
+		bkrfs_runs_free(r);
+		return bkr_error_oom();
+	}
+	for (size_t k = 0; k < l.n; k++) {
+		bkrfs_snap *s = bkrfs_snap_new(l.items[k]->backup_id, true, l.items[k]->time_ns / 1000000000);
+		if (!s) {
+			bkr_manifest_list_free(&l);
+			bkrfs_runs_free(r);
+			return bkr_error_oom();
+		}
+		s->m = l.items[k];
+		l.items[k] = NULL;
+		r->runs[r->n++] = s;
+	}
+	bkr_manifest_list_free(&l);
+	*out = r;
+	return 0;
+}
+
+/* ---- refresh ------------------------------------------------------------------ */
+
+int bkrfs_catalog_refresh(struct bkrfs *fs, bool runs)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int err = 0;
+
+	pthread_mutex_lock(&fs->load_lock);
+	pthread_rwlock_rdlock(&fs->view_lock);
+	if (runs ? fs->runs != NULL : fs->view != NULL) {
+		pthread_mutex_unlock(&fs->load_lock);
+		return 0;
+	}
+	pthread_rwlock_unlock(&fs->view_lock);
+	if ((err = bkrfs_catalog_names(fs, runs ? "runs" : "backups", ".json", &names, &n)) < 0)
+		goto done;
+	if (runs) {
+		struct bkrfs_runs *r;
+		if ((err = bkrfs_catalog_build_runs(fs, names, n, &r)) < 0) {
+			names = NULL; /* freed with r */
+			goto done;
+		}
+		names = NULL;
+		pthread_rwlock_wrlock(&fs->view_lock);
+		fs->runs = r;
+		pthread_rwlock_unlock(&fs->view_lock);
+	} else {
+		bkrfs_view *v;
+		if ((err = bkrfs_catalog_build_view(fs, names, n, &v)) < 0)
+			goto done;
+		pthread_rwlock_wrlock(&fs->view_lock);
+		fs->view = v;
+		pthread_rwlock_unlock(&fs->view_lock);
+	}
+done:
+	bkrfs_catalog_names_free(names, n);
+	if (err == 0)
+		pthread_rwlock_rdlock(&fs->view_lock);
+	pthread_mutex_unlock(&fs->load_lock);
+	return err;
+}
+
+int bkrfs_snap_manifest(struct bkrfs *fs, bkrfs_snap *s, const bkr_manifest **out)
+{
+	int err = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (!s->m)
+		err = bkr_repo_load_manifest(fs->repo, s->run, s->id, &s->m);
+	if (err == 0)
+		*out = s->m;
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+static int64_t precise_time(void *ctx, const char *id)
+{
+	struct bkrfs *fs = ctx;
+	bkrfs_snap *s = bkrfs_snap_new(id, false, 0);
+	const bkr_manifest *m;
+	int64_t t = -1;
+
+	if (s && bkrfs_snap_manifest(fs, s, &m) == 0)
+		t = m->time_ns;
+	bkrfs_snap_unref(s);
+	return t;
+}
+
+int bkrfs_catalog_build_view(struct bkrfs *fs, char **names, size_t n, bkrfs_view **out)
+{
+	return bkrfs_view_build(out, (const char *const *)names, n, fs->o.tz, precise_time, fs);
+}
+
+int bkrfs_catalog_view_rdlock(struct bkrfs *fs)
+{
+	pthread_rwlock_rdlock(&fs->view_lock);
+	if (fs->view)
+		return 0;
+	pthread_rwlock_unlock(&fs->view_lock);
+	return bkrfs_errno(bkrfs_catalog_refresh(fs, false));
+}
+
+int bkrfs_catalog_runs_rdlock(struct bkrfs *fs)
+{
+	pthread_rwlock_rdlock(&fs->view_lock);
+	if (fs->runs)
+		return 0;
+	pthread_rwlock_unlock(&fs->view_lock);
+	return bkrfs_errno(bkrfs_catalog_refresh(fs, true));
+}
+
+bkrfs_snap *bkrfs_catalog_run_find(struct bkrfs_runs *r, const char *id)
+{
+	for (size_t k = 0; k < r->n; k++)
+		if (strcmp(r->runs[k]->id, id) == 0)
+			return r->runs[k];
+	return NULL;
+}

@@ -1,0 +1,43 @@
+/** @file
+ * Nodes: making the inodes of the tree the mount shows (the fixed top
+ * level, by-date days, symlinks, backup and run roots, report.json, the
+ * entries of backup trees) and resolving a name in a directory.  Knows
+ * nothing of FUSE requests; returns 0 or a positive errno.
+ */
+#ifndef BKRFS_NODE_H
+#define BKRFS_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bkr/tree.h"
+#include "cache.h"
+#include "inode.h"
+
+struct bkrfs;
+
+/**
+ * Resolve @p name in directory @p dir.  *out gets a referenced inode with its
+ * lookup count raised when @p lookup.
+ */
+int bkrfs_node_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, bool lookup, bkrfs_inode **out);
+/** The inode of entry @p e (number @p index of the directory whose top
+ *  tree is @p dir_tree) of directory inode @p parent. */
+int bkrfs_node_entry(struct bkrfs *fs, bkrfs_inode *parent, const bkr_id *dir_tree, uint64_t index,
+		     const bkr_entry *e, bool lookup, bkrfs_inode **out);
+/** The inode number entry @p e of directory inode @p dir has or would get
+ *  (0: out of memory); *present (may be NULL): whether the table has it. */
+bkrfs_ino bkrfs_node_child_ino(struct bkrfs *fs, const bkrfs_inode *dir, const bkr_entry *e, bool *present);
+/** The inode number of entry @p e of directory inode @p dir_ino when the
+ *  table (so the kernel) has it, else 0. */
+bkrfs_ino bkrfs_entry_ino(struct bkrfs *fs, bkrfs_ino dir_ino, const bkr_entry *e);
+/** A referenced bkr_dir for the contents of directory inode @p i (a BKR_E*
+ *  code: BKR_ENOTFOUND with a zero *tree for a directory without one). */
+int bkrfs_node_open_dir(struct bkrfs *fs, bkrfs_inode *i, bkrfs_cache_entry **ce, bkr_dir **d, bkr_id *tree);
+/** The errno for BKR_E* code @p err met reading directory @p dir (logged
+ *  unless it is "not found" or "out of memory"). */
+int bkrfs_node_tree_errno(struct bkrfs *fs, bkrfs_inode *dir, int err);
+/** Pin fixed top-level directory @p ino; 0 or a BKR_E* code. */
+int bkrfs_node_pin_top(struct bkrfs *fs, bkrfs_ino ino, bkrfs_node_kind kind, bkrfs_ino parent);
+
+#endif

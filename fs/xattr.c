@@ -1,0 +1,147 @@
+/** @file
+ * Extended attributes (xattr.h): the recorded ones of an entry (small
+ * values inline in the tree, large ones in a blob), the two of bkrfs, and
+ * the EOPNOTSUPP of a namespace a backup never recorded.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bkr/error.h"
+#include "bkr/tree.h"
+#include "bkrfs.h"
+#include "catalog.h"
+#include "node.h"
+#include "xattr.h"
+
+/* the xattrs of an entry inode; *holder keeps *xs valid */
+static int entry_xattrs(struct bkrfs *fs, bkrfs_inode *i, bkrfs_cache_entry **holder, bkr_xattr **xs, size_t *n)
+{
+	const bkr_tree *leaf;
+	uint32_t li;
+	bkr_entry e;
+	void *v;
+	int err;
+
+	*holder = NULL;
+	*xs = NULL;
+	*n = 0;
+	if (i->kind != BKRFS_NODE_ENTRY)
+		return 0;
+	if ((err = bkrfs_cache_get(fs->dirs, &i->parent_tree, holder, &v)) < 0 ||
+	    (err = bkr_dir_get(v, i->parent_index, &e, &leaf, &li)) < 0 ||
+	    (err = bkr_tree_xattrs(leaf, li, xs, n)) < 0) {
+		bkrfs_cache_release(fs->dirs, *holder);
+		*holder = NULL;
+		return bkrfs_node_tree_errno(fs, i, err);
+	}
+	return 0;
+}
+
+/*
+ * A backup whose manifest says no entry carried a security.* xattr (a POSIX
+ * ACL) answers EOPNOTSUPP for that namespace, as a filesystem without
+ * security labels (ACLs) would: `ls -l` asks security.selinux and
+ * system.posix_acl_access of every file and remembers "not supported" per
+ * device, so it stops asking (a round trip per file otherwise, cold or
+ * warm).  Older manifests, recovery runs and backups with labels (ACLs)
+ * answer ENODATA exactly.
+ */
+static bool namespace_absent(struct bkrfs *fs, bkrfs_inode *i, const char *name)
+{
+	const bkr_manifest *m;
+	bool security = !strncmp(name, "security.", 9), acl = !strncmp(name, "system.posix_acl_", 17);
+
+	if (!(security || acl))
+		return false;
+	if (!i->snap || i->snap->run || bkrfs_snap_manifest(fs, i->snap, &m) < 0) {
+		bkr_error_clear();
+		return false;
+	}
+	return security ? m->stats.security_xattrs == 0 : m->stats.acl_xattrs == 0;
+}
+
+/* a copy of @p len bytes at @p p */
+static int dup_value(const void *p, size_t len, uint8_t **val, size_t *out_len)
+{
+	if (!(*val = malloc(len ? len : 1)))
+		return ENOMEM;
+	memcpy(*val, p, len);
+	*out_len = len;
+	return 0;
+}
+
+int bkrfs_xattr_get(struct bkrfs *fs, bkrfs_inode *i, const char *name, uint8_t **val, size_t *len)
+{
+	bkrfs_cache_entry *holder = NULL;
+	bkr_xattr *xs = NULL;
+	size_t n = 0, nl = strlen(name);
+	int err;
+
+	*val = NULL;
+	*len = 0;
+	if (!strcmp(name, BKRFS_XATTR_BACKUP_ID) && i->snap)
+		return dup_value(i->snap->id, strlen(i->snap->id), val, len);
+	if (!strcmp(name, BKRFS_XATTR_SHA256) && (i->kind == BKRFS_NODE_REPORT ||
+						   (i->kind == BKRFS_NODE_ENTRY && i->ftype == BKR_FT_FILE))) {
+		char hex[BKR_ID_HEX];
+		bkr_id_to_hex(&i->content, hex);
+		return dup_value(hex, 64, val, len);
+	}
+	if ((err = entry_xattrs(fs, i, &holder, &xs, &n)))
+		goto out;
+	err = ENODATA;
+	for (size_t k = 0; k < n; k++) {
+		if (xs[k].name_len != nl || memcmp(xs[k].name, name, nl) != 0)
+			continue;
+		if (xs[k].in_blob) {
+			int e = bkr_repo_read_blob(fs->repo, &xs[k].blob, BKR_BLOB_DATA, val, len);
+			if (e < 0) {
+				bkrfs_log(fs, "%s %s, file '%s': xattr %s: %s", i->snap->run ? "run" : "backup",
+					  i->snap->id, i->path, name, bkr_error_message());
+				err = EIO;
+				break;
+			}
+			err = 0;
+		} else {
+			err = dup_value(xs[k].value, xs[k].value_len, val, len);
+		}
+		break;
+	}
+out:
+	if (err == ENODATA && namespace_absent(fs, i, name))
+		err = EOPNOTSUPP;
+	free(xs);
+	bkrfs_cache_release(fs->dirs, holder);
+	return err;
+}
+
+int bkrfs_xattr_list(struct bkrfs *fs, bkrfs_inode *i, char **names, size_t *len)
+{
+	bkrfs_cache_entry *holder = NULL;
+	bkr_xattr *xs = NULL;
+	size_t n = 0, total = 0;
+	char *p;
+	int err;
+
+	*names = NULL;
+	*len = 0;
+	if ((err = entry_xattrs(fs, i, &holder, &xs, &n)))
+		return err;
+	for (size_t k = 0; k < n; k++)
+		total += xs[k].name_len + 1;
+	if (!(*names = p = malloc(total ? total : 1))) {
+		err = ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++) {
+		memcpy(p, xs[k].name, xs[k].name_len);
+		p += xs[k].name_len;
+		*p++ = 0;
+	}
+	*len = total;
+out:
+	free(xs);
+	bkrfs_cache_release(fs->dirs, holder);
+	return err;
+}
