@@ -363,7 +363,9 @@ static void stat_entry(const live_ent *l, bkr_entry *e)
 	bkr_entry_set_stat(e, &l->st);
 }
 
-static int read_live_dir(int fd, const bkr_source_spec *src, const char *rel, live_ent **out, size_t *n)
+/* Entries of directory @p fd (all, or only @p only), excludes applied, sorted by name. */
+static int read_live_dir(int fd, const bkr_source_spec *src, const char *rel, const char *only,
+			 live_ent **out, size_t *n)
 {
 	int dfd = dup(fd);
 	DIR *d;
@@ -381,6 +383,8 @@ static int read_live_dir(int fd, const bkr_source_spec *src, const char *rel, li
 	while ((de = readdir(d))) {
 		const char *nm = de->d_name;
 		if (nm[0] == '.' && (!nm[1] || (nm[1] == '.' && !nm[2])))
+			continue;
+		if (only && strcmp(nm, only) != 0)
 			continue;
 		if (src && src->nexcludes) {
 			size_t need = strlen(rel) + strlen(nm) + 2;
@@ -467,11 +471,27 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 	lframe *stack = NULL;
 	size_t depth = 0, cap = 32, base = strlen(c->path.p);
 	int err = 0, fd;
+	struct stat st;
+	char *parent = NULL;
+	const char *only = NULL;
 
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return bkr_error_set_errno(errno, "diff: cannot open %s", dir);
+	/* a single-file source: its directory, that one entry (as backup keeps it) */
+	if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		const char *slash = strrchr(dir, '/');
+		if (!(parent = strndup(dir, slash && slash != dir ? (size_t)(slash - dir) : 1)))
+			return bkr_error_oom();
+		only = slash ? slash + 1 : dir;
+		dir = parent;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err = bkr_error_set_errno(errno, "diff: cannot open %s", dir);
+		free(parent);
+		return err;
+	}
 	if (!(stack = calloc(cap, sizeof(*stack)))) {
 		close(fd);
+		free(parent);
 		return bkr_error_oom();
 	}
 	stack[0].fd = fd;
@@ -480,7 +500,10 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 	if ((err = bkr_dir_open(&stack[0].a, sub, bkr_repo_load_tree, c->repo)) < 0)
 		goto done;
 	stack[0].na = bkr_dir_count(stack[0].a);
-	if ((err = read_live_dir(fd, src, "", &stack[0].b, &stack[0].nb)) < 0)
+	err = read_live_dir(fd, src, "", only, &stack[0].b, &stack[0].nb);
+	free(parent);
+	parent = NULL;
+	if (err < 0)
 		goto done;
 	while (depth > 0) {
 		lframe *f = &stack[depth - 1];
@@ -574,7 +597,7 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 		const char *rel = c->path.p + base;
 		while (*rel == '/')
 			rel++;
-		if ((err = read_live_dir(kfd, src, rel, &nf->b, &nf->nb)) < 0)
+		if ((err = read_live_dir(kfd, src, rel, NULL, &nf->b, &nf->nb)) < 0)
 			goto done;
 	}
 done:

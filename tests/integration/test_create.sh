@@ -33,9 +33,9 @@ pass "--exclude and --exclude-file leave paths out (comments and blank lines ign
 # --- -x and pseudo-filesystems
 mkdir -p "$S/tmpfs" "$S/proc"
 mount -t tmpfs tmpfs "$S/tmpfs"
-cleanup_hooks+=("umount '$S/tmpfs'")
+cleanup_hooks+=("umount '$S/tmpfs' 2>/dev/null")
 mount -t proc proc "$S/proc"
-cleanup_hooks+=("umount '$S/proc'")
+cleanup_hooks+=("umount '$S/proc' 2>/dev/null")
 printf 'on tmpfs\n' >"$S/tmpfs/inside"
 expect_exit 0 "$BKR" -r "$R" create "$S" --json
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["warnings"] == [], m["warnings"]' "$T/out" ||
@@ -61,7 +61,7 @@ rm -f "$T/ready"
 mkfifo "$T/ready"
 "$BKRFS" "$R" "$S/mnt" -f --ready-fd=3 3>"$T/ready" 2>"$T/daemon.err" &
 DAEMON=$!
-cleanup_hooks+=("fusermount3 -u '$S/mnt'; kill $DAEMON")
+cleanup_hooks+=("fusermount3 -u '$S/mnt' 2>/dev/null; kill $DAEMON 2>/dev/null")
 timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$T/daemon.err")"
 [ -n "$(ls "$S/mnt/by-id")" ] || fail "the mount shows no backups"
 expect_exit 0 "$BKR" -r "$R" create "$S"
@@ -111,5 +111,12 @@ expect_exit 0 "$BKR" -r "$R" create "$T/single.conf"
 expect_exit 0 "$BKR" -r "$R" create "$T/single.conf" --json
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["stats"]["new_bytes"] == 0 and m["stats"]["reused_bytes"] > 0, m["stats"]' "$T/out" ||
 	fail "an unchanged file source is read again instead of taken from the parent"
+expect_exit 0 "$BKR" -r "$R" diff latest --live "$T/single.conf"
+[ ! -s "$T/out" ] || fail "diff --live of an unchanged file source: $(cat "$T/out")"
+printf 'more\n' >>"$T/single.conf"
+printf 'sibling\n' >"$T/sibling.conf"
+expect_exit 0 "$BKR" -r "$R" diff latest --live "$T/single.conf"
+grep -q "^M.*single.conf/single.conf" "$T/out" || fail "diff --live misses the change: $(cat "$T/out")"
+! grep -q sibling "$T/out" || fail "diff --live of a file source lists its siblings"
 expect_exit 0 "$BKR" -r "$R" create /etc/hostname
-pass "a single file is a source"
+pass "a single file is a source (create, cat, restore, incremental, diff --live)"
