@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bkr/error.h"
+#include "bkr/utf8.h"
 
 int bkr_exit_for(int err)
 {
@@ -49,33 +50,7 @@ int cli_common(cli *c, int opt, const char *arg, const char *usage)
 /* Length of the valid UTF-8 sequence at @p s (1..4), or 0 when invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t len)
 {
-	size_t n;
-	uint32_t cp;
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0) {
-		n = 2;
-		cp = s[0] & 0x1f;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		n = 3;
-		cp = s[0] & 0x0f;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n > len)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
+	return bkr_utf8_seq((const char *)s, len);
 }
 
 bool cli_utf8_valid(const char *s, size_t len)

@@ -310,6 +310,24 @@ static int read_copy(bkr_recover *rc, const bkr_tree *leaf, uint32_t li, uint64_
 	return err;
 }
 
+/* The copy of @p e in backup @p m at @p bpath is the one: its recorded attributes and source. */
+static void found(bkr_rec_outcome *o, const bkr_entry *e, uint32_t mode, const bkr_manifest *m, const char *bpath,
+		  cJSON **rejected)
+{
+	o->mode = mode;
+	o->recorded = true;
+	o->uid = e->uid;
+	o->gid = e->gid;
+	o->mtime_ns = e->mtime_ns;
+	if ((o->source = cJSON_CreateObject())) {
+		cJSON_AddStringToObject(o->source, "backup_id", m->backup_id);
+		cJSON_AddStringToObject(o->source, "timestamp", m->timestamp ? m->timestamp : "");
+		cJSON_AddStringToObject(o->source, "path", bpath);
+		cJSON_AddItemToObject(o->source, "rejected", *rejected);
+		*rejected = NULL;
+	}
+}
+
 int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
 	bkr_recover *rc = j->rc;
@@ -355,19 +373,7 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 				err = bkr_error_oom();
 				goto done;
 			}
-			o->mode = 0777;
-			o->recorded = true;
-			o->uid = e.uid;
-			o->gid = e.gid;
-			o->mtime_ns = e.mtime_ns;
-			o->source = cJSON_CreateObject();
-			if (o->source) {
-				cJSON_AddStringToObject(o->source, "backup_id", m->backup_id);
-				cJSON_AddStringToObject(o->source, "timestamp", m->timestamp ? m->timestamp : "");
-				cJSON_AddStringToObject(o->source, "path", bpath);
-				cJSON_AddItemToObject(o->source, "rejected", rejected);
-				rejected = NULL;
-			}
+			found(o, &e, 0777, m, bpath, &rejected);
 			bkr_dir_free(holder);
 			goto done;
 		} else if (e.type != BKR_FT_FILE || !leaf) {
@@ -391,19 +397,7 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 					o->len = mb.cap;
 					o->mapped = mb.mapped;
 					mb.buf = NULL;
-					o->mode = e.mode & 07777;
-					o->recorded = true;
-					o->uid = e.uid;
-					o->gid = e.gid;
-					o->mtime_ns = e.mtime_ns;
-					o->source = cJSON_CreateObject();
-					if (o->source) {
-						cJSON_AddStringToObject(o->source, "backup_id", m->backup_id);
-						cJSON_AddStringToObject(o->source, "timestamp", m->timestamp ? m->timestamp : "");
-						cJSON_AddStringToObject(o->source, "path", bpath);
-						cJSON_AddItemToObject(o->source, "rejected", rejected);
-						rejected = NULL;
-					}
+					found(o, &e, e.mode & 07777, m, bpath, &rejected);
 					bkr_dir_free(holder);
 					goto done;
 				}

@@ -1,0 +1,53 @@
+/** @file
+ * Unit tests for bkr/utf8.h: what is UTF-8 (no overlongs, no surrogates, no
+ * code points past U+10FFFF, no truncated sequences) and the U+FFFD copy.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bkr/utf8.h"
+
+static bool valid(const char *s)
+{
+	return bkr_utf8_valid(s, strlen(s));
+}
+
+static void test_valid(void **state)
+{
+	(void)state;
+	assert_true(valid(""));
+	assert_true(valid("conversations/a.json"));
+	assert_true(valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+	assert_false(valid("caf\xe9.json"));          /* Latin-1 */
+	assert_false(valid("\xc0\xaf"));              /* overlong '/' */
+	assert_false(valid("\xed\xa0\x80"));          /* surrogate */
+	assert_false(valid("\xf4\x90\x80\x80"));      /* past U+10FFFF */
+	assert_false(valid("\xe2\x82"));              /* truncated */
+	assert_int_equal(bkr_utf8_seq("\xe2\x82\xac", 3), 3);
+	assert_int_equal(bkr_utf8_seq("\xe2\x82\xac", 2), 0);
+}
+
+static void test_clean(void **state)
+{
+	char *c = bkr_utf8_clean("caf\xe9/\xc3\xa9\xff");
+
+	(void)state;
+	assert_non_null(c);
+	assert_string_equal(c, "caf\xef\xbf\xbd/\xc3\xa9\xef\xbf\xbd");
+	assert_true(valid(c));
+	free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_valid),
+		cmocka_unit_test(test_clean),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
