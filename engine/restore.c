@@ -47,8 +47,15 @@ typedef struct {
 	const bkr_restore_options *o;
 	const char *backup_id;
 	bkr_restore_stats st;
-	int tfd;            /* the target directory */
+	int tfd;            /* the target directory (in place: the source's); -1 in a dry run when absent */
 	bool root;
+	bool overwrite;     /* o->overwrite, or in place */
+	bool classify;      /* dry run or in place: compare each entry with what is on disk */
+	const char *disk_root; /* where on-disk paths start: the target, or in place the source's path */
+	size_t strip;       /* in place: length of the source's name, cut from backup paths */
+	bool have_repo;     /* the repository's directory, never restored into */
+	dev_t repo_dev;
+	ino_t repo_ino;
 	int first_err;
 	bool corrupt;
 	char first_msg[2600];
@@ -68,6 +75,8 @@ static void report(rctx *c, bool error, int code, const char *path, const char *
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (!*path)
+		path = "/"; /* the backup's root */
 	if (error) {
 		c->st.errors++;
 		if (code == BKR_ECORRUPT || code == BKR_ENOTFOUND)
@@ -277,6 +286,185 @@ static void link_add(rctx *c, uint64_t group, const char *path, const struct sta
 	c->nlinks++;
 }
 
+/* Where backup path @p path is on disk, relative to the target fd ("" = the target itself). */
+static const char *disk_rel(const rctx *c, const char *path)
+{
+	if (c->strip)
+		path += strlen(path) < c->strip ? strlen(path) : c->strip;
+	while (*path == '/')
+		path++;
+	return path;
+}
+
+/* Count @p k for @p path and tell the caller where on disk it is. */
+static void note_change(rctx *c, bkr_restore_change k, const char *path)
+{
+	char disk[8192];
+	const char *rel = disk_rel(c, path);
+	size_t n = strlen(c->disk_root);
+
+	if (k == BKR_RESTORE_NEW)
+		c->st.new_entries++;
+	else if (k == BKR_RESTORE_CHANGED)
+		c->st.changed++;
+	else
+		c->st.unchanged++;
+	if (!c->o->change)
+		return;
+	if (!*rel)
+		snprintf(disk, sizeof(disk), "%s", c->disk_root);
+	else
+		snprintf(disk, sizeof(disk), "%s%s%s", c->disk_root, n && c->disk_root[n - 1] == '/' ? "" : "/", rel);
+	c->o->change(c->o->change_ctx, k, disk);
+}
+
+/* Whether the content of regular file @p fd (O_PATH) hashes to @p want. */
+static bool same_content(int fd, const bkr_id *want)
+{
+	char pp[64];
+	static const size_t bufsize = 1 << 20;
+	uint8_t *buf = malloc(bufsize);
+	bkr_hash_ctx *h = bkr_hash_new();
+	bool same = false;
+	int rfd = -1;
+	ssize_t n;
+
+	fd_path(pp, sizeof(pp), fd);
+	if (!buf || !h || (rfd = open(pp, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+		goto done;
+	while ((n = read(rfd, buf, bufsize)) > 0)
+		bkr_hash_update(h, buf, (size_t)n);
+	if (n == 0) {
+		bkr_id got;
+		bkr_hash_final(h, &got);
+		same = bkr_id_cmp(&got, want) == 0;
+	}
+done:
+	if (rfd >= 0)
+		close(rfd);
+	bkr_hash_free(h);
+	free(buf);
+	return same;
+}
+
+/* Whether the object @p fd (any kind) has exactly the entry's xattrs. */
+static bool same_xattrs(rctx *c, int fd, const bkr_tree *leaf, uint32_t li)
+{
+	char pp[64], list[65536];
+	bkr_xattr *xs = NULL;
+	size_t nx = 0, nlive = 0;
+	bool same = false;
+	ssize_t ln;
+
+	fd_path(pp, sizeof(pp), fd);
+	if ((ln = listxattr(pp, list, sizeof(list))) < 0)
+		ln = 0;
+	for (ssize_t i = 0; i < ln; i += (ssize_t)strlen(list + i) + 1)
+		nlive++;
+	if (!leaf || bkr_tree_xattrs(leaf, li, &xs, &nx) < 0) {
+		bkr_error_clear();
+		return nlive == 0;
+	}
+	if (nx != nlive)
+		goto done;
+	for (size_t i = 0; i < nx; i++) {
+		char xn[256];
+		uint8_t *val = NULL, *live = NULL;
+		size_t vlen = xs[i].value_len;
+		cname(xs[i].name, xs[i].name_len, xn, sizeof(xn));
+		if (xs[i].in_blob && bkr_repo_read_blob(c->repo, &xs[i].blob, BKR_BLOB_DATA, &val, &vlen) < 0) {
+			bkr_error_clear();
+			goto done;
+		}
+		const void *v = xs[i].in_blob ? (const void *)val : (const void *)xs[i].value;
+		bool ok = (live = malloc(vlen + 1)) && getxattr(pp, xn, live, vlen + 1) == (ssize_t)vlen &&
+			  memcmp(live, v, vlen) == 0;
+		free(live);
+		free(val);
+		if (!ok)
+			goto done;
+	}
+	same = true;
+done:
+	free(xs);
+	return same;
+}
+
+static link_ent *link_find(rctx *c, uint64_t group);
+static void link_add(rctx *c, uint64_t group, const char *path, const struct stat *st);
+
+/*
+ * Compare entry @p e with the object @p fd (O_PATH or open): UNCHANGED when
+ * type, mode, owner (as root, who sets it), mtime, size and content (the
+ * SHA-256 of what is there), symlink target, device and xattrs all match,
+ * else CHANGED.  A hardlinked file is unchanged only when it is the group's
+ * file already; the first of a group records it.
+ */
+static bkr_restore_change classify_fd(rctx *c, int fd, const char *path, const bkr_entry *e,
+				      const bkr_tree *leaf, uint32_t li)
+{
+	struct stat st;
+	link_ent *l = NULL;
+	bool same = false;
+
+	if (fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != bkr_entry_mode_of_type(e->type))
+		goto done;
+	if (e->type != BKR_FT_SYMLINK && (st.st_mode & 07777) != (e->mode & 07777))
+		goto done;
+	if (c->root) {
+		uid_t uid;
+		gid_t gid;
+		owner_ids(c, e, &uid, &gid);
+		if (st.st_uid != uid || st.st_gid != gid)
+			goto done;
+	}
+	if ((int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != e->mtime_ns)
+		goto done;
+	if (e->type == BKR_FT_FILE) {
+		if ((uint64_t)st.st_size != e->size)
+			goto done;
+		if (e->link_group && (l = link_find(c, e->link_group))) {
+			same = st.st_dev == l->dev && st.st_ino == l->ino;
+			goto done;
+		}
+		if (!same_content(fd, &e->content))
+			goto done;
+	} else if (e->type == BKR_FT_SYMLINK) {
+		char t[4097];
+		ssize_t n = readlinkat(fd, "", t, sizeof(t));
+		if (n < 0 || (size_t)n != e->target_len || memcmp(t, e->target, (size_t)n) != 0)
+			goto done;
+	} else if (e->type == BKR_FT_CHR || e->type == BKR_FT_BLK) {
+		if (st.st_rdev != (dev_t)e->rdev)
+			goto done;
+	}
+	same = same_xattrs(c, fd, leaf, li);
+done:
+	if (e->type == BKR_FT_FILE && e->link_group && !l) {
+		/* the group's file: this one when it stays, else the one written (or, in a dry run, none) */
+		struct stat none = { 0 };
+		if (same)
+			link_add(c, e->link_group, disk_rel(c, path), &st);
+		else if (c->o->dry_run)
+			link_add(c, e->link_group, "", &none);
+	}
+	return same ? BKR_RESTORE_UNCHANGED : BKR_RESTORE_CHANGED;
+}
+
+/* The same for @p name in @p dirfd (-1: in a directory that does not exist); NEW when nothing is there. */
+static bkr_restore_change classify(rctx *c, int dirfd, const char *name, const char *path, const bkr_entry *e,
+				   const bkr_tree *leaf, uint32_t li)
+{
+	int fd;
+	if (dirfd < 0)
+		return BKR_RESTORE_NEW;
+	if ((fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? BKR_RESTORE_NEW : BKR_RESTORE_CHANGED;
+	bkr_restore_change k = classify_fd(c, fd, path, e, leaf, li);
+	close(fd);
+	return k;
+}
+
 /*
  * An O_PATH descriptor of the group's first file, after checking it is still
  * the file restore wrote (its path may lead elsewhere by now); -1 with errno.
@@ -402,8 +590,14 @@ static void restore_leaf(rctx *c, int dirfd, const char *path, const bkr_entry *
 		report(c, true, BKR_ECORRUPT, path, "unknown entry type %u", e->type);
 		return;
 	}
+	if (c->classify) {
+		bkr_restore_change k = classify(c, dirfd, name, path, e, leaf, li);
+		note_change(c, k, path);
+		if (c->o->dry_run || k == BKR_RESTORE_UNCHANGED)
+			return;
+	}
 	if (fstatat(dirfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (!c->o->overwrite) {
+		if (!c->overwrite) {
 			report(c, true, BKR_EEXISTS, path, "exists (--overwrite replaces it)");
 			return;
 		}
@@ -475,7 +669,7 @@ place:
 		c->st.hardlinks++;
 	} else if (e->type == BKR_FT_FILE) {
 		if (e->link_group && !l && fstat(fd, &st) == 0)
-			link_add(c, e->link_group, path, &st);
+			link_add(c, e->link_group, disk_rel(c, path), &st);
 		c->st.files++;
 		c->st.bytes += e->size;
 		c->prog.files_done++;
@@ -495,14 +689,35 @@ done:
 	free(target);
 }
 
-/* mkdir (or reuse) @p name in @p dirfd and open it; -1 after reporting. */
+/* Whether directory @p fd is the repository (never restored into); warns. */
+static bool is_repo(rctx *c, int fd, const char *path)
+{
+	struct stat st;
+	if (!c->have_repo || fstat(fd, &st) < 0 || st.st_dev != c->repo_dev || st.st_ino != c->repo_ino)
+		return false;
+	report(c, false, 0, path, "is the repository %s: skipped", bkr_repo_path(c->repo));
+	return true;
+}
+
+/*
+ * mkdir (or reuse) @p name in @p dirfd and open it; -1 after reporting.  In
+ * a dry run only open what is there (-1 when @p dirfd is -1 or nothing is).
+ */
 static int open_dir(rctx *c, int dirfd, const char *name, const char *path)
 {
 	struct stat st;
 
+	if (c->o->dry_run) {
+		int fd = dirfd < 0 ? -1 : openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && is_repo(c, fd, path)) {
+			close(fd);
+			fd = -1;
+		}
+		return fd;
+	}
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
 		/* a directory replaces a file only with overwrite (the file goes first) */
-		if (!c->o->overwrite) {
+		if (!c->overwrite) {
 			report(c, true, BKR_EEXISTS, path, "exists and is not a directory (--overwrite replaces it)");
 			return -1;
 		}
@@ -527,6 +742,36 @@ static int open_dir(rctx *c, int dirfd, const char *name, const char *path)
 		close(fd);
 		return -1;
 	}
+	if (is_repo(c, fd, path)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Enter directory entry @p e (@p name in @p pfd): compared with what is there
+ * when classifying, then opened (made unless a dry run).  Returns its fd,
+ * -1 when there is none (reported when that is an error), or -2 when it
+ * must be skipped.
+ */
+static int enter_dir(rctx *c, int pfd, const char *name, const char *path, const bkr_entry *e,
+		     const bkr_tree *leaf, uint32_t li)
+{
+	bkr_restore_change k = BKR_RESTORE_NEW;
+	int fd;
+
+	if (c->classify) {
+		k = classify(c, pfd, name, path, e, leaf, li);
+		note_change(c, k, path);
+	}
+	if (c->o->dry_run && k == BKR_RESTORE_NEW) {
+		c->st.dirs++;
+		return -1;
+	}
+	if ((fd = open_dir(c, pfd, name, path)) < 0)
+		return c->o->dry_run && k != BKR_RESTORE_NEW && pfd >= 0 ? -1 : -2;
+	c->st.dirs++;
 	return fd;
 }
 
@@ -540,7 +785,8 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 	int err;
 
 	if (!(fds = malloc(cap * sizeof(*fds)))) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return bkr_error_oom();
 	}
 	fds[0] = fd;
@@ -575,47 +821,55 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 		}
 		cname(e->name, e->name_len, name, sizeof(name));
 		if (it->post) {
-			apply_meta(c, fds[d], false, it->path, e, it->leaf, it->li);
-			close(fds[d]);
+			if (fds[d] >= 0 && !c->o->dry_run)
+				apply_meta(c, fds[d], false, it->path, e, it->leaf, it->li);
+			if (fds[d] >= 0)
+				close(fds[d]);
 			fds[d] = -1;
 			continue;
 		}
-		int dfd = open_dir(c, pfd, name, it->path);
-		if (dfd < 0) {
+		int dfd = enter_dir(c, pfd, name, it->path, e, it->leaf, it->li);
+		if (dfd == -2) {
 			bkr_walk_skip(w);
 			continue;
 		}
-		c->st.dirs++;
 		if (it->error < 0) {
 			report(c, true, it->error, it->path, "contents unreadable: %s", bkr_walk_error_message(w));
-			apply_meta(c, dfd, false, it->path, e, it->leaf, it->li);
-			close(dfd);
+			if (dfd >= 0 && !c->o->dry_run)
+				apply_meta(c, dfd, false, it->path, e, it->leaf, it->li);
+			if (dfd >= 0)
+				close(dfd);
 			continue;
 		}
 		fds[d] = dfd;
 	}
 done:
 	bkr_walk_free(w);
-	close(fds[0]);
+	if (fds[0] >= 0)
+		close(fds[0]);
 	free(fds);
 	return err;
 }
 
+/*
+ * Restore @p path of the backup (entry @p e, resolved) into c->tfd: its
+ * missing parent directories are made (mode 0700, not reported), then the
+ * entry.  In place the first component (the source) is c->tfd itself.
+ */
 static int restore_path(rctx *c, const bkr_id *root, const char *path)
 {
 	bkr_entry e;
 	bkr_dir *holder = NULL;
 	const bkr_tree *leaf = NULL;
 	uint32_t li = 0;
-	int err, fd = -1;
+	int err, fd = -1, dfd = -1, cfd = -1;
 	char *copy = NULL;
 
 	if ((err = bkr_walk_resolve(c->repo, root, path, &e, &holder, &leaf, &li)) < 0) {
 		report(c, true, err, path, "%s", bkr_error_message());
 		return 0;
 	}
-	/* create the intermediate directories */
-	if ((fd = dup(c->tfd)) < 0) {
+	if (c->tfd >= 0 && (fd = dup(c->tfd)) < 0) {
 		err = bkr_error_set_errno(errno, "dup");
 		goto done;
 	}
@@ -624,15 +878,16 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		goto done;
 	}
 	char *comps[4096];
-	size_t nc = 0;
+	size_t nc = 0, first = c->strip ? 1 : 0;
 	for (char *tok = strtok(copy, "/"); tok && nc < 4096; tok = strtok(NULL, "/"))
 		if (strcmp(tok, ".") != 0)
 			comps[nc++] = tok;
-	for (size_t i = 0; i + 1 < nc; i++) {
+	for (size_t i = first; i + 1 < nc; i++) {
 		int nfd = open_dir(c, fd, comps[i], path);
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		fd = nfd;
-		if (fd < 0)
+		if (fd < 0 && !c->o->dry_run)
 			goto done;
 	}
 	if (nc == 0) {
@@ -642,25 +897,37 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		goto done;
 	}
 	if (e.type != BKR_FT_DIR) {
+		if (nc == first) {
+			report(c, true, BKR_EINVAL, path, "in place: the source is not a directory; restore it with --target");
+			goto done;
+		}
 		restore_leaf(c, fd, path, &e, leaf, li);
 		goto done;
 	}
-	int dfd = open_dir(c, fd, comps[nc - 1], path), cfd;
-	if (dfd < 0)
-		goto done;
-	c->st.dirs++;
-	if ((cfd = dup(dfd)) < 0) {
-		err = bkr_error_set_errno(errno, "dup");
-		close(dfd);
+	if (nc == first) {
+		/* in place, a whole source: c->tfd is its directory */
+		if (c->classify && c->tfd >= 0)
+			note_change(c, classify_fd(c, c->tfd, path, &e, leaf, li), path);
+		else if (c->classify)
+			note_change(c, BKR_RESTORE_NEW, path);
+		c->st.dirs++;
+		dfd = fd;
+		fd = -1;
+	} else if ((dfd = enter_dir(c, fd, comps[nc - 1], path, &e, leaf, li)) == -2) {
 		goto done;
 	}
-	if ((err = restore_dir(c, root, path, cfd)) == 0) {
+	if (dfd >= 0 && (cfd = dup(dfd)) < 0) {
+		err = bkr_error_set_errno(errno, "dup");
+		goto done;
+	}
+	if ((err = restore_dir(c, root, path, cfd)) == 0 && dfd >= 0 && !c->o->dry_run) {
 		/* the directory's own metadata, after its contents, through the fd it was restored by */
 		(void)bkr_io_fault("restore-meta");
 		apply_meta(c, dfd, false, path, &e, leaf, li);
 	}
-	close(dfd);
 done:
+	if (dfd >= 0)
+		close(dfd);
 	if (fd >= 0)
 		close(fd);
 	free(copy);
@@ -668,57 +935,211 @@ done:
 	return err;
 }
 
-int bkr_restore_tree(bkr_repo *r, const bkr_id *root, const char *backup_id,
-		     const bkr_restore_options *o, bkr_restore_stats *stats)
+/*
+ * BKR_EINVAL when directory @p dir, or the nearest of its parents that
+ * exists, is the repository or inside it (compared by device and inode up
+ * to /, so symlinks and bind mounts count).
+ */
+static int check_outside_repo(rctx *c, const char *dir)
+{
+	size_t n = strlen(dir);
+	char *p = malloc(n + 2);
+	int fd = -1, err = 0;
+
+	if (!c->have_repo)
+		goto done;
+	if (!p) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	memcpy(p, dir, n + 1);
+	while ((fd = open(*p ? p : ".", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		char *sl = strrchr(p, '/');
+		if (!sl) {
+			if (!strcmp(p, ".") || !*p)
+				break;
+			strcpy(p, ".");
+		} else if (sl == p) {
+			if (!p[1])
+				break;
+			p[1] = 0;
+		} else {
+			*sl = 0;
+		}
+	}
+	while (fd >= 0) {
+		struct stat st, up;
+		if (fstat(fd, &st) < 0)
+			break;
+		if (st.st_dev == c->repo_dev && st.st_ino == c->repo_ino) {
+			err = bkr_error_set(BKR_EINVAL, "restore target %s is inside the repository %s", dir,
+					    bkr_repo_path(c->repo));
+			break;
+		}
+		int ufd = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		bool top = ufd < 0 || fstat(ufd, &up) < 0 || (up.st_dev == st.st_dev && up.st_ino == st.st_ino);
+		close(fd);
+		fd = ufd;
+		if (top)
+			break;
+	}
+done:
+	if (fd >= 0)
+		close(fd);
+	free(p);
+	return err;
+}
+
+/* Open (make unless a dry run) the directory @p dir restore writes into as c->tfd. */
+static int open_target(rctx *c, const char *dir)
+{
+	int err;
+
+	if ((err = check_outside_repo(c, dir)) < 0)
+		return err;
+	if (!c->o->dry_run && (err = bkr_io_mkdir_p(dir, 0755)) < 0)
+		return err;
+	if ((c->tfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		if (c->o->dry_run && errno == ENOENT)
+			return 0;
+		return bkr_error_set_errno(errno, "restore target %s", dir);
+	}
+	return 0;
+}
+
+/* Close c->tfd after syncing what was written there; forget its hardlinks. */
+static void close_target(rctx *c)
+{
+	if (c->tfd >= 0) {
+		/* what was renamed into place is on disk before the restore says done */
+		if (!c->o->dry_run && syncfs(c->tfd) < 0)
+			report(c, false, 0, c->disk_root, "syncfs: %s", strerror(errno));
+		close(c->tfd);
+	}
+	c->tfd = -1;
+	for (size_t i = 0; i < c->nlinks; i++)
+		free(c->links[i].path);
+	c->nlinks = 0;
+}
+
+/* The manifest's source named by the first component of @p path, or NULL. */
+static const bkr_manifest_source *source_of(const bkr_manifest *m, const char *path)
+{
+	size_t n = strcspn(path, "/");
+	for (size_t i = 0; i < m->nsources; i++)
+		if (strlen(m->sources[i].source) == n && !memcmp(m->sources[i].source, path, n))
+			return &m->sources[i];
+	return NULL;
+}
+
+static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr_manifest *m,
+	       const bkr_restore_options *o, bkr_restore_stats *stats)
 {
 	rctx cs, *c = &cs;
+	const char **paths = NULL;
+	size_t npaths = 0;
+	struct stat rst;
 	int err = 0;
 
 	memset(c, 0, sizeof(*c));
 	c->tfd = -1;
 	if (stats)
 		memset(stats, 0, sizeof(*stats));
-	if (!o || o->version != BKR_RESTORE_OPTIONS_VERSION || !o->target || !o->target[0])
-		return bkr_error_set(BKR_EINVAL, "restore: options without a target");
+	if (!o || o->version != BKR_RESTORE_OPTIONS_VERSION)
+		return bkr_error_set(BKR_EINVAL, "restore: options of an unknown version");
+	if (o->in_place ? (o->target || !m) : (!o->target || !o->target[0]))
+		return bkr_error_set(BKR_EINVAL, o->in_place ? "restore: in place takes a manifest and no target"
+						     : "restore: options without a target");
 	c->repo = r;
 	c->o = o;
 	c->backup_id = backup_id;
 	c->root = geteuid() == 0;
-	if ((err = bkr_io_mkdir_p(o->target, 0755)) < 0)
-		goto done;
-	if ((c->tfd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		err = bkr_error_set_errno(errno, "restore target %s", o->target);
+	c->overwrite = o->overwrite || o->in_place;
+	c->classify = o->dry_run || o->in_place;
+	c->disk_root = o->target;
+	if (stat(bkr_repo_path(r), &rst) == 0) {
+		c->have_repo = true;
+		c->repo_dev = rst.st_dev;
+		c->repo_ino = rst.st_ino;
+	}
+	/* the paths asked for: each must be in the backup before anything is written */
+	size_t want = o->npaths ? o->npaths : 1;
+	if (o->in_place && m->nsources > want)
+		want = m->nsources;
+	if (!(paths = calloc(want, sizeof(*paths)))) {
+		err = bkr_error_oom();
 		goto done;
 	}
-	if (!o->npaths) {
-		err = restore_path(c, root, "");
-	} else {
-		for (size_t i = 0; i < o->npaths && err == 0; i++)
-			err = restore_path(c, root, o->paths[i]);
+	for (size_t i = 0; i < o->npaths; i++) {
+		const char *p = o->paths[i];
+		bkr_entry e;
+		bkr_dir *holder = NULL;
+		while (*p == '/' || (p[0] == '.' && (p[1] == '/' || !p[1])))
+			p++;
+		if (!*p && o->in_place) {
+			npaths = 0; /* the whole backup */
+			break;
+		}
+		err = bkr_walk_resolve(r, root, p, &e, &holder, NULL, NULL);
+		bkr_dir_free(holder);
+		if (err == BKR_ENOTFOUND || (err == 0 && o->in_place && !source_of(m, p))) {
+			err = bkr_error_set(BKR_ENOTFOUND, "backup %s has no %s", backup_id ? backup_id : "?", p);
+			goto done;
+		}
+		bkr_error_clear();
+		err = 0;
+		paths[npaths++] = p;
 	}
+	if (o->in_place && !npaths)
+		for (size_t i = 0; i < m->nsources; i++)
+			paths[npaths++] = m->sources[i].source;
+	if (!o->in_place) {
+		if ((err = open_target(c, o->target)) < 0)
+			goto done;
+		if (!npaths)
+			paths[npaths++] = "";
+	}
+	for (size_t i = 0; i < npaths && err == 0; i++) {
+		if (o->in_place) {
+			const bkr_manifest_source *src = source_of(m, paths[i]);
+			if (c->disk_root != src->path) {
+				close_target(c);
+				c->disk_root = src->path;
+				c->strip = strlen(src->source);
+				if ((err = open_target(c, src->path)) < 0)
+					goto done;
+			}
+		}
+		err = restore_path(c, root, paths[i]);
+	}
+	close_target(c);
 	if (err < 0)
 		goto done;
-	/* what was renamed into place is on disk before the restore says done */
-	if (syncfs(c->tfd) < 0)
-		report(c, false, 0, o->target, "syncfs: %s", strerror(errno));
 	if (c->st.errors) {
 		err = bkr_error_set(c->corrupt ? BKR_ECORRUPT : c->first_err,
 				    "%llu entr%s failed to restore; first: %s", (unsigned long long)c->st.errors,
 				    c->st.errors == 1 ? "y" : "ies", c->first_msg);
 	}
 done:
-	if (stats)
-		*stats = c->st;
 	if (c->tfd >= 0)
 		close(c->tfd);
+	if (stats)
+		*stats = c->st;
 	for (size_t i = 0; i < c->nlinks; i++)
 		free(c->links[i].path);
 	free(c->links);
+	free(paths);
 	return err;
+}
+
+int bkr_restore_tree(bkr_repo *r, const bkr_id *root, const char *backup_id,
+		     const bkr_restore_options *o, bkr_restore_stats *stats)
+{
+	return run(r, root, backup_id, NULL, o, stats);
 }
 
 int bkr_restore_run(bkr_repo *r, const bkr_manifest *m, const bkr_restore_options *o,
 		    bkr_restore_stats *stats)
 {
-	return bkr_restore_tree(r, &m->tree, m->backup_id, o, stats);
+	return run(r, &m->tree, m->backup_id, m, o, stats);
 }

@@ -9,22 +9,35 @@
 #include "bkr/restore.h"
 
 static const char usage[] =
-	"usage: bkr restore -r REPO ID [PATH...] --target DIR [--numeric-ids] [--overwrite]\n\n"
+	"usage: bkr restore -r REPO ID [PATH...] --target DIR [--numeric-ids] [--overwrite] [--dry-run]\n"
+	"       bkr restore -r REPO ID [PATH...] --in-place [--numeric-ids] [--dry-run]\n\n"
 	"Restore backup ID (an id, a unique prefix, or 'latest') into DIR: its sources\n"
 	"appear as DIR/<source>/...  PATHs (\"source/dir/file\") restore only those.\n"
 	"Every chunk and every file's hash is verified while writing; a damaged file\n"
-	"fails alone and the rest is restored (exit status 6).\n\n"
+	"fails alone and the rest is restored (exit status 6).  Each file is written\n"
+	"to a temporary name and renamed into place once it checked out.\n\n"
 	"  -t, --target DIR   where to restore (created if missing)\n"
+	"      --in-place     to where each source was backed up from, replacing\n"
+	"                     what differs from the backup\n"
+	"      --dry-run      write nothing: list what would be new or changed\n"
 	"      --numeric-ids  owners by number, not by name\n"
 	"      --overwrite    replace existing files in DIR\n"
 	"      --threads N    worker threads (default: online CPUs)\n";
 
-enum { OPT_NUMERIC = OPT_FIRST_CMD, OPT_OVERWRITE, OPT_THREADS };
+enum { OPT_NUMERIC = OPT_FIRST_CMD, OPT_OVERWRITE, OPT_THREADS, OPT_IN_PLACE, OPT_DRY_RUN };
+
+struct change {
+	bkr_restore_change kind;
+	char *path;
+};
 
 struct state {
 	bkr_restore_options o;
 	cli *c;
 	uint64_t errors;
+	struct change *changes; /* --dry-run: what would be new or changed */
+	size_t nchanges, capchanges;
+	bool oom;
 };
 
 static int opt(cli *c, int o, const char *arg, void *st)
@@ -35,6 +48,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case 't': s->o.target = arg; return 0;
 	case OPT_NUMERIC: s->o.numeric_ids = true; return 0;
 	case OPT_OVERWRITE: s->o.overwrite = true; return 0;
+	case OPT_IN_PLACE: s->o.in_place = true; return 0;
+	case OPT_DRY_RUN: s->o.dry_run = true; return 0;
 	case OPT_THREADS:
 		s->o.threads = (int)strtol(arg, &end, 10);
 		if (*end || s->o.threads < 1 || s->o.threads > 256)
@@ -65,6 +80,86 @@ static void on_report(void *ctx, bool error, const char *path, const char *messa
 	}
 }
 
+static void on_change(void *ctx, bkr_restore_change kind, const char *path)
+{
+	struct state *s = ctx;
+	if (!s->o.dry_run || kind == BKR_RESTORE_UNCHANGED)
+		return;
+	if (s->nchanges == s->capchanges) {
+		size_t cap = s->capchanges ? s->capchanges * 2 : 64;
+		struct change *n = realloc(s->changes, cap * sizeof(*n));
+		if (!n) {
+			s->oom = true;
+			return;
+		}
+		s->changes = n;
+		s->capchanges = cap;
+	}
+	if (!(s->changes[s->nchanges].path = strdup(path))) {
+		s->oom = true;
+		return;
+	}
+	s->changes[s->nchanges++].kind = kind;
+}
+
+static const char *change_name(bkr_restore_change kind)
+{
+	return kind == BKR_RESTORE_NEW ? "new" : kind == BKR_RESTORE_CHANGED ? "changed" : "unchanged";
+}
+
+static void print_result(cli *c, const struct state *s, const bkr_manifest *m, const bkr_restore_stats *st)
+{
+	const char *where = s->o.in_place ? "in place" : s->o.target;
+	if (c->json) {
+		printf("{\"backup_id\":\"%s\",\"target\":", m->backup_id);
+		if (s->o.in_place)
+			printf("null");
+		else
+			cli_json_string(stdout, s->o.target, strlen(s->o.target));
+		printf(",\"in_place\":%s,\"dry_run\":%s", s->o.in_place ? "true" : "false",
+		       s->o.dry_run ? "true" : "false");
+		if (s->o.dry_run) {
+			printf(",\"paths\":[");
+			for (size_t i = 0; i < s->nchanges; i++) {
+				printf("%s{\"change\":\"%s\",", i ? "," : "", change_name(s->changes[i].kind));
+				cli_json_path(stdout, "path", s->changes[i].path, strlen(s->changes[i].path));
+				putchar('}');
+			}
+			putchar(']');
+		}
+		printf(",\"files\":%llu,\"dirs\":%llu,\"symlinks\":%llu,\"hardlinks\":%llu,\"specials\":%llu,"
+		       "\"bytes\":%llu,\"new\":%llu,\"changed\":%llu,\"unchanged\":%llu,"
+		       "\"errors\":%llu,\"warnings\":%llu}\n",
+		       (unsigned long long)st->files, (unsigned long long)st->dirs, (unsigned long long)st->symlinks,
+		       (unsigned long long)st->hardlinks, (unsigned long long)st->specials,
+		       (unsigned long long)st->bytes, (unsigned long long)st->new_entries,
+		       (unsigned long long)st->changed, (unsigned long long)st->unchanged,
+		       (unsigned long long)st->errors, (unsigned long long)st->warnings);
+		return;
+	}
+	if (c->quiet)
+		return;
+	if (s->o.dry_run) {
+		for (size_t i = 0; i < s->nchanges; i++)
+			printf("%-7s %s\n", change_name(s->changes[i].kind), s->changes[i].path);
+		printf("dry run of %s %s%s: %llu new, %llu changed, %llu unchanged; nothing written", m->backup_id,
+		       s->o.in_place ? "" : "into ", where, (unsigned long long)st->new_entries,
+		       (unsigned long long)st->changed, (unsigned long long)st->unchanged);
+	} else {
+		char b[32];
+		cli_human_bytes(b, st->bytes);
+		printf("restored %s %s%s: %llu files, %llu directories, %s", m->backup_id,
+		       s->o.in_place ? "" : "into ", where, (unsigned long long)st->files,
+		       (unsigned long long)st->dirs, b);
+		if (s->o.in_place)
+			printf(" (%llu new, %llu changed, %llu unchanged)", (unsigned long long)st->new_entries,
+			       (unsigned long long)st->changed, (unsigned long long)st->unchanged);
+	}
+	if (st->errors)
+		printf(", %s%llu failed%s", cli_col(c, "red"), (unsigned long long)st->errors, cli_col(c, "reset"));
+	putchar('\n');
+}
+
 int cmd_restore(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -72,6 +167,8 @@ int cmd_restore(cli *c, int argc, char **argv)
 		{ "numeric-ids", no_argument, NULL, OPT_NUMERIC },
 		{ "overwrite", no_argument, NULL, OPT_OVERWRITE },
 		{ "threads", required_argument, NULL, OPT_THREADS },
+		{ "in-place", no_argument, NULL, OPT_IN_PLACE },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct state s = { .o = BKR_RESTORE_OPTIONS_INIT, .c = c };
@@ -83,8 +180,10 @@ int cmd_restore(cli *c, int argc, char **argv)
 	CLI_PARSE(c, argc, argv, usage, "t:", lo, opt, &s, &first);
 	if (first >= argc)
 		return cli_usage_error(c, "expected a backup ID");
-	if (!s.o.target)
-		return cli_usage_error(c, "--target DIR is required");
+	if (!s.o.target && !s.o.in_place)
+		return cli_usage_error(c, "--target DIR or --in-place is required");
+	if (s.o.target && s.o.in_place)
+		return cli_usage_error(c, "--target and --in-place exclude each other");
 	for (int i = first + 1; i < argc; i++)
 		while (argv[i][0] == '/')
 			argv[i]++;
@@ -94,6 +193,8 @@ int cmd_restore(cli *c, int argc, char **argv)
 	s.o.progress_ctx = &s;
 	s.o.report = on_report;
 	s.o.report_ctx = &s;
+	s.o.change = on_change;
+	s.o.change_ctx = &s;
 	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
 		return cli_fail(c, err);
 	if ((err = bkr_repo_find_backup(repo, argv[first], &m)) < 0) {
@@ -106,26 +207,17 @@ int cmd_restore(cli *c, int argc, char **argv)
 		rc = cli_fail(c, err);
 		goto done;
 	}
-	if (c->json) {
-		printf("{\"backup_id\":\"%s\",\"target\":", m->backup_id);
-		cli_json_string(stdout, s.o.target, strlen(s.o.target));
-		printf(",\"files\":%llu,\"dirs\":%llu,\"symlinks\":%llu,\"hardlinks\":%llu,\"specials\":%llu,"
-		       "\"bytes\":%llu,\"errors\":%llu,\"warnings\":%llu}\n",
-		       (unsigned long long)st.files, (unsigned long long)st.dirs, (unsigned long long)st.symlinks,
-		       (unsigned long long)st.hardlinks, (unsigned long long)st.specials,
-		       (unsigned long long)st.bytes, (unsigned long long)st.errors, (unsigned long long)st.warnings);
-	} else if (!c->quiet) {
-		char b[32];
-		cli_human_bytes(b, st.bytes);
-		printf("restored %s into %s: %llu files, %llu directories, %s", m->backup_id, s.o.target,
-		       (unsigned long long)st.files, (unsigned long long)st.dirs, b);
-		if (st.errors)
-			printf(", %s%llu failed%s", cli_col(c, "red"), (unsigned long long)st.errors, cli_col(c, "reset"));
-		putchar('\n');
+	if (s.oom) {
+		rc = cli_fail(c, bkr_error_oom());
+		goto done;
 	}
+	print_result(c, &s, m, &st);
 	if (st.errors || s.errors || err < 0)
 		rc = BKR_EXIT_PARTIAL;
 done:
+	for (size_t i = 0; i < s.nchanges; i++)
+		free(s.changes[i].path);
+	free(s.changes);
 	bkr_manifest_free(m);
 	bkr_repo_free(repo);
 	return rc;

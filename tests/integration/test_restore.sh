@@ -119,3 +119,78 @@ done < <(find "$T/killed" -type f -print0)
 [ -n "$(find "$T/killed" -name '.bkr-restore-*')" ] || fail "the file being written when killed is not under a temporary name"
 [ "$n" = 1 ] || fail "expected a.txt complete and big.bin under a temporary name, found $n complete files"
 pass "a killed restore leaves complete files at final names only"
+
+# --- a path that is not in the backup: exit 3 (not found), nothing written
+expect_exit 3 "$BKR" -r "$R3" restore latest two/nope two/a.txt --target "$T/nf"
+one_line_error
+grep -q "two/nope" "$T/err" || fail "the missing path is not named"
+[ ! -e "$T/nf" ] || fail "a restore naming a missing path wrote $T/nf"
+pass "restoring a path that is not in the backup exits 3 and writes nothing"
+
+# --- a target inside the repository is refused, however it is named
+ln -s "$R3/data" "$T/into-repo"
+for target in "$R3" "$R3/new/dir" "$T/into-repo/x"; do
+	expect_exit 2 "$BKR" -r "$R3" restore latest --target "$target"
+	one_line_error
+	grep -q "inside the repository" "$T/err" || fail "refusal does not say why: $(cat "$T/err")"
+done
+[ ! -e "$R3/new" ] && [ ! -e "$R3/data/x" ] || fail "a refused restore wrote into the repository"
+pass "a restore target inside the repository is refused"
+
+# --- restore --in-place (and --dry-run): back to where the source was
+live=$T/inplace
+R4=$T/repo4
+mkdir -p "$live/sub"
+printf 'one\n' >"$live/one.txt"
+printf 'two\n' >"$live/sub/two.txt"
+printf 'same\n' >"$live/same.txt"
+ln -s same.txt "$live/link"
+printf 'linked\n' >"$live/hl1"
+ln "$live/hl1" "$live/hl2"
+expect_exit 0 "$BKR" -r "$R4" init
+expect_exit 0 "$BKR" -r "$R4" create --type full "$live"
+printf 'ONE, since changed\n' >"$live/one.txt"
+rm "$live/sub/two.txt"
+printf 'not in the backup\n' >"$live/extra.txt"
+expect_exit 2 "$BKR" -r "$R4" restore latest --in-place --target "$T/x"
+expect_exit 0 "$BKR" -r "$R4" restore latest --in-place --dry-run --json
+json_ok "$T/out"
+python3 - "$T/out" "$live" <<'PY' || fail "in-place dry run: wrong list"
+import json, sys
+v, live = json.load(open(sys.argv[1])), sys.argv[2]
+got = {(p["change"], p["path"]) for p in v["paths"]}
+assert ("changed", live + "/one.txt") in got, got
+assert ("new", live + "/sub/two.txt") in got, got
+assert not any(p.endswith(("/same.txt", "/link", "/extra.txt", "/hl1", "/hl2")) for _, p in got), got
+assert v["new"] == 1 and v["unchanged"] == 4 and v["changed"] == len(got) - 1, v
+assert v["dry_run"] and v["in_place"] and v["target"] is None, v
+PY
+expect_exit 0 "$BKR" -r "$R4" restore latest --in-place --dry-run
+grep -q "^changed $live/one.txt$" "$T/out" || { cat "$T/out"; fail "human dry run does not list one.txt as changed"; }
+grep -q "^new *$live/sub/two.txt$" "$T/out" || fail "human dry run does not list sub/two.txt as new"
+grep -q "1 new, .* changed, 4 unchanged; nothing written" "$T/out" || fail "human dry run has no counts"
+[ "$(cat "$live/one.txt")" = "ONE, since changed" ] && [ ! -e "$live/sub/two.txt" ] || fail "a dry run wrote"
+expect_exit 0 "$BKR" -r "$R4" restore latest --in-place
+[ "$(cat "$live/one.txt")" = one ] || fail "in place: one.txt not restored"
+[ "$(cat "$live/sub/two.txt")" = two ] || fail "in place: sub/two.txt not restored"
+[ -e "$live/extra.txt" ] || fail "in place removed a file the backup does not have"
+[ -z "$(find "$live" -name '.bkr-restore-*')" ] || fail "in place left a temporary"
+expect_exit 0 "$BKR" -r "$R4" restore latest --in-place --dry-run --json
+python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))
+assert v["new"] == 0 and v["changed"] == 0 and v["paths"] == [], v' "$T/out" || fail "after an in-place restore a dry run still finds changes"
+name=$(basename "$live")
+printf 'again\n' >"$live/one.txt"
+printf 'also\n' >"$live/same.txt"
+expect_exit 0 "$BKR" -r "$R4" restore latest "$name/one.txt" --in-place
+[ "$(cat "$live/one.txt")" = one ] && [ "$(cat "$live/same.txt")" = also ] || fail "in place with a PATH restored more or less than that path"
+# a hardlink broken into two equal files is linked again
+rm "$live/hl2"
+cp -p "$live/hl1" "$live/hl2"
+expect_exit 0 "$BKR" -r "$R4" restore latest "$name" --in-place --dry-run
+grep -q "^changed $live/hl2$" "$T/out" || { cat "$T/out"; fail "a broken hardlink is not listed as changed"; }
+expect_exit 0 "$BKR" -r "$R4" restore latest "$name" --in-place
+[ "$live/hl1" -ef "$live/hl2" ] || fail "in place did not link hl2 to hl1 again"
+expect_exit 3 "$BKR" -r "$R4" restore latest nosuchsource/x --in-place
+pass "restore --in-place puts back what differs, --dry-run lists it and writes nothing"

@@ -406,13 +406,14 @@ static void test_subset(void **state)
 	o.npaths = 3;
 	o.overwrite = true;
 	assert_int_equal(bkr_restore_run(f->r, m, &o, &st), 0);
-	/* a missing path is reported, not fatal to the others */
-	static const char *const bad[] = { "src/nope", "src/plain.txt" };
+	/* a path that is not in the backup: not found, before anything is written */
+	static const char *const bad[] = { "src/plain.txt", "src/nope" };
 	o.paths = bad;
 	o.npaths = 2;
-	assert_int_not_equal(bkr_restore_run(f->r, m, &o, &st), 0);
-	assert_int_equal(st.errors, 1);
-	assert_int_equal(st.files, 1);
+	assert_int_equal(bkr_restore_run(f->r, m, &o, &st), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "src/nope"));
+	assert_int_equal(st.errors, 0);
+	assert_int_equal(st.files, 0);
 	bkr_manifest_free(m);
 }
 

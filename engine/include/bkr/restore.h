@@ -1,5 +1,7 @@
 /** @file
- * Restoring a backup, or part of it, into a target directory.
+ * Restoring a backup, or part of it, into a target directory, or in place
+ * (each source back to where it was backed up from, only what differs),
+ * or a dry run of either that lists what would be new or changed.
  *
  * Sources appear as TARGET/<source>/...  Every non-directory is created
  * under a temporary name in its directory (files mode 0600), its content
@@ -36,7 +38,16 @@ typedef struct {
 	uint64_t bytes;     /**< logical file bytes restored */
 	uint64_t errors;    /**< entries that failed */
 	uint64_t warnings;  /**< entries skipped or restored partially (sockets, chown...) */
+	/** dry_run / in_place: entries compared with what is on disk (bkr_restore_change) */
+	uint64_t new_entries, changed, unchanged;
 } bkr_restore_stats;
+
+/** How an entry of the backup compares with what is on disk where it goes. */
+typedef enum {
+	BKR_RESTORE_NEW,       /**< nothing there */
+	BKR_RESTORE_CHANGED,   /**< something else there: type, content, target, mode, owner (as root), mtime or xattrs differ */
+	BKR_RESTORE_UNCHANGED, /**< the same in every field restore sets (a file's content by its SHA-256) */
+} bkr_restore_change;
 
 typedef struct {
 	uint64_t files_done, bytes_done, bytes_total;
@@ -47,7 +58,7 @@ typedef struct {
 	int version;
 	const char *const *paths; /**< subset to restore: "source/dir/file" under the backup root; NULL = all */
 	size_t npaths;
-	const char *target;       /**< directory (created if missing); required */
+	const char *target;       /**< directory (created if missing); required, except in place (then NULL) */
 	bool numeric_ids;         /**< use stored uid/gid, not names */
 	bool overwrite;           /**< replace existing files (only once the new one checked out); otherwise an existing non-directory is an error for that entry */
 	int threads;              /**< 0 = online CPUs */
@@ -59,6 +70,19 @@ typedef struct {
 	 */
 	void (*report)(void *ctx, bool error, const char *path, const char *message);
 	void *report_ctx;
+	/**
+	 * bkr_restore_run only: each source back to the absolute path it was
+	 * backed up from (the manifest's sources[].path; PATHs name sources by
+	 * their first component), with the same temporary-and-rename safety.
+	 * Entries are compared with what is there: unchanged ones are left
+	 * alone, changed ones replaced (overwrite implied).
+	 */
+	bool in_place;
+	/** Write nothing: compare every entry with what is on disk (change, stats) instead. */
+	bool dry_run;
+	/** dry_run / in_place: each entry's comparison, @p path where it is on disk.  Optional. */
+	void (*change)(void *ctx, bkr_restore_change kind, const char *path);
+	void *change_ctx;
 } bkr_restore_options;
 
 /**
@@ -72,6 +96,10 @@ typedef struct {
 
 /**
  * Restore backup @p m (its root tree) per @p o.  @p stats optional.
+ * Before anything is written: BKR_ENOTFOUND when a PATH is not in the
+ * backup (in place: not under one of its sources), BKR_EINVAL when the
+ * target (in place: a source's path) is the repository or inside it.  A
+ * directory met on the way that is the repository is skipped with a warning.
  * Returns 0, or an error after restoring everything it could (BKR_ECORRUPT
  * when any file failed its checks, else the first error's code); the error
  * message counts the failures and names the first.
@@ -79,7 +107,7 @@ typedef struct {
 int bkr_restore_run(bkr_repo *r, const bkr_manifest *m, const bkr_restore_options *o,
 		    bkr_restore_stats *stats);
 
-/** The same from a root tree id (recovery uses it); @p backup_id names it in messages. */
+/** The same from a root tree id (recovery uses it; not in place); @p backup_id names it in messages. */
 int bkr_restore_tree(bkr_repo *r, const bkr_id *root, const char *backup_id,
 		     const bkr_restore_options *o, bkr_restore_stats *stats);
 
