@@ -1,7 +1,7 @@
 /** @file
  * Helpers shared by the libFuzzer targets (tests/fuzz/fuzz_*.c): an input as
- * an open file (memfd), an input as a sealed JSON object, and removing a
- * target's scratch repository at exit.
+ * an open file (memfd), an input as a sealed JSON object, and a target's
+ * scratch directory, removed at exit.
  */
 #ifndef BKR_FUZZ_H
 #define BKR_FUZZ_H
@@ -65,11 +65,20 @@ static inline int fuzz_remove_one(const char *path, const struct stat *st, int f
 	return 0;
 }
 
-/** Remove the scratch directory @p dir (a target's repository) and all in it. */
-static inline void fuzz_remove(const char *dir)
+static char *fuzz_scratch_dir;
+
+static inline void fuzz_remove_scratch(void)
 {
-	if (dir)
-		(void)nftw(dir, fuzz_remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)nftw(fuzz_scratch_dir, fuzz_remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/** Make the scratch directory @p tmpl ("...XXXXXX", static storage); removed with all in it at exit. */
+static inline void fuzz_scratch(char *tmpl)
+{
+	if (!mkdtemp(tmpl))
+		abort();
+	fuzz_scratch_dir = tmpl;
+	atexit(fuzz_remove_scratch);
 }
 
 #endif

@@ -14,23 +14,13 @@
 
 static char repo_dir[64], config_json[128];
 
-static char *scratch;
-
-static void remove_scratch(void)
-{
-	fuzz_remove(scratch);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	static char dir[] = "/tmp/bkr-fuzz-config-XXXXXX";
 	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
 	(void)argc;
 	(void)argv;
-	if (!mkdtemp(dir))
-		abort();
-	scratch = dir;
-	atexit(remove_scratch);
+	fuzz_scratch(dir);
 	snprintf(repo_dir, sizeof(repo_dir), "%s/repo", dir);
 	snprintf(config_json, sizeof(config_json), "%s/config.json", repo_dir);
 	if (bkr_repo_init(repo_dir, &io) < 0)

@@ -18,13 +18,6 @@
 static bkr_repo *repo;
 static char record[4200];
 
-static char *scratch;
-
-static void remove_scratch(void)
-{
-	fuzz_remove(scratch);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	static char dir[] = "/tmp/bkr-fuzz-record-XXXXXX";
@@ -36,10 +29,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
-	if (!mkdtemp(dir))
-		abort();
-	scratch = dir;
-	atexit(remove_scratch);
+	fuzz_scratch(dir);
 	snprintf(path, sizeof(path), "%s/repo", dir);
 	snprintf(src, sizeof(src), "%s/src", dir);
 	if (mkdir(src, 0700) < 0 || bkr_repo_init(path, &io) < 0 || bkr_repo_open(&repo, path, 0) < 0)
