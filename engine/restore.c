@@ -53,6 +53,9 @@ typedef struct {
 	bool classify;      /* dry run or in place: compare each entry with what is on disk */
 	const char *disk_root; /* where on-disk paths start: the target, or in place the source's path */
 	size_t strip;       /* in place: length of the source's name, cut from backup paths */
+	const bkr_manifest_source *src; /* in place: the source c->tfd belongs to */
+	bool file_source;   /* ... a single file, kept as a directory holding it: c->tfd is the file's directory */
+	char *src_dir;      /* ... then that directory's path (owned) */
 	bool have_repo;     /* the repository's directory, never restored into */
 	dev_t repo_dev;
 	ino_t repo_ino;
@@ -905,7 +908,12 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		goto done;
 	}
 	if (nc == first) {
-		/* in place, a whole source: c->tfd is its directory */
+		/* in place, a whole source: c->tfd is its directory (a file source's: its file's, left as it is) */
+		if (c->file_source) {
+			err = restore_dir(c, root, path, fd);
+			fd = -1;
+			goto done;
+		}
 		if (c->classify && c->tfd >= 0)
 			note_change(c, classify_fd(c, c->tfd, path, &e, leaf, li), path);
 		else if (c->classify)
@@ -1022,6 +1030,35 @@ static void close_target(rctx *c)
 	c->nlinks = 0;
 }
 
+/*
+ * Whether in-place source @p src was a single file (backup keeps one as a
+ * directory holding that file): its path is not a directory now, or, when it
+ * is gone, the backup's directory holds just one non-directory named after it.
+ */
+static bool is_file_source(rctx *c, const bkr_id *root, const bkr_manifest_source *src)
+{
+	const char *base = strrchr(src->path, '/');
+	const bkr_walk_item *it;
+	bkr_walk *w = NULL;
+	struct stat st;
+	size_t n = 0;
+	bool file = false;
+
+	if (stat(src->path, &st) == 0)
+		return !S_ISDIR(st.st_mode);
+	base = base ? base + 1 : src->path;
+	if (bkr_walk_new(&w, c->repo, root, src->source, BKR_WALK_NO_RECURSE) < 0) {
+		bkr_error_clear();
+		return false;
+	}
+	while (bkr_walk_next(w, &it) > 0)
+		if (n++ == 0)
+			file = it->entry.type != BKR_FT_DIR && it->entry.name_len == strlen(base) &&
+			       !memcmp(it->entry.name, base, it->entry.name_len);
+	bkr_walk_free(w);
+	return file && n == 1;
+}
+
 /* The manifest's source named by the first component of @p path, or NULL. */
 static const bkr_manifest_source *source_of(const bkr_manifest *m, const char *path)
 {
@@ -1102,11 +1139,22 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 	for (size_t i = 0; i < npaths && err == 0; i++) {
 		if (o->in_place) {
 			const bkr_manifest_source *src = source_of(m, paths[i]);
-			if (c->disk_root != src->path) {
+			if (c->src != src) {
 				close_target(c);
-				c->disk_root = src->path;
+				c->src = src;
 				c->strip = strlen(src->source);
-				if ((err = open_target(c, src->path)) < 0)
+				free(c->src_dir);
+				c->src_dir = NULL;
+				if ((c->file_source = is_file_source(c, root, src))) {
+					const char *sl = strrchr(src->path, '/');
+					size_t n = sl && sl != src->path ? (size_t)(sl - src->path) : 1;
+					if (!(c->src_dir = strndup(sl ? src->path : ".", sl ? n : 1))) {
+						err = bkr_error_oom();
+						goto done;
+					}
+				}
+				c->disk_root = c->file_source ? c->src_dir : src->path;
+				if ((err = open_target(c, c->disk_root)) < 0)
 					goto done;
 			}
 		}
@@ -1128,6 +1176,7 @@ done:
 	for (size_t i = 0; i < c->nlinks; i++)
 		free(c->links[i].path);
 	free(c->links);
+	free(c->src_dir);
 	free(paths);
 	return err;
 }

@@ -194,3 +194,17 @@ expect_exit 0 "$BKR" -r "$R4" restore latest "$name" --in-place
 [ "$live/hl1" -ef "$live/hl2" ] || fail "in place did not link hl2 to hl1 again"
 expect_exit 3 "$BKR" -r "$R4" restore latest nosuchsource/x --in-place
 pass "restore --in-place puts back what differs, --dry-run lists it and writes nothing"
+
+# --- in place, a single-file source goes back to that file (its directory is left alone)
+one=$T/single.conf
+printf 'v1\n' >"$one"
+expect_exit 0 "$BKR" -r "$R4" create --type full "$one"
+printf 'v2\n' >"$one"
+expect_exit 0 "$BKR" -r "$R4" restore latest --in-place --dry-run
+grep -q "^changed $one$" "$T/out" || { cat "$T/out"; fail "a changed file source is not listed"; }
+expect_exit 0 "$BKR" -r "$R4" restore latest --in-place
+[ "$(cat "$one")" = v1 ] || fail "in place did not restore a file source"
+rm "$one"
+expect_exit 0 "$BKR" -r "$R4" restore latest --in-place
+[ "$(cat "$one")" = v1 ] || fail "in place did not restore a deleted file source"
+pass "restore --in-place of a single-file source"
