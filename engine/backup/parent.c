@@ -5,6 +5,7 @@
  */
 #include "backup_i.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "bkr/error.h"
@@ -83,6 +84,25 @@ int bkr_bk_parent_select(bctx *c)
 		c->parent_start = c->parent->time_ns;
 	}
 	return 0;
+}
+
+bool bkr_bk_parent_take(bctx *c, node *n, const bkr_entry *pe, const bkr_tree *leaf, uint32_t li)
+{
+	if (bkr_tree_chunks(leaf, li, &n->chunks, &n->nchunks) < 0 ||
+	    bkr_tree_holes(leaf, li, &n->holes, &n->nholes) < 0) {
+		free(n->chunks);
+		n->chunks = NULL;
+		n->nchunks = 0;
+		bkr_error_clear();
+		return false;
+	}
+	n->content = pe->content;
+	pthread_mutex_lock(&c->mu);
+	c->st.reused_blobs += n->nchunks;
+	for (size_t i = 0; i < n->nchunks; i++)
+		c->st.reused_bytes += n->chunks[i].length;
+	pthread_mutex_unlock(&c->mu);
+	return true;
 }
 
 const bkr_id *bkr_bk_parent_tree(const bctx *c, const bkr_source_spec *s)

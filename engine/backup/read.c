@@ -257,23 +257,12 @@ static bool keep_parent_copy(bctx *c, node *n)
 	if (!tree || !(path = bkr_bk_node_path(n)))
 		return false;
 	if (bkr_walk_resolve(c->repo, tree, path + root->name_len, &pe, &h, &leaf, &li) == 0 &&
-	    pe.type == BKR_FT_FILE && bkr_tree_chunks(leaf, li, &n->chunks, &n->nchunks) == 0 &&
-	    bkr_tree_holes(leaf, li, &n->holes, &n->nholes) == 0) {
-		n->content = pe.content;
+	    pe.type == BKR_FT_FILE && bkr_bk_parent_take(c, n, &pe, leaf, li)) {
 		n->size = pe.size;
 		n->blocks = pe.blocks;
 		n->mtime_ns = pe.mtime_ns;
 		n->ctime_ns = pe.ctime_ns;
-		pthread_mutex_lock(&c->mu);
-		c->st.reused_blobs += n->nchunks;
-		for (size_t i = 0; i < n->nchunks; i++)
-			c->st.reused_bytes += n->chunks[i].length;
-		pthread_mutex_unlock(&c->mu);
 		ok = true;
-	} else {
-		free(n->chunks);
-		n->chunks = NULL;
-		n->nchunks = 0;
 	}
 	bkr_error_clear();
 	bkr_dir_free(h);

@@ -39,21 +39,7 @@ static bool reuse_from_parent(bctx *c, bkr_dir *pdir, node *n)
 		return false;
 	if (n->mtime_ns >= c->parent_start - BKR_BK_RACY_NS)
 		return false;
-	if (bkr_tree_chunks(leaf, li, &n->chunks, &n->nchunks) < 0 ||
-	    bkr_tree_holes(leaf, li, &n->holes, &n->nholes) < 0) {
-		free(n->chunks);
-		n->chunks = NULL;
-		n->nchunks = 0;
-		bkr_error_clear();
-		return false;
-	}
-	n->content = pe.content;
-	pthread_mutex_lock(&c->mu);
-	c->st.reused_blobs += n->nchunks;
-	for (size_t i = 0; i < n->nchunks; i++)
-		c->st.reused_bytes += n->chunks[i].length;
-	pthread_mutex_unlock(&c->mu);
-	return true;
+	return bkr_bk_parent_take(c, n, &pe, leaf, li);
 }
 
 static int rel_set(bctx *c, size_t base, const char *name, size_t len, size_t *out)

@@ -327,6 +327,19 @@ static void test_walk_iter(void **state)
 
 /* ---- a live log: appended to during the whole backup ------------------- */
 
+/* @p name in the source: @p size bytes of text; its path into @p path. */
+static void make_text_file(fx *f, const char *name, size_t size, char *path, size_t cap)
+{
+	char *data = malloc(size);
+
+	assert_non_null(data);
+	for (size_t i = 0; i < size; i++)
+		data[i] = (char)('a' + (i * 7919) % 26);
+	snprintf(path, cap, "%s/%s", f->src, name);
+	write_file(f->src, name, data, size);
+	free(data);
+}
+
 typedef struct {
 	const char *path;
 	atomic_bool stop;
@@ -378,16 +391,10 @@ static void test_live_log(void **state)
 	bkr_manifest *m = NULL;
 	char path[512];
 	size_t start = 4u << 20;
-	char *data = malloc(start);
 	appender a = { .path = path };
 	pthread_t tid;
 
-	assert_non_null(data);
-	for (size_t i = 0; i < start; i++)
-		data[i] = (char)('a' + (i * 7919) % 26);
-	snprintf(path, sizeof(path), "%s/live.log", f->src);
-	write_file(f->src, "live.log", data, start);
-	free(data);
+	make_text_file(f, "live.log", start, path, sizeof(path));
 	atomic_init(&a.stop, false);
 	assert_int_equal(pthread_create(&tid, NULL, append_loop, &a), 0);
 	int err = run(f, BKR_BACKUP_FULL, NULL, 0, &m);
@@ -445,16 +452,10 @@ static void test_changing_keeps_parent_copy(void **state)
 	bkr_manifest *m1 = NULL, *m2 = NULL;
 	char path[512];
 	size_t size = 32u << 20;
-	char *data = malloc(size);
 	appender a = { .path = path };
 	pthread_t tid;
 
-	assert_non_null(data);
-	for (size_t i = 0; i < size; i++)
-		data[i] = (char)('a' + (i * 7919) % 26);
-	snprintf(path, sizeof(path), "%s/busy.db", f->src);
-	write_file(f->src, "busy.db", data, size);
-	free(data);
+	make_text_file(f, "busy.db", size, path, sizeof(path));
 	assert_int_equal(run(f, BKR_BACKUP_FULL, NULL, 0, &m1), 0);
 
 	bkr_entry e1, e2;
