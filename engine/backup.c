@@ -110,6 +110,8 @@ int bkr_backup_run(bkr_repo *r, const bkr_backup_options *o, bkr_manifest **out)
 		return err;
 	if ((err = run_init(c, r, o)) < 0 ||
 	    (err = bkr_repo_lock(r, BKR_LOCK_SHARED, false, &lock)) < 0 ||
+	    /* a prune may have run since the index was loaded: dedup against what is left */
+	    (err = bkr_repo_reload_index(r)) < 0 ||
 	    (err = bkr_bk_parent_select(c)) < 0 ||
 	    (err = bkr_writer_new(&c->w, r)) < 0)
 		goto done;

@@ -946,13 +946,8 @@ static int apply_record(bkr_manifest_list *l, const cJSON *rec)
 		return add_tag(m, val->valuestring);
 	if (!strcmp(kind->valuestring, "untag") && cJSON_IsString(val))
 		del_tag(m, val->valuestring);
-	if (!strcmp(kind->valuestring, "delete")) {
-		for (size_t i = 0; i < l->n; i++)
-			if (l->items[i] == m) {
-				bkr_manifest_free(m);
-				l->items[i] = NULL;
-			}
-	}
+	/* "delete" records of older versions are ignored: a backup exists while
+	 * its manifest is in backups/ (bkr delete moves it into trash/) */
 	return 0;
 }
 
@@ -1164,38 +1159,6 @@ int bkr_repo_add_record(bkr_repo *r, const char *json_object)
 	err = bkr_io_publish(dir, name, sealed, len, BKR_IO_NOREPLACE);
 	free(sealed);
 	return err;
-}
-
-int bkr_repo_delete_backup(bkr_repo *r, const char *backup_id)
-{
-	char path[PATH_MAX], rel[PATH_MAX], now[32];
-	cJSON *rec;
-	char *text;
-	int err;
-
-	snprintf(rel, sizeof(rel), "backups/%s.json", backup_id);
-	if ((err = repo_sub(r, path, sizeof(path), rel)) < 0)
-		return err;
-	if (access(path, F_OK) < 0)
-		return bkr_error_set(BKR_ENOTFOUND, "backup '%s': no such backup", backup_id);
-	bkr_time_format(now, bkr_time_now_ns());
-	rec = cJSON_CreateObject();
-	cJSON_AddStringToObject(rec, "kind", "delete");
-	cJSON_AddStringToObject(rec, "backup_id", backup_id);
-	cJSON_AddStringToObject(rec, "time", now);
-	text = cJSON_PrintUnformatted(rec);
-	cJSON_Delete(rec);
-	if (!text)
-		return bkr_error_oom();
-	err = bkr_repo_add_record(r, text);
-	free(text);
-	if (err < 0)
-		return err;
-	if (unlink(path) < 0)
-		return bkr_error_set_errno(errno, "unlink %s", path);
-	if ((err = repo_sub(r, path, sizeof(path), "backups")) < 0)
-		return err;
-	return bkr_io_fsync_dir(path);
 }
 
 /* ---- locks -------------------------------------------------------------- */

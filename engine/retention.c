@@ -248,10 +248,25 @@ const char *bkr_retention_rules_str(unsigned rules, char *buf, size_t cap)
 	return buf;
 }
 
+/* When the pin of @p m ends: INT64_MAX for forever or an unreadable date. */
+static int64_t pin_end(const bkr_manifest *m)
+{
+	int64_t until = INT64_MAX;
+	if (m->pinned_until && *m->pinned_until) {
+		if (bkr_time_parse(m->pinned_until, &until) < 0)
+			until = INT64_MAX;
+		bkr_error_clear();
+	}
+	return until;
+}
+
+bool bkr_retention_pinned(const bkr_manifest *m, int64_t at_ns)
+{
+	return m->pinned_until && pin_end(m) > at_ns;
+}
+
 void bkr_retention_item_from(bkr_retention_item *item, const bkr_manifest *m, const char **names)
 {
-	int64_t until;
-
 	for (size_t i = 0; i < m->nsources; i++)
 		names[i] = m->sources[i].source;
 	*item = (bkr_retention_item){
@@ -262,11 +277,6 @@ void bkr_retention_item_from(bkr_retention_item *item, const bkr_manifest *m, co
 		.sources = names,
 		.nsources = m->nsources,
 		.pinned = m->pinned_until != NULL,
-		.pinned_until_ns = INT64_MAX,
+		.pinned_until_ns = pin_end(m),
 	};
-	if (m->pinned_until && *m->pinned_until) {
-		if (bkr_time_parse(m->pinned_until, &until) == 0)
-			item->pinned_until_ns = until;
-		bkr_error_clear();
-	}
 }

@@ -130,6 +130,9 @@ int cmd_scan(cli *c, int argc, char **argv);
 int cmd_recover(cli *c, int argc, char **argv);
 int cmd_batch(cli *c, int argc, char **argv);
 int cmd_recovered(cli *c, int argc, char **argv);
+int cmd_delete(cli *c, int argc, char **argv);
+int cmd_cleanup(cli *c, int argc, char **argv);
+int cmd_prune(cli *c, int argc, char **argv);
 
 /** A command's own option handler: 0 handled, else an exit code (usage error). */
 typedef int (*cli_opt_fn)(cli *c, int opt, const char *arg, void *state);

@@ -134,7 +134,7 @@ typedef struct {
 
 /**
  * Load all backups (or recovery runs when @p runs), applying records (pins,
- * tags, deletions).  Corrupt manifests are skipped and counted in *bad (optional),
+ * tags).  A backup exists while its manifest is in backups/ (bkr/trash.h).  Corrupt manifests are skipped and counted in *bad (optional),
  * with the message of the last one left in the error slot.
  */
 int bkr_repo_list(bkr_repo *r, bool runs, bkr_manifest_list *out, size_t *bad);
@@ -159,9 +159,6 @@ int bkr_repo_publish_manifest(bkr_repo *r, const bkr_manifest *m);
 
 /** Append a record (sealed JSON object text without "sha256"; @p kind names it). */
 int bkr_repo_add_record(bkr_repo *r, const char *json_object);
-
-/** Remove a backup's manifest (retention); writes a delete record first. */
-int bkr_repo_delete_backup(bkr_repo *r, const char *backup_id);
 
 /* ---- locks -------------------------------------------------------------- */
 

@@ -78,4 +78,10 @@ const char *bkr_retention_rules_str(unsigned rules, char *buf, size_t cap);
  */
 void bkr_retention_item_from(bkr_retention_item *item, const bkr_manifest *m, const char **names);
 
+/**
+ * Whether @p m is pinned at @p at_ns: pinned forever, or until a time after
+ * it (a pinned_until that is not a time counts as forever).
+ */
+bool bkr_retention_pinned(const bkr_manifest *m, int64_t at_ns);
+
 #endif

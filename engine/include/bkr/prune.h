@@ -1,0 +1,57 @@
+/** @file
+ * Prune: free the space of data no backup or recovery run uses any more.
+ *
+ * Under the exclusive lock (the caller takes it: no backup runs, so every
+ * pack is either indexed or a leftover), prune
+ * 1. marks every blob reachable from the manifests in backups/ and runs/
+ *    (trees, their pages, file chunks, xattr blobs, recovery reports);
+ * 2. repacks the used blobs of every pack whose unused share exceeds
+ *    max_unused_pct into new packs (bytes copied as stored, not recompressed);
+ * 3. publishes one index file holding every used blob, superseding every
+ *    index file it read (many small index files become one);
+ * 4. moves into trash (one batch) the packs no index entry names any more:
+ *    fully unused packs, repacked packs, and leftovers of killed writers
+ *    older than the grace period; temporaries older than it are deleted;
+ * 5. expires trash batches older than the grace period.
+ * Killed at any instant, every kept backup stays complete: new packs are
+ * published before the index that names them, the index before anything is
+ * moved, and a rerun finds what is left as leftovers and finishes.
+ */
+#ifndef BKR_PRUNE_H
+#define BKR_PRUNE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bkr/repo.h"
+
+typedef struct {
+	int version;
+	bool dry_run;
+	int max_unused_pct;  /**< repack packs with more unused bytes than this share; default 10 */
+	int64_t grace_s;     /**< trash and leftover grace period; default BKR_TRASH_GRACE_S */
+	int64_t now_ns;      /**< 0 = the clock */
+} bkr_prune_options;
+#define BKR_PRUNE_OPTIONS_VERSION 1
+#define BKR_PRUNE_OPTIONS_INIT { BKR_PRUNE_OPTIONS_VERSION, false, 10, 24 * 3600, 0 }
+
+typedef struct {
+	uint64_t packs, pack_bytes;             /**< indexed packs before */
+	uint64_t used_blobs, used_bytes;        /**< blobs (stored bytes) still referenced */
+	uint64_t unused_packs, unused_bytes;    /**< wholly unused packs moved to trash */
+	uint64_t repacked_packs, repacked_bytes; /**< packs rewritten (their size) */
+	uint64_t repack_written;                /**< bytes of the new packs */
+	uint64_t leftover_packs, leftover_bytes; /**< unindexed packs and temporaries removed */
+	uint64_t index_files;                   /**< index files merged into one */
+	uint64_t trash_freed;                   /**< bytes deleted from trash (expired) */
+	uint64_t trash_waiting;                 /**< bytes still in trash, within the grace period */
+} bkr_prune_report;
+
+/**
+ * Prune @p r (the caller holds the exclusive lock).  *out is filled also on
+ * dry runs.  A tree that cannot be read stops prune before it changes
+ * anything (BKR_ECORRUPT naming the backup): what lies below it is unknown.
+ */
+int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out);
+
+#endif

@@ -1,0 +1,499 @@
+/** @file
+ * Prune (prune.h): mark what the manifests reach, repack, write one index,
+ * move the rest into trash, expire the trash.
+ */
+#include "bkr/prune.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+#include "bkr/format.h"
+#include "bkr/io.h"
+#include "bkr/pack.h"
+#include "bkr/trash.h"
+#include "idset.h"
+
+/* A pack the index names, with what prune found out about it. */
+struct pack {
+	bkr_pack_id id;
+	uint8_t type;
+	size_t first, n;          /* its entries: ents[first .. first+n) */
+	uint64_t bytes, used;     /* stored bytes (headers included) of all / used blobs */
+	uint64_t file_size;       /* 0 when missing on disk */
+	bool on_disk, drop, repack;
+	char path[PATH_MAX];
+};
+
+/* A file on disk the index does not name: a leftover of a killed writer. */
+struct leftover {
+	char path[PATH_MAX];
+	bool tmp;
+	uint64_t size;
+};
+
+struct prune {
+	bkr_repo *r;
+	const bkr_prune_options *o;
+	bkr_prune_report *rep;
+	int64_t now;
+	bkr_idset used, trees;
+	bkr_index_entry *ents;
+	size_t nents;
+	struct pack *packs;
+	size_t npacks;
+	struct leftover *left;
+	size_t nleft, capleft;
+	const char *backup; /* whose trees are being marked, for messages */
+};
+
+/* ---- 1. mark ---------------------------------------------------------------- */
+
+static int use(struct prune *p, const bkr_id *id)
+{
+	return bkr_idset_add(&p->used, id) < 0 ? bkr_error_oom() : 0;
+}
+
+static int mark_tree(struct prune *p, const bkr_id *id)
+{
+	bkr_tree *t = NULL;
+	int added, err;
+
+	if ((added = bkr_idset_add(&p->trees, id)) <= 0)
+		return added < 0 ? bkr_error_oom() : 0; /* seen: shared by an earlier backup */
+	if ((err = use(p, id)) < 0)
+		return err;
+	if ((err = bkr_repo_load_tree(p->r, id, &t)) < 0) {
+		char hex[BKR_ID_HEX];
+		bkr_id_to_hex(id, hex);
+		return bkr_error_set(BKR_ECORRUPT,
+				     "backup %s: tree %s cannot be read (%s); prune stops before changing anything "
+				     "(run 'bkr verify')", p->backup, hex, bkr_error_message());
+	}
+	for (uint32_t i = 0; i < bkr_tree_count(t) && err == 0; i++) {
+		if (bkr_tree_is_inner(t)) {
+			const uint8_t *fn;
+			size_t fl;
+			bkr_id child;
+			uint32_t cnt;
+			if ((err = bkr_tree_child(t, i, &fn, &fl, &child, &cnt)) == 0)
+				err = mark_tree(p, &child);
+			continue;
+		}
+		bkr_entry e;
+		bkr_chunk_ref *ch = NULL;
+		bkr_xattr *xa = NULL;
+		size_t nch = 0, nxa = 0;
+		if ((err = bkr_tree_get(t, i, &e)) < 0)
+			break;
+		if (e.type == BKR_FT_FILE && (err = bkr_tree_chunks(t, i, &ch, &nch)) == 0)
+			for (size_t k = 0; k < nch && err == 0; k++)
+				err = use(p, &ch[k].id);
+		free(ch);
+		if (err == 0 && (err = bkr_tree_xattrs(t, i, &xa, &nxa)) == 0)
+			for (size_t k = 0; k < nxa && err == 0; k++)
+				if (xa[k].in_blob)
+					err = use(p, &xa[k].blob);
+		free(xa);
+		if (err == 0 && e.type == BKR_FT_DIR)
+			err = mark_tree(p, &e.subtree);
+	}
+	bkr_tree_free(t);
+	return err;
+}
+
+static bool id_zero(const bkr_id *id)
+{
+	for (size_t i = 0; i < BKR_ID_SIZE; i++)
+		if (id->b[i])
+			return false;
+	return true;
+}
+
+/* Every blob reachable from backups/ and runs/; a damaged manifest stops prune. */
+static int mark(struct prune *p)
+{
+	int err = 0;
+	for (int runs = 0; runs < 2 && err == 0; runs++) {
+		bkr_manifest_list l = { 0 };
+		size_t bad = 0;
+		if ((err = bkr_repo_list(p->r, runs, &l, &bad)) < 0)
+			return err;
+		if (bad) {
+			err = bkr_error_set(BKR_ECORRUPT,
+					    "%zu %s manifest(s) are damaged (last: %s); prune would lose what they "
+					    "reference, so it stops before changing anything",
+					    bad, runs ? "recovery-run" : "backup", bkr_error_message());
+		}
+		for (size_t i = 0; i < l.n && err == 0; i++) {
+			p->backup = l.items[i]->backup_id;
+			if (!id_zero(&l.items[i]->tree))
+				err = mark_tree(p, &l.items[i]->tree);
+			if (err == 0 && !id_zero(&l.items[i]->report))
+				err = use(p, &l.items[i]->report);
+		}
+		bkr_manifest_list_free(&l);
+	}
+	return err;
+}
+
+/* ---- 2. the index and the packs on disk -------------------------------------- */
+
+static int pack_cmp(const void *a, const void *b)
+{
+	const bkr_index_entry *x = a, *y = b;
+	int c = bkr_pack_id_cmp(&x->pack, &y->pack);
+	if (c)
+		return c;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static int collect_entry(const bkr_index_entry *e, void *ctx)
+{
+	struct prune *p = ctx;
+	p->ents[p->nents++] = *e;
+	return 0;
+}
+
+static struct pack *find_pack(struct prune *p, const bkr_pack_id *id)
+{
+	size_t lo = 0, hi = p->npacks;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = bkr_pack_id_cmp(&p->packs[mid].id, id);
+		if (c == 0)
+			return &p->packs[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int on_disk(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path)
+{
+	struct prune *p = ctx;
+	struct pack *pk = id ? find_pack(p, id) : NULL;
+	struct stat st;
+
+	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0; /* vanished */
+	if (strncmp(path, bkr_repo_path(p->r), strlen(bkr_repo_path(p->r))))
+		return 0; /* another tier: not pruned here */
+	if (pk) {
+		pk->on_disk = true;
+		pk->file_size = (uint64_t)st.st_size;
+		snprintf(pk->path, sizeof(pk->path), "%s", path);
+		return 0;
+	}
+	(void)type;
+	/* a leftover: only once it is older than the grace period (a recovery run,
+	 * which takes no lock, may be between its pack and its index) */
+	if ((int64_t)st.st_mtime > p->now / 1000000000LL - p->o->grace_s)
+		return 0;
+	if (p->nleft == p->capleft) {
+		struct leftover *nl = realloc(p->left, (p->capleft = p->capleft ? 2 * p->capleft : 16) * sizeof(*nl));
+		if (!nl)
+			return bkr_error_oom();
+		p->left = nl;
+	}
+	snprintf(p->left[p->nleft].path, PATH_MAX, "%s", path);
+	p->left[p->nleft].tmp = id == NULL;
+	p->left[p->nleft].size = (uint64_t)st.st_size;
+	p->nleft++;
+	return 0;
+}
+
+/* Temporaries in trash/ (an interrupted batch): foreach_pack does not look there. */
+static int trash_tmp(void *ctx, const char *name)
+{
+	struct prune *p = ctx;
+	const char *base = strrchr(name, '/');
+	char path[PATH_MAX];
+	base = base ? base + 1 : name;
+	if (strncmp(base, ".tmp-", 5) ||
+	    snprintf(path, sizeof(path), "%s/%s", bkr_repo_path(p->r), name) >= (int)sizeof(path))
+		return 0;
+	return on_disk(p, NULL, BKR_BLOB_DATA, path);
+}
+
+static int load_index(struct prune *p, bkr_index **idx)
+{
+	char dir[PATH_MAX];
+	uint64_t n;
+	int err;
+
+	if (snprintf(dir, sizeof(dir), "%s/index", bkr_repo_path(p->r)) >= (int)sizeof(dir))
+		return bkr_error_set(BKR_EINVAL, "path too long");
+	if ((err = bkr_index_open(idx, dir)) < 0)
+		return err;
+	n = bkr_index_count(*idx);
+	if (!(p->ents = malloc((n ? n : 1) * sizeof(*p->ents))))
+		return bkr_error_oom();
+	if ((err = bkr_index_foreach(*idx, collect_entry, p)) < 0)
+		return err;
+	qsort(p->ents, p->nents, sizeof(*p->ents), pack_cmp);
+	if (!(p->packs = calloc(p->nents ? p->nents : 1, sizeof(*p->packs))))
+		return bkr_error_oom();
+	for (size_t i = 0; i < p->nents; i++) {
+		struct pack *pk;
+		if (i == 0 || bkr_pack_id_cmp(&p->ents[i].pack, &p->ents[i - 1].pack)) {
+			pk = &p->packs[p->npacks++];
+			pk->id = p->ents[i].pack;
+			pk->type = p->ents[i].type;
+			pk->first = i;
+		}
+		pk = &p->packs[p->npacks - 1];
+		pk->n++;
+		pk->bytes += BKR_BLOB_HEADER_SIZE + (uint64_t)p->ents[i].stored_len;
+		if (bkr_idset_has(&p->used, &p->ents[i].id))
+			pk->used += BKR_BLOB_HEADER_SIZE + (uint64_t)p->ents[i].stored_len;
+	}
+	return bkr_repo_foreach_pack(p->r, on_disk, p);
+}
+
+static int find_trash_tmp(struct prune *p, bkr_store *s)
+{
+	return bkr_store_list(s, "trash/", trash_tmp, p);
+}
+
+/* ---- 3. decide and repack ---------------------------------------------------- */
+
+static void decide(struct prune *p)
+{
+	for (size_t i = 0; i < p->npacks; i++) {
+		struct pack *pk = &p->packs[i];
+		if (!pk->on_disk)
+			continue; /* missing: its used entries stay (verify reports it) */
+		p->rep->packs++;
+		p->rep->pack_bytes += pk->file_size;
+		if (pk->used == 0) {
+			pk->drop = true;
+			p->rep->unused_packs++;
+			p->rep->unused_bytes += pk->file_size;
+		} else if ((pk->bytes - pk->used) * 100 > (uint64_t)p->o->max_unused_pct * pk->bytes) {
+			pk->repack = true;
+			p->rep->repacked_packs++;
+			p->rep->repacked_bytes += pk->file_size;
+		}
+	}
+	for (size_t i = 0; i < p->nleft; i++) {
+		p->rep->leftover_packs++;
+		p->rep->leftover_bytes += p->left[i].size;
+	}
+}
+
+struct repacker {
+	bkr_pack_writer *w;
+	uint8_t type;
+	uint64_t written;
+};
+
+static int repack_flush(struct prune *p, struct repacker *rp, bkr_index_builder *b)
+{
+	char root[PATH_MAX];
+	const bkr_pack_entry *pe;
+	bkr_pack_id id;
+	size_t n;
+	int err;
+
+	if (!rp->w)
+		return 0;
+	snprintf(root, sizeof(root), "%s/%s", bkr_repo_path(p->r), rp->type == BKR_BLOB_TREE ? "tree" : "data");
+	if ((err = bkr_pack_writer_finish(rp->w, root, &id)) < 0)
+		goto done;
+	pe = bkr_pack_writer_entries(rp->w, &n);
+	for (size_t i = 0; i < n && err == 0; i++) {
+		bkr_index_entry e = { .id = pe[i].id, .pack = id, .offset = (uint32_t)pe[i].offset,
+				      .stored_len = pe[i].stored_len, .raw_len = pe[i].raw_len,
+				      .type = pe[i].type, .flags = pe[i].flags };
+		err = bkr_index_builder_add(b, &e);
+	}
+	p->rep->repack_written += bkr_pack_writer_size(rp->w);
+done:
+	bkr_pack_writer_free(rp->w);
+	rp->w = NULL;
+	return err;
+}
+
+/* Copy the used blobs of @p pk (checked: decoded and hashed) into new packs. */
+static int repack_one(struct prune *p, struct pack *pk, struct repacker *rp, bkr_index_builder *b,
+		      uint8_t *raw, uint8_t *stored)
+{
+	uint32_t pack_size = bkr_repo_get_config(p->r)->pack_size;
+	char tmp[PATH_MAX];
+	int fd, err = 0;
+
+	if ((fd = open(pk->path, O_RDONLY | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "open %s", pk->path);
+	if (rp->w && rp->type != pk->type && (err = repack_flush(p, rp, b)) < 0)
+		goto done;
+	rp->type = pk->type;
+	snprintf(tmp, sizeof(tmp), "%s/%s", bkr_repo_path(p->r), pk->type == BKR_BLOB_TREE ? "tree" : "data");
+	for (size_t i = pk->first; i < pk->first + pk->n && err == 0; i++) {
+		const bkr_index_entry *e = &p->ents[i];
+		bool dup = false;
+		if (!bkr_idset_has(&p->used, &e->id))
+			continue;
+		for (size_t k = pk->first; k < i && !dup; k++)
+			dup = !bkr_id_cmp(&p->ents[k].id, &e->id);
+		if (dup)
+			continue;
+		if ((err = bkr_pack_read_blob(fd, pk->path, &e->id, e->offset, e->stored_len, e->raw_len, e->type,
+					      raw)) < 0)
+			break;
+		if (pread(fd, stored, e->stored_len, (off_t)e->offset + BKR_BLOB_HEADER_SIZE) != (ssize_t)e->stored_len) {
+			err = bkr_error_set(BKR_ECORRUPT, "%s: short read", pk->path);
+			break;
+		}
+		if (!rp->w && (err = bkr_pack_writer_new(&rp->w, tmp, (bkr_blob_type)pk->type)) < 0)
+			break;
+		if ((err = bkr_pack_writer_add(rp->w, &e->id, e->flags, stored, e->stored_len, e->raw_len)) < 0)
+			break;
+		if (bkr_pack_writer_size(rp->w) >= pack_size)
+			err = repack_flush(p, rp, b);
+	}
+done:
+	close(fd);
+	return err;
+}
+
+/* ---- 4. the new index, then the moves ---------------------------------------- */
+
+static int write_index(struct prune *p, bkr_index *idx)
+{
+	bkr_index_builder *b = NULL;
+	struct repacker rp = { 0 };
+	uint8_t *raw = NULL, *stored = NULL;
+	const bkr_id *files;
+	size_t nfiles;
+	char dir[PATH_MAX];
+	bkr_id id;
+	int err;
+
+	files = bkr_index_files(idx, &nfiles);
+	if ((err = bkr_index_builder_new(&b)) < 0)
+		goto done;
+	for (size_t i = 0; i < p->npacks && err == 0; i++) {
+		const struct pack *pk = &p->packs[i];
+		if (pk->drop || pk->repack)
+			continue;
+		for (size_t k = pk->first; k < pk->first + pk->n && err == 0; k++)
+			if (pk->on_disk || bkr_idset_has(&p->used, &p->ents[k].id))
+				err = bkr_index_builder_add(b, &p->ents[k]);
+	}
+	if (p->rep->repacked_packs && (!(raw = malloc(BKR_BLOB_MAX)) || !(stored = malloc(BKR_BLOB_MAX))))
+		err = bkr_error_oom();
+	for (size_t i = 0; i < p->npacks && err == 0; i++)
+		if (p->packs[i].repack)
+			err = repack_one(p, &p->packs[i], &rp, b, raw, stored);
+	if (err == 0)
+		err = repack_flush(p, &rp, b);
+	for (size_t i = 0; i < nfiles && err == 0; i++)
+		err = bkr_index_builder_supersede(b, &files[i]);
+	snprintf(dir, sizeof(dir), "%s/index", bkr_repo_path(p->r));
+	if (err == 0)
+		err = bkr_index_builder_write(b, dir, &id);
+	if (err == BKR_EEXISTS) {
+		bkr_error_clear(); /* the same index is there already: nothing changed */
+		err = 0;
+	}
+done:
+	bkr_pack_writer_free(rp.w);
+	bkr_index_builder_free(b);
+	free(raw);
+	free(stored);
+	return err;
+}
+
+/* The store name of a path under the repository. */
+static const char *rel_name(struct prune *p, const char *path)
+{
+	size_t l = strlen(bkr_repo_path(p->r));
+	return path + l + (path[l] == '/');
+}
+
+static int move_out(struct prune *p, bkr_store *s)
+{
+	const char **names = calloc(p->npacks + p->nleft + 1, sizeof(*names));
+	size_t n = 0;
+	int err = 0;
+
+	if (!names)
+		return bkr_error_oom();
+	for (size_t i = 0; i < p->npacks; i++)
+		if (p->packs[i].on_disk && (p->packs[i].drop || p->packs[i].repack))
+			names[n++] = rel_name(p, p->packs[i].path);
+	for (size_t i = 0; i < p->nleft; i++)
+		if (!p->left[i].tmp)
+			names[n++] = rel_name(p, p->left[i].path);
+	err = bkr_trash_move(s, names, n, p->now);
+	for (size_t i = 0; i < p->nleft && err == 0; i++)
+		if (p->left[i].tmp && unlink(p->left[i].path) < 0 && errno != ENOENT)
+			err = bkr_error_set_errno(errno, "remove %s", p->left[i].path);
+	free(names);
+	return err;
+}
+
+int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out)
+{
+	struct prune p = { .r = r, .o = o, .rep = out, .used = BKR_IDSET_INIT, .trees = BKR_IDSET_INIT };
+	bkr_index *idx = NULL;
+	bkr_store *s = NULL;
+	bkr_idset counted = BKR_IDSET_INIT;
+	bkr_trash_stats ts;
+	size_t nfiles = 0;
+	bool rewrite;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	p.now = o->now_ns ? o->now_ns : bkr_time_now_ns();
+	if ((err = bkr_trash_repo_store(r, &s)) < 0 || (err = mark(&p)) < 0 || (err = load_index(&p, &idx)) < 0 ||
+	    (err = find_trash_tmp(&p, s)) < 0)
+		goto done;
+	for (size_t i = 0; i < p.nents; i++) {
+		int added;
+		if (!bkr_idset_has(&p.used, &p.ents[i].id))
+			continue;
+		if ((added = bkr_idset_add(&counted, &p.ents[i].id)) < 0) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		if (added) {
+			out->used_blobs++;
+			out->used_bytes += BKR_BLOB_HEADER_SIZE + (uint64_t)p.ents[i].stored_len;
+		}
+	}
+	decide(&p);
+	bkr_index_files(idx, &nfiles);
+	rewrite = nfiles > 1 || out->unused_packs || out->repacked_packs;
+	if (rewrite)
+		out->index_files = nfiles;
+	if (!o->dry_run) {
+		/* new packs, then the index naming them (and no longer the dropped
+		 * packs), then the moves: each step leaves a repository a rerun completes */
+		if ((rewrite && (err = write_index(&p, idx)) < 0) || (err = move_out(&p, s)) < 0)
+			goto done;
+	}
+	if ((err = bkr_trash_expire(s, p.now, o->grace_s, o->dry_run, &ts)) < 0)
+		goto done;
+	out->trash_freed = ts.bytes;
+	out->trash_waiting = ts.kept_bytes;
+done:
+	bkr_store_free(s);
+	bkr_index_free(idx);
+	bkr_idset_free(&p.used);
+	bkr_idset_free(&p.trees);
+	bkr_idset_free(&counted);
+	free(p.ents);
+	free(p.packs);
+	free(p.left);
+	return err;
+}

@@ -1,0 +1,233 @@
+/** @file
+ * The trash (trash.h): batches that name what an operation moves into
+ * trash/, and their expiry after the grace period.
+ */
+#include "bkr/trash.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "bkr/error.h"
+#include "bkr/hash.h"
+#include "bkr/manifest.h"
+
+#define BATCH_PREFIX "trash/batch-"
+#define BATCH_MAX (64u << 20)
+
+int bkr_trash_name(char *out, size_t cap, const char *name)
+{
+	const char *base = strrchr(name, '/');
+	base = base ? base + 1 : name;
+	if (!*base || snprintf(out, cap, "trash/%s", base) >= (int)cap)
+		return bkr_error_set(BKR_EINVAL, "cannot move '%s' into trash", name);
+	return 0;
+}
+
+/* trash/batch-<20-digit ns>-<8 hex>.json listing @p names */
+static int batch_publish(bkr_store *s, const char *const *names, size_t n, int64_t now_ns)
+{
+	char name[96], rhex[9], when[32], *text = NULL, *sealed = NULL;
+	uint8_t rnd[4];
+	cJSON *o = NULL, *arr;
+	size_t len;
+	int err;
+
+	if ((err = bkr_random_bytes(rnd, sizeof(rnd))) < 0)
+		return err;
+	bkr_hex_encode(rnd, sizeof(rnd), rhex);
+	snprintf(name, sizeof(name), BATCH_PREFIX "%020" PRId64 "-%s.json", now_ns, rhex);
+	bkr_time_format(when, now_ns);
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "kind", "trash") ||
+	    !cJSON_AddStringToObject(o, "time", when) || !(arr = cJSON_AddArrayToObject(o, "objects"))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		cJSON *str = cJSON_CreateString(names[i]);
+		if (!str || !cJSON_AddItemToArray(arr, str)) {
+			cJSON_Delete(str);
+			err = bkr_error_oom();
+			goto done;
+		}
+	}
+	if (!(text = cJSON_PrintUnformatted(o))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_json_seal(text, &sealed, &len)) < 0)
+		goto done;
+	err = bkr_store_put(s, name, sealed, len);
+done:
+	cJSON_Delete(o);
+	free(text);
+	free(sealed);
+	return err;
+}
+
+int bkr_trash_move(bkr_store *s, const char *const *names, size_t n, int64_t now_ns)
+{
+	int err;
+
+	if (n == 0)
+		return 0;
+	if ((err = batch_publish(s, names, n, now_ns)) < 0)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		char to[512];
+		if ((err = bkr_trash_name(to, sizeof(to), names[i])) < 0)
+			return err;
+		err = bkr_store_rename(s, names[i], to);
+		if (err == BKR_ENOTFOUND) {
+			bkr_error_clear(); /* moved by an earlier, interrupted run */
+			continue;
+		}
+		if (err == BKR_EEXISTS) {
+			/* an interrupted move left both names (a local move is link, then
+			 * unlink): names are unique, so the trash one is this object */
+			bkr_error_clear();
+			if ((err = bkr_store_delete(s, names[i])) == BKR_ENOTFOUND)
+				err = 0;
+		}
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
+int bkr_trash_repo_store(bkr_repo *r, bkr_store **out)
+{
+	return bkr_store_local_open(out, bkr_repo_path(r), 0);
+}
+
+int bkr_trash_backups(bkr_store *s, const char *const *ids, size_t n, int64_t now_ns)
+{
+	char **names = calloc(n ? n : 1, sizeof(*names));
+	int err = 0;
+
+	if (!names)
+		return bkr_error_oom();
+	for (size_t i = 0; i < n && err == 0; i++) {
+		size_t l = strlen(ids[i]) + sizeof("backups/.json");
+		if (!*ids[i] || strchr(ids[i], '/') || ids[i][0] == '.')
+			err = bkr_error_set(BKR_EINVAL, "bad backup id '%s'", ids[i]);
+		else if (!(names[i] = malloc(l)))
+			err = bkr_error_oom();
+		else
+			snprintf(names[i], l, "backups/%s.json", ids[i]);
+	}
+	if (err == 0)
+		err = bkr_trash_move(s, (const char *const *)names, n, now_ns);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return err;
+}
+
+struct batch_list {
+	char **names;
+	size_t n, cap;
+};
+
+static int collect_batch(void *ctx, const char *name)
+{
+	struct batch_list *l = ctx;
+	size_t pl = strlen(BATCH_PREFIX), len = strlen(name);
+	if (strncmp(name, BATCH_PREFIX, pl) || len < pl + 5 || strcmp(name + len - 5, ".json") ||
+	    strchr(name + pl, '/'))
+		return 0;
+	if (l->n == l->cap) {
+		char **nn = realloc(l->names, (l->cap = l->cap ? l->cap * 2 : 16) * sizeof(*nn));
+		if (!nn)
+			return bkr_error_oom();
+		l->names = nn;
+	}
+	if (!(l->names[l->n] = strdup(name)))
+		return bkr_error_oom();
+	l->n++;
+	return 0;
+}
+
+/* Delete (or count) the objects one batch names; @p expire says which. */
+static int batch_apply(bkr_store *s, const char *batch, bool expire, bool dry_run, bkr_trash_stats *st)
+{
+	uint8_t *text = NULL;
+	size_t len;
+	cJSON *o = NULL;
+	const cJSON *arr, *it;
+	int err;
+
+	if ((err = bkr_store_get(s, batch, BATCH_MAX, &text, &len)) < 0)
+		return err;
+	if ((err = bkr_json_verify((const char *)text, len, batch)) < 0)
+		goto done;
+	if (!(o = cJSON_ParseWithLength((const char *)text, len)) ||
+	    !cJSON_IsArray(arr = cJSON_GetObjectItemCaseSensitive(o, "objects"))) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: not a trash batch", batch);
+		goto done;
+	}
+	cJSON_ArrayForEach(it, arr) {
+		char name[512];
+		uint64_t size = 0;
+		if (!cJSON_IsString(it) || bkr_trash_name(name, sizeof(name), it->valuestring) < 0)
+			continue;
+		if ((err = bkr_store_stat(s, name, &size)) == BKR_ENOTFOUND) {
+			bkr_error_clear(); /* never moved, or already deleted */
+			err = 0;
+			continue;
+		}
+		if (err < 0)
+			goto done;
+		if (!expire) {
+			st->kept_bytes += size;
+			continue;
+		}
+		if (!dry_run && (err = bkr_store_delete(s, name)) < 0 && err != BKR_ENOTFOUND)
+			goto done;
+		err = 0;
+		st->objects++;
+		st->bytes += size;
+	}
+	if (expire && !dry_run && (err = bkr_store_delete(s, batch)) == BKR_ENOTFOUND)
+		err = 0;
+done:
+	cJSON_Delete(o);
+	free(text);
+	return err;
+}
+
+int bkr_trash_expire(bkr_store *s, int64_t now_ns, int64_t grace_s, bool dry_run, bkr_trash_stats *st)
+{
+	struct batch_list l = { 0 };
+	int err;
+
+	memset(st, 0, sizeof(*st));
+	if ((err = bkr_store_list(s, "trash/", collect_batch, &l)) < 0)
+		goto done;
+	for (size_t i = 0; i < l.n; i++) {
+		const char *digits = l.names[i] + strlen(BATCH_PREFIX);
+		int64_t t = strtoll(digits, NULL, 10);
+		bool expire = grace_s <= 0 || (now_ns - t) / 1000000000LL >= grace_s;
+		int e = batch_apply(s, l.names[i], expire, dry_run, st);
+		if (e == BKR_ECORRUPT) {
+			bkr_error_clear(); /* left alone; verify names it */
+			continue;
+		}
+		if (e < 0) {
+			err = e;
+			goto done;
+		}
+		if (expire)
+			st->batches++;
+		else
+			st->kept_batches++;
+	}
+done:
+	for (size_t i = 0; i < l.n; i++)
+		free(l.names[i]);
+	free(l.names);
+	return err;
+}

@@ -1,0 +1,120 @@
+/** @file
+ * bkr delete: remove backups.  Their manifests move into trash/ (bkr/trash.h)
+ * under the exclusive lock; their data is freed by prune.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "lifecycle.h"
+#include "bkr/error.h"
+#include "bkr/retention.h"
+#include "bkr/trash.h"
+
+static const char usage[] =
+	"usage: bkr delete -r REPO ID... [--dry-run] [--force] [--no-wait] [--json]\n\n"
+	"Delete backups (an id or a unique prefix each).  Their manifests move into\n"
+	"the repository's trash for the grace period (docs/operations.md); the data\n"
+	"only they use is freed by 'bkr prune'.  A pinned backup is refused unless\n"
+	"--force; nothing is deleted when one ID is refused or unknown.\n\n"
+	"  -n, --dry-run   say what would be deleted, delete nothing\n"
+	"  -f, --force     delete pinned backups too\n"
+	"      --no-wait   fail at once when a backup is running (default: wait)\n";
+
+struct opts {
+	bool dry_run, force;
+	lc_lock_opts lock;
+};
+
+static int opt(cli *c, int o, const char *arg, void *st)
+{
+	struct opts *s = st;
+	(void)arg;
+	switch (o) {
+	case 'n':
+		s->dry_run = true;
+		return 0;
+	case 'f':
+		s->force = true;
+		return 0;
+	case LC_OPT_NO_WAIT:
+		s->lock.no_wait = true;
+		return 0;
+	}
+	return cli_usage_error(c, "unknown option");
+}
+
+int cmd_delete(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "no-wait", no_argument, NULL, LC_OPT_NO_WAIT },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts s = { 0 };
+	bkr_repo *repo = NULL;
+	bkr_lock *lock = NULL;
+	bkr_store *store = NULL;
+	bkr_manifest **found = NULL;
+	const char **ids = NULL;
+	size_t n = 0;
+	int64_t now = bkr_time_now_ns();
+	int first, err = 0;
+
+	CLI_PARSE(c, argc, argv, usage, "nf", lo, opt, &s, &first);
+	if (first >= argc)
+		return cli_usage_error(c, "expected at least one backup ID");
+	n = (size_t)(argc - first);
+	if (!(found = calloc(n, sizeof(*found))) || !(ids = calloc(n, sizeof(*ids)))) {
+		free(found);
+		return cli_fail(c, bkr_error_oom());
+	}
+	if ((err = cli_open_repo(c, &repo, 0)) < 0)
+		goto done;
+	if (!s.dry_run && (err = lc_lock(c, repo, &s.lock, &lock)) < 0)
+		goto done;
+	/* resolve every ID first: all or nothing */
+	for (size_t i = 0; i < n; i++) {
+		if ((err = bkr_repo_find_backup(repo, argv[first + i], &found[i])) < 0)
+			goto done;
+		ids[i] = found[i]->backup_id;
+		if (bkr_retention_pinned(found[i], now) && !s.force) {
+			err = bkr_error_set(BKR_EINVAL, "backup %s is pinned%s%s: not deleted (unpin it, or --force)",
+					    ids[i], *found[i]->pinned_until ? " until " : "", found[i]->pinned_until);
+			goto done;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(ids[j], ids[i])) {
+				err = bkr_error_set(BKR_EINVAL, "backup %s is named twice", ids[i]);
+				goto done;
+			}
+	}
+	if (!s.dry_run) {
+		if ((err = bkr_trash_repo_store(repo, &store)) < 0 || (err = bkr_trash_backups(store, ids, n, now)) < 0)
+			goto done;
+	}
+	if (c->json) {
+		printf("{\"dry_run\":%s,\"deleted\":[", s.dry_run ? "true" : "false");
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				putchar(',');
+			cli_json_string(stdout, ids[i], strlen(ids[i]));
+		}
+		printf("]}\n");
+	} else if (!c->quiet) {
+		for (size_t i = 0; i < n; i++)
+			printf("%s %s\n", s.dry_run ? "would delete" : "deleted", ids[i]);
+		if (!s.dry_run)
+			printf("data only these backups used is freed by 'bkr prune'\n");
+	}
+done:
+	for (size_t i = 0; i < n; i++)
+		bkr_manifest_free(found[i]);
+	free(found);
+	free(ids);
+	bkr_store_free(store);
+	bkr_lock_release(lock);
+	bkr_repo_free(repo);
+	return err < 0 ? cli_fail(c, err) : 0;
+}

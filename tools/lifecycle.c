@@ -1,0 +1,63 @@
+/** @file
+ * Shared parts of bkr delete, cleanup and prune (lifecycle.h).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "lifecycle.h"
+#include "bkr/error.h"
+
+int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out)
+{
+	int err = bkr_repo_lock(repo, BKR_LOCK_EXCLUSIVE, false, out);
+
+	if (err != BKR_ELOCKED)
+		return err;
+	if (o->no_wait)
+		return bkr_error_set(BKR_ELOCKED, "%s: a backup or another cleanup is running; not waiting (--no-wait)",
+				     bkr_repo_path(repo));
+	if (!c->quiet)
+		fprintf(stderr, "bkr %s: waiting for running backups to finish...\n", c->cmd);
+	return bkr_repo_lock(repo, BKR_LOCK_EXCLUSIVE, true, out);
+}
+
+void lc_print_prune(cli *c, const bkr_prune_report *p, bool dry_run)
+{
+	char a[32], b[32], d[32], e[32], f[32];
+	uint64_t moved = p->unused_bytes + p->repacked_bytes + p->leftover_bytes;
+	uint64_t freed = moved - p->repack_written; /* once the trash expires */
+
+	if (c->json) {
+		printf("{\"dry_run\":%s,\"packs\":%" PRIu64 ",\"pack_bytes\":%" PRIu64 ",\"used_blobs\":%" PRIu64
+		       ",\"used_bytes\":%" PRIu64 ",\"unused_packs\":%" PRIu64 ",\"unused_bytes\":%" PRIu64
+		       ",\"repacked_packs\":%" PRIu64 ",\"repacked_bytes\":%" PRIu64 ",\"repack_written\":%" PRIu64
+		       ",\"leftover_packs\":%" PRIu64 ",\"leftover_bytes\":%" PRIu64 ",\"index_files_merged\":%" PRIu64
+		       ",\"moved_to_trash_bytes\":%" PRIu64 ",\"freed_bytes\":%" PRIu64 ",\"trash_freed_bytes\":%" PRIu64
+		       ",\"trash_waiting_bytes\":%" PRIu64 "}",
+		       dry_run ? "true" : "false", p->packs, p->pack_bytes, p->used_blobs, p->used_bytes,
+		       p->unused_packs, p->unused_bytes, p->repacked_packs, p->repacked_bytes, p->repack_written,
+		       p->leftover_packs, p->leftover_bytes, p->index_files, moved, freed, p->trash_freed,
+		       p->trash_waiting);
+		return;
+	}
+	if (c->quiet)
+		return;
+	cli_human_bytes(a, p->pack_bytes);
+	cli_human_bytes(b, p->used_bytes);
+	printf("%s%" PRIu64 " packs (%s), %" PRIu64 " blobs in use (%s)\n", dry_run ? "dry run: " : "", p->packs, a,
+	       p->used_blobs, b);
+	cli_human_bytes(a, p->unused_bytes);
+	cli_human_bytes(b, p->repacked_bytes);
+	cli_human_bytes(d, p->repack_written);
+	cli_human_bytes(e, p->leftover_bytes);
+	printf("%s %" PRIu64 " unused packs (%s); repack%s %" PRIu64 " (%s into %s); %" PRIu64
+	       " leftovers (%s); %" PRIu64 " index files rewritten as one\n",
+	       dry_run ? "would remove" : "removed", p->unused_packs, a, dry_run ? " would" : "ed",
+	       p->repacked_packs, b, d, p->leftover_packs, e, p->index_files);
+	cli_human_bytes(a, moved);
+	cli_human_bytes(d, freed);
+	cli_human_bytes(f, p->trash_freed);
+	cli_human_bytes(b, p->trash_waiting);
+	printf("%s %s to trash (%s net once it expires); trash: %s deleted now, %s waiting for the grace period\n",
+	       dry_run ? "would move" : "moved", a, d, f, b);
+}
