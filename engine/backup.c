@@ -1,5 +1,5 @@
 /** @file
- * Taking a backup (DESIGN §3, backup.h): the run, phase by phase.
+ * Taking a backup (docs/design.md "Backup", backup.h): the run, phase by phase.
  *
  * Three phases, overlapping: the calling thread walks each source and builds
  * an in-memory node tree, queueing the files to read (backup/scan.c); a pool

@@ -154,13 +154,13 @@ static int diff_dirs(dctx *c, const bkr_id *old_root, const bkr_id *new_root,
 		return 0;
 	if (!(stack = calloc(cap, sizeof(*stack))))
 		return bkr_error_oom();
+	depth = 1; /* from here on, done: frees what stack[0] holds (one tree may fail to load) */
 	if ((err = bkr_dir_open(&stack[0].a, sa, bkr_repo_load_tree, c->repo)) < 0 ||
 	    (err = bkr_dir_open(&stack[0].b, sb, bkr_repo_load_tree, c->repo)) < 0)
 		goto done;
 	stack[0].na = bkr_dir_count(stack[0].a);
 	stack[0].nb = bkr_dir_count(stack[0].b);
 	stack[0].plen = plen0;
-	depth = 1;
 	while (depth > 0) {
 		tframe *f = &stack[depth - 1];
 		if (f->ia >= f->na && f->ib >= f->nb) {

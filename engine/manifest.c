@@ -12,6 +12,7 @@
 #include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/hash.h"
+#include "bkr_version.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -21,9 +22,6 @@
 #include <string.h>
 #include <time.h>
 
-#ifndef BKR_VERSION
-#define BKR_VERSION "0.1.0"
-#endif
 
 /** Largest integer a manifest may hold (exact in a double). */
 #define MAX_EXACT ((uint64_t)1 << 53)

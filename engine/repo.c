@@ -4,6 +4,7 @@
  * records and locks.  See repo.h for the threading rules.
  */
 #include "bkr/repo.h"
+#include "bkr/backupid.h"
 #include "bkr/error.h"
 #include "bkr/io.h"
 #include "bkr/pack.h"
@@ -1068,43 +1069,25 @@ void bkr_manifest_list_free(bkr_manifest_list *l)
 static int find_in(bkr_repo *r, bool runs, const char *spec, bkr_manifest **out)
 {
 	bkr_manifest_list l;
-	bkr_manifest *hit = NULL;
-	size_t matches = 0, speclen = strlen(spec);
+	const char **ids = NULL;
+	size_t hit;
 	int err;
 
 	*out = NULL;
 	if ((err = bkr_repo_list(r, runs, &l, NULL)) < 0)
 		return err;
-	if (!strcmp(spec, "latest")) {
-		if (l.n) {
-			hit = l.items[l.n - 1];
-			matches = 1;
-		}
-	} else {
-		for (size_t i = 0; i < l.n; i++) {
-			if (!strcmp(l.items[i]->backup_id, spec)) {
-				hit = l.items[i];
-				matches = 1;
-				break;
-			}
-			if (speclen && !strncmp(l.items[i]->backup_id, spec, speclen)) {
-				hit = l.items[i];
-				matches++;
-			}
-		}
+	if (l.n && !(ids = calloc(l.n, sizeof(*ids)))) {
+		err = bkr_error_oom();
+		goto done;
 	}
-	if (matches == 1) {
-		for (size_t i = 0; i < l.n; i++)
-			if (l.items[i] == hit)
-				l.items[i] = NULL;
-		*out = hit;
-	} else if (matches == 0) {
-		err = bkr_error_set(BKR_ENOTFOUND, "%s '%s': no such %s in %s",
-				    runs ? "recovery run" : "backup", spec, runs ? "run" : "backup", r->path);
-	} else {
-		err = bkr_error_set(BKR_EAMBIGUOUS, "'%s' matches %zu %s; give more characters",
-				    spec, matches, runs ? "runs" : "backups");
-	}
+	for (size_t i = 0; i < l.n; i++)
+		ids[i] = l.items[i]->backup_id;
+	if ((err = bkr_backupid_resolve(&hit, ids, l.n, spec, runs ? "recovery run" : "backup", r->path)) < 0)
+		goto done;
+	*out = l.items[hit];
+	l.items[hit] = NULL;
+done:
+	free(ids);
 	bkr_manifest_list_free(&l);
 	return err;
 }

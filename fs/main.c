@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "bkr/error.h"
+#include "bkr_version.h"
 #include "bkrfs.h"
 
 /** Exit codes (docs/bkrfs.8.md). */
@@ -402,7 +403,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (fs.o.show_version) {
-		printf("bkrfs 0.1.0 (libfuse %s)\n", fuse_pkgversion());
+		printf("bkrfs %s (libfuse %s)\n", BKR_VERSION, fuse_pkgversion());
 		ret = 0;
 		goto out;
 	}

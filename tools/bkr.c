@@ -7,11 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bkr_version.h"
 #include "cli.h"
-
-#ifndef BKR_VERSION
-#define BKR_VERSION "0.1.0"
-#endif
 
 static const struct {
 	const char *name;
@@ -71,6 +68,9 @@ int main(int argc, char **argv)
 
 	c.color = isatty(STDERR_FILENO) && !(no_color && *no_color);
 	c.progress = isatty(STDERR_FILENO);
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--json"))
+			c.json = true;
 	/* Global options before the subcommand. */
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
@@ -98,11 +98,12 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--no-color")) {
 			c.color = false;
 		} else {
-			fprintf(stderr, "bkr: unknown option '%s' (see 'bkr --help')\n", a);
-			return BKR_EXIT_USAGE;
+			return cli_usage_error(&c, "unknown option '%s'", a);
 		}
 	}
 	if (i >= argc) {
+		if (c.json)
+			return cli_usage_error(&c, "no command given");
 		usage(stderr);
 		return BKR_EXIT_USAGE;
 	}
@@ -124,6 +125,5 @@ int main(int argc, char **argv)
 		}
 		return rc;
 	}
-	fprintf(stderr, "bkr: '%s' is not a bkr command (see 'bkr --help')\n", argv[i]);
-	return BKR_EXIT_USAGE;
+	return cli_usage_error(&c, "'%s' is not a bkr command", argv[i]);
 }

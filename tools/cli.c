@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "bkr/error.h"
-#include "bkr/utf8.h"
 
 int bkr_exit_for(int err)
 {
@@ -47,73 +46,34 @@ int cli_common(cli *c, int opt, const char *arg, const char *usage)
 	}
 }
 
-/* Length of the valid UTF-8 sequence at @p s (1..4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-	return bkr_utf8_seq((const char *)s, len);
-}
-
-bool cli_utf8_valid(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len;) {
-		size_t n = utf8_seq((const unsigned char *)s + i, len - i);
-		if (!n)
-			return false;
-		i += n;
-	}
-	return true;
-}
-
 void cli_json_string(FILE *f, const char *s, size_t len)
 {
-	fputc('"', f);
-	for (size_t i = 0; i < len;) {
-		unsigned char ch = (unsigned char)s[i];
-		size_t n = utf8_seq((const unsigned char *)s + i, len - i);
-		if (n == 0) {
-			fputs("\\ufffd", f); /* not UTF-8: see cli_json_path for the exact bytes */
-			i++;
-			continue;
-		}
-		if (n > 1) {
-			fwrite(s + i, 1, n, f);
-		} else if (ch == '"' || ch == '\\') {
-			fprintf(f, "\\%c", ch);
-		} else if (ch == '\n') {
-			fputs("\\n", f);
-		} else if (ch == '\t') {
-			fputs("\\t", f);
-		} else if (ch < 0x20 || ch == 0x7f) {
-			fprintf(f, "\\u%04x", ch);
-		} else {
-			fputc(ch, f);
-		}
-		i += n;
-	}
-	fputc('"', f);
+	json_out_literal(f, s, len);
 }
 
 void cli_json_path(FILE *f, const char *key, const char *s, size_t len)
 {
-	fprintf(f, "\"%s\":", key);
-	cli_json_string(f, s, len);
-	if (!cli_utf8_valid(s, len)) {
-		fprintf(f, ",\"%s_hex\":\"", key);
-		for (size_t i = 0; i < len; i++)
-			fprintf(f, "%02x", (unsigned char)s[i]);
-		fputc('"', f);
-	}
+	json_out j;
+	json_out_init(&j, f);
+	j.depth = 1; /* inside the caller's object: no comma before the key, no newline */
+	json_out_path(&j, key, s, len);
 }
 
-static void json_error(cli *c, int err, const char *msg)
+void cli_json_error(cli *c, int err, const char *msg)
 {
+	json_out j;
 	if (!c->json)
 		return;
-	fputs("{\"error\":{\"code\":", stdout);
-	cli_json_string(stdout, bkr_error_name(err), strlen(bkr_error_name(err)));
-	fprintf(stdout, ",\"exit\":%d,\"message\":", bkr_exit_for(err));
-	cli_json_string(stdout, msg, strlen(msg));
-	fputs("}}\n", stdout);
+	json_out_init(&j, stdout);
+	json_out_begin_object(&j);
+	json_out_key(&j, "error");
+	json_out_begin_object(&j);
+	json_out_member(&j, "code", bkr_error_name(err));
+	json_out_key(&j, "exit");
+	json_out_int(&j, bkr_exit_for(err));
+	json_out_member(&j, "message", msg);
+	json_out_end_object(&j);
+	json_out_end_object(&j);
 }
 
 static void vmessage(cli *c, const char *tag, const char *col, const char *fmt, va_list ap)
@@ -133,8 +93,11 @@ int cli_usage_error(cli *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "bkr %s: %s (see 'bkr %s --help')\n", c->cmd ? c->cmd : "", msg, c->cmd ? c->cmd : "");
-	json_error(c, BKR_EINVAL, msg);
+	if (c->cmd)
+		fprintf(stderr, "bkr %s: %s (see 'bkr %s --help')\n", c->cmd, msg, c->cmd);
+	else
+		fprintf(stderr, "bkr: %s (see 'bkr --help')\n", msg);
+	cli_json_error(c, BKR_EINVAL, msg);
 	return BKR_EXIT_USAGE;
 }
 
@@ -145,8 +108,21 @@ int cli_fail(cli *c, int err)
 		msg = bkr_error_name(err);
 	cli_progress_done(c);
 	fprintf(stderr, "%sbkr %s:%s %s\n", cli_col(c, "red"), c->cmd ? c->cmd : "", cli_col(c, "reset"), msg);
-	json_error(c, err, msg);
+	cli_json_error(c, err, msg);
 	return bkr_exit_for(err);
+}
+
+void cli_print_manifest(cli *c, const bkr_manifest *m)
+{
+	char *text = bkr_manifest_to_json(m, true);
+	json_out j;
+	if (!text) {
+		cli_fail(c, bkr_error_oom());
+		return;
+	}
+	json_out_init(&j, stdout);
+	json_out_raw(&j, text);
+	free(text);
 }
 
 int cli_failf(cli *c, int err, const char *fmt, ...)
@@ -298,6 +274,10 @@ int cli_parse(cli *c, int argc, char **argv, const char *usage, const char *shor
 		all[n++] = *o;
 	memset(&all[n], 0, sizeof(all[n]));
 
+	/* --json anywhere makes even an error about an earlier option JSON. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--json"))
+			c->json = true;
 	optind = 0; /* full re-initialisation of GNU getopt */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, shorts, all, NULL)) != -1) {
@@ -346,16 +326,25 @@ int cli_sources_get(cli *c, const bkr_config *cfg, char **paths, int npaths,
 		if (!(out->specs = calloc((size_t)npaths, sizeof(*out->specs))))
 			return bkr_error_oom();
 		for (int i = 0; i < npaths; i++) {
-			char *abs = own(out, realpath(paths[i], NULL)), *name, *slash;
+			/* NAME=PATH names the source; a NAME has no '/' (so "./a=b" is a path) */
+			const char *arg = paths[i], *eq = strchr(arg, '='), *slash = strchr(arg, '/');
+			bool named = eq && eq > arg && (!slash || slash > eq);
+			char *abs = own(out, realpath(named ? eq + 1 : arg, NULL)), *name;
 			if (!abs)
-				return bkr_error_set_errno(errno, "source %s", paths[i]);
-			slash = strrchr(abs, '/');
-			name = own(out, strdup(slash && slash[1] ? slash + 1 : "root"));
+				return bkr_error_set_errno(errno, "source %s", named ? eq + 1 : arg);
+			if (named) {
+				name = own(out, strndup(arg, (size_t)(eq - arg)));
+			} else {
+				const char *last = strrchr(abs, '/');
+				name = own(out, strdup(last && last[1] ? last + 1 : "root"));
+			}
 			if (!name)
 				return bkr_error_oom();
+			if (!strcmp(name, ".") || !strcmp(name, ".."))
+				return bkr_error_set(BKR_EINVAL, "source %s: '%s' cannot name a source", arg, name);
 			for (size_t k = 0; k < out->n; k++)
 				if (!strcmp(out->specs[k].name, name))
-					return bkr_error_set(BKR_EINVAL, "two sources are named '%s' (%s and %s); back them up separately or use a configuration",
+					return bkr_error_set(BKR_EINVAL, "two sources are named '%s' (%s and %s); name them with NAME=PATH",
 							     name, out->specs[k].path, abs);
 			out->specs[out->n].name = name;
 			out->specs[out->n].path = abs;

@@ -14,6 +14,7 @@
 #include "bkr/config.h"
 #include "bkr/repo.h"
 #include "exit.h"
+#include "json_out.h"
 
 /** Global options, accepted before or after the subcommand. */
 typedef struct {
@@ -46,7 +47,10 @@ enum { OPT_JSON = 1000, OPT_HELP, OPT_NO_COLOR, OPT_FIRST_CMD = 1100 };
  */
 int cli_common(cli *c, int opt, const char *arg, const char *usage);
 
-/** Report a usage error ("bkr CMD: MESSAGE" + hint) and return BKR_EXIT_USAGE. */
+/**
+ * Report a usage error ("bkr CMD: MESSAGE" + hint; "bkr: MESSAGE" before a
+ * command is known) and return BKR_EXIT_USAGE.
+ */
 int cli_usage_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /**
@@ -54,6 +58,17 @@ int cli_usage_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 
  * also {"error":...} on stdout) and return the matching exit code.
  */
 int cli_fail(cli *c, int err);
+
+/** With --json, {"error":{"code","exit","message"}} on stdout; nothing otherwise. */
+void cli_json_error(cli *c, int err, const char *msg);
+
+/** A JSON string literal for bytes, by json_out's rules (for output not yet built with json_out). */
+void cli_json_string(FILE *f, const char *s, size_t len);
+/** `"key":"..."`, plus `"key_hex"` when the bytes are not UTF-8 (json_out_path's rules). */
+void cli_json_path(FILE *f, const char *key, const char *s, size_t len);
+
+/** --json: print manifest @p m (pretty), as create and show do. */
+void cli_print_manifest(cli *c, const bkr_manifest *m);
 
 /** Same with a message of our own. */
 int cli_failf(cli *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -80,19 +95,6 @@ void cli_human_bytes(char out[32], uint64_t n);
 void cli_progress(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_progress_done(cli *c);
 
-/**
- * Print a JSON string literal for arbitrary bytes; bytes that are not UTF-8
- * become U+FFFD, so the output is always valid JSON.
- */
-void cli_json_string(FILE *f, const char *s, size_t len);
-
-/**
- * Print `"key":"..."` for a path or name (bytes); when it is not valid
- * UTF-8, also `"key_hex":"<hex of the exact bytes>"` so nothing is lost.
- */
-void cli_json_path(FILE *f, const char *key, const char *s, size_t len);
-bool cli_utf8_valid(const char *s, size_t len);
-
 /** Source specs built from operands or the configuration (owned strings). */
 typedef struct {
 	bkr_source_spec *specs;
@@ -103,8 +105,9 @@ typedef struct {
 } cli_sources;
 
 /**
- * Sources from PATH operands (each named after its last component) or, with
- * none, from the configuration (optionally only those named in @p only).
+ * Sources from PATH or NAME=PATH operands (a PATH is named after its last
+ * component) or, with none, from the configuration (optionally only those
+ * named in @p only).
  */
 int cli_sources_get(cli *c, const bkr_config *cfg, char **paths, int npaths,
 		    char **only, size_t nonly, cli_sources *out);

@@ -71,17 +71,23 @@ int cmd_config(cli *c, int argc, char **argv)
 	bkr_recover_rules_free(rules);
 	warn_repo_inside(c, cfg);
 	if (!strcmp(verb, "show")) {
-		char *j = bkr_config_to_json(cfg, !c->json);
-		if (!j) {
+		char *text = bkr_config_to_json(cfg, !c->json);
+		json_out j;
+		if (!text) {
 			bkr_config_free(cfg);
 			return cli_fail(c, bkr_error_oom());
 		}
-		puts(j);
-		free(j);
+		json_out_init(&j, stdout);
+		json_out_raw(&j, text);
+		free(text);
 	} else if (c->json) {
-		fputs("{\"config\":", stdout);
-		cli_json_string(stdout, file, strlen(file));
-		fputs(",\"valid\":true}\n", stdout);
+		json_out j;
+		json_out_init(&j, stdout);
+		json_out_begin_object(&j);
+		json_out_path(&j, "config", file, strlen(file));
+		json_out_key(&j, "valid");
+		json_out_bool(&j, true);
+		json_out_end_object(&j);
 	} else if (!c->quiet) {
 		printf("%s: ok (%zu source%s, repository %s)\n", file, cfg->nsources, cfg->nsources == 1 ? "" : "s",
 		       cfg->repository);

@@ -9,13 +9,15 @@
 #include "cli.h"
 #include "bkr/backup.h"
 #include "bkr/error.h"
+#include "bkr/utf8.h"
 #include "bkr/log.h"
 
 static const char usage[] =
-	"usage: bkr create -r REPO [--type TYPE] [PATH...] [--source NAME]... [--tag T]...\n"
+	"usage: bkr create -r REPO [--type TYPE] [[NAME=]PATH...] [--source NAME]... [--tag T]...\n"
 	"       bkr backup ...   (the same)\n\n"
-	"Back up PATHs (each becomes a source named after its last component) or the\n"
-	"sources of the configuration (-c).  Every backup is a complete tree.\n\n"
+	"Back up PATHs (each becomes a source named after its last component, or\n"
+	"NAME with NAME=PATH, e.g. a=/a/config b=/b/config) or the sources of the\n"
+	"configuration (-c).  Every backup is a complete tree.\n\n"
 	"  -t, --type TYPE        full | incremental | differential | snapshot (default incremental;\n"
 	"                         without a parent an incremental reads everything, like a full)\n"
 	"  -s, --source NAME      only this configured source (repeatable)\n"
@@ -105,6 +107,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case OPT_TAG:
 		if (s->ntags == 64)
 			return cli_usage_error(c, "too many --tag options");
+		if (!bkr_utf8_valid(arg, strlen(arg)))
+			return cli_usage_error(c, "--tag: a tag is UTF-8 text");
 		s->tags[s->ntags++] = (char *)arg;
 		return 0;
 	case OPT_PIN_UNTIL: {
@@ -231,10 +235,7 @@ int cmd_create(cli *c, int argc, char **argv)
 		bkr_backup_type_name(m->type), (unsigned long long)m->stats.files,
 		(unsigned long long)m->stats.new_bytes);
 	if (c->json) {
-		char *j = bkr_manifest_to_json(m, true);
-		if (j)
-			puts(j);
-		free(j);
+		cli_print_manifest(c, m);
 	} else if (!c->quiet) {
 		char total[32], added[32], stored[32];
 		cli_human_bytes(total, m->stats.bytes);

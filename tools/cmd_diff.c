@@ -23,7 +23,8 @@ struct state {
 	bool live, exit_code;
 	cli *c;
 	size_t shown;
-	FILE *out;        /* stdout, or a memory stream for --json (printed only on success) */
+	FILE *out;        /* a memory stream for --json (printed only on success) */
+	json_out j;
 	char *buf;
 	size_t buflen;
 };
@@ -40,17 +41,18 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	return 0;
 }
 
-static void what_list(unsigned w, char *out, size_t cap)
+static void what_list(json_out *j, unsigned w)
 {
 	static const struct { unsigned bit; const char *name; } names[] = {
 		{ BKR_DIFF_CONTENT, "content" }, { BKR_DIFF_TYPE, "type" }, { BKR_DIFF_MODE, "mode" },
 		{ BKR_DIFF_OWNER, "owner" }, { BKR_DIFF_MTIME, "mtime" }, { BKR_DIFF_XATTRS, "xattrs" },
 		{ BKR_DIFF_OTHER, "other" },
 	};
-	out[0] = '\0';
+	json_out_begin_array(j);
 	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
 		if (w & names[i].bit)
-			snprintf(out + strlen(out), cap - strlen(out), "%s\"%s\"", out[0] ? "," : "", names[i].name);
+			json_out_string(j, names[i].name);
+	json_out_end_array(j);
 }
 
 static int on_change(void *ctx, const bkr_diff_change *ch)
@@ -58,14 +60,17 @@ static int on_change(void *ctx, const bkr_diff_change *ch)
 	struct state *s = ctx;
 	cli *c = s->c;
 	if (c->json) {
-		char what[128];
 		const char *kind = ch->kind == BKR_DIFF_ADDED ? "added" : ch->kind == BKR_DIFF_REMOVED ? "removed" : "modified";
-		what_list(ch->what, what, sizeof(what));
-		fprintf(s->out, "%s\n{\"change\":\"%s\",", s->shown ? "," : "", kind);
-		cli_json_path(s->out, "path", ch->path, strlen(ch->path));
-		if (ch->kind == BKR_DIFF_MODIFIED)
-			fprintf(s->out, ",\"content\":%s,\"what\":[%s]", (ch->what & (BKR_DIFF_CONTENT | BKR_DIFF_TYPE)) ? "true" : "false", what);
-		fputs("}", s->out);
+		json_out_begin_object(&s->j);
+		json_out_member(&s->j, "change", kind);
+		json_out_path(&s->j, "path", ch->path, strlen(ch->path));
+		if (ch->kind == BKR_DIFF_MODIFIED) {
+			json_out_key(&s->j, "content");
+			json_out_bool(&s->j, ch->what & (BKR_DIFF_CONTENT | BKR_DIFF_TYPE));
+			json_out_key(&s->j, "what");
+			what_list(&s->j, ch->what);
+		}
+		json_out_end_object(&s->j);
 	} else {
 		const char *mark, *col;
 		if (ch->kind == BKR_DIFF_ADDED) {
@@ -109,10 +114,15 @@ int cmd_diff(cli *c, int argc, char **argv)
 		return cli_fail(c, err);
 	if ((err = bkr_repo_find_backup(repo, argv[first], &a)) < 0)
 		goto fail;
-	s.out = stdout;
-	if (c->json && !(s.out = open_memstream(&s.buf, &s.buflen))) {
-		err = bkr_error_oom();
-		goto fail;
+	if (c->json) {
+		if (!(s.out = open_memstream(&s.buf, &s.buflen))) {
+			err = bkr_error_oom();
+			goto fail;
+		}
+		json_out_init(&s.j, s.out);
+		json_out_begin_object(&s.j);
+		json_out_key(&s.j, "changes");
+		json_out_begin_array(&s.j);
 	}
 	if (s.live) {
 		if ((err = cli_load_config(c, &cfg)) < 0 ||
@@ -146,12 +156,21 @@ int cmd_diff(cli *c, int argc, char **argv)
 	if (err < 0)
 		goto fail;
 	if (c->json) {
+		json_out_end_array(&s.j);
+		json_out_key(&s.j, "added");
+		json_out_uint(&s.j, st.added);
+		json_out_key(&s.j, "removed");
+		json_out_uint(&s.j, st.removed);
+		json_out_key(&s.j, "modified");
+		json_out_uint(&s.j, st.modified);
+		json_out_key(&s.j, "content_modified");
+		json_out_uint(&s.j, st.content_modified);
+		json_out_key(&s.j, "metadata_modified");
+		json_out_uint(&s.j, st.metadata_modified);
+		json_out_end_object(&s.j);
 		fclose(s.out);
 		s.out = NULL;
-		printf("{\"changes\":[%s", s.buf ? s.buf : "");
-		printf("\n],\"added\":%llu,\"removed\":%llu,\"modified\":%llu,\"content_modified\":%llu,\"metadata_modified\":%llu}\n",
-		       (unsigned long long)st.added, (unsigned long long)st.removed, (unsigned long long)st.modified,
-		       (unsigned long long)st.content_modified, (unsigned long long)st.metadata_modified);
+		fwrite(s.buf, 1, s.buflen, stdout);
 	} else if (!c->quiet)
 		fprintf(stderr, "%llu added, %llu removed, %llu modified (%llu content, %llu metadata only)\n",
 			(unsigned long long)st.added, (unsigned long long)st.removed, (unsigned long long)st.modified,
@@ -162,7 +181,7 @@ int cmd_diff(cli *c, int argc, char **argv)
 fail:
 	rc = cli_fail(c, err);
 done:
-	if (s.out && s.out != stdout)
+	if (s.out)
 		fclose(s.out);
 	free(s.buf);
 	if (!cfg && src.nowned == 0 && src.specs && s.live)

@@ -75,9 +75,13 @@ int cmd_init(cli *c, int argc, char **argv)
 		return cli_fail(c, err);
 	}
 	if (c->json) {
-		fputs("{\"repository\":", stdout);
-		cli_json_string(stdout, path, strlen(path));
-		fputs(",\"created\":true}\n", stdout);
+		json_out j;
+		json_out_init(&j, stdout);
+		json_out_begin_object(&j);
+		json_out_path(&j, "repository", path, strlen(path));
+		json_out_key(&j, "created");
+		json_out_bool(&j, true);
+		json_out_end_object(&j);
 	} else if (!c->quiet) {
 		printf("created repository %s\n", path);
 	}

@@ -16,7 +16,8 @@ static const char list_usage[] =
 
 static const char show_usage[] =
 	"usage: bkr show -r REPO ID [--json]\n\n"
-	"Show one backup's manifest.  ID is a backup id, a unique prefix, or 'latest'.\n";
+	"Show one backup's manifest.  ID is a backup id, a unique prefix of it or of its\n"
+	"random suffix, or 'latest'.\n";
 
 enum { OPT_TAG = OPT_FIRST_CMD };
 
@@ -60,7 +61,8 @@ int cmd_list(cli *c, int argc, char **argv)
 	struct filter f = { 0 };
 	bkr_repo *repo = NULL;
 	bkr_manifest_list l = { 0 };
-	size_t bad = 0, shown = 0;
+	size_t bad = 0, shown = 0, idw = 2;
+	json_out j;
 	int first, err;
 
 	CLI_PARSE(c, argc, argv, list_usage, "t:", lo, list_opt, &f, &first);
@@ -74,28 +76,34 @@ int cmd_list(cli *c, int argc, char **argv)
 	}
 	if (bad)
 		cli_warn(c, "%zu manifest(s) are damaged and not listed; last: %s", bad, bkr_error_message());
+	/* the ID column is as wide as the longest id shown */
+	for (size_t i = 0; i < l.n; i++)
+		if (!(f.by_type && l.items[i]->type != f.type) && !(f.tag && !has_tag(l.items[i], f.tag)) &&
+		    strlen(l.items[i]->backup_id) > idw)
+			idw = strlen(l.items[i]->backup_id);
+	json_out_init(&j, stdout);
 	if (c->json)
-		fputs("[", stdout);
+		json_out_begin_array(&j);
 	else if (!c->quiet && l.n)
-		printf("%s%-42s %-20s %-12s %8s %10s  %s%s\n", cli_col(c, "bold"), "ID", "TIME (UTC)", "TYPE",
+		printf("%s%-*s %-20s %-12s %8s %10s  %s%s\n", cli_col(c, "bold"), (int)idw, "ID", "TIME (UTC)", "TYPE",
 		       "FILES", "SIZE", "TAGS", cli_col(c, "reset"));
 	for (size_t i = 0; i < l.n; i++) {
 		const bkr_manifest *m = l.items[i];
 		if ((f.by_type && m->type != f.type) || (f.tag && !has_tag(m, f.tag)))
 			continue;
 		if (c->json) {
-			char *j = bkr_manifest_to_json(m, false);
-			if (!j) {
+			char *text = bkr_manifest_to_json(m, false);
+			if (!text) {
 				err = bkr_error_oom();
 				break;
 			}
-			printf("%s%s", shown ? "," : "", j);
-			free(j);
+			json_out_raw(&j, text);
+			free(text);
 		} else {
 			char size[32], when[20];
 			cli_human_bytes(size, m->stats.bytes);
 			snprintf(when, sizeof(when), "%.10s %.8s", m->timestamp, m->timestamp + 11);
-			printf("%-42s %-20s %-12s %8llu %10s  ", m->backup_id, when, bkr_backup_type_name(m->type),
+			printf("%-*s %-20s %-12s %8llu %10s  ", (int)idw, m->backup_id, when, bkr_backup_type_name(m->type),
 			       (unsigned long long)m->stats.files, size);
 			for (size_t t = 0; t < m->ntags; t++)
 				printf("%s%s", t ? "," : "", m->tags[t]);
@@ -107,7 +115,7 @@ int cmd_list(cli *c, int argc, char **argv)
 		shown++;
 	}
 	if (c->json)
-		fputs("]\n", stdout);
+		json_out_end_array(&j);
 	else if (!c->quiet && !c->json && shown == 0)
 		fprintf(stderr, "no backups in %s\n", bkr_repo_path(repo));
 	bkr_manifest_list_free(&l);
@@ -133,10 +141,7 @@ int cmd_show(cli *c, int argc, char **argv)
 		return cli_fail(c, err);
 	}
 	if (c->json) {
-		char *j = bkr_manifest_to_json(m, true);
-		if (j)
-			puts(j);
-		free(j);
+		cli_print_manifest(c, m);
 	} else {
 		char tree[BKR_ID_HEX], b1[32], b2[32], b3[32];
 		bkr_id_to_hex(&m->tree, tree);

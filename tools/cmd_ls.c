@@ -14,7 +14,8 @@
 static const char ls_usage[] =
 	"usage: bkr ls -r REPO ID [PATH] [-l] [-R] [--json]\n\n"
 	"List the entries of PATH (default: the backup root, one directory per\n"
-	"source) in backup ID (an id, a unique prefix, or 'latest').\n\n"
+	"source) in backup ID (an id, a unique prefix of it or of its random\n"
+	"suffix, or 'latest').\n\n"
 	"  -l, --long        mode, owner, size and time\n"
 	"  -R, --recursive   everything below PATH\n"
 	"      --json        an array of entries with every recorded field\n";
@@ -68,30 +69,41 @@ static void time_string(int64_t ns, char out[32])
 	bkr_time_format(out, ns);
 }
 
-static void print_json_entry(const char *path, const bkr_entry *e, bool first)
+static void print_json_entry(json_out *j, const char *path, const bkr_entry *e)
 {
 	char t[32], hex[BKR_ID_HEX];
-	printf("%s\n{", first ? "" : ",");
-	cli_json_path(stdout, "path", path, strlen(path));
-	printf(",\"type\":\"%s\",\"mode\":%u,\"uid\":%u,\"gid\":%u,\"user\":", type_name(e->type), e->mode & 07777,
-	       e->uid, e->gid);
-	cli_json_string(stdout, (const char *)e->user, e->user_len);
-	fputs(",\"group\":", stdout);
-	cli_json_string(stdout, (const char *)e->group, e->group_len);
+	json_out_begin_object(j);
+	json_out_path(j, "path", path, strlen(path));
+	json_out_member(j, "type", type_name(e->type));
+	json_out_key(j, "mode");
+	json_out_uint(j, e->mode & 07777);
+	json_out_key(j, "uid");
+	json_out_uint(j, e->uid);
+	json_out_key(j, "gid");
+	json_out_uint(j, e->gid);
+	json_out_key(j, "user");
+	json_out_bytes(j, (const char *)e->user, e->user_len);
+	json_out_key(j, "group");
+	json_out_bytes(j, (const char *)e->group, e->group_len);
 	time_string(e->mtime_ns, t);
-	printf(",\"size\":%llu,\"mtime\":\"%s\",\"mtime_ns\":%lld", (unsigned long long)e->size, t,
-	       (long long)e->mtime_ns);
-	if (e->type == BKR_FT_SYMLINK) {
-		fputc(',', stdout);
-		cli_json_path(stdout, "target", (const char *)e->target, e->target_len);
-	}
+	json_out_key(j, "size");
+	json_out_uint(j, e->size);
+	json_out_member(j, "mtime", t);
+	json_out_key(j, "mtime_ns");
+	json_out_int(j, e->mtime_ns);
+	if (e->type == BKR_FT_SYMLINK)
+		json_out_path(j, "target", (const char *)e->target, e->target_len);
 	if (e->type == BKR_FT_FILE) {
 		bkr_id_to_hex(&e->content, hex);
-		printf(",\"sha256\":\"%s\"", hex);
+		json_out_member(j, "sha256", hex);
 	}
-	if (e->link_group)
-		printf(",\"hardlink_group\":%llu,\"nlink\":%u", (unsigned long long)e->link_group, e->nlink);
-	fputs("}", stdout);
+	if (e->link_group) {
+		json_out_key(j, "hardlink_group");
+		json_out_uint(j, e->link_group);
+		json_out_key(j, "nlink");
+		json_out_uint(j, e->nlink);
+	}
+	json_out_end_object(j);
 }
 
 static void print_entry(cli *c, const char *path, const bkr_entry *e, bool lng)
@@ -128,9 +140,11 @@ int cmd_ls(cli *c, int argc, char **argv)
 	bkr_walk *w = NULL;
 	const bkr_walk_item *it;
 	const char *path;
-	size_t count = 0, bad = 0;
+	json_out j;
+	size_t bad = 0;
 	int first, err, rc = 0;
 
+	json_out_init(&j, stdout);
 	CLI_PARSE(c, argc, argv, ls_usage, "lR", lo, ls_opt, &s, &first);
 	if (first >= argc || argc - first > 2)
 		return cli_usage_error(c, "expected a backup ID and at most one PATH");
@@ -147,9 +161,9 @@ int cmd_ls(cli *c, int argc, char **argv)
 			bkr_dir *holder = NULL;
 			if ((err = bkr_walk_resolve(repo, &m->tree, path, &e, &holder, NULL, NULL)) == 0) {
 				if (c->json) {
-					fputs("[", stdout);
-					print_json_entry(path, &e, true);
-					fputs("\n]\n", stdout);
+					json_out_begin_array(&j);
+					print_json_entry(&j, path, &e);
+					json_out_end_array(&j);
 				} else {
 					print_entry(c, path, &e, s.lng);
 				}
@@ -160,20 +174,19 @@ int cmd_ls(cli *c, int argc, char **argv)
 		goto done;
 	}
 	if (c->json)
-		fputs("[", stdout);
+		json_out_begin_array(&j);
 	while ((err = bkr_walk_next(w, &it)) > 0) {
 		if (it->error < 0) {
 			bad++;
 			cli_warn(c, "%s: %s", it->path, bkr_walk_error_message(w));
 		}
 		if (c->json)
-			print_json_entry(it->path, &it->entry, count == 0);
+			print_json_entry(&j, it->path, &it->entry);
 		else
 			print_entry(c, it->path, &it->entry, s.lng);
-		count++;
 	}
 	if (c->json)
-		fputs("\n]\n", stdout);
+		json_out_end_array(&j);
 	if (err < 0)
 		rc = cli_fail(c, err);
 	else if (bad)

@@ -9,12 +9,14 @@
 
 #include "cli.h"
 #include "bkr/error.h"
+#include "bkr/utf8.h"
 
 static const char pin_usage[] =
 	"usage: bkr pin -r REPO ID [--until DATE]\n"
 	"       bkr unpin -r REPO ID\n\n"
-	"Pin a backup so retention never removes it and its data stays in the hot\n"
-	"tier (until DATE, YYYY-MM-DD, or forever); unpin undoes it.\n";
+	"Mark backup ID as pinned until DATE (YYYY-MM-DD) or forever; unpin removes\n"
+	"the mark.  'bkr list' and 'bkr show' display it, and the retention rules\n"
+	"(docs/config.md) always keep a pinned backup.\n";
 
 static const char tag_usage[] =
 	"usage: bkr tag -r REPO ID [--add T]... [--remove T]...\n\n"
@@ -39,6 +41,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		s->until = arg;
 		return 0;
 	case OPT_ADD:
+		if (!bkr_utf8_valid(arg, strlen(arg)))
+			return cli_usage_error(c, "--add: a tag is UTF-8 text");
 		if (s->nadd < 32)
 			s->add[s->nadd++] = arg;
 		return 0;
@@ -103,9 +107,15 @@ static int run(cli *c, int argc, char **argv, const char *usage, bool tag)
 		err = record(repo, unpin ? "unpin" : "pin", m->backup_id, "until", s.until);
 	}
 	if (err == 0 && !c->quiet) {
-		if (c->json)
-			printf("{\"backup_id\":\"%s\",\"done\":true}\n", m->backup_id);
-		else
+		if (c->json) {
+			json_out j;
+			json_out_init(&j, stdout);
+			json_out_begin_object(&j);
+			json_out_member(&j, "backup_id", m->backup_id);
+			json_out_key(&j, "done");
+			json_out_bool(&j, true);
+			json_out_end_object(&j);
+		} else
 			printf("%s: %s\n", m->backup_id, tag ? "tags updated" : unpin ? "unpinned" : "pinned");
 	}
 done:

@@ -116,13 +116,15 @@ int cmd_scan(cli *c, int argc, char **argv)
 		goto done;
 	}
 	if (c->json) {
-		char *j = bkr_scan_result_to_json(&res, true);
-		if (!j) {
+		char *text = bkr_scan_result_to_json(&res, true);
+		json_out j;
+		if (!text) {
 			ret = cli_fail(c, bkr_error_oom());
 			goto done;
 		}
-		puts(j);
-		free(j);
+		json_out_init(&j, stdout);
+		json_out_raw(&j, text);
+		free(text);
 	} else {
 		for (size_t i = 0; i < res.n; i++)
 			printf("%s%-9s%s %s: %s\n", cli_col(c, "red"), bkr_damage_name(res.items[i].kind),
@@ -144,7 +146,9 @@ static int report_out(cli *c, bkr_recover_report *rep)
 {
 	const bkr_recover_summary *sum = bkr_recover_report_summary(rep);
 	if (c->json) {
-		puts(bkr_recover_report_json(rep));
+		json_out j;
+		json_out_init(&j, stdout);
+		json_out_raw(&j, bkr_recover_report_json(rep));
 	} else if (!c->quiet) {
 		printf("run %s: %zu file%s, %s%zu recovered%s, %zu applied, %zu need a person, %zu failed\n",
 		       sum->run_id, sum->files, sum->files == 1 ? "" : "s", cli_col(c, "green"), sum->recovered,
@@ -228,7 +232,9 @@ int cmd_recovered(cli *c, int argc, char **argv)
 	if (err < 0)
 		return cli_fail(c, err);
 	if (c->json || first < argc) {
-		puts(text);
+		json_out j;
+		json_out_init(&j, stdout);
+		json_out_raw(&j, text);
 	} else {
 		cJSON *arr = cJSON_Parse(text), *it;
 		if (cJSON_GetArraySize(arr) == 0 && !c->quiet)

@@ -38,6 +38,7 @@ struct state {
 	struct change *changes; /* --dry-run: what would be new or changed */
 	size_t nchanges, capchanges;
 	bool oom;
+	char root[300];   /* what an empty path (the backup's root tree) is called in messages */
 };
 
 static int opt(cli *c, int o, const char *arg, void *st)
@@ -71,6 +72,8 @@ static void on_progress(void *ctx, const bkr_restore_progress *p)
 static void on_report(void *ctx, bool error, const char *path, const char *message)
 {
 	struct state *s = ctx;
+	if (!*path || !strcmp(path, "/"))
+		path = s->root;
 	if (error) {
 		s->errors++;
 		cli_progress_done(s->c);
@@ -201,6 +204,7 @@ int cmd_restore(cli *c, int argc, char **argv)
 		rc = cli_fail(c, err);
 		goto done;
 	}
+	snprintf(s.root, sizeof(s.root), "%s: root directory", m->backup_id);
 	err = bkr_restore_run(repo, m, &s.o, &st);
 	cli_progress_done(c);
 	if (err < 0 && st.errors == 0 && s.errors == 0) {

@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "cli.h"
 #include "bkr/error.h"
 #include "bkr/verify.h"
@@ -25,7 +23,10 @@ enum { OPT_READ_DATA = OPT_FIRST_CMD };
 struct state {
 	bkr_verify_options o;
 	cli *c;
-	cJSON *problems;
+	FILE *problems;   /* --json: the problems array, in memory until the summary */
+	json_out pj;
+	char *buf;
+	size_t buflen;
 };
 
 static int opt(cli *c, int o, const char *arg, void *st)
@@ -57,16 +58,18 @@ static void on_problem(void *ctx, const bkr_verify_problem *p)
 {
 	struct state *s = ctx;
 	if (s->c->json) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "kind", kind_name(p->kind));
-		cJSON_AddBoolToObject(o, "error", p->error);
-		cJSON_AddStringToObject(o, "object", p->object ? p->object : "");
+		json_out *j = &s->pj;
+		json_out_begin_object(j);
+		json_out_member(j, "kind", kind_name(p->kind));
+		json_out_key(j, "error");
+		json_out_bool(j, p->error);
+		json_out_member(j, "object", p->object ? p->object : "");
 		if (p->backup_id)
-			cJSON_AddStringToObject(o, "backup_id", p->backup_id);
+			json_out_member(j, "backup_id", p->backup_id);
 		if (p->path)
-			cJSON_AddStringToObject(o, "path", p->path);
-		cJSON_AddStringToObject(o, "message", p->message);
-		cJSON_AddItemToArray(s->problems, o);
+			json_out_path(j, "path", p->path, strlen(p->path));
+		json_out_member(j, "message", p->message);
+		json_out_end_object(j);
 		return;
 	}
 	cli_progress_done(s->c);
@@ -107,7 +110,14 @@ int cmd_verify(cli *c, int argc, char **argv)
 	s.o.progress_ctx = &s;
 	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
 		return cli_fail(c, err);
-	s.problems = cJSON_CreateArray();
+	if (c->json) {
+		if (!(s.problems = open_memstream(&s.buf, &s.buflen))) {
+			rc = cli_fail(c, bkr_error_oom());
+			goto done;
+		}
+		json_out_init(&s.pj, s.problems);
+		json_out_begin_array(&s.pj);
+	}
 	err = bkr_verify_run(repo, &s.o, &st);
 	cli_progress_done(c);
 	if (err < 0 && err != BKR_ECORRUPT) {
@@ -116,25 +126,28 @@ int cmd_verify(cli *c, int argc, char **argv)
 	}
 	rc = err < 0 ? BKR_EXIT_FOUND : 0;
 	if (c->json) {
-		cJSON *o = cJSON_CreateObject();
-		char *text;
-		cJSON_AddBoolToObject(o, "ok", err == 0);
-		cJSON_AddBoolToObject(o, "read_data", s.o.read_data);
-		cJSON_AddNumberToObject(o, "backups", (double)st.backups);
-		cJSON_AddNumberToObject(o, "trees", (double)st.trees);
-		cJSON_AddNumberToObject(o, "files", (double)st.files);
-		cJSON_AddNumberToObject(o, "packs", (double)st.packs);
-		cJSON_AddNumberToObject(o, "blobs_read", (double)st.blobs_read);
-		cJSON_AddNumberToObject(o, "bytes_read", (double)st.bytes_read);
-		cJSON_AddNumberToObject(o, "errors", (double)st.errors);
-		cJSON_AddNumberToObject(o, "leftovers", (double)st.leftovers);
-		cJSON_AddItemToObject(o, "problems", s.problems);
+		const struct { const char *key; uint64_t v; } counts[] = {
+			{ "backups", st.backups }, { "trees", st.trees }, { "files", st.files },
+			{ "packs", st.packs }, { "blobs_read", st.blobs_read }, { "bytes_read", st.bytes_read },
+			{ "errors", st.errors }, { "leftovers", st.leftovers },
+		};
+		json_out j;
+		json_out_end_array(&s.pj);
+		fclose(s.problems);
 		s.problems = NULL;
-		text = cJSON_Print(o);
-		if (text)
-			puts(text);
-		free(text);
-		cJSON_Delete(o);
+		json_out_init(&j, stdout);
+		json_out_begin_object(&j);
+		json_out_key(&j, "ok");
+		json_out_bool(&j, err == 0);
+		json_out_key(&j, "read_data");
+		json_out_bool(&j, s.o.read_data);
+		for (size_t i = 0; i < sizeof(counts) / sizeof(*counts); i++) {
+			json_out_key(&j, counts[i].key);
+			json_out_uint(&j, counts[i].v);
+		}
+		json_out_key(&j, "problems");
+		json_out_raw(&j, s.buf);
+		json_out_end_object(&j);
 	} else if (!c->quiet) {
 		char b[32];
 		cli_human_bytes(b, st.bytes_read);
@@ -146,7 +159,9 @@ int cmd_verify(cli *c, int argc, char **argv)
 			(unsigned long long)st.leftovers, st.leftovers == 1 ? "" : "s");
 	}
 done:
-	cJSON_Delete(s.problems);
+	if (s.problems)
+		fclose(s.problems);
+	free(s.buf);
 	bkr_repo_free(repo);
 	return rc;
 }

@@ -7,6 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+if [ "$(id -u)" != 0 ]; then
+	echo "tools/test.sh: run it as root: the tests create device nodes and files of other owners" >&2
+	exit 1
+fi
 tools/install-deps.sh --tests
 
 jobs=$(nproc)

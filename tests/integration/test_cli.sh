@@ -4,6 +4,25 @@
 # gets one-line errors and the documented exit codes.
 source "$(dirname "$0")/lib.sh"
 
+# flip_blob REPO data|tree HEXID: flip a byte in the payload of blob HEXID (found through the pack footers)
+flip_blob() {
+	python3 - "$@" <<'PY'
+import glob, struct, sys
+repo, kind, want = sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3])
+for p in glob.glob(repo + "/" + kind + "/*/*.pack"):
+    b = bytearray(open(p, "rb").read())
+    count, footer = struct.unpack_from("<IQ", b, len(b) - 64 + 12)
+    for k in range(count):
+        e = footer + 56 * k
+        if b[e:e + 32] == want:
+            off = struct.unpack_from("<Q", b, e + 32)[0]
+            b[off + 16 + 2] ^= 0x5a   # inside the payload, after the 16-byte header
+            open(p, "wb").write(b)
+            sys.exit(0)
+sys.exit("blob %s not found" % sys.argv[3])
+PY
+}
+
 src=$T/src
 make_edge_tree "$src"
 new_repo
@@ -15,7 +34,31 @@ for c in init create backup list show ls cat restore verify diff config mount pi
 	grep -q "^usage: bkr" "$T/out" || fail "bkr $c --help prints no usage"
 done
 expect_exit 0 "$BKR" --help
-pass "--help on every command"
+cmds=$(sed -n '/^Commands:/,/^$/s/^  \([a-z]*\) .*/\1/p' "$T/out")
+for c in $cmds; do "$BKR" "$c" --help; done >"$T/helps"
+grep -ohE "['\`]bkr [a-z][a-z-]+" "$T/helps" "$BKR_SOURCE_ROOT/docs/bkr.1.md" "$BKR_SOURCE_ROOT/README.md" | sort -u |
+	while read -r _ w; do
+		case " $(echo $cmds) " in *" $w "*) ;; *) fail "help or docs name 'bkr $w', which is not a command" ;; esac
+	done
+! grep -qi "hot tier" "$T/helps" || fail "a --help promises tier placement, which no command does"
+# comments cite documents that ship with the tree
+! grep -rn "DESIGN §" "$BKR_SOURCE_ROOT/engine" "$BKR_SOURCE_ROOT/fs" "$BKR_SOURCE_ROOT/tools" ||
+	fail "a comment cites DESIGN, which is not in the tree"
+pass "--help on every command; help and docs name only commands that exist"
+
+# --- the version is meson's project version everywhere
+ver=$(sed -n "s/^ *version : '\([^']*\)',.*/\1/p" "$BKR_SOURCE_ROOT/meson.build" | head -1)
+[ -n "$ver" ] || fail "no version in meson.build"
+expect_exit 0 "$BKR" --version
+[ "$(cat "$T/out")" = "bkr $ver" ] || fail "bkr --version: $(cat "$T/out"), meson.build: $ver"
+expect_exit 0 "$BKRFS" --version
+grep -q "^bkrfs $ver " "$T/out" || fail "bkrfs --version: $(cat "$T/out"), meson.build: $ver"
+pass "bkr and bkrfs report meson's version $ver"
+
+# --- the README's commands work on a minimal Debian 12 as root (no sudo there)
+! sed -n '/^```sh/,/^```/p' "$BKR_SOURCE_ROOT/README.md" | grep -qE '(^|[;&|] *)sudo ' ||
+	fail "a README command needs sudo, which a minimal Debian 12 lacks"
+pass "README commands need no sudo"
 
 # --- full backup and exact restore
 expect_exit 0 "$BKR" -r "$R" create --type full "$src"
@@ -74,6 +117,26 @@ expect_exit 0 "$BKR" -r "$R" list
 grep -q "pinned" "$T/out" || fail "the snapshot is not shown as pinned"
 expect_exit 0 "$BKR" -r "$R" show "${full:0:25}"
 grep -q "$full" "$T/out" || fail "show by prefix"
+# ids: the random suffix or a prefix of it, everywhere an id is taken; an ambiguous one lists the candidates
+expect_exit 0 "$BKR" -r "$R" show "${full##*_}"
+grep -q "$full" "$T/out" || fail "show by the random suffix"
+expect_exit 0 "$BKR" -r "$R" diff "${full##*_}" latest
+expect_exit 0 "$BKR" -r "$R" ls "${full##*_}" src
+expect_exit 0 "$BKR" -r "$R" verify "${full##*_}"
+expect_exit 2 "$BKR" -r "$R" show backup_20
+one_line_error
+for id in $("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(" ".join(m["backup_id"] for m in json.load(sys.stdin)))'); do
+	grep -q "$id" "$T/err" || fail "an ambiguous id does not list candidate $id: $(cat "$T/err")"
+done
+expect_exit 3 "$BKR" -r "$R" show ffffffffff
+# list: the columns stay aligned when ids differ in length (differential is the longest type)
+expect_exit 0 "$BKR" -r "$R" list
+python3 - "$T/out" <<'PY' || fail "list columns are not aligned: $(cat "$T/out")"
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+cols = {l.index("TIME") if l.startswith("ID") else re.search(r" \d{4}-\d\d-\d\d ", l).start() + 1 for l in lines}
+assert len(cols) == 1, cols
+PY
 expect_exit 0 "$BKR" -r "$R" ls latest src -l
 grep -q "small.txt" "$T/out" || fail "ls misses small.txt"
 expect_exit 0 "$BKR" -r "$R" ls latest --json -R
@@ -172,6 +235,40 @@ grep -q "backup_20990101_000000_full_deadbeef.json" "$T/err" || fail "damaged ma
 rm "$R/backups/backup_20990101_000000_full_deadbeef.json"
 pass "bad input gets one-line errors and documented exit codes"
 
+# --- NAME=PATH: two sources with the same last component in one backup
+mkdir -p "$T/na/config" "$T/nb/config" "$T/eq=dir"
+echo a >"$T/na/config/x"
+echo b >"$T/nb/config/x"
+echo e >"$T/eq=dir/y"
+expect_exit 2 "$BKR" -r "$R" create "$T/na/config" "$T/nb/config"
+one_line_error
+grep -q "NAME=PATH" "$T/err" || fail "the clash does not suggest NAME=PATH: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$R" create --type full "a=$T/na/config" "b=$T/nb/config" "$T/eq=dir" --json
+python3 -c '
+import json,sys
+m=json.load(open(sys.argv[1]))
+assert sorted(s["source"] for s in m["sources"]) == ["a", "b", "eq=dir"], m["sources"]' "$T/out" || fail "NAME=PATH sources misnamed"
+expect_exit 0 "$BKR" -r "$R" restore latest --target "$T/nr"
+[ "$(cat "$T/nr/a/x")$(cat "$T/nr/b/x")$(cat "$T/nr/eq=dir/y")" = abe ] || fail "NAME=PATH sources do not restore"
+(cd "$T" && expect_exit 0 "$BKR" -r "$R" create --type full ./eq=dir --json)
+python3 -c '
+import json,sys
+assert [s["source"] for s in json.load(open(sys.argv[1]))["sources"]] == ["eq=dir"]' "$T/out" || fail "./x=y is not taken as a path"
+expect_exit 2 "$BKR" -r "$R" create "..=$T/na/config"
+pass "NAME=PATH names sources; same-named paths get a clear error"
+
+# --- a damaged root tree: the messages name the backup, never an empty path
+D=$T/rootdmg
+expect_exit 0 "$BKR" init -r "$D"
+expect_exit 0 "$BKR" -r "$D" create "$T/na/config" --json
+rid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_id"])' "$T/out")
+rtree=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tree"])' "$T/out")
+flip_blob "$D" tree "$rtree"
+expect_exit 6 "$BKR" -r "$D" restore latest --target "$T/rd"
+! grep -q "^bkr restore: :" "$T/err" || fail "a damaged root tree is reported with an empty path: $(cat "$T/err")"
+grep -q "^bkr restore: $rid: root directory: " "$T/err" || fail "a damaged root tree does not name the backup: $(cat "$T/err")"
+pass "a damaged root tree is named by its backup"
+
 # --- a real tree
 real=/usr/include
 expect_exit 0 "$BKR" -r "$T/repo2" init
@@ -185,3 +282,91 @@ m=json.load(open(sys.argv[1]))
 assert m["stats"]["new_bytes"] == 0, m["stats"]' "$T/out" || fail "no-change incremental stored new data"
 expect_exit 0 "$BKR" -r "$T/repo2" verify --read-data
 pass "/usr/include round-trips; a no-change incremental stores nothing"
+
+# --- --json of every command is valid UTF-8 JSON, whatever the names hold
+J=$T/jsonrepo$'\xfe'
+jsrc=$T/jsrc
+mkdir -p "$jsrc"
+python3 - "$jsrc" <<'PY'
+import os, sys
+d = os.fsencode(sys.argv[1])
+for name in [b"bad\xffname", b"ctl\x01\x1b\x7f", b"quote\"back\\slash", b"new\nline\ttab", b"ok-\xc3\xa9"]:
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(os.urandom(70000))
+os.symlink(b"target-\xfe", os.path.join(d, b"link\xfe"))
+PY
+jsonall() { # jsonall EXIT CMD...: the exit status, and stdout parses as UTF-8 JSON
+	expect_exit "$@"
+	python3 -c 'import json,sys; json.loads(open(sys.argv[1], "rb").read().decode("utf-8", "strict"))' "$T/out" ||
+		{ head -c 2000 "$T/out"; fail "--json output is not valid UTF-8 JSON: ${*:2}"; }
+}
+jsonall 0 "$BKR" --json -r "$J" init
+python3 -c '
+import json,os,sys
+o=json.load(open(sys.argv[1]))
+assert bytes.fromhex(o["repository_hex"]) == os.fsencode(sys.argv[2]), o' "$T/out" "$J" || fail "init --json loses the repository path bytes"
+jsonall 0 "$BKR" -r "$J" create --type full "$jsrc" --json
+jsonall 0 "$BKR" -r "$J" create --type full "$jsrc" --json
+jsonall 0 "$BKR" -r "$J" list --json
+jsonall 0 "$BKR" -r "$J" show latest --json
+python3 -c '
+import json,sys
+m=json.load(open(sys.argv[1]))
+assert m["metadata"]["bkr_version"] == sys.argv[2], m["metadata"]' "$T/out" "$ver" || fail "the manifest does not record version $ver"
+jsonall 0 "$BKR" -r "$J" ls latest --json -R
+cp "$T/out" "$T/lsjson"
+python3 - "$T/out" <<'PY' || fail "ls --json does not keep the exact bytes of names"
+import json, sys
+l = json.load(open(sys.argv[1]))
+got = {bytes.fromhex(e["path_hex"]) if "path_hex" in e else e["path"].encode() for e in l}
+for want in [b"jsrc/bad\xffname", b"jsrc/ctl\x01\x1b\x7f", b"jsrc/quote\"back\\slash", b"jsrc/new\nline\ttab",
+             "jsrc/ok-\u00e9".encode(), b"jsrc/link\xfe"]:
+    assert want in got, (want, got)
+link = [e for e in l if e.get("path_hex") == b"jsrc/link\xfe".hex()][0]
+assert link["path"] == "jsrc/link\ufffd" and bytes.fromhex(link["target_hex"]) == b"target-\xfe", link
+assert all("path_hex" not in e for e in l if e["path"] == "jsrc/ok-\u00e9"), "a UTF-8 name got path_hex"
+PY
+jsonall 0 "$BKR" -r "$J" ls latest $'jsrc/bad\xffname' --json
+first_j=$("$BKR" -r "$J" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+printf 'changed' >"$jsrc/bad"$'\xff'"name"
+jsonall 0 "$BKR" -r "$J" create --type incremental "$jsrc" --json
+jsonall 0 "$BKR" -r "$J" diff "$first_j" latest --json
+python3 - "$T/out" <<'PY' || fail "diff --json does not name the non-UTF-8 file exactly"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert [bytes.fromhex(c["path_hex"]) for c in d["changes"] if "path_hex" in c] == [b"jsrc/bad\xffname"], d
+PY
+jsonall 0 "$BKR" -r "$J" diff latest --live "$jsrc" --json
+jsonall 0 "$BKR" -r "$J" restore latest --target "$T/jrestore"$'\x01\xff' --json
+jsonall 0 "$BKR" -r "$J" pin latest --json
+jsonall 0 "$BKR" -r "$J" unpin latest --json
+jsonall 0 "$BKR" -r "$J" tag latest --add $'t\x02"' --json
+jsonall 2 "$BKR" -r "$J" tag latest --add $'t\xff' --json
+jsonall 2 "$BKR" -r "$J" create "$jsrc" --tag $'t\xff' --json
+jsonall 0 "$BKR" -r "$J" list --json
+jsonall 0 "$BKR" -r "$J" verify --read-data --json
+badsum=$(python3 -c '
+import json,sys
+print([e for e in json.load(open(sys.argv[1])) if e.get("path_hex") == b"jsrc/bad\xffname".hex()][0]["sha256"])' "$T/lsjson")
+flip_blob "$J" data "$badsum"   # a 70 kB file is one chunk: its blob id is the file's hash
+jsonall 1 "$BKR" -r "$J" verify --read-data --json
+python3 - "$T/out" <<'PY' || fail "verify --json does not name the damaged non-UTF-8 file exactly"
+import json, sys
+v = json.load(open(sys.argv[1]))
+paths = {bytes.fromhex(p["path_hex"]) for p in v["problems"] if "path_hex" in p}
+assert any(p.endswith(b"bad\xffname") for p in paths), v["problems"]
+PY
+jsonall 3 "$BKR" -r "$J" show $'nope\xff' --json
+jsonall 2 "$BKR" -r "$J" list --bogus --json
+echo '{"repository": "'"$J"'", "workspace_root": 42}' >"$T/jbad.json"
+jsonall 2 "$BKR" config check -c "$T/jbad.json" --json
+for args in "--json" "--json frobnicate" "frobnicate --json" "--json --bogus list" "--json -r $J"; do
+	# shellcheck disable=SC2086
+	jsonall 2 "$BKR" $args
+	one_line_error
+	python3 -c '
+import json,sys
+e=json.load(open(sys.argv[1]))["error"]
+assert e["exit"] == 2 and e["message"], e' "$T/out" || fail "bkr $args: no JSON error object"
+done
+pass "--json output is valid UTF-8 JSON with non-UTF-8 names and control characters, and keeps their bytes"

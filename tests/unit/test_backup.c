@@ -26,6 +26,8 @@
 #include "bkr/repo.h"
 #include "bkr/walk.h"
 
+#include "testutil.h"
+
 typedef struct {
 	char dir[256];
 	char repo[300];
@@ -33,15 +35,7 @@ typedef struct {
 	bkr_repo *r;
 } fx;
 
-static void sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	assert_int_equal(system(cmd), 0);
-}
+#define sh(...) assert_int_equal(tu_sh(__VA_ARGS__), 0)
 
 static void write_file(const char *dir, const char *name, const char *data, size_t len)
 {

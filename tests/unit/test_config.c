@@ -22,6 +22,8 @@
 #include "bkr/config.h"
 #include "bkr/error.h"
 
+#include "testutil.h"
+
 struct fixture {
 	char dir[PATH_MAX];    /**< private temp dir (realpath) */
 	char state[PATH_MAX];  /**< $XDG_STATE_HOME for the default log_dir */
@@ -51,7 +53,6 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[PATH_MAX + 16];
 
 	if (f->old_xdg)
 		setenv("XDG_STATE_HOME", f->old_xdg, 1);
@@ -59,8 +60,7 @@ static int teardown(void **state)
 		unsetenv("XDG_STATE_HOME");
 	if (f->old_home)
 		setenv("HOME", f->old_home, 1);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	tu_rmrf(f->dir);
 	free(f->old_xdg);
 	free(f->old_home);
 	free(f);

@@ -30,6 +30,8 @@
 #include "bkr/index.h"
 #include "bkr/io.h"
 
+#include "testutil.h"
+
 struct fx {
 	char root[PATH_MAX]; /* the mkdtemp directory */
 	char dir[PATH_MAX];  /* root/index (not created up front) */
@@ -53,15 +55,10 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	nftw(f->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmrf(f->root);
 	free(f);
 	return 0;
 }

@@ -28,17 +28,11 @@
 #include "bkr/error.h"
 #include "bkr/io.h"
 
+#include "testutil.h"
+
 struct fixture {
 	char dir[256];
 };
-
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static int setup(void **state)
 {
@@ -59,7 +53,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	unsetenv("BKR_FAULT");
 	bkr_io_fault_reset();
-	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmrf(f->dir);
 	free(f);
 	return 0;
 }

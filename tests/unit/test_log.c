@@ -25,6 +25,8 @@
 #include "bkr/log.h"
 #include "bkr/manifest.h"
 
+#include "testutil.h"
+
 struct fixture {
 	char dir[256];        /**< private temp dir */
 	char logdir[300];     /**< dir/logs (created by bkr_log_open) */
@@ -46,13 +48,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[300];
 
 	bkr_log_close();
 	bkr_log_set_hook(NULL, NULL);
 	bkr_log_set_level(BKR_LOG_INFO);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	tu_rmrf(f->dir);
 	free(f);
 	return 0;
 }

@@ -25,18 +25,12 @@
 #include "bkr/io.h"
 #include "bkr/store.h"
 
+#include "testutil.h"
+
 struct fixture {
 	char dir[256];
 	bkr_store *s;
 };
-
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
 
 static int setup(void **state)
 {
@@ -60,7 +54,7 @@ static int teardown(void **state)
 	unsetenv("BKR_FAULT");
 	bkr_io_fault_reset();
 	bkr_store_free(f->s);
-	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmrf(f->dir);
 	free(f);
 	return 0;
 }

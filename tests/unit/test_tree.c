@@ -26,6 +26,8 @@
 #include "bkr/io.h"
 #include "bkr/tree.h"
 
+#include "testutil.h"
+
 /* ---- fixture: an in-memory blob store ------------------------------------ */
 
 struct blob {
@@ -57,18 +59,13 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct store *s = *state;
 	for (size_t i = 0; i < s->n; i++)
 		free(s->blobs[i].data);
 	free(s->blobs);
-	nftw(s->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmrf(s->dir);
 	free(s);
 	return 0;
 }

@@ -1,5 +1,5 @@
 /** @file
- * Taking a backup (DESIGN §3): walk the sources, chunk, hash and store file
+ * Taking a backup (docs/design.md "Backup"): walk the sources, chunk, hash and store file
  * data through a bkr_writer on every core, build the trees bottom-up,
  * commit packs and index, then publish the manifest.
  *

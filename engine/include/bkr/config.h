@@ -1,5 +1,5 @@
 /** @file
- * The user configuration file (DESIGN §7, docs/config.md): one JSON object
+ * The user configuration file (docs/config.md): one JSON object
  * naming the repository, the workspace, its sources, retention, tiers,
  * compression, logging, alerting and recovery rules.
  *

@@ -1,5 +1,5 @@
 /** @file
- * The recovery engine (DESIGN §5, docs/recovery.md): scan a live workspace
+ * The recovery engine (docs/recovery.md): scan a live workspace
  * for missing, corrupted and required-but-absent files, recover them with
  * configured strategies (backup, git, mongodb, regenerate, manual), store
  * every attempt as a recovery run in the repository (or stage it in a local

@@ -5,7 +5,7 @@
  * Reading is thread-safe and takes no lock (mounts run beside backups).
  * Writing goes through a bkr_writer: any number of threads may put blobs; a
  * commit publishes packs, then the index; the caller then publishes the
- * manifest (DESIGN §3 write protocol).
+ * manifest (docs/design.md "Write protocol and crash safety").
  */
 #ifndef BKR_REPO_H
 #define BKR_REPO_H

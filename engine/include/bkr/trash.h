@@ -1,5 +1,5 @@
 /** @file
- * The trash (DESIGN §3): what `bkr delete` and `bkr prune` remove is moved
+ * The trash (docs/format.md "Trash"): what `bkr delete` and `bkr prune` remove is moved
  * to trash/ first and deleted only after a grace period, so a reader that
  * opened a backup or a pack before the move keeps reading it (readers look
  * for a missing pack in trash/), and a mistake can be undone by moving the
