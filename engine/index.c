@@ -3,6 +3,9 @@
  *
  * The builder collects entries in memory, sorts them by blob id, drops exact
  * duplicate ids, and publishes one immutable file named after its own SHA-256.
+ * Files are objects of the storage layer (bkr/store.h) under a folder
+ * ("index/"); the directory forms (bkr_index_open, bkr_index_builder_write)
+ * open a local store on the directory.
  * The reader maps every index file that no other present file supersedes,
  * validates it completely once (trailer hash, name, counts, order, bounds) and
  * then binary-searches the mapped entries in place: nothing is copied into the
@@ -12,19 +15,13 @@
 #include "bkr/index.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
-#include "bkr/io.h"
+#include "bkr/store.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define IDX_SUFFIX ".idx"
 #define IDX_NAME_LEN (2 * BKR_ID_SIZE + 4) /* "<64 hex>.idx" */
@@ -149,11 +146,19 @@ static void index_file_name(const bkr_id *id, char out[IDX_NAME_LEN + 1])
 	memcpy(out + 2 * BKR_ID_SIZE, IDX_SUFFIX, sizeof(IDX_SUFFIX));
 }
 
-int bkr_index_builder_write(bkr_index_builder *b, const char *dir, bkr_id *file_id)
+/* "<prefix><name>" into @p out (PATH_MAX). */
+static int object_name(char *out, const char *prefix, const char *name)
+{
+	if (snprintf(out, PATH_MAX, "%s%s", prefix, name) >= PATH_MAX)
+		return bkr_error_set(BKR_EINVAL, "name too long: %s%s", prefix, name);
+	return 0;
+}
+
+int bkr_index_builder_publish(bkr_index_builder *b, bkr_store *s, const char *prefix, bkr_id *file_id)
 {
 	uint8_t *buf = NULL, *p;
 	size_t n = 0, len;
-	char name[IDX_NAME_LEN + 1], path[PATH_MAX];
+	char name[IDX_NAME_LEN + 1], obj[PATH_MAX];
 	bkr_id id;
 	int err = 0;
 
@@ -192,9 +197,9 @@ int bkr_index_builder_write(bkr_index_builder *b, const char *dir, bkr_id *file_
 	bkr_sha256(buf, len, &id);
 	index_file_name(&id, name);
 
-	if ((err = bkr_io_mkdir_p(dir, 0755)) < 0)
+	if ((err = object_name(obj, prefix, name)) < 0)
 		goto done;
-	err = bkr_io_publish(dir, name, buf, len, BKR_IO_NOREPLACE);
+	err = bkr_store_put(s, obj, buf, len);
 	if (err == BKR_EEXISTS) {
 		/* Same name = same bytes (the name is the hash): already published. */
 		bkr_error_clear();
@@ -210,11 +215,9 @@ int bkr_index_builder_write(bkr_index_builder *b, const char *dir, bkr_id *file_
 	 */
 	for (size_t i = 0; i < b->nsup; i++) {
 		index_file_name(&b->supersede[i], name);
-		if (bkr_path_join(path, sizeof(path), dir, name) == 0)
-			unlink(path);
+		if (object_name(obj, prefix, name) == 0)
+			(void)bkr_store_delete(s, obj);
 	}
-	if (b->nsup > 0)
-		(void)bkr_io_fsync_dir(dir);
 	bkr_error_clear();
 done:
 	free(buf);
@@ -225,9 +228,8 @@ done:
 
 /** One mapped, validated index file. */
 struct idx_file {
-	const uint8_t *map;     /**< the whole file, PROT_READ */
-	size_t map_len;
-	const uint8_t *entries; /**< count × 64 bytes inside map */
+	bkr_store_view view;    /**< the whole file, read-only */
+	const uint8_t *entries; /**< count × 64 bytes inside view */
 	uint64_t count;
 };
 
@@ -249,8 +251,7 @@ void bkr_index_free(bkr_index *idx)
 	if (!idx)
 		return;
 	for (size_t i = 0; i < idx->n; i++)
-		if (idx->files[i].map_len > 0)
-			munmap((void *)idx->files[i].map, idx->files[i].map_len);
+		bkr_store_view_release(&idx->files[i].view);
 	free(idx->files);
 	free(idx->ids);
 	free(idx);
@@ -330,56 +331,32 @@ done:
 	return err;
 }
 
-/** Map @p path, validate all of it, and append it to @p idx. */
-static int load_file(bkr_index *idx, const char *path)
+/** Map object @p name of @p s, validate all of it, and append it to @p idx. */
+static int load_file(bkr_index *idx, bkr_store *s, const char *name)
 {
-	struct stat st;
-	uint8_t *map = MAP_FAILED;
-	size_t size = 0;
+	char path[PATH_MAX];
+	bkr_store_view v = { 0 };
 	uint64_t count = 0;
 	uint32_t nsup = 0;
 	const uint8_t *ents;
 	bkr_id h, th;
-	int fd, err = 0;
+	int err = 0;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return bkr_error_set_errno(errno, "open %s", path);
-	if (fstat(fd, &st) < 0) {
-		err = bkr_error_set_errno(errno, "stat %s", path);
+	if ((err = bkr_store_describe(s, name, path, sizeof(path))) < 0)
+		return err;
+	if ((err = bkr_store_view_get(s, name, SIZE_MAX, &v)) < 0)
+		return err;
+	if ((err = check_header(v.data, v.len, path, &nsup, &count)) < 0)
 		goto done;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		err = bkr_error_set(BKR_ECORRUPT, "%s: not a regular file", path);
+	if ((err = hash_both(v.data, v.len, &th, &h)) < 0)
 		goto done;
-	}
-	if ((uint64_t)st.st_size > SIZE_MAX) {
-		err = bkr_error_set(BKR_ECORRUPT, "%s: too large", path);
-		goto done;
-	}
-	size = (size_t)st.st_size;
-	if (size < BKR_INDEX_HEADER_SIZE + BKR_ID_SIZE) {
-		uint8_t small[BKR_INDEX_HEADER_SIZE + BKR_ID_SIZE] = {0};
-		if ((err = bkr_io_pread_full(fd, small, size, 0, path)) < 0)
-			goto done;
-		err = check_header(small, size, path, &nsup, &count);
-		goto done;
-	}
-	map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map == MAP_FAILED) {
-		err = bkr_error_set_errno(errno, "mmap %s", path);
-		goto done;
-	}
-	if ((err = check_header(map, size, path, &nsup, &count)) < 0)
-		goto done;
-	if ((err = hash_both(map, size, &th, &h)) < 0)
-		goto done;
-	if (memcmp(th.b, map + size - BKR_ID_SIZE, BKR_ID_SIZE) != 0) {
+	if (memcmp(th.b, v.data + v.len - BKR_ID_SIZE, BKR_ID_SIZE) != 0) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: trailer checksum mismatch", path);
 		goto done;
 	}
 	if ((err = check_name(path, &h)) < 0)
 		goto done;
-	ents = map + BKR_INDEX_HEADER_SIZE + (size_t)nsup * BKR_ID_SIZE;
+	ents = v.data + BKR_INDEX_HEADER_SIZE + (size_t)nsup * BKR_ID_SIZE;
 	for (uint64_t i = 0; i < count; i++) {
 		const uint8_t *e = ents + i * BKR_INDEX_ENTRY_SIZE;
 		if (i > 0 && memcmp(e - BKR_INDEX_ENTRY_SIZE, e, BKR_ID_SIZE) > 0) {
@@ -408,38 +385,61 @@ static int load_file(bkr_index *idx, const char *path)
 		}
 		idx->ids = ids;
 	}
-	idx->files[idx->n] = (struct idx_file){ map, size, ents, count };
+	idx->files[idx->n] = (struct idx_file){ v, ents, count };
 	idx->ids[idx->n] = h;
 	idx->n++;
 	idx->total += count;
-	map = MAP_FAILED;
+	memset(&v, 0, sizeof(v));
 done:
-	if (map != MAP_FAILED)
-		munmap(map, size);
-	close(fd);
+	bkr_store_view_release(&v);
 	return err;
+}
+
+/* A local store on the directory holding @p path; *base gets its last component. */
+static int store_of_file(const char *path, bkr_store **s, const char **base)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	*s = NULL;
+	*base = slash ? slash + 1 : path;
+	if (n >= sizeof(dir))
+		return bkr_error_set(BKR_EINVAL, "path too long: %s", path);
+	if (!slash)
+		memcpy(dir, ".", 2);
+	else if (n == 0)
+		memcpy(dir, "/", 2);
+	else {
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	}
+	return bkr_store_local_open(s, dir, 0);
 }
 
 int bkr_index_open_file(bkr_index **out, const char *path)
 {
 	bkr_index *idx = NULL;
+	bkr_store *s = NULL;
+	const char *base;
 	int err;
 
 	*out = NULL;
-	if ((err = index_new(&idx)) < 0)
-		return err;
-	if ((err = load_file(idx, path)) < 0) {
-		bkr_index_free(idx);
-		return err;
-	}
+	if ((err = store_of_file(path, &s, &base)) < 0 || (err = index_new(&idx)) < 0)
+		goto done;
+	if ((err = load_file(idx, s, base)) < 0)
+		goto done;
 	*out = idx;
-	return 0;
+	idx = NULL;
+done:
+	bkr_index_free(idx);
+	bkr_store_free(s);
+	return err;
 }
 
-/** A present index file during bkr_index_open. */
+/** A present index file during bkr_index_load. */
 struct candidate {
-	char name[IDX_NAME_LEN + 1 > 256 ? IDX_NAME_LEN + 1 : 256];
-	bool has_id;    /**< name is "<64 hex>.idx" */
+	char name[PATH_MAX];
+	bool has_id;    /**< name is "<prefix><64 hex>.idx" */
 	bkr_id id;      /**< parsed from the name */
 	bkr_id *sup;    /**< superseded ids read from its header (unverified) */
 	uint32_t nsup;
@@ -455,24 +455,19 @@ static int candidate_cmp(const void *a, const void *b)
  * Read the superseded list of @p c.  A file whose header cannot be read is
  * left with an empty list; if nothing supersedes it, the full load reports it.
  */
-static void read_superseded(struct candidate *c, const char *path)
+static void read_superseded(struct candidate *c, bkr_store *s)
 {
 	uint8_t h[BKR_INDEX_HEADER_SIZE];
-	struct stat st;
-	uint64_t count;
+	uint64_t size, count;
 	uint32_t nsup;
-	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (size_t)st.st_size < sizeof(h) ||
-	    bkr_io_pread_full(fd, h, sizeof(h), 0, path) < 0 ||
-	    check_header(h, (uint64_t)st.st_size, path, &nsup, &count) < 0 || nsup == 0)
+	if (bkr_store_stat(s, c->name, &size) < 0 || size < sizeof(h) ||
+	    bkr_store_get_range(s, c->name, 0, sizeof(h), h, 0) < 0 ||
+	    check_header(h, size, c->name, &nsup, &count) < 0 || nsup == 0)
 		goto done;
 	if (!(c->sup = malloc((size_t)nsup * sizeof(*c->sup))))
 		goto done;
-	if (bkr_io_pread_full(fd, c->sup, (size_t)nsup * BKR_ID_SIZE, BKR_INDEX_HEADER_SIZE, path) < 0) {
+	if (bkr_store_get_range(s, c->name, BKR_INDEX_HEADER_SIZE, (size_t)nsup * BKR_ID_SIZE, c->sup, 0) < 0) {
 		free(c->sup);
 		c->sup = NULL;
 		goto done;
@@ -480,87 +475,107 @@ static void read_superseded(struct candidate *c, const char *path)
 	c->nsup = nsup;
 done:
 	bkr_error_clear();
-	close(fd);
 }
 
-int bkr_index_open(bkr_index **out, const char *dir)
+struct listing {
+	const char *prefix;
+	size_t plen;
+	struct candidate *cand;
+	size_t n, cap;
+};
+
+static int add_candidate(void *ctx, const char *name)
 {
+	struct listing *l = ctx;
+	const char *base = name + l->plen;
+	size_t len = strlen(base);
+	struct candidate *c;
+	int err;
+
+	/* ".tmp-*", hidden files, files in subfolders and non-index files */
+	if (base[0] == '.' || strchr(base, '/') || len < 4 || strcmp(base + len - 4, IDX_SUFFIX) != 0)
+		return 0;
+	if ((err = grow((void **)&l->cand, &l->cap, l->n, sizeof(*l->cand))) < 0)
+		return err;
+	c = &l->cand[l->n++];
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	if (len == IDX_NAME_LEN) {
+		char hex[BKR_ID_HEX];
+		memcpy(hex, base, 2 * BKR_ID_SIZE);
+		hex[2 * BKR_ID_SIZE] = '\0';
+		c->has_id = bkr_id_from_hex(&c->id, hex) == 0;
+	}
+	return 0;
+}
+
+int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix)
+{
+	struct listing l = { .prefix = prefix, .plen = strlen(prefix) };
 	bkr_index *idx = NULL;
-	struct candidate *cand = NULL;
-	size_t ncand = 0, capcand = 0;
-	char path[PATH_MAX];
-	struct dirent *de;
-	DIR *d = NULL;
 	int err;
 
 	*out = NULL;
 	if ((err = index_new(&idx)) < 0)
 		goto done;
-	if (!(d = opendir(dir))) {
-		if (errno == ENOENT)
-			goto done; /* no index yet: empty */
-		err = bkr_error_set_errno(errno, "open index directory %s", dir);
+	if ((err = bkr_store_list(s, prefix, add_candidate, &l)) < 0)
 		goto done;
-	}
-	while ((errno = 0, de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		struct candidate *c;
-		if (de->d_name[0] == '.' || len < 4 || strcmp(de->d_name + len - 4, IDX_SUFFIX) != 0)
-			continue; /* ".tmp-*", hidden files and non-index files */
-		if ((err = grow((void **)&cand, &capcand, ncand, sizeof(*cand))) < 0)
-			goto done;
-		c = &cand[ncand++];
-		memset(c, 0, sizeof(*c));
-		snprintf(c->name, sizeof(c->name), "%s", de->d_name);
-		if (len == IDX_NAME_LEN) {
-			char hex[BKR_ID_HEX];
-			memcpy(hex, de->d_name, 2 * BKR_ID_SIZE);
-			hex[2 * BKR_ID_SIZE] = '\0';
-			c->has_id = bkr_id_from_hex(&c->id, hex) == 0;
-		}
-	}
-	if (errno != 0) {
-		err = bkr_error_set_errno(errno, "read index directory %s", dir);
-		goto done;
-	}
-	if (ncand > 1)
-		qsort(cand, ncand, sizeof(*cand), candidate_cmp);
+	if (l.n > 1)
+		qsort(l.cand, l.n, sizeof(*l.cand), candidate_cmp);
 
 	/* Pass 1: who supersedes whom. */
-	for (size_t i = 0; i < ncand; i++) {
-		if ((err = bkr_path_join(path, sizeof(path), dir, cand[i].name)) < 0)
-			goto done;
-		read_superseded(&cand[i], path);
-	}
-	for (size_t i = 0; i < ncand; i++) {
-		for (uint32_t k = 0; k < cand[i].nsup; k++) {
-			for (size_t j = 0; j < ncand; j++) {
-				if (j != i && cand[j].has_id &&
-				    bkr_id_cmp(&cand[j].id, &cand[i].sup[k]) == 0)
-					cand[j].skip = true;
+	for (size_t i = 0; i < l.n; i++)
+		read_superseded(&l.cand[i], s);
+	for (size_t i = 0; i < l.n; i++) {
+		for (uint32_t k = 0; k < l.cand[i].nsup; k++) {
+			for (size_t j = 0; j < l.n; j++) {
+				if (j != i && l.cand[j].has_id &&
+				    bkr_id_cmp(&l.cand[j].id, &l.cand[i].sup[k]) == 0)
+					l.cand[j].skip = true;
 			}
 		}
 	}
 
 	/* Pass 2: map and verify the live files. */
-	for (size_t i = 0; i < ncand; i++) {
-		if (cand[i].skip)
+	for (size_t i = 0; i < l.n; i++) {
+		if (l.cand[i].skip)
 			continue;
-		if ((err = bkr_path_join(path, sizeof(path), dir, cand[i].name)) < 0)
-			goto done;
-		if ((err = load_file(idx, path)) < 0)
+		if ((err = load_file(idx, s, l.cand[i].name)) < 0)
 			goto done;
 	}
 done:
-	if (d)
-		closedir(d);
-	for (size_t i = 0; i < ncand; i++)
-		free(cand[i].sup);
-	free(cand);
+	for (size_t i = 0; i < l.n; i++)
+		free(l.cand[i].sup);
+	free(l.cand);
 	if (err < 0)
 		bkr_index_free(idx);
 	else
 		*out = idx;
+	return err;
+}
+
+int bkr_index_open(bkr_index **out, const char *dir)
+{
+	bkr_store *s = NULL;
+	int err = bkr_store_local_open(&s, dir, 0);
+	*out = NULL;
+	if (err == BKR_ENOTFOUND) {
+		bkr_error_clear();
+		return index_new(out); /* no index yet: empty */
+	}
+	if (err == 0)
+		err = bkr_index_load(out, s, "");
+	bkr_store_free(s);
+	return err;
+}
+
+int bkr_index_builder_write(bkr_index_builder *b, const char *dir, bkr_id *file_id)
+{
+	bkr_store *s = NULL;
+	int err = bkr_store_local_open(&s, dir, BKR_STORE_CREATE);
+	if (err == 0)
+		err = bkr_index_builder_publish(b, s, "", file_id);
+	bkr_store_free(s);
 	return err;
 }
 

@@ -1,7 +1,7 @@
 /** @file
  * Pack files (docs/format.md "Blobs" and "Pack files"): encoding and decoding
  * of single blobs, the append-only pack writer that publishes a finished pack
- * through the crash-safe tmpfile/commit protocol of io.c, and the readers of
+ * through the storage layer (an upload: bkr/store.h), and the readers of
  * footers and blobs.
  *
  * Readers trust nothing on disk: the trailer's sizes are overflow-checked
@@ -14,27 +14,25 @@
 #include "bkr/compress.h"
 #include "bkr/error.h"
 #include "bkr/io.h"
+#include "bkr/store.h"
 
-#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /** Largest pack: offsets in index entries are u32. */
 #define PACK_MAX_SIZE ((uint64_t)UINT32_MAX)
 
 struct bkr_pack_writer {
-	int fd;                  /**< -1 once committed or failed */
+	bkr_store_upload *up;    /**< NULL once published or failed */
 	bool failed;             /**< a write failed: the pack cannot be finished */
 	bool finished;
 	bkr_blob_type type;
 	uint64_t size;           /**< bytes of blobs written */
 	bkr_pack_entry *entries;
 	size_t count, cap;
-	char tmp[PATH_MAX];      /**< temporary file name while unfinished */
 };
 
 /* ---- blobs -------------------------------------------------------------- */
@@ -154,7 +152,7 @@ static void header_encode(uint8_t h[BKR_BLOB_HEADER_SIZE], const bkr_id *id, uin
 
 /* ---- writer ------------------------------------------------------------- */
 
-int bkr_pack_writer_new(bkr_pack_writer **out, const char *tmp_dir, bkr_blob_type type)
+int bkr_pack_writer_new(bkr_pack_writer **out, bkr_store *s, const char *tmp_prefix, bkr_blob_type type)
 {
 	bkr_pack_writer *w = NULL;
 	int err = 0;
@@ -169,7 +167,7 @@ int bkr_pack_writer_new(bkr_pack_writer **out, const char *tmp_dir, bkr_blob_typ
 		goto done;
 	}
 	w->type = type;
-	if ((err = bkr_io_tmpfile(tmp_dir, w->tmp, sizeof(w->tmp), &w->fd)) < 0)
+	if ((err = bkr_store_upload_new(s, tmp_prefix, &w->up)) < 0)
 		goto done;
 	*out = w;
 	w = NULL;
@@ -178,17 +176,11 @@ done:
 	return err;
 }
 
-/** Give up on the temporary file after a failed write. */
+/** Give up on the upload after a failed write (nothing is left behind). */
 static void writer_abort(bkr_pack_writer *w)
 {
-	if (w->fd >= 0) {
-		close(w->fd);
-		w->fd = -1;
-	}
-	if (w->tmp[0]) {
-		unlink(w->tmp);
-		w->tmp[0] = '\0';
-	}
+	bkr_store_upload_free(w->up);
+	w->up = NULL;
 	w->failed = true;
 }
 
@@ -196,7 +188,7 @@ static int writer_usable(const bkr_pack_writer *w)
 {
 	if (w->finished)
 		return bkr_error_set(BKR_EINVAL, "pack writer already finished");
-	if (w->failed || w->fd < 0)
+	if (w->failed || !w->up)
 		return bkr_error_set(BKR_EIO, "pack writer failed earlier; pack abandoned");
 	return 0;
 }
@@ -230,8 +222,8 @@ int bkr_pack_writer_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags,
 		w->cap = ncap;
 	}
 	header_encode(h, id, flags, (uint8_t)w->type, stored_len, raw_len);
-	if ((err = bkr_io_write_full(w->fd, h, sizeof(h), w->tmp)) < 0 ||
-	    (err = bkr_io_write_full(w->fd, payload, stored_len, w->tmp)) < 0) {
+	if ((err = bkr_store_upload_write(w->up, h, sizeof(h))) < 0 ||
+	    (err = bkr_store_upload_write(w->up, payload, stored_len)) < 0) {
 		writer_abort(w);
 		return err;
 	}
@@ -297,11 +289,11 @@ static int footer_encode(const bkr_pack_writer *w, uint8_t **out, size_t *len)
 
 int bkr_pack_writer_finish(bkr_pack_writer *w, const char *pack_root, bkr_pack_id *id_out)
 {
-	char hex[BKR_PACK_ID_HEX], dir[PATH_MAX], final[PATH_MAX];
+	char name[PATH_MAX];
 	uint8_t *footer = NULL;
 	size_t footer_len = 0;
 	bkr_pack_id id;
-	int err, fd;
+	int err;
 
 	memset(id_out, 0, sizeof(*id_out));
 	if ((err = writer_usable(w)) < 0)
@@ -312,28 +304,18 @@ int bkr_pack_writer_finish(bkr_pack_writer *w, const char *pack_root, bkr_pack_i
 	}
 	if ((err = bkr_random_bytes(id.b, sizeof(id.b))) < 0)
 		goto done;
-	bkr_pack_id_to_hex(&id, hex);
-	if (snprintf(dir, sizeof(dir), "%s/%.2s", pack_root, hex) >= (int)sizeof(dir)) {
-		err = bkr_error_set(BKR_EINVAL, "pack path too long under %s", pack_root);
-		goto done;
-	}
-	if ((err = bkr_pack_path(final, sizeof(final), pack_root, &id)) < 0)
+	if ((err = bkr_pack_path(name, sizeof(name), pack_root, &id)) < 0)
 		goto done;
 	if ((err = footer_encode(w, &footer, &footer_len)) < 0)
 		goto done;
-	if ((err = bkr_io_write_full(w->fd, footer, footer_len, w->tmp)) < 0)
+	if ((err = bkr_store_upload_write(w->up, footer, footer_len)) < 0)
 		goto done;
-	if ((err = bkr_io_mkdir_p(dir, 0755)) < 0)
-		goto done;
-	/* commit_tmp closes the fd and removes the temporary on failure. */
-	fd = w->fd;
-	w->fd = -1;
-	if ((err = bkr_io_commit_tmp(fd, w->tmp, final, BKR_IO_NOREPLACE)) < 0) {
-		w->tmp[0] = '\0';
-		bkr_error_prefix("publish pack %s", final);
+	if ((err = bkr_store_upload_publish(w->up, name)) < 0) {
+		bkr_error_prefix("publish pack %s", name);
 		goto done;
 	}
-	w->tmp[0] = '\0';
+	bkr_store_upload_free(w->up);
+	w->up = NULL;
 	w->finished = true;
 	*id_out = id;
 done:
@@ -347,10 +329,7 @@ void bkr_pack_writer_free(bkr_pack_writer *w)
 {
 	if (!w)
 		return;
-	if (w->fd >= 0)
-		close(w->fd);
-	if (w->tmp[0])
-		unlink(w->tmp);
+	bkr_store_upload_free(w->up);
 	free(w->entries);
 	free(w);
 }
@@ -478,8 +457,8 @@ done:
 	return err;
 }
 
-int bkr_pack_read_blob(int fd, const char *what, const bkr_id *id, uint64_t offset,
-		       uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out)
+int bkr_pack_read_blob_from(bkr_pack_reader read, void *ctx, const char *what, const bkr_id *id,
+			    uint64_t offset, uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out)
 {
 	char hex[BKR_ID_HEX];
 	uint8_t *buf = NULL, *h, hdr[BKR_BLOB_HEADER_SIZE];
@@ -499,8 +478,8 @@ int bkr_pack_read_blob(int fd, const char *what, const bkr_id *id, uint64_t offs
 		/* A raw blob (the only kind whose lengths are equal): header into
 		 * hdr, payload straight into @p out, verified in place. */
 		h = hdr;
-		if ((err = bkr_io_pread_full(fd, hdr, BKR_BLOB_HEADER_SIZE, offset, what)) < 0 ||
-		    (err = bkr_io_pread_full(fd, out, stored_len, offset + BKR_BLOB_HEADER_SIZE, what)) < 0) {
+		if ((err = read(ctx, hdr, BKR_BLOB_HEADER_SIZE, offset)) < 0 ||
+		    (err = read(ctx, out, stored_len, offset + BKR_BLOB_HEADER_SIZE)) < 0) {
 			bkr_error_prefix("blob %s", hex);
 			goto done;
 		}
@@ -510,8 +489,7 @@ int bkr_pack_read_blob(int fd, const char *what, const bkr_id *id, uint64_t offs
 			err = bkr_error_oom();
 			goto done;
 		}
-		if ((err = bkr_io_pread_full(fd, buf, BKR_BLOB_HEADER_SIZE + (size_t)stored_len,
-					     offset, what)) < 0) {
+		if ((err = read(ctx, buf, BKR_BLOB_HEADER_SIZE + (size_t)stored_len, offset)) < 0) {
 			bkr_error_prefix("blob %s", hex);
 			goto done;
 		}
@@ -540,4 +518,22 @@ done:
 		memset(out, 0, raw_len);
 	free(buf);
 	return err;
+}
+
+struct fd_reader {
+	int fd;
+	const char *what;
+};
+
+static int fd_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	const struct fd_reader *r = ctx;
+	return bkr_io_pread_full(r->fd, buf, len, off, r->what);
+}
+
+int bkr_pack_read_blob(int fd, const char *what, const bkr_id *id, uint64_t offset,
+		       uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out)
+{
+	struct fd_reader r = { fd, what };
+	return bkr_pack_read_blob_from(fd_read, &r, what, id, offset, stored_len, raw_len, type, out);
 }

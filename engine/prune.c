@@ -40,6 +40,7 @@ struct leftover {
 
 struct prune {
 	bkr_repo *r;
+	bkr_store *store;   /* the repository's (new packs are published through it) */
 	const bkr_prune_options *o;
 	bkr_prune_report *rep;
 	int64_t now;
@@ -298,7 +299,7 @@ struct repacker {
 
 static int repack_flush(struct prune *p, struct repacker *rp, bkr_index_builder *b)
 {
-	char root[PATH_MAX];
+	const char *root = rp->type == BKR_BLOB_TREE ? "tree" : "data";
 	const bkr_pack_entry *pe;
 	bkr_pack_id id;
 	size_t n;
@@ -306,7 +307,6 @@ static int repack_flush(struct prune *p, struct repacker *rp, bkr_index_builder 
 
 	if (!rp->w)
 		return 0;
-	snprintf(root, sizeof(root), "%s/%s", bkr_repo_path(p->r), rp->type == BKR_BLOB_TREE ? "tree" : "data");
 	if ((err = bkr_pack_writer_finish(rp->w, root, &id)) < 0)
 		goto done;
 	pe = bkr_pack_writer_entries(rp->w, &n);
@@ -328,7 +328,7 @@ static int repack_one(struct prune *p, struct pack *pk, struct repacker *rp, bkr
 		      uint8_t *raw, uint8_t *stored)
 {
 	uint32_t pack_size = bkr_repo_get_config(p->r)->pack_size;
-	char tmp[PATH_MAX];
+	const char *tmp = pk->type == BKR_BLOB_TREE ? "tree" : "data";
 	int fd, err = 0;
 
 	if ((fd = open(pk->path, O_RDONLY | O_CLOEXEC)) < 0)
@@ -336,7 +336,6 @@ static int repack_one(struct prune *p, struct pack *pk, struct repacker *rp, bkr
 	if (rp->w && rp->type != pk->type && (err = repack_flush(p, rp, b)) < 0)
 		goto done;
 	rp->type = pk->type;
-	snprintf(tmp, sizeof(tmp), "%s/%s", bkr_repo_path(p->r), pk->type == BKR_BLOB_TREE ? "tree" : "data");
 	for (size_t i = pk->first; i < pk->first + pk->n && err == 0; i++) {
 		const bkr_index_entry *e = &p->ents[i];
 		bool dup = false;
@@ -353,7 +352,7 @@ static int repack_one(struct prune *p, struct pack *pk, struct repacker *rp, bkr
 			err = bkr_error_set(BKR_ECORRUPT, "%s: short read", pk->path);
 			break;
 		}
-		if (!rp->w && (err = bkr_pack_writer_new(&rp->w, tmp, (bkr_blob_type)pk->type)) < 0)
+		if (!rp->w && (err = bkr_pack_writer_new(&rp->w, p->store, tmp, (bkr_blob_type)pk->type)) < 0)
 			break;
 		if ((err = bkr_pack_writer_add(rp->w, &e->id, e->flags, stored, e->stored_len, e->raw_len)) < 0)
 			break;
@@ -455,7 +454,7 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 
 	memset(out, 0, sizeof(*out));
 	p.now = o->now_ns ? o->now_ns : bkr_time_now_ns();
-	if ((err = bkr_trash_repo_store(r, &s)) < 0 || (err = mark(&p)) < 0 || (err = load_index(&p, &idx)) < 0 ||
+	if ((err = bkr_trash_repo_store(r, &s)) < 0 || (p.store = s, err = mark(&p)) < 0 || (err = load_index(&p, &idx)) < 0 ||
 	    (err = find_trash_tmp(&p, s)) < 0)
 		goto done;
 	for (size_t i = 0; i < p.nents; i++) {

@@ -6,6 +6,7 @@
 #include "bkr/error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Relative, '/'-separated, no empty, "." or ".." component; @p folder allows
@@ -66,6 +67,34 @@ int bkr_store_get(bkr_store *s, const char *name, size_t max, uint8_t **out, siz
 	if ((err = check_name(name, false)) < 0)
 		return err;
 	return s->ops->get(s, name, max, out, len);
+}
+
+static void view_free(bkr_store_view *v)
+{
+	free((void *)v->data);
+}
+
+int bkr_store_view_get(bkr_store *s, const char *name, size_t max, bkr_store_view *out)
+{
+	uint8_t *buf;
+	int err;
+	memset(out, 0, sizeof(*out));
+	if ((err = check_name(name, false)) < 0)
+		return err;
+	if (s->ops->view)
+		return s->ops->view(s, name, max, out);
+	if ((err = s->ops->get(s, name, max, &buf, &out->len)) < 0)
+		return err;
+	out->data = buf;
+	out->release = view_free;
+	return 0;
+}
+
+void bkr_store_view_release(bkr_store_view *v)
+{
+	if (v->release)
+		v->release(v);
+	memset(v, 0, sizeof(*v));
 }
 
 int bkr_store_get_range(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags)

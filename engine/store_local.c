@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,6 +99,65 @@ static int local_get(bkr_store *s, const char *name, size_t max, uint8_t **out, 
 	if ((err = path_of(s, name, path)) < 0)
 		return err;
 	return bkr_io_read_file(path, max, out, len);
+}
+
+static void view_unmap(bkr_store_view *v)
+{
+	munmap((void *)v->data, v->len);
+}
+
+static void view_free(bkr_store_view *v)
+{
+	free((void *)v->data);
+}
+
+#define VIEW_MAP_MIN 4096 /* smaller objects are read, not mapped */
+
+static int local_view(bkr_store *s, const char *name, size_t max, bkr_store_view *out)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	void *map;
+	int fd, err;
+
+	if ((err = path_of(s, name, path)) < 0)
+		return err;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "open %s", path);
+	if (fstat(fd, &st) < 0) {
+		err = bkr_error_set_errno(errno, "stat %s", path);
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: not a regular file", path);
+		goto done;
+	}
+	if ((uint64_t)st.st_size > max) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: too large (%lld bytes, at most %zu)",
+				    path, (long long)st.st_size, max);
+		goto done;
+	}
+	if (st.st_size < VIEW_MAP_MIN) {
+		uint8_t *buf = malloc((size_t)st.st_size + 1);
+		if (!buf) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		if ((err = bkr_io_pread_full(fd, buf, (size_t)st.st_size, 0, path)) < 0) {
+			free(buf);
+			goto done;
+		}
+		*out = (bkr_store_view){ buf, (size_t)st.st_size, view_free };
+		goto done;
+	}
+	if ((map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
+		err = bkr_error_set_errno(errno, "mmap %s", path);
+		goto done;
+	}
+	*out = (bkr_store_view){ map, (size_t)st.st_size, view_unmap };
+done:
+	close(fd);
+	return err;
 }
 
 static uint64_t name_hash(const char *p)
@@ -488,6 +548,7 @@ static void local_free(bkr_store *s)
 static const bkr_store_ops local_ops = {
 	.stat = local_stat,
 	.get = local_get,
+	.view = local_view,
 	.get_range = local_get_range,
 	.put = local_put,
 	.upload_new = local_upload_new,
@@ -515,8 +576,11 @@ int bkr_store_local_open(bkr_store **out, const char *root, unsigned flags)
 		return bkr_error_set(BKR_EINVAL, "bad directory '%s'", root);
 	if ((flags & BKR_STORE_CREATE) && (err = bkr_io_mkdir_p(root, DIR_MODE)) < 0)
 		return err;
-	if (stat(root, &st) < 0)
-		return bkr_error_set_errno(errno, "%s", root);
+	if (stat(root, &st) < 0) {
+		if (!(errno == ENOENT && (flags & BKR_STORE_ABSENT_OK)))
+			return bkr_error_set_errno(errno, "%s", root);
+		st.st_mode = S_IFDIR;
+	}
 	if (!S_ISDIR(st.st_mode))
 		return bkr_error_set(BKR_ENOTFOUND, "%s: not a directory", root);
 	if (!(ls = calloc(1, sizeof(*ls))))

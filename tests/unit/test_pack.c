@@ -30,6 +30,7 @@
 #include "bkr/hash.h"
 #include "bkr/io.h"
 #include "bkr/pack.h"
+#include "bkr/store.h"
 
 #define NBLOBS 6
 
@@ -41,6 +42,7 @@ struct blob {
 
 struct fixture {
 	char dir[512];       /**< private temp dir */
+	bkr_store *s;        /**< a local store on dir */
 	char tmp[PATH_MAX];  /**< dir/tmp: writer temporaries */
 	char root[PATH_MAX]; /**< dir/data: pack root */
 	char pack[PATH_MAX]; /**< the written pack */
@@ -140,7 +142,7 @@ static void write_pack(struct fixture *f, int level)
 	const bkr_pack_entry *we;
 	size_t wn, compressed = 0;
 
-	assert_int_equal(bkr_pack_writer_new(&w, f->tmp, BKR_BLOB_DATA), 0);
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA), 0);
 	for (int i = 0; i < NBLOBS; i++) {
 		uint8_t *payload = NULL, flags = 0xff;
 		uint32_t stored = 0;
@@ -155,7 +157,7 @@ static void write_pack(struct fixture *f, int level)
 		assert_true(compressed > 0 && compressed < NBLOBS); /* a real mix */
 	assert_int_equal(bkr_pack_writer_count(w), NBLOBS);
 	assert_int_equal(count_files(f->tmp, ".tmp-"), 1);
-	assert_int_equal(bkr_pack_writer_finish(w, f->root, &pid), 0);
+	assert_int_equal(bkr_pack_writer_finish(w, "data", &pid), 0);
 	assert_int_equal(count_files(f->tmp, ".tmp-"), 0);
 	assert_int_equal(bkr_pack_path(f->pack, sizeof(f->pack), f->root, &pid), 0);
 	we = bkr_pack_writer_entries(w, &wn);
@@ -181,7 +183,7 @@ static int setup_level(void **state, int level)
 	snprintf(f->tmp, sizeof(f->tmp), "%s/tmp", f->dir);
 	snprintf(f->root, sizeof(f->root), "%s/data", f->dir);
 	snprintf(f->bad, sizeof(f->bad), "%s/bad.pack", f->dir);
-	if (mkdir(f->tmp, 0755) < 0)
+	if (mkdir(f->tmp, 0755) < 0 || bkr_store_local_open(&f->s, f->dir, 0) < 0)
 		return -1;
 	for (int i = 0; i < NBLOBS; i++)
 		make_blob(&f->blobs[i], lens[i], kinds[i], 100 + (uint64_t)i);
@@ -210,6 +212,7 @@ static int teardown(void **state)
 	unsetenv("BKR_FAULT");
 	bkr_io_fault_reset();
 	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	bkr_store_free(f->s);
 	for (int i = 0; i < NBLOBS; i++)
 		free(f->blobs[i].data);
 	free(f->entries);
@@ -608,7 +611,7 @@ static void test_free_without_finish(void **state)
 	struct fixture *f = *state;
 	bkr_pack_writer *w = NULL;
 
-	assert_int_equal(bkr_pack_writer_new(&w, f->tmp, BKR_BLOB_TREE), 0);
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_TREE), 0);
 	assert_int_equal(bkr_pack_writer_add(w, &f->blobs[3].id, 0, f->blobs[3].data, 1, 1), 0);
 	assert_int_equal(bkr_pack_writer_size(w), BKR_BLOB_HEADER_SIZE + 1);
 	assert_int_equal(count_files(f->tmp, ".tmp-"), 1);
@@ -616,7 +619,7 @@ static void test_free_without_finish(void **state)
 	assert_int_equal(count_files(f->tmp, ".tmp-"), 0);
 	bkr_pack_writer_free(NULL);
 	/* Bad arguments to add. */
-	assert_int_equal(bkr_pack_writer_new(&w, f->tmp, BKR_BLOB_DATA), 0);
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA), 0);
 	assert_int_equal(bkr_pack_writer_add(w, &f->blobs[3].id, 0, "ab", 2, 1), BKR_EINVAL);
 	assert_int_equal(bkr_pack_writer_add(w, &f->blobs[3].id, 0x02, "a", 1, 1), BKR_EINVAL);
 	assert_int_equal(bkr_pack_writer_add(w, &f->blobs[3].id, 1, "a", 1, BKR_BLOB_MAX + 1),
@@ -624,10 +627,8 @@ static void test_free_without_finish(void **state)
 	assert_int_equal(bkr_pack_writer_count(w), 0);
 	bkr_pack_writer_free(w);
 	assert_int_equal(count_files(f->tmp, ".tmp-"), 0);
-	/* A writer in a missing directory fails cleanly. */
-	char missing[PATH_MAX];
-	snprintf(missing, sizeof(missing), "%s/nope", f->dir);
-	assert_int_equal(bkr_pack_writer_new(&w, missing, BKR_BLOB_DATA), BKR_ENOTFOUND);
+	/* A writer outside the store fails cleanly. */
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "../nope", BKR_BLOB_DATA), BKR_EINVAL);
 	assert_null(w);
 }
 
@@ -639,7 +640,7 @@ static void fault_case(struct fixture *f, const char *spec, int when)
 	size_t before = count_tree(f->root);
 	int err = 0;
 
-	assert_int_equal(bkr_pack_writer_new(&w, f->tmp, BKR_BLOB_DATA), 0);
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA), 0);
 	if (when == 0) {
 		setenv("BKR_FAULT", spec, 1);
 		bkr_io_fault_reset();
@@ -651,16 +652,16 @@ static void fault_case(struct fixture *f, const char *spec, int when)
 		assert_int_equal(err, BKR_EIO);
 		/* The writer is abandoned: the temporary is gone and finish refuses. */
 		assert_int_equal(count_files(f->tmp, ".tmp-"), 0);
-		assert_int_not_equal(bkr_pack_writer_finish(w, f->root, &pid), 0);
+		assert_int_not_equal(bkr_pack_writer_finish(w, "data", &pid), 0);
 	} else {
 		assert_int_equal(err, 0);
 		setenv("BKR_FAULT", spec, 1);
 		bkr_io_fault_reset();
-		err = bkr_pack_writer_finish(w, f->root, &pid);
+		err = bkr_pack_writer_finish(w, "data", &pid);
 		assert_true(err == BKR_EIO || err == BKR_ENOSPC);
 		assert_non_null(strstr(bkr_error_message(), "injected fault"));
 		/* Finishing again is refused, not half-done. */
-		assert_int_not_equal(bkr_pack_writer_finish(w, f->root, &pid), 0);
+		assert_int_not_equal(bkr_pack_writer_finish(w, "data", &pid), 0);
 	}
 	bkr_pack_writer_free(w);
 	unsetenv("BKR_FAULT");
@@ -693,13 +694,13 @@ static void test_crash_before_publish(void **state)
 	if (pid == 0) {
 		bkr_pack_writer *w = NULL;
 		bkr_pack_id id;
-		if (bkr_pack_writer_new(&w, f->tmp, BKR_BLOB_DATA) < 0 ||
+		if (bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA) < 0 ||
 		    bkr_pack_writer_add(w, &f->blobs[1].id, 0, f->blobs[1].data,
 					(uint32_t)f->blobs[1].len, (uint32_t)f->blobs[1].len) < 0)
 			_exit(2);
 		setenv("BKR_FAULT", "fsync:1:crash", 1);
 		bkr_io_fault_reset();
-		bkr_pack_writer_finish(w, f->root, &id);
+		bkr_pack_writer_finish(w, "data", &id);
 		_exit(3);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);

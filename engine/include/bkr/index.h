@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "bkr/hash.h"
+#include "bkr/store.h"
 
 typedef struct {
 	bkr_id id;
@@ -30,9 +31,13 @@ int bkr_index_builder_add(bkr_index_builder *b, const bkr_index_entry *e);
 int bkr_index_builder_supersede(bkr_index_builder *b, const bkr_id *old);
 size_t bkr_index_builder_count(const bkr_index_builder *b);
 /**
- * Sort (dropping exact duplicate ids), encode, and publish "<dir>/<hex>.idx".
- * Then unlink the superseded files that exist.  *file_id gets the new id.
+ * Sort (dropping exact duplicate ids), encode, and publish "<prefix><hex>.idx"
+ * in @p s (prefix "index/" in a repository; the same bytes already there
+ * count as published).  Then delete the superseded files that exist.
+ * *file_id gets the new id.
  */
+int bkr_index_builder_publish(bkr_index_builder *b, bkr_store *s, const char *prefix, bkr_id *file_id);
+/** The same into the directory @p dir (created if needed). */
 int bkr_index_builder_write(bkr_index_builder *b, const char *dir, bkr_id *file_id);
 void bkr_index_builder_free(bkr_index_builder *b);
 
@@ -40,10 +45,12 @@ void bkr_index_builder_free(bkr_index_builder *b);
 typedef struct bkr_index bkr_index;
 
 /**
- * mmap and verify every "*.idx" in @p dir that no other present file
- * supersedes.  A missing dir is an empty index.  A corrupt file is
- * BKR_ECORRUPT naming it.
+ * Map (bkr_store_view_get) and verify every "*.idx" directly under @p prefix
+ * of @p s that no other present file supersedes.  No files is an empty index.
+ * A corrupt file is BKR_ECORRUPT naming it.
  */
+int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix);
+/** The same for the directory @p dir (a missing one is an empty index). */
 int bkr_index_open(bkr_index **out, const char *dir);
 
 /** Parse one index file (tests and `bkr verify`). */

@@ -1,7 +1,8 @@
 /** @file
  * Pack files: many blobs in one file with a checksummed, self-describing
- * footer (docs/format.md "Pack files").  Writing is append-only into a
- * temporary file, published by bkr_pack_writer_finish().  Reading validates
+ * footer (docs/format.md "Pack files").  Writing is append-only into an
+ * upload of the storage layer (bkr/store.h), published by
+ * bkr_pack_writer_finish().  Reading validates
  * every length and offset before use and re-hashes every blob.
  */
 #ifndef BKR_PACK_H
@@ -12,6 +13,7 @@
 
 #include "bkr/format.h"
 #include "bkr/hash.h"
+#include "bkr/store.h"
 
 /** One footer entry. */
 typedef struct {
@@ -40,8 +42,11 @@ int bkr_blob_decode(const bkr_id *id, uint8_t flags, const void *payload, uint32
 
 typedef struct bkr_pack_writer bkr_pack_writer;
 
-/** Start a pack whose temporary file lives in @p tmp_dir.  All blobs must be of @p type. */
-int bkr_pack_writer_new(bkr_pack_writer **out, const char *tmp_dir, bkr_blob_type type);
+/**
+ * Start a pack in store @p s, its unfinished upload kept under the folder
+ * @p tmp_prefix ("data").  All blobs must be of @p type.
+ */
+int bkr_pack_writer_new(bkr_pack_writer **out, bkr_store *s, const char *tmp_prefix, bkr_blob_type type);
 
 /** Append one encoded blob (header written here). Not thread-safe: callers serialise. */
 int bkr_pack_writer_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags,
@@ -52,8 +57,9 @@ uint64_t bkr_pack_writer_size(const bkr_pack_writer *w);
 size_t bkr_pack_writer_count(const bkr_pack_writer *w);
 
 /**
- * Write footer and trailer, fsync, and publish as "<pack_root>/<xx>/<hex>.pack"
- * (creating <xx>); *id_out gets the new random pack id.  After finish, the
+ * Write footer and trailer and publish the pack as "<pack_root>/<xx>/<hex>.pack"
+ * in the writer's store (never replacing; durable on return); *id_out gets the
+ * new random pack id.  After finish, the
  * entries stay readable through bkr_pack_writer_entries() until free.
  */
 int bkr_pack_writer_finish(bkr_pack_writer *w, const char *pack_root, bkr_pack_id *id_out);
@@ -61,10 +67,10 @@ int bkr_pack_writer_finish(bkr_pack_writer *w, const char *pack_root, bkr_pack_i
 /** Entries appended so far (borrowed; valid until the next add or free). */
 const bkr_pack_entry *bkr_pack_writer_entries(const bkr_pack_writer *w, size_t *n);
 
-/** Free; an unfinished pack's temporary file is unlinked.  NULL is a no-op. */
+/** Free; an unfinished pack's upload is dropped.  NULL is a no-op. */
 void bkr_pack_writer_free(bkr_pack_writer *w);
 
-/** "<pack_root>/<xx>/<hex>.pack" */
+/** "<pack_root>/<xx>/<hex>.pack": a path, or an object name when @p pack_root is "data" or "tree". */
 int bkr_pack_path(char *out, size_t cap, const char *pack_root, const bkr_pack_id *id);
 
 /**
@@ -81,5 +87,12 @@ int bkr_pack_read_footer(int fd, uint64_t file_size, const char *what,
  */
 int bkr_pack_read_blob(int fd, const char *what, const bkr_id *id, uint64_t offset,
 		       uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out);
+
+/** Reads exactly @p len bytes at @p off of the pack (BKR_ECORRUPT when it ends first). */
+typedef int (*bkr_pack_reader)(void *ctx, void *buf, size_t len, uint64_t off);
+
+/** bkr_pack_read_blob through @p read (a ranged get of the storage layer). */
+int bkr_pack_read_blob_from(bkr_pack_reader read, void *ctx, const char *what, const bkr_id *id,
+			    uint64_t offset, uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out);
 
 #endif

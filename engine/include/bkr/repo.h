@@ -1,6 +1,9 @@
 /** @file
- * An open repository: its configuration, the blob store (index + packs in
- * every tier + trash), manifests and records, and locks.
+ * An open repository: its configuration (repo_config.c) and its blobs — the
+ * index and the packs in every tier and trash (repo.c) — all read through
+ * the storage layer (bkr/store.h).  Writing blobs (bkr/writer.h), the
+ * catalog of manifests and records (bkr/catalog.h) and the repository lock
+ * (bkr/lock.h) are modules of their own over the same bkr_repo.
  *
  * Reading is thread-safe and takes no lock (mounts run beside backups).
  * Writing goes through a bkr_writer: any number of threads may put blobs; a
@@ -96,76 +99,10 @@ int bkr_repo_foreach_pack(bkr_repo *r,
 /** Every index entry (under the index read lock: @p cb must not reload). */
 int bkr_repo_foreach_blob(bkr_repo *r, int (*cb)(const bkr_index_entry *e, void *ctx), void *ctx);
 
-/* ---- writing blobs ------------------------------------------------------ */
-
-typedef struct bkr_writer bkr_writer;
-
-int bkr_writer_new(bkr_writer **out, bkr_repo *r);
-
-/**
- * Store a blob unless the repository or this writer already has it.
- * Compression happens in the calling thread; many threads may call at once.
- * *is_new (optional) says whether it was stored now; *stored (optional)
- * gets the bytes it took in the pack.
- */
-int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
-		   const void *data, size_t len, bool *is_new, uint32_t *stored);
-
-/** The same, computing the id (SHA-256) for the caller. */
-int bkr_writer_put_hash(bkr_writer *w, bkr_blob_type type, const void *data, size_t len,
-			bkr_id *id, bool *is_new);
-
-/** Finish open packs and publish one index file for all blobs written. */
-int bkr_writer_commit(bkr_writer *w);
-
-/** Drop the writer; an uncommitted writer leaves at most unreferenced packs. */
-void bkr_writer_free(bkr_writer *w);
-
-/** Emit callback for bkr_tree_builder_finish: @p ctx is a bkr_writer. */
-int bkr_writer_emit_tree(void *w, const bkr_id *id, const uint8_t *blob, size_t len);
-
-/* ---- manifests and records --------------------------------------------- */
-
-/** A list of manifests, oldest first (by timestamp, then id). */
-typedef struct {
-	bkr_manifest **items;
-	size_t n;
-} bkr_manifest_list;
-
-/**
- * Load all backups (or recovery runs when @p runs), applying records (pins,
- * tags).  A backup exists while its manifest is in backups/ (bkr/trash.h).  Corrupt manifests are skipped and counted in *bad (optional),
- * with the message of the last one left in the error slot.
- */
-int bkr_repo_list(bkr_repo *r, bool runs, bkr_manifest_list *out, size_t *bad);
-
-/** The same, calling @p on_bad(ctx, file, message) for each damaged manifest. */
-int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
-		     void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx);
-void bkr_manifest_list_free(bkr_manifest_list *l);
-
-/**
- * Load one manifest by its exact id from backups/ (or runs/ when @p run),
- * without listing the others.  Records are not applied.
- */
-int bkr_repo_load_manifest(bkr_repo *r, bool run, const char *id, bkr_manifest **out);
-
-/** Resolve an id, a unique prefix, or "latest". BKR_ENOTFOUND / BKR_EAMBIGUOUS. */
-int bkr_repo_find_backup(bkr_repo *r, const char *spec, bkr_manifest **out);
-int bkr_repo_find_run(bkr_repo *r, const char *spec, bkr_manifest **out);
-
-/** Publish a manifest (never replaces): backups/ or runs/ by its type. */
-int bkr_repo_publish_manifest(bkr_repo *r, const bkr_manifest *m);
-
-/** Append a record (sealed JSON object text without "sha256"; @p kind names it). */
-int bkr_repo_add_record(bkr_repo *r, const char *json_object);
-
-/* ---- locks -------------------------------------------------------------- */
-
-typedef enum { BKR_LOCK_SHARED, BKR_LOCK_EXCLUSIVE } bkr_lock_mode;
-typedef struct bkr_lock bkr_lock;
-/** flock(2) on locks/repo.lock; BKR_ELOCKED when @p wait is false and it is held. */
-int bkr_repo_lock(bkr_repo *r, bkr_lock_mode mode, bool wait, bkr_lock **out);
-void bkr_lock_release(bkr_lock *l);
+/* The writer, the catalog and the lock have their own headers (and modules);
+ * they are included here so that a user of repo.h sees all of it. */
+#include "bkr/catalog.h"
+#include "bkr/lock.h"
+#include "bkr/writer.h"
 
 #endif

@@ -41,7 +41,8 @@ enum {
 
 /** Flags for bkr_store_local_open. */
 enum {
-	BKR_STORE_CREATE = 1, /**< create the root directory (mode 0700) when absent */
+	BKR_STORE_CREATE = 1,    /**< create the root directory (mode 0700) when absent */
+	BKR_STORE_ABSENT_OK = 2, /**< an absent root is an empty store (a tier not mounted yet) */
 };
 
 /**
@@ -49,9 +50,13 @@ enum {
  * wrappers before they reach it (relative, no "." or ".." component, no
  * empty component).
  */
+typedef struct bkr_store_view bkr_store_view;
+
 typedef struct bkr_store_ops {
 	int (*stat)(bkr_store *s, const char *name, uint64_t *size);
 	int (*get)(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len);
+	/** Optional (NULL: bkr_store_view_get uses get). */
+	int (*view)(bkr_store *s, const char *name, size_t max, bkr_store_view *out);
 	int (*get_range)(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags);
 	int (*put)(bkr_store *s, const char *name, const void *data, size_t len);
 	int (*upload_new)(bkr_store *s, const char *prefix, bkr_store_upload **out);
@@ -74,6 +79,16 @@ struct bkr_store {
 	char *location; /**< for messages: a directory, a URL */
 };
 
+/**
+ * The read-only bytes of a whole object, zero-copy where the store can (a
+ * local store maps the file: the page cache holds it, not the heap).
+ */
+struct bkr_store_view {
+	const uint8_t *data;
+	size_t len;
+	void (*release)(bkr_store_view *v); /**< set by whoever filled it */
+};
+
 /** The part every implementation's upload and lock begin with. */
 struct bkr_store_upload {
 	bkr_store *store;
@@ -84,7 +99,7 @@ struct bkr_store_held {
 
 /**
  * A store over the directory @p root (BKR_ENOTFOUND when it is not a
- * directory, unless @p flags has BKR_STORE_CREATE).
+ * directory, unless @p flags has BKR_STORE_CREATE or BKR_STORE_ABSENT_OK).
  */
 int bkr_store_local_open(bkr_store **out, const char *root, unsigned flags);
 
@@ -105,6 +120,11 @@ int bkr_store_stat(bkr_store *s, const char *name, uint64_t *size);
  * *out is malloc'd and NUL-terminated.
  */
 int bkr_store_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len);
+
+/** The whole object (at most @p max bytes) as a view; release it with bkr_store_view_release. */
+int bkr_store_view_get(bkr_store *s, const char *name, size_t max, bkr_store_view *out);
+/** Safe on a zeroed view and twice. */
+void bkr_store_view_release(bkr_store_view *v);
 
 /**
  * Exactly @p len bytes at @p off into @p buf (BKR_ECORRUPT "truncated" when

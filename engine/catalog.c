@@ -1,0 +1,425 @@
+/** @file
+ * The catalog (bkr/catalog.h): a repository's backups and recovery runs —
+ * manifests under backups/ and runs/ — with the records (pins, tags,
+ * deletions) under records/ applied, oldest first; finding one by id, prefix
+ * or "latest"; publishing manifests and records.  Everything is read and
+ * written through the repository's store.
+ */
+#include "bkr/backupid.h"
+#include "bkr/catalog.h"
+#include "bkr/error.h"
+#include "repo_priv.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MANIFEST_MAX (64u << 20)
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+struct names {
+	size_t plen;     /* of the folder prefix "<sub>/" */
+	char **v;
+	size_t n, cap;
+};
+
+static int add_json(void *ctx, const char *name)
+{
+	struct names *l = ctx;
+	const char *base = name + l->plen;
+	size_t len = strlen(base);
+	/* temporaries, hidden files and anything in a subfolder are not ours */
+	if (base[0] == '.' || strchr(base, '/') || len < 6 || strcmp(base + len - 5, ".json"))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **nn = realloc(l->v, cap * sizeof(*nn));
+		if (!nn)
+			return bkr_error_oom();
+		l->v = nn;
+		l->cap = cap;
+	}
+	if (!(l->v[l->n] = strdup(base)))
+		return bkr_error_oom();
+	l->n++;
+	return 0;
+}
+
+/* Sorted names of the "*.json" objects in folder <sub> (hiding temporaries). */
+static int list_json(bkr_repo *r, const char *sub, char ***out, size_t *n)
+{
+	char prefix[64];
+	struct names l = { 0 };
+	int err;
+
+	*out = NULL;
+	*n = 0;
+	l.plen = (size_t)snprintf(prefix, sizeof(prefix), "%s/", sub);
+	if ((err = bkr_store_list(r->store, prefix, add_json, &l)) < 0) {
+		free_names(l.v, l.n);
+		return err;
+	}
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), name_cmp);
+	*out = l.v;
+	*n = l.n;
+	return 0;
+}
+
+/* Manifest @p id of folder @p sub. */
+static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manifest **out)
+{
+	char path[PATH_MAX], rel[PATH_MAX];
+	uint8_t *text;
+	size_t len;
+	int err;
+	*out = NULL;
+	if (!*id || strchr(id, '/') || id[0] == '.' ||
+	    snprintf(rel, sizeof(rel), "%s/%s.json", sub, id) >= (int)sizeof(rel))
+		return bkr_error_set(BKR_EINVAL, "bad backup id '%s'", id);
+	if ((err = bkr_store_describe(r->store, rel, path, sizeof(path))) < 0)
+		return err;
+	if ((err = bkr_store_get(r->store, rel, MANIFEST_MAX, &text, &len)) < 0)
+		return err;
+	err = bkr_manifest_parse(out, (const char *)text, len, path);
+	free(text);
+	/* the file name is the id: another name would make two catalogs disagree */
+	if (err == 0 && strcmp((*out)->backup_id, id) != 0) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: the file name does not match its backup_id '%s'", path,
+				    (*out)->backup_id);
+		bkr_manifest_free(*out);
+		*out = NULL;
+	}
+	return err;
+}
+
+int bkr_repo_load_manifest(bkr_repo *r, bool run, const char *id, bkr_manifest **out)
+{
+	return load_manifest(r, run ? "runs" : "backups", id, out);
+}
+
+static int cmp_manifest(const void *a, const void *b)
+{
+	const bkr_manifest *x = *(bkr_manifest *const *)a, *y = *(bkr_manifest *const *)b;
+	if (x->time_ns != y->time_ns)
+		return x->time_ns < y->time_ns ? -1 : 1;
+	return strcmp(x->backup_id, y->backup_id);
+}
+
+static bkr_manifest *list_find(bkr_manifest_list *l, const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->items[i] && !strcmp(l->items[i]->backup_id, id))
+			return l->items[i];
+	return NULL;
+}
+
+static int add_tag(bkr_manifest *m, const char *tag)
+{
+	for (size_t i = 0; i < m->ntags; i++)
+		if (!strcmp(m->tags[i], tag))
+			return 0;
+	char **t = realloc(m->tags, (m->ntags + 1) * sizeof(*t));
+	if (!t)
+		return bkr_error_oom();
+	m->tags = t;
+	if (!(t[m->ntags] = strdup(tag)))
+		return bkr_error_oom();
+	m->ntags++;
+	return 0;
+}
+
+static void del_tag(bkr_manifest *m, const char *tag)
+{
+	for (size_t i = 0; i < m->ntags; i++)
+		if (!strcmp(m->tags[i], tag)) {
+			free(m->tags[i]);
+			memmove(&m->tags[i], &m->tags[i + 1], (m->ntags - i - 1) * sizeof(*m->tags));
+			m->ntags--;
+			return;
+		}
+}
+
+/* Apply one record to the list (unknown kinds are ignored: forward
+ * compatible; "delete" records of older versions are ignored: a backup
+ * exists while its manifest is in backups/, bkr delete moves it to trash/). */
+static int apply_record(bkr_manifest_list *l, const cJSON *rec)
+{
+	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(rec, "kind");
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "backup_id");
+	const cJSON *val;
+	bkr_manifest *m;
+
+	if (!cJSON_IsString(kind) || !cJSON_IsString(id) || !(m = list_find(l, id->valuestring)))
+		return 0;
+	if (!strcmp(kind->valuestring, "pin")) {
+		val = cJSON_GetObjectItemCaseSensitive(rec, "until");
+		free(m->pinned_until);
+		m->pinned_until = strdup(cJSON_IsString(val) ? val->valuestring : "");
+		return m->pinned_until ? 0 : bkr_error_oom();
+	}
+	if (!strcmp(kind->valuestring, "unpin")) {
+		free(m->pinned_until);
+		m->pinned_until = NULL;
+		return 0;
+	}
+	val = cJSON_GetObjectItemCaseSensitive(rec, "tag");
+	if (!strcmp(kind->valuestring, "tag") && cJSON_IsString(val))
+		return add_tag(m, val->valuestring);
+	if (!strcmp(kind->valuestring, "untag") && cJSON_IsString(val))
+		del_tag(m, val->valuestring);
+	return 0;
+}
+
+/* The records, oldest first (damaged or vanished ones left out). */
+struct records {
+	cJSON **v;
+	size_t n;
+};
+
+static void records_free(struct records *rs)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		cJSON_Delete(rs->v[i]);
+	free(rs->v);
+	rs->v = NULL;
+	rs->n = 0;
+}
+
+static int records_load(bkr_repo *r, struct records *rs)
+{
+	char **names;
+	size_t n;
+	int err;
+	rs->v = NULL;
+	rs->n = 0;
+	if ((err = list_json(r, "records", &names, &n)) < 0)
+		return err;
+	if (n && !(rs->v = calloc(n, sizeof(*rs->v))))
+		err = bkr_error_oom();
+	for (size_t i = 0; i < n && err == 0; i++) {
+		char path[PATH_MAX], rel[PATH_MAX];
+		uint8_t *text;
+		size_t len;
+		snprintf(rel, sizeof(rel), "records/%s", names[i]);
+		if (bkr_store_describe(r->store, rel, path, sizeof(path)) < 0 ||
+		    bkr_store_get(r->store, rel, BKR_REPO_CONFIG_MAX, &text, &len) < 0)
+			continue; /* vanished (a concurrent cleanup) */
+		if (bkr_json_verify((const char *)text, len, path) == 0 &&
+		    (rs->v[rs->n] = cJSON_ParseWithLength((const char *)text, len)))
+			rs->n++;
+		free(text);
+	}
+	free_names(names, n);
+	if (err < 0)
+		records_free(rs);
+	bkr_error_clear();
+	return err;
+}
+
+/*
+ * The catalog's answer to "which backups (runs) are there": the manifests
+ * present in the folder (a backup exists while its manifest is in backups/;
+ * "delete" records of older versions are ignored).  Sorted ids.
+ */
+static int catalog_ids(bkr_repo *r, bool runs, char ***out, size_t *nout)
+{
+	char **names;
+	size_t n;
+	int err;
+
+	*out = NULL;
+	*nout = 0;
+	if ((err = list_json(r, runs ? "runs" : "backups", &names, &n)) < 0)
+		return err;
+	for (size_t i = 0; i < n; i++)
+		names[i][strlen(names[i]) - 5] = '\0'; /* ".json" */
+	*out = names;
+	*nout = n;
+	return 0;
+}
+
+int bkr_repo_list_ids(bkr_repo *r, bool runs, char ***ids, size_t *n)
+{
+	return catalog_ids(r, runs, ids, n);
+}
+
+void bkr_repo_ids_free(char **ids, size_t n)
+{
+	free_names(ids, n);
+}
+
+struct bad_count {
+	size_t n;
+	char last[1024];
+};
+
+static void count_bad(void *ctx, const char *file, const char *message)
+{
+	struct bad_count *b = ctx;
+	b->n++;
+	snprintf(b->last, sizeof(b->last), "%s", message);
+	(void)file;
+}
+
+int bkr_repo_list(bkr_repo *r, bool runs, bkr_manifest_list *out, size_t *bad)
+{
+	struct bad_count b = { 0 };
+	int err = bkr_repo_list_cb(r, runs, out, count_bad, &b);
+	if (bad)
+		*bad = b.n;
+	if (err == 0 && b.n)
+		bkr_error_set(BKR_ECORRUPT, "%s", b.last);
+	return err;
+}
+
+int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
+		     void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx)
+{
+	const char *sub = runs ? "runs" : "backups";
+	struct records rs;
+	char **ids = NULL;
+	size_t n = 0, k = 0;
+	int err;
+
+	out->items = NULL;
+	out->n = 0;
+	if ((err = records_load(r, &rs)) < 0)
+		return err;
+	if ((err = catalog_ids(r, runs, &ids, &n)) < 0)
+		goto done;
+	if (n && !(out->items = calloc(n, sizeof(*out->items)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bkr_manifest *m;
+		int e = load_manifest(r, sub, ids[i], &m);
+		if (e == BKR_ENOTFOUND)
+			continue; /* deleted meanwhile */
+		if (e == BKR_ENOMEM) {
+			err = e;
+			break;
+		}
+		if (e < 0) {
+			if (on_bad) {
+				char file[300];
+				snprintf(file, sizeof(file), "%s.json", ids[i]);
+				on_bad(ctx, file, bkr_error_message());
+			}
+			continue;
+		}
+		out->items[k++] = m;
+	}
+	out->n = k;
+	for (size_t i = 0; i < rs.n && err == 0; i++)
+		err = apply_record(out, rs.v[i]);
+	if (err == 0 && k)
+		qsort(out->items, k, sizeof(*out->items), cmp_manifest);
+done:
+	free_names(ids, n);
+	records_free(&rs);
+	if (err < 0) {
+		bkr_manifest_list_free(out);
+		return err;
+	}
+	bkr_error_clear();
+	return 0;
+}
+
+void bkr_manifest_list_free(bkr_manifest_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		bkr_manifest_free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+static int find_in(bkr_repo *r, bool runs, const char *spec, bkr_manifest **out)
+{
+	bkr_manifest_list l;
+	const char **ids = NULL;
+	size_t hit;
+	int err;
+
+	*out = NULL;
+	if ((err = bkr_repo_list(r, runs, &l, NULL)) < 0)
+		return err;
+	if (l.n && !(ids = calloc(l.n, sizeof(*ids)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	for (size_t i = 0; i < l.n; i++)
+		ids[i] = l.items[i]->backup_id;
+	if ((err = bkr_backupid_resolve(&hit, ids, l.n, spec, runs ? "recovery run" : "backup", r->path)) < 0)
+		goto done;
+	*out = l.items[hit];
+	l.items[hit] = NULL;
+done:
+	free(ids);
+	bkr_manifest_list_free(&l);
+	return err;
+}
+
+int bkr_repo_find_backup(bkr_repo *r, const char *spec, bkr_manifest **out)
+{
+	return find_in(r, false, spec, out);
+}
+
+int bkr_repo_find_run(bkr_repo *r, const char *spec, bkr_manifest **out)
+{
+	return find_in(r, true, spec, out);
+}
+
+int bkr_repo_publish_manifest(bkr_repo *r, const bkr_manifest *m)
+{
+	const char *sub = m->type == BKR_BACKUP_RECOVERY ? "runs" : "backups";
+	char name[300];
+	char *json = NULL;
+	size_t len;
+	int err;
+
+	if (snprintf(name, sizeof(name), "%s/%s.json", sub, m->backup_id) >= (int)sizeof(name) ||
+	    strchr(m->backup_id, '/') || m->backup_id[0] == '.')
+		return bkr_error_set(BKR_EINVAL, "bad backup id '%s'", m->backup_id);
+	if ((err = bkr_manifest_encode(m, &json, &len)) < 0)
+		return err;
+	err = bkr_store_put(r->store, name, json, len);
+	free(json);
+	return err;
+}
+
+int bkr_repo_add_record(bkr_repo *r, const char *json_object)
+{
+	char name[64], *sealed = NULL;
+	uint8_t rnd[4];
+	char rhex[9];
+	size_t len;
+	int err;
+
+	if ((err = bkr_random_bytes(rnd, sizeof(rnd))) < 0)
+		return err;
+	bkr_hex_encode(rnd, sizeof(rnd), rhex);
+	snprintf(name, sizeof(name), "records/%020lld-%s.json", (long long)bkr_time_now_ns(), rhex);
+	if ((err = bkr_json_seal(json_object, &sealed, &len)) < 0)
+		return err;
+	err = bkr_store_put(r->store, name, sealed, len);
+	free(sealed);
+	return err;
+}

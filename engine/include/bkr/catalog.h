@@ -1,0 +1,56 @@
+/** @file
+ * A repository's catalog (engine/catalog.c): its backups and recovery runs
+ * (manifests) with the records — pins, tags, deletions — applied.
+ */
+#ifndef BKR_CATALOG_H
+#define BKR_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/repo.h"
+
+/** A list of manifests, oldest first (by timestamp, then id). */
+typedef struct {
+	bkr_manifest **items;
+	size_t n;
+} bkr_manifest_list;
+
+/**
+ * The ids of the catalog's backups (or recovery runs when @p runs), sorted:
+ * the manifests present, without reading them (the mount's view).  The same set bkr_repo_list loads, less
+ * the damaged ones.  Free with bkr_repo_ids_free.
+ */
+int bkr_repo_list_ids(bkr_repo *r, bool runs, char ***ids, size_t *n);
+void bkr_repo_ids_free(char **ids, size_t n);
+
+/**
+ * Load all backups (or recovery runs when @p runs), applying records (pins,
+ * tags).  A backup exists while its manifest is in backups/ (bkr/trash.h).  Corrupt manifests are skipped and counted in *bad (optional),
+ * with the message of the last one left in the error slot.
+ */
+int bkr_repo_list(bkr_repo *r, bool runs, bkr_manifest_list *out, size_t *bad);
+
+/** The same, calling @p on_bad(ctx, file, message) for each damaged manifest. */
+int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
+		     void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx);
+void bkr_manifest_list_free(bkr_manifest_list *l);
+
+/**
+ * Load one manifest by its exact id from backups/ (or runs/ when @p run),
+ * without listing the others.  Records are not applied.
+ */
+int bkr_repo_load_manifest(bkr_repo *r, bool run, const char *id, bkr_manifest **out);
+
+/** Resolve an id, a unique prefix, or "latest". BKR_ENOTFOUND / BKR_EAMBIGUOUS. */
+int bkr_repo_find_backup(bkr_repo *r, const char *spec, bkr_manifest **out);
+int bkr_repo_find_run(bkr_repo *r, const char *spec, bkr_manifest **out);
+
+/** Publish a manifest (never replaces): backups/ or runs/ by its type. */
+int bkr_repo_publish_manifest(bkr_repo *r, const bkr_manifest *m);
+
+/** Append a record (sealed JSON object text without "sha256"; @p kind names it). */
+int bkr_repo_add_record(bkr_repo *r, const char *json_object);
+
+#endif

@@ -1,0 +1,45 @@
+/** @file
+ * The repository lock (bkr/lock.h): one lock object, locks/repo.lock, taken
+ * shared by backups and verify and exclusively by prune and tier migration,
+ * through the store (flock(2) on a local one: a killed holder never blocks).
+ */
+#include "bkr/lock.h"
+#include "bkr/error.h"
+#include "repo_priv.h"
+
+#include <stdlib.h>
+
+struct bkr_lock {
+	bkr_store_held *held;
+};
+
+int bkr_repo_lock(bkr_repo *r, bkr_lock_mode mode, bool wait, bkr_lock **out)
+{
+	bkr_store_held *held;
+	bkr_lock *l;
+	int err;
+
+	*out = NULL;
+	err = bkr_store_lock(r->store, "locks/repo.lock", mode == BKR_LOCK_EXCLUSIVE, wait, &held);
+	if (err == BKR_ELOCKED)
+		return bkr_error_set(BKR_ELOCKED, "%s: repository is locked by %s (try again later)", r->path,
+				     mode == BKR_LOCK_EXCLUSIVE ? "a running backup, verify or prune"
+								: "a running prune or tier migration");
+	if (err < 0)
+		return err;
+	if (!(l = malloc(sizeof(*l)))) {
+		bkr_store_unlock(held);
+		return bkr_error_oom();
+	}
+	l->held = held;
+	*out = l;
+	return 0;
+}
+
+void bkr_lock_release(bkr_lock *l)
+{
+	if (!l)
+		return;
+	bkr_store_unlock(l->held);
+	free(l);
+}

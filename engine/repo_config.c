@@ -1,0 +1,240 @@
+/** @file
+ * A repository's config.json (docs/format.md "config.json"): creating a
+ * repository (bkr_repo_init) and reading its settings and feature flags.
+ */
+#include "repo_priv.h"
+#include "bkr/error.h"
+#include "bkr/store.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const known_incompat[] = { NULL };
+static const char *const known_ro_compat[] = { NULL };
+
+static bool known(const char *const *list, const char *name)
+{
+	for (; *list; list++)
+		if (!strcmp(*list, name))
+			return true;
+	return false;
+}
+
+static int config_features(const cJSON *features, const char *what, bool *read_only)
+{
+	static const char *const sets[] = { "compat", "ro_compat", "incompat" };
+	for (int s = 0; s < 3; s++) {
+		const cJSON *arr = cJSON_GetObjectItemCaseSensitive(features, sets[s]);
+		const cJSON *it;
+		if (!arr)
+			continue;
+		if (!cJSON_IsArray(arr))
+			return bkr_error_set(BKR_ECORRUPT, "%s: key 'features.%s': expected an array", what, sets[s]);
+		cJSON_ArrayForEach(it, arr) {
+			if (!cJSON_IsString(it))
+				return bkr_error_set(BKR_ECORRUPT, "%s: key 'features.%s': expected strings", what, sets[s]);
+			if (s == 2 && !known(known_incompat, it->valuestring))
+				return bkr_error_set(BKR_EUNSUPPORTED,
+					"%s: repository uses feature '%s' that this bkr does not support; upgrade bkr",
+					what, it->valuestring);
+			if (s == 1 && !known(known_ro_compat, it->valuestring))
+				*read_only = true;
+		}
+	}
+	return 0;
+}
+
+static int get_uint(const cJSON *obj, const char *key, const char *what, uint64_t max, uint64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > (double)max ||
+	    v->valuedouble != (double)(uint64_t)v->valuedouble)
+		return bkr_error_set(BKR_ECORRUPT, "%s: key '%s': expected an integer 0..%llu",
+				     what, key, (unsigned long long)max);
+	*out = (uint64_t)v->valuedouble;
+	return 0;
+}
+
+int bkr_repo_config_parse(bkr_repo_config *cfg, const char *text, size_t len, const char *what)
+{
+	cJSON *root = NULL;
+	const cJSON *v, *ch, *comp, *features;
+	uint64_t u;
+	int err;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if ((err = bkr_json_verify(text, len, what)) < 0)
+		return err;
+	if (!(root = cJSON_ParseWithLength(text, len)))
+		return bkr_error_set(BKR_ECORRUPT, "%s: not valid JSON", what);
+	v = cJSON_GetObjectItemCaseSensitive(root, "format");
+	if (!cJSON_IsString(v) || strcmp(v->valuestring, BKR_FORMAT_NAME) != 0) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: key 'format': not a bkrfs repository", what);
+		goto done;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(root, "version");
+	if (!cJSON_IsNumber(v)) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: key 'version': expected a number", what);
+		goto done;
+	}
+	if (v->valuedouble != BKR_FORMAT_VERSION) {
+		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: repository format version %g is not supported (this bkr reads version %d)",
+				    what, v->valuedouble, BKR_FORMAT_VERSION);
+		goto done;
+	}
+	features = cJSON_GetObjectItemCaseSensitive(root, "features");
+	if (features && (err = config_features(features, what, &cfg->read_only)) < 0)
+		goto done;
+	v = cJSON_GetObjectItemCaseSensitive(root, "id");
+	if (!cJSON_IsString(v) || strlen(v->valuestring) != 32) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: key 'id': expected 32 hex characters", what);
+		goto done;
+	}
+	memcpy(cfg->id, v->valuestring, 33);
+	v = cJSON_GetObjectItemCaseSensitive(root, "encryption");
+	if (!cJSON_IsString(v) || strcmp(v->valuestring, "none") != 0) {
+		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: key 'encryption': only \"none\" is supported", what);
+		goto done;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(root, "hash");
+	if (!cJSON_IsString(v) || strcmp(v->valuestring, "sha256") != 0) {
+		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: key 'hash': only \"sha256\" is supported", what);
+		goto done;
+	}
+	ch = cJSON_GetObjectItemCaseSensitive(root, "chunker");
+	if (!cJSON_IsObject(ch)) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: key 'chunker': expected an object", what);
+		goto done;
+	}
+	if ((err = get_uint(ch, "min", what, BKR_BLOB_MAX, &u)) < 0)
+		goto done;
+	cfg->chunk_min = (uint32_t)u;
+	if ((err = get_uint(ch, "avg", what, BKR_BLOB_MAX, &u)) < 0)
+		goto done;
+	cfg->chunk_avg = (uint32_t)u;
+	if ((err = get_uint(ch, "max", what, BKR_BLOB_MAX, &u)) < 0)
+		goto done;
+	cfg->chunk_max = (uint32_t)u;
+	v = cJSON_GetObjectItemCaseSensitive(ch, "seed");
+	if (!cJSON_IsString(v) || strlen(v->valuestring) != 16 ||
+	    bkr_hex_decode(&u, 8, v->valuestring) < 0) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: key 'chunker.seed': expected 16 hex characters", what);
+		goto done;
+	}
+	cfg->chunk_seed = u;
+	comp = cJSON_GetObjectItemCaseSensitive(root, "compression");
+	if (!cJSON_IsObject(comp)) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: key 'compression': expected an object", what);
+		goto done;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(comp, "codec");
+	if (!cJSON_IsString(v) || (strcmp(v->valuestring, "zlib") && strcmp(v->valuestring, "none"))) {
+		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: key 'compression.codec': expected \"zlib\" or \"none\"", what);
+		goto done;
+	}
+	if ((err = get_uint(comp, "level", what, 9, &u)) < 0)
+		goto done;
+	cfg->level = strcmp(v->valuestring, "none") ? (int)u : 0;
+	if ((err = get_uint(root, "pack_size", what, 1u << 30, &u)) < 0)
+		goto done;
+	cfg->pack_size = (uint32_t)u;
+	if (!(cfg->chunk_min < cfg->chunk_avg && cfg->chunk_avg < cfg->chunk_max) || cfg->pack_size < (1u << 16)) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: key 'chunker': min < avg < max does not hold", what);
+		goto done;
+	}
+done:
+	cJSON_Delete(root);
+	return err;
+}
+
+static const char *const repo_dirs[] = { "data", "tree", "index", "backups", "runs", "records", "locks", "trash" };
+
+/* A refusal unless @p path is absent or an empty directory. */
+static int check_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	if (!d)
+		return errno == ENOENT ? 0 : bkr_error_set_errno(errno, "%s", path);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			closedir(d);
+			return bkr_error_set(BKR_EEXISTS, "%s: directory is not empty; refusing to create a repository there", path);
+		}
+	closedir(d);
+	return 0;
+}
+
+int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
+{
+	bkr_repo_init_options defaults = BKR_REPO_INIT_OPTIONS_INIT;
+	bkr_store *s = NULL;
+	cJSON *root = NULL, *o;
+	char *text = NULL, *sealed = NULL, idhex[33], seedhex[17], created[32];
+	uint8_t id[16];
+	uint64_t seed;
+	size_t sealed_len;
+	int err = 0;
+
+	if (!opts)
+		opts = &defaults;
+	if (opts->level < 0 || opts->level > 9)
+		return bkr_error_set(BKR_EINVAL, "compression level %d: expected 1..9", opts->level);
+	if (opts->compression && strcmp(opts->compression, "zlib") && strcmp(opts->compression, "none"))
+		return bkr_error_set(BKR_EINVAL, "compression '%s': expected zlib or none", opts->compression);
+	if ((err = check_empty(path)) < 0 || (err = bkr_store_local_open(&s, path, BKR_STORE_CREATE)) < 0)
+		return err;
+	for (size_t i = 0; i < sizeof(repo_dirs) / sizeof(*repo_dirs); i++)
+		if ((err = bkr_store_prepare(s, repo_dirs[i])) < 0)
+			goto done;
+	if ((err = bkr_random_bytes(id, sizeof(id))) < 0 || (err = bkr_random_bytes(&seed, sizeof(seed))) < 0)
+		goto done;
+	bkr_hex_encode(id, sizeof(id), idhex);
+	bkr_hex_encode(&seed, sizeof(seed), seedhex);
+	bkr_time_format(created, bkr_time_now_ns());
+
+	root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "format", BKR_FORMAT_NAME);
+	cJSON_AddNumberToObject(root, "version", BKR_FORMAT_VERSION);
+	o = cJSON_AddObjectToObject(root, "features");
+	cJSON_AddArrayToObject(o, "compat");
+	cJSON_AddArrayToObject(o, "ro_compat");
+	cJSON_AddArrayToObject(o, "incompat");
+	cJSON_AddStringToObject(root, "id", idhex);
+	cJSON_AddStringToObject(root, "created", created);
+	o = cJSON_AddObjectToObject(root, "chunker");
+	cJSON_AddStringToObject(o, "algorithm", "fastcdc");
+	cJSON_AddNumberToObject(o, "min", opts->chunk_min ? opts->chunk_min : BKR_CHUNK_MIN);
+	cJSON_AddNumberToObject(o, "avg", opts->chunk_avg ? opts->chunk_avg : BKR_CHUNK_AVG);
+	cJSON_AddNumberToObject(o, "max", opts->chunk_max ? opts->chunk_max : BKR_CHUNK_MAX);
+	cJSON_AddStringToObject(o, "seed", seedhex);
+	o = cJSON_AddObjectToObject(root, "compression");
+	cJSON_AddStringToObject(o, "codec", opts->compression && !strcmp(opts->compression, "none") ? "none" : "zlib");
+	cJSON_AddNumberToObject(o, "level", opts->level ? opts->level : 1);
+	cJSON_AddStringToObject(root, "hash", "sha256");
+	cJSON_AddStringToObject(root, "encryption", "none");
+	cJSON_AddNumberToObject(root, "pack_size", opts->pack_size ? opts->pack_size : BKR_PACK_TARGET_SIZE);
+	if (!(text = cJSON_PrintUnformatted(root))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_json_seal(text, &sealed, &sealed_len)) < 0)
+		goto done;
+	/* Validate what we are about to write with the reader's own rules. */
+	{
+		bkr_repo_config check;
+		if ((err = bkr_repo_config_parse(&check, sealed, sealed_len, "config.json")) < 0)
+			goto done;
+	}
+	err = bkr_store_put(s, "config.json", sealed, sealed_len);
+done:
+	bkr_store_free(s);
+	cJSON_Delete(root);
+	free(text);
+	free(sealed);
+	return err;
+}

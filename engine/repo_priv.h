@@ -1,0 +1,32 @@
+/** @file
+ * What the repository's modules (repo.c, repo_config.c, writer.c,
+ * catalog.c, lock.c) share and nothing else sees: the bkr_repo itself.
+ */
+#ifndef BKR_REPO_PRIV_H
+#define BKR_REPO_PRIV_H
+
+#include <pthread.h>
+
+#include "bkr/repo.h"
+#include "bkr/store.h"
+
+#define BKR_REPO_CONFIG_MAX (1u << 20)
+
+struct bkr_repo {
+	char *path;
+	bkr_repo_config cfg;
+	int flags;
+	bkr_store *store;             /* the repository: metadata, hot packs, trash, locks */
+	bkr_store **tiers;            /* warm, cold, ...: their data/ and tree/ packs (owned) */
+	size_t ntiers;
+	pthread_rwlock_t index_lock;  /* guards index (swap on reload) */
+	bkr_index *index;
+};
+
+/** Parse and check config.json (@p what names it in messages). */
+int bkr_repo_config_parse(bkr_repo_config *cfg, const char *text, size_t len, const char *what);
+
+/** 0, or BKR_EUNSUPPORTED naming why @p r may not be written. */
+int bkr_repo_check_writable(const bkr_repo *r);
+
+#endif

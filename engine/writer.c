@@ -1,0 +1,222 @@
+/** @file
+ * The blob writer (bkr/writer.h): any number of threads put blobs; each is
+ * compressed in the caller's thread and appended to the open pack of its
+ * type under the lock; a full pack is published outside the lock; a commit
+ * publishes the open packs, then one index file naming them (DESIGN §3
+ * write protocol).  The first failure is sticky, and every thread reports
+ * its message.
+ */
+#include "bkr/writer.h"
+#include "bkr/error.h"
+#include "bkr/pack.h"
+#include "idset.h"
+#include "repo_priv.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The folder of a blob type's packs (and of their unfinished uploads). */
+static const char *pack_folder(bkr_blob_type type)
+{
+	return type == BKR_BLOB_TREE ? "tree" : "data";
+}
+
+struct bkr_writer {
+	bkr_repo *repo;
+	pthread_mutex_t lock;           /* guards everything below */
+	bkr_idset seen;              /* ids stored or being stored by this writer */
+	bkr_pack_writer *open[2];       /* per blob type */
+	bkr_index_builder *index;
+	int failed;                     /* first error seen (sticky) */
+	char failed_msg[512];           /* its message, for the other threads */
+};
+
+/* Record the first failure (its message comes from the calling thread); a
+ * later one is a consequence (e.g. "pack writer failed earlier"), so the
+ * calling thread reports the first instead.  w->lock held. */
+static int writer_fail_locked(bkr_writer *w, int err)
+{
+	if (!w->failed) {
+		w->failed = err;
+		snprintf(w->failed_msg, sizeof(w->failed_msg), "%s", bkr_error_message());
+		return err;
+	}
+	return bkr_error_set(w->failed, "%s", w->failed_msg);
+}
+
+static int writer_fail(bkr_writer *w, int err)
+{
+	pthread_mutex_lock(&w->lock);
+	writer_fail_locked(w, err);
+	pthread_mutex_unlock(&w->lock);
+	return err;
+}
+
+/* The sticky failure, with its message set in the calling thread. */
+static int writer_failed(bkr_writer *w)
+{
+	int err;
+	pthread_mutex_lock(&w->lock);
+	err = w->failed;
+	if (err)
+		bkr_error_set(err, "%s", w->failed_msg);
+	pthread_mutex_unlock(&w->lock);
+	return err;
+}
+
+int bkr_writer_new(bkr_writer **out, bkr_repo *r)
+{
+	bkr_writer *w;
+	int err;
+	*out = NULL;
+	if ((err = bkr_repo_check_writable(r)) < 0)
+		return err;
+	if (!(w = calloc(1, sizeof(*w))))
+		return bkr_error_oom();
+	w->repo = r;
+	pthread_mutex_init(&w->lock, NULL);
+	if ((err = bkr_index_builder_new(&w->index)) < 0) {
+		bkr_writer_free(w);
+		return err;
+	}
+	*out = w;
+	return 0;
+}
+
+/* Publish a full pack and add its entries to the index builder.  Called
+ * without w->lock held; @p pw is owned by the caller. */
+static int pack_publish(bkr_writer *w, bkr_pack_writer *pw, bkr_blob_type type)
+{
+	bkr_pack_id pid;
+	const bkr_pack_entry *ents;
+	size_t n;
+	int err;
+
+	if ((err = bkr_pack_writer_finish(pw, pack_folder(type), &pid)) < 0)
+		return err;
+	ents = bkr_pack_writer_entries(pw, &n);
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < n && err == 0; i++) {
+		bkr_index_entry e = {
+			.id = ents[i].id, .pack = pid, .offset = (uint32_t)ents[i].offset,
+			.stored_len = ents[i].stored_len, .raw_len = ents[i].raw_len,
+			.type = ents[i].type, .flags = ents[i].flags,
+		};
+		err = bkr_index_builder_add(w->index, &e);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return err;
+}
+
+int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
+		   const void *data, size_t len, bool *is_new, uint32_t *stored)
+{
+	bkr_index_entry e;
+	bkr_pack_writer *full = NULL;
+	uint8_t *payload = NULL, flags = 0;
+	uint32_t stored_len = 0;
+	int err, added;
+
+	if (is_new)
+		*is_new = false;
+	if (stored)
+		*stored = 0;
+	if (len > BKR_BLOB_MAX)
+		return bkr_error_set(BKR_EINVAL, "blob of %zu bytes exceeds the %u-byte limit", len, BKR_BLOB_MAX);
+	if (bkr_repo_lookup(w->repo, id, &e) == 0)
+		return 0;
+	bkr_error_clear();
+	if ((err = writer_failed(w)) < 0)
+		return err;
+	pthread_mutex_lock(&w->lock);
+	added = bkr_idset_add(&w->seen, id);
+	pthread_mutex_unlock(&w->lock);
+	if (added <= 0)
+		return added;
+
+	if ((err = bkr_blob_encode(w->repo->cfg.level, data, len, &payload, &stored_len, &flags)) < 0)
+		goto done;
+
+	pthread_mutex_lock(&w->lock);
+	if (!w->open[type])
+		err = bkr_pack_writer_new(&w->open[type], w->repo->store, pack_folder(type), type);
+	if (err == 0)
+		err = bkr_pack_writer_add(w->open[type], id, flags, payload, stored_len, (uint32_t)len);
+	if (err == 0 && bkr_pack_writer_size(w->open[type]) >= w->repo->cfg.pack_size) {
+		full = w->open[type];
+		w->open[type] = NULL;
+	}
+	/* under the lock, so the first failure's message is the one kept */
+	if (err < 0)
+		writer_fail_locked(w, err);
+	pthread_mutex_unlock(&w->lock);
+	if (err < 0)
+		goto done;
+	if (full && (err = pack_publish(w, full, type)) < 0) {
+		writer_fail(w, err);
+		goto done;
+	}
+	if (is_new)
+		*is_new = true;
+	if (stored)
+		*stored = stored_len + BKR_BLOB_HEADER_SIZE;
+done:
+	bkr_pack_writer_free(full);
+	free(payload);
+	return err;
+}
+
+int bkr_writer_put_hash(bkr_writer *w, bkr_blob_type type, const void *data, size_t len,
+			bkr_id *id, bool *is_new)
+{
+	bkr_sha256(data, len, id);
+	return bkr_writer_put(w, type, id, data, len, is_new, NULL);
+}
+
+int bkr_writer_emit_tree(void *w, const bkr_id *id, const uint8_t *blob, size_t len)
+{
+	return bkr_writer_put(w, BKR_BLOB_TREE, id, blob, len, NULL, NULL);
+}
+
+int bkr_writer_commit(bkr_writer *w)
+{
+	bkr_id file_id;
+	int err;
+
+	if ((err = writer_failed(w)) < 0)
+		return err;
+	/* Data packs first, then tree packs, then the index that names them. */
+	for (int t = 0; t < 2; t++) {
+		bkr_pack_writer *pw = w->open[t];
+		w->open[t] = NULL;
+		if (!pw)
+			continue;
+		err = bkr_pack_writer_count(pw) ? pack_publish(w, pw, (bkr_blob_type)t) : 0;
+		bkr_pack_writer_free(pw);
+		if (err < 0)
+			return writer_fail(w, err);
+	}
+	if (bkr_index_builder_count(w->index) == 0)
+		return 0;
+	if ((err = bkr_index_builder_publish(w->index, w->repo->store, "index/", &file_id)) < 0)
+		return writer_fail(w, err);
+	bkr_index_builder_free(w->index);
+	w->index = NULL;
+	if ((err = bkr_index_builder_new(&w->index)) < 0)
+		return err;
+	return bkr_repo_reload_index(w->repo);
+}
+
+void bkr_writer_free(bkr_writer *w)
+{
+	if (!w)
+		return;
+	bkr_pack_writer_free(w->open[0]);
+	bkr_pack_writer_free(w->open[1]);
+	bkr_index_builder_free(w->index);
+	bkr_idset_free(&w->seen);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}

@@ -1,0 +1,292 @@
+/** @file
+ * Unit tests of the repository over its store (engine/repo.c, repo_config.c,
+ * writer.c, catalog.c, lock.c): blobs written and read back, a pack found in
+ * another tier or in trash, pack enumeration with temporaries, the catalog
+ * (records applied), and the repository lock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bkr/backup.h"
+#include "bkr/error.h"
+#include "bkr/manifest.h"
+#include "bkr/repo.h"
+
+struct fixture {
+	char dir[256];
+	char repo[300];
+	char src[300];
+	bkr_repo *r;
+};
+
+static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	assert_int_equal(system(cmd), 0);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/bkr-test-repo.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
+	snprintf(f->src, sizeof(f->src), "%s/src", f->dir);
+	if (bkr_repo_init(f->repo, NULL) < 0 || bkr_repo_open(&f->r, f->repo, 0) < 0 || mkdir(f->src, 0755) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	bkr_repo_free(f->r);
+	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void reopen(struct fixture *f)
+{
+	bkr_repo_free(f->r);
+	f->r = NULL;
+	assert_int_equal(bkr_repo_open(&f->r, f->repo, 0), 0);
+}
+
+/* Store @p n blobs "blob <i>" and commit; ids into @p ids. */
+static void put_blobs(struct fixture *f, bkr_id *ids, int n)
+{
+	bkr_writer *w;
+	assert_int_equal(bkr_writer_new(&w, f->r), 0);
+	for (int i = 0; i < n; i++) {
+		char data[64];
+		bool is_new;
+		int len = snprintf(data, sizeof(data), "blob %d of the repository test", i);
+		assert_int_equal(bkr_writer_put_hash(w, BKR_BLOB_DATA, data, (size_t)len, &ids[i], &is_new), 0);
+		assert_true(is_new);
+	}
+	assert_int_equal(bkr_writer_commit(w), 0);
+	bkr_writer_free(w);
+}
+
+static void expect_blob(struct fixture *f, const bkr_id *id, int i)
+{
+	char want[64];
+	uint8_t *got;
+	size_t len;
+	int wl = snprintf(want, sizeof(want), "blob %d of the repository test", i);
+	assert_int_equal(bkr_repo_read_blob(f->r, id, BKR_BLOB_DATA, &got, &len), 0);
+	assert_int_equal(len, (size_t)wl);
+	assert_memory_equal(got, want, len);
+	free(got);
+}
+
+/* A backup of f->src; its id into @p id (64 bytes). */
+static void backup(struct fixture *f, char *id)
+{
+	bkr_source_spec s = { "src", f->src, NULL, 0 };
+	bkr_backup_options o = BKR_BACKUP_OPTIONS_INIT;
+	bkr_manifest *m = NULL;
+	o.type = BKR_BACKUP_FULL;
+	o.sources = &s;
+	o.nsources = 1;
+	o.hostname = "testhost";
+	o.workspace_root = f->src;
+	o.threads = 1;
+	assert_int_equal(bkr_backup_run(f->r, &o, &m), 0);
+	snprintf(id, 64, "%s", m->backup_id);
+	bkr_manifest_free(m);
+	usleep(2000); /* the next id's time differs */
+}
+
+/* The only pack of the repository: its path. */
+static int one_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path)
+{
+	if (id && type == BKR_BLOB_DATA)
+		snprintf(ctx, PATH_MAX, "%s", path);
+	return 0;
+}
+
+static void test_write_read(void **state)
+{
+	struct fixture *f = *state;
+	bkr_id ids[20];
+	put_blobs(f, ids, 20);
+	for (int i = 0; i < 20; i++)
+		expect_blob(f, &ids[i], i);
+	reopen(f);
+	for (int i = 0; i < 20; i++)
+		expect_blob(f, &ids[i], i);
+}
+
+static void test_tiers_and_trash(void **state)
+{
+	struct fixture *f = *state;
+	char pack[PATH_MAX] = "", moved[PATH_MAX], tier[PATH_MAX], found[PATH_MAX];
+	const char *tiers[1] = { tier };
+	bkr_index_entry e;
+	bkr_id ids[3];
+	put_blobs(f, ids, 3);
+	assert_int_equal(bkr_repo_foreach_pack(f->r, one_pack, pack), 0);
+	assert_true(pack[0]);
+	assert_int_equal(bkr_repo_lookup(f->r, &ids[0], &e), 0);
+
+	/* moved to a tier (a fresh repository: no cached descriptor) */
+	snprintf(tier, sizeof(tier), "%s/cold", f->dir);
+	snprintf(moved, sizeof(moved), "%s/data/%s", tier, strstr(pack, "/data/") + 6);
+	sh("mkdir -p $(dirname %s) && mv %s %s", moved, pack, moved);
+	reopen(f);
+	assert_int_equal(bkr_repo_read_blob(f->r, &ids[0], BKR_BLOB_DATA, &(uint8_t *){ NULL }, &(size_t){ 0 }),
+			 BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "every tier and trash"));
+	assert_int_equal(bkr_repo_set_tiers(f->r, tiers, 1), 0);
+	expect_blob(f, &ids[1], 1);
+	assert_int_equal(bkr_repo_pack_path(f->r, &e.pack, BKR_BLOB_DATA, found, sizeof(found)), 0);
+	assert_string_equal(found, moved);
+
+	/* into trash: still readable, by a repository that had it open too */
+	char hex[BKR_PACK_ID_HEX];
+	bkr_pack_id_to_hex(&e.pack, hex);
+	sh("mv %s %s/trash/%s.pack", moved, f->repo, hex);
+	expect_blob(f, &ids[2], 2); /* the cached descriptor */
+	reopen(f);
+	expect_blob(f, &ids[0], 0);
+	assert_int_equal(bkr_repo_pack_path(f->r, &e.pack, BKR_BLOB_DATA, found, sizeof(found)), 0);
+	assert_non_null(strstr(found, "/trash/"));
+
+	/* a tier that does not exist (yet) is no error */
+	snprintf(tier, sizeof(tier), "%s/not-mounted", f->dir);
+	assert_int_equal(bkr_repo_set_tiers(f->r, tiers, 1), 0);
+	expect_blob(f, &ids[1], 1);
+}
+
+struct pack_count {
+	int packs, temps;
+};
+
+static int count_packs(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path)
+{
+	struct pack_count *c = ctx;
+	(void)type;
+	(void)path;
+	if (id)
+		c->packs++;
+	else
+		c->temps++;
+	return 0;
+}
+
+static void test_foreach_pack(void **state)
+{
+	struct fixture *f = *state;
+	struct pack_count c = { 0 };
+	bkr_id ids[2];
+	put_blobs(f, ids, 2);
+	sh("touch %s/.tmp-a %s/data/.tmp-b %s/index/.tmp-c %s/trash/.tmp-d %s/locks/.tmp-e", f->repo, f->repo,
+	   f->repo, f->repo, f->repo);
+	assert_int_equal(bkr_repo_foreach_pack(f->r, count_packs, &c), 0);
+	assert_int_equal(c.packs, 1);
+	assert_int_equal(c.temps, 3); /* not in trash/ or locks/ */
+}
+
+static void test_catalog_records(void **state)
+{
+	struct fixture *f = *state;
+	char a[64], b[64], rec[256];
+	bkr_manifest_list l;
+	bkr_manifest *m;
+	sh("echo one >%s/f", f->src);
+	backup(f, a);
+	sh("echo two >%s/f", f->src);
+	backup(f, b);
+
+	snprintf(rec, sizeof(rec), "{\"kind\":\"tag\",\"backup_id\":\"%s\",\"tag\":\"keep\"}", a);
+	assert_int_equal(bkr_repo_add_record(f->r, rec), 0);
+	snprintf(rec, sizeof(rec), "{\"kind\":\"pin\",\"backup_id\":\"%s\",\"until\":\"\"}", b);
+	assert_int_equal(bkr_repo_add_record(f->r, rec), 0);
+	assert_int_equal(bkr_repo_list(f->r, false, &l, NULL), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.items[0]->backup_id, a);
+	assert_int_equal(l.items[0]->ntags, 1);
+	assert_string_equal(l.items[0]->tags[0], "keep");
+	assert_non_null(l.items[1]->pinned_until);
+	bkr_manifest_list_free(&l);
+	assert_int_equal(bkr_repo_find_backup(f->r, "latest", &m), 0);
+	assert_string_equal(m->backup_id, b);
+	bkr_manifest_free(m);
+
+	/* a manifest is never replaced */
+	assert_int_equal(bkr_repo_load_manifest(f->r, false, a, &m), 0);
+	assert_int_equal(bkr_repo_publish_manifest(f->r, m), BKR_EEXISTS);
+	bkr_manifest_free(m);
+}
+
+static void test_lock(void **state)
+{
+	struct fixture *f = *state;
+	bkr_lock *a, *b;
+	bkr_repo *r2;
+	assert_int_equal(bkr_repo_open(&r2, f->repo, 0), 0);
+	assert_int_equal(bkr_repo_lock(f->r, BKR_LOCK_SHARED, false, &a), 0);
+	assert_int_equal(bkr_repo_lock(r2, BKR_LOCK_EXCLUSIVE, false, &b), BKR_ELOCKED);
+	assert_non_null(strstr(bkr_error_message(), "locked by"));
+	bkr_lock_release(a);
+	assert_int_equal(bkr_repo_lock(r2, BKR_LOCK_EXCLUSIVE, false, &b), 0);
+	bkr_lock_release(b);
+	bkr_lock_release(NULL);
+	bkr_repo_free(r2);
+}
+
+static void test_init_refuses(void **state)
+{
+	struct fixture *f = *state;
+	bkr_repo *r2;
+	char p[PATH_MAX];
+	assert_int_equal(bkr_repo_init(f->repo, NULL), BKR_EEXISTS);
+	assert_int_equal(bkr_repo_open(&r2, f->src, 0), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "no config.json"));
+	snprintf(p, sizeof(p), "%s/fresh/deeper", f->dir);
+	assert_int_equal(bkr_repo_init(p, NULL), 0);
+	assert_int_equal(bkr_repo_open(&r2, p, 0), 0);
+	bkr_repo_free(r2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_write_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tiers_and_trash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreach_pack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_catalog_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_init_refuses, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("repo", tests, NULL, NULL);
+}
