@@ -395,6 +395,8 @@ int bkr_repo_publish_manifest(bkr_repo *r, const bkr_manifest *m)
 	size_t len;
 	int err;
 
+	if ((err = bkr_repo_check_writable(r)) < 0)
+		return err;
 	if (snprintf(name, sizeof(name), "%s/%s.json", sub, m->backup_id) >= (int)sizeof(name) ||
 	    strchr(m->backup_id, '/') || m->backup_id[0] == '.')
 		return bkr_error_set(BKR_EINVAL, "bad backup id '%s'", m->backup_id);
@@ -413,7 +415,7 @@ int bkr_repo_add_record(bkr_repo *r, const char *json_object)
 	size_t len;
 	int err;
 
-	if ((err = bkr_random_bytes(rnd, sizeof(rnd))) < 0)
+	if ((err = bkr_repo_check_writable(r)) < 0 || (err = bkr_random_bytes(rnd, sizeof(rnd))) < 0)
 		return err;
 	bkr_hex_encode(rnd, sizeof(rnd), rhex);
 	snprintf(name, sizeof(name), "records/%020lld-%s.json", (long long)bkr_time_now_ns(), rhex);

@@ -238,6 +238,8 @@ struct bkr_index {
 	bkr_id *ids;            /**< ids of files, same order */
 	size_t n, cap;
 	uint64_t total;
+	char **skipped;         /**< one line per damaged file left out */
+	size_t nskipped;
 };
 
 static int index_new(bkr_index **out)
@@ -252,6 +254,9 @@ void bkr_index_free(bkr_index *idx)
 		return;
 	for (size_t i = 0; i < idx->n; i++)
 		bkr_store_view_release(&idx->files[i].view);
+	for (size_t i = 0; i < idx->nskipped; i++)
+		free(idx->skipped[i]);
+	free(idx->skipped);
 	free(idx->files);
 	free(idx->ids);
 	free(idx);
@@ -509,7 +514,21 @@ static int add_candidate(void *ctx, const char *name)
 	return 0;
 }
 
-int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix)
+/* Leave a damaged file out, keeping its message (the error slot's). */
+static int note_skipped(bkr_index *idx)
+{
+	char **v = realloc(idx->skipped, (idx->nskipped + 1) * sizeof(*v));
+	if (!v)
+		return bkr_error_oom();
+	idx->skipped = v;
+	if (!(v[idx->nskipped] = strdup(bkr_error_message())))
+		return bkr_error_oom();
+	idx->nskipped++;
+	bkr_error_clear();
+	return 0;
+}
+
+int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix, unsigned flags)
 {
 	struct listing l = { .prefix = prefix, .plen = strlen(prefix) };
 	bkr_index *idx = NULL;
@@ -540,7 +559,10 @@ int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix)
 	for (size_t i = 0; i < l.n; i++) {
 		if (l.cand[i].skip)
 			continue;
-		if ((err = load_file(idx, s, l.cand[i].name)) < 0)
+		err = load_file(idx, s, l.cand[i].name);
+		if ((err == BKR_ECORRUPT || err == BKR_EUNSUPPORTED) && (flags & BKR_INDEX_SKIP_DAMAGED))
+			err = note_skipped(idx);
+		if (err < 0)
 			goto done;
 	}
 done:
@@ -564,7 +586,7 @@ int bkr_index_open(bkr_index **out, const char *dir)
 		return index_new(out); /* no index yet: empty */
 	}
 	if (err == 0)
-		err = bkr_index_load(out, s, "");
+		err = bkr_index_load(out, s, "", 0);
 	bkr_store_free(s);
 	return err;
 }
@@ -653,6 +675,12 @@ int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *ou
 	}
 	bkr_id_to_hex(id, hex);
 	return bkr_error_set(BKR_ENOTFOUND, "blob %s is not in the index", hex);
+}
+
+const char *const *bkr_index_skipped(const bkr_index *idx, size_t *n)
+{
+	*n = idx->nskipped;
+	return (const char *const *)idx->skipped;
 }
 
 uint64_t bkr_index_count(const bkr_index *idx)

@@ -52,7 +52,7 @@ int bkr_repo_open(bkr_repo **out, const char *path, int flags)
 	}
 	if ((err = bkr_repo_config_parse(&r->cfg, (const char *)text, len, what)) < 0)
 		goto done;
-	if ((err = bkr_index_load(&r->index, r->store, "index/")) < 0)
+	if ((err = bkr_index_load(&r->index, r->store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0)
 		goto done;
 	*out = r;
 	r = NULL;
@@ -95,7 +95,11 @@ const bkr_repo_config *bkr_repo_get_config(const bkr_repo *r)
 
 int bkr_repo_check_writable(const bkr_repo *r)
 {
-	if (r->cfg.read_only || (r->flags & BKR_REPO_RDONLY))
+	if (r->cfg.read_only)
+		return bkr_error_set(BKR_EUNSUPPORTED,
+				     "%s: read-only for this bkr: the repository uses a feature it does not know "
+				     "(features.ro_compat in config.json); upgrade bkr to change it", r->path);
+	if (r->flags & BKR_REPO_RDONLY)
 		return bkr_error_set(BKR_EUNSUPPORTED, "%s: repository is open read-only", r->path);
 	return 0;
 }
@@ -126,7 +130,7 @@ int bkr_repo_reload_index(bkr_repo *r)
 {
 	bkr_index *fresh = NULL, *old;
 	int err;
-	if ((err = bkr_index_load(&fresh, r->store, "index/")) < 0)
+	if ((err = bkr_index_load(&fresh, r->store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0)
 		return err;
 	pthread_rwlock_wrlock(&r->index_lock);
 	old = r->index;
@@ -134,6 +138,17 @@ int bkr_repo_reload_index(bkr_repo *r)
 	pthread_rwlock_unlock(&r->index_lock);
 	bkr_index_free(old);
 	return 0;
+}
+
+void bkr_repo_index_warnings(bkr_repo *r, void (*cb)(void *ctx, const char *message), void *ctx)
+{
+	const char *const *v;
+	size_t n;
+	pthread_rwlock_rdlock(&r->index_lock);
+	v = bkr_index_skipped(r->index, &n);
+	for (size_t i = 0; i < n; i++)
+		cb(ctx, v[i]);
+	pthread_rwlock_unlock(&r->index_lock);
 }
 
 int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out)

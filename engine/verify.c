@@ -117,6 +117,12 @@ static void on_bad_manifest(void *ctx, const char *file, const char *message)
 	report(ctx, BKR_VERIFY_MANIFEST, file, NULL, NULL, "%s", message);
 }
 
+static void on_bad_index(void *ctx, const char *message)
+{
+	report(ctx, BKR_VERIFY_INDEX, "index", NULL, NULL,
+	       "%s (left out: the blobs it names are missing until it is rebuilt from the packs)", message);
+}
+
 static int collect_entry(const bkr_index_entry *e, void *ctx)
 {
 	struct verify *v = ctx;
@@ -517,6 +523,7 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 		return bkr_error_oom();
 	if ((err = bkr_repo_list_cb(r, false, &l, on_bad_manifest, &v)) < 0)
 		goto done;
+	bkr_repo_index_warnings(r, on_bad_index, &v);
 	if (o->backup && (err = bkr_repo_find_backup(r, o->backup, &one)) < 0)
 		goto done;
 	if ((err = bkr_repo_foreach_blob(r, collect_entry, &v)) < 0)

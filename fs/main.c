@@ -379,6 +379,12 @@ static void heap_setup(size_t cache_bytes)
 	(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint */
 }
 
+static void warn_index(void *ctx, const char *message)
+{
+	(void)ctx;
+	fprintf(stderr, "%s: warning: %s (index file left out: the blobs it names are missing)\n", progname, message);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -454,6 +460,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
 		goto out;
 	}
+	bkr_repo_index_warnings(fs.repo, warn_index, NULL);
 
 	/* the mount point */
 	ret = EXIT_MOUNTPOINT;

@@ -165,6 +165,11 @@ const char *cli_repo_path(cli *c, const bkr_config *cfg)
 	return env && *env ? env : NULL;
 }
 
+static void warn_index(void *ctx, const char *message)
+{
+	cli_warn(ctx, "%s (index file left out: the blobs it names are missing)", message);
+}
+
 int cli_open_repo(cli *c, bkr_repo **out, int flags)
 {
 	bkr_config *cfg = NULL;
@@ -180,6 +185,8 @@ int cli_open_repo(cli *c, bkr_repo **out, int flags)
 		return bkr_error_set(BKR_EINVAL, "no repository: give -r REPO, set BKR_REPO, or name one in the configuration (-c)");
 	}
 	err = bkr_repo_open(out, path, flags);
+	if (err == 0)
+		bkr_repo_index_warnings(*out, warn_index, c);
 	if (err == 0 && cfg && (cfg->warm.path || cfg->cold.path)) {
 		const char *tiers[2];
 		size_t n = 0;

@@ -2,7 +2,9 @@
  * Unit tests of the repository over its store (engine/repo.c, repo_config.c,
  * writer.c, catalog.c, lock.c): blobs written and read back, a pack found in
  * another tier or in trash, pack enumeration with temporaries, the catalog
- * (records applied), and the repository lock.
+ * (records applied), a repository with an unknown ro_compat feature refused
+ * by every writer, a damaged index file left out with a warning, and the
+ * repository lock.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
@@ -20,8 +23,10 @@
 
 #include "bkr/backup.h"
 #include "bkr/error.h"
+#include "bkr/io.h"
 #include "bkr/manifest.h"
 #include "bkr/repo.h"
+#include "bkr/verify.h"
 
 struct fixture {
 	char dir[256];
@@ -80,20 +85,25 @@ static void reopen(struct fixture *f)
 	assert_int_equal(bkr_repo_open(&f->r, f->repo, 0), 0);
 }
 
-/* Store @p n blobs "blob <i>" and commit; ids into @p ids. */
-static void put_blobs(struct fixture *f, bkr_id *ids, int n)
+/* Store @p n blobs "blob <first + i>" and commit; ids into @p ids. */
+static void put_blobs_from(struct fixture *f, bkr_id *ids, int n, int first)
 {
 	bkr_writer *w;
 	assert_int_equal(bkr_writer_new(&w, f->r), 0);
 	for (int i = 0; i < n; i++) {
 		char data[64];
 		bool is_new;
-		int len = snprintf(data, sizeof(data), "blob %d of the repository test", i);
+		int len = snprintf(data, sizeof(data), "blob %d of the repository test", first + i);
 		assert_int_equal(bkr_writer_put_hash(w, BKR_BLOB_DATA, data, (size_t)len, &ids[i], &is_new), 0);
 		assert_true(is_new);
 	}
 	assert_int_equal(bkr_writer_commit(w), 0);
 	bkr_writer_free(w);
+}
+
+static void put_blobs(struct fixture *f, bkr_id *ids, int n)
+{
+	put_blobs_from(f, ids, n, 0);
 }
 
 static void expect_blob(struct fixture *f, const bkr_id *id, int i)
@@ -248,6 +258,128 @@ static void test_catalog_records(void **state)
 	bkr_manifest_free(m);
 }
 
+/* Rewrite config.json with @p ro_compat as an unknown read-only-compatible feature. */
+static void add_ro_compat(struct fixture *f, const char *feature)
+{
+	char path[PATH_MAX], *text, *sealed;
+	uint8_t *old;
+	size_t len;
+	cJSON *root, *features, *ro;
+	snprintf(path, sizeof(path), "%s/config.json", f->repo);
+	assert_int_equal(bkr_io_read_file(path, 1 << 20, &old, &len), 0);
+	assert_non_null(root = cJSON_ParseWithLength((const char *)old, len));
+	free(old);
+	cJSON_DeleteItemFromObjectCaseSensitive(root, "sha256");
+	features = cJSON_GetObjectItemCaseSensitive(root, "features");
+	ro = cJSON_GetObjectItemCaseSensitive(features, "ro_compat");
+	cJSON_AddItemToArray(ro, cJSON_CreateString(feature));
+	assert_non_null(text = cJSON_PrintUnformatted(root));
+	cJSON_Delete(root);
+	assert_int_equal(bkr_json_seal(text, &sealed, &len), 0);
+	free(text);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(bkr_io_publish(f->repo, "config.json", sealed, len, BKR_IO_NOREPLACE), 0);
+	free(sealed);
+}
+
+static size_t records(struct fixture *f)
+{
+	size_t n = 0;
+	char cmd[400];
+	FILE *p;
+	snprintf(cmd, sizeof(cmd), "ls -A %s/records | wc -l", f->repo);
+	assert_non_null(p = popen(cmd, "r"));
+	assert_int_equal(fscanf(p, "%zu", &n), 1);
+	pclose(p);
+	return n;
+}
+
+/* Issue 10 (9): pin, unpin, tag, delete, publish and the blob writer all
+ * refuse a repository with an unknown ro_compat feature; reading works. */
+static void test_ro_compat_refuses_writers(void **state)
+{
+	struct fixture *f = *state;
+	char a[64], rec[256];
+	bkr_manifest *m;
+	bkr_writer *w;
+	sh("echo one >%s/f", f->src);
+	backup(f, a);
+	add_ro_compat(f, "future-thing");
+	reopen(f);
+	assert_true(bkr_repo_get_config(f->r)->read_only);
+
+	assert_int_equal(bkr_repo_find_backup(f->r, "latest", &m), 0); /* still readable */
+	snprintf(rec, sizeof(rec), "{\"kind\":\"pin\",\"backup_id\":\"%s\",\"until\":\"\"}", a);
+	assert_int_equal(bkr_repo_add_record(f->r, rec), BKR_EUNSUPPORTED);
+	assert_non_null(strstr(bkr_error_message(), "read-only"));
+	assert_int_equal(bkr_repo_publish_manifest(f->r, m), BKR_EUNSUPPORTED);
+	bkr_manifest_free(m);
+	assert_int_equal(bkr_writer_new(&w, f->r), BKR_EUNSUPPORTED);
+	assert_int_equal(records(f), 0);
+	assert_int_equal(bkr_repo_load_manifest(f->r, false, a, &m), 0);
+	bkr_manifest_free(m);
+}
+
+struct warnings {
+	int n;
+	char last[1024];
+};
+
+static void on_warning(void *ctx, const char *message)
+{
+	struct warnings *w = ctx;
+	w->n++;
+	snprintf(w->last, sizeof(w->last), "%s", message);
+}
+
+static void on_problem(void *ctx, const bkr_verify_problem *p)
+{
+	if (p->kind == BKR_VERIFY_INDEX && p->error)
+		on_warning(ctx, p->message);
+}
+
+/* Issue 10 (6): a damaged index file is skipped with a warning; the others
+ * still serve their blobs. */
+static void test_damaged_index_skipped(void **state)
+{
+	struct fixture *f = *state;
+	bkr_id first[2], second[2];
+	struct warnings w = { 0 };
+	put_blobs(f, first, 2);
+	sh("cd %s/index && for x in *.idx; do mv $x $x.first; done", f->repo);
+	put_blobs_from(f, second, 2, 100);
+	/* flip two bits in the middle of the second commit's index file */
+	sh("cd %s/index && f=$(ls *.idx) && printf '\\xff\\xff' | dd of=$f bs=1 seek=100 conv=notrunc status=none",
+	   f->repo);
+	sh("cd %s/index && for x in *.first; do mv $x ${x%%.first}; done", f->repo);
+	bkr_repo_free(f->r);
+	f->r = NULL;
+	assert_int_equal(bkr_repo_open(&f->r, f->repo, 0), 0);
+	expect_blob(f, &first[0], 0);
+	expect_blob(f, &first[1], 1);
+	assert_int_equal(bkr_repo_read_blob(f->r, &second[0], BKR_BLOB_DATA, &(uint8_t *){ NULL }, &(size_t){ 0 }),
+			 BKR_ENOTFOUND);
+	bkr_repo_index_warnings(f->r, on_warning, &w);
+	assert_int_equal(w.n, 1);
+	assert_non_null(strstr(w.last, "/index/"));
+	assert_non_null(strstr(w.last, ".idx"));
+	assert_null(strchr(w.last, '\n'));
+	/* verify does not pass it */
+	bkr_verify_options vo = BKR_VERIFY_OPTIONS_INIT;
+	bkr_verify_stats st;
+	struct warnings vw = { 0 };
+	vo.report = on_problem;
+	vo.report_ctx = &vw;
+	assert_int_equal(bkr_verify_run(f->r, &vo, &st), BKR_ECORRUPT);
+	assert_int_equal(vw.n, 1);
+	assert_non_null(strstr(vw.last, ".idx"));
+	/* the same after a reload (the mount's watcher) */
+	assert_int_equal(bkr_repo_reload_index(f->r), 0);
+	expect_blob(f, &first[1], 1);
+	bkr_repo_index_warnings(f->r, on_warning, &w);
+	assert_int_equal(w.n, 2);
+}
+
 static void test_lock(void **state)
 {
 	struct fixture *f = *state;
@@ -285,6 +417,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tiers_and_trash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach_pack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_catalog_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ro_compat_refuses_writers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_index_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_refuses, setup, teardown),
 	};

@@ -47,7 +47,11 @@ int bkr_repo_load_manifest(bkr_repo *r, bool run, const char *id, bkr_manifest *
 int bkr_repo_find_backup(bkr_repo *r, const char *spec, bkr_manifest **out);
 int bkr_repo_find_run(bkr_repo *r, const char *spec, bkr_manifest **out);
 
-/** Publish a manifest (never replaces): backups/ or runs/ by its type. */
+/**
+ * Publish a manifest (never replaces): backups/ or runs/ by its type.  This
+ * and add_record refuse a repository open read-only or with an unknown
+ * ro_compat feature (BKR_EUNSUPPORTED), as bkr_writer_new does.
+ */
 int bkr_repo_publish_manifest(bkr_repo *r, const bkr_manifest *m);
 
 /** Append a record (sealed JSON object text without "sha256"; @p kind names it). */

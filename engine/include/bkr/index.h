@@ -44,12 +44,22 @@ void bkr_index_builder_free(bkr_index_builder *b);
 /** The loaded set of index files of a repository (immutable once opened). */
 typedef struct bkr_index bkr_index;
 
+/** Flags for bkr_index_load. */
+enum {
+	/** A damaged file (corrupt, unknown version) is left out, its message
+	 * kept for bkr_index_skipped: its packs' footers still hold the truth. */
+	BKR_INDEX_SKIP_DAMAGED = 1,
+};
+
 /**
  * Map (bkr_store_view_get) and verify every "*.idx" directly under @p prefix
  * of @p s that no other present file supersedes.  No files is an empty index.
- * A corrupt file is BKR_ECORRUPT naming it.
+ * A corrupt file is BKR_ECORRUPT naming it (unless BKR_INDEX_SKIP_DAMAGED).
  */
-int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix);
+int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix, unsigned flags);
+
+/** One line for each file bkr_index_load left out (borrowed). */
+const char *const *bkr_index_skipped(const bkr_index *idx, size_t *n);
 /** The same for the directory @p dir (a missing one is an empty index). */
 int bkr_index_open(bkr_index **out, const char *dir);
 

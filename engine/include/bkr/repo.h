@@ -67,6 +67,14 @@ const bkr_repo_config *bkr_repo_get_config(const bkr_repo *r);
  */
 int bkr_repo_set_tiers(bkr_repo *r, const char *const *dirs, size_t n);
 
+/**
+ * Index files left out because they are damaged (a corrupt or unknown index
+ * file does not make the repository unusable: blobs it named are missing
+ * until it is rebuilt from the packs' footers).  @p cb gets one line
+ * for each, under the index lock.
+ */
+void bkr_repo_index_warnings(bkr_repo *r, void (*cb)(void *ctx, const char *message), void *ctx);
+
 /** Pick up index files written since open (mount watcher). Thread-safe. */
 int bkr_repo_reload_index(bkr_repo *r);
 

@@ -20,7 +20,7 @@ typedef enum {
 	BKR_VERIFY_MISSING,      /**< a file's chunk that is not in the index */
 	BKR_VERIFY_DAMAGED_FILE, /**< a file that uses a damaged or missing blob */
 	BKR_VERIFY_LEFTOVER,     /**< an unreferenced pack or temporary file (not an error) */
-	BKR_VERIFY_INDEX,        /**< an index entry that disagrees with its pack's footer */
+	BKR_VERIFY_INDEX,        /**< a damaged index file, or an index entry that disagrees with its pack's footer */
 } bkr_verify_kind;
 
 /** One problem; valid during the callback only. */
