@@ -114,39 +114,51 @@ int bkr_path_join(char *out, size_t cap, const char *a, const char *b)
 	return 0;
 }
 
-int bkr_io_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+int bkr_io_open_file(const char *path, size_t max, int *fd_out, size_t *size)
 {
 	struct stat st;
-	uint8_t *buf = NULL;
 	int fd, err = 0;
 
-	*out = NULL;
-	*len = 0;
+	*fd_out = -1;
+	*size = 0;
 	/* O_NONBLOCK: a FIFO in the way must not block the open; it is refused below */
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) < 0)
 		return bkr_error_set_errno(errno, "%s", path);
-	if (fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0)
 		err = bkr_error_set_errno(errno, "%s", path);
-		goto done;
-	}
-	if (!S_ISREG(st.st_mode)) {
+	else if (!S_ISREG(st.st_mode))
 		err = bkr_error_set(BKR_ECORRUPT, "%s: not a regular file", path);
-		goto done;
-	}
-	if ((uint64_t)st.st_size > max) {
+	else if ((uint64_t)st.st_size > max)
 		err = bkr_error_set(BKR_ECORRUPT, "%s: too large (%lld bytes, at most %zu)",
 				    path, (long long)st.st_size, max);
-		goto done;
+	if (err < 0) {
+		close(fd);
+		return err;
 	}
-	if (!(buf = malloc((size_t)st.st_size + 1))) {
+	*fd_out = fd;
+	*size = (size_t)st.st_size;
+	return 0;
+}
+
+int bkr_io_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+{
+	uint8_t *buf = NULL;
+	size_t size;
+	int fd, err;
+
+	*out = NULL;
+	*len = 0;
+	if ((err = bkr_io_open_file(path, max, &fd, &size)) < 0)
+		return err;
+	if (!(buf = malloc(size + 1))) {
 		err = bkr_error_oom();
 		goto done;
 	}
-	if ((err = bkr_io_pread_full(fd, buf, (size_t)st.st_size, 0, path)) < 0)
+	if ((err = bkr_io_pread_full(fd, buf, size, 0, path)) < 0)
 		goto done;
-	buf[st.st_size] = '\0';
+	buf[size] = '\0';
 	*out = buf;
-	*len = (size_t)st.st_size;
+	*len = size;
 	buf = NULL;
 done:
 	free(buf);

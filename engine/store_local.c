@@ -116,45 +116,34 @@ static void view_free(bkr_store_view *v)
 static int local_view(bkr_store *s, const char *name, size_t max, bkr_store_view *out)
 {
 	char path[PATH_MAX];
-	struct stat st;
+	size_t size;
 	void *map;
 	int fd, err;
 
 	if ((err = path_of(s, name, path)) < 0)
 		return err;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return bkr_error_set_errno(errno, "open %s", path);
-	if (fstat(fd, &st) < 0) {
-		err = bkr_error_set_errno(errno, "stat %s", path);
-		goto done;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		err = bkr_error_set(BKR_ECORRUPT, "%s: not a regular file", path);
-		goto done;
-	}
-	if ((uint64_t)st.st_size > max) {
-		err = bkr_error_set(BKR_ECORRUPT, "%s: too large (%lld bytes, at most %zu)",
-				    path, (long long)st.st_size, max);
-		goto done;
-	}
-	if (st.st_size < VIEW_MAP_MIN) {
-		uint8_t *buf = malloc((size_t)st.st_size + 1);
+	if (max > SIZE_MAX - 1)
+		max = SIZE_MAX - 1;
+	if ((err = bkr_io_open_file(path, max, &fd, &size)) < 0)
+		return err;
+	if (size < VIEW_MAP_MIN) {
+		uint8_t *buf = malloc(size + 1);
 		if (!buf) {
 			err = bkr_error_oom();
 			goto done;
 		}
-		if ((err = bkr_io_pread_full(fd, buf, (size_t)st.st_size, 0, path)) < 0) {
+		if ((err = bkr_io_pread_full(fd, buf, size, 0, path)) < 0) {
 			free(buf);
 			goto done;
 		}
-		*out = (bkr_store_view){ buf, (size_t)st.st_size, view_free };
+		*out = (bkr_store_view){ buf, size, view_free };
 		goto done;
 	}
-	if ((map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
+	if ((map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
 		err = bkr_error_set_errno(errno, "mmap %s", path);
 		goto done;
 	}
-	*out = (bkr_store_view){ map, (size_t)st.st_size, view_unmap };
+	*out = (bkr_store_view){ map, size, view_unmap };
 done:
 	close(fd);
 	return err;

@@ -32,6 +32,12 @@ enum {
 	BKR_IO_NOSYNC = 2,    /**< skip fsyncs (scratch files, never repository data) */
 };
 
+/**
+ * Open a regular file for reading (BKR_ECORRUPT "not a regular file"; never
+ * blocks on a FIFO) of at most @p max bytes (else BKR_ECORRUPT "too large").
+ */
+int bkr_io_open_file(const char *path, size_t max, int *fd, size_t *size);
+
 /** Read a whole file (at most @p max bytes, else BKR_ECORRUPT "too large"); *out is malloc'd + NUL-terminated. */
 int bkr_io_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
 
