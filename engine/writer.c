@@ -2,8 +2,8 @@
  * The blob writer (bkr/writer.h): any number of threads put blobs; each is
  * compressed in the caller's thread and appended to the open pack of its
  * type under the lock; a full pack is published outside the lock; a commit
- * publishes the open packs, then one index file naming them (DESIGN §3
- * write protocol).  The first failure is sticky, and every thread reports
+ * publishes the open packs, then one index file naming them (docs/design.md,
+ * "Write protocol and crash safety").  The first failure is sticky, and every thread reports
  * its message.
  */
 #include "bkr/writer.h"
