@@ -6,7 +6,7 @@
  * fsync the file, link it to its final name without replacing anything, unlink
  * the temporary name, fsync the directory.  A crash at any instant leaves
  * either no final file or a complete one; temporaries are named ".tmp-*" and
- * are removed by `bkr cleanup`.
+ * are removed by `bkr prune` once older than the grace period.
  *
  * Fault injection (tests only, SQLite test6.c style; compiled in only with
  * `meson setup -Dfault_injection=enabled`, or `auto` in a build with tests,
