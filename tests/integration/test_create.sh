@@ -92,7 +92,7 @@ expect_exit 0 "$BKR" -c "$T/cfg.json" create
 grep -qx "ws/data/f" "$T/list" || fail "the workspace's data is missing"
 ! grep -Eq "^ws/(repo|logs|warm)" "$T/list" || fail "repository, log dir or tier backed up: $(grep -E '^ws/(repo|logs|warm)' "$T/list")"
 expect_exit 0 "$BKR" -r "$R" create "$T"
-"$BKR" -r "$R" ls latest -R | grep -q "^$(basename "$T")/repo" && fail "a repository given by -r backed itself up"
+grep -q "^$(basename "$T")/repo" <("$BKR" -r "$R" ls latest -R) && fail "a repository given by -r backed itself up"
 pass "repository, tiers and log directory inside a source are left out; config check warns"
 
 # --- a single file as a source

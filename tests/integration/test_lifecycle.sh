@@ -42,7 +42,7 @@ one_line_error
 grep -q "pinned" "$T/err" || fail "the refusal does not say the backup is pinned: $(cat "$T/err")"
 expect_exit 2 "$BKR" -r "$R" delete --json "$pinned"
 json_ok "$T/out"
-"$BKR" -r "$R" list --json | grep -q "$pinned" || fail "a refused delete removed the pinned backup"
+grep -q "$pinned" <("$BKR" -r "$R" list --json) || fail "a refused delete removed the pinned backup"
 pass "delete of a pinned backup is refused (one-line error, valid --json)"
 
 # --- the plan, checked against an independent implementation ------------------
@@ -176,7 +176,7 @@ expect_exit 0 "$BKR" -r "$R" delete "$victim"
 grep -q "deleted $victim" "$T/out" || fail "delete does not say what it deleted"
 for _ in $(seq 1 100); do [ -d "$T/mnt/by-id/$victim" ] || break; sleep 0.1; done
 [ ! -d "$T/mnt/by-id/$victim" ] || fail "the mount still shows the deleted backup $victim"
-list_ids | grep -q "$victim" && fail "bkr list still shows the deleted backup"
+grep -q "$victim" <(list_ids) && fail "bkr list still shows the deleted backup"
 [ -e "$R/trash/$victim.json" ] || fail "the manifest did not go into trash/"
 fusermount3 -u "$T/mnt"
 wait "$fspid" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"

@@ -366,7 +366,7 @@ if [ "$(id -u)" = 0 ]; then
 		[ "$(xerr "$M/latest/sec/labelled" security.selinux)" = ENODATA ] &&
 		ok "a backup with security.* xattrs answers them exactly (value, ENODATA)" ||
 		fail "labelled backup: $(xerr "$M/latest/sec/labelled" security.bkrtest) $(xerr "$M/latest/sec/plain" security.selinux)"
-	getfattr -d -m - "$M/latest/sec/labelled" 2>/dev/null | grep -q 'security.bkrtest="label"' &&
+	grep -q 'security.bkrtest="label"' <(getfattr -d -m - "$M/latest/sec/labelled" 2>/dev/null) &&
 		ok "listxattr lists security.bkrtest" || fail "getfattr -d -m - labelled"
 fi
 # POSIX ACLs: a backup that recorded none answers EOPNOTSUPP (ls stops
@@ -387,7 +387,7 @@ mount_fg "$R2" "$M" "$T/daemon-acl.err"
 	[ "$(xerr "$M/latest/sec/labelled" system.posix_acl_access)" = ENODATA ] &&
 	ok "a backup with an ACL answers it exactly (getfacl), ENODATA for files without" ||
 	fail "ACL backup: $(getfacl -cp "$M/latest/sec/plain" 2>&1 | tr '\n' ' ') / $(xerr "$M/latest/sec/labelled" system.posix_acl_access)"
-getfacl -cp "$M/by-id/$FIRST/sec/plain" 2>/dev/null | grep -q '^user::rw-' &&
+grep -q '^user::rw-' <(getfacl -cp "$M/by-id/$FIRST/sec/plain" 2>/dev/null) &&
 	ok "getfacl on a backup without ACLs shows the mode's ACL" || fail "getfacl on $FIRST: $(getfacl -cp "$M/by-id/$FIRST/sec/plain" 2>&1)"
 unmount "$M" "$DAEMON"
 
@@ -426,7 +426,7 @@ unmount "$M" "$DAEMON"
 mount_fg "$R" "$M" "$T/daemon4.err"
 expect_exit 3 "already a mount point" "$BKRFS" "$R" "$M"
 unmount "$M" "$DAEMON"
-"$BKRFS" --help | grep -q "cache_size" && ok "--help" || fail "--help"
+grep -q "cache_size" <("$BKRFS" --help) && ok "--help" || fail "--help"
 
 if [ $FAILS -ne 0 ]; then
 	echo "$FAILS failure(s)" >&2

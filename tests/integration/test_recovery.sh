@@ -147,7 +147,7 @@ assert "mongodb support is not available" in json.dumps(a) and sys.argv[2] in js
 assert r["files"][0]["status"] == "recovered", r["files"][0]
 PY
 for exe in "$BKR" "$BKRFS"; do
-	ldd "$exe" | grep -q libmongoc && fail "$exe links libmongoc"
+	grep -q libmongoc <(ldd "$exe") && fail "$exe links libmongoc"
 done
 
 # ---- issue 10 regressions (one workspace, two sources) ----------------------
