@@ -240,6 +240,8 @@ struct bkr_index {
 	uint64_t total;
 	char **skipped;         /**< one line per damaged file left out */
 	size_t nskipped;
+	bkr_id *stale;          /**< files present but superseded by a present file */
+	size_t nstale;
 };
 
 static int index_new(bkr_index **out)
@@ -259,6 +261,7 @@ void bkr_index_free(bkr_index *idx)
 	free(idx->skipped);
 	free(idx->files);
 	free(idx->ids);
+	free(idx->stale);
 	free(idx);
 }
 
@@ -555,10 +558,19 @@ int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix, unsigned f
 		}
 	}
 
-	/* Pass 2: map and verify the live files. */
+	/* Pass 2: map and verify the live files; remember the superseded ones a
+	 * killed merge left behind, so that the next merge removes them too. */
 	for (size_t i = 0; i < l.n; i++) {
-		if (l.cand[i].skip)
+		if (l.cand[i].skip) {
+			bkr_id *st = realloc(idx->stale, (idx->nstale + 1) * sizeof(*st));
+			if (!st) {
+				err = bkr_error_oom();
+				goto done;
+			}
+			idx->stale = st;
+			idx->stale[idx->nstale++] = l.cand[i].id;
 			continue;
+		}
 		err = load_file(idx, s, l.cand[i].name);
 		if ((err == BKR_ECORRUPT || err == BKR_EUNSUPPORTED) && (flags & BKR_INDEX_SKIP_DAMAGED))
 			err = note_skipped(idx);
@@ -692,6 +704,12 @@ const bkr_id *bkr_index_files(const bkr_index *idx, size_t *n)
 {
 	*n = idx->n;
 	return idx->ids;
+}
+
+const bkr_id *bkr_index_stale_files(const bkr_index *idx, size_t *n)
+{
+	*n = idx->nstale;
+	return idx->stale;
 }
 
 int bkr_index_foreach(const bkr_index *idx, int (*cb)(const bkr_index_entry *e, void *arg), void *arg)

@@ -371,13 +371,14 @@ static int write_index(struct prune *p, bkr_index *idx)
 	bkr_index_builder *b = NULL;
 	struct repacker rp = { 0 };
 	uint8_t *raw = NULL, *stored = NULL;
-	const bkr_id *files;
-	size_t nfiles;
+	const bkr_id *files, *stale;
+	size_t nfiles, nstale;
 	char dir[PATH_MAX];
 	bkr_id id;
 	int err;
 
 	files = bkr_index_files(idx, &nfiles);
+	stale = bkr_index_stale_files(idx, &nstale);
 	if ((err = bkr_index_builder_new(&b)) < 0)
 		goto done;
 	for (size_t i = 0; i < p->npacks && err == 0; i++) {
@@ -397,6 +398,8 @@ static int write_index(struct prune *p, bkr_index *idx)
 		err = repack_flush(p, &rp, b);
 	for (size_t i = 0; i < nfiles && err == 0; i++)
 		err = bkr_index_builder_supersede(b, &files[i]);
+	for (size_t i = 0; i < nstale && err == 0; i++)
+		err = bkr_index_builder_supersede(b, &stale[i]);
 	snprintf(dir, sizeof(dir), "%s/index", bkr_repo_path(p->r));
 	if (err == 0)
 		err = bkr_index_builder_write(b, dir, &id);
@@ -448,7 +451,7 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 	bkr_store *s = NULL;
 	bkr_idset counted = BKR_IDSET_INIT;
 	bkr_trash_stats ts;
-	size_t nfiles = 0;
+	size_t nfiles = 0, nstale = 0;
 	bool rewrite;
 	int err;
 
@@ -472,7 +475,9 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 	}
 	decide(&p);
 	bkr_index_files(idx, &nfiles);
-	rewrite = nfiles > 1 || out->unused_packs || out->repacked_packs;
+	bkr_index_stale_files(idx, &nstale);
+	/* stale files: a merge killed before it removed what it superseded */
+	rewrite = nfiles > 1 || nstale || out->unused_packs || out->repacked_packs;
 	if (rewrite)
 		out->index_files = nfiles;
 	if (!o->dry_run) {

@@ -233,3 +233,15 @@ for fault in write:1:crash write:5:crash fsync:2:crash rename:2:crash rename:9:e
 	check_crash "prune $fault"
 done
 pass "prune crashing or failing at writes, fsyncs and renames lost nothing; reruns completed"
+
+# A merge killed after it published the merged index but before it removed the
+# files that index supersedes: those files are skipped by readers, and the next
+# prune must remove them (not leave them to come back once the merged index
+# is itself superseded).
+rm -rf "$R" && cp -a "$T/repo-cleaned" "$R"
+cp -a "$R/index" "$T/index-before"
+[ "$(find "$T/index-before" -name '*.idx' | wc -l)" -gt 1 ] || fail "the fixture has a single index file"
+expect_exit 0 "$BKR" -r "$R" prune --grace 0
+cp -n "$T/index-before"/*.idx "$R/index/"
+check_crash "merge killed before removing the superseded index files"
+pass "index files a killed merge superseded are removed by the next prune"

@@ -75,6 +75,13 @@ uint64_t bkr_index_count(const bkr_index *idx);
 /** Ids of the loaded files, in load order (borrowed). */
 const bkr_id *bkr_index_files(const bkr_index *idx, size_t *n);
 
+/**
+ * The ids of the index files present but superseded by another present file
+ * (a merge killed before it removed them); not loaded.  A new merged index
+ * supersedes them too.  Owned by @p idx.
+ */
+const bkr_id *bkr_index_stale_files(const bkr_index *idx, size_t *n);
+
 /** Calls @p cb for every entry; a negative return stops and is returned. */
 int bkr_index_foreach(const bkr_index *idx, int (*cb)(const bkr_index_entry *e, void *arg), void *arg);
 
