@@ -58,8 +58,7 @@ static int find(const changes *c, const char *s)
 static int setup(void **state)
 {
 	fx *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/bkr-test-diff-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(tu_mkdtemp_in(f->dir, sizeof(f->dir), "test-diff"), 0);
 	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
 	snprintf(f->src, sizeof(f->src), "%s/src", f->dir);
 	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
@@ -77,7 +76,7 @@ static int teardown(void **state)
 {
 	fx *f = *state;
 	bkr_repo_free(f->r);
-	sh("rm -rf %s", f->dir);
+	tu_rmrf(f->dir);
 	free(f);
 	return 0;
 }

@@ -39,8 +39,7 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/bkr-test-io.XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (tu_mkdtemp_in(f->dir, sizeof(f->dir), "test-io") < 0)
 		return -1;
 	unsetenv("BKR_FAULT");
 	bkr_io_fault_reset();

@@ -13,7 +13,6 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,8 @@
 #include "bkr/repo.h"
 #include "bkr/verify.h"
 
+#include "testutil.h"
+
 struct fixture {
 	char dir[256];
 	char repo[300];
@@ -35,31 +36,14 @@ struct fixture {
 	bkr_repo *r;
 };
 
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	assert_int_equal(system(cmd), 0);
-}
+#define sh(...) assert_int_equal(tu_sh(__VA_ARGS__), 0)
 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/bkr-test-repo.XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (tu_mkdtemp_in(f->dir, sizeof(f->dir), "test-repo") < 0)
 		return -1;
 	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
 	snprintf(f->src, sizeof(f->src), "%s/src", f->dir);
@@ -73,7 +57,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	bkr_repo_free(f->r);
-	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmrf(f->dir);
 	free(f);
 	return 0;
 }

@@ -35,6 +35,8 @@
 #include "bkr/restore.h"
 #include "bkr/walk.h"
 
+#include "testutil.h"
+
 typedef struct {
 	char dir[256];
 	char repo[300];
@@ -44,15 +46,7 @@ typedef struct {
 	bool big;
 } fx;
 
-static void sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	assert_int_equal(system(cmd), 0);
-}
+#define sh(...) assert_int_equal(tu_sh(__VA_ARGS__), 0)
 
 static void put(const char *path, const void *data, size_t len, off_t off)
 {
@@ -168,7 +162,7 @@ static int teardown(void **state)
 {
 	fx *f = *state;
 	bkr_repo_free(f->r);
-	sh("rm -rf '%s'", f->dir);
+	tu_rmrf(f->dir);
 	free(f);
 	return 0;
 }
@@ -516,8 +510,7 @@ static int setup_race(void **state)
 	fx *f = calloc(1, sizeof(*f));
 	char p[512];
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/bkr-test-restore-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(tu_mkdtemp_in(f->dir, sizeof(f->dir), "test-restore"), 0);
 	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
 	snprintf(f->src, sizeof(f->src), "%s/src", f->dir);
 	snprintf(f->dst, sizeof(f->dst), "%s/dst", f->dir);

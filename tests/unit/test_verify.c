@@ -28,6 +28,8 @@
 #include "bkr/restore.h"
 #include "bkr/verify.h"
 
+#include "testutil.h"
+
 #define NFILES 6
 
 typedef struct {
@@ -43,15 +45,7 @@ typedef struct {
 	char messages[8192];
 } fx;
 
-static void sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	assert_int_equal(system(cmd), 0);
-}
+#define sh(...) assert_int_equal(tu_sh(__VA_ARGS__), 0)
 
 static void reopen(fx *f)
 {
@@ -67,8 +61,7 @@ static int setup(void **state)
 	bkr_source_spec s;
 	bkr_backup_options o = BKR_BACKUP_OPTIONS_INIT;
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/bkr-test-verify-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(tu_mkdtemp_in(f->dir, sizeof(f->dir), "test-verify"), 0);
 	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
 	snprintf(f->src, sizeof(f->src), "%s/src", f->dir);
 	snprintf(f->dst, sizeof(f->dst), "%s/dst", f->dir);
@@ -95,7 +88,7 @@ static int teardown(void **state)
 	fx *f = *state;
 	bkr_manifest_free(f->m);
 	bkr_repo_free(f->r);
-	sh("rm -rf '%s'", f->dir);
+	tu_rmrf(f->dir);
 	free(f);
 	return 0;
 }

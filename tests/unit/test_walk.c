@@ -22,6 +22,8 @@
 #include "bkr/repo.h"
 #include "bkr/walk.h"
 
+#include "testutil.h"
+
 typedef struct {
 	char dir[256];
 	char repo[300];
@@ -30,21 +32,12 @@ typedef struct {
 	bkr_manifest *m;
 } fx;
 
-static void sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	assert_int_equal(system(cmd), 0);
-}
+#define sh(...) assert_int_equal(tu_sh(__VA_ARGS__), 0)
 
 static int setup(void **state)
 {
 	fx *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/bkr-test-walk-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(tu_mkdtemp_in(f->dir, sizeof(f->dir), "test-walk"), 0);
 	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
 	snprintf(f->src, sizeof(f->src), "%s/src", f->dir);
 	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
@@ -71,7 +64,7 @@ static int teardown(void **state)
 	fx *f = *state;
 	bkr_manifest_free(f->m);
 	bkr_repo_free(f->r);
-	sh("rm -rf %s", f->dir);
+	tu_rmrf(f->dir);
 	free(f);
 	return 0;
 }
