@@ -131,30 +131,46 @@ static int policies(cli *c, const struct opts *s, const bkr_retention_policy *po
 	return 0;
 }
 
-static void print_plan(cli *c, const bkr_manifest *const *ms, const bkr_retention_decision *d, size_t n,
-		       bool dry_run, int64_t as_of)
+/* --json: the plan's members, into the open top-level object @p j. */
+static void json_plan(json_out *j, const bkr_manifest *const *ms, const bkr_retention_decision *d, size_t n,
+		      bool dry_run, int64_t as_of)
 {
 	char rules[128], when[32];
 	size_t removed = 0;
 
 	for (size_t i = 0; i < n; i++)
 		removed += !d[i].keep;
-	if (c->json) {
-		bkr_time_format(when, as_of);
-		printf("{\"dry_run\":%s,\"as_of\":\"%s\",\"kept\":%zu,\"removed\":%zu,\"backups\":[",
-		       dry_run ? "true" : "false", when, n - removed, removed);
-		for (size_t i = 0; i < n; i++) {
-			bkr_retention_rules_str(d[i].rules, rules, sizeof(rules));
-			printf("%s{\"backup_id\":", i ? "," : "");
-			cli_json_string(stdout, ms[i]->backup_id, strlen(ms[i]->backup_id));
-			printf(",\"timestamp\":");
-			cli_json_string(stdout, ms[i]->timestamp, strlen(ms[i]->timestamp));
-			printf(",\"backup_type\":\"%s\",\"action\":\"%s\",\"rules\":\"%s\"}",
-			       bkr_backup_type_name(ms[i]->type), d[i].keep ? "keep" : "remove", rules);
-		}
-		printf("]");
-		return;
+	bkr_time_format(when, as_of);
+	json_out_key(j, "dry_run");
+	json_out_bool(j, dry_run);
+	json_out_member(j, "as_of", when);
+	json_out_key(j, "kept");
+	json_out_uint(j, n - removed);
+	json_out_key(j, "removed");
+	json_out_uint(j, removed);
+	json_out_key(j, "backups");
+	json_out_begin_array(j);
+	for (size_t i = 0; i < n; i++) {
+		bkr_retention_rules_str(d[i].rules, rules, sizeof(rules));
+		json_out_begin_object(j);
+		json_out_path(j, "backup_id", ms[i]->backup_id, strlen(ms[i]->backup_id));
+		json_out_member(j, "timestamp", ms[i]->timestamp);
+		json_out_member(j, "backup_type", bkr_backup_type_name(ms[i]->type));
+		json_out_member(j, "action", d[i].keep ? "keep" : "remove");
+		json_out_member(j, "rules", rules);
+		json_out_end_object(j);
 	}
+	json_out_end_array(j);
+}
+
+static void print_plan(cli *c, const bkr_manifest *const *ms, const bkr_retention_decision *d, size_t n,
+		       bool dry_run)
+{
+	char rules[128];
+	size_t removed = 0;
+
+	for (size_t i = 0; i < n; i++)
+		removed += !d[i].keep;
 	if (c->quiet)
 		return;
 	for (size_t i = 0; i < n; i++) {
@@ -245,7 +261,7 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 			gone[ngone++] = ms[i]->backup_id;
 	/* --json prints once everything is done, so a failure prints only the error object */
 	if (!c->json)
-		print_plan(c, (const bkr_manifest *const *)ms, d, n, s.dry_run, s.as_of);
+		print_plan(c, (const bkr_manifest *const *)ms, d, n, s.dry_run);
 	if (!s.dry_run && ngone &&
 	    ((err = bkr_trash_repo_store(repo, &store)) < 0 || (err = bkr_trash_backups(store, gone, ngone, now)) < 0))
 		goto done;
@@ -260,15 +276,18 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 		printf("not pruned (--no-prune): run 'bkr prune' to free the data of removed backups\n");
 	}
 	if (c->json) {
-		print_plan(c, (const bkr_manifest *const *)ms, d, n, s.dry_run, s.as_of);
-		printf(",\"prune\":");
+		json_out j;
+		json_out_init(&j, stdout);
+		json_out_begin_object(&j);
+		json_plan(&j, (const bkr_manifest *const *)ms, d, n, s.dry_run, s.as_of);
+		json_out_key(&j, "prune");
 		if (pruned)
-			lc_print_prune(c, &pr, false);
+			lc_print_prune(c, &j, &pr, false);
 		else
-			printf("null");
-		printf("}\n");
+			json_out_null(&j);
+		json_out_end_object(&j);
 	} else if (pruned) {
-		lc_print_prune(c, &pr, false);
+		lc_print_prune(c, NULL, &pr, false);
 	}
 done:
 	free(names);

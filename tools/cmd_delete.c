@@ -95,13 +95,18 @@ int cmd_delete(cli *c, int argc, char **argv)
 			goto done;
 	}
 	if (c->json) {
-		printf("{\"dry_run\":%s,\"deleted\":[", s.dry_run ? "true" : "false");
-		for (size_t i = 0; i < n; i++) {
-			if (i)
-				putchar(',');
-			cli_json_string(stdout, ids[i], strlen(ids[i]));
-		}
-		printf("]}\n");
+		json_out j;
+		json_out_init(&j, stdout);
+		json_out_begin_object(&j);
+		json_out_key(&j, "dry_run");
+		json_out_bool(&j, s.dry_run);
+		/* array elements have no key for a _hex twin: U+FFFD for bytes that are not UTF-8 */
+		json_out_key(&j, "deleted");
+		json_out_begin_array(&j);
+		for (size_t i = 0; i < n; i++)
+			json_out_string(&j, ids[i]);
+		json_out_end_array(&j);
+		json_out_end_object(&j);
 	} else if (!c->quiet) {
 		for (size_t i = 0; i < n; i++)
 			printf("%s %s\n", s.dry_run ? "would delete" : "deleted", ids[i]);

@@ -72,6 +72,7 @@ int cmd_prune(cli *c, int argc, char **argv)
 	};
 	struct state s = { .po = BKR_PRUNE_OPTIONS_INIT };
 	bkr_prune_report pr;
+	json_out j;
 	bkr_repo *repo = NULL;
 	bkr_lock *lock = NULL;
 	int first, err;
@@ -85,9 +86,8 @@ int cmd_prune(cli *c, int argc, char **argv)
 		goto done;
 	if ((err = bkr_prune_run(repo, &s.po, &pr)) < 0)
 		goto done;
-	lc_print_prune(c, &pr, s.po.dry_run);
-	if (c->json)
-		printf("\n");
+	json_out_init(&j, stdout);
+	lc_print_prune(c, &j, &pr, s.po.dry_run); /* --json: the report at the top level ends with a newline */
 done:
 	bkr_lock_release(lock);
 	bkr_repo_free(repo);

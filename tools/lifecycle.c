@@ -21,23 +21,49 @@ int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out)
 	return bkr_repo_lock(repo, BKR_LOCK_EXCLUSIVE, true, out);
 }
 
-void lc_print_prune(cli *c, const bkr_prune_report *p, bool dry_run)
+void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run)
 {
 	char a[32], b[32], d[32], e[32], f[32];
 	uint64_t moved = p->unused_bytes + p->repacked_bytes + p->leftover_bytes;
 	uint64_t freed = moved - p->repack_written; /* once the trash expires */
 
 	if (c->json) {
-		printf("{\"dry_run\":%s,\"packs\":%" PRIu64 ",\"pack_bytes\":%" PRIu64 ",\"used_blobs\":%" PRIu64
-		       ",\"used_bytes\":%" PRIu64 ",\"unused_packs\":%" PRIu64 ",\"unused_bytes\":%" PRIu64
-		       ",\"repacked_packs\":%" PRIu64 ",\"repacked_bytes\":%" PRIu64 ",\"repack_written\":%" PRIu64
-		       ",\"leftover_packs\":%" PRIu64 ",\"leftover_bytes\":%" PRIu64 ",\"index_files_merged\":%" PRIu64
-		       ",\"moved_to_trash_bytes\":%" PRIu64 ",\"freed_bytes\":%" PRIu64 ",\"trash_freed_bytes\":%" PRIu64
-		       ",\"trash_waiting_bytes\":%" PRIu64 "}",
-		       dry_run ? "true" : "false", p->packs, p->pack_bytes, p->used_blobs, p->used_bytes,
-		       p->unused_packs, p->unused_bytes, p->repacked_packs, p->repacked_bytes, p->repack_written,
-		       p->leftover_packs, p->leftover_bytes, p->index_files, moved, freed, p->trash_freed,
-		       p->trash_waiting);
+		json_out_begin_object(j);
+		json_out_key(j, "dry_run");
+		json_out_bool(j, dry_run);
+		json_out_key(j, "packs");
+		json_out_uint(j, p->packs);
+		json_out_key(j, "pack_bytes");
+		json_out_uint(j, p->pack_bytes);
+		json_out_key(j, "used_blobs");
+		json_out_uint(j, p->used_blobs);
+		json_out_key(j, "used_bytes");
+		json_out_uint(j, p->used_bytes);
+		json_out_key(j, "unused_packs");
+		json_out_uint(j, p->unused_packs);
+		json_out_key(j, "unused_bytes");
+		json_out_uint(j, p->unused_bytes);
+		json_out_key(j, "repacked_packs");
+		json_out_uint(j, p->repacked_packs);
+		json_out_key(j, "repacked_bytes");
+		json_out_uint(j, p->repacked_bytes);
+		json_out_key(j, "repack_written");
+		json_out_uint(j, p->repack_written);
+		json_out_key(j, "leftover_packs");
+		json_out_uint(j, p->leftover_packs);
+		json_out_key(j, "leftover_bytes");
+		json_out_uint(j, p->leftover_bytes);
+		json_out_key(j, "index_files_merged");
+		json_out_uint(j, p->index_files);
+		json_out_key(j, "moved_to_trash_bytes");
+		json_out_uint(j, moved);
+		json_out_key(j, "freed_bytes");
+		json_out_uint(j, freed);
+		json_out_key(j, "trash_freed_bytes");
+		json_out_uint(j, p->trash_freed);
+		json_out_key(j, "trash_waiting_bytes");
+		json_out_uint(j, p->trash_waiting);
+		json_out_end_object(j);
 		return;
 	}
 	if (c->quiet)

@@ -24,7 +24,10 @@ typedef struct {
  */
 int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out);
 
-/** The prune report: a JSON object (no newline) with --json, else lines. */
-void lc_print_prune(cli *c, const bkr_prune_report *p, bool dry_run);
+/**
+ * The prune report: with --json an object, the next value written to @p j
+ * (a newline follows only at the top level); else lines on stdout.
+ */
+void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run);
 
 #endif
