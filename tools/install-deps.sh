@@ -11,7 +11,7 @@ for a in "$@"; do
 	case "$a" in
 	# clang and libclang-rt (libFuzzer) build the fuzz targets (tests/fuzz/run.sh)
 	--tests) pkgs+=(libcmocka-dev valgrind attr acl python3 xxd clang libclang-rt-14-dev); want_node=1 ;;
-	--bench) pkgs+=(restic borgbackup fio time) ;;
+	--bench) pkgs+=(restic borgbackup python3-pyfuse3 fio time) ;;  # pyfuse3: borg mount
 	esac
 done
 
