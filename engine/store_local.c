@@ -64,17 +64,23 @@ static int path_of(const bkr_store *s, const char *name, char *out)
 	return bkr_store_describe(s, name, out, PATH_MAX);
 }
 
+/* The directory holding @p path into @p dir (PATH_MAX); false when it has none. */
+static bool parent_of(const char *path, char *dir)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	if (n == 0 || n >= PATH_MAX)
+		return false;
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	return true;
+}
+
 /* mkdir -p the directory holding @p path. */
 static int make_parent(const char *path)
 {
 	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	size_t n = slash ? (size_t)(slash - path) : 0;
-	if (n == 0 || n >= sizeof(dir))
-		return 0;
-	memcpy(dir, path, n);
-	dir[n] = '\0';
-	return bkr_io_mkdir_p(dir, DIR_MODE);
+	return parent_of(path, dir) ? bkr_io_mkdir_p(dir, DIR_MODE) : 0;
 }
 
 static int local_stat(bkr_store *s, const char *name, uint64_t *size)
@@ -435,13 +441,7 @@ static int local_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, con
 static int fsync_parent(const char *path)
 {
 	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	size_t n = slash ? (size_t)(slash - path) : 0;
-	if (n == 0 || n >= sizeof(dir))
-		return 0;
-	memcpy(dir, path, n);
-	dir[n] = '\0';
-	return bkr_io_fsync_dir(dir);
+	return parent_of(path, dir) ? bkr_io_fsync_dir(dir) : 0;
 }
 
 static int local_remove(bkr_store *s, const char *name)
