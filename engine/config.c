@@ -770,9 +770,10 @@ struct nulscan {
 	char kp[KEYPATH_MAX];
 };
 
+/* Whitespace as cJSON skips it: every byte up to and including the space. */
 static void ns_ws(struct nulscan *s)
 {
-	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+	while (s->p < s->end && (unsigned char)*s->p <= ' ')
 		s->p++;
 }
 
@@ -807,16 +808,17 @@ static bool ns_value(struct nulscan *s)
 	if (*s->p == '"')
 		return ns_string(s, &name, &len);
 	if (*s->p != '{' && *s->p != '[') {
-		while (s->p < s->end && !strchr(",]} \t\r\n", *s->p))
+		while (s->p < s->end && (unsigned char)*s->p > ' ' && !strchr(",]}", *s->p))
 			s->p++;
 		return false;
 	}
 	char close = *s->p == '{' ? '}' : ']';
 	s->p++;
-	for (;; i++) {
+	for (const char *last = NULL;; i++) {
 		ns_ws(s);
-		if (s->p >= s->end)
-			return false;
+		if (s->p >= s->end || s->p == last)
+			return false; /* the end, or a walk out of step with the text: no progress, stop */
+		last = s->p;
 		if (*s->p == close) {
 			s->p++;
 			s->kp[base] = '\0';
