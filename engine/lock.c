@@ -1,7 +1,9 @@
 /** @file
  * The repository lock (bkr/lock.h): one lock object, locks/repo.lock, taken
  * shared by backups and verify and exclusively by prune and tier migration,
- * through the store (flock(2) on a local one: a killed holder never blocks).
+ * through the store (flock(2) on a local one: a killed holder never blocks);
+ * and the writers' mark, locks/writers.lock, held shared by every writer
+ * and probed by verify.
  */
 #include "bkr/lock.h"
 #include "bkr/error.h"
@@ -13,10 +15,21 @@ struct bkr_lock {
 	bkr_store_held *held;
 };
 
+static int wrap(bkr_store_held *held, bkr_lock **out)
+{
+	bkr_lock *l = malloc(sizeof(*l));
+	if (!l) {
+		bkr_store_unlock(held);
+		return bkr_error_oom();
+	}
+	l->held = held;
+	*out = l;
+	return 0;
+}
+
 int bkr_repo_lock(bkr_repo *r, bkr_lock_mode mode, bool wait, bkr_lock **out)
 {
 	bkr_store_held *held;
-	bkr_lock *l;
 	int err;
 
 	*out = NULL;
@@ -27,12 +40,32 @@ int bkr_repo_lock(bkr_repo *r, bkr_lock_mode mode, bool wait, bkr_lock **out)
 								: "a running prune or tier migration");
 	if (err < 0)
 		return err;
-	if (!(l = malloc(sizeof(*l)))) {
-		bkr_store_unlock(held);
-		return bkr_error_oom();
-	}
-	l->held = held;
-	*out = l;
+	return wrap(held, out);
+}
+
+#define WRITERS "locks/writers.lock"
+
+int bkr_repo_writer_mark(bkr_repo *r, bkr_lock **out)
+{
+	bkr_store_held *held;
+	int err;
+
+	*out = NULL;
+	/* shared with every other writer; verify's exclusive probe is momentary */
+	if ((err = bkr_store_lock(r->store, WRITERS, false, true, &held)) < 0)
+		return err;
+	return wrap(held, out);
+}
+
+int bkr_repo_writers_active(bkr_repo *r)
+{
+	bkr_store_held *held;
+	int err = bkr_store_lock(r->store, WRITERS, true, false, &held);
+	if (err == BKR_ELOCKED)
+		return 1;
+	if (err < 0)
+		return 2;
+	bkr_store_unlock(held);
 	return 0;
 }
 

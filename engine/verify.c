@@ -61,6 +61,7 @@ struct verify {
 	bkr_idset loose_used;   /* loose blob ids counted in their pack's used */
 	uint64_t packs_done, packs_total;
 	bool walk_incomplete;   /* a tree could not be loaded: its files went unchecked */
+	int writing;            /* bkr_repo_writers_active, once it said yes (-1: not asked) */
 	char why[300];          /* blob_problem's message */
 	uint8_t *buf;           /* BKR_BLOB_MAX scratch */
 };
@@ -319,6 +320,19 @@ done:
 	return err;
 }
 
+/* Who left an unfinished object: a writer at work now, or a dead one.  Asked
+ * again at each leftover until a writer is seen (one may start meanwhile). */
+static const char *leftover_by(struct verify *v)
+{
+	if (v->writing != 1)
+		v->writing = bkr_repo_writers_active(v->r);
+	switch (v->writing) {
+	case 1: return "a command writing to the repository now (it holds locks/writers.lock): its work in progress";
+	case 0: return "an interrupted command (no command is writing now; bkr prune removes it after the grace period)";
+	default: return "an interrupted command or one still running (cannot tell: locks/writers.lock is not writable)";
+	}
+}
+
 static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path)
 {
 	struct verify *v = ctx;
@@ -326,7 +340,7 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const c
 	size_t lo, hi;
 	int added;
 	if (!id) {
-		report(v, BKR_VERIFY_LEFTOVER, path, NULL, NULL, "%s: unfinished write left by an interrupted command (nothing uses it)", path);
+		report(v, BKR_VERIFY_LEFTOVER, path, NULL, NULL, "%s: unfinished write, left by %s", path, leftover_by(v));
 		return 0;
 	}
 	k = pack_key(id);
@@ -506,14 +520,14 @@ static void judge_unindexed(struct verify *v)
 			       u->path, v->o->backup);
 		else
 			report(v, BKR_VERIFY_LEFTOVER, u->path, NULL, NULL,
-			       "%s: pack not referenced by the index nor by any backup (left by an interrupted or running backup)",
-			       u->path);
+			       "%s: pack not referenced by the index nor by any backup, left by %s", u->path,
+			       leftover_by(v));
 	}
 }
 
 int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *stats)
 {
-	struct verify v = { .r = r, .o = o, .st = stats };
+	struct verify v = { .r = r, .o = o, .st = stats, .writing = -1 };
 	bkr_manifest_list l = { 0 };
 	bkr_manifest *one = NULL;
 	int err;

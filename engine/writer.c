@@ -8,6 +8,7 @@
  */
 #include "bkr/writer.h"
 #include "bkr/error.h"
+#include "bkr/lock.h"
 #include "bkr/pack.h"
 #include "idset.h"
 #include "repo_priv.h"
@@ -29,6 +30,7 @@ struct bkr_writer {
 	bkr_idset seen;              /* ids stored or being stored by this writer */
 	bkr_pack_writer *open[2];       /* per blob type */
 	bkr_index_builder *index;
+	bkr_lock *mark;                 /* the writers' mark (verify tells us from leftovers) */
 	int failed;                     /* first error seen (sticky) */
 	char failed_msg[512];           /* its message, for the other threads */
 };
@@ -77,7 +79,7 @@ int bkr_writer_new(bkr_writer **out, bkr_repo *r)
 		return bkr_error_oom();
 	w->repo = r;
 	pthread_mutex_init(&w->lock, NULL);
-	if ((err = bkr_index_builder_new(&w->index)) < 0) {
+	if ((err = bkr_repo_writer_mark(r, &w->mark)) < 0 || (err = bkr_index_builder_new(&w->index)) < 0) {
 		bkr_writer_free(w);
 		return err;
 	}
@@ -217,6 +219,7 @@ void bkr_writer_free(bkr_writer *w)
 	bkr_pack_writer_free(w->open[1]);
 	bkr_index_builder_free(w->index);
 	bkr_idset_free(&w->seen);
+	bkr_lock_release(w->mark);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

@@ -22,6 +22,18 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok - $*"; }
 
+# wait_stopped PID: until the process is stopped (0) or gone (1)
+wait_stopped() {
+	local i state
+	for i in $(seq 1 3000); do
+		state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+		[ -n "$state" ] || return 1
+		[ "$state" = T ] && return 0
+		sleep 0.01
+	done
+	return 1
+}
+
 # expect_exit CODE CMD... : run CMD, demand exit status CODE; stdout/stderr in $T/out, $T/err
 expect_exit() {
 	local want=$1 got=0

@@ -245,3 +245,24 @@ expect_exit 0 "$BKR" -r "$R" prune --grace 0
 cp -n "$T/index-before"/*.idx "$R/index/"
 check_crash "merge killed before removing the superseded index files"
 pass "index files a killed merge superseded are removed by the next prune"
+
+# Verify tells the work in progress of a running backup from the leftovers of
+# a dead one (issue 10, item 21): a backup paused at its first write holds the
+# writers' mark; once it is killed, the same unfinished file is a leftover of
+# an interrupted command.
+rm -rf "$R" && cp -a "$T/repo-cleaned" "$R"
+head -c 300000 /dev/urandom >"$ws/docs/new.bin"
+BKR_FAULT=write:1:stop "$BKR" -q -r "$R" create "$ws" >/dev/null 2>&1 &
+writer=$!
+cleanup_hooks+=("kill -9 $writer 2>/dev/null")
+wait_stopped "$writer" || fail "the backup never paused at its first write"
+"$BKR" -r "$R" verify >"$T/out" 2>&1 || true
+grep -q "unfinished write, left by a command writing to the repository now" "$T/out" ||
+	{ cat "$T/out"; fail "verify did not tell a running backup's unfinished write"; }
+kill -9 "$writer"
+wait "$writer" 2>/dev/null || true
+"$BKR" -r "$R" verify >"$T/out" 2>&1 || true
+grep -q "unfinished write, left by an interrupted command (no command is writing now" "$T/out" ||
+	{ cat "$T/out"; fail "verify did not call a killed backup's unfinished write a leftover"; }
+grep -q "writing to the repository now" "$T/out" && fail "a dead writer was called running: $(cat "$T/out")"
+pass "verify tells a running backup's unfinished write from a dead one's"

@@ -21,18 +21,6 @@ victim=$T/victim
 printf 'secret\n' >"$victim"
 chmod 0600 "$victim"
 
-# wait_stopped PID: until the process is stopped (0) or gone (1)
-wait_stopped() {
-	local i state
-	for i in $(seq 1 3000); do
-		state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-		[ -n "$state" ] || return 1
-		[ "$state" = T ] && return 0
-		sleep 0.01
-	done
-	return 1
-}
-
 # paused_restore N SWAP TARGET ARGS...: restore paused at the N-th restore-meta
 # point; run the shell code SWAP there, continue; exit status in $rc
 paused_restore() {

@@ -17,4 +17,15 @@ typedef struct bkr_lock bkr_lock;
 int bkr_repo_lock(bkr_repo *r, bkr_lock_mode mode, bool wait, bkr_lock **out);
 void bkr_lock_release(bkr_lock *l);
 
+/**
+ * Mark a writer at work: a shared hold on locks/writers.lock for as long as
+ * it may leave unfinished objects (bkr_writer takes it), so that verify can
+ * tell the work in progress of a running command from the leftovers of a
+ * dead one.  It dies with its holder, like the repository lock.
+ */
+int bkr_repo_writer_mark(bkr_repo *r, bkr_lock **out);
+
+/** Whether a writer holds its mark now: 1 yes, 0 no, 2 cannot tell (a read-only repository). */
+int bkr_repo_writers_active(bkr_repo *r);
+
 #endif
