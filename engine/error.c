@@ -96,6 +96,7 @@ const char *bkr_error_name(int code)
 	case BKR_EAMBIGUOUS: return "ambiguous";
 	case BKR_ETIMEOUT: return "timeout";
 	case BKR_EUNAVAILABLE: return "unavailable";
+	case BKR_EKEY: return "wrong passphrase";
 	default: return "error";
 	}
 }

@@ -28,6 +28,7 @@ int bkr_exit_for(int err)
 	case BKR_ETIMEOUT:
 	case BKR_EUNAVAILABLE: return BKR_EXIT_UNAVAILABLE;
 	case BKR_ENOMEM: return BKR_EXIT_INTERNAL;
+	case BKR_EKEY: return BKR_EXIT_KEY;
 	default: return err < 0 ? BKR_EXIT_INTERNAL : BKR_EXIT_OK;
 	}
 }

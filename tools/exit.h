@@ -15,6 +15,7 @@ enum {
 	BKR_EXIT_PARTIAL = 6,     /**< done, but some files failed (see the messages) */
 	BKR_EXIT_IO = 7,          /**< operating-system I/O error, disk full */
 	BKR_EXIT_UNAVAILABLE = 8, /**< an external source (server, repository, command) failed */
+	BKR_EXIT_KEY = 9,         /**< the passphrase opens no key of an encrypted repository */
 	BKR_EXIT_INTERNAL = 70,   /**< out of memory or a bug */
 };
 

@@ -28,6 +28,7 @@ typedef enum {
 	BKR_EAMBIGUOUS = -11,  /**< a prefix names more than one object */
 	BKR_ETIMEOUT = -12,    /**< an external command or server timed out */
 	BKR_EUNAVAILABLE = -13,/**< an external source (server, repository) is unreachable */
+	BKR_EKEY = -14,        /**< the passphrase opens no key file of an encrypted repository */
 } bkr_error_code;
 
 /** Record a message for the calling thread and return @p code. */

@@ -1,0 +1,502 @@
+/** @file
+ * The cryptography of an encrypted repository (bkr/crypto.h): AES-256-GCM
+ * through EVP_CIPHER, HMAC-SHA-256 ids from two SHA-256 states keyed once
+ * (each id copies them: no per-call key setup or algorithm fetch), scrypt
+ * through EVP_KDF, the sealed forms of objects and blobs, and locked,
+ * never-dumped, wiped memory for the keys (docs/security.md "Keys in memory").
+ */
+#include "bkr/crypto.h"
+#include "bkr/error.h"
+#include "bkr/format.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* ---- memory for secrets -------------------------------------------------- */
+
+static size_t page_round(size_t len)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t ps = pg > 0 ? (size_t)pg : 4096;
+	if (len == 0)
+		len = 1;
+	return len > SIZE_MAX - ps ? 0 : (len + ps - 1) / ps * ps;
+}
+
+void *bkr_secure_alloc(size_t len)
+{
+	size_t n = page_round(len);
+	long pg = sysconf(_SC_PAGESIZE);
+	void *p = NULL;
+
+	if (!n || posix_memalign(&p, pg > 0 ? (size_t)pg : 4096, n) != 0)
+		return NULL;
+	memset(p, 0, n);
+	(void)mlock(p, n);                  /* best effort: RLIMIT_MEMLOCK may refuse */
+#ifdef MADV_DONTDUMP
+	(void)madvise(p, n, MADV_DONTDUMP);
+#endif
+	return p;
+}
+
+void bkr_secure_free(void *p, size_t len)
+{
+	size_t n;
+	if (!p)
+		return;
+	n = page_round(len);
+	OPENSSL_cleanse(p, n);
+#ifdef MADV_DODUMP
+	(void)madvise(p, n, MADV_DODUMP);
+#endif
+	(void)munlock(p, n);
+	free(p);
+}
+
+/* ---- AEAD ------------------------------------------------------------------ */
+
+static int aead(bool seal, const uint8_t *key, const uint8_t *nonce, const void *ad, size_t adlen,
+		const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int n = 0, ok;
+
+	if (!ctx)
+		return bkr_error_oom();
+	if (len > INT32_MAX || adlen > INT32_MAX) {
+		EVP_CIPHER_CTX_free(ctx);
+		return bkr_error_set(BKR_EINVAL, "AES-GCM: %zu bytes is too much for one seal", len);
+	}
+	ok = EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, seal) == 1 &&
+	     EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, BKR_CRYPTO_NONCE_SIZE, NULL) == 1 &&
+	     EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, seal) == 1 &&
+	     (adlen == 0 || EVP_CipherUpdate(ctx, NULL, &n, ad, (int)adlen) == 1) &&
+	     (len == 0 || EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1);
+	if (ok && !seal)
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, BKR_CRYPTO_TAG_SIZE, tag) == 1;
+	if (ok)
+		ok = EVP_CipherFinal_ex(ctx, out + len, &n) == 1;
+	if (ok && seal)
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, BKR_CRYPTO_TAG_SIZE, tag) == 1;
+	EVP_CIPHER_CTX_free(ctx);
+	if (!ok) {
+		if (len)
+			OPENSSL_cleanse(out, len);
+		return seal ? bkr_error_set(BKR_ERROR, "AES-GCM: encryption failed") : BKR_ECORRUPT;
+	}
+	return 0;
+}
+
+int bkr_aead_seal(const uint8_t key[BKR_CRYPTO_KEY_SIZE], const void *ad, size_t adlen,
+		  const void *pt, size_t len, uint8_t *out)
+{
+	int err;
+	if ((err = bkr_random_bytes(out, BKR_CRYPTO_NONCE_SIZE)) < 0)
+		return err;
+	return aead(true, key, out, ad, adlen, pt, len, out + BKR_CRYPTO_NONCE_SIZE,
+		    out + BKR_CRYPTO_NONCE_SIZE + len);
+}
+
+int bkr_aead_open(const uint8_t key[BKR_CRYPTO_KEY_SIZE], const void *ad, size_t adlen,
+		  const uint8_t *in, size_t inlen, uint8_t *out, const char *what)
+{
+	uint8_t nonce[BKR_CRYPTO_NONCE_SIZE], tag[BKR_CRYPTO_TAG_SIZE];
+	size_t len;
+	int err;
+
+	if (inlen < BKR_CRYPTO_OVERHEAD)
+		return bkr_error_set(BKR_ECORRUPT, "%s: %zu bytes, too short to be sealed", what, inlen);
+	len = inlen - BKR_CRYPTO_OVERHEAD;
+	/* copied first: @p out may overlap @p in (in place) */
+	memcpy(nonce, in, sizeof(nonce));
+	memcpy(tag, in + BKR_CRYPTO_NONCE_SIZE + len, sizeof(tag));
+	err = aead(false, key, nonce, ad, adlen, in + BKR_CRYPTO_NONCE_SIZE, len, out, tag);
+	if (err == BKR_ECORRUPT)
+		return bkr_error_set(BKR_ECORRUPT, "%s: authentication failed (damaged, altered, "
+				     "or not of this repository)", what);
+	return err;
+}
+
+/* ---- key derivation ------------------------------------------------------------ */
+
+int bkr_kdf_params_new(bkr_kdf_params *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->n = BKR_KDF_N_DEFAULT;
+	out->r = BKR_KDF_R_DEFAULT;
+	out->p = BKR_KDF_P_DEFAULT;
+#if BKR_FAULT_INJECTION
+	{
+		/* test builds only: cheap keys for tests (the parameters are stored) */
+		const char *t = getenv("BKR_TEST_KDF_N");
+		char *end;
+		unsigned long long v = t ? strtoull(t, &end, 10) : 0;
+		if (t && *t && !*end && v)
+			out->n = v;
+	}
+#endif
+	return bkr_random_bytes(out->salt, sizeof(out->salt));
+}
+
+int bkr_kdf_params_check(const bkr_kdf_params *p, const char *what)
+{
+	if (p->n < (1u << 10) || p->n > (1u << 22) || (p->n & (p->n - 1)))
+		return bkr_error_set(BKR_ECORRUPT, "%s: scrypt N %llu: expected a power of two from 1024 to 4194304",
+				     what, (unsigned long long)p->n);
+	if (p->r < 1 || p->r > 32)
+		return bkr_error_set(BKR_ECORRUPT, "%s: scrypt r %u: expected 1..32", what, p->r);
+	if (p->p < 1 || p->p > 16)
+		return bkr_error_set(BKR_ECORRUPT, "%s: scrypt p %u: expected 1..16", what, p->p);
+	if (p->n * p->r * 128 > BKR_KDF_MAXMEM)
+		return bkr_error_set(BKR_ECORRUPT, "%s: scrypt N %llu r %u would need more than %llu bytes",
+				     what, (unsigned long long)p->n, p->r, (unsigned long long)BKR_KDF_MAXMEM);
+	return 0;
+}
+
+int bkr_kdf_derive(const bkr_kdf_params *p, const char *pass, size_t passlen,
+		   uint8_t out[BKR_CRYPTO_KEY_SIZE])
+{
+	EVP_KDF *kdf = NULL;
+	EVP_KDF_CTX *ctx = NULL;
+	uint64_t n = p->n, maxmem = BKR_KDF_MAXMEM + (1u << 20);
+	uint32_t r = p->r, pp = p->p;
+	OSSL_PARAM params[7];
+	int err = 0;
+
+	if ((err = bkr_kdf_params_check(p, "scrypt")) < 0)
+		return err;
+	if (!(kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL)) || !(ctx = EVP_KDF_CTX_new(kdf))) {
+		err = bkr_error_set(BKR_ERROR, "scrypt: not available in this OpenSSL");
+		goto done;
+	}
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)(pass ? pass : ""), passlen);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)p->salt, sizeof(p->salt));
+	params[2] = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n);
+	params[3] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r);
+	params[4] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &pp);
+	params[5] = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem);
+	params[6] = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(ctx, out, BKR_CRYPTO_KEY_SIZE, params) != 1) {
+		OPENSSL_cleanse(out, BKR_CRYPTO_KEY_SIZE);
+		err = bkr_error_set(BKR_ENOMEM, "scrypt: derivation failed (N %llu, r %u: out of memory?)",
+				    (unsigned long long)n, r);
+	}
+done:
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+	return err;
+}
+
+/* ---- master keys ------------------------------------------------------------------ */
+
+struct bkr_crypto {
+	uint8_t enc[BKR_CRYPTO_KEY_SIZE];
+	uint8_t mac[BKR_CRYPTO_KEY_SIZE];
+	uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE];
+	EVP_MD_CTX *inner, *outer; /* SHA-256 after the ipad / opad block */
+	uint64_t chunker_seed;
+};
+
+/** A SHA-256 state that has absorbed the 64-byte block key ^ @p pad. */
+static EVP_MD_CTX *keyed_state(const uint8_t *key, uint8_t pad)
+{
+	uint8_t block[64];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	for (size_t i = 0; i < sizeof(block); i++)
+		block[i] = (uint8_t)((i < BKR_CRYPTO_KEY_SIZE ? key[i] : 0) ^ pad);
+	if (md && (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+		   EVP_DigestUpdate(md, block, sizeof(block)) != 1)) {
+		EVP_MD_CTX_free(md);
+		md = NULL;
+	}
+	OPENSSL_cleanse(block, sizeof(block));
+	return md;
+}
+
+int bkr_crypto_new(bkr_crypto **out, const uint8_t enc[BKR_CRYPTO_KEY_SIZE],
+		   const uint8_t mac[BKR_CRYPTO_KEY_SIZE], const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE])
+{
+	static const char label[] = "bkrfs chunker seed";
+	bkr_crypto *c;
+	bkr_id h;
+
+	*out = NULL;
+	if (!(c = bkr_secure_alloc(sizeof(*c))))
+		return bkr_error_oom();
+	memcpy(c->enc, enc, sizeof(c->enc));
+	memcpy(c->mac, mac, sizeof(c->mac));
+	memcpy(c->repo_id, repo_id, sizeof(c->repo_id));
+	if (!(c->inner = keyed_state(mac, 0x36)) || !(c->outer = keyed_state(mac, 0x5c))) {
+		bkr_crypto_free(c);
+		return bkr_error_set(BKR_ENOMEM, "HMAC-SHA-256: could not key the MAC");
+	}
+	bkr_crypto_blob_id(c, label, sizeof(label) - 1, &h);
+	c->chunker_seed = bkr_get_u64(h.b) | (1ull << 63);
+	OPENSSL_cleanse(&h, sizeof(h));
+	*out = c;
+	return 0;
+}
+
+void bkr_crypto_free(bkr_crypto *c)
+{
+	if (!c)
+		return;
+	EVP_MD_CTX_free(c->inner);
+	EVP_MD_CTX_free(c->outer);
+	bkr_secure_free(c, sizeof(*c));
+}
+
+const uint8_t *bkr_crypto_repo_id(const bkr_crypto *c)
+{
+	return c->repo_id;
+}
+
+const uint8_t *bkr_crypto_enc_key(const bkr_crypto *c)
+{
+	return c->enc;
+}
+
+const uint8_t *bkr_crypto_mac_key(const bkr_crypto *c)
+{
+	return c->mac;
+}
+
+uint64_t bkr_crypto_chunker_seed(const bkr_crypto *c)
+{
+	return c->chunker_seed;
+}
+
+void bkr_crypto_blob_id(const bkr_crypto *c, const void *data, size_t len, bkr_id *out)
+{
+	EVP_MD_CTX *md;
+	unsigned int n = 0;
+	bkr_id inner;
+
+	if (!c) {
+		bkr_sha256(data, len, out);
+		return;
+	}
+	/* HMAC = H(K^opad ‖ H(K^ipad ‖ m)), from the two keyed states */
+	if (!(md = EVP_MD_CTX_new()) || EVP_MD_CTX_copy_ex(md, c->inner) != 1 ||
+	    EVP_DigestUpdate(md, data, len) != 1 || EVP_DigestFinal_ex(md, inner.b, &n) != 1 ||
+	    EVP_MD_CTX_copy_ex(md, c->outer) != 1 || EVP_DigestUpdate(md, inner.b, sizeof(inner.b)) != 1 ||
+	    EVP_DigestFinal_ex(md, out->b, &n) != 1) {
+		/* only out of memory: an id no blob has, so the write or read fails its check */
+		memset(out->b, 0xff, sizeof(out->b));
+	}
+	EVP_MD_CTX_free(md);
+}
+
+void bkr_crypto_ad_prefix(uint8_t out[BKR_CRYPTO_LABEL_SIZE + BKR_CRYPTO_REPO_ID_SIZE],
+			  const char *label, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE])
+{
+	size_t n = strlen(label);
+	memset(out, 0, BKR_CRYPTO_LABEL_SIZE);
+	memcpy(out, label, n < BKR_CRYPTO_LABEL_SIZE ? n : BKR_CRYPTO_LABEL_SIZE);
+	memcpy(out + BKR_CRYPTO_LABEL_SIZE, repo_id, BKR_CRYPTO_REPO_ID_SIZE);
+}
+
+int bkr_crypto_seal(const bkr_crypto *c, const void *ad, size_t adlen,
+		    const void *pt, size_t len, uint8_t *out)
+{
+	return bkr_aead_seal(c->enc, ad, adlen, pt, len, out);
+}
+
+int bkr_crypto_open(const bkr_crypto *c, const void *ad, size_t adlen,
+		    const uint8_t *in, size_t inlen, uint8_t *out, const char *what)
+{
+	return bkr_aead_open(c->enc, ad, adlen, in, inlen, out, what);
+}
+
+/* ---- sealed objects ------------------------------------------------------------------ */
+
+#define PREFIX_SIZE (BKR_CRYPTO_LABEL_SIZE + BKR_CRYPTO_REPO_ID_SIZE)
+
+static const char *base_name(const char *name)
+{
+	const char *s = strrchr(name, '/');
+	return s ? s + 1 : name;
+}
+
+bool bkr_crypto_object_is_sealed(const char *name)
+{
+	const char *base = base_name(name);
+	size_t n = strlen(base);
+	if (!strcmp(name, "config.json") || !strncmp(name, "keys/", 5) || !strncmp(name, "locks/", 6) ||
+	    !strncmp(name, "data/", 5) || !strncmp(name, "tree/", 5))
+		return false;
+	return !(n > 5 && !strcmp(base + n - 5, ".pack"));
+}
+
+/* AD of object @p name: malloc'd. */
+static int object_ad(const bkr_crypto *c, const char *name, uint8_t **ad, size_t *adlen)
+{
+	const char *base = base_name(name);
+	size_t n = strlen(base);
+	if (!(*ad = malloc(PREFIX_SIZE + n)))
+		return bkr_error_oom();
+	bkr_crypto_ad_prefix(*ad, "bkrfs-object-v1", c->repo_id);
+	memcpy(*ad + PREFIX_SIZE, base, n);
+	*adlen = PREFIX_SIZE + n;
+	return 0;
+}
+
+int bkr_crypto_seal_object(const bkr_crypto *c, const char *name, const void *pt, size_t len,
+			   uint8_t **out, size_t *outlen)
+{
+	uint8_t *ad = NULL, *buf = NULL;
+	size_t adlen = 0;
+	int err;
+
+	*out = NULL;
+	*outlen = 0;
+	if (len > SIZE_MAX - BKR_SEALED_OVERHEAD)
+		return bkr_error_set(BKR_EINVAL, "%s: too large to seal", name);
+	if ((err = object_ad(c, name, &ad, &adlen)) < 0)
+		return err;
+	if (!(buf = malloc(len + BKR_SEALED_OVERHEAD))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	memcpy(buf, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE);
+	if ((err = bkr_crypto_seal(c, ad, adlen, pt, len, buf + BKR_SEALED_MAGIC_SIZE)) < 0)
+		goto done;
+	*out = buf;
+	*outlen = len + BKR_SEALED_OVERHEAD;
+	buf = NULL;
+done:
+	free(buf);
+	free(ad);
+	return err;
+}
+
+int bkr_crypto_open_object(const bkr_crypto *c, const char *name, const uint8_t *in, size_t len,
+			   uint8_t **out, size_t *outlen, const char *what)
+{
+	uint8_t *ad = NULL, *buf = NULL;
+	size_t adlen = 0, n;
+	int err;
+
+	*out = NULL;
+	*outlen = 0;
+	if (len < BKR_SEALED_OVERHEAD || memcmp(in, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE) != 0)
+		return bkr_error_set(BKR_ECORRUPT, "%s: not a sealed object of an encrypted repository%s",
+				     what, len < BKR_SEALED_OVERHEAD ? " (truncated)" : "");
+	n = len - BKR_SEALED_OVERHEAD;
+	if ((err = object_ad(c, name, &ad, &adlen)) < 0)
+		return err;
+	if (!(buf = malloc(n + 1))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_crypto_open(c, ad, adlen, in + BKR_SEALED_MAGIC_SIZE, len - BKR_SEALED_MAGIC_SIZE,
+				   buf, what)) < 0)
+		goto done;
+	buf[n] = 0;
+	*out = buf;
+	*outlen = n;
+	buf = NULL;
+done:
+	free(buf);
+	free(ad);
+	return err;
+}
+
+/* ---- sealed blobs ------------------------------------------------------------------ */
+
+size_t bkr_crypto_blob_padded(size_t len)
+{
+	size_t n = len + BKR_SEALED_BLOB_HEADER, mask;
+	int e, s;
+
+	if (n < BKR_SEALED_BLOB_MIN)
+		n = BKR_SEALED_BLOB_MIN;
+	/* Padmé: keep the top S+1 bits of n, S = floor(log2 E) + 1 */
+	e = 63 - __builtin_clzll((unsigned long long)n);
+	s = 31 - __builtin_clz((unsigned)e) + 1;
+	if (e - s <= 0)
+		return n;
+	mask = ((size_t)1 << (e - s)) - 1;
+	return (n + mask) & ~mask;
+}
+
+size_t bkr_crypto_blob_sealed_len(size_t len)
+{
+	return bkr_crypto_blob_padded(len) + BKR_CRYPTO_OVERHEAD;
+}
+
+static void blob_ad(uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE], const bkr_crypto *c, uint8_t type, const bkr_id *id)
+{
+	bkr_crypto_ad_prefix(ad, "bkrfs-blob-v1", c->repo_id);
+	ad[PREFIX_SIZE] = type;
+	memcpy(ad + PREFIX_SIZE + 1, id->b, BKR_ID_SIZE);
+}
+
+int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, bool zlib,
+			 const void *payload, size_t len, uint8_t **out, uint32_t *outlen)
+{
+	uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE], *pt = NULL, *buf = NULL;
+	size_t padded;
+	int err;
+
+	*out = NULL;
+	*outlen = 0;
+	if (len > BKR_BLOB_MAX)
+		return bkr_error_set(BKR_EINVAL, "blob of %zu bytes exceeds the %u-byte limit", len, BKR_BLOB_MAX);
+	padded = bkr_crypto_blob_padded(len);
+	if (!(pt = calloc(1, padded)) || !(buf = malloc(padded + BKR_CRYPTO_OVERHEAD))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	pt[0] = zlib ? BKR_BLOB_FLAG_ZLIB : 0;
+	bkr_put_u32(pt + 4, (uint32_t)len);
+	if (len)
+		memcpy(pt + BKR_SEALED_BLOB_HEADER, payload, len);
+	blob_ad(ad, c, type, id);
+	if ((err = bkr_crypto_seal(c, ad, sizeof(ad), pt, padded, buf)) < 0)
+		goto done;
+	*out = buf;
+	*outlen = (uint32_t)(padded + BKR_CRYPTO_OVERHEAD);
+	buf = NULL;
+done:
+	if (pt)
+		OPENSSL_cleanse(pt, padded);
+	free(pt);
+	free(buf);
+	return err;
+}
+
+int bkr_crypto_open_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t *in, size_t inlen,
+			 const uint8_t **payload, size_t *len, bool *zlib, const char *what)
+{
+	uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE], *pt = in + BKR_CRYPTO_NONCE_SIZE;
+	size_t n, l;
+	int err;
+
+	*payload = NULL;
+	*len = 0;
+	*zlib = false;
+	blob_ad(ad, c, type, id);
+	if (inlen < BKR_CRYPTO_OVERHEAD + BKR_SEALED_BLOB_MIN)
+		return bkr_error_set(BKR_ECORRUPT, "%s: sealed blob of %zu bytes is too short", what, inlen);
+	if ((err = bkr_crypto_open(c, ad, sizeof(ad), in, inlen, pt, what)) < 0)
+		return err;
+	n = inlen - BKR_CRYPTO_OVERHEAD;
+	l = bkr_get_u32(pt + 4);
+	if ((pt[0] & ~BKR_BLOB_FLAG_ZLIB) || pt[1] || pt[2] || pt[3] || l > BKR_BLOB_MAX ||
+	    bkr_crypto_blob_padded(l) != n)
+		return bkr_error_set(BKR_ECORRUPT, "%s: sealed blob: bad inner header (flags 0x%02x, length %zu of %zu)",
+				     what, pt[0], l, n);
+	*payload = pt + BKR_SEALED_BLOB_HEADER;
+	*len = l;
+	*zlib = pt[0] & BKR_BLOB_FLAG_ZLIB;
+	return 0;
+}

@@ -1,0 +1,112 @@
+/** @file
+ * Key files and the passphrases that open them (docs/format.md "Key files",
+ * docs/security.md "Keys", "Passphrases").  A key file wraps a repository's
+ * master keys (bkr/crypto.h) under a key derived from one passphrase with
+ * scrypt; several key files around the same master keys let several people
+ * hold their own passphrase, and a passphrase changes without rewriting
+ * data.
+ *
+ * Passphrases come from a process-wide source set once by the program
+ * (bkr_key_set_source: a file, a command, BKR_PASSWORD, or a prompt on the
+ * terminal without echo); the first one obtained is kept, in locked memory,
+ * for the rest of the process, so a program that opens a repository twice
+ * asks once.  Passphrases and keys are never logged or put in messages.
+ */
+#ifndef BKR_KEY_H
+#define BKR_KEY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/crypto.h"
+#include "bkr/store.h"
+
+#define BKR_KEY_ID_HEX 17 /**< 16 hex characters + NUL */
+#define BKR_KEY_FILE_MAX (64u << 10)
+
+/** A parsed key file (nothing secret: the keys are still sealed). */
+typedef struct {
+	char id[BKR_KEY_ID_HEX];   /**< from the file name */
+	uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE];
+	char created[40];
+	char hostname[256];
+	char username[256];
+	bkr_kdf_params kdf;
+	uint8_t sealed[2 * BKR_CRYPTO_KEY_SIZE + BKR_CRYPTO_OVERHEAD];
+	bool current;              /**< bkr_key_list: the one that opened the repository */
+} bkr_key_file;
+
+/**
+ * Parse and check key file text (checksummed JSON, every field and the KDF
+ * bounds).  BKR_ECORRUPT naming @p what on anything wrong.
+ */
+int bkr_key_parse(bkr_key_file *out, const char *text, size_t len, const char *what);
+
+/**
+ * Open key file @p kf with a passphrase: *out gets the master keys.
+ * BKR_EKEY when the passphrase does not open it.
+ */
+int bkr_key_open(const bkr_key_file *kf, const char *pass, size_t passlen, bkr_crypto **out);
+
+/**
+ * Write a new key file wrapping the master keys of @p c under @p pass
+ * into store @p s (keys/<id>.json, never replacing); @p id_out gets its id.
+ */
+int bkr_key_add(bkr_store *s, const bkr_crypto *c, const char *pass, size_t passlen,
+		char id_out[BKR_KEY_ID_HEX]);
+
+/**
+ * Every key file of store @p s, sorted by creation time; *out is malloc'd.
+ * A damaged key file is reported through @p warn (when not NULL) and left out.
+ */
+int bkr_key_list(bkr_store *s, bkr_key_file **out, size_t *n,
+		 void (*warn)(void *ctx, const char *message), void *ctx);
+
+/**
+ * Try @p pass on every key file of @p s belonging to repository @p repo_id:
+ * *out gets the master keys, @p id_out (may be NULL) the key file that
+ * opened.  BKR_EKEY "wrong passphrase" when none opens; BKR_ENOTFOUND when
+ * there is no key file.
+ */
+int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
+		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX]);
+
+/**
+ * Remove key file @p id (a unique prefix of it) from @p s.  Refused
+ * (BKR_EINVAL) for the last key file and for @p current (the one in use).
+ */
+int bkr_key_remove(bkr_store *s, const char *id, const char *current);
+
+/* ---- passphrases -------------------------------------------------------------- */
+
+/** Where passphrases come from (the program's options); NULL members are unset. */
+typedef struct {
+	const char *file;        /**< --password-file: its first line */
+	const char *command;     /**< --password-command: first line of `sh -c` output */
+	const char *new_file;    /**< --new-password-file (key add, key passwd) */
+} bkr_key_source;
+
+/** Set the process-wide source (copied pointers: they must outlive its use). */
+void bkr_key_set_source(const bkr_key_source *src);
+
+/**
+ * The passphrase for repository @p repo (named in the prompt): from the
+ * file, the command, BKR_PASSWORD, or a prompt on /dev/tty.  The first one
+ * obtained is kept for the process.  *out is borrowed (locked memory, wiped
+ * by bkr_key_forget).  BKR_EINVAL when there is no source (no TTY) or it is
+ * empty; BKR_EUNAVAILABLE when the command fails.
+ */
+int bkr_key_passphrase(const char *repo, const char **out, size_t *len);
+
+/**
+ * A new passphrase (init, key add, key passwd): from the new-file, the
+ * command/file/BKR_PASSWORD when @p use_current (init), BKR_NEW_PASSWORD, or
+ * prompted twice.  *out is borrowed like bkr_key_passphrase's.
+ */
+int bkr_key_new_passphrase(bool use_current, const char **out, size_t *len);
+
+/** Wipe the kept passphrases. */
+void bkr_key_forget(void);
+
+#endif

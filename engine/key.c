@@ -1,0 +1,621 @@
+/** @file
+ * Key files (bkr/key.h, docs/format.md "Key files"): parsing and checking
+ * them, wrapping master keys under a passphrase-derived key, trying a
+ * passphrase on every key file, listing and removing them; and the
+ * passphrase itself, read from a file, a command, BKR_PASSWORD or the
+ * terminal without echo, kept in locked memory (bkr_secure_alloc) for the
+ * process.
+ */
+#include "bkr/key.h"
+#include "bkr/error.h"
+#include "bkr/format.h"
+#include "bkr/host.h"
+#include "bkr/io.h"
+#include "bkr/manifest.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define PASS_MAX 1024
+#define KEYS_PREFIX "keys/"
+
+/* ---- key files -------------------------------------------------------------- */
+
+/* The AD of a key file's sealed master keys: label, repository, KDF parameters. */
+#define KEY_AD_SIZE (BKR_CRYPTO_LABEL_SIZE + BKR_CRYPTO_REPO_ID_SIZE + 16 + 32)
+static void key_ad(uint8_t ad[KEY_AD_SIZE], const uint8_t *repo_id, const bkr_kdf_params *p)
+{
+	uint8_t *q = ad + BKR_CRYPTO_LABEL_SIZE + BKR_CRYPTO_REPO_ID_SIZE;
+	bkr_crypto_ad_prefix(ad, "bkrfs-key-v1", repo_id);
+	bkr_put_u64(q, p->n);
+	bkr_put_u32(q + 8, p->r);
+	bkr_put_u32(q + 12, p->p);
+	memcpy(q + 16, p->salt, sizeof(p->salt));
+}
+
+static int get_str(const cJSON *o, const char *key, const char *what, char *out, size_t cap)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap)
+		return bkr_error_set(BKR_ECORRUPT, "%s: key '%s': expected a string of at most %zu bytes",
+				     what, key, cap - 1);
+	memcpy(out, v->valuestring, strlen(v->valuestring) + 1);
+	return 0;
+}
+
+static int get_hex(const cJSON *o, const char *key, const char *what, void *out, size_t len)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!cJSON_IsString(v) || strlen(v->valuestring) != 2 * len || bkr_hex_decode(out, len, v->valuestring) < 0)
+		return bkr_error_set(BKR_ECORRUPT, "%s: key '%s': expected %zu hex characters", what, key, 2 * len);
+	return 0;
+}
+
+static int get_num(const cJSON *o, const char *key, const char *what, uint64_t max, uint64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > (double)max ||
+	    v->valuedouble != (double)(uint64_t)v->valuedouble)
+		return bkr_error_set(BKR_ECORRUPT, "%s: key '%s': expected an integer 0..%llu",
+				     what, key, (unsigned long long)max);
+	*out = (uint64_t)v->valuedouble;
+	return 0;
+}
+
+int bkr_key_parse(bkr_key_file *out, const char *text, size_t len, const char *what)
+{
+	cJSON *root = NULL;
+	const cJSON *v, *kdf;
+	uint64_t u;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (len > BKR_KEY_FILE_MAX)
+		return bkr_error_set(BKR_ECORRUPT, "%s: %zu bytes is too large for a key file", what, len);
+	if ((err = bkr_json_verify(text, len, what)) < 0)
+		return err;
+	if (!(root = cJSON_ParseWithLength(text, len)))
+		return bkr_error_set(BKR_ECORRUPT, "%s: not valid JSON", what);
+	v = cJSON_GetObjectItemCaseSensitive(root, "kind");
+	if (!cJSON_IsString(v) || strcmp(v->valuestring, "bkrfs-key")) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: key 'kind': not a bkrfs key file", what);
+		goto done;
+	}
+	if ((err = get_num(root, "version", what, 1000, &u)) < 0)
+		goto done;
+	if (u != 1) {
+		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: key file version %llu is not supported", what,
+				    (unsigned long long)u);
+		goto done;
+	}
+	if ((err = get_hex(root, "repository", what, out->repo_id, sizeof(out->repo_id))) < 0 ||
+	    (err = get_str(root, "created", what, out->created, sizeof(out->created))) < 0 ||
+	    (err = get_str(root, "hostname", what, out->hostname, sizeof(out->hostname))) < 0 ||
+	    (err = get_str(root, "username", what, out->username, sizeof(out->username))) < 0 ||
+	    (err = get_hex(root, "keys", what, out->sealed, sizeof(out->sealed))) < 0)
+		goto done;
+	kdf = cJSON_GetObjectItemCaseSensitive(root, "kdf");
+	v = cJSON_GetObjectItemCaseSensitive(kdf, "algorithm");
+	if (!cJSON_IsObject(kdf) || !cJSON_IsString(v) || strcmp(v->valuestring, "scrypt")) {
+		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: key 'kdf.algorithm': only \"scrypt\" is supported", what);
+		goto done;
+	}
+	if ((err = get_num(kdf, "n", what, 1ull << 40, &out->kdf.n)) < 0 ||
+	    (err = get_num(kdf, "r", what, 1u << 20, &u)) < 0)
+		goto done;
+	out->kdf.r = (uint32_t)u;
+	if ((err = get_num(kdf, "p", what, 1u << 20, &u)) < 0)
+		goto done;
+	out->kdf.p = (uint32_t)u;
+	if ((err = get_hex(kdf, "salt", what, out->kdf.salt, sizeof(out->kdf.salt))) < 0 ||
+	    (err = bkr_kdf_params_check(&out->kdf, what)) < 0)
+		goto done;
+done:
+	cJSON_Delete(root);
+	return err;
+}
+
+int bkr_key_open(const bkr_key_file *kf, const char *pass, size_t passlen, bkr_crypto **out)
+{
+	uint8_t ad[KEY_AD_SIZE], *kek = NULL, *keys = NULL;
+	int err;
+
+	*out = NULL;
+	if (!(kek = bkr_secure_alloc(BKR_CRYPTO_KEY_SIZE)) || !(keys = bkr_secure_alloc(2 * BKR_CRYPTO_KEY_SIZE))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_kdf_derive(&kf->kdf, pass, passlen, kek)) < 0)
+		goto done;
+	key_ad(ad, kf->repo_id, &kf->kdf);
+	if ((err = bkr_aead_open(kek, ad, sizeof(ad), kf->sealed, sizeof(kf->sealed), keys, "key file")) < 0) {
+		if (err == BKR_ECORRUPT)
+			err = bkr_error_set(BKR_EKEY, "key file %s: wrong passphrase", kf->id);
+		goto done;
+	}
+	err = bkr_crypto_new(out, keys, keys + BKR_CRYPTO_KEY_SIZE, kf->repo_id);
+done:
+	bkr_secure_free(kek, BKR_CRYPTO_KEY_SIZE);
+	bkr_secure_free(keys, 2 * BKR_CRYPTO_KEY_SIZE);
+	return err;
+}
+
+static void user_name(char *out, size_t cap)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	const char *u = NULL;
+	if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res)
+		u = res->pw_name;
+	snprintf(out, cap, "%s", u ? u : "");
+}
+
+int bkr_key_add(bkr_store *s, const bkr_crypto *c, const char *pass, size_t passlen,
+		char id_out[BKR_KEY_ID_HEX])
+{
+	uint8_t ad[KEY_AD_SIZE], *kek = NULL, *keys = NULL, rid[8];
+	uint8_t sealed[2 * BKR_CRYPTO_KEY_SIZE + BKR_CRYPTO_OVERHEAD];
+	char *hex = NULL, *text = NULL, *json = NULL, repo[2 * BKR_CRYPTO_REPO_ID_SIZE + 1];
+	char salt[65], created[32], host[256], user[256], name[64];
+	bkr_kdf_params p;
+	cJSON *root = NULL, *o;
+	size_t len = 0;
+	int err;
+
+	id_out[0] = 0;
+	if (!passlen)
+		return bkr_error_set(BKR_EINVAL, "an empty passphrase is refused");
+	if (!(kek = bkr_secure_alloc(BKR_CRYPTO_KEY_SIZE)) || !(keys = bkr_secure_alloc(2 * BKR_CRYPTO_KEY_SIZE)) ||
+	    !(hex = malloc(2 * sizeof(sealed) + 1))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_kdf_params_new(&p)) < 0 || (err = bkr_kdf_derive(&p, pass, passlen, kek)) < 0 ||
+	    (err = bkr_random_bytes(rid, sizeof(rid))) < 0)
+		goto done;
+	memcpy(keys, bkr_crypto_enc_key(c), BKR_CRYPTO_KEY_SIZE);
+	memcpy(keys + BKR_CRYPTO_KEY_SIZE, bkr_crypto_mac_key(c), BKR_CRYPTO_KEY_SIZE);
+	key_ad(ad, bkr_crypto_repo_id(c), &p);
+	if ((err = bkr_aead_seal(kek, ad, sizeof(ad), keys, 2 * BKR_CRYPTO_KEY_SIZE, sealed)) < 0)
+		goto done;
+	bkr_hex_encode(sealed, sizeof(sealed), hex);
+	bkr_hex_encode(bkr_crypto_repo_id(c), BKR_CRYPTO_REPO_ID_SIZE, repo);
+	bkr_hex_encode(p.salt, sizeof(p.salt), salt);
+	bkr_time_format(created, bkr_time_now_ns());
+	bkr_host_name(host, sizeof(host), NULL);
+	user_name(user, sizeof(user));
+
+	root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "kind", "bkrfs-key");
+	cJSON_AddNumberToObject(root, "version", 1);
+	cJSON_AddStringToObject(root, "repository", repo);
+	cJSON_AddStringToObject(root, "created", created);
+	cJSON_AddStringToObject(root, "hostname", host);
+	cJSON_AddStringToObject(root, "username", user);
+	o = cJSON_AddObjectToObject(root, "kdf");
+	cJSON_AddStringToObject(o, "algorithm", "scrypt");
+	cJSON_AddNumberToObject(o, "n", (double)p.n);
+	cJSON_AddNumberToObject(o, "r", p.r);
+	cJSON_AddNumberToObject(o, "p", p.p);
+	cJSON_AddStringToObject(o, "salt", salt);
+	cJSON_AddStringToObject(root, "keys", hex);
+	if (!(text = cJSON_PrintUnformatted(root))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_json_seal(text, &json, &len)) < 0)
+		goto done;
+	bkr_hex_encode(rid, sizeof(rid), id_out);
+	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", id_out);
+	if ((err = bkr_store_prepare(s, "keys")) < 0 || (err = bkr_store_put(s, name, json, len)) < 0) {
+		id_out[0] = 0;
+		goto done;
+	}
+done:
+	cJSON_Delete(root);
+	free(text);
+	free(json);
+	free(hex);
+	bkr_secure_free(kek, BKR_CRYPTO_KEY_SIZE);
+	bkr_secure_free(keys, 2 * BKR_CRYPTO_KEY_SIZE);
+	return err;
+}
+
+/* "keys/<16 hex>.json": *id gets the hex. */
+static bool key_name(const char *name, char id[BKR_KEY_ID_HEX])
+{
+	const char *base = name + strlen(KEYS_PREFIX);
+	if (strncmp(name, KEYS_PREFIX, strlen(KEYS_PREFIX)) || strlen(base) != 16 + 5 || strcmp(base + 16, ".json"))
+		return false;
+	for (int i = 0; i < 16; i++)
+		if (!strchr("0123456789abcdef", base[i]) || !base[i])
+			return false;
+	memcpy(id, base, 16);
+	id[16] = 0;
+	return true;
+}
+
+struct key_walk {
+	bkr_store *s;
+	bkr_key_file *v;
+	size_t n, cap;
+	void (*warn)(void *ctx, const char *message);
+	void *ctx;
+};
+
+static int on_key(void *ctx, const char *name)
+{
+	struct key_walk *kw = ctx;
+	char id[BKR_KEY_ID_HEX], what[PATH_MAX];
+	uint8_t *text = NULL;
+	size_t len = 0;
+	int err;
+
+	if (!key_name(name, id))
+		return 0;
+	if ((err = bkr_store_describe(kw->s, name, what, sizeof(what))) < 0)
+		return err;
+	if (kw->n == kw->cap) {
+		size_t ncap = kw->cap ? 2 * kw->cap : 8;
+		bkr_key_file *nv = realloc(kw->v, ncap * sizeof(*nv));
+		if (!nv)
+			return bkr_error_oom();
+		kw->v = nv;
+		kw->cap = ncap;
+	}
+	err = bkr_store_get(kw->s, name, BKR_KEY_FILE_MAX, &text, &len);
+	if (err == 0)
+		err = bkr_key_parse(&kw->v[kw->n], (const char *)text, len, what);
+	free(text);
+	if (err == BKR_ENOMEM)
+		return err;
+	if (err < 0) {
+		if (kw->warn)
+			kw->warn(kw->ctx, bkr_error_message());
+		bkr_error_clear();
+		return 0;
+	}
+	memcpy(kw->v[kw->n].id, id, sizeof(id));
+	kw->n++;
+	return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	const bkr_key_file *x = a, *y = b;
+	int c = strcmp(x->created, y->created);
+	return c ? c : strcmp(x->id, y->id);
+}
+
+int bkr_key_list(bkr_store *s, bkr_key_file **out, size_t *n,
+		 void (*warn)(void *ctx, const char *message), void *ctx)
+{
+	struct key_walk kw = { .s = s, .warn = warn, .ctx = ctx };
+	int err;
+
+	*out = NULL;
+	*n = 0;
+	if ((err = bkr_store_list(s, KEYS_PREFIX, on_key, &kw)) < 0) {
+		free(kw.v);
+		return err;
+	}
+	bkr_error_clear();
+	if (kw.n > 1)
+		qsort(kw.v, kw.n, sizeof(*kw.v), key_cmp);
+	*out = kw.v;
+	*n = kw.n;
+	return 0;
+}
+
+static void count_damaged(void *ctx, const char *message)
+{
+	(void)message;
+	(*(size_t *)ctx)++;
+}
+
+int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
+		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX])
+{
+	bkr_key_file *v = NULL;
+	size_t n = 0, tried = 0, damaged = 0;
+	int err;
+
+	*out = NULL;
+	if ((err = bkr_key_list(s, &v, &n, count_damaged, &damaged)) < 0)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		if (memcmp(v[i].repo_id, repo_id, BKR_CRYPTO_REPO_ID_SIZE))
+			continue; /* a key file of another repository */
+		tried++;
+		err = bkr_key_open(&v[i], pass, passlen, out);
+		if (err == 0) {
+			if (id_out)
+				memcpy(id_out, v[i].id, BKR_KEY_ID_HEX);
+			goto done;
+		}
+		if (err != BKR_EKEY)
+			goto done;
+	}
+	if (!tried)
+		err = bkr_error_set(damaged ? BKR_ECORRUPT : BKR_ENOTFOUND,
+				    "%s: no usable key file in keys/ (%zu damaged): the repository cannot be opened",
+				    bkr_store_location(s), damaged);
+	else
+		err = bkr_error_set(BKR_EKEY, "%s: wrong passphrase: it opens none of the %zu key file%s in keys/",
+				    bkr_store_location(s), tried, tried == 1 ? "" : "s");
+done:
+	free(v);
+	return err;
+}
+
+int bkr_key_remove(bkr_store *s, const char *id, const char *current)
+{
+	bkr_key_file *v = NULL;
+	size_t n = 0, found = SIZE_MAX, matches = 0;
+	char name[64];
+	int err;
+
+	if ((err = bkr_key_list(s, &v, &n, NULL, NULL)) < 0)
+		return err;
+	for (size_t i = 0; i < n; i++)
+		if (*id && !strncmp(v[i].id, id, strlen(id))) {
+			found = i;
+			matches++;
+		}
+	if (matches == 0) {
+		err = bkr_error_set(BKR_ENOTFOUND, "key %s: no such key file in %s/keys", id, bkr_store_location(s));
+		goto done;
+	}
+	if (matches > 1) {
+		err = bkr_error_set(BKR_EAMBIGUOUS, "key %s: the prefix names %zu key files", id, matches);
+		goto done;
+	}
+	if (n == 1) {
+		err = bkr_error_set(BKR_EINVAL, "key %s: refusing to remove the last key file "
+				    "(without it nothing can open the repository)", v[found].id);
+		goto done;
+	}
+	if (current && !strcmp(current, v[found].id)) {
+		err = bkr_error_set(BKR_EINVAL, "key %s: refusing to remove the key file in use "
+				    "(open the repository with another passphrase, or use 'bkr key passwd')", v[found].id);
+		goto done;
+	}
+	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", v[found].id);
+	err = bkr_store_delete(s, name);
+done:
+	free(v);
+	return err;
+}
+
+/* ---- passphrases ------------------------------------------------------------------ */
+
+static bkr_key_source source;
+static char *kept, *kept_new;          /* PASS_MAX bytes of locked memory each */
+static size_t kept_len, kept_new_len;
+
+void bkr_key_set_source(const bkr_key_source *src)
+{
+	memset(&source, 0, sizeof(source));
+	if (src)
+		source = *src;
+}
+
+void bkr_key_forget(void)
+{
+	bkr_secure_free(kept, PASS_MAX);
+	bkr_secure_free(kept_new, PASS_MAX);
+	kept = kept_new = NULL;
+	kept_len = kept_new_len = 0;
+}
+
+/* Cut @p buf (of *len bytes) at its first newline. */
+static void first_line(char *buf, size_t *len)
+{
+	char *nl = memchr(buf, '\n', *len);
+	if (nl)
+		*len = (size_t)(nl - buf);
+	if (*len && buf[*len - 1] == '\r')
+		(*len)--;
+	buf[*len] = 0;
+}
+
+/* Read up to PASS_MAX-1 bytes of @p fd into @p buf (to EOF or the first newline). */
+static int read_line_fd(int fd, char *buf, size_t *len, const char *what)
+{
+	size_t n = 0;
+	while (n < PASS_MAX - 1) {
+		ssize_t r = read(fd, buf + n, PASS_MAX - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return bkr_error_set_errno(errno, "%s", what);
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (memchr(buf + n - (size_t)r, '\n', (size_t)r))
+			break;
+	}
+	*len = n;
+	first_line(buf, len);
+	return 0;
+}
+
+static int from_file(const char *path, char *buf, size_t *len)
+{
+	int fd, err;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+		return bkr_error_set_errno(errno, "password file %s", path);
+	err = read_line_fd(fd, buf, len, path);
+	close(fd);
+	return err;
+}
+
+static int from_command(const char *cmd, char *buf, size_t *len)
+{
+	int fds[2], status = 0, err;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return bkr_error_set_errno(errno, "password command: pipe");
+	if ((pid = fork()) < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return bkr_error_set_errno(errno, "password command: fork");
+	}
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	err = read_line_fd(fds[0], buf, len, "password command");
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (err < 0)
+		return err;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return bkr_error_set(BKR_EUNAVAILABLE, "password command failed (%s %d): %s",
+				     WIFEXITED(status) ? "exit" : "signal",
+				     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), cmd);
+	return 0;
+}
+
+static int from_env(const char *name, char *buf, size_t *len)
+{
+	const char *v = getenv(name);
+	size_t n = strlen(v);
+	if (n >= PASS_MAX)
+		return bkr_error_set(BKR_EINVAL, "%s: longer than %d bytes", name, PASS_MAX - 1);
+	memcpy(buf, v, n + 1);
+	*len = n;
+	return 0;
+}
+
+/* Prompt on the terminal without echo. */
+static int from_tty(const char *prompt, char *buf, size_t *len)
+{
+	struct termios old, quiet;
+	int fd, err;
+
+	if ((fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)) < 0 || tcgetattr(fd, &old) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return bkr_error_set(BKR_EINVAL, "no passphrase: set BKR_PASSWORD, give --password-file or "
+				     "--password-command, or run on a terminal");
+	}
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+	quiet.c_lflag |= ICANON;
+	(void)!write(fd, prompt, strlen(prompt));
+	tcsetattr(fd, TCSAFLUSH, &quiet);
+	err = read_line_fd(fd, buf, len, "/dev/tty");
+	tcsetattr(fd, TCSAFLUSH, &old);
+	(void)!write(fd, "\n", 1);
+	close(fd);
+	return err;
+}
+
+static int keep(char **slot, size_t *slot_len, const char *buf, size_t len)
+{
+	if (!len)
+		return bkr_error_set(BKR_EINVAL, "an empty passphrase is refused");
+	if (!*slot && !(*slot = bkr_secure_alloc(PASS_MAX)))
+		return bkr_error_oom();
+	memcpy(*slot, buf, len);
+	(*slot)[len] = 0;
+	*slot_len = len;
+	return 0;
+}
+
+/* The current passphrase from the non-interactive sources; 1 when there is none. */
+static int current_noninteractive(char *buf, size_t *len)
+{
+	if (source.file)
+		return from_file(source.file, buf, len);
+	if (source.command)
+		return from_command(source.command, buf, len);
+	if (getenv("BKR_PASSWORD"))
+		return from_env("BKR_PASSWORD", buf, len);
+	return 1;
+}
+
+int bkr_key_passphrase(const char *repo, const char **out, size_t *len)
+{
+	char *buf = NULL, prompt[PATH_MAX + 64];
+	size_t n = 0;
+	int err;
+
+	*out = NULL;
+	*len = 0;
+	if (kept) {
+		*out = kept;
+		*len = kept_len;
+		return 0;
+	}
+	if (!(buf = bkr_secure_alloc(PASS_MAX)))
+		return bkr_error_oom();
+	if ((err = current_noninteractive(buf, &n)) == 1) {
+		snprintf(prompt, sizeof(prompt), "passphrase for %s: ", repo);
+		err = from_tty(prompt, buf, &n);
+	}
+	if (err == 0 && (err = keep(&kept, &kept_len, buf, n)) == 0) {
+		*out = kept;
+		*len = kept_len;
+	}
+	bkr_secure_free(buf, PASS_MAX);
+	return err;
+}
+
+int bkr_key_new_passphrase(bool use_current, const char **out, size_t *len)
+{
+	char *a = NULL, *b = NULL;
+	size_t na = 0, nb = 0;
+	int err = 1;
+
+	*out = NULL;
+	*len = 0;
+	if (kept_new) {
+		*out = kept_new;
+		*len = kept_new_len;
+		return 0;
+	}
+	if (!(a = bkr_secure_alloc(PASS_MAX)) || !(b = bkr_secure_alloc(PASS_MAX))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if (source.new_file)
+		err = from_file(source.new_file, a, &na);
+	else if (use_current && (err = current_noninteractive(a, &na)) <= 0)
+		;
+	else if (getenv("BKR_NEW_PASSWORD"))
+		err = from_env("BKR_NEW_PASSWORD", a, &na);
+	if (err == 1) {
+		if ((err = from_tty("new passphrase: ", a, &na)) < 0 ||
+		    (err = from_tty("the same again: ", b, &nb)) < 0)
+			goto done;
+		if (na != nb || memcmp(a, b, na)) {
+			err = bkr_error_set(BKR_EINVAL, "the passphrases differ; nothing was changed");
+			goto done;
+		}
+	}
+	if (err == 0 && (err = keep(&kept_new, &kept_new_len, a, na)) == 0) {
+		*out = kept_new;
+		*len = kept_new_len;
+	}
+done:
+	bkr_secure_free(a, PASS_MAX);
+	bkr_secure_free(b, PASS_MAX);
+	return err;
+}

@@ -1,0 +1,278 @@
+/** @file
+ * Unit tests of key files and passphrases (engine/key.c): add, list, unlock
+ * with the right and a wrong passphrase, two holders, a key file of another
+ * repository, tampered key files (a flipped bit in the sealed keys, weaker
+ * KDF parameters with a recomputed checksum, a broken checksum, hostile
+ * parameters), removing (not the last, not the one in use, prefixes), and
+ * passphrases from a file, a command and BKR_PASSWORD.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bkr/crypto.h"
+#include "bkr/error.h"
+#include "bkr/key.h"
+#include "bkr/manifest.h"
+#include "bkr/store.h"
+#include "testutil.h"
+
+static const uint8_t repo_a[16] = "repository-A-id";
+static const uint8_t repo_b[16] = "repository-B-id";
+
+struct fx {
+	char dir[PATH_MAX];
+	bkr_store *s;
+	bkr_crypto *c;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	uint8_t enc[32], mac[32];
+	setenv("BKR_TEST_KDF_N", "1024", 1);
+	if (!f || tu_mkdtemp_in(f->dir, sizeof(f->dir), "key") < 0 ||
+	    bkr_store_local_open(&f->s, f->dir, 0) < 0)
+		return -1;
+	memset(enc, 1, sizeof(enc));
+	memset(mac, 2, sizeof(mac));
+	if (bkr_crypto_new(&f->c, enc, mac, repo_a) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	bkr_store_free(f->s);
+	bkr_crypto_free(f->c);
+	tu_rmrf(f->dir);
+	free(f);
+	bkr_key_forget();
+	bkr_key_set_source(NULL);
+	return 0;
+}
+
+static char *read_key(struct fx *f, const char *id, size_t *len)
+{
+	char name[64];
+	uint8_t *t = NULL;
+	snprintf(name, sizeof(name), "keys/%s.json", id);
+	assert_int_equal(bkr_store_get(f->s, name, 1 << 16, &t, len), 0);
+	return (char *)t;
+}
+
+/* Replace key file @p id by @p text (re-checksummed when @p reseal). */
+static void write_key(struct fx *f, const char *id, const char *text, bool reseal)
+{
+	char name[64], *sealed = NULL, *body;
+	size_t len;
+	snprintf(name, sizeof(name), "keys/%s.json", id);
+	assert_int_equal(bkr_store_delete(f->s, name), 0);
+	if (reseal) {
+		/* drop the old ,"sha256":"..." member, then seal again */
+		body = strdup(text);
+		char *cut = strstr(body, ",\"sha256\":\"");
+		assert_non_null(cut);
+		strcpy(cut, "}");
+		assert_int_equal(bkr_json_seal(body, &sealed, &len), 0);
+		free(body);
+		assert_int_equal(bkr_store_put(f->s, name, sealed, len), 0);
+		free(sealed);
+	} else {
+		assert_int_equal(bkr_store_put(f->s, name, text, strlen(text)), 0);
+	}
+}
+
+static void test_add_unlock_two_holders(void **state)
+{
+	struct fx *f = *state;
+	char id1[BKR_KEY_ID_HEX], id2[BKR_KEY_ID_HEX], got[BKR_KEY_ID_HEX];
+	bkr_crypto *c = NULL;
+	bkr_key_file *v = NULL;
+	size_t n = 0, len;
+	bkr_id x, y;
+	char *text;
+
+	assert_int_equal(bkr_key_add(f->s, f->c, "alice pass", 10, id1), 0);
+	assert_int_equal(bkr_key_add(f->s, f->c, "bob pass", 8, id2), 0);
+	assert_int_equal(strlen(id1), 16);
+	assert_string_not_equal(id1, id2);
+	/* nothing secret in the file: neither the keys nor the passphrase */
+	text = read_key(f, id1, &len);
+	assert_null(strstr(text, "alice"));
+	assert_non_null(strstr(text, "\"algorithm\":\"scrypt\""));
+	assert_non_null(strstr(text, "\"n\":1024"));
+	free(text);
+
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "alice pass", 10, &c, got), 0);
+	assert_string_equal(got, id1);
+	bkr_crypto_blob_id(c, "abc", 3, &x);
+	bkr_crypto_blob_id(f->c, "abc", 3, &y);
+	assert_memory_equal(x.b, y.b, 32); /* the same master keys */
+	bkr_crypto_free(c);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "bob pass", 8, &c, got), 0);
+	assert_string_equal(got, id2);
+	bkr_crypto_free(c);
+
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "mallory", 7, &c, got), BKR_EKEY);
+	assert_null(c);
+	assert_non_null(strstr(bkr_error_message(), "wrong passphrase"));
+	assert_non_null(strstr(bkr_error_message(), "2 key files"));
+	assert_null(strstr(bkr_error_message(), "mallory"));
+	/* key files of another repository do not count */
+	assert_int_equal(bkr_key_unlock(f->s, repo_b, "alice pass", 10, &c, got), BKR_ENOTFOUND);
+
+	assert_int_equal(bkr_key_list(f->s, &v, &n, NULL, NULL), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].kdf.n, 1024);
+	free(v);
+
+	/* remove: not the one in use, a prefix, then not the last */
+	assert_int_equal(bkr_key_remove(f->s, id1, id1), BKR_EINVAL);
+	assert_int_equal(bkr_key_remove(f->s, "zz", id1), BKR_ENOTFOUND);
+	char prefix[5];
+	memcpy(prefix, id2, 4);
+	prefix[4] = 0;
+	assert_int_equal(bkr_key_remove(f->s, prefix, id1), 0);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "bob pass", 8, &c, got), BKR_EKEY);
+	assert_int_equal(bkr_key_remove(f->s, id1, NULL), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "last key file"));
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "alice pass", 10, &c, got), 0);
+	bkr_crypto_free(c);
+	assert_int_equal(bkr_key_add(f->s, f->c, "", 0, id2), BKR_EINVAL);
+}
+
+static void test_tampered_key_files(void **state)
+{
+	struct fx *f = *state;
+	char id[BKR_KEY_ID_HEX], *text, *p, what[] = "k";
+	bkr_crypto *c = NULL;
+	bkr_key_file kf;
+	size_t len;
+
+	assert_int_equal(bkr_key_add(f->s, f->c, "secret", 6, id), 0);
+	text = read_key(f, id, &len);
+	assert_int_equal(bkr_key_parse(&kf, text, len, what), 0);
+
+	/* a flipped bit in the sealed keys, checksum recomputed: like a wrong passphrase */
+	p = strstr(text, "\"keys\":\"") + 8;
+	{
+		char was = *p;
+		*p = was == '0' ? '1' : '0';
+		write_key(f, id, text, true);
+		assert_int_equal(bkr_key_unlock(f->s, repo_a, "secret", 6, &c, NULL), BKR_EKEY);
+		*p = was;
+	}
+	/* weaker parameters (N 1024 -> 2048 here: any change) with the checksum recomputed */
+	p = strstr(text, "\"n\":1024");
+	memcpy(p, "\"n\":2048", 8);
+	write_key(f, id, text, true);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "secret", 6, &c, NULL), BKR_EKEY);
+	memcpy(p, "\"n\":1024", 8);
+	/* a damaged file (checksum broken): corrupt, not a wrong passphrase */
+	p = strstr(text, "\"hostname\":\"") + 12;
+	*p ^= 1;
+	write_key(f, id, text, false);
+	assert_int_equal(bkr_key_parse(&kf, text, len, what), BKR_ECORRUPT);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "secret", 6, &c, NULL), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "1 damaged"));
+	*p ^= 1;
+	/* hostile parameters (checksum recomputed) are refused before scrypt runs */
+	p = strstr(text, "\"n\":1024");
+	memcpy(p, "\"n\":1023", 8);
+	write_key(f, id, text, true);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "secret", 6, &c, NULL), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "1 damaged"));
+	memcpy(p, "\"n\":1024", 8);
+	/* restored: opens again */
+	write_key(f, id, text, false);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "secret", 6, &c, NULL), 0);
+	bkr_crypto_free(c);
+	free(text);
+	/* not JSON, too large, empty */
+	assert_int_equal(bkr_key_parse(&kf, "{", 1, what), BKR_ECORRUPT);
+	assert_int_equal(bkr_key_parse(&kf, "", 0, what), BKR_ECORRUPT);
+}
+
+static void test_passphrase_sources(void **state)
+{
+	struct fx *f = *state;
+	char path[PATH_MAX];
+	const char *pw;
+	size_t len;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/pw", f->dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs("from file\nsecond line\n", fp);
+	fclose(fp);
+	setenv("BKR_PASSWORD", "from env", 1);
+
+	bkr_key_set_source(&(bkr_key_source){ .file = path });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_int_equal(len, 9);
+	assert_string_equal(pw, "from file");
+	bkr_key_forget();
+
+	bkr_key_set_source(&(bkr_key_source){ .command = "printf 'from cmd\\r\\n'" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_string_equal(pw, "from cmd");
+	bkr_key_forget();
+
+	bkr_key_set_source(&(bkr_key_source){ .command = "exit 3" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EUNAVAILABLE);
+	bkr_key_forget();
+
+	bkr_key_set_source(NULL);
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_string_equal(pw, "from env");
+	/* kept: the environment is read once */
+	setenv("BKR_PASSWORD", "changed", 1);
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_string_equal(pw, "from env");
+	bkr_key_forget();
+
+	setenv("BKR_PASSWORD", "", 1);
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EINVAL);
+	unsetenv("BKR_PASSWORD");
+
+	bkr_key_set_source(&(bkr_key_source){ .file = "/nonexistent/pw" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "/nonexistent/pw"));
+
+	/* a new passphrase: new-file first, BKR_NEW_PASSWORD otherwise */
+	setenv("BKR_NEW_PASSWORD", "new env", 1);
+	bkr_key_set_source(NULL);
+	assert_int_equal(bkr_key_new_passphrase(false, &pw, &len), 0);
+	assert_string_equal(pw, "new env");
+	bkr_key_forget();
+	bkr_key_set_source(&(bkr_key_source){ .new_file = path });
+	assert_int_equal(bkr_key_new_passphrase(false, &pw, &len), 0);
+	assert_string_equal(pw, "from file");
+	bkr_key_forget();
+	/* init: the current sources give the new passphrase */
+	setenv("BKR_PASSWORD", "init pass", 1);
+	bkr_key_set_source(NULL);
+	assert_int_equal(bkr_key_new_passphrase(true, &pw, &len), 0);
+	assert_string_equal(pw, "init pass");
+	unsetenv("BKR_PASSWORD");
+	unsetenv("BKR_NEW_PASSWORD");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_add_unlock_two_holders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tampered_key_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_passphrase_sources, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
