@@ -143,6 +143,20 @@ done:
 	return d;
 }
 
+unsigned bkr_diff_entries(const bkr_entry *a, const bkr_tree *la, uint32_t lia, const bkr_entry *b,
+			  const bkr_tree *lb, uint32_t lib)
+{
+	unsigned what = meta_diff(a, b, false);
+
+	if (what & BKR_DIFF_TYPE)
+		return what;
+	if (a->type == BKR_FT_FILE && (a->size != b->size || bkr_id_cmp(&a->content, &b->content) != 0))
+		what |= BKR_DIFF_CONTENT;
+	if (la && lb && xattrs_differ(la, lia, lb, lib))
+		what |= BKR_DIFF_XATTRS;
+	return what;
+}
+
 static int diff_dirs(dctx *c, const bkr_id *old_root, const bkr_id *new_root,
 		     const bkr_id *sa, const bkr_id *sb, size_t plen0)
 {
@@ -207,14 +221,7 @@ static int diff_dirs(dctx *c, const bkr_id *old_root, const bkr_id *new_root,
 		}
 		f->ia++;
 		f->ib++;
-		unsigned what = meta_diff(&ea, &eb, false);
-		if (!(what & BKR_DIFF_TYPE)) {
-			if (ea.type == BKR_FT_FILE &&
-			    (ea.size != eb.size || bkr_id_cmp(&ea.content, &eb.content) != 0))
-				what |= BKR_DIFF_CONTENT;
-			if (xattrs_differ(la, lia, lb, lib))
-				what |= BKR_DIFF_XATTRS;
-		}
+		unsigned what = bkr_diff_entries(&ea, la, lia, &eb, lb, lib);
 		if (ea.type == BKR_FT_DIR && eb.type == BKR_FT_DIR) {
 			/* directories: own metadata here, contents below */
 			if (what && (err = report(c, BKR_DIFF_MODIFIED, what, &ea, &eb)) < 0)
@@ -287,12 +294,7 @@ static int diff_path(dctx *c, const bkr_id *old_root, const bkr_id *new_root, co
 			err = report_subtree(c, ra < 0 ? new_root : old_root, k);
 		goto done;
 	}
-	unsigned what = meta_diff(&ea, &eb, false);
-	if (!(what & BKR_DIFF_TYPE) && ea.type == BKR_FT_FILE &&
-	    (ea.size != eb.size || bkr_id_cmp(&ea.content, &eb.content) != 0))
-		what |= BKR_DIFF_CONTENT;
-	if (la && lb && !(what & BKR_DIFF_TYPE) && xattrs_differ(la, lia, lb, lib))
-		what |= BKR_DIFF_XATTRS;
+	unsigned what = bkr_diff_entries(&ea, la, lia, &eb, lb, lib);
 	if (plen && what && (err = report(c, BKR_DIFF_MODIFIED, what, &ea, &eb)) < 0)
 		goto done;
 	if (ea.type == BKR_FT_DIR && eb.type == BKR_FT_DIR)

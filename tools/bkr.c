@@ -25,6 +25,7 @@ static const struct {
 	{ "restore", cmd_restore, "restore a backup or some of its files" },
 	{ "verify", cmd_verify, "check the repository (--read-data: every byte)" },
 	{ "diff", cmd_diff, "compare two backups, or a backup and the live files" },
+	{ "log", cmd_log, "the versions of one file or directory across backups" },
 	{ "config", cmd_config, "check a configuration file (config check)" },
 	{ "mount", cmd_mount, "mount the repository with bkrfs" },
 	{ "delete", cmd_delete, "delete backups (into the trash; prune frees the data)" },

@@ -125,6 +125,7 @@ int cmd_cat(cli *c, int argc, char **argv);
 int cmd_restore(cli *c, int argc, char **argv);
 int cmd_verify(cli *c, int argc, char **argv);
 int cmd_diff(cli *c, int argc, char **argv);
+int cmd_log(cli *c, int argc, char **argv);
 int cmd_config(cli *c, int argc, char **argv);
 int cmd_mount(cli *c, int argc, char **argv);
 int cmd_pin(cli *c, int argc, char **argv);

@@ -65,6 +65,18 @@ typedef struct {
 #define BKR_DIFF_OPTIONS_VERSION 1
 #define BKR_DIFF_OPTIONS_INIT { BKR_DIFF_OPTIONS_VERSION }
 
+/**
+ * What differs between entries @p a and @p b of two backups (BKR_DIFF_*
+ * bits, 0 when equal): type, mode, owner, mtime (not of directories), link
+ * target, rdev, hardlink grouping, a file's size and content hash, and the
+ * xattrs when both leaves are given (@p la / @p lb with @p lia / @p lib, as
+ * bkr_dir_get returns them; NULL skips the comparison).  A directory's
+ * contents are not compared (its subtree is).  ctime and inode numbers
+ * never count.
+ */
+unsigned bkr_diff_entries(const bkr_entry *a, const bkr_tree *la, uint32_t lia, const bkr_entry *b,
+			  const bkr_tree *lb, uint32_t lib);
+
 /** Compare root trees @p old_root and @p new_root.  @p stats optional. */
 int bkr_diff_trees(bkr_repo *r, const bkr_id *old_root, const bkr_id *new_root,
 		   const bkr_diff_options *o, bkr_diff_stats *stats);

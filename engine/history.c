@@ -1,0 +1,252 @@
+/** @file
+ * The history of one path across backups (history.h).
+ *
+ * The path is split into its components once.  For each backup the state
+ * of every level (the directory's tree id, its open bkr_dir, the entry
+ * found in it) is computed from the backup before: a level whose tree id
+ * is the previous backup's takes that level over as it is (no read, and
+ * the entry is the same), any other level is opened and searched.  When the
+ * last level was taken over the path is unchanged without a comparison;
+ * otherwise the two entries are compared with bkr_diff_entries.  Then the
+ * previous backup's levels that were not taken over are released.
+ */
+#include "bkr/history.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bkr/diff.h"
+#include "bkr/error.h"
+
+/* one level of the path in one backup */
+typedef struct {
+	bool open;            /* d/holder valid (released unless taken over) */
+	bkr_id tree;          /* the directory searched at this level */
+	bkr_dir *d;
+	void *holder;
+	bool found;           /* the component is in it */
+	bkr_entry e;
+	const bkr_tree *leaf;
+	uint32_t li;
+	uint64_t index;
+	bool shared;          /* taken over from the backup before */
+} level;
+
+typedef struct {
+	bkr_repo *repo;
+	const bkr_history_dirs *dirs;
+	const char **comp;    /* the path's components */
+	size_t *clen;
+	size_t depth;
+	level *prev, *cur;
+} hctx;
+
+const char *bkr_history_change_name(bkr_history_change c)
+{
+	static const char *const names[] = { "absent", "added", "removed", "content", "metadata",
+					     "unchanged", "error" };
+	return (unsigned)c < sizeof(names) / sizeof(*names) ? names[c] : "?";
+}
+
+static int repo_open(void *ctx, const bkr_id *id, bkr_dir **d, void **holder)
+{
+	int err = bkr_dir_open(d, id, bkr_repo_load_tree, ctx);
+	*holder = err < 0 ? NULL : *d;
+	return err;
+}
+
+static void repo_release(void *ctx, void *holder)
+{
+	(void)ctx;
+	bkr_dir_free(holder);
+}
+
+static void level_release(hctx *h, level *l)
+{
+	if (l->open && l->holder)
+		h->dirs->release(h->dirs->ctx, l->holder);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Split @p path into components ("" and "." skipped, ".." refused). */
+static int split(hctx *h, const char *whole)
+{
+	const char *path = whole;
+	size_t n = 0, cap = 1;
+
+	for (const char *p = path; *p; p++)
+		cap += *p == '/';
+	if (!(h->comp = calloc(cap, sizeof(*h->comp))) || !(h->clen = calloc(cap, sizeof(*h->clen))))
+		return bkr_error_oom();
+	while (*path) {
+		const char *end = strchr(path, '/');
+		size_t len = end ? (size_t)(end - path) : strlen(path);
+		if (len == 2 && path[0] == '.' && path[1] == '.')
+			return bkr_error_set(BKR_EINVAL, "path '%s': '..' is not allowed", whole);
+		if (len && !(len == 1 && path[0] == '.')) {
+			h->comp[n] = path;
+			h->clen[n++] = len;
+		}
+		path += len;
+		if (*path == '/')
+			path++;
+	}
+	h->depth = n;
+	return 0;
+}
+
+/* Level @p k of the current backup, in directory tree @p tree; 0, or a load
+ * error (the level is then not found). */
+static int fill_level(hctx *h, size_t k, const bkr_id *tree)
+{
+	level *c = &h->cur[k], *p = &h->prev[k];
+	int err;
+
+	if (p->open && bkr_id_cmp(&p->tree, tree) == 0) {
+		*c = *p;
+		c->shared = true;
+		return 0;
+	}
+	memset(c, 0, sizeof(*c));
+	c->tree = *tree;
+	if ((err = h->dirs->open(h->dirs->ctx, tree, &c->d, &c->holder)) < 0)
+		return err;
+	c->open = true;
+	err = bkr_dir_find(c->d, (const uint8_t *)h->comp[k], h->clen[k], &c->e, &c->leaf, &c->li, &c->index);
+	if (err == BKR_ENOTFOUND) {
+		bkr_error_clear();
+		return 0;
+	}
+	if (err < 0)
+		return err;
+	c->found = true;
+	return 0;
+}
+
+static bkr_history_change compare(const level *p, const level *c, unsigned *what)
+{
+	*what = 0;
+	if (!p->found)
+		return c->found ? BKR_HISTORY_ADDED : BKR_HISTORY_ABSENT;
+	if (!c->found)
+		return BKR_HISTORY_REMOVED;
+	if (c->shared)
+		return BKR_HISTORY_UNCHANGED;
+	*what = bkr_diff_entries(&p->e, p->leaf, p->li, &c->e, c->leaf, c->li);
+	if (p->e.type == BKR_FT_DIR && c->e.type == BKR_FT_DIR && bkr_id_cmp(&p->e.subtree, &c->e.subtree) != 0)
+		*what |= BKR_DIFF_CONTENT;
+	if (!*what)
+		return BKR_HISTORY_UNCHANGED;
+	return *what & (BKR_DIFF_CONTENT | BKR_DIFF_TYPE) ? BKR_HISTORY_CONTENT : BKR_HISTORY_METADATA;
+}
+
+/* The root itself: a synthetic directory whose subtree is the root tree. */
+static int walk_root(const bkr_history_backup *b, size_t n, bkr_history_fn fn, void *ctx)
+{
+	bkr_entry e;
+	int err;
+
+	memset(&e, 0, sizeof(e));
+	e.name = (const uint8_t *)"";
+	e.type = BKR_FT_DIR;
+	e.mode = 040755;
+	e.nlink = 2;
+	for (size_t i = 0; i < n; i++) {
+		bool had = i > 0 && !bkr_id_is_zero(&b[i - 1].root), has = !bkr_id_is_zero(&b[i].root);
+		bkr_history_item it = { .backup = i, .entry = has ? &e : NULL };
+		e.subtree = b[i].root;
+		if (!has)
+			it.change = had ? BKR_HISTORY_REMOVED : BKR_HISTORY_ABSENT;
+		else if (!had)
+			it.change = BKR_HISTORY_ADDED;
+		else if (bkr_id_cmp(&b[i - 1].root, &b[i].root) == 0)
+			it.change = BKR_HISTORY_UNCHANGED;
+		else {
+			it.change = BKR_HISTORY_CONTENT;
+			it.what = BKR_DIFF_CONTENT;
+		}
+		if ((err = fn(ctx, &it)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+int bkr_history_walk(bkr_repo *r, const bkr_history_backup *b, size_t n, const char *path,
+		     const bkr_history_dirs *dirs, bkr_history_fn fn, void *ctx)
+{
+	static const bkr_history_dirs from_repo = { repo_open, repo_release, NULL };
+	bkr_history_dirs own = from_repo;
+	hctx h = { .repo = r };
+	int err = 0;
+
+	own.ctx = r;
+	h.dirs = dirs ? dirs : &own;
+	if ((err = split(&h, path ? path : "")) < 0)
+		goto done;
+	if (h.depth == 0) {
+		err = walk_root(b, n, fn, ctx);
+		goto done;
+	}
+	if (!(h.prev = calloc(h.depth, sizeof(level))) || !(h.cur = calloc(h.depth, sizeof(level)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bkr_history_item it = { .backup = i };
+		const bkr_id *tree = bkr_id_is_zero(&b[i].root) ? NULL : &b[i].root;
+		level *last = &h.cur[h.depth - 1];
+		int lerr = 0;
+
+		for (size_t k = 0; k < h.depth; k++) {
+			if (!tree) {
+				memset(&h.cur[k], 0, sizeof(level));
+				continue;
+			}
+			if ((lerr = fill_level(&h, k, tree)) < 0) {
+				bkr_error_prefix("backup %s, path '%s'", b[i].id, path);
+				h.cur[k].found = false;
+				for (size_t j = k + 1; j < h.depth; j++)
+					memset(&h.cur[j], 0, sizeof(level));
+				break;
+			}
+			tree = h.cur[k].found && h.cur[k].e.type == BKR_FT_DIR ? &h.cur[k].e.subtree : NULL;
+		}
+		if (lerr < 0) {
+			it.change = BKR_HISTORY_ERROR;
+			it.error = lerr;
+		} else {
+			it.change = compare(&h.prev[h.depth - 1], last, &it.what);
+		}
+		if (last->found) {
+			it.entry = &last->e;
+			it.leaf = last->leaf;
+			it.li = last->li;
+			it.dir_tree = last->tree;
+			it.index = last->index;
+		}
+		err = fn(ctx, &it);
+		/* hand the levels taken over to the current backup, release the rest */
+		for (size_t k = 0; k < h.depth; k++) {
+			if (h.cur[k].shared) {
+				h.prev[k].open = false;
+				h.cur[k].shared = false;
+			}
+			level_release(&h, &h.prev[k]);
+		}
+		level *t = h.prev;
+		h.prev = h.cur;
+		h.cur = t;
+		if (err < 0)
+			goto done;
+		bkr_error_clear();
+	}
+done:
+	if (h.prev)
+		for (size_t k = 0; k < h.depth; k++)
+			level_release(&h, &h.prev[k]);
+	free(h.prev);
+	free(h.cur);
+	free(h.comp);
+	free(h.clen);
+	return err < 0 ? err : 0;
+}
