@@ -86,6 +86,9 @@ struct bkrfs {
 	pthread_rwlock_t view_lock;
 	bkrfs_view *view;          /**< guarded by view_lock; NULL until first needed */
 	struct bkrfs_runs *runs;   /**< guarded by view_lock; NULL until first needed */
+	struct bkrfs_hist *hist;   /**< /versions, /by-source, /by-tag (versions.c); guarded by
+	                                view_lock; NULL until first needed */
+	pthread_mutex_t vers_lock; /**< guards the listings of /versions inodes (inode.vers) */
 
 	void *session;             /**< struct fuse_session * */
 	bool no_open;              /**< the kernel skips open/release when open says ENOSYS */

@@ -14,6 +14,7 @@
 #include "catalog.h"
 #include "dir.h"
 #include "node.h"
+#include "versions.h"
 
 void bkrfs_dirh_free(struct bkrfs *fs, struct bkrfs_dirh *h)
 {
@@ -48,6 +49,17 @@ static int dirh_add(struct bkrfs_dirh *h, size_t *cap, const char *name, unsigne
 	return 0;
 }
 
+struct add_ctx {
+	struct bkrfs_dirh *h;
+	size_t *cap;
+};
+
+static int add_name(void *ctx, const char *name, unsigned char type)
+{
+	struct add_ctx *a = ctx;
+	return dirh_add(a->h, a->cap, name, type);
+}
+
 /* snapshot the names of a top-level directory */
 static int list_top(struct bkrfs *fs, struct bkrfs_dirh *h)
 {
@@ -57,7 +69,8 @@ static int list_top(struct bkrfs *fs, struct bkrfs_dirh *h)
 	switch (h->dir->kind) {
 	case BKRFS_NODE_ROOT:
 		if ((err = dirh_add(h, &cap, "by-id", DT_DIR)) || (err = dirh_add(h, &cap, "by-date", DT_DIR)) ||
-		    (err = dirh_add(h, &cap, "recovered", DT_DIR)))
+		    (err = dirh_add(h, &cap, "recovered", DT_DIR)) || (err = dirh_add(h, &cap, "versions", DT_DIR)) ||
+		    (err = dirh_add(h, &cap, "by-source", DT_DIR)) || (err = dirh_add(h, &cap, "by-tag", DT_DIR)))
 			return err;
 		if ((err = bkrfs_catalog_view_rdlock(fs)))
 			return err;
@@ -101,6 +114,14 @@ static int list_top(struct bkrfs *fs, struct bkrfs_dirh *h)
 			err = dirh_add(h, &cap, "latest", DT_LNK);
 		pthread_rwlock_unlock(&fs->view_lock);
 		return err;
+	case BKRFS_NODE_VERSIONS:
+	case BKRFS_NODE_BY_SOURCE:
+	case BKRFS_NODE_SOURCE:
+	case BKRFS_NODE_BY_TAG:
+	case BKRFS_NODE_TAG: {
+		struct add_ctx a = { h, &cap };
+		return bkrfs_versions_list(fs, h->dir, add_name, &a);
+	}
 	default:
 		return ENOTDIR;
 	}

@@ -75,6 +75,7 @@ static void inode_free(bkrfs_itable *t, bkrfs_inode *i)
 	if (t && t->release)
 		t->release(i);
 	free(i->path);
+	free(i->name);
 	free(i->target);
 	free(i->key);
 	free(i);
@@ -383,6 +384,8 @@ size_t bkrfs_itable_prune(bkrfs_itable *t, size_t max, bkrfs_prune **out)
 		goto done;
 	for (size_t k = 0; k < n; k++) {
 		const char *slash = strrchr(c[k].i->path, '/'), *name = slash ? slash + 1 : c[k].i->path;
+		if (c[k].i->name)
+			name = c[k].i->name;
 		if (!*name || !((*out)[got].name = strdup(name)))
 			continue;
 		(*out)[got++].parent = c[k].i->parent;
@@ -395,6 +398,29 @@ done:
 		*out = NULL;
 	}
 	return got;
+}
+
+size_t bkrfs_itable_of_kind(bkrfs_itable *t, bkrfs_node_kind kind, bkrfs_ino **out)
+{
+	size_t n = 0, cap = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&t->lock);
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (bkrfs_inode *i = t->buckets[b]; i; i = i->next) {
+			if (i->kind != kind)
+				continue;
+			if (n == cap) {
+				bkrfs_ino *v = realloc(*out, (cap = cap ? cap * 2 : 64) * sizeof(*v));
+				if (!v)
+					goto done;
+				*out = v;
+			}
+			(*out)[n++] = i->ino;
+		}
+done:
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }
 
 uint64_t bkrfs_itable_nlookup(bkrfs_itable *t, bkrfs_ino ino)

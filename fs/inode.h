@@ -23,6 +23,9 @@ enum {
 	BKRFS_INO_BY_ID = 2,
 	BKRFS_INO_BY_DATE = 3,
 	BKRFS_INO_RECOVERED = 4,
+	BKRFS_INO_VERSIONS = 5,
+	BKRFS_INO_BY_SOURCE = 6,
+	BKRFS_INO_BY_TAG = 7,
 	BKRFS_INO_RESERVED = 16, /**< hashed numbers are never below this */
 };
 
@@ -37,6 +40,11 @@ typedef enum {
 	BKRFS_NODE_SNAP_ROOT,   /**< /by-id/<id> or /recovered/<run> */
 	BKRFS_NODE_REPORT,      /**< /recovered/<run>/report.json */
 	BKRFS_NODE_ENTRY,       /**< an entry of a backup's tree */
+	BKRFS_NODE_VERSIONS,    /**< /versions and a directory below it (versions.c) */
+	BKRFS_NODE_BY_SOURCE,   /**< /by-source */
+	BKRFS_NODE_SOURCE,      /**< /by-source/<source> */
+	BKRFS_NODE_BY_TAG,      /**< /by-tag */
+	BKRFS_NODE_TAG,         /**< /by-tag/<tag> */
 } bkrfs_node_kind;
 
 struct bkrfs_snap; /* views.h: one backup or recovery run, refcounted */
@@ -51,6 +59,8 @@ typedef struct bkrfs_inode {
 	struct stat st;            /**< attributes as answered (already mapped) */
 	struct bkrfs_snap *snap;   /**< owned reference (SNAP_ROOT, REPORT, ENTRY) */
 	char *path;                /**< owned; path inside the backup ("/src/a") or view name */
+	char *name;                /**< owned; its name in directory @p parent when that is not
+	                                the last component of path (a version in /versions), else NULL */
 	char *target;              /**< owned; symlink target (LINK, symlink entries) */
 	size_t target_len;
 	bkr_id parent_tree;        /**< ENTRY: top tree id of the directory holding it */
@@ -62,6 +72,8 @@ typedef struct bkrfs_inode {
 	double timeout;            /**< entry/attr timeout in seconds for replies about it */
 	void *file;                /**< ENTRY files, REPORT: read state (ops.c), built by the
 	                                first read (atomic), freed by the release callback */
+	void *vers;                /**< VERSIONS: the listing (versions.c), built on first use and
+	                                replaced when the backups change (atomic), freed likewise */
 
 	/* private to inode.c, guarded by the table lock */
 	uint8_t *key;              /**< identity key (see inode.c) */
@@ -140,6 +152,9 @@ typedef struct {
  * inodes it no longer uses, and forget frees them here.
  */
 size_t bkrfs_itable_prune(bkrfs_itable *t, size_t max, bkrfs_prune **out);
+
+/** The numbers of the inodes of kind @p kind (*out malloc'd; 0 when none). */
+size_t bkrfs_itable_of_kind(bkrfs_itable *t, bkrfs_node_kind kind, bkrfs_ino **out);
 
 /** The lookup count of @p ino (tests); 0 when absent. */
 uint64_t bkrfs_itable_nlookup(bkrfs_itable *t, bkrfs_ino ino);

@@ -47,11 +47,13 @@
 #include "prefetch.h"
 #include "prune.h"
 #include "read.h"
+#include "versions.h"
 #include "watch.h"
 
 void bkrfs_mount_init(struct bkrfs *fs)
 {
 	pthread_mutex_init(&fs->load_lock, NULL);
+	pthread_mutex_init(&fs->vers_lock, NULL);
 	pthread_rwlock_init(&fs->view_lock, NULL);
 	pthread_mutex_init(&fs->watch_lock, NULL);
 	pthread_cond_init(&fs->watch_cond, NULL);
@@ -71,6 +73,7 @@ void bkrfs_mount_fini(struct bkrfs *fs)
 	pthread_mutex_destroy(&fs->watch_lock);
 	pthread_rwlock_destroy(&fs->view_lock);
 	pthread_mutex_destroy(&fs->load_lock);
+	pthread_mutex_destroy(&fs->vers_lock);
 }
 
 void bkrfs_log(struct bkrfs *fs, const char *fmt, ...)
@@ -94,6 +97,7 @@ static void inode_release(bkrfs_inode *i)
 	i->file = NULL;
 	bkrfs_snap_unref(i->snap);
 	i->snap = NULL;
+	bkrfs_versions_release(i);
 }
 
 int bkrfs_mount_setup(struct bkrfs *fs)
@@ -115,7 +119,10 @@ int bkrfs_mount_setup(struct bkrfs *fs)
 	if ((err = bkrfs_node_pin_top(fs, BKRFS_INO_ROOT, BKRFS_NODE_ROOT, BKRFS_INO_ROOT)) < 0 ||
 	    (err = bkrfs_node_pin_top(fs, BKRFS_INO_BY_ID, BKRFS_NODE_BY_ID, BKRFS_INO_ROOT)) < 0 ||
 	    (err = bkrfs_node_pin_top(fs, BKRFS_INO_BY_DATE, BKRFS_NODE_BY_DATE, BKRFS_INO_ROOT)) < 0 ||
-	    (err = bkrfs_node_pin_top(fs, BKRFS_INO_RECOVERED, BKRFS_NODE_RECOVERED, BKRFS_INO_ROOT)) < 0)
+	    (err = bkrfs_node_pin_top(fs, BKRFS_INO_RECOVERED, BKRFS_NODE_RECOVERED, BKRFS_INO_ROOT)) < 0 ||
+	    (err = bkrfs_node_pin_top(fs, BKRFS_INO_VERSIONS, BKRFS_NODE_VERSIONS, BKRFS_INO_ROOT)) < 0 ||
+	    (err = bkrfs_node_pin_top(fs, BKRFS_INO_BY_SOURCE, BKRFS_NODE_BY_SOURCE, BKRFS_INO_ROOT)) < 0 ||
+	    (err = bkrfs_node_pin_top(fs, BKRFS_INO_BY_TAG, BKRFS_NODE_BY_TAG, BKRFS_INO_ROOT)) < 0)
 		return err;
 	/* threads (prefetch, watcher) start in main() after fuse_daemonize():
 	 * a fork keeps only the calling thread */
@@ -132,6 +139,7 @@ void bkrfs_mount_teardown(struct bkrfs *fs)
 	bkrfs_view_free(fs->view);
 	fs->view = NULL;
 	bkrfs_runs_free(fs->runs);
+	bkrfs_versions_fini(fs);
 	fs->runs = NULL;
 }
 

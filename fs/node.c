@@ -17,6 +17,7 @@
 #include "bkrfs.h"
 #include "catalog.h"
 #include "node.h"
+#include "versions.h"
 
 /* the tree holding the contents of a directory inode */
 static int dir_tree_of(struct bkrfs *fs, bkrfs_inode *i, bkr_id *out)
@@ -51,9 +52,8 @@ static int key2(uint8_t **key, size_t *len, char kind, const char *a, const char
 	return bkrfs_key_make(key, len, kind, b ? 2 : 1, parts, lens);
 }
 
-/* a synthesized symlink with identity (kind, target) */
-static int make_link(struct bkrfs *fs, char kind, const char *target, bkrfs_ino parent,
-		     double timeout, bool lookup, bkrfs_inode **out)
+int bkrfs_node_link(struct bkrfs *fs, char kind, const char *target, bkrfs_ino parent, double timeout,
+		    bool lookup, bkrfs_inode **out)
 {
 	bkrfs_inode *i = inode_alloc(BKRFS_NODE_LINK);
 	uint8_t *key;
@@ -299,6 +299,12 @@ int bkrfs_node_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, bool
 			fixed = BKRFS_INO_BY_DATE;
 		else if (!strcmp(name, "recovered"))
 			fixed = BKRFS_INO_RECOVERED;
+		else if (!strcmp(name, "versions"))
+			fixed = BKRFS_INO_VERSIONS;
+		else if (!strcmp(name, "by-source"))
+			fixed = BKRFS_INO_BY_SOURCE;
+		else if (!strcmp(name, "by-tag"))
+			fixed = BKRFS_INO_BY_TAG;
 		if (fixed) {
 			*out = bkrfs_itable_get(fs->itable, fixed);
 			return *out ? 0 : ENOENT;
@@ -308,7 +314,7 @@ int bkrfs_node_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, bool
 		if ((err = bkrfs_catalog_view_rdlock(fs)))
 			return err;
 		if (fs->view->latest_target)
-			err = make_link(fs, 'L', fs->view->latest_target, BKRFS_INO_ROOT, BKRFS_TIMEOUT_VIEW,
+			err = bkrfs_node_link(fs, 'L', fs->view->latest_target, BKRFS_INO_ROOT, BKRFS_TIMEOUT_VIEW,
 					lookup, out);
 		else
 			err = ENOENT;
@@ -349,7 +355,7 @@ int bkrfs_node_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, bool
 		pthread_rwlock_unlock(&fs->view_lock);
 		if (err)
 			return err;
-		return make_link(fs, 'T', target, dir->ino, BKRFS_TIMEOUT_FOREVER, lookup, out);
+		return bkrfs_node_link(fs, 'T', target, dir->ino, BKRFS_TIMEOUT_FOREVER, lookup, out);
 	}
 	case BKRFS_NODE_RECOVERED: {
 		bkrfs_snap *s;
@@ -357,7 +363,7 @@ int bkrfs_node_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, bool
 			return err;
 		if (!strcmp(name, "latest")) {
 			if (fs->runs->n)
-				err = make_link(fs, 'R', fs->runs->runs[fs->runs->n - 1]->id, BKRFS_INO_RECOVERED,
+				err = bkrfs_node_link(fs, 'R', fs->runs->runs[fs->runs->n - 1]->id, BKRFS_INO_RECOVERED,
 						BKRFS_TIMEOUT_VIEW, lookup, out);
 			else
 				err = ENOENT;
@@ -397,6 +403,12 @@ int bkrfs_node_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, bool
 		bkrfs_cache_release(fs->dirs, ce);
 		return err;
 	}
+	case BKRFS_NODE_VERSIONS:
+	case BKRFS_NODE_BY_SOURCE:
+	case BKRFS_NODE_SOURCE:
+	case BKRFS_NODE_BY_TAG:
+	case BKRFS_NODE_TAG:
+		return bkrfs_versions_lookup(fs, dir, name, lookup, out);
 	default:
 		return ENOTDIR;
 	}
@@ -414,7 +426,7 @@ int bkrfs_node_pin_top(struct bkrfs *fs, bkrfs_ino ino, bkrfs_node_kind kind, bk
 	if (!(i->path = strdup("")))
 		err = bkr_error_oom();
 	bkrfs_attr_synth(fs, S_IFDIR | 0555, fs->mount_time, 0, &i->st);
-	i->st.st_nlink = ino == BKRFS_INO_ROOT ? 5 : 2;
+	i->st.st_nlink = ino == BKRFS_INO_ROOT ? 8 : 2;
 	if ((err = bkrfs_itable_pin(fs->itable, i, ino)) < 0)
 		bkrfs_inode_discard(fs->itable, i);
 	return err;

@@ -37,6 +37,9 @@ int bkrfs_node_open_dir(struct bkrfs *fs, bkrfs_inode *i, bkrfs_cache_entry **ce
 /** The errno for BKR_E* code @p err met reading directory @p dir (logged
  *  unless it is "not found" or "out of memory"). */
 int bkrfs_node_tree_errno(struct bkrfs *fs, bkrfs_inode *dir, int err);
+/** A synthesized symlink to @p target with identity (@p kind, @p target). */
+int bkrfs_node_link(struct bkrfs *fs, char kind, const char *target, bkrfs_ino parent, double timeout,
+		    bool lookup, bkrfs_inode **out);
 /** Pin fixed top-level directory @p ino; 0 or a BKR_E* code. */
 int bkrfs_node_pin_top(struct bkrfs *fs, bkrfs_ino ino, bkrfs_node_kind kind, bkrfs_ino parent);
 

@@ -25,6 +25,7 @@
 
 #include "bkr/error.h"
 #include "catalog.h"
+#include "versions.h"
 #include "watch.h"
 
 /* ---- the watcher ---------------------------------------------------------------- */
@@ -97,6 +98,23 @@ static void notify_runs(struct bkrfs *fs, const struct bkrfs_runs *old, const st
 		inval_entry(fs, BKRFS_INO_RECOVERED, nr->runs[m]->id);
 }
 
+/* the history views changed: their directories' cached listings go */
+static void notify_history(struct bkrfs *fs)
+{
+	static const bkrfs_node_kind kinds[] = { BKRFS_NODE_VERSIONS, BKRFS_NODE_SOURCE, BKRFS_NODE_TAG };
+	bkrfs_ino *v;
+	size_t n;
+
+	inval_inode(fs, BKRFS_INO_BY_SOURCE);
+	inval_inode(fs, BKRFS_INO_BY_TAG);
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(*kinds); k++) {
+		n = bkrfs_itable_of_kind(fs->itable, kinds[k], &v);
+		for (size_t j = 0; j < n; j++)
+			inval_inode(fs, v[j]);
+		free(v);
+	}
+}
+
 static void watch_tick(struct bkrfs *fs)
 {
 	char **names = NULL;
@@ -142,7 +160,12 @@ static void watch_tick(struct bkrfs *fs)
 		}
 		bkrfs_catalog_names_free(names, n);
 	}
-	/* 3. recovery runs */
+	/* 3. the history views (/versions, /by-source, /by-tag): backups or records */
+	if (bkrfs_versions_refresh(fs, &have) < 0)
+		bkrfs_log(fs, "the history catalog: %s", bkr_error_message());
+	else if (have)
+		notify_history(fs);
+	/* 4. recovery runs */
 	pthread_rwlock_rdlock(&fs->view_lock);
 	have = fs->runs != NULL;
 	pthread_rwlock_unlock(&fs->view_lock);

@@ -1,8 +1,10 @@
 #!/bin/bash
-# History of one file: `bkr log` (and -p against diff -u) on a scripted
-# history of real backups: a file changed, unchanged, metadata-only change,
-# deleted then re-created, a directory that becomes a file, a symlink
-# retargeted, a non-UTF-8 name, two backups in one second, a binary file.
+# History of one file: `bkr log` (and -p against diff -u) and a real bkrfs
+# mount's /versions on a scripted history of real backups: a file changed,
+# unchanged, metadata-only change, deleted then re-created, a directory that
+# becomes a file, a symlink retargeted, a non-UTF-8 name, two backups in one
+# second, a binary file; versions byte- and metadata-exact; live refresh;
+# /by-source/*/latest after backups of single sources; /by-tag.
 . "$(dirname "$0")/lib.sh"
 
 R=$T/repo
@@ -16,6 +18,7 @@ backup() {
 	BKR_TEST_NOW=2026-11-01T0$1:00:${2:-00}Z "$BKR" -q -r "$R" create "$W" >/dev/null || fail "backup $1"
 }
 printf 'host = a\nport = 1\nlevel = 3\nname = x\n' >"$W/config/app.json"
+python3 -c 'import os,sys; os.setxattr(sys.argv[1], "user.note", b"recorded")' "$W/config/app.json"
 printf 'kept\n' >"$W/keep.txt"
 printf 'inner\n' >"$W/d/inner"
 ln -s t1 "$W/link"
@@ -136,3 +139,100 @@ grep -q "^Binary files differ$" "$T/out" || fail "binary: $(cat "$T/out")"
 "$BKR" -r "$R" log -p ws/config/app.json >"$T/out"
 grep -q "^-host = a$" "$T/out" && grep -q "^+new = yes$" "$T/out" || fail "text -p: $(cat "$T/out")"
 pass "bkr log -p: the hunks of diff -u, binary files say so"
+
+# ---- the mount: /versions --------------------------------------------------------------
+M=$T/mnt
+mkdir -p "$M"
+"$BKRFS" "$R" "$M" -o watch_ms=200 || fail "bkrfs did not mount"
+cleanup_hooks+=("fusermount3 -u '$M' 2>/dev/null || fusermount3 -uz '$M' 2>/dev/null")
+V=$M/versions
+[ "$(ls "$V")" = ws ] || fail "/versions: $(ls "$V")"
+[ "$(ls "$V/ws" | tr '\n' ' ')" = "blob.bin config d keep.txt link $NAME " ] || fail "/versions/ws: $(ls "$V/ws")"
+s1=${ids[6]##*_}
+s2=${ids[7]##*_}
+want="2026-11-01T01:00:00 2026-11-01T03:00:00 2026-11-01T04:00:00 2026-11-01T06:00:00 2026-11-01T07:00:00-$s1 2026-11-01T07:00:00-$s2"
+[ "$(ls "$V/ws/config/app.json" | tr '\n' ' ')" = "$(echo $want | tr ' ' '\n' | sort | tr '\n' ' ')" ] ||
+	fail "versions of app.json: $(ls "$V/ws/config/app.json")"
+# each version is the file of its backup: bytes, mode, owner, times, xattrs, user.bkr.backup_id
+exact() { # VERSION BACKUP_ID PATH
+	local v=$1 id=$2 p=$3 b=$M/by-id/$2/$3
+	if [ -L "$v" ]; then
+		[ "$(readlink "$v")" = "$(readlink "$b")" ] || fail "$v: target differs from $b"
+	else
+		cmp "$v" "$b" || fail "$v: content differs from $b"
+	fi
+	[ "$(stat -c '%f %s %u %g %y %h' "$v")" = "$(stat -c '%f %s %u %g %y %h' "$b")" ] ||
+		fail "$v: $(stat -c '%f %s %u %g %y' "$v") vs $(stat -c '%f %s %u %g %y' "$b")"
+	[ "$(getfattr -h -d -m - --absolute-names "$v" | tail -n +2)" = "$(getfattr -h -d -m - --absolute-names "$b" | tail -n +2)" ] ||
+		fail "$v: xattrs differ"
+	# (user.* attributes exist on files and directories only)
+	[ -L "$v" ] || [ "$(getfattr -n user.bkr.backup_id --only-values "$v")" = "$id" ] || fail "$v: user.bkr.backup_id"
+}
+exact "$V/ws/config/app.json/2026-11-01T01:00:00" "${ids[0]}" ws/config/app.json
+exact "$V/ws/config/app.json/2026-11-01T03:00:00" "${ids[2]}" ws/config/app.json
+exact "$V/ws/config/app.json/2026-11-01T04:00:00" "${ids[3]}" ws/config/app.json
+exact "$V/ws/config/app.json/2026-11-01T07:00:00-$s2" "${ids[7]}" ws/config/app.json
+[ "$(getfattr -n user.note --only-values "$V/ws/config/app.json/2026-11-01T01:00:00")" = recorded ] || fail "xattr"
+[ "$(stat -c %a "$V/ws/config/app.json/2026-11-01T04:00:00")" = 600 ] || fail "metadata-only version"
+cmp -s "$V/ws/config/app.json/2026-11-01T03:00:00" "$V/ws/config/app.json/2026-11-01T04:00:00" ||
+	fail "a metadata-only version has the same bytes"
+cmp "$V/ws/config/app.json/2026-11-01T01:00:00" "$T/v1" || fail "first version's bytes"
+! diff -q "$V/ws/config/app.json/2026-11-01T01:00:00" "$V/ws/config/app.json/2026-11-01T03:00:00" >/dev/null ||
+	fail "diff between two versions shows no change"
+pass "/versions: the distinct versions of a file, exact bytes, metadata, xattrs and backup id"
+
+[ "$(ls "$V/ws/keep.txt")" = 2026-11-01T01:00:00 ] || fail "an unchanged file: $(ls "$V/ws/keep.txt")"
+[ "$(ls "$V/ws/link" | tr '\n' ' ')" = "2026-11-01T01:00:00 2026-11-01T03:00:00 " ] || fail "link: $(ls "$V/ws/link")"
+[ "$(readlink "$V/ws/link/2026-11-01T01:00:00")$(readlink "$V/ws/link/2026-11-01T03:00:00")" = t1t2 ] ||
+	fail "symlink targets"
+exact "$V/ws/link/2026-11-01T03:00:00" "${ids[2]}" ws/link
+[ "$(ls "$V/ws/d" | tr '\n' ' ')" = "2026-11-01T05:00:00 inner " ] || fail "dir becomes file: $(ls "$V/ws/d")"
+[ "$(cat "$V/ws/d/2026-11-01T05:00:00")" = "now a file" ] || fail "the file that was a directory"
+[ "$(ls "$V/ws/d/inner")" = 2026-11-01T01:00:00 ] || fail "a file of the directory era"
+[ "$(ls "$V/ws/$NAME" | tr '\n' ' ')" = "2026-11-01T01:00:00 2026-11-01T04:00:00 " ] || fail "non-UTF-8 name"
+[ "$(cat "$V/ws/$NAME/2026-11-01T04:00:00")" = two ] || fail "non-UTF-8 name content"
+[ "$(find "$V" ! -type d | wc -l)" = 15 ] || fail "find /versions: $(find "$V" ! -type d)"
+pass "/versions: unchanged, symlink retargeted, directory becomes file, deleted then re-created, non-UTF-8"
+
+# ---- live refresh, /by-source after single-source backups, /by-tag --------------------------
+printf 'host = f\n' >"$W/config/app.json"
+backup 8
+wait_for() { # up to 20 s for a condition (the watcher looks every 0.2 s)
+	local i
+	for ((i = 0; i < 200; i++)); do
+		eval "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+wait_for '[ -e "$V/ws/config/app.json/2026-11-01T08:00:00" ]' || fail "a new version did not appear: $(ls "$V/ws/config/app.json")"
+[ "$(cat "$V/ws/config/app.json/2026-11-01T08:00:00")" = "host = f" ] || fail "the new version"
+[ "$(ls "$V/ws/config/app.json" | wc -l)" = 7 ] || fail "7 versions after the new backup"
+pass "/versions: a new backup's version appears live"
+
+mkdir -p "$T/other"
+echo o >"$T/other/o.txt"
+BKR_TEST_NOW=2026-11-01T09:00:00Z "$BKR" -q -r "$R" create "other=$T/other" >/dev/null
+oid=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+ws8=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-2]["backup_id"])')
+wait_for '[ -e "$M/by-source/other/latest" ]' || fail "/by-source/other/latest did not appear"
+[ "$(readlink "$M/by-source/ws/latest")" = "../../by-id/$ws8/ws" ] || fail "/by-source/ws/latest -> $(readlink "$M/by-source/ws/latest")"
+[ "$(cat "$M/by-source/ws/latest/config/app.json")" = "host = f" ] || fail "through /by-source/ws/latest"
+[ "$(readlink "$M/by-source/other/latest")" = "../../by-id/$oid/other" ] || fail "/by-source/other/latest"
+[ "$(cat "$M/by-source/other/latest/o.txt")" = o ] || fail "through /by-source/other/latest"
+[ "$(ls "$M/by-source" | tr '\n' ' ')" = "other ws " ] || fail "/by-source: $(ls "$M/by-source")"
+[ "$(ls "$M/by-source/ws" | wc -l)" = 10 ] || fail "/by-source/ws: $(ls "$M/by-source/ws")"
+[ "$(ls "$M/by-source/other" | tr '\n' ' ')" = "$oid latest " ] || fail "/by-source/other: $(ls "$M/by-source/other")"
+[ "$(readlink "$M/latest")" = "by-id/$oid" ] || fail "/latest is the newest of any source"
+pass "/by-source: one entry per backup holding the source, latest per source"
+
+[ -z "$(ls "$M/by-tag")" ] || fail "/by-tag before any tag"
+"$BKR" -q -r "$R" tag "${ids[2]}" --add release
+"$BKR" -q -r "$R" tag "$ws8" --add release --add nightly
+wait_for '[ -e "$M/by-tag/nightly" ]' || fail "/by-tag/nightly did not appear"
+[ "$(ls "$M/by-tag" | tr '\n' ' ')" = "nightly release " ] || fail "/by-tag: $(ls "$M/by-tag")"
+[ "$(ls "$M/by-tag/release" | tr '\n' ' ')" = "${ids[2]} $ws8 " ] || fail "/by-tag/release: $(ls "$M/by-tag/release")"
+[ "$(readlink "$M/by-tag/nightly/$ws8")" = "../../by-id/$ws8" ] || fail "/by-tag link"
+[ -f "$M/by-tag/release/${ids[2]}/ws/keep.txt" ] || fail "through /by-tag"
+pass "/by-tag: tagged backups, live"
+fusermount3 -u "$M"

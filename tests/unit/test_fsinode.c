@@ -226,6 +226,50 @@ static void test_prune_selection(void **state)
 	bkrfs_itable_free(t);
 }
 
+/* a version in /versions is pruned by the name it has there, not by the last
+ * component of its path; inodes are found by kind */
+static void test_prune_version_name_and_kinds(void **state)
+{
+	bkrfs_itable *t;
+	bkrfs_inode *i, *x;
+	bkrfs_prune *p;
+	bkrfs_ino *v;
+	size_t len, n;
+	uint8_t *k;
+
+	(void)state;
+	assert_int_equal(bkrfs_itable_new(&t, count_release), 0);
+	assert_non_null(i = calloc(1, sizeof(*i)));
+	i->kind = BKRFS_NODE_ENTRY;
+	i->st.st_mode = S_IFREG | 0644;
+	i->parent = 99;
+	i->path = strdup("ws/config/app.json");
+	i->name = strdup("2026-11-30T01:21:43");
+	k = mkkey(&len, 'v', "b", "ws/config/app.json");
+	x = bkrfs_itable_enter(t, i, k, len, true);
+	bkrfs_itable_put(t, x);
+	assert_non_null(i = calloc(1, sizeof(*i)));
+	i->kind = BKRFS_NODE_VERSIONS;
+	i->st.st_mode = S_IFDIR | 0555;
+	i->path = strdup("ws/config");
+	k = mkkey(&len, 'V', "ws/config", NULL);
+	x = bkrfs_itable_enter(t, i, k, len, true);
+	bkrfs_itable_put(t, x);
+	n = bkrfs_itable_of_kind(t, BKRFS_NODE_VERSIONS, &v);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0], x->ino);
+	free(v);
+	assert_int_equal(bkrfs_itable_of_kind(t, BKRFS_NODE_TAG, &v), 0);
+	assert_null(v);
+	n = bkrfs_itable_prune(t, 1, &p);
+	assert_int_equal(n, 1);
+	assert_int_equal(p[0].parent, 99);
+	assert_string_equal(p[0].name, "2026-11-30T01:21:43");
+	free(p[0].name);
+	free(p);
+	bkrfs_itable_free(t);
+}
+
 static void test_pinned_and_growth(void **state)
 {
 	bkrfs_itable *t;
@@ -582,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_lookup_counts_and_forget),
 		cmocka_unit_test(test_pinned_and_growth),
 		cmocka_unit_test(test_prune_selection),
+		cmocka_unit_test(test_prune_version_name_and_kinds),
 		cmocka_unit_test(test_layout_no_holes),
 		cmocka_unit_test(test_layout_holes),
 		cmocka_unit_test(test_layout_corrupt),

@@ -1,0 +1,801 @@
+/** @file
+ * The history views (versions.h).
+ *
+ * The catalog (struct bkrfs_hist) holds every backup, oldest first, as a
+ * bkrfs_snap owning its manifest (records applied, so tags are current),
+ * the name its versions get, and the sorted sources and tags.  It is
+ * refcounted: a listing keeps the catalog it was made from, and fs->hist
+ * (under view_lock, never held during I/O) is swapped by the watcher.
+ *
+ * A /versions directory of path P is computed by one walk of P's history
+ * (bkr_history_walk, trees through the mount's directory cache): where P is
+ * a directory, the names of each distinct tree are merged and its tree id
+ * is kept per backup; where P is a file, symlink or other non-directory,
+ * each backup in which it differs from the backup before is a version.  A
+ * subdirectory's walk starts from its parent's per-backup tree ids, so it
+ * reads only the one level below (the parent was listed to reach it).  The
+ * result (struct vlist, refcounted) stays with the inode until the catalog
+ * changes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "bkr/error.h"
+#include "bkr/history.h"
+#include "bkrfs.h"
+#include "catalog.h"
+#include "node.h"
+#include "versions.h"
+
+struct bkrfs_hist {
+	unsigned refs;             /* atomic */
+	size_t n;
+	bkrfs_snap **snap;         /* oldest first; each owns its manifest */
+	bkr_history_backup *hb;    /* id and root tree of each */
+	char **vname;              /* the name of a version from that backup */
+	size_t *by_id;             /* indexes sorted by backup id */
+	char **sources, **tags;    /* sorted, unique */
+	size_t nsources, ntags;
+	char **bnames, **rnames;   /* the names in backups/ and records/ it was built from */
+	size_t nb, nr;
+};
+
+/* one version of a non-directory in a /versions directory */
+struct vver {
+	const char *name;          /* the catalog's */
+	size_t backup;
+	bkr_id dir_tree;           /* where the entry lives */
+	uint64_t index;
+	uint8_t ftype;
+};
+
+/* the listing of a /versions directory */
+struct vlist {
+	unsigned refs;             /* atomic */
+	struct bkrfs_hist *h;      /* referenced: the catalog it was computed from */
+	bkr_id *dirs;              /* per backup: the path's tree where it is a directory */
+	char **names;              /* the merged entries, sorted */
+	size_t nnames;
+	struct vver *v;            /* sorted by name */
+	size_t nv;
+};
+
+/* ---- the catalog --------------------------------------------------------------- */
+
+static void hist_unref(struct bkrfs_hist *h)
+{
+	if (!h || __atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	for (size_t k = 0; k < h->n; k++) {
+		bkrfs_snap_unref(h->snap[k]);
+		free(h->vname[k]);
+	}
+	free(h->snap);
+	free(h->hb);
+	free(h->vname);
+	free(h->by_id);
+	free(h->sources);  /* the strings are the manifests' */
+	free(h->tags);
+	bkrfs_catalog_names_free(h->bnames, h->nb);
+	bkrfs_catalog_names_free(h->rnames, h->nr);
+	free(h);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* sort @p v and drop repeats */
+static size_t sort_unique(char **v, size_t n)
+{
+	size_t w = 0;
+
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_str);
+	for (size_t k = 0; k < n; k++)
+		if (!w || strcmp(v[w - 1], v[k]) != 0)
+			v[w++] = v[k];
+	return w;
+}
+
+static int cmp_by_id(const void *a, const void *b, void *ctx)
+{
+	bkrfs_snap **s = ctx;
+	return strcmp(s[*(const size_t *)a]->id, s[*(const size_t *)b]->id);
+}
+
+static int cmp_vname(const void *a, const void *b, void *ctx)
+{
+	char **names = ctx;
+	return strcmp(names[*(const size_t *)a], names[*(const size_t *)b]);
+}
+
+/* "2026-11-30T01:21:43" in the mount's time zone; "-<suffix>" where two clash */
+static int name_versions(struct bkrfs *fs, struct bkrfs_hist *h)
+{
+	size_t *o;
+	int err = 0;
+
+	for (size_t k = 0; k < h->n; k++) {
+		struct tm tm;
+		char buf[32];
+		int64_t ns = h->snap[k]->m->time_ns;
+		bkrfs_local_time(ns / 1000000000 - (ns % 1000000000 < 0), fs->o.tz, &tm);
+		snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+			 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		if (!(h->vname[k] = strdup(buf)))
+			return bkr_error_oom();
+	}
+	if (h->n < 2)
+		return 0;
+	if (!(o = malloc(h->n * sizeof(*o))))
+		return bkr_error_oom();
+	for (size_t k = 0; k < h->n; k++)
+		o[k] = k;
+	qsort_r(o, h->n, sizeof(*o), cmp_vname, h->vname);
+	for (size_t a = 0, b; a < h->n && !err; a = b) {
+		for (b = a + 1; b < h->n && !strcmp(h->vname[o[a]], h->vname[o[b]]); b++)
+			;
+		for (size_t k = a; b - a > 1 && k < b && !err; k++) {
+			bkrfs_id_info info;
+			const char *id = h->snap[o[k]]->id, *suffix = id;
+			char *nn;
+			size_t len;
+			if (bkrfs_parse_backup_id(id, &info) == 0)
+				suffix = info.suffix;
+			bkr_error_clear();
+			len = strlen(h->vname[o[k]]) + strlen(suffix) + 2;
+			if (!(nn = malloc(len))) {
+				err = bkr_error_oom();
+				break;
+			}
+			snprintf(nn, len, "%s-%s", h->vname[o[k]], suffix);
+			free(h->vname[o[k]]);
+			h->vname[o[k]] = nn;
+		}
+	}
+	free(o);
+	return err;
+}
+
+/* the catalog from every manifest (records applied) */
+static int hist_build(struct bkrfs *fs, struct bkrfs_hist **out)
+{
+	bkr_manifest_list l = { 0 };
+	struct bkrfs_hist *h;
+	size_t bad = 0, ns = 0, nt = 0;
+	int err;
+
+	*out = NULL;
+	if (!(h = calloc(1, sizeof(*h))))
+		return bkr_error_oom();
+	h->refs = 1;
+	if ((err = bkrfs_catalog_names(fs, "backups", ".json", &h->bnames, &h->nb)) < 0 ||
+	    (err = bkrfs_catalog_names(fs, "records", ".json", &h->rnames, &h->nr)) < 0 ||
+	    (err = bkr_repo_list(fs->repo, false, &l, &bad)) < 0)
+		goto fail;
+	if (bad)
+		bkrfs_log(fs, "%zu damaged manifest(s) left out of /versions: %s", bad, bkr_error_message());
+	bkr_error_clear();
+	if (l.n && (!(h->snap = calloc(l.n, sizeof(*h->snap))) || !(h->hb = calloc(l.n, sizeof(*h->hb))) ||
+		    !(h->vname = calloc(l.n, sizeof(*h->vname))) || !(h->by_id = calloc(l.n, sizeof(size_t))))) {
+		err = bkr_error_oom();
+		goto fail;
+	}
+	for (size_t k = 0; k < l.n; k++) {
+		bkr_manifest *m = l.items[k];
+		bkrfs_snap *s = bkrfs_snap_new(m->backup_id, false, m->time_ns / 1000000000);
+		if (!s) {
+			err = bkr_error_oom();
+			goto fail;
+		}
+		s->m = m;
+		l.items[k] = NULL;
+		h->snap[h->n] = s;
+		h->hb[h->n].id = s->id;
+		h->hb[h->n].root = m->tree;
+		h->by_id[h->n] = h->n;
+		h->n++;
+		ns += m->nsources;
+		nt += m->ntags;
+	}
+	if ((ns && !(h->sources = calloc(ns, sizeof(char *)))) || (nt && !(h->tags = calloc(nt, sizeof(char *))))) {
+		err = bkr_error_oom();
+		goto fail;
+	}
+	for (size_t k = 0; k < h->n; k++) {
+		const bkr_manifest *m = h->snap[k]->m;
+		for (size_t j = 0; j < m->nsources; j++)
+			h->sources[h->nsources++] = m->sources[j].source;
+		for (size_t j = 0; j < m->ntags; j++)
+			h->tags[h->ntags++] = m->tags[j];
+	}
+	h->nsources = sort_unique(h->sources, h->nsources);
+	h->ntags = sort_unique(h->tags, h->ntags);
+	if (h->n > 1)
+		qsort_r(h->by_id, h->n, sizeof(size_t), cmp_by_id, h->snap);
+	if ((err = name_versions(fs, h)) < 0)
+		goto fail;
+	bkr_manifest_list_free(&l);
+	*out = h;
+	return 0;
+fail:
+	bkr_manifest_list_free(&l);
+	hist_unref(h);
+	return err;
+}
+
+/* a reference to the current catalog, built on first use; 0 or a positive errno */
+static int hist_get(struct bkrfs *fs, struct bkrfs_hist **out)
+{
+	struct bkrfs_hist *h;
+	int err = 0;
+
+	pthread_rwlock_rdlock(&fs->view_lock);
+	if ((*out = fs->hist))
+		__atomic_add_fetch(&fs->hist->refs, 1, __ATOMIC_RELAXED);
+	pthread_rwlock_unlock(&fs->view_lock);
+	if (*out)
+		return 0;
+	pthread_mutex_lock(&fs->load_lock);
+	if (!fs->hist) { /* load_lock: the watcher swaps it under the same lock */
+		if ((err = hist_build(fs, &h)) < 0) {
+			bkrfs_log(fs, "the history catalog: %s", bkr_error_message());
+			pthread_mutex_unlock(&fs->load_lock);
+			return bkrfs_errno(err);
+		}
+		pthread_rwlock_wrlock(&fs->view_lock);
+		fs->hist = h;
+		pthread_rwlock_unlock(&fs->view_lock);
+	}
+	__atomic_add_fetch(&fs->hist->refs, 1, __ATOMIC_RELAXED);
+	*out = fs->hist;
+	pthread_mutex_unlock(&fs->load_lock);
+	return 0;
+}
+
+int bkrfs_versions_refresh(struct bkrfs *fs, bool *changed)
+{
+	char **b = NULL, **r = NULL;
+	size_t nb = 0, nr = 0;
+	struct bkrfs_hist *h, *old;
+	bool same;
+	int err;
+
+	*changed = false;
+	pthread_rwlock_rdlock(&fs->view_lock);
+	h = fs->hist;
+	pthread_rwlock_unlock(&fs->view_lock);
+	if (!h) /* the watcher is the only one that replaces it */
+		return 0;
+	if ((err = bkrfs_catalog_names(fs, "backups", ".json", &b, &nb)) < 0 ||
+	    (err = bkrfs_catalog_names(fs, "records", ".json", &r, &nr)) < 0)
+		goto done;
+	same = bkrfs_catalog_names_equal(b, nb, h->bnames, h->nb) && bkrfs_catalog_names_equal(r, nr, h->rnames, h->nr);
+	if (same)
+		goto done;
+	if ((err = hist_build(fs, &h)) < 0)
+		goto done;
+	pthread_mutex_lock(&fs->load_lock);
+	pthread_rwlock_wrlock(&fs->view_lock);
+	old = fs->hist;
+	fs->hist = h;
+	pthread_rwlock_unlock(&fs->view_lock);
+	pthread_mutex_unlock(&fs->load_lock);
+	hist_unref(old);
+	*changed = true;
+done:
+	bkrfs_catalog_names_free(b, nb);
+	bkrfs_catalog_names_free(r, nr);
+	return err;
+}
+
+void bkrfs_versions_fini(struct bkrfs *fs)
+{
+	hist_unref(fs->hist);
+	fs->hist = NULL;
+}
+
+/* the backup with id @p id, or -1 */
+static long hist_find(const struct bkrfs_hist *h, const char *id)
+{
+	size_t lo = 0, hi = h->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(h->snap[h->by_id[mid]]->id, id);
+		if (!c)
+			return (long)h->by_id[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static bool holds_source(const bkr_manifest *m, const char *src)
+{
+	for (size_t j = 0; j < m->nsources; j++)
+		if (!strcmp(m->sources[j].source, src))
+			return true;
+	return false;
+}
+
+static bool has_tag(const bkr_manifest *m, const char *tag)
+{
+	for (size_t j = 0; j < m->ntags; j++)
+		if (!strcmp(m->tags[j], tag))
+			return true;
+	return false;
+}
+
+static bool in_sorted(char **v, size_t n, const char *name)
+{
+	return n && bsearch(&name, v, n, sizeof(*v), cmp_str) != NULL;
+}
+
+/* ---- a /versions listing ------------------------------------------------------- */
+
+static void vlist_unref(struct vlist *vl)
+{
+	if (!vl || __atomic_sub_fetch(&vl->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	for (size_t k = 0; k < vl->nnames; k++)
+		free(vl->names[k]);
+	free(vl->names);
+	free(vl->v);
+	free(vl->dirs);
+	hist_unref(vl->h);
+	free(vl);
+}
+
+void bkrfs_versions_release(bkrfs_inode *i)
+{
+	vlist_unref(i->vers);
+	i->vers = NULL;
+}
+
+/* @p i's listing when it was made from catalog @p h (referenced), else NULL */
+static struct vlist *vlist_current(struct bkrfs *fs, bkrfs_inode *i, const struct bkrfs_hist *h)
+{
+	struct vlist *vl;
+
+	pthread_mutex_lock(&fs->vers_lock);
+	vl = i->vers;
+	if (vl && vl->h == h)
+		__atomic_add_fetch(&vl->refs, 1, __ATOMIC_RELAXED);
+	else
+		vl = NULL;
+	pthread_mutex_unlock(&fs->vers_lock);
+	return vl;
+}
+
+/* a set of names (open addressing) */
+struct nset {
+	char **slot;
+	size_t cap, n;
+};
+
+static uint64_t name_hash(const uint8_t *p, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t k = 0; k < len; k++)
+		h = (h ^ p[k]) * 1099511628211ull;
+	return h;
+}
+
+static int nset_add(struct nset *s, const uint8_t *name, size_t len)
+{
+	size_t k;
+
+	if ((s->n + 1) * 2 > s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 64;
+		char **ns = calloc(nc, sizeof(*ns));
+		if (!ns)
+			return bkr_error_oom();
+		for (size_t j = 0; j < s->cap; j++) {
+			if (!s->slot[j])
+				continue;
+			for (k = name_hash((const uint8_t *)s->slot[j], strlen(s->slot[j])) & (nc - 1); ns[k];
+			     k = (k + 1) & (nc - 1))
+				;
+			ns[k] = s->slot[j];
+		}
+		free(s->slot);
+		s->slot = ns;
+		s->cap = nc;
+	}
+	for (k = name_hash(name, len) & (s->cap - 1); s->slot[k]; k = (k + 1) & (s->cap - 1))
+		if (strlen(s->slot[k]) == len && !memcmp(s->slot[k], name, len))
+			return 0;
+	if (!(s->slot[k] = strndup((const char *)name, len)))
+		return bkr_error_oom();
+	s->n++;
+	return 0;
+}
+
+struct vctx {
+	struct bkrfs *fs;
+	struct vlist *vl;
+	struct nset names;
+	size_t vcap;
+	const char *path;
+};
+
+/* the names of directory tree @p tree into the set */
+static int merge_names(struct vctx *c, const bkr_id *tree)
+{
+	bkrfs_cache_entry *ce = NULL;
+	void *v;
+	int err;
+
+	if ((err = bkrfs_cache_get(c->fs->dirs, tree, &ce, &v)) < 0)
+		return err;
+	for (uint64_t k = 0, n = bkr_dir_count(v); k < n && err >= 0; k++) {
+		const bkr_tree *leaf;
+		uint32_t li;
+		bkr_entry e;
+		if ((err = bkr_dir_get(v, k, &e, &leaf, &li)) >= 0)
+			err = nset_add(&c->names, e.name, e.name_len);
+	}
+	bkrfs_cache_release(c->fs->dirs, ce);
+	return err < 0 ? err : 0;
+}
+
+static int on_version(void *ctx, const bkr_history_item *it)
+{
+	struct vctx *c = ctx;
+	struct vlist *vl = c->vl;
+	int err;
+
+	if (it->change == BKR_HISTORY_ERROR) {
+		bkrfs_log(c->fs, "/versions/%s: %s", c->path, bkr_error_message());
+		return 0;
+	}
+	if (!it->entry)
+		return 0;
+	if (it->entry->type == BKR_FT_DIR) {
+		if (!vl->dirs && !(vl->dirs = calloc(vl->h->n, sizeof(bkr_id))))
+			return bkr_error_oom();
+		vl->dirs[it->backup] = it->entry->subtree;
+		if (it->change == BKR_HISTORY_UNCHANGED)
+			return 0; /* the same tree as the backup before */
+		if ((err = merge_names(c, &it->entry->subtree)) < 0) {
+			bkrfs_log(c->fs, "/versions/%s in backup %s: %s", c->path, vl->h->snap[it->backup]->id,
+				  bkr_error_message());
+			return err == BKR_ENOMEM ? err : 0;
+		}
+		return 0;
+	}
+	if (it->change != BKR_HISTORY_ADDED && it->change != BKR_HISTORY_CONTENT && it->change != BKR_HISTORY_METADATA)
+		return 0;
+	if (vl->nv == c->vcap) {
+		size_t nc = c->vcap ? c->vcap * 2 : 16;
+		struct vver *nv = realloc(vl->v, nc * sizeof(*nv));
+		if (!nv)
+			return bkr_error_oom();
+		vl->v = nv;
+		c->vcap = nc;
+	}
+	vl->v[vl->nv++] = (struct vver){ vl->h->vname[it->backup], it->backup, it->dir_tree, it->index,
+					 it->entry->type };
+	return 0;
+}
+
+static int cmp_vver(const void *a, const void *b)
+{
+	return strcmp(((const struct vver *)a)->name, ((const struct vver *)b)->name);
+}
+
+static int dirs_open(void *ctx, const bkr_id *id, bkr_dir **d, void **holder)
+{
+	struct bkrfs *fs = ctx;
+	void *v;
+	int err = bkrfs_cache_get(fs->dirs, id, (bkrfs_cache_entry **)holder, &v);
+
+	*d = err < 0 ? NULL : v;
+	return err;
+}
+
+static void dirs_release(void *ctx, void *holder)
+{
+	struct bkrfs *fs = ctx;
+	bkrfs_cache_release(fs->dirs, holder);
+}
+
+/* compute the listing of /versions directory @p i from catalog @p h */
+static int vlist_compute(struct bkrfs *fs, bkrfs_inode *i, struct bkrfs_hist *h, struct vlist **out)
+{
+	bkr_history_dirs dirs = { dirs_open, dirs_release, fs };
+	struct vctx c = { .fs = fs, .path = i->path };
+	bkr_history_backup *hb = h->hb, *own = NULL;
+	const char *path = i->path;
+	struct vlist *vl, *pv = NULL;
+	int err;
+
+	*out = NULL;
+	if (!(vl = calloc(1, sizeof(*vl))))
+		return ENOMEM;
+	vl->refs = 1;
+	vl->h = h;
+	__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
+	c.vl = vl;
+	if (*path) {
+		/* from the parent's trees, when its listing is current: one level */
+		bkrfs_inode *parent = bkrfs_itable_get(fs->itable, i->parent);
+		if (parent && parent->kind == BKRFS_NODE_VERSIONS)
+			pv = vlist_current(fs, parent, h);
+		bkrfs_itable_put(fs->itable, parent);
+		if (pv && pv->dirs && (own = malloc(h->n * sizeof(*own)))) {
+			const char *slash = strrchr(i->path, '/');
+			for (size_t k = 0; k < h->n; k++)
+				own[k] = (bkr_history_backup){ h->hb[k].id, pv->dirs[k] };
+			hb = own;
+			path = slash ? slash + 1 : i->path;
+		}
+		vlist_unref(pv);
+	}
+	err = bkr_history_walk(fs->repo, hb, h->n, path, &dirs, on_version, &c);
+	free(own);
+	if (err < 0)
+		goto fail;
+	if (c.names.n && !(vl->names = malloc(c.names.n * sizeof(char *)))) {
+		err = bkr_error_oom();
+		goto fail;
+	}
+	for (size_t k = 0; k < c.names.cap; k++)
+		if (c.names.slot[k])
+			vl->names[vl->nnames++] = c.names.slot[k];
+	free(c.names.slot);
+	c.names.slot = NULL;
+	if (vl->nnames > 1)
+		qsort(vl->names, vl->nnames, sizeof(char *), cmp_str);
+	if (vl->nv > 1)
+		qsort(vl->v, vl->nv, sizeof(*vl->v), cmp_vver);
+	*out = vl;
+	return 0;
+fail:
+	bkrfs_log(fs, "/versions/%s: %s", i->path, bkr_error_message());
+	for (size_t k = 0; k < c.names.cap; k++)
+		free(c.names.slot[k]);
+	free(c.names.slot);
+	vlist_unref(vl);
+	return bkrfs_errno(err);
+}
+
+/* the current listing of /versions directory @p i (referenced) */
+static int vlist_get(struct bkrfs *fs, bkrfs_inode *i, struct vlist **out)
+{
+	struct bkrfs_hist *h;
+	struct vlist *vl, *old;
+	int err;
+
+	if ((err = hist_get(fs, &h)))
+		return err;
+	if ((*out = vlist_current(fs, i, h))) {
+		hist_unref(h);
+		return 0;
+	}
+	err = vlist_compute(fs, i, h, &vl);
+	hist_unref(h);
+	if (err)
+		return err;
+	__atomic_add_fetch(&vl->refs, 1, __ATOMIC_RELAXED); /* the inode's */
+	pthread_mutex_lock(&fs->vers_lock);
+	old = i->vers;
+	i->vers = vl;
+	pthread_mutex_unlock(&fs->vers_lock);
+	vlist_unref(old);
+	*out = vl;
+	return 0;
+}
+
+/* ---- nodes ----------------------------------------------------------------------- */
+
+static int enter(struct bkrfs *fs, bkrfs_inode *i, char kind, const char *a, const char *b, bool lookup,
+		 bkrfs_inode **out)
+{
+	const void *parts[2] = { a, b };
+	size_t lens[2] = { strlen(a), b ? strlen(b) : 0 };
+	uint8_t *key;
+	size_t klen;
+
+	if (bkrfs_key_make(&key, &klen, kind, b ? 2 : 1, parts, lens) < 0) {
+		bkrfs_inode_discard(fs->itable, i);
+		return ENOMEM;
+	}
+	*out = bkrfs_itable_enter(fs->itable, i, key, klen, lookup);
+	return 0;
+}
+
+static char *join(const char *dir, const char *name)
+{
+	size_t dl = strlen(dir), nl = strlen(name);
+	char *p = malloc(dl + nl + 2);
+
+	if (!p)
+		return NULL;
+	memcpy(p, dir, dl);
+	if (dl)
+		p[dl++] = '/';
+	memcpy(p + dl, name, nl + 1);
+	return p;
+}
+
+/* a synthesized directory: /versions/..., /by-source/<s>, /by-tag/<t> */
+static int make_dir(struct bkrfs *fs, bkrfs_inode *parent, bkrfs_node_kind kind, char key, const char *name,
+		    bool lookup, bkrfs_inode **out)
+{
+	bkrfs_inode *i = calloc(1, sizeof(*i));
+
+	if (!i || !(i->path = kind == BKRFS_NODE_VERSIONS ? join(parent->path, name) : strdup(name))) {
+		free(i);
+		return ENOMEM;
+	}
+	i->kind = kind;
+	i->parent = parent->ino;
+	i->timeout = BKRFS_TIMEOUT_VIEW;
+	bkrfs_attr_synth(fs, S_IFDIR | 0555, fs->mount_time, 0, &i->st);
+	return enter(fs, i, key, i->path, NULL, lookup, out);
+}
+
+/* version @p ver of /versions directory @p dir: the entry as in its backup */
+static int make_version(struct bkrfs *fs, bkrfs_inode *dir, const struct vlist *vl, const struct vver *ver,
+			bool lookup, bkrfs_inode **out)
+{
+	bkrfs_cache_entry *ce = NULL;
+	const bkr_tree *leaf;
+	bkrfs_inode *i;
+	uint32_t li;
+	bkr_entry e;
+	void *v;
+	int err;
+
+	if ((err = bkrfs_cache_get(fs->dirs, &ver->dir_tree, &ce, &v)) < 0 ||
+	    (err = bkr_dir_get(v, ver->index, &e, &leaf, &li)) < 0) {
+		bkrfs_log(fs, "/versions/%s/%s: %s", dir->path, ver->name, bkr_error_message());
+		bkrfs_cache_release(fs->dirs, ce);
+		return bkrfs_data_errno(err);
+	}
+	if (!(i = calloc(1, sizeof(*i))) || !(i->path = strdup(dir->path)) || !(i->name = strdup(ver->name)) ||
+	    (e.type == BKR_FT_SYMLINK && !(i->target = strndup((const char *)e.target, e.target_len)))) {
+		bkrfs_cache_release(fs->dirs, ce);
+		bkrfs_inode_discard(fs->itable, i);
+		return ENOMEM;
+	}
+	i->kind = BKRFS_NODE_ENTRY;
+	i->target_len = e.target_len;
+	i->snap = bkrfs_snap_ref(vl->h->snap[ver->backup]);
+	i->parent = dir->ino;
+	i->parent_tree = ver->dir_tree;
+	i->parent_index = ver->index;
+	i->subtree = e.subtree;
+	i->content = e.content;
+	i->ftype = e.type;
+	i->timeout = BKRFS_TIMEOUT_VIEW; /* the backup may be deleted */
+	bkrfs_attr_entry(fs, &e, &i->st);
+	bkrfs_cache_release(fs->dirs, ce);
+	return enter(fs, i, 'v', i->snap->id, i->path, lookup, out);
+}
+
+static int lookup_versions(struct bkrfs *fs, bkrfs_inode *dir, const char *name, bool lookup, bkrfs_inode **out)
+{
+	struct vver key = { .name = name }, *ver;
+	struct vlist *vl;
+	int err;
+
+	if ((err = vlist_get(fs, dir, &vl)))
+		return err;
+	if (vl->nv && (ver = bsearch(&key, vl->v, vl->nv, sizeof(*vl->v), cmp_vver)))
+		err = make_version(fs, dir, vl, ver, lookup, out);
+	else if (in_sorted(vl->names, vl->nnames, name))
+		err = make_dir(fs, dir, BKRFS_NODE_VERSIONS, 'V', name, lookup, out);
+	else
+		err = ENOENT;
+	vlist_unref(vl);
+	return err;
+}
+
+int bkrfs_versions_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, bool lookup, bkrfs_inode **out)
+{
+	struct bkrfs_hist *h;
+	char target[4096];
+	long k = -1;
+	int err;
+
+	*out = NULL;
+	if (dir->kind == BKRFS_NODE_VERSIONS)
+		return lookup_versions(fs, dir, name, lookup, out);
+	if ((err = hist_get(fs, &h)))
+		return err;
+	err = ENOENT;
+	switch (dir->kind) {
+	case BKRFS_NODE_BY_SOURCE:
+		if (in_sorted(h->sources, h->nsources, name))
+			err = make_dir(fs, dir, BKRFS_NODE_SOURCE, 'S', name, lookup, out);
+		break;
+	case BKRFS_NODE_BY_TAG:
+		if (in_sorted(h->tags, h->ntags, name))
+			err = make_dir(fs, dir, BKRFS_NODE_TAG, 'G', name, lookup, out);
+		break;
+	case BKRFS_NODE_SOURCE:
+		if (!strcmp(name, "latest")) {
+			for (k = (long)h->n - 1; k >= 0 && !holds_source(h->snap[k]->m, dir->path); k--)
+				;
+		} else if ((k = hist_find(h, name)) >= 0 && !holds_source(h->snap[k]->m, dir->path)) {
+			k = -1;
+		}
+		if (k >= 0 && snprintf(target, sizeof(target), "../../by-id/%s/%s", h->snap[k]->id, dir->path) <
+				      (int)sizeof(target))
+			err = bkrfs_node_link(fs, 'Y', target, dir->ino, BKRFS_TIMEOUT_VIEW, lookup, out);
+		break;
+	case BKRFS_NODE_TAG:
+		if ((k = hist_find(h, name)) >= 0 && has_tag(h->snap[k]->m, dir->path)) {
+			snprintf(target, sizeof(target), "../../by-id/%s", h->snap[k]->id);
+			err = bkrfs_node_link(fs, 'Z', target, dir->ino, BKRFS_TIMEOUT_VIEW, lookup, out);
+		}
+		break;
+	default:
+		err = ENOTDIR;
+		break;
+	}
+	hist_unref(h);
+	return err;
+}
+
+int bkrfs_versions_list(struct bkrfs *fs, bkrfs_inode *dir,
+			int (*add)(void *ctx, const char *name, unsigned char type), void *ctx)
+{
+	struct bkrfs_hist *h;
+	int err = 0;
+	bool any = false;
+
+	if (dir->kind == BKRFS_NODE_VERSIONS) {
+		struct vlist *vl;
+		if ((err = vlist_get(fs, dir, &vl)))
+			return err;
+		for (size_t k = 0; !err && k < vl->nnames; k++)
+			err = add(ctx, vl->names[k], DT_DIR);
+		for (size_t k = 0; !err && k < vl->nv; k++)
+			err = add(ctx, vl->v[k].name, vl->v[k].ftype == BKR_FT_SYMLINK ? DT_LNK : DT_REG);
+		vlist_unref(vl);
+		return err;
+	}
+	if ((err = hist_get(fs, &h)))
+		return err;
+	switch (dir->kind) {
+	case BKRFS_NODE_BY_SOURCE:
+		for (size_t k = 0; !err && k < h->nsources; k++)
+			err = add(ctx, h->sources[k], DT_DIR);
+		break;
+	case BKRFS_NODE_BY_TAG:
+		for (size_t k = 0; !err && k < h->ntags; k++)
+			err = add(ctx, h->tags[k], DT_DIR);
+		break;
+	case BKRFS_NODE_SOURCE:
+	case BKRFS_NODE_TAG:
+		for (size_t k = 0; !err && k < h->n; k++) {
+			const bkr_manifest *m = h->snap[k]->m;
+			if (dir->kind == BKRFS_NODE_SOURCE ? holds_source(m, dir->path) : has_tag(m, dir->path)) {
+				err = add(ctx, m->backup_id, DT_LNK);
+				any = true;
+			}
+		}
+		if (!err && any && dir->kind == BKRFS_NODE_SOURCE)
+			err = add(ctx, "latest", DT_LNK);
+		break;
+	default:
+		err = ENOTDIR;
+		break;
+	}
+	hist_unref(h);
+	return err;
+}
