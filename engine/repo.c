@@ -23,9 +23,6 @@
 int bkr_repo_open(bkr_repo **out, const char *path, int flags)
 {
 	bkr_repo *r = NULL;
-	char what[PATH_MAX];
-	uint8_t *text = NULL;
-	size_t len;
 	struct stat st;
 	int err;
 
@@ -42,22 +39,13 @@ int bkr_repo_open(bkr_repo **out, const char *path, int flags)
 		err = bkr_error_oom();
 		goto done;
 	}
-	if ((err = bkr_store_local_open(&r->store, path, 0)) < 0 ||
-	    (err = bkr_store_describe(r->store, "config.json", what, sizeof(what))) < 0)
-		goto done;
-	if ((err = bkr_store_get(r->store, "config.json", BKR_REPO_CONFIG_MAX, &text, &len)) < 0) {
-		if (err == BKR_ENOTFOUND)
-			bkr_error_set(BKR_ENOTFOUND, "%s: no config.json: not a bkrfs repository (create one with 'bkr init')", path);
-		goto done;
-	}
-	if ((err = bkr_repo_config_parse(&r->cfg, (const char *)text, len, what)) < 0)
+	if ((err = bkr_store_local_open(&r->store, path, 0)) < 0 || (err = bkr_repo_config_load(r)) < 0)
 		goto done;
 	if ((err = bkr_index_load(&r->index, r->store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0)
 		goto done;
 	*out = r;
 	r = NULL;
 done:
-	free(text);
 	bkr_repo_free(r);
 	return err;
 }
@@ -79,6 +67,7 @@ void bkr_repo_free(bkr_repo *r)
 	bkr_store_free(r->store);
 	bkr_index_free(r->index);
 	pthread_rwlock_destroy(&r->index_lock);
+	free(r->config_warning);
 	free(r->path);
 	free(r);
 }
@@ -149,6 +138,11 @@ void bkr_repo_index_warnings(bkr_repo *r, void (*cb)(void *ctx, const char *mess
 	for (size_t i = 0; i < n; i++)
 		cb(ctx, v[i]);
 	pthread_rwlock_unlock(&r->index_lock);
+}
+
+const char *bkr_repo_config_warning(const bkr_repo *r)
+{
+	return r->config_warning;
 }
 
 int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out)

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,102 @@ done:
 	return err;
 }
 
+/* Read and parse one copy; BKR_ENOTFOUND when absent. */
+static int load_one(bkr_repo *r, const char *name, bkr_repo_config *cfg)
+{
+	char what[PATH_MAX];
+	uint8_t *text = NULL;
+	size_t len;
+	int err;
+	if ((err = bkr_store_describe(r->store, name, what, sizeof(what))) < 0 ||
+	    (err = bkr_store_get(r->store, name, BKR_REPO_CONFIG_MAX, &text, &len)) < 0)
+		goto done;
+	err = bkr_repo_config_parse(cfg, (const char *)text, len, what);
+done:
+	free(text);
+	return err;
+}
+
+int bkr_repo_config_load(bkr_repo *r)
+{
+	char first[600];
+	bkr_repo_config copy;
+	int err = load_one(r, "config.json", &r->cfg), cerr;
+
+	if (err != BKR_ECORRUPT && err != BKR_ENOTFOUND)
+		return err;
+	/* damaged, or absent (a repair killed while it rewrote it): the copy
+	 * written beside it at init holds the same bytes */
+	snprintf(first, sizeof(first), "%s", err == BKR_ENOTFOUND ? "" : bkr_error_message());
+	if ((cerr = load_one(r, BKR_REPO_CONFIG_COPY, &copy)) < 0) {
+		char second[600];
+		snprintf(second, sizeof(second), "%s", bkr_error_message());
+		if (err == BKR_ENOTFOUND && cerr == BKR_ENOTFOUND)
+			return bkr_error_set(BKR_ENOTFOUND, "%s: no config.json: not a bkrfs repository (create one with 'bkr init')",
+					     r->path);
+		if (err == BKR_ENOTFOUND)
+			return bkr_error_set(cerr, "%s: config.json is missing; and its copy: %s", r->path, second);
+		return bkr_error_set(err, "%s; and its copy: %s", first,
+				     cerr == BKR_ENOTFOUND ? "absent (the repository predates it)" : second);
+	}
+	r->cfg = copy;
+	if (err == BKR_ENOTFOUND)
+		err = asprintf(&r->config_warning, "%s: config.json is missing; read its copy %s instead "
+			       "('bkr repair' rewrites config.json)", r->path, BKR_REPO_CONFIG_COPY);
+	else
+		err = asprintf(&r->config_warning, "%s; read its copy %s instead ('bkr repair' rewrites config.json)",
+			       first, BKR_REPO_CONFIG_COPY);
+	if (err < 0) {
+		r->config_warning = NULL;
+		return bkr_error_oom();
+	}
+	return 0;
+}
+
+/* Replace object @p name of @p s with @p data: remove, then put.  A crash in
+ * between leaves it absent, which the reader covers with the other copy. */
+static int rewrite(bkr_store *s, const char *name, const uint8_t *data, size_t len)
+{
+	int err = bkr_store_delete(s, name);
+	if (err < 0 && err != BKR_ENOTFOUND)
+		return err;
+	return bkr_store_put(s, name, data, len);
+}
+
+int bkr_repo_config_heal(bkr_repo *r, bool dry_run, const char **fixed)
+{
+	bkr_repo_config cfg;
+	uint8_t *a = NULL, *b = NULL;
+	size_t alen = 0, blen = 0;
+	int err, ea, eb;
+
+	*fixed = NULL;
+	ea = bkr_store_get(r->store, "config.json", BKR_REPO_CONFIG_MAX, &a, &alen);
+	if (ea == 0)
+		ea = bkr_repo_config_parse(&cfg, (const char *)a, alen, "config.json");
+	eb = bkr_store_get(r->store, BKR_REPO_CONFIG_COPY, BKR_REPO_CONFIG_MAX, &b, &blen);
+	if (eb == 0)
+		eb = bkr_repo_config_parse(&cfg, (const char *)b, blen, BKR_REPO_CONFIG_COPY);
+	if (ea == BKR_ENOMEM || eb == BKR_ENOMEM) {
+		err = bkr_error_oom();
+	} else if (ea == 0 && eb == 0 && alen == blen && !memcmp(a, b, alen)) {
+		err = 0;
+	} else if (ea == 0) {
+		/* config.json is the truth whenever it is intact */
+		*fixed = BKR_REPO_CONFIG_COPY;
+		err = dry_run ? 0 : rewrite(r->store, BKR_REPO_CONFIG_COPY, a, alen);
+	} else if (eb == 0) {
+		*fixed = "config.json";
+		err = dry_run ? 0 : rewrite(r->store, "config.json", b, blen);
+	} else {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: config.json and its copy %s are both damaged or missing",
+				    r->path, BKR_REPO_CONFIG_COPY);
+	}
+	free(a);
+	free(b);
+	return err;
+}
+
 static const char *const repo_dirs[] = { "data", "tree", "index", "backups", "runs", "records", "locks", "trash" };
 
 /* A refusal unless @p path is absent or an empty directory. */
@@ -230,6 +327,9 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 		if ((err = bkr_repo_config_parse(&check, sealed, sealed_len, "config.json")) < 0)
 			goto done;
 	}
+	/* the copy first: a repository (config.json) never lacks it */
+	if ((err = bkr_store_put(s, BKR_REPO_CONFIG_COPY, sealed, sealed_len)) < 0)
+		goto done;
 	err = bkr_store_put(s, "config.json", sealed, sealed_len);
 done:
 	bkr_store_free(s);

@@ -21,10 +21,21 @@ struct bkr_repo {
 	size_t ntiers;
 	pthread_rwlock_t index_lock;  /* guards index (swap on reload) */
 	bkr_index *index;
+	char *config_warning;         /* config.json was damaged and its copy served (or NULL) */
 };
 
 /** Parse and check config.json (@p what names it in messages). */
 int bkr_repo_config_parse(bkr_repo_config *cfg, const char *text, size_t len, const char *what);
+
+/** The copy of config.json written beside it at init, read when it is damaged. */
+#define BKR_REPO_CONFIG_COPY "config.copy.json"
+
+/**
+ * Read and check config.json into r->cfg; when it is damaged (not when it is
+ * missing, or names a format or feature this bkr does not know), fall back to
+ * its copy and set r->config_warning.
+ */
+int bkr_repo_config_load(bkr_repo *r);
 
 /** 0, or BKR_EUNSUPPORTED naming why @p r may not be written. */
 int bkr_repo_check_writable(const bkr_repo *r);

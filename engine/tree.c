@@ -13,6 +13,7 @@
  * bkr_get_* (the blob may be unaligned) and a bounded cursor.
  */
 #include "bkr/tree.h"
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
 
@@ -930,19 +931,29 @@ done:
 
 /* ---- paged directories -------------------------------------------------- */
 
+/** A page that failed to load: the failure is answered again until @c until
+ *  (a damaged page of a big directory is not re-read on every access). */
+struct dfail {
+	int err;
+	int64_t until;                  /**< bkr_clock_mono_ns() */
+	char msg[240];
+};
+
 /** One loaded page (or the top) of a directory. */
 struct dnode {
 	bkr_tree *t;
 	uint64_t total;                 /**< entries under this node */
 	uint64_t *cum;                  /**< inner: entries before child i (count+1 values) */
 	_Atomic(struct dnode *) *kids;  /**< inner: loaded children; written under bkr_dir.lock */
+	struct dfail *fails;            /**< inner: per child, allocated at the first failure (under the lock) */
 	int depth;
 };
 
 struct bkr_dir {
 	bkr_tree_load_fn load;
 	void *ctx;
-	pthread_mutex_t lock;           /**< serialises page loading (dnode.kids) */
+	pthread_mutex_t lock;           /**< serialises page loading (dnode.kids, dnode.fails) */
+	int64_t fail_ttl;               /**< how long a page's failure is remembered */
 	struct dnode *root;
 };
 
@@ -954,6 +965,7 @@ static void dnode_free(struct dnode *n)
 		for (uint32_t i = 0; i < n->t->count; i++)
 			dnode_free(atomic_load(&n->kids[i]));
 	free(n->kids);
+	free(n->fails);
 	free(n->cum);
 	bkr_tree_free(n->t);
 	free(n);
@@ -1031,6 +1043,10 @@ static int dnode_child(bkr_dir *d, struct dnode *n, uint32_t j, struct dnode **o
 	pthread_mutex_lock(&d->lock);
 	if ((c = atomic_load_explicit(&n->kids[j], memory_order_relaxed)))
 		goto done;
+	if (d->fail_ttl > 0 && n->fails && n->fails[j].err && bkr_clock_mono_ns() < n->fails[j].until) {
+		err = bkr_error_set(n->fails[j].err, "%s", n->fails[j].msg);
+		goto done;
+	}
 	if ((err = bkr_tree_child(n->t, j, &fname, &flen, &cid, &entries)) < 0)
 		goto done;
 	bkr_id_to_hex(&cid, hex);
@@ -1077,9 +1093,22 @@ static int dnode_child(bkr_dir *d, struct dnode *n, uint32_t j, struct dnode **o
 	ANNOTATE_HAPPENS_BEFORE(&n->kids[j]);
 	atomic_store_explicit(&n->kids[j], c, memory_order_release);
 done:
+	if (err < 0 && err != BKR_ENOMEM && d->fail_ttl > 0 &&
+	    (n->fails || (n->fails = calloc(n->t->count, sizeof(*n->fails))))) {
+		n->fails[j].err = err;
+		n->fails[j].until = bkr_clock_mono_ns() + d->fail_ttl;
+		snprintf(n->fails[j].msg, sizeof(n->fails[j].msg), "%s", bkr_error_message());
+	}
 	pthread_mutex_unlock(&d->lock);
 	*out = c;
 	return err;
+}
+
+void bkr_dir_set_failure_ttl(bkr_dir *d, int64_t ns)
+{
+	pthread_mutex_lock(&d->lock);
+	d->fail_ttl = ns;
+	pthread_mutex_unlock(&d->lock);
 }
 
 int bkr_dir_open(bkr_dir **out, const bkr_id *id, bkr_tree_load_fn load, void *ctx)
@@ -1099,6 +1128,7 @@ int bkr_dir_open(bkr_dir **out, const bkr_id *id, bkr_tree_load_fn load, void *c
 	}
 	d->load = load;
 	d->ctx = ctx;
+	d->fail_ttl = BKR_DIR_FAILURE_TTL_NS;
 	if ((err = dnode_new(&d->root, t, 0)) < 0) {
 		free(d);
 		return err;

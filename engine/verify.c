@@ -21,6 +21,7 @@
 #include "bkr/pack.h"
 #include "bkr/walk.h"
 #include "idset.h"
+#include "repo_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -122,6 +123,41 @@ static void on_bad_index(void *ctx, const char *message)
 {
 	report(ctx, BKR_VERIFY_INDEX, "index", NULL, NULL,
 	       "%s (left out: the blobs it names are missing until it is rebuilt from the packs)", message);
+}
+
+/* config.json and its copy must both be intact and the same bytes (each is
+ * the other's spare).  A repository made before the copy existed has none:
+ * not an error, but said once so that repair writes one. */
+static int check_config(struct verify *v)
+{
+	bkr_store *s = v->r->store;
+	uint8_t *a = NULL, *b = NULL;
+	size_t alen = 0, blen = 0;
+	int err = 0, ea, eb;
+
+	if (bkr_repo_config_warning(v->r))
+		report(v, BKR_VERIFY_CONFIG, "config.json", NULL, NULL, "%s", bkr_repo_config_warning(v->r));
+	ea = bkr_store_get(s, "config.json", BKR_REPO_CONFIG_MAX, &a, &alen);
+	eb = bkr_store_get(s, BKR_REPO_CONFIG_COPY, BKR_REPO_CONFIG_MAX, &b, &blen);
+	if (ea == BKR_ENOMEM || eb == BKR_ENOMEM) {
+		err = bkr_error_oom();
+	} else if (eb == BKR_ENOTFOUND) {
+		report(v, BKR_VERIFY_LEFTOVER, BKR_REPO_CONFIG_COPY, NULL, NULL,
+		       "%s: absent (the repository predates it): 'bkr repair' writes one", BKR_REPO_CONFIG_COPY);
+	} else if (eb < 0) {
+		report(v, BKR_VERIFY_CONFIG, BKR_REPO_CONFIG_COPY, NULL, NULL, "%s: %s", BKR_REPO_CONFIG_COPY,
+		       bkr_error_message());
+	} else if (ea == 0 && !bkr_repo_config_warning(v->r) && (alen != blen || memcmp(a, b, alen))) {
+		bkr_repo_config cfg;
+		if (bkr_repo_config_parse(&cfg, (const char *)b, blen, BKR_REPO_CONFIG_COPY) < 0)
+			report(v, BKR_VERIFY_CONFIG, BKR_REPO_CONFIG_COPY, NULL, NULL, "%s", bkr_error_message());
+		else
+			report(v, BKR_VERIFY_CONFIG, BKR_REPO_CONFIG_COPY, NULL, NULL,
+			       "%s: differs from config.json ('bkr repair' rewrites it)", BKR_REPO_CONFIG_COPY);
+	}
+	free(a);
+	free(b);
+	return err;
 }
 
 static int collect_entry(const bkr_index_entry *e, void *ctx)
@@ -538,6 +574,8 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	if ((err = bkr_repo_list_cb(r, false, &l, on_bad_manifest, &v)) < 0)
 		goto done;
 	bkr_repo_index_warnings(r, on_bad_index, &v);
+	if ((err = check_config(&v)) < 0)
+		goto done;
 	if (o->backup && (err = bkr_repo_find_backup(r, o->backup, &one)) < 0)
 		goto done;
 	if ((err = bkr_repo_foreach_blob(r, collect_entry, &v)) < 0)

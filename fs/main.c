@@ -460,6 +460,8 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
 		goto out;
 	}
+	if (bkr_repo_config_warning(fs.repo))
+		fprintf(stderr, "%s: warning: %s\n", progname, bkr_repo_config_warning(fs.repo));
 	bkr_repo_index_warnings(fs.repo, warn_index, NULL);
 
 	/* the mount point */

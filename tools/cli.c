@@ -186,6 +186,8 @@ int cli_open_repo(cli *c, bkr_repo **out, int flags)
 		return bkr_error_set(BKR_EINVAL, "no repository: give -r REPO, set BKR_REPO, or name one in the configuration (-c)");
 	}
 	err = bkr_repo_open(out, path, flags);
+	if (err == 0 && bkr_repo_config_warning(*out))
+		cli_warn(c, "%s", bkr_repo_config_warning(*out));
 	if (err == 0)
 		bkr_repo_index_warnings(*out, warn_index, c);
 	if (err == 0 && cfg && (cfg->warm.path || cfg->cold.path)) {

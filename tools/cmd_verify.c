@@ -50,6 +50,7 @@ static const char *kind_name(bkr_verify_kind k)
 	case BKR_VERIFY_DAMAGED_FILE: return "damaged-file";
 	case BKR_VERIFY_LEFTOVER: return "leftover";
 	case BKR_VERIFY_INDEX: return "index";
+	case BKR_VERIFY_CONFIG: return "config";
 	}
 	return "?";
 }

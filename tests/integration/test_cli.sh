@@ -219,7 +219,12 @@ mkdir "$T/notempty" && touch "$T/notempty/x"
 expect_exit 7 "$BKR" init -r "$T/notempty"
 one_line_error
 cp -r "$R" "$T/badrepo"
+# a damaged config.json alone: its copy serves, with a warning naming both
 sed -i 's/"version":1/"version":9/' "$T/badrepo/config.json"
+expect_exit 0 "$BKR" -r "$T/badrepo" list
+grep -q "config.json.*config.copy.json" "$T/err" || fail "no warning that config.json is damaged: $(cat "$T/err")"
+# both damaged: one line, exit 4
+sed -i 's/"version":1/"version":9/' "$T/badrepo/config.copy.json"
 expect_exit 4 "$BKR" -r "$T/badrepo" list
 one_line_error
 grep -q "config.json" "$T/err" || fail "error does not name config.json"

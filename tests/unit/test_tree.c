@@ -752,8 +752,22 @@ static void test_paged_corrupt_child(void **state)
 
 	assert_int_equal(bkr_dir_open(&d, &root, load_cb, s), 0);
 	assert_int_equal(bkr_dir_get(d, 0, &e, NULL, NULL), 0);
+	/* issue 10 (12): the damaged page is read once, its failure remembered */
+	bkr_dir_set_failure_ttl(d, 3600LL * 1000000000LL);
+	size_t before = s->loads;
 	assert_int_equal(bkr_dir_get(d, 4999, &e, NULL, NULL), BKR_ECORRUPT);
 	assert_non_null(strstr(bkr_error_message(), "first name differs"));
+	for (int k = 0; k < 100; k++) {
+		bkr_error_set(BKR_ERROR, "stale");
+		assert_int_equal(bkr_dir_get(d, BKR_TREE_PAGE_MAX + (uint64_t)k, &e, NULL, NULL), BKR_ECORRUPT);
+		assert_non_null(strstr(bkr_error_message(), "first name differs"));
+	}
+	assert_int_equal(s->loads, before + 1);
+	/* the first page still reads; and with no time to remember, it is read again */
+	assert_int_equal(bkr_dir_get(d, 1, &e, NULL, NULL), 0);
+	bkr_dir_set_failure_ttl(d, 0);
+	assert_int_equal(bkr_dir_get(d, 4999, &e, NULL, NULL), BKR_ECORRUPT);
+	assert_int_equal(s->loads, before + 2);
 	bkr_dir_free(d);
 
 	/* a missing page is reported, not crashed on */

@@ -349,10 +349,99 @@ static void test_manifest_name(void **state)
 	bkr_manifest_list_free(&l);
 }
 
+/* Issue 10 (6): a damaged config.json no longer makes the repository
+ * unusable: its copy, written beside it at init, is read instead (with a
+ * warning that verify reports); both damaged is one error naming both. */
+static void test_config_copy(void **state)
+{
+	fx *f = *state;
+	bkr_repo *r2 = NULL;
+	sh("cmp '%s/config.json' '%s/config.copy.json'", f->repo, f->repo);
+	assert_null(bkr_repo_config_warning(f->r));
+	assert_int_equal(verify(f, false), 0);
+	assert_int_equal(f->kinds[BKR_VERIFY_CONFIG], 0);
+
+	/* a flipped bit in config.json: the copy serves, verify names the damage */
+	sh("cp '%s/config.json' '%s/good' && printf '\\x7b' | dd of='%s/config.json' bs=1 seek=40 conv=notrunc 2>/dev/null",
+	   f->repo, f->dir, f->repo);
+	reopen(f);
+	assert_non_null(bkr_repo_config_warning(f->r));
+	assert_non_null(strstr(bkr_repo_config_warning(f->r), "config.copy.json"));
+	assert_int_equal(bkr_repo_get_config(f->r)->chunk_avg, BKR_CHUNK_AVG);
+	assert_int_equal(restore_errors(f), 0);
+	assert_int_equal(verify(f, false), BKR_ECORRUPT);
+	assert_int_equal(f->kinds[BKR_VERIFY_CONFIG], 1);
+	assert_non_null(strstr(f->messages, "config.json"));
+
+	/* both damaged: one error naming both */
+	sh("cp '%s/config.json' '%s/config.copy.json.new' && mv '%s/config.copy.json.new' '%s/config.copy.json'",
+	   f->repo, f->repo, f->repo, f->repo);
+	assert_int_equal(bkr_repo_open(&r2, f->repo, BKR_REPO_RDONLY), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "config.json"));
+	assert_non_null(strstr(bkr_error_message(), "and its copy"));
+	assert_null(strchr(bkr_error_message(), '\n'));
+
+	/* no copy (a repository made before it existed): the damage is an error as before */
+	sh("rm '%s/config.copy.json'", f->repo);
+	assert_int_equal(bkr_repo_open(&r2, f->repo, BKR_REPO_RDONLY), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "absent"));
+
+	/* intact config.json without a copy: a note, not an error */
+	sh("cp '%s/good' '%s/config.json.new' && mv '%s/config.json.new' '%s/config.json'", f->dir, f->repo, f->repo, f->repo);
+	reopen(f);
+	assert_int_equal(verify(f, false), 0);
+	assert_int_equal(f->leftovers, 1);
+	assert_non_null(strstr(f->messages, "bkr repair"));
+
+	/* a copy that differs from config.json (another repository's) is named */
+	sh("cp '%s/good' '%s/config.copy.json' && sed -i 's/\"created\":\"[^\"]*\"/\"created\":\"x\"/' '%s/config.copy.json'",
+	   f->dir, f->repo, f->repo);
+	reopen(f);
+	assert_int_equal(verify(f, false), BKR_ECORRUPT);
+	assert_int_equal(f->kinds[BKR_VERIFY_CONFIG], 1);
+	assert_non_null(strstr(f->messages, "config.copy.json"));
+}
+
+/* bkr_repo_config_heal: an intact config.json over a damaged copy, an intact
+ * copy over a damaged or missing config.json (also what a repair killed
+ * between its delete and put leaves), nothing when both agree. */
+static void test_config_heal(void **state)
+{
+	fx *f = *state;
+	const char *fixed = "x";
+	sh("cp '%s/config.json' '%s/good'", f->repo, f->dir);
+	assert_int_equal(bkr_repo_config_heal(f->r, false, &fixed), 0);
+	assert_null(fixed);
+
+	sh("printf 'garbage' >'%s/config.copy.json'", f->repo);
+	assert_int_equal(bkr_repo_config_heal(f->r, true, &fixed), 0);
+	assert_string_equal(fixed, "config.copy.json");
+	sh("grep -q garbage '%s/config.copy.json'", f->repo); /* a dry run changes nothing */
+	assert_int_equal(bkr_repo_config_heal(f->r, false, &fixed), 0);
+	assert_string_equal(fixed, "config.copy.json");
+	sh("cmp '%s/good' '%s/config.copy.json'", f->dir, f->repo);
+
+	sh("rm '%s/config.json'", f->repo); /* a repair killed after its delete */
+	reopen(f);
+	assert_non_null(strstr(bkr_repo_config_warning(f->r), "missing"));
+	assert_int_equal(bkr_repo_config_heal(f->r, false, &fixed), 0);
+	assert_string_equal(fixed, "config.json");
+	sh("cmp '%s/good' '%s/config.json'", f->dir, f->repo);
+	reopen(f);
+	assert_null(bkr_repo_config_warning(f->r));
+	assert_int_equal(verify(f, false), 0);
+
+	sh("printf '{' >'%s/config.json' && printf '}' >'%s/config.copy.json'", f->repo, f->repo);
+	assert_int_equal(bkr_repo_config_heal(f->r, false, &fixed), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "both"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_heal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swapped_packs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_stored_len, setup, teardown),

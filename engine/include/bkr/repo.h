@@ -75,6 +75,21 @@ int bkr_repo_set_tiers(bkr_repo *r, const char *const *dirs, size_t n);
  */
 void bkr_repo_index_warnings(bkr_repo *r, void (*cb)(void *ctx, const char *message), void *ctx);
 
+/**
+ * NULL, or one line saying that config.json is damaged and its copy
+ * (config.copy.json, written beside it at init) was read instead.
+ */
+const char *bkr_repo_config_warning(const bkr_repo *r);
+
+/**
+ * Make config.json and its copy config.copy.json whole again (bkr repair):
+ * an intact config.json is copied over a damaged, missing or different copy;
+ * an intact copy over a damaged or missing config.json.  *fixed names the
+ * object rewritten (or that would be, with @p dry_run), else NULL.  Both
+ * damaged: BKR_ECORRUPT.  The caller holds the exclusive lock.
+ */
+int bkr_repo_config_heal(bkr_repo *r, bool dry_run, const char **fixed);
+
 /** Pick up index files written since open (mount watcher). Thread-safe. */
 int bkr_repo_reload_index(bkr_repo *r);
 

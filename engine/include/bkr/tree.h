@@ -119,6 +119,13 @@ typedef struct bkr_dir bkr_dir;
 int bkr_dir_open(bkr_dir **out, const bkr_id *id, bkr_tree_load_fn load, void *ctx);
 void bkr_dir_free(bkr_dir *d);
 uint64_t bkr_dir_count(const bkr_dir *d);
+
+/** How long a page that failed to load (damaged, missing) answers the same
+ *  error without being read again: a damaged page of a big directory is not
+ *  re-read on every access, and a repair is seen soon. */
+#define BKR_DIR_FAILURE_TTL_NS (5LL * 1000000000LL)
+/** Set that time for @p d (0: read again every time). */
+void bkr_dir_set_failure_ttl(bkr_dir *d, int64_t ns);
 /**
  * Entry @p i (0-based, in name order).  *leaf and *li say where it lives, for
  * the array getters; both stay valid while @p d lives.

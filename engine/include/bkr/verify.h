@@ -21,6 +21,7 @@ typedef enum {
 	BKR_VERIFY_DAMAGED_FILE, /**< a file that uses a damaged or missing blob */
 	BKR_VERIFY_LEFTOVER,     /**< an unreferenced pack or temporary file (not an error) */
 	BKR_VERIFY_INDEX,        /**< a damaged index file, or an index entry that disagrees with its pack's footer */
+	BKR_VERIFY_CONFIG,       /**< config.json or its copy config.copy.json damaged, missing or different */
 } bkr_verify_kind;
 
 /** One problem; valid during the callback only. */
