@@ -22,7 +22,7 @@
 
 int bkr_repo_open(bkr_repo **out, const char *path, int flags)
 {
-	bkr_repo *r = NULL;
+	bkr_store *s;
 	struct stat st;
 	int err;
 
@@ -31,15 +31,29 @@ int bkr_repo_open(bkr_repo **out, const char *path, int flags)
 		return bkr_error_set_errno(errno, "repository %s", path);
 	if (!S_ISDIR(st.st_mode))
 		return bkr_error_set(BKR_ENOTFOUND, "repository %s: not a directory", path);
-	if (!(r = calloc(1, sizeof(*r))))
+	if ((err = bkr_store_local_open(&s, path, 0)) < 0)
+		return err;
+	return bkr_repo_open_store(out, s, flags);
+}
+
+int bkr_repo_open_store(bkr_repo **out, bkr_store *store, int flags)
+{
+	bkr_repo *r = NULL;
+	int err;
+
+	*out = NULL;
+	if (!(r = calloc(1, sizeof(*r)))) {
+		bkr_store_free(store);
 		return bkr_error_oom();
+	}
 	pthread_rwlock_init(&r->index_lock, NULL);
 	r->flags = flags;
-	if (!(r->path = strdup(path))) {
+	r->store = store;
+	if (!(r->path = strdup(bkr_store_location(store)))) {
 		err = bkr_error_oom();
 		goto done;
 	}
-	if ((err = bkr_store_local_open(&r->store, path, 0)) < 0 || (err = bkr_repo_config_load(r)) < 0)
+	if ((err = bkr_repo_config_load(r)) < 0)
 		goto done;
 	if ((err = bkr_index_load(&r->index, r->store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0)
 		goto done;
@@ -75,6 +89,11 @@ void bkr_repo_free(bkr_repo *r)
 const char *bkr_repo_path(const bkr_repo *r)
 {
 	return r->path;
+}
+
+bkr_store *bkr_repo_store(const bkr_repo *r)
+{
+	return r->store;
 }
 
 const bkr_repo_config *bkr_repo_get_config(const bkr_repo *r)

@@ -56,9 +56,20 @@ enum { BKR_REPO_RDONLY = 1 };
  * (newer version or incompat feature), BKR_ECORRUPT.
  */
 int bkr_repo_open(bkr_repo **out, const char *path, int flags);
+
+/**
+ * Open the repository held by @p store (e.g. a caching store over a remote
+ * one, bkr/store_cache.h), as bkr_repo_open does.  Takes @p store: it is
+ * freed with the repository, or at once when this fails.
+ */
+int bkr_repo_open_store(bkr_repo **out, bkr_store *store, int flags);
 void bkr_repo_free(bkr_repo *r);
 
+/** Where the repository is: its directory, or its store's location (a URL). */
 const char *bkr_repo_path(const bkr_repo *r);
+
+/** The store holding the repository (owned by it). */
+bkr_store *bkr_repo_store(const bkr_repo *r);
 const bkr_repo_config *bkr_repo_get_config(const bkr_repo *r);
 
 /**

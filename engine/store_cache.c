@@ -1,0 +1,968 @@
+/** @file
+ * The caching store (bkr/store_cache.h): reads of another store kept on
+ * local disk, in a bounded cache of files.
+ *
+ * Cache files live under "<dir>/<key>/": "w/<name>" holds a whole object,
+ * "b/<name>/<block>" (16 hex digits) one block of a data pack.  Each file is
+ * its bytes followed by a trailer (magic, length, size of the object,
+ * SHA-256 of the bytes), written to a ".tmp-*" and renamed over the final
+ * name, without fsync: a crash can leave a torn file, which the trailer
+ * shows.  A file found on disk at open is trusted only once this process
+ * has read it whole and checked its trailer; after that it is read in
+ * place (a range with one pread).
+ *
+ * In memory, one entry per cache file in a hash table (name, block), the
+ * present ones on a list in order of use (least recent first: the first to
+ * go when the cache is over its bound; files in use are skipped).  An entry
+ * being fetched or checked is LOADING: the one thread that made it so does
+ * the work outside the lock, every other reader of it waits on the
+ * condition, so a block is fetched once however many threads want it.  The
+ * size of a data pack (needed to clamp a ranged request) is a SIZE entry,
+ * from a stat of the wrapped store, kept for the life of the process.
+ */
+#include "bkr/store_cache.h"
+#include "bkr/error.h"
+#include "bkr/hash.h"
+#include "bkr/io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BLOCK ((uint64_t)BKR_STORE_CACHE_BLOCK)
+#define FETCH_BLOCKS 4                 /* blocks one ranged request may bring */
+#define WHOLE_MAX ((size_t)256 << 20)  /* a tree pack larger than this is an error */
+#define BUCKETS 4096
+#define WHOLE UINT64_MAX               /* entry of a whole object */
+#define SIZE (UINT64_MAX - 1)          /* entry of a pack's size only (no file) */
+#define TRAILER 56                     /* magic 8, length 8, object size 8, SHA-256 32 */
+#define KEY_HEX 16
+#define DIR_MODE 0700
+
+static const char MAGIC[8] = { 'b', 'k', 'r', 'c', 'a', 'c', 'h', '1' };
+
+enum { LOADING, PRESENT };
+
+struct entry {
+	struct entry *next;          /* hash chain */
+	struct entry *older, *newer; /* the use list (present files) */
+	uint64_t block;              /* WHOLE, SIZE, or a block number */
+	uint64_t len;                /* bytes of data (SIZE: the object's size) */
+	uint64_t disk;               /* bytes of the file (data and trailer) */
+	uint64_t hash;
+	int state;
+	int refs;                    /* readers using the file now */
+	bool verified;               /* read whole and checked by this process */
+	bool listed;                 /* on the use list, counted in bytes/files */
+	char name[];
+};
+
+typedef struct {
+	bkr_store base;
+	bkr_store *inner;
+	char *root;                  /* "<dir>/<key>" */
+	int lock_fd;
+	uint64_t max;
+	pthread_mutex_t lock;        /* guards everything below */
+	pthread_cond_t cond;         /* an entry stopped LOADING */
+	struct entry *table[BUCKETS];
+	struct entry *oldest, *newest;
+	bkr_store_cache_stats st;
+} cache_store;
+
+static const bkr_store_ops cache_ops;
+
+/* ---- entries (cs->lock held) ---------------------------------------------- */
+
+static uint64_t key_hash(const char *name, uint64_t block)
+{
+	uint64_t h = 1469598103934665603ull ^ block; /* FNV-1a */
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	return h;
+}
+
+static struct entry *find(cache_store *cs, const char *name, uint64_t block)
+{
+	uint64_t h = key_hash(name, block);
+	for (struct entry *e = cs->table[h % BUCKETS]; e; e = e->next)
+		if (e->hash == h && e->block == block && !strcmp(e->name, name))
+			return e;
+	return NULL;
+}
+
+static struct entry *entry_add(cache_store *cs, const char *name, uint64_t block, int state)
+{
+	size_t n = strlen(name);
+	struct entry *e = calloc(1, sizeof(*e) + n + 1);
+	if (!e)
+		return NULL;
+	memcpy(e->name, name, n + 1);
+	e->block = block;
+	e->state = state;
+	e->hash = key_hash(name, block);
+	e->next = cs->table[e->hash % BUCKETS];
+	cs->table[e->hash % BUCKETS] = e;
+	return e;
+}
+
+static void unlist(cache_store *cs, struct entry *e)
+{
+	if (!e->listed)
+		return;
+	*(e->older ? &e->older->newer : &cs->oldest) = e->newer;
+	*(e->newer ? &e->newer->older : &cs->newest) = e->older;
+	e->older = e->newer = NULL;
+	e->listed = false;
+	cs->st.bytes -= e->disk;
+	cs->st.files--;
+}
+
+/* put @p e (present) at the new end of the use list */
+static void touch(cache_store *cs, struct entry *e)
+{
+	if (e->listed) {
+		if (cs->newest == e)
+			return;
+		unlist(cs, e);
+	}
+	e->older = cs->newest;
+	*(cs->newest ? &cs->newest->newer : &cs->oldest) = e;
+	cs->newest = e;
+	e->listed = true;
+	cs->st.bytes += e->disk;
+	cs->st.files++;
+}
+
+static void entry_drop(cache_store *cs, struct entry *e)
+{
+	struct entry **p = &cs->table[e->hash % BUCKETS];
+	while (*p != e)
+		p = &(*p)->next;
+	*p = e->next;
+	unlist(cs, e);
+	free(e);
+}
+
+/* "<root>/w/<name>" or "<root>/b/<name>/<block>" */
+static int file_of(const cache_store *cs, const char *name, uint64_t block, char *out)
+{
+	int n = block == WHOLE ? snprintf(out, PATH_MAX, "%s/w/%s", cs->root, name)
+			       : snprintf(out, PATH_MAX, "%s/b/%s/%016llx", cs->root, name, (unsigned long long)block);
+	if (n < 0 || n >= PATH_MAX)
+		return bkr_error_set(BKR_EINVAL, "cache path too long: %s/%s", cs->root, name);
+	return 0;
+}
+
+/* remove the file of @p e and forget it */
+static void entry_remove(cache_store *cs, struct entry *e)
+{
+	char path[PATH_MAX];
+	if (e->block != SIZE && file_of(cs, e->name, e->block, path) == 0)
+		unlink(path);
+	entry_drop(cs, e);
+}
+
+/* least recently used files go until the cache fits (files in use stay) */
+static void evict(cache_store *cs)
+{
+	struct entry *e = cs->oldest, *next;
+	for (; e && cs->st.bytes > cs->max; e = next) {
+		next = e->newer;
+		if (e->refs > 0)
+			continue;
+		entry_remove(cs, e);
+		cs->st.evicted++;
+	}
+}
+
+/* an entry this thread made LOADING is done: present (and checked), or gone */
+static void settle(cache_store *cs, struct entry *e, bool present, uint64_t len, uint64_t disk)
+{
+	if (present) {
+		e->state = PRESENT;
+		e->verified = true;
+		e->len = len;
+		e->disk = disk;
+		touch(cs, e);
+	} else {
+		entry_drop(cs, e);
+	}
+	pthread_cond_broadcast(&cs->cond);
+}
+
+/* ---- cache files ------------------------------------------------------------ */
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/*
+ * Write @p len bytes (of an object of @p obj_size bytes) as the cache file
+ * @p path; *disk gets its size.  A failure leaves no file and is not an
+ * error of the read (the bytes are served from memory, only not kept).
+ */
+static int file_write(const char *path, const uint8_t *data, size_t len, uint64_t obj_size, uint64_t *disk)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX];
+	uint8_t tr[TRAILER];
+	bkr_id sum;
+	const char *slash = strrchr(path, '/');
+	int fd, err;
+
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	if ((err = bkr_io_mkdir_p(dir, DIR_MODE)) < 0 || (err = bkr_io_tmpfile(dir, tmp, sizeof(tmp), &fd)) < 0)
+		return err;
+	bkr_sha256(data, len, &sum);
+	memcpy(tr, MAGIC, 8);
+	put_u64(tr + 8, len);
+	put_u64(tr + 16, obj_size);
+	memcpy(tr + 24, sum.b, BKR_ID_SIZE);
+	if ((err = bkr_io_write_full(fd, data, len, tmp)) < 0 || (err = bkr_io_write_full(fd, tr, TRAILER, tmp)) < 0) {
+		close(fd);
+		unlink(tmp);
+		return err;
+	}
+	if ((err = bkr_io_commit_tmp(fd, tmp, path, BKR_IO_REPLACE | BKR_IO_NOSYNC)) < 0)
+		return err;
+	*disk = len + TRAILER;
+	return 0;
+}
+
+/*
+ * Read and check cache file @p path whole: its data into *out (malloc'd,
+ * NUL-terminated) when @p out is not NULL.  BKR_ECORRUPT when it is torn,
+ * truncated or damaged; BKR_ENOTFOUND when it is gone.
+ */
+static int file_check(const char *path, uint8_t **out, uint64_t *len, uint64_t *obj_size)
+{
+	uint8_t *buf = NULL, tr[TRAILER];
+	struct stat st;
+	bkr_id sum;
+	uint64_t n;
+	int fd, err = 0;
+
+	if (out)
+		*out = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "%s", path);
+	if (fstat(fd, &st) < 0) {
+		err = bkr_error_set_errno(errno, "%s", path);
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size < TRAILER) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: cache file truncated", path);
+		goto done;
+	}
+	n = (uint64_t)st.st_size - TRAILER;
+	if ((err = bkr_io_pread_full(fd, tr, TRAILER, n, path)) < 0)
+		goto done;
+	if (memcmp(tr, MAGIC, 8) || get_u64(tr + 8) != n || n > SIZE_MAX - 1) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: cache file torn or damaged", path);
+		goto done;
+	}
+	if (!(buf = malloc(n + 1))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_io_pread_full(fd, buf, n, 0, path)) < 0)
+		goto done;
+	buf[n] = '\0';
+	bkr_sha256(buf, n, &sum);
+	if (memcmp(sum.b, tr + 24, BKR_ID_SIZE)) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: cache file damaged (checksum)", path);
+		goto done;
+	}
+	*len = n;
+	*obj_size = get_u64(tr + 16);
+	if (out) {
+		*out = buf;
+		buf = NULL;
+	}
+done:
+	free(buf);
+	close(fd);
+	return err;
+}
+
+/* @p len bytes at @p off of cache file @p path (checked before) */
+static int file_read(const char *path, uint64_t off, size_t len, void *buf)
+{
+	int fd, err;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "%s", path);
+	err = bkr_io_pread_full(fd, buf, len, off, path);
+	close(fd);
+	return err;
+}
+
+/* ---- getting an entry ------------------------------------------------------- */
+
+enum { HAVE, FETCH, CHECK };
+
+/*
+ * The entry (@p name, @p block): HAVE, a checked file with a reference taken
+ * (release it); FETCH, a new LOADING entry this thread fills (settle); or
+ * CHECK, a file from an earlier process this thread checks (settle).  Waits
+ * while another thread is fetching or checking it.  NULL *out: out of memory.
+ */
+static int acquire(cache_store *cs, const char *name, uint64_t block, struct entry **out)
+{
+	struct entry *e;
+	int r;
+
+	pthread_mutex_lock(&cs->lock);
+	/* a file found bad is checked again once nobody reads it */
+	while ((e = find(cs, name, block)) && (e->state == LOADING || (!e->verified && e->refs > 0)))
+		pthread_cond_wait(&cs->cond, &cs->lock);
+	if (!e) {
+		e = entry_add(cs, name, block, LOADING);
+		r = FETCH;
+	} else if (!e->verified) {
+		e->state = LOADING;
+		unlist(cs, e);
+		r = CHECK;
+	} else {
+		e->refs++;
+		touch(cs, e);
+		cs->st.hits++;
+		r = HAVE;
+	}
+	pthread_mutex_unlock(&cs->lock);
+	*out = e;
+	return r;
+}
+
+static void release_locked(cache_store *cs, struct entry *e)
+{
+	if (--e->refs == 0 && !e->verified)
+		pthread_cond_broadcast(&cs->cond);
+}
+
+static void release(cache_store *cs, struct entry *e)
+{
+	pthread_mutex_lock(&cs->lock);
+	release_locked(cs, e);
+	pthread_mutex_unlock(&cs->lock);
+}
+
+/*
+ * A checked file turned out unreadable or short (removed or changed behind
+ * our back): it is checked again (and fetched again) by the next reader,
+ * once nobody reads it.
+ */
+static void discard(cache_store *cs, struct entry *e)
+{
+	pthread_mutex_lock(&cs->lock);
+	e->verified = false;
+	release_locked(cs, e);
+	pthread_mutex_unlock(&cs->lock);
+	bkr_error_clear();
+}
+
+/* the LOADING entry @p e was fetched: keep @p data as its file (or drop it if that fails) */
+static void keep(cache_store *cs, struct entry *e, const uint8_t *data, size_t len, uint64_t obj_size)
+{
+	char path[PATH_MAX];
+	uint64_t disk = 0;
+	bool ok = file_of(cs, e->name, e->block, path) == 0 && file_write(path, data, len, obj_size, &disk) == 0;
+
+	bkr_error_clear(); /* a cache that cannot keep a file still serves the read */
+	pthread_mutex_lock(&cs->lock);
+	settle(cs, e, ok, len, disk);
+	evict(cs);
+	pthread_mutex_unlock(&cs->lock);
+}
+
+/* check the file of CHECK entry @p e; *data gets its bytes when @p data is not NULL */
+static void check(cache_store *cs, struct entry *e, uint8_t **data, uint64_t *len)
+{
+	char path[PATH_MAX];
+	uint64_t obj_size;
+	bool ok = file_of(cs, e->name, e->block, path) == 0 && file_check(path, data, len, &obj_size) == 0;
+
+	bkr_error_clear();
+	pthread_mutex_lock(&cs->lock);
+	if (!ok) {
+		unlink(path);
+		cs->st.refetched++;
+	}
+	settle(cs, e, ok, ok ? *len : 0, ok ? *len + TRAILER : 0);
+	pthread_mutex_unlock(&cs->lock);
+}
+
+static void count(cache_store *cs, uint64_t bytes)
+{
+	pthread_mutex_lock(&cs->lock);
+	cs->st.requests++;
+	cs->st.fetched += bytes;
+	pthread_mutex_unlock(&cs->lock);
+}
+
+/* an object the wrapped store no longer has: forget every file of it */
+static void forget(cache_store *cs, const char *name)
+{
+	pthread_mutex_lock(&cs->lock);
+	for (size_t b = 0; b < BUCKETS; b++) {
+		struct entry *e = cs->table[b], *next;
+		for (; e; e = next) {
+			next = e->next;
+			if (e->state == PRESENT && e->refs == 0 && !strcmp(e->name, name))
+				entry_remove(cs, e);
+		}
+	}
+	pthread_mutex_unlock(&cs->lock);
+}
+
+/* ---- whole objects -------------------------------------------------------------- */
+
+/* Objects read whole and kept whole: immutable once published, and small. */
+static bool whole_object(const char *name)
+{
+	static const char *const folders[] = { "index/", "tree/", "backups/", "runs/" };
+	for (size_t i = 0; i < sizeof(folders) / sizeof(*folders); i++)
+		if (!strncmp(name, folders[i], strlen(folders[i])))
+			return true;
+	return false;
+}
+
+/*
+ * Whole object @p name, into *out (malloc'd, NUL-terminated) when @p out is
+ * not NULL, or its bytes [@p off, @p off + @p len) into @p buf.
+ */
+static int whole_read(cache_store *cs, const char *name, size_t max, uint8_t **out, size_t *out_len,
+		      uint64_t off, size_t len, void *buf)
+{
+	char path[PATH_MAX];
+	struct entry *e;
+	uint8_t *data = NULL;
+	uint64_t n = 0, obj_size;
+	size_t got;
+	int err;
+
+	if ((err = file_of(cs, name, WHOLE, path)) < 0)
+		return err;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		switch (acquire(cs, name, WHOLE, &e)) {
+		case HAVE:
+			if (!out && (off > e->len || len > e->len - off)) {
+				release(cs, e);
+				return bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%zu bytes at %llu of %llu)",
+						     cs->base.location, name, len, (unsigned long long)off,
+						     (unsigned long long)e->len);
+			}
+			err = out ? file_check(path, &data, &n, &obj_size) : file_read(path, off, len, buf);
+			if (err == BKR_ENOTFOUND || err == BKR_ECORRUPT) {
+				discard(cs, e);
+				continue;
+			}
+			release(cs, e);
+			if (err < 0)
+				return err;
+			goto found;
+		case CHECK:
+			check(cs, e, out ? &data : NULL, &n);
+			if (out && data)
+				goto found;
+			continue;
+		default:
+			if (!e)
+				return bkr_error_oom();
+			err = bkr_store_get(cs->inner, name, out ? max : WHOLE_MAX, &data, &got);
+			count(cs, err < 0 ? 0 : got);
+			if (err < 0) {
+				pthread_mutex_lock(&cs->lock);
+				settle(cs, e, false, 0, 0);
+				pthread_mutex_unlock(&cs->lock);
+				if (err == BKR_ENOTFOUND)
+					forget(cs, name);
+				return err;
+			}
+			n = got;
+			keep(cs, e, data, got, got);
+			goto found;
+		}
+	}
+	return bkr_error_set(BKR_EIO, "%s/%s: the cache file keeps failing", cs->base.location, name);
+found:
+	if (out) {
+		if (n > max) {
+			free(data);
+			return bkr_error_set(BKR_ECORRUPT, "%s/%s: too large", cs->base.location, name);
+		}
+		*out = data;
+		*out_len = (size_t)n;
+		return 0;
+	}
+	if (data) {
+		if (off > n || len > n - off)
+			err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated", cs->base.location, name);
+		else
+			memcpy(buf, data + off, len);
+		free(data);
+	}
+	return err;
+}
+
+/* ---- data packs, in blocks ------------------------------------------------------ */
+
+/* the size of pack @p name (a stat of the wrapped store once) */
+static int object_size(cache_store *cs, const char *name, uint64_t *size)
+{
+	struct entry *e;
+	int err;
+
+	pthread_mutex_lock(&cs->lock);
+	e = find(cs, name, SIZE);
+	if (e)
+		*size = e->len;
+	pthread_mutex_unlock(&cs->lock);
+	if (e)
+		return 0;
+	err = bkr_store_stat(cs->inner, name, size);
+	count(cs, 0);
+	if (err < 0) {
+		if (err == BKR_ENOTFOUND)
+			forget(cs, name);
+		return err;
+	}
+	pthread_mutex_lock(&cs->lock);
+	if (!find(cs, name, SIZE) && (e = entry_add(cs, name, SIZE, PRESENT)))
+		e->len = *size;
+	pthread_mutex_unlock(&cs->lock);
+	return 0;
+}
+
+/*
+ * Blocks to fetch with block @p first (a FETCH entry): the ones after it
+ * that nobody has or fetches, up to FETCH_BLOCKS and the end of the object,
+ * made LOADING here.  Returns how many (at least 1).
+ */
+static size_t claim_run(cache_store *cs, const char *name, uint64_t first, uint64_t nblocks, struct entry **run)
+{
+	size_t n = 1;
+	pthread_mutex_lock(&cs->lock);
+	while (n < FETCH_BLOCKS && first + n < nblocks && !find(cs, name, first + n)) {
+		if (!(run[n] = entry_add(cs, name, first + n, LOADING)))
+			break;
+		n++;
+	}
+	pthread_mutex_unlock(&cs->lock);
+	return n;
+}
+
+/*
+ * Fetch the run of blocks starting at run[0] with one ranged get; copy the
+ * part of [*off, end) they hold into @p out (*off advances); keep each block.
+ */
+static int fetch_run(cache_store *cs, const char *name, uint64_t size, struct entry **run, size_t n,
+		     uint64_t *off, uint64_t end, uint8_t *out, uint64_t start)
+{
+	uint64_t from = run[0]->block * BLOCK, to = (run[0]->block + n) * BLOCK;
+	uint8_t *data;
+	int err;
+
+	if (to > size)
+		to = size;
+	if (!(data = malloc(to - from))) {
+		err = bkr_error_oom();
+		goto fail;
+	}
+	err = bkr_store_get_range(cs->inner, name, from, to - from, data, 0);
+	count(cs, err < 0 ? 0 : to - from);
+	if (err < 0)
+		goto fail;
+	{
+		uint64_t stop = end < to ? end : to;
+		memcpy(out + (*off - start), data + (*off - from), stop - *off);
+		*off = stop;
+	}
+	for (size_t k = 0; k < n; k++) {
+		uint64_t b = from + k * BLOCK, e = b + BLOCK < to ? b + BLOCK : to;
+		keep(cs, run[k], data + (b - from), e - b, size);
+	}
+	free(data);
+	return 0;
+fail:
+	free(data);
+	pthread_mutex_lock(&cs->lock);
+	for (size_t k = 0; k < n; k++)
+		settle(cs, run[k], false, 0, 0);
+	pthread_mutex_unlock(&cs->lock);
+	if (err == BKR_ENOTFOUND)
+		forget(cs, name);
+	return err;
+}
+
+static int blocks_read(cache_store *cs, const char *name, uint64_t start, size_t len, uint8_t *out)
+{
+	struct entry *run[FETCH_BLOCKS], *e;
+	uint64_t size, off = start, end = start + len;
+	char path[PATH_MAX];
+	unsigned failures = 0;
+	int err;
+
+	if ((err = object_size(cs, name, &size)) < 0)
+		return err;
+	if (start > size || len > size - start)
+		return bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%zu bytes at %llu of %llu)", cs->base.location,
+				     name, len, (unsigned long long)start, (unsigned long long)size);
+	while (off < end) {
+		uint64_t b = off / BLOCK, n = 0;
+		switch (acquire(cs, name, b, &e)) {
+		case HAVE: {
+			uint64_t stop = (b + 1) * BLOCK < end ? (b + 1) * BLOCK : end;
+			if ((err = file_of(cs, name, b, path)) == 0 && stop - b * BLOCK <= e->len)
+				err = file_read(path, off - b * BLOCK, stop - off, out + (off - start));
+			else if (err == 0)
+				err = BKR_ECORRUPT;
+			if (err < 0) { /* gone or shrunk since it was checked */
+				discard(cs, e);
+				if (++failures > 3)
+					return bkr_error_set(BKR_EIO, "%s: the cache file keeps failing", path);
+				continue;
+			}
+			release(cs, e);
+			off = stop;
+			break;
+		}
+		case CHECK:
+			check(cs, e, NULL, &n);
+			break;
+		default:
+			if (!e)
+				return bkr_error_oom();
+			run[0] = e;
+			n = claim_run(cs, name, b, (size + BLOCK - 1) / BLOCK, run);
+			if ((err = fetch_run(cs, name, size, run, n, &off, end, out, start)) < 0)
+				return err;
+		}
+	}
+	return 0;
+}
+
+/* ---- the store operations ------------------------------------------------------ */
+
+static bkr_store *inner_of(bkr_store *s)
+{
+	return ((cache_store *)s)->inner;
+}
+
+static int cache_stat(bkr_store *s, const char *name, uint64_t *size)
+{
+	return bkr_store_stat(inner_of(s), name, size);
+}
+
+static int cache_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)
+{
+	if (!whole_object(name))
+		return bkr_store_get(inner_of(s), name, max, out, len);
+	return whole_read((cache_store *)s, name, max, out, len, 0, 0, NULL);
+}
+
+static int cache_get_range(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags)
+{
+	(void)flags;
+	if (len == 0)
+		return 0;
+	if (whole_object(name))
+		return whole_read((cache_store *)s, name, 0, NULL, NULL, off, len, buf);
+	return blocks_read((cache_store *)s, name, off, len, buf);
+}
+
+static int cache_put(bkr_store *s, const char *name, const void *data, size_t len)
+{
+	return bkr_store_put(inner_of(s), name, data, len);
+}
+
+/* an upload belongs to the wrapped store: its calls go there directly */
+static int cache_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out)
+{
+	return bkr_store_upload_new(inner_of(s), prefix, out);
+}
+
+static int cache_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
+{
+	return bkr_store_list(inner_of(s), prefix, cb, ctx);
+}
+
+static int cache_remove(bkr_store *s, const char *name)
+{
+	forget((cache_store *)s, name);
+	return bkr_store_delete(inner_of(s), name);
+}
+
+static int cache_rename(bkr_store *s, const char *from, const char *to)
+{
+	forget((cache_store *)s, from);
+	return bkr_store_rename(inner_of(s), from, to);
+}
+
+static int cache_prepare(bkr_store *s, const char *prefix)
+{
+	return bkr_store_prepare(inner_of(s), prefix);
+}
+
+/* a lock belongs to the wrapped store: unlock goes there directly */
+static int cache_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out)
+{
+	return bkr_store_lock(inner_of(s), name, exclusive, wait, out);
+}
+
+static void cache_free(bkr_store *s)
+{
+	cache_store *cs = (cache_store *)s;
+	for (size_t b = 0; b < BUCKETS; b++) {
+		struct entry *e = cs->table[b], *next;
+		for (; e; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	if (cs->lock_fd >= 0)
+		close(cs->lock_fd);
+	pthread_cond_destroy(&cs->cond);
+	pthread_mutex_destroy(&cs->lock);
+	bkr_store_free(cs->inner);
+	free(cs->root);
+	free(s->location);
+	free(cs);
+}
+
+static const bkr_store_ops cache_ops = {
+	.stat = cache_stat,
+	.get = cache_get,
+	.get_range = cache_get_range,
+	.put = cache_put,
+	.upload_new = cache_upload_new,
+	.list = cache_list,
+	.remove = cache_remove,
+	.rename_new = cache_rename,
+	.prepare = cache_prepare,
+	.lock = cache_lock,
+	.free = cache_free,
+};
+
+/* ---- opening: the files an earlier process left -------------------------------- */
+
+struct found {
+	uint64_t mtime_ns;
+	uint64_t disk;
+	uint64_t block;
+	char *name;
+};
+
+struct scan {
+	cache_store *cs;
+	const char *top; /* "<root>/w" or "<root>/b" */
+	bool blocks;
+	struct found *v;
+	size_t n, cap;
+};
+
+static int on_file(void *ctx, const char *rel)
+{
+	struct scan *sc = ctx;
+	char path[PATH_MAX], *end;
+	const char *base = strrchr(rel, '/');
+	struct found f = { 0 };
+	struct stat st;
+	size_t nl = strlen(rel);
+
+	if (snprintf(path, sizeof(path), "%s/%s", sc->top, rel) >= (int)sizeof(path))
+		return 0;
+	base = base ? base + 1 : rel;
+	if (!strncmp(base, ".tmp-", 5)) { /* a write cut short */
+		unlink(path);
+		return 0;
+	}
+	f.block = WHOLE;
+	if (sc->blocks) {
+		if (base == rel || strlen(base) != 16)
+			return 0;
+		f.block = strtoull(base, &end, 16);
+		if (*end || f.block >= SIZE)
+			return 0;
+		nl = (size_t)(base - 1 - rel);
+	}
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	if (sc->n == sc->cap) {
+		size_t cap = sc->cap ? 2 * sc->cap : 256;
+		struct found *v = realloc(sc->v, cap * sizeof(*v));
+		if (!v)
+			return bkr_error_oom();
+		sc->v = v;
+		sc->cap = cap;
+	}
+	if (!(f.name = strndup(rel, nl)))
+		return bkr_error_oom();
+	f.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+	f.disk = (uint64_t)st.st_size;
+	sc->v[sc->n++] = f;
+	return 0;
+}
+
+static int by_mtime(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+	return x->mtime_ns < y->mtime_ns ? -1 : x->mtime_ns > y->mtime_ns;
+}
+
+/* every cache file on disk, unchecked, in order of age (oldest used first) */
+static int scan_files(cache_store *cs)
+{
+	struct scan sc = { .cs = cs };
+	char top[2][PATH_MAX];
+	int err = 0;
+
+	for (int k = 0; k < 2 && err == 0; k++) {
+		bkr_store *dir = NULL;
+		snprintf(top[k], PATH_MAX, "%s/%s", cs->root, k ? "b" : "w");
+		sc.top = top[k];
+		sc.blocks = k == 1;
+		if ((err = bkr_store_local_open(&dir, top[k], BKR_STORE_ABSENT_OK)) == 0)
+			err = bkr_store_list(dir, "", on_file, &sc);
+		bkr_store_free(dir);
+	}
+	if (err == 0)
+		qsort(sc.v, sc.n, sizeof(*sc.v), by_mtime);
+	for (size_t i = 0; i < sc.n; i++) {
+		struct entry *e;
+		if (err == 0 && !find(cs, sc.v[i].name, sc.v[i].block)) {
+			if (!(e = entry_add(cs, sc.v[i].name, sc.v[i].block, PRESENT))) {
+				err = bkr_error_oom();
+			} else {
+				e->disk = sc.v[i].disk;
+				e->len = e->disk >= TRAILER ? e->disk - TRAILER : 0;
+				touch(cs, e);
+			}
+		}
+		free(sc.v[i].name);
+	}
+	free(sc.v);
+	if (err == 0)
+		evict(cs);
+	return err;
+}
+
+static int open_root(cache_store *cs, const char *dir)
+{
+	const char *where = bkr_store_location(cs->inner);
+	char hex[BKR_ID_HEX], path[PATH_MAX];
+	bkr_id h;
+	size_t n = strlen(dir);
+	int err;
+
+	bkr_sha256(where, strlen(where), &h);
+	bkr_id_to_hex(&h, hex);
+	hex[KEY_HEX] = '\0';
+	if (n == 0 || n + KEY_HEX + 64 > PATH_MAX)
+		return bkr_error_set(BKR_EINVAL, "bad cache directory '%s'", dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	if (!(cs->root = malloc(n + KEY_HEX + 2)))
+		return bkr_error_oom();
+	snprintf(cs->root, n + KEY_HEX + 2, "%.*s/%s", (int)n, dir, hex);
+	if ((err = bkr_io_mkdir_p(cs->root, DIR_MODE)) < 0)
+		return err;
+	/* which repository this is, for whoever looks */
+	if ((err = bkr_io_publish(cs->root, "location", where, strlen(where), BKR_IO_REPLACE | BKR_IO_NOSYNC)) < 0)
+		return err;
+	snprintf(path, sizeof(path), "%s/lock", cs->root);
+	if ((cs->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return bkr_error_set_errno(errno, "cache %s", path);
+	while (flock(cs->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK)
+			return bkr_error_set(BKR_ELOCKED, "cache %s: in use by another process (give another cache directory)",
+					     cs->root);
+		return bkr_error_set_errno(errno, "flock %s", path);
+	}
+	return 0;
+}
+
+int bkr_store_cache_open(bkr_store **out, bkr_store *inner, const char *dir, uint64_t max_bytes)
+{
+	cache_store *cs;
+	int err;
+
+	*out = NULL;
+	if (!(cs = calloc(1, sizeof(*cs)))) {
+		bkr_store_free(inner);
+		return bkr_error_oom();
+	}
+	cs->base.ops = &cache_ops;
+	cs->inner = inner;
+	cs->lock_fd = -1;
+	cs->max = max_bytes ? max_bytes : BKR_STORE_CACHE_MAX_DEFAULT;
+	pthread_mutex_init(&cs->lock, NULL);
+	pthread_cond_init(&cs->cond, NULL);
+	if (!(cs->base.location = strdup(bkr_store_location(inner)))) {
+		err = bkr_error_oom();
+		goto fail;
+	}
+	if ((err = open_root(cs, dir)) < 0 || (err = scan_files(cs)) < 0)
+		goto fail;
+	*out = &cs->base;
+	return 0;
+fail:
+	cache_free(&cs->base);
+	return err;
+}
+
+bool bkr_store_is_cache(const bkr_store *s)
+{
+	return s && s->ops == &cache_ops;
+}
+
+void bkr_store_cache_stats_get(bkr_store *s, bkr_store_cache_stats *out)
+{
+	cache_store *cs = (cache_store *)s;
+	memset(out, 0, sizeof(*out));
+	if (!bkr_store_is_cache(s))
+		return;
+	pthread_mutex_lock(&cs->lock);
+	*out = cs->st;
+	pthread_mutex_unlock(&cs->lock);
+}
+
+const char *bkr_store_cache_root(const bkr_store *s)
+{
+	return bkr_store_is_cache(s) ? ((const cache_store *)s)->root : NULL;
+}
+
+int bkr_store_cache_default_dir(char *out, size_t cap)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	int n;
+
+	if (xdg && xdg[0] == '/')
+		n = snprintf(out, cap, "%s/bkrfs", xdg);
+	else if (home && home[0])
+		n = snprintf(out, cap, "%s/.cache/bkrfs", home);
+	else
+		return bkr_error_set(BKR_EINVAL, "no cache directory: neither XDG_CACHE_HOME nor HOME is set");
+	if (n < 0 || (size_t)n >= cap)
+		return bkr_error_set(BKR_EINVAL, "cache directory path too long");
+	return 0;
+}

@@ -1,0 +1,590 @@
+/** @file
+ * Unit tests of the caching store (engine/store_cache.c) over a local store
+ * wrapped in a counting store (every read that reaches it is counted):
+ * whole objects fetched once and kept across processes, tree packs read
+ * whole, data packs in blocks with few requests, cache files torn,
+ * truncated, damaged or removed (fetched again, never served), leftovers of
+ * a killed write, the size bound, many threads reading at once (each block
+ * fetched once), pass-through of listings and writes, one process per cache
+ * directory, the default directory, and a repository read through the cache
+ * whose cached pack is damaged after its check (an error, never wrong bytes).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+#include "bkr/hash.h"
+#include "bkr/repo.h"
+#include "bkr/store.h"
+#include "bkr/store_cache.h"
+#include "bkr/writer.h"
+
+#include "testutil.h"
+
+#define MIB (1u << 20)
+
+/* ---- a store that counts the reads reaching it ------------------------------ */
+
+typedef struct {
+	bkr_store base;
+	bkr_store *inner;
+	unsigned gets, ranges, stats; /* atomic */
+} counting;
+
+static int c_stat(bkr_store *s, const char *name, uint64_t *size)
+{
+	__atomic_add_fetch(&((counting *)s)->stats, 1, __ATOMIC_RELAXED);
+	return bkr_store_stat(((counting *)s)->inner, name, size);
+}
+static int c_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)
+{
+	__atomic_add_fetch(&((counting *)s)->gets, 1, __ATOMIC_RELAXED);
+	return bkr_store_get(((counting *)s)->inner, name, max, out, len);
+}
+static int c_range(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags)
+{
+	__atomic_add_fetch(&((counting *)s)->ranges, 1, __ATOMIC_RELAXED);
+	return bkr_store_get_range(((counting *)s)->inner, name, off, len, buf, flags);
+}
+static int c_put(bkr_store *s, const char *name, const void *data, size_t len)
+{
+	return bkr_store_put(((counting *)s)->inner, name, data, len);
+}
+static int c_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out)
+{
+	return bkr_store_upload_new(((counting *)s)->inner, prefix, out);
+}
+static int c_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
+{
+	return bkr_store_list(((counting *)s)->inner, prefix, cb, ctx);
+}
+static int c_remove(bkr_store *s, const char *name)
+{
+	return bkr_store_delete(((counting *)s)->inner, name);
+}
+static int c_rename(bkr_store *s, const char *from, const char *to)
+{
+	return bkr_store_rename(((counting *)s)->inner, from, to);
+}
+static int c_prepare(bkr_store *s, const char *prefix)
+{
+	return bkr_store_prepare(((counting *)s)->inner, prefix);
+}
+static int c_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out)
+{
+	return bkr_store_lock(((counting *)s)->inner, name, exclusive, wait, out);
+}
+static void c_free(bkr_store *s)
+{
+	bkr_store_free(((counting *)s)->inner);
+	free(s->location);
+	free(s);
+}
+
+static const bkr_store_ops counting_ops = {
+	.stat = c_stat, .get = c_get, .get_range = c_range, .put = c_put, .upload_new = c_upload_new,
+	.list = c_list, .remove = c_remove, .rename_new = c_rename, .prepare = c_prepare, .lock = c_lock,
+	.free = c_free,
+};
+
+static counting *counting_open(const char *dir)
+{
+	counting *c = calloc(1, sizeof(*c));
+	assert_non_null(c);
+	c->base.ops = &counting_ops;
+	assert_int_equal(bkr_store_local_open(&c->inner, dir, 0), 0);
+	c->base.location = strdup(bkr_store_location(c->inner));
+	return c;
+}
+
+static unsigned requests(const counting *c)
+{
+	return c->gets + c->ranges + c->stats;
+}
+
+/* ---- fixture ------------------------------------------------------------------ */
+
+struct fixture {
+	char dir[256];
+	char repo[300];
+	char cache[300];
+	counting *c;   /* borrowed: owned by s */
+	bkr_store *s;  /* the caching store */
+	uint8_t *pack; /* the bytes of data/ab/pack (PACK_LEN) */
+};
+
+#define PACK "data/ab/00112233445566778899aabbccddeeff.pack"
+#define PACK_LEN (5 * MIB + 12345)
+#define TREE "tree/cd/ffeeddccbbaa99887766554433221100.pack"
+
+static void open_cache(struct fixture *f, uint64_t max)
+{
+	bkr_store_free(f->s);
+	f->c = counting_open(f->repo);
+	assert_int_equal(bkr_store_cache_open(&f->s, &f->c->base, f->cache, max), 0);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	bkr_store *local;
+	if (!f || tu_mkdtemp_in(f->dir, sizeof(f->dir), "test-store-cache") < 0)
+		return -1;
+	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
+	snprintf(f->cache, sizeof(f->cache), "%s/cache", f->dir);
+	if (!(f->pack = malloc(PACK_LEN)) || bkr_random_bytes(f->pack, PACK_LEN) < 0)
+		return -1;
+	if (bkr_store_local_open(&local, f->repo, BKR_STORE_CREATE) < 0 ||
+	    bkr_store_put(local, PACK, f->pack, PACK_LEN) < 0 ||
+	    bkr_store_put(local, TREE, f->pack, 100000) < 0 ||
+	    bkr_store_put(local, "index/0123.idx", "index bytes", 11) < 0 ||
+	    bkr_store_put(local, "config.json", "{}", 2) < 0)
+		return -1;
+	bkr_store_free(local);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	bkr_store_free(f->s);
+	tu_rmrf(f->dir);
+	free(f->pack);
+	free(f);
+	return 0;
+}
+
+/* read [off, off+len) of PACK through the cache and compare */
+static void read_pack(struct fixture *f, uint64_t off, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	assert_non_null(buf);
+	assert_int_equal(bkr_store_get_range(f->s, PACK, off, len, buf, 0), 0);
+	assert_memory_equal(buf, f->pack + off, len);
+	free(buf);
+}
+
+/* "<cache root>/<rel>" */
+static void cache_path(struct fixture *f, const char *rel, char *out)
+{
+	snprintf(out, PATH_MAX, "%s/%s", bkr_store_cache_root(f->s), rel);
+}
+
+/* ---- tests ----------------------------------------------------------------------- */
+
+static void test_whole_object_kept(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *d;
+	size_t n;
+
+	open_cache(f, 0);
+	assert_true(bkr_store_is_cache(f->s));
+	assert_string_equal(bkr_store_location(f->s), f->repo);
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(bkr_store_get(f->s, "index/0123.idx", 100, &d, &n), 0);
+		assert_int_equal(n, 11);
+		assert_memory_equal(d, "index bytes", 12); /* NUL-terminated */
+		free(d);
+	}
+	assert_int_equal(f->c->gets, 1);
+	/* too large for the caller: the same error as the store's */
+	assert_int_equal(bkr_store_get(f->s, "index/0123.idx", 5, &d, &n), BKR_ECORRUPT);
+	/* a new process: the file on disk is used, no request */
+	open_cache(f, 0);
+	assert_int_equal(bkr_store_get(f->s, "index/0123.idx", 100, &d, &n), 0);
+	assert_memory_equal(d, "index bytes", 11);
+	free(d);
+	assert_int_equal(requests(f->c), 0);
+	/* config.json is not cached: it goes to the store each time */
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(bkr_store_get(f->s, "config.json", 100, &d, &n), 0);
+		free(d);
+	}
+	assert_int_equal(f->c->gets, 2);
+	/* a missing object is the store's BKR_ENOTFOUND */
+	assert_int_equal(bkr_store_get(f->s, "index/gone.idx", 100, &d, &n), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "gone.idx"));
+}
+
+static void test_tree_pack_read_whole(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[4096];
+
+	open_cache(f, 0);
+	for (int64_t off = 90000; off >= 0; off -= 7000) { /* backwards, like a walk */
+		assert_int_equal(bkr_store_get_range(f->s, TREE, off, 1000, buf, BKR_STORE_READ_AHEAD), 0);
+		assert_memory_equal(buf, f->pack + off, 1000);
+	}
+	assert_int_equal(f->c->gets, 1);
+	assert_int_equal(f->c->ranges, 0);
+	assert_int_equal(bkr_store_get_range(f->s, TREE, 99999, 2, buf, 0), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "truncated"));
+}
+
+static void test_data_blocks(void **state)
+{
+	struct fixture *f = *state;
+	bkr_store_cache_stats st;
+	uint8_t b;
+
+	open_cache(f, 0);
+	read_pack(f, 10, 100);                    /* stat + blocks 0-3 in one request */
+	assert_int_equal(f->c->stats, 1);
+	assert_int_equal(f->c->ranges, 1);
+	read_pack(f, 2 * MIB - 50, MIB + 100);    /* blocks 1-3: cached */
+	assert_int_equal(f->c->ranges, 1);
+	read_pack(f, 3 * MIB + 5, 2 * MIB + 12000); /* block 3 cached; 4 and 5 (the end) in one */
+	assert_int_equal(f->c->ranges, 2);
+	assert_int_equal(f->c->stats, 1);
+	read_pack(f, 0, PACK_LEN);
+	assert_int_equal(requests(f->c), 3);
+	bkr_store_cache_stats_get(f->s, &st);
+	assert_int_equal(st.requests, 3);
+	assert_int_equal(st.fetched, PACK_LEN);
+	assert_int_equal(st.files, 6);
+	/* past the end: the store's error, no request */
+	assert_int_equal(bkr_store_get_range(f->s, PACK, PACK_LEN, 1, &b, 0), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "truncated"));
+	/* a new process reads the blocks from disk */
+	open_cache(f, 0);
+	read_pack(f, 0, PACK_LEN);
+	assert_int_equal(f->c->ranges, 0);
+	assert_int_equal(f->c->stats, 1); /* the size of the pack, once */
+}
+
+static void damage(const char *path, int how)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	if (how == 0) { /* truncated: the trailer cut off */
+		assert_int_equal(truncate(path, st.st_size - 20), 0);
+	} else if (how == 1) { /* one byte flipped in the data */
+		FILE *fp = fopen(path, "r+b");
+		int c;
+		assert_non_null(fp);
+		fseek(fp, 1000, SEEK_SET);
+		c = fgetc(fp);
+		fseek(fp, 1000, SEEK_SET);
+		fputc(c ^ 0x40, fp);
+		fclose(fp);
+	} else { /* torn: an empty file where the rename landed first */
+		assert_int_equal(truncate(path, 0), 0);
+	}
+}
+
+static void test_damaged_files_refetched(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX], tmp[PATH_MAX];
+	bkr_store_cache_stats st;
+	uint8_t *d;
+	size_t n;
+
+	for (int how = 0; how < 3; how++) {
+		open_cache(f, 0);
+		read_pack(f, 0, PACK_LEN);
+		assert_int_equal(bkr_store_get(f->s, TREE, MIB, &d, &n), 0);
+		free(d);
+		cache_path(f, "b/" PACK "/0000000000000002", path);
+		damage(path, how);
+		cache_path(f, "w/" TREE, path);
+		damage(path, how);
+		/* a write a crash cut short */
+		cache_path(f, "b/" PACK "/.tmp-0123456789abcdef", tmp);
+		assert_int_equal(tu_write(NULL, tmp, "x", 1), 0);
+
+		open_cache(f, 0);
+		assert_int_not_equal(access(tmp, F_OK), 0);
+		read_pack(f, 0, PACK_LEN);
+		assert_int_equal(f->c->ranges, 1); /* block 2 again, alone */
+		assert_int_equal(bkr_store_get(f->s, TREE, MIB, &d, &n), 0);
+		assert_int_equal(n, 100000);
+		assert_memory_equal(d, f->pack, n);
+		free(d);
+		assert_int_equal(f->c->gets, 1);
+		bkr_store_cache_stats_get(f->s, &st);
+		assert_int_equal(st.refetched, 2);
+		/* and now it is good again */
+		open_cache(f, 0);
+		read_pack(f, 0, PACK_LEN);
+		assert_int_equal(f->c->ranges, 0);
+	}
+}
+
+static void test_removed_file_refetched(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+
+	open_cache(f, 0);
+	read_pack(f, 0, 10);
+	/* removed while the store runs (someone cleaned the cache) */
+	cache_path(f, "b/" PACK "/0000000000000000", path);
+	assert_int_equal(unlink(path), 0);
+	read_pack(f, 0, 10);
+	assert_int_equal(f->c->ranges, 2);
+	/* and shrunk: a file read in place that became short */
+	assert_int_equal(truncate(path, 100), 0);
+	read_pack(f, 500, 10);
+	assert_int_equal(f->c->ranges, 3);
+}
+
+static uint64_t du(const char *dir)
+{
+	char cmd[PATH_MAX + 64], out[64] = "";
+	FILE *p;
+	snprintf(cmd, sizeof(cmd), "find '%s' -type f -path '*/b/*' -printf '%%s\\n' | awk '{s+=$1} END {print s+0}'", dir);
+	assert_non_null(p = popen(cmd, "r"));
+	assert_non_null(fgets(out, sizeof(out), p));
+	pclose(p);
+	return strtoull(out, NULL, 10);
+}
+
+static void test_size_bound(void **state)
+{
+	struct fixture *f = *state;
+	bkr_store_cache_stats st;
+	uint64_t max = 3 * MIB + 1000;
+
+	open_cache(f, max);
+	read_pack(f, 0, PACK_LEN);
+	bkr_store_cache_stats_get(f->s, &st);
+	assert_true(st.bytes <= max);
+	assert_true(du(bkr_store_cache_root(f->s)) <= max);
+	assert_true(st.evicted >= 3);
+	/* the newest blocks stayed, the oldest went */
+	unsigned before = f->c->ranges;
+	read_pack(f, 5 * MIB, 12345);
+	assert_int_equal(f->c->ranges, before);
+	read_pack(f, 0, 10);
+	assert_int_equal(f->c->ranges, before + 1);
+	/* a new process with a smaller bound trims what it finds */
+	open_cache(f, MIB + 100);
+	bkr_store_cache_stats_get(f->s, &st);
+	assert_true(st.bytes <= MIB + 100);
+	assert_true(du(bkr_store_cache_root(f->s)) <= MIB + 100);
+}
+
+struct reader {
+	struct fixture *f;
+	unsigned seed;
+	int bad;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	uint8_t *buf = malloc(300000);
+	for (int k = 0; k < 100 && buf; k++) {
+		uint64_t off = (uint64_t)rand_r(&r->seed) % PACK_LEN;
+		size_t len = 1 + (size_t)rand_r(&r->seed) % 150000;
+		if (len > PACK_LEN - off)
+			len = PACK_LEN - off;
+		if (k % 4 == 0) {
+			off %= 90000;
+			if (bkr_store_get_range(r->f->s, TREE, off, 10000, buf, 0) < 0 ||
+			    memcmp(buf, r->f->pack + off, 10000))
+				r->bad++;
+			continue;
+		}
+		if (bkr_store_get_range(r->f->s, PACK, off, len, buf, 0) < 0 || memcmp(buf, r->f->pack + off, len))
+			r->bad++;
+	}
+	free(buf);
+	return NULL;
+}
+
+static void test_concurrent_readers(void **state)
+{
+	struct fixture *f = *state;
+	struct reader r[8];
+	pthread_t t[8];
+
+	for (int pass = 0; pass < 2; pass++) {
+		/* pass 1: a bound smaller than the pack, so eviction races the readers */
+		open_cache(f, pass ? 2 * MIB : 0);
+		for (int i = 0; i < 8; i++) {
+			r[i] = (struct reader){ f, (unsigned)(i + 1) * 7919u + (unsigned)pass, 0 };
+			assert_int_equal(pthread_create(&t[i], NULL, reader_main, &r[i]), 0);
+		}
+		for (int i = 0; i < 8; i++) {
+			pthread_join(t[i], NULL);
+			assert_int_equal(r[i].bad, 0);
+		}
+		if (pass == 0) { /* every block and the tree fetched once */
+			assert_true(f->c->ranges <= 6);
+			assert_int_equal(f->c->gets, 1);
+			assert_int_equal(f->c->stats, 1);
+		}
+	}
+}
+
+static int collect(void *ctx, const char *name)
+{
+	(*(int *)ctx)++;
+	(void)name;
+	return 0;
+}
+
+static void test_pass_through(void **state)
+{
+	struct fixture *f = *state;
+	bkr_store *other;
+	uint64_t size;
+	uint8_t *d;
+	size_t n;
+	int count = 0;
+
+	open_cache(f, 0);
+	assert_int_equal(bkr_store_list(f->s, "", collect, &count), 0);
+	assert_int_equal(count, 4);
+	assert_int_equal(bkr_store_stat(f->s, PACK, &size), 0);
+	assert_int_equal(size, PACK_LEN);
+	assert_int_equal(bkr_store_put(f->s, "backups/b1.json", "{\"a\":1}", 7), 0);
+	assert_int_equal(bkr_store_put(f->s, "backups/b1.json", "{}", 2), BKR_EEXISTS);
+	assert_int_equal(bkr_store_get(f->s, "backups/b1.json", 100, &d, &n), 0);
+	free(d);
+	/* removed through the cache: forgotten by it too */
+	assert_int_equal(bkr_store_delete(f->s, "backups/b1.json"), 0);
+	assert_int_equal(bkr_store_get(f->s, "backups/b1.json", 100, &d, &n), BKR_ENOTFOUND);
+	/* removed behind its back: the next read that reaches the store forgets it */
+	read_pack(f, 0, 10);
+	assert_int_equal(unlink(f->repo), -1); /* (a directory) */
+	{
+		char p[PATH_MAX];
+		uint8_t b[10];
+		snprintf(p, sizeof(p), "%s/%s", f->repo, PACK);
+		assert_int_equal(unlink(p), 0);
+		open_cache(f, 0); /* size is asked again: the pack is gone */
+		assert_int_equal(bkr_store_get_range(f->s, PACK, 0, 10, b, 0), BKR_ENOTFOUND);
+		cache_path(f, "b/" PACK "/0000000000000000", p);
+		assert_int_not_equal(access(p, F_OK), 0);
+	}
+	/* one process per cache directory */
+	assert_int_equal(bkr_store_local_open(&other, f->repo, 0), 0);
+	assert_int_equal(bkr_store_cache_open(&other, other, f->cache, 0), BKR_ELOCKED);
+	assert_null(other);
+	assert_non_null(strstr(bkr_error_message(), "in use"));
+	/* another repository has its own directory */
+	assert_int_equal(bkr_store_local_open(&other, f->cache, 0), 0);
+	assert_int_equal(bkr_store_cache_open(&other, other, f->cache, 0), 0);
+	assert_string_not_equal(bkr_store_cache_root(other), bkr_store_cache_root(f->s));
+	bkr_store_free(other);
+}
+
+static void test_default_dir(void **state)
+{
+	char out[PATH_MAX];
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char *sx = xdg ? strdup(xdg) : NULL, *sh = home ? strdup(home) : NULL;
+	(void)state;
+
+	setenv("XDG_CACHE_HOME", "/x/cache", 1);
+	assert_int_equal(bkr_store_cache_default_dir(out, sizeof(out)), 0);
+	assert_string_equal(out, "/x/cache/bkrfs");
+	unsetenv("XDG_CACHE_HOME");
+	setenv("HOME", "/home/u", 1);
+	assert_int_equal(bkr_store_cache_default_dir(out, sizeof(out)), 0);
+	assert_string_equal(out, "/home/u/.cache/bkrfs");
+	unsetenv("HOME");
+	assert_int_equal(bkr_store_cache_default_dir(out, sizeof(out)), BKR_EINVAL);
+	if (sx)
+		setenv("XDG_CACHE_HOME", sx, 1);
+	if (sh)
+		setenv("HOME", sh, 1);
+	free(sx);
+	free(sh);
+}
+
+/* flip byte @p at of every block file of the data packs under @p root */
+static void flip_blocks(const char *root)
+{
+	char cmd[PATH_MAX + 200];
+	snprintf(cmd, sizeof(cmd),
+		 "find '%s/b/data' -type f | while read -r p; do printf '\\377' | dd of=\"$p\" bs=1 seek=40 "
+		 "conv=notrunc status=none; done",
+		 root);
+	assert_int_equal(tu_sh("%s", cmd), 0);
+}
+
+static void test_repo_through_cache(void **state)
+{
+	struct fixture *f = *state;
+	char repo[PATH_MAX];
+	bkr_repo *r;
+	bkr_writer *w;
+	bkr_store *s;
+	bkr_id id;
+	uint8_t *blob, *d;
+	size_t n;
+
+	snprintf(repo, sizeof(repo), "%s/r2", f->dir);
+	assert_int_equal(bkr_repo_init(repo, NULL), 0);
+	assert_int_equal(bkr_repo_open(&r, repo, 0), 0);
+	assert_int_equal(bkr_writer_new(&w, r), 0);
+	assert_non_null(blob = malloc(200000));
+	for (size_t k = 0; k < 200000; k++)
+		blob[k] = (uint8_t)(k * 7 + k / 1000);
+	assert_int_equal(bkr_writer_put_hash(w, BKR_BLOB_DATA, blob, 200000, &id, NULL), 0);
+	assert_int_equal(bkr_writer_commit(w), 0);
+	bkr_writer_free(w);
+	bkr_repo_free(r);
+
+	assert_int_equal(bkr_store_local_open(&s, repo, 0), 0);
+	assert_int_equal(bkr_store_cache_open(&s, s, f->cache, 0), 0);
+	assert_int_equal(bkr_repo_open_store(&r, s, BKR_REPO_RDONLY), 0);
+	assert_string_equal(bkr_repo_path(r), repo);
+	assert_ptr_equal(bkr_repo_store(r), s);
+	assert_int_equal(bkr_repo_read_blob(r, &id, BKR_BLOB_DATA, &d, &n), 0);
+	assert_int_equal(n, 200000);
+	assert_memory_equal(d, blob, n);
+	free(d);
+	/* damaged in the cache after it was checked: an error, never wrong bytes */
+	flip_blocks(bkr_store_cache_root(s));
+	assert_int_equal(bkr_repo_read_blob(r, &id, BKR_BLOB_DATA, &d, &n), BKR_ECORRUPT);
+	bkr_repo_free(r);
+	/* the next process finds the damage and fetches the block again */
+	assert_int_equal(bkr_store_local_open(&s, repo, 0), 0);
+	assert_int_equal(bkr_store_cache_open(&s, s, f->cache, 0), 0);
+	assert_int_equal(bkr_repo_open_store(&r, s, BKR_REPO_RDONLY), 0);
+	assert_int_equal(bkr_repo_read_blob(r, &id, BKR_BLOB_DATA, &d, &n), 0);
+	assert_memory_equal(d, blob, n);
+	free(d);
+	bkr_repo_free(r);
+	/* not a repository: the usual message, naming the store */
+	assert_int_equal(bkr_store_local_open(&s, f->cache, 0), 0);
+	assert_int_equal(bkr_repo_open_store(&r, s, 0), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "no config.json"));
+	free(blob);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_whole_object_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_pack_read_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_data_blocks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_files_refetched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removed_file_refetched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_size_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pass_through, setup, teardown),
+		cmocka_unit_test(test_default_dir),
+		cmocka_unit_test_setup_teardown(test_repo_through_cache, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
