@@ -49,6 +49,9 @@ struct bkrfs_opts {
 	int ready_fd;          /**< -1 = none */
 	unsigned watch_ms;     /**< watcher period (default 2000) */
 	size_t max_inodes;     /**< pruning threshold (default BKRFS_MAX_INODES_DEFAULT) */
+	char *cache_dir;       /**< the disk cache of a remote repository (NULL: the default) */
+	unsigned long cache_max_mib; /**< its size bound, MiB (0: BKR_STORE_CACHE_MAX_DEFAULT) */
+	bool remote;           /**< the repository is a URL (s3://...), read through the disk cache */
 };
 
 /** The catalog of recovery runs (loaded on first visit of /recovered). */

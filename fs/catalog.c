@@ -1,16 +1,15 @@
 /** @file
  * The catalog (catalog.h): the view of the backups and the runs catalog,
- * built on first use from the names in backups/ and runs/, and the
+ * built on first use from the names in backups/ and runs/ (a listing of
+ * the repository's store: a directory, or a bucket), and the
  * manifests of snapshots, loaded on first use.
  */
-#include <dirent.h>
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bkr/error.h"
+#include "bkr/store.h"
 #include "bkrfs.h"
 #include "catalog.h"
 
@@ -30,43 +29,54 @@ void bkrfs_catalog_names_free(char **v, size_t n)
 	free(v);
 }
 
+struct names {
+	size_t skip;         /* length of "<sub>/" */
+	const char *suffix;
+	size_t sl;
+	char **v;
+	size_t n, cap;
+};
+
+/* keep "<sub>/<name><suffix>" (no deeper folder, no hidden or temporary name) */
+static int add_name(void *ctx, const char *obj)
+{
+	struct names *l = ctx;
+	const char *base = obj + l->skip;
+	size_t len = strlen(base);
+
+	if (base[0] == '.' || strchr(base, '/') || len <= l->sl || strcmp(base + len - l->sl, l->suffix) != 0)
+		return 0;
+	if (l->n == l->cap) {
+		char **nv = realloc(l->v, (l->cap = l->cap ? l->cap * 2 : 64) * sizeof(*nv));
+		if (!nv)
+			return bkr_error_oom();
+		l->v = nv;
+	}
+	if (!(l->v[l->n] = strndup(base, len - l->sl)))
+		return bkr_error_oom();
+	l->n++;
+	return 0;
+}
+
 int bkrfs_catalog_names(struct bkrfs *fs, const char *sub, const char *suffix, char ***out, size_t *n)
 {
-	char path[PATH_MAX];
-	size_t cap = 0, sl = strlen(suffix);
-	struct dirent *de;
-	char **v = NULL;
-	DIR *d;
+	struct names l = { .skip = strlen(sub) + 1, .suffix = suffix, .sl = strlen(suffix) };
+	char prefix[64];
+	int err;
 
 	*out = NULL;
 	*n = 0;
-	snprintf(path, sizeof(path), "%s/%s", bkr_repo_path(fs->repo), sub);
-	if (!(d = opendir(path)))
-		return errno == ENOENT ? 0 : bkr_error_set_errno(errno, "%s", path);
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		if (de->d_name[0] == '.' || len <= sl || strcmp(de->d_name + len - sl, suffix) != 0)
-			continue;
-		if (*n == cap) {
-			char **nv = realloc(v, (cap = cap ? cap * 2 : 64) * sizeof(*nv));
-			if (!nv)
-				goto oom;
-			v = nv;
-		}
-		if (!(v[*n] = strndup(de->d_name, len - sl)))
-			goto oom;
-		(*n)++;
+	/* through the repository's store: a directory, or a bucket's listing */
+	snprintf(prefix, sizeof(prefix), "%s/", sub);
+	if ((err = bkr_store_list(bkr_repo_store(fs->repo), prefix, add_name, &l)) < 0) {
+		bkrfs_catalog_names_free(l.v, l.n);
+		return err;
 	}
-	closedir(d);
-	if (*n)
-		qsort(v, *n, sizeof(*v), cmp_str);
-	*out = v;
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_str);
+	*out = l.v;
+	*n = l.n;
 	return 0;
-oom:
-	closedir(d);
-	bkrfs_catalog_names_free(v, *n);
-	*n = 0;
-	return bkr_error_oom();
 }
 
 bool bkrfs_catalog_names_equal(char **a, size_t na, char **b, size_t nb)

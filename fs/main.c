@@ -32,6 +32,8 @@
 #include <unistd.h>
 
 #include "bkr/error.h"
+#include "bkr/io.h"
+#include "bkr/store_cache.h"
 #include "bkr_version.h"
 #include "bkrfs.h"
 
@@ -46,6 +48,7 @@ enum {
 enum {
 	KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_SINGLE, KEY_UID, KEY_GID, KEY_UMASK,
 	KEY_NUMERIC, KEY_CACHE, KEY_TZ, KEY_READY, KEY_ALLOW_OTHER, KEY_RW, KEY_WATCH, KEY_INODES, KEY_KEEP,
+	KEY_CACHE_DIR, KEY_CACHE_MAX,
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -68,6 +71,10 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("--ready-fd=", KEY_READY),
 	FUSE_OPT_KEY("watch_ms=", KEY_WATCH),
 	FUSE_OPT_KEY("max_inodes=", KEY_INODES),
+	FUSE_OPT_KEY("cache_dir=", KEY_CACHE_DIR),
+	FUSE_OPT_KEY("--cache-dir=", KEY_CACHE_DIR),
+	FUSE_OPT_KEY("cache_max=", KEY_CACHE_MAX),
+	FUSE_OPT_KEY("--cache-max=", KEY_CACHE_MAX),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
@@ -81,7 +88,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: %s REPO MOUNTPOINT [-f] [-d] [-s] [-o OPTION[,OPTION...]]\n"
 		"\n"
-		"Mount every backup of the bkrfs repository REPO read-only at MOUNTPOINT:\n"
+		"Mount every backup of the bkrfs repository REPO (a directory, or\n"
+		"s3://BUCKET[/PREFIX]) read-only at MOUNTPOINT:\n"
 		"  /by-id/<backup_id>/<source>/...   /by-date/<YYYY-MM-DD>/<HHMMSS>-<type>\n"
 		"  /latest   /recovered/<run_id>/... (+ report.json)   /recovered/latest\n"
 		"\n"
@@ -102,7 +110,15 @@ static void usage(FILE *f)
 		"                         the recorded modes are enforced by the kernel)\n"
 		"  -o cache_size=MiB      decompressed chunk cache (default 64)\n"
 		"  -o tz=ZONE             time zone of the by-date view (default UTC)\n"
-		"  -o watch_ms=N          how often to look for new backups (default 2000)\n"
+		"  -o watch_ms=N          how often to look for new backups (default 2000;\n"
+		"                         10000 for a remote repository, one listing each time)\n"
+		"  --cache-dir=DIR, -o cache_dir=DIR\n"
+		"                         the disk cache of a remote repository (index, trees,\n"
+		"                         data blocks; default $XDG_CACHE_HOME/bkrfs, else\n"
+		"                         ~/.cache/bkrfs); given for a local REPO, it is read\n"
+		"                         through the cache too (a repository on a slow disk)\n"
+		"  --cache-max=MiB, -o cache_max=MiB\n"
+		"                         the disk cache's size bound (default 2048)\n"
 		"  -o max_inodes=N        inodes kept before the kernel is asked to forget the\n"
 		"                         least recently used (default 65536; about 600 bytes each)\n"
 		"  -o OPT                 other FUSE mount options (fsname=, max_read=...)\n"
@@ -207,6 +223,22 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		free(o->tz);
 		return (o->tz = strdup(z)) ? 0 : -1;
 	}
+	case KEY_CACHE_DIR: {
+		const char *d = strchr(arg, '=') + 1;
+		if (!*d) {
+			fprintf(stderr, "%s: bad value in option '%s'\n", progname, arg);
+			return -1;
+		}
+		free(o->cache_dir);
+		return (o->cache_dir = strdup(d)) ? 0 : -1;
+	}
+	case KEY_CACHE_MAX:
+		if (parse_uint(arg, 10, 1ul << 30, &v) < 0 || v == 0) {
+			fprintf(stderr, "%s: bad value in option '%s' (MiB, at least 1)\n", progname, arg);
+			return -1;
+		}
+		o->cache_max_mib = v;
+		return 0;
 	default:
 		return 1;
 	}
@@ -385,6 +417,52 @@ static void warn_index(void *ctx, const char *message)
 	fprintf(stderr, "%s: warning: %s (index file left out: the blobs it names are missing)\n", progname, message);
 }
 
+/*
+ * The repository: a local directory as it is; a remote one (s3://...), or a
+ * local one given --cache-dir, through the disk cache (bkr/store_cache.h).
+ */
+static int open_repo(struct bkrfs *fs)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	bkr_store *s = NULL;
+	int err;
+
+	if (!fs->o.remote && !fs->o.cache_dir)
+		return bkr_repo_open(&fs->repo, fs->repo_real, BKR_REPO_RDONLY);
+	if (fs->o.cache_dir)
+		snprintf(dir, sizeof(dir), "%s", fs->o.cache_dir);
+	else if ((err = bkr_store_cache_default_dir(dir, sizeof(dir))) < 0)
+		return err;
+	/* by its real path: the daemon changes directory to / */
+	if ((err = bkr_io_mkdir_p(dir, 0700)) < 0)
+		return err;
+	if (!realpath(dir, real))
+		return bkr_error_set_errno(errno, "cache directory %s", dir);
+	if (fs->o.remote)
+		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: this bkrfs reads local repositories only", fs->o.repo);
+	else
+		err = bkr_store_local_open(&s, fs->repo_real, 0);
+	if (err < 0 || (err = bkr_store_cache_open(&s, s, real, (uint64_t)fs->o.cache_max_mib << 20)) < 0)
+		return err;
+	return bkr_repo_open_store(&fs->repo, s, BKR_REPO_RDONLY);
+}
+
+/* what the disk cache did, at the end of a foreground mount */
+static void cache_report(struct bkrfs *fs)
+{
+	bkr_store_cache_stats st;
+
+	if (!fs->repo || !fs->o.foreground || !bkr_store_is_cache(bkr_repo_store(fs->repo)))
+		return;
+	bkr_store_cache_stats_get(bkr_repo_store(fs->repo), &st);
+	fprintf(stderr,
+		"%s: cache %s: %llu requests, %llu bytes fetched, %llu hits, %llu refetched, %llu evicted, "
+		"%llu files (%llu bytes) kept\n",
+		progname, bkr_store_cache_root(bkr_repo_store(fs->repo)), (unsigned long long)st.requests,
+		(unsigned long long)st.fetched, (unsigned long long)st.hits, (unsigned long long)st.refetched,
+		(unsigned long long)st.evicted, (unsigned long long)st.files, (unsigned long long)st.bytes);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -424,7 +502,8 @@ int main(int argc, char *argv[])
 	}
 
 	/* opened by its real path: the daemon changes directory to / */
-	if (!realpath(fs.o.repo, fs.repo_real))
+	fs.o.remote = strstr(fs.o.repo, "://") != NULL;
+	if (fs.o.remote || !realpath(fs.o.repo, fs.repo_real))
 		snprintf(fs.repo_real, sizeof(fs.repo_real), "%s", fs.o.repo);
 
 	/* the session first: it checks the -o options left for FUSE (usage) */
@@ -456,7 +535,7 @@ int main(int argc, char *argv[])
 
 	/* the repository */
 	ret = EXIT_REPO;
-	if ((err = bkr_repo_open(&fs.repo, fs.repo_real, BKR_REPO_RDONLY)) < 0) {
+	if ((err = open_repo(&fs)) < 0) {
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
 		goto out;
 	}
@@ -529,6 +608,7 @@ out:
 		fuse_session_destroy(se);
 	if (setup)
 		bkrfs_mount_teardown(&fs);
+	cache_report(&fs);
 	bkr_repo_free(fs.repo);
 	bkrfs_mount_fini(&fs);
 	fuse_opt_free_args(&args);
@@ -536,5 +616,6 @@ out:
 	free(fs.o.repo);
 	free(fs.o.mountpoint);
 	free(fs.o.tz);
+	free(fs.o.cache_dir);
 	return ret;
 }

@@ -1,8 +1,9 @@
 /** @file
  * The watcher (watch.h).
  *
- * It wakes every watch_ms (default 2 s), lists index/, backups/ and
- * runs/ (names only), and when something changed: reloads the index first
+ * It wakes every watch_ms (default 2 s; 10 s for a remote repository,
+ * where each look is a listing request), lists index/, backups/ and
+ * runs/ (names only, through the repository's store), and when something changed: reloads the index first
  * (new index files are published before new manifests), builds a new view
  * or runs catalog, swaps it in under view_lock, and then - outside every lock
  * and outside any request handler - tells the kernel to drop only the
@@ -196,7 +197,7 @@ static void watch_tick(struct bkrfs *fs)
 void *bkrfs_watch_main(void *arg)
 {
 	struct bkrfs *fs = arg;
-	unsigned ms = fs->o.watch_ms ? fs->o.watch_ms : 2000;
+	unsigned ms = fs->o.watch_ms ? fs->o.watch_ms : fs->o.remote ? 10000 : 2000;
 
 	bkrfs_catalog_names(fs, "index", ".idx", &fs->idx_names, &fs->nidx);
 	while (bkrfs_mount_sleep(fs, ms))

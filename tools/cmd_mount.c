@@ -16,13 +16,19 @@ static const char usage[] =
 	"Mount every backup of REPO read-only at MOUNTPOINT (see bkrfs(8)):\n"
 	"/by-id, /by-date, /latest, /recovered.  Returns once the mount is ready;\n"
 	"unmount with 'fusermount3 -u MOUNTPOINT'.\n\n"
-	"  -f            stay in the foreground\n"
-	"  -o OPTIONS    bkrfs options (allow_other, uid=, gid=, umask=, numeric_ids, cache_size=, tz=)\n";
+	"  -f                  stay in the foreground\n"
+	"  --cache-dir DIR     the disk cache of a remote repository (default\n"
+	"                      $XDG_CACHE_HOME/bkrfs, else ~/.cache/bkrfs)\n"
+	"  --cache-max MiB     its size bound (default 2048)\n"
+	"  -o OPTIONS          bkrfs options (allow_other, uid=, gid=, umask=, numeric_ids,\n"
+	"                      cache_size=, tz=, watch_ms=)\n";
 
 struct state {
 	bool fg;
 	const char *o[16];
 	size_t no;
+	char cache_dir[PATH_MAX + 16]; /* "--cache-dir=DIR", or "" */
+	char cache_max[40];            /* "--cache-max=N", or "" */
 };
 
 static int opt(cli *c, int o, const char *arg, void *st)
@@ -34,6 +40,19 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	}
 	if (o == 'o' && s->no < 16) {
 		s->o[s->no++] = arg;
+		return 0;
+	}
+	if (o == 'C') {
+		if ((size_t)snprintf(s->cache_dir, sizeof(s->cache_dir), "--cache-dir=%s", arg) >= sizeof(s->cache_dir))
+			return cli_usage_error(c, "--cache-dir: path too long");
+		return 0;
+	}
+	if (o == 'M') {
+		char *end;
+		unsigned long long v = strtoull(arg, &end, 10);
+		if (!*arg || *end || v == 0 || v > (1ull << 30))
+			return cli_usage_error(c, "--cache-max: expected a size in MiB (1 or more)");
+		snprintf(s->cache_max, sizeof(s->cache_max), "--cache-max=%llu", v);
 		return 0;
 	}
 	return cli_usage_error(c, "unknown option");
@@ -64,6 +83,8 @@ int cmd_mount(cli *c, int argc, char **argv)
 	static const struct option lo[] = {
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "options", required_argument, NULL, 'o' },
+		{ "cache-dir", required_argument, NULL, 'C' },
+		{ "cache-max", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct state s = { 0 };
@@ -87,6 +108,10 @@ int cmd_mount(cli *c, int argc, char **argv)
 	args[n++] = argv[first];
 	if (s.fg)
 		args[n++] = "-f";
+	if (s.cache_dir[0])
+		args[n++] = s.cache_dir;
+	if (s.cache_max[0])
+		args[n++] = s.cache_max;
 	for (size_t i = 0; i < s.no; i++) {
 		args[n++] = "-o";
 		args[n++] = (char *)s.o[i];
