@@ -32,17 +32,19 @@ static void free_names(char **names, size_t n)
 
 struct names {
 	size_t plen;     /* of the folder prefix "<sub>/" */
+	const char *suffix;
+	size_t slen;
 	char **v;
 	size_t n, cap;
 };
 
-static int add_json(void *ctx, const char *name)
+static int add_name(void *ctx, const char *name)
 {
 	struct names *l = ctx;
 	const char *base = name + l->plen;
 	size_t len = strlen(base);
 	/* temporaries, hidden files and anything in a subfolder are not ours */
-	if (base[0] == '.' || strchr(base, '/') || len < 6 || strcmp(base + len - 5, ".json"))
+	if (base[0] == '.' || strchr(base, '/') || len <= l->slen || strcmp(base + len - l->slen, l->suffix))
 		return 0;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
@@ -52,23 +54,24 @@ static int add_json(void *ctx, const char *name)
 		l->v = nn;
 		l->cap = cap;
 	}
-	if (!(l->v[l->n] = strdup(base)))
+	if (!(l->v[l->n] = strndup(base, len - l->slen)))
 		return bkr_error_oom();
 	l->n++;
 	return 0;
 }
 
-/* Sorted names of the "*.json" objects in folder <sub> (hiding temporaries). */
-static int list_json(bkr_repo *r, const char *sub, char ***out, size_t *n)
+int bkr_repo_list_names(bkr_repo *r, const char *sub, const char *suffix, char ***out, size_t *n)
 {
 	char prefix[64];
-	struct names l = { 0 };
+	struct names l = { .suffix = suffix, .slen = strlen(suffix) };
 	int err;
 
 	*out = NULL;
 	*n = 0;
 	l.plen = (size_t)snprintf(prefix, sizeof(prefix), "%s/", sub);
-	if ((err = bkr_store_list(r->store, prefix, add_json, &l)) < 0) {
+	if (l.plen >= sizeof(prefix))
+		return bkr_error_set(BKR_EINVAL, "folder name too long: %s", sub);
+	if ((err = bkr_store_list(r->store, prefix, add_name, &l)) < 0) {
 		free_names(l.v, l.n);
 		return err;
 	}
@@ -206,7 +209,7 @@ static int records_load(bkr_repo *r, struct records *rs)
 	int err;
 	rs->v = NULL;
 	rs->n = 0;
-	if ((err = list_json(r, "records", &names, &n)) < 0)
+	if ((err = bkr_repo_list_names(r, "records", ".json", &names, &n)) < 0)
 		return err;
 	if (n && !(rs->v = calloc(n, sizeof(*rs->v))))
 		err = bkr_error_oom();
@@ -214,7 +217,7 @@ static int records_load(bkr_repo *r, struct records *rs)
 		char path[PATH_MAX], rel[PATH_MAX];
 		uint8_t *text;
 		size_t len;
-		snprintf(rel, sizeof(rel), "records/%s", names[i]);
+		snprintf(rel, sizeof(rel), "records/%s.json", names[i]);
 		if (bkr_store_describe(r->store, rel, path, sizeof(path)) < 0 ||
 		    bkr_store_get(r->store, rel, BKR_REPO_CONFIG_MAX, &text, &len) < 0)
 			continue; /* vanished (a concurrent cleanup) */
@@ -243,10 +246,8 @@ static int catalog_ids(bkr_repo *r, bool runs, char ***out, size_t *nout)
 
 	*out = NULL;
 	*nout = 0;
-	if ((err = list_json(r, runs ? "runs" : "backups", &names, &n)) < 0)
+	if ((err = bkr_repo_list_names(r, runs ? "runs" : "backups", ".json", &names, &n)) < 0)
 		return err;
-	for (size_t i = 0; i < n; i++)
-		names[i][strlen(names[i]) - 5] = '\0'; /* ".json" */
 	*out = names;
 	*nout = n;
 	return 0;

@@ -9,16 +9,10 @@
 #include <string.h>
 
 #include "bkr/error.h"
-#include "bkr/store.h"
 #include "bkrfs.h"
 #include "catalog.h"
 
 /* ---- listing names -------------------------------------------------------- */
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 void bkrfs_catalog_names_free(char **v, size_t n)
 {
@@ -29,54 +23,10 @@ void bkrfs_catalog_names_free(char **v, size_t n)
 	free(v);
 }
 
-struct names {
-	size_t skip;         /* length of "<sub>/" */
-	const char *suffix;
-	size_t sl;
-	char **v;
-	size_t n, cap;
-};
-
-/* keep "<sub>/<name><suffix>" (no deeper folder, no hidden or temporary name) */
-static int add_name(void *ctx, const char *obj)
-{
-	struct names *l = ctx;
-	const char *base = obj + l->skip;
-	size_t len = strlen(base);
-
-	if (base[0] == '.' || strchr(base, '/') || len <= l->sl || strcmp(base + len - l->sl, l->suffix) != 0)
-		return 0;
-	if (l->n == l->cap) {
-		char **nv = realloc(l->v, (l->cap = l->cap ? l->cap * 2 : 64) * sizeof(*nv));
-		if (!nv)
-			return bkr_error_oom();
-		l->v = nv;
-	}
-	if (!(l->v[l->n] = strndup(base, len - l->sl)))
-		return bkr_error_oom();
-	l->n++;
-	return 0;
-}
-
 int bkrfs_catalog_names(struct bkrfs *fs, const char *sub, const char *suffix, char ***out, size_t *n)
 {
-	struct names l = { .skip = strlen(sub) + 1, .suffix = suffix, .sl = strlen(suffix) };
-	char prefix[64];
-	int err;
-
-	*out = NULL;
-	*n = 0;
 	/* through the repository's store: a directory, or a bucket's listing */
-	snprintf(prefix, sizeof(prefix), "%s/", sub);
-	if ((err = bkr_store_list(bkr_repo_store(fs->repo), prefix, add_name, &l)) < 0) {
-		bkrfs_catalog_names_free(l.v, l.n);
-		return err;
-	}
-	if (l.n)
-		qsort(l.v, l.n, sizeof(*l.v), cmp_str);
-	*out = l.v;
-	*n = l.n;
-	return 0;
+	return bkr_repo_list_names(fs->repo, sub, suffix, out, n);
 }
 
 bool bkrfs_catalog_names_equal(char **a, size_t na, char **b, size_t nb)

@@ -128,3 +128,46 @@ with open(p, "r+b") as f:
     f.write(bytes([b[0] ^ 0x5a]))
 PY
 }
+
+# ---- foreground bkrfs mounts (test_mount_cache.sh, test_s3_mount.sh) -------------------
+BKRFS_MOUNTS=()
+BKRFS_PIDS=()
+# bkrfs_stop_all: unmount and stop every mount of bkrfs_fg (a cleanup hook)
+bkrfs_stop_all() {
+	local m p
+	for m in "${BKRFS_MOUNTS[@]}"; do
+		mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null; }
+	done
+	for p in "${BKRFS_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+}
+# bkrfs_fg REPO MNT ERRFILE [OPTIONS...]: a foreground mount, ready on return ($DAEMON)
+bkrfs_fg() {
+	local repo=$1 mnt=$2 err=$3
+	shift 3
+	rm -f "$T/ready"
+	mkfifo "$T/ready"
+	"$BKRFS" "$repo" "$mnt" -f --ready-fd=3 "$@" 3>"$T/ready" 2>"$err" &
+	DAEMON=$!
+	BKRFS_PIDS+=("$DAEMON")
+	BKRFS_MOUNTS+=("$mnt")
+	timeout 60 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$err")"
+}
+# bkrfs_unmount MNT: unmount, and wait for $DAEMON to exit 0
+bkrfs_unmount() {
+	fusermount3 -u "$1" || fail "fusermount3 -u $1"
+	wait "$DAEMON" || fail "bkrfs exited with $?"
+}
+# cache_report ERRFILE: the closing line of a foreground mount's disk cache
+cache_report() { grep "cache .*requests" "$1" || fail "no cache report in $1: $(cat "$1")"; }
+# expect_eio FILE: reading FILE fails with EIO
+expect_eio() {
+	python3 - "$1" <<'PY' || fail "reading $1 did not fail with EIO"
+import errno, sys
+try:
+    open(sys.argv[1], "rb").read()
+except OSError as e:
+    sys.exit(0 if e.errno == errno.EIO else 1)
+sys.exit(1)
+PY
+}

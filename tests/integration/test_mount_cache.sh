@@ -11,37 +11,7 @@ source "$BKR_SOURCE_ROOT/tests/integration/lib.sh"
 
 [ -c /dev/fuse ] && command -v fusermount3 >/dev/null || fail "no /dev/fuse or fusermount3: this test needs real mounts"
 
-MOUNTS=()
-PIDS=()
-unmount_all() {
-	local m p
-	for m in "${MOUNTS[@]}"; do
-		mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null; }
-	done
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-}
-cleanup_hooks+=(unmount_all)
-
-# mount_fg REPO MNT ERRFILE [OPTIONS...]: a foreground mount, ready on return ($DAEMON)
-mount_fg() {
-	local repo=$1 mnt=$2 err=$3
-	shift 3
-	rm -f "$T/ready"
-	mkfifo "$T/ready"
-	"$BKRFS" "$repo" "$mnt" -f --ready-fd=3 "$@" 3>"$T/ready" 2>"$err" &
-	DAEMON=$!
-	PIDS+=("$DAEMON")
-	MOUNTS+=("$mnt")
-	timeout 30 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$err")"
-}
-# unmount MNT: and wait for its daemon ($DAEMON) to end
-unmount() {
-	fusermount3 -u "$1" || fail "fusermount3 -u $1"
-	wait "$DAEMON" || fail "bkrfs exited with $?"
-}
-# cache_line ERRFILE: the daemon's closing report of its cache
-cache_line() { grep "cache .*requests" "$1" || fail "no cache report in $1: $(cat "$1")"; }
+cleanup_hooks+=(bkrfs_stop_all)
 
 S=$T/src
 mkdir -p "$S/many" "$S/sub/deeper"
@@ -60,7 +30,7 @@ M=$T/mnt
 mkdir -p "$M"
 
 # ---- cold: everything through the cache --------------------------------------------------
-mount_fg "$R" "$M" "$T/d1.err" --cache-dir="$C" -o watch_ms=200
+bkrfs_fg "$R" "$M" "$T/d1.err" --cache-dir="$C" -o watch_ms=200
 diff -r "$S" "$M/by-id/$ID/src" || fail "the mount differs from the source"
 [ "$(readlink "$M/by-id/$ID/src/link")" = big.bin ] || fail "symlink"
 pass "a mount through the cache equals the source (diff -r)"
@@ -87,14 +57,14 @@ expect_exit 2 "$BKRFS" "$R" "$T/mnt2" -f --cache-dir="$C"
 one_line_error
 grep -q "in use by another process" "$T/err" || fail "second mount: $(cat "$T/err")"
 pass "a second mount on the same cache directory is refused: $(cat "$T/err")"
-unmount "$M"
-cache_line "$T/d1.err" >/dev/null
+bkrfs_unmount "$M"
+cache_report "$T/d1.err" >/dev/null
 
 # ---- warm: a second mount fetches nothing ------------------------------------------------------
-mount_fg "$R" "$M" "$T/d2.err" --cache-dir="$C"
+bkrfs_fg "$R" "$M" "$T/d2.err" --cache-dir="$C"
 diff -r "$S" "$M/by-id/$ID2/src" || fail "the warm mount differs from the source"
-unmount "$M"
-line=$(cache_line "$T/d2.err")
+bkrfs_unmount "$M"
+line=$(cache_report "$T/d2.err")
 [[ $line == *" 0 bytes fetched"* ]] || fail "a warm mount fetched bytes: $line"
 pass "a second mount reads from the cache alone ($line)"
 
@@ -106,10 +76,10 @@ truncate -s -10 "$first"
 printf '\377' | dd of="$last" bs=1 seek=100 conv=notrunc status=none
 tree=$(find "$root/w/tree" -name '*.pack' | sort | sed -n 1p)
 : >"$tree"
-mount_fg "$R" "$M" "$T/d3.err" --cache-dir="$C"
+bkrfs_fg "$R" "$M" "$T/d3.err" --cache-dir="$C"
 diff -r "$S" "$M/by-id/$ID2/src" || fail "damaged cache files were served"
-unmount "$M"
-line=$(cache_line "$T/d3.err")
+bkrfs_unmount "$M"
+line=$(cache_report "$T/d3.err")
 [[ $line == *" 3 refetched"* ]] || fail "damaged cache files not refetched: $line"
 [ "$(grep -vc "cache .*requests" "$T/d3.err")" = 0 ] || fail "unexpected daemon stderr: $(cat "$T/d3.err")"
 pass "a truncated block, a flipped block and an emptied tree pack were fetched again ($line)"
@@ -128,19 +98,12 @@ for p in glob.glob(repo + "/data/*/*.pack"):
         sys.exit(0)
 sys.exit(1)
 PY
-mount_fg "$R" "$M" "$T/d4.err" --cache-dir="$T/cache2" --cache-max=1
-python3 - "$M/by-id/$ID/src/victim.bin" <<'PY' || fail "the flipped byte did not give EIO"
-import errno, sys
-try:
-    open(sys.argv[1], "rb").read()
-except OSError as e:
-    sys.exit(0 if e.errno == errno.EIO else 1)
-sys.exit(1)
-PY
+bkrfs_fg "$R" "$M" "$T/d4.err" --cache-dir="$T/cache2" --cache-max=1
+expect_eio "$M/by-id/$ID/src/victim.bin"
 diff -r -x victim.bin "$S" "$M/by-id/$ID2/src" || fail "other files after the flip"
 du=$(du -sb "$T/cache2" | cut -f1)
 [ "$du" -le $((1024 * 1024 + 65536)) ] || fail "the cache grew past --cache-max=1: $du bytes"
-unmount "$M"
+bkrfs_unmount "$M"
 grep -q "EIO: .*victim.bin" "$T/d4.err" || fail "no EIO line: $(cat "$T/d4.err")"
 pass "a flipped byte in a stored pack gives EIO through the cache, other files read; the cache stays within 1 MiB ($du bytes)"
 
@@ -151,7 +114,7 @@ expect_exit 1 "$BKRFS" "$R" "$M" -o cache_dir=
 one_line_error
 grep -q -- "--cache-dir" <("$BKRFS" --help) || fail "--help does not name --cache-dir"
 "$BKR" mount -r "$R" "$M" --cache-dir "$T/cache3" --cache-max 64 || fail "bkr mount --cache-dir"
-MOUNTS+=("$M")
+BKRFS_MOUNTS+=("$M")
 cmp "$S/big.bin" "$M/by-id/$ID/src/big.bin" || fail "bkr mount: big.bin"
 ls "$T/cache3"/*/b/data >/dev/null || fail "bkr mount did not use --cache-dir"
 fusermount3 -u "$M"

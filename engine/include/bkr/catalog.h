@@ -23,6 +23,14 @@ typedef struct {
  * the damaged ones.  Free with bkr_repo_ids_free.
  */
 int bkr_repo_list_ids(bkr_repo *r, bool runs, char ***ids, size_t *n);
+
+/**
+ * The names of the objects "<sub>/<name><suffix>" of the repository's
+ * store, without the folder and @p suffix, sorted (temporaries, hidden names
+ * and subfolders left out): a listing of a directory, or of a bucket.  Free
+ * with bkr_repo_ids_free.
+ */
+int bkr_repo_list_names(bkr_repo *r, const char *sub, const char *suffix, char ***names, size_t *n);
 void bkr_repo_ids_free(char **ids, size_t n);
 
 /**
