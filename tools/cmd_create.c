@@ -11,6 +11,7 @@
 #include "bkr/error.h"
 #include "bkr/utf8.h"
 #include "bkr/log.h"
+#include "bkr/routine.h"
 
 static const char usage[] =
 	"usage: bkr create -r REPO [--type TYPE] [[NAME=]PATH...] [--source NAME]... [--tag T]...\n"
@@ -18,9 +19,14 @@ static const char usage[] =
 	"Back up PATHs (each becomes a source named after its last component, or\n"
 	"NAME with NAME=PATH, e.g. a=/a/config b=/b/config) or the sources of the\n"
 	"configuration (-c).  Every backup is a complete tree.\n\n"
+	"With a configuration and neither PATHs nor --source, only the sources that\n"
+	"are due by their \"schedule\" are backed up: those without a backup, or whose\n"
+	"newest backup is at least 90%% of their interval old (hourly 1h, daily 1d,\n"
+	"weekly 7d); \"manual\" sources only with --source or --all.\n\n"
 	"  -t, --type TYPE        full | incremental | differential | snapshot (default incremental;\n"
 	"                         without a parent an incremental reads everything, like a full)\n"
-	"  -s, --source NAME      only this configured source (repeatable)\n"
+	"  -s, --source NAME      only this configured source (repeatable), due or not\n"
+	"  -a, --all              every configured source, due or not (manual ones too)\n"
 	"      --tag T            tag the backup (repeatable)\n"
 	"      --pin-until DATE   snapshots: pinned until DATE (YYYY-MM-DD); default forever\n"
 	"      --parent ID        use this backup as the parent instead of the automatic one\n"
@@ -40,6 +46,9 @@ struct state {
 	size_t ntags;
 	char *only[64];
 	size_t nonly;
+	bool all;
+	const char **due;   /* configured sources due now (malloc'd; names borrowed) */
+	size_t ndue;
 	size_t warnings;
 	cli *c;
 	char **excludes;    /* --exclude and --exclude-file patterns (malloc'd) */
@@ -132,6 +141,9 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case 'x':
 		s->o.one_file_system = true;
 		return 0;
+	case 'a':
+		s->all = true;
+		return 0;
 	case OPT_EXCLUDE:
 		return add_exclude(s, arg, strlen(arg)) < 0 ? cli_fail(c, bkr_error_oom()) : 0;
 	case OPT_EXCLUDE_FILE:
@@ -161,11 +173,50 @@ static void on_warning(void *ctx, const char *msg)
 	bkr_log(BKR_LOG_WARN, "backup", "%s", msg);
 }
 
+/*
+ * The configured sources due now (bkr/routine.h) into s->only.  None due:
+ * say so (0 with s->nonly == 0).
+ */
+static int select_due(cli *c, bkr_repo *repo, const bkr_config *cfg, struct state *s)
+{
+	bkr_manifest_list l = { 0 };
+	const char **names = NULL;
+	size_t n = 0;
+	int err;
+
+	if ((err = bkr_repo_list(repo, false, &l, NULL)) < 0)
+		return cli_fail(c, err);
+	if (!(names = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*names)))) {
+		bkr_manifest_list_free(&l);
+		return cli_fail(c, bkr_error_oom());
+	}
+	bkr_routine_select(cfg, &l, bkr_time_now_ns(), BKR_ROUTINE_ANY, true, names, &n);
+	bkr_manifest_list_free(&l);
+	s->due = names;
+	s->ndue = n;
+	if (n == 0) {
+		bkr_log(BKR_LOG_INFO, "backup", "no source is due");
+		if (c->json) {
+			json_out j;
+			json_out_init(&j, stdout);
+			json_out_begin_object(&j);
+			json_out_key(&j, "created");
+			json_out_null(&j);
+			json_out_member(&j, "reason", "no source is due");
+			json_out_end_object(&j);
+		} else if (!c->quiet) {
+			printf("no source is due (see \"schedule\" in the configuration; --all backs up every source)\n");
+		}
+	}
+	return 0;
+}
+
 int cmd_create(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "type", required_argument, NULL, 't' },
 		{ "source", required_argument, NULL, 's' },
+		{ "all", no_argument, NULL, 'a' },
 		{ "tag", required_argument, NULL, OPT_TAG },
 		{ "pin-until", required_argument, NULL, OPT_PIN_UNTIL },
 		{ "parent", required_argument, NULL, OPT_PARENT },
@@ -185,7 +236,7 @@ int cmd_create(cli *c, int argc, char **argv)
 
 	s.o.type = BKR_BACKUP_INCREMENTAL;
 	const char *skip[3];
-	if ((rc = cli_parse(c, argc, argv, usage, "t:s:x", lo, opt, &s, &first))) {
+	if ((rc = cli_parse(c, argc, argv, usage, "t:s:xa", lo, opt, &s, &first))) {
 		if (rc == CLI_PARSE_HELP)
 			rc = 0;
 		goto done;
@@ -194,15 +245,24 @@ int cmd_create(cli *c, int argc, char **argv)
 		rc = cli_usage_error(c, "--pin-until goes with --type snapshot");
 	else if ((err = cli_load_config(c, &cfg)) < 0)
 		rc = cli_fail(c, err);
-	else if (first < argc && s.nonly)
-		rc = cli_usage_error(c, "give PATHs or --source, not both");
-	else if ((err = cli_sources_get(c, cfg, argv + first, argc - first, s.only, s.nonly, &src)) < 0)
-		rc = cli_fail(c, err);
+	else if (first < argc && (s.nonly || s.all))
+		rc = cli_usage_error(c, "give PATHs, --source or --all, not two of them");
+	else if (s.nonly && s.all)
+		rc = cli_usage_error(c, "give --source or --all, not both");
 	if (rc)
 		goto done;
 	if (cfg && cfg->log_dir)
 		bkr_log_open(cfg->log_dir, BKR_LOG_INFO);
 	if ((err = cli_open_repo(c, &repo, 0)) < 0) {
+		rc = cli_fail(c, err);
+		goto done;
+	}
+	if (cfg && first == argc && !s.nonly && !s.all) {
+		if ((rc = select_due(c, repo, cfg, &s)) != 0 || s.ndue == 0)
+			goto done;
+	}
+	if ((err = cli_sources_get(c, cfg, argv + first, argc - first, s.due ? (char **)s.due : s.only,
+				   s.due ? s.ndue : s.nonly, &src)) < 0) {
 		rc = cli_fail(c, err);
 		goto done;
 	}
@@ -258,5 +318,6 @@ done:
 	for (size_t i = 0; i < s.nexcludes; i++)
 		free(s.excludes[i]);
 	free(s.excludes);
+	free(s.due);
 	return rc;
 }

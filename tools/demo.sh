@@ -44,7 +44,7 @@ echo "== changing 3 files, adding one, then bkr create --type incremental"
 printf '{"session_id":"s0001","user":"user1","messages":[]}\n' >"$ws/conversations/s0001.json"
 printf '{"session_id":"s0301","messages":[]}\n' >"$ws/conversations/s0301.json"
 echo "workers = 8" >>"$ws/config/service.conf"
-$bkr -c "$demo/bkr.json" create --type incremental
+$bkr -c "$demo/bkr.json" create --all --type incremental
 echo "== bkr list"
 $bkr -r "$demo/repo" list
 echo "== bkr diff (full -> incremental)"

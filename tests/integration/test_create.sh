@@ -87,7 +87,7 @@ JSON
 expect_exit 0 "$BKR" config check -c "$T/cfg.json"
 grep -q "repository $W/repo lies inside $W" "$T/err" || fail "config check does not warn: $(cat "$T/err")"
 expect_exit 0 "$BKR" -c "$T/cfg.json" create
-expect_exit 0 "$BKR" -c "$T/cfg.json" create
+expect_exit 0 "$BKR" -c "$T/cfg.json" create --all
 "$BKR" -c "$T/cfg.json" ls latest -R | sed 's,/$,,' | sort >"$T/list"
 grep -qx "ws/data/f" "$T/list" || fail "the workspace's data is missing"
 ! grep -Eq "^ws/(repo|logs|warm)" "$T/list" || fail "repository, log dir or tier backed up: $(grep -E '^ws/(repo|logs|warm)' "$T/list")"

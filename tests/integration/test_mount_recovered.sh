@@ -80,7 +80,7 @@ pass "a new recovery run appears without remounting"
 # directory stays under a 0700 directory in /recovered (issue 10, item 2).
 mkdir -p "$ws/secret" && chmod 700 "$ws/secret"
 printf '{"token": "t"}\n' >"$ws/secret/token.json" && chmod 600 "$ws/secret/token.json"
-expect_exit 0 "$BKR" create --type full
+expect_exit 0 "$BKR" create --all --type full
 rm "$ws/secret/token.json"
 expect_exit 0 "$BKR" batch --apply --json
 run3=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$T/out")

@@ -1,0 +1,81 @@
+/** @file
+ * Routines (docs/operations.md "Routines"): which configured sources are
+ * due for a backup, the routine kinds and which sources each backs up, the
+ * routine lock, the record of every routine run and the alert hook.
+ *
+ * The schedule rule is a pure function of the source's schedule, the time
+ * of its newest backup and "now", so that `bkr create -c`, every routine and
+ * the unit tests ask the same question:
+ *
+ *   a source is due when it has no backup yet, or when its newest backup
+ *   (of any type but recovery) is at least 90% of its schedule's interval
+ *   old (hourly 1 h, daily 1 d, weekly 7 d): timers that fire a little
+ *   early or a backup that ended late do not make a routine skip a period.
+ *   "manual" sources are never due.
+ *
+ * A source is "stale" when its newest backup is more than twice its
+ * interval old (or it has none): health reports it and routines alert.
+ */
+#ifndef BKR_ROUTINE_H
+#define BKR_ROUTINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/catalog.h"
+#include "bkr/config.h"
+
+/** The interval of @p s in seconds (hourly 3600, daily 86400, weekly 604800); 0 for manual. */
+int64_t bkr_schedule_interval_s(bkr_schedule s);
+
+/**
+ * True when a source of schedule @p s whose newest backup was taken at
+ * @p newest_ns (INT64_MIN: none) is due at @p now_ns (the rule above).
+ */
+bool bkr_schedule_due(bkr_schedule s, int64_t newest_ns, int64_t now_ns);
+
+/** True when that source is stale at @p now_ns: older than twice its interval, or no backup. */
+bool bkr_schedule_stale(bkr_schedule s, int64_t newest_ns, int64_t now_ns);
+
+/**
+ * The time of the newest backup in @p l (any type but recovery) that holds
+ * source @p name, and its index in *at (optional); INT64_MIN when none.
+ * @p skip (optional, @p nskip ids) are backups not to count (damaged ones).
+ */
+int64_t bkr_routine_newest(const bkr_manifest_list *l, const char *name, const char *const *skip,
+			   size_t nskip, size_t *at);
+
+/** The routines. */
+typedef enum {
+	BKR_ROUTINE_HOURLY = 0,
+	BKR_ROUTINE_DAILY,
+	BKR_ROUTINE_WEEKLY,
+	BKR_ROUTINE_EMERGENCY,
+} bkr_routine_kind;
+
+/** "hourly", "daily", "weekly", "emergency". */
+const char *bkr_routine_name(bkr_routine_kind k);
+/** BKR_EINVAL naming @p s when it is not a routine name. */
+int bkr_routine_parse(const char *s, bkr_routine_kind *out);
+
+/**
+ * True when routine @p k backs up sources of schedule @p s: hourly backs
+ * up hourly sources; daily hourly and daily ones; weekly and emergency
+ * every scheduled (not manual) source.
+ */
+bool bkr_routine_covers(bkr_routine_kind k, bkr_schedule s);
+
+/** bkr_routine_select: every scheduled source, whatever the routine (`bkr create -c`). */
+#define BKR_ROUTINE_ANY ((bkr_routine_kind)-1)
+
+/**
+ * The names of @p cfg's sources that routine @p k covers (BKR_ROUTINE_ANY:
+ * every scheduled source) and, when @p only_due, that are due at @p now_ns
+ * by the backups in @p l; in configuration order.  @p names must hold
+ * cfg->nsources entries (borrowed from @p cfg); *n gets the count.
+ */
+void bkr_routine_select(const bkr_config *cfg, const bkr_manifest_list *l, int64_t now_ns,
+			bkr_routine_kind k, bool only_due, const char **names, size_t *n);
+
+#endif

@@ -1,0 +1,202 @@
+/** @file
+ * Unit tests of routine.c: the schedule rule (due at 90% of the interval,
+ * stale beyond twice it, manual never), the newest backup of a source
+ * (recovery runs and skipped ids left out), which sources each routine
+ * covers, and the selection `bkr create -c` and the routines make.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "bkr/error.h"
+#include "bkr/routine.h"
+
+#define S 1000000000LL
+#define MIN (60 * S)
+#define H (60 * MIN)
+#define D (24 * H)
+
+/* 2026-11-30T12:00:00Z */
+#define NOW (1796040000LL * S)
+
+static void test_interval(void **state)
+{
+	(void)state;
+	assert_int_equal(bkr_schedule_interval_s(BKR_SCHEDULE_HOURLY), 3600);
+	assert_int_equal(bkr_schedule_interval_s(BKR_SCHEDULE_DAILY), 86400);
+	assert_int_equal(bkr_schedule_interval_s(BKR_SCHEDULE_WEEKLY), 7 * 86400);
+	assert_int_equal(bkr_schedule_interval_s(BKR_SCHEDULE_MANUAL), 0);
+}
+
+static void test_due(void **state)
+{
+	(void)state;
+	/* no backup: due, except manual */
+	assert_true(bkr_schedule_due(BKR_SCHEDULE_HOURLY, INT64_MIN, NOW));
+	assert_true(bkr_schedule_due(BKR_SCHEDULE_WEEKLY, INT64_MIN, NOW));
+	assert_false(bkr_schedule_due(BKR_SCHEDULE_MANUAL, INT64_MIN, NOW));
+	assert_false(bkr_schedule_due(BKR_SCHEDULE_MANUAL, NOW - 365 * D, NOW));
+	/* hourly: 54 minutes is 90% */
+	assert_false(bkr_schedule_due(BKR_SCHEDULE_HOURLY, NOW, NOW));
+	assert_false(bkr_schedule_due(BKR_SCHEDULE_HOURLY, NOW - 54 * MIN + 1, NOW));
+	assert_true(bkr_schedule_due(BKR_SCHEDULE_HOURLY, NOW - 54 * MIN, NOW));
+	/* a timer firing 2 s early after a backup at the full hour */
+	assert_true(bkr_schedule_due(BKR_SCHEDULE_HOURLY, NOW - H + 2 * S, NOW));
+	/* daily: 21.6 h */
+	assert_false(bkr_schedule_due(BKR_SCHEDULE_DAILY, NOW - 21 * H, NOW));
+	assert_true(bkr_schedule_due(BKR_SCHEDULE_DAILY, NOW - 22 * H, NOW));
+	/* weekly: 6.3 days */
+	assert_false(bkr_schedule_due(BKR_SCHEDULE_WEEKLY, NOW - 6 * D, NOW));
+	assert_true(bkr_schedule_due(BKR_SCHEDULE_WEEKLY, NOW - 6 * D - 8 * H, NOW));
+	/* a backup "in the future" (clock skew) is not due */
+	assert_false(bkr_schedule_due(BKR_SCHEDULE_HOURLY, NOW + H, NOW));
+}
+
+static void test_stale(void **state)
+{
+	(void)state;
+	assert_true(bkr_schedule_stale(BKR_SCHEDULE_DAILY, INT64_MIN, NOW));
+	assert_false(bkr_schedule_stale(BKR_SCHEDULE_MANUAL, INT64_MIN, NOW));
+	assert_false(bkr_schedule_stale(BKR_SCHEDULE_HOURLY, NOW - 2 * H, NOW));
+	assert_true(bkr_schedule_stale(BKR_SCHEDULE_HOURLY, NOW - 2 * H - 1, NOW));
+	assert_false(bkr_schedule_stale(BKR_SCHEDULE_DAILY, NOW - 47 * H, NOW));
+	assert_true(bkr_schedule_stale(BKR_SCHEDULE_DAILY, NOW - 49 * H, NOW));
+	assert_false(bkr_schedule_stale(BKR_SCHEDULE_WEEKLY, NOW - 13 * D, NOW));
+	assert_true(bkr_schedule_stale(BKR_SCHEDULE_WEEKLY, NOW - 15 * D, NOW));
+}
+
+/* A fixed list of backups to select from. */
+struct fixture {
+	bkr_manifest *m[8];
+	bkr_manifest_list l;
+};
+
+static void add(struct fixture *f, const char *id, bkr_backup_type type, int64_t t, const char *s1, const char *s2)
+{
+	bkr_manifest *m = calloc(1, sizeof(*m));
+	assert_non_null(m);
+	m->backup_id = strdup(id);
+	m->type = type;
+	m->time_ns = t;
+	m->sources = calloc(2, sizeof(*m->sources));
+	m->sources[0].source = strdup(s1);
+	m->nsources = 1;
+	if (s2) {
+		m->sources[1].source = strdup(s2);
+		m->nsources = 2;
+	}
+	f->m[f->l.n] = m;
+	f->l.n++;
+	f->l.items = f->m;
+}
+
+static void fixture_free(struct fixture *f)
+{
+	for (size_t i = 0; i < f->l.n; i++)
+		bkr_manifest_free(f->m[i]);
+}
+
+static void test_newest(void **state)
+{
+	struct fixture f = { 0 };
+	const char *skip[] = { "b3" };
+	size_t at = 99;
+	(void)state;
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NULL) == INT64_MIN);
+	add(&f, "b1", BKR_BACKUP_FULL, NOW - 3 * H, "a", "b");
+	add(&f, "b2", BKR_BACKUP_INCREMENTAL, NOW - 2 * H, "b", NULL);
+	add(&f, "b3", BKR_BACKUP_SNAPSHOT, NOW - 1 * H, "a", NULL);
+	add(&f, "r1", BKR_BACKUP_RECOVERY, NOW, "a", "b");
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, &at) == NOW - H);
+	assert_int_equal(at, 2);
+	assert_true(bkr_routine_newest(&f.l, "b", NULL, 0, &at) == NOW - 2 * H);
+	assert_int_equal(at, 1);
+	/* a damaged backup is skipped: the one before counts */
+	assert_true(bkr_routine_newest(&f.l, "a", skip, 1, &at) == NOW - 3 * H);
+	assert_int_equal(at, 0);
+	assert_true(bkr_routine_newest(&f.l, "c", NULL, 0, NULL) == INT64_MIN);
+	fixture_free(&f);
+}
+
+static void test_routines(void **state)
+{
+	bkr_routine_kind k;
+	(void)state;
+	for (int i = 0; i <= BKR_ROUTINE_EMERGENCY; i++) {
+		assert_int_equal(bkr_routine_parse(bkr_routine_name((bkr_routine_kind)i), &k), 0);
+		assert_int_equal(k, i);
+	}
+	assert_int_equal(bkr_routine_parse("monthly", &k), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "monthly"));
+	assert_int_equal(bkr_routine_parse(NULL, &k), BKR_EINVAL);
+	assert_true(bkr_routine_covers(BKR_ROUTINE_HOURLY, BKR_SCHEDULE_HOURLY));
+	assert_false(bkr_routine_covers(BKR_ROUTINE_HOURLY, BKR_SCHEDULE_DAILY));
+	assert_true(bkr_routine_covers(BKR_ROUTINE_DAILY, BKR_SCHEDULE_HOURLY));
+	assert_true(bkr_routine_covers(BKR_ROUTINE_DAILY, BKR_SCHEDULE_DAILY));
+	assert_false(bkr_routine_covers(BKR_ROUTINE_DAILY, BKR_SCHEDULE_WEEKLY));
+	assert_true(bkr_routine_covers(BKR_ROUTINE_WEEKLY, BKR_SCHEDULE_WEEKLY));
+	assert_false(bkr_routine_covers(BKR_ROUTINE_WEEKLY, BKR_SCHEDULE_MANUAL));
+	assert_true(bkr_routine_covers(BKR_ROUTINE_EMERGENCY, BKR_SCHEDULE_DAILY));
+	assert_false(bkr_routine_covers(BKR_ROUTINE_EMERGENCY, BKR_SCHEDULE_MANUAL));
+}
+
+static void test_select(void **state)
+{
+	static const char cfgtext[] =
+		"{\"repository\": \"/r\", \"workspace_root\": \"/w\", \"sources\": ["
+		"{\"name\": \"h\", \"paths\": [\"h\"], \"schedule\": \"hourly\"},"
+		"{\"name\": \"d\", \"paths\": [\"d\"], \"schedule\": \"daily\"},"
+		"{\"name\": \"w\", \"paths\": [\"w\"], \"schedule\": \"weekly\"},"
+		"{\"name\": \"m\", \"paths\": [\"m\"], \"schedule\": \"manual\"}]}";
+	struct fixture f = { 0 };
+	bkr_config *cfg = NULL;
+	const char *names[4];
+	size_t n;
+	(void)state;
+	assert_int_equal(bkr_config_from_string(&cfg, cfgtext, strlen(cfgtext), "bkr.json", "/"), 0);
+	/* nothing backed up: every scheduled source is due, manual never */
+	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_ANY, true, names, &n);
+	assert_int_equal(n, 3);
+	assert_string_equal(names[0], "h");
+	assert_string_equal(names[1], "d");
+	assert_string_equal(names[2], "w");
+	/* all of them backed up 2 h ago: only the hourly one is due */
+	add(&f, "b1", BKR_BACKUP_FULL, NOW - 2 * H, "h", "d");
+	add(&f, "b2", BKR_BACKUP_FULL, NOW - 2 * H, "w", "m");
+	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_ANY, true, names, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "h");
+	/* a day later: hourly and daily */
+	bkr_routine_select(cfg, &f.l, NOW + D, BKR_ROUTINE_ANY, true, names, &n);
+	assert_int_equal(n, 2);
+	assert_string_equal(names[1], "d");
+	/* ... but the hourly routine covers only the hourly source */
+	bkr_routine_select(cfg, &f.l, NOW + D, BKR_ROUTINE_HOURLY, true, names, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "h");
+	/* the weekly routine, due or not: every scheduled source */
+	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_WEEKLY, false, names, &n);
+	assert_int_equal(n, 3);
+	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_DAILY, false, names, &n);
+	assert_int_equal(n, 2);
+	fixture_free(&f);
+	bkr_config_free(cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_interval),
+		cmocka_unit_test(test_due),
+		cmocka_unit_test(test_stale),
+		cmocka_unit_test(test_newest),
+		cmocka_unit_test(test_routines),
+		cmocka_unit_test(test_select),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
