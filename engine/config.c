@@ -203,6 +203,7 @@ void bkr_config_free(bkr_config *c)
 	free(c->warm.path);
 	free(c->cold.path);
 	free(c->log_dir);
+	free(c->metrics_file);
 	free_strv(c->alert_command, c->nalert_command);
 	free(c->recovery_json);
 	free_strv(c->required_files, c->nrequired_files);
@@ -658,7 +659,7 @@ static int parse_tiers(struct ctx *x, const cJSON *obj)
 static int parse_root(struct ctx *x, const cJSON *root)
 {
 	static const char *const known[] = { "repository", "workspace_root", "sources", "retention",
-					     "tiers", "compression", "log_dir", "alert_command",
+					     "tiers", "compression", "log_dir", "alert_command", "metrics_file",
 					     "recovery", "required_files", "protected_patterns", NULL };
 	static const char *const compression_keys[] = { "level", NULL };
 	bkr_config *c = x->c;
@@ -708,6 +709,9 @@ static int parse_root(struct ctx *x, const cJSON *root)
 		if (get_path(x, it, "log_dir", c->base_dir, &c->log_dir) < 0)
 			return x->err;
 	}
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "metrics_file")) &&
+	    get_path(x, it, "metrics_file", c->base_dir, &c->metrics_file) < 0)
+		return x->err;
 	if ((it = cJSON_GetObjectItemCaseSensitive(root, "alert_command")) &&
 	    get_strv(x, it, "alert_command", NULL, true, &c->alert_command, &c->nalert_command) < 0)
 		return x->err;
@@ -1078,6 +1082,8 @@ char *bkr_config_to_json(const bkr_config *c, bool pretty)
 	ok = ok && put(root, "compression", o = cJSON_CreateObject());
 	ok = ok && put(o, "level", cJSON_CreateNumber(c->compression_level));
 	ok = ok && put(root, "log_dir", cJSON_CreateString(c->log_dir ? c->log_dir : ""));
+	if (ok && c->metrics_file)
+		ok = put(root, "metrics_file", cJSON_CreateString(c->metrics_file));
 	if (ok && c->alert_command)
 		ok = put(root, "alert_command", strv_json(c->alert_command, c->nalert_command));
 	if (ok && c->recovery_json)

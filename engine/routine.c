@@ -1,12 +1,24 @@
 /** @file
  * Routines (bkr/routine.h): the schedule rule (when a source is due or
- * stale), the newest backup of a source, and the routine kinds.
+ * stale), the newest backup of a source, the routine kinds, the routine
+ * lock, the routine records and the alert hook (run as the recovery
+ * engine runs its commands: recover/proc.c).
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "bkr/error.h"
+#include "bkr/io.h"
 #include "bkr/routine.h"
+#include "recover/recover_i.h"
 
 #define HOUR_S 3600LL
 
@@ -109,4 +121,86 @@ void bkr_routine_select(const bkr_config *cfg, const bkr_manifest_list *l, int64
 			continue;
 		names[(*n)++] = s->name;
 	}
+}
+
+int bkr_routine_lock(int *fd, const char *dir, bool wait)
+{
+	char path[PATH_MAX];
+	int err;
+
+	*fd = -1;
+	if ((err = bkr_io_mkdir_p(dir, 0755)) < 0)
+		return err;
+	if ((err = bkr_path_join(path, sizeof(path), dir, "routine.lock")) < 0)
+		return err;
+	if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
+		return bkr_error_set_errno(errno, "routine lock %s", path);
+	while (flock(*fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+		if (errno == EINTR)
+			continue;
+		err = errno == EWOULDBLOCK ? bkr_error_set(BKR_ELOCKED, "another routine is running (it holds %s)", path)
+					   : bkr_error_set_errno(errno, "routine lock %s", path);
+		close(*fd);
+		*fd = -1;
+		return err;
+	}
+	return 0;
+}
+
+void bkr_routine_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+int bkr_routine_record(const char *dir, const char *json_line)
+{
+	char path[PATH_MAX];
+	size_t n = strlen(json_line);
+	char *line = NULL;
+	int fd = -1, err;
+
+	if ((err = bkr_io_mkdir_p(dir, 0755)) < 0 ||
+	    (err = bkr_path_join(path, sizeof(path), dir, BKR_ROUTINE_RECORDS)) < 0)
+		return err;
+	if (!(line = malloc(n + 2)))
+		return bkr_error_oom();
+	memcpy(line, json_line, n);
+	line[n] = '\n';
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0) {
+		err = bkr_error_set_errno(errno, "%s", path);
+		goto done;
+	}
+	if ((err = bkr_io_write_full(fd, line, n + 1, path)) < 0)
+		goto done;
+	err = bkr_io_fsync(fd, path);
+done:
+	if (fd >= 0)
+		close(fd);
+	free(line);
+	return err;
+}
+
+int bkr_routine_alert(const bkr_config *cfg, const char *json_event, int64_t timeout_ms)
+{
+	bkr_rec_proc p = { 0 };
+	char *d;
+	int err;
+
+	if (!cfg->alert_command)
+		return 0;
+	if ((err = bkr_rec_spawn(cfg->alert_command, json_event, strlen(json_event), timeout_ms, &p)) < 0) {
+		char why[256];
+		snprintf(why, sizeof(why), "%s", bkr_error_message());
+		return bkr_error_set(err, "alert command %s: %s", cfg->alert_command[0], why);
+	}
+	if (!p.timed_out && WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0) {
+		bkr_rec_proc_free(&p);
+		return 0;
+	}
+	d = bkr_rec_proc_describe("alert command", &p, timeout_ms);
+	err = bkr_error_set(p.timed_out ? BKR_ETIMEOUT : BKR_ERROR, "%s", d ? d : "alert command failed");
+	free(d);
+	bkr_rec_proc_free(&p);
+	return err;
 }

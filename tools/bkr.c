@@ -38,6 +38,8 @@ static const struct {
 	{ "recover", cmd_recover, "recover one file" },
 	{ "batch", cmd_batch, "scan, then recover everything found" },
 	{ "recovered", cmd_recovered, "list recovery runs and their reports" },
+	{ "health", cmd_health, "is the repository healthy (--prometheus: metrics)" },
+	{ "routine", cmd_routine, "run the hourly, daily, weekly or emergency routine" },
 };
 
 static void usage(FILE *f)

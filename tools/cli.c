@@ -391,6 +391,18 @@ int cli_sources_get(cli *c, const bkr_config *cfg, char **paths, int npaths,
 	return 0;
 }
 
+size_t cli_skip_paths(const bkr_config *cfg, const char *skip[3])
+{
+	size_t n = 0;
+	if (cfg) {
+		const char *p[] = { cfg->warm.path, cfg->cold.path, cfg->log_dir };
+		for (size_t i = 0; i < 3; i++)
+			if (p[i])
+				skip[n++] = p[i];
+	}
+	return n;
+}
+
 void cli_sources_free(cli_sources *s)
 {
 	for (size_t i = 0; i < s->nowned; i++)

@@ -113,6 +113,13 @@ int cli_sources_get(cli *c, const bkr_config *cfg, char **paths, int npaths,
 		    char **only, size_t nonly, cli_sources *out);
 void cli_sources_free(cli_sources *s);
 
+/**
+ * The directories a backup with @p cfg leaves out when they lie inside a
+ * source (the tiers and the log directory; the repository always is) into
+ * @p skip; returns how many.
+ */
+size_t cli_skip_paths(const bkr_config *cfg, const char *skip[3]);
+
 /** Commands: argc/argv start at the subcommand name. */
 typedef int (*cli_cmd_fn)(cli *c, int argc, char **argv);
 
@@ -137,6 +144,8 @@ int cmd_recovered(cli *c, int argc, char **argv);
 int cmd_delete(cli *c, int argc, char **argv);
 int cmd_cleanup(cli *c, int argc, char **argv);
 int cmd_prune(cli *c, int argc, char **argv);
+int cmd_routine(cli *c, int argc, char **argv);
+int cmd_health(cli *c, int argc, char **argv);
 
 /** A command's own option handler: 0 handled, else an exit code (usage error). */
 typedef int (*cli_opt_fn)(cli *c, int opt, const char *arg, void *state);

@@ -206,13 +206,7 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 	bkr_config *cfg = NULL;
 	bkr_repo *repo = NULL;
 	bkr_lock *lock = NULL;
-	bkr_store *store = NULL;
-	bkr_manifest_list l = { 0 };
-	bkr_manifest **ms = NULL;
-	bkr_retention_item *items = NULL;
-	bkr_retention_decision *d = NULL;
-	const char **names = NULL, **gone = NULL;
-	size_t n = 0, nnames = 0, ngone = 0, bad = 0;
+	lc_plan plan = { 0 };
 	int64_t now = bkr_time_now_ns();
 	bkr_prune_report pr;
 	bool pruned = false;
@@ -229,57 +223,30 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 		goto done;
 	if (!s.dry_run && (err = lc_lock(c, repo, &s.lock, &lock)) < 0)
 		goto done;
-	if ((err = bkr_repo_list(repo, false, &l, &bad)) < 0)
+	if ((err = lc_plan_make(&plan, repo, pol, s.by_type ? &s.type : NULL, s.as_of)) < 0)
 		goto done;
-	if (bad) {
+	if (plan.bad) {
 		/* a damaged manifest's backup is unknown to the policy: keep going, say so */
-		cli_warn(c, "%zu manifest(s) are damaged and left alone; last: %s", bad, bkr_error_message());
+		cli_warn(c, "%zu manifest(s) are damaged and left alone; last: %s", plan.bad, bkr_error_message());
 	}
-	if (!(ms = calloc(l.n ? l.n : 1, sizeof(*ms))) || !(items = calloc(l.n ? l.n : 1, sizeof(*items))) ||
-	    !(d = calloc(l.n ? l.n : 1, sizeof(*d))) || !(gone = calloc(l.n ? l.n : 1, sizeof(*gone)))) {
-		err = bkr_error_oom();
-		goto done;
-	}
-	for (size_t i = 0; i < l.n; i++)
-		if (!s.by_type || l.items[i]->type == s.type) {
-			ms[n++] = l.items[i];
-			nnames += l.items[i]->nsources;
-		}
-	if (!(names = calloc(nnames ? nnames : 1, sizeof(*names)))) {
-		err = bkr_error_oom();
-		goto done;
-	}
-	nnames = 0;
-	for (size_t i = 0; i < n; i++) {
-		bkr_retention_item_from(&items[i], ms[i], names + nnames);
-		nnames += ms[i]->nsources;
-	}
-	if ((err = bkr_retention_apply(d, items, n, pol, s.as_of)) < 0)
-		goto done;
-	for (size_t i = 0; i < n; i++)
-		if (!d[i].keep)
-			gone[ngone++] = ms[i]->backup_id;
 	/* --json prints once everything is done, so a failure prints only the error object */
 	if (!c->json)
-		print_plan(c, (const bkr_manifest *const *)ms, d, n, s.dry_run);
-	if (!s.dry_run && ngone &&
-	    ((err = bkr_trash_repo_store(repo, &store)) < 0 || (err = bkr_trash_backups(store, gone, ngone, now)) < 0))
-		goto done;
-	if (!s.dry_run && !s.no_prune) {
+		print_plan(c, (const bkr_manifest *const *)plan.ms, plan.d, plan.n, s.dry_run);
+	if (!s.dry_run) {
 		bkr_prune_options po = BKR_PRUNE_OPTIONS_INIT;
 		po.max_unused_pct = s.max_unused;
 		po.now_ns = now;
-		if ((err = bkr_prune_run(repo, &po, &pr)) < 0)
+		if ((err = lc_plan_apply(repo, &plan, now, s.no_prune ? NULL : &po, &pr)) < 0)
 			goto done;
-		pruned = true;
-	} else if (!c->quiet && !c->json && !s.dry_run) {
-		printf("not pruned (--no-prune): run 'bkr prune' to free the data of removed backups\n");
+		pruned = !s.no_prune;
+		if (s.no_prune && !c->quiet && !c->json)
+			printf("not pruned (--no-prune): run 'bkr prune' to free the data of removed backups\n");
 	}
 	if (c->json) {
 		json_out j;
 		json_out_init(&j, stdout);
 		json_out_begin_object(&j);
-		json_plan(&j, (const bkr_manifest *const *)ms, d, n, s.dry_run, s.as_of);
+		json_plan(&j, (const bkr_manifest *const *)plan.ms, plan.d, plan.n, s.dry_run, s.as_of);
 		json_out_key(&j, "prune");
 		if (pruned)
 			lc_print_prune(c, &j, &pr, false);
@@ -290,13 +257,7 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 		lc_print_prune(c, NULL, &pr, false);
 	}
 done:
-	free(names);
-	free(gone);
-	free(d);
-	free(items);
-	free(ms);
-	bkr_manifest_list_free(&l);
-	bkr_store_free(store);
+	lc_plan_free(&plan);
 	bkr_lock_release(lock);
 	bkr_repo_free(repo);
 	bkr_config_free(cfg);

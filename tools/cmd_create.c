@@ -277,14 +277,9 @@ int cmd_create(cli *c, int argc, char **argv)
 	s.o.warning_ctx = &s;
 	s.o.excludes = (const char *const *)s.excludes;
 	s.o.nexcludes = s.nexcludes;
+	/* the repository itself is always left out; its tiers and the logs too */
 	s.o.skip_paths = skip;
-	if (cfg) {
-		/* the repository itself is always left out; its tiers and the logs too */
-		const char *p[] = { cfg->warm.path, cfg->cold.path, cfg->log_dir };
-		for (size_t i = 0; i < 3; i++)
-			if (p[i])
-				skip[s.o.nskip_paths++] = p[i];
-	}
+	s.o.nskip_paths = cli_skip_paths(cfg, skip);
 	if ((err = bkr_backup_run(repo, &s.o, &m)) < 0) {
 		bkr_log(BKR_LOG_ERROR, "backup", "%s", bkr_error_message());
 		rc = cli_fail(c, err);

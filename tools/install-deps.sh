@@ -10,7 +10,8 @@ want_node=0
 for a in "$@"; do
 	case "$a" in
 	# clang and libclang-rt (libFuzzer) build the fuzz targets (tests/fuzz/run.sh)
-	--tests) pkgs+=(libcmocka-dev valgrind attr acl python3 xxd clang libclang-rt-14-dev); want_node=1 ;;
+	# prometheus: its promtool checks bkr health's metrics (Debian ships promtool only in it)
+	--tests) pkgs+=(libcmocka-dev valgrind attr acl python3 xxd clang libclang-rt-14-dev prometheus); want_node=1 ;;
 	--bench) pkgs+=(restic borgbackup python3-pyfuse3 fio time) ;;  # pyfuse3: borg mount
 	esac
 done

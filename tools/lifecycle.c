@@ -3,9 +3,12 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "lifecycle.h"
 #include "bkr/error.h"
+#include "bkr/trash.h"
 
 int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out)
 {
@@ -19,6 +22,68 @@ int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out)
 	if (!c->quiet)
 		fprintf(stderr, "bkr %s: waiting for running backups to finish...\n", c->cmd);
 	return bkr_repo_lock(repo, BKR_LOCK_EXCLUSIVE, true, out);
+}
+
+int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const *pol,
+		 const bkr_backup_type *only_type, int64_t as_of)
+{
+	size_t n, nnames = 0;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if ((err = bkr_repo_list(repo, false, &out->l, &out->bad)) < 0)
+		return err;
+	n = out->l.n ? out->l.n : 1;
+	if (!(out->ms = calloc(n, sizeof(*out->ms))) || !(out->items = calloc(n, sizeof(*out->items))) ||
+	    !(out->d = calloc(n, sizeof(*out->d))) || !(out->gone = calloc(n, sizeof(*out->gone))))
+		return bkr_error_oom();
+	for (size_t i = 0; i < out->l.n; i++)
+		if (!only_type || out->l.items[i]->type == *only_type) {
+			out->ms[out->n++] = out->l.items[i];
+			nnames += out->l.items[i]->nsources;
+		}
+	if (!(out->names = calloc(nnames ? nnames : 1, sizeof(*out->names))))
+		return bkr_error_oom();
+	nnames = 0;
+	for (size_t i = 0; i < out->n; i++) {
+		bkr_retention_item_from(&out->items[i], out->ms[i], out->names + nnames);
+		nnames += out->ms[i]->nsources;
+	}
+	if ((err = bkr_retention_apply(out->d, out->items, out->n, pol, as_of)) < 0)
+		return err;
+	for (size_t i = 0; i < out->n; i++)
+		if (!out->d[i].keep)
+			out->gone[out->ngone++] = out->ms[i]->backup_id;
+	return 0;
+}
+
+void lc_plan_free(lc_plan *p)
+{
+	if (!p)
+		return;
+	free(p->names);
+	free(p->gone);
+	free(p->d);
+	free(p->items);
+	free(p->ms);
+	bkr_manifest_list_free(&p->l);
+	memset(p, 0, sizeof(*p));
+}
+
+int lc_plan_apply(bkr_repo *repo, const lc_plan *p, int64_t now, const bkr_prune_options *po,
+		  bkr_prune_report *out)
+{
+	bkr_store *store = NULL;
+	int err = 0;
+
+	if (p->ngone && ((err = bkr_trash_repo_store(repo, &store)) < 0 ||
+			 (err = bkr_trash_backups(store, p->gone, p->ngone, now)) < 0))
+		goto done;
+	if (po)
+		err = bkr_prune_run(repo, po, out);
+done:
+	bkr_store_free(store);
+	return err;
 }
 
 void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run)

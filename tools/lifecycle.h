@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "bkr/prune.h"
+#include "bkr/retention.h"
 
 /** The option id of --no-wait (above every command's own ids). */
 enum { LC_OPT_NO_WAIT = OPT_FIRST_CMD + 90 };
@@ -23,6 +24,36 @@ typedef struct {
  * BKR_ELOCKED and a message that says why.
  */
 int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out);
+
+/** A retention plan: which backups a policy removes (bkr cleanup, the daily routine). */
+typedef struct {
+	bkr_manifest_list l;          /**< every backup */
+	bkr_manifest **ms;            /**< the ones considered (all, or of one type) */
+	bkr_retention_decision *d;    /**< the decision for each of @p ms */
+	size_t n;
+	const char **gone;            /**< ids of the backups removed (borrowed from @p l) */
+	size_t ngone;
+	size_t bad;                   /**< damaged manifests, left alone */
+	bkr_retention_item *items;    /* internal */
+	const char **names;           /* internal */
+} lc_plan;
+
+/**
+ * Plan retention over @p repo's backups (only those of type *@p only_type
+ * when not NULL) with the policy per type @p pol at @p as_of.  Free with
+ * lc_plan_free (also after an error).
+ */
+int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const *pol,
+		 const bkr_backup_type *only_type, int64_t as_of);
+void lc_plan_free(lc_plan *p);
+
+/**
+ * Carry a plan out: its removed backups into the trash, then (unless
+ * @p prune is NULL) prune with @p po into *@p out.  The caller holds the
+ * exclusive lock.
+ */
+int lc_plan_apply(bkr_repo *repo, const lc_plan *p, int64_t now, const bkr_prune_options *po,
+		  bkr_prune_report *out);
 
 /**
  * The prune report: with --json an object, the next value written to @p j

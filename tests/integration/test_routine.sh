@@ -61,3 +61,215 @@ expect_exit 0 "$BKR" -c "$CFG" create "$W/man"
 expect_exit 2 "$BKR" -c "$CFG" create --all --source hot
 one_line_error
 pass "create -c backs up what is due by schedule; --source, --all and PATHs back up exactly those"
+
+# --- the routines, end to end
+mkdir -p "$T/bin"
+cat >"$T/bin/alert.sh" <<'SH'
+#!/bin/sh
+# one event a line
+{ cat; echo; } >>"$1"
+SH
+chmod +x "$T/bin/alert.sh"
+python3 - "$CFG" "$T" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["alert_command"] = [sys.argv[2] + "/bin/alert.sh", sys.argv[2] + "/alerts.log"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+: >"$T/alerts.log"
+# step STATUS of routine JSON output $T/out: "backup=ok,scan=ok"
+steps() { python3 -c 'import json,sys; print(",".join(s["step"] + "=" + s["status"] for s in json.load(open(sys.argv[1]))["steps"]))' "$T/out"; }
+records() { wc -l <"$T/logs/routines.jsonl"; }
+routine() { # routine TIME ARGS...: the routine as of TIME, the backups it makes at TIME
+	local t=$1
+	shift
+	BKR_TEST_NOW=$t "$BKR" -c "$CFG" --json routine --as-of "$t" "$@"
+}
+
+expect_exit 0 routine 2026-12-07T10:00:00Z hourly
+json_ok "$T/out"
+[ "$(steps)" = "backup=ok,scan=ok" ] || fail "hourly steps: $(steps)"
+export BKR_TEST_NOW=2026-12-07T10:00:00Z
+[ "$(newest_sources)" = "hot" ] || fail "the hourly routine backs up the hourly source: $(newest_sources)"
+grep -q '"routine:hourly"' <("$BKR" -r "$R" show latest --json) || fail "the routine's backup is not tagged"
+expect_exit 0 routine 2026-12-07T10:20:00Z hourly
+grep -q '"message":"no source is due"' "$T/out" || fail "a second hourly routine backs up again: $(cat "$T/out")"
+n=$(nbackups)
+expect_exit 0 "$BKR" -c "$CFG" routine daily --dry-run --as-of 2026-12-08T10:00:00Z
+grep -q "would back up hot, day" "$T/out" || fail "dry run: $(cat "$T/out")"
+[ "$(nbackups)" = "$n" ] || fail "a dry run made a backup"
+[ "$(records)" = 2 ] || fail "a dry run was recorded ($(records) records)"
+expect_exit 0 routine 2026-12-08T10:00:00Z daily
+[ "$(steps)" = "backup=ok,verify=ok,cleanup=ok,tier-migrate=skipped" ] || fail "daily steps: $(steps)"
+export BKR_TEST_NOW=2026-12-08T10:00:00Z
+[ "$(newest_sources)" = "day,hot" ] || fail "the daily routine backs up hourly and daily sources: $(newest_sources)"
+expect_exit 0 routine 2026-12-14T10:00:00Z weekly
+grep -q '"step":"verify","status":"ok"' "$T/out" || fail "weekly verify: $(cat "$T/out")"
+grep -q '"read_data":true' "$T/out" || fail "the weekly verify does not read the data: $(cat "$T/out")"
+export BKR_TEST_NOW=2026-12-14T10:00:00Z
+[ "$(newest_sources)" = "day,hot,week" ] || fail "the weekly routine backs up every scheduled source: $(newest_sources)"
+grep -q '"backup_type":"full"' <("$BKR" -r "$R" show latest --json | tr -d ' \n\t') || fail "the weekly backup is not full"
+[ ! -s "$T/alerts.log" ] || fail "alerts without a problem: $(cat "$T/alerts.log")"
+grep -q '"component":"routine".*"step":"verify"' "$T/logs"/bkr-2026-12-14.log 2>/dev/null ||
+	grep -q '"step":"verify"' "$T/logs"/bkr-*.log || fail "the steps are not logged"
+pass "hourly, daily and weekly routines back up what they cover, verify, clean up; dry run changes nothing"
+
+# --- emergency: a damaged file is recovered (into a run, or applied), the healthy sources backed up
+printf '{"n": 1, broken' >"$W/hot/a.json"
+expect_exit 1 routine 2026-12-14T11:00:00Z emergency
+[ "$(steps)" = "scan=ok,recover=ok,backup=problems" ] || fail "emergency steps: $(steps)"
+grep -q 'not backed up (damaged): hot' "$T/out" || fail "the damaged source was backed up: $(cat "$T/out")"
+grep -q broken "$W/hot/a.json" || fail "the workspace was changed without --apply"
+expect_exit 0 routine 2026-12-14T11:10:00Z emergency --apply
+[ "$(steps)" = "scan=ok,recover=ok,backup=ok" ] || fail "emergency --apply steps: $(steps) $(cat "$T/out")"
+[ "$(cat "$W/hot/a.json")" = '{"n": 1}' ] || fail "not recovered: $(cat "$W/hot/a.json")"
+export BKR_TEST_NOW=2026-12-14T11:10:00Z
+[ "$(newest_sources)" = "day,hot,week" ] || fail "after recovery every source is backed up: $(newest_sources)"
+pass "emergency: scan, recovery run (applied with --apply), backup of the healthy sources"
+
+# --- a step failing in the middle: the independent steps still run, exit 6, one alert
+mv "$W/day" "$W/day.away"
+expect_exit 6 routine 2026-12-15T11:00:00Z daily
+[ "$(steps)" = "backup=failed,verify=ok,cleanup=ok,tier-migrate=skipped" ] || fail "daily with a missing source: $(steps)"
+mv "$W/day.away" "$W/day"
+# two problems, two events: the failed step, and the hourly source now older than 2 h
+python3 - "$T/alerts.log" "$W/day" <<'PY' || fail "alerts: $(cat "$T/alerts.log")"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert sorted(e["kind"] for e in ev) == ["stale_source", "step_failed"], ev
+e = [e for e in ev if e["kind"] == "step_failed"][0]
+assert e["event"] == "bkr.alert" and e["routine"] == "daily" and e["step"] == "backup", e
+assert sys.argv[2] in e["message"], e
+assert e["action"] and e["host"] and e["time"], e
+e = [e for e in ev if e["kind"] == "stale_source"][0]
+assert e["source"] == "hot" and "twice" in e["message"] and e["action"], e
+PY
+: >"$T/alerts.log"
+# a fault in verify: cleanup depends on it and is skipped, tier migration still runs
+BKR_FAULT=routine-verify:1:eio expect_exit 6 routine 2026-12-15T12:00:00Z daily
+[ "$(steps)" = "backup=ok,verify=failed,cleanup=skipped,tier-migrate=skipped" ] || fail "daily with verify failing: $(steps)"
+grep -q '"step":"verify"' "$T/alerts.log" || fail "no alert for the failed verify: $(cat "$T/alerts.log")"
+: >"$T/alerts.log"
+pass "a failed step: the steps not depending on it run, exit 6, one alert event with kind, step and action"
+
+# --- two routines at once: the second waits, or with --no-wait exits 5
+BKR_FAULT=routine-backup:1:stop BKR_TEST_NOW=2026-12-15T13:00:00Z "$BKR" -c "$CFG" routine hourly --as-of 2026-12-15T13:00:00Z >"$T/a.out" 2>&1 &
+a=$!
+until [ "$(awk '{print $3}' /proc/$a/stat 2>/dev/null)" = T ]; do sleep 0.05; done
+expect_exit 5 "$BKR" -c "$CFG" routine hourly --no-wait
+one_line_error
+grep -q "another routine is running" "$T/err" || fail "--no-wait: $(cat "$T/err")"
+"$BKR" -c "$CFG" routine hourly --as-of 2026-12-15T13:00:00Z >"$T/b.out" 2>"$T/b.err" &
+b=$!
+until grep -q "waiting" "$T/b.err"; do sleep 0.05; done
+kill -CONT $a
+wait $a || fail "the first routine failed: $(cat "$T/a.out")"
+wait $b || fail "the waiting routine failed: $(cat "$T/b.out" "$T/b.err")"
+grep -q "no source is due" "$T/b.out" || fail "the second routine did not see the first one's backup: $(cat "$T/b.out")"
+pass "two routines never run at once: --no-wait exits 5, the other waits"
+
+# --- health: healthy, its Prometheus metrics (promtool), written by every routine
+python3 - "$CFG" "$T" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["metrics_file"] = sys.argv[2] + "/metrics/bkr.prom"
+json.dump(c, open(sys.argv[1], "w"))
+PY
+mkdir -p "$T/metrics"
+: >"$T/alerts.log"
+expect_exit 0 routine 2026-12-16T12:00:00Z daily
+[ -s "$T/metrics/bkr.prom" ] || fail "the routine did not write the metrics file"
+grep -q '^bkr_routine_last_run_timestamp_seconds{routine="daily"} 1797422400$' "$T/metrics/bkr.prom" ||
+	fail "metrics file: $(grep routine_last_run "$T/metrics/bkr.prom")"
+promtool check metrics <"$T/metrics/bkr.prom" >"$T/promtool.out" 2>&1 || fail "promtool: $(cat "$T/promtool.out")"
+! ls -a "$T/metrics" | grep -q '^\.tmp' || fail "a temporary file was left: $(ls -a "$T/metrics")"
+expect_exit 0 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z
+grep -q '^healthy' "$T/out" || fail "health: $(cat "$T/out")"
+expect_exit 0 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z --json --prometheus "$T/h.prom"
+json_ok "$T/out"
+python3 - "$T/out" <<'PY' || fail "health --json: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert h["healthy"] is True and h["reasons"] == [], h
+src = {s["source"]: s for s in h["sources"]}
+assert src["hot"]["status"] == "ok" and src["hot"]["age_seconds"] == 600, src["hot"]
+assert src["week"]["status"] == "ok" and src["man"]["status"] == "manual", src
+assert h["verify"]["ok"] is True and h["verify"]["read_data"] is False, h["verify"]
+assert h["storage"]["hot"]["bytes"] > 0 and h["repository_bytes"] == h["storage"]["hot"]["bytes"], h["storage"]
+assert h["routines"]["daily"]["last_ok"] is True and h["routines"]["daily"]["recent_failures"] == 2, h["routines"]
+assert h["routines"]["weekly"]["last_ok"] is True, h["routines"]
+assert h["growth_bytes_per_day"] is not None, h
+PY
+promtool check metrics <"$T/h.prom" >"$T/promtool.out" 2>&1 || fail "promtool: $(cat "$T/promtool.out")"
+for m in bkr_healthy bkr_source_last_backup_age_seconds bkr_verify_last_ok bkr_tier_bytes bkr_repository_bytes \
+	bkr_routine_recent_failures bkr_recovery_files_need_person; do
+	grep -q "^# HELP $m " "$T/h.prom" && grep -q "^# TYPE $m gauge" "$T/h.prom" || fail "no HELP/TYPE for $m"
+done
+grep -q '^bkr_healthy 1$' "$T/h.prom" || fail "bkr_healthy: $(grep bkr_healthy "$T/h.prom")"
+grep -q '^bkr_source_last_backup_age_seconds{source="hot"} 600$' "$T/h.prom" || fail "age: $(grep age "$T/h.prom")"
+[ ! -s "$T/alerts.log" ] || fail "alerts while healthy: $(cat "$T/alerts.log")"
+pass "health: healthy with every part reported; Prometheus metrics pass promtool, every routine refreshes them"
+
+# --- stale: three days without backups
+expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-12-19T12:00:00Z
+grep -q "NOT HEALTHY" "$T/out" || fail "stale health: $(cat "$T/out")"
+grep -q "source day: the newest good backup is 3d 0h old, more than twice its schedule (daily)" "$T/out" ||
+	fail "no reason for the stale daily source: $(cat "$T/out")"
+grep -q "source week" "$T/out" && fail "the weekly source is not stale after 5 days: $(cat "$T/out")"
+expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-12-19T12:00:00Z --prometheus -
+grep -q '^bkr_source_stale{source="day"} 1$' "$T/out" || fail "stale metric: $(grep stale "$T/out")"
+grep -q '^bkr_healthy 0$' "$T/out" || fail "bkr_healthy while stale"
+pass "health: a source older than twice its schedule makes it unhealthy (exit 1) and says which"
+
+# --- a file that needs a person: a damaged file no backup has
+printf 'not json' >"$W/hot/new.json"
+expect_exit 1 routine 2026-12-16T12:20:00Z emergency
+grep -q '"step":"recover","status":"problems"' "$T/out" || fail "emergency with a file for a person: $(cat "$T/out")"
+python3 - "$T/alerts.log" <<'PY' || fail "needs_person alert: $(cat "$T/alerts.log")"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert [e["kind"] for e in ev] == ["needs_person"], ev
+assert ev[0]["file"] == "hot/new.json" and "by hand" in ev[0]["action"], ev
+PY
+: >"$T/alerts.log"
+expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:30:00Z --json
+grep -q '"files":\["hot/new.json"\]' <(tr -d ' \n\t' <"$T/out") || fail "health does not name the file: $(cat "$T/out")"
+grep -q 'need' <(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["reasons"])' "$T/out") || fail "reasons: $(cat "$T/out")"
+# a person fixed it: the next routine's scan clears it
+rm "$W/hot/new.json"
+expect_exit 0 routine 2026-12-16T13:00:00Z hourly
+expect_exit 0 "$BKR" -c "$CFG" health --as-of 2026-12-16T13:05:00Z
+pass "health lists files that need a person until a later scan finds them fixed; one needs_person alert"
+
+# --- damage found by the weekly verify: alert, unhealthy, the damaged backups are not "good"
+pack=$(find "$R/data" -name '*.pack' -printf '%s %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
+python3 - "$pack" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+for i in range(len(b) // 3, len(b) // 3 + 8):
+    b[i] ^= 0xff
+open(p, "wb").write(bytes(b))
+PY
+expect_exit 6 routine 2026-12-21T10:00:00Z weekly
+grep -q '"step":"verify","status":"failed"' "$T/out" || fail "weekly verify on damage: $(cat "$T/out")"
+grep -q '"step":"repair","status":"not available"' "$T/out" || fail "repair step: $(cat "$T/out")"
+python3 - "$T/alerts.log" <<'PY' || fail "damage alert: $(cat "$T/alerts.log")"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+kinds = [e["kind"] for e in ev]
+assert kinds.count("damage") == 1 and "step_failed" not in [k for k, e in zip(kinds, ev) if e.get("step") == "verify"], ev
+d = [e for e in ev if e["kind"] == "damage"][0]
+assert "verify found" in d["message"] and d["action"], d
+PY
+expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-12-21T10:05:00Z --json
+python3 - "$T/out" <<'PY' || fail "damaged health: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert not h["healthy"] and any("verify found" in r for r in h["reasons"]), h["reasons"]
+assert h["verify"]["ok"] is False and h["verify"]["read_data"] is True and h["verify"]["damaged_objects"] >= 1, h["verify"]
+assert h["routines"]["weekly"]["last_ok"] is False, h["routines"]
+PY
+expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-12-21T10:05:00Z --prometheus -
+grep -q '^bkr_verify_last_ok 0$' "$T/out" || fail "verify metric: $(grep verify "$T/out")"
+pass "damage found by verify: one damage alert, repair not available, health unhealthy"

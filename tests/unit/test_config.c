@@ -194,6 +194,7 @@ static void test_load_file_relative_paths(void **state)
 	      "  \"repository\": \"../repo\",\n"
 	      "  \"workspace_root\": \"./ws/./x/..\",\n"
 	      "  \"log_dir\": \"logs\",\n"
+	      "  \"metrics_file\": \"metrics/bkr.prom\",\n"
 	      "  \"tiers\": {\"warm\": {\"path\": \"~/warm\"}, \"cold\": {\"path\": \"/mnt//cold/\"}},\n"
 	      "  \"sources\": [{\"name\": \"data\", \"paths\": [\"data\", \"/abs/other\"]}],\n"
 	      "  \"required_files\": [\"config/app.json\"]\n"
@@ -208,6 +209,8 @@ static void test_load_file_relative_paths(void **state)
 	assert_string_equal(c->workspace_root, want);
 	snprintf(want, sizeof(want), "%s/logs", sub);
 	assert_string_equal(c->log_dir, want);
+	snprintf(want, sizeof(want), "%s/metrics/bkr.prom", sub);
+	assert_string_equal(c->metrics_file, want);
 	snprintf(want, sizeof(want), "%s/warm", f->dir); /* HOME is the temp dir */
 	assert_string_equal(c->warm.path, want);
 	assert_string_equal(c->cold.path, "/mnt/cold");
@@ -262,6 +265,7 @@ static const char full_config[] =
 	"            \"cold\": {\"path\": \"/mnt/cold\", \"after_days\": 90}},\n"
 	"  \"compression\": {\"level\": 6},\n"
 	"  \"log_dir\": \"/var/log/bkr\",\n"
+	"  \"metrics_file\": \"/var/lib/prometheus/node-exporter/bkr.prom\",\n"
 	"  \"alert_command\": [\"/usr/local/bin/page\", \"--team\", \"ops\"],\n"
 	"  \"recovery\": {\"rules\": [{\"pattern\": \"*.json\", \"strategies\": [\"backup\", \"git\"]}],\n"
 	"               \"git\": {\"repository\": \"/srv/ws.git\"}},\n"
@@ -430,6 +434,7 @@ static void test_wrong_types(void **state)
 		{ "\"compression\": 1", "compression", "expected an object" },
 		{ "\"compression\": {\"level\": \"fast\"}", "compression.level", "expected a number" },
 		{ "\"log_dir\": [\"/l\"]", "log_dir", "expected a string" },
+		{ "\"metrics_file\": 1", "metrics_file", "expected a string" },
 		{ "\"alert_command\": \"page ops\"", "alert_command", "expected an array of strings" },
 		{ "\"recovery\": [1]", "recovery", "expected an object" },
 		{ "\"recovery\": \"x\"", "recovery", "expected an object" },

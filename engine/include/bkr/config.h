@@ -103,6 +103,7 @@ typedef struct {
 	bkr_config_tier cold;    /**< after_days default 30 */
 	int compression_level;   /**< 0 (store raw) .. 9; default 1 */
 	char *log_dir;           /**< absolute; default $XDG_STATE_HOME/bkr or ~/.local/state/bkr */
+	char *metrics_file;      /**< absolute; Prometheus textfile bkr health and routines write; NULL = none */
 	char **alert_command;    /**< argv, NULL-terminated; NULL = no alert hook (default) */
 	size_t nalert_command;
 	char *recovery_json;     /**< raw JSON text of "recovery" (an object) or NULL; the recovery engine parses it */

@@ -78,4 +78,32 @@ bool bkr_routine_covers(bkr_routine_kind k, bkr_schedule s);
 void bkr_routine_select(const bkr_config *cfg, const bkr_manifest_list *l, int64_t now_ns,
 			bkr_routine_kind k, bool only_due, const char **names, size_t *n);
 
+/**
+ * The routine lock: flock(2) on "<dir>/routine.lock" (@p dir is the log
+ * directory, created when absent), so that two routines of one
+ * configuration never run at once.  Waits when @p wait, else BKR_ELOCKED
+ * with a message naming the lock file.  *fd is the held descriptor; it dies
+ * with the process.
+ */
+int bkr_routine_lock(int *fd, const char *dir, bool wait);
+/** Release the lock (closes @p fd; -1 is a no-op). */
+void bkr_routine_unlock(int fd);
+
+/** The file, in the log directory, that holds one JSON line per routine run. */
+#define BKR_ROUTINE_RECORDS "routines.jsonl"
+
+/**
+ * Append @p json_line (one JSON object, no newline) to
+ * "<dir>/routines.jsonl" with one write(2) (O_APPEND), fsynced.
+ */
+int bkr_routine_record(const char *dir, const char *json_line);
+
+/**
+ * Run @p cfg's alert_command (argv, no shell) with @p json_event on stdin,
+ * killed after @p timeout_ms.  0 when it ran and exited 0; BKR_ETIMEOUT or
+ * BKR_ERROR naming its exit status and output otherwise; 0 and nothing
+ * run when no alert command is configured.
+ */
+int bkr_routine_alert(const bkr_config *cfg, const char *json_event, int64_t timeout_ms);
+
 #endif

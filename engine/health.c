@@ -1,0 +1,536 @@
+/** @file
+ * Health (bkr/health.h): gathered from the catalog, the packs of every tier,
+ * the routine records of the log directory and the newest recovery run;
+ * written out as Prometheus text.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "bkr/error.h"
+#include "bkr/health.h"
+#include "bkr/io.h"
+#include "bkr/recover.h"
+
+#define NS 1000000000LL
+/* routines.jsonl read at most this much from its end */
+#define RECORDS_TAIL (4u << 20)
+
+static int add_str(char ***v, size_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	if (!nv)
+		return bkr_error_oom();
+	*v = nv;
+	if (!(nv[*n] = strdup(s)))
+		return bkr_error_oom();
+	(*n)++;
+	return 0;
+}
+
+static int add_reason(bkr_health *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int add_reason(bkr_health *h, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	return add_str(&h->reasons, &h->nreasons, line);
+}
+
+/* ---- storage ------------------------------------------------------------ */
+
+struct storage {
+	bkr_health *h;
+	const bkr_config *cfg;
+};
+
+static bool under(const char *path, const char *dir)
+{
+	size_t n = dir ? strlen(dir) : 0;
+	return n && !strncmp(path, dir, n) && path[n] == '/';
+}
+
+static int count_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path)
+{
+	struct storage *s = ctx;
+	struct stat st;
+	int tier = under(path, s->cfg->cold.path) ? BKR_TIER_COLD : under(path, s->cfg->warm.path) ? BKR_TIER_WARM : BKR_TIER_HOT;
+
+	(void)type;
+	if (!id || stat(path, &st) < 0)
+		return 0; /* a temporary, or gone meanwhile */
+	s->h->tier_bytes[tier] += (uint64_t)st.st_size;
+	s->h->tier_packs[tier]++;
+	s->h->repo_bytes += (uint64_t)st.st_size;
+	return 0;
+}
+
+/* ---- routine records ---------------------------------------------------- */
+
+/* The newest scan a routine recorded: which files it still found damaged. */
+struct scan_seen {
+	bool known, truncated;
+	int64_t time_ns;
+	char **files;
+	size_t n;
+};
+
+static void free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int take_scan(struct scan_seen *sc, const cJSON *v, int64_t t)
+{
+	const cJSON *x;
+	int err;
+	free_strv(sc->files, sc->n);
+	sc->files = NULL;
+	sc->n = 0;
+	sc->known = true;
+	sc->time_ns = t;
+	sc->truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "truncated"));
+	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(v, "files"))
+		if (cJSON_IsString(x) && (err = add_str(&sc->files, &sc->n, x->valuestring)) < 0)
+			return err;
+	return 0;
+}
+
+static int64_t json_time(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	int64_t t;
+	return cJSON_IsString(v) && bkr_time_parse(v->valuestring, &t) == 0 ? t : INT64_MIN;
+}
+
+/* The failed steps of a record, "backup: message; verify: message"; NULL when none failed. */
+static char *failed_steps(const cJSON *rec)
+{
+	char buf[1024] = "";
+	size_t used = 0;
+	const cJSON *st;
+	cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(rec, "steps")) {
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(st, "step");
+		const cJSON *status = cJSON_GetObjectItemCaseSensitive(st, "status");
+		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(st, "message");
+		if (!cJSON_IsString(status) || strcmp(status->valuestring, "failed") != 0 || used >= sizeof(buf))
+			continue;
+		used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%s: %s", used ? "; " : "",
+					 cJSON_IsString(name) ? name->valuestring : "?",
+					 cJSON_IsString(msg) ? msg->valuestring : "");
+	}
+	return used ? strdup(buf) : NULL;
+}
+
+static int take_verify(bkr_health *h, const cJSON *v, int64_t t)
+{
+	const cJSON *x;
+	int err;
+	h->verify.known = true;
+	h->verify.time_ns = t;
+	h->verify.read_data = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "read_data"));
+	h->verify.ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ok"));
+	x = cJSON_GetObjectItemCaseSensitive(v, "errors");
+	h->verify.errors = cJSON_IsNumber(x) && x->valuedouble > 0 ? (uint64_t)x->valuedouble : 0;
+	h->verify.damaged_objects = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(v, "damaged_objects"));
+	for (size_t i = 0; i < h->verify.ndamaged_backups; i++)
+		free(h->verify.damaged_backups[i]);
+	h->verify.ndamaged_backups = 0;
+	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(v, "damaged_backups"))
+		if (cJSON_IsString(x) && (err = add_str(&h->verify.damaged_backups, &h->verify.ndamaged_backups, x->valuestring)) < 0)
+			return err;
+	return 0;
+}
+
+/*
+ * One record, oldest first.  The last verify is the newest record's "verify"
+ * (where `verify` records of the repository are kept, they take its place).
+ */
+static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, int64_t *oldest_bytes_ns,
+		       uint64_t *oldest_bytes)
+{
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(rec, "routine"), *v, *b, *x;
+	int64_t t = json_time(rec, "start");
+	char *problem;
+	bkr_routine_kind k;
+	bkr_health_routine *hr;
+	bool ok;
+	int err;
+
+	if (t == INT64_MIN || !cJSON_IsString(name) || bkr_routine_parse(name->valuestring, &k) < 0 ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "dry_run")) || t > h->now_ns)
+		return 0;
+	/* a run failed when a step failed (or it could not run its steps);
+	 * problems its steps found (damaged files...) are reported on their own */
+	problem = failed_steps(rec);
+	x = cJSON_GetObjectItemCaseSensitive(rec, "exit");
+	ok = !problem && !(cJSON_IsNumber(x) && x->valueint != 0 && x->valueint != 1);
+	hr = &h->routines[k];
+	if (!hr->known || t >= hr->last_ns) {
+		hr->known = true;
+		hr->last_ns = t;
+		hr->last_ok = ok;
+		free(hr->last_problem);
+		hr->last_problem = ok ? NULL : problem ? problem : strdup("it could not run its steps");
+		problem = NULL;
+	}
+	free(problem);
+	if (!ok && h->now_ns - t <= BKR_HEALTH_WINDOW_S * NS)
+		hr->failures++;
+	v = cJSON_GetObjectItemCaseSensitive(rec, "verify");
+	if (cJSON_IsObject(v)) {
+		int64_t vt = json_time(v, "time");
+		if (vt != INT64_MIN && (!h->verify.known || vt >= h->verify.time_ns) && (err = take_verify(h, v, vt)) < 0)
+			return err;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(rec, "scan");
+	if (cJSON_IsObject(v)) {
+		int64_t st = json_time(v, "time");
+		if (st != INT64_MIN && (!sc->known || st >= sc->time_ns) && (err = take_scan(sc, v, st)) < 0)
+			return err;
+	}
+	b = cJSON_GetObjectItemCaseSensitive(rec, "repository_bytes");
+	if (cJSON_IsNumber(b) && b->valuedouble > 0 && h->now_ns - t <= BKR_HEALTH_WINDOW_S * NS &&
+	    (*oldest_bytes_ns == INT64_MIN || t < *oldest_bytes_ns)) {
+		*oldest_bytes_ns = t;
+		*oldest_bytes = (uint64_t)b->valuedouble;
+	}
+	return 0;
+}
+
+static int read_records(bkr_health *h, const bkr_config *cfg, struct scan_seen *sc)
+{
+	char path[PATH_MAX];
+	int64_t oldest_ns = INT64_MIN;
+	uint64_t oldest_bytes = 0;
+	char *text = NULL, *line, *save = NULL;
+	FILE *f;
+	long size;
+	size_t n;
+	int err = 0;
+
+	if (!cfg->log_dir || bkr_path_join(path, sizeof(path), cfg->log_dir, BKR_ROUTINE_RECORDS) < 0)
+		return 0;
+	if (!(f = fopen(path, "re")))
+		return errno == ENOENT ? 0 : bkr_error_set_errno(errno, "%s", path);
+	if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) > (long)RECORDS_TAIL)
+		fseek(f, size - (long)RECORDS_TAIL, SEEK_SET); /* the first, partial line does not parse */
+	else
+		fseek(f, 0, SEEK_SET);
+	if (!(text = malloc(RECORDS_TAIL + 1))) {
+		fclose(f);
+		return bkr_error_oom();
+	}
+	n = fread(text, 1, RECORDS_TAIL, f);
+	text[n] = '\0';
+	fclose(f);
+	for (line = strtok_r(text, "\n", &save); line && !err; line = strtok_r(NULL, "\n", &save)) {
+		cJSON *rec = cJSON_Parse(line);
+		if (cJSON_IsObject(rec))
+			err = take_record(h, sc, rec, &oldest_ns, &oldest_bytes);
+		cJSON_Delete(rec);
+	}
+	free(text);
+	if (!err && oldest_ns != INT64_MIN && h->now_ns > oldest_ns && h->repo_bytes) {
+		double days = (double)(h->now_ns - oldest_ns) / (86400.0 * NS);
+		if (days >= 1.0 / 24) {
+			h->growth_known = true;
+			h->growth_bytes_per_day = ((double)h->repo_bytes - (double)oldest_bytes) / days;
+		}
+	}
+	return err;
+}
+
+/* ---- recovery ----------------------------------------------------------- */
+
+/*
+ * The files the newest recovery run left to a person: those a routine's scan
+ * after the run still found damaged (all of them without such a scan).
+ */
+static bool still_damaged(const struct scan_seen *sc, int64_t run_ns, const char *path)
+{
+	if (!sc->known || sc->time_ns <= run_ns || sc->truncated)
+		return true;
+	for (size_t i = 0; i < sc->n; i++)
+		if (!strcmp(sc->files[i], path))
+			return true;
+	return false;
+}
+
+static int read_manual(bkr_health *h, bkr_repo *repo, const struct scan_seen *sc)
+{
+	bkr_manifest_list runs = { 0 };
+	char *text = NULL;
+	cJSON *rep = NULL;
+	const cJSON *f;
+	size_t len;
+	int err;
+
+	if ((err = bkr_repo_list(repo, true, &runs, NULL)) < 0 || runs.n == 0)
+		goto done;
+	if (bkr_recover_read_report(repo, runs.items[runs.n - 1]->backup_id, &text, &len) < 0) {
+		err = 0; /* a run without a readable report has nothing to say here */
+		goto done;
+	}
+	rep = cJSON_ParseWithLength(text, len);
+	cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(rep, "files")) {
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(f, "status");
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(f, "path");
+		if (cJSON_IsString(st) && !strcmp(st->valuestring, "manual") && cJSON_IsString(p) &&
+		    still_damaged(sc, runs.items[runs.n - 1]->time_ns, p->valuestring) && (err = add_str(&h->manual_files, &h->nmanual, p->valuestring)) < 0)
+			goto done;
+	}
+	if (h->nmanual && !(h->manual_run = strdup(runs.items[runs.n - 1]->backup_id)))
+		err = bkr_error_oom();
+done:
+	cJSON_Delete(rep);
+	free(text);
+	bkr_manifest_list_free(&runs);
+	return err;
+}
+
+/* ---- the check ---------------------------------------------------------- */
+
+void bkr_health_age(char out[32], int64_t s)
+{
+	if (s >= 86400)
+		snprintf(out, 32, "%lldd %lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+	else
+		snprintf(out, 32, "%lldh %02lldmin", (long long)(s / 3600), (long long)(s % 3600 / 60));
+}
+
+static int judge(bkr_health *h)
+{
+	int err = 0;
+	for (size_t i = 0; i < h->nsources && !err; i++) {
+		const bkr_health_source *s = &h->sources[i];
+		char age[32];
+		if (!s->stale)
+			continue;
+		if (s->newest_ns == INT64_MIN) {
+			err = add_reason(h, "source %s (%s) has no good backup", s->name, bkr_schedule_name(s->schedule));
+		} else {
+			bkr_health_age(age, (h->now_ns - s->newest_ns) / NS);
+			err = add_reason(h, "source %s: the newest good backup is %s old, more than twice its schedule (%s)",
+					 s->name, age, bkr_schedule_name(s->schedule));
+		}
+	}
+	if (!err && h->verify.known && !h->verify.ok)
+		err = add_reason(h, "the last verify found %llu error%s (%zu damaged object%s)",
+				 (unsigned long long)h->verify.errors, h->verify.errors == 1 ? "" : "s",
+				 h->verify.damaged_objects, h->verify.damaged_objects == 1 ? "" : "s");
+	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY && !err; k++)
+		if (h->routines[k].known && !h->routines[k].last_ok)
+			err = add_reason(h, "the last %s routine failed: %s", bkr_routine_name((bkr_routine_kind)k),
+					 h->routines[k].last_problem ? h->routines[k].last_problem : "?");
+	if (!err && h->nmanual)
+		err = add_reason(h, "%zu file%s of recovery run %s need%s a person (first: %s)", h->nmanual,
+				 h->nmanual == 1 ? "" : "s", h->manual_run, h->nmanual == 1 ? "s" : "", h->manual_files[0]);
+	return err;
+}
+
+int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, int64_t now_ns)
+{
+	bkr_manifest_list l = { 0 };
+	struct scan_seen sc = { 0 };
+	struct storage st;
+	bkr_health *h;
+	int err;
+
+	*out = NULL;
+	if (!(h = calloc(1, sizeof(*h))))
+		return bkr_error_oom();
+	h->now_ns = now_ns;
+	st.h = h;
+	st.cfg = cfg;
+	if ((err = bkr_repo_foreach_pack(repo, count_pack, &st)) < 0 || (err = read_records(h, cfg, &sc)) < 0 ||
+	    (err = bkr_repo_list(repo, false, &l, NULL)) < 0 || (err = read_manual(h, repo, &sc)) < 0)
+		goto done;
+	h->backups = l.n;
+	if (!(h->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*h->sources)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		bkr_health_source *s = &h->sources[h->nsources++];
+		size_t at = 0;
+		s->name = cfg->sources[i].name;
+		s->schedule = cfg->sources[i].schedule;
+		s->newest_ns = bkr_routine_newest(&l, s->name, (const char *const *)h->verify.damaged_backups,
+						  h->verify.ndamaged_backups, &at);
+		if (s->newest_ns != INT64_MIN && !(s->newest_id = strdup(l.items[at]->backup_id))) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		s->stale = bkr_schedule_stale(s->schedule, s->newest_ns, now_ns);
+	}
+	err = judge(h);
+done:
+	free_strv(sc.files, sc.n);
+	bkr_manifest_list_free(&l);
+	if (err < 0)
+		bkr_health_free(h);
+	else
+		*out = h;
+	return err;
+}
+
+void bkr_health_free(bkr_health *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->nsources; i++)
+		free(h->sources[i].newest_id);
+	free(h->sources);
+	free_strv(h->verify.damaged_backups, h->verify.ndamaged_backups);
+	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY; k++)
+		free(h->routines[k].last_problem);
+	free(h->manual_run);
+	free_strv(h->manual_files, h->nmanual);
+	free_strv(h->reasons, h->nreasons);
+	free(h);
+}
+
+/* ---- Prometheus --------------------------------------------------------- */
+
+static void metric_head(FILE *f, const char *name, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+}
+
+/* A label value with \, " and newline escaped. */
+static void label(FILE *f, const char *key, const char *v)
+{
+	fprintf(f, "%s=\"", key);
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fprintf(f, "\\%c", *v);
+		else if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+	fputc('"', f);
+}
+
+static void sample(FILE *f, const char *name, const char *lkey, const char *lval, double v)
+{
+	fputs(name, f);
+	if (lkey) {
+		fputc('{', f);
+		label(f, lkey, lval);
+		fputc('}', f);
+	}
+	fprintf(f, " %.17g\n", v);
+}
+
+static double secs(int64_t ns)
+{
+	return (double)(ns / NS) + (double)(ns % NS) / 1e9;
+}
+
+char *bkr_health_prometheus(const bkr_health *h)
+{
+	static const char *const tiers[] = { "hot", "warm", "cold" };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	metric_head(f, "bkr_healthy", "1 when bkr health finds nothing wrong, else 0");
+	sample(f, "bkr_healthy", NULL, NULL, h->nreasons == 0);
+	metric_head(f, "bkr_health_problems", "Number of reasons bkr health is not healthy");
+	sample(f, "bkr_health_problems", NULL, NULL, (double)h->nreasons);
+	metric_head(f, "bkr_backups", "Backups in the repository");
+	sample(f, "bkr_backups", NULL, NULL, (double)h->backups);
+	metric_head(f, "bkr_source_schedule_seconds", "Interval of the source's schedule (0: manual)");
+	for (size_t i = 0; i < h->nsources; i++)
+		sample(f, "bkr_source_schedule_seconds", "source", h->sources[i].name,
+		       (double)bkr_schedule_interval_s(h->sources[i].schedule));
+	metric_head(f, "bkr_source_last_backup_timestamp_seconds", "Time of the newest good backup of the source (0: none)");
+	for (size_t i = 0; i < h->nsources; i++)
+		sample(f, "bkr_source_last_backup_timestamp_seconds", "source", h->sources[i].name,
+		       h->sources[i].newest_ns == INT64_MIN ? 0 : secs(h->sources[i].newest_ns));
+	metric_head(f, "bkr_source_last_backup_age_seconds", "Age of the newest good backup of the source (-1: none)");
+	for (size_t i = 0; i < h->nsources; i++)
+		sample(f, "bkr_source_last_backup_age_seconds", "source", h->sources[i].name,
+		       h->sources[i].newest_ns == INT64_MIN ? -1 : secs(h->now_ns - h->sources[i].newest_ns));
+	metric_head(f, "bkr_source_stale", "1 when the source has no backup or it is older than twice its schedule");
+	for (size_t i = 0; i < h->nsources; i++)
+		sample(f, "bkr_source_stale", "source", h->sources[i].name, h->sources[i].stale);
+	metric_head(f, "bkr_verify_last_timestamp_seconds", "Time of the last recorded verify (0: none)");
+	sample(f, "bkr_verify_last_timestamp_seconds", NULL, NULL, h->verify.known ? secs(h->verify.time_ns) : 0);
+	metric_head(f, "bkr_verify_last_ok", "1 when the last verify found no damage");
+	sample(f, "bkr_verify_last_ok", NULL, NULL, h->verify.known && h->verify.ok);
+	metric_head(f, "bkr_verify_last_read_data", "1 when the last verify read every byte");
+	sample(f, "bkr_verify_last_read_data", NULL, NULL, h->verify.known && h->verify.read_data);
+	metric_head(f, "bkr_verify_damaged_objects", "Damaged or missing objects the last verify found");
+	sample(f, "bkr_verify_damaged_objects", NULL, NULL, (double)h->verify.damaged_objects);
+	metric_head(f, "bkr_tier_bytes", "Bytes of packs in the storage tier");
+	for (int t = 0; t < BKR_TIER_COUNT; t++)
+		sample(f, "bkr_tier_bytes", "tier", tiers[t], (double)h->tier_bytes[t]);
+	metric_head(f, "bkr_tier_packs", "Packs in the storage tier");
+	for (int t = 0; t < BKR_TIER_COUNT; t++)
+		sample(f, "bkr_tier_packs", "tier", tiers[t], (double)h->tier_packs[t]);
+	metric_head(f, "bkr_repository_bytes", "Bytes of packs in every tier");
+	sample(f, "bkr_repository_bytes", NULL, NULL, (double)h->repo_bytes);
+	if (h->growth_known) {
+		metric_head(f, "bkr_repository_growth_bytes_per_day", "Growth of the repository over the last 7 days");
+		sample(f, "bkr_repository_growth_bytes_per_day", NULL, NULL, h->growth_bytes_per_day);
+	}
+	metric_head(f, "bkr_routine_last_run_timestamp_seconds", "Start of the routine's last run (0: never)");
+	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY; k++)
+		sample(f, "bkr_routine_last_run_timestamp_seconds", "routine", bkr_routine_name((bkr_routine_kind)k),
+		       h->routines[k].known ? secs(h->routines[k].last_ns) : 0);
+	metric_head(f, "bkr_routine_last_ok", "1 when the routine's last run succeeded (or it never ran)");
+	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY; k++)
+		sample(f, "bkr_routine_last_ok", "routine", bkr_routine_name((bkr_routine_kind)k),
+		       !h->routines[k].known || h->routines[k].last_ok);
+	metric_head(f, "bkr_routine_recent_failures", "Failed runs of the routine in the last 7 days");
+	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY; k++)
+		sample(f, "bkr_routine_recent_failures", "routine", bkr_routine_name((bkr_routine_kind)k),
+		       (double)h->routines[k].failures);
+	metric_head(f, "bkr_recovery_files_need_person", "Files the newest recovery run left to a person");
+	sample(f, "bkr_recovery_files_need_person", NULL, NULL, (double)h->nmanual);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+int bkr_health_write_prometheus(const bkr_health *h, const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	char *text;
+	int err;
+
+	if (!slash) {
+		strcpy(dir, ".");
+		slash = path - 1;
+	} else {
+		if ((size_t)(slash - path) >= sizeof(dir) || !slash[1])
+			return bkr_error_set(BKR_EINVAL, "metrics file %s: expected a file path", path);
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+		if (!dir[0])
+			strcpy(dir, "/");
+	}
+	if (!(text = bkr_health_prometheus(h)))
+		return bkr_error_oom();
+	err = bkr_io_publish(dir, slash + 1, text, strlen(text), BKR_IO_REPLACE);
+	free(text);
+	return err;
+}

@@ -1,0 +1,91 @@
+/** @file
+ * The health of a configuration's repository (`bkr health`, every routine's
+ * metrics file; docs/operations.md "Health"): per source the age of the
+ * newest good backup against its schedule, the last verify, storage per
+ * tier, repository size and growth, the routines' recent results, and the
+ * files the newest recovery run left to a person.  Healthy means: no
+ * scheduled source is stale (bkr/routine.h), the last verify found no
+ * damage, the last run of every routine succeeded, and the newest recovery
+ * run left nothing to a person; otherwise every reason is listed.
+ *
+ * Routine results and the last verify come from the routine records in the
+ * log directory (bkr/routine.h, "routines.jsonl").
+ */
+#ifndef BKR_HEALTH_H
+#define BKR_HEALTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/config.h"
+#include "bkr/repo.h"
+#include "bkr/routine.h"
+
+/** How far back "recent" routine failures and growth look. */
+#define BKR_HEALTH_WINDOW_S (7 * 24 * 3600LL)
+
+typedef struct {
+	const char *name;       /**< borrowed from the configuration */
+	bkr_schedule schedule;
+	int64_t newest_ns;      /**< newest good backup holding it; INT64_MIN: none */
+	char *newest_id;        /**< its id, or NULL */
+	bool stale;             /**< scheduled, and no backup or older than twice the interval */
+} bkr_health_source;
+
+typedef struct {
+	bool known;             /**< a run of it was recorded */
+	int64_t last_ns;        /**< start of the last run */
+	bool last_ok;
+	char *last_problem;     /**< the last run's failed steps and messages, or NULL */
+	size_t failures;        /**< failed runs in the window */
+} bkr_health_routine;
+
+enum { BKR_TIER_HOT = 0, BKR_TIER_WARM, BKR_TIER_COLD, BKR_TIER_COUNT };
+
+typedef struct {
+	int64_t now_ns;
+	bkr_health_source *sources;
+	size_t nsources;
+	size_t backups;                 /**< backups in the repository */
+	struct {
+		bool known;             /**< a verify was recorded */
+		int64_t time_ns;
+		bool read_data, ok;
+		uint64_t errors;
+		size_t damaged_objects;
+		char **damaged_backups; /**< backups verify found damaged (not "good") */
+		size_t ndamaged_backups;
+	} verify;
+	uint64_t tier_bytes[BKR_TIER_COUNT]; /**< pack bytes per tier */
+	uint64_t tier_packs[BKR_TIER_COUNT];
+	uint64_t repo_bytes;            /**< pack bytes in every tier */
+	bool growth_known;
+	double growth_bytes_per_day;    /**< since the oldest routine record in the window */
+	bkr_health_routine routines[BKR_ROUTINE_EMERGENCY + 1];
+	char *manual_run;               /**< newest recovery run, when it left files to a person */
+	char **manual_files;            /**< workspace-relative paths that need a person */
+	size_t nmanual;
+	char **reasons;                 /**< why not healthy (one line each); none = healthy */
+	size_t nreasons;
+} bkr_health;
+
+/**
+ * Look at @p repo (opened with @p cfg's tiers) and @p cfg's log directory as
+ * of @p now_ns.  Unreadable routine records are skipped; a repository that
+ * cannot be listed is an error.
+ */
+int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, int64_t now_ns);
+/** NULL is a no-op. */
+void bkr_health_free(bkr_health *h);
+
+/** An age of @p seconds as "3d 2h" or "1h 05min". */
+void bkr_health_age(char out[32], int64_t seconds);
+
+/** The metrics in Prometheus' text format (HELP and TYPE lines); malloc'd, NULL on OOM. */
+char *bkr_health_prometheus(const bkr_health *h);
+
+/** Write them to @p path atomically (a temporary in the same directory, then rename). */
+int bkr_health_write_prometheus(const bkr_health *h, const char *path);
+
+#endif

@@ -1,0 +1,107 @@
+/** @file
+ * Unit tests of health.c's Prometheus text: HELP and TYPE lines for every
+ * metric, label values escaped (backslash, quote, newline), "none" values
+ * (no backup, no verify, a routine that never ran), and the atomic write.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "bkr/health.h"
+#include "bkr/io.h"
+#include "testutil.h"
+
+#define NS 1000000000LL
+
+static void fill(bkr_health *h, bkr_health_source *src)
+{
+	memset(h, 0, sizeof(*h));
+	h->now_ns = 1796040000LL * NS;
+	src[0] = (bkr_health_source){ .name = "a\"b\\c\nd", .schedule = BKR_SCHEDULE_HOURLY,
+				      .newest_ns = h->now_ns - 600 * NS };
+	src[1] = (bkr_health_source){ .name = "never", .schedule = BKR_SCHEDULE_DAILY, .newest_ns = INT64_MIN,
+				      .stale = true };
+	h->sources = src;
+	h->nsources = 2;
+	h->tier_bytes[BKR_TIER_HOT] = 4096;
+	h->tier_packs[BKR_TIER_HOT] = 2;
+	h->repo_bytes = 4096;
+	h->routines[BKR_ROUTINE_DAILY] = (bkr_health_routine){ .known = true, .last_ns = h->now_ns - 3600 * NS,
+							       .last_ok = false, .failures = 3 };
+}
+
+static void test_text(void **state)
+{
+	bkr_health_source src[2];
+	bkr_health h;
+	char *t;
+	(void)state;
+	fill(&h, src);
+	t = bkr_health_prometheus(&h);
+	assert_non_null(t);
+	assert_non_null(strstr(t, "# HELP bkr_healthy "));
+	assert_non_null(strstr(t, "# TYPE bkr_healthy gauge\nbkr_healthy 1\n"));
+	assert_non_null(strstr(t, "bkr_source_last_backup_age_seconds{source=\"a\\\"b\\\\c\\nd\"} 600\n"));
+	assert_non_null(strstr(t, "bkr_source_last_backup_age_seconds{source=\"never\"} -1\n"));
+	assert_non_null(strstr(t, "bkr_source_last_backup_timestamp_seconds{source=\"never\"} 0\n"));
+	assert_non_null(strstr(t, "bkr_source_stale{source=\"never\"} 1\n"));
+	assert_non_null(strstr(t, "bkr_verify_last_timestamp_seconds 0\n"));
+	assert_non_null(strstr(t, "bkr_tier_bytes{tier=\"hot\"} 4096\n"));
+	assert_non_null(strstr(t, "bkr_tier_bytes{tier=\"cold\"} 0\n"));
+	assert_non_null(strstr(t, "bkr_routine_last_ok{routine=\"daily\"} 0\n"));
+	assert_non_null(strstr(t, "bkr_routine_last_ok{routine=\"hourly\"} 1\n"));
+	assert_non_null(strstr(t, "bkr_routine_recent_failures{routine=\"daily\"} 3\n"));
+	assert_null(strstr(t, "growth")); /* unknown: absent */
+	/* every sample's metric has HELP and TYPE lines before it */
+	for (char *line = t; *line;) {
+		char *nl = strchr(line, '\n'), name[128], help[160];
+		size_t n = strcspn(line, "{ ");
+		assert_non_null(nl);
+		if (line[0] != '#') {
+			assert_true(n < sizeof(name));
+			memcpy(name, line, n);
+			name[n] = '\0';
+			snprintf(help, sizeof(help), "# TYPE %s gauge\n", name);
+			assert_non_null(strstr(t, help));
+			assert_true(strstr(t, help) < line);
+		}
+		line = nl + 1;
+	}
+	free(t);
+}
+
+static void test_write(void **state)
+{
+	bkr_health_source src[2];
+	bkr_health h;
+	char dir[256], path[300];
+	uint8_t *data;
+	size_t len;
+	(void)state;
+	fill(&h, src);
+	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "health"), 0);
+	snprintf(path, sizeof(path), "%s/bkr.prom", dir);
+	assert_int_equal(bkr_health_write_prometheus(&h, path), 0);
+	h.repo_bytes = 8192;
+	assert_int_equal(bkr_health_write_prometheus(&h, path), 0); /* replaces */
+	assert_int_equal(bkr_io_read_file(path, 1 << 20, &data, &len), 0);
+	assert_non_null(strstr((char *)data, "bkr_repository_bytes 8192\n"));
+	free(data);
+	snprintf(path, sizeof(path), "%s/missing/bkr.prom", dir);
+	assert_true(bkr_health_write_prometheus(&h, path) < 0);
+	tu_rmrf(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_write),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
