@@ -11,6 +11,7 @@
 #include "bkr/host.h"
 #include "bkr/io.h"
 #include "bkr/pattern.h"
+#include "bkr/store.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -117,6 +118,12 @@ static char *resolve(const char *base, const char *path)
 		return NULL;
 	normalize(out);
 	return out;
+}
+
+/* A repository or tier: a URL ("s3://...") as it is, a path resolved against @p base. */
+static char *resolve_location(const char *base, const char *location)
+{
+	return bkr_store_is_url(location) ? strdup(location) : resolve(base, location);
 }
 
 static const char *last_component(const char *path)
@@ -286,7 +293,7 @@ int bkr_config_default(bkr_config **out, const char *repository, const char *wor
 	}
 	if ((err = set_defaults(c)) < 0)
 		goto done;
-	if (!(c->base_dir = strdup(cwd)) || !(c->repository = resolve(cwd, repository)) ||
+	if (!(c->base_dir = strdup(cwd)) || !(c->repository = resolve_location(cwd, repository)) ||
 	    !(c->workspace_root = resolve(cwd, workspace && *workspace ? workspace : "/"))) {
 		err = bkr_error_oom();
 		goto done;
@@ -404,6 +411,17 @@ static int get_path(struct ctx *x, const cJSON *it, const char *path, const char
 	if (!*it->valuestring)
 		return key_error(x, path, "expected a non-empty path");
 	if (!(*out = resolve(base, it->valuestring)))
+		return oom(x);
+	return 0;
+}
+
+static int get_location(struct ctx *x, const cJSON *it, const char *path, const char *base, char **out)
+{
+	if (!cJSON_IsString(it) || !it->valuestring)
+		return key_error(x, path, "expected a string (a path or an s3:// URL)");
+	if (!*it->valuestring)
+		return key_error(x, path, "expected a non-empty path");
+	if (!(*out = resolve_location(base, it->valuestring)))
 		return oom(x);
 	return 0;
 }
@@ -620,7 +638,7 @@ static int parse_tier(struct ctx *x, const cJSON *obj, const char *name, bkr_con
 	keypath(kp, tp, "path");
 	if (!(it = cJSON_GetObjectItemCaseSensitive(obj, "path")))
 		return key_error(x, kp, "missing (a configured tier needs a directory)");
-	if (get_path(x, it, kp, x->c->base_dir, &t->path) < 0)
+	if (get_location(x, it, kp, x->c->base_dir, &t->path) < 0)
 		return x->err;
 	keypath(kp, tp, "after_days");
 	if ((it = cJSON_GetObjectItemCaseSensitive(obj, "after_days")) &&
@@ -674,7 +692,7 @@ static int parse_root(struct ctx *x, const cJSON *root)
 
 	if (!(it = cJSON_GetObjectItemCaseSensitive(root, "repository")))
 		return key_error(x, "repository", "missing (the path of the backup repository is required)");
-	if (get_path(x, it, "repository", c->base_dir, &c->repository) < 0)
+	if (get_location(x, it, "repository", c->base_dir, &c->repository) < 0)
 		return x->err;
 	if (!(it = cJSON_GetObjectItemCaseSensitive(root, "workspace_root")))
 		return key_error(x, "workspace_root", "missing (the directory to back up is required)");

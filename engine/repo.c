@@ -16,23 +16,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* ---- open/close ---------------------------------------------------------- */
 
 int bkr_repo_open(bkr_repo **out, const char *path, int flags)
 {
 	bkr_store *s;
-	struct stat st;
 	int err;
 
 	*out = NULL;
-	if (stat(path, &st) < 0)
-		return bkr_error_set_errno(errno, "repository %s", path);
-	if (!S_ISDIR(st.st_mode))
-		return bkr_error_set(BKR_ENOTFOUND, "repository %s: not a directory", path);
-	if ((err = bkr_store_local_open(&s, path, 0)) < 0)
+	if ((err = bkr_store_open(&s, path, 0)) < 0) {
+		bkr_error_prefix("repository");
 		return err;
+	}
 	return bkr_repo_open_store(out, s, flags);
 }
 
@@ -119,7 +115,7 @@ int bkr_repo_set_tiers(bkr_repo *r, const char *const *dirs, size_t n)
 	if (!t)
 		return bkr_error_oom();
 	for (size_t i = 0; i < n && err == 0; i++)
-		err = bkr_store_local_open(&t[i], dirs[i], BKR_STORE_ABSENT_OK);
+		err = bkr_store_open(&t[i], dirs[i], BKR_STORE_ABSENT_OK);
 	if (err < 0) {
 		for (size_t i = 0; i < n; i++)
 			bkr_store_free(t[i]);

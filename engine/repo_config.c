@@ -266,6 +266,19 @@ static int check_empty(const char *path)
 	return 0;
 }
 
+static int refuse_object(void *ctx, const char *name)
+{
+	const bkr_store *s = ctx;
+	return bkr_error_set(BKR_EEXISTS, "%s: not empty (it holds %s); refusing to create a repository there",
+			     bkr_store_location(s), name);
+}
+
+/* A refusal unless the store holds no object (a bucket prefix has no directory to check). */
+static int check_no_objects(bkr_store *s)
+{
+	return bkr_store_list(s, "", refuse_object, s);
+}
+
 int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 {
 	bkr_repo_init_options defaults = BKR_REPO_INIT_OPTIONS_INIT;
@@ -283,8 +296,9 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 		return bkr_error_set(BKR_EINVAL, "compression level %d: expected 1..9", opts->level);
 	if (opts->compression && strcmp(opts->compression, "zlib") && strcmp(opts->compression, "none"))
 		return bkr_error_set(BKR_EINVAL, "compression '%s': expected zlib or none", opts->compression);
-	if ((err = check_empty(path)) < 0 || (err = bkr_store_local_open(&s, path, BKR_STORE_CREATE)) < 0)
-		return err;
+	if ((!bkr_store_is_url(path) && (err = check_empty(path)) < 0) ||
+	    (err = bkr_store_open(&s, path, BKR_STORE_CREATE)) < 0 || (err = check_no_objects(s)) < 0)
+		goto done;
 	for (size_t i = 0; i < sizeof(repo_dirs) / sizeof(*repo_dirs); i++)
 		if ((err = bkr_store_prepare(s, repo_dirs[i])) < 0)
 			goto done;

@@ -31,6 +31,25 @@ static int check_name(const char *name, bool folder)
 	}
 }
 
+bool bkr_store_is_url(const char *location)
+{
+	const char *p = location;
+	while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.')
+		p++;
+	return p > location && !strncmp(p, "://", 3);
+}
+
+int bkr_store_open(bkr_store **out, const char *location, unsigned flags)
+{
+	*out = NULL;
+	if (!bkr_store_is_url(location))
+		return bkr_store_local_open(out, location, flags);
+	if (!strncmp(location, "s3://", 5))
+		return bkr_error_set(BKR_EUNSUPPORTED, "%s: s3:// repositories are not supported by this build", location);
+	return bkr_error_set(BKR_EINVAL, "%s: unknown kind of location (expected a directory or s3://BUCKET[/PREFIX])",
+			     location);
+}
+
 void bkr_store_free(bkr_store *s)
 {
 	if (s)

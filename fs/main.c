@@ -33,6 +33,7 @@
 
 #include "bkr/error.h"
 #include "bkr/io.h"
+#include "bkr/store.h"
 #include "bkr/store_cache.h"
 #include "bkr_version.h"
 #include "bkrfs.h"
@@ -438,10 +439,7 @@ static int open_repo(struct bkrfs *fs)
 		return err;
 	if (!realpath(dir, real))
 		return bkr_error_set_errno(errno, "cache directory %s", dir);
-	if (fs->o.remote)
-		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: this bkrfs reads local repositories only", fs->o.repo);
-	else
-		err = bkr_store_local_open(&s, fs->repo_real, 0);
+	err = bkr_store_open(&s, fs->repo_real, 0);
 	if (err < 0 || (err = bkr_store_cache_open(&s, s, real, (uint64_t)fs->o.cache_max_mib << 20)) < 0)
 		return err;
 	return bkr_repo_open_store(&fs->repo, s, BKR_REPO_RDONLY);
@@ -502,7 +500,7 @@ int main(int argc, char *argv[])
 	}
 
 	/* opened by its real path: the daemon changes directory to / */
-	fs.o.remote = strstr(fs.o.repo, "://") != NULL;
+	fs.o.remote = bkr_store_is_url(fs.o.repo);
 	if (fs.o.remote || !realpath(fs.o.repo, fs.repo_real))
 		snprintf(fs.repo_real, sizeof(fs.repo_real), "%s", fs.o.repo);
 

@@ -128,6 +128,17 @@ static void check_default_policy(const bkr_retention_policy *p)
 	assert_int_equal(p->keep_within_s, 30 * 86400);
 }
 
+/* A repository or tier named by URL is kept as it is, not resolved as a path. */
+static void test_url_locations(void **state)
+{
+	struct fixture *f = *state;
+	bkr_config *c = load_ok("{\"repository\": \"s3://bucket/some/prefix\", \"workspace_root\": \"/srv/ws\",\n"
+				" \"tiers\": {\"cold\": {\"path\": \"s3://cold\"}}}\n", f->dir);
+	assert_string_equal(c->repository, "s3://bucket/some/prefix");
+	assert_string_equal(c->cold.path, "s3://cold");
+	bkr_config_free(c);
+}
+
 static void test_two_line_config(void **state)
 {
 	struct fixture *f = *state;
@@ -670,6 +681,7 @@ static void test_schedules(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_url_locations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_line_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_file_relative_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),

@@ -343,6 +343,17 @@ static void test_prepare_and_open(void **state)
 	assert_non_null(strstr(sub, "/new/repo/a/b"));
 	bkr_store_free(s2);
 	bkr_store_free(NULL);
+	/* the dispatcher: a path is a local store, another scheme is refused */
+	assert_int_equal(bkr_store_open(&s2, f->dir, 0), 0);
+	assert_string_equal(bkr_store_location(s2), f->dir);
+	bkr_store_free(s2);
+	assert_int_equal(bkr_store_open(&s2, "ftp://host/x", 0), BKR_EINVAL);
+	assert_null(s2);
+	assert_non_null(strstr(bkr_error_message(), "ftp://host/x"));
+	assert_true(bkr_store_is_url("s3://b"));
+	assert_false(bkr_store_is_url("/tmp/s3://b"));
+	assert_false(bkr_store_is_url("dir"));
+	assert_false(bkr_store_is_url("://x"));
 }
 
 static void test_faults(void **state)

@@ -39,7 +39,7 @@ enum {
 	BKR_STORE_READ_AHEAD = 1,
 };
 
-/** Flags for bkr_store_local_open. */
+/** Flags for bkr_store_open (and bkr_store_local_open). */
 enum {
 	BKR_STORE_CREATE = 1,    /**< create the root directory (mode 0700) when absent */
 	BKR_STORE_ABSENT_OK = 2, /**< an absent root is an empty store (a tier not mounted yet) */
@@ -96,6 +96,17 @@ struct bkr_store_upload {
 struct bkr_store_held {
 	bkr_store *store;
 };
+
+/**
+ * The one way to open a repository's or a tier's store by its name:
+ * "s3://BUCKET[/PREFIX]" is a bucket (engine/store_s3.c), anything else a
+ * local directory (bkr_store_local_open).  Another "scheme://" is refused
+ * (BKR_EINVAL) rather than taken for a relative path.
+ */
+int bkr_store_open(bkr_store **out, const char *location, unsigned flags);
+
+/** True when @p location names a remote store (a URL such as "s3://..."), not a path. */
+bool bkr_store_is_url(const char *location);
 
 /**
  * A store over the directory @p root (BKR_ENOTFOUND when it is not a
