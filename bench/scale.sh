@@ -2,30 +2,50 @@
 # Scale benchmark of bkrfs: a repository of many backups of a workspace of
 # many small files, mounted and walked with find.
 #
-#   bench/scale.sh [--work DIR] [--backups N] [--files F] [--no-build]   (root)
+#   bench/scale.sh [--work DIR] [--backups N] [--files F] [--no-build]
+#                  [--no-find] [--no-borg] [--borg-backups N] [--create-only]   (root)
 #
 # Builds (or reuses, with --no-build) DIR/scale/repo: N backups (default
 # 1000) of a workspace of F files (default 10000; 100 per directory, about
-# 200 bytes each), 1 % of the files changed before every backup.  The
+# 200 bytes each), 1 % of the files changed before every backup, and
+# config/app.json rewritten before every 10th, then `bkr prune` (one index).  The
 # repository is kept between runs with the same N and F.  Then, with the page
 # cache dropped: the time from starting bkrfs until /latest is visible
 # (target: under a second), and `find MNT/by-id | wc -l` over every backup
 # (N x (F + F/100 + 2) entries) while the daemon's RSS is sampled every
 # 0.5 s.  Printed: mount seconds, find seconds and entries per second, peak
 # RSS, and RSS at each tenth of the walk — flat means bounded caches and an
-# inode table the kernel keeps pruned.  JSON in DIR/results/scale-<time>.json.
+# inode table the kernel keeps pruned (--no-find skips this walk).
+#
+# History (issue 15): `ls -l /versions/ws/config/app.json/` cold (caches
+# dropped, nothing of /versions loaded yet) and warm, `bkr log` of it cold
+# and warm (targets: under 1 s each), and on a fresh mount the time and the
+# daemon's peak RSS of `find /versions/ws/d0005` (100 files, their versions).
+# Then, unless --no-borg, the same kind of history side by side with
+# `borg mount -o versions`: the bench corpus's include/ (a copy of
+# /usr/include) plus config/app.json, --borg-backups (default 50) backups
+# by each tool, one include file appended to before each and app.json
+# rewritten before every 10th; for each tool the time from starting the
+# mount until the listing of app.json's versions is done (cold, caches
+# dropped), and the listing again (warm); target: bkrfs <= 0.5x borg.
+# JSON in DIR/results/scale-<time>.json.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 NB=1000
 NF=10000
+NBB=50
 while [ $# -gt 0 ]; do
 	case $1 in
 	--work) BENCH_WORK=$2; shift ;;
 	--backups) NB=$2; shift ;;
 	--files) NF=$2; shift ;;
 	--no-build) BENCH_NOBUILD=1 ;;
-	-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--create-only) CREATE_ONLY=1 ;;
+	--no-find) NO_FIND=1 ;;
+	--no-borg) NO_BORG=1 ;;
+	--borg-backups) NBB=$2; shift ;;
+	-h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 	shift
@@ -53,7 +73,9 @@ build_bkr
 mkdir -p "$SD" "$MNT" "$BENCH_WORK/results"
 
 # ---- the repository (kept when N and F match) ----------------------------------------
-if [ "$(cat "$SD/params" 2>/dev/null)" != "$NB $NF" ]; then
+# v2: config/app.json, rewritten before every 10th backup (bkr log, /versions)
+PARAMS="$NB $NF v2"
+if [ "$(cat "$SD/params" 2>/dev/null)" != "$PARAMS" ]; then
 	log "creating $NB backups of $NF files (kept for later runs)"
 	rm -rf "$WS" "$REPO" "$SD/params"
 	python3 - "$WS" "$NF" <<'PY'
@@ -64,6 +86,9 @@ for i in range(nf):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "f%06d.json" % i), "w") as f:
         f.write('{"id": %d, "text": "%s"}\n' % (i, ("entry %d " % i) * 12))
+os.makedirs(os.path.join(ws, "config"), exist_ok=True)
+with open(os.path.join(ws, "config", "app.json"), "w") as f:
+    f.write('{"generation": 0}\n')
 PY
 	"$BKR" -q init -r "$REPO"
 	t0=$EPOCHREALTIME
@@ -76,16 +101,23 @@ for b in range(1, nb + 1):
     for i in range(b % 100, nf, 100):
         with open(os.path.join(ws, "d%04d" % (i // 100), "f%06d.json" % i), "a") as f:
             f.write('{"backup": %d}\n' % b)
+    if b % 10 == 0:
+        with open(os.path.join(ws, "config", "app.json"), "w") as f:
+            f.write('{"generation": %d, "workers": %d}\n' % (b // 10, b % 7 + 1))
     t = "full" if b == 1 else "incremental"
     subprocess.run([bkr, "-q", "create", "-r", repo, "--type", t, ws], check=True)
     if b % 100 == 0:
         print("[%s]   %d backups" % (time.strftime("%H:%M:%S"), b), file=sys.stderr)
 PY
+	# the index files merged into one, as `bkr cleanup` (prune) keeps a repository: without
+	# it every blob lookup searches 1,000 index files (two thirds of a cold /versions listing)
+	"$BKR" -q -r "$REPO" prune || die "prune failed"
 	create_s=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
-	echo "$NB $NF" >"$SD/params"
+	echo "$PARAMS" >"$SD/params"
 	echo "$create_s" >"$SD/create_s"
 fi
 create_s=$(cat "$SD/create_s")
+[ "${CREATE_ONLY:-0}" = 1 ] && { log "repository ready: $REPO"; exit 0; }
 repo_mib=$(du -sm "$REPO" | cut -f1)
 
 # ---- mount -----------------------------------------------------------------------------
@@ -102,7 +134,103 @@ DAEMON_PID=$(pgrep -f -x "$BKRFS $REPO $MNT" | head -1)
 [ -n "$DAEMON_PID" ] || die "daemon pid not found"
 nids=$(ls "$MNT/by-id" | wc -l)
 
+# seconds since $1 (an $EPOCHREALTIME)
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; }
+# CPU seconds (user + system) the daemon has used
+daemon_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$DAEMON_PID/stat"; }
+cpu_since() { awk -v a="$1" -v b="$(daemon_cpu)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# ---- history: /versions and bkr log (issue 15) -----------------------------------------------
+VF=ws/config/app.json
+drop_caches
+t0=$EPOCHREALTIME
+c0=$(daemon_cpu)
+nver=$(ls -l "$MNT/versions/$VF/" | grep -c '^-')
+vcold_s=$(since "$t0")
+vcold_cpu=$(cpu_since "$c0")
+t0=$EPOCHREALTIME
+ls -l "$MNT/versions/$VF/" >/dev/null
+vwarm_s=$(since "$t0")
+drop_caches
+t0=$EPOCHREALTIME
+nlog=$(/usr/bin/time -f '%U %S' -o "$SD/log.time" "$BKR" -q -r "$REPO" log "$VF" | wc -l)
+lcold_s=$(since "$t0")
+lcold_cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$SD/log.time")
+t0=$EPOCHREALTIME
+"$BKR" -q -r "$REPO" log "$VF" >/dev/null
+lwarm_s=$(since "$t0")
+# find over /versions of one directory, on a fresh mount: time and peak RSS
+fusermount3 -u "$MNT"
+drop_caches
+"$BKRFS" "$REPO" "$MNT" || die "bkrfs failed"
+DAEMON_PID=$(pgrep -f -x "$BKRFS $REPO $MNT" | head -1)
+[ -n "$DAEMON_PID" ] || die "daemon pid not found"
+rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/$DAEMON_PID/status")
+t0=$EPOCHREALTIME
+c0=$(daemon_cpu)
+vfind_n=$(find "$MNT/versions/ws/d0005" | wc -l)
+vfind_s=$(since "$t0")
+vfind_cpu=$(cpu_since "$c0")
+vfind_hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$DAEMON_PID/status")
+log "history: $nver versions of $VF listed in $vcold_s s cold, $vwarm_s s warm; bkr log $lcold_s / $lwarm_s s"
+
+# ---- the same kind of history, side by side with borg mount -o versions -------------------------
+borg_cold=- borg_warm=- bk_cold=- bk_warm=- borg_nver=- bk_nver=-
+if [ "${NO_BORG:-0}" != 1 ]; then
+	need borg
+	BD=$SD/vs
+	if [ "$(cat "$BD/params" 2>/dev/null)" != "$NBB v1" ]; then
+		log "creating $NBB backups of include/ + config/app.json with bkr and borg (kept for later runs)"
+		rm -rf "$BD"
+		mkdir -p "$BD/ws/config"
+		cp -a /usr/include "$BD/ws/include"
+		echo '{"generation": 0}' >"$BD/ws/config/app.json"
+		"$BKR" -q init -r "$BD/bkr"
+		borg init --encryption none "$BD/borg"
+		mapfile -t vfiles < <(cd "$BD/ws" && find include -type f | sort | awk 'NR % 50 == 1')
+		for ((b = 1; b <= NBB; b++)); do
+			echo "/* history $b */" >>"$BD/ws/${vfiles[$(((b - 1) % ${#vfiles[@]}))]}"
+			[ $((b % 10)) = 0 ] && echo "{\"generation\": $((b / 10))}" >"$BD/ws/config/app.json"
+			(cd "$BD" && borg create "$BD/borg::b$b" ws) || die "borg create failed"
+			"$BKR" -q create -r "$BD/bkr" "$BD/ws" || die "bkr create failed"
+		done
+		echo "$NBB v1" >"$BD/params"
+	fi
+	# PREFIX DIR: the files in DIR (PREFIX_nver), listed cold since $t0 (PREFIX_cold), then warm
+	list_twice() {
+		printf -v "${1}_nver" %s "$(ls -l "$2" | grep -c '^-')"
+		printf -v "${1}_cold" %s "$(since "$t0")"
+		t0=$EPOCHREALTIME
+		ls -l "$2" >/dev/null
+		printf -v "${1}_warm" %s "$(since "$t0")"
+	}
+	fusermount3 -u "$MNT"
+	# bkrfs: mount, list the versions (cold), list again (warm)
+	drop_caches
+	t0=$EPOCHREALTIME
+	"$BKRFS" "$BD/bkr" "$MNT" || die "bkrfs failed"
+	list_twice bk "$MNT/versions/ws/config/app.json/"
+	fusermount3 -u "$MNT"
+	# borg: the same
+	drop_caches
+	t0=$EPOCHREALTIME
+	borg mount -f -o versions "$BD/borg" "$MNT" >"$BENCH_WORK/borg-versions.log" 2>&1 &
+	BORG_PID=$!
+	for ((i = 0; i < 6000; i++)); do
+		[ -e "$MNT/ws/config/app.json" ] && break
+		kill -0 "$BORG_PID" 2>/dev/null || die "borg mount exited (see $BENCH_WORK/borg-versions.log)"
+		sleep 0.01
+	done
+	list_twice borg "$MNT/ws/config/app.json/"
+	fusermount3 -u "$MNT"
+	wait "$BORG_PID" 2>/dev/null || true
+	"$BKRFS" "$REPO" "$MNT" || die "bkrfs failed"
+	DAEMON_PID=$(pgrep -f -x "$BKRFS $REPO $MNT" | head -1)
+fi
+
 # ---- find over every backup, RSS sampled ---------------------------------------------------
+entries=0 find_s=0 hwm=0
+if [ "${NO_FIND:-0}" != 1 ]; then
 drop_caches
 : >"$SD/rss.txt"
 (
@@ -119,18 +247,46 @@ kill "$SAMPLER" 2>/dev/null || true
 wait "$SAMPLER" 2>/dev/null || true
 SAMPLER=""
 hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$DAEMON_PID/status")
+fi
 fusermount3 -u "$MNT"
 
-tenths=$(awk '{ v[NR] = $1 } END { for (k = 1; k <= 10; k++) { i = int(NR * k / 10); if (i < 1) i = 1;
+tenths=-
+[ "${NO_FIND:-0}" = 1 ] || tenths=$(awk '{ v[NR] = $1 } END { for (k = 1; k <= 10; k++) { i = int(NR * k / 10); if (i < 1) i = 1;
 	printf "%s%.0f", (k > 1 ? " " : ""), v[i] / 1024 } }' "$SD/rss.txt")
 rate=$(awk -v n="$entries" -v s="$find_s" 'BEGIN { printf "%.0f", n / (s > 0 ? s : 1) }')
+under1() { awk -v m="$1" 'BEGIN { print (m < 1 ? "PASS" : "MISS") }'; }
+rc=$(ratio "$bk_cold" "$borg_cold")
+rw=$(ratio "$bk_warm" "$borg_warm")
 printf '\nbkrfs scale: %d backups x %d files (repository %d MiB, created in %s s)\n' "$NB" "$NF" "$repo_mib" "$create_s"
-printf '  mount until /latest is visible: %s s (target < 1 s: %s)\n' "$mount_s" \
-	"$(awk -v m="$mount_s" 'BEGIN { print (m < 1 ? "PASS" : "MISS") }')"
+printf '  mount until /latest is visible: %s s (target < 1 s: %s)\n' "$mount_s" "$(under1 "$mount_s")"
 printf '  /by-id lists %d backups\n' "$nids"
-printf '  find over every backup: %d entries in %s s (%s entries/s)\n' "$entries" "$find_s" "$rate"
-printf '  daemon RSS MiB at each tenth of the walk: %s; peak %d MiB\n' "$tenths" "$((hwm / 1024))"
+if [ "${NO_FIND:-0}" != 1 ]; then
+	printf '  find over every backup: %d entries in %s s (%s entries/s)\n' "$entries" "$find_s" "$rate"
+	printf '  daemon RSS MiB at each tenth of the walk: %s; peak %d MiB\n' "$tenths" "$((hwm / 1024))"
+fi
+printf '  load average at the end: %s (wall times on a shared machine; CPU seconds beside them)\n' \
+	"$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '  /versions/%s/ (%d versions): cold %s s (daemon CPU %s s; target < 1 s: %s), warm %s s\n' "$VF" "$nver" \
+	"$vcold_s" "$vcold_cpu" "$(under1 "$vcold_s")" "$vwarm_s"
+printf '  bkr log %s (%d versions): cold %s s (CPU %s s; target < 1 s: %s), warm %s s\n' "$VF" "$nlog" "$lcold_s" \
+	"$lcold_cpu" "$(under1 "$lcold_s")" "$lwarm_s"
+printf '  find /versions/ws/d0005 on a fresh mount: %d entries in %s s (daemon CPU %s s); daemon RSS %d MiB before, peak %d MiB\n' \
+	"$vfind_n" "$vfind_s" "$vfind_cpu" "$((rss0 / 1024))" "$((vfind_hwm / 1024))"
+if [ "${NO_BORG:-0}" != 1 ]; then
+	printf '  %d backups of include/ + app.json, mount and list app.json versions (bkrfs %s, borg %s versions):\n' \
+		"$NBB" "$bk_nver" "$borg_nver"
+	printf '    cold: bkrfs %s s, borg mount -o versions %s s, ratio %s (target <= 0.5: %s)\n' "$bk_cold" "$borg_cold" \
+		"$rc" "$(verdict "$rc" 0.5)"
+	printf '    warm: bkrfs %s s, borg %s s, ratio %s (target <= 0.5: %s)\n' "$bk_warm" "$borg_warm" "$rw" \
+		"$(verdict "$rw" 0.5)"
+fi
 out=$BENCH_WORK/results/scale-$(date -u +%Y%m%d-%H%M%S).json
-printf '{"backups":%d,"files":%d,"repo_mib":%d,"create_s":%s,"mount_s":%s,"entries":%d,"find_s":%s,"rss_tenths_mib":[%s],"peak_rss_mib":%d}\n' \
-	"$NB" "$NF" "$repo_mib" "$create_s" "$mount_s" "$entries" "$find_s" "${tenths// /,}" "$((hwm / 1024))" >"$out"
+printf '{"backups":%d,"files":%d,"repo_mib":%d,"create_s":%s,"mount_s":%s,"entries":%d,"find_s":%s,"rss_tenths_mib":"%s","peak_rss_mib":%d,' \
+	"$NB" "$NF" "$repo_mib" "$create_s" "$mount_s" "$entries" "$find_s" "$tenths" "$((hwm / 1024))" >"$out"
+printf '"versions":{"file":"%s","n":%d,"cold_s":%s,"cold_cpu_s":%s,"warm_s":%s,"log_n":%d,"log_cold_s":%s,"log_cold_cpu_s":%s,"log_warm_s":%s,' \
+	"$VF" "$nver" "$vcold_s" "$vcold_cpu" "$vwarm_s" "$nlog" "$lcold_s" "$lcold_cpu" "$lwarm_s" >>"$out"
+printf '"find_dir_entries":%d,"find_dir_s":%s,"find_dir_cpu_s":%s,"find_dir_peak_rss_mib":%d},' "$vfind_n" "$vfind_s" \
+	"$vfind_cpu" "$((vfind_hwm / 1024))" >>"$out"
+printf '"vs_borg":{"backups":%d,"bkrfs_versions":"%s","borg_versions":"%s","bkrfs_cold_s":"%s","borg_cold_s":"%s","bkrfs_warm_s":"%s","borg_warm_s":"%s"}}\n' \
+	"$NBB" "$bk_nver" "$borg_nver" "$bk_cold" "$borg_cold" "$bk_warm" "$borg_warm" >>"$out"
 echo "results: $out"
