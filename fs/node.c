@@ -166,7 +166,7 @@ static int make_report(struct bkrfs *fs, bkrfs_inode *parent, bool lookup, bkrfs
 	return 0;
 }
 
-static char *path_join(const char *dir, const uint8_t *name, size_t len)
+char *bkrfs_path_join(const char *dir, const uint8_t *name, size_t len)
 {
 	size_t dl = strlen(dir);
 	char *p = malloc(dl + len + 2);
@@ -196,7 +196,7 @@ static int entry_key(const bkrfs_snap *s, const bkr_entry *e, const char *path, 
 
 bkrfs_ino bkrfs_node_child_ino(struct bkrfs *fs, const bkrfs_inode *dir, const bkr_entry *e, bool *present)
 {
-	char *path = path_join(dir->path, e->name, e->name_len);
+	char *path = bkrfs_path_join(dir->path, e->name, e->name_len);
 	bkrfs_ino ino = 0;
 	uint8_t *key;
 	size_t klen;
@@ -232,7 +232,7 @@ int bkrfs_node_entry(struct bkrfs *fs, bkrfs_inode *parent, const bkr_id *dir_tr
 
 	if (!i)
 		return ENOMEM;
-	if (!(i->path = path_join(parent->path, e->name, e->name_len)))
+	if (!(i->path = bkrfs_path_join(parent->path, e->name, e->name_len)))
 		goto oom;
 	if (e->type == BKR_FT_SYMLINK) {
 		if (!(i->target = malloc(e->target_len + 1)))

@@ -37,6 +37,8 @@ int bkrfs_node_open_dir(struct bkrfs *fs, bkrfs_inode *i, bkrfs_cache_entry **ce
 /** The errno for BKR_E* code @p err met reading directory @p dir (logged
  *  unless it is "not found" or "out of memory"). */
 int bkrfs_node_tree_errno(struct bkrfs *fs, bkrfs_inode *dir, int err);
+/** "@p dir/@p name" (just the name when @p dir is empty), malloc'd; NULL when out of memory. */
+char *bkrfs_path_join(const char *dir, const uint8_t *name, size_t len);
 /** A synthesized symlink to @p target with identity (@p kind, @p target). */
 int bkrfs_node_link(struct bkrfs *fs, char kind, const char *target, bkrfs_ino parent, double timeout,
 		    bool lookup, bkrfs_inode **out);

@@ -616,27 +616,16 @@ static int enter(struct bkrfs *fs, bkrfs_inode *i, char kind, const char *a, con
 	return 0;
 }
 
-static char *join(const char *dir, const char *name)
-{
-	size_t dl = strlen(dir), nl = strlen(name);
-	char *p = malloc(dl + nl + 2);
-
-	if (!p)
-		return NULL;
-	memcpy(p, dir, dl);
-	if (dl)
-		p[dl++] = '/';
-	memcpy(p + dl, name, nl + 1);
-	return p;
-}
-
 /* a synthesized directory: /versions/..., /by-source/<s>, /by-tag/<t> */
 static int make_dir(struct bkrfs *fs, bkrfs_inode *parent, bkrfs_node_kind kind, char key, const char *name,
 		    bool lookup, bkrfs_inode **out)
 {
 	bkrfs_inode *i = calloc(1, sizeof(*i));
 
-	if (!i || !(i->path = kind == BKRFS_NODE_VERSIONS ? join(parent->path, name) : strdup(name))) {
+	if (i)
+		i->path = kind == BKRFS_NODE_VERSIONS ? bkrfs_path_join(parent->path, (const uint8_t *)name, strlen(name))
+						     : strdup(name);
+	if (!i || !i->path) {
 		free(i);
 		return ENOMEM;
 	}
