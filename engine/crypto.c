@@ -330,7 +330,7 @@ bool bkr_crypto_object_is_sealed(const char *name)
 {
 	const char *base = base_name(name);
 	size_t n = strlen(base);
-	if (!strcmp(name, "config.json") || !strncmp(name, "keys/", 5) || !strncmp(name, "locks/", 6) ||
+	if (!strcmp(name, "config.json") || !strcmp(name, "config.copy.json") || !strncmp(name, "keys/", 5) || !strncmp(name, "locks/", 6) ||
 	    !strncmp(name, "data/", 5) || !strncmp(name, "tree/", 5))
 		return false;
 	return !(n > 5 && !strcmp(base + n - 5, ".pack"));

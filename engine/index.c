@@ -84,7 +84,7 @@ int bkr_index_builder_add(bkr_index_builder *b, const bkr_index_entry *e)
 {
 	int err;
 
-	if (e->stored_len > BKR_BLOB_MAX || e->raw_len > BKR_BLOB_MAX)
+	if (e->stored_len > bkr_blob_stored_max(e->flags) || e->raw_len > BKR_BLOB_MAX)
 		return bkr_error_set(BKR_EINVAL, "index entry: blob length over %u", BKR_BLOB_MAX);
 	if (e->type != BKR_BLOB_DATA && e->type != BKR_BLOB_TREE)
 		return bkr_error_set(BKR_EINVAL, "index entry: bad blob type %u", e->type);
@@ -372,7 +372,7 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name)
 					    path, (unsigned long long)i);
 			goto done;
 		}
-		if (bkr_get_u32(e + E_STORED) > BKR_BLOB_MAX || bkr_get_u32(e + E_RAW) > BKR_BLOB_MAX) {
+		if (bkr_get_u32(e + E_STORED) > bkr_blob_stored_max(e[E_FLAGS]) || bkr_get_u32(e + E_RAW) > BKR_BLOB_MAX) {
 			err = bkr_error_set(BKR_ECORRUPT, "%s: entry %llu: blob length over %u",
 					    path, (unsigned long long)i, BKR_BLOB_MAX);
 			goto done;

@@ -9,9 +9,15 @@
  * inside the blob area, a blob header must agree with its entry, and every
  * blob is re-hashed after decoding.  On any failure the caller's output buffer
  * is zeroed, so no partial or wrong bytes ever leave this module.
+ *
+ * In an encrypted repository (a bkr_crypto given) every blob is sealed on its
+ * own (bkr_blob_seal, before the writer's lock) and the footer as one piece;
+ * readers open and check both, and ids are the repository's keyed ids
+ * (docs/format.md "Sealed blobs in packs").
  */
 #include "bkr/pack.h"
 #include "bkr/compress.h"
+#include "bkr/crypto.h"
 #include "bkr/error.h"
 #include "bkr/io.h"
 #include "bkr/store.h"
@@ -26,6 +32,7 @@
 #define PACK_MAX_SIZE ((uint64_t)UINT32_MAX)
 
 struct bkr_pack_writer {
+	const bkr_crypto *c;     /**< an encrypted repository's keys, else NULL */
 	bkr_store_upload *up;    /**< NULL once published or failed */
 	bool failed;             /**< a write failed: the pack cannot be finished */
 	bool finished;
@@ -94,8 +101,8 @@ done:
 	return err;
 }
 
-int bkr_blob_decode(const bkr_id *id, uint8_t flags, const void *payload, uint32_t stored_len,
-		    void *out, uint32_t raw_len, const char *what)
+int bkr_blob_decode(const bkr_crypto *c, const bkr_id *id, uint8_t flags, const void *payload,
+		    uint32_t stored_len, void *out, uint32_t raw_len, const char *what)
 {
 	char hex[BKR_ID_HEX];
 	bkr_id got;
@@ -127,7 +134,7 @@ int bkr_blob_decode(const bkr_id *id, uint8_t flags, const void *payload, uint32
 		if (raw_len && out != payload)
 			memmove(out, payload, raw_len);
 	}
-	bkr_sha256(out, raw_len, &got);
+	bkr_crypto_blob_id(c, out, raw_len, &got);
 	if (bkr_id_cmp(&got, id) != 0) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: content hash mismatch", what, hex);
 		goto done;
@@ -138,21 +145,59 @@ done:
 	return err;
 }
 
+int bkr_blob_seal(const bkr_crypto *c, bkr_blob_type type, const bkr_id *id,
+		  uint8_t **payload, uint32_t *stored_len, uint8_t *flags)
+{
+	uint8_t *sealed = NULL;
+	uint32_t n = 0;
+	int err;
+
+	if (!c)
+		return 0;
+	if ((err = bkr_crypto_seal_blob(c, (uint8_t)type, id, *flags & BKR_BLOB_FLAG_ZLIB, *payload, *stored_len,
+					&sealed, &n)) < 0)
+		return err;
+	free(*payload);
+	*payload = sealed;
+	*stored_len = n;
+	*flags |= BKR_BLOB_FLAG_ENCRYPTED;
+	return 0;
+}
+
+/* The header of a blob; a sealed one shows neither its raw length nor its id. */
 static void header_encode(uint8_t h[BKR_BLOB_HEADER_SIZE], const bkr_id *id, uint8_t flags,
 			  uint8_t type, uint32_t stored_len, uint32_t raw_len)
 {
+	bool sealed = flags & BKR_BLOB_FLAG_ENCRYPTED;
+	memset(h, 0, BKR_BLOB_HEADER_SIZE);
 	h[0] = BKR_BLOB_VERSION;
-	h[1] = flags;
+	h[1] = sealed ? BKR_BLOB_FLAG_ENCRYPTED : flags;
 	h[2] = type;
-	h[3] = 0;
 	bkr_put_u32(h + 4, stored_len);
-	bkr_put_u32(h + 8, raw_len);
-	memcpy(h + 12, id->b, 4);
+	if (!sealed) {
+		bkr_put_u32(h + 8, raw_len);
+		memcpy(h + 12, id->b, 4);
+	}
+}
+
+/* Whether an entry's flags and lengths are possible (a pack of an encrypted
+ * repository holds sealed blobs only, a plain one none). */
+static bool entry_ok(const bkr_crypto *c, uint8_t flags, uint32_t stored_len, uint32_t raw_len)
+{
+	if (raw_len > BKR_BLOB_MAX)
+		return false;
+	if (c)
+		return (flags & ~BKR_BLOB_FLAG_ZLIB) == BKR_BLOB_FLAG_ENCRYPTED &&
+		       stored_len >= BKR_CRYPTO_OVERHEAD + BKR_SEALED_BLOB_MIN &&
+		       stored_len <= BKR_SEALED_BLOB_STORED_MAX;
+	return !(flags & ~BKR_BLOB_FLAG_ZLIB) && stored_len <= BKR_BLOB_MAX &&
+	       ((flags & BKR_BLOB_FLAG_ZLIB) || stored_len == raw_len);
 }
 
 /* ---- writer ------------------------------------------------------------- */
 
-int bkr_pack_writer_new(bkr_pack_writer **out, bkr_store *s, const char *tmp_prefix, bkr_blob_type type)
+int bkr_pack_writer_new(bkr_pack_writer **out, bkr_store *s, const char *tmp_prefix, bkr_blob_type type,
+			const bkr_crypto *c)
 {
 	bkr_pack_writer *w = NULL;
 	int err = 0;
@@ -167,6 +212,7 @@ int bkr_pack_writer_new(bkr_pack_writer **out, bkr_store *s, const char *tmp_pre
 		goto done;
 	}
 	w->type = type;
+	w->c = c;
 	if ((err = bkr_store_upload_new(s, tmp_prefix, &w->up)) < 0)
 		goto done;
 	*out = w;
@@ -202,14 +248,9 @@ int bkr_pack_writer_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags,
 
 	if ((err = writer_usable(w)) < 0)
 		return err;
-	if (flags & ~BKR_BLOB_FLAG_ZLIB)
-		return bkr_error_set(BKR_EINVAL, "unsupported blob flags 0x%02x", flags);
-	if (stored_len > BKR_BLOB_MAX || raw_len > BKR_BLOB_MAX)
-		return bkr_error_set(BKR_EINVAL, "blob length %u/%u exceeds the %u-byte limit",
-				     stored_len, raw_len, BKR_BLOB_MAX);
-	if (!(flags & BKR_BLOB_FLAG_ZLIB) && stored_len != raw_len)
-		return bkr_error_set(BKR_EINVAL, "raw blob with stored length %u != raw length %u",
-				     stored_len, raw_len);
+	if (!entry_ok(w->c, flags, stored_len, raw_len))
+		return bkr_error_set(BKR_EINVAL, "blob flags 0x%02x with lengths %u/%u do not fit a pack of %s repository",
+				     flags, stored_len, raw_len, w->c ? "an encrypted" : "a plain");
 	if (w->size + BKR_BLOB_HEADER_SIZE + stored_len > PACK_MAX_SIZE)
 		return bkr_error_set(BKR_EINVAL, "pack would exceed %llu bytes",
 				     (unsigned long long)PACK_MAX_SIZE);
@@ -255,17 +296,35 @@ const bkr_pack_entry *bkr_pack_writer_entries(const bkr_pack_writer *w, size_t *
 	return w->entries;
 }
 
-/** The footer entries and trailer of the entries written so far (malloc'd). */
-static int footer_encode(const bkr_pack_writer *w, uint8_t **out, size_t *len)
+#define FOOTER_AD_SIZE (BKR_CRYPTO_LABEL_SIZE + BKR_CRYPTO_REPO_ID_SIZE + BKR_PACK_ID_SIZE)
+static void footer_ad(uint8_t ad[FOOTER_AD_SIZE], const bkr_crypto *c, const bkr_pack_id *pack)
 {
-	size_t n = w->count * BKR_PACK_ENTRY_SIZE + BKR_PACK_TRAILER_SIZE;
-	uint8_t *buf, *p, *t;
+	bkr_crypto_ad_prefix(ad, "bkrfs-footer-v1", bkr_crypto_repo_id(c));
+	memcpy(ad + BKR_CRYPTO_LABEL_SIZE + BKR_CRYPTO_REPO_ID_SIZE, pack->b, BKR_PACK_ID_SIZE);
+}
+
+/* Bytes of the footer before the trailer: entries, sealed when encrypted. */
+static size_t footer_size(const bkr_crypto *c, uint64_t count)
+{
+	return (size_t)count * BKR_PACK_ENTRY_SIZE + (c ? BKR_CRYPTO_OVERHEAD : 0);
+}
+
+/** The footer entries and trailer of the entries written so far (malloc'd). */
+static int footer_encode(const bkr_pack_writer *w, const bkr_pack_id *pack, uint8_t **out, size_t *len)
+{
+	size_t fsize = footer_size(w->c, w->count), n = fsize + BKR_PACK_TRAILER_SIZE;
+	uint8_t *buf, *p, *t, *plain = NULL, ad[FOOTER_AD_SIZE];
 	bkr_id sum;
+	int err;
 
 	*out = NULL;
 	if (!(buf = calloc(1, n)))
 		return bkr_error_oom();
-	p = buf;
+	if (w->c && !(plain = calloc(1, w->count * BKR_PACK_ENTRY_SIZE + 1))) {
+		free(buf);
+		return bkr_error_oom();
+	}
+	p = plain ? plain : buf;
 	for (size_t i = 0; i < w->count; i++, p += BKR_PACK_ENTRY_SIZE) {
 		const bkr_pack_entry *e = &w->entries[i];
 		memcpy(p, e->id.b, BKR_ID_SIZE);
@@ -275,11 +334,21 @@ static int footer_encode(const bkr_pack_writer *w, uint8_t **out, size_t *len)
 		p[48] = e->type;
 		p[49] = e->flags;
 	}
-	t = p;
+	if (plain) {
+		footer_ad(ad, w->c, pack);
+		err = bkr_crypto_seal(w->c, ad, sizeof(ad), plain, w->count * BKR_PACK_ENTRY_SIZE, buf);
+		free(plain);
+		if (err < 0) {
+			free(buf);
+			return err;
+		}
+	}
+	t = buf + fsize;
 	memcpy(t, BKR_PACK_MAGIC, 8);
 	bkr_put_u32(t + 8, BKR_PACK_VERSION);
 	bkr_put_u32(t + 12, (uint32_t)w->count);
 	bkr_put_u64(t + 16, w->size);
+	bkr_put_u64(t + 24, w->c ? BKR_PACK_FOOTER_SEALED : 0);
 	bkr_sha256(buf, (size_t)(t + 32 - buf), &sum);
 	memcpy(t + 32, sum.b, BKR_ID_SIZE);
 	*out = buf;
@@ -306,7 +375,7 @@ int bkr_pack_writer_finish(bkr_pack_writer *w, const char *pack_root, bkr_pack_i
 		goto done;
 	if ((err = bkr_pack_path(name, sizeof(name), pack_root, &id)) < 0)
 		goto done;
-	if ((err = footer_encode(w, &footer, &footer_len)) < 0)
+	if ((err = footer_encode(w, &id, &footer, &footer_len)) < 0)
 		goto done;
 	if ((err = bkr_store_upload_write(w->up, footer, footer_len)) < 0)
 		goto done;
@@ -348,10 +417,11 @@ int bkr_pack_path(char *out, size_t cap, const char *pack_root, const bkr_pack_i
 
 /* ---- readers ------------------------------------------------------------ */
 
-int bkr_pack_read_footer(int fd, uint64_t file_size, const char *what,
-			 bkr_pack_entry **entries, size_t *n)
+int bkr_pack_read_footer(const bkr_crypto *c, const bkr_pack_id *pack, int fd, uint64_t file_size,
+			 const char *what, bkr_pack_entry **entries, size_t *n)
 {
-	uint8_t trailer[BKR_PACK_TRAILER_SIZE], *buf = NULL, *t;
+	uint8_t trailer[BKR_PACK_TRAILER_SIZE], *buf = NULL, *t, *ents_at, ad[FOOTER_AD_SIZE];
+	uint64_t flags;
 	bkr_pack_entry *ents = NULL;
 	uint64_t footer_off, footer_len, end, prev_end = 0;
 	uint32_t version, count;
@@ -379,7 +449,7 @@ int bkr_pack_read_footer(int fd, uint64_t file_size, const char *what,
 	}
 	count = bkr_get_u32(trailer + 12);
 	footer_off = bkr_get_u64(trailer + 16);
-	footer_len = (uint64_t)count * BKR_PACK_ENTRY_SIZE; /* < 2^38: no overflow */
+	footer_len = footer_size(c, count); /* < 2^38: no overflow */
 	if (__builtin_add_overflow(footer_off, footer_len, &end) ||
 	    __builtin_add_overflow(end, (uint64_t)BKR_PACK_TRAILER_SIZE, &end) || end != file_size) {
 		err = bkr_error_set(BKR_ECORRUPT,
@@ -402,12 +472,26 @@ int bkr_pack_read_footer(int fd, uint64_t file_size, const char *what,
 		err = bkr_error_set(BKR_ECORRUPT, "%s: pack footer checksum mismatch", what);
 		goto done;
 	}
+	flags = bkr_get_u64(trailer + 24);
+	if (flags != (c ? BKR_PACK_FOOTER_SEALED : 0)) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: pack flags 0x%llx: %s", what, (unsigned long long)flags,
+				    c ? "not a pack of an encrypted repository" : "a sealed pack in a plain repository");
+		goto done;
+	}
+	ents_at = buf;
+	if (c) {
+		/* opened in place: the entries follow the nonce */
+		footer_ad(ad, c, pack);
+		ents_at = buf + BKR_CRYPTO_NONCE_SIZE;
+		if ((err = bkr_crypto_open(c, ad, sizeof(ad), buf, (size_t)footer_len, ents_at, what)) < 0)
+			goto done;
+	}
 	if (count && !(ents = calloc(count, sizeof(*ents)))) {
 		err = bkr_error_oom();
 		goto done;
 	}
 	for (uint32_t i = 0; i < count; i++) {
-		const uint8_t *p = buf + (size_t)i * BKR_PACK_ENTRY_SIZE;
+		const uint8_t *p = ents_at + (size_t)i * BKR_PACK_ENTRY_SIZE;
 		bkr_pack_entry *e = &ents[i];
 		char hex[BKR_ID_HEX];
 
@@ -418,7 +502,7 @@ int bkr_pack_read_footer(int fd, uint64_t file_size, const char *what,
 		e->type = p[48];
 		e->flags = p[49];
 		bkr_id_to_hex(&e->id, hex);
-		if (e->stored_len > BKR_BLOB_MAX || e->raw_len > BKR_BLOB_MAX) {
+		if (e->stored_len > bkr_blob_stored_max(e->flags) || e->raw_len > BKR_BLOB_MAX) {
 			err = bkr_error_set(BKR_ECORRUPT,
 					    "%s: entry %u (blob %s): length %u/%u exceeds the %u-byte limit",
 					    what, i, hex, e->stored_len, e->raw_len, BKR_BLOB_MAX);
@@ -429,8 +513,7 @@ int bkr_pack_read_footer(int fd, uint64_t file_size, const char *what,
 					    what, i, hex, e->type);
 			goto done;
 		}
-		if ((e->flags & ~BKR_BLOB_FLAG_ZLIB) ||
-		    (!(e->flags & BKR_BLOB_FLAG_ZLIB) && e->stored_len != e->raw_len)) {
+		if (!entry_ok(c, e->flags, e->stored_len, e->raw_len)) {
 			err = bkr_error_set(BKR_ECORRUPT,
 					    "%s: entry %u (blob %s): bad flags 0x%02x or lengths %u/%u",
 					    what, i, hex, e->flags, e->stored_len, e->raw_len);
@@ -457,8 +540,55 @@ done:
 	return err;
 }
 
-int bkr_pack_read_blob_from(bkr_pack_reader read, void *ctx, const char *what, const bkr_id *id,
-			    uint64_t offset, uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out)
+/* A sealed blob: its header (version 1, the encrypted flag, type, the
+ * stored length, zeros), then open, check and decode the payload. */
+static int read_sealed(const bkr_crypto *c, bkr_pack_reader read, void *ctx, const char *what, const bkr_id *id,
+		       uint64_t offset, uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out)
+{
+	static const uint8_t zero[8];
+	char hex[BKR_ID_HEX];
+	uint8_t *buf = NULL, *h;
+	const uint8_t *payload;
+	size_t plen;
+	bool zlib;
+	int err;
+
+	bkr_id_to_hex(id, hex);
+	if (!(buf = malloc(BKR_BLOB_HEADER_SIZE + (size_t)stored_len)))
+		return bkr_error_oom();
+	if ((err = read(ctx, buf, BKR_BLOB_HEADER_SIZE + (size_t)stored_len, offset)) < 0) {
+		bkr_error_prefix("blob %s", hex);
+		goto done;
+	}
+	h = buf;
+	if (h[0] != BKR_BLOB_VERSION || h[1] != BKR_BLOB_FLAG_ENCRYPTED || h[2] != type || h[3] != 0 ||
+	    bkr_get_u32(h + 4) != stored_len || memcmp(h + 8, zero, 8) != 0) {
+		err = bkr_error_set(BKR_ECORRUPT,
+				    "%s: blob %s at offset %llu: header (version %u, flags 0x%02x, type %u, "
+				    "length %u) disagrees with the index (sealed, type %u, length %u)",
+				    what, hex, (unsigned long long)offset, h[0], h[1], h[2], bkr_get_u32(h + 4),
+				    type, stored_len);
+		goto done;
+	}
+	if ((err = bkr_crypto_open_blob(c, type, id, buf + BKR_BLOB_HEADER_SIZE, stored_len, &payload, &plen,
+					&zlib, what)) < 0) {
+		bkr_error_prefix("blob %s", hex);
+		goto done;
+	}
+	if (!zlib && plen != raw_len) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: raw payload of %zu bytes, the index says %u",
+				    what, hex, plen, raw_len);
+		goto done;
+	}
+	err = bkr_blob_decode(c, id, zlib ? BKR_BLOB_FLAG_ZLIB : 0, payload, (uint32_t)plen, out, raw_len, what);
+done:
+	free(buf);
+	return err;
+}
+
+int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx, const char *what,
+			    const bkr_id *id, uint64_t offset, uint32_t stored_len, uint32_t raw_len,
+			    uint8_t type, void *out)
 {
 	char hex[BKR_ID_HEX];
 	uint8_t *buf = NULL, *h, hdr[BKR_BLOB_HEADER_SIZE];
@@ -467,11 +597,15 @@ int bkr_pack_read_blob_from(bkr_pack_reader read, void *ctx, const char *what, c
 	int err = 0;
 
 	bkr_id_to_hex(id, hex);
-	if (stored_len > BKR_BLOB_MAX || raw_len > BKR_BLOB_MAX ||
+	if (stored_len > (c ? BKR_SEALED_BLOB_STORED_MAX : BKR_BLOB_MAX) || raw_len > BKR_BLOB_MAX ||
 	    __builtin_add_overflow(offset, (uint64_t)BKR_BLOB_HEADER_SIZE + stored_len, &end) ||
 	    end > (uint64_t)INT64_MAX) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: bad location %llu + %u (raw %u)",
 				    what, hex, (unsigned long long)offset, stored_len, raw_len);
+		goto done;
+	}
+	if (c) {
+		err = read_sealed(c, read, ctx, what, id, offset, stored_len, raw_len, type, out);
 		goto done;
 	}
 	if (stored_len == raw_len) {
@@ -512,7 +646,7 @@ int bkr_pack_read_blob_from(bkr_pack_reader read, void *ctx, const char *what, c
 				    what, hex);
 		goto done;
 	}
-	err = bkr_blob_decode(id, h[1], payload, stored_len, out, raw_len, what);
+	err = bkr_blob_decode(NULL, id, h[1], payload, stored_len, out, raw_len, what);
 done:
 	if (err < 0 && raw_len && raw_len <= BKR_BLOB_MAX)
 		memset(out, 0, raw_len);
@@ -531,9 +665,9 @@ static int fd_read(void *ctx, void *buf, size_t len, uint64_t off)
 	return bkr_io_pread_full(r->fd, buf, len, off, r->what);
 }
 
-int bkr_pack_read_blob(int fd, const char *what, const bkr_id *id, uint64_t offset,
+int bkr_pack_read_blob(const bkr_crypto *c, int fd, const char *what, const bkr_id *id, uint64_t offset,
 		       uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out)
 {
 	struct fd_reader r = { fd, what };
-	return bkr_pack_read_blob_from(fd_read, &r, what, id, offset, stored_len, raw_len, type, out);
+	return bkr_pack_read_blob_from(c, fd_read, &r, what, id, offset, stored_len, raw_len, type, out);
 }

@@ -227,13 +227,10 @@ static int trash_tmp(void *ctx, const char *name)
 
 static int load_index(struct prune *p, bkr_index **idx)
 {
-	char dir[PATH_MAX];
 	uint64_t n;
 	int err;
 
-	if (snprintf(dir, sizeof(dir), "%s/index", bkr_repo_path(p->r)) >= (int)sizeof(dir))
-		return bkr_error_set(BKR_EINVAL, "path too long");
-	if ((err = bkr_index_open(idx, dir)) < 0)
+	if ((err = bkr_index_load(idx, bkr_repo_store(p->r), "index/", 0)) < 0)
 		return err;
 	n = bkr_index_count(*idx);
 	if (!(p->ents = malloc((n ? n : 1) * sizeof(*p->ents))))
@@ -345,14 +342,15 @@ static int repack_one(struct prune *p, struct pack *pk, struct repacker *rp, bkr
 			dup = !bkr_id_cmp(&p->ents[k].id, &e->id);
 		if (dup)
 			continue;
-		if ((err = bkr_pack_read_blob(fd, pk->path, &e->id, e->offset, e->stored_len, e->raw_len, e->type,
+		if ((err = bkr_pack_read_blob(bkr_repo_crypto(p->r), fd, pk->path, &e->id, e->offset, e->stored_len, e->raw_len, e->type,
 					      raw)) < 0)
 			break;
 		if (pread(fd, stored, e->stored_len, (off_t)e->offset + BKR_BLOB_HEADER_SIZE) != (ssize_t)e->stored_len) {
 			err = bkr_error_set(BKR_ECORRUPT, "%s: short read", pk->path);
 			break;
 		}
-		if (!rp->w && (err = bkr_pack_writer_new(&rp->w, p->store, tmp, (bkr_blob_type)pk->type)) < 0)
+		if (!rp->w && (err = bkr_pack_writer_new(&rp->w, p->store, tmp, (bkr_blob_type)pk->type,
+							 bkr_repo_crypto(p->r))) < 0)
 			break;
 		if ((err = bkr_pack_writer_add(rp->w, &e->id, e->flags, stored, e->stored_len, e->raw_len)) < 0)
 			break;
@@ -389,7 +387,7 @@ static int write_index(struct prune *p, bkr_index *idx)
 			if (pk->on_disk || bkr_idset_has(&p->used, &p->ents[k].id))
 				err = bkr_index_builder_add(b, &p->ents[k]);
 	}
-	if (p->rep->repacked_packs && (!(raw = malloc(BKR_BLOB_MAX)) || !(stored = malloc(BKR_BLOB_MAX))))
+	if (p->rep->repacked_packs && (!(raw = malloc(BKR_BLOB_MAX)) || !(stored = malloc(BKR_SEALED_BLOB_STORED_MAX))))
 		err = bkr_error_oom();
 	for (size_t i = 0; i < p->npacks && err == 0; i++)
 		if (p->packs[i].repack)

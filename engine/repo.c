@@ -7,7 +7,9 @@
  * repo.h for the threading rules.
  */
 #include "bkr/repo.h"
+#include "bkr/crypto_store.h"
 #include "bkr/error.h"
+#include "bkr/key.h"
 #include "bkr/pack.h"
 #include "repo_priv.h"
 
@@ -18,6 +20,45 @@
 #include <string.h>
 
 /* ---- open/close ---------------------------------------------------------- */
+
+static int on_key_file(void *ctx, const char *name)
+{
+	size_t n = strlen(name);
+	(void)ctx;
+	return n > 5 && !strcmp(name + n - 5, ".json") && !strchr(name + 5, '/') ? 1 : 0;
+}
+
+/*
+ * An encrypted repository: open its keys with the passphrase, take the
+ * secret chunker seed, and seal through the store from now on.  A plain one
+ * must hold no key file (a config.json altered to say "none").
+ */
+static int open_keys(bkr_repo *r)
+{
+	uint8_t id[BKR_CRYPTO_REPO_ID_SIZE];
+	const char *pass;
+	bkr_store *sealed;
+	size_t len;
+	int err;
+
+	if (!r->cfg.encrypted) {
+		if ((err = bkr_store_list(r->store, "keys/", on_key_file, NULL)) == 1)
+			return bkr_error_set(BKR_ECORRUPT, "%s: config.json says the repository is not encrypted, "
+					     "but keys/ holds key files: config.json was altered; refusing to use it", r->path);
+		bkr_error_clear();
+		return err < 0 && err != BKR_ENOTFOUND ? err : 0;
+	}
+	if ((err = bkr_repo_id_bytes(&r->cfg, id)) < 0 || (err = bkr_key_passphrase(r->path, &pass, &len)) < 0 ||
+	    (err = bkr_key_unlock(r->store, id, pass, len, &r->crypto, r->key_id)) < 0)
+		return err;
+	r->cfg.chunk_seed = bkr_crypto_chunker_seed(r->crypto);
+	if ((err = bkr_crypto_store_new(&sealed, r->store, r->crypto)) < 0) {
+		r->store = NULL;
+		return err;
+	}
+	r->store = sealed;
+	return 0;
+}
 
 int bkr_repo_open(bkr_repo **out, const char *path, int flags)
 {
@@ -49,7 +90,7 @@ int bkr_repo_open_store(bkr_repo **out, bkr_store *store, int flags)
 		err = bkr_error_oom();
 		goto done;
 	}
-	if ((err = bkr_repo_config_load(r)) < 0)
+	if ((err = bkr_repo_config_load(r)) < 0 || (err = open_keys(r)) < 0)
 		goto done;
 	if ((err = bkr_index_load(&r->index, r->store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0)
 		goto done;
@@ -76,6 +117,7 @@ void bkr_repo_free(bkr_repo *r)
 	free_tiers(r);
 	bkr_store_free(r->store);
 	bkr_index_free(r->index);
+	bkr_crypto_free(r->crypto);
 	pthread_rwlock_destroy(&r->index_lock);
 	free(r->config_warning);
 	free(r->path);
@@ -95,6 +137,35 @@ bkr_store *bkr_repo_store(const bkr_repo *r)
 const bkr_repo_config *bkr_repo_get_config(const bkr_repo *r)
 {
 	return &r->cfg;
+}
+
+const bkr_crypto *bkr_repo_crypto(const bkr_repo *r)
+{
+	return r->crypto;
+}
+
+const char *bkr_repo_key_id(const bkr_repo *r)
+{
+	return r->key_id;
+}
+
+int bkr_repo_store_new(bkr_repo *r, bkr_store **out)
+{
+	bkr_store *s;
+	int err;
+	*out = NULL;
+	if ((err = bkr_store_open(&s, r->path, 0)) < 0)
+		return err;
+	if (!r->crypto) {
+		*out = s;
+		return 0;
+	}
+	return bkr_crypto_store_new(out, s, r->crypto);
+}
+
+void bkr_repo_blob_id(const bkr_repo *r, const void *data, size_t len, bkr_id *out)
+{
+	bkr_crypto_blob_id(r->crypto, data, len, out);
 }
 
 int bkr_repo_check_writable(const bkr_repo *r)
@@ -272,7 +343,7 @@ int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_
 		for (size_t i = 0; err == BKR_ENOTFOUND && pack_place(r, i, &e.pack, type, &g.s, name); i++) {
 			if ((err = bkr_store_describe(g.s, name, what, sizeof(what))) < 0)
 				break;
-			err = bkr_pack_read_blob_from(range_read, &g, what, id, e.offset,
+			err = bkr_pack_read_blob_from(r->crypto, range_read, &g, what, id, e.offset,
 						      e.stored_len, e.raw_len, e.type, buf);
 		}
 		if (err >= 0 || err == BKR_ECORRUPT || err == BKR_ENOTFOUND)

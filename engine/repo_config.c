@@ -3,7 +3,9 @@
  * repository (bkr_repo_init) and reading its settings and feature flags.
  */
 #include "repo_priv.h"
+#include "bkr/crypto.h"
 #include "bkr/error.h"
+#include "bkr/key.h"
 #include "bkr/store.h"
 
 #include <cjson/cJSON.h>
@@ -14,13 +16,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const known_incompat[] = { NULL };
+static const char *const known_incompat[] = { "encryption", NULL };
 static const char *const known_ro_compat[] = { NULL };
 
 static bool known(const char *const *list, const char *name)
 {
 	for (; *list; list++)
 		if (!strcmp(*list, name))
+			return true;
+	return false;
+}
+
+static bool has_incompat(const cJSON *features, const char *name)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(features, "incompat"), *it;
+	cJSON_ArrayForEach(it, arr)
+		if (cJSON_IsString(it) && !strcmp(it->valuestring, name))
 			return true;
 	return false;
 }
@@ -97,8 +108,14 @@ int bkr_repo_config_parse(bkr_repo_config *cfg, const char *text, size_t len, co
 	}
 	memcpy(cfg->id, v->valuestring, 33);
 	v = cJSON_GetObjectItemCaseSensitive(root, "encryption");
-	if (!cJSON_IsString(v) || strcmp(v->valuestring, "none") != 0) {
-		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: key 'encryption': only \"none\" is supported", what);
+	if (!cJSON_IsString(v) || (strcmp(v->valuestring, "none") && strcmp(v->valuestring, "aes-256-gcm"))) {
+		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: key 'encryption': expected \"none\" or \"aes-256-gcm\"", what);
+		goto done;
+	}
+	cfg->encrypted = !strcmp(v->valuestring, "aes-256-gcm");
+	if (cfg->encrypted != (features && has_incompat(features, "encryption"))) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: key 'encryption' and the feature 'encryption' in "
+				    "features.incompat disagree", what);
 		goto done;
 	}
 	v = cJSON_GetObjectItemCaseSensitive(root, "hash");
@@ -248,6 +265,13 @@ int bkr_repo_config_heal(bkr_repo *r, bool dry_run, const char **fixed)
 	return err;
 }
 
+int bkr_repo_id_bytes(const bkr_repo_config *cfg, uint8_t out[16])
+{
+	if (bkr_hex_decode(out, 16, cfg->id) < 0)
+		return bkr_error_set(BKR_ECORRUPT, "config.json: key 'id': expected 32 hex characters");
+	return 0;
+}
+
 static const char *const repo_dirs[] = { "data", "tree", "index", "backups", "runs", "records", "locks", "trash" };
 
 /* A refusal unless @p path is absent or an empty directory. */
@@ -283,11 +307,15 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 {
 	bkr_repo_init_options defaults = BKR_REPO_INIT_OPTIONS_INIT;
 	bkr_store *s = NULL;
+	bkr_crypto *keys = NULL;
 	cJSON *root = NULL, *o;
-	char *text = NULL, *sealed = NULL, idhex[33], seedhex[17], created[32];
-	uint8_t id[16];
+	char *text = NULL, *sealed = NULL, idhex[33], seedhex[17], created[32], key_id[BKR_KEY_ID_HEX];
+	uint8_t id[16], *master = NULL;
+	const char *pass = NULL;
+	size_t passlen = 0;
 	uint64_t seed;
 	size_t sealed_len;
+	bool encrypt;
 	int err = 0;
 
 	if (!opts)
@@ -296,14 +324,34 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 		return bkr_error_set(BKR_EINVAL, "compression level %d: expected 1..9", opts->level);
 	if (opts->compression && strcmp(opts->compression, "zlib") && strcmp(opts->compression, "none"))
 		return bkr_error_set(BKR_EINVAL, "compression '%s': expected zlib or none", opts->compression);
-	if ((!bkr_store_is_url(path) && (err = check_empty(path)) < 0) ||
-	    (err = bkr_store_open(&s, path, BKR_STORE_CREATE)) < 0 || (err = check_no_objects(s)) < 0)
+	if (opts->encryption && strcmp(opts->encryption, "none") && strcmp(opts->encryption, "aes-256-gcm"))
+		return bkr_error_set(BKR_EINVAL, "encryption '%s': expected none or aes-256-gcm", opts->encryption);
+	encrypt = opts->encryption && !strcmp(opts->encryption, "aes-256-gcm");
+	if (!bkr_store_is_url(path) && (err = check_empty(path)) < 0)
+		return err;
+	/* the passphrase first: without one nothing is created */
+	if (encrypt && (err = bkr_key_new_passphrase(true, &pass, &passlen)) < 0)
+		return err;
+	if ((err = bkr_store_open(&s, path, BKR_STORE_CREATE)) < 0 || (err = check_no_objects(s)) < 0)
 		goto done;
 	for (size_t i = 0; i < sizeof(repo_dirs) / sizeof(*repo_dirs); i++)
 		if ((err = bkr_store_prepare(s, repo_dirs[i])) < 0)
 			goto done;
 	if ((err = bkr_random_bytes(id, sizeof(id))) < 0 || (err = bkr_random_bytes(&seed, sizeof(seed))) < 0)
 		goto done;
+	if (encrypt) {
+		/* fresh master keys, wrapped in the first key file before config.json
+		 * (whose presence makes the repository) is written */
+		if (!(master = bkr_secure_alloc(2 * BKR_CRYPTO_KEY_SIZE))) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		if ((err = bkr_random_bytes(master, 2 * BKR_CRYPTO_KEY_SIZE)) < 0 ||
+		    (err = bkr_crypto_new(&keys, master, master + BKR_CRYPTO_KEY_SIZE, id)) < 0 ||
+		    (err = bkr_key_add(s, keys, pass, passlen, key_id)) < 0)
+			goto done;
+		seed = 0; /* the chunker's seed is secret: derived from the MAC key */
+	}
 	bkr_hex_encode(id, sizeof(id), idhex);
 	bkr_hex_encode(&seed, sizeof(seed), seedhex);
 	bkr_time_format(created, bkr_time_now_ns());
@@ -314,7 +362,9 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 	o = cJSON_AddObjectToObject(root, "features");
 	cJSON_AddArrayToObject(o, "compat");
 	cJSON_AddArrayToObject(o, "ro_compat");
-	cJSON_AddArrayToObject(o, "incompat");
+	o = cJSON_AddArrayToObject(o, "incompat");
+	if (encrypt)
+		cJSON_AddItemToArray(o, cJSON_CreateString("encryption"));
 	cJSON_AddStringToObject(root, "id", idhex);
 	cJSON_AddStringToObject(root, "created", created);
 	o = cJSON_AddObjectToObject(root, "chunker");
@@ -327,7 +377,7 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 	cJSON_AddStringToObject(o, "codec", opts->compression && !strcmp(opts->compression, "none") ? "none" : "zlib");
 	cJSON_AddNumberToObject(o, "level", opts->level ? opts->level : 1);
 	cJSON_AddStringToObject(root, "hash", "sha256");
-	cJSON_AddStringToObject(root, "encryption", "none");
+	cJSON_AddStringToObject(root, "encryption", encrypt ? "aes-256-gcm" : "none");
 	cJSON_AddNumberToObject(root, "pack_size", opts->pack_size ? opts->pack_size : BKR_PACK_TARGET_SIZE);
 	if (!(text = cJSON_PrintUnformatted(root))) {
 		err = bkr_error_oom();
@@ -346,6 +396,8 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 		goto done;
 	err = bkr_store_put(s, "config.json", sealed, sealed_len);
 done:
+	bkr_secure_free(master, 2 * BKR_CRYPTO_KEY_SIZE);
+	bkr_crypto_free(keys);
 	bkr_store_free(s);
 	cJSON_Delete(root);
 	free(text);

@@ -22,7 +22,12 @@ struct bkr_repo {
 	pthread_rwlock_t index_lock;  /* guards index (swap on reload) */
 	bkr_index *index;
 	char *config_warning;         /* config.json was damaged and its copy served (or NULL) */
+	bkr_crypto *crypto;           /* master keys of an encrypted repository, else NULL */
+	char key_id[17];              /* the key file that opened it */
 };
+
+/** The 16 bytes of the config's id. */
+int bkr_repo_id_bytes(const bkr_repo_config *cfg, uint8_t out[16]);
 
 /** Parse and check config.json (@p what names it in messages). */
 int bkr_repo_config_parse(bkr_repo_config *cfg, const char *text, size_t len, const char *what);

@@ -100,7 +100,7 @@ int bkr_trash_move(bkr_store *s, const char *const *names, size_t n, int64_t now
 
 int bkr_trash_repo_store(bkr_repo *r, bkr_store **out)
 {
-	return bkr_store_open(out, bkr_repo_path(r), 0);
+	return bkr_repo_store_new(r, out);
 }
 
 int bkr_trash_backups(bkr_store *s, const char *const *ids, size_t n, int64_t now_ns)

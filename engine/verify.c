@@ -274,7 +274,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		goto done;
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	if ((err = bkr_pack_read_footer(fd, (uint64_t)st.st_size, path, &fents, &nf)) < 0) {
+	if ((err = bkr_pack_read_footer(bkr_repo_crypto(v->r), id, fd, (uint64_t)st.st_size, path, &fents, &nf)) < 0) {
 		if (err == BKR_ENOMEM)
 			goto done;
 		/* readers go by the index, not the footer: read_data finds out what is lost */
@@ -300,7 +300,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 			continue;
 		v->st->blobs_read++;
 		v->st->bytes_read += e->stored_len + BKR_BLOB_HEADER_SIZE;
-		if (bkr_pack_read_blob(fd, path, &e->id, e->offset, e->stored_len, e->raw_len, e->type, v->buf) == 0)
+		if (bkr_pack_read_blob(bkr_repo_crypto(v->r), fd, path, &e->id, e->offset, e->stored_len, e->raw_len, e->type, v->buf) == 0)
 			continue;
 		report(v, BKR_VERIFY_BLOB, hex, NULL, NULL, "%s", bkr_error_message());
 		if ((err = mark_entry(v, e)) < 0)
@@ -326,7 +326,7 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s: %s (a pack the index does not name)", path, strerror(errno));
 		goto done;
 	}
-	if ((err = bkr_pack_read_footer(fd, (uint64_t)st.st_size, path, &fents, &nf)) < 0) {
+	if ((err = bkr_pack_read_footer(bkr_repo_crypto(v->r), id, fd, (uint64_t)st.st_size, path, &fents, &nf)) < 0) {
 		if (err == BKR_ENOMEM)
 			goto done;
 		err = 0;

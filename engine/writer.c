@@ -138,12 +138,13 @@ int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 	if (added <= 0)
 		return added;
 
-	if ((err = bkr_blob_encode(w->repo->cfg.level, data, len, &payload, &stored_len, &flags)) < 0)
+	if ((err = bkr_blob_encode(w->repo->cfg.level, data, len, &payload, &stored_len, &flags)) < 0 ||
+	    (err = bkr_blob_seal(w->repo->crypto, type, id, &payload, &stored_len, &flags)) < 0)
 		goto done;
 
 	pthread_mutex_lock(&w->lock);
 	if (!w->open[type])
-		err = bkr_pack_writer_new(&w->open[type], w->repo->store, pack_folder(type), type);
+		err = bkr_pack_writer_new(&w->open[type], w->repo->store, pack_folder(type), type, w->repo->crypto);
 	if (err == 0)
 		err = bkr_pack_writer_add(w->open[type], id, flags, payload, stored_len, (uint32_t)len);
 	if (err == 0 && bkr_pack_writer_size(w->open[type]) >= w->repo->cfg.pack_size) {
@@ -173,12 +174,24 @@ done:
 int bkr_writer_put_hash(bkr_writer *w, bkr_blob_type type, const void *data, size_t len,
 			bkr_id *id, bool *is_new)
 {
-	bkr_sha256(data, len, id);
+	bkr_repo_blob_id(w->repo, data, len, id);
 	return bkr_writer_put(w, type, id, data, len, is_new, NULL);
 }
 
-int bkr_writer_emit_tree(void *w, const bkr_id *id, const uint8_t *blob, size_t len)
+void bkr_writer_blob_id(const bkr_writer *w, const void *data, size_t len, bkr_id *id)
 {
+	bkr_repo_blob_id(w->repo, data, len, id);
+}
+
+bool bkr_writer_keyed(const bkr_writer *w)
+{
+	return w->repo->crypto != NULL;
+}
+
+int bkr_writer_emit_tree(void *w, bkr_id *id, const uint8_t *blob, size_t len)
+{
+	if (bkr_writer_keyed(w))
+		bkr_writer_blob_id(w, blob, len, id);
 	return bkr_writer_put(w, BKR_BLOB_TREE, id, blob, len, NULL, NULL);
 }
 

@@ -52,6 +52,8 @@ struct bkrfs_opts {
 	char *cache_dir;       /**< the disk cache of a remote repository (NULL: the default) */
 	unsigned long cache_max_mib; /**< its size bound, MiB (0: BKR_STORE_CACHE_MAX_DEFAULT) */
 	bool remote;           /**< the repository is a URL (s3://...), read through the disk cache */
+	char *password_file;   /**< an encrypted repository's passphrase: first line of this file */
+	char *password_command; /**< ... or what this command prints (else BKR_PASSWORD, else a prompt) */
 };
 
 /** The catalog of recovery runs (loaded on first visit of /recovered). */

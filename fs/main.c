@@ -35,6 +35,7 @@
 #include "bkr/io.h"
 #include "bkr/store.h"
 #include "bkr/store_cache.h"
+#include "bkr/key.h"
 #include "bkr_version.h"
 #include "bkrfs.h"
 
@@ -50,6 +51,7 @@ enum {
 	KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_SINGLE, KEY_UID, KEY_GID, KEY_UMASK,
 	KEY_NUMERIC, KEY_CACHE, KEY_TZ, KEY_READY, KEY_ALLOW_OTHER, KEY_RW, KEY_WATCH, KEY_INODES, KEY_KEEP,
 	KEY_CACHE_DIR, KEY_CACHE_MAX,
+	KEY_PASSWORD_FILE, KEY_PASSWORD_COMMAND,
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -77,6 +79,8 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("cache_max=", KEY_CACHE_MAX),
 	FUSE_OPT_KEY("--cache-max=", KEY_CACHE_MAX),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("password_file=", KEY_PASSWORD_FILE),
+	FUSE_OPT_KEY("password_command=", KEY_PASSWORD_COMMAND),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_END
@@ -120,6 +124,9 @@ static void usage(FILE *f)
 		"                         through the cache too (a repository on a slow disk)\n"
 		"  --cache-max=MiB, -o cache_max=MiB\n"
 		"                         the disk cache's size bound (default 2048)\n"
+		"  -o password_file=FILE  an encrypted repository's passphrase: the first line of FILE\n"
+		"  -o password_command=CMD  ... the first line CMD prints (else BKR_PASSWORD, else a\n"
+		"                         prompt on the terminal before the mount goes to the background)\n"
 		"  -o max_inodes=N        inodes kept before the kernel is asked to forget the\n"
 		"                         least recently used (default 65536; about 600 bytes each)\n"
 		"  -o OPT                 other FUSE mount options (fsname=, max_read=...)\n"
@@ -215,6 +222,12 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			o->ready_fd = (int)v;
 		}
 		return 0;
+	case KEY_PASSWORD_FILE:
+		free(o->password_file);
+		return (o->password_file = strdup(strchr(arg, '=') + 1)) ? 0 : -1;
+	case KEY_PASSWORD_COMMAND:
+		free(o->password_command);
+		return (o->password_command = strdup(strchr(arg, '=') + 1)) ? 0 : -1;
 	case KEY_TZ: {
 		const char *z = strchr(arg, '=') + 1;
 		if (!bkrfs_tz_valid(z)) {
@@ -533,7 +546,10 @@ int main(int argc, char *argv[])
 
 	/* the repository */
 	ret = EXIT_REPO;
-	if ((err = open_repo(&fs)) < 0) {
+	bkr_key_set_source(&(bkr_key_source){ .file = fs.o.password_file, .command = fs.o.password_command });
+	err = open_repo(&fs);
+	bkr_key_forget(); /* the keys are open: the passphrase is no longer needed */
+	if (err < 0) {
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
 		goto out;
 	}
@@ -615,5 +631,7 @@ out:
 	free(fs.o.mountpoint);
 	free(fs.o.tz);
 	free(fs.o.cache_dir);
+	free(fs.o.password_file);
+	free(fs.o.password_command);
 	return ret;
 }

@@ -16,6 +16,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{ "init", cmd_init, "create a repository" },
+	{ "key", cmd_key, "list, add, remove key files of an encrypted repository; change a passphrase" },
 	{ "create", cmd_create, "back up sources (full, incremental, differential, snapshot)" },
 	{ "backup", cmd_create, "the same as create" },
 	{ "list", cmd_list, "list backups" },
@@ -56,11 +57,14 @@ static void usage(FILE *f)
 		   "  -q, --quiet          only errors\n"
 		   "  -v, --verbose        more detail\n"
 		   "      --no-color       no colour (also NO_COLOR=1; colour is only used on a TTY)\n"
+		   "      --password-file FILE     passphrase of an encrypted repository: first line of FILE\n"
+		   "      --password-command CMD   ... the first line CMD prints (else BKR_PASSWORD, else a prompt)\n"
+		   "      --new-password-file FILE a new passphrase (init, key add, key passwd; else BKR_NEW_PASSWORD)\n"
 		   "  -h, --help           this help; 'bkr COMMAND --help' for a command\n"
 		   "      --version        print the version\n\n"
 		   "Exit status: 0 ok, 1 a check found problems, 2 usage or configuration error,\n"
 		   "3 not found, 4 corrupt data, 5 locked, 6 partial failure, 7 I/O error,\n"
-		   "8 external source unavailable, 70 internal error.  See bkr(1).\n");
+		   "8 external source unavailable, 9 wrong passphrase, 70 internal error.  See bkr(1).\n");
 }
 
 int main(int argc, char **argv)
@@ -100,6 +104,12 @@ int main(int argc, char **argv)
 			c.verbose++;
 		} else if (!strcmp(a, "--no-color")) {
 			c.color = false;
+		} else if (!strcmp(a, "--password-file") && i + 1 < argc) {
+			cli_common(&c, OPT_PASSWORD_FILE, argv[++i], NULL);
+		} else if (!strcmp(a, "--password-command") && i + 1 < argc) {
+			cli_common(&c, OPT_PASSWORD_COMMAND, argv[++i], NULL);
+		} else if (!strcmp(a, "--new-password-file") && i + 1 < argc) {
+			cli_common(&c, OPT_NEW_PASSWORD_FILE, argv[++i], NULL);
 		} else {
 			return cli_usage_error(&c, "unknown option '%s'", a);
 		}

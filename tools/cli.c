@@ -42,6 +42,9 @@ int cli_common(cli *c, int opt, const char *arg, const char *usage)
 	case 'q': c->quiet = true; c->progress = false; return 1;
 	case 'v': c->verbose++; return 1;
 	case OPT_NO_COLOR: c->color = false; return 1;
+	case OPT_PASSWORD_FILE: c->keys.file = arg; bkr_key_set_source(&c->keys); return 1;
+	case OPT_PASSWORD_COMMAND: c->keys.command = arg; bkr_key_set_source(&c->keys); return 1;
+	case OPT_NEW_PASSWORD_FILE: c->keys.new_file = arg; bkr_key_set_source(&c->keys); return 1;
 	case 'h': fputs(usage, stdout); return -1;
 	default: return 0;
 	}

@@ -12,6 +12,7 @@
 
 #include "bkr/backup.h"
 #include "bkr/config.h"
+#include "bkr/key.h"
 #include "bkr/repo.h"
 #include "exit.h"
 #include "json_out.h"
@@ -26,10 +27,12 @@ typedef struct {
 	bool color;           /**< stderr/stdout is a TTY and NO_COLOR unset */
 	bool progress;        /**< stderr is a TTY and not quiet */
 	const char *cmd;      /**< subcommand name, for messages */
+	bkr_key_source keys;  /**< --password-file, --password-command, --new-password-file */
 } cli;
 
 /** Option ids for the common long options (above the ASCII range). */
-enum { OPT_JSON = 1000, OPT_HELP, OPT_NO_COLOR, OPT_FIRST_CMD = 1100 };
+enum { OPT_JSON = 1000, OPT_HELP, OPT_NO_COLOR, OPT_PASSWORD_FILE, OPT_PASSWORD_COMMAND,
+       OPT_NEW_PASSWORD_FILE, OPT_FIRST_CMD = 1100 };
 
 #define CLI_COMMON_SHORT "r:c:qvh"
 #define CLI_COMMON_LONG                                        \
@@ -39,6 +42,9 @@ enum { OPT_JSON = 1000, OPT_HELP, OPT_NO_COLOR, OPT_FIRST_CMD = 1100 };
 	{ "quiet", no_argument, NULL, 'q' },                   \
 	{ "verbose", no_argument, NULL, 'v' },                 \
 	{ "no-color", no_argument, NULL, OPT_NO_COLOR },       \
+	{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE }, \
+	{ "password-command", required_argument, NULL, OPT_PASSWORD_COMMAND }, \
+	{ "new-password-file", required_argument, NULL, OPT_NEW_PASSWORD_FILE }, \
 	{ "help", no_argument, NULL, 'h' }
 
 /**
@@ -124,6 +130,7 @@ size_t cli_skip_paths(const bkr_config *cfg, const char *skip[3]);
 typedef int (*cli_cmd_fn)(cli *c, int argc, char **argv);
 
 int cmd_init(cli *c, int argc, char **argv);
+int cmd_key(cli *c, int argc, char **argv);
 int cmd_create(cli *c, int argc, char **argv);
 int cmd_list(cli *c, int argc, char **argv);
 int cmd_show(cli *c, int argc, char **argv);

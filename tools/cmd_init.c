@@ -8,13 +8,19 @@
 #include "bkr/error.h"
 
 static const char usage[] =
-	"usage: bkr init -r REPO [--compression zlib|none] [--level N]\n\n"
+	"usage: bkr init -r REPO [--encryption none|aes-256-gcm] [--compression zlib|none] [--level N]\n\n"
 	"Create an empty repository at REPO (an absent or empty directory).\n\n"
+	"  --encryption none|aes-256-gcm\n"
+	"                            seal everything stored under keys opened by a passphrase\n"
+	"                            (default none; docs/security.md says why, and what a lost\n"
+	"                            passphrase means: the data is lost).  The passphrase comes from\n"
+	"                            --new-password-file, --password-file, --password-command,\n"
+	"                            BKR_PASSWORD, or a prompt (twice)\n"
 	"  --compression zlib|none   blob compression (default zlib)\n"
 	"  --level N                 zlib level 1..9 (default 1: fastest, measured best)\n"
 	"  --chunk-avg BYTES         average chunk size, a power of two (default 1048576)\n";
 
-enum { OPT_COMPRESSION = OPT_FIRST_CMD, OPT_LEVEL, OPT_CHUNK_AVG };
+enum { OPT_COMPRESSION = OPT_FIRST_CMD, OPT_LEVEL, OPT_CHUNK_AVG, OPT_ENCRYPTION };
 
 static int opt(cli *c, int o, const char *arg, void *st)
 {
@@ -22,6 +28,11 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	char *end;
 	long v;
 	switch (o) {
+	case OPT_ENCRYPTION:
+		if (strcmp(arg, "none") && strcmp(arg, "aes-256-gcm"))
+			return cli_usage_error(c, "--encryption: expected none or aes-256-gcm, not '%s'", arg);
+		io->encryption = arg;
+		return 0;
 	case OPT_COMPRESSION:
 		if (strcmp(arg, "zlib") && strcmp(arg, "none"))
 			return cli_usage_error(c, "--compression: expected zlib or none, not '%s'", arg);
@@ -51,6 +62,7 @@ int cmd_init(cli *c, int argc, char **argv)
 		{ "compression", required_argument, NULL, OPT_COMPRESSION },
 		{ "level", required_argument, NULL, OPT_LEVEL },
 		{ "chunk-avg", required_argument, NULL, OPT_CHUNK_AVG },
+		{ "encryption", required_argument, NULL, OPT_ENCRYPTION },
 		{ NULL, 0, NULL, 0 },
 	};
 	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
@@ -81,9 +93,11 @@ int cmd_init(cli *c, int argc, char **argv)
 		json_out_path(&j, "repository", path, strlen(path));
 		json_out_key(&j, "created");
 		json_out_bool(&j, true);
+		json_out_member(&j, "encryption", io.encryption ? io.encryption : "none");
 		json_out_end_object(&j);
 	} else if (!c->quiet) {
-		printf("created repository %s\n", path);
+		printf("created %srepository %s\n", io.encryption && !strcmp(io.encryption, "aes-256-gcm") ? "encrypted " : "",
+		       path);
 	}
 	bkr_config_free(cfg);
 	return 0;

@@ -58,6 +58,24 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	return cli_usage_error(c, "unknown option");
 }
 
+/* "@p key@p val" with ',' and '\\' escaped by a backslash (libfuse's -o syntax); malloc'd. */
+static char *pass_opt(const char *key, const char *val)
+{
+	size_t n = strlen(key), m = strlen(val);
+	char *o = malloc(n + 2 * m + 1), *q;
+	if (!o)
+		return NULL;
+	memcpy(o, key, n);
+	q = o + n;
+	for (const char *p = val; *p; p++) {
+		if (*p == ',' || *p == '\\')
+			*q++ = '\\';
+		*q++ = *p;
+	}
+	*q = 0;
+	return o;
+}
+
 static void find_bkrfs(char *out, size_t cap)
 {
 	char self[PATH_MAX];
@@ -115,6 +133,19 @@ int cmd_mount(cli *c, int argc, char **argv)
 	for (size_t i = 0; i < s.no; i++) {
 		args[n++] = "-o";
 		args[n++] = (char *)s.o[i];
+	}
+	/* the passphrase options, as bkrfs takes them (commas escaped for -o) */
+	if (c->keys.file && !(args[n + 1] = pass_opt("password_file=", c->keys.file)))
+		return cli_fail(c, bkr_error_oom());
+	if (c->keys.file) {
+		args[n] = "-o";
+		n += 2;
+	}
+	if (c->keys.command && !(args[n + 1] = pass_opt("password_command=", c->keys.command)))
+		return cli_fail(c, bkr_error_oom());
+	if (c->keys.command) {
+		args[n] = "-o";
+		n += 2;
 	}
 	args[n] = NULL;
 	fflush(stdout);

@@ -12,12 +12,15 @@
 #include "bkr/error.h"
 #include "bkr/log.h"
 
-static int emit_tree(void *ctx, const bkr_id *id, const uint8_t *blob, size_t len)
+static int emit_tree(void *ctx, bkr_id *id, const uint8_t *blob, size_t len)
 {
 	bctx *c = ctx;
 	bool is_new = false;
 	uint32_t stored = 0;
-	int err = bkr_writer_put(c->w, BKR_BLOB_TREE, id, blob, len, &is_new, &stored);
+	int err;
+	if (bkr_writer_keyed(c->w))
+		bkr_writer_blob_id(c->w, blob, len, id);
+	err = bkr_writer_put(c->w, BKR_BLOB_TREE, id, blob, len, &is_new, &stored);
 	if (err < 0)
 		return err;
 	bkr_bk_note_blob(c, id, 0, is_new, stored);

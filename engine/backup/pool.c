@@ -46,7 +46,7 @@ static void buf_put(bctx *c, uint8_t *b)
 static void run_chunk_job(bctx *c, chunk_job *j)
 {
 	int err;
-	bkr_sha256(j->data, j->len, &j->id);
+	bkr_writer_blob_id(c->w, j->data, j->len, &j->id);
 	err = j->err = bkr_bk_put_data(c, &j->id, j->data, j->len);
 	if (err < 0)
 		bkr_bk_fatal(c, err);
@@ -155,7 +155,7 @@ int bkr_bk_emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len)
 		pthread_mutex_unlock(&c->mu);
 	}
 	bkr_id id;
-	bkr_sha256(data, len, &id);
+	bkr_writer_blob_id(c->w, data, len, &id);
 	if ((err = bkr_bk_put_data(c, &id, data, len)) < 0)
 		return err;
 	return bkr_bk_refs_push(wk, NULL, &id, len);

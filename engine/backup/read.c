@@ -102,7 +102,8 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 	if ((err = file_extents(fd, st, &ext, &next)) < 0)
 		return err;
 
-	/* small and dense: one chunk, whose id is the content hash */
+	/* small and dense: one chunk, whose id is the content hash (in a plain
+	 * repository; an encrypted one keys its ids) */
 	if (next == 1 && ext[0] == 0 && size <= c->cp.min && size <= BKR_BK_READ_BUF) {
 		ssize_t r = pread(fd, wk->buf, (size_t)size + 1, 0);
 		if (r < 0) {
@@ -116,11 +117,14 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 		}
 		/* r == size + 1: it grew; the caller's fstat tells, and may keep this prefix */
 		bkr_sha256(wk->buf, (size_t)size, content);
-		if ((err = bkr_bk_put_data(c, content, wk->buf, (size_t)size)) < 0) {
+		bkr_id chunk = *content;
+		if (bkr_writer_keyed(c->w))
+			bkr_writer_blob_id(c->w, wk->buf, (size_t)size, &chunk);
+		if ((err = bkr_bk_put_data(c, &chunk, wk->buf, (size_t)size)) < 0) {
 			ret = err;
 			goto done;
 		}
-		if ((err = bkr_bk_refs_push(wk, NULL, content, (size_t)size)) < 0)
+		if ((err = bkr_bk_refs_push(wk, NULL, &chunk, (size_t)size)) < 0)
 			ret = err;
 		atomic_fetch_add(&c->bytes_done, size);
 		goto done;

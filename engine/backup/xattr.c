@@ -111,7 +111,7 @@ int bkr_bk_read_xattrs(bctx *c, int dirfd, const char *name, node *n)
 		if ((size_t)vl > BKR_XATTR_INLINE_MAX) {
 			bool is_new = false;
 			x->in_blob = true;
-			bkr_sha256(val, (size_t)vl, &x->blob);
+			bkr_writer_blob_id(c->w, val, (size_t)vl, &x->blob);
 			if ((err = bkr_writer_put(c->w, BKR_BLOB_DATA, &x->blob, val, (size_t)vl, &is_new, NULL)) < 0)
 				goto done;
 			bkr_bk_note_blob(c, &x->blob, (size_t)vl, is_new, 0);

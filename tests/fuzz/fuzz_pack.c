@@ -19,9 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if ((fd = fuzz_memfd(data, size)) < 0)
 		return 0;
-	if (bkr_pack_read_footer(fd, size, "pack", &e, &n) == 0) {
+	if (bkr_pack_read_footer(NULL, NULL, fd, size, "pack", &e, &n) == 0) {
 		for (size_t i = 0; i < n; i++)
-			(void)bkr_pack_read_blob(fd, "pack", &e[i].id, e[i].offset, e[i].stored_len, e[i].raw_len,
+			(void)bkr_pack_read_blob(NULL, fd, "pack", &e[i].id, e[i].offset, e[i].stored_len, e[i].raw_len,
 						 e[i].type, out);
 		free(e);
 	}
@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size >= BKR_BLOB_HEADER_SIZE + 32) {
 		bkr_id id;
 		memcpy(id.b, data + size - 32, 32);
-		(void)bkr_pack_read_blob(fd, "pack", &id, 0, bkr_get_u32(data + 4) % (BKR_BLOB_MAX + 2),
+		(void)bkr_pack_read_blob(NULL, fd, "pack", &id, 0, bkr_get_u32(data + 4) % (BKR_BLOB_MAX + 2),
 					 bkr_get_u32(data + 8) % (BKR_BLOB_MAX + 2), data[2], out);
 	}
 	close(fd);

@@ -188,6 +188,7 @@ static void test_sealed_objects(void **state)
 	assert_true(bkr_crypto_object_is_sealed("trash/x.json"));
 	assert_true(bkr_crypto_object_is_sealed("records/x.json"));
 	assert_false(bkr_crypto_object_is_sealed("config.json"));
+	assert_false(bkr_crypto_object_is_sealed("config.copy.json"));
 	assert_false(bkr_crypto_object_is_sealed("keys/0123456789abcdef.json"));
 	assert_false(bkr_crypto_object_is_sealed("locks/repo.lock"));
 	assert_false(bkr_crypto_object_is_sealed("data/ab/ab.pack"));

@@ -142,7 +142,7 @@ static void write_pack(struct fixture *f, int level)
 	const bkr_pack_entry *we;
 	size_t wn, compressed = 0;
 
-	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA), 0);
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA, NULL), 0);
 	for (int i = 0; i < NBLOBS; i++) {
 		uint8_t *payload = NULL, flags = 0xff;
 		uint32_t stored = 0;
@@ -233,7 +233,7 @@ static int open_footer(struct fixture *f, const char *path, int *fd_out)
 	free(f->entries);
 	f->entries = (bkr_pack_entry *)0x1;
 	f->n = 99;
-	err = bkr_pack_read_footer(fd, (uint64_t)st.st_size, path, &f->entries, &f->n);
+	err = bkr_pack_read_footer(NULL, NULL, fd, (uint64_t)st.st_size, path, &f->entries, &f->n);
 	if (err < 0) {
 		assert_null(f->entries);
 		assert_int_equal(f->n, 0);
@@ -291,23 +291,23 @@ static void test_blob_encode_decode(void **state)
 	assert_int_equal(bkr_blob_encode(1, f->blobs[0].data, f->blobs[0].len, &payload, &stored, &flags), 0);
 	assert_int_equal(flags, BKR_BLOB_FLAG_ZLIB);
 	assert_true(stored < f->blobs[0].len);
-	assert_int_equal(bkr_blob_decode(&f->blobs[0].id, flags, payload, stored, out,
+	assert_int_equal(bkr_blob_decode(NULL, &f->blobs[0].id, flags, payload, stored, out,
 					 (uint32_t)f->blobs[0].len, "mem"), 0);
 	assert_memory_equal(out, f->blobs[0].data, f->blobs[0].len);
 	/* A wrong id is corrupt, names the id, and leaves no plaintext behind. */
 	wrong = f->blobs[0].id;
 	wrong.b[31] ^= 1;
 	bkr_id_to_hex(&wrong, hex);
-	assert_int_equal(bkr_blob_decode(&wrong, flags, payload, stored, out,
+	assert_int_equal(bkr_blob_decode(NULL, &wrong, flags, payload, stored, out,
 					 (uint32_t)f->blobs[0].len, "mem"), BKR_ECORRUPT);
 	assert_non_null(strstr(bkr_error_message(), hex));
 	for (size_t i = 0; i < f->blobs[0].len; i++)
 		assert_int_equal(out[i], 0);
 	/* Wrong raw length. */
-	assert_int_equal(bkr_blob_decode(&f->blobs[0].id, flags, payload, stored, out,
+	assert_int_equal(bkr_blob_decode(NULL, &f->blobs[0].id, flags, payload, stored, out,
 					 (uint32_t)f->blobs[0].len - 1, "mem"), BKR_ECORRUPT);
 	/* Reserved flag. */
-	assert_int_equal(bkr_blob_decode(&f->blobs[0].id, flags | BKR_BLOB_FLAG_ENCRYPTED, payload,
+	assert_int_equal(bkr_blob_decode(NULL, &f->blobs[0].id, flags | BKR_BLOB_FLAG_ENCRYPTED, payload,
 					 stored, out, (uint32_t)f->blobs[0].len, "mem"), BKR_ECORRUPT);
 	free(payload);
 
@@ -321,7 +321,7 @@ static void test_blob_encode_decode(void **state)
 	assert_int_equal(flags, 0);
 	assert_int_equal(stored, f->blobs[0].len);
 	/* Raw blob whose lengths disagree. */
-	assert_int_equal(bkr_blob_decode(&f->blobs[0].id, 0, payload, stored - 1, out, stored, "mem"),
+	assert_int_equal(bkr_blob_decode(NULL, &f->blobs[0].id, 0, payload, stored - 1, out, stored, "mem"),
 			 BKR_ECORRUPT);
 	free(payload);
 	/* Too large. */
@@ -352,11 +352,11 @@ static void test_write_read_all(void **state)
 		assert_int_equal(e->type, BKR_BLOB_DATA);
 		if (!(e->flags & BKR_BLOB_FLAG_ZLIB))
 			assert_int_equal(e->stored_len, e->raw_len);
-		assert_int_equal(bkr_pack_read_blob(fd, f->pack, &e->id, e->offset, e->stored_len,
+		assert_int_equal(bkr_pack_read_blob(NULL, fd, f->pack, &e->id, e->offset, e->stored_len,
 						    e->raw_len, e->type, out), 0);
 		assert_memory_equal(out, b->data, b->len);
 		/* Asking for the wrong type is refused. */
-		assert_int_equal(bkr_pack_read_blob(fd, f->pack, &e->id, e->offset, e->stored_len,
+		assert_int_equal(bkr_pack_read_blob(NULL, fd, f->pack, &e->id, e->offset, e->stored_len,
 						    e->raw_len, BKR_BLOB_TREE, out), BKR_ECORRUPT);
 		free(out);
 	}
@@ -401,7 +401,7 @@ static void test_truncated_blob_read(void **state)
 	assert_true(fd >= 0);
 	out = malloc(e->raw_len);
 	assert_non_null(out);
-	assert_int_equal(bkr_pack_read_blob(fd, f->bad, &e->id, e->offset, e->stored_len,
+	assert_int_equal(bkr_pack_read_blob(NULL, fd, f->bad, &e->id, e->offset, e->stored_len,
 					    e->raw_len, e->type, out), BKR_ECORRUPT);
 	assert_non_null(strstr(bkr_error_message(), "truncated"));
 	free(out);
@@ -433,7 +433,7 @@ static void test_payload_bit_flip(void **state)
 			uint8_t *out = malloc(e->raw_len + 1);
 			int r;
 			assert_non_null(out);
-			r = bkr_pack_read_blob(fd, f->bad, &e->id, e->offset, e->stored_len,
+			r = bkr_pack_read_blob(NULL, fd, f->bad, &e->id, e->offset, e->stored_len,
 					       e->raw_len, e->type, out);
 			if ((int)i == victim) {
 				assert_int_equal(r, BKR_ECORRUPT);
@@ -584,7 +584,7 @@ static void test_header_disagrees(void **state)
 		free(c);
 		fd = open(f->bad, O_RDONLY);
 		assert_true(fd >= 0);
-		assert_int_equal(bkr_pack_read_blob(fd, f->bad, &e->id, e->offset, e->stored_len,
+		assert_int_equal(bkr_pack_read_blob(NULL, fd, f->bad, &e->id, e->offset, e->stored_len,
 						    e->raw_len, e->type, out), BKR_ECORRUPT);
 		assert_non_null(strstr(bkr_error_message(), "header"));
 		close(fd);
@@ -592,15 +592,15 @@ static void test_header_disagrees(void **state)
 	/* Entry values that disagree with an intact header. */
 	fd = open(f->pack, O_RDONLY);
 	assert_true(fd >= 0);
-	assert_int_equal(bkr_pack_read_blob(fd, f->pack, &e->id, e->offset, e->stored_len - 1,
+	assert_int_equal(bkr_pack_read_blob(NULL, fd, f->pack, &e->id, e->offset, e->stored_len - 1,
 					    e->raw_len, e->type, out), BKR_ECORRUPT);
-	assert_int_equal(bkr_pack_read_blob(fd, f->pack, &e->id, e->offset, e->stored_len,
+	assert_int_equal(bkr_pack_read_blob(NULL, fd, f->pack, &e->id, e->offset, e->stored_len,
 					    e->raw_len + 1, e->type, out), BKR_ECORRUPT);
-	assert_int_equal(bkr_pack_read_blob(fd, f->pack, &e->id, f->entries[1].offset, e->stored_len,
+	assert_int_equal(bkr_pack_read_blob(NULL, fd, f->pack, &e->id, f->entries[1].offset, e->stored_len,
 					    e->raw_len, e->type, out), BKR_ECORRUPT);
-	assert_int_equal(bkr_pack_read_blob(fd, f->pack, &e->id, e->offset, BKR_BLOB_MAX + 1,
+	assert_int_equal(bkr_pack_read_blob(NULL, fd, f->pack, &e->id, e->offset, BKR_BLOB_MAX + 1,
 					    e->raw_len, e->type, out), BKR_ECORRUPT);
-	assert_int_equal(bkr_pack_read_blob(fd, f->pack, &e->id, UINT64_MAX - 4, e->stored_len,
+	assert_int_equal(bkr_pack_read_blob(NULL, fd, f->pack, &e->id, UINT64_MAX - 4, e->stored_len,
 					    e->raw_len, e->type, out), BKR_ECORRUPT);
 	close(fd);
 	free(out);
@@ -611,7 +611,7 @@ static void test_free_without_finish(void **state)
 	struct fixture *f = *state;
 	bkr_pack_writer *w = NULL;
 
-	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_TREE), 0);
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_TREE, NULL), 0);
 	assert_int_equal(bkr_pack_writer_add(w, &f->blobs[3].id, 0, f->blobs[3].data, 1, 1), 0);
 	assert_int_equal(bkr_pack_writer_size(w), BKR_BLOB_HEADER_SIZE + 1);
 	assert_int_equal(count_files(f->tmp, ".tmp-"), 1);
@@ -619,7 +619,7 @@ static void test_free_without_finish(void **state)
 	assert_int_equal(count_files(f->tmp, ".tmp-"), 0);
 	bkr_pack_writer_free(NULL);
 	/* Bad arguments to add. */
-	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA), 0);
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA, NULL), 0);
 	assert_int_equal(bkr_pack_writer_add(w, &f->blobs[3].id, 0, "ab", 2, 1), BKR_EINVAL);
 	assert_int_equal(bkr_pack_writer_add(w, &f->blobs[3].id, 0x02, "a", 1, 1), BKR_EINVAL);
 	assert_int_equal(bkr_pack_writer_add(w, &f->blobs[3].id, 1, "a", 1, BKR_BLOB_MAX + 1),
@@ -628,7 +628,7 @@ static void test_free_without_finish(void **state)
 	bkr_pack_writer_free(w);
 	assert_int_equal(count_files(f->tmp, ".tmp-"), 0);
 	/* A writer outside the store fails cleanly. */
-	assert_int_equal(bkr_pack_writer_new(&w, f->s, "../nope", BKR_BLOB_DATA), BKR_EINVAL);
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "../nope", BKR_BLOB_DATA, NULL), BKR_EINVAL);
 	assert_null(w);
 }
 
@@ -640,7 +640,7 @@ static void fault_case(struct fixture *f, const char *spec, int when)
 	size_t before = count_tree(f->root);
 	int err = 0;
 
-	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA), 0);
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA, NULL), 0);
 	if (when == 0) {
 		setenv("BKR_FAULT", spec, 1);
 		bkr_io_fault_reset();
@@ -694,7 +694,7 @@ static void test_crash_before_publish(void **state)
 	if (pid == 0) {
 		bkr_pack_writer *w = NULL;
 		bkr_pack_id id;
-		if (bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA) < 0 ||
+		if (bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA, NULL) < 0 ||
 		    bkr_pack_writer_add(w, &f->blobs[1].id, 0, f->blobs[1].data,
 					(uint32_t)f->blobs[1].len, (uint32_t)f->blobs[1].len) < 0)
 			_exit(2);

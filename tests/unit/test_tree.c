@@ -87,7 +87,7 @@ static uint8_t *dup_bytes(const void *p, size_t len)
 	return q;
 }
 
-static int emit_cb(void *ctx, const bkr_id *id, const uint8_t *data, size_t len)
+static int emit_cb(void *ctx, bkr_id *id, const uint8_t *data, size_t len)
 {
 	struct store *s = ctx;
 	bkr_id h;
@@ -136,7 +136,7 @@ static int load_cb(void *ctx, const bkr_id *id, bkr_tree **out)
 	return bkr_tree_parse(out, dup_bytes(b->data, b->len), b->len);
 }
 
-static int failing_emit(void *ctx, const bkr_id *id, const uint8_t *data, size_t len)
+static int failing_emit(void *ctx, bkr_id *id, const uint8_t *data, size_t len)
 {
 	return bkr_error_set(BKR_ENOSPC, "disk full (test)");
 }

@@ -12,14 +12,17 @@
 #define BKR_BLOB_HEADER_SIZE 16
 #define BKR_BLOB_VERSION 1
 #define BKR_BLOB_FLAG_ZLIB 0x01u
-#define BKR_BLOB_FLAG_ENCRYPTED 0x02u /* reserved for the encryption mode */
+#define BKR_BLOB_FLAG_ENCRYPTED 0x02u /* sealed (an encrypted repository: docs/format.md "Encryption") */
 #define BKR_BLOB_MAX (16u << 20)       /* raw or stored length of one blob */
+/* stored length of a sealed blob: its padding (at most 1/32 at this size) and nonce and tag */
+#define BKR_SEALED_BLOB_STORED_MAX (BKR_BLOB_MAX + (BKR_BLOB_MAX >> 5) + 28u)
 
 #define BKR_PACK_MAGIC "BKRPACK\0"
 #define BKR_PACK_VERSION 1
 #define BKR_PACK_ENTRY_SIZE 56
 #define BKR_PACK_TRAILER_SIZE 64
 #define BKR_PACK_TARGET_SIZE (32u << 20)
+#define BKR_PACK_FOOTER_SEALED 1u /* trailer flags (offset 24): the footer entries are sealed */
 
 #define BKR_INDEX_MAGIC "BKRIDX\0\0"
 #define BKR_INDEX_VERSION 1
@@ -38,6 +41,12 @@
 
 /** Blob types (a u8 on disk). */
 typedef enum { BKR_BLOB_DATA = 0, BKR_BLOB_TREE = 1 } bkr_blob_type;
+
+/** The largest stored length a blob with these flags may have. */
+static inline uint32_t bkr_blob_stored_max(uint8_t flags)
+{
+	return (flags & BKR_BLOB_FLAG_ENCRYPTED) ? BKR_SEALED_BLOB_STORED_MAX : BKR_BLOB_MAX;
+}
 
 static inline void bkr_put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static inline void bkr_put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bkr/crypto.h"
 #include "bkr/format.h"
 #include "bkr/hash.h"
 #include "bkr/store.h"
@@ -34,21 +35,34 @@ int bkr_blob_encode(int level, const void *data, size_t len,
 		    uint8_t **payload, uint32_t *stored_len, uint8_t *flags);
 
 /**
- * Decode a stored payload into @p out (capacity raw_len) and check that the
- * plaintext hashes to @p id: BKR_ECORRUPT on any mismatch, message naming @p what.
+ * Decode a (compressed or raw, not sealed) payload into @p out (capacity
+ * raw_len) and check that the plaintext's id — keyed by @p c, SHA-256 when
+ * NULL — is @p id: BKR_ECORRUPT on any mismatch, message naming @p what.
  */
-int bkr_blob_decode(const bkr_id *id, uint8_t flags, const void *payload, uint32_t stored_len,
-		    void *out, uint32_t raw_len, const char *what);
+int bkr_blob_decode(const bkr_crypto *c, const bkr_id *id, uint8_t flags, const void *payload,
+		    uint32_t stored_len, void *out, uint32_t raw_len, const char *what);
+
+/**
+ * In an encrypted repository (@p c not NULL) seal an encoded payload in
+ * place: *payload is replaced (freed, malloc'd), *stored_len becomes the
+ * sealed length and *flags gains BKR_BLOB_FLAG_ENCRYPTED.  Nothing when @p c
+ * is NULL.
+ */
+int bkr_blob_seal(const bkr_crypto *c, bkr_blob_type type, const bkr_id *id,
+		  uint8_t **payload, uint32_t *stored_len, uint8_t *flags);
 
 typedef struct bkr_pack_writer bkr_pack_writer;
 
 /**
  * Start a pack in store @p s, its unfinished upload kept under the folder
- * @p tmp_prefix ("data").  All blobs must be of @p type.
+ * @p tmp_prefix ("data").  All blobs must be of @p type.  With @p c (an
+ * encrypted repository) every blob added must be sealed (bkr_blob_seal) and
+ * the footer is sealed.
  */
-int bkr_pack_writer_new(bkr_pack_writer **out, bkr_store *s, const char *tmp_prefix, bkr_blob_type type);
+int bkr_pack_writer_new(bkr_pack_writer **out, bkr_store *s, const char *tmp_prefix, bkr_blob_type type,
+			const bkr_crypto *c);
 
-/** Append one encoded blob (header written here). Not thread-safe: callers serialise. */
+/** Append one encoded (and, encrypted, sealed) blob (header written here). Not thread-safe: callers serialise. */
 int bkr_pack_writer_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags,
 			const void *payload, uint32_t stored_len, uint32_t raw_len);
 
@@ -74,25 +88,29 @@ void bkr_pack_writer_free(bkr_pack_writer *w);
 int bkr_pack_path(char *out, size_t cap, const char *pack_root, const bkr_pack_id *id);
 
 /**
- * Read and validate the footer of an open pack of @p file_size bytes.
- * *entries is malloc'd.  BKR_ECORRUPT names @p what and what is wrong.
+ * Read and validate the footer of an open pack @p pack of @p file_size
+ * bytes (sealed under @p c in an encrypted repository; @p pack may be NULL
+ * when @p c is).  *entries is malloc'd.  BKR_ECORRUPT names @p what and what
+ * is wrong.
  */
-int bkr_pack_read_footer(int fd, uint64_t file_size, const char *what,
-			 bkr_pack_entry **entries, size_t *n);
+int bkr_pack_read_footer(const bkr_crypto *c, const bkr_pack_id *pack, int fd, uint64_t file_size,
+			 const char *what, bkr_pack_entry **entries, size_t *n);
 
 /**
  * Read one blob at @p offset (header + payload), check the header agrees with
- * the expected lengths/type/id prefix, decode into @p out (capacity raw_len)
- * and verify its hash.  Thread-safe (pread).
+ * the expected lengths/type/id prefix, open it (@p c: an encrypted
+ * repository), decode into @p out (capacity raw_len) and verify its id.
+ * Thread-safe (pread).
  */
-int bkr_pack_read_blob(int fd, const char *what, const bkr_id *id, uint64_t offset,
+int bkr_pack_read_blob(const bkr_crypto *c, int fd, const char *what, const bkr_id *id, uint64_t offset,
 		       uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out);
 
 /** Reads exactly @p len bytes at @p off of the pack (BKR_ECORRUPT when it ends first). */
 typedef int (*bkr_pack_reader)(void *ctx, void *buf, size_t len, uint64_t off);
 
 /** bkr_pack_read_blob through @p read (a ranged get of the storage layer). */
-int bkr_pack_read_blob_from(bkr_pack_reader read, void *ctx, const char *what, const bkr_id *id,
-			    uint64_t offset, uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out);
+int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx, const char *what,
+			    const bkr_id *id, uint64_t offset, uint32_t stored_len, uint32_t raw_len,
+			    uint8_t type, void *out);
 
 #endif

@@ -17,10 +17,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bkr/crypto.h"
 #include "bkr/format.h"
 #include "bkr/hash.h"
 #include "bkr/index.h"
 #include "bkr/manifest.h"
+#include "bkr/store.h"
 #include "bkr/tree.h"
 
 typedef struct bkr_repo bkr_repo;
@@ -31,11 +33,16 @@ typedef struct {
 	int level;               /**< 1..9, default 1 */
 	uint32_t chunk_min, chunk_avg, chunk_max; /**< 0 = defaults */
 	uint32_t pack_size;      /**< 0 = default */
+	const char *encryption;  /**< "none" (NULL: the default) or "aes-256-gcm" */
 } bkr_repo_init_options;
 #define BKR_REPO_INIT_OPTIONS_VERSION 1
-#define BKR_REPO_INIT_OPTIONS_INIT { BKR_REPO_INIT_OPTIONS_VERSION, "zlib", 1, 0, 0, 0, 0 }
+#define BKR_REPO_INIT_OPTIONS_INIT { BKR_REPO_INIT_OPTIONS_VERSION, "zlib", 1, 0, 0, 0, 0, NULL }
 
-/** Create a new repository at @p path (an absent or empty directory). */
+/**
+ * Create a new repository at @p path (an absent or empty directory).  An
+ * encrypted one gets fresh master keys and one key file under the new
+ * passphrase (bkr_key_new_passphrase: docs/security.md).
+ */
 int bkr_repo_init(const char *path, const bkr_repo_init_options *opts);
 
 /** Repository-wide settings read from config.json. */
@@ -46,14 +53,17 @@ typedef struct {
 	uint64_t chunk_seed;
 	uint32_t pack_size;
 	bool read_only;          /**< an unknown ro_compat feature was seen */
+	bool encrypted;          /**< "encryption":"aes-256-gcm" (chunk_seed is then the secret one) */
 } bkr_repo_config;
 
 enum { BKR_REPO_RDONLY = 1 };
 
 /**
- * Open @p path: check config.json (version, features, checksum) and load the
- * index.  Errors: BKR_ENOTFOUND (no repository there), BKR_EUNSUPPORTED
- * (newer version or incompat feature), BKR_ECORRUPT.
+ * Open @p path: check config.json (version, features, checksum), open an
+ * encrypted repository's keys with the passphrase (bkr_key_passphrase) and
+ * load the index.  Errors: BKR_ENOTFOUND (no repository there),
+ * BKR_EUNSUPPORTED (newer version or incompat feature), BKR_ECORRUPT, BKR_EKEY
+ * (wrong passphrase).
  */
 int bkr_repo_open(bkr_repo **out, const char *path, int flags);
 
@@ -68,8 +78,26 @@ void bkr_repo_free(bkr_repo *r);
 /** Where the repository is: its directory, or its store's location (a URL). */
 const char *bkr_repo_path(const bkr_repo *r);
 
-/** The store holding the repository (owned by it). */
+/** The store holding the repository (owned by it): objects go in and come out in plaintext. */
 bkr_store *bkr_repo_store(const bkr_repo *r);
+
+/** The repository's keys (NULL for a plain repository): seal and open blobs with them. */
+const bkr_crypto *bkr_repo_crypto(const bkr_repo *r);
+
+/** The key file that opened an encrypted repository ("" for a plain one). */
+const char *bkr_repo_key_id(const bkr_repo *r);
+
+/**
+ * A store of its own on the repository's directory, sealing like the
+ * repository's (for a module that outlives or runs beside its handle).
+ */
+int bkr_repo_store_new(bkr_repo *r, bkr_store **out);
+
+/**
+ * The id of a blob with this plaintext in this repository: SHA-256, or
+ * HMAC-SHA-256 under the MAC key of an encrypted one.
+ */
+void bkr_repo_blob_id(const bkr_repo *r, const void *data, size_t len, bkr_id *out);
 const bkr_repo_config *bkr_repo_get_config(const bkr_repo *r);
 
 /**

@@ -68,8 +68,13 @@ int bkr_tree_builder_new(bkr_tree_builder **out);
 int bkr_tree_builder_add(bkr_tree_builder *b, const bkr_entry *e);
 size_t bkr_tree_builder_count(const bkr_tree_builder *b);
 
-/** Receives each encoded tree blob (children before parents); return <0 to abort. */
-typedef int (*bkr_tree_emit_fn)(void *ctx, const bkr_id *id, const uint8_t *blob, size_t len);
+/**
+ * Receives each encoded tree blob (children before parents); return <0 to
+ * abort.  *id holds the blob's SHA-256; an emitter storing into a repository
+ * with keyed ids replaces it with the repository's id (bkr_writer_emit_tree),
+ * which the parent then records.
+ */
+typedef int (*bkr_tree_emit_fn)(void *ctx, bkr_id *id, const uint8_t *blob, size_t len);
 
 /**
  * Sort by name, reject duplicates (BKR_EINVAL naming the name), encode as one

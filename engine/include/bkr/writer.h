@@ -24,9 +24,15 @@ int bkr_writer_new(bkr_writer **out, bkr_repo *r);
 int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 		   const void *data, size_t len, bool *is_new, uint32_t *stored);
 
-/** The same, computing the id (SHA-256) for the caller. */
+/** The same, computing the id (the repository's: bkr_repo_blob_id) for the caller. */
 int bkr_writer_put_hash(bkr_writer *w, bkr_blob_type type, const void *data, size_t len,
 			bkr_id *id, bool *is_new);
+
+/** The id of a blob with this plaintext in the writer's repository (bkr_repo_blob_id). */
+void bkr_writer_blob_id(const bkr_writer *w, const void *data, size_t len, bkr_id *id);
+
+/** Whether blob ids are keyed (an encrypted repository): else an id is the SHA-256. */
+bool bkr_writer_keyed(const bkr_writer *w);
 
 /** Finish open packs and publish one index file for all blobs written. */
 int bkr_writer_commit(bkr_writer *w);
@@ -34,7 +40,7 @@ int bkr_writer_commit(bkr_writer *w);
 /** Drop the writer; an uncommitted writer leaves at most unreferenced packs. */
 void bkr_writer_free(bkr_writer *w);
 
-/** Emit callback for bkr_tree_builder_finish: @p ctx is a bkr_writer. */
-int bkr_writer_emit_tree(void *w, const bkr_id *id, const uint8_t *blob, size_t len);
+/** Emit callback for bkr_tree_builder_finish: @p ctx is a bkr_writer (sets the repository's id). */
+int bkr_writer_emit_tree(void *w, bkr_id *id, const uint8_t *blob, size_t len);
 
 #endif

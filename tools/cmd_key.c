@@ -1,0 +1,147 @@
+/** @file
+ * bkr key list|add|remove|passwd: the key files of an encrypted repository
+ * (docs/security.md "Keys").  Every subcommand first opens the repository
+ * with the current passphrase; add and passwd then take a new one.  No data
+ * is rewritten.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "bkr/error.h"
+#include "bkr/key.h"
+
+static const char usage[] =
+	"usage: bkr key list   -r REPO [--json]\n"
+	"       bkr key add    -r REPO\n"
+	"       bkr key remove -r REPO ID\n"
+	"       bkr key passwd -r REPO\n\n"
+	"Manage the key files of an encrypted repository (docs/security.md).  Each key\n"
+	"file holds the repository's master keys sealed under one passphrase.\n\n"
+	"  list     every key file: id, created, host, user, KDF; '*' marks the one in use\n"
+	"  add      one more key file, for a new passphrase\n"
+	"  remove   delete key file ID (a unique prefix); never the last one or the one in use\n"
+	"  passwd   replace the key file in use by one under a new passphrase\n\n"
+	"The current passphrase comes from --password-file FILE, --password-command CMD,\n"
+	"BKR_PASSWORD, or a prompt; a new one from --new-password-file FILE,\n"
+	"BKR_NEW_PASSWORD, or a prompt (twice).  Without the passphrase nothing can\n"
+	"read the data: keep a second key somewhere safe.\n";
+
+static void warn_key(void *ctx, const char *message)
+{
+	cli_warn(ctx, "%s (damaged key file left out)", message);
+}
+
+static int do_list(cli *c, bkr_repo *r)
+{
+	bkr_key_file *v = NULL;
+	size_t n = 0;
+	int err;
+
+	if ((err = bkr_key_list(bkr_repo_store(r), &v, &n, warn_key, c)) < 0)
+		return cli_fail(c, err);
+	if (c->json) {
+		json_out j;
+		json_out_init(&j, stdout);
+		json_out_begin_array(&j);
+		for (size_t i = 0; i < n; i++) {
+			json_out_begin_object(&j);
+			json_out_member(&j, "id", v[i].id);
+			json_out_key(&j, "current");
+			json_out_bool(&j, !strcmp(v[i].id, bkr_repo_key_id(r)));
+			json_out_member(&j, "created", v[i].created);
+			json_out_member(&j, "hostname", v[i].hostname);
+			json_out_member(&j, "username", v[i].username);
+			json_out_key(&j, "kdf");
+			json_out_begin_object(&j);
+			json_out_member(&j, "algorithm", "scrypt");
+			json_out_key(&j, "n");
+			json_out_uint(&j, v[i].kdf.n);
+			json_out_key(&j, "r");
+			json_out_uint(&j, v[i].kdf.r);
+			json_out_key(&j, "p");
+			json_out_uint(&j, v[i].kdf.p);
+			json_out_end_object(&j);
+			json_out_end_object(&j);
+		}
+		json_out_end_array(&j);
+	} else {
+		printf("  %-16s  %-27s  %-20s  %-12s  %s\n", "ID", "CREATED", "HOST", "USER", "KDF");
+		for (size_t i = 0; i < n; i++)
+			printf("%s %-16s  %-27s  %-20s  %-12s  scrypt N=%llu r=%u p=%u\n",
+			       strcmp(v[i].id, bkr_repo_key_id(r)) ? " " : "*", v[i].id, v[i].created,
+			       v[i].hostname, v[i].username, (unsigned long long)v[i].kdf.n, v[i].kdf.r, v[i].kdf.p);
+	}
+	free(v);
+	return 0;
+}
+
+/* {"added":..,"removed":..} (either may be NULL), or a line. */
+static void report(cli *c, const char *added, const char *removed)
+{
+	if (c->json) {
+		json_out j;
+		json_out_init(&j, stdout);
+		json_out_begin_object(&j);
+		if (added)
+			json_out_member(&j, "added", added);
+		if (removed)
+			json_out_member(&j, "removed", removed);
+		json_out_end_object(&j);
+	} else if (!c->quiet) {
+		if (added && removed)
+			printf("passphrase changed: key %s replaced by key %s\n", removed, added);
+		else
+			printf("%s key %s\n", added ? "added" : "removed", added ? added : removed);
+	}
+}
+
+int cmd_key(cli *c, int argc, char **argv)
+{
+	bkr_repo *r = NULL;
+	char id[BKR_KEY_ID_HEX];
+	const char *sub, *pass;
+	size_t len;
+	int first, err, rc = 0;
+
+	CLI_PARSE(c, argc, argv, usage, "", NULL, NULL, NULL, &first);
+	if (first >= argc)
+		return cli_usage_error(c, "which one: list, add, remove or passwd?");
+	sub = argv[first++];
+	if (strcmp(sub, "list") && strcmp(sub, "add") && strcmp(sub, "remove") && strcmp(sub, "passwd"))
+		return cli_usage_error(c, "unknown subcommand '%s' (list, add, remove, passwd)", sub);
+	if (!strcmp(sub, "remove") ? first + 1 != argc : first != argc)
+		return cli_usage_error(c, "%s: %s", sub, !strcmp(sub, "remove") ? "give one key ID" : "no arguments expected");
+	if ((err = cli_open_repo(c, &r, 0)) < 0)
+		return cli_fail(c, err);
+	if (!bkr_repo_crypto(r)) {
+		rc = cli_failf(c, BKR_EINVAL, "%s: the repository is not encrypted: it has no keys", bkr_repo_path(r));
+		goto done;
+	}
+	if (!strcmp(sub, "list")) {
+		rc = do_list(c, r);
+	} else if (!strcmp(sub, "remove")) {
+		if ((err = bkr_key_remove(bkr_repo_store(r), argv[first], bkr_repo_key_id(r))) < 0)
+			rc = cli_fail(c, err);
+		else
+			report(c, NULL, argv[first]);
+	} else {
+		/* add, passwd: a new key file first; passwd then removes the one in use */
+		if ((err = bkr_key_new_passphrase(false, &pass, &len)) < 0 ||
+		    (err = bkr_key_add(bkr_repo_store(r), bkr_repo_crypto(r), pass, len, id)) < 0) {
+			rc = cli_fail(c, err);
+			goto done;
+		}
+		if (!strcmp(sub, "passwd") && (err = bkr_key_remove(bkr_repo_store(r), bkr_repo_key_id(r), id)) < 0) {
+			rc = cli_failf(c, err, "new key %s written, but the old key %s stays: %s", id, bkr_repo_key_id(r),
+				       bkr_error_message());
+			goto done;
+		}
+		report(c, id, !strcmp(sub, "passwd") ? bkr_repo_key_id(r) : NULL);
+	}
+done:
+	bkr_repo_free(r);
+	bkr_key_forget();
+	return rc;
+}
