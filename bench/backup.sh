@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Backup benchmark: bkr against restic and borg, in one run, on the same data.
 #
-#   bench/backup.sh [--work DIR] [--cold] [--no-build]
+#   bench/backup.sh [--work DIR] [--cold] [--no-build] [--encryption]
 #
 # Corpus (in DIR, default /var/tmp/bkr-bench): a copy of /usr/include and a
 # 512 MiB file (half generated log text, half random).  For each tool: init a
@@ -13,18 +13,23 @@
 # --cold drops the page cache before every timed run (root only); the default
 # is a warm cache for every tool.  Results: a table, ratios, PASS/MISS per
 # target (informational: the exit status is 0 unless a tool fails), and a JSON
-# file in DIR/results/.  See bench/README.md.
+# file in DIR/results/.  --encryption adds "bkrenc", bkr on an encrypted
+# repository (aes-256-gcm, default scrypt parameters: every run opens the key),
+# in the same run: its times against plain bkr (target ≤ 1.1×) and the peers'.
+# See bench/README.md.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 COLD=0
+ENC=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--work) BENCH_WORK=$2; shift ;;
 	--work=*) BENCH_WORK=${1#*=} ;;
 	--cold) COLD=1 ;;
 	--no-build) BENCH_NOBUILD=1 ;;
-	-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--encryption) ENC=1 ;;
+	-h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 	shift
@@ -47,6 +52,8 @@ export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 cd "$BENCH_WORK"
 
 TOOLS="bkr restic borg"
+[ $ENC = 1 ] && TOOLS="bkr bkrenc restic borg"
+export BKR_PASSWORD=bench-passphrase
 PHASES="full noop change1"
 log "corpus: $CORPUS_FILES files, $((CORPUS_BYTES / 1048576)) MiB; warm cache: $([ $COLD = 1 ] && echo no || echo yes)"
 
@@ -54,6 +61,10 @@ log "init repositories"
 "$BKR" -q init -r "$REPOS/bkr" >"$BENCH_WORK/logs/init-bkr.log" 2>&1 || die "bkr init failed"
 restic init -r "$REPOS/restic" >"$BENCH_WORK/logs/init-restic.log" 2>&1 || die "restic init failed"
 borg init --encryption none "$REPOS/borg" >"$BENCH_WORK/logs/init-borg.log" 2>&1 || die "borg init failed"
+if [ $ENC = 1 ]; then
+	"$BKR" -q init -r "$REPOS/bkrenc" --encryption aes-256-gcm >"$BENCH_WORK/logs/init-bkrenc.log" 2>&1 ||
+		die "bkr init --encryption failed"
+fi
 
 run_phase() {
 	local tool=$1 phase=$2 type=incremental
@@ -61,7 +72,7 @@ run_phase() {
 	[ $COLD = 1 ] && drop_caches
 	log "$tool $phase"
 	case $tool in
-	bkr) timed "${tool}_${phase}" "$BKR" create -r "$REPOS/bkr" --type "$type" "$CORPUS" ;;
+	bkr | bkrenc) timed "${tool}_${phase}" "$BKR" create -r "$REPOS/$tool" --type "$type" "$CORPUS" ;;
 	restic) timed "${tool}_${phase}" restic -r "$REPOS/restic" backup --host bench corpus ;;
 	borg) timed "${tool}_${phase}" borg create "$REPOS/borg::$phase" corpus ;;
 	esac
@@ -121,6 +132,24 @@ for phase in $PHASES; do
 	json_ratios+="${json_ratios:+,}\"$phase\":{\"time_vs_restic\":\"$(ratio "$b" "$r")\",\"time_vs_borg\":\"$(ratio "$b" "$g")\",\"time_vs_fastest\":\"$rf\",\"repo_vs_restic\":\"$(ratio "$br" "$rr")\",\"repo_vs_borg\":\"$(ratio "$br" "$gr")\"}"
 done
 echo "targets: full time ≤ 0.5× the faster peer; no-change incremental ≤ 0.3×; repository ≤ 1.1× restic's (after all phases)"
+if [ $ENC = 1 ]; then
+	echo
+	printf '%-8s %12s %12s %8s %6s %14s %8s %6s\n' phase "enc seconds" "enc/plain" target result "enc/fastest" target result
+	for phase in $PHASES; do
+		e=$(get bkrenc "$phase" s) b=$(get bkr "$phase" s)
+		f=$(fmin "$(get restic "$phase" s)" "$(get borg "$phase" s)")
+		ep=$(ratio "$e" "$b") ef=$(ratio "$e" "$f")
+		case $phase in
+		full) tgt=0.5 ;;
+		noop) tgt=0.3 ;;
+		*) tgt="" ;;
+		esac
+		printf '%-8s %12s %12s %8s %6s %14s %8s %6s\n' "$phase" "$e" "$ep" "≤1.1" "$(verdict "$ep" 1.1)" "$ef" \
+			"${tgt:+≤$tgt}" "$([ -n "$tgt" ] && verdict "$ef" "$tgt" || echo -)"
+		json_ratios+=",\"${phase}_encrypted\":{\"time_vs_plain\":\"$ep\",\"time_vs_fastest\":\"$ef\"}"
+	done
+	echo "encryption: encrypted bkr (aes-256-gcm, scrypt N=2^17 per run) within 1.1× of plain bkr, same peer targets"
+fi
 
 out=$BENCH_WORK/results/backup-$(date -u +%Y%m%d-%H%M%S).json
 {

@@ -2,7 +2,7 @@
 # Mount benchmark: reading a backup through bkrfs, `restic mount` and
 # `borg mount`, against reading the source itself (the physical limit).
 #
-#   bench/mount.sh [--work DIR] [--reads N] [--runs N] [--bkrfs-opts "OPTS"] [--no-build]
+#   bench/mount.sh [--work DIR] [--reads N] [--runs N] [--bkrfs-opts "OPTS"] [--no-build] [--encryption]
 #                                                      (root: drops caches)
 #
 # The corpus of bench/backup.sh (DIR, default /var/tmp/bkr-bench) is backed up
@@ -20,13 +20,16 @@
 # operation whose mount fails or crashes is reported as "FAIL" (the run goes
 # on); --bkrfs-opts passes options to bkrfs (e.g. "-s", "-o cache_size=512").
 # Results: a table, ratios, PASS/MISS per target (informational; exit status 0
-# unless a tool fails), and a JSON file in DIR/results/.  See bench/README.md.
+# unless a tool fails), and a JSON file in DIR/results/.  --encryption adds
+# "bkrenc", bkrfs on an encrypted copy of the backup (aes-256-gcm), in the same
+# run: its figures against plain bkrfs (target ≤ 1.1×).  See bench/README.md.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 READS=2000
 RUNS=3
 BKRFS_OPTS=""
+ENC=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--work) BENCH_WORK=$2; shift ;;
@@ -35,7 +38,8 @@ while [ $# -gt 0 ]; do
 	--runs) RUNS=$2; shift ;;
 	--bkrfs-opts) BKRFS_OPTS=$2; shift ;;
 	--no-build) BENCH_NOBUILD=1 ;;
-	-h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--encryption) ENC=1 ;;
+	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 	shift
@@ -79,6 +83,13 @@ log "backing up the corpus with bkr, restic, borg"
 "$BKR" -q init -r "$MREPOS/bkr" >"$BENCH_WORK/logs/init-bkr.log" 2>&1 || die "bkr init failed"
 "$BKR" -q create -r "$MREPOS/bkr" --type full "$CORPUS" >"$BENCH_WORK/logs/create-bkr.log" 2>&1 ||
 	die "bkr create failed"
+export BKR_PASSWORD=bench-passphrase
+if [ $ENC = 1 ]; then
+	"$BKR" -q init -r "$MREPOS/bkrenc" --encryption aes-256-gcm >"$BENCH_WORK/logs/init-bkrenc.log" 2>&1 ||
+		die "bkr init --encryption failed"
+	"$BKR" -q create -r "$MREPOS/bkrenc" --type full "$CORPUS" >"$BENCH_WORK/logs/create-bkrenc.log" 2>&1 ||
+		die "bkr create (encrypted) failed"
+fi
 restic init -r "$MREPOS/restic" >"$BENCH_WORK/logs/init-restic.log" 2>&1 || die "restic init failed"
 restic -r "$MREPOS/restic" backup --host bench corpus >"$BENCH_WORK/logs/create-restic.log" 2>&1 ||
 	die "restic backup failed"
@@ -91,12 +102,12 @@ mount_tool() {
 	local tool=$1 t0 i
 	t0=$EPOCHREALTIME
 	case $tool in
-	bkr)
+	bkr | bkrenc)
 		# shellcheck disable=SC2086
-		"$BKRFS" "$MREPOS/bkr" "$MNT" $BKRFS_OPTS >>"$BENCH_WORK/logs/mount-bkr.log" 2>&1 ||
+		"$BKRFS" "$MREPOS/$tool" "$MNT" $BKRFS_OPTS >>"$BENCH_WORK/logs/mount-$tool.log" 2>&1 ||
 			die "bkrfs failed"
 		ROOT=$MNT/latest/corpus
-		DAEMON_PID=$(pgrep -f -x "$BKRFS $MREPOS/bkr $MNT${BKRFS_OPTS:+ $BKRFS_OPTS}" | head -1 || true)
+		DAEMON_PID=$(pgrep -f -x "$BKRFS $MREPOS/$tool $MNT${BKRFS_OPTS:+ $BKRFS_OPTS}" | head -1 || true)
 		;;
 	restic)
 		restic -r "$MREPOS/restic" mount "$MNT" >>"$BENCH_WORK/logs/mount-restic.log" 2>&1 &
@@ -180,6 +191,7 @@ folios() {
 
 OPS="ls tar cat rand"
 TOOLS="bkr restic borg"
+[ $ENC = 1 ] && TOOLS="bkr bkrenc restic borg"
 set_res() { printf -v "r_${1}_${2}_${3}" '%s' "$4"; }
 res() { local v="r_${1}_${2}_${3}"; printf '%s' "${!v:-}"; }
 BAD_SUM=""
@@ -286,6 +298,21 @@ for t in $TOOLS; do
 	[ -z "${!v:-}" ] || echo "WARNING: the $t daemon crashed or exited during the run (dmesg; logs/mount-$t.log)"
 done
 [ -z "$BKRFS_OPTS" ] || echo "bkrfs options: $BKRFS_OPTS"
+if [ $ENC = 1 ]; then
+	echo
+	printf '%-6s %-6s %9s %9s %10s %8s %6s %12s\n' op cache bkr bkrenc enc/plain target result enc/fastest
+	for op in mount $OPS; do
+		for c in cold warm; do
+			[ "$op" = mount ] && [ $c = warm ] && continue
+			b=$(res bkr "$op" $c) e=$(res bkrenc "$op" $c)
+			ep=$(ratio "$e" "$b")
+			printf '%-6s %-6s %9s %9s %10s %8s %6s %12s\n' "$op" $c "$b" "$e" "$ep" "≤1.1" "$(verdict "$ep" 1.1)" \
+				"$(ratio "$e" "$(fmin "$(res restic "$op" $c)" "$(res borg "$op" $c)")")"
+			json_ratios+=",\"${op}_${c}_encrypted\":{\"vs_plain\":\"$ep\"}"
+		done
+	done
+	echo "encryption: bkrfs on an encrypted repository (aes-256-gcm) within 1.1× of plain; mount includes scrypt (N=2^17)"
+fi
 
 out=$BENCH_WORK/results/mount-$(date -u +%Y%m%d-%H%M%S).json
 {

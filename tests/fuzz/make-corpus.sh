@@ -30,7 +30,7 @@ id=$(basename "$(ls "$R"/backups/*.json)" .json)
 
 out=$here/corpus
 rm -rf "$out"
-mkdir -p "$out"/{pack,index,tree,manifest,record,config}
+mkdir -p "$out"/{pack,index,tree,manifest,record,config,key,sealed}
 i=0
 for p in "$R"/data/*/*.pack "$R"/tree/*/*.pack; do
 	cp "$p" "$out/pack/seed-$i"
@@ -103,3 +103,24 @@ JSON
 } >"$out/config/user-0"
 printf '\x00{"repository":"/r","workspace_root":"/w"}' >"$out/config/user-1"
 echo "make-corpus: $(find "$out" -type f | wc -l) seeds, $(du -sk "$out" | cut -f1) KiB in $out"
+
+# an encrypted repository (passphrase "fuzz", cheap scrypt): its key file
+# (as stored and unsealed: fuzz_key opens it), and sealed objects and packs
+# (under its random keys: fuzz_sealed's fixed keys fail them at the tag)
+E=$T/enc
+BKR_PASSWORD=fuzz BKR_TEST_KDF_N=1024 "$bkr" -q init "$E" --encryption aes-256-gcm >/dev/null
+BKR_PASSWORD=fuzz "$bkr" -q -r "$E" create --type full "$T/src" >/dev/null
+python3 - "$E" "$out" <<'PY'
+import glob, json, os, sys
+repo, out = sys.argv[1], sys.argv[2]
+k = glob.glob(os.path.join(repo, "keys", "*.json"))[0]
+open(os.path.join(out, "key", "sealed-0"), "wb").write(open(k, "rb").read())
+obj = json.load(open(k)); obj.pop("sha256")
+open(os.path.join(out, "key", "seed-0"), "w").write(json.dumps(obj, separators=(",", ":")))
+seeds = glob.glob(os.path.join(repo, "backups", "*.json")) + glob.glob(os.path.join(repo, "index", "*.idx")) + \
+        glob.glob(os.path.join(repo, "data", "*", "*.pack")) + glob.glob(os.path.join(repo, "tree", "*", "*.pack"))
+for i, p in enumerate(sorted(seeds)):
+    open(os.path.join(out, "sealed", "seed-%d" % i), "wb").write(open(p, "rb").read())
+open(os.path.join(out, "sealed", "short"), "wb").write(b"BKRSEAL\0" + bytes(40))
+PY
+

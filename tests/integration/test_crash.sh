@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
 # The write protocol: a `bkr create` killed with SIGKILL at any instant, or
 # failing at any write/fsync/rename, leaves every earlier backup intact and
-# `verify --read-data` clean apart from reported leftovers.
+# `verify --read-data` clean apart from reported leftovers.  With --encrypted,
+# the same on an encrypted repository (fewer random kills by default).
 source "$(dirname "$0")/lib.sh"
+
+encrypted=
+if [ "${1:-}" = --encrypted ]; then
+	encrypted=1
+	export BKR_PASSWORD=crash-test BKR_TEST_KDF_N=1024
+fi
+init_repo() { # dir
+	if [ -n "$encrypted" ]; then
+		"$BKR" init -r "$1" --encryption aes-256-gcm >/dev/null
+	else
+		"$BKR" init -r "$1" >/dev/null
+	fi
+}
 
 src=$T/src
 mkdir -p "$src/a" "$src/b"
 for i in $(seq 1 200); do head -c $((RANDOM * 8)) /dev/urandom >"$src/a/f$i"; done
 seq 1 400000 >"$src/b/text.txt"
 head -c 40M /dev/urandom >"$src/b/big.bin"
-new_repo
+init_repo "$T/repo"
 R=$T/repo
 expect_exit 0 "$BKR" -r "$R" create --type full "$src"
 cp -a "$src" "$T/golden"
@@ -30,7 +44,7 @@ check_intact() { # $1: label
 }
 
 # Kill at random instants.  Each round changes the data so that new packs are written.
-rounds=${BKR_CRASH_ROUNDS:-25}
+rounds=${BKR_CRASH_ROUNDS:-$([ -n "$encrypted" ] && echo 8 || echo 25)}
 for i in $(seq 1 "$rounds"); do
 	head -c 4M /dev/urandom >"$src/b/churn-$i.bin"
 	echo "$i" >>"$src/b/text.txt"
@@ -70,7 +84,7 @@ pass "faults at every write, fsync and rename leave the repository consistent"
 # (it was "bkr create: I/O error" when the scanner found the queue closed).
 mkdir -p "$T/many"
 for i in $(seq 1 300); do echo "many $i $RANDOM" >"$T/many/f$i"; done
-"$BKR" init -r "$T/repo-many" >/dev/null
+init_repo "$T/repo-many"
 got=0
 BKR_FAULT=write:2:eio "$BKR" -q -r "$T/repo-many" create --threads 1 "$T/many" >/dev/null 2>"$T/fault.err" || got=$?
 [ "$got" != 0 ] || fail "write:2:eio with 300 files: the backup did not fail"

@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Encryption at rest (docs/security.md, docs/format.md "Encryption"): the
+# edge-case tree through every backup type, restore and a real bkrfs mount
+# of an encrypted repository; no plaintext of contents or names anywhere in
+# its files; the wrong passphrase (one line, exit 9, nothing written); key
+# add/remove/passwd with two holders; and every tamper case — a flipped bit,
+# a blob moved between packs, a truncated pack, an older index file or
+# manifest put back, a manifest from another repository — detected and named,
+# EIO in the mount.  Needs root (mknod, chown in the edge tree; FUSE).
+source "$(dirname "$0")/lib.sh"
+
+export BKR_TEST_KDF_N=1024 # cheap keys for the test (stored with each key)
+export BKR_PASSWORD='alice: correct horse'
+unset BKR_NEW_PASSWORD
+
+PIDS=()
+MOUNTS=()
+cleanup_hooks+=('for m in "${MOUNTS[@]}"; do fusermount3 -u "$m" 2>/dev/null; done; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done')
+
+mount_fg() { # repo mnt errfile [opts...]
+	local repo=$1 mnt=$2 err=$3
+	shift 3
+	mkdir -p "$mnt"
+	rm -f "$T/ready"
+	mkfifo "$T/ready"
+	"$BKRFS" "$repo" "$mnt" -f --ready-fd=3 "$@" 3>"$T/ready" 2>"$err" &
+	DAEMON=$!
+	PIDS+=("$DAEMON")
+	MOUNTS+=("$mnt")
+	timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$err")"
+}
+unmount() { # mnt pid
+	fusermount3 -u "$1" || fail "fusermount3 -u $1"
+	wait "$2" || fail "bkrfs exited $? after unmount"
+}
+backup_id() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_id"])' "$1"; }
+# every file of a repository with size and mtime: what "nothing written" compares
+snapshot() { find "$1" -printf '%P %s %T@\n' | sort; }
+
+# --- init: encrypted on request, plain by default
+src=$T/src
+make_edge_tree "$src"
+R=$T/repo
+expect_exit 0 "$BKR" init -r "$R" --encryption aes-256-gcm
+grep -q "encrypted repository" "$T/out" || fail "init does not say the repository is encrypted"
+grep -q '"encryption":"aes-256-gcm"' "$R/config.json" || fail "config.json does not say aes-256-gcm"
+grep -q '"incompat":\["encryption"\]' "$R/config.json" || fail "config.json lacks the incompat feature"
+[ "$(ls "$R/keys" | wc -l)" = 1 ] || fail "init did not write one key file"
+expect_exit 0 "$BKR" init -r "$T/plain"
+grep -q '"encryption":"none"' "$T/plain/config.json" || fail "the default is not encryption none"
+grep -q '"incompat":\[\]' "$T/plain/config.json" || fail "a plain repository names a feature"
+[ ! -e "$T/plain/keys" ] || fail "a plain repository has keys/"
+expect_exit 2 "$BKR" init -r "$T/x" --encryption rot13
+one_line_error
+BKR_PASSWORD= expect_exit 2 "$BKR" init -r "$T/empty-pass" --encryption aes-256-gcm </dev/null
+one_line_error
+[ ! -e "$T/empty-pass/config.json" ] || fail "init with an empty passphrase made a repository"
+pass "init --encryption aes-256-gcm writes a key file and the incompat feature; none stays the default"
+
+# --- every backup type round-trips through restore
+expect_exit 0 "$BKR" -r "$R" create --type full "$src" --json
+id_full=$(backup_id "$T/out")
+expect_exit 0 "$BKR" -r "$R" restore "$id_full" --target "$T/r-full"
+python3 "$HERE/treecmp.py" "$src" "$T/r-full/src" || fail "full backup does not restore exactly"
+sleep 1.1
+printf 'changed\n' >"$src/small.txt"
+rm "$src/hard2"
+printf 'new file\n' >"$src/added.txt"
+echo more >>"$src/wide/f00007"
+find "$src" -depth -type d -exec touch -d '2020-06-07 08:09:10.111222333' {} +
+for type in incremental differential snapshot; do
+	expect_exit 0 "$BKR" -r "$R" create --type "$type" "$src" --json
+	id=$(backup_id "$T/out")
+	python3 - "$T/out" <<'PY' || fail "$type backup re-stored unchanged data: dedup does not work encrypted"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["stats"]["new_bytes"] < 1 << 20, m["stats"]
+PY
+	rm -rf "$T/r2"
+	expect_exit 0 "$BKR" -r "$R" restore "$id" --target "$T/r2"
+	python3 "$HERE/treecmp.py" "$src" "$T/r2/src" || fail "$type backup does not restore exactly"
+done
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+expect_exit 0 "$BKR" -r "$R" ls latest -R
+grep -q "with space" "$T/out" || fail "ls of an encrypted backup lacks names"
+expect_exit 0 "$BKR" -r "$R" cat latest src/added.txt
+[ "$(cat "$T/out")" = "new file" ] || fail "cat of an encrypted backup: $(cat "$T/out")"
+pass "full, incremental, differential and snapshot restore exactly, dedup works, verify --read-data passes"
+
+# --- the mount, with the passphrase from a file
+printf '%s\n' "$BKR_PASSWORD" >"$T/pw-alice"
+M=$T/mnt
+BKR_PASSWORD= mount_fg "$R" "$M" "$T/daemon.err" -o password_file="$T/pw-alice"
+PID=$DAEMON
+diff -r --no-dereference "$src" "$M/latest/src" 2>&1 |
+	grep -v -E "^File .* is a (fifo|character special file|block special file) while file .* is a (fifo|character special file|block special file)$" >"$T/mount.diff" || true
+[ ! -s "$T/mount.diff" ] || { head "$T/mount.diff"; fail "the mount of the encrypted repository differs from the source"; }
+cmp "$src/random.bin" "$M/by-id/$id_full/src/random.bin" || fail "random.bin read through the mount differs"
+[ "$(getfattr --absolute-names --only-values -n user.comment "$M/latest/src/small.txt")" = "a small value" ] || fail "xattr through the mount"
+unmount "$M" "$PID"
+BKR_PASSWORD=wrong expect_exit 2 "$BKRFS" "$R" "$M" -f
+grep -q "wrong passphrase" "$T/err" || fail "bkrfs with a wrong passphrase: $(cat "$T/err")"
+pass "the mount reads the encrypted repository (password_file=); a wrong passphrase is refused"
+
+# --- no plaintext anywhere: contents, names, xattrs, paths (compression off,
+# so a plain repository does hold them: the check can fail)
+G=$T/grep-src
+mkdir -p "$G/DIRMARKER-5b7e"
+printf 'CONTENTMARKER-3f9a1c %.0s' $(seq 1 50) >"$G/DIRMARKER-5b7e/NAMEMARKER-91c2.txt"
+setfattr -n user.XATTRMARKER-77d1 -v VALUEMARKER-0e4b "$G/DIRMARKER-5b7e/NAMEMARKER-91c2.txt"
+markers='CONTENTMARKER-3f9a1c|NAMEMARKER-91c2|DIRMARKER-5b7e|XATTRMARKER-77d1|VALUEMARKER-0e4b|grep-src'
+expect_exit 0 "$BKR" init -r "$T/gplain" --compression none
+expect_exit 0 "$BKR" -r "$T/gplain" create "$G"
+expect_exit 0 "$BKR" init -r "$T/genc" --compression none --encryption aes-256-gcm
+expect_exit 0 "$BKR" -r "$T/genc" create "$G"
+found=$(grep -raoE "$markers" "$T/gplain" | sed 's/.*://' | sort -u | wc -l)
+[ "$found" = 6 ] || fail "the plain control repository shows $found of 6 markers: the grep proves nothing"
+if grep -raE "$markers" "$T/genc" >"$T/leak"; then
+	head -c 500 "$T/leak"
+	fail "plaintext in the encrypted repository"
+fi
+# nor in the big repository: known names and contents of the edge tree
+! grep -raqE 'with space|small\.txt|a small value|hello|sparse\.img|bottom' "$R" || fail "edge-tree plaintext in the encrypted repository"
+pass "no file content, name, directory or xattr of the backups is visible in the repository's files"
+
+# --- the wrong passphrase: one line, exit 9, nothing written
+snapshot "$R" >"$T/before"
+for cmd in "list" "create $src" "verify" "restore latest --target $T/never" "key list" "delete latest" "prune"; do
+	# shellcheck disable=SC2086
+	BKR_PASSWORD='not it' expect_exit 9 "$BKR" -r "$R" $cmd
+	one_line_error
+	grep -q "wrong passphrase" "$T/err" || fail "bkr $cmd: $(cat "$T/err")"
+done
+snapshot "$R" >"$T/after"
+cmp -s "$T/before" "$T/after" || { diff "$T/before" "$T/after" | head; fail "a wrong passphrase wrote to the repository"; }
+[ ! -e "$T/never" ] || fail "restore with a wrong passphrase created its target"
+BKR_PASSWORD= expect_exit 2 "$BKR" -r "$R" list </dev/null
+one_line_error
+expect_exit 3 "$BKR" -r "$R" --password-file "$T/missing" list
+one_line_error
+expect_exit 8 "$BKR" -r "$R" --password-command "exit 3" list
+one_line_error
+expect_exit 0 "$BKR" -r "$R" --password-command "cat $T/pw-alice" list
+pass "a wrong, empty or unobtainable passphrase is one line, exit 9/2/3/8, and writes nothing"
+
+# --- two holders: key add, passwd, remove
+BKR_NEW_PASSWORD='bob: tr0ub4dor' expect_exit 0 "$BKR" -r "$R" key add --json
+bob=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added"])' "$T/out")
+expect_exit 0 "$BKR" -r "$R" key list --json
+python3 - "$T/out" "$bob" <<'PY' || fail "key list --json"
+import json, sys
+ks = json.load(open(sys.argv[1]))
+assert len(ks) == 2, ks
+assert [k["current"] for k in ks if k["id"] == sys.argv[2]] == [False], ks
+assert all(k["kdf"]["algorithm"] == "scrypt" and k["kdf"]["n"] == 1024 for k in ks), ks
+PY
+alice=$(python3 -c 'import json,sys; print([k["id"] for k in json.load(open(sys.argv[1])) if k["current"]][0])' "$T/out")
+BKR_PASSWORD='bob: tr0ub4dor' expect_exit 0 "$BKR" -r "$R" list
+# alice changes her passphrase: a new key file replaces hers; no data is rewritten
+find "$R/data" "$R/tree" "$R/index" "$R/backups" -type f -printf '%P %s %T@\n' | sort >"$T/data-before"
+printf 'alice: new one\n' >"$T/pw-alice2"
+expect_exit 0 "$BKR" -r "$R" key passwd --new-password-file "$T/pw-alice2"
+grep -q "replaced" "$T/out" || fail "key passwd: $(cat "$T/out")"
+find "$R/data" "$R/tree" "$R/index" "$R/backups" -type f -printf '%P %s %T@\n' | sort >"$T/data-after"
+cmp -s "$T/data-before" "$T/data-after" || fail "key passwd rewrote data"
+[ ! -e "$R/keys/$alice.json" ] || fail "key passwd left the old key file"
+expect_exit 9 "$BKR" -r "$R" list
+expect_exit 0 "$BKR" -r "$R" --password-file "$T/pw-alice2" list
+BKR_PASSWORD='bob: tr0ub4dor' expect_exit 0 "$BKR" -r "$R" list
+# bob removes alice's key; his own (in use, and then the last) is refused
+alice2=$(ls "$R/keys" | grep -v "$bob" | sed 's/\.json$//')
+BKR_PASSWORD='bob: tr0ub4dor' expect_exit 2 "$BKR" -r "$R" key remove "$bob"
+one_line_error
+grep -q "in use" "$T/err" || fail "removing the key in use: $(cat "$T/err")"
+BKR_PASSWORD='bob: tr0ub4dor' expect_exit 0 "$BKR" -r "$R" key remove "${alice2:0:6}"
+expect_exit 9 "$BKR" -r "$R" --password-file "$T/pw-alice2" list
+BKR_PASSWORD='bob: tr0ub4dor' expect_exit 2 "$BKR" -r "$R" key remove "$bob"
+grep -q "last key file" "$T/err" || fail "removing the last key: $(cat "$T/err")"
+BKR_PASSWORD='bob: tr0ub4dor' expect_exit 0 "$BKR" -r "$R" restore "$id_full" --target "$T/r-bob"
+python3 "$HERE/treecmp.py" "$T/r-full/src" "$T/r-bob/src" || fail "bob's restore differs"
+expect_exit 2 "$BKR" -r "$T/plain" key list
+one_line_error
+pass "key add, passwd and remove with two holders; never the key in use or the last one"
+export BKR_PASSWORD='bob: tr0ub4dor'
+
+# --- tampering.  A small repository with two packs of one blob each, of the same size.
+K=$T/k
+mkdir -p "$K/src"
+head -c 100000 /dev/urandom >"$K/src/one.bin"
+expect_exit 0 "$BKR" init -r "$K/repo" --encryption aes-256-gcm
+expect_exit 0 "$BKR" -r "$K/repo" create --type full "$K/src" --json
+id1=$(backup_id "$T/out")
+idx1=$(ls "$K/repo/index")
+head -c 100000 /dev/urandom >"$K/src/two.bin"
+expect_exit 0 "$BKR" -r "$K/repo" create --type full "$K/src" --json
+id2=$(backup_id "$T/out")
+idx2=$(ls "$K/repo/index" | grep -v "$idx1")
+pack_of() { # repo, newest-or-oldest: the data pack written first/last
+	ls -tr "$1"/data/*/*.pack | sed -n "$2"
+}
+pa=$(pack_of "$K/repo" 1p)
+pb=$(pack_of "$K/repo" '$p')
+[ "$pa" != "$pb" ] || fail "the tamper repository needs two data packs"
+fresh() { rm -rf "$K/t"; cp -a "$K/repo" "$K/t"; echo "$K/t"; }
+tpath() { echo "$K/t/${1#"$K/repo/"}"; }
+# demand that a read of two.bin fails: restore, verify, and the mount (EIO)
+expect_detected() { # label
+	expect_exit 1 "$BKR" -r "$K/t" verify --read-data
+	grep -qE "$2" "$T/out" "$T/err" || { cat "$T/out" "$T/err"; fail "$1: verify does not name it"; }
+	got=0
+	"$BKR" -r "$K/t" restore "$id2" --target "$K/r" >/dev/null 2>"$T/err" || got=$?
+	[ "$got" != 0 ] || fail "$1: restore succeeded"
+	! cmp -s "$K/src/two.bin" "$K/r/src/two.bin" 2>/dev/null || fail "$1: restore wrote the file"
+	rm -rf "$K/r"
+	mount_fg "$K/t" "$K/mnt" "$T/kd.err"
+	local pid=$DAEMON out
+	out=$(cat "$K/mnt/by-id/$id2/src/two.bin" 2>&1 >/dev/null) && fail "$1: the mount served the file"
+	[[ "$out" == *"Input/output error"* ]] || fail "$1: the mount said '$out', not EIO"
+	cmp -s "$K/src/one.bin" "$K/mnt/by-id/$id1/src/one.bin" || fail "$1: an untouched file no longer reads"
+	unmount "$K/mnt" "$pid"
+}
+
+# a flipped bit in a sealed blob
+fresh >/dev/null
+python3 - "$(tpath "$pb")" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(16 + 5000); b = f.read(1); f.seek(16 + 5000); f.write(bytes([b[0] ^ 1]))
+PY
+expect_detected "flipped bit" "authentication failed"
+# the blob of one.bin copied over the blob of two.bin (same sealed length)
+fresh >/dev/null
+python3 - "$(tpath "$pa")" "$(tpath "$pb")" <<'PY'
+import struct, sys
+a = open(sys.argv[1], "rb").read()
+la = struct.unpack_from("<I", a, 4)[0]
+with open(sys.argv[2], "r+b") as f:
+    hb = f.read(16)
+    assert struct.unpack_from("<I", hb, 4)[0] == la, "blobs of different sealed lengths"
+    f.seek(0); f.write(a[:16 + la])
+PY
+expect_detected "blob moved between packs" "authentication failed"
+# a truncated pack
+fresh >/dev/null
+truncate -s 5000 "$(tpath "$pb")"
+expect_detected "truncated pack" "truncated|magic"
+pass "a flipped bit, a blob moved between packs and a truncated pack: verify names them, restore fails, the mount answers EIO"
+
+# an older index file put back under the newer one's name
+fresh >/dev/null
+cp "$K/t/index/$idx1" "$K/t/index/$idx2"
+expect_exit 0 "$BKR" -r "$K/t" list
+grep -q "$idx2.*authentication failed" "$T/err" || fail "older index put back: not named: $(cat "$T/err")"
+expect_detected "older index file put back" "$idx2|not in the index"
+# an older manifest put back under the newer one's name
+fresh >/dev/null
+cp "$K/t/backups/$id1.json" "$K/t/backups/$id2.json"
+got=0
+"$BKR" -r "$K/t" list >"$T/out" 2>"$T/err" || got=$?
+grep -q "$id2.json: authentication failed" "$T/err" || fail "older manifest put back: not named: $(cat "$T/err")"
+! grep -q "$id2" "$T/out" || fail "older manifest put back: listed as a backup"
+expect_exit 4 "$BKR" -r "$K/t" restore "$id2" --target "$K/r"
+grep -q "authentication failed" "$T/err" || fail "restore of the replaced manifest: $(cat "$T/err")"
+# a manifest from another repository (same passphrase)
+expect_exit 0 "$BKR" init -r "$K/other" --encryption aes-256-gcm
+expect_exit 0 "$BKR" -r "$K/other" create --type full "$K/src" --json
+ido=$(backup_id "$T/out")
+fresh >/dev/null
+cp "$K/other/backups/$ido.json" "$K/t/backups/"
+"$BKR" -r "$K/t" list >"$T/out" 2>"$T/err" || true
+grep -q "$ido.json: authentication failed" "$T/err" || fail "foreign manifest: not named: $(cat "$T/err")"
+! grep -q "$ido" "$T/out" || fail "foreign manifest listed as a backup"
+# config.json edited to say "none" while keys/ holds key files
+fresh >/dev/null
+python3 - "$K/t/config.json" <<'PY'
+import hashlib, json, sys
+p = sys.argv[1]
+c = json.loads(open(p).read())
+c["encryption"] = "none"; c["features"]["incompat"] = []
+del c["sha256"]
+t = json.dumps(c, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+t = t.replace("0" * 64, hashlib.sha256(t.encode()).hexdigest())
+open(p, "w").write(t)
+PY
+expect_exit 4 "$BKR" -r "$K/t" list
+grep -q "keys/ holds key files" "$T/err" || fail "a downgraded config.json: $(cat "$T/err")"
+pass "an older index or manifest put back, a manifest of another repository, a downgraded config: detected and named"
