@@ -77,7 +77,7 @@ int bkr_key_parse(bkr_key_file *out, const char *text, size_t len, const char *w
 {
 	cJSON *root = NULL;
 	const cJSON *v, *kdf;
-	uint64_t u;
+	uint64_t u = 0;
 	int err;
 
 	memset(out, 0, sizeof(*out));
