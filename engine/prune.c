@@ -17,8 +17,10 @@
 #include "bkr/format.h"
 #include "bkr/io.h"
 #include "bkr/pack.h"
+#include "bkr/tier.h"
 #include "bkr/trash.h"
 #include "idset.h"
+#include "reach.h"
 
 /* A pack the index names, with what prune found out about it. */
 struct pack {
@@ -28,12 +30,16 @@ struct pack {
 	uint64_t bytes, used;     /* stored bytes (headers included) of all / used blobs */
 	uint64_t file_size;       /* 0 when missing on disk */
 	bool on_disk, drop, repack;
-	char path[PATH_MAX];
+	uint32_t where;           /* bit i: place i (0 = hot, then the tiers) holds a copy */
+	char path[PATH_MAX];      /* of the first copy */
+	char name[64];            /* its object name, the same in every place */
 };
 
 /* A file on disk the index does not name: a leftover of a killed writer. */
 struct leftover {
 	char path[PATH_MAX];
+	char name[PATH_MAX];      /* in its place's store */
+	size_t place;
 	bool tmp;
 	uint64_t size;
 };
@@ -56,56 +62,19 @@ struct prune {
 
 /* ---- 1. mark ---------------------------------------------------------------- */
 
-static int use(struct prune *p, const bkr_id *id)
+static int use(void *ctx, const bkr_id *id)
 {
+	struct prune *p = ctx;
 	return bkr_idset_add(&p->used, id) < 0 ? bkr_error_oom() : 0;
 }
 
 static int mark_tree(struct prune *p, const bkr_id *id)
 {
-	bkr_tree *t = NULL;
-	int added, err;
-
-	if ((added = bkr_idset_add(&p->trees, id)) <= 0)
-		return added < 0 ? bkr_error_oom() : 0; /* seen: shared by an earlier backup */
-	if ((err = use(p, id)) < 0)
-		return err;
-	if ((err = bkr_repo_load_tree(p->r, id, &t)) < 0) {
-		char hex[BKR_ID_HEX];
-		bkr_id_to_hex(id, hex);
+	int err = bkr_reach_tree(p->r, id, &p->trees, use, p);
+	if (err == BKR_ECORRUPT || err == BKR_ENOTFOUND)
 		return bkr_error_set(BKR_ECORRUPT,
-				     "backup %s: tree %s cannot be read (%s); prune stops before changing anything "
-				     "(run 'bkr verify')", p->backup, hex, bkr_error_message());
-	}
-	for (uint32_t i = 0; i < bkr_tree_count(t) && err == 0; i++) {
-		if (bkr_tree_is_inner(t)) {
-			const uint8_t *fn;
-			size_t fl;
-			bkr_id child;
-			uint32_t cnt;
-			if ((err = bkr_tree_child(t, i, &fn, &fl, &child, &cnt)) == 0)
-				err = mark_tree(p, &child);
-			continue;
-		}
-		bkr_entry e;
-		bkr_chunk_ref *ch = NULL;
-		bkr_xattr *xa = NULL;
-		size_t nch = 0, nxa = 0;
-		if ((err = bkr_tree_get(t, i, &e)) < 0)
-			break;
-		if (e.type == BKR_FT_FILE && (err = bkr_tree_chunks(t, i, &ch, &nch)) == 0)
-			for (size_t k = 0; k < nch && err == 0; k++)
-				err = use(p, &ch[k].id);
-		free(ch);
-		if (err == 0 && (err = bkr_tree_xattrs(t, i, &xa, &nxa)) == 0)
-			for (size_t k = 0; k < nxa && err == 0; k++)
-				if (xa[k].in_blob)
-					err = use(p, &xa[k].blob);
-		free(xa);
-		if (err == 0 && e.type == BKR_FT_DIR)
-			err = mark_tree(p, &e.subtree);
-	}
-	bkr_tree_free(t);
+				     "backup %s: a tree cannot be read (%s); prune stops before changing anything "
+				     "(run 'bkr verify')", p->backup, bkr_error_message());
 	return err;
 }
 
@@ -178,23 +147,32 @@ static struct pack *find_pack(struct prune *p, const bkr_pack_id *id)
 	return NULL;
 }
 
-static int on_disk(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path)
+static int on_disk(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t place, const char *name,
+		   const char *path)
 {
 	struct prune *p = ctx;
 	struct pack *pk = id ? find_pack(p, id) : NULL;
+	bool recorded;
 	struct stat st;
 
+	(void)type;
 	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
 		return 0; /* vanished */
-	if (strncmp(path, bkr_repo_path(p->r), strlen(bkr_repo_path(p->r))))
-		return 0; /* another tier: not pruned here */
+	if (place >= 32)
+		return 0;
+	bkr_repo_tier(p->r, place, NULL, &recorded);
 	if (pk) {
+		if (!pk->on_disk) {
+			pk->file_size = (uint64_t)st.st_size;
+			snprintf(pk->path, sizeof(pk->path), "%s", path);
+			snprintf(pk->name, sizeof(pk->name), "%s", name);
+		}
 		pk->on_disk = true;
-		pk->file_size = (uint64_t)st.st_size;
-		snprintf(pk->path, sizeof(pk->path), "%s", path);
+		pk->where |= 1u << place;
 		return 0;
 	}
-	(void)type;
+	if (place > 0 && !recorded)
+		return 0; /* a configured tier the repository never used: perhaps not only its */
 	/* a leftover: only once it is older than the grace period (a recovery run,
 	 * which takes no lock, may be between its pack and its index) */
 	if ((int64_t)st.st_mtime > p->now / 1000000000LL - p->o->grace_s)
@@ -206,6 +184,8 @@ static int on_disk(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const c
 		p->left = nl;
 	}
 	snprintf(p->left[p->nleft].path, PATH_MAX, "%s", path);
+	snprintf(p->left[p->nleft].name, PATH_MAX, "%s", name);
+	p->left[p->nleft].place = place;
 	p->left[p->nleft].tmp = id == NULL;
 	p->left[p->nleft].size = (uint64_t)st.st_size;
 	p->nleft++;
@@ -213,16 +193,23 @@ static int on_disk(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const c
 }
 
 /* Temporaries in trash/ (an interrupted batch): foreach_pack does not look there. */
+struct trash_walk {
+	struct prune *p;
+	bkr_store *s;
+	size_t place;
+};
+
 static int trash_tmp(void *ctx, const char *name)
 {
-	struct prune *p = ctx;
+	struct trash_walk *w = ctx;
 	const char *base = strrchr(name, '/');
 	char path[PATH_MAX];
 	base = base ? base + 1 : name;
-	if (strncmp(base, ".tmp-", 5) ||
-	    snprintf(path, sizeof(path), "%s/%s", bkr_repo_path(p->r), name) >= (int)sizeof(path))
+	if (strncmp(base, ".tmp-", 5) || bkr_store_describe(w->s, name, path, sizeof(path)) < 0) {
+		bkr_error_clear();
 		return 0;
-	return on_disk(p, NULL, BKR_BLOB_DATA, path);
+	}
+	return on_disk(w->p, NULL, BKR_BLOB_DATA, w->place, name, path);
 }
 
 static int load_index(struct prune *p, bkr_index **idx)
@@ -254,12 +241,33 @@ static int load_index(struct prune *p, bkr_index **idx)
 		if (bkr_idset_has(&p->used, &p->ents[i].id))
 			pk->used += BKR_BLOB_HEADER_SIZE + (uint64_t)p->ents[i].stored_len;
 	}
-	return bkr_repo_foreach_pack(p->r, on_disk, p);
+	return bkr_repo_foreach_pack_in(p->r, on_disk, p);
+}
+
+/* The store of place @p i: the repository's own for moves (@p hot), else the tier's. */
+static bkr_store *place_store(struct prune *p, bkr_store *hot, size_t i)
+{
+	return i == 0 ? hot : bkr_repo_tier(p->r, i, NULL, NULL);
+}
+
+/* Whether prune tends place @p i: the repository and the tiers it recorded. */
+static bool tended(struct prune *p, size_t i)
+{
+	bool recorded;
+	bkr_repo_tier(p->r, i, NULL, &recorded);
+	return i == 0 || (i < 32 && recorded);
 }
 
 static int find_trash_tmp(struct prune *p, bkr_store *s)
 {
-	return bkr_store_list(s, "trash/", trash_tmp, p);
+	size_t nt = bkr_repo_tier_count(p->r);
+	int err = 0;
+	for (size_t i = 0; i <= nt && err == 0; i++) {
+		struct trash_walk w = { p, place_store(p, s, i), i };
+		if (tended(p, i))
+			err = bkr_store_list(w.s, "trash/", trash_tmp, &w);
+	}
+	return err;
 }
 
 /* ---- 3. decide and repack ---------------------------------------------------- */
@@ -413,32 +421,53 @@ done:
 	return err;
 }
 
-/* The store name of a path under the repository. */
-static const char *rel_name(struct prune *p, const char *path)
-{
-	size_t l = strlen(bkr_repo_path(p->r));
-	return path + l + (path[l] == '/');
-}
-
+/* Into each place's trash: the packs no index entry names any more, wherever they are. */
 static int move_out(struct prune *p, bkr_store *s)
 {
 	const char **names = calloc(p->npacks + p->nleft + 1, sizeof(*names));
-	size_t n = 0;
+	size_t nt = bkr_repo_tier_count(p->r);
 	int err = 0;
 
 	if (!names)
 		return bkr_error_oom();
-	for (size_t i = 0; i < p->npacks; i++)
-		if (p->packs[i].on_disk && (p->packs[i].drop || p->packs[i].repack))
-			names[n++] = rel_name(p, p->packs[i].path);
-	for (size_t i = 0; i < p->nleft; i++)
-		if (!p->left[i].tmp)
-			names[n++] = rel_name(p, p->left[i].path);
-	err = bkr_trash_move(s, names, n, p->now);
+	for (size_t place = 0; place <= nt && place < 32 && err == 0; place++) {
+		size_t n = 0;
+		if (!tended(p, place))
+			continue;
+		for (size_t i = 0; i < p->npacks; i++)
+			if (p->packs[i].on_disk && (p->packs[i].drop || p->packs[i].repack) &&
+			    (p->packs[i].where & (1u << place)))
+				names[n++] = p->packs[i].name;
+		for (size_t i = 0; i < p->nleft; i++)
+			if (!p->left[i].tmp && p->left[i].place == place)
+				names[n++] = p->left[i].name;
+		err = bkr_trash_move(place_store(p, s, place), names, n, p->now);
+	}
 	for (size_t i = 0; i < p->nleft && err == 0; i++)
 		if (p->left[i].tmp && unlink(p->left[i].path) < 0 && errno != ENOENT)
 			err = bkr_error_set_errno(errno, "remove %s", p->left[i].path);
 	free(names);
+	return err;
+}
+
+/* Expire the trash of every place. */
+static int expire(struct prune *p, bkr_store *s, bkr_trash_stats *ts)
+{
+	size_t nt = bkr_repo_tier_count(p->r);
+	int err = 0;
+	memset(ts, 0, sizeof(*ts));
+	for (size_t i = 0; i <= nt && err == 0; i++) {
+		bkr_trash_stats one;
+		if (!tended(p, i))
+			continue;
+		if ((err = bkr_trash_expire(place_store(p, s, i), p->now, p->o->grace_s, p->o->dry_run, &one)) < 0)
+			break;
+		ts->batches += one.batches;
+		ts->objects += one.objects;
+		ts->bytes += one.bytes;
+		ts->kept_batches += one.kept_batches;
+		ts->kept_bytes += one.kept_bytes;
+	}
 	return err;
 }
 
@@ -455,6 +484,12 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 
 	memset(out, 0, sizeof(*out));
 	p.now = o->now_ns ? o->now_ns : bkr_time_now_ns();
+	/* every tier the repository recorded must be there: packs in a missing
+	 * one would look lost (and their index entries dropped) */
+	if ((err = bkr_tier_check(r)) < 0) {
+		bkr_error_prefix("prune changed nothing");
+		goto done;
+	}
 	if ((err = bkr_trash_repo_store(r, &s)) < 0 || (p.store = s, err = mark(&p)) < 0 || (err = load_index(&p, &idx)) < 0 ||
 	    (err = find_trash_tmp(&p, s)) < 0)
 		goto done;
@@ -484,7 +519,7 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 		if ((rewrite && (err = write_index(&p, idx)) < 0) || (err = move_out(&p, s)) < 0)
 			goto done;
 	}
-	if ((err = bkr_trash_expire(s, p.now, o->grace_s, o->dry_run, &ts)) < 0)
+	if ((err = expire(&p, s, &ts)) < 0)
 		goto done;
 	out->trash_freed = ts.bytes;
 	out->trash_waiting = ts.kept_bytes;

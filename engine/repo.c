@@ -11,6 +11,7 @@
 #include "bkr/error.h"
 #include "bkr/key.h"
 #include "bkr/pack.h"
+#include "bkr/tier.h"
 #include "repo_priv.h"
 
 #include <errno.h>
@@ -84,6 +85,7 @@ int bkr_repo_open_store(bkr_repo **out, bkr_store *store, int flags)
 		return bkr_error_oom();
 	}
 	pthread_rwlock_init(&r->index_lock, NULL);
+	pthread_mutex_init(&r->tier_lock, NULL);
 	r->flags = flags;
 	r->store = store;
 	if (!(r->path = strdup(bkr_store_location(store)))) {
@@ -92,7 +94,8 @@ int bkr_repo_open_store(bkr_repo **out, bkr_store *store, int flags)
 	}
 	if ((err = bkr_repo_config_load(r)) < 0 || (err = open_keys(r)) < 0)
 		goto done;
-	if ((err = bkr_index_load(&r->index, r->store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0)
+	if ((err = bkr_index_load(&r->index, r->store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0 ||
+	    (err = bkr_repo_reload_tiers(r)) < 0)
 		goto done;
 	*out = r;
 	r = NULL;
@@ -103,10 +106,10 @@ done:
 
 static void free_tiers(bkr_repo *r)
 {
-	for (size_t i = 0; i < r->ntiers; i++)
-		bkr_store_free(r->tiers[i]);
-	free(r->tiers);
-	r->tiers = NULL;
+	for (size_t i = 0; i < r->ntiers; i++) {
+		bkr_store_free(r->tiers[i].store);
+		free(r->tiers[i].name);
+	}
 	r->ntiers = 0;
 }
 
@@ -120,6 +123,7 @@ void bkr_repo_free(bkr_repo *r)
 	bkr_crypto_free(r->crypto);
 	pthread_rwlock_destroy(&r->index_lock);
 	free(r->config_warning);
+	pthread_mutex_destroy(&r->tier_lock);
 	free(r->path);
 	free(r);
 }
@@ -179,24 +183,77 @@ int bkr_repo_check_writable(const bkr_repo *r)
 	return 0;
 }
 
-int bkr_repo_set_tiers(bkr_repo *r, const char *const *dirs, size_t n)
+/* ---- tiers ------------------------------------------------------------------ */
+
+size_t bkr_repo_tier_count(bkr_repo *r)
 {
-	bkr_store **t = calloc(n ? n : 1, sizeof(*t));
-	int err = 0;
-	if (!t)
+	return __atomic_load_n(&r->ntiers, __ATOMIC_ACQUIRE);
+}
+
+bkr_store *bkr_repo_tier(bkr_repo *r, size_t i, const char **tier, bool *recorded)
+{
+	bool rec = i > 0 && r->tiers[i - 1].recorded;
+	if (tier)
+		*tier = i == 0 ? "hot" : r->tiers[i - 1].name;
+	if (recorded)
+		*recorded = rec;
+	return i == 0 ? r->store : r->tiers[i - 1].store;
+}
+
+/* Under tier_lock. */
+static int add_tier_locked(bkr_repo *r, const char *tier, const char *location, bool recorded)
+{
+	struct repo_tier *t;
+	size_t n = r->ntiers;
+	int err;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(bkr_store_location(r->tiers[i].store), location)) {
+			if (recorded && !r->tiers[i].recorded)
+				__atomic_store_n(&r->tiers[i].recorded, true, __ATOMIC_RELEASE);
+			return 0;
+		}
+	}
+	if (!strcmp(location, r->path))
+		return bkr_error_set(BKR_EINVAL, "tier %s: %s is the repository itself", tier, location);
+	if (n == BKR_REPO_TIERS_MAX)
+		return bkr_error_set(BKR_EINVAL, "%s: more than %d tier locations", r->path, BKR_REPO_TIERS_MAX);
+	t = &r->tiers[n];
+	if (!(t->name = strdup(tier)))
 		return bkr_error_oom();
-	for (size_t i = 0; i < n && err == 0; i++)
-		err = bkr_store_open(&t[i], dirs[i], BKR_STORE_ABSENT_OK);
-	if (err < 0) {
-		for (size_t i = 0; i < n; i++)
-			bkr_store_free(t[i]);
-		free(t);
+	if ((err = bkr_store_open(&t->store, location, BKR_STORE_ABSENT_OK)) < 0) {
+		free(t->name);
+		t->name = NULL;
 		return err;
 	}
-	free_tiers(r);
-	r->tiers = t;
-	r->ntiers = n;
+	t->recorded = recorded;
+	__atomic_store_n(&r->ntiers, n + 1, __ATOMIC_RELEASE);
 	return 0;
+}
+
+int bkr_repo_add_tier(bkr_repo *r, const char *tier, const char *location, bool recorded)
+{
+	int err;
+	pthread_mutex_lock(&r->tier_lock);
+	err = add_tier_locked(r, tier, location, recorded);
+	pthread_mutex_unlock(&r->tier_lock);
+	return err;
+}
+
+int bkr_repo_reload_tiers(bkr_repo *r)
+{
+	bkr_tier_record *v = NULL;
+	size_t n = 0;
+	int err;
+
+	if ((err = bkr_tier_records_load(r->store, &v, &n)) < 0)
+		return err;
+	pthread_mutex_lock(&r->tier_lock);
+	for (size_t i = 0; i < n && err == 0; i++)
+		err = add_tier_locked(r, v[i].tier, v[i].location, true);
+	pthread_mutex_unlock(&r->tier_lock);
+	bkr_tier_records_free(v, n);
+	return err;
 }
 
 /* ---- the index ------------------------------------------------------------ */
@@ -262,39 +319,71 @@ static const char *pack_folder(bkr_blob_type type)
 }
 
 /*
- * Place @p i of a pack's places, in search order: the hot tier, each other
- * tier, then trash.  *s and @p name (PATH_MAX) get the store and the object;
- * false past the last.
+ * Where a pack may be, in search order: the hot tier, each other tier, then
+ * the repository's trash and each tier's trash (2 + 2 * @p nt places).  *s
+ * and @p name (PATH_MAX) get the store and the object; false past the last.
  */
-static bool pack_place(const bkr_repo *r, size_t i, const bkr_pack_id *id, bkr_blob_type type,
+static bool pack_place(bkr_repo *r, size_t nt, size_t i, const bkr_pack_id *id, bkr_blob_type type,
 		       bkr_store **s, char *name)
 {
 	char hex[BKR_PACK_ID_HEX];
-	if (i <= r->ntiers) {
-		*s = i == 0 ? r->store : r->tiers[i - 1];
+	if (i <= nt) {
+		*s = bkr_repo_tier(r, i, NULL, NULL);
 		return bkr_pack_path(name, PATH_MAX, pack_folder(type), id) == 0;
 	}
-	if (i > r->ntiers + 1)
+	if (i > 2 * nt + 1)
 		return false;
-	*s = r->store;
+	*s = bkr_repo_tier(r, i - nt - 1, NULL, NULL);
 	bkr_pack_id_to_hex(id, hex);
 	snprintf(name, PATH_MAX, "trash/%s.pack", hex);
 	return true;
 }
 
-static int pack_missing(const bkr_repo *r, const bkr_pack_id *id)
+/* The place cache: where a pack was last found (a reader tries it first). */
+static uint64_t cache_key(const bkr_pack_id *id)
 {
-	char hex[BKR_PACK_ID_HEX];
+	uint64_t k;
+	memcpy(&k, id->b, sizeof(k));
+	return k & ~(uint64_t)0xff;
+}
+
+static size_t cache_get(bkr_repo *r, const bkr_pack_id *id)
+{
+	uint64_t k = cache_key(id);
+	uint64_t v = __atomic_load_n(&r->place_cache[k % 251], __ATOMIC_RELAXED);
+	return v && (v & ~(uint64_t)0xff) == k ? (size_t)(v & 0xff) - 1 : SIZE_MAX;
+}
+
+static void cache_put(bkr_repo *r, const bkr_pack_id *id, size_t place)
+{
+	uint64_t k = cache_key(id);
+	if (place < 0xff)
+		__atomic_store_n(&r->place_cache[k % 251], k | (place + 1), __ATOMIC_RELAXED);
+}
+
+static int pack_missing(bkr_repo *r, const bkr_pack_id *id)
+{
+	char hex[BKR_PACK_ID_HEX], absent[512] = "";
+	size_t nt = bkr_repo_tier_count(r), used = 0;
 	bkr_pack_id_to_hex(id, hex);
-	return bkr_error_set(BKR_ENOTFOUND, "pack %s: missing from %s, every tier and trash", hex, r->path);
+	/* a tier that is not there is the likely cause: name it */
+	for (size_t i = 1; i <= nt && used < sizeof(absent); i++) {
+		int n;
+		if (bkr_tier_present(r, i) == 0)
+			continue;
+		n = snprintf(absent + used, sizeof(absent) - used, "; %s", bkr_error_message());
+		used += n > 0 ? (size_t)n : 0;
+	}
+	return bkr_error_set(BKR_ENOTFOUND, "pack %s: missing from %s, every tier and trash%s", hex, r->path, absent);
 }
 
 int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, char *out, size_t cap)
 {
 	char name[PATH_MAX];
+	size_t nt = bkr_repo_tier_count(r);
 	bkr_store *s;
 	uint64_t size;
-	for (size_t i = 0; pack_place(r, i, id, type, &s, name); i++)
+	for (size_t i = 0; pack_place(r, nt, i, id, type, &s, name); i++)
 		if (bkr_store_stat(s, name, &size) == 0)
 			return bkr_store_describe(s, name, out, cap);
 	return pack_missing(r, id);
@@ -337,16 +426,33 @@ int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_
 	 * children first and walked parents first): the store reads it ahead. */
 	g = (struct range){ .name = name, .flags = type == BKR_BLOB_TREE ? BKR_STORE_READ_AHEAD : 0 };
 	/* A failed read drops the store's cached descriptor: a second attempt
-	 * opens the pack afresh, wherever it is now (moved to a tier or trash). */
-	for (int attempt = 0; attempt < 2; attempt++) {
+	 * opens the pack afresh, wherever it is now (moved to a tier or trash).
+	 * A pack found nowhere may have moved during the search, or to a tier
+	 * recorded since open: the tier records are reloaded and it is searched
+	 * again. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		size_t nt, hint = cache_get(r, &e.pack);
+		if (attempt > 0 && err == BKR_ENOTFOUND) {
+			if (bkr_repo_reload_tiers(r) < 0)
+				bkr_error_clear();
+			hint = SIZE_MAX;
+		}
+		nt = bkr_repo_tier_count(r);
+		if (hint != SIZE_MAX && hint > 2 * nt + 1)
+			hint = SIZE_MAX;
 		err = BKR_ENOTFOUND;
-		for (size_t i = 0; err == BKR_ENOTFOUND && pack_place(r, i, &e.pack, type, &g.s, name); i++) {
+		for (size_t k = 0; err == BKR_ENOTFOUND; k++) {
+			size_t i = hint == SIZE_MAX ? k : k == 0 ? hint : k - 1 + (k - 1 >= hint);
+			if (!pack_place(r, nt, i, &e.pack, type, &g.s, name))
+				break;
 			if ((err = bkr_store_describe(g.s, name, what, sizeof(what))) < 0)
 				break;
 			err = bkr_pack_read_blob_from(r->crypto, range_read, &g, what, id, e.offset,
 						      e.stored_len, e.raw_len, e.type, buf);
+			if (err >= 0)
+				cache_put(r, &e.pack, i);
 		}
-		if (err >= 0 || err == BKR_ECORRUPT || err == BKR_ENOTFOUND)
+		if (err >= 0 || err == BKR_ECORRUPT)
 			break;
 	}
 	if (err == BKR_ENOTFOUND)
@@ -373,11 +479,12 @@ int bkr_repo_load_tree(void *repo, const bkr_id *id, bkr_tree **out)
 
 /* ---- enumeration (verify, prune) ----------------------------------------- */
 
-typedef int (*pack_cb)(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path);
+typedef int (*pack_cb)(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t place,
+		       const char *name, const char *path);
 
 struct pack_walk {
 	bkr_store *s;
-	bool hot;       /* the repository itself: its temporaries are reported too */
+	size_t place;   /* 0: the repository itself: its temporaries everywhere are reported too */
 	pack_cb cb;
 	void *ctx;
 };
@@ -385,7 +492,7 @@ struct pack_walk {
 /* Folders whose unfinished ".tmp-*" objects are reported (besides data/ and tree/). */
 static bool tmp_folder(const char *name, size_t len)
 {
-	static const char *const meta[] = { "index", "backups", "runs", "records" };
+	static const char *const meta[] = { "index", "backups", "runs", "records", "tiers" };
 	if (len == 0)
 		return true;
 	for (size_t i = 0; i < sizeof(meta) / sizeof(*meta); i++)
@@ -394,7 +501,8 @@ static bool tmp_folder(const char *name, size_t len)
 	return false;
 }
 
-/* "data/<xx>/<hex>.pack" or "tree/...", and temporaries in data/, data/<xx>/ and the meta folders. */
+/* "data/<xx>/<hex>.pack" or "tree/...", and temporaries in data/, data/<xx>/ and the
+ * meta folders (a tier: at its top, where its tier.json is written). */
 static int on_object(void *ctx, const char *name)
 {
 	struct pack_walk *pw = ctx;
@@ -410,14 +518,14 @@ static int on_object(void *ctx, const char *name)
 		type = BKR_BLOB_DATA;
 	else if (!strncmp(name, "tree/", 5))
 		type = BKR_BLOB_TREE;
-	else if (pw->hot && !strncmp(base, ".tmp-", 5) && tmp_folder(name, dirlen))
+	else if (!strncmp(base, ".tmp-", 5) && (pw->place == 0 ? tmp_folder(name, dirlen) : dirlen == 0))
 		type = BKR_BLOB_DATA;
 	else
 		return 0;
 	if ((err = bkr_store_describe(pw->s, name, path, sizeof(path))) < 0)
 		return err;
 	if (!strncmp(base, ".tmp-", 5)) /* in a meta folder, data/, tree/ or <kind>/<xx>/ */
-		return dirlen <= 7 ? pw->cb(pw->ctx, NULL, BKR_BLOB_DATA, path) : 0;
+		return dirlen <= 7 ? pw->cb(pw->ctx, NULL, BKR_BLOB_DATA, pw->place, name, path) : 0;
 	/* <kind>/<xx>/<hex>.pack */
 	if (dirlen != 7 || strlen(base) != 2 * BKR_PACK_ID_SIZE + 5 || strcmp(base + 2 * BKR_PACK_ID_SIZE, ".pack"))
 		return 0;
@@ -425,21 +533,44 @@ static int on_object(void *ctx, const char *name)
 	hex[2 * BKR_PACK_ID_SIZE] = '\0';
 	if (bkr_pack_id_from_hex(&id, hex) < 0)
 		return 0;
-	return pw->cb(pw->ctx, &id, type, path);
+	return pw->cb(pw->ctx, &id, type, pw->place, name, path);
 }
 
-int bkr_repo_foreach_pack(bkr_repo *r, pack_cb cb, void *ctx)
+int bkr_repo_foreach_pack_in(bkr_repo *r, pack_cb cb, void *ctx)
 {
-	struct pack_walk pw = { r->store, true, cb, ctx };
+	struct pack_walk pw = { r->store, 0, cb, ctx };
+	size_t nt = bkr_repo_tier_count(r);
 	int err;
 	if ((err = bkr_store_list(r->store, "", on_object, &pw)) < 0)
 		return err;
-	pw.hot = false;
-	for (size_t i = 0; i < r->ntiers; i++) {
-		pw.s = r->tiers[i];
-		if ((err = bkr_store_list(r->tiers[i], "data/", on_object, &pw)) < 0)
+	for (size_t i = 1; i <= nt; i++) {
+		pw.s = bkr_repo_tier(r, i, NULL, NULL);
+		pw.place = i;
+		if ((err = bkr_store_list(pw.s, "", on_object, &pw)) < 0)
 			return err;
 	}
 	bkr_error_clear();
 	return 0;
+}
+
+struct path_walk {
+	int (*cb)(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path);
+	void *ctx;
+};
+
+static int by_path(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t place, const char *name,
+		   const char *path)
+{
+	struct path_walk *w = ctx;
+	(void)place;
+	(void)name;
+	return w->cb(w->ctx, id, type, path);
+}
+
+int bkr_repo_foreach_pack(bkr_repo *r,
+			  int (*cb)(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path),
+			  void *ctx)
+{
+	struct path_walk w = { cb, ctx };
+	return bkr_repo_foreach_pack_in(r, by_path, &w);
 }

@@ -6,19 +6,30 @@
 #define BKR_REPO_PRIV_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "bkr/repo.h"
 #include "bkr/store.h"
 
 #define BKR_REPO_CONFIG_MAX (1u << 20)
+#define BKR_REPO_TIERS_MAX 16
 
 struct bkr_repo {
 	char *path;
 	bkr_repo_config cfg;
 	int flags;
 	bkr_store *store;             /* the repository: metadata, hot packs, trash, locks */
-	bkr_store **tiers;            /* warm, cold, ...: their data/ and tree/ packs (owned) */
+	/* Places 1..ntiers (place 0 is the repository): recorded tiers, then
+	 * ones added by the caller.  Only ever appended to (readers use them
+	 * without a lock): a slot is filled, then ntiers is stored (release). */
+	pthread_mutex_t tier_lock;    /* serializes appends */
+	struct repo_tier {
+		char *name;
+		bkr_store *store;
+		bool recorded;
+	} tiers[BKR_REPO_TIERS_MAX];
 	size_t ntiers;
+	uint64_t place_cache[256];    /* pack id prefix -> place + 1 where it was last found */
 	pthread_rwlock_t index_lock;  /* guards index (swap on reload) */
 	bkr_index *index;
 	char *config_warning;         /* config.json was damaged and its copy served (or NULL) */

@@ -17,6 +17,7 @@
  * leftover.
  */
 #include "bkr/verify.h"
+#include "bkr/tier.h"
 #include "bkr/error.h"
 #include "bkr/pack.h"
 #include "bkr/walk.h"
@@ -569,6 +570,9 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	int err;
 
 	memset(stats, 0, sizeof(*stats));
+	/* a tier that is not there would make its packs look lost: say so once */
+	if ((err = bkr_tier_check(r)) < 0)
+		return err;
 	if (o->read_data && !(v.buf = malloc(BKR_BLOB_MAX)))
 		return bkr_error_oom();
 	if ((err = bkr_repo_list_cb(r, false, &l, on_bad_manifest, &v)) < 0)

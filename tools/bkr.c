@@ -32,6 +32,7 @@ static const struct {
 	{ "delete", cmd_delete, "delete backups (into the trash; prune frees the data)" },
 	{ "cleanup", cmd_cleanup, "apply the retention policy, then prune" },
 	{ "prune", cmd_prune, "free the space of data no backup uses" },
+	{ "tier", cmd_tier, "tier status, tier migrate: data in colder storage" },
 	{ "pin", cmd_pin, "pin a backup so retention keeps it" },
 	{ "unpin", cmd_pin, "unpin a backup" },
 	{ "tag", cmd_tag, "add or remove tags of a backup" },

@@ -193,15 +193,11 @@ int cli_open_repo(cli *c, bkr_repo **out, int flags)
 		cli_warn(c, "%s", bkr_repo_config_warning(*out));
 	if (err == 0)
 		bkr_repo_index_warnings(*out, warn_index, c);
-	if (err == 0 && cfg && (cfg->warm.path || cfg->cold.path)) {
-		const char *tiers[2];
-		size_t n = 0;
-		if (cfg->warm.path)
-			tiers[n++] = cfg->warm.path;
-		if (cfg->cold.path)
-			tiers[n++] = cfg->cold.path;
-		err = bkr_repo_set_tiers(*out, tiers, n);
-	}
+	/* the repository records its tiers; a configured one not recorded yet is searched too */
+	if (err == 0 && cfg && cfg->warm.path)
+		err = bkr_repo_add_tier(*out, "warm", cfg->warm.path, false);
+	if (err == 0 && cfg && cfg->cold.path)
+		err = bkr_repo_add_tier(*out, "cold", cfg->cold.path, false);
 	bkr_config_free(cfg);
 	return err;
 }

@@ -144,7 +144,6 @@ static void test_tiers_and_trash(void **state)
 {
 	struct fixture *f = *state;
 	char pack[PATH_MAX] = "", moved[PATH_MAX], tier[PATH_MAX], found[PATH_MAX];
-	const char *tiers[1] = { tier };
 	bkr_index_entry e;
 	bkr_id ids[3];
 	put_blobs(f, ids, 3);
@@ -160,7 +159,7 @@ static void test_tiers_and_trash(void **state)
 	assert_int_equal(bkr_repo_read_blob(f->r, &ids[0], BKR_BLOB_DATA, &(uint8_t *){ NULL }, &(size_t){ 0 }),
 			 BKR_ENOTFOUND);
 	assert_non_null(strstr(bkr_error_message(), "every tier and trash"));
-	assert_int_equal(bkr_repo_set_tiers(f->r, tiers, 1), 0);
+	assert_int_equal(bkr_repo_add_tier(f->r, "cold", tier, false), 0);
 	expect_blob(f, &ids[1], 1);
 	assert_int_equal(bkr_repo_pack_path(f->r, &e.pack, BKR_BLOB_DATA, found, sizeof(found)), 0);
 	assert_string_equal(found, moved);
@@ -177,7 +176,7 @@ static void test_tiers_and_trash(void **state)
 
 	/* a tier that does not exist (yet) is no error */
 	snprintf(tier, sizeof(tier), "%s/not-mounted", f->dir);
-	assert_int_equal(bkr_repo_set_tiers(f->r, tiers, 1), 0);
+	assert_int_equal(bkr_repo_add_tier(f->r, "warm", tier, false), 0);
 	expect_blob(f, &ids[1], 1);
 }
 

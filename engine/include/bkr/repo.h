@@ -101,10 +101,26 @@ void bkr_repo_blob_id(const bkr_repo *r, const void *data, size_t len, bkr_id *o
 const bkr_repo_config *bkr_repo_get_config(const bkr_repo *r);
 
 /**
- * Extra places to look for data packs, in order after the hot tier
- * (warm, cold...).  Copied.  Trash is always searched last.
+ * The tiers (bkr/tier.h): bkr_repo_open loads the ones the repository
+ * recorded; a reader that misses a pack reloads them (a migration may have
+ * recorded a new one since).  Places are numbered: 0 is the repository
+ * (hot), 1..bkr_repo_tier_count() the tiers in search order.
  */
-int bkr_repo_set_tiers(bkr_repo *r, const char *const *dirs, size_t n);
+size_t bkr_repo_tier_count(bkr_repo *r);
+
+/** Place @p i's store; *tier (optional) its name, *recorded (optional) whether a record names it. */
+bkr_store *bkr_repo_tier(bkr_repo *r, size_t i, const char **tier, bool *recorded);
+
+/**
+ * Search @p location too (a configured tier not recorded yet; @p recorded
+ * when the caller just recorded it).  A location already searched is
+ * not added again (it becomes recorded when @p recorded).  An absent
+ * directory is an empty tier.  Thread-safe.
+ */
+int bkr_repo_add_tier(bkr_repo *r, const char *tier, const char *location, bool recorded);
+
+/** Re-read the tier records and search the locations new to @p r.  Thread-safe. */
+int bkr_repo_reload_tiers(bkr_repo *r);
 
 /**
  * Index files left out because they are damaged (a corrupt or unknown index
@@ -145,18 +161,24 @@ int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_
 /** Loader for bkr_dir_open: @p ctx is the bkr_repo. */
 int bkr_repo_load_tree(void *repo, const bkr_id *id, bkr_tree **out);
 
-/** Locate a pack's file in hot, the tiers, then trash; BKR_ENOTFOUND. */
+/** Locate a pack's file in hot, the tiers, then trash (the repository's, the tiers'); BKR_ENOTFOUND. */
 int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, char *out, size_t cap);
 
 /**
- * Every pack file in the hot tier and the configured tiers (not trash), and
- * every unfinished ".tmp-*" file in the repository: @p cb gets the pack id
- * (NULL for a temporary), the blob type its folder holds, and its path.
- * A return <0 from @p cb stops and is returned.
+ * Every pack file in the hot tier and the tiers (not trash), and every
+ * unfinished ".tmp-*" file in the repository and the tiers: @p cb gets the pack id (NULL for a temporary), the blob
+ * type its folder holds, and its path.  A return <0 from @p cb stops and
+ * is returned.
  */
 int bkr_repo_foreach_pack(bkr_repo *r,
 			  int (*cb)(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path),
 			  void *ctx);
+
+/** The same with the place (0 = hot) and the object's name in that place's store. */
+int bkr_repo_foreach_pack_in(bkr_repo *r,
+			     int (*cb)(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t place,
+				       const char *name, const char *path),
+			     void *ctx);
 
 /** Every index entry (under the index read lock: @p cb must not reload). */
 int bkr_repo_foreach_blob(bkr_repo *r, int (*cb)(const bkr_index_entry *e, void *ctx), void *ctx);

@@ -1,0 +1,136 @@
+/** @file
+ * Storage tiers (engine/tier.c; docs/format.md "Tiers"): colder stores
+ * (warm, cold) that hold data packs no young backup uses.
+ *
+ * - The repository records where its tiers are: one checksummed JSON
+ *   record "tiers/<20-digit ns>-<tier>.json" ({"kind":"tier","tier":"warm",
+ *   "location":"/mnt/warm/bkr",...}) is published before data first moves to
+ *   a location, so every reader finds the data without a configuration file
+ *   (bkr_repo_open loads the records; a reader that misses a pack reloads
+ *   them).  Every location ever recorded is searched, newest first per tier.
+ * - A tier location holds "tier.json" (the repository id and the tier's
+ *   name): a location that lacks it although the repository recorded it is
+ *   "not mounted", one that names another repository is refused.
+ * - The rule (bkr_tier_level): a backup younger than warm's after_days, or
+ *   pinned at the time of evaluation, keeps its data hot; older than cold's
+ *   after_days it lets it go cold; in between warm.  A data pack goes to the
+ *   hottest level any backup or recovery run that uses one of its blobs asks
+ *   for (it moves back when a newer backup reuses it); a pack no backup uses
+ *   stays where it is (prune's business); tree packs and the index never
+ *   leave the repository.
+ * - A move (bkr_tier_migrate, under the exclusive lock): copy to the
+ *   destination (published durably under its final name), read the copy
+ *   back and compare its SHA-256, then delete the source.  Killed at any
+ *   instant a pack is in one place or two, never none; a rerun finishes.
+ */
+#ifndef BKR_TIER_H
+#define BKR_TIER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/repo.h"
+#include "bkr/store.h"
+
+/** The levels: the repository itself, then the configured colder tiers. */
+enum { BKR_TIER_HOT = 0, BKR_TIER_WARM = 1, BKR_TIER_COLD = 2, BKR_TIER_LEVELS = 3 };
+
+/** Name of a level ("hot", "warm", "cold"). */
+const char *bkr_tier_name(int level);
+
+/** One configured colder tier (bkr_config_tier's meaning). */
+typedef struct {
+	const char *location; /**< NULL: not configured */
+	int after_days;       /**< data moves here once every backup using it is this old */
+} bkr_tier_conf;
+
+/** The policy: tier[BKR_TIER_WARM] and tier[BKR_TIER_COLD] (tier[0] unused). */
+typedef struct {
+	bkr_tier_conf tier[BKR_TIER_LEVELS];
+} bkr_tier_policy;
+
+/**
+ * The level backup @p m asks for at @p as_of_ns: hot when pinned then or
+ * younger than the first configured tier's after_days; else the coldest
+ * configured tier whose after_days it has reached.
+ */
+int bkr_tier_level(const bkr_tier_policy *p, const bkr_manifest *m, int64_t as_of_ns);
+
+/* ---- records -------------------------------------------------------------- */
+
+/** One tier record. */
+typedef struct {
+	char *tier;      /**< "warm", "cold" */
+	char *location;  /**< a directory (or URL) */
+	int64_t time_ns; /**< when it was recorded */
+} bkr_tier_record;
+
+/**
+ * The records in @p s ("tiers/"), in search order: warm before cold (other
+ * names after, by name), newest first within a tier; one per location.
+ * Damaged records are left out.  Free with bkr_tier_records_free.
+ */
+int bkr_tier_records_load(bkr_store *s, bkr_tier_record **out, size_t *n);
+void bkr_tier_records_free(bkr_tier_record *v, size_t n);
+
+/** Publish a record naming @p location for @p tier at @p now_ns. */
+int bkr_tier_record_add(bkr_store *s, const char *tier, const char *location, int64_t now_ns);
+
+/**
+ * Whether place @p i of @p r (bkr_repo_tier) is there: 0, or BKR_ENOTFOUND
+ * "tier T: LOCATION is missing or not mounted" (a recorded tier must hold
+ * its tier.json), or BKR_EINVAL when it belongs to another repository.
+ */
+int bkr_tier_present(bkr_repo *r, size_t i);
+
+/**
+ * Check that every tier @p r recorded is there: its location holds a
+ * tier.json naming this repository.  BKR_ENOTFOUND "missing or not mounted",
+ * or BKR_EINVAL "belongs to repository X", naming the tier and location.
+ */
+int bkr_tier_check(bkr_repo *r);
+
+/* ---- status and migration ------------------------------------------------- */
+
+/** What one place holds. */
+typedef struct {
+	const char *tier;      /**< "hot", "warm", "cold" (as recorded or configured) */
+	const char *location;  /**< the directory */
+	bool recorded;         /**< named by a record of the repository */
+	bool present;          /**< its location is there (and, recorded, holds tier.json) */
+	uint64_t data_packs, data_bytes;
+	uint64_t tree_packs, tree_bytes;
+} bkr_tier_usage;
+
+/** Packs and bytes in each place of @p r (hot first); *out is malloc'd, its strings @p r's. */
+int bkr_tier_status(bkr_repo *r, bkr_tier_usage **out, size_t *n);
+
+typedef struct {
+	int version;
+	bool dry_run;
+	int64_t as_of_ns;        /**< 0 = now */
+	bkr_tier_policy policy;  /**< the configured tiers */
+	/** Called for each pack before it moves (may be NULL). */
+	void (*on_move)(void *ctx, const bkr_pack_id *id, uint64_t size, const char *from, const char *to);
+	void *ctx;
+} bkr_tier_migrate_options;
+#define BKR_TIER_MIGRATE_OPTIONS_VERSION 1
+#define BKR_TIER_MIGRATE_OPTIONS_INIT { BKR_TIER_MIGRATE_OPTIONS_VERSION, false, 0, { { { NULL, 0 } } }, NULL, NULL }
+
+typedef struct {
+	uint64_t packs[BKR_TIER_LEVELS], bytes[BKR_TIER_LEVELS]; /**< moved into each level */
+	uint64_t stay_packs, stay_bytes;   /**< data packs already where they belong */
+	uint64_t unused_packs;             /**< data packs no backup uses (left alone) */
+	uint64_t copies_removed;           /**< extra copies a killed run left, removed */
+	uint64_t backups;                  /**< backups and runs considered */
+} bkr_tier_migrate_report;
+
+/**
+ * Move every data pack of @p r to the level its backups ask for (the caller
+ * holds the exclusive lock).  A configured or recorded tier whose location
+ * is missing or not mounted is an error before anything moves.
+ */
+int bkr_tier_migrate(bkr_repo *r, const bkr_tier_migrate_options *o, bkr_tier_migrate_report *out);
+
+#endif

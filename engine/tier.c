@@ -1,0 +1,763 @@
+/** @file
+ * Storage tiers (tier.h): the records that say where a repository's tiers
+ * are, the tier.json marker in each tier, the rule that says which level a
+ * backup's data belongs to, `bkr tier status` and `bkr tier migrate`.
+ */
+#include "bkr/tier.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "bkr/error.h"
+#include "bkr/pack.h"
+#include "bkr/retention.h"
+#include "idset.h"
+#include "reach.h"
+#include "repo_priv.h"
+
+#define RECORD_MAX (64u << 10)
+#define MARKER "tier.json"
+#define COPY_CHUNK (4u << 20)
+#define NS_PER_DAY (86400LL * 1000000000LL)
+
+const char *bkr_tier_name(int level)
+{
+	static const char *const names[] = { "hot", "warm", "cold" };
+	return level >= 0 && level < BKR_TIER_LEVELS ? names[level] : "?";
+}
+
+int bkr_tier_level(const bkr_tier_policy *p, const bkr_manifest *m, int64_t as_of_ns)
+{
+	int64_t age = as_of_ns - m->time_ns;
+	if (bkr_retention_pinned(m, as_of_ns))
+		return BKR_TIER_HOT;
+	for (int l = BKR_TIER_COLD; l > BKR_TIER_HOT; l--)
+		if (p->tier[l].location && age >= (int64_t)p->tier[l].after_days * NS_PER_DAY)
+			return l;
+	return BKR_TIER_HOT;
+}
+
+/* Two locations name the same place (trailing slashes aside). */
+static bool same_location(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	while (la > 1 && a[la - 1] == '/')
+		la--;
+	while (lb > 1 && b[lb - 1] == '/')
+		lb--;
+	return la == lb && !memcmp(a, b, la);
+}
+
+/* ---- records -------------------------------------------------------------- */
+
+static int tier_rank(const char *tier)
+{
+	return !strcmp(tier, "warm") ? 0 : !strcmp(tier, "cold") ? 1 : 2;
+}
+
+static int record_cmp(const void *a, const void *b)
+{
+	const bkr_tier_record *x = a, *y = b;
+	int c = tier_rank(x->tier) - tier_rank(y->tier);
+	if (c)
+		return c;
+	if ((c = strcmp(x->tier, y->tier)))
+		return c;
+	return x->time_ns > y->time_ns ? -1 : x->time_ns < y->time_ns;
+}
+
+struct record_list {
+	bkr_store *s;
+	bkr_tier_record *v;
+	size_t n, cap;
+};
+
+/* A sealed JSON object of @p kind from @p s, parsed; NULL with an error set. */
+static cJSON *load_json(bkr_store *s, const char *name, const char *kind, int *err)
+{
+	char what[PATH_MAX];
+	uint8_t *text = NULL;
+	size_t len;
+	cJSON *o = NULL;
+	const cJSON *k;
+
+	if ((*err = bkr_store_describe(s, name, what, sizeof(what))) < 0 ||
+	    (*err = bkr_store_get(s, name, RECORD_MAX, &text, &len)) < 0 ||
+	    (*err = bkr_json_verify((const char *)text, len, what)) < 0)
+		goto done;
+	if (!(o = cJSON_ParseWithLength((const char *)text, len)) ||
+	    !cJSON_IsString(k = cJSON_GetObjectItemCaseSensitive(o, "kind")) || strcmp(k->valuestring, kind)) {
+		*err = bkr_error_set(BKR_ECORRUPT, "%s: not a %s record", what, kind);
+		cJSON_Delete(o);
+		o = NULL;
+	}
+done:
+	free(text);
+	return o;
+}
+
+static const char *json_str(const cJSON *o, const char *key)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(it) && *it->valuestring ? it->valuestring : NULL;
+}
+
+static int add_record(void *ctx, const char *name)
+{
+	struct record_list *l = ctx;
+	const char *base = strrchr(name, '/'), *tier, *loc, *when;
+	bkr_tier_record rec = { 0 };
+	int64_t t = 0;
+	cJSON *o;
+	int err;
+
+	base = base ? base + 1 : name;
+	if (!strncmp(base, ".tmp-", 5) || strlen(base) < 6 || strcmp(base + strlen(base) - 5, ".json"))
+		return 0;
+	if (!(o = load_json(l->s, name, "tier", &err))) {
+		bkr_error_clear(); /* a damaged or vanished record: left out */
+		return 0;
+	}
+	tier = json_str(o, "tier");
+	loc = json_str(o, "location");
+	when = json_str(o, "time");
+	if (tier && loc && !strchr(tier, '/') && (!when || bkr_time_parse(when, &t) == 0)) {
+		if (l->n == l->cap) {
+			bkr_tier_record *nv = realloc(l->v, (l->cap = l->cap ? 2 * l->cap : 4) * sizeof(*nv));
+			if (!nv) {
+				cJSON_Delete(o);
+				return bkr_error_oom();
+			}
+			l->v = nv;
+		}
+		rec.time_ns = t;
+		if (!(rec.tier = strdup(tier)) || !(rec.location = strdup(loc))) {
+			free(rec.tier);
+			cJSON_Delete(o);
+			return bkr_error_oom();
+		}
+		l->v[l->n++] = rec;
+	}
+	bkr_error_clear();
+	cJSON_Delete(o);
+	return 0;
+}
+
+int bkr_tier_records_load(bkr_store *s, bkr_tier_record **out, size_t *n)
+{
+	struct record_list l = { s, NULL, 0, 0 };
+	size_t k = 0;
+	int err;
+
+	*out = NULL;
+	*n = 0;
+	if ((err = bkr_store_list(s, "tiers/", add_record, &l)) < 0) {
+		bkr_tier_records_free(l.v, l.n);
+		return err;
+	}
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), record_cmp);
+	/* one per location: the first in search order */
+	for (size_t i = 0; i < l.n; i++) {
+		bool dup = false;
+		for (size_t j = 0; j < k && !dup; j++)
+			dup = same_location(l.v[j].location, l.v[i].location);
+		if (dup) {
+			free(l.v[i].tier);
+			free(l.v[i].location);
+		} else {
+			l.v[k++] = l.v[i];
+		}
+	}
+	*out = l.v;
+	*n = k;
+	return 0;
+}
+
+void bkr_tier_records_free(bkr_tier_record *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].tier);
+		free(v[i].location);
+	}
+	free(v);
+}
+
+/* Seal and publish the JSON object @p o as @p name in @p s. */
+static int put_json(bkr_store *s, const char *name, cJSON *o)
+{
+	char *text = NULL, *sealed = NULL;
+	size_t len;
+	int err;
+
+	if (!(text = cJSON_PrintUnformatted(o)))
+		return bkr_error_oom();
+	if ((err = bkr_json_seal(text, &sealed, &len)) == 0)
+		err = bkr_store_put(s, name, sealed, len);
+	free(text);
+	free(sealed);
+	return err;
+}
+
+int bkr_tier_record_add(bkr_store *s, const char *tier, const char *location, int64_t now_ns)
+{
+	char name[128], when[32];
+	cJSON *o;
+	int err;
+
+	if (!*tier || strchr(tier, '/') || strlen(tier) > 32)
+		return bkr_error_set(BKR_EINVAL, "bad tier name '%s'", tier);
+	snprintf(name, sizeof(name), "tiers/%020" PRId64 "-%s.json", now_ns, tier);
+	bkr_time_format(when, now_ns);
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "kind", "tier") ||
+	    !cJSON_AddStringToObject(o, "tier", tier) || !cJSON_AddStringToObject(o, "location", location) ||
+	    !cJSON_AddStringToObject(o, "time", when))
+		err = bkr_error_oom();
+	else
+		err = put_json(s, name, o);
+	cJSON_Delete(o);
+	return err;
+}
+
+/* ---- the marker ------------------------------------------------------------ */
+
+/*
+ * 0 when @p s holds a tier.json of repository @p repo_id; BKR_ENOTFOUND when
+ * it holds none (or is not there); BKR_EINVAL when it names another repository.
+ */
+static int marker_check(bkr_store *s, const char *repo_id, const char *tier)
+{
+	const char *id;
+	cJSON *o;
+	int err;
+
+	if (!(o = load_json(s, MARKER, "bkrfs-tier", &err)))
+		return err;
+	id = json_str(o, "repository");
+	if (!id || strcmp(id, repo_id))
+		err = bkr_error_set(BKR_EINVAL, "tier %s: %s belongs to repository %s, not to %s", tier,
+				    bkr_store_location(s), id ? id : "?", repo_id);
+	cJSON_Delete(o);
+	return err;
+}
+
+/* Publish @p s's tier.json for @p r, unless it is there. */
+static int marker_put(bkr_repo *r, bkr_store *s, const char *tier, int64_t now_ns)
+{
+	char when[32];
+	cJSON *o;
+	int err;
+
+	bkr_time_format(when, now_ns);
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "kind", "bkrfs-tier") ||
+	    !cJSON_AddStringToObject(o, "repository", bkr_repo_get_config(r)->id) ||
+	    !cJSON_AddStringToObject(o, "tier", tier) || !cJSON_AddStringToObject(o, "created", when))
+		err = bkr_error_oom();
+	else
+		err = put_json(s, MARKER, o);
+	cJSON_Delete(o);
+	if (err == BKR_EEXISTS) {
+		bkr_error_clear();
+		err = marker_check(s, bkr_repo_get_config(r)->id, tier);
+	}
+	return err;
+}
+
+int bkr_tier_present(bkr_repo *r, size_t i)
+{
+	const char *tier;
+	bool recorded;
+	bkr_store *s = bkr_repo_tier(r, i, &tier, &recorded), *probe = NULL;
+	int err;
+
+	if (i == 0)
+		return 0;
+	if ((err = bkr_store_open(&probe, bkr_store_location(s), 0)) < 0)
+		return bkr_error_set(BKR_ENOTFOUND, "tier %s: %s is missing or not mounted", tier,
+				     bkr_store_location(s));
+	bkr_store_free(probe);
+	if (!recorded)
+		return 0;
+	err = marker_check(s, bkr_repo_get_config(r)->id, tier);
+	if (err == BKR_ENOTFOUND)
+		return bkr_error_set(BKR_ENOTFOUND,
+				     "tier %s: %s is missing or not mounted (the repository keeps data there, "
+				     "but it holds no " MARKER ")", tier, bkr_store_location(s));
+	return err;
+}
+
+int bkr_tier_check(bkr_repo *r)
+{
+	size_t nt = bkr_repo_tier_count(r);
+	int err;
+	for (size_t i = 1; i <= nt; i++) {
+		bool recorded;
+		bkr_repo_tier(r, i, NULL, &recorded);
+		if (recorded && (err = bkr_tier_present(r, i)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+/* ---- status ---------------------------------------------------------------- */
+
+struct status {
+	bkr_repo *r;
+	bkr_tier_usage *u;
+};
+
+static int count_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t place, const char *name,
+		      const char *path)
+{
+	struct status *st = ctx;
+	bkr_tier_usage *u = &st->u[place];
+	uint64_t size = 0;
+	(void)path;
+	if (!id || bkr_store_stat(bkr_repo_tier(st->r, place, NULL, NULL), name, &size) < 0) {
+		bkr_error_clear(); /* a temporary, or vanished */
+		return 0;
+	}
+	if (type == BKR_BLOB_TREE) {
+		u->tree_packs++;
+		u->tree_bytes += size;
+	} else {
+		u->data_packs++;
+		u->data_bytes += size;
+	}
+	return 0;
+}
+
+int bkr_tier_status(bkr_repo *r, bkr_tier_usage **out, size_t *n)
+{
+	size_t nt = bkr_repo_tier_count(r);
+	struct status st = { r, calloc(nt + 1, sizeof(bkr_tier_usage)) };
+	int err;
+
+	*out = NULL;
+	*n = 0;
+	if (!st.u)
+		return bkr_error_oom();
+	for (size_t i = 0; i <= nt; i++) {
+		bkr_store *s = bkr_repo_tier(r, i, &st.u[i].tier, &st.u[i].recorded);
+		st.u[i].location = bkr_store_location(s);
+		st.u[i].present = bkr_tier_present(r, i) == 0;
+		bkr_error_clear();
+	}
+	if ((err = bkr_repo_foreach_pack_in(r, count_pack, &st)) < 0) {
+		free(st.u);
+		return err;
+	}
+	*out = st.u;
+	*n = nt + 1;
+	return 0;
+}
+
+/* ---- migration -------------------------------------------------------------- */
+
+/* A data pack the index names. */
+struct mpack {
+	bkr_pack_id id;
+	int level;       /* what its backups ask for; BKR_TIER_LEVELS: no backup uses it */
+	uint32_t where;  /* bit i: place i holds a copy */
+	uint64_t size;   /* of the first copy found */
+};
+
+struct migrate {
+	bkr_repo *r;
+	const bkr_tier_migrate_options *o;
+	bkr_tier_migrate_report *rep;
+	int64_t as_of;
+	size_t place[BKR_TIER_LEVELS];  /* the place of each configured level (0: hot) */
+	bkr_idset seen;                 /* trees walked */
+	bkr_idset level[BKR_TIER_LEVELS]; /* blobs used, by the hottest level asking for them */
+	int walking;                    /* the level of the backups being walked */
+	struct mpack *packs;
+	size_t npacks, cap;
+	struct tmp {
+		size_t place;
+		char *name;
+	} *tmps;                        /* temporaries in the tiers and tiers/ (a killed run's) */
+	size_t ntmps;
+	uint8_t *buf;
+};
+
+static int use_blob(void *ctx, const bkr_id *id)
+{
+	struct migrate *m = ctx;
+	for (int l = 0; l < m->walking; l++)
+		if (bkr_idset_has(&m->level[l], id))
+			return 0;
+	return bkr_idset_add(&m->level[m->walking], id) < 0 ? bkr_error_oom() : 0;
+}
+
+/* The level of every blob: backups and runs walked hottest first. */
+static int walk_backups(struct migrate *m)
+{
+	bkr_manifest_list l[2] = { { 0 }, { 0 } };
+	int err = 0;
+
+	for (int runs = 0; runs < 2 && err == 0; runs++)
+		err = bkr_repo_list(m->r, runs, &l[runs], NULL);
+	for (m->walking = 0; m->walking < BKR_TIER_LEVELS && err == 0; m->walking++) {
+		for (int runs = 0; runs < 2 && err == 0; runs++) {
+			for (size_t i = 0; i < l[runs].n && err == 0; i++) {
+				const bkr_manifest *b = l[runs].items[i];
+				if (bkr_tier_level(&m->o->policy, b, m->as_of) != m->walking)
+					continue;
+				m->rep->backups++;
+				if (!bkr_id_is_zero(&b->tree) &&
+				    (err = bkr_reach_tree(m->r, &b->tree, &m->seen, use_blob, m)) < 0)
+					bkr_error_prefix("backup %s: nothing was moved", b->backup_id);
+				if (err == 0 && !bkr_id_is_zero(&b->report))
+					err = use_blob(m, &b->report);
+			}
+		}
+	}
+	bkr_manifest_list_free(&l[0]);
+	bkr_manifest_list_free(&l[1]);
+	return err;
+}
+
+struct entry_level {
+	bkr_pack_id pack;
+	int level;
+};
+
+struct collect {
+	struct migrate *m;
+	struct entry_level *v;
+	size_t n;
+};
+
+static int collect_entry(const bkr_index_entry *e, void *ctx)
+{
+	struct collect *c = ctx;
+	int l = 0;
+	if (e->type != BKR_BLOB_DATA)
+		return 0;
+	while (l < BKR_TIER_LEVELS && !bkr_idset_has(&c->m->level[l], &e->id))
+		l++;
+	c->v[c->n++] = (struct entry_level){ e->pack, l };
+	return 0;
+}
+
+static int count_entry(const bkr_index_entry *e, void *ctx)
+{
+	(void)e;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return bkr_pack_id_cmp(&((const struct entry_level *)a)->pack, &((const struct entry_level *)b)->pack);
+}
+
+/* Every data pack the index names, with the hottest level its blobs ask for. */
+static int collect_packs(struct migrate *m)
+{
+	struct collect c = { m, NULL, 0 };
+	size_t n = 0;
+	int err;
+
+	if ((err = bkr_repo_foreach_blob(m->r, count_entry, &n)) < 0)
+		return err;
+	if (!(c.v = malloc((n ? n : 1) * sizeof(*c.v))) || !(m->packs = calloc(n ? n : 1, sizeof(*m->packs)))) {
+		free(c.v);
+		return bkr_error_oom();
+	}
+	if ((err = bkr_repo_foreach_blob(m->r, collect_entry, &c)) < 0)
+		goto done;
+	qsort(c.v, c.n, sizeof(*c.v), entry_cmp);
+	for (size_t i = 0; i < c.n; i++) {
+		if (i == 0 || bkr_pack_id_cmp(&c.v[i].pack, &c.v[i - 1].pack))
+			m->packs[m->npacks++] = (struct mpack){ .id = c.v[i].pack, .level = BKR_TIER_LEVELS };
+		if (c.v[i].level < m->packs[m->npacks - 1].level)
+			m->packs[m->npacks - 1].level = c.v[i].level;
+	}
+done:
+	free(c.v);
+	return err;
+}
+
+static struct mpack *find_pack(struct migrate *m, const bkr_pack_id *id)
+{
+	size_t lo = 0, hi = m->npacks;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = bkr_pack_id_cmp(&m->packs[mid].id, id);
+		if (c == 0)
+			return &m->packs[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Where each pack is (data/ of every place), and the tiers' temporaries. */
+static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t place, const char *name,
+		   const char *path)
+{
+	struct migrate *m = ctx;
+	struct mpack *p;
+	(void)path;
+	if (!id) {
+		struct tmp *nv;
+		char *dup;
+		if (place == 0 && strncmp(name, "tiers/", 6))
+			return 0; /* the repository's: prune's (a recovery run may be writing it) */
+		if (!(dup = strdup(name)) || !(nv = realloc(m->tmps, (m->ntmps + 1) * sizeof(*nv)))) {
+			free(dup);
+			return bkr_error_oom();
+		}
+		m->tmps = nv;
+		m->tmps[m->ntmps++] = (struct tmp){ place, dup };
+		return 0;
+	}
+	if (type != BKR_BLOB_DATA || place >= 32 || !(p = find_pack(m, id)))
+		return 0; /* trees stay; unindexed packs are prune's */
+	if (!p->where && bkr_store_stat(bkr_repo_tier(m->r, place, NULL, NULL), name, &p->size) < 0) {
+		bkr_error_clear();
+		return 0; /* vanished */
+	}
+	p->where |= 1u << place;
+	return 0;
+}
+
+/*
+ * Copy (or, when @p to is NULL, only read) object @p name of @p from,
+ * @p size bytes, into @p to, published under the same name; *sum gets the
+ * SHA-256 of what was read.  A copy already there (a killed run published
+ * it) is left as it is.
+ */
+static int copy_object(struct migrate *m, bkr_store *from, bkr_store *to, const char *name, uint64_t size,
+		       bkr_id *sum)
+{
+	bkr_store_upload *u = NULL;
+	bkr_hash_ctx *h = bkr_hash_new();
+	char dir[PATH_MAX];
+	const char *slash = strrchr(name, '/');
+	int err = 0;
+
+	if (!h)
+		return bkr_error_oom();
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - name + 1) : 0, name);
+	if (to && (err = bkr_store_upload_new(to, dir, &u)) < 0)
+		goto done;
+	for (uint64_t off = 0; off < size && err == 0; off += COPY_CHUNK) {
+		size_t len = size - off < COPY_CHUNK ? (size_t)(size - off) : COPY_CHUNK;
+		if ((err = bkr_store_get_range(from, name, off, len, m->buf, 0)) < 0)
+			break;
+		bkr_hash_update(h, m->buf, len);
+		if (u)
+			err = bkr_store_upload_write(u, m->buf, len);
+	}
+	if (err == 0 && u && (err = bkr_store_upload_publish(u, name)) == BKR_EEXISTS) {
+		bkr_error_clear();
+		err = 0;
+	}
+	bkr_hash_final(h, sum);
+done:
+	bkr_store_upload_free(u);
+	bkr_hash_free(h);
+	return err;
+}
+
+/* The SHA-256 of the copy of @p name in @p s, which must be @p size bytes. */
+static int hash_copy(struct migrate *m, bkr_store *s, const char *name, uint64_t size, bkr_id *sum)
+{
+	char what[PATH_MAX];
+	uint64_t have;
+	int err;
+	if ((err = bkr_store_stat(s, name, &have)) < 0)
+		return err;
+	if (have != size) {
+		bkr_store_describe(s, name, what, sizeof(what));
+		return bkr_error_set(BKR_ECORRUPT, "%s: %" PRIu64 " bytes, the original has %" PRIu64, what, have,
+				     size);
+	}
+	return copy_object(m, s, NULL, name, size, sum);
+}
+
+/* Before data first moves to @p level's place: its tier.json and the repository's record of it. */
+static int record_place(struct migrate *m, int level)
+{
+	const char *tier;
+	bool recorded;
+	bkr_store *s = bkr_repo_tier(m->r, m->place[level], &tier, &recorded);
+	int64_t now = bkr_time_now_ns();
+	int err;
+	if (level == BKR_TIER_HOT || recorded)
+		return 0;
+	if ((err = marker_put(m->r, s, tier, now)) < 0 ||
+	    (err = bkr_tier_record_add(bkr_repo_tier(m->r, 0, NULL, NULL), tier, bkr_store_location(s), now)) < 0)
+		return err;
+	return bkr_repo_add_tier(m->r, tier, bkr_store_location(s), true);
+}
+
+/*
+ * Put pack @p p where its level says: a copy in the destination (made from
+ * the first copy found, unless one is there), read back and compared, then
+ * every other copy deleted.
+ */
+static int move_pack(struct migrate *m, struct mpack *p)
+{
+	size_t dest = m->place[p->level], src = 0;
+	bkr_store *to = bkr_repo_tier(m->r, dest, NULL, NULL), *from;
+	char name[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+	bkr_id want, got;
+	int err;
+
+	if ((err = bkr_pack_path(name, sizeof(name), "data", &p->id)) < 0)
+		return err;
+	while (!(p->where & (1u << src)))
+		src++;
+	if (src == dest) /* extra copies only: compare with the next one */
+		while (++src < 32 && !(p->where & (1u << src)))
+			;
+	from = bkr_repo_tier(m->r, src, NULL, NULL);
+	bkr_store_describe(from, name, a, sizeof(a));
+	bkr_store_describe(to, name, b, sizeof(b));
+	if (!(p->where & (1u << dest))) {
+		if (m->o->on_move)
+			m->o->on_move(m->o->ctx, &p->id, p->size, a, b);
+		if (m->o->dry_run) {
+			m->rep->packs[p->level]++;
+			m->rep->bytes[p->level] += p->size;
+			return 0;
+		}
+		if ((err = record_place(m, p->level)) < 0 || (err = copy_object(m, from, to, name, p->size, &want)) < 0)
+			return err;
+		m->rep->packs[p->level]++;
+		m->rep->bytes[p->level] += p->size;
+	} else {
+		m->rep->copies_removed += (uint64_t)__builtin_popcount(p->where) - 1;
+		if (m->o->dry_run)
+			return 0;
+		if ((err = hash_copy(m, from, name, p->size, &want)) < 0)
+			return err;
+	}
+	if ((err = hash_copy(m, to, name, p->size, &got)) < 0)
+		return err;
+	if (bkr_id_cmp(&want, &got))
+		return bkr_error_set(BKR_ECORRUPT, "%s differs from %s: both are kept (run 'bkr verify --read-data')",
+				     b, a);
+	/* the copy is the pack: every other copy goes */
+	for (size_t i = 0; i < 32; i++) {
+		if (i == dest || !(p->where & (1u << i)))
+			continue;
+		err = bkr_store_delete(bkr_repo_tier(m->r, i, NULL, NULL), name);
+		if (err == BKR_ENOTFOUND) {
+			bkr_error_clear();
+			err = 0;
+		}
+		if (err < 0)
+			return err;
+	}
+	p->where = 1u << dest;
+	return 0;
+}
+
+/* The configured tiers: there, this repository's, searched (an error before anything moves). */
+static int open_configured(struct migrate *m)
+{
+	const char *repo_id = bkr_repo_get_config(m->r)->id;
+	bool any = false;
+	int err;
+
+	for (int l = BKR_TIER_WARM; l < BKR_TIER_LEVELS; l++) {
+		const char *loc = m->o->policy.tier[l].location;
+		bkr_store *probe = NULL;
+		size_t nt;
+		if (!loc)
+			continue;
+		any = true;
+		if ((err = bkr_store_open(&probe, loc, 0)) < 0)
+			return bkr_error_set(BKR_ENOTFOUND, "tiers.%s.path: %s is missing or not mounted; nothing was moved",
+					     bkr_tier_name(l), loc);
+		err = marker_check(probe, repo_id, bkr_tier_name(l));
+		bkr_store_free(probe);
+		if (err < 0 && err != BKR_ENOTFOUND) {
+			bkr_error_prefix("tiers.%s.path: nothing was moved", bkr_tier_name(l));
+			return err;
+		}
+		bkr_error_clear();
+		if ((err = bkr_repo_add_tier(m->r, bkr_tier_name(l), loc, false)) < 0)
+			return err;
+		nt = bkr_repo_tier_count(m->r);
+		for (size_t i = 1; i <= nt; i++)
+			if (same_location(bkr_store_location(bkr_repo_tier(m->r, i, NULL, NULL)), loc))
+				m->place[l] = i;
+		if (m->place[l] >= 32)
+			return bkr_error_set(BKR_EINVAL, "tiers.%s.path: too many tier locations", bkr_tier_name(l));
+	}
+	if (!any)
+		return bkr_error_set(BKR_EINVAL, "no tiers configured: name tiers.warm.path or tiers.cold.path "
+				     "in the configuration (docs/config.md)");
+	if (m->place[BKR_TIER_WARM] && m->place[BKR_TIER_WARM] == m->place[BKR_TIER_COLD])
+		return bkr_error_set(BKR_EINVAL, "tiers.cold.path: the same place as tiers.warm.path");
+	/* every recorded tier too: data may have to come back from it */
+	if ((err = bkr_tier_check(m->r)) < 0)
+		bkr_error_prefix("nothing was moved");
+	return err;
+}
+
+int bkr_tier_migrate(bkr_repo *r, const bkr_tier_migrate_options *o, bkr_tier_migrate_report *out)
+{
+	struct migrate m = { .r = r, .o = o, .rep = out, .seen = BKR_IDSET_INIT };
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	for (int l = 0; l < BKR_TIER_LEVELS; l++)
+		m.level[l] = (bkr_idset)BKR_IDSET_INIT;
+	m.as_of = o->as_of_ns ? o->as_of_ns : bkr_time_now_ns();
+	if (!o->dry_run && (err = bkr_repo_check_writable(r)) < 0)
+		goto done;
+	if ((err = open_configured(&m)) < 0 || (err = walk_backups(&m)) < 0 || (err = collect_packs(&m)) < 0 ||
+	    (err = bkr_repo_foreach_pack_in(r, on_pack, &m)) < 0)
+		goto done;
+	if (!(m.buf = malloc(COPY_CHUNK))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	/* what a killed copy or record left in a tier or tiers/ (only migration
+	 * writes there, under the lock) */
+	for (size_t i = 0; i < m.ntmps && !o->dry_run && err == 0; i++)
+		if ((err = bkr_store_delete(bkr_repo_tier(r, m.tmps[i].place, NULL, NULL), m.tmps[i].name)) ==
+		    BKR_ENOTFOUND) {
+			bkr_error_clear();
+			err = 0;
+		}
+	for (size_t i = 0; i < m.npacks && err == 0; i++) {
+		struct mpack *p = &m.packs[i];
+		if (!p->where)
+			continue; /* missing everywhere: verify says so */
+		if (p->level == BKR_TIER_LEVELS) {
+			out->unused_packs++;
+			continue;
+		}
+		if (p->where == 1u << m.place[p->level]) {
+			out->stay_packs++;
+			out->stay_bytes += p->size;
+			continue;
+		}
+		err = move_pack(&m, p);
+	}
+done:
+	bkr_idset_free(&m.seen);
+	for (int l = 0; l < BKR_TIER_LEVELS; l++)
+		bkr_idset_free(&m.level[l]);
+	for (size_t i = 0; i < m.ntmps; i++)
+		free(m.tmps[i].name);
+	free(m.tmps);
+	free(m.packs);
+	free(m.buf);
+	return err;
+}

@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# Storage tiers: backups over simulated days (BKR_TEST_NOW), `bkr tier
+# migrate --as-of` puts each data pack where the youngest backup using it
+# asks (warm after 7 days, cold after 30, pinned stays hot, trees and the
+# index stay in the repository), then — with no configuration file at all —
+# restore, verify --read-data, diff, cat and a bkrfs mount read every backup
+# exactly.  A missing or unmounted tier is one clear error and nothing moves;
+# pinning brings data back; prune deletes unused packs in the tiers; a file
+# open in a mount keeps reading while its pack moves; migrate killed or
+# failing at writes, fsyncs and renames loses nothing and a rerun completes.
+source "$(dirname "$0")/lib.sh"
+
+R=$T/repo
+ws=$T/ws
+gold=$T/gold
+WARM=$T/warm
+COLD=$T/cold
+mkdir -p "$ws/docs" "$gold" "$WARM" "$COLD"
+new_repo
+cat >"$T/bkr.json" <<EOF
+{"repository": "$R", "workspace_root": "$ws",
+ "tiers": {"warm": {"path": "$WARM"}, "cold": {"path": "$COLD"}}}
+EOF
+
+# 8 backups on these days from 2026-06-01 (ages at AS_OF = day 70: 70, 65,
+# 60, 50, 40, 25, 12, 2 days).  Backup i adds blob-i and removes blob-(i-3),
+# so its data pack (blob-i and counter.txt) is used by backups i..i+2.
+days=(0 5 10 20 30 45 58 68)
+start=$(date -u -d 2026-06-01T00:00:00Z +%s)
+AS_OF=$(date -u -d @$((start + 70 * 86400)) +%Y-%m-%dT%H:%M:%SZ)
+for i in "${!days[@]}"; do
+	when=$(date -u -d @$((start + ${days[$i]} * 86400)) +%Y-%m-%dT%H:%M:%SZ)
+	echo "backup $i at $when" >"$ws/docs/counter.txt"
+	head -c 200000 /dev/urandom >"$ws/docs/blob-$i.bin"
+	rm -f "$ws/docs/blob-$((i - 3)).bin"
+	BKR_TEST_NOW=$when "$BKR" -q -r "$R" create "$ws" >/dev/null || fail "backup $i"
+	cp -a "$ws" "$gold/$i"
+done
+"$BKR" -r "$R" list --json >"$T/all.json"
+mapfile -t ids < <(python3 -c 'import json,sys; [print(b["backup_id"]) for b in json.load(open(sys.argv[1]))]' "$T/all.json")
+[ "${#ids[@]}" = 8 ] || fail "expected 8 backups, got ${#ids[@]}"
+expect_exit 0 "$BKR" -r "$R" pin "${ids[1]}"
+cp -a "$R" "$T/repo-start"
+
+# tier_counts: "hot warm cold" data packs, from `bkr tier status --json`
+tier_counts() {
+	"$BKR" -r "$R" tier status --json >"$T/status.json" || fail "tier status: $(cat "$T/status.json")"
+	python3 - "$T/status.json" <<'PY'
+import json, sys
+t = {x["tier"]: x for x in json.load(open(sys.argv[1]))["tiers"]}
+assert t["hot"]["tree_packs"] > 0 and all(x["tree_packs"] == 0 for n, x in t.items() if n != "hot"), t
+print(*(t.get(n, {"data_packs": 0})["data_packs"] for n in ("hot", "warm", "cold")))
+PY
+}
+
+# The rule, written from the spec: pack i's youngest user is backup min(i+2, 7)
+# (or a pinned one: hot); warm from 7 days, cold from 30.
+expected_counts() {
+	python3 - "$@" <<'PY'
+import sys
+days, pinned = [0, 5, 10, 20, 30, 45, 58, 68], {int(x) for x in sys.argv[1:]}
+n = [0, 0, 0]
+for i in range(8):
+    users = range(i, min(i + 2, 7) + 1)
+    age = 70 - days[max(users)]
+    n[0 if pinned & set(users) or age < 7 else 1 if age < 30 else 2] += 1
+print(*n)
+PY
+}
+
+# restore_all LABEL: every backup restores exactly, with no configuration
+restore_all() {
+	for i in "${!ids[@]}"; do
+		rm -rf "$T/rst"
+		env -u BKR_CONFIG "$BKR" -q -r "$R" restore "${ids[$i]}" --target "$T/rst" >/dev/null 2>"$T/err" ||
+			fail "$1: restore of backup $i: $(cat "$T/err")"
+		diff -r "$gold/$i" "$T/rst/ws" >/dev/null || fail "$1: backup $i restores different bytes"
+	done
+}
+
+[ "$(tier_counts)" = "8 0 0" ] || fail "before migrate every data pack is hot, not $(tier_counts)"
+
+# --- a missing or unmounted tier: one clear error, nothing moves ----------------
+snapshot() { (cd "$T" && find repo warm cold -printf '%p %s\n' | sort); }
+snapshot >"$T/before"
+rmdir "$COLD"
+expect_exit 3 "$BKR" -c "$T/bkr.json" tier migrate --as-of "$AS_OF"
+one_line_error
+grep -q "tiers.cold.path: $COLD is missing or not mounted; nothing was moved" "$T/err" ||
+	fail "the error does not name the missing tier: $(cat "$T/err")"
+expect_exit 3 "$BKR" -c "$T/bkr.json" --json tier migrate --as-of "$AS_OF"
+json_ok "$T/out"
+mkdir "$COLD"
+diff "$T/before" <(snapshot) || fail "a migrate that failed on a missing tier changed something"
+pass "a missing tier location is one clear error (valid --json) and nothing moves"
+
+# --- dry run, then the migration ------------------------------------------------
+want=$(expected_counts 1)
+expect_exit 0 "$BKR" -c "$T/bkr.json" tier migrate --dry-run --as-of "$AS_OF" --json
+json_ok "$T/out"
+diff "$T/before" <(snapshot) || fail "--dry-run changed something"
+read -r _ w c <<<"$want"
+python3 - "$T/out" "$w" "$c" <<'PY' || fail "the dry run plans other moves: $(cat "$T/out")"
+import json, sys
+m = json.load(open(sys.argv[1]))["moved"]
+assert (m["warm"]["packs"], m["cold"]["packs"]) == (int(sys.argv[2]), int(sys.argv[3])), m
+PY
+expect_exit 0 "$BKR" -c "$T/bkr.json" tier migrate --as-of "$AS_OF"
+[ "$(tier_counts)" = "$want" ] || fail "after migrate hot/warm/cold hold $(tier_counts), expected $want"
+[ "$want" = "5 2 1" ] || fail "the fixture should put packs in every tier, the rule says $want"
+ls "$R"/tiers/*-warm.json "$R"/tiers/*-cold.json >/dev/null || fail "the repository did not record its tiers"
+[ -f "$WARM/tier.json" ] && [ -f "$COLD/tier.json" ] || fail "a tier holds no tier.json"
+[ -z "$(find "$WARM" "$COLD" -path '*/tree/*')" ] || fail "a tree pack left the repository"
+[ -z "$(find "$T" -name '.tmp-*')" ] || fail "migrate left temporaries"
+pass "migrate: hot/warm/cold = $want data packs as the rule says (pins hot, trees stay, tiers recorded)"
+
+expect_exit 0 "$BKR" -c "$T/bkr.json" tier migrate --as-of "$AS_OF" --json
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["stayed_packs"]==8 and sum(v["packs"] for v in m["moved"].values())==0, m' "$T/out" ||
+	fail "a second migrate moved something: $(cat "$T/out")"
+pass "a second migrate moves nothing"
+
+# --- every reader, without a configuration file ---------------------------------
+unset BKR_CONFIG
+restore_all "after migrate"
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+expect_exit 0 "$BKR" -r "$R" diff "${ids[0]}" "${ids[7]}"
+grep -q "blob-0.bin" "$T/out" || fail "diff of the oldest and newest backup does not show blob-0.bin"
+"$BKR" -r "$R" cat "${ids[2]}" ws/docs/blob-2.bin | cmp - "$gold/2/docs/blob-2.bin" ||
+	fail "cat of a file in a cold pack differs"
+mkdir -p "$T/mnt"
+mkfifo "$T/ready"
+"$BKRFS" "$R" "$T/mnt" -f --ready-fd=3 3>"$T/ready" 2>"$T/bkrfs.log" &
+fspid=$!
+cleanup_hooks+=("fusermount3 -u '$T/mnt' 2>/dev/null; kill $fspid 2>/dev/null")
+timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$T/bkrfs.log")"
+for i in "${!ids[@]}"; do
+	diff -r "$gold/$i" "$T/mnt/by-id/${ids[$i]}/ws" >/dev/null || fail "the mount serves backup $i differently"
+done
+fusermount3 -u "$T/mnt"
+wait "$fspid" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"
+rm -f "$T/ready"
+pass "restore, verify --read-data, diff, cat and the mount read every tier with no configuration"
+
+# --- a tier that is not mounted: readers and prune say so -----------------------
+mv "$COLD" "$T/cold-away" && mkdir "$COLD"
+expect_exit 3 "$BKR" -r "$R" verify
+one_line_error
+grep -q "tier cold: $COLD is missing or not mounted" "$T/err" || fail "verify does not name the tier: $(cat "$T/err")"
+expect_exit 3 "$BKR" -r "$R" prune --grace 0
+one_line_error
+expect_exit 3 "$BKR" -r "$R" cat "${ids[2]}" ws/docs/blob-2.bin
+grep -q "tier cold: $COLD is missing or not mounted" "$T/err" || fail "cat does not name the tier: $(cat "$T/err")"
+expect_exit 1 "$BKR" -r "$R" tier status
+rmdir "$COLD" && mv "$T/cold-away" "$COLD"
+expect_exit 0 "$BKR" -r "$R" tier status
+pass "an unmounted tier: verify, prune and cat fail naming it; tier status exits 1"
+
+# --- pinning brings data back; prune frees packs in the tiers --------------------
+export BKR_CONFIG=$T/bkr.json
+expect_exit 0 "$BKR" pin "${ids[3]}"
+expect_exit 0 "$BKR" tier migrate --as-of "$AS_OF"
+[ "$(tier_counts)" = "$(expected_counts 1 3)" ] ||
+	fail "after pinning backup 3: $(tier_counts), expected $(expected_counts 1 3)"
+expect_exit 0 "$BKR" unpin "${ids[3]}"
+expect_exit 0 "$BKR" tier migrate --as-of "$AS_OF"
+[ "$(tier_counts)" = "$want" ] || fail "after unpinning: $(tier_counts), expected $want"
+pass "a pinned backup's data comes back hot, and goes again once unpinned"
+
+cold_before=$(find "$COLD/data" -name '*.pack' | wc -l)
+expect_exit 0 "$BKR" delete "${ids[2]}" "${ids[3]}" "${ids[4]}"
+expect_exit 0 "$BKR" prune --grace 0
+cold_after=$(find "$COLD/data" -name '*.pack' | wc -l)
+[ "$cold_after" -lt "$cold_before" ] || fail "prune left unused packs in the cold tier ($cold_before -> $cold_after)"
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+unset BKR_CONFIG
+pass "prune deletes unused packs in the tiers ($cold_before -> $cold_after cold packs); verify passes"
+
+# --- a file open in a mount while its pack moves --------------------------------
+fresh() {
+	rm -rf "$R" "$WARM" "$COLD"
+	cp -a "$T/repo-start" "$R"
+	mkdir -p "$WARM" "$COLD"
+}
+fresh
+"$BKRFS" "$R" "$T/mnt" -f --ready-fd=3 3>"$T/ready.out" 2>"$T/bkrfs.log" &
+fspid=$!
+cleanup_hooks+=("fusermount3 -u '$T/mnt' 2>/dev/null; kill $fspid 2>/dev/null")
+for _ in $(seq 1 200); do [ -s "$T/ready.out" ] && break; sleep 0.05; done
+[ -s "$T/ready.out" ] || fail "bkrfs did not become ready: $(cat "$T/bkrfs.log")"
+mkfifo "$T/go" "$T/half"
+# the reader: opens blob-2 of backup 2 (its pack goes cold), reads half, waits
+# for the migration to pass, reads the rest
+python3 - "$T/mnt/by-id/${ids[2]}/ws/docs/blob-2.bin" "$gold/2/docs/blob-2.bin" "$T/half" "$T/go" <<'PY' &
+import sys
+path, gold, half, go = sys.argv[1:]
+want = open(gold, "rb").read()
+with open(path, "rb", buffering=0) as f:
+    got = f.read(len(want) // 2)
+    open(half, "w").close()
+    open(go).read()
+    while len(got) < len(want):
+        b = f.read(65536)
+        if not b:
+            break
+        got += b
+sys.exit(0 if got == want else 1)
+PY
+reader=$!
+cat "$T/half" >/dev/null
+# migrate, paused at its last publish (2 markers, 2 records, 2 packs moved and
+# gone from the repository before it) while the mount reads every backup
+BKR_FAULT=rename:7:stop "$BKR" -q -c "$T/bkr.json" tier migrate --as-of "$AS_OF" >/dev/null 2>"$T/mig.err" &
+mig=$!
+for _ in $(seq 1 400); do
+	[ "$(awk '{print $3}' "/proc/$mig/stat" 2>/dev/null)" = T ] && break
+	sleep 0.05
+done
+[ "$(awk '{print $3}' "/proc/$mig/stat")" = T ] || fail "migrate did not stop at its last rename"
+[ "$(find "$R/data" -name '*.pack' | wc -l)" = 6 ] || fail "the paused migrate should have moved 2 packs"
+for i in "${!ids[@]}"; do
+	diff -r "$gold/$i" "$T/mnt/by-id/${ids[$i]}/ws" >/dev/null || fail "the mount misread backup $i during migrate"
+done
+kill -CONT "$mig"
+wait "$mig" || fail "migrate failed: $(cat "$T/mig.err")"
+echo go >"$T/go"
+wait "$reader" || fail "a file open in the mount read different bytes once its pack moved"
+for i in "${!ids[@]}"; do
+	diff -r "$gold/$i" "$T/mnt/by-id/${ids[$i]}/ws" >/dev/null || fail "after migrate the mount serves backup $i differently"
+done
+fusermount3 -u "$T/mnt"
+wait "$fspid" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"
+[ "$(tier_counts)" = "$want" ] || fail "the paused migrate did not complete: $(tier_counts)"
+pass "a mount (started before the tiers existed) keeps reading an open file and every backup while packs move"
+
+# --- crash safety ---------------------------------------------------------------
+# check_crash LABEL: nothing lost, no configuration needed; a rerun completes
+check_crash() {
+	expect_exit 0 "$BKR" -r "$R" verify --read-data
+	expect_exit 0 "$BKR" -c "$T/bkr.json" tier migrate --as-of "$AS_OF"
+	[ "$(tier_counts)" = "$want" ] || fail "$1: the rerun left $(tier_counts), expected $want"
+	[ -z "$(find "$R" "$WARM" "$COLD" -name '.tmp-*')" ] || fail "$1: the rerun left temporaries: $(find "$R" "$WARM" "$COLD" -name ".tmp-*")"
+	local total
+	total=$(find "$R/data" "$WARM" "$COLD" -name '*.pack' | wc -l)
+	[ "$total" = 8 ] || fail "$1: $total data pack copies after the rerun, expected 8"
+	echo "  $1: intact, rerun completed"
+}
+rounds=${BKR_CRASH_ROUNDS:-3}
+for r in $(seq 1 "$rounds"); do
+	fresh
+	delay=$(python3 -c "import random; print(random.uniform(0.0, 0.05))")
+	"$BKR" -q -c "$T/bkr.json" tier migrate --as-of "$AS_OF" >/dev/null 2>&1 &
+	pid=$!
+	sleep "$delay"
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	check_crash "migrate killed after ${delay}s"
+done
+pass "$rounds random SIGKILLs of migrate lost nothing"
+
+for fault in write:1:crash write:4:crash fsync:1:crash fsync:3:eio fsync:6:crash rename:1:crash rename:2:eio \
+	rename:5:crash write:7:enospc; do
+	fresh
+	got=0
+	BKR_FAULT=$fault "$BKR" -q -c "$T/bkr.json" tier migrate --as-of "$AS_OF" >/dev/null 2>"$T/fault.err" || got=$?
+	[ "$got" != 0 ] || fail "migrate with $fault: the fault point was not reached"
+	case $fault in *eio | *enospc) grep -q "injected fault" "$T/fault.err" || { cat "$T/fault.err"; fail "$fault: no message"; } ;; esac
+	check_crash "migrate $fault"
+done
+restore_all "after the crash rounds"
+pass "migrate crashing or failing at writes, fsyncs and renames lost nothing; reruns completed"

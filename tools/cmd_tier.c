@@ -1,0 +1,236 @@
+/** @file
+ * bkr tier status|migrate: what each storage tier holds, and moving data
+ * packs between the repository and its colder tiers (bkr/tier.h).
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "lifecycle.h"
+#include "bkr/error.h"
+#include "bkr/tier.h"
+
+static const char usage[] =
+	"usage: bkr tier status  [-r REPO] [-c CONFIG] [--json]\n"
+	"       bkr tier migrate [-r REPO] -c CONFIG [--dry-run] [--as-of TIME] [--no-wait] [--json]\n\n"
+	"status: data and tree packs, and their bytes, in the repository (hot) and in\n"
+	"every tier it recorded or the configuration names; exit status 1 when a\n"
+	"recorded tier is missing or not mounted.\n"
+	"migrate: move each data pack to the tier its backups ask for: warm once every\n"
+	"backup using it is older than tiers.warm.after_days, cold once older than\n"
+	"tiers.cold.after_days; pinned backups keep their data hot; tree packs and the\n"
+	"index never leave the repository.  The repository records each tier's location\n"
+	"before data first moves there, so readers need no configuration.  Takes the\n"
+	"exclusive lock (docs/operations.md \"Tiers\").\n\n"
+	"  -n, --dry-run      say what would move, move nothing\n"
+	"      --as-of TIME   evaluate ages as if now were TIME (ISO 8601, UTC)\n"
+	"      --no-wait      fail at once when a backup is running (default: wait)\n";
+
+enum { OPT_AS_OF = OPT_FIRST_CMD };
+
+struct opts {
+	bool dry_run;
+	int64_t as_of;
+	lc_lock_opts lock;
+};
+
+static int opt(cli *c, int o, const char *arg, void *st)
+{
+	struct opts *s = st;
+	switch (o) {
+	case 'n':
+		s->dry_run = true;
+		return 0;
+	case OPT_AS_OF:
+		if (bkr_time_parse(arg, &s->as_of) < 0)
+			return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
+		return 0;
+	case LC_OPT_NO_WAIT:
+		s->lock.no_wait = true;
+		return 0;
+	}
+	return cli_usage_error(c, "unknown option");
+}
+
+static int status(cli *c, bkr_repo *repo)
+{
+	bkr_tier_usage *u = NULL;
+	json_out j;
+	size_t n, missing = 0;
+	int err;
+
+	if ((err = bkr_tier_status(repo, &u, &n)) < 0)
+		return cli_fail(c, err);
+	json_out_init(&j, stdout);
+	if (c->json) {
+		json_out_begin_object(&j);
+		json_out_key(&j, "tiers");
+		json_out_begin_array(&j);
+	} else if (!c->quiet) {
+		printf("%-5s %-8s %10s %12s %10s %12s  %s\n", "TIER", "STATE", "DATA PACKS", "DATA BYTES", "TREE PACKS",
+		       "TREE BYTES", "LOCATION");
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *state = !u[i].present ? "missing" : i == 0 || u[i].recorded ? "in use" : "unused";
+		char db[32], tb[32];
+		missing += !u[i].present && u[i].recorded;
+		if (c->json) {
+			json_out_begin_object(&j);
+			json_out_member(&j, "tier", u[i].tier);
+			json_out_path(&j, "location", u[i].location, strlen(u[i].location));
+			json_out_key(&j, "recorded");
+			json_out_bool(&j, i == 0 || u[i].recorded);
+			json_out_key(&j, "present");
+			json_out_bool(&j, u[i].present);
+			json_out_key(&j, "data_packs");
+			json_out_uint(&j, u[i].data_packs);
+			json_out_key(&j, "data_bytes");
+			json_out_uint(&j, u[i].data_bytes);
+			json_out_key(&j, "tree_packs");
+			json_out_uint(&j, u[i].tree_packs);
+			json_out_key(&j, "tree_bytes");
+			json_out_uint(&j, u[i].tree_bytes);
+			json_out_end_object(&j);
+			continue;
+		}
+		if (c->quiet)
+			continue;
+		cli_human_bytes(db, u[i].data_bytes);
+		cli_human_bytes(tb, u[i].tree_bytes);
+		printf("%s%-5s %-8s%s %10" PRIu64 " %12s %10" PRIu64 " %12s  %s\n",
+		       cli_col(c, u[i].present ? "reset" : "red"), u[i].tier, state, cli_col(c, "reset"),
+		       u[i].data_packs, db, u[i].tree_packs, tb, u[i].location);
+	}
+	if (c->json) {
+		json_out_end_array(&j);
+		json_out_end_object(&j);
+	}
+	free(u);
+	if (missing)
+		cli_warn(c, "%zu tier(s) the repository keeps data in are missing or not mounted", missing);
+	return missing ? BKR_EXIT_FOUND : 0;
+}
+
+static void on_move(void *ctx, const bkr_pack_id *id, uint64_t size, const char *from, const char *to)
+{
+	cli *c = ctx;
+	char hex[BKR_PACK_ID_HEX], b[32];
+	(void)from;
+	if (c->json || c->verbose < 1)
+		return;
+	bkr_pack_id_to_hex(id, hex);
+	cli_human_bytes(b, size);
+	fprintf(stderr, "move %s (%s) -> %s\n", hex, b, to);
+}
+
+static void print_report(cli *c, const bkr_tier_migrate_report *r, bool dry_run, int64_t as_of)
+{
+	char when[32], b[32];
+	json_out j;
+
+	bkr_time_format(when, as_of);
+	if (c->json) {
+		json_out_init(&j, stdout);
+		json_out_begin_object(&j);
+		json_out_key(&j, "dry_run");
+		json_out_bool(&j, dry_run);
+		json_out_member(&j, "as_of", when);
+		json_out_key(&j, "backups");
+		json_out_uint(&j, r->backups);
+		json_out_key(&j, "moved");
+		json_out_begin_object(&j);
+		for (int l = 0; l < BKR_TIER_LEVELS; l++) {
+			json_out_key(&j, bkr_tier_name(l));
+			json_out_begin_object(&j);
+			json_out_key(&j, "packs");
+			json_out_uint(&j, r->packs[l]);
+			json_out_key(&j, "bytes");
+			json_out_uint(&j, r->bytes[l]);
+			json_out_end_object(&j);
+		}
+		json_out_end_object(&j);
+		json_out_key(&j, "stayed_packs");
+		json_out_uint(&j, r->stay_packs);
+		json_out_key(&j, "stayed_bytes");
+		json_out_uint(&j, r->stay_bytes);
+		json_out_key(&j, "unused_packs");
+		json_out_uint(&j, r->unused_packs);
+		json_out_key(&j, "copies_removed");
+		json_out_uint(&j, r->copies_removed);
+		json_out_end_object(&j);
+		return;
+	}
+	if (c->quiet)
+		return;
+	for (int l = 0; l < BKR_TIER_LEVELS; l++) {
+		cli_human_bytes(b, r->bytes[l]);
+		printf("%s%-4s %" PRIu64 " pack(s), %s\n", dry_run ? "would move to " : "moved to ", bkr_tier_name(l),
+		       r->packs[l], b);
+	}
+	cli_human_bytes(b, r->stay_bytes);
+	printf("%" PRIu64 " pack(s) (%s) already in place, %" PRIu64 " unused (prune frees them); %" PRIu64
+	       " backup(s) as of %s\n", r->stay_packs, b, r->unused_packs, r->backups, when);
+}
+
+static int migrate(cli *c, bkr_repo *repo, const struct opts *s)
+{
+	bkr_tier_migrate_options o = BKR_TIER_MIGRATE_OPTIONS_INIT;
+	bkr_tier_migrate_report rep;
+	bkr_config *cfg = NULL;
+	bkr_lock *lock = NULL;
+	int err;
+
+	if ((err = cli_load_config(c, &cfg)) < 0)
+		goto done;
+	if (!cfg || (!cfg->warm.path && !cfg->cold.path)) {
+		err = bkr_error_set(BKR_EINVAL, "no tiers configured: give the configuration (-c or BKR_CONFIG) "
+				    "with tiers.warm.path or tiers.cold.path (docs/config.md)");
+		goto done;
+	}
+	o.policy.tier[BKR_TIER_WARM] = (bkr_tier_conf){ cfg->warm.path, cfg->warm.after_days };
+	o.policy.tier[BKR_TIER_COLD] = (bkr_tier_conf){ cfg->cold.path, cfg->cold.after_days };
+	o.dry_run = s->dry_run;
+	o.as_of_ns = s->as_of ? s->as_of : bkr_time_now_ns();
+	o.on_move = on_move;
+	o.ctx = c;
+	if ((err = lc_lock(c, repo, &s->lock, &lock)) < 0 || (err = bkr_tier_migrate(repo, &o, &rep)) < 0)
+		goto done;
+	print_report(c, &rep, s->dry_run, o.as_of_ns);
+done:
+	bkr_lock_release(lock);
+	bkr_config_free(cfg);
+	return err < 0 ? cli_fail(c, err) : 0;
+}
+
+int cmd_tier(cli *c, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "as-of", required_argument, NULL, OPT_AS_OF },
+		{ "no-wait", no_argument, NULL, LC_OPT_NO_WAIT },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts s = { 0 };
+	bkr_repo *repo = NULL;
+	const char *verb;
+	int first, err;
+
+	CLI_PARSE(c, argc, argv, usage, "n", lo, opt, &s, &first);
+	if (first >= argc)
+		return cli_usage_error(c, "expected 'status' or 'migrate'");
+	verb = argv[first++];
+	if (strcmp(verb, "status") && strcmp(verb, "migrate"))
+		return cli_usage_error(c, "unknown tier verb '%s' (status or migrate)", verb);
+	if (first < argc)
+		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
+	if (!strcmp(verb, "status") && (s.dry_run || s.as_of || s.lock.no_wait))
+		return cli_usage_error(c, "status takes no --dry-run, --as-of or --no-wait");
+	if ((err = cli_open_repo(c, &repo, !strcmp(verb, "status") ? BKR_REPO_RDONLY : 0)) < 0) {
+		bkr_repo_free(repo);
+		return cli_fail(c, err);
+	}
+	err = !strcmp(verb, "status") ? status(c, repo) : migrate(c, repo, &s);
+	bkr_repo_free(repo);
+	return err;
+}
