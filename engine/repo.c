@@ -192,7 +192,7 @@ size_t bkr_repo_tier_count(bkr_repo *r)
 
 bkr_store *bkr_repo_tier(bkr_repo *r, size_t i, const char **tier, bool *recorded)
 {
-	bool rec = i > 0 && r->tiers[i - 1].recorded;
+	bool rec = i > 0 && __atomic_load_n(&r->tiers[i - 1].recorded, __ATOMIC_ACQUIRE);
 	if (tier)
 		*tier = i == 0 ? "hot" : r->tiers[i - 1].name;
 	if (recorded)

@@ -76,10 +76,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		s->by_type = true;
 		return 0;
 	case OPT_AS_OF:
-		if (bkr_time_parse(arg, &s->as_of) < 0)
-			return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
 		s->has_as_of = true;
-		return 0;
+		return lc_as_of(c, arg, &s->as_of);
 	case OPT_LAST:
 		s->has_keep = true;
 		return count_arg(c, "--keep-last", arg, &s->keep.keep_last);

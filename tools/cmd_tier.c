@@ -43,9 +43,7 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		s->dry_run = true;
 		return 0;
 	case OPT_AS_OF:
-		if (bkr_time_parse(arg, &s->as_of) < 0)
-			return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
-		return 0;
+		return lc_as_of(c, arg, &s->as_of);
 	case LC_OPT_NO_WAIT:
 		s->lock.no_wait = true;
 		return 0;

@@ -86,6 +86,13 @@ done:
 	return err;
 }
 
+int lc_as_of(cli *c, const char *arg, int64_t *out)
+{
+	if (bkr_time_parse(arg, out) < 0)
+		return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
+	return 0;
+}
+
 void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run)
 {
 	char a[32], b[32], d[32], e[32], f[32];

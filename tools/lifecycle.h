@@ -6,6 +6,7 @@
 #define BKR_TOOLS_LIFECYCLE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "cli.h"
 #include "bkr/prune.h"
@@ -54,6 +55,8 @@ void lc_plan_free(lc_plan *p);
  */
 int lc_plan_apply(bkr_repo *repo, const lc_plan *p, int64_t now, const bkr_prune_options *po,
 		  bkr_prune_report *out);
+/** Parse --as-of @p arg (ISO 8601) into *out, or a usage error. */
+int lc_as_of(cli *c, const char *arg, int64_t *out);
 
 /**
  * The prune report: with --json an object, the next value written to @p j

@@ -34,6 +34,20 @@ wait_stopped() {
 	return 1
 }
 
+# start_bkrfs REPO MNT [OPTION...]: mount REPO at MNT in the background
+# ($fspid), unmounted at exit; returns once the mount serves
+start_bkrfs() {
+	local repo=$1 mnt=$2
+	shift 2
+	mkdir -p "$mnt"
+	rm -f "$T/ready"
+	mkfifo "$T/ready"
+	"$BKRFS" "$repo" "$mnt" -f --ready-fd=3 "$@" 3>"$T/ready" 2>"$T/bkrfs.log" &
+	fspid=$!
+	cleanup_hooks+=("fusermount3 -u '$mnt' 2>/dev/null; kill $fspid 2>/dev/null")
+	timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$T/bkrfs.log")"
+}
+
 # expect_exit CODE CMD... : run CMD, demand exit status CODE; stdout/stderr in $T/out, $T/err
 expect_exit() {
 	local want=$1 got=0

@@ -127,18 +127,12 @@ expect_exit 0 "$BKR" -r "$R" diff "${ids[0]}" "${ids[7]}"
 grep -q "blob-0.bin" "$T/out" || fail "diff of the oldest and newest backup does not show blob-0.bin"
 "$BKR" -r "$R" cat "${ids[2]}" ws/docs/blob-2.bin | cmp - "$gold/2/docs/blob-2.bin" ||
 	fail "cat of a file in a cold pack differs"
-mkdir -p "$T/mnt"
-mkfifo "$T/ready"
-"$BKRFS" "$R" "$T/mnt" -f --ready-fd=3 3>"$T/ready" 2>"$T/bkrfs.log" &
-fspid=$!
-cleanup_hooks+=("fusermount3 -u '$T/mnt' 2>/dev/null; kill $fspid 2>/dev/null")
-timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$T/bkrfs.log")"
+start_bkrfs "$R" "$T/mnt"
 for i in "${!ids[@]}"; do
 	diff -r "$gold/$i" "$T/mnt/by-id/${ids[$i]}/ws" >/dev/null || fail "the mount serves backup $i differently"
 done
 fusermount3 -u "$T/mnt"
 wait "$fspid" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"
-rm -f "$T/ready"
 pass "restore, verify --read-data, diff, cat and the mount read every tier with no configuration"
 
 # --- a tier that is not mounted: readers and prune say so -----------------------
@@ -182,11 +176,7 @@ fresh() {
 	mkdir -p "$WARM" "$COLD"
 }
 fresh
-"$BKRFS" "$R" "$T/mnt" -f --ready-fd=3 3>"$T/ready.out" 2>"$T/bkrfs.log" &
-fspid=$!
-cleanup_hooks+=("fusermount3 -u '$T/mnt' 2>/dev/null; kill $fspid 2>/dev/null")
-for _ in $(seq 1 200); do [ -s "$T/ready.out" ] && break; sleep 0.05; done
-[ -s "$T/ready.out" ] || fail "bkrfs did not become ready: $(cat "$T/bkrfs.log")"
+start_bkrfs "$R" "$T/mnt"
 mkfifo "$T/go" "$T/half"
 # the reader: opens blob-2 of backup 2 (its pack goes cold), reads half, waits
 # for the migration to pass, reads the rest
@@ -211,11 +201,7 @@ cat "$T/half" >/dev/null
 # gone from the repository before it) while the mount reads every backup
 BKR_FAULT=rename:7:stop "$BKR" -q -c "$T/bkr.json" tier migrate --as-of "$AS_OF" >/dev/null 2>"$T/mig.err" &
 mig=$!
-for _ in $(seq 1 400); do
-	[ "$(awk '{print $3}' "/proc/$mig/stat" 2>/dev/null)" = T ] && break
-	sleep 0.05
-done
-[ "$(awk '{print $3}' "/proc/$mig/stat")" = T ] || fail "migrate did not stop at its last rename"
+wait_stopped "$mig" || fail "migrate did not stop at its last rename: $(cat "$T/mig.err")"
 [ "$(find "$R/data" -name '*.pack' | wc -l)" = 6 ] || fail "the paused migrate should have moved 2 packs"
 for i in "${!ids[@]}"; do
 	diff -r "$gold/$i" "$T/mnt/by-id/${ids[$i]}/ws" >/dev/null || fail "the mount misread backup $i during migrate"
