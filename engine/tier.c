@@ -672,6 +672,10 @@ static int open_configured(struct migrate *m)
 	bool any = false;
 	int err;
 
+	/* the tier stores are not sealed yet: a copy would leave plaintext there */
+	if (bkr_repo_crypto(m->r))
+		return bkr_error_set(BKR_EUNSUPPORTED, "%s: tiers are not supported for an encrypted repository yet; "
+				     "nothing was moved", bkr_repo_path(m->r));
 	for (int l = BKR_TIER_WARM; l < BKR_TIER_LEVELS; l++) {
 		const char *loc = m->o->policy.tier[l].location;
 		bkr_store *probe = NULL;
