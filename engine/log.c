@@ -8,7 +8,9 @@
  * never touches the caller's last-error message.
  */
 #include "bkr/log.h"
+#include "bkr/clock.h"
 #include "bkr/error.h"
+#include "bkr/host.h"
 #include "bkr/io.h"
 #include "bkr/manifest.h"
 
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +34,8 @@ static bkr_log_level log_min = BKR_LOG_INFO; /* log_lock */
 static bkr_log_hook_fn log_hook;            /* log_lock */
 static void *log_hook_ctx;                  /* log_lock */
 static bool log_failed;                     /* a write error was reported; log_lock */
+static char *log_command;                   /* bkr_log_command_begin's; log_lock */
+static int64_t log_command_start;           /* its monotonic start; log_lock */
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
@@ -205,7 +210,7 @@ static void buf_json(struct buf *b, const char *s)
 
 static bool reserved(const char *key)
 {
-	static const char *const names[] = { "time", "level", "component", "pid", "message", NULL };
+	static const char *const names[] = { "time", "level", "component", "pid", "command", "event", "message", NULL };
 	for (int i = 0; names[i]; i++)
 		if (!strcmp(key, names[i]))
 			return true;
@@ -216,6 +221,7 @@ static bool reserved(const char *key)
 static int ensure_file(int64_t now)
 {
 	char path[4096];
+	struct stat st;
 	int64_t day = day_of(now);
 
 	if (log_fd >= 0 && day == log_day)
@@ -230,9 +236,16 @@ static int ensure_file(int64_t now)
 		bkr_time_format(ts, now);
 		snprintf(path + strlen(path), sizeof(path) - strlen(path), "%.10s.log", ts);
 	}
-	log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	/* O_NONBLOCK: a FIFO put in the file's place fails (ENXIO) instead of
+	 * blocking; whatever is not a regular file is never written to */
+	log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0640);
 	if (log_fd < 0)
-		return -errno;
+		return errno == ENXIO ? -EINVAL : -errno; /* ENXIO: a FIFO without a reader */
+	if (fstat(log_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(log_fd);
+		log_fd = -1;
+		return -EINVAL;
+	}
 	log_day = day;
 	return 0;
 }
@@ -243,17 +256,19 @@ static void report_failure(const char *what, int errnum)
 	if (log_failed || !log_hook)
 		return;
 	log_failed = true;
-	snprintf(msg, sizeof(msg), "cannot %s log file in %s: %s", what, log_dir, strerror(errnum));
+	if (errnum == EINVAL)
+		snprintf(msg, sizeof(msg), "cannot %s log file in %s: not a regular file", what, log_dir);
+	else
+		snprintf(msg, sizeof(msg), "cannot %s log file in %s: %s", what, log_dir, strerror(errnum));
 	log_hook(log_hook_ctx, BKR_LOG_ERROR, "log", msg, msg);
 }
 
-void bkr_log_kv(bkr_log_level level, const char *component, const char *const *kv,
-		const char *fmt, ...)
+static void vlog(bkr_log_level level, const char *component, const char *event, const char *const *kv,
+		 const char *fmt, va_list ap)
 {
 	struct buf b = { 0 };
-	char ts[32], pid[24], *msg = NULL;
+	char ts[32], pid[24], *msg = NULL, *command = NULL;
 	int64_t now;
-	va_list ap;
 	int saved_errno = errno;
 
 	if ((unsigned)level > BKR_LOG_ERROR)
@@ -263,12 +278,14 @@ void bkr_log_kv(bkr_log_level level, const char *component, const char *const *k
 		pthread_mutex_unlock(&log_lock);
 		goto done;
 	}
+	if (log_command && !(command = strdup(log_command))) {
+		pthread_mutex_unlock(&log_lock);
+		goto done;
+	}
 	pthread_mutex_unlock(&log_lock);
 
-	va_start(ap, fmt);
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
-	va_end(ap);
 	if (!msg)
 		goto done;
 	if (!component || !*component)
@@ -285,6 +302,14 @@ void bkr_log_kv(bkr_log_level level, const char *component, const char *const *k
 	buf_json(&b, component);
 	buf_str(&b, ",\"pid\":");
 	buf_str(&b, pid);
+	if (command) {
+		buf_str(&b, ",\"command\":");
+		buf_json(&b, command);
+	}
+	if (event) {
+		buf_str(&b, ",\"event\":");
+		buf_json(&b, event);
+	}
 	buf_str(&b, ",\"message\":");
 	buf_json(&b, msg);
 	for (size_t i = 0; kv && kv[i] && kv[i + 1]; i += 2) {
@@ -319,7 +344,83 @@ void bkr_log_kv(bkr_log_level level, const char *component, const char *const *k
 	}
 	pthread_mutex_unlock(&log_lock);
 done:
+	free(command);
 	free(msg);
 	free(b.p);
 	errno = saved_errno;
+}
+
+void bkr_log_kv(bkr_log_level level, const char *component, const char *const *kv, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(level, component, NULL, kv, fmt, ap);
+	va_end(ap);
+}
+
+void bkr_log_event(bkr_log_level level, const char *component, const char *event, const char *const *kv,
+		   const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(level, component, event && *event ? event : NULL, kv, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- a command's log ------------------------------------------------------ */
+
+char *bkr_log_default_dir(void)
+{
+	return bkr_host_state_dir();
+}
+
+int bkr_log_command_begin(const char *dir, bkr_log_level min_level, const char *command,
+			  const char *const *kv)
+{
+	char *def = NULL, *name = NULL;
+	int err;
+
+	if (!dir && !(dir = def = bkr_log_default_dir()))
+		return bkr_error_oom();
+	if (!(name = strdup(command && *command ? command : "bkr"))) {
+		free(def);
+		return bkr_error_oom();
+	}
+	err = bkr_log_open(dir, min_level);
+	free(def);
+	pthread_mutex_lock(&log_lock);
+	free(log_command);
+	log_command = name;
+	log_command_start = bkr_clock_mono_ns();
+	if (err < 0)
+		log_min = min_level; /* the hook still gets the lines */
+	pthread_mutex_unlock(&log_lock);
+	bkr_log_event(BKR_LOG_INFO, "bkr", "start", kv, "%s started", name);
+	return err;
+}
+
+void bkr_log_command_end(int exit_status)
+{
+	char code[16], secs[32];
+	int64_t start;
+	bool begun;
+
+	pthread_mutex_lock(&log_lock);
+	begun = log_command != NULL;
+	start = log_command_start;
+	pthread_mutex_unlock(&log_lock);
+	if (begun) {
+		snprintf(code, sizeof(code), "%d", exit_status);
+		snprintf(secs, sizeof(secs), "%.3f", (double)(bkr_clock_mono_ns() - start) / 1e9);
+		/* 1 (a check found problems) and 6 (partly done) are warnings */
+		bkr_log_level level = exit_status == 0 ? BKR_LOG_INFO
+				    : exit_status == 1 || exit_status == 6 ? BKR_LOG_WARN : BKR_LOG_ERROR;
+		bkr_log_event(level, "bkr", "end", (const char *[]){ "exit", code, "duration_s", secs, NULL },
+			      "finished, exit status %d", exit_status);
+	}
+	bkr_log_close();
+	pthread_mutex_lock(&log_lock);
+	free(log_command);
+	log_command = NULL;
+	pthread_mutex_unlock(&log_lock);
 }

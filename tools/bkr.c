@@ -10,38 +10,43 @@
 #include "bkr_version.h"
 #include "cli.h"
 
+/* LOGGED: the command changes or checks the repository, so it is logged
+ * (a "start" and an "end" event around its own, bkr/log.h; cli_log_begin). */
+enum { READS = 0, LOGGED = 1 };
+
 static const struct {
 	const char *name;
 	cli_cmd_fn fn;
 	const char *summary;
+	int log;
 } commands[] = {
-	{ "init", cmd_init, "create a repository" },
-	{ "key", cmd_key, "list, add, remove key files of an encrypted repository; change a passphrase" },
-	{ "create", cmd_create, "back up sources (full, incremental, differential, snapshot)" },
-	{ "backup", cmd_create, "the same as create" },
-	{ "list", cmd_list, "list backups" },
-	{ "show", cmd_show, "show one backup's manifest" },
-	{ "ls", cmd_ls, "list files in a backup" },
-	{ "cat", cmd_cat, "write one file of a backup to stdout" },
-	{ "restore", cmd_restore, "restore a backup or some of its files" },
-	{ "verify", cmd_verify, "check the repository (--read-data: every byte)" },
-	{ "diff", cmd_diff, "compare two backups, or a backup and the live files" },
-	{ "log", cmd_log, "the versions of one file or directory across backups" },
-	{ "config", cmd_config, "check a configuration file (config check)" },
-	{ "mount", cmd_mount, "mount the repository with bkrfs" },
-	{ "delete", cmd_delete, "delete backups (into the trash; prune frees the data)" },
-	{ "cleanup", cmd_cleanup, "apply the retention policy, then prune" },
-	{ "prune", cmd_prune, "free the space of data no backup uses" },
-	{ "tier", cmd_tier, "tier status, tier migrate: data in colder storage" },
-	{ "pin", cmd_pin, "pin a backup so retention keeps it" },
-	{ "unpin", cmd_pin, "unpin a backup" },
-	{ "tag", cmd_tag, "add or remove tags of a backup" },
-	{ "scan", cmd_scan, "find missing and corrupted files in the workspace" },
-	{ "recover", cmd_recover, "recover one file" },
-	{ "batch", cmd_batch, "scan, then recover everything found" },
-	{ "recovered", cmd_recovered, "list recovery runs and their reports" },
-	{ "health", cmd_health, "is the repository healthy (--prometheus: metrics)" },
-	{ "routine", cmd_routine, "run the hourly, daily, weekly or emergency routine" },
+	{ "init", cmd_init, "create a repository", LOGGED },
+	{ "key", cmd_key, "list, add, remove key files of an encrypted repository; change a passphrase", LOGGED },
+	{ "create", cmd_create, "back up sources (full, incremental, differential, snapshot)", LOGGED },
+	{ "backup", cmd_create, "the same as create", LOGGED },
+	{ "list", cmd_list, "list backups", READS },
+	{ "show", cmd_show, "show one backup's manifest", READS },
+	{ "ls", cmd_ls, "list files in a backup", READS },
+	{ "cat", cmd_cat, "write one file of a backup to stdout", READS },
+	{ "restore", cmd_restore, "restore a backup or some of its files", LOGGED },
+	{ "verify", cmd_verify, "check the repository (--read-data: every byte)", LOGGED },
+	{ "diff", cmd_diff, "compare two backups, or a backup and the live files", READS },
+	{ "log", cmd_log, "the versions of one file or directory across backups", READS },
+	{ "config", cmd_config, "check a configuration file (config check)", READS },
+	{ "mount", cmd_mount, "mount the repository with bkrfs", READS },
+	{ "delete", cmd_delete, "delete backups (into the trash; prune frees the data)", LOGGED },
+	{ "cleanup", cmd_cleanup, "apply the retention policy, then prune", LOGGED },
+	{ "prune", cmd_prune, "free the space of data no backup uses", LOGGED },
+	{ "tier", cmd_tier, "tier status, tier migrate: data in colder storage", LOGGED },
+	{ "pin", cmd_pin, "pin a backup so retention keeps it", LOGGED },
+	{ "unpin", cmd_pin, "unpin a backup", LOGGED },
+	{ "tag", cmd_tag, "add or remove tags of a backup", LOGGED },
+	{ "scan", cmd_scan, "find missing and corrupted files in the workspace", READS },
+	{ "recover", cmd_recover, "recover one file", LOGGED },
+	{ "batch", cmd_batch, "scan, then recover everything found", LOGGED },
+	{ "recovered", cmd_recovered, "list recovery runs and their reports", READS },
+	{ "health", cmd_health, "is the repository healthy (--prometheus: metrics)", READS },
+	{ "routine", cmd_routine, "run the hourly, daily, weekly or emergency routine", LOGGED },
 };
 
 static void usage(FILE *f)
@@ -129,10 +134,12 @@ int main(int argc, char **argv)
 		if (strcmp(commands[k].name, argv[i]) != 0)
 			continue;
 		c.cmd = commands[k].name;
+		c.logs = commands[k].log == LOGGED;
 		if (c.json)
 			c.progress = false;
 		int rc = commands[k].fn(&c, argc - i, argv + i);
 		cli_progress_done(&c);
+		cli_log_end(&c, rc);
 		if (fflush(stdout) != 0 || ferror(stdout)) {
 			fprintf(stderr, "bkr %s: cannot write output\n", c.cmd);
 			return rc ? rc : BKR_EXIT_IO;

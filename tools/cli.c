@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "bkr/error.h"
+#include "bkr/log.h"
+#include "bkr_version.h"
 
 int bkr_exit_for(int err)
 {
@@ -110,6 +112,7 @@ int cli_fail(cli *c, int err)
 	const char *msg = bkr_error_message();
 	if (!*msg)
 		msg = bkr_error_name(err);
+	bkr_log_event(BKR_LOG_ERROR, c->cmd, "error", (const char *[]){ "code", bkr_error_name(err), NULL }, "%s", msg);
 	cli_progress_done(c);
 	fprintf(stderr, "%sbkr %s:%s %s\n", cli_col(c, "red"), c->cmd ? c->cmd : "", cli_col(c, "reset"), msg);
 	cli_json_error(c, err, msg);
@@ -266,6 +269,67 @@ void cli_progress_done(cli *c)
 	}
 }
 
+/* The log's own failure (a file that cannot be written; reported once) is a
+ * warning.  -v: the log's info lines (-vv: debug too) on stderr; warnings
+ * and errors reach the terminal through the commands' own messages. */
+static void print_log_line(void *ctx, bkr_log_level level, const char *component, const char *message,
+			   const char *json_line)
+{
+	cli *c = ctx;
+	(void)json_line;
+	if (!strcmp(component, "log") && level == BKR_LOG_ERROR) {
+		cli_warn(c, "%s (not logging)", message);
+		return;
+	}
+	if (!c->verbose || level > BKR_LOG_INFO)
+		return;
+	cli_progress_done(c);
+	fprintf(stderr, "bkr %s: %s\n", c->cmd ? c->cmd : "", message);
+}
+
+void cli_log_begin(cli *c, int argc, char **argv)
+{
+	bkr_config *cfg = NULL;
+	char *args = NULL;
+	size_t len = 0;
+	FILE *f;
+	int err;
+
+	if (!c->logs || c->log_begun)
+		return;
+	c->log_begun = true;
+	if (cli_load_config(c, &cfg) < 0)
+		cfg = NULL; /* the command itself reports a bad configuration */
+	bkr_error_clear();
+	c->log_dir = cfg && cfg->log_dir ? strdup(cfg->log_dir) : bkr_log_default_dir();
+	if ((f = open_memstream(&args, &len))) {
+		for (int i = 0; i < argc; i++)
+			fprintf(f, "%s%s", i ? " " : "", argv[i]);
+		fclose(f);
+	}
+	bkr_log_set_hook(print_log_line, c);
+	err = bkr_log_command_begin(c->log_dir, c->verbose >= 2 ? BKR_LOG_DEBUG : BKR_LOG_INFO, c->cmd,
+				    (const char *[]){ "version", BKR_VERSION, "args", args ? args : "",
+						      "repository", cli_repo_path(c, cfg) ? cli_repo_path(c, cfg) : "",
+						      NULL });
+	if (err < 0)
+		cli_warn(c, "%s (not logging)", bkr_error_message());
+	bkr_error_clear();
+	free(args);
+	bkr_config_free(cfg);
+}
+
+void cli_log_end(cli *c, int rc)
+{
+	if (!c->log_begun)
+		return;
+	bkr_log_command_end(rc);
+	bkr_log_set_hook(NULL, NULL);
+	free(c->log_dir);
+	c->log_dir = NULL;
+	c->log_begun = false;
+}
+
 int cli_parse(cli *c, int argc, char **argv, const char *usage, const char *shortopts,
 	      const struct option *longopts, cli_opt_fn handle, void *state, int *first_arg)
 {
@@ -310,6 +374,7 @@ int cli_parse(cli *c, int argc, char **argv, const char *usage, const char *shor
 	if (c->json)
 		c->progress = false;
 	*first_arg = optind;
+	cli_log_begin(c, argc, argv);
 	return 0;
 }
 

@@ -28,6 +28,9 @@ typedef struct {
 	bool progress;        /**< stderr is a TTY and not quiet */
 	const char *cmd;      /**< subcommand name, for messages */
 	bkr_key_source keys;  /**< --password-file, --password-command, --new-password-file */
+	bool logs;            /**< the command changes or checks the repository: logged (bkr.c) */
+	bool log_begun;       /**< cli_log_begin ran */
+	char *log_dir;        /**< the log directory in effect once begun (owned) */
 } cli;
 
 /** Option ids for the common long options (above the ASCII range). */
@@ -100,6 +103,16 @@ void cli_human_bytes(char out[32], uint64_t n);
 /** Progress line on stderr (TTY only, rate-limited); NULL text clears it. */
 void cli_progress(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_progress_done(cli *c);
+
+/**
+ * Begin the command's log (bkr/log.h) when c->logs: the configuration's
+ * log_dir, or the default without one; the "start" event names the command,
+ * its arguments and the repository.  cli_parse calls it once the options are
+ * known; a log directory that cannot be used is a warning, never a failure.
+ */
+void cli_log_begin(cli *c, int argc, char **argv);
+/** The "end" event with the exit status @p rc (when begun). */
+void cli_log_end(cli *c, int rc);
 
 /** Source specs built from operands or the configuration (owned strings). */
 typedef struct {

@@ -169,8 +169,7 @@ static void on_warning(void *ctx, const char *msg)
 {
 	struct state *s = ctx;
 	s->warnings++;
-	cli_warn(s->c, "%s", msg);
-	bkr_log(BKR_LOG_WARN, "backup", "%s", msg);
+	cli_warn(s->c, "%s", msg); /* the engine logged it */
 }
 
 /*
@@ -251,8 +250,6 @@ int cmd_create(cli *c, int argc, char **argv)
 		rc = cli_usage_error(c, "give --source or --all, not both");
 	if (rc)
 		goto done;
-	if (cfg && cfg->log_dir)
-		bkr_log_open(cfg->log_dir, BKR_LOG_INFO);
 	if ((err = cli_open_repo(c, &repo, 0)) < 0) {
 		rc = cli_fail(c, err);
 		goto done;
@@ -280,15 +277,13 @@ int cmd_create(cli *c, int argc, char **argv)
 	/* the repository itself is always left out; its tiers and the logs too */
 	s.o.skip_paths = skip;
 	s.o.nskip_paths = cli_skip_paths(cfg, skip);
+	if (!cfg && c->log_dir)
+		skip[s.o.nskip_paths++] = c->log_dir; /* the default log directory (bkr/log.h) */
 	if ((err = bkr_backup_run(repo, &s.o, &m)) < 0) {
-		bkr_log(BKR_LOG_ERROR, "backup", "%s", bkr_error_message());
 		rc = cli_fail(c, err);
 		goto done;
 	}
 	cli_progress_done(c);
-	bkr_log(BKR_LOG_INFO, "backup", "created %s (%s): %llu files, %llu new bytes", m->backup_id,
-		bkr_backup_type_name(m->type), (unsigned long long)m->stats.files,
-		(unsigned long long)m->stats.new_bytes);
 	if (c->json) {
 		cli_print_manifest(c, m);
 	} else if (!c->quiet) {
@@ -309,7 +304,6 @@ done:
 	bkr_repo_free(repo);
 	cli_sources_free(&src);
 	bkr_config_free(cfg);
-	bkr_log_close();
 	for (size_t i = 0; i < s.nexcludes; i++)
 		free(s.excludes[i]);
 	free(s.excludes);

@@ -93,6 +93,7 @@ int cmd_delete(cli *c, int argc, char **argv)
 	if (!s.dry_run) {
 		if ((err = bkr_trash_repo_store(repo, &store)) < 0 || (err = bkr_trash_backups(store, ids, n, now)) < 0)
 			goto done;
+		lc_log_deleted(ids, n, "delete");
 	}
 	if (c->json) {
 		json_out j;

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "bkr/log.h"
 #include "bkr/error.h"
 #include "bkr/utf8.h"
 
@@ -72,6 +73,9 @@ static int record(bkr_repo *repo, const char *kind, const char *id, const char *
 		return bkr_error_oom();
 	err = bkr_repo_add_record(repo, text);
 	free(text);
+	if (err == 0)
+		bkr_log_event(BKR_LOG_INFO, kind, kind, (const char *[]){ "backup_id", id, key ? key : "value", val ? val : "", NULL },
+			      "%s %s%s%s", kind, id, val ? " " : "", val ? val : "");
 	return err;
 }
 

@@ -86,6 +86,8 @@ int cmd_prune(cli *c, int argc, char **argv)
 		goto done;
 	if ((err = bkr_prune_run(repo, &s.po, &pr)) < 0)
 		goto done;
+	if (!s.po.dry_run)
+		lc_log_prune(&pr);
 	json_out_init(&j, stdout);
 	lc_print_prune(c, &j, &pr, s.po.dry_run); /* --json: the report at the top level ends with a newline */
 done:

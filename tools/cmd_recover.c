@@ -80,8 +80,6 @@ static int open_engine(cli *c, bkr_config **cfg, bkr_repo **repo, bkr_recover **
 		return err;
 	if (!*cfg)
 		return bkr_error_set(BKR_EINVAL, "the recovery commands need a configuration: give -c FILE or set BKR_CONFIG");
-	if ((*cfg)->log_dir)
-		bkr_log_open((*cfg)->log_dir, BKR_LOG_INFO);
 	if (bkr_repo_open(repo, cli_repo_path(c, *cfg), 0) < 0) {
 		cli_warn(c, "%s (recovering without the backup strategy)", bkr_error_message());
 		*repo = NULL;
@@ -94,7 +92,6 @@ static void close_engine(bkr_config *cfg, bkr_repo *repo, bkr_recover *rc)
 	bkr_recover_free(rc);
 	bkr_repo_free(repo);
 	bkr_config_free(cfg);
-	bkr_log_close();
 }
 
 int cmd_scan(cli *c, int argc, char **argv)
@@ -134,7 +131,7 @@ int cmd_scan(cli *c, int argc, char **argv)
 				(unsigned long long)res.files_checked, res.backup_id ? " against " : "",
 				res.backup_id ? res.backup_id : "");
 	}
-	bkr_log(res.n ? BKR_LOG_WARN : BKR_LOG_INFO, "scan", "%zu damaged files", res.n);
+	bkr_log_event(res.n ? BKR_LOG_WARN : BKR_LOG_INFO, "scan", "scanned", NULL, "%zu damaged files", res.n);
 	ret = res.n ? BKR_EXIT_FOUND : 0;
 done:
 	bkr_scan_result_free(&res);
@@ -159,8 +156,10 @@ static int report_out(cli *c, bkr_recover_report *rep)
 			printf("repository not writable (%s): staged in %s\n",
 			       sum->store_error ? sum->store_error : "?", sum->staged_dir);
 	}
-	bkr_log(sum->failed ? BKR_LOG_WARN : BKR_LOG_INFO, "recover", "run %s: %zu files, %zu recovered, %zu failed",
-		sum->run_id, sum->files, sum->recovered, sum->failed);
+	bkr_log_event(sum->failed ? BKR_LOG_WARN : BKR_LOG_INFO, "recover", "run",
+		      (const char *[]){ "run_id", sum->run_id ? sum->run_id : "", NULL },
+		      "run %s: %zu files, %zu recovered, %zu applied, %zu need a person, %zu failed",
+		      sum->run_id ? sum->run_id : "-", sum->files, sum->recovered, sum->applied, sum->manual, sum->failed);
 	return sum->failed || sum->recovered < sum->files ? BKR_EXIT_PARTIAL : 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "bkr/error.h"
+#include "bkr/log.h"
 #include "bkr/restore.h"
 
 static const char usage[] =
@@ -214,6 +215,17 @@ int cmd_restore(cli *c, int argc, char **argv)
 	if (s.oom) {
 		rc = cli_fail(c, bkr_error_oom());
 		goto done;
+	}
+	if (!s.o.dry_run) {
+		char n[3][24];
+		snprintf(n[0], sizeof(n[0]), "%llu", (unsigned long long)st.files);
+		snprintf(n[1], sizeof(n[1]), "%llu", (unsigned long long)st.bytes);
+		snprintf(n[2], sizeof(n[2]), "%llu", (unsigned long long)(st.errors + s.errors));
+		bkr_log_event(st.errors || s.errors ? BKR_LOG_WARN : BKR_LOG_INFO, "restore", "restored",
+			      (const char *[]){ "backup_id", m->backup_id, "target", s.o.in_place ? "(in place)" : s.o.target,
+						"files", n[0], "bytes", n[1], "errors", n[2], NULL },
+			      "restored %s %s%s: %s files, %s bytes, %s failed", m->backup_id, s.o.in_place ? "" : "into ",
+			      s.o.in_place ? "in place" : s.o.target, n[0], n[1], n[2]);
 	}
 	print_result(c, &s, m, &st);
 	if (st.errors || s.errors || err < 0)

@@ -414,7 +414,7 @@ int cmd_routine(cli *c, int argc, char **argv)
 	}
 	if (!r.has_as_of)
 		r.as_of = bkr_time_now_ns();
-	bkr_log_open(r.cfg->log_dir, BKR_LOG_INFO);
+	/* the log was begun by cli_parse (bkr.c marks routine as logged) */
 	if ((err = bkr_routine_lock(&r.lock_fd, r.cfg->log_dir, false)) == BKR_ELOCKED && !r.no_wait) {
 		if (!c->quiet && !c->json)
 			fprintf(stderr, "bkr routine: another routine is running; waiting for it to finish...\n");
@@ -433,6 +433,5 @@ int cmd_routine(cli *c, int argc, char **argv)
 	rc = rt_run_all(&r, run_steps);
 done:
 	rt_run_free(&r);
-	bkr_log_close();
 	return rc;
 }

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "bkr/error.h"
+#include "bkr/log.h"
 #include "bkr/verify.h"
 
 static const char usage[] =
@@ -58,6 +59,10 @@ static const char *kind_name(bkr_verify_kind k)
 static void on_problem(void *ctx, const bkr_verify_problem *p)
 {
 	struct state *s = ctx;
+	bkr_log_event(p->error ? BKR_LOG_ERROR : BKR_LOG_WARN, "verify", p->error ? "problem" : "leftover",
+		      (const char *[]){ "kind", kind_name(p->kind), "object", p->object ? p->object : "",
+					"backup_id", p->backup_id ? p->backup_id : "", "path", p->path ? p->path : "", NULL },
+		      "%s", p->message);
 	if (s->c->json) {
 		json_out *j = &s->pj;
 		json_out_begin_object(j);
@@ -126,6 +131,18 @@ int cmd_verify(cli *c, int argc, char **argv)
 		goto done;
 	}
 	rc = err < 0 ? BKR_EXIT_FOUND : 0;
+	{
+		char n[4][24];
+		snprintf(n[0], sizeof(n[0]), "%llu", (unsigned long long)st.backups);
+		snprintf(n[1], sizeof(n[1]), "%llu", (unsigned long long)st.errors);
+		snprintf(n[2], sizeof(n[2]), "%llu", (unsigned long long)st.leftovers);
+		snprintf(n[3], sizeof(n[3]), "%llu", (unsigned long long)st.bytes_read);
+		bkr_log_event(err ? BKR_LOG_ERROR : BKR_LOG_INFO, "verify", "verified",
+			      (const char *[]){ "ok", err ? "false" : "true", "read_data", s.o.read_data ? "true" : "false",
+						"backup", s.o.backup ? s.o.backup : "", "backups", n[0], "errors", n[1],
+						"leftovers", n[2], "bytes_read", n[3], NULL },
+			      "verify %s: %s backups, %s errors, %s leftovers", err ? "FAILED" : "ok", n[0], n[1], n[2]);
+	}
 	if (c->json) {
 		const struct { const char *key; uint64_t v; } counts[] = {
 			{ "backups", st.backups }, { "trees", st.trees }, { "files", st.files },

@@ -9,6 +9,7 @@
 #include "lifecycle.h"
 #include "bkr/error.h"
 #include "bkr/trash.h"
+#include "bkr/log.h"
 
 int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out)
 {
@@ -79,8 +80,9 @@ int lc_plan_apply(bkr_repo *repo, const lc_plan *p, int64_t now, const bkr_prune
 	if (p->ngone && ((err = bkr_trash_repo_store(repo, &store)) < 0 ||
 			 (err = bkr_trash_backups(store, p->gone, p->ngone, now)) < 0))
 		goto done;
-	if (po)
-		err = bkr_prune_run(repo, po, out);
+	lc_log_deleted(p->gone, p->ngone, "retention");
+	if (po && (err = bkr_prune_run(repo, po, out)) == 0)
+		lc_log_prune(out);
 done:
 	bkr_store_free(store);
 	return err;
@@ -158,4 +160,39 @@ void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run
 	cli_human_bytes(b, p->trash_waiting);
 	printf("%s %s to trash (%s net once it expires); trash: %s deleted now, %s waiting for the grace period\n",
 	       dry_run ? "would move" : "moved", a, d, f, b);
+}
+
+void lc_log_deleted(const char *const *ids, size_t n, const char *why)
+{
+	for (size_t i = 0; i < n; i++)
+		bkr_log_event(BKR_LOG_INFO, "trash", "deleted", (const char *[]){ "backup_id", ids[i], "by", why, NULL },
+			      "backup %s moved to the trash (%s)", ids[i], why);
+}
+
+void lc_log_prune(const bkr_prune_report *p)
+{
+	uint64_t moved = p->unused_bytes + p->repacked_bytes + p->leftover_bytes;
+	const struct {
+		const char *key;
+		uint64_t v;
+	} f[] = {
+		{ "packs", p->packs }, { "unused_packs", p->unused_packs }, { "repacked_packs", p->repacked_packs },
+		{ "leftover_packs", p->leftover_packs }, { "moved_to_trash_bytes", moved },
+		{ "freed_bytes", moved - p->repack_written }, { "trash_freed_bytes", p->trash_freed },
+		{ "trash_waiting_bytes", p->trash_waiting },
+	};
+	enum { N = sizeof(f) / sizeof(*f) };
+	char num[N][24];
+	const char *kv[2 * N + 1];
+
+	for (size_t i = 0; i < N; i++) {
+		snprintf(num[i], sizeof(num[i]), "%" PRIu64, f[i].v);
+		kv[2 * i] = f[i].key;
+		kv[2 * i + 1] = num[i];
+	}
+	kv[2 * N] = NULL;
+	bkr_log_event(BKR_LOG_INFO, "prune", "pruned", kv,
+		      "pruned: %" PRIu64 " unused and %" PRIu64 " repacked of %" PRIu64 " packs, %" PRIu64
+		      " bytes moved to the trash, %" PRIu64 " deleted from it",
+		      p->unused_packs, p->repacked_packs, p->packs, moved, p->trash_freed);
 }

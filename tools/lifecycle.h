@@ -64,4 +64,10 @@ int lc_as_of(cli *c, const char *arg, int64_t *out);
  */
 void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run);
 
+/** Log one "deleted" event per backup moved to the trash; @p why: "delete" or "retention". */
+void lc_log_deleted(const char *const *ids, size_t n, const char *why);
+
+/** Log the prune report (a "pruned" event with the figures of --json). */
+void lc_log_prune(const bkr_prune_report *p);
+
 #endif

@@ -5,6 +5,7 @@
  */
 #include "backup_i.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -213,9 +214,18 @@ int bkr_bk_commit(bctx *c, int64_t start_ns, int64_t t0, bkr_manifest **out)
 	m->duration_seconds = (double)(bkr_clock_mono_ns() - t0) / 1e9;
 	if ((err = bkr_repo_publish_manifest(c->repo, m)) < 0)
 		goto done;
-	bkr_log_info("backup", "backup %s done: %llu files, %llu bytes (%llu new), %zu warnings",
-		     m->backup_id, (unsigned long long)m->stats.files, (unsigned long long)m->stats.bytes,
-		     (unsigned long long)m->stats.new_bytes, m->nwarnings);
+	{
+		char files[24], bytes[24], added[24], warns[24];
+		snprintf(files, sizeof(files), "%llu", (unsigned long long)m->stats.files);
+		snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)m->stats.bytes);
+		snprintf(added, sizeof(added), "%llu", (unsigned long long)m->stats.new_bytes);
+		snprintf(warns, sizeof(warns), "%zu", m->nwarnings);
+		bkr_log_event(BKR_LOG_INFO, "backup", "created",
+			      (const char *[]){ "backup_id", m->backup_id, "type", bkr_backup_type_name(m->type),
+						"files", files, "bytes", bytes, "new_bytes", added, "warnings", warns, NULL },
+			      "backup %s done: %s files, %s bytes (%s new), %s warnings", m->backup_id, files, bytes,
+			      added, warns);
+	}
 	if (out) {
 		*out = m;
 		m = NULL;

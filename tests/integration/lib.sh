@@ -10,6 +10,9 @@ HERE=$BKR_SOURCE_ROOT/tests/integration
 export NO_COLOR=1
 
 T=$(mktemp -d /tmp/bkr-test.XXXXXX)
+# commands without a configuration log to the default log directory
+# ($XDG_STATE_HOME/bkr, bkr(1) "LOGS"): keep it inside the test's directory
+export XDG_STATE_HOME=$T/state
 cleanup_hooks=()
 cleanup() {
 	local rc=$?

@@ -21,6 +21,7 @@ if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
 fi
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/bkrfs-mount.XXXXXX")
+export XDG_STATE_HOME=$T/state  # the default log directory (bkr(1) LOGS) stays in the test's
 PIDS=()
 MOUNTS=()
 cleanup() {

@@ -11,6 +11,7 @@ BUILD=${BKR_BUILD_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 BKR="$BUILD/tools/bkr"
 BKRFS="$BUILD/fs/bkrfs"
 T=$(mktemp -d "${TMPDIR:-/tmp}/bkr-recovery-XXXXXX")
+export XDG_STATE_HOME=$T/state  # the default log directory (bkr(1) LOGS) stays in the test's
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 

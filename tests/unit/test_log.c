@@ -1,8 +1,10 @@
 /** @file
  * Unit tests of engine/log.c: lines land in the daily file as one valid JSON
  * object each, with level filtering, escaping and extra key/values; the
- * terminal hook; concurrent threads and processes produce whole lines; and
- * logging never disturbs the caller's last error.
+ * terminal hook; concurrent threads and processes produce whole lines;
+ * logging never disturbs the caller's last error; a command's start, events
+ * and end; and only a regular file is ever written (a FIFO in the day file's
+ * place neither blocks nor receives a line).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -425,6 +428,124 @@ static void test_processes_whole_lines(void **state)
 	free(t);
 }
 
+/* ---- a command's log ----------------------------------------------------------------- */
+
+struct cmd_lines {
+	int n;
+	char event[8][16];
+	char command[8][16];
+	char exit_status[8][8];
+	bool reserved_kept;
+};
+
+static void cmd_line(cJSON *o, void *ctx)
+{
+	struct cmd_lines *c = ctx;
+	cJSON *cmd = cJSON_GetObjectItemCaseSensitive(o, "command");
+	cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "event");
+	cJSON *ex = cJSON_GetObjectItemCaseSensitive(o, "exit");
+
+	assert_true(c->n < 8);
+	snprintf(c->event[c->n], sizeof(c->event[0]), "%s", cJSON_IsString(ev) ? ev->valuestring : "-");
+	snprintf(c->command[c->n], sizeof(c->command[0]), "%s", cJSON_IsString(cmd) ? cmd->valuestring : "-");
+	snprintf(c->exit_status[c->n], sizeof(c->exit_status[0]), "%s", cJSON_IsString(ex) ? ex->valuestring : "-");
+	if (cJSON_IsString(cmd) && !strcmp(cmd->valuestring, "forged"))
+		c->reserved_kept = true;
+	c->n++;
+}
+
+static void test_command_events(void **state)
+{
+	struct fixture *f = *state;
+	struct cmd_lines c = { 0 };
+	int64_t t0 = bkr_time_now_ns();
+	char *text;
+
+	assert_int_equal(bkr_log_command_begin(f->logdir, BKR_LOG_INFO, "restore",
+					       (const char *[]){ "args", "restore latest", NULL }), 0);
+	/* "command" and "event" are the log's own members: a kv cannot forge them */
+	bkr_log_event(BKR_LOG_INFO, "restore", "restored", (const char *[]){ "command", "forged", "files", "3", NULL },
+		      "restored %d files", 3);
+	bkr_log_info("restore", "a line without an event");
+	bkr_log_command_end(6);
+	bkr_log_info("restore", "after the end: no file");
+	text = read_log(f, t0);
+	assert_int_equal(for_each_line(text, cmd_line, &c), 4);
+	free(text);
+	assert_string_equal(c.event[0], "start");
+	assert_string_equal(c.event[1], "restored");
+	assert_string_equal(c.event[2], "-");
+	assert_string_equal(c.event[3], "end");
+	for (int i = 0; i < 4; i++)
+		assert_string_equal(c.command[i], "restore");
+	assert_string_equal(c.exit_status[3], "6");
+	assert_false(c.reserved_kept);
+
+	/* a second command in the same process starts afresh */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(bkr_log_command_begin(f->logdir, BKR_LOG_INFO, "verify", NULL), 0);
+	bkr_log_command_end(0);
+	text = read_log(f, t0);
+	assert_int_equal(for_each_line(text, cmd_line, &c), 6);
+	free(text);
+	assert_string_equal(c.command[4], "verify");
+	assert_string_equal(c.exit_status[5], "0");
+	/* an end without a begin writes nothing */
+	bkr_log_command_end(0);
+}
+
+static void test_default_dir(void **state)
+{
+	struct fixture *f = *state;
+	char *old = getenv("XDG_STATE_HOME") ? strdup(getenv("XDG_STATE_HOME")) : NULL, *d, want[400];
+
+	setenv("XDG_STATE_HOME", f->dir, 1);
+	d = bkr_log_default_dir();
+	snprintf(want, sizeof(want), "%s/bkr", f->dir);
+	assert_string_equal(d, want);
+	free(d);
+	/* NULL: the default directory, created */
+	assert_int_equal(bkr_log_command_begin(NULL, BKR_LOG_INFO, "init", NULL), 0);
+	bkr_log_command_end(0);
+	assert_int_equal(access(want, W_OK), 0);
+	if (old)
+		setenv("XDG_STATE_HOME", old, 1);
+	else
+		unsetenv("XDG_STATE_HOME");
+	free(old);
+}
+
+static void test_fifo_never_written(void **state)
+{
+	struct fixture *f = *state;
+	struct seen s = { 0 };
+	char path[512], buf[64];
+	int rd;
+
+	assert_int_equal(mkdir(f->logdir, 0755), 0);
+	assert_int_equal(bkr_log_path(path, sizeof(path), f->logdir, bkr_time_now_ns()), 0);
+	assert_int_equal(mkfifo(path, 0644), 0);
+	bkr_log_set_hook(hook, &s);
+	assert_int_equal(bkr_log_open(f->logdir, BKR_LOG_INFO), 0);
+	/* no reader: the open must not block (the test would hang) */
+	bkr_log_info("t", "not into a FIFO");
+	assert_int_equal(s.n, 2); /* the line itself, then the failure (once) */
+	assert_non_null(strstr(s.last_message, "not a regular file"));
+	bkr_log_close();
+	/* with a reader the FIFO could be opened: still nothing is written to it */
+	rd = open(path, O_RDONLY | O_NONBLOCK);
+	assert_true(rd >= 0);
+	assert_int_equal(bkr_log_open(f->logdir, BKR_LOG_INFO), 0);
+	s.n = 0;
+	bkr_log_info("t", "not into a pipe either");
+	assert_int_equal(s.n, 2);
+	assert_non_null(strstr(s.last_message, "not a regular file"));
+	assert_true(read(rd, buf, sizeof(buf)) <= 0);
+	close(rd);
+	bkr_log_close();
+	bkr_log_set_hook(NULL, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -437,6 +558,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_failure_reported_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_whole_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_processes_whole_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_command_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_default_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifo_never_written, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

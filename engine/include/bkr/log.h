@@ -14,7 +14,20 @@
  *
  * Before bkr_log_open (or after bkr_log_close) lines go only to the hook; with
  * neither, logging is a cheap no-op.  Logging never fails the caller: a write
- * error is reported once to the hook and otherwise ignored.
+ * error is reported once to the hook and otherwise ignored.  Only a regular
+ * file is written: a FIFO, socket or device in the day file's place (or a
+ * symlink to one) is never opened for writing, so nothing reaches a pipe by
+ * surprise.
+ *
+ * A command (bkr create, verify, restore, ...) is logged as:
+ *
+ *     bkr_log_command_begin(dir, BKR_LOG_INFO, "restore", kv);  -> "event":"start"
+ *     bkr_log_event(BKR_LOG_INFO, "restore", "done", kv, "restored %s", id);
+ *     bkr_log_command_end(exit_status);                          -> "event":"end"
+ *
+ * Between begin and end every line also carries "command":"restore".  The
+ * bkr tool does begin/end itself for every command that changes or checks
+ * the repository (tools/bkr.c); a command only logs its events.
  */
 #ifndef BKR_LOG_H
 #define BKR_LOG_H
@@ -65,6 +78,37 @@ void bkr_log_set_hook(bkr_log_hook_fn hook, void *ctx);
  */
 void bkr_log_kv(bkr_log_level level, const char *component, const char *const *kv,
 		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/**
+ * One event: bkr_log_kv plus an "event" member naming what happened
+ * ("start", "end", "created", "deleted", "problem", "done", ...).  Values in
+ * @p kv are strings (numbers too, as decimal text).
+ */
+void bkr_log_event(bkr_log_level level, const char *component, const char *event, const char *const *kv,
+		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/**
+ * The log directory used when no configuration names one:
+ * $XDG_STATE_HOME/bkr (when absolute), else ~/.local/state/bkr, else
+ * /var/tmp/bkr-<uid>.  malloc'd; NULL when out of memory.
+ */
+char *bkr_log_default_dir(void);
+
+/**
+ * Begin a command's log: bkr_log_open(@p dir, or bkr_log_default_dir() when
+ * NULL), remember @p command for the "command" member of every later line,
+ * and log its "start" event with @p kv.  Returns bkr_log_open's result; when
+ * it fails the command still runs and lines still reach the hook.
+ */
+int bkr_log_command_begin(const char *dir, bkr_log_level min_level, const char *command,
+			  const char *const *kv);
+
+/**
+ * End it: the "end" event with "exit" (@p exit_status) and "duration_s"
+ * (info for 0, warn for 1 and 6, error otherwise), then bkr_log_close.
+ * A no-op without a begin (except the close).
+ */
+void bkr_log_command_end(int exit_status);
 
 /** bkr_log_kv without key/values. */
 #define bkr_log(level, component, ...) bkr_log_kv((level), (component), NULL, __VA_ARGS__)
