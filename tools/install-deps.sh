@@ -11,7 +11,11 @@ for a in "$@"; do
 	case "$a" in
 	# clang and libclang-rt (libFuzzer) build the fuzz targets (tests/fuzz/run.sh)
 	# prometheus: its promtool checks bkr health's metrics (Debian ships promtool only in it)
-	--tests) pkgs+=(libcmocka-dev valgrind attr acl python3 xxd clang libclang-rt-14-dev prometheus); want_node=1 ;;
+	# man-db, groff-base, bash-completion, systemd (systemd-analyze verify): the
+	# installed man pages, completion and units (test_install); tmux: progress
+	# on a real terminal (test_progress)
+	--tests) pkgs+=(libcmocka-dev valgrind attr acl python3 xxd clang libclang-rt-14-dev prometheus
+	                man-db groff-base bash-completion systemd tmux); want_node=1 ;;
 	--bench) pkgs+=(restic borgbackup python3-pyfuse3 fio time) ;;  # pyfuse3: borg mount
 	esac
 done

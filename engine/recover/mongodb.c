@@ -24,6 +24,8 @@
 #include "bkr/error.h"
 #include "recover_i.h"
 
+#include "bkr_paths.h"
+
 #define MODULE_NAME "bkr-mongodb.so"
 
 static pthread_once_t mongo_once = PTHREAD_ONCE_INIT;
@@ -33,12 +35,13 @@ static char mongo_why[PATH_MAX + 256];  /* why it could not be loaded */
 
 /*
  * Where the module is: $BKR_MONGODB_MODULE, else next to the executable, in
- * ../lib/bkr (installed), or in the build tree's engine/ (from tools/ or
- * tests/unit/).
+ * <libdir>/bkr relative to it (installed, bkr_paths.h), in the build tree's
+ * engine/ (from tools/ or tests/unit/), or at the installed absolute path.
  */
 static void *module_open(void)
 {
-	static const char *const rel[] = { "", "../lib/bkr/", "../engine/", "../../engine/" };
+	static const char *const rel[] = { "", BKR_BINDIR_TO_MODULE_DIR "/", "../engine/", "../../engine/",
+					   BKR_MODULE_DIR "/" };
 	const char *env = getenv("BKR_MONGODB_MODULE");
 	char exe[PATH_MAX], path[PATH_MAX + 64], *slash;
 	ssize_t n;
@@ -57,7 +60,7 @@ static void *module_open(void)
 	if ((slash = strrchr(exe, '/')))
 		slash[1] = 0;
 	for (size_t k = 0; k < sizeof(rel) / sizeof(rel[0]); k++) {
-		snprintf(path, sizeof(path), "%s%s%s", exe, rel[k], MODULE_NAME);
+		snprintf(path, sizeof(path), "%s%s%s", rel[k][0] == '/' ? "" : exe, rel[k], MODULE_NAME);
 		if (access(path, R_OK) != 0)
 			continue;
 		if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL)))

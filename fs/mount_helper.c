@@ -1,0 +1,178 @@
+/** @file
+ * mount.bkrfs: the helper mount(8) runs for filesystems of type "bkrfs", so
+ * that an fstab line
+ *
+ *     /srv/backup/repo  /mnt/backup  bkrfs  ro,allow_other  0 0
+ *
+ * and `mount -t bkrfs -o ro REPO MOUNTPOINT` work.  mount(8) calls
+ *
+ *     mount.bkrfs REPO MOUNTPOINT [-sfnv] [-o OPTIONS] [-t TYPE] [-N NS]
+ *
+ * This program turns that into `bkrfs REPO MOUNTPOINT [-o OPTIONS]` and
+ * executes bkrfs, which mounts, becomes a daemon and exits 0 once the mount
+ * is ready (its exit status is mount's).  Options for mount(8) itself
+ * (defaults, noauto, user, nofail, _netdev, x-*, comment=...) are dropped,
+ * and so is "rw", which mount(8) passes when none of ro/rw is given: the
+ * mount is read-only whatever the options say.  -f (fake) does nothing.
+ *
+ * bkrfs is looked for next to this program's installed location (the
+ * relative path from the helper directory to bindir, so a DESTDIR or a moved
+ * tree works), then at its absolute installed path (bkr_paths.h).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bkr_paths.h"
+
+static const char *progname = "mount.bkrfs";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s REPO MOUNTPOINT [-sfnv] [-o OPTION[,OPTION...]]\n\n"
+		"The mount(8) helper of bkrfs: mounts the repository REPO read-only at\n"
+		"MOUNTPOINT by running bkrfs(8), so that `mount -t bkrfs REPO MOUNTPOINT`\n"
+		"and an fstab line `REPO MOUNTPOINT bkrfs ro,allow_other 0 0` work.\n"
+		"OPTIONS are bkrfs's -o options (see bkrfs(8)); mount(8)'s own (defaults,\n"
+		"noauto, user, nofail, _netdev, x-*, comment=) and rw are ignored.\n"
+		"  -f   fake: do nothing    -v   print the bkrfs command line\n"
+		"  -s, -n   accepted and ignored\n",
+		progname);
+}
+
+/* mount(8)'s own options and rw: not for bkrfs */
+static bool dropped(const char *o, size_t n)
+{
+	static const char *const names[] = { "defaults", "auto", "noauto", "user", "nouser", "users", "owner",
+					     "group", "nofail", "_netdev", "rw", "ro", NULL };
+	for (size_t i = 0; names[i]; i++)
+		if (strlen(names[i]) == n && !strncmp(o, names[i], n))
+			return true;
+	return (n > 2 && !strncmp(o, "x-", 2)) || (n >= 8 && !strncmp(o, "comment=", 8));
+}
+
+/* Append the options of @p list that bkrfs takes to @p out (comma-separated). */
+static int filter_options(const char *list, char *out, size_t cap)
+{
+	size_t len = strlen(out);
+
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+		if (n && !dropped(p, n)) {
+			if (len + n + 2 > cap)
+				return -1;
+			if (len)
+				out[len++] = ',';
+			memcpy(out + len, p, n);
+			len += n;
+			out[len] = '\0';
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+/* bkrfs next to us (installed layout), else at its installed path */
+static const char *find_bkrfs(char *buf, size_t cap)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0) {
+		char *slash;
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/'))) {
+			*slash = '\0';
+			if ((size_t)snprintf(buf, cap, "%s/%s/bkrfs", self, BKR_HELPER_TO_BINDIR) < cap &&
+			    access(buf, X_OK) == 0)
+				return buf;
+		}
+	}
+	snprintf(buf, cap, "%s/bkrfs", BKR_BINDIR);
+	return buf;
+}
+
+int main(int argc, char **argv)
+{
+	char opts[8192] = "", bkrfs[PATH_MAX + 64];
+	const char *pos[2] = { NULL, NULL };
+	bool fake = false, verbose = false;
+	size_t npos = 0;
+
+	if (argc > 0 && argv[0]) {
+		const char *slash = strrchr(argv[0], '/');
+		progname = slash ? slash + 1 : argv[0];
+	}
+	/* operands first (mount(8) puts them there), options anywhere */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		}
+		if (a[0] != '-' || !a[1]) {
+			if (npos == 2) {
+				fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", progname, a);
+				return 1;
+			}
+			pos[npos++] = a;
+			continue;
+		}
+		if (!strcmp(a, "-o") || !strcmp(a, "-t") || !strcmp(a, "-N")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "%s: option '%s' needs a value\n", progname, a);
+				return 1;
+			}
+			if (!strcmp(a, "-N")) {
+				fprintf(stderr, "%s: -N (mount namespaces) is not supported\n", progname);
+				return 1;
+			}
+			if (!strcmp(a, "-o") && filter_options(argv[i + 1], opts, sizeof(opts)) < 0) {
+				fprintf(stderr, "%s: too many options\n", progname);
+				return 1;
+			}
+			i++;
+			continue;
+		}
+		if (!strncmp(a, "-o", 2)) { /* -oOPTS */
+			if (filter_options(a + 2, opts, sizeof(opts)) < 0) {
+				fprintf(stderr, "%s: too many options\n", progname);
+				return 1;
+			}
+			continue;
+		}
+		/* clustered single-letter flags: -s sloppy, -f fake, -n no mtab, -v verbose */
+		for (const char *f = a + 1; *f; f++) {
+			if (*f == 'f')
+				fake = true;
+			else if (*f == 'v')
+				verbose = true;
+			else if (*f != 's' && *f != 'n') {
+				fprintf(stderr, "%s: unknown option '-%c' (see --help)\n", progname, *f);
+				return 1;
+			}
+		}
+	}
+	if (npos < 2) {
+		fprintf(stderr, "%s: missing %s (see --help)\n", progname, npos ? "MOUNTPOINT" : "REPO and MOUNTPOINT");
+		return 1;
+	}
+	find_bkrfs(bkrfs, sizeof(bkrfs));
+	if (verbose)
+		fprintf(stderr, "%s: %s %s %s%s%s\n", progname, bkrfs, pos[0], pos[1], *opts ? " -o " : "", opts);
+	if (fake)
+		return 0;
+	if (*opts)
+		execl(bkrfs, "bkrfs", pos[0], pos[1], "-o", opts, (char *)NULL);
+	else
+		execl(bkrfs, "bkrfs", pos[0], pos[1], (char *)NULL);
+	fprintf(stderr, "%s: cannot run %s: %s\n", progname, bkrfs, strerror(errno));
+	return 1;
+}
