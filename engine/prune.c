@@ -107,6 +107,9 @@ static int mark(struct prune *p)
 				err = mark_tree(p, &l.items[i]->tree);
 			if (err == 0 && !id_zero(&l.items[i]->report))
 				err = use(p, &l.items[i]->report);
+			if (p->o->progress)
+				p->o->progress(p->o->progress_ctx, "marking", runs ? "recovery runs" : "backups", i + 1, l.n,
+					       0, 0);
 		}
 		bkr_manifest_list_free(&l);
 	}
@@ -397,9 +400,16 @@ static int write_index(struct prune *p, bkr_index *idx)
 	}
 	if (p->rep->repacked_packs && (!(raw = malloc(BKR_BLOB_MAX)) || !(stored = malloc(BKR_SEALED_BLOB_STORED_MAX))))
 		err = bkr_error_oom();
-	for (size_t i = 0; i < p->npacks && err == 0; i++)
-		if (p->packs[i].repack)
-			err = repack_one(p, &p->packs[i], &rp, b, raw, stored);
+	uint64_t nrepack = p->rep->repacked_packs, done = 0, bytes = 0;
+	for (size_t i = 0; i < p->npacks && err == 0; i++) {
+		if (!p->packs[i].repack)
+			continue;
+		err = repack_one(p, &p->packs[i], &rp, b, raw, stored);
+		bytes += p->packs[i].file_size;
+		if (p->o->progress)
+			p->o->progress(p->o->progress_ctx, "repacking", "packs", ++done, nrepack, bytes,
+				       p->rep->repacked_bytes);
+	}
 	if (err == 0)
 		err = repack_flush(p, &rp, b);
 	for (size_t i = 0; i < nfiles && err == 0; i++)

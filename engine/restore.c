@@ -98,10 +98,15 @@ static void report(rctx *c, bool error, int code, const char *path, const char *
 		c->o->report(c->o->report_ctx, error, path, msg);
 }
 
-static void progress(rctx *c, const char *path)
+/* A non-directory entry @p e was gone through (whatever became of it). */
+static void progress(rctx *c, const char *path, const bkr_entry *e)
 {
 	if (!c->o->progress)
 		return;
+	if (e->type == BKR_FT_FILE) {
+		c->prog.files_done++;
+		c->prog.bytes_done += e->size;
+	}
 	int64_t t = bkr_clock_mono_ns();
 	if (t - c->last_progress < 250000000LL)
 		return;
@@ -675,8 +680,6 @@ place:
 			link_add(c, e->link_group, disk_rel(c, path), &st);
 		c->st.files++;
 		c->st.bytes += e->size;
-		c->prog.files_done++;
-		c->prog.bytes_done += e->size;
 	} else if (e->type == BKR_FT_SYMLINK) {
 		c->st.symlinks++;
 	} else {
@@ -778,6 +781,31 @@ static int enter_dir(rctx *c, int pfd, const char *name, const char *path, const
 	return fd;
 }
 
+/* Add the regular files below @p path (or it, a file) to the progress totals. */
+static void count_totals(rctx *c, const bkr_id *root, const char *path)
+{
+	bkr_walk *w = NULL;
+	const bkr_walk_item *it;
+	bkr_entry e;
+	bkr_dir *holder = NULL;
+
+	if (*path && bkr_walk_resolve(c->repo, root, path, &e, &holder, NULL, NULL) == 0 && e.type != BKR_FT_DIR) {
+		if (e.type == BKR_FT_FILE) {
+			c->prog.files_total++;
+			c->prog.bytes_total += e.size;
+		}
+	} else if (bkr_walk_new(&w, c->repo, root, path, 0) == 0) {
+		while (bkr_walk_next(w, &it) > 0)
+			if (it->entry.type == BKR_FT_FILE) {
+				c->prog.files_total++;
+				c->prog.bytes_total += it->entry.size;
+			}
+	}
+	bkr_walk_free(w);
+	bkr_dir_free(holder);
+	bkr_error_clear(); /* what cannot be read is reported by the restore itself */
+}
+
 /* Restore directory @p path (its contents into @p fd, which this closes). */
 static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 {
@@ -814,7 +842,7 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 		char name[257];
 		if (e->type != BKR_FT_DIR) {
 			restore_leaf(c, pfd, it->path, e, it->leaf, it->li);
-			progress(c, it->path);
+			progress(c, it->path, e);
 			continue;
 		}
 		if (e->name_len > 255) {
@@ -905,6 +933,7 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 			goto done;
 		}
 		restore_leaf(c, fd, path, &e, leaf, li);
+		progress(c, path, &e);
 		goto done;
 	}
 	if (nc == first) {
@@ -1136,6 +1165,9 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 		if (!npaths)
 			paths[npaths++] = "";
 	}
+	if (o->progress)
+		for (size_t i = 0; i < npaths; i++)
+			count_totals(c, root, paths[i]);
 	for (size_t i = 0; i < npaths && err == 0; i++) {
 		if (o->in_place) {
 			const bkr_manifest_source *src = source_of(m, paths[i]);

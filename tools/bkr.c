@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bkr/clock.h"
 #include "bkr_version.h"
 #include "cli.h"
 
@@ -75,7 +76,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	cli c = { 0 };
+	cli c = { .start_ns = bkr_clock_mono_ns() };
 	const char *no_color = getenv("NO_COLOR");
 	int i;
 

@@ -10,8 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/log.h"
+#include "bkr/progress.h"
 #include "bkr_version.h"
 
 int bkr_exit_for(int err)
@@ -224,40 +226,61 @@ const char *cli_col(cli *c, const char *which)
 
 void cli_human_bytes(char out[32], uint64_t n)
 {
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-	double v = (double)n;
-	int u = 0;
-	while (v >= 1024 && u < 5) {
-		v /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(out, 32, "%llu B", (unsigned long long)n);
-	else
-		snprintf(out, 32, "%.1f %s", v, units[u]);
+	bkr_progress_bytes(out, n);
 }
 
 static bool progress_shown;
+static void progress_line(cli *c, const char *line, bool final);
+
+/* at most five lines a second, except a @p final one */
+static void progress_line(cli *c, const char *line, bool final)
+{
+	static int64_t last;
+	int64_t now = bkr_clock_mono_ns();
+
+	if (!c->progress)
+		return;
+	if (progress_shown && !final && now - last < 200000000LL)
+		return;
+	last = now;
+	fprintf(stderr, "\r\033[K%s", line);
+	fflush(stderr);
+	progress_shown = true;
+}
 
 void cli_progress(cli *c, const char *fmt, ...)
 {
-	static struct timespec last;
-	struct timespec now;
 	char line[256];
 	va_list ap;
 
 	if (!c->progress)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (progress_shown && (now.tv_sec - last.tv_sec) * 1000000000L + (now.tv_nsec - last.tv_nsec) < 200000000L)
-		return;
-	last = now;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\r\033[K%s", line);
-	fflush(stderr);
-	progress_shown = true;
+	progress_line(c, line, false);
+}
+
+void cli_progress_counts(cli *c, const char *what, const char *items, uint64_t items_done,
+			 uint64_t items_total, uint64_t bytes_done, uint64_t bytes_total)
+{
+	static bkr_progress p;
+	static char last_what[64], last_items[64];
+	char line[256];
+	int64_t now = bkr_clock_mono_ns();
+
+	if (!c->progress)
+		return;
+	/* the first phase is measured from the command's start (the first line
+	 * has a rate), a later one from its own first count */
+	if (strncmp(last_what, what, sizeof(last_what) - 1) || strncmp(last_items, items, sizeof(last_items) - 1)) {
+		bkr_progress_begin(&p, !*last_what && c->start_ns ? c->start_ns : now);
+		snprintf(last_what, sizeof(last_what), "%s", what);
+		snprintf(last_items, sizeof(last_items), "%s", items);
+	}
+	bkr_progress_update(&p, now, items_done, items_total, bytes_done, bytes_total);
+	bkr_progress_format(&p, what, items, line, sizeof(line));
+	progress_line(c, line, items_total && items_done == items_total); /* the end is always shown */
 }
 
 void cli_progress_done(cli *c)

@@ -31,6 +31,7 @@ typedef struct {
 	bool logs;            /**< the command changes or checks the repository: logged (bkr.c) */
 	bool log_begun;       /**< cli_log_begin ran */
 	char *log_dir;        /**< the log directory in effect once begun (owned) */
+	int64_t start_ns;     /**< monotonic time the command started (progress rates) */
 } cli;
 
 /** Option ids for the common long options (above the ASCII range). */
@@ -102,6 +103,14 @@ void cli_human_bytes(char out[32], uint64_t n);
 
 /** Progress line on stderr (TTY only, rate-limited); NULL text clears it. */
 void cli_progress(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/**
+ * The progress line of an operation from its counts (bkr/progress.h): done
+ * of total, rate, time left ("restoring: 3/10 files, 1.0 MiB/4.0 MiB (25%),
+ * 2.0 MiB/s, 0:02 left").  A total of 0 is unknown; byte counts 0 and 0 for
+ * operations that count only @p items.  TTY only, never in a pipe or a log.
+ */
+void cli_progress_counts(cli *c, const char *what, const char *items, uint64_t items_done,
+			 uint64_t items_total, uint64_t bytes_done, uint64_t bytes_total);
 void cli_progress_done(cli *c);
 
 /**

@@ -234,6 +234,8 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 		bkr_prune_options po = BKR_PRUNE_OPTIONS_INIT;
 		po.max_unused_pct = s.max_unused;
 		po.now_ns = now;
+		po.progress = c->progress ? lc_prune_progress : NULL;
+		po.progress_ctx = c;
 		if ((err = lc_plan_apply(repo, &plan, now, s.no_prune ? NULL : &po, &pr)) < 0)
 			goto done;
 		pruned = !s.no_prune;

@@ -155,14 +155,11 @@ static int opt(cli *c, int o, const char *arg, void *st)
 static void on_progress(void *ctx, const bkr_backup_progress *p)
 {
 	struct state *s = ctx;
-	char done[32], total[32];
-	cli_human_bytes(done, p->bytes_done);
-	cli_human_bytes(total, p->bytes_total);
 	if (p->phase == 1)
 		cli_progress(s->c, "scanning: %llu files", (unsigned long long)p->files_total);
 	else
-		cli_progress(s->c, "%llu/%llu files, %s/%s", (unsigned long long)p->files_done,
-			     (unsigned long long)p->files_total, done, total);
+		cli_progress_counts(s->c, "backing up", "files", p->files_done, p->files_total, p->bytes_done,
+				    p->bytes_total);
 }
 
 static void on_warning(void *ctx, const char *msg)
@@ -268,7 +265,7 @@ int cmd_create(cli *c, int argc, char **argv)
 	s.o.tags = (const char *const *)s.tags;
 	s.o.ntags = s.ntags;
 	s.o.workspace_root = src.workspace_root;
-	s.o.progress = on_progress;
+	s.o.progress = c->progress ? on_progress : NULL;
 	s.o.progress_ctx = &s;
 	s.o.warning = on_warning;
 	s.o.warning_ctx = &s;

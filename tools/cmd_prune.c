@@ -84,6 +84,8 @@ int cmd_prune(cli *c, int argc, char **argv)
 		goto done;
 	if ((err = lc_lock(c, repo, &s.lock, &lock)) < 0)
 		goto done;
+	s.po.progress = c->progress ? lc_prune_progress : NULL;
+	s.po.progress_ctx = c;
 	if ((err = bkr_prune_run(repo, &s.po, &pr)) < 0)
 		goto done;
 	if (!s.po.dry_run)

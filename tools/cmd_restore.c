@@ -64,10 +64,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 static void on_progress(void *ctx, const bkr_restore_progress *p)
 {
 	struct state *s = ctx;
-	char done[32], total[32];
-	cli_human_bytes(done, p->bytes_done);
-	cli_human_bytes(total, p->bytes_total);
-	cli_progress(s->c, "%llu files, %s/%s", (unsigned long long)p->files_done, done, total);
+	cli_progress_counts(s->c, s->o.dry_run ? "comparing" : "restoring", "files", p->files_done, p->files_total,
+			    p->bytes_done, p->bytes_total);
 }
 
 static void on_report(void *ctx, bool error, const char *path, const char *message)
@@ -193,7 +191,7 @@ int cmd_restore(cli *c, int argc, char **argv)
 			argv[i]++;
 	s.o.paths = (const char *const *)(argv + first + 1);
 	s.o.npaths = (size_t)(argc - first - 1);
-	s.o.progress = on_progress;
+	s.o.progress = c->progress ? on_progress : NULL; /* the totals cost a walk of the trees */
 	s.o.progress_ctx = &s;
 	s.o.report = on_report;
 	s.o.report_ctx = &s;

@@ -92,7 +92,7 @@ static void on_problem(void *ctx, const bkr_verify_problem *p)
 static void on_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
 {
 	struct state *s = ctx;
-	cli_progress(s->c, "verifying %s: %llu/%llu", phase, (unsigned long long)done, (unsigned long long)total);
+	cli_progress_counts(s->c, "verifying", phase, done, total, 0, 0);
 }
 
 int cmd_verify(cli *c, int argc, char **argv)

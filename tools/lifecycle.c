@@ -101,6 +101,7 @@ void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run
 	uint64_t moved = p->unused_bytes + p->repacked_bytes + p->leftover_bytes;
 	uint64_t freed = moved - p->repack_written; /* once the trash expires */
 
+	cli_progress_done(c);
 	if (c->json) {
 		json_out_begin_object(j);
 		json_out_key(j, "dry_run");
@@ -160,6 +161,12 @@ void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run
 	cli_human_bytes(b, p->trash_waiting);
 	printf("%s %s to trash (%s net once it expires); trash: %s deleted now, %s waiting for the grace period\n",
 	       dry_run ? "would move" : "moved", a, d, f, b);
+}
+
+void lc_prune_progress(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
+		       uint64_t bytes_done, uint64_t bytes_total)
+{
+	cli_progress_counts(ctx, step, items, done, total, bytes_done, bytes_total);
 }
 
 void lc_log_deleted(const char *const *ids, size_t n, const char *why)

@@ -64,6 +64,10 @@ int lc_as_of(cli *c, const char *arg, int64_t *out);
  */
 void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run);
 
+/** bkr_prune_options.progress for a progress line (@p ctx: the cli); set it only when c->progress. */
+void lc_prune_progress(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
+		       uint64_t bytes_done, uint64_t bytes_total);
+
 /** Log one "deleted" event per backup moved to the trash; @p why: "delete" or "retention". */
 void lc_log_deleted(const char *const *ids, size_t n, const char *why);
 

@@ -31,6 +31,14 @@ typedef struct {
 	int max_unused_pct;  /**< repack packs with more unused bytes than this share; default 10 */
 	int64_t grace_s;     /**< trash and leftover grace period; default BKR_TRASH_GRACE_S */
 	int64_t now_ns;      /**< 0 = the clock */
+	/**
+	 * Optional, for a progress line: @p done of @p total @p items of the
+	 * step under way - "marking" ("backups", "recovery runs": their trees
+	 * walked), "repacking" ("packs", with their bytes).
+	 */
+	void (*progress)(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
+			 uint64_t bytes_done, uint64_t bytes_total);
+	void *progress_ctx;
 } bkr_prune_options;
 #define BKR_PRUNE_OPTIONS_VERSION 1
 #define BKR_PRUNE_OPTIONS_INIT { BKR_PRUNE_OPTIONS_VERSION, false, 10, 24 * 3600, 0 }

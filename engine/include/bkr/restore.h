@@ -49,9 +49,15 @@ typedef enum {
 	BKR_RESTORE_UNCHANGED, /**< the same in every field restore sets (a file's content by its SHA-256) */
 } bkr_restore_change;
 
+/**
+ * Regular files (and their bytes) gone through - restored, left unchanged,
+ * or failed - of the totals of everything asked for (counted before the
+ * first file is written, only when there is a progress callback).
+ */
 typedef struct {
 	uint64_t files_done, bytes_done, bytes_total;
 	const char *current;
+	uint64_t files_total;
 } bkr_restore_progress;
 
 typedef struct {

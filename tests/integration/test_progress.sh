@@ -1,0 +1,109 @@
+#!/bin/bash
+# Progress on a real terminal (a tmux pane): a restore paused halfway
+# (BKR_FAULT=restore-rename:N:stop: SIGSTOP at the N-th file, so the test
+# sees the screen at a known point, with no timing) shows one line with the
+# files and bytes done of the real totals, the rate and the time left; once
+# resumed, the line is gone and the summary stands alone.  A create paused at
+# its first pack shows its end state with its totals.  With -q, through a
+# pipe, and in the log, none of it appears.
+source "$(dirname "$0")/lib.sh"
+
+R=$T/repo
+mkdir -p "$T/src/sub"
+for i in $(seq -w 1 20); do head -c 200000 /dev/urandom >"$T/src/sub/f$i"; done
+"$BKR" -q init -r "$R"
+id=$("$BKR" --json create -r "$R" "$T/src" | python3 -c 'import json,sys; print(json.load(sys.stdin)["backup_id"])')
+total_bytes=$(python3 -c 'print("%.1f MiB" % (20 * 200000 / 1048576))') # what bkr prints: 3.8 MiB
+
+TM=(tmux -L "bkr-progress-$$" -f /dev/null)
+cleanup_hooks+=('"${TM[@]}" kill-server 2>/dev/null; [ -s "$T/pid" ] && kill -CONT "$(cat "$T/pid")" 2>/dev/null')
+
+# in_pane NAME CMD...: run CMD in a new 160x30 tmux pane (stdout and stderr
+# the pane's terminal); its pid in $T/pid, its exit status in $T/NAME.rc
+in_pane() {
+	local name=$1
+	shift
+	rm -f "$T/pid" "$T/$name.rc"
+	{
+		printf 'export NO_COLOR=1 XDG_STATE_HOME=%q BKR_FAULT=%q\n' "$XDG_STATE_HOME" "${BKR_FAULT:-}"
+		printf '%q ' "$@"
+		printf '&\n'
+		printf 'echo $! >%q.tmp && mv %q.tmp %q\n' "$T/pid" "$T/pid" "$T/pid"
+		printf 'wait $!\n'
+		printf 'echo $? >%q.tmp && mv %q.tmp %q\n' "$T/$name.rc" "$T/$name.rc" "$T/$name.rc"
+		printf 'sleep 600\n'
+	} >"$T/$name.sh"
+	"${TM[@]}" new-session -d -s "$name" -x 160 -y 30 "bash $T/$name.sh"
+}
+
+# wait_until CONDITION...: poll (no timing is asserted: 120 s is only a bound)
+wait_until() {
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	fail "timed out waiting for: $*"
+}
+stopped() { [ -s "$T/pid" ] && [ "$(cut -d' ' -f3 "/proc/$(cat "$T/pid")/stat" 2>/dev/null)" = T ]; }
+screen() { "${TM[@]}" capture-pane -p -t "$1" >"$T/screen"; }
+
+# --- a restore, paused at its 10th file ------------------------------------------
+BKR_FAULT=restore-rename:10:stop in_pane restore "$BKR" -r "$R" restore "$id" --target "$T/out"
+wait_until stopped
+screen restore
+python3 - "$T/screen" "$total_bytes" <<'PY' || fail "no progress line with the real totals: $(cat "$T/screen")"
+import re, sys
+text, total = open(sys.argv[1]).read(), sys.argv[2]
+lines = [l for l in text.splitlines() if l.startswith("restoring: ")]
+assert len(lines) == 1, lines
+m = re.fullmatch(r"restoring: (\d+)/20 files, ([\d.]+ (?:B|KiB|MiB))/(.+?) \((\d+)%\), [\d.]+ (?:B|KiB|MiB|GiB)/s, \d+:\d\d left *",
+                 lines[0])
+assert m, lines[0]
+done = int(m.group(1))
+assert 1 <= done <= 9, lines[0]           # shown before the 10th file, never past it
+assert m.group(3) == total, (m.group(3), total)
+assert 0 <= int(m.group(4)) < 50, lines[0]
+PY
+pass "restore on a terminal: $(grep '^restoring: ' "$T/screen" | sed 's/ *$//')"
+kill -CONT "$(cat "$T/pid")"
+wait_until test -s "$T/restore.rc"
+[ "$(cat "$T/restore.rc")" = 0 ] || fail "restore exited $(cat "$T/restore.rc")"
+screen restore
+! grep -q 'restoring: ' "$T/screen" || fail "the progress line was left on the screen: $(cat "$T/screen")"
+grep -q "^restored $id into $T/out: 20 files" "$T/screen" || fail "no summary: $(cat "$T/screen")"
+diff -r "$T/src" "$T/out/src" || fail "restored files differ"
+pass "resumed: the progress line is cleared, the summary stands alone"
+
+# --- -q on a terminal: no progress ---------------------------------------------------
+BKR_FAULT=restore-rename:10:stop in_pane quiet "$BKR" -q -r "$R" restore "$id" --target "$T/outq"
+wait_until stopped
+screen quiet
+! grep -q 'restoring' "$T/screen" || fail "-q showed progress: $(cat "$T/screen")"
+kill -CONT "$(cat "$T/pid")"
+wait_until test -s "$T/quiet.rc"
+pass "-q: no progress on a terminal"
+
+# --- a create: its end state with its totals ---------------------------------------
+printf 'more\n' >"$T/src/new.txt"
+BKR_FAULT=rename:1:stop in_pane create "$BKR" -r "$R" create --type full "$T/src"
+wait_until stopped
+screen create
+grep -Eq "^backing up: 21/21 files, $total_bytes/$total_bytes \(100%\), .*/s, 0:00 left" "$T/screen" ||
+	fail "create: no progress line with its totals: $(cat "$T/screen")"
+pass "create on a terminal: $(grep '^backing up: ' "$T/screen" | sed 's/ *$//')"
+kill -CONT "$(cat "$T/pid")"
+wait_until test -s "$T/create.rc"
+[ "$(cat "$T/create.rc")" = 0 ] || fail "create exited $(cat "$T/create.rc")"
+
+# --- through a pipe: nothing of it --------------------------------------------------
+"$BKR" -r "$R" restore "$id" --target "$T/out2" 2>&1 | cat >"$T/piped"
+"$BKR" -r "$R" create "$T/src" 2>&1 | cat >>"$T/piped"
+"$BKR" -r "$R" verify --read-data 2>&1 | cat >>"$T/piped"
+"$BKR" -r "$R" prune --max-unused 0 2>&1 | cat >>"$T/piped"
+! grep -Eq 'restoring|backing up|verifying|marking|repacking' "$T/piped" || fail "progress in a pipe: $(cat "$T/piped")"
+! grep -q $'\r\|\e' "$T/piped" || fail "terminal control characters in a pipe: $(cat -A "$T/piped")"
+grep -q "^restored $id" "$T/piped" || fail "no summary in the pipe: $(cat "$T/piped")"
+# nor in the log
+! grep -rEq 'restoring:|backing up:' "$XDG_STATE_HOME/bkr" || fail "progress in the log"
+pass "a pipe and the log get the results, never the progress line"
