@@ -61,8 +61,8 @@ static void usage(FILE *f)
 		   "  -r, --repo REPO      repository (or BKR_REPO, or \"repository\" in the config)\n"
 		   "  -c, --config FILE    configuration file (or BKR_CONFIG)\n"
 		   "      --json           machine-readable output (valid JSON even on failure)\n"
-		   "  -q, --quiet          only errors\n"
-		   "  -v, --verbose        more detail\n"
+		   "  -q, --quiet          only errors (no warnings, progress or summaries)\n"
+		   "  -v, --verbose        also show the log's lines (-vv: debug too)\n"
 		   "      --no-color       no colour (also NO_COLOR=1; colour is only used on a TTY)\n"
 		   "      --password-file FILE     passphrase of an encrypted repository: first line of FILE\n"
 		   "      --password-command CMD   ... the first line CMD prints (else BKR_PASSWORD, else a prompt)\n"
@@ -71,7 +71,9 @@ static void usage(FILE *f)
 		   "      --version        print the version\n\n"
 		   "Exit status: 0 ok, 1 a check found problems, 2 usage or configuration error,\n"
 		   "3 not found, 4 corrupt data, 5 locked, 6 partial failure, 7 I/O error,\n"
-		   "8 external source unavailable, 9 wrong passphrase, 70 internal error.  See bkr(1).\n");
+		   "8 external source unavailable, 9 wrong passphrase, 70 internal error.  See bkr(1).\n"
+		   "Commands that change or check the repository log one JSON line per event\n"
+		   "to the log directory (log_dir, default ~/.local/state/bkr; bkr(1) LOGS).\n");
 }
 
 int main(int argc, char **argv)
