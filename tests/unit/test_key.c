@@ -63,10 +63,16 @@ static int teardown(void **state)
 static char *read_key(struct fx *f, const char *id, size_t *len)
 {
 	char name[64];
-	uint8_t *t = NULL;
+	bkr_store_view v = { 0 };
+	char *text;
 	snprintf(name, sizeof(name), "keys/%s.json", id);
-	assert_int_equal(bkr_store_get(f->s, name, 1 << 16, &t, len), 0);
-	return (char *)t;
+	assert_int_equal(bkr_store_view_get(f->s, name, 1 << 16, &v), 0);
+	assert_non_null(text = malloc(v.len + 1));
+	memcpy(text, v.data, v.len);
+	text[v.len] = '\0';
+	*len = v.len;
+	bkr_store_view_release(&v);
+	return text;
 }
 
 /* Replace key file @p id by @p text (re-checksummed when @p reseal). */
