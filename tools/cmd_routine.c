@@ -22,6 +22,7 @@
 #include "bkr/log.h"
 #include "bkr/recover.h"
 #include "bkr/routine.h"
+#include "bkr/tier.h"
 #include "bkr/verify.h"
 
 static const char usage[] =
@@ -324,10 +325,44 @@ done:
  * they are in the engine these steps say so (one call each to add). */
 static void step_tier_migrate(rt_run *r, rt_step *s)
 {
-	if (!r->cfg->warm.path && !r->cfg->cold.path)
+	bkr_tier_migrate_options o = BKR_TIER_MIGRATE_OPTIONS_INIT;
+	bkr_tier_migrate_report rep;
+	bkr_lock *lock = NULL;
+	uint64_t packs = 0, bytes = 0;
+	char moved[32];
+	int err;
+
+	if (!r->cfg->warm.path && !r->cfg->cold.path) {
 		rt_step_end(r, s, RT_SKIPPED, "no tiers configured");
-	else
-		rt_step_end(r, s, RT_NA, "tier migration is not in this build");
+		return;
+	}
+	if (!rt_need_repo(r, s))
+		return;
+	o.dry_run = r->dry_run;
+	o.as_of_ns = r->as_of;
+	o.policy.tier[BKR_TIER_WARM] = (bkr_tier_conf){ r->cfg->warm.path, r->cfg->warm.after_days };
+	o.policy.tier[BKR_TIER_COLD] = (bkr_tier_conf){ r->cfg->cold.path, r->cfg->cold.after_days };
+	if (!r->dry_run) {
+		err = bkr_repo_lock(r->repo, BKR_LOCK_EXCLUSIVE, false, &lock);
+		if (err == BKR_ELOCKED && !r->no_wait)
+			err = bkr_repo_lock(r->repo, BKR_LOCK_EXCLUSIVE, true, &lock);
+		if (err < 0)
+			goto fail;
+	}
+	if ((err = bkr_tier_migrate(r->repo, &o, &rep)) < 0)
+		goto fail;
+	for (int l = 0; l < BKR_TIER_LEVELS; l++) {
+		packs += rep.packs[l];
+		bytes += rep.bytes[l];
+	}
+	cli_human_bytes(moved, bytes);
+	rt_step_end(r, s, RT_OK, "%s %" PRIu64 " pack%s (%s) between tiers", r->dry_run ? "would move" : "moved", packs,
+		    packs == 1 ? "" : "s", moved);
+	goto done;
+fail:
+	rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
+done:
+	bkr_lock_release(lock);
 }
 
 static void step_repair(rt_run *r, rt_step *s)

@@ -273,3 +273,27 @@ PY
 expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-12-21T10:05:00Z --prometheus -
 grep -q '^bkr_verify_last_ok 0$' "$T/out" || fail "verify metric: $(grep verify "$T/out")"
 pass "damage found by verify: one damage alert, repair not available, health unhealthy"
+
+# --- the daily routine migrates data to a configured tier
+R2=$T/repo2
+mkdir -p "$T/warm"
+"$BKR" init -r "$R2" >/dev/null
+sed -e "s|\"repository\": \"$R\"|\"repository\": \"$R2\"|" \
+	-e "s|\"log_dir\": \"$T/logs\",|\"log_dir\": \"$T/logs2\", \"tiers\": {\"warm\": {\"path\": \"$T/warm\", \"after_days\": 1}},|" \
+	"$CFG" >"$T/tiered.json"
+grep -q '"tiers"' "$T/tiered.json" || fail "the tiered configuration was not written"
+BKR_TEST_NOW=2027-01-01T10:00:00Z "$BKR" -c "$T/tiered.json" -q create --all >/dev/null
+# the hourly and daily sources change: their new backup shares nothing with the first one's pack
+printf '{"n": 2}\n' >"$W/hot/a.json"
+printf 'daily 2\n' >"$W/day/d.txt"
+BKR_TEST_NOW=2027-01-10T10:00:00Z expect_exit 0 "$BKR" -c "$T/tiered.json" --json routine --as-of 2027-01-10T10:00:00Z daily
+[ "$(steps)" = "backup=ok,verify=ok,cleanup=ok,tier-migrate=ok" ] || fail "daily with a warm tier: $(steps)"
+grep -q '"message":"moved 1 pack (' "$T/out" || fail "tier-migrate: $(cat "$T/out")"
+"$BKR" -r "$R2" tier status --json >"$T/status.json"
+python3 - "$T/status.json" <<'PY' || fail "tier status after the routine: $(cat "$T/status.json")"
+import json, sys
+t = {x["tier"]: x for x in json.load(open(sys.argv[1]))["tiers"]}
+assert t["warm"]["data_packs"] == 1, t
+PY
+expect_exit 0 "$BKR" -r "$R2" verify --read-data
+pass "the daily routine moves data older than the tier's age to the warm tier"
