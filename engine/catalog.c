@@ -426,3 +426,29 @@ int bkr_repo_add_record(bkr_repo *r, const char *json_object)
 	free(sealed);
 	return err;
 }
+
+int bkr_repo_foreach_record(bkr_repo *r, bool newest_first,
+			    int (*cb)(void *ctx, const char *path, const char *text, size_t len), void *ctx)
+{
+	char **names;
+	size_t n;
+	int err;
+
+	if ((err = bkr_repo_list_names(r, "records", ".json", &names, &n)) < 0)
+		return err;
+	for (size_t k = 0; k < n && err == 0; k++) {
+		char path[PATH_MAX], rel[PATH_MAX];
+		size_t i = newest_first ? n - 1 - k : k, len;
+		uint8_t *text;
+		snprintf(rel, sizeof(rel), "records/%s.json", names[i]);
+		if (bkr_store_describe(r->store, rel, path, sizeof(path)) < 0 ||
+		    bkr_store_get(r->store, rel, BKR_REPO_CONFIG_MAX, &text, &len) < 0) {
+			bkr_error_clear(); /* vanished, or too large to be a record */
+			continue;
+		}
+		err = cb(ctx, path, (const char *)text, len);
+		free(text);
+	}
+	free_names(names, n);
+	return err > 0 ? 0 : err;
+}

@@ -18,7 +18,10 @@
  */
 #include "bkr/verify.h"
 #include "bkr/tier.h"
+#include "bkr/clock.h"
 #include "bkr/error.h"
+#include "bkr/host.h"
+#include "bkr/verify_record.h"
 #include "bkr/pack.h"
 #include "bkr/walk.h"
 #include "idset.h"
@@ -53,6 +56,9 @@ struct verify {
 	const bkr_verify_options *o;
 	bkr_verify_stats *st;
 	bkr_idset damaged;      /* blob ids */
+	bkr_id *dlist;          /* the same, in the order found (for the record) */
+	size_t ndlist, capdlist;
+	uint64_t damaged_files; /* files of backups reported damaged or missing */
 	bkr_idset checked;      /* pack ids (zero-extended) found and checked */
 	bkr_index_entry *ents;  /* every index entry, by pack, then offset */
 	size_t nents, cap_ents;
@@ -80,6 +86,8 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (backup && path && (kind == BKR_VERIFY_DAMAGED_FILE || kind == BKR_VERIFY_MISSING))
+		v->damaged_files++;
 	if (p.error)
 		v->st->errors++;
 	else
@@ -103,6 +111,18 @@ static int grow(void **items, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
+/* Blob @p id is damaged (unreadable through the index). */
+static int add_damaged(struct verify *v, const bkr_id *id)
+{
+	int added = bkr_idset_add(&v->damaged, id);
+	if (added <= 0)
+		return added < 0 ? BKR_ENOMEM : 0;
+	if (grow((void **)&v->dlist, &v->capdlist, v->ndlist, sizeof(*v->dlist)) < 0)
+		return BKR_ENOMEM;
+	v->dlist[v->ndlist++] = *id;
+	return 0;
+}
+
 static bkr_id pack_key(const bkr_pack_id *p)
 {
 	bkr_id k = { { 0 } };
@@ -123,7 +143,7 @@ static void on_bad_manifest(void *ctx, const char *file, const char *message)
 static void on_bad_index(void *ctx, const char *message)
 {
 	report(ctx, BKR_VERIFY_INDEX, "index", NULL, NULL,
-	       "%s (left out: the blobs it names are missing until it is rebuilt from the packs)", message);
+	       "%s (left out: the blobs it names are missing until 'bkr repair' rebuilds the index from the packs)", message);
 }
 
 /* config.json and its copy must both be intact and the same bytes (each is
@@ -210,7 +230,7 @@ static int mark_entry(struct verify *v, const bkr_index_entry *e)
 	}
 	if (bkr_pack_id_cmp(&used.pack, &e->pack) || used.offset != e->offset)
 		return 0;
-	return bkr_idset_add(&v->damaged, &e->id) < 0 ? BKR_ENOMEM : 0;
+	return add_damaged(v, &e->id);
 }
 
 /* What is wrong with index entry @p e given its pack's footer (sorted by
@@ -413,7 +433,7 @@ static int check_missing(struct verify *v)
 		bkr_pack_id_to_hex(&e->pack, hex);
 		report(v, BKR_VERIFY_PACK, hex, NULL, NULL, "pack %s is named by the index but missing from every tier and trash", hex);
 		for (size_t i = lo; i < hi && err == 0; i++)
-			err = bkr_idset_add(&v->damaged, &v->ents[i].id) < 0 ? BKR_ENOMEM : 0;
+			err = add_damaged(v, &v->ents[i].id);
 	}
 	return err;
 }
@@ -543,13 +563,13 @@ static void judge_unindexed(struct verify *v)
 			report(v, BKR_VERIFY_PACK, u->path, NULL, NULL,
 			       "%s: not in the index, but %zu of its %zu blob%s are used by backups and found nowhere else: "
 			       "keep this pack, it may be the only copy. An index file was lost or damaged: "
-			       "put it back from a copy of the repository (see bkr(1), verify)",
+			       "run 'bkr repair' to rebuild the index from the packs",
 			       u->path, u->used, u->blobs, u->blobs == 1 ? "" : "s");
 		else if (v->walk_incomplete)
 			report(v, BKR_VERIFY_PACK, u->path, NULL, NULL,
 			       "%s: not in the index, and some trees of the backups could not be read, so its %zu blob%s "
-			       "may be their only copy: keep this pack. If an index file was lost or damaged, put it "
-			       "back from a copy of the repository (see bkr(1), verify)",
+			       "may be their only copy: keep this pack. If an index file was lost or damaged, run "
+			       "'bkr repair' to rebuild the index from the packs",
 			       u->path, u->blobs, u->blobs == 1 ? "" : "s");
 		else if (v->o->backup)
 			report(v, BKR_VERIFY_LEFTOVER, u->path, NULL, NULL,
@@ -562,9 +582,35 @@ static void judge_unindexed(struct verify *v)
 	}
 }
 
+/* What o->record says about this run (@p err: its outcome). */
+static int fill_record(struct verify *v, int err, int64_t t0)
+{
+	bkr_verify_record *rec = v->o->record;
+	char host[256];
+	const char *msg = err < 0 && err != BKR_ECORRUPT ? bkr_error_message() : NULL;
+
+	memset(rec, 0, sizeof(*rec));
+	rec->time_ns = bkr_time_now_ns();
+	rec->duration_s = (double)(bkr_clock_mono_ns() - t0) / 1e9;
+	rec->read_data = v->o->read_data;
+	rec->stats = *v->st;
+	rec->damaged_files = v->damaged_files;
+	rec->result = err == 0 ? BKR_VERIFY_RESULT_OK : err == BKR_ECORRUPT ? BKR_VERIFY_RESULT_PROBLEMS
+									   : BKR_VERIFY_RESULT_FAILED;
+	bkr_host_name(host, sizeof(host), NULL);
+	if (!(rec->host = strdup(host)) || (v->o->backup && !(rec->backup_id = strdup(v->o->backup))) ||
+	    (msg && !(rec->message = strdup(msg))))
+		return BKR_ENOMEM;
+	rec->damaged = v->dlist;
+	rec->ndamaged = v->ndlist;
+	v->dlist = NULL;
+	return 0;
+}
+
 int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *stats)
 {
 	struct verify v = { .r = r, .o = o, .st = stats, .writing = -1 };
+	int64_t t0 = bkr_clock_mono_ns();
 	bkr_manifest_list l = { 0 };
 	bkr_manifest *one = NULL;
 	int err;
@@ -608,6 +654,9 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 		err = bkr_error_set(BKR_ECORRUPT, "verify found %llu problem%s", (unsigned long long)stats->errors,
 				    stats->errors == 1 ? "" : "s");
 done:
+	if (o->record && fill_record(&v, err, t0) < 0)
+		err = bkr_error_oom();
+	free(v.dlist);
 	for (size_t i = 0; i < v.nunx; i++)
 		free(v.unx[i].path);
 	free(v.unx);

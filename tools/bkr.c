@@ -38,6 +38,7 @@ static const struct {
 	{ "delete", cmd_delete, "delete backups (into the trash; prune frees the data)", LOGGED },
 	{ "cleanup", cmd_cleanup, "apply the retention policy, then prune", LOGGED },
 	{ "prune", cmd_prune, "free the space of data no backup uses", LOGGED },
+	{ "repair", cmd_repair, "rebuild the index from the packs; take damaged blobs out of it", LOGGED },
 	{ "tier", cmd_tier, "tier status, tier migrate: data in colder storage", LOGGED },
 	{ "pin", cmd_pin, "pin a backup so retention keeps it", LOGGED },
 	{ "unpin", cmd_pin, "unpin a backup", LOGGED },

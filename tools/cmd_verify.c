@@ -9,6 +9,7 @@
 #include "bkr/error.h"
 #include "bkr/log.h"
 #include "bkr/verify.h"
+#include "bkr/verify_record.h"
 
 static const char usage[] =
 	"usage: bkr verify -r REPO [ID] [--read-data] [--json]\n\n"
@@ -17,6 +18,9 @@ static const char usage[] =
 	"hash.  Each problem names the damaged object and the backups and paths that\n"
 	"use it.  Unreferenced packs left by interrupted backups are reported as\n"
 	"leftovers, which are not errors.\n"
+	"Each run is recorded in the repository (docs/format.md \"Verify records\"):\n"
+	"'bkr repair' takes the damaged blobs it found out of the index, and\n"
+	"'bkr health' reports the newest result.\n"
 	"Exit status: 0 every check passed, 1 problems found.\n";
 
 enum { OPT_READ_DATA = OPT_FIRST_CMD };
@@ -102,6 +106,7 @@ int cmd_verify(cli *c, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct state s = { .o = BKR_VERIFY_OPTIONS_INIT, .c = c };
+	bkr_verify_record rec = { 0 };
 	bkr_verify_stats st;
 	bkr_repo *repo = NULL;
 	int first, err, rc;
@@ -114,7 +119,8 @@ int cmd_verify(cli *c, int argc, char **argv)
 	s.o.report_ctx = &s;
 	s.o.progress = on_progress;
 	s.o.progress_ctx = &s;
-	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
+	s.o.record = &rec;
+	if ((err = cli_open_repo(c, &repo, 0)) < 0)
 		return cli_fail(c, err);
 	if (c->json) {
 		if (!(s.problems = open_memstream(&s.buf, &s.buflen))) {
@@ -126,6 +132,16 @@ int cmd_verify(cli *c, int argc, char **argv)
 	}
 	err = bkr_verify_run(repo, &s.o, &st);
 	cli_progress_done(c);
+	if (rec.time_ns) {
+		/* the result is recorded even when verify could not finish; a
+		 * repository that cannot take the record still gets its answer */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", bkr_error_message());
+		if (bkr_verify_record_add(repo, &rec) < 0)
+			cli_warn(c, "the result could not be recorded in the repository: %s", bkr_error_message());
+		if (err < 0)
+			bkr_error_set(err, "%s", why);
+	}
 	if (err < 0 && err != BKR_ECORRUPT) {
 		rc = cli_fail(c, err);
 		goto done;
@@ -180,6 +196,10 @@ done:
 	if (s.problems)
 		fclose(s.problems);
 	free(s.buf);
+	free(rec.host);
+	free(rec.backup_id);
+	free(rec.message);
+	free(rec.damaged);
 	bkr_repo_free(repo);
 	return rc;
 }

@@ -1,5 +1,5 @@
 /** @file
- * What bkr delete, cleanup and prune share: taking the exclusive lock
+ * What bkr delete, cleanup, prune and repair share: taking the exclusive lock
  * (waiting for running backups, or --no-wait), and printing a prune report.
  */
 #ifndef BKR_TOOLS_LIFECYCLE_H

@@ -86,13 +86,27 @@ int bkr_bk_parent_select(bctx *c)
 	return 0;
 }
 
+/* Every chunk of @p n is in the index (bkr repair takes damaged ones out:
+ * such a file is read again, so that the backup stores its bytes anew). */
+static bool chunks_indexed(bctx *c, const node *n)
+{
+	bkr_index_entry e;
+	for (size_t i = 0; i < n->nchunks; i++)
+		if (bkr_repo_lookup(c->repo, &n->chunks[i].id, &e) < 0)
+			return false;
+	return true;
+}
+
 bool bkr_bk_parent_take(bctx *c, node *n, const bkr_entry *pe, const bkr_tree *leaf, uint32_t li)
 {
-	if (bkr_tree_chunks(leaf, li, &n->chunks, &n->nchunks) < 0 ||
+	if (bkr_tree_chunks(leaf, li, &n->chunks, &n->nchunks) < 0 || !chunks_indexed(c, n) ||
 	    bkr_tree_holes(leaf, li, &n->holes, &n->nholes) < 0) {
 		free(n->chunks);
 		n->chunks = NULL;
 		n->nchunks = 0;
+		free(n->holes);
+		n->holes = NULL;
+		n->nholes = 0;
 		bkr_error_clear();
 		return false;
 	}

@@ -27,10 +27,11 @@ R=$T/repo
 id=$(basename "$(ls "$R"/backups/*.json)" .json)
 "$bkr" -q -r "$R" pin "$id" --until 2030-01-01 >/dev/null
 "$bkr" -q -r "$R" tag "$id" --add seed >/dev/null
+"$bkr" -q -r "$R" verify --read-data >/dev/null # a verify record
 
 out=$here/corpus
 rm -rf "$out"
-mkdir -p "$out"/{pack,index,tree,manifest,record,config,key,sealed}
+mkdir -p "$out"/{pack,index,tree,manifest,record,config,key,sealed,verify_record}
 i=0
 for p in "$R"/data/*/*.pack "$R"/tree/*/*.pack; do
 	cp "$p" "$out/pack/seed-$i"
@@ -71,6 +72,9 @@ for i, p in enumerate(sorted(glob.glob(os.path.join(repo, "backups", "*.json")))
     open(os.path.join(out, "manifest", "sealed-%d" % i), "wb").write(open(p, "rb").read())
     open(os.path.join(out, "manifest", "seed-%d" % i), "w").write(unsealed(p))
 for i, p in enumerate(sorted(glob.glob(os.path.join(repo, "records", "*.json")))):
+    if json.load(open(p))["kind"] == "verify":
+        open(os.path.join(out, "verify_record", "seed-%d" % i), "w").write(unsealed(p))
+        continue
     open(os.path.join(out, "record", "seed-%d" % i), "w").write(unsealed(p, True))
     obj = json.loads(unsealed(p, True))
 obj["kind"] = "delete"

@@ -65,4 +65,13 @@ int bkr_repo_publish_manifest(bkr_repo *r, const bkr_manifest *m);
 /** Append a record (sealed JSON object text without "sha256"; @p kind names it). */
 int bkr_repo_add_record(bkr_repo *r, const char *json_object);
 
+/**
+ * Every record of @p r, oldest first (newest first with @p newest_first), to
+ * @p cb with its path (for messages) and its text (checksum not yet checked).
+ * A return >0 from @p cb stops (0 is returned); <0 stops and is returned.
+ * Records that vanish meanwhile are skipped.
+ */
+int bkr_repo_foreach_record(bkr_repo *r, bool newest_first,
+			    int (*cb)(void *ctx, const char *path, const char *text, size_t len), void *ctx);
+
 #endif

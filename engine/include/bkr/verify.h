@@ -47,6 +47,9 @@ typedef struct {
 	void *report_ctx;
 	void (*progress)(void *ctx, const char *phase, uint64_t done, uint64_t total);
 	void *progress_ctx;
+	/** When set, filled with what to record (bkr/verify_record.h: the caller
+	 * publishes it with bkr_verify_record_add, also when verify failed) */
+	struct bkr_verify_record *record;
 } bkr_verify_options;
 #define BKR_VERIFY_OPTIONS_VERSION 1
 #define BKR_VERIFY_OPTIONS_INIT { BKR_VERIFY_OPTIONS_VERSION }

@@ -1,0 +1,77 @@
+/** @file
+ * Verify records (docs/format.md "Verify records"): every `bkr verify` leaves
+ * one append-only record in records/ saying when it ran, what it checked,
+ * what it found, and which blobs it found damaged.  `bkr repair` reads the
+ * damaged blobs from them (to take them out of the index); `bkr health`
+ * reads the newest one.
+ */
+#ifndef BKR_VERIFY_RECORD_H
+#define BKR_VERIFY_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/hash.h"
+#include "bkr/repo.h"
+#include "bkr/verify.h"
+
+/** At most this many damaged blob ids in one record (it stays well under 1 MiB). */
+#define BKR_VERIFY_RECORD_MAX_DAMAGED 8192
+
+typedef enum {
+	BKR_VERIFY_RESULT_OK = 0,   /**< no error found (leftovers allowed) */
+	BKR_VERIFY_RESULT_PROBLEMS, /**< errors found (stats.errors) */
+	BKR_VERIFY_RESULT_FAILED,   /**< the check itself could not run (message) */
+} bkr_verify_result;
+
+typedef struct bkr_verify_record {
+	int64_t time_ns;          /**< when it finished */
+	double duration_s;
+	char *host;               /**< who ran it (may be NULL) */
+	char *backup_id;          /**< the one backup checked; NULL = all of them */
+	bool read_data;
+	bkr_verify_result result;
+	char *message;            /**< FAILED: why (may be NULL) */
+	bkr_verify_stats stats;
+	uint64_t damaged_files;   /**< files (backup, path) that use damaged or missing blobs */
+	bkr_id *damaged;          /**< blobs found damaged (unreadable through the index) */
+	size_t ndamaged;
+	uint64_t damaged_omitted; /**< damaged blobs beyond BKR_VERIFY_RECORD_MAX_DAMAGED */
+} bkr_verify_record;
+
+const char *bkr_verify_result_name(bkr_verify_result r);
+
+/**
+ * Encode @p rec as the JSON object text of a record, without "sha256"
+ * (bkr_repo_add_record seals it).  Only the first
+ * BKR_VERIFY_RECORD_MAX_DAMAGED damaged ids are written; the rest are
+ * counted in "damaged_omitted".  *json is malloc'd.
+ */
+int bkr_verify_record_encode(const bkr_verify_record *rec, char **json);
+
+/**
+ * Decode a sealed record text (checksum checked).  BKR_ECORRUPT naming
+ * @p what and the key for anything malformed; BKR_ENOTFOUND (no message
+ * needed) when it is a record of another kind.
+ */
+int bkr_verify_record_decode(bkr_verify_record **out, const char *text, size_t len, const char *what);
+
+/** Free; NULL is a no-op. */
+void bkr_verify_record_free(bkr_verify_record *rec);
+
+/** Append @p rec to @p r's records (refused on a read-only repository). */
+int bkr_verify_record_add(bkr_repo *r, const bkr_verify_record *rec);
+
+/**
+ * Every intact verify record of @p r, oldest first (or newest first), to
+ * @p cb; a return >0 from @p cb stops (0 is returned), <0 stops and is
+ * returned.  Damaged records and records of other kinds are skipped.
+ */
+int bkr_verify_record_foreach(bkr_repo *r, bool newest_first,
+			      int (*cb)(void *ctx, const bkr_verify_record *rec), void *ctx);
+
+/** The newest verify record of @p r: BKR_ENOTFOUND when there is none. */
+int bkr_verify_record_last(bkr_repo *r, bkr_verify_record **out);
+
+#endif

@@ -1,0 +1,720 @@
+/** @file
+ * Repair (repair.h): the index the packs' footers say, damaged blobs taken
+ * out of it, and the files that stay damaged.
+ */
+#include "bkr/repair.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bkr/error.h"
+#include "bkr/host.h"
+#include "bkr/pack.h"
+#include "bkr/trash.h"
+#include "bkr/verify_record.h"
+#include "idset.h"
+
+/* A pack on disk. */
+struct pack {
+	bkr_pack_id id;
+	bool ok;                 /* its footer was read */
+	char *path;
+	size_t first, n;         /* its footer entries: foot[first .. first+n) */
+};
+
+struct repair {
+	bkr_repo *r;
+	const bkr_repair_options *o;
+	bkr_repair_report *rep;
+	bkr_store *store;
+	int64_t now;
+	char **listed;           /* index/ names present before the load */
+	size_t nlisted, caplisted;
+	bkr_index_entry *old;    /* the index's entries, by pack and offset */
+	size_t nold, capold;
+	bkr_index_entry *foot;   /* footer entries of the readable packs */
+	size_t nfoot, capfoot;
+	struct pack *packs;      /* sorted by id once scanned */
+	size_t npacks, cappacks;
+	bkr_index_entry *final;  /* the new index */
+	size_t nfinal, capfinal;
+	bkr_index_entry *have;   /* final, sorted by id */
+	bkr_idset clean;         /* trees with nothing damaged below */
+	bkr_idset damaged;       /* blob ids verify recorded as damaged */
+	char host[256];
+	bool backup_damaged;
+};
+
+static void report(struct repair *p, bkr_repair_kind kind, const char *object, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void report(struct repair *p, bkr_repair_kind kind, const char *object, const char *fmt, ...)
+{
+	char msg[1200];
+	va_list ap;
+	bkr_repair_problem pr = { .kind = kind, .object = object, .message = msg };
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->o->report)
+		p->o->report(p->o->report_ctx, &pr);
+}
+
+/* Make room for one more element of @p size in *@p items. */
+static int grow(void **items, size_t *cap, size_t n, size_t size)
+{
+	void *q;
+	size_t c;
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : 256;
+	if (!(q = realloc(*items, c * size)))
+		return bkr_error_oom();
+	*items = q;
+	*cap = c;
+	return 0;
+}
+
+static int push_entry(bkr_index_entry **v, size_t *n, size_t *cap, const bkr_index_entry *e)
+{
+	int err = grow((void **)v, cap, *n, sizeof(**v));
+	if (err == 0)
+		(*v)[(*n)++] = *e;
+	return err;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const bkr_index_entry *x = a, *y = b;
+	int c = bkr_pack_id_cmp(&x->pack, &y->pack);
+	if (c)
+		return c;
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	return bkr_id_cmp(&x->id, &y->id);
+}
+
+static bool same_entry(const bkr_index_entry *a, const bkr_index_entry *b)
+{
+	return !bkr_id_cmp(&a->id, &b->id) && !bkr_pack_id_cmp(&a->pack, &b->pack) && a->offset == b->offset &&
+	       a->stored_len == b->stored_len && a->raw_len == b->raw_len && a->type == b->type &&
+	       a->flags == b->flags;
+}
+
+/* ---- 1. what is there -------------------------------------------------------- */
+
+static int list_index(void *ctx, const char *name)
+{
+	struct repair *p = ctx;
+	const char *base = name + strlen("index/");
+	size_t len = strlen(base);
+	int err;
+	if (base[0] == '.' || strchr(base, '/') || len < 5 || strcmp(base + len - 4, ".idx"))
+		return 0;
+	if ((err = grow((void **)&p->listed, &p->caplisted, p->nlisted, sizeof(*p->listed))) < 0)
+		return err;
+	if (!(p->listed[p->nlisted] = strdup(name)))
+		return bkr_error_oom();
+	p->nlisted++;
+	return 0;
+}
+
+static int collect_old(const bkr_index_entry *e, void *ctx)
+{
+	struct repair *p = ctx;
+	return push_entry(&p->old, &p->nold, &p->capold, e);
+}
+
+static bool id_listed(const bkr_id *ids, size_t n, const bkr_id *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!bkr_id_cmp(&ids[i], id))
+			return true;
+	return false;
+}
+
+/* The listed index files that were neither loaded nor superseded: damaged. */
+static bool index_damaged(const bkr_index *idx, const char *name)
+{
+	const char *base = name + strlen("index/");
+	const bkr_id *files, *stale;
+	size_t nfiles, nstale;
+	char hex[BKR_ID_HEX];
+	bkr_id id;
+
+	files = bkr_index_files(idx, &nfiles);
+	stale = bkr_index_stale_files(idx, &nstale);
+	if (strlen(base) != 2 * BKR_ID_SIZE + 4)
+		return true;
+	memcpy(hex, base, 2 * BKR_ID_SIZE);
+	hex[2 * BKR_ID_SIZE] = '\0';
+	if (bkr_id_from_hex(&id, hex) < 0)
+		return true;
+	return !id_listed(files, nfiles, &id) && !id_listed(stale, nstale, &id);
+}
+
+static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path)
+{
+	struct repair *p = ctx;
+	bkr_pack_entry *fe = NULL;
+	struct pack *pk;
+	struct stat st;
+	size_t nf = 0;
+	int fd = -1, err;
+
+	if (!id)
+		return 0; /* a temporary: prune's business */
+	for (size_t i = 0; i < p->npacks; i++)
+		if (!bkr_pack_id_cmp(&p->packs[i].id, id))
+			return 0; /* a second copy in a later tier: readers use the first */
+	if ((err = grow((void **)&p->packs, &p->cappacks, p->npacks, sizeof(*p->packs))) < 0)
+		return err;
+	pk = &p->packs[p->npacks];
+	memset(pk, 0, sizeof(*pk));
+	pk->id = *id;
+	if (!(pk->path = strdup(path)))
+		return bkr_error_oom();
+	p->npacks++;
+	p->rep->packs++;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+		err = bkr_error_set_errno(errno, "%s", path);
+	} else if ((err = bkr_pack_read_footer(bkr_repo_crypto(p->r), id, fd, (uint64_t)st.st_size, path, &fe, &nf)) == 0) {
+		for (size_t i = 0; i < nf && err == 0; i++)
+			if (fe[i].type != type)
+				err = bkr_error_set(BKR_ECORRUPT, "%s: holds %s blobs but lies with the %s packs", path,
+						    fe[i].type == BKR_BLOB_TREE ? "tree" : "data",
+						    type == BKR_BLOB_TREE ? "tree" : "data");
+	}
+	if (fd >= 0)
+		close(fd);
+	if (err == BKR_ENOMEM)
+		goto done;
+	if (err < 0) {
+		p->rep->bad_packs++;
+		report(p, BKR_REPAIR_PACK, path, "%s; left in place, its blobs are not indexed from it", bkr_error_message());
+		bkr_error_clear();
+		err = 0;
+		goto done;
+	}
+	pk->ok = true;
+	pk->first = p->nfoot;
+	pk->n = nf;
+	for (size_t i = 0; i < nf && err == 0; i++) {
+		bkr_index_entry e = { .id = fe[i].id, .pack = *id, .offset = (uint32_t)fe[i].offset,
+				      .stored_len = fe[i].stored_len, .raw_len = fe[i].raw_len,
+				      .type = fe[i].type, .flags = fe[i].flags };
+		err = push_entry(&p->foot, &p->nfoot, &p->capfoot, &e);
+	}
+done:
+	free(fe);
+	return err;
+}
+
+static int cmp_pack(const void *a, const void *b)
+{
+	return bkr_pack_id_cmp(&((const struct pack *)a)->id, &((const struct pack *)b)->id);
+}
+
+static struct pack *find_pack(struct repair *p, const bkr_pack_id *id)
+{
+	struct pack key;
+	key.id = *id;
+	return p->npacks ? bsearch(&key, p->packs, p->npacks, sizeof(*p->packs), cmp_pack) : NULL;
+}
+
+/* The footer entry of @p pk at @p e's offset, or NULL. */
+static const bkr_index_entry *footer_at(const struct repair *p, const struct pack *pk, const bkr_index_entry *e)
+{
+	size_t a = pk->first, b = pk->first + pk->n;
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		if (p->foot[m].offset < e->offset)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a < pk->first + pk->n && p->foot[a].offset == e->offset ? &p->foot[a] : NULL;
+}
+
+/* ---- 2. the index the packs say ---------------------------------------------- */
+
+/* An old entry matching @p e exactly? (p->old sorted by pack, offset, id) */
+static bool old_has(const struct repair *p, const bkr_index_entry *e)
+{
+	const bkr_index_entry *hit = p->nold ? bsearch(e, p->old, p->nold, sizeof(*p->old), cmp_entry) : NULL;
+	return hit && same_entry(hit, e);
+}
+
+static int build(struct repair *p)
+{
+	int err = 0;
+	size_t lo, hi;
+
+	for (size_t i = 0; i < p->npacks && err == 0; i++) {
+		const struct pack *pk = &p->packs[i];
+		for (size_t k = pk->first; pk->ok && k < pk->first + pk->n && err == 0; k++) {
+			if (!old_has(p, &p->foot[k]))
+				p->rep->added++;
+			err = push_entry(&p->final, &p->nfinal, &p->capfinal, &p->foot[k]);
+		}
+	}
+	for (lo = 0; lo < p->nold && err == 0; lo = hi) {
+		const bkr_index_entry *e = &p->old[lo];
+		struct pack *pk = find_pack(p, &e->pack);
+		char phex[BKR_PACK_ID_HEX], path[PATH_MAX];
+		for (hi = lo + 1; hi < p->nold && !bkr_pack_id_cmp(&p->old[hi].pack, &e->pack); hi++)
+			;
+		bkr_pack_id_to_hex(&e->pack, phex);
+		if (!pk && bkr_repo_pack_path(p->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path)) < 0) {
+			bkr_error_clear();
+			p->rep->dropped_missing += hi - lo;
+			report(p, BKR_REPAIR_MISSING_PACK, phex,
+			       "pack %s is missing from every tier and trash: its %zu index entr%s dropped "
+			       "(a backup of a source that still has the data stores it again)",
+			       phex, hi - lo, hi - lo == 1 ? "y is" : "ies are");
+			continue;
+		}
+		for (size_t i = lo; i < hi && err == 0; i++) {
+			const bkr_index_entry *f;
+			char hex[BKR_ID_HEX];
+			if (!pk || !pk->ok) {
+				/* in trash, or a footer that cannot be read: the entry may
+				 * still be right (verify --read-data judges its blob) */
+				err = push_entry(&p->final, &p->nfinal, &p->capfinal, &p->old[i]);
+				continue;
+			}
+			if ((f = footer_at(p, pk, &p->old[i])) && same_entry(f, &p->old[i]))
+				continue; /* already in, from the footer */
+			p->rep->dropped_bogus++;
+			bkr_id_to_hex(&p->old[i].id, hex);
+			report(p, BKR_REPAIR_ENTRY, hex, "index entry of blob %s (pack %s, offset %u) disagrees with the pack's footer: dropped",
+			       hex, phex, p->old[i].offset);
+		}
+	}
+	return err;
+}
+
+/* ---- 3. heal: the blobs verify recorded as damaged ---------------------------------- */
+
+static int note_damaged(void *ctx, const bkr_verify_record *rec)
+{
+	struct repair *p = ctx;
+	int added;
+	for (size_t i = 0; i < rec->ndamaged; i++) {
+		if ((added = bkr_idset_add(&p->damaged, &rec->damaged[i])) < 0)
+			return bkr_error_oom();
+		p->rep->damaged_recorded += (uint64_t)added;
+	}
+	if (rec->damaged_omitted)
+		p->rep->damaged_incomplete = true;
+	return 0;
+}
+
+/* Read entry @p e again: 0 when it reads fine, else the error (message set). */
+static int reread(struct repair *p, const bkr_index_entry *e, uint8_t *buf)
+{
+	const struct pack *pk = find_pack(p, &e->pack);
+	char path[PATH_MAX];
+	int fd, err;
+
+	if (pk)
+		snprintf(path, sizeof(path), "%s", pk->path);
+	else if ((err = bkr_repo_pack_path(p->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path))) < 0)
+		return err;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "%s", path);
+	err = bkr_pack_read_blob(bkr_repo_crypto(p->r), fd, path, &e->id, e->offset, e->stored_len, e->raw_len, e->type, buf);
+	close(fd);
+	return err;
+}
+
+/* Every entry of a recorded damaged blob that still fails leaves the index. */
+static int heal(struct repair *p)
+{
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	int err;
+	bkr_idset fine = BKR_IDSET_INIT;
+
+	if ((err = bkr_verify_record_foreach(p->r, false, note_damaged, p)) < 0)
+		return err;
+	if (!p->rep->damaged_recorded)
+		return 0;
+	if (!(buf = malloc(BKR_BLOB_MAX)))
+		return bkr_error_oom();
+	for (size_t i = 0; i < p->nfinal && err == 0; i++) {
+		const bkr_index_entry *e = &p->final[i];
+		char hex[BKR_ID_HEX], phex[BKR_PACK_ID_HEX];
+		int rerr;
+		if (!bkr_idset_has(&p->damaged, &e->id)) {
+			p->final[n++] = *e;
+			continue;
+		}
+		if ((rerr = reread(p, e, buf)) == 0) {
+			p->final[n++] = *e;
+			if (bkr_idset_add(&fine, &e->id) > 0)
+				p->rep->damaged_healed++;
+			continue;
+		}
+		if (rerr == BKR_ENOMEM) {
+			err = rerr;
+			break;
+		}
+		bkr_error_clear();
+		if (!old_has(p, e)) {
+			p->rep->added--; /* its pack's footer names it, but an earlier repair took it out */
+			continue;
+		}
+		p->rep->damaged_dropped++;
+		bkr_id_to_hex(&e->id, hex);
+		bkr_pack_id_to_hex(&e->pack, phex);
+		report(p, BKR_REPAIR_DAMAGED_BLOB, hex, "blob %s (pack %s, offset %u) is still damaged: %s out of the index",
+		       hex, phex, e->offset, p->o->dry_run ? "would take it" : "taken");
+	}
+	if (err == 0)
+		p->nfinal = n;
+	bkr_idset_free(&fine);
+	free(buf);
+	return err;
+}
+
+/* ---- 4. the files that stay damaged ------------------------------------------- */
+
+/* bsearch key: a bare id against entries sorted by id (the id comes first) */
+static int cmp_id(const void *key, const void *ent)
+{
+	return bkr_id_cmp(key, &((const bkr_index_entry *)ent)->id);
+}
+
+static bool have(const struct repair *p, const bkr_id *id)
+{
+	return p->nfinal && bsearch(id, p->have, p->nfinal, sizeof(*p->have), cmp_id);
+}
+
+/* Whether the live file for @p path of @p m (on this host) has content @p content. */
+static bkr_repair_live live_copy(struct repair *p, const bkr_manifest *m, const char *path,
+				 const bkr_id *content, char *live, size_t cap)
+{
+	const char *slash = strchr(path, '/');
+	size_t srclen = slash ? (size_t)(slash - path) : strlen(path);
+	const bkr_manifest_source *src = NULL;
+	bkr_hash_ctx *h = NULL;
+	struct stat st;
+	uint8_t buf[65536];
+	ssize_t got;
+	bkr_id sum;
+	int fd = -1;
+	bkr_repair_live res = BKR_REPAIR_LIVE_NONE;
+
+	live[0] = '\0';
+	if (!m->hostname || strcmp(m->hostname, p->host) || !slash)
+		return res;
+	for (size_t i = 0; i < m->nsources && !src; i++)
+		if (m->sources[i].source && m->sources[i].path && strlen(m->sources[i].source) == srclen &&
+		    !strncmp(m->sources[i].source, path, srclen))
+			src = &m->sources[i];
+	if (!src)
+		return res;
+	if (stat(src->path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(live, cap, "%s%s", src->path, slash);
+	} else {
+		const char *ls = strrchr(src->path, '/'); /* a single-file source: its directory */
+		snprintf(live, cap, "%.*s%s", ls ? (int)(ls - src->path) : 0, src->path, slash);
+	}
+	if ((fd = open(live, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0 || fstat(fd, &st) < 0 ||
+	    !S_ISREG(st.st_mode) || !(h = bkr_hash_new()))
+		goto done;
+	while ((got = read(fd, buf, sizeof(buf))) > 0)
+		bkr_hash_update(h, buf, (size_t)got);
+	if (got < 0)
+		goto done;
+	bkr_hash_final(h, &sum);
+	if (!bkr_id_cmp(&sum, content))
+		res = BKR_REPAIR_LIVE_SAME;
+done:
+	bkr_hash_free(h);
+	if (fd >= 0)
+		close(fd);
+	return res;
+}
+
+static void damaged_file(struct repair *p, const bkr_manifest *m, const char *path, const bkr_entry *e,
+			 const bkr_id *blob, const char *what)
+{
+	char hex[BKR_ID_HEX], live[PATH_MAX] = "", msg[1200];
+	bkr_repair_live lv = e ? live_copy(p, m, path, &e->content, live, sizeof(live)) : BKR_REPAIR_LIVE_NONE;
+	bkr_repair_problem pr = { .kind = BKR_REPAIR_DAMAGED_FILE, .object = hex, .backup_id = m->backup_id,
+				  .path = path, .live_path = live[0] ? live : NULL, .live = lv, .message = msg };
+
+	bkr_id_to_hex(blob, hex);
+	p->rep->damaged_files++;
+	p->backup_damaged = true;
+	if (lv == BKR_REPAIR_LIVE_SAME) {
+		p->rep->healable_files++;
+		snprintf(msg, sizeof(msg), "%s %s is not in the repository; the live file %s has the same content: "
+			 "the next backup stores it again", what, hex, live);
+	} else if (live[0]) {
+		snprintf(msg, sizeof(msg), "%s %s is not in the repository, and the live file %s differs or is gone: "
+			 "no intact copy exists", what, hex, live);
+	} else {
+		snprintf(msg, sizeof(msg), "%s %s is not in the repository and no live copy was found: no intact copy exists",
+			 what, hex);
+	}
+	if (p->o->report)
+		p->o->report(p->o->report_ctx, &pr);
+}
+
+/* Tree @p id through the new index (a dry run reads what the rebuilt index would name). */
+static int load_tree(struct repair *p, const bkr_id *id, bkr_tree **out)
+{
+	const bkr_index_entry *e = p->nfinal ? bsearch(id, p->have, p->nfinal, sizeof(*p->have), cmp_id) : NULL;
+	char path[PATH_MAX], hex[BKR_ID_HEX];
+	uint8_t *buf;
+	int fd, err;
+
+	*out = NULL;
+	if (!e) {
+		bkr_id_to_hex(id, hex);
+		return bkr_error_set(BKR_ENOTFOUND, "tree %s is not in the index", hex);
+	}
+	if (e->type != BKR_BLOB_TREE) {
+		bkr_id_to_hex(id, hex);
+		return bkr_error_set(BKR_ECORRUPT, "blob %s is not a tree", hex);
+	}
+	if ((err = bkr_repo_pack_path(p->r, &e->pack, BKR_BLOB_TREE, path, sizeof(path))) < 0)
+		return err;
+	if (!(buf = malloc(e->raw_len ? e->raw_len : 1)))
+		return bkr_error_oom();
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		free(buf);
+		return bkr_error_set_errno(errno, "%s", path);
+	}
+	err = bkr_pack_read_blob(bkr_repo_crypto(p->r), fd, path, id, e->offset, e->stored_len, e->raw_len, BKR_BLOB_TREE, buf);
+	close(fd);
+	if (err < 0) {
+		free(buf);
+		return err;
+	}
+	return bkr_tree_parse(out, buf, e->raw_len);
+}
+
+/* Every file under tree @p id (at @p path, @p len bytes) of @p m that uses a
+ * blob the new index lacks.  *dirty says whether anything below was damaged. */
+static int walk_tree(struct repair *p, const bkr_manifest *m, const bkr_id *id, char *path, size_t len, bool *dirty)
+{
+	bkr_tree *t = NULL;
+	bool below = false;
+	int err;
+
+	if (bkr_idset_has(&p->clean, id))
+		return 0;
+	if ((err = load_tree(p, id, &t)) < 0) {
+		if (err == BKR_ENOMEM)
+			return err;
+		bkr_error_clear();
+		damaged_file(p, m, len ? path : "/", NULL, id, "directory tree");
+		*dirty = true;
+		return 0;
+	}
+	for (uint32_t i = 0; i < bkr_tree_count(t) && err == 0; i++) {
+		bkr_chunk_ref *ch = NULL;
+		bkr_xattr *xs = NULL;
+		size_t nc = 0, nx = 0, nl;
+		const bkr_id *bad = NULL;
+		bkr_entry e;
+		if (bkr_tree_is_inner(t)) {
+			const uint8_t *fn;
+			size_t fl;
+			bkr_id child;
+			uint32_t cnt;
+			if ((err = bkr_tree_child(t, i, &fn, &fl, &child, &cnt)) == 0)
+				err = walk_tree(p, m, &child, path, len, &below);
+			continue;
+		}
+		if ((err = bkr_tree_get(t, i, &e)) < 0)
+			break;
+		nl = len + (len ? 1 : 0) + e.name_len;
+		if (nl >= PATH_MAX) {
+			err = bkr_error_set(BKR_EINVAL, "backup %s: path too long under %s", m->backup_id, path);
+			break;
+		}
+		if (len)
+			path[len] = '/';
+		memcpy(path + len + (len ? 1 : 0), e.name, e.name_len);
+		path[nl] = '\0';
+		if ((err = bkr_tree_xattrs(t, i, &xs, &nx)) == 0 && e.type == BKR_FT_FILE)
+			err = bkr_tree_chunks(t, i, &ch, &nc);
+		for (size_t k = 0; k < nc && !bad && err == 0; k++)
+			if (!have(p, &ch[k].id))
+				bad = &ch[k].id;
+		for (size_t k = 0; k < nx && !bad && err == 0; k++)
+			if (xs[k].in_blob && !have(p, &xs[k].blob))
+				bad = &xs[k].blob;
+		if (bad) {
+			below = true;
+			damaged_file(p, m, path, e.type == BKR_FT_FILE ? &e : NULL, bad, "chunk");
+		}
+		free(ch);
+		free(xs);
+		if (err == 0 && e.type == BKR_FT_DIR)
+			err = walk_tree(p, m, &e.subtree, path, nl, &below);
+		path[len] = '\0';
+	}
+	bkr_tree_free(t);
+	if (err == 0 && !below && bkr_idset_add(&p->clean, id) < 0)
+		err = bkr_error_oom();
+	if (below)
+		*dirty = true;
+	return err;
+}
+
+static int walk_one(struct repair *p, const bkr_manifest *m)
+{
+	char path[PATH_MAX] = "";
+	bool dirty = false;
+	int err = 0;
+
+	p->backup_damaged = false;
+	if (!bkr_id_is_zero(&m->tree))
+		err = walk_tree(p, m, &m->tree, path, 0, &dirty);
+	if (err == 0 && !bkr_id_is_zero(&m->report) && !have(p, &m->report))
+		damaged_file(p, m, "report.json", NULL, &m->report, "recovery report");
+	if (p->backup_damaged)
+		p->rep->backups_damaged++;
+	return err;
+}
+
+static int cmp_entry_id(const void *a, const void *b)
+{
+	return bkr_id_cmp(&((const bkr_index_entry *)a)->id, &((const bkr_index_entry *)b)->id);
+}
+
+static int walk_all(struct repair *p)
+{
+	int err = 0;
+	if (p->nfinal && !(p->have = malloc(p->nfinal * sizeof(*p->have))))
+		return bkr_error_oom();
+	if (p->nfinal) {
+		memcpy(p->have, p->final, p->nfinal * sizeof(*p->have));
+		qsort(p->have, p->nfinal, sizeof(*p->have), cmp_entry_id);
+	}
+	for (int runs = 0; runs < 2 && err == 0; runs++) {
+		bkr_manifest_list l = { 0 };
+		if ((err = bkr_repo_list(p->r, runs, &l, NULL)) < 0)
+			return err;
+		for (size_t i = 0; i < l.n && err == 0; i++)
+			err = walk_one(p, l.items[i]);
+		bkr_manifest_list_free(&l);
+	}
+	return err;
+}
+
+/* ---- 5. publish ---------------------------------------------------------------- */
+
+static int publish(struct repair *p, const bkr_index *idx)
+{
+	bkr_index_builder *b = NULL;
+	const bkr_id *files, *stale;
+	const char **trash = NULL;
+	size_t nfiles, nstale, ntrash = 0;
+	bkr_id id;
+	int err;
+
+	files = bkr_index_files(idx, &nfiles);
+	stale = bkr_index_stale_files(idx, &nstale);
+	if ((err = bkr_index_builder_new(&b)) < 0)
+		goto done;
+	for (size_t i = 0; i < p->nfinal && err == 0; i++)
+		err = bkr_index_builder_add(b, &p->final[i]);
+	for (size_t i = 0; i < nfiles && err == 0; i++)
+		err = bkr_index_builder_supersede(b, &files[i]);
+	for (size_t i = 0; i < nstale && err == 0; i++)
+		err = bkr_index_builder_supersede(b, &stale[i]);
+	/* the new index first: damaged files go only once it holds what they held */
+	if (err == 0 && (err = bkr_index_builder_publish(b, p->store, "index/", &id)) < 0)
+		goto done;
+	if (!(trash = calloc(p->nlisted + 1, sizeof(*trash)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	for (size_t i = 0; i < p->nlisted; i++)
+		if (index_damaged(idx, p->listed[i]))
+			trash[ntrash++] = p->listed[i];
+	err = bkr_trash_move(p->store, trash, ntrash, p->now);
+done:
+	free(trash);
+	bkr_index_builder_free(b);
+	return err;
+}
+
+int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *out)
+{
+	struct repair p = { .r = r, .o = o, .rep = out, .damaged = BKR_IDSET_INIT, .clean = BKR_IDSET_INIT };
+	bkr_index *idx = NULL;
+	size_t nstale = 0;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	p.now = o->now_ns ? o->now_ns : bkr_time_now_ns();
+	bkr_host_name(p.host, sizeof(p.host), NULL);
+	/* list before loading: a file published meanwhile (a recovery run takes no
+	 * lock) is loaded, never mistaken for a damaged one */
+	if ((err = bkr_trash_repo_store(r, &p.store)) < 0 || (err = bkr_store_list(p.store, "index/", list_index, &p)) < 0 ||
+	    (err = bkr_index_load(&idx, p.store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0 ||
+	    (err = bkr_index_foreach(idx, collect_old, &p)) < 0)
+		goto done;
+	bkr_index_files(idx, &nstale);
+	out->index_files = nstale;
+	bkr_index_stale_files(idx, &nstale);
+	for (size_t i = 0; i < p.nlisted; i++)
+		if (index_damaged(idx, p.listed[i])) {
+			out->damaged_index_files++;
+			report(&p, BKR_REPAIR_INDEX_FILE, p.listed[i], "%s: damaged or unknown index file: %s into trash",
+			       p.listed[i], o->dry_run ? "would move it" : "moved");
+		}
+	out->entries_before = p.nold;
+	if (p.nold)
+		qsort(p.old, p.nold, sizeof(*p.old), cmp_entry);
+	if ((err = bkr_repo_foreach_pack(r, on_pack, &p)) < 0)
+		goto done;
+	if (p.npacks)
+		qsort(p.packs, p.npacks, sizeof(*p.packs), cmp_pack);
+	/* footer entries stay grouped by pack; packs[] was sorted after they were
+	 * pushed, so each pack keeps its own [first, first+n) */
+	if ((err = build(&p)) < 0 || (err = heal(&p)) < 0)
+		goto done;
+	if (p.nfinal)
+		qsort(p.final, p.nfinal, sizeof(*p.final), cmp_entry);
+	out->entries_after = p.nfinal;
+	out->rewritten = p.nfinal != p.nold || out->damaged_index_files || nstale;
+	for (size_t i = 0; i < p.nfinal && !out->rewritten; i++)
+		out->rewritten = !same_entry(&p.final[i], &p.old[i]);
+	if (out->rewritten && !o->dry_run) {
+		if ((err = publish(&p, idx)) < 0 || (err = bkr_repo_reload_index(r)) < 0)
+			goto done;
+	}
+	err = walk_all(&p);
+done:
+	for (size_t i = 0; i < p.nlisted; i++)
+		free(p.listed[i]);
+	free(p.listed);
+	for (size_t i = 0; i < p.npacks; i++)
+		free(p.packs[i].path);
+	free(p.packs);
+	free(p.old);
+	free(p.foot);
+	free(p.final);
+	free(p.have);
+	bkr_idset_free(&p.damaged);
+	bkr_idset_free(&p.clean);
+	bkr_index_free(idx);
+	bkr_store_free(p.store);
+	return err;
+}

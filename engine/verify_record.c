@@ -1,0 +1,282 @@
+/** @file
+ * Verify records (verify_record.h): the codec of a "verify" record and its
+ * place among the repository's records (written and listed through the
+ * catalog: bkr_repo_add_record, bkr_repo_foreach_record).
+ */
+#include "bkr/verify_record.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "bkr/error.h"
+#include "bkr/manifest.h"
+
+static const char *const result_names[] = { "ok", "problems", "failed" };
+
+const char *bkr_verify_result_name(bkr_verify_result r)
+{
+	return (unsigned)r < sizeof(result_names) / sizeof(*result_names) ? result_names[r] : "?";
+}
+
+/* The counters of a record, by key (stats, then the record's own). */
+#define COUNTERS(rec)                                                                                     \
+	{ "backups", &(rec)->stats.backups }, { "trees", &(rec)->stats.trees }, { "files", &(rec)->stats.files }, \
+	{ "packs", &(rec)->stats.packs }, { "blobs_read", &(rec)->stats.blobs_read },                       \
+	{ "bytes_read", &(rec)->stats.bytes_read }, { "errors", &(rec)->stats.errors },                     \
+	{ "leftovers", &(rec)->stats.leftovers }, { "damaged_files", &(rec)->damaged_files },               \
+	{ "damaged_omitted", &(rec)->damaged_omitted }
+
+struct counter {
+	const char *key;
+	uint64_t *v;
+};
+
+int bkr_verify_record_encode(const bkr_verify_record *rec, char **json)
+{
+	bkr_verify_record copy = *rec;
+	struct counter cs[] = { COUNTERS(&copy) };
+	char when[32];
+	cJSON *o = NULL, *arr;
+	size_t n = rec->ndamaged < BKR_VERIFY_RECORD_MAX_DAMAGED ? rec->ndamaged : BKR_VERIFY_RECORD_MAX_DAMAGED;
+	int err = 0;
+
+	*json = NULL;
+	copy.damaged_omitted += rec->ndamaged - n;
+	bkr_time_format(when, rec->time_ns);
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "kind", "verify") ||
+	    !cJSON_AddStringToObject(o, "time", when) ||
+	    !cJSON_AddNumberToObject(o, "duration_seconds", rec->duration_s >= 0 ? rec->duration_s : 0) ||
+	    (rec->host && !cJSON_AddStringToObject(o, "host", rec->host)) ||
+	    (rec->backup_id && !cJSON_AddStringToObject(o, "backup_id", rec->backup_id)) ||
+	    !cJSON_AddBoolToObject(o, "read_data", rec->read_data) ||
+	    !cJSON_AddStringToObject(o, "result", bkr_verify_result_name(rec->result)) ||
+	    (rec->message && !cJSON_AddStringToObject(o, "message", rec->message)))
+		goto oom;
+	for (size_t i = 0; i < sizeof(cs) / sizeof(*cs); i++)
+		if (!cJSON_AddNumberToObject(o, cs[i].key, (double)*cs[i].v))
+			goto oom;
+	if (!(arr = cJSON_AddArrayToObject(o, "damaged_blobs")))
+		goto oom;
+	for (size_t i = 0; i < n; i++) {
+		char hex[BKR_ID_HEX];
+		cJSON *s;
+		bkr_id_to_hex(&rec->damaged[i], hex);
+		if (!(s = cJSON_CreateString(hex)) || !cJSON_AddItemToArray(arr, s)) {
+			cJSON_Delete(s);
+			goto oom;
+		}
+	}
+	if (!(*json = cJSON_PrintUnformatted(o)))
+		goto oom;
+	goto done;
+oom:
+	err = bkr_error_oom();
+done:
+	cJSON_Delete(o);
+	return err;
+}
+
+void bkr_verify_record_free(bkr_verify_record *rec)
+{
+	if (!rec)
+		return;
+	free(rec->host);
+	free(rec->backup_id);
+	free(rec->message);
+	free(rec->damaged);
+	free(rec);
+}
+
+/* An optional string member: NULL when absent; BKR_ECORRUPT when not a string. */
+static int opt_str(const cJSON *o, const char *key, char **out, const char *what)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	*out = NULL;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v))
+		return bkr_error_set(BKR_ECORRUPT, "%s: \"%s\" is not a string", what, key);
+	return (*out = strdup(v->valuestring)) ? 0 : bkr_error_oom();
+}
+
+/* A counter: absent is 0; else an integer in [0, 2^53]. */
+static int get_count(const cJSON *o, const char *key, uint64_t *out, const char *what)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	*out = 0;
+	if (!v)
+		return 0;
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0) ||
+	    v->valuedouble != floor(v->valuedouble))
+		return bkr_error_set(BKR_ECORRUPT, "%s: \"%s\" is not a count", what, key);
+	*out = (uint64_t)v->valuedouble;
+	return 0;
+}
+
+int bkr_verify_record_decode(bkr_verify_record **out, const char *text, size_t len, const char *what)
+{
+	bkr_verify_record *rec = NULL;
+	cJSON *o = NULL;
+	const cJSON *v, *it;
+	char *result = NULL;
+	int err;
+
+	*out = NULL;
+	if ((err = bkr_json_verify(text, len, what)) < 0)
+		return err;
+	if (!(o = cJSON_ParseWithLength(text, len)) || !cJSON_IsObject(o)) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: not a valid JSON object", what);
+		goto done;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(o, "kind");
+	if (!cJSON_IsString(v) || strcmp(v->valuestring, "verify")) {
+		err = BKR_ENOTFOUND; /* another kind of record */
+		goto done;
+	}
+	if (!(rec = calloc(1, sizeof(*rec)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(o, "time");
+	if (!cJSON_IsString(v) || bkr_time_parse(v->valuestring, &rec->time_ns) < 0) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: \"time\" is not an ISO 8601 time", what);
+		goto done;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(o, "duration_seconds");
+	if (v && (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 1e12))) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: \"duration_seconds\" is not a duration", what);
+		goto done;
+	}
+	rec->duration_s = v ? v->valuedouble : 0;
+	v = cJSON_GetObjectItemCaseSensitive(o, "read_data");
+	if (v && !cJSON_IsBool(v)) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: \"read_data\" is not true or false", what);
+		goto done;
+	}
+	rec->read_data = v && cJSON_IsTrue(v);
+	if ((err = opt_str(o, "host", &rec->host, what)) < 0 || (err = opt_str(o, "backup_id", &rec->backup_id, what)) < 0 ||
+	    (err = opt_str(o, "message", &rec->message, what)) < 0 || (err = opt_str(o, "result", &result, what)) < 0)
+		goto done;
+	err = bkr_error_set(BKR_ECORRUPT, "%s: \"result\" is not ok, problems or failed", what);
+	for (size_t i = 0; result && i < sizeof(result_names) / sizeof(*result_names); i++)
+		if (!strcmp(result, result_names[i])) {
+			rec->result = (bkr_verify_result)i;
+			bkr_error_clear();
+			err = 0;
+		}
+	if (err < 0)
+		goto done;
+	{
+		struct counter cs[] = { COUNTERS(rec) };
+		for (size_t i = 0; i < sizeof(cs) / sizeof(*cs) && err == 0; i++)
+			err = get_count(o, cs[i].key, cs[i].v, what);
+		if (err < 0)
+			goto done;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(o, "damaged_blobs");
+	if (v && !cJSON_IsArray(v)) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: \"damaged_blobs\" is not an array", what);
+		goto done;
+	}
+	if (v && cJSON_GetArraySize(v) > 0 &&
+	    !(rec->damaged = calloc((size_t)cJSON_GetArraySize(v), sizeof(*rec->damaged)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	cJSON_ArrayForEach(it, v) {
+		if (!cJSON_IsString(it) || strlen(it->valuestring) != 2 * BKR_ID_SIZE ||
+		    bkr_id_from_hex(&rec->damaged[rec->ndamaged], it->valuestring) < 0) {
+			err = bkr_error_set(BKR_ECORRUPT, "%s: \"damaged_blobs\" holds something that is not a blob id", what);
+			goto done;
+		}
+		rec->ndamaged++;
+	}
+	*out = rec;
+	rec = NULL;
+done:
+	free(result);
+	bkr_verify_record_free(rec);
+	cJSON_Delete(o);
+	return err;
+}
+
+int bkr_verify_record_add(bkr_repo *r, const bkr_verify_record *rec)
+{
+	char *json = NULL;
+	int err = bkr_verify_record_encode(rec, &json);
+	if (err == 0)
+		err = bkr_repo_add_record(r, json);
+	free(json);
+	return err;
+}
+
+struct each {
+	int (*cb)(void *ctx, const bkr_verify_record *rec);
+	void *ctx;
+};
+
+static int each_record(void *ctx, const char *path, const char *text, size_t len)
+{
+	struct each *e = ctx;
+	bkr_verify_record *rec;
+	int err = bkr_verify_record_decode(&rec, text, len, path);
+	if (err == BKR_ENOMEM)
+		return err;
+	if (err < 0) {
+		bkr_error_clear(); /* another kind, or damaged: not a verify result */
+		return 0;
+	}
+	err = e->cb(e->ctx, rec);
+	bkr_verify_record_free(rec);
+	return err;
+}
+
+int bkr_verify_record_foreach(bkr_repo *r, bool newest_first,
+			      int (*cb)(void *ctx, const bkr_verify_record *rec), void *ctx)
+{
+	struct each e = { cb, ctx };
+	return bkr_repo_foreach_record(r, newest_first, each_record, &e);
+}
+
+struct last {
+	bkr_verify_record *rec;
+};
+
+static int take_last(void *ctx, const bkr_verify_record *rec)
+{
+	struct last *l = ctx;
+	bkr_verify_record *c = calloc(1, sizeof(*c));
+	if (!c)
+		return bkr_error_oom();
+	*c = *rec;
+	c->host = c->backup_id = c->message = NULL;
+	c->damaged = NULL;
+	if ((rec->host && !(c->host = strdup(rec->host))) || (rec->backup_id && !(c->backup_id = strdup(rec->backup_id))) ||
+	    (rec->message && !(c->message = strdup(rec->message))) ||
+	    (rec->ndamaged && !(c->damaged = malloc(rec->ndamaged * sizeof(*c->damaged))))) {
+		bkr_verify_record_free(c);
+		return bkr_error_oom();
+	}
+	if (rec->ndamaged)
+		memcpy(c->damaged, rec->damaged, rec->ndamaged * sizeof(*c->damaged));
+	l->rec = c;
+	return 1;
+}
+
+int bkr_verify_record_last(bkr_repo *r, bkr_verify_record **out)
+{
+	struct last l = { 0 };
+	int err;
+
+	*out = NULL;
+	if ((err = bkr_verify_record_foreach(r, true, take_last, &l)) < 0)
+		return err;
+	if (!l.rec)
+		return bkr_error_set(BKR_ENOTFOUND, "%s: no verify has been recorded", bkr_repo_path(r));
+	*out = l.rec;
+	return 0;
+}

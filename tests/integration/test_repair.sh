@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# bkr repair: the index rebuilt from the packs' footers when index files are
+# lost or damaged (every backup then verifies and restores exactly, a second
+# repair has nothing to do); hostile packs (garbage, truncated) get one line
+# naming them and nothing else is lost; --dry-run changes nothing; --no-wait.
+source "$(dirname "$0")/lib.sh"
+
+R=$T/repo
+ws=$T/ws
+mkdir -p "$ws/docs/sub" "$T/gold"
+new_repo
+
+# Three backups, each adding data, so that there are several data and tree packs.
+for i in 1 2 3; do
+	head -c $((200000 * i)) /dev/urandom >"$ws/docs/blob-$i.bin"
+	seq 1 $((20000 * i)) >"$ws/docs/sub/text-$i.txt"
+	echo "round $i" >"$ws/counter.txt"
+	expect_exit 0 "$BKR" -q -r "$R" create "$ws"
+	id=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+	cp -a "$ws" "$T/gold/$id"
+done
+cp -a "$R" "$T/repo-clean"
+
+# restore_all LABEL: every backup restores exactly its golden copy
+restore_all() {
+	local id
+	for id in $(ls "$T/gold"); do
+		rm -rf "$T/restore"
+		expect_exit 0 "$BKR" -r "$R" restore "$id" --target "$T/restore"
+		python3 "$HERE/treecmp.py" "$T/gold/$id" "$T/restore/ws" --no-dir-mtime >/dev/null ||
+			fail "$1: backup $id does not restore exactly"
+	done
+}
+
+# json_field FILE KEY: one value of the top-level object
+json_field() {
+	python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]]))' "$1" "$2"
+}
+
+# --- every index file lost ---------------------------------------------------------
+rm -f "$R"/index/*.idx
+expect_exit 1 "$BKR" -r "$R" verify
+cp -a "$R" "$T/repo-noindex"
+expect_exit 0 "$BKR" -r "$R" repair --dry-run --json
+json_ok "$T/out"
+[ "$(json_field "$T/out" rewritten)" = true ] || fail "the dry run does not say it would rewrite the index"
+diff -r "$T/repo-noindex" "$R" >/dev/null || fail "repair --dry-run changed the repository"
+expect_exit 0 "$BKR" -r "$R" repair
+grep -q "rewritten as one index file" "$T/out" || fail "repair does not say it rewrote the index: $(cat "$T/out")"
+[ ! -s "$T/err" ] || fail "repair of a lost index wrote to stderr: $(cat "$T/err")"
+[ "$(find "$R/index" -name '*.idx' | wc -l)" = 1 ] || fail "repair did not write one index file"
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+restore_all "index rebuilt"
+expect_exit 0 "$BKR" -r "$R" repair --json
+json_ok "$T/out"
+[ "$(json_field "$T/out" rewritten)" = false ] || fail "a second repair rewrote the index again"
+[ "$(json_field "$T/out" added)" = 0 ] || fail "a second repair found blobs to add"
+pass "every index file lost: repair rebuilds the index from the packs; verify --read-data and every restore are exact; a rerun has nothing to do"
+
+# --- one index file lost, another damaged ------------------------------------------
+rm -rf "$R" && cp -a "$T/repo-clean" "$R"
+mapfile -t idx < <(find "$R/index" -name '*.idx' | sort)
+[ "${#idx[@]}" -ge 3 ] || fail "the fixture should have one index file per backup"
+rm -f "${idx[0]}"
+python3 - "${idx[1]}" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(40)
+    b = f.read(1)
+    f.seek(40)
+    f.write(bytes([b[0] ^ 0xff]))
+PY
+damaged=$(basename "${idx[1]}")
+expect_exit 0 "$BKR" -r "$R" repair --json
+json_ok "$T/out"
+[ "$(json_field "$T/out" damaged_index_files)" = 1 ] || fail "repair did not count the damaged index file"
+[ -e "$R/trash/$damaged" ] || fail "the damaged index file did not go into trash"
+[ ! -e "${idx[1]}" ] || fail "the damaged index file is still in index/"
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+grep -q "damaged\|left out" "$T/err" && fail "a command still warns about a damaged index file: $(cat "$T/err")"
+restore_all "lost and damaged index files"
+pass "a lost and a damaged index file: rebuilt, the damaged one moved into trash, every backup exact"
+
+# --- hostile packs during a rebuild --------------------------------------------------
+# A garbage file named like a pack, and the index lost: one line naming it; the
+# rest is rebuilt and every backup restores.
+rm -rf "$R" && cp -a "$T/repo-noindex" "$R"
+garbage=$R/data/ee/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee.pack
+mkdir -p "$(dirname "$garbage")"
+head -c 5000 /dev/urandom >"$garbage"
+expect_exit 1 "$BKR" -r "$R" repair
+one_line_error
+grep -q "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee.pack" "$T/err" || fail "the error does not name the garbage pack: $(cat "$T/err")"
+[ -e "$garbage" ] || fail "repair removed the garbage pack (it must leave what it cannot read in place)"
+restore_all "garbage pack"
+expect_exit 1 "$BKR" -r "$R" verify --read-data --json
+python3 - "$T/out" <<'PY' || fail "verify reports more than the garbage pack"
+import json, sys
+probs = [p for p in json.load(open(sys.argv[1]))["problems"] if p["error"]]
+assert len(probs) == 1 and "eeeeeeee" in probs[0]["object"], probs
+PY
+pass "a garbage pack during a rebuild: one line naming it, left in place, nothing else lost"
+
+# A truncated pack while the index still names it: its entries are kept (the
+# index may be right about the blobs before the cut); one line naming it.
+rm -rf "$R" && cp -a "$T/repo-clean" "$R"
+victim=$(find "$R/data" -name '*.pack' -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+truncate -s -100 "$victim"
+expect_exit 1 "$BKR" -r "$R" repair --dry-run --json
+before=$(json_field "$T/out" entries_before)
+expect_exit 1 "$BKR" -r "$R" repair --json
+json_ok "$T/out"
+[ "$(json_field "$T/out" entries_after)" = "$before" ] || fail "repair dropped entries of a truncated pack the index named"
+[ "$(json_field "$T/out" bad_packs)" = 1 ] || fail "repair does not count the truncated pack"
+expect_exit 1 "$BKR" -r "$R" repair
+one_line_error
+grep -q "$(basename "$victim")" "$T/err" || fail "the error does not name the truncated pack: $(cat "$T/err")"
+grep -q "every blob the backups use is in the index" "$T/out" || fail "repair does not summarise what stays damaged: $(cat "$T/out")"
+pass "a truncated pack the index names: one line, its entries kept"
+
+# The same pack truncated and the index lost: the files that used it are
+# named as damaged (with backup and path); every other file restores.
+rm -rf "$R" && cp -a "$T/repo-noindex" "$R"
+victim=$R/${victim#"$T/repo/"}
+truncate -s -100 "$victim"
+expect_exit 1 "$BKR" -r "$R" repair
+one_line_error
+grep -q "stay damaged" "$T/out" || fail "repair does not say files stay damaged: $(cat "$T/out")"
+expect_exit 1 "$BKR" -r "$R" repair --json
+json_ok "$T/out"
+python3 - "$T/out" >"$T/lost" <<'PY' || fail "repair does not name the damaged files"
+import json, sys
+o = json.load(open(sys.argv[1]))
+files = [p for p in o["problems"] if p["kind"] == "damaged-file"]
+assert files and o["damaged_files"] == len(files), o
+for p in files:
+    assert p["backup_id"] and p["path"].startswith("ws/"), p
+    print(p["backup_id"], p["path"])
+PY
+while read -r id path; do
+	rm -rf "$T/restore"
+	got=0
+	"$BKR" -q -r "$R" restore "$id" --target "$T/restore" >/dev/null 2>&1 || got=$?
+	[ "$got" = 0 ] || [ "$got" = 6 ] || fail "restore of $id failed (exit $got), not only its damaged files"
+	# restore skips exactly the damaged files; the others are exact
+	find "$T/gold/$id" -type f -printf '%P\n' | while read -r f; do
+		grep -qx "$id ws/$f" "$T/lost" && continue
+		cmp -s "$T/gold/$id/$f" "$T/restore/ws/$f" || fail "$id: ws/$f (not damaged) does not restore exactly"
+	done
+done < <(sort -u "$T/lost")
+pass "a truncated pack and no index: repair names the damaged files; every other file restores"
+
+# --- the lock ---------------------------------------------------------------------
+rm -rf "$R" && cp -a "$T/repo-clean" "$R"
+exec 9>"$R/locks/repo.lock"
+flock -s 9
+expect_exit 5 "$BKR" -r "$R" repair --no-wait
+one_line_error
+exec 9>&-
+expect_exit 2 "$BKR" -r "$R" repair extra
+expect_exit 0 "$BKR" repair --help
+pass "repair --no-wait fails clearly while a backup holds the lock"
+
+# --- heal: damaged blobs recorded by verify, taken out, stored again ---------------
+# Two data blobs of one pack damaged; one of the files they belong to is then
+# changed in the workspace (its old bytes exist nowhere any more).
+rm -rf "$R" "$ws" && mkdir -p "$ws/docs"
+new_repo
+for i in 1 2 3 4; do head -c 300000 /dev/urandom >"$ws/docs/f$i.bin"; done
+expect_exit 0 "$BKR" -q -r "$R" create "$ws"
+first=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+cp -a "$ws" "$T/gold-heal"
+pack=$(find "$R/data" -name '*.pack' | head -1)
+python3 - "$pack" <<'PY'
+import struct, sys
+p = sys.argv[1]
+with open(p, "r+b") as f:
+    data = f.read()
+    count, foot = struct.unpack_from("<IQ", data, len(data) - 64 + 12)
+    for k in (0, 2):  # flip one payload byte of blobs 0 and 2
+        off = struct.unpack_from("<Q", data, foot + 56 * k + 32)[0]
+        f.seek(off + 16 + 10)
+        b = f.read(1)
+        f.seek(off + 16 + 10)
+        f.write(bytes([b[0] ^ 0x5a]))
+PY
+expect_exit 1 "$BKR" -r "$R" verify --read-data --json
+python3 - "$T/out" >"$T/damaged" <<'PY'
+import json, sys
+for p in json.load(open(sys.argv[1]))["problems"]:
+    if p["kind"] == "damaged-file":
+        print(p["path"])
+PY
+[ "$(wc -l <"$T/damaged")" = 2 ] || fail "verify should name two damaged files: $(cat "$T/damaged")"
+# the record: when, what, the result and the damaged blobs
+python3 - "$R/records" <<'PY' || fail "verify --read-data left no usable record"
+import glob, json, sys
+recs = [json.load(open(f)) for f in sorted(glob.glob(sys.argv[1] + "/*.json"))]
+v = [r for r in recs if r["kind"] == "verify"]
+assert len(v) == 1, recs
+r = v[-1]
+assert r["read_data"] is True and r["result"] == "problems" and r["time"].endswith("Z"), r
+assert len(r["damaged_blobs"]) == 2 and r["damaged_files"] == 2 and r["errors"] > 0, r
+PY
+changed=$(sed -n 2p "$T/damaged")
+kept=$(sed -n 1p "$T/damaged")
+echo "changed since the backup" >>"$ws/${changed#ws/}"
+expect_exit 1 "$BKR" -r "$R" repair --json
+json_ok "$T/out"
+python3 - "$T/out" "$kept" "$changed" <<'PY' || fail "repair does not say which damaged files a backup can heal"
+import json, sys
+o, kept, changed = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+assert o["damaged_dropped"] == 2 and o["damaged_files"] == 2 and o["healable_files"] == 1, o
+files = {p["path"]: p for p in o["problems"] if p["kind"] == "damaged-file"}
+assert files[kept]["healable"] is True and files[changed]["healable"] is False, files
+PY
+expect_exit 1 "$BKR" -r "$R" repair
+grep -q "no intact copy" "$T/out" || fail "repair does not say the changed file has no intact copy: $(cat "$T/out")"
+# the next backup (incremental: the unchanged file must be read again) stores the bytes again
+expect_exit 0 "$BKR" -q -r "$R" create "$ws"
+second=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+[ "$second" != "$first" ] || fail "no second backup"
+expect_exit 0 "$BKR" -r "$R" verify "$second" --read-data
+expect_exit 1 "$BKR" -r "$R" verify "$first" --read-data --json
+python3 - "$T/out" "$changed" <<'PY' || fail "after the heal, the first backup should miss only the changed file"
+import json, sys
+probs = [p for p in json.load(open(sys.argv[1]))["problems"] if p["error"]]
+assert probs and all(p.get("path") == sys.argv[2] for p in probs), probs
+PY
+pass "verify records the damage; repair takes it out and names what a backup can heal; the next backup stores it again"
+
+# The healed file reads byte-exact through a real mount, in both backups; the
+# one with no live copy answers EIO rather than wrong bytes.
+mkdir -p "$T/mnt"
+mkfifo "$T/ready"
+"$BKRFS" "$R" "$T/mnt" -f --ready-fd=3 3>"$T/ready" 2>"$T/bkrfs.log" &
+fspid=$!
+cleanup_hooks+=("fusermount3 -u '$T/mnt' 2>/dev/null; kill $fspid 2>/dev/null")
+timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$T/bkrfs.log")"
+cmp "$T/mnt/by-id/$first/$kept" "$T/gold-heal/${kept#ws/}" || fail "the healed file does not read exactly through the mount (first backup)"
+cmp "$T/mnt/by-id/$second/$kept" "$T/gold-heal/${kept#ws/}" || fail "the healed file does not read exactly through the mount (second backup)"
+cmp "$T/mnt/by-id/$second/$changed" "$ws/${changed#ws/}" || fail "the changed file does not read exactly through the mount"
+cat "$T/mnt/by-id/$first/$changed" >/dev/null 2>&1 && fail "the file with no intact copy read without an error"
+fusermount3 -u "$T/mnt"
+wait "$fspid" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"
+pass "after the heal the file reads byte-exact through bkrfs"
+
+# Another repair changes nothing: the damaged entries stay out (their packs'
+# footers still name them), and the healed blob reads fine.
+expect_exit 1 "$BKR" -r "$R" repair --json
+python3 - "$T/out" <<'PY' || fail "a repair after the heal is not a no-op"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["rewritten"] is False and o["added"] == 0 and o["damaged_dropped"] == 0 and o["damaged_healed"] == 1, o
+assert o["damaged_files"] == 1 and o["healable_files"] == 0, o
+PY
+pass "repair after a heal has nothing to do"
