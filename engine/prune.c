@@ -71,10 +71,13 @@ static int use(void *ctx, const bkr_id *id)
 static int mark_tree(struct prune *p, const bkr_id *id)
 {
 	int err = bkr_reach_tree(p->r, id, &p->trees, use, p);
-	if (err == BKR_ECORRUPT || err == BKR_ENOTFOUND)
+	if (err == BKR_ECORRUPT || err == BKR_ENOTFOUND) {
+		char why[512];
+		snprintf(why, sizeof(why), "%s", bkr_error_message()); /* not the slot bkr_error_set writes */
 		return bkr_error_set(BKR_ECORRUPT,
 				     "backup %s: a tree cannot be read (%s); prune stops before changing anything "
-				     "(run 'bkr verify')", p->backup, bkr_error_message());
+				     "(run 'bkr verify')", p->backup, why);
+	}
 	return err;
 }
 

@@ -35,10 +35,14 @@ static const char usage[] =
 	"  -x, --one-file-system  do not read other filesystems mounted below a source\n"
 	"      --exclude PATTERN  leave out paths matching PATTERN (repeatable; see bkr(1))\n"
 	"      --exclude-file FILE  patterns from FILE, one a line ('#' comments)\n"
+	"      --no-wait          fail at once when a prune, cleanup, delete or repair holds the\n"
+	"                         repository (default: wait for it)\n"
 	"      --json             print the new manifest as JSON\n\n"
-	"Exit status: 0 done; 6 done with warnings (unreadable or changing files); see bkr(1).\n";
+	"Exit status: 0 done; 5 locked (--no-wait); 6 done with warnings (unreadable or\n"
+	"changing files); see bkr(1).\n";
 
-enum { OPT_TAG = OPT_FIRST_CMD, OPT_PIN_UNTIL, OPT_PARENT, OPT_THREADS, OPT_HOST, OPT_EXCLUDE, OPT_EXCLUDE_FILE };
+enum { OPT_TAG = OPT_FIRST_CMD, OPT_PIN_UNTIL, OPT_PARENT, OPT_THREADS, OPT_HOST, OPT_EXCLUDE, OPT_EXCLUDE_FILE,
+       OPT_NO_WAIT };
 
 struct state {
 	bkr_backup_options o;
@@ -144,6 +148,9 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case 'a':
 		s->all = true;
 		return 0;
+	case OPT_NO_WAIT:
+		s->o.no_wait = true;
+		return 0;
 	case OPT_EXCLUDE:
 		return add_exclude(s, arg, strlen(arg)) < 0 ? cli_fail(c, bkr_error_oom()) : 0;
 	case OPT_EXCLUDE_FILE:
@@ -160,6 +167,13 @@ static void on_progress(void *ctx, const bkr_backup_progress *p)
 	else
 		cli_progress_counts(s->c, "backing up", "files", p->files_done, p->files_total, p->bytes_done,
 				    p->bytes_total);
+}
+
+static void on_waiting(void *ctx)
+{
+	struct state *s = ctx;
+	if (!s->c->quiet)
+		fprintf(stderr, "bkr %s: waiting for a running prune, cleanup, delete or repair to finish...\n", s->c->cmd);
 }
 
 static void on_warning(void *ctx, const char *msg)
@@ -221,6 +235,7 @@ int cmd_create(cli *c, int argc, char **argv)
 		{ "one-file-system", no_argument, NULL, 'x' },
 		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
 		{ "exclude-file", required_argument, NULL, OPT_EXCLUDE_FILE },
+		{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct state s = { .o = BKR_BACKUP_OPTIONS_INIT, .c = c };
@@ -269,6 +284,8 @@ int cmd_create(cli *c, int argc, char **argv)
 	s.o.progress_ctx = &s;
 	s.o.warning = on_warning;
 	s.o.warning_ctx = &s;
+	s.o.waiting = on_waiting;
+	s.o.waiting_ctx = &s;
 	s.o.excludes = (const char *const *)s.excludes;
 	s.o.nexcludes = s.nexcludes;
 	/* the repository itself is always left out; its tiers and the logs too */

@@ -15,14 +15,21 @@ int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out)
 {
 	int err = bkr_repo_lock(repo, BKR_LOCK_EXCLUSIVE, false, out);
 
-	if (err != BKR_ELOCKED)
-		return err;
-	if (o->no_wait)
-		return bkr_error_set(BKR_ELOCKED, "%s: a backup or another cleanup is running; not waiting (--no-wait)",
-				     bkr_repo_path(repo));
-	if (!c->quiet)
-		fprintf(stderr, "bkr %s: waiting for running backups to finish...\n", c->cmd);
-	return bkr_repo_lock(repo, BKR_LOCK_EXCLUSIVE, true, out);
+	if (err == BKR_ELOCKED) {
+		if (o->no_wait)
+			return bkr_error_set(BKR_ELOCKED, "%s: a backup or another cleanup is running; not waiting (--no-wait)",
+					     bkr_repo_path(repo));
+		if (!c->quiet)
+			fprintf(stderr, "bkr %s: waiting for running backups to finish...\n", c->cmd);
+		err = bkr_repo_lock(repo, BKR_LOCK_EXCLUSIVE, true, out);
+	}
+	/* the index loaded at open misses what backups published since (the
+	 * one just waited for): their trees would look unreadable */
+	if (err == 0 && (err = bkr_repo_reload_index(repo)) < 0) {
+		bkr_lock_release(*out);
+		*out = NULL;
+	}
+	return err;
 }
 
 int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const *pol,

@@ -32,6 +32,11 @@ restore_all() {
 	done
 }
 
+# one_line_error_in FILE LABEL: FILE holds one line saying a fault was injected
+one_line_error_in() {
+	[ "$(wc -l <"$1")" = 1 ] && grep -q "injected fault" "$1" || { cat "$1"; fail "$2: not a one-line error"; }
+}
+
 # json_field FILE KEY: one value of the top-level object
 json_field() {
 	python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]]))' "$1" "$2"
@@ -149,6 +154,48 @@ while read -r id path; do
 	done
 done < <(sort -u "$T/lost")
 pass "a truncated pack and no index: repair names the damaged files; every other file restores"
+
+# --- crash safety: repair killed at random instants or failing at its writes ---------
+# Fixture: one index file lost, another damaged (so repair publishes an index,
+# removes what it supersedes and moves the damaged file into trash).
+rm -rf "$R" && cp -a "$T/repo-clean" "$R"
+mapfile -t idx < <(find "$R/index" -name '*.idx' | sort)
+rm -f "${idx[0]}"
+printf 'garbage' | dd of="${idx[1]}" bs=1 seek=40 conv=notrunc status=none
+cp -a "$R" "$T/repo-crash"
+# check_rerun LABEL: a rerun completes; every backup verifies and restores exactly
+check_rerun() {
+	expect_exit 0 "$BKR" -r "$R" repair
+	expect_exit 0 "$BKR" -r "$R" repair --json
+	[ "$(json_field "$T/out" rewritten)" = false ] || fail "$1: the rerun did not complete the repair"
+	[ "$(find "$R/index" -name '*.idx' | wc -l)" = 1 ] || fail "$1: more than one index file after the rerun"
+	expect_exit 0 "$BKR" -r "$R" verify --read-data # every blob of every backup, re-hashed
+	id=$(ls "$T/gold" | tail -1)
+	rm -rf "$T/restore"
+	expect_exit 0 "$BKR" -r "$R" restore "$id" --target "$T/restore"
+	python3 "$HERE/treecmp.py" "$T/gold/$id" "$T/restore/ws" --no-dir-mtime >/dev/null || fail "$1: $id does not restore exactly"
+	echo "  $1: rerun completed, every backup verifies"
+}
+rounds=${BKR_CRASH_ROUNDS:-2}
+for i in $(seq 1 "$rounds"); do
+	rm -rf "$R" && cp -a "$T/repo-crash" "$R"
+	delay=$(python3 -c "import random; print(random.uniform(0.0, 0.15))")
+	"$BKR" -q -r "$R" repair >/dev/null 2>&1 &
+	pid=$!
+	sleep "$delay"
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	check_rerun "repair killed after ${delay}s"
+done
+for fault in write:1:crash fsync:1:crash rename:2:crash rename:3:crash write:1:eio rename:3:eio; do
+	rm -rf "$R" && cp -a "$T/repo-crash" "$R"
+	got=0
+	BKR_FAULT=$fault "$BKR" -q -r "$R" repair >/dev/null 2>"$T/fault.err" || got=$?
+	[ "$got" != 0 ] || fail "repair with $fault: the fault point was not reached"
+	case $fault in *eio) one_line_error_in "$T/fault.err" "$fault" ;; esac
+	check_rerun "repair $fault"
+done
+pass "repair killed at random instants or failing at writes, fsyncs and renames lost nothing; reruns completed"
 
 # --- the lock ---------------------------------------------------------------------
 rm -rf "$R" && cp -a "$T/repo-clean" "$R"

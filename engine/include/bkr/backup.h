@@ -76,6 +76,15 @@ typedef struct {
 	 */
 	const char *const *skip_paths;
 	size_t nskip_paths;
+	/**
+	 * While a prune, cleanup, delete or repair holds the exclusive lock: fail
+	 * with BKR_ELOCKED (true), or wait for it (false), calling @p waiting
+	 * (optional) once first.  The backup reads the index only once it holds
+	 * its lock, so it never reuses a blob that operation removed.
+	 */
+	bool no_wait;
+	void (*waiting)(void *ctx);
+	void *waiting_ctx;
 } bkr_backup_options;
 
 #define BKR_BACKUP_OPTIONS_VERSION 1
@@ -95,7 +104,7 @@ int bkr_backup_find_parent(bkr_repo *r, bkr_backup_type type, const char *hostna
  * Run a backup into @p r.  Holds a shared repository lock until the manifest
  * is published.  On success *out (optional) gets the published manifest
  * (caller frees).  Errors: BKR_EINVAL (bad options, source missing or not
- * readable as a whole), BKR_ELOCKED, repository write errors.
+ * readable as a whole), BKR_ELOCKED (with no_wait), repository write errors.
  */
 int bkr_backup_run(bkr_repo *r, const bkr_backup_options *o, bkr_manifest **out);
 
