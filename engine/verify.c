@@ -67,6 +67,7 @@ struct verify {
 	struct loose *loose;    /* by blob id once the packs are scanned */
 	size_t nloose, cap_loose;
 	bkr_idset loose_used;   /* loose blob ids counted in their pack's used */
+	bkr_idset recorded;     /* blobs earlier verifies recorded as damaged (repair takes them out) */
 	uint64_t packs_done, packs_total;
 	bool walk_incomplete;   /* a tree could not be loaded: its files went unchecked */
 	int writing;            /* bkr_repo_writers_active, once it said yes (-1: not asked) */
@@ -448,8 +449,9 @@ static const struct unindexed *loose_pack(struct verify *v, const bkr_id *id)
 {
 	struct loose key = { *id, 0 }, *l;
 	struct unindexed *u;
-	if (!v->nloose || !(l = bsearch(&key, v->loose, v->nloose, sizeof(*l), cmp_loose)))
-		return NULL;
+	if (!v->nloose || bkr_idset_has(&v->recorded, id) ||
+	    !(l = bsearch(&key, v->loose, v->nloose, sizeof(*l), cmp_loose)))
+		return NULL; /* a recorded damaged copy does not make its pack worth keeping */
 	u = &v->unx[l->pack];
 	if (bkr_idset_add(&v->loose_used, id) > 0)
 		u->used++;
@@ -479,6 +481,9 @@ static const char *blob_problem(struct verify *v, const bkr_id *id, bkr_blob_typ
 		snprintf(v->why, sizeof(v->why), "missing from the index (it is in %s, which the index does not name)", u->path);
 		return v->why;
 	}
+	if (bkr_idset_has(&v->recorded, id))
+		return "damaged (bkr repair took it out of the index: the next backup of a source that still has "
+		       "these bytes stores them again)";
 	return "missing from the index";
 }
 
@@ -607,6 +612,15 @@ static int fill_record(struct verify *v, int err, int64_t t0)
 	return 0;
 }
 
+static int note_recorded(void *ctx, const bkr_verify_record *rec)
+{
+	struct verify *v = ctx;
+	for (size_t i = 0; i < rec->ndamaged; i++)
+		if (bkr_idset_add(&v->recorded, &rec->damaged[i]) < 0)
+			return BKR_ENOMEM;
+	return 0;
+}
+
 int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *stats)
 {
 	struct verify v = { .r = r, .o = o, .st = stats, .writing = -1 };
@@ -621,7 +635,8 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 		return err;
 	if (o->read_data && !(v.buf = malloc(BKR_BLOB_MAX)))
 		return bkr_error_oom();
-	if ((err = bkr_repo_list_cb(r, false, &l, on_bad_manifest, &v)) < 0)
+	if ((err = bkr_repo_list_cb(r, false, &l, on_bad_manifest, &v)) < 0 ||
+	    (err = bkr_verify_record_foreach(r, false, note_recorded, &v)) < 0)
 		goto done;
 	bkr_repo_index_warnings(r, on_bad_index, &v);
 	if ((err = check_config(&v)) < 0)
@@ -663,6 +678,7 @@ done:
 	free(v.loose);
 	free(v.ents);
 	bkr_idset_free(&v.loose_used);
+	bkr_idset_free(&v.recorded);
 	bkr_idset_free(&v.damaged);
 	bkr_idset_free(&v.checked);
 	bkr_manifest_free(one);

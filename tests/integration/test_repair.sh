@@ -263,6 +263,10 @@ assert files[kept]["healable"] is True and files[changed]["healable"] is False, 
 PY
 expect_exit 1 "$BKR" -r "$R" repair
 grep -q "no intact copy" "$T/out" || fail "repair does not say the changed file has no intact copy: $(cat "$T/out")"
+# until then verify names them as damaged, taken out by repair (not as a lost index)
+expect_exit 1 "$BKR" -r "$R" verify --read-data
+grep -q "bkr repair took it out of the index" "$T/out" || fail "verify does not say repair took the blob out: $(cat "$T/out")"
+grep -q "keep this pack\|index file was lost" "$T/out" && fail "verify takes a repaired blob for a lost index file: $(cat "$T/out")"
 # the next backup (incremental: the unchanged file must be read again) stores the bytes again
 expect_exit 0 "$BKR" -q -r "$R" create "$ws"
 second=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
