@@ -727,3 +727,14 @@ int bkr_index_foreach(const bkr_index *idx, int (*cb)(const bkr_index_entry *e, 
 	}
 	return 0;
 }
+
+int bkr_index_entry_cmp_pack(const void *a, const void *b)
+{
+	const bkr_index_entry *x = a, *y = b;
+	int c = bkr_pack_id_cmp(&x->pack, &y->pack);
+	if (c)
+		return c;
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	return bkr_id_cmp(&x->id, &y->id);
+}

@@ -121,15 +121,6 @@ static int mark(struct prune *p)
 
 /* ---- 2. the index and the packs on disk -------------------------------------- */
 
-static int pack_cmp(const void *a, const void *b)
-{
-	const bkr_index_entry *x = a, *y = b;
-	int c = bkr_pack_id_cmp(&x->pack, &y->pack);
-	if (c)
-		return c;
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
 static int collect_entry(const bkr_index_entry *e, void *ctx)
 {
 	struct prune *p = ctx;
@@ -230,7 +221,7 @@ static int load_index(struct prune *p, bkr_index **idx)
 		return bkr_error_oom();
 	if ((err = bkr_index_foreach(*idx, collect_entry, p)) < 0)
 		return err;
-	qsort(p->ents, p->nents, sizeof(*p->ents), pack_cmp);
+	qsort(p->ents, p->nents, sizeof(*p->ents), bkr_index_entry_cmp_pack);
 	if (!(p->packs = calloc(p->nents ? p->nents : 1, sizeof(*p->packs))))
 		return bkr_error_oom();
 	for (size_t i = 0; i < p->nents; i++) {

@@ -47,6 +47,7 @@ struct repair {
 	size_t nfinal, capfinal;
 	bkr_index_entry *have;   /* final, sorted by id */
 	bkr_idset clean;         /* trees with nothing damaged below */
+	bkr_idset seen;          /* pack ids (zero-extended) already scanned */
 	bkr_idset damaged;       /* blob ids verify recorded as damaged */
 	char host[256];
 	bool backup_damaged;
@@ -88,17 +89,6 @@ static int push_entry(bkr_index_entry **v, size_t *n, size_t *cap, const bkr_ind
 	if (err == 0)
 		(*v)[(*n)++] = *e;
 	return err;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-	const bkr_index_entry *x = a, *y = b;
-	int c = bkr_pack_id_cmp(&x->pack, &y->pack);
-	if (c)
-		return c;
-	if (x->offset != y->offset)
-		return x->offset < y->offset ? -1 : 1;
-	return bkr_id_cmp(&x->id, &y->id);
 }
 
 static bool same_entry(const bkr_index_entry *a, const bkr_index_entry *b)
@@ -167,13 +157,14 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const c
 	struct pack *pk;
 	struct stat st;
 	size_t nf = 0;
-	int fd = -1, err;
+	bkr_id key = { { 0 } };
+	int fd = -1, err, added;
 
 	if (!id)
 		return 0; /* a temporary: prune's business */
-	for (size_t i = 0; i < p->npacks; i++)
-		if (!bkr_pack_id_cmp(&p->packs[i].id, id))
-			return 0; /* a second copy in a later tier: readers use the first */
+	memcpy(key.b, id->b, BKR_PACK_ID_SIZE);
+	if ((added = bkr_idset_add(&p->seen, &key)) <= 0)
+		return added < 0 ? bkr_error_oom() : 0; /* a second copy in a later tier: readers use the first */
 	if ((err = grow((void **)&p->packs, &p->cappacks, p->npacks, sizeof(*p->packs))) < 0)
 		return err;
 	pk = &p->packs[p->npacks];
@@ -248,7 +239,8 @@ static const bkr_index_entry *footer_at(const struct repair *p, const struct pac
 /* An old entry matching @p e exactly? (p->old sorted by pack, offset, id) */
 static bool old_has(const struct repair *p, const bkr_index_entry *e)
 {
-	const bkr_index_entry *hit = p->nold ? bsearch(e, p->old, p->nold, sizeof(*p->old), cmp_entry) : NULL;
+	const bkr_index_entry *hit =
+		p->nold ? bsearch(e, p->old, p->nold, sizeof(*p->old), bkr_index_entry_cmp_pack) : NULL;
 	return hit && same_entry(hit, e);
 }
 
@@ -656,7 +648,8 @@ done:
 
 int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *out)
 {
-	struct repair p = { .r = r, .o = o, .rep = out, .damaged = BKR_IDSET_INIT, .clean = BKR_IDSET_INIT };
+	struct repair p = { .r = r, .o = o, .rep = out, .damaged = BKR_IDSET_INIT, .clean = BKR_IDSET_INIT,
+			  .seen = BKR_IDSET_INIT };
 	bkr_index *idx = NULL;
 	size_t nstale = 0;
 	int err;
@@ -681,7 +674,7 @@ int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *
 		}
 	out->entries_before = p.nold;
 	if (p.nold)
-		qsort(p.old, p.nold, sizeof(*p.old), cmp_entry);
+		qsort(p.old, p.nold, sizeof(*p.old), bkr_index_entry_cmp_pack);
 	if ((err = bkr_repo_foreach_pack(r, on_pack, &p)) < 0)
 		goto done;
 	if (p.npacks)
@@ -691,7 +684,7 @@ int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *
 	if ((err = build(&p)) < 0 || (err = heal(&p)) < 0)
 		goto done;
 	if (p.nfinal)
-		qsort(p.final, p.nfinal, sizeof(*p.final), cmp_entry);
+		qsort(p.final, p.nfinal, sizeof(*p.final), bkr_index_entry_cmp_pack);
 	out->entries_after = p.nfinal;
 	out->rewritten = p.nfinal != p.nold || out->damaged_index_files || nstale;
 	for (size_t i = 0; i < p.nfinal && !out->rewritten; i++)
@@ -714,6 +707,7 @@ done:
 	free(p.have);
 	bkr_idset_free(&p.damaged);
 	bkr_idset_free(&p.clean);
+	bkr_idset_free(&p.seen);
 	bkr_index_free(idx);
 	bkr_store_free(p.store);
 	return err;

@@ -192,17 +192,6 @@ static int collect_entry(const bkr_index_entry *e, void *ctx)
 	return 0;
 }
 
-static int cmp_entry(const void *a, const void *b)
-{
-	const bkr_index_entry *x = a, *y = b;
-	int c = bkr_pack_id_cmp(&x->pack, &y->pack);
-	if (c)
-		return c;
-	if (x->offset != y->offset)
-		return x->offset < y->offset ? -1 : 1;
-	return bkr_id_cmp(&x->id, &y->id);
-}
-
 /* The index entries naming pack @p id: [*lo, *hi) of v->ents. */
 static void pack_range(const struct verify *v, const bkr_pack_id *id, size_t *lo, size_t *hi)
 {
@@ -646,7 +635,7 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	if ((err = bkr_repo_foreach_blob(r, collect_entry, &v)) < 0)
 		goto done;
 	if (v.nents)
-		qsort(v.ents, v.nents, sizeof(*v.ents), cmp_entry);
+		qsort(v.ents, v.nents, sizeof(*v.ents), bkr_index_entry_cmp_pack);
 	for (size_t i = 0; i < v.nents; i++)
 		if (i == 0 || bkr_pack_id_cmp(&v.ents[i].pack, &v.ents[i - 1].pack))
 			v.packs_total++;

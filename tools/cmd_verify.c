@@ -20,7 +20,7 @@ static const char usage[] =
 	"leftovers, which are not errors.\n"
 	"Each run is recorded in the repository (docs/format.md \"Verify records\"):\n"
 	"'bkr repair' takes the damaged blobs it found out of the index, and\n"
-	"'bkr health' reports the newest result.\n"
+	"the health report shows the newest result.\n"
 	"Exit status: 0 every check passed, 1 problems found.\n";
 
 enum { OPT_READ_DATA = OPT_FIRST_CMD };

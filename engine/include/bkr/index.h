@@ -82,6 +82,12 @@ const bkr_id *bkr_index_files(const bkr_index *idx, size_t *n);
  */
 const bkr_id *bkr_index_stale_files(const bkr_index *idx, size_t *n);
 
+/**
+ * qsort/bsearch order of bkr_index_entry by pack, then offset, then blob id
+ * (how verify, prune and repair walk entries pack by pack).
+ */
+int bkr_index_entry_cmp_pack(const void *a, const void *b);
+
 /** Calls @p cb for every entry; a negative return stops and is returned. */
 int bkr_index_foreach(const bkr_index *idx, int (*cb)(const bkr_index_entry *e, void *arg), void *arg);
 
