@@ -19,8 +19,7 @@ static const char usage[] =
 	"use it.  Unreferenced packs left by interrupted backups are reported as\n"
 	"leftovers, which are not errors.\n"
 	"Each run is recorded in the repository (docs/format.md \"Verify records\"):\n"
-	"'bkr repair' takes the damaged blobs it found out of the index, and\n"
-	"the health report shows the newest result.\n"
+	"'bkr repair' takes the damaged blobs it found out of the index.\n"
 	"Exit status: 0 every check passed, 1 problems found.\n";
 
 enum { OPT_READ_DATA = OPT_FIRST_CMD };

@@ -2,7 +2,7 @@
  * Verify records (docs/format.md "Verify records"): every `bkr verify` leaves
  * one append-only record in records/ saying when it ran, what it checked,
  * what it found, and which blobs it found damaged.  `bkr repair` reads the
- * damaged blobs from them (to take them out of the index); the health report
+ * damaged blobs from them (to take them out of the index); a health report
  * reads the newest one.
  */
 #ifndef BKR_VERIFY_RECORD_H
