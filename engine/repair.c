@@ -17,6 +17,7 @@
 #include "bkr/error.h"
 #include "bkr/host.h"
 #include "bkr/pack.h"
+#include "bkr/tier.h"
 #include "bkr/trash.h"
 #include "bkr/verify_record.h"
 #include "idset.h"
@@ -656,6 +657,15 @@ int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *
 
 	memset(out, 0, sizeof(*out));
 	p.now = o->now_ns ? o->now_ns : bkr_time_now_ns();
+	/* a tier that is not mounted would look like missing packs: refuse before anything changes */
+	if ((err = bkr_tier_check(r)) < 0)
+		return err;
+	if ((err = bkr_repo_config_heal(r, o->dry_run, &out->config_rewritten)) < 0)
+		return err;
+	if (out->config_rewritten)
+		report(&p, BKR_REPAIR_CONFIG, out->config_rewritten, "%s: damaged, missing or different: %s from %s",
+		       out->config_rewritten, o->dry_run ? "would rewrite it" : "rewritten",
+		       strcmp(out->config_rewritten, "config.json") ? "config.json" : "its copy config.copy.json");
 	bkr_host_name(p.host, sizeof(p.host), NULL);
 	/* list before loading: a file published meanwhile (a recovery run takes no
 	 * lock) is loaded, never mistaken for a damaged one */

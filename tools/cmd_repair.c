@@ -58,6 +58,7 @@ static const char *kind_name(bkr_repair_kind k)
 	case BKR_REPAIR_ENTRY: return "index-entry";
 	case BKR_REPAIR_DAMAGED_BLOB: return "damaged-blob";
 	case BKR_REPAIR_DAMAGED_FILE: return "damaged-file";
+	case BKR_REPAIR_CONFIG: return "config";
 	}
 	return "?";
 }
@@ -120,6 +121,8 @@ static void print_report(cli *c, const bkr_repair_report *r, bool dry_run, bool 
 		json_out_bool(&j, dry_run);
 		json_out_key(&j, "rewritten");
 		json_out_bool(&j, r->rewritten);
+		if (r->config_rewritten)
+			json_out_member(&j, "config_rewritten", r->config_rewritten);
 		json_out_key(&j, "damaged_incomplete");
 		json_out_bool(&j, r->damaged_incomplete);
 		for (size_t i = 0; i < sizeof(counts) / sizeof(*counts); i++) {

@@ -21,6 +21,7 @@
 #include "bkr/error.h"
 #include "bkr/log.h"
 #include "bkr/recover.h"
+#include "bkr/repair.h"
 #include "bkr/routine.h"
 #include "bkr/tier.h"
 #include "bkr/verify.h"
@@ -367,7 +368,34 @@ done:
 
 static void step_repair(rt_run *r, rt_step *s)
 {
-	rt_step_end(r, s, RT_NA, "bkr repair is not in this build: the damage stays reported by verify");
+	bkr_repair_options o = BKR_REPAIR_OPTIONS_INIT;
+	bkr_repair_report rep;
+	bkr_lock *lock = NULL;
+	int err;
+
+	if (!rt_need_repo(r, s))
+		return;
+	o.dry_run = r->dry_run;
+	if (!r->dry_run) {
+		err = bkr_repo_lock(r->repo, BKR_LOCK_EXCLUSIVE, false, &lock);
+		if (err == BKR_ELOCKED && !r->no_wait)
+			err = bkr_repo_lock(r->repo, BKR_LOCK_EXCLUSIVE, true, &lock);
+		if (err < 0)
+			goto fail;
+	}
+	if ((err = bkr_repair_run(r->repo, &o, &rep)) < 0)
+		goto fail;
+	/* what stays damaged is a problem for a person, not a failed step */
+	rt_step_end(r, s, rep.damaged_files || rep.bad_packs ? RT_PROBLEMS : RT_OK,
+		    "%" PRIu64 " damaged blob%s taken out of the index; %" PRIu64 " file%s stay%s damaged, %" PRIu64
+		    " can be healed by the next backup", rep.damaged_dropped, rep.damaged_dropped == 1 ? "" : "s",
+		    rep.damaged_files, rep.damaged_files == 1 ? "" : "s", rep.damaged_files == 1 ? "s" : "",
+		    rep.healable_files);
+	goto done;
+fail:
+	rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
+done:
+	bkr_lock_release(lock);
 }
 
 static void step_health(rt_run *r, rt_step *s)

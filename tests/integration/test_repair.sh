@@ -306,3 +306,32 @@ assert o["rewritten"] is False and o["added"] == 0 and o["damaged_dropped"] == 0
 assert o["damaged_files"] == 1 and o["healable_files"] == 0, o
 PY
 pass "repair after a heal has nothing to do"
+
+# config.json damaged: the repository opens from its copy (with a warning) and
+# repair rewrites config.json from it; a repair then finds nothing to do.
+cp "$R/config.json" "$T/config.good"
+printf 'x' | dd of="$R/config.json" bs=1 seek=30 conv=notrunc status=none
+expect_exit 0 "$BKR" -r "$R" list
+grep -q "config.copy.json" "$T/err" || fail "no warning that config.json is damaged: $(cat "$T/err")"
+"$BKR" -r "$R" repair --json >"$T/out" 2>"$T/err" || true
+grep -q '"config_rewritten":"config.json"' "$T/out" || fail "repair did not rewrite config.json: $(cat "$T/out" "$T/err")"
+cmp "$R/config.json" "$T/config.good" || fail "the rewritten config.json differs from the original"
+expect_exit 0 "$BKR" -r "$R" list
+[ ! -s "$T/err" ] || fail "a warning after the repair: $(cat "$T/err")"
+pass "repair rewrites a damaged config.json from its copy"
+
+# A recorded tier that is not mounted: repair refuses before changing anything.
+mkdir -p "$T/warm"
+printf '{"repository":"%s","workspace_root":"%s","tiers":{"warm":{"path":"%s","after_days":0}}}\n' "$R" "$ws" "$T/warm" >"$T/tier.json"
+if "$BKR" -c "$T/tier.json" tier migrate >/dev/null 2>&1 && [ -n "$(ls "$T/warm")" ]; then
+	mv "$T/warm" "$T/warm.away"
+	cp -a "$R/index" "$T/index.before"
+	expect_exit 3 "$BKR" -r "$R" repair
+	one_line_error
+	grep -q "not mounted" "$T/err" || fail "repair did not name the unmounted tier: $(cat "$T/err")"
+	diff -r "$R/index" "$T/index.before" >/dev/null || fail "repair changed the index with a tier not mounted"
+	mv "$T/warm.away" "$T/warm"
+	pass "repair refuses while a recorded tier is not mounted"
+else
+	fail "tier migrate did not set up a warm tier for the test"
+fi

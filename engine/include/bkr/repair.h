@@ -38,6 +38,7 @@ typedef enum {
 	BKR_REPAIR_ENTRY,          /**< an index entry that disagrees with its pack's footer: dropped */
 	BKR_REPAIR_DAMAGED_BLOB,   /**< a recorded damaged blob that still fails: its entry dropped */
 	BKR_REPAIR_DAMAGED_FILE,   /**< a file of a backup that stays damaged */
+	BKR_REPAIR_CONFIG,         /**< config.json or its copy, damaged or missing: rewritten from the other */
 } bkr_repair_kind;
 
 /** What a live file says about a damaged one (BKR_REPAIR_DAMAGED_FILE). */
@@ -72,6 +73,7 @@ typedef struct {
 	uint64_t healable_files;      /**< of them, files whose live copy has the content */
 	uint64_t backups_damaged;     /**< backups (and runs) with at least one damaged file */
 	bool rewritten;               /**< a new index was (or would be, dry run) published */
+	const char *config_rewritten; /**< "config.json" or "config.copy.json" rewritten from the other, or NULL */
 	bool damaged_incomplete;      /**< a verify found more damaged blobs than its record holds:
 	                                   run verify --read-data and repair again */
 } bkr_repair_report;
