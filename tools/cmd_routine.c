@@ -281,6 +281,16 @@ static void step_verify(rt_run *r, rt_step *s)
 		    r->verify.nbackups, r->verify.nbackups == 1 ? "" : "s");
 }
 
+/* The exclusive lock of the steps that remove or move data (none on a dry
+ * run): lc_lock waits for running backups (or not, --no-wait) and reloads
+ * the index, which misses what they published meanwhile. */
+static int exclusive(rt_run *r, bkr_lock **lock)
+{
+	lc_lock_opts o = { .no_wait = r->no_wait };
+	*lock = NULL;
+	return r->dry_run ? 0 : lc_lock(r->c, r->repo, &o, lock);
+}
+
 static void step_cleanup(rt_run *r, rt_step *s)
 {
 	const bkr_retention_policy *pol[BKR_BACKUP_RECOVERY + 1];
@@ -295,13 +305,8 @@ static void step_cleanup(rt_run *r, rt_step *s)
 		return;
 	for (int t = 0; t <= BKR_BACKUP_RECOVERY; t++)
 		pol[t] = bkr_config_retention_for(r->cfg, (bkr_backup_type)t);
-	if (!r->dry_run) {
-		err = bkr_repo_lock(r->repo, BKR_LOCK_EXCLUSIVE, false, &lock);
-		if (err == BKR_ELOCKED && !r->no_wait)
-			err = bkr_repo_lock(r->repo, BKR_LOCK_EXCLUSIVE, true, &lock);
-		if (err < 0)
-			goto fail;
-	}
+	if ((err = exclusive(r, &lock)) < 0)
+		goto fail;
 	if ((err = lc_plan_make(&plan, r->repo, pol, NULL, r->as_of)) < 0)
 		goto fail;
 	if (r->dry_run) {
@@ -343,13 +348,8 @@ static void step_tier_migrate(rt_run *r, rt_step *s)
 	o.as_of_ns = r->as_of;
 	o.policy.tier[BKR_TIER_WARM] = (bkr_tier_conf){ r->cfg->warm.path, r->cfg->warm.after_days };
 	o.policy.tier[BKR_TIER_COLD] = (bkr_tier_conf){ r->cfg->cold.path, r->cfg->cold.after_days };
-	if (!r->dry_run) {
-		err = bkr_repo_lock(r->repo, BKR_LOCK_EXCLUSIVE, false, &lock);
-		if (err == BKR_ELOCKED && !r->no_wait)
-			err = bkr_repo_lock(r->repo, BKR_LOCK_EXCLUSIVE, true, &lock);
-		if (err < 0)
-			goto fail;
-	}
+	if ((err = exclusive(r, &lock)) < 0)
+		goto fail;
 	if ((err = bkr_tier_migrate(r->repo, &o, &rep)) < 0)
 		goto fail;
 	for (int l = 0; l < BKR_TIER_LEVELS; l++) {
@@ -376,13 +376,8 @@ static void step_repair(rt_run *r, rt_step *s)
 	if (!rt_need_repo(r, s))
 		return;
 	o.dry_run = r->dry_run;
-	if (!r->dry_run) {
-		err = bkr_repo_lock(r->repo, BKR_LOCK_EXCLUSIVE, false, &lock);
-		if (err == BKR_ELOCKED && !r->no_wait)
-			err = bkr_repo_lock(r->repo, BKR_LOCK_EXCLUSIVE, true, &lock);
-		if (err < 0)
-			goto fail;
-	}
+	if ((err = exclusive(r, &lock)) < 0)
+		goto fail;
 	if ((err = bkr_repair_run(r->repo, &o, &rep)) < 0)
 		goto fail;
 	/* what stays damaged is a problem for a person, not a failed step */
