@@ -17,6 +17,7 @@
 #include "bkr/health.h"
 #include "bkr/io.h"
 #include "bkr/recover.h"
+#include "bkr/verify_record.h"
 
 #define NS 1000000000LL
 /* routines.jsonl read at most this much from its end */
@@ -208,6 +209,34 @@ static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, in
 	return 0;
 }
 
+/* A `bkr verify` run by hand (or by anything but a routine) leaves a verify
+ * record in the repository: it stands for the last verify when it is newer
+ * than the routines' own. */
+static int read_verify_record(bkr_health *h, bkr_repo *repo)
+{
+	bkr_verify_record *rec = NULL;
+	int err = bkr_verify_record_last(repo, &rec);
+
+	if (err == BKR_ENOTFOUND)
+		return 0;
+	if (err < 0)
+		return err;
+	if (rec->time_ns <= h->now_ns && (!h->verify.known || rec->time_ns > h->verify.time_ns)) {
+		h->verify.known = true;
+		h->verify.time_ns = rec->time_ns;
+		h->verify.read_data = rec->read_data;
+		h->verify.ok = rec->result == BKR_VERIFY_RESULT_OK;
+		h->verify.errors = rec->result == BKR_VERIFY_RESULT_FAILED && !rec->stats.errors ? 1 : rec->stats.errors;
+		h->verify.damaged_objects = rec->ndamaged + (size_t)rec->damaged_omitted;
+		/* the record names blobs, not backups: an older routine's list no longer holds */
+		for (size_t i = 0; i < h->verify.ndamaged_backups; i++)
+			free(h->verify.damaged_backups[i]);
+		h->verify.ndamaged_backups = 0;
+	}
+	bkr_verify_record_free(rec);
+	return 0;
+}
+
 static int read_records(bkr_health *h, const bkr_config *cfg, struct scan_seen *sc)
 {
 	char path[PATH_MAX];
@@ -354,6 +383,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	st.h = h;
 	st.cfg = cfg;
 	if ((err = bkr_repo_foreach_pack(repo, count_pack, &st)) < 0 || (err = read_records(h, cfg, &sc)) < 0 ||
+	    (err = read_verify_record(h, repo)) < 0 ||
 	    (err = bkr_repo_list(repo, false, &l, NULL)) < 0 || (err = read_manual(h, repo, &sc)) < 0)
 		goto done;
 	h->backups = l.n;

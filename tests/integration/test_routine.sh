@@ -298,3 +298,18 @@ assert t["warm"]["data_packs"] == 1, t
 PY
 expect_exit 0 "$BKR" -r "$R2" verify --read-data
 pass "the daily routine moves data older than the tier's age to the warm tier"
+
+# --- health reads the verify record of a `bkr verify` run by hand
+pack=$(find "$R2/data" "$T/warm/data" -name '*.pack' 2>/dev/null | head -n 1)
+[ -n "$pack" ] || fail "no data pack in the tiered repository"
+printf 'XXXXXXXX' | dd of="$pack" bs=1 seek=20 conv=notrunc status=none
+BKR_TEST_NOW=2027-01-11T10:00:00Z "$BKR" -r "$R2" verify --read-data >/dev/null 2>&1 && fail "verify passed a damaged pack"
+expect_exit 1 "$BKR" -c "$T/tiered.json" health --as-of 2027-01-11T11:00:00Z --json
+python3 - "$T/out" <<'PY' || fail "health after a manual verify: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+v = h["verify"]
+assert v["ok"] is False and v["read_data"] is True and v["time"].startswith("2027-01-11T10:00"), v
+assert not h["healthy"] and any("verify found" in r for r in h["reasons"]), h["reasons"]
+PY
+pass "health reports the damage a verify run by hand recorded"
