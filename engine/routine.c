@@ -107,6 +107,14 @@ bool bkr_routine_covers(bkr_routine_kind k, bkr_schedule s)
 	return false;
 }
 
+static int priority_of(const bkr_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nsources; i++)
+		if (cfg->sources[i].name == name)
+			return cfg->sources[i].priority;
+	return 0;
+}
+
 void bkr_routine_select(const bkr_config *cfg, const bkr_manifest_list *l, int64_t now_ns,
 			bkr_routine_kind k, bool only_due, const char **names, size_t *n)
 {
@@ -119,7 +127,11 @@ void bkr_routine_select(const bkr_config *cfg, const bkr_manifest_list *l, int64
 			continue;
 		if (only_due && !bkr_schedule_due(s->schedule, bkr_routine_newest(l, s->name, NULL, 0, NULL), now_ns))
 			continue;
-		names[(*n)++] = s->name;
+		/* higher priority first, the configuration's order among equals */
+		size_t j = (*n)++;
+		for (; j > 0 && priority_of(cfg, names[j - 1]) < s->priority; j--)
+			names[j] = names[j - 1];
+		names[j] = s->name;
 	}
 }
 

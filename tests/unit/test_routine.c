@@ -188,11 +188,38 @@ static void test_select(void **state)
 	bkr_config_free(cfg);
 }
 
+/* Higher priority is backed up first (docs/config.md); equals keep the configuration's order. */
+static void test_select_priority(void **state)
+{
+	static const char cfgtext[] =
+		"{\"repository\": \"/r\", \"workspace_root\": \"/w\", \"sources\": ["
+		"{\"name\": \"a\", \"paths\": [\"a\"], \"schedule\": \"daily\"},"
+		"{\"name\": \"b\", \"paths\": [\"b\"], \"schedule\": \"daily\", \"priority\": 5},"
+		"{\"name\": \"c\", \"paths\": [\"c\"], \"schedule\": \"daily\", \"priority\": -3},"
+		"{\"name\": \"d\", \"paths\": [\"d\"], \"schedule\": \"daily\"},"
+		"{\"name\": \"e\", \"paths\": [\"e\"], \"schedule\": \"daily\", \"priority\": 5}]}";
+	bkr_manifest_list l = { 0 };
+	bkr_config *cfg = NULL;
+	const char *names[5];
+	size_t n;
+	(void)state;
+	assert_int_equal(bkr_config_from_string(&cfg, cfgtext, strlen(cfgtext), "bkr.json", "/"), 0);
+	bkr_routine_select(cfg, &l, NOW, BKR_ROUTINE_DAILY, false, names, &n);
+	assert_int_equal(n, 5);
+	assert_string_equal(names[0], "b");
+	assert_string_equal(names[1], "e");
+	assert_string_equal(names[2], "a");
+	assert_string_equal(names[3], "d");
+	assert_string_equal(names[4], "c");
+	bkr_config_free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_interval),
 		cmocka_unit_test(test_due),
+		cmocka_unit_test(test_select_priority),
 		cmocka_unit_test(test_stale),
 		cmocka_unit_test(test_newest),
 		cmocka_unit_test(test_routines),

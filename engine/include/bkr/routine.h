@@ -72,7 +72,8 @@ bool bkr_routine_covers(bkr_routine_kind k, bkr_schedule s);
 /**
  * The names of @p cfg's sources that routine @p k covers (BKR_ROUTINE_ANY:
  * every scheduled source) and, when @p only_due, that are due at @p now_ns
- * by the backups in @p l; in configuration order.  @p names must hold
+ * by the backups in @p l; higher priority first, configuration order among
+ * equals (the order they are backed up in).  @p names must hold
  * cfg->nsources entries (borrowed from @p cfg); *n gets the count.
  */
 void bkr_routine_select(const bkr_config *cfg, const bkr_manifest_list *l, int64_t now_ns,
