@@ -843,7 +843,7 @@ static int scan_files(cache_store *cs)
 			err = bkr_store_list(dir, "", on_file, &sc);
 		bkr_store_free(dir);
 	}
-	if (err == 0)
+	if (err == 0 && sc.n) /* qsort of NULL, even of 0 items, is undefined */
 		qsort(sc.v, sc.n, sizeof(*sc.v), by_mtime);
 	for (size_t i = 0; i < sc.n; i++) {
 		struct entry *e;

@@ -473,7 +473,8 @@ static int collect_packs(struct migrate *m)
 	}
 	if ((err = bkr_repo_foreach_blob(m->r, collect_entry, &c)) < 0)
 		goto done;
-	qsort(c.v, c.n, sizeof(*c.v), entry_cmp);
+	if (c.n)
+		qsort(c.v, c.n, sizeof(*c.v), entry_cmp);
 	for (size_t i = 0; i < c.n; i++) {
 		if (i == 0 || bkr_pack_id_cmp(&c.v[i].pack, &c.v[i - 1].pack))
 			m->packs[m->npacks++] = (struct mpack){ .id = c.v[i].pack, .level = BKR_TIER_LEVELS };
