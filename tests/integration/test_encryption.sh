@@ -13,26 +13,7 @@ export BKR_TEST_KDF_N=1024 # cheap keys for the test (stored with each key)
 export BKR_PASSWORD='alice: correct horse'
 unset BKR_NEW_PASSWORD
 
-PIDS=()
-MOUNTS=()
-cleanup_hooks+=('for m in "${MOUNTS[@]}"; do fusermount3 -u "$m" 2>/dev/null; done; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done')
-
-mount_fg() { # repo mnt errfile [opts...]
-	local repo=$1 mnt=$2 err=$3
-	shift 3
-	mkdir -p "$mnt"
-	rm -f "$T/ready"
-	mkfifo "$T/ready"
-	"$BKRFS" "$repo" "$mnt" -f --ready-fd=3 "$@" 3>"$T/ready" 2>"$err" &
-	DAEMON=$!
-	PIDS+=("$DAEMON")
-	MOUNTS+=("$mnt")
-	timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$err")"
-}
-unmount() { # mnt pid
-	fusermount3 -u "$1" || fail "fusermount3 -u $1"
-	wait "$2" || fail "bkrfs exited $? after unmount"
-}
+cleanup_hooks+=(bkrfs_stop_all)
 backup_id() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_id"])' "$1"; }
 # every file of a repository with size and mtime: what "nothing written" compares
 snapshot() { find "$1" -printf '%P %s %T@\n' | sort; }
@@ -90,14 +71,14 @@ pass "full, incremental, differential and snapshot restore exactly, dedup works,
 # --- the mount, with the passphrase from a file
 printf '%s\n' "$BKR_PASSWORD" >"$T/pw-alice"
 M=$T/mnt
-BKR_PASSWORD= mount_fg "$R" "$M" "$T/daemon.err" -o password_file="$T/pw-alice"
-PID=$DAEMON
+mkdir -p "$M"
+BKR_PASSWORD= bkrfs_fg "$R" "$M" "$T/daemon.err" -o password_file="$T/pw-alice"
 diff -r --no-dereference "$src" "$M/latest/src" 2>&1 |
 	grep -v -E "^File .* is a (fifo|character special file|block special file) while file .* is a (fifo|character special file|block special file)$" >"$T/mount.diff" || true
 [ ! -s "$T/mount.diff" ] || { head "$T/mount.diff"; fail "the mount of the encrypted repository differs from the source"; }
 cmp "$src/random.bin" "$M/by-id/$id_full/src/random.bin" || fail "random.bin read through the mount differs"
 [ "$(getfattr --absolute-names --only-values -n user.comment "$M/latest/src/small.txt")" = "a small value" ] || fail "xattr through the mount"
-unmount "$M" "$PID"
+bkrfs_unmount "$M"
 BKR_PASSWORD=wrong expect_exit 2 "$BKRFS" "$R" "$M" -f
 grep -q "wrong passphrase" "$T/err" || fail "bkrfs with a wrong passphrase: $(cat "$T/err")"
 pass "the mount reads the encrypted repository (password_file=); a wrong passphrase is refused"
@@ -212,12 +193,13 @@ expect_detected() { # label, what verify says[, what the mount says: EIO unless 
 	[ "$got" != 0 ] || fail "$1: restore succeeded"
 	! cmp -s "$K/src/two.bin" "$K/r/src/two.bin" 2>/dev/null || fail "$1: restore wrote the file"
 	rm -rf "$K/r"
-	mount_fg "$K/t" "$K/mnt" "$T/kd.err"
-	local pid=$DAEMON out
+	mkdir -p "$K/mnt"
+	bkrfs_fg "$K/t" "$K/mnt" "$T/kd.err"
+	local out
 	out=$(cat "$K/mnt/by-id/$id2/src/two.bin" 2>&1 >/dev/null) && fail "$1: the mount served the file"
 	[[ "$out" =~ ${3:-Input/output error} ]] || fail "$1: the mount said '$out', not ${3:-EIO}"
 	cmp -s "$K/src/one.bin" "$K/mnt/by-id/$id1/src/one.bin" || fail "$1: an untouched file no longer reads"
-	unmount "$K/mnt" "$pid"
+	bkrfs_unmount "$K/mnt"
 }
 
 # a flipped bit in a sealed blob
