@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Backup benchmark: bkr against restic and borg, in one run, on the same data.
 #
-#   bench/backup.sh [--work DIR] [--cold] [--no-build] [--encryption]
+#   bench/backup.sh [--work DIR] [--cold] [--no-build] [--encryption] [--no-restore]
 #
 # Corpus (in DIR, default /var/tmp/bkr-bench): a copy of /usr/include and a
 # 512 MiB file (half generated log text, half random).  For each tool: init a
@@ -16,12 +16,20 @@
 # file in DIR/results/.  --encryption adds "bkrenc", bkr on an encrypted
 # repository (aes-256-gcm, default scrypt parameters: every run opens the key),
 # in the same run: its times against plain bkr (target ≤ 1.1×) and the peers'.
+# Restore phase (unless --no-restore; root: it drops the page cache before
+# each run): the latest backup restored by bkr restore, restic restore and
+# borg extract, and `cp -a` of the corpus as the floor, each into an empty
+# directory and timed up to a final sync (bkr restore syncs before it says
+# done); each restored tree must equal the corpus (type, mode, owner, size, mtime,
+# symlink target and SHA-256 of every entry) or the run fails.  Targets:
+# ≤ 0.5× the faster peer, ≤ 1.1× cp -a.
 # See bench/README.md.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 COLD=0
 ENC=0
+RESTORE=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--work) BENCH_WORK=$2; shift ;;
@@ -29,12 +37,14 @@ while [ $# -gt 0 ]; do
 	--cold) COLD=1 ;;
 	--no-build) BENCH_NOBUILD=1 ;;
 	--encryption) ENC=1 ;;
-	-h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--no-restore) RESTORE=0 ;;
+	-h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
 	shift
 done
 [ $COLD = 0 ] || [ "$(id -u)" = 0 ] || die "--cold needs root (drop_caches)"
+[ $RESTORE = 0 ] || [ "$(id -u)" = 0 ] || die "the restore phase needs root (drop_caches; --no-restore skips it)"
 need restic borg perl openssl meson ninja
 [ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
 
@@ -88,6 +98,81 @@ for phase in $PHASES; do
 		run_phase "$tool" "$phase"
 	done
 done
+
+# ---- restore phase ----------------------------------------------------------
+RTOOLS="bkr restic borg cp"
+
+# tree_list DIR: one line per entry below DIR (sorted): type, mode, owner,
+# size and mtime (not for directories, whose mtime extracting into them
+# changes, nor symlinks), path, symlink target; then the SHA-256 of every
+# regular file.
+tree_list() {
+	(
+		cd "$1"
+		find . -mindepth 1 \( -type d -printf 'd %m %U:%G - - %P\n' \) -o \
+			\( -type l -printf 'l - %U:%G - - %P -> %l\n' \) -o \( -printf '%y %m %U:%G %s %T@ %P\n' \) | sort
+		find . -type f -print0 | sort -z | xargs -0 -r sha256sum
+	)
+}
+
+# restore_run TOOL: restore the latest backup into $RESTORE_DIR/TOOL (cache
+# dropped first), timed up to a final sync; then check the tree.
+restore_run() {
+	local tool=$1 dst=$RESTORE_DIR/$1 got
+	rm -rf "$dst"
+	mkdir -p "$dst"
+	drop_caches
+	log "$tool restore"
+	case $tool in
+	bkr) timed "${tool}_restore" sh -c '"$1" restore -q -r "$2" latest --target "$3" && sync' sh \
+		"$BKR" "$REPOS/bkr" "$dst" ;;
+	restic) timed "${tool}_restore" sh -c 'restic -r "$1" restore latest --target "$2" && sync' sh \
+		"$REPOS/restic" "$dst" ;;
+	borg) timed "${tool}_restore" sh -c 'cd "$2" && borg extract "$1::$3" && sync' sh \
+		"$REPOS/borg" "$dst" "${PHASES##* }" ;;
+	cp) timed "${tool}_restore" sh -c 'cp -a "$1" "$2/" && sync' sh "$CORPUS" "$dst" ;;
+	esac
+	got=$dst/corpus # every tool puts it there (restic without the path above it)
+	[ -d "$got" ] || die "$tool restore: no $got"
+	tree_list "$got" >"$BENCH_WORK/logs/restore-$tool.list"
+	cmp -s "$BENCH_WORK/logs/restore-source.list" "$BENCH_WORK/logs/restore-$tool.list" ||
+		die "$tool restore differs from the corpus: diff $BENCH_WORK/logs/restore-source.list $BENCH_WORK/logs/restore-$tool.list"
+	rm -rf "$dst"
+}
+
+restore_phase() {
+	RESTORE_DIR=$BENCH_WORK/restore
+	rm -rf "$RESTORE_DIR"
+	mkdir -p "$RESTORE_DIR"
+	tree_list "$CORPUS" >"$BENCH_WORK/logs/restore-source.list"
+	local tool
+	for tool in $RTOOLS; do
+		restore_run "$tool"
+	done
+	rmdir "$RESTORE_DIR"
+}
+
+# the table, ratios and PASS/MISS of the restore phase; appends to json_ratios
+restore_report() {
+	local tool b f rf rc
+	echo
+	echo "restore of the latest backup, cache dropped before each, timed to a final sync; every tree checked"
+	printf '%-7s %9s %12s\n' tool seconds "peak RSS MiB"
+	for tool in $RTOOLS; do
+		printf '%-7s %9s %12s\n' "$tool" "$(get "$tool" restore s)" "$(mib $(($(get "$tool" restore kb) * 1024)))"
+	done
+	b=$(get bkr restore s)
+	f=$(fmin "$(get restic restore s)" "$(get borg restore s)")
+	rf=$(ratio "$b" "$f") rc=$(ratio "$b" "$(get cp restore s)")
+	printf '%-8s %10s %10s %12s %8s %6s %10s %8s %6s\n' phase bkr/restic bkr/borg bkr/fastest target result \
+		"bkr/cp -a" target result
+	printf '%-8s %10s %10s %12s %8s %6s %10s %8s %6s\n' restore "$(ratio "$b" "$(get restic restore s)")" \
+		"$(ratio "$b" "$(get borg restore s)")" "$rf" "≤0.5" "$(verdict "$rf" 0.5)" "$rc" "≤1.1" "$(verdict "$rc" 1.1)"
+	echo "targets: restore ≤ 0.5× the faster peer, ≤ 1.1× cp -a"
+	json_ratios+="${json_ratios:+,}\"restore\":{\"time_vs_restic\":\"$(ratio "$b" "$(get restic restore s)")\",\"time_vs_borg\":\"$(ratio "$b" "$(get borg restore s)")\",\"time_vs_fastest\":\"$rf\",\"time_vs_cp\":\"$rc\"}"
+}
+
+[ $RESTORE = 1 ] && restore_phase
 
 get() { local v="${1}_${2}_${3}"; printf '%s' "${!v}"; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
@@ -150,6 +235,7 @@ if [ $ENC = 1 ]; then
 	done
 	echo "encryption: encrypted bkr (aes-256-gcm, scrypt N=2^17 per run) within 1.1× of plain bkr, same peer targets"
 fi
+[ $RESTORE = 1 ] && restore_report
 
 out=$BENCH_WORK/results/backup-$(date -u +%Y%m%d-%H%M%S).json
 {
@@ -164,6 +250,12 @@ out=$BENCH_WORK/results/backup-$(date -u +%Y%m%d-%H%M%S).json
 			sep=,
 		done
 	done
+	if [ $RESTORE = 1 ]; then
+		for tool in $RTOOLS; do
+			printf ',{"tool":"%s","phase":"restore","seconds":%s,"peak_rss_kib":%s}' "$tool" \
+				"$(get "$tool" restore s)" "$(get "$tool" restore kb)"
+		done
+	fi
 	printf '],"ratios":{%s}}\n' "$json_ratios"
 } >"$out"
 echo
