@@ -20,6 +20,7 @@
 #include "bkr/tier.h"
 #include "bkr/trash.h"
 #include "bkr/verify_record.h"
+#include "array.h"
 #include "idset.h"
 
 /* A pack on disk. */
@@ -69,24 +70,9 @@ static void report(struct repair *p, bkr_repair_kind kind, const char *object, c
 		p->o->report(p->o->report_ctx, &pr);
 }
 
-/* Make room for one more element of @p size in *@p items. */
-static int grow(void **items, size_t *cap, size_t n, size_t size)
-{
-	void *q;
-	size_t c;
-	if (n < *cap)
-		return 0;
-	c = *cap ? *cap * 2 : 256;
-	if (!(q = realloc(*items, c * size)))
-		return bkr_error_oom();
-	*items = q;
-	*cap = c;
-	return 0;
-}
-
 static int push_entry(bkr_index_entry **v, size_t *n, size_t *cap, const bkr_index_entry *e)
 {
-	int err = grow((void **)v, cap, *n, sizeof(**v));
+	int err = bkr_array_grow((void **)v, cap, *n, sizeof(**v));
 	if (err == 0)
 		(*v)[(*n)++] = *e;
 	return err;
@@ -109,7 +95,7 @@ static int list_index(void *ctx, const char *name)
 	int err;
 	if (base[0] == '.' || strchr(base, '/') || len < 5 || strcmp(base + len - 4, ".idx"))
 		return 0;
-	if ((err = grow((void **)&p->listed, &p->caplisted, p->nlisted, sizeof(*p->listed))) < 0)
+	if ((err = bkr_array_grow((void **)&p->listed, &p->caplisted, p->nlisted, sizeof(*p->listed))) < 0)
 		return err;
 	if (!(p->listed[p->nlisted] = strdup(name)))
 		return bkr_error_oom();
@@ -166,7 +152,7 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const c
 	memcpy(key.b, id->b, BKR_PACK_ID_SIZE);
 	if ((added = bkr_idset_add(&p->seen, &key)) <= 0)
 		return added < 0 ? bkr_error_oom() : 0; /* a second copy in a later tier: readers use the first */
-	if ((err = grow((void **)&p->packs, &p->cappacks, p->npacks, sizeof(*p->packs))) < 0)
+	if ((err = bkr_array_grow((void **)&p->packs, &p->cappacks, p->npacks, sizeof(*p->packs))) < 0)
 		return err;
 	pk = &p->packs[p->npacks];
 	memset(pk, 0, sizeof(*pk));

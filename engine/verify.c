@@ -24,6 +24,7 @@
 #include "bkr/verify_record.h"
 #include "bkr/pack.h"
 #include "bkr/walk.h"
+#include "array.h"
 #include "idset.h"
 #include "repo_priv.h"
 
@@ -97,28 +98,13 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 		v->o->report(v->o->report_ctx, &p);
 }
 
-/* Make room for one more element of @p size in *@p items. */
-static int grow(void **items, size_t *cap, size_t n, size_t size)
-{
-	void *p;
-	size_t c;
-	if (n < *cap)
-		return 0;
-	c = *cap ? *cap * 2 : 256;
-	if (!(p = realloc(*items, c * size)))
-		return bkr_error_oom();
-	*items = p;
-	*cap = c;
-	return 0;
-}
-
 /* Blob @p id is damaged (unreadable through the index). */
 static int add_damaged(struct verify *v, const bkr_id *id)
 {
 	int added = bkr_idset_add(&v->damaged, id);
 	if (added <= 0)
 		return added < 0 ? BKR_ENOMEM : 0;
-	if (grow((void **)&v->dlist, &v->capdlist, v->ndlist, sizeof(*v->dlist)) < 0)
+	if (bkr_array_grow((void **)&v->dlist, &v->capdlist, v->ndlist, sizeof(*v->dlist)) < 0)
 		return BKR_ENOMEM;
 	v->dlist[v->ndlist++] = *id;
 	return 0;
@@ -186,7 +172,7 @@ static int collect_entry(const bkr_index_entry *e, void *ctx)
 {
 	struct verify *v = ctx;
 	int err;
-	if ((err = grow((void **)&v->ents, &v->cap_ents, v->nents, sizeof(*v->ents))) < 0)
+	if ((err = bkr_array_grow((void **)&v->ents, &v->cap_ents, v->nents, sizeof(*v->ents))) < 0)
 		return err;
 	v->ents[v->nents++] = *e;
 	return 0;
@@ -344,7 +330,7 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s (a pack the index does not name)", bkr_error_message());
 		goto done;
 	}
-	if ((err = grow((void **)&v->unx, &v->cap_unx, v->nunx, sizeof(*v->unx))) < 0)
+	if ((err = bkr_array_grow((void **)&v->unx, &v->cap_unx, v->nunx, sizeof(*v->unx))) < 0)
 		goto done;
 	u = &v->unx[v->nunx];
 	if (!(u->path = strdup(path))) {
@@ -356,7 +342,7 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 	u->used = 0;
 	v->nunx++;
 	for (size_t i = 0; i < nf; i++) {
-		if ((err = grow((void **)&v->loose, &v->cap_loose, v->nloose, sizeof(*v->loose))) < 0)
+		if ((err = bkr_array_grow((void **)&v->loose, &v->cap_loose, v->nloose, sizeof(*v->loose))) < 0)
 			goto done;
 		v->loose[v->nloose++] = (struct loose){ fents[i].id, v->nunx - 1 };
 	}

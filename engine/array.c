@@ -1,0 +1,22 @@
+/** @file
+ * Growable arrays (see array.h).
+ */
+#include "array.h"
+
+#include <stdlib.h>
+
+#include "bkr/error.h"
+
+int bkr_array_grow(void **items, size_t *cap, size_t n, size_t size)
+{
+	void *p;
+	size_t c;
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : 256;
+	if (!(p = realloc(*items, c * size)))
+		return bkr_error_oom();
+	*items = p;
+	*cap = c;
+	return 0;
+}
