@@ -37,20 +37,6 @@ wait_stopped() {
 	return 1
 }
 
-# start_bkrfs REPO MNT [OPTION...]: mount REPO at MNT in the background
-# ($fspid), unmounted at exit; returns once the mount serves
-start_bkrfs() {
-	local repo=$1 mnt=$2
-	shift 2
-	mkdir -p "$mnt"
-	rm -f "$T/ready"
-	mkfifo "$T/ready"
-	"$BKRFS" "$repo" "$mnt" -f --ready-fd=3 "$@" 3>"$T/ready" 2>"$T/bkrfs.log" &
-	fspid=$!
-	cleanup_hooks+=("fusermount3 -u '$mnt' 2>/dev/null; kill $fspid 2>/dev/null")
-	timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$T/bkrfs.log")"
-}
-
 # expect_exit CODE CMD... : run CMD, demand exit status CODE; stdout/stderr in $T/out, $T/err
 expect_exit() {
 	local want=$1 got=0
@@ -146,29 +132,34 @@ with open(p, "r+b") as f:
 PY
 }
 
-# ---- foreground bkrfs mounts (test_mount_cache.sh, test_s3_mount.sh) -------------------
+# ---- bkrfs mounts: the one way a test mounts ------------------------------------------
 BKRFS_MOUNTS=()
 BKRFS_PIDS=()
-# bkrfs_stop_all: unmount and stop every mount of bkrfs_fg (a cleanup hook)
+# bkrfs_stop_all: unmount and stop every mount of bkrfs_fg (the cleanup hook the first
+# bkrfs_fg adds; registering it again is harmless)
 bkrfs_stop_all() {
 	local m p
 	for m in "${BKRFS_MOUNTS[@]}"; do
 		mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null; }
 	done
 	for p in "${BKRFS_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
+	wait "${BKRFS_PIDS[@]}" 2>/dev/null
 }
-# bkrfs_fg REPO MNT ERRFILE [OPTIONS...]: a foreground mount, ready on return ($DAEMON)
+# bkrfs_fg REPO MNT ERRFILE [OPTIONS...]: bkrfs -f mounts REPO at MNT (made if missing) in
+# the background ($DAEMON), its stderr in ERRFILE; returns once the mount serves (else the
+# test ends, whatever its own fail does); unmounted and stopped at exit
 bkrfs_fg() {
 	local repo=$1 mnt=$2 err=$3
 	shift 3
+	[ ${#BKRFS_PIDS[@]} -gt 0 ] || cleanup_hooks+=(bkrfs_stop_all)
+	mkdir -p "$mnt"
 	rm -f "$T/ready"
 	mkfifo "$T/ready"
 	"$BKRFS" "$repo" "$mnt" -f --ready-fd=3 "$@" 3>"$T/ready" 2>"$err" &
 	DAEMON=$!
 	BKRFS_PIDS+=("$DAEMON")
 	BKRFS_MOUNTS+=("$mnt")
-	timeout 60 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$err")"
+	timeout 60 head -c1 "$T/ready" >/dev/null || { echo "FAIL: bkrfs did not become ready: $(cat "$err")" >&2; exit 1; }
 }
 # bkrfs_unmount MNT: unmount, and wait for $DAEMON to exit 0
 bkrfs_unmount() {

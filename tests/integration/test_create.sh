@@ -56,13 +56,7 @@ grep -q "proc" "$T/err" || fail "create /proc: error does not say why"
 pass "-x stays on one filesystem; proc is never read, its mount point kept"
 
 # a bkrfs mount inside a source is never read
-mkdir -p "$S/mnt"
-rm -f "$T/ready"
-mkfifo "$T/ready"
-"$BKRFS" "$R" "$S/mnt" -f --ready-fd=3 3>"$T/ready" 2>"$T/daemon.err" &
-DAEMON=$!
-cleanup_hooks+=("fusermount3 -u '$S/mnt' 2>/dev/null; kill $DAEMON 2>/dev/null")
-timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$T/daemon.err")"
+bkrfs_fg "$R" "$S/mnt" "$T/daemon.err"
 [ -n "$(ls "$S/mnt/by-id")" ] || fail "the mount shows no backups"
 expect_exit 0 "$BKR" -r "$R" create "$S"
 listing >"$T/list"

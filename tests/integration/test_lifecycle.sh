@@ -165,12 +165,7 @@ grep -q "running" "$T/err" || fail "--no-wait does not say why: $(cat "$T/err")"
 exec 9>&-
 pass "delete --no-wait fails clearly while a backup holds the shared lock"
 
-mkdir -p "$T/mnt"
-mkfifo "$T/ready"
-"$BKRFS" "$R" "$T/mnt" -f --ready-fd=3 -o watch_ms=100 3>"$T/ready" 2>"$T/bkrfs.log" &
-fspid=$!
-cleanup_hooks+=("fusermount3 -u '$T/mnt' 2>/dev/null; kill $fspid 2>/dev/null")
-timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$T/bkrfs.log")"
+bkrfs_fg "$R" "$T/mnt" "$T/bkrfs.log" -o watch_ms=100
 [ -d "$T/mnt/by-id/$victim" ] || fail "the mount does not show $victim"
 expect_exit 0 "$BKR" -r "$R" delete "$victim"
 grep -q "deleted $victim" "$T/out" || fail "delete does not say what it deleted"
@@ -179,7 +174,7 @@ for _ in $(seq 1 100); do [ -d "$T/mnt/by-id/$victim" ] || break; sleep 0.1; don
 grep -q "$victim" <(list_ids) && fail "bkr list still shows the deleted backup"
 [ -e "$R/trash/$victim.json" ] || fail "the manifest did not go into trash/"
 fusermount3 -u "$T/mnt"
-wait "$fspid" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"
+wait "$DAEMON" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"
 pass "a deleted backup leaves bkr list and the mount; its manifest waits in trash/"
 
 # --- crash safety: cleanup and prune killed or failing anywhere --------------------

@@ -8,33 +8,16 @@
 #
 # Env: BKR_BUILD_ROOT, BKR_SOURCE_ROOT (set by meson); BKR_CLI overrides the
 # bkr binary.  Without /dev/fuse or fusermount3 the test FAILS: CI must mount.
-set -u -o pipefail
-
-BUILD=${BKR_BUILD_ROOT:?BKR_BUILD_ROOT not set}
-SRCROOT=${BKR_SOURCE_ROOT:?BKR_SOURCE_ROOT not set}
-BKR=${BKR_CLI:-$BUILD/tools/bkr}
-BKRFS=$BUILD/fs/bkrfs
+# Unlike the other tests, a failed check is counted and the test goes on.
+source "$(dirname "$0")/lib.sh"
+set +e
+BKR=${BKR_CLI:-$BKR}
+SRCROOT=$BKR_SOURCE_ROOT
 
 if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
 	echo "FAIL: no /dev/fuse or fusermount3: this test needs real mounts (apt-get install fuse3)" >&2
 	exit 1
 fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/bkrfs-mount.XXXXXX")
-export XDG_STATE_HOME=$T/state  # the default log directory (bkr(1) LOGS) stays in the test's
-PIDS=()
-MOUNTS=()
-cleanup() {
-	for m in "${MOUNTS[@]}"; do
-		mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null; }
-	done
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
 
 FAILS=0
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
@@ -101,18 +84,6 @@ mkdir -p "$M"
 "$BKR" init -r "$R" >/dev/null || die "bkr init"
 "$BKR" create -r "$R" --type full "$S" >/dev/null || die "bkr create"
 
-# mount in the foreground, wait for --ready-fd
-mount_fg() { # repo mnt errfile [opts...]
-	local repo=$1 mnt=$2 err=$3
-	shift 3
-	rm -f "$T/ready"
-	mkfifo "$T/ready"
-	"$BKRFS" "$repo" "$mnt" -f --ready-fd=3 "$@" 3>"$T/ready" 2>"$err" &
-	DAEMON=$!
-	PIDS+=("$DAEMON")
-	MOUNTS+=("$mnt")
-	timeout 20 head -c1 "$T/ready" >/dev/null || die "bkrfs did not become ready: $(cat "$err")"
-}
 unmount() { # mnt pid
 	fusermount3 -u "$1" || fail "fusermount3 -u $1"
 	local i
@@ -123,7 +94,7 @@ unmount() { # mnt pid
 	[ $rc = 0 ] || fail "daemon exited $rc after unmount"
 }
 
-mount_fg "$R" "$M" "$T/daemon.err"
+bkrfs_fg "$R" "$M" "$T/daemon.err"
 PID=$DAEMON
 ID=$(ls "$M/by-id")
 [ "$(echo "$ID" | wc -l)" = 1 ] || fail "by-id lists: $ID"
@@ -233,7 +204,7 @@ unmount "$M" "$PID"
 
 # ---- stable inode numbers across remounts, and a corrupted chunk -----------------------------
 "$CHECK" flip "$R" "$S/victim.bin" >"$T/flip.out" || fail "could not flip a byte"
-mount_fg "$R" "$M" "$T/daemon2.err"
+bkrfs_fg "$R" "$M" "$T/daemon2.err"
 PID=$DAEMON
 [ "$(stat -c %i "$M/by-id/$ID/ws/small.txt")" = "$INO1" ] && ok "inode numbers stable across remounts" ||
 	fail "inode number changed across remount"
@@ -307,7 +278,7 @@ rc=$?
 # ---- daemon mode: the parent exits 0 only when mounted --------------------------------------
 M2=$T/mnt2
 mkdir "$M2"
-MOUNTS+=("$M2")
+BKRFS_MOUNTS+=("$M2")
 "$BKRFS" "$R" "$M2" -o tz=UTC,cache_size=16,numeric_ids,uid=4321,umask=022 2>"$T/daemon3.err" ||
 	fail "daemon mode exit status"
 [ -d "$M2/latest/ws" ] && ok "daemon mode: mounted when the parent exits" || fail "daemon mode not ready"
@@ -319,7 +290,7 @@ fusermount3 -u "$M2" || fail "unmount daemon"
 # ---- a bounded inode table: walking more entries than -o max_inodes ----------------
 # the daemon asks the kernel to forget the least recently used files; walking
 # again looks them up anew, with the same inode numbers and content
-mount_fg "$R" "$M" "$T/daemon-prune.err" -o max_inodes=1024 -d
+bkrfs_fg "$R" "$M" "$T/daemon-prune.err" -o max_inodes=1024 -d
 ls -liR --time-style=full-iso "$M/latest/ws" >"$T/walk1.txt" 2>&1 || fail "ls -liR (1)"
 sleep 0.5
 ls -liR --time-style=full-iso "$M/latest/ws" >"$T/walk2.txt" 2>&1 || fail "ls -liR (2)"
@@ -355,7 +326,7 @@ fi
 counts = [b["stats"]["security_xattrs"] for b in json.load(sys.stdin)]
 sys.exit(0 if counts[0] == 0 and all(c == 1 for c in counts[1:]) else 1)' &&
 	ok "manifests count entries with security.* xattrs" || fail "stats.security_xattrs: $("$BKR" list -r "$R2" --json)"
-mount_fg "$R2" "$M" "$T/daemon-sec.err"
+bkrfs_fg "$R2" "$M" "$T/daemon-sec.err"
 FIRST=$("$BKR" list -r "$R2" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["backup_id"])')
 [ "$(xerr "$M/by-id/$FIRST/sec/plain" security.selinux)" = ENOTSUP ] &&
 	[ "$(xerr "$M/by-id/$FIRST/sec/plain" user.nothing)" = ENODATA ] &&
@@ -383,7 +354,7 @@ setfacl -m u:4242:r "$S2/plain" || fail "setfacl"
 counts = [b["stats"]["acl_xattrs"] for b in json.load(sys.stdin)]
 sys.exit(0 if counts[0] == 0 and counts[-1] == 1 else 1)' &&
 	ok "manifests count entries with POSIX ACLs" || fail "stats.acl_xattrs: $("$BKR" list -r "$R2" --json)"
-mount_fg "$R2" "$M" "$T/daemon-acl.err"
+bkrfs_fg "$R2" "$M" "$T/daemon-acl.err"
 [ "$(getfacl -cp "$M/latest/sec/plain" 2>&1)" = "$(getfacl -cp "$S2/plain" 2>&1)" ] &&
 	[ "$(xerr "$M/latest/sec/labelled" system.posix_acl_access)" = ENODATA ] &&
 	ok "a backup with an ACL answers it exactly (getfacl), ENODATA for files without" ||
@@ -419,12 +390,12 @@ expect_exit 1 "unknown option.*no_such_option" "$BKRFS" "$R" "$M" -o no_such_opt
 expect_exit 1 "unknown option.*no_such_option" "$BKRFS" "$T/no-repo" "$M" -o no_such_option
 mountpoint -q "$M" && fail "mounted despite an unknown option"
 # allow_other with uid=: one line of warning at mount time
-mount_fg "$R" "$M" "$T/daemon5.err" -o allow_other,uid=65534
+bkrfs_fg "$R" "$M" "$T/daemon5.err" -o allow_other,uid=65534
 [ "$(grep -c "warning: allow_other with uid 65534: every file is shown as theirs" "$T/daemon5.err")" = 1 ] &&
 	[ "$(stat -c %u "$M/latest/ws/small.txt")" = 65534 ] &&
 	ok "allow_other,uid=N warns at mount time" || fail "no warning: $(cat "$T/daemon5.err")"
 unmount "$M" "$DAEMON"
-mount_fg "$R" "$M" "$T/daemon4.err"
+bkrfs_fg "$R" "$M" "$T/daemon4.err"
 expect_exit 3 "already a mount point" "$BKRFS" "$R" "$M"
 unmount "$M" "$DAEMON"
 grep -q "cache_size" <("$BKRFS" --help) && ok "--help" || fail "--help"

@@ -11,7 +11,6 @@ source "$BKR_SOURCE_ROOT/tests/integration/lib.sh"
 
 [ -c /dev/fuse ] && command -v fusermount3 >/dev/null || fail "no /dev/fuse or fusermount3: this test needs real mounts"
 
-cleanup_hooks+=(bkrfs_stop_all)
 
 S=$T/src
 mkdir -p "$S/many" "$S/sub/deeper"

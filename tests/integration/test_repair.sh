@@ -282,18 +282,13 @@ pass "verify records the damage; repair takes it out and names what a backup can
 
 # The healed file reads byte-exact through a real mount, in both backups; the
 # one with no live copy answers EIO rather than wrong bytes.
-mkdir -p "$T/mnt"
-mkfifo "$T/ready"
-"$BKRFS" "$R" "$T/mnt" -f --ready-fd=3 3>"$T/ready" 2>"$T/bkrfs.log" &
-fspid=$!
-cleanup_hooks+=("fusermount3 -u '$T/mnt' 2>/dev/null; kill $fspid 2>/dev/null")
-timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$T/bkrfs.log")"
+bkrfs_fg "$R" "$T/mnt" "$T/bkrfs.log"
 cmp "$T/mnt/by-id/$first/$kept" "$T/gold-heal/${kept#ws/}" || fail "the healed file does not read exactly through the mount (first backup)"
 cmp "$T/mnt/by-id/$second/$kept" "$T/gold-heal/${kept#ws/}" || fail "the healed file does not read exactly through the mount (second backup)"
 cmp "$T/mnt/by-id/$second/$changed" "$ws/${changed#ws/}" || fail "the changed file does not read exactly through the mount"
 cat "$T/mnt/by-id/$first/$changed" >/dev/null 2>&1 && fail "the file with no intact copy read without an error"
 fusermount3 -u "$T/mnt"
-wait "$fspid" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"
+wait "$DAEMON" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"
 pass "after the heal the file reads byte-exact through bkrfs"
 
 # Another repair changes nothing: the damaged entries stay out (their packs'

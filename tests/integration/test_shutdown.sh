@@ -55,14 +55,6 @@ abort_connections() {
 	return 0
 }
 
-mount_fg() {
-	rm -f "$T/ready"
-	mkfifo "$T/ready"
-	"$BKRFS" "$T/repo" "$M" -f --ready-fd=3 3>"$T/ready" 2>"$T/daemon.err" &
-	DAEMON=$!
-	timeout 20 head -c1 "$T/ready" >/dev/null || fail "bkrfs did not become ready: $(cat "$T/daemon.err")"
-}
-
 start_readers() {
 	READERS=()
 	cat "$M/latest/d/big.bin" >/dev/null 2>&1 &
@@ -106,7 +98,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	for how in term lazy; do
 		sync
 		echo 3 >/proc/sys/vm/drop_caches
-		mount_fg
+		bkrfs_fg "$T/repo" "$M" "$T/daemon.err"
 		start_readers
 		sleep 0.$((2 + RANDOM % 6))
 		if [ $how = term ]; then

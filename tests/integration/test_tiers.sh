@@ -127,12 +127,12 @@ expect_exit 0 "$BKR" -r "$R" diff "${ids[0]}" "${ids[7]}"
 grep -q "blob-0.bin" "$T/out" || fail "diff of the oldest and newest backup does not show blob-0.bin"
 "$BKR" -r "$R" cat "${ids[2]}" ws/docs/blob-2.bin | cmp - "$gold/2/docs/blob-2.bin" ||
 	fail "cat of a file in a cold pack differs"
-start_bkrfs "$R" "$T/mnt"
+bkrfs_fg "$R" "$T/mnt" "$T/bkrfs.log"
 for i in "${!ids[@]}"; do
 	diff -r "$gold/$i" "$T/mnt/by-id/${ids[$i]}/ws" >/dev/null || fail "the mount serves backup $i differently"
 done
 fusermount3 -u "$T/mnt"
-wait "$fspid" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"
+wait "$DAEMON" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"
 pass "restore, verify --read-data, diff, cat and the mount read every tier with no configuration"
 
 # --- a tier that is not mounted: readers and prune say so -----------------------
@@ -176,7 +176,7 @@ fresh() {
 	mkdir -p "$WARM" "$COLD"
 }
 fresh
-start_bkrfs "$R" "$T/mnt"
+bkrfs_fg "$R" "$T/mnt" "$T/bkrfs.log"
 mkfifo "$T/go" "$T/half"
 # the reader: opens blob-2 of backup 2 (its pack goes cold), reads half, waits
 # for the migration to pass, reads the rest
@@ -214,7 +214,7 @@ for i in "${!ids[@]}"; do
 	diff -r "$gold/$i" "$T/mnt/by-id/${ids[$i]}/ws" >/dev/null || fail "after migrate the mount serves backup $i differently"
 done
 fusermount3 -u "$T/mnt"
-wait "$fspid" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"
+wait "$DAEMON" || fail "bkrfs exited with an error: $(cat "$T/bkrfs.log")"
 [ "$(tier_counts)" = "$want" ] || fail "the paused migrate did not complete: $(tier_counts)"
 pass "a mount (started before the tiers existed) keeps reading an open file and every backup while packs move"
 
