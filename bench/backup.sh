@@ -29,20 +29,9 @@ set -euo pipefail
 
 COLD=0
 ENC=0
-RESTORE=1
-while [ $# -gt 0 ]; do
-	case $1 in
-	--work) BENCH_WORK=$2; shift ;;
-	--work=*) BENCH_WORK=${1#*=} ;;
-	--cold) COLD=1 ;;
-	--no-build) BENCH_NOBUILD=1 ;;
-	--encryption) ENC=1 ;;
-	--no-restore) RESTORE=0 ;;
-	-h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) die "unknown option $1 (see --help)" ;;
-	esac
-	shift
-done
+NO_RESTORE=0
+bench_args --cold:COLD --encryption:ENC --no-restore:NO_RESTORE -- "$@"
+RESTORE=$((1 - NO_RESTORE))
 [ $COLD = 0 ] || [ "$(id -u)" = 0 ] || die "--cold needs root (drop_caches)"
 [ $RESTORE = 0 ] || [ "$(id -u)" = 0 ] || die "the restore phase needs root (drop_caches; --no-restore skips it)"
 need restic borg perl openssl meson ninja

@@ -1,4 +1,4 @@
-# Shared helpers of bench/backup.sh and bench/mount.sh (sourced, not run).
+# Shared helpers of the benchmarks in bench/ (sourced, not run).
 #
 # Environment:
 #   BENCH_WORK   work directory (default /var/tmp/bkr-bench)
@@ -16,6 +16,54 @@ export LC_ALL=C
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# bench_args [SPEC...] -- "$@": a benchmark's command line.  Every benchmark takes
+# --work DIR (BENCH_WORK), --no-build (BENCH_NOBUILD=1) and -h/--help (the script's
+# header comment, after the #! line); each SPEC adds one of its own: "--name=VAR"
+# takes a value (--name V or --name=V) into VAR, "--name:VAR" is a flag that sets
+# VAR=1.  Anything else: "unknown option", exit 1.
+bench_args() {
+	local _spec _opt _var _done
+	local -a _specs=(--work=BENCH_WORK --no-build:BENCH_NOBUILD)
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do _specs+=("$1"); shift; done
+	[ $# -eq 0 ] || shift
+	while [ $# -gt 0 ]; do
+		case $1 in
+		-h | --help) awk 'NR > 1 { if (!/^#/) exit; sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+		esac
+		_done=0
+		for _spec in "${_specs[@]}"; do
+			case $_spec in
+			*=*)
+				_opt=${_spec%%=*} _var=${_spec#*=}
+				case $1 in
+				"$_opt")
+					[ $# -ge 2 ] || die "$_opt needs a value (see --help)"
+					printf -v "$_var" %s "$2"
+					shift
+					_done=1 ;;
+				"$_opt"=*) printf -v "$_var" %s "${1#*=}"; _done=1 ;;
+				esac ;;
+			*)
+				[ "$1" = "${_spec%%:*}" ] && { printf -v "${_spec#*:}" 1; _done=1; } ;;
+			esac
+			[ $_done = 0 ] || break
+		done
+		[ $_done = 1 ] || die "unknown option $1 (see --help)"
+		shift
+	done
+}
+
+# bench_unmount: unmount $MNT when mounted and stop $DAEMON_PID when alive (part of
+# the exit trap of the benchmarks that mount)
+bench_unmount() {
+	if grep -q " $MNT " /proc/mounts; then
+		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
+	fi
+	if [ -n "${DAEMON_PID:-}" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+		kill "$DAEMON_PID" 2>/dev/null || true
+	fi
+}
 
 need() {
 	local c

@@ -20,20 +20,7 @@ set -euo pipefail
 
 NBACKUPS=200
 KEEP=20
-while [ $# -gt 0 ]; do
-	case $1 in
-	--work) BENCH_WORK=$2; shift ;;
-	--work=*) BENCH_WORK=${1#*=} ;;
-	--backups) NBACKUPS=$2; shift ;;
-	--backups=*) NBACKUPS=${1#*=} ;;
-	--keep) KEEP=$2; shift ;;
-	--keep=*) KEEP=${1#*=} ;;
-	--no-build) BENCH_NOBUILD=1 ;;
-	-h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) die "unknown option $1 (see --help)" ;;
-	esac
-	shift
-done
+bench_args --backups=NBACKUPS --keep=KEEP -- "$@"
 [[ $NBACKUPS =~ ^[0-9]+$ && $KEEP =~ ^[0-9]+$ && $KEEP -ge 1 && $NBACKUPS -gt $KEEP ]] ||
 	die "--backups N and --keep K: whole numbers with N > K >= 1"
 need restic borg meson ninja

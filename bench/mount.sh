@@ -30,20 +30,7 @@ READS=2000
 RUNS=3
 BKRFS_OPTS=""
 ENC=0
-while [ $# -gt 0 ]; do
-	case $1 in
-	--work) BENCH_WORK=$2; shift ;;
-	--work=*) BENCH_WORK=${1#*=} ;;
-	--reads) READS=$2; shift ;;
-	--runs) RUNS=$2; shift ;;
-	--bkrfs-opts) BKRFS_OPTS=$2; shift ;;
-	--no-build) BENCH_NOBUILD=1 ;;
-	--encryption) ENC=1 ;;
-	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) die "unknown option $1 (see --help)" ;;
-	esac
-	shift
-done
+bench_args --reads=READS --runs=RUNS --bkrfs-opts=BKRFS_OPTS --encryption:ENC -- "$@"
 [ "$(id -u)" = 0 ] || die "needs root (drop_caches between cold runs)"
 need restic borg perl openssl meson ninja fusermount3 tar
 [ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
@@ -56,12 +43,7 @@ DAEMON_PID=""
 
 cleanup() {
 	local rc=$?
-	if grep -q " $MNT " /proc/mounts; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
-	fi
-	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-		kill "$DAEMON_PID" 2>/dev/null || true
-	fi
+	bench_unmount
 	exit $rc
 }
 trap cleanup EXIT

@@ -21,18 +21,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 TAR_DIR=include
-while [ $# -gt 0 ]; do
-	case $1 in
-	--work) BENCH_WORK=$2; shift ;;
-	--work=*) BENCH_WORK=${1#*=} ;;
-	--tar-dir) TAR_DIR=$2; shift ;;
-	--tar-dir=*) TAR_DIR=${1#*=} ;;
-	--no-build) BENCH_NOBUILD=1 ;;
-	-h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) die "unknown option $1 (see --help)" ;;
-	esac
-	shift
-done
+bench_args --tar-dir=TAR_DIR -- "$@"
 [ "$(id -u)" = 0 ] || die "needs root (drop_caches before every cold read)"
 need restic perl openssl meson ninja fusermount3 tar radosgw ceph-mon
 [ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
@@ -48,12 +37,7 @@ SERVER_UP=0
 
 cleanup() {
 	local rc=$?
-	if grep -q " $MNT " /proc/mounts; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
-	fi
-	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-		kill "$DAEMON_PID" 2>/dev/null || true
-	fi
+	bench_unmount
 	[ $SERVER_UP = 1 ] && "$SERVER" stop "$S3RUN" >/dev/null 2>&1
 	exit $rc
 }

@@ -35,21 +35,8 @@ set -euo pipefail
 NB=1000
 NF=10000
 NBB=50
-while [ $# -gt 0 ]; do
-	case $1 in
-	--work) BENCH_WORK=$2; shift ;;
-	--backups) NB=$2; shift ;;
-	--files) NF=$2; shift ;;
-	--no-build) BENCH_NOBUILD=1 ;;
-	--create-only) CREATE_ONLY=1 ;;
-	--no-find) NO_FIND=1 ;;
-	--no-borg) NO_BORG=1 ;;
-	--borg-backups) NBB=$2; shift ;;
-	-h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) die "unknown option $1 (see --help)" ;;
-	esac
-	shift
-done
+bench_args --backups=NB --files=NF --create-only:CREATE_ONLY --no-find:NO_FIND --no-borg:NO_BORG \
+	--borg-backups=NBB -- "$@"
 [ "$(id -u)" = 0 ] || die "needs root (drop_caches)"
 need meson ninja fusermount3 find
 mkdir -p "$BENCH_WORK"
@@ -62,7 +49,7 @@ DAEMON_PID=""
 
 cleanup() {
 	local rc=$?
-	grep -q " $MNT " /proc/mounts && { fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" || true; }
+	bench_unmount
 	[ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null
 	exit $rc
 }
