@@ -5,6 +5,7 @@
  * two backups an identical subtree id ends the descent at once.
  */
 #include "pathbuf.h"
+#include "bkr/digest.h"
 #include "bkr/diff.h"
 
 #include <dirent.h>
@@ -143,14 +144,53 @@ done:
 	return d;
 }
 
-unsigned bkr_diff_entries(const bkr_entry *a, const bkr_tree *la, uint32_t lia, const bkr_entry *b,
+typedef struct {
+	bkr_digest *d;
+	uint64_t pos;
+} redigest;
+
+static int redigest_data(void *ctx, uint64_t offset, const uint8_t *data, size_t len)
+{
+	redigest *g = ctx;
+
+	bkr_digest_zeros(g->d, offset - g->pos);
+	bkr_digest_update(g->d, data, len);
+	g->pos = offset + len;
+	return 0;
+}
+
+/* Whether files @p a and @p b (one size) hold the same bytes. */
+static bool same_file_content(bkr_repo *r, const bkr_entry *a, const bkr_tree *la, uint32_t lia,
+			      const bkr_entry *b, const bkr_tree *lb, uint32_t lib)
+{
+	if (a->sparse_digest == b->sparse_digest)
+		return bkr_id_cmp(&a->content, &b->content) == 0;
+	if (!r || !la || !lb)
+		return false;
+	/* the digests are of two forms: the sparse form of the other one's bytes */
+	const bkr_entry *plain = a->sparse_digest ? b : a, *sparse = a->sparse_digest ? a : b;
+	redigest g = { bkr_digest_new(BKR_DIGEST_SPARSE), 0 };
+	bkr_id got;
+	bool same = false;
+
+	if (g.d && bkr_walk_read_file(r, plain == a ? la : lb, plain == a ? lia : lib, NULL, redigest_data, &g) == 0) {
+		bkr_digest_zeros(g.d, plain->size - g.pos);
+		bkr_digest_final(g.d, &got);
+		same = bkr_id_cmp(&got, &sparse->content) == 0;
+	}
+	bkr_error_clear();
+	bkr_digest_free(g.d);
+	return same;
+}
+
+unsigned bkr_diff_entries(bkr_repo *r, const bkr_entry *a, const bkr_tree *la, uint32_t lia, const bkr_entry *b,
 			  const bkr_tree *lb, uint32_t lib)
 {
 	unsigned what = meta_diff(a, b, false);
 
 	if (what & BKR_DIFF_TYPE)
 		return what;
-	if (a->type == BKR_FT_FILE && (a->size != b->size || bkr_id_cmp(&a->content, &b->content) != 0))
+	if (a->type == BKR_FT_FILE && (a->size != b->size || !same_file_content(r, a, la, lia, b, lb, lib)))
 		what |= BKR_DIFF_CONTENT;
 	if (la && lb && xattrs_differ(la, lia, lb, lib))
 		what |= BKR_DIFF_XATTRS;
@@ -221,7 +261,7 @@ static int diff_dirs(dctx *c, const bkr_id *old_root, const bkr_id *new_root,
 		}
 		f->ia++;
 		f->ib++;
-		unsigned what = bkr_diff_entries(&ea, la, lia, &eb, lb, lib);
+		unsigned what = bkr_diff_entries(c->repo, &ea, la, lia, &eb, lb, lib);
 		if (ea.type == BKR_FT_DIR && eb.type == BKR_FT_DIR) {
 			/* directories: own metadata here, contents below */
 			if (what && (err = report(c, BKR_DIFF_MODIFIED, what, &ea, &eb)) < 0)
@@ -294,7 +334,7 @@ static int diff_path(dctx *c, const bkr_id *old_root, const bkr_id *new_root, co
 			err = report_subtree(c, ra < 0 ? new_root : old_root, k);
 		goto done;
 	}
-	unsigned what = bkr_diff_entries(&ea, la, lia, &eb, lb, lib);
+	unsigned what = bkr_diff_entries(c->repo, &ea, la, lia, &eb, lb, lib);
 	if (plen && what && (err = report(c, BKR_DIFF_MODIFIED, what, &ea, &eb)) < 0)
 		goto done;
 	if (ea.type == BKR_FT_DIR && eb.type == BKR_FT_DIR)
@@ -428,31 +468,17 @@ static int read_live_dir(int fd, const bkr_source_spec *src, const char *rel, co
 	return 0;
 }
 
-/* SHA-256 of the live file @p name in @p dirfd; false when unreadable. */
-static bool live_hash(int dirfd, const char *name, bkr_id *out)
+/* The content digest of the live file @p name in @p dirfd in @p form; false when unreadable. */
+static bool live_hash(int dirfd, const char *name, bkr_digest_form form, bkr_id *out)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	bkr_hash_ctx *h = NULL;
-	uint8_t *buf = NULL;
-	bool ok = false;
+	bool ok;
 
 	if (fd < 0)
 		return false;
-	if (!(h = bkr_hash_new()) || !(buf = malloc(1 << 20)))
-		goto done;
-	for (;;) {
-		ssize_t r = read(fd, buf, 1 << 20);
-		if (r < 0)
-			goto done;
-		if (r == 0)
-			break;
-		bkr_hash_update(h, buf, (size_t)r);
-	}
-	bkr_hash_final(h, out);
-	ok = true;
-done:
-	free(buf);
-	bkr_hash_free(h);
+	ok = bkr_digest_fd(fd, form, out, NULL) == 0;
+	if (!ok)
+		bkr_error_clear();
 	close(fd);
 	return ok;
 }
@@ -565,7 +591,7 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 				what |= BKR_DIFF_CONTENT;
 			} else if (ea.mtime_ns != eb.mtime_ns) {
 				bkr_id h;
-				if (!live_hash(f->fd, lname, &h) || bkr_id_cmp(&h, &ea.content) != 0)
+				if (!live_hash(f->fd, lname, ea.sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN, &h) || bkr_id_cmp(&h, &ea.content) != 0)
 					what |= BKR_DIFF_CONTENT;
 			}
 		}

@@ -123,7 +123,7 @@ static int fill_level(hctx *h, size_t k, const bkr_id *tree)
 	return 0;
 }
 
-static bkr_history_change compare(const level *p, const level *c, unsigned *what)
+static bkr_history_change compare(bkr_repo *r, const level *p, const level *c, unsigned *what)
 {
 	*what = 0;
 	if (!p->found)
@@ -132,7 +132,7 @@ static bkr_history_change compare(const level *p, const level *c, unsigned *what
 		return BKR_HISTORY_REMOVED;
 	if (c->shared)
 		return BKR_HISTORY_UNCHANGED;
-	*what = bkr_diff_entries(&p->e, p->leaf, p->li, &c->e, c->leaf, c->li);
+	*what = bkr_diff_entries(r, &p->e, p->leaf, p->li, &c->e, c->leaf, c->li);
 	if (p->e.type == BKR_FT_DIR && c->e.type == BKR_FT_DIR && bkr_id_cmp(&p->e.subtree, &c->e.subtree) != 0)
 		*what |= BKR_DIFF_CONTENT;
 	if (!*what)
@@ -215,7 +215,7 @@ int bkr_history_walk(bkr_repo *r, const bkr_history_backup *b, size_t n, const c
 			it.change = BKR_HISTORY_ERROR;
 			it.error = lerr;
 		} else {
-			it.change = compare(&h.prev[h.depth - 1], last, &it.what);
+			it.change = compare(r, &h.prev[h.depth - 1], last, &it.what);
 		}
 		if (last->found) {
 			it.entry = &last->e;

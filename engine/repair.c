@@ -2,6 +2,7 @@
  * Repair (repair.h): the index the packs' footers say, damaged blobs taken
  * out of it, and the files that stay damaged.
  */
+#include "bkr/digest.h"
 #include "bkr/repair.h"
 
 #include <errno.h>
@@ -379,15 +380,12 @@ static bool have(const struct repair *p, const bkr_id *id)
 
 /* Whether the live file for @p path of @p m (on this host) has content @p content. */
 static bkr_repair_live live_copy(struct repair *p, const bkr_manifest *m, const char *path,
-				 const bkr_id *content, char *live, size_t cap)
+				 const bkr_entry *e, char *live, size_t cap)
 {
 	const char *slash = strchr(path, '/');
 	size_t srclen = slash ? (size_t)(slash - path) : strlen(path);
 	const bkr_manifest_source *src = NULL;
-	bkr_hash_ctx *h = NULL;
 	struct stat st;
-	uint8_t buf[65536];
-	ssize_t got;
 	bkr_id sum;
 	int fd = -1;
 	bkr_repair_live res = BKR_REPAIR_LIVE_NONE;
@@ -408,17 +406,15 @@ static bkr_repair_live live_copy(struct repair *p, const bkr_manifest *m, const 
 		snprintf(live, cap, "%.*s%s", ls ? (int)(ls - src->path) : 0, src->path, slash);
 	}
 	if ((fd = open(live, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0 || fstat(fd, &st) < 0 ||
-	    !S_ISREG(st.st_mode) || !(h = bkr_hash_new()))
+	    !S_ISREG(st.st_mode))
 		goto done;
-	while ((got = read(fd, buf, sizeof(buf))) > 0)
-		bkr_hash_update(h, buf, (size_t)got);
-	if (got < 0)
+	if (bkr_digest_fd(fd, e->sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN, &sum, NULL) < 0) {
+		bkr_error_clear();
 		goto done;
-	bkr_hash_final(h, &sum);
-	if (!bkr_id_cmp(&sum, content))
+	}
+	if (!bkr_id_cmp(&sum, &e->content))
 		res = BKR_REPAIR_LIVE_SAME;
 done:
-	bkr_hash_free(h);
 	if (fd >= 0)
 		close(fd);
 	return res;
@@ -428,7 +424,7 @@ static void damaged_file(struct repair *p, const bkr_manifest *m, const char *pa
 			 const bkr_id *blob, const char *what)
 {
 	char hex[BKR_ID_HEX], live[PATH_MAX] = "", msg[1200];
-	bkr_repair_live lv = e ? live_copy(p, m, path, &e->content, live, sizeof(live)) : BKR_REPAIR_LIVE_NONE;
+	bkr_repair_live lv = e ? live_copy(p, m, path, e, live, sizeof(live)) : BKR_REPAIR_LIVE_NONE;
 	bkr_repair_problem pr = { .kind = BKR_REPAIR_DAMAGED_FILE, .object = hex, .backup_id = m->backup_id,
 				  .path = path, .live_path = live[0] ? live : NULL, .live = lv, .message = msg };
 

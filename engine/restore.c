@@ -11,6 +11,7 @@
  * (missing or corrupt chunk, content hash mismatch, write error) is removed,
  * reported and counted; the restore goes on.
  */
+#include "bkr/digest.h"
 #include "bkr/restore.h"
 
 #include <errno.h>
@@ -327,31 +328,21 @@ static void note_change(rctx *c, bkr_restore_change k, const char *path)
 }
 
 /* Whether the content of regular file @p fd (O_PATH) hashes to @p want. */
-static bool same_content(int fd, const bkr_id *want)
+static bool same_content(int fd, const bkr_entry *e)
 {
 	char pp[64];
-	static const size_t bufsize = 1 << 20;
-	uint8_t *buf = malloc(bufsize);
-	bkr_hash_ctx *h = bkr_hash_new();
 	bool same = false;
-	int rfd = -1;
-	ssize_t n;
+	int rfd;
+	bkr_id got;
 
 	fd_path(pp, sizeof(pp), fd);
-	if (!buf || !h || (rfd = open(pp, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
-		goto done;
-	while ((n = read(rfd, buf, bufsize)) > 0)
-		bkr_hash_update(h, buf, (size_t)n);
-	if (n == 0) {
-		bkr_id got;
-		bkr_hash_final(h, &got);
-		same = bkr_id_cmp(&got, want) == 0;
-	}
-done:
-	if (rfd >= 0)
-		close(rfd);
-	bkr_hash_free(h);
-	free(buf);
+	if ((rfd = open(pp, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+		return false;
+	if (bkr_digest_fd(rfd, e->sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN, &got, NULL) == 0)
+		same = bkr_id_cmp(&got, &e->content) == 0;
+	else
+		bkr_error_clear();
+	close(rfd);
 	return same;
 }
 
@@ -435,7 +426,7 @@ static bkr_restore_change classify_fd(rctx *c, int fd, const char *path, const b
 			same = st.st_dev == l->dev && st.st_ino == l->ino;
 			goto done;
 		}
-		if (!same_content(fd, &e->content))
+		if (!same_content(fd, e))
 			goto done;
 	} else if (e->type == BKR_FT_SYMLINK) {
 		char t[4097];

@@ -197,9 +197,15 @@ static bool decode_leaf(const uint8_t *blob, size_t off, size_t lim, bool check,
 	if (!take(&c, 4, "hole count past the end", &q))
 		goto trunc;
 	n32 = bkr_get_u32(q);
+	e->sparse_digest = (n32 & BKR_TREE_HOLES_SPARSE) != 0;
+	n32 &= ~BKR_TREE_HOLES_SPARSE;
 	if (n32 > (c.lim - c.pos) / 16) {
 		c.what = "holes past the end";
 		goto trunc;
+	}
+	if (check && e->sparse_digest && n32 == 0) {
+		*why = "sparse digest without holes";
+		return false;
 	}
 	e->nholes = n32;
 	r->holes = blob + c.pos;
@@ -652,7 +658,7 @@ int bkr_tree_builder_add(bkr_tree_builder *b, const bkr_entry *e)
 		err = bkr_error_set(BKR_EINVAL, "entry '%s': bad user, group or target", esc);
 		goto done;
 	}
-	if (e->nxattrs > UINT16_MAX || e->nholes > UINT32_MAX || e->nchunks > UINT32_MAX ||
+	if (e->nxattrs > UINT16_MAX || e->nholes >= BKR_TREE_HOLES_SPARSE || e->nchunks > UINT32_MAX ||
 	    (e->nxattrs && !e->xattrs) || (e->nholes && !e->holes) || (e->nchunks && !e->chunks)) {
 		err = bkr_error_set(BKR_EINVAL, "entry '%s': bad xattr, hole or chunk array", esc);
 		goto done;
@@ -738,7 +744,7 @@ int bkr_tree_builder_add(bkr_tree_builder *b, const bkr_entry *e)
 			p += x->value_len;
 		}
 	}
-	bkr_put_u32(p, (uint32_t)e->nholes);
+	bkr_put_u32(p, (uint32_t)e->nholes | (e->sparse_digest && e->nholes ? BKR_TREE_HOLES_SPARSE : 0));
 	p += 4;
 	for (size_t i = 0; i < e->nholes; i++, p += 16) {
 		bkr_put_u64(p, e->holes[i].offset);

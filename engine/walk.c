@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bkr/digest.h"
 #include "bkr/error.h"
 #include "bkr/hash.h"
 
@@ -335,17 +336,6 @@ void bkr_walk_free(bkr_walk *w)
 
 /* ---- file content ------------------------------------------------------- */
 
-static const uint8_t zero_block[65536];
-
-static void hash_zeros(bkr_hash_ctx *h, uint64_t n)
-{
-	while (n > 0) {
-		size_t k = n > sizeof(zero_block) ? sizeof(zero_block) : (size_t)n;
-		bkr_hash_update(h, zero_block, k);
-		n -= k;
-	}
-}
-
 int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const char *what,
 		       bkr_walk_data_fn fn, void *ctx)
 {
@@ -353,7 +343,7 @@ int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const cha
 	bkr_chunk_ref *chunks = NULL;
 	bkr_hole *holes = NULL;
 	size_t nchunks = 0, nholes = 0, hi = 0;
-	bkr_hash_ctx *h = NULL;
+	bkr_digest *h = NULL;
 	uint8_t *data = NULL;
 	size_t len = 0;
 	uint64_t pos = 0;   /* logical position */
@@ -370,7 +360,7 @@ int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const cha
 		goto done;
 	/* a single chunk without holes: its verified id is the content hash */
 	bool whole = !(nchunks == 1 && nholes == 0 && bkr_id_cmp(&chunks[0].id, &e.content) == 0);
-	if (whole && !(h = bkr_hash_new())) {
+	if (whole && !(h = bkr_digest_new(e.sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN))) {
 		err = bkr_error_oom();
 		goto done;
 	}
@@ -392,7 +382,7 @@ int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const cha
 			while (hi < nholes && holes[hi].offset <= pos) {
 				if (holes[hi].offset + holes[hi].length > pos) {
 					if (h)
-						hash_zeros(h, holes[hi].offset + holes[hi].length - pos);
+						bkr_digest_zeros(h, holes[hi].offset + holes[hi].length - pos);
 					pos = holes[hi].offset + holes[hi].length;
 				}
 				hi++;
@@ -401,7 +391,7 @@ int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const cha
 			if (hi < nholes && holes[hi].offset - pos < run)
 				run = (size_t)(holes[hi].offset - pos);
 			if (h)
-				bkr_hash_update(h, data + off, run);
+				bkr_digest_update(h, data + off, run);
 			if (fn && (err = fn(ctx, pos, data + off, run)) < 0)
 				goto done;
 			pos += run;
@@ -413,7 +403,7 @@ int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const cha
 	for (; hi < nholes; hi++) {
 		if (holes[hi].offset + holes[hi].length > pos) {
 			if (h)
-				hash_zeros(h, holes[hi].offset + holes[hi].length - pos);
+				bkr_digest_zeros(h, holes[hi].offset + holes[hi].length - pos);
 			pos = holes[hi].offset + holes[hi].length;
 		}
 	}
@@ -424,7 +414,7 @@ int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const cha
 	}
 	if (h) {
 		bkr_id got;
-		bkr_hash_final(h, &got);
+		bkr_digest_final(h, &got);
 		if (bkr_id_cmp(&got, &e.content) != 0) {
 			bkr_id_to_hex(&e.content, hex);
 			err = bkr_error_set(BKR_ECORRUPT, "%s: content hash mismatch (expected %s)", what, hex);
@@ -435,6 +425,6 @@ done:
 	free(data);
 	free(chunks);
 	free(holes);
-	bkr_hash_free(h);
+	bkr_digest_free(h);
 	return err;
 }

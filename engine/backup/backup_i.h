@@ -29,6 +29,7 @@
 #include "../pathbuf.h"
 #include "bkr/backup.h"
 #include "bkr/chunker.h"
+#include "bkr/digest.h"
 #include "bkr/hash.h"
 #include "bkr/tree.h"
 
@@ -62,6 +63,7 @@ struct node {
 	bkr_chunk_ref *chunks;
 	size_t nchunks;
 	bkr_id content, subtree;
+	bool sparse_digest;         /* content is the sparse form (it has holes) */
 	bool skip;                  /* left out of the tree (a warning says why) */
 };
 
@@ -111,7 +113,7 @@ typedef struct {
 	bool started;
 	uint8_t *buf;
 	bkr_chunker *chunker;
-	bkr_hash_ctx *hash;
+	bkr_digest *digest;         /* the current file's content digest */
 	/* chunk refs of the file being read */
 	bkr_chunk_ref *refs;
 	chunk_job **jobs;   /* NULL for chunks done inline */

@@ -152,6 +152,7 @@ void bkr_bk_node_entry(const node *n, bkr_entry *e)
 		e->chunks = src->chunks;
 		e->nchunks = src->nchunks;
 		e->content = src->content;
+		e->sparse_digest = src->sparse_digest;
 		if (n->alias) {
 			/* a later link: the group's data; its stat is the group's too */
 			e->size = src->size;

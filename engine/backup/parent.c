@@ -111,6 +111,7 @@ bool bkr_bk_parent_take(bctx *c, node *n, const bkr_entry *pe, const bkr_tree *l
 		return false;
 	}
 	n->content = pe->content;
+	n->sparse_digest = pe->sparse_digest;
 	pthread_mutex_lock(&c->mu);
 	c->st.reused_blobs += n->nchunks;
 	for (size_t i = 0; i < n->nchunks; i++)

@@ -258,7 +258,7 @@ static int worker_init(worker *wk, bctx *c)
 {
 	memset(wk, 0, sizeof(*wk));
 	wk->c = c;
-	if (!(wk->buf = malloc(BKR_BK_READ_BUF + 1)) || !(wk->hash = bkr_hash_new()))
+	if (!(wk->buf = malloc(BKR_BK_READ_BUF + 1)) || !(wk->digest = bkr_digest_new(BKR_DIGEST_PLAIN)))
 		return bkr_error_oom();
 	return bkr_chunker_new(&wk->chunker, &c->cp);
 }
@@ -266,7 +266,7 @@ static int worker_init(worker *wk, bctx *c)
 static void worker_fini(worker *wk)
 {
 	free(wk->buf);
-	bkr_hash_free(wk->hash);
+	bkr_digest_free(wk->digest);
 	bkr_chunker_free(wk->chunker);
 	free(wk->refs);
 	free(wk->jobs);

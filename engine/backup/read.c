@@ -87,7 +87,7 @@ static int file_extents(int fd, const struct stat *st, uint64_t **ext, size_t *n
  * message in @p why) or <0 for a fatal error.
  */
 static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id *content,
-		     char *why, size_t whycap)
+		     bool *sparse, char *why, size_t whycap)
 {
 	bctx *c = wk->c;
 	file_ctx fc = { .c = c };
@@ -99,6 +99,7 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 
 	wk->nrefs = 0;
 	wk->nholes = 0;
+	*sparse = false;
 	if ((err = file_extents(fd, st, &ext, &next)) < 0)
 		return err;
 
@@ -132,9 +133,10 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	bkr_chunker_reset(wk->chunker);
-	bkr_hash_reset(wk->hash);
+	/* holes: the sparse digest, which skips them (docs/format.md) */
+	*sparse = size > 0 && !(next == 1 && ext[0] == 0 && ext[1] == size);
+	bkr_digest_reset(wk->digest, *sparse ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN);
 	size_t cap = BKR_BK_READ_BUF, start = 0, end = 0, scanned = 0;
-	static const uint8_t zeros[65536];
 
 	for (size_t x = 0; x < next && ret == READ_OK; x++) {
 		uint64_t off = ext[2 * x], len = ext[2 * x + 1];
@@ -143,11 +145,8 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 				ret = err;
 				break;
 			}
-			for (uint64_t z = off - lpos; z > 0;) {
-				size_t k = z > sizeof(zeros) ? sizeof(zeros) : (size_t)z;
-				bkr_hash_update(wk->hash, zeros, k);
-				z -= k;
-			}
+			bkr_digest_zeros(wk->digest, off - lpos);
+			atomic_fetch_add(&c->bytes_done, off - lpos);
 		}
 		lpos = off;
 		while (len > 0) {
@@ -172,7 +171,7 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 				ret = READ_CHANGED;
 				break;
 			}
-			bkr_hash_update(wk->hash, wk->buf + end, (size_t)r);
+			bkr_digest_update(wk->digest, wk->buf + end, (size_t)r);
 			end += (size_t)r;
 			lpos += (uint64_t)r;
 			len -= (uint64_t)r;
@@ -202,11 +201,8 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 		if ((err = bkr_bk_holes_push(wk, lpos, size - lpos)) < 0) {
 			ret = err;
 		} else {
-			for (uint64_t z = size - lpos; z > 0;) {
-				size_t k = z > sizeof(zeros) ? sizeof(zeros) : (size_t)z;
-				bkr_hash_update(wk->hash, zeros, k);
-				z -= k;
-			}
+			bkr_digest_zeros(wk->digest, size - lpos);
+			atomic_fetch_add(&c->bytes_done, size - lpos);
 		}
 	}
 	bkr_bk_wait_chunks(wk, &fc);
@@ -214,8 +210,7 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 	if (ret == READ_OK && fc.err < 0)
 		ret = fc.err;
 	if (ret == READ_OK) {
-		bkr_hash_final(wk->hash, content);
-		/* a one-chunk dense file: the content hash equals the chunk id */
+		bkr_digest_final(wk->digest, content);
 	}
 done:
 	free(ext);
@@ -281,6 +276,7 @@ void bkr_bk_read_file(worker *wk, node *n, int fd)
 	char why[256] = "";
 	int r = READ_CHANGED;
 	bkr_id content;
+	bool sparse = false;
 	uint64_t grew = 0;
 
 	for (int attempt = 0; attempt <= BKR_BK_RETRIES; attempt++) {
@@ -294,7 +290,7 @@ void bkr_bk_read_file(worker *wk, node *n, int fd)
 			r = READ_FAILED;
 			break;
 		}
-		r = read_once(wk, n, fd, &before, &content, why, sizeof(why));
+		r = read_once(wk, n, fd, &before, &content, &sparse, why, sizeof(why));
 		if (r < 0) {
 			bkr_bk_fatal(c, r);
 			break;
@@ -324,6 +320,7 @@ void bkr_bk_read_file(worker *wk, node *n, int fd)
 		atomic_fetch_add(&c->bytes_read, (uint64_t)after.st_size);
 		bkr_bk_node_set_stat(n, &after);
 		n->content = content;
+		n->sparse_digest = sparse && wk->nholes > 0;
 		if ((wk->nrefs && !(n->chunks = bkr_bk_memdup(wk->refs, wk->nrefs * sizeof(*n->chunks)))) ||
 		    (wk->nholes && !(n->holes = bkr_bk_memdup(wk->holes, wk->nholes * sizeof(*n->holes))))) {
 			bkr_bk_fatal(c, bkr_error_oom());

@@ -172,6 +172,7 @@ static int index_source(bkr_recover *rc, const bkr_manifest *m, const bkr_manife
 		f->mtime_ns = it->entry.mtime_ns;
 		f->mode = it->entry.mode;
 		f->content = it->entry.content;
+		f->sparse_digest = it->entry.sparse_digest;
 		out->n++;
 	}
 	if (r < 0)

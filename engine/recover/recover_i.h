@@ -328,6 +328,7 @@ typedef struct {
 	int64_t mtime_ns;
 	uint32_t mode;
 	bkr_id content;
+	bool sparse_digest;  /**< content is the sparse form (bkr/digest.h) */
 	bool seen;
 } bkr_rec_bfile;
 

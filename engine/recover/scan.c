@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bkr/digest.h"
 #include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/hash.h"
@@ -74,28 +75,6 @@ static bool is_required(const bkr_recover *rc, const char *rel)
 		if (strcmp(rc->required[i], rel) == 0)
 			return true;
 	return false;
-}
-
-static int hash_fd(int fd, bkr_id *out)
-{
-	bkr_hash_ctx *h = bkr_hash_new();
-	uint8_t buf[65536];
-	ssize_t r;
-
-	if (!h)
-		return bkr_error_oom();
-	while ((r = read(fd, buf, sizeof(buf))) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			bkr_hash_free(h);
-			return bkr_error_set_errno(errno, "read");
-		}
-		bkr_hash_update(h, buf, (size_t)r);
-	}
-	bkr_hash_final(h, out);
-	bkr_hash_free(h);
-	return 0;
 }
 
 int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel, bool deep, bkr_damage *out)
@@ -169,7 +148,7 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 			err = bkr_error_set_errno(errno, "%s", rel);
 			goto done;
 		}
-		if ((err = hash_fd(fd, &h)) < 0) {
+		if ((err = bkr_digest_fd(fd, bf->sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN, &h, NULL)) < 0) {
 			bkr_error_prefix("%s", rel);
 			goto done;
 		}
@@ -178,7 +157,7 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 			bkr_id_to_hex(&h, a);
 			bkr_id_to_hex(&bf->content, b);
 			err = set_damage(out, rel, BKR_DAMAGE_SILENT, prio,
-					 "silent corruption: size and mtime match backup %s but SHA-256 %.12s differs from %.12s",
+					 "silent corruption: size and mtime match backup %s but the content digest %.12s differs from %.12s",
 					 bf->backup_id, a, b);
 			goto done;
 		}

@@ -72,9 +72,12 @@ typedef struct {
  * xattrs when both leaves are given (@p la / @p lb with @p lia / @p lib, as
  * bkr_dir_get returns them; NULL skips the comparison).  A directory's
  * contents are not compared (its subtree is).  ctime and inode numbers
- * never count.
+ * never count.  Two files of one size whose content digests are of
+ * different forms (one has holes, docs/format.md "Content digests") are
+ * compared by reading the dense one's content from @p r (without a
+ * repository they count as different).
  */
-unsigned bkr_diff_entries(const bkr_entry *a, const bkr_tree *la, uint32_t lia, const bkr_entry *b,
+unsigned bkr_diff_entries(bkr_repo *r, const bkr_entry *a, const bkr_tree *la, uint32_t lia, const bkr_entry *b,
 			  const bkr_tree *lb, uint32_t lib);
 
 /** Compare root trees @p old_root and @p new_root.  @p stats optional. */

@@ -33,6 +33,7 @@
 #define BKR_TREE_VERSION 1
 #define BKR_TREE_HEADER_SIZE 16
 #define BKR_TREE_PAGE_MAX 4096 /* entries per leaf page */
+#define BKR_TREE_HOLES_SPARSE 0x80000000u /* hole count bit: the content is the sparse digest */
 #define BKR_XATTR_INLINE_MAX 4096
 
 #define BKR_CHUNK_MIN (256u << 10)

@@ -52,7 +52,8 @@ typedef struct {
 	const bkr_xattr *xattrs; size_t nxattrs;
 	const bkr_hole *holes; size_t nholes;
 	const bkr_chunk_ref *chunks; size_t nchunks;
-	bkr_id content;                 /**< SHA-256 of the whole file (files) */
+	bkr_id content;                 /**< the file's content digest (files) */
+	bool sparse_digest;             /**< content is the sparse form (bkr/digest.h); only with holes */
 	bkr_id subtree;                 /**< contents (directories) */
 } bkr_entry;
 
