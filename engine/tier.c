@@ -740,6 +740,17 @@ int bkr_tier_migrate(bkr_repo *r, const bkr_tier_migrate_options *o, bkr_tier_mi
 			bkr_error_clear();
 			err = 0;
 		}
+	/* what moves, for the progress line */
+	uint64_t todo = 0, todo_bytes = 0, done = 0, done_bytes = 0;
+	for (size_t i = 0; i < m.npacks; i++) {
+		struct mpack *p = &m.packs[i];
+		if (p->where && p->level < BKR_TIER_LEVELS && p->where != 1u << m.place[p->level]) {
+			todo++;
+			todo_bytes += p->size;
+		}
+	}
+	if (o->progress)
+		o->progress(o->ctx, 0, todo, 0, todo_bytes);
 	for (size_t i = 0; i < m.npacks && err == 0; i++) {
 		struct mpack *p = &m.packs[i];
 		if (!p->where)
@@ -754,6 +765,10 @@ int bkr_tier_migrate(bkr_repo *r, const bkr_tier_migrate_options *o, bkr_tier_mi
 			continue;
 		}
 		err = move_pack(&m, p);
+		done++;
+		done_bytes += p->size;
+		if (err == 0 && o->progress)
+			o->progress(o->ctx, done, todo, done_bytes, todo_bytes);
 	}
 done:
 	bkr_idset_free(&m.seen);

@@ -70,6 +70,7 @@ struct verify {
 	bkr_idset loose_used;   /* loose blob ids counted in their pack's used */
 	bkr_idset recorded;     /* blobs earlier verifies recorded as damaged (repair takes them out) */
 	uint64_t packs_done, packs_total;
+	uint64_t bytes_done, bytes_total;   /* stored bytes of the blobs of the packs checked */
 	bool walk_incomplete;   /* a tree could not be loaded: its files went unchecked */
 	int writing;            /* bkr_repo_writers_active, once it said yes (-1: not asked) */
 	char why[300];          /* blob_problem's message */
@@ -261,8 +262,11 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 	int fd, err = 0;
 
 	pack_range(v, id, &lo, &hi);
+	uint64_t bytes_end = v->bytes_done;
+	for (size_t i = lo; i < hi; i++)
+		bytes_end += v->ents[i].stored_len + BKR_BLOB_HEADER_SIZE;
 	if (v->o->progress)
-		v->o->progress(v->o->progress_ctx, "packs", ++v->packs_done, v->packs_total);
+		v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done, v->bytes_total);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
 		/* restore cannot read it either: every blob in it is lost */
 		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s: %s", path, strerror(errno));
@@ -297,13 +301,22 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 			continue;
 		v->st->blobs_read++;
 		v->st->bytes_read += e->stored_len + BKR_BLOB_HEADER_SIZE;
-		if (bkr_pack_read_blob(bkr_repo_crypto(v->r), fd, path, &e->id, e->offset, e->stored_len, e->raw_len, e->type, v->buf) == 0)
+		int rb = bkr_pack_read_blob(bkr_repo_crypto(v->r), fd, path, &e->id, e->offset, e->stored_len, e->raw_len, e->type, v->buf);
+		v->bytes_done += e->stored_len + BKR_BLOB_HEADER_SIZE;
+		if (v->o->progress)
+			v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done,
+				       v->bytes_total);
+		if (rb == 0)
 			continue;
 		report(v, BKR_VERIFY_BLOB, hex, NULL, NULL, "%s", bkr_error_message());
 		if ((err = mark_entry(v, e)) < 0)
 			goto done;
 	}
 done:
+	v->packs_done++;
+	v->bytes_done = bytes_end;
+	if (v->o->progress)
+		v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done, v->bytes_total);
 	free(fents);
 	if (fd >= 0)
 		close(fd);
@@ -622,9 +635,11 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 		goto done;
 	if (v.nents)
 		qsort(v.ents, v.nents, sizeof(*v.ents), bkr_index_entry_cmp_pack);
-	for (size_t i = 0; i < v.nents; i++)
+	for (size_t i = 0; i < v.nents; i++) {
 		if (i == 0 || bkr_pack_id_cmp(&v.ents[i].pack, &v.ents[i - 1].pack))
 			v.packs_total++;
+		v.bytes_total += v.ents[i].stored_len + BKR_BLOB_HEADER_SIZE;
+	}
 	if ((err = bkr_repo_foreach_pack(r, on_pack, &v)) < 0 || (err = check_missing(&v)) < 0)
 		goto done;
 	if (v.nloose)
@@ -634,7 +649,7 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	} else {
 		for (size_t i = 0; i < l.n && err == 0; i++) {
 			if (o->progress)
-				o->progress(o->progress_ctx, "backups", i, l.n);
+				o->progress(o->progress_ctx, "backups", i, l.n, 0, 0);
 			err = walk_backup(&v, l.items[i]);
 		}
 	}

@@ -119,7 +119,14 @@ static void on_move(void *ctx, const bkr_pack_id *id, uint64_t size, const char 
 		return;
 	bkr_pack_id_to_hex(id, hex);
 	cli_human_bytes(b, size);
+	cli_progress_done(c);
 	fprintf(stderr, "move %s (%s) -> %s\n", hex, b, to);
+}
+
+/* The progress line on a terminal: packs and bytes moved of those to move. */
+static void on_progress(void *ctx, uint64_t packs_done, uint64_t packs_total, uint64_t bytes_done, uint64_t bytes_total)
+{
+	cli_progress_counts(ctx, "migrating", "packs", packs_done, packs_total, bytes_done, bytes_total);
 }
 
 static void print_report(cli *c, const bkr_tier_migrate_report *r, bool dry_run, int64_t as_of)
@@ -191,8 +198,13 @@ static int migrate(cli *c, bkr_repo *repo, const struct opts *s)
 	o.dry_run = s->dry_run;
 	o.as_of_ns = s->as_of ? s->as_of : bkr_time_now_ns();
 	o.on_move = on_move;
+	o.progress = c->progress && !s->dry_run ? on_progress : NULL;
 	o.ctx = c;
-	if ((err = lc_lock(c, repo, &s->lock, &lock)) < 0 || (err = bkr_tier_migrate(repo, &o, &rep)) < 0)
+	if ((err = lc_lock(c, repo, &s->lock, &lock)) < 0)
+		goto done;
+	err = bkr_tier_migrate(repo, &o, &rep);
+	cli_progress_done(c);
+	if (err < 0)
 		goto done;
 	print_report(c, &rep, s->dry_run, o.as_of_ns);
 done:

@@ -92,10 +92,11 @@ static void on_problem(void *ctx, const bkr_verify_problem *p)
 	}
 }
 
-static void on_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
+static void on_progress(void *ctx, const char *phase, uint64_t done, uint64_t total, uint64_t bytes_done,
+			uint64_t bytes_total)
 {
 	struct state *s = ctx;
-	cli_progress_counts(s->c, "verifying", phase, done, total, 0, 0);
+	cli_progress_counts(s->c, "verifying", phase, done, total, bytes_done, bytes_total);
 }
 
 int cmd_verify(cli *c, int argc, char **argv)

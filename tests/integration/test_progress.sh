@@ -96,12 +96,73 @@ kill -CONT "$(cat "$T/pid")"
 wait_until test -s "$T/create.rc"
 [ "$(cat "$T/create.rc")" = 0 ] || fail "create exited $(cat "$T/create.rc")"
 
+# paused_line NAME POINT PATTERN CMD...: run CMD in a pane paused at the k-th pass
+# through fault POINT, for k = 1, 4, 7, ... until the screen shows a line
+# matching PATTERN (a pause between two passes whose first line is drawn);
+# the line in $T/line, the command resumed and finished.  $PREP (shell code)
+# runs before each attempt.  The passes before
+# and in the phase are fixed by the repository, so this is a bounded search,
+# not a poll on time.
+paused_line() {
+	local name=$1 point=$2 pattern=$3 k
+	shift 3
+	for ((k = 1; k <= 400; k += 3)); do
+		eval "${PREP:-}"
+		BKR_FAULT=$point:$k:stop in_pane "$name$k" "$@"
+		wait_until eval 'stopped || [ -s "$T/$name$k.rc" ]'
+		screen "$name$k"
+		[ -s "$T/pid" ] && kill -CONT "$(cat "$T/pid")" 2>/dev/null || true
+		wait_until test -s "$T/$name$k.rc"
+		"${TM[@]}" kill-session -t "$name$k"
+		if grep -Eq "$pattern" "$T/screen"; then
+			grep -E "$pattern" "$T/screen" | sed 's/ *$//' >"$T/line"
+			return 0
+		fi
+	done
+	fail "$name: no line matching $pattern at any pause"
+}
+
+# --- verify: bytes of the packs done of their total ---------------------------------
+for b in 1 2 3; do
+	for i in 1 2 3; do head -c 150000 /dev/urandom >"$T/src/v$b$i"; done
+	"$BKR" -q -r "$R" create "$T/src"
+done
+"$BKR" -r "$R" verify --read-data >"$T/verify.out" 2>&1 || fail "verify: $(cat "$T/verify.out")"
+vtotal=$(sed -n 's/.*packs (\(.*\) read).*/\1/p' "$T/verify.out")
+[ -n "$vtotal" ] || fail "no bytes read in: $(cat "$T/verify.out")"
+paused_line verify read "^verifying: [0-9]+/[0-9]+ packs, .*% *\)?" "$BKR" -r "$R" verify --read-data
+python3 - "$T/line" "$vtotal" <<'PY' || fail "verify: no line with bytes of the total: $(cat "$T/line")"
+import re, sys
+line, total = open(sys.argv[1]).read().strip(), sys.argv[2]
+m = re.fullmatch(r"verifying: (\d+)/(\d+) packs, ([\d.]+ (?:B|KiB|MiB))/(.+?) \((\d+)%\), [\d.]+ (?:B|KiB|MiB|GiB)/s(, \d+:\d\d left)?", line)
+assert m, line
+assert m.group(4) == total, (m.group(4), total)
+assert int(m.group(1)) <= int(m.group(2)), line
+PY
+pass "verify on a terminal: $(cat "$T/line")"
+
+# --- tier migrate: packs and bytes moved of those to move ---------------------------
+cp -a "$R" "$T/mrepo0"
+cat >"$T/tiers.json" <<JSON
+{"repository": "$T/mrepo", "workspace_root": "$T/src", "tiers": {"warm": {"path": "$T/warm", "after_days": 1}}}
+JSON
+# each attempt migrates a fresh copy of the repository
+PREP='rm -rf "$T/mrepo" "$T/warm"; cp -a "$T/mrepo0" "$T/mrepo"; mkdir "$T/warm"'
+paused_line migrate rename "^migrating: [0-9]+/[0-9]+ packs, " "$BKR" -c "$T/tiers.json" tier migrate --as-of 2099-01-01T00:00:00Z
+PREP=
+grep -Eq "^migrating: [0-9]+/[1-9][0-9]* packs, [0-9.]+ (B|KiB|MiB)/[0-9.]+ (KiB|MiB) \([0-9]+%\), [0-9.]+ (B|KiB|MiB|GiB)/s" "$T/line" ||
+	fail "migrate: no line with packs and bytes of the total: $(cat "$T/line")"
+pass "tier migrate on a terminal: $(cat "$T/line")"
+
 # --- through a pipe: nothing of it --------------------------------------------------
 "$BKR" -r "$R" restore "$id" --target "$T/out2" 2>&1 | cat >"$T/piped"
 "$BKR" -r "$R" create "$T/src" 2>&1 | cat >>"$T/piped"
 "$BKR" -r "$R" verify --read-data 2>&1 | cat >>"$T/piped"
 "$BKR" -r "$R" prune --max-unused 0 2>&1 | cat >>"$T/piped"
-! grep -Eq 'restoring|backing up|verifying|marking|repacking' "$T/piped" || fail "progress in a pipe: $(cat "$T/piped")"
+rm -rf "$T/mrepo" "$T/warm" && cp -a "$T/mrepo0" "$T/mrepo" && mkdir "$T/warm"
+"$BKR" -c "$T/tiers.json" tier migrate --as-of 2099-01-01T00:00:00Z 2>&1 | cat >>"$T/piped"
+grep -q "moved to warm" "$T/piped" || fail "migrate through a pipe: $(cat "$T/piped")"
+! grep -Eq 'restoring|backing up|verifying|marking|repacking|migrating' "$T/piped" || fail "progress in a pipe: $(cat "$T/piped")"
 ! grep -q $'\r\|\e' "$T/piped" || fail "terminal control characters in a pipe: $(cat -A "$T/piped")"
 grep -q "^restored $id" "$T/piped" || fail "no summary in the pipe: $(cat "$T/piped")"
 # nor in the log

@@ -114,9 +114,13 @@ typedef struct {
 	/** Called for each pack before it moves (may be NULL). */
 	void (*on_move)(void *ctx, const bkr_pack_id *id, uint64_t size, const char *from, const char *to);
 	void *ctx;
+	/** Called (with @p ctx) before the first move and after each: packs and
+	 * bytes done of those that move or lose an extra copy (may be NULL). */
+	void (*progress)(void *ctx, uint64_t packs_done, uint64_t packs_total, uint64_t bytes_done,
+			 uint64_t bytes_total);
 } bkr_tier_migrate_options;
 #define BKR_TIER_MIGRATE_OPTIONS_VERSION 1
-#define BKR_TIER_MIGRATE_OPTIONS_INIT { BKR_TIER_MIGRATE_OPTIONS_VERSION, false, 0, { { { NULL, 0 } } }, NULL, NULL }
+#define BKR_TIER_MIGRATE_OPTIONS_INIT { BKR_TIER_MIGRATE_OPTIONS_VERSION, false, 0, { { { NULL, 0 } } }, NULL, NULL, NULL }
 
 typedef struct {
 	uint64_t packs[BKR_TIER_LEVELS], bytes[BKR_TIER_LEVELS]; /**< moved into each level */

@@ -45,7 +45,10 @@ typedef struct {
 	bool read_data;          /**< read and hash every indexed blob, as restore reads it */
 	void (*report)(void *ctx, const bkr_verify_problem *p);
 	void *report_ctx;
-	void (*progress)(void *ctx, const char *phase, uint64_t done, uint64_t total);
+	/** Phase "packs": packs and bytes (the blobs' stored bytes, what
+	 * --read-data reads) done of the total; phase "backups": backups (bytes 0). */
+	void (*progress)(void *ctx, const char *phase, uint64_t done, uint64_t total, uint64_t bytes_done,
+			 uint64_t bytes_total);
 	void *progress_ctx;
 	/** When set, filled with what to record (bkr/verify_record.h: the caller
 	 * publishes it with bkr_verify_record_add, also when verify failed) */
