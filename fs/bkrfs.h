@@ -71,7 +71,8 @@ struct bkrfs_runs {
 struct bkrfs_seen {
 	pthread_mutex_t lock;
 	bkr_id id[BKRFS_SEEN_MAX];    /**< ring; guarded by lock */
-	unsigned n;
+	unsigned n;                   /**< chunks logged since the mount (user.bkr.damage) */
+	char last[512];               /**< the last one's line, without "EIO: " */
 };
 
 /** The state of one mount. */

@@ -66,7 +66,8 @@ typedef struct bkrfs_inode {
 	bkr_id parent_tree;        /**< ENTRY: top tree id of the directory holding it */
 	uint64_t parent_index;     /**< ENTRY: its index in that directory */
 	bkr_id subtree;            /**< ENTRY dirs and SNAP_ROOT: tree of the contents */
-	bkr_id content;            /**< ENTRY files: SHA-256 of the content */
+	bkr_id content;            /**< ENTRY files: the content digest */
+	bool sparse_digest;        /**< ENTRY files: content is the sparse form (docs/format.md) */
 	uint8_t ftype;             /**< ENTRY: bkr_file_type */
 	bkrfs_ino parent;          /**< the directory it was first found in (for "..") */
 	double timeout;            /**< entry/attr timeout in seconds for replies about it */

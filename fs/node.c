@@ -247,6 +247,7 @@ int bkrfs_node_entry(struct bkrfs *fs, bkrfs_inode *parent, const bkr_id *dir_tr
 	i->parent_index = index;
 	i->subtree = e->subtree;
 	i->content = e->content;
+	i->sparse_digest = e->sparse_digest;
 	i->ftype = e->type;
 	bkrfs_attr_entry(fs, e, &i->st);
 	if (entry_key(parent->snap, e, i->path, &key, &klen) < 0)

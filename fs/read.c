@@ -50,8 +50,11 @@ static void log_read_error(struct bkrfs *fs, struct bkrfs_file *f, const bkr_id 
 	bkr_id_to_hex(chunk, hex);
 	if (bkr_repo_lookup(fs->repo, chunk, &ie) == 0)
 		bkr_pack_id_to_hex(&ie.pack, pack);
-	bkrfs_log(fs, "EIO: %s %s, file '%s': chunk %s in pack %s: %s", f->snap->run ? "run" : "backup",
-		  f->snap->id, f->path, hex, pack, msg);
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->last, sizeof(s->last), "%s %s, file '%s': chunk %s in pack %s: %s", f->snap->run ? "run" : "backup",
+		 f->snap->id, f->path, hex, pack, msg);
+	bkrfs_log(fs, "EIO: %s", s->last);
+	pthread_mutex_unlock(&s->lock);
 }
 
 static int open_file(struct bkrfs *fs, bkrfs_inode *i, struct bkrfs_file **out)

@@ -668,6 +668,7 @@ static int make_version(struct bkrfs *fs, bkrfs_inode *dir, const struct vlist *
 	i->parent_index = ver->index;
 	i->subtree = e.subtree;
 	i->content = e.content;
+	i->sparse_digest = e.sparse_digest;
 	i->ftype = e.type;
 	i->timeout = BKRFS_TIMEOUT_VIEW; /* the backup may be deleted */
 	bkrfs_attr_entry(fs, &e, &i->st);

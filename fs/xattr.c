@@ -7,8 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <inttypes.h>
+#include <stdio.h>
+
 #include "bkr/error.h"
+#include "bkr/manifest.h"
 #include "bkr/tree.h"
+#include "bkr/verify_record.h"
 #include "bkrfs.h"
 #include "catalog.h"
 #include "node.h"
@@ -71,6 +76,83 @@ static int dup_value(const void *p, size_t len, uint8_t **val, size_t *out_len)
 	return 0;
 }
 
+/* the newest verify record that covers backup @p id (NULL: any) finished at or after @p since_ns */
+struct verify_find {
+	const char *id;
+	int64_t since_ns;
+	char out[512];
+	bool found;
+};
+
+static int verify_pick(void *ctx, const bkr_verify_record *rec)
+{
+	struct verify_find *v = ctx;
+	char when[32];
+
+	if (v->id && ((rec->backup_id && strcmp(rec->backup_id, v->id)) || rec->time_ns < v->since_ns))
+		return 0;
+	bkr_time_format(when, rec->time_ns);
+	snprintf(v->out, sizeof(v->out),
+		 "time=%s result=%s scope=%s read_data=%s errors=%" PRIu64 " damaged_blobs=%zu damaged_files=%" PRIu64 "%s%s",
+		 when, bkr_verify_result_name(rec->result), rec->backup_id ? rec->backup_id : "all",
+		 rec->read_data ? "yes" : "no", rec->stats.errors, rec->ndamaged + (size_t)rec->damaged_omitted,
+		 rec->damaged_files, rec->message ? " message=" : "", rec->message ? rec->message : "");
+	v->found = true;
+	return 1;
+}
+
+/*
+ * user.bkr.verify: the root's is the repository's last verify, a backup
+ * root's the last one that checked that backup (all of them, or it alone)
+ * after it was made; "result=never" when none did.  Read from records/ at
+ * every call (the kernel does not cache xattrs), so a verify that has just
+ * finished shows.
+ */
+static int verify_value(struct bkrfs *fs, bkrfs_inode *i, uint8_t **val, size_t *len)
+{
+	struct verify_find v = { .id = NULL };
+	int err;
+
+	if (i->kind == BKRFS_NODE_SNAP_ROOT) {
+		const bkr_manifest *m;
+		v.id = i->snap->id;
+		/* the manifest's time is precise; the id's is to the second */
+		if (bkrfs_snap_manifest(fs, i->snap, &m) < 0 || !m->timestamp ||
+		    bkr_time_parse(m->timestamp, &v.since_ns) < 0) {
+			bkr_error_clear();
+			v.since_ns = i->snap->time * 1000000000LL;
+		}
+	}
+	if ((err = bkr_verify_record_foreach(fs->repo, true, verify_pick, &v)) < 0) {
+		bkrfs_log(fs, "user.bkr.verify: %s", bkr_error_message());
+		bkr_error_clear();
+		return EIO;
+	}
+	if (!v.found)
+		snprintf(v.out, sizeof(v.out), "result=never");
+	return dup_value(v.out, strlen(v.out), val, len);
+}
+
+/* user.bkr.damage: the chunks this mount answered EIO for, and the last one */
+static int damage_value(struct bkrfs *fs, uint8_t **val, size_t *len)
+{
+	struct bkrfs_seen *s = &fs->seen;
+	char out[640];
+
+	pthread_mutex_lock(&s->lock);
+	if (s->n)
+		snprintf(out, sizeof(out), "eio_chunks=%u last=%s", s->n, s->last);
+	else
+		snprintf(out, sizeof(out), "eio_chunks=0");
+	pthread_mutex_unlock(&s->lock);
+	return dup_value(out, strlen(out), val, len);
+}
+
+static bool has_verify(const bkrfs_inode *i)
+{
+	return i->kind == BKRFS_NODE_ROOT || (i->kind == BKRFS_NODE_SNAP_ROOT && !i->snap->run);
+}
+
 int bkrfs_xattr_get(struct bkrfs *fs, bkrfs_inode *i, const char *name, uint8_t **val, size_t *len)
 {
 	bkrfs_cache_entry *holder = NULL;
@@ -82,8 +164,13 @@ int bkrfs_xattr_get(struct bkrfs *fs, bkrfs_inode *i, const char *name, uint8_t 
 	*len = 0;
 	if (!strcmp(name, BKRFS_XATTR_BACKUP_ID) && i->snap)
 		return dup_value(i->snap->id, strlen(i->snap->id), val, len);
+	if (!strcmp(name, BKRFS_XATTR_VERIFY) && has_verify(i))
+		return verify_value(fs, i, val, len);
+	if (!strcmp(name, BKRFS_XATTR_DAMAGE) && i->kind == BKRFS_NODE_ROOT)
+		return damage_value(fs, val, len);
+	/* a file with holes has a sparse digest (docs/format.md), not a SHA-256 */
 	if (!strcmp(name, BKRFS_XATTR_SHA256) && (i->kind == BKRFS_NODE_REPORT ||
-						   (i->kind == BKRFS_NODE_ENTRY && i->ftype == BKR_FT_FILE))) {
+						   (i->kind == BKRFS_NODE_ENTRY && i->ftype == BKR_FT_FILE && !i->sparse_digest))) {
 		char hex[BKR_ID_HEX];
 		bkr_id_to_hex(&i->content, hex);
 		return dup_value(hex, 64, val, len);
@@ -126,6 +213,16 @@ int bkrfs_xattr_list(struct bkrfs *fs, bkrfs_inode *i, char **names, size_t *len
 
 	*names = NULL;
 	*len = 0;
+	if (has_verify(i)) {
+		/* the ones bkrfs answers here, for getfattr -d */
+		static const char at_root[] = BKRFS_XATTR_VERIFY "\0" BKRFS_XATTR_DAMAGE "\0";
+		size_t k = i->kind == BKRFS_NODE_ROOT ? sizeof(at_root) - 1 : sizeof(BKRFS_XATTR_VERIFY);
+		if (!(*names = malloc(k)))
+			return ENOMEM;
+		memcpy(*names, at_root, k);
+		*len = k;
+		return 0;
+	}
 	if ((err = entry_xattrs(fs, i, &holder, &xs, &n)))
 		return err;
 	for (size_t k = 0; k < n; k++)

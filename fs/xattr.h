@@ -13,6 +13,8 @@
 
 #define BKRFS_XATTR_SHA256 "user.bkr.sha256"       /**< hex SHA-256 of a file's content */
 #define BKRFS_XATTR_BACKUP_ID "user.bkr.backup_id" /**< the backup (run) of an entry */
+#define BKRFS_XATTR_VERIFY "user.bkr.verify"       /**< root, backup roots: the last verify covering it */
+#define BKRFS_XATTR_DAMAGE "user.bkr.damage"       /**< root: chunks this mount answered EIO for */
 
 struct bkrfs;
 
