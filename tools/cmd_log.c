@@ -50,6 +50,7 @@ typedef struct {
 	uint64_t size;
 	int64_t mtime_ns;
 	bkr_id content;
+	bool sparse_digest;    /* content is the sparse form (docs/format.md) */
 	char *target;          /* symlinks */
 	size_t target_len;
 } version;
@@ -221,6 +222,7 @@ static int on_item(void *ctx, const bkr_history_item *it)
 	v->size = it->entry->size;
 	v->mtime_ns = it->entry->mtime_ns;
 	v->content = it->entry->content;
+	v->sparse_digest = it->entry->sparse_digest;
 	if (it->entry->type == BKR_FT_SYMLINK) {
 		if (!(v->target = malloc(it->entry->target_len + 1)))
 			return bkr_error_oom();
@@ -378,7 +380,7 @@ static void print_json(json_out *j, const bkr_manifest *m, const version *v, con
 		json_out_int(j, v->mtime_ns);
 		if (v->type == BKR_FT_FILE) {
 			bkr_id_to_hex(&v->content, hex);
-			json_out_member(j, "sha256", hex);
+			json_out_member(j, v->sparse_digest ? "sparse_digest" : "sha256", hex);
 		}
 		if (v->target)
 			json_out_path(j, "target", v->target, v->target_len);

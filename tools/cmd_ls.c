@@ -95,7 +95,8 @@ static void print_json_entry(json_out *j, const char *path, const bkr_entry *e)
 		json_out_path(j, "target", (const char *)e->target, e->target_len);
 	if (e->type == BKR_FT_FILE) {
 		bkr_id_to_hex(&e->content, hex);
-		json_out_member(j, "sha256", hex);
+		/* a file with holes: the sparse digest (docs/format.md), not a SHA-256 */
+		json_out_member(j, e->sparse_digest ? "sparse_digest" : "sha256", hex);
 	}
 	if (e->link_group) {
 		json_out_key(j, "hardlink_group");

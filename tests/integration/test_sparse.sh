@@ -38,6 +38,10 @@ head -c 5000 /dev/urandom | dd of="$small" bs=1 seek=$((1 << 21)) conv=notrunc s
 expect_exit 0 "$BKR" -r "$R" init
 expect_exit 0 "$BKR" -c "$cfg" create --type full
 pass "a 1 TiB sparse file is backed up"
+# its digest is the sparse form, and says so
+expect_exit 0 "$BKR" -r "$R" --json ls latest ws/data
+grep -q '"path":"ws/data/big",.*"sparse_digest":"[0-9a-f]\{64\}"' "$T/out" || fail "ls --json: $(cat "$T/out")"
+grep -q '"path":"ws/data/big",.*"sha256"' "$T/out" && fail "ls --json calls a sparse digest sha256: $(cat "$T/out")"
 
 # restore: sparse, the same bytes at the data offsets
 expect_exit 0 "$BKR" -r "$R" restore latest --target "$T/rest"
@@ -69,6 +73,7 @@ cleanup_hooks+=(bkrfs_stop_all)
 bkrfs_fg "$R" "$mnt" "$T/fs.err"
 mb=$mnt/latest/ws/data/big
 check_big "$mb"
+getfattr --absolute-names -n user.bkr.sha256 "$mb" >/dev/null 2>&1 && fail "the mount calls a sparse digest user.bkr.sha256"
 bkrfs_unmount "$mnt"
 pass "the mount reads the sparse file at its data offsets"
 
