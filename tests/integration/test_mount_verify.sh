@@ -19,7 +19,6 @@ mapfile -t ids < <("$BKR" -r "$R" list --json | python3 -c 'import json,sys; [pr
 
 mnt=$T/mnt
 mkdir -p "$mnt"
-cleanup_hooks+=(bkrfs_stop_all)
 bkrfs_fg "$R" "$mnt" "$T/fs.err"
 # attr PATH NAME: the value of xattr NAME of PATH
 attr() { getfattr --absolute-names --only-values -n "$2" "$1"; }

@@ -69,7 +69,6 @@ pass "restore recognises an identical sparse file"
 # the mount reads it at its data offsets
 mnt=$T/mnt
 mkdir -p "$mnt"
-cleanup_hooks+=(bkrfs_stop_all)
 bkrfs_fg "$R" "$mnt" "$T/fs.err"
 mb=$mnt/latest/ws/data/big
 check_big "$mb"
