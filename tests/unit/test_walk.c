@@ -2,7 +2,9 @@
  * Unit tests of walk.c over a real backup: path resolution (root, nested,
  * missing, through a file, ".."), the depth-first iterator in name order
  * (full paths, depths, POST, NO_RECURSE, skip), an unknown root, and
- * bkr_walk_read_file (data extents only, holes as gaps).
+ * bkr_walk_read_file (data extents only, holes as gaps; the content digest
+ * checked in the entry's form: the sparse one written today, the plain one
+ * of entries with holes written before it).
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -18,6 +20,7 @@
 #include <cmocka.h>
 
 #include "bkr/backup.h"
+#include "bkr/digest.h"
 #include "bkr/error.h"
 #include "bkr/repo.h"
 #include "bkr/walk.h"
@@ -178,6 +181,69 @@ static void test_read_file(void **state)
 	bkr_dir_free(h);
 }
 
+/* Read a one-entry leaf (4 KiB data, a 1 MiB hole) whose content is @p content. */
+static int read_built(fx *f, const bkr_id *content, bool sparse_form)
+{
+	static uint8_t data[4096];
+	bkr_writer *w;
+	bkr_tree_builder *b;
+	bkr_tree *t;
+	bkr_chunk_ref ch;
+	bkr_hole hole = { 4096, 1 << 20 };
+	bkr_id root;
+	uint8_t *blob;
+	size_t len;
+	int err;
+
+	memset(data, 'x', sizeof(data));
+	assert_int_equal(bkr_writer_new(&w, f->r), 0);
+	assert_int_equal(bkr_writer_put_hash(w, BKR_BLOB_DATA, data, sizeof(data), &ch.id, NULL), 0);
+	ch.length = sizeof(data);
+	bkr_entry e = { .name = (const uint8_t *)"f", .name_len = 1, .type = BKR_FT_FILE, .mode = 0100644,
+			.size = 4096 + (1 << 20), .holes = &hole, .nholes = 1, .chunks = &ch, .nchunks = 1,
+			.content = *content, .sparse_digest = sparse_form };
+	assert_int_equal(bkr_tree_builder_new(&b), 0);
+	assert_int_equal(bkr_tree_builder_add(b, &e), 0);
+	assert_int_equal(bkr_tree_builder_finish(b, bkr_writer_emit_tree, w, &root), 0);
+	assert_int_equal(bkr_writer_commit(w), 0);
+	bkr_tree_builder_free(b);
+	bkr_writer_free(w);
+	assert_int_equal(bkr_repo_read_blob(f->r, &root, BKR_BLOB_TREE, &blob, &len), 0);
+	assert_int_equal(bkr_tree_parse(&t, blob, len), 0);
+	bkr_entry got;
+	assert_int_equal(bkr_tree_get(t, 0, &got), 0);
+	assert_int_equal(got.sparse_digest, sparse_form);
+	err = bkr_walk_read_file(f->r, t, 0, "f", NULL, NULL);
+	bkr_error_clear();
+	bkr_tree_free(t);
+	return err;
+}
+
+static void test_digest_forms(void **state)
+{
+	fx *f = *state;
+	uint8_t data[4096];
+	bkr_digest *plain = bkr_digest_new(BKR_DIGEST_PLAIN), *sparse = bkr_digest_new(BKR_DIGEST_SPARSE);
+	bkr_id p, s;
+
+	memset(data, 'x', sizeof(data));
+	bkr_digest_update(plain, data, sizeof(data));
+	bkr_digest_zeros(plain, 1 << 20);
+	bkr_digest_final(plain, &p);
+	bkr_digest_update(sparse, data, sizeof(data));
+	bkr_digest_zeros(sparse, 1 << 20);
+	bkr_digest_final(sparse, &s);
+	/* an entry of an older repository: holes, the plain form, no flag */
+	assert_int_equal(read_built(f, &p, false), 0);
+	/* today's: the sparse form, flagged */
+	assert_int_equal(read_built(f, &s, true), 0);
+	/* the flag decides the form: either one under the other's flag is damage */
+	assert_int_equal(read_built(f, &p, true), BKR_ECORRUPT);
+	assert_int_equal(read_built(f, &s, false), BKR_ECORRUPT);
+	bkr_digest_free(plain);
+	bkr_digest_free(sparse);
+}
+
 /* A root tree id that is not in the repository: the walk does not start. */
 static void test_unknown_root(void **state)
 {
@@ -197,6 +263,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iterate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_digest_forms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_root, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
