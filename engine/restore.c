@@ -10,6 +10,20 @@
  * back up, after the contents, so their mtimes survive.  A file that fails
  * (missing or corrupt chunk, content hash mismatch, write error) is removed,
  * reported and counted; the restore goes on.
+ *
+ * File content is restored in parallel: the walking thread creates each
+ * regular file (under its temporary name) and queues its chunks; worker
+ * threads (one per CPU) read, decrypt, decompress and check them in any
+ * order, and whichever thread completes the file's next chunk writes it, so
+ * each file is written and hashed in order, one writer at a time.  The
+ * thread that puts a file's last chunk checks the content hash, sets the
+ * attributes and renames the file into place.  A directory's metadata waits
+ * until its files are done; the memory in flight is bounded (RESTORE_BUDGET
+ * bytes of chunks, RESTORE_MAX_FILES open files).  Hardlinked files are
+ * finished before the walk goes on (later links need the first in place).
+ * Reports, counters and progress are under one lock (rmu), the queue and
+ * the files' chunk slots under another (mu); report is never called with mu
+ * held.
  */
 #include "bkr/digest.h"
 #include "bkr/restore.h"
@@ -17,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +50,11 @@
 #include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/walk.h"
+
+/* Chunk bytes queued or waiting to be written, and files open at once. */
+#define RESTORE_BUDGET (64u << 20)
+#define RESTORE_MAX_FILES 64
+#define RESTORE_MAX_THREADS 64
 
 typedef struct {
 	uint64_t group;
@@ -67,7 +87,74 @@ typedef struct {
 	size_t nlinks, linkcap;
 	int64_t last_progress;
 	bkr_restore_progress prog;
+	pthread_mutex_t rmu;       /* st, first_*, corrupt, prog, last_progress, the callbacks */
+	/* the workers; the queue and every rfile's slots, next and writing under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv_job;     /* a task was queued, or stop */
+	pthread_cond_t cv_done;    /* budget freed, a file finished */
+	pthread_t *threads;
+	int nthreads;              /* 0: every chunk is read by the walking thread */
+	bool stop;
+	struct rtask *qhead, *qtail;
+	uint64_t inflight_bytes;
+	size_t inflight_files;
 } rctx;
+
+/* A directory restored into: its fd, and how many of its files are in flight (under mu). */
+typedef struct {
+	int fd;
+	size_t pending;
+} rdir;
+
+/* Owner, mode, times and xattrs to set on an object, copied out of its tree. */
+typedef struct {
+	uint8_t type;
+	uint32_t mode;
+	uid_t uid;
+	gid_t gid;
+	int64_t mtime_ns;
+	bkr_xattr *xs;      /* names and inline values point into xbuf */
+	size_t nx;
+	uint8_t *xbuf;
+} rmeta;
+
+typedef struct {
+	uint8_t *data;
+	size_t len;
+	uint8_t state;      /* 0 pending, 1 read (data), 2 failed or skipped */
+} rslot;
+
+/* A regular file being restored by the workers. */
+typedef struct {
+	rdir *dir;
+	int fd;             /* open on the temporary */
+	char tmp[64];
+	char name[257];
+	char *path;
+	char *what;         /* "backup ID: path", for messages */
+	bool replace;
+	bool keep;          /* the walking thread waits for it and frees it (hardlinks) */
+	uint64_t size;
+	rmeta m;
+	bkr_walk_file *wf;
+	uint64_t counted;   /* bytes counted into the progress */
+	/* under mu */
+	rslot *slots;
+	size_t nslots, next;
+	bool writing;
+	bool done;
+	int err;            /* the first error: the chunks still to come are skipped */
+	char *msg;
+	/* set by the finisher */
+	bool placed;
+	struct stat st;
+} rfile;
+
+typedef struct rtask {
+	rfile *f;
+	size_t i;
+	struct rtask *next;
+} rtask;
 
 static void report(rctx *c, bool error, int code, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -81,6 +168,7 @@ static void report(rctx *c, bool error, int code, const char *path, const char *
 	va_end(ap);
 	if (!*path)
 		path = "/"; /* the backup's root */
+	pthread_mutex_lock(&c->rmu);
 	if (error) {
 		c->st.errors++;
 		if (code == BKR_ECORRUPT || code == BKR_ENOTFOUND)
@@ -97,23 +185,37 @@ static void report(rctx *c, bool error, int code, const char *path, const char *
 	}
 	if (c->o->report)
 		c->o->report(c->o->report_ctx, error, path, msg);
+	pthread_mutex_unlock(&c->rmu);
 }
 
-/* A non-directory entry @p e was gone through (whatever became of it). */
-static void progress(rctx *c, const char *path, const bkr_entry *e)
+/*
+ * @p files files and @p bytes bytes of regular files below @p path were
+ * gone through (whatever became of them); the callback at most every 250 ms.
+ */
+static void progress_add(rctx *c, const char *path, uint64_t files, uint64_t bytes)
 {
 	if (!c->o->progress)
 		return;
-	if (e->type == BKR_FT_FILE) {
-		c->prog.files_done++;
-		c->prog.bytes_done += e->size;
-	}
+	pthread_mutex_lock(&c->rmu);
+	c->prog.files_done += files;
+	c->prog.bytes_done += bytes;
 	int64_t t = bkr_clock_mono_ns();
-	if (t - c->last_progress < 250000000LL)
-		return;
-	c->last_progress = t;
-	c->prog.current = path;
-	c->o->progress(c->o->progress_ctx, &c->prog);
+	if (t - c->last_progress >= 250000000LL) {
+		c->last_progress = t;
+		c->prog.current = path;
+		c->o->progress(c->o->progress_ctx, &c->prog);
+		c->prog.current = NULL;
+	}
+	pthread_mutex_unlock(&c->rmu);
+}
+
+/* A non-directory entry @p e was gone through. */
+static void progress(rctx *c, const char *path, const bkr_entry *e)
+{
+	if (e->type == BKR_FT_FILE)
+		progress_add(c, path, 1, e->size);
+	else
+		progress_add(c, path, 0, 0);
 }
 
 static const char *cname(const uint8_t *p, size_t n, char *buf, size_t cap)
@@ -151,63 +253,116 @@ static void fd_path(char *buf, size_t cap, int fd)
 	snprintf(buf, cap, "/proc/self/fd/%d", fd);
 }
 
-/*
- * Owner, xattrs, mode, times of the object @p fd refers to.  With @p opath
- * the fd is an O_PATH descriptor (symlinks, fifos, devices: never opened for
- * I/O) and calls that refuse one go through /proc/self/fd/N, which resolves
- * to the object itself.  Nothing here takes a name.
- */
-static void apply_meta(rctx *c, int fd, bool opath, const char *path, const bkr_entry *e,
-		       const bkr_tree *leaf, uint32_t li)
+static void meta_free(rmeta *m)
 {
-	bool is_link = e->type == BKR_FT_SYMLINK;
-	char ppath[64];
+	free(m->xs);
+	free(m->xbuf);
+	m->xs = NULL;
+	m->xbuf = NULL;
+	m->nx = 0;
+}
+
+/*
+ * What apply_meta sets for entry @p e (@p leaf, @p li: its xattrs), copied
+ * so that it outlives the tree: owner resolved by name (unless numeric ids),
+ * xattr names and inline values.  <0 only when out of memory.
+ */
+static int meta_take(rctx *c, rmeta *m, const bkr_entry *e, const bkr_tree *leaf, uint32_t li)
+{
 	bkr_xattr *xs = NULL;
-	size_t nx = 0;
+	size_t nx = 0, total = 0, used = 0;
+
+	memset(m, 0, sizeof(*m));
+	m->type = e->type;
+	m->mode = e->mode;
+	m->mtime_ns = e->mtime_ns;
+	owner_ids(c, e, &m->uid, &m->gid);
+	if (!leaf || bkr_tree_xattrs(leaf, li, &xs, &nx) < 0) {
+		bkr_error_clear();
+		return 0;
+	}
+	for (size_t i = 0; i < nx; i++)
+		total += xs[i].name_len + (xs[i].in_blob ? 0 : xs[i].value_len);
+	if (nx && !(m->xbuf = malloc(total ? total : 1))) {
+		free(xs);
+		return bkr_error_oom();
+	}
+	for (size_t i = 0; i < nx; i++) {
+		memcpy(m->xbuf + used, xs[i].name, xs[i].name_len);
+		xs[i].name = m->xbuf + used;
+		used += xs[i].name_len;
+		if (!xs[i].in_blob && xs[i].value_len) {
+			memcpy(m->xbuf + used, xs[i].value, xs[i].value_len);
+			xs[i].value = m->xbuf + used;
+			used += xs[i].value_len;
+		}
+	}
+	m->xs = xs;
+	m->nx = nx;
+	return 0;
+}
+
+/*
+ * Owner, xattrs, mode, times (@p m) of the object @p fd refers to.  With
+ * @p opath the fd is an O_PATH descriptor (symlinks, fifos, devices: never
+ * opened for I/O) and calls that refuse one go through /proc/self/fd/N,
+ * which resolves to the object itself.  Nothing here takes a name.  Any
+ * thread.
+ */
+static void meta_apply(rctx *c, int fd, bool opath, const char *path, const rmeta *m)
+{
+	bool is_link = m->type == BKR_FT_SYMLINK;
+	char ppath[64];
 	int r;
 
 	fd_path(ppath, sizeof(ppath), fd);
 	if (c->root) {
-		uid_t uid;
-		gid_t gid;
-		owner_ids(c, e, &uid, &gid);
-		r = opath ? fchownat(fd, "", uid, gid, AT_EMPTY_PATH) : fchown(fd, uid, gid);
+		r = opath ? fchownat(fd, "", m->uid, m->gid, AT_EMPTY_PATH) : fchown(fd, m->uid, m->gid);
 		if (r < 0)
 			report(c, false, 0, path, "chown: %s", strerror(errno));
 	}
-	if (leaf && bkr_tree_xattrs(leaf, li, &xs, &nx) == 0) {
-		for (size_t i = 0; i < nx; i++) {
-			char xn[256];
-			uint8_t *val = NULL;
-			size_t vlen = 0;
-			cname(xs[i].name, xs[i].name_len, xn, sizeof(xn));
-			if (xs[i].in_blob) {
-				if (bkr_repo_read_blob(c->repo, &xs[i].blob, BKR_BLOB_DATA, &val, &vlen) < 0) {
-					report(c, false, 0, path, "xattr %s: %s", xn, bkr_error_message());
-					continue;
-				}
+	for (size_t i = 0; i < m->nx; i++) {
+		const bkr_xattr *x = &m->xs[i];
+		char xn[256];
+		uint8_t *val = NULL;
+		size_t vlen = 0;
+		cname(x->name, x->name_len, xn, sizeof(xn));
+		if (x->in_blob) {
+			if (bkr_repo_read_blob(c->repo, &x->blob, BKR_BLOB_DATA, &val, &vlen) < 0) {
+				report(c, false, 0, path, "xattr %s: %s", xn, bkr_error_message());
+				continue;
 			}
-			const void *v = xs[i].in_blob ? (const void *)val : (const void *)xs[i].value;
-			size_t vl = xs[i].in_blob ? vlen : xs[i].value_len;
-			r = opath ? setxattr(ppath, xn, v, vl, 0) : fsetxattr(fd, xn, v, vl, 0);
-			if (r < 0)
-				report(c, false, 0, path, "xattr %s: %s", xn, strerror(errno));
-			free(val);
 		}
-	} else {
-		bkr_error_clear();
+		const void *v = x->in_blob ? (const void *)val : (const void *)x->value;
+		size_t vl = x->in_blob ? vlen : x->value_len;
+		r = opath ? setxattr(ppath, xn, v, vl, 0) : fsetxattr(fd, xn, v, vl, 0);
+		if (r < 0)
+			report(c, false, 0, path, "xattr %s: %s", xn, strerror(errno));
+		free(val);
 	}
-	free(xs);
 	if (!is_link) {
-		r = opath ? chmod(ppath, e->mode & 07777) : fchmod(fd, e->mode & 07777);
+		r = opath ? chmod(ppath, m->mode & 07777) : fchmod(fd, m->mode & 07777);
 		if (r < 0)
 			report(c, false, 0, path, "chmod: %s", strerror(errno));
 	}
 	struct timespec ts[2];
-	ts[0] = ts[1] = bkr_clock_timespec(e->mtime_ns);
+	ts[0] = ts[1] = bkr_clock_timespec(m->mtime_ns);
 	r = opath ? utimensat(fd, "", ts, AT_EMPTY_PATH) : futimens(fd, ts);
 	if (r < 0)
 		report(c, false, 0, path, "set times: %s", strerror(errno));
+}
+
+/* meta_take and meta_apply at once (the walking thread). */
+static void apply_meta(rctx *c, int fd, bool opath, const char *path, const bkr_entry *e,
+		       const bkr_tree *leaf, uint32_t li)
+{
+	rmeta m;
+	if (meta_take(c, &m, e, leaf, li) < 0) {
+		report(c, true, BKR_ENOMEM, path, "attributes: out of memory");
+		return;
+	}
+	meta_apply(c, fd, opath, path, &m);
+	meta_free(&m);
 }
 
 /*
@@ -240,31 +395,6 @@ static int open_created(rctx *c, int dirfd, const char *name, mode_t type, dev_t
 		return -1;
 	}
 	return fd;
-}
-
-typedef struct {
-	int fd;
-	const char *what;
-} write_ctx;
-
-static int write_data(void *ctx, uint64_t off, const uint8_t *data, size_t len)
-{
-	write_ctx *w = ctx;
-	int err;
-	if ((err = bkr_io_fault("restore-write")) < 0)
-		return err;
-	while (len > 0) {
-		ssize_t n = pwrite(w->fd, data, len, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return bkr_error_set_errno(errno, "%s: write", w->what);
-		}
-		data += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
 }
 
 static link_ent *link_find(rctx *c, uint64_t group)
@@ -542,74 +672,399 @@ static int place(int dirfd, const char *tmp, const char *name, bool replace)
 	return 0;
 }
 
-/* The content of regular file @p e into @p fd (holes as holes); checked.  <0 after reporting. */
-static int write_file(rctx *c, int fd, const char *path, const bkr_entry *e, const bkr_tree *leaf, uint32_t li)
-{
-	char what[2048];
-	int err;
+/* ---- the workers ---------------------------------------------------------- */
 
-	if (ftruncate(fd, (off_t)e->size) < 0) {
-		int en = errno;
-		report(c, true, bkr_error_set_errno(en, "truncate"), path, "truncate: %s", strerror(en));
-		return BKR_EIO;
-	}
-	snprintf(what, sizeof(what), "backup %s: %s", c->backup_id ? c->backup_id : "?", path);
-	write_ctx wc = { fd, what };
-	if ((err = bkr_walk_read_file(c->repo, leaf, li, what, write_data, &wc)) < 0)
-		report(c, true, err, path, "%s", bkr_error_message());
-	return err;
+static void file_free(rfile *f)
+{
+	if (!f)
+		return;
+	if (f->fd >= 0)
+		close(f->fd);
+	for (size_t i = 0; f->slots && i < f->nslots; i++)
+		free(f->slots[i].data);
+	free(f->slots);
+	free(f->path);
+	free(f->what);
+	free(f->msg);
+	meta_free(&f->m);
+	bkr_walk_file_free(f->wf);
+	free(f);
+}
+
+/* Record the first error of @p f (the thread's message); under mu, or by its finisher. */
+static void file_fail(rfile *f, int err)
+{
+	if (f->err)
+		return;
+	f->err = err;
+	f->msg = strdup(bkr_error_message());
 }
 
 /*
- * Restore one non-directory entry @p name into @p dirfd: created under a
- * temporary name, its content checked and its attributes set through its
+ * All of @p f was read and put: check it, set its attributes, rename it into
+ * place (or remove it and report).  Any thread; frees @p f unless kept.
+ */
+static void file_finish(rctx *c, rfile *f)
+{
+	bool moved = false;
+	int err = f->err;
+
+	if (!err && (err = bkr_walk_file_finish(f->wf)) < 0)
+		file_fail(f, err);
+	if (err < 0) {
+		report(c, true, err, f->path, "%s", f->msg ? f->msg : "out of memory");
+		goto done;
+	}
+	meta_apply(c, f->fd, false, f->path, &f->m);
+	/* the old file goes only for a new one that is on disk */
+	if (f->replace && fsync(f->fd) < 0) {
+		int en = errno;
+		report(c, true, bkr_error_set_errno(en, "fsync"), f->path, "fsync: %s", strerror(en));
+		goto done;
+	}
+	if (place(f->dir->fd, f->tmp, f->name, f->replace) < 0) {
+		int en = errno;
+		report(c, true, bkr_error_set_errno(en, "rename"), f->path, "cannot move into place: %s", strerror(en));
+		goto done;
+	}
+	moved = true;
+	/* without its identity no hardlinks to it: later links become copies */
+	f->placed = !f->keep || fstat(f->fd, &f->st) == 0;
+	pthread_mutex_lock(&c->rmu);
+	c->st.files++;
+	c->st.bytes += f->size;
+	pthread_mutex_unlock(&c->rmu);
+done:
+	if (!moved)
+		unlinkat(f->dir->fd, f->tmp, 0);
+	progress_add(c, f->path, 1, f->size - f->counted);
+	close(f->fd);
+	f->fd = -1;
+	pthread_mutex_lock(&c->mu);
+	f->dir->pending--;
+	c->inflight_files--;
+	f->done = true;
+	bool keep = f->keep;
+	pthread_cond_broadcast(&c->cv_done);
+	pthread_mutex_unlock(&c->mu);
+	if (!keep)
+		file_free(f);
+}
+
+typedef struct {
+	int fd;
+	const char *what;
+} write_ctx;
+
+static int write_data(void *ctx, uint64_t off, const uint8_t *data, size_t len)
+{
+	write_ctx *w = ctx;
+	int err;
+	if ((err = bkr_io_fault("restore-write")) < 0)
+		return err;
+	while (len > 0) {
+		ssize_t n = pwrite(w->fd, data, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return bkr_error_set_errno(errno, "%s: write", w->what);
+		}
+		data += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Chunk @p i of @p f: read and checked (unless @p skip: the file failed
+ * already), then, when it is the file's next chunk and no other thread is
+ * writing the file, written with every later chunk already read; the thread
+ * that writes the last chunk finishes the file.  Any thread.
+ */
+static void task_run(rctx *c, rfile *f, size_t i, bool skip)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int err = 0;
+
+	if (!skip)
+		err = bkr_walk_file_read_chunk(c->repo, f->wf, i, &data, &len);
+	pthread_mutex_lock(&c->mu);
+	if (skip || err < 0) {
+		f->slots[i].state = 2;
+		if (err < 0)
+			file_fail(f, err);
+	} else {
+		f->slots[i] = (rslot){ data, len, 1 };
+	}
+	if (f->writing) {
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	f->writing = true;
+	while (f->next < f->nslots && f->slots[f->next].state) {
+		rslot sl = f->slots[f->next];
+		uint32_t clen = bkr_walk_file_chunk_length(f->wf, f->next);
+		bool failed = f->err != 0;
+		f->slots[f->next].data = NULL;
+		pthread_mutex_unlock(&c->mu);
+		err = 0;
+		if (sl.state == 1 && !failed) {
+			write_ctx wc = { f->fd, f->what };
+			err = bkr_walk_file_put(f->wf, sl.data, sl.len, write_data, &wc);
+			if (err == 0) {
+				f->counted += sl.len;
+				progress_add(c, f->path, 0, sl.len);
+			}
+		}
+		free(sl.data);
+		pthread_mutex_lock(&c->mu);
+		if (err < 0)
+			file_fail(f, err);
+		c->inflight_bytes -= clen;
+		f->next++;
+		pthread_cond_broadcast(&c->cv_done);
+	}
+	f->writing = false;
+	bool fin = f->next == f->nslots;
+	pthread_mutex_unlock(&c->mu);
+	if (fin)
+		file_finish(c, f);
+}
+
+static void *worker(void *arg)
+{
+	rctx *c = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		while (!c->qhead && !c->stop)
+			pthread_cond_wait(&c->cv_job, &c->mu);
+		rtask *t = c->qhead;
+		if (!t) {
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
+		if (!(c->qhead = t->next))
+			c->qtail = NULL;
+		bool skip = t->f->err != 0;
+		pthread_mutex_unlock(&c->mu);
+		task_run(c, t->f, t->i, skip);
+		free(t);
+	}
+	return NULL;
+}
+
+/* Start the workers (o->threads, or one per CPU; one means none: the walking thread reads). */
+static void pool_start(rctx *c)
+{
+	long n = c->o->threads > 0 ? c->o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n <= 1)
+		return;
+	if (n > RESTORE_MAX_THREADS)
+		n = RESTORE_MAX_THREADS;
+	if (!(c->threads = calloc((size_t)n, sizeof(*c->threads))))
+		return;
+	for (long i = 0; i < n; i++) {
+		if (pthread_create(&c->threads[i], NULL, worker, c) != 0)
+			break;
+		c->nthreads++;
+	}
+}
+
+/* Wait until no file is in flight. */
+static void pool_drain(rctx *c)
+{
+	pthread_mutex_lock(&c->mu);
+	while (c->inflight_files)
+		pthread_cond_wait(&c->cv_done, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void pool_stop(rctx *c)
+{
+	pool_drain(c);
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_broadcast(&c->cv_job);
+	pthread_mutex_unlock(&c->mu);
+	for (int i = 0; i < c->nthreads; i++)
+		pthread_join(c->threads[i], NULL);
+	free(c->threads);
+	c->threads = NULL;
+	c->nthreads = 0;
+}
+
+/* Wait until directory @p d has no file in flight (before its metadata, or closing it). */
+static void dir_wait(rctx *c, rdir *d)
+{
+	pthread_mutex_lock(&c->mu);
+	while (d->pending)
+		pthread_cond_wait(&c->cv_done, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Wait for room for one more open file. */
+static void pool_reserve_file(rctx *c)
+{
+	pthread_mutex_lock(&c->mu);
+	while (c->inflight_files >= RESTORE_MAX_FILES)
+		pthread_cond_wait(&c->cv_done, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/*
+ * Hand file @p f (created, truncated to its size) to the workers: its chunks
+ * are queued in order as the budget allows; without workers they are read
+ * here.  Either way the file finishes (and, unless kept, is freed) once its
+ * last chunk is written.
+ */
+static void file_submit(rctx *c, rfile *f)
+{
+	pthread_mutex_lock(&c->mu);
+	f->dir->pending++;
+	c->inflight_files++;
+	pthread_mutex_unlock(&c->mu);
+	/* once its last task is queued @p f may be finished and freed by a worker */
+	size_t n = f->nslots;
+	if (!n) {
+		file_finish(c, f);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint32_t clen = bkr_walk_file_chunk_length(f->wf, i);
+		rtask *t = c->nthreads ? malloc(sizeof(*t)) : NULL;
+		pthread_mutex_lock(&c->mu);
+		c->inflight_bytes += clen;
+		if (!t) {
+			/* no workers (or no memory for the task): read it here */
+			bool skip = f->err != 0;
+			pthread_mutex_unlock(&c->mu);
+			task_run(c, f, i, skip);
+			continue;
+		}
+		while (c->inflight_bytes > clen && c->inflight_bytes > RESTORE_BUDGET)
+			pthread_cond_wait(&c->cv_done, &c->mu);
+		*t = (rtask){ f, i, NULL };
+		if (c->qtail)
+			c->qtail->next = t;
+		else
+			c->qhead = t;
+		c->qtail = t;
+		pthread_cond_signal(&c->cv_job);
+		pthread_mutex_unlock(&c->mu);
+	}
+}
+
+/*
+ * Regular file @p e, created as @p tmp (open as @p fd, which this takes) in
+ * @p d, to be renamed to @p name: truncated to its size (holes stay holes)
+ * and handed to the workers.  Returns the file when @p keep (the caller waits
+ * for it and frees it), else NULL; NULL after reporting when it failed here.
+ */
+static rfile *write_file(rctx *c, rdir *d, int fd, const char *tmp, const char *name, bool replace, bool keep,
+			 const char *path, const bkr_entry *e, const bkr_tree *leaf, uint32_t li)
+{
+	char what[2048];
+	rfile *f = calloc(1, sizeof(*f));
+	int err;
+
+	if (!f) {
+		close(fd);
+		unlinkat(d->fd, tmp, 0);
+		report(c, true, BKR_ENOMEM, path, "out of memory");
+		return NULL;
+	}
+	f->fd = fd;
+	f->dir = d;
+	f->replace = replace;
+	f->keep = keep;
+	f->size = e->size;
+	snprintf(f->tmp, sizeof(f->tmp), "%s", tmp);
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	snprintf(what, sizeof(what), "backup %s: %s", c->backup_id ? c->backup_id : "?", path);
+	if (!(f->path = strdup(path)) || !(f->what = strdup(what))) {
+		err = bkr_error_oom();
+		goto fail;
+	}
+	if (ftruncate(fd, (off_t)e->size) < 0) {
+		int en = errno;
+		err = bkr_error_set_errno(en, "%s: truncate", what);
+		report(c, true, err, path, "truncate: %s", strerror(en));
+		goto fail_reported;
+	}
+	if ((err = bkr_walk_file_new(&f->wf, leaf, li, what)) < 0 || (err = meta_take(c, &f->m, e, leaf, li)) < 0)
+		goto fail;
+	f->nslots = bkr_walk_file_chunks(f->wf);
+	if (f->nslots && !(f->slots = calloc(f->nslots, sizeof(*f->slots)))) {
+		err = bkr_error_oom();
+		goto fail;
+	}
+	file_submit(c, f);
+	return keep ? f : NULL;
+fail:
+	report(c, true, err, path, "%s", bkr_error_message());
+fail_reported:
+	unlinkat(d->fd, tmp, 0);
+	progress(c, path, e);
+	file_free(f);
+	return NULL;
+}
+
+/*
+ * Restore one non-directory entry @p name into directory @p d: created under
+ * a temporary name, its content checked and its attributes set through its
  * descriptor, then renamed into place (over an existing entry only with
  * overwrite).  A failure removes the temporary and leaves what was there.
+ * A regular file's content goes to the workers and is counted into the
+ * progress when done.
  */
-static void restore_leaf(rctx *c, int dirfd, const char *path, const bkr_entry *e,
+static void restore_leaf(rctx *c, rdir *d, const char *path, const bkr_entry *e,
 			 const bkr_tree *leaf, uint32_t li)
 {
 	char name[256 + 1], tmp[64], *target = NULL;
-	struct stat old, st;
-	bool replace = false, made = false;
-	int fd = -1, link_fd = -1;
+	struct stat old;
+	bool replace = false, made = false, counted = false;
+	int dirfd = d->fd, fd = -1, link_fd = -1;
 	link_ent *l = NULL;
 
 	if (e->name_len > 255) {
 		report(c, true, BKR_EINVAL, path, "name too long");
-		return;
+		goto done;
 	}
 	cname(e->name, e->name_len, name, sizeof(name));
 	if (e->type == BKR_FT_SOCK) {
 		report(c, false, 0, path, "socket skipped");
-		return;
+		goto done;
 	}
 	if (e->type != BKR_FT_FILE && e->type != BKR_FT_SYMLINK && e->type != BKR_FT_FIFO &&
 	    e->type != BKR_FT_CHR && e->type != BKR_FT_BLK) {
 		report(c, true, BKR_ECORRUPT, path, "unknown entry type %u", e->type);
-		return;
+		goto done;
 	}
 	if (c->classify) {
 		bkr_restore_change k = classify(c, dirfd, name, path, e, leaf, li);
 		note_change(c, k, path);
 		if (c->o->dry_run || k == BKR_RESTORE_UNCHANGED)
-			return;
+			goto done;
 	}
 	if (fstatat(dirfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (!c->overwrite) {
 			report(c, true, BKR_EEXISTS, path, "exists (--overwrite replaces it)");
-			return;
+			goto done;
 		}
 		if (S_ISDIR(old.st_mode)) {
 			report(c, true, BKR_EEXISTS, path, "a directory is in the way");
-			return;
+			goto done;
 		}
 		replace = true;
 	}
 	if (e->type == BKR_FT_FILE && e->link_group && (l = link_find(c, e->link_group))) {
 		if (replace && old.st_dev == l->dev && old.st_ino == l->ino) {
 			c->st.hardlinks++;
-			return;
+			goto done;
 		}
 		if ((link_fd = open_link_source(c, l)) >= 0) {
 			if (create_tmp(dirfd, tmp, sizeof(tmp), e, link_fd, NULL) == 0) {
@@ -626,11 +1081,13 @@ static void restore_leaf(rctx *c, int dirfd, const char *path, const bkr_entry *
 	if (e->type == BKR_FT_SYMLINK) {
 		if (!(target = malloc(e->target_len + 1))) {
 			report(c, true, BKR_ENOMEM, path, "out of memory");
-			return;
+			goto done;
 		}
 		memcpy(target, e->target, e->target_len);
 		target[e->target_len] = 0;
 	}
+	if (e->type == BKR_FT_FILE)
+		pool_reserve_file(c);
 	if ((fd = create_tmp(dirfd, tmp, sizeof(tmp), e, -1, target)) < 0) {
 		int en = errno;
 		if (e->type == BKR_FT_FIFO || e->type == BKR_FT_CHR || e->type == BKR_FT_BLK)
@@ -640,23 +1097,29 @@ static void restore_leaf(rctx *c, int dirfd, const char *path, const bkr_entry *
 		fd = -1;
 		goto done;
 	}
-	made = true;
 	if (e->type == BKR_FT_FILE) {
-		if (write_file(c, fd, path, e, leaf, li) < 0)
-			goto done;
-	} else {
-		fd = open_created(c, dirfd, tmp, bkr_entry_mode_of_type(e->type),
-				  e->type == BKR_FT_SYMLINK || e->type == BKR_FT_FIFO ? 0 : (dev_t)e->rdev, path);
-		if (fd < 0)
-			goto done;
-	}
-	apply_meta(c, fd, e->type != BKR_FT_FILE, path, e, leaf, li);
-	/* the old file goes only for a new one that is on disk */
-	if (e->type == BKR_FT_FILE && replace && fsync(fd) < 0) {
-		int en = errno;
-		report(c, true, bkr_error_set_errno(en, "fsync"), path, "fsync: %s", strerror(en));
+		/* the first of a hardlink group is in place before its links are made */
+		bool keep = e->link_group && !l;
+		rfile *f = write_file(c, d, fd, tmp, name, replace, keep, path, e, leaf, li);
+		fd = -1;
+		counted = true;
+		if (f) {
+			pthread_mutex_lock(&c->mu);
+			while (!f->done)
+				pthread_cond_wait(&c->cv_done, &c->mu);
+			pthread_mutex_unlock(&c->mu);
+			if (f->placed)
+				link_add(c, e->link_group, disk_rel(c, path), &f->st);
+			file_free(f);
+		}
 		goto done;
 	}
+	made = true;
+	fd = open_created(c, dirfd, tmp, bkr_entry_mode_of_type(e->type),
+			  e->type == BKR_FT_SYMLINK || e->type == BKR_FT_FIFO ? 0 : (dev_t)e->rdev, path);
+	if (fd < 0)
+		goto done;
+	apply_meta(c, fd, true, path, e, leaf, li);
 place:
 	if (place(dirfd, tmp, name, replace) < 0) {
 		int en = errno;
@@ -664,18 +1127,12 @@ place:
 		goto done;
 	}
 	made = false;
-	if (link_fd >= 0) {
+	if (link_fd >= 0)
 		c->st.hardlinks++;
-	} else if (e->type == BKR_FT_FILE) {
-		if (e->link_group && !l && fstat(fd, &st) == 0)
-			link_add(c, e->link_group, disk_rel(c, path), &st);
-		c->st.files++;
-		c->st.bytes += e->size;
-	} else if (e->type == BKR_FT_SYMLINK) {
+	else if (e->type == BKR_FT_SYMLINK)
 		c->st.symlinks++;
-	} else {
+	else
 		c->st.specials++;
-	}
 done:
 	if (made)
 		unlinkat(dirfd, tmp, 0);
@@ -684,6 +1141,8 @@ done:
 	if (link_fd >= 0)
 		close(link_fd);
 	free(target);
+	if (!counted)
+		progress(c, path, e);
 }
 
 /* Whether directory @p fd is the repository (never restored into); warns. */
@@ -797,21 +1256,25 @@ static void count_totals(rctx *c, const bkr_id *root, const char *path)
 	bkr_error_clear(); /* what cannot be read is reported by the restore itself */
 }
 
-/* Restore directory @p path (its contents into @p fd, which this closes). */
+/*
+ * Restore directory @p path (its contents into @p fd, which this closes once
+ * its files are done).
+ */
 static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 {
 	bkr_walk *w = NULL;
 	const bkr_walk_item *it;
-	int *fds = NULL;
+	rdir **dirs = NULL;  /* one per depth, reused (a level's files are done before its next directory) */
 	size_t cap = 64;
 	int err;
 
-	if (!(fds = malloc(cap * sizeof(*fds)))) {
+	if (!(dirs = calloc(cap, sizeof(*dirs))) || !(dirs[0] = calloc(1, sizeof(**dirs)))) {
 		if (fd >= 0)
 			close(fd);
+		free(dirs);
 		return bkr_error_oom();
 	}
-	fds[0] = fd;
+	dirs[0]->fd = fd;
 	if ((err = bkr_walk_new(&w, c->repo, root, path, BKR_WALK_POST)) < 0) {
 		report(c, true, err, path, "%s", bkr_error_message());
 		err = 0;
@@ -820,20 +1283,27 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 	while ((err = bkr_walk_next(w, &it)) > 0) {
 		size_t d = it->depth;
 		if (d >= cap) {
-			int *n = realloc(fds, cap * 2 * sizeof(*n));
+			rdir **n = realloc(dirs, cap * 2 * sizeof(*n));
 			if (!n) {
 				err = bkr_error_oom();
 				goto done;
 			}
-			fds = n;
+			memset(n + cap, 0, cap * sizeof(*n));
+			dirs = n;
 			cap *= 2;
 		}
-		int pfd = fds[d - 1];
+		if (!dirs[d]) {
+			if (!(dirs[d] = calloc(1, sizeof(**dirs)))) {
+				err = bkr_error_oom();
+				goto done;
+			}
+			dirs[d]->fd = -1;
+		}
+		rdir *pd = dirs[d - 1];
 		const bkr_entry *e = &it->entry;
 		char name[257];
 		if (e->type != BKR_FT_DIR) {
-			restore_leaf(c, pfd, it->path, e, it->leaf, it->li);
-			progress(c, it->path, e);
+			restore_leaf(c, pd, it->path, e, it->leaf, it->li);
 			continue;
 		}
 		if (e->name_len > 255) {
@@ -843,14 +1313,16 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 		}
 		cname(e->name, e->name_len, name, sizeof(name));
 		if (it->post) {
-			if (fds[d] >= 0 && !c->o->dry_run)
-				apply_meta(c, fds[d], false, it->path, e, it->leaf, it->li);
-			if (fds[d] >= 0)
-				close(fds[d]);
-			fds[d] = -1;
+			/* after its files: renaming them into place sets its mtime */
+			dir_wait(c, dirs[d]);
+			if (dirs[d]->fd >= 0 && !c->o->dry_run)
+				apply_meta(c, dirs[d]->fd, false, it->path, e, it->leaf, it->li);
+			if (dirs[d]->fd >= 0)
+				close(dirs[d]->fd);
+			dirs[d]->fd = -1;
 			continue;
 		}
-		int dfd = enter_dir(c, pfd, name, it->path, e, it->leaf, it->li);
+		int dfd = enter_dir(c, pd->fd, name, it->path, e, it->leaf, it->li);
 		if (dfd == -2) {
 			bkr_walk_skip(w);
 			continue;
@@ -863,13 +1335,18 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 				close(dfd);
 			continue;
 		}
-		fds[d] = dfd;
+		dirs[d]->fd = dfd;
 	}
 done:
 	bkr_walk_free(w);
-	if (fds[0] >= 0)
-		close(fds[0]);
-	free(fds);
+	/* every file in flight names one of these directories */
+	pool_drain(c);
+	for (size_t i = 0; i < cap; i++) {
+		if (dirs[i] && dirs[i]->fd >= 0 && (i == 0 || err < 0))
+			close(dirs[i]->fd);
+		free(dirs[i]);
+	}
+	free(dirs);
 	return err;
 }
 
@@ -923,8 +1400,9 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 			report(c, true, BKR_EINVAL, path, "in place: the source is not a directory; restore it with --target");
 			goto done;
 		}
-		restore_leaf(c, fd, path, &e, leaf, li);
-		progress(c, path, &e);
+		rdir one = { fd, 0 };
+		restore_leaf(c, &one, path, &e, leaf, li);
+		dir_wait(c, &one);
 		goto done;
 	}
 	if (nc == first) {
@@ -1038,6 +1516,7 @@ static int open_target(rctx *c, const char *dir)
 /* Close c->tfd after syncing what was written there; forget its hardlinks. */
 static void close_target(rctx *c)
 {
+	pool_drain(c);
 	if (c->tfd >= 0) {
 		/* what was renamed into place is on disk before the restore says done */
 		if (!c->o->dry_run && syncfs(c->tfd) < 0)
@@ -1107,6 +1586,10 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 	if (o->in_place ? (o->target || !m) : (!o->target || !o->target[0]))
 		return bkr_error_set(BKR_EINVAL, o->in_place ? "restore: in place takes a manifest and no target"
 						     : "restore: options without a target");
+	pthread_mutex_init(&c->rmu, NULL);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv_job, NULL);
+	pthread_cond_init(&c->cv_done, NULL);
 	c->repo = r;
 	c->o = o;
 	c->backup_id = backup_id;
@@ -1159,6 +1642,8 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 	if (o->progress)
 		for (size_t i = 0; i < npaths; i++)
 			count_totals(c, root, paths[i]);
+	if (!o->dry_run)
+		pool_start(c);
 	for (size_t i = 0; i < npaths && err == 0; i++) {
 		if (o->in_place) {
 			const bkr_manifest_source *src = source_of(m, paths[i]);
@@ -1183,6 +1668,7 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 		}
 		err = restore_path(c, root, paths[i]);
 	}
+	pool_stop(c);
 	close_target(c);
 	if (err < 0)
 		goto done;
@@ -1192,10 +1678,15 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 				    c->st.errors == 1 ? "y" : "ies", c->first_msg);
 	}
 done:
+	pool_stop(c);
 	if (c->tfd >= 0)
 		close(c->tfd);
 	if (stats)
 		*stats = c->st;
+	pthread_cond_destroy(&c->cv_done);
+	pthread_cond_destroy(&c->cv_job);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->rmu);
 	for (size_t i = 0; i < c->nlinks; i++)
 		free(c->links[i].path);
 	free(c->links);

@@ -336,95 +336,174 @@ void bkr_walk_free(bkr_walk *w)
 
 /* ---- file content ------------------------------------------------------- */
 
-int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const char *what,
-		       bkr_walk_data_fn fn, void *ctx)
-{
-	bkr_entry e;
-	bkr_chunk_ref *chunks = NULL;
-	bkr_hole *holes = NULL;
-	size_t nchunks = 0, nholes = 0, hi = 0;
-	bkr_digest *h = NULL;
-	uint8_t *data = NULL;
-	size_t len = 0;
-	uint64_t pos = 0;   /* logical position */
-	int err;
-	char hex[BKR_ID_HEX];
+struct bkr_walk_file {
+	char *what;
+	uint64_t size;
+	bkr_id content;
+	bkr_chunk_ref *chunks;
+	size_t nchunks;
+	bkr_hole *holes;
+	size_t nholes, hi;
+	bkr_digest *h;      /* NULL when the single chunk's verified id is the content hash */
+	uint64_t pos;       /* logical position of the next chunk */
+	size_t next;        /* the next chunk bkr_walk_file_put takes */
+};
 
-	if (!what)
-		what = "file";
-	if ((err = bkr_tree_get(leaf, li, &e)) < 0)
-		goto done;
-	if ((err = bkr_tree_chunks(leaf, li, &chunks, &nchunks)) < 0)
-		goto done;
-	if ((err = bkr_tree_holes(leaf, li, &holes, &nholes)) < 0)
-		goto done;
-	/* a single chunk without holes: its verified id is the content hash */
-	bool whole = !(nchunks == 1 && nholes == 0 && bkr_id_cmp(&chunks[0].id, &e.content) == 0);
-	if (whole && !(h = bkr_digest_new(e.sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN))) {
+int bkr_walk_file_new(bkr_walk_file **out, const bkr_tree *leaf, uint32_t li, const char *what)
+{
+	bkr_walk_file *f = calloc(1, sizeof(*f));
+	bkr_entry e;
+	int err;
+
+	*out = NULL;
+	if (!f)
+		return bkr_error_oom();
+	if (!(f->what = strdup(what ? what : "file"))) {
 		err = bkr_error_oom();
 		goto done;
 	}
-	for (size_t c = 0; c < nchunks; c++) {
-		if ((err = bkr_repo_read_blob(r, &chunks[c].id, BKR_BLOB_DATA, &data, &len)) < 0) {
-			bkr_id_to_hex(&chunks[c].id, hex);
-			bkr_error_prefix("%s: chunk %zu (%s)", what, c, hex);
-			goto done;
-		}
-		if (len != chunks[c].length) {
-			bkr_id_to_hex(&chunks[c].id, hex);
-			err = bkr_error_set(BKR_ECORRUPT, "%s: chunk %zu (%s) has %zu bytes, expected %u",
-					    what, c, hex, len, chunks[c].length);
-			goto done;
-		}
-		size_t off = 0;
-		while (off < len) {
-			/* skip holes starting at pos */
-			while (hi < nholes && holes[hi].offset <= pos) {
-				if (holes[hi].offset + holes[hi].length > pos) {
-					if (h)
-						bkr_digest_zeros(h, holes[hi].offset + holes[hi].length - pos);
-					pos = holes[hi].offset + holes[hi].length;
-				}
-				hi++;
+	if ((err = bkr_tree_get(leaf, li, &e)) < 0 || (err = bkr_tree_chunks(leaf, li, &f->chunks, &f->nchunks)) < 0 ||
+	    (err = bkr_tree_holes(leaf, li, &f->holes, &f->nholes)) < 0)
+		goto done;
+	f->size = e.size;
+	f->content = e.content;
+	/* a single chunk without holes: its verified id is the content hash */
+	bool whole = !(f->nchunks == 1 && f->nholes == 0 && bkr_id_cmp(&f->chunks[0].id, &e.content) == 0);
+	if (whole && !(f->h = bkr_digest_new(e.sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN)))
+		err = bkr_error_oom();
+done:
+	if (err < 0)
+		bkr_walk_file_free(f);
+	else
+		*out = f;
+	return err;
+}
+
+size_t bkr_walk_file_chunks(const bkr_walk_file *f)
+{
+	return f->nchunks;
+}
+
+uint32_t bkr_walk_file_chunk_length(const bkr_walk_file *f, size_t i)
+{
+	return f->chunks[i].length;
+}
+
+const bkr_id *bkr_walk_file_chunk_id(const bkr_walk_file *f, size_t i)
+{
+	return &f->chunks[i].id;
+}
+
+int bkr_walk_file_read_chunk(bkr_repo *r, const bkr_walk_file *f, size_t i, uint8_t **data, size_t *len)
+{
+	char hex[BKR_ID_HEX];
+	int err;
+
+	if ((err = bkr_repo_read_blob(r, &f->chunks[i].id, BKR_BLOB_DATA, data, len)) < 0) {
+		bkr_id_to_hex(&f->chunks[i].id, hex);
+		bkr_error_prefix("%s: chunk %zu (%s)", f->what, i, hex);
+		return err;
+	}
+	if (*len != f->chunks[i].length) {
+		bkr_id_to_hex(&f->chunks[i].id, hex);
+		err = bkr_error_set(BKR_ECORRUPT, "%s: chunk %zu (%s) has %zu bytes, expected %u", f->what, i, hex,
+				    *len, f->chunks[i].length);
+		free(*data);
+		*data = NULL;
+		*len = 0;
+	}
+	return err;
+}
+
+int bkr_walk_file_put(bkr_walk_file *f, const uint8_t *data, size_t len, bkr_walk_data_fn fn, void *ctx)
+{
+	size_t off = 0;
+	int err;
+
+	f->next++;
+	while (off < len) {
+		/* skip holes starting at pos */
+		while (f->hi < f->nholes && f->holes[f->hi].offset <= f->pos) {
+			const bkr_hole *ho = &f->holes[f->hi];
+			if (ho->offset + ho->length > f->pos) {
+				if (f->h)
+					bkr_digest_zeros(f->h, ho->offset + ho->length - f->pos);
+				f->pos = ho->offset + ho->length;
 			}
-			size_t run = len - off;
-			if (hi < nholes && holes[hi].offset - pos < run)
-				run = (size_t)(holes[hi].offset - pos);
-			if (h)
-				bkr_digest_update(h, data + off, run);
-			if (fn && (err = fn(ctx, pos, data + off, run)) < 0)
-				goto done;
-			pos += run;
-			off += run;
+			f->hi++;
 		}
+		size_t run = len - off;
+		if (f->hi < f->nholes && f->holes[f->hi].offset - f->pos < run)
+			run = (size_t)(f->holes[f->hi].offset - f->pos);
+		if (f->h)
+			bkr_digest_update(f->h, data + off, run);
+		if (fn && (err = fn(ctx, f->pos, data + off, run)) < 0)
+			return err;
+		f->pos += run;
+		off += run;
+	}
+	return 0;
+}
+
+int bkr_walk_file_finish(bkr_walk_file *f)
+{
+	char hex[BKR_ID_HEX];
+
+	for (; f->hi < f->nholes; f->hi++) {
+		const bkr_hole *ho = &f->holes[f->hi];
+		if (ho->offset + ho->length > f->pos) {
+			if (f->h)
+				bkr_digest_zeros(f->h, ho->offset + ho->length - f->pos);
+			f->pos = ho->offset + ho->length;
+		}
+	}
+	if (f->next != f->nchunks || f->pos != f->size)
+		return bkr_error_set(BKR_ECORRUPT, "%s: chunks and holes cover %llu bytes, size is %llu", f->what,
+				     (unsigned long long)f->pos, (unsigned long long)f->size);
+	if (f->h) {
+		bkr_id got;
+		bkr_digest_final(f->h, &got);
+		bkr_digest_free(f->h);
+		f->h = NULL;
+		if (bkr_id_cmp(&got, &f->content) != 0) {
+			bkr_id_to_hex(&f->content, hex);
+			return bkr_error_set(BKR_ECORRUPT, "%s: content hash mismatch (expected %s)", f->what, hex);
+		}
+	}
+	return 0;
+}
+
+void bkr_walk_file_free(bkr_walk_file *f)
+{
+	if (!f)
+		return;
+	free(f->what);
+	free(f->chunks);
+	free(f->holes);
+	bkr_digest_free(f->h);
+	free(f);
+}
+
+int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const char *what,
+		       bkr_walk_data_fn fn, void *ctx)
+{
+	bkr_walk_file *f = NULL;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int err;
+
+	if ((err = bkr_walk_file_new(&f, leaf, li, what)) < 0)
+		goto done;
+	for (size_t c = 0; c < f->nchunks; c++) {
+		if ((err = bkr_walk_file_read_chunk(r, f, c, &data, &len)) < 0 ||
+		    (err = bkr_walk_file_put(f, data, len, fn, ctx)) < 0)
+			goto done;
 		free(data);
 		data = NULL;
 	}
-	for (; hi < nholes; hi++) {
-		if (holes[hi].offset + holes[hi].length > pos) {
-			if (h)
-				bkr_digest_zeros(h, holes[hi].offset + holes[hi].length - pos);
-			pos = holes[hi].offset + holes[hi].length;
-		}
-	}
-	if (pos != e.size) {
-		err = bkr_error_set(BKR_ECORRUPT, "%s: chunks and holes cover %llu bytes, size is %llu",
-				    what, (unsigned long long)pos, (unsigned long long)e.size);
-		goto done;
-	}
-	if (h) {
-		bkr_id got;
-		bkr_digest_final(h, &got);
-		if (bkr_id_cmp(&got, &e.content) != 0) {
-			bkr_id_to_hex(&e.content, hex);
-			err = bkr_error_set(BKR_ECORRUPT, "%s: content hash mismatch (expected %s)", what, hex);
-			goto done;
-		}
-	}
+	err = bkr_walk_file_finish(f);
 done:
 	free(data);
-	free(chunks);
-	free(holes);
-	bkr_digest_free(h);
+	bkr_walk_file_free(f);
 	return err;
 }

@@ -94,7 +94,9 @@ pass "restore --overwrite with a damaged backup copy keeps the live file"
 R3=$T/repo3
 expect_exit 0 "$BKR" -r "$R3" init
 expect_exit 0 "$BKR" -r "$R3" create --type full "$src2"
-# killed in the second file (a.txt is one write, big.bin several)
+# killed at the third write: files are written in parallel (a.txt and small.txt
+# one write each, big.bin several), so which files were complete by then varies,
+# but the file being written is always under its temporary name
 expect_exit 137 env BKR_FAULT=restore-write:3:crash "$BKR" -r "$R3" restore latest --target "$T/killed"
 n=0
 while IFS= read -r -d '' f; do
@@ -105,7 +107,7 @@ while IFS= read -r -d '' f; do
 	n=$((n + 1))
 done < <(find "$T/killed" -type f -print0)
 [ -n "$(find "$T/killed" -name '.bkr-restore-*')" ] || fail "the file being written when killed is not under a temporary name"
-[ "$n" = 1 ] || fail "expected a.txt complete and big.bin under a temporary name, found $n complete files"
+[ "$n" -le 2 ] || fail "expected at most 2 complete files (the third being written), found $n"
 pass "a killed restore leaves complete files at final names only"
 
 # --- a path that is not in the backup: exit 3 (not found), nothing written

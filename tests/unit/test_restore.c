@@ -181,9 +181,12 @@ static int backup(fx *f, bkr_backup_type type, bkr_manifest **m)
 	return err;
 }
 
+static int restore_threads; /* bkr_restore_options.threads of restore() */
+
 static int restore(fx *f, const bkr_manifest *m, const char *const *paths, size_t n, bkr_restore_stats *st)
 {
 	bkr_restore_options o = BKR_RESTORE_OPTIONS_INIT;
+	o.threads = restore_threads;
 	o.target = f->dst;
 	o.paths = paths;
 	o.npaths = n;
@@ -366,7 +369,11 @@ static void test_roundtrip_all_types(void **state)
 			first = m->tree;
 		else
 			assert_int_equal(bkr_id_cmp(&first, &m->tree), 0);
+		/* the same tree each time: restored by one worker per CPU, without workers
+		 * (the walking thread reads), and by more workers than cores */
+		restore_threads = i == 1 ? 1 : i == 2 ? 8 : 0;
 		check_roundtrip(f, m);
+		restore_threads = 0;
 		bkr_manifest_free(m);
 		m = NULL;
 	}

@@ -95,4 +95,24 @@ typedef int (*bkr_walk_data_fn)(void *ctx, uint64_t offset, const uint8_t *data,
 int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const char *what,
 		       bkr_walk_data_fn fn, void *ctx);
 
+/**
+ * The same in steps, for readers that fetch chunks on several threads
+ * (restore): bkr_walk_file_new copies what the entry says about its content
+ * (it outlives @p leaf); bkr_walk_file_read_chunk reads and checks chunk
+ * @p i (any thread, any order; *data is malloc'd); bkr_walk_file_put takes
+ * the chunks in file order, one call at a time, and hands their data extents
+ * to @p fn while hashing; bkr_walk_file_finish checks the size and the
+ * content hash once every chunk was put.  Messages name @p what.
+ */
+typedef struct bkr_walk_file bkr_walk_file;
+int bkr_walk_file_new(bkr_walk_file **out, const bkr_tree *leaf, uint32_t li, const char *what);
+size_t bkr_walk_file_chunks(const bkr_walk_file *f);
+uint32_t bkr_walk_file_chunk_length(const bkr_walk_file *f, size_t i);
+const bkr_id *bkr_walk_file_chunk_id(const bkr_walk_file *f, size_t i);
+int bkr_walk_file_read_chunk(bkr_repo *r, const bkr_walk_file *f, size_t i, uint8_t **data, size_t *len);
+int bkr_walk_file_put(bkr_walk_file *f, const uint8_t *data, size_t len, bkr_walk_data_fn fn, void *ctx);
+int bkr_walk_file_finish(bkr_walk_file *f);
+/** NULL is a no-op. */
+void bkr_walk_file_free(bkr_walk_file *f);
+
 #endif
