@@ -542,12 +542,13 @@ static int keep(char **slot, size_t *slot_len, const char *buf, size_t len)
 /* The current passphrase from the non-interactive sources; 1 when there is none. */
 static int current_noninteractive(char *buf, size_t *len)
 {
+	const char *env = source.env ? source.env : "BKR_PASSWORD";
 	if (source.file)
 		return from_file(source.file, buf, len);
 	if (source.command)
 		return from_command(source.command, buf, len);
-	if (getenv("BKR_PASSWORD"))
-		return from_env("BKR_PASSWORD", buf, len);
+	if (getenv(env))
+		return from_env(env, buf, len);
 	return 1;
 }
 

@@ -177,6 +177,7 @@ int cmd_routine(cli *c, int argc, char **argv);
 int cmd_health(cli *c, int argc, char **argv);
 int cmd_tier(cli *c, int argc, char **argv);
 int cmd_repair(cli *c, int argc, char **argv);
+int cmd_copy(cli *c, int argc, char **argv);
 
 /** A command's own option handler: 0 handled, else an exit code (usage error). */
 typedef int (*cli_opt_fn)(cli *c, int opt, const char *arg, void *state);

@@ -85,6 +85,7 @@ typedef struct {
 	const char *file;        /**< --password-file: its first line */
 	const char *command;     /**< --password-command: first line of `sh -c` output */
 	const char *new_file;    /**< --new-password-file (key add, key passwd) */
+	const char *env;         /**< the variable read instead of BKR_PASSWORD (bkr copy: BKR_FROM_PASSWORD) */
 } bkr_key_source;
 
 /** Set the process-wide source (copied pointers: they must outlive its use). */
@@ -92,7 +93,7 @@ void bkr_key_set_source(const bkr_key_source *src);
 
 /**
  * The passphrase for repository @p repo (named in the prompt): from the
- * file, the command, BKR_PASSWORD, or a prompt on /dev/tty.  The first one
+ * file, the command, BKR_PASSWORD (or the source's env), or a prompt on /dev/tty.  The first one
  * obtained is kept for the process.  *out is borrowed (locked memory, wiped
  * by bkr_key_forget).  BKR_EINVAL when there is no source (no TTY) or it is
  * empty; BKR_EUNAVAILABLE when the command fails.

@@ -1,0 +1,480 @@
+/** @file
+ * Copying backups between repositories (bkr/copy.h).  For each backup the
+ * destination lacks: walk its trees in the source, read every blob the
+ * destination does not have (each read checks the blob: hash, or GCM tag
+ * and HMAC id), put it through the destination's writer — under the
+ * destination's id when the id schemes differ, with trees re-encoded
+ * bottom-up — then commit (packs, one index file) and publish the manifest
+ * last, create-only.  The id map (bkr/copy_map.h) remembers every source
+ * blob dealt with in this run, so a blob shared by many files or backups is
+ * read once.
+ */
+#include "bkr/copy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bkr/backupid.h"
+#include "bkr/copy_map.h"
+#include "bkr/error.h"
+#include "bkr/log.h"
+#include "bkr/tree.h"
+
+struct copier {
+	bkr_repo *from, *to;
+	const bkr_copy_options *o;
+	bkr_writer *w;          /* NULL with dry_run */
+	bool same_ids;          /* both sides name blobs alike: copy verbatim */
+	bkr_copy_map map;       /* source id -> destination id of each blob dealt with */
+	bkr_copy_stats run;     /* the whole run so far */
+	bkr_copy_stats one;     /* the backup being copied */
+	size_t backup, nbackups;
+};
+
+static void stats_add(bkr_copy_stats *a, const bkr_copy_stats *b)
+{
+	a->backups_copied += b->backups_copied;
+	a->backups_skipped += b->backups_skipped;
+	a->blobs_sent += b->blobs_sent;
+	a->bytes_sent += b->bytes_sent;
+	a->stored_bytes += b->stored_bytes;
+	a->blobs_read += b->blobs_read;
+	a->bytes_read += b->bytes_read;
+}
+
+static void progress(struct copier *c)
+{
+	bkr_copy_stats now = c->run;
+	if (!c->o->progress)
+		return;
+	stats_add(&now, &c->one);
+	c->o->progress(c->o->ctx, &now, c->backup, c->nbackups);
+}
+
+/* Read blob @p id of the source, checked; counted. */
+static int read_source(struct copier *c, const bkr_id *id, bkr_blob_type type, uint8_t **out, size_t *len)
+{
+	int err = bkr_repo_read_blob(c->from, id, type, out, len);
+	if (err < 0)
+		return err;
+	c->one.blobs_read++;
+	c->one.bytes_read += *len;
+	progress(c);
+	return 0;
+}
+
+/* Put a blob into the destination as @p id unless it has it (a dry run only looks). */
+static int send(struct copier *c, bkr_blob_type type, const bkr_id *id, const void *data, size_t len)
+{
+	bkr_index_entry e;
+	uint32_t stored = 0;
+	bool is_new = false;
+	int err;
+
+	if (c->w) {
+		if ((err = bkr_writer_put(c->w, type, id, data, len, &is_new, &stored)) < 0)
+			return err;
+	} else {
+		is_new = bkr_repo_lookup(c->to, id, &e) < 0;
+		bkr_error_clear();
+	}
+	if (is_new) {
+		c->one.blobs_sent++;
+		c->one.bytes_sent += len;
+		c->one.stored_bytes += stored;
+	}
+	return 0;
+}
+
+/* A data blob (file chunk, xattr value): *dst gets its id in the destination. */
+static int copy_data(struct copier *c, const bkr_id *src, bkr_id *dst)
+{
+	bkr_index_entry e;
+	bkr_id from = *src, to = *src; /* @p dst may be @p src */
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int err;
+
+	if (bkr_copy_map_get(&c->map, &from, dst))
+		return 0;
+	if (c->same_ids && bkr_repo_lookup(c->to, &from, &e) == 0) {
+		/* the destination has it: nothing to read */
+		*dst = from;
+		return bkr_copy_map_put(&c->map, &from, &from) < 0 ? BKR_ENOMEM : 0;
+	}
+	bkr_error_clear();
+	if ((err = read_source(c, &from, BKR_BLOB_DATA, &buf, &len)) < 0)
+		return err;
+	if (!c->same_ids)
+		bkr_repo_blob_id(c->to, buf, len, &to);
+	if ((err = send(c, BKR_BLOB_DATA, &to, buf, len)) == 0 && (err = bkr_copy_map_put(&c->map, &from, &to)) > 0)
+		err = 0;
+	if (err == 0)
+		*dst = to;
+	free(buf);
+	return err;
+}
+
+/* ---- the same ids on both sides: trees byte for byte, page by page ---------- */
+
+static int copy_tree_same(struct copier *c, const bkr_id *id);
+
+/* The blobs of leaf record @p i of @p t. */
+static int copy_entry_same(struct copier *c, const bkr_tree *t, uint32_t i)
+{
+	bkr_entry e;
+	bkr_chunk_ref *ch = NULL;
+	bkr_xattr *xa = NULL;
+	size_t nch = 0, nxa = 0;
+	bkr_id dst;
+	int err;
+
+	if ((err = bkr_tree_get(t, i, &e)) < 0 || (err = bkr_tree_chunks(t, i, &ch, &nch)) < 0 ||
+	    (err = bkr_tree_xattrs(t, i, &xa, &nxa)) < 0)
+		goto done;
+	for (size_t k = 0; k < nch && err == 0; k++)
+		err = copy_data(c, &ch[k].id, &dst);
+	for (size_t k = 0; k < nxa && err == 0; k++)
+		if (xa[k].in_blob)
+			err = copy_data(c, &xa[k].blob, &dst);
+	if (err == 0 && e.type == BKR_FT_DIR)
+		err = copy_tree_same(c, &e.subtree);
+done:
+	free(ch);
+	free(xa);
+	return err;
+}
+
+static int copy_tree_same(struct copier *c, const bkr_id *id)
+{
+	bkr_tree *t = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int err;
+
+	if (bkr_copy_map_get(&c->map, id, NULL))
+		return 0;
+	if ((err = read_source(c, id, BKR_BLOB_TREE, &buf, &len)) < 0)
+		return err;
+	if ((err = send(c, BKR_BLOB_TREE, id, buf, len)) < 0) {
+		free(buf);
+		return err;
+	}
+	if ((err = bkr_tree_parse(&t, buf, len)) < 0) /* takes buf */
+		return err;
+	if ((err = bkr_copy_map_put(&c->map, id, id)) < 0)
+		goto done;
+	err = 0;
+	for (uint32_t i = 0; i < bkr_tree_count(t) && err == 0; i++) {
+		if (bkr_tree_is_inner(t)) {
+			const uint8_t *fn;
+			size_t fl;
+			bkr_id child;
+			uint32_t cnt;
+			if ((err = bkr_tree_child(t, i, &fn, &fl, &child, &cnt)) == 0)
+				err = copy_tree_same(c, &child);
+			continue;
+		}
+		err = copy_entry_same(c, t, i);
+	}
+done:
+	bkr_tree_free(t);
+	return err;
+}
+
+/* ---- different ids: directories re-encoded with the destination's ids ------- */
+
+static int load_tree(void *ctx, const bkr_id *id, bkr_tree **out)
+{
+	struct copier *c = ctx;
+	uint8_t *buf;
+	size_t len;
+	int err;
+	*out = NULL;
+	if ((err = read_source(c, id, BKR_BLOB_TREE, &buf, &len)) < 0)
+		return err;
+	return bkr_tree_parse(out, buf, len);
+}
+
+static int emit_tree(void *ctx, bkr_id *id, const uint8_t *blob, size_t len)
+{
+	struct copier *c = ctx;
+	bkr_repo_blob_id(c->to, blob, len, id);
+	return send(c, BKR_BLOB_TREE, id, blob, len);
+}
+
+static int copy_dir_mapped(struct copier *c, const bkr_id *src, bkr_id *dst);
+
+/* Entry @p i of @p d with its blobs copied and their ids mapped, into @p b. */
+static int copy_entry_mapped(struct copier *c, bkr_dir *d, uint64_t i, bkr_tree_builder *b)
+{
+	const bkr_tree *leaf;
+	uint32_t li;
+	bkr_entry e;
+	bkr_chunk_ref *ch = NULL;
+	bkr_xattr *xa = NULL;
+	bkr_hole *ho = NULL;
+	size_t nch = 0, nxa = 0, nho = 0;
+	int err;
+
+	if ((err = bkr_dir_get(d, i, &e, &leaf, &li)) < 0 || (err = bkr_tree_chunks(leaf, li, &ch, &nch)) < 0 ||
+	    (err = bkr_tree_xattrs(leaf, li, &xa, &nxa)) < 0 || (err = bkr_tree_holes(leaf, li, &ho, &nho)) < 0)
+		goto done;
+	for (size_t k = 0; k < nch && err == 0; k++)
+		err = copy_data(c, &ch[k].id, &ch[k].id);
+	for (size_t k = 0; k < nxa && err == 0; k++)
+		if (xa[k].in_blob)
+			err = copy_data(c, &xa[k].blob, &xa[k].blob);
+	if (err == 0 && e.type == BKR_FT_DIR)
+		err = copy_dir_mapped(c, &e.subtree, &e.subtree);
+	if (err < 0)
+		goto done;
+	e.chunks = ch;
+	e.nchunks = nch;
+	e.xattrs = xa;
+	e.nxattrs = nxa;
+	e.holes = ho;
+	e.nholes = nho;
+	err = bkr_tree_builder_add(b, &e);
+done:
+	free(ch);
+	free(xa);
+	free(ho);
+	return err;
+}
+
+static int copy_dir_mapped(struct copier *c, const bkr_id *src, bkr_id *dst)
+{
+	bkr_tree_builder *b = NULL;
+	bkr_dir *d = NULL;
+	bkr_id from = *src; /* @p dst may be @p src */
+	int err;
+
+	if (bkr_copy_map_get(&c->map, &from, dst))
+		return 0;
+	if ((err = bkr_dir_open(&d, &from, load_tree, c)) < 0 || (err = bkr_tree_builder_new(&b)) < 0)
+		goto done;
+	for (uint64_t i = 0; i < bkr_dir_count(d) && err == 0; i++)
+		err = copy_entry_mapped(c, d, i, b);
+	if (err == 0 && (err = bkr_tree_builder_finish(b, emit_tree, c, dst)) == 0 &&
+	    (err = bkr_copy_map_put(&c->map, &from, dst)) > 0)
+		err = 0;
+done:
+	bkr_tree_builder_free(b);
+	bkr_dir_free(d);
+	return err;
+}
+
+/* ---- one backup ----------------------------------------------------------------- */
+
+static int copy_tree(struct copier *c, const bkr_id *src, bkr_id *dst)
+{
+	if (c->same_ids) {
+		*dst = *src;
+		return copy_tree_same(c, src);
+	}
+	return copy_dir_mapped(c, src, dst);
+}
+
+/* Copy the blobs of @p m, commit them, publish @p m (its tree ids rewritten);
+ * *exists when the destination got that manifest meanwhile. */
+static int copy_backup(struct copier *c, bkr_manifest *m, bool *exists)
+{
+	bkr_index_entry e;
+	int err;
+
+	*exists = false;
+	if ((err = copy_tree(c, &m->tree, &m->tree)) < 0)
+		return err;
+	for (size_t i = 0; i < m->nsources; i++)
+		if ((err = copy_tree(c, &m->sources[i].tree, &m->sources[i].tree)) < 0)
+			return err;
+	if (!c->w)
+		return 0;
+	if ((err = bkr_writer_commit(c->w)) < 0)
+		return err;
+	if (bkr_repo_lookup(c->to, &m->tree, &e) < 0) {
+		char hex[BKR_ID_HEX];
+		bkr_id_to_hex(&m->tree, hex);
+		return bkr_error_set(BKR_ECORRUPT, "root tree %s is not in the destination's index after commit", hex);
+	}
+	if ((err = bkr_repo_publish_manifest(c->to, m)) == BKR_EEXISTS) {
+		bkr_error_clear();
+		*exists = true;
+		return 0;
+	}
+	return err;
+}
+
+/* ---- the run -------------------------------------------------------------------- */
+
+/* Which backups of @p l to copy (want[i]); BKR_ENOTFOUND/BKR_EAMBIGUOUS for a spec. */
+static int select_backups(bkr_repo *from, const bkr_copy_options *o, const bkr_manifest_list *l, bool *want,
+			  size_t *n)
+{
+	const char **ids;
+	int err = 0;
+
+	*n = 0;
+	if (!o->nspecs) {
+		for (size_t i = 0; i < l->n; i++)
+			want[i] = true;
+		*n = l->n;
+		return 0;
+	}
+	if (!(ids = calloc(l->n ? l->n : 1, sizeof(*ids))))
+		return bkr_error_oom();
+	for (size_t i = 0; i < l->n; i++)
+		ids[i] = l->items[i]->backup_id;
+	for (size_t k = 0; k < o->nspecs && err == 0; k++) {
+		size_t hit;
+		if ((err = bkr_backupid_resolve(&hit, ids, l->n, o->specs[k], "backup", bkr_repo_path(from))) == 0 &&
+		    !want[hit]) {
+			want[hit] = true;
+			(*n)++;
+		}
+	}
+	free(ids);
+	return err;
+}
+
+static bool has_id(char **ids, size_t n, const char *id)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strcmp(ids[mid], id);
+		if (cmp == 0)
+			return true;
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static int take_lock(bkr_repo *r, const bkr_copy_options *o, bkr_lock **lock)
+{
+	int err = bkr_repo_lock(r, BKR_LOCK_SHARED, false, lock);
+	if (err != BKR_ELOCKED || o->no_wait)
+		return err;
+	bkr_error_clear();
+	if (o->waiting)
+		o->waiting(o->ctx);
+	return bkr_repo_lock(r, BKR_LOCK_SHARED, true, lock);
+}
+
+/* Whether both sides name blobs alike: both plain, or encrypted under the same MAC key. */
+static bool same_ids(bkr_repo *from, bkr_repo *to)
+{
+	const bkr_crypto *a = bkr_repo_crypto(from), *b = bkr_repo_crypto(to);
+	if (!a || !b)
+		return !a && !b;
+	return !memcmp(bkr_crypto_mac_key(a), bkr_crypto_mac_key(b), BKR_CRYPTO_KEY_SIZE);
+}
+
+struct bad_ctx {
+	const bkr_copy_options *o;
+	size_t n;
+};
+
+static void on_bad(void *ctx, const char *file, const char *message)
+{
+	struct bad_ctx *b = ctx;
+	b->n++;
+	bkr_log_event(BKR_LOG_WARN, "copy", "damaged-manifest", (const char *[]){ "file", file, NULL },
+		      "%s: not copied: %s", file, message);
+	if (b->o->warning) {
+		char line[1024];
+		snprintf(line, sizeof(line), "%s: not copied: %s", file, message);
+		b->o->warning(b->o->ctx, line);
+	}
+}
+
+static void log_copied(struct copier *c, const bkr_manifest *m)
+{
+	char blobs[24], bytes[24];
+	snprintf(blobs, sizeof(blobs), "%llu", (unsigned long long)c->one.blobs_sent);
+	snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)c->one.bytes_sent);
+	bkr_log_event(BKR_LOG_INFO, "copy", "copied",
+		      (const char *[]){ "backup_id", m->backup_id, "from", bkr_repo_path(c->from), "to",
+					bkr_repo_path(c->to), "blobs_sent", blobs, "bytes_sent", bytes, NULL },
+		      "backup %s copied from %s to %s: %s blobs, %s bytes sent", m->backup_id, bkr_repo_path(c->from),
+		      bkr_repo_path(c->to), blobs, bytes);
+}
+
+int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_copy_stats *stats)
+{
+	struct copier c = { .from = from, .to = to, .o = o, .map = BKR_COPY_MAP_INIT };
+	bkr_manifest_list l = { 0 };
+	bkr_lock *lock = NULL;
+	char **have = NULL;
+	struct bad_ctx bad = { o, 0 };
+	size_t nhave = 0;
+	bool *want = NULL;
+	int err;
+
+	if (stats)
+		memset(stats, 0, sizeof(*stats));
+	if (!strcmp(bkr_repo_get_config(from)->id, bkr_repo_get_config(to)->id)) {
+		err = bkr_error_set(BKR_EINVAL, "%s and %s are the same repository (id %s): refusing to copy into itself",
+				    bkr_repo_path(from), bkr_repo_path(to), bkr_repo_get_config(to)->id);
+		goto done;
+	}
+	c.same_ids = same_ids(from, to);
+	if ((err = bkr_repo_list_cb(from, false, &l, on_bad, &bad)) < 0)
+		goto done;
+	if (!(want = calloc(l.n ? l.n : 1, sizeof(*want)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = select_backups(from, o, &l, want, &c.nbackups)) < 0)
+		goto done;
+	if (!o->dry_run) {
+		/* as a backup: the shared lock, then the index as it is now, then the writer (its mark) */
+		if ((err = take_lock(to, o, &lock)) < 0 || (err = bkr_repo_reload_index(to)) < 0 ||
+		    (err = bkr_writer_new(&c.w, to)) < 0)
+			goto done;
+	}
+	if ((err = bkr_repo_list_ids(to, false, &have, &nhave)) < 0)
+		goto done;
+	for (size_t i = 0; i < l.n; i++) {
+		bkr_manifest *m = l.items[i];
+		bool exists = false;
+		if (!want[i])
+			continue;
+		c.backup++;
+		memset(&c.one, 0, sizeof(c.one));
+		if (!has_id(have, nhave, m->backup_id)) {
+			progress(&c);
+			if ((err = copy_backup(&c, m, &exists)) < 0) {
+				bkr_error_prefix("backup %s", m->backup_id);
+				stats_add(&c.run, &c.one);
+				goto done;
+			}
+		}
+		if (exists || has_id(have, nhave, m->backup_id))
+			c.one.backups_skipped = 1;
+		else
+			c.one.backups_copied = 1;
+		if (c.one.backups_copied && !o->dry_run)
+			log_copied(&c, m);
+		if (o->on_backup)
+			o->on_backup(o->ctx, m, c.one.backups_copied, &c.one);
+		stats_add(&c.run, &c.one);
+	}
+	memset(&c.one, 0, sizeof(c.one));
+	err = 0;
+done:
+	if (stats)
+		*stats = c.run;
+	bkr_writer_free(c.w);
+	bkr_lock_release(lock);
+	bkr_repo_ids_free(have, nhave);
+	bkr_copy_map_free(&c.map);
+	bkr_manifest_list_free(&l);
+	free(want);
+	return err;
+}
