@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# bkr copy (docs/bkr.1.md "copy"): backups replicated between repositories.
+# plain -> plain exact (manifests, tree ids, restores of the edge-case tree)
+# and incremental (a second run sends nothing; a new backup sends only its
+# new blobs); plain -> encrypted -> encrypted -> plain with restores, diff,
+# verify --read-data, and the same tree ids back at the end; the ID forms;
+# --dry-run and --json; a damaged source blob (one line naming backup and
+# blob, nothing published); a copy killed by fault injection at several
+# points, then rerun; an unknown id; a repository copied into itself.
+# Needs root (mknod, chown in the edge tree).
+source "$(dirname "$0")/lib.sh"
+
+export BKR_TEST_KDF_N=1024 # cheap keys for the test
+unset BKR_PASSWORD BKR_NEW_PASSWORD BKR_FROM_PASSWORD BKR_TO_PASSWORD BKR_REPO
+
+backup_id() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_id"])' "$1"; }
+# every file of a repository with size and mtime: what "nothing written" compares
+snapshot() { find "$1" -printf '%P %s %T@\n' | sort; }
+# the manifests of a repository as `bkr list --json` gives them (records applied), less
+# bkr_version and, unless "trees", the tree ids: one JSON line each
+manifests() {
+	"$BKR" -r "$1" list --json >"$T/list.json" || fail "list $1"
+	python3 - "$T/list.json" "${2:-}" <<'PY'
+import json, sys
+keep_trees = sys.argv[2] == "trees"
+for m in json.load(open(sys.argv[1])):
+    m["metadata"].pop("bkr_version", None)
+    if not keep_trees:
+        m.pop("tree")
+        for s in m["sources"]:
+            s.pop("checksum")
+    print(json.dumps(m, sort_keys=True))
+PY
+}
+json_get() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+# restore_cmp REPO ID TREE: ID restored from REPO is TREE, exactly (treecmp; and diff -r,
+# but not of the edge tree: its FIFO and devices, and 5 GiB of holes)
+restore_cmp() {
+	rm -rf "$T/rc"
+	expect_exit 0 "$BKR" -r "$1" restore "$2" --target "$T/rc"
+	python3 "$HERE/treecmp.py" "$3" "$T/rc/$(basename "$3")" >/dev/null ||
+		fail "$2 restored from $1 differs from $3"
+	[ "$3" = "$src" ] || diff -r "$3" "$T/rc/$(basename "$3")" >/dev/null || fail "diff -r: $2 restored from $1 differs"
+}
+
+# --- the source: the edge-case tree (one full backup), then a small tree: full,
+# incremental, a tagged snapshot; an incremental comes later
+src=$T/src
+make_edge_tree "$src"
+sm=$T/small
+mkdir -p "$sm/sub"
+printf 'copy-marker-%s\n' 7d41c0 >"$sm/marker.txt"
+head -c 3000000 /dev/urandom >"$sm/random.bin"
+printf 'hello\n' >"$sm/sub/hello"
+A=$T/a
+expect_exit 0 "$BKR" init -r "$A"
+expect_exit 0 "$BKR" -r "$A" create --type full "$src" --json
+id1=$(backup_id "$T/out")
+expect_exit 0 "$BKR" -r "$A" create --type full "$sm" --json
+sleep 1.1
+printf 'changed\n' >"$sm/sub/hello"
+printf 'new file\n' >"$sm/added.txt"
+head -c 200000 /dev/urandom >"$sm/sub/more.bin"
+mkdir -p "$T/snap" && cp -a "$sm" "$T/snap/small"
+expect_exit 0 "$BKR" -r "$A" create --type incremental "$sm" --json
+id2=$(backup_id "$T/out")
+expect_exit 0 "$BKR" -r "$A" create --type snapshot "$sm" --json
+id3=$(backup_id "$T/out")
+expect_exit 0 "$BKR" -r "$A" tag "$id3" --add keep --add release-1
+
+# --- usage, help, refusals
+expect_exit 0 "$BKR" copy --help
+grep -q -- "--from-password-file" "$T/out" || fail "copy --help does not name --from-password-file"
+expect_exit 2 "$BKR" copy --to "$A"
+one_line_error
+expect_exit 2 "$BKR" copy --from "$A" --to "$A"
+one_line_error
+grep -q "same repository" "$T/err" || fail "copy into itself: $(cat "$T/err")"
+B=$T/b
+expect_exit 0 "$BKR" init -r "$B"
+before=$(snapshot "$B")
+expect_exit 3 "$BKR" copy --from "$A" --to "$B" "$id1" nosuchbackup
+one_line_error
+grep -q "nosuchbackup" "$T/err" || fail "unknown id not named: $(cat "$T/err")"
+expect_exit 3 "$BKR" copy --from "$T/nowhere" --to "$B"
+one_line_error
+[ "$(snapshot "$B")" = "$before" ] || fail "a refused copy wrote to the destination"
+expect_exit 0 "$BKR" copy --from "$A" --to "$B" --dry-run --json
+json_ok "$T/out"
+[ "$(json_get "$T/out" backups_copied)" = 4 ] || fail "dry run would not copy 4 backups: $(cat "$T/out")"
+[ "$(json_get "$T/out" blobs_sent)" -gt 0 ] || fail "dry run would send nothing"
+[ "$(snapshot "$B")" = "$before" ] || fail "a dry run wrote to the destination"
+pass "help, usage errors, a copy into itself, an unknown id and a dry run write nothing"
+
+# --- plain -> plain: the ID forms, exact, then incremental
+expect_exit 0 "$BKR" copy --from "$A" --to "$B" latest --json
+json_ok "$T/out"
+[ "$(json_get "$T/out" backups_copied)" = 1 ] || fail "latest: $(cat "$T/out")"
+suffix=${id1##*_}
+expect_exit 0 "$BKR" -r "$B" --json copy --from "$A" "${suffix:0:5}"  # -r names the destination
+[ "$(json_get "$T/out" backups_copied)" = 1 ] || fail "suffix prefix: $(cat "$T/out")"
+expect_exit 0 "$BKR" copy --from "$A" --to "$B"
+grep -q "^copied $id2" "$T/out" || fail "the rest was not copied: $(cat "$T/out")"
+grep -q "^copied 2 backups (2 skipped)" "$T/out" || fail "the summary: $(cat "$T/out")"
+grep -q "^skipped $id1" "$T/out" || fail "a copied backup was not skipped: $(cat "$T/out")"
+[ "$(manifests "$A" trees)" = "$(manifests "$B" trees)" ] || {
+	diff <(manifests "$A" trees) <(manifests "$B" trees); fail "plain -> plain manifests differ"; }
+grep -q '"tags": \["keep", "release-1"\]' <(manifests "$B") || fail "the tags were not kept: $(manifests "$B")"
+restore_cmp "$B" "$id1" "$src"
+restore_cmp "$B" "$id3" "$T/snap/small"
+expect_exit 0 "$BKR" -r "$B" verify --read-data
+expect_exit 0 "$BKR" copy --from "$A" --to "$B" --json
+[ "$(json_get "$T/out" blobs_sent)" = 0 ] || fail "a second run sent blobs: $(cat "$T/out")"
+[ "$(json_get "$T/out" backups_copied)" = 0 ] || fail "a second run copied backups"
+[ "$(json_get "$T/out" backups_skipped)" = 4 ] || fail "a second run skipped $(json_get "$T/out" backups_skipped)"
+expect_exit 0 "$BKR" copy --from "$A" --to "$B"
+grep -q "nothing to copy" "$T/out" || fail "a second run does not say so: $(cat "$T/out")"
+sleep 1.1
+printf 'one more change\n' >>"$sm/marker.txt"
+expect_exit 0 "$BKR" -r "$A" create --type incremental "$sm" --json
+id4=$(backup_id "$T/out")
+expect_exit 0 "$BKR" copy --from "$A" --to "$B" --json
+[ "$(json_get "$T/out" backups_copied)" = 1 ] || fail "the new backup was not copied alone"
+sent=$(json_get "$T/out" blobs_sent)
+[ "$sent" -ge 1 ] && [ "$sent" -le 4 ] || fail "an incremental copy sent $sent blobs (a changed file, its directory, the root)"
+restore_cmp "$B" "$id4" "$sm"
+grep -q '"event":"copied"' "$XDG_STATE_HOME"/bkr/*.log 2>/dev/null || grep -rq '"copied"' "$XDG_STATE_HOME/bkr" ||
+	fail "no copy event in the log"
+pass "plain -> plain: latest, a suffix prefix, the rest; manifests and tree ids equal, restores exact; a second run sends 0 blobs; a new backup only its own"
+
+# --- plain -> encrypted -> encrypted -> plain
+E=$T/e
+E2=$T/e2
+P=$T/p
+BKR_PASSWORD=pass-e expect_exit 0 "$BKR" init -r "$E" --encryption aes-256-gcm
+BKR_PASSWORD=pass-e2 expect_exit 0 "$BKR" init -r "$E2" --encryption aes-256-gcm
+expect_exit 0 "$BKR" init -r "$P"
+BKR_PASSWORD=wrong expect_exit 9 "$BKR" copy --from "$A" --to "$E"
+one_line_error
+BKR_TO_PASSWORD=pass-e expect_exit 0 "$BKR" copy --from "$A" --to "$E"
+! grep -rqa "copy-marker-7d41c0" "$E" || fail "plaintext of a file in the encrypted copy"
+! grep -rqa "with space" "$E" || fail "a file name in plaintext in the encrypted copy"
+export BKR_PASSWORD=pass-e
+restore_cmp "$E" "$id4" "$sm"
+expect_exit 0 "$BKR" -r "$E" verify --read-data
+expect_exit 0 "$BKR" -r "$A" diff "$id2" "$id4"
+cp "$T/out" "$T/diff-a"
+grep -q marker.txt "$T/diff-a" || fail "the source's diff does not name marker.txt: $(cat "$T/diff-a")"
+expect_exit 0 "$BKR" -r "$E" diff "$id2" "$id4"
+cmp -s "$T/out" "$T/diff-a" || { diff "$T/diff-a" "$T/out"; fail "diff of the copied backups differs"; }
+[ "$(manifests "$A")" = "$(manifests "$E")" ] || { diff <(manifests "$A") <(manifests "$E"); fail "the encrypted copy's manifests differ"; }
+[ "$(manifests "$A" trees)" != "$(manifests "$E" trees)" ] || fail "the tree ids were not translated"
+unset BKR_PASSWORD
+# one encrypted repository into another (other keys), with --from/--to password files
+printf 'pass-e\n' >"$T/pw-e"
+printf 'pass-e2\n' >"$T/pw-e2"
+expect_exit 0 "$BKR" copy --from "$E" --to "$E2" --from-password-file "$T/pw-e" --to-password-file "$T/pw-e2" --json
+[ "$(json_get "$T/out" backups_copied)" = 5 ] || fail "encrypted -> encrypted: $(cat "$T/out")"
+BKR_FROM_PASSWORD=pass-e2 expect_exit 0 "$BKR" copy --from "$E2" --to "$P"
+restore_cmp "$P" "$id1" "$src"
+restore_cmp "$P" "$id3" "$T/snap/small"
+expect_exit 0 "$BKR" -r "$P" verify --read-data
+# the trees came back to the same ids: the re-encoding loses nothing
+[ "$(manifests "$A" trees)" = "$(manifests "$P" trees)" ] || {
+	diff <(manifests "$A" trees) <(manifests "$P" trees); fail "plain -> encrypted -> plain changed the manifests"; }
+BKR_PASSWORD=pass-e2 expect_exit 0 "$BKR" -r "$E2" verify --read-data
+BKR_FROM_PASSWORD=pass-e2 expect_exit 0 "$BKR" copy --from "$E2" --to "$P" --json
+[ "$(json_get "$T/out" blobs_sent)" = 0 ] || fail "encrypted -> plain again sent blobs"
+pass "plain -> encrypted -> encrypted -> plain: restores exact, verify --read-data clean, diff alike, the same tree ids at the end, no plaintext"
+
+# --- a damaged source blob: one line naming backup and blob; nothing published
+D=$T/damaged
+cp -a "$A" "$D"
+pack=$(find "$D/data" -name '*.pack' -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+flip_byte_in_blob "$pack"
+C=$T/c
+expect_exit 0 "$BKR" init -r "$C"
+expect_exit 4 "$BKR" copy --from "$D" --to "$C"
+one_line_error
+grep -q "backup backup_" "$T/err" && grep -q "blob [0-9a-f]\{64\}" "$T/err" ||
+	fail "the error does not name the backup and the blob: $(cat "$T/err")"
+[ -z "$(ls "$C/backups" 2>/dev/null)" ] || fail "a backup was published from a damaged source"
+expect_exit 0 "$BKR" -r "$C" verify --read-data
+pass "a damaged source blob: exit 4, one line naming backup and blob, nothing published, the destination verifies"
+
+# --- killed mid-way (a crash at the n-th rename or write), then rerun
+for fault in rename:1 rename:4 write:9 fsync:6; do
+	K=$T/k-${fault/:/-}
+	expect_exit 0 "$BKR" init -r "$K"
+	BKR_FAULT=$fault:crash expect_exit 137 "$BKR" copy --from "$A" --to "$K"
+	expect_exit 0 "$BKR" -r "$K" verify --read-data
+	expect_exit 0 "$BKR" copy --from "$A" --to "$K" --json
+	[ "$(json_get "$T/out" backups_copied)" -ge 1 ] || fail "$fault: the rerun had nothing to do"
+	[ "$(manifests "$A" trees)" = "$(manifests "$K" trees)" ] || fail "$fault: the rerun did not complete the copy"
+	expect_exit 0 "$BKR" -r "$K" verify --read-data
+done
+restore_cmp "$K" "$id4" "$sm"
+pass "a copy killed at a rename, write or fsync leaves the destination verify-clean; a rerun completes it"
