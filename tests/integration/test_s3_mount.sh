@@ -1,0 +1,94 @@
+#!/bin/bash
+# The mount over S3: a real Ceph RADOS Gateway (tools/s3-server.sh) and a
+# real FUSE mount of s3://BUCKET/PREFIX through the disk cache: `diff -r` of
+# a backup byte for byte, the cache filled and then enough for a second
+# mount (no byte fetched), a new backup appearing (the watcher lists the
+# bucket), a byte flipped in a stored pack (rewritten in the bucket) giving
+# EIO for that file only, and `bkr mount -r s3://...`.
+source "$BKR_SOURCE_ROOT/tests/integration/lib.sh"
+
+[ -c /dev/fuse ] && command -v fusermount3 >/dev/null || fail "no /dev/fuse or fusermount3: this test needs real mounts"
+SERVER=$BKR_SOURCE_ROOT/tools/s3-server.sh
+
+stop_server() { "$SERVER" stop "$T/s3" >/dev/null 2>&1; }
+cleanup_hooks+=(bkrfs_stop_all stop_server)
+
+"$SERVER" start "$T/s3" >"$T/s3.env" 2>"$T/s3.log" || fail "the S3 server did not start: $(tail -5 "$T/s3.log")"
+. "$T/s3.env"
+"$SERVER" bucket "$T/s3" bkt >/dev/null 2>>"$T/s3.log" || fail "bucket: $(tail -3 "$T/s3.log")"
+export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY AWS_ENDPOINT_URL=$S3_ENDPOINT
+export AWS_REGION=$S3_REGION
+URL=s3://bkt/repo
+
+mount_fg() { bkrfs_fg "$URL" "$@"; }
+
+S=$T/src
+mkdir -p "$S/many/sub"
+for i in $(seq 1 200); do printf 'small file %d\n' "$i" >"$S/many/f$i"; done
+printf 'deeper\n' >"$S/many/sub/x"
+head -c 3000000 /dev/urandom >"$S/big.bin"
+head -c 150000 /dev/urandom >"$S/victim.bin"
+head -c 1500000 < <(yes "compressible text") >"$S/text.txt"
+ln -s big.bin "$S/link"
+"$BKR" init -r "$URL" >/dev/null || fail "bkr init -r $URL"
+"$BKR" create -r "$URL" --type full "$S" >/dev/null || fail "bkr create -r $URL"
+ID=$("$BKR" list -r "$URL" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+
+C=$T/cache
+M=$T/mnt
+mkdir -p "$M"
+mount_fg "$M" "$T/d1.err" --cache-dir="$C" -o watch_ms=300
+diff -r "$S" "$M/by-id/$ID/src" || fail "the mount over S3 differs from the source"
+pass "bkrfs $URL: diff -r of the backup is clean"
+root=$(ls -d "$C"/*/)
+[ "$(cat "$root/location")" = "$URL" ] || fail "cache location: $(cat "$root/location")"
+
+# a new backup appears: the watcher lists the bucket
+printf 'new\n' >"$S/added.txt"
+"$BKR" create -r "$URL" --type full "$S" >/dev/null || fail "second backup"
+for _ in $(seq 1 100); do [ -e "$M/latest/src/added.txt" ] && break; sleep 0.2; done
+cmp "$S/added.txt" "$M/latest/src/added.txt" || fail "the new backup did not appear in the mount"
+pass "a new backup in the bucket appears in the mount"
+bkrfs_unmount "$M"
+cache_report "$T/d1.err" >/dev/null
+
+# a second mount reads from the cache alone
+mount_fg "$M" "$T/d2.err" --cache-dir="$C"
+diff -r "$S" "$M/latest/src" || fail "the warm mount differs"
+bkrfs_unmount "$M"
+line=$(cache_report "$T/d2.err")
+[[ $line == *" 0 bytes fetched"* ]] || fail "a warm mount fetched bytes: $line"
+pass "a second mount reads the bucket only for listings and sizes ($line)"
+
+# a byte flipped in a stored pack (rewritten in the bucket): EIO for that file only
+python3 - "$S3_ENDPOINT" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "$S/victim.bin" <<'PY' || fail "could not flip a byte in the bucket"
+import subprocess, sys, re
+ep, ak, sk, src = sys.argv[1:]
+def curl(*args, data=None):
+    return subprocess.run(["curl", "-sS", "--fail", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", ak + ":" + sk,
+                           "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", *args], input=data, capture_output=True, check=True).stdout
+listing = curl(ep + "/bkt?list-type=2&prefix=repo%2Fdata%2F").decode()
+pat = open(src, "rb").read()[1000:1064]
+for key in re.findall(r"<Key>([^<]+\.pack)</Key>", listing):
+    body = bytearray(curl(ep + "/bkt/" + key))
+    i = body.find(pat)
+    if i >= 0:
+        body[i + 10] ^= 1
+        curl("-X", "PUT", "--data-binary", "@-", ep + "/bkt/" + key, data=bytes(body))
+        sys.exit(0)
+sys.exit(1)
+PY
+mount_fg "$M" "$T/d3.err" --cache-dir="$T/cache2"
+expect_eio "$M/by-id/$ID/src/victim.bin"
+diff -r -x victim.bin "$S" "$M/latest/src" || fail "other files after the flip"
+bkrfs_unmount "$M"
+grep -q "EIO: .*victim.bin" "$T/d3.err" || fail "no EIO line: $(cat "$T/d3.err")"
+pass "a byte flipped in a pack in the bucket gives EIO for that file only"
+
+# bkr mount -r s3://... (a daemon, the default cache under XDG_CACHE_HOME)
+XDG_CACHE_HOME=$T/xdg "$BKR" mount -r "$URL" "$M" || fail "bkr mount -r $URL"
+BKRFS_MOUNTS+=("$M")
+cmp "$S/big.bin" "$M/latest/src/big.bin" || fail "bkr mount: big.bin"
+ls -d "$T/xdg/bkrfs"/*/b >/dev/null || fail "bkr mount did not cache under \$XDG_CACHE_HOME/bkrfs"
+fusermount3 -u "$M"
+pass "bkr mount -r $URL, cache under \$XDG_CACHE_HOME/bkrfs"
