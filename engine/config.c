@@ -215,6 +215,11 @@ void bkr_config_free(bkr_config *c)
 	free(c->recovery_json);
 	free_strv(c->required_files, c->nrequired_files);
 	free_strv(c->protected_patterns, c->nprotected_patterns);
+	free(c->s3.access_key_id);
+	free(c->s3.secret_access_key);
+	free(c->s3.session_token);
+	free(c->s3.region);
+	free(c->s3.endpoint_url);
 	free(c);
 }
 
@@ -238,6 +243,7 @@ static int set_defaults(bkr_config *c)
 	c->warm.after_days = 7;
 	c->cold.after_days = 30;
 	c->compression_level = 1;
+	c->s3.path_style = -1;
 	if (!(c->log_dir = default_log_dir()))
 		return bkr_error_oom();
 	if (!(c->protected_patterns = strv_new(1)) || !(c->protected_patterns[0] = strdup("*")))
@@ -674,11 +680,49 @@ static int parse_tiers(struct ctx *x, const cJSON *obj)
 	return 0;
 }
 
+static int parse_s3(struct ctx *x, const cJSON *obj)
+{
+	static const char *const known[] = { "access_key_id", "secret_access_key", "session_token", "region",
+					     "endpoint_url", "path_style", "lock_stale_seconds", NULL };
+	bkr_config_s3 *s3 = &x->c->s3;
+	const cJSON *it;
+	struct {
+		const char *key;
+		char **dst;
+	} strs[] = {
+		{ "access_key_id", &s3->access_key_id }, { "secret_access_key", &s3->secret_access_key },
+		{ "session_token", &s3->session_token }, { "region", &s3->region },
+		{ "endpoint_url", &s3->endpoint_url },
+	};
+	char kp[KEYPATH_MAX];
+
+	if (!cJSON_IsObject(obj))
+		return key_error(x, "s3", "expected an object such as {\"endpoint_url\": \"http://127.0.0.1:7480\"}");
+	if (check_keys(x, obj, "s3", known) < 0)
+		return x->err;
+	for (size_t i = 0; i < sizeof(strs) / sizeof(*strs); i++) {
+		keypath(kp, "s3", strs[i].key);
+		if ((it = cJSON_GetObjectItemCaseSensitive(obj, strs[i].key)) && get_string(x, it, kp, strs[i].dst) < 0)
+			return x->err;
+	}
+	if (s3->endpoint_url && strncmp(s3->endpoint_url, "http://", 7) && strncmp(s3->endpoint_url, "https://", 8))
+		return key_error(x, "s3.endpoint_url", "expected http://HOST[:PORT] or https://HOST[:PORT]");
+	if ((it = cJSON_GetObjectItemCaseSensitive(obj, "path_style"))) {
+		if (!cJSON_IsBool(it))
+			return key_error(x, "s3.path_style", "expected true or false");
+		s3->path_style = cJSON_IsTrue(it) ? 1 : 0;
+	}
+	if ((it = cJSON_GetObjectItemCaseSensitive(obj, "lock_stale_seconds")) &&
+	    get_int(x, it, "s3.lock_stale_seconds", 2, 86400, &s3->lock_stale_seconds) < 0)
+		return x->err;
+	return 0;
+}
+
 static int parse_root(struct ctx *x, const cJSON *root)
 {
 	static const char *const known[] = { "repository", "workspace_root", "sources", "retention",
 					     "tiers", "compression", "log_dir", "alert_command", "metrics_file",
-					     "recovery", "required_files", "protected_patterns", NULL };
+					     "recovery", "required_files", "protected_patterns", "s3", NULL };
 	static const char *const compression_keys[] = { "level", NULL };
 	bkr_config *c = x->c;
 	const cJSON *it;
@@ -756,6 +800,8 @@ static int parse_root(struct ctx *x, const cJSON *root)
 			     &c->nprotected_patterns) < 0)
 			return x->err;
 	}
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "s3")) && parse_s3(x, it) < 0)
+		return x->err;
 	return 0;
 }
 
@@ -1109,6 +1155,21 @@ char *bkr_config_to_json(const bkr_config *c, bool pretty)
 	ok = ok && put(root, "required_files", strv_json(c->required_files, c->nrequired_files));
 	ok = ok && put(root, "protected_patterns",
 		       strv_json(c->protected_patterns, c->nprotected_patterns));
+	if (ok && (c->s3.access_key_id || c->s3.region || c->s3.endpoint_url || c->s3.path_style >= 0 ||
+		   c->s3.lock_stale_seconds || c->s3.secret_access_key || c->s3.session_token)) {
+		/* the secret key and session token are not shown */
+		ok = put(root, "s3", o = cJSON_CreateObject());
+		if (ok && c->s3.access_key_id)
+			ok = put(o, "access_key_id", cJSON_CreateString(c->s3.access_key_id));
+		if (ok && c->s3.region)
+			ok = put(o, "region", cJSON_CreateString(c->s3.region));
+		if (ok && c->s3.endpoint_url)
+			ok = put(o, "endpoint_url", cJSON_CreateString(c->s3.endpoint_url));
+		if (ok && c->s3.path_style >= 0)
+			ok = put(o, "path_style", cJSON_CreateBool(c->s3.path_style));
+		if (ok && c->s3.lock_stale_seconds)
+			ok = put(o, "lock_stale_seconds", cJSON_CreateNumber(c->s3.lock_stale_seconds));
+	}
 	if (ok)
 		text = pretty ? cJSON_Print(root) : cJSON_PrintUnformatted(root);
 	if (text) {

@@ -9,6 +9,7 @@
 #include "bkr/error.h"
 #include "repo_priv.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 struct bkr_lock {
@@ -34,10 +35,13 @@ int bkr_repo_lock(bkr_repo *r, bkr_lock_mode mode, bool wait, bkr_lock **out)
 
 	*out = NULL;
 	err = bkr_store_lock(r->store, "locks/repo.lock", mode == BKR_LOCK_EXCLUSIVE, wait, &held);
-	if (err == BKR_ELOCKED)
-		return bkr_error_set(BKR_ELOCKED, "%s: repository is locked by %s (try again later)", r->path,
+	if (err == BKR_ELOCKED) {
+		char detail[600]; /* the store's word on the holder (an S3 lock names it and its age) */
+		snprintf(detail, sizeof(detail), "%s", bkr_error_message());
+		return bkr_error_set(BKR_ELOCKED, "%s: repository is locked by %s (try again later; %s)", r->path,
 				     mode == BKR_LOCK_EXCLUSIVE ? "a running backup, verify or prune"
-								: "a running prune or tier migration");
+								: "a running prune or tier migration", detail);
+	}
 	if (err < 0)
 		return err;
 	return wrap(held, out);

@@ -417,8 +417,8 @@ int bkr_pack_path(char *out, size_t cap, const char *pack_root, const bkr_pack_i
 
 /* ---- readers ------------------------------------------------------------ */
 
-int bkr_pack_read_footer(const bkr_crypto *c, const bkr_pack_id *pack, int fd, uint64_t file_size,
-			 const char *what, bkr_pack_entry **entries, size_t *n)
+int bkr_pack_read_footer_from(const bkr_crypto *c, const bkr_pack_id *pack, bkr_pack_reader read, void *ctx,
+			      uint64_t file_size, const char *what, bkr_pack_entry **entries, size_t *n)
 {
 	uint8_t trailer[BKR_PACK_TRAILER_SIZE], *buf = NULL, *t, *ents_at, ad[FOOTER_AD_SIZE];
 	uint64_t flags;
@@ -436,8 +436,7 @@ int bkr_pack_read_footer(const bkr_crypto *c, const bkr_pack_id *pack, int fd, u
 				    what, (unsigned long long)file_size);
 		goto done;
 	}
-	if ((err = bkr_io_pread_full(fd, trailer, sizeof(trailer),
-				     file_size - BKR_PACK_TRAILER_SIZE, what)) < 0)
+	if ((err = read(ctx, trailer, sizeof(trailer), file_size - BKR_PACK_TRAILER_SIZE)) < 0)
 		goto done;
 	if (memcmp(trailer, BKR_PACK_MAGIC, 8) != 0) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: bad pack magic", what);
@@ -464,7 +463,7 @@ int bkr_pack_read_footer(const bkr_crypto *c, const bkr_pack_id *pack, int fd, u
 		err = bkr_error_oom();
 		goto done;
 	}
-	if ((err = bkr_io_pread_full(fd, buf, buf_len, footer_off, what)) < 0)
+	if ((err = read(ctx, buf, buf_len, footer_off)) < 0)
 		goto done;
 	t = buf + footer_len;
 	bkr_sha256(buf, buf_len - BKR_ID_SIZE, &sum);
@@ -663,6 +662,13 @@ static int fd_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	const struct fd_reader *r = ctx;
 	return bkr_io_pread_full(r->fd, buf, len, off, r->what);
+}
+
+int bkr_pack_read_footer(const bkr_crypto *c, const bkr_pack_id *pack, int fd, uint64_t file_size,
+			 const char *what, bkr_pack_entry **entries, size_t *n)
+{
+	struct fd_reader r = { fd, what };
+	return bkr_pack_read_footer_from(c, pack, fd_read, &r, file_size, what, entries, n);
 }
 
 int bkr_pack_read_blob(const bkr_crypto *c, int fd, const char *what, const bkr_id *id, uint64_t offset,

@@ -150,17 +150,21 @@ static int on_disk(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t 
 	struct prune *p = ctx;
 	struct pack *pk = id ? find_pack(p, id) : NULL;
 	bool recorded;
-	struct stat st;
+	bkr_store *s;
+	uint64_t size;
+	int64_t mtime;
 
 	(void)type;
-	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
-		return 0; /* vanished */
 	if (place >= 32)
 		return 0;
-	bkr_repo_tier(p->r, place, NULL, &recorded);
+	s = bkr_repo_tier(p->r, place, NULL, &recorded);
+	if (bkr_store_stat_time(s, name, &size, &mtime) < 0) {
+		bkr_error_clear();
+		return 0; /* vanished */
+	}
 	if (pk) {
 		if (!pk->on_disk) {
-			pk->file_size = (uint64_t)st.st_size;
+			pk->file_size = size;
 			snprintf(pk->path, sizeof(pk->path), "%s", path);
 			snprintf(pk->name, sizeof(pk->name), "%s", name);
 		}
@@ -172,8 +176,8 @@ static int on_disk(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t 
 		return 0; /* a configured tier the repository never used: perhaps not only its */
 	/* a leftover: only once it is older than the grace period (a recovery run,
 	 * which takes no lock, may be between its pack and its index) */
-	if ((int64_t)st.st_mtime > p->now / 1000000000LL - p->o->grace_s)
-		return 0;
+	if (mtime < 0 || mtime > p->now / 1000000000LL - p->o->grace_s)
+		return 0; /* young, or of unknown age */
 	if (p->nleft == p->capleft) {
 		struct leftover *nl = realloc(p->left, (p->capleft = p->capleft ? 2 * p->capleft : 16) * sizeof(*nl));
 		if (!nl)
@@ -184,7 +188,7 @@ static int on_disk(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t 
 	snprintf(p->left[p->nleft].name, PATH_MAX, "%s", name);
 	p->left[p->nleft].place = place;
 	p->left[p->nleft].tmp = id == NULL;
-	p->left[p->nleft].size = (uint64_t)st.st_size;
+	p->left[p->nleft].size = size;
 	p->nleft++;
 	return 0;
 }
@@ -325,16 +329,28 @@ done:
 	return err;
 }
 
+/* A pack of the repository read through its store. */
+struct pack_src {
+	bkr_store *s;
+	const char *name;
+};
+
+static int src_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	const struct pack_src *ps = ctx;
+	return bkr_store_get_range(ps->s, ps->name, off, len, buf, 0);
+}
+
 /* Copy the used blobs of @p pk (checked: decoded and hashed) into new packs. */
 static int repack_one(struct prune *p, struct pack *pk, struct repacker *rp, bkr_index_builder *b,
 		      uint8_t *raw, uint8_t *stored)
 {
 	uint32_t pack_size = bkr_repo_get_config(p->r)->pack_size;
 	const char *tmp = pk->type == BKR_BLOB_TREE ? "tree" : "data";
-	int fd, err = 0;
+	/* the first copy: the lowest place holding it */
+	struct pack_src src = { bkr_repo_tier(p->r, (size_t)__builtin_ctz(pk->where), NULL, NULL), pk->name };
+	int err = 0;
 
-	if ((fd = open(pk->path, O_RDONLY | O_CLOEXEC)) < 0)
-		return bkr_error_set_errno(errno, "open %s", pk->path);
 	if (rp->w && rp->type != pk->type && (err = repack_flush(p, rp, b)) < 0)
 		goto done;
 	rp->type = pk->type;
@@ -347,13 +363,11 @@ static int repack_one(struct prune *p, struct pack *pk, struct repacker *rp, bkr
 			dup = !bkr_id_cmp(&p->ents[k].id, &e->id);
 		if (dup)
 			continue;
-		if ((err = bkr_pack_read_blob(bkr_repo_crypto(p->r), fd, pk->path, &e->id, e->offset, e->stored_len, e->raw_len, e->type,
-					      raw)) < 0)
+		if ((err = bkr_pack_read_blob_from(bkr_repo_crypto(p->r), src_read, &src, pk->path, &e->id, e->offset,
+						   e->stored_len, e->raw_len, e->type, raw)) < 0)
 			break;
-		if (pread(fd, stored, e->stored_len, (off_t)e->offset + BKR_BLOB_HEADER_SIZE) != (ssize_t)e->stored_len) {
-			err = bkr_error_set(BKR_ECORRUPT, "%s: short read", pk->path);
+		if ((err = src_read(&src, stored, e->stored_len, e->offset + BKR_BLOB_HEADER_SIZE)) < 0)
 			break;
-		}
 		if (!rp->w && (err = bkr_pack_writer_new(&rp->w, p->store, tmp, (bkr_blob_type)pk->type,
 							 bkr_repo_crypto(p->r))) < 0)
 			break;
@@ -363,7 +377,6 @@ static int repack_one(struct prune *p, struct pack *pk, struct repacker *rp, bkr
 			err = repack_flush(p, rp, b);
 	}
 done:
-	close(fd);
 	return err;
 }
 
@@ -376,7 +389,6 @@ static int write_index(struct prune *p, bkr_index *idx)
 	uint8_t *raw = NULL, *stored = NULL;
 	const bkr_id *files, *stale;
 	size_t nfiles, nstale;
-	char dir[PATH_MAX];
 	bkr_id id;
 	int err;
 
@@ -410,9 +422,8 @@ static int write_index(struct prune *p, bkr_index *idx)
 		err = bkr_index_builder_supersede(b, &files[i]);
 	for (size_t i = 0; i < nstale && err == 0; i++)
 		err = bkr_index_builder_supersede(b, &stale[i]);
-	snprintf(dir, sizeof(dir), "%s/index", bkr_repo_path(p->r));
 	if (err == 0)
-		err = bkr_index_builder_write(b, dir, &id);
+		err = bkr_index_builder_publish(b, p->store, "index/", &id);
 	if (err == BKR_EEXISTS) {
 		bkr_error_clear(); /* the same index is there already: nothing changed */
 		err = 0;
@@ -448,8 +459,11 @@ static int move_out(struct prune *p, bkr_store *s)
 		err = bkr_trash_move(place_store(p, s, place), names, n, p->now);
 	}
 	for (size_t i = 0; i < p->nleft && err == 0; i++)
-		if (p->left[i].tmp && unlink(p->left[i].path) < 0 && errno != ENOENT)
-			err = bkr_error_set_errno(errno, "remove %s", p->left[i].path);
+		if (p->left[i].tmp &&
+		    (err = bkr_store_delete(place_store(p, s, p->left[i].place), p->left[i].name)) == BKR_ENOTFOUND) {
+			bkr_error_clear();
+			err = 0;
+		}
 	free(names);
 	return err;
 }

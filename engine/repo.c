@@ -389,6 +389,24 @@ int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, c
 	return pack_missing(r, id);
 }
 
+int bkr_repo_locate(bkr_repo *r, const char *path, bkr_store **s, const char **name)
+{
+	size_t nt = bkr_repo_tier_count(r);
+	for (size_t i = 0; i <= nt; i++) {
+		bkr_store *t = bkr_repo_tier(r, i, NULL, NULL);
+		const char *loc = bkr_store_location(t);
+		size_t n = strlen(loc);
+		if (!strncmp(path, loc, n) && path[n] == '/' && path[n + 1]) {
+			*s = t;
+			*name = path + n + 1;
+			return 0;
+		}
+	}
+	*s = NULL;
+	*name = NULL;
+	return bkr_error_set(BKR_ENOTFOUND, "%s: not in the repository %s or its tiers", path, r->path);
+}
+
 /* ---- reading blobs ---------------------------------------------------------- */
 
 struct range {

@@ -45,7 +45,7 @@ int bkr_store_open(bkr_store **out, const char *location, unsigned flags)
 	if (!bkr_store_is_url(location))
 		return bkr_store_local_open(out, location, flags);
 	if (!strncmp(location, "s3://", 5))
-		return bkr_error_set(BKR_EUNSUPPORTED, "%s: s3:// repositories are not supported by this build", location);
+		return bkr_store_s3_open(out, location, flags);
 	return bkr_error_set(BKR_EINVAL, "%s: unknown kind of location (expected a directory or s3://BUCKET[/PREFIX])",
 			     location);
 }
@@ -75,6 +75,18 @@ int bkr_store_stat(bkr_store *s, const char *name, uint64_t *size)
 	*size = 0;
 	if ((err = check_name(name, false)) < 0)
 		return err;
+	return s->ops->stat(s, name, size);
+}
+
+int bkr_store_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime)
+{
+	int err;
+	*size = 0;
+	*mtime = -1;
+	if ((err = check_name(name, false)) < 0)
+		return err;
+	if (s->ops->stat_time)
+		return s->ops->stat_time(s, name, size, mtime);
 	return s->ops->stat(s, name, size);
 }
 

@@ -83,7 +83,7 @@ static int make_parent(const char *path)
 	return parent_of(path, dir) ? bkr_io_mkdir_p(dir, DIR_MODE) : 0;
 }
 
-static int local_stat(bkr_store *s, const char *name, uint64_t *size)
+static int local_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -95,7 +95,14 @@ static int local_stat(bkr_store *s, const char *name, uint64_t *size)
 	if (!S_ISREG(st.st_mode))
 		return bkr_error_set(BKR_ECORRUPT, "%s: not a regular file", path);
 	*size = (uint64_t)st.st_size;
+	*mtime = (int64_t)st.st_mtime;
 	return 0;
+}
+
+static int local_stat(bkr_store *s, const char *name, uint64_t *size)
+{
+	int64_t mtime;
+	return local_stat_time(s, name, size, &mtime);
 }
 
 static int local_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)
@@ -536,6 +543,7 @@ static void local_free(bkr_store *s)
 
 static const bkr_store_ops local_ops = {
 	.stat = local_stat,
+	.stat_time = local_stat_time,
 	.get = local_get,
 	.view = local_view,
 	.get_range = local_get_range,

@@ -248,6 +248,44 @@ static const char *entry_problem(const bkr_index_entry *e, const bkr_pack_entry 
 	return NULL;
 }
 
+/* A pack being checked, through its store: whole in memory when every blob is read. */
+struct packsrc {
+	bkr_store *s;
+	const char *name, *path;
+	bkr_store_view view;
+	bool whole;
+	uint64_t size;
+};
+
+static int src_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	const struct packsrc *p = ctx;
+	if (!p->whole)
+		return bkr_store_get_range(p->s, p->name, off, len, buf, 0);
+	if (off > p->view.len || len > p->view.len - off)
+		return bkr_error_set(BKR_ECORRUPT, "%s: truncated (%zu bytes at %llu)", p->path, len,
+				     (unsigned long long)off);
+	memcpy(buf, p->view.data + off, len);
+	return 0;
+}
+
+/* Open @p path for reading (its footer; every byte when @p whole). */
+static int src_open(struct verify *v, const char *path, bool whole, struct packsrc *p)
+{
+	int err;
+	memset(p, 0, sizeof(*p));
+	p->path = path;
+	p->whole = whole;
+	if ((err = bkr_repo_locate(v->r, path, &p->s, &p->name)) < 0)
+		return err;
+	if (!whole)
+		return bkr_store_stat(p->s, p->name, &p->size);
+	if ((err = bkr_store_view_get(p->s, p->name, SIZE_MAX, &p->view)) < 0)
+		return err;
+	p->size = p->view.len;
+	return 0;
+}
+
 /*
  * Check pack @p id at @p path (in the folder of @p folder_type blobs, -1 for
  * trash) against the index entries naming it; with read_data read each blob
@@ -257,9 +295,9 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 {
 	bkr_pack_entry *fents = NULL;
 	size_t nf = 0, lo, hi;
-	struct stat st;
+	struct packsrc src;
 	bool footer_ok = false;
-	int fd, err = 0;
+	int err = 0;
 
 	pack_range(v, id, &lo, &hi);
 	uint64_t bytes_end = v->bytes_done;
@@ -267,15 +305,18 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		bytes_end += v->ents[i].stored_len + BKR_BLOB_HEADER_SIZE;
 	if (v->o->progress)
 		v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done, v->bytes_total);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+	if ((err = src_open(v, path, v->o->read_data, &src)) < 0) {
+		if (err == BKR_ENOMEM)
+			goto done;
 		/* restore cannot read it either: every blob in it is lost */
-		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s: %s", path, strerror(errno));
+		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s", bkr_error_message());
+		err = 0;
 		for (size_t i = lo; i < hi && err == 0; i++)
 			err = mark_entry(v, &v->ents[i]);
 		goto done;
 	}
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	if ((err = bkr_pack_read_footer(bkr_repo_crypto(v->r), id, fd, (uint64_t)st.st_size, path, &fents, &nf)) < 0) {
+	if ((err = bkr_pack_read_footer_from(bkr_repo_crypto(v->r), id, src_read, &src, src.size, path, &fents,
+					     &nf)) < 0) {
 		if (err == BKR_ENOMEM)
 			goto done;
 		/* readers go by the index, not the footer: read_data finds out what is lost */
@@ -301,7 +342,8 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 			continue;
 		v->st->blobs_read++;
 		v->st->bytes_read += e->stored_len + BKR_BLOB_HEADER_SIZE;
-		int rb = bkr_pack_read_blob(bkr_repo_crypto(v->r), fd, path, &e->id, e->offset, e->stored_len, e->raw_len, e->type, v->buf);
+		int rb = bkr_pack_read_blob_from(bkr_repo_crypto(v->r), src_read, &src, path, &e->id, e->offset,
+						 e->stored_len, e->raw_len, e->type, v->buf);
 		v->bytes_done += e->stored_len + BKR_BLOB_HEADER_SIZE;
 		if (v->o->progress)
 			v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done,
@@ -318,8 +360,7 @@ done:
 	if (v->o->progress)
 		v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done, v->bytes_total);
 	free(fents);
-	if (fd >= 0)
-		close(fd);
+	bkr_store_view_release(&src.view);
 	return err;
 }
 
@@ -329,14 +370,18 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 	bkr_pack_entry *fents = NULL;
 	struct unindexed *u;
 	size_t nf = 0;
-	struct stat st;
-	int fd, err = 0;
+	struct packsrc src;
+	int err = 0;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
-		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s: %s (a pack the index does not name)", path, strerror(errno));
+	if ((err = src_open(v, path, false, &src)) < 0) {
+		if (err == BKR_ENOMEM)
+			goto done;
+		err = 0;
+		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s (a pack the index does not name)", bkr_error_message());
 		goto done;
 	}
-	if ((err = bkr_pack_read_footer(bkr_repo_crypto(v->r), id, fd, (uint64_t)st.st_size, path, &fents, &nf)) < 0) {
+	if ((err = bkr_pack_read_footer_from(bkr_repo_crypto(v->r), id, src_read, &src, src.size, path, &fents,
+					     &nf)) < 0) {
 		if (err == BKR_ENOMEM)
 			goto done;
 		err = 0;
@@ -361,8 +406,6 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 	}
 done:
 	free(fents);
-	if (fd >= 0)
-		close(fd);
 	return err;
 }
 

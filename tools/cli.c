@@ -14,6 +14,7 @@
 #include "bkr/error.h"
 #include "bkr/log.h"
 #include "bkr/progress.h"
+#include "bkr/store.h"
 #include "bkr_version.h"
 
 int bkr_exit_for(int err)
@@ -159,9 +160,19 @@ int cli_load_config(cli *c, bkr_config **out)
 {
 	const char *path = c->config ? c->config : getenv("BKR_CONFIG");
 	*out = NULL;
+	const bkr_config_s3 *s3;
+	int err;
 	if (!path || !*path)
 		return 0;
-	return bkr_config_load(out, path);
+	if ((err = bkr_config_load(out, path)) < 0)
+		return err;
+	/* the "s3" object reaches every s3:// store opened from now on */
+	s3 = &(*out)->s3;
+	bkr_store_s3_configure(&(bkr_store_s3_settings){
+		.access_key_id = s3->access_key_id, .secret_access_key = s3->secret_access_key,
+		.session_token = s3->session_token, .region = s3->region, .endpoint_url = s3->endpoint_url,
+		.path_style = s3->path_style, .lock_stale_seconds = s3->lock_stale_seconds });
+	return 0;
 }
 
 const char *cli_repo_path(cli *c, const bkr_config *cfg)

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(meson ninja-build pkg-config gcc libc6-dev
       libfuse3-dev fuse3 zlib1g-dev libdeflate-dev libssl-dev libcjson-dev
-      libgit2-dev libmongoc-dev libbson-dev git)
+      libgit2-dev libmongoc-dev libbson-dev libcurl4-openssl-dev git)
 want_node=0
 for a in "$@"; do
 	case "$a" in
@@ -13,9 +13,11 @@ for a in "$@"; do
 	# prometheus: its promtool checks bkr health's metrics (Debian ships promtool only in it)
 	# man-db, groff-base, bash-completion, systemd (systemd-analyze verify): the
 	# installed man pages, completion and units (test_install); tmux: progress
-	# on a real terminal (test_progress)
+	# on a real terminal (test_progress); radosgw ceph-base ceph-mon ceph-osd ceph-common
+	# curl: the S3 server of test_s3.sh and test_s3_mount.sh (tools/s3-server.sh)
 	--tests) pkgs+=(libcmocka-dev valgrind attr acl python3 xxd clang libclang-rt-14-dev prometheus
-	                man-db groff-base bash-completion systemd tmux); want_node=1 ;;
+	                man-db groff-base bash-completion systemd tmux
+	                radosgw ceph-base ceph-mon ceph-osd ceph-common curl); want_node=1 ;;
 	--bench) pkgs+=(restic borgbackup python3-pyfuse3 fio time) ;;  # pyfuse3: borg mount
 	esac
 done

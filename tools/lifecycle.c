@@ -16,9 +16,13 @@ int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out)
 	int err = bkr_repo_lock(repo, BKR_LOCK_EXCLUSIVE, false, out);
 
 	if (err == BKR_ELOCKED) {
-		if (o->no_wait)
-			return bkr_error_set(BKR_ELOCKED, "%s: a backup or another cleanup is running; not waiting (--no-wait)",
-					     bkr_repo_path(repo));
+		if (o->no_wait) {
+			char detail[900]; /* the lock's word on its holder (an S3 lock: who, and when it is stale) */
+			snprintf(detail, sizeof(detail), "%s", bkr_error_message());
+			return bkr_error_set(BKR_ELOCKED,
+					     "%s: a backup or another cleanup is running; not waiting (--no-wait): %s",
+					     bkr_repo_path(repo), detail);
+		}
 		if (!c->quiet)
 			fprintf(stderr, "bkr %s: waiting for running backups to finish...\n", c->cmd);
 		err = bkr_repo_lock(repo, BKR_LOCK_EXCLUSIVE, true, out);

@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build-fuzz}
 secs=${BKR_FUZZ_SECONDS:-25}
-targets=(pack index tree manifest record config key sealed verify_record)
+targets=(pack index tree manifest record config key sealed verify_record s3_list)
 
 command -v clang >/dev/null || { echo "fuzz: clang is missing (tools/install-deps.sh --tests)" >&2; exit 1; }
 if [ -d "$build" ]; then

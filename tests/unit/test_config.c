@@ -136,7 +136,30 @@ static void test_url_locations(void **state)
 				" \"tiers\": {\"cold\": {\"path\": \"s3://cold\"}}}\n", f->dir);
 	assert_string_equal(c->repository, "s3://bucket/some/prefix");
 	assert_string_equal(c->cold.path, "s3://cold");
+	assert_int_equal(c->s3.path_style, -1);
+	assert_null(c->s3.endpoint_url);
 	bkr_config_free(c);
+	c = load_ok("{\"repository\": \"s3://b\", \"workspace_root\": \"/w\", \"s3\": {\"access_key_id\": \"AK\", "
+		    "\"secret_access_key\": \"SK\", \"region\": \"eu-west-1\", \"endpoint_url\": \"http://127.0.0.1:7480\", "
+		    "\"path_style\": true, \"lock_stale_seconds\": 30}}", f->dir);
+	assert_string_equal(c->s3.access_key_id, "AK");
+	assert_string_equal(c->s3.secret_access_key, "SK");
+	assert_string_equal(c->s3.region, "eu-west-1");
+	assert_string_equal(c->s3.endpoint_url, "http://127.0.0.1:7480");
+	assert_int_equal(c->s3.path_style, 1);
+	assert_int_equal(c->s3.lock_stale_seconds, 30);
+	{
+		char *text = bkr_config_to_json(c, false);
+		assert_non_null(text);
+		assert_non_null(strstr(text, "\"endpoint_url\":\"http://127.0.0.1:7480\""));
+		assert_null(strstr(text, "SK")); /* the secret is not shown */
+		free(text);
+	}
+	bkr_config_free(c);
+	expect_error("{\"repository\": \"/r\", \"workspace_root\": \"/w\", \"s3\": {\"path_style\": 1}}", "s3.path_style", "true or false");
+	expect_error("{\"repository\": \"/r\", \"workspace_root\": \"/w\", \"s3\": {\"endpoint\": \"x\"}}", "s3.endpoint", NULL);
+	expect_error("{\"repository\": \"/r\", \"workspace_root\": \"/w\", \"s3\": {\"endpoint_url\": \"x\"}}", "s3.endpoint_url", "http");
+	expect_error("{\"repository\": \"/r\", \"workspace_root\": \"/w\", \"s3\": []}", "s3", "object");
 }
 
 static void test_two_line_config(void **state)

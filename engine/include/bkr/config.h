@@ -90,6 +90,20 @@ typedef struct {
 	int after_days;   /**< packs move here once every referencing backup is this old */
 } bkr_config_tier;
 
+/**
+ * The "s3" object: how to reach an s3:// repository or tier (docs/s3.md).
+ * The environment's AWS_* variables win over these keys.
+ */
+typedef struct {
+	char *access_key_id;     /**< NULL = unset */
+	char *secret_access_key;
+	char *session_token;
+	char *region;
+	char *endpoint_url;      /**< "http[s]://HOST[:PORT]" */
+	int path_style;          /**< -1 automatic (default), 0 virtual-hosted, 1 path-style */
+	int lock_stale_seconds;  /**< 0 = the default (300) */
+} bkr_config_s3;
+
 /** A loaded configuration.  Every string and array is owned by the struct. */
 typedef struct {
 	char *file;              /**< the config file as given (NULL for bkr_config_default) */
@@ -111,6 +125,7 @@ typedef struct {
 	size_t nrequired_files;
 	char **protected_patterns; /**< globs relative to the workspace root; default {"*"} (every file) */
 	size_t nprotected_patterns;
+	bkr_config_s3 s3;        /**< all unset by default */
 } bkr_config;
 
 /**

@@ -108,6 +108,10 @@ int bkr_pack_read_blob(const bkr_crypto *c, int fd, const char *what, const bkr_
 /** Reads exactly @p len bytes at @p off of the pack (BKR_ECORRUPT when it ends first). */
 typedef int (*bkr_pack_reader)(void *ctx, void *buf, size_t len, uint64_t off);
 
+/** bkr_pack_read_footer through @p read (a ranged get of the storage layer). */
+int bkr_pack_read_footer_from(const bkr_crypto *c, const bkr_pack_id *pack, bkr_pack_reader read, void *ctx,
+			      uint64_t file_size, const char *what, bkr_pack_entry **entries, size_t *n);
+
 /** bkr_pack_read_blob through @p read (a ranged get of the storage layer). */
 int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx, const char *what,
 			    const bkr_id *id, uint64_t offset, uint32_t stored_len, uint32_t raw_len,

@@ -180,6 +180,14 @@ int bkr_repo_foreach_pack_in(bkr_repo *r,
 				       const char *name, const char *path),
 			     void *ctx);
 
+/**
+ * The store (the repository's or a tier's) and the object name of @p path,
+ * a path bkr_repo_foreach_pack or bkr_repo_pack_path gave: how it is read
+ * wherever it lies (a directory or a bucket).  BKR_ENOTFOUND when @p path is
+ * in none of them.  *name points into @p path.
+ */
+int bkr_repo_locate(bkr_repo *r, const char *path, bkr_store **s, const char **name);
+
 /** Every index entry (under the index read lock: @p cb must not reload). */
 int bkr_repo_foreach_blob(bkr_repo *r, int (*cb)(const bkr_index_entry *e, void *ctx), void *ctx);
 

@@ -54,6 +54,8 @@ typedef struct bkr_store_view bkr_store_view;
 
 typedef struct bkr_store_ops {
 	int (*stat)(bkr_store *s, const char *name, uint64_t *size);
+	/** Optional (NULL: bkr_store_stat_time says the time is unknown). */
+	int (*stat_time)(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime);
 	int (*get)(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len);
 	/** Optional (NULL: bkr_store_view_get uses get). */
 	int (*view)(bkr_store *s, const char *name, size_t max, bkr_store_view *out);
@@ -109,6 +111,29 @@ int bkr_store_open(bkr_store **out, const char *location, unsigned flags);
 bool bkr_store_is_url(const char *location);
 
 /**
+ * A store in an S3 bucket, "s3://BUCKET[/PREFIX]" (engine/store_s3.c,
+ * docs/s3.md).  Credentials, region and endpoint come from the environment
+ * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION or
+ * AWS_DEFAULT_REGION, AWS_ENDPOINT_URL), else from bkr_store_s3_configure.
+ * Opening sends nothing; a missing credential is BKR_EINVAL naming it.
+ */
+int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags);
+
+/** The configuration's "s3" object (bkr/config.h); NULL strings are unset. */
+typedef struct {
+	const char *access_key_id, *secret_access_key, *session_token;
+	const char *region, *endpoint_url;
+	int path_style;         /**< -1: automatic (an IP address or localhost endpoint), 0 no, 1 yes */
+	int lock_stale_seconds; /**< a lock not refreshed for this long is stale; 0: 300 */
+} bkr_store_s3_settings;
+
+/**
+ * Settings for every later bkr_store_s3_open, copied (NULL forgets them).
+ * The environment's variables win over them, as with every AWS tool.
+ */
+int bkr_store_s3_configure(const bkr_store_s3_settings *cfg);
+
+/**
  * A store over the directory @p root (BKR_ENOTFOUND when it is not a
  * directory, unless @p flags has BKR_STORE_CREATE or BKR_STORE_ABSENT_OK).
  */
@@ -125,6 +150,12 @@ int bkr_store_describe(const bkr_store *s, const char *name, char *out, size_t c
 
 /** Size of object @p name; BKR_ENOTFOUND when absent. */
 int bkr_store_stat(bkr_store *s, const char *name, uint64_t *size);
+
+/**
+ * Size and last-modified time (seconds since the epoch; -1 when the store
+ * cannot tell) of object @p name; BKR_ENOTFOUND when absent.
+ */
+int bkr_store_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime);
 
 /**
  * The whole object (at most @p max bytes, else BKR_ECORRUPT "too large");

@@ -1,0 +1,1087 @@
+/** @file
+ * A store in an S3 bucket (bkr_store_s3_open, "s3://BUCKET[/PREFIX]"): every
+ * object of the repository is the key PREFIX/NAME, spoken to with libcurl,
+ * which signs each request with AWS Signature Version 4 (CURLOPT_AWS_SIGV4);
+ * the body's SHA-256 is signed too, so a body cut short on the way is
+ * refused by the server, never stored.
+ *
+ * The contract of bkr/store.h on S3 (docs/s3.md):
+ * - written once: put and upload_publish are one PUT with "If-None-Match: *"
+ *   (412 -> BKR_EEXISTS); an upload is kept in memory until it is
+ *   published (S3 has no rename: an object appears whole or not at all);
+ * - retries: a timeout, a reset or refused connection, a 5xx or 429 answer
+ *   is retried up to S3_ATTEMPTS times with a growing, jittered pause, then
+ *   one error naming the endpoint.  A retried create-only PUT that meets 412
+ *   reads the object back: when it is what we sent, the earlier attempt won;
+ * - rename_new (into trash/) is a check that the target is absent, a
+ *   server-side copy, then a delete of the source;
+ * - locks are objects "<name>-<x|s>-<random>" holding the owner, host and
+ *   pid, refreshed (rewritten) by a thread every stale/5 seconds; one whose
+ *   last write is older than the stale timeout (by the server's own clock)
+ *   is named, ignored and removed.  Exclusive waits for every other lock,
+ *   shared for exclusive ones.
+ */
+#include "bkr/store.h"
+#include "bkr/error.h"
+#include "bkr/hash.h"
+#include "bkr/host.h"
+#include "bkr/io.h"
+#include "bkr/log.h"
+#include "store_s3_parse.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S3_ATTEMPTS 6           /* tries of one request before giving up */
+#define S3_BACKOFF_MS 200       /* first pause; doubled each time ... */
+#define S3_BACKOFF_MAX_MS 3000  /* ... up to this */
+#define S3_POOL 16              /* idle curl handles kept (their connections with them) */
+#define S3_ANSWER_MAX (16u << 20) /* the largest XML answer read */
+#define S3_LOCK_STALE_DEFAULT 300
+#define S3_KEY_MAX 1600
+
+/* ---- settings ---------------------------------------------------------------- */
+
+static pthread_mutex_t settings_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char *access_key_id, *secret_access_key, *session_token, *region, *endpoint_url;
+	int path_style;
+	int lock_stale_seconds;
+} settings = { .path_style = -1 };
+
+static void set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = v && *v ? strdup(v) : NULL;
+}
+
+int bkr_store_s3_configure(const bkr_store_s3_settings *cfg)
+{
+	pthread_mutex_lock(&settings_mu);
+	set_str(&settings.access_key_id, cfg ? cfg->access_key_id : NULL);
+	set_str(&settings.secret_access_key, cfg ? cfg->secret_access_key : NULL);
+	set_str(&settings.session_token, cfg ? cfg->session_token : NULL);
+	set_str(&settings.region, cfg ? cfg->region : NULL);
+	set_str(&settings.endpoint_url, cfg ? cfg->endpoint_url : NULL);
+	settings.path_style = cfg ? cfg->path_style : -1;
+	settings.lock_stale_seconds = cfg ? cfg->lock_stale_seconds : 0;
+	pthread_mutex_unlock(&settings_mu);
+	return 0;
+}
+
+/* The environment's value of @p env, else the configuration's @p cfg (both may be NULL). */
+static const char *pick(const char *env, const char *cfg)
+{
+	const char *v = env ? getenv(env) : NULL;
+	return v && *v ? v : cfg && *cfg ? cfg : NULL;
+}
+
+/* ---- the store ------------------------------------------------------------------- */
+
+typedef struct {
+	bkr_store base;
+	bkr_s3_url url;
+	bkr_s3_endpoint ep;
+	char *endpoint;        /* as given, for messages */
+	char *base_url;        /* "http://127.0.0.1:8080/bucket" or "https://bucket.s3.amazonaws.com" */
+	char *userpwd;         /* "KEY:SECRET" */
+	char *token_header;    /* "x-amz-security-token: ..." or NULL */
+	char sigv4[160];       /* "aws:amz:REGION:s3" */
+	int lock_stale;
+	pthread_mutex_t mu;
+	CURL *pool[S3_POOL];
+	int npool;
+} s3_store;
+
+struct s3_req {
+	/* what to send */
+	const char *method;       /* GET HEAD PUT POST DELETE */
+	const char *name;         /* the object (relative to the store), NULL for the bucket */
+	const char *query;        /* percent-encoded, sorted; NULL */
+	const uint8_t *body;
+	size_t body_len;
+	const char *headers[4];   /* extra ones */
+	bool ranged;
+	uint64_t off;
+	size_t len;
+	uint8_t *fixed;           /* a ranged answer goes here (len bytes) */
+	size_t max;               /* the largest other answer kept */
+	/* what came back */
+	long status;
+	uint8_t *data;            /* the answer (or an error's XML) */
+	size_t dlen, dcap;
+	bool too_large;
+	size_t fixed_len;
+	uint64_t skip;            /* a 200 to a ranged GET: bytes before off still to drop */
+	uint64_t length;          /* Content-Length */
+	int64_t date;             /* the server's Date */
+	int64_t modified;         /* Last-Modified */
+	int attempts;
+	size_t sent;
+	bool half_sent;           /* the fault point "s3-send" was passed */
+};
+
+static void req_reset(struct s3_req *r)
+{
+	r->status = 0;
+	r->dlen = 0;
+	r->too_large = false;
+	r->fixed_len = 0;
+	r->skip = 0;
+	r->length = 0;
+	r->date = 0;
+	r->modified = -1;
+	r->sent = 0;
+	r->half_sent = false;
+}
+
+static void req_free(struct s3_req *r)
+{
+	free(r->data);
+	r->data = NULL;
+	r->dlen = r->dcap = 0;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* "PREFIX/NAME" (or NAME) percent-encoded into @p out. */
+static int key_path(const s3_store *s, const char *name, char *out, size_t cap)
+{
+	int err;
+	out[0] = '\0';
+	if (!name)
+		return 0; /* the bucket itself */
+	if (s->url.prefix[0]) {
+		if ((err = bkr_s3_encode(out, cap, s->url.prefix, true)) < 0)
+			return err;
+		if (strlen(out) + 2 < cap)
+			strcat(out, "/");
+	}
+	return bkr_s3_encode(out, cap, name, true);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t n, void *ctx)
+{
+	struct s3_req *r = ctx;
+	size_t len = size * n;
+	long status = r->status;
+	if (r->fixed && (status == 206 || status == 200)) {
+		if (r->skip) {
+			size_t drop = r->skip < len ? (size_t)r->skip : len;
+			r->skip -= drop;
+			ptr += drop;
+			len -= drop;
+		}
+		size_t room = r->len - r->fixed_len, take = len < room ? len : room;
+		memcpy(r->fixed + r->fixed_len, ptr, take);
+		r->fixed_len += take;
+		return size * n; /* a 200 may carry more than asked: the rest is dropped */
+	}
+	if (r->dlen + len > r->max) {
+		r->too_large = true;
+		return 0; /* stop the transfer */
+	}
+	if (r->dlen + len + 1 > r->dcap) {
+		size_t cap = r->dcap ? r->dcap : 4096;
+		uint8_t *nd;
+		while (cap < r->dlen + len + 1)
+			cap *= 2;
+		if (!(nd = realloc(r->data, cap)))
+			return 0;
+		r->data = nd;
+		r->dcap = cap;
+	}
+	memcpy(r->data + r->dlen, ptr, len);
+	r->dlen += len;
+	r->data[r->dlen] = '\0';
+	return size * n;
+}
+
+static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
+{
+	struct s3_req *r = ctx;
+	size_t len = size * n;
+	char line[256];
+	if (len >= 5 && !strncmp(buf, "HTTP/", 5)) {
+		const char *sp = memchr(buf, ' ', len);
+		r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+		r->length = 0;
+		r->skip = r->ranged && r->status == 200 ? r->off : 0;
+		return len;
+	}
+	if (len >= sizeof(line))
+		return len;
+	memcpy(line, buf, len);
+	line[len] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	if (!strncasecmp(line, "content-length:", 15))
+		r->length = strtoull(line + 15, NULL, 10);
+	else if (!strncasecmp(line, "date:", 5))
+		r->date = bkr_s3_parse_time(line + 5 + strspn(line + 5, " "));
+	else if (!strncasecmp(line, "last-modified:", 14))
+		r->modified = bkr_s3_parse_time(line + 14 + strspn(line + 14, " "));
+	return len;
+}
+
+static size_t on_read(char *buf, size_t size, size_t n, void *ctx)
+{
+	struct s3_req *r = ctx;
+	size_t left = r->body_len - r->sent, take = size * n < left ? size * n : left, half = r->body_len / 2;
+	/* tests: BKR_FAULT="s3-send:N:stop|crash|eio" halfway through the body of the N-th PUT
+	 * of more than 64 KiB (a pack), the first half sent */
+	bool watch = !r->half_sent && r->body_len > (64u << 10);
+	if (watch && r->sent < half && r->sent + take > half)
+		take = half - r->sent;
+	if (watch && r->sent >= half) {
+		r->half_sent = true;
+		if (bkr_io_fault("s3-send") < 0)
+			return CURL_READFUNC_ABORT;
+	}
+	memcpy(buf, r->body + r->sent, take);
+	r->sent += take;
+	return take;
+}
+
+static int on_seek(void *ctx, curl_off_t off, int origin)
+{
+	struct s3_req *r = ctx;
+	if (origin != SEEK_SET || off < 0 || (uint64_t)off > r->body_len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	r->sent = (size_t)off;
+	return CURL_SEEKFUNC_OK;
+}
+
+static CURL *handle_get(s3_store *s)
+{
+	CURL *h = NULL;
+	pthread_mutex_lock(&s->mu);
+	if (s->npool > 0)
+		h = s->pool[--s->npool];
+	pthread_mutex_unlock(&s->mu);
+	if (h)
+		curl_easy_reset(h);
+	else
+		h = curl_easy_init();
+	return h;
+}
+
+static void handle_put(s3_store *s, CURL *h)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->npool < S3_POOL) {
+		s->pool[s->npool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+static bool retry_curl(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool retry_status(const struct s3_req *r)
+{
+	char code[64];
+	if (r->status >= 500 || r->status == 429)
+		return true;
+	if (r->status == 409) { /* a conditional write racing another one: ask again */
+		bkr_s3_error_code((const char *)r->data, r->dlen, code, sizeof(code));
+		return !strcmp(code, "ConditionalRequestConflict") || !strcmp(code, "OperationAborted");
+	}
+	return false;
+}
+
+static void pause_before(int attempt)
+{
+	unsigned ms = S3_BACKOFF_MS << (attempt < 8 ? attempt : 8), jitter;
+	struct timespec ts;
+	if (ms > S3_BACKOFF_MAX_MS)
+		ms = S3_BACKOFF_MAX_MS;
+	if (bkr_random_bytes(&jitter, sizeof(jitter)) < 0)
+		jitter = 0;
+	ms += jitter % (ms / 2 + 1);
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0)
+		;
+}
+
+static const char empty_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/*
+ * Send @p r, retrying what may be retried.  0 with r->status set (the caller
+ * judges it), or BKR_EUNAVAILABLE / BKR_ETIMEOUT when the endpoint could not
+ * be reached.
+ */
+static int s3_perform(s3_store *s, struct s3_req *r)
+{
+	char url[S3_KEY_MAX * 3 + 512], key[S3_KEY_MAX * 3], sha_hdr[100], range[80], errbuf[CURL_ERROR_SIZE];
+	struct curl_slist *hl = NULL;
+	CURLcode rc = CURLE_OK;
+	bkr_id sha;
+	CURL *h;
+	int err;
+
+	pthread_once(&curl_once, curl_init_once);
+	if ((err = key_path(s, r->name, key, sizeof(key))) < 0)
+		return err;
+	snprintf(url, sizeof(url), "%s/%s%s%s", s->base_url, key, r->query ? "?" : "", r->query ? r->query : "");
+	if (r->body_len) {
+		char hex[BKR_ID_HEX];
+		bkr_sha256(r->body, r->body_len, &sha);
+		bkr_id_to_hex(&sha, hex);
+		snprintf(sha_hdr, sizeof(sha_hdr), "x-amz-content-sha256: %s", hex);
+	} else {
+		snprintf(sha_hdr, sizeof(sha_hdr), "x-amz-content-sha256: %s", empty_sha256);
+	}
+	hl = curl_slist_append(hl, sha_hdr);
+	if (s->token_header)
+		hl = curl_slist_append(hl, s->token_header);
+	if (r->ranged) {
+		snprintf(range, sizeof(range), "Range: bytes=%llu-%llu", (unsigned long long)r->off,
+			 (unsigned long long)(r->off + r->len - 1));
+		hl = curl_slist_append(hl, range);
+	}
+	for (size_t i = 0; i < sizeof(r->headers) / sizeof(*r->headers) && r->headers[i]; i++)
+		hl = curl_slist_append(hl, r->headers[i]);
+	if (!hl)
+		return bkr_error_oom();
+	if (!r->max)
+		r->max = S3_ANSWER_MAX;
+	if (!(h = handle_get(s))) {
+		curl_slist_free_all(hl);
+		return bkr_error_oom();
+	}
+	for (r->attempts = 0; r->attempts < S3_ATTEMPTS; r->attempts++) {
+		if (r->attempts)
+			pause_before(r->attempts - 1);
+		req_reset(r);
+		if (r->attempts)
+			curl_easy_reset(h);
+		errbuf[0] = '\0';
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
+		curl_easy_setopt(h, CURLOPT_USERPWD, s->userpwd);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);   /* nothing moving for 60 s: */
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);   /* a timeout, retried */
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+		if (!strcmp(r->method, "HEAD")) {
+			curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+		} else if (!strcmp(r->method, "PUT")) {
+			curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+			curl_easy_setopt(h, CURLOPT_READDATA, r);
+			curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+			curl_easy_setopt(h, CURLOPT_SEEKDATA, r);
+			curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+		} else if (!strcmp(r->method, "POST")) {
+			curl_easy_setopt(h, CURLOPT_POST, 1L);
+			curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body ? (const char *)r->body : "");
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+		} else if (strcmp(r->method, "GET")) {
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
+		}
+		rc = curl_easy_perform(h);
+		if (rc == CURLE_WRITE_ERROR && r->too_large)
+			break;
+		if (rc != CURLE_OK) {
+			if (retry_curl(rc))
+				continue;
+			break;
+		}
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+		if (!retry_status(r))
+			break;
+	}
+	if (r->attempts == S3_ATTEMPTS)
+		r->attempts--;
+	r->attempts++;
+	handle_put(s, h);
+	curl_slist_free_all(hl);
+	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r->too_large))
+		return 0;
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		return bkr_error_set(BKR_ETIMEOUT, "%s: the S3 endpoint %s timed out: %s (gave up after %d attempts)",
+				     s->base.location, s->endpoint, errbuf[0] ? errbuf : curl_easy_strerror(rc), r->attempts);
+	return bkr_error_set(BKR_EUNAVAILABLE, "%s: cannot reach the S3 endpoint %s: %s%s", s->base.location,
+			     s->endpoint, errbuf[0] ? errbuf : curl_easy_strerror(rc),
+			     r->attempts > 1 ? " (gave up after several attempts)" : "");
+}
+
+/* The error for an answer the caller did not expect, naming @p name (NULL: the bucket). */
+static int status_error(s3_store *s, const struct s3_req *r, const char *name)
+{
+	char code[64], what[S3_KEY_MAX + 100];
+	bkr_s3_error_code((const char *)r->data, r->dlen, code, sizeof(code));
+	if (name)
+		snprintf(what, sizeof(what), "%s/%s", s->base.location, name);
+	else
+		snprintf(what, sizeof(what), "%s", s->base.location);
+	if (r->too_large)
+		return bkr_error_set(BKR_ECORRUPT, "%s: larger than %zu bytes", what, r->max);
+	if (!strcmp(code, "NoSuchBucket"))
+		return bkr_error_set(BKR_ENOTFOUND, "%s: bucket '%s' does not exist at %s (create it first)", what,
+				     s->url.bucket, s->endpoint);
+	if (!strcmp(code, "InvalidAccessKeyId"))
+		return bkr_error_set(BKR_EUNAVAILABLE, "%s: %s does not know the access key (AWS_ACCESS_KEY_ID)", what,
+				     s->endpoint);
+	if (!strcmp(code, "SignatureDoesNotMatch"))
+		return bkr_error_set(BKR_EUNAVAILABLE, "%s: %s refused the signature: wrong secret key "
+				     "(AWS_SECRET_ACCESS_KEY) or region", what, s->endpoint);
+	if (r->status == 403)
+		return bkr_error_set(BKR_EUNAVAILABLE, "%s: access denied by %s (%s)", what, s->endpoint,
+				     code[0] ? code : "403");
+	if (r->status == 404)
+		return bkr_error_set(BKR_ENOTFOUND, "%s: no such object", what);
+	if (r->status >= 500 || r->status == 429)
+		return bkr_error_set(BKR_EUNAVAILABLE, "%s: %s keeps failing: HTTP %ld%s%s (gave up after %d attempts)",
+				     what, s->endpoint, r->status, code[0] ? " " : "", code, r->attempts);
+	return bkr_error_set(BKR_EIO, "%s: %s answered HTTP %ld%s%s", what, s->endpoint, r->status, code[0] ? " " : "",
+			     code);
+}
+
+/* ---- objects ----------------------------------------------------------------------- */
+
+static int s3_head_time(s3_store *s, const char *name, uint64_t *size, int64_t *mtime)
+{
+	struct s3_req r = { .method = "HEAD", .name = name };
+	int err = s3_perform(s, &r);
+	if (err == 0 && r.status == 200) {
+		*size = r.length;
+		*mtime = r.modified;
+	}
+	else if (err == 0 && r.status == 404)
+		err = bkr_error_set(BKR_ENOTFOUND, "%s/%s: no such object", s->base.location, name);
+	else if (err == 0)
+		err = status_error(s, &r, name);
+	req_free(&r);
+	return err;
+}
+
+static int s3_head(s3_store *s, const char *name, uint64_t *size)
+{
+	int64_t mtime;
+	return s3_head_time(s, name, size, &mtime);
+}
+
+static int s3_stat(bkr_store *base, const char *name, uint64_t *size)
+{
+	return s3_head((s3_store *)base, name, size);
+}
+
+static int s3_stat_time(bkr_store *base, const char *name, uint64_t *size, int64_t *mtime)
+{
+	return s3_head_time((s3_store *)base, name, size, mtime);
+}
+
+static int s3_get(bkr_store *base, const char *name, size_t max, uint8_t **out, size_t *len)
+{
+	s3_store *s = (s3_store *)base;
+	struct s3_req r = { .method = "GET", .name = name, .max = max };
+	int err = s3_perform(s, &r);
+	if (err == 0 && r.status == 200 && !r.too_large) {
+		if (!r.data && !(r.data = calloc(1, 1))) {
+			err = bkr_error_oom();
+		} else {
+			*out = r.data;
+			*len = r.dlen;
+			r.data = NULL;
+		}
+	} else if (err == 0 && r.status == 200) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s/%s: too large (more than %zu bytes)", s->base.location, name, max);
+	} else if (err == 0) {
+		err = status_error(s, &r, name);
+	}
+	req_free(&r);
+	return err;
+}
+
+static int s3_get_range(bkr_store *base, const char *name, uint64_t off, size_t len, void *buf, unsigned flags)
+{
+	s3_store *s = (s3_store *)base;
+	struct s3_req r = { .method = "GET", .name = name, .ranged = true, .off = off, .len = len, .fixed = buf,
+			    .max = 1 << 16 };
+	uint64_t size;
+	int err;
+	(void)flags;
+	if (len == 0) {
+		if ((err = s3_head(s, name, &size)) < 0)
+			return err;
+		return off > size ? bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%llu bytes, wanted from %llu)",
+						  s->base.location, name, (unsigned long long)size,
+						  (unsigned long long)off)
+				  : 0;
+	}
+	err = s3_perform(s, &r);
+	if (err == 0 && (r.status == 206 || r.status == 200)) {
+		if (r.fixed_len != len)
+			err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%zu of %zu bytes at %llu)", s->base.location,
+					    name, r.fixed_len, len, (unsigned long long)off);
+	} else if (err == 0 && r.status == 416) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (nothing at %llu)", s->base.location, name,
+				    (unsigned long long)off);
+	} else if (err == 0) {
+		err = status_error(s, &r, name);
+	}
+	req_free(&r);
+	return err;
+}
+
+/*
+ * A create-only PUT of @p data as @p name.  A retried attempt that meets
+ * 412 may be meeting its own earlier attempt (its answer lost on the way):
+ * the object is read back, and when it holds exactly @p data it is ours.
+ */
+static int s3_put_new(s3_store *s, const char *name, const void *data, size_t len)
+{
+	struct s3_req r = { .method = "PUT", .name = name, .body = data, .body_len = len,
+			    .headers = { "If-None-Match: *", "Content-Type: application/octet-stream" } };
+	int err = s3_perform(s, &r);
+	if (err == 0 && r.status == 412 && r.attempts > 1) {
+		uint8_t *back = NULL;
+		size_t blen = 0;
+		if (s3_get(&s->base, name, len, &back, &blen) == 0 && blen == len && !memcmp(back, data, len))
+			r.status = 200;
+		bkr_error_clear();
+		free(back);
+	}
+	if (err == 0 && r.status == 412)
+		err = bkr_error_set(BKR_EEXISTS, "%s/%s: already exists", s->base.location, name);
+	else if (err == 0 && r.status != 200)
+		err = status_error(s, &r, name);
+	req_free(&r);
+	return err;
+}
+
+static int s3_put(bkr_store *base, const char *name, const void *data, size_t len)
+{
+	return s3_put_new((s3_store *)base, name, data, len);
+}
+
+typedef struct {
+	bkr_store_upload base;
+	uint8_t *buf;
+	size_t len, cap;
+	bool published;
+} s3_upload;
+
+static int s3_upload_new(bkr_store *base, const char *prefix, bkr_store_upload **out)
+{
+	s3_upload *u = calloc(1, sizeof(*u));
+	(void)prefix;
+	if (!u)
+		return bkr_error_oom();
+	u->base.store = base;
+	*out = &u->base;
+	return 0;
+}
+
+static int s3_upload_write(bkr_store_upload *base, const void *data, size_t len)
+{
+	s3_upload *u = (s3_upload *)base;
+	if (u->published)
+		return bkr_error_set(BKR_EINVAL, "upload already published");
+	if (u->len + len > u->cap) {
+		size_t cap = u->cap ? u->cap : 1 << 20;
+		uint8_t *nb;
+		while (cap < u->len + len)
+			cap *= 2;
+		if (!(nb = realloc(u->buf, cap)))
+			return bkr_error_oom();
+		u->buf = nb;
+		u->cap = cap;
+	}
+	memcpy(u->buf + u->len, data, len);
+	u->len += len;
+	return 0;
+}
+
+static int s3_upload_publish(bkr_store_upload *base, const char *name)
+{
+	s3_upload *u = (s3_upload *)base;
+	int err;
+	if (u->published)
+		return bkr_error_set(BKR_EINVAL, "upload already published");
+	if ((err = s3_put_new((s3_store *)u->base.store, name, u->buf, u->len)) == 0) {
+		u->published = true;
+		free(u->buf);
+		u->buf = NULL;
+		u->len = u->cap = 0;
+	}
+	return err;
+}
+
+static void s3_upload_free(bkr_store_upload *base)
+{
+	s3_upload *u = (s3_upload *)base;
+	free(u->buf);
+	free(u);
+}
+
+struct list_ctx {
+	s3_store *s;
+	size_t strip;               /* the root prefix and its '/' */
+	int (*cb)(void *ctx, const char *name);
+	void *ctx;
+	int (*cb_time)(void *ctx, const char *name, int64_t modified);
+};
+
+static int on_listed(void *ctx, const char *key, int64_t modified)
+{
+	struct list_ctx *l = ctx;
+	if (strlen(key) <= l->strip)
+		return 0;
+	if (l->cb_time)
+		return l->cb_time(l->ctx, key + l->strip, modified);
+	return l->cb(l->ctx, key + l->strip);
+}
+
+/* ListObjectsV2 of @p prefix, page after page; *date gets the server's clock. */
+static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, int64_t *date)
+{
+	char full[S3_KEY_MAX], q[S3_KEY_MAX * 3 + 1200];
+	bkr_s3_list_page pg = { .on_key = on_listed, .ctx = l };
+	int err = 0;
+
+	snprintf(full, sizeof(full), "%s%s%s", s->url.prefix, s->url.prefix[0] ? "/" : "", prefix);
+	l->s = s;
+	l->strip = strlen(s->url.prefix) + (s->url.prefix[0] ? 1 : 0);
+	do {
+		struct s3_req r = { .method = "GET", .name = NULL };
+		q[0] = '\0';
+		if (pg.token[0]) {
+			strcpy(q, "continuation-token=");
+			if ((err = bkr_s3_encode(q, sizeof(q), pg.token, false)) < 0)
+				break;
+			strcat(q, "&");
+		}
+		strcat(q, "list-type=2&prefix=");
+		if ((err = bkr_s3_encode(q, sizeof(q), full, false)) < 0)
+			break;
+		r.query = q;
+		err = s3_perform(s, &r);
+		if (err == 0 && r.status != 200)
+			err = status_error(s, &r, NULL);
+		if (err == 0) {
+			if (date)
+				*date = r.date;
+			err = bkr_s3_list_parse((const char *)r.data, r.dlen, &pg);
+			if (err < 0 && bkr_error_last_code() == BKR_ECORRUPT)
+				bkr_error_prefix("%s: listing %s", s->base.location, prefix[0] ? prefix : "everything");
+		}
+		req_free(&r);
+		if (err == 0 && pg.truncated && !pg.token[0])
+			err = bkr_error_set(BKR_ECORRUPT, "%s: a truncated listing without a continuation token",
+					    s->base.location);
+	} while (err == 0 && pg.truncated);
+	return err;
+}
+
+static int s3_list(bkr_store *base, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
+{
+	struct list_ctx l = { .cb = cb, .ctx = ctx };
+	return s3_list_pages((s3_store *)base, prefix, &l, NULL);
+}
+
+static int s3_delete_object(s3_store *s, const char *name)
+{
+	struct s3_req r = { .method = "DELETE", .name = name };
+	int err = s3_perform(s, &r);
+	if (err == 0 && r.status != 204 && r.status != 200)
+		err = r.status == 404 ? bkr_error_set(BKR_ENOTFOUND, "%s/%s: no such object", s->base.location, name)
+				      : status_error(s, &r, name);
+	req_free(&r);
+	return err;
+}
+
+static int s3_remove(bkr_store *base, const char *name)
+{
+	s3_store *s = (s3_store *)base;
+	uint64_t size;
+	int err;
+	/* S3 deletes an absent key without a word; the contract says BKR_ENOTFOUND */
+	if ((err = s3_head(s, name, &size)) < 0)
+		return err;
+	return s3_delete_object(s, name);
+}
+
+static int s3_rename(bkr_store *base, const char *from, const char *to)
+{
+	s3_store *s = (s3_store *)base;
+	char src[S3_KEY_MAX * 3 + 200], key[S3_KEY_MAX * 3];
+	uint64_t size;
+	int err = s3_head(s, to, &size);
+	if (err == 0)
+		return bkr_error_set(BKR_EEXISTS, "%s/%s: already exists", s->base.location, to);
+	if (err != BKR_ENOTFOUND)
+		return err;
+	bkr_error_clear();
+	if ((err = s3_head(s, from, &size)) < 0 || (err = key_path(s, from, key, sizeof(key))) < 0)
+		return err;
+	snprintf(src, sizeof(src), "x-amz-copy-source: /%s/%s", s->url.bucket, key);
+	{
+		struct s3_req r = { .method = "PUT", .name = to, .headers = { src, "If-None-Match: *" } };
+		err = s3_perform(s, &r);
+		/* a copy can fail after its 200 has been sent: the error is in the body */
+		if (err == 0 && (r.status != 200 || (r.data && strstr((const char *)r.data, "<Error>"))))
+			err = r.status == 412 ? bkr_error_set(BKR_EEXISTS, "%s/%s: already exists", s->base.location, to)
+					      : status_error(s, &r, to);
+		req_free(&r);
+	}
+	if (err == 0 && (err = s3_delete_object(s, from)) == BKR_ENOTFOUND) {
+		bkr_error_clear(); /* someone else moved it meanwhile: it is where it should be */
+		err = 0;
+	}
+	return err;
+}
+
+static int s3_prepare(bkr_store *base, const char *prefix)
+{
+	(void)base;
+	(void)prefix;
+	return 0; /* a bucket has no folders */
+}
+
+/* ---- locks -------------------------------------------------------------------------- */
+
+typedef struct {
+	bkr_store_held base;
+	char name[S3_KEY_MAX];      /* our lock object */
+	char *body;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop, running;
+} s3_held;
+
+/* Rewrite our lock object every stale/5 seconds: its Last-Modified says we are alive. */
+static void *refresh_main(void *arg)
+{
+	s3_held *l = arg;
+	s3_store *s = (s3_store *)l->base.store;
+	int period = s->lock_stale / 5 > 0 ? s->lock_stale / 5 : 1;
+	pthread_mutex_lock(&l->mu);
+	while (!l->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += period;
+		if (pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0 || l->stop)
+			continue;
+		pthread_mutex_unlock(&l->mu);
+		{
+			struct s3_req r = { .method = "PUT", .name = l->name, .body = (const uint8_t *)l->body,
+					    .body_len = strlen(l->body) };
+			if (s3_perform(s, &r) < 0)
+				bkr_error_clear(); /* tried again next period; stale only after five misses */
+			req_free(&r);
+		}
+		pthread_mutex_lock(&l->mu);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+struct lock_scan {
+	const char *self;          /* our object's name after the common prefix */
+	size_t plen;               /* length of "<name>-" */
+	bool exclusive;
+	char holder[S3_KEY_MAX];   /* the first live conflicting lock */
+	int64_t holder_time;
+	char stale[8][S3_KEY_MAX]; /* stale ones to remove */
+	int64_t stale_time[8];
+	int nstale;
+	int64_t now;
+	int stale_after;
+};
+
+static int on_lock(void *ctx, const char *name, int64_t modified)
+{
+	struct lock_scan *ls = ctx;
+	const char *mode = name + ls->plen;
+	if (strlen(name) <= ls->plen || !strcmp(name, ls->self) || (mode[0] != 'x' && mode[0] != 's') || mode[1] != '-')
+		return 0;
+	if (!ls->exclusive && mode[0] != 'x')
+		return 0;
+	if (ls->now && modified && ls->now - modified > ls->stale_after) {
+		if (ls->nstale < 8) {
+			snprintf(ls->stale[ls->nstale], S3_KEY_MAX, "%s", name);
+			ls->stale_time[ls->nstale++] = modified;
+		}
+		return 0;
+	}
+	if (!ls->holder[0]) {
+		snprintf(ls->holder, sizeof(ls->holder), "%s", name);
+		ls->holder_time = modified;
+	}
+	return 0;
+}
+
+/* "host H, pid P" of the lock object @p name, for messages. */
+static void describe_holder(s3_store *s, const char *name, char *out, size_t cap)
+{
+	uint8_t *text = NULL;
+	size_t len;
+	char host[128] = "?", pid[32] = "?";
+	if (s3_get(&s->base, name, 4096, &text, &len) == 0) {
+		const char *h = strstr((char *)text, "\"host\":\""), *p = strstr((char *)text, "\"pid\":");
+		if (h)
+			sscanf(h + 8, "%127[^\"]", host);
+		if (p)
+			sscanf(p + 6, "%31[0-9]", pid);
+	}
+	bkr_error_clear();
+	free(text);
+	snprintf(out, cap, "pid %s on host %s", pid, host);
+}
+
+static int s3_lock(bkr_store *base, const char *name, bool exclusive, bool wait, bkr_store_held **out)
+{
+	s3_store *s = (s3_store *)base;
+	char hex[33], host[128], who[256], prefix[S3_KEY_MAX];
+	struct lock_scan *ls = calloc(1, sizeof(*ls));
+	s3_held *l = calloc(1, sizeof(*l));
+	uint8_t rnd[16];
+	int err = 0, attempt = 0;
+
+	if (!ls || !l) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_random_bytes(rnd, sizeof(rnd))) < 0)
+		goto done;
+	bkr_hex_encode(rnd, sizeof(rnd), hex);
+	bkr_host_name(host, sizeof(host), NULL);
+	snprintf(prefix, sizeof(prefix), "%s-", name);
+	snprintf(l->name, sizeof(l->name), "%s%c-%s", prefix, exclusive ? 'x' : 's', hex);
+	if (asprintf(&l->body, "{\"mode\":\"%s\",\"host\":\"%s\",\"pid\":%ld,\"uid\":%ld}\n",
+		     exclusive ? "exclusive" : "shared", host, (long)getpid(), (long)getuid()) < 0) {
+		l->body = NULL;
+		err = bkr_error_oom();
+		goto done;
+	}
+	l->base.store = base;
+	for (;; attempt++) {
+		struct list_ctx lc = { .cb_time = on_lock, .ctx = ls };
+		memset(ls, 0, sizeof(*ls));
+		ls->self = l->name;
+		ls->plen = strlen(prefix);
+		ls->exclusive = exclusive;
+		ls->stale_after = s->lock_stale;
+		if ((err = s3_put_new(s, l->name, l->body, strlen(l->body))) < 0)
+			goto done;
+		if ((err = s3_list_pages(s, prefix, &lc, &ls->now)) < 0) {
+			s3_delete_object(s, l->name);
+			goto done;
+		}
+		for (int i = 0; i < ls->nstale; i++) {
+			/* its holder is gone: say so (the message stays if we fail) and remove it */
+			describe_holder(s, ls->stale[i], who, sizeof(who));
+			bkr_log_warn("s3", "%s/%s: stale lock of %s removed (not refreshed for %lld s; stale after %d s)",
+				     s->base.location, ls->stale[i], who, (long long)(ls->now - ls->stale_time[i]),
+				     s->lock_stale);
+			if (s3_delete_object(s, ls->stale[i]) < 0)
+				bkr_error_clear();
+		}
+		if (!ls->holder[0])
+			break;
+		if ((err = s3_delete_object(s, l->name)) < 0)
+			goto done;
+		if (!wait) {
+			describe_holder(s, ls->holder, who, sizeof(who));
+			err = bkr_error_set(BKR_ELOCKED, "%s/%s: held %s by %s (refreshed %lld s ago; a lock not "
+					    "refreshed for %d s is stale)", s->base.location, name,
+					    ls->holder[ls->plen] == 'x' ? "exclusively" : "shared", who,
+					    (long long)(ls->now && ls->holder_time ? ls->now - ls->holder_time : 0),
+					    s->lock_stale);
+			goto done;
+		}
+		pause_before(attempt < 3 ? attempt + 1 : 3);
+	}
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	if (pthread_create(&l->thread, NULL, refresh_main, l) == 0)
+		l->running = true;
+	*out = &l->base;
+	l = NULL;
+done:
+	if (l)
+		free(l->body);
+	free(l);
+	free(ls);
+	return err;
+}
+
+static void s3_unlock(bkr_store_held *base)
+{
+	s3_held *l = (s3_held *)base;
+	if (l->running) {
+		pthread_mutex_lock(&l->mu);
+		l->stop = true;
+		pthread_cond_signal(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+		pthread_join(l->thread, NULL);
+	}
+	{
+		/* unlocking runs on the way out of a failed command: keep its message */
+		int code = bkr_error_last_code();
+		char saved[1024];
+		snprintf(saved, sizeof(saved), "%s", bkr_error_message());
+		if (s3_delete_object((s3_store *)l->base.store, l->name) < 0) {
+			if (code < 0)
+				bkr_error_set(code, "%s", saved);
+			else
+				bkr_error_clear(); /* left behind: stale after the timeout */
+		}
+	}
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cv);
+	free(l->body);
+	free(l);
+}
+
+static void s3_free(bkr_store *base)
+{
+	s3_store *s = (s3_store *)base;
+	for (int i = 0; i < s->npool; i++)
+		curl_easy_cleanup(s->pool[i]);
+	pthread_mutex_destroy(&s->mu);
+	free(s->endpoint);
+	free(s->base_url);
+	if (s->userpwd)
+		memset(s->userpwd, 0, strlen(s->userpwd));
+	free(s->userpwd);
+	free(s->token_header);
+	free(s->base.location);
+	free(s);
+}
+
+static const bkr_store_ops s3_ops = {
+	.stat = s3_stat,
+	.stat_time = s3_stat_time,
+	.get = s3_get,
+	.get_range = s3_get_range,
+	.put = s3_put,
+	.upload_new = s3_upload_new,
+	.upload_write = s3_upload_write,
+	.upload_publish = s3_upload_publish,
+	.upload_free = s3_upload_free,
+	.list = s3_list,
+	.remove = s3_remove,
+	.rename_new = s3_rename,
+	.prepare = s3_prepare,
+	.lock = s3_lock,
+	.unlock = s3_unlock,
+	.free = s3_free,
+};
+
+int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
+{
+	const char *ak, *sk, *token, *region, *endpoint;
+	char *def_endpoint = NULL;
+	s3_store *s = NULL;
+	int path_style, err = 0;
+
+	*out = NULL;
+	(void)flags; /* a bucket is neither created nor mounted: it exists or every request says so */
+	if (!(s = calloc(1, sizeof(*s))))
+		return bkr_error_oom();
+	pthread_mutex_init(&s->mu, NULL);
+	s->base.ops = &s3_ops;
+	if ((err = bkr_s3_url_parse(&s->url, location)) < 0) {
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+		return err;
+	}
+	pthread_mutex_lock(&settings_mu);
+	ak = pick("AWS_ACCESS_KEY_ID", settings.access_key_id);
+	sk = pick("AWS_SECRET_ACCESS_KEY", settings.secret_access_key);
+	token = pick("AWS_SESSION_TOKEN", settings.session_token);
+	region = pick("AWS_REGION", NULL);
+	region = region ? region : pick("AWS_DEFAULT_REGION", settings.region);
+	region = region ? region : "us-east-1";
+	endpoint = pick("AWS_ENDPOINT_URL_S3", NULL);
+	endpoint = endpoint ? endpoint : pick("AWS_ENDPOINT_URL", settings.endpoint_url);
+	path_style = settings.path_style;
+	s->lock_stale = settings.lock_stale_seconds > 0 ? settings.lock_stale_seconds : S3_LOCK_STALE_DEFAULT;
+	if (!ak || !sk) {
+		err = bkr_error_set(BKR_EINVAL, "%s: no S3 credentials: %s is not set (nor s3.%s in the configuration)",
+				    location, !ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+				    !ak ? "access_key_id" : "secret_access_key");
+	} else if (!endpoint && asprintf(&def_endpoint, "https://s3.%s.amazonaws.com", region) < 0) {
+		def_endpoint = NULL;
+		err = bkr_error_oom();
+	} else if (strlen(region) > 60 || strpbrk(region, ":/ ")) {
+		err = bkr_error_set(BKR_EINVAL, "%s: bad region '%s'", location, region);
+	} else {
+		snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3", region);
+		if (!(s->endpoint = strdup(endpoint ? endpoint : def_endpoint)) || asprintf(&s->userpwd, "%s:%s", ak, sk) < 0 ||
+		    (token && asprintf(&s->token_header, "x-amz-security-token: %s", token) < 0))
+			err = bkr_error_oom();
+	}
+	pthread_mutex_unlock(&settings_mu);
+	free(def_endpoint);
+	if (err < 0)
+		goto done;
+	if ((err = bkr_s3_endpoint_parse(&s->ep, s->endpoint)) < 0) {
+		bkr_error_prefix("%s", location);
+		goto done;
+	}
+	if (path_style < 0)
+		path_style = bkr_s3_endpoint_path_style(&s->ep);
+	{
+		char port[16] = "";
+		if (s->ep.port)
+			snprintf(port, sizeof(port), ":%u", s->ep.port);
+		const char *scheme = s->ep.https ? "https" : "http";
+		int n = path_style ? asprintf(&s->base_url, "%s://%s%s/%s", scheme, s->ep.host, port, s->url.bucket)
+				   : asprintf(&s->base_url, "%s://%s.%s%s", scheme, s->url.bucket, s->ep.host, port);
+		if (n < 0) {
+			s->base_url = NULL;
+			err = bkr_error_oom();
+			goto done;
+		}
+	}
+	if (asprintf(&s->base.location, "s3://%s%s%s", s->url.bucket, s->url.prefix[0] ? "/" : "", s->url.prefix) < 0) {
+		s->base.location = NULL;
+		err = bkr_error_oom();
+		goto done;
+	}
+	*out = &s->base;
+	s = NULL;
+done:
+	if (s)
+		s3_free(&s->base);
+	return err;
+}

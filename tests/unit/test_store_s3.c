@@ -1,0 +1,273 @@
+/** @file
+ * Unit tests of the S3 store's pure parts (engine/store_s3_parse.c): the
+ * s3:// URL, the endpoint and path-style choice, SigV4 percent-encoding, the
+ * ListObjectsV2 reader (entities, CDATA, paging, hostile XML), and of
+ * bkr_store_s3_open without a server (missing credentials, bad endpoint).
+ * Requests themselves are tested against a real server
+ * (tests/integration/test_s3.sh).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bkr/error.h"
+#include "bkr/store.h"
+#include "store_s3_parse.h"
+
+static void test_url(void **state)
+{
+	bkr_s3_url u;
+	(void)state;
+	assert_int_equal(bkr_s3_url_parse(&u, "s3://bucket"), 0);
+	assert_string_equal(u.bucket, "bucket");
+	assert_string_equal(u.prefix, "");
+	assert_int_equal(bkr_s3_url_parse(&u, "s3://my-bucket.1/a/b/"), 0);
+	assert_string_equal(u.bucket, "my-bucket.1");
+	assert_string_equal(u.prefix, "a/b");
+	assert_int_equal(bkr_s3_url_parse(&u, "s3://bucket/"), 0);
+	assert_string_equal(u.prefix, "");
+	assert_int_equal(bkr_s3_url_parse(&u, "s3://ab"), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "3 to 63"));
+	assert_int_equal(bkr_s3_url_parse(&u, "s3://"), BKR_EINVAL);
+	assert_int_equal(bkr_s3_url_parse(&u, "s3://bu cket"), BKR_EINVAL);
+	assert_int_equal(bkr_s3_url_parse(&u, "s3://-bucket"), BKR_EINVAL);
+	assert_int_equal(bkr_s3_url_parse(&u, "s3://bucket/a//b"), BKR_EINVAL);
+	assert_int_equal(bkr_s3_url_parse(&u, "s3://bucket/a/../b"), BKR_EINVAL);
+	assert_int_equal(bkr_s3_url_parse(&u, "s3://bucket/./b"), BKR_EINVAL);
+	assert_int_equal(bkr_s3_url_parse(&u, "s3://bucket/a\tb"), BKR_EINVAL);
+	assert_int_equal(bkr_s3_url_parse(&u, "http://bucket"), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "http://bucket"));
+}
+
+static void test_endpoint(void **state)
+{
+	bkr_s3_endpoint e;
+	(void)state;
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://127.0.0.1:7480"), 0);
+	assert_false(e.https);
+	assert_string_equal(e.host, "127.0.0.1");
+	assert_int_equal(e.port, 7480);
+	assert_true(bkr_s3_endpoint_path_style(&e));
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "https://s3.eu-west-1.amazonaws.com/"), 0);
+	assert_true(e.https);
+	assert_int_equal(e.port, 0);
+	assert_false(bkr_s3_endpoint_path_style(&e));
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://localhost:9000"), 0);
+	assert_true(bkr_s3_endpoint_path_style(&e));
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://[::1]:9000"), 0);
+	assert_string_equal(e.host, "[::1]");
+	assert_true(bkr_s3_endpoint_path_style(&e));
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://minio.local:9000"), 0);
+	assert_false(bkr_s3_endpoint_path_style(&e));
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://1.2.3:9000"), 0);
+	assert_false(bkr_s3_endpoint_path_style(&e)); /* not an IPv4 address: a name */
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "127.0.0.1:7480"), BKR_EINVAL);
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://h:0"), BKR_EINVAL);
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://h:70000"), BKR_EINVAL);
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://h/path"), BKR_EINVAL);
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://"), BKR_EINVAL);
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://[::1"), BKR_EINVAL);
+}
+
+static void test_encode(void **state)
+{
+	char out[64];
+	(void)state;
+	out[0] = '\0';
+	assert_int_equal(bkr_s3_encode(out, sizeof(out), "data/ab/x.pack", true), 0);
+	assert_string_equal(out, "data/ab/x.pack");
+	out[0] = '\0';
+	assert_int_equal(bkr_s3_encode(out, sizeof(out), "a/b c+d=~", false), 0);
+	assert_string_equal(out, "a%2Fb%20c%2Bd%3D~");
+	out[0] = '\0';
+	assert_int_equal(bkr_s3_encode(out, sizeof(out), "\xc3\xa9", false), 0);
+	assert_string_equal(out, "%C3%A9");
+	out[0] = '\0';
+	assert_int_equal(bkr_s3_encode(out, 8, "abcdefgh", false), BKR_EINVAL);
+}
+
+struct seen {
+	char keys[8][128];
+	int64_t times[8];
+	int n;
+	int stop_at;
+};
+
+static int on_key(void *ctx, const char *key, int64_t modified)
+{
+	struct seen *s = ctx;
+	if (s->n == s->stop_at)
+		return bkr_error_set(BKR_EIO, "stop");
+	snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s", key);
+	s->times[s->n++] = modified;
+	return 0;
+}
+
+static int parse(const char *xml, struct seen *s, bkr_s3_list_page *pg)
+{
+	memset(s, 0, sizeof(*s));
+	s->stop_at = -1;
+	memset(pg, 0, sizeof(*pg));
+	pg->on_key = on_key;
+	pg->ctx = s;
+	return bkr_s3_list_parse(xml, strlen(xml), pg);
+}
+
+static void test_list(void **state)
+{
+	static const char page[] =
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+		"<Name>b</Name><Prefix>repo/</Prefix><KeyCount>3</KeyCount><MaxKeys>2</MaxKeys>"
+		"<IsTruncated>true</IsTruncated>"
+		"<Contents><Key>repo/data/ab/1.pack</Key><LastModified>2026-11-30T06:47:00.000Z</LastModified>"
+		"<ETag>&quot;0f&quot;</ETag><Size>3</Size><StorageClass>STANDARD</StorageClass></Contents>"
+		"<!-- a comment --><Contents><Size>0</Size><Key>repo/a&amp;b &lt;&#x41;&#66;&gt;</Key></Contents>"
+		"<Contents><Key><![CDATA[repo/c<d]]></Key><Owner><ID>x</ID></Owner></Contents>"
+		"<NextContinuationToken>1/Jh+&amp;=</NextContinuationToken>"
+		"<Empty/></ListBucketResult>\n";
+	bkr_s3_list_page pg;
+	struct seen s;
+	(void)state;
+	assert_int_equal(parse(page, &s, &pg), 0);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.keys[0], "repo/data/ab/1.pack");
+	assert_int_equal(s.times[0], 1796021220);
+	assert_string_equal(s.keys[1], "repo/a&b <AB>");
+	assert_int_equal(s.times[1], 0);
+	assert_string_equal(s.keys[2], "repo/c<d");
+	assert_true(pg.truncated);
+	assert_string_equal(pg.token, "1/Jh+&=");
+
+	assert_int_equal(parse("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>", &s, &pg), 0);
+	assert_int_equal(s.n, 0);
+	assert_false(pg.truncated);
+	assert_string_equal(pg.token, "");
+
+	/* the callback's error stops the walk and is returned */
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 1;
+	pg.on_key = on_key;
+	pg.ctx = &s;
+	assert_int_equal(bkr_s3_list_parse(page, strlen(page), &pg), BKR_EIO);
+	assert_int_equal(s.n, 1);
+}
+
+static void test_list_hostile(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"   ",
+		"<a>",
+		"<a></b>",
+		"<a></a><b></b>",
+		"text<a></a>",
+		"</a>",
+		"<a><Contents></Contents></a>",                   /* no Key */
+		"<a><Contents><Key>k&bogus;</Key></Contents></a>", /* unknown entity */
+		"<a><Contents><Key>k&#0;</Key></Contents></a>",    /* NUL */
+		"<a><Contents><Key>k&#x110000;</Key></Contents></a>",
+		"<a><Contents><Key>k&#xD800;</Key></Contents></a>",
+		"<a><Contents><Key>k&#;</Key></Contents></a>",
+		"<a><Contents><Key>k&amp</Key></Contents></a>",
+		"<a x=\"1></a>",
+		"<a><!-- never closed </a>",
+		"<a><![CDATA[ never closed </a>",
+		"<?xml never closed",
+		"<a><",
+		"<a></a",
+		"<a><Contents><Key>",
+	};
+	bkr_s3_list_page pg;
+	struct seen s;
+	char *huge;
+	size_t n = 10000;
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		int err = parse(bad[i], &s, &pg);
+		if (err != BKR_ECORRUPT)
+			fail_msg("accepted (%d): %s", err, bad[i]);
+		assert_non_null(strstr(bkr_error_message(), "malformed XML"));
+	}
+	/* a key longer than any S3 key, and deep nesting */
+	huge = malloc(n + 100);
+	assert_non_null(huge);
+	strcpy(huge, "<a><Contents><Key>");
+	memset(huge + strlen(huge), 'k', n);
+	strcpy(huge + 18 + n, "</Key></Contents></a>");
+	assert_int_equal(parse(huge, &s, &pg), BKR_ECORRUPT);
+	huge[0] = '\0';
+	for (int i = 0; i < 200; i++)
+		strcat(huge, "<d>");
+	for (int i = 0; i < 200; i++)
+		strcat(huge, "</d>");
+	assert_int_equal(parse(huge, &s, &pg), 0);
+	free(huge);
+}
+
+static void test_error_code_and_time(void **state)
+{
+	static const char err[] = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message/></Error>";
+	char code[32];
+	(void)state;
+	bkr_s3_error_code(err, strlen(err), code, sizeof(code));
+	assert_string_equal(code, "NoSuchBucket");
+	bkr_s3_error_code("<Error>", 7, code, sizeof(code));
+	assert_string_equal(code, "");
+	bkr_s3_error_code("<Code>PreconditionFailedAndMuchLongerThanTheBuffer", 51, code, 8);
+	assert_string_equal(code, "Precond");
+	assert_int_equal(bkr_s3_parse_time("1970-01-01T00:01:00.000Z"), 60);
+	assert_int_equal(bkr_s3_parse_time("Mon, 30 Nov 2026 06:47:00 GMT"), 1796021220);
+	assert_int_equal(bkr_s3_parse_time("yesterday"), -1);
+}
+
+/* Opening sends nothing: what is missing is named at once. */
+static void test_open_without_server(void **state)
+{
+	bkr_store *s = NULL;
+	(void)state;
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_ENDPOINT_URL");
+	unsetenv("AWS_ENDPOINT_URL_S3");
+	bkr_store_s3_configure(NULL);
+	assert_int_equal(bkr_store_open(&s, "s3://bucket/p", 0), BKR_EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(bkr_error_message(), "AWS_ACCESS_KEY_ID"));
+	setenv("AWS_ACCESS_KEY_ID", "AK", 1);
+	assert_int_equal(bkr_store_open(&s, "s3://bucket/p", 0), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "AWS_SECRET_ACCESS_KEY"));
+	/* the configuration supplies what the environment lacks */
+	bkr_store_s3_configure(&(bkr_store_s3_settings){ .secret_access_key = "SK", .endpoint_url = "ftp://x",
+							  .path_style = -1 });
+	assert_int_equal(bkr_store_open(&s, "s3://bucket/p", 0), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "ftp://x"));
+	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9", 1);
+	assert_int_equal(bkr_store_open(&s, "s3://bucket/p/", 0), 0);
+	assert_string_equal(bkr_store_location(s), "s3://bucket/p");
+	bkr_store_free(s);
+	assert_int_equal(bkr_store_open(&s, "s3://b", 0), BKR_EINVAL);
+	bkr_store_s3_configure(NULL);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_ENDPOINT_URL");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_url),
+		cmocka_unit_test(test_endpoint),
+		cmocka_unit_test(test_encode),
+		cmocka_unit_test(test_list),
+		cmocka_unit_test(test_list_hostile),
+		cmocka_unit_test(test_error_code_and_time),
+		cmocka_unit_test(test_open_without_server),
+	};
+	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
+}
