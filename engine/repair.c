@@ -143,10 +143,9 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const c
 	struct repair *p = ctx;
 	bkr_pack_entry *fe = NULL;
 	struct pack *pk;
-	struct stat st;
 	size_t nf = 0;
 	bkr_id key = { { 0 } };
-	int fd = -1, err, added;
+	int err, added;
 
 	if (!id)
 		return 0; /* a temporary: prune's business */
@@ -162,17 +161,13 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const c
 		return bkr_error_oom();
 	p->npacks++;
 	p->rep->packs++;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
-		err = bkr_error_set_errno(errno, "%s", path);
-	} else if ((err = bkr_pack_read_footer(bkr_repo_crypto(p->r), id, fd, (uint64_t)st.st_size, path, &fe, &nf)) == 0) {
+	if ((err = bkr_repo_pack_footer(p->r, id, path, &fe, &nf)) == 0) {
 		for (size_t i = 0; i < nf && err == 0; i++)
 			if (fe[i].type != type)
 				err = bkr_error_set(BKR_ECORRUPT, "%s: holds %s blobs but lies with the %s packs", path,
 						    fe[i].type == BKR_BLOB_TREE ? "tree" : "data",
 						    type == BKR_BLOB_TREE ? "tree" : "data");
 	}
-	if (fd >= 0)
-		close(fd);
 	if (err == BKR_ENOMEM)
 		goto done;
 	if (err < 0) {
@@ -302,17 +297,13 @@ static int reread(struct repair *p, const bkr_index_entry *e, uint8_t *buf)
 {
 	const struct pack *pk = find_pack(p, &e->pack);
 	char path[PATH_MAX];
-	int fd, err;
+	int err;
 
 	if (pk)
 		snprintf(path, sizeof(path), "%s", pk->path);
 	else if ((err = bkr_repo_pack_path(p->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path))) < 0)
 		return err;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return bkr_error_set_errno(errno, "%s", path);
-	err = bkr_pack_read_blob(bkr_repo_crypto(p->r), fd, path, &e->id, e->offset, e->stored_len, e->raw_len, e->type, buf);
-	close(fd);
-	return err;
+	return bkr_repo_pack_blob(p->r, path, e, buf);
 }
 
 /* Every entry of a recorded damaged blob that still fails leaves the index. */
@@ -452,7 +443,7 @@ static int load_tree(struct repair *p, const bkr_id *id, bkr_tree **out)
 	const bkr_index_entry *e = p->nfinal ? bsearch(id, p->have, p->nfinal, sizeof(*p->have), cmp_id) : NULL;
 	char path[PATH_MAX], hex[BKR_ID_HEX];
 	uint8_t *buf;
-	int fd, err;
+	int err;
 
 	*out = NULL;
 	if (!e) {
@@ -467,13 +458,7 @@ static int load_tree(struct repair *p, const bkr_id *id, bkr_tree **out)
 		return err;
 	if (!(buf = malloc(e->raw_len ? e->raw_len : 1)))
 		return bkr_error_oom();
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		free(buf);
-		return bkr_error_set_errno(errno, "%s", path);
-	}
-	err = bkr_pack_read_blob(bkr_repo_crypto(p->r), fd, path, id, e->offset, e->stored_len, e->raw_len, BKR_BLOB_TREE, buf);
-	close(fd);
-	if (err < 0) {
+	if ((err = bkr_repo_pack_blob(p->r, path, e, buf)) < 0) {
 		free(buf);
 		return err;
 	}

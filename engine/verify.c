@@ -370,18 +370,9 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 	bkr_pack_entry *fents = NULL;
 	struct unindexed *u;
 	size_t nf = 0;
-	struct packsrc src;
 	int err = 0;
 
-	if ((err = src_open(v, path, false, &src)) < 0) {
-		if (err == BKR_ENOMEM)
-			goto done;
-		err = 0;
-		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s (a pack the index does not name)", bkr_error_message());
-		goto done;
-	}
-	if ((err = bkr_pack_read_footer_from(bkr_repo_crypto(v->r), id, src_read, &src, src.size, path, &fents,
-					     &nf)) < 0) {
+	if ((err = bkr_repo_pack_footer(v->r, id, path, &fents, &nf)) < 0) {
 		if (err == BKR_ENOMEM)
 			goto done;
 		err = 0;

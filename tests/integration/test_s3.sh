@@ -159,6 +159,19 @@ expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_
 expect_exit 0 "$BKR" -r "$R2" verify --read-data
 pass "a killed backup's lock blocks prune, named; once stale (s3.lock_stale_seconds) it is removed"
 
+# --- repair on S3: every index object lost, the index rebuilt from the packs' footers
+for k in $(s3keys crash/index/); do s3curl -X DELETE "$S3_ENDPOINT/bkr-test/$k" -o /dev/null; done
+[ -z "$(s3keys crash/index/)" ] || fail "the index objects are still there"
+expect_exit 1 "$BKR" -r "$R2" verify
+expect_exit 0 "$BKR" -r "$R2" repair
+grep -q "rewritten as one index file" "$T/out" || fail "repair does not say it rewrote the index: $(cat "$T/out")"
+[ "$(s3keys crash/index/ | wc -l)" = 1 ] || fail "repair did not write one index object"
+expect_exit 0 "$BKR" -r "$R2" verify --read-data
+expect_exit 0 "$BKR" -r "$R2" repair --json
+python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["rewritten"] is not False)' "$T/out" ||
+	fail "a second repair rewrote the index: $(cat "$T/out")"
+pass "repair on S3: every index object lost, rebuilt from the packs' footers (ranged GETs), verify --read-data clean"
+
 # --- a flipped byte in a stored pack is caught by verify --read-data
 pack=$(s3keys crash/data/ | grep '\.pack$' | head -1)
 [ -n "$pack" ] || fail "no data pack in the bucket"
@@ -168,3 +181,12 @@ s3curl -X PUT --data-binary @"$T/pack" "$S3_ENDPOINT/bkr-test/$pack" -o /dev/nul
 expect_exit 1 "$BKR" -r "$R2" verify --read-data
 grep -q "$(basename "$pack" .pack)" "$T/out" "$T/err" || fail "verify does not name the damaged pack"
 pass "a flipped byte in a pack on S3 is caught by verify --read-data"
+
+# --- repair takes the damaged blobs out of the index; the next backup stores them again
+expect_exit 1 "$BKR" -r "$R2" repair
+expect_exit 0 "$BKR" -r "$R2" create "$S"
+expect_exit 0 "$BKR" -r "$R2" verify latest --read-data
+rm -rf "$T/r4"
+expect_exit 0 "$BKR" -r "$R2" restore latest --target "$T/r4"
+python3 "$HERE/treecmp.py" "$S" "$T/r4/small" >/dev/null || fail "the healed backup does not restore exactly"
+pass "repair on S3 takes the damaged blobs out of the index; the next backup stores them again; verify --read-data clean"

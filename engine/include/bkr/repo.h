@@ -22,6 +22,7 @@
 #include "bkr/hash.h"
 #include "bkr/index.h"
 #include "bkr/manifest.h"
+#include "bkr/pack.h"
 #include "bkr/store.h"
 #include "bkr/tree.h"
 
@@ -187,6 +188,20 @@ int bkr_repo_foreach_pack_in(bkr_repo *r,
  * in none of them.  *name points into @p path.
  */
 int bkr_repo_locate(bkr_repo *r, const char *path, bkr_store **s, const char **name);
+
+/**
+ * The footer of pack @p id at @p path (a path bkr_repo_foreach_pack or
+ * bkr_repo_pack_path gave), read with ranged gets of the store that holds
+ * it; bkr_pack_read_footer's errors, or BKR_ENOTFOUND naming @p path.
+ */
+int bkr_repo_pack_footer(bkr_repo *r, const bkr_pack_id *id, const char *path, bkr_pack_entry **entries,
+			 size_t *n);
+
+/**
+ * Blob @p e (decoded and checked, e->raw_len bytes into @p out) from the
+ * pack at @p path, through the store that holds it.
+ */
+int bkr_repo_pack_blob(bkr_repo *r, const char *path, const bkr_index_entry *e, void *out);
 
 /** Every index entry (under the index read lock: @p cb must not reload). */
 int bkr_repo_foreach_blob(bkr_repo *r, int (*cb)(const bkr_index_entry *e, void *ctx), void *ctx);
