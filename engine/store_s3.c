@@ -19,7 +19,13 @@
  *   pid, refreshed (rewritten) by a thread every stale/5 seconds; one whose
  *   last write is older than the stale timeout (by the server's own clock)
  *   is named, ignored and removed.  Exclusive waits for every other lock,
- *   shared for exclusive ones.
+ *   shared for exclusive ones;
+ * - a small read of a pack (under S3_WIN_SMALL bytes: a tree blob, a small
+ *   file's chunk, a footer) brings the whole window of S3_WIN bytes around
+ *   it in one ranged GET, kept in memory (S3_NWIN windows, least recently
+ *   used first): packs never change once published, so the next blobs of
+ *   the same pack — read in order by a backup walking its parent's trees,
+ *   a restore, verify or repair — cost no request.
  */
 #include "bkr/store.h"
 #include "bkr/error.h"
@@ -44,6 +50,9 @@
 #define S3_ANSWER_MAX (16u << 20) /* the largest XML answer read */
 #define S3_LOCK_STALE_DEFAULT 300
 #define S3_KEY_MAX 1600
+#define S3_WIN ((size_t)1 << 20)  /* bytes of a pack one window holds */
+#define S3_WIN_SMALL (S3_WIN / 4) /* reads shorter than this go through a window */
+#define S3_NWIN 32                /* windows kept per store */
 
 /* ---- settings ---------------------------------------------------------------- */
 
@@ -96,6 +105,15 @@ typedef struct {
 	pthread_mutex_t mu;
 	CURL *pool[S3_POOL];
 	int npool;
+	pthread_mutex_t wmu;   /* guards the windows */
+	struct s3_win {
+		char *name;    /* NULL: free */
+		uint64_t start;
+		size_t len;    /* bytes held: less than S3_WIN at the object's end */
+		uint8_t *data;
+		uint64_t used; /* wclock at the last hit */
+	} win[S3_NWIN];
+	uint64_t wclock;
 } s3_store;
 
 struct s3_req {
@@ -528,6 +546,98 @@ static int s3_get(bkr_store *base, const char *name, size_t max, uint8_t **out, 
 	return err;
 }
 
+/* Packs, and only they, are read through windows: nothing else is immutable. */
+static bool windowed(const char *name, size_t len)
+{
+	return len < S3_WIN_SMALL && (!strncmp(name, "data/", 5) || !strncmp(name, "tree/", 5));
+}
+
+/* Copy [off, off+len) of @p name from a window holding it: true on a hit. */
+static bool win_hit(s3_store *s, const char *name, uint64_t off, size_t len, void *buf)
+{
+	bool hit = false;
+	pthread_mutex_lock(&s->wmu);
+	for (int i = 0; i < S3_NWIN && !hit; i++) {
+		struct s3_win *w = &s->win[i];
+		if (w->name && w->start <= off && off - w->start + len <= w->len && !strcmp(w->name, name)) {
+			memcpy(buf, w->data + (off - w->start), len);
+			w->used = ++s->wclock;
+			hit = true;
+		}
+	}
+	pthread_mutex_unlock(&s->wmu);
+	return hit;
+}
+
+/* Drop the windows of @p name (deleted or moved). */
+static void win_forget(s3_store *s, const char *name)
+{
+	pthread_mutex_lock(&s->wmu);
+	for (int i = 0; i < S3_NWIN; i++)
+		if (s->win[i].name && !strcmp(s->win[i].name, name)) {
+			free(s->win[i].name);
+			free(s->win[i].data);
+			memset(&s->win[i], 0, sizeof(s->win[i]));
+		}
+	pthread_mutex_unlock(&s->wmu);
+}
+
+/* Keep @p data (@p n bytes of @p name from @p start) in the least recently used window; takes it. */
+static void win_keep(s3_store *s, const char *name, uint64_t start, uint8_t *data, size_t n)
+{
+	char *copy = strdup(name);
+	struct s3_win *w;
+	if (!copy) {
+		free(data);
+		return; /* a window is only a saving */
+	}
+	pthread_mutex_lock(&s->wmu);
+	w = &s->win[0];
+	for (int i = 1; i < S3_NWIN && w->name; i++)
+		if (!s->win[i].name || s->win[i].used < w->used)
+			w = &s->win[i];
+	free(w->name);
+	free(w->data);
+	*w = (struct s3_win){ copy, start, n, data, ++s->wclock };
+	pthread_mutex_unlock(&s->wmu);
+}
+
+/* A small read of a pack through a window of S3_WIN bytes (aligned, or from @p off when it would straddle). */
+static int win_read(s3_store *s, const char *name, uint64_t off, size_t len, void *buf)
+{
+	uint64_t start = off & ~(uint64_t)(S3_WIN - 1);
+	struct s3_req r = { .method = "GET", .name = name, .ranged = true, .len = S3_WIN, .max = 1 << 16 };
+	int err;
+
+	if (win_hit(s, name, off, len, buf))
+		return 0;
+	if (off + len > start + S3_WIN)
+		start = off;
+	if (!(r.fixed = malloc(S3_WIN)))
+		return bkr_error_oom();
+	r.off = start;
+	err = s3_perform(s, &r);
+	if (err == 0 && (r.status == 206 || r.status == 200)) {
+		if (r.fixed_len < off - start + len) {
+			err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%zu of %zu bytes at %llu)", s->base.location,
+					    name, r.fixed_len > off - start ? r.fixed_len - (size_t)(off - start) : 0, len,
+					    (unsigned long long)off);
+		} else {
+			memcpy(buf, r.fixed + (off - start), len);
+			win_keep(s, name, start, r.fixed, r.fixed_len);
+			r.fixed = NULL;
+		}
+	} else if (err == 0 && r.status == 416) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (nothing at %llu)", s->base.location, name,
+				    (unsigned long long)off);
+	} else if (err == 0) {
+		err = status_error(s, &r, name);
+	}
+	free(r.fixed);
+	req_free(&r);
+	return err;
+}
+
 static int s3_get_range(bkr_store *base, const char *name, uint64_t off, size_t len, void *buf, unsigned flags)
 {
 	s3_store *s = (s3_store *)base;
@@ -544,6 +654,8 @@ static int s3_get_range(bkr_store *base, const char *name, uint64_t off, size_t 
 						  (unsigned long long)off)
 				  : 0;
 	}
+	if (windowed(name, len))
+		return win_read(s, name, off, len, buf);
 	err = s3_perform(s, &r);
 	if (err == 0 && (r.status == 206 || r.status == 200)) {
 		if (r.fixed_len != len)
@@ -731,6 +843,7 @@ static int s3_remove(bkr_store *base, const char *name)
 	s3_store *s = (s3_store *)base;
 	uint64_t size;
 	int err;
+	win_forget(s, name);
 	/* S3 deletes an absent key without a word; the contract says BKR_ENOTFOUND */
 	if ((err = s3_head(s, name, &size)) < 0)
 		return err;
@@ -742,8 +855,9 @@ static int s3_rename(bkr_store *base, const char *from, const char *to)
 	s3_store *s = (s3_store *)base;
 	char src[S3_KEY_MAX * 3 + 200], key[S3_KEY_MAX * 3];
 	uint64_t size;
-	int err = s3_head(s, to, &size);
-	if (err == 0)
+	int err;
+	win_forget(s, from);
+	if ((err = s3_head(s, to, &size)) == 0)
 		return bkr_error_set(BKR_EEXISTS, "%s/%s: already exists", s->base.location, to);
 	if (err != BKR_ENOTFOUND)
 		return err;
@@ -976,6 +1090,11 @@ static void s3_free(bkr_store *base)
 	s3_store *s = (s3_store *)base;
 	for (int i = 0; i < s->npool; i++)
 		curl_easy_cleanup(s->pool[i]);
+	for (int i = 0; i < S3_NWIN; i++) {
+		free(s->win[i].name);
+		free(s->win[i].data);
+	}
+	pthread_mutex_destroy(&s->wmu);
 	pthread_mutex_destroy(&s->mu);
 	free(s->endpoint);
 	free(s->base_url);
@@ -1018,8 +1137,10 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 	if (!(s = calloc(1, sizeof(*s))))
 		return bkr_error_oom();
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->wmu, NULL);
 	s->base.ops = &s3_ops;
 	if ((err = bkr_s3_url_parse(&s->url, location)) < 0) {
+		pthread_mutex_destroy(&s->wmu);
 		pthread_mutex_destroy(&s->mu);
 		free(s);
 		return err;
