@@ -150,6 +150,57 @@ make_corpus() {
 	CORPUS_BYTES=$(du -sb --apparent-size "$CORPUS" | cut -f1)
 }
 
+# The word-text corpus (WORDS=$BENCH_WORK/words, kept between runs): WORDS_MIB
+# MiB in 64 files of text made of random dictionary words (/usr/share/dict/words,
+# package wamerican; lines of 6..17 words), with a block of random bytes (4..64
+# KiB) after every 64..512 KiB of text (about a tenth of it).  Deterministic
+# (perl's srand), generated once per WORDS_VERSION.
+WORDS_VERSION=1
+WORDS_MIB=256
+WORDS_FILES=64
+make_words() {
+	WORDS=$BENCH_WORK/words
+	local dict=/usr/share/dict/words
+	[ -r "$dict" ] || die "$dict not found (tools/install-deps.sh --bench installs wamerican)"
+	if [ "$(cat "$BENCH_WORK/words.version" 2>/dev/null)" = "$WORDS_VERSION" ] &&
+		[ "$(du -sb --apparent-size "$WORDS" 2>/dev/null | cut -f1)" -ge $((WORDS_MIB * 1048576)) ]; then
+		WORDS_BYTES=$(du -sb --apparent-size "$WORDS" | cut -f1)
+		return 0
+	fi
+	log "generating $WORDS ($WORDS_MIB MiB of dictionary words and random blocks)"
+	rm -rf "$WORDS" "$BENCH_WORK/words.version"
+	mkdir -p "$WORDS"
+	perl -e '
+use strict;
+my ($dir, $nfiles, $mib, $dict) = @ARGV;
+open(my $d, "<", $dict) or die "$dict: $!";
+my @w = grep { /^[a-z]+$/ } map { chomp; $_ } <$d>;
+close $d;
+srand(20261130);
+my $per = int($mib * 1048576 / $nfiles);
+for my $f (1 .. $nfiles) {
+  my $name = sprintf("%s/w%03d.txt", $dir, $f);
+  open(my $o, ">", $name) or die "$name: $!";
+  binmode $o;
+  my $n = 0;
+  while ($n < $per) {
+    my $text = 65536 + int(rand(458752));
+    my $buf = "";
+    while (length($buf) < $text) {
+      $buf .= join(" ", map { $w[int(rand(@w))] } 1 .. 6 + int(rand(12))) . "\n";
+    }
+    $buf .= pack("L*", map { int(rand(4294967296)) } 1 .. (4096 + int(rand(61440))) / 4);
+    $buf = substr($buf, 0, $per - $n) if $n + length($buf) > $per;
+    print $o $buf;
+    $n += length($buf);
+  }
+  close $o or die "$name: $!";
+}' "$WORDS" "$WORDS_FILES" "$WORDS_MIB" "$dict" || die "generating $WORDS failed"
+	WORDS_BYTES=$(du -sb --apparent-size "$WORDS" | cut -f1)
+	[ "$WORDS_BYTES" -ge $((WORDS_MIB * 1048576)) ] || die "generating $WORDS failed (short)"
+	echo "$WORDS_VERSION" >"$BENCH_WORK/words.version"
+}
+
 # Append one line to every 100th regular file of the corpus (sorted by path).
 change_one_percent() {
 	local n=0 f

@@ -18,7 +18,7 @@ for a in "$@"; do
 	--tests) pkgs+=(libcmocka-dev valgrind attr acl python3 xxd clang libclang-rt-14-dev prometheus
 	                man-db groff-base bash-completion systemd tmux
 	                radosgw ceph-base ceph-mon ceph-osd ceph-common curl); want_node=1 ;;
-	--bench) pkgs+=(restic borgbackup python3-pyfuse3 fio time) ;;  # pyfuse3: borg mount
+	--bench) pkgs+=(restic borgbackup python3-pyfuse3 fio time wamerican) ;;  # pyfuse3: borg mount; wamerican: the word-text corpus
 	esac
 done
 
