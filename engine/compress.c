@@ -1,7 +1,8 @@
 /** @file
  * Blob compression in the zlib format (RFC 1950): libdeflate for whole
- * buffers, zlib as the reference codec.  The only file of libbkr that includes
- * zlib.h or libdeflate.h.
+ * buffers, zlib as the reference codec; and zstd frames (RFC 8878) for a
+ * repository created with the zstd codec.  The only file of libbkr that
+ * includes zlib.h, libdeflate.h or zstd.h.
  *
  * libdeflate compressors are large (up to ~1 MiB at high levels) and not
  * thread-safe, so every thread keeps its own lazily allocated compressor per
@@ -19,6 +20,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <zlib.h>
+#include <zstd.h>
+#include <zstd_errors.h>
 
 #define LEVEL_MAX 9
 #define PROBE_MAX (64u << 10)
@@ -29,6 +32,8 @@ struct codec_cache {
 	struct libdeflate_compressor *comp[LEVEL_MAX + 1];
 	struct libdeflate_decompressor *decomp;
 	uint8_t *probe_buf; /**< PROBE_MAX bytes */
+	ZSTD_CCtx *zc;
+	ZSTD_DCtx *zd;
 };
 
 static __thread struct codec_cache *tls_cache;
@@ -45,6 +50,8 @@ static void cache_free(void *arg)
 		libdeflate_free_compressor(cc->comp[i]);
 	libdeflate_free_decompressor(cc->decomp);
 	free(cc->probe_buf);
+	ZSTD_freeCCtx(cc->zc);
+	ZSTD_freeDCtx(cc->zd);
 	free(cc);
 }
 
@@ -105,7 +112,10 @@ size_t bkr_compress_bound(size_t len)
 {
 	size_t a = libdeflate_zlib_compress_bound(NULL, len);
 	size_t b = len <= ULONG_MAX ? (size_t)compressBound((uLong)len) : 0;
-	return a > b ? a : b;
+	size_t z = ZSTD_compressBound(len);
+	if (b > a)
+		a = b;
+	return z > a ? z : a;
 }
 
 bool bkr_compress_probe_incompressible(const void *data, size_t len)
@@ -225,5 +235,68 @@ int bkr_decompress_zlib(const void *in, size_t len, void *out, size_t raw_len)
 	if (src != len)
 		return bkr_error_set(BKR_ECORRUPT, "%lu trailing bytes after zlib stream",
 				     (unsigned long)(len - src));
+	return 0;
+}
+
+/* ---- zstd --------------------------------------------------------------- */
+
+int bkr_compress_zstd(int level, const void *in, size_t len, void *out, size_t cap, size_t *out_len)
+{
+	struct codec_cache *cc;
+	size_t avail, n;
+	int err;
+
+	*out_len = 0;
+	if ((err = check_level(level)) < 0)
+		return err;
+	if (!(cc = cache_get()) || (!cc->zc && !(cc->zc = ZSTD_createCCtx())))
+		return bkr_error_oom();
+	/* Only a result that saves at least 3% is worth a decompression. */
+	avail = len - len * (100 - PROBE_KEEP_PCT) / 100;
+	if (avail > cap)
+		avail = cap;
+	/* with its content checksum, as the zlib format has its Adler-32: a
+	 * damaged frame fails here, never gives wrong bytes */
+	n = ZSTD_CCtx_reset(cc->zc, ZSTD_reset_session_only); /* after a failed call, too */
+	if (!ZSTD_isError(n))
+		n = ZSTD_CCtx_setParameter(cc->zc, ZSTD_c_compressionLevel, level);
+	if (!ZSTD_isError(n))
+		n = ZSTD_CCtx_setParameter(cc->zc, ZSTD_c_checksumFlag, 1);
+	if (!ZSTD_isError(n))
+		n = len > 0 ? ZSTD_compress2(cc->zc, out, avail, in, len) : 0;
+	if (len == 0 || ZSTD_isError(n)) {
+		if (len && ZSTD_getErrorCode(n) != ZSTD_error_dstSize_tooSmall)
+			return bkr_error_set(BKR_ERROR, "zstd: %s", ZSTD_getErrorName(n));
+		return bkr_error_set(BKR_ERROR, "compressed form of %zu bytes would not be smaller", len);
+	}
+	*out_len = n;
+	return 0;
+}
+
+int bkr_decompress_zstd(const void *in, size_t len, void *out, size_t raw_len)
+{
+	struct codec_cache *cc;
+	unsigned long long fsize;
+	uint8_t dummy;
+	size_t n;
+
+	if (!(cc = cache_get()) || (!cc->zd && !(cc->zd = ZSTD_createDCtx())))
+		return bkr_error_oom();
+	/* exactly one frame, whose header names its size */
+	fsize = ZSTD_getFrameContentSize(in, len);
+	if (fsize == ZSTD_CONTENTSIZE_ERROR || fsize == ZSTD_CONTENTSIZE_UNKNOWN)
+		return bkr_error_set(BKR_ECORRUPT, "invalid zstd frame (%zu bytes)", len);
+	if (fsize != raw_len)
+		return bkr_error_set(BKR_ECORRUPT, "zstd frame holds %llu bytes, expected %zu", fsize, raw_len);
+	n = ZSTD_findFrameCompressedSize(in, len);
+	if (ZSTD_isError(n))
+		return bkr_error_set(BKR_ECORRUPT, "invalid or truncated zstd frame (%zu bytes)", len);
+	if (n != len)
+		return bkr_error_set(BKR_ECORRUPT, "%zu trailing bytes after zstd frame", len - n);
+	n = ZSTD_decompressDCtx(cc->zd, raw_len ? out : &dummy, raw_len ? raw_len : 1, in, len);
+	if (ZSTD_isError(n))
+		return bkr_error_set(BKR_ECORRUPT, "invalid zstd frame (%zu bytes): %s", len, ZSTD_getErrorName(n));
+	if (n != raw_len)
+		return bkr_error_set(BKR_ECORRUPT, "zstd frame inflates to %zu bytes, expected %zu", n, raw_len);
 	return 0;
 }

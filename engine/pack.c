@@ -47,7 +47,15 @@ struct bkr_pack_writer {
 int bkr_blob_encode(int level, const void *data, size_t len,
 		    uint8_t **payload, uint32_t *stored_len, uint8_t *flags)
 {
+	return bkr_blob_encode_codec(level > 0 ? BKR_CODEC_ZLIB : BKR_CODEC_NONE, level, data, len, payload,
+				     stored_len, flags);
+}
+
+int bkr_blob_encode_codec(int codec, int level, const void *data, size_t len,
+			  uint8_t **payload, uint32_t *stored_len, uint8_t *flags)
+{
 	uint8_t *buf = NULL, *shrunk;
+	bool zstd = codec == BKR_CODEC_ZSTD;
 	size_t out_len = 0, cap;
 	int err = 0;
 
@@ -63,19 +71,21 @@ int bkr_blob_encode(int level, const void *data, size_t len,
 		err = bkr_error_set(BKR_EINVAL, "compression level %d out of range 0..9", level);
 		goto done;
 	}
-	if (level > 0 && len > 0 && !bkr_compress_probe_incompressible(data, len)) {
+	if (codec != BKR_CODEC_NONE && level > 0 && len > 0 &&
+	    (zstd || !bkr_compress_probe_incompressible(data, len))) {
 		cap = bkr_compress_bound(len);
 		if (!(buf = malloc(cap))) {
 			err = bkr_error_oom();
 			goto done;
 		}
-		err = bkr_compress(level, data, len, buf, cap, &out_len);
+		err = zstd ? bkr_compress_zstd(level, data, len, buf, cap, &out_len)
+			   : bkr_compress(level, data, len, buf, cap, &out_len);
 		if (err == 0) {
 			if ((shrunk = realloc(buf, out_len ? out_len : 1)))
 				buf = shrunk;
 			*payload = buf;
 			*stored_len = (uint32_t)out_len;
-			*flags = BKR_BLOB_FLAG_ZLIB;
+			*flags = zstd ? BKR_BLOB_FLAG_ZSTD : BKR_BLOB_FLAG_ZLIB;
 			buf = NULL;
 			goto done;
 		}
@@ -114,13 +124,15 @@ int bkr_blob_decode(const bkr_crypto *c, const bkr_id *id, uint8_t flags, const 
 				    what, hex, stored_len, raw_len, BKR_BLOB_MAX);
 		goto done;
 	}
-	if (flags & ~BKR_BLOB_FLAG_ZLIB) {
+	if ((flags & ~(BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD)) ||
+	    (flags & (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD)) == (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD)) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: unsupported flags 0x%02x",
 				    what, hex, flags);
 		goto done;
 	}
-	if (flags & BKR_BLOB_FLAG_ZLIB) {
-		if ((err = bkr_decompress(payload, stored_len, out, raw_len)) < 0) {
+	if (flags & (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD)) {
+		if ((err = (flags & BKR_BLOB_FLAG_ZSTD) ? bkr_decompress_zstd(payload, stored_len, out, raw_len)
+							: bkr_decompress(payload, stored_len, out, raw_len)) < 0) {
 			bkr_error_prefix("%s: blob %s", what, hex);
 			goto done;
 		}
@@ -190,8 +202,10 @@ static bool entry_ok(const bkr_crypto *c, uint8_t flags, uint32_t stored_len, ui
 		return (flags & ~BKR_BLOB_FLAG_ZLIB) == BKR_BLOB_FLAG_ENCRYPTED &&
 		       stored_len >= BKR_CRYPTO_OVERHEAD + BKR_SEALED_BLOB_MIN &&
 		       stored_len <= BKR_SEALED_BLOB_STORED_MAX;
-	return !(flags & ~BKR_BLOB_FLAG_ZLIB) && stored_len <= BKR_BLOB_MAX &&
-	       ((flags & BKR_BLOB_FLAG_ZLIB) || stored_len == raw_len);
+	if (flags == (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD))
+		return false;
+	return !(flags & ~(BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD)) && stored_len <= BKR_BLOB_MAX &&
+	       ((flags & (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD)) || stored_len == raw_len);
 }
 
 /* ---- writer ------------------------------------------------------------- */
@@ -629,7 +643,7 @@ int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx
 		h = buf;
 		payload = buf + BKR_BLOB_HEADER_SIZE;
 	}
-	if (h[0] != BKR_BLOB_VERSION || h[3] != 0 || (h[1] & ~BKR_BLOB_FLAG_ZLIB) ||
+	if (h[0] != BKR_BLOB_VERSION || h[3] != 0 || (h[1] & ~(BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD)) ||
 	    h[2] != type || bkr_get_u32(h + 4) != stored_len || bkr_get_u32(h + 8) != raw_len ||
 	    memcmp(h + 12, id->b, 4) != 0) {
 		err = bkr_error_set(BKR_ECORRUPT,
@@ -639,7 +653,7 @@ int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx
 				    bkr_get_u32(h + 4), bkr_get_u32(h + 8), type, stored_len, raw_len);
 		goto done;
 	}
-	if (payload == out && (h[1] & BKR_BLOB_FLAG_ZLIB)) {
+	if (payload == out && (h[1] & (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD))) {
 		/* the writer keeps compression only when it shrinks the blob */
 		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: compressed but not smaller than its plaintext",
 				    what, hex);

@@ -3,6 +3,7 @@
  * repository (bkr_repo_init) and reading its settings and feature flags.
  */
 #include "repo_priv.h"
+#include "bkr/compress.h"
 #include "bkr/crypto.h"
 #include "bkr/error.h"
 #include "bkr/key.h"
@@ -16,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const known_incompat[] = { "encryption", NULL };
+static const char *const known_incompat[] = { "encryption", "zstd", NULL };
 static const char *const known_ro_compat[] = { NULL };
 
 static bool known(const char *const *list, const char *name)
@@ -150,13 +151,30 @@ int bkr_repo_config_parse(bkr_repo_config *cfg, const char *text, size_t len, co
 		goto done;
 	}
 	v = cJSON_GetObjectItemCaseSensitive(comp, "codec");
-	if (!cJSON_IsString(v) || (strcmp(v->valuestring, "zlib") && strcmp(v->valuestring, "none"))) {
-		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: key 'compression.codec': expected \"zlib\" or \"none\"", what);
+	if (!cJSON_IsString(v) || (strcmp(v->valuestring, "zlib") && strcmp(v->valuestring, "zstd") &&
+				   strcmp(v->valuestring, "none"))) {
+		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: key 'compression.codec': expected \"zlib\", \"zstd\" or \"none\"",
+				    what);
+		goto done;
+	}
+	cfg->codec = !strcmp(v->valuestring, "zstd") ? BKR_CODEC_ZSTD : !strcmp(v->valuestring, "zlib") ? BKR_CODEC_ZLIB
+													 : BKR_CODEC_NONE;
+	/* zstd blobs are a format feature: a bkr without it must refuse the repository */
+	if ((cfg->codec == BKR_CODEC_ZSTD) != (features && has_incompat(features, "zstd"))) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: key 'compression.codec' and the feature 'zstd' in "
+				    "features.incompat disagree", what);
+		goto done;
+	}
+	if (cfg->codec == BKR_CODEC_ZSTD && cfg->encrypted) {
+		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: zstd compression in an encrypted repository is not supported",
+				    what);
 		goto done;
 	}
 	if ((err = get_uint(comp, "level", what, 9, &u)) < 0)
 		goto done;
-	cfg->level = strcmp(v->valuestring, "none") ? (int)u : 0;
+	cfg->level = cfg->codec != BKR_CODEC_NONE ? (int)u : 0;
+	if (!cfg->level)
+		cfg->codec = BKR_CODEC_NONE;
 	if ((err = get_uint(root, "pack_size", what, 1u << 30, &u)) < 0)
 		goto done;
 	cfg->pack_size = (uint32_t)u;
@@ -315,18 +333,22 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 	size_t passlen = 0;
 	uint64_t seed;
 	size_t sealed_len;
-	bool encrypt;
+	bool encrypt, zstd;
 	int err = 0;
 
 	if (!opts)
 		opts = &defaults;
 	if (opts->level < 0 || opts->level > 9)
 		return bkr_error_set(BKR_EINVAL, "compression level %d: expected 1..9", opts->level);
-	if (opts->compression && strcmp(opts->compression, "zlib") && strcmp(opts->compression, "none"))
-		return bkr_error_set(BKR_EINVAL, "compression '%s': expected zlib or none", opts->compression);
+	if (opts->compression && strcmp(opts->compression, "zlib") && strcmp(opts->compression, "zstd") &&
+	    strcmp(opts->compression, "none"))
+		return bkr_error_set(BKR_EINVAL, "compression '%s': expected zlib, zstd or none", opts->compression);
 	if (opts->encryption && strcmp(opts->encryption, "none") && strcmp(opts->encryption, "aes-256-gcm"))
 		return bkr_error_set(BKR_EINVAL, "encryption '%s': expected none or aes-256-gcm", opts->encryption);
 	encrypt = opts->encryption && !strcmp(opts->encryption, "aes-256-gcm");
+	zstd = opts->compression && !strcmp(opts->compression, "zstd");
+	if (zstd && encrypt)
+		return bkr_error_set(BKR_EINVAL, "compression zstd: not available in an encrypted repository yet");
 	if (!bkr_store_is_url(path) && (err = check_empty(path)) < 0)
 		return err;
 	/* the passphrase first: without one nothing is created */
@@ -365,6 +387,8 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 	o = cJSON_AddArrayToObject(o, "incompat");
 	if (encrypt)
 		cJSON_AddItemToArray(o, cJSON_CreateString("encryption"));
+	if (zstd)
+		cJSON_AddItemToArray(o, cJSON_CreateString("zstd"));
 	cJSON_AddStringToObject(root, "id", idhex);
 	cJSON_AddStringToObject(root, "created", created);
 	o = cJSON_AddObjectToObject(root, "chunker");
@@ -374,8 +398,11 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 	cJSON_AddNumberToObject(o, "max", opts->chunk_max ? opts->chunk_max : BKR_CHUNK_MAX);
 	cJSON_AddStringToObject(o, "seed", seedhex);
 	o = cJSON_AddObjectToObject(root, "compression");
-	cJSON_AddStringToObject(o, "codec", opts->compression && !strcmp(opts->compression, "none") ? "none" : "zlib");
-	cJSON_AddNumberToObject(o, "level", opts->level ? opts->level : 1);
+	cJSON_AddStringToObject(o, "codec", opts->compression && !strcmp(opts->compression, "none") ? "none"
+					    : zstd ? "zstd" : "zlib");
+	/* zstd's level 2 compresses word-like text as well as libdeflate's level 6
+	 * at the speed of its level 1 (docs/design.md, "Compression") */
+	cJSON_AddNumberToObject(o, "level", opts->level ? opts->level : zstd ? 2 : 1);
 	cJSON_AddStringToObject(root, "hash", "sha256");
 	cJSON_AddStringToObject(root, "encryption", encrypt ? "aes-256-gcm" : "none");
 	cJSON_AddNumberToObject(root, "pack_size", opts->pack_size ? opts->pack_size : BKR_PACK_TARGET_SIZE);

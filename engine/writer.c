@@ -138,7 +138,7 @@ int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 	if (added <= 0)
 		return added;
 
-	if ((err = bkr_blob_encode(w->repo->cfg.level, data, len, &payload, &stored_len, &flags)) < 0 ||
+	if ((err = bkr_blob_encode_codec(w->repo->cfg.codec, w->repo->cfg.level, data, len, &payload, &stored_len, &flags)) < 0 ||
 	    (err = bkr_blob_seal(w->repo->crypto, type, id, &payload, &stored_len, &flags)) < 0)
 		goto done;
 

@@ -8,7 +8,7 @@
 #include "bkr/error.h"
 
 static const char usage[] =
-	"usage: bkr init -r REPO [--encryption none|aes-256-gcm] [--compression zlib|none] [--level N]\n\n"
+	"usage: bkr init -r REPO [--encryption none|aes-256-gcm] [--compression zlib|zstd|none] [--level N]\n\n"
 	"Create an empty repository at REPO (an absent or empty directory).\n\n"
 	"  --encryption none|aes-256-gcm\n"
 	"                            seal everything stored under keys opened by a passphrase\n"
@@ -16,8 +16,10 @@ static const char usage[] =
 	"                            passphrase means: the data is lost).  The passphrase comes from\n"
 	"                            --new-password-file, --password-file, --password-command,\n"
 	"                            BKR_PASSWORD, or a prompt (twice)\n"
-	"  --compression zlib|none   blob compression (default zlib)\n"
-	"  --level N                 zlib level 1..9 (default 1: fastest, measured best)\n"
+	"  --compression zlib|zstd|none\n"
+	"                            blob compression (default zlib; zstd: smaller and faster,\n"
+	"                            plain repositories only; a bkr without zstd refuses them)\n"
+	"  --level N                 level 1..9 (default: zlib 1, zstd 2; measured best)\n"
 	"  --chunk-avg BYTES         average chunk size, a power of two (default 1048576)\n";
 
 enum { OPT_COMPRESSION = OPT_FIRST_CMD, OPT_LEVEL, OPT_CHUNK_AVG, OPT_ENCRYPTION };
@@ -34,8 +36,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		io->encryption = arg;
 		return 0;
 	case OPT_COMPRESSION:
-		if (strcmp(arg, "zlib") && strcmp(arg, "none"))
-			return cli_usage_error(c, "--compression: expected zlib or none, not '%s'", arg);
+		if (strcmp(arg, "zlib") && strcmp(arg, "zstd") && strcmp(arg, "none"))
+			return cli_usage_error(c, "--compression: expected zlib, zstd or none, not '%s'", arg);
 		io->compression = arg;
 		return 0;
 	case OPT_LEVEL:

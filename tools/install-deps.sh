@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(meson ninja-build pkg-config gcc libc6-dev
-      libfuse3-dev fuse3 zlib1g-dev libdeflate-dev libssl-dev libcjson-dev
+      libfuse3-dev fuse3 zlib1g-dev libdeflate-dev libzstd-dev libssl-dev libcjson-dev
       libgit2-dev libmongoc-dev libbson-dev libcurl4-openssl-dev git)
 want_node=0
 for a in "$@"; do

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bkr/clock.h"
+#include "bkr/compress.h"
 #include "bkr/error.h"
 #include "bkr/log.h"
 
@@ -170,7 +171,7 @@ int bkr_bk_commit(bctx *c, int64_t start_ns, int64_t t0, bkr_manifest **out)
 {
 	const bkr_backup_options *o = c->o;
 	const bkr_repo_config *cfg = bkr_repo_get_config(c->repo);
-	const char *compression = cfg->level > 0 ? "zlib" : "none";
+	const char *compression = cfg->codec == BKR_CODEC_ZSTD ? "zstd" : cfg->level > 0 ? "zlib" : "none";
 	bkr_tree_builder *b = NULL;
 	bkr_manifest *m = NULL;
 	int err;

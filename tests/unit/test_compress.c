@@ -253,6 +253,73 @@ static void test_empty(void **state)
 	expect_corrupt(empty, 0, f->out, 0);
 }
 
+/* ---- zstd --------------------------------------------------------------- */
+
+static void test_zstd_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	static const int levels[] = { 1, 2, 3, 6, 9 };
+	for (size_t i = 0; i < sizeof(levels) / sizeof(*levels); i++) {
+		size_t n = 0;
+		assert_int_equal(bkr_compress_zstd(levels[i], f->text, TEXT_LEN, f->buf, f->cap, &n), 0);
+		assert_true(n > 0 && n < TEXT_LEN / 2);
+		/* a zstd frame: its magic number */
+		assert_int_equal(f->buf[0], 0x28);
+		assert_int_equal(f->buf[3], 0xfd);
+		memset(f->out, 0xaa, TEXT_LEN);
+		assert_int_equal(bkr_decompress_zstd(f->buf, n, f->out, TEXT_LEN), 0);
+		assert_memory_equal(f->out, f->text, TEXT_LEN);
+		/* not a zlib stream */
+		assert_int_equal(bkr_decompress(f->buf, n, f->out, TEXT_LEN), BKR_ECORRUPT);
+	}
+	size_t n = 1;
+	assert_int_equal(bkr_compress_zstd(0, f->text, 100, f->buf, f->cap, &n), BKR_EINVAL);
+	assert_int_equal(bkr_compress_zstd(10, f->text, 100, f->buf, f->cap, &n), BKR_EINVAL);
+	assert_int_equal(n, 0);
+}
+
+static void test_zstd_incompressible(void **state)
+{
+	struct fixture *f = *state;
+	size_t n = 7;
+	assert_int_equal(bkr_compress_zstd(2, f->rnd, RAND_LEN, f->buf, f->cap, &n), BKR_ERROR);
+	assert_int_equal(n, 0);
+	assert_int_equal(bkr_compress_zstd(2, "ab", 2, f->buf, f->cap, &n), BKR_ERROR);
+	assert_int_equal(bkr_compress_zstd(2, f->text, 0, f->buf, f->cap, &n), BKR_ERROR);
+	/* a zlib stream is no zstd frame */
+	assert_int_equal(bkr_compress(1, f->text, 4096, f->buf, f->cap, &n), 0);
+	assert_int_equal(bkr_decompress_zstd(f->buf, n, f->out, 4096), BKR_ECORRUPT);
+}
+
+static void test_zstd_damaged(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = 64u << 10, n = 0;
+	assert_int_equal(bkr_compress_zstd(3, f->text, len, f->buf, f->cap, &n), 0);
+	size_t cuts[] = { 0, 1, 4, 10, n / 2, n - 4, n - 1 };
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
+		assert_int_equal(bkr_decompress_zstd(f->buf, cuts[i], f->out, len), BKR_ECORRUPT);
+	/* trailing bytes, a wrong raw length */
+	f->buf[n] = 0;
+	assert_int_equal(bkr_decompress_zstd(f->buf, n + 1, f->out, len), BKR_ECORRUPT);
+	assert_int_equal(bkr_decompress_zstd(f->buf, n, f->out, len - 1), BKR_ECORRUPT);
+	assert_int_equal(bkr_decompress_zstd(f->buf, n, f->out, len + 1), BKR_ECORRUPT);
+	assert_int_equal(bkr_decompress_zstd(f->buf, n, f->out, 0), BKR_ECORRUPT);
+	/* every bit flip: detected, or the exact original (never wrong bytes) */
+	for (size_t i = 0; i < n; i += 5) {
+		uint8_t bit = (uint8_t)(1u << (i % 8));
+		f->buf[i] ^= bit;
+		int r = bkr_decompress_zstd(f->buf, n, f->out, len);
+		if (r == 0)
+			assert_memory_equal(f->out, f->text, len);
+		else
+			assert_int_equal(r, BKR_ECORRUPT);
+		f->buf[i] ^= bit;
+	}
+	assert_int_equal(bkr_decompress_zstd(f->buf, n, f->out, len), 0);
+	assert_memory_equal(f->out, f->text, len);
+}
+
 static void *thread_main(void *arg)
 {
 	struct fixture *f = arg;
@@ -301,6 +368,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wrong_raw_len, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zstd_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zstd_incompressible, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zstd_damaged, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

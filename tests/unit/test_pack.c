@@ -134,8 +134,8 @@ static uint8_t *read_all(const char *path, size_t *len)
 	return buf;
 }
 
-/** Write all fixture blobs into a new pack; returns its path in f->pack. */
-static void write_pack(struct fixture *f, int level)
+/** Write all fixture blobs into a new pack with @p codec; its path in f->pack. */
+static void write_pack_codec(struct fixture *f, int codec, int level)
 {
 	bkr_pack_writer *w = NULL;
 	bkr_pack_id pid;
@@ -146,9 +146,10 @@ static void write_pack(struct fixture *f, int level)
 	for (int i = 0; i < NBLOBS; i++) {
 		uint8_t *payload = NULL, flags = 0xff;
 		uint32_t stored = 0;
-		assert_int_equal(bkr_blob_encode(level, f->blobs[i].data, f->blobs[i].len,
-						 &payload, &stored, &flags), 0);
-		compressed += flags & BKR_BLOB_FLAG_ZLIB;
+		assert_int_equal(bkr_blob_encode_codec(codec, level, f->blobs[i].data, f->blobs[i].len,
+						       &payload, &stored, &flags), 0);
+		compressed += (flags & (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD)) != 0;
+		assert_int_equal(flags & (codec == BKR_CODEC_ZSTD ? BKR_BLOB_FLAG_ZLIB : BKR_BLOB_FLAG_ZSTD), 0);
 		assert_int_equal(bkr_pack_writer_add(w, &f->blobs[i].id, flags, payload, stored,
 						     (uint32_t)f->blobs[i].len), 0);
 		free(payload);
@@ -167,6 +168,11 @@ static void write_pack(struct fixture *f, int level)
 	/* A finished writer refuses more work. */
 	assert_int_not_equal(bkr_pack_writer_add(w, &f->blobs[0].id, 0, "x", 1, 1), 0);
 	bkr_pack_writer_free(w);
+}
+
+static void write_pack(struct fixture *f, int level)
+{
+	write_pack_codec(f, level ? BKR_CODEC_ZLIB : BKR_CODEC_NONE, level);
 }
 
 static int setup_level(void **state, int level)
@@ -368,6 +374,50 @@ static void test_write_read_all(void **state)
 		assert_int_equal(f->entries[i].flags, 0);
 	/* The pack root holds exactly the two packs. */
 	assert_int_equal(count_tree(f->root), 2);
+}
+
+/* A pack of zstd blobs (and raw ones) reads back; a blob flagged with both
+ * codecs, or with the wrong one, is corrupt. */
+static void test_write_read_zstd(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *payload = NULL, flags = 0;
+	uint32_t stored = 0;
+	bkr_pack_writer *w = NULL;
+	int fd;
+
+	write_pack_codec(f, BKR_CODEC_ZSTD, 2);
+	assert_int_equal(open_footer(f, f->pack, &fd), 0);
+	assert_int_equal(f->n, NBLOBS);
+	for (size_t i = 0; i < f->n; i++) {
+		const bkr_pack_entry *e = &f->entries[i];
+		uint8_t *out = malloc(f->blobs[i].len + 1);
+		assert_non_null(out);
+		assert_true(e->flags == 0 || e->flags == BKR_BLOB_FLAG_ZSTD);
+		assert_int_equal(bkr_pack_read_blob(NULL, fd, f->pack, &e->id, e->offset, e->stored_len,
+						    e->raw_len, e->type, out), 0);
+		assert_memory_equal(out, f->blobs[i].data, f->blobs[i].len);
+		free(out);
+	}
+	close(fd);
+
+	uint8_t *out = malloc(f->blobs[0].len);
+	assert_non_null(out);
+	assert_int_equal(bkr_blob_encode_codec(BKR_CODEC_ZSTD, 2, f->blobs[0].data, f->blobs[0].len, &payload,
+					       &stored, &flags), 0);
+	assert_int_equal(flags, BKR_BLOB_FLAG_ZSTD);
+	assert_int_equal(bkr_blob_decode(NULL, &f->blobs[0].id, flags, payload, stored, out,
+					 (uint32_t)f->blobs[0].len, "mem"), 0);
+	assert_int_equal(bkr_blob_decode(NULL, &f->blobs[0].id, BKR_BLOB_FLAG_ZLIB, payload, stored, out,
+					 (uint32_t)f->blobs[0].len, "mem"), BKR_ECORRUPT);
+	assert_int_equal(bkr_blob_decode(NULL, &f->blobs[0].id, BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD, payload,
+					 stored, out, (uint32_t)f->blobs[0].len, "mem"), BKR_ECORRUPT);
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA, NULL), 0);
+	assert_int_equal(bkr_pack_writer_add(w, &f->blobs[0].id, BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD, payload,
+					     stored, (uint32_t)f->blobs[0].len), BKR_EINVAL);
+	bkr_pack_writer_free(w);
+	free(payload);
+	free(out);
 }
 
 static void test_truncated(void **state)
@@ -730,6 +780,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_blob_encode_decode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_read_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_read_zstd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_blob_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_payload_bit_flip, setup, teardown),

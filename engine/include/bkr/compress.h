@@ -10,7 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** Upper bound of the compressed size of @p len bytes. */
+/** The codec of a repository's new blobs (config.json "compression.codec"). */
+typedef enum { BKR_CODEC_NONE = 0, BKR_CODEC_ZLIB = 1, BKR_CODEC_ZSTD = 2 } bkr_codec;
+
+/** Upper bound of the compressed size of @p len bytes (either codec). */
 size_t bkr_compress_bound(size_t len);
 
 /**
@@ -32,6 +35,22 @@ int bkr_compress(int level, const void *in, size_t len, void *out, size_t cap, s
  * more, fewer, or a stream error is BKR_ECORRUPT.  Thread-safe.
  */
 int bkr_decompress(const void *in, size_t len, void *out, size_t raw_len);
+
+/**
+ * Compress @p in into one zstd frame (RFC 8878; its content size in the
+ * header, its content checksum at the end)
+ * at @p level (1..9).  Returns 0, or BKR_ERROR when it would not save at
+ * least 3% (the caller then stores raw): no probe needed, zstd passes over
+ * incompressible data at memory speed.  Thread-safe.
+ */
+int bkr_compress_zstd(int level, const void *in, size_t len, void *out, size_t cap, size_t *out_len);
+
+/**
+ * Inflate exactly one zstd frame @p in into @p out, which must receive exactly
+ * @p raw_len bytes (the frame's declared size, too): anything else is
+ * BKR_ECORRUPT.  Thread-safe.
+ */
+int bkr_decompress_zstd(const void *in, size_t len, void *out, size_t raw_len);
 
 /** The same with zlib only (the reference codec; tests cross-check both). */
 int bkr_compress_zlib(int level, const void *in, size_t len, void *out, size_t cap, size_t *out_len);

@@ -13,6 +13,7 @@
 #define BKR_BLOB_VERSION 1
 #define BKR_BLOB_FLAG_ZLIB 0x01u
 #define BKR_BLOB_FLAG_ENCRYPTED 0x02u /* sealed (an encrypted repository: docs/format.md "Encryption") */
+#define BKR_BLOB_FLAG_ZSTD 0x04u      /* a zstd frame (a repository with the feature "zstd") */
 #define BKR_BLOB_MAX (16u << 20)       /* raw or stored length of one blob */
 /* stored length of a sealed blob: its padding (at most 1/32 at this size) and nonce and tag */
 #define BKR_SEALED_BLOB_STORED_MAX (BKR_BLOB_MAX + (BKR_BLOB_MAX >> 5) + 28u)

@@ -27,12 +27,19 @@ typedef struct {
 } bkr_pack_entry;
 
 /**
- * Encode a plaintext blob for storage: compress at @p level (0 = never) unless
- * the probe says it will not shrink.  *payload is malloc'd (caller frees);
- * *flags gets BKR_BLOB_FLAG_ZLIB when compressed.
+ * Encode a plaintext blob for storage: compress with zlib at @p level (0 =
+ * never) unless the probe says it will not shrink.  *payload is malloc'd
+ * (caller frees); *flags gets BKR_BLOB_FLAG_ZLIB when compressed.
  */
 int bkr_blob_encode(int level, const void *data, size_t len,
 		    uint8_t **payload, uint32_t *stored_len, uint8_t *flags);
+
+/**
+ * The same with the codec @p codec (a bkr_codec): BKR_CODEC_ZSTD compresses
+ * into a zstd frame and sets BKR_BLOB_FLAG_ZSTD; BKR_CODEC_NONE stores raw.
+ */
+int bkr_blob_encode_codec(int codec, int level, const void *data, size_t len,
+			  uint8_t **payload, uint32_t *stored_len, uint8_t *flags);
 
 /**
  * Decode a (compressed or raw, not sealed) payload into @p out (capacity

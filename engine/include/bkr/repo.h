@@ -30,14 +30,14 @@ typedef struct bkr_repo bkr_repo;
 
 typedef struct {
 	int version;
-	const char *compression; /**< "zlib" (default) or "none" */
-	int level;               /**< 1..9, default 1 */
+	const char *compression; /**< "zlib" (default), "zstd" (plain repositories) or "none" */
+	int level;               /**< 1..9; 0: the codec's default (zlib 1, zstd 2) */
 	uint32_t chunk_min, chunk_avg, chunk_max; /**< 0 = defaults */
 	uint32_t pack_size;      /**< 0 = default */
 	const char *encryption;  /**< "none" (NULL: the default) or "aes-256-gcm" */
 } bkr_repo_init_options;
 #define BKR_REPO_INIT_OPTIONS_VERSION 1
-#define BKR_REPO_INIT_OPTIONS_INIT { BKR_REPO_INIT_OPTIONS_VERSION, "zlib", 1, 0, 0, 0, 0, NULL }
+#define BKR_REPO_INIT_OPTIONS_INIT { BKR_REPO_INIT_OPTIONS_VERSION, "zlib", 0, 0, 0, 0, 0, NULL }
 
 /**
  * Create a new repository at @p path (an absent or empty directory).  An
@@ -50,6 +50,7 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts);
 typedef struct {
 	char id[33];
 	int level;               /**< 0 = no compression */
+	int codec;               /**< bkr_codec of new blobs (BKR_CODEC_NONE when level is 0) */
 	uint32_t chunk_min, chunk_avg, chunk_max;
 	uint64_t chunk_seed;
 	uint32_t pack_size;
