@@ -190,12 +190,16 @@ int bkr_recover_read_report(bkr_repo *repo, const char *spec, char **out, size_t
 	*out = NULL;
 	if (len)
 		*len = 0;
-	/* a report names files and the hashes of files others may not read */
-	if (stat(bkr_repo_path(repo), &st) < 0)
-		return bkr_error_set_errno(errno, "%s", bkr_repo_path(repo));
-	if (geteuid() != 0 && geteuid() != st.st_uid)
-		return bkr_error_set_errno(EACCES, "run reports of %s are readable only by its owner (uid %u)",
-					   bkr_repo_path(repo), (unsigned)st.st_uid);
+	/* a report names files and the hashes of files others may not read: a
+	 * local repository's owner only (a bucket's readers are whoever holds
+	 * its credentials) */
+	if (!bkr_store_is_url(bkr_repo_path(repo))) {
+		if (stat(bkr_repo_path(repo), &st) < 0)
+			return bkr_error_set_errno(errno, "%s", bkr_repo_path(repo));
+		if (geteuid() != 0 && geteuid() != st.st_uid)
+			return bkr_error_set_errno(EACCES, "run reports of %s are readable only by its owner (uid %u)",
+						   bkr_repo_path(repo), (unsigned)st.st_uid);
+	}
 	if ((err = bkr_repo_find_run(repo, spec, &m)) < 0)
 		return err;
 	if (bkr_id_is_zero(&m->report)) {

@@ -190,3 +190,36 @@ rm -rf "$T/r4"
 expect_exit 0 "$BKR" -r "$R2" restore latest --target "$T/r4"
 python3 "$HERE/treecmp.py" "$S" "$T/r4/small" >/dev/null || fail "the healed backup does not restore exactly"
 pass "repair on S3 takes the damaged blobs out of the index; the next backup stores them again; verify --read-data clean"
+
+# --- scan, recover and batch with the backup strategy on an S3 repository; the run is stored there
+W=$T/ws
+mkdir -p "$W/conv"
+for i in 1 2 3 4 5 6; do printf '{"id":%d,"text":"conversation %d"}\n' "$i" "$i" >"$W/conv/c$i.json"; done
+cat >"$T/rec.json" <<EOF
+{"repository": "s3://bkr-test/rec", "workspace_root": "$W",
+ "recovery": {"staging_dir": "$T/staged",
+              "rules": [{"pattern": "conv/{id}.json", "strategies": ["backup"]}]}}
+EOF
+expect_exit 0 "$BKR" init -r s3://bkr-test/rec
+expect_exit 0 "$BKR" create -c "$T/rec.json" --type full
+expect_exit 0 "$BKR" scan -c "$T/rec.json"
+(cd "$W" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$T/rec-before.sha"
+rm "$W/conv/c1.json" "$W/conv/c2.json"
+printf '{"id":' >"$W/conv/c3.json"
+expect_exit 1 "$BKR" scan -c "$T/rec.json" --json
+python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["found"] != 3)' "$T/out" ||
+	fail "scan on S3 does not find the three damaged files: $(head -c 600 "$T/out")"
+expect_exit 0 "$BKR" recover -c "$T/rec.json" --file conv/c1.json --apply
+expect_exit 0 "$BKR" batch -c "$T/rec.json" --apply --json
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(not (r["summary"]["recovered"] == 2 and r["storage"]["kind"] == "repository"))' "$T/out" ||
+	fail "batch on S3: $(head -c 600 "$T/out")"
+(cd "$W" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$T/rec-after.sha"
+diff "$T/rec-before.sha" "$T/rec-after.sha" || fail "the recovered files differ"
+expect_exit 0 "$BKR" scan -c "$T/rec.json"
+expect_exit 0 "$BKR" recovered -c "$T/rec.json" --json
+python3 -c 'import json,sys; sys.exit(len(json.load(open(sys.argv[1]))) != 2)' "$T/out" ||
+	fail "bkr recovered does not list the two runs: $(head -c 600 "$T/out")"
+expect_exit 0 "$BKR" recovered -c "$T/rec.json" latest
+grep -q '"conv/c3.json"' "$T/out" || fail "bkr recovered latest: $(head -c 600 "$T/out")"
+[ ! -e "$T/staged" ] || fail "a run was staged instead of stored in the S3 repository"
+pass "scan, recover, batch --apply and recovered on an S3 repository: every file back exactly, the runs stored in the bucket"
