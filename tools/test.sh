@@ -17,7 +17,7 @@ jobs=$(nproc)
 run_suite() { # name builddir meson-args...
 	local name=$1 dir=$2
 	shift 2
-	echo "=== $name: configure and build ($dir)"
+	phase "$name: configure and build ($dir)"
 	if [ -d "$dir" ]; then
 		meson setup --reconfigure "$dir" "$@" >/dev/null
 	else
@@ -29,6 +29,15 @@ run_suite() { # name builddir meson-args...
 status=0
 passed=0
 failed=0
+# phase NAME: the previous phase's wall time, then NAME's heading
+phase_name=
+phase_start=$SECONDS
+phase() {
+	[ -z "$phase_name" ] || echo "=== $phase_name: $((SECONDS - phase_start)) s"
+	phase_name=$1
+	phase_start=$SECONDS
+	[ -z "$1" ] || echo "=== $1"
+}
 # meson test, then add its "Ok:" and "Fail:"/"Timeout:" counts to the totals
 mtest() {
 	local log rc=0
@@ -41,27 +50,28 @@ mtest() {
 }
 
 run_suite plain build-test -Dfault_injection=enabled
-echo "=== plain: every test"
+phase "plain: every test"
 mtest -C build-test --print-errorlogs --num-processes "$jobs" || status=1
 
 if [ "${BKR_TEST_QUICK:-0}" != 1 ]; then
 	run_suite asan build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dfault_injection=enabled
-	echo "=== ASan+UBSan: every test"
+	phase "ASan+UBSan: every test"
 	# fewer random kills and damages than the plain pass: each round costs a verify and restores
 	BKR_CRASH_ROUNDS=10 BKR_DAMAGE_ROUNDS=10 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		mtest -C build-asan --print-errorlogs --num-processes "$jobs" || status=1
 
-	echo "=== valgrind: engine unit tests"
+	phase "valgrind: engine unit tests"
 	# BKR_TEST_BIG=0: no 5 GiB sparse file (hashing its zeros under valgrind takes half an hour)
 	BKR_TEST_BIG=0 mtest -C build-test --suite unit --print-errorlogs --num-processes "$jobs" \
 		--wrap='valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --quiet' \
 		--timeout-multiplier 8 || status=1
 
-	echo "=== libFuzzer: every decoder of repository data and the configuration, from tests/fuzz/corpus"
+	phase "libFuzzer: every decoder of repository data and the configuration, from tests/fuzz/corpus"
 	tests/fuzz/run.sh build-fuzz || status=1
 fi
 
-echo "$passed passed, $failed failed"
+phase ""
+echo "$passed passed, $failed failed in $((SECONDS / 60)) min $((SECONDS % 60)) s"
 if [ "$status" = 0 ]; then
 	echo "tools/test.sh: every suite passed"
 else

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the libFuzzer targets (clang, ASan+UBSan) and run each for a bounded
-# time from its checked-in seed corpus (tests/fuzz/corpus/<target>/); a crash,
-# leak or timeout fails.  tools/test.sh runs this.
+# time from its checked-in seed corpus (tests/fuzz/corpus/<target>/), as many at
+# once as there are cores; a crash, leak or timeout fails.  tools/test.sh runs this.
 # Usage: tests/fuzz/run.sh [BUILD_DIR]   (BKR_FUZZ_SECONDS per target, default 25)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,8 +22,9 @@ ninja -C "$build" -j "$(nproc)" "${targets[@]/#/tests/fuzz/fuzz_}" >/dev/null
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-status=0
-for t in "${targets[@]}"; do
+# fuzz_one TARGET: run it; its report on stdout, a failure's details on stderr; 1 when it failed
+fuzz_one() {
+	local t=$1 a
 	mkdir -p "$work/$t" "$work/$t-crash"
 	# new inputs go to a scratch corpus; the checked-in seeds are read only
 	if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -31,16 +32,36 @@ for t in "${targets[@]}"; do
 		-max_len=262144 -print_final_stats=1 -artifact_prefix="$work/$t-crash/" \
 		"$work/$t" "$here/corpus/$t" >"$work/$t.log" 2>&1; then
 		echo "fuzz_$t: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/$t.log" | grep -o '[0-9]*$') runs)"
-	else
-		status=1
-		echo "fuzz_$t: FAILED" >&2
-		tail -60 "$work/$t.log" >&2
+		return 0
+	fi
+	{
+		echo "fuzz_$t: FAILED"
+		tail -60 "$work/$t.log"
 		for a in "$work/$t-crash"/*; do
 			[ -e "$a" ] || continue
 			mkdir -p "$root/fuzz-artifacts"
 			cp "$a" "$root/fuzz-artifacts/$t-$(basename "$a")"
-			echo "fuzz_$t: input kept as fuzz-artifacts/$t-$(basename "$a")" >&2
+			echo "fuzz_$t: input kept as fuzz-artifacts/$t-$(basename "$a")"
 		done
+	} >&2
+	return 1
+}
+
+# one target per core at a time (each fuzzer is one process on one core): every
+# target still gets its full $secs, the whole run takes 1/nproc of the time
+status=0
+jobs=$(nproc)
+running=0
+for t in "${targets[@]}"; do
+	if [ "$running" -ge "$jobs" ]; then
+		wait -n || status=1
+		running=$((running - 1))
 	fi
+	fuzz_one "$t" &
+	running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+	wait -n || status=1
+	running=$((running - 1))
 done
 exit "$status"
