@@ -153,18 +153,23 @@ const char *bkr_repo_key_id(const bkr_repo *r)
 	return r->key_id;
 }
 
-int bkr_repo_store_new(bkr_repo *r, bkr_store **out)
+int bkr_repo_store_open(bkr_repo *r, const char *location, int flags, bkr_store **out)
 {
 	bkr_store *s;
 	int err;
 	*out = NULL;
-	if ((err = bkr_store_open(&s, r->path, 0)) < 0)
+	if ((err = bkr_store_open(&s, location, flags)) < 0)
 		return err;
 	if (!r->crypto) {
 		*out = s;
 		return 0;
 	}
 	return bkr_crypto_store_new(out, s, r->crypto);
+}
+
+int bkr_repo_store_new(bkr_repo *r, bkr_store **out)
+{
+	return bkr_repo_store_open(r, r->path, 0, out);
 }
 
 void bkr_repo_blob_id(const bkr_repo *r, const void *data, size_t len, bkr_id *out)
@@ -221,7 +226,7 @@ static int add_tier_locked(bkr_repo *r, const char *tier, const char *location, 
 	t = &r->tiers[n];
 	if (!(t->name = strdup(tier)))
 		return bkr_error_oom();
-	if ((err = bkr_store_open(&t->store, location, BKR_STORE_ABSENT_OK)) < 0) {
+	if ((err = bkr_repo_store_open(r, location, BKR_STORE_ABSENT_OK, &t->store)) < 0) {
 		free(t->name);
 		t->name = NULL;
 		return err;

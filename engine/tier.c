@@ -673,10 +673,6 @@ static int open_configured(struct migrate *m)
 	bool any = false;
 	int err;
 
-	/* the tier stores are not sealed yet: a copy would leave plaintext there */
-	if (bkr_repo_crypto(m->r))
-		return bkr_error_set(BKR_EUNSUPPORTED, "%s: tiers are not supported for an encrypted repository yet; "
-				     "nothing was moved", bkr_repo_path(m->r));
 	for (int l = BKR_TIER_WARM; l < BKR_TIER_LEVELS; l++) {
 		const char *loc = m->o->policy.tier[l].location;
 		bkr_store *probe = NULL;
@@ -684,7 +680,7 @@ static int open_configured(struct migrate *m)
 		if (!loc)
 			continue;
 		any = true;
-		if ((err = bkr_store_open(&probe, loc, 0)) < 0)
+		if ((err = bkr_repo_store_open(m->r, loc, 0, &probe)) < 0)
 			return bkr_error_set(BKR_ENOTFOUND, "tiers.%s.path: %s is missing or not mounted; nothing was moved",
 					     bkr_tier_name(l), loc);
 		err = marker_check(probe, repo_id, bkr_tier_name(l));

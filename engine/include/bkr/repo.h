@@ -96,6 +96,13 @@ const char *bkr_repo_key_id(const bkr_repo *r);
 int bkr_repo_store_new(bkr_repo *r, bkr_store **out);
 
 /**
+ * The store at @p location (bkr_store_open with @p flags) as this repository
+ * sees it: sealing like the repository's store when it is encrypted (a
+ * tier: its tier.json is sealed; its packs are sealed blob by blob anyway).
+ */
+int bkr_repo_store_open(bkr_repo *r, const char *location, int flags, bkr_store **out);
+
+/**
  * The id of a blob with this plaintext in this repository: SHA-256, or
  * HMAC-SHA-256 under the MAC key of an encrypted one.
  */
