@@ -269,7 +269,7 @@ if [ $ENC = 1 ]; then
 			"${tgt:+≤$tgt}" "$([ -n "$tgt" ] && verdict "$ef" "$tgt" || echo -)"
 		json_ratios+=",\"${phase}_encrypted\":{\"time_vs_plain\":\"$ep\",\"time_vs_fastest\":\"$ef\"}"
 	done
-	echo "encryption: encrypted bkr (aes-256-gcm, scrypt N=2^17 per run) within 1.1× of plain bkr, same peer targets"
+	echo "encryption: encrypted bkr (aes-256-gcm, scrypt N=2^15 per run) within 1.1× of plain bkr, same peer targets"
 fi
 [ $RESTORE = 1 ] && restore_report
 

@@ -293,7 +293,7 @@ if [ $ENC = 1 ]; then
 			json_ratios+=",\"${op}_${c}_encrypted\":{\"vs_plain\":\"$ep\"}"
 		done
 	done
-	echo "encryption: bkrfs on an encrypted repository (aes-256-gcm) within 1.1× of plain; mount includes scrypt (N=2^17)"
+	echo "encryption: bkrfs on an encrypted repository (aes-256-gcm) within 1.1× of plain; mount includes scrypt (N=2^15)"
 fi
 
 out=$BENCH_WORK/results/mount-$(date -u +%Y%m%d-%H%M%S).json

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,27 +64,68 @@ void bkr_secure_free(void *p, size_t len)
 
 /* ---- AEAD ------------------------------------------------------------------ */
 
-static int aead(bool seal, const uint8_t *key, const uint8_t *nonce, const void *ad, size_t adlen,
-		const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+/* AES-256-GCM fetched once (the legacy EVP_aes_256_gcm() is fetched again by
+ * every init: a lock and a lookup per blob); kept for the process's life. */
+static EVP_CIPHER *gcm_cipher;
+static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
+
+static void gcm_fetch(void)
 {
+	gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+}
+
+static const EVP_CIPHER *gcm(void)
+{
+	pthread_once(&gcm_once, gcm_fetch);
+	return gcm_cipher ? gcm_cipher : EVP_aes_256_gcm();
+}
+
+/* A piece of the plaintext (sealing) or ciphertext (opening). */
+struct span {
+	const uint8_t *p;  /* NULL: that many zero bytes */
+	size_t len;
+};
+
+/*
+ * AES-256-GCM over the concatenation of @p n spans into @p out (contiguous),
+ * so a caller never copies its pieces together first.  Opening checks @p tag;
+ * sealing writes it.
+ */
+static int aead(bool seal, const uint8_t *key, const uint8_t *nonce, const void *ad, size_t adlen,
+		const struct span *in, size_t n, uint8_t *out, uint8_t *tag)
+{
+	static const uint8_t zeros[4096];
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	int n = 0, ok;
+	size_t len = 0;
+	int k = 0, ok;
 
 	if (!ctx)
 		return bkr_error_oom();
+	for (size_t i = 0; i < n; i++)
+		len += in[i].len;
 	if (len > INT32_MAX || adlen > INT32_MAX) {
 		EVP_CIPHER_CTX_free(ctx);
 		return bkr_error_set(BKR_EINVAL, "AES-GCM: %zu bytes is too much for one seal", len);
 	}
-	ok = EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, seal) == 1 &&
+	ok = EVP_CipherInit_ex(ctx, gcm(), NULL, NULL, NULL, seal) == 1 &&
 	     EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, BKR_CRYPTO_NONCE_SIZE, NULL) == 1 &&
 	     EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, seal) == 1 &&
-	     (adlen == 0 || EVP_CipherUpdate(ctx, NULL, &n, ad, (int)adlen) == 1) &&
-	     (len == 0 || EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1);
+	     (adlen == 0 || EVP_CipherUpdate(ctx, NULL, &k, ad, (int)adlen) == 1);
+	len = 0;
+	for (size_t i = 0; ok && i < n; i++) {
+		for (size_t done = 0; ok && done < in[i].len;) {
+			size_t step = in[i].p ? in[i].len - done : sizeof(zeros);
+			if (step > in[i].len - done)
+				step = in[i].len - done;
+			ok = EVP_CipherUpdate(ctx, out + len, &k, in[i].p ? in[i].p + done : zeros, (int)step) == 1;
+			done += step;
+			len += step;
+		}
+	}
 	if (ok && !seal)
 		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, BKR_CRYPTO_TAG_SIZE, tag) == 1;
 	if (ok)
-		ok = EVP_CipherFinal_ex(ctx, out + len, &n) == 1;
+		ok = EVP_CipherFinal_ex(ctx, out + len, &k) == 1;
 	if (ok && seal)
 		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, BKR_CRYPTO_TAG_SIZE, tag) == 1;
 	EVP_CIPHER_CTX_free(ctx);
@@ -95,14 +137,25 @@ static int aead(bool seal, const uint8_t *key, const uint8_t *nonce, const void 
 	return 0;
 }
 
+/* Seal @p n spans under @p key: @p out gets nonce ‖ ciphertext ‖ tag. */
+static int aead_seal_spans(const uint8_t *key, const void *ad, size_t adlen, const struct span *in, size_t n,
+			   uint8_t *out)
+{
+	size_t len = 0;
+	int err;
+	for (size_t i = 0; i < n; i++)
+		len += in[i].len;
+	if ((err = bkr_random_bytes(out, BKR_CRYPTO_NONCE_SIZE)) < 0)
+		return err;
+	return aead(true, key, out, ad, adlen, in, n, out + BKR_CRYPTO_NONCE_SIZE,
+		    out + BKR_CRYPTO_NONCE_SIZE + len);
+}
+
 int bkr_aead_seal(const uint8_t key[BKR_CRYPTO_KEY_SIZE], const void *ad, size_t adlen,
 		  const void *pt, size_t len, uint8_t *out)
 {
-	int err;
-	if ((err = bkr_random_bytes(out, BKR_CRYPTO_NONCE_SIZE)) < 0)
-		return err;
-	return aead(true, key, out, ad, adlen, pt, len, out + BKR_CRYPTO_NONCE_SIZE,
-		    out + BKR_CRYPTO_NONCE_SIZE + len);
+	struct span in = { pt ? pt : (const uint8_t *)"", len };
+	return aead_seal_spans(key, ad, adlen, &in, 1, out);
 }
 
 int bkr_aead_open(const uint8_t key[BKR_CRYPTO_KEY_SIZE], const void *ad, size_t adlen,
@@ -118,7 +171,7 @@ int bkr_aead_open(const uint8_t key[BKR_CRYPTO_KEY_SIZE], const void *ad, size_t
 	/* copied first: @p out may overlap @p in (in place) */
 	memcpy(nonce, in, sizeof(nonce));
 	memcpy(tag, in + BKR_CRYPTO_NONCE_SIZE + len, sizeof(tag));
-	err = aead(false, key, nonce, ad, adlen, in + BKR_CRYPTO_NONCE_SIZE, len, out, tag);
+	err = aead(false, key, nonce, ad, adlen, &(struct span){ in + BKR_CRYPTO_NONCE_SIZE, len }, 1, out, tag);
 	if (err == BKR_ECORRUPT)
 		return bkr_error_set(BKR_ECORRUPT, "%s: authentication failed (damaged, altered, "
 				     "or not of this repository)", what);
@@ -443,7 +496,8 @@ static void blob_ad(uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE], const bkr_crypto 
 int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, bool zlib,
 			 const void *payload, size_t len, uint8_t **out, uint32_t *outlen)
 {
-	uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE], *pt = NULL, *buf = NULL;
+	uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE], head[BKR_SEALED_BLOB_HEADER] = { 0 }, *buf = NULL;
+	struct span in[3];
 	size_t padded;
 	int err;
 
@@ -452,26 +506,22 @@ int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, bo
 	if (len > BKR_BLOB_MAX)
 		return bkr_error_set(BKR_EINVAL, "blob of %zu bytes exceeds the %u-byte limit", len, BKR_BLOB_MAX);
 	padded = bkr_crypto_blob_padded(len);
-	if (!(pt = calloc(1, padded)) || !(buf = malloc(padded + BKR_CRYPTO_OVERHEAD))) {
-		err = bkr_error_oom();
-		goto done;
-	}
-	pt[0] = zlib ? BKR_BLOB_FLAG_ZLIB : 0;
-	bkr_put_u32(pt + 4, (uint32_t)len);
-	if (len)
-		memcpy(pt + BKR_SEALED_BLOB_HEADER, payload, len);
+	if (!(buf = malloc(padded + BKR_CRYPTO_OVERHEAD)))
+		return bkr_error_oom();
+	/* inner header ‖ payload ‖ zero padding, sealed as they are (no copy) */
+	head[0] = zlib ? BKR_BLOB_FLAG_ZLIB : 0;
+	bkr_put_u32(head + 4, (uint32_t)len);
+	in[0] = (struct span){ head, sizeof(head) };
+	in[1] = (struct span){ len ? payload : head, len };
+	in[2] = (struct span){ NULL, padded - sizeof(head) - len };
 	blob_ad(ad, c, type, id);
-	if ((err = bkr_crypto_seal(c, ad, sizeof(ad), pt, padded, buf)) < 0)
-		goto done;
+	if ((err = aead_seal_spans(c->enc, ad, sizeof(ad), in, 3, buf)) < 0) {
+		free(buf);
+		return err;
+	}
 	*out = buf;
 	*outlen = (uint32_t)(padded + BKR_CRYPTO_OVERHEAD);
-	buf = NULL;
-done:
-	if (pt)
-		OPENSSL_cleanse(pt, padded);
-	free(pt);
-	free(buf);
-	return err;
+	return 0;
 }
 
 int bkr_crypto_open_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t *in, size_t inlen,

@@ -142,13 +142,13 @@ static void test_kdf(void **state)
 	assert_int_equal(bkr_kdf_params_check(&p, "k"), BKR_ECORRUPT);
 	p.p = 1;
 	assert_int_equal(bkr_kdf_params_check(&p, "k"), 0);
-	/* defaults: N 2^17 r 8 p 1 and a fresh salt each time (BKR_TEST_KDF_N unset) */
+	/* defaults: N 2^15 r 8 p 1 (docs/security.md) and a fresh salt each time (BKR_TEST_KDF_N unset) */
 	unsetenv("BKR_TEST_KDF_N");
 	{
 		bkr_kdf_params a, b;
 		assert_int_equal(bkr_kdf_params_new(&a), 0);
 		assert_int_equal(bkr_kdf_params_new(&b), 0);
-		assert_int_equal(a.n, 1u << 17);
+		assert_int_equal(a.n, 1u << 15);
 		assert_int_equal(a.r, 8);
 		assert_int_equal(a.p, 1);
 		assert_memory_not_equal(a.salt, b.salt, sizeof(a.salt));
@@ -221,6 +221,8 @@ static void test_sealed_blobs(void **state)
 	assert_int_equal(len, sizeof(data));
 	assert_true(zlib);
 	assert_memory_equal(pl, data, sizeof(data));
+	for (size_t k = sizeof(data); k < bkr_crypto_blob_padded(sizeof(data)) - 8; k++)
+		assert_int_equal(pl[k], 0); /* the padding is zeros */
 	/* bound to id, type, repository; a flipped bit */
 	memcpy(copy, s, slen);
 	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &other, copy, slen, &pl, &len, &zlib, "b"), BKR_ECORRUPT);
@@ -234,6 +236,23 @@ static void test_sealed_blobs(void **state)
 	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, copy, 20, &pl, &len, &zlib, "b"), BKR_ECORRUPT);
 	free(copy);
 	free(s);
+	/* a blob whose padding spans several pieces of zeros (sealed without a copy) */
+	{
+		size_t big = 1000001, pad = bkr_crypto_blob_padded(big);
+		uint8_t *v = malloc(big);
+		assert_non_null(v);
+		for (size_t i = 0; i < big; i++)
+			v[i] = (uint8_t)(i * 13 + 1);
+		assert_true(pad - 8 - big > 4096);
+		assert_int_equal(bkr_crypto_seal_blob(a, BKR_BLOB_DATA, &id, false, v, big, &s, &slen), 0);
+		assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, s, slen, &pl, &len, &zlib, "b"), 0);
+		assert_int_equal(len, big);
+		assert_memory_equal(pl, v, big);
+		for (size_t k = big; k < pad - 8; k++)
+			assert_int_equal(pl[k], 0);
+		free(s);
+		free(v);
+	}
 	/* empty blob */
 	assert_int_equal(bkr_crypto_seal_blob(a, BKR_BLOB_TREE, &id, false, "", 0, &s, &slen), 0);
 	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_TREE, &id, s, slen, &pl, &len, &zlib, "b"), 0);

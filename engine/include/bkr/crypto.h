@@ -72,7 +72,7 @@ typedef struct {
 	uint8_t salt[32];
 } bkr_kdf_params;
 
-#define BKR_KDF_N_DEFAULT (1u << 17)
+#define BKR_KDF_N_DEFAULT (1u << 15) /**< docs/security.md "Why these scrypt parameters" */
 #define BKR_KDF_R_DEFAULT 8u
 #define BKR_KDF_P_DEFAULT 1u
 #define BKR_KDF_MAXMEM (1ull << 30) /**< bytes scrypt may use, at most */
