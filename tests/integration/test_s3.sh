@@ -223,3 +223,39 @@ expect_exit 0 "$BKR" recovered -c "$T/rec.json" latest
 grep -q '"conv/c3.json"' "$T/out" || fail "bkr recovered latest: $(head -c 600 "$T/out")"
 [ ! -e "$T/staged" ] || fail "a run was staged instead of stored in the S3 repository"
 pass "scan, recover, batch --apply and recovered on an S3 repository: every file back exactly, the runs stored in the bucket"
+# --- bkr copy local -> S3 -> local, exact and incremental (docs/bkr.1.md "copy")
+CL=$T/copy-local
+CB=$T/copy-back
+CS=s3://bkr-test/copy
+json_n() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$T/out" "$1"; }
+expect_exit 0 "$BKR" init -r "$CL"
+expect_exit 0 "$BKR" -r "$CL" create --type full "$src"
+expect_exit 0 "$BKR" init -r "$CS"
+expect_exit 0 "$BKR" init -r "$CB"
+expect_exit 0 "$BKR" copy --from "$CL" --to "$CS" --json
+[ "$(json_n backups_copied)" = 1 ] && [ "$(json_n blobs_sent)" -gt 0 ] || fail "local -> S3: $(cat "$T/out")"
+expect_exit 0 "$BKR" copy --from "$CS" --to "$CB" --json
+[ "$(json_n backups_copied)" = 1 ] || fail "S3 -> local: $(cat "$T/out")"
+for r in "$CL" "$CB"; do "$BKR" -r "$r" list --json | python3 -c 'import json,sys; print([(m["backup_id"], m["tree"]) for m in json.load(sys.stdin)])'; done >"$T/trees"
+[ "$(sed -n 1p "$T/trees")" = "$(sed -n 2p "$T/trees")" ] || fail "local -> S3 -> local changed the backups: $(cat "$T/trees")"
+rm -rf "$T/rc"
+expect_exit 0 "$BKR" -r "$CB" restore latest --target "$T/rc"
+python3 "$HERE/treecmp.py" "$src" "$T/rc/src" >/dev/null || fail "local -> S3 -> local does not restore exactly"
+expect_exit 0 "$BKR" -r "$CS" verify --read-data
+for pair in "$CL $CS" "$CS $CB"; do
+	set -- $pair
+	expect_exit 0 "$BKR" copy --from "$1" --to "$2" --json
+	[ "$(json_n blobs_sent)" = 0 ] && [ "$(json_n backups_copied)" = 0 ] || fail "a second copy $1 -> $2 sent: $(cat "$T/out")"
+done
+sleep 1.1
+printf 'copied later\n' >"$src/copy-later.txt"
+expect_exit 0 "$BKR" -r "$CL" create --type incremental "$src"
+for pair in "$CL $CS" "$CS $CB"; do
+	set -- $pair
+	expect_exit 0 "$BKR" copy --from "$1" --to "$2" --json
+	[ "$(json_n backups_copied)" = 1 ] && [ "$(json_n blobs_sent)" -le 4 ] || fail "incremental copy $1 -> $2: $(cat "$T/out")"
+done
+rm -rf "$T/rc"
+expect_exit 0 "$BKR" -r "$CB" restore latest --target "$T/rc"
+python3 "$HERE/treecmp.py" "$src" "$T/rc/src" >/dev/null || fail "the incremental copy back does not restore exactly"
+pass "bkr copy local -> S3 -> local: the same backups and trees, exact restores; a second run sends nothing; an incremental sends its few blobs"
