@@ -37,6 +37,7 @@ static struct fault faults[MAX_FAULTS];
 static int nfaults;
 static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static void (*_Atomic stop_hook)(void);
 
 static void fault_parse(void)
 {
@@ -81,6 +82,9 @@ int bkr_io_fault(const char *point)
 		if (f->action == 2)
 			raise(SIGKILL);
 		if (f->action == 3) {
+			void (*hook)(void) = stop_hook;
+			if (hook)
+				hook();
 			raise(SIGSTOP); /* a test changes the world, then sends SIGCONT */
 			return 0;
 		}
@@ -90,7 +94,17 @@ int bkr_io_fault(const char *point)
 	return 0;
 }
 
+void bkr_io_fault_on_stop(void (*hook)(void))
+{
+	stop_hook = hook;
+}
+
 #else /* a release build: BKR_FAULT means nothing */
+
+void bkr_io_fault_on_stop(void (*hook)(void))
+{
+	(void)hook;
+}
 
 void bkr_io_fault_reset(void)
 {

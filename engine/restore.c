@@ -190,7 +190,8 @@ static void report(rctx *c, bool error, int code, const char *path, const char *
 
 /*
  * @p files files and @p bytes bytes of regular files below @p path were
- * gone through (whatever became of them); the callback at most every 250 ms.
+ * gone through (whatever became of them); the callback for every file done,
+ * and for bytes alone at most every 250 ms (the caller limits what it draws).
  */
 static void progress_add(rctx *c, const char *path, uint64_t files, uint64_t bytes)
 {
@@ -200,7 +201,7 @@ static void progress_add(rctx *c, const char *path, uint64_t files, uint64_t byt
 	c->prog.files_done += files;
 	c->prog.bytes_done += bytes;
 	int64_t t = bkr_clock_mono_ns();
-	if (t - c->last_progress >= 250000000LL) {
+	if (files || t - c->last_progress >= 250000000LL) {
 		c->last_progress = t;
 		c->prog.current = path;
 		c->o->progress(c->o->progress_ctx, &c->prog);

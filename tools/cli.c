@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "bkr/clock.h"
 #include "bkr/error.h"
+#include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/progress.h"
 #include "bkr/store.h"
@@ -240,8 +242,28 @@ void cli_human_bytes(char out[32], uint64_t n)
 	bkr_progress_bytes(out, n);
 }
 
+/* the line on screen; the newest one held back by the rate limit */
 static bool progress_shown;
-static void progress_line(cli *c, const char *line, bool final);
+static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;
+static char progress_pending[256];
+static cli *progress_cli;
+
+static void progress_draw(const char *line)
+{
+	fprintf(stderr, "\r\033[K%s", line);
+	fflush(stderr);
+	progress_shown = true;
+	progress_pending[0] = '\0';
+}
+
+/* A test's "stop" fault pauses the process: show what is held back first. */
+static void progress_flush_on_stop(void)
+{
+	pthread_mutex_lock(&progress_lock);
+	if (progress_pending[0] && progress_cli && progress_cli->progress)
+		progress_draw(progress_pending);
+	pthread_mutex_unlock(&progress_lock);
+}
 
 /* at most five lines a second, except a @p final one */
 static void progress_line(cli *c, const char *line, bool final)
@@ -251,12 +273,18 @@ static void progress_line(cli *c, const char *line, bool final)
 
 	if (!c->progress)
 		return;
-	if (progress_shown && !final && now - last < 200000000LL)
-		return;
-	last = now;
-	fprintf(stderr, "\r\033[K%s", line);
-	fflush(stderr);
-	progress_shown = true;
+	pthread_mutex_lock(&progress_lock);
+	if (!progress_cli) {
+		progress_cli = c;
+		bkr_io_fault_on_stop(progress_flush_on_stop);
+	}
+	if (progress_shown && !final && now - last < 200000000LL) {
+		snprintf(progress_pending, sizeof(progress_pending), "%s", line);
+	} else {
+		last = now;
+		progress_draw(line);
+	}
+	pthread_mutex_unlock(&progress_lock);
 }
 
 void cli_progress(cli *c, const char *fmt, ...)
@@ -296,6 +324,10 @@ void cli_progress_counts(cli *c, const char *what, const char *items, uint64_t i
 
 void cli_progress_done(cli *c)
 {
+	(void)c;
+	pthread_mutex_lock(&progress_lock);
+	progress_pending[0] = '\0';
+	pthread_mutex_unlock(&progress_lock);
 	if (progress_shown) {
 		fputs("\r\033[K", stderr);
 		fflush(stderr);

@@ -90,6 +90,12 @@ int bkr_io_publish(const char *dir, const char *name, const void *data, size_t l
 int bkr_io_fault(const char *point);
 
 /**
+ * @p hook runs just before a "stop" fault stops the process (NULL: none), so
+ * that what a test sees while it is stopped is current (the progress line).
+ */
+void bkr_io_fault_on_stop(void (*hook)(void));
+
+/**
  * Re-read BKR_FAULT (tests that change it with setenv), while no other thread
  * is inside bkr_io_fault.  The first fault point reads it once (pthread_once).
  */
