@@ -96,18 +96,6 @@ static void run_free(bctx *c)
 	}
 }
 
-/* The shared lock: at once, or after the exclusive holder (prune...) is done. */
-static int take_lock(bkr_repo *r, const bkr_backup_options *o, bkr_lock **lock)
-{
-	int err = bkr_repo_lock(r, BKR_LOCK_SHARED, false, lock);
-	if (err != BKR_ELOCKED || o->no_wait)
-		return err;
-	bkr_error_clear();
-	if (o->waiting)
-		o->waiting(o->waiting_ctx);
-	return bkr_repo_lock(r, BKR_LOCK_SHARED, true, lock);
-}
-
 int bkr_backup_run(bkr_repo *r, const bkr_backup_options *o, bkr_manifest **out)
 {
 	bctx cs, *c = &cs;
@@ -121,7 +109,7 @@ int bkr_backup_run(bkr_repo *r, const bkr_backup_options *o, bkr_manifest **out)
 	if ((err = check_options(o)) < 0)
 		return err;
 	if ((err = run_init(c, r, o)) < 0 ||
-	    (err = take_lock(r, o, &lock)) < 0 ||
+	    (err = bkr_repo_lock_or_wait(r, BKR_LOCK_SHARED, o->no_wait, o->waiting, o->waiting_ctx, &lock)) < 0 ||
 	    /* a prune may have run since the index was loaded: dedup against what is left */
 	    (err = bkr_repo_reload_index(r)) < 0 ||
 	    (err = bkr_bk_parent_select(c)) < 0 ||

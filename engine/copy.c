@@ -355,17 +355,6 @@ static bool has_id(char **ids, size_t n, const char *id)
 	return false;
 }
 
-static int take_lock(bkr_repo *r, const bkr_copy_options *o, bkr_lock **lock)
-{
-	int err = bkr_repo_lock(r, BKR_LOCK_SHARED, false, lock);
-	if (err != BKR_ELOCKED || o->no_wait)
-		return err;
-	bkr_error_clear();
-	if (o->waiting)
-		o->waiting(o->ctx);
-	return bkr_repo_lock(r, BKR_LOCK_SHARED, true, lock);
-}
-
 /* Whether both sides name blobs alike: both plain, or encrypted under the same MAC key. */
 static bool same_ids(bkr_repo *from, bkr_repo *to)
 {
@@ -434,7 +423,8 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 		goto done;
 	if (!o->dry_run) {
 		/* as a backup: the shared lock, then the index as it is now, then the writer (its mark) */
-		if ((err = take_lock(to, o, &lock)) < 0 || (err = bkr_repo_reload_index(to)) < 0 ||
+		if ((err = bkr_repo_lock_or_wait(to, BKR_LOCK_SHARED, o->no_wait, o->waiting, o->ctx, &lock)) < 0 ||
+		    (err = bkr_repo_reload_index(to)) < 0 ||
 		    (err = bkr_writer_new(&c.w, to)) < 0)
 			goto done;
 	}

@@ -47,6 +47,18 @@ int bkr_repo_lock(bkr_repo *r, bkr_lock_mode mode, bool wait, bkr_lock **out)
 	return wrap(held, out);
 }
 
+int bkr_repo_lock_or_wait(bkr_repo *r, bkr_lock_mode mode, bool no_wait, void (*waiting)(void *ctx), void *ctx,
+			  bkr_lock **out)
+{
+	int err = bkr_repo_lock(r, mode, false, out);
+	if (err != BKR_ELOCKED || no_wait)
+		return err;
+	bkr_error_clear();
+	if (waiting)
+		waiting(ctx);
+	return bkr_repo_lock(r, mode, true, out);
+}
+
 #define WRITERS "locks/writers.lock"
 
 int bkr_repo_writer_mark(bkr_repo *r, bkr_lock **out)

@@ -15,6 +15,12 @@ typedef enum { BKR_LOCK_SHARED, BKR_LOCK_EXCLUSIVE } bkr_lock_mode;
 typedef struct bkr_lock bkr_lock;
 /** flock(2) on locks/repo.lock; BKR_ELOCKED when @p wait is false and it is held. */
 int bkr_repo_lock(bkr_repo *r, bkr_lock_mode mode, bool wait, bkr_lock **out);
+/**
+ * The lock at once; when it is held, BKR_ELOCKED if @p no_wait, else
+ * @p waiting(@p ctx) (optional) and a wait for the holder.
+ */
+int bkr_repo_lock_or_wait(bkr_repo *r, bkr_lock_mode mode, bool no_wait, void (*waiting)(void *ctx), void *ctx,
+			  bkr_lock **out);
 void bkr_lock_release(bkr_lock *l);
 
 /**
