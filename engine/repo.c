@@ -11,6 +11,7 @@
 #include "bkr/error.h"
 #include "bkr/key.h"
 #include "bkr/pack.h"
+#include "bkr/store_cache.h"
 #include "bkr/tier.h"
 #include "repo_priv.h"
 
@@ -70,6 +71,19 @@ int bkr_repo_open(bkr_repo **out, const char *path, int flags)
 	if ((err = bkr_store_open(&s, path, 0)) < 0) {
 		bkr_error_prefix("repository");
 		return err;
+	}
+	if ((flags & BKR_REPO_CACHED) && !strncmp(path, "s3://", 5)) {
+		char dir[PATH_MAX];
+		bkr_store *cached;
+		if (bkr_store_cache_default_dir(dir, sizeof(dir)) == 0) {
+			if (bkr_store_cache_open(&cached, s, dir, 0) == 0)
+				s = cached;
+			else if ((err = bkr_store_open(&s, path, 0)) < 0) { /* the cache took s: again */
+				bkr_error_prefix("repository");
+				return err;
+			}
+		}
+		bkr_error_clear();
 	}
 	return bkr_repo_open_store(out, s, flags);
 }

@@ -262,7 +262,8 @@ int cmd_create(cli *c, int argc, char **argv)
 		rc = cli_usage_error(c, "give --source or --all, not both");
 	if (rc)
 		goto done;
-	if ((err = cli_open_repo(c, &repo, 0)) < 0) {
+	/* a remote repository: the parent's trees come from the disk cache */
+	if ((err = cli_open_repo(c, &repo, BKR_REPO_CACHED)) < 0) {
 		rc = cli_fail(c, err);
 		goto done;
 	}

@@ -58,7 +58,15 @@ typedef struct {
 	bool encrypted;          /**< "encryption":"aes-256-gcm" (chunk_seed is then the secret one) */
 } bkr_repo_config;
 
-enum { BKR_REPO_RDONLY = 1 };
+/*
+ * BKR_REPO_CACHED: a remote repository (s3://) is read through the disk cache
+ * (bkr/store_cache.h, under bkr_store_cache_default_dir): index files, tree
+ * packs and manifests are fetched whole once and kept, so an incremental
+ * backup reads its parent's trees from local disk.  When the cache cannot be
+ * had (no HOME, or a mount of the same repository holds it) the repository
+ * is opened without it.  Not for verify: it must read the stored bytes.
+ */
+enum { BKR_REPO_RDONLY = 1, BKR_REPO_CACHED = 2 };
 
 /**
  * Open @p path: check config.json (version, features, checksum), open an
