@@ -141,6 +141,11 @@ static int cs_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bk
 	return bkr_store_lock(INNER(s), name, exclusive, wait, out);
 }
 
+static int cs_mark(bkr_store *s, const char *name, bkr_store_held **out)
+{
+	return bkr_store_mark(INNER(s), name, out);
+}
+
 static void cs_free(bkr_store *s)
 {
 	crypto_store *cs = (crypto_store *)s;
@@ -162,6 +167,7 @@ static const bkr_store_ops crypto_ops = {
 	.rename_new = cs_rename,
 	.prepare = cs_prepare,
 	.lock = cs_lock,
+	.mark = cs_mark,
 	.free = cs_free,
 };
 

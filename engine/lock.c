@@ -67,8 +67,9 @@ int bkr_repo_writer_mark(bkr_repo *r, bkr_lock **out)
 	int err;
 
 	*out = NULL;
-	/* shared with every other writer; verify's exclusive probe is momentary */
-	if ((err = bkr_store_lock(r->store, WRITERS, false, true, &held)) < 0)
+	/* shared with every other writer; verify's exclusive probe is momentary:
+	 * a mark, which waits for nobody (one PUT on S3) */
+	if ((err = bkr_store_mark(r->store, WRITERS, &held)) < 0)
 		return err;
 	return wrap(held, out);
 }

@@ -213,6 +213,15 @@ int bkr_store_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bk
 	return s->ops->lock(s, name, exclusive, wait, out);
 }
 
+int bkr_store_mark(bkr_store *s, const char *name, bkr_store_held **out)
+{
+	int err;
+	*out = NULL;
+	if ((err = check_name(name, false)) < 0)
+		return err;
+	return s->ops->mark ? s->ops->mark(s, name, out) : s->ops->lock(s, name, false, true, out);
+}
+
 void bkr_store_unlock(bkr_store_held *l)
 {
 	if (l)

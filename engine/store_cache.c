@@ -666,9 +666,45 @@ static bkr_store *inner_of(bkr_store *s)
 	return ((cache_store *)s)->inner;
 }
 
+/*
+ * A whole object's size is its cached copy's (fetched whole when absent:
+ * the read that follows a stat, an index file's header, is then free); a
+ * copy this process has checked is taken at its word.
+ */
 static int cache_stat(bkr_store *s, const char *name, uint64_t *size)
 {
-	return bkr_store_stat(inner_of(s), name, size);
+	cache_store *cs = (cache_store *)s;
+	struct entry *e;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int err;
+
+	if (!whole_object(name))
+		return bkr_store_stat(inner_of(s), name, size);
+	pthread_mutex_lock(&cs->lock);
+	e = find(cs, name, WHOLE);
+	if (e && e->state == PRESENT && e->verified)
+		*size = e->len;
+	pthread_mutex_unlock(&cs->lock);
+	if (e && e->state == PRESENT && e->verified)
+		return 0;
+	if ((err = whole_read(cs, name, WHOLE_MAX, &data, &len, 0, 0, NULL)) < 0)
+		return err;
+	free(data);
+	*size = len;
+	return 0;
+}
+
+/* @p data, just published as whole object @p name, is kept as its cache file */
+static void keep_written(cache_store *cs, const char *name, const uint8_t *data, size_t len)
+{
+	struct entry *e = NULL;
+	pthread_mutex_lock(&cs->lock);
+	if (!find(cs, name, WHOLE))
+		e = entry_add(cs, name, WHOLE, LOADING);
+	pthread_mutex_unlock(&cs->lock);
+	if (e)
+		keep(cs, e, data, len, len);
 }
 
 static int cache_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)
@@ -688,15 +724,84 @@ static int cache_get_range(bkr_store *s, const char *name, uint64_t off, size_t 
 	return blocks_read((cache_store *)s, name, off, len, buf);
 }
 
+/* what this process writes it will read again (an index file, the next backup's parent) */
 static int cache_put(bkr_store *s, const char *name, const void *data, size_t len)
 {
-	return bkr_store_put(inner_of(s), name, data, len);
+	int err = bkr_store_put(inner_of(s), name, data, len);
+	if (err == 0 && whole_object(name))
+		keep_written((cache_store *)s, name, data, len);
+	return err;
 }
 
-/* an upload belongs to the wrapped store: its calls go there directly */
+/* An upload of a tree pack: the wrapped store's, and a copy kept once it is published. */
+typedef struct {
+	bkr_store_upload base;
+	bkr_store_upload *inner;
+	uint8_t *data;
+	size_t len, cap;
+	bool failed; /* out of memory for the copy: published all the same, not kept */
+} cache_upload;
+
+/* a data pack's upload belongs to the wrapped store: its calls go there directly */
 static int cache_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out)
 {
-	return bkr_store_upload_new(inner_of(s), prefix, out);
+	cache_upload *u;
+	int err;
+
+	if (strcmp(prefix, "tree") && strncmp(prefix, "tree/", 5))
+		return bkr_store_upload_new(inner_of(s), prefix, out);
+	*out = NULL;
+	if (!(u = calloc(1, sizeof(*u))))
+		return bkr_error_oom();
+	if ((err = bkr_store_upload_new(inner_of(s), prefix, &u->inner)) < 0) {
+		free(u);
+		return err;
+	}
+	u->base.store = s;
+	*out = &u->base;
+	return 0;
+}
+
+static int cache_upload_write(bkr_store_upload *base, const void *data, size_t len)
+{
+	cache_upload *u = (cache_upload *)base;
+	int err = bkr_store_upload_write(u->inner, data, len);
+	if (err < 0 || u->failed || len == 0)
+		return err;
+	if (len > WHOLE_MAX - u->len) {
+		u->failed = true;
+	} else if (u->len + len > u->cap) {
+		size_t cap = u->cap ? u->cap : 1u << 16;
+		uint8_t *p;
+		while (cap < u->len + len)
+			cap *= 2;
+		if (!(p = realloc(u->data, cap)))
+			u->failed = true;
+		else
+			u->data = p, u->cap = cap;
+	}
+	if (!u->failed) {
+		memcpy(u->data + u->len, data, len);
+		u->len += len;
+	}
+	return 0;
+}
+
+static int cache_upload_publish(bkr_store_upload *base, const char *name)
+{
+	cache_upload *u = (cache_upload *)base;
+	int err = bkr_store_upload_publish(u->inner, name);
+	if (err == 0 && !u->failed && whole_object(name))
+		keep_written((cache_store *)base->store, name, u->data, u->len);
+	return err;
+}
+
+static void cache_upload_free(bkr_store_upload *base)
+{
+	cache_upload *u = (cache_upload *)base;
+	bkr_store_upload_free(u->inner);
+	free(u->data);
+	free(u);
 }
 
 static int cache_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
@@ -727,6 +832,11 @@ static int cache_lock(bkr_store *s, const char *name, bool exclusive, bool wait,
 	return bkr_store_lock(inner_of(s), name, exclusive, wait, out);
 }
 
+static int cache_mark(bkr_store *s, const char *name, bkr_store_held **out)
+{
+	return bkr_store_mark(inner_of(s), name, out);
+}
+
 static void cache_free(bkr_store *s)
 {
 	cache_store *cs = (cache_store *)s;
@@ -753,11 +863,15 @@ static const bkr_store_ops cache_ops = {
 	.get_range = cache_get_range,
 	.put = cache_put,
 	.upload_new = cache_upload_new,
+	.upload_write = cache_upload_write,
+	.upload_publish = cache_upload_publish,
+	.upload_free = cache_upload_free,
 	.list = cache_list,
 	.remove = cache_remove,
 	.rename_new = cache_rename,
 	.prepare = cache_prepare,
 	.lock = cache_lock,
+	.mark = cache_mark,
 	.free = cache_free,
 };
 

@@ -19,7 +19,9 @@
  *   pid, refreshed (rewritten) by a thread every stale/5 seconds; one whose
  *   last write is older than the stale timeout (by the server's own clock)
  *   is named, ignored and removed.  Exclusive waits for every other lock,
- *   shared for exclusive ones;
+ *   shared for exclusive ones; a mark (bkr_store_mark) is a shared lock's
+ *   object written without looking at the others;
+ * - every request is logged at debug level (`bkr -v -v`), for counting;
  * - a small read of a pack (under S3_WIN_SMALL bytes: a tree blob, a small
  *   file's chunk, a footer) brings the whole window of S3_WIN bytes around
  *   it in one ranged GET, kept in memory (S3_NWIN windows, least recently
@@ -446,6 +448,15 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 	if (r->attempts == S3_ATTEMPTS)
 		r->attempts--;
 	r->attempts++;
+	/* every request, for `bkr -vv` (docs/s3.md "Requests per backup") */
+	if (r->ranged)
+		snprintf(range, sizeof(range), " bytes=%llu+%zu", (unsigned long long)r->off, r->len);
+	else
+		range[0] = '\0';
+	bkr_log_debug("s3", "request %s %s%s%s%s: %ld (%zu bytes sent, %llu received, %d attempt%s)", r->method,
+		      r->name ? r->name : "(bucket)", r->query ? "?" : "", r->query ? r->query : "", range, r->status,
+		      r->body_len, (unsigned long long)(r->fixed ? r->fixed_len : r->dlen), r->attempts,
+		      r->attempts == 1 ? "" : "s");
 	handle_put(s, h);
 	curl_slist_free_all(hl);
 	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r->too_large))
@@ -980,7 +991,8 @@ static void describe_holder(s3_store *s, const char *name, char *out, size_t cap
 	snprintf(out, cap, "pid %s on host %s", pid, host);
 }
 
-static int s3_lock(bkr_store *base, const char *name, bool exclusive, bool wait, bkr_store_held **out)
+/* a lock, or with @p mark a shared hold written without looking at the others */
+static int s3_hold(bkr_store *base, const char *name, bool exclusive, bool wait, bool mark, bkr_store_held **out)
 {
 	s3_store *s = (s3_store *)base;
 	char hex[33], host[128], who[256], prefix[S3_KEY_MAX];
@@ -1015,6 +1027,8 @@ static int s3_lock(bkr_store *base, const char *name, bool exclusive, bool wait,
 		ls->stale_after = s->lock_stale;
 		if ((err = s3_put_new(s, l->name, l->body, strlen(l->body))) < 0)
 			goto done;
+		if (mark)
+			break;
 		if ((err = s3_list_pages(s, prefix, &lc, &ls->now)) < 0) {
 			s3_delete_object(s, l->name);
 			goto done;
@@ -1055,6 +1069,16 @@ done:
 	free(l);
 	free(ls);
 	return err;
+}
+
+static int s3_lock(bkr_store *base, const char *name, bool exclusive, bool wait, bkr_store_held **out)
+{
+	return s3_hold(base, name, exclusive, wait, false, out);
+}
+
+static int s3_mark(bkr_store *base, const char *name, bkr_store_held **out)
+{
+	return s3_hold(base, name, false, false, true, out);
 }
 
 static void s3_unlock(bkr_store_held *base)
@@ -1121,6 +1145,7 @@ static const bkr_store_ops s3_ops = {
 	.rename_new = s3_rename,
 	.prepare = s3_prepare,
 	.lock = s3_lock,
+	.mark = s3_mark,
 	.unlock = s3_unlock,
 	.free = s3_free,
 };

@@ -13,6 +13,8 @@ T=$(mktemp -d /tmp/bkr-test.XXXXXX)
 # commands without a configuration log to the default log directory
 # ($XDG_STATE_HOME/bkr, bkr(1) "LOGS"): keep it inside the test's directory
 export XDG_STATE_HOME=$T/state
+# and the disk cache of remote repositories ($XDG_CACHE_HOME/bkrfs, docs/s3.md): never the real one
+export XDG_CACHE_HOME=$T/cache
 cleanup_hooks=()
 cleanup() {
 	local rc=$?

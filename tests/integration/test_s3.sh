@@ -71,6 +71,52 @@ for type in incremental differential snapshot; do
 done
 pass "full, incremental, differential and snapshot backups on S3 restore the edge-case tree exactly"
 
+# --- create reads through the disk cache ($XDG_CACHE_HOME/bkrfs, kept in $T by lib.sh; docs/s3.md)
+CR=s3://bkr-test/cached
+KS=$T/ksrc
+for d in $(seq 1 30); do mkdir -p "$KS/d$d"; for f in 1 2 3; do printf 'file %d %d\n' "$d" "$f" >"$KS/d$d/f$f"; done; done
+expect_exit 0 "$BKR" init -r "$CR"
+# the full backup by "another host" (its own cache); `bkr -v -v` logs every request
+XDG_CACHE_HOME=$T/host-b expect_exit 0 "$BKR" -r "$CR" create --type full "$KS"
+requests() { grep -c "request $1" "$T/err" || true; }
+expect_exit 0 "$BKR" -v -v -r "$CR" create "$KS"
+[ "$(requests 'GET tree/')" -gt 0 ] || fail "the first incremental did not fetch its parent's trees: $(cat "$T/err")"
+expect_exit 0 "$BKR" -v -v -r "$CR" create "$KS"
+[ "$(requests 'GET tree/')" = 0 ] && [ "$(requests 'GET index/')" = 0 ] && [ "$(requests 'GET backups/')" = 0 ] ||
+	fail "a second incremental fetched trees, index files or manifests: $(grep 'request GET [a-z]' "$T/err")"
+n=$(requests '')
+[ "$n" -le 13 ] || fail "a no-change incremental made $n requests (docs/s3.md: 13): $(grep request "$T/err")"
+pass "create on S3: a second incremental fetches no tree, index file or manifest ($n requests in all)"
+# damaged cache files are caught by their checksum and fetched again, never used
+croot=$(dirname "$(grep -lx "$CR" "$XDG_CACHE_HOME"/bkrfs/*/location)")
+tp=$(find "$croot/w/tree" -type f | head -1)
+ix=$(find "$croot/w/index" -type f | head -1)
+[ -n "$tp" ] && [ -n "$ix" ] || fail "no tree pack or index file in the cache $croot"
+python3 -c 'import sys; f=open(sys.argv[1], "r+b"); f.seek(20); b=f.read(1); f.seek(20); f.write(bytes([b[0] ^ 1]))' "$tp"
+truncate -s -1 "$ix"
+sleep 1.1
+printf 'changed under a damaged cache\n' >"$KS/d3/f1"
+expect_exit 0 "$BKR" -v -v -r "$CR" create "$KS"
+grep -q "request GET tree/.*$(basename "$tp")" "$T/err" || fail "the damaged cached tree pack was not fetched again"
+grep -q "request GET index/.*$(basename "$ix")" "$T/err" || fail "the truncated cached index file was not fetched again"
+rm -rf "$T/rk"
+expect_exit 0 "$BKR" -r "$CR" restore latest --target "$T/rk"
+python3 "$HERE/treecmp.py" "$KS" "$T/rk/ksrc" >/dev/null || fail "a backup made over a damaged cache does not restore exactly"
+pass "a flipped byte in a cached tree pack and a truncated cached index file: fetched again, the backup exact"
+# another host's backup in between: the next incremental takes it as parent (listings are never cached)
+printf 'from host b\n' >"$KS/d1/f1"
+XDG_CACHE_HOME=$T/host-b expect_exit 0 "$BKR" -r "$CR" create "$KS" --json
+idb=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_id"])' "$T/out")
+printf 'from host a\n' >"$KS/d2/f1"
+expect_exit 0 "$BKR" -r "$CR" create "$KS" --json
+[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["parent"])' "$T/out")" = "$idb" ] ||
+	fail "the incremental after another host's backup did not take it as parent: $(head -c 400 "$T/out")"
+rm -rf "$T/rk"
+expect_exit 0 "$BKR" -r "$CR" restore latest --target "$T/rk"
+python3 "$HERE/treecmp.py" "$KS" "$T/rk/ksrc" >/dev/null || fail "the backup after another host's does not restore exactly"
+expect_exit 0 "$BKR" -r "$CR" verify --read-data
+pass "another host's backup in between: taken as parent, restored exactly, verify --read-data clean"
+
 # --- the read commands
 expect_exit 0 "$BKR" -r "$R" list --json
 n=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$T/out")

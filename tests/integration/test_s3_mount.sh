@@ -34,7 +34,7 @@ ln -s big.bin "$S/link"
 "$BKR" create -r "$URL" --type full "$S" >/dev/null || fail "bkr create -r $URL"
 ID=$("$BKR" list -r "$URL" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
 
-C=$T/cache
+C=$T/mcache # (not $XDG_CACHE_HOME: bkr create keeps its cache there)
 M=$T/mnt
 mkdir -p "$M"
 mount_fg "$M" "$T/d1.err" --cache-dir="$C" -o watch_ms=300
@@ -90,5 +90,11 @@ XDG_CACHE_HOME=$T/xdg "$BKR" mount -r "$URL" "$M" || fail "bkr mount -r $URL"
 BKRFS_MOUNTS+=("$M")
 cmp "$S/big.bin" "$M/latest/src/big.bin" || fail "bkr mount: big.bin"
 ls -d "$T/xdg/bkrfs"/*/b >/dev/null || fail "bkr mount did not cache under \$XDG_CACHE_HOME/bkrfs"
+# a backup while the mount holds the cache: made without it (it reads the bucket), exact
+sleep 1.1
+printf 'while mounted\n' >"$S/mounted.txt"
+XDG_CACHE_HOME=$T/xdg "$BKR" -v -v create -r "$URL" "$S" >/dev/null 2>"$T/held.err" || fail "create while the mount holds the cache: $(tail -3 "$T/held.err")"
+grep -q "request GET tree/" "$T/held.err" || fail "create read its parent's trees from a cache the mount holds"
+[ "$("$BKR" cat -r "$URL" latest src/mounted.txt)" = "while mounted" ] || fail "the backup made while the mount held the cache"
 fusermount3 -u "$M"
-pass "bkr mount -r $URL, cache under \$XDG_CACHE_HOME/bkrfs"
+pass "bkr mount -r $URL, cache under \$XDG_CACHE_HOME/bkrfs; a backup meanwhile reads the bucket, not the cache the mount holds"

@@ -71,6 +71,8 @@ typedef struct bkr_store_ops {
 	int (*rename_new)(bkr_store *s, const char *from, const char *to);
 	int (*prepare)(bkr_store *s, const char *prefix);
 	int (*lock)(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out);
+	/** Optional (NULL: bkr_store_mark takes a shared lock, waiting). */
+	int (*mark)(bkr_store *s, const char *name, bkr_store_held **out);
 	void (*unlock)(bkr_store_held *l);
 	void (*free)(bkr_store *s);
 } bkr_store_ops;
@@ -215,6 +217,14 @@ int bkr_store_prepare(bkr_store *s, const char *prefix);
  * false and it is held in a conflicting mode.
  */
 int bkr_store_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out);
+/**
+ * Hold lock @p name shared without looking for other holders: a mark that
+ * an exclusive bkr_store_lock of @p name (a momentary probe) sees, which
+ * itself never waits.  On S3 one PUT instead of a PUT and a LIST; a store
+ * without such marks takes a shared lock, waiting.  Released by
+ * bkr_store_unlock.
+ */
+int bkr_store_mark(bkr_store *s, const char *name, bkr_store_held **out);
 /** NULL is a no-op. */
 void bkr_store_unlock(bkr_store_held *l);
 

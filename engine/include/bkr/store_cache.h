@@ -17,8 +17,12 @@
  *   again, never served.  Blob checks stay above the store (every blob is
  *   re-hashed by its reader), so bytes damaged after that first check give
  *   an error, never wrong data.
- * - Listings, stat, config.json, locks and every write go to the wrapped
- *   store unchanged: nothing that can change is cached.
+ * - A whole object this process writes (put, or the upload of a tree
+ *   pack) is kept as it is sent: the next backup reads its parent's index
+ *   and trees without a request.  The size of a whole object is its
+ *   cached copy's.
+ * - Listings, config.json, locks, data packs' writes and every other stat
+ *   go to the wrapped store unchanged: nothing that can change is cached.
  *
  * One process uses a repository's cache directory at a time (an flock(2)
  * on its "lock" file); a second one gets BKR_ELOCKED naming it.
