@@ -683,7 +683,7 @@ static int parse_tiers(struct ctx *x, const cJSON *obj)
 static int parse_s3(struct ctx *x, const cJSON *obj)
 {
 	static const char *const known[] = { "access_key_id", "secret_access_key", "session_token", "region",
-					     "endpoint_url", "path_style", "lock_stale_seconds", NULL };
+					     "endpoint_url", "path_style", "lock_stale_seconds", "retry_pause_ms", NULL };
 	bkr_config_s3 *s3 = &x->c->s3;
 	const cJSON *it;
 	struct {
@@ -714,6 +714,9 @@ static int parse_s3(struct ctx *x, const cJSON *obj)
 	}
 	if ((it = cJSON_GetObjectItemCaseSensitive(obj, "lock_stale_seconds")) &&
 	    get_int(x, it, "s3.lock_stale_seconds", 2, 86400, &s3->lock_stale_seconds) < 0)
+		return -1;
+	if ((it = cJSON_GetObjectItemCaseSensitive(obj, "retry_pause_ms")) &&
+	    get_int(x, it, "s3.retry_pause_ms", 1, 60000, &s3->retry_pause_ms) < 0)
 		return x->err;
 	return 0;
 }
@@ -1156,7 +1159,7 @@ char *bkr_config_to_json(const bkr_config *c, bool pretty)
 	ok = ok && put(root, "protected_patterns",
 		       strv_json(c->protected_patterns, c->nprotected_patterns));
 	if (ok && (c->s3.access_key_id || c->s3.region || c->s3.endpoint_url || c->s3.path_style >= 0 ||
-		   c->s3.lock_stale_seconds || c->s3.secret_access_key || c->s3.session_token)) {
+		   c->s3.lock_stale_seconds || c->s3.retry_pause_ms || c->s3.secret_access_key || c->s3.session_token)) {
 		/* the secret key and session token are not shown */
 		ok = put(root, "s3", o = cJSON_CreateObject());
 		if (ok && c->s3.access_key_id)
@@ -1169,6 +1172,8 @@ char *bkr_config_to_json(const bkr_config *c, bool pretty)
 			ok = put(o, "path_style", cJSON_CreateBool(c->s3.path_style));
 		if (ok && c->s3.lock_stale_seconds)
 			ok = put(o, "lock_stale_seconds", cJSON_CreateNumber(c->s3.lock_stale_seconds));
+		if (ok && c->s3.retry_pause_ms)
+			ok = put(o, "retry_pause_ms", cJSON_CreateNumber(c->s3.retry_pause_ms));
 	}
 	if (ok)
 		text = pretty ? cJSON_Print(root) : cJSON_PrintUnformatted(root);

@@ -46,8 +46,8 @@
 #include <unistd.h>
 
 #define S3_ATTEMPTS 6           /* tries of one request before giving up */
-#define S3_BACKOFF_MS 200       /* first pause; doubled each time ... */
-#define S3_BACKOFF_MAX_MS 3000  /* ... up to this */
+#define S3_BACKOFF_MS 200       /* first pause (s3.retry_pause_ms); doubled each time ... */
+#define S3_BACKOFF_MAX 15       /* ... up to this many times it */
 #define S3_POOL 16              /* idle curl handles kept (their connections with them) */
 #define S3_ANSWER_MAX (16u << 20) /* the largest XML answer read */
 #define S3_LOCK_STALE_DEFAULT 300
@@ -63,6 +63,7 @@ static struct {
 	char *access_key_id, *secret_access_key, *session_token, *region, *endpoint_url;
 	int path_style;
 	int lock_stale_seconds;
+	int retry_pause_ms;
 } settings = { .path_style = -1 };
 
 static void set_str(char **dst, const char *v)
@@ -81,6 +82,7 @@ int bkr_store_s3_configure(const bkr_store_s3_settings *cfg)
 	set_str(&settings.endpoint_url, cfg ? cfg->endpoint_url : NULL);
 	settings.path_style = cfg ? cfg->path_style : -1;
 	settings.lock_stale_seconds = cfg ? cfg->lock_stale_seconds : 0;
+	settings.retry_pause_ms = cfg ? cfg->retry_pause_ms : 0;
 	pthread_mutex_unlock(&settings_mu);
 	return 0;
 }
@@ -104,6 +106,7 @@ typedef struct {
 	char *token_header;    /* "x-amz-security-token: ..." or NULL */
 	char sigv4[160];       /* "aws:amz:REGION:s3" */
 	int lock_stale;
+	unsigned pause_ms;     /* the first pause before a retry */
 	pthread_mutex_t mu;
 	CURL *pool[S3_POOL];
 	int npool;
@@ -336,12 +339,12 @@ static bool retry_status(const struct s3_req *r)
 	return false;
 }
 
-static void pause_before(int attempt)
+static void pause_before(const s3_store *s, int attempt)
 {
-	unsigned ms = S3_BACKOFF_MS << (attempt < 8 ? attempt : 8), jitter;
+	unsigned ms = s->pause_ms << (attempt < 8 ? attempt : 8), jitter;
 	struct timespec ts;
-	if (ms > S3_BACKOFF_MAX_MS)
-		ms = S3_BACKOFF_MAX_MS;
+	if (ms > s->pause_ms * S3_BACKOFF_MAX)
+		ms = s->pause_ms * S3_BACKOFF_MAX;
 	if (bkr_random_bytes(&jitter, sizeof(jitter)) < 0)
 		jitter = 0;
 	ms += jitter % (ms / 2 + 1);
@@ -399,7 +402,7 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 	}
 	for (r->attempts = 0; r->attempts < S3_ATTEMPTS; r->attempts++) {
 		if (r->attempts)
-			pause_before(r->attempts - 1);
+			pause_before(s, r->attempts - 1);
 		req_reset(r);
 		if (r->attempts)
 			curl_easy_reset(h);
@@ -1055,7 +1058,7 @@ static int s3_hold(bkr_store *base, const char *name, bool exclusive, bool wait,
 					    s->lock_stale);
 			goto done;
 		}
-		pause_before(attempt < 3 ? attempt + 1 : 3);
+		pause_before(s, attempt < 3 ? attempt + 1 : 3);
 	}
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
@@ -1181,6 +1184,7 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 	endpoint = endpoint ? endpoint : pick("AWS_ENDPOINT_URL", settings.endpoint_url);
 	path_style = settings.path_style;
 	s->lock_stale = settings.lock_stale_seconds > 0 ? settings.lock_stale_seconds : S3_LOCK_STALE_DEFAULT;
+	s->pause_ms = settings.retry_pause_ms > 0 ? (unsigned)settings.retry_pause_ms : S3_BACKOFF_MS;
 	if (!ak || !sk) {
 		err = bkr_error_set(BKR_EINVAL, "%s: no S3 credentials: %s is not set (nor s3.%s in the configuration)",
 				    location, !ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",

@@ -173,7 +173,8 @@ int cli_load_config(cli *c, bkr_config **out)
 	bkr_store_s3_configure(&(bkr_store_s3_settings){
 		.access_key_id = s3->access_key_id, .secret_access_key = s3->secret_access_key,
 		.session_token = s3->session_token, .region = s3->region, .endpoint_url = s3->endpoint_url,
-		.path_style = s3->path_style, .lock_stale_seconds = s3->lock_stale_seconds });
+		.path_style = s3->path_style, .lock_stale_seconds = s3->lock_stale_seconds,
+		.retry_pause_ms = s3->retry_pause_ms });
 	return 0;
 }
 

@@ -22,6 +22,9 @@ s3curl() { curl -sf --noproxy '*' --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S
 # (SigV4 as curl signs it wants the query percent-encoded: '/' as %2F)
 s3keys() { s3curl "$S3_ENDPOINT/bkr-test?list-type=2&prefix=${1//\//%2F}" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g' || true; }
 
+# the cases that meet a dead endpoint retry quickly (s3.retry_pause_ms: 10, 20, 40, 80, 150 ms; docs/config.md)
+printf '{"repository": "s3://bkr-test/nokey", "workspace_root": "%s", "s3": {"retry_pause_ms": 10}}\n' "$T" >"$T/fast.json"
+
 # --- errors: one line naming what is missing, nothing written
 expect_exit 2 env -u AWS_ACCESS_KEY_ID "$BKR" init -r s3://bkr-test/nokey
 one_line_error
@@ -32,7 +35,7 @@ expect_exit 8 env AWS_SECRET_ACCESS_KEY=wrong "$BKR" init -r s3://bkr-test/nokey
 one_line_error
 grep -q "secret key" "$T/err" || fail "a wrong secret key is not named: $(cat "$T/err")"
 closed=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-expect_exit 8 env AWS_ENDPOINT_URL=http://127.0.0.1:$closed "$BKR" init -r s3://bkr-test/nokey
+expect_exit 8 env AWS_ENDPOINT_URL=http://127.0.0.1:$closed BKR_CONFIG="$T/fast.json" "$BKR" init
 one_line_error
 grep -q "cannot reach the S3 endpoint http://127.0.0.1:$closed" "$T/err" || fail "a wrong endpoint is not named: $(cat "$T/err")"
 expect_exit 3 "$BKR" init -r s3://no-such-bucket/x
@@ -172,7 +175,7 @@ BKR_FAULT=s3-send:1:crash "$BKR" -r "$R2" create "$S" >"$T/out" 2>"$T/err" || rc
 [ "$(s3keys crash/backups/)" = "$before" ] || fail "a killed backup published a manifest"
 expect_exit 0 "$BKR" -r "$R2" verify --read-data
 head -c 3000000 /dev/urandom >"$S/c.bin"
-BKR_FAULT=s3-send:1:stop "$BKR" -r "$R2" create "$S" >"$T/out" 2>"$T/err" &
+BKR_FAULT=s3-send:1:stop BKR_CONFIG="$T/fast.json" "$BKR" -r "$R2" create "$S" >"$T/out" 2>"$T/err" &
 pid=$!
 wait_stopped "$pid" || { cat "$T/err"; fail "the backup never reached the middle of an upload"; }
 "$SRV" gateway-stop "$T/s3"

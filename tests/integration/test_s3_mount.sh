@@ -4,7 +4,9 @@
 # a backup byte for byte, the cache filled and then enough for a second
 # mount (no byte fetched), a new backup appearing (the watcher lists the
 # bucket), a byte flipped in a stored pack (rewritten in the bucket) giving
-# EIO for that file only, and `bkr mount -r s3://...`.
+# EIO for that file only, `bkr mount -r s3://...` (and a backup while it
+# holds the cache), and a local repository whose cold tier is in the bucket
+# (tier migrate, restore, verify --read-data and the mount).
 source "$BKR_SOURCE_ROOT/tests/integration/lib.sh"
 
 [ -c /dev/fuse ] && command -v fusermount3 >/dev/null || fail "no /dev/fuse or fusermount3: this test needs real mounts"
@@ -98,3 +100,44 @@ grep -q "request GET tree/" "$T/held.err" || fail "create read its parent's tree
 [ "$("$BKR" cat -r "$URL" latest src/mounted.txt)" = "while mounted" ] || fail "the backup made while the mount held the cache"
 fusermount3 -u "$M"
 pass "bkr mount -r $URL, cache under \$XDG_CACHE_HOME/bkrfs; a backup meanwhile reads the bucket, not the cache the mount holds"
+
+# --- a tier in a bucket: hot on local disk, cold in S3 (docs/s3.md "A tier in a bucket")
+TR=$T/trepo
+TW=$T/tws
+mkdir -p "$TW/docs"
+cat >"$T/tier.json" <<JSON
+{"repository": "$TR", "workspace_root": "$TW", "tiers": {"cold": {"path": "s3://bkt/cold", "after_days": 30}}}
+JSON
+"$BKR" -q init -r "$TR" >/dev/null || fail "init $TR"
+start=$(date -u -d 2026-06-01T00:00:00Z +%s)
+day() { date -u -d @$((start + $1 * 86400)) +%Y-%m-%dT%H:%M:%SZ; }
+for i in 0 1 2; do
+	head -c 300000 /dev/urandom >"$TW/docs/blob-$i.bin"
+	rm -f "$TW/docs/blob-$((i - 1)).bin"
+	BKR_TEST_NOW=$(day $((i * 40))) "$BKR" -q -r "$TR" create "$TW" >/dev/null || fail "tiered backup $i"
+	cp -a "$TW" "$T/tgold$i"
+done
+mapfile -t tids < <("$BKR" -r "$TR" list --json | python3 -c 'import json,sys; [print(b["backup_id"]) for b in json.load(sys.stdin)]')
+"$BKR" -c "$T/tier.json" tier migrate --as-of "$(day 85)" --json >"$T/mig.json" 2>"$T/mig.err" || fail "tier migrate to S3: $(cat "$T/mig.err")"
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["moved"]; sys.exit(m["cold"]["packs"] != 2)' "$T/mig.json" ||
+	fail "migrate did not move the two old packs to the bucket: $(cat "$T/mig.json")"
+"$BKR" -r "$TR" tier status --json >"$T/ts.json" || fail "tier status: $(cat "$T/ts.json")"
+python3 - "$T/ts.json" <<'PY' || fail "tier status after migrating to S3: $(cat "$T/ts.json")"
+import json, sys
+t = {x["tier"]: x for x in json.load(open(sys.argv[1]))["tiers"]}
+assert t["cold"]["location"] == "s3://bkt/cold" and t["cold"]["data_packs"] == 2 and t["cold"]["tree_packs"] == 0, t
+assert t["hot"]["data_packs"] == 1, t
+PY
+"$BKR" -c "$T/tier.json" tier migrate --as-of "$(day 85)" --json >"$T/mig.json" || fail "second migrate"
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); sys.exit(m["stayed_packs"] != 3)' "$T/mig.json" ||
+	fail "a second migrate moved something: $(cat "$T/mig.json")"
+for i in 0 1 2; do
+	rm -rf "$T/trst"
+	"$BKR" -q -r "$TR" restore "${tids[$i]}" --target "$T/trst" >/dev/null 2>"$T/trst.err" || fail "restore $i from the S3 tier: $(cat "$T/trst.err")"
+	diff -r "$T/tgold$i" "$T/trst/tws" || fail "backup $i restores different bytes from the S3 tier"
+done
+"$BKR" -r "$TR" verify --read-data >/dev/null 2>"$T/tv.err" || fail "verify --read-data with a tier in S3: $(cat "$T/tv.err")"
+bkrfs_fg "$TR" "$M" "$T/d5.err"
+for i in 0 1 2; do diff -r "$T/tgold$i" "$M/by-id/${tids[$i]}/tws" || fail "the mount serves backup $i differently (S3 tier)"; done
+bkrfs_unmount "$M"
+pass "a cold tier in a bucket: tier migrate moves the old packs there, a second moves nothing; restore, verify --read-data and the mount read every backup exactly"

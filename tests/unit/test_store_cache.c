@@ -486,6 +486,64 @@ static void test_pass_through(void **state)
 	bkr_store_free(other);
 }
 
+/* what the process writes is kept as it is sent: read back, stat, a new process, with no request */
+static void test_written_kept(void **state)
+{
+	struct fixture *f = *state;
+	bkr_store_upload *u;
+	uint8_t *d, buf[1000];
+	uint64_t size;
+	size_t n;
+
+	open_cache(f, 0);
+	assert_int_equal(bkr_store_put(f->s, "index/new.idx", "new index", 9), 0);
+	assert_int_equal(bkr_store_put(f->s, "backups/b2.json", "{\"b\":2}", 7), 0);
+	assert_int_equal(bkr_store_upload_new(f->s, "tree", &u), 0);
+	assert_int_equal(bkr_store_upload_write(u, f->pack, 60000), 0);
+	assert_int_equal(bkr_store_upload_write(u, f->pack + 60000, 40000), 0);
+	assert_int_equal(bkr_store_upload_publish(u, "tree/ee/new.pack"), 0);
+	bkr_store_upload_free(u);
+	assert_int_equal(bkr_store_upload_new(f->s, "data", &u), 0);
+	assert_int_equal(bkr_store_upload_write(u, f->pack, 1000), 0);
+	assert_int_equal(bkr_store_upload_publish(u, "data/ee/new.pack"), 0);
+	bkr_store_upload_free(u);
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(bkr_store_get(f->s, "index/new.idx", 100, &d, &n), 0);
+		assert_int_equal(n, 9);
+		assert_memory_equal(d, "new index", 9);
+		free(d);
+		assert_int_equal(bkr_store_stat(f->s, "index/new.idx", &size), 0);
+		assert_int_equal(size, 9);
+		assert_int_equal(bkr_store_get_range(f->s, "tree/ee/new.pack", 59000, 1000, buf, 0), 0);
+		assert_memory_equal(buf, f->pack + 59000, 1000);
+		assert_int_equal(bkr_store_stat(f->s, "tree/ee/new.pack", &size), 0);
+		assert_int_equal(size, 100000);
+		assert_int_equal(requests(f->c), 0);
+		open_cache(f, 0); /* a new process: the files on disk, checked, no request */
+	}
+	/* a data pack is not kept; a whole object the store lacks is its BKR_ENOTFOUND */
+	assert_int_equal(bkr_store_get_range(f->s, "data/ee/new.pack", 0, 10, buf, 0), 0);
+	assert_int_not_equal(requests(f->c), 0);
+	assert_int_equal(bkr_store_stat(f->s, "index/none.idx", &size), BKR_ENOTFOUND);
+	/* a damaged kept file is fetched again when stat checks it */
+	{
+		char p[PATH_MAX];
+		FILE *fp;
+		cache_path(f, "w/index/new.idx", p);
+		assert_non_null(fp = fopen(p, "r+b"));
+		fputc('X', fp);
+		fclose(fp);
+		open_cache(f, 0);
+		assert_int_equal(bkr_store_stat(f->s, "index/new.idx", &size), 0);
+		assert_int_equal(size, 9);
+		assert_int_equal(f->c->gets, 1);
+		assert_int_equal(bkr_store_get(f->s, "index/new.idx", 100, &d, &n), 0);
+		assert_memory_equal(d, "new index", 9);
+		free(d);
+		assert_int_equal(f->c->gets, 1);
+	}
+}
+
 static void test_default_dir(void **state)
 {
 	char out[PATH_MAX];
@@ -583,6 +641,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_size_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pass_through, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_written_kept, setup, teardown),
 		cmocka_unit_test(test_default_dir),
 		cmocka_unit_test_setup_teardown(test_repo_through_cache, setup, teardown),
 	};

@@ -102,6 +102,7 @@ typedef struct {
 	char *endpoint_url;      /**< "http[s]://HOST[:PORT]" */
 	int path_style;          /**< -1 automatic (default), 0 virtual-hosted, 1 path-style */
 	int lock_stale_seconds;  /**< 0 = the default (300) */
+	int retry_pause_ms;      /**< first pause before a retry; 0 = the default (200) */
 } bkr_config_s3;
 
 /** A loaded configuration.  Every string and array is owned by the struct. */

@@ -127,6 +127,7 @@ typedef struct {
 	const char *region, *endpoint_url;
 	int path_style;         /**< -1: automatic (an IP address or localhost endpoint), 0 no, 1 yes */
 	int lock_stale_seconds; /**< a lock not refreshed for this long is stale; 0: 300 */
+	int retry_pause_ms;     /**< the first pause before a retry, doubled each time up to 15x; 0: 200 */
 } bkr_store_s3_settings;
 
 /**
