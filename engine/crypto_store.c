@@ -96,6 +96,12 @@ static int cs_get_range(bkr_store *s, const char *name, uint64_t off, size_t len
 	return err;
 }
 
+/* sealed objects are read whole and opened first: no advice for them */
+static int cs_advise(bkr_store *s, const char *name, uint64_t off, uint64_t len)
+{
+	return bkr_crypto_object_is_sealed(name) ? 0 : bkr_store_advise(INNER(s), name, off, len);
+}
+
 static int cs_put(bkr_store *s, const char *name, const void *data, size_t len)
 {
 	uint8_t *sealed = NULL;
@@ -160,6 +166,7 @@ static const bkr_store_ops crypto_ops = {
 	.get = cs_get,
 	.view = cs_view,
 	.get_range = cs_get_range,
+	.advise = cs_advise,
 	.put = cs_put,
 	.upload_new = cs_upload_new,
 	.list = cs_list,

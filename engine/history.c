@@ -9,6 +9,13 @@
  * last level was taken over the path is unchanged without a comparison;
  * otherwise the two entries are compared with bkr_diff_entries.  Then the
  * previous backup's levels that were not taken over are released.
+ *
+ * The directories above the last component are resolved first, one level
+ * at a time over every backup (resolve): a level's trees are advised a
+ * window ahead of being read, so a cold walk keeps the device busy with
+ * many reads at once, then the walk proper runs over the last level alone
+ * from the resolved directories.  Where a tree on the way cannot be read,
+ * the whole path is walked instead, which reports it (BKR_HISTORY_ERROR).
  */
 #include "bkr/history.h"
 
@@ -48,9 +55,12 @@ const char *bkr_history_change_name(bkr_history_change c)
 	return (unsigned)c < sizeof(names) / sizeof(*names) ? names[c] : "?";
 }
 
+/* trees advised ahead of the one being read: a deep queue, a bounded page cache */
+#define ADVISE_AHEAD 256
+
 static int repo_open(void *ctx, const bkr_id *id, bkr_dir **d, void **holder)
 {
-	int err = bkr_dir_open(d, id, bkr_repo_load_tree, ctx);
+	int err = bkr_dir_open(d, id, bkr_repo_load_tree_only, ctx);
 	*holder = err < 0 ? NULL : *d;
 	return err;
 }
@@ -93,6 +103,85 @@ static int split(hctx *h, const char *whole)
 	}
 	h->depth = n;
 	return 0;
+}
+
+/* Advise the trees of b[*next .. i + ADVISE_AHEAD) that are not their predecessor's. */
+static void advise_ahead(hctx *h, const bkr_history_backup *b, size_t n, size_t i, size_t *next)
+{
+	for (; *next < n && *next < i + ADVISE_AHEAD; (*next)++) {
+		const bkr_id *t = &b[*next].root;
+		if (bkr_id_is_zero(t) || (*next > 0 && bkr_id_cmp(t, &b[*next - 1].root) == 0))
+			continue;
+		if (h->dirs->advise)
+			h->dirs->advise(h->dirs->ctx, t);
+		else if (bkr_repo_advise_blob(h->repo, t) < 0)
+			bkr_error_clear();
+	}
+}
+
+/*
+ * Into *out (n backups): each backup's tree of the directory holding the
+ * path's last component (zero where a directory on the way is absent or
+ * not a directory), found level by level.  0; 1 when a tree could not be
+ * read or searched (*out NULL: the caller walks the whole path, which says
+ * where); BKR_ENOMEM.
+ */
+static int resolve(hctx *h, const bkr_history_backup *b, size_t n, bkr_history_backup **out)
+{
+	bkr_history_backup *cur = malloc(n * sizeof(*cur)), *nxt = malloc(n * sizeof(*nxt)), *t;
+	int err = 0;
+
+	*out = NULL;
+	if (!cur || !nxt) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	memcpy(cur, b, n * sizeof(*cur));
+	for (size_t k = 0; k + 1 < h->depth; k++) {
+		size_t next = 0;
+		for (size_t i = 0; i < n; i++) {
+			bkr_dir *d;
+			void *holder;
+			bkr_entry e;
+			const bkr_tree *leaf;
+			uint32_t li;
+			uint64_t index;
+
+			nxt[i].id = cur[i].id;
+			memset(&nxt[i].root, 0, sizeof(nxt[i].root));
+			if (bkr_id_is_zero(&cur[i].root))
+				continue;
+			if (i > 0 && bkr_id_cmp(&cur[i].root, &cur[i - 1].root) == 0) {
+				nxt[i].root = nxt[i - 1].root;
+				continue;
+			}
+			advise_ahead(h, cur, n, i, &next);
+			if ((err = h->dirs->open(h->dirs->ctx, &cur[i].root, &d, &holder)) < 0)
+				goto done;
+			err = bkr_dir_find(d, (const uint8_t *)h->comp[k], h->clen[k], &e, &leaf, &li, &index);
+			if (err == 0 && e.type == BKR_FT_DIR)
+				nxt[i].root = e.subtree;
+			if (holder)
+				h->dirs->release(h->dirs->ctx, holder);
+			if (err == BKR_ENOTFOUND)
+				err = 0;
+			if (err < 0)
+				goto done;
+		}
+		t = cur;
+		cur = nxt;
+		nxt = t;
+	}
+	*out = cur;
+	cur = NULL;
+done:
+	free(cur);
+	free(nxt);
+	if (err < 0 && err != BKR_ENOMEM) {
+		bkr_error_clear();
+		return 1;
+	}
+	return err;
 }
 
 /* Level @p k of the current backup, in directory tree @p tree; 0, or a load
@@ -177,6 +266,8 @@ int bkr_history_walk(bkr_repo *r, const bkr_history_backup *b, size_t n, const c
 	static const bkr_history_dirs from_repo = { repo_open, repo_release, NULL };
 	bkr_history_dirs own = from_repo;
 	hctx h = { .repo = r };
+	bkr_history_backup *resolved = NULL;
+	size_t adv = 0, skip = 0;
 	int err = 0;
 
 	own.ctx = r;
@@ -187,6 +278,18 @@ int bkr_history_walk(bkr_repo *r, const bkr_history_backup *b, size_t n, const c
 		err = walk_root(b, n, fn, ctx);
 		goto done;
 	}
+	if (h.depth > 1 && n > 0) {
+		if ((err = resolve(&h, b, n, &resolved)) < 0)
+			goto done;
+		if (resolved) { /* the walk proper: the last level, from the resolved directories */
+			b = resolved;
+			skip = h.depth - 1;
+			h.comp += skip;
+			h.clen += skip;
+			h.depth = 1;
+		}
+		err = 0;
+	}
 	if (!(h.prev = calloc(h.depth, sizeof(level))) || !(h.cur = calloc(h.depth, sizeof(level)))) {
 		err = bkr_error_oom();
 		goto done;
@@ -196,6 +299,9 @@ int bkr_history_walk(bkr_repo *r, const bkr_history_backup *b, size_t n, const c
 		const bkr_id *tree = bkr_id_is_zero(&b[i].root) ? NULL : &b[i].root;
 		level *last = &h.cur[h.depth - 1];
 		int lerr = 0;
+
+		if (tree)
+			advise_ahead(&h, b, n, i, &adv);
 
 		for (size_t k = 0; k < h.depth; k++) {
 			if (!tree) {
@@ -246,7 +352,10 @@ done:
 			level_release(&h, &h.prev[k]);
 	free(h.prev);
 	free(h.cur);
-	free(h.comp);
-	free(h.clen);
+	if (h.comp)
+		free(h.comp - skip);
+	if (h.clen)
+		free(h.clen - skip);
+	free(resolved);
 	return err < 0 ? err : 0;
 }

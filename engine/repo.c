@@ -465,7 +465,26 @@ int bkr_repo_pack_blob(bkr_repo *r, const char *path, const bkr_index_entry *e, 
 				       e->raw_len, e->type, out);
 }
 
-int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_t **out, size_t *len)
+int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id)
+{
+	char name[PATH_MAX];
+	bkr_index_entry e;
+	bkr_store *s;
+	size_t nt = bkr_repo_tier_count(r), hint;
+	int err;
+
+	if ((err = bkr_repo_lookup(r, id, &e)) < 0)
+		return err;
+	hint = cache_get(r, &e.pack);
+	if (!pack_place(r, nt, hint != SIZE_MAX && hint <= 2 * nt + 1 ? hint : 0, &e.pack, e.type, &s, name))
+		return 0;
+	if (bkr_store_advise(s, name, e.offset, BKR_BLOB_HEADER_SIZE + (uint64_t)e.stored_len) < 0)
+		bkr_error_clear(); /* advice only: the read will say what is wrong */
+	return 0;
+}
+
+static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned flags, uint8_t **out,
+		     size_t *len)
 {
 	bkr_index_entry e;
 	uint8_t *buf = NULL;
@@ -484,9 +503,7 @@ int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_
 	}
 	if (!(buf = malloc(e.raw_len ? e.raw_len : 1)))
 		return bkr_error_oom();
-	/* A small tree pack is read all over, and backwards (trees are written
-	 * children first and walked parents first): the store reads it ahead. */
-	g = (struct range){ .name = name, .flags = type == BKR_BLOB_TREE ? BKR_STORE_READ_AHEAD : 0 };
+	g = (struct range){ .name = name, .flags = flags };
 	/* A failed read drops the store's cached descriptor: a second attempt
 	 * opens the pack afresh, wherever it is now (moved to a tier or trash).
 	 * A pack found nowhere may have moved during the search, or to a tier
@@ -528,15 +545,32 @@ int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_
 	return 0;
 }
 
-int bkr_repo_load_tree(void *repo, const bkr_id *id, bkr_tree **out)
+int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_t **out, size_t *len)
+{
+	/* A small tree pack is read all over, and backwards (trees are written
+	 * children first and walked parents first): the store reads it ahead. */
+	return read_blob(r, id, type, type == BKR_BLOB_TREE ? BKR_STORE_READ_AHEAD : 0, out, len);
+}
+
+static int load_tree(bkr_repo *r, const bkr_id *id, unsigned flags, bkr_tree **out)
 {
 	uint8_t *buf;
 	size_t len;
 	int err;
 	*out = NULL;
-	if ((err = bkr_repo_read_blob(repo, id, BKR_BLOB_TREE, &buf, &len)) < 0)
+	if ((err = read_blob(r, id, BKR_BLOB_TREE, flags, &buf, &len)) < 0)
 		return err;
 	return bkr_tree_parse(out, buf, len);
+}
+
+int bkr_repo_load_tree(void *repo, const bkr_id *id, bkr_tree **out)
+{
+	return load_tree(repo, id, BKR_STORE_READ_AHEAD, out);
+}
+
+int bkr_repo_load_tree_only(void *repo, const bkr_id *id, bkr_tree **out)
+{
+	return load_tree(repo, id, 0, out);
 }
 
 /* ---- enumeration (verify, prune) ----------------------------------------- */

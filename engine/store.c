@@ -136,6 +136,14 @@ int bkr_store_get_range(bkr_store *s, const char *name, uint64_t off, size_t len
 	return s->ops->get_range(s, name, off, len, buf, flags);
 }
 
+int bkr_store_advise(bkr_store *s, const char *name, uint64_t off, uint64_t len)
+{
+	int err;
+	if ((err = check_name(name, false)) < 0)
+		return err;
+	return s->ops->advise ? s->ops->advise(s, name, off, len) : 0;
+}
+
 int bkr_store_put(bkr_store *s, const char *name, const void *data, size_t len)
 {
 	int err;

@@ -294,6 +294,22 @@ static int local_get_range(bkr_store *s, const char *name, uint64_t off, size_t 
 	return err;
 }
 
+/* posix_fadvise(WILLNEED) queues the reads and returns: the next pread of
+ * the range finds it in the page cache or already on its way. */
+static int local_advise(bkr_store *s, const char *name, uint64_t off, uint64_t len)
+{
+	char path[PATH_MAX];
+	int fd, err;
+
+	if ((err = path_of(s, name, path)) < 0)
+		return err;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "open %s", path);
+	(void)posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+	close(fd);
+	return 0;
+}
+
 static int local_put(bkr_store *s, const char *name, const void *data, size_t len)
 {
 	char path[PATH_MAX], *slash;
@@ -547,6 +563,7 @@ static const bkr_store_ops local_ops = {
 	.get = local_get,
 	.view = local_view,
 	.get_range = local_get_range,
+	.advise = local_advise,
 	.put = local_put,
 	.upload_new = local_upload_new,
 	.upload_write = local_upload_write,

@@ -167,6 +167,12 @@ static void cache_free_list(bkrfs_cache *c, bkrfs_cache_entry *dead)
 
 int bkrfs_cache_get(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_entry **ent, void **val)
 {
+	return bkrfs_cache_get_by(c, key, c->load, c->ctx, ent, val);
+}
+
+int bkrfs_cache_get_by(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_load_fn load, void *ctx,
+		       bkrfs_cache_entry **ent, void **val)
+{
 	bkrfs_cache_entry *e, *dead;
 	void *v = NULL;
 	size_t cost = 0;
@@ -208,7 +214,7 @@ int bkrfs_cache_get(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_entry **ent, 
 	c->loads++;
 	pthread_mutex_unlock(&c->lock);
 
-	err = c->load(c->ctx, key, &v, &cost);
+	err = load(ctx, key, &v, &cost);
 
 	pthread_mutex_lock(&c->lock);
 	e->loading = false;

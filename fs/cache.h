@@ -35,6 +35,10 @@ void bkrfs_cache_free(bkrfs_cache *c);
  * the loader's code is returned (to every waiter) and nothing is cached.
  */
 int bkrfs_cache_get(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_entry **ent, void **val);
+
+/** The same, loading an absent value with @p load (@p ctx) instead of the cache's loader. */
+int bkrfs_cache_get_by(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_load_fn load, void *ctx,
+		       bkrfs_cache_entry **ent, void **val);
 void bkrfs_cache_release(bkrfs_cache *c, bkrfs_cache_entry *ent);
 
 /**

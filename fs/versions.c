@@ -422,6 +422,8 @@ static int nset_add(struct nset *s, const uint8_t *name, size_t len)
 	return 0;
 }
 
+#define MERGE_AHEAD 256 /* trees advised ahead of the one merged */
+
 struct vctx {
 	struct bkrfs *fs;
 	struct vlist *vl;
@@ -430,6 +432,44 @@ struct vctx {
 	const char *path;
 };
 
+/* A history takes one or two trees from each of many packs: each is read
+ * alone (no read-ahead of its pack), the walk advises them ahead. */
+static int tree_load_only(void *ctx, const bkr_id *id, void **val, size_t *cost)
+{
+	struct bkrfs *fs = ctx;
+	bkr_dir *d;
+	int err;
+
+	if ((err = bkr_dir_open(&d, id, bkr_repo_load_tree_only, fs->repo)) < 0)
+		return err;
+	*val = d;
+	*cost = 1;
+	return 0;
+}
+
+static int dirs_open(void *ctx, const bkr_id *id, bkr_dir **d, void **holder)
+{
+	struct bkrfs *fs = ctx;
+	void *v;
+	int err = bkrfs_cache_get_by(fs->dirs, id, tree_load_only, fs, (bkrfs_cache_entry **)holder, &v);
+
+	*d = err < 0 ? NULL : v;
+	return err;
+}
+
+static void dirs_release(void *ctx, void *holder)
+{
+	struct bkrfs *fs = ctx;
+	bkrfs_cache_release(fs->dirs, holder);
+}
+
+static void dirs_advise(void *ctx, const bkr_id *id)
+{
+	struct bkrfs *fs = ctx;
+	if (!bkrfs_cache_contains(fs->dirs, id) && bkr_repo_advise_blob(fs->repo, id) < 0)
+		bkr_error_clear();
+}
+
 /* the names of directory tree @p tree into the set */
 static int merge_names(struct vctx *c, const bkr_id *tree)
 {
@@ -437,7 +477,7 @@ static int merge_names(struct vctx *c, const bkr_id *tree)
 	void *v;
 	int err;
 
-	if ((err = bkrfs_cache_get(c->fs->dirs, tree, &ce, &v)) < 0)
+	if ((err = bkrfs_cache_get_by(c->fs->dirs, tree, tree_load_only, c->fs, &ce, &v)) < 0)
 		return err;
 	for (uint64_t k = 0, n = bkr_dir_count(v); k < n && err >= 0; k++) {
 		const bkr_tree *leaf;
@@ -450,11 +490,40 @@ static int merge_names(struct vctx *c, const bkr_id *tree)
 	return err < 0 ? err : 0;
 }
 
+/* dirs[k] is a tree, not the one of the backup before */
+static bool new_tree(const bkr_id *dirs, size_t k)
+{
+	return !bkr_id_is_zero(&dirs[k]) && (k == 0 || bkr_id_cmp(&dirs[k], &dirs[k - 1]) != 0);
+}
+
+/* the names of every distinct tree of the directory (vl->dirs), read a window
+ * ahead of merging them (a deep queue of reads on a cold cache) */
+static int merge_all(struct vctx *c)
+{
+	const struct vlist *vl = c->vl;
+	size_t n = vl->h->n, next = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		int err;
+		if (!new_tree(vl->dirs, k))
+			continue; /* absent, or the same tree as the backup before */
+		for (; next < n && next < k + MERGE_AHEAD; next++)
+			if (new_tree(vl->dirs, next))
+				dirs_advise(c->fs, &vl->dirs[next]);
+		if ((err = merge_names(c, &vl->dirs[k])) < 0) {
+			bkrfs_log(c->fs, "/versions/%s in backup %s: %s", c->path, vl->h->snap[k]->id, bkr_error_message());
+			if (err == BKR_ENOMEM)
+				return err;
+			bkr_error_clear();
+		}
+	}
+	return 0;
+}
+
 static int on_version(void *ctx, const bkr_history_item *it)
 {
 	struct vctx *c = ctx;
 	struct vlist *vl = c->vl;
-	int err;
 
 	if (it->change == BKR_HISTORY_ERROR) {
 		bkrfs_log(c->fs, "/versions/%s: %s", c->path, bkr_error_message());
@@ -465,14 +534,7 @@ static int on_version(void *ctx, const bkr_history_item *it)
 	if (it->entry->type == BKR_FT_DIR) {
 		if (!vl->dirs && !(vl->dirs = calloc(vl->h->n, sizeof(bkr_id))))
 			return bkr_error_oom();
-		vl->dirs[it->backup] = it->entry->subtree;
-		if (it->change == BKR_HISTORY_UNCHANGED)
-			return 0; /* the same tree as the backup before */
-		if ((err = merge_names(c, &it->entry->subtree)) < 0) {
-			bkrfs_log(c->fs, "/versions/%s in backup %s: %s", c->path, vl->h->snap[it->backup]->id,
-				  bkr_error_message());
-			return err == BKR_ENOMEM ? err : 0;
-		}
+		vl->dirs[it->backup] = it->entry->subtree; /* names merged after the walk */
 		return 0;
 	}
 	if (it->change != BKR_HISTORY_ADDED && it->change != BKR_HISTORY_CONTENT && it->change != BKR_HISTORY_METADATA)
@@ -495,26 +557,10 @@ static int cmp_vver(const void *a, const void *b)
 	return strcmp(((const struct vver *)a)->name, ((const struct vver *)b)->name);
 }
 
-static int dirs_open(void *ctx, const bkr_id *id, bkr_dir **d, void **holder)
-{
-	struct bkrfs *fs = ctx;
-	void *v;
-	int err = bkrfs_cache_get(fs->dirs, id, (bkrfs_cache_entry **)holder, &v);
-
-	*d = err < 0 ? NULL : v;
-	return err;
-}
-
-static void dirs_release(void *ctx, void *holder)
-{
-	struct bkrfs *fs = ctx;
-	bkrfs_cache_release(fs->dirs, holder);
-}
-
 /* compute the listing of /versions directory @p i from catalog @p h */
 static int vlist_compute(struct bkrfs *fs, bkrfs_inode *i, struct bkrfs_hist *h, struct vlist **out)
 {
-	bkr_history_dirs dirs = { dirs_open, dirs_release, fs };
+	bkr_history_dirs dirs = { dirs_open, dirs_release, fs, dirs_advise };
 	struct vctx c = { .fs = fs, .path = i->path };
 	bkr_history_backup *hb = h->hb, *own = NULL;
 	const char *path = i->path;
@@ -545,7 +591,7 @@ static int vlist_compute(struct bkrfs *fs, bkrfs_inode *i, struct bkrfs_hist *h,
 	}
 	err = bkr_history_walk(fs->repo, hb, h->n, path, &dirs, on_version, &c);
 	free(own);
-	if (err < 0)
+	if (err < 0 || (vl->dirs && (err = merge_all(&c)) < 0))
 		goto fail;
 	if (c.names.n && !(vl->names = malloc(c.names.n * sizeof(char *)))) {
 		err = bkr_error_oom();

@@ -9,8 +9,13 @@
  * an unchanged directory is not read again (consecutive backups share most
  * trees), so a history of N backups reads at most N x depth trees and
  * usually far fewer.  Trees are opened through a caller's cache (the
- * mount's directory cache) or, by default, straight from the repository.
- * Memory: the trees of two backups' paths at a time.
+ * mount's directory cache) or, by default, straight from the repository
+ * (each tree alone: bkr_repo_load_tree_only).  The directories above the
+ * path's last component are resolved level by level over every backup, and
+ * the trees of each level are advised (bkr_repo_advise_blob) a window
+ * ahead of reading them, so a cold history waits on a deep queue of reads
+ * instead of one read after another.  Memory: the trees of two backups'
+ * paths at a time, and one tree id per backup.
  */
 #ifndef BKR_HISTORY_H
 #define BKR_HISTORY_H
@@ -66,6 +71,9 @@ typedef struct {
 	int (*open)(void *ctx, const bkr_id *id, bkr_dir **d, void **holder);
 	void (*release)(void *ctx, void *holder);
 	void *ctx;
+	/** Optional: tree @p id will be opened soon (NULL: bkr_repo_advise_blob; a
+	 *  cache skips what it holds).  Advice only: its result is ignored. */
+	void (*advise)(void *ctx, const bkr_id *id);
 } bkr_history_dirs;
 
 /**

@@ -175,8 +175,26 @@ int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out);
  */
 int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_t **out, size_t *len);
 
-/** Loader for bkr_dir_open: @p ctx is the bkr_repo. */
+/**
+ * Loader for bkr_dir_open: @p ctx is the bkr_repo.  A small tree pack is
+ * read ahead whole (a walk of one backup reads much of it).
+ */
 int bkr_repo_load_tree(void *repo, const bkr_id *id, bkr_tree **out);
+
+/**
+ * The same, without reading the rest of its pack ahead: for walks that take
+ * one or two trees from each of many packs (the history of one path), where
+ * a whole pack per tree would read the repository's every tree pack.
+ */
+int bkr_repo_load_tree_only(void *repo, const bkr_id *id, bkr_tree **out);
+
+/**
+ * Advice: blob @p id will be read soon (bkr_store_advise of its bytes in
+ * its pack, where the pack was last found, else the hot store).  Issued for
+ * many blobs before reading them, the reads reach the device together.
+ * 0, or BKR_ENOTFOUND when the blob is not indexed (nothing advised).
+ */
+int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id);
 
 /** Locate a pack's file in hot, the tiers, then trash (the repository's, the tiers'); BKR_ENOTFOUND. */
 int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, char *out, size_t cap);

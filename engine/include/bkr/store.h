@@ -60,6 +60,8 @@ typedef struct bkr_store_ops {
 	/** Optional (NULL: bkr_store_view_get uses get). */
 	int (*view)(bkr_store *s, const char *name, size_t max, bkr_store_view *out);
 	int (*get_range)(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags);
+	/** Optional (NULL: bkr_store_advise does nothing). */
+	int (*advise)(bkr_store *s, const char *name, uint64_t off, uint64_t len);
 	int (*put)(bkr_store *s, const char *name, const void *data, size_t len);
 	int (*upload_new)(bkr_store *s, const char *prefix, bkr_store_upload **out);
 	int (*upload_write)(bkr_store_upload *u, const void *data, size_t len);
@@ -176,6 +178,15 @@ void bkr_store_view_release(bkr_store_view *v);
  * the object ends first).  A local store keeps recently read objects open.
  */
 int bkr_store_get_range(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags);
+
+/**
+ * Advice: @p len bytes at @p off of @p name (0: to its end) will be read
+ * soon.  A local store starts reading them into the page cache and returns
+ * at once, so that many pieces advised one after another reach the device
+ * as one deep queue instead of a wait per piece; a store that cannot do
+ * this ignores it.  0, or BKR_ENOTFOUND when the object is absent.
+ */
+int bkr_store_advise(bkr_store *s, const char *name, uint64_t off, uint64_t len);
 
 /** Publish @p data as @p name unless it exists (BKR_EEXISTS); durable on return. */
 int bkr_store_put(bkr_store *s, const char *name, const void *data, size_t len);
