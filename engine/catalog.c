@@ -83,6 +83,8 @@ int bkr_repo_list_names(bkr_repo *r, const char *sub, const char *suffix, char *
 }
 
 /* Manifest @p id of folder @p sub. */
+#define MANIFEST_AHEAD 256 /* manifests advised ahead of the one read (bkr_repo_list_cb) */
+
 static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manifest **out)
 {
 	char path[PATH_MAX], rel[PATH_MAX];
@@ -306,9 +308,17 @@ int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
 		err = bkr_error_oom();
 		goto done;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, next = 0; i < n; i++) {
 		bkr_manifest *m;
-		int e = load_manifest(r, sub, ids[i], &m);
+		int e;
+		/* a window of manifests asked for ahead: reads queued together, not one wait each */
+		for (; next < n && next < i + MANIFEST_AHEAD; next++) {
+			char rel[PATH_MAX];
+			if (snprintf(rel, sizeof(rel), "%s/%s.json", sub, ids[next]) < (int)sizeof(rel) &&
+			    bkr_store_advise(r->store, rel, 0, 0) < 0)
+				bkr_error_clear();
+		}
+		e = load_manifest(r, sub, ids[i], &m);
 		if (e == BKR_ENOTFOUND)
 			continue; /* deleted meanwhile */
 		if (e == BKR_ENOMEM) {

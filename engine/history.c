@@ -57,6 +57,9 @@ const char *bkr_history_change_name(bkr_history_change c)
 
 /* trees advised ahead of the one being read: a deep queue, a bounded page cache */
 #define ADVISE_AHEAD 256
+/* A backup's root tree is the last of its pack, its sources' directories
+ * just before it (children first): advised with the root, one read each. */
+#define ROOT_CHILDREN (16u << 10)
 
 static int repo_open(void *ctx, const bkr_id *id, bkr_dir **d, void **holder)
 {
@@ -105,16 +108,18 @@ static int split(hctx *h, const char *whole)
 	return 0;
 }
 
-/* Advise the trees of b[*next .. i + ADVISE_AHEAD) that are not their predecessor's. */
+/* Advise the trees of b[*next .. i + ADVISE_AHEAD) that are not their
+ * predecessor's (a backup's root tree with its sources' directories). */
 static void advise_ahead(hctx *h, const bkr_history_backup *b, size_t n, size_t i, size_t *next)
 {
 	for (; *next < n && *next < i + ADVISE_AHEAD; (*next)++) {
 		const bkr_id *t = &b[*next].root;
+		uint32_t before = b[*next].inner ? 0 : ROOT_CHILDREN;
 		if (bkr_id_is_zero(t) || (*next > 0 && bkr_id_cmp(t, &b[*next - 1].root) == 0))
 			continue;
 		if (h->dirs->advise)
-			h->dirs->advise(h->dirs->ctx, t);
-		else if (bkr_repo_advise_blob(h->repo, t) < 0)
+			h->dirs->advise(h->dirs->ctx, t, before);
+		else if (bkr_repo_advise_blob(h->repo, t, before) < 0)
 			bkr_error_clear();
 	}
 }
@@ -148,6 +153,7 @@ static int resolve(hctx *h, const bkr_history_backup *b, size_t n, bkr_history_b
 			uint64_t index;
 
 			nxt[i].id = cur[i].id;
+			nxt[i].inner = true;
 			memset(&nxt[i].root, 0, sizeof(nxt[i].root));
 			if (bkr_id_is_zero(&cur[i].root))
 				continue;

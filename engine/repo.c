@@ -465,7 +465,7 @@ int bkr_repo_pack_blob(bkr_repo *r, const char *path, const bkr_index_entry *e, 
 				       e->raw_len, e->type, out);
 }
 
-int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id)
+int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before)
 {
 	char name[PATH_MAX];
 	bkr_index_entry e;
@@ -478,7 +478,9 @@ int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id)
 	hint = cache_get(r, &e.pack);
 	if (!pack_place(r, nt, hint != SIZE_MAX && hint <= 2 * nt + 1 ? hint : 0, &e.pack, e.type, &s, name))
 		return 0;
-	if (bkr_store_advise(s, name, e.offset, BKR_BLOB_HEADER_SIZE + (uint64_t)e.stored_len) < 0)
+	if (before > e.offset)
+		before = (uint32_t)e.offset;
+	if (bkr_store_advise(s, name, e.offset - before, before + BKR_BLOB_HEADER_SIZE + (uint64_t)e.stored_len) < 0)
 		bkr_error_clear(); /* advice only: the read will say what is wrong */
 	return 0;
 }

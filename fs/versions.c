@@ -463,10 +463,10 @@ static void dirs_release(void *ctx, void *holder)
 	bkrfs_cache_release(fs->dirs, holder);
 }
 
-static void dirs_advise(void *ctx, const bkr_id *id)
+static void dirs_advise(void *ctx, const bkr_id *id, uint32_t before)
 {
 	struct bkrfs *fs = ctx;
-	if (!bkrfs_cache_contains(fs->dirs, id) && bkr_repo_advise_blob(fs->repo, id) < 0)
+	if (!bkrfs_cache_contains(fs->dirs, id) && bkr_repo_advise_blob(fs->repo, id, before) < 0)
 		bkr_error_clear();
 }
 
@@ -509,7 +509,7 @@ static int merge_all(struct vctx *c)
 			continue; /* absent, or the same tree as the backup before */
 		for (; next < n && next < k + MERGE_AHEAD; next++)
 			if (new_tree(vl->dirs, next))
-				dirs_advise(c->fs, &vl->dirs[next]);
+				dirs_advise(c->fs, &vl->dirs[next], 0);
 		if ((err = merge_names(c, &vl->dirs[k])) < 0) {
 			bkrfs_log(c->fs, "/versions/%s in backup %s: %s", c->path, vl->h->snap[k]->id, bkr_error_message());
 			if (err == BKR_ENOMEM)
@@ -583,7 +583,7 @@ static int vlist_compute(struct bkrfs *fs, bkrfs_inode *i, struct bkrfs_hist *h,
 		if (pv && pv->dirs && (own = malloc(h->n * sizeof(*own)))) {
 			const char *slash = strrchr(i->path, '/');
 			for (size_t k = 0; k < h->n; k++)
-				own[k] = (bkr_history_backup){ h->hb[k].id, pv->dirs[k] };
+				own[k] = (bkr_history_backup){ h->hb[k].id, pv->dirs[k], true };
 			hb = own;
 			path = slash ? slash + 1 : i->path;
 		}

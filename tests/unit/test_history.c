@@ -198,12 +198,15 @@ static void test_directory_and_root(void **state)
 typedef struct {
 	bkr_repo *r;
 	size_t opens, live;
+	size_t advised, advised_before_first_open, roots_with_children;
 } counter;
 
 static int count_open(void *ctx, const bkr_id *id, bkr_dir **d, void **holder)
 {
 	counter *c = ctx;
-	int err = bkr_dir_open(d, id, bkr_repo_load_tree, c->r);
+	int err = bkr_dir_open(d, id, bkr_repo_load_tree_only, c->r);
+	if (c->opens == 0)
+		c->advised_before_first_open = c->advised;
 	if (err == 0) {
 		c->opens++;
 		c->live++;
@@ -219,11 +222,20 @@ static void count_release(void *ctx, void *holder)
 	bkr_dir_free(holder);
 }
 
+static void count_advise(void *ctx, const bkr_id *id, uint32_t before)
+{
+	counter *c = ctx;
+	c->advised++;
+	c->roots_with_children += before > 0;
+	assert_int_equal(bkr_repo_advise_blob(c->r, id, before), 0);
+}
+
 static void test_reads_only_changed_trees(void **state)
 {
 	fx *f = *state;
 	counter c = { .r = f->r };
-	bkr_history_dirs dirs = { count_open, count_release, &c };
+	bkr_history_dirs dirs = { count_open, count_release, &c, count_advise };
+	bkr_id none;
 	hist h;
 
 	memset(&h, 0, sizeof(h));
@@ -232,6 +244,15 @@ static void test_reads_only_changed_trees(void **state)
 	/* two levels (the root, ws); backups 1 and 6 repeat their predecessor's trees */
 	assert_int_equal(c.opens, 2 * 5);
 	assert_int_equal(c.live, 0);
+	/* each tree advised once before it is read, a level's all before its first
+	 * read (many reads queued at once); the roots with their sources' directories */
+	assert_int_equal(c.advised, 2 * 5);
+	assert_int_equal(c.advised_before_first_open, 5);
+	assert_int_equal(c.roots_with_children, 5);
+	/* advice on a blob that is not indexed: BKR_ENOTFOUND, nothing else */
+	memset(&none, 0x5a, sizeof(none));
+	assert_int_equal(bkr_repo_advise_blob(f->r, &none, 0), BKR_ENOTFOUND);
+	bkr_error_clear();
 }
 
 static void test_damaged_tree(void **state)

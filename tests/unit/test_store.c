@@ -199,6 +199,14 @@ static void test_get_range_bounds(void **state)
 	assert_int_equal(bkr_store_get_range(f->s, "p", 9, 1, buf, 0), 0);
 	assert_int_equal(buf[0], '9');
 	assert_int_equal(bkr_store_get_range(f->s, "missing", 0, 1, buf, 0), BKR_ENOTFOUND);
+	/* advice: a range, to the end, past the end (harmless); a missing object or bad name said */
+	assert_int_equal(bkr_store_advise(f->s, "p", 2, 5), 0);
+	assert_int_equal(bkr_store_advise(f->s, "p", 0, 0), 0);
+	assert_int_equal(bkr_store_advise(f->s, "p", 100, 1), 0);
+	assert_int_equal(bkr_store_advise(f->s, "missing", 0, 0), BKR_ENOTFOUND);
+	assert_int_equal(bkr_store_advise(f->s, "../p", 0, 0), BKR_EINVAL);
+	assert_int_equal(bkr_store_get_range(f->s, "p", 2, 5, buf, 0), 0);
+	assert_memory_equal(buf, "23456", 5);
 }
 
 static void test_upload(void **state)

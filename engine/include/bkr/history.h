@@ -33,6 +33,8 @@ typedef struct {
 	bkr_id root;          /**< its root tree, or the tree of a directory to start from
 	                           (the path is then relative to it); zero: the backup
 	                           has no such tree (the path is absent) */
+	bool inner;           /**< root is a directory's tree, not the backup's root tree
+	                           (only how far ahead it is read differs) */
 } bkr_history_backup;
 
 /** What happened to the path in a backup, compared with the backup before. */
@@ -71,9 +73,10 @@ typedef struct {
 	int (*open)(void *ctx, const bkr_id *id, bkr_dir **d, void **holder);
 	void (*release)(void *ctx, void *holder);
 	void *ctx;
-	/** Optional: tree @p id will be opened soon (NULL: bkr_repo_advise_blob; a
-	 *  cache skips what it holds).  Advice only: its result is ignored. */
-	void (*advise)(void *ctx, const bkr_id *id);
+	/** Optional: tree @p id, and the @p before bytes preceding it in its pack,
+	 *  will be read soon (NULL: bkr_repo_advise_blob; a cache skips what it
+	 *  holds).  Advice only. */
+	void (*advise)(void *ctx, const bkr_id *id, uint32_t before);
 } bkr_history_dirs;
 
 /**

@@ -190,11 +190,13 @@ int bkr_repo_load_tree_only(void *repo, const bkr_id *id, bkr_tree **out);
 
 /**
  * Advice: blob @p id will be read soon (bkr_store_advise of its bytes in
- * its pack, where the pack was last found, else the hot store).  Issued for
- * many blobs before reading them, the reads reach the device together.
- * 0, or BKR_ENOTFOUND when the blob is not indexed (nothing advised).
+ * its pack, where the pack was last found, else the hot store), with the
+ * @p before bytes that precede it (trees are written children first: a
+ * tree's last subdirectory lies just before it).  Issued for many blobs
+ * before reading them, the reads reach the device together.  0, or
+ * BKR_ENOTFOUND when the blob is not indexed (nothing advised).
  */
-int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id);
+int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before);
 
 /** Locate a pack's file in hot, the tiers, then trash (the repository's, the tiers'); BKR_ENOTFOUND. */
 int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, char *out, size_t cap);
