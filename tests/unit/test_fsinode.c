@@ -451,6 +451,18 @@ static void fake_free(void *v)
 	free(v);
 }
 
+static int other_loads;
+
+static int other_load(void *ctx, const bkr_id *key, void **val, size_t *cost)
+{
+	(*(int *)ctx)++;
+	*val = malloc(16);
+	memset(*val, key->b[0], 16);
+	((uint8_t *)*val)[1] = 0x6f;
+	*cost = 100;
+	return 0;
+}
+
 static bkr_id idn(uint8_t n)
 {
 	bkr_id id;
@@ -508,8 +520,20 @@ static void test_lru_drop_and_mark(void **state)
 	bkrfs_cache_get_stats(c, &st);
 	assert_int_equal(st.entries, 1);
 	assert_int_equal(st.cost, 100);
+	/* another loader for one get: used on a miss, not on a hit (/versions reads trees alone) */
+	assert_int_equal(bkrfs_cache_get_by(c, &a, other_load, &other_loads, &e, &v), 0);
+	assert_int_equal(((uint8_t *)v)[1], 0x6f);
+	bkrfs_cache_release(c, e);
+	assert_int_equal(bkrfs_cache_get_by(c, &b, other_load, &other_loads, &e, &v), 0);
+	assert_int_equal(((uint8_t *)v)[1], 2); /* cached by fake_load */
+	bkrfs_cache_release(c, e);
+	assert_int_equal(bkrfs_cache_get(c, &a, &e, &v), 0);
+	assert_int_equal(((uint8_t *)v)[1], 0x6f); /* what other_load made stays */
+	bkrfs_cache_release(c, e);
+	assert_int_equal(other_loads, 1);
+	assert_int_equal(loads, 4);
 	bkrfs_cache_free(c);
-	assert_int_equal(frees, 4);
+	assert_int_equal(frees, 5);
 }
 
 static void test_lru_bounded(void **state)
