@@ -21,7 +21,7 @@
  *   is named, ignored and removed.  Exclusive waits for every other lock,
  *   shared for exclusive ones; a mark (bkr_store_mark) is a shared lock's
  *   object written without looking at the others;
- * - every request is logged at debug level (`bkr -v -v`), for counting;
+ * - every request is logged at debug level (`bkr -vv`), for counting;
  * - a small read of a pack (under S3_WIN_SMALL bytes: a tree blob, a small
  *   file's chunk, a footer) brings the whole window of S3_WIN bytes around
  *   it in one ranged GET, kept in memory (S3_NWIN windows, least recently

@@ -111,8 +111,10 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
 			c.quiet = true;
 			c.progress = false;
-		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+		} else if (!strcmp(a, "--verbose")) {
 			c.verbose++;
+		} else if (a[0] == '-' && a[1] == 'v' && strspn(a + 1, "v") == strlen(a + 1)) {
+			c.verbose += (int)strlen(a + 1); /* -v, -vv (as after the command, getopt's way) */
 		} else if (!strcmp(a, "--no-color")) {
 			c.color = false;
 		} else if (!strcmp(a, "--password-file") && i + 1 < argc) {

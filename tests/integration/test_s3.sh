@@ -79,12 +79,12 @@ CR=s3://bkr-test/cached
 KS=$T/ksrc
 for d in $(seq 1 30); do mkdir -p "$KS/d$d"; for f in 1 2 3; do printf 'file %d %d\n' "$d" "$f" >"$KS/d$d/f$f"; done; done
 expect_exit 0 "$BKR" init -r "$CR"
-# the full backup by "another host" (its own cache); `bkr -v -v` logs every request
+# the full backup by "another host" (its own cache); `bkr -vv` logs every request
 XDG_CACHE_HOME=$T/host-b expect_exit 0 "$BKR" -r "$CR" create --type full "$KS"
 requests() { grep -c "request $1" "$T/err" || true; }
-expect_exit 0 "$BKR" -v -v -r "$CR" create "$KS"
+expect_exit 0 "$BKR" -vv -r "$CR" create "$KS"
 [ "$(requests 'GET tree/')" -gt 0 ] || fail "the first incremental did not fetch its parent's trees: $(cat "$T/err")"
-expect_exit 0 "$BKR" -v -v -r "$CR" create "$KS"
+expect_exit 0 "$BKR" -vv -r "$CR" create "$KS"
 [ "$(requests 'GET tree/')" = 0 ] && [ "$(requests 'GET index/')" = 0 ] && [ "$(requests 'GET backups/')" = 0 ] ||
 	fail "a second incremental fetched trees, index files or manifests: $(grep 'request GET [a-z]' "$T/err")"
 n=$(requests '')
@@ -99,7 +99,7 @@ python3 -c 'import sys; f=open(sys.argv[1], "r+b"); f.seek(20); b=f.read(1); f.s
 truncate -s -1 "$ix"
 sleep 1.1
 printf 'changed under a damaged cache\n' >"$KS/d3/f1"
-expect_exit 0 "$BKR" -v -v -r "$CR" create "$KS"
+expect_exit 0 "$BKR" -vv -r "$CR" create "$KS"
 grep -q "request GET tree/.*$(basename "$tp")" "$T/err" || fail "the damaged cached tree pack was not fetched again"
 grep -q "request GET index/.*$(basename "$ix")" "$T/err" || fail "the truncated cached index file was not fetched again"
 rm -rf "$T/rk"

@@ -95,7 +95,7 @@ ls -d "$T/xdg/bkrfs"/*/b >/dev/null || fail "bkr mount did not cache under \$XDG
 # a backup while the mount holds the cache: made without it (it reads the bucket), exact
 sleep 1.1
 printf 'while mounted\n' >"$S/mounted.txt"
-XDG_CACHE_HOME=$T/xdg "$BKR" -v -v create -r "$URL" "$S" >/dev/null 2>"$T/held.err" || fail "create while the mount holds the cache: $(tail -3 "$T/held.err")"
+XDG_CACHE_HOME=$T/xdg "$BKR" -vv create -r "$URL" "$S" >/dev/null 2>"$T/held.err" || fail "create while the mount holds the cache: $(tail -3 "$T/held.err")"
 grep -q "request GET tree/" "$T/held.err" || fail "create read its parent's trees from a cache the mount holds"
 [ "$("$BKR" cat -r "$URL" latest src/mounted.txt)" = "while mounted" ] || fail "the backup made while the mount held the cache"
 fusermount3 -u "$M"
