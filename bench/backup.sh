@@ -119,6 +119,7 @@ restore_run() {
 	rm -rf "$dst"
 	mkdir -p "$dst"
 	drop_caches
+	RESTORE_LOADS+="${RESTORE_LOADS:+ }$(cut -d' ' -f1 /proc/loadavg)"
 	log "$tool restore"
 	case $tool in
 	bkr) timed "${tool}_restore" sh -c '"$1" restore -q -r "$2" latest --target "$3" && sync' sh \
@@ -139,6 +140,7 @@ restore_run() {
 
 restore_phase() {
 	RESTORE_DIR=$BENCH_WORK/restore
+	RESTORE_LOADS=""
 	rm -rf "$RESTORE_DIR"
 	mkdir -p "$RESTORE_DIR"
 	tree_list "$CORPUS" >"$BENCH_WORK/logs/restore-source.list"
@@ -153,10 +155,12 @@ restore_phase() {
 restore_report() {
 	local tool b f rf rc
 	echo
-	echo "restore of the latest backup, cache dropped before each, timed to a final sync; every tree checked"
-	printf '%-7s %9s %12s\n' tool seconds "peak RSS MiB"
+	echo "restore of the latest backup, cache dropped before each, timed to a final sync; every tree checked;" \
+		"load average before each run: $RESTORE_LOADS"
+	printf '%-7s %9s %9s %12s\n' tool seconds "CPU s" "peak RSS MiB"
 	for tool in $RTOOLS; do
-		printf '%-7s %9s %12s\n' "$tool" "$(get "$tool" restore s)" "$(mib $(($(get "$tool" restore kb) * 1024)))"
+		printf '%-7s %9s %9s %12s\n' "$tool" "$(get "$tool" restore s)" "$(get "$tool" restore cpu)" \
+			"$(mib $(($(get "$tool" restore kb) * 1024)))"
 	done
 	b=$(get bkr restore s)
 	f=$(fmin "$(get restic restore s)" "$(get borg restore s)")

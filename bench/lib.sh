@@ -218,20 +218,22 @@ drop_caches() {
 	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || die "dropping the page cache needs root"
 }
 
-# timed OUTVAR CMD...: runs CMD with /usr/bin/time; sets OUTVAR_s (seconds)
-# and OUTVAR_kb (peak RSS KiB); CMD's output goes to $BENCH_WORK/logs.
+# timed OUTVAR CMD...: runs CMD with /usr/bin/time; sets OUTVAR_s (seconds),
+# OUTVAR_kb (peak RSS KiB) and OUTVAR_cpu (user + system CPU seconds, CMD's
+# and its children's); CMD's output goes to $BENCH_WORK/logs.
 timed() {
 	local var=$1
 	shift
 	local tf=$BENCH_WORK/logs/time.$$ lf=$BENCH_WORK/logs/$var.log
-	if ! /usr/bin/time -f '%e %M' -o "$tf" "$@" >"$lf" 2>&1; then
+	if ! /usr/bin/time -f '%e %M %U %S' -o "$tf" "$@" >"$lf" 2>&1; then
 		tail -5 "$lf" >&2
 		die "failed: $* (log: $lf)"
 	fi
-	local s kb
-	read -r s kb <"$tf"
+	local s kb u sy
+	read -r s kb u sy <"$tf"
 	printf -v "${var}_s" '%s' "$s"
 	printf -v "${var}_kb" '%s' "$kb"
+	printf -v "${var}_cpu" '%s' "$(awk -v u="$u" -v s="$sy" 'BEGIN { printf "%.2f", u + s }')"
 }
 
 # ratio A B: A/B with 2 decimals ("-" when either is not a number or B is 0)
