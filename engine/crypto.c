@@ -493,7 +493,7 @@ static void blob_ad(uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE], const bkr_crypto 
 	memcpy(ad + PREFIX_SIZE + 1, id->b, BKR_ID_SIZE);
 }
 
-int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, bool zlib,
+int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t codec,
 			 const void *payload, size_t len, uint8_t **out, uint32_t *outlen)
 {
 	uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE], head[BKR_SEALED_BLOB_HEADER] = { 0 }, *buf = NULL;
@@ -505,11 +505,13 @@ int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, bo
 	*outlen = 0;
 	if (len > BKR_BLOB_MAX)
 		return bkr_error_set(BKR_EINVAL, "blob of %zu bytes exceeds the %u-byte limit", len, BKR_BLOB_MAX);
+	if (codec != 0 && codec != BKR_BLOB_FLAG_ZLIB && codec != BKR_BLOB_FLAG_ZSTD)
+		return bkr_error_set(BKR_EINVAL, "sealed blob: codec flags 0x%02x", codec);
 	padded = bkr_crypto_blob_padded(len);
 	if (!(buf = malloc(padded + BKR_CRYPTO_OVERHEAD)))
 		return bkr_error_oom();
 	/* inner header ‖ payload ‖ zero padding, sealed as they are (no copy) */
-	head[0] = zlib ? BKR_BLOB_FLAG_ZLIB : 0;
+	head[0] = codec;
 	bkr_put_u32(head + 4, (uint32_t)len);
 	in[0] = (struct span){ head, sizeof(head) };
 	in[1] = (struct span){ len ? payload : head, len };
@@ -525,7 +527,7 @@ int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, bo
 }
 
 int bkr_crypto_open_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t *in, size_t inlen,
-			 const uint8_t **payload, size_t *len, bool *zlib, const char *what)
+			 const uint8_t **payload, size_t *len, uint8_t *codec, const char *what)
 {
 	uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE], *pt = in + BKR_CRYPTO_NONCE_SIZE;
 	size_t n, l;
@@ -533,7 +535,7 @@ int bkr_crypto_open_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, ui
 
 	*payload = NULL;
 	*len = 0;
-	*zlib = false;
+	*codec = 0;
 	blob_ad(ad, c, type, id);
 	if (inlen < BKR_CRYPTO_OVERHEAD + BKR_SEALED_BLOB_MIN)
 		return bkr_error_set(BKR_ECORRUPT, "%s: sealed blob of %zu bytes is too short", what, inlen);
@@ -541,12 +543,13 @@ int bkr_crypto_open_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, ui
 		return err;
 	n = inlen - BKR_CRYPTO_OVERHEAD;
 	l = bkr_get_u32(pt + 4);
-	if ((pt[0] & ~BKR_BLOB_FLAG_ZLIB) || pt[1] || pt[2] || pt[3] || l > BKR_BLOB_MAX ||
+	/* one codec bit at most: zlib (any encrypted repository) or zstd */
+	if ((pt[0] != 0 && pt[0] != BKR_BLOB_FLAG_ZLIB && pt[0] != BKR_BLOB_FLAG_ZSTD) || pt[1] || pt[2] || pt[3] || l > BKR_BLOB_MAX ||
 	    bkr_crypto_blob_padded(l) != n)
 		return bkr_error_set(BKR_ECORRUPT, "%s: sealed blob: bad inner header (flags 0x%02x, length %zu of %zu)",
 				     what, pt[0], l, n);
 	*payload = pt + BKR_SEALED_BLOB_HEADER;
 	*len = l;
-	*zlib = pt[0] & BKR_BLOB_FLAG_ZLIB;
+	*codec = pt[0];
 	return 0;
 }

@@ -166,7 +166,7 @@ int bkr_blob_seal(const bkr_crypto *c, bkr_blob_type type, const bkr_id *id,
 
 	if (!c)
 		return 0;
-	if ((err = bkr_crypto_seal_blob(c, (uint8_t)type, id, *flags & BKR_BLOB_FLAG_ZLIB, *payload, *stored_len,
+	if ((err = bkr_crypto_seal_blob(c, (uint8_t)type, id, *flags & (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD), *payload, *stored_len,
 					&sealed, &n)) < 0)
 		return err;
 	free(*payload);
@@ -199,7 +199,8 @@ static bool entry_ok(const bkr_crypto *c, uint8_t flags, uint32_t stored_len, ui
 	if (raw_len > BKR_BLOB_MAX)
 		return false;
 	if (c)
-		return (flags & ~BKR_BLOB_FLAG_ZLIB) == BKR_BLOB_FLAG_ENCRYPTED &&
+		return (flags == BKR_BLOB_FLAG_ENCRYPTED || flags == (BKR_BLOB_FLAG_ENCRYPTED | BKR_BLOB_FLAG_ZLIB) ||
+			flags == (BKR_BLOB_FLAG_ENCRYPTED | BKR_BLOB_FLAG_ZSTD)) &&
 		       stored_len >= BKR_CRYPTO_OVERHEAD + BKR_SEALED_BLOB_MIN &&
 		       stored_len <= BKR_SEALED_BLOB_STORED_MAX;
 	if (flags == (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD))
@@ -563,7 +564,7 @@ static int read_sealed(const bkr_crypto *c, bkr_pack_reader read, void *ctx, con
 	uint8_t *buf = NULL, *h;
 	const uint8_t *payload;
 	size_t plen;
-	bool zlib;
+	uint8_t codec;
 	int err;
 
 	bkr_id_to_hex(id, hex);
@@ -584,16 +585,16 @@ static int read_sealed(const bkr_crypto *c, bkr_pack_reader read, void *ctx, con
 		goto done;
 	}
 	if ((err = bkr_crypto_open_blob(c, type, id, buf + BKR_BLOB_HEADER_SIZE, stored_len, &payload, &plen,
-					&zlib, what)) < 0) {
+					&codec, what)) < 0) {
 		bkr_error_prefix("blob %s", hex);
 		goto done;
 	}
-	if (!zlib && plen != raw_len) {
+	if (!codec && plen != raw_len) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: raw payload of %zu bytes, the index says %u",
 				    what, hex, plen, raw_len);
 		goto done;
 	}
-	err = bkr_blob_decode(c, id, zlib ? BKR_BLOB_FLAG_ZLIB : 0, payload, (uint32_t)plen, out, raw_len, what);
+	err = bkr_blob_decode(c, id, codec, payload, (uint32_t)plen, out, raw_len, what);
 done:
 	free(buf);
 	return err;

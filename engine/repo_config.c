@@ -165,11 +165,6 @@ int bkr_repo_config_parse(bkr_repo_config *cfg, const char *text, size_t len, co
 				    "features.incompat disagree", what);
 		goto done;
 	}
-	if (cfg->codec == BKR_CODEC_ZSTD && cfg->encrypted) {
-		err = bkr_error_set(BKR_EUNSUPPORTED, "%s: zstd compression in an encrypted repository is not supported",
-				    what);
-		goto done;
-	}
 	if ((err = get_uint(comp, "level", what, 9, &u)) < 0)
 		goto done;
 	cfg->level = cfg->codec != BKR_CODEC_NONE ? (int)u : 0;
@@ -347,8 +342,6 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 		return bkr_error_set(BKR_EINVAL, "encryption '%s': expected none or aes-256-gcm", opts->encryption);
 	encrypt = opts->encryption && !strcmp(opts->encryption, "aes-256-gcm");
 	zstd = opts->compression && !strcmp(opts->compression, "zstd");
-	if (zstd && encrypt)
-		return bkr_error_set(BKR_EINVAL, "compression zstd: not available in an encrypted repository yet");
 	if (!bkr_store_is_url(path) && (err = check_empty(path)) < 0)
 		return err;
 	/* the passphrase first: without one nothing is created */

@@ -41,11 +41,11 @@ static void open_blob(const uint8_t *data, size_t size, const bkr_id *id)
 	uint8_t *copy = malloc(size ? size : 1);
 	const uint8_t *payload;
 	size_t len;
-	bool zlib;
+	uint8_t codec;
 	if (!copy)
 		return;
 	memcpy(copy, data, size);
-	(void)bkr_crypto_open_blob(keys, BKR_BLOB_DATA, id, copy, size, &payload, &len, &zlib, "fuzz");
+	(void)bkr_crypto_open_blob(keys, BKR_BLOB_DATA, id, copy, size, &payload, &len, &codec, "fuzz");
 	free(copy);
 }
 
@@ -92,7 +92,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(sealed);
 	}
 	if (size <= BKR_BLOB_MAX &&
-	    bkr_crypto_seal_blob(keys, BKR_BLOB_DATA, &id, size && (data[0] & 2), data, size, &sealed, &slen) == 0) {
+	    bkr_crypto_seal_blob(keys, BKR_BLOB_DATA, &id,
+				 size && (data[0] & 2) ? ((data[0] & 4) ? BKR_BLOB_FLAG_ZSTD : BKR_BLOB_FLAG_ZLIB) : 0,
+				 data, size, &sealed, &slen) == 0) {
 		if (size && (data[0] & 1))
 			sealed[(size_t)data[0] % slen] ^= 0x10;
 		open_blob(sealed, slen, &id);

@@ -2,8 +2,9 @@
 # A repository created with --compression zstd (docs/format.md, the feature
 # "zstd"): config.json names the codec and the feature, blobs are zstd frames
 # (flag 0x04), a backup verifies with --read-data, restores exactly, mounts;
-# a damaged zstd blob is found by verify and named by restore; zstd with
-# encryption is refused at init, and bad --compression values are usage errors.
+# a damaged zstd blob is found by verify; bad --compression values are usage
+# errors; and the same in an encrypted repository (sealed zstd blobs), with
+# bkr copy between zstd and zlib repositories, plain and encrypted.
 source "$(dirname "$0")/lib.sh"
 
 R=$T/repo
@@ -97,9 +98,87 @@ pass "a damaged zstd blob fails verify --read-data"
 expect_exit 2 "$BKR" init -r "$T/r2" --compression lz4
 one_line_error
 grep -q "zlib, zstd or none" "$T/err" || fail "bad --compression: $(cat "$T/err")"
+pass "unknown codecs are refused at init"
+
+# --- zstd in an encrypted repository: the codec bit is inside each sealed blob
+export BKR_TEST_KDF_N=1024 # cheap keys for the test (stored with each key)
 export BKR_PASSWORD=zstd-test
-expect_exit 2 "$BKR" init -r "$T/r3" --compression zstd --encryption aes-256-gcm
-one_line_error
-grep -q "encrypted" "$T/err" || fail "zstd with encryption: $(cat "$T/err")"
-[ ! -e "$T/r3/config.json" ] || fail "zstd with encryption created a repository"
-pass "zstd with encryption and unknown codecs are refused at init"
+RE=$T/renc
+RZ=$T/renc-zlib
+expect_exit 0 "$BKR" init -r "$RE" --compression zstd --encryption aes-256-gcm
+python3 - "$RE/config.json" <<'PY' || fail "config.json of an encrypted zstd repository"
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert c["compression"] == {"codec": "zstd", "level": 2}, c["compression"]
+assert sorted(c["features"]["incompat"]) == ["encryption", "zstd"], c["features"]
+assert c["encryption"] == "aes-256-gcm", c["encryption"]
+PY
+expect_exit 0 "$BKR" init -r "$RZ" --compression zlib --encryption aes-256-gcm
+# the blobs are sealed, so the codec shows in the size: text of a 3,000-word
+# vocabulary is smaller as zstd frames than as zlib streams (about 16 %),
+# under the same padding
+mkdir -p "$T/s2"
+python3 - "$T/s2/vocab.txt" <<'PY'
+import random, sys
+random.seed(7)
+vocab = ["".join(random.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(random.randint(3, 10))) for _ in range(3000)]
+with open(sys.argv[1], "w") as f:
+    for i in range(60000):
+        f.write(" ".join(random.choice(vocab) for _ in range(10)) + "\n")
+PY
+expect_exit 0 "$BKR" -r "$RE" create "$T/s2"
+expect_exit 0 "$BKR" -r "$RZ" create "$T/s2"
+ze=$(du -sb "$RE/data" | cut -f1)
+zz=$(du -sb "$RZ/data" | cut -f1)
+[ "$ze" -lt "$((zz * 9 / 10))" ] || fail "encrypted zstd data ($ze bytes) is not 10 % smaller than encrypted zlib data ($zz bytes)"
+expect_exit 0 "$BKR" -r "$RE" create "$S" --json
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["sources"][0]["compression"] == "zstd", m["sources"]' "$T/out" ||
+	fail "the manifest of the encrypted repository does not name zstd: $(head -c 600 "$T/out")"
+expect_exit 0 "$BKR" -r "$RZ" create "$S" --json
+idz=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_id"])' "$T/out")
+! grep -rqa "granite harbor\|alpha backup" "$RE" || fail "plaintext in the encrypted zstd repository"
+expect_exit 0 "$BKR" -r "$RE" verify --read-data
+expect_exit 0 "$BKR" -r "$RE" restore latest --target "$T/out2"
+python3 "$HERE/treecmp.py" "$S" "$T/out2/src" || fail "restore from an encrypted zstd repository differs"
+bkrfs_fg "$RE" "$T/mnt2" "$T/bkrfs2.err"
+cmp "$S/words.txt" "$T/mnt2/latest/src/words.txt" || fail "words.txt through the mount of the encrypted zstd repository"
+bkrfs_unmount "$T/mnt2"
+pass "init --compression zstd --encryption aes-256-gcm: both features, sealed zstd blobs (smaller than zlib), verify --read-data, restore and mount exact"
+
+# bkr copy re-encodes every blob in the destination's codec: plain zstd ->
+# encrypted zlib, encrypted zstd -> plain zlib, encrypted zlib -> encrypted zstd
+RP=$T/rplain
+RE2=$T/renc2
+RPZ=$T/rplain-zstd # ($R has a damaged blob by now)
+expect_exit 0 "$BKR" init -r "$RPZ" --compression zstd
+expect_exit 0 "$BKR" -r "$RPZ" create "$T/s2"
+expect_exit 0 "$BKR" init -r "$RP" --compression zlib
+BKR_PASSWORD=zstd-test2 expect_exit 0 "$BKR" init -r "$RE2" --compression zstd --encryption aes-256-gcm
+BKR_TO_PASSWORD=zstd-test expect_exit 0 "$BKR" copy --from "$RPZ" --to "$RZ"
+BKR_FROM_PASSWORD=zstd-test expect_exit 0 "$BKR" copy --from "$RE" --to "$RP"
+BKR_FROM_PASSWORD=zstd-test BKR_TO_PASSWORD=zstd-test2 expect_exit 0 "$BKR" copy --from "$RZ" --to "$RE2"
+expect_exit 0 "$BKR" -r "$RP" verify --read-data
+expect_exit 0 "$BKR" -r "$RP" restore latest --target "$T/out3"
+python3 "$HERE/treecmp.py" "$S" "$T/out3/src" || fail "encrypted zstd -> plain zlib: the restore differs"
+BKR_PASSWORD=zstd-test2 expect_exit 0 "$BKR" -r "$RE2" verify --read-data
+BKR_PASSWORD=zstd-test2 expect_exit 0 "$BKR" -r "$RE2" list --json
+[ "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$T/out")" = 3 ] ||
+	fail "encrypted zlib -> encrypted zstd: expected 3 backups: $(head -c 600 "$T/out")"
+BKR_PASSWORD=zstd-test2 expect_exit 0 "$BKR" -r "$RE2" restore "$idz" --target "$T/out4"
+python3 "$HERE/treecmp.py" "$S" "$T/out4/src" || fail "encrypted zlib -> encrypted zstd: the restore differs"
+pass "bkr copy between zstd and zlib repositories, plain and encrypted: verify --read-data clean, restores exact"
+
+# tamper: one flipped bit inside a sealed blob is named, never served
+python3 - "$RE" <<'PY' || fail "flip a bit in a sealed blob"
+import glob, os, sys
+packs = sorted(p for p in glob.glob(os.path.join(sys.argv[1], "data", "**", "*.pack"), recursive=True))
+p = packs[0]
+with open(p, "r+b") as f:
+    f.seek(16 + 40)  # inside the first sealed blob (at least 92 bytes)
+    b = f.read(1)
+    f.seek(16 + 40)
+    f.write(bytes([b[0] ^ 0x08]))
+PY
+expect_exit 1 "$BKR" -r "$RE" verify --read-data
+grep -q "authentication failed" "$T/out" "$T/err" || fail "verify does not name the tampered blob: $(cat "$T/out" "$T/err")"
+pass "a flipped bit in a sealed zstd repository's blob fails verify --read-data (authentication failed)"

@@ -205,35 +205,35 @@ static void test_sealed_blobs(void **state)
 	const uint8_t *pl;
 	uint32_t slen;
 	size_t len;
-	bool zlib;
+	uint8_t codec;
 	bkr_id id, other;
 	(void)state;
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)(i * 7);
 	bkr_crypto_blob_id(a, data, sizeof(data), &id);
 	bkr_crypto_blob_id(a, data, 10, &other);
-	assert_int_equal(bkr_crypto_seal_blob(a, BKR_BLOB_DATA, &id, true, data, sizeof(data), &s, &slen), 0);
+	assert_int_equal(bkr_crypto_seal_blob(a, BKR_BLOB_DATA, &id, BKR_BLOB_FLAG_ZLIB, data, sizeof(data), &s, &slen), 0);
 	assert_int_equal(slen, bkr_crypto_blob_sealed_len(sizeof(data)));
 	assert_true(slen >= sizeof(data) + 8 + BKR_CRYPTO_OVERHEAD);
 	copy = malloc(slen);
 	memcpy(copy, s, slen);
-	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, copy, slen, &pl, &len, &zlib, "b"), 0);
+	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, copy, slen, &pl, &len, &codec, "b"), 0);
 	assert_int_equal(len, sizeof(data));
-	assert_true(zlib);
+	assert_int_equal(codec, BKR_BLOB_FLAG_ZLIB);
 	assert_memory_equal(pl, data, sizeof(data));
 	for (size_t k = sizeof(data); k < bkr_crypto_blob_padded(sizeof(data)) - 8; k++)
 		assert_int_equal(pl[k], 0); /* the padding is zeros */
 	/* bound to id, type, repository; a flipped bit */
 	memcpy(copy, s, slen);
-	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &other, copy, slen, &pl, &len, &zlib, "b"), BKR_ECORRUPT);
+	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &other, copy, slen, &pl, &len, &codec, "b"), BKR_ECORRUPT);
 	memcpy(copy, s, slen);
-	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_TREE, &id, copy, slen, &pl, &len, &zlib, "b"), BKR_ECORRUPT);
+	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_TREE, &id, copy, slen, &pl, &len, &codec, "b"), BKR_ECORRUPT);
 	memcpy(copy, s, slen);
-	assert_int_equal(bkr_crypto_open_blob(b, BKR_BLOB_DATA, &id, copy, slen, &pl, &len, &zlib, "b"), BKR_ECORRUPT);
+	assert_int_equal(bkr_crypto_open_blob(b, BKR_BLOB_DATA, &id, copy, slen, &pl, &len, &codec, "b"), BKR_ECORRUPT);
 	memcpy(copy, s, slen);
 	copy[slen / 2] ^= 1;
-	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, copy, slen, &pl, &len, &zlib, "b"), BKR_ECORRUPT);
-	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, copy, 20, &pl, &len, &zlib, "b"), BKR_ECORRUPT);
+	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, copy, slen, &pl, &len, &codec, "b"), BKR_ECORRUPT);
+	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, copy, 20, &pl, &len, &codec, "b"), BKR_ECORRUPT);
 	free(copy);
 	free(s);
 	/* a blob whose padding spans several pieces of zeros (sealed without a copy) */
@@ -244,8 +244,8 @@ static void test_sealed_blobs(void **state)
 		for (size_t i = 0; i < big; i++)
 			v[i] = (uint8_t)(i * 13 + 1);
 		assert_true(pad - 8 - big > 4096);
-		assert_int_equal(bkr_crypto_seal_blob(a, BKR_BLOB_DATA, &id, false, v, big, &s, &slen), 0);
-		assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, s, slen, &pl, &len, &zlib, "b"), 0);
+		assert_int_equal(bkr_crypto_seal_blob(a, BKR_BLOB_DATA, &id, 0, v, big, &s, &slen), 0);
+		assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, s, slen, &pl, &len, &codec, "b"), 0);
 		assert_int_equal(len, big);
 		assert_memory_equal(pl, v, big);
 		for (size_t k = big; k < pad - 8; k++)
@@ -254,11 +254,44 @@ static void test_sealed_blobs(void **state)
 		free(v);
 	}
 	/* empty blob */
-	assert_int_equal(bkr_crypto_seal_blob(a, BKR_BLOB_TREE, &id, false, "", 0, &s, &slen), 0);
-	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_TREE, &id, s, slen, &pl, &len, &zlib, "b"), 0);
+	assert_int_equal(bkr_crypto_seal_blob(a, BKR_BLOB_TREE, &id, 0, "", 0, &s, &slen), 0);
+	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_TREE, &id, s, slen, &pl, &len, &codec, "b"), 0);
 	assert_int_equal(len, 0);
-	assert_false(zlib);
+	assert_int_equal(codec, 0);
 	free(s);
+	/* the zstd bit travels inside the seal; two codec bits or an unknown one never */
+	assert_int_equal(bkr_crypto_seal_blob(a, BKR_BLOB_DATA, &id, BKR_BLOB_FLAG_ZSTD, data, sizeof(data), &s, &slen), 0);
+	assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, s, slen, &pl, &len, &codec, "b"), 0);
+	assert_int_equal(codec, BKR_BLOB_FLAG_ZSTD);
+	assert_int_equal(len, sizeof(data));
+	assert_memory_equal(pl, data, sizeof(data));
+	free(s);
+	s = NULL;
+	assert_int_equal(bkr_crypto_seal_blob(a, BKR_BLOB_DATA, &id, BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD, data,
+					      sizeof(data), &s, &slen), BKR_EINVAL);
+	assert_null(s);
+	{
+		/* an inner header with both codec bits, sealed by hand: authentic, still refused */
+		uint8_t ad[BKR_CRYPTO_LABEL_SIZE + BKR_CRYPTO_REPO_ID_SIZE + 1 + BKR_ID_SIZE];
+		uint8_t pt[64] = { BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD, 0, 0, 0, 8 };
+		uint8_t sealed[64 + BKR_CRYPTO_OVERHEAD];
+		bkr_crypto_ad_prefix(ad, "bkrfs-blob-v1", bkr_crypto_repo_id(a));
+		ad[BKR_CRYPTO_LABEL_SIZE + BKR_CRYPTO_REPO_ID_SIZE] = BKR_BLOB_DATA;
+		memcpy(ad + BKR_CRYPTO_LABEL_SIZE + BKR_CRYPTO_REPO_ID_SIZE + 1, id.b, BKR_ID_SIZE);
+		assert_int_equal(bkr_crypto_seal(a, ad, sizeof(ad), pt, sizeof(pt), sealed), 0);
+		assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, sealed, sizeof(sealed), &pl, &len, &codec, "b"),
+				 BKR_ECORRUPT);
+		assert_non_null(strstr(bkr_error_message(), "inner header"));
+		pt[0] = 0x08;
+		assert_int_equal(bkr_crypto_seal(a, ad, sizeof(ad), pt, sizeof(pt), sealed), 0);
+		assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, sealed, sizeof(sealed), &pl, &len, &codec, "b"),
+				 BKR_ECORRUPT);
+		pt[0] = BKR_BLOB_FLAG_ZSTD;
+		assert_int_equal(bkr_crypto_seal(a, ad, sizeof(ad), pt, sizeof(pt), sealed), 0);
+		assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, sealed, sizeof(sealed), &pl, &len, &codec, "b"), 0);
+		assert_int_equal(codec, BKR_BLOB_FLAG_ZSTD);
+		assert_int_equal(len, 8);
+	}
 	bkr_crypto_free(a);
 	bkr_crypto_free(b);
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bkr/compress.h"
+#include "bkr/crypto.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
 #include "bkr/hash.h"
@@ -420,6 +421,86 @@ static void test_write_read_zstd(void **state)
 	free(out);
 }
 
+/* A pack of sealed blobs (an encrypted repository) with each codec: the
+ * codec bit travels inside the seal, the entries carry 0x02 | that bit, every
+ * blob reads back, and a flipped bit in a sealed zstd blob is refused. */
+static void test_write_read_sealed(void **state)
+{
+	static const int codecs[] = { BKR_CODEC_ZLIB, BKR_CODEC_ZSTD };
+	struct fixture *f = *state;
+	uint8_t enc[BKR_CRYPTO_KEY_SIZE], mac[BKR_CRYPTO_KEY_SIZE], rid[BKR_CRYPTO_REPO_ID_SIZE];
+	bkr_crypto *c = NULL;
+
+	memset(enc, 0x11, sizeof(enc));
+	memset(mac, 0x22, sizeof(mac));
+	memset(rid, 0x33, sizeof(rid));
+	assert_int_equal(bkr_crypto_new(&c, enc, mac, rid), 0);
+	for (size_t k = 0; k < sizeof(codecs) / sizeof(*codecs); k++) {
+		uint8_t codec_flag = codecs[k] == BKR_CODEC_ZSTD ? BKR_BLOB_FLAG_ZSTD : BKR_BLOB_FLAG_ZLIB;
+		bkr_pack_writer *w = NULL;
+		bkr_pack_entry *ents = NULL;
+		bkr_id ids[NBLOBS];
+		bkr_pack_id pid;
+		struct stat st;
+		size_t n = 0, compressed = 0;
+		int fd;
+
+		assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA, c), 0);
+		for (int i = 0; i < NBLOBS; i++) {
+			uint8_t *payload = NULL, flags = 0;
+			uint32_t stored = 0;
+			bkr_crypto_blob_id(c, f->blobs[i].data, f->blobs[i].len, &ids[i]);
+			assert_int_equal(bkr_blob_encode_codec(codecs[k], 2, f->blobs[i].data, f->blobs[i].len,
+							       &payload, &stored, &flags), 0);
+			assert_int_equal(bkr_blob_seal(c, BKR_BLOB_DATA, &ids[i], &payload, &stored, &flags), 0);
+			assert_true(flags == BKR_BLOB_FLAG_ENCRYPTED || flags == (BKR_BLOB_FLAG_ENCRYPTED | codec_flag));
+			compressed += (flags & codec_flag) != 0;
+			assert_int_equal(bkr_pack_writer_add(w, &ids[i], flags, payload, stored,
+							     (uint32_t)f->blobs[i].len), 0);
+			free(payload);
+		}
+		assert_true(compressed > 0 && compressed < NBLOBS);
+		assert_int_equal(bkr_pack_writer_finish(w, "data", &pid), 0);
+		bkr_pack_writer_free(w);
+		assert_int_equal(bkr_pack_path(f->pack, sizeof(f->pack), f->root, &pid), 0);
+		fd = open(f->pack, O_RDWR);
+		assert_true(fd >= 0);
+		assert_int_equal(fstat(fd, &st), 0);
+		assert_int_equal(bkr_pack_read_footer(c, &pid, fd, (uint64_t)st.st_size, f->pack, &ents, &n), 0);
+		assert_int_equal(n, NBLOBS);
+		for (size_t i = 0; i < n; i++) {
+			uint8_t *out = malloc(f->blobs[i].len + 1);
+			assert_non_null(out);
+			assert_true(ents[i].flags == BKR_BLOB_FLAG_ENCRYPTED ||
+				    ents[i].flags == (BKR_BLOB_FLAG_ENCRYPTED | codec_flag));
+			assert_int_equal(bkr_pack_read_blob(c, fd, f->pack, &ents[i].id, ents[i].offset, ents[i].stored_len,
+							    ents[i].raw_len, ents[i].type, out), 0);
+			assert_memory_equal(out, f->blobs[i].data, f->blobs[i].len);
+			free(out);
+		}
+		/* tamper: one flipped bit inside the first compressed blob */
+		for (size_t i = 0; i < n; i++) {
+			uint8_t b, *out;
+			off_t at = (off_t)(ents[i].offset + BKR_BLOB_HEADER_SIZE + ents[i].stored_len / 2);
+			if (!(ents[i].flags & codec_flag))
+				continue;
+			assert_int_equal(pread(fd, &b, 1, at), 1);
+			b ^= 0x10;
+			assert_int_equal(pwrite(fd, &b, 1, at), 1);
+			out = malloc(ents[i].raw_len + 1);
+			assert_non_null(out);
+			assert_int_equal(bkr_pack_read_blob(c, fd, f->pack, &ents[i].id, ents[i].offset, ents[i].stored_len,
+							    ents[i].raw_len, ents[i].type, out), BKR_ECORRUPT);
+			assert_non_null(strstr(bkr_error_message(), "authentication failed"));
+			free(out);
+			break;
+		}
+		close(fd);
+		free(ents);
+	}
+	bkr_crypto_free(c);
+}
+
 static void test_truncated(void **state)
 {
 	struct fixture *f = *state;
@@ -781,6 +862,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_blob_encode_decode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_read_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_read_zstd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_read_sealed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_blob_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_payload_bit_flip, setup, teardown),

@@ -155,18 +155,20 @@ size_t bkr_crypto_blob_padded(size_t len);
 size_t bkr_crypto_blob_sealed_len(size_t len);
 
 /**
- * Seal a blob's payload (@p len bytes, compressed when @p zlib): *out is
+ * Seal a blob's payload (@p len bytes; @p codec is 0 for raw,
+ * BKR_BLOB_FLAG_ZLIB or BKR_BLOB_FLAG_ZSTD for compressed): *out is
  * malloc'd, *outlen = bkr_crypto_blob_sealed_len(len).
  */
-int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, bool zlib,
+int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t codec,
 			 const void *payload, size_t len, uint8_t **out, uint32_t *outlen);
 
 /**
  * Open a sealed blob of @p inlen bytes in place: on success *payload points
- * into @p in at the payload of *len bytes, *zlib says whether it is
- * compressed.  BKR_ECORRUPT naming @p what on any mismatch.
+ * into @p in at the payload of *len bytes, *codec is its inner codec flag (0,
+ * BKR_BLOB_FLAG_ZLIB or BKR_BLOB_FLAG_ZSTD).  BKR_ECORRUPT naming @p what on
+ * any mismatch.
  */
 int bkr_crypto_open_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t *in, size_t inlen,
-			 const uint8_t **payload, size_t *len, bool *zlib, const char *what);
+			 const uint8_t **payload, size_t *len, uint8_t *codec, const char *what);
 
 #endif
