@@ -118,11 +118,12 @@ static int copy_data(struct copier *c, const bkr_id *src, bkr_id *dst)
 
 /* ---- the same ids on both sides: trees byte for byte, page by page ---------- */
 
-static int copy_tree_same(struct copier *c, const bkr_id *id);
+static int copy_tree_same(void *ctx, const bkr_id *id);
 
 /* The blobs of leaf record @p i of @p t. */
-static int copy_entry_same(struct copier *c, const bkr_tree *t, uint32_t i)
+static int copy_entry_same(void *ctx, const bkr_tree *t, uint32_t i)
 {
+	struct copier *c = ctx;
 	bkr_entry e;
 	bkr_chunk_ref *ch = NULL;
 	bkr_xattr *xa = NULL;
@@ -146,8 +147,10 @@ done:
 	return err;
 }
 
-static int copy_tree_same(struct copier *c, const bkr_id *id)
+/* Tree or page @p id and everything below it, unless dealt with in this run. */
+static int copy_tree_same(void *ctx, const bkr_id *id)
 {
+	struct copier *c = ctx;
 	bkr_tree *t = NULL;
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -163,22 +166,8 @@ static int copy_tree_same(struct copier *c, const bkr_id *id)
 	}
 	if ((err = bkr_tree_parse(&t, buf, len)) < 0) /* takes buf */
 		return err;
-	if ((err = bkr_copy_map_put(&c->map, id, id)) < 0)
-		goto done;
-	err = 0;
-	for (uint32_t i = 0; i < bkr_tree_count(t) && err == 0; i++) {
-		if (bkr_tree_is_inner(t)) {
-			const uint8_t *fn;
-			size_t fl;
-			bkr_id child;
-			uint32_t cnt;
-			if ((err = bkr_tree_child(t, i, &fn, &fl, &child, &cnt)) == 0)
-				err = copy_tree_same(c, &child);
-			continue;
-		}
-		err = copy_entry_same(c, t, i);
-	}
-done:
+	if ((err = bkr_copy_map_put(&c->map, id, id)) >= 0)
+		err = bkr_tree_each(t, copy_tree_same, copy_entry_same, c);
 	bkr_tree_free(t);
 	return err;
 }

@@ -465,12 +465,72 @@ static int load_tree(struct repair *p, const bkr_id *id, bkr_tree **out)
 	return bkr_tree_parse(out, buf, e->raw_len);
 }
 
+/* One tree blob being walked: where it stands, and whether anything below was damaged. */
+struct walk {
+	struct repair *p;
+	const bkr_manifest *m;
+	char *path;
+	size_t len;
+	bool below;
+};
+
+static int walk_tree(struct repair *p, const bkr_manifest *m, const bkr_id *id, char *path, size_t len, bool *dirty);
+
+/* A page of the directory being walked: the same path. */
+static int walk_page(void *ctx, const bkr_id *id)
+{
+	struct walk *w = ctx;
+	return walk_tree(w->p, w->m, id, w->path, w->len, &w->below);
+}
+
+/* Leaf record @p i of @p t: damaged when it uses a blob the new index lacks; a directory is walked. */
+static int walk_entry(void *ctx, const bkr_tree *t, uint32_t i)
+{
+	struct walk *w = ctx;
+	struct repair *p = w->p;
+	char *path = w->path;
+	size_t len = w->len, nc = 0, nx = 0, nl;
+	bkr_chunk_ref *ch = NULL;
+	bkr_xattr *xs = NULL;
+	const bkr_id *bad = NULL;
+	bkr_entry e;
+	int err;
+
+	if ((err = bkr_tree_get(t, i, &e)) < 0)
+		return err;
+	nl = len + (len ? 1 : 0) + e.name_len;
+	if (nl >= PATH_MAX)
+		return bkr_error_set(BKR_EINVAL, "backup %s: path too long under %s", w->m->backup_id, path);
+	if (len)
+		path[len] = '/';
+	memcpy(path + len + (len ? 1 : 0), e.name, e.name_len);
+	path[nl] = '\0';
+	if ((err = bkr_tree_xattrs(t, i, &xs, &nx)) == 0 && e.type == BKR_FT_FILE)
+		err = bkr_tree_chunks(t, i, &ch, &nc);
+	for (size_t k = 0; k < nc && !bad && err == 0; k++)
+		if (!have(p, &ch[k].id))
+			bad = &ch[k].id;
+	for (size_t k = 0; k < nx && !bad && err == 0; k++)
+		if (xs[k].in_blob && !have(p, &xs[k].blob))
+			bad = &xs[k].blob;
+	if (bad) {
+		w->below = true;
+		damaged_file(p, w->m, path, e.type == BKR_FT_FILE ? &e : NULL, bad, "chunk");
+	}
+	free(ch);
+	free(xs);
+	if (err == 0 && e.type == BKR_FT_DIR)
+		err = walk_tree(p, w->m, &e.subtree, path, nl, &w->below);
+	path[len] = '\0';
+	return err;
+}
+
 /* Every file under tree @p id (at @p path, @p len bytes) of @p m that uses a
  * blob the new index lacks.  *dirty says whether anything below was damaged. */
 static int walk_tree(struct repair *p, const bkr_manifest *m, const bkr_id *id, char *path, size_t len, bool *dirty)
 {
+	struct walk w = { p, m, path, len, false };
 	bkr_tree *t = NULL;
-	bool below = false;
 	int err;
 
 	if (bkr_idset_has(&p->clean, id))
@@ -483,54 +543,11 @@ static int walk_tree(struct repair *p, const bkr_manifest *m, const bkr_id *id, 
 		*dirty = true;
 		return 0;
 	}
-	for (uint32_t i = 0; i < bkr_tree_count(t) && err == 0; i++) {
-		bkr_chunk_ref *ch = NULL;
-		bkr_xattr *xs = NULL;
-		size_t nc = 0, nx = 0, nl;
-		const bkr_id *bad = NULL;
-		bkr_entry e;
-		if (bkr_tree_is_inner(t)) {
-			const uint8_t *fn;
-			size_t fl;
-			bkr_id child;
-			uint32_t cnt;
-			if ((err = bkr_tree_child(t, i, &fn, &fl, &child, &cnt)) == 0)
-				err = walk_tree(p, m, &child, path, len, &below);
-			continue;
-		}
-		if ((err = bkr_tree_get(t, i, &e)) < 0)
-			break;
-		nl = len + (len ? 1 : 0) + e.name_len;
-		if (nl >= PATH_MAX) {
-			err = bkr_error_set(BKR_EINVAL, "backup %s: path too long under %s", m->backup_id, path);
-			break;
-		}
-		if (len)
-			path[len] = '/';
-		memcpy(path + len + (len ? 1 : 0), e.name, e.name_len);
-		path[nl] = '\0';
-		if ((err = bkr_tree_xattrs(t, i, &xs, &nx)) == 0 && e.type == BKR_FT_FILE)
-			err = bkr_tree_chunks(t, i, &ch, &nc);
-		for (size_t k = 0; k < nc && !bad && err == 0; k++)
-			if (!have(p, &ch[k].id))
-				bad = &ch[k].id;
-		for (size_t k = 0; k < nx && !bad && err == 0; k++)
-			if (xs[k].in_blob && !have(p, &xs[k].blob))
-				bad = &xs[k].blob;
-		if (bad) {
-			below = true;
-			damaged_file(p, m, path, e.type == BKR_FT_FILE ? &e : NULL, bad, "chunk");
-		}
-		free(ch);
-		free(xs);
-		if (err == 0 && e.type == BKR_FT_DIR)
-			err = walk_tree(p, m, &e.subtree, path, nl, &below);
-		path[len] = '\0';
-	}
+	err = bkr_tree_each(t, walk_page, walk_entry, &w);
 	bkr_tree_free(t);
-	if (err == 0 && !below && bkr_idset_add(&p->clean, id) < 0)
+	if (err == 0 && !w.below && bkr_idset_add(&p->clean, id) < 0)
 		err = bkr_error_oom();
-	if (below)
+	if (w.below)
 		*dirty = true;
 	return err;
 }

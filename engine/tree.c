@@ -579,6 +579,23 @@ int bkr_tree_child(const bkr_tree *t, uint32_t i, const uint8_t **first_name, si
 	return 0;
 }
 
+int bkr_tree_each(const bkr_tree *t, bkr_tree_page_fn page, bkr_tree_entry_fn entry, void *ctx)
+{
+	int err = 0;
+
+	for (uint32_t i = 0; i < t->count && err == 0; i++) {
+		const uint8_t *fn;
+		size_t fl;
+		bkr_id child;
+		uint32_t cnt;
+		if (t->kind != TREE_INNER)
+			err = entry(ctx, t, i);
+		else if ((err = bkr_tree_child(t, i, &fn, &fl, &child, &cnt)) == 0)
+			err = page(ctx, &child);
+	}
+	return err;
+}
+
 /* ---- building ----------------------------------------------------------- */
 
 /** One encoded record (leaf entry or inner child) waiting to be paged. */

@@ -777,6 +777,91 @@ static void test_paged_corrupt_child(void **state)
 	bkr_dir_free(d);
 }
 
+/* ---- visiting one blob's records (bkr_tree_each) ------------------------- */
+
+struct visit {
+	struct store *s;
+	int pages, entries, stop_at; /* stop_at: the entry whose callback fails (-1: none) */
+	char last[32];               /* the last name seen: order is checked */
+};
+
+static int visit_entry(void *ctx, const bkr_tree *t, uint32_t i)
+{
+	struct visit *v = ctx;
+	bkr_entry e;
+	char name[32];
+
+	assert_false(bkr_tree_is_inner(t));
+	assert_int_equal(bkr_tree_get(t, i, &e), 0);
+	assert_true(e.name_len < sizeof(name));
+	memcpy(name, e.name, e.name_len);
+	name[e.name_len] = '\0';
+	assert_true(strcmp(v->last, name) < 0);
+	memcpy(v->last, name, sizeof(name));
+	if (v->entries++ == v->stop_at)
+		return BKR_ECORRUPT;
+	return 0;
+}
+
+static int visit_page(void *ctx, const bkr_id *id)
+{
+	struct visit *v = ctx;
+	bkr_tree *t = NULL;
+	int err;
+
+	v->pages++;
+	if ((err = load_cb(v->s, id, &t)) < 0)
+		return err;
+	err = bkr_tree_each(t, visit_page, visit_entry, v);
+	bkr_tree_free(t);
+	return err;
+}
+
+static void test_each(void **state)
+{
+	struct store *s = *state;
+	bkr_tree_builder *b = NULL;
+	struct visit v = { s, 0, 0, -1, "" };
+	bkr_id root;
+	char name[32];
+
+	assert_int_equal(bkr_tree_builder_new(&b), 0);
+	for (size_t i = 0; i < 2 * BKR_TREE_PAGE_MAX + 100; i++) {
+		paged_name(i, name);
+		bkr_entry e = base_entry(name, strlen(name), BKR_FT_FILE);
+		assert_int_equal(bkr_tree_builder_add(b, &e), 0);
+	}
+	assert_int_equal(bkr_tree_builder_finish(b, emit_cb, s, &root), 0);
+	bkr_tree_builder_free(b);
+
+	/* every page once, every entry once, in name order */
+	assert_int_equal(visit_page(&v, &root), 0);
+	assert_int_equal(v.pages, 1 + 3);
+	assert_int_equal(v.entries, 2 * BKR_TREE_PAGE_MAX + 100);
+
+	/* a failing callback stops the walk and its error is returned */
+	v = (struct visit){ s, 0, 0, BKR_TREE_PAGE_MAX + 5, "" };
+	assert_int_equal(visit_page(&v, &root), BKR_ECORRUPT);
+	assert_int_equal(v.entries, BKR_TREE_PAGE_MAX + 6);
+	assert_int_equal(v.pages, 1 + 2);
+
+	/* a missing page: the loader's error, and the page after it is not visited */
+	struct blob *top = store_find(s, &root);
+	const uint8_t *fn;
+	size_t fl;
+	bkr_id child;
+	uint32_t entries;
+	bkr_tree *t = NULL;
+	assert_int_equal(bkr_tree_parse(&t, dup_bytes(top->data, top->len), top->len), 0);
+	assert_int_equal(bkr_tree_child(t, 1, &fn, &fl, &child, &entries), 0);
+	bkr_tree_free(t);
+	store_find(s, &child)->id.b[0] ^= 1;
+	v = (struct visit){ s, 0, 0, -1, "" };
+	assert_int_equal(visit_page(&v, &root), BKR_ENOTFOUND);
+	assert_int_equal(v.pages, 1 + 2);
+	assert_int_equal(v.entries, BKR_TREE_PAGE_MAX);
+}
+
 /* ---- hostile blobs ------------------------------------------------------ */
 
 /** A valid leaf with entries "a", "b", "c" (no user/group/target/arrays); bytes in *out. */
@@ -961,6 +1046,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_paged_20000, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_single_leaf_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_paged_corrupt_child, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_each, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_inner, setup, teardown),
 	};

@@ -114,6 +114,21 @@ int bkr_tree_xattrs(const bkr_tree *t, uint32_t i, bkr_xattr **out, size_t *n);
 int bkr_tree_child(const bkr_tree *t, uint32_t i, const uint8_t **first_name, size_t *first_len,
 		   bkr_id *child, uint32_t *entries);
 
+/** Child page @p id of an inner tree blob (bkr_tree_each). */
+typedef int (*bkr_tree_page_fn)(void *ctx, const bkr_id *id);
+/** Leaf record @p i of @p t (bkr_tree_each). */
+typedef int (*bkr_tree_entry_fn)(void *ctx, const bkr_tree *t, uint32_t i);
+
+/**
+ * Visit the records of one tree blob in order: @p page with each child's id
+ * when @p t is an inner node, @p entry with each record's index when it is a
+ * leaf.  Loads nothing itself: the callbacks decide whether and how to load
+ * and recurse, so a depth-first walk holds one blob per level.  Stops at the
+ * first non-zero return and returns it; a damaged child record is
+ * BKR_ECORRUPT ("tree blob: record N: ...").
+ */
+int bkr_tree_each(const bkr_tree *t, bkr_tree_page_fn page, bkr_tree_entry_fn entry, void *ctx);
+
 /* ---- reading a whole (possibly paged) directory ------------------------- */
 
 /** Loads and parses the tree blob @p id (the repository supplies this). */
