@@ -5,7 +5,11 @@
  * and HMAC id), put it through the destination's writer — under the
  * destination's id when the id schemes differ, with trees re-encoded
  * bottom-up — then commit (packs, one index file) and publish the manifest
- * last, create-only.  The id map (bkr/copy_map.h) remembers every source
+ * last, create-only.  Between two repositories with the same id scheme a
+ * blob keeps its id; between a plain and an encrypted one, or two encrypted
+ * ones (different MAC keys), every blob gets the destination's id of its
+ * plaintext and every tree is rewritten with its children's new ids.  The id
+ * map (an idset.h map: source id -> destination id) remembers every source
  * blob dealt with in this run, so a blob shared by many files or backups is
  * read once.
  */
@@ -16,17 +20,18 @@
 #include <string.h>
 
 #include "bkr/backupid.h"
-#include "bkr/copy_map.h"
 #include "bkr/error.h"
 #include "bkr/log.h"
 #include "bkr/tree.h"
+
+#include "idset.h"
 
 struct copier {
 	bkr_repo *from, *to;
 	const bkr_copy_options *o;
 	bkr_writer *w;          /* NULL with dry_run */
 	bool same_ids;          /* both sides name blobs alike: copy verbatim */
-	bkr_copy_map map;       /* source id -> destination id of each blob dealt with */
+	bkr_idset map;          /* source id -> destination id of each blob dealt with */
 	bkr_copy_stats run;     /* the whole run so far */
 	bkr_copy_stats one;     /* the backup being copied */
 	size_t backup, nbackups;
@@ -96,19 +101,19 @@ static int copy_data(struct copier *c, const bkr_id *src, bkr_id *dst)
 	size_t len = 0;
 	int err;
 
-	if (bkr_copy_map_get(&c->map, &from, dst))
+	if (bkr_idset_get(&c->map, &from, dst))
 		return 0;
 	if (c->same_ids && bkr_repo_lookup(c->to, &from, &e) == 0) {
 		/* the destination has it: nothing to read */
 		*dst = from;
-		return bkr_copy_map_put(&c->map, &from, &from) < 0 ? BKR_ENOMEM : 0;
+		return bkr_idset_put(&c->map, &from, &from) < 0 ? BKR_ENOMEM : 0;
 	}
 	bkr_error_clear();
 	if ((err = read_source(c, &from, BKR_BLOB_DATA, &buf, &len)) < 0)
 		return err;
 	if (!c->same_ids)
 		bkr_repo_blob_id(c->to, buf, len, &to);
-	if ((err = send(c, BKR_BLOB_DATA, &to, buf, len)) == 0 && (err = bkr_copy_map_put(&c->map, &from, &to)) > 0)
+	if ((err = send(c, BKR_BLOB_DATA, &to, buf, len)) == 0 && (err = bkr_idset_put(&c->map, &from, &to)) > 0)
 		err = 0;
 	if (err == 0)
 		*dst = to;
@@ -156,7 +161,7 @@ static int copy_tree_same(void *ctx, const bkr_id *id)
 	size_t len = 0;
 	int err;
 
-	if (bkr_copy_map_get(&c->map, id, NULL))
+	if (bkr_idset_get(&c->map, id, NULL))
 		return 0;
 	if ((err = read_source(c, id, BKR_BLOB_TREE, &buf, &len)) < 0)
 		return err;
@@ -166,7 +171,7 @@ static int copy_tree_same(void *ctx, const bkr_id *id)
 	}
 	if ((err = bkr_tree_parse(&t, buf, len)) < 0) /* takes buf */
 		return err;
-	if ((err = bkr_copy_map_put(&c->map, id, id)) >= 0)
+	if ((err = bkr_idset_put(&c->map, id, id)) >= 0)
 		err = bkr_tree_each(t, copy_tree_same, copy_entry_same, c);
 	bkr_tree_free(t);
 	return err;
@@ -240,14 +245,14 @@ static int copy_dir_mapped(struct copier *c, const bkr_id *src, bkr_id *dst)
 	bkr_id from = *src; /* @p dst may be @p src */
 	int err;
 
-	if (bkr_copy_map_get(&c->map, &from, dst))
+	if (bkr_idset_get(&c->map, &from, dst))
 		return 0;
 	if ((err = bkr_dir_open(&d, &from, load_tree, c)) < 0 || (err = bkr_tree_builder_new(&b)) < 0)
 		goto done;
 	for (uint64_t i = 0; i < bkr_dir_count(d) && err == 0; i++)
 		err = copy_entry_mapped(c, d, i, b);
 	if (err == 0 && (err = bkr_tree_builder_finish(b, emit_tree, c, dst)) == 0 &&
-	    (err = bkr_copy_map_put(&c->map, &from, dst)) > 0)
+	    (err = bkr_idset_put(&c->map, &from, dst)) > 0)
 		err = 0;
 done:
 	bkr_tree_builder_free(b);
@@ -385,7 +390,7 @@ static void log_copied(struct copier *c, const bkr_manifest *m)
 
 int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_copy_stats *stats)
 {
-	struct copier c = { .from = from, .to = to, .o = o, .map = BKR_COPY_MAP_INIT };
+	struct copier c = { .from = from, .to = to, .o = o, .map = BKR_IDSET_INIT };
 	bkr_manifest_list l = { 0 };
 	bkr_lock *lock = NULL;
 	char **have = NULL;
@@ -452,7 +457,7 @@ done:
 	bkr_writer_free(c.w);
 	bkr_lock_release(lock);
 	bkr_repo_ids_free(have, nhave);
-	bkr_copy_map_free(&c.map);
+	bkr_idset_free(&c.map);
 	bkr_manifest_list_free(&l);
 	free(want);
 	return err;

@@ -16,7 +16,7 @@
  * encrypted, or two encrypted repositories with their own keys) every data
  * blob gets the destination's id of its plaintext and every directory is
  * re-encoded bottom-up with its chunks', xattr blobs' and subdirectories'
- * new ids (bkr/copy_map.h): the same directories still have the same ids in
+ * new ids (a map of engine/idset.h): the same directories still have the same ids in
  * the destination, so incremental parents, dedup and diff work there as
  * they did in the source (a file's content hash is the SHA-256 of its
  * bytes on both sides and is kept).
