@@ -3,6 +3,7 @@
  */
 #include "array.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "bkr/error.h"
@@ -14,6 +15,8 @@ int bkr_array_grow(void **items, size_t *cap, size_t n, size_t size)
 	if (n < *cap)
 		return 0;
 	c = *cap ? *cap * 2 : 256;
+	if (c < *cap || c > SIZE_MAX / size)
+		return bkr_error_oom();
 	if (!(p = realloc(*items, c * size)))
 		return bkr_error_oom();
 	*items = p;

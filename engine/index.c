@@ -17,6 +17,8 @@
 #include "bkr/format.h"
 #include "bkr/store.h"
 
+#include "array.h"
+
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -62,24 +64,6 @@ void bkr_index_builder_free(bkr_index_builder *b)
 	free(b);
 }
 
-/** Grow @p *arr (of @p size-byte elements) so that one more fits. */
-static int grow(void **arr, size_t *cap, size_t n, size_t size)
-{
-	size_t ncap;
-	void *p;
-
-	if (n < *cap)
-		return 0;
-	ncap = *cap ? *cap * 2 : 64;
-	if (ncap < *cap || ncap > SIZE_MAX / size)
-		return bkr_error_oom();
-	if (!(p = realloc(*arr, ncap * size)))
-		return bkr_error_oom();
-	*arr = p;
-	*cap = ncap;
-	return 0;
-}
-
 int bkr_index_builder_add(bkr_index_builder *b, const bkr_index_entry *e)
 {
 	int err;
@@ -88,7 +72,7 @@ int bkr_index_builder_add(bkr_index_builder *b, const bkr_index_entry *e)
 		return bkr_error_set(BKR_EINVAL, "index entry: blob length over %u", BKR_BLOB_MAX);
 	if (e->type != BKR_BLOB_DATA && e->type != BKR_BLOB_TREE)
 		return bkr_error_set(BKR_EINVAL, "index entry: bad blob type %u", e->type);
-	if ((err = grow((void **)&b->entries, &b->cap, b->n, sizeof(*b->entries))) < 0)
+	if ((err = bkr_array_grow((void **)&b->entries, &b->cap, b->n, sizeof(*b->entries))) < 0)
 		return err;
 	b->entries[b->n++] = *e;
 	return 0;
@@ -101,7 +85,7 @@ int bkr_index_builder_supersede(bkr_index_builder *b, const bkr_id *old)
 	for (size_t i = 0; i < b->nsup; i++)
 		if (bkr_id_cmp(&b->supersede[i], old) == 0)
 			return 0;
-	if ((err = grow((void **)&b->supersede, &b->supcap, b->nsup, sizeof(*b->supersede))) < 0)
+	if ((err = bkr_array_grow((void **)&b->supersede, &b->supcap, b->nsup, sizeof(*b->supersede))) < 0)
 		return err;
 	b->supersede[b->nsup++] = *old;
 	return 0;
@@ -383,7 +367,7 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name)
 			goto done;
 		}
 	}
-	if ((err = grow((void **)&idx->files, &idx->cap, idx->n, sizeof(*idx->files))) < 0)
+	if ((err = bkr_array_grow((void **)&idx->files, &idx->cap, idx->n, sizeof(*idx->files))) < 0)
 		goto done;
 	{
 		bkr_id *ids = realloc(idx->ids, idx->cap * sizeof(*ids));
@@ -503,7 +487,7 @@ static int add_candidate(void *ctx, const char *name)
 	/* ".tmp-*", hidden files, files in subfolders and non-index files */
 	if (base[0] == '.' || strchr(base, '/') || len < 4 || strcmp(base + len - 4, IDX_SUFFIX) != 0)
 		return 0;
-	if ((err = grow((void **)&l->cand, &l->cap, l->n, sizeof(*l->cand))) < 0)
+	if ((err = bkr_array_grow((void **)&l->cand, &l->cap, l->n, sizeof(*l->cand))) < 0)
 		return err;
 	c = &l->cand[l->n++];
 	memset(c, 0, sizeof(*c));
