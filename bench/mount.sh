@@ -2,8 +2,8 @@
 # Mount benchmark: reading a backup through bkrfs, `restic mount` and
 # `borg mount`, against reading the source itself (the physical limit).
 #
-#   bench/mount.sh [--work DIR] [--reads N] [--runs N] [--bkrfs-opts "OPTS"] [--no-build] [--encryption]
-#                                                      (root: drops caches)
+#   bench/mount.sh [--work DIR] [--reads N] [--runs N] [--bkrfs-opts "OPTS"] [--no-build]
+#                  [--encryption [--rounds N]]         (root: drops caches)
 #
 # The corpus of bench/backup.sh (DIR, default /var/tmp/bkr-bench) is backed up
 # once by each tool, then for each tool and each operation
@@ -22,15 +22,24 @@
 # Results: a table, ratios, PASS/MISS per target (informational; exit status 0
 # unless a tool fails), and a JSON file in DIR/results/.  --encryption adds
 # "bkrenc", bkrfs on an encrypted copy of the backup (aes-256-gcm), in the same
-# run: its figures against plain bkrfs (target ≤ 1.1×).  See bench/README.md.
+# run: plain and encrypted bkrfs are measured interleaved, --rounds N rounds
+# (default 6) of each operation, the two taking turns at going first (A B,
+# B A, A B, ...), each measurement on a fresh mount with the page cache
+# dropped before it; reported per figure: each side's median and spread
+# (min-max), and the median and spread of the per-round ratio enc/plain
+# (target ≤ 1.1×, PASS/MISS per cold and warm read).  Plain bkrfs's figures
+# against restic and borg are then the interleaved ones.  See bench/README.md.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 READS=2000
 RUNS=3
+ROUNDS=6
 BKRFS_OPTS=""
 ENC=0
-bench_args --reads=READS --runs=RUNS --bkrfs-opts=BKRFS_OPTS --encryption:ENC -- "$@"
+bench_args --reads=READS --runs=RUNS --rounds=ROUNDS --bkrfs-opts=BKRFS_OPTS --encryption:ENC -- "$@"
+case $RUNS$ROUNDS in *[!0-9]*) die "--runs and --rounds take a whole number" ;; esac
+if [ "$RUNS" -lt 1 ] || [ "$ROUNDS" -lt 1 ]; then die "--runs and --rounds take a whole number from 1"; fi
 [ "$(id -u)" = 0 ] || die "needs root (drop_caches between cold runs)"
 need restic borg perl openssl meson ninja fusermount3 tar
 [ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
@@ -178,10 +187,11 @@ set_res() { printf -v "r_${1}_${2}_${3}" '%s' "$4"; }
 res() { local v="r_${1}_${2}_${3}"; printf '%s' "${!v:-}"; }
 BAD_SUM=""
 
-# median MEASUREMENTS...: the middle one (FAIL when any failed)
+# median MEASUREMENTS...: the middle one, or the mean of the middle two (FAIL when any failed)
 median() {
 	case " $* " in *" FAIL "*) echo FAIL; return ;; esac
-	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
+		END { if (NR % 2) print a[(NR + 1) / 2]; else if (NR) printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
 log "source ($RUNS runs of each operation)"
@@ -200,33 +210,63 @@ for op in $OPS; do
 	[ "$op" = rand ] && SRC_SUM=$RAND_SUM
 done
 
-for tool in $TOOLS; do
-	mounts=()
+# Samples: s_TOOL_OP_CACHE holds every measurement in order (space-separated),
+# so that the k-th of bkr and of bkrenc come from the same round.
+add_sample() { local v="s_${1}_${2}_${3}"; printf -v "$v" '%s' "${!v:+${!v} }$4"; }
+samples() { local v="s_${1}_${2}_${3}"; printf '%s' "${!v:-}"; }
+
+# measure TOOL OP: one cold and one warm OP on a fresh mount of TOOL's backup,
+# the page cache dropped before mounting and again before the cold run.
+measure() {
+	local tool=$1 op=$2
+	drop_caches
+	mount_tool "$tool"
+	add_sample "$tool" mount cold "$mount_s"
+	drop_caches
+	run_op "$op" "$ROOT"
+	add_sample "$tool" "$op" cold "$OP_S"
+	[ "$op" = rand ] && [ "$OP_S" != FAIL ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(cold)"
+	if [ "$OP_S" = FAIL ]; then
+		add_sample "$tool" "$op" warm FAIL
+	else
+		run_op "$op" "$ROOT"
+		add_sample "$tool" "$op" warm "$OP_S"
+		[ "$op" = rand ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(warm)"
+		[ "$op" = cat ] && folios "$tool" "$ROOT"
+	fi
+	umount_tool "$tool"
+}
+
+PEERS=$TOOLS
+if [ $ENC = 1 ]; then
+	PEERS="restic borg"
+	for op in $OPS; do
+		log "bkr and bkrenc $op, interleaved ($ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+		for ((round = 0; round < ROUNDS; round++)); do
+			order="bkr bkrenc"
+			[ $((round % 2)) = 1 ] && order="bkrenc bkr"
+			for tool in $order; do
+				measure "$tool" "$op"
+			done
+		done
+	done
+fi
+for tool in $PEERS; do
 	for op in $OPS; do
 		log "$tool $op ($RUNS runs)"
-		cold=() warm=()
 		for ((run = 0; run < RUNS; run++)); do
-			drop_caches
-			mount_tool "$tool"
-			mounts+=("$mount_s")
-			drop_caches
-			run_op "$op" "$ROOT"
-			cold+=("$OP_S")
-			[ "$op" = rand ] && [ "$OP_S" != FAIL ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(cold)"
-			if [ "$OP_S" = FAIL ]; then
-				warm+=(FAIL)
-			else
-				run_op "$op" "$ROOT"
-				warm+=("$OP_S")
-				[ "$op" = rand ] && [ "$RAND_SUM" != "$SRC_SUM" ] && BAD_SUM+=" $tool(warm)"
-				[ "$op" = cat ] && folios "$tool" "$ROOT"
-			fi
-			umount_tool "$tool"
+			measure "$tool" "$op"
 		done
-		set_res "$tool" "$op" cold "$(median "${cold[@]}")"
-		set_res "$tool" "$op" warm "$(median "${warm[@]}")"
 	done
-	set_res "$tool" mount cold "$(median "${mounts[@]}")"
+done
+for tool in $TOOLS; do
+	for op in mount $OPS; do
+		for c in cold warm; do
+			[ "$op" = mount ] && [ $c = warm ] && continue
+			# shellcheck disable=SC2046
+			set_res "$tool" "$op" $c "$(median $(samples "$tool" "$op" $c))"
+		done
+	done
 done
 
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -235,7 +275,8 @@ echo
 echo "bkr benchmark: mount  ($(date -u +%Y-%m-%dT%H:%MZ), $(machine_info))"
 echo "$(tool_versions); load average at start $LOAD_START, at end $LOAD_END"
 echo "corpus: $CORPUS_FILES files, $(awk -v b="$CORPUS_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }') MiB;" \
-	"rand = $READS × 4 KiB pread of big.bin (fixed seed); seconds, median of $RUNS runs"
+	"rand = $READS × 4 KiB pread of big.bin (fixed seed); seconds, median of $RUNS runs" \
+	"$([ $ENC = 0 ] || echo "(bkr: of $ROUNDS rounds, interleaved with bkrenc)")"
 echo
 printf '%-6s %-6s %9s %9s %9s %9s\n' op cache source bkr restic borg
 for op in mount $OPS; do
@@ -280,27 +321,54 @@ for t in $TOOLS; do
 	[ -z "${!v:-}" ] || echo "WARNING: the $t daemon crashed or exited during the run (dmesg; logs/mount-$t.log)"
 done
 [ -z "$BKRFS_OPTS" ] || echo "bkrfs options: $BKRFS_OPTS"
+# spread VALUES...: "min-max" ("-" when any failed)
+spread() {
+	case " $* " in *" FAIL "*) echo -; return ;; esac
+	printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f-%.3f", lo, hi }'
+}
+# paired "A..." "B...": the ratios B_k/A_k of the k-th samples, one a line
+paired() {
+	awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " ")
+		for (k = 1; k <= n; k++) print (x[k] ~ /^[0-9.]+$/ && y[k] ~ /^[0-9.]+$/ && x[k] + 0 > 0) ? sprintf("%.3f", y[k] / x[k]) : "FAIL" }'
+}
 if [ $ENC = 1 ]; then
 	echo
-	printf '%-6s %-6s %9s %9s %10s %8s %6s %12s\n' op cache bkr bkrenc enc/plain target result enc/fastest
+	echo "encrypted (bkrenc) against plain (bkr) bkrfs, interleaved, $ROUNDS rounds: seconds, median (min-max);"
+	echo "enc/plain = the median (min-max) of the $ROUNDS per-round ratios"
+	printf '%-6s %-6s %21s %21s %19s %6s %6s %12s\n' op cache bkr bkrenc enc/plain target result enc/fastest
+	npass=0 nread=0
 	for op in mount $OPS; do
 		for c in cold warm; do
 			[ "$op" = mount ] && [ $c = warm ] && continue
-			b=$(res bkr "$op" $c) e=$(res bkrenc "$op" $c)
-			ep=$(ratio "$e" "$b")
-			printf '%-6s %-6s %9s %9s %10s %8s %6s %12s\n' "$op" $c "$b" "$e" "$ep" "≤1.1" "$(verdict "$ep" 1.1)" \
-				"$(ratio "$e" "$(fmin "$(res restic "$op" $c)" "$(res borg "$op" $c)")")"
-			json_ratios+=",\"${op}_${c}_encrypted\":{\"vs_plain\":\"$ep\"}"
+			pl=$(samples bkr "$op" $c) en=$(samples bkrenc "$op" $c)
+			# shellcheck disable=SC2046
+			ep=$(median $(paired "$pl" "$en"))
+			# shellcheck disable=SC2046
+			er=$(spread $(paired "$pl" "$en"))
+			if [ "$op" = mount ]; then
+				tgt="" v="-" # not a read: includes scrypt on the passphrase
+			else
+				tgt="≤1.1" v=$(verdict "$ep" 1.1) nread=$((nread + 1))
+				[ "$ep" = FAIL ] && v=FAIL
+				[ "$v" = PASS ] && npass=$((npass + 1))
+			fi
+			# shellcheck disable=SC2086
+			printf '%-6s %-6s %21s %21s %19s %6s %6s %12s\n' "$op" $c \
+				"$(res bkr "$op" $c) ($(spread $pl))" "$(res bkrenc "$op" $c) ($(spread $en))" "$ep ($er)" \
+				"$tgt" "$v" "$(ratio "$(res bkrenc "$op" $c)" "$(fmin "$(res restic "$op" $c)" "$(res borg "$op" $c)")")"
+			json_ratios+=",\"${op}_${c}_encrypted\":{\"vs_plain\":\"$ep\",\"vs_plain_spread\":\"$er\",\"result\":\"$v\",\"plain\":\"$pl\",\"encrypted\":\"$en\"}"
 		done
 	done
-	echo "encryption: bkrfs on an encrypted repository (aes-256-gcm) within 1.1× of plain; mount includes scrypt (N=2^15)"
+	echo "encryption: reads of bkrfs on an encrypted repository (aes-256-gcm) within 1.1× of plain: $npass of $nread PASS"
+	echo "            (mount is informational: it includes scrypt, N=2^15, on the passphrase)"
 fi
 
 out=$BENCH_WORK/results/mount-$(date -u +%Y%m%d-%H%M%S).json
 {
 	printf '{"benchmark":"mount","date":"%s","machine":"%s","versions":"%s","loadavg_start":"%s","loadavg_end":"%s","bkrfs_opts":"%s",' \
 		"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(machine_info)" "$(tool_versions)" "$LOAD_START" "$LOAD_END" "$BKRFS_OPTS"
-	printf '"corpus":{"files":%s,"bytes":%s},"reads":%s,"runs":%s,"seconds":{' "$CORPUS_FILES" "$CORPUS_BYTES" "$READS" "$RUNS"
+	printf '"corpus":{"files":%s,"bytes":%s},"reads":%s,"runs":%s,"rounds":%s,"seconds":{' "$CORPUS_FILES" "$CORPUS_BYTES" "$READS" "$RUNS" \
+		"$([ $ENC = 1 ] && echo "$ROUNDS" || echo 0)"
 	sep=""
 	for t in source $TOOLS; do
 		for op in mount $OPS; do
