@@ -183,9 +183,16 @@ const char *cli_repo_path(cli *c, const bkr_config *cfg)
 	const char *env = getenv("BKR_REPO");
 	if (c->repo)
 		return c->repo;
-	if (cfg && cfg->repository)
-		return cfg->repository;
-	return env && *env ? env : NULL;
+	if (env && *env)
+		return env;
+	return cfg ? cfg->repository : NULL;
+}
+
+int cli_repo_location(cli *c, bkr_config **cfg, const char **path)
+{
+	int err = cli_load_config(c, cfg);
+	*path = err < 0 ? NULL : cli_repo_path(c, *cfg);
+	return err;
 }
 
 static void warn_index(void *ctx, const char *message)
@@ -200,9 +207,8 @@ int cli_open_repo(cli *c, bkr_repo **out, int flags)
 	int err;
 
 	*out = NULL;
-	if (!c->repo && !getenv("BKR_REPO") && (err = cli_load_config(c, &cfg)) < 0)
+	if ((err = cli_repo_location(c, &cfg, &path)) < 0)
 		return err;
-	path = cli_repo_path(c, cfg);
 	if (!path) {
 		bkr_config_free(cfg);
 		return bkr_error_set(BKR_EINVAL, "no repository: give -r REPO, set BKR_REPO, or name one in the configuration (-c)");
@@ -212,7 +218,12 @@ int cli_open_repo(cli *c, bkr_repo **out, int flags)
 		cli_warn(c, "%s", bkr_repo_config_warning(*out));
 	if (err == 0)
 		bkr_repo_index_warnings(*out, warn_index, c);
-	/* the repository records its tiers; a configured one not recorded yet is searched too */
+	/* the repository records its tiers; one the configuration names for this repository and
+	 * not recorded yet is searched too (not another repository's, given with -r) */
+	if (cfg && cfg->repository && strcmp(cfg->repository, path) != 0) {
+		bkr_config_free(cfg);
+		cfg = NULL;
+	}
 	if (err == 0 && cfg && cfg->warm.path)
 		err = bkr_repo_add_tier(*out, "warm", cfg->warm.path, false);
 	if (err == 0 && cfg && cfg->cold.path)

@@ -94,6 +94,10 @@ int cli_load_config(cli *c, bkr_config **out);
 
 /** The repository path in effect (NULL when none). */
 const char *cli_repo_path(cli *c, const bkr_config *cfg);
+/* The repository a command names and the configuration: the one named (-c or BKR_CONFIG) is
+ * loaded even when -r or BKR_REPO gives the repository, so that its "s3" object reaches an
+ * s3:// repository named on the command line; *path is NULL when no repository is named. */
+int cli_repo_location(cli *c, bkr_config **cfg, const char **path);
 
 /** Colour escapes (empty when colour is off). */
 const char *cli_col(cli *c, const char *which);

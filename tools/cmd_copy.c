@@ -208,6 +208,7 @@ int cmd_copy(cli *c, int argc, char **argv)
 	};
 	struct state s = { .c = c, .o = { .version = BKR_COPY_OPTIONS_VERSION } };
 	bkr_config *cfg = NULL;
+	const char *configured;
 	bkr_copy_stats st;
 	bkr_repo *from = NULL, *to = NULL;
 	int first, err;
@@ -217,14 +218,14 @@ int cmd_copy(cli *c, int argc, char **argv)
 	CLI_PARSE(c, argc, argv, usage, "n", lo, opt, &s, &first);
 	if (!s.from.repo)
 		return cli_usage_error(c, "give the repository to copy from: --from REPO");
+	/* the configuration's "s3" object serves both sides; its repository is the default --to */
+	if ((err = cli_repo_location(c, &cfg, &configured)) < 0)
+		return cli_fail(c, err);
+	if (!s.to.repo)
+		s.to.repo = configured;
 	if (!s.to.repo) {
-		if (!c->repo && !getenv("BKR_REPO") && (err = cli_load_config(c, &cfg)) < 0)
-			return cli_fail(c, err);
-		s.to.repo = cli_repo_path(c, cfg);
-		if (!s.to.repo) {
-			bkr_config_free(cfg);
-			return cli_usage_error(c, "give the repository to copy to: --to REPO (or -r REPO)");
-		}
+		bkr_config_free(cfg);
+		return cli_usage_error(c, "give the repository to copy to: --to REPO (or -r REPO)");
 	}
 	s.o.specs = (const char *const *)argv + first;
 	s.o.nspecs = (size_t)(argc - first);

@@ -77,9 +77,8 @@ int cmd_init(cli *c, int argc, char **argv)
 		c->repo = argv[first++];
 	if (first < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
-	if (!c->repo && !getenv("BKR_REPO") && (err = cli_load_config(c, &cfg)) < 0)
+	if ((err = cli_repo_location(c, &cfg, &path)) < 0)
 		return cli_fail(c, err);
-	path = cli_repo_path(c, cfg);
 	if (!path) {
 		bkr_config_free(cfg);
 		return cli_usage_error(c, "no repository: give -r REPO");

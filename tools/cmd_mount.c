@@ -115,9 +115,8 @@ int cmd_mount(cli *c, int argc, char **argv)
 	CLI_PARSE(c, argc, argv, usage, "fo:", lo, opt, &s, &first);
 	if (argc - first != 1)
 		return cli_usage_error(c, "expected one MOUNTPOINT");
-	if (!c->repo && !getenv("BKR_REPO") && (err = cli_load_config(c, &cfg)) < 0)
+	if ((err = cli_repo_location(c, &cfg, &repo)) < 0)
 		return cli_fail(c, err);
-	repo = cli_repo_path(c, cfg);
 	if (!repo)
 		return cli_usage_error(c, "no repository: give -r REPO");
 	find_bkrfs(bkrfs, sizeof(bkrfs));

@@ -234,6 +234,17 @@ one_line_error
 grep -q "workspace_root" "$T/err" || fail "config check does not name the key"
 expect_exit 2 "$BKR" config check -c "$T/bad.json" --json
 json_ok "$T/out"
+# the repository: -r, else BKR_REPO, else the configuration's (which is read all the same)
+expect_exit 0 "$BKR" init -r "$T/other"
+printf '{"repository": "%s", "workspace_root": "%s"}\n' "$R" "$src" >"$T/prec.json"
+expect_exit 0 "$BKR" -c "$T/prec.json" list
+grep -q "backup_" "$T/out" || fail "-c: the configuration's repository is not the one listed"
+expect_exit 0 env BKR_REPO="$T/other" "$BKR" -c "$T/prec.json" list
+! grep -q "backup_" "$T/out" || fail "BKR_REPO does not win over the configuration"
+expect_exit 0 env BKR_REPO="$T/other" "$BKR" -c "$T/prec.json" -r "$R" list
+grep -q "backup_" "$T/out" || fail "-r does not win over BKR_REPO"
+expect_exit 2 "$BKR" -c "$T/bad.json" -r "$R" list
+grep -q "workspace_root" "$T/err" || fail "a bad configuration named with -c is not reported when -r is given"
 echo 'not json' >"$R/backups/backup_20990101_000000_full_deadbeef.json"
 expect_exit 4 "$BKR" -r "$R" list
 grep -q "backup_20990101_000000_full_deadbeef.json" "$T/err" || fail "damaged manifest not named"

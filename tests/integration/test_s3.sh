@@ -208,6 +208,12 @@ expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_
 expect_exit 0 "$BKR" -r "$R2" verify --read-data
 pass "a killed backup's lock blocks prune, named; once stale (s3.lock_stale_seconds) it is removed"
 
+# the configuration's s3 object serves a repository named with -r too
+expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" -r s3://bkr-test/viacfg init
+expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" -r s3://bkr-test/viacfg list
+[ -n "$(s3keys viacfg/config)" ] || fail "init with -r and the configuration's credentials wrote no config object"
+pass "-c with -r s3://...: the configuration's credentials and endpoint are used"
+
 # --- repair on S3: every index object lost, the index rebuilt from the packs' footers
 for k in $(s3keys crash/index/); do s3curl -X DELETE "$S3_ENDPOINT/bkr-test/$k" -o /dev/null; done
 [ -z "$(s3keys crash/index/)" ] || fail "the index objects are still there"
