@@ -209,10 +209,11 @@ PID=$DAEMON
 [ "$(stat -c %i "$M/by-id/$ID/ws/small.txt")" = "$INO1" ] && ok "inode numbers stable across remounts" ||
 	fail "inode number changed across remount"
 # resident FILE BYTES: how many bytes of FILE are in the page cache, polled
-# for up to 2 s until at least BYTES (the store thread works asynchronously)
+# for up to 30 s until at least BYTES (the store thread works asynchronously;
+# under ASan on a loaded machine it can take seconds)
 resident() {
 	local i res=0
-	for i in $(seq 1 20); do
+	for i in $(seq 1 300); do
 		res=$(fincore --bytes --noheadings --output RES "$1" 2>/dev/null || echo 0)
 		[ "${res:-0}" -ge "$2" ] && break
 		sleep 0.1
