@@ -28,7 +28,8 @@
 # random blocks, bench/lib.sh make_words): a full backup by each tool into a
 # fresh repository, the page cache dropped before each (as root; warm and said
 # so otherwise); time ≤ 0.35× the faster peer, repository ≤ 1.05× restic's.
-# --compression gives plain bkr's codec (bkr init --compression; default zlib).
+# --compression gives plain bkr's codec (bkr init --compression; default zstd,
+# bkr init's own default).
 # See bench/README.md.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -36,7 +37,7 @@ set -euo pipefail
 COLD=0
 ENC=0
 NO_RESTORE=0
-COMP=zlib
+COMP=zstd
 bench_args --cold:COLD --encryption:ENC --no-restore:NO_RESTORE --compression=COMP -- "$@"
 RESTORE=$((1 - NO_RESTORE))
 [ $COLD = 0 ] || [ "$(id -u)" = 0 ] || die "--cold needs root (drop_caches)"
@@ -206,7 +207,7 @@ echo "bkr benchmark: backup  ($(date -u +%Y-%m-%dT%H:%MZ), $(machine_info))"
 echo "$(tool_versions)"
 echo "corpus: $CORPUS_FILES files, $(mib "$CORPUS_BYTES") MiB (/usr/include + ${BIG_MIB} MiB half text/half random);" \
 	"change1 = 1 line appended to $CHANGED_FILES files; cache: $([ $COLD = 1 ] && echo cold || echo warm)"
-echo "compression: bkr $COMP ($([ "$COMP" = zlib ] && echo "level 1, the default" || echo "its default level")), restic repo v2 'auto' (zstd default), borg lz4 (default)"
+echo "compression: bkr $COMP ($([ "$COMP" = zstd ] && echo "level 2, the default" || echo "its default level")), restic repo v2 'auto' (zstd default), borg lz4 (default)"
 echo
 printf '%-7s %-8s %9s %12s %10s\n' tool phase seconds "peak RSS MiB" "repo MiB"
 for tool in $TOOLS; do

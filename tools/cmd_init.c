@@ -17,8 +17,8 @@ static const char usage[] =
 	"                            --new-password-file, --password-file, --password-command,\n"
 	"                            BKR_PASSWORD, or a prompt (twice)\n"
 	"  --compression zlib|zstd|none\n"
-	"                            blob compression (default zlib; zstd: smaller and faster,\n"
-	"                            plain repositories only; a bkr without zstd refuses them)\n"
+	"                            blob compression (default zstd: smaller than zlib at the\n"
+	"                            same speed; zlib for a bkr that does not know zstd)\n"
 	"  --level N                 level 1..9 (default: zlib 1, zstd 2; measured best)\n"
 	"  --chunk-avg BYTES         average chunk size, a power of two (default 1048576)\n";
 

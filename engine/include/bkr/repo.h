@@ -30,7 +30,7 @@ typedef struct bkr_repo bkr_repo;
 
 typedef struct {
 	int version;
-	const char *compression; /**< "zlib" (default), "zstd" (plain repositories) or "none" */
+	const char *compression; /**< "zstd" (NULL: the default), "zlib" or "none" */
 	int level;               /**< 1..9; 0: the codec's default (zlib 1, zstd 2) */
 	uint32_t chunk_min, chunk_avg, chunk_max; /**< 0 = defaults */
 	uint32_t pack_size;      /**< 0 = default */
