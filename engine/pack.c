@@ -54,6 +54,19 @@ int bkr_blob_encode(int level, const void *data, size_t len,
 int bkr_blob_encode_codec(int codec, int level, const void *data, size_t len,
 			  uint8_t **payload, uint32_t *stored_len, uint8_t *flags)
 {
+	int err = bkr_blob_compress(codec, level, data, len, payload, stored_len, flags);
+	if (err < 0 || *payload)
+		return err;
+	if (!(*payload = malloc(len ? len : 1)))
+		return bkr_error_oom();
+	if (len)
+		memcpy(*payload, data, len);
+	return 0;
+}
+
+int bkr_blob_compress(int codec, int level, const void *data, size_t len,
+		      uint8_t **payload, uint32_t *stored_len, uint8_t *flags)
+{
 	uint8_t *buf = NULL, *shrunk;
 	bool zstd = codec == BKR_CODEC_ZSTD;
 	size_t out_len = 0, cap;
@@ -92,20 +105,11 @@ int bkr_blob_encode_codec(int codec, int level, const void *data, size_t len,
 		if (err != BKR_ERROR)
 			goto done;
 		/* Would not shrink: store raw. */
-		free(buf);
-		buf = NULL;
 		err = 0;
 		bkr_error_clear();
 	}
-	if (!(buf = malloc(len ? len : 1))) {
-		err = bkr_error_oom();
-		goto done;
-	}
-	if (len)
-		memcpy(buf, data, len);
-	*payload = buf;
+	/* raw: the caller's bytes as they are (*payload stays NULL) */
 	*stored_len = (uint32_t)len;
-	buf = NULL;
 done:
 	free(buf);
 	return err;
@@ -157,7 +161,7 @@ done:
 	return err;
 }
 
-int bkr_blob_seal(const bkr_crypto *c, bkr_blob_type type, const bkr_id *id,
+int bkr_blob_seal(const bkr_crypto *c, bkr_blob_type type, const bkr_id *id, const void *raw,
 		  uint8_t **payload, uint32_t *stored_len, uint8_t *flags)
 {
 	uint8_t *sealed = NULL;
@@ -166,7 +170,8 @@ int bkr_blob_seal(const bkr_crypto *c, bkr_blob_type type, const bkr_id *id,
 
 	if (!c)
 		return 0;
-	if ((err = bkr_crypto_seal_blob(c, (uint8_t)type, id, *flags & (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD), *payload, *stored_len,
+	if ((err = bkr_crypto_seal_blob(c, (uint8_t)type, id, *flags & (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD),
+					*payload ? *payload : raw, *stored_len,
 					&sealed, &n)) < 0)
 		return err;
 	free(*payload);

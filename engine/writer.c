@@ -138,15 +138,17 @@ int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 	if (added <= 0)
 		return added;
 
-	if ((err = bkr_blob_encode_codec(w->repo->cfg.codec, w->repo->cfg.level, data, len, &payload, &stored_len, &flags)) < 0 ||
-	    (err = bkr_blob_seal(w->repo->crypto, type, id, &payload, &stored_len, &flags)) < 0)
+	/* a raw blob is appended from the caller's bytes, never copied */
+	if ((err = bkr_blob_compress(w->repo->cfg.codec, w->repo->cfg.level, data, len, &payload, &stored_len, &flags)) < 0 ||
+	    (err = bkr_blob_seal(w->repo->crypto, type, id, data, &payload, &stored_len, &flags)) < 0)
 		goto done;
 
 	pthread_mutex_lock(&w->lock);
 	if (!w->open[type])
 		err = bkr_pack_writer_new(&w->open[type], w->repo->store, pack_folder(type), type, w->repo->crypto);
 	if (err == 0)
-		err = bkr_pack_writer_add(w->open[type], id, flags, payload, stored_len, (uint32_t)len);
+		err = bkr_pack_writer_add(w->open[type], id, flags, payload ? payload : data ? data : (const void *)"",
+					  stored_len, (uint32_t)len);
 	if (err == 0 && bkr_pack_writer_size(w->open[type]) >= w->repo->cfg.pack_size) {
 		full = w->open[type];
 		w->open[type] = NULL;

@@ -452,7 +452,7 @@ static void test_write_read_sealed(void **state)
 			bkr_crypto_blob_id(c, f->blobs[i].data, f->blobs[i].len, &ids[i]);
 			assert_int_equal(bkr_blob_encode_codec(codecs[k], 2, f->blobs[i].data, f->blobs[i].len,
 							       &payload, &stored, &flags), 0);
-			assert_int_equal(bkr_blob_seal(c, BKR_BLOB_DATA, &ids[i], &payload, &stored, &flags), 0);
+			assert_int_equal(bkr_blob_seal(c, BKR_BLOB_DATA, &ids[i], NULL, &payload, &stored, &flags), 0);
 			assert_true(flags == BKR_BLOB_FLAG_ENCRYPTED || flags == (BKR_BLOB_FLAG_ENCRYPTED | codec_flag));
 			compressed += (flags & codec_flag) != 0;
 			assert_int_equal(bkr_pack_writer_add(w, &ids[i], flags, payload, stored,

@@ -42,6 +42,13 @@ int bkr_blob_encode_codec(int codec, int level, const void *data, size_t len,
 			  uint8_t **payload, uint32_t *stored_len, uint8_t *flags);
 
 /**
+ * The same without copying a raw blob: when the blob is stored raw, *payload
+ * is NULL (and *flags 0) and the payload is @p data itself, *stored_len bytes.
+ */
+int bkr_blob_compress(int codec, int level, const void *data, size_t len,
+		      uint8_t **payload, uint32_t *stored_len, uint8_t *flags);
+
+/**
  * Decode a (compressed or raw, not sealed) payload into @p out (capacity
  * raw_len) and check that the plaintext's id — keyed by @p c, SHA-256 when
  * NULL — is @p id: BKR_ECORRUPT on any mismatch, message naming @p what.
@@ -51,11 +58,12 @@ int bkr_blob_decode(const bkr_crypto *c, const bkr_id *id, uint8_t flags, const 
 
 /**
  * In an encrypted repository (@p c not NULL) seal an encoded payload in
- * place: *payload is replaced (freed, malloc'd), *stored_len becomes the
- * sealed length and *flags gains BKR_BLOB_FLAG_ENCRYPTED.  Nothing when @p c
- * is NULL.
+ * place: *payload (or @p raw when *payload is NULL: bkr_blob_compress's raw
+ * blob) is sealed, *payload replaced (freed, malloc'd), *stored_len becomes
+ * the sealed length and *flags gains BKR_BLOB_FLAG_ENCRYPTED.  Nothing when
+ * @p c is NULL.
  */
-int bkr_blob_seal(const bkr_crypto *c, bkr_blob_type type, const bkr_id *id,
+int bkr_blob_seal(const bkr_crypto *c, bkr_blob_type type, const bkr_id *id, const void *raw,
 		  uint8_t **payload, uint32_t *stored_len, uint8_t *flags);
 
 typedef struct bkr_pack_writer bkr_pack_writer;
