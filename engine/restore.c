@@ -55,6 +55,8 @@
 #define RESTORE_BUDGET (64u << 20)
 #define RESTORE_MAX_FILES 64
 #define RESTORE_MAX_THREADS 64
+/* Written bytes of a file handed to the disk at a time (write-behind). */
+#define RESTORE_WRITE_BEHIND (8u << 20)
 
 typedef struct {
 	uint64_t group;
@@ -138,6 +140,8 @@ typedef struct {
 	rmeta m;
 	bkr_walk_file *wf;
 	uint64_t counted;   /* bytes counted into the progress */
+	uint64_t wend;      /* the end of what was written (by its one writer at a time) */
+	uint64_t wkick;     /* ... and of what was handed to the disk (write-behind) */
 	/* under mu */
 	rslot *slots;
 	size_t nslots, next;
@@ -702,6 +706,21 @@ static void file_fail(rfile *f, int err)
 }
 
 /*
+ * Start writing out what @p f has written since the last time (from @p
+ * f->wkick on; all of the rest when @p to_end), without waiting for it: the
+ * disk writes while the restore reads, instead of all of it at the final
+ * syncfs.  A hint: errors show at that syncfs (or fsync).
+ */
+static void write_behind(rfile *f, bool to_end)
+{
+	if (f->wend <= f->wkick)
+		return;
+	(void)sync_file_range(f->fd, (off_t)f->wkick, to_end ? 0 : (off_t)(f->wend - f->wkick),
+			      SYNC_FILE_RANGE_WRITE);
+	f->wkick = f->wend;
+}
+
+/*
  * All of @p f was read and put: check it, set its attributes, rename it into
  * place (or remove it and report).  Any thread; frees @p f unless kept.
  */
@@ -716,6 +735,7 @@ static void file_finish(rctx *c, rfile *f)
 		report(c, true, err, f->path, "%s", f->msg ? f->msg : "out of memory");
 		goto done;
 	}
+	write_behind(f, true);
 	meta_apply(c, f->fd, false, f->path, &f->m);
 	/* the old file goes only for a new one that is on disk */
 	if (f->replace && fsync(f->fd) < 0) {
@@ -752,28 +772,27 @@ done:
 		file_free(f);
 }
 
-typedef struct {
-	int fd;
-	const char *what;
-} write_ctx;
-
 static int write_data(void *ctx, uint64_t off, const uint8_t *data, size_t len)
 {
-	write_ctx *w = ctx;
+	rfile *f = ctx;
 	int err;
 	if ((err = bkr_io_fault("restore-write")) < 0)
 		return err;
 	while (len > 0) {
-		ssize_t n = pwrite(w->fd, data, len, (off_t)off);
+		ssize_t n = pwrite(f->fd, data, len, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return bkr_error_set_errno(errno, "%s: write", w->what);
+			return bkr_error_set_errno(errno, "%s: write", f->what);
 		}
 		data += n;
 		len -= (size_t)n;
 		off += (uint64_t)n;
 	}
+	if (off > f->wend)
+		f->wend = off;
+	if (f->wend - f->wkick >= RESTORE_WRITE_BEHIND)
+		write_behind(f, false);
 	return 0;
 }
 
@@ -812,8 +831,7 @@ static void task_run(rctx *c, rfile *f, size_t i, bool skip)
 		pthread_mutex_unlock(&c->mu);
 		err = 0;
 		if (sl.state == 1 && !failed) {
-			write_ctx wc = { f->fd, f->what };
-			err = bkr_walk_file_put(f->wf, sl.data, sl.len, write_data, &wc);
+			err = bkr_walk_file_put(f->wf, sl.data, sl.len, write_data, f);
 			if (err == 0) {
 				f->counted += sl.len;
 				progress_add(c, f->path, 0, sl.len);
@@ -937,6 +955,9 @@ static void file_submit(rctx *c, rfile *f)
 	for (size_t i = 0; i < n; i++) {
 		uint32_t clen = bkr_walk_file_chunk_length(f->wf, i);
 		rtask *t = c->nthreads ? malloc(sizeof(*t)) : NULL;
+		/* the disk reads every queued chunk ahead of the workers, not two at a time as they ask */
+		if (t && bkr_repo_advise_blob(c->repo, bkr_walk_file_chunk_id(f->wf, i), 0) < 0)
+			bkr_error_clear(); /* not indexed: its read says so */
 		pthread_mutex_lock(&c->mu);
 		c->inflight_bytes += clen;
 		if (!t) {

@@ -299,14 +299,13 @@ static int local_get_range(bkr_store *s, const char *name, uint64_t off, size_t 
 static int local_advise(bkr_store *s, const char *name, uint64_t off, uint64_t len)
 {
 	char path[PATH_MAX];
-	int fd, err;
+	int fd = -1, slot = -1, err;
 
-	if ((err = path_of(s, name, path)) < 0)
+	/* through the descriptor cache: a restore advises every chunk of a pack it then reads */
+	if ((err = path_of(s, name, path)) < 0 || (err = fd_get((local_store *)s, path, 0, &fd, &slot)) < 0)
 		return err;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return bkr_error_set_errno(errno, "open %s", path);
 	(void)posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
-	close(fd);
+	fd_put((local_store *)s, fd, slot, false);
 	return 0;
 }
 
