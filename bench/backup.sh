@@ -114,7 +114,7 @@ tree_list() {
 }
 
 # restore_run TOOL: restore the latest backup into $RESTORE_DIR/TOOL (cache
-# dropped first), timed up to a final sync; then check the tree.
+# dropped first), timed up to a final sync; then check the tree (kept).
 restore_run() {
 	local tool=$1 dst=$RESTORE_DIR/$1 got
 	rm -rf "$dst"
@@ -136,7 +136,6 @@ restore_run() {
 	tree_list "$got" >"$BENCH_WORK/logs/restore-$tool.list"
 	cmp -s "$BENCH_WORK/logs/restore-source.list" "$BENCH_WORK/logs/restore-$tool.list" ||
 		die "$tool restore differs from the corpus: diff $BENCH_WORK/logs/restore-source.list $BENCH_WORK/logs/restore-$tool.list"
-	rm -rf "$dst"
 }
 
 restore_phase() {
@@ -146,10 +145,13 @@ restore_phase() {
 	mkdir -p "$RESTORE_DIR"
 	tree_list "$CORPUS" >"$BENCH_WORK/logs/restore-source.list"
 	local tool
+	# every restored tree stays until all tools have run: deleting one makes the
+	# next tool's file creations search ext4's freed inodes, a cost only the
+	# tools after the first would pay
 	for tool in $RTOOLS; do
 		restore_run "$tool"
 	done
-	rmdir "$RESTORE_DIR"
+	rm -rf "$RESTORE_DIR"
 }
 
 # the table, ratios and PASS/MISS of the restore phase; appends to json_ratios
