@@ -33,6 +33,13 @@ assert c["compression"] == {"codec": "zstd", "level": 2}, c["compression"]
 assert c["features"]["incompat"] == ["zstd"], c["features"]
 PY
 pass "init --compression zstd: codec zstd, level 2, feature 'zstd' in features.incompat"
+expect_exit 0 "$BKR" init -r "$T/rdefault"
+python3 - "$T/rdefault/config.json" <<'PY' || fail "bkr init without --compression does not make a zstd repository"
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert c["compression"] == {"codec": "zstd", "level": 2}, c["compression"]
+PY
+pass "init without --compression: zstd, the default (docs/design.md)"
 
 expect_exit 0 "$BKR" -r "$R" create "$S" --json
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["sources"][0]["compression"] == "zstd", m["sources"]' "$T/out" ||

@@ -37,7 +37,7 @@ typedef struct {
 	const char *encryption;  /**< "none" (NULL: the default) or "aes-256-gcm" */
 } bkr_repo_init_options;
 #define BKR_REPO_INIT_OPTIONS_VERSION 1
-#define BKR_REPO_INIT_OPTIONS_INIT { BKR_REPO_INIT_OPTIONS_VERSION, "zlib", 0, 0, 0, 0, 0, NULL }
+#define BKR_REPO_INIT_OPTIONS_INIT { BKR_REPO_INIT_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, NULL }
 
 /**
  * Create a new repository at @p path (an absent or empty directory).  An
