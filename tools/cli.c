@@ -204,6 +204,7 @@ int cli_open_repo(cli *c, bkr_repo **out, int flags)
 {
 	bkr_config *cfg = NULL;
 	const char *path;
+	bool ours;
 	int err;
 
 	*out = NULL;
@@ -220,13 +221,10 @@ int cli_open_repo(cli *c, bkr_repo **out, int flags)
 		bkr_repo_index_warnings(*out, warn_index, c);
 	/* the repository records its tiers; one the configuration names for this repository and
 	 * not recorded yet is searched too (not another repository's, given with -r) */
-	if (cfg && cfg->repository && strcmp(cfg->repository, path) != 0) {
-		bkr_config_free(cfg);
-		cfg = NULL;
-	}
-	if (err == 0 && cfg && cfg->warm.path)
+	ours = cfg && (!cfg->repository || strcmp(cfg->repository, path) == 0);
+	if (err == 0 && ours && cfg->warm.path)
 		err = bkr_repo_add_tier(*out, "warm", cfg->warm.path, false);
-	if (err == 0 && cfg && cfg->cold.path)
+	if (err == 0 && ours && cfg->cold.path)
 		err = bkr_repo_add_tier(*out, "cold", cfg->cold.path, false);
 	bkr_config_free(cfg);
 	return err;
