@@ -29,6 +29,7 @@ run_suite() { # name builddir meson-args...
 status=0
 passed=0
 failed=0
+failures= # "phase: suite / test" of each failure, repeated at the end (CI keeps the tail)
 # phase NAME: the previous phase's wall time, then NAME's heading
 phase_name=
 phase_start=$SECONDS
@@ -45,6 +46,9 @@ mtest() {
 	meson test "$@" 2>&1 | tee "$log" || rc=1
 	passed=$((passed + $(awk '/^Ok:/ {s += $2} END {print s + 0}' "$log")))
 	failed=$((failed + $(awk '/^(Fail|Timeout|Unexpected Pass):/ {s += $2} END {print s + 0}' "$log")))
+	# the per-test lines before "Summary of Failures:" (meson repeats them after it)
+	failures+=$(awk -v phase="$phase_name" '/^Summary of Failures:/ {exit}
+		/^ *[0-9]+\/[0-9]+ .* (FAIL|TIMEOUT|UNEXPECTEDPASS) / {sub(/^ *[0-9]+\/[0-9]+ +/, ""); sub(/ +(FAIL|TIMEOUT|UNEXPECTEDPASS) .*/, ""); printf "\n  %s: %s", phase, $0}' "$log")
 	rm -f "$log"
 	return $rc
 }
@@ -67,11 +71,15 @@ if [ "${BKR_TEST_QUICK:-0}" != 1 ]; then
 		--timeout-multiplier 8 || status=1
 
 	phase "libFuzzer: every decoder of repository data and the configuration, from tests/fuzz/corpus"
-	tests/fuzz/run.sh build-fuzz || status=1
+	tests/fuzz/run.sh build-fuzz || {
+		status=1
+		failures+=$'\n  libFuzzer: a target failed (its lines above)'
+	}
 fi
 
 phase ""
 echo "$passed passed, $failed failed in $((SECONDS / 60)) min $((SECONDS % 60)) s"
+[ -z "$failures" ] || echo "failed:$failures"
 if [ "$status" = 0 ]; then
 	echo "tools/test.sh: every suite passed"
 else
