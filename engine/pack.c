@@ -85,7 +85,7 @@ int bkr_blob_compress(int codec, int level, const void *data, size_t len,
 		goto done;
 	}
 	if (codec != BKR_CODEC_NONE && level > 0 && len > 0 &&
-	    (zstd || !bkr_compress_probe_incompressible(data, len))) {
+	    (zstd ? !bkr_compress_looks_random(data, len) : !bkr_compress_probe_incompressible(data, len))) {
 		cap = bkr_compress_bound(len);
 		if (!(buf = malloc(cap))) {
 			err = bkr_error_oom();

@@ -291,6 +291,35 @@ static void test_zstd_incompressible(void **state)
 	assert_int_equal(bkr_decompress_zstd(f->buf, n, f->out, 4096), BKR_ECORRUPT);
 }
 
+/* The zstd codec's cheap estimate: flat byte counts in every sampled window. */
+static void test_looks_random(void **state)
+{
+	struct fixture *f = *state;
+	size_t n = 0;
+
+	assert_true(bkr_compress_looks_random(f->rnd, RAND_LEN));
+	assert_true(bkr_compress_looks_random(f->rnd, 16u << 10));
+	assert_false(bkr_compress_looks_random(f->rnd, (16u << 10) - 1)); /* too short to judge */
+	assert_false(bkr_compress_looks_random(f->text, TEXT_LEN));
+	assert_false(bkr_compress_looks_random(f->text, 16u << 10));
+	/* random but for 40 KiB of text in the middle: one window sees it (they
+	 * are 36 KiB apart in 256 KiB), so it is compressed */
+	memcpy(f->out, f->rnd, RAND_LEN);
+	memcpy(f->out + RAND_LEN / 2, f->text, 40u << 10);
+	assert_false(bkr_compress_looks_random(f->out, RAND_LEN));
+	/* text at the end only */
+	memcpy(f->out, f->rnd, RAND_LEN);
+	memcpy(f->out + RAND_LEN - 4096, f->text, 4096);
+	assert_false(bkr_compress_looks_random(f->out, RAND_LEN));
+	/* bytes of a skewed distribution (a quarter of the values twice as likely)
+	 * are not random: entropy coding alone saves more than 3% */
+	for (size_t i = 0; i < RAND_LEN; i++)
+		f->out[i] = f->rnd[i] < 64 ? (uint8_t)(f->rnd[i] >> 1) : f->rnd[i];
+	assert_false(bkr_compress_looks_random(f->out, RAND_LEN));
+	assert_int_equal(bkr_compress_zstd(2, f->out, RAND_LEN, f->buf, f->cap, &n), 0);
+	assert_true(n < RAND_LEN * 97 / 100);
+}
+
 static void test_zstd_damaged(void **state)
 {
 	struct fixture *f = *state;
@@ -371,6 +400,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_zstd_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zstd_incompressible, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zstd_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_looks_random, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

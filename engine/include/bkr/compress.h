@@ -23,6 +23,17 @@ size_t bkr_compress_bound(size_t len);
 bool bkr_compress_probe_incompressible(const void *data, size_t len);
 
 /**
+ * Cheaper estimate for zstd: true when every one of up to 8 windows of 4 KiB,
+ * spread evenly over @p data, has a byte distribution as flat as random bytes
+ * (Renyi-2 entropy of at least 7.75 bits per byte, a bound below which the
+ * entropy coder alone could save 3%), i.e. the blob should be stored raw.
+ * Reads at most 32 KiB.  False for inputs shorter than 16 KiB (compress them).
+ * Matches across windows are not seen: a blob of one random block repeated
+ * may be judged random and stored raw (correct, only larger).
+ */
+bool bkr_compress_looks_random(const void *data, size_t len);
+
+/**
  * Compress @p in at @p level (0..9; 0 means "store raw", never called with 0)
  * into @p out (capacity @p cap >= bkr_compress_bound(len)).  Sets *out_len.
  * Returns 0, or BKR_ERROR when the result would not be smaller than the input
