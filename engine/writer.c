@@ -1,10 +1,12 @@
 /** @file
  * The blob writer (bkr/writer.h): any number of threads put blobs; each is
  * compressed in the caller's thread and appended to the open pack of its
- * type under the lock; a full pack is published outside the lock; a commit
- * publishes the open packs, then one index file naming them (docs/design.md,
- * "Write protocol and crash safety").  The first failure is sticky, and every thread reports
- * its message.
+ * type under the lock; a full pack is handed to the writer's publisher
+ * thread (its fsync and rename no longer stall the thread that filled it;
+ * at most PUB_MAX wait, then put blocks); a commit waits for those, publishes
+ * the open packs, then one index file naming them (docs/design.md,
+ * "Write protocol and crash safety").  The first failure is sticky, and every
+ * thread reports its message.
  */
 #include "bkr/writer.h"
 #include "bkr/error.h"
@@ -24,6 +26,8 @@ static const char *pack_folder(bkr_blob_type type)
 	return type == BKR_BLOB_TREE ? "tree" : "data";
 }
 
+#define PUB_MAX 2 /**< full packs waiting for the publisher thread */
+
 struct bkr_writer {
 	bkr_repo *repo;
 	pthread_mutex_t lock;           /* guards everything below */
@@ -33,6 +37,14 @@ struct bkr_writer {
 	bkr_lock *mark;                 /* the writers' mark (verify tells us from leftovers) */
 	int failed;                     /* first error seen (sticky) */
 	char failed_msg[512];           /* its message, for the other threads */
+	/* full packs for the publisher thread, oldest first */
+	struct { bkr_pack_writer *pw; bkr_blob_type type; } pubq[PUB_MAX];
+	size_t npub;
+	bool pub_busy;                  /* the publisher holds a pack */
+	bool pub_started, pub_stop;
+	pthread_t pub;
+	pthread_cond_t pub_cv;          /* a pack queued, or stop */
+	pthread_cond_t pub_done;        /* a pack published (room in the queue) */
 };
 
 /* Record the first failure (its message comes from the calling thread); a
@@ -79,6 +91,8 @@ int bkr_writer_new(bkr_writer **out, bkr_repo *r)
 		return bkr_error_oom();
 	w->repo = r;
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->pub_cv, NULL);
+	pthread_cond_init(&w->pub_done, NULL);
 	if ((err = bkr_repo_writer_mark(r, &w->mark)) < 0 || (err = bkr_index_builder_new(&w->index)) < 0) {
 		bkr_writer_free(w);
 		return err;
@@ -110,6 +124,67 @@ static int pack_publish(bkr_writer *w, bkr_pack_writer *pw, bkr_blob_type type)
 	}
 	pthread_mutex_unlock(&w->lock);
 	return err;
+}
+
+/* The publisher thread: publish queued full packs until told to stop with
+ * none left.  A failure is the writer's sticky one, seen by the next put or
+ * the commit. */
+static void *publisher_main(void *arg)
+{
+	bkr_writer *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		if (w->npub == 0) {
+			if (w->pub_stop)
+				break;
+			pthread_cond_wait(&w->pub_cv, &w->lock);
+			continue;
+		}
+		bkr_pack_writer *pw = w->pubq[0].pw;
+		bkr_blob_type type = w->pubq[0].type;
+		memmove(&w->pubq[0], &w->pubq[1], (w->npub - 1) * sizeof(w->pubq[0]));
+		w->npub--;
+		w->pub_busy = true;
+		bool skip = w->failed != 0;
+		pthread_mutex_unlock(&w->lock);
+		int err = skip ? 0 : pack_publish(w, pw, type);
+		if (err < 0)
+			writer_fail(w, err);
+		bkr_pack_writer_free(pw);
+		pthread_mutex_lock(&w->lock);
+		w->pub_busy = false;
+		pthread_cond_broadcast(&w->pub_done);
+	}
+	pthread_mutex_unlock(&w->lock);
+	bkr_error_clear();
+	return NULL;
+}
+
+/* Queue the full pack @p pw for the publisher (w->lock held; blocks while
+ * PUB_MAX wait).  Returns false when there is no publisher thread: the caller
+ * publishes it itself. */
+static bool publish_later(bkr_writer *w, bkr_pack_writer *pw, bkr_blob_type type)
+{
+	if (!w->pub_started) {
+		if (pthread_create(&w->pub, NULL, publisher_main, w) != 0)
+			return false;
+		w->pub_started = true;
+	}
+	while (w->npub == PUB_MAX)
+		pthread_cond_wait(&w->pub_done, &w->lock);
+	w->pubq[w->npub].pw = pw;
+	w->pubq[w->npub].type = type;
+	w->npub++;
+	pthread_cond_signal(&w->pub_cv);
+	return true;
+}
+
+/* Wait until the publisher has published every queued pack (w->lock held). */
+static void publish_wait(bkr_writer *w)
+{
+	while (w->npub > 0 || w->pub_busy)
+		pthread_cond_wait(&w->pub_done, &w->lock);
 }
 
 int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
@@ -152,6 +227,8 @@ int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 	if (err == 0 && bkr_pack_writer_size(w->open[type]) >= w->repo->cfg.pack_size) {
 		full = w->open[type];
 		w->open[type] = NULL;
+		if (publish_later(w, full, type))
+			full = NULL;
 	}
 	/* under the lock, so the first failure's message is the one kept */
 	if (err < 0)
@@ -202,6 +279,9 @@ int bkr_writer_commit(bkr_writer *w)
 	bkr_id file_id;
 	int err;
 
+	pthread_mutex_lock(&w->lock);
+	publish_wait(w);
+	pthread_mutex_unlock(&w->lock);
 	if ((err = writer_failed(w)) < 0)
 		return err;
 	/* Data packs first, then tree packs, then the index that names them. */
@@ -230,11 +310,22 @@ void bkr_writer_free(bkr_writer *w)
 {
 	if (!w)
 		return;
+	if (w->pub_started) {
+		/* queued packs are still published (their blobs are in no index
+		 * until a commit names them: cleanup's leftovers otherwise) */
+		pthread_mutex_lock(&w->lock);
+		w->pub_stop = true;
+		pthread_cond_signal(&w->pub_cv);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->pub, NULL);
+	}
 	bkr_pack_writer_free(w->open[0]);
 	bkr_pack_writer_free(w->open[1]);
 	bkr_index_builder_free(w->index);
 	bkr_idset_free(&w->seen);
 	bkr_lock_release(w->mark);
+	pthread_cond_destroy(&w->pub_cv);
+	pthread_cond_destroy(&w->pub_done);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

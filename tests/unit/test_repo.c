@@ -3,8 +3,9 @@
  * writer.c, catalog.c, lock.c): blobs written and read back, a pack found in
  * another tier or in trash, pack enumeration with temporaries, the catalog
  * (records applied), a repository with an unknown ro_compat feature refused
- * by every writer, a damaged index file left out with a warning, and the
- * repository lock.
+ * by every writer, a damaged index file left out with a warning, the
+ * repository lock, and full packs published by the writer's publisher thread
+ * (a failure there reported by a later put or the commit).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -209,6 +210,85 @@ static void test_foreach_pack(void **state)
 	assert_int_equal(c.temps, 3); /* not in trash/ or locks/ */
 }
 
+static int count_data_packs(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path)
+{
+	(void)path;
+	if (id && type == BKR_BLOB_DATA)
+		(*(int *)ctx)++;
+	return 0;
+}
+
+/* Put @p n incompressible 8 KiB blobs (64 KiB packs: a full pack every 8,
+ * published by the writer's publisher thread); ids into @p ids.  Returns the
+ * first failure of a put, or the commit's result. */
+static int put_many(bkr_repo *r, bkr_id *ids, int n)
+{
+	bkr_writer *w;
+	uint8_t data[8192];
+	uint64_t x = 88172645463325252ULL;
+	int err = 0;
+
+	assert_int_equal(bkr_writer_new(&w, r), 0);
+	for (int i = 0; i < n && err == 0; i++) {
+		for (size_t k = 0; k < sizeof(data); k++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			data[k] = (uint8_t)x;
+		}
+		err = bkr_writer_put_hash(w, BKR_BLOB_DATA, data, sizeof(data), &ids[i], NULL);
+	}
+	if (err == 0)
+		err = bkr_writer_commit(w);
+	bkr_writer_free(w);
+	return err;
+}
+
+/* Full packs are published by the writer's thread: every one is in the index
+ * after the commit; a failure there is the writer's, reported by a later put
+ * or the commit with its own message. */
+static void test_publisher(void **state)
+{
+	struct fixture *f = *state;
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	char path[400];
+	bkr_repo *r = NULL;
+	bkr_id ids[64];
+	int packs = 0, err;
+
+	io.compression = "none";
+	io.pack_size = 1u << 16;
+	snprintf(path, sizeof(path), "%s/small", f->dir);
+	assert_int_equal(bkr_repo_init(path, &io), 0);
+	assert_int_equal(bkr_repo_open(&r, path, 0), 0);
+	assert_int_equal(put_many(r, ids, 64), 0);
+	bkr_repo_free(r);
+	assert_int_equal(bkr_repo_open(&r, path, 0), 0);
+	assert_int_equal(bkr_repo_foreach_pack(r, count_data_packs, &packs), 0);
+	assert_true(packs >= 7);
+	for (int i = 0; i < 64; i++) {
+		uint8_t *got;
+		size_t len;
+		assert_int_equal(bkr_repo_read_blob(r, &ids[i], BKR_BLOB_DATA, &got, &len), 0);
+		assert_int_equal(len, 8192);
+		free(got);
+	}
+	bkr_repo_free(r);
+
+	/* the second pack's rename fails on the publisher thread */
+	snprintf(path, sizeof(path), "%s/failing", f->dir);
+	assert_int_equal(bkr_repo_init(path, &io), 0);
+	assert_int_equal(bkr_repo_open(&r, path, 0), 0);
+	setenv("BKR_FAULT", "rename:2:eio", 1);
+	bkr_io_fault_reset();
+	err = put_many(r, ids, 64);
+	unsetenv("BKR_FAULT");
+	bkr_io_fault_reset();
+	assert_int_equal(err, BKR_EIO);
+	assert_non_null(strstr(bkr_error_message(), "injected fault at rename"));
+	bkr_repo_free(r);
+}
+
 static void test_catalog_records(void **state)
 {
 	struct fixture *f = *state;
@@ -400,6 +480,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tiers_and_trash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach_pack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_catalog_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publisher, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ro_compat_refuses_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_index_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
