@@ -86,6 +86,60 @@ struct span {
 	size_t len;
 };
 
+/* One AES-256-GCM operation in progress (sealing or opening), fed piece by
+ * piece: aead_begin, aead_update as often as needed, aead_end. */
+static int aead_begin(EVP_CIPHER_CTX **out, bool seal, const uint8_t *key, const uint8_t *nonce, const void *ad,
+		      size_t adlen)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int k = 0;
+
+	*out = NULL;
+	if (!ctx)
+		return bkr_error_oom();
+	if (adlen > INT32_MAX || EVP_CipherInit_ex(ctx, gcm(), NULL, NULL, NULL, seal) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, BKR_CRYPTO_NONCE_SIZE, NULL) != 1 ||
+	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, seal) != 1 ||
+	    (adlen && EVP_CipherUpdate(ctx, NULL, &k, ad, (int)adlen) != 1)) {
+		EVP_CIPHER_CTX_free(ctx);
+		return bkr_error_set(BKR_ERROR, "AES-GCM: could not set up the cipher");
+	}
+	*out = ctx;
+	return 0;
+}
+
+/* @p len bytes of @p in (NULL: zeros) through the cipher into @p out (which
+ * may be @p in, not partly overlap it) */
+static bool aead_update(EVP_CIPHER_CTX *ctx, const uint8_t *in, uint8_t *out, size_t len)
+{
+	static const uint8_t zeros[4096];
+	int k = 0;
+
+	for (size_t done = 0; done < len;) {
+		size_t step = in ? len - done : sizeof(zeros);
+		if (step > len - done)
+			step = len - done;
+		if (step > (1u << 30))
+			step = 1u << 30;
+		if (EVP_CipherUpdate(ctx, out + done, &k, in ? in + done : zeros, (int)step) != 1)
+			return false;
+		done += step;
+	}
+	return true;
+}
+
+/* Finish (and free @p ctx): opening checks @p tag, sealing writes it. */
+static bool aead_end(EVP_CIPHER_CTX *ctx, bool seal, uint8_t *tag)
+{
+	uint8_t last[16];
+	int k = 0;
+	bool ok = (seal || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, BKR_CRYPTO_TAG_SIZE, tag) == 1) &&
+		  EVP_CipherFinal_ex(ctx, last, &k) == 1 &&
+		  (!seal || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, BKR_CRYPTO_TAG_SIZE, tag) == 1);
+	EVP_CIPHER_CTX_free(ctx);
+	return ok;
+}
+
 /*
  * AES-256-GCM over the concatenation of @p n spans into @p out (contiguous),
  * so a caller never copies its pieces together first.  Opening checks @p tag;
@@ -94,41 +148,24 @@ struct span {
 static int aead(bool seal, const uint8_t *key, const uint8_t *nonce, const void *ad, size_t adlen,
 		const struct span *in, size_t n, uint8_t *out, uint8_t *tag)
 {
-	static const uint8_t zeros[4096];
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	EVP_CIPHER_CTX *ctx;
 	size_t len = 0;
-	int k = 0, ok;
+	bool ok;
+	int err;
 
-	if (!ctx)
-		return bkr_error_oom();
 	for (size_t i = 0; i < n; i++)
 		len += in[i].len;
-	if (len > INT32_MAX || adlen > INT32_MAX) {
-		EVP_CIPHER_CTX_free(ctx);
+	if (len > INT32_MAX || adlen > INT32_MAX)
 		return bkr_error_set(BKR_EINVAL, "AES-GCM: %zu bytes is too much for one seal", len);
-	}
-	ok = EVP_CipherInit_ex(ctx, gcm(), NULL, NULL, NULL, seal) == 1 &&
-	     EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, BKR_CRYPTO_NONCE_SIZE, NULL) == 1 &&
-	     EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, seal) == 1 &&
-	     (adlen == 0 || EVP_CipherUpdate(ctx, NULL, &k, ad, (int)adlen) == 1);
+	if ((err = aead_begin(&ctx, seal, key, nonce, ad, adlen)) < 0)
+		return err;
 	len = 0;
+	ok = true;
 	for (size_t i = 0; ok && i < n; i++) {
-		for (size_t done = 0; ok && done < in[i].len;) {
-			size_t step = in[i].p ? in[i].len - done : sizeof(zeros);
-			if (step > in[i].len - done)
-				step = in[i].len - done;
-			ok = EVP_CipherUpdate(ctx, out + len, &k, in[i].p ? in[i].p + done : zeros, (int)step) == 1;
-			done += step;
-			len += step;
-		}
+		ok = aead_update(ctx, in[i].p, out + len, in[i].len);
+		len += in[i].len;
 	}
-	if (ok && !seal)
-		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, BKR_CRYPTO_TAG_SIZE, tag) == 1;
-	if (ok)
-		ok = EVP_CipherFinal_ex(ctx, out + len, &k) == 1;
-	if (ok && seal)
-		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, BKR_CRYPTO_TAG_SIZE, tag) == 1;
-	EVP_CIPHER_CTX_free(ctx);
+	ok = aead_end(ctx, seal, tag) && ok;
 	if (!ok) {
 		if (len)
 			OPENSSL_cleanse(out, len);
@@ -526,30 +563,60 @@ int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, ui
 	return 0;
 }
 
-int bkr_crypto_open_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t *in, size_t inlen,
-			 const uint8_t **payload, size_t *len, uint8_t *codec, const char *what)
+int bkr_crypto_open_blob_to(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t *in, size_t inlen,
+			    uint8_t *dst, size_t dstlen, const uint8_t **payload, size_t *len, uint8_t *codec,
+			    const char *what)
 {
 	uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE], *pt = in + BKR_CRYPTO_NONCE_SIZE;
-	size_t n, l;
+	EVP_CIPHER_CTX *ctx;
+	size_t n, l, split = 0;
+	bool ok;
 	int err;
 
 	*payload = NULL;
 	*len = 0;
 	*codec = 0;
-	blob_ad(ad, c, type, id);
 	if (inlen < BKR_CRYPTO_OVERHEAD + BKR_SEALED_BLOB_MIN)
 		return bkr_error_set(BKR_ECORRUPT, "%s: sealed blob of %zu bytes is too short", what, inlen);
-	if ((err = bkr_crypto_open(c, ad, sizeof(ad), in, inlen, pt, what)) < 0)
-		return err;
 	n = inlen - BKR_CRYPTO_OVERHEAD;
+	if (n > INT32_MAX)
+		return bkr_error_set(BKR_ECORRUPT, "%s: sealed blob of %zu bytes is too long", what, inlen);
+	blob_ad(ad, c, type, id);
+	/* nonce ‖ ciphertext ‖ tag: the plaintext goes in place, after the
+	 * nonce (the tag, after it, is read only at the end) */
+	if ((err = aead_begin(&ctx, false, c->enc, in, ad, sizeof(ad))) < 0)
+		return err;
+	ok = aead_update(ctx, pt, pt, BKR_SEALED_BLOB_HEADER);
 	l = bkr_get_u32(pt + 4);
+	/* what the inner header says is only trusted once the tag is checked:
+	 * here it only picks where the payload goes */
+	if (ok && dst && pt[0] == 0 && l == dstlen && l <= n - BKR_SEALED_BLOB_HEADER) {
+		split = l;
+		ok = aead_update(ctx, pt + BKR_SEALED_BLOB_HEADER, dst, l);
+	}
+	ok = ok && aead_update(ctx, pt + BKR_SEALED_BLOB_HEADER + split, pt + BKR_SEALED_BLOB_HEADER + split,
+			       n - BKR_SEALED_BLOB_HEADER - split);
+	ok = aead_end(ctx, false, in + BKR_CRYPTO_NONCE_SIZE + n) && ok;
+	if (!ok) {
+		OPENSSL_cleanse(pt, n);
+		if (split)
+			OPENSSL_cleanse(dst, split);
+		return bkr_error_set(BKR_ECORRUPT, "%s: authentication failed (damaged, altered, "
+				     "or not of this repository)", what);
+	}
 	/* one codec bit at most: zlib (any encrypted repository) or zstd */
 	if ((pt[0] != 0 && pt[0] != BKR_BLOB_FLAG_ZLIB && pt[0] != BKR_BLOB_FLAG_ZSTD) || pt[1] || pt[2] || pt[3] || l > BKR_BLOB_MAX ||
 	    bkr_crypto_blob_padded(l) != n)
 		return bkr_error_set(BKR_ECORRUPT, "%s: sealed blob: bad inner header (flags 0x%02x, length %zu of %zu)",
 				     what, pt[0], l, n);
-	*payload = pt + BKR_SEALED_BLOB_HEADER;
+	*payload = split ? dst : pt + BKR_SEALED_BLOB_HEADER;
 	*len = l;
 	*codec = pt[0];
 	return 0;
+}
+
+int bkr_crypto_open_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t *in, size_t inlen,
+			 const uint8_t **payload, size_t *len, uint8_t *codec, const char *what)
+{
+	return bkr_crypto_open_blob_to(c, type, id, in, inlen, NULL, 0, payload, len, codec, what);
 }

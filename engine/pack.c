@@ -589,8 +589,9 @@ static int read_sealed(const bkr_crypto *c, bkr_pack_reader read, void *ctx, con
 				    type, stored_len);
 		goto done;
 	}
-	if ((err = bkr_crypto_open_blob(c, type, id, buf + BKR_BLOB_HEADER_SIZE, stored_len, &payload, &plen,
-					&codec, what)) < 0) {
+	/* a raw payload is deciphered straight into @p out */
+	if ((err = bkr_crypto_open_blob_to(c, type, id, buf + BKR_BLOB_HEADER_SIZE, stored_len, out, raw_len,
+					   &payload, &plen, &codec, what)) < 0) {
 		bkr_error_prefix("blob %s", hex);
 		goto done;
 	}

@@ -296,6 +296,74 @@ static void test_sealed_blobs(void **state)
 	bkr_crypto_free(b);
 }
 
+/* a raw payload opened straight into the caller's buffer; anything else in place */
+static void test_sealed_blob_to(void **state)
+{
+	bkr_crypto *a = keys(repo_a, 1);
+	size_t big = 300007, len;
+	uint8_t *v = malloc(big), *dst = malloc(big + 1), *s = NULL, *copy;
+	const uint8_t *pl;
+	uint8_t codec;
+	uint32_t slen;
+	bkr_id id;
+	(void)state;
+	assert_non_null(v);
+	assert_non_null(dst);
+	for (size_t i = 0; i < big; i++)
+		v[i] = (uint8_t)(i * 31 + 7);
+	bkr_crypto_blob_id(a, v, big, &id);
+	assert_int_equal(bkr_crypto_seal_blob(a, BKR_BLOB_DATA, &id, 0, v, big, &s, &slen), 0);
+	copy = malloc(slen);
+	assert_non_null(copy);
+	/* raw, the expected length: into dst */
+	memcpy(copy, s, slen);
+	memset(dst, 0x55, big);
+	assert_int_equal(bkr_crypto_open_blob_to(a, BKR_BLOB_DATA, &id, copy, slen, dst, big, &pl, &len, &codec, "b"), 0);
+	assert_ptr_equal(pl, dst);
+	assert_int_equal(len, big);
+	assert_int_equal(codec, 0);
+	assert_memory_equal(dst, v, big);
+	/* another length: in place, dst untouched */
+	memcpy(copy, s, slen);
+	memset(dst, 0x55, big + 1);
+	assert_int_equal(bkr_crypto_open_blob_to(a, BKR_BLOB_DATA, &id, copy, slen, dst, big + 1, &pl, &len, &codec, "b"),
+			 0);
+	assert_ptr_equal(pl, copy + BKR_CRYPTO_NONCE_SIZE + BKR_SEALED_BLOB_HEADER);
+	assert_memory_equal(pl, v, big);
+	for (size_t i = 0; i < big + 1; i++)
+		assert_int_equal(dst[i], 0x55);
+	/* a flipped bit in the payload, in the padding, in the tag: refused, dst wiped */
+	{
+		size_t at[] = { BKR_CRYPTO_NONCE_SIZE + BKR_SEALED_BLOB_HEADER + 1000, slen - BKR_CRYPTO_TAG_SIZE - 1,
+				slen - 1 };
+		for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+			memcpy(copy, s, slen);
+			copy[at[k]] ^= 0x10;
+			memset(dst, 0x55, big);
+			assert_int_equal(bkr_crypto_open_blob_to(a, BKR_BLOB_DATA, &id, copy, slen, dst, big, &pl, &len,
+								 &codec, "b"), BKR_ECORRUPT);
+			assert_non_null(strstr(bkr_error_message(), "authentication failed"));
+			assert_null(pl);
+			for (size_t i = 0; i < big; i++)
+				assert_int_equal(dst[i], 0);
+		}
+	}
+	free(s);
+	/* compressed: in place whatever dst is */
+	assert_int_equal(bkr_crypto_seal_blob(a, BKR_BLOB_DATA, &id, BKR_BLOB_FLAG_ZSTD, v, 5000, &s, &slen), 0);
+	memset(dst, 0x55, 5000);
+	assert_int_equal(bkr_crypto_open_blob_to(a, BKR_BLOB_DATA, &id, s, slen, dst, 5000, &pl, &len, &codec, "b"), 0);
+	assert_int_equal(codec, BKR_BLOB_FLAG_ZSTD);
+	assert_ptr_equal(pl, s + BKR_CRYPTO_NONCE_SIZE + BKR_SEALED_BLOB_HEADER);
+	assert_memory_equal(pl, v, 5000);
+	assert_int_equal(dst[0], 0x55);
+	free(s);
+	free(copy);
+	free(dst);
+	free(v);
+	bkr_crypto_free(a);
+}
+
 static void test_padding(void **state)
 {
 	(void)state;
@@ -331,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_kdf),
 		cmocka_unit_test(test_sealed_objects),
 		cmocka_unit_test(test_sealed_blobs),
+		cmocka_unit_test(test_sealed_blob_to),
 		cmocka_unit_test(test_padding),
 		cmocka_unit_test(test_secure_memory),
 	};

@@ -495,6 +495,27 @@ static void test_write_read_sealed(void **state)
 			free(out);
 			break;
 		}
+		/* and inside the first raw one (deciphered straight into out):
+		 * refused, and nothing of it is left in out */
+		for (size_t i = 0; i < n; i++) {
+			uint8_t b, *out;
+			off_t at = (off_t)(ents[i].offset + BKR_BLOB_HEADER_SIZE + ents[i].stored_len / 2);
+			if (ents[i].flags & codec_flag)
+				continue;
+			assert_int_equal(pread(fd, &b, 1, at), 1);
+			b ^= 0x01;
+			assert_int_equal(pwrite(fd, &b, 1, at), 1);
+			out = malloc(ents[i].raw_len);
+			assert_non_null(out);
+			memset(out, 0x55, ents[i].raw_len);
+			assert_int_equal(bkr_pack_read_blob(c, fd, f->pack, &ents[i].id, ents[i].offset, ents[i].stored_len,
+							    ents[i].raw_len, ents[i].type, out), BKR_ECORRUPT);
+			assert_non_null(strstr(bkr_error_message(), "authentication failed"));
+			for (size_t j = 0; j < ents[i].raw_len; j++)
+				assert_int_equal(out[j], 0);
+			free(out);
+			break;
+		}
 		close(fd);
 		free(ents);
 	}

@@ -171,4 +171,16 @@ int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, ui
 int bkr_crypto_open_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t *in, size_t inlen,
 			 const uint8_t **payload, size_t *len, uint8_t *codec, const char *what);
 
+/**
+ * bkr_crypto_open_blob, except that a raw payload (codec 0) of exactly
+ * @p dstlen bytes is deciphered straight into @p dst (*payload = @p dst), so
+ * a reader that wants it there never copies it: the cipher's pass is the
+ * copy.  Anything else (compressed, another length, @p dst NULL) is opened in
+ * place as bkr_crypto_open_blob does.  The tag covers everything either way;
+ * on any failure what was written to @p dst is wiped.
+ */
+int bkr_crypto_open_blob_to(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t *in, size_t inlen,
+			    uint8_t *dst, size_t dstlen, const uint8_t **payload, size_t *len, uint8_t *codec,
+			    const char *what);
+
 #endif
