@@ -11,8 +11,9 @@
  * previous backup's levels that were not taken over are released.
  *
  * The directories above the last component are resolved first, one level
- * at a time over every backup (resolve): a level's trees are advised a
- * window ahead of being read, so a cold walk keeps the device busy with
+ * at a time over every backup (resolve), the first from the manifest's
+ * source subtree ids where the caller gave them (no root tree read); a
+ * level's trees are advised a window ahead of being read, so a cold walk keeps the device busy with
  * many reads at once, then the walk proper runs over the last level alone
  * from the resolved directories.  Where a tree on the way cannot be read,
  * the whole path is walked instead, which reports it (BKR_HISTORY_ERROR).
@@ -108,14 +109,31 @@ static int split(hctx *h, const char *whole)
 	return 0;
 }
 
+/* The subtree id of the source the path starts with, from @p b's manifest
+ * (a backup's root only; never a zero id), or NULL: the root tree is read. */
+static const bkr_id *source_tree(const hctx *h, const bkr_history_backup *b)
+{
+	if (b->inner || !h->depth)
+		return NULL;
+	for (size_t j = 0; j < b->nsources; j++) {
+		const char *name = b->sources[j].source;
+		if (name && strlen(name) == h->clen[0] && !memcmp(name, h->comp[0], h->clen[0]) &&
+		    !bkr_id_is_zero(&b->sources[j].tree))
+			return &b->sources[j].tree;
+	}
+	return NULL;
+}
+
 /* Advise the trees of b[*next .. i + ADVISE_AHEAD) that are not their
- * predecessor's (a backup's root tree with its sources' directories). */
-static void advise_ahead(hctx *h, const bkr_history_backup *b, size_t n, size_t i, size_t *next)
+ * predecessor's (a backup's root tree with its sources' directories), nor
+ * resolved from the manifest when @p from_sources. */
+static void advise_ahead(hctx *h, const bkr_history_backup *b, size_t n, size_t i, size_t *next, bool from_sources)
 {
 	for (; *next < n && *next < i + ADVISE_AHEAD; (*next)++) {
 		const bkr_id *t = &b[*next].root;
 		uint32_t before = b[*next].inner ? 0 : ROOT_CHILDREN;
-		if (bkr_id_is_zero(t) || (*next > 0 && bkr_id_cmp(t, &b[*next - 1].root) == 0))
+		if (bkr_id_is_zero(t) || (*next > 0 && bkr_id_cmp(t, &b[*next - 1].root) == 0) ||
+		    (from_sources && source_tree(h, &b[*next])))
 			continue;
 		if (h->dirs->advise)
 			h->dirs->advise(h->dirs->ctx, t, before);
@@ -152,16 +170,20 @@ static int resolve(hctx *h, const bkr_history_backup *b, size_t n, bkr_history_b
 			uint32_t li;
 			uint64_t index;
 
-			nxt[i].id = cur[i].id;
-			nxt[i].inner = true;
-			memset(&nxt[i].root, 0, sizeof(nxt[i].root));
+			const bkr_id *st = k == 0 ? source_tree(h, &cur[i]) : NULL;
+
+			nxt[i] = (bkr_history_backup){ .id = cur[i].id, .inner = true };
 			if (bkr_id_is_zero(&cur[i].root))
 				continue;
+			if (st) { /* the manifest says what the root tree's entry does */
+				nxt[i].root = *st;
+				continue;
+			}
 			if (i > 0 && bkr_id_cmp(&cur[i].root, &cur[i - 1].root) == 0) {
 				nxt[i].root = nxt[i - 1].root;
 				continue;
 			}
-			advise_ahead(h, cur, n, i, &next);
+			advise_ahead(h, cur, n, i, &next, k == 0);
 			if ((err = h->dirs->open(h->dirs->ctx, &cur[i].root, &d, &holder)) < 0)
 				goto done;
 			err = bkr_dir_find(d, (const uint8_t *)h->comp[k], h->clen[k], &e, &leaf, &li, &index);
@@ -307,7 +329,7 @@ int bkr_history_walk(bkr_repo *r, const bkr_history_backup *b, size_t n, const c
 		int lerr = 0;
 
 		if (tree)
-			advise_ahead(&h, b, n, i, &adv);
+			advise_ahead(&h, b, n, i, &adv, false);
 
 		for (size_t k = 0; k < h.depth; k++) {
 			if (!tree) {

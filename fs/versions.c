@@ -36,7 +36,7 @@ struct bkrfs_hist {
 	unsigned refs;             /* atomic */
 	size_t n;
 	bkrfs_snap **snap;         /* oldest first; each owns its manifest */
-	bkr_history_backup *hb;    /* id and root tree of each */
+	bkr_history_backup *hb;    /* id, root tree and sources of each */
 	char **vname;              /* the name of a version from that backup */
 	size_t *by_id;             /* indexes sorted by backup id */
 	char **sources, **tags;    /* sorted, unique */
@@ -201,6 +201,8 @@ static int hist_build(struct bkrfs *fs, struct bkrfs_hist **out)
 		h->snap[h->n] = s;
 		h->hb[h->n].id = s->id;
 		h->hb[h->n].root = m->tree;
+		h->hb[h->n].sources = m->sources;
+		h->hb[h->n].nsources = m->nsources;
 		h->by_id[h->n] = h->n;
 		h->n++;
 		ns += m->nsources;

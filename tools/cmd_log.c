@@ -462,6 +462,8 @@ int cmd_log(cli *c, int argc, char **argv)
 	for (; nb < l.n && !(s.has_until && l.items[nb]->time_ns > s.until); nb++) {
 		hb[nb].id = l.items[nb]->backup_id;
 		hb[nb].root = l.items[nb]->tree;
+		hb[nb].sources = l.items[nb]->sources;
+		hb[nb].nsources = l.items[nb]->nsources;
 	}
 	if ((err = bkr_history_walk(repo, hb, nb, path, NULL, on_item, &s)) < 0)
 		goto fail;

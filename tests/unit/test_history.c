@@ -2,8 +2,9 @@
  * Unit tests of history: the changes of one path over a scripted history of
  * real backups (changed, unchanged, metadata only, deleted then re-created,
  * a directory that becomes a file, a symlink retargeted, a non-UTF-8 name),
- * trees read only where the path changed, a tree that cannot be read or
- * is absent, the root, and bad paths.
+ * trees read only where the path changed, no root tree read where the
+ * manifests name the source's tree, a tree that cannot be read or is
+ * absent, the root, and bad paths.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -255,6 +256,67 @@ static void test_reads_only_changed_trees(void **state)
 	bkr_error_clear();
 }
 
+/* Walk @p path over @p b counting through a fresh @p c: the changes are @p changes,
+ * every tree opened is released. */
+static void counted_walk(fx *f, const bkr_history_backup *b, const char *path, counter *c, const char *changes)
+{
+	bkr_history_dirs dirs = { count_open, count_release, c, count_advise };
+	hist h;
+
+	memset(c, 0, sizeof(*c));
+	c->r = f->r;
+	memset(&h, 0, sizeof(h));
+	assert_int_equal(bkr_history_walk(f->r, b, f->n, path, &dirs, on_item, &h), 0);
+	assert_string_equal(h.changes, changes);
+	assert_int_equal(c->live, 0);
+}
+
+/* The manifests' source subtree ids stand for the root trees' entries: a
+ * path below a source reads no root tree and has the same history. */
+static void test_sources_spare_root_trees(void **state)
+{
+	fx *f = *state;
+	static const char *const paths[] = { "ws/keep", "ws/f", "ws/d", "ws/d/x", "ws/l", "ws", "other/x" };
+	bkr_history_backup b[NB];
+	bkr_manifest_source zero;
+	counter c;
+	hist plain, h;
+
+	for (size_t i = 0; i < f->n; i++) {
+		b[i] = f->b[i];
+		b[i].sources = f->m[i]->sources;
+		b[i].nsources = f->m[i]->nsources;
+	}
+	for (size_t k = 0; k < sizeof(paths) / sizeof(*paths); k++) {
+		run(f, paths[k], &plain);
+		memset(&h, 0, sizeof(h));
+		assert_int_equal(bkr_history_walk(f->r, b, f->n, paths[k], NULL, on_item, &h), 0);
+		assert_string_equal(h.changes, plain.changes);
+		assert_memory_equal(h.type, plain.type, sizeof(h.type));
+		assert_memory_equal(h.content, plain.content, sizeof(h.content));
+		assert_memory_equal(h.what, plain.what, sizeof(h.what));
+		assert_memory_equal(h.target, plain.target, sizeof(h.target));
+	}
+	/* ws/keep: the ws level alone is advised and read (5 distinct trees), no root */
+	counted_walk(f, b, "ws/keep", &c, "added unchanged unchanged unchanged unchanged unchanged unchanged");
+	assert_int_equal(c.opens, 5);
+	assert_int_equal(c.advised, 5);
+	assert_int_equal(c.advised_before_first_open, 5);
+	assert_int_equal(c.roots_with_children, 0);
+	/* a name that is no source: the root trees are read (and say it is absent) */
+	counted_walk(f, b, "other/x", &c, "absent absent absent absent absent absent absent");
+	assert_int_equal(c.opens, 5);
+	/* a source without a tree id in its manifest: its root tree is read */
+	zero = f->m[0]->sources[0];
+	memset(&zero.tree, 0, sizeof(zero.tree));
+	for (size_t i = 0; i < f->n; i++) {
+		b[i].sources = &zero;
+		b[i].nsources = 1;
+	}
+	counted_walk(f, b, "ws/keep", &c, "added unchanged unchanged unchanged unchanged unchanged unchanged");
+	assert_int_equal(c.opens, 2 * 5);
+}
+
 static void test_damaged_tree(void **state)
 {
 	fx *f = *state;
@@ -304,6 +366,7 @@ int main(void)
 		cmocka_unit_test(test_not_utf8),
 		cmocka_unit_test(test_directory_and_root),
 		cmocka_unit_test(test_reads_only_changed_trees),
+		cmocka_unit_test(test_sources_spare_root_trees),
 		cmocka_unit_test(test_damaged_tree),
 		cmocka_unit_test(test_stop_and_bad_paths),
 	};

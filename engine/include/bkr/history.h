@@ -14,8 +14,11 @@
  * path's last component are resolved level by level over every backup, and
  * the trees of each level are advised (bkr_repo_advise_blob) a window
  * ahead of reading them, so a cold history waits on a deep queue of reads
- * instead of one read after another.  Memory: the trees of two backups'
- * paths at a time, and one tree id per backup.
+ * instead of one read after another.  A path below a source starts from
+ * the source's subtree id in the manifest (bkr_history_backup.sources), so
+ * the root trees, one per backup and each in its own pack, are not read.
+ * Memory: the trees of two backups' paths at a time, and one tree id per
+ * backup.
  */
 #ifndef BKR_HISTORY_H
 #define BKR_HISTORY_H
@@ -24,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bkr/manifest.h"
 #include "bkr/repo.h"
 #include "bkr/tree.h"
 
@@ -35,6 +39,12 @@ typedef struct {
 	                           has no such tree (the path is absent) */
 	bool inner;           /**< root is a directory's tree, not the backup's root tree
 	                           (only how far ahead it is read differs) */
+	/** Optional (a root tree only): the backup's sources (its manifest's).  A
+	 *  source's subtree id stands for its entry in the root tree when the path
+	 *  goes below it, so the root tree is not read; NULL or a source not
+	 *  named: the root tree is read. */
+	const bkr_manifest_source *sources;
+	size_t nsources;
 } bkr_history_backup;
 
 /** What happened to the path in a backup, compared with the backup before. */
