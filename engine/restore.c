@@ -65,6 +65,23 @@ typedef struct {
 	ino_t ino;
 } link_ent;
 
+/*
+ * An owner or group name and the id it resolved to (found) on this system:
+ * looking names up costs opening /etc/passwd or /etc/group (nsswitch) per
+ * call, and a tree has few distinct names.
+ */
+#define RESTORE_NAME_MEMO 16
+typedef struct {
+	char name[33];      /* names longer than 32 bytes are not remembered */
+	bool found;
+	uint32_t id;
+} name_memo;
+
+typedef struct {
+	name_memo e[RESTORE_NAME_MEMO];
+	size_t n, next;     /* used, and the one replaced when full */
+} name_memos;
+
 typedef struct {
 	bkr_repo *repo;
 	const bkr_restore_options *o;
@@ -87,6 +104,7 @@ typedef struct {
 	char first_msg[2600];
 	link_ent *links;
 	size_t nlinks, linkcap;
+	name_memos users, groups; /* owner_ids' lookups (the walking thread) */
 	int64_t last_progress;
 	bkr_restore_progress prog;
 	pthread_mutex_t rmu;       /* st, first_*, corrupt, prog, last_progress, the callbacks */
@@ -232,23 +250,63 @@ static const char *cname(const uint8_t *p, size_t n, char *buf, size_t cap)
 	return buf;
 }
 
+/*
+ * Look @p name up in @p m: true when remembered (@p *found, @p *id set).
+ * Otherwise the caller resolves it and name_remember records the answer.
+ */
+static bool name_recall(const name_memos *m, const char *name, bool *found, uint32_t *id)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->e[i].name, name) == 0) {
+			*found = m->e[i].found;
+			*id = m->e[i].id;
+			return true;
+		}
+	return false;
+}
+
+static void name_remember(name_memos *m, const char *name, bool found, uint32_t id)
+{
+	if (strlen(name) >= sizeof(m->e[0].name))
+		return;
+	name_memo *e = &m->e[m->n < RESTORE_NAME_MEMO ? m->n++ : m->next++ % RESTORE_NAME_MEMO];
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->found = found;
+	e->id = id;
+}
+
+/* The owner and group to give entry @p e: by name (remembered) unless numeric ids. The walking thread. */
 static void owner_ids(rctx *c, const bkr_entry *e, uid_t *uid, gid_t *gid)
 {
 	char nm[256], buf[4096];
+	bool found;
+	uint32_t id;
 
 	*uid = e->uid;
 	*gid = e->gid;
 	if (c->o->numeric_ids)
 		return;
 	if (e->user_len) {
-		struct passwd pw, *res = NULL;
-		if (getpwnam_r(cname(e->user, e->user_len, nm, sizeof(nm)), &pw, buf, sizeof(buf), &res) == 0 && res)
-			*uid = res->pw_uid;
+		cname(e->user, e->user_len, nm, sizeof(nm));
+		if (!name_recall(&c->users, nm, &found, &id)) {
+			struct passwd pw, *res = NULL;
+			found = getpwnam_r(nm, &pw, buf, sizeof(buf), &res) == 0 && res;
+			id = found ? (uint32_t)res->pw_uid : 0;
+			name_remember(&c->users, nm, found, id);
+		}
+		if (found)
+			*uid = (uid_t)id;
 	}
 	if (e->group_len) {
-		struct group gr, *res = NULL;
-		if (getgrnam_r(cname(e->group, e->group_len, nm, sizeof(nm)), &gr, buf, sizeof(buf), &res) == 0 && res)
-			*gid = res->gr_gid;
+		cname(e->group, e->group_len, nm, sizeof(nm));
+		if (!name_recall(&c->groups, nm, &found, &id)) {
+			struct group gr, *res = NULL;
+			found = getgrnam_r(nm, &gr, buf, sizeof(buf), &res) == 0 && res;
+			id = found ? (uint32_t)res->gr_gid : 0;
+			name_remember(&c->groups, nm, found, id);
+		}
+		if (found)
+			*gid = (gid_t)id;
 	}
 }
 

@@ -14,7 +14,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -393,6 +395,61 @@ static void test_roundtrip_all_types(void **state)
 	}
 }
 
+/*
+ * Owners by name: files owned by every user and group of this system (more
+ * names than restore remembers, in an order that comes back to each), and by
+ * ids without a name, get the same owner back.
+ */
+static void test_owner_names(void **state)
+{
+	fx *f = *state;
+	uid_t uids[128];
+	gid_t gids[128];
+	size_t nu = 0, ng = 0, n;
+	struct passwd *pw;
+	struct group *gr;
+	bkr_manifest *m = NULL;
+	bkr_restore_stats st;
+	static const char *const paths[] = { "src/owners" };
+	char p[512], q[512];
+
+	setpwent();
+	while ((pw = getpwent()) && nu < 127)
+		uids[nu++] = pw->pw_uid;
+	endpwent();
+	setgrent();
+	while ((gr = getgrent()) && ng < 127)
+		gids[ng++] = gr->gr_gid;
+	endgrent();
+	uids[nu++] = 12345; /* no name */
+	gids[ng++] = 54321;
+	n = 3 * (nu > ng ? nu : ng);
+	snprintf(p, sizeof(p), "%s/owners", f->src);
+	assert_int_equal(mkdir(p, 0755), 0);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/owners/f%03zu", f->src, i);
+		put(p, "x", 1, 0);
+		assert_int_equal(chown(p, uids[i * 7 % nu], gids[i * 5 % ng]), 0);
+	}
+	assert_int_equal(backup(f, BKR_BACKUP_FULL, &m), 0);
+	bkr_restore_options o = BKR_RESTORE_OPTIONS_INIT;
+	o.target = f->dst;
+	o.paths = paths;
+	o.npaths = 1;
+	assert_int_equal(bkr_restore_run(f->r, m, &o, &st), 0);
+	assert_int_equal(st.files, n);
+	for (size_t i = 0; i < n; i++) {
+		struct stat a, b;
+		snprintf(p, sizeof(p), "%s/owners/f%03zu", f->src, i);
+		snprintf(q, sizeof(q), "%s/src/owners/f%03zu", f->dst, i);
+		assert_int_equal(lstat(p, &a), 0);
+		assert_int_equal(lstat(q, &b), 0);
+		assert_int_equal(a.st_uid, b.st_uid);
+		assert_int_equal(a.st_gid, b.st_gid);
+	}
+	bkr_manifest_free(m);
+}
+
 static void test_subset(void **state)
 {
 	fx *f = *state;
@@ -615,6 +672,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip_all_types, setup_big, teardown),
 		cmocka_unit_test_setup_teardown(test_subset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_owner_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_chunk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_escape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swap_race, setup_race, teardown),
