@@ -5,8 +5,10 @@
  * directory fds follows the walk so every entry is created relative to its
  * parent's fd with O_NOFOLLOW / O_EXCL and nothing can escape the target
  * through a symlink; attributes are set through descriptors (apply_meta).
- * Non-directories are made under temporary names and renamed into place
- * when complete (restore_leaf).  Directory metadata is applied on the way
+ * New regular files are made without a name (O_TMPFILE) and linked to
+ * their names when complete; other non-directories, files that replace
+ * one, and files on a filesystem without O_TMPFILE are made under temporary
+ * names and renamed into place (restore_leaf).  Directory metadata is applied on the way
  * back up, after the contents, so their mtimes survive.  A file that fails
  * (missing or corrupt chunk, content hash mismatch, write error) is removed,
  * reported and counted; the restore goes on.
@@ -105,6 +107,7 @@ typedef struct {
 	link_ent *links;
 	size_t nlinks, linkcap;
 	name_memos users, groups; /* owner_ids' lookups (the walking thread) */
+	bool no_tmpfile;    /* the filesystem refused O_TMPFILE: named temporaries from then on */
 	int64_t last_progress;
 	bkr_restore_progress prog;
 	pthread_mutex_t rmu;       /* st, first_*, corrupt, prog, last_progress, the callbacks */
@@ -148,7 +151,7 @@ typedef struct {
 typedef struct {
 	rdir *dir;
 	int fd;             /* open on the temporary */
-	char tmp[64];
+	char tmp[64];       /* its name; "" when it has none (O_TMPFILE) */
 	char name[257];
 	char *path;
 	char *what;         /* "backup ID: path", for messages */
@@ -715,14 +718,55 @@ static int create_tmp(int dirfd, char *tmp, size_t cap, const bkr_entry *e, int 
 }
 
 /*
- * Move the finished temporary @p tmp to @p name in @p dirfd: over what is
- * there when @p replace, else only where nothing is.  -1 with errno.
+ * A new regular file in @p dirfd without a name (O_TMPFILE, mode 0600, open
+ * for writing; @p tmp is set to ""): it is linked to its name only when
+ * complete (place), one change of the directory instead of a create and a
+ * rename, and a killed restore leaves nothing of it.  -1 with errno; -2 when
+ * the filesystem has no O_TMPFILE (c->no_tmpfile is set: the caller and
+ * every later file use a named temporary).  The walking thread.
  */
-static int place(int dirfd, const char *tmp, const char *name, bool replace)
+static int create_anon(rctx *c, int dirfd, char *tmp)
+{
+	int fd;
+
+	*tmp = 0;
+	if (bkr_io_fault("restore-tmpfile") < 0) {
+		errno = EOPNOTSUPP;
+		fd = -1;
+	} else {
+		fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	}
+	/* EISDIR: a kernel that predates it takes it for O_DIRECTORY */
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		c->no_tmpfile = true;
+		return -2;
+	}
+	return fd;
+}
+
+/* Remove the temporary @p tmp of @p dirfd, if it has a name. */
+static void tmp_remove(int dirfd, const char *tmp)
+{
+	if (*tmp)
+		unlinkat(dirfd, tmp, 0);
+}
+
+/*
+ * Move the finished temporary @p tmp to @p name in @p dirfd: over what is
+ * there when @p replace, else only where nothing is.  A temporary without a
+ * name (@p tmp "", never replacing) is the file @p fd holds, linked to
+ * @p name.  -1 with errno.
+ */
+static int place(int dirfd, const char *tmp, int fd, const char *name, bool replace)
 {
 	if (bkr_io_fault("restore-rename") < 0) {
 		errno = EIO;
 		return -1;
+	}
+	if (!*tmp) {
+		char pp[64];
+		fd_path(pp, sizeof(pp), fd);
+		return linkat(AT_FDCWD, pp, dirfd, name, AT_SYMLINK_FOLLOW);
 	}
 	if (renameat2(dirfd, tmp, dirfd, name, replace ? 0 : RENAME_NOREPLACE) == 0)
 		return 0;
@@ -801,7 +845,7 @@ static void file_finish(rctx *c, rfile *f)
 		report(c, true, bkr_error_set_errno(en, "fsync"), f->path, "fsync: %s", strerror(en));
 		goto done;
 	}
-	if (place(f->dir->fd, f->tmp, f->name, f->replace) < 0) {
+	if (place(f->dir->fd, f->tmp, f->fd, f->name, f->replace) < 0) {
 		int en = errno;
 		report(c, true, bkr_error_set_errno(en, "rename"), f->path, "cannot move into place: %s", strerror(en));
 		goto done;
@@ -815,7 +859,7 @@ static void file_finish(rctx *c, rfile *f)
 	pthread_mutex_unlock(&c->rmu);
 done:
 	if (!moved)
-		unlinkat(f->dir->fd, f->tmp, 0);
+		tmp_remove(f->dir->fd, f->tmp);
 	progress_add(c, f->path, 1, f->size - f->counted);
 	close(f->fd);
 	f->fd = -1;
@@ -1053,7 +1097,7 @@ static rfile *write_file(rctx *c, rdir *d, int fd, const char *tmp, const char *
 
 	if (!f) {
 		close(fd);
-		unlinkat(d->fd, tmp, 0);
+		tmp_remove(d->fd, tmp);
 		report(c, true, BKR_ENOMEM, path, "out of memory");
 		return NULL;
 	}
@@ -1087,7 +1131,7 @@ static rfile *write_file(rctx *c, rdir *d, int fd, const char *tmp, const char *
 fail:
 	report(c, true, err, path, "%s", bkr_error_message());
 fail_reported:
-	unlinkat(d->fd, tmp, 0);
+	tmp_remove(d->fd, tmp);
 	progress(c, path, e);
 	file_free(f);
 	return NULL;
@@ -1168,7 +1212,11 @@ static void restore_leaf(rctx *c, rdir *d, const char *path, const bkr_entry *e,
 	}
 	if (e->type == BKR_FT_FILE)
 		pool_reserve_file(c);
-	if ((fd = create_tmp(dirfd, tmp, sizeof(tmp), e, -1, target)) < 0) {
+	/* a new file gets no name until complete; one that replaces another, a temporary name */
+	fd = e->type == BKR_FT_FILE && !replace && !c->no_tmpfile ? create_anon(c, dirfd, tmp) : -2;
+	if (fd == -2)
+		fd = create_tmp(dirfd, tmp, sizeof(tmp), e, -1, target);
+	if (fd < 0) {
 		int en = errno;
 		if (e->type == BKR_FT_FIFO || e->type == BKR_FT_CHR || e->type == BKR_FT_BLK)
 			report(c, false, 0, path, "skipped: mknod: %s", strerror(en));
@@ -1201,7 +1249,7 @@ static void restore_leaf(rctx *c, rdir *d, const char *path, const bkr_entry *e,
 		goto done;
 	apply_meta(c, fd, true, path, e, leaf, li);
 place:
-	if (place(dirfd, tmp, name, replace) < 0) {
+	if (place(dirfd, tmp, -1, name, replace) < 0) {
 		int en = errno;
 		report(c, true, bkr_error_set_errno(en, "rename"), path, "cannot move into place: %s", strerror(en));
 		goto done;

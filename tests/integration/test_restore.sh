@@ -96,18 +96,26 @@ expect_exit 0 "$BKR" -r "$R3" init
 expect_exit 0 "$BKR" -r "$R3" create --type full "$src2"
 # killed at the third write: files are written in parallel (a.txt and small.txt
 # one write each, big.bin several), so which files were complete by then varies,
-# but the file being written is always under its temporary name
-expect_exit 137 env BKR_FAULT=restore-write:3:crash "$BKR" -r "$R3" restore latest --target "$T/killed"
-n=0
-while IFS= read -r -d '' f; do
-	case "$(basename "$f")" in
-	.bkr-restore-*) continue ;;
-	esac
-	cmp "$f" "$src2/${f#"$T/killed/two/"}" || fail "a killed restore left $f at its final name, not complete"
-	n=$((n + 1))
-done < <(find "$T/killed" -type f -print0)
-[ -n "$(find "$T/killed" -name '.bkr-restore-*')" ] || fail "the file being written when killed is not under a temporary name"
-[ "$n" -le 2 ] || fail "expected at most 2 complete files (the third being written), found $n"
+# but the file being written has no name yet (O_TMPFILE): nothing of it is left;
+# where the filesystem has no O_TMPFILE (restore-tmpfile: the first attempt fails,
+# as there) it is under a temporary name
+killed_restore() {
+	local out=$1 fault=$2 f n=0
+	expect_exit 137 env BKR_FAULT="$fault" "$BKR" -r "$R3" restore latest --target "$out"
+	while IFS= read -r -d '' f; do
+		case "$(basename "$f")" in
+		.bkr-restore-*) continue ;;
+		esac
+		cmp "$f" "$src2/${f#"$out/two/"}" || fail "a killed restore left $f at its final name, not complete"
+		n=$((n + 1))
+	done < <(find "$out" -type f -print0)
+	[ "$n" -le 2 ] || fail "expected at most 2 complete files (the third being written), found $n"
+}
+killed_restore "$T/killed" restore-write:3:crash
+[ -z "$(find "$T/killed" -name '.bkr-restore-*')" ] || fail "a killed restore left a temporary of a new file"
+killed_restore "$T/killed-named" restore-tmpfile:1,restore-write:3:crash
+[ -n "$(find "$T/killed-named" -name '.bkr-restore-*')" ] ||
+	fail "without O_TMPFILE the file being written when killed is not under a temporary name"
 pass "a killed restore leaves complete files at final names only"
 
 # --- a path that is not in the backup: exit 3 (not found), nothing written

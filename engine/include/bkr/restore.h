@@ -92,8 +92,11 @@ typedef struct {
 } bkr_restore_options;
 
 /**
- * Entries are written under "<dir>/" BKR_RESTORE_TMP_PREFIX "<16 hex>" and
- * renamed into place once complete; a killed restore may leave such names.
+ * New regular files are written without a name (O_TMPFILE) and linked to
+ * their names once complete; other entries, files that replace one, and
+ * files on a filesystem without O_TMPFILE are written under "<dir>/"
+ * BKR_RESTORE_TMP_PREFIX "<16 hex>" and renamed into place once complete: a
+ * killed restore may leave such names.
  */
 #define BKR_RESTORE_TMP_PREFIX ".bkr-restore-"
 
