@@ -278,39 +278,41 @@ static void name_remember(name_memos *m, const char *name, bool found, uint32_t 
 	e->id = id;
 }
 
+/* The id of user (or, @p group, group) @p name on this system, remembered in @p m; false when it has none. */
+static bool name_id(name_memos *m, const char *name, bool group, uint32_t *id)
+{
+	char buf[4096];
+	bool found;
+
+	if (name_recall(m, name, &found, id))
+		return found;
+	if (group) {
+		struct group gr, *res = NULL;
+		found = getgrnam_r(name, &gr, buf, sizeof(buf), &res) == 0 && res;
+		*id = found ? (uint32_t)res->gr_gid : 0;
+	} else {
+		struct passwd pw, *res = NULL;
+		found = getpwnam_r(name, &pw, buf, sizeof(buf), &res) == 0 && res;
+		*id = found ? (uint32_t)res->pw_uid : 0;
+	}
+	name_remember(m, name, found, *id);
+	return found;
+}
+
 /* The owner and group to give entry @p e: by name (remembered) unless numeric ids. The walking thread. */
 static void owner_ids(rctx *c, const bkr_entry *e, uid_t *uid, gid_t *gid)
 {
-	char nm[256], buf[4096];
-	bool found;
+	char nm[256];
 	uint32_t id;
 
 	*uid = e->uid;
 	*gid = e->gid;
 	if (c->o->numeric_ids)
 		return;
-	if (e->user_len) {
-		cname(e->user, e->user_len, nm, sizeof(nm));
-		if (!name_recall(&c->users, nm, &found, &id)) {
-			struct passwd pw, *res = NULL;
-			found = getpwnam_r(nm, &pw, buf, sizeof(buf), &res) == 0 && res;
-			id = found ? (uint32_t)res->pw_uid : 0;
-			name_remember(&c->users, nm, found, id);
-		}
-		if (found)
-			*uid = (uid_t)id;
-	}
-	if (e->group_len) {
-		cname(e->group, e->group_len, nm, sizeof(nm));
-		if (!name_recall(&c->groups, nm, &found, &id)) {
-			struct group gr, *res = NULL;
-			found = getgrnam_r(nm, &gr, buf, sizeof(buf), &res) == 0 && res;
-			id = found ? (uint32_t)res->gr_gid : 0;
-			name_remember(&c->groups, nm, found, id);
-		}
-		if (found)
-			*gid = (gid_t)id;
-	}
+	if (e->user_len && name_id(&c->users, cname(e->user, e->user_len, nm, sizeof(nm)), false, &id))
+		*uid = (uid_t)id;
+	if (e->group_len && name_id(&c->groups, cname(e->group, e->group_len, nm, sizeof(nm)), true, &id))
+		*gid = (gid_t)id;
 }
 
 /* "/proc/self/fd/N": names the object @p fd holds itself, not a path that could be swapped. */
