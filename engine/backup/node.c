@@ -105,7 +105,11 @@ void bkr_bk_node_set_stat(node *n, const struct stat *st)
 	bkr_entry e;
 
 	bkr_entry_set_stat(&e, st);
-	n->type = e.type;
+	/* the scanner reads the types of a directory's entries while workers
+	 * re-stat the files they read (always still regular files): writing the
+	 * same type again would be a data race (helgrind: scan.c's walk) */
+	if (n->type != e.type)
+		n->type = e.type;
 	n->mode = e.mode;
 	n->uid = e.uid;
 	n->gid = e.gid;
