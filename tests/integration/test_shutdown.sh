@@ -43,6 +43,10 @@ rm -rf "$T/src"
 mkdir -p "$T/mnt"
 M=$T/mnt
 
+# from here on only bkrfs is instrumented (the readers are cat and tar):
+# libfuse's own leak of a late FUSE_INTERRUPT is suppressed (the file says why)
+export LSAN_OPTIONS="suppressions=$HERE/lsan-libfuse-interrupt.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+
 DAEMON=
 READERS=()
 cleanup_hooks+=('[ -n "$DAEMON" ] && kill -9 $DAEMON 2>/dev/null; for p in "${READERS[@]}"; do kill -9 $p 2>/dev/null; done; fusermount3 -uz "$M" 2>/dev/null')
