@@ -195,6 +195,13 @@ int bkr_aead_seal(const uint8_t key[BKR_CRYPTO_KEY_SIZE], const void *ad, size_t
 	return aead_seal_spans(key, ad, adlen, &in, 1, out);
 }
 
+/* The one message of a tag that does not check, for @p what. */
+static int auth_failed(const char *what)
+{
+	return bkr_error_set(BKR_ECORRUPT, "%s: authentication failed (damaged, altered, or not of this repository)",
+			     what);
+}
+
 int bkr_aead_open(const uint8_t key[BKR_CRYPTO_KEY_SIZE], const void *ad, size_t adlen,
 		  const uint8_t *in, size_t inlen, uint8_t *out, const char *what)
 {
@@ -210,8 +217,7 @@ int bkr_aead_open(const uint8_t key[BKR_CRYPTO_KEY_SIZE], const void *ad, size_t
 	memcpy(tag, in + BKR_CRYPTO_NONCE_SIZE + len, sizeof(tag));
 	err = aead(false, key, nonce, ad, adlen, &(struct span){ in + BKR_CRYPTO_NONCE_SIZE, len }, 1, out, tag);
 	if (err == BKR_ECORRUPT)
-		return bkr_error_set(BKR_ECORRUPT, "%s: authentication failed (damaged, altered, "
-				     "or not of this repository)", what);
+		return auth_failed(what);
 	return err;
 }
 
@@ -601,8 +607,7 @@ int bkr_crypto_open_blob_to(const bkr_crypto *c, uint8_t type, const bkr_id *id,
 		OPENSSL_cleanse(pt, n);
 		if (split)
 			OPENSSL_cleanse(dst, split);
-		return bkr_error_set(BKR_ECORRUPT, "%s: authentication failed (damaged, altered, "
-				     "or not of this repository)", what);
+		return auth_failed(what);
 	}
 	/* one codec bit at most: zlib (any encrypted repository) or zstd */
 	if ((pt[0] != 0 && pt[0] != BKR_BLOB_FLAG_ZLIB && pt[0] != BKR_BLOB_FLAG_ZSTD) || pt[1] || pt[2] || pt[3] || l > BKR_BLOB_MAX ||
