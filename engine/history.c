@@ -288,6 +288,13 @@ static int walk_root(const bkr_history_backup *b, size_t n, bkr_history_fn fn, v
 	return 0;
 }
 
+bkr_history_backup bkr_history_backup_of(const bkr_manifest *m)
+{
+	return (bkr_history_backup){
+		.id = m->backup_id, .root = m->tree, .sources = m->sources, .nsources = m->nsources,
+	};
+}
+
 int bkr_history_walk(bkr_repo *r, const bkr_history_backup *b, size_t n, const char *path,
 		     const bkr_history_dirs *dirs, bkr_history_fn fn, void *ctx)
 {

@@ -199,10 +199,7 @@ static int hist_build(struct bkrfs *fs, struct bkrfs_hist **out)
 		s->m = m;
 		l.items[k] = NULL;
 		h->snap[h->n] = s;
-		h->hb[h->n].id = s->id;
-		h->hb[h->n].root = m->tree;
-		h->hb[h->n].sources = m->sources;
-		h->hb[h->n].nsources = m->nsources;
+		h->hb[h->n] = bkr_history_backup_of(m);
 		h->by_id[h->n] = h->n;
 		h->n++;
 		ns += m->nsources;

@@ -459,12 +459,8 @@ int cmd_log(cli *c, int argc, char **argv)
 	}
 	/* the history up to --until (the backups before --since say what changed first) */
 	size_t nb = 0;
-	for (; nb < l.n && !(s.has_until && l.items[nb]->time_ns > s.until); nb++) {
-		hb[nb].id = l.items[nb]->backup_id;
-		hb[nb].root = l.items[nb]->tree;
-		hb[nb].sources = l.items[nb]->sources;
-		hb[nb].nsources = l.items[nb]->nsources;
-	}
+	for (; nb < l.n && !(s.has_until && l.items[nb]->time_ns > s.until); nb++)
+		hb[nb] = bkr_history_backup_of(l.items[nb]);
 	if ((err = bkr_history_walk(repo, hb, nb, path, NULL, on_item, &s)) < 0)
 		goto fail;
 	if (!s.ever) {

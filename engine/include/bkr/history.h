@@ -47,6 +47,10 @@ typedef struct {
 	size_t nsources;
 } bkr_history_backup;
 
+/** The history entry of the backup @p m describes: its id, root tree and
+ *  sources (pointers into @p m, which must outlive it). */
+bkr_history_backup bkr_history_backup_of(const bkr_manifest *m);
+
 /** What happened to the path in a backup, compared with the backup before. */
 typedef enum {
 	BKR_HISTORY_ABSENT = 0,  /**< not there, nor in the backup before */
