@@ -18,7 +18,8 @@
  * the work outside the lock, every other reader of it waits on the
  * condition, so a block is fetched once however many threads want it.  The
  * size of a data pack (needed to clamp a ranged request) is a SIZE entry,
- * from a stat of the wrapped store, kept for the life of the process.
+ * from one stat of the wrapped store (LOADING while it runs, as a block),
+ * kept for the life of the process.
  */
 #include "bkr/store_cache.h"
 #include "bkr/error.h"
@@ -524,31 +525,42 @@ found:
 
 /* ---- data packs, in blocks ------------------------------------------------------ */
 
-/* the size of pack @p name (a stat of the wrapped store once) */
+/*
+ * The size of pack @p name: a stat of the wrapped store once, however many
+ * threads ask at the same time (the first stats, the others wait for it).
+ */
 static int object_size(cache_store *cs, const char *name, uint64_t *size)
 {
 	struct entry *e;
+	bool known;
 	int err;
 
 	pthread_mutex_lock(&cs->lock);
-	e = find(cs, name, SIZE);
-	if (e)
+	while ((e = find(cs, name, SIZE)) && e->state == LOADING)
+		pthread_cond_wait(&cs->cond, &cs->lock);
+	if ((known = e != NULL))
 		*size = e->len;
+	else
+		e = entry_add(cs, name, SIZE, LOADING);
 	pthread_mutex_unlock(&cs->lock);
-	if (e)
+	if (known)
 		return 0;
+	if (!e)
+		return bkr_error_oom();
 	err = bkr_store_stat(cs->inner, name, size);
 	count(cs, 0);
-	if (err < 0) {
-		if (err == BKR_ENOTFOUND)
-			forget(cs, name);
-		return err;
-	}
 	pthread_mutex_lock(&cs->lock);
-	if (!find(cs, name, SIZE) && (e = entry_add(cs, name, SIZE, PRESENT)))
+	if (err < 0) {
+		entry_drop(cs, e);
+	} else {
+		e->state = PRESENT;
 		e->len = *size;
+	}
+	pthread_cond_broadcast(&cs->cond);
 	pthread_mutex_unlock(&cs->lock);
-	return 0;
+	if (err == BKR_ENOTFOUND)
+		forget(cs, name);
+	return err < 0 ? err : 0;
 }
 
 /*

@@ -40,11 +40,14 @@ typedef struct {
 	bkr_store base;
 	bkr_store *inner;
 	unsigned gets, ranges, stats; /* atomic */
+	unsigned stat_delay_us;       /* a slow stat, as over a network */
 } counting;
 
 static int c_stat(bkr_store *s, const char *name, uint64_t *size)
 {
 	__atomic_add_fetch(&((counting *)s)->stats, 1, __ATOMIC_RELAXED);
+	if (((counting *)s)->stat_delay_us)
+		usleep(((counting *)s)->stat_delay_us);
 	return bkr_store_stat(((counting *)s)->inner, name, size);
 }
 static int c_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)
@@ -433,6 +436,55 @@ static void test_concurrent_readers(void **state)
 	}
 }
 
+struct first_reader {
+	struct fixture *f;
+	pthread_barrier_t *go;
+	uint64_t block;
+	int bad;
+};
+
+static void *first_reader_main(void *arg)
+{
+	struct first_reader *r = arg;
+	uint8_t buf[100];
+	pthread_barrier_wait(r->go);
+	if (bkr_store_get_range(r->f->s, PACK, r->block * MIB, sizeof(buf), buf, 0) < 0 ||
+	    memcmp(buf, r->f->pack + r->block * MIB, sizeof(buf)))
+		r->bad++;
+	return NULL;
+}
+
+/* readers of different blocks of a pack nobody has read yet: its size is asked once */
+static void test_size_asked_once(void **state)
+{
+	struct fixture *f = *state;
+	struct first_reader r[5];
+	pthread_t t[5];
+	pthread_barrier_t go;
+	uint8_t b;
+
+	open_cache(f, 0);
+	f->c->stat_delay_us = 20000; /* every reader is waiting by the time the first stat returns */
+	assert_int_equal(pthread_barrier_init(&go, NULL, 5), 0);
+	for (int i = 0; i < 5; i++) {
+		r[i] = (struct first_reader){ f, &go, (uint64_t)i, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, first_reader_main, &r[i]), 0);
+	}
+	for (int i = 0; i < 5; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(r[i].bad, 0);
+	}
+	pthread_barrier_destroy(&go);
+	assert_int_equal(f->c->stats, 1);
+	/* a pack that is not there: every waiting reader gets the error, nothing is kept */
+	f->c->stat_delay_us = 0;
+	assert_int_equal(bkr_store_get_range(f->s, "data/ee/00000000000000000000000000000000.pack", 0, 1, &b, 0),
+			 BKR_ENOTFOUND);
+	assert_int_equal(bkr_store_get_range(f->s, "data/ee/00000000000000000000000000000000.pack", 0, 1, &b, 0),
+			 BKR_ENOTFOUND);
+	assert_int_equal(f->c->stats, 3);
+}
+
 static int collect(void *ctx, const char *name)
 {
 	(*(int *)ctx)++;
@@ -640,6 +692,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_removed_file_refetched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_size_asked_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pass_through, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_written_kept, setup, teardown),
 		cmocka_unit_test(test_default_dir),
