@@ -84,10 +84,20 @@ typedef struct {
 
 typedef struct file_ctx file_ctx;
 
+/* A worker's read buffer of BKR_BK_READ_BUF + 1 bytes.  Chunk jobs point
+ * into it instead of copying their chunk; it is reused once the reading
+ * worker and every such job have let go of it. */
+typedef struct rbuf {
+	struct rbuf *next;  /* in the free list */
+	size_t refs;        /* the reading worker's, plus one per chunk job (c->mu) */
+	uint8_t data[];
+} rbuf;
+
 typedef struct chunk_job {
 	struct chunk_job *next;
 	file_ctx *owner;
-	uint8_t *data;
+	rbuf *rb;           /* holds the buffer @p data points into */
+	const uint8_t *data;
 	size_t len;
 	bkr_id id;
 	int err;
@@ -111,7 +121,7 @@ typedef struct {
 	bctx *c;
 	pthread_t tid;
 	bool started;
-	uint8_t *buf;
+	rbuf *rb;                   /* the buffer files are read into (its data) */
 	bkr_chunker *chunker;
 	bkr_digest *digest;         /* the current file's content digest */
 	/* chunk refs of the file being read */
@@ -138,8 +148,8 @@ struct bctx {
 	size_t fq_cap, fq_head, fq_n;
 	chunk_job *cq_head, *cq_tail;
 	size_t cq_n, cq_max;
-	uint8_t **bufs;              /* free chunk buffers of cp.max bytes (c->mu) */
-	size_t nbufs, bufcap;
+	rbuf *rfree;                 /* free read buffers (c->mu) */
+	size_t nrfree, rfree_max;
 	bool stop;
 	int fatal;                   /* first fatal error (c->mu) */
 	char fatal_msg[512];
@@ -217,8 +227,12 @@ void bkr_bk_pool_free(bctx *c);
 int bkr_bk_queue_file(bctx *c, node *n, int fd);
 /** Store a data blob and count it. */
 int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len);
-/** Store one chunk of the file @p fc: through the pool when there is room, else here. */
+/** Store one chunk of the file @p fc, @p data inside wk->rb: through the pool
+ * when there is room (the job holds wk->rb, no copy), else here. */
 int bkr_bk_emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len);
+/** Move bytes [@p start, @p end) of wk->rb to its front, or into a fresh
+ * buffer while chunk jobs still point into it. */
+int bkr_bk_rbuf_shift(worker *wk, size_t start, size_t end);
 /** Wait for the chunk jobs of @p fc, helping with queued chunk jobs meanwhile. */
 void bkr_bk_wait_chunks(worker *wk, file_ctx *fc);
 /** Take the ids of finished chunk jobs into wk->refs and free the jobs. */

@@ -2,7 +2,8 @@
  * The worker pool of a backup run: a bounded queue of files (opened by the
  * scanner) and a queue of chunk jobs (hash + compress + put) that lets one
  * big file use every core; the calling thread joins in after its scan.
- * Chunk buffers are recycled through a free list.
+ * A chunk job points into the reading worker's buffer, which it holds by a
+ * reference (no copy); buffers are recycled through a free list.
  */
 #include "backup_i.h"
 
@@ -24,21 +25,67 @@ int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len)
 	return 0;
 }
 
-/* A chunk buffer from the free list (c->mu held), or a new one. */
-static uint8_t *buf_get(bctx *c)
+/* A free read buffer, or NULL when the free list is empty (c->mu held). */
+static rbuf *rbuf_pop(bctx *c)
 {
-	if (c->nbufs)
-		return c->bufs[--c->nbufs];
-	return malloc(c->cp.max);
+	rbuf *b = c->rfree;
+	if (b) {
+		c->rfree = b->next;
+		c->nrfree--;
+		b->next = NULL;
+		b->refs = 1;
+	}
+	return b;
 }
 
-/* Return a chunk buffer (c->mu held). */
-static void buf_put(bctx *c, uint8_t *b)
+static rbuf *rbuf_new(void)
 {
-	if (c->nbufs < c->bufcap)
-		c->bufs[c->nbufs++] = b;
-	else
+	rbuf *b = malloc(sizeof(*b) + BKR_BK_READ_BUF + 1);
+	if (b) {
+		b->next = NULL;
+		b->refs = 1;
+	}
+	return b;
+}
+
+/* Let go of one reference to @p b: the last one frees it or keeps it for
+ * reuse (c->mu held). */
+static void rbuf_put(bctx *c, rbuf *b)
+{
+	if (--b->refs > 0)
+		return;
+	if (c->nrfree < c->rfree_max) {
+		b->next = c->rfree;
+		c->rfree = b;
+		c->nrfree++;
+	} else {
 		free(b);
+	}
+}
+
+int bkr_bk_rbuf_shift(worker *wk, size_t start, size_t end)
+{
+	bctx *c = wk->c;
+	rbuf *nb = NULL;
+
+	pthread_mutex_lock(&c->mu);
+	bool shared = wk->rb->refs > 1;
+	if (shared)
+		nb = rbuf_pop(c);
+	pthread_mutex_unlock(&c->mu);
+	if (!shared) {
+		memmove(wk->rb->data, wk->rb->data + start, end - start);
+		return 0;
+	}
+	/* chunk jobs still read the old one: the tail moves to another */
+	if (!nb && !(nb = rbuf_new()))
+		return bkr_error_oom();
+	memcpy(nb->data, wk->rb->data + start, end - start);
+	pthread_mutex_lock(&c->mu);
+	rbuf_put(c, wk->rb);
+	pthread_mutex_unlock(&c->mu);
+	wk->rb = nb;
+	return 0;
 }
 
 /* Hash and store a queued chunk.  Once pending drops, the owner may free @p j:
@@ -51,7 +98,8 @@ static void run_chunk_job(bctx *c, chunk_job *j)
 	if (err < 0)
 		bkr_bk_fatal(c, err);
 	pthread_mutex_lock(&c->mu);
-	buf_put(c, j->data);
+	rbuf_put(c, j->rb);
+	j->rb = NULL;
 	j->data = NULL;
 	if (err < 0 && !j->owner->err)
 		j->owner->err = err;
@@ -118,26 +166,21 @@ int bkr_bk_emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len)
 	chunk_job *j = NULL;
 	int err;
 
-	uint8_t *cb = NULL;
 	pthread_mutex_lock(&c->mu);
-	bool room = c->cq_n < c->cq_max && c->nthreads > 1 && len <= c->cp.max;
-	if (room)
-		cb = buf_get(c);
+	bool room = c->cq_n < c->cq_max && c->nthreads > 1;
 	pthread_mutex_unlock(&c->mu);
-	if (cb && (j = calloc(1, sizeof(*j)))) {
-		j->data = cb;
-		cb = NULL;
-		memcpy(j->data, data, len);
+	if (room && (j = calloc(1, sizeof(*j)))) {
+		/* the job reads the chunk where it lies in wk->rb, which it holds */
+		j->rb = wk->rb;
+		j->data = data;
 		j->len = len;
 		j->owner = fc;
 		if ((err = bkr_bk_refs_push(wk, j, NULL, len)) < 0) {
-			pthread_mutex_lock(&c->mu);
-			buf_put(c, j->data);
-			pthread_mutex_unlock(&c->mu);
 			free(j);
 			return err;
 		}
 		pthread_mutex_lock(&c->mu);
+		wk->rb->refs++;
 		fc->pending++;
 		if (c->cq_tail)
 			c->cq_tail->next = j;
@@ -148,11 +191,6 @@ int bkr_bk_emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len)
 		pthread_cond_signal(&c->cv_job);
 		pthread_mutex_unlock(&c->mu);
 		return 0;
-	}
-	if (cb) {
-		pthread_mutex_lock(&c->mu);
-		buf_put(c, cb);
-		pthread_mutex_unlock(&c->mu);
 	}
 	bkr_id id;
 	bkr_writer_blob_id(c->w, data, len, &id);
@@ -258,14 +296,14 @@ static int worker_init(worker *wk, bctx *c)
 {
 	memset(wk, 0, sizeof(*wk));
 	wk->c = c;
-	if (!(wk->buf = malloc(BKR_BK_READ_BUF + 1)) || !(wk->digest = bkr_digest_new(BKR_DIGEST_PLAIN)))
+	if (!(wk->rb = rbuf_new()) || !(wk->digest = bkr_digest_new(BKR_DIGEST_PLAIN)))
 		return bkr_error_oom();
 	return bkr_chunker_new(&wk->chunker, &c->cp);
 }
 
 static void worker_fini(worker *wk)
 {
-	free(wk->buf);
+	free(wk->rb); /* every chunk job is done: the worker's is its only reference */
 	bkr_digest_free(wk->digest);
 	bkr_chunker_free(wk->chunker);
 	free(wk->refs);
@@ -299,9 +337,8 @@ int bkr_bk_pool_start(bctx *c)
 
 	c->fq_cap = (size_t)c->nthreads * 8 + 16;
 	c->cq_max = (size_t)c->nthreads * 2;
-	c->bufcap = c->cq_max + (size_t)c->nthreads + 2;
+	c->rfree_max = (size_t)c->nthreads + 1;
 	if (!(c->fq = calloc(c->fq_cap, sizeof(*c->fq))) ||
-	    !(c->bufs = calloc(c->bufcap, sizeof(*c->bufs))) ||
 	    !(c->workers = calloc((size_t)c->nthreads + 1, sizeof(*c->workers))))
 		return bkr_error_oom();
 	for (int i = 0; i <= c->nthreads; i++) {
@@ -345,9 +382,10 @@ void bkr_bk_pool_free(bctx *c)
 	c->workers = NULL;
 	free(c->fq);
 	c->fq = NULL;
-	for (size_t i = 0; i < c->nbufs; i++)
-		free(c->bufs[i]);
-	free(c->bufs);
-	c->bufs = NULL;
-	c->nbufs = 0;
+	while (c->rfree) {
+		rbuf *b = c->rfree;
+		c->rfree = b->next;
+		free(b);
+	}
+	c->nrfree = 0;
 }

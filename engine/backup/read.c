@@ -106,7 +106,7 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 	/* small and dense: one chunk, whose id is the content hash (in a plain
 	 * repository; an encrypted one keys its ids) */
 	if (next == 1 && ext[0] == 0 && size <= c->cp.min && size <= BKR_BK_READ_BUF) {
-		ssize_t r = pread(fd, wk->buf, (size_t)size + 1, 0);
+		ssize_t r = pread(fd, wk->rb->data, (size_t)size + 1, 0);
 		if (r < 0) {
 			snprintf(why, whycap, "read: %s", strerror(errno));
 			ret = READ_FAILED;
@@ -117,11 +117,11 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 			goto done;
 		}
 		/* r == size + 1: it grew; the caller's fstat tells, and may keep this prefix */
-		bkr_sha256(wk->buf, (size_t)size, content);
+		bkr_sha256(wk->rb->data, (size_t)size, content);
 		bkr_id chunk = *content;
 		if (bkr_writer_keyed(c->w))
-			bkr_writer_blob_id(c->w, wk->buf, (size_t)size, &chunk);
-		if ((err = bkr_bk_put_data(c, &chunk, wk->buf, (size_t)size)) < 0) {
+			bkr_writer_blob_id(c->w, wk->rb->data, (size_t)size, &chunk);
+		if ((err = bkr_bk_put_data(c, &chunk, wk->rb->data, (size_t)size)) < 0) {
 			ret = err;
 			goto done;
 		}
@@ -151,7 +151,10 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 		lpos = off;
 		while (len > 0) {
 			if (end == cap) {
-				memmove(wk->buf, wk->buf + start, end - start);
+				if ((err = bkr_bk_rbuf_shift(wk, start, end)) < 0) {
+					ret = err;
+					break;
+				}
 				end -= start;
 				scanned -= start;
 				start = 0;
@@ -159,7 +162,7 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 			size_t want = cap - end;
 			if (want > len)
 				want = (size_t)len;
-			ssize_t r = pread(fd, wk->buf + end, want, (off_t)lpos);
+			ssize_t r = pread(fd, wk->rb->data + end, want, (off_t)lpos);
 			if (r < 0) {
 				if (errno == EINTR)
 					continue;
@@ -171,19 +174,19 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 				ret = READ_CHANGED;
 				break;
 			}
-			bkr_digest_update(wk->digest, wk->buf + end, (size_t)r);
+			bkr_digest_update(wk->digest, wk->rb->data + end, (size_t)r);
 			end += (size_t)r;
 			lpos += (uint64_t)r;
 			len -= (uint64_t)r;
 			atomic_fetch_add(&c->bytes_done, (uint64_t)r);
 			while (scanned < end) {
-				size_t k = bkr_chunker_scan(wk->chunker, wk->buf + scanned, end - scanned);
+				size_t k = bkr_chunker_scan(wk->chunker, wk->rb->data + scanned, end - scanned);
 				if (k == (size_t)-1) {
 					scanned = end;
 					break;
 				}
 				scanned += k;
-				if ((err = bkr_bk_emit_chunk(wk, &fc, wk->buf + start, scanned - start)) < 0) {
+				if ((err = bkr_bk_emit_chunk(wk, &fc, wk->rb->data + start, scanned - start)) < 0) {
 					ret = err;
 					break;
 				}
@@ -194,7 +197,7 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 		}
 	}
 	if (ret == READ_OK && end > start) {
-		if ((err = bkr_bk_emit_chunk(wk, &fc, wk->buf + start, end - start)) < 0)
+		if ((err = bkr_bk_emit_chunk(wk, &fc, wk->rb->data + start, end - start)) < 0)
 			ret = err;
 	}
 	if (ret == READ_OK && lpos < size) {

@@ -415,6 +415,62 @@ static void test_live_log(void **state)
 	bkr_manifest_free(m);
 }
 
+/* ---- big files: chunk jobs that point into the read buffer -------------- */
+
+/* @p size bytes of text from an xorshift stream (@p seed): chunks that all differ. */
+static void make_noisy_file(fx *f, const char *name, size_t size, uint64_t seed)
+{
+	char *data = malloc(size);
+	uint64_t x = seed;
+
+	assert_non_null(data);
+	for (size_t i = 0; i < size; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		data[i] = (x & 7) == 0 ? '\n' : (char)('a' + (x >> 8) % 26);
+	}
+	write_file(f->src, name, data, size);
+	free(data);
+}
+
+/*
+ * Two files of several read buffers each (8 MiB), read by two workers at once
+ * with chunks of 16-256 KiB: chunk jobs point into a worker's buffer, which is
+ * refilled or replaced while jobs still read it.  Every byte comes back, in
+ * order, under the file's content id.
+ */
+static void test_big_files_exact(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m = NULL;
+	const char *names[2] = { "big1.txt", "big2.txt" };
+	size_t size = 20u << 20;
+
+	make_noisy_file(f, names[0], size, 0x9e3779b97f4a7c15ULL);
+	make_noisy_file(f, names[1], size + 12345, 0x2545f4914f6cdd1dULL);
+	assert_int_equal(run(f, BKR_BACKUP_FULL, NULL, 0, &m), 0);
+	for (int k = 0; k < 2; k++) {
+		char rel[64], path[512];
+		bkr_entry e;
+		bkr_dir *h = NULL;
+		const bkr_tree *leaf;
+		uint32_t li;
+		snprintf(rel, sizeof(rel), "ws/%s", names[k]);
+		snprintf(path, sizeof(path), "%s/%s", f->src, names[k]);
+		assert_int_equal(bkr_walk_resolve(f->r, &m->tree, rel, &e, &h, &leaf, &li), 0);
+		assert_int_equal(e.size, size + (k ? 12345 : 0));
+		cmp_ctx cc = { .fd = open(path, O_RDONLY) };
+		assert_true(cc.fd >= 0);
+		assert_int_equal(bkr_walk_read_file(f->r, leaf, li, names[k], compare_with_file, &cc), 0);
+		assert_int_equal(cc.bytes, e.size);
+		close(cc.fd);
+		bkr_dir_free(h);
+	}
+	assert_int_equal(m->nwarnings, 0);
+	bkr_manifest_free(m);
+}
+
 /* ---- a file rewritten in place during the whole backup ----------------- */
 
 static void *rewrite_loop(void *arg)
@@ -489,6 +545,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_walk_iter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_live_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_changing_keeps_parent_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_files_exact, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
