@@ -14,17 +14,19 @@
  * reported and counted; the restore goes on.
  *
  * File content is restored in parallel: the walking thread creates each
- * regular file (under its temporary name) and queues its chunks; worker
- * threads (one per CPU) read, decrypt, decompress and check them in any
- * order, and whichever thread completes the file's next chunk writes it, so
+ * regular file and puts it in the line of files whose chunks the worker
+ * threads (one per CPU) take in turn (take: a big file does not hold up the
+ * walk or the small files after it); they read, decrypt, decompress and
+ * check the chunks in any order, and whichever thread completes the file's next chunk writes it, so
  * each file is written and hashed in order, one writer at a time.  The
  * thread that puts a file's last chunk checks the content hash, sets the
  * attributes and renames the file into place.  A directory's metadata waits
  * until its files are done; the memory in flight is bounded (RESTORE_BUDGET
- * bytes of chunks, RESTORE_MAX_FILES open files).  Hardlinked files are
+ * bytes of chunks, RESTORE_FILE_BUDGET of one file, RESTORE_MAX_FILES open
+ * files).  Hardlinked files are
  * finished before the walk goes on (later links need the first in place).
- * Reports, counters and progress are under one lock (rmu), the queue and
- * the files' chunk slots under another (mu); report is never called with mu
+ * Reports, counters and progress are under one lock (rmu), the line of
+ * files and the files' chunk slots under another (mu); report is never called with mu
  * held.
  */
 #include "bkr/digest.h"
@@ -53,8 +55,10 @@
 #include "bkr/log.h"
 #include "bkr/walk.h"
 
-/* Chunk bytes queued or waiting to be written, and files open at once. */
+/* Chunk bytes taken by the workers and not yet written, and files open at once. */
 #define RESTORE_BUDGET (64u << 20)
+/* ... of one file (the rest of the budget goes to the files after it), and read ahead of its next chunk */
+#define RESTORE_FILE_BUDGET (RESTORE_BUDGET / 2)
 #define RESTORE_MAX_FILES 64
 #define RESTORE_MAX_THREADS 64
 /* Written bytes of a file handed to the disk at a time (write-behind). */
@@ -111,14 +115,14 @@ typedef struct {
 	int64_t last_progress;
 	bkr_restore_progress prog;
 	pthread_mutex_t rmu;       /* st, first_*, corrupt, prog, last_progress, the callbacks */
-	/* the workers; the queue and every rfile's slots, next and writing under mu */
+	/* the workers; the line of files and every rfile's slots, next and writing under mu */
 	pthread_mutex_t mu;
-	pthread_cond_t cv_job;     /* a task was queued, or stop */
+	pthread_cond_t cv_job;     /* a file joined the line, budget was freed, or stop */
 	pthread_cond_t cv_done;    /* budget freed, a file finished */
 	pthread_t *threads;
 	int nthreads;              /* 0: every chunk is read by the walking thread */
 	bool stop;
-	struct rtask *qhead, *qtail;
+	struct rfile *rhead, *rtail; /* files with chunks not yet taken by a worker, in turn */
 	uint64_t inflight_bytes;
 	size_t inflight_files;
 } rctx;
@@ -148,7 +152,7 @@ typedef struct {
 } rslot;
 
 /* A regular file being restored by the workers. */
-typedef struct {
+typedef struct rfile {
 	rdir *dir;
 	int fd;             /* open on the temporary */
 	char tmp[64];       /* its name; "" when it has none (O_TMPFILE) */
@@ -166,6 +170,11 @@ typedef struct {
 	/* under mu */
 	rslot *slots;
 	size_t nslots, next;
+	size_t taken;       /* chunks taken by the workers (in order) */
+	size_t advised;     /* chunks advised to the disk: a window ahead of the taken ones */
+	uint64_t taken_bytes, advised_bytes;
+	uint64_t inflight;  /* bytes of its chunks taken and not yet written */
+	struct rfile *rnext; /* in c's turn of files with chunks to take */
 	bool writing;
 	bool done;
 	int err;            /* the first error: the chunks still to come are skipped */
@@ -174,12 +183,6 @@ typedef struct {
 	bool placed;
 	struct stat st;
 } rfile;
-
-typedef struct rtask {
-	rfile *f;
-	size_t i;
-	struct rtask *next;
-} rtask;
 
 static void report(rctx *c, bool error, int code, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -946,8 +949,11 @@ static void task_run(rctx *c, rfile *f, size_t i, bool skip)
 		if (err < 0)
 			file_fail(f, err);
 		c->inflight_bytes -= clen;
+		f->inflight -= clen;
 		f->next++;
 		pthread_cond_broadcast(&c->cv_done);
+		if (c->rhead)
+			pthread_cond_broadcast(&c->cv_job); /* budget freed */
 	}
 	f->writing = false;
 	bool fin = f->next == f->nslots;
@@ -956,25 +962,82 @@ static void task_run(rctx *c, rfile *f, size_t i, bool skip)
 		file_finish(c, f);
 }
 
+/* Advise the disk of chunks [@p from, @p to) of @p f (which a task of it keeps from finishing). */
+static void advise(rctx *c, rfile *f, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		if (bkr_repo_advise_blob(c->repo, bkr_walk_file_chunk_id(f->wf, i), 0) < 0)
+			bkr_error_clear(); /* not indexed: its read says so */
+}
+
+/*
+ * Take the next chunk of the first file in turn whose chunk fits the budget
+ * (RESTORE_BUDGET in all, RESTORE_FILE_BUDGET of one file; one chunk always
+ * fits where nothing is in flight); the file goes to the end of the turn, so
+ * a big file and the small ones after it are read side by side and the
+ * walking thread is not held up by the big one.  Sets @p *i and the advise
+ * range [@p *a0, @p *a1) that keeps RESTORE_FILE_BUDGET bytes read ahead of
+ * the file's taken chunks.  NULL when nothing fits.  Under mu.
+ */
+static rfile *take(rctx *c, size_t *i, size_t *a0, size_t *a1)
+{
+	rfile *prev = NULL;
+
+	for (rfile *f = c->rhead; f; prev = f, f = f->rnext) {
+		uint32_t clen = bkr_walk_file_chunk_length(f->wf, f->taken);
+		if (c->inflight_bytes && c->inflight_bytes + clen > RESTORE_BUDGET)
+			continue;
+		if (f->inflight && f->inflight + clen > RESTORE_FILE_BUDGET)
+			continue;
+		if (prev)
+			prev->rnext = f->rnext;
+		else
+			c->rhead = f->rnext;
+		if (c->rtail == f)
+			c->rtail = prev;
+		f->rnext = NULL;
+		*i = f->taken++;
+		f->taken_bytes += clen;
+		f->inflight += clen;
+		c->inflight_bytes += clen;
+		*a0 = f->advised;
+		while (f->advised < f->nslots && f->advised_bytes < f->taken_bytes + RESTORE_FILE_BUDGET)
+			f->advised_bytes += bkr_walk_file_chunk_length(f->wf, f->advised++);
+		*a1 = f->advised;
+		if (f->taken < f->nslots) {
+			if (c->rtail)
+				c->rtail->rnext = f;
+			else
+				c->rhead = f;
+			c->rtail = f;
+		}
+		return f;
+	}
+	return NULL;
+}
+
 static void *worker(void *arg)
 {
 	rctx *c = arg;
+	size_t i, a0, a1;
 
 	for (;;) {
+		rfile *f;
 		pthread_mutex_lock(&c->mu);
-		while (!c->qhead && !c->stop)
+		while (!(f = take(c, &i, &a0, &a1)) && !(c->stop && !c->rhead))
 			pthread_cond_wait(&c->cv_job, &c->mu);
-		rtask *t = c->qhead;
-		if (!t) {
+		if (!f) {
 			pthread_mutex_unlock(&c->mu);
 			break;
 		}
-		if (!(c->qhead = t->next))
-			c->qtail = NULL;
-		bool skip = t->f->err != 0;
+		bool skip = f->err != 0;
+		if (c->rhead)
+			pthread_cond_signal(&c->cv_job); /* more to take: the next worker */
 		pthread_mutex_unlock(&c->mu);
-		task_run(c, t->f, t->i, skip);
-		free(t);
+		/* chunk i, not done, keeps f from finishing: the chunks after it are there to advise */
+		if (!skip)
+			advise(c, f, a0, a1);
+		task_run(c, f, i, skip);
 	}
 	return NULL;
 }
@@ -1039,10 +1102,12 @@ static void pool_reserve_file(rctx *c)
 }
 
 /*
- * Hand file @p f (created, truncated to its size) to the workers: its chunks
- * are queued in order as the budget allows; without workers they are read
- * here.  Either way the file finishes (and, unless kept, is freed) once its
- * last chunk is written.
+ * Hand file @p f (created, truncated to its size) to the workers: the disk
+ * is advised of its first chunks (RESTORE_FILE_BUDGET bytes) and the file
+ * joins the turn of files whose chunks the workers take (take), so the
+ * walking thread goes on at once; without workers its chunks are read here.
+ * Either way the file finishes (and, unless kept, is freed) once its last
+ * chunk is written.
  */
 static void file_submit(rctx *c, rfile *f)
 {
@@ -1050,38 +1115,36 @@ static void file_submit(rctx *c, rfile *f)
 	f->dir->pending++;
 	c->inflight_files++;
 	pthread_mutex_unlock(&c->mu);
-	/* once its last task is queued @p f may be finished and freed by a worker */
+	/* once in the turn @p f may be finished and freed by a worker */
 	size_t n = f->nslots;
 	if (!n) {
 		file_finish(c, f);
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		uint32_t clen = bkr_walk_file_chunk_length(f->wf, i);
-		rtask *t = c->nthreads ? malloc(sizeof(*t)) : NULL;
-		/* the disk reads every queued chunk ahead of the workers, not two at a time as they ask */
-		if (t && bkr_repo_advise_blob(c->repo, bkr_walk_file_chunk_id(f->wf, i), 0) < 0)
-			bkr_error_clear(); /* not indexed: its read says so */
-		pthread_mutex_lock(&c->mu);
-		c->inflight_bytes += clen;
-		if (!t) {
-			/* no workers (or no memory for the task): read it here */
+	if (!c->nthreads) {
+		for (size_t i = 0; i < n; i++) {
+			uint32_t clen = bkr_walk_file_chunk_length(f->wf, i);
+			pthread_mutex_lock(&c->mu);
 			bool skip = f->err != 0;
+			c->inflight_bytes += clen;
+			f->inflight += clen;
 			pthread_mutex_unlock(&c->mu);
 			task_run(c, f, i, skip);
-			continue;
 		}
-		while (c->inflight_bytes > clen && c->inflight_bytes > RESTORE_BUDGET)
-			pthread_cond_wait(&c->cv_done, &c->mu);
-		*t = (rtask){ f, i, NULL };
-		if (c->qtail)
-			c->qtail->next = t;
-		else
-			c->qhead = t;
-		c->qtail = t;
-		pthread_cond_signal(&c->cv_job);
-		pthread_mutex_unlock(&c->mu);
+		return;
 	}
+	/* not yet seen by the workers: the disk reads the file's first chunks ahead of them */
+	while (f->advised < n && f->advised_bytes < RESTORE_FILE_BUDGET)
+		f->advised_bytes += bkr_walk_file_chunk_length(f->wf, f->advised++);
+	advise(c, f, 0, f->advised);
+	pthread_mutex_lock(&c->mu);
+	if (c->rtail)
+		c->rtail->rnext = f;
+	else
+		c->rhead = f;
+	c->rtail = f;
+	pthread_cond_signal(&c->cv_job);
+	pthread_mutex_unlock(&c->mu);
 }
 
 /*

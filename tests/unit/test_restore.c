@@ -396,6 +396,46 @@ static void test_roundtrip_all_types(void **state)
 }
 
 /*
+ * A file with more data than restore lets one file have in flight (32 MiB),
+ * first in the walk, before ten thousand small files: the workers take its
+ * chunks in turn with the small files' while the walk goes on, and every
+ * file is written in order and checks out; by two workers and by eight.
+ */
+static void test_big_beside_small(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m = NULL;
+	char p[4200];
+	uint64_t x = 88172645463325252ULL;
+	size_t blk = 1 << 20;
+	uint64_t *buf = malloc(blk);
+
+	assert_non_null(buf);
+	snprintf(p, sizeof(p), "%s/a-big", f->src);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	for (int b = 0; b < 40; b++) {
+		for (size_t i = 0; i < blk / sizeof(*buf); i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			buf[i] = x;
+		}
+		assert_int_equal(write(fd, buf, blk), (ssize_t)blk);
+	}
+	close(fd);
+	free(buf);
+	sh("touch -d '2020-01-02 03:04:05.123456789' '%s' '%s'", p, f->src);
+	assert_int_equal(backup(f, BKR_BACKUP_FULL, &m), 0);
+	for (int t = 0; t < 2; t++) {
+		restore_threads = t ? 8 : 2;
+		check_roundtrip(f, m);
+	}
+	restore_threads = 0;
+	bkr_manifest_free(m);
+}
+
+/*
  * Owners by name: files owned by every user and group of this system (more
  * names than restore remembers, in an order that comes back to each), and by
  * ids without a name, get the same owner back.
@@ -671,6 +711,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip_all_types, setup_big, teardown),
+		cmocka_unit_test_setup_teardown(test_big_beside_small, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owner_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_chunk, setup, teardown),
