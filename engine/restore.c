@@ -95,6 +95,8 @@ typedef struct {
 	bkr_restore_stats st;
 	int tfd;            /* the target directory (in place: the source's); -1 in a dry run when absent */
 	bool root;
+	uid_t euid;
+	gid_t egid;
 	bool overwrite;     /* o->overwrite, or in place */
 	bool classify;      /* dry run or in place: compare each entry with what is on disk */
 	const char *disk_root; /* where on-disk paths start: the target, or in place the source's path */
@@ -118,7 +120,7 @@ typedef struct {
 	/* the workers; the line of files and every rfile's slots, next and writing under mu */
 	pthread_mutex_t mu;
 	pthread_cond_t cv_job;     /* a file joined the line, budget was freed, or stop */
-	pthread_cond_t cv_done;    /* budget freed, a file finished */
+	pthread_cond_t cv_done;    /* a file finished */
 	pthread_t *threads;
 	int nthreads;              /* 0: every chunk is read by the walking thread */
 	bool stop;
@@ -127,10 +129,18 @@ typedef struct {
 	size_t inflight_files;
 } rctx;
 
-/* A directory restored into: its fd, and how many of its files are in flight (under mu). */
+/*
+ * A directory restored into: its fd, and how many of its files are in flight
+ * (under mu).  A fresh one was made by this restore (mode 0700, ours): nothing
+ * is in it but what the restore puts there, and when @p mine its group is our
+ * group too, so what is made in it is ours and our group's whatever the
+ * group rules (setgid directories, the grpid mount option).
+ */
 typedef struct {
 	int fd;
 	size_t pending;
+	bool fresh;
+	bool mine;
 } rdir;
 
 /* Owner, mode, times and xattrs to set on an object, copied out of its tree. */
@@ -140,6 +150,7 @@ typedef struct {
 	uid_t uid;
 	gid_t gid;
 	int64_t mtime_ns;
+	bool owned;         /* the object has this owner and group already: no chown */
 	bkr_xattr *xs;      /* names and inline values point into xbuf */
 	size_t nx;
 	uint8_t *xbuf;
@@ -387,7 +398,7 @@ static void meta_apply(rctx *c, int fd, bool opath, const char *path, const rmet
 	int r;
 
 	fd_path(ppath, sizeof(ppath), fd);
-	if (c->root) {
+	if (c->root && !m->owned) {
 		r = opath ? fchownat(fd, "", m->uid, m->gid, AT_EMPTY_PATH) : fchown(fd, m->uid, m->gid);
 		if (r < 0)
 			report(c, false, 0, path, "chown: %s", strerror(errno));
@@ -423,15 +434,25 @@ static void meta_apply(rctx *c, int fd, bool opath, const char *path, const rmet
 		report(c, false, 0, path, "set times: %s", strerror(errno));
 }
 
-/* meta_take and meta_apply at once (the walking thread). */
+/* Whether an object made in @p d is owned by @p m's owner and group (then it needs no chown). */
+static bool owned_in(const rctx *c, const rdir *d, const rmeta *m)
+{
+	return d && d->fresh && d->mine && m->uid == c->euid && m->gid == c->egid;
+}
+
+/*
+ * meta_take and meta_apply at once (the walking thread); @p d: the directory
+ * @p fd was made in, when that is known (NULL otherwise).
+ */
 static void apply_meta(rctx *c, int fd, bool opath, const char *path, const bkr_entry *e,
-		       const bkr_tree *leaf, uint32_t li)
+		       const bkr_tree *leaf, uint32_t li, const rdir *d)
 {
 	rmeta m;
 	if (meta_take(c, &m, e, leaf, li) < 0) {
 		report(c, true, BKR_ENOMEM, path, "attributes: out of memory");
 		return;
 	}
+	m.owned = owned_in(c, d, &m);
 	meta_apply(c, fd, opath, path, &m);
 	meta_free(&m);
 }
@@ -458,7 +479,7 @@ static int open_created(rctx *c, int dirfd, const char *name, mode_t type, dev_t
 		close(fd);
 		return -1;
 	}
-	if ((st.st_mode & S_IFMT) != type || st.st_nlink != 1 || st.st_uid != geteuid() ||
+	if ((st.st_mode & S_IFMT) != type || st.st_nlink != 1 || st.st_uid != c->euid ||
 	    ((type == S_IFCHR || type == S_IFBLK) && st.st_rdev != rdev)) {
 		report(c, true, BKR_EEXISTS, path,
 		       "replaced by something else while being restored; its attributes were not set");
@@ -951,7 +972,6 @@ static void task_run(rctx *c, rfile *f, size_t i, bool skip)
 		c->inflight_bytes -= clen;
 		f->inflight -= clen;
 		f->next++;
-		pthread_cond_broadcast(&c->cv_done);
 		if (c->rhead)
 			pthread_cond_broadcast(&c->cv_job); /* budget freed */
 	}
@@ -1178,14 +1198,16 @@ static rfile *write_file(rctx *c, rdir *d, int fd, const char *tmp, const char *
 		err = bkr_error_oom();
 		goto fail;
 	}
-	if (ftruncate(fd, (off_t)e->size) < 0) {
+	if ((err = bkr_walk_file_new(&f->wf, leaf, li, what)) < 0 || (err = meta_take(c, &f->m, e, leaf, li)) < 0)
+		goto fail;
+	f->m.owned = owned_in(c, d, &f->m);
+	/* the file is new and empty: its chunks' writes give it its size, unless it ends in a hole */
+	if (bkr_walk_file_has_holes(f->wf) && ftruncate(fd, (off_t)e->size) < 0) {
 		int en = errno;
 		err = bkr_error_set_errno(en, "%s: truncate", what);
 		report(c, true, err, path, "truncate: %s", strerror(en));
 		goto fail_reported;
 	}
-	if ((err = bkr_walk_file_new(&f->wf, leaf, li, what)) < 0 || (err = meta_take(c, &f->m, e, leaf, li)) < 0)
-		goto fail;
 	f->nslots = bkr_walk_file_chunks(f->wf);
 	if (f->nslots && !(f->slots = calloc(f->nslots, sizeof(*f->slots)))) {
 		err = bkr_error_oom();
@@ -1239,7 +1261,8 @@ static void restore_leaf(rctx *c, rdir *d, const char *path, const bkr_entry *e,
 		if (c->o->dry_run || k == BKR_RESTORE_UNCHANGED)
 			goto done;
 	}
-	if (fstatat(dirfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0) {
+	/* in a directory this restore made nothing is in the way (a name twice: the second fails to link) */
+	if (!(d->fresh && !c->overwrite) && fstatat(dirfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (!c->overwrite) {
 			report(c, true, BKR_EEXISTS, path, "exists (--overwrite replaces it)");
 			goto done;
@@ -1312,7 +1335,7 @@ static void restore_leaf(rctx *c, rdir *d, const char *path, const bkr_entry *e,
 			  e->type == BKR_FT_SYMLINK || e->type == BKR_FT_FIFO ? 0 : (dev_t)e->rdev, path);
 	if (fd < 0)
 		goto done;
-	apply_meta(c, fd, true, path, e, leaf, li);
+	apply_meta(c, fd, true, path, e, leaf, li, d);
 place:
 	if (place(dirfd, tmp, -1, name, replace) < 0) {
 		int en = errno;
@@ -1352,9 +1375,12 @@ static bool is_repo(rctx *c, int fd, const char *path)
  * mkdir (or reuse) @p name in @p dirfd and open it; -1 after reporting.  In
  * a dry run only open what is there (-1 when @p dirfd is -1 or nothing is).
  */
-static int open_dir(rctx *c, int dirfd, const char *name, const char *path)
+static int open_dir(rctx *c, int dirfd, const char *name, const char *path, rdir *info)
 {
 	struct stat st;
+
+	if (info)
+		info->fresh = info->mine = false;
 
 	if (c->o->dry_run) {
 		int fd = dirfd < 0 ? -1 : openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -1385,11 +1411,15 @@ static int open_dir(rctx *c, int dirfd, const char *name, const char *path)
 		report(c, true, bkr_error_set_errno(errno, "open"), path, "open directory: %s", strerror(errno));
 		return -1;
 	}
-	if (created && (fstat(fd, &st) < 0 || st.st_uid != geteuid())) {
+	if (created && (fstat(fd, &st) < 0 || st.st_uid != c->euid)) {
 		/* another user's directory put in place of the one just made */
 		report(c, true, BKR_EEXISTS, path, "replaced by something else while being restored");
 		close(fd);
 		return -1;
+	}
+	if (created && info) {
+		info->fresh = true;
+		info->mine = st.st_gid == c->egid;
 	}
 	if (is_repo(c, fd, path)) {
 		close(fd);
@@ -1405,11 +1435,13 @@ static int open_dir(rctx *c, int dirfd, const char *name, const char *path)
  * must be skipped.
  */
 static int enter_dir(rctx *c, int pfd, const char *name, const char *path, const bkr_entry *e,
-		     const bkr_tree *leaf, uint32_t li)
+		     const bkr_tree *leaf, uint32_t li, rdir *info)
 {
 	bkr_restore_change k = BKR_RESTORE_NEW;
 	int fd;
 
+	if (info)
+		info->fresh = info->mine = false;
 	if (c->classify) {
 		k = classify(c, pfd, name, path, e, leaf, li);
 		note_change(c, k, path);
@@ -1418,7 +1450,7 @@ static int enter_dir(rctx *c, int pfd, const char *name, const char *path, const
 		c->st.dirs++;
 		return -1;
 	}
-	if ((fd = open_dir(c, pfd, name, path)) < 0)
+	if ((fd = open_dir(c, pfd, name, path, info)) < 0)
 		return c->o->dry_run && k != BKR_RESTORE_NEW && pfd >= 0 ? -1 : -2;
 	c->st.dirs++;
 	return fd;
@@ -1509,13 +1541,13 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 			/* after its files: renaming them into place sets its mtime */
 			dir_wait(c, dirs[d]);
 			if (dirs[d]->fd >= 0 && !c->o->dry_run)
-				apply_meta(c, dirs[d]->fd, false, it->path, e, it->leaf, it->li);
+				apply_meta(c, dirs[d]->fd, false, it->path, e, it->leaf, it->li, dirs[d]);
 			if (dirs[d]->fd >= 0)
 				close(dirs[d]->fd);
 			dirs[d]->fd = -1;
 			continue;
 		}
-		int dfd = enter_dir(c, pd->fd, name, it->path, e, it->leaf, it->li);
+		int dfd = enter_dir(c, pd->fd, name, it->path, e, it->leaf, it->li, dirs[d]);
 		if (dfd == -2) {
 			bkr_walk_skip(w);
 			continue;
@@ -1523,7 +1555,7 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 		if (it->error < 0) {
 			report(c, true, it->error, it->path, "contents unreadable: %s", bkr_walk_error_message(w));
 			if (dfd >= 0 && !c->o->dry_run)
-				apply_meta(c, dfd, false, it->path, e, it->leaf, it->li);
+				apply_meta(c, dfd, false, it->path, e, it->leaf, it->li, NULL);
 			if (dfd >= 0)
 				close(dfd);
 			continue;
@@ -1575,7 +1607,7 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		if (strcmp(tok, ".") != 0)
 			comps[nc++] = tok;
 	for (size_t i = first; i + 1 < nc; i++) {
-		int nfd = open_dir(c, fd, comps[i], path);
+		int nfd = open_dir(c, fd, comps[i], path, NULL);
 		if (fd >= 0)
 			close(fd);
 		fd = nfd;
@@ -1612,7 +1644,7 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		c->st.dirs++;
 		dfd = fd;
 		fd = -1;
-	} else if ((dfd = enter_dir(c, fd, comps[nc - 1], path, &e, leaf, li)) == -2) {
+	} else if ((dfd = enter_dir(c, fd, comps[nc - 1], path, &e, leaf, li, NULL)) == -2) {
 		goto done;
 	}
 	if (dfd >= 0 && (cfd = dup(dfd)) < 0) {
@@ -1622,7 +1654,7 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 	if ((err = restore_dir(c, root, path, cfd)) == 0 && dfd >= 0 && !c->o->dry_run) {
 		/* the directory's own metadata, after its contents, through the fd it was restored by */
 		(void)bkr_io_fault("restore-meta");
-		apply_meta(c, dfd, false, path, &e, leaf, li);
+		apply_meta(c, dfd, false, path, &e, leaf, li, NULL);
 	}
 done:
 	if (dfd >= 0)
@@ -1786,7 +1818,9 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 	c->repo = r;
 	c->o = o;
 	c->backup_id = backup_id;
-	c->root = geteuid() == 0;
+	c->euid = geteuid();
+	c->egid = getegid();
+	c->root = c->euid == 0;
 	c->overwrite = o->overwrite || o->in_place;
 	c->classify = o->dry_run || o->in_place;
 	c->disk_root = o->target;

@@ -384,6 +384,11 @@ size_t bkr_walk_file_chunks(const bkr_walk_file *f)
 	return f->nchunks;
 }
 
+bool bkr_walk_file_has_holes(const bkr_walk_file *f)
+{
+	return f->nholes > 0;
+}
+
 uint32_t bkr_walk_file_chunk_length(const bkr_walk_file *f, size_t i)
 {
 	return f->chunks[i].length;

@@ -436,6 +436,34 @@ static void test_big_beside_small(void **state)
 }
 
 /*
+ * A target directory setgid to another group: the directories restore makes
+ * in it take that group (and the setgid bit) until their own attributes are
+ * set, so what is made in them is not our group's; every entry gets its own
+ * owner and group back all the same (restore leaves out the chown only where
+ * what it made is ours and our group's already, as in a directory of ours).
+ */
+static void test_setgid_target(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m = NULL;
+	bkr_restore_stats st;
+	cmp_state cs = { 0 };
+	char b[512];
+
+	assert_int_equal(backup(f, BKR_BACKUP_FULL, &m), 0);
+	assert_int_equal(mkdir(f->dst, 0755), 0);
+	assert_int_equal(chown(f->dst, 0, 54321), 0);
+	assert_int_equal(chmod(f->dst, 02775), 0);
+	assert_int_equal(restore(f, m, NULL, 0, &st), 0);
+	assert_int_equal(st.errors, 0);
+	snprintf(b, sizeof(b), "%s/src", f->dst);
+	compare_trees(f->src, b, &cs);
+	assert_true(cs.entries > 10000 + 200);
+	free(cs.pairs);
+	bkr_manifest_free(m);
+}
+
+/*
  * Owners by name: files owned by every user and group of this system (more
  * names than restore remembers, in an order that comes back to each), and by
  * ids without a name, get the same owner back.
@@ -712,6 +740,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip_all_types, setup_big, teardown),
 		cmocka_unit_test_setup_teardown(test_big_beside_small, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_setgid_target, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owner_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_chunk, setup, teardown),

@@ -107,6 +107,8 @@ int bkr_walk_read_file(bkr_repo *r, const bkr_tree *leaf, uint32_t li, const cha
 typedef struct bkr_walk_file bkr_walk_file;
 int bkr_walk_file_new(bkr_walk_file **out, const bkr_tree *leaf, uint32_t li, const char *what);
 size_t bkr_walk_file_chunks(const bkr_walk_file *f);
+/** Whether the file has holes (its chunks alone do not cover its size). */
+bool bkr_walk_file_has_holes(const bkr_walk_file *f);
 uint32_t bkr_walk_file_chunk_length(const bkr_walk_file *f, size_t i);
 const bkr_id *bkr_walk_file_chunk_id(const bkr_walk_file *f, size_t i);
 int bkr_walk_file_read_chunk(bkr_repo *r, const bkr_walk_file *f, size_t i, uint8_t **data, size_t *len);
