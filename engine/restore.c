@@ -1201,7 +1201,7 @@ static rfile *write_file(rctx *c, rdir *d, int fd, const char *tmp, const char *
 	if ((err = bkr_walk_file_new(&f->wf, leaf, li, what)) < 0 || (err = meta_take(c, &f->m, e, leaf, li)) < 0)
 		goto fail;
 	f->m.owned = owned_in(c, d, &f->m);
-	/* the file is new and empty: its chunks' writes give it its size, unless it ends in a hole */
+	/* the file is new and empty: its chunks' writes give it its size, unless it has holes (one at its end gives no write) */
 	if (bkr_walk_file_has_holes(f->wf) && ftruncate(fd, (off_t)e->size) < 0) {
 		int en = errno;
 		err = bkr_error_set_errno(en, "%s: truncate", what);
