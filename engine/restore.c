@@ -129,20 +129,6 @@ typedef struct {
 	size_t inflight_files;
 } rctx;
 
-/*
- * A directory restored into: its fd, and how many of its files are in flight
- * (under mu).  A fresh one was made by this restore (mode 0700, ours): nothing
- * is in it but what the restore puts there, and when @p mine its group is our
- * group too, so what is made in it is ours and our group's whatever the
- * group rules (setgid directories, the grpid mount option).
- */
-typedef struct {
-	int fd;
-	size_t pending;
-	bool fresh;
-	bool mine;
-} rdir;
-
 /* Owner, mode, times and xattrs to set on an object, copied out of its tree. */
 typedef struct {
 	uint8_t type;
@@ -155,6 +141,26 @@ typedef struct {
 	size_t nx;
 	uint8_t *xbuf;
 } rmeta;
+
+/*
+ * A directory restored into: its fd, and how many of its files are in flight
+ * (under mu).  A fresh one was made by this restore (mode 0700, ours): nothing
+ * is in it but what the restore puts there, and when @p mine its group is our
+ * group too, so what is made in it is ours and our group's whatever the
+ * group rules (setgid directories, the grpid mount option).  Once the walk
+ * is past it (@p closed, under mu) its metadata waits in @p m for its last
+ * file in flight, whose finisher sets it (dir_finish), so the walk goes on.
+ */
+typedef struct {
+	int fd;
+	size_t pending;
+	bool fresh;
+	bool mine;
+	bool closed;
+	bool meta;          /* m is to be set: the walk saw all of it, not a dry run */
+	rmeta m;
+	char *path;         /* for messages (m's) */
+} rdir;
 
 typedef struct {
 	uint8_t *data;
@@ -848,6 +854,20 @@ static void write_behind(rfile *f, bool to_end)
 	f->wkick = f->wend;
 }
 
+/* The walk is past directory @p d and none of its files is in flight: its own
+ * owner, xattrs, mode and times (after its files, whose renames set its
+ * mtime), then it is closed and freed.  Any thread. */
+static void dir_finish(rctx *c, rdir *d)
+{
+	if (d->meta)
+		meta_apply(c, d->fd, false, d->path, &d->m);
+	meta_free(&d->m);
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d->path);
+	free(d);
+}
+
 /*
  * All of @p f was read and put: check it, set its attributes, rename it into
  * place (or remove it and report).  Any thread; frees @p f unless kept.
@@ -890,7 +910,12 @@ done:
 	close(f->fd);
 	f->fd = -1;
 	pthread_mutex_lock(&c->mu);
-	f->dir->pending--;
+	if (--f->dir->pending == 0 && f->dir->closed) {
+		/* its directory's last file: set the directory's metadata before it counts as done */
+		pthread_mutex_unlock(&c->mu);
+		dir_finish(c, f->dir);
+		pthread_mutex_lock(&c->mu);
+	}
 	c->inflight_files--;
 	f->done = true;
 	bool keep = f->keep;
@@ -1103,7 +1128,35 @@ static void pool_stop(rctx *c)
 	c->nthreads = 0;
 }
 
-/* Wait until directory @p d has no file in flight (before its metadata, or closing it). */
+/*
+ * The walk is past directory @p d (entry @p e at @p path): its metadata is
+ * set now when none of its files is in flight, else by the finisher of the
+ * last one (file_finish), and the walk goes on meanwhile rather than wait
+ * at the end of every directory with the workers running dry.  @p d is no
+ * longer the caller's.
+ */
+static void dir_close(rctx *c, rdir *d, const char *path, const bkr_entry *e, const bkr_tree *leaf, uint32_t li)
+{
+	bool now;
+
+	if (d->fd >= 0 && !c->o->dry_run) {
+		if (meta_take(c, &d->m, e, leaf, li) < 0 || !(d->path = strdup(path))) {
+			meta_free(&d->m);
+			report(c, true, BKR_ENOMEM, path, "attributes: out of memory");
+		} else {
+			d->m.owned = owned_in(c, d, &d->m);
+			d->meta = true;
+		}
+	}
+	pthread_mutex_lock(&c->mu);
+	d->closed = true;
+	now = d->pending == 0;
+	pthread_mutex_unlock(&c->mu);
+	if (now)
+		dir_finish(c, d);
+}
+
+/* Wait until directory @p d has no file in flight. */
 static void dir_wait(rctx *c, rdir *d)
 {
 	pthread_mutex_lock(&c->mu);
@@ -1489,7 +1542,7 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 {
 	bkr_walk *w = NULL;
 	const bkr_walk_item *it;
-	rdir **dirs = NULL;  /* one per depth, reused (a level's files are done before its next directory) */
+	rdir **dirs = NULL;  /* the directory open at each depth (each its own: dir_close) */
 	size_t cap = 64;
 	int err;
 
@@ -1538,13 +1591,8 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 		}
 		cname(e->name, e->name_len, name, sizeof(name));
 		if (it->post) {
-			/* after its files: renaming them into place sets its mtime */
-			dir_wait(c, dirs[d]);
-			if (dirs[d]->fd >= 0 && !c->o->dry_run)
-				apply_meta(c, dirs[d]->fd, false, it->path, e, it->leaf, it->li, dirs[d]);
-			if (dirs[d]->fd >= 0)
-				close(dirs[d]->fd);
-			dirs[d]->fd = -1;
+			dir_close(c, dirs[d], it->path, e, it->leaf, it->li);
+			dirs[d] = NULL;
 			continue;
 		}
 		int dfd = enter_dir(c, pd->fd, name, it->path, e, it->leaf, it->li, dirs[d]);
@@ -1564,10 +1612,11 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 	}
 done:
 	bkr_walk_free(w);
-	/* every file in flight names one of these directories */
+	/* every file in flight names one of these directories, or one closed
+	 * that its last file finishes (before the drain sees it done) */
 	pool_drain(c);
 	for (size_t i = 0; i < cap; i++) {
-		if (dirs[i] && dirs[i]->fd >= 0 && (i == 0 || err < 0))
+		if (dirs[i] && dirs[i]->fd >= 0)
 			close(dirs[i]->fd);
 		free(dirs[i]);
 	}
