@@ -350,12 +350,20 @@ static void meta_free(rmeta *m)
 	m->nx = 0;
 }
 
+/* Whether an object made in @p d is owned by @p m's owner and group (then it needs no chown). */
+static bool owned_in(const rctx *c, const rdir *d, const rmeta *m)
+{
+	return d && d->fresh && d->mine && m->uid == c->euid && m->gid == c->egid;
+}
+
 /*
- * What apply_meta sets for entry @p e (@p leaf, @p li: its xattrs), copied
+ * What meta_apply sets for entry @p e (@p leaf, @p li: its xattrs), copied
  * so that it outlives the tree: owner resolved by name (unless numeric ids),
- * xattr names and inline values.  <0 only when out of memory.
+ * xattr names and inline values; @p d: the directory the object was made
+ * in, when that is known (NULL otherwise), which may spare the chown.  <0
+ * only when out of memory.
  */
-static int meta_take(rctx *c, rmeta *m, const bkr_entry *e, const bkr_tree *leaf, uint32_t li)
+static int meta_take(rctx *c, rmeta *m, const bkr_entry *e, const bkr_tree *leaf, uint32_t li, const rdir *d)
 {
 	bkr_xattr *xs = NULL;
 	size_t nx = 0, total = 0, used = 0;
@@ -365,6 +373,7 @@ static int meta_take(rctx *c, rmeta *m, const bkr_entry *e, const bkr_tree *leaf
 	m->mode = e->mode;
 	m->mtime_ns = e->mtime_ns;
 	owner_ids(c, e, &m->uid, &m->gid);
+	m->owned = owned_in(c, d, m);
 	if (!leaf || bkr_tree_xattrs(leaf, li, &xs, &nx) < 0) {
 		bkr_error_clear();
 		return 0;
@@ -440,12 +449,6 @@ static void meta_apply(rctx *c, int fd, bool opath, const char *path, const rmet
 		report(c, false, 0, path, "set times: %s", strerror(errno));
 }
 
-/* Whether an object made in @p d is owned by @p m's owner and group (then it needs no chown). */
-static bool owned_in(const rctx *c, const rdir *d, const rmeta *m)
-{
-	return d && d->fresh && d->mine && m->uid == c->euid && m->gid == c->egid;
-}
-
 /*
  * meta_take and meta_apply at once (the walking thread); @p d: the directory
  * @p fd was made in, when that is known (NULL otherwise).
@@ -454,11 +457,10 @@ static void apply_meta(rctx *c, int fd, bool opath, const char *path, const bkr_
 		       const bkr_tree *leaf, uint32_t li, const rdir *d)
 {
 	rmeta m;
-	if (meta_take(c, &m, e, leaf, li) < 0) {
+	if (meta_take(c, &m, e, leaf, li, d) < 0) {
 		report(c, true, BKR_ENOMEM, path, "attributes: out of memory");
 		return;
 	}
-	m.owned = owned_in(c, d, &m);
 	meta_apply(c, fd, opath, path, &m);
 	meta_free(&m);
 }
@@ -1140,11 +1142,10 @@ static void dir_close(rctx *c, rdir *d, const char *path, const bkr_entry *e, co
 	bool now;
 
 	if (d->fd >= 0 && !c->o->dry_run) {
-		if (meta_take(c, &d->m, e, leaf, li) < 0 || !(d->path = strdup(path))) {
+		if (meta_take(c, &d->m, e, leaf, li, d) < 0 || !(d->path = strdup(path))) {
 			meta_free(&d->m);
 			report(c, true, BKR_ENOMEM, path, "attributes: out of memory");
 		} else {
-			d->m.owned = owned_in(c, d, &d->m);
 			d->meta = true;
 		}
 	}
@@ -1251,9 +1252,8 @@ static rfile *write_file(rctx *c, rdir *d, int fd, const char *tmp, const char *
 		err = bkr_error_oom();
 		goto fail;
 	}
-	if ((err = bkr_walk_file_new(&f->wf, leaf, li, what)) < 0 || (err = meta_take(c, &f->m, e, leaf, li)) < 0)
+	if ((err = bkr_walk_file_new(&f->wf, leaf, li, what)) < 0 || (err = meta_take(c, &f->m, e, leaf, li, d)) < 0)
 		goto fail;
-	f->m.owned = owned_in(c, d, &f->m);
 	/* the file is new and empty: its chunks' writes give it its size, unless it has holes (one at its end gives no write) */
 	if (bkr_walk_file_has_holes(f->wf) && ftruncate(fd, (off_t)e->size) < 0) {
 		int en = errno;
