@@ -3,6 +3,7 @@
  */
 #include "bkr/host.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -43,4 +44,13 @@ char *bkr_host_state_dir(void)
 		k--;
 	out[k] = '\0';
 	return out;
+}
+
+void bkr_host_tune_malloc(void)
+{
+#ifdef M_MMAP_THRESHOLD
+	/* Both fixed: setting either one stops glibc moving them itself. */
+	(void)mallopt(M_MMAP_THRESHOLD, 32 << 20); /* glibc's maximum on 64-bit; over BKR_BLOB_MAX */
+	(void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
 }

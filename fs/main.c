@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "bkr/error.h"
+#include "bkr/host.h"
 #include "bkr/io.h"
 #include "bkr/store.h"
 #include "bkr/store_cache.h"
@@ -409,7 +410,7 @@ static void heap_setup(size_t cache_bytes)
 
 	if (pad > (1u << 30))
 		pad = 1u << 30;
-	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	bkr_host_tune_malloc();
 	mallopt(M_TRIM_THRESHOLD, (int)(pad + (64u << 20)));
 	mallopt(M_ARENA_MAX, 1);
 	mallopt(M_TOP_PAD, (int)pad);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bkr/clock.h"
+#include "bkr/host.h"
 #include "bkr_version.h"
 #include "cli.h"
 
@@ -84,6 +85,7 @@ int main(int argc, char **argv)
 	const char *no_color = getenv("NO_COLOR");
 	int i;
 
+	bkr_host_tune_malloc();
 	c.color = isatty(STDERR_FILENO) && !(no_color && *no_color);
 	c.progress = isatty(STDERR_FILENO);
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
