@@ -73,6 +73,12 @@ need() {
 	done
 }
 
+# warm_tree DIR: every file under DIR read once, into the page cache.
+warm_tree() {
+	log "warming the page cache with $1"
+	find "$1" -type f -print0 | xargs -0 -r cat >/dev/null
+}
+
 # Release build of bkr, bkrfs and bench/*.c (with -Werror, like every build).
 build_bkr() {
 	if [ "${BENCH_NOBUILD:-0}" != 1 ]; then
