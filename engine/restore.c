@@ -848,7 +848,7 @@ static void file_fail(rfile *f, int err)
  * of it at the final syncfs.  Smaller files, and a big one's tail, are left
  * to the kernel's writeback and that syncfs: a call per file (and per 8 MiB)
  * cost the workers more CPU in submitting I/O than it saved (cold restore
- * of the bench corpus 1.88-2.14 s that way, 1.59-1.66 s now).  A hint:
+ * of the bench corpus 1.88-2.39 s that way, 1.59-1.75 s now).  A hint:
  * errors show at that syncfs (or fsync).
  */
 static void write_behind(rfile *f)

@@ -18,7 +18,8 @@ void bkr_host_name(char *buf, size_t cap, const char *given);
 
 /**
  * Tune malloc for a process that moves data in blobs of up to
- * BKR_BLOB_MAX bytes (bkr and bkrfs call it first thing): such buffers come
+ * BKR_BLOB_MAX bytes (bkr first thing, bkrfs in its heap set-up before
+ * the chunk cache fills, then with its own trim threshold): such buffers come
  * from the heap, not from a fresh mmap each, and freed memory up to 64 MiB
  * stays mapped, so reusing it costs no page faults.  glibc's defaults map
  * and unmap every buffer over its (moving) threshold: a full backup of the
