@@ -4,8 +4,11 @@
 #include "bkr/host.h"
 
 #include <malloc.h>
+#include <openssl/crypto.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 void bkr_host_name(char *buf, size_t cap, const char *given)
@@ -46,6 +49,51 @@ char *bkr_host_state_dir(void)
 	return out;
 }
 
+/* An OpenSSL allocation this big is advised for transparent huge pages. */
+#define OSSL_HUGE (2u << 20)
+
+/* The whole pages of [@p p, @p p + @p n) advised for transparent huge pages (a hint). */
+static void advise_huge(void *p, size_t n)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = ((uintptr_t)p + pg - 1) & ~(pg - 1), hi = ((uintptr_t)p + n) & ~(pg - 1);
+
+#ifdef MADV_HUGEPAGE
+	if (hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+	(void)lo;
+	(void)hi;
+#endif
+}
+
+static void *ossl_malloc(size_t n, const char *file, int line)
+{
+	void *p = malloc(n);
+	(void)file;
+	(void)line;
+	if (p && n >= OSSL_HUGE)
+		advise_huge(p, n);
+	return p;
+}
+
+static void *ossl_realloc(void *p, size_t n, const char *file, int line)
+{
+	void *q = realloc(p, n);
+	(void)file;
+	(void)line;
+	if (q && n >= OSSL_HUGE)
+		advise_huge(q, n);
+	return q;
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	free(p);
+}
+
 void bkr_host_tune_malloc(void)
 {
 #ifdef M_MMAP_THRESHOLD
@@ -53,4 +101,6 @@ void bkr_host_tune_malloc(void)
 	(void)mallopt(M_MMAP_THRESHOLD, 32 << 20); /* glibc's maximum on 64-bit; over BKR_BLOB_MAX */
 	(void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
 #endif
+	/* Refused (0) once OpenSSL has allocated anything: then it keeps its own. */
+	(void)CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
 }
