@@ -1,9 +1,11 @@
 /** @file
- * Unit tests of the host defaults: the host name fallback and the state
- * directory's order (absolute XDG_STATE_HOME, absolute HOME, /var/tmp/bkr-UID).
+ * Unit tests of the host defaults: the host name fallback, the state
+ * directory's order (absolute XDG_STATE_HOME, absolute HOME, /var/tmp/bkr-UID),
+ * and the allocator tuning (OpenSSL's big blocks advised for huge pages).
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/crypto.h>
 
 #include "bkr/host.h"
 
@@ -63,9 +66,69 @@ static void test_state_dir(void **state)
 	expect_dir("", "", fallback);
 }
 
+/* The VmFlags of the mapping that holds @p addr (from /proc/self/smaps) into @p out. */
+static bool vm_flags_of(const void *addr, char *out, size_t cap)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false, found = false;
+
+	assert_non_null(f);
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+		else if (in && !strncmp(line, "VmFlags:", 8)) {
+			snprintf(out, cap, "%s", line + 8);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* After the tuning, OpenSSL's allocations go through bkr's functions, and a
+ * block of 2 MiB or more (scrypt's working memory) is advised for huge
+ * pages ("hg" in its mapping's VmFlags), one of 64 KiB is not. */
+static void test_openssl_blocks(void **state)
+{
+	CRYPTO_malloc_fn m0, m1;
+	CRYPTO_realloc_fn r;
+	CRYPTO_free_fn fr;
+	char flags[256];
+	uint8_t *big, *small;
+
+	(void)state;
+	CRYPTO_get_mem_functions(&m0, &r, &fr);
+	bkr_host_tune_malloc();
+	CRYPTO_get_mem_functions(&m1, &r, &fr);
+	assert_ptr_not_equal(m0, m1);
+
+	small = OPENSSL_malloc(64u << 10); /* first: not inside the big block's pages once that is freed */
+	assert_non_null(small);
+	memset(small, 0, 64u << 10);
+
+	big = OPENSSL_malloc(8u << 20);
+	assert_non_null(big);
+	memset(big, 0x5a, 8u << 20);
+	assert_true(vm_flags_of(big + (4u << 20), flags, sizeof(flags)));
+	assert_non_null(strstr(flags, " hg"));
+	big = OPENSSL_realloc(big, 12u << 20);
+	assert_non_null(big);
+	assert_int_equal(big[(8u << 20) - 1], 0x5a);
+	assert_true(vm_flags_of(big + (10u << 20), flags, sizeof(flags)));
+	assert_non_null(strstr(flags, " hg"));
+	OPENSSL_free(big);
+
+	assert_true(vm_flags_of(small + (32u << 10), flags, sizeof(flags)));
+	assert_null(strstr(flags, " hg"));
+	OPENSSL_free(small);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_openssl_blocks), /* first: before OpenSSL allocates anything */
 		cmocka_unit_test(test_name),
 		cmocka_unit_test(test_state_dir),
 	};

@@ -26,7 +26,7 @@ void bkr_host_name(char *buf, size_t cap, const char *given);
  * 30,000 page faults and a third of its time in the kernel.  And OpenSSL's
  * allocations of 2 MiB or more are advised for transparent huge pages:
  * scrypt's 32 MiB (N=2^15) took 8,000 page faults in every command on an
- * encrypted repository, 16 now.  Best effort: a C library without
+ * encrypted repository, a few dozen now.  Best effort: a C library without
  * mallopt's knobs, a kernel without huge pages, or an OpenSSL that has
  * allocated already is left as it is.
  */
