@@ -101,6 +101,10 @@ void bkr_host_tune_malloc(void)
 	(void)mallopt(M_MMAP_THRESHOLD, 32 << 20); /* glibc's maximum on 64-bit; over BKR_BLOB_MAX */
 	(void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
 #endif
+}
+
+void bkr_host_tune_openssl(void)
+{
 	/* Refused (0) once OpenSSL has allocated anything: then it keeps its own. */
 	(void)CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
 }

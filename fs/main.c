@@ -410,7 +410,8 @@ static void heap_setup(size_t cache_bytes)
 
 	if (pad > (1u << 30))
 		pad = 1u << 30;
-	mallopt(M_TRIM_THRESHOLD, (int)(pad + (64u << 20))); /* over bkr_host_tune_malloc's, called in main */
+	bkr_host_tune_malloc();
+	mallopt(M_TRIM_THRESHOLD, (int)(pad + (64u << 20)));
 	mallopt(M_ARENA_MAX, 1);
 	mallopt(M_TOP_PAD, (int)pad);
 	lo = (uintptr_t)sbrk(0);
@@ -483,7 +484,7 @@ int main(int argc, char *argv[])
 	int ret = EXIT_USAGE, err;
 	bool mounted = false, handlers = false, setup = false;
 
-	bkr_host_tune_malloc();
+	bkr_host_tune_openssl(); /* malloc itself: heap_setup, once the cache size is known */
 	memset(&fs, 0, sizeof(fs));
 	fs.o.ready_fd = -1;
 	bkrfs_mount_init(&fs);

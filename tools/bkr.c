@@ -86,6 +86,7 @@ int main(int argc, char **argv)
 	int i;
 
 	bkr_host_tune_malloc();
+	bkr_host_tune_openssl();
 	c.color = isatty(STDERR_FILENO) && !(no_color && *no_color);
 	c.progress = isatty(STDERR_FILENO);
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)

@@ -100,7 +100,7 @@ static void test_openssl_blocks(void **state)
 
 	(void)state;
 	CRYPTO_get_mem_functions(&m0, &r, &fr);
-	bkr_host_tune_malloc();
+	bkr_host_tune_openssl();
 	CRYPTO_get_mem_functions(&m1, &r, &fr);
 	assert_ptr_not_equal(m0, m1);
 

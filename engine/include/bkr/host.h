@@ -18,19 +18,25 @@ void bkr_host_name(char *buf, size_t cap, const char *given);
 
 /**
  * Tune malloc for a process that moves data in blobs of up to
- * BKR_BLOB_MAX bytes (bkr and bkrfs call it first thing; bkrfs later sets
- * its own trim threshold): such buffers come from the heap, not from a
- * fresh mmap each, and freed memory up to 64 MiB stays mapped, so reusing
- * it costs no page faults.  glibc's defaults map and unmap every buffer
- * over its (moving) threshold: a full backup of the bench corpus took
- * 30,000 page faults and a third of its time in the kernel.  And OpenSSL's
- * allocations of 2 MiB or more are advised for transparent huge pages:
- * scrypt's 32 MiB (N=2^15) took 8,000 page faults in every command on an
- * encrypted repository, a few dozen now.  Best effort: a C library without
- * mallopt's knobs, a kernel without huge pages, or an OpenSSL that has
- * allocated already is left as it is.
+ * BKR_BLOB_MAX bytes (bkr calls it first thing, bkrfs in its heap set-up,
+ * then sets its own trim threshold): such buffers come from the heap, not
+ * from a fresh mmap each, and freed memory up to 64 MiB stays mapped, so
+ * reusing it costs no page faults.  glibc's defaults map and unmap every
+ * buffer over its (moving) threshold: a full backup of the bench corpus
+ * took 30,000 page faults and a third of its time in the kernel.  Best
+ * effort: a C library without mallopt's knobs is left as it is.
  */
 void bkr_host_tune_malloc(void);
+
+/**
+ * Give OpenSSL allocation functions that advise its blocks of 2 MiB or
+ * more for transparent huge pages: scrypt's 32 MiB (N=2^15) took 8,000 page
+ * faults in every command on an encrypted repository, a few dozen now.
+ * Must come before OpenSSL allocates anything (bkr and bkrfs call it first
+ * thing in main); after that, or on a kernel without huge pages, nothing
+ * changes.
+ */
+void bkr_host_tune_openssl(void);
 
 /**
  * The per-user state directory (malloc'd, no trailing '/', not created):
