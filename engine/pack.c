@@ -115,8 +115,9 @@ done:
 	return err;
 }
 
-int bkr_blob_decode(const bkr_crypto *c, const bkr_id *id, uint8_t flags, const void *payload,
-		    uint32_t stored_len, void *out, uint32_t raw_len, const char *what)
+/* bkr_blob_decode; the plaintext's id is compared only when @p hash. */
+static int blob_decode(const bkr_crypto *c, const bkr_id *id, uint8_t flags, const void *payload,
+		       uint32_t stored_len, void *out, uint32_t raw_len, const char *what, bool hash)
 {
 	char hex[BKR_ID_HEX];
 	bkr_id got;
@@ -150,15 +151,23 @@ int bkr_blob_decode(const bkr_crypto *c, const bkr_id *id, uint8_t flags, const 
 		if (raw_len && out != payload)
 			memmove(out, payload, raw_len);
 	}
-	bkr_crypto_blob_id(c, out, raw_len, &got);
-	if (bkr_id_cmp(&got, id) != 0) {
-		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: content hash mismatch", what, hex);
-		goto done;
+	if (hash) {
+		bkr_crypto_blob_id(c, out, raw_len, &got);
+		if (bkr_id_cmp(&got, id) != 0) {
+			err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: content hash mismatch", what, hex);
+			goto done;
+		}
 	}
 done:
 	if (err < 0 && raw_len && raw_len <= BKR_BLOB_MAX)
 		memset(out, 0, raw_len);
 	return err;
+}
+
+int bkr_blob_decode(const bkr_crypto *c, const bkr_id *id, uint8_t flags, const void *payload,
+		    uint32_t stored_len, void *out, uint32_t raw_len, const char *what)
+{
+	return blob_decode(c, id, flags, payload, stored_len, out, raw_len, what, true);
 }
 
 int bkr_blob_seal(const bkr_crypto *c, bkr_blob_type type, const bkr_id *id, const void *raw,
@@ -562,7 +571,7 @@ done:
 /* A sealed blob: its header (version 1, the encrypted flag, type, the
  * stored length, zeros), then open, check and decode the payload. */
 static int read_sealed(const bkr_crypto *c, bkr_pack_reader read, void *ctx, const char *what, const bkr_id *id,
-		       uint64_t offset, uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out)
+		       uint64_t offset, uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out, unsigned opts)
 {
 	static const uint8_t zero[8];
 	char hex[BKR_ID_HEX];
@@ -600,7 +609,7 @@ static int read_sealed(const bkr_crypto *c, bkr_pack_reader read, void *ctx, con
 				    what, hex, plen, raw_len);
 		goto done;
 	}
-	err = bkr_blob_decode(c, id, codec, payload, (uint32_t)plen, out, raw_len, what);
+	err = blob_decode(c, id, codec, payload, (uint32_t)plen, out, raw_len, what, !(opts & BKR_PACK_UNHASHED));
 done:
 	free(buf);
 	return err;
@@ -608,7 +617,7 @@ done:
 
 int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx, const char *what,
 			    const bkr_id *id, uint64_t offset, uint32_t stored_len, uint32_t raw_len,
-			    uint8_t type, void *out)
+			    uint8_t type, void *out, unsigned opts)
 {
 	char hex[BKR_ID_HEX];
 	uint8_t *buf = NULL, *h, hdr[BKR_BLOB_HEADER_SIZE];
@@ -625,7 +634,7 @@ int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx
 		goto done;
 	}
 	if (c) {
-		err = read_sealed(c, read, ctx, what, id, offset, stored_len, raw_len, type, out);
+		err = read_sealed(c, read, ctx, what, id, offset, stored_len, raw_len, type, out, opts);
 		goto done;
 	}
 	if (stored_len == raw_len) {
@@ -666,7 +675,7 @@ int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx
 				    what, hex);
 		goto done;
 	}
-	err = bkr_blob_decode(NULL, id, h[1], payload, stored_len, out, raw_len, what);
+	err = blob_decode(NULL, id, h[1], payload, stored_len, out, raw_len, what, !(opts & BKR_PACK_UNHASHED));
 done:
 	if (err < 0 && raw_len && raw_len <= BKR_BLOB_MAX)
 		memset(out, 0, raw_len);
@@ -696,5 +705,5 @@ int bkr_pack_read_blob(const bkr_crypto *c, int fd, const char *what, const bkr_
 		       uint32_t stored_len, uint32_t raw_len, uint8_t type, void *out)
 {
 	struct fd_reader r = { fd, what };
-	return bkr_pack_read_blob_from(c, fd_read, &r, what, id, offset, stored_len, raw_len, type, out);
+	return bkr_pack_read_blob_from(c, fd_read, &r, what, id, offset, stored_len, raw_len, type, out, 0);
 }

@@ -364,7 +364,7 @@ static int repack_one(struct prune *p, struct pack *pk, struct repacker *rp, bkr
 		if (dup)
 			continue;
 		if ((err = bkr_pack_read_blob_from(bkr_repo_crypto(p->r), src_read, &src, pk->path, &e->id, e->offset,
-						   e->stored_len, e->raw_len, e->type, raw)) < 0)
+						   e->stored_len, e->raw_len, e->type, raw, 0)) < 0)
 			break;
 		if ((err = src_read(&src, stored, e->stored_len, e->offset + BKR_BLOB_HEADER_SIZE)) < 0)
 			break;

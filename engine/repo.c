@@ -462,7 +462,7 @@ int bkr_repo_pack_blob(bkr_repo *r, const char *path, const bkr_index_entry *e, 
 	if ((err = bkr_repo_locate(r, path, &g.s, &g.name)) < 0)
 		return err;
 	return bkr_pack_read_blob_from(r->crypto, range_read, &g, path, &e->id, e->offset, e->stored_len,
-				       e->raw_len, e->type, out);
+				       e->raw_len, e->type, out, 0);
 }
 
 int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before)
@@ -485,8 +485,9 @@ int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before)
 	return 0;
 }
 
-static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned flags, uint8_t **out,
-		     size_t *len)
+/* @p flags: the store's (BKR_STORE_*); @p opts: the pack's (BKR_PACK_*). */
+static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned flags, unsigned opts,
+		     uint8_t **out, size_t *len)
 {
 	bkr_index_entry e;
 	uint8_t *buf = NULL;
@@ -529,7 +530,7 @@ static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned
 			if ((err = bkr_store_describe(g.s, name, what, sizeof(what))) < 0)
 				break;
 			err = bkr_pack_read_blob_from(r->crypto, range_read, &g, what, id, e.offset,
-						      e.stored_len, e.raw_len, e.type, buf);
+						      e.stored_len, e.raw_len, e.type, buf, opts);
 			if (err >= 0)
 				cache_put(r, &e.pack, i);
 		}
@@ -551,7 +552,12 @@ int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_
 {
 	/* A small tree pack is read all over, and backwards (trees are written
 	 * children first and walked parents first): the store reads it ahead. */
-	return read_blob(r, id, type, type == BKR_BLOB_TREE ? BKR_STORE_READ_AHEAD : 0, out, len);
+	return read_blob(r, id, type, type == BKR_BLOB_TREE ? BKR_STORE_READ_AHEAD : 0, 0, out, len);
+}
+
+int bkr_repo_read_blob_unhashed(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_t **out, size_t *len)
+{
+	return read_blob(r, id, type, 0, BKR_PACK_UNHASHED, out, len);
 }
 
 static int load_tree(bkr_repo *r, const bkr_id *id, unsigned flags, bkr_tree **out)
@@ -560,7 +566,7 @@ static int load_tree(bkr_repo *r, const bkr_id *id, unsigned flags, bkr_tree **o
 	size_t len;
 	int err;
 	*out = NULL;
-	if ((err = read_blob(r, id, BKR_BLOB_TREE, flags, &buf, &len)) < 0)
+	if ((err = read_blob(r, id, BKR_BLOB_TREE, flags, 0, &buf, &len)) < 0)
 		return err;
 	return bkr_tree_parse(out, buf, len);
 }

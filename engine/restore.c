@@ -1255,6 +1255,8 @@ static rfile *write_file(rctx *c, rdir *d, int fd, const char *tmp, const char *
 	}
 	if ((err = bkr_walk_file_new(&f->wf, leaf, li, what)) < 0 || (err = meta_take(c, &f->m, e, leaf, li, d)) < 0)
 		goto fail;
+	/* the file gets its name only once its content hash is checked (file_finish) */
+	bkr_walk_file_defer_checks(f->wf, c->repo);
 	/* the file is new and empty: its chunks' writes give it its size, unless it has holes (one at its end gives no write) */
 	if (bkr_walk_file_has_holes(f->wf) && ftruncate(fd, (off_t)e->size) < 0) {
 		int en = errno;

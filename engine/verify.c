@@ -343,7 +343,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		v->st->blobs_read++;
 		v->st->bytes_read += e->stored_len + BKR_BLOB_HEADER_SIZE;
 		int rb = bkr_pack_read_blob_from(bkr_repo_crypto(v->r), src_read, &src, path, &e->id, e->offset,
-						 e->stored_len, e->raw_len, e->type, v->buf);
+						 e->stored_len, e->raw_len, e->type, v->buf, 0);
 		v->bytes_done += e->stored_len + BKR_BLOB_HEADER_SIZE;
 		if (v->o->progress)
 			v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done,

@@ -345,6 +345,7 @@ struct bkr_walk_file {
 	bkr_hole *holes;
 	size_t nholes, hi;
 	bkr_digest *h;      /* NULL when the single chunk's verified id is the content hash */
+	bkr_repo *deferred; /* bkr_walk_file_defer_checks's repository, or NULL */
 	uint64_t pos;       /* logical position of the next chunk */
 	size_t next;        /* the next chunk bkr_walk_file_put takes */
 };
@@ -399,12 +400,20 @@ const bkr_id *bkr_walk_file_chunk_id(const bkr_walk_file *f, size_t i)
 	return &f->chunks[i].id;
 }
 
-int bkr_walk_file_read_chunk(bkr_repo *r, const bkr_walk_file *f, size_t i, uint8_t **data, size_t *len)
+void bkr_walk_file_defer_checks(bkr_walk_file *f, bkr_repo *r)
+{
+	f->deferred = r;
+}
+
+/* Chunk @p i, its hash checked when @p hash (else the content hash covers it). */
+static int read_chunk(bkr_repo *r, const bkr_walk_file *f, size_t i, bool hash, uint8_t **data, size_t *len)
 {
 	char hex[BKR_ID_HEX];
 	int err;
 
-	if ((err = bkr_repo_read_blob(r, &f->chunks[i].id, BKR_BLOB_DATA, data, len)) < 0) {
+	err = hash ? bkr_repo_read_blob(r, &f->chunks[i].id, BKR_BLOB_DATA, data, len)
+		   : bkr_repo_read_blob_unhashed(r, &f->chunks[i].id, BKR_BLOB_DATA, data, len);
+	if (err < 0) {
 		bkr_id_to_hex(&f->chunks[i].id, hex);
 		bkr_error_prefix("%s: chunk %zu (%s)", f->what, i, hex);
 		return err;
@@ -418,6 +427,29 @@ int bkr_walk_file_read_chunk(bkr_repo *r, const bkr_walk_file *f, size_t i, uint
 		*len = 0;
 	}
 	return err;
+}
+
+int bkr_walk_file_read_chunk(bkr_repo *r, const bkr_walk_file *f, size_t i, uint8_t **data, size_t *len)
+{
+	return read_chunk(r, f, i, !(f->deferred && f->h), data, len);
+}
+
+/*
+ * The content hash of @p f failed after its chunks were read unhashed: the
+ * first chunk whose own hash fails, read again, is named instead (its
+ * error is set); 0 when every chunk is good.
+ */
+static int blame_chunk(const bkr_walk_file *f)
+{
+	for (size_t i = 0; i < f->nchunks; i++) {
+		uint8_t *data = NULL;
+		size_t len = 0;
+		int err = read_chunk(f->deferred, f, i, true, &data, &len);
+		free(data);
+		if (err < 0)
+			return err;
+	}
+	return 0;
 }
 
 int bkr_walk_file_put(bkr_walk_file *f, const uint8_t *data, size_t len, bkr_walk_data_fn fn, void *ctx)
@@ -471,6 +503,9 @@ int bkr_walk_file_finish(bkr_walk_file *f)
 		bkr_digest_free(f->h);
 		f->h = NULL;
 		if (bkr_id_cmp(&got, &f->content) != 0) {
+			int err;
+			if (f->deferred && (err = blame_chunk(f)) < 0)
+				return err;
 			bkr_id_to_hex(&f->content, hex);
 			return bkr_error_set(BKR_ECORRUPT, "%s: content hash mismatch (expected %s)", f->what, hex);
 		}

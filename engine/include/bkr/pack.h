@@ -127,9 +127,17 @@ typedef int (*bkr_pack_reader)(void *ctx, void *buf, size_t len, uint64_t off);
 int bkr_pack_read_footer_from(const bkr_crypto *c, const bkr_pack_id *pack, bkr_pack_reader read, void *ctx,
 			      uint64_t file_size, const char *what, bkr_pack_entry **entries, size_t *n);
 
-/** bkr_pack_read_blob through @p read (a ranged get of the storage layer). */
+/**
+ * @p opts of bkr_pack_read_blob_from: the plaintext's id (its hash) is not
+ * compared with the blob's; everything else is checked (location, header,
+ * lengths, codec, GCM tag).  Only for a caller that checks the bytes
+ * another way before it uses any of them (bkr_walk_file_defer_checks).
+ */
+#define BKR_PACK_UNHASHED 1u
+
+/** bkr_pack_read_blob through @p read (a ranged get of the storage layer); @p opts: BKR_PACK_* or 0. */
 int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx, const char *what,
 			    const bkr_id *id, uint64_t offset, uint32_t stored_len, uint32_t raw_len,
-			    uint8_t type, void *out);
+			    uint8_t type, void *out, unsigned opts);
 
 #endif

@@ -112,6 +112,16 @@ bool bkr_walk_file_has_holes(const bkr_walk_file *f);
 uint32_t bkr_walk_file_chunk_length(const bkr_walk_file *f, size_t i);
 const bkr_id *bkr_walk_file_chunk_id(const bkr_walk_file *f, size_t i);
 int bkr_walk_file_read_chunk(bkr_repo *r, const bkr_walk_file *f, size_t i, uint8_t **data, size_t *len);
+/**
+ * The caller's promise that nothing of the file's bytes is used (linked to
+ * a name, sent anywhere) before bkr_walk_file_finish succeeds.  Then a chunk
+ * that the content hash covers (the file has more than one chunk, or holes)
+ * is read without hashing it on its own, so that each byte is hashed once,
+ * not twice; everything else is checked as before.  A damaged chunk then
+ * fails bkr_walk_file_finish, which names it: it reads the file's chunks
+ * from @p r again, each hashed, and returns the first one's error.
+ */
+void bkr_walk_file_defer_checks(bkr_walk_file *f, bkr_repo *r);
 int bkr_walk_file_put(bkr_walk_file *f, const uint8_t *data, size_t len, bkr_walk_data_fn fn, void *ctx);
 int bkr_walk_file_finish(bkr_walk_file *f);
 /** NULL is a no-op. */
