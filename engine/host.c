@@ -52,11 +52,11 @@ char *bkr_host_state_dir(void)
 /* An OpenSSL allocation this big is advised for transparent huge pages. */
 #define OSSL_HUGE (2u << 20)
 
-/* The whole pages of [@p p, @p p + @p n) advised for transparent huge pages (a hint). */
-static void advise_huge(void *p, size_t n)
+void bkr_host_advise_huge(void *p, size_t n, size_t align)
 {
-	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t lo = ((uintptr_t)p + pg - 1) & ~(pg - 1), hi = ((uintptr_t)p + n) & ~(pg - 1);
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t a = align ? align : pg > 0 ? (uintptr_t)pg : 4096;
+	uintptr_t lo = ((uintptr_t)p + a - 1) & ~(a - 1), hi = ((uintptr_t)p + n) & ~(a - 1);
 
 #ifdef MADV_HUGEPAGE
 	if (hi > lo)
@@ -73,7 +73,7 @@ static void *ossl_malloc(size_t n, const char *file, int line)
 	(void)file;
 	(void)line;
 	if (p && n >= OSSL_HUGE)
-		advise_huge(p, n);
+		bkr_host_advise_huge(p, n, 0);
 	return p;
 }
 
@@ -83,7 +83,7 @@ static void *ossl_realloc(void *p, size_t n, const char *file, int line)
 	(void)file;
 	(void)line;
 	if (q && n >= OSSL_HUGE)
-		advise_huge(q, n);
+		bkr_host_advise_huge(q, n, 0);
 	return q;
 }
 

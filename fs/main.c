@@ -421,9 +421,7 @@ static void heap_setup(size_t cache_bytes)
 	mallopt(M_TOP_PAD, 128 << 10);
 	if (lo == (uintptr_t)-1 || hi == (uintptr_t)-1 || hi - lo < 2 * huge)
 		return; /* no brk heap (another allocator), or it did not grow */
-	lo = (lo + huge - 1) & ~(huge - 1);
-	hi &= ~(huge - 1);
-	(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint */
+	bkr_host_advise_huge((void *)lo, hi - lo, huge);
 }
 
 static void warn_index(void *ctx, const char *message)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -125,10 +126,48 @@ static void test_openssl_blocks(void **state)
 	OPENSSL_free(small);
 }
 
+/* bkr_host_advise_huge advises the whole aligned units inside the range
+ * and nothing outside it: an 8 MiB mapping advised from 1 MiB on, for
+ * 6 MiB, in 2 MiB units, gets [2, 6) MiB advised; below and above stay
+ * as they were.  A range holding no whole unit changes nothing. */
+static void test_advise_huge(void **state)
+{
+	const size_t mib = 1u << 20, huge = 2u << 20;
+	char flags[256];
+	uint8_t *map, *m;
+
+	(void)state;
+	map = mmap(NULL, 10 * mib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(map != MAP_FAILED);
+	m = (uint8_t *)(((uintptr_t)map + huge - 1) & ~(uintptr_t)(huge - 1)); /* 2 MiB aligned, 8 MiB of room */
+
+	bkr_host_advise_huge(m + mib, 6 * mib, huge);
+	assert_true(vm_flags_of(m + 2 * mib, flags, sizeof(flags)));
+	assert_non_null(strstr(flags, " hg"));
+	assert_true(vm_flags_of(m + 6 * mib - 1, flags, sizeof(flags)));
+	assert_non_null(strstr(flags, " hg"));
+	assert_true(vm_flags_of(m + 2 * mib - 1, flags, sizeof(flags)));
+	assert_null(strstr(flags, " hg"));
+	assert_true(vm_flags_of(m + 6 * mib, flags, sizeof(flags)));
+	assert_null(strstr(flags, " hg"));
+
+	bkr_host_advise_huge(m + 7 * mib, mib + mib / 2, huge); /* [7, 8.5) MiB: no whole 2 MiB unit */
+	assert_true(vm_flags_of(m + 7 * mib, flags, sizeof(flags)));
+	assert_null(strstr(flags, " hg"));
+
+	bkr_host_advise_huge(m + 6 * mib + 100, mib, 0); /* page units: [6 MiB + 4 KiB, 7 MiB) */
+	assert_true(vm_flags_of(m + 6 * mib + 4096, flags, sizeof(flags)));
+	assert_non_null(strstr(flags, " hg"));
+	assert_true(vm_flags_of(m + 6 * mib, flags, sizeof(flags)));
+	assert_null(strstr(flags, " hg"));
+	munmap(map, 10 * mib);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_openssl_blocks), /* first: before OpenSSL allocates anything */
+		cmocka_unit_test(test_advise_huge),
 		cmocka_unit_test(test_name),
 		cmocka_unit_test(test_state_dir),
 	};

@@ -29,6 +29,14 @@ void bkr_host_name(char *buf, size_t cap, const char *given);
 void bkr_host_tune_malloc(void);
 
 /**
+ * Advise the whole @p align-sized units inside [@p p, @p p + @p n) for
+ * transparent huge pages (madvise MADV_HUGEPAGE; a hint, errors ignored).
+ * @p align is a power of two, at least the page size, or 0 for the page
+ * size.  Nothing happens when no whole unit fits.
+ */
+void bkr_host_advise_huge(void *p, size_t n, size_t align);
+
+/**
  * Give OpenSSL allocation functions that advise its blocks of 2 MiB or
  * more for transparent huge pages: scrypt's 32 MiB (N=2^15) took 8,000 page
  * faults in every command on an encrypted repository, a few dozen now.
