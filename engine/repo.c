@@ -555,9 +555,9 @@ int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_
 	return read_blob(r, id, type, type == BKR_BLOB_TREE ? BKR_STORE_READ_AHEAD : 0, 0, out, len);
 }
 
-int bkr_repo_read_blob_unhashed(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_t **out, size_t *len)
+int bkr_repo_read_data_unhashed(bkr_repo *r, const bkr_id *id, uint8_t **out, size_t *len)
 {
-	return read_blob(r, id, type, 0, BKR_PACK_UNHASHED, out, len);
+	return read_blob(r, id, BKR_BLOB_DATA, 0, BKR_PACK_UNHASHED, out, len);
 }
 
 static int load_tree(bkr_repo *r, const bkr_id *id, unsigned flags, bkr_tree **out)

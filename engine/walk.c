@@ -412,7 +412,7 @@ static int read_chunk(bkr_repo *r, const bkr_walk_file *f, size_t i, bool hash, 
 	int err;
 
 	err = hash ? bkr_repo_read_blob(r, &f->chunks[i].id, BKR_BLOB_DATA, data, len)
-		   : bkr_repo_read_blob_unhashed(r, &f->chunks[i].id, BKR_BLOB_DATA, data, len);
+		   : bkr_repo_read_data_unhashed(r, &f->chunks[i].id, data, len);
 	if (err < 0) {
 		bkr_id_to_hex(&f->chunks[i].id, hex);
 		bkr_error_prefix("%s: chunk %zu (%s)", f->what, i, hex);
@@ -436,8 +436,8 @@ int bkr_walk_file_read_chunk(bkr_repo *r, const bkr_walk_file *f, size_t i, uint
 
 /*
  * The content hash of @p f failed after its chunks were read unhashed: the
- * first chunk whose own hash fails, read again, is named instead (its
- * error is set); 0 when every chunk is good.
+ * first chunk whose own check fails (BKR_ECORRUPT), read again, is named
+ * instead (its error is set); 0 when no chunk is found corrupt.
  */
 static int blame_chunk(const bkr_walk_file *f)
 {
@@ -446,8 +446,10 @@ static int blame_chunk(const bkr_walk_file *f)
 		size_t len = 0;
 		int err = read_chunk(f->deferred, f, i, true, &data, &len);
 		free(data);
-		if (err < 0)
+		if (err == BKR_ECORRUPT)
 			return err;
+		if (err < 0)
+			bkr_error_clear(); /* not the answer: the content hash's own error is */
 	}
 	return 0;
 }

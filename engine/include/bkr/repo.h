@@ -176,12 +176,13 @@ int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out);
 int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_t **out, size_t *len);
 
 /**
- * bkr_repo_read_blob without comparing the plaintext's hash with @p id
- * (BKR_PACK_UNHASHED): only for a caller that checks the bytes another way
- * before it uses any of them (restore: a file's whole-content hash, before
- * the file gets its name).  Thread-safe.
+ * bkr_repo_read_blob of a data blob without comparing the plaintext's hash
+ * with @p id (BKR_PACK_UNHASHED; trees are always hashed): only for a
+ * caller that checks the bytes another way before it uses any of them
+ * (restore: a file's whole-content hash, before the file gets its name).
+ * Thread-safe.
  */
-int bkr_repo_read_blob_unhashed(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_t **out, size_t *len);
+int bkr_repo_read_data_unhashed(bkr_repo *r, const bkr_id *id, uint8_t **out, size_t *len);
 
 /**
  * Loader for bkr_dir_open: @p ctx is the bkr_repo.  A small tree pack is

@@ -114,12 +114,15 @@ const bkr_id *bkr_walk_file_chunk_id(const bkr_walk_file *f, size_t i);
 int bkr_walk_file_read_chunk(bkr_repo *r, const bkr_walk_file *f, size_t i, uint8_t **data, size_t *len);
 /**
  * The caller's promise that nothing of the file's bytes is used (linked to
- * a name, sent anywhere) before bkr_walk_file_finish succeeds.  Then a chunk
- * that the content hash covers (the file has more than one chunk, or holes)
- * is read without hashing it on its own, so that each byte is hashed once,
- * not twice; everything else is checked as before.  A damaged chunk then
- * fails bkr_walk_file_finish, which names it: it reads the file's chunks
- * from @p r again, each hashed, and returns the first one's error.
+ * a name, sent anywhere) before bkr_walk_file_finish succeeds.  Then the
+ * chunks of a file that the content hash covers (every file but one whose
+ * single chunk's id is its content hash: an unencrypted one-chunk file
+ * without holes) are read without hashing each on its own, so that each
+ * byte is hashed once, not twice; everything else is checked as before.
+ * A damaged chunk then fails bkr_walk_file_finish, which names it: it reads
+ * the file's chunks from @p r again, each hashed, and returns the first
+ * corruption error (any other error of that re-read, such as I/O, leaves
+ * the content hash's own).  The re-read happens only on that failure.
  */
 void bkr_walk_file_defer_checks(bkr_walk_file *f, bkr_repo *r);
 int bkr_walk_file_put(bkr_walk_file *f, const uint8_t *data, size_t len, bkr_walk_data_fn fn, void *ctx);
