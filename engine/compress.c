@@ -297,9 +297,9 @@ int bkr_compress_zstd(int level, const void *in, size_t len, void *out, size_t c
 		n = ZSTD_CCtx_setParameter(cc->zc, ZSTD_c_compressionLevel, level);
 	if (!ZSTD_isError(n))
 		n = ZSTD_CCtx_setParameter(cc->zc, ZSTD_c_checksumFlag, 1);
-	/* level 2 (the default) matches from 7 bytes, not 6: faster on text at
+	/* the default level matches from 7 bytes, not 6: faster on text at
 	 * about the same size (docs/design.md, "Compression") */
-	if (!ZSTD_isError(n) && level == 2)
+	if (!ZSTD_isError(n) && level == BKR_ZSTD_LEVEL_DEFAULT)
 		n = ZSTD_CCtx_setParameter(cc->zc, ZSTD_c_minMatch, 7);
 	if (!ZSTD_isError(n))
 		n = len > 0 ? ZSTD_compress2(cc->zc, out, avail, in, len) : 0;

@@ -395,9 +395,7 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 	o = cJSON_AddObjectToObject(root, "compression");
 	cJSON_AddStringToObject(o, "codec", opts->compression && !strcmp(opts->compression, "none") ? "none"
 					    : zstd ? "zstd" : "zlib");
-	/* zstd's level 2 compresses word-like text as well as libdeflate's level 6
-	 * at the speed of its level 1 (docs/design.md, "Compression") */
-	cJSON_AddNumberToObject(o, "level", opts->level ? opts->level : zstd ? 2 : 1);
+	cJSON_AddNumberToObject(o, "level", opts->level ? opts->level : zstd ? BKR_ZSTD_LEVEL_DEFAULT : 1);
 	cJSON_AddStringToObject(root, "hash", "sha256");
 	cJSON_AddStringToObject(root, "encryption", encrypt ? "aes-256-gcm" : "none");
 	cJSON_AddNumberToObject(root, "pack_size", opts->pack_size ? opts->pack_size : BKR_PACK_TARGET_SIZE);

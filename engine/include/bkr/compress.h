@@ -48,6 +48,14 @@ int bkr_compress(int level, const void *in, size_t len, void *out, size_t cap, s
 int bkr_decompress(const void *in, size_t len, void *out, size_t raw_len);
 
 /**
+ * zstd's level for new repositories (bkr init): it compresses word-like
+ * text as well as libdeflate's level 6 at the speed of its level 1, and
+ * bkr_compress_zstd runs it with a minimum match of 7 bytes, not 6
+ * (docs/design.md, "Compression").
+ */
+#define BKR_ZSTD_LEVEL_DEFAULT 2
+
+/**
  * Compress @p in into one zstd frame (RFC 8878; its content size in the
  * header, its content checksum at the end)
  * at @p level (1..9).  Returns 0, or BKR_ERROR when it would not save at
