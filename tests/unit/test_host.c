@@ -127,9 +127,9 @@ static void test_openssl_blocks(void **state)
 }
 
 /* bkr_host_advise_huge advises the whole aligned units inside the range
- * and nothing outside it: an 8 MiB mapping advised from 1 MiB on, for
- * 6 MiB, in 2 MiB units, gets [2, 6) MiB advised; below and above stay
- * as they were.  A range holding no whole unit changes nothing. */
+ * and nothing outside it: 8 MiB of a mapping, 2 MiB aligned, advised from
+ * 1 MiB on, for 6 MiB, in 2 MiB units, gets [2, 6) MiB advised; below and
+ * above stay as they were.  A range holding no whole unit changes nothing. */
 static void test_advise_huge(void **state)
 {
 	const size_t mib = 1u << 20, huge = 2u << 20;
@@ -151,7 +151,7 @@ static void test_advise_huge(void **state)
 	assert_true(vm_flags_of(m + 6 * mib, flags, sizeof(flags)));
 	assert_null(strstr(flags, " hg"));
 
-	bkr_host_advise_huge(m + 7 * mib, mib + mib / 2, huge); /* [7, 8.5) MiB: no whole 2 MiB unit */
+	bkr_host_advise_huge(m + 6 * mib + mib / 2, mib + mib / 2, huge); /* [6.5, 8) MiB: no whole 2 MiB unit */
 	assert_true(vm_flags_of(m + 7 * mib, flags, sizeof(flags)));
 	assert_null(strstr(flags, " hg"));
 
