@@ -26,12 +26,17 @@ static int code_for_errno(int errnum)
 	}
 }
 
+/* The message is formatted aside first: an argument may be the current
+ * message itself (bkr_error_message()), and vsnprintf's source and
+ * destination must not overlap. */
 int bkr_error_set(int code, const char *fmt, ...)
 {
+	char buf[BKR_ERROR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(last_msg, sizeof(last_msg), fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	memcpy(last_msg, buf, sizeof(last_msg));
 	last_code = code;
 	return code;
 }
