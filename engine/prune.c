@@ -37,6 +37,7 @@ struct pack {
 
 /* A file on disk the index does not name: a leftover of a killed writer. */
 struct leftover {
+	bkr_pack_id id;           /* a pack's (not for a temporary) */
 	char path[PATH_MAX];
 	char name[PATH_MAX];      /* in its place's store */
 	size_t place;
@@ -184,6 +185,8 @@ static int on_disk(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t 
 			return bkr_error_oom();
 		p->left = nl;
 	}
+	if (id)
+		p->left[p->nleft].id = *id;
 	snprintf(p->left[p->nleft].path, PATH_MAX, "%s", path);
 	snprintf(p->left[p->nleft].name, PATH_MAX, "%s", name);
 	p->left[p->nleft].place = place;
@@ -268,6 +271,64 @@ static int find_trash_tmp(struct prune *p, bkr_store *s)
 		if (tended(p, i))
 			err = bkr_store_list(w.s, "trash/", trash_tmp, &w);
 	}
+	return err;
+}
+
+/*
+ * A leftover pack is trash only when it holds nothing a backup needs.  A
+ * killed writer's pack does not (its backup never got a manifest); but when
+ * an index file was lost, a pack the backups use looks the same.  So prune
+ * reads each leftover's footer, and a blob that a backup uses, that no index
+ * file names, and that reads intact from the leftover stops prune before it
+ * changes anything.  (A blob that does not read is damaged: 'bkr repair'
+ * took it out of the index on purpose, and the pack may go.)
+ */
+static int check_leftovers(struct prune *p, const bkr_index *idx)
+{
+	uint8_t *buf = NULL;
+	int err = 0;
+
+	for (size_t i = 0; i < p->nleft && err == 0; i++) {
+		const struct leftover *l = &p->left[i];
+		bkr_pack_entry *fe = NULL;
+		size_t nf = 0;
+		if (l->tmp)
+			continue;
+		if (bkr_repo_pack_footer(p->r, &l->id, l->path, &fe, &nf) < 0) {
+			err = bkr_error_last_code() == BKR_ENOMEM ? BKR_ENOMEM : 0;
+			if (err == 0)
+				bkr_error_clear(); /* no readable footer: nothing in it can be read either */
+			continue;
+		}
+		for (size_t k = 0; k < nf && err == 0; k++) {
+			bkr_index_entry e = { .id = fe[k].id, .pack = l->id, .offset = (uint32_t)fe[k].offset,
+					      .stored_len = fe[k].stored_len, .raw_len = fe[k].raw_len,
+					      .type = fe[k].type, .flags = fe[k].flags };
+			bkr_index_entry have;
+			char hex[BKR_ID_HEX], phex[BKR_PACK_ID_HEX];
+			if (!bkr_idset_has(&p->used, &e.id) || bkr_index_lookup(idx, &e.id, &have) == 0)
+				continue;
+			if (!buf && !(buf = malloc(BKR_BLOB_MAX))) {
+				err = bkr_error_oom();
+				break;
+			}
+			if (bkr_repo_pack_blob(p->r, l->path, &e, buf) < 0) {
+				if (bkr_error_last_code() == BKR_ENOMEM)
+					err = BKR_ENOMEM;
+				else
+					bkr_error_clear(); /* damaged: repair took it out of the index */
+				continue;
+			}
+			bkr_id_to_hex(&e.id, hex);
+			bkr_pack_id_to_hex(&l->id, phex);
+			err = bkr_error_set(BKR_ECORRUPT,
+					    "pack %s is in no index file, but holds blob %s that a backup uses and that "
+					    "no index file names: the index is incomplete; prune stops before changing "
+					    "anything (run 'bkr repair')", phex, hex);
+		}
+		free(fe);
+	}
+	free(buf);
 	return err;
 }
 
@@ -509,7 +570,7 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 		goto done;
 	}
 	if ((err = bkr_trash_repo_store(r, &s)) < 0 || (p.store = s, err = mark(&p)) < 0 || (err = load_index(&p, &idx)) < 0 ||
-	    (err = find_trash_tmp(&p, s)) < 0)
+	    (err = find_trash_tmp(&p, s)) < 0 || (err = check_leftovers(&p, idx)) < 0)
 		goto done;
 	for (size_t i = 0; i < p.nents; i++) {
 		int added;

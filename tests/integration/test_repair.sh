@@ -155,6 +155,45 @@ while read -r id path; do
 done < <(sort -u "$T/lost")
 pass "a truncated pack and no index: repair names the damaged files; every other file restores"
 
+# --- an index that lost its data entries, then prune ------------------------------
+# Every index file rewritten without the data blobs' entries (the trees stay
+# named): the data packs look like leftovers of a killed writer.  Prune must
+# not take them for that: it stops, naming 'bkr repair', and changes nothing;
+# after repair, prune has nothing of the backups to free.
+rm -rf "$R" && cp -a "$T/repo-clean" "$R"
+python3 - "$R" <<'PY'
+import glob, hashlib, os, struct, sys
+repo = sys.argv[1]
+trees = {os.path.basename(p)[:-5] for p in glob.glob(repo + "/tree/*/*.pack")}
+for f in glob.glob(repo + "/index/*.idx"):
+    b = open(f, "rb").read()
+    n, nsup = struct.unpack_from("<QI", b, 16)
+    start = 32 + 32 * nsup
+    ents = [b[start + 64 * i:start + 64 * (i + 1)] for i in range(n)]
+    keep = [e for e in ents if e[32:48].hex() in trees]
+    body = b[:16] + struct.pack("<QI", len(keep), nsup) + b[28:start] + b"".join(keep)
+    body += hashlib.sha256(body).digest()
+    os.unlink(f)
+    open("%s/index/%s.idx" % (repo, hashlib.sha256(body).hexdigest()), "wb").write(body)
+PY
+find "$R" -type f -exec touch -d '3 days ago' {} +
+cp -a "$R" "$T/repo-lostdata"
+expect_exit 4 "$BKR" -r "$R" prune
+one_line_error
+grep -q "prune stops before changing anything (run 'bkr repair')" "$T/err" || fail "prune does not stop for a used blob missing from the index: $(cat "$T/err")"
+expect_exit 4 "$BKR" -r "$R" prune --grace 0 --dry-run
+diff -r "$T/repo-lostdata" "$R" >/dev/null || fail "prune changed the repository although the index lacked used blobs"
+expect_exit 0 "$BKR" -r "$R" repair
+expect_exit 0 "$BKR" -r "$R" prune --grace 0 --json
+python3 - "$T/out" <<'PY' || fail "prune after repair freed something the backups use"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["leftover_packs"] == 0 and o["unused_packs"] == 0, o
+PY
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+restore_all "index without data entries, repaired, pruned"
+pass "an index without its data entries: prune stops and changes nothing; after repair it frees nothing a backup uses"
+
 # --- crash safety: repair killed at random instants or failing at its writes ---------
 # Fixture: one index file lost, another damaged (so repair publishes an index,
 # removes what it supersedes and moves the damaged file into trash).
