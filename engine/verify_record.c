@@ -214,6 +214,34 @@ int bkr_verify_record_add(bkr_repo *r, const bkr_verify_record *rec)
 	return err;
 }
 
+int bkr_verify_run_recorded(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *st, char *unrecorded,
+			    size_t cap)
+{
+	bkr_verify_options ro = *o;
+	bkr_verify_record rec = { 0 };
+	char why[1024];
+	int err;
+
+	if (cap)
+		unrecorded[0] = '\0';
+	ro.record = &rec;
+	err = bkr_verify_run(r, &ro, st);
+	if (rec.time_ns) {
+		snprintf(why, sizeof(why), "%s", bkr_error_message());
+		if (bkr_verify_record_add(r, &rec) < 0 && cap)
+			snprintf(unrecorded, cap, "%s", bkr_error_message());
+		if (err < 0)
+			bkr_error_set(err, "%s", why);
+		else
+			bkr_error_clear();
+	}
+	free(rec.host);
+	free(rec.backup_id);
+	free(rec.message);
+	free(rec.damaged);
+	return err;
+}
+
 struct each {
 	int (*cb)(void *ctx, const bkr_verify_record *rec);
 	void *ctx;

@@ -25,6 +25,7 @@
 #include "bkr/routine.h"
 #include "bkr/tier.h"
 #include "bkr/verify.h"
+#include "bkr/verify_record.h"
 
 static const char usage[] =
 	"usage: bkr routine -c CONFIG hourly|daily|weekly|emergency [--dry-run] [--json]\n"
@@ -245,6 +246,7 @@ static void step_verify(rt_run *r, rt_step *s)
 {
 	bkr_verify_options o = BKR_VERIFY_OPTIONS_INIT;
 	bkr_verify_stats st = { 0 };
+	char unrecorded[1024];
 	int err;
 
 	if (!rt_need_repo(r, s))
@@ -260,8 +262,12 @@ static void step_verify(rt_run *r, rt_step *s)
 	o.read_data = r->verify.read_data;
 	o.report = on_verify_problem;
 	o.report_ctx = r;
-	err = bkr_verify_run(r->repo, &o, &st);
+	/* recorded like 'bkr verify': the repair step takes out the damaged blobs it names */
+	err = bkr_verify_run_recorded(r->repo, &o, &st, unrecorded, sizeof(unrecorded));
 	r->verify.errors = st.errors;
+	if (unrecorded[0])
+		bkr_log(BKR_LOG_WARN, "routine", "verify: the result could not be recorded in the repository: %s",
+			unrecorded);
 	if (err < 0 && err != BKR_ECORRUPT) {
 		rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
 		return;

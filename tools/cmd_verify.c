@@ -106,8 +106,8 @@ int cmd_verify(cli *c, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct state s = { .o = BKR_VERIFY_OPTIONS_INIT, .c = c };
-	bkr_verify_record rec = { 0 };
 	bkr_verify_stats st;
+	char unrecorded[1024];
 	bkr_repo *repo = NULL;
 	int first, err, rc;
 
@@ -119,7 +119,6 @@ int cmd_verify(cli *c, int argc, char **argv)
 	s.o.report_ctx = &s;
 	s.o.progress = on_progress;
 	s.o.progress_ctx = &s;
-	s.o.record = &rec;
 	if ((err = cli_open_repo(c, &repo, 0)) < 0)
 		return cli_fail(c, err);
 	if (c->json) {
@@ -130,18 +129,11 @@ int cmd_verify(cli *c, int argc, char **argv)
 		json_out_init(&s.pj, s.problems);
 		json_out_begin_array(&s.pj);
 	}
-	err = bkr_verify_run(repo, &s.o, &st);
+	err = bkr_verify_run_recorded(repo, &s.o, &st, unrecorded, sizeof(unrecorded));
 	cli_progress_done(c);
-	if (rec.time_ns) {
-		/* the result is recorded even when verify could not finish; a
-		 * repository that cannot take the record still gets its answer */
-		char why[1024];
-		snprintf(why, sizeof(why), "%s", bkr_error_message());
-		if (bkr_verify_record_add(repo, &rec) < 0)
-			cli_warn(c, "the result could not be recorded in the repository: %s", bkr_error_message());
-		if (err < 0)
-			bkr_error_set(err, "%s", why);
-	}
+	/* a repository that cannot take the record still gets its answer */
+	if (unrecorded[0])
+		cli_warn(c, "the result could not be recorded in the repository: %s", unrecorded);
 	if (err < 0 && err != BKR_ECORRUPT) {
 		rc = cli_fail(c, err);
 		goto done;
@@ -196,10 +188,6 @@ done:
 	if (s.problems)
 		fclose(s.problems);
 	free(s.buf);
-	free(rec.host);
-	free(rec.backup_id);
-	free(rec.message);
-	free(rec.damaged);
 	bkr_repo_free(repo);
 	return rc;
 }

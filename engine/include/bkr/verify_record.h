@@ -64,6 +64,17 @@ void bkr_verify_record_free(bkr_verify_record *rec);
 int bkr_verify_record_add(bkr_repo *r, const bkr_verify_record *rec);
 
 /**
+ * bkr_verify_run (@p o's record member is ignored), then its record appended
+ * to @p r's records, also when the check could not finish: `bkr verify` and
+ * the routines both leave one, for `bkr repair` (the damaged blobs) and
+ * `bkr health` (the last verify).  Returns what bkr_verify_run returned, with
+ * its message.  A record that cannot be written does not change that: its
+ * reason goes into @p unrecorded (cap bytes; "" when recorded).
+ */
+int bkr_verify_run_recorded(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *st, char *unrecorded,
+			    size_t cap);
+
+/**
  * Every intact verify record of @p r, oldest first (or newest first), to
  * @p cb; a return >0 from @p cb stops (0 is returned), <0 stops and is
  * returned.  Damaged records and records of other kinds are skipped.
