@@ -24,6 +24,16 @@
 #include "array.h"
 #include "idset.h"
 
+/* A pack in a place's trash/ (prune moved it there): moved back when a backup needs it. */
+struct tpack {
+	bkr_pack_id id;
+	size_t place;            /* 0 = the repository, then the tiers */
+	bkr_blob_type type;
+	char name[64];           /* trash/<hex>.pack in its place's store */
+	char *path;
+	bool needed;
+};
+
 /* A pack on disk. */
 struct pack {
 	bkr_pack_id id;
@@ -49,6 +59,10 @@ struct repair {
 	bkr_index_entry *final;  /* the new index */
 	size_t nfinal, capfinal;
 	bkr_index_entry *have;   /* final, sorted by id */
+	struct tpack *tpacks;    /* packs in trash/, sorted by id */
+	size_t ntpacks, captpacks;
+	bkr_index_entry *tfoot;  /* their footer entries, sorted by id */
+	size_t ntfoot, captfoot;
 	bkr_idset clean;         /* trees with nothing damaged below */
 	bkr_idset seen;          /* pack ids (zero-extended) already scanned */
 	bkr_idset damaged;       /* blob ids verify recorded as damaged */
@@ -217,6 +231,93 @@ static const bkr_index_entry *footer_at(const struct repair *p, const struct pac
 	return a < pk->first + pk->n && p->foot[a].offset == e->offset ? &p->foot[a] : NULL;
 }
 
+/* A pack in the trash of place @p w->place: its footer, for a backup that may still need it. */
+struct trash_walk {
+	struct repair *p;
+	bkr_store *s;
+	size_t place;
+};
+
+static int on_trash(void *ctx, const char *name)
+{
+	struct trash_walk *w = ctx;
+	struct repair *p = w->p;
+	const char *base = name + strlen("trash/");
+	char hex[BKR_PACK_ID_HEX], path[PATH_MAX];
+	bkr_pack_entry *fe = NULL;
+	bkr_pack_id id;
+	bkr_id key = { { 0 } };
+	size_t nf = 0;
+	int err;
+
+	if (strchr(base, '/') || strlen(base) != 2 * BKR_PACK_ID_SIZE + 5 || strcmp(base + 2 * BKR_PACK_ID_SIZE, ".pack"))
+		return 0;
+	memcpy(hex, base, 2 * BKR_PACK_ID_SIZE);
+	hex[2 * BKR_PACK_ID_SIZE] = '\0';
+	if (bkr_pack_id_from_hex(&id, hex) < 0)
+		return 0;
+	memcpy(key.b, id.b, BKR_PACK_ID_SIZE);
+	if (bkr_idset_has(&p->seen, &key))
+		return 0; /* also in place (an interrupted move): indexed from there */
+	if ((err = bkr_store_describe(w->s, name, path, sizeof(path))) < 0 ||
+	    (err = bkr_repo_pack_footer(p->r, &id, path, &fe, &nf)) < 0 || nf == 0) {
+		free(fe);
+		if (err == BKR_ENOMEM)
+			return err;
+		bkr_error_clear(); /* unreadable: it stays in the trash */
+		return 0;
+	}
+	if ((err = bkr_array_grow((void **)&p->tpacks, &p->captpacks, p->ntpacks, sizeof(*p->tpacks))) < 0)
+		goto done;
+	struct tpack *tp = &p->tpacks[p->ntpacks];
+	memset(tp, 0, sizeof(*tp));
+	tp->id = id;
+	tp->place = w->place;
+	tp->type = (bkr_blob_type)fe[0].type;
+	snprintf(tp->name, sizeof(tp->name), "%s", name);
+	if (!(tp->path = strdup(path))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	p->ntpacks++;
+	for (size_t i = 0; i < nf && err == 0; i++) {
+		bkr_index_entry e = { .id = fe[i].id, .pack = id, .offset = (uint32_t)fe[i].offset,
+				      .stored_len = fe[i].stored_len, .raw_len = fe[i].raw_len,
+				      .type = fe[i].type, .flags = fe[i].flags };
+		err = push_entry(&p->tfoot, &p->ntfoot, &p->captfoot, &e);
+	}
+done:
+	free(fe);
+	return err;
+}
+
+static int cmp_tpack(const void *a, const void *b)
+{
+	return bkr_pack_id_cmp(&((const struct tpack *)a)->id, &((const struct tpack *)b)->id);
+}
+
+static int cmp_entry_id(const void *a, const void *b);
+
+/* Every pack in the trash of the repository and of each tier. */
+static int scan_trash(struct repair *p)
+{
+	size_t nt = bkr_repo_tier_count(p->r);
+	int err = 0;
+
+	for (size_t i = 0; i <= nt && err == 0; i++) {
+		struct trash_walk w = { p, i == 0 ? p->store : bkr_repo_tier(p->r, i, NULL, NULL), i };
+		if ((err = bkr_store_list(w.s, "trash/", on_trash, &w)) == BKR_ENOTFOUND) {
+			bkr_error_clear();
+			err = 0;
+		}
+	}
+	if (p->ntpacks)
+		qsort(p->tpacks, p->ntpacks, sizeof(*p->tpacks), cmp_tpack);
+	if (p->ntfoot)
+		qsort(p->tfoot, p->ntfoot, sizeof(*p->tfoot), cmp_entry_id);
+	return err;
+}
+
 /* ---- 2. the index the packs say ---------------------------------------------- */
 
 /* An old entry matching @p e exactly? (p->old sorted by pack, offset, id) */
@@ -364,9 +465,38 @@ static int cmp_id(const void *key, const void *ent)
 	return bkr_id_cmp(key, &((const bkr_index_entry *)ent)->id);
 }
 
-static bool have(const struct repair *p, const bkr_id *id)
+/* The entry of @p id in a pack in the trash, whose pack is then needed (moved back). */
+static const bkr_index_entry *in_trash(struct repair *p, const bkr_id *id, struct tpack **tp)
 {
-	return p->nfinal && bsearch(id, p->have, p->nfinal, sizeof(*p->have), cmp_id);
+	const bkr_index_entry *e = p->ntfoot ? bsearch(id, p->tfoot, p->ntfoot, sizeof(*p->tfoot), cmp_id) : NULL;
+	struct tpack key;
+
+	*tp = NULL;
+	if (!e)
+		return NULL;
+	key.id = e->pack;
+	*tp = bsearch(&key, p->tpacks, p->ntpacks, sizeof(*p->tpacks), cmp_tpack);
+	if (*tp)
+		(*tp)->needed = true;
+	return *tp ? e : NULL;
+}
+
+/*
+ * Whether the new index has @p id, or a pack in the trash does; a pack in the
+ * trash that holds it is needed either way (an index entry may name a pack
+ * that lies in the trash: the trash's expiry would delete it).
+ */
+static bool have(struct repair *p, const bkr_id *id)
+{
+	const bkr_index_entry *e = p->nfinal ? bsearch(id, p->have, p->nfinal, sizeof(*p->have), cmp_id) : NULL;
+	struct tpack key, *tp;
+
+	if (e && p->ntpacks) {
+		key.id = e->pack;
+		if ((tp = bsearch(&key, p->tpacks, p->ntpacks, sizeof(*p->tpacks), cmp_tpack)))
+			tp->needed = true;
+	}
+	return e || in_trash(p, id, &tp);
 }
 
 /* Whether the live file for @p path of @p m (on this host) has content @p content. */
@@ -442,10 +572,13 @@ static int load_tree(struct repair *p, const bkr_id *id, bkr_tree **out)
 {
 	const bkr_index_entry *e = p->nfinal ? bsearch(id, p->have, p->nfinal, sizeof(*p->have), cmp_id) : NULL;
 	char path[PATH_MAX], hex[BKR_ID_HEX];
+	struct tpack *tp = NULL;
 	uint8_t *buf;
 	int err;
 
 	*out = NULL;
+	if (!e)
+		e = in_trash(p, id, &tp);
 	if (!e) {
 		bkr_id_to_hex(id, hex);
 		return bkr_error_set(BKR_ENOTFOUND, "tree %s is not in the index", hex);
@@ -454,7 +587,9 @@ static int load_tree(struct repair *p, const bkr_id *id, bkr_tree **out)
 		bkr_id_to_hex(id, hex);
 		return bkr_error_set(BKR_ECORRUPT, "blob %s is not a tree", hex);
 	}
-	if ((err = bkr_repo_pack_path(p->r, &e->pack, BKR_BLOB_TREE, path, sizeof(path))) < 0)
+	if (tp)
+		snprintf(path, sizeof(path), "%s", tp->path);
+	else if ((err = bkr_repo_pack_path(p->r, &e->pack, BKR_BLOB_TREE, path, sizeof(path))) < 0)
 		return err;
 	if (!(buf = malloc(e->raw_len ? e->raw_len : 1)))
 		return bkr_error_oom();
@@ -576,6 +711,8 @@ static int cmp_entry_id(const void *a, const void *b)
 static int walk_all(struct repair *p)
 {
 	int err = 0;
+	free(p->have);
+	p->have = NULL;
 	if (p->nfinal && !(p->have = malloc(p->nfinal * sizeof(*p->have))))
 		return bkr_error_oom();
 	if (p->nfinal) {
@@ -589,6 +726,41 @@ static int walk_all(struct repair *p)
 		for (size_t i = 0; i < l.n && err == 0; i++)
 			err = walk_one(p, l.items[i]);
 		bkr_manifest_list_free(&l);
+	}
+	return err;
+}
+
+/*
+ * The packs in the trash that a backup or recovery run uses (the walk marked
+ * them: prune moved them there when no manifest used them, and a manifest
+ * was put back - an undelete - or an index file was lost): each goes back to
+ * its place, and its blobs into the new index.  The move comes first: killed
+ * after it, the pack lies in place unindexed, which a rerun indexes (and
+ * prune does not take for a leftover while a backup uses it).
+ */
+static int rescue(struct repair *p)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < p->ntpacks && err == 0; i++) {
+		struct tpack *tp = &p->tpacks[i];
+		char hex[BKR_PACK_ID_HEX], home[PATH_MAX];
+		bkr_store *s = tp->place == 0 ? p->store : bkr_repo_tier(p->r, tp->place, NULL, NULL);
+		if (!tp->needed)
+			continue;
+		bkr_pack_id_to_hex(&tp->id, hex);
+		snprintf(home, sizeof(home), "%s/%.2s/%s.pack", tp->type == BKR_BLOB_TREE ? "tree" : "data", hex, hex);
+		p->rep->rescued_packs++;
+		report(p, BKR_REPAIR_TRASH_PACK, tp->name, "%s: a backup uses its blobs: %s back to %s and indexed", tp->name,
+		       p->o->dry_run ? "would be moved" : "moved", home);
+		if (!p->o->dry_run && (err = bkr_store_rename(s, tp->name, home)) < 0)
+			break;
+		for (size_t k = 0; k < p->ntfoot && err == 0; k++) {
+			if (bkr_pack_id_cmp(&p->tfoot[k].pack, &tp->id) || old_has(p, &p->tfoot[k]))
+				continue; /* another pack's, or indexed already (build kept it) */
+			p->rep->added++;
+			err = push_entry(&p->final, &p->nfinal, &p->capfinal, &p->tfoot[k]);
+		}
 	}
 	return err;
 }
@@ -675,7 +847,10 @@ int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *
 		qsort(p.packs, p.npacks, sizeof(*p.packs), cmp_pack);
 	/* footer entries stay grouped by pack; packs[] was sorted after they were
 	 * pushed, so each pack keeps its own [first, first+n) */
-	if ((err = build(&p)) < 0 || (err = heal(&p)) < 0)
+	if ((err = build(&p)) < 0 || (err = heal(&p)) < 0 || (err = scan_trash(&p)) < 0)
+		goto done;
+	/* which files stay damaged, and which packs in the trash the backups still use */
+	if ((err = walk_all(&p)) < 0 || (err = rescue(&p)) < 0)
 		goto done;
 	if (p.nfinal)
 		qsort(p.final, p.nfinal, sizeof(*p.final), bkr_index_entry_cmp_pack);
@@ -687,7 +862,6 @@ int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *
 		if ((err = publish(&p, idx)) < 0 || (err = bkr_repo_reload_index(r)) < 0)
 			goto done;
 	}
-	err = walk_all(&p);
 done:
 	for (size_t i = 0; i < p.nlisted; i++)
 		free(p.listed[i]);
@@ -695,6 +869,10 @@ done:
 	for (size_t i = 0; i < p.npacks; i++)
 		free(p.packs[i].path);
 	free(p.packs);
+	for (size_t i = 0; i < p.ntpacks; i++)
+		free(p.tpacks[i].path);
+	free(p.tpacks);
+	free(p.tfoot);
 	free(p.old);
 	free(p.foot);
 	free(p.final);

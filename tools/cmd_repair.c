@@ -59,6 +59,7 @@ static const char *kind_name(bkr_repair_kind k)
 	case BKR_REPAIR_DAMAGED_BLOB: return "damaged-blob";
 	case BKR_REPAIR_DAMAGED_FILE: return "damaged-file";
 	case BKR_REPAIR_CONFIG: return "config";
+	case BKR_REPAIR_TRASH_PACK: return "trash-pack";
 	}
 	return "?";
 }
@@ -106,7 +107,8 @@ static void print_report(cli *c, const bkr_repair_report *r, bool dry_run, bool 
 			{ "index_files", r->index_files }, { "damaged_index_files", r->damaged_index_files },
 			{ "packs", r->packs }, { "bad_packs", r->bad_packs },
 			{ "entries_before", r->entries_before }, { "entries_after", r->entries_after },
-			{ "added", r->added }, { "dropped_missing", r->dropped_missing },
+			{ "added", r->added }, { "rescued_packs", r->rescued_packs },
+			{ "dropped_missing", r->dropped_missing },
 			{ "dropped_bogus", r->dropped_bogus }, { "damaged_recorded", r->damaged_recorded },
 			{ "damaged_dropped", r->damaged_dropped }, { "damaged_healed", r->damaged_healed },
 			{ "damaged_files", r->damaged_files }, { "healable_files", r->healable_files },

@@ -194,6 +194,49 @@ expect_exit 0 "$BKR" -r "$R" verify --read-data
 restore_all "index without data entries, repaired, pruned"
 pass "an index without its data entries: prune stops and changes nothing; after repair it frees nothing a backup uses"
 
+# --- a delete undone after prune: repair takes the packs back out of the trash ------
+rm -rf "$R" && cp -a "$T/repo-clean" "$R"
+newest=$(ls "$T/gold" | tail -1)
+expect_exit 0 "$BKR" -q -r "$R" delete "$newest"
+expect_exit 0 "$BKR" -q -r "$R" prune
+[ -n "$(find "$R/trash" -name '*.pack')" ] || fail "prune moved no pack of the deleted backup into the trash"
+mv "$R/trash/$newest.json" "$R/backups/"
+expect_exit 1 "$BKR" -r "$R" verify
+cp -a "$R" "$T/repo-undelete"
+expect_exit 0 "$BKR" -r "$R" repair --dry-run
+diff -r "$T/repo-undelete" "$R" >/dev/null || fail "repair --dry-run changed the repository"
+grep -q "^trash-pack: trash/.*would be moved back to" "$T/out" || fail "the dry run does not name the packs in the trash: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" repair --json
+python3 - "$T/out" <<'PY' || fail "repair did not take the packs back"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["ok"] and o["rescued_packs"] >= 1 and o["damaged_files"] == 0, o
+assert len([p for p in o["problems"] if p["kind"] == "trash-pack"]) == o["rescued_packs"], o
+PY
+[ -z "$(find "$R/trash" -name '*.pack')" ] || fail "packs the undeleted backup uses are still in the trash"
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+restore_all "a delete undone after prune"
+expect_exit 0 "$BKR" -r "$R" repair --json
+[ "$(json_field "$T/out" rewritten)" = false ] && [ "$(json_field "$T/out" rescued_packs)" = 0 ] ||
+	fail "a second repair after the rescue was not a no-op: $(cat "$T/out")"
+expect_exit 0 "$BKR" -q -r "$R" prune --grace 0
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+restore_all "a delete undone after prune, then pruned"
+pass "a delete undone after prune: repair moves the packs the backup uses back from the trash; nothing is lost"
+
+# killed between the moves back and the index naming them: a rerun completes
+for fault in rename:1:crash rename:2:crash rename:3:crash; do
+	rm -rf "$R" && cp -a "$T/repo-undelete" "$R"
+	got=0
+	BKR_FAULT=$fault "$BKR" -q -r "$R" repair >/dev/null 2>&1 || got=$?
+	[ "$got" != 0 ] || fail "repair with $fault: the fault point was not reached"
+	expect_exit 4 "$BKR" -r "$R" prune --grace 0 --dry-run # a pack moved back, not yet indexed, is no leftover
+	expect_exit 0 "$BKR" -q -r "$R" repair
+	expect_exit 0 "$BKR" -r "$R" verify --read-data
+	restore_all "repair of an undelete, $fault, then a rerun"
+done
+pass "repair killed while it moves packs back from the trash: the rerun completes, nothing lost"
+
 # --- crash safety: repair killed at random instants or failing at its writes ---------
 # Fixture: one index file lost, another damaged (so repair publishes an index,
 # removes what it supersedes and moves the damaged file into trash).

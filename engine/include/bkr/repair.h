@@ -14,12 +14,15 @@
  * 3. heals: every blob a `verify` recorded as damaged (bkr/verify_record.h)
  *    is read again through every index entry naming it, and the entries that
  *    still fail are dropped;
- * 4. when anything differs, publishes one index file superseding every index
- *    file read (prune's merge), then moves the damaged index files into
- *    trash (one batch);
- * 5. walks every backup and recovery run and reports each file that still
+ * 4. walks every backup and recovery run and reports each file that still
  *    uses a blob the index lacks, saying whether the live file on this host
- *    still has the same content (a new backup heals it) or not.
+ *    still has the same content (a new backup heals it) or not; a pack in
+ *    the trash (of the repository or a tier) whose blobs the walk needs is
+ *    moved back to its place and indexed (a delete undone after prune, an
+ *    index file lost before a prune);
+ * 5. when anything differs, publishes one index file superseding every index
+ *    file read (prune's merge), then moves the damaged index files into
+ *    trash (one batch).
  * Killed at any instant, nothing is lost: the new index is published before
  * anything is removed, and the rerun finds the same answer.
  */
@@ -39,6 +42,7 @@ typedef enum {
 	BKR_REPAIR_DAMAGED_BLOB,   /**< a recorded damaged blob that still fails: its entry dropped */
 	BKR_REPAIR_DAMAGED_FILE,   /**< a file of a backup that stays damaged */
 	BKR_REPAIR_CONFIG,         /**< config.json or its copy, damaged or missing: rewritten from the other */
+	BKR_REPAIR_TRASH_PACK,     /**< a pack in the trash that a backup uses: moved back and indexed */
 } bkr_repair_kind;
 
 /** What a live file says about a damaged one (BKR_REPAIR_DAMAGED_FILE). */
@@ -64,6 +68,7 @@ typedef struct {
 	uint64_t packs, bad_packs;    /**< packs on disk; of them, footers that cannot be read */
 	uint64_t entries_before, entries_after;
 	uint64_t added;               /**< blobs indexed from the packs' footers */
+	uint64_t rescued_packs;       /**< packs in the trash a backup uses, moved back */
 	uint64_t dropped_missing;     /**< entries of packs missing everywhere */
 	uint64_t dropped_bogus;       /**< entries that disagree with their pack's footer */
 	uint64_t damaged_recorded;    /**< distinct blobs verify recorded as damaged */
