@@ -2,7 +2,9 @@
  * The git strategy (the only file that uses libgit2): open the configured
  * repository (default: the one containing the workspace, found with
  * git_repository_discover), walk the history of the configured ref newest
- * first with git_revwalk, and take the newest commit within max_age whose
+ * first with git_revwalk (topological order, so that a commit always comes
+ * before its parents even when they share a second; time among branches),
+ * and take the newest commit within max_age whose
  * copy of the file validates.  Walking history also finds files deleted in
  * HEAD.  Identical blobs are checked once.
  */
@@ -110,7 +112,7 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		git_oid_cpy(&oid, git_object_id(peeled));
 		git_object_free(peeled);
 	}
-	if (git_revwalk_new(&walk, repo) < 0 || git_revwalk_sorting(walk, GIT_SORT_TIME) < 0 ||
+	if (git_revwalk_new(&walk, repo) < 0 || git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
 	    git_revwalk_push(walk, &oid) < 0) {
 		err = bkr_rec_fail(o, BKR_ERROR, "git revwalk: %s", git_msg());
 		goto done;

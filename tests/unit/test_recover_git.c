@@ -161,6 +161,36 @@ static void test_max_age_and_missing_repo(void **state)
 	bkr_recover_free(rc);
 }
 
+/* Commits in the same second (scripts, rebases): the newest valid one is
+ * taken, never its parent (a walk sorted by time alone may take either). */
+static void test_same_second(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	char *got;
+
+	/* a new history whose first commits share a second */
+	assert_int_equal(tu_sh("cd %s && rm -rf .git && " GIT " init -q .", f->ws), 0);
+	for (int v = 10; v <= 14; v++) {
+		char body[32];
+		snprintf(body, sizeof(body), "{\"v\":%d}\n", v);
+		tu_writes(f->ws, "conv/a.json", body);
+		assert_int_equal(commit(f, "same second", "2021-01-01T00:00:00Z"), 0);
+	}
+	tu_writes(f->ws, "conv/a.json", "{broken");
+	assert_int_equal(commit(f, "broken", "2021-01-01T00:00:09Z"), 0);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[\"git\"]}]}");
+	o.apply = true;
+	assert_int_equal(bkr_recover_file(rc, "conv/a.json", &o, &rep), 0);
+	got = tu_read(f->ws, "conv/a.json", NULL);
+	assert_string_equal(got, "{\"v\":14}\n");
+	free(got);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
 static void test_no_repository(void **state)
 {
 	fx *f = *state;
@@ -189,6 +219,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fallback_and_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_age_and_missing_repo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_second, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_repository, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
