@@ -79,3 +79,28 @@ for i in $(seq 1 100); do [ -e "$mnt/by-id/$id3" ] && break; sleep 0.1; done
 pass "a backup newer than every verify: result=never"
 
 bkrfs_unmount "$mnt"
+
+# a backup whose trees the index lacks (tree packs lost): listing and lookups
+# answer EIO and the log names the tree, never an empty or missing directory
+R2=$T/repo-notrees
+"$BKR" -q init -r "$R2"
+"$BKR" -q create -r "$R2" "$T/src"
+find "$R2/tree" -name '*.pack' -delete
+bkrfs_fg "$R2" "$mnt" "$T/fs2.err"
+id=$(ls "$mnt/by-id")
+python3 - "$mnt/by-id/$id" <<'PY' || fail "a backup without its trees did not answer EIO"
+import errno, os, sys
+root = sys.argv[1]
+for what, f in (("list", lambda: os.listdir(root)), ("lookup", lambda: os.stat(root + "/src")),
+                ("list latest", lambda: os.listdir(os.path.dirname(os.path.dirname(root)) + "/latest"))):
+    try:
+        f()
+    except OSError as e:
+        if e.errno != errno.EIO:
+            sys.exit("%s: %s, not EIO" % (what, e))
+    else:
+        sys.exit("%s: no error" % what)
+PY
+grep -q "tree [0-9a-f]\{64\}: pack [0-9a-f]*: missing" "$T/fs2.err" || fail "the log does not name the missing tree: $(cat "$T/fs2.err")"
+bkrfs_unmount "$mnt"
+pass "a backup whose trees are lost: EIO on listing and lookup, the tree named in the log"
