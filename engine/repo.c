@@ -7,6 +7,7 @@
  * repo.h for the threading rules.
  */
 #include "bkr/repo.h"
+#include "bkr/crypto.h"
 #include "bkr/crypto_store.h"
 #include "bkr/error.h"
 #include "bkr/key.h"
@@ -30,10 +31,50 @@ static int on_key_file(void *ctx, const char *name)
 	return n > 5 && !strcmp(name + n - 5, ".json") && !strchr(name + 5, '/') ? 1 : 0;
 }
 
+/* The first index file or manifest under the listed prefix (its name into ctx). */
+static int on_meta_file(void *ctx, const char *name)
+{
+	size_t n = strlen(name);
+	if (n < 5 || strrchr(name, '/')[1] == '.' || (strcmp(name + n - 4, ".idx") && strcmp(name + n - 5, ".json")))
+		return 0;
+	snprintf(ctx, PATH_MAX, "%s", name);
+	return 1;
+}
+
+/*
+ * Whether a plain repository holds sealed objects (an index file or a
+ * manifest of an encrypted one): then config.json was altered to say "none"
+ * and keys/ emptied, and a backup would write plaintext beside them.
+ */
+static int check_unsealed(bkr_repo *r)
+{
+	static const char *const prefixes[] = { "index/", "backups/" };
+	char name[PATH_MAX];
+	uint8_t head[BKR_SEALED_MAGIC_SIZE];
+	int err;
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(*prefixes); i++) {
+		name[0] = '\0';
+		if ((err = bkr_store_list(r->store, prefixes[i], on_meta_file, name)) < 0 && err != BKR_ENOTFOUND)
+			return err;
+		bkr_error_clear();
+		if (!name[0] || bkr_store_get_range(r->store, name, 0, sizeof(head), head, 0) < 0) {
+			bkr_error_clear(); /* none, or too short to be sealed: index load judges it */
+			continue;
+		}
+		if (!memcmp(head, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE))
+			return bkr_error_set(BKR_ECORRUPT, "%s: config.json says the repository is not encrypted, "
+					     "but %s is sealed (encrypted): config.json was altered and keys/ emptied; "
+					     "refusing to use it", r->path, name);
+	}
+	return 0;
+}
+
 /*
  * An encrypted repository: open its keys with the passphrase, take the
  * secret chunker seed, and seal through the store from now on.  A plain one
- * must hold no key file (a config.json altered to say "none").
+ * must hold no key file and no sealed object (a config.json altered to say
+ * "none").
  */
 static int open_keys(bkr_repo *r)
 {
@@ -48,7 +89,9 @@ static int open_keys(bkr_repo *r)
 			return bkr_error_set(BKR_ECORRUPT, "%s: config.json says the repository is not encrypted, "
 					     "but keys/ holds key files: config.json was altered; refusing to use it", r->path);
 		bkr_error_clear();
-		return err < 0 && err != BKR_ENOTFOUND ? err : 0;
+		if (err < 0 && err != BKR_ENOTFOUND)
+			return err;
+		return check_unsealed(r);
 	}
 	if ((err = bkr_repo_id_bytes(&r->cfg, id)) < 0 || (err = bkr_key_passphrase(r->path, &pass, &len)) < 0 ||
 	    (err = bkr_key_unlock(r->store, id, pass, len, &r->crypto, r->key_id)) < 0)

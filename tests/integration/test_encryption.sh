@@ -288,6 +288,16 @@ open(p, "w").write(t)
 PY
 expect_exit 4 "$BKR" -r "$K/t" list
 grep -q "keys/ holds key files" "$T/err" || fail "a downgraded config.json: $(cat "$T/err")"
+# ... and keys/ emptied too: the sealed index files and manifests give it away;
+# a backup writes nothing (no plaintext beside the sealed data)
+rm -rf "$K/t/keys" "$K/t/config.copy.json"
+find "$K/t" -type f | sort >"$T/before"
+expect_exit 4 "$BKR" -r "$K/t" create "$K/src"
+grep -q "config.json says the repository is not encrypted, but index/.*is sealed" "$T/err" || fail "downgrade with keys/ emptied: $(cat "$T/err")"
+find "$K/t" -type f | sort | cmp -s - "$T/before" || fail "a backup into a downgraded repository wrote something"
+rm -f "$K/t"/index/*.idx
+expect_exit 4 "$BKR" -r "$K/t" create "$K/src"
+grep -q "but backups/.*is sealed" "$T/err" || fail "downgrade with keys/ and index/ emptied: $(cat "$T/err")"
 pass "an older index or manifest put back, a manifest of another repository, a downgraded config: detected and named"
 
 # --- repair: the index rebuilt from the sealed pack footers; a pack that
