@@ -14,6 +14,7 @@
 #include "bkr/pack.h"
 #include "bkr/store_cache.h"
 #include "bkr/tier.h"
+#include "bkr/trash.h"
 #include "repo_priv.h"
 
 #include <errno.h>
@@ -177,6 +178,8 @@ void bkr_repo_free(bkr_repo *r)
 	free_tiers(r);
 	bkr_store_free(r->store);
 	bkr_index_free(r->index);
+	for (size_t i = 0; i < r->nretained; i++)
+		bkr_index_free(r->retained[i]);
 	bkr_crypto_free(r->crypto);
 	pthread_rwlock_destroy(&r->index_lock);
 	free(r->config_warning);
@@ -320,17 +323,58 @@ int bkr_repo_reload_tiers(bkr_repo *r)
 
 /* ---- the index ------------------------------------------------------------ */
 
+/* Whether @p fresh lacks some index file that @p old read (superseded by a merge). */
+static bool dropped_files(const bkr_index *old, const bkr_index *fresh)
+{
+	size_t no, nf;
+	const bkr_id *o = bkr_index_files(old, &no), *f = bkr_index_files(fresh, &nf);
+	for (size_t i = 0; i < no; i++) {
+		bool found = false;
+		for (size_t k = 0; k < nf && !found; k++)
+			found = !bkr_id_cmp(&o[i], &f[k]);
+		if (!found)
+			return true;
+	}
+	return false;
+}
+
 int bkr_repo_reload_index(bkr_repo *r)
 {
-	bkr_index *fresh = NULL, *old;
+	bkr_index *fresh = NULL, *old, *gone[BKR_REPO_RETAINED_MAX + 1];
+	size_t ngone = 0;
+	int64_t now = bkr_time_now_ns();
 	int err;
 	if ((err = bkr_index_load(&fresh, r->store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0)
 		return err;
 	pthread_rwlock_wrlock(&r->index_lock);
 	old = r->index;
 	r->index = fresh;
+	/* the retained ones past the grace period: their packs have left the trash */
+	size_t keep = 0;
+	for (size_t i = 0; i < r->nretained; i++) {
+		if (now - r->retained_ns[i] > (int64_t)BKR_TRASH_GRACE_S * 1000000000LL) {
+			gone[ngone++] = r->retained[i];
+			continue;
+		}
+		r->retained[keep] = r->retained[i];
+		r->retained_ns[keep++] = r->retained_ns[i];
+	}
+	r->nretained = keep;
+	if ((r->flags & BKR_REPO_RETAIN_INDEX) && old && dropped_files(old, fresh)) {
+		if (r->nretained == BKR_REPO_RETAINED_MAX) { /* the oldest goes */
+			gone[ngone++] = r->retained[0];
+			memmove(r->retained, r->retained + 1, (BKR_REPO_RETAINED_MAX - 1) * sizeof(*r->retained));
+			memmove(r->retained_ns, r->retained_ns + 1, (BKR_REPO_RETAINED_MAX - 1) * sizeof(*r->retained_ns));
+			r->nretained--;
+		}
+		r->retained[r->nretained] = old;
+		r->retained_ns[r->nretained++] = now;
+		old = NULL;
+	}
 	pthread_rwlock_unlock(&r->index_lock);
 	bkr_index_free(old);
+	for (size_t i = 0; i < ngone; i++)
+		bkr_index_free(gone[i]);
 	return 0;
 }
 
@@ -355,6 +399,8 @@ int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out)
 	int err;
 	pthread_rwlock_rdlock(&r->index_lock);
 	err = bkr_index_lookup(r->index, id, out);
+	for (size_t i = r->nretained; err == BKR_ENOTFOUND && i-- > 0;)
+		err = bkr_index_lookup(r->retained[i], id, out); /* newest first */
 	pthread_rwlock_unlock(&r->index_lock);
 	if (err == BKR_ENOTFOUND) {
 		char hex[BKR_ID_HEX];

@@ -32,6 +32,10 @@ struct bkr_repo {
 	uint64_t place_cache[256];    /* pack id prefix -> place + 1 where it was last found */
 	pthread_rwlock_t index_lock;  /* guards index (swap on reload) */
 	bkr_index *index;
+	/* BKR_REPO_RETAIN_INDEX: indexes replaced by a reload that dropped files, newest last */
+	bkr_index *retained[BKR_REPO_RETAINED_MAX];
+	int64_t retained_ns[BKR_REPO_RETAINED_MAX];
+	size_t nretained;
 	char *config_warning;         /* config.json was damaged and its copy served (or NULL) */
 	bkr_crypto *crypto;           /* master keys of an encrypted repository, else NULL */
 	char key_id[17];              /* the key file that opened it */

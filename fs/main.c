@@ -441,7 +441,7 @@ static int open_repo(struct bkrfs *fs)
 	int err;
 
 	if (!fs->o.remote && !fs->o.cache_dir)
-		return bkr_repo_open(&fs->repo, fs->repo_real, BKR_REPO_RDONLY);
+		return bkr_repo_open(&fs->repo, fs->repo_real, BKR_REPO_RDONLY | BKR_REPO_RETAIN_INDEX);
 	if (fs->o.cache_dir)
 		snprintf(dir, sizeof(dir), "%s", fs->o.cache_dir);
 	else if ((err = bkr_store_cache_default_dir(dir, sizeof(dir))) < 0)
@@ -454,7 +454,7 @@ static int open_repo(struct bkrfs *fs)
 	err = bkr_store_open(&s, fs->repo_real, 0);
 	if (err < 0 || (err = bkr_store_cache_open(&s, s, real, (uint64_t)fs->o.cache_max_mib << 20)) < 0)
 		return err;
-	return bkr_repo_open_store(&fs->repo, s, BKR_REPO_RDONLY);
+	return bkr_repo_open_store(&fs->repo, s, BKR_REPO_RDONLY | BKR_REPO_RETAIN_INDEX);
 }
 
 /* what the disk cache did, at the end of a foreground mount */

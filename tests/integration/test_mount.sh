@@ -182,6 +182,25 @@ done
 exec 7<&-
 [ "$(ls "$M/by-id" | wc -l)" = 2 ] || fail "by-id count after deletion"
 
+# ... and after prune moved its packs into the trash and merged the index: a
+# file only that backup holds, opened before and read after, reads exactly
+head -c 3000000 /dev/urandom >"$T/only4.bin"
+cp "$T/only4.bin" "$S/only4.bin"
+"$BKR" create -r "$R" --type full "$S" >/dev/null || die "fourth bkr create"
+rm -f "$S/only4.bin"
+ID4=$(ls "$R/backups" | sed 's/\.json$//' | grep -v -e "^$ID$" -e "^$ID2$")
+for i in $(seq 1 50); do [ -f "$M/by-id/$ID4/ws/only4.bin" ] && break; sleep 0.2; done
+exec 7<"$M/by-id/$ID4/ws/only4.bin" || fail "open only4.bin of $ID4"
+"$BKR" -q delete -r "$R" "$ID4" || fail "delete $ID4"
+"$BKR" -q prune -r "$R" || fail "prune after deleting $ID4"
+[ -n "$(find "$R/trash" -name '*.pack')" ] || fail "prune moved no pack of $ID4 into the trash"
+idx=$(ls "$R/index")
+for i in $(seq 1 50); do [ ! -e "$M/by-id/$ID4" ] && break; sleep 0.2; done
+sleep 2.5 # longer than the watch interval (2 s): the watcher has reloaded the merged index
+cmp -s <(cat <&7) "$T/only4.bin" && ok "a file of a deleted, pruned backup held open reads exactly from the trash" ||
+	fail "open file after delete and prune (index now: $idx)"
+exec 7<&-
+
 # ---- verify while mounted and read ---------------------------------------------------
 cat "$M/latest/ws/big.bin" >/dev/null &
 reader=$!

@@ -66,7 +66,17 @@ typedef struct {
  * had (no HOME, or a mount of the same repository holds it) the repository
  * is opened without it.  Not for verify: it must read the stored bytes.
  */
-enum { BKR_REPO_RDONLY = 1, BKR_REPO_CACHED = 2 };
+/*
+ * BKR_REPO_RETAIN_INDEX (the mount): an index that a reload replaces, when
+ * the new one dropped some of its files (a prune or repair superseded them),
+ * stays in use for lookups the new one misses, for the trash's grace period
+ * (BKR_TRASH_GRACE_S; at most BKR_REPO_RETAINED_MAX of them): a file held
+ * open in a deleted backup keeps reading its packs from trash/ after prune.
+ * Only for a reader that never writes: a writer must not deduplicate
+ * against a blob that lies in the trash.
+ */
+enum { BKR_REPO_RDONLY = 1, BKR_REPO_CACHED = 2, BKR_REPO_RETAIN_INDEX = 4 };
+#define BKR_REPO_RETAINED_MAX 8
 
 /**
  * Open @p path: check config.json (version, features, checksum), open an
