@@ -362,15 +362,46 @@ void bkr_manifest_list_free(bkr_manifest_list *l)
 	l->n = 0;
 }
 
+/* The time part "YYYYMMDD_HHMMSS" of an id "<kind>_YYYYMMDD_HHMMSS_...", or NULL. */
+static const char *id_time(const char *id)
+{
+	const char *t = strchr(id, '_');
+	if (!t)
+		return NULL;
+	t++;
+	for (int i = 0; i < 15; i++)
+		if (i == 8 ? t[i] != '_' : (t[i] < '0' || t[i] > '9'))
+			return NULL;
+	return t;
+}
+
+/* The newest-named damaged manifest (file name and time part), for "latest". */
+struct newest_bad {
+	char file[300];
+	char time[16];
+};
+
+static void note_bad(void *ctx, const char *file, const char *message)
+{
+	struct newest_bad *b = ctx;
+	const char *t = id_time(file);
+	(void)message;
+	if (t && strncmp(t, b->time, 15) > 0) {
+		snprintf(b->time, sizeof(b->time), "%.15s", t);
+		snprintf(b->file, sizeof(b->file), "%s", file);
+	}
+}
+
 static int find_in(bkr_repo *r, bool runs, const char *spec, bkr_manifest **out)
 {
 	bkr_manifest_list l;
+	struct newest_bad bad = { "", "" };
 	const char **ids = NULL;
 	size_t hit;
 	int err;
 
 	*out = NULL;
-	if ((err = bkr_repo_list(r, runs, &l, NULL)) < 0)
+	if ((err = bkr_repo_list_cb(r, runs, &l, note_bad, &bad)) < 0)
 		return err;
 	if (l.n && !(ids = calloc(l.n, sizeof(*ids)))) {
 		err = bkr_error_oom();
@@ -378,8 +409,20 @@ static int find_in(bkr_repo *r, bool runs, const char *spec, bkr_manifest **out)
 	}
 	for (size_t i = 0; i < l.n; i++)
 		ids[i] = l.items[i]->backup_id;
-	if ((err = bkr_backupid_resolve(&hit, ids, l.n, spec, runs ? "recovery run" : "backup", r->path)) < 0)
+	if ((err = bkr_backupid_resolve(&hit, ids, l.n, spec, runs ? "recovery run" : "backup", r->path)) < 0 &&
+	    !(err == BKR_ENOTFOUND && bad.file[0] && !strcmp(spec, "latest")))
 		goto done;
+	if (!strcmp(spec, "latest") && bad.file[0]) {
+		/* a damaged manifest named newer than the one 'latest' found: never an older backup in silence */
+		const char *t = err == 0 ? id_time(ids[hit]) : NULL;
+		if (!t || strncmp(bad.time, t, 15) > 0) {
+			err = bkr_error_set(BKR_ECORRUPT, "%s/%s is damaged and newer than every readable %s, so "
+					    "'latest' would name an older one%s%s: name one ('bkr list'), or run 'bkr verify'",
+					    runs ? "runs" : "backups", bad.file, runs ? "recovery run" : "backup",
+					    t ? " " : "", t ? ids[hit] : "");
+			goto done;
+		}
+	}
 	*out = l.items[hit];
 	l.items[hit] = NULL;
 done:

@@ -283,6 +283,28 @@ expect_exit 6 "$BKR" -r "$D" restore latest --target "$T/rd"
 grep -q "^bkr restore: $rid: root directory: " "$T/err" || fail "a damaged root tree does not name the backup: $(cat "$T/err")"
 pass "a damaged root tree is named by its backup"
 
+# --- a damaged newest manifest: 'latest' never silently means an older backup
+D=$T/latestdmg
+expect_exit 0 "$BKR" init -r "$D"
+expect_exit 0 "$BKR" -q -r "$D" create --type full "$T/na/config"
+sleep 1.1 # the next backup's id is a second later
+expect_exit 0 "$BKR" -q -r "$D" create --type full "$T/na/config"
+newest=$(ls "$D/backups" | sort | tail -1)
+printf junk >"$D/backups/$newest"
+for cmd in "restore latest --target $T/ld" "ls latest" "show latest"; do
+	expect_exit 4 "$BKR" -r "$D" $cmd
+	one_line_error
+	grep -q "backups/$newest is damaged and newer than every readable backup" "$T/err" ||
+		fail "bkr $cmd with a damaged newest manifest: $(cat "$T/err")"
+done
+[ ! -e "$T/ld" ] || fail "restore latest restored an older backup"
+oldest=$(ls "$D/backups" | sort | head -1)
+expect_exit 0 "$BKR" -q -r "$D" ls "${oldest%.json}" # named explicitly, it is there
+printf junk >"$D/backups/notabackup.json" # a name that is no backup id says nothing of 'latest'
+rm -f "$D/backups/$newest"
+expect_exit 0 "$BKR" -q -r "$D" ls latest
+pass "a damaged newest manifest: 'latest' refuses (exit 4) rather than name an older backup"
+
 # --- a real tree
 real=/usr/include
 expect_exit 0 "$BKR" -r "$T/repo2" init
