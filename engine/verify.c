@@ -652,9 +652,14 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	int err;
 
 	memset(stats, 0, sizeof(*stats));
-	/* a tier that is not there would make its packs look lost: say so once */
-	if ((err = bkr_tier_check(r)) < 0)
-		return err;
+	/* a tier that is not there would make its packs look lost: say so once;
+	 * a damaged or another repository's tier.json is a problem found */
+	if ((err = bkr_tier_check(r)) < 0) {
+		if (err != BKR_ECORRUPT && err != BKR_EINVAL)
+			return err;
+		report(&v, BKR_VERIFY_CONFIG, "tier.json", NULL, NULL, "%s", bkr_error_message());
+		return bkr_error_set(BKR_ECORRUPT, "verify found 1 problem");
+	}
 	if (o->read_data && !(v.buf = malloc(BKR_BLOB_MAX)))
 		return bkr_error_oom();
 	if ((err = bkr_repo_list_cb(r, false, &l, on_bad_manifest, &v)) < 0 ||

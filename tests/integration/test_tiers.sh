@@ -119,6 +119,18 @@ python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["stayed_pa
 	fail "a second migrate moved something: $(cat "$T/out")"
 pass "a second migrate moves nothing"
 
+# a damaged tier.json: verify names it as a problem (exit 1), not 'FAILED, 0 errors'
+cp "$COLD/tier.json" "$T/tier.json.good"
+printf 'x' | dd of="$COLD/tier.json" bs=1 seek=5 conv=notrunc status=none
+expect_exit 1 "$BKR" -r "$R" verify
+grep -q "tier.json" "$T/out" "$T/err" || fail "verify does not name the damaged tier.json: $(cat "$T/out" "$T/err")"
+grep -q "1 error" "$T/err" || fail "verify does not count the damaged tier.json: $(cat "$T/err")"
+expect_exit 1 "$BKR" -r "$R" verify --json
+python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["problems"]; assert len(p)==1 and p[0]["object"]=="tier.json" and p[0]["error"], p' "$T/out" ||
+	fail "verify --json does not list the damaged tier.json: $(cat "$T/out")"
+cp "$T/tier.json.good" "$COLD/tier.json"
+pass "a damaged tier.json: verify names it and counts it"
+
 # --- every reader, without a configuration file ---------------------------------
 unset BKR_CONFIG
 restore_all "after migrate"
