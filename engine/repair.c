@@ -708,6 +708,15 @@ static int cmp_entry_id(const void *a, const void *b)
 	return bkr_id_cmp(&((const bkr_index_entry *)a)->id, &((const bkr_index_entry *)b)->id);
 }
 
+/* A manifest that does not read: repair cannot rebuild it, and its data may go at the next prune. */
+static void bad_manifest(void *ctx, const char *file, const char *message)
+{
+	struct repair *p = ctx;
+	p->rep->damaged_manifests++;
+	report(p, BKR_REPAIR_MANIFEST, file, "%s (repair cannot rebuild a manifest; prune stops until it is "
+	       "deleted or put back from a copy)", message);
+}
+
 static int walk_all(struct repair *p)
 {
 	int err = 0;
@@ -721,7 +730,7 @@ static int walk_all(struct repair *p)
 	}
 	for (int runs = 0; runs < 2 && err == 0; runs++) {
 		bkr_manifest_list l = { 0 };
-		if ((err = bkr_repo_list(p->r, runs, &l, NULL)) < 0)
+		if ((err = bkr_repo_list_cb(p->r, runs, &l, bad_manifest, p)) < 0)
 			return err;
 		for (size_t i = 0; i < l.n && err == 0; i++)
 			err = walk_one(p, l.items[i]);

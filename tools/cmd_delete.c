@@ -16,7 +16,9 @@ static const char usage[] =
 	"Delete backups (an id or a unique prefix each).  Their manifests move into\n"
 	"the repository's trash for the grace period (docs/operations.md); the data\n"
 	"only they use is freed by 'bkr prune'.  A pinned backup is refused unless\n"
-	"--force; nothing is deleted when one ID is refused or unknown.\n\n"
+	"--force; nothing is deleted when one ID is refused or unknown.  A backup\n"
+	"whose manifest is damaged (it stops prune) is deleted by its whole ID with\n"
+	"--force.\n\n"
 	"  -n, --dry-run   say what would be deleted, delete nothing\n"
 	"  -f, --force     delete pinned backups too\n"
 	"      --no-wait   fail at once when a backup is running (default: wait)\n";
@@ -42,6 +44,20 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		return 0;
 	}
 	return cli_usage_error(c, "unknown option");
+}
+
+/* Whether @p id names, in full, a manifest in backups/ that does not read. */
+static bool damaged_manifest(bkr_repo *repo, const char *id)
+{
+	char name[300];
+	uint64_t size;
+	if (!*id || strchr(id, '/') || id[0] == '.' || snprintf(name, sizeof(name), "backups/%s.json", id) >= (int)sizeof(name))
+		return false;
+	if (bkr_store_stat(bkr_repo_store(repo), name, &size) < 0) {
+		bkr_error_clear();
+		return false;
+	}
+	return true;
 }
 
 int cmd_delete(cli *c, int argc, char **argv)
@@ -76,10 +92,22 @@ int cmd_delete(cli *c, int argc, char **argv)
 		goto done;
 	/* resolve every ID first: all or nothing */
 	for (size_t i = 0; i < n; i++) {
-		if ((err = bkr_repo_find_backup(repo, argv[first + i], &found[i])) < 0)
-			goto done;
-		ids[i] = found[i]->backup_id;
-		if (bkr_retention_pinned(found[i], now) && !s.force) {
+		if ((err = bkr_repo_find_backup(repo, argv[first + i], &found[i])) < 0) {
+			if (err != BKR_ENOTFOUND || !damaged_manifest(repo, argv[first + i]))
+				goto done;
+			/* named in full: a manifest that does not read (it stops prune) */
+			if (!s.force) {
+				err = bkr_error_set(BKR_EINVAL, "backup %s: its manifest is damaged, so its pins cannot be "
+						    "read: not deleted (delete it with --force)", argv[first + i]);
+				goto done;
+			}
+			bkr_error_clear();
+			err = 0;
+			ids[i] = argv[first + i];
+		} else {
+			ids[i] = found[i]->backup_id;
+		}
+		if (found[i] && bkr_retention_pinned(found[i], now) && !s.force) {
 			err = bkr_error_set(BKR_EINVAL, "backup %s is pinned%s%s: not deleted (unpin it, or --force)",
 					    ids[i], *found[i]->pinned_until ? " until " : "", found[i]->pinned_until);
 			goto done;

@@ -60,6 +60,7 @@ static const char *kind_name(bkr_repair_kind k)
 	case BKR_REPAIR_DAMAGED_FILE: return "damaged-file";
 	case BKR_REPAIR_CONFIG: return "config";
 	case BKR_REPAIR_TRASH_PACK: return "trash-pack";
+	case BKR_REPAIR_MANIFEST: return "manifest";
 	}
 	return "?";
 }
@@ -86,7 +87,7 @@ static void on_problem(void *ctx, const bkr_repair_problem *p)
 		json_out_end_object(j);
 		return;
 	}
-	if (p->kind == BKR_REPAIR_PACK) {
+	if (p->kind == BKR_REPAIR_PACK || p->kind == BKR_REPAIR_MANIFEST) {
 		/* an unreadable pack is an error: one line on stderr naming it */
 		fprintf(stderr, "bkr %s: %s\n", s->c->cmd, p->message);
 		return;
@@ -112,7 +113,7 @@ static void print_report(cli *c, const bkr_repair_report *r, bool dry_run, bool 
 			{ "dropped_bogus", r->dropped_bogus }, { "damaged_recorded", r->damaged_recorded },
 			{ "damaged_dropped", r->damaged_dropped }, { "damaged_healed", r->damaged_healed },
 			{ "damaged_files", r->damaged_files }, { "healable_files", r->healable_files },
-			{ "backups_damaged", r->backups_damaged },
+			{ "backups_damaged", r->backups_damaged }, { "damaged_manifests", r->damaged_manifests },
 		};
 		json_out j;
 		json_out_init(&j, stdout);
@@ -162,6 +163,11 @@ static void print_report(cli *c, const bkr_repair_report *r, bool dry_run, bool 
 		       r->damaged_files == 1 ? "s" : "", (unsigned long long)r->healable_files);
 	else
 		printf("every blob the backups use is in the index (verify --read-data checks their bytes)\n");
+	if (r->damaged_manifests)
+		printf("%llu manifest%s do%s not read: %s backup%s cannot be checked, and prune stops until %s deleted\n",
+		       (unsigned long long)r->damaged_manifests, r->damaged_manifests == 1 ? "" : "s",
+		       r->damaged_manifests == 1 ? "es" : "", r->damaged_manifests == 1 ? "its" : "their",
+		       r->damaged_manifests == 1 ? "" : "s", r->damaged_manifests == 1 ? "it is" : "they are");
 }
 
 int cmd_repair(cli *c, int argc, char **argv)
@@ -199,8 +205,8 @@ int cmd_repair(cli *c, int argc, char **argv)
 		fclose(s.problems);
 		s.problems = NULL;
 	}
-	print_report(c, &rep, s.o.dry_run, !rep.bad_packs && !rep.damaged_files, s.buf);
-	if (rep.bad_packs || rep.damaged_files)
+	print_report(c, &rep, s.o.dry_run, !rep.bad_packs && !rep.damaged_files && !rep.damaged_manifests, s.buf);
+	if (rep.bad_packs || rep.damaged_files || rep.damaged_manifests)
 		rc = BKR_EXIT_FOUND;
 done:
 	if (s.problems)

@@ -237,6 +237,29 @@ for fault in rename:1:crash rename:2:crash rename:3:crash; do
 done
 pass "repair killed while it moves packs back from the trash: the rerun completes, nothing lost"
 
+# --- a damaged manifest: repair names it (exit 1); delete --force takes it out -------
+rm -rf "$R" && cp -a "$T/repo-clean" "$R"
+victim=$(ls "$R/backups" | sort | head -1)
+sed -i 's/"backup_type":"[a-z]*"/"backup_type":"fulx"/' "$R/backups/$victim"
+expect_exit 1 "$BKR" -r "$R" repair --json
+python3 - "$T/out" "$victim" <<'PY' || fail "repair --json does not name the damaged manifest"
+import json, sys
+o = json.load(open(sys.argv[1]))
+m = [p for p in o["problems"] if p["kind"] == "manifest"]
+assert not o["ok"] and o["damaged_manifests"] == 1 and len(m) == 1 and sys.argv[2] in m[0]["object"], o
+PY
+expect_exit 1 "$BKR" -r "$R" repair
+grep -q "^bkr repair: .*$victim" "$T/err" || fail "repair does not name the damaged manifest on stderr: $(cat "$T/err")"
+expect_exit 4 "$BKR" -r "$R" prune
+expect_exit 2 "$BKR" -r "$R" delete "${victim%.json}"
+grep -q "manifest is damaged.*--force" "$T/err" || fail "delete of a damaged manifest without --force: $(cat "$T/err")"
+expect_exit 0 "$BKR" -q -r "$R" delete --force "${victim%.json}"
+[ -e "$R/trash/$victim" ] || fail "the damaged manifest did not go into the trash"
+expect_exit 0 "$BKR" -q -r "$R" prune
+expect_exit 0 "$BKR" -q -r "$R" repair
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+pass "a damaged manifest: repair names it (exit 1), prune stops, delete --force moves it out, then all is clean"
+
 # --- crash safety: repair killed at random instants or failing at its writes ---------
 # Fixture: one index file lost, another damaged (so repair publishes an index,
 # removes what it supersedes and moves the damaged file into trash).

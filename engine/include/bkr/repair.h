@@ -43,6 +43,7 @@ typedef enum {
 	BKR_REPAIR_DAMAGED_FILE,   /**< a file of a backup that stays damaged */
 	BKR_REPAIR_CONFIG,         /**< config.json or its copy, damaged or missing: rewritten from the other */
 	BKR_REPAIR_TRASH_PACK,     /**< a pack in the trash that a backup uses: moved back and indexed */
+	BKR_REPAIR_MANIFEST,       /**< a manifest (backup or recovery run) that does not read */
 } bkr_repair_kind;
 
 /** What a live file says about a damaged one (BKR_REPAIR_DAMAGED_FILE). */
@@ -77,6 +78,7 @@ typedef struct {
 	uint64_t damaged_files;       /**< files of backups that stay damaged */
 	uint64_t healable_files;      /**< of them, files whose live copy has the content */
 	uint64_t backups_damaged;     /**< backups (and runs) with at least one damaged file */
+	uint64_t damaged_manifests;   /**< manifests that do not read (not rebuilt) */
 	bool rewritten;               /**< a new index was (or would be, dry run) published */
 	const char *config_rewritten; /**< "config.json" or "config.copy.json" rewritten from the other, or NULL */
 	bool damaged_incomplete;      /**< a verify found more damaged blobs than its record holds:
