@@ -70,6 +70,35 @@ void cli_json_path(FILE *f, const char *key, const char *s, size_t len)
 	json_out_path(&j, key, s, len);
 }
 
+void cli_print_name(FILE *f, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	bool quote = len && p[0] == '"';
+
+	for (size_t i = 0; i < len && !quote; i++)
+		quote = p[i] < 0x20 || p[i] == 0x7f;
+	if (!quote) {
+		fwrite(s, 1, len, f);
+		return;
+	}
+	putc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		switch (p[i]) {
+		case '\n': fputs("\\n", f); break;
+		case '\t': fputs("\\t", f); break;
+		case '\r': fputs("\\r", f); break;
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		default:
+			if (p[i] < 0x20 || p[i] == 0x7f)
+				fprintf(f, "\\%03o", p[i]);
+			else
+				putc(p[i], f);
+		}
+	}
+	putc('"', f);
+}
+
 void cli_json_error(cli *c, int err, const char *msg)
 {
 	json_out j;

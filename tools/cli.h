@@ -77,6 +77,14 @@ void cli_json_string(FILE *f, const char *s, size_t len);
 /** `"key":"..."`, plus `"key_hex"` when the bytes are not UTF-8 (json_out_path's rules). */
 void cli_json_path(FILE *f, const char *key, const char *s, size_t len);
 
+/**
+ * A name or path in text output: as it is, unless it holds a control
+ * character (a newline would forge a line) or starts with a double quote;
+ * then in double quotes with C escapes (\n, \t, \", \\, \ooo), as git
+ * quotes paths.  --json output keeps the bytes (json_out_path).
+ */
+void cli_print_name(FILE *f, const char *s, size_t len);
+
 /** --json: print manifest @p m (pretty), as create and show do. */
 void cli_print_manifest(cli *c, const bkr_manifest *m);
 

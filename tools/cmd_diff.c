@@ -83,7 +83,9 @@ static int on_change(void *ctx, const bkr_diff_change *ch)
 			mark = (ch->what & (BKR_DIFF_CONTENT | BKR_DIFF_TYPE)) ? "M" : "m";
 			col = "yellow";
 		}
-		printf("%s%s%s  %s\n", cli_col(c, col), mark, cli_col(c, "reset"), ch->path);
+		printf("%s%s%s  ", cli_col(c, col), mark, cli_col(c, "reset"));
+		cli_print_name(stdout, ch->path, strlen(ch->path));
+		putchar('\n');
 	}
 	s->shown++;
 	return 0;

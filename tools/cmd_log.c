@@ -284,8 +284,25 @@ static int read_version(bkr_repo *repo, const bkr_manifest *m, const char *path,
 static int print_patch(FILE *f, const char *path, const char *old_id, const struct buf *a, const char *new_id,
 		       const struct buf *b)
 {
-	fprintf(f, "--- %s%s\t%s\n", a->p ? "a/" : "", a->p ? path : "/dev/null", old_id ? old_id : "-");
-	fprintf(f, "+++ %s%s\t%s\n", b->p ? "b/" : "", b->p ? path : "/dev/null", new_id ? new_id : "-");
+	/* the names as diff -u writes them, "a/" and "b/" first; one with a
+	 * control character quoted whole, as git does (cli_print_name) */
+	for (int side = 0; side < 2; side++) {
+		const struct buf *x = side ? b : a;
+		const char *id = side ? new_id : old_id;
+		fputs(side ? "+++ " : "--- ", f);
+		if (x->p) {
+			size_t n = strlen(path) + 2;
+			char *name = malloc(n + 1);
+			if (!name)
+				return bkr_error_oom();
+			snprintf(name, n + 1, "%c/%s", side ? 'b' : 'a', path);
+			cli_print_name(f, name, n);
+			free(name);
+		} else {
+			fputs("/dev/null", f);
+		}
+		fprintf(f, "\t%s\n", id ? id : "-");
+	}
 	if (bkr_textdiff_binary(a->p, a->len) || bkr_textdiff_binary(b->p, b->len)) {
 		fprintf(f, "Binary files differ\n");
 		return 0;
@@ -413,7 +430,7 @@ static void print_text(cli *c, const bkr_manifest *m, const version *v)
 		fputs(hex, stdout);
 	} else if (v->target) {
 		fputs("-> ", stdout);
-		fwrite(v->target, 1, v->target_len, stdout);
+		cli_print_name(stdout, (const char *)v->target, v->target_len);
 	} else {
 		putchar('-');
 	}
@@ -507,7 +524,9 @@ int cmd_log(cli *c, int argc, char **argv)
 		json_out_end_array(&j);
 		json_out_end_object(&j);
 	} else if (!c->quiet) {
-		fprintf(stderr, "%zu version(s) of %s in %zu backup(s)\n", listed, path, nb);
+		fprintf(stderr, "%zu version(s) of ", listed);
+		cli_print_name(stderr, path, strlen(path));
+		fprintf(stderr, " in %zu backup(s)\n", nb);
 	}
 	goto done;
 fail:

@@ -117,12 +117,12 @@ static void print_entry(cli *c, const char *path, const bkr_entry *e, bool lng)
 		       e->user_len ? (const char *)e->user : "-", (int)(e->group_len ? e->group_len : 1),
 		       e->group_len ? (const char *)e->group : "-", (unsigned long long)e->size, t);
 	}
-	fwrite(path, 1, strlen(path), stdout);
+	cli_print_name(stdout, path, strlen(path));
 	if (e->type == BKR_FT_DIR)
 		putchar('/');
 	if (lng && e->type == BKR_FT_SYMLINK) {
 		fputs(" -> ", stdout);
-		fwrite(e->target, 1, e->target_len, stdout);
+		cli_print_name(stdout, (const char *)e->target, e->target_len);
 	}
 	putchar('\n');
 	(void)c;

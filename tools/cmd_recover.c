@@ -124,8 +124,11 @@ int cmd_scan(cli *c, int argc, char **argv)
 		free(text);
 	} else {
 		for (size_t i = 0; i < res.n; i++)
-			printf("%s%-9s%s %s: %s\n", cli_col(c, "red"), bkr_damage_name(res.items[i].kind),
-			       cli_col(c, "reset"), res.items[i].path, res.items[i].reason);
+		{
+			printf("%s%-9s%s ", cli_col(c, "red"), bkr_damage_name(res.items[i].kind), cli_col(c, "reset"));
+			cli_print_name(stdout, res.items[i].path, strlen(res.items[i].path));
+			printf(": %s\n", res.items[i].reason);
+		}
 		if (!c->quiet)
 			fprintf(stderr, "%zu damaged file%s among %llu checked%s%s\n", res.n, res.n == 1 ? "" : "s",
 				(unsigned long long)res.files_checked, res.backup_id ? " against " : "",

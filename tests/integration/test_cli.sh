@@ -305,6 +305,31 @@ rm -f "$D/backups/$newest"
 expect_exit 0 "$BKR" -q -r "$D" ls latest
 pass "a damaged newest manifest: 'latest' refuses (exit 4) rather than name an older backup"
 
+# --- a name with a newline cannot forge a line of text output: quoted as git does
+Q=$T/quoted
+mkdir -p "$Q/ws/src"
+nl=$(printf 'x\n-  important.db')
+printf 'one\n' >"$Q/ws/src/$nl"
+ln -s "$(printf 't\tz')" "$Q/ws/src/lnk"
+expect_exit 0 "$BKR" init -r "$Q/repo"
+expect_exit 0 "$BKR" -q -r "$Q/repo" create "$Q/ws/src"
+q1=$("$BKR" -r "$Q/repo" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+printf 'two\n' >"$Q/ws/src/$nl"
+expect_exit 0 "$BKR" -q -r "$Q/repo" create "$Q/ws/src"
+expect_exit 0 "$BKR" -r "$Q/repo" ls latest -R -l
+grep -qx '.* src/lnk -> "t\\tz"' "$T/out" || fail "ls -l does not quote a link target with a tab: $(cat "$T/out")"
+grep -qx '"src/x\\n-  important.db"' <(sed 's/^.* \("src\/x\)/\1/' "$T/out") || fail "ls does not quote a name with a newline: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$Q/repo" diff "$q1" latest
+[ "$(cat "$T/out")" = 'M  "src/x\n-  important.db"' ] || fail "diff does not quote a name with a newline: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$Q/repo" log "src/$nl" -p
+grep -q '^--- "a/src/x\\n-  important.db"'$'\t' "$T/out" && grep -q '^+++ "b/src/x\\n-  important.db"'$'\t' "$T/out" ||
+	fail "log -p does not quote the names in its headers: $(cat "$T/out")"
+! grep -qx -- '-  important.db.*' "$T/out" || fail "a name forged a line of log output: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$Q/repo" ls latest -R --json
+python3 -c 'import json,sys; n=[e["path"] for e in json.load(open(sys.argv[1]))]; assert "src/x\n-  important.db" in n, n' "$T/out" ||
+	fail "ls --json does not keep the name's bytes: $(cat "$T/out")"
+pass "names with control characters are quoted in text output (ls, diff, log), kept as bytes in --json"
+
 # --- a real tree
 real=/usr/include
 expect_exit 0 "$BKR" -r "$T/repo2" init
