@@ -113,6 +113,8 @@ int cmd_mount(cli *c, int argc, char **argv)
 	int first, err, n = 0;
 
 	CLI_PARSE(c, argc, argv, usage, "fo:", lo, opt, &s, &first);
+	if (c->json) /* bkr becomes bkrfs: no data to print, and bkrfs's exit codes (bkrfs.8) */
+		return cli_usage_error(c, "--json: mount prints no data (it runs bkrfs; see bkrfs(8) for its exit status)");
 	if (argc - first != 1)
 		return cli_usage_error(c, "expected one MOUNTPOINT");
 	if ((err = cli_repo_location(c, &cfg, &repo)) < 0)

@@ -408,6 +408,12 @@ expect_exit 1 "missing" "$BKRFS" "$R"
 expect_exit 1 "time zone" "$BKRFS" "$R" "$M" -o tz=No/Such_Zone
 expect_exit 1 "unknown option.*no_such_option" "$BKRFS" "$R" "$M" -o no_such_option
 expect_exit 1 "unknown option.*no_such_option" "$BKRFS" "$T/no-repo" "$M" -o no_such_option
+# bkr mount runs bkrfs (its exit codes); --json is refused as a usage error, in JSON
+out=$("$BKR" -r "$R" --json mount "$M" 2>/dev/null)
+rc=$?
+[ $rc = 2 ] && python3 -c 'import json,sys; assert json.loads(sys.argv[1])["error"]["exit"] == 2' "$out" &&
+	ok "bkr --json mount: usage error in JSON" || fail "bkr --json mount: exit $rc, $out"
+expect_exit 3 "not empty" "$BKR" -r "$R" mount "$T/full"
 mountpoint -q "$M" && fail "mounted despite an unknown option"
 # allow_other with uid=: one line of warning at mount time
 bkrfs_fg "$R" "$M" "$T/daemon5.err" -o allow_other,uid=65534
