@@ -468,7 +468,7 @@ int bkr_pack_read_footer_from(const bkr_crypto *c, const bkr_pack_id *pack, bkr_
 	if ((err = read(ctx, trailer, sizeof(trailer), file_size - BKR_PACK_TRAILER_SIZE)) < 0)
 		goto done;
 	if (memcmp(trailer, BKR_PACK_MAGIC, 8) != 0) {
-		err = bkr_error_set(BKR_ECORRUPT, "%s: bad pack magic", what);
+		err = bkr_error_set(BKR_ECORRUPT, "%s: no pack trailer (magic) at its end: truncated, or not a pack", what);
 		goto done;
 	}
 	if ((version = bkr_get_u32(trailer + 8)) != BKR_PACK_VERSION) {
