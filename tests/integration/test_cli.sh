@@ -169,7 +169,21 @@ ch = {c["path"]: c for c in d["changes"]}
 assert ch["src/data.json"]["change"] == "modified" and not ch["src/data.json"]["content"], ch
 assert len([c for c in d["changes"] if c["change"] != "modified" or c["content"]]) == 0, d["changes"]
 PY
-pass "diff between backups and against live files"
+# a PATH in neither backup is not found (exit 3), as for ls, cat, log and restore;
+# in one of them only it is a change
+for p in src/no-such-file /src/no-such-file src/small.txt/x; do
+	for flag in "" --exit-code --json; do
+		expect_exit 3 "$BKR" -r "$R" diff "$full" latest "$p" $flag
+		one_line_error
+		grep -q "path '$p': in neither backup" "$T/err" || fail "diff does not name the missing path: $(cat "$T/err")"
+	done
+done
+expect_exit 3 "$BKR" -r "$R" diff "$full" latest src/small.txt src/no-such-file
+[ ! -s "$T/out" ] || fail "diff printed changes before finding a missing path: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" diff "$full" latest src/added.txt
+grep -q "^+  src/added.txt" "$T/out" || fail "a path in the newer backup only: $(cat "$T/out")"
+expect_exit 1 "$BKR" -r "$R" diff "$full" latest /src/hard2 --exit-code
+pass "diff between backups and against live files; a path in neither backup is not found"
 
 # --- verify clean, then damage one data blob
 expect_exit 0 "$BKR" -r "$R" verify --read-data
