@@ -246,6 +246,12 @@ one_line_error
 grep -q "workspace_root" "$T/err" || fail "config check does not name the key"
 expect_exit 2 "$BKR" config check -c "$T/bad.json" --json
 json_ok "$T/out"
+# a key repeated inside a nested object, as at the top level
+echo '{"repository": "'"$R"'", "workspace_root": "'"$src"'", "recovery": {"rules": [{"pattern": "*",
+ "strategies": ["backup"]}], "rules": []}}' >"$T/dup.json"
+expect_exit 2 "$BKR" config check -c "$T/dup.json"
+one_line_error
+grep -q "key 'recovery.rules': appears more than once" "$T/err" || fail "a repeated nested key: $(cat "$T/err")"
 # the repository: -r, else BKR_REPO, else the configuration's (which is read all the same)
 expect_exit 0 "$BKR" init -r "$T/other"
 printf '{"repository": "%s", "workspace_root": "%s"}\n' "$R" "$src" >"$T/prec.json"
