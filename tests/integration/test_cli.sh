@@ -267,6 +267,20 @@ echo 'not json' >"$R/backups/backup_20990101_000000_full_deadbeef.json"
 expect_exit 4 "$BKR" -r "$R" list
 grep -q "backup_20990101_000000_full_deadbeef.json" "$T/err" || fail "damaged manifest not named"
 rm "$R/backups/backup_20990101_000000_full_deadbeef.json"
+# a pin until a time already past would protect nothing: refused, naming the time, nothing recorded
+expect_exit 2 "$BKR" -r "$R" pin "$full" --until 2020-01-01
+one_line_error
+grep -q "'2020-01-01' is not in the future" "$T/err" || fail "a pin until a past date: $(cat "$T/err")"
+expect_exit 2 env BKR_TEST_NOW=2030-06-01T12:00:00Z "$BKR" -r "$R" pin "$full" --until 2030-06-01 # ended at 00:00
+expect_exit 2 "$BKR" -r "$R" create --type snapshot "$src" --pin-until 2020-01-01T00:00:00Z
+one_line_error
+grep -q "pin-until: '2020-01-01T00:00:00Z' is not in the future" "$T/err" || fail "--pin-until in the past: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$R" show "$full"
+! grep -q "^pinned" "$T/out" || fail "a refused pin was recorded: $(cat "$T/out")"
+expect_exit 0 env BKR_TEST_NOW=2030-06-01T12:00:00Z "$BKR" -r "$R" pin "$full" --until 2030-06-02
+expect_exit 0 "$BKR" -r "$R" show "$full"
+grep -q "^pinned *2030-06-02" "$T/out" || fail "a pin until a future date: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" unpin "$full"
 pass "bad input gets one-line errors and documented exit codes"
 
 # --- NAME=PATH: two sources with the same last component in one backup
