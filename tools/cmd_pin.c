@@ -10,7 +10,6 @@
 #include "cli.h"
 #include "bkr/log.h"
 #include "bkr/error.h"
-#include "bkr/utf8.h"
 
 static const char pin_usage[] =
 	"usage: bkr pin -r REPO ID [--until DATE]\n"
@@ -44,8 +43,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		s->until = arg;
 		return 0;
 	case OPT_ADD:
-		if (!bkr_utf8_valid(arg, strlen(arg)))
-			return cli_usage_error(c, "--add: a tag is UTF-8 text");
+		if (cli_check_tag(c, "--add", arg))
+			return BKR_EXIT_USAGE;
 		if (s->nadd < 32)
 			s->add[s->nadd++] = arg;
 		return 0;

@@ -281,6 +281,26 @@ expect_exit 0 env BKR_TEST_NOW=2030-06-01T12:00:00Z "$BKR" -r "$R" pin "$full" -
 expect_exit 0 "$BKR" -r "$R" show "$full"
 grep -q "^pinned *2030-06-02" "$T/out" || fail "a pin until a future date: $(cat "$T/out")"
 expect_exit 0 "$BKR" -r "$R" unpin "$full"
+# tags: not empty, no comma, no control character, at most 128 bytes (such tags broke list's TAGS
+# column), a name for the mount's /by-tag/TAG
+long=$(printf 'x%.0s' $(seq 129))
+for t in "" "a,b" $'nl\ntag' $'c1\xc2\x85' a/b .. "$long"; do
+	expect_exit 2 "$BKR" -r "$R" tag "$full" --add ok --add "$t"
+	one_line_error
+	grep -q "^bkr tag: --add: " "$T/err" || fail "a bad tag: $(cat "$T/err")"
+done
+grep -qF "tag '${long:0:40}" "$T/err" || fail "a long tag is not named: $(cat "$T/err")"
+expect_exit 2 "$BKR" -r "$R" tag "$full" --add $'nl\ntag'
+grep -qF "tag 'nl\x0atag' holds a control character" "$T/err" || fail "a tag with a newline: $(cat "$T/err")"
+expect_exit 2 "$BKR" -r "$R" create "$src" --tag 'a,b'
+one_line_error
+grep -qF "tag 'a,b' holds a comma" "$T/err" || fail "create --tag with a comma: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$R" show "$full"
+! grep -q "^tag" "$T/out" || fail "a refused tag was recorded: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" tag "$full" --add "${long:1}" --add 'release:1.0 é'
+expect_exit 0 "$BKR" -r "$R" list
+grep -qF " ${long:1},release:1.0 é" "$T/out" || fail "good tags in list: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" tag "$full" --remove "${long:1}" --remove 'release:1.0 é'
 pass "bad input gets one-line errors and documented exit codes"
 
 # --- NAME=PATH: two sources with the same last component in one backup
@@ -388,7 +408,8 @@ jsonall 0 "$BKR" -r "$J" diff latest --live "$jsrc" --json
 jsonall 0 "$BKR" -r "$J" restore latest --target "$T/jrestore"$'\x01\xff' --json
 jsonall 0 "$BKR" -r "$J" pin latest --json
 jsonall 0 "$BKR" -r "$J" unpin latest --json
-jsonall 0 "$BKR" -r "$J" tag latest --add $'t\x02"' --json
+jsonall 0 "$BKR" -r "$J" tag latest --add 't"\' --json
+jsonall 2 "$BKR" -r "$J" tag latest --add $'t\x02"' --json
 jsonall 2 "$BKR" -r "$J" tag latest --add $'t\xff' --json
 jsonall 2 "$BKR" -r "$J" create "$jsrc" --tag $'t\xff' --json
 jsonall 0 "$BKR" -r "$J" list --json
