@@ -510,6 +510,24 @@ static char *own(cli_sources *s, char *str)
 	return str;
 }
 
+/* A source's name: the last component of @p arg as given (a symlink is named
+ * itself, not its target), or of its real path @p abs when that is '.', '..'
+ * or none ('/'). */
+static char *source_name(const char *arg, const char *abs)
+{
+	size_t len = strlen(arg), start, n;
+
+	while (len > 1 && arg[len - 1] == '/')
+		len--;
+	for (start = len; start > 0 && arg[start - 1] != '/'; start--)
+		;
+	n = len - start;
+	if (n && !(arg[start] == '.' && (n == 1 || (n == 2 && arg[start + 1] == '.'))))
+		return strndup(arg + start, n);
+	arg = strrchr(abs, '/');
+	return strdup(arg && arg[1] ? arg + 1 : "root");
+}
+
 int cli_sources_get(cli *c, const bkr_config *cfg, char **paths, int npaths,
 		    char **only, size_t nonly, cli_sources *out)
 {
@@ -527,8 +545,7 @@ int cli_sources_get(cli *c, const bkr_config *cfg, char **paths, int npaths,
 			if (named) {
 				name = own(out, strndup(arg, (size_t)(eq - arg)));
 			} else {
-				const char *last = strrchr(abs, '/');
-				name = own(out, strdup(last && last[1] ? last + 1 : "root"));
+				name = own(out, source_name(arg, abs));
 			}
 			if (!name)
 				return bkr_error_oom();

@@ -323,7 +323,22 @@ python3 -c '
 import json,sys
 assert [s["source"] for s in json.load(open(sys.argv[1]))["sources"]] == ["eq=dir"]' "$T/out" || fail "./x=y is not taken as a path"
 expect_exit 2 "$BKR" -r "$R" create "..=$T/na/config"
-pass "NAME=PATH names sources; same-named paths get a clear error"
+# a symlink names the source after itself, as bkr(1) says (its last component), not after its
+# target; the backup reads through it.  '.' and '..' name the directory they are
+ln -s "$T/na/config" "$T/cfglink"
+for arg in "$T/cfglink" "$T/cfglink/"; do
+	expect_exit 0 "$BKR" -r "$R" create --type full "$arg" --json
+	python3 -c '
+import json,sys
+m=json.load(open(sys.argv[1]))
+assert [(s["source"], s["path"]) for s in m["sources"]] == [("cfglink", sys.argv[2])], m["sources"]' "$T/out" "$(realpath "$T/na/config")" ||
+		fail "a symlink given as $arg names the source after its target"
+done
+expect_exit 0 "$BKR" -r "$R" cat latest cfglink/x
+[ "$(cat "$T/out")" = a ] || fail "the backup of a symlinked directory does not read through it"
+(cd "$T/na/config" && expect_exit 0 "$BKR" -r "$R" create --type full . --json)
+grep -q '"source":.*"config"' "$T/out" || fail "'.' does not name the source after the directory"
+pass "NAME=PATH names sources; same-named paths get a clear error; a symlink names its source"
 
 # --- a damaged root tree: the messages name the backup, never an empty path
 D=$T/rootdmg
