@@ -1,9 +1,10 @@
 /** @file
  * The user configuration file (see bkr/config.h and docs/config.md).
  *
- * Loading is one pass over the cJSON tree: every object's member names are
- * checked against the list of known keys first (typo protection, duplicates),
- * then each known key is type-checked and converted.  The first problem is
+ * Loading walks the cJSON tree for a member name repeated in any object, at
+ * any depth, then makes one pass over it: every object's member names are
+ * checked against the list of known keys first (typo protection), then each
+ * known key is type-checked and converted.  The first problem is
  * recorded as "<file>: key '<path>': <what was expected>" and stops the load.
  */
 #include "bkr/config.h"
@@ -354,35 +355,64 @@ static void keypath(char *out, const char *prefix, const char *key)
 		snprintf(out, KEYPATH_MAX, "%.200s", key);
 }
 
-/* Reject unknown and repeated member names of @p obj ('_' keys are comments). */
-static int check_keys(struct ctx *x, const cJSON *obj, const char *prefix, const char *const *known)
+/*
+ * Reject a member name repeated in any object below @p item (readers would
+ * disagree on which one counts), at every depth: the recovery section and
+ * the values inside it too.  @p kp holds the key path of @p item in its first
+ * @p base bytes.  The values of '_' keys are comments, not looked into.
+ */
+static int check_repeats(struct ctx *x, const cJSON *item, char *kp, size_t base)
 {
 	const cJSON *a;
-	const char **names = NULL;
-	char kp[KEYPATH_MAX];
-	size_t n = 0, at = SIZE_MAX, pos = 0;
+	const char **names;
+	size_t n = 0, i = 0, at;
+	bool member = cJSON_IsObject(item);
 	int r;
 
-	cJSON_ArrayForEach(a, obj)
-		n++;
+	if (member)
+		cJSON_ArrayForEach(a, item)
+			n++;
 	if (n > 1) { /* the first repeated name, in O(n log n) */
 		if (!(names = malloc(n * sizeof(*names))))
 			return oom(x);
 		n = 0;
-		cJSON_ArrayForEach(a, obj)
+		cJSON_ArrayForEach(a, item)
 			names[n++] = a->string ? a->string : "";
 		r = bkr_json_find_repeat(&at, names, n);
+		if (r > 0)
+			snprintf(kp + base, KEYPATH_MAX - base, "%s%s", base ? "." : "", names[at]);
 		free(names);
 		if (r < 0)
 			return oom(x);
-		if (r == 0)
-			at = SIZE_MAX;
+		if (r > 0)
+			return key_error(x, kp, "appears more than once");
 	}
+	cJSON_ArrayForEach(a, item) {
+		if ((cJSON_IsObject(a) || cJSON_IsArray(a)) && !(member && a->string && a->string[0] == '_')) {
+			if (member)
+				snprintf(kp + base, KEYPATH_MAX - base, "%s%s", base ? "." : "",
+					 a->string ? a->string : "");
+			else
+				snprintf(kp + base, KEYPATH_MAX - base, "[%zu]", i);
+			if (check_repeats(x, a, kp, strlen(kp)) < 0)
+				return x->err;
+			kp[base] = '\0';
+		}
+		i++;
+	}
+	return 0;
+}
+
+/* Reject unknown member names of @p obj ('_' keys are comments; repeated ones
+ * were rejected by check_repeats). */
+static int check_keys(struct ctx *x, const cJSON *obj, const char *prefix, const char *const *known)
+{
+	const cJSON *a;
+	char kp[KEYPATH_MAX];
+
 	cJSON_ArrayForEach(a, obj) {
 		size_t i;
 		keypath(kp, prefix, a->string ? a->string : "");
-		if (pos++ == at)
-			return key_error(x, kp, "appears more than once");
 		if (a->string[0] == '_')
 			continue;
 		for (i = 0; known[i]; i++)
@@ -729,12 +759,13 @@ static int parse_root(struct ctx *x, const cJSON *root)
 	static const char *const compression_keys[] = { "level", NULL };
 	bkr_config *c = x->c;
 	const cJSON *it;
+	char kp[KEYPATH_MAX] = "";
 
 	if (!cJSON_IsObject(root)) {
 		x->err = bkr_error_set(BKR_EINVAL, "%s: expected a JSON object at the top level", x->file);
 		return x->err;
 	}
-	if (check_keys(x, root, "", known) < 0)
+	if (check_repeats(x, root, kp, 0) < 0 || check_keys(x, root, "", known) < 0)
 		return x->err;
 
 	if (!(it = cJSON_GetObjectItemCaseSensitive(root, "repository")))

@@ -345,6 +345,26 @@ done:
 	return err;
 }
 
+/* BKR_ENOTFOUND naming @p path when it is in neither tree (in one only is a change). */
+static int path_in_either(bkr_repo *r, const bkr_id *old_root, const bkr_id *new_root, const char *path)
+{
+	bkr_entry e;
+	bkr_dir *h = NULL;
+	int err = bkr_walk_resolve(r, old_root, path, &e, &h, NULL, NULL);
+
+	bkr_dir_free(h);
+	h = NULL;
+	if (err == BKR_ENOTFOUND) {
+		err = bkr_walk_resolve(r, new_root, path, &e, &h, NULL, NULL);
+		bkr_dir_free(h);
+	}
+	if (err == BKR_ENOTFOUND)
+		return bkr_error_set(BKR_ENOTFOUND, "path '%s': in neither backup", path);
+	if (err == 0)
+		bkr_error_clear(); /* the old tree's "no such file" */
+	return err;
+}
+
 int bkr_diff_trees(bkr_repo *r, const bkr_id *old_root, const bkr_id *new_root,
 		   const bkr_diff_options *o, bkr_diff_stats *stats)
 {
@@ -358,6 +378,10 @@ int bkr_diff_trees(bkr_repo *r, const bkr_id *old_root, const bkr_id *new_root,
 		return bkr_error_set(BKR_EINVAL, "diff: unsupported options version");
 	c.repo = r;
 	c.o = o;
+	/* every path first: one in neither tree is an error before any change is reported */
+	for (size_t i = 0; i < o->npaths; i++)
+		if ((err = path_in_either(r, old_root, new_root, o->paths[i])) < 0)
+			return err;
 	if (!o->npaths) {
 		err = diff_path(&c, old_root, new_root, "");
 	} else {

@@ -282,6 +282,21 @@ static int read_records(bkr_health *h, const bkr_config *cfg, struct scan_seen *
 
 /* ---- recovery ----------------------------------------------------------- */
 
+/* Leave out of @p l (oldest first) what was made after @p now_ns: at that
+ * time it did not exist yet, like the records and verifies after it. */
+static void drop_after(bkr_manifest_list *l, int64_t now_ns)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->items[i]->time_ns > now_ns)
+			bkr_manifest_free(l->items[i]);
+		else
+			l->items[k++] = l->items[i];
+	}
+	l->n = k;
+}
+
 /*
  * The files the newest recovery run left to a person: those a routine's scan
  * after the run still found damaged (all of them without such a scan).
@@ -305,7 +320,10 @@ static int read_manual(bkr_health *h, bkr_repo *repo, const struct scan_seen *sc
 	size_t len;
 	int err;
 
-	if ((err = bkr_repo_list(repo, true, &runs, NULL)) < 0 || runs.n == 0)
+	if ((err = bkr_repo_list(repo, true, &runs, NULL)) < 0)
+		goto done;
+	drop_after(&runs, h->now_ns);
+	if (runs.n == 0)
 		goto done;
 	if (bkr_recover_read_report(repo, runs.items[runs.n - 1]->backup_id, &text, &len) < 0) {
 		err = 0; /* a run without a readable report has nothing to say here */
@@ -386,6 +404,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	    (err = read_verify_record(h, repo)) < 0 ||
 	    (err = bkr_repo_list(repo, false, &l, NULL)) < 0 || (err = read_manual(h, repo, &sc)) < 0)
 		goto done;
+	drop_after(&l, now_ns); /* an --as-of before a backup: it was not made yet (never a negative age) */
 	h->backups = l.n;
 	if (!(h->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*h->sources)))) {
 		err = bkr_error_oom();

@@ -17,6 +17,7 @@
 #include "bkr/log.h"
 #include "bkr/progress.h"
 #include "bkr/store.h"
+#include "bkr/utf8.h"
 #include "bkr_version.h"
 
 int bkr_exit_for(int err)
@@ -139,6 +140,47 @@ int cli_usage_error(cli *c, const char *fmt, ...)
 		fprintf(stderr, "bkr: %s (see 'bkr --help')\n", msg);
 	cli_json_error(c, BKR_EINVAL, msg);
 	return BKR_EXIT_USAGE;
+}
+
+int cli_check_tag(cli *c, const char *opt, const char *tag)
+{
+	char shown[64], why[64] = "";
+	size_t len = strlen(tag), k = 0, i, n;
+	bool cut = false;
+
+	if (!len)
+		return cli_usage_error(c, "%s: a tag is not empty", opt);
+	if (!bkr_utf8_valid(tag, len))
+		return cli_usage_error(c, "%s: a tag is UTF-8 text", opt);
+	for (i = 0; i < len && !*why; i++) {
+		unsigned char b = (unsigned char)tag[i];
+		if (b < 0x20 || b == 0x7f || (b == 0xc2 && (unsigned char)tag[i + 1] < 0xa0)) /* C0, DEL, C1 */
+			snprintf(why, sizeof(why), "holds a control character");
+		else if (b == ',')
+			snprintf(why, sizeof(why), "holds a comma (bkr list separates tags with commas)");
+		else if (b == '/')
+			snprintf(why, sizeof(why), "holds a '/' (the mount's /by-tag/TAG is a directory)");
+	}
+	if (!*why && (!strcmp(tag, ".") || !strcmp(tag, "..")))
+		snprintf(why, sizeof(why), "cannot name the mount's /by-tag/TAG directory");
+	if (!*why && len > CLI_TAG_MAX)
+		snprintf(why, sizeof(why), "is longer than %d bytes", CLI_TAG_MAX);
+	if (!*why)
+		return 0;
+	/* the tag on one line: control characters as \xNN / \u00NN, a long one cut at a character */
+	for (i = 0; i < len && !cut; i += n) {
+		unsigned char b = (unsigned char)tag[i];
+		n = bkr_utf8_seq(tag + i, len - i);
+		if (k + 8 > sizeof(shown))
+			cut = true;
+		else if (b < 0x20 || b == 0x7f)
+			k += (size_t)snprintf(shown + k, sizeof(shown) - k, "\\x%02x", b);
+		else if (b == 0xc2 && (unsigned char)tag[i + 1] < 0xa0)
+			k += (size_t)snprintf(shown + k, sizeof(shown) - k, "\\u00%02x", (unsigned char)tag[i + 1]);
+		else
+			k += (size_t)snprintf(shown + k, sizeof(shown) - k, "%.*s", (int)n, tag + i);
+	}
+	return cli_usage_error(c, "%s: tag '%s%s' %s", opt, shown, cut ? "..." : "", why);
 }
 
 int cli_fail(cli *c, int err)
@@ -497,6 +539,24 @@ static char *own(cli_sources *s, char *str)
 	return str;
 }
 
+/* A source's name: the last component of @p arg as given (a symlink is named
+ * itself, not its target), or of its real path @p abs when that is '.', '..'
+ * or none ('/'). */
+static char *source_name(const char *arg, const char *abs)
+{
+	size_t len = strlen(arg), start, n;
+
+	while (len > 1 && arg[len - 1] == '/')
+		len--;
+	for (start = len; start > 0 && arg[start - 1] != '/'; start--)
+		;
+	n = len - start;
+	if (n && !(arg[start] == '.' && (n == 1 || (n == 2 && arg[start + 1] == '.'))))
+		return strndup(arg + start, n);
+	arg = strrchr(abs, '/');
+	return strdup(arg && arg[1] ? arg + 1 : "root");
+}
+
 int cli_sources_get(cli *c, const bkr_config *cfg, char **paths, int npaths,
 		    char **only, size_t nonly, cli_sources *out)
 {
@@ -514,8 +574,7 @@ int cli_sources_get(cli *c, const bkr_config *cfg, char **paths, int npaths,
 			if (named) {
 				name = own(out, strndup(arg, (size_t)(eq - arg)));
 			} else {
-				const char *last = strrchr(abs, '/');
-				name = own(out, strdup(last && last[1] ? last + 1 : "root"));
+				name = own(out, source_name(arg, abs));
 			}
 			if (!name)
 				return bkr_error_oom();

@@ -63,6 +63,17 @@ int cli_common(cli *c, int opt, const char *arg, const char *usage);
  */
 int cli_usage_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/** The longest tag, in bytes. */
+#define CLI_TAG_MAX 128
+
+/**
+ * Check a tag given with option @p opt (create --tag, tag --add): UTF-8, not
+ * empty, at most CLI_TAG_MAX bytes, no comma (bkr list joins tags with
+ * them), no control character, a name for the mount's /by-tag/TAG (no '/',
+ * not . or ..).  0, or a usage error naming the tag.
+ */
+int cli_check_tag(cli *c, const char *opt, const char *tag);
+
 /**
  * Report the engine's last error for @p err (one line on stderr; with --json
  * also {"error":...} on stdout) and return the matching exit code.

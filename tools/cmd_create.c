@@ -9,7 +9,6 @@
 #include "cli.h"
 #include "bkr/backup.h"
 #include "bkr/error.h"
-#include "bkr/utf8.h"
 #include "bkr/log.h"
 #include "bkr/routine.h"
 
@@ -120,14 +119,16 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case OPT_TAG:
 		if (s->ntags == 64)
 			return cli_usage_error(c, "too many --tag options");
-		if (!bkr_utf8_valid(arg, strlen(arg)))
-			return cli_usage_error(c, "--tag: a tag is UTF-8 text");
+		if (cli_check_tag(c, "--tag", arg))
+			return BKR_EXIT_USAGE;
 		s->tags[s->ntags++] = (char *)arg;
 		return 0;
 	case OPT_PIN_UNTIL: {
 		int64_t t;
 		if (bkr_time_parse(arg, &t) < 0)
 			return cli_usage_error(c, "--pin-until: expected a date like 2027-01-31, not '%s'", arg);
+		if (t <= bkr_time_now_ns()) /* the pin would already have ended */
+			return cli_usage_error(c, "--pin-until: '%s' is not in the future", arg);
 		s->o.pinned_until = arg;
 		return 0;
 	}

@@ -10,14 +10,13 @@
 #include "cli.h"
 #include "bkr/log.h"
 #include "bkr/error.h"
-#include "bkr/utf8.h"
 
 static const char pin_usage[] =
 	"usage: bkr pin -r REPO ID [--until DATE]\n"
 	"       bkr unpin -r REPO ID\n\n"
-	"Mark backup ID as pinned until DATE (YYYY-MM-DD) or forever; unpin removes\n"
-	"the mark.  'bkr list' and 'bkr show' display it, and the retention rules\n"
-	"(docs/config.md) always keep a pinned backup.\n";
+	"Mark backup ID as pinned until DATE (YYYY-MM-DD, in the future) or forever;\n"
+	"unpin removes the mark.  'bkr list' and 'bkr show' display it, and the\n"
+	"retention rules (docs/config.md) always keep a pinned backup.\n";
 
 static const char tag_usage[] =
 	"usage: bkr tag -r REPO ID [--add T]... [--remove T]...\n\n"
@@ -39,11 +38,13 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case OPT_UNTIL:
 		if (bkr_time_parse(arg, &t) < 0)
 			return cli_usage_error(c, "--until: expected a date like 2027-01-31, not '%s'", arg);
+		if (t <= bkr_time_now_ns()) /* the pin would already have ended: it protects nothing */
+			return cli_usage_error(c, "--until: '%s' is not in the future", arg);
 		s->until = arg;
 		return 0;
 	case OPT_ADD:
-		if (!bkr_utf8_valid(arg, strlen(arg)))
-			return cli_usage_error(c, "--add: a tag is UTF-8 text");
+		if (cli_check_tag(c, "--add", arg))
+			return BKR_EXIT_USAGE;
 		if (s->nadd < 32)
 			s->add[s->nadd++] = arg;
 		return 0;

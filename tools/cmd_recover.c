@@ -69,8 +69,10 @@ static const struct option recover_lo[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* The configuration is required; the repository is optional (staged runs). */
-static int open_engine(cli *c, bkr_config **cfg, bkr_repo **repo, bkr_recover **rc)
+/* The configuration is required; the repository is optional (staged runs),
+ * except for scan (@p need_repo): without the backups it cannot judge what
+ * is missing or truncated, so a clean result would be false. */
+static int open_engine(cli *c, bool need_repo, bkr_config **cfg, bkr_repo **repo, bkr_recover **rc)
 {
 	int err;
 	*cfg = NULL;
@@ -80,7 +82,9 @@ static int open_engine(cli *c, bkr_config **cfg, bkr_repo **repo, bkr_recover **
 		return err;
 	if (!*cfg)
 		return bkr_error_set(BKR_EINVAL, "the recovery commands need a configuration: give -c FILE or set BKR_CONFIG");
-	if (bkr_repo_open(repo, cli_repo_path(c, *cfg), 0) < 0) {
+	if ((err = bkr_repo_open(repo, cli_repo_path(c, *cfg), 0)) < 0) {
+		if (need_repo)
+			return err;
 		cli_warn(c, "%s (recovering without the backup strategy)", bkr_error_message());
 		*repo = NULL;
 	}
@@ -107,7 +111,7 @@ int cmd_scan(cli *c, int argc, char **argv)
 	CLI_PARSE(c, argc, argv, scan_usage, "", lo, opt, &s, &first);
 	if (first < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
-	if ((err = open_engine(c, &cfg, &repo, &rc)) < 0 ||
+	if ((err = open_engine(c, true, &cfg, &repo, &rc)) < 0 ||
 	    (err = bkr_recover_scan(rc, s.o.deep ? BKR_SCAN_DEEP : 0, &res)) < 0) {
 		ret = cli_fail(c, err);
 		goto done;
@@ -182,7 +186,7 @@ int cmd_recover(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
 	if (!s.file)
 		return cli_usage_error(c, "--file PATH is required");
-	if ((err = open_engine(c, &cfg, &repo, &rc)) < 0 || (err = bkr_recover_file(rc, s.file, &s.o, &rep)) < 0)
+	if ((err = open_engine(c, false, &cfg, &repo, &rc)) < 0 || (err = bkr_recover_file(rc, s.file, &s.o, &rep)) < 0)
 		ret = cli_fail(c, err);
 	else
 		ret = report_out(c, rep);
@@ -205,7 +209,7 @@ int cmd_batch(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
 	if (s.o.force_strategy || s.file)
 		return cli_usage_error(c, "--file and --strategy go with 'bkr recover'");
-	if ((err = open_engine(c, &cfg, &repo, &rc)) < 0 || (err = bkr_recover_batch(rc, &s.o, &rep)) < 0)
+	if ((err = open_engine(c, false, &cfg, &repo, &rc)) < 0 || (err = bkr_recover_batch(rc, &s.o, &rep)) < 0)
 		ret = cli_fail(c, err);
 	else
 		ret = report_out(c, rep);

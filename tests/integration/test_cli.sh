@@ -169,7 +169,21 @@ ch = {c["path"]: c for c in d["changes"]}
 assert ch["src/data.json"]["change"] == "modified" and not ch["src/data.json"]["content"], ch
 assert len([c for c in d["changes"] if c["change"] != "modified" or c["content"]]) == 0, d["changes"]
 PY
-pass "diff between backups and against live files"
+# a PATH in neither backup is not found (exit 3), as for ls, cat, log and restore;
+# in one of them only it is a change
+for p in src/no-such-file /src/no-such-file src/small.txt/x; do
+	for flag in "" --exit-code --json; do
+		expect_exit 3 "$BKR" -r "$R" diff "$full" latest "$p" $flag
+		one_line_error
+		grep -q "path '$p': in neither backup" "$T/err" || fail "diff does not name the missing path: $(cat "$T/err")"
+	done
+done
+expect_exit 3 "$BKR" -r "$R" diff "$full" latest src/small.txt src/no-such-file
+[ ! -s "$T/out" ] || fail "diff printed changes before finding a missing path: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" diff "$full" latest src/added.txt
+grep -q "^+  src/added.txt" "$T/out" || fail "a path in the newer backup only: $(cat "$T/out")"
+expect_exit 1 "$BKR" -r "$R" diff "$full" latest /src/hard2 --exit-code
+pass "diff between backups and against live files; a path in neither backup is not found"
 
 # --- verify clean, then damage one data blob
 expect_exit 0 "$BKR" -r "$R" verify --read-data
@@ -232,6 +246,12 @@ one_line_error
 grep -q "workspace_root" "$T/err" || fail "config check does not name the key"
 expect_exit 2 "$BKR" config check -c "$T/bad.json" --json
 json_ok "$T/out"
+# a key repeated inside a nested object, as at the top level
+echo '{"repository": "'"$R"'", "workspace_root": "'"$src"'", "recovery": {"rules": [{"pattern": "*",
+ "strategies": ["backup"]}], "rules": []}}' >"$T/dup.json"
+expect_exit 2 "$BKR" config check -c "$T/dup.json"
+one_line_error
+grep -q "key 'recovery.rules': appears more than once" "$T/err" || fail "a repeated nested key: $(cat "$T/err")"
 # the repository: -r, else BKR_REPO, else the configuration's (which is read all the same)
 expect_exit 0 "$BKR" init -r "$T/other"
 printf '{"repository": "%s", "workspace_root": "%s"}\n' "$R" "$src" >"$T/prec.json"
@@ -247,6 +267,40 @@ echo 'not json' >"$R/backups/backup_20990101_000000_full_deadbeef.json"
 expect_exit 4 "$BKR" -r "$R" list
 grep -q "backup_20990101_000000_full_deadbeef.json" "$T/err" || fail "damaged manifest not named"
 rm "$R/backups/backup_20990101_000000_full_deadbeef.json"
+# a pin until a time already past would protect nothing: refused, naming the time, nothing recorded
+expect_exit 2 "$BKR" -r "$R" pin "$full" --until 2020-01-01
+one_line_error
+grep -q "'2020-01-01' is not in the future" "$T/err" || fail "a pin until a past date: $(cat "$T/err")"
+expect_exit 2 env BKR_TEST_NOW=2030-06-01T12:00:00Z "$BKR" -r "$R" pin "$full" --until 2030-06-01 # ended at 00:00
+expect_exit 2 "$BKR" -r "$R" create --type snapshot "$src" --pin-until 2020-01-01T00:00:00Z
+one_line_error
+grep -q "pin-until: '2020-01-01T00:00:00Z' is not in the future" "$T/err" || fail "--pin-until in the past: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$R" show "$full"
+! grep -q "^pinned" "$T/out" || fail "a refused pin was recorded: $(cat "$T/out")"
+expect_exit 0 env BKR_TEST_NOW=2030-06-01T12:00:00Z "$BKR" -r "$R" pin "$full" --until 2030-06-02
+expect_exit 0 "$BKR" -r "$R" show "$full"
+grep -q "^pinned *2030-06-02" "$T/out" || fail "a pin until a future date: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" unpin "$full"
+# tags: not empty, no comma, no control character, at most 128 bytes (such tags broke list's TAGS
+# column), a name for the mount's /by-tag/TAG
+long=$(printf 'x%.0s' $(seq 129))
+for t in "" "a,b" $'nl\ntag' $'c1\xc2\x85' a/b .. "$long"; do
+	expect_exit 2 "$BKR" -r "$R" tag "$full" --add ok --add "$t"
+	one_line_error
+	grep -q "^bkr tag: --add: " "$T/err" || fail "a bad tag: $(cat "$T/err")"
+done
+grep -qF "tag '${long:0:40}" "$T/err" || fail "a long tag is not named: $(cat "$T/err")"
+expect_exit 2 "$BKR" -r "$R" tag "$full" --add $'nl\ntag'
+grep -qF "tag 'nl\x0atag' holds a control character" "$T/err" || fail "a tag with a newline: $(cat "$T/err")"
+expect_exit 2 "$BKR" -r "$R" create "$src" --tag 'a,b'
+one_line_error
+grep -qF "tag 'a,b' holds a comma" "$T/err" || fail "create --tag with a comma: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$R" show "$full"
+! grep -q "^tag" "$T/out" || fail "a refused tag was recorded: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" tag "$full" --add "${long:1}" --add 'release:1.0 é'
+expect_exit 0 "$BKR" -r "$R" list
+grep -qF " ${long:1},release:1.0 é" "$T/out" || fail "good tags in list: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" tag "$full" --remove "${long:1}" --remove 'release:1.0 é'
 pass "bad input gets one-line errors and documented exit codes"
 
 # --- NAME=PATH: two sources with the same last component in one backup
@@ -269,7 +323,22 @@ python3 -c '
 import json,sys
 assert [s["source"] for s in json.load(open(sys.argv[1]))["sources"]] == ["eq=dir"]' "$T/out" || fail "./x=y is not taken as a path"
 expect_exit 2 "$BKR" -r "$R" create "..=$T/na/config"
-pass "NAME=PATH names sources; same-named paths get a clear error"
+# a symlink names the source after itself, as bkr(1) says (its last component), not after its
+# target; the backup reads through it.  '.' and '..' name the directory they are
+ln -s "$T/na/config" "$T/cfglink"
+for arg in "$T/cfglink" "$T/cfglink/"; do
+	expect_exit 0 "$BKR" -r "$R" create --type full "$arg" --json
+	python3 -c '
+import json,sys
+m=json.load(open(sys.argv[1]))
+assert [(s["source"], s["path"]) for s in m["sources"]] == [("cfglink", sys.argv[2])], m["sources"]' "$T/out" "$(realpath "$T/na/config")" ||
+		fail "a symlink given as $arg names the source after its target"
+done
+expect_exit 0 "$BKR" -r "$R" cat latest cfglink/x
+[ "$(cat "$T/out")" = a ] || fail "the backup of a symlinked directory does not read through it"
+(cd "$T/na/config" && expect_exit 0 "$BKR" -r "$R" create --type full . --json)
+grep -q '"source":.*"config"' "$T/out" || fail "'.' does not name the source after the directory"
+pass "NAME=PATH names sources; same-named paths get a clear error; a symlink names its source"
 
 # --- a damaged root tree: the messages name the backup, never an empty path
 D=$T/rootdmg
@@ -401,7 +470,8 @@ jsonall 0 "$BKR" -r "$J" diff latest --live "$jsrc" --json
 jsonall 0 "$BKR" -r "$J" restore latest --target "$T/jrestore"$'\x01\xff' --json
 jsonall 0 "$BKR" -r "$J" pin latest --json
 jsonall 0 "$BKR" -r "$J" unpin latest --json
-jsonall 0 "$BKR" -r "$J" tag latest --add $'t\x02"' --json
+jsonall 0 "$BKR" -r "$J" tag latest --add 't"\' --json
+jsonall 2 "$BKR" -r "$J" tag latest --add $'t\x02"' --json
 jsonall 2 "$BKR" -r "$J" tag latest --add $'t\xff' --json
 jsonall 2 "$BKR" -r "$J" create "$jsrc" --tag $'t\xff' --json
 jsonall 0 "$BKR" -r "$J" list --json

@@ -65,7 +65,21 @@ cat > "$CFG" <<JSON
 }
 JSON
 
+# a repository that cannot be opened: without the backups no file can be
+# judged missing or truncated, so scan fails with the repository's error
+# (exit 3, one line naming it), never "0 damaged files"
+sed "s|\"repository\": \"$REPO\"|\"repository\": \"$T/no-such-repo\"|" "$CFG" > "$T/norepo.json"
+st=0; "$BKR" scan -c "$T/norepo.json" > "$T/norepo.out" 2> "$T/norepo.err" || st=$?
+[ "$st" = 3 ] || fail "scan with a repository that does not exist: exit $st: $(cat "$T/norepo.err")"
+[ "$(wc -l < "$T/norepo.err")" = 1 ] && grep -q "$T/no-such-repo" "$T/norepo.err" ||
+	fail "scan does not name the missing repository in one line: $(cat "$T/norepo.err")"
+st=0; "$BKR" scan -c "$T/norepo.json" --json > "$T/norepo.json.out" 2>/dev/null || st=$?
+[ "$st" = 3 ] && grep -q '"exit":3' "$T/norepo.json.out" || fail "scan --json with a missing repository: exit $st"
 "$BKR" init -r "$REPO" >/dev/null
+# a repository without a backup yet: what can be judged is (the required file no backup holds)
+st=0; "$BKR" scan -c "$CFG" --json > "$T/scan-nobackup.json" || st=$?
+[ "$st" = 1 ] || fail "scan before the first backup: exit $st"
+grep -q '"found":	1' "$T/scan-nobackup.json" || fail "scan before the first backup: $(cat "$T/scan-nobackup.json")"
 "$BKR" create -c "$CFG" --type full >/dev/null
 "$BKR" scan -c "$CFG" >/dev/null 2>&1 || true
 st=0; "$BKR" scan -c "$CFG" --json > "$T/scan0.json" || st=$?

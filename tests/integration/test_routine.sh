@@ -241,6 +241,31 @@ expect_exit 0 routine 2026-12-16T13:00:00Z hourly
 expect_exit 0 "$BKR" -c "$CFG" health --as-of 2026-12-16T13:05:00Z
 pass "health lists files that need a person until a later scan finds them fixed; one needs_person alert"
 
+# --- --as-of before backups: they were not made yet (never a negative age)
+first=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-11-30T09:00:00Z
+! grep -qE -- '-[0-9]+(d|h|min)' "$T/out" || fail "a negative age before every backup: $(cat "$T/out")"
+grep -q "source hot (hourly) has no good backup" "$T/out" || fail "health before every backup: $(cat "$T/out")"
+expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-11-30T09:00:00Z --json
+python3 - "$T/out" <<'PY' || fail "health --json before every backup: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert h["backups"] == 0, h["backups"]
+for s in h["sources"]:
+    assert s["newest_backup"] is None and s["age_seconds"] is None, s
+    assert s["status"] == ("manual" if s["source"] == "man" else "stale"), s
+PY
+# 20 minutes after the first backup: only it counts, and the later recovery run's file is not due yet
+expect_exit 0 "$BKR" -c "$CFG" health --as-of 2026-11-30T10:20:00Z --json
+python3 - "$T/out" "$first" <<'PY' || fail "health --json after the first backup: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert h["healthy"] and h["backups"] == 1 and h["need_person"]["files"] == [], h
+src = {s["source"]: s for s in h["sources"]}
+assert src["hot"]["newest_backup"] == sys.argv[2] and src["hot"]["age_seconds"] == 1200, src["hot"]
+PY
+pass "health --as-of before a backup leaves it out: no negative age, stale before the first"
+
 # --- damage found by the weekly verify: alert, unhealthy, the damaged backups are not "good"
 pack=$(find "$R/data" -name '*.pack' -printf '%s %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
 python3 - "$pack" <<'PY'

@@ -507,8 +507,21 @@ static void test_unknown_keys(void **state)
 	expect_key_error("\"compression\": {\"codec\": \"zlib\"}", "compression.codec", "unknown key");
 	/* the message lists what is allowed there */
 	expect_key_error("\"compression\": {\"lvl\": 1}", "compression.lvl", "known keys here: level");
-	/* repeated keys */
+	/* repeated keys, at every depth, named by their whole path */
 	expect_key_error("\"log_dir\": \"/a\", \"log_dir\": \"/b\"", "log_dir", "more than once");
+	expect_key_error("\"sources\": [{\"name\": \"a\"}, {\"name\": \"b\", \"name\": \"c\"}]", "sources[1].name",
+			 "more than once");
+	expect_key_error("\"retention\": {\"full\": {\"keep_last\": 1, \"keep_last\": 2}}",
+			 "retention.full.keep_last", "more than once");
+	expect_key_error("\"recovery\": {\"rules\": [{\"pattern\": \"a\", \"strategies\": [\"backup\"]}], \"rules\": []}",
+			 "recovery.rules", "more than once");
+	expect_key_error("\"recovery\": {\"rules\": [{\"pattern\": \"a\", \"pattern\": \"b\", \"strategies\": []}]}",
+			 "recovery.rules[0].pattern", "more than once");
+	expect_key_error("\"recovery\": {\"rules\": [{\"pattern\": \"a\", \"strategies\": [{\"type\": \"mongodb\", "
+			 "\"filter\": {\"id\": 1, \"x\": [[{\"k\": 1, \"k\": 2}]]}}]}]}",
+			 "recovery.rules[0].strategies[0].filter.x[0][0].k", "more than once");
+	/* the value of a comment is not looked into */
+	bkr_config_free(load_ok(BASE ",\"_note\":{\"a\":1,\"a\":2}}", "/"));
 	/* comments are fine anywhere */
 	bkr_config_free(load_ok(BASE ",\"_note\":1,\"retention\":{\"_why\":\"x\"}}", "/"));
 	/* the recovery section is not checked here */

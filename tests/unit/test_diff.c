@@ -151,6 +151,20 @@ static void test_two_backups(void **state)
 	assert_int_equal(bkr_diff_backups(f->r, a, b, &o, &st), 0);
 	assert_int_equal(st.added + st.removed, 0);
 	assert_int_equal(st.modified, 2); /* content and meta (directory mtimes are not compared) */
+	/* a path in neither backup: not found, naming it, before any change is reported */
+	static const char *const nowhere[] = { "ws/d", "ws/nowhere" };
+	memset(&c, 0, sizeof(c));
+	o.paths = nowhere;
+	o.npaths = 2;
+	assert_int_equal(bkr_diff_backups(f->r, a, b, &o, &st), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "'ws/nowhere'"));
+	assert_int_equal(c.n, 0);
+	/* in one of them only: a change */
+	static const char *const one[] = { "ws/gone", "ws/new" };
+	o.paths = one;
+	assert_int_equal(bkr_diff_backups(f->r, a, b, &o, &st), 0);
+	assert_int_equal(st.removed, 1);
+	assert_int_equal(st.added, 1);
 	bkr_manifest_free(a);
 	bkr_manifest_free(b);
 }

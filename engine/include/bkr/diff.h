@@ -80,7 +80,11 @@ typedef struct {
 unsigned bkr_diff_entries(bkr_repo *r, const bkr_entry *a, const bkr_tree *la, uint32_t lia, const bkr_entry *b,
 			  const bkr_tree *lb, uint32_t lib);
 
-/** Compare root trees @p old_root and @p new_root.  @p stats optional. */
+/**
+ * Compare root trees @p old_root and @p new_root.  @p stats optional.  A path
+ * of o->paths in neither tree is BKR_ENOTFOUND naming it, before any change
+ * is reported (in one tree only, it is added or removed).
+ */
 int bkr_diff_trees(bkr_repo *r, const bkr_id *old_root, const bkr_id *new_root,
 		   const bkr_diff_options *o, bkr_diff_stats *stats);
 

@@ -72,8 +72,9 @@ typedef struct {
 
 /**
  * Look at @p repo (opened with @p cfg's tiers) and @p cfg's log directory as
- * of @p now_ns.  Unreadable routine records are skipped; a repository that
- * cannot be listed is an error.
+ * of @p now_ns: backups, recovery runs, records and verifies after it are left
+ * out (storage is counted as it is).  Unreadable routine records are skipped;
+ * a repository that cannot be listed is an error.
  */
 int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, int64_t now_ns);
 /** NULL is a no-op. */
