@@ -301,9 +301,7 @@ static int check_leftovers(struct prune *p, const bkr_index *idx)
 			continue;
 		}
 		for (size_t k = 0; k < nf && err == 0; k++) {
-			bkr_index_entry e = { .id = fe[k].id, .pack = l->id, .offset = (uint32_t)fe[k].offset,
-					      .stored_len = fe[k].stored_len, .raw_len = fe[k].raw_len,
-					      .type = fe[k].type, .flags = fe[k].flags };
+			bkr_index_entry e = bkr_pack_entry_index(&fe[k], &l->id);
 			bkr_index_entry have;
 			char hex[BKR_ID_HEX], phex[BKR_PACK_ID_HEX];
 			if (!bkr_idset_has(&p->used, &e.id) || bkr_index_lookup(idx, &e.id, &have) == 0)
@@ -378,9 +376,7 @@ static int repack_flush(struct prune *p, struct repacker *rp, bkr_index_builder 
 		goto done;
 	pe = bkr_pack_writer_entries(rp->w, &n);
 	for (size_t i = 0; i < n && err == 0; i++) {
-		bkr_index_entry e = { .id = pe[i].id, .pack = id, .offset = (uint32_t)pe[i].offset,
-				      .stored_len = pe[i].stored_len, .raw_len = pe[i].raw_len,
-				      .type = pe[i].type, .flags = pe[i].flags };
+		bkr_index_entry e = bkr_pack_entry_index(&pe[i], &id);
 		err = bkr_index_builder_add(b, &e);
 	}
 	p->rep->repack_written += bkr_pack_writer_size(rp->w);

@@ -195,9 +195,7 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const c
 	pk->first = p->nfoot;
 	pk->n = nf;
 	for (size_t i = 0; i < nf && err == 0; i++) {
-		bkr_index_entry e = { .id = fe[i].id, .pack = *id, .offset = (uint32_t)fe[i].offset,
-				      .stored_len = fe[i].stored_len, .raw_len = fe[i].raw_len,
-				      .type = fe[i].type, .flags = fe[i].flags };
+		bkr_index_entry e = bkr_pack_entry_index(&fe[i], id);
 		err = push_entry(&p->foot, &p->nfoot, &p->capfoot, &e);
 	}
 done:
@@ -281,9 +279,7 @@ static int on_trash(void *ctx, const char *name)
 	}
 	p->ntpacks++;
 	for (size_t i = 0; i < nf && err == 0; i++) {
-		bkr_index_entry e = { .id = fe[i].id, .pack = id, .offset = (uint32_t)fe[i].offset,
-				      .stored_len = fe[i].stored_len, .raw_len = fe[i].raw_len,
-				      .type = fe[i].type, .flags = fe[i].flags };
+		bkr_index_entry e = bkr_pack_entry_index(&fe[i], &id);
 		err = push_entry(&p->tfoot, &p->ntfoot, &p->captfoot, &e);
 	}
 done:

@@ -115,11 +115,7 @@ static int pack_publish(bkr_writer *w, bkr_pack_writer *pw, bkr_blob_type type)
 	ents = bkr_pack_writer_entries(pw, &n);
 	pthread_mutex_lock(&w->lock);
 	for (size_t i = 0; i < n && err == 0; i++) {
-		bkr_index_entry e = {
-			.id = ents[i].id, .pack = pid, .offset = (uint32_t)ents[i].offset,
-			.stored_len = ents[i].stored_len, .raw_len = ents[i].raw_len,
-			.type = ents[i].type, .flags = ents[i].flags,
-		};
+		bkr_index_entry e = bkr_pack_entry_index(&ents[i], &pid);
 		err = bkr_index_builder_add(w->index, &e);
 	}
 	pthread_mutex_unlock(&w->lock);

@@ -14,6 +14,7 @@
 #include "bkr/crypto.h"
 #include "bkr/format.h"
 #include "bkr/hash.h"
+#include "bkr/index.h"
 #include "bkr/store.h"
 
 /** One footer entry. */
@@ -25,6 +26,15 @@ typedef struct {
 	uint8_t type;        /**< bkr_blob_type */
 	uint8_t flags;       /**< BKR_BLOB_FLAG_* */
 } bkr_pack_entry;
+
+/** The index entry of footer entry @p pe of pack @p pack. */
+static inline bkr_index_entry bkr_pack_entry_index(const bkr_pack_entry *pe, const bkr_pack_id *pack)
+{
+	bkr_index_entry e = { .id = pe->id, .pack = *pack, .offset = (uint32_t)pe->offset,
+			      .stored_len = pe->stored_len, .raw_len = pe->raw_len,
+			      .type = pe->type, .flags = pe->flags };
+	return e;
+}
 
 /**
  * Encode a plaintext blob for storage: compress with zlib at @p level (0 =
