@@ -127,6 +127,16 @@ int bkr_trash_backups(bkr_store *s, const char *const *ids, size_t n, int64_t no
 	return err;
 }
 
+/* @p v grown to twice its capacity *cap (16 at first), or NULL (v kept). */
+static char **realloc_names(char **v, size_t *cap)
+{
+	size_t nc = *cap ? *cap * 2 : 16;
+	char **nv = realloc(v, nc * sizeof(*nv));
+	if (nv)
+		*cap = nc;
+	return nv;
+}
+
 struct batch_list {
 	char **names;
 	size_t n, cap;
@@ -151,8 +161,26 @@ static int collect_batch(void *ctx, const char *name)
 	return 0;
 }
 
-/* Delete (or count) the objects one batch names; @p expire says which. */
-static int batch_apply(bkr_store *s, const char *batch, bool expire, bool dry_run, bkr_trash_stats *st)
+/* The trash names ("trash/<base>") the kept batches name: an object moved out
+ * of the trash (an undo, a repair) and into it again belongs to its newest
+ * batch, so an older batch's expiry must not delete it. */
+struct kept {
+	char **names;
+	size_t n, cap;
+};
+
+static bool kept_has(const struct kept *k, const char *name)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (!strcmp(k->names[i], name))
+			return true;
+	return false;
+}
+
+/* Delete (or count) the objects one batch names; @p expire says which.  A
+ * batch kept adds its names to @p k; an expiring one skips the names in it. */
+static int batch_apply(bkr_store *s, const char *batch, bool expire, bool dry_run, bkr_trash_stats *st,
+		       struct kept *k)
 {
 	uint8_t *text = NULL;
 	size_t len;
@@ -174,6 +202,18 @@ static int batch_apply(bkr_store *s, const char *batch, bool expire, bool dry_ru
 		uint64_t size = 0;
 		if (!cJSON_IsString(it) || bkr_trash_name(name, sizeof(name), it->valuestring) < 0)
 			continue;
+		if (!expire) {
+			char *d = strdup(name), **grown = k->n < k->cap ? k->names : realloc_names(k->names, &k->cap);
+			if (!d || !grown) {
+				free(d);
+				err = bkr_error_oom();
+				goto done;
+			}
+			k->names = grown;
+			k->names[k->n++] = d;
+		} else if (kept_has(k, name)) {
+			continue; /* in the trash again, for a younger batch */
+		}
 		if ((err = bkr_store_stat(s, name, &size)) == BKR_ENOTFOUND) {
 			bkr_error_clear(); /* never moved, or already deleted */
 			err = 0;
@@ -199,19 +239,28 @@ done:
 	return err;
 }
 
+static bool batch_expires(const char *batch, int64_t now_ns, int64_t grace_s)
+{
+	int64_t t = strtoll(batch + strlen(BATCH_PREFIX), NULL, 10);
+	return grace_s <= 0 || (now_ns - t) / 1000000000LL >= grace_s;
+}
+
 int bkr_trash_expire(bkr_store *s, int64_t now_ns, int64_t grace_s, bool dry_run, bkr_trash_stats *st)
 {
 	struct batch_list l = { 0 };
+	struct kept k = { 0 };
 	int err;
 
 	memset(st, 0, sizeof(*st));
 	if ((err = bkr_store_list(s, "trash/", collect_batch, &l)) < 0)
 		goto done;
+	/* the kept batches first, so that every expiring one knows their names */
+	for (int pass = 0; pass < 2; pass++)
 	for (size_t i = 0; i < l.n; i++) {
-		const char *digits = l.names[i] + strlen(BATCH_PREFIX);
-		int64_t t = strtoll(digits, NULL, 10);
-		bool expire = grace_s <= 0 || (now_ns - t) / 1000000000LL >= grace_s;
-		int e = batch_apply(s, l.names[i], expire, dry_run, st);
+		bool expire = batch_expires(l.names[i], now_ns, grace_s);
+		if (expire != (pass == 1))
+			continue;
+		int e = batch_apply(s, l.names[i], expire, dry_run, st, &k);
 		if (e == BKR_ECORRUPT) {
 			bkr_error_clear(); /* left alone; verify names it */
 			continue;
@@ -229,5 +278,8 @@ done:
 	for (size_t i = 0; i < l.n; i++)
 		free(l.names[i]);
 	free(l.names);
+	for (size_t i = 0; i < k.n; i++)
+		free(k.names[i]);
+	free(k.names);
 	return err;
 }

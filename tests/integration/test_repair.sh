@@ -219,6 +219,19 @@ restore_all "a delete undone after prune"
 expect_exit 0 "$BKR" -r "$R" repair --json
 [ "$(json_field "$T/out" rewritten)" = false ] && [ "$(json_field "$T/out" rescued_packs)" = 0 ] ||
 	fail "a second repair after the rescue was not a no-op: $(cat "$T/out")"
+# deleted and pruned again: the packs are in the trash for their new batch; the
+# older batch that named them expiring must not delete them
+sleep 2
+expect_exit 0 "$BKR" -q -r "$R" delete "$newest"
+expect_exit 0 "$BKR" -q -r "$R" prune
+find "$R/trash" -name '*.pack' | sort >"$T/again"
+[ -s "$T/again" ] || fail "the second prune moved no pack into the trash"
+expect_exit 0 "$BKR" -q -r "$R" prune --grace 2s # the first batch expires, the second stays
+find "$R/trash" -name '*.pack' | sort | cmp -s - "$T/again" ||
+	fail "an older trash batch deleted packs a younger batch holds: $(find "$R/trash" -name '*.pack')"
+mv "$R/trash/$newest.json" "$R/backups/"
+expect_exit 0 "$BKR" -q -r "$R" repair
+expect_exit 0 "$BKR" -r "$R" verify --read-data
 expect_exit 0 "$BKR" -q -r "$R" prune --grace 0
 expect_exit 0 "$BKR" -r "$R" verify --read-data
 restore_all "a delete undone after prune, then pruned"
