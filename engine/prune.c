@@ -280,8 +280,10 @@ static int find_trash_tmp(struct prune *p, bkr_store *s)
  * an index file was lost, a pack the backups use looks the same.  So prune
  * reads each leftover's footer, and a blob that a backup uses, that no index
  * file names, and that reads intact from the leftover stops prune before it
- * changes anything.  (A blob that does not read is damaged: 'bkr repair'
- * took it out of the index on purpose, and the pack may go.)
+ * changes anything.  (A blob that fails its checks is damaged: 'bkr repair'
+ * took it out of the index on purpose, and the pack may go.  Any other
+ * error - I/O, permission, network - stops prune too: nothing is moved on a
+ * guess.)
  */
 static int check_leftovers(struct prune *p, const bkr_index *idx)
 {
@@ -294,10 +296,11 @@ static int check_leftovers(struct prune *p, const bkr_index *idx)
 		size_t nf = 0;
 		if (l->tmp)
 			continue;
-		if (bkr_repo_pack_footer(p->r, &l->id, l->path, &fe, &nf) < 0) {
-			err = bkr_error_last_code() == BKR_ENOMEM ? BKR_ENOMEM : 0;
-			if (err == 0)
-				bkr_error_clear(); /* no readable footer: nothing in it can be read either */
+		if ((err = bkr_repo_pack_footer(p->r, &l->id, l->path, &fe, &nf)) < 0) {
+			if (err != BKR_ECORRUPT && err != BKR_ENOTFOUND)
+				break; /* not readable now (I/O, permission, network): judge it another time */
+			bkr_error_clear(); /* a damaged footer (nothing in it reads either), or gone */
+			err = 0;
 			continue;
 		}
 		for (size_t k = 0; k < nf && err == 0; k++) {
@@ -310,11 +313,11 @@ static int check_leftovers(struct prune *p, const bkr_index *idx)
 				err = bkr_error_oom();
 				break;
 			}
-			if (bkr_repo_pack_blob(p->r, l->path, &e, buf) < 0) {
-				if (bkr_error_last_code() == BKR_ENOMEM)
-					err = BKR_ENOMEM;
-				else
-					bkr_error_clear(); /* damaged: repair took it out of the index */
+			if ((err = bkr_repo_pack_blob(p->r, l->path, &e, buf)) < 0) {
+				if (err != BKR_ECORRUPT)
+					break; /* not readable now: never moved on a guess */
+				bkr_error_clear(); /* damaged: repair took it out of the index */
+				err = 0;
 				continue;
 			}
 			bkr_id_to_hex(&e.id, hex);

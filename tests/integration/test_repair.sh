@@ -160,8 +160,9 @@ pass "a truncated pack and no index: repair names the damaged files; every other
 # named): the data packs look like leftovers of a killed writer.  Prune must
 # not take them for that: it stops, naming 'bkr repair', and changes nothing;
 # after repair, prune has nothing of the backups to free.
-rm -rf "$R" && cp -a "$T/repo-clean" "$R"
-python3 - "$R" <<'PY'
+# drop_data_entries REPO: every index file rewritten without its data entries
+drop_data_entries() {
+	python3 - "$1" <<'PY'
 import glob, hashlib, os, struct, sys
 repo = sys.argv[1]
 trees = {os.path.basename(p)[:-5] for p in glob.glob(repo + "/tree/*/*.pack")}
@@ -176,7 +177,10 @@ for f in glob.glob(repo + "/index/*.idx"):
     os.unlink(f)
     open("%s/index/%s.idx" % (repo, hashlib.sha256(body).hexdigest()), "wb").write(body)
 PY
-find "$R" -type f -exec touch -d '3 days ago' {} +
+	find "$1" -type f -exec touch -d '3 days ago' {} +
+}
+rm -rf "$R" && cp -a "$T/repo-clean" "$R"
+drop_data_entries "$R"
 cp -a "$R" "$T/repo-lostdata"
 expect_exit 4 "$BKR" -r "$R" prune
 one_line_error
@@ -193,6 +197,20 @@ PY
 expect_exit 0 "$BKR" -r "$R" verify --read-data
 restore_all "index without data entries, repaired, pruned"
 pass "an index without its data entries: prune stops and changes nothing; after repair it frees nothing a backup uses"
+
+# One data pack only (one worker): a read of it failing (I/O, not damage) must
+# stop prune too, not make the pack look damaged and movable
+O=$T/onepack
+"$BKR" -q init -r "$O"
+expect_exit 0 "$BKR" -q -r "$O" create --threads 1 "$ws"
+[ "$(find "$O/data" -name '*.pack' | wc -l)" = 1 ] || fail "the one-pack fixture has $(find "$O/data" -name '*.pack' | wc -l) data packs"
+drop_data_entries "$O"
+cp -a "$O" "$T/onepack-gold"
+for k in $(seq 1 40); do
+	BKR_FAULT=read:$k:eio "$BKR" -q -r "$O" prune --grace 0 >/dev/null 2>&1 && fail "prune with read:$k:eio succeeded"
+	diff -r "$T/onepack-gold" "$O" >/dev/null || fail "prune with a failing read ($k) changed the repository"
+done
+pass "a leftover whose reads fail (I/O): prune stops and changes nothing"
 
 # --- a delete undone after prune: repair takes the packs back out of the trash ------
 rm -rf "$R" && cp -a "$T/repo-clean" "$R"
@@ -237,13 +255,16 @@ expect_exit 0 "$BKR" -r "$R" verify --read-data
 restore_all "a delete undone after prune, then pruned"
 pass "a delete undone after prune: repair moves the packs the backup uses back from the trash; nothing is lost"
 
-# killed between the moves back and the index naming them: a rerun completes
-for fault in rename:1:crash rename:2:crash rename:3:crash; do
+# killed while it moves packs back (the first move, the last one) and before
+# the index naming them is written (its first write): a rerun completes.  How
+# many packs the backup had depends on its workers, so the last is counted.
+nmoved=$(find "$T/repo-undelete/trash" -name '*.pack' | wc -l)
+for fault in rename:1:crash rename:$nmoved:crash write:1:crash; do
 	rm -rf "$R" && cp -a "$T/repo-undelete" "$R"
 	got=0
 	BKR_FAULT=$fault "$BKR" -q -r "$R" repair >/dev/null 2>&1 || got=$?
 	[ "$got" != 0 ] || fail "repair with $fault: the fault point was not reached"
-	expect_exit 4 "$BKR" -r "$R" prune --grace 0 --dry-run # a pack moved back, not yet indexed, is no leftover
+	expect_exit 4 "$BKR" -r "$R" prune --grace 0 --dry-run # stops: the backup's trees or blobs are not indexed yet
 	expect_exit 0 "$BKR" -q -r "$R" repair
 	expect_exit 0 "$BKR" -r "$R" verify --read-data
 	restore_all "repair of an undelete, $fault, then a rerun"
