@@ -596,12 +596,14 @@ int bkr_key_new_passphrase(bool use_current, const char **out, size_t *len)
 		err = bkr_error_oom();
 		goto done;
 	}
+	/* the explicit new-passphrase sources first; at init (nothing to open
+	 * yet) the current one's sources are a fallback before the prompt */
 	if (source.new_file)
 		err = from_file(source.new_file, a, &na);
-	else if (use_current && (err = current_noninteractive(a, &na)) <= 0)
-		;
 	else if (getenv("BKR_NEW_PASSWORD"))
 		err = from_env("BKR_NEW_PASSWORD", a, &na);
+	else if (use_current)
+		err = current_noninteractive(a, &na);
 	if (err == 1) {
 		if ((err = from_tty("new passphrase: ", a, &na)) < 0 ||
 		    (err = from_tty("the same again: ", b, &nb)) < 0)

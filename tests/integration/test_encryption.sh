@@ -38,6 +38,22 @@ one_line_error
 [ ! -e "$T/empty-pass/config.json" ] || fail "init with an empty passphrase made a repository"
 pass "init --encryption aes-256-gcm writes a key file and the incompat feature; none stays the default"
 
+# --- init's passphrase: --new-password-file, else BKR_NEW_PASSWORD, else the
+# current passphrase's sources (bkr(1)); the explicit new one wins
+BKR_PASSWORD=old-one BKR_NEW_PASSWORD=new-one expect_exit 0 "$BKR" init -r "$T/np1" --encryption aes-256-gcm
+BKR_PASSWORD=new-one expect_exit 0 "$BKR" -r "$T/np1" list
+BKR_PASSWORD=old-one expect_exit 9 "$BKR" -r "$T/np1" list
+printf 'from-new-file\n' >"$T/np-new"
+printf 'from-old-file\n' >"$T/np-old"
+BKR_NEW_PASSWORD=new-one expect_exit 0 "$BKR" init -r "$T/np2" --encryption aes-256-gcm \
+	--password-file "$T/np-old" --new-password-file "$T/np-new"
+expect_exit 0 "$BKR" -r "$T/np2" --password-file "$T/np-new" list
+BKR_NEW_PASSWORD=new-one expect_exit 0 "$BKR" init -r "$T/np3" --encryption aes-256-gcm --password-file "$T/np-old"
+BKR_PASSWORD=new-one expect_exit 0 "$BKR" -r "$T/np3" list
+expect_exit 0 "$BKR" init -r "$T/np4" --encryption aes-256-gcm --password-command "cat $T/np-old"
+expect_exit 0 "$BKR" -r "$T/np4" --password-file "$T/np-old" list
+pass "init takes --new-password-file, else BKR_NEW_PASSWORD, before --password-file, --password-command, BKR_PASSWORD"
+
 # --- every backup type round-trips through restore
 expect_exit 0 "$BKR" -r "$R" create --type full "$src" --json
 id_full=$(backup_id "$T/out")

@@ -4,7 +4,8 @@
  * repository, tampered key files (a flipped bit in the sealed keys, weaker
  * KDF parameters with a recomputed checksum, a broken checksum, hostile
  * parameters), removing (not the last, not the one in use, prefixes), and
- * passphrases from a file, a command and BKR_PASSWORD.
+ * passphrases from a file, a command and BKR_PASSWORD, and the order of the
+ * sources of a new one (BKR_NEW_PASSWORD before BKR_PASSWORD at init).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -264,11 +265,27 @@ static void test_passphrase_sources(void **state)
 	assert_int_equal(bkr_key_new_passphrase(false, &pw, &len), 0);
 	assert_string_equal(pw, "from file");
 	bkr_key_forget();
-	/* init: the current sources give the new passphrase */
+	/* init: the explicit new sources win over the current ones (bkr(1):
+	 * --new-password-file, else BKR_NEW_PASSWORD) ... */
 	setenv("BKR_PASSWORD", "init pass", 1);
 	bkr_key_set_source(NULL);
 	assert_int_equal(bkr_key_new_passphrase(true, &pw, &len), 0);
+	assert_string_equal(pw, "new env");
+	bkr_key_forget();
+	bkr_key_set_source(&(bkr_key_source){ .new_file = path, .command = "echo from cmd" });
+	assert_int_equal(bkr_key_new_passphrase(true, &pw, &len), 0);
+	assert_string_equal(pw, "from file");
+	bkr_key_forget();
+	/* ... which are a fallback: file, command, BKR_PASSWORD in their order */
+	unsetenv("BKR_NEW_PASSWORD");
+	bkr_key_set_source(NULL);
+	assert_int_equal(bkr_key_new_passphrase(true, &pw, &len), 0);
 	assert_string_equal(pw, "init pass");
+	bkr_key_forget();
+	bkr_key_set_source(&(bkr_key_source){ .command = "echo from cmd" });
+	assert_int_equal(bkr_key_new_passphrase(true, &pw, &len), 0);
+	assert_string_equal(pw, "from cmd");
+	bkr_key_forget();
 	unsetenv("BKR_PASSWORD");
 	unsetenv("BKR_NEW_PASSWORD");
 }

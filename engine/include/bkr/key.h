@@ -84,7 +84,7 @@ int bkr_key_remove(bkr_store *s, const char *id, const char *current);
 typedef struct {
 	const char *file;        /**< --password-file: its first line */
 	const char *command;     /**< --password-command: first line of `sh -c` output */
-	const char *new_file;    /**< --new-password-file (key add, key passwd) */
+	const char *new_file;    /**< --new-password-file (init, key add, key passwd) */
 	const char *env;         /**< the variable read instead of BKR_PASSWORD (bkr copy: BKR_FROM_PASSWORD) */
 } bkr_key_source;
 
@@ -101,9 +101,10 @@ void bkr_key_set_source(const bkr_key_source *src);
 int bkr_key_passphrase(const char *repo, const char **out, size_t *len);
 
 /**
- * A new passphrase (init, key add, key passwd): from the new-file, the
- * command/file/BKR_PASSWORD when @p use_current (init), BKR_NEW_PASSWORD, or
- * prompted twice.  *out is borrowed like bkr_key_passphrase's.
+ * A new passphrase (init, key add, key passwd): from the new-file, else
+ * BKR_NEW_PASSWORD, else (only when @p use_current: init) the current
+ * passphrase's file, command or BKR_PASSWORD, else prompted twice.  *out is
+ * borrowed like bkr_key_passphrase's.
  */
 int bkr_key_new_passphrase(bool use_current, const char **out, size_t *len);
 
