@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -430,11 +431,17 @@ static void first_line(char *buf, size_t *len)
 	buf[*len] = 0;
 }
 
-/* Read up to PASS_MAX-1 bytes of @p fd into @p buf (to EOF or the first newline). */
+/* Read the first line of @p fd into @p buf (to EOF or the first newline):
+ * BKR_EINVAL when it does not fit in PASS_MAX-1 bytes (refused like a too
+ * long BKR_PASSWORD, never cut).  @p what names the source in messages. */
 static int read_line_fd(int fd, char *buf, size_t *len, const char *what)
 {
 	size_t n = 0;
-	while (n < PASS_MAX - 1) {
+	bool nl = false;
+
+	*len = 0;
+	buf[0] = 0;
+	while (n < PASS_MAX - 1 && !nl) {
 		ssize_t r = read(fd, buf + n, PASS_MAX - 1 - n);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -442,21 +449,56 @@ static int read_line_fd(int fd, char *buf, size_t *len, const char *what)
 			return bkr_error_set_errno(errno, "%s", what);
 		if (r == 0)
 			break;
+		nl = memchr(buf + n, '\n', (size_t)r) != NULL;
 		n += (size_t)r;
-		if (memchr(buf + n - (size_t)r, '\n', (size_t)r))
-			break;
+	}
+	if (n == PASS_MAX - 1 && !nl) {
+		/* full without a newline: the line fits only when it ends here
+		 * (EOF, "\n" or "\r\n" next) */
+		char c[2];
+		size_t got = 0;
+		while (got < 2) {
+			ssize_t r = read(fd, c + got, 1);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return bkr_error_set_errno(errno, "%s", what);
+			if (r == 0 || c[got] == '\n')
+				break;
+			if (c[got] != '\r' || got == 1)
+				return bkr_error_set(BKR_EINVAL, "%s: the first line is longer than %d bytes", what,
+						     PASS_MAX - 1);
+			got++;
+		}
 	}
 	*len = n;
 	first_line(buf, len);
 	return 0;
 }
 
+/* The first line of a file: a pipe or FIFO (--password-file /dev/stdin,
+ * <(...)) is read blocking, waiting for its writer like any Unix tool; a
+ * directory or a terminal (it would echo: the prompt does not) is refused. */
 static int from_file(const char *path, char *buf, size_t *len)
 {
+	char what[PATH_MAX + 32];
+	struct stat st;
 	int fd, err;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
-		return bkr_error_set_errno(errno, "password file %s", path);
-	err = read_line_fd(fd, buf, len, path);
+
+	snprintf(what, sizeof(what), "password file %s", path);
+	while ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0 && errno == EINTR)
+		;
+	if (fd < 0)
+		return bkr_error_set_errno(errno, "%s", what);
+	if (fstat(fd, &st) < 0)
+		err = bkr_error_set_errno(errno, "%s", what);
+	else if (S_ISDIR(st.st_mode))
+		err = bkr_error_set_errno(EISDIR, "%s", what);
+	else if (isatty(fd))
+		err = bkr_error_set(BKR_EINVAL, "%s: a terminal (it would echo the passphrase: give no "
+				    "password file to be asked without echo)", what);
+	else
+		err = read_line_fd(fd, buf, len, what);
 	close(fd);
 	return err;
 }

@@ -161,6 +161,34 @@ one_line_error
 expect_exit 0 "$BKR" -r "$R" --password-command "cat $T/pw-alice" list
 pass "a wrong, empty or unobtainable passphrase is one line, exit 9/2/3/8, and writes nothing"
 
+# --- a password file that is a pipe or a FIFO is read blocking, waiting for
+# its writer (gpg -d pw.gpg | bkr --password-file /dev/stdin ...); a first
+# line too long is refused, never cut; a directory is named
+{ sleep 0.3; cat "$T/pw-alice"; } | expect_exit 0 "$BKR" -r "$R" --password-file /dev/stdin list
+expect_exit 0 "$BKR" -r "$R" --password-file <(sleep 0.3; cat "$T/pw-alice") list
+mkfifo "$T/pw-fifo"
+timeout 20 sh -c 'sleep 0.3; cat "$1" >"$2"' sh "$T/pw-alice" "$T/pw-fifo" &
+expect_exit 0 "$BKR" -r "$R" --password-file "$T/pw-fifo" list
+wait $!
+# bkrfs shares the code: a wrong passphrase through a FIFO is read and refused as wrong
+timeout 20 sh -c 'sleep 0.3; echo wrong >"$1"' sh "$T/pw-fifo" &
+BKR_PASSWORD= expect_exit 2 "$BKRFS" "$R" "$M" -f -o password_file="$T/pw-fifo"
+wait $!
+grep -q "wrong passphrase" "$T/err" || fail "bkrfs with password_file= a FIFO: $(cat "$T/err")"
+# 1023 bytes are a (wrong) passphrase; 1024 are refused like a too long BKR_PASSWORD
+head -c 1023 /dev/zero | tr '\0' x >"$T/pw-long"
+expect_exit 9 "$BKR" -r "$R" --password-file "$T/pw-long" list
+printf 'xy\n' >>"$T/pw-long"
+expect_exit 2 "$BKR" -r "$R" --password-file "$T/pw-long" list
+one_line_error
+grep -q "password file $T/pw-long: the first line is longer than 1023 bytes" "$T/err" || fail "a too long password file: $(cat "$T/err")"
+BKR_PASSWORD=$(cat "$T/pw-long") expect_exit 2 "$BKR" -r "$R" list
+grep -q "longer than 1023 bytes" "$T/err" || fail "a too long BKR_PASSWORD: $(cat "$T/err")"
+expect_exit 7 "$BKR" -r "$R" --password-file "$T" list
+one_line_error
+grep -q "password file $T: Is a directory" "$T/err" || fail "a directory as password file: $(cat "$T/err")"
+pass "a password file that is a pipe, <(...) or a FIFO is read (bkr and bkrfs); a too long first line is refused; a directory named"
+
 # --- two holders: key add, passwd, remove
 BKR_NEW_PASSWORD='bob: tr0ub4dor' expect_exit 0 "$BKR" -r "$R" key add --json
 bob=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added"])' "$T/out")

@@ -5,7 +5,8 @@
  * KDF parameters with a recomputed checksum, a broken checksum, hostile
  * parameters), removing (not the last, not the one in use, prefixes), and
  * passphrases from a file, a command and BKR_PASSWORD, and the order of the
- * sources of a new one (BKR_NEW_PASSWORD before BKR_PASSWORD at init).
+ * sources of a new one (BKR_NEW_PASSWORD before BKR_PASSWORD at init); a
+ * password file's first line refused beyond 1023 bytes, a directory named.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -290,12 +291,55 @@ static void test_passphrase_sources(void **state)
 	unsetenv("BKR_NEW_PASSWORD");
 }
 
+/* The first line of a password file: at most 1023 bytes (with "\n" or
+ * "\r\n" after it), refused beyond like a too long BKR_PASSWORD; a
+ * directory is named as a password file. */
+static void test_password_file_limits(void **state)
+{
+	struct fx *f = *state;
+	char line[1100], path[PATH_MAX];
+	const char *pw;
+	size_t len;
+
+	memset(line, 'x', sizeof(line));
+	snprintf(path, sizeof(path), "%s/long", f->dir);
+	const struct {
+		size_t n;
+		const char *end;
+		int want;
+	} cases[] = {
+		{ 1023, "", 0 }, { 1023, "\n", 0 }, { 1023, "\r\n", 0 }, { 1023, "\nmore", 0 },
+		{ 1024, "", BKR_EINVAL }, { 1024, "\n", BKR_EINVAL }, { 1023, "\rx", BKR_EINVAL },
+		{ 1099, "\n", BKR_EINVAL }, { 1022, "\r\n", 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char text[1200];
+		memcpy(text, line, cases[i].n);
+		strcpy(text + cases[i].n, cases[i].end);
+		assert_int_equal(tu_writes(f->dir, "long", text), 0);
+		bkr_key_set_source(&(bkr_key_source){ .file = path });
+		assert_int_equal(bkr_key_passphrase("r", &pw, &len), cases[i].want);
+		if (cases[i].want == 0) {
+			assert_int_equal(len, cases[i].n);
+		} else {
+			assert_non_null(strstr(bkr_error_message(), "password file"));
+			assert_non_null(strstr(bkr_error_message(), "longer than 1023 bytes"));
+		}
+		bkr_key_forget();
+	}
+	bkr_key_set_source(&(bkr_key_source){ .file = f->dir });
+	assert_true(bkr_key_passphrase("r", &pw, &len) < 0);
+	snprintf(path, sizeof(path), "password file %s: Is a directory", f->dir);
+	assert_string_equal(bkr_error_message(), path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_add_unlock_two_holders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tampered_key_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passphrase_sources, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_password_file_limits, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
