@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #define PASS_MAX 1024
+#define CMD_REST_MAX (1 << 20) /* what a password command may print after its first line */
 #define KEYS_PREFIX "keys/"
 
 /* ---- key files -------------------------------------------------------------- */
@@ -503,9 +504,39 @@ static int from_file(const char *path, char *buf, size_t *len)
 	return err;
 }
 
+/* Read @p fd to EOF, discarding what comes: at most CMD_REST_MAX bytes. */
+static int drain(int fd, const char *what)
+{
+	char scratch[4096];
+	size_t total = 0;
+	int err = 0;
+
+	for (;;) {
+		ssize_t r = read(fd, scratch, sizeof(scratch));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = bkr_error_set_errno(errno, "%s", what);
+			break;
+		}
+		if (r == 0)
+			break;
+		if ((total += (size_t)r) > CMD_REST_MAX) {
+			err = bkr_error_set(BKR_EINVAL, "%s: printed more than %d MiB after its first line "
+					    "(only the first line is the passphrase)", what, CMD_REST_MAX >> 20);
+			break;
+		}
+	}
+	OPENSSL_cleanse(scratch, sizeof(scratch));
+	return err;
+}
+
+/* The first line `sh -c CMD` prints.  Its output is read to EOF (the rest
+ * discarded, bounded): a command that prints more after the line must not
+ * die of SIGPIPE.  Its exit status counts. */
 static int from_command(const char *cmd, char *buf, size_t *len)
 {
-	int fds[2], status = 0, err;
+	int fds[2], status = 0, err, rest;
 	pid_t pid;
 
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -522,16 +553,21 @@ static int from_command(const char *cmd, char *buf, size_t *len)
 	}
 	close(fds[1]);
 	err = read_line_fd(fds[0], buf, len, "password command");
+	/* the rest, whatever the first line was (unless the pipe failed) */
+	if (err < 0 && err != BKR_EINVAL)
+		rest = 0;
+	else if ((rest = drain(fds[0], "password command")) < 0)
+		err = rest;
 	close(fds[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (err < 0)
-		return err;
+	if (rest < 0)
+		return rest; /* it printed too much: it may have died of SIGPIPE since */
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return bkr_error_set(BKR_EUNAVAILABLE, "password command failed (%s %d): %s",
 				     WIFEXITED(status) ? "exit" : "signal",
 				     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), cmd);
-	return 0;
+	return err;
 }
 
 static int from_env(const char *name, char *buf, size_t *len)

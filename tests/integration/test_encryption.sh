@@ -159,6 +159,10 @@ one_line_error
 expect_exit 8 "$BKR" -r "$R" --password-command "exit 3" list
 one_line_error
 expect_exit 0 "$BKR" -r "$R" --password-command "cat $T/pw-alice" list
+# the first line of the output read to its end: more printed later is no SIGPIPE death
+expect_exit 0 "$BKR" -r "$R" --password-command "cat $T/pw-alice; sleep 0.3; echo more" list
+expect_exit 8 "$BKR" -r "$R" --password-command "cat $T/pw-alice; sleep 0.3; exit 5" list
+grep -q "password command failed (exit 5)" "$T/err" || fail "a failing password command: $(cat "$T/err")"
 pass "a wrong, empty or unobtainable passphrase is one line, exit 9/2/3/8, and writes nothing"
 
 # --- a password file that is a pipe or a FIFO is read blocking, waiting for

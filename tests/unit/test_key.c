@@ -239,6 +239,31 @@ static void test_passphrase_sources(void **state)
 	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EUNAVAILABLE);
 	bkr_key_forget();
 
+	/* the command's output is read to its end: printing more after the
+	 * first line (later, or more than a pipe holds) is not a SIGPIPE death */
+	bkr_key_set_source(&(bkr_key_source){ .command = "echo first; sleep 0.3; echo more" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_string_equal(pw, "first");
+	bkr_key_forget();
+	bkr_key_set_source(&(bkr_key_source){ .command = "echo first; head -c 300000 /dev/zero; "
+							  "sleep 0.2; echo last" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_string_equal(pw, "first");
+	bkr_key_forget();
+	/* ... but its exit status counts, and the rest is bounded */
+	bkr_key_set_source(&(bkr_key_source){ .command = "echo first; sleep 0.2; exit 4" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EUNAVAILABLE);
+	assert_non_null(strstr(bkr_error_message(), "exit 4"));
+	bkr_key_forget();
+	bkr_key_set_source(&(bkr_key_source){ .command = "echo first; yes" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "printed more than 1 MiB"));
+	bkr_key_forget();
+	bkr_key_set_source(&(bkr_key_source){ .command = "head -c 2000 /dev/zero | tr '\\0' x; echo; echo more" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "password command: the first line is longer than 1023 bytes"));
+	bkr_key_forget();
+
 	bkr_key_set_source(NULL);
 	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
 	assert_string_equal(pw, "from env");
