@@ -252,6 +252,9 @@ struct key_walk {
 	bkr_store *s;
 	bkr_key_file *v;
 	size_t n, cap;
+	char (*bad)[BKR_KEY_ID_HEX]; /* the damaged key files' ids (file names) */
+	size_t nbad, badcap;
+	char first_bad[512];         /* the first damaged one's message */
 	void (*warn)(void *ctx, const char *message);
 	void *ctx;
 };
@@ -283,6 +286,17 @@ static int on_key(void *ctx, const char *name)
 	if (err == BKR_ENOMEM)
 		return err;
 	if (err < 0) {
+		if (kw->nbad == kw->badcap) {
+			size_t ncap = kw->badcap ? 2 * kw->badcap : 4;
+			char(*nb)[BKR_KEY_ID_HEX] = realloc(kw->bad, ncap * sizeof(*nb));
+			if (!nb)
+				return bkr_error_oom();
+			kw->bad = nb;
+			kw->badcap = ncap;
+		}
+		memcpy(kw->bad[kw->nbad++], id, sizeof(id));
+		if (kw->nbad == 1)
+			snprintf(kw->first_bad, sizeof(kw->first_bad), "%s", bkr_error_message());
 		if (kw->warn)
 			kw->warn(kw->ctx, bkr_error_message());
 		bkr_error_clear();
@@ -300,79 +314,133 @@ static int key_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x->id, y->id);
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Every key file of @p s into @p kw: the usable ones sorted, the damaged ones by id. */
+static int list_keys(bkr_store *s, struct key_walk *kw)
+{
+	int err;
+
+	kw->s = s;
+	if ((err = bkr_store_list(s, KEYS_PREFIX, on_key, kw)) < 0) {
+		free(kw->v);
+		free(kw->bad);
+		kw->v = NULL;
+		kw->bad = NULL;
+		kw->n = kw->nbad = 0;
+		return err;
+	}
+	bkr_error_clear();
+	if (kw->n > 1)
+		qsort(kw->v, kw->n, sizeof(*kw->v), key_cmp);
+	if (kw->nbad > 1)
+		qsort(kw->bad, kw->nbad, sizeof(*kw->bad), id_cmp);
+	return 0;
+}
+
 int bkr_key_list(bkr_store *s, bkr_key_file **out, size_t *n,
 		 void (*warn)(void *ctx, const char *message), void *ctx)
 {
-	struct key_walk kw = { .s = s, .warn = warn, .ctx = ctx };
+	struct key_walk kw = { .warn = warn, .ctx = ctx };
 	int err;
 
 	*out = NULL;
 	*n = 0;
-	if ((err = bkr_store_list(s, KEYS_PREFIX, on_key, &kw)) < 0) {
-		free(kw.v);
+	if ((err = list_keys(s, &kw)) < 0)
 		return err;
-	}
-	bkr_error_clear();
-	if (kw.n > 1)
-		qsort(kw.v, kw.n, sizeof(*kw.v), key_cmp);
+	free(kw.bad);
 	*out = kw.v;
 	*n = kw.n;
 	return 0;
 }
 
-static void count_damaged(void *ctx, const char *message)
+/* "keys/A.json, keys/B.json, ..." for a message: the first few damaged key files. */
+static void bad_names(const struct key_walk *kw, char *out, size_t cap)
 {
-	(void)message;
-	(*(size_t *)ctx)++;
+	size_t o = 0;
+	out[0] = 0;
+	for (size_t i = 0; i < kw->nbad && o < cap; i++) {
+		int w = i < 4 ? snprintf(out + o, cap - o, "%s" KEYS_PREFIX "%s.json", i ? ", " : "", kw->bad[i])
+			      : snprintf(out + o, cap - o, ", and %zu more", kw->nbad - i);
+		if (w < 0)
+			break;
+		o += (size_t)w;
+		if (i >= 4)
+			break;
+	}
 }
 
 int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
 		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX])
 {
-	bkr_key_file *v = NULL;
-	size_t n = 0, tried = 0, damaged = 0;
+	struct key_walk kw = { 0 };
+	char names[200];
+	size_t tried = 0;
 	int err;
 
 	*out = NULL;
-	if ((err = bkr_key_list(s, &v, &n, count_damaged, &damaged)) < 0)
+	if ((err = list_keys(s, &kw)) < 0)
 		return err;
-	for (size_t i = 0; i < n; i++) {
-		if (memcmp(v[i].repo_id, repo_id, BKR_CRYPTO_REPO_ID_SIZE))
+	for (size_t i = 0; i < kw.n; i++) {
+		if (memcmp(kw.v[i].repo_id, repo_id, BKR_CRYPTO_REPO_ID_SIZE))
 			continue; /* a key file of another repository */
 		tried++;
-		err = bkr_key_open(&v[i], pass, passlen, out);
+		err = bkr_key_open(&kw.v[i], pass, passlen, out);
 		if (err == 0) {
 			if (id_out)
-				memcpy(id_out, v[i].id, BKR_KEY_ID_HEX);
+				memcpy(id_out, kw.v[i].id, BKR_KEY_ID_HEX);
 			goto done;
 		}
 		if (err != BKR_EKEY)
 			goto done;
 	}
-	if (!tried)
-		err = bkr_error_set(damaged ? BKR_ECORRUPT : BKR_ENOTFOUND,
-				    "%s: no usable key file in keys/ (%zu damaged): the repository cannot be opened",
-				    bkr_store_location(s), damaged);
+	bad_names(&kw, names, sizeof(names));
+	if (!tried && kw.nbad)
+		/* nothing to try: name the damaged files and why (bkr key list needs an open repository) */
+		err = bkr_error_set(BKR_ECORRUPT, "%s: no usable key file in keys/, %zu damaged (%s): the repository "
+				    "cannot be opened; %s", bkr_store_location(s), kw.nbad, names, kw.first_bad);
+	else if (!tried)
+		err = bkr_error_set(BKR_ENOTFOUND, "%s: no usable key file in keys/: the repository cannot be opened",
+				    bkr_store_location(s));
+	else if (kw.nbad)
+		/* a damaged key file is corrupt, not a wrong passphrase (docs/format.md): say so */
+		err = bkr_error_set(BKR_EKEY, "%s: wrong passphrase: it opens none of the %zu key file%s in keys/; "
+				    "%zu damaged key file%s could not be tried (%s: 'bkr key list' names %s)",
+				    bkr_store_location(s), tried, tried == 1 ? "" : "s", kw.nbad, kw.nbad == 1 ? "" : "s",
+				    names, kw.nbad == 1 ? "it" : "them");
 	else
 		err = bkr_error_set(BKR_EKEY, "%s: wrong passphrase: it opens none of the %zu key file%s in keys/",
 				    bkr_store_location(s), tried, tried == 1 ? "" : "s");
 done:
-	free(v);
+	free(kw.v);
+	free(kw.bad);
 	return err;
 }
 
 int bkr_key_remove(bkr_store *s, const char *id, const char *current)
 {
-	bkr_key_file *v = NULL;
-	size_t n = 0, found = SIZE_MAX, matches = 0;
+	struct key_walk kw = { 0 };
+	size_t found = SIZE_MAX, matches = 0;
+	const char *hit = NULL;
 	char name[64];
 	int err;
 
-	if ((err = bkr_key_list(s, &v, &n, NULL, NULL)) < 0)
+	if ((err = list_keys(s, &kw)) < 0)
 		return err;
-	for (size_t i = 0; i < n; i++)
-		if (*id && !strncmp(v[i].id, id, strlen(id))) {
+	for (size_t i = 0; i < kw.n; i++)
+		if (*id && !strncmp(kw.v[i].id, id, strlen(id))) {
 			found = i;
+			hit = kw.v[i].id;
+			matches++;
+		}
+	/* a damaged key file is removed by its id (its file name) too */
+	for (size_t i = 0; i < kw.nbad; i++)
+		if (*id && !strncmp(kw.bad[i], id, strlen(id))) {
+			found = SIZE_MAX;
+			hit = kw.bad[i];
 			matches++;
 		}
 	if (matches == 0) {
@@ -383,20 +451,21 @@ int bkr_key_remove(bkr_store *s, const char *id, const char *current)
 		err = bkr_error_set(BKR_EAMBIGUOUS, "key %s: the prefix names %zu key files", id, matches);
 		goto done;
 	}
-	if (n == 1) {
+	if (found != SIZE_MAX && kw.n == 1) {
 		err = bkr_error_set(BKR_EINVAL, "key %s: refusing to remove the last key file "
-				    "(without it nothing can open the repository)", v[found].id);
+				    "(without it nothing can open the repository)", hit);
 		goto done;
 	}
-	if (current && !strcmp(current, v[found].id)) {
+	if (current && !strcmp(current, hit)) {
 		err = bkr_error_set(BKR_EINVAL, "key %s: refusing to remove the key file in use "
-				    "(open the repository with another passphrase, or use 'bkr key passwd')", v[found].id);
+				    "(open the repository with another passphrase, or use 'bkr key passwd')", hit);
 		goto done;
 	}
-	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", v[found].id);
+	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", hit);
 	err = bkr_store_delete(s, name);
 done:
-	free(v);
+	free(kw.v);
+	free(kw.bad);
 	return err;
 }
 

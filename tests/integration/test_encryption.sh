@@ -233,6 +233,39 @@ one_line_error
 pass "key add, passwd and remove with two holders; never the key in use or the last one"
 export BKR_PASSWORD='bob: tr0ub4dor'
 
+# --- a damaged key file is named, not hidden (docs/format.md: corrupt, not a
+# wrong passphrase), and bkr key remove deletes it by its id
+damage_key() { python3 - "$1" <<'PY'
+import sys
+p = sys.argv[1]
+t = open(p).read()
+i = t.index('"hostname":"') + 12
+open(p, "w").write(t[:i] + chr(ord(t[i]) ^ 1) + t[i + 1:])
+PY
+}
+BKR_NEW_PASSWORD='carol: s3cret' expect_exit 0 "$BKR" -r "$R" key add --json
+carol=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added"])' "$T/out")
+damage_key "$R/keys/$carol.json"
+BKR_PASSWORD='carol: s3cret' expect_exit 9 "$BKR" -r "$R" list
+one_line_error
+grep -q "none of the 1 key file in keys/; 1 damaged key file could not be tried (keys/$carol.json: 'bkr key list' names it)" "$T/err" ||
+	fail "a wrong passphrase beside a damaged key file: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$R" key list
+grep -q "$carol.json: checksum mismatch.*damaged key file left out" "$T/err" || fail "key list does not name the damaged key file: $(cat "$T/err")"
+# with no usable key file left, the error names the files and why
+rm -rf "$T/all-damaged" && cp -a "$R" "$T/all-damaged"
+damage_key "$T/all-damaged/keys/$bob.json"
+expect_exit 4 "$BKR" -r "$T/all-damaged" list
+one_line_error
+grep -q "no usable key file in keys/, 2 damaged (keys/.*$bob.json.*): the repository cannot be opened; .*/keys/[0-9a-f]*\.json: checksum mismatch" "$T/err" ||
+	fail "every key file damaged: $(cat "$T/err")"
+grep -q "$carol.json" "$T/err" || fail "every key file damaged: carol's not named: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$R" key remove "${carol:0:5}"
+[ ! -e "$R/keys/$carol.json" ] || fail "key remove left the damaged key file"
+[ -e "$R/keys/$bob.json" ] || fail "key remove took the wrong key file"
+expect_exit 2 "$BKR" -r "$R" key remove "$bob"
+pass "a damaged key file is named in the wrong-passphrase message, key list and when none is usable; key remove deletes it by id"
+
 # --- tampering.  A small repository with two packs of one blob each, of the same size.
 K=$T/k
 mkdir -p "$K/src"

@@ -3,7 +3,8 @@
  * with the right and a wrong passphrase, two holders, a key file of another
  * repository, tampered key files (a flipped bit in the sealed keys, weaker
  * KDF parameters with a recomputed checksum, a broken checksum, hostile
- * parameters), removing (not the last, not the one in use, prefixes), and
+ * parameters), damaged key files named (wrong passphrase, none usable) and
+ * removed by id, removing (not the last, not the one in use, prefixes), and
  * passphrases from a file, a command and BKR_PASSWORD, and the order of the
  * sources of a new one (BKR_NEW_PASSWORD before BKR_PASSWORD at init); a
  * password file's first line refused beyond 1023 bytes, a directory named.
@@ -210,6 +211,67 @@ static void test_tampered_key_files(void **state)
 	assert_int_equal(bkr_key_parse(&kf, "", 0, what), BKR_ECORRUPT);
 }
 
+/* Damaged key files are named, not hidden: in the wrong-passphrase message
+ * (pointing to bkr key list), in the error when none is usable (files and
+ * why), and bkr_key_remove deletes one by its id (never the last usable). */
+static void test_damaged_key_files(void **state)
+{
+	struct fx *f = *state;
+	char good[BKR_KEY_ID_HEX], bad[BKR_KEY_ID_HEX], name[64], want[128], prefix[7];
+	bkr_crypto *c = NULL;
+	size_t len;
+	char *text;
+
+	assert_int_equal(bkr_key_add(f->s, f->c, "alice", 5, good), 0);
+	assert_int_equal(bkr_key_add(f->s, f->c, "bob", 3, bad), 0);
+	text = read_key(f, bad, &len);
+	strstr(text, "\"hostname\":\"")[12] ^= 1; /* the checksum no longer matches */
+	write_key(f, bad, text, false);
+	free(text);
+	snprintf(want, sizeof(want), "keys/%s.json", bad);
+
+	/* a wrong passphrase: the damaged one was not tried, and is named */
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "bob", 3, &c, NULL), BKR_EKEY);
+	assert_non_null(strstr(bkr_error_message(), "none of the 1 key file in keys/"));
+	assert_non_null(strstr(bkr_error_message(), "1 damaged key file could not be tried"));
+	assert_non_null(strstr(bkr_error_message(), want));
+	assert_non_null(strstr(bkr_error_message(), "bkr key list"));
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "alice", 5, &c, NULL), 0);
+	bkr_crypto_free(c);
+	c = NULL;
+
+	/* the good one is the last usable: refused; the damaged one goes by its id (a prefix) */
+	assert_int_equal(bkr_key_remove(f->s, good, NULL), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "last key file"));
+	memcpy(prefix, bad, 6);
+	prefix[6] = 0;
+	assert_int_equal(bkr_key_remove(f->s, prefix, good), 0);
+	snprintf(name, sizeof(name), "keys/%s.json", bad);
+	uint64_t size;
+	assert_int_equal(bkr_store_stat(f->s, name, &size), BKR_ENOTFOUND);
+	assert_int_equal(bkr_key_remove(f->s, bad, good), BKR_ENOTFOUND);
+
+	/* every key file unusable: the error names them and why */
+	text = read_key(f, good, &len);
+	strstr(text, "\"hostname\":\"")[12] ^= 1;
+	write_key(f, good, text, false);
+	free(text);
+	assert_int_equal(bkr_key_add(f->s, f->c, "carol", 5, bad), 0);
+	text = read_key(f, bad, &len);
+	memcpy(strstr(text, "\"n\":1024"), "\"n\":1023", 8);
+	write_key(f, bad, text, true);
+	free(text);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "alice", 5, &c, NULL), BKR_ECORRUPT);
+	assert_null(c);
+	assert_non_null(strstr(bkr_error_message(), "2 damaged"));
+	snprintf(want, sizeof(want), "keys/%s.json", good);
+	assert_non_null(strstr(bkr_error_message(), want));
+	snprintf(want, sizeof(want), "keys/%s.json", bad);
+	assert_non_null(strstr(bkr_error_message(), want));
+	/* why: the first one's own message (a checksum or a KDF bound) */
+	assert_true(strstr(bkr_error_message(), "checksum mismatch") || strstr(bkr_error_message(), "scrypt N 1023"));
+}
+
 static void test_passphrase_sources(void **state)
 {
 	struct fx *f = *state;
@@ -363,6 +425,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_add_unlock_two_holders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tampered_key_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_key_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passphrase_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_password_file_limits, setup, teardown),
 	};

@@ -66,15 +66,18 @@ int bkr_key_list(bkr_store *s, bkr_key_file **out, size_t *n,
 /**
  * Try @p pass on every key file of @p s belonging to repository @p repo_id:
  * *out gets the master keys, @p id_out (may be NULL) the key file that
- * opened.  BKR_EKEY "wrong passphrase" when none opens; BKR_ENOTFOUND when
- * there is no key file.
+ * opened.  BKR_EKEY "wrong passphrase" when none opens (naming the damaged
+ * key files, which could not be tried); BKR_ECORRUPT naming the damaged key
+ * files and why (the first one's message) when no key file is usable;
+ * BKR_ENOTFOUND when there is no key file.
  */
 int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
 		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX]);
 
 /**
- * Remove key file @p id (a unique prefix of it) from @p s.  Refused
- * (BKR_EINVAL) for the last key file and for @p current (the one in use).
+ * Remove key file @p id (a unique prefix of it) from @p s; a damaged key
+ * file is removed by its id (its file name) too.  Refused (BKR_EINVAL) for
+ * the last usable key file and for @p current (the one in use).
  */
 int bkr_key_remove(bkr_store *s, const char *id, const char *current);
 
