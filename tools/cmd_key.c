@@ -68,11 +68,17 @@ static int do_list(cli *c, bkr_repo *r)
 		}
 		json_out_end_array(&j);
 	} else {
+		/* created, hostname and username are not authenticated (anyone who
+		 * can write keys/ sets them): escaped, never sent raw to a terminal */
+		char created[4 * sizeof(v->created)], host[4 * sizeof(v->hostname)], user[4 * sizeof(v->username)];
 		printf("  %-16s  %-27s  %-20s  %-12s  %s\n", "ID", "CREATED", "HOST", "USER", "KDF");
 		for (size_t i = 0; i < n; i++)
 			printf("%s %-16s  %-27s  %-20s  %-12s  scrypt N=%llu r=%u p=%u\n",
-			       strcmp(v[i].id, bkr_repo_key_id(r)) ? " " : "*", v[i].id, v[i].created,
-			       v[i].hostname, v[i].username, (unsigned long long)v[i].kdf.n, v[i].kdf.r, v[i].kdf.p);
+			       strcmp(v[i].id, bkr_repo_key_id(r)) ? " " : "*", v[i].id,
+			       cli_printable(v[i].created, created, sizeof(created)),
+			       cli_printable(v[i].hostname, host, sizeof(host)),
+			       cli_printable(v[i].username, user, sizeof(user)), (unsigned long long)v[i].kdf.n,
+			       v[i].kdf.r, v[i].kdf.p);
 	}
 	free(v);
 	return 0;

@@ -266,6 +266,40 @@ expect_exit 0 "$BKR" -r "$R" key remove "${carol:0:5}"
 expect_exit 2 "$BKR" -r "$R" key remove "$bob"
 pass "a damaged key file is named in the wrong-passphrase message, key list and when none is usable; key remove deletes it by id"
 
+# --- key list: a key file's created, hostname and username are not
+# authenticated (anyone who can write keys/ sets them, checksum and all):
+# terminal escapes and newlines in them are shown escaped, never raw
+python3 - "$R/keys/$bob.json" <<'PY'
+import hashlib, json, sys
+p = sys.argv[1]
+k = json.loads(open(p).read())
+k["hostname"] = "\x1b[2J\x1b[Hhost\\"
+k["username"] = "user\nFORGED  0123456789abcdef"
+k["created"] += "\x07\u009b\u00e9"
+del k["sha256"]
+t = json.dumps(k, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+t = t.replace("0" * 64, hashlib.sha256(t.encode()).hexdigest())
+open(p, "w").write(t)
+PY
+expect_exit 0 "$BKR" -r "$R" key list
+python3 - "$T/out" <<'PY' || { cat -v "$T/out"; fail "key list prints a key file's text fields raw"; }
+import sys
+out = open(sys.argv[1], "rb").read()
+assert not any(b < 0x20 and b != 0x0a or b == 0x7f for b in out), "a control character"
+assert b"\xc2\x9b" not in out, "a C1 control character"
+lines = out.decode().splitlines()
+assert len(lines) == 2, lines
+assert "\\x1b[2J\\x1b[Hhost\\x5c" in lines[1] and "user\\x0aFORGED" in lines[1], lines[1]
+assert "\\x07\\xc2\\x9b\u00e9" in lines[1], lines[1]
+PY
+expect_exit 0 "$BKR" -r "$R" key list --json
+python3 - "$T/out" <<'PY' || fail "key list --json: $(cat "$T/out")"
+import json, sys
+k = json.load(open(sys.argv[1]))[0]
+assert k["hostname"] == "\x1b[2J\x1b[Hhost\\" and k["username"] == "user\nFORGED  0123456789abcdef", k
+PY
+pass "key list escapes control characters of a key file's created, hostname and username (JSON keeps them exact)"
+
 # --- tampering.  A small repository with two packs of one blob each, of the same size.
 K=$T/k
 mkdir -p "$K/src"
