@@ -260,6 +260,22 @@ one_line_error
 grep -q "no usable key file in keys/, 2 damaged (keys/.*$bob.json.*): the repository cannot be opened; .*/keys/[0-9a-f]*\.json: checksum mismatch" "$T/err" ||
 	fail "every key file damaged: $(cat "$T/err")"
 grep -q "$carol.json" "$T/err" || fail "every key file damaged: carol's not named: $(cat "$T/err")"
+# hostile KDF parameters (checksum recomputed): p counts in the work bound,
+# N 2^16 r 8 p 16 is a damaged key file named in one line, no slow derivation
+rm -rf "$T/all-damaged" && cp -a "$R" "$T/all-damaged"
+rm "$T/all-damaged/keys/$carol.json"
+python3 - "$T/all-damaged/keys/$bob.json" <<'PY'
+import hashlib, json, sys
+p = sys.argv[1]
+k = json.loads(open(p).read())
+k["kdf"]["n"], k["kdf"]["p"] = 65536, 16
+del k["sha256"]
+t = json.dumps(k, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(p, "w").write(t.replace("0" * 64, hashlib.sha256(t.encode()).hexdigest()))
+PY
+expect_exit 4 "$BKR" -r "$T/all-damaged" list
+one_line_error
+grep -q "keys/$bob.json: scrypt N 65536 r 8 p 16: N\*r\*p above 4194304" "$T/err" || fail "hostile KDF p: $(cat "$T/err")"
 expect_exit 0 "$BKR" -r "$R" key remove "${carol:0:5}"
 [ ! -e "$R/keys/$carol.json" ] || fail "key remove left the damaged key file"
 [ -e "$R/keys/$bob.json" ] || fail "key remove took the wrong key file"

@@ -201,6 +201,25 @@ static void test_tampered_key_files(void **state)
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "secret", 6, &c, NULL), BKR_ECORRUPT);
 	assert_non_null(strstr(bkr_error_message(), "1 damaged"));
 	memcpy(p, "\"n\":1024", 8);
+	/* p counts in the work bound: N 2^16 r 8 p 16 (64 MiB, 32 times the
+	 * default's work) is a damaged key file, named, refused before scrypt */
+	{
+		char *hostile = malloc(len + 16), *q;
+		assert_non_null(hostile);
+		memcpy(hostile, text, len + 1);
+		q = strstr(hostile, "\"n\":1024");
+		memmove(q + 9, q + 8, strlen(q + 8) + 1);
+		memcpy(q, "\"n\":65536", 9);
+		q = strstr(hostile, "\"p\":1");
+		memmove(q + 6, q + 5, strlen(q + 5) + 1);
+		memcpy(q, "\"p\":16", 6);
+		assert_int_equal(bkr_key_parse(&kf, hostile, strlen(hostile), what), BKR_ECORRUPT);
+		write_key(f, id, hostile, true);
+		free(hostile);
+		assert_int_equal(bkr_key_unlock(f->s, repo_a, "secret", 6, &c, NULL), BKR_ECORRUPT);
+		assert_non_null(strstr(bkr_error_message(), "scrypt N 65536 r 8 p 16"));
+		assert_non_null(strstr(bkr_error_message(), id));
+	}
 	/* restored: opens again */
 	write_key(f, id, text, false);
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "secret", 6, &c, NULL), 0);
