@@ -475,6 +475,15 @@ static bkr_key_source source;
 static char *kept, *kept_new;          /* PASS_MAX bytes of locked memory each */
 static size_t kept_len, kept_new_len;
 
+/* The prompt's terminal while echo is off, for its signal handler (from_tty);
+ * prompt_caught: a signal came during the prompt. */
+static const int prompt_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+#define N_PROMPT_SIGNALS (sizeof(prompt_signals) / sizeof(*prompt_signals))
+static struct sigaction prompt_old[N_PROMPT_SIGNALS];
+static bool prompt_installed[N_PROMPT_SIGNALS];
+static struct termios prompt_termios;
+static volatile sig_atomic_t prompt_fd = -1, prompt_caught;
+
 void bkr_key_set_source(const bkr_key_source *src)
 {
 	memset(&source, 0, sizeof(source));
@@ -513,7 +522,7 @@ static int read_line_fd(int fd, char *buf, size_t *len, const char *what)
 	buf[0] = 0;
 	while (n < PASS_MAX - 1 && !nl) {
 		ssize_t r = read(fd, buf + n, PASS_MAX - 1 - n);
-		if (r < 0 && errno == EINTR)
+		if (r < 0 && errno == EINTR && !prompt_caught)
 			continue;
 		if (r < 0)
 			return bkr_error_set_errno(errno, "%s", what);
@@ -650,7 +659,56 @@ static int from_env(const char *name, char *buf, size_t *len)
 	return 0;
 }
 
-/* Prompt on the terminal without echo. */
+/* A signal during the prompt (Ctrl-C, kill, a hangup): the terminal's
+ * settings back (echo on), then the signal again with the disposition it
+ * had before, delivered when this returns (it is blocked here): by default
+ * the process ends as it would have, with a usable terminal. */
+static void prompt_on_signal(int sig)
+{
+	int saved = errno;
+	if (prompt_fd >= 0) {
+		tcsetattr(prompt_fd, TCSAFLUSH, &prompt_termios);
+		(void)!write(prompt_fd, "\n", 1);
+		prompt_fd = -1;
+	}
+	prompt_caught = 1;
+	for (size_t i = 0; i < N_PROMPT_SIGNALS; i++)
+		if (prompt_signals[i] == sig && prompt_installed[i])
+			sigaction(sig, &prompt_old[i], NULL);
+	raise(sig);
+	errno = saved;
+}
+
+static void prompt_guard(int fd, const struct termios *saved)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = prompt_on_signal;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < N_PROMPT_SIGNALS; i++)
+		sigaddset(&sa.sa_mask, prompt_signals[i]);
+	prompt_termios = *saved;
+	prompt_caught = 0;
+	prompt_fd = fd;
+	for (size_t i = 0; i < N_PROMPT_SIGNALS; i++) {
+		prompt_installed[i] = false;
+		/* an ignored signal stays ignored (nohup) */
+		if (sigaction(prompt_signals[i], NULL, &prompt_old[i]) == 0 && prompt_old[i].sa_handler != SIG_IGN &&
+		    sigaction(prompt_signals[i], &sa, NULL) == 0)
+			prompt_installed[i] = true;
+	}
+}
+
+static void prompt_unguard(void)
+{
+	prompt_fd = -1;
+	for (size_t i = 0; i < N_PROMPT_SIGNALS; i++)
+		if (prompt_installed[i])
+			sigaction(prompt_signals[i], &prompt_old[i], NULL);
+}
+
+/* Prompt on the terminal without echo; a signal meanwhile restores it. */
 static int from_tty(const char *prompt, char *buf, size_t *len)
 {
 	struct termios old, quiet;
@@ -666,10 +724,16 @@ static int from_tty(const char *prompt, char *buf, size_t *len)
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
 	(void)!write(fd, prompt, strlen(prompt));
+	prompt_guard(fd, &old);
 	tcsetattr(fd, TCSAFLUSH, &quiet);
 	err = read_line_fd(fd, buf, len, "/dev/tty");
-	tcsetattr(fd, TCSAFLUSH, &old);
-	(void)!write(fd, "\n", 1);
+	if (prompt_caught) /* its handler returned (not the default action): the terminal is restored */
+		err = bkr_error_set(BKR_EINVAL, "no passphrase: the prompt was interrupted");
+	else
+		tcsetattr(fd, TCSAFLUSH, &old);
+	prompt_unguard();
+	if (!prompt_caught)
+		(void)!write(fd, "\n", 1);
 	close(fd);
 	return err;
 }

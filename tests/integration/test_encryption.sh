@@ -316,6 +316,65 @@ assert k["hostname"] == "\x1b[2J\x1b[Hhost\\" and k["username"] == "user\nFORGED
 PY
 pass "key list escapes control characters of a key file's created, hostname and username (JSON keeps them exact)"
 
+# --- the prompt on a terminal (a pty): no echo; Ctrl-C, SIGTERM or SIGHUP
+# there gives the terminal its settings back (echo on), then ends bkr by
+# the signal as before
+python3 - "$BKR" "$R" <<'PY' || fail "the passphrase prompt on a terminal"
+import fcntl, os, select, signal, subprocess, sys, termios, time
+bkr, repo = sys.argv[1:3]
+secret = os.environ.pop("BKR_PASSWORD").encode()
+
+def read_until(master, want, out):
+    deadline = time.time() + 30
+    while want not in out[0]:
+        assert time.time() < deadline, "no %r on the terminal: %r" % (want, out[0])
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                out[0] += os.read(master, 4096)
+            except OSError:  # EIO: the other side closed
+                time.sleep(0.05)
+
+def echo(fd):
+    return bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+
+def prompt(how):
+    master, slave = os.openpty()
+    assert echo(slave)
+    p = subprocess.Popen([bkr, "-r", repo, "list"], stdin=slave, stdout=slave, stderr=slave,
+                         start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    out = [b""]
+    read_until(master, b"passphrase for", out)
+    deadline = time.time() + 30
+    while echo(slave):  # the prompt is written, then echo goes off
+        assert time.time() < deadline and p.poll() is None, "echo never went off"
+        time.sleep(0.01)
+    if how == "type":
+        os.write(master, secret + b"\n")
+    elif how == "ctrl-c":
+        os.write(master, b"\x03")
+    else:
+        p.send_signal(how)
+    try:
+        rc = p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    if how == "type":
+        read_until(master, b"backup_", out)
+        assert rc == 0, (rc, out[0])
+        assert secret not in out[0], "the passphrase was echoed"
+    else:
+        want = signal.SIGINT if how == "ctrl-c" else how
+        assert rc == -want, "%s: exit %s, not the signal" % (how, rc)
+    assert echo(slave), "%s at the prompt left the terminal without echo" % how
+    os.close(master)
+    os.close(slave)
+
+for how in ("type", "ctrl-c", signal.SIGTERM, signal.SIGHUP):
+    prompt(how)
+PY
+pass "the prompt on a terminal does not echo; Ctrl-C, SIGTERM and SIGHUP there restore the terminal"
+
 # --- tampering.  A small repository with two packs of one blob each, of the same size.
 K=$T/k
 mkdir -p "$K/src"
