@@ -420,7 +420,7 @@ done:
 	return err;
 }
 
-int bkr_key_remove(bkr_store *s, const char *id, const char *current)
+int bkr_key_remove(bkr_store *s, const char *id, const char *current, char removed[BKR_KEY_ID_HEX])
 {
 	struct key_walk kw = { 0 };
 	size_t found = SIZE_MAX, matches = 0;
@@ -428,6 +428,8 @@ int bkr_key_remove(bkr_store *s, const char *id, const char *current)
 	char name[64];
 	int err;
 
+	if (removed)
+		removed[0] = 0;
 	if ((err = list_keys(s, &kw)) < 0)
 		return err;
 	for (size_t i = 0; i < kw.n; i++)
@@ -462,7 +464,8 @@ int bkr_key_remove(bkr_store *s, const char *id, const char *current)
 		goto done;
 	}
 	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", hit);
-	err = bkr_store_delete(s, name);
+	if ((err = bkr_store_delete(s, name)) == 0 && removed)
+		memcpy(removed, hit, BKR_KEY_ID_HEX);
 done:
 	free(kw.v);
 	free(kw.bad);
@@ -708,8 +711,9 @@ static void prompt_unguard(void)
 			sigaction(prompt_signals[i], &prompt_old[i], NULL);
 }
 
-/* Prompt on the terminal without echo; a signal meanwhile restores it. */
-static int from_tty(const char *prompt, char *buf, size_t *len)
+/* Prompt on the terminal without echo; a signal meanwhile restores it.
+ * Without a terminal, BKR_EINVAL @p none (what would have given one). */
+static int from_tty(const char *prompt, const char *none, char *buf, size_t *len)
 {
 	struct termios old, quiet;
 	int fd, err;
@@ -717,8 +721,7 @@ static int from_tty(const char *prompt, char *buf, size_t *len)
 	if ((fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)) < 0 || tcgetattr(fd, &old) < 0) {
 		if (fd >= 0)
 			close(fd);
-		return bkr_error_set(BKR_EINVAL, "no passphrase: set BKR_PASSWORD, give --password-file or "
-				     "--password-command, or run on a terminal");
+		return bkr_error_set(BKR_EINVAL, "%s", none);
 	}
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
@@ -779,8 +782,12 @@ int bkr_key_passphrase(const char *repo, const char **out, size_t *len)
 	if (!(buf = bkr_secure_alloc(PASS_MAX)))
 		return bkr_error_oom();
 	if ((err = current_noninteractive(buf, &n)) == 1) {
+		char none[256];
+		snprintf(none, sizeof(none), "no passphrase: set %s, give %s, or run on a terminal",
+			 source.env ? source.env : "BKR_PASSWORD",
+			 source.options ? source.options : "--password-file or --password-command");
 		snprintf(prompt, sizeof(prompt), "passphrase for %s: ", repo);
-		err = from_tty(prompt, buf, &n);
+		err = from_tty(prompt, none, buf, &n);
 	}
 	if (err == 0 && (err = keep(&kept, &kept_len, buf, n)) == 0) {
 		*out = kept;
@@ -816,8 +823,13 @@ int bkr_key_new_passphrase(bool use_current, const char **out, size_t *len)
 	else if (use_current)
 		err = current_noninteractive(a, &na);
 	if (err == 1) {
-		if ((err = from_tty("new passphrase: ", a, &na)) < 0 ||
-		    (err = from_tty("the same again: ", b, &nb)) < 0)
+		const char *none = use_current ? "no passphrase for the new repository: set BKR_NEW_PASSWORD (or "
+						 "BKR_PASSWORD), give --new-password-file (or --password-file, "
+						 "--password-command), or run on a terminal"
+					       : "no new passphrase: set BKR_NEW_PASSWORD, give --new-password-file, "
+						 "or run on a terminal";
+		if ((err = from_tty("new passphrase: ", none, a, &na)) < 0 ||
+		    (err = from_tty("the same again: ", none, b, &nb)) < 0)
 			goto done;
 		if (na != nb || memcmp(a, b, na)) {
 			err = bkr_error_set(BKR_EINVAL, "the passphrases differ; nothing was changed");

@@ -129,10 +129,10 @@ int cmd_key(cli *c, int argc, char **argv)
 	if (!strcmp(sub, "list")) {
 		rc = do_list(c, r);
 	} else if (!strcmp(sub, "remove")) {
-		if ((err = bkr_key_remove(bkr_repo_store(r), argv[first], bkr_repo_key_id(r))) < 0)
+		if ((err = bkr_key_remove(bkr_repo_store(r), argv[first], bkr_repo_key_id(r), id)) < 0)
 			rc = cli_fail(c, err);
 		else
-			report(c, NULL, argv[first]);
+			report(c, NULL, id); /* the full id, not the prefix given */
 	} else {
 		/* add, passwd: a new key file first; passwd then removes the one in use */
 		if ((err = bkr_key_new_passphrase(false, &pass, &len)) < 0 ||
@@ -140,7 +140,7 @@ int cmd_key(cli *c, int argc, char **argv)
 			rc = cli_fail(c, err);
 			goto done;
 		}
-		if (!strcmp(sub, "passwd") && (err = bkr_key_remove(bkr_repo_store(r), bkr_repo_key_id(r), id)) < 0) {
+		if (!strcmp(sub, "passwd") && (err = bkr_key_remove(bkr_repo_store(r), bkr_repo_key_id(r), id, NULL)) < 0) {
 			rc = cli_failf(c, err, "new key %s written, but the old key %s stays: %s", id, bkr_repo_key_id(r),
 				       bkr_error_message());
 			goto done;

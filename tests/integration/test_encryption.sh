@@ -163,7 +163,24 @@ expect_exit 0 "$BKR" -r "$R" --password-command "cat $T/pw-alice" list
 expect_exit 0 "$BKR" -r "$R" --password-command "cat $T/pw-alice; sleep 0.3; echo more" list
 expect_exit 8 "$BKR" -r "$R" --password-command "cat $T/pw-alice; sleep 0.3; exit 5" list
 grep -q "password command failed (exit 5)" "$T/err" || fail "a failing password command: $(cat "$T/err")"
-pass "a wrong, empty or unobtainable passphrase is one line, exit 9/2/3/8, and writes nothing"
+# no passphrase at all (no variable, no terminal: setsid): the message names
+# what gives one, as each program takes it
+env -u BKR_PASSWORD setsid -w "$BKR" -r "$R" list >"$T/out" 2>"$T/err" </dev/null && fail "bkr list without a passphrase succeeded"
+grep -q "no passphrase: set BKR_PASSWORD, give --password-file or --password-command, or run on a terminal" "$T/err" ||
+	fail "bkr without a passphrase: $(cat "$T/err")"
+env -u BKR_PASSWORD setsid -w "$BKRFS" "$R" "$M" -f >"$T/out" 2>"$T/err" </dev/null && fail "bkrfs without a passphrase succeeded"
+grep -q "no passphrase: set BKR_PASSWORD, give -o password_file=FILE or -o password_command=CMD, or run on a terminal" "$T/err" ||
+	fail "bkrfs without a passphrase: $(cat "$T/err")"
+! grep -q -- "--password-file" "$T/err" || fail "bkrfs suggests an option it does not take: $(cat "$T/err")"
+env -u BKR_PASSWORD -u BKR_NEW_PASSWORD setsid -w "$BKR" init -r "$T/no-pass" --encryption aes-256-gcm >"$T/out" 2>"$T/err" </dev/null &&
+	fail "init without a passphrase succeeded"
+grep -q "no passphrase for the new repository: set BKR_NEW_PASSWORD (or BKR_PASSWORD), give --new-password-file" "$T/err" ||
+	fail "init without a passphrase: $(cat "$T/err")"
+[ ! -e "$T/no-pass/config.json" ] || fail "init without a passphrase made a repository"
+env -u BKR_NEW_PASSWORD setsid -w "$BKR" -r "$R" key add >"$T/out" 2>"$T/err" </dev/null && fail "key add without a new passphrase succeeded"
+grep -q "no new passphrase: set BKR_NEW_PASSWORD, give --new-password-file, or run on a terminal" "$T/err" ||
+	fail "key add without a new passphrase: $(cat "$T/err")"
+pass "a wrong, empty or unobtainable passphrase is one line, exit 9/2/3/8, and writes nothing; no passphrase names the sources"
 
 # --- a password file that is a pipe or a FIFO is read blocking, waiting for
 # its writer (gpg -d pw.gpg | bkr --password-file /dev/stdin ...); a first
@@ -223,6 +240,7 @@ BKR_PASSWORD='bob: tr0ub4dor' expect_exit 2 "$BKR" -r "$R" key remove "$bob"
 one_line_error
 grep -q "in use" "$T/err" || fail "removing the key in use: $(cat "$T/err")"
 BKR_PASSWORD='bob: tr0ub4dor' expect_exit 0 "$BKR" -r "$R" key remove "${alice2:0:6}"
+grep -qx "removed key $alice2" "$T/out" || fail "key remove does not name the full id: $(cat "$T/out")"
 expect_exit 9 "$BKR" -r "$R" --password-file "$T/pw-alice2" list
 BKR_PASSWORD='bob: tr0ub4dor' expect_exit 2 "$BKR" -r "$R" key remove "$bob"
 grep -q "last key file" "$T/err" || fail "removing the last key: $(cat "$T/err")"
@@ -276,7 +294,9 @@ PY
 expect_exit 4 "$BKR" -r "$T/all-damaged" list
 one_line_error
 grep -q "keys/$bob.json: scrypt N 65536 r 8 p 16: N\*r\*p above 4194304" "$T/err" || fail "hostile KDF p: $(cat "$T/err")"
-expect_exit 0 "$BKR" -r "$R" key remove "${carol:0:5}"
+expect_exit 0 "$BKR" -r "$R" --json key remove "${carol:0:5}"
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == {"removed": sys.argv[2]}' "$T/out" "$carol" ||
+	fail "key remove --json: $(cat "$T/out")"
 [ ! -e "$R/keys/$carol.json" ] || fail "key remove left the damaged key file"
 [ -e "$R/keys/$bob.json" ] || fail "key remove took the wrong key file"
 expect_exit 2 "$BKR" -r "$R" key remove "$bob"

@@ -145,14 +145,16 @@ static void test_add_unlock_two_holders(void **state)
 	free(v);
 
 	/* remove: not the one in use, a prefix, then not the last */
-	assert_int_equal(bkr_key_remove(f->s, id1, id1), BKR_EINVAL);
-	assert_int_equal(bkr_key_remove(f->s, "zz", id1), BKR_ENOTFOUND);
+	assert_int_equal(bkr_key_remove(f->s, id1, id1, NULL), BKR_EINVAL);
+	assert_int_equal(bkr_key_remove(f->s, "zz", id1, NULL), BKR_ENOTFOUND);
 	char prefix[5];
 	memcpy(prefix, id2, 4);
 	prefix[4] = 0;
-	assert_int_equal(bkr_key_remove(f->s, prefix, id1), 0);
+	char removed[BKR_KEY_ID_HEX] = "x";
+	assert_int_equal(bkr_key_remove(f->s, prefix, id1, removed), 0);
+	assert_string_equal(removed, id2); /* the full id, not the prefix */
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "bob pass", 8, &c, got), BKR_EKEY);
-	assert_int_equal(bkr_key_remove(f->s, id1, NULL), BKR_EINVAL);
+	assert_int_equal(bkr_key_remove(f->s, id1, NULL, NULL), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "last key file"));
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "alice pass", 10, &c, got), 0);
 	bkr_crypto_free(c);
@@ -260,15 +262,17 @@ static void test_damaged_key_files(void **state)
 	c = NULL;
 
 	/* the good one is the last usable: refused; the damaged one goes by its id (a prefix) */
-	assert_int_equal(bkr_key_remove(f->s, good, NULL), BKR_EINVAL);
+	assert_int_equal(bkr_key_remove(f->s, good, NULL, NULL), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "last key file"));
 	memcpy(prefix, bad, 6);
 	prefix[6] = 0;
-	assert_int_equal(bkr_key_remove(f->s, prefix, good), 0);
+	char removed[BKR_KEY_ID_HEX] = "x";
+	assert_int_equal(bkr_key_remove(f->s, prefix, good, removed), 0);
+	assert_string_equal(removed, bad);
 	snprintf(name, sizeof(name), "keys/%s.json", bad);
 	uint64_t size;
 	assert_int_equal(bkr_store_stat(f->s, name, &size), BKR_ENOTFOUND);
-	assert_int_equal(bkr_key_remove(f->s, bad, good), BKR_ENOTFOUND);
+	assert_int_equal(bkr_key_remove(f->s, bad, good, NULL), BKR_ENOTFOUND);
 
 	/* every key file unusable: the error names them and why */
 	text = read_key(f, good, &len);

@@ -78,8 +78,9 @@ int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE],
  * Remove key file @p id (a unique prefix of it) from @p s; a damaged key
  * file is removed by its id (its file name) too.  Refused (BKR_EINVAL) for
  * the last usable key file and for @p current (the one in use).
+ * @p removed (may be NULL) gets the full id of the key file removed.
  */
-int bkr_key_remove(bkr_store *s, const char *id, const char *current);
+int bkr_key_remove(bkr_store *s, const char *id, const char *current, char removed[BKR_KEY_ID_HEX]);
 
 /* ---- passphrases -------------------------------------------------------------- */
 
@@ -89,6 +90,8 @@ typedef struct {
 	const char *command;     /**< --password-command: first line of `sh -c` output */
 	const char *new_file;    /**< --new-password-file (init, key add, key passwd) */
 	const char *env;         /**< the variable read instead of BKR_PASSWORD (bkr copy: BKR_FROM_PASSWORD) */
+	const char *options;     /**< the program's options for file and command, for the "no passphrase"
+				      message (NULL: "--password-file or --password-command"; bkrfs: -o ...) */
 } bkr_key_source;
 
 /** Set the process-wide source (copied pointers: they must outlive its use). */
