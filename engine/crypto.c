@@ -254,6 +254,13 @@ int bkr_kdf_params_check(const bkr_kdf_params *p, const char *what)
 	if (p->n * p->r * 128 > BKR_KDF_MAXMEM)
 		return bkr_error_set(BKR_ECORRUPT, "%s: scrypt N %llu r %u would need more than %llu bytes",
 				     what, (unsigned long long)p->n, p->r, (unsigned long long)BKR_KDF_MAXMEM);
+	/* p multiplies the time, not the memory: within the bounds above a
+	 * hostile key file could ask for 512 times the default's work (N*r 2^23,
+	 * p 16: over a minute) from every command */
+	if (p->n * p->r * p->p > BKR_KDF_MAXWORK)
+		return bkr_error_set(BKR_ECORRUPT,
+				     "%s: scrypt N %llu r %u p %u: N*r*p above %llu (16 times the default's work)",
+				     what, (unsigned long long)p->n, p->r, p->p, (unsigned long long)BKR_KDF_MAXWORK);
 	return 0;
 }
 

@@ -23,11 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
 #define PASS_MAX 1024
+#define CMD_REST_MAX (1 << 20) /* what a password command may print after its first line */
 #define KEYS_PREFIX "keys/"
 
 /* ---- key files -------------------------------------------------------------- */
@@ -250,6 +252,9 @@ struct key_walk {
 	bkr_store *s;
 	bkr_key_file *v;
 	size_t n, cap;
+	char (*bad)[BKR_KEY_ID_HEX]; /* the damaged key files' ids (file names) */
+	size_t nbad, badcap;
+	char first_bad[512];         /* the first damaged one's message */
 	void (*warn)(void *ctx, const char *message);
 	void *ctx;
 };
@@ -281,6 +286,17 @@ static int on_key(void *ctx, const char *name)
 	if (err == BKR_ENOMEM)
 		return err;
 	if (err < 0) {
+		if (kw->nbad == kw->badcap) {
+			size_t ncap = kw->badcap ? 2 * kw->badcap : 4;
+			char(*nb)[BKR_KEY_ID_HEX] = realloc(kw->bad, ncap * sizeof(*nb));
+			if (!nb)
+				return bkr_error_oom();
+			kw->bad = nb;
+			kw->badcap = ncap;
+		}
+		memcpy(kw->bad[kw->nbad++], id, sizeof(id));
+		if (kw->nbad == 1)
+			snprintf(kw->first_bad, sizeof(kw->first_bad), "%s", bkr_error_message());
 		if (kw->warn)
 			kw->warn(kw->ctx, bkr_error_message());
 		bkr_error_clear();
@@ -298,79 +314,135 @@ static int key_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x->id, y->id);
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Every key file of @p s into @p kw: the usable ones sorted, the damaged ones by id. */
+static int list_keys(bkr_store *s, struct key_walk *kw)
+{
+	int err;
+
+	kw->s = s;
+	if ((err = bkr_store_list(s, KEYS_PREFIX, on_key, kw)) < 0) {
+		free(kw->v);
+		free(kw->bad);
+		kw->v = NULL;
+		kw->bad = NULL;
+		kw->n = kw->nbad = 0;
+		return err;
+	}
+	bkr_error_clear();
+	if (kw->n > 1)
+		qsort(kw->v, kw->n, sizeof(*kw->v), key_cmp);
+	if (kw->nbad > 1)
+		qsort(kw->bad, kw->nbad, sizeof(*kw->bad), id_cmp);
+	return 0;
+}
+
 int bkr_key_list(bkr_store *s, bkr_key_file **out, size_t *n,
 		 void (*warn)(void *ctx, const char *message), void *ctx)
 {
-	struct key_walk kw = { .s = s, .warn = warn, .ctx = ctx };
+	struct key_walk kw = { .warn = warn, .ctx = ctx };
 	int err;
 
 	*out = NULL;
 	*n = 0;
-	if ((err = bkr_store_list(s, KEYS_PREFIX, on_key, &kw)) < 0) {
-		free(kw.v);
+	if ((err = list_keys(s, &kw)) < 0)
 		return err;
-	}
-	bkr_error_clear();
-	if (kw.n > 1)
-		qsort(kw.v, kw.n, sizeof(*kw.v), key_cmp);
+	free(kw.bad);
 	*out = kw.v;
 	*n = kw.n;
 	return 0;
 }
 
-static void count_damaged(void *ctx, const char *message)
+/* "keys/A.json, keys/B.json, ..." for a message: the first few damaged key files. */
+static void bad_names(const struct key_walk *kw, char *out, size_t cap)
 {
-	(void)message;
-	(*(size_t *)ctx)++;
+	size_t o = 0;
+	out[0] = 0;
+	for (size_t i = 0; i < kw->nbad && o < cap; i++) {
+		int w = i < 4 ? snprintf(out + o, cap - o, "%s" KEYS_PREFIX "%s.json", i ? ", " : "", kw->bad[i])
+			      : snprintf(out + o, cap - o, ", and %zu more", kw->nbad - i);
+		if (w < 0)
+			break;
+		o += (size_t)w;
+		if (i >= 4)
+			break;
+	}
 }
 
 int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
 		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX])
 {
-	bkr_key_file *v = NULL;
-	size_t n = 0, tried = 0, damaged = 0;
+	struct key_walk kw = { 0 };
+	char names[200];
+	size_t tried = 0;
 	int err;
 
 	*out = NULL;
-	if ((err = bkr_key_list(s, &v, &n, count_damaged, &damaged)) < 0)
+	if ((err = list_keys(s, &kw)) < 0)
 		return err;
-	for (size_t i = 0; i < n; i++) {
-		if (memcmp(v[i].repo_id, repo_id, BKR_CRYPTO_REPO_ID_SIZE))
+	for (size_t i = 0; i < kw.n; i++) {
+		if (memcmp(kw.v[i].repo_id, repo_id, BKR_CRYPTO_REPO_ID_SIZE))
 			continue; /* a key file of another repository */
 		tried++;
-		err = bkr_key_open(&v[i], pass, passlen, out);
+		err = bkr_key_open(&kw.v[i], pass, passlen, out);
 		if (err == 0) {
 			if (id_out)
-				memcpy(id_out, v[i].id, BKR_KEY_ID_HEX);
+				memcpy(id_out, kw.v[i].id, BKR_KEY_ID_HEX);
 			goto done;
 		}
 		if (err != BKR_EKEY)
 			goto done;
 	}
-	if (!tried)
-		err = bkr_error_set(damaged ? BKR_ECORRUPT : BKR_ENOTFOUND,
-				    "%s: no usable key file in keys/ (%zu damaged): the repository cannot be opened",
-				    bkr_store_location(s), damaged);
+	bad_names(&kw, names, sizeof(names));
+	if (!tried && kw.nbad)
+		/* nothing to try: name the damaged files and why (bkr key list needs an open repository) */
+		err = bkr_error_set(BKR_ECORRUPT, "%s: no usable key file in keys/, %zu damaged (%s): the repository "
+				    "cannot be opened; %s", bkr_store_location(s), kw.nbad, names, kw.first_bad);
+	else if (!tried)
+		err = bkr_error_set(BKR_ENOTFOUND, "%s: no usable key file in keys/: the repository cannot be opened",
+				    bkr_store_location(s));
+	else if (kw.nbad)
+		/* a damaged key file is corrupt, not a wrong passphrase (docs/format.md): say so */
+		err = bkr_error_set(BKR_EKEY, "%s: wrong passphrase: it opens none of the %zu key file%s in keys/; "
+				    "%zu damaged key file%s could not be tried (%s: 'bkr key list' names %s)",
+				    bkr_store_location(s), tried, tried == 1 ? "" : "s", kw.nbad, kw.nbad == 1 ? "" : "s",
+				    names, kw.nbad == 1 ? "it" : "them");
 	else
 		err = bkr_error_set(BKR_EKEY, "%s: wrong passphrase: it opens none of the %zu key file%s in keys/",
 				    bkr_store_location(s), tried, tried == 1 ? "" : "s");
 done:
-	free(v);
+	free(kw.v);
+	free(kw.bad);
 	return err;
 }
 
-int bkr_key_remove(bkr_store *s, const char *id, const char *current)
+int bkr_key_remove(bkr_store *s, const char *id, const char *current, char removed[BKR_KEY_ID_HEX])
 {
-	bkr_key_file *v = NULL;
-	size_t n = 0, found = SIZE_MAX, matches = 0;
+	struct key_walk kw = { 0 };
+	size_t found = SIZE_MAX, matches = 0;
+	const char *hit = NULL;
 	char name[64];
 	int err;
 
-	if ((err = bkr_key_list(s, &v, &n, NULL, NULL)) < 0)
+	if (removed)
+		removed[0] = 0;
+	if ((err = list_keys(s, &kw)) < 0)
 		return err;
-	for (size_t i = 0; i < n; i++)
-		if (*id && !strncmp(v[i].id, id, strlen(id))) {
+	for (size_t i = 0; i < kw.n; i++)
+		if (*id && !strncmp(kw.v[i].id, id, strlen(id))) {
 			found = i;
+			hit = kw.v[i].id;
+			matches++;
+		}
+	/* a damaged key file is removed by its id (its file name) too */
+	for (size_t i = 0; i < kw.nbad; i++)
+		if (*id && !strncmp(kw.bad[i], id, strlen(id))) {
+			found = SIZE_MAX;
+			hit = kw.bad[i];
 			matches++;
 		}
 	if (matches == 0) {
@@ -381,20 +453,22 @@ int bkr_key_remove(bkr_store *s, const char *id, const char *current)
 		err = bkr_error_set(BKR_EAMBIGUOUS, "key %s: the prefix names %zu key files", id, matches);
 		goto done;
 	}
-	if (n == 1) {
+	if (found != SIZE_MAX && kw.n == 1) {
 		err = bkr_error_set(BKR_EINVAL, "key %s: refusing to remove the last key file "
-				    "(without it nothing can open the repository)", v[found].id);
+				    "(without it nothing can open the repository)", hit);
 		goto done;
 	}
-	if (current && !strcmp(current, v[found].id)) {
+	if (current && !strcmp(current, hit)) {
 		err = bkr_error_set(BKR_EINVAL, "key %s: refusing to remove the key file in use "
-				    "(open the repository with another passphrase, or use 'bkr key passwd')", v[found].id);
+				    "(open the repository with another passphrase, or use 'bkr key passwd')", hit);
 		goto done;
 	}
-	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", v[found].id);
-	err = bkr_store_delete(s, name);
+	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", hit);
+	if ((err = bkr_store_delete(s, name)) == 0 && removed)
+		memcpy(removed, hit, BKR_KEY_ID_HEX);
 done:
-	free(v);
+	free(kw.v);
+	free(kw.bad);
 	return err;
 }
 
@@ -403,6 +477,15 @@ done:
 static bkr_key_source source;
 static char *kept, *kept_new;          /* PASS_MAX bytes of locked memory each */
 static size_t kept_len, kept_new_len;
+
+/* The prompt's terminal while echo is off, for its signal handler (from_tty);
+ * prompt_caught: a signal came during the prompt. */
+static const int prompt_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+#define N_PROMPT_SIGNALS (sizeof(prompt_signals) / sizeof(*prompt_signals))
+static struct sigaction prompt_old[N_PROMPT_SIGNALS];
+static bool prompt_installed[N_PROMPT_SIGNALS];
+static struct termios prompt_termios;
+static volatile sig_atomic_t prompt_fd = -1, prompt_caught;
 
 void bkr_key_set_source(const bkr_key_source *src)
 {
@@ -430,40 +513,111 @@ static void first_line(char *buf, size_t *len)
 	buf[*len] = 0;
 }
 
-/* Read up to PASS_MAX-1 bytes of @p fd into @p buf (to EOF or the first newline). */
+/* Read the first line of @p fd into @p buf (to EOF or the first newline):
+ * BKR_EINVAL when it does not fit in PASS_MAX-1 bytes (refused like a too
+ * long BKR_PASSWORD, never cut).  @p what names the source in messages. */
 static int read_line_fd(int fd, char *buf, size_t *len, const char *what)
 {
 	size_t n = 0;
-	while (n < PASS_MAX - 1) {
+	bool nl = false;
+
+	*len = 0;
+	buf[0] = 0;
+	while (n < PASS_MAX - 1 && !nl) {
 		ssize_t r = read(fd, buf + n, PASS_MAX - 1 - n);
-		if (r < 0 && errno == EINTR)
+		if (r < 0 && errno == EINTR && !prompt_caught)
 			continue;
 		if (r < 0)
 			return bkr_error_set_errno(errno, "%s", what);
 		if (r == 0)
 			break;
+		nl = memchr(buf + n, '\n', (size_t)r) != NULL;
 		n += (size_t)r;
-		if (memchr(buf + n - (size_t)r, '\n', (size_t)r))
-			break;
+	}
+	if (n == PASS_MAX - 1 && !nl) {
+		/* full without a newline: the line fits only when it ends here
+		 * (EOF, "\n" or "\r\n" next) */
+		char c[2];
+		size_t got = 0;
+		while (got < 2) {
+			ssize_t r = read(fd, c + got, 1);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return bkr_error_set_errno(errno, "%s", what);
+			if (r == 0 || c[got] == '\n')
+				break;
+			if (c[got] != '\r' || got == 1)
+				return bkr_error_set(BKR_EINVAL, "%s: the first line is longer than %d bytes", what,
+						     PASS_MAX - 1);
+			got++;
+		}
 	}
 	*len = n;
 	first_line(buf, len);
 	return 0;
 }
 
+/* The first line of a file: a pipe or FIFO (--password-file /dev/stdin,
+ * <(...)) is read blocking, waiting for its writer like any Unix tool; a
+ * directory or a terminal (it would echo: the prompt does not) is refused. */
 static int from_file(const char *path, char *buf, size_t *len)
 {
+	char what[PATH_MAX + 32];
+	struct stat st;
 	int fd, err;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
-		return bkr_error_set_errno(errno, "password file %s", path);
-	err = read_line_fd(fd, buf, len, path);
+
+	snprintf(what, sizeof(what), "password file %s", path);
+	while ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0 && errno == EINTR)
+		;
+	if (fd < 0)
+		return bkr_error_set_errno(errno, "%s", what);
+	if (fstat(fd, &st) < 0)
+		err = bkr_error_set_errno(errno, "%s", what);
+	else if (S_ISDIR(st.st_mode))
+		err = bkr_error_set_errno(EISDIR, "%s", what);
+	else if (isatty(fd))
+		err = bkr_error_set(BKR_EINVAL, "%s: a terminal (it would echo the passphrase: give no "
+				    "password file to be asked without echo)", what);
+	else
+		err = read_line_fd(fd, buf, len, what);
 	close(fd);
 	return err;
 }
 
+/* Read @p fd to EOF, discarding what comes: at most CMD_REST_MAX bytes. */
+static int drain(int fd, const char *what)
+{
+	char scratch[4096];
+	size_t total = 0;
+	int err = 0;
+
+	for (;;) {
+		ssize_t r = read(fd, scratch, sizeof(scratch));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = bkr_error_set_errno(errno, "%s", what);
+			break;
+		}
+		if (r == 0)
+			break;
+		if ((total += (size_t)r) > CMD_REST_MAX) {
+			err = bkr_error_set(BKR_EINVAL, "%s: printed more than %d MiB after its first line "
+					    "(only the first line is the passphrase)", what, CMD_REST_MAX >> 20);
+			break;
+		}
+	}
+	OPENSSL_cleanse(scratch, sizeof(scratch));
+	return err;
+}
+
+/* The first line `sh -c CMD` prints.  Its output is read to EOF (the rest
+ * discarded, bounded): a command that prints more after the line must not
+ * die of SIGPIPE.  Its exit status counts. */
 static int from_command(const char *cmd, char *buf, size_t *len)
 {
-	int fds[2], status = 0, err;
+	int fds[2], status = 0, err, rest;
 	pid_t pid;
 
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -480,16 +634,21 @@ static int from_command(const char *cmd, char *buf, size_t *len)
 	}
 	close(fds[1]);
 	err = read_line_fd(fds[0], buf, len, "password command");
+	/* the rest, whatever the first line was (unless the pipe failed) */
+	if (err < 0 && err != BKR_EINVAL)
+		rest = 0;
+	else if ((rest = drain(fds[0], "password command")) < 0)
+		err = rest;
 	close(fds[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (err < 0)
-		return err;
+	if (rest < 0)
+		return rest; /* it printed too much: it may have died of SIGPIPE since */
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return bkr_error_set(BKR_EUNAVAILABLE, "password command failed (%s %d): %s",
 				     WIFEXITED(status) ? "exit" : "signal",
 				     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), cmd);
-	return 0;
+	return err;
 }
 
 static int from_env(const char *name, char *buf, size_t *len)
@@ -503,8 +662,58 @@ static int from_env(const char *name, char *buf, size_t *len)
 	return 0;
 }
 
-/* Prompt on the terminal without echo. */
-static int from_tty(const char *prompt, char *buf, size_t *len)
+/* A signal during the prompt (Ctrl-C, kill, a hangup): the terminal's
+ * settings back (echo on), then the signal again with the disposition it
+ * had before, delivered when this returns (it is blocked here): by default
+ * the process ends as it would have, with a usable terminal. */
+static void prompt_on_signal(int sig)
+{
+	int saved = errno;
+	if (prompt_fd >= 0) {
+		tcsetattr(prompt_fd, TCSAFLUSH, &prompt_termios);
+		(void)!write(prompt_fd, "\n", 1);
+		prompt_fd = -1;
+	}
+	prompt_caught = 1;
+	for (size_t i = 0; i < N_PROMPT_SIGNALS; i++)
+		if (prompt_signals[i] == sig && prompt_installed[i])
+			sigaction(sig, &prompt_old[i], NULL);
+	raise(sig);
+	errno = saved;
+}
+
+static void prompt_guard(int fd, const struct termios *saved)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = prompt_on_signal;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < N_PROMPT_SIGNALS; i++)
+		sigaddset(&sa.sa_mask, prompt_signals[i]);
+	prompt_termios = *saved;
+	prompt_caught = 0;
+	prompt_fd = fd;
+	for (size_t i = 0; i < N_PROMPT_SIGNALS; i++) {
+		prompt_installed[i] = false;
+		/* an ignored signal stays ignored (nohup) */
+		if (sigaction(prompt_signals[i], NULL, &prompt_old[i]) == 0 && prompt_old[i].sa_handler != SIG_IGN &&
+		    sigaction(prompt_signals[i], &sa, NULL) == 0)
+			prompt_installed[i] = true;
+	}
+}
+
+static void prompt_unguard(void)
+{
+	prompt_fd = -1;
+	for (size_t i = 0; i < N_PROMPT_SIGNALS; i++)
+		if (prompt_installed[i])
+			sigaction(prompt_signals[i], &prompt_old[i], NULL);
+}
+
+/* Prompt on the terminal without echo; a signal meanwhile restores it.
+ * Without a terminal, BKR_EINVAL @p none (what would have given one). */
+static int from_tty(const char *prompt, const char *none, char *buf, size_t *len)
 {
 	struct termios old, quiet;
 	int fd, err;
@@ -512,17 +721,22 @@ static int from_tty(const char *prompt, char *buf, size_t *len)
 	if ((fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)) < 0 || tcgetattr(fd, &old) < 0) {
 		if (fd >= 0)
 			close(fd);
-		return bkr_error_set(BKR_EINVAL, "no passphrase: set BKR_PASSWORD, give --password-file or "
-				     "--password-command, or run on a terminal");
+		return bkr_error_set(BKR_EINVAL, "%s", none);
 	}
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
 	(void)!write(fd, prompt, strlen(prompt));
+	prompt_guard(fd, &old);
 	tcsetattr(fd, TCSAFLUSH, &quiet);
 	err = read_line_fd(fd, buf, len, "/dev/tty");
-	tcsetattr(fd, TCSAFLUSH, &old);
-	(void)!write(fd, "\n", 1);
+	if (prompt_caught) /* its handler returned (not the default action): the terminal is restored */
+		err = bkr_error_set(BKR_EINVAL, "no passphrase: the prompt was interrupted");
+	else
+		tcsetattr(fd, TCSAFLUSH, &old);
+	prompt_unguard();
+	if (!prompt_caught)
+		(void)!write(fd, "\n", 1);
 	close(fd);
 	return err;
 }
@@ -568,8 +782,12 @@ int bkr_key_passphrase(const char *repo, const char **out, size_t *len)
 	if (!(buf = bkr_secure_alloc(PASS_MAX)))
 		return bkr_error_oom();
 	if ((err = current_noninteractive(buf, &n)) == 1) {
+		char none[256];
+		snprintf(none, sizeof(none), "no passphrase: set %s, give %s, or run on a terminal",
+			 source.env ? source.env : "BKR_PASSWORD",
+			 source.options ? source.options : "--password-file or --password-command");
 		snprintf(prompt, sizeof(prompt), "passphrase for %s: ", repo);
-		err = from_tty(prompt, buf, &n);
+		err = from_tty(prompt, none, buf, &n);
 	}
 	if (err == 0 && (err = keep(&kept, &kept_len, buf, n)) == 0) {
 		*out = kept;
@@ -596,15 +814,22 @@ int bkr_key_new_passphrase(bool use_current, const char **out, size_t *len)
 		err = bkr_error_oom();
 		goto done;
 	}
+	/* the explicit new-passphrase sources first; at init (nothing to open
+	 * yet) the current one's sources are a fallback before the prompt */
 	if (source.new_file)
 		err = from_file(source.new_file, a, &na);
-	else if (use_current && (err = current_noninteractive(a, &na)) <= 0)
-		;
 	else if (getenv("BKR_NEW_PASSWORD"))
 		err = from_env("BKR_NEW_PASSWORD", a, &na);
+	else if (use_current)
+		err = current_noninteractive(a, &na);
 	if (err == 1) {
-		if ((err = from_tty("new passphrase: ", a, &na)) < 0 ||
-		    (err = from_tty("the same again: ", b, &nb)) < 0)
+		const char *none = use_current ? "no passphrase for the new repository: set BKR_NEW_PASSWORD (or "
+						 "BKR_PASSWORD), give --new-password-file (or --password-file, "
+						 "--password-command), or run on a terminal"
+					       : "no new passphrase: set BKR_NEW_PASSWORD, give --new-password-file, "
+						 "or run on a terminal";
+		if ((err = from_tty("new passphrase: ", none, a, &na)) < 0 ||
+		    (err = from_tty("the same again: ", none, b, &nb)) < 0)
 			goto done;
 		if (na != nb || memcmp(a, b, na)) {
 			err = bkr_error_set(BKR_EINVAL, "the passphrases differ; nothing was changed");

@@ -546,7 +546,9 @@ int main(int argc, char *argv[])
 
 	/* the repository */
 	ret = EXIT_REPO;
-	bkr_key_set_source(&(bkr_key_source){ .file = fs.o.password_file, .command = fs.o.password_command });
+	bkr_key_set_source(&(bkr_key_source){ .file = fs.o.password_file,
+					      .command = fs.o.password_command,
+					      .options = "-o password_file=FILE or -o password_command=CMD" });
 	err = open_repo(&fs);
 	bkr_key_forget(); /* the keys are open: the passphrase is no longer needed */
 	if (err < 0) {

@@ -323,6 +323,37 @@ void cli_human_bytes(char out[32], uint64_t n)
 	bkr_progress_bytes(out, n);
 }
 
+const char *cli_printable(const char *s, char *out, size_t cap)
+{
+	size_t o = 0, len = strlen(s);
+
+	for (size_t i = 0; i < len;) {
+		const unsigned char *u = (const unsigned char *)s + i;
+		size_t n = bkr_utf8_seq(s + i, len - i);
+		/* printable: ASCII but DEL and the backslash, and UTF-8 past the C1 controls (U+0080..U+009F) */
+		bool ok = n == 1 ? u[0] >= 0x20 && u[0] < 0x7f && u[0] != '\\' : n > 1 && !(u[0] == 0xc2 && u[1] < 0xa0);
+		size_t need = ok ? n : 4 * (n ? n : 1);
+		if (o + need + 4 > cap) { /* room for "..." and the NUL */
+			if (cap >= 4) {
+				memcpy(out + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		if (ok) {
+			memcpy(out + o, s + i, n);
+			o += n;
+		} else {
+			for (size_t k = 0; k < (n ? n : 1); k++)
+				o += (size_t)snprintf(out + o, cap - o, "\\x%02x", u[k]);
+		}
+		i += n ? n : 1;
+	}
+	if (cap)
+		out[o] = '\0';
+	return out;
+}
+
 /* the line on screen; the newest one held back by the rate limit */
 static bool progress_shown;
 static pthread_mutex_t progress_lock = PTHREAD_MUTEX_INITIALIZER;

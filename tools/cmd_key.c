@@ -21,7 +21,8 @@ static const char usage[] =
 	"file holds the repository's master keys sealed under one passphrase.\n\n"
 	"  list     every key file: id, created, host, user, KDF; '*' marks the one in use\n"
 	"  add      one more key file, for a new passphrase\n"
-	"  remove   delete key file ID (a unique prefix); never the last one or the one in use\n"
+	"  remove   delete key file ID (a unique prefix; a damaged one too); never the last\n"
+	"           usable one or the one in use\n"
 	"  passwd   replace the key file in use by one under a new passphrase\n\n"
 	"The current passphrase comes from --password-file FILE, --password-command CMD,\n"
 	"BKR_PASSWORD, or a prompt; a new one from --new-password-file FILE,\n"
@@ -67,11 +68,17 @@ static int do_list(cli *c, bkr_repo *r)
 		}
 		json_out_end_array(&j);
 	} else {
+		/* created, hostname and username are not authenticated (anyone who
+		 * can write keys/ sets them): escaped, never sent raw to a terminal */
+		char created[4 * sizeof(v->created)], host[4 * sizeof(v->hostname)], user[4 * sizeof(v->username)];
 		printf("  %-16s  %-27s  %-20s  %-12s  %s\n", "ID", "CREATED", "HOST", "USER", "KDF");
 		for (size_t i = 0; i < n; i++)
 			printf("%s %-16s  %-27s  %-20s  %-12s  scrypt N=%llu r=%u p=%u\n",
-			       strcmp(v[i].id, bkr_repo_key_id(r)) ? " " : "*", v[i].id, v[i].created,
-			       v[i].hostname, v[i].username, (unsigned long long)v[i].kdf.n, v[i].kdf.r, v[i].kdf.p);
+			       strcmp(v[i].id, bkr_repo_key_id(r)) ? " " : "*", v[i].id,
+			       cli_printable(v[i].created, created, sizeof(created)),
+			       cli_printable(v[i].hostname, host, sizeof(host)),
+			       cli_printable(v[i].username, user, sizeof(user)), (unsigned long long)v[i].kdf.n,
+			       v[i].kdf.r, v[i].kdf.p);
 	}
 	free(v);
 	return 0;
@@ -122,10 +129,10 @@ int cmd_key(cli *c, int argc, char **argv)
 	if (!strcmp(sub, "list")) {
 		rc = do_list(c, r);
 	} else if (!strcmp(sub, "remove")) {
-		if ((err = bkr_key_remove(bkr_repo_store(r), argv[first], bkr_repo_key_id(r))) < 0)
+		if ((err = bkr_key_remove(bkr_repo_store(r), argv[first], bkr_repo_key_id(r), id)) < 0)
 			rc = cli_fail(c, err);
 		else
-			report(c, NULL, argv[first]);
+			report(c, NULL, id); /* the full id, not the prefix given */
 	} else {
 		/* add, passwd: a new key file first; passwd then removes the one in use */
 		if ((err = bkr_key_new_passphrase(false, &pass, &len)) < 0 ||
@@ -133,7 +140,7 @@ int cmd_key(cli *c, int argc, char **argv)
 			rc = cli_fail(c, err);
 			goto done;
 		}
-		if (!strcmp(sub, "passwd") && (err = bkr_key_remove(bkr_repo_store(r), bkr_repo_key_id(r), id)) < 0) {
+		if (!strcmp(sub, "passwd") && (err = bkr_key_remove(bkr_repo_store(r), bkr_repo_key_id(r), id, NULL)) < 0) {
 			rc = cli_failf(c, err, "new key %s written, but the old key %s stays: %s", id, bkr_repo_key_id(r),
 				       bkr_error_message());
 			goto done;

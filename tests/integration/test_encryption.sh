@@ -38,6 +38,22 @@ one_line_error
 [ ! -e "$T/empty-pass/config.json" ] || fail "init with an empty passphrase made a repository"
 pass "init --encryption aes-256-gcm writes a key file and the incompat feature; none stays the default"
 
+# --- init's passphrase: --new-password-file, else BKR_NEW_PASSWORD, else the
+# current passphrase's sources (bkr(1)); the explicit new one wins
+BKR_PASSWORD=old-one BKR_NEW_PASSWORD=new-one expect_exit 0 "$BKR" init -r "$T/np1" --encryption aes-256-gcm
+BKR_PASSWORD=new-one expect_exit 0 "$BKR" -r "$T/np1" list
+BKR_PASSWORD=old-one expect_exit 9 "$BKR" -r "$T/np1" list
+printf 'from-new-file\n' >"$T/np-new"
+printf 'from-old-file\n' >"$T/np-old"
+BKR_NEW_PASSWORD=new-one expect_exit 0 "$BKR" init -r "$T/np2" --encryption aes-256-gcm \
+	--password-file "$T/np-old" --new-password-file "$T/np-new"
+expect_exit 0 "$BKR" -r "$T/np2" --password-file "$T/np-new" list
+BKR_NEW_PASSWORD=new-one expect_exit 0 "$BKR" init -r "$T/np3" --encryption aes-256-gcm --password-file "$T/np-old"
+BKR_PASSWORD=new-one expect_exit 0 "$BKR" -r "$T/np3" list
+expect_exit 0 "$BKR" init -r "$T/np4" --encryption aes-256-gcm --password-command "cat $T/np-old"
+expect_exit 0 "$BKR" -r "$T/np4" --password-file "$T/np-old" list
+pass "init takes --new-password-file, else BKR_NEW_PASSWORD, before --password-file, --password-command, BKR_PASSWORD"
+
 # --- every backup type round-trips through restore
 expect_exit 0 "$BKR" -r "$R" create --type full "$src" --json
 id_full=$(backup_id "$T/out")
@@ -143,7 +159,56 @@ one_line_error
 expect_exit 8 "$BKR" -r "$R" --password-command "exit 3" list
 one_line_error
 expect_exit 0 "$BKR" -r "$R" --password-command "cat $T/pw-alice" list
-pass "a wrong, empty or unobtainable passphrase is one line, exit 9/2/3/8, and writes nothing"
+# the first line of the output read to its end: more printed later is no SIGPIPE death
+expect_exit 0 "$BKR" -r "$R" --password-command "cat $T/pw-alice; sleep 0.3; echo more" list
+expect_exit 8 "$BKR" -r "$R" --password-command "cat $T/pw-alice; sleep 0.3; exit 5" list
+grep -q "password command failed (exit 5)" "$T/err" || fail "a failing password command: $(cat "$T/err")"
+# no passphrase at all (no variable, no terminal: setsid): the message names
+# what gives one, as each program takes it
+env -u BKR_PASSWORD setsid -w "$BKR" -r "$R" list >"$T/out" 2>"$T/err" </dev/null && fail "bkr list without a passphrase succeeded"
+grep -q "no passphrase: set BKR_PASSWORD, give --password-file or --password-command, or run on a terminal" "$T/err" ||
+	fail "bkr without a passphrase: $(cat "$T/err")"
+env -u BKR_PASSWORD setsid -w "$BKRFS" "$R" "$M" -f >"$T/out" 2>"$T/err" </dev/null && fail "bkrfs without a passphrase succeeded"
+grep -q "no passphrase: set BKR_PASSWORD, give -o password_file=FILE or -o password_command=CMD, or run on a terminal" "$T/err" ||
+	fail "bkrfs without a passphrase: $(cat "$T/err")"
+! grep -q -- "--password-file" "$T/err" || fail "bkrfs suggests an option it does not take: $(cat "$T/err")"
+env -u BKR_PASSWORD -u BKR_NEW_PASSWORD setsid -w "$BKR" init -r "$T/no-pass" --encryption aes-256-gcm >"$T/out" 2>"$T/err" </dev/null &&
+	fail "init without a passphrase succeeded"
+grep -q "no passphrase for the new repository: set BKR_NEW_PASSWORD (or BKR_PASSWORD), give --new-password-file" "$T/err" ||
+	fail "init without a passphrase: $(cat "$T/err")"
+[ ! -e "$T/no-pass/config.json" ] || fail "init without a passphrase made a repository"
+env -u BKR_NEW_PASSWORD setsid -w "$BKR" -r "$R" key add >"$T/out" 2>"$T/err" </dev/null && fail "key add without a new passphrase succeeded"
+grep -q "no new passphrase: set BKR_NEW_PASSWORD, give --new-password-file, or run on a terminal" "$T/err" ||
+	fail "key add without a new passphrase: $(cat "$T/err")"
+pass "a wrong, empty or unobtainable passphrase is one line, exit 9/2/3/8, and writes nothing; no passphrase names the sources"
+
+# --- a password file that is a pipe or a FIFO is read blocking, waiting for
+# its writer (gpg -d pw.gpg | bkr --password-file /dev/stdin ...); a first
+# line too long is refused, never cut; a directory is named
+{ sleep 0.3; cat "$T/pw-alice"; } | expect_exit 0 "$BKR" -r "$R" --password-file /dev/stdin list
+expect_exit 0 "$BKR" -r "$R" --password-file <(sleep 0.3; cat "$T/pw-alice") list
+mkfifo "$T/pw-fifo"
+timeout 20 sh -c 'sleep 0.3; cat "$1" >"$2"' sh "$T/pw-alice" "$T/pw-fifo" &
+expect_exit 0 "$BKR" -r "$R" --password-file "$T/pw-fifo" list
+wait $!
+# bkrfs shares the code: a wrong passphrase through a FIFO is read and refused as wrong
+timeout 20 sh -c 'sleep 0.3; echo wrong >"$1"' sh "$T/pw-fifo" &
+BKR_PASSWORD= expect_exit 2 "$BKRFS" "$R" "$M" -f -o password_file="$T/pw-fifo"
+wait $!
+grep -q "wrong passphrase" "$T/err" || fail "bkrfs with password_file= a FIFO: $(cat "$T/err")"
+# 1023 bytes are a (wrong) passphrase; 1024 are refused like a too long BKR_PASSWORD
+head -c 1023 /dev/zero | tr '\0' x >"$T/pw-long"
+expect_exit 9 "$BKR" -r "$R" --password-file "$T/pw-long" list
+printf 'xy\n' >>"$T/pw-long"
+expect_exit 2 "$BKR" -r "$R" --password-file "$T/pw-long" list
+one_line_error
+grep -q "password file $T/pw-long: the first line is longer than 1023 bytes" "$T/err" || fail "a too long password file: $(cat "$T/err")"
+BKR_PASSWORD=$(cat "$T/pw-long") expect_exit 2 "$BKR" -r "$R" list
+grep -q "longer than 1023 bytes" "$T/err" || fail "a too long BKR_PASSWORD: $(cat "$T/err")"
+expect_exit 7 "$BKR" -r "$R" --password-file "$T" list
+one_line_error
+grep -q "password file $T: Is a directory" "$T/err" || fail "a directory as password file: $(cat "$T/err")"
+pass "a password file that is a pipe, <(...) or a FIFO is read (bkr and bkrfs); a too long first line is refused; a directory named"
 
 # --- two holders: key add, passwd, remove
 BKR_NEW_PASSWORD='bob: tr0ub4dor' expect_exit 0 "$BKR" -r "$R" key add --json
@@ -175,6 +240,7 @@ BKR_PASSWORD='bob: tr0ub4dor' expect_exit 2 "$BKR" -r "$R" key remove "$bob"
 one_line_error
 grep -q "in use" "$T/err" || fail "removing the key in use: $(cat "$T/err")"
 BKR_PASSWORD='bob: tr0ub4dor' expect_exit 0 "$BKR" -r "$R" key remove "${alice2:0:6}"
+grep -qx "removed key $alice2" "$T/out" || fail "key remove does not name the full id: $(cat "$T/out")"
 expect_exit 9 "$BKR" -r "$R" --password-file "$T/pw-alice2" list
 BKR_PASSWORD='bob: tr0ub4dor' expect_exit 2 "$BKR" -r "$R" key remove "$bob"
 grep -q "last key file" "$T/err" || fail "removing the last key: $(cat "$T/err")"
@@ -184,6 +250,150 @@ expect_exit 2 "$BKR" -r "$T/plain" key list
 one_line_error
 pass "key add, passwd and remove with two holders; never the key in use or the last one"
 export BKR_PASSWORD='bob: tr0ub4dor'
+
+# --- a damaged key file is named, not hidden (docs/format.md: corrupt, not a
+# wrong passphrase), and bkr key remove deletes it by its id
+damage_key() { python3 - "$1" <<'PY'
+import sys
+p = sys.argv[1]
+t = open(p).read()
+i = t.index('"hostname":"') + 12
+open(p, "w").write(t[:i] + chr(ord(t[i]) ^ 1) + t[i + 1:])
+PY
+}
+BKR_NEW_PASSWORD='carol: s3cret' expect_exit 0 "$BKR" -r "$R" key add --json
+carol=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added"])' "$T/out")
+damage_key "$R/keys/$carol.json"
+BKR_PASSWORD='carol: s3cret' expect_exit 9 "$BKR" -r "$R" list
+one_line_error
+grep -q "none of the 1 key file in keys/; 1 damaged key file could not be tried (keys/$carol.json: 'bkr key list' names it)" "$T/err" ||
+	fail "a wrong passphrase beside a damaged key file: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$R" key list
+grep -q "$carol.json: checksum mismatch.*damaged key file left out" "$T/err" || fail "key list does not name the damaged key file: $(cat "$T/err")"
+# with no usable key file left, the error names the files and why
+rm -rf "$T/all-damaged" && cp -a "$R" "$T/all-damaged"
+damage_key "$T/all-damaged/keys/$bob.json"
+expect_exit 4 "$BKR" -r "$T/all-damaged" list
+one_line_error
+grep -q "no usable key file in keys/, 2 damaged (keys/.*$bob.json.*): the repository cannot be opened; .*/keys/[0-9a-f]*\.json: checksum mismatch" "$T/err" ||
+	fail "every key file damaged: $(cat "$T/err")"
+grep -q "$carol.json" "$T/err" || fail "every key file damaged: carol's not named: $(cat "$T/err")"
+# hostile KDF parameters (checksum recomputed): p counts in the work bound,
+# N 2^16 r 8 p 16 is a damaged key file named in one line, no slow derivation
+rm -rf "$T/all-damaged" && cp -a "$R" "$T/all-damaged"
+rm "$T/all-damaged/keys/$carol.json"
+python3 - "$T/all-damaged/keys/$bob.json" <<'PY'
+import hashlib, json, sys
+p = sys.argv[1]
+k = json.loads(open(p).read())
+k["kdf"]["n"], k["kdf"]["p"] = 65536, 16
+del k["sha256"]
+t = json.dumps(k, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(p, "w").write(t.replace("0" * 64, hashlib.sha256(t.encode()).hexdigest()))
+PY
+expect_exit 4 "$BKR" -r "$T/all-damaged" list
+one_line_error
+grep -q "keys/$bob.json: scrypt N 65536 r 8 p 16: N\*r\*p above 4194304" "$T/err" || fail "hostile KDF p: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$R" --json key remove "${carol:0:5}"
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == {"removed": sys.argv[2]}' "$T/out" "$carol" ||
+	fail "key remove --json: $(cat "$T/out")"
+[ ! -e "$R/keys/$carol.json" ] || fail "key remove left the damaged key file"
+[ -e "$R/keys/$bob.json" ] || fail "key remove took the wrong key file"
+expect_exit 2 "$BKR" -r "$R" key remove "$bob"
+pass "a damaged key file is named in the wrong-passphrase message, key list and when none is usable; key remove deletes it by id"
+
+# --- key list: a key file's created, hostname and username are not
+# authenticated (anyone who can write keys/ sets them, checksum and all):
+# terminal escapes and newlines in them are shown escaped, never raw
+python3 - "$R/keys/$bob.json" <<'PY'
+import hashlib, json, sys
+p = sys.argv[1]
+k = json.loads(open(p).read())
+k["hostname"] = "\x1b[2J\x1b[Hhost\\"
+k["username"] = "user\nFORGED  0123456789abcdef"
+k["created"] += "\x07\u009b\u00e9"
+del k["sha256"]
+t = json.dumps(k, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+t = t.replace("0" * 64, hashlib.sha256(t.encode()).hexdigest())
+open(p, "w").write(t)
+PY
+expect_exit 0 "$BKR" -r "$R" key list
+python3 - "$T/out" <<'PY' || { cat -v "$T/out"; fail "key list prints a key file's text fields raw"; }
+import sys
+out = open(sys.argv[1], "rb").read()
+assert not any(b < 0x20 and b != 0x0a or b == 0x7f for b in out), "a control character"
+assert b"\xc2\x9b" not in out, "a C1 control character"
+lines = out.decode().splitlines()
+assert len(lines) == 2, lines
+assert "\\x1b[2J\\x1b[Hhost\\x5c" in lines[1] and "user\\x0aFORGED" in lines[1], lines[1]
+assert "\\x07\\xc2\\x9b\u00e9" in lines[1], lines[1]
+PY
+expect_exit 0 "$BKR" -r "$R" key list --json
+python3 - "$T/out" <<'PY' || fail "key list --json: $(cat "$T/out")"
+import json, sys
+k = json.load(open(sys.argv[1]))[0]
+assert k["hostname"] == "\x1b[2J\x1b[Hhost\\" and k["username"] == "user\nFORGED  0123456789abcdef", k
+PY
+pass "key list escapes control characters of a key file's created, hostname and username (JSON keeps them exact)"
+
+# --- the prompt on a terminal (a pty): no echo; Ctrl-C, SIGTERM or SIGHUP
+# there gives the terminal its settings back (echo on), then ends bkr by
+# the signal as before
+python3 - "$BKR" "$R" <<'PY' || fail "the passphrase prompt on a terminal"
+import fcntl, os, select, signal, subprocess, sys, termios, time
+bkr, repo = sys.argv[1:3]
+secret = os.environ.pop("BKR_PASSWORD").encode()
+
+def read_until(master, want, out):
+    deadline = time.time() + 30
+    while want not in out[0]:
+        assert time.time() < deadline, "no %r on the terminal: %r" % (want, out[0])
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                out[0] += os.read(master, 4096)
+            except OSError:  # EIO: the other side closed
+                time.sleep(0.05)
+
+def echo(fd):
+    return bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+
+def prompt(how):
+    master, slave = os.openpty()
+    assert echo(slave)
+    p = subprocess.Popen([bkr, "-r", repo, "list"], stdin=slave, stdout=slave, stderr=slave,
+                         start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    out = [b""]
+    read_until(master, b"passphrase for", out)
+    deadline = time.time() + 30
+    while echo(slave):  # the prompt is written, then echo goes off
+        assert time.time() < deadline and p.poll() is None, "echo never went off"
+        time.sleep(0.01)
+    if how == "type":
+        os.write(master, secret + b"\n")
+    elif how == "ctrl-c":
+        os.write(master, b"\x03")
+    else:
+        p.send_signal(how)
+    try:
+        rc = p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    if how == "type":
+        read_until(master, b"backup_", out)
+        assert rc == 0, (rc, out[0])
+        assert secret not in out[0], "the passphrase was echoed"
+    else:
+        want = signal.SIGINT if how == "ctrl-c" else how
+        assert rc == -want, "%s: exit %s, not the signal" % (how, rc)
+    assert echo(slave), "%s at the prompt left the terminal without echo" % how
+    os.close(master)
+    os.close(slave)
+
+for how in ("type", "ctrl-c", signal.SIGTERM, signal.SIGHUP):
+    prompt(how)
+PY
+pass "the prompt on a terminal does not echo; Ctrl-C, SIGTERM and SIGHUP there restore the terminal"
 
 # --- tampering.  A small repository with two packs of one blob each, of the same size.
 K=$T/k

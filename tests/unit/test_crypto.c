@@ -142,6 +142,23 @@ static void test_kdf(void **state)
 	assert_int_equal(bkr_kdf_params_check(&p, "k"), BKR_ECORRUPT);
 	p.p = 1;
 	assert_int_equal(bkr_kdf_params_check(&p, "k"), 0);
+	/* the work N*r*p: at most 16 times the default's (2^15 * 8 * 1): p counts */
+	p.n = 1u << 16;
+	p.p = 16; /* 64 MiB, but 32 times the default's work */
+	assert_int_equal(bkr_kdf_params_check(&p, "keys/k.json"), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "keys/k.json: scrypt N 65536 r 8 p 16"));
+	assert_int_equal(bkr_kdf_derive(&p, "x", 1, out), BKR_ECORRUPT);
+	p.p = 8; /* 16 times: the bound */
+	assert_int_equal(bkr_kdf_params_check(&p, "k"), 0);
+	p.n = 1u << 22;
+	p.r = 1;
+	p.p = 2;
+	assert_int_equal(bkr_kdf_params_check(&p, "k"), BKR_ECORRUPT);
+	p.p = 1;
+	assert_int_equal(bkr_kdf_params_check(&p, "k"), 0);
+	p.n = 1u << 17; /* an earlier release's keys */
+	p.r = 8;
+	assert_int_equal(bkr_kdf_params_check(&p, "k"), 0);
 	/* defaults: N 2^15 r 8 p 1 (docs/security.md) and a fresh salt each time (BKR_TEST_KDF_N unset) */
 	unsetenv("BKR_TEST_KDF_N");
 	{

@@ -3,8 +3,11 @@
  * with the right and a wrong passphrase, two holders, a key file of another
  * repository, tampered key files (a flipped bit in the sealed keys, weaker
  * KDF parameters with a recomputed checksum, a broken checksum, hostile
- * parameters), removing (not the last, not the one in use, prefixes), and
- * passphrases from a file, a command and BKR_PASSWORD.
+ * parameters), damaged key files named (wrong passphrase, none usable) and
+ * removed by id, removing (not the last, not the one in use, prefixes), and
+ * passphrases from a file, a command and BKR_PASSWORD, and the order of the
+ * sources of a new one (BKR_NEW_PASSWORD before BKR_PASSWORD at init); a
+ * password file's first line refused beyond 1023 bytes, a directory named.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,14 +145,16 @@ static void test_add_unlock_two_holders(void **state)
 	free(v);
 
 	/* remove: not the one in use, a prefix, then not the last */
-	assert_int_equal(bkr_key_remove(f->s, id1, id1), BKR_EINVAL);
-	assert_int_equal(bkr_key_remove(f->s, "zz", id1), BKR_ENOTFOUND);
+	assert_int_equal(bkr_key_remove(f->s, id1, id1, NULL), BKR_EINVAL);
+	assert_int_equal(bkr_key_remove(f->s, "zz", id1, NULL), BKR_ENOTFOUND);
 	char prefix[5];
 	memcpy(prefix, id2, 4);
 	prefix[4] = 0;
-	assert_int_equal(bkr_key_remove(f->s, prefix, id1), 0);
+	char removed[BKR_KEY_ID_HEX] = "x";
+	assert_int_equal(bkr_key_remove(f->s, prefix, id1, removed), 0);
+	assert_string_equal(removed, id2); /* the full id, not the prefix */
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "bob pass", 8, &c, got), BKR_EKEY);
-	assert_int_equal(bkr_key_remove(f->s, id1, NULL), BKR_EINVAL);
+	assert_int_equal(bkr_key_remove(f->s, id1, NULL, NULL), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "last key file"));
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "alice pass", 10, &c, got), 0);
 	bkr_crypto_free(c);
@@ -198,6 +203,25 @@ static void test_tampered_key_files(void **state)
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "secret", 6, &c, NULL), BKR_ECORRUPT);
 	assert_non_null(strstr(bkr_error_message(), "1 damaged"));
 	memcpy(p, "\"n\":1024", 8);
+	/* p counts in the work bound: N 2^16 r 8 p 16 (64 MiB, 32 times the
+	 * default's work) is a damaged key file, named, refused before scrypt */
+	{
+		char *hostile = malloc(len + 16), *q;
+		assert_non_null(hostile);
+		memcpy(hostile, text, len + 1);
+		q = strstr(hostile, "\"n\":1024");
+		memmove(q + 9, q + 8, strlen(q + 8) + 1);
+		memcpy(q, "\"n\":65536", 9);
+		q = strstr(hostile, "\"p\":1");
+		memmove(q + 6, q + 5, strlen(q + 5) + 1);
+		memcpy(q, "\"p\":16", 6);
+		assert_int_equal(bkr_key_parse(&kf, hostile, strlen(hostile), what), BKR_ECORRUPT);
+		write_key(f, id, hostile, true);
+		free(hostile);
+		assert_int_equal(bkr_key_unlock(f->s, repo_a, "secret", 6, &c, NULL), BKR_ECORRUPT);
+		assert_non_null(strstr(bkr_error_message(), "scrypt N 65536 r 8 p 16"));
+		assert_non_null(strstr(bkr_error_message(), id));
+	}
 	/* restored: opens again */
 	write_key(f, id, text, false);
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "secret", 6, &c, NULL), 0);
@@ -206,6 +230,69 @@ static void test_tampered_key_files(void **state)
 	/* not JSON, too large, empty */
 	assert_int_equal(bkr_key_parse(&kf, "{", 1, what), BKR_ECORRUPT);
 	assert_int_equal(bkr_key_parse(&kf, "", 0, what), BKR_ECORRUPT);
+}
+
+/* Damaged key files are named, not hidden: in the wrong-passphrase message
+ * (pointing to bkr key list), in the error when none is usable (files and
+ * why), and bkr_key_remove deletes one by its id (never the last usable). */
+static void test_damaged_key_files(void **state)
+{
+	struct fx *f = *state;
+	char good[BKR_KEY_ID_HEX], bad[BKR_KEY_ID_HEX], name[64], want[128], prefix[7];
+	bkr_crypto *c = NULL;
+	size_t len;
+	char *text;
+
+	assert_int_equal(bkr_key_add(f->s, f->c, "alice", 5, good), 0);
+	assert_int_equal(bkr_key_add(f->s, f->c, "bob", 3, bad), 0);
+	text = read_key(f, bad, &len);
+	strstr(text, "\"hostname\":\"")[12] ^= 1; /* the checksum no longer matches */
+	write_key(f, bad, text, false);
+	free(text);
+	snprintf(want, sizeof(want), "keys/%s.json", bad);
+
+	/* a wrong passphrase: the damaged one was not tried, and is named */
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "bob", 3, &c, NULL), BKR_EKEY);
+	assert_non_null(strstr(bkr_error_message(), "none of the 1 key file in keys/"));
+	assert_non_null(strstr(bkr_error_message(), "1 damaged key file could not be tried"));
+	assert_non_null(strstr(bkr_error_message(), want));
+	assert_non_null(strstr(bkr_error_message(), "bkr key list"));
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "alice", 5, &c, NULL), 0);
+	bkr_crypto_free(c);
+	c = NULL;
+
+	/* the good one is the last usable: refused; the damaged one goes by its id (a prefix) */
+	assert_int_equal(bkr_key_remove(f->s, good, NULL, NULL), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "last key file"));
+	memcpy(prefix, bad, 6);
+	prefix[6] = 0;
+	char removed[BKR_KEY_ID_HEX] = "x";
+	assert_int_equal(bkr_key_remove(f->s, prefix, good, removed), 0);
+	assert_string_equal(removed, bad);
+	snprintf(name, sizeof(name), "keys/%s.json", bad);
+	uint64_t size;
+	assert_int_equal(bkr_store_stat(f->s, name, &size), BKR_ENOTFOUND);
+	assert_int_equal(bkr_key_remove(f->s, bad, good, NULL), BKR_ENOTFOUND);
+
+	/* every key file unusable: the error names them and why */
+	text = read_key(f, good, &len);
+	strstr(text, "\"hostname\":\"")[12] ^= 1;
+	write_key(f, good, text, false);
+	free(text);
+	assert_int_equal(bkr_key_add(f->s, f->c, "carol", 5, bad), 0);
+	text = read_key(f, bad, &len);
+	memcpy(strstr(text, "\"n\":1024"), "\"n\":1023", 8);
+	write_key(f, bad, text, true);
+	free(text);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "alice", 5, &c, NULL), BKR_ECORRUPT);
+	assert_null(c);
+	assert_non_null(strstr(bkr_error_message(), "2 damaged"));
+	snprintf(want, sizeof(want), "keys/%s.json", good);
+	assert_non_null(strstr(bkr_error_message(), want));
+	snprintf(want, sizeof(want), "keys/%s.json", bad);
+	assert_non_null(strstr(bkr_error_message(), want));
+	/* why: the first one's own message (a checksum or a KDF bound) */
+	assert_true(strstr(bkr_error_message(), "checksum mismatch") || strstr(bkr_error_message(), "scrypt N 1023"));
 }
 
 static void test_passphrase_sources(void **state)
@@ -237,6 +324,31 @@ static void test_passphrase_sources(void **state)
 	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EUNAVAILABLE);
 	bkr_key_forget();
 
+	/* the command's output is read to its end: printing more after the
+	 * first line (later, or more than a pipe holds) is not a SIGPIPE death */
+	bkr_key_set_source(&(bkr_key_source){ .command = "echo first; sleep 0.3; echo more" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_string_equal(pw, "first");
+	bkr_key_forget();
+	bkr_key_set_source(&(bkr_key_source){ .command = "echo first; head -c 300000 /dev/zero; "
+							  "sleep 0.2; echo last" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_string_equal(pw, "first");
+	bkr_key_forget();
+	/* ... but its exit status counts, and the rest is bounded */
+	bkr_key_set_source(&(bkr_key_source){ .command = "echo first; sleep 0.2; exit 4" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EUNAVAILABLE);
+	assert_non_null(strstr(bkr_error_message(), "exit 4"));
+	bkr_key_forget();
+	bkr_key_set_source(&(bkr_key_source){ .command = "echo first; yes" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "printed more than 1 MiB"));
+	bkr_key_forget();
+	bkr_key_set_source(&(bkr_key_source){ .command = "head -c 2000 /dev/zero | tr '\\0' x; echo; echo more" });
+	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "password command: the first line is longer than 1023 bytes"));
+	bkr_key_forget();
+
 	bkr_key_set_source(NULL);
 	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
 	assert_string_equal(pw, "from env");
@@ -264,13 +376,71 @@ static void test_passphrase_sources(void **state)
 	assert_int_equal(bkr_key_new_passphrase(false, &pw, &len), 0);
 	assert_string_equal(pw, "from file");
 	bkr_key_forget();
-	/* init: the current sources give the new passphrase */
+	/* init: the explicit new sources win over the current ones (bkr(1):
+	 * --new-password-file, else BKR_NEW_PASSWORD) ... */
 	setenv("BKR_PASSWORD", "init pass", 1);
 	bkr_key_set_source(NULL);
 	assert_int_equal(bkr_key_new_passphrase(true, &pw, &len), 0);
+	assert_string_equal(pw, "new env");
+	bkr_key_forget();
+	bkr_key_set_source(&(bkr_key_source){ .new_file = path, .command = "echo from cmd" });
+	assert_int_equal(bkr_key_new_passphrase(true, &pw, &len), 0);
+	assert_string_equal(pw, "from file");
+	bkr_key_forget();
+	/* ... which are a fallback: file, command, BKR_PASSWORD in their order */
+	unsetenv("BKR_NEW_PASSWORD");
+	bkr_key_set_source(NULL);
+	assert_int_equal(bkr_key_new_passphrase(true, &pw, &len), 0);
 	assert_string_equal(pw, "init pass");
+	bkr_key_forget();
+	bkr_key_set_source(&(bkr_key_source){ .command = "echo from cmd" });
+	assert_int_equal(bkr_key_new_passphrase(true, &pw, &len), 0);
+	assert_string_equal(pw, "from cmd");
+	bkr_key_forget();
 	unsetenv("BKR_PASSWORD");
 	unsetenv("BKR_NEW_PASSWORD");
+}
+
+/* The first line of a password file: at most 1023 bytes (with "\n" or
+ * "\r\n" after it), refused beyond like a too long BKR_PASSWORD; a
+ * directory is named as a password file. */
+static void test_password_file_limits(void **state)
+{
+	struct fx *f = *state;
+	char line[1100], path[PATH_MAX];
+	const char *pw;
+	size_t len;
+
+	memset(line, 'x', sizeof(line));
+	snprintf(path, sizeof(path), "%s/long", f->dir);
+	const struct {
+		size_t n;
+		const char *end;
+		int want;
+	} cases[] = {
+		{ 1023, "", 0 }, { 1023, "\n", 0 }, { 1023, "\r\n", 0 }, { 1023, "\nmore", 0 },
+		{ 1024, "", BKR_EINVAL }, { 1024, "\n", BKR_EINVAL }, { 1023, "\rx", BKR_EINVAL },
+		{ 1099, "\n", BKR_EINVAL }, { 1022, "\r\n", 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char text[1200];
+		memcpy(text, line, cases[i].n);
+		strcpy(text + cases[i].n, cases[i].end);
+		assert_int_equal(tu_writes(f->dir, "long", text), 0);
+		bkr_key_set_source(&(bkr_key_source){ .file = path });
+		assert_int_equal(bkr_key_passphrase("r", &pw, &len), cases[i].want);
+		if (cases[i].want == 0) {
+			assert_int_equal(len, cases[i].n);
+		} else {
+			assert_non_null(strstr(bkr_error_message(), "password file"));
+			assert_non_null(strstr(bkr_error_message(), "longer than 1023 bytes"));
+		}
+		bkr_key_forget();
+	}
+	bkr_key_set_source(&(bkr_key_source){ .file = f->dir });
+	assert_true(bkr_key_passphrase("r", &pw, &len) < 0);
+	snprintf(path, sizeof(path), "password file %s: Is a directory", f->dir);
+	assert_string_equal(bkr_error_message(), path);
 }
 
 int main(void)
@@ -278,7 +448,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_add_unlock_two_holders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tampered_key_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_key_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passphrase_sources, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_password_file_limits, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

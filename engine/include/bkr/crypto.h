@@ -76,6 +76,8 @@ typedef struct {
 #define BKR_KDF_R_DEFAULT 8u
 #define BKR_KDF_P_DEFAULT 1u
 #define BKR_KDF_MAXMEM (1ull << 30) /**< bytes scrypt may use, at most */
+/** N·r·p at most: 16 times the default's work (the time one derivation may take) */
+#define BKR_KDF_MAXWORK (16ull * BKR_KDF_N_DEFAULT * BKR_KDF_R_DEFAULT * BKR_KDF_P_DEFAULT)
 
 /** The defaults with a fresh random salt (test builds: N from BKR_TEST_KDF_N when set). */
 int bkr_kdf_params_new(bkr_kdf_params *out);

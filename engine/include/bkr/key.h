@@ -66,17 +66,21 @@ int bkr_key_list(bkr_store *s, bkr_key_file **out, size_t *n,
 /**
  * Try @p pass on every key file of @p s belonging to repository @p repo_id:
  * *out gets the master keys, @p id_out (may be NULL) the key file that
- * opened.  BKR_EKEY "wrong passphrase" when none opens; BKR_ENOTFOUND when
- * there is no key file.
+ * opened.  BKR_EKEY "wrong passphrase" when none opens (naming the damaged
+ * key files, which could not be tried); BKR_ECORRUPT naming the damaged key
+ * files and why (the first one's message) when no key file is usable;
+ * BKR_ENOTFOUND when there is no key file.
  */
 int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
 		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX]);
 
 /**
- * Remove key file @p id (a unique prefix of it) from @p s.  Refused
- * (BKR_EINVAL) for the last key file and for @p current (the one in use).
+ * Remove key file @p id (a unique prefix of it) from @p s; a damaged key
+ * file is removed by its id (its file name) too.  Refused (BKR_EINVAL) for
+ * the last usable key file and for @p current (the one in use).
+ * @p removed (may be NULL) gets the full id of the key file removed.
  */
-int bkr_key_remove(bkr_store *s, const char *id, const char *current);
+int bkr_key_remove(bkr_store *s, const char *id, const char *current, char removed[BKR_KEY_ID_HEX]);
 
 /* ---- passphrases -------------------------------------------------------------- */
 
@@ -84,8 +88,10 @@ int bkr_key_remove(bkr_store *s, const char *id, const char *current);
 typedef struct {
 	const char *file;        /**< --password-file: its first line */
 	const char *command;     /**< --password-command: first line of `sh -c` output */
-	const char *new_file;    /**< --new-password-file (key add, key passwd) */
+	const char *new_file;    /**< --new-password-file (init, key add, key passwd) */
 	const char *env;         /**< the variable read instead of BKR_PASSWORD (bkr copy: BKR_FROM_PASSWORD) */
+	const char *options;     /**< the program's options for file and command, for the "no passphrase"
+				      message (NULL: "--password-file or --password-command"; bkrfs: -o ...) */
 } bkr_key_source;
 
 /** Set the process-wide source (copied pointers: they must outlive its use). */
@@ -101,9 +107,10 @@ void bkr_key_set_source(const bkr_key_source *src);
 int bkr_key_passphrase(const char *repo, const char **out, size_t *len);
 
 /**
- * A new passphrase (init, key add, key passwd): from the new-file, the
- * command/file/BKR_PASSWORD when @p use_current (init), BKR_NEW_PASSWORD, or
- * prompted twice.  *out is borrowed like bkr_key_passphrase's.
+ * A new passphrase (init, key add, key passwd): from the new-file, else
+ * BKR_NEW_PASSWORD, else (only when @p use_current: init) the current
+ * passphrase's file, command or BKR_PASSWORD, else prompted twice.  *out is
+ * borrowed like bkr_key_passphrase's.
  */
 int bkr_key_new_passphrase(bool use_current, const char **out, size_t *len);
 
