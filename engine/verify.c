@@ -658,7 +658,8 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 		if (err != BKR_ECORRUPT && err != BKR_EINVAL)
 			return err;
 		report(&v, BKR_VERIFY_CONFIG, "tier.json", NULL, NULL, "%s", bkr_error_message());
-		return bkr_error_set(BKR_ECORRUPT, "verify found 1 problem");
+		err = bkr_error_set(BKR_ECORRUPT, "verify found 1 problem");
+		goto done; /* recorded like every other finding */
 	}
 	if (o->read_data && !(v.buf = malloc(BKR_BLOB_MAX)))
 		return bkr_error_oom();

@@ -128,8 +128,14 @@ grep -q "1 error" "$T/err" || fail "verify does not count the damaged tier.json:
 expect_exit 1 "$BKR" -r "$R" verify --json
 python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["problems"]; assert len(p)==1 and p[0]["object"]=="tier.json" and p[0]["error"], p' "$T/out" ||
 	fail "verify --json does not list the damaged tier.json: $(cat "$T/out")"
+python3 - "$R/records" <<'PY' || fail "verify with a damaged tier.json left no record of it"
+import glob, json, sys
+v = sorted((r for r in (json.load(open(f)) for f in glob.glob(sys.argv[1] + "/*.json")) if r.get("kind") == "verify"),
+           key=lambda r: r["time"])
+assert v and v[-1]["result"] == "problems" and v[-1]["errors"] == 1, v[-1:]
+PY
 cp "$T/tier.json.good" "$COLD/tier.json"
-pass "a damaged tier.json: verify names it and counts it"
+pass "a damaged tier.json: verify names it, counts it and records it"
 
 # --- every reader, without a configuration file ---------------------------------
 unset BKR_CONFIG
