@@ -573,7 +573,9 @@ static int load_tree(struct repair *p, const bkr_id *id, bkr_tree **out)
 	int err;
 
 	*out = NULL;
-	if (!e)
+	if (!have(p, id)) /* marks a pack in the trash that holds it as needed */
+		e = NULL;
+	else if (!e)
 		e = in_trash(p, id, &tp);
 	if (!e) {
 		bkr_id_to_hex(id, hex);
@@ -760,12 +762,16 @@ static int rescue(struct repair *p)
 		       p->o->dry_run ? "would be moved" : "moved", home);
 		if (!p->o->dry_run && (err = bkr_store_rename(s, tp->name, home)) < 0)
 			break;
-		for (size_t k = 0; k < p->ntfoot && err == 0; k++) {
-			if (bkr_pack_id_cmp(&p->tfoot[k].pack, &tp->id) || old_has(p, &p->tfoot[k]))
-				continue; /* another pack's, or indexed already (build kept it) */
-			p->rep->added++;
-			err = push_entry(&p->final, &p->nfinal, &p->capfinal, &p->tfoot[k]);
-		}
+	}
+	/* the blobs of the packs moved back, in one pass (tfoot is sorted by id, not by pack) */
+	for (size_t k = 0; k < p->ntfoot && err == 0; k++) {
+		struct tpack key, *tp;
+		key.id = p->tfoot[k].pack;
+		tp = bsearch(&key, p->tpacks, p->ntpacks, sizeof(*p->tpacks), cmp_tpack);
+		if (!tp || !tp->needed || old_has(p, &p->tfoot[k]))
+			continue; /* not moved back, or indexed already (build kept it) */
+		p->rep->added++;
+		err = push_entry(&p->final, &p->nfinal, &p->capfinal, &p->tfoot[k]);
 	}
 	return err;
 }

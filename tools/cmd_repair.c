@@ -162,7 +162,9 @@ static void print_report(cli *c, const bkr_repair_report *r, bool dry_run, bool 
 		       (unsigned long long)r->backups_damaged, r->backups_damaged == 1 ? "" : "s",
 		       r->damaged_files == 1 ? "s" : "", (unsigned long long)r->healable_files);
 	else
-		printf("every blob the backups use is in the index (verify --read-data checks their bytes)\n");
+		printf("every blob the %sbackups use is in the index%s (verify --read-data checks their bytes)\n",
+		       r->damaged_manifests ? "readable " : "",
+		       dry_run && r->rescued_packs ? " or in a pack in the trash that would be moved back" : "");
 	if (r->damaged_manifests)
 		printf("%llu manifest%s do%s not read: %s backup%s cannot be checked, and prune stops until %s deleted\n",
 		       (unsigned long long)r->damaged_manifests, r->damaged_manifests == 1 ? "" : "s",
