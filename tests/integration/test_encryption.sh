@@ -501,6 +501,12 @@ grep -q "keys/ holds key files" "$T/err" || fail "a downgraded config.json: $(ca
 # ... and keys/ emptied too: the sealed index files and manifests give it away;
 # a backup writes nothing (no plaintext beside the sealed data)
 rm -rf "$K/t/keys" "$K/t/config.copy.json"
+# files that are not sealed, listed before the sealed ones or not, change nothing
+for i in 0 1 2 3 4 5 6 7; do
+	: >"$K/t/index/z$i.idx"
+	: >"$K/t/backups/z$i.json"
+	head -c 100 /dev/urandom >"$K/t/index/y$i.idx"
+done
 find "$K/t" -type f | sort >"$T/before"
 expect_exit 4 "$BKR" -r "$K/t" create "$K/src"
 grep -q "config.json says the repository is not encrypted, but index/.*is sealed" "$T/err" || fail "downgrade with keys/ emptied: $(cat "$T/err")"
@@ -508,6 +514,7 @@ find "$K/t" -type f | sort | cmp -s - "$T/before" || fail "a backup into a downg
 rm -f "$K/t"/index/*.idx
 expect_exit 4 "$BKR" -r "$K/t" create "$K/src"
 grep -q "but backups/.*is sealed" "$T/err" || fail "downgrade with keys/ and index/ emptied: $(cat "$T/err")"
+rm -f "$K/t"/backups/z*.json
 pass "an older index or manifest put back, a manifest of another repository, a downgraded config: detected and named"
 
 # --- repair: the index rebuilt from the sealed pack footers; a pack that
