@@ -386,7 +386,7 @@ static void note_bad(void *ctx, const char *file, const char *message)
 	struct newest_bad *b = ctx;
 	const char *t = id_time(file);
 	(void)message;
-	if (t && strncmp(t, b->time, 15) > 0) {
+	if (t && (!b->file[0] || strncmp(t, b->time, 15) > 0)) {
 		snprintf(b->time, sizeof(b->time), "%.15s", t);
 		snprintf(b->file, sizeof(b->file), "%s", file);
 	}
@@ -413,9 +413,10 @@ static int find_in(bkr_repo *r, bool runs, const char *spec, bkr_manifest **out)
 	    !(err == BKR_ENOTFOUND && bad.file[0] && !strcmp(spec, "latest")))
 		goto done;
 	if (!strcmp(spec, "latest") && bad.file[0]) {
-		/* a damaged manifest named newer than the one 'latest' found: never an older backup in silence */
+		/* a damaged manifest named newer than the one 'latest' found, or in
+		 * the same second (ids order no further): never an older backup in silence */
 		const char *t = err == 0 ? id_time(ids[hit]) : NULL;
-		if (!t || strncmp(bad.time, t, 15) > 0) {
+		if (!t || strncmp(bad.time, t, 15) >= 0) {
 			err = bkr_error_set(BKR_ECORRUPT, "%s/%s is damaged and newer than every readable %s, so "
 					    "'latest' would name an older one%s%s: name one ('bkr list'), or run 'bkr verify'",
 					    runs ? "runs" : "backups", bad.file, runs ? "recovery run" : "backup",
