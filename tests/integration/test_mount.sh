@@ -195,8 +195,15 @@ exec 7<"$M/by-id/$ID4/ws/only4.bin" || fail "open only4.bin of $ID4"
 "$BKR" -q prune -r "$R" || fail "prune after deleting $ID4"
 [ -n "$(find "$R/trash" -name '*.pack')" ] || fail "prune moved no pack of $ID4 into the trash"
 idx=$(ls "$R/index")
-for i in $(seq 1 50); do [ ! -e "$M/by-id/$ID4" ] && break; sleep 0.2; done
-sleep 2.5 # longer than the watch interval (2 s): the watcher has reloaded the merged index
+# a backup made after the prune: once the mount shows it, the watcher has
+# reloaded the index (it reloads the index before it looks at backups/)
+echo after >"$S/after-prune.txt"
+"$BKR" create -r "$R" --type full "$S" >/dev/null || die "bkr create after prune"
+rm -f "$S/after-prune.txt"
+ID5=$(ls "$R/backups" | sed 's/\.json$//' | grep -v -e "^$ID$" -e "^$ID2$")
+for i in $(seq 1 100); do [ -f "$M/by-id/$ID5/ws/after-prune.txt" ] && break; sleep 0.2; done
+[ -f "$M/by-id/$ID5/ws/after-prune.txt" ] || fail "the backup made after the prune did not appear"
+[ ! -e "$M/by-id/$ID4" ] || fail "the deleted backup is still listed"
 cmp -s <(cat <&7) "$T/only4.bin" && ok "a file of a deleted, pruned backup held open reads exactly from the trash" ||
 	fail "open file after delete and prune (index now: $idx)"
 exec 7<&-
