@@ -712,7 +712,8 @@ static void bad_manifest(void *ctx, const char *file, const char *message)
 	struct repair *p = ctx;
 	p->rep->damaged_manifests++;
 	report(p, BKR_REPAIR_MANIFEST, file, "%s (repair cannot rebuild a manifest; prune stops until it is "
-	       "deleted or put back from a copy)", message);
+	       "put back from a copy or deleted: 'bkr delete --force ID', a recovery run's moved out of runs/)",
+	       message);
 }
 
 static int walk_all(struct repair *p)

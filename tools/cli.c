@@ -71,30 +71,35 @@ void cli_json_path(FILE *f, const char *key, const char *s, size_t len)
 	json_out_path(&j, key, s, len);
 }
 
+/* A C0 or C1 control character, or DEL, at @p u (a UTF-8 sequence of @p n
+ * bytes, 0 when it is not one): what no text output may print as it is. */
+static bool control_seq(const unsigned char *u, size_t n)
+{
+	return n == 1 ? u[0] < 0x20 || u[0] == 0x7f : n == 2 && u[0] == 0xc2 && u[1] < 0xa0;
+}
+
 void cli_print_name(FILE *f, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	bool quote = len && p[0] == '"';
 
-	for (size_t i = 0; i < len && !quote; i++)
-		quote = p[i] < 0x20 || p[i] == 0x7f;
+	for (size_t i = 0, n; i < len && !quote; i += n ? n : 1)
+		quote = control_seq(p + i, n = bkr_utf8_seq(s + i, len - i));
 	if (!quote) {
 		fwrite(s, 1, len, f);
 		return;
 	}
 	putc('"', f);
-	for (size_t i = 0; i < len; i++) {
-		switch (p[i]) {
-		case '\n': fputs("\\n", f); break;
-		case '\t': fputs("\\t", f); break;
-		case '\r': fputs("\\r", f); break;
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		default:
-			if (p[i] < 0x20 || p[i] == 0x7f)
-				fprintf(f, "\\%03o", p[i]);
-			else
-				putc(p[i], f);
+	for (size_t i = 0, n; i < len; i += n ? n : 1) {
+		n = bkr_utf8_seq(s + i, len - i);
+		if (p[i] == '\n' || p[i] == '\t' || p[i] == '\r' || p[i] == '"' || p[i] == '\\') {
+			putc('\\', f);
+			putc(p[i] == '\n' ? 'n' : p[i] == '\t' ? 't' : p[i] == '\r' ? 'r' : p[i], f);
+		} else if (control_seq(p + i, n)) {
+			for (size_t k = 0; k < n; k++)
+				fprintf(f, "\\%03o", p[i + k]);
+		} else {
+			fwrite(s + i, 1, n ? n : 1, f);
 		}
 	}
 	putc('"', f);
@@ -330,8 +335,8 @@ const char *cli_printable(const char *s, char *out, size_t cap)
 	for (size_t i = 0; i < len;) {
 		const unsigned char *u = (const unsigned char *)s + i;
 		size_t n = bkr_utf8_seq(s + i, len - i);
-		/* printable: ASCII but DEL and the backslash, and UTF-8 past the C1 controls (U+0080..U+009F) */
-		bool ok = n == 1 ? u[0] >= 0x20 && u[0] < 0x7f && u[0] != '\\' : n > 1 && !(u[0] == 0xc2 && u[1] < 0xa0);
+		/* printable: UTF-8 but the controls (C0, DEL, C1) and the backslash */
+		bool ok = n && !control_seq(u, n) && u[0] != '\\';
 		size_t need = ok ? n : 4 * (n ? n : 1);
 		if (o + need + 4 > cap) { /* room for "..." and the NUL */
 			if (cap >= 4) {

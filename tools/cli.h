@@ -90,7 +90,8 @@ void cli_json_path(FILE *f, const char *key, const char *s, size_t len);
 
 /**
  * A name or path in text output: as it is, unless it holds a control
- * character (a newline would forge a line) or starts with a double quote;
+ * character, C0, DEL or C1 (a newline would forge a line), or starts with a
+ * double quote;
  * then in double quotes with C escapes (\n, \t, \", \\, \ooo), as git
  * quotes paths.  --json output keeps the bytes (json_out_path).
  */

@@ -94,11 +94,13 @@ static void on_problem(void *ctx, const bkr_repair_problem *p)
 	}
 	if (s->c->quiet)
 		return;
-	if (p->kind == BKR_REPAIR_DAMAGED_FILE)
-		printf("%sdamaged%s %s %s: %s\n", cli_col(s->c, "red"), cli_col(s->c, "reset"), p->backup_id, p->path,
-		       p->message);
-	else
+	if (p->kind == BKR_REPAIR_DAMAGED_FILE) {
+		printf("%sdamaged%s %s ", cli_col(s->c, "red"), cli_col(s->c, "reset"), p->backup_id);
+		cli_print_name(stdout, p->path, strlen(p->path));
+		printf(": %s\n", p->message);
+	} else {
 		printf("%s: %s\n", kind_name(p->kind), p->message);
+	}
 }
 
 static void print_report(cli *c, const bkr_repair_report *r, bool dry_run, bool whole, const char *findings)

@@ -142,8 +142,11 @@ static void print_result(cli *c, const struct state *s, const bkr_manifest *m, c
 	if (c->quiet)
 		return;
 	if (s->o.dry_run) {
-		for (size_t i = 0; i < s->nchanges; i++)
-			printf("%-7s %s\n", change_name(s->changes[i].kind), s->changes[i].path);
+		for (size_t i = 0; i < s->nchanges; i++) {
+			printf("%-7s ", change_name(s->changes[i].kind));
+			cli_print_name(stdout, s->changes[i].path, strlen(s->changes[i].path));
+			putchar('\n');
+		}
 		printf("dry run of %s %s%s: %llu new, %llu changed, %llu unchanged; nothing written", m->backup_id,
 		       s->o.in_place ? "" : "into ", where, (unsigned long long)st->new_entries,
 		       (unsigned long long)st->changed, (unsigned long long)st->unchanged);
