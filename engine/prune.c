@@ -196,24 +196,20 @@ static int on_disk(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t 
 	return 0;
 }
 
-/* Temporaries in trash/ (an interrupted batch): foreach_pack does not look there. */
-struct trash_walk {
-	struct prune *p;
-	bkr_store *s;
-	size_t place;
-};
+static bool tended(struct prune *p, size_t i);
 
-static int trash_tmp(void *ctx, const char *name)
+/* Temporaries in trash/ (an interrupted batch): foreach_pack does not look there. */
+static int trash_tmp(void *ctx, bkr_store *s, size_t place, const char *name)
 {
-	struct trash_walk *w = ctx;
+	struct prune *p = ctx;
 	const char *base = strrchr(name, '/');
 	char path[PATH_MAX];
 	base = base ? base + 1 : name;
-	if (strncmp(base, ".tmp-", 5) || bkr_store_describe(w->s, name, path, sizeof(path)) < 0) {
+	if (!tended(p, place) || strncmp(base, ".tmp-", 5) || bkr_store_describe(s, name, path, sizeof(path)) < 0) {
 		bkr_error_clear();
 		return 0;
 	}
-	return on_disk(w->p, NULL, BKR_BLOB_DATA, w->place, name, path);
+	return on_disk(p, NULL, BKR_BLOB_DATA, place, name, path);
 }
 
 static int load_index(struct prune *p, bkr_index **idx)
@@ -264,14 +260,7 @@ static bool tended(struct prune *p, size_t i)
 
 static int find_trash_tmp(struct prune *p, bkr_store *s)
 {
-	size_t nt = bkr_repo_tier_count(p->r);
-	int err = 0;
-	for (size_t i = 0; i <= nt && err == 0; i++) {
-		struct trash_walk w = { p, place_store(p, s, i), i };
-		if (tended(p, i))
-			err = bkr_store_list(w.s, "trash/", trash_tmp, &w);
-	}
-	return err;
+	return bkr_trash_foreach(p->r, s, trash_tmp, p);
 }
 
 /*

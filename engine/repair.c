@@ -229,17 +229,10 @@ static const bkr_index_entry *footer_at(const struct repair *p, const struct pac
 	return a < pk->first + pk->n && p->foot[a].offset == e->offset ? &p->foot[a] : NULL;
 }
 
-/* A pack in the trash of place @p w->place: its footer, for a backup that may still need it. */
-struct trash_walk {
-	struct repair *p;
-	bkr_store *s;
-	size_t place;
-};
-
-static int on_trash(void *ctx, const char *name)
+/* A pack in the trash of place @p place: its footer, for a backup that may still need it. */
+static int on_trash(void *ctx, bkr_store *s, size_t place, const char *name)
 {
-	struct trash_walk *w = ctx;
-	struct repair *p = w->p;
+	struct repair *p = ctx;
 	const char *base = name + strlen("trash/");
 	char hex[BKR_PACK_ID_HEX], path[PATH_MAX];
 	bkr_pack_entry *fe = NULL;
@@ -257,7 +250,7 @@ static int on_trash(void *ctx, const char *name)
 	memcpy(key.b, id.b, BKR_PACK_ID_SIZE);
 	if (bkr_idset_has(&p->seen, &key))
 		return 0; /* also in place (an interrupted move): indexed from there */
-	if ((err = bkr_store_describe(w->s, name, path, sizeof(path))) < 0 ||
+	if ((err = bkr_store_describe(s, name, path, sizeof(path))) < 0 ||
 	    (err = bkr_repo_pack_footer(p->r, &id, path, &fe, &nf)) < 0 || nf == 0) {
 		free(fe);
 		if (err == BKR_ENOMEM)
@@ -270,7 +263,7 @@ static int on_trash(void *ctx, const char *name)
 	struct tpack *tp = &p->tpacks[p->ntpacks];
 	memset(tp, 0, sizeof(*tp));
 	tp->id = id;
-	tp->place = w->place;
+	tp->place = place;
 	tp->type = (bkr_blob_type)fe[0].type;
 	snprintf(tp->name, sizeof(tp->name), "%s", name);
 	if (!(tp->path = strdup(path))) {
@@ -297,16 +290,8 @@ static int cmp_entry_id(const void *a, const void *b);
 /* Every pack in the trash of the repository and of each tier. */
 static int scan_trash(struct repair *p)
 {
-	size_t nt = bkr_repo_tier_count(p->r);
-	int err = 0;
+	int err = bkr_trash_foreach(p->r, p->store, on_trash, p);
 
-	for (size_t i = 0; i <= nt && err == 0; i++) {
-		struct trash_walk w = { p, i == 0 ? p->store : bkr_repo_tier(p->r, i, NULL, NULL), i };
-		if ((err = bkr_store_list(w.s, "trash/", on_trash, &w)) == BKR_ENOTFOUND) {
-			bkr_error_clear();
-			err = 0;
-		}
-	}
 	if (p->ntpacks)
 		qsort(p->tpacks, p->ntpacks, sizeof(*p->tpacks), cmp_tpack);
 	if (p->ntfoot)

@@ -98,6 +98,36 @@ int bkr_trash_move(bkr_store *s, const char *const *names, size_t n, int64_t now
 	return 0;
 }
 
+struct trash_each {
+	bkr_store *s;
+	size_t place;
+	int (*cb)(void *ctx, bkr_store *s, size_t place, const char *name);
+	void *ctx;
+};
+
+static int on_trash_object(void *ctx, const char *name)
+{
+	struct trash_each *w = ctx;
+	return w->cb(w->ctx, w->s, w->place, name);
+}
+
+int bkr_trash_foreach(bkr_repo *r, bkr_store *hot,
+		      int (*cb)(void *ctx, bkr_store *s, size_t place, const char *name), void *ctx)
+{
+	size_t nt = bkr_repo_tier_count(r);
+	for (size_t i = 0; i <= nt; i++) {
+		struct trash_each w = { i == 0 ? hot : bkr_repo_tier(r, i, NULL, NULL), i, cb, ctx };
+		int err = bkr_store_list(w.s, "trash/", on_trash_object, &w);
+		if (err == BKR_ENOTFOUND) {
+			bkr_error_clear();
+			err = 0;
+		}
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
 int bkr_trash_repo_store(bkr_repo *r, bkr_store **out)
 {
 	return bkr_repo_store_new(r, out);

@@ -63,6 +63,15 @@ int bkr_trash_repo_store(bkr_repo *r, bkr_store **out);
  */
 int bkr_trash_backups(bkr_store *s, const char *const *ids, size_t n, int64_t now_ns);
 
+/**
+ * Every object in the trash of @p r and of each of its tiers, to @p cb with
+ * the store holding it (place 0: @p hot, the repository's store for moves;
+ * then the tiers) and its name ("trash/<base>").  A return <0 from @p cb
+ * stops and is returned.
+ */
+int bkr_trash_foreach(bkr_repo *r, bkr_store *hot,
+		      int (*cb)(void *ctx, bkr_store *s, size_t place, const char *name), void *ctx);
+
 /** "trash/<base>" for @p name into @p out. */
 int bkr_trash_name(char *out, size_t cap, const char *name);
 
