@@ -7,6 +7,7 @@
  */
 #include "bkr/backupid.h"
 #include "bkr/catalog.h"
+#include "bkr/crypto.h"
 #include "bkr/error.h"
 #include "repo_priv.h"
 
@@ -85,13 +86,19 @@ int bkr_repo_list_names(bkr_repo *r, const char *sub, const char *suffix, char *
 /* Manifest @p id of folder @p sub. */
 #define MANIFEST_AHEAD 256 /* manifests advised ahead of the one read (bkr_repo_list_cb) */
 
-static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manifest **out)
+/*
+ * Load manifest @p id of folder @p sub.  *@p sealed is set when it is an
+ * encrypted repository's (the sealed magic: the store would have unsealed
+ * it, so config.json says "none" and was altered): never merely damaged.
+ */
+static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manifest **out, bool *sealed)
 {
 	char path[PATH_MAX], rel[PATH_MAX];
 	uint8_t *text;
 	size_t len;
 	int err;
 	*out = NULL;
+	*sealed = false;
 	if (!*id || strchr(id, '/') || id[0] == '.' ||
 	    snprintf(rel, sizeof(rel), "%s/%s.json", sub, id) >= (int)sizeof(rel))
 		return bkr_error_set(BKR_EINVAL, "bad backup id '%s'", id);
@@ -99,6 +106,12 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 		return err;
 	if ((err = bkr_store_get(r->store, rel, MANIFEST_MAX, &text, &len)) < 0)
 		return err;
+	if (len >= BKR_SEALED_MAGIC_SIZE && !memcmp(text, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
+		free(text);
+		*sealed = true;
+		return bkr_error_set(BKR_ECORRUPT, "%s is sealed (encrypted), but config.json says the repository is "
+				     "not encrypted: config.json was altered and keys/ emptied; refusing to use it", path);
+	}
 	err = bkr_manifest_parse(out, (const char *)text, len, path);
 	free(text);
 	/* the file name is the id: another name would make two catalogs disagree */
@@ -113,7 +126,8 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 
 int bkr_repo_load_manifest(bkr_repo *r, bool run, const char *id, bkr_manifest **out)
 {
-	return load_manifest(r, run ? "runs" : "backups", id, out);
+	bool sealed;
+	return load_manifest(r, run ? "runs" : "backups", id, out, &sealed);
 }
 
 static int cmp_manifest(const void *a, const void *b)
@@ -318,10 +332,11 @@ int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
 			    bkr_store_advise(r->store, rel, 0, 0) < 0)
 				bkr_error_clear();
 		}
-		e = load_manifest(r, sub, ids[i], &m);
+		bool sealed;
+		e = load_manifest(r, sub, ids[i], &m, &sealed);
 		if (e == BKR_ENOTFOUND)
 			continue; /* deleted meanwhile */
-		if (e == BKR_ENOMEM) {
+		if (e == BKR_ENOMEM || sealed) {
 			err = e;
 			break;
 		}

@@ -13,6 +13,7 @@
  * is immutable, so lookups from many threads need no lock.
  */
 #include "bkr/index.h"
+#include "bkr/crypto.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
 #include "bkr/store.h"
@@ -324,7 +325,13 @@ done:
 }
 
 /** Map object @p name of @p s, validate all of it, and append it to @p idx. */
-static int load_file(bkr_index *idx, bkr_store *s, const char *name)
+/*
+ * Load index file @p name.  *@p sealed is set when it is an encrypted
+ * repository's (the sealed magic): the store would have unsealed it, so the
+ * repository's config.json says "none" and was altered - never skipped as
+ * merely damaged.
+ */
+static int load_file(bkr_index *idx, bkr_store *s, const char *name, bool *sealed)
 {
 	char path[PATH_MAX];
 	bkr_store_view v = { 0 };
@@ -338,6 +345,12 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name)
 		return err;
 	if ((err = bkr_store_view_get(s, name, SIZE_MAX, &v)) < 0)
 		return err;
+	if (v.len >= BKR_SEALED_MAGIC_SIZE && !memcmp(v.data, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
+		*sealed = true;
+		err = bkr_error_set(BKR_ECORRUPT, "%s is sealed (encrypted), but config.json says the repository is "
+				    "not encrypted: config.json was altered and keys/ emptied; refusing to use it", path);
+		goto done;
+	}
 	if ((err = check_header(v.data, v.len, path, &nsup, &count)) < 0)
 		goto done;
 	if ((err = hash_both(v.data, v.len, &th, &h)) < 0)
@@ -413,12 +426,13 @@ int bkr_index_open_file(bkr_index **out, const char *path)
 	bkr_index *idx = NULL;
 	bkr_store *s = NULL;
 	const char *base;
+	bool sealed = false;
 	int err;
 
 	*out = NULL;
 	if ((err = store_of_file(path, &s, &base)) < 0 || (err = index_new(&idx)) < 0)
 		goto done;
-	if ((err = load_file(idx, s, base)) < 0)
+	if ((err = load_file(idx, s, base, &sealed)) < 0)
 		goto done;
 	*out = idx;
 	idx = NULL;
@@ -555,8 +569,9 @@ int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix, unsigned f
 			idx->stale[idx->nstale++] = l.cand[i].id;
 			continue;
 		}
-		err = load_file(idx, s, l.cand[i].name);
-		if ((err == BKR_ECORRUPT || err == BKR_EUNSUPPORTED) && (flags & BKR_INDEX_SKIP_DAMAGED))
+		bool sealed = false;
+		err = load_file(idx, s, l.cand[i].name, &sealed);
+		if ((err == BKR_ECORRUPT || err == BKR_EUNSUPPORTED) && !sealed && (flags & BKR_INDEX_SKIP_DAMAGED))
 			err = note_skipped(idx);
 		if (err < 0)
 			goto done;

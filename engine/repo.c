@@ -32,62 +32,11 @@ static int on_key_file(void *ctx, const char *name)
 	return n > 5 && !strcmp(name + n - 5, ".json") && !strchr(name + 5, '/') ? 1 : 0;
 }
 
-/* Index files and manifests that carry the sealed magic (an encrypted
- * repository's): counted, the first named; at most "limit" files looked at. */
-struct sealed_scan {
-	bkr_store *s;
-	size_t looked, limit, sealed;
-	char first[PATH_MAX];
-};
-
-static int on_meta_file(void *ctx, const char *name)
-{
-	struct sealed_scan *w = ctx;
-	uint8_t head[BKR_SEALED_MAGIC_SIZE];
-	size_t n = strlen(name);
-	if (n < 5 || strrchr(name, '/')[1] == '.' || (strcmp(name + n - 4, ".idx") && strcmp(name + n - 5, ".json")))
-		return 0;
-	if (bkr_store_get_range(w->s, name, 0, sizeof(head), head, 0) < 0) {
-		bkr_error_clear(); /* too short to be sealed, or gone: the loaders judge it */
-		return 0;
-	}
-	if (!memcmp(head, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE) && !w->sealed++)
-		snprintf(w->first, sizeof(w->first), "%s", name);
-	return ++w->looked >= w->limit ? 1 : 0;
-}
-
-/*
- * Whether a plain repository holds sealed objects (an index file or a
- * manifest of an encrypted one): then config.json was altered to say "none"
- * and keys/ emptied, and a backup would write plaintext beside them.  Every
- * index file is looked at (the index load reads them all next), and up to
- * 64 manifests.
- */
-static int check_unsealed(bkr_repo *r)
-{
-	static const struct { const char *prefix; size_t limit; } where[] = { { "index/", SIZE_MAX }, { "backups/", 64 } };
-	struct sealed_scan w = { .s = r->store };
-	int err;
-
-	for (size_t i = 0; i < sizeof(where) / sizeof(*where) && !w.sealed; i++) {
-		w.looked = 0;
-		w.limit = where[i].limit;
-		if ((err = bkr_store_list(r->store, where[i].prefix, on_meta_file, &w)) < 0 && err != BKR_ENOTFOUND)
-			return err;
-		bkr_error_clear();
-	}
-	if (w.sealed)
-		return bkr_error_set(BKR_ECORRUPT, "%s: config.json says the repository is not encrypted, "
-				     "but %s is sealed (encrypted): config.json was altered and keys/ emptied; "
-				     "refusing to use it", r->path, w.first);
-	return 0;
-}
-
 /*
  * An encrypted repository: open its keys with the passphrase, take the
  * secret chunker seed, and seal through the store from now on.  A plain one
- * must hold no key file and no sealed object (a config.json altered to say
- * "none").
+ * must hold no key file (a config.json altered to say "none"; a sealed index
+ * file, the index load refuses).
  */
 static int open_keys(bkr_repo *r)
 {
@@ -102,9 +51,7 @@ static int open_keys(bkr_repo *r)
 			return bkr_error_set(BKR_ECORRUPT, "%s: config.json says the repository is not encrypted, "
 					     "but keys/ holds key files: config.json was altered; refusing to use it", r->path);
 		bkr_error_clear();
-		if (err < 0 && err != BKR_ENOTFOUND)
-			return err;
-		return check_unsealed(r);
+		return err < 0 && err != BKR_ENOTFOUND ? err : 0;
 	}
 	if ((err = bkr_repo_id_bytes(&r->cfg, id)) < 0 || (err = bkr_key_passphrase(r->path, &pass, &len)) < 0 ||
 	    (err = bkr_key_unlock(r->store, id, pass, len, &r->crypto, r->key_id)) < 0)
