@@ -357,11 +357,19 @@ def read_until(master, want, out):
 def echo(fd):
     return bool(termios.tcgetattr(fd)[3] & termios.ECHO)
 
+def child():
+    # the test may run under nohup or as a background job (SIGHUP, SIGINT
+    # ignored and inherited): bkr keeps an ignored signal ignored, so give it
+    # the defaults an interactive terminal would
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(s, signal.SIG_DFL)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
 def prompt(how):
     master, slave = os.openpty()
     assert echo(slave)
     p = subprocess.Popen([bkr, "-r", repo, "list"], stdin=slave, stdout=slave, stderr=slave,
-                         start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+                         start_new_session=True, preexec_fn=child)
     out = [b""]
     read_until(master, b"passphrase for", out)
     deadline = time.time() + 30
