@@ -352,7 +352,10 @@ pass "repair --no-wait fails clearly while a backup holds the lock"
 # changed in the workspace (its old bytes exist nowhere any more).
 rm -rf "$R" "$ws" && mkdir -p "$ws/docs"
 new_repo
-for i in 1 2 3 4; do head -c 300000 /dev/urandom >"$ws/docs/f$i.bin"; done
+# each file below the chunker's minimum (256 KiB), so one chunk: a 300000-byte
+# file could end a chunk before its last bytes, and the damaged chunk could be
+# one the changed file keeps, which the next backup would store again
+for i in 1 2 3 4; do head -c 200000 /dev/urandom >"$ws/docs/f$i.bin"; done
 expect_exit 0 "$BKR" -q -r "$R" create "$ws"
 first=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
 cp -a "$ws" "$T/gold-heal"
