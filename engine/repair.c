@@ -704,8 +704,6 @@ static void bad_manifest(void *ctx, const char *file, const char *message)
 static int walk_all(struct repair *p)
 {
 	int err = 0;
-	free(p->have);
-	p->have = NULL;
 	if (p->nfinal && !(p->have = malloc(p->nfinal * sizeof(*p->have))))
 		return bkr_error_oom();
 	if (p->nfinal) {
