@@ -59,7 +59,7 @@ int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entr
 	bkr_id cur = *root;
 	const bkr_tree *lf = NULL;
 	uint32_t idx = 0;
-	size_t pos = 0, len;
+	size_t pos = 0, len, end = 0;
 	const char *comp = NULL;
 	int err = 0;
 	bool first = true;
@@ -100,6 +100,12 @@ int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entr
 		}
 		if (err < 0)
 			goto done;
+		end = pos;
+	}
+	/* "file/" or "file/." names a directory, as for open(2) */
+	if (end && path[end] && out->type != BKR_FT_DIR) {
+		err = bkr_error_set(BKR_ENOTFOUND, "path '%s': '%.*s' is not a directory", path, (int)end, path);
+		goto done;
 	}
 	*holder = d;
 	d = NULL;

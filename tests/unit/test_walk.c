@@ -94,6 +94,15 @@ static void test_resolve(void **state)
 	assert_null(h);
 	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "ws/z/x", &e, &h, NULL, NULL), BKR_ENOTFOUND);
 	assert_non_null(strstr(bkr_error_message(), "not a directory"));
+	/* a trailing '/' (or "/.") names a directory: a file or a link so named is not found */
+	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "ws/a/b/two/", &e, &h, NULL, NULL), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "'ws/a/b/two' is not a directory"));
+	assert_null(h);
+	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "ws/a/link/.", &e, &h, NULL, NULL), BKR_ENOTFOUND);
+	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "ws/a/b//", &e, &h, NULL, NULL), 0);
+	assert_int_equal(e.type, BKR_FT_DIR);
+	bkr_dir_free(h);
+	h = NULL;
 	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "ws/a/../z", &e, &h, NULL, NULL), BKR_EINVAL);
 	assert_int_equal(e.type, BKR_FT_DIR); /* the root entry on failure */
 }
