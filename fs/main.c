@@ -151,6 +151,13 @@ static int parse_uint(const char *arg, int base, unsigned long max, unsigned lon
 	return 0;
 }
 
+/* An option's value below its least: one line, and the mount does not start. */
+static int below(const char *arg, const char *least)
+{
+	fprintf(stderr, "%s: bad value in option '%s': the least is %s\n", progname, arg, least);
+	return -1;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct bkrfs_opts *o = data;
@@ -210,14 +217,20 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			o->umask = (mode_t)v;
 			o->has_umask = true;
 		} else if (key == KEY_CACHE) {
-			o->cache_mib = v ? (unsigned)v : 1;
+			if (v < 1)
+				return below(arg, "1 (MiB)");
+			o->cache_mib = (unsigned)v;
 		} else if (key == KEY_WATCH) {
-			o->watch_ms = v < 100 ? 100 : (unsigned)v;
+			if (v < 100)
+				return below(arg, "100 (milliseconds)");
+			o->watch_ms = (unsigned)v;
 		} else if (key == KEY_INODES) {
-			o->max_inodes = v < 1024 ? 1024 : (size_t)v;
+			if (v < 1024)
+				return below(arg, "1024");
+			o->max_inodes = (size_t)v;
 		} else {
-			if (v > INT_MAX) {
-				fprintf(stderr, "%s: bad value in option '%s'\n", progname, arg);
+			if (v > INT_MAX || fcntl((int)v, F_GETFD) < 0) {
+				fprintf(stderr, "%s: bad value in option '%s': not an open file descriptor\n", progname, arg);
 				return -1;
 			}
 			o->ready_fd = (int)v;

@@ -415,6 +415,11 @@ expect_exit 1 "missing" "$BKRFS" "$R"
 expect_exit 1 "time zone" "$BKRFS" "$R" "$M" -o tz=No/Such_Zone
 expect_exit 1 "unknown option.*no_such_option" "$BKRFS" "$R" "$M" -o no_such_option
 expect_exit 1 "unknown option.*no_such_option" "$BKRFS" "$T/no-repo" "$M" -o no_such_option
+# values below an option's least, and a ready fd that is not open: refused, not clamped
+expect_exit 1 "watch_ms=99': the least is 100" "$BKRFS" "$R" "$M" -o watch_ms=99
+expect_exit 1 "max_inodes=1023': the least is 1024" "$BKRFS" "$R" "$M" -o max_inodes=1023
+expect_exit 1 "cache_size=0': the least is 1" "$BKRFS" "$R" "$M" -o cache_size=0
+expect_exit 1 "ready-fd=9': not an open file descriptor" "$BKRFS" "$R" "$M" --ready-fd=9 9>&-
 # bkr mount runs bkrfs (its exit codes); --json is refused as a usage error, in JSON
 out=$("$BKR" -r "$R" --json mount "$M" 2>/dev/null)
 rc=$?
