@@ -389,6 +389,7 @@ int bkr_recover_file(bkr_recover *rc, const char *path, const bkr_recover_option
 {
 	bkr_rec_bindex bi = { 0 };
 	bkr_damage d = { 0 };
+	struct stat st;
 	char *rel = NULL;
 	bool healthy = false;
 	int err;
@@ -400,6 +401,15 @@ int bkr_recover_file(bkr_recover *rc, const char *path, const bkr_recover_option
 		goto done;
 	if ((err = bkr_rec_check_one(rc, &bi, rel, opts && opts->deep, &d)) < 0)
 		goto done;
+	if (err == 0) { /* healthy, or no regular file: a directory is no file to recover */
+		if (bkr_rec_lstat_ws(rc, rel, &st) < 0)
+			bkr_error_clear();
+		else if (S_ISDIR(st.st_mode)) {
+			err = bkr_error_set(BKR_EINVAL, "%s: a directory; recover takes one file "
+					    "('bkr batch' every damaged one)", rel);
+			goto done;
+		}
+	}
 	if (err == 0) {
 		healthy = true;
 		d.path = rel;

@@ -140,6 +140,13 @@ grep -q "refusing to follow" "$T/hostile.json" || fail "symlink refusal not repo
 st=0; "$BKR" recover -c "$CFG" --file ../escape.json --apply >/dev/null 2>&1 || st=$?
 [ "$st" != 0 ] || fail "recover ../escape.json succeeded"
 [ ! -e "$T/escape.json" ] || fail "wrote outside the workspace"
+# a directory is no file to recover: a usage error naming it, and no run stored
+runs_before=$("$BKR" recovered -c "$CFG" --json | grep -c '"run_id"')
+mkdir -p "$WS/adir"
+st=0; out=$("$BKR" recover -c "$CFG" --file adir/ 2>&1) || st=$?
+[ "$st" = 2 ] && grep -q "^bkr recover: adir: a directory" <<<"$out" || fail "recover of a directory: exit $st, $out"
+[ "$("$BKR" recovered -c "$CFG" --json | grep -c '"run_id"')" = "$runs_before" ] || fail "recover of a directory stored a run"
+rmdir "$WS/adir"
 
 # the repository cannot be written: the run is staged
 rm -rf "$WS/conversations"; mkdir -p "$WS/conversations"
