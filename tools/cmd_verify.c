@@ -85,8 +85,11 @@ static void on_problem(void *ctx, const bkr_verify_problem *p)
 	if (!p->error) {
 		cli_warn(s->c, "leftover: %s", p->message);
 	} else if (p->backup_id) {
-		fprintf(stdout, "%s%s%s %s: %s: %s\n", cli_col(s->c, "red"), kind_name(p->kind), cli_col(s->c, "reset"),
-			p->backup_id, p->path ? p->path : "", p->message);
+		/* the path quoted when it holds a control character: a newline would forge a line */
+		fprintf(stdout, "%s%s%s %s: ", cli_col(s->c, "red"), kind_name(p->kind), cli_col(s->c, "reset"),
+			p->backup_id);
+		cli_print_name(stdout, p->path ? p->path : "", p->path ? strlen(p->path) : 0);
+		fprintf(stdout, ": %s\n", p->message);
 	} else {
 		fprintf(stdout, "%s%s%s %s\n", cli_col(s->c, "red"), kind_name(p->kind), cli_col(s->c, "reset"), p->message);
 	}

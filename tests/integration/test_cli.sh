@@ -397,7 +397,20 @@ grep -q '^--- "a/src/x\\n-  important.db"'$'\t' "$T/out" && grep -q '^+++ "b/src
 expect_exit 0 "$BKR" -r "$Q/repo" ls latest -R --json
 python3 -c 'import json,sys; n=[e["path"] for e in json.load(open(sys.argv[1]))]; assert "src/x\n-  important.db" in n, n' "$T/out" ||
 	fail "ls --json does not keep the name's bytes: $(cat "$T/out")"
-pass "names with control characters are quoted in text output (ls, diff, log), kept as bytes in --json"
+# verify names a damaged file's path quoted too
+python3 - "$Q/repo/data" <<'PY' || fail "no pack holds the plain bytes 'two'"
+import os, sys
+for d, _, fs in os.walk(sys.argv[1]):
+    for f in fs:
+        p = os.path.join(d, f); b = bytearray(open(p, 'rb').read()); i = b.find(b'two\n')
+        if i >= 0:
+            b[i] ^= 1; open(p, 'wb').write(b); sys.exit(0)
+sys.exit(1)
+PY
+expect_exit 1 "$BKR" -r "$Q/repo" verify --read-data
+grep -qx 'damaged-file [^ ]*: "src/x\\n-  important.db": .*damaged' "$T/out" || fail "verify does not quote a damaged file's name: $(cat "$T/out")"
+! grep -q '^-  important.db' "$T/out" || fail "a name forged a line of verify output: $(cat "$T/out")"
+pass "names with control characters are quoted in text output (ls, diff, log, verify), kept as bytes in --json"
 
 # --- a real tree
 real=/usr/include
