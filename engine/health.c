@@ -381,8 +381,9 @@ static int judge(bkr_health *h)
 			err = add_reason(h, "the last %s routine failed: %s", bkr_routine_name((bkr_routine_kind)k),
 					 h->routines[k].last_problem ? h->routines[k].last_problem : "?");
 	if (!err && h->nmanual)
-		err = add_reason(h, "%zu file%s of recovery run %s need%s a person (first: %s)", h->nmanual,
-				 h->nmanual == 1 ? "" : "s", h->manual_run, h->nmanual == 1 ? "s" : "", h->manual_files[0]);
+		/* the files are listed apart (need_person): a name in a reason could forge a line */
+		err = add_reason(h, "%zu file%s of recovery run %s need%s a person", h->nmanual,
+				 h->nmanual == 1 ? "" : "s", h->manual_run, h->nmanual == 1 ? "s" : "");
 	return err;
 }
 

@@ -224,8 +224,11 @@ static void print_text(cli *c, const bkr_health *h)
 		       r->last_ok ? "ok" : "FAILED", r->failures);
 	}
 	printf("\n");
-	for (size_t i = 0; i < h->nmanual; i++)
-		printf("needs a person: %s (recovery run %s)\n", h->manual_files[i], h->manual_run);
+	for (size_t i = 0; i < h->nmanual; i++) {
+		printf("needs a person: ");
+		cli_print_name(stdout, h->manual_files[i], strlen(h->manual_files[i]));
+		printf(" (recovery run %s)\n", h->manual_run);
+	}
 }
 
 int cmd_health(cli *c, int argc, char **argv)

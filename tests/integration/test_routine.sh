@@ -223,20 +223,32 @@ pass "health: a source older than twice its schedule makes it unhealthy (exit 1)
 
 # --- a file that needs a person: a damaged file no backup has
 printf 'not json' >"$W/hot/new.json"
+nl=$(printf 'x\nneeds a person: forged.json')
+printf 'not json' >"$W/hot/$nl"
 expect_exit 1 routine 2026-12-16T12:20:00Z emergency
 grep -q '"step":"recover","status":"problems"' "$T/out" || fail "emergency with a file for a person: $(cat "$T/out")"
 python3 - "$T/alerts.log" <<'PY' || fail "needs_person alert: $(cat "$T/alerts.log")"
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-assert [e["kind"] for e in ev] == ["needs_person"], ev
-assert ev[0]["file"] == "hot/new.json" and "by hand" in ev[0]["action"], ev
+assert [e["kind"] for e in ev] == ["needs_person"] * 2, ev
+assert sorted(e["file"] for e in ev) == ["hot/new.json", "hot/x\nneeds a person: forged.json"], ev
+assert all("by hand" in e["action"] for e in ev), ev
 PY
 : >"$T/alerts.log"
 expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:30:00Z --json
-grep -q '"files":\["hot/new.json"\]' <(tr -d ' \n\t' <"$T/out") || fail "health does not name the file: $(cat "$T/out")"
-grep -q 'need' <(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["reasons"])' "$T/out") || fail "reasons: $(cat "$T/out")"
+python3 - "$T/out" <<'PY' || fail "health does not name the files: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert sorted(h["need_person"]["files"]) == ["hot/new.json", "hot/x\nneeds a person: forged.json"], h
+assert "need" in str(h["reasons"]), h["reasons"]
+PY
+# in text the name with a newline is quoted: it cannot forge a line
+expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:30:00Z
+grep -qx 'needs a person: "hot/x\\nneeds a person: forged.json" (recovery run .*)' "$T/out" &&
+	grep -qx 'needs a person: hot/new.json (recovery run .*)' "$T/out" && ! grep -q 'forged' <(grep -v '^needs a person: "hot/x' "$T/out") ||
+	fail "health text does not quote a name with a newline: $(cat "$T/out")"
 # a person fixed it: the next routine's scan clears it
-rm "$W/hot/new.json"
+rm "$W/hot/new.json" "$W/hot/$nl"
 expect_exit 0 routine 2026-12-16T13:00:00Z hourly
 expect_exit 0 "$BKR" -c "$CFG" health --as-of 2026-12-16T13:05:00Z
 pass "health lists files that need a person until a later scan finds them fixed; one needs_person alert"
