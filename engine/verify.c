@@ -604,8 +604,8 @@ static void judge_unindexed(struct verify *v)
 			       u->path, v->o->backup);
 		else
 			report(v, BKR_VERIFY_LEFTOVER, u->path, NULL, NULL,
-			       "%s: pack not referenced by the index nor by any backup, left by %s", u->path,
-			       leftover_by(v));
+			       "%s: pack not referenced by the index nor by any backup, left by %s, or by a "
+			       "'bkr repair' that took its damaged blobs out of the index", u->path, leftover_by(v));
 	}
 }
 
