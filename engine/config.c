@@ -700,11 +700,12 @@ static int parse_tiers(struct ctx *x, const cJSON *obj)
 	if (c->warm.path && c->cold.path && c->cold.after_days < c->warm.after_days)
 		return key_error(x, "tiers.cold.after_days", "%d is less than tiers.warm.after_days (%d)",
 				 c->cold.after_days, c->warm.after_days);
-	if (c->warm.path && c->cold.path && !strcmp(c->warm.path, c->cold.path))
+	/* by name, or as directories that are one (a symlink, a bind mount) */
+	if (c->warm.path && c->cold.path && bkr_store_same_place(c->warm.path, c->cold.path))
 		return key_error(x, "tiers.cold.path", "is the same directory as tiers.warm.path");
-	if ((c->warm.path && !strcmp(c->warm.path, c->repository)) ||
-	    (c->cold.path && !strcmp(c->cold.path, c->repository)))
-		return key_error(x, c->warm.path && !strcmp(c->warm.path, c->repository) ?
+	if (c->repository && ((c->warm.path && bkr_store_same_place(c->warm.path, c->repository)) ||
+			      (c->cold.path && bkr_store_same_place(c->cold.path, c->repository))))
+		return key_error(x, c->warm.path && bkr_store_same_place(c->warm.path, c->repository) ?
 				 "tiers.warm.path" : "tiers.cold.path",
 				 "is the repository itself (a tier needs its own directory)");
 	return 0;

@@ -231,14 +231,16 @@ static int add_tier_locked(bkr_repo *r, const char *tier, const char *location, 
 	size_t n = r->ntiers;
 	int err;
 
+	/* one place reached by two names (a symlink, a bind mount) is one tier: two
+	 * would each see the other's packs as extra copies to delete */
 	for (size_t i = 0; i < n; i++) {
-		if (!strcmp(bkr_store_location(r->tiers[i].store), location)) {
+		if (bkr_store_same_place(bkr_store_location(r->tiers[i].store), location)) {
 			if (recorded && !r->tiers[i].recorded)
 				__atomic_store_n(&r->tiers[i].recorded, true, __ATOMIC_RELEASE);
 			return 0;
 		}
 	}
-	if (!strcmp(location, r->path))
+	if (bkr_store_same_place(location, r->path))
 		return bkr_error_set(BKR_EINVAL, "tier %s: %s is the repository itself", tier, location);
 	if (n == BKR_REPO_TIERS_MAX)
 		return bkr_error_set(BKR_EINVAL, "%s: more than %d tier locations", r->path, BKR_REPO_TIERS_MAX);

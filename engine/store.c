@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Relative, '/'-separated, no empty, "." or ".." component; @p folder allows
  * "" and a trailing '/'. */
@@ -59,6 +60,23 @@ void bkr_store_free(bkr_store *s)
 const char *bkr_store_location(const bkr_store *s)
 {
 	return s->location;
+}
+
+bool bkr_store_same_place(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	struct stat sa, sb;
+
+	while (la > 1 && a[la - 1] == '/')
+		la--;
+	while (lb > 1 && b[lb - 1] == '/')
+		lb--;
+	if (la == lb && !memcmp(a, b, la))
+		return true;
+	if (bkr_store_is_url(a) || bkr_store_is_url(b))
+		return false;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && S_ISDIR(sa.st_mode) && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
 }
 
 int bkr_store_describe(const bkr_store *s, const char *name, char *out, size_t cap)

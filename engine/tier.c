@@ -42,17 +42,6 @@ int bkr_tier_level(const bkr_tier_policy *p, const bkr_manifest *m, int64_t as_o
 	return BKR_TIER_HOT;
 }
 
-/* Two locations name the same place (trailing slashes aside). */
-static bool same_location(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	while (la > 1 && a[la - 1] == '/')
-		la--;
-	while (lb > 1 && b[lb - 1] == '/')
-		lb--;
-	return la == lb && !memcmp(a, b, la);
-}
-
 /* ---- records -------------------------------------------------------------- */
 
 static int tier_rank(const char *tier)
@@ -166,7 +155,7 @@ int bkr_tier_records_load(bkr_store *s, bkr_tier_record **out, size_t *n)
 	for (size_t i = 0; i < l.n; i++) {
 		bool dup = false;
 		for (size_t j = 0; j < k && !dup; j++)
-			dup = same_location(l.v[j].location, l.v[i].location);
+			dup = bkr_store_same_place(l.v[j].location, l.v[i].location);
 		if (dup) {
 			free(l.v[i].tier);
 			free(l.v[i].location);
@@ -694,7 +683,7 @@ static int open_configured(struct migrate *m)
 			return err;
 		nt = bkr_repo_tier_count(m->r);
 		for (size_t i = 1; i <= nt; i++)
-			if (same_location(bkr_store_location(bkr_repo_tier(m->r, i, NULL, NULL)), loc))
+			if (bkr_store_same_place(bkr_store_location(bkr_repo_tier(m->r, i, NULL, NULL)), loc))
 				m->place[l] = i;
 		if (m->place[l] >= 32)
 			return bkr_error_set(BKR_EINVAL, "tiers.%s.path: too many tier locations", bkr_tier_name(l));

@@ -119,6 +119,41 @@ python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["stayed_pa
 	fail "a second migrate moved something: $(cat "$T/out")"
 pass "a second migrate moves nothing"
 
+# --- one directory under two names is one place: never its own "extra copy" -------
+# (a tier path changed to a symlink or a bind mount of the same directory, a tier
+# that is the repository, warm and cold as one directory: each deleted every pack)
+ln -s "$WARM" "$T/warm-link"
+mkdir -p "$T/warm-bind" && mount --bind "$WARM" "$T/warm-bind" || fail "mount --bind"
+cleanup_hooks+=("umount '$T/warm-bind' 2>/dev/null")
+snapshot >"$T/aliased"
+for w in "$T/warm-link" "$T/warm-bind"; do
+	cat >"$T/alias.json" <<EOF
+{"repository": "$R", "workspace_root": "$ws",
+ "tiers": {"warm": {"path": "$w"}, "cold": {"path": "$COLD"}}}
+EOF
+	expect_exit 0 "$BKR" -c "$T/alias.json" tier migrate --as-of "$AS_OF" --json
+	python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["copies_removed"]==0 and m["stayed_packs"]==8, m' "$T/out" ||
+		fail "migrate with warm at $w: $(cat "$T/out")"
+	diff "$T/aliased" <(snapshot) || fail "migrate with warm at $w changed the tiers"
+done
+umount "$T/warm-bind"
+ln -s "$R" "$T/repo-link"
+ln -s "$WARM" "$T/warm-link2"
+for c in "$T/repo-link" "$T/warm-link2"; do
+	cat >"$T/alias.json" <<EOF
+{"repository": "$R", "workspace_root": "$ws",
+ "tiers": {"warm": {"path": "$WARM"}, "cold": {"path": "$c"}}}
+EOF
+	want_msg="is the same directory as tiers.warm.path"
+	[ "$c" = "$T/repo-link" ] && want_msg="is the repository itself"
+	expect_exit 2 "$BKR" -c "$T/alias.json" config check
+	grep -q "key 'tiers.cold.path': $want_msg" "$T/err" || fail "config check with cold at $c: $(cat "$T/err")"
+	expect_exit 2 "$BKR" -c "$T/alias.json" tier migrate --as-of "$AS_OF"
+	one_line_error
+	diff "$T/aliased" <(snapshot) || fail "migrate with cold at $c changed the tiers"
+done
+pass "a tier under a second name (symlink, bind mount) is the same place; a tier that is the repository or the other tier is refused"
+
 # a damaged tier.json: verify names it as a problem (exit 1), not 'FAILED, 0 errors'
 cp "$COLD/tier.json" "$T/tier.json.good"
 printf 'x' | dd of="$COLD/tier.json" bs=1 seek=5 conv=notrunc status=none

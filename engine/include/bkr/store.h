@@ -150,6 +150,13 @@ void bkr_store_free(bkr_store *s);
 /** Where the store is (a directory for a local store). */
 const char *bkr_store_location(const bkr_store *s);
 
+/**
+ * Whether locations @p a and @p b are one place: the same text (trailing
+ * slashes aside), or two directories that are one (the same device and inode:
+ * a symlink or a bind mount).  A URL is compared as text only.
+ */
+bool bkr_store_same_place(const char *a, const char *b);
+
 /** "<location>/<name>" into @p out (for messages; a real path for a local store). */
 int bkr_store_describe(const bkr_store *s, const char *name, char *out, size_t cap);
 
