@@ -96,26 +96,44 @@ static const char *json_str(const cJSON *o, const char *key)
 	return cJSON_IsString(it) && *it->valuestring ? it->valuestring : NULL;
 }
 
-static int add_record(void *ctx, const char *name)
+/*
+ * Record @p name of @p s, parsed (its "tier" and "location" in *tier, *loc,
+ * its time in *t); NULL for a temporary, and for a damaged, vanished or
+ * malformed record (left out).
+ */
+static cJSON *record_load(bkr_store *s, const char *name, const char **tier, const char **loc, int64_t *t)
 {
-	struct record_list *l = ctx;
-	const char *base = strrchr(name, '/'), *tier, *loc, *when;
-	bkr_tier_record rec = { 0 };
-	int64_t t = 0;
+	const char *base = strrchr(name, '/'), *when;
 	cJSON *o;
 	int err;
 
 	base = base ? base + 1 : name;
+	*t = 0;
 	if (!strncmp(base, ".tmp-", 5) || strlen(base) < 6 || strcmp(base + strlen(base) - 5, ".json"))
-		return 0;
-	if (!(o = load_json(l->s, name, "tier", &err))) {
-		bkr_error_clear(); /* a damaged or vanished record: left out */
-		return 0;
+		return NULL;
+	if (!(o = load_json(s, name, "tier", &err))) {
+		bkr_error_clear();
+		return NULL;
 	}
-	tier = json_str(o, "tier");
-	loc = json_str(o, "location");
+	*tier = json_str(o, "tier");
+	*loc = json_str(o, "location");
 	when = json_str(o, "time");
-	if (tier && loc && !strchr(tier, '/') && (!when || bkr_time_parse(when, &t) == 0)) {
+	if (*tier && *loc && !strchr(*tier, '/') && (!when || bkr_time_parse(when, t) == 0))
+		return o;
+	bkr_error_clear();
+	cJSON_Delete(o);
+	return NULL;
+}
+
+static int add_record(void *ctx, const char *name)
+{
+	struct record_list *l = ctx;
+	const char *tier, *loc;
+	bkr_tier_record rec = { 0 };
+	int64_t t;
+	cJSON *o;
+
+	if ((o = record_load(l->s, name, &tier, &loc, &t))) {
 		if (l->n == l->cap) {
 			bkr_tier_record *nv = realloc(l->v, (l->cap = l->cap ? 2 * l->cap : 4) * sizeof(*nv));
 			if (!nv) {
@@ -344,6 +362,92 @@ int bkr_tier_status(bkr_repo *r, bkr_tier_usage **out, size_t *n)
 	*out = st.u;
 	*n = nt + 1;
 	return 0;
+}
+
+/* ---- forgetting a location ----------------------------------------------------- */
+
+struct forget {
+	bkr_store *s;
+	const char *location;
+	char **names; /* the records naming it */
+	size_t n;
+	char tier[32];
+};
+
+static int match_record(void *ctx, const char *name)
+{
+	struct forget *f = ctx;
+	const char *tier, *loc;
+	char **nv, *dup = NULL;
+	int64_t t;
+	cJSON *o = record_load(f->s, name, &tier, &loc, &t);
+	int err = 0;
+
+	if (!o || !bkr_store_same_place(loc, f->location))
+		goto done;
+	snprintf(f->tier, sizeof(f->tier), "%s", tier);
+	if (!(dup = strdup(name)) || !(nv = realloc(f->names, (f->n + 1) * sizeof(*nv)))) {
+		free(dup);
+		err = bkr_error_oom();
+		goto done;
+	}
+	f->names = nv;
+	f->names[f->n++] = dup;
+done:
+	cJSON_Delete(o);
+	return err;
+}
+
+int bkr_tier_forget(bkr_repo *r, const char *location, bool lost, bool dry_run, bkr_tier_forget_report *out)
+{
+	struct forget f = { bkr_repo_tier(r, 0, NULL, NULL), location, NULL, 0, "" };
+	bkr_tier_usage *u = NULL;
+	size_t nu = 0;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if ((err = bkr_store_list(f.s, "tiers/", match_record, &f)) < 0)
+		goto done;
+	if (!f.n) {
+		err = bkr_error_set(BKR_ENOTFOUND, "%s: no tier of %s is recorded there ('bkr tier status' lists them)",
+				    location, bkr_repo_path(r));
+		goto done;
+	}
+	snprintf(out->tier, sizeof(out->tier), "%s", f.tier);
+	out->records = f.n;
+	if ((err = bkr_tier_status(r, &u, &nu)) < 0)
+		goto done;
+	for (size_t i = 1; i < nu; i++) {
+		if (!bkr_store_same_place(u[i].location, location))
+			continue;
+		out->present = u[i].present;
+		out->data_packs = u[i].data_packs;
+		break;
+	}
+	if (out->present && out->data_packs) {
+		err = bkr_error_set(BKR_EINVAL, "tier %s: %s still holds %" PRIu64 " data pack%s: bring them back "
+				    "first (take the tier out of the configuration and run 'bkr tier migrate'; "
+				    "'bkr prune' frees unused ones), then forget it", f.tier, location,
+				    out->data_packs, out->data_packs == 1 ? "" : "s");
+		goto done;
+	}
+	if (!out->present && !lost) {
+		err = bkr_error_set(BKR_EINVAL, "tier %s: %s is missing or not mounted: mount it and bring its data "
+				    "back first; if it is lost for good, give --lost (backups whose data was only "
+				    "there become damaged)", f.tier, location);
+		goto done;
+	}
+	for (size_t i = 0; i < f.n && !dry_run && err == 0; i++)
+		if ((err = bkr_store_delete(f.s, f.names[i])) == BKR_ENOTFOUND) {
+			bkr_error_clear();
+			err = 0;
+		}
+done:
+	for (size_t i = 0; i < f.n; i++)
+		free(f.names[i]);
+	free(f.names);
+	free(u);
+	return err;
 }
 
 /* ---- migration -------------------------------------------------------------- */
@@ -576,7 +680,8 @@ static int hash_copy(struct migrate *m, bkr_store *s, const char *name, uint64_t
 	return copy_object(m, s, NULL, name, size, sum);
 }
 
-/* Before data first moves to @p level's place: its tier.json and the repository's record of it. */
+/* Once data first reaches @p level's place, before a copy elsewhere goes: its tier.json and the
+ * repository's record of it. */
 static int record_place(struct migrate *m, int level)
 {
 	const char *tier;
@@ -623,7 +728,7 @@ static int move_pack(struct migrate *m, struct mpack *p)
 			m->rep->bytes[p->level] += p->size;
 			return 0;
 		}
-		if ((err = record_place(m, p->level)) < 0 || (err = copy_object(m, from, to, name, p->size, &want)) < 0)
+		if ((err = copy_object(m, from, to, name, p->size, &want)) < 0)
 			return err;
 		m->rep->packs[p->level]++;
 		m->rep->bytes[p->level] += p->size;
@@ -634,7 +739,9 @@ static int move_pack(struct migrate *m, struct mpack *p)
 		if ((err = hash_copy(m, from, name, p->size, &want)) < 0)
 			return err;
 	}
-	if ((err = hash_copy(m, to, name, p->size, &got)) < 0)
+	/* recorded once a copy is there (a tier whose first copy failed, a full
+	 * disk, is not one), and always before any other copy goes */
+	if ((err = record_place(m, p->level)) < 0 || (err = hash_copy(m, to, name, p->size, &got)) < 0)
 		return err;
 	if (bkr_id_cmp(&want, &got))
 		return bkr_error_set(BKR_ECORRUPT, "%s differs from %s: both are kept (run 'bkr verify --read-data')",

@@ -41,7 +41,7 @@ static const struct {
 	{ "prune", cmd_prune, "free the space of data no backup uses", LOGGED },
 	{ "repair", cmd_repair, "rebuild the index from the packs; take damaged blobs out of it", LOGGED },
 	{ "copy", cmd_copy, "copy backups from another repository (--from), only the blobs missing", LOGGED },
-	{ "tier", cmd_tier, "tier status, tier migrate: data in colder storage", LOGGED },
+	{ "tier", cmd_tier, "tier status, migrate, forget: data in colder storage", LOGGED },
 	{ "pin", cmd_pin, "pin a backup so retention keeps it", LOGGED },
 	{ "unpin", cmd_pin, "unpin a backup", LOGGED },
 	{ "tag", cmd_tag, "add or remove tags of a backup", LOGGED },

@@ -1,6 +1,7 @@
 /** @file
- * bkr tier status|migrate: what each storage tier holds, and moving data
- * packs between the repository and its colder tiers (bkr/tier.h).
+ * bkr tier status|migrate|forget: what each storage tier holds, moving data
+ * packs between the repository and its colder tiers, and forgetting a tier
+ * location that is retired or lost (bkr/tier.h).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -13,7 +14,8 @@
 
 static const char usage[] =
 	"usage: bkr tier status  [-r REPO] [-c CONFIG] [--json]\n"
-	"       bkr tier migrate [-r REPO] -c CONFIG [--dry-run] [--as-of TIME] [--no-wait] [--json]\n\n"
+	"       bkr tier migrate [-r REPO] -c CONFIG [--dry-run] [--as-of TIME] [--no-wait] [--json]\n"
+	"       bkr tier forget  [-r REPO] LOCATION [--lost] [--dry-run] [--no-wait] [--json]\n\n"
 	"status: data and tree packs, and their bytes, in the repository (hot) and in\n"
 	"every tier it recorded or the configuration names; exit status 1 when a\n"
 	"recorded tier is missing or not mounted.\n"
@@ -21,16 +23,20 @@ static const char usage[] =
 	"backup using it is older than tiers.warm.after_days, cold once older than\n"
 	"tiers.cold.after_days; pinned backups keep their data hot; tree packs and the\n"
 	"index never leave the repository.  The repository records each tier's location\n"
-	"before data first moves there, so readers need no configuration.  Takes the\n"
-	"exclusive lock (docs/operations.md \"Tiers\").\n\n"
-	"  -n, --dry-run      say what would move, move nothing\n"
+	"once data first reaches it, so readers need no configuration.  Takes the\n"
+	"exclusive lock (docs/operations.md \"Tiers\").\n"
+	"forget: stop searching a tier location the repository recorded (a retired or\n"
+	"lost disk): refused while it holds data packs, and while it is missing unless\n"
+	"--lost (then run 'bkr repair': backups whose data was only there are damaged).\n\n"
+	"  -n, --dry-run      say what would move (or be forgotten), change nothing\n"
 	"      --as-of TIME   evaluate ages as if now were TIME (ISO 8601, UTC)\n"
+	"      --lost         forget: the location is gone for good, with its data\n"
 	"      --no-wait      fail at once when a backup is running (default: wait)\n";
 
-enum { OPT_AS_OF = OPT_FIRST_CMD };
+enum { OPT_AS_OF = OPT_FIRST_CMD, OPT_LOST };
 
 struct opts {
-	bool dry_run;
+	bool dry_run, lost;
 	int64_t as_of;
 	lc_lock_opts lock;
 };
@@ -44,6 +50,9 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		return 0;
 	case OPT_AS_OF:
 		return lc_as_of(c, arg, &s->as_of);
+	case OPT_LOST:
+		s->lost = true;
+		return 0;
 	case LC_OPT_NO_WAIT:
 		s->lock.no_wait = true;
 		return 0;
@@ -213,25 +222,72 @@ done:
 	return err < 0 ? cli_fail(c, err) : 0;
 }
 
+static int forget(cli *c, bkr_repo *repo, const struct opts *s, const char *location)
+{
+	bkr_tier_forget_report rep;
+	bkr_lock *lock = NULL;
+	int err;
+
+	if ((err = lc_lock(c, repo, &s->lock, &lock)) == 0)
+		err = bkr_tier_forget(repo, location, s->lost, s->dry_run, &rep);
+	bkr_lock_release(lock);
+	if (err < 0)
+		return cli_fail(c, err);
+	if (c->json) {
+		json_out j;
+		json_out_init(&j, stdout);
+		json_out_begin_object(&j);
+		json_out_key(&j, "dry_run");
+		json_out_bool(&j, s->dry_run);
+		json_out_member(&j, "tier", rep.tier);
+		json_out_path(&j, "location", location, strlen(location));
+		json_out_key(&j, "present");
+		json_out_bool(&j, rep.present);
+		json_out_key(&j, "records");
+		json_out_uint(&j, rep.records);
+		json_out_end_object(&j);
+		return 0;
+	}
+	if (c->quiet)
+		return 0;
+	printf("%s tier %s at ", s->dry_run ? "would forget" : "forgot", rep.tier);
+	cli_print_name(stdout, location, strlen(location));
+	printf(" (%zu record%s)\n", rep.records, rep.records == 1 ? "" : "s");
+	if (!rep.present)
+		printf("next: 'bkr repair' drops the index entries of packs that were only there; "
+		       "'bkr verify' then names the damaged backups\n");
+	return 0;
+}
+
 int cmd_tier(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "as-of", required_argument, NULL, OPT_AS_OF },
 		{ "no-wait", no_argument, NULL, LC_OPT_NO_WAIT },
+		{ "lost", no_argument, NULL, OPT_LOST },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts s = { 0 };
 	bkr_repo *repo = NULL;
-	const char *verb;
+	const char *verb, *location = NULL;
 	int first, err;
 
 	CLI_PARSE(c, argc, argv, usage, "n", lo, opt, &s, &first);
 	if (first >= argc)
-		return cli_usage_error(c, "expected 'status' or 'migrate'");
+		return cli_usage_error(c, "expected 'status', 'migrate' or 'forget'");
 	verb = argv[first++];
-	if (strcmp(verb, "status") && strcmp(verb, "migrate"))
-		return cli_usage_error(c, "unknown tier verb '%s' (status or migrate)", verb);
+	if (strcmp(verb, "status") && strcmp(verb, "migrate") && strcmp(verb, "forget"))
+		return cli_usage_error(c, "unknown tier verb '%s' (status, migrate or forget)", verb);
+	if (!strcmp(verb, "forget")) {
+		if (first >= argc)
+			return cli_usage_error(c, "forget: expected the LOCATION to forget ('bkr tier status' lists them)");
+		location = argv[first++];
+		if (s.as_of)
+			return cli_usage_error(c, "forget takes no --as-of");
+	} else if (s.lost) {
+		return cli_usage_error(c, "--lost goes with 'bkr tier forget'");
+	}
 	if (first < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
 	if (!strcmp(verb, "status") && (s.dry_run || s.as_of || s.lock.no_wait))
@@ -240,7 +296,8 @@ int cmd_tier(cli *c, int argc, char **argv)
 		bkr_repo_free(repo);
 		return cli_fail(c, err);
 	}
-	err = !strcmp(verb, "status") ? status(c, repo) : migrate(c, repo, &s);
+	err = !strcmp(verb, "status") ? status(c, repo) : !strcmp(verb, "migrate") ? migrate(c, repo, &s)
+										  : forget(c, repo, &s, location);
 	bkr_repo_free(repo);
 	return err;
 }

@@ -307,3 +307,56 @@ for fault in write:1:crash write:4:crash fsync:1:crash fsync:3:eio fsync:6:crash
 done
 restore_all "after the crash rounds"
 pass "migrate crashing or failing at writes, fsyncs and renames lost nothing; reruns completed"
+
+# --- a tier no copy reached is not recorded; retiring and forgetting tiers ------
+# a warm tier on a disk too small for the first pack: migrate fails (exit 7) and
+# the repository does not record the tier, which would otherwise be searched
+# (and missed) by every command from then on
+fresh
+mkdir -p "$T/small"
+mount -t tmpfs -o size=64k tmpfs "$T/small" || fail "mount tmpfs"
+cleanup_hooks+=("umount '$T/small' 2>/dev/null")
+cat >"$T/small.json" <<EOF
+{"repository": "$R", "workspace_root": "$ws", "tiers": {"warm": {"path": "$T/small"}}}
+EOF
+expect_exit 7 "$BKR" -c "$T/small.json" tier migrate --as-of "$AS_OF"
+[ -z "$(ls "$R/tiers" 2>/dev/null)" ] || fail "a tier no pack reached was recorded: $(ls "$R/tiers")"
+umount "$T/small"
+expect_exit 0 "$BKR" -r "$R" verify
+pass "a tier whose first copy fails (disk full) is not recorded; verify passes once it is gone"
+
+# retiring cold: refused while it holds data; brought back by a migration without it, then forgotten
+expect_exit 0 "$BKR" -c "$T/bkr.json" tier migrate --as-of "$AS_OF"
+expect_exit 2 "$BKR" -r "$R" tier forget "$COLD"
+one_line_error
+grep -q "tier cold: $COLD still holds 1 data pack: bring them back first" "$T/err" || fail "forget of a tier with data: $(cat "$T/err")"
+cat >"$T/warm-only.json" <<EOF
+{"repository": "$R", "workspace_root": "$ws", "tiers": {"warm": {"path": "$WARM"}}}
+EOF
+expect_exit 0 "$BKR" -c "$T/warm-only.json" tier migrate --as-of "$AS_OF"
+[ -z "$(find "$COLD" -name '*.pack')" ] || fail "a migration without cold left packs in it"
+expect_exit 0 "$BKR" -r "$R" tier forget "$COLD" --json
+python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["tier"]=="cold" and m["present"] and m["records"]==1 and not m["dry_run"], m' "$T/out" ||
+	fail "forget --json: $(cat "$T/out")"
+[ -z "$(ls "$R"/tiers/*-cold.json 2>/dev/null)" ] || fail "cold is still recorded"
+rm -rf "$COLD"
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+expect_exit 0 "$BKR" -r "$R" tier status
+restore_all "after cold was retired"
+pass "a retired tier: refused while it holds data, forgotten once empty; nothing needs it after"
+
+# a lost warm disk: refused without --lost; --dry-run changes nothing; then repair drops what was there
+mv "$WARM" "$T/warm-lost"
+expect_exit 3 "$BKR" -r "$R" verify
+expect_exit 2 "$BKR" -r "$R" tier forget "$WARM"
+grep -q "tier warm: $WARM is missing or not mounted: .*give --lost" "$T/err" || fail "forget of a missing tier: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$R" tier forget "$WARM" --lost --dry-run
+ls "$R"/tiers/*-warm.json >/dev/null 2>&1 || fail "forget --dry-run removed the record"
+expect_exit 0 "$BKR" -r "$R" tier forget "$WARM" --lost
+grep -q "^forgot tier warm at $WARM (1 record)" "$T/out" && grep -q "bkr repair" "$T/out" || fail "forget --lost: $(cat "$T/out")"
+expect_exit 3 "$BKR" -r "$R" tier forget "$WARM" --lost
+expect_exit 1 "$BKR" -r "$R" verify
+expect_exit 1 "$BKR" -r "$R" repair
+expect_exit 0 "$BKR" -r "$R" prune
+expect_exit 0 "$BKR" -r "$R" tier status
+pass "a lost tier: forgotten only with --lost; verify then names the damage, repair and prune run"

@@ -4,8 +4,9 @@
  *
  * - The repository records where its tiers are: one checksummed JSON
  *   record "tiers/<20-digit ns>-<tier>.json" ({"kind":"tier","tier":"warm",
- *   "location":"/mnt/warm/bkr",...}) is published before data first moves to
- *   a location, so every reader finds the data without a configuration file
+ *   "location":"/mnt/warm/bkr",...}) is published once the first pack is
+ *   copied to a location, before any other copy of a pack goes, so every
+ *   reader finds the data without a configuration file
  *   (bkr_repo_open loads the records; a reader that misses a pack reloads
  *   them).  Every location ever recorded is searched, newest first per tier.
  * - A tier location holds "tier.json" (the repository id and the tier's
@@ -105,6 +106,24 @@ typedef struct {
 
 /** Packs and bytes in each place of @p r (hot first); *out is malloc'd, its strings @p r's. */
 int bkr_tier_status(bkr_repo *r, bkr_tier_usage **out, size_t *n);
+
+typedef struct {
+	char tier[32];        /**< the tier recorded there */
+	size_t records;       /**< records naming the location (removed, or to remove) */
+	bool present;         /**< the location is there (holding the repository's tier.json) */
+	uint64_t data_packs;  /**< data packs it holds (0 when missing) */
+} bkr_tier_forget_report;
+
+/**
+ * Remove the repository's records of tier location @p location (the caller
+ * holds the exclusive lock), so readers stop searching it and stop failing
+ * when it is gone.  Refused (BKR_EINVAL) while the location holds data packs,
+ * and while it is missing unless @p lost: then the index still names the
+ * packs that were only there, which 'bkr repair' drops (their backups are
+ * damaged).  BKR_ENOTFOUND when no record names it.  Nothing is removed
+ * with @p dry_run.  The location's own tier.json is left as it is.
+ */
+int bkr_tier_forget(bkr_repo *r, const char *location, bool lost, bool dry_run, bkr_tier_forget_report *out);
 
 typedef struct {
 	int version;
