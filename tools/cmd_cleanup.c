@@ -105,9 +105,7 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		s->no_prune = true;
 		return 0;
 	case OPT_MAX_UNUSED:
-		if (count_arg(c, "--max-unused", arg, &s->max_unused) || s->max_unused > 100)
-			return cli_usage_error(c, "--max-unused: expected a percentage 0..100, not '%s'", arg);
-		return 0;
+		return lc_max_unused(c, arg, &s->max_unused);
 	case LC_OPT_NO_WAIT:
 		s->lock.no_wait = true;
 		return 0;

@@ -26,18 +26,12 @@ enum { OPT_MAX_UNUSED = OPT_FIRST_CMD, OPT_GRACE };
 static int opt(cli *c, int o, const char *arg, void *st)
 {
 	bkr_prune_options *p = st;
-	char *end;
-	long v;
 	switch (o) {
 	case 'n':
 		p->dry_run = true;
 		return 0;
 	case OPT_MAX_UNUSED:
-		v = strtol(arg, &end, 10);
-		if (!*arg || *end || v < 0 || v > 100)
-			return cli_usage_error(c, "--max-unused: expected a percentage 0..100, not '%s'", arg);
-		p->max_unused_pct = (int)v;
-		return 0;
+		return lc_max_unused(c, arg, &p->max_unused_pct);
 	case OPT_GRACE:
 		if (bkr_config_parse_duration(arg, &p->grace_s) < 0)
 			return cli_usage_error(c, "--grace: expected a duration like 1d, 12h, 0, not '%s'", arg);

@@ -214,3 +214,13 @@ void lc_log_prune(const bkr_prune_report *p)
 		      " bytes moved to the trash, %" PRIu64 " deleted from it",
 		      p->unused_packs, p->repacked_packs, p->packs, moved, p->trash_freed);
 }
+
+int lc_max_unused(cli *c, const char *arg, int *out)
+{
+	char *end;
+	long v = strtol(arg, &end, 10);
+	if (!*arg || *end || v < 0 || v > 100)
+		return cli_usage_error(c, "--max-unused: expected a percentage 0..100, not '%s'", arg);
+	*out = (int)v;
+	return 0;
+}

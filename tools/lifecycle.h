@@ -58,6 +58,9 @@ int lc_plan_apply(bkr_repo *repo, const lc_plan *p, int64_t now, const bkr_prune
 /** Parse --as-of @p arg (ISO 8601) into *out, or a usage error. */
 int lc_as_of(cli *c, const char *arg, int64_t *out);
 
+/** --max-unused PERCENT (0..100) into *out; one usage error otherwise. */
+int lc_max_unused(cli *c, const char *arg, int *out);
+
 /**
  * The prune report: with --json an object, the next value written to @p j
  * (a newline follows only at the top level); else lines on stdout.

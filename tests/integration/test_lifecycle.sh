@@ -36,6 +36,15 @@ pass "60 backups over simulated days"
 pinned=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[4]["backup_id"])' "$T/all.json")
 expect_exit 0 "$BKR" -r "$R" pin "$pinned"
 
+# --- --max-unused out of range: one line (cleanup printed two) -------------------
+for cmd in cleanup prune; do
+	for v in -1 101 x; do
+		expect_exit 2 "$BKR" -r "$R" $cmd --max-unused "$v" --dry-run
+		one_line_error
+		grep -q "^bkr $cmd: --max-unused: expected a percentage 0..100, not '$v'" "$T/err" || fail "$cmd --max-unused $v: $(cat "$T/err")"
+	done
+done
+
 # --- delete of a pinned backup is refused, nothing changes ---------------------
 expect_exit 2 "$BKR" -r "$R" delete "$pinned"
 one_line_error
