@@ -529,13 +529,15 @@ static int note_skipped(bkr_index *idx)
 	return 0;
 }
 
-int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix, unsigned flags)
+/* One listing and load; *vanished when a listed file was gone by its read. */
+static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsigned flags, bool *vanished)
 {
 	struct listing l = { .prefix = prefix, .plen = strlen(prefix) };
 	bkr_index *idx = NULL;
 	int err;
 
 	*out = NULL;
+	*vanished = false;
 	if ((err = index_new(&idx)) < 0)
 		goto done;
 	if ((err = bkr_store_list(s, prefix, add_candidate, &l)) < 0)
@@ -573,6 +575,7 @@ int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix, unsigned f
 		err = load_file(idx, s, l.cand[i].name, &sealed);
 		if ((err == BKR_ECORRUPT || err == BKR_EUNSUPPORTED) && !sealed && (flags & BKR_INDEX_SKIP_DAMAGED))
 			err = note_skipped(idx);
+		*vanished = err == BKR_ENOTFOUND;
 		if (err < 0)
 			goto done;
 	}
@@ -584,6 +587,24 @@ done:
 		bkr_index_free(idx);
 	else
 		*out = idx;
+	return err;
+}
+
+int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix, unsigned flags)
+{
+	bool vanished = false;
+	int err = 0;
+
+	/* A merge (prune, repair) publishes its file, then deletes the ones it
+	 * supersedes: a file listed here and gone when read was merged, and a
+	 * new listing finds the merged one. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		if (attempt)
+			bkr_error_clear();
+		if ((err = load_listed(out, s, prefix, flags, &vanished)) != BKR_ENOTFOUND || !vanished)
+			return err;
+	}
+	bkr_error_prefix("index files kept changing while being read (a merge running?)");
 	return err;
 }
 

@@ -551,9 +551,10 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 
 	memset(out, 0, sizeof(*out));
 	p.now = o->now_ns ? o->now_ns : bkr_time_now_ns();
-	/* every tier the repository recorded must be there: packs in a missing
+	/* every tier the repository recorded, now (a migration may have recorded
+	 * one while this waited for the lock), must be there: packs in a missing
 	 * one would look lost (and their index entries dropped) */
-	if ((err = bkr_tier_check(r)) < 0) {
+	if ((err = bkr_repo_reload_tiers(r)) < 0 || (err = bkr_tier_check(r)) < 0) {
 		bkr_error_prefix("prune changed nothing");
 		goto done;
 	}

@@ -808,8 +808,10 @@ int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *
 
 	memset(out, 0, sizeof(*out));
 	p.now = o->now_ns ? o->now_ns : bkr_time_now_ns();
-	/* a tier that is not mounted would look like missing packs: refuse before anything changes */
-	if ((err = bkr_tier_check(r)) < 0)
+	/* the tiers as recorded now (a migration may have recorded one while this
+	 * waited for the lock; its packs would look missing), and every one
+	 * there: one not mounted would look like missing packs */
+	if ((err = bkr_repo_reload_tiers(r)) < 0 || (err = bkr_tier_check(r)) < 0)
 		return err;
 	if ((err = bkr_repo_config_heal(r, o->dry_run, &out->config_rewritten)) < 0)
 		return err;

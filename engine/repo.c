@@ -103,6 +103,7 @@ int bkr_repo_open_store(bkr_repo **out, bkr_store *store, int flags)
 	}
 	pthread_rwlock_init(&r->index_lock, NULL);
 	pthread_mutex_init(&r->tier_lock, NULL);
+	pthread_mutex_init(&r->miss_lock, NULL);
 	r->flags = flags;
 	r->store = store;
 	if (!(r->path = strdup(bkr_store_location(store)))) {
@@ -143,6 +144,7 @@ void bkr_repo_free(bkr_repo *r)
 	pthread_rwlock_destroy(&r->index_lock);
 	free(r->config_warning);
 	pthread_mutex_destroy(&r->tier_lock);
+	pthread_mutex_destroy(&r->miss_lock);
 	free(r->path);
 	free(r);
 }
@@ -371,6 +373,30 @@ int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out)
 	return err;
 }
 
+/*
+ * A reader's lookup: the index was loaded at open, and a backup that
+ * committed since (its index files are published before its manifest) may
+ * have been listed since: the first miss reloads the index, once per
+ * repository handle, and looks again.  Writers' misses are the normal case
+ * (new data) and use bkr_repo_lookup.
+ */
+static int lookup_read(bkr_repo *r, const bkr_id *id, bkr_index_entry *out)
+{
+	int err = bkr_repo_lookup(r, id, out);
+	bool reload;
+
+	if (err != BKR_ENOTFOUND)
+		return err;
+	pthread_mutex_lock(&r->miss_lock);
+	reload = !r->miss_reloaded;
+	r->miss_reloaded = true;
+	if (reload && bkr_repo_reload_index(r) < 0)
+		reload = false;
+	pthread_mutex_unlock(&r->miss_lock);
+	bkr_error_clear();
+	return bkr_repo_lookup(r, id, out); /* another thread's reload counts too */
+}
+
 int bkr_repo_foreach_blob(bkr_repo *r, int (*cb)(const bkr_index_entry *e, void *ctx), void *ctx)
 {
 	int err;
@@ -523,7 +549,7 @@ int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before)
 	size_t nt = bkr_repo_tier_count(r), hint;
 	int err;
 
-	if ((err = bkr_repo_lookup(r, id, &e)) < 0)
+	if ((err = lookup_read(r, id, &e)) < 0)
 		return err;
 	hint = cache_get(r, &e.pack);
 	if (!pack_place(r, nt, hint != SIZE_MAX && hint <= 2 * nt + 1 ? hint : 0, &e.pack, e.type, &s, name))
@@ -547,7 +573,7 @@ static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned
 
 	*out = NULL;
 	*len = 0;
-	if ((err = bkr_repo_lookup(r, id, &e)) < 0)
+	if ((err = lookup_read(r, id, &e)) < 0)
 		return err;
 	if (e.type != type) {
 		char hex[BKR_ID_HEX];

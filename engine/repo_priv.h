@@ -36,6 +36,8 @@ struct bkr_repo {
 	bkr_index *retained[BKR_REPO_RETAINED_MAX];
 	int64_t retained_ns[BKR_REPO_RETAINED_MAX];
 	size_t nretained;
+	pthread_mutex_t miss_lock;    /* one reload of the index on a reader's miss */
+	bool miss_reloaded;
 	char *config_warning;         /* config.json was damaged and its copy served (or NULL) */
 	bkr_crypto *crypto;           /* master keys of an encrypted repository, else NULL */
 	char key_id[17];              /* the key file that opened it */

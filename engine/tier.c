@@ -817,7 +817,8 @@ int bkr_tier_migrate(bkr_repo *r, const bkr_tier_migrate_options *o, bkr_tier_mi
 	m.as_of = o->as_of_ns ? o->as_of_ns : bkr_time_now_ns();
 	if (!o->dry_run && (err = bkr_repo_check_writable(r)) < 0)
 		goto done;
-	if ((err = open_configured(&m)) < 0 || (err = walk_backups(&m)) < 0 || (err = collect_packs(&m)) < 0 ||
+	/* the tiers as recorded now: another migration may have recorded one while this waited */
+	if ((err = bkr_repo_reload_tiers(r)) < 0 || (err = open_configured(&m)) < 0 || (err = walk_backups(&m)) < 0 || (err = collect_packs(&m)) < 0 ||
 	    (err = bkr_repo_foreach_pack_in(r, on_pack, &m)) < 0)
 		goto done;
 	if (!(m.buf = malloc(COPY_CHUNK))) {

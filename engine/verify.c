@@ -663,8 +663,11 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	}
 	if (o->read_data && !(v.buf = malloc(BKR_BLOB_MAX)))
 		return bkr_error_oom();
+	/* the backups first, then the index: one that committed after the open
+	 * published its index files before its manifest, so every backup listed
+	 * here is in the index loaded after (never 'missing from the index') */
 	if ((err = bkr_repo_list_cb(r, false, &l, on_bad_manifest, &v)) < 0 ||
-	    (err = bkr_verify_record_foreach(r, false, note_recorded, &v)) < 0)
+	    (err = bkr_verify_record_foreach(r, false, note_recorded, &v)) < 0 || (err = bkr_repo_reload_index(r)) < 0)
 		goto done;
 	bkr_repo_index_warnings(r, on_bad_index, &v);
 	if ((err = check_config(&v)) < 0)

@@ -101,3 +101,69 @@ for r in $(seq 1 "$rounds"); do
 	fi
 done
 pass "$rounds backups racing cleanups: every remaining backup verifies and restores exactly"
+
+# --- readers racing a backup, a merge and a migration ----------------------------
+# Each reader stops (SIGSTOP, from inside) at a read of its own while the other
+# command runs, then goes on; the stop points were chosen so that, before the
+# fixes, each one failed.
+R2=$T/repo-readers
+ws2=$T/ws2
+mkdir -p "$ws2"
+echo one >"$ws2/a"
+expect_exit 0 "$BKR" init -q -r "$R2"
+expect_exit 0 "$BKR" init -q -r "$T/repo-copy"
+expect_exit 0 "$BKR" -q -r "$R2" create "$ws2"
+
+# a backup commits after the readers loaded the index (at open) and before they
+# list the backups: verify, copy, restore latest and ls latest take it whole
+pids=()
+BKR_FAULT=read:2:stop "$BKR" -r "$R2" verify >"$T/rv.out" 2>"$T/rv.err" & pids+=($!)
+BKR_FAULT=read:2:stop "$BKR" -q copy --from "$R2" --to "$T/repo-copy" >"$T/rc.out" 2>"$T/rc.err" & pids+=($!)
+BKR_FAULT=read:2:stop "$BKR" -q -r "$R2" restore latest --target "$T/rr" >"$T/rr.out" 2>"$T/rr.err" & pids+=($!)
+BKR_FAULT=read:2:stop "$BKR" -r "$R2" ls -R latest >"$T/rl.out" 2>"$T/rl.err" & pids+=($!)
+for p in "${pids[@]}"; do wait_stopped "$p" || fail "a reader did not stop at its second read"; done
+echo two >"$ws2/b"
+expect_exit 0 "$BKR" -q -r "$R2" create "$ws2"
+kill -CONT "${pids[@]}"
+for i in 0 1 2 3; do
+	wait "${pids[$i]}" || fail "reader $i failed: $(cat "$T/rv.err" "$T/rc.err" "$T/rr.err" "$T/rl.err")"
+done
+grep -q "^verify ok: 2 backups" "$T/rv.err" || fail "verify: $(cat "$T/rv.err")"
+diff -r "$ws2" "$T/rr/ws2" || fail "restore latest did not restore the new backup"
+grep -qx "ws2/b" "$T/rl.out" || fail "ls latest: $(cat "$T/rl.out")"
+[ "$("$BKR" -r "$T/repo-copy" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2 ] ||
+	fail "copy did not copy both backups"
+pass "a backup committing while readers open: verify, copy, restore latest and ls latest take it whole"
+
+# an index file merged away between the listing and its read: the load lists again
+for i in 3 4; do echo "$i" >"$ws2/c$i"; expect_exit 0 "$BKR" -q -r "$R2" create "$ws2"; done
+BKR_FAULT=read:3:stop "$BKR" -r "$R2" ls latest >"$T/rl.out" 2>"$T/rl.err" &
+lpid=$!
+wait_stopped "$lpid" || fail "ls did not stop at its third read"
+expect_exit 0 "$BKR" -q -r "$R2" prune
+kill -CONT "$lpid"
+wait "$lpid" || fail "ls failed while prune merged the index: $(cat "$T/rl.err")"
+grep -qx "ws2/" "$T/rl.out" || fail "ls latest: $(cat "$T/rl.out")"
+pass "an index file merged away while a reader loads the index: the reader lists again"
+
+# repair waiting for the first migration: it searches the tier the migration recorded
+mkdir -p "$T/warm2" "$T/cold2"
+head -c 3000000 /dev/urandom >"$ws2/big"
+expect_exit 0 "$BKR" -q -r "$R2" create "$ws2"
+cat >"$T/tiers2.json" <<EOF
+{"repository": "$R2", "workspace_root": "$ws2",
+ "tiers": {"warm": {"path": "$T/warm2", "after_days": 1}, "cold": {"path": "$T/cold2", "after_days": 2}}}
+EOF
+BKR_FAULT=rename:1:stop "$BKR" -q -c "$T/tiers2.json" tier migrate --as-of 2099-01-01T00:00:00Z >/dev/null 2>"$T/tm.err" &
+tpid=$!
+wait_stopped "$tpid" || fail "migrate did not stop at its first rename"
+"$BKR" -q -r "$R2" repair >"$T/rp.out" 2>&1 &
+rpid=$!
+sleep 0.5 # repair has opened the repository (no tier recorded yet) and waits for the lock
+kill -CONT "$tpid"
+wait "$tpid" || fail "migrate failed: $(cat "$T/tm.err")"
+wait "$rpid" || fail "repair after the first migration: $(cat "$T/rp.out")"
+expect_exit 0 "$BKR" -r "$R2" verify --read-data
+expect_exit 0 "$BKR" -q -r "$R2" restore latest --target "$T/rr2"
+diff -r "$ws2" "$T/rr2/ws2" || fail "restore after repair and migration differs"
+pass "a repair that waited for the first migration keeps the packs it moved"
