@@ -39,8 +39,10 @@ int bkr_repo_lock(bkr_repo *r, bkr_lock_mode mode, bool wait, bkr_lock **out)
 		char detail[600]; /* the store's word on the holder (an S3 lock names it and its age) */
 		snprintf(detail, sizeof(detail), "%s", bkr_error_message());
 		return bkr_error_set(BKR_ELOCKED, "%s: repository is locked by %s (try again later; %s)", r->path,
-				     mode == BKR_LOCK_EXCLUSIVE ? "a running backup, verify or prune"
-								: "a running prune or tier migration", detail);
+				     mode == BKR_LOCK_EXCLUSIVE ? "another command (a backup or copy, or a delete, cleanup, "
+								  "prune, repair or tier migration)"
+								: "a running delete, cleanup, prune, repair or tier command",
+				     detail);
 	}
 	if (err < 0)
 		return err;
