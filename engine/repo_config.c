@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const known_incompat[] = { "encryption", "zstd", NULL };
 static const char *const known_ro_compat[] = { NULL };
@@ -316,6 +317,61 @@ static int check_no_objects(bkr_store *s)
 	return bkr_store_list(s, "", refuse_object, s);
 }
 
+/* Whether location @p loc holds a config.json (a repository, or one being made). */
+static bool holds_config(const char *loc)
+{
+	bkr_store *s = NULL;
+	uint64_t size;
+	bool yes = bkr_store_open(&s, loc, 0) == 0 && bkr_store_stat(s, "config.json", &size) == 0;
+	bkr_store_free(s);
+	bkr_error_clear();
+	return yes;
+}
+
+/*
+ * A refusal when @p path lies inside another repository (a folder of it, or
+ * a prefix below it in a bucket): the outer one's prune and verify would take
+ * the inner one's objects for damaged or unused ones of their own.
+ */
+static int check_not_inside(const char *path)
+{
+	char loc[PATH_MAX + 8], *cut;
+	size_t keep = 0;
+
+	if (bkr_store_is_url(path)) {
+		const char *bucket = strstr(path, "://") + 3, *slash = strchr(bucket, '/');
+		if (!slash)
+			return 0; /* a whole bucket: nothing above it */
+		keep = (size_t)(slash - path);
+		snprintf(loc, sizeof(loc), "%s", path);
+	} else {
+		/* the absolute form of the nearest existing ancestor, and the rest as given */
+		char abs[PATH_MAX], dir[PATH_MAX], real[PATH_MAX], cwd[PATH_MAX];
+		if (path[0] == '/')
+			snprintf(abs, sizeof(abs), "%s", path);
+		else if (!getcwd(cwd, sizeof(cwd)) || snprintf(abs, sizeof(abs), "%s/%s", cwd, path) >= (int)sizeof(abs))
+			return 0;
+		snprintf(dir, sizeof(dir), "%s", abs);
+		while (!realpath(dir, real)) {
+			if (!(cut = strrchr(dir, '/')) || cut == dir)
+				return 0;
+			*cut = '\0';
+		}
+		if (snprintf(loc, sizeof(loc), "%s%s", real, abs + strlen(dir)) >= (int)sizeof(loc))
+			return 0;
+		keep = 1; /* "/" */
+	}
+	while ((cut = strrchr(loc, '/')) && (size_t)(cut - loc) >= keep) {
+		*cut = '\0';
+		if (!loc[0] || (cut > loc && cut[-1] == '/'))
+			continue;
+		if (holds_config(loc))
+			return bkr_error_set(BKR_EINVAL, "%s: inside the repository %s; a repository needs a place of "
+					     "its own", path, loc);
+	}
+	return 0;
+}
+
 int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 {
 	bkr_repo_init_options defaults = BKR_REPO_INIT_OPTIONS_INIT;
@@ -344,7 +400,7 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 	/* zstd unless told otherwise: as fast as zlib's level 1 and 7 % smaller on
 	 * text (docs/design.md "Blob store", measured) */
 	zstd = !opts->compression || !strcmp(opts->compression, "zstd");
-	if (!bkr_store_is_url(path) && (err = check_empty(path)) < 0)
+	if ((!bkr_store_is_url(path) && (err = check_empty(path)) < 0) || (err = check_not_inside(path)) < 0)
 		return err;
 	/* the passphrase first: without one nothing is created */
 	if (encrypt && (err = bkr_key_new_passphrase(true, &pass, &passlen)) < 0)

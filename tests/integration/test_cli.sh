@@ -230,6 +230,15 @@ one_line_error
 mkdir "$T/notempty" && touch "$T/notempty/x"
 expect_exit 7 "$BKR" init -r "$T/notempty"
 one_line_error
+# a repository inside another one (its folders, or deeper, relative or not): refused, nothing made
+before=$(find "$R" | sort | md5sum)
+for inner in "$R/runs" "$R/data/new/deeper" "$R/sub"; do
+	expect_exit 2 "$BKR" init -r "$inner"
+	one_line_error
+	grep -q "inside the repository $(realpath "$R"); a repository needs a place of its own" "$T/err" || fail "init $inner: $(cat "$T/err")"
+done
+(cd "$R/data" && "$BKR" init -r rel/repo) >/dev/null 2>&1 && fail "init of a relative path inside a repository succeeded"
+[ "$(find "$R" | sort | md5sum)" = "$before" ] || fail "a refused init inside the repository changed it"
 cp -r "$R" "$T/badrepo"
 # a damaged config.json alone: its copy serves, with a warning naming both
 sed -i 's/"version":1/"version":9/' "$T/badrepo/config.json"
