@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/health.h"
 #include "bkr/io.h"
@@ -297,6 +298,37 @@ static void drop_after(bkr_manifest_list *l, int64_t now_ns)
 	l->n = k;
 }
 
+/* Leave out of the backups @p l those dated in the future at h->now_ns (as
+ * the schedules and retention do: bkr_time_in_future), naming them in
+ * h->future; a backup within the clock skew counts (its age is 0). */
+static int drop_future(bkr_health *h, bkr_manifest_list *l)
+{
+	size_t k = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		bkr_manifest *m = l->items[i];
+		if (!bkr_time_in_future(m->time_ns, h->now_ns)) {
+			l->items[k++] = m;
+			continue;
+		}
+		if (!err) {
+			struct bkr_health_future *nf = realloc(h->future, (h->nfuture + 1) * sizeof(*nf));
+			if (!nf || !(nf[h->nfuture].id = strdup(m->backup_id))) {
+				if (nf)
+					h->future = nf;
+				err = bkr_error_oom();
+			} else {
+				h->future = nf;
+				nf[h->nfuture++].time_ns = m->time_ns;
+			}
+		}
+		bkr_manifest_free(m);
+	}
+	l->n = k;
+	return err;
+}
+
 /*
  * The files the newest recovery run left to a person: those a routine's scan
  * after the run still found damaged (all of them without such a scan).
@@ -367,7 +399,7 @@ static int judge(bkr_health *h)
 		if (s->newest_ns == INT64_MIN) {
 			err = add_reason(h, "source %s (%s) has no good backup", s->name, bkr_schedule_name(s->schedule));
 		} else {
-			bkr_health_age(age, (h->now_ns - s->newest_ns) / NS);
+			bkr_health_age(age, s->age_s);
 			err = add_reason(h, "source %s: the newest good backup is %s old, more than twice its schedule (%s)",
 					 s->name, age, bkr_schedule_name(s->schedule));
 		}
@@ -405,7 +437,9 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	    (err = read_verify_record(h, repo)) < 0 ||
 	    (err = bkr_repo_list(repo, false, &l, NULL)) < 0 || (err = read_manual(h, repo, &sc)) < 0)
 		goto done;
-	drop_after(&l, now_ns); /* an --as-of before a backup: it was not made yet (never a negative age) */
+	/* an --as-of before a backup: it was not made yet (never a negative age) */
+	if ((err = drop_future(h, &l)) < 0)
+		goto done;
 	h->backups = l.n;
 	if (!(h->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*h->sources)))) {
 		err = bkr_error_oom();
@@ -417,11 +451,13 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 		s->name = cfg->sources[i].name;
 		s->schedule = cfg->sources[i].schedule;
 		s->newest_ns = bkr_routine_newest(&l, s->name, (const char *const *)h->verify.damaged_backups,
-						  h->verify.ndamaged_backups, &at);
+						  h->verify.ndamaged_backups, now_ns, &at);
 		if (s->newest_ns != INT64_MIN && !(s->newest_id = strdup(l.items[at]->backup_id))) {
 			err = bkr_error_oom();
 			goto done;
 		}
+		/* a backup dated within the clock skew after now is as new as now */
+		s->age_s = s->newest_ns == INT64_MIN || s->newest_ns >= now_ns ? 0 : (now_ns - s->newest_ns) / NS;
 		s->stale = bkr_schedule_stale(s->schedule, s->newest_ns, now_ns);
 	}
 	err = judge(h);
@@ -442,6 +478,9 @@ void bkr_health_free(bkr_health *h)
 	for (size_t i = 0; i < h->nsources; i++)
 		free(h->sources[i].newest_id);
 	free(h->sources);
+	for (size_t i = 0; i < h->nfuture; i++)
+		free(h->future[i].id);
+	free(h->future);
 	free_strv(h->verify.damaged_backups, h->verify.ndamaged_backups);
 	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY; k++)
 		free(h->routines[k].last_problem);
@@ -515,7 +554,9 @@ char *bkr_health_prometheus(const bkr_health *h)
 	metric_head(f, "bkr_source_last_backup_age_seconds", "Age of the newest good backup of the source (-1: none)");
 	for (size_t i = 0; i < h->nsources; i++)
 		sample(f, "bkr_source_last_backup_age_seconds", "source", h->sources[i].name,
-		       h->sources[i].newest_ns == INT64_MIN ? -1 : secs(h->now_ns - h->sources[i].newest_ns));
+		       h->sources[i].newest_ns == INT64_MIN ? -1
+						    : h->sources[i].newest_ns >= h->now_ns ? 0
+											  : secs(h->now_ns - h->sources[i].newest_ns));
 	metric_head(f, "bkr_source_stale", "1 when the source has no backup or it is older than twice its schedule");
 	for (size_t i = 0; i < h->nsources; i++)
 		sample(f, "bkr_source_stale", "source", h->sources[i].name, h->sources[i].stale);

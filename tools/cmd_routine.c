@@ -76,6 +76,10 @@ static int opt(cli *c, int o, const char *arg, void *st)
 static void backup_names(rt_run *r, const bkr_manifest_list *l, const char **names, size_t *n)
 {
 	bool only_due = r->kind == BKR_ROUTINE_HOURLY || r->kind == BKR_ROUTINE_DAILY;
+	/* a backup dated in the future does not count as a source's newest; after
+	 * an --as-of time it was simply not made yet: nothing to warn about */
+	if (only_due && !r->has_as_of)
+		cli_warn_future_list(r->c, l, r->as_of);
 	bkr_routine_select(r->cfg, l, r->as_of, r->kind, only_due, names, n);
 }
 
@@ -315,6 +319,8 @@ static void step_cleanup(rt_run *r, rt_step *s)
 		goto fail;
 	if ((err = lc_plan_make(&plan, r->repo, pol, NULL, r->as_of)) < 0)
 		goto fail;
+	if (!r->has_as_of)
+		lc_plan_warn_future(r->c, &plan);
 	if (r->dry_run) {
 		rt_step_end(r, s, RT_OK, "would remove %zu of %zu backups, then prune", plan.ngone, plan.n);
 		goto done;

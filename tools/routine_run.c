@@ -395,6 +395,8 @@ static void health_alerts(rt_run *r)
 		return;
 	}
 	r->repo_bytes = h->repo_bytes;
+	for (size_t i = 0; i < h->nfuture && !r->has_as_of; i++)
+		cli_warn_future(r->c, h->future[i].id, h->future[i].time_ns);
 	for (size_t i = 0; i < h->nsources; i++) {
 		const bkr_health_source *s = &h->sources[i];
 		if (!s->stale)

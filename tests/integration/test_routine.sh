@@ -361,3 +361,76 @@ assert v["ok"] is False and v["read_data"] is True and v["time"].startswith("202
 assert not h["healthy"] and any("verify found" in r for r in h["reasons"]), h["reasons"]
 PY
 pass "health reports the damage a verify run by hand recorded"
+
+# --- a backup dated in the future (made while the clock was ahead) does not
+# stop the schedules, does not count as a source's newest backup for health,
+# and cannot displace real backups in retention; each command warns once
+W3=$T/ws3
+R3=$T/repo3
+mkdir -p "$W3/s" "$T/logs3"
+echo x >"$W3/s/f"
+"$BKR" init -r "$R3" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R3" "$W3" "$T/logs3" >"$T/future.json"
+BKR_TEST_NOW=2030-01-01T00:00:00Z "$BKR" -q -c "$T/future.json" create >/dev/null
+ahead=$("$BKR" -r "$R3" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+case $ahead in backup_20300101_*) ;; *) fail "the backup dated 2030: $ahead" ;; esac
+n3() { "$BKR" -r "$R3" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+warned_once() { # warned_once WHAT: exactly one warning naming the backup dated 2030
+	local n
+	n=$(grep -c "backup $ahead is dated in the future (2030-01-01T00:00:00" "$T/err" || true)
+	[ "$n" = 1 ] || fail "$1: expected one warning naming $ahead, got $n: $(cat "$T/err")"
+	grep -q "the clock was ahead when it was made; it is not counted" "$T/err" || fail "$1: the warning: $(cat "$T/err")"
+}
+export BKR_TEST_NOW=2027-02-01T10:00:00Z
+expect_exit 0 "$BKR" -c "$T/future.json" --json routine hourly
+[ "$(steps)" = "backup=ok,scan=ok" ] || fail "hourly with a backup dated 2030: $(steps)"
+grep -q '"message":"backup_20270201_100000_' "$T/out" || fail "the hourly routine made no backup: $(cat "$T/out")"
+! grep -q '"kind":"stale_source"' "$T/out" || fail "a stale alert after a backup was made: $(cat "$T/out")"
+warned_once "routine hourly"
+[ "$(n3)" = 2 ] || fail "after the hourly routine: $(n3) backups"
+export BKR_TEST_NOW=2027-02-01T11:00:00Z
+expect_exit 0 "$BKR" -c "$T/future.json" create
+warned_once "create"
+[ "$(n3)" = 3 ] || fail "create of the due source made no backup: $(n3) backups"
+export BKR_TEST_NOW=2027-02-01T11:30:00Z
+expect_exit 0 "$BKR" -c "$T/future.json" create
+grep -q "no source is due" "$T/out" || fail "30 min after a real backup: $(cat "$T/out")"
+expect_exit 0 "$BKR" -q -c "$T/future.json" create
+[ ! -s "$T/err" ] || fail "-q printed the warning: $(cat "$T/err")"
+grep -q "backup $ahead is dated in the future" "$T/logs3"/bkr-*.log || fail "the warning is not in the log"
+expect_exit 0 "$BKR" -c "$T/future.json" health --json
+warned_once "health"
+python3 - "$T/out" <<'PY' || fail "health with a backup dated 2030: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+s = h["sources"][0]
+assert h["healthy"] and s["newest_backup"].startswith("backup_20270201_110000_") and s["age_seconds"] == 1800, h
+PY
+expect_exit 0 "$BKR" -r "$R3" cleanup --dry-run --keep-last 1 --json
+warned_once "cleanup"
+python3 - "$T/out" "$ahead" <<'PY' || fail "retention with a backup dated 2030: $(cat "$T/out")"
+import json, sys
+b = {x["backup_id"][:22]: x for x in json.load(open(sys.argv[1]))["backups"]}
+assert b["backup_20270201_100000"]["action"] == "remove", b
+assert b["backup_20270201_110000"]["action"] == "keep" and b["backup_20270201_110000"]["rules"] == "newest,last", b
+assert b[sys.argv[2][:22]]["action"] == "keep" and b[sys.argv[2][:22]]["rules"] == "future", b
+PY
+# the daily routine warns once, though its backup, cleanup and health all see it
+expect_exit 0 "$BKR" -c "$T/future.json" --json routine daily
+[ "$(steps)" = "backup=ok,verify=ok,cleanup=ok,tier-migrate=skipped" ] || fail "daily with a backup dated 2030: $(steps)"
+warned_once "routine daily"
+"$BKR" -r "$R3" list --json | grep -q "$ahead" || fail "the daily cleanup removed the backup dated 2030"
+# --as-of: a backup after it was not made yet; no clock error to warn about
+expect_exit 0 "$BKR" -c "$T/future.json" health --as-of 2027-02-01T11:40:00Z
+! grep -q "dated in the future" "$T/err" || fail "a warning under --as-of: $(cat "$T/err")"
+# within the 5 minutes of clock skew a backup counts: it was made "now"
+BKR_TEST_NOW=2027-02-01T12:04:00Z "$BKR" -q -c "$T/future.json" create >/dev/null
+export BKR_TEST_NOW=2027-02-01T12:00:00Z
+expect_exit 0 "$BKR" -c "$T/future.json" create
+grep -q "no source is due" "$T/out" || fail "a backup 4 minutes ahead did not count: $(cat "$T/out")"
+! grep -q "backup_20270201_120400.* is dated in the future" "$T/err" || fail "4 minutes ahead warned: $(cat "$T/err")"
+expect_exit 0 "$BKR" -c "$T/future.json" health --json
+python3 -c 'import json,sys; s = json.load(open(sys.argv[1]))["sources"][0]; assert s["newest_backup"].startswith("backup_20270201_120400_") and s["age_seconds"] == 0, s' "$T/out" ||
+	fail "health of a backup 4 minutes ahead: $(cat "$T/out")"
+unset BKR_TEST_NOW
+pass "a backup dated in the future: scheduled backups go on, health and retention leave it out, one warning"
