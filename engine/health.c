@@ -210,19 +210,40 @@ static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, in
 	return 0;
 }
 
+/* The newest verify record at or before h->now_ns.  Every record is read:
+ * one dated after now (an --as-of replay, or a verify run while the clock
+ * was ahead) must not hide the ones before it, as the newest alone would. */
+struct last_verify {
+	int64_t now_ns;
+	bool found;
+	bkr_verify_record rec; /* the scalars only: no string or array is kept */
+};
+
+static int take_verify_record(void *ctx, const bkr_verify_record *rec)
+{
+	struct last_verify *lv = ctx;
+
+	if (rec->time_ns > lv->now_ns || (lv->found && rec->time_ns < lv->rec.time_ns))
+		return 0;
+	lv->found = true;
+	lv->rec = *rec;
+	lv->rec.host = lv->rec.backup_id = lv->rec.message = NULL;
+	lv->rec.damaged = NULL;
+	return 0;
+}
+
 /* A `bkr verify` run by hand (or by anything but a routine) leaves a verify
  * record in the repository: it stands for the last verify when it is newer
  * than the routines' own. */
 static int read_verify_record(bkr_health *h, bkr_repo *repo)
 {
-	bkr_verify_record *rec = NULL;
-	int err = bkr_verify_record_last(repo, &rec);
+	struct last_verify lv = { .now_ns = h->now_ns };
+	const bkr_verify_record *rec = &lv.rec;
+	int err = bkr_verify_record_foreach(repo, false, take_verify_record, &lv);
 
-	if (err == BKR_ENOTFOUND)
-		return 0;
 	if (err < 0)
 		return err;
-	if (rec->time_ns <= h->now_ns && (!h->verify.known || rec->time_ns > h->verify.time_ns)) {
+	if (lv.found && (!h->verify.known || rec->time_ns > h->verify.time_ns)) {
 		h->verify.known = true;
 		h->verify.time_ns = rec->time_ns;
 		h->verify.read_data = rec->read_data;
@@ -234,7 +255,6 @@ static int read_verify_record(bkr_health *h, bkr_repo *repo)
 			free(h->verify.damaged_backups[i]);
 		h->verify.ndamaged_backups = 0;
 	}
-	bkr_verify_record_free(rec);
 	return 0;
 }
 

@@ -434,3 +434,28 @@ python3 -c 'import json,sys; s = json.load(open(sys.argv[1]))["sources"][0]; ass
 	fail "health of a backup 4 minutes ahead: $(cat "$T/out")"
 unset BKR_TEST_NOW
 pass "a backup dated in the future: scheduled backups go on, health and retention leave it out, one warning"
+
+# --- health takes the newest verify record at or before now, not the newest
+# of all: one dated after now (the clock was ahead) must not hide damage found since
+export BKR_TEST_NOW=2027-02-01T13:00:00Z
+expect_exit 0 "$BKR" -q -r "$R3" verify
+BKR_TEST_NOW=2030-01-02T00:00:00Z expect_exit 0 "$BKR" -q -r "$R3" verify
+expect_exit 0 "$BKR" -c "$T/future.json" health
+pack=$(find "$R3/data" -name '*.pack' | head -n 1)
+printf '\377\377\377\377' | dd of="$pack" bs=1 seek=40 conv=notrunc status=none
+export BKR_TEST_NOW=2027-02-01T13:10:00Z
+expect_exit 1 "$BKR" -q -r "$R3" verify --read-data
+expect_exit 1 "$BKR" -c "$T/future.json" health --json
+python3 - "$T/out" <<'PY' || fail "health after damage, with a verify record dated 2030: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+v = h["verify"]
+assert not h["healthy"] and any("verify found" in r for r in h["reasons"]), h["reasons"]
+assert v["ok"] is False and v["read_data"] is True and v["time"].startswith("2027-02-01T13:10"), v
+PY
+# as of before the damage: the clean verify of 13:00 counts
+expect_exit 0 "$BKR" -c "$T/future.json" health --as-of 2027-02-01T13:05:00Z --json
+python3 -c 'import json,sys; v = json.load(open(sys.argv[1]))["verify"]; assert v["ok"] and v["time"].startswith("2027-02-01T13:00"), v' "$T/out" ||
+	fail "health as of before the damage: $(cat "$T/out")"
+unset BKR_TEST_NOW
+pass "health reads the newest verify record at or before now: damage found after a verify dated 2030 is reported"
