@@ -41,7 +41,8 @@ static const char usage[] =
 	"  -n, --dry-run      say what each step would do; change nothing, send no alert\n"
 	"      --as-of TIME   evaluate schedules and retention as if now were TIME (ISO 8601)\n"
 	"      --apply        emergency: write recovered files into the workspace\n"
-	"      --no-wait      exit at once (status 5) when another routine runs (default: wait)\n"
+	"      --no-wait      exit at once (status 5) when another routine runs, and fail a\n"
+	"                     step at once when the repository is locked (default: wait)\n"
 	"      --json         the summary as JSON (every step's status and duration)\n\n"
 	"Exit status: 0 every step ok, 1 a check found problems, 6 a step failed,\n"
 	"5 another routine runs (--no-wait), 2 usage or configuration error.\n";
@@ -105,6 +106,13 @@ static void drop_damaged_sources(rt_run *r, const char **names, size_t *n, char 
 	*n = k;
 }
 
+static void on_backup_waiting(void *ctx)
+{
+	rt_run *r = ctx;
+	if (!r->c->quiet && !r->c->json)
+		fprintf(stderr, "bkr routine: waiting for a running prune, cleanup, delete or repair to finish...\n");
+}
+
 static void step_backup(rt_run *r, rt_step *s)
 {
 	bkr_backup_options o = BKR_BACKUP_OPTIONS_INIT;
@@ -144,6 +152,11 @@ static void step_backup(rt_run *r, rt_step *s)
 	}
 	if ((err = cli_sources_get(r->c, r->cfg, NULL, 0, (char **)names, n, &src)) < 0)
 		goto fail;
+	/* --no-wait: a prune, cleanup, delete or repair holding the repository
+	 * fails the step at once (as 'bkr create --no-wait'), not a wait */
+	o.no_wait = r->no_wait;
+	o.waiting = on_backup_waiting;
+	o.waiting_ctx = r;
 	o.type = r->kind == BKR_ROUTINE_WEEKLY ? BKR_BACKUP_FULL : BKR_BACKUP_INCREMENTAL;
 	o.sources = src.specs;
 	o.nsources = src.n;
@@ -154,8 +167,14 @@ static void step_backup(rt_run *r, rt_step *s)
 	o.ntags = 1;
 	o.skip_paths = skip;
 	o.nskip_paths = cli_skip_paths(r->cfg, skip);
-	if ((err = bkr_backup_run(r->repo, &o, &m)) < 0)
+	if ((err = bkr_backup_run(r->repo, &o, &m)) < 0) {
+		if (err == BKR_ELOCKED && r->no_wait) {
+			char why[900];
+			snprintf(why, sizeof(why), "%s", bkr_error_message());
+			bkr_error_set(err, "%s; not waiting (--no-wait)", why);
+		}
 		goto fail;
+	}
 	rt_step_end(r, s, skipped[0] ? RT_PROBLEMS : RT_OK, "%s (%s): %zu source%s, %" PRIu64 " files%s%s%s",
 		    m->backup_id, bkr_backup_type_name(m->type), m->nsources, m->nsources == 1 ? "" : "s",
 		    m->stats.files, m->nwarnings ? ", with warnings (see bkr show)" : "",

@@ -459,3 +459,36 @@ python3 -c 'import json,sys; v = json.load(open(sys.argv[1]))["verify"]; assert 
 	fail "health as of before the damage: $(cat "$T/out")"
 unset BKR_TEST_NOW
 pass "health reads the newest verify record at or before now: damage found after a verify dated 2030 is reported"
+
+# --- --no-wait holds for every step: while a delete, cleanup, prune or repair
+# holds the repository's exclusive lock, each step that needs the lock fails
+# at once, naming it (the backup step waited forever)
+W4=$T/ws4
+R4=$T/repo4
+mkdir -p "$W4/s" "$T/logs4" "$T/warm4"
+echo x >"$W4/s/f"
+"$BKR" init -r "$R4" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "tiers": {"warm": {"path": "%s"}}}\n' \
+	"$R4" "$W4" "$T/logs4" "$T/warm4" >"$T/nowait.json"
+"$BKR" -q -c "$T/nowait.json" create >/dev/null
+exec 8>"$R4/locks/repo.lock"
+flock -x 8
+for kind in hourly daily weekly emergency; do
+	expect_exit 6 timeout 20 "$BKR" -c "$T/nowait.json" --json routine "$kind" --no-wait --as-of 2030-06-01T00:00:00Z
+	case $kind in
+	hourly) want="backup=failed,scan=ok" ;;
+	daily) want="backup=failed,verify=ok,cleanup=failed,tier-migrate=failed" ;;
+	weekly) want="backup=failed,verify=ok,repair=skipped,health=problems" ;;
+	emergency) want="scan=ok,recover=skipped,backup=failed" ;;
+	esac
+	[ "$(steps)" = "$want" ] || fail "$kind --no-wait while the repository is locked: $(steps)"
+	python3 - "$T/out" <<'PY' || fail "$kind --no-wait: the failed steps do not say why: $(cat "$T/out")"
+import json, sys
+for s in json.load(open(sys.argv[1]))["steps"]:
+    if s["status"] == "failed":
+        assert "not waiting (--no-wait)" in s["message"] and "locked" in s["message"], s
+PY
+	! grep -q waiting "$T/err" || fail "$kind --no-wait waited: $(cat "$T/err")"
+done
+exec 8>&-
+pass "routine --no-wait: every step that needs the repository's lock fails at once while another command holds it"
