@@ -492,3 +492,30 @@ PY
 done
 exec 8>&-
 pass "routine --no-wait: every step that needs the repository's lock fails at once while another command holds it"
+
+# --- -q (as the systemd unit and the cron file run it): no summary, but each
+# failed step, and each that found problems, is one line on stderr
+W5=$T/ws5
+mkdir -p "$W5" "$T/logs5"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$T/none" "$W5" "$T/logs5" >"$T/norepo.json"
+expect_exit 6 "$BKR" -q -c "$T/norepo.json" routine hourly
+[ ! -s "$T/out" ] || fail "-q printed on stdout: $(cat "$T/out")"
+one_line_error
+grep -q "^bkr routine: hourly routine: step backup failed: no repository: .*$T/none" "$T/err" ||
+	fail "-q: the failed step is not named: $(cat "$T/err")"
+expect_exit 6 "$BKR" -q -c "$T/norepo.json" routine daily
+[ "$(wc -l <"$T/err")" = 2 ] && grep -q "step backup failed: no repository" "$T/err" &&
+	grep -q "step verify failed: no repository" "$T/err" || fail "-q daily without a repository: $(cat "$T/err")"
+R5=$T/repo5
+"$BKR" init -r "$R5" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R5" "$W5" "$T/logs5" >"$T/ok5.json"
+printf '{"a": 1}\n' >"$W5/ok.json"
+expect_exit 0 "$BKR" -q -c "$T/ok5.json" routine hourly
+[ ! -s "$T/out" ] && [ ! -s "$T/err" ] || fail "-q printed while every step was ok: $(cat "$T/out" "$T/err")"
+printf 'not json' >"$W5/$nl"
+expect_exit 1 "$BKR" -q -c "$T/ok5.json" routine hourly
+[ ! -s "$T/out" ] || fail "-q printed on stdout: $(cat "$T/out")"
+one_line_error
+grep -q '^bkr routine: hourly routine: step scan found problems: 1 damaged file (first: x\\x0aneeds a person: forged.json: ' "$T/err" ||
+	fail "-q: the scan's problems (a name with a newline escaped): $(cat "$T/err")"
+pass "routine -q: one line on stderr per failed step or step with problems, nothing when all is well"
