@@ -164,8 +164,12 @@ systemd-analyze verify --man=no $units/bkr-routine@.service $units/bkr-routine-h
 [ ! -s "$T/verify" ] || fail "systemd-analyze verify: \$(cat "$T/verify")"
 for t in hourly daily weekly; do
 	grep -q "^Unit=bkr-routine@\$t.service" $units/bkr-routine-\$t.timer || fail "\$t timer"
+	# a random delay drawn anew for each run lets an hourly run come 51 min
+	# after the last one, before the sources are due: that hour is skipped
+	grep -q "^RandomizedDelaySec=" $units/bkr-routine-\$t.timer || fail "\$t timer: no random delay"
+	grep -qx "FixedRandomDelay=true" $units/bkr-routine-\$t.timer || fail "\$t timer: the random delay is not fixed"
 done
-echo "ok - systemd-analyze verify: the routine service, its three timers, bkrfs@"
+echo "ok - systemd-analyze verify: the routine service, its three timers (fixed random delays), bkrfs@"
 EOF
 unshare -m --propagation private bash "$T/inside.sh" || fail "as installed (see above)"
 # a fake mount (-f) does nothing
