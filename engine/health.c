@@ -548,6 +548,14 @@ static double secs(int64_t ns)
 	return (double)(ns / NS) + (double)(ns % NS) / 1e9;
 }
 
+/* The age of a source's newest good backup (-1: none; 0 within the clock skew after now). */
+static double age_secs(const bkr_health *h, const bkr_health_source *s)
+{
+	if (s->newest_ns == INT64_MIN)
+		return -1;
+	return s->newest_ns >= h->now_ns ? 0 : secs(h->now_ns - s->newest_ns);
+}
+
 char *bkr_health_prometheus(const bkr_health *h)
 {
 	static const char *const tiers[] = { "hot", "warm", "cold" };
@@ -573,10 +581,7 @@ char *bkr_health_prometheus(const bkr_health *h)
 		       h->sources[i].newest_ns == INT64_MIN ? 0 : secs(h->sources[i].newest_ns));
 	metric_head(f, "bkr_source_last_backup_age_seconds", "Age of the newest good backup of the source (-1: none)");
 	for (size_t i = 0; i < h->nsources; i++)
-		sample(f, "bkr_source_last_backup_age_seconds", "source", h->sources[i].name,
-		       h->sources[i].newest_ns == INT64_MIN ? -1
-						    : h->sources[i].newest_ns >= h->now_ns ? 0
-											  : secs(h->now_ns - h->sources[i].newest_ns));
+		sample(f, "bkr_source_last_backup_age_seconds", "source", h->sources[i].name, age_secs(h, &h->sources[i]));
 	metric_head(f, "bkr_source_stale", "1 when the source has no backup or it is older than twice its schedule");
 	for (size_t i = 0; i < h->nsources; i++)
 		sample(f, "bkr_source_stale", "source", h->sources[i].name, h->sources[i].stale);
