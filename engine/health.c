@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/health.h"
 #include "bkr/io.h"
@@ -209,19 +210,40 @@ static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, in
 	return 0;
 }
 
+/* The newest verify record at or before h->now_ns.  Every record is read:
+ * one dated after now (an --as-of replay, or a verify run while the clock
+ * was ahead) must not hide the ones before it, as the newest alone would. */
+struct last_verify {
+	int64_t now_ns;
+	bool found;
+	bkr_verify_record rec; /* the scalars only: no string or array is kept */
+};
+
+static int take_verify_record(void *ctx, const bkr_verify_record *rec)
+{
+	struct last_verify *lv = ctx;
+
+	if (rec->time_ns > lv->now_ns || (lv->found && rec->time_ns < lv->rec.time_ns))
+		return 0;
+	lv->found = true;
+	lv->rec = *rec;
+	lv->rec.host = lv->rec.backup_id = lv->rec.message = NULL;
+	lv->rec.damaged = NULL;
+	return 0;
+}
+
 /* A `bkr verify` run by hand (or by anything but a routine) leaves a verify
  * record in the repository: it stands for the last verify when it is newer
  * than the routines' own. */
 static int read_verify_record(bkr_health *h, bkr_repo *repo)
 {
-	bkr_verify_record *rec = NULL;
-	int err = bkr_verify_record_last(repo, &rec);
+	struct last_verify lv = { .now_ns = h->now_ns };
+	const bkr_verify_record *rec = &lv.rec;
+	int err = bkr_verify_record_foreach(repo, false, take_verify_record, &lv);
 
-	if (err == BKR_ENOTFOUND)
-		return 0;
 	if (err < 0)
 		return err;
-	if (rec->time_ns <= h->now_ns && (!h->verify.known || rec->time_ns > h->verify.time_ns)) {
+	if (lv.found && (!h->verify.known || rec->time_ns > h->verify.time_ns)) {
 		h->verify.known = true;
 		h->verify.time_ns = rec->time_ns;
 		h->verify.read_data = rec->read_data;
@@ -233,7 +255,6 @@ static int read_verify_record(bkr_health *h, bkr_repo *repo)
 			free(h->verify.damaged_backups[i]);
 		h->verify.ndamaged_backups = 0;
 	}
-	bkr_verify_record_free(rec);
 	return 0;
 }
 
@@ -295,6 +316,37 @@ static void drop_after(bkr_manifest_list *l, int64_t now_ns)
 			l->items[k++] = l->items[i];
 	}
 	l->n = k;
+}
+
+/* Leave out of the backups @p l those dated in the future at h->now_ns (as
+ * the schedules and retention do: bkr_time_in_future), naming them in
+ * h->future; a backup within the clock skew counts (its age is 0). */
+static int drop_future(bkr_health *h, bkr_manifest_list *l)
+{
+	size_t k = 0;
+	int err = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		bkr_manifest *m = l->items[i];
+		if (!bkr_time_in_future(m->time_ns, h->now_ns)) {
+			l->items[k++] = m;
+			continue;
+		}
+		if (!err) {
+			struct bkr_health_future *nf = realloc(h->future, (h->nfuture + 1) * sizeof(*nf));
+			if (!nf || !(nf[h->nfuture].id = strdup(m->backup_id))) {
+				if (nf)
+					h->future = nf;
+				err = bkr_error_oom();
+			} else {
+				h->future = nf;
+				nf[h->nfuture++].time_ns = m->time_ns;
+			}
+		}
+		bkr_manifest_free(m);
+	}
+	l->n = k;
+	return err;
 }
 
 /*
@@ -367,7 +419,7 @@ static int judge(bkr_health *h)
 		if (s->newest_ns == INT64_MIN) {
 			err = add_reason(h, "source %s (%s) has no good backup", s->name, bkr_schedule_name(s->schedule));
 		} else {
-			bkr_health_age(age, (h->now_ns - s->newest_ns) / NS);
+			bkr_health_age(age, s->age_s);
 			err = add_reason(h, "source %s: the newest good backup is %s old, more than twice its schedule (%s)",
 					 s->name, age, bkr_schedule_name(s->schedule));
 		}
@@ -405,7 +457,9 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	    (err = read_verify_record(h, repo)) < 0 ||
 	    (err = bkr_repo_list(repo, false, &l, NULL)) < 0 || (err = read_manual(h, repo, &sc)) < 0)
 		goto done;
-	drop_after(&l, now_ns); /* an --as-of before a backup: it was not made yet (never a negative age) */
+	/* an --as-of before a backup: it was not made yet (never a negative age) */
+	if ((err = drop_future(h, &l)) < 0)
+		goto done;
 	h->backups = l.n;
 	if (!(h->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*h->sources)))) {
 		err = bkr_error_oom();
@@ -417,11 +471,13 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 		s->name = cfg->sources[i].name;
 		s->schedule = cfg->sources[i].schedule;
 		s->newest_ns = bkr_routine_newest(&l, s->name, (const char *const *)h->verify.damaged_backups,
-						  h->verify.ndamaged_backups, &at);
+						  h->verify.ndamaged_backups, now_ns, &at);
 		if (s->newest_ns != INT64_MIN && !(s->newest_id = strdup(l.items[at]->backup_id))) {
 			err = bkr_error_oom();
 			goto done;
 		}
+		/* a backup dated within the clock skew after now is as new as now */
+		s->age_s = s->newest_ns == INT64_MIN || s->newest_ns >= now_ns ? 0 : (now_ns - s->newest_ns) / NS;
 		s->stale = bkr_schedule_stale(s->schedule, s->newest_ns, now_ns);
 	}
 	err = judge(h);
@@ -442,6 +498,9 @@ void bkr_health_free(bkr_health *h)
 	for (size_t i = 0; i < h->nsources; i++)
 		free(h->sources[i].newest_id);
 	free(h->sources);
+	for (size_t i = 0; i < h->nfuture; i++)
+		free(h->future[i].id);
+	free(h->future);
 	free_strv(h->verify.damaged_backups, h->verify.ndamaged_backups);
 	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY; k++)
 		free(h->routines[k].last_problem);
@@ -489,6 +548,14 @@ static double secs(int64_t ns)
 	return (double)(ns / NS) + (double)(ns % NS) / 1e9;
 }
 
+/* The age of a source's newest good backup (-1: none; 0 within the clock skew after now). */
+static double age_secs(const bkr_health *h, const bkr_health_source *s)
+{
+	if (s->newest_ns == INT64_MIN)
+		return -1;
+	return s->newest_ns >= h->now_ns ? 0 : secs(h->now_ns - s->newest_ns);
+}
+
 char *bkr_health_prometheus(const bkr_health *h)
 {
 	static const char *const tiers[] = { "hot", "warm", "cold" };
@@ -514,8 +581,7 @@ char *bkr_health_prometheus(const bkr_health *h)
 		       h->sources[i].newest_ns == INT64_MIN ? 0 : secs(h->sources[i].newest_ns));
 	metric_head(f, "bkr_source_last_backup_age_seconds", "Age of the newest good backup of the source (-1: none)");
 	for (size_t i = 0; i < h->nsources; i++)
-		sample(f, "bkr_source_last_backup_age_seconds", "source", h->sources[i].name,
-		       h->sources[i].newest_ns == INT64_MIN ? -1 : secs(h->now_ns - h->sources[i].newest_ns));
+		sample(f, "bkr_source_last_backup_age_seconds", "source", h->sources[i].name, age_secs(h, &h->sources[i]));
 	metric_head(f, "bkr_source_stale", "1 when the source has no backup or it is older than twice its schedule");
 	for (size_t i = 0; i < h->nsources; i++)
 		sample(f, "bkr_source_stale", "source", h->sources[i].name, h->sources[i].stale);

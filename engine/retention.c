@@ -148,12 +148,19 @@ int bkr_retention_apply(bkr_retention_decision *out, const bkr_retention_item *i
 	for (size_t i = 0; i < n; i++)
 		out[i] = (bkr_retention_decision){ false, 0 };
 
+	/* dated in the future (the clock was ahead): kept, and counted by no rule
+	 * below, so it can neither be "newest" nor fill a count a real backup needs */
+	for (size_t i = 0; i < n; i++)
+		if (bkr_time_in_future(items[i].time_ns, as_of_ns))
+			out[i].rules = BKR_RETAIN_FUTURE;
 	/* pins and keep_within: each backup on its own */
 	for (size_t i = 0; i < n; i++) {
 		const bkr_retention_item *it = &items[i];
 		const bkr_retention_policy *p = policy[it->type];
 		if (it->pinned && it->pinned_until_ns > as_of_ns)
 			out[i].rules |= BKR_RETAIN_PINNED;
+		if (out[i].rules & BKR_RETAIN_FUTURE)
+			continue;
 		if (is_within(it->time_ns, as_of_ns, p->keep_within_s))
 			out[i].rules |= BKR_RETAIN_WITHIN;
 	}
@@ -161,10 +168,14 @@ int bkr_retention_apply(bkr_retention_decision *out, const bkr_retention_item *i
 	 * holding a (host, source) no newer backup held */
 	for (size_t k = 0; k < n; k++) {
 		const bkr_retention_item *it = &items[order[k]];
+		if (out[order[k]].rules & BKR_RETAIN_FUTURE)
+			continue;
 		for (size_t s = 0; s < it->nsources; s++) {
 			bool seen = false;
 			for (size_t j = 0; j < k && !seen; j++) {
 				const bkr_retention_item *o = &items[order[j]];
+				if (out[order[j]].rules & BKR_RETAIN_FUTURE)
+					continue;
 				seen = same_str(o->host, it->host) && has_source(o, it->sources[s]);
 			}
 			if (!seen)
@@ -174,6 +185,10 @@ int bkr_retention_apply(bkr_retention_decision *out, const bkr_retention_item *i
 	/* groups, numbered in order of their newest backup (rep[g] is that backup) */
 	for (size_t k = 0; k < n; k++) {
 		size_t g;
+		if (out[order[k]].rules & BKR_RETAIN_FUTURE) {
+			group[order[k]] = SIZE_MAX; /* in no group */
+			continue;
+		}
 		for (g = 0; g < ngroups; g++)
 			if (same_group(&items[rep[g]], &items[order[k]]))
 				break;
@@ -226,7 +241,7 @@ done:
 const char *bkr_retention_rules_str(unsigned rules, char *buf, size_t cap)
 {
 	static const char *const names[] = { "pinned", "newest", "within", "last", "hourly",
-					     "daily", "weekly", "monthly", "yearly" };
+					     "daily", "weekly", "monthly", "yearly", "future" };
 	size_t used = 0;
 
 	if (cap == 0)

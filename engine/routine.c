@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/io.h"
 #include "bkr/routine.h"
@@ -55,14 +56,16 @@ bool bkr_schedule_stale(bkr_schedule s, int64_t newest_ns, int64_t now_ns)
 }
 
 int64_t bkr_routine_newest(const bkr_manifest_list *l, const char *name, const char *const *skip,
-			   size_t nskip, size_t *at)
+			   size_t nskip, int64_t now_ns, size_t *at)
 {
 	int64_t best = INT64_MIN;
 
 	for (size_t i = 0; i < l->n; i++) {
 		const bkr_manifest *m = l->items[i];
 		bool has = false, skipped = false;
-		if (m->type == BKR_BACKUP_RECOVERY || m->time_ns <= best)
+		/* dated in the future: made while the clock was ahead, it must not
+		 * stand for a backup taken now (no source would be due until then) */
+		if (m->type == BKR_BACKUP_RECOVERY || m->time_ns <= best || bkr_time_in_future(m->time_ns, now_ns))
 			continue;
 		for (size_t k = 0; k < m->nsources && !has; k++)
 			has = !strcmp(m->sources[k].source, name);
@@ -125,7 +128,7 @@ void bkr_routine_select(const bkr_config *cfg, const bkr_manifest_list *l, int64
 						    : bkr_routine_covers(k, s->schedule);
 		if (!covered)
 			continue;
-		if (only_due && !bkr_schedule_due(s->schedule, bkr_routine_newest(l, s->name, NULL, 0, NULL), now_ns))
+		if (only_due && !bkr_schedule_due(s->schedule, bkr_routine_newest(l, s->name, NULL, 0, now_ns, NULL), now_ns))
 			continue;
 		/* higher priority first, the configuration's order among equals */
 		size_t j = (*n)++;

@@ -234,6 +234,34 @@ void cli_warn(cli *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_warn_future(cli *c, const char *id, int64_t time_ns)
+{
+	/* once per run: a routine's backup, cleanup and health steps all see it */
+	static char warned[32][128];
+	static size_t nwarned;
+	char when[32], msg[512];
+
+	for (size_t i = 0; i < nwarned; i++)
+		if (!strcmp(warned[i], id))
+			return;
+	if (nwarned < sizeof(warned) / sizeof(warned[0]))
+		snprintf(warned[nwarned++], sizeof(warned[0]), "%s", id);
+	bkr_time_format(when, time_ns);
+	snprintf(msg, sizeof(msg),
+		 "backup %s is dated in the future (%s): the clock was ahead when it was made; it is not counted "
+		 "as its sources' newest backup (schedules, health), and retention keeps it without counting it",
+		 id, when);
+	bkr_log_kv(BKR_LOG_WARN, c->cmd ? c->cmd : "bkr", (const char *[]){ "backup_id", id, NULL }, "%s", msg);
+	cli_warn(c, "%s", msg);
+}
+
+void cli_warn_future_list(cli *c, const bkr_manifest_list *l, int64_t now_ns)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->items[i]->type != BKR_BACKUP_RECOVERY && bkr_time_in_future(l->items[i]->time_ns, now_ns))
+			cli_warn_future(c, l->items[i]->backup_id, l->items[i]->time_ns);
+}
+
 int cli_load_config(cli *c, bkr_config **out)
 {
 	const char *path = c->config ? c->config : getenv("BKR_CONFIG");

@@ -106,6 +106,17 @@ int cli_failf(cli *c, int err, const char *fmt, ...) __attribute__((format(print
 /** A warning line on stderr ("bkr CMD: warning: ..."), unless quiet. */
 void cli_warn(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/**
+ * Say once per run that backup @p id is dated in the future (@p time_ns,
+ * bkr_time_in_future: more than 5 minutes after now): a warning line on
+ * stderr (unless quiet) and in the log.  The schedules, health and retention
+ * do not count it (docs/operations.md, "Backups dated in the future").
+ * Not for an --as-of time: a backup after it is not a clock error.
+ */
+void cli_warn_future(cli *c, const char *id, int64_t time_ns);
+/** The same for every backup in @p l (not recovery runs) dated in the future at @p now_ns. */
+void cli_warn_future_list(cli *c, const bkr_manifest_list *l, int64_t now_ns);
+
 /** Open the repository named by -r / BKR_REPO / the config. */
 int cli_open_repo(cli *c, bkr_repo **out, int flags);
 

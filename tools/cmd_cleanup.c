@@ -221,6 +221,8 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 		goto done;
 	if ((err = lc_plan_make(&plan, repo, pol, s.by_type ? &s.type : NULL, s.as_of)) < 0)
 		goto done;
+	if (!s.has_as_of)
+		lc_plan_warn_future(c, &plan);
 	if (plan.bad) {
 		/* a damaged manifest's backup is unknown to the policy: keep going, say so */
 		cli_warn(c, "%zu manifest(s) are damaged and left alone; last: %s", plan.bad, bkr_error_message());

@@ -201,7 +201,10 @@ static int select_due(cli *c, bkr_repo *repo, const bkr_config *cfg, struct stat
 		bkr_manifest_list_free(&l);
 		return cli_fail(c, bkr_error_oom());
 	}
-	bkr_routine_select(cfg, &l, bkr_time_now_ns(), BKR_ROUTINE_ANY, true, names, &n);
+	int64_t now = bkr_time_now_ns();
+
+	cli_warn_future_list(c, &l, now); /* not counted as the newest backup of their sources */
+	bkr_routine_select(cfg, &l, now, BKR_ROUTINE_ANY, true, names, &n);
 	bkr_manifest_list_free(&l);
 	s->due = names;
 	s->ndue = n;

@@ -91,7 +91,7 @@ static void print_json(const bkr_health *h)
 		json_time(&j, "newest_time", s->newest_ns, has);
 		json_out_key(&j, "age_seconds");
 		if (has)
-			json_out_int(&j, (h->now_ns - s->newest_ns) / 1000000000LL);
+			json_out_int(&j, s->age_s);
 		else
 			json_out_null(&j);
 		json_out_member(&j, "status", s->schedule == BKR_SCHEDULE_MANUAL ? "manual" : s->stale ? "stale" : "ok");
@@ -188,7 +188,7 @@ static void print_text(cli *c, const bkr_health *h)
 		if (s->newest_ns == INT64_MIN)
 			snprintf(a, sizeof(a), "no backup");
 		else
-			bkr_health_age(a, (h->now_ns - s->newest_ns) / 1000000000LL);
+			bkr_health_age(a, s->age_s);
 		printf("  %-20s %-7s %-12s %-6s %s\n", s->name, bkr_schedule_name(s->schedule), a,
 		       s->schedule == BKR_SCHEDULE_MANUAL ? "" : s->stale ? "STALE" : "ok", s->newest_id ? s->newest_id : "");
 	}
@@ -258,6 +258,8 @@ int cmd_health(cli *c, int argc, char **argv)
 		rc = cli_fail(c, err);
 		goto done;
 	}
+	for (size_t i = 0; i < h->nfuture && !s.has_as_of; i++)
+		cli_warn_future(c, h->future[i].id, h->future[i].time_ns);
 	if (s.prometheus && !strcmp(s.prometheus, "-")) {
 		char *text = bkr_health_prometheus(h);
 		if (!text) {

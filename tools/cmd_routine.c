@@ -41,7 +41,8 @@ static const char usage[] =
 	"  -n, --dry-run      say what each step would do; change nothing, send no alert\n"
 	"      --as-of TIME   evaluate schedules and retention as if now were TIME (ISO 8601)\n"
 	"      --apply        emergency: write recovered files into the workspace\n"
-	"      --no-wait      exit at once (status 5) when another routine runs (default: wait)\n"
+	"      --no-wait      exit at once (status 5) when another routine runs, and fail a\n"
+	"                     step at once when the repository is locked (default: wait)\n"
 	"      --json         the summary as JSON (every step's status and duration)\n\n"
 	"Exit status: 0 every step ok, 1 a check found problems, 6 a step failed,\n"
 	"5 another routine runs (--no-wait), 2 usage or configuration error.\n";
@@ -76,6 +77,10 @@ static int opt(cli *c, int o, const char *arg, void *st)
 static void backup_names(rt_run *r, const bkr_manifest_list *l, const char **names, size_t *n)
 {
 	bool only_due = r->kind == BKR_ROUTINE_HOURLY || r->kind == BKR_ROUTINE_DAILY;
+	/* a backup dated in the future does not count as a source's newest; after
+	 * an --as-of time it was simply not made yet: nothing to warn about */
+	if (only_due && !r->has_as_of)
+		cli_warn_future_list(r->c, l, r->as_of);
 	bkr_routine_select(r->cfg, l, r->as_of, r->kind, only_due, names, n);
 }
 
@@ -99,6 +104,13 @@ static void drop_damaged_sources(rt_run *r, const char **names, size_t *n, char 
 		}
 	}
 	*n = k;
+}
+
+static void on_backup_waiting(void *ctx)
+{
+	rt_run *r = ctx;
+	if (!r->c->quiet && !r->c->json)
+		fprintf(stderr, "bkr routine: waiting for a running prune, cleanup, delete or repair to finish...\n");
 }
 
 static void step_backup(rt_run *r, rt_step *s)
@@ -140,6 +152,11 @@ static void step_backup(rt_run *r, rt_step *s)
 	}
 	if ((err = cli_sources_get(r->c, r->cfg, NULL, 0, (char **)names, n, &src)) < 0)
 		goto fail;
+	/* --no-wait: a prune, cleanup, delete or repair holding the repository
+	 * fails the step at once (as 'bkr create --no-wait'), not a wait */
+	o.no_wait = r->no_wait;
+	o.waiting = on_backup_waiting;
+	o.waiting_ctx = r;
 	o.type = r->kind == BKR_ROUTINE_WEEKLY ? BKR_BACKUP_FULL : BKR_BACKUP_INCREMENTAL;
 	o.sources = src.specs;
 	o.nsources = src.n;
@@ -150,8 +167,14 @@ static void step_backup(rt_run *r, rt_step *s)
 	o.ntags = 1;
 	o.skip_paths = skip;
 	o.nskip_paths = cli_skip_paths(r->cfg, skip);
-	if ((err = bkr_backup_run(r->repo, &o, &m)) < 0)
+	if ((err = bkr_backup_run(r->repo, &o, &m)) < 0) {
+		if (err == BKR_ELOCKED && r->no_wait) {
+			char why[900];
+			snprintf(why, sizeof(why), "%s", bkr_error_message());
+			bkr_error_set(err, "%s; not waiting (--no-wait)", why);
+		}
 		goto fail;
+	}
 	rt_step_end(r, s, skipped[0] ? RT_PROBLEMS : RT_OK, "%s (%s): %zu source%s, %" PRIu64 " files%s%s%s",
 		    m->backup_id, bkr_backup_type_name(m->type), m->nsources, m->nsources == 1 ? "" : "s",
 		    m->stats.files, m->nwarnings ? ", with warnings (see bkr show)" : "",
@@ -315,6 +338,8 @@ static void step_cleanup(rt_run *r, rt_step *s)
 		goto fail;
 	if ((err = lc_plan_make(&plan, r->repo, pol, NULL, r->as_of)) < 0)
 		goto fail;
+	if (!r->has_as_of)
+		lc_plan_warn_future(r->c, &plan);
 	if (r->dry_run) {
 		rt_step_end(r, s, RT_OK, "would remove %zu of %zu backups, then prune", plan.ngone, plan.n);
 		goto done;

@@ -69,6 +69,13 @@ int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const
 	return 0;
 }
 
+void lc_plan_warn_future(cli *c, const lc_plan *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->d[i].rules & BKR_RETAIN_FUTURE)
+			cli_warn_future(c, p->ms[i]->backup_id, p->ms[i]->time_ns);
+}
+
 void lc_plan_free(lc_plan *p)
 {
 	if (!p)

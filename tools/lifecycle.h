@@ -47,6 +47,8 @@ typedef struct {
 int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const *pol,
 		 const bkr_backup_type *only_type, int64_t as_of);
 void lc_plan_free(lc_plan *p);
+/** Warn (cli_warn_future) about each backup the plan keeps because it is dated in the future. */
+void lc_plan_warn_future(cli *c, const lc_plan *p);
 
 /**
  * Carry a plan out: its removed backups into the trash, then (unless

@@ -343,13 +343,53 @@ static void send_alerts(rt_run *r)
 	}
 }
 
+/* One line of @p s on stderr with its control characters escaped (\xNN):
+ * a step's message may hold a file name, which must not break the line. */
+static void put_line_escaped(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char b = (unsigned char)*s;
+		if (b < 0x20 || b == 0x7f)
+			fprintf(stderr, "\\x%02x", b);
+		else
+			fputc(b, stderr);
+	}
+	fputc('\n', stderr);
+}
+
+/* -q: the summary is left out, but never a step that needs a person: each
+ * failed step, and each that found problems, is one line on stderr (what
+ * cron mails; the systemd journal keeps it). */
+static void print_quiet(const rt_run *r)
+{
+	char line[1200];
+	bool said = false;
+
+	for (size_t i = 0; i < r->nsteps; i++) {
+		const rt_step *s = &r->steps[i];
+		if (s->status != RT_FAILED && s->status != RT_PROBLEMS)
+			continue;
+		snprintf(line, sizeof(line), "bkr routine: %s routine: step %s %s: %s", bkr_routine_name(r->kind), s->name,
+			 s->status == RT_FAILED ? "failed" : "found problems", s->message);
+		put_line_escaped(line);
+		said = true;
+	}
+	if (!r->repo && !said) {
+		snprintf(line, sizeof(line), "bkr routine: %s routine: cannot open the repository: %s",
+			 bkr_routine_name(r->kind), r->repo_error);
+		put_line_escaped(line);
+	}
+}
+
 static void print_text(const rt_run *r, int exit_code, double seconds)
 {
 	cli *c = r->c;
 	char t[32];
 
-	if (c->quiet)
+	if (c->quiet) {
+		print_quiet(r);
 		return;
+	}
 	bkr_time_format(t, r->as_of);
 	printf("%sroutine %s (as of %s):\n", r->dry_run ? "dry run: " : "", bkr_routine_name(r->kind), t);
 	for (size_t i = 0; i < r->nsteps; i++) {
@@ -395,6 +435,8 @@ static void health_alerts(rt_run *r)
 		return;
 	}
 	r->repo_bytes = h->repo_bytes;
+	for (size_t i = 0; i < h->nfuture && !r->has_as_of; i++)
+		cli_warn_future(r->c, h->future[i].id, h->future[i].time_ns);
 	for (size_t i = 0; i < h->nsources; i++) {
 		const bkr_health_source *s = &h->sources[i];
 		if (!s->stale)

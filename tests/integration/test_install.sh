@@ -164,8 +164,23 @@ systemd-analyze verify --man=no $units/bkr-routine@.service $units/bkr-routine-h
 [ ! -s "$T/verify" ] || fail "systemd-analyze verify: \$(cat "$T/verify")"
 for t in hourly daily weekly; do
 	grep -q "^Unit=bkr-routine@\$t.service" $units/bkr-routine-\$t.timer || fail "\$t timer"
+	# a random delay drawn anew for each run lets an hourly run come 51 min
+	# after the last one, before the sources are due: that hour is skipped
+	grep -q "^RandomizedDelaySec=" $units/bkr-routine-\$t.timer || fail "\$t timer: no random delay"
+	grep -qx "FixedRandomDelay=true" $units/bkr-routine-\$t.timer || fail "\$t timer: the random delay is not fixed"
 done
-echo "ok - systemd-analyze verify: the routine service, its three timers, bkrfs@"
+# the routine service has no condition that skips it in silence: with
+# BKR_CONFIG set in /etc/default/bkr there may be no /etc/bkr.json at all
+[ ! -e /etc/bkr.json ] || fail "this test needs a machine without /etc/bkr.json"
+SYSTEMD_UNIT_PATH=$units: systemd-analyze condition --unit=bkr-routine@hourly.service >"$T/cond" 2>&1 ||
+	fail "bkr-routine@.service would be skipped: \$(cat "$T/cond")"
+! grep -q "^Condition" $units/bkr-routine@.service || fail "bkr-routine@.service has a condition: \$(grep ^Condition $units/bkr-routine@.service)"
+# ... instead a configuration file that is not there fails the run loudly, one line naming it
+rc=0
+BKR_CONFIG=$T/no-such.json XDG_STATE_HOME=$T/state bkr -q routine hourly >"$T/rt.out" 2>"$T/rt.err" || rc=\$?
+[ "\$rc" = 3 ] && [ ! -s "$T/rt.out" ] && [ "\$(wc -l <"$T/rt.err")" = 1 ] && grep -q "$T/no-such.json" "$T/rt.err" ||
+	fail "the unit's command without its configuration: exit \$rc, \$(cat "$T/rt.out" "$T/rt.err")"
+echo "ok - systemd-analyze verify: the routine service, its three timers (fixed random delays), bkrfs@; the service runs without /etc/bkr.json and fails loudly"
 EOF
 unshare -m --propagation private bash "$T/inside.sh" || fail "as installed (see above)"
 # a fake mount (-f) does nothing

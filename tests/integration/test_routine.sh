@@ -361,3 +361,161 @@ assert v["ok"] is False and v["read_data"] is True and v["time"].startswith("202
 assert not h["healthy"] and any("verify found" in r for r in h["reasons"]), h["reasons"]
 PY
 pass "health reports the damage a verify run by hand recorded"
+
+# --- a backup dated in the future (made while the clock was ahead) does not
+# stop the schedules, does not count as a source's newest backup for health,
+# and cannot displace real backups in retention; each command warns once
+W3=$T/ws3
+R3=$T/repo3
+mkdir -p "$W3/s" "$T/logs3"
+echo x >"$W3/s/f"
+"$BKR" init -r "$R3" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R3" "$W3" "$T/logs3" >"$T/future.json"
+BKR_TEST_NOW=2030-01-01T00:00:00Z "$BKR" -q -c "$T/future.json" create >/dev/null
+ahead=$("$BKR" -r "$R3" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+case $ahead in backup_20300101_*) ;; *) fail "the backup dated 2030: $ahead" ;; esac
+n3() { "$BKR" -r "$R3" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+warned_once() { # warned_once WHAT: exactly one warning naming the backup dated 2030
+	local n
+	n=$(grep -c "backup $ahead is dated in the future (2030-01-01T00:00:00" "$T/err" || true)
+	[ "$n" = 1 ] || fail "$1: expected one warning naming $ahead, got $n: $(cat "$T/err")"
+	grep -q "the clock was ahead when it was made; it is not counted" "$T/err" || fail "$1: the warning: $(cat "$T/err")"
+}
+export BKR_TEST_NOW=2027-02-01T10:00:00Z
+expect_exit 0 "$BKR" -c "$T/future.json" --json routine hourly
+[ "$(steps)" = "backup=ok,scan=ok" ] || fail "hourly with a backup dated 2030: $(steps)"
+grep -q '"message":"backup_20270201_100000_' "$T/out" || fail "the hourly routine made no backup: $(cat "$T/out")"
+! grep -q '"kind":"stale_source"' "$T/out" || fail "a stale alert after a backup was made: $(cat "$T/out")"
+warned_once "routine hourly"
+[ "$(n3)" = 2 ] || fail "after the hourly routine: $(n3) backups"
+export BKR_TEST_NOW=2027-02-01T11:00:00Z
+expect_exit 0 "$BKR" -c "$T/future.json" create
+warned_once "create"
+[ "$(n3)" = 3 ] || fail "create of the due source made no backup: $(n3) backups"
+export BKR_TEST_NOW=2027-02-01T11:30:00Z
+expect_exit 0 "$BKR" -c "$T/future.json" create
+grep -q "no source is due" "$T/out" || fail "30 min after a real backup: $(cat "$T/out")"
+expect_exit 0 "$BKR" -q -c "$T/future.json" create
+[ ! -s "$T/err" ] || fail "-q printed the warning: $(cat "$T/err")"
+grep -q "backup $ahead is dated in the future" "$T/logs3"/bkr-*.log || fail "the warning is not in the log"
+expect_exit 0 "$BKR" -c "$T/future.json" health --json
+warned_once "health"
+python3 - "$T/out" <<'PY' || fail "health with a backup dated 2030: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+s = h["sources"][0]
+assert h["healthy"] and s["newest_backup"].startswith("backup_20270201_110000_") and s["age_seconds"] == 1800, h
+PY
+expect_exit 0 "$BKR" -r "$R3" cleanup --dry-run --keep-last 1 --json
+warned_once "cleanup"
+python3 - "$T/out" "$ahead" <<'PY' || fail "retention with a backup dated 2030: $(cat "$T/out")"
+import json, sys
+b = {x["backup_id"][:22]: x for x in json.load(open(sys.argv[1]))["backups"]}
+assert b["backup_20270201_100000"]["action"] == "remove", b
+assert b["backup_20270201_110000"]["action"] == "keep" and b["backup_20270201_110000"]["rules"] == "newest,last", b
+assert b[sys.argv[2][:22]]["action"] == "keep" and b[sys.argv[2][:22]]["rules"] == "future", b
+PY
+# the daily routine warns once, though its backup, cleanup and health all see it
+expect_exit 0 "$BKR" -c "$T/future.json" --json routine daily
+[ "$(steps)" = "backup=ok,verify=ok,cleanup=ok,tier-migrate=skipped" ] || fail "daily with a backup dated 2030: $(steps)"
+warned_once "routine daily"
+"$BKR" -r "$R3" list --json | grep -q "$ahead" || fail "the daily cleanup removed the backup dated 2030"
+# --as-of: a backup after it was not made yet; no clock error to warn about
+expect_exit 0 "$BKR" -c "$T/future.json" health --as-of 2027-02-01T11:40:00Z
+! grep -q "dated in the future" "$T/err" || fail "a warning under --as-of: $(cat "$T/err")"
+# within the 5 minutes of clock skew a backup counts: it was made "now"
+BKR_TEST_NOW=2027-02-01T12:04:00Z "$BKR" -q -c "$T/future.json" create >/dev/null
+export BKR_TEST_NOW=2027-02-01T12:00:00Z
+expect_exit 0 "$BKR" -c "$T/future.json" create
+grep -q "no source is due" "$T/out" || fail "a backup 4 minutes ahead did not count: $(cat "$T/out")"
+! grep -q "backup_20270201_120400.* is dated in the future" "$T/err" || fail "4 minutes ahead warned: $(cat "$T/err")"
+expect_exit 0 "$BKR" -c "$T/future.json" health --json
+python3 -c 'import json,sys; s = json.load(open(sys.argv[1]))["sources"][0]; assert s["newest_backup"].startswith("backup_20270201_120400_") and s["age_seconds"] == 0, s' "$T/out" ||
+	fail "health of a backup 4 minutes ahead: $(cat "$T/out")"
+unset BKR_TEST_NOW
+pass "a backup dated in the future: scheduled backups go on, health and retention leave it out, one warning"
+
+# --- health takes the newest verify record at or before now, not the newest
+# of all: one dated after now (the clock was ahead) must not hide damage found since
+export BKR_TEST_NOW=2027-02-01T13:00:00Z
+expect_exit 0 "$BKR" -q -r "$R3" verify
+BKR_TEST_NOW=2030-01-02T00:00:00Z expect_exit 0 "$BKR" -q -r "$R3" verify
+expect_exit 0 "$BKR" -c "$T/future.json" health
+pack=$(find "$R3/data" -name '*.pack' | head -n 1)
+printf '\377\377\377\377' | dd of="$pack" bs=1 seek=40 conv=notrunc status=none
+export BKR_TEST_NOW=2027-02-01T13:10:00Z
+expect_exit 1 "$BKR" -q -r "$R3" verify --read-data
+expect_exit 1 "$BKR" -c "$T/future.json" health --json
+python3 - "$T/out" <<'PY' || fail "health after damage, with a verify record dated 2030: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+v = h["verify"]
+assert not h["healthy"] and any("verify found" in r for r in h["reasons"]), h["reasons"]
+assert v["ok"] is False and v["read_data"] is True and v["time"].startswith("2027-02-01T13:10"), v
+PY
+# as of before the damage: the clean verify of 13:00 counts
+expect_exit 0 "$BKR" -c "$T/future.json" health --as-of 2027-02-01T13:05:00Z --json
+python3 -c 'import json,sys; v = json.load(open(sys.argv[1]))["verify"]; assert v["ok"] and v["time"].startswith("2027-02-01T13:00"), v' "$T/out" ||
+	fail "health as of before the damage: $(cat "$T/out")"
+unset BKR_TEST_NOW
+pass "health reads the newest verify record at or before now: damage found after a verify dated 2030 is reported"
+
+# --- --no-wait holds for every step: while a delete, cleanup, prune or repair
+# holds the repository's exclusive lock, each step that needs the lock fails
+# at once, naming it (the backup step waited forever)
+W4=$T/ws4
+R4=$T/repo4
+mkdir -p "$W4/s" "$T/logs4" "$T/warm4"
+echo x >"$W4/s/f"
+"$BKR" init -r "$R4" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "tiers": {"warm": {"path": "%s"}}}\n' \
+	"$R4" "$W4" "$T/logs4" "$T/warm4" >"$T/nowait.json"
+"$BKR" -q -c "$T/nowait.json" create >/dev/null
+exec 8>"$R4/locks/repo.lock"
+flock -x 8
+for kind in hourly daily weekly emergency; do
+	expect_exit 6 timeout 20 "$BKR" -c "$T/nowait.json" --json routine "$kind" --no-wait --as-of 2030-06-01T00:00:00Z
+	case $kind in
+	hourly) want="backup=failed,scan=ok" ;;
+	daily) want="backup=failed,verify=ok,cleanup=failed,tier-migrate=failed" ;;
+	weekly) want="backup=failed,verify=ok,repair=skipped,health=problems" ;;
+	emergency) want="scan=ok,recover=skipped,backup=failed" ;;
+	esac
+	[ "$(steps)" = "$want" ] || fail "$kind --no-wait while the repository is locked: $(steps)"
+	python3 - "$T/out" <<'PY' || fail "$kind --no-wait: the failed steps do not say why: $(cat "$T/out")"
+import json, sys
+for s in json.load(open(sys.argv[1]))["steps"]:
+    if s["status"] == "failed":
+        assert "not waiting (--no-wait)" in s["message"] and "locked" in s["message"], s
+PY
+	! grep -q waiting "$T/err" || fail "$kind --no-wait waited: $(cat "$T/err")"
+done
+exec 8>&-
+pass "routine --no-wait: every step that needs the repository's lock fails at once while another command holds it"
+
+# --- -q (as the systemd unit and the cron file run it): no summary, but each
+# failed step, and each that found problems, is one line on stderr
+W5=$T/ws5
+mkdir -p "$W5" "$T/logs5"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$T/none" "$W5" "$T/logs5" >"$T/norepo.json"
+expect_exit 6 "$BKR" -q -c "$T/norepo.json" routine hourly
+[ ! -s "$T/out" ] || fail "-q printed on stdout: $(cat "$T/out")"
+one_line_error
+grep -q "^bkr routine: hourly routine: step backup failed: no repository: .*$T/none" "$T/err" ||
+	fail "-q: the failed step is not named: $(cat "$T/err")"
+expect_exit 6 "$BKR" -q -c "$T/norepo.json" routine daily
+[ "$(wc -l <"$T/err")" = 2 ] && grep -q "step backup failed: no repository" "$T/err" &&
+	grep -q "step verify failed: no repository" "$T/err" || fail "-q daily without a repository: $(cat "$T/err")"
+R5=$T/repo5
+"$BKR" init -r "$R5" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R5" "$W5" "$T/logs5" >"$T/ok5.json"
+printf '{"a": 1}\n' >"$W5/ok.json"
+expect_exit 0 "$BKR" -q -c "$T/ok5.json" routine hourly
+[ ! -s "$T/out" ] && [ ! -s "$T/err" ] || fail "-q printed while every step was ok: $(cat "$T/out" "$T/err")"
+printf 'not json' >"$W5/$nl"
+expect_exit 1 "$BKR" -q -c "$T/ok5.json" routine hourly
+[ ! -s "$T/out" ] || fail "-q printed on stdout: $(cat "$T/out")"
+one_line_error
+grep -q '^bkr routine: hourly routine: step scan found problems: 1 damaged file (first: x\\x0aneeds a person: forged.json: ' "$T/err" ||
+	fail "-q: the scan's problems (a name with a newline escaped): $(cat "$T/err")"
+pass "routine -q: one line on stderr per failed step or step with problems, nothing when all is well"

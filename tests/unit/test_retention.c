@@ -46,12 +46,17 @@ static bkr_retention_item *add(struct list *l, int64_t ago)
 	return it;
 }
 
-static void run(struct list *l, const bkr_retention_policy *p)
+static void run_at(struct list *l, const bkr_retention_policy *p, int64_t as_of)
 {
 	const bkr_retention_policy *pol[BKR_BACKUP_RECOVERY + 1];
 	for (int t = 0; t <= BKR_BACKUP_RECOVERY; t++)
 		pol[t] = p;
-	assert_int_equal(bkr_retention_apply(l->d, l->it, l->n, pol, AS_OF), 0);
+	assert_int_equal(bkr_retention_apply(l->d, l->it, l->n, pol, as_of), 0);
+}
+
+static void run(struct list *l, const bkr_retention_policy *p)
+{
+	run_at(l, p, AS_OF);
 }
 
 /* "K" or "R" per backup, in the order added */
@@ -189,7 +194,7 @@ static void test_weekly_across_new_year(void **state)
 	add(&l, -34 * D);
 	add(&l, -28 * D);
 	add(&l, -35 * D); /* Monday 2027-01-04: W01 */
-	run(&l, &p);
+	run_at(&l, &p, AS_OF + 36 * D * NS); /* after them all: none is dated in the future */
 	/* the newest of W53 is the Sunday; the Monday before it is in the same week */
 	expect(&l, "KRK");
 }
@@ -323,6 +328,50 @@ static void test_same_second(void **state)
 	expect(&l, "RKK");
 }
 
+/* A backup dated in the future (the clock was ahead when it was made) is
+ * kept, but counts for no rule: it is not the newest of its source, takes
+ * no keep_last place and stands for no period, so the real newest backups
+ * stay.  Within the 5 minutes of clock skew it counts as usual. */
+static void test_future(void **state)
+{
+	struct list l = { .n = 0 };
+	bkr_retention_policy last = { .keep_last = 1 }, daily = { .keep_daily = 2 }, within = { .keep_within_s = D };
+	(void)state;
+	add(&l, 2 * D);
+	add(&l, 1 * H);
+	add(&l, -3 * 365 * D); /* 2029 */
+	run(&l, &last);
+	expect(&l, "RKK");
+	assert_int_equal(l.d[1].rules, BKR_RETAIN_NEWEST | BKR_RETAIN_LAST);
+	assert_int_equal(l.d[2].rules, BKR_RETAIN_FUTURE);
+	run(&l, &daily);
+	expect(&l, "KKK");
+	assert_int_equal(l.d[0].rules, BKR_RETAIN_DAILY);
+	assert_int_equal(l.d[2].rules, BKR_RETAIN_FUTURE);
+	run(&l, &within);
+	expect(&l, "RKK");
+	assert_int_equal(l.d[2].rules, BKR_RETAIN_FUTURE);
+	/* pinned too: both said */
+	l.it[2].pinned = true;
+	l.it[2].pinned_until_ns = INT64_MAX;
+	run(&l, &last);
+	expect(&l, "RKK");
+	assert_int_equal(l.d[2].rules, BKR_RETAIN_FUTURE | BKR_RETAIN_PINNED);
+
+	/* 5 minutes ahead is clock skew: it is the newest and the last */
+	l.n = 0;
+	add(&l, 1 * H);
+	add(&l, -5 * 60);
+	run(&l, &last);
+	expect(&l, "RK");
+	assert_int_equal(l.d[1].rules, BKR_RETAIN_NEWEST | BKR_RETAIN_LAST);
+	/* a second more is the future */
+	l.it[1].time_ns += 1;
+	run(&l, &last);
+	expect(&l, "KK");
+	assert_int_equal(l.d[1].rules, BKR_RETAIN_FUTURE);
+}
+
 static void test_rules_str(void **state)
 {
 	char buf[128];
@@ -331,6 +380,7 @@ static void test_rules_str(void **state)
 	assert_string_equal(bkr_retention_rules_str(BKR_RETAIN_PINNED | BKR_RETAIN_DAILY, buf, sizeof(buf)),
 			    "pinned,daily");
 	assert_string_equal(bkr_retention_rules_str(BKR_RETAIN_YEARLY, buf, sizeof(buf)), "yearly");
+	assert_string_equal(bkr_retention_rules_str(BKR_RETAIN_FUTURE, buf, sizeof(buf)), "future");
 }
 
 static void test_item_from_manifest(void **state)
@@ -386,6 +436,7 @@ int main(void)
 		cmocka_unit_test(test_groups),
 		cmocka_unit_test(test_type_override),
 		cmocka_unit_test(test_same_second),
+		cmocka_unit_test(test_future),
 		cmocka_unit_test(test_rules_str),
 		cmocka_unit_test(test_item_from_manifest),
 	};

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/routine.h"
 
@@ -107,19 +108,47 @@ static void test_newest(void **state)
 	const char *skip[] = { "b3" };
 	size_t at = 99;
 	(void)state;
-	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NULL) == INT64_MIN);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NOW, NULL) == INT64_MIN);
 	add(&f, "b1", BKR_BACKUP_FULL, NOW - 3 * H, "a", "b");
 	add(&f, "b2", BKR_BACKUP_INCREMENTAL, NOW - 2 * H, "b", NULL);
 	add(&f, "b3", BKR_BACKUP_SNAPSHOT, NOW - 1 * H, "a", NULL);
 	add(&f, "r1", BKR_BACKUP_RECOVERY, NOW, "a", "b");
-	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, &at) == NOW - H);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NOW, &at) == NOW - H);
 	assert_int_equal(at, 2);
-	assert_true(bkr_routine_newest(&f.l, "b", NULL, 0, &at) == NOW - 2 * H);
+	assert_true(bkr_routine_newest(&f.l, "b", NULL, 0, NOW, &at) == NOW - 2 * H);
 	assert_int_equal(at, 1);
 	/* a damaged backup is skipped: the one before counts */
-	assert_true(bkr_routine_newest(&f.l, "a", skip, 1, &at) == NOW - 3 * H);
+	assert_true(bkr_routine_newest(&f.l, "a", skip, 1, NOW, &at) == NOW - 3 * H);
 	assert_int_equal(at, 0);
-	assert_true(bkr_routine_newest(&f.l, "c", NULL, 0, NULL) == INT64_MIN);
+	assert_true(bkr_routine_newest(&f.l, "c", NULL, 0, NOW, NULL) == INT64_MIN);
+	fixture_free(&f);
+}
+
+/* A backup dated in the future (the clock was ahead when it was made) is not
+ * a source's newest backup: the one before counts; within the 5 minutes of
+ * clock skew it does count. */
+static void test_newest_future(void **state)
+{
+	struct fixture f = { 0 };
+	size_t at = 99;
+	(void)state;
+	add(&f, "real", BKR_BACKUP_INCREMENTAL, NOW - 2 * H, "a", NULL);
+	add(&f, "ahead", BKR_BACKUP_INCREMENTAL, NOW + 3 * 365 * D, "a", NULL);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NOW, &at) == NOW - 2 * H);
+	assert_int_equal(at, 0);
+	/* INT64_MAX: no "now", every backup counts */
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, INT64_MAX, &at) == NOW + 3 * 365 * D);
+	/* once the clock reaches it, it is the newest */
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NOW + 3 * 365 * D, &at) == NOW + 3 * 365 * D);
+	fixture_free(&f);
+
+	memset(&f, 0, sizeof(f));
+	add(&f, "skewed", BKR_BACKUP_INCREMENTAL, NOW + 5 * MIN, "a", NULL);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NOW, NULL) == NOW + 5 * MIN);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NOW - 1, NULL) == INT64_MIN);
+	assert_true(bkr_time_in_future(NOW + 5 * MIN + 1, NOW));
+	assert_false(bkr_time_in_future(NOW + 5 * MIN, NOW));
+	assert_false(bkr_time_in_future(NOW - 365 * D, NOW));
 	fixture_free(&f);
 }
 
@@ -184,6 +213,14 @@ static void test_select(void **state)
 	assert_int_equal(n, 3);
 	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_DAILY, false, names, &n);
 	assert_int_equal(n, 2);
+	/* a backup of every source dated years ahead does not make them "not due" */
+	add(&f, "b3", BKR_BACKUP_FULL, NOW + 4 * 365 * D, "h", "d");
+	add(&f, "b4", BKR_BACKUP_FULL, NOW + 4 * 365 * D, "w", "m");
+	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_ANY, true, names, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "h");
+	bkr_routine_select(cfg, &f.l, NOW + D, BKR_ROUTINE_DAILY, true, names, &n);
+	assert_int_equal(n, 2);
 	fixture_free(&f);
 	bkr_config_free(cfg);
 }
@@ -222,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_select_priority),
 		cmocka_unit_test(test_stale),
 		cmocka_unit_test(test_newest),
+		cmocka_unit_test(test_newest_future),
 		cmocka_unit_test(test_routines),
 		cmocka_unit_test(test_select),
 	};

@@ -7,6 +7,7 @@
 #ifndef BKR_CLOCK_H
 #define BKR_CLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -34,6 +35,26 @@ static inline struct timespec bkr_clock_timespec(int64_t ns)
 	t.tv_sec = (time_t)s;
 	t.tv_nsec = (long)f;
 	return t;
+}
+
+/**
+ * How far after "now" a backup's time may lie and still count as made now:
+ * 5 minutes of clock skew (hosts writing one repository whose clocks differ
+ * a little, a clock NTP stepped back).  A backup dated later than that was
+ * made while the clock was ahead (docs/operations.md, "Backups dated in the
+ * future").
+ */
+#define BKR_CLOCK_SKEW_NS (300 * BKR_NS_PER_S)
+
+/**
+ * True when a backup made at @p t_ns is dated in the future at @p now_ns:
+ * more than BKR_CLOCK_SKEW_NS after it.  The schedules, retention and health
+ * ask this one question, so they agree: such a backup is never a source's
+ * newest backup, and retention keeps it without counting it.
+ */
+static inline bool bkr_time_in_future(int64_t t_ns, int64_t now_ns)
+{
+	return t_ns > now_ns && (uint64_t)t_ns - (uint64_t)now_ns > (uint64_t)BKR_CLOCK_SKEW_NS;
 }
 
 #endif

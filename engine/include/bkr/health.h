@@ -30,6 +30,7 @@ typedef struct {
 	bkr_schedule schedule;
 	int64_t newest_ns;      /**< newest good backup holding it; INT64_MIN: none */
 	char *newest_id;        /**< its id, or NULL */
+	int64_t age_s;          /**< its age in seconds, never negative (0 within the clock skew); 0: none */
 	bool stale;             /**< scheduled, and no backup or older than twice the interval */
 } bkr_health_source;
 
@@ -47,7 +48,12 @@ typedef struct {
 	int64_t now_ns;
 	bkr_health_source *sources;
 	size_t nsources;
-	size_t backups;                 /**< backups in the repository */
+	size_t backups;                 /**< backups in the repository (not counting those in future[]) */
+	struct bkr_health_future {
+		char *id;
+		int64_t time_ns;
+	} *future;                      /**< backups dated in the future at now_ns (bkr_time_in_future), left out */
+	size_t nfuture;
 	struct {
 		bool known;             /**< a verify was recorded */
 		int64_t time_ns;
@@ -72,8 +78,10 @@ typedef struct {
 
 /**
  * Look at @p repo (opened with @p cfg's tiers) and @p cfg's log directory as
- * of @p now_ns: backups, recovery runs, records and verifies after it are left
- * out (storage is counted as it is).  Unreadable routine records are skipped;
+ * of @p now_ns: backups dated in the future (more than 5 minutes after it:
+ * bkr_time_in_future(), as the schedules and retention judge them; listed in
+ * future[]), recovery runs, records and verifies after it are left out
+ * (storage is counted as it is).  Unreadable routine records are skipped;
  * a repository that cannot be listed is an error.
  */
 int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, int64_t now_ns);

@@ -14,7 +14,12 @@
  * - keep_within D keeps every backup whose time is after as-of minus D;
  * - a pinned backup (forever, or until a time after as-of) is always kept;
  * - for every host and source, the newest backup containing that source is
- *   always kept, so no source is left without a backup.
+ *   always kept, so no source is left without a backup;
+ * - a backup dated in the future (more than 5 minutes after as-of:
+ *   bkr_time_in_future(), made while the clock was ahead) is always kept and
+ *   counts for no other rule: it is not the newest of its sources, takes no
+ *   keep_last place and stands for no period, so it cannot displace a real
+ *   backup.  Within those 5 minutes a backup counts as usual.
  * A backup no rule keeps is removed.
  */
 #ifndef BKR_RETENTION_H
@@ -38,6 +43,7 @@ enum {
 	BKR_RETAIN_WEEKLY = 1 << 6,
 	BKR_RETAIN_MONTHLY = 1 << 7,
 	BKR_RETAIN_YEARLY = 1 << 8,
+	BKR_RETAIN_FUTURE = 1 << 9,  /**< dated in the future: kept, counted by no rule */
 };
 
 /** One backup as retention sees it (borrowed strings). */

@@ -11,7 +11,10 @@
  *   (of any type but recovery) is at least 90% of its schedule's interval
  *   old (hourly 1 h, daily 1 d, weekly 7 d): timers that fire a little
  *   early or a backup that ended late do not make a routine skip a period.
- *   "manual" sources are never due.
+ *   "manual" sources are never due.  A backup dated in the future (more
+ *   than 5 minutes after now: bkr_time_in_future()) is not counted: made
+ *   while the clock was ahead, it would keep the source from being due
+ *   until the clock reached it.
  *
  * A source is "stale" when its newest backup is more than twice its
  * interval old (or it has none): health reports it and routines alert.
@@ -42,9 +45,11 @@ bool bkr_schedule_stale(bkr_schedule s, int64_t newest_ns, int64_t now_ns);
  * The time of the newest backup in @p l (any type but recovery) that holds
  * source @p name, and its index in *at (optional); INT64_MIN when none.
  * @p skip (optional, @p nskip ids) are backups not to count (damaged ones).
+ * A backup dated in the future at @p now_ns (bkr_time_in_future(): more
+ * than 5 minutes after it) is not counted either; INT64_MAX counts all.
  */
 int64_t bkr_routine_newest(const bkr_manifest_list *l, const char *name, const char *const *skip,
-			   size_t nskip, size_t *at);
+			   size_t nskip, int64_t now_ns, size_t *at);
 
 /** The routines. */
 typedef enum {
