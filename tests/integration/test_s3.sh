@@ -199,7 +199,9 @@ cat >"$T/bkr.json" <<EOF
         "secret_access_key": "$S3_SECRET_KEY", "lock_stale_seconds": 3}}
 EOF
 head -c 3000000 /dev/urandom >"$S/d.bin"
-BKR_FAULT=s3-send:1:crash "$BKR" -r "$R2" create "$S" >/dev/null 2>&1 || true
+# the backup killed above left a lock that is stale after its own 300 s (docs/s3.md): removed by hand
+for k in $(s3keys crash/locks/); do s3curl -X DELETE "$S3_ENDPOINT/bkr-test/$k" -o /dev/null; done
+BKR_FAULT=s3-send:1:crash env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" create "$S" >/dev/null 2>&1 || true
 [ -n "$(s3keys crash/locks/)" ] || fail "a killed backup left no lock object"
 expect_exit 5 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" prune --no-wait
 grep -q "stale" "$T/err" || fail "the lock message does not say when a lock is stale: $(cat "$T/err")"
@@ -207,6 +209,44 @@ sleep 4
 expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" prune --no-wait
 expect_exit 0 "$BKR" -r "$R2" verify --read-data
 pass "a killed backup's lock blocks prune, named; once stale (s3.lock_stale_seconds) it is removed"
+
+# --- a backup paused past its lock's stale period, its lock taken over by prune: it publishes nothing (exit 5)
+LK=s3://bkr-test/lost
+printf '{"repository": "%s", "workspace_root": "%s", "s3": {"lock_stale_seconds": 2}}\n' "$LK" "$T" >"$T/lost2.json"
+printf '{"repository": "%s", "workspace_root": "%s"}\n' "$LK" "$T" >"$T/lost300.json"
+L=$T/lostsrc
+mkdir -p "$L"
+head -c 2000000 /dev/urandom >"$L/dup.bin"
+expect_exit 0 "$BKR" init -r "$LK"
+expect_exit 0 "$BKR" -c "$T/lost2.json" create --type full "$L" --json
+expect_exit 0 "$BKR" -c "$T/lost2.json" delete "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_id"])' "$T/out")"
+head -c 3000000 /dev/urandom >"$L/new.bin"
+# stopped in the middle of its first pack (new.bin), after deduplicating dup.bin against the deleted backup's pack
+BKR_FAULT=s3-send:1:stop "$BKR" -c "$T/lost2.json" create --type full "$L" >"$T/lost.out" 2>"$T/lost.err" &
+pid=$!
+wait_stopped "$pid" || { cat "$T/lost.err"; fail "the backup never reached the middle of an upload"; }
+sleep 3
+expect_exit 0 "$BKR" -c "$T/lost2.json" prune --no-wait   # the stopped backup's lock is stale: removed
+kill -CONT "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 5 ] || { cat "$T/lost.err"; fail "a backup whose lock was taken over: expected exit 5, got $rc"; }
+[ "$(wc -l <"$T/lost.err")" = 1 ] && grep -q "locks/repo.lock-s-.*repository lock lost.*nothing was published" "$T/lost.err" ||
+	fail "the lost lock is not one line naming it: $(cat "$T/lost.err")"
+[ -z "$(s3keys lost/backups/)" ] || fail "a backup whose lock was taken over published a manifest"
+expect_exit 0 "$BKR" -c "$T/lost2.json" verify
+# a holder's own stale period (300 s) is honoured by a host configured with 2 s
+BKR_FAULT=s3-send:1:stop "$BKR" -c "$T/lost300.json" create --type full "$L" >"$T/lost.out" 2>"$T/lost.err" &
+pid=$!
+wait_stopped "$pid" || { cat "$T/lost.err"; fail "the backup never reached the middle of an upload"; }
+sleep 3.5
+expect_exit 5 "$BKR" -c "$T/lost2.json" prune --no-wait
+grep -q "stale after\|is stale" "$T/err" && grep -q "300 s is stale" "$T/err" ||
+	fail "prune does not name the holder's own stale period: $(cat "$T/err")"
+kill -CONT "$pid"
+wait "$pid" || { cat "$T/lost.err"; fail "the backup whose lock another host left alone failed"; }
+expect_exit 0 "$BKR" -c "$T/lost2.json" verify
+pass "a backup stopped past its lock's stale period and taken over by prune fails (exit 5, one line) and publishes nothing; a holder's own stale period wins over a shorter one of another host"
 
 # the configuration's s3 object serves a repository named with -r too
 expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" -r s3://bkr-test/viacfg init
