@@ -90,8 +90,12 @@ int bkr_repo_list_names(bkr_repo *r, const char *sub, const char *suffix, char *
  * Load manifest @p id of folder @p sub.  *@p sealed is set when it is an
  * encrypted repository's (the sealed magic: the store would have unsealed
  * it, so config.json says "none" and was altered): never merely damaged.
+ * *@p unreadable is set when the store could not give it (a server that
+ * cannot be reached or denies access, an I/O error): that is no proof of
+ * damage, and the caller's command fails with that error.
  */
-static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manifest **out, bool *sealed)
+static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manifest **out, bool *sealed,
+			 bool *unreadable)
 {
 	char path[PATH_MAX], rel[PATH_MAX];
 	uint8_t *text;
@@ -99,13 +103,16 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 	int err;
 	*out = NULL;
 	*sealed = false;
+	*unreadable = false;
 	if (!*id || strchr(id, '/') || id[0] == '.' ||
 	    snprintf(rel, sizeof(rel), "%s/%s.json", sub, id) >= (int)sizeof(rel))
 		return bkr_error_set(BKR_EINVAL, "bad backup id '%s'", id);
 	if ((err = bkr_store_describe(r->store, rel, path, sizeof(path))) < 0)
 		return err;
-	if ((err = bkr_store_get(r->store, rel, MANIFEST_MAX, &text, &len)) < 0)
+	if ((err = bkr_store_get(r->store, rel, MANIFEST_MAX, &text, &len)) < 0) {
+		*unreadable = err != BKR_ECORRUPT && err != BKR_ENOTFOUND;
 		return err;
+	}
 	if (len >= BKR_SEALED_MAGIC_SIZE && !memcmp(text, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
 		free(text);
 		*sealed = true;
@@ -126,8 +133,8 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 
 int bkr_repo_load_manifest(bkr_repo *r, bool run, const char *id, bkr_manifest **out)
 {
-	bool sealed;
-	return load_manifest(r, run ? "runs" : "backups", id, out, &sealed);
+	bool sealed, unreadable;
+	return load_manifest(r, run ? "runs" : "backups", id, out, &sealed, &unreadable);
 }
 
 static int cmp_manifest(const void *a, const void *b)
@@ -332,11 +339,11 @@ int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
 			    bkr_store_advise(r->store, rel, 0, 0) < 0)
 				bkr_error_clear();
 		}
-		bool sealed;
-		e = load_manifest(r, sub, ids[i], &m, &sealed);
+		bool sealed, unreadable;
+		e = load_manifest(r, sub, ids[i], &m, &sealed, &unreadable);
 		if (e == BKR_ENOTFOUND)
 			continue; /* deleted meanwhile */
-		if (e == BKR_ENOMEM || sealed) {
+		if (e == BKR_ENOMEM || sealed || unreadable) { /* not damage: the command fails with it */
 			err = e;
 			break;
 		}

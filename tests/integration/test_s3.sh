@@ -248,6 +248,34 @@ wait "$pid" || { cat "$T/lost.err"; fail "the backup whose lock another host lef
 expect_exit 0 "$BKR" -c "$T/lost2.json" verify
 pass "a backup stopped past its lock's stale period and taken over by prune fails (exit 5, one line) and publishes nothing; a holder's own stale period wins over a shorter one of another host"
 
+# --- objects the server refuses to give (a bucket policy): that error (exit 8), never "damaged"
+"$SRV" bucket "$T/s3" bkr-deny
+DR=s3://bkr-deny/r
+expect_exit 0 "$BKR" init -r "$DR"
+expect_exit 0 "$BKR" -r "$DR" create --type full "$S"
+deny() { # deny GetObject on the keys below PREFIX/ of bkr-deny
+	s3curl -X PUT --data-binary '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkr-deny/r/'"$1"'/*"}]}' \
+		"$S3_ENDPOINT/bkr-deny?policy=" -o /dev/null || fail "the bucket policy was refused"
+}
+deny backups
+for cmd in list "restore latest --target $T/rdeny" verify "repair -n"; do
+	# shellcheck disable=SC2086
+	expect_exit 8 "$BKR" -r "$DR" $cmd
+	one_line_error
+	grep -q "backups/.*access denied by $S3_ENDPOINT" "$T/err" || fail "$cmd: the denied manifest is not named: $(cat "$T/err")"
+	! grep -qi "damaged\|delete --force" "$T/out" "$T/err" || fail "$cmd calls a denied manifest damaged: $(cat "$T/out" "$T/err")"
+done
+deny data
+for cmd in verify "verify --read-data" "repair -n"; do
+	# shellcheck disable=SC2086
+	expect_exit 8 "$BKR" -r "$DR" $cmd
+	one_line_error
+	grep -q "data/.*access denied by $S3_ENDPOINT" "$T/err" || fail "$cmd: the denied pack is not named: $(cat "$T/err")"
+done
+s3curl -X DELETE "$S3_ENDPOINT/bkr-deny?policy=" -o /dev/null
+expect_exit 0 "$BKR" -r "$DR" verify --read-data
+pass "a manifest or pack the server denies: list, restore latest, verify, repair -n exit 8 naming it, never 'damaged'"
+
 # the configuration's s3 object serves a repository named with -r too
 expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" -r s3://bkr-test/viacfg init
 expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" -r s3://bkr-test/viacfg list
