@@ -106,6 +106,37 @@ rm -rf "$T/rk"
 expect_exit 0 "$BKR" -r "$CR" restore latest --target "$T/rk"
 python3 "$HERE/treecmp.py" "$KS" "$T/rk/ksrc" >/dev/null || fail "a backup made over a damaged cache does not restore exactly"
 pass "a flipped byte in a cached tree pack and a truncated cached index file: fetched again, the backup exact"
+# a tree pack truncated in the bucket, read once (kept so in the cache), then put right: fetched again
+CD=s3://bkr-test/cachedamage
+CDS=$T/cdsrc
+mkdir -p "$CDS/d"
+for i in $(seq 1 40); do printf 'file %d\n' "$i" >"$CDS/d/f$i"; done
+expect_exit 0 "$BKR" init -r "$CD"
+expect_exit 0 "$BKR" -r "$CD" create --type full "$CDS"
+tk=$(s3keys cachedamage/tree/ | head -1)
+s3curl "$S3_ENDPOINT/bkr-test/$tk" -o "$T/tree.good"
+head -c 100 "$T/tree.good" >"$T/tree.bad"
+s3curl -X PUT --data-binary @"$T/tree.bad" "$S3_ENDPOINT/bkr-test/$tk" -o /dev/null
+sleep 1.1
+printf 'two\n' >"$CDS/d/g"
+rc=0
+XDG_CACHE_HOME=$T/cd-cache "$BKR" -r "$CD" create "$CDS" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" = 4 ] || [ "$rc" = 6 ] || fail "a backup over a truncated parent tree pack: exit $rc: $(cat "$T/err")"
+grep -q "$tk: truncated" "$T/err" || fail "the truncated tree pack is not named: $(cat "$T/err")"
+# what it published (exit 6: files read again in full) goes, so that the next one reads the same parent
+for id in $("$BKR" -r "$CD" list --json | python3 -c 'import json,sys; print(" ".join(m["backup_id"] for m in json.load(sys.stdin)[1:]))'); do
+	expect_exit 0 "$BKR" -r "$CD" delete "$id"
+done
+s3curl -X PUT --data-binary @"$T/tree.good" "$S3_ENDPOINT/bkr-test/$tk" -o /dev/null
+sleep 1.1
+printf 'three\n' >"$CDS/d/h"
+XDG_CACHE_HOME=$T/cd-cache expect_exit 0 "$BKR" -r "$CD" create "$CDS"
+! grep -q "truncated\|unreadable" "$T/err" || fail "the cached short copy of the tree pack was used again: $(cat "$T/err")"
+XDG_CACHE_HOME=$T/cd-cache expect_exit 0 "$BKR" -r "$CD" verify --read-data
+rm -rf "$T/rk"
+XDG_CACHE_HOME=$T/cd-cache expect_exit 0 "$BKR" -r "$CD" restore latest --target "$T/rk"
+python3 "$HERE/treecmp.py" "$CDS" "$T/rk/cdsrc" >/dev/null || fail "the backup after the tree pack was put right does not restore exactly"
+pass "a tree pack truncated in the bucket and then put right: the cached short copy is fetched again, the next backup exact"
 # another host's backup in between: the next incremental takes it as parent (listings are never cached)
 printf 'from host b\n' >"$KS/d1/f1"
 XDG_CACHE_HOME=$T/host-b expect_exit 0 "$BKR" -r "$CR" create "$KS" --json
