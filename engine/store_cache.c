@@ -894,6 +894,11 @@ static int cache_mark(bkr_store *s, const char *name, bkr_store_held **out)
 	return bkr_store_mark(inner_of(s), name, out);
 }
 
+static int cache_root_missing(bkr_store *s)
+{
+	return bkr_store_root_missing(inner_of(s));
+}
+
 static void cache_free(bkr_store *s)
 {
 	cache_store *cs = (cache_store *)s;
@@ -930,6 +935,7 @@ static const bkr_store_ops cache_ops = {
 	.lock = cache_lock,
 	.mark = cache_mark,
 	.free = cache_free,
+	.root_missing = cache_root_missing,
 };
 
 /* ---- opening: the files an earlier process left -------------------------------- */

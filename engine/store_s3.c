@@ -123,6 +123,7 @@ typedef struct {
 	uint64_t wclock;
 	pthread_mutex_t lmu;   /* guards held */
 	s3_held *held;         /* the locks this store holds (not marks): checked before a publish */
+	volatile bool no_bucket; /* a request met NoSuchBucket */
 } s3_store;
 
 struct s3_req {
@@ -491,7 +492,7 @@ static int status_error(s3_store *s, const struct s3_req *r, const char *name)
 		snprintf(what, sizeof(what), "%s", s->base.location);
 	if (r->too_large)
 		return bkr_error_set(BKR_ECORRUPT, "%s: larger than %zu bytes", what, r->max);
-	if (!strcmp(code, "NoSuchBucket"))
+	if (!strcmp(code, "NoSuchBucket") && (s->no_bucket = true))
 		return bkr_error_set(BKR_ENOTFOUND, "%s: bucket '%s' does not exist at %s (create it first)", what,
 				     s->url.bucket, s->endpoint);
 	if (!strcmp(code, "InvalidAccessKeyId"))
@@ -1291,6 +1292,15 @@ static void s3_unlock(bkr_store_held *base)
 	free(l);
 }
 
+static int s3_root_missing(bkr_store *base)
+{
+	s3_store *s = (s3_store *)base;
+	if (!s->no_bucket)
+		return 0;
+	return bkr_error_set(BKR_ENOTFOUND, "%s: bucket '%s' does not exist at %s (create it first)", s->base.location,
+			     s->url.bucket, s->endpoint);
+}
+
 static void s3_free(bkr_store *base)
 {
 	s3_store *s = (s3_store *)base;
@@ -1331,6 +1341,7 @@ static const bkr_store_ops s3_ops = {
 	.mark = s3_mark,
 	.unlock = s3_unlock,
 	.free = s3_free,
+	.root_missing = s3_root_missing,
 };
 
 int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)

@@ -40,6 +40,15 @@ one_line_error
 grep -q "cannot reach the S3 endpoint http://127.0.0.1:$closed" "$T/err" || fail "a wrong endpoint is not named: $(cat "$T/err")"
 expect_exit 3 "$BKR" init -r s3://no-such-bucket/x
 grep -q "bucket 'no-such-bucket' does not exist" "$T/err" || fail "a missing bucket is not named: $(cat "$T/err")"
+for cmd in list verify "create $T" "restore latest --target $T/nb" prune; do
+	# shellcheck disable=SC2086
+	expect_exit 3 "$BKR" -r s3://no-such-bucket/x $cmd
+	one_line_error
+	grep -q "bucket 'no-such-bucket' does not exist at $S3_ENDPOINT" "$T/err" || fail "$cmd: a missing bucket is not named: $(cat "$T/err")"
+done
+mkdir -p "$T/mnt-nb"
+expect_exit 2 "$BKRFS" s3://no-such-bucket/x "$T/mnt-nb"   # bkrfs: 2 = the repository is missing (bkrfs.1)
+grep -q "bucket 'no-such-bucket' does not exist at $S3_ENDPOINT" "$T/err" || fail "bkrfs: a missing bucket is not named: $(cat "$T/err")"
 [ -z "$(s3keys nokey)" ] || fail "a failed init wrote objects"
 pass "missing credentials, a wrong secret, a wrong endpoint and a missing bucket: one line each, nothing written"
 
