@@ -9,6 +9,7 @@
 #include "bkr/catalog.h"
 #include "bkr/crypto.h"
 #include "bkr/error.h"
+#include "bkr/utf8.h"
 #include "repo_priv.h"
 
 #include <cjson/cJSON.h>
@@ -97,7 +98,7 @@ int bkr_repo_list_names(bkr_repo *r, const char *sub, const char *suffix, char *
 static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manifest **out, bool *sealed,
 			 bool *unreadable)
 {
-	char path[PATH_MAX], rel[PATH_MAX];
+	char path[PATH_MAX * 4], rel[PATH_MAX], what[PATH_MAX];
 	uint8_t *text;
 	size_t len;
 	int err;
@@ -107,11 +108,15 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 	if (!*id || strchr(id, '/') || id[0] == '.' ||
 	    snprintf(rel, sizeof(rel), "%s/%s.json", sub, id) >= (int)sizeof(rel))
 		return bkr_error_set(BKR_EINVAL, "bad backup id '%s'", id);
-	if ((err = bkr_store_describe(r->store, rel, path, sizeof(path))) < 0)
+	if ((err = bkr_store_describe(r->store, rel, what, sizeof(what))) < 0)
 		return err;
+	/* for messages: a name from the store may hold a newline or an escape sequence */
+	bkr_text_escape(path, sizeof(path), what, strlen(what));
 	if ((err = bkr_store_get(r->store, rel, MANIFEST_MAX, &text, &len)) < 0) {
+		char msg[2048];
 		*unreadable = err != BKR_ECORRUPT && err != BKR_ENOTFOUND;
-		return err;
+		bkr_text_escape(msg, sizeof(msg), bkr_error_message(), strlen(bkr_error_message()));
+		return bkr_error_set(err, "%s", msg);
 	}
 	if (len >= BKR_SEALED_MAGIC_SIZE && !memcmp(text, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
 		free(text);
@@ -123,8 +128,9 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 	free(text);
 	/* the file name is the id: another name would make two catalogs disagree */
 	if (err == 0 && strcmp((*out)->backup_id, id) != 0) {
+		char safe[1024];
 		err = bkr_error_set(BKR_ECORRUPT, "%s: the file name does not match its backup_id '%s'", path,
-				    (*out)->backup_id);
+				    bkr_text_escape(safe, sizeof(safe), (*out)->backup_id, strlen((*out)->backup_id)));
 		bkr_manifest_free(*out);
 		*out = NULL;
 	}
@@ -349,8 +355,9 @@ int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
 		}
 		if (e < 0) {
 			if (on_bad) {
-				char file[300];
-				snprintf(file, sizeof(file), "%s.json", ids[i]);
+				char file[1200];
+				bkr_text_escape(file, sizeof(file) - 5, ids[i], strlen(ids[i]));
+				strcat(file, ".json");
 				on_bad(ctx, file, bkr_error_message());
 			}
 			continue;

@@ -35,6 +35,7 @@
 #include "bkr/host.h"
 #include "bkr/io.h"
 #include "bkr/log.h"
+#include "bkr/utf8.h"
 #include "store_s3_parse.h"
 
 #include <curl/curl.h>
@@ -1120,7 +1121,7 @@ static void describe_holder(s3_store *s, const char *name, char *out, size_t cap
 {
 	uint8_t *text = NULL;
 	size_t len;
-	char host[128] = "?", pid[32] = "?";
+	char host[128] = "?", pid[32] = "?", safe[4 * sizeof(host)];
 	*stale = s->lock_stale;
 	if (s3_get(&s->base, name, 4096, &text, &len) == 0) {
 		const char *h = strstr((char *)text, "\"host\":\""), *p = strstr((char *)text, "\"pid\":"),
@@ -1135,7 +1136,8 @@ static void describe_holder(s3_store *s, const char *name, char *out, size_t cap
 	}
 	bkr_error_clear();
 	free(text);
-	snprintf(out, cap, "pid %s on host %s", pid, host);
+	/* the bucket's text: a newline or an escape sequence in it must not reach a terminal */
+	snprintf(out, cap, "pid %s on host %s", pid, bkr_text_escape(safe, sizeof(safe), host, strlen(host)));
 }
 
 /* a lock, or with @p mark a shared hold written without looking at the others */
@@ -1194,6 +1196,7 @@ static int s3_hold(bkr_store *base, const char *name, bool exclusive, bool wait,
 		for (int i = 0; i < ls->nstale; i++) {
 			int stale;
 			long long age = (long long)(ls->now - ls->stale_time[i]);
+			char safe[S3_KEY_MAX * 4];
 			describe_holder(s, ls->stale[i], who, sizeof(who), &stale);
 			if (age <= stale) {
 				/* its holder refreshes less often than we would: not stale for it */
@@ -1205,7 +1208,8 @@ static int s3_hold(bkr_store *base, const char *name, bool exclusive, bool wait,
 			}
 			/* its holder is gone: say so (the message stays if we fail) and remove it */
 			bkr_log_warn("s3", "%s/%s: stale lock of %s removed (not refreshed for %lld s; stale after %d s)",
-				     s->base.location, ls->stale[i], who, age, stale);
+				     s->base.location, bkr_text_escape(safe, sizeof(safe), ls->stale[i], strlen(ls->stale[i])),
+				     who, age, stale);
 			if (s3_delete_object(s, ls->stale[i]) < 0)
 				bkr_error_clear();
 		}

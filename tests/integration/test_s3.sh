@@ -316,6 +316,22 @@ s3curl -X DELETE "$S3_ENDPOINT/bkr-deny?policy=" -o /dev/null
 expect_exit 0 "$BKR" -r "$DR" verify --read-data
 pass "a manifest or pack the server denies: list, restore latest, verify, repair -n exit 8 naming it, never 'damaged'"
 
+# --- text from the bucket (a lock's host, a manifest's key) is escaped in messages: no forged line, no ESC
+EV=s3://bkr-test/evil
+expect_exit 0 "$BKR" init -r "$EV"
+printf '{"host":"evil\nFAKE LINE: all good\033[31mRED","pid":1}' >"$T/evil.lock"
+s3curl -X PUT --data-binary @"$T/evil.lock" "$S3_ENDPOINT/bkr-test/evil/locks/repo.lock-x-evil" -o /dev/null
+expect_exit 5 "$BKR" -r "$EV" create --no-wait "$S"
+one_line_error
+grep -qF 'host evil\x0aFAKE LINE: all good\x1b[31mRED' "$T/err" || fail "the lock's host is not escaped: $(cat -A "$T/err")"
+s3curl -X DELETE "$S3_ENDPOINT/bkr-test/evil/locks/repo.lock-x-evil" -o /dev/null
+printf '{}' | s3curl -X PUT --data-binary @- "$S3_ENDPOINT/bkr-test/evil/backups/z%0AFAKE%20LINE%1B%5B31m.json" -o /dev/null
+expect_exit 4 "$BKR" -r "$EV" list   # its only manifest is damaged
+! grep -q '^FAKE' "$T/err" || fail "a manifest's key forged a line: $(cat -A "$T/err")"
+grep -qF 'backups/z\x0aFAKE LINE\x1b[31m.json' "$T/err" || fail "the manifest's key is not escaped: $(cat -A "$T/err")"
+! grep -q $'\033' "$T/err" "$T/out" || fail "an escape byte reached the output"
+pass "a lock's host and a manifest's key holding a newline and an escape sequence: escaped, one line each"
+
 # the configuration's s3 object serves a repository named with -r too
 expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" -r s3://bkr-test/viacfg init
 expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" -r s3://bkr-test/viacfg list
