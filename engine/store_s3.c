@@ -1348,9 +1348,22 @@ static const bkr_store_ops s3_ops = {
 	.root_missing = s3_root_missing,
 };
 
+/* A region as AWS names them ("us-east-1", "eu-central-2"; "default" for some servers). */
+static bool region_ok(const char *r)
+{
+	size_t n = strlen(r);
+	if (n == 0 || n > 60)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= 'A' && r[i] <= 'Z') || (r[i] >= '0' && r[i] <= '9') ||
+		      r[i] == '-' || r[i] == '_'))
+			return false;
+	return true;
+}
+
 int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 {
-	const char *ak, *sk, *token, *region, *endpoint;
+	const char *ak, *sk, *token, *region, *region_from, *endpoint;
 	char *def_endpoint = NULL;
 	s3_store *s = NULL;
 	int path_style, err = 0;
@@ -1375,7 +1388,15 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 	sk = pick("AWS_SECRET_ACCESS_KEY", settings.secret_access_key);
 	token = pick("AWS_SESSION_TOKEN", settings.session_token);
 	region = pick("AWS_REGION", NULL);
-	region = region ? region : pick("AWS_DEFAULT_REGION", settings.region);
+	region_from = "AWS_REGION";
+	if (!region) {
+		region = pick("AWS_DEFAULT_REGION", NULL);
+		region_from = "AWS_DEFAULT_REGION";
+	}
+	if (!region) {
+		region = settings.region && *settings.region ? settings.region : NULL;
+		region_from = "s3.region in the configuration";
+	}
 	region = region ? region : "us-east-1";
 	endpoint = pick("AWS_ENDPOINT_URL_S3", NULL);
 	endpoint = endpoint ? endpoint : pick("AWS_ENDPOINT_URL", settings.endpoint_url);
@@ -1389,8 +1410,11 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 	} else if (!endpoint && asprintf(&def_endpoint, "https://s3.%s.amazonaws.com", region) < 0) {
 		def_endpoint = NULL;
 		err = bkr_error_oom();
-	} else if (strlen(region) > 60 || strpbrk(region, ":/ ")) {
-		err = bkr_error_set(BKR_EINVAL, "%s: bad region '%s'", location, region);
+	} else if (!region_ok(region)) {
+		char safe[256];
+		err = bkr_error_set(BKR_EINVAL, "%s: bad region '%s' in %s (expected letters, digits and '-', such as "
+				    "us-east-1)", location, bkr_text_escape(safe, sizeof(safe), region, strlen(region)),
+				    region_from);
 	} else {
 		snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3", region);
 		if (!(s->endpoint = strdup(endpoint ? endpoint : def_endpoint)) || asprintf(&s->userpwd, "%s:%s", ak, sk) < 0 ||
