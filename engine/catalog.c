@@ -137,10 +137,24 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 	return err;
 }
 
+/* load_manifest, and once more when a cached copy that failed to parse was dropped */
+static int load_manifest_fresh(bkr_repo *r, const char *sub, const char *id, bkr_manifest **out, bool *sealed,
+			       bool *unreadable)
+{
+	char rel[PATH_MAX];
+	int err = load_manifest(r, sub, id, out, sealed, unreadable);
+	if (err == BKR_ECORRUPT && !*sealed && snprintf(rel, sizeof(rel), "%s/%s.json", sub, id) < (int)sizeof(rel) &&
+	    bkr_store_drop_copy(r->store, rel) > 0) {
+		bkr_error_clear();
+		err = load_manifest(r, sub, id, out, sealed, unreadable);
+	}
+	return err;
+}
+
 int bkr_repo_load_manifest(bkr_repo *r, bool run, const char *id, bkr_manifest **out)
 {
 	bool sealed, unreadable;
-	return load_manifest(r, run ? "runs" : "backups", id, out, &sealed, &unreadable);
+	return load_manifest_fresh(r, run ? "runs" : "backups", id, out, &sealed, &unreadable);
 }
 
 static int cmp_manifest(const void *a, const void *b)
@@ -346,7 +360,7 @@ int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
 				bkr_error_clear();
 		}
 		bool sealed, unreadable;
-		e = load_manifest(r, sub, ids[i], &m, &sealed, &unreadable);
+		e = load_manifest_fresh(r, sub, ids[i], &m, &sealed, &unreadable);
 		if (e == BKR_ENOTFOUND)
 			continue; /* deleted meanwhile */
 		if (e == BKR_ENOMEM || sealed || unreadable) { /* not damage: the command fails with it */

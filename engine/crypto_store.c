@@ -152,6 +152,11 @@ static int cs_root_missing(bkr_store *s)
 	return bkr_store_root_missing(INNER(s));
 }
 
+static int cs_drop_copy(bkr_store *s, const char *name)
+{
+	return bkr_store_drop_copy(INNER(s), name);
+}
+
 static int cs_mark(bkr_store *s, const char *name, bkr_store_held **out)
 {
 	return bkr_store_mark(INNER(s), name, out);
@@ -182,6 +187,7 @@ static const bkr_store_ops crypto_ops = {
 	.mark = cs_mark,
 	.free = cs_free,
 	.root_missing = cs_root_missing,
+	.drop_copy = cs_drop_copy,
 };
 
 int bkr_crypto_store_new(bkr_store **out, bkr_store *inner, const bkr_crypto *c)

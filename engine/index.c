@@ -571,6 +571,10 @@ int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix, unsigned f
 		}
 		bool sealed = false;
 		err = load_file(idx, s, l.cand[i].name, &sealed);
+		if (err == BKR_ECORRUPT && !sealed && bkr_store_drop_copy(s, l.cand[i].name) > 0) {
+			bkr_error_clear(); /* a cached copy failed: the object itself, once */
+			err = load_file(idx, s, l.cand[i].name, &sealed);
+		}
 		if ((err == BKR_ECORRUPT || err == BKR_EUNSUPPORTED) && !sealed && (flags & BKR_INDEX_SKIP_DAMAGED))
 			err = note_skipped(idx);
 		if (err < 0)

@@ -455,19 +455,23 @@ static void count(cache_store *cs, uint64_t bytes)
 	pthread_mutex_unlock(&cs->lock);
 }
 
-/* an object the wrapped store no longer has: forget every file of it */
-static void forget(cache_store *cs, const char *name)
+/* an object the wrapped store no longer has: forget every file of it (how many) */
+static int forget(cache_store *cs, const char *name)
 {
+	int n = 0;
 	pthread_mutex_lock(&cs->lock);
 	for (size_t b = 0; b < BUCKETS; b++) {
 		struct entry *e = cs->table[b], *next;
 		for (; e; e = next) {
 			next = e->next;
-			if (e->state == PRESENT && e->refs == 0 && !strcmp(e->name, name))
+			if (e->state == PRESENT && e->refs == 0 && !strcmp(e->name, name)) {
 				entry_remove(cs, e);
+				n++;
+			}
 		}
 	}
 	pthread_mutex_unlock(&cs->lock);
+	return n;
 }
 
 /* ---- whole objects -------------------------------------------------------------- */
@@ -894,6 +898,19 @@ static int cache_mark(bkr_store *s, const char *name, bkr_store_held **out)
 	return bkr_store_mark(inner_of(s), name, out);
 }
 
+/* a copy that failed to parse: perhaps of an object since put right in the wrapped store */
+static int cache_drop_copy(bkr_store *s, const char *name)
+{
+	cache_store *cs = (cache_store *)s;
+	int n = forget(cs, name);
+	if (n) {
+		pthread_mutex_lock(&cs->lock);
+		cs->st.refetched++;
+		pthread_mutex_unlock(&cs->lock);
+	}
+	return n > 0;
+}
+
 static int cache_root_missing(bkr_store *s)
 {
 	return bkr_store_root_missing(inner_of(s));
@@ -936,6 +953,7 @@ static const bkr_store_ops cache_ops = {
 	.mark = cache_mark,
 	.free = cache_free,
 	.root_missing = cache_root_missing,
+	.drop_copy = cache_drop_copy,
 };
 
 /* ---- opening: the files an earlier process left -------------------------------- */

@@ -146,6 +146,28 @@ rm -rf "$T/rk"
 XDG_CACHE_HOME=$T/cd-cache expect_exit 0 "$BKR" -r "$CD" restore latest --target "$T/rk"
 python3 "$HERE/treecmp.py" "$CDS" "$T/rk/cdsrc" >/dev/null || fail "the backup after the tree pack was put right does not restore exactly"
 pass "a tree pack truncated in the bucket and then put right: the cached short copy is fetched again, the next backup exact"
+# the same for a manifest: its cached copy fails to parse, is dropped and read again from the bucket
+mk=$(s3keys cachedamage/backups/ | head -1)
+mid=$(basename "$mk" .json)
+s3curl "$S3_ENDPOINT/bkr-test/$mk" -o "$T/man.good"
+head -c 50 "$T/man.good" >"$T/man.bad"
+for id in $("$BKR" -r "$CD" list --json | python3 -c 'import json,sys; print(" ".join(m["backup_id"] for m in json.load(sys.stdin)[1:]))'); do
+	expect_exit 0 "$BKR" -r "$CD" delete "$id"
+done
+s3curl -X PUT --data-binary @"$T/man.bad" "$S3_ENDPOINT/bkr-test/$mk" -o /dev/null
+XDG_CACHE_HOME=$T/cm-cache "$BKR" -r "$CD" create "$CDS" --json >"$T/out" 2>"$T/err" || true
+[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("parent"))' "$T/out")" != "$mid" ] ||
+	fail "a backup took a truncated manifest as parent: $(head -c 400 "$T/out")"
+for id in $("$BKR" -r "$CD" list --json 2>/dev/null | python3 -c 'import json,sys; print(" ".join(m["backup_id"] for m in json.load(sys.stdin)))'); do
+	expect_exit 0 "$BKR" -r "$CD" delete "$id"
+done
+s3curl -X PUT --data-binary @"$T/man.good" "$S3_ENDPOINT/bkr-test/$mk" -o /dev/null
+sleep 1.1
+printf 'four\n' >"$CDS/d/i"
+XDG_CACHE_HOME=$T/cm-cache expect_exit 0 "$BKR" -r "$CD" create "$CDS" --json
+[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["parent"])' "$T/out")" = "$mid" ] ||
+	fail "the backup after the manifest was put right did not take it as parent: $(head -c 400 "$T/out")"
+pass "a manifest truncated in the bucket and then put right: the cached copy that fails to parse is read again"
 # another host's backup in between: the next incremental takes it as parent (listings are never cached)
 printf 'from host b\n' >"$KS/d1/f1"
 XDG_CACHE_HOME=$T/host-b expect_exit 0 "$BKR" -r "$CR" create "$KS" --json

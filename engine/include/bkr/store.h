@@ -79,6 +79,8 @@ typedef struct bkr_store_ops {
 	void (*free)(bkr_store *s);
 	/** Optional (NULL: 0): see bkr_store_root_missing. */
 	int (*root_missing)(bkr_store *s);
+	/** Optional (NULL: 0): see bkr_store_drop_copy. */
+	int (*drop_copy)(bkr_store *s, const char *name);
 } bkr_store_ops;
 
 /** The part every implementation's store begins with. */
@@ -256,5 +258,13 @@ void bkr_store_unlock(bkr_store_held *l);
  * Sends nothing.
  */
 int bkr_store_root_missing(bkr_store *s);
+
+/**
+ * The object @p name as read failed to parse: a store that keeps copies (the
+ * disk cache) drops its copy, so that the next read asks the wrapped store
+ * (the object may have been put right there).  1 when a copy was dropped
+ * (read it again), 0 when there was none.
+ */
+int bkr_store_drop_copy(bkr_store *s, const char *name);
 
 #endif
