@@ -9,6 +9,7 @@
 #include "bkr/catalog.h"
 #include "bkr/crypto.h"
 #include "bkr/error.h"
+#include "bkr/utf8.h"
 #include "repo_priv.h"
 
 #include <cjson/cJSON.h>
@@ -90,22 +91,33 @@ int bkr_repo_list_names(bkr_repo *r, const char *sub, const char *suffix, char *
  * Load manifest @p id of folder @p sub.  *@p sealed is set when it is an
  * encrypted repository's (the sealed magic: the store would have unsealed
  * it, so config.json says "none" and was altered): never merely damaged.
+ * *@p unreadable is set when the store could not give it (a server that
+ * cannot be reached or denies access, an I/O error): that is no proof of
+ * damage, and the caller's command fails with that error.
  */
-static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manifest **out, bool *sealed)
+static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manifest **out, bool *sealed,
+			 bool *unreadable)
 {
-	char path[PATH_MAX], rel[PATH_MAX];
+	char path[PATH_MAX * 4], rel[PATH_MAX], what[PATH_MAX];
 	uint8_t *text;
 	size_t len;
 	int err;
 	*out = NULL;
 	*sealed = false;
+	*unreadable = false;
 	if (!*id || strchr(id, '/') || id[0] == '.' ||
 	    snprintf(rel, sizeof(rel), "%s/%s.json", sub, id) >= (int)sizeof(rel))
 		return bkr_error_set(BKR_EINVAL, "bad backup id '%s'", id);
-	if ((err = bkr_store_describe(r->store, rel, path, sizeof(path))) < 0)
+	if ((err = bkr_store_describe(r->store, rel, what, sizeof(what))) < 0)
 		return err;
-	if ((err = bkr_store_get(r->store, rel, MANIFEST_MAX, &text, &len)) < 0)
-		return err;
+	/* for messages: a name from the store may hold a newline or an escape sequence */
+	bkr_text_escape(path, sizeof(path), what, strlen(what));
+	if ((err = bkr_store_get(r->store, rel, MANIFEST_MAX, &text, &len)) < 0) {
+		char msg[2048];
+		*unreadable = err != BKR_ECORRUPT && err != BKR_ENOTFOUND;
+		bkr_text_escape(msg, sizeof(msg), bkr_error_message(), strlen(bkr_error_message()));
+		return bkr_error_set(err, "%s", msg);
+	}
 	if (len >= BKR_SEALED_MAGIC_SIZE && !memcmp(text, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
 		free(text);
 		*sealed = true;
@@ -116,18 +128,33 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 	free(text);
 	/* the file name is the id: another name would make two catalogs disagree */
 	if (err == 0 && strcmp((*out)->backup_id, id) != 0) {
+		char safe[1024];
 		err = bkr_error_set(BKR_ECORRUPT, "%s: the file name does not match its backup_id '%s'", path,
-				    (*out)->backup_id);
+				    bkr_text_escape(safe, sizeof(safe), (*out)->backup_id, strlen((*out)->backup_id)));
 		bkr_manifest_free(*out);
 		*out = NULL;
 	}
 	return err;
 }
 
+/* load_manifest, and once more when a cached copy that failed to parse was dropped */
+static int load_manifest_fresh(bkr_repo *r, const char *sub, const char *id, bkr_manifest **out, bool *sealed,
+			       bool *unreadable)
+{
+	char rel[PATH_MAX];
+	int err = load_manifest(r, sub, id, out, sealed, unreadable);
+	if (err == BKR_ECORRUPT && !*sealed && snprintf(rel, sizeof(rel), "%s/%s.json", sub, id) < (int)sizeof(rel) &&
+	    bkr_store_drop_copy(r->store, rel) > 0) {
+		bkr_error_clear();
+		err = load_manifest(r, sub, id, out, sealed, unreadable);
+	}
+	return err;
+}
+
 int bkr_repo_load_manifest(bkr_repo *r, bool run, const char *id, bkr_manifest **out)
 {
-	bool sealed;
-	return load_manifest(r, run ? "runs" : "backups", id, out, &sealed);
+	bool sealed, unreadable;
+	return load_manifest_fresh(r, run ? "runs" : "backups", id, out, &sealed, &unreadable);
 }
 
 static int cmp_manifest(const void *a, const void *b)
@@ -332,18 +359,19 @@ int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
 			    bkr_store_advise(r->store, rel, 0, 0) < 0)
 				bkr_error_clear();
 		}
-		bool sealed;
-		e = load_manifest(r, sub, ids[i], &m, &sealed);
+		bool sealed, unreadable;
+		e = load_manifest_fresh(r, sub, ids[i], &m, &sealed, &unreadable);
 		if (e == BKR_ENOTFOUND)
 			continue; /* deleted meanwhile */
-		if (e == BKR_ENOMEM || sealed) {
+		if (e == BKR_ENOMEM || sealed || unreadable) { /* not damage: the command fails with it */
 			err = e;
 			break;
 		}
 		if (e < 0) {
 			if (on_bad) {
-				char file[300];
-				snprintf(file, sizeof(file), "%s.json", ids[i]);
+				char file[1200];
+				bkr_text_escape(file, sizeof(file) - 5, ids[i], strlen(ids[i]));
+				strcat(file, ".json");
 				on_bad(ctx, file, bkr_error_message());
 			}
 			continue;

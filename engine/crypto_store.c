@@ -147,6 +147,16 @@ static int cs_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bk
 	return bkr_store_lock(INNER(s), name, exclusive, wait, out);
 }
 
+static int cs_root_missing(bkr_store *s)
+{
+	return bkr_store_root_missing(INNER(s));
+}
+
+static int cs_drop_copy(bkr_store *s, const char *name)
+{
+	return bkr_store_drop_copy(INNER(s), name);
+}
+
 static int cs_mark(bkr_store *s, const char *name, bkr_store_held **out)
 {
 	return bkr_store_mark(INNER(s), name, out);
@@ -176,6 +186,8 @@ static const bkr_store_ops crypto_ops = {
 	.lock = cs_lock,
 	.mark = cs_mark,
 	.free = cs_free,
+	.root_missing = cs_root_missing,
+	.drop_copy = cs_drop_copy,
 };
 
 int bkr_crypto_store_new(bkr_store **out, bkr_store *inner, const bkr_crypto *c)

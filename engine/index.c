@@ -573,6 +573,10 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 		}
 		bool sealed = false;
 		err = load_file(idx, s, l.cand[i].name, &sealed);
+		if (err == BKR_ECORRUPT && !sealed && bkr_store_drop_copy(s, l.cand[i].name) > 0) {
+			bkr_error_clear(); /* a cached copy failed: the object itself, once */
+			err = load_file(idx, s, l.cand[i].name, &sealed);
+		}
 		if ((err == BKR_ECORRUPT || err == BKR_EUNSUPPORTED) && !sealed && (flags & BKR_INDEX_SKIP_DAMAGED))
 			err = note_skipped(idx);
 		*vanished = err == BKR_ENOTFOUND;

@@ -182,7 +182,7 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const c
 						    fe[i].type == BKR_BLOB_TREE ? "tree" : "data",
 						    type == BKR_BLOB_TREE ? "tree" : "data");
 	}
-	if (err == BKR_ENOMEM)
+	if (bkr_error_not_damage(err))
 		goto done;
 	if (err < 0) {
 		p->rep->bad_packs++;
@@ -253,7 +253,7 @@ static int on_trash(void *ctx, bkr_store *s, size_t place, const char *name)
 	if ((err = bkr_store_describe(s, name, path, sizeof(path))) < 0 ||
 	    (err = bkr_repo_pack_footer(p->r, &id, path, &fe, &nf)) < 0 || nf == 0) {
 		free(fe);
-		if (err == BKR_ENOMEM)
+		if (bkr_error_not_damage(err))
 			return err;
 		bkr_error_clear(); /* unreadable: it stays in the trash */
 		return 0;
@@ -416,7 +416,7 @@ static int heal(struct repair *p)
 				p->rep->damaged_healed++;
 			continue;
 		}
-		if (rerr == BKR_ENOMEM) {
+		if (bkr_error_not_damage(rerr)) {
 			err = rerr;
 			break;
 		}
@@ -654,7 +654,7 @@ static int walk_tree(struct repair *p, const bkr_manifest *m, const bkr_id *id, 
 	if (bkr_idset_has(&p->clean, id))
 		return 0;
 	if ((err = load_tree(p, id, &t)) < 0) {
-		if (err == BKR_ENOMEM)
+		if (bkr_error_not_damage(err))
 			return err;
 		bkr_error_clear();
 		damaged_file(p, m, len ? path : "/", NULL, id, "directory tree");

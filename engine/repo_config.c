@@ -213,6 +213,8 @@ int bkr_repo_config_load(bkr_repo *r)
 	if ((cerr = load_one(r, BKR_REPO_CONFIG_COPY, &copy)) < 0) {
 		char second[600];
 		snprintf(second, sizeof(second), "%s", bkr_error_message());
+		if (err == BKR_ENOTFOUND && cerr == BKR_ENOTFOUND && bkr_store_root_missing(r->store) < 0)
+			return BKR_ENOTFOUND; /* not the repository: the bucket it would be in */
 		if (err == BKR_ENOTFOUND && cerr == BKR_ENOTFOUND)
 			return bkr_error_set(BKR_ENOTFOUND, "%s: no config.json: not a bkrfs repository (create one with 'bkr init')",
 					     r->path);

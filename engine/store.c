@@ -87,6 +87,16 @@ int bkr_store_describe(const bkr_store *s, const char *name, char *out, size_t c
 	return 0;
 }
 
+int bkr_store_drop_copy(bkr_store *s, const char *name)
+{
+	return s && s->ops->drop_copy ? s->ops->drop_copy(s, name) : 0;
+}
+
+int bkr_store_root_missing(bkr_store *s)
+{
+	return s && s->ops->root_missing ? s->ops->root_missing(s) : 0;
+}
+
 int bkr_store_stat(bkr_store *s, const char *name, uint64_t *size)
 {
 	int err;

@@ -62,6 +62,7 @@ struct entry {
 	int refs;                    /* readers using the file now */
 	bool verified;               /* read whole and checked by this process */
 	bool listed;                 /* on the use list, counted in bytes/files */
+	bool outdated;               /* not the object now (shorter than a reader needs): fetch again */
 	char name[];
 };
 
@@ -337,6 +338,17 @@ static int acquire(cache_store *cs, const char *name, uint64_t block, struct ent
 	if (!e) {
 		e = entry_add(cs, name, block, LOADING);
 		r = FETCH;
+	} else if (e->outdated) {
+		/* the object is not what was kept (replaced in the store): fetched again */
+		char path[PATH_MAX];
+		if (file_of(cs, e->name, e->block, path) == 0)
+			unlink(path);
+		e->outdated = false;
+		e->verified = false;
+		e->state = LOADING;
+		unlist(cs, e);
+		cs->st.refetched++;
+		r = FETCH;
 	} else if (!e->verified) {
 		e->state = LOADING;
 		unlist(cs, e);
@@ -379,6 +391,20 @@ static void discard(cache_store *cs, struct entry *e)
 	bkr_error_clear();
 }
 
+/*
+ * A checked file is not the object as it is now (a reader needs bytes past
+ * its end: the object was replaced in the store, say a damaged copy put
+ * right): the next reader fetches it again, once nobody reads it.
+ */
+static void outdate(cache_store *cs, struct entry *e)
+{
+	pthread_mutex_lock(&cs->lock);
+	e->verified = false;
+	e->outdated = true;
+	release_locked(cs, e);
+	pthread_mutex_unlock(&cs->lock);
+}
+
 /* the LOADING entry @p e was fetched: keep @p data as its file (or drop it if that fails) */
 static void keep(cache_store *cs, struct entry *e, const uint8_t *data, size_t len, uint64_t obj_size)
 {
@@ -393,12 +419,23 @@ static void keep(cache_store *cs, struct entry *e, const uint8_t *data, size_t l
 	pthread_mutex_unlock(&cs->lock);
 }
 
-/* check the file of CHECK entry @p e; *data gets its bytes when @p data is not NULL */
-static void check(cache_store *cs, struct entry *e, uint8_t **data, uint64_t *len)
+/*
+ * Check the file of CHECK entry @p e; *data gets its bytes when @p data is
+ * not NULL.  A file kept for an object of another size than @p expect (the
+ * object's size now; 0: unknown) is of an object since replaced: dropped.
+ */
+static void check(cache_store *cs, struct entry *e, uint8_t **data, uint64_t *len, uint64_t expect)
 {
 	char path[PATH_MAX];
 	uint64_t obj_size;
 	bool ok = file_of(cs, e->name, e->block, path) == 0 && file_check(path, data, len, &obj_size) == 0;
+	if (ok && expect && obj_size != expect) {
+		ok = false;
+		if (data) {
+			free(*data);
+			*data = NULL;
+		}
+	}
 
 	bkr_error_clear();
 	pthread_mutex_lock(&cs->lock);
@@ -418,19 +455,23 @@ static void count(cache_store *cs, uint64_t bytes)
 	pthread_mutex_unlock(&cs->lock);
 }
 
-/* an object the wrapped store no longer has: forget every file of it */
-static void forget(cache_store *cs, const char *name)
+/* an object the wrapped store no longer has: forget every file of it (how many) */
+static int forget(cache_store *cs, const char *name)
 {
+	int n = 0;
 	pthread_mutex_lock(&cs->lock);
 	for (size_t b = 0; b < BUCKETS; b++) {
 		struct entry *e = cs->table[b], *next;
 		for (; e; e = next) {
 			next = e->next;
-			if (e->state == PRESENT && e->refs == 0 && !strcmp(e->name, name))
+			if (e->state == PRESENT && e->refs == 0 && !strcmp(e->name, name)) {
 				entry_remove(cs, e);
+				n++;
+			}
 		}
 	}
 	pthread_mutex_unlock(&cs->lock);
+	return n;
 }
 
 /* ---- whole objects -------------------------------------------------------------- */
@@ -457,6 +498,7 @@ static int whole_read(cache_store *cs, const char *name, size_t max, uint8_t **o
 	uint8_t *data = NULL;
 	uint64_t n = 0, obj_size;
 	size_t got;
+	bool refetched = false;
 	int err;
 
 	if ((err = file_of(cs, name, WHOLE, path)) < 0)
@@ -465,6 +507,13 @@ static int whole_read(cache_store *cs, const char *name, size_t max, uint8_t **o
 		switch (acquire(cs, name, WHOLE, &e)) {
 		case HAVE:
 			if (!out && (off > e->len || len > e->len - off)) {
+				if (!refetched) {
+					/* the reader knows the object is longer: a copy of another
+					 * object by that name (a damaged one since put right)? */
+					refetched = true;
+					outdate(cs, e);
+					continue;
+				}
 				release(cs, e);
 				return bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%zu bytes at %llu of %llu)",
 						     cs->base.location, name, len, (unsigned long long)off,
@@ -480,7 +529,7 @@ static int whole_read(cache_store *cs, const char *name, size_t max, uint8_t **o
 				return err;
 			goto found;
 		case CHECK:
-			check(cs, e, out ? &data : NULL, &n);
+			check(cs, e, out ? &data : NULL, &n, 0);
 			if (out && data)
 				goto found;
 			continue;
@@ -657,7 +706,7 @@ static int blocks_read(cache_store *cs, const char *name, uint64_t start, size_t
 			break;
 		}
 		case CHECK:
-			check(cs, e, NULL, &n);
+			check(cs, e, NULL, &n, size);
 			break;
 		default:
 			if (!e)
@@ -849,6 +898,24 @@ static int cache_mark(bkr_store *s, const char *name, bkr_store_held **out)
 	return bkr_store_mark(inner_of(s), name, out);
 }
 
+/* a copy that failed to parse: perhaps of an object since put right in the wrapped store */
+static int cache_drop_copy(bkr_store *s, const char *name)
+{
+	cache_store *cs = (cache_store *)s;
+	int n = forget(cs, name);
+	if (n) {
+		pthread_mutex_lock(&cs->lock);
+		cs->st.refetched++;
+		pthread_mutex_unlock(&cs->lock);
+	}
+	return n > 0;
+}
+
+static int cache_root_missing(bkr_store *s)
+{
+	return bkr_store_root_missing(inner_of(s));
+}
+
 static void cache_free(bkr_store *s)
 {
 	cache_store *cs = (cache_store *)s;
@@ -885,6 +952,8 @@ static const bkr_store_ops cache_ops = {
 	.lock = cache_lock,
 	.mark = cache_mark,
 	.free = cache_free,
+	.root_missing = cache_root_missing,
+	.drop_copy = cache_drop_copy,
 };
 
 /* ---- opening: the files an earlier process left -------------------------------- */

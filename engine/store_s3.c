@@ -35,6 +35,7 @@
 #include "bkr/host.h"
 #include "bkr/io.h"
 #include "bkr/log.h"
+#include "bkr/utf8.h"
 #include "store_s3_parse.h"
 
 #include <curl/curl.h>
@@ -96,6 +97,8 @@ static const char *pick(const char *env, const char *cfg)
 
 /* ---- the store ------------------------------------------------------------------- */
 
+typedef struct s3_held s3_held;
+
 typedef struct {
 	bkr_store base;
 	bkr_s3_url url;
@@ -119,6 +122,9 @@ typedef struct {
 		uint64_t used; /* wclock at the last hit */
 	} win[S3_NWIN];
 	uint64_t wclock;
+	pthread_mutex_t lmu;   /* guards held */
+	s3_held *held;         /* the locks this store holds (not marks): checked before a publish */
+	volatile bool no_bucket; /* a request met NoSuchBucket */
 } s3_store;
 
 struct s3_req {
@@ -144,6 +150,7 @@ struct s3_req {
 	uint64_t length;          /* Content-Length */
 	int64_t date;             /* the server's Date */
 	int64_t modified;         /* Last-Modified */
+	char etag[100];           /* ETag, as sent */
 	int attempts;
 	size_t sent;
 	bool half_sent;           /* the fault point "s3-send" was passed */
@@ -159,6 +166,7 @@ static void req_reset(struct s3_req *r)
 	r->length = 0;
 	r->date = 0;
 	r->modified = -1;
+	r->etag[0] = '\0';
 	r->sent = 0;
 	r->half_sent = false;
 }
@@ -252,6 +260,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 		r->date = bkr_s3_parse_time(line + 5 + strspn(line + 5, " "));
 	else if (!strncasecmp(line, "last-modified:", 14))
 		r->modified = bkr_s3_parse_time(line + 14 + strspn(line + 14, " "));
+	else if (!strncasecmp(line, "etag:", 5))
+		snprintf(r->etag, sizeof(r->etag), "%s", line + 5 + strspn(line + 5, " "));
 	return len;
 }
 
@@ -483,7 +493,7 @@ static int status_error(s3_store *s, const struct s3_req *r, const char *name)
 		snprintf(what, sizeof(what), "%s", s->base.location);
 	if (r->too_large)
 		return bkr_error_set(BKR_ECORRUPT, "%s: larger than %zu bytes", what, r->max);
-	if (!strcmp(code, "NoSuchBucket"))
+	if (!strcmp(code, "NoSuchBucket") && (s->no_bucket = true))
 		return bkr_error_set(BKR_ENOTFOUND, "%s: bucket '%s' does not exist at %s (create it first)", what,
 				     s->url.bucket, s->endpoint);
 	if (!strcmp(code, "InvalidAccessKeyId"))
@@ -690,7 +700,7 @@ static int s3_get_range(bkr_store *base, const char *name, uint64_t off, size_t 
  * 412 may be meeting its own earlier attempt (its answer lost on the way):
  * the object is read back, and when it holds exactly @p data it is ours.
  */
-static int s3_put_new(s3_store *s, const char *name, const void *data, size_t len)
+static int s3_put_new(s3_store *s, const char *name, const void *data, size_t len, char *etag, size_t etag_cap)
 {
 	struct s3_req r = { .method = "PUT", .name = name, .body = data, .body_len = len,
 			    .headers = { "If-None-Match: *", "Content-Type: application/octet-stream" } };
@@ -707,13 +717,19 @@ static int s3_put_new(s3_store *s, const char *name, const void *data, size_t le
 		err = bkr_error_set(BKR_EEXISTS, "%s/%s: already exists", s->base.location, name);
 	else if (err == 0 && r.status != 200)
 		err = status_error(s, &r, name);
+	if (err == 0 && etag)
+		snprintf(etag, etag_cap, "%s", r.etag);
 	req_free(&r);
 	return err;
 }
 
+static int locks_confirm(s3_store *s, const char *name);
+
 static int s3_put(bkr_store *base, const char *name, const void *data, size_t len)
 {
-	return s3_put_new((s3_store *)base, name, data, len);
+	s3_store *s = (s3_store *)base;
+	int err = locks_confirm(s, name);
+	return err < 0 ? err : s3_put_new(s, name, data, len, NULL, 0);
 }
 
 typedef struct {
@@ -760,7 +776,8 @@ static int s3_upload_publish(bkr_store_upload *base, const char *name)
 	int err;
 	if (u->published)
 		return bkr_error_set(BKR_EINVAL, "upload already published");
-	if ((err = s3_put_new((s3_store *)u->base.store, name, u->buf, u->len)) == 0) {
+	if ((err = locks_confirm((s3_store *)u->base.store, name)) == 0 &&
+	    (err = s3_put_new((s3_store *)u->base.store, name, u->buf, u->len, NULL, 0)) == 0) {
 		u->published = true;
 		free(u->buf);
 		u->buf = NULL;
@@ -904,15 +921,123 @@ static int s3_prepare(bkr_store *base, const char *prefix)
 
 /* ---- locks -------------------------------------------------------------------------- */
 
-typedef struct {
+struct s3_held {
 	bkr_store_held base;
+	s3_held *next;              /* in the store's list of held locks */
 	char name[S3_KEY_MAX];      /* our lock object */
 	char *body;
+	bool mark;                  /* a writers' mark: rewritten as it is, never checked */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop, running;
-} s3_held;
+	pthread_mutex_t cmu;        /* one confirmation at a time; guards what follows */
+	char etag[100];             /* our object's ETag, as the server gave it */
+	bool etag_bare;             /* the server wants If-Match without the quotes (Ceph RGW) */
+	bool lost;                  /* removed or replaced behind our back */
+	int64_t confirmed;          /* CLOCK_BOOTTIME seconds when the last good write was sent */
+	int64_t silent;             /* when lost: seconds from that write to finding it gone */
+};
+
+/* Seconds on a clock that runs while the process is stopped or the machine sleeps. */
+static int64_t boot_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+static int lost_error(s3_store *s, s3_held *l)
+{
+	return bkr_error_set(BKR_ELOCKED, "%s/%s: repository lock lost: this command's lock object was removed "
+			     "(as stale, by another host) while it ran (paused or cut off for %lld s; a lock not "
+			     "refreshed for %d s is stale); nothing was published after that", s->base.location,
+			     l->name, (long long)l->silent, s->lock_stale);
+}
+
+/*
+ * Rewrite our lock object only if it is still there and ours (If-Match: its
+ * ETag): its Last-Modified says we are alive.  BKR_ELOCKED "lock lost" when
+ * it was removed (a host that judged it stale) or replaced, after which it
+ * is never written again; BKR_EUNAVAILABLE and the like when the server
+ * could not say (the lock may still be ours).  Nothing is sent when the
+ * last good write was sent less than @p fresh seconds ago.
+ */
+static int lock_confirm(s3_store *s, s3_held *l, int64_t fresh)
+{
+	int err = 0;
+	pthread_mutex_lock(&l->cmu);
+	if (l->lost) {
+		err = lost_error(s, l);
+		goto done;
+	}
+	if (boot_seconds() - l->confirmed < fresh)
+		goto done;
+	for (int tries = 0;; tries++) {
+		char cond[140];
+		const char *tag = l->etag;
+		size_t tlen = strlen(tag);
+		int64_t sent = boot_seconds();
+		if (l->etag_bare && tlen >= 2 && tag[0] == '"') {
+			tag++;
+			tlen -= 2;
+		}
+		snprintf(cond, sizeof(cond), "If-Match: %.*s", (int)tlen, tag);
+		struct s3_req r = { .method = "PUT", .name = l->name, .body = (const uint8_t *)l->body,
+				    .body_len = strlen(l->body),
+				    .headers = { cond, "Content-Type: application/octet-stream" } };
+		err = s3_perform(s, &r);
+		if (err == 0 && r.status == 200) {
+			l->confirmed = sent;
+			if (r.etag[0])
+				snprintf(l->etag, sizeof(l->etag), "%s", r.etag);
+		} else if (err == 0 && (r.status == 412 || r.status == 404)) {
+			/* a server that compares If-Match without the quotes (Ceph RGW) refuses
+			 * the quoted ETag of an object that is there: ask it plainly, once */
+			struct s3_req h = { .method = "HEAD", .name = l->name };
+			bool there = false;
+			if (!tries && !l->etag_bare && l->etag[0] == '"' && s3_perform(s, &h) == 0 && h.status == 200 &&
+			    !strcmp(h.etag, l->etag))
+				there = true;
+			bkr_error_clear();
+			req_free(&h);
+			if (there) {
+				l->etag_bare = true;
+				req_free(&r);
+				continue;
+			}
+			l->lost = true;
+			l->silent = sent - l->confirmed;
+			err = lost_error(s, l);
+		} else if (err == 0) {
+			err = status_error(s, &r, l->name);
+		}
+		req_free(&r);
+		break;
+	}
+done:
+	pthread_mutex_unlock(&l->cmu);
+	return err;
+}
+
+/*
+ * Before publishing @p name (an index file, a manifest, a record: what the
+ * locks held guard), make sure every lock this store holds is still ours.
+ * A lock written less than stale/5 seconds ago (one refresh period, by a
+ * clock that runs while we are stopped) cannot have been judged stale by
+ * any host, which waits for the larger of its period and ours: no request.
+ */
+static int locks_confirm(s3_store *s, const char *name)
+{
+	int err = 0;
+	if (!strncmp(name, "data/", 5) || !strncmp(name, "tree/", 5) || !strncmp(name, "locks/", 6))
+		return 0; /* a pack no index names is a leftover, whatever happens to the lock */
+	pthread_mutex_lock(&s->lmu);
+	for (s3_held *l = s->held; l && err == 0; l = l->next)
+		err = lock_confirm(s, l, s->lock_stale / 5);
+	pthread_mutex_unlock(&s->lmu);
+	return err;
+}
 
 /* Rewrite our lock object every stale/5 seconds: its Last-Modified says we are alive. */
 static void *refresh_main(void *arg)
@@ -928,12 +1053,22 @@ static void *refresh_main(void *arg)
 		if (pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0 || l->stop)
 			continue;
 		pthread_mutex_unlock(&l->mu);
-		{
+		if (l->mark) {
+			/* a mark is only a sign of work in progress: rewritten as it is */
 			struct s3_req r = { .method = "PUT", .name = l->name, .body = (const uint8_t *)l->body,
 					    .body_len = strlen(l->body) };
 			if (s3_perform(s, &r) < 0)
 				bkr_error_clear(); /* tried again next period; stale only after five misses */
 			req_free(&r);
+		} else if (lock_confirm(s, l, 0) < 0) {
+			bool lost = l->lost;
+			if (lost)
+				bkr_log_warn("s3", "%s", bkr_error_message());
+			bkr_error_clear(); /* unreachable: tried again next period; stale only after five misses */
+			if (lost) {
+				pthread_mutex_lock(&l->mu);
+				break; /* never written again: the command fails before it publishes */
+			}
 		}
 		pthread_mutex_lock(&l->mu);
 	}
@@ -947,7 +1082,7 @@ struct lock_scan {
 	bool exclusive;
 	char holder[S3_KEY_MAX];   /* the first live conflicting lock */
 	int64_t holder_time;
-	char stale[8][S3_KEY_MAX]; /* stale ones to remove */
+	char stale[8][S3_KEY_MAX]; /* possibly stale ones: to remove unless their holder says otherwise */
 	int64_t stale_time[8];
 	int nstale;
 	int64_t now;
@@ -966,8 +1101,9 @@ static int on_lock(void *ctx, const char *name, int64_t modified)
 		if (ls->nstale < 8) {
 			snprintf(ls->stale[ls->nstale], S3_KEY_MAX, "%s", name);
 			ls->stale_time[ls->nstale++] = modified;
+			return 0;
 		}
-		return 0;
+		/* more than we look at: taken for a live holder (we wait) */
 	}
 	if (!ls->holder[0]) {
 		snprintf(ls->holder, sizeof(ls->holder), "%s", name);
@@ -976,22 +1112,32 @@ static int on_lock(void *ctx, const char *name, int64_t modified)
 	return 0;
 }
 
-/* "host H, pid P" of the lock object @p name, for messages. */
-static void describe_holder(s3_store *s, const char *name, char *out, size_t cap)
+/*
+ * "pid P on host H" of the lock object @p name, for messages, and in
+ * *@p stale the period after which it is stale: the larger of ours and the
+ * one its holder wrote in it (a holder refreshes by its own setting).
+ */
+static void describe_holder(s3_store *s, const char *name, char *out, size_t cap, int *stale)
 {
 	uint8_t *text = NULL;
 	size_t len;
-	char host[128] = "?", pid[32] = "?";
+	char host[128] = "?", pid[32] = "?", safe[4 * sizeof(host)];
+	*stale = s->lock_stale;
 	if (s3_get(&s->base, name, 4096, &text, &len) == 0) {
-		const char *h = strstr((char *)text, "\"host\":\""), *p = strstr((char *)text, "\"pid\":");
+		const char *h = strstr((char *)text, "\"host\":\""), *p = strstr((char *)text, "\"pid\":"),
+			   *st = strstr((char *)text, "\"stale_seconds\":");
+		long v;
 		if (h)
 			sscanf(h + 8, "%127[^\"]", host);
 		if (p)
 			sscanf(p + 6, "%31[0-9]", pid);
+		if (st && sscanf(st + 16, "%ld", &v) == 1 && v > *stale && v < 10L * 365 * 86400)
+			*stale = (int)v;
 	}
 	bkr_error_clear();
 	free(text);
-	snprintf(out, cap, "pid %s on host %s", pid, host);
+	/* the bucket's text: a newline or an escape sequence in it must not reach a terminal */
+	snprintf(out, cap, "pid %s on host %s", pid, bkr_text_escape(safe, sizeof(safe), host, strlen(host)));
 }
 
 /* a lock, or with @p mark a shared hold written without looking at the others */
@@ -1002,7 +1148,7 @@ static int s3_hold(bkr_store *base, const char *name, bool exclusive, bool wait,
 	struct lock_scan *ls = calloc(1, sizeof(*ls));
 	s3_held *l = calloc(1, sizeof(*l));
 	uint8_t rnd[16];
-	int err = 0, attempt = 0;
+	int err = 0, attempt = 0, holder_stale = 0;
 
 	if (!ls || !l) {
 		err = bkr_error_oom();
@@ -1014,13 +1160,16 @@ static int s3_hold(bkr_store *base, const char *name, bool exclusive, bool wait,
 	bkr_host_name(host, sizeof(host), NULL);
 	snprintf(prefix, sizeof(prefix), "%s-", name);
 	snprintf(l->name, sizeof(l->name), "%s%c-%s", prefix, exclusive ? 'x' : 's', hex);
-	if (asprintf(&l->body, "{\"mode\":\"%s\",\"host\":\"%s\",\"pid\":%ld,\"uid\":%ld}\n",
-		     exclusive ? "exclusive" : "shared", host, (long)getpid(), (long)getuid()) < 0) {
+	/* stale_seconds: our own period, so that a host configured with a shorter one
+	 * never calls this lock stale before we would have refreshed it */
+	if (asprintf(&l->body, "{\"mode\":\"%s\",\"host\":\"%s\",\"pid\":%ld,\"uid\":%ld,\"stale_seconds\":%d}\n",
+		     exclusive ? "exclusive" : "shared", host, (long)getpid(), (long)getuid(), s->lock_stale) < 0) {
 		l->body = NULL;
 		err = bkr_error_oom();
 		goto done;
 	}
 	l->base.store = base;
+	l->mark = mark;
 	for (;; attempt++) {
 		struct list_ctx lc = { .cb_time = on_lock, .ctx = ls };
 		memset(ls, 0, sizeof(*ls));
@@ -1028,8 +1177,16 @@ static int s3_hold(bkr_store *base, const char *name, bool exclusive, bool wait,
 		ls->plen = strlen(prefix);
 		ls->exclusive = exclusive;
 		ls->stale_after = s->lock_stale;
-		if ((err = s3_put_new(s, l->name, l->body, strlen(l->body))) < 0)
+		l->confirmed = boot_seconds();
+		if ((err = s3_put_new(s, l->name, l->body, strlen(l->body), l->etag, sizeof(l->etag))) < 0)
 			goto done;
+		if (!l->etag[0] && !mark) { /* a retried PUT's answer was lost: ask for the ETag */
+			struct s3_req h = { .method = "HEAD", .name = l->name };
+			if (s3_perform(s, &h) == 0 && h.status == 200)
+				snprintf(l->etag, sizeof(l->etag), "%s", h.etag);
+			bkr_error_clear();
+			req_free(&h);
+		}
 		if (mark)
 			break;
 		if ((err = s3_list_pages(s, prefix, &lc, &ls->now)) < 0) {
@@ -1037,11 +1194,22 @@ static int s3_hold(bkr_store *base, const char *name, bool exclusive, bool wait,
 			goto done;
 		}
 		for (int i = 0; i < ls->nstale; i++) {
+			int stale;
+			long long age = (long long)(ls->now - ls->stale_time[i]);
+			char safe[S3_KEY_MAX * 4];
+			describe_holder(s, ls->stale[i], who, sizeof(who), &stale);
+			if (age <= stale) {
+				/* its holder refreshes less often than we would: not stale for it */
+				if (!ls->holder[0]) {
+					snprintf(ls->holder, sizeof(ls->holder), "%s", ls->stale[i]);
+					ls->holder_time = ls->stale_time[i];
+				}
+				continue;
+			}
 			/* its holder is gone: say so (the message stays if we fail) and remove it */
-			describe_holder(s, ls->stale[i], who, sizeof(who));
 			bkr_log_warn("s3", "%s/%s: stale lock of %s removed (not refreshed for %lld s; stale after %d s)",
-				     s->base.location, ls->stale[i], who, (long long)(ls->now - ls->stale_time[i]),
-				     s->lock_stale);
+				     s->base.location, bkr_text_escape(safe, sizeof(safe), ls->stale[i], strlen(ls->stale[i])),
+				     who, age, stale);
 			if (s3_delete_object(s, ls->stale[i]) < 0)
 				bkr_error_clear();
 		}
@@ -1050,18 +1218,25 @@ static int s3_hold(bkr_store *base, const char *name, bool exclusive, bool wait,
 		if ((err = s3_delete_object(s, l->name)) < 0)
 			goto done;
 		if (!wait) {
-			describe_holder(s, ls->holder, who, sizeof(who));
+			describe_holder(s, ls->holder, who, sizeof(who), &holder_stale);
 			err = bkr_error_set(BKR_ELOCKED, "%s/%s: held %s by %s (refreshed %lld s ago; a lock not "
 					    "refreshed for %d s is stale)", s->base.location, name,
 					    ls->holder[ls->plen] == 'x' ? "exclusively" : "shared", who,
 					    (long long)(ls->now && ls->holder_time ? ls->now - ls->holder_time : 0),
-					    s->lock_stale);
+					    holder_stale);
 			goto done;
 		}
 		pause_before(s, attempt < 3 ? attempt + 1 : 3);
 	}
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
+	pthread_mutex_init(&l->cmu, NULL);
+	if (!mark) {
+		pthread_mutex_lock(&s->lmu);
+		l->next = s->held;
+		s->held = l;
+		pthread_mutex_unlock(&s->lmu);
+	}
 	if (pthread_create(&l->thread, NULL, refresh_main, l) == 0)
 		l->running = true;
 	*out = &l->base;
@@ -1087,6 +1262,14 @@ static int s3_mark(bkr_store *base, const char *name, bkr_store_held **out)
 static void s3_unlock(bkr_store_held *base)
 {
 	s3_held *l = (s3_held *)base;
+	s3_store *s = (s3_store *)l->base.store;
+	pthread_mutex_lock(&s->lmu);
+	for (s3_held **p = &s->held; *p; p = &(*p)->next)
+		if (*p == l) {
+			*p = l->next;
+			break;
+		}
+	pthread_mutex_unlock(&s->lmu);
 	if (l->running) {
 		pthread_mutex_lock(&l->mu);
 		l->stop = true;
@@ -1108,8 +1291,18 @@ static void s3_unlock(bkr_store_held *base)
 	}
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->cmu);
 	free(l->body);
 	free(l);
+}
+
+static int s3_root_missing(bkr_store *base)
+{
+	s3_store *s = (s3_store *)base;
+	if (!s->no_bucket)
+		return 0;
+	return bkr_error_set(BKR_ENOTFOUND, "%s: bucket '%s' does not exist at %s (create it first)", s->base.location,
+			     s->url.bucket, s->endpoint);
 }
 
 static void s3_free(bkr_store *base)
@@ -1122,6 +1315,7 @@ static void s3_free(bkr_store *base)
 		free(s->win[i].data);
 	}
 	pthread_mutex_destroy(&s->wmu);
+	pthread_mutex_destroy(&s->lmu);
 	pthread_mutex_destroy(&s->mu);
 	free(s->endpoint);
 	free(s->base_url);
@@ -1151,11 +1345,25 @@ static const bkr_store_ops s3_ops = {
 	.mark = s3_mark,
 	.unlock = s3_unlock,
 	.free = s3_free,
+	.root_missing = s3_root_missing,
 };
+
+/* A region as AWS names them ("us-east-1", "eu-central-2"; "default" for some servers). */
+static bool region_ok(const char *r)
+{
+	size_t n = strlen(r);
+	if (n == 0 || n > 60)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= 'A' && r[i] <= 'Z') || (r[i] >= '0' && r[i] <= '9') ||
+		      r[i] == '-' || r[i] == '_'))
+			return false;
+	return true;
+}
 
 int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 {
-	const char *ak, *sk, *token, *region, *endpoint;
+	const char *ak, *sk, *token, *region, *region_from, *endpoint;
 	char *def_endpoint = NULL;
 	s3_store *s = NULL;
 	int path_style, err = 0;
@@ -1166,8 +1374,10 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 		return bkr_error_oom();
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->wmu, NULL);
+	pthread_mutex_init(&s->lmu, NULL);
 	s->base.ops = &s3_ops;
 	if ((err = bkr_s3_url_parse(&s->url, location)) < 0) {
+		pthread_mutex_destroy(&s->lmu);
 		pthread_mutex_destroy(&s->wmu);
 		pthread_mutex_destroy(&s->mu);
 		free(s);
@@ -1178,7 +1388,15 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 	sk = pick("AWS_SECRET_ACCESS_KEY", settings.secret_access_key);
 	token = pick("AWS_SESSION_TOKEN", settings.session_token);
 	region = pick("AWS_REGION", NULL);
-	region = region ? region : pick("AWS_DEFAULT_REGION", settings.region);
+	region_from = "AWS_REGION";
+	if (!region) {
+		region = pick("AWS_DEFAULT_REGION", NULL);
+		region_from = "AWS_DEFAULT_REGION";
+	}
+	if (!region) {
+		region = settings.region && *settings.region ? settings.region : NULL;
+		region_from = "s3.region in the configuration";
+	}
 	region = region ? region : "us-east-1";
 	endpoint = pick("AWS_ENDPOINT_URL_S3", NULL);
 	endpoint = endpoint ? endpoint : pick("AWS_ENDPOINT_URL", settings.endpoint_url);
@@ -1192,8 +1410,11 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 	} else if (!endpoint && asprintf(&def_endpoint, "https://s3.%s.amazonaws.com", region) < 0) {
 		def_endpoint = NULL;
 		err = bkr_error_oom();
-	} else if (strlen(region) > 60 || strpbrk(region, ":/ ")) {
-		err = bkr_error_set(BKR_EINVAL, "%s: bad region '%s'", location, region);
+	} else if (!region_ok(region)) {
+		char safe[256];
+		err = bkr_error_set(BKR_EINVAL, "%s: bad region '%s' in %s (expected letters, digits and '-', such as "
+				    "us-east-1)", location, bkr_text_escape(safe, sizeof(safe), region, strlen(region)),
+				    region_from);
 	} else {
 		snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3", region);
 		if (!(s->endpoint = strdup(endpoint ? endpoint : def_endpoint)) || asprintf(&s->userpwd, "%s:%s", ak, sk) < 0 ||

@@ -49,7 +49,8 @@ int bkr_s3_url_parse(bkr_s3_url *out, const char *url)
 	while (n > 0 && p[n - 1] == '/')
 		n--;
 	if (n >= sizeof(out->prefix) - 1)
-		return bkr_error_set(BKR_EINVAL, "%s: prefix too long", url);
+		return bkr_error_set(BKR_EINVAL, "s3://%.*s/...: prefix too long (%zu bytes; at most %zu)", (int)(slash - b),
+				     b, n, sizeof(out->prefix) - 2);
 	memcpy(out->prefix, p, n);
 	out->prefix[n] = '\0';
 	for (const char *c = out->prefix; *c;) {
@@ -79,6 +80,14 @@ int bkr_s3_endpoint_parse(bkr_s3_endpoint *out, const char *url)
 	} else {
 		return bkr_error_set(BKR_EINVAL, "endpoint %s: expected http://HOST[:PORT] or https://HOST[:PORT]", url);
 	}
+	{
+		/* user:password@ in the endpoint: refused, and never echoed */
+		const char *at = memchr(h, '@', strcspn(h, "/?#"));
+		if (at)
+			return bkr_error_set(BKR_EINVAL, "endpoint %s://...@%s: a user name or password in the endpoint URL "
+					     "is refused (the credentials go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+					     out->https ? "https" : "http", at + 1);
+	}
 	if (*h == '[') {
 		if (!(end = strchr(h, ']')))
 			return bkr_error_set(BKR_EINVAL, "endpoint %s: unclosed '[' in the host", url);
@@ -98,8 +107,8 @@ int bkr_s3_endpoint_parse(bkr_s3_endpoint *out, const char *url)
 		unsigned long v;
 		port = end + 1;
 		v = strtoul(port, &e, 10);
-		if (e == port || v == 0 || v > 65535)
-			return bkr_error_set(BKR_EINVAL, "endpoint %s: bad port", url);
+		if (!isdigit((unsigned char)*port) || v == 0 || v > 65535 || (*e && *e != '/' && *e != '?' && *e != '#'))
+			return bkr_error_set(BKR_EINVAL, "endpoint %s: bad port (expected 1 to 65535)", url);
 		out->port = (unsigned)v;
 		end = e;
 	}

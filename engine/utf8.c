@@ -51,6 +51,47 @@ bool bkr_utf8_valid(const char *s, size_t len)
 	return true;
 }
 
+char *bkr_text_escape(char *out, size_t cap, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	if (!cap)
+		return out;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = c < 0x80 ? 1 : bkr_utf8_seq(s + i, len - i);
+		bool plain = n > 1 ? !(c == 0xc2 && (unsigned char)s[i + 1] < 0xa0) /* C1: U+0080..U+009F */
+				   : n == 1 && c >= 0x20 && c != 0x7f && c != '\\';
+		if (plain) {
+			if (o + n >= cap)
+				break;
+			memcpy(out + o, s + i, n);
+			o += n;
+			i += n;
+			continue;
+		}
+		if (!n)
+			n = 1; /* not UTF-8: this byte alone */
+		if (o + 4 * n >= cap)
+			break;
+		for (size_t k = 0; k < n; k++) {
+			unsigned char b = (unsigned char)s[i + k];
+			if (b == '\\') {
+				out[o++] = '\\';
+				out[o++] = '\\';
+				continue;
+			}
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[b >> 4];
+			out[o++] = hex[b & 15];
+		}
+		i += n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 char *bkr_utf8_clean(const char *s)
 {
 	size_t len = strlen(s), o = 0;

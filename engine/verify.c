@@ -306,7 +306,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 	if (v->o->progress)
 		v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done, v->bytes_total);
 	if ((err = src_open(v, path, v->o->read_data, &src)) < 0) {
-		if (err == BKR_ENOMEM)
+		if (bkr_error_not_damage(err))
 			goto done;
 		/* restore cannot read it either: every blob in it is lost */
 		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s", bkr_error_message());
@@ -317,7 +317,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 	}
 	if ((err = bkr_pack_read_footer_from(bkr_repo_crypto(v->r), id, src_read, &src, src.size, path, &fents,
 					     &nf)) < 0) {
-		if (err == BKR_ENOMEM)
+		if (bkr_error_not_damage(err))
 			goto done;
 		/* readers go by the index, not the footer: read_data finds out what is lost */
 		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s", bkr_error_message());
@@ -350,6 +350,10 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 				       v->bytes_total);
 		if (rb == 0)
 			continue;
+		if (bkr_error_not_damage(rb)) {
+			err = rb;
+			goto done;
+		}
 		report(v, BKR_VERIFY_BLOB, hex, NULL, NULL, "%s", bkr_error_message());
 		if ((err = mark_entry(v, e)) < 0)
 			goto done;
@@ -373,7 +377,7 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 	int err = 0;
 
 	if ((err = bkr_repo_pack_footer(v->r, id, path, &fents, &nf)) < 0) {
-		if (err == BKR_ENOMEM)
+		if (bkr_error_not_damage(err))
 			goto done;
 		err = 0;
 		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s (a pack the index does not name)", bkr_error_message());
@@ -539,15 +543,20 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 
 	v->st->backups++;
 	if ((err = bkr_walk_new(&w, v->r, &m->tree, NULL, 0)) < 0) {
+		if (bkr_error_not_damage(err))
+			return err;
 		bad_tree(v, m, &m->tree, "/", bkr_error_message());
-		return err == BKR_ENOMEM ? err : 0;
+		return 0;
 	}
 	while ((err = bkr_walk_next(w, &it)) > 0) {
 		if (it->entry.type == BKR_FT_DIR) {
 			v->st->trees++;
-			if (it->error < 0) {
-				bad_tree(v, m, &it->entry.subtree, it->path, bkr_walk_error_message(w));
+			if (it->error < 0 && bkr_error_not_damage(it->error)) {
+				err = bkr_error_set(it->error, "%s", bkr_walk_error_message(w));
+				break;
 			}
+			if (it->error < 0)
+				bad_tree(v, m, &it->entry.subtree, it->path, bkr_walk_error_message(w));
 			continue;
 		}
 		if (it->entry.type != BKR_FT_FILE)

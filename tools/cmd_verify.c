@@ -91,7 +91,12 @@ static void on_problem(void *ctx, const bkr_verify_problem *p)
 		cli_print_name(stdout, p->path ? p->path : "", p->path ? strlen(p->path) : 0);
 		fprintf(stdout, ": %s\n", p->message);
 	} else {
-		fprintf(stdout, "%s%s%s %s\n", cli_col(s->c, "red"), kind_name(p->kind), cli_col(s->c, "reset"), p->message);
+		/* a message that begins with its kind ("blob X: ...", "pack X is ...") is not given it twice */
+		const char *kind = kind_name(p->kind);
+		size_t kl = strlen(kind);
+		bool named = !strncmp(p->message, kind, kl) && p->message[kl] == ' ';
+		fprintf(stdout, "%s%s%s %s\n", cli_col(s->c, "red"), kind, cli_col(s->c, "reset"),
+			named ? p->message + kl + 1 : p->message);
 	}
 }
 

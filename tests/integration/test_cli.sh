@@ -523,3 +523,15 @@ e=json.load(open(sys.argv[1]))["error"]
 assert e["exit"] == 2 and e["message"], e' "$T/out" || fail "bkr $args: no JSON error object"
 done
 pass "--json output is valid UTF-8 JSON with non-UTF-8 names and control characters, and keeps their bytes"
+
+# --- verify names an object's kind once: "pack X is named by the index but missing", not "pack pack X ..."
+VR=$T/vkind
+mkdir -p "$T/vkind-src"
+head -c 200000 /dev/urandom >"$T/vkind-src/a"
+expect_exit 0 "$BKR" init -r "$VR"
+expect_exit 0 "$BKR" -r "$VR" create --type full "$T/vkind-src"
+rm "$(find "$VR/data" -name '*.pack' | head -1)"
+expect_exit 1 "$BKR" -r "$VR" verify
+grep -q "^pack [0-9a-f]* is named by the index but missing" "$T/out" || fail "verify does not report the missing pack: $(cat "$T/out")"
+! grep -Eq "^(blob blob|pack pack|tree tree|index index) " "$T/out" || fail "verify doubles the kind: $(cat "$T/out")"
+pass "verify says an object's kind once"

@@ -40,6 +40,15 @@ one_line_error
 grep -q "cannot reach the S3 endpoint http://127.0.0.1:$closed" "$T/err" || fail "a wrong endpoint is not named: $(cat "$T/err")"
 expect_exit 3 "$BKR" init -r s3://no-such-bucket/x
 grep -q "bucket 'no-such-bucket' does not exist" "$T/err" || fail "a missing bucket is not named: $(cat "$T/err")"
+for cmd in list verify "create $T" "restore latest --target $T/nb" prune; do
+	# shellcheck disable=SC2086
+	expect_exit 3 "$BKR" -r s3://no-such-bucket/x $cmd
+	one_line_error
+	grep -q "bucket 'no-such-bucket' does not exist at $S3_ENDPOINT" "$T/err" || fail "$cmd: a missing bucket is not named: $(cat "$T/err")"
+done
+mkdir -p "$T/mnt-nb"
+expect_exit 2 "$BKRFS" s3://no-such-bucket/x "$T/mnt-nb"   # bkrfs: 2 = the repository is missing (bkrfs.1)
+grep -q "bucket 'no-such-bucket' does not exist at $S3_ENDPOINT" "$T/err" || fail "bkrfs: a missing bucket is not named: $(cat "$T/err")"
 [ -z "$(s3keys nokey)" ] || fail "a failed init wrote objects"
 pass "missing credentials, a wrong secret, a wrong endpoint and a missing bucket: one line each, nothing written"
 
@@ -106,6 +115,59 @@ rm -rf "$T/rk"
 expect_exit 0 "$BKR" -r "$CR" restore latest --target "$T/rk"
 python3 "$HERE/treecmp.py" "$KS" "$T/rk/ksrc" >/dev/null || fail "a backup made over a damaged cache does not restore exactly"
 pass "a flipped byte in a cached tree pack and a truncated cached index file: fetched again, the backup exact"
+# a tree pack truncated in the bucket, read once (kept so in the cache), then put right: fetched again
+CD=s3://bkr-test/cachedamage
+CDS=$T/cdsrc
+mkdir -p "$CDS/d"
+for i in $(seq 1 40); do printf 'file %d\n' "$i" >"$CDS/d/f$i"; done
+expect_exit 0 "$BKR" init -r "$CD"
+expect_exit 0 "$BKR" -r "$CD" create --type full "$CDS"
+tk=$(s3keys cachedamage/tree/ | head -1)
+s3curl "$S3_ENDPOINT/bkr-test/$tk" -o "$T/tree.good"
+head -c 100 "$T/tree.good" >"$T/tree.bad"
+s3curl -X PUT --data-binary @"$T/tree.bad" "$S3_ENDPOINT/bkr-test/$tk" -o /dev/null
+sleep 1.1
+printf 'two\n' >"$CDS/d/g"
+rc=0
+XDG_CACHE_HOME=$T/cd-cache "$BKR" -r "$CD" create "$CDS" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" = 4 ] || [ "$rc" = 6 ] || fail "a backup over a truncated parent tree pack: exit $rc: $(cat "$T/err")"
+grep -q "$tk: truncated" "$T/err" || fail "the truncated tree pack is not named: $(cat "$T/err")"
+# what it published (exit 6: files read again in full) goes, so that the next one reads the same parent
+for id in $("$BKR" -r "$CD" list --json | python3 -c 'import json,sys; print(" ".join(m["backup_id"] for m in json.load(sys.stdin)[1:]))'); do
+	expect_exit 0 "$BKR" -r "$CD" delete "$id"
+done
+s3curl -X PUT --data-binary @"$T/tree.good" "$S3_ENDPOINT/bkr-test/$tk" -o /dev/null
+sleep 1.1
+printf 'three\n' >"$CDS/d/h"
+XDG_CACHE_HOME=$T/cd-cache expect_exit 0 "$BKR" -r "$CD" create "$CDS"
+! grep -q "truncated\|unreadable" "$T/err" || fail "the cached short copy of the tree pack was used again: $(cat "$T/err")"
+XDG_CACHE_HOME=$T/cd-cache expect_exit 0 "$BKR" -r "$CD" verify --read-data
+rm -rf "$T/rk"
+XDG_CACHE_HOME=$T/cd-cache expect_exit 0 "$BKR" -r "$CD" restore latest --target "$T/rk"
+python3 "$HERE/treecmp.py" "$CDS" "$T/rk/cdsrc" >/dev/null || fail "the backup after the tree pack was put right does not restore exactly"
+pass "a tree pack truncated in the bucket and then put right: the cached short copy is fetched again, the next backup exact"
+# the same for a manifest: its cached copy fails to parse, is dropped and read again from the bucket
+mk=$(s3keys cachedamage/backups/ | head -1)
+mid=$(basename "$mk" .json)
+s3curl "$S3_ENDPOINT/bkr-test/$mk" -o "$T/man.good"
+head -c 50 "$T/man.good" >"$T/man.bad"
+for id in $("$BKR" -r "$CD" list --json | python3 -c 'import json,sys; print(" ".join(m["backup_id"] for m in json.load(sys.stdin)[1:]))'); do
+	expect_exit 0 "$BKR" -r "$CD" delete "$id"
+done
+s3curl -X PUT --data-binary @"$T/man.bad" "$S3_ENDPOINT/bkr-test/$mk" -o /dev/null
+XDG_CACHE_HOME=$T/cm-cache "$BKR" -r "$CD" create "$CDS" --json >"$T/out" 2>"$T/err" || true
+[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("parent"))' "$T/out")" != "$mid" ] ||
+	fail "a backup took a truncated manifest as parent: $(head -c 400 "$T/out")"
+for id in $("$BKR" -r "$CD" list --json 2>/dev/null | python3 -c 'import json,sys; print(" ".join(m["backup_id"] for m in json.load(sys.stdin)))'); do
+	expect_exit 0 "$BKR" -r "$CD" delete "$id"
+done
+s3curl -X PUT --data-binary @"$T/man.good" "$S3_ENDPOINT/bkr-test/$mk" -o /dev/null
+sleep 1.1
+printf 'four\n' >"$CDS/d/i"
+XDG_CACHE_HOME=$T/cm-cache expect_exit 0 "$BKR" -r "$CD" create "$CDS" --json
+[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["parent"])' "$T/out")" = "$mid" ] ||
+	fail "the backup after the manifest was put right did not take it as parent: $(head -c 400 "$T/out")"
+pass "a manifest truncated in the bucket and then put right: the cached copy that fails to parse is read again"
 # another host's backup in between: the next incremental takes it as parent (listings are never cached)
 printf 'from host b\n' >"$KS/d1/f1"
 XDG_CACHE_HOME=$T/host-b expect_exit 0 "$BKR" -r "$CR" create "$KS" --json
@@ -199,7 +261,9 @@ cat >"$T/bkr.json" <<EOF
         "secret_access_key": "$S3_SECRET_KEY", "lock_stale_seconds": 3}}
 EOF
 head -c 3000000 /dev/urandom >"$S/d.bin"
-BKR_FAULT=s3-send:1:crash "$BKR" -r "$R2" create "$S" >/dev/null 2>&1 || true
+# the backup killed above left a lock that is stale after its own 300 s (docs/s3.md): removed by hand
+for k in $(s3keys crash/locks/); do s3curl -X DELETE "$S3_ENDPOINT/bkr-test/$k" -o /dev/null; done
+BKR_FAULT=s3-send:1:crash env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" create "$S" >/dev/null 2>&1 || true
 [ -n "$(s3keys crash/locks/)" ] || fail "a killed backup left no lock object"
 expect_exit 5 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" prune --no-wait
 grep -q "stale" "$T/err" || fail "the lock message does not say when a lock is stale: $(cat "$T/err")"
@@ -207,6 +271,88 @@ sleep 4
 expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" prune --no-wait
 expect_exit 0 "$BKR" -r "$R2" verify --read-data
 pass "a killed backup's lock blocks prune, named; once stale (s3.lock_stale_seconds) it is removed"
+
+# --- a backup paused past its lock's stale period, its lock taken over by prune: it publishes nothing (exit 5)
+LK=s3://bkr-test/lost
+printf '{"repository": "%s", "workspace_root": "%s", "s3": {"lock_stale_seconds": 2}}\n' "$LK" "$T" >"$T/lost2.json"
+printf '{"repository": "%s", "workspace_root": "%s"}\n' "$LK" "$T" >"$T/lost300.json"
+L=$T/lostsrc
+mkdir -p "$L"
+head -c 2000000 /dev/urandom >"$L/dup.bin"
+expect_exit 0 "$BKR" init -r "$LK"
+expect_exit 0 "$BKR" -c "$T/lost2.json" create --type full "$L" --json
+expect_exit 0 "$BKR" -c "$T/lost2.json" delete "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_id"])' "$T/out")"
+head -c 3000000 /dev/urandom >"$L/new.bin"
+# stopped in the middle of its first pack (new.bin), after deduplicating dup.bin against the deleted backup's pack
+BKR_FAULT=s3-send:1:stop "$BKR" -c "$T/lost2.json" create --type full "$L" >"$T/lost.out" 2>"$T/lost.err" &
+pid=$!
+wait_stopped "$pid" || { cat "$T/lost.err"; fail "the backup never reached the middle of an upload"; }
+sleep 3
+expect_exit 0 "$BKR" -c "$T/lost2.json" prune --no-wait   # the stopped backup's lock is stale: removed
+kill -CONT "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 5 ] || { cat "$T/lost.err"; fail "a backup whose lock was taken over: expected exit 5, got $rc"; }
+[ "$(wc -l <"$T/lost.err")" = 1 ] && grep -q "locks/repo.lock-s-.*repository lock lost.*nothing was published" "$T/lost.err" ||
+	fail "the lost lock is not one line naming it: $(cat "$T/lost.err")"
+[ -z "$(s3keys lost/backups/)" ] || fail "a backup whose lock was taken over published a manifest"
+expect_exit 0 "$BKR" -c "$T/lost2.json" verify
+# a holder's own stale period (300 s) is honoured by a host configured with 2 s
+BKR_FAULT=s3-send:1:stop "$BKR" -c "$T/lost300.json" create --type full "$L" >"$T/lost.out" 2>"$T/lost.err" &
+pid=$!
+wait_stopped "$pid" || { cat "$T/lost.err"; fail "the backup never reached the middle of an upload"; }
+sleep 3.5
+expect_exit 5 "$BKR" -c "$T/lost2.json" prune --no-wait
+grep -q "stale after\|is stale" "$T/err" && grep -q "300 s is stale" "$T/err" ||
+	fail "prune does not name the holder's own stale period: $(cat "$T/err")"
+kill -CONT "$pid"
+wait "$pid" || { cat "$T/lost.err"; fail "the backup whose lock another host left alone failed"; }
+expect_exit 0 "$BKR" -c "$T/lost2.json" verify
+pass "a backup stopped past its lock's stale period and taken over by prune fails (exit 5, one line) and publishes nothing; a holder's own stale period wins over a shorter one of another host"
+
+# --- objects the server refuses to give (a bucket policy): that error (exit 8), never "damaged"
+"$SRV" bucket "$T/s3" bkr-deny
+DR=s3://bkr-deny/r
+expect_exit 0 "$BKR" init -r "$DR"
+expect_exit 0 "$BKR" -r "$DR" create --type full "$S"
+deny() { # deny GetObject on the keys below PREFIX/ of bkr-deny
+	s3curl -X PUT --data-binary '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkr-deny/r/'"$1"'/*"}]}' \
+		"$S3_ENDPOINT/bkr-deny?policy=" -o /dev/null || fail "the bucket policy was refused"
+}
+deny backups
+for cmd in list "restore latest --target $T/rdeny" verify "repair -n"; do
+	# shellcheck disable=SC2086
+	expect_exit 8 "$BKR" -r "$DR" $cmd
+	one_line_error
+	grep -q "backups/.*access denied by $S3_ENDPOINT" "$T/err" || fail "$cmd: the denied manifest is not named: $(cat "$T/err")"
+	! grep -qi "damaged\|delete --force" "$T/out" "$T/err" || fail "$cmd calls a denied manifest damaged: $(cat "$T/out" "$T/err")"
+done
+deny data
+for cmd in verify "verify --read-data" "repair -n"; do
+	# shellcheck disable=SC2086
+	expect_exit 8 "$BKR" -r "$DR" $cmd
+	one_line_error
+	grep -q "data/.*access denied by $S3_ENDPOINT" "$T/err" || fail "$cmd: the denied pack is not named: $(cat "$T/err")"
+done
+s3curl -X DELETE "$S3_ENDPOINT/bkr-deny?policy=" -o /dev/null
+expect_exit 0 "$BKR" -r "$DR" verify --read-data
+pass "a manifest or pack the server denies: list, restore latest, verify, repair -n exit 8 naming it, never 'damaged'"
+
+# --- text from the bucket (a lock's host, a manifest's key) is escaped in messages: no forged line, no ESC
+EV=s3://bkr-test/evil
+expect_exit 0 "$BKR" init -r "$EV"
+printf '{"host":"evil\nFAKE LINE: all good\033[31mRED","pid":1}' >"$T/evil.lock"
+s3curl -X PUT --data-binary @"$T/evil.lock" "$S3_ENDPOINT/bkr-test/evil/locks/repo.lock-x-evil" -o /dev/null
+expect_exit 5 "$BKR" -r "$EV" create --no-wait "$S"
+one_line_error
+grep -qF 'host evil\x0aFAKE LINE: all good\x1b[31mRED' "$T/err" || fail "the lock's host is not escaped: $(cat -A "$T/err")"
+s3curl -X DELETE "$S3_ENDPOINT/bkr-test/evil/locks/repo.lock-x-evil" -o /dev/null
+printf '{}' | s3curl -X PUT --data-binary @- "$S3_ENDPOINT/bkr-test/evil/backups/z%0AFAKE%20LINE%1B%5B31m.json" -o /dev/null
+expect_exit 4 "$BKR" -r "$EV" list   # its only manifest is damaged
+! grep -q '^FAKE' "$T/err" || fail "a manifest's key forged a line: $(cat -A "$T/err")"
+grep -qF 'backups/z\x0aFAKE LINE\x1b[31m.json' "$T/err" || fail "the manifest's key is not escaped: $(cat -A "$T/err")"
+! grep -q $'\033' "$T/err" "$T/out" || fail "an escape byte reached the output"
+pass "a lock's host and a manifest's key holding a newline and an escape sequence: escaped, one line each"
 
 # the configuration's s3 object serves a repository named with -r too
 expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" -r s3://bkr-test/viacfg init

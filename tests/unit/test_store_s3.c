@@ -43,6 +43,15 @@ static void test_url(void **state)
 	assert_int_equal(bkr_s3_url_parse(&u, "s3://bucket/a\tb"), BKR_EINVAL);
 	assert_int_equal(bkr_s3_url_parse(&u, "http://bucket"), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "http://bucket"));
+	{
+		/* the prefix's limit is said */
+		char url[700];
+		snprintf(url, sizeof(url), "s3://bucket/%0510d", 0);
+		assert_int_equal(bkr_s3_url_parse(&u, url), 0);
+		snprintf(url, sizeof(url), "s3://bucket/%0511d", 0);
+		assert_int_equal(bkr_s3_url_parse(&u, url), BKR_EINVAL);
+		assert_non_null(strstr(bkr_error_message(), "at most 510"));
+	}
 }
 
 static void test_endpoint(void **state)
@@ -73,6 +82,17 @@ static void test_endpoint(void **state)
 	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://h/path"), BKR_EINVAL);
 	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://"), BKR_EINVAL);
 	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://[::1"), BKR_EINVAL);
+	/* a port with junk after it is a bad port, not a path */
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://127.0.0.1:57215x"), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "bad port"));
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://h:+80"), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "bad port"));
+	/* user:password@ refused, the password never echoed */
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://user:s3cretpw@127.0.0.1:1"), BKR_EINVAL);
+	assert_null(strstr(bkr_error_message(), "s3cretpw"));
+	assert_non_null(strstr(bkr_error_message(), "AWS_SECRET_ACCESS_KEY"));
+	assert_int_equal(bkr_s3_endpoint_parse(&e, "http://user:s3cretpw@127.0.0.1:x"), BKR_EINVAL);
+	assert_null(strstr(bkr_error_message(), "s3cretpw"));
 }
 
 static void test_encode(void **state)
@@ -253,6 +273,12 @@ static void test_open_without_server(void **state)
 	assert_string_equal(bkr_store_location(s), "s3://bucket/p");
 	bkr_store_free(s);
 	assert_int_equal(bkr_store_open(&s, "s3://b", 0), BKR_EINVAL);
+	/* a region with a newline: a usage error naming the variable, the newline escaped */
+	setenv("AWS_REGION", "us\neast-1", 1);
+	assert_int_equal(bkr_store_open(&s, "s3://bucket/p", 0), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "AWS_REGION"));
+	assert_null(strchr(bkr_error_message(), '\n'));
+	unsetenv("AWS_REGION");
 	bkr_store_s3_configure(NULL);
 	unsetenv("AWS_ACCESS_KEY_ID");
 	unsetenv("AWS_ENDPOINT_URL");

@@ -43,11 +43,27 @@ static void test_clean(void **state)
 	free(c);
 }
 
+static void test_escape(void **state)
+{
+	char out[200], small[8];
+	const char *evil = "evil\nFAKE LINE\033[31mRED\x7f\xc2\x85\\ caf\xc3\xa9 \xff.";
+
+	(void)state;
+	/* C0, DEL, C1 (U+0085), backslash and a byte that is not UTF-8; é stays */
+	assert_string_equal(bkr_text_escape(out, sizeof(out), evil, strlen(evil)),
+			    "evil\\x0aFAKE LINE\\x1b[31mRED\\x7f\\xc2\\x85\\\\ caf\xc3\xa9 \\xff.");
+	assert_null(strchr(out, '\n'));
+	/* cut short, never mid-escape, always terminated */
+	assert_string_equal(bkr_text_escape(small, sizeof(small), "ab\ncdef", 7), "ab\\x0ac");
+	assert_string_equal(bkr_text_escape(small, sizeof(small), "abcdefghij", 10), "abcdefg");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_clean),
+		cmocka_unit_test(test_escape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

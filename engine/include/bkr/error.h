@@ -31,6 +31,17 @@ typedef enum {
 	BKR_EKEY = -14,        /**< the passphrase opens no key file of an encrypted repository */
 } bkr_error_code;
 
+/**
+ * Whether @p code says a read failed for want of its source — a server that
+ * cannot be reached, timed out or refused access — or of memory, rather than
+ * proving anything about the data: a command that judges damage stops with
+ * it instead of reporting the object damaged.
+ */
+static inline int bkr_error_not_damage(int code)
+{
+	return code == BKR_EUNAVAILABLE || code == BKR_ETIMEOUT || code == BKR_ENOMEM;
+}
+
 /** Record a message for the calling thread and return @p code. */
 int bkr_error_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -77,6 +77,10 @@ typedef struct bkr_store_ops {
 	int (*mark)(bkr_store *s, const char *name, bkr_store_held **out);
 	void (*unlock)(bkr_store_held *l);
 	void (*free)(bkr_store *s);
+	/** Optional (NULL: 0): see bkr_store_root_missing. */
+	int (*root_missing)(bkr_store *s);
+	/** Optional (NULL: 0): see bkr_store_drop_copy. */
+	int (*drop_copy)(bkr_store *s, const char *name);
 } bkr_store_ops;
 
 /** The part every implementation's store begins with. */
@@ -246,5 +250,21 @@ int bkr_store_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bk
 int bkr_store_mark(bkr_store *s, const char *name, bkr_store_held **out);
 /** NULL is a no-op. */
 void bkr_store_unlock(bkr_store_held *l);
+
+/**
+ * After a read found nothing: whether the store itself is absent — an S3
+ * bucket that does not exist — rather than the object.  0 when not known to
+ * be; else BKR_ENOTFOUND with one line naming the bucket and endpoint.
+ * Sends nothing.
+ */
+int bkr_store_root_missing(bkr_store *s);
+
+/**
+ * The object @p name as read failed to parse: a store that keeps copies (the
+ * disk cache) drops its copy, so that the next read asks the wrapped store
+ * (the object may have been put right there).  1 when a copy was dropped
+ * (read it again), 0 when there was none.
+ */
+int bkr_store_drop_copy(bkr_store *s, const char *name);
 
 #endif
