@@ -60,6 +60,15 @@ for p in "${pids[@]}"; do if wait "$p"; then won=$((won + 1)); fi; done
 [ "$won" = 1 ] || { cat "$T"/race*.out; fail "$won of 6 racing inits succeeded, expected exactly 1"; }
 expect_exit 0 "$BKR" list -r s3://bkr-test/race
 pass "six hosts racing to create one repository: exactly one wins (If-None-Match)"
+# a repository under another one's prefix is refused (the outer prune would take its objects for its own)
+for inner in runs deeper/one; do
+	expect_exit 2 "$BKR" init -r "s3://bkr-test/race/$inner"
+	one_line_error
+	grep -q "inside the repository s3://bkr-test/race" "$T/err" || fail "init under a repository's prefix: $(cat "$T/err")"
+done
+[ -z "$(s3keys race/runs)$(s3keys race/deeper)" ] || fail "a refused init wrote objects"
+expect_exit 0 "$BKR" -r s3://bkr-test/race prune
+pass "a repository under another one's prefix is refused; the outer one prunes"
 
 # --- every backup type round-trips the edge-case tree
 src=$T/src
