@@ -424,7 +424,10 @@ static int judge(bkr_health *h)
 					 s->name, age, bkr_schedule_name(s->schedule));
 		}
 	}
-	if (!err && h->verify.known && !h->verify.ok)
+	if (!err && h->verify.known && !h->verify.ok && !h->verify.errors && !h->verify.damaged_objects)
+		err = add_reason(h, "the last verify did not finish (the repository or a tier could not be read: "
+				 "run 'bkr verify')");
+	else if (!err && h->verify.known && !h->verify.ok)
 		err = add_reason(h, "the last verify found %llu error%s (%zu damaged object%s)",
 				 (unsigned long long)h->verify.errors, h->verify.errors == 1 ? "" : "s",
 				 h->verify.damaged_objects, h->verify.damaged_objects == 1 ? "" : "s");

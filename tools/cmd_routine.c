@@ -441,9 +441,11 @@ static void run_steps(rt_run *r)
 	case BKR_ROUTINE_DAILY:
 		rt_do(r, "backup", step_backup);
 		rt_do(r, "verify", step_verify);
-		/* never delete backups from a repository verify found damaged */
-		if (rt_status_of(r, "verify") != RT_OK)
+		/* never delete backups from a repository verify found damaged, or could not verify */
+		if (rt_status_of(r, "verify") != RT_OK && r->verify.errors)
 			rt_skip(r, "cleanup", "verify found damage: no backup is removed from a damaged repository");
+		else if (rt_status_of(r, "verify") != RT_OK)
+			rt_skip(r, "cleanup", "verify did not finish: no backup is removed before the repository verifies");
 		else
 			rt_do(r, "cleanup", step_cleanup);
 		rt_do(r, "tier-migrate", step_tier_migrate);

@@ -506,6 +506,21 @@ grep -q "^bkr routine: hourly routine: step backup failed: no repository: .*$T/n
 expect_exit 6 "$BKR" -q -c "$T/norepo.json" routine daily
 [ "$(wc -l <"$T/err")" = 2 ] && grep -q "step backup failed: no repository" "$T/err" &&
 	grep -q "step verify failed: no repository" "$T/err" || fail "-q daily without a repository: $(cat "$T/err")"
+# a verify that did not finish (no repository, a tier not mounted) is not called damage:
+# cleanup's skip says so, and health's reason too
+expect_exit 6 "$BKR" -c "$T/norepo.json" routine daily
+grep -q "cleanup *skipped .*verify did not finish: no backup is removed before the repository verifies" "$T/out" ||
+	fail "daily without a repository: cleanup's skip: $(cat "$T/out")"
+! grep -q "found damage" "$T/out" || fail "a verify that did not run was called damage: $(cat "$T/out")"
+R6=$T/repo6
+"$BKR" init -r "$R6" >/dev/null
+mkdir -p "$T/logs6"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R6" "$W5" "$T/logs6" >"$T/six.json"
+printf '%s\n' '{"routine":"daily","start":"2026-12-20T10:00:00Z","ok":false,"exit":6,"steps":[{"step":"verify","status":"failed","message":"tier warm: /mnt/warm is missing or not mounted"}],"verify":{"time":"2026-12-20T10:00:01Z","read_data":false,"ok":false,"errors":0,"damaged_objects":[]}}' >"$T/logs6/routines.jsonl"
+expect_exit 1 "$BKR" -c "$T/six.json" health --as-of 2026-12-20T11:00:00Z
+grep -q "the last verify did not finish" "$T/out" && ! grep -q "found 0 errors" "$T/out" ||
+	fail "health after a verify that did not finish: $(cat "$T/out")"
+pass "a verify that did not finish is not called damage (routine cleanup skip, health reason)"
 R5=$T/repo5
 "$BKR" init -r "$R5" >/dev/null
 printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R5" "$W5" "$T/logs5" >"$T/ok5.json"
