@@ -56,6 +56,7 @@
 #define S3_WIN ((size_t)1 << 20)  /* bytes of a pack one window holds */
 #define S3_WIN_SMALL (S3_WIN / 4) /* reads shorter than this go through a window */
 #define S3_NWIN 32                /* windows kept per store */
+#define S3_DOWN_NS (10 * 1000000000LL) /* after a request gave up unanswered: one try each for this long */
 
 /* ---- settings ---------------------------------------------------------------- */
 
@@ -122,6 +123,7 @@ typedef struct {
 		uint64_t used; /* wclock at the last hit */
 	} win[S3_NWIN];
 	uint64_t wclock;
+	int64_t down_until;    /* CLOCK_MONOTONIC ns: the endpoint did not answer; one try each until then */
 	pthread_mutex_t lmu;   /* guards held */
 	s3_held *held;         /* the locks this store holds (not marks): checked before a publish */
 	volatile bool no_bucket; /* a request met NoSuchBucket */
@@ -410,7 +412,17 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		curl_slist_free_all(hl);
 		return bkr_error_oom();
 	}
-	for (r->attempts = 0; r->attempts < S3_ATTEMPTS; r->attempts++) {
+	/* An endpoint that just left a request unanswered through every retry is
+	 * read once per request for a while: a mount or a restore reading file
+	 * after file fails each at once instead of pausing through the retries
+	 * again.  Writes keep every retry (a backup rides out what it can). */
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t now_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+	bool down = (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) &&
+		    now_ns < __atomic_load_n(&s->down_until, __ATOMIC_RELAXED);
+	int tries = down ? 1 : S3_ATTEMPTS;
+	for (r->attempts = 0; r->attempts < tries; r->attempts++) {
 		if (r->attempts)
 			pause_before(s, r->attempts - 1);
 		req_reset(r);
@@ -458,9 +470,16 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		if (!retry_status(r))
 			break;
 	}
-	if (r->attempts == S3_ATTEMPTS)
+	if (r->attempts == tries)
 		r->attempts--;
 	r->attempts++;
+	if (rc == CURLE_OK) {
+		__atomic_store_n(&s->down_until, 0, __ATOMIC_RELAXED);
+	} else if (retry_curl(rc)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		__atomic_store_n(&s->down_until, (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec + S3_DOWN_NS,
+				 __ATOMIC_RELAXED);
+	}
 	/* every request, for `bkr -vv` (docs/s3.md "Requests per backup") */
 	if (r->ranged)
 		snprintf(range, sizeof(range), " bytes=%llu+%zu", (unsigned long long)r->off, r->len);
@@ -479,7 +498,9 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 				     s->base.location, s->endpoint, errbuf[0] ? errbuf : curl_easy_strerror(rc), r->attempts);
 	return bkr_error_set(BKR_EUNAVAILABLE, "%s: cannot reach the S3 endpoint %s: %s%s", s->base.location,
 			     s->endpoint, errbuf[0] ? errbuf : curl_easy_strerror(rc),
-			     r->attempts > 1 ? " (gave up after several attempts)" : "");
+			     r->attempts > 1 ? " (gave up after several attempts)"
+			     : down	     ? " (it did not answer a moment ago: tried once)"
+					     : "");
 }
 
 /* The error for an answer the caller did not expect, naming @p name (NULL: the bucket). */

@@ -166,3 +166,23 @@ bkrfs_fg "$TU" "$M" "$T/d7.err" --cache-dir="$TC"
 diff -r "$TS" "$M/latest/tcsrc" || fail "the mount keeps the short copy of a tree pack put right in the bucket"
 bkrfs_unmount "$M"
 pass "a tree pack truncated in the bucket and put right: the next mount with the same cache fetches it again"
+
+# the server goes away under a mount: the first read pauses through the retries,
+# the next ones are tried once each (for 10 s: docs/s3.md "Retries"); back, it reads again
+TD=$T/downcache
+bkrfs_fg "$URL" "$M" "$T/d8.err" --cache-dir="$TD"
+ls -lR "$M/by-id/$ID/src" >/dev/null || fail "listing before the server went away"
+"$SERVER" gateway-stop "$T/s3"
+t0=$(date +%s%N)
+cat "$M/by-id/$ID/src/big.bin" >/dev/null 2>&1 && fail "a read with the server gone succeeded"
+t1=$(date +%s%N)
+cat "$M/by-id/$ID/src/text.txt" >/dev/null 2>&1 && fail "a second read with the server gone succeeded"
+t2=$(date +%s%N)
+echo "  first read failed after $(((t1 - t0) / 1000000)) ms, the next after $(((t2 - t1) / 1000000)) ms"
+grep -q "it did not answer a moment ago: tried once" "$T/d8.err" ||
+	fail "the mount's log: the reads after the first are not tried once: $(tail -5 "$T/d8.err")"
+"$SERVER" gateway-start "$T/s3" >/dev/null 2>&1 || fail "the gateway did not start again"
+cmp "$S/big.bin" "$M/by-id/$ID/src/big.bin" && cmp "$S/text.txt" "$M/by-id/$ID/src/text.txt" ||
+	fail "the mount does not read again once the server is back"
+bkrfs_unmount "$M"
+pass "a server gone under a mount: the first read retries, the next are tried once; back, it reads again"
