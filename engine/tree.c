@@ -16,6 +16,7 @@
 #include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
+#include "bkr/utf8.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -63,22 +64,6 @@ static int name_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen
 }
 
 /** A printable form of a name for messages (\xHH for odd bytes, cut at ~100). */
-static const char *name_esc(const uint8_t *name, size_t len, char *out, size_t cap)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < len && o + 8 < cap; i++) {
-		if (name[i] >= 0x20 && name[i] < 0x7f && name[i] != '\\')
-			out[o++] = (char)name[i];
-		else
-			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", name[i]);
-	}
-	if (o + 8 >= cap && o >= 3)
-		memcpy(out + o - 3, "...", 3);
-	out[o] = '\0';
-	return out;
-}
-
 /* ---- decoding one record ------------------------------------------------ */
 
 /** A bounded read cursor over a blob. */
@@ -394,7 +379,7 @@ int bkr_tree_parse(bkr_tree **out, uint8_t *blob, size_t len)
 			int c = name_cmp(prev, prev_len, name, name_len);
 			if (c >= 0) {
 				err = bkr_error_set(BKR_ECORRUPT, "tree blob: record %u '%s': %s", i,
-						    name_esc(name, name_len, esc, sizeof(esc)),
+						    bkr_text_escape(esc, sizeof(esc), (const char *)name, name_len),
 						    c == 0 ? "duplicate name" : "names not sorted");
 				goto done;
 			}
@@ -472,7 +457,7 @@ int bkr_tree_find(const bkr_tree *t, const uint8_t *name, size_t len, uint32_t *
 		else
 			hi = mid;
 	}
-	return bkr_error_set(BKR_ENOTFOUND, "no entry named '%s'", name_esc(name, len, esc, sizeof(esc)));
+	return bkr_error_set(BKR_ENOTFOUND, "no entry named '%s'", bkr_text_escape(esc, sizeof(esc), (const char *)name, len));
 }
 
 int bkr_tree_chunks(const bkr_tree *t, uint32_t i, bkr_chunk_ref **out, size_t *n)
@@ -662,10 +647,10 @@ int bkr_tree_builder_add(bkr_tree_builder *b, const bkr_entry *e)
 
 	if (!bkr_tree_name_valid(e->name, e->name_len)) {
 		err = bkr_error_set(BKR_EINVAL, "invalid entry name '%s'",
-				    e->name ? name_esc(e->name, e->name_len, esc, sizeof(esc)) : "");
+				    e->name ? bkr_text_escape(esc, sizeof(esc), (const char *)e->name, e->name_len) : "");
 		goto done;
 	}
-	name_esc(e->name, e->name_len, esc, sizeof(esc));
+	bkr_text_escape(esc, sizeof(esc), (const char *)e->name, e->name_len);
 	if (e->type < BKR_FT_FILE || e->type > BKR_FT_SOCK) {
 		err = bkr_error_set(BKR_EINVAL, "entry '%s': bad file type %u", esc, e->type);
 		goto done;
@@ -922,7 +907,7 @@ int bkr_tree_builder_finish(bkr_tree_builder *b, bkr_tree_emit_fn emit, void *ct
 			size_t len;
 			const uint8_t *name = item_name(&b->items[i], &len);
 			err = bkr_error_set(BKR_EINVAL, "duplicate entry name '%s'",
-					    name_esc(name, len, esc, sizeof(esc)));
+					    bkr_text_escape(esc, sizeof(esc), (const char *)name, len));
 			goto done;
 		}
 	}
@@ -1246,7 +1231,7 @@ int bkr_dir_find(bkr_dir *d, const uint8_t *name, size_t len, bkr_entry *out,
 		}
 		if (lo == 0)
 			return bkr_error_set(BKR_ENOTFOUND, "no entry named '%s'",
-					     name_esc(name, len, esc, sizeof(esc)));
+					     bkr_text_escape(esc, sizeof(esc), (const char *)name, len));
 		base += n->cum[lo - 1];
 		if ((err = dnode_child(d, n, lo - 1, &n)) < 0)
 			return err;

@@ -51,19 +51,20 @@ bool bkr_utf8_valid(const char *s, size_t len)
 	return true;
 }
 
-char *bkr_text_escape(char *out, size_t cap, const char *s, size_t len)
+/* Escape s[0..len) into out[0..limit) (limit bytes of text, no NUL):
+ * returns the bytes written; *done tells whether all of s went in. */
+static size_t escape_into(char *out, size_t limit, const char *s, size_t len, bool *done)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	if (!cap)
-		return out;
-	for (size_t i = 0; i < len;) {
+	size_t o = 0, i = 0;
+
+	while (i < len) {
 		unsigned char c = (unsigned char)s[i];
 		size_t n = c < 0x80 ? 1 : bkr_utf8_seq(s + i, len - i);
 		bool plain = n > 1 ? !(c == 0xc2 && (unsigned char)s[i + 1] < 0xa0) /* C1: U+0080..U+009F */
 				   : n == 1 && c >= 0x20 && c != 0x7f && c != '\\';
 		if (plain) {
-			if (o + n >= cap)
+			if (o + n > limit)
 				break;
 			memcpy(out + o, s + i, n);
 			o += n;
@@ -72,21 +73,37 @@ char *bkr_text_escape(char *out, size_t cap, const char *s, size_t len)
 		}
 		if (!n)
 			n = 1; /* not UTF-8: this byte alone */
-		if (o + 4 * n >= cap)
+		if (o + (c == '\\' ? 2 : 4 * n) > limit)
 			break;
 		for (size_t k = 0; k < n; k++) {
 			unsigned char b = (unsigned char)s[i + k];
+			out[o++] = '\\';
 			if (b == '\\') {
-				out[o++] = '\\';
 				out[o++] = '\\';
 				continue;
 			}
-			out[o++] = '\\';
 			out[o++] = 'x';
 			out[o++] = hex[b >> 4];
 			out[o++] = hex[b & 15];
 		}
 		i += n;
+	}
+	*done = i == len;
+	return o;
+}
+
+char *bkr_text_escape(char *out, size_t cap, const char *s, size_t len)
+{
+	bool done;
+	size_t o;
+
+	if (!cap)
+		return out;
+	o = escape_into(out, cap - 1, s, len, &done);
+	if (!done && cap > 4) { /* cut at a character, and marked */
+		o = escape_into(out, cap - 4, s, len, &done);
+		memcpy(out + o, "...", 3);
+		o += 3;
 	}
 	out[o] = '\0';
 	return out;

@@ -150,8 +150,7 @@ int cli_usage_error(cli *c, const char *fmt, ...)
 int cli_check_tag(cli *c, const char *opt, const char *tag)
 {
 	char shown[64], why[64] = "";
-	size_t len = strlen(tag), k = 0, i, n;
-	bool cut = false;
+	size_t len = strlen(tag), i;
 
 	if (!len)
 		return cli_usage_error(c, "%s: a tag is not empty", opt);
@@ -172,20 +171,7 @@ int cli_check_tag(cli *c, const char *opt, const char *tag)
 		snprintf(why, sizeof(why), "is longer than %d bytes", CLI_TAG_MAX);
 	if (!*why)
 		return 0;
-	/* the tag on one line: control characters as \xNN / \u00NN, a long one cut at a character */
-	for (i = 0; i < len && !cut; i += n) {
-		unsigned char b = (unsigned char)tag[i];
-		n = bkr_utf8_seq(tag + i, len - i);
-		if (k + 8 > sizeof(shown))
-			cut = true;
-		else if (b < 0x20 || b == 0x7f)
-			k += (size_t)snprintf(shown + k, sizeof(shown) - k, "\\x%02x", b);
-		else if (b == 0xc2 && (unsigned char)tag[i + 1] < 0xa0)
-			k += (size_t)snprintf(shown + k, sizeof(shown) - k, "\\u00%02x", (unsigned char)tag[i + 1]);
-		else
-			k += (size_t)snprintf(shown + k, sizeof(shown) - k, "%.*s", (int)n, tag + i);
-	}
-	return cli_usage_error(c, "%s: tag '%s%s' %s", opt, shown, cut ? "..." : "", why);
+	return cli_usage_error(c, "%s: tag '%s' %s", opt, bkr_text_escape(shown, sizeof(shown), tag, len), why);
 }
 
 int cli_fail(cli *c, int err)
@@ -354,37 +340,6 @@ const char *cli_col(cli *c, const char *which)
 void cli_human_bytes(char out[32], uint64_t n)
 {
 	bkr_progress_bytes(out, n);
-}
-
-const char *cli_printable(const char *s, char *out, size_t cap)
-{
-	size_t o = 0, len = strlen(s);
-
-	for (size_t i = 0; i < len;) {
-		const unsigned char *u = (const unsigned char *)s + i;
-		size_t n = bkr_utf8_seq(s + i, len - i);
-		/* printable: UTF-8 but the controls (C0, DEL, C1) and the backslash */
-		bool ok = n && !control_seq(u, n) && u[0] != '\\';
-		size_t need = ok ? n : 4 * (n ? n : 1);
-		if (o + need + 4 > cap) { /* room for "..." and the NUL */
-			if (cap >= 4) {
-				memcpy(out + o, "...", 3);
-				o += 3;
-			}
-			break;
-		}
-		if (ok) {
-			memcpy(out + o, s + i, n);
-			o += n;
-		} else {
-			for (size_t k = 0; k < (n ? n : 1); k++)
-				o += (size_t)snprintf(out + o, cap - o, "\\x%02x", u[k]);
-		}
-		i += n ? n : 1;
-	}
-	if (cap)
-		out[o] = '\0';
-	return out;
 }
 
 /* the line on screen; the newest one held back by the rate limit */

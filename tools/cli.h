@@ -136,14 +136,6 @@ const char *cli_col(cli *c, const char *which);
 /** "1.5 MiB" */
 void cli_human_bytes(char out[32], uint64_t n);
 
-/**
- * @p s made safe for a terminal into @p out (@p cap bytes; returned): control
- * characters (C0, DEL, C1), backslashes and bytes that are not UTF-8 become \xHH, so
- * text read from a repository (unauthenticated fields) cannot move the
- * cursor, clear the screen or forge lines.  Cut with "..." when it does not fit.
- */
-const char *cli_printable(const char *s, char *out, size_t cap);
-
 /** Progress line on stderr (TTY only, rate-limited); NULL text clears it. */
 void cli_progress(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /**

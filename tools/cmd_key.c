@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "bkr/error.h"
 #include "bkr/key.h"
+#include "bkr/utf8.h"
 
 static const char usage[] =
 	"usage: bkr key list   -r REPO [--json]\n"
@@ -75,9 +76,9 @@ static int do_list(cli *c, bkr_repo *r)
 		for (size_t i = 0; i < n; i++)
 			printf("%s %-16s  %-27s  %-20s  %-12s  scrypt N=%llu r=%u p=%u\n",
 			       strcmp(v[i].id, bkr_repo_key_id(r)) ? " " : "*", v[i].id,
-			       cli_printable(v[i].created, created, sizeof(created)),
-			       cli_printable(v[i].hostname, host, sizeof(host)),
-			       cli_printable(v[i].username, user, sizeof(user)), (unsigned long long)v[i].kdf.n,
+			       bkr_text_escape(created, sizeof(created), v[i].created, strlen(v[i].created)),
+			       bkr_text_escape(host, sizeof(host), v[i].hostname, strlen(v[i].hostname)),
+			       bkr_text_escape(user, sizeof(user), v[i].username, strlen(v[i].username)), (unsigned long long)v[i].kdf.n,
 			       v[i].kdf.r, v[i].kdf.p);
 	}
 	free(v);

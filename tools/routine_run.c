@@ -15,6 +15,10 @@
 #include "bkr/host.h"
 #include "bkr/io.h"
 #include "bkr/log.h"
+#include "bkr/utf8.h"
+
+/* the longest line print_quiet writes, before escaping */
+#define RT_LINE_MAX 1200
 
 static const char *const status_names[] = { "ok", "skipped", "not available", "problems", "failed" };
 
@@ -343,18 +347,13 @@ static void send_alerts(rt_run *r)
 	}
 }
 
-/* One line of @p s on stderr with its control characters escaped (\xNN):
- * a step's message may hold a file name, which must not break the line. */
+/* One line of @p s (at most RT_LINE_MAX bytes) on stderr, escaped for a
+ * terminal: a step's message may hold a file name, which must not break
+ * the line or reach the terminal as an escape sequence. */
 static void put_line_escaped(const char *s)
 {
-	for (; *s; s++) {
-		unsigned char b = (unsigned char)*s;
-		if (b < 0x20 || b == 0x7f)
-			fprintf(stderr, "\\x%02x", b);
-		else
-			fputc(b, stderr);
-	}
-	fputc('\n', stderr);
+	char out[4 * RT_LINE_MAX + 4];
+	fprintf(stderr, "%s\n", bkr_text_escape(out, sizeof(out), s, strlen(s)));
 }
 
 /* -q: the summary is left out, but never a step that needs a person: each
@@ -362,7 +361,7 @@ static void put_line_escaped(const char *s)
  * cron mails; the systemd journal keeps it). */
 static void print_quiet(const rt_run *r)
 {
-	char line[1200];
+	char line[RT_LINE_MAX];
 	bool said = false;
 
 	for (size_t i = 0; i < r->nsteps; i++) {

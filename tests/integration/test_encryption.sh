@@ -325,7 +325,7 @@ assert not any(b < 0x20 and b != 0x0a or b == 0x7f for b in out), "a control cha
 assert b"\xc2\x9b" not in out, "a C1 control character"
 lines = out.decode().splitlines()
 assert len(lines) == 2, lines
-assert "\\x1b[2J\\x1b[Hhost\\x5c" in lines[1] and "user\\x0aFORGED" in lines[1], lines[1]
+assert "\\x1b[2J\\x1b[Hhost\\\\ " in lines[1] and "user\\x0aFORGED" in lines[1], lines[1]
 assert "\\x07\\xc2\\x9b\u00e9" in lines[1], lines[1]
 PY
 expect_exit 0 "$BKR" -r "$R" key list --json

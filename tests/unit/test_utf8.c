@@ -53,9 +53,15 @@ static void test_escape(void **state)
 	assert_string_equal(bkr_text_escape(out, sizeof(out), evil, strlen(evil)),
 			    "evil\\x0aFAKE LINE\\x1b[31mRED\\x7f\\xc2\\x85\\\\ caf\xc3\xa9 \\xff.");
 	assert_null(strchr(out, '\n'));
-	/* cut short, never mid-escape, always terminated */
-	assert_string_equal(bkr_text_escape(small, sizeof(small), "ab\ncdef", 7), "ab\\x0ac");
-	assert_string_equal(bkr_text_escape(small, sizeof(small), "abcdefghij", 10), "abcdefg");
+	/* cut short at a character, never mid-escape, marked, always terminated */
+	assert_string_equal(bkr_text_escape(small, sizeof(small), "ab\ncdef", 7), "ab...");
+	assert_string_equal(bkr_text_escape(small, sizeof(small), "abcdefghij", 10), "abcd...");
+	assert_string_equal(bkr_text_escape(small, sizeof(small), "ab\\cd\\", 6), "ab\\\\...");
+	assert_string_equal(bkr_text_escape(small, sizeof(small), "caf\xc3\xa9xyz", 8), "caf...");
+	/* what fits exactly is not cut */
+	assert_string_equal(bkr_text_escape(small, sizeof(small), "abcdefg", 7), "abcdefg");
+	assert_string_equal(bkr_text_escape(small, sizeof(small), "abc\x01", 4), "abc\\x01");
+	assert_string_equal(bkr_text_escape(small, 4, "abcdef", 6), "abc");
 }
 
 int main(void)

@@ -21,11 +21,12 @@ char *bkr_utf8_clean(const char *s);
 
 /**
  * @p s[0..len) as one line of text safe for a terminal, into @p out (always
- * NUL-terminated, cut short at @p cap): control characters (C0, DEL, C1),
- * bytes that are not UTF-8 and the backslash are written as \xHH (a
- * backslash as \\).  For text from outside (object names, lock contents) put
- * into messages: a newline or an escape sequence in it cannot forge a line
- * or colour the terminal.  Returns @p out.
+ * NUL-terminated): control characters (C0, DEL, C1) and bytes that are
+ * not UTF-8 are written as \xHH, a backslash as \\.  When it does not fit
+ * in @p cap, it is cut at a character and ends in "...".  For text from
+ * outside (object names, lock contents, key files' fields, names in damaged
+ * trees) put into messages: a newline or an escape sequence in it cannot
+ * forge a line or colour the terminal.  Returns @p out.
  */
 char *bkr_text_escape(char *out, size_t cap, const char *s, size_t len);
 
