@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 
 /** Largest integer a manifest may hold (exact in a double). */
@@ -69,8 +70,13 @@ int64_t bkr_time_now_ns(void)
 	 * test can make backups "on" simulated days (docs/CONTRIBUTING.md) */
 	const char *fake = getenv("BKR_TEST_NOW");
 	int64_t t;
-	if (fake && *fake && bkr_time_parse(fake, &t) == 0)
-		return t;
+	if (fake && *fake) {
+		if (bkr_time_parse(fake, &t) == 0)
+			return t;
+		/* a test that set it wrong would otherwise run on today's date */
+		fprintf(stderr, "BKR_TEST_NOW: '%s' is not an ISO 8601 time (2026-03-01T12:00:00Z)\n", fake);
+		_exit(2);
+	}
 #endif
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return bkr_clock_ns(&ts);

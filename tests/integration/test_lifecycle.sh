@@ -32,6 +32,14 @@ n=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$T/a
 [ "$n" = 60 ] || fail "expected 60 backups, got $n"
 pass "60 backups over simulated days"
 
+# a BKR_TEST_NOW that is not a time stops the command (it fell back to today)
+expect_exit 2 env BKR_TEST_NOW=2026-08-01T25:00:00Z "$BKR" -r "$R" create "$ws"
+one_line_error
+grep -qF "BKR_TEST_NOW: '2026-08-01T25:00:00Z' is not an ISO 8601 time" "$T/err" || fail "bad BKR_TEST_NOW: $(cat "$T/err")"
+"$BKR" -r "$R" list --json >"$T/again.json"
+cmp -s "$T/all.json" "$T/again.json" || fail "a create with a bad BKR_TEST_NOW made a backup"
+pass "a BKR_TEST_NOW that is not a time stops the command"
+
 # Pin the 5th backup (old: no rule below keeps it).
 pinned=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[4]["backup_id"])' "$T/all.json")
 expect_exit 0 "$BKR" -r "$R" pin "$pinned"
