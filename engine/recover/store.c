@@ -17,6 +17,8 @@
 
 #include "bkr/content.h"
 #include "bkr/clock.h"
+#include "bkr/lock.h"
+#include "bkr/log.h"
 #include "bkr/error.h"
 #include "bkr/io.h"
 #include "bkr/manifest.h"
@@ -145,11 +147,18 @@ done:
 	return err;
 }
 
+static void on_waiting(void *ctx)
+{
+	(void)ctx;
+	bkr_log(BKR_LOG_INFO, "recover", "waiting for a running prune, cleanup, delete or repair to finish before storing the run");
+}
+
 int bkr_rec_store_repo(bkr_recover *rc, const bkr_recover_report *rep, bkr_rec_file **files, size_t n,
 		       const char *report_json, double duration_s)
 {
 	store_ctx c = { 0 };
 	bkr_manifest *m = NULL;
+	bkr_lock *lock = NULL;
 	const bkr_repo_config *cfg;
 	bkr_id root, report;
 	char ts[32];
@@ -164,6 +173,12 @@ int bkr_rec_store_repo(bkr_recover *rc, const bkr_recover_report *rep, bkr_rec_f
 	}
 	c.rc = rc;
 	c.now = rep->time_ns;
+	/* like a backup: the shared lock keeps a prune from freeing the blobs the
+	 * run dedups against, and the index is reloaded under it (a prune may
+	 * have run since it was loaded) */
+	if ((err = bkr_repo_lock_or_wait(rc->repo, BKR_LOCK_SHARED, false, on_waiting, NULL, &lock)) < 0 ||
+	    (err = bkr_repo_reload_index(rc->repo)) < 0)
+		goto done;
 	if ((err = bkr_writer_new(&c.w, rc->repo)) < 0 || (err = bkr_content_new(&c.content, c.w, rc->repo)) < 0)
 		goto done;
 	if ((err = build_dir(&c, files, 0, n, 0, &root)) < 0)
@@ -203,6 +218,7 @@ done:
 	bkr_manifest_free(m);
 	bkr_content_free(c.content);
 	bkr_writer_free(c.w);
+	bkr_lock_release(lock);
 	return err;
 }
 

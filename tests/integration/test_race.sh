@@ -167,3 +167,34 @@ expect_exit 0 "$BKR" -r "$R2" verify --read-data
 expect_exit 0 "$BKR" -q -r "$R2" restore latest --target "$T/rr2"
 diff -r "$ws2" "$T/rr2/ws2" || fail "restore after repair and migration differs"
 pass "a repair that waited for the first migration keeps the packs it moved"
+
+# --- a recovery run stored while prune holds the lock waits for it ----------
+# (it took no lock: a delete + prune beside it could free the blobs its run
+# deduped against, leaving a stored run whose files read EIO)
+rws=$T/rws
+mkdir -p "$rws/d"
+head -c 200000 /dev/urandom >"$rws/d/big.bin"
+cp "$rws/d/big.bin" "$T/big.gold"
+cat >"$T/rcfg.json" <<EOF
+{"repository": "$R2", "workspace_root": "$rws", "recovery": {"staging_dir": "$T/staged"}}
+EOF
+expect_exit 0 "$BKR" -q -c "$T/rcfg.json" create
+old=$("$BKR" -r "$R2" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+expect_exit 0 "$BKR" -q -r "$R2" delete "$old"
+rm "$rws/d/big.bin"
+BKR_FAULT=rename:1:stop "$BKR" -q -r "$R2" prune --grace 0 >/dev/null 2>"$T/pr.err" &
+ppid=$!
+wait_stopped "$ppid" || fail "prune did not stop at its first rename: $(cat "$T/pr.err")"
+"$BKR" -v -c "$T/rcfg.json" recover --file d/big.bin >"$T/rec.out" 2>"$T/rec.err" &
+rpid=$!
+while kill -0 "$rpid" 2>/dev/null && ! grep -q "waiting for a running prune" "$T/rec.err"; do sleep 0.02; done
+grep -q "waiting for a running prune" "$T/rec.err" || fail "recover stored its run while prune held the lock: $(cat "$T/rec.err")"
+kill -CONT "$ppid"
+wait "$ppid" || fail "prune failed: $(cat "$T/pr.err")"
+wait "$rpid" || fail "recover after the prune: $(cat "$T/rec.err")"
+expect_exit 0 "$BKR" -c "$T/rcfg.json" recovered latest --json
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["files"][0]["status"] == "recovered", r' "$T/out" ||
+	fail "the run does not say recovered: $(cat "$T/out")"
+expect_exit 0 "$BKR" -q -r "$R2" prune --grace 0
+expect_exit 0 "$BKR" -r "$R2" verify --read-data
+pass "a recovery run waits for a prune that holds the lock"
