@@ -384,6 +384,11 @@ static int check_pattern(const pctx *c, const char *key, const char *p)
 				return bad(c, key, "capture names are letters, digits and '_'");
 		if ((size_t)(close - q) > 63)
 			return bad(c, key, "capture name too long");
+		/* one name, one value: "users/{id}/{id}.json" would match
+		 * users/alice/bob.json and give {id} only one of the two */
+		for (const char *prev = p; (prev = strchr(prev, '{')) && prev < q; prev++)
+			if (strncmp(prev, q, (size_t)(close - q + 1)) == 0)
+				return bad(c, key, "a capture name appears twice in the pattern");
 	}
 	return 0;
 }

@@ -105,6 +105,13 @@ static void test_errors(void **state)
 		     "recovery.rules[0].strategies[0].max_age: expected a duration");
 	expect_error("{\"required_files\":[\"../../etc/passwd\"]}", "recovery.required_files[0]");
 	expect_error("{\"rules\":[{\"pattern\":\"x/{}.json\",\"strategies\":[\"backup\"]}]}", "capture");
+	expect_error("{\"rules\":[{\"pattern\":\"users/{id}/{id}.json\",\"strategies\":[\"backup\"]}]}",
+		     "recovery.rules[0].pattern: a capture name appears twice");
+	{ /* names that only share a prefix are two names */
+		bkr_recover_rules *r = NULL;
+		assert_int_equal(bkr_recover_rules_parse(&r, "{\"rules\":[{\"pattern\":\"{id}/{id2}.json\",\"strategies\":[\"backup\"]}]}", "recovery"), 0);
+		bkr_recover_rules_free(r);
+	}
 	expect_error("[1]", "recovery: expected an object");
 	expect_error("{\"rules\":", "not valid JSON");
 }
