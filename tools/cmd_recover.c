@@ -222,7 +222,7 @@ int cmd_recovered(cli *c, int argc, char **argv)
 {
 	bkr_repo *repo = NULL;
 	char *text = NULL;
-	size_t len;
+	size_t len, bad = 0;
 	int first, err;
 
 	CLI_PARSE(c, argc, argv, recovered_usage, "", NULL, NULL, NULL, &first);
@@ -233,10 +233,12 @@ int cmd_recovered(cli *c, int argc, char **argv)
 	if (first < argc)
 		err = bkr_recover_read_report(repo, argv[first], &text, &len);
 	else
-		err = bkr_recover_list_runs(repo, &text);
+		err = bkr_recover_list_runs(repo, &text, &bad);
 	bkr_repo_free(repo);
 	if (err < 0)
 		return cli_fail(c, err);
+	if (bad) /* as bkr list: the others are listed, the damage is said and exits 4 */
+		cli_warn(c, "%zu recovery run manifest(s) are damaged and not listed; last: %s", bad, bkr_error_message());
 	if (c->json || first < argc) {
 		json_out j;
 		json_out_init(&j, stdout);
@@ -255,5 +257,5 @@ int cmd_recovered(cli *c, int argc, char **argv)
 		cJSON_Delete(arr);
 	}
 	free(text);
-	return 0;
+	return bad ? BKR_EXIT_CORRUPT : 0;
 }

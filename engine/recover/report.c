@@ -238,14 +238,14 @@ done:
 	return err;
 }
 
-int bkr_recover_list_runs(bkr_repo *repo, char **out)
+int bkr_recover_list_runs(bkr_repo *repo, char **out, size_t *bad)
 {
 	bkr_manifest_list l = { 0 };
 	cJSON *arr = NULL;
 	int err;
 
 	*out = NULL;
-	if ((err = bkr_repo_list(repo, true, &l, NULL)) < 0)
+	if ((err = bkr_repo_list(repo, true, &l, bad)) < 0)
 		return err;
 	if (!(arr = cJSON_CreateArray())) {
 		err = bkr_error_oom();

@@ -173,7 +173,7 @@ static void test_batch_apply(void **state)
 	const bkr_recover_summary *s;
 	struct stat before[NFILES], after;
 	char buf[256], name[64], *got, *list, *report;
-	size_t len;
+	size_t len, bad;
 	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
 
 	for (int i = 0; i < NFILES; i++) {
@@ -213,10 +213,25 @@ static void test_batch_apply(void **state)
 	bkr_scan_result_free(&r);
 
 	/* the run is in the repository with its report */
-	assert_int_equal(bkr_recover_list_runs(f->repo, &list), 0);
+	assert_int_equal(bkr_recover_list_runs(f->repo, &list, &bad), 0);
+	assert_int_equal(bad, 0);
 	assert_non_null(strstr(list, s->run_id));
 	assert_non_null(strstr(list, "\"recovered\":\t9") ? list : strstr(list, "\"recovered\": 9"));
 	free(list);
+	{ /* a damaged run manifest is counted and named, the others still listed */
+		char junk[PATH_MAX];
+		FILE *fp;
+		snprintf(junk, sizeof(junk), "%s/runs/backup_20990101_000000_recovery_0badf00d.json", bkr_repo_path(f->repo));
+		assert_non_null(fp = fopen(junk, "w"));
+		fputs("{\"garbage", fp);
+		fclose(fp);
+		assert_int_equal(bkr_recover_list_runs(f->repo, &list, &bad), 0);
+		assert_int_equal(bad, 1);
+		assert_non_null(strstr(bkr_error_message(), "backup_20990101_000000_recovery_0badf00d"));
+		assert_non_null(strstr(list, s->run_id));
+		free(list);
+		assert_int_equal(unlink(junk), 0);
+	}
 	assert_int_equal(bkr_recover_read_report(f->repo, "latest", &report, &len), 0);
 	{
 		cJSON *root = cJSON_Parse(report), *e;

@@ -218,9 +218,10 @@ void bkr_recover_report_free(bkr_recover_report *rep);
 
 /**
  * JSON array of runs, oldest first: [{"run_id","timestamp","files","recovered",...}].
- * *out malloc'd.
+ * *out malloc'd.  Damaged run manifests are left out and counted in *bad
+ * (when not NULL; the last one's message is the error message).
  */
-int bkr_recover_list_runs(bkr_repo *repo, char **out);
+int bkr_recover_list_runs(bkr_repo *repo, char **out, size_t *bad);
 
 /** The report.json of run @p spec (an id, unique prefix or "latest"); *out malloc'd, NUL-terminated. */
 int bkr_recover_read_report(bkr_repo *repo, const char *spec, char **out, size_t *len);
