@@ -541,6 +541,18 @@ static int parse_strategy(const pctx *c, const cJSON *v, const char *key, bkr_re
 				snprintf(k, sizeof(k), "%s.%s", key, need[i]);
 				return bad(c, k, "missing (required for mongodb)");
 			}
+			if (!*have[i]) {
+				snprintf(k, sizeof(k), "%s.%s", key, need[i]);
+				return bad(c, k, "empty");
+			}
+		}
+		if (strncmp(s->uri, "mongodb://", 10) != 0 && strncmp(s->uri, "mongodb+srv://", 14) != 0) {
+			snprintf(k, sizeof(k), "%s.uri", key);
+			return bad(c, k, "expected a mongodb:// or mongodb+srv:// URI");
+		}
+		if (strpbrk(s->database, "/\\. \"$")) {
+			snprintf(k, sizeof(k), "%s.database", key);
+			return bad(c, k, "a MongoDB database name holds none of / \\ . space \" $");
 		}
 		if (!s->filter && !(s->filter = strdup("{}")))
 			return bkr_error_oom();

@@ -92,6 +92,18 @@ static void test_errors(void **state)
 		     "recovery.rules[0].strategies[0].command: missing");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"x\",\"database\":\"d\"}]}]}",
 		     "recovery.rules[0].strategies[0].collection: missing");
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"http://db\",\"database\":\"d\","
+		     "\"collection\":\"c\"}]}]}",
+		     "recovery.rules[0].strategies[0].uri: expected a mongodb:// or mongodb+srv:// URI");
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"mongodb://h\",\"database\":\"\","
+		     "\"collection\":\"c\"}]}]}",
+		     "recovery.rules[0].strategies[0].database: empty");
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"mongodb://h\",\"database\":\"a.b\","
+		     "\"collection\":\"c\"}]}]}",
+		     "recovery.rules[0].strategies[0].database: a MongoDB database name holds none of");
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"mongodb://h\",\"database\":\"d\","
+		     "\"collection\":\"\"}]}]}",
+		     "recovery.rules[0].strategies[0].collection: empty");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"git\",\"uri\":\"x\"}]}]}",
 		     "recovery.rules[0].strategies[0].uri: unknown key");
 	expect_error("{\"rules\":[{\"pattern\":\"../x\",\"strategies\":[\"backup\"]}]}",
