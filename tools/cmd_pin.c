@@ -45,12 +45,14 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case OPT_ADD:
 		if (cli_check_tag(c, "--add", arg))
 			return BKR_EXIT_USAGE;
-		if (s->nadd < 32)
-			s->add[s->nadd++] = arg;
+		if (s->nadd == 32)
+			return cli_usage_error(c, "--add: at most 32 tags at once");
+		s->add[s->nadd++] = arg;
 		return 0;
 	case OPT_REMOVE:
-		if (s->nrm < 32)
-			s->rm[s->nrm++] = arg;
+		if (s->nrm == 32)
+			return cli_usage_error(c, "--remove: at most 32 tags at once");
+		s->rm[s->nrm++] = arg;
 		return 0;
 	}
 	return cli_usage_error(c, "unknown option");
@@ -99,6 +101,10 @@ static int run(cli *c, int argc, char **argv, const char *usage, bool tag)
 		return cli_usage_error(c, "expected one backup ID");
 	if (tag && !s.nadd && !s.nrm)
 		return cli_usage_error(c, "nothing to do: give --add or --remove");
+	for (size_t i = 0; i < s.nadd; i++) /* records of one instant have no order to tell which won */
+		for (size_t k = 0; k < s.nrm; k++)
+			if (!strcmp(s.add[i], s.rm[k]))
+				return cli_usage_error(c, "tag '%s' is both in --add and --remove", s.add[i]);
 	if ((err = cli_open_repo(c, &repo, 0)) < 0)
 		return cli_fail(c, err);
 	if ((err = bkr_repo_find_backup(repo, argv[first], &m)) < 0)

@@ -310,6 +310,12 @@ expect_exit 0 "$BKR" -r "$R" tag "$full" --add "${long:1}" --add 'release:1.0 é
 expect_exit 0 "$BKR" -r "$R" list
 grep -qF " ${long:1},release:1.0 é" "$T/out" || fail "good tags in list: $(cat "$T/out")"
 expect_exit 0 "$BKR" -r "$R" tag "$full" --remove "${long:1}" --remove 'release:1.0 é'
+# one tag both added and removed: refused (its two records have no order), nothing recorded
+expect_exit 2 "$BKR" -r "$R" tag "$full" --add both --add other --remove both
+one_line_error
+grep -qF "tag 'both' is both in --add and --remove" "$T/err" || fail "--add T --remove T: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$R" show "$full"
+! grep -q "^tag" "$T/out" || fail "a refused tag command recorded a tag: $(cat "$T/out")"
 pass "bad input gets one-line errors and documented exit codes"
 
 # --- NAME=PATH: two sources with the same last component in one backup
