@@ -157,12 +157,16 @@ EOF
 BKR_FAULT=rename:1:stop "$BKR" -q -c "$T/tiers2.json" tier migrate --as-of 2099-01-01T00:00:00Z >/dev/null 2>"$T/tm.err" &
 tpid=$!
 wait_stopped "$tpid" || fail "migrate did not stop at its first rename"
-"$BKR" -q -r "$R2" repair >"$T/rp.out" 2>&1 &
+"$BKR" -r "$R2" repair >"$T/rp.out" 2>"$T/rp.err" &
 rpid=$!
-sleep 0.5 # repair has opened the repository (no tier recorded yet) and waits for the lock
+# repair has opened the repository (no tier recorded yet) and waits for the
+# lock: it says so (a fixed sleep here let a slow repair start after the
+# migration, and the race went untested)
+for _ in $(seq 1 500); do grep -q "waiting" "$T/rp.err" 2>/dev/null && break; sleep 0.02; done
+grep -q "waiting" "$T/rp.err" || fail "repair does not say it waits for the migration: $(cat "$T/rp.err")"
 kill -CONT "$tpid"
 wait "$tpid" || fail "migrate failed: $(cat "$T/tm.err")"
-wait "$rpid" || fail "repair after the first migration: $(cat "$T/rp.out")"
+wait "$rpid" || fail "repair after the first migration: $(cat "$T/rp.out" "$T/rp.err")"
 expect_exit 0 "$BKR" -r "$R2" verify --read-data
 expect_exit 0 "$BKR" -q -r "$R2" restore latest --target "$T/rr2"
 diff -r "$ws2" "$T/rr2/ws2" || fail "restore after repair and migration differs"

@@ -157,12 +157,15 @@ static void test_daily_file_json_lines(void **state)
 	l = cJSON_GetArrayItem(lines, 3);
 	assert_string_equal(str(l, "level"), "error");
 	assert_string_equal(str(l, "component"), "bkr");
-	cJSON_Delete(lines);
 
-	/* the file is named after the UTC day */
-	assert_int_equal(bkr_log_path(path, sizeof(path), f->logdir, bkr_time_now_ns()), 0);
+	/* the file is named after the UTC day its line was written on (that of
+	 * the first line's time: "now" may be the next day by here) */
+	l = cJSON_GetArrayItem(lines, 0);
+	assert_int_equal(bkr_time_parse(str(l, "time"), &t), 0);
+	assert_int_equal(bkr_log_path(path, sizeof(path), f->logdir, t), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
+	cJSON_Delete(lines);
 }
 
 static void test_log_path(void **state)
@@ -519,12 +522,17 @@ static void test_fifo_never_written(void **state)
 {
 	struct fixture *f = *state;
 	struct seen s = { 0 };
-	char path[512], buf[64];
-	int rd;
+	char path[512], next[512], buf[64];
+	int rd, rd2;
+	int64_t now = bkr_time_now_ns();
 
 	assert_int_equal(mkdir(f->logdir, 0755), 0);
-	assert_int_equal(bkr_log_path(path, sizeof(path), f->logdir, bkr_time_now_ns()), 0);
+	/* today's file and tomorrow's are FIFOs: the lines below may be written
+	 * after midnight UTC (into a regular file, had only today's been one) */
+	assert_int_equal(bkr_log_path(path, sizeof(path), f->logdir, now), 0);
 	assert_int_equal(mkfifo(path, 0644), 0);
+	assert_int_equal(bkr_log_path(next, sizeof(next), f->logdir, now + 86400000000000LL), 0);
+	assert_int_equal(mkfifo(next, 0644), 0);
 	bkr_log_set_hook(hook, &s);
 	assert_int_equal(bkr_log_open(f->logdir, BKR_LOG_INFO), 0);
 	/* no reader: the open must not block (the test would hang) */
@@ -535,13 +543,17 @@ static void test_fifo_never_written(void **state)
 	/* with a reader the FIFO could be opened: still nothing is written to it */
 	rd = open(path, O_RDONLY | O_NONBLOCK);
 	assert_true(rd >= 0);
+	rd2 = open(next, O_RDONLY | O_NONBLOCK);
+	assert_true(rd2 >= 0);
 	assert_int_equal(bkr_log_open(f->logdir, BKR_LOG_INFO), 0);
 	s.n = 0;
 	bkr_log_info("t", "not into a pipe either");
 	assert_int_equal(s.n, 2);
 	assert_non_null(strstr(s.last_message, "not a regular file"));
 	assert_true(read(rd, buf, sizeof(buf)) <= 0);
+	assert_true(read(rd2, buf, sizeof(buf)) <= 0);
 	close(rd);
+	close(rd2);
 	bkr_log_close();
 	bkr_log_set_hook(NULL, NULL);
 }
