@@ -9,11 +9,14 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include "bkr/clock.h"
 #include "bkrfs.h"
 #include "pagestore.h"
 #include "workq.h"
 
 #define STORE_QUEUE 64
+/* how long a queued store waits for the kernel to make its inode */
+#define STORE_WAIT_NS 2000000000LL
 
 struct store_job {
 	bkrfs_ino ino;
@@ -21,6 +24,7 @@ struct store_job {
 	bkrfs_cache_entry *ent;   /**< a reference to the chunk */
 	const uint8_t *buf;
 	size_t len;
+	int64_t until_ns;         /**< after an ENOENT: tried again until then (0: not yet) */
 };
 
 /* a job done or left at stop: its reference to the chunk goes */
@@ -39,23 +43,43 @@ static void store_drop(void *ctx, void *job)
  * not made the inode yet (a readdirplus reply is turned into inodes by the
  * lister after our reply), so try again shortly, a few times.
  */
-static void store_pages(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, const uint8_t *buf, size_t len)
+static int store_pages(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, const uint8_t *buf, size_t len)
 {
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+	int r = 0;
 
 	bv.buf[0].mem = (void *)buf;
 	for (unsigned t = 0; t < 4; t++) {
-		if (fuse_lowlevel_notify_store(fs->session, ino, (off_t)off, &bv, 0) != -ENOENT)
+		if ((r = fuse_lowlevel_notify_store(fs->session, ino, (off_t)off, &bv, 0)) != -ENOENT)
 			break;
 		usleep(1000u << t);
 	}
+	return r;
 }
 
+/*
+ * The store thread's job.  An inode the kernel has still not made after
+ * store_pages' tries (the lister that reads the readdirplus reply has not
+ * run: a loaded machine) goes back to the end of the queue, for up to
+ * STORE_WAIT_NS, so that it neither holds up the stores behind it nor is
+ * lost (the chunk is marked stored, and no later read would store it).
+ */
 static void store_run(void *ctx, void *job)
 {
-	const struct store_job *j = job;
+	struct bkrfs *fs = ctx;
+	struct store_job *j = job;
 
-	store_pages(ctx, j->ino, j->off, j->buf, j->len);
+	if (store_pages(fs, j->ino, j->off, j->buf, j->len) == -ENOENT &&
+	    !__atomic_load_n(&fs->closing, __ATOMIC_ACQUIRE)) {
+		int64_t now = bkr_clock_mono_ns();
+		if (!j->until_ns)
+			j->until_ns = now + STORE_WAIT_NS;
+		if (now < j->until_ns) {
+			usleep(2000); /* alone in the queue, it would be tried again at once */
+			if (bkrfs_workq_push(fs->pagestore, j, 1, NULL))
+				return; /* the queued copy keeps the chunk's reference */
+		}
+	}
 	store_drop(ctx, job);
 }
 
@@ -86,12 +110,12 @@ void bkrfs_pagestore_stop(struct bkrfs *fs)
 void bkrfs_pagestore_chunk(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, bkrfs_cache_entry *ent,
 			   const uint8_t *buf, size_t len, bool now)
 {
-	struct store_job j = { ino, off, ent, buf, len };
+	struct store_job j = { ino, off, ent, buf, len, 0 };
 
 	if (!fs->pagestore || __atomic_load_n(&fs->closing, __ATOMIC_ACQUIRE) || bkrfs_cache_mark(fs->chunks, ent))
 		return; /* no thread, shutting down, or stored since it was loaded */
 	if (now) {
-		store_pages(fs, ino, off, buf, len);
+		(void)store_pages(fs, ino, off, buf, len);
 		return;
 	}
 	bkrfs_cache_ref(fs->chunks, ent);
