@@ -137,6 +137,7 @@ start() {
 	fi
 	[ -n "$port" ] || port=$(free_port)
 	monport=$(free_port)
+	while [ "$monport" = "$port" ]; do monport=$(free_port); done # two picks may give one port
 	rm -rf "$DIR/mon" "$DIR/osd" "$DIR/rgw" "$DIR/run" "$DIR/log" "$DIR/crash" "$DIR/pids" "$DIR/env" "$DIR/monmap"
 	mkdir -p "$DIR/mon" "$DIR/osd/ceph-0" "$DIR/rgw" "$DIR/run" "$DIR/log" "$DIR/crash"
 	: >"$DIR/pids"

@@ -87,7 +87,8 @@ mkdir -p "$M"
 unmount() { # mnt pid
 	fusermount3 -u "$1" || fail "fusermount3 -u $1"
 	local i
-	for i in $(seq 1 50); do kill -0 "$2" 2>/dev/null || break; sleep 0.1; done
+	# up to 60 s, as bkrfs_fg waits: an ASan daemon's exit scan on a loaded machine is slow
+	for i in $(seq 1 600); do kill -0 "$2" 2>/dev/null || break; sleep 0.1; done
 	kill -0 "$2" 2>/dev/null && fail "daemon $2 still running after unmount"
 	wait "$2"
 	local rc=$?
