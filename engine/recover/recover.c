@@ -20,6 +20,7 @@
 #include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/host.h"
+#include "bkr/io.h"
 #include "recover_i.h"
 
 int64_t bkr_rec_now_ms(void)
@@ -260,6 +261,9 @@ int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size
 		err = bkr_error_set(BKR_EINVAL, "%s: not a regular file", rel);
 		goto done;
 	}
+	/* tests: BKR_FAULT="recover-read:N:stop" pauses between the stat and the read of a live file */
+	if ((err = bkr_io_fault("recover-read")) < 0)
+		goto done;
 	if ((uint64_t)st.st_size > BKR_REC_MAP_MIN && (uint64_t)st.st_size <= SIZE_MAX) {
 		/* too large to read into memory: mapped (a file that shrinks meanwhile faults: read it once) */
 		if ((err = bkr_rec_map(fd, (size_t)st.st_size, rel, data)) == 0) {
