@@ -4,6 +4,7 @@
  * workspace (apply.c), then the run stored with its final report
  * (store.c, report.c).
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -269,11 +270,14 @@ static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 {
 	int root = -1, rerr = 0;
 	char *rwhy = NULL;
+	struct stat rst = { 0 };
 
 	if (opts->apply) {
 		/* the workspace directory is opened once and must be the one the scan saw */
 		if ((rerr = bkr_rec_root_open(rc, &root)) < 0 && !(rwhy = strdup(bkr_error_message())))
 			rerr = bkr_error_oom();
+		if (rerr == 0 && fstat(root, &rst) < 0)
+			rerr = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
 	}
 	for (size_t i = 0; i < nf; i++) {
 		bkr_rec_file *f = &files[i];
@@ -291,6 +295,12 @@ static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 		if (rerr < 0) {
 			r = rerr;
 			why = rwhy ? strdup(rwhy) : NULL;
+		} else if (f->d.scanned.root && (f->d.scanned.root_dev != (uint64_t)rst.st_dev ||
+						  f->d.scanned.root_ino != (uint64_t)rst.st_ino)) {
+			/* scanned by another engine object (routine): its record of the root decides */
+			r = bkr_error_set(BKR_EINVAL, "workspace %s is no longer the directory the scan looked at "
+					  "(it or a parent was replaced or moved); nothing written there", rc->workspace);
+			why = strdup(bkr_error_message());
 		} else {
 			r = bkr_rec_apply(rc, root, f, &why);
 		}

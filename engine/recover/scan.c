@@ -184,6 +184,12 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 		}
 	}
 done:
+	if (err == 1) {
+		/* apply writes only into this directory (a later engine object too: routine) */
+		out->scanned.root = true;
+		out->scanned.root_dev = rc->root_dev;
+		out->scanned.root_ino = rc->root_ino;
+	}
 	if (fd >= 0)
 		close(fd);
 	if (dir >= 0)

@@ -315,6 +315,13 @@ static void test_root_swapped(void **state)
 	assert_int_equal(tu_sh("test -z \"$(ls -A %s)\"", outside), 0); /* nothing made or written there */
 	assert_int_equal(tu_sh("test ! -e %s/conversations/s00.json", real), 0);
 	bkr_recover_report_free(rep);
+	/* an engine object that did not scan (routine makes a new one): the items' record decides */
+	bkr_rec_root_forget(f->rc);
+	assert_int_equal(bkr_recover_items(f->rc, r.items, r.n, &o, &rep), 0);
+	assert_int_equal(bkr_recover_report_summary(rep)->applied, 0);
+	assert_non_null(strstr(bkr_recover_report_json(rep), "is no longer the directory the scan looked at"));
+	assert_int_equal(tu_sh("test -z \"$(ls -A %s)\"", outside), 0);
+	bkr_recover_report_free(rep);
 	bkr_scan_result_free(&r);
 	assert_int_equal(unlink(f->ws), 0);
 	assert_int_equal(rename(real, f->ws), 0);

@@ -142,6 +142,8 @@ typedef struct {
 		bool seen;         /**< it existed (false: absent, or not recorded) */
 		uint64_t dev, ino, size;
 		int64_t mtime_ns, ctime_ns;
+		bool root;         /**< root_dev/root_ino: the workspace directory the scan looked in */
+		uint64_t root_dev, root_ino;
 	} scanned;
 } bkr_damage;
 
