@@ -1,7 +1,8 @@
 /** @file
- * Applying a recovered file to the workspace: the target is re-checked just
- * before writing (a file that came back or changed since the scan is left
- * alone), the copy is written to a temporary in the target's directory,
+ * Applying a recovered file to the workspace: everything is done relative
+ * to the workspace directory the scan saw (bkr_rec_root_open), the target is
+ * re-checked just before writing (a file that came back or changed since the
+ * scan is left alone), the copy is written to a temporary in the target's directory,
  * given its attributes through its descriptor and renamed over the target
  * through io.c's commit (so fault points reach it); no path component is
  * followed if it is a symlink.
@@ -21,13 +22,20 @@
 #include "bkr/io.h"
 #include "recover_i.h"
 
-/* Is the existing target still what the scan saw?  0 go on, 1 nothing to do (*why set), <0 refused. */
-static int check_target(bkr_recover *rc, const bkr_rec_file *f, char **why)
+/*
+ * Is the existing regular file @p base (in @p dir, stat @p st) still what the
+ * scan saw?  0 go on, 1 nothing to do (*why set), <0 refused.  A file that
+ * changed since the scan (another inode, size, mtime or ctime: someone wrote
+ * it) is never overwritten, unless it already holds the recovered copy.
+ */
+static int check_target(bkr_recover *rc, const bkr_rec_file *f, int dir, const char *base, const struct stat *st,
+			char **why)
 {
 	uint8_t *cur = NULL;
 	size_t clen = 0;
-	bool mapped = false;
+	bool mapped = false, changed;
 	char *vwhy = NULL;
+	struct stat rst;
 	bkr_id h;
 	int v, err;
 
@@ -35,27 +43,34 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, char **why)
 	case BKR_DAMAGE_MISSING:
 	case BKR_DAMAGE_REQUIRED:
 		return bkr_error_set(BKR_EEXISTS, "%s: exists again since the scan; not overwritten", f->d.path);
-	case BKR_DAMAGE_TRUNCATED:
-		return 0;
 	default:
 		break;
 	}
-	if ((err = bkr_rec_read_ws(rc, f->d.path, &cur, &clen, &mapped)) < 0)
+	/* a damage without a record of the scan (bkr_recover_items' caller made it): content checks only */
+	changed = f->d.scanned.seen && !bkr_rec_scanned_same(&f->d, st);
+	if ((err = bkr_rec_read_at(rc, dir, base, f->d.path, &cur, &clen, &mapped, &rst)) < 0) {
+		if (err == BKR_REC_CHANGED)
+			return bkr_error_set(BKR_EEXISTS, "%s: being written (changed while it was read); not overwritten",
+					     f->d.path);
 		return err;
+	}
+	changed = changed || (f->d.scanned.seen && !bkr_rec_scanned_same(&f->d, &rst));
 	bkr_sha256(cur, clen, &h);
-	if (f->d.kind == BKR_DAMAGE_INVALID) {
+	if (f->d.kind == BKR_DAMAGE_INVALID && !changed) {
 		v = bkr_rec_validate(rc, f->d.path, cur, clen, false, &vwhy);
 		free(vwhy);
 	} else {
-		v = 0; /* silent corruption: validators cannot see it */
+		v = 0; /* silent corruption and truncation: validators cannot see it */
 	}
 	bkr_rec_data_free(cur, clen, mapped);
 	if (v < 0)
 		return v;
-	if (bkr_id_cmp(&h, &f->sha) == 0) {
+	if (!f->link && bkr_id_cmp(&h, &f->sha) == 0) {
 		*why = strdup("already identical to the recovered copy");
 		return 1;
 	}
+	if (changed)
+		return bkr_error_set(BKR_EEXISTS, "%s: changed since the scan; not overwritten", f->d.path);
 	if (v == 1)
 		return bkr_error_set(BKR_EEXISTS, "%s: valid now (changed since the scan); not overwritten", f->d.path);
 	return 0;
@@ -156,9 +171,9 @@ fail:
 	return err;
 }
 
-int bkr_rec_apply(bkr_recover *rc, bkr_rec_file *f, char **why)
+int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 {
-	int root = -1, dir = -1, fd = -1, err = 0;
+	int dir = -1, fd = -1, err = 0;
 	const char *base;
 	char tmp[NAME_MAX + 1];
 	struct stat st;
@@ -168,10 +183,6 @@ int bkr_rec_apply(bkr_recover *rc, bkr_rec_file *f, char **why)
 	if (f->healthy) {
 		*why = strdup("the file was healthy when checked; never overwritten");
 		return 0;
-	}
-	if ((root = open(rc->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		err = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
-		goto done;
 	}
 	if ((err = make_parents(rc, root, f->d.path)) < 0 ||
 	    (err = bkr_rec_open_parent(root, f->d.path, false, &dir, &base, f->d.path)) < 0)
@@ -201,7 +212,7 @@ int bkr_rec_apply(bkr_recover *rc, bkr_rec_file *f, char **why)
 			err = bkr_error_set(BKR_EEXISTS, "%s: no longer empty; not overwritten", f->d.path);
 			goto done;
 		}
-		if ((err = check_target(rc, f, why)) != 0) {
+		if ((err = check_target(rc, f, dir, base, &st, why)) != 0) {
 			if (err > 0)
 				err = 0;
 			goto done;
@@ -248,8 +259,6 @@ done:
 		err = 0;
 	if (dir >= 0)
 		close(dir);
-	if (root >= 0)
-		close(root);
 	if (err < 0 && !*why)
 		*why = strdup(bkr_error_message());
 	return err;

@@ -20,6 +20,7 @@
 #include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/host.h"
+#include "bkr/io.h"
 #include "recover_i.h"
 
 int64_t bkr_rec_now_ms(void)
@@ -169,13 +170,62 @@ done:
 	return err;
 }
 
-int bkr_rec_lstat_ws(const bkr_recover *rc, const char *rel, struct stat *st)
+int bkr_rec_root_open(bkr_recover *rc, int *fd)
+{
+	struct stat st;
+
+	if ((*fd = open(rc->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return bkr_error_set_errno(errno, "workspace %s", rc->workspace);
+	if (fstat(*fd, &st) < 0) {
+		int err = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
+		close(*fd);
+		*fd = -1;
+		return err;
+	}
+	if (!rc->root_known) {
+		rc->root_known = true;
+		rc->root_dev = (uint64_t)st.st_dev;
+		rc->root_ino = (uint64_t)st.st_ino;
+	} else if ((uint64_t)st.st_dev != rc->root_dev || (uint64_t)st.st_ino != rc->root_ino) {
+		close(*fd);
+		*fd = -1;
+		return bkr_error_set(BKR_EINVAL,
+				     "workspace %s is no longer the directory the scan looked at (it or a parent "
+				     "was replaced or moved); nothing written there",
+				     rc->workspace);
+	}
+	return 0;
+}
+
+void bkr_rec_root_forget(bkr_recover *rc)
+{
+	rc->root_known = false;
+}
+
+void bkr_rec_scanned_set(bkr_damage *d, const struct stat *st)
+{
+	d->scanned.seen = true;
+	d->scanned.dev = (uint64_t)st->st_dev;
+	d->scanned.ino = (uint64_t)st->st_ino;
+	d->scanned.size = (uint64_t)st->st_size;
+	d->scanned.mtime_ns = bkr_clock_ns(&st->st_mtim);
+	d->scanned.ctime_ns = bkr_clock_ns(&st->st_ctim);
+}
+
+bool bkr_rec_scanned_same(const bkr_damage *d, const struct stat *st)
+{
+	return d->scanned.seen && d->scanned.dev == (uint64_t)st->st_dev && d->scanned.ino == (uint64_t)st->st_ino &&
+	       d->scanned.size == (uint64_t)st->st_size && d->scanned.mtime_ns == bkr_clock_ns(&st->st_mtim) &&
+	       d->scanned.ctime_ns == bkr_clock_ns(&st->st_ctim);
+}
+
+int bkr_rec_lstat_ws(bkr_recover *rc, const char *rel, struct stat *st)
 {
 	int root = -1, dir = -1, err = 0;
 	const char *base;
 
-	if ((root = open(rc->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return bkr_error_set_errno(errno, "workspace %s", rc->workspace);
+	if ((err = bkr_rec_root_open(rc, &root)) < 0)
+		return err;
 	if ((err = bkr_rec_open_parent(root, rel, false, &dir, &base, rel)) < 0)
 		goto done;
 	if (fstatat(dir, base, st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -228,23 +278,112 @@ int bkr_rec_scratch_file(bkr_recover *rc, uint64_t len, int *fd)
 	return 0;
 }
 
-int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size_t *len, bool *mapped)
+static int pwrite_full(int fd, const uint8_t *buf, size_t n, size_t off)
 {
-	int root = -1, dir = -1, fd = -1, err = 0;
-	const char *base;
-	struct stat st;
+	while (n) {
+		ssize_t w = pwrite(fd, buf, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return bkr_error_set_errno(errno, "writing a scratch copy");
+		buf += w;
+		off += (size_t)w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_size == b->st_size && a->st_ino == b->st_ino &&
+	       bkr_clock_ns(&a->st_mtim) == bkr_clock_ns(&b->st_mtim) &&
+	       bkr_clock_ns(&a->st_ctim) == bkr_clock_ns(&b->st_ctim);
+}
+
+/*
+ * Copy the live file open as @p fd (whose fstat is @p st) with read(2): into
+ * memory, or a large one into a private scratch file that is then mapped (a
+ * mapping of the live file would fault when it shrinks).  BKR_REC_CHANGED
+ * when it is not the size it had, or its stat changed, by the end.
+ */
+static int copy_live(bkr_recover *rc, int fd, const struct stat *st, const char *rel, uint8_t **data,
+		     size_t *len, bool *mapped)
+{
+	enum { CHUNK = 1 << 20 };
+	uint64_t size = (uint64_t)st->st_size;
+	bool big = size > BKR_REC_MAP_MIN;
 	uint8_t *buf = NULL;
-	size_t got = 0;
+	size_t got = 0, cap;
+	int sfd = -1, err = 0;
+	struct stat after;
+
+	if (size >= SIZE_MAX)
+		return bkr_error_set(BKR_EINVAL, "%s: too large", rel);
+	if (big && (err = bkr_rec_scratch_file(rc, size, &sfd)) < 0)
+		return err;
+	cap = big ? CHUNK : (size_t)size + 1;
+	if (!(buf = malloc(cap))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	/* one byte more than expected: a file that grew is seen */
+	while (got <= (size_t)size) {
+		size_t want = (size_t)size + 1 - got;
+		uint8_t *at = big ? buf : buf + got;
+		ssize_t r;
+
+		if (big && want > CHUNK)
+			want = CHUNK;
+		r = read(fd, at, want);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = bkr_error_set_errno(errno, "%s: read", rel);
+			goto done;
+		}
+		if (r == 0)
+			break;
+		if (big && got + (size_t)r <= (size_t)size && (err = pwrite_full(sfd, buf, (size_t)r, got)) < 0)
+			goto done;
+		got += (size_t)r;
+	}
+	if (fstat(fd, &after) < 0) {
+		err = bkr_error_set_errno(errno, "%s: stat", rel);
+		goto done;
+	}
+	if (got != (size_t)size || !same_stat(st, &after)) {
+		err = bkr_error_set(BKR_REC_CHANGED, "%s: changed while it was read (%llu bytes expected, %zu%s read)",
+				    rel, (unsigned long long)size, got > (size_t)size ? (size_t)size : got,
+				    got > (size_t)size ? "+" : "");
+		goto done;
+	}
+	if (big) {
+		if ((err = bkr_rec_map(sfd, (size_t)size, rel, data)) == 0) {
+			*len = (size_t)size;
+			*mapped = true;
+		}
+		goto done;
+	}
+	buf[got] = '\0';
+	*data = buf;
+	*len = got;
+	buf = NULL;
+done:
+	free(buf);
+	if (sfd >= 0)
+		close(sfd);
+	return err;
+}
+
+int bkr_rec_read_at(bkr_recover *rc, int dir, const char *base, const char *rel, uint8_t **data, size_t *len,
+		    bool *mapped, struct stat *stp)
+{
+	int fd = -1, err = 0;
+	struct stat st;
 
 	*data = NULL;
 	*len = 0;
 	*mapped = false;
-	if ((root = open(rc->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		err = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
-		goto done;
-	}
-	if ((err = bkr_rec_open_parent(root, rel, false, &dir, &base, rel)) < 0)
-		goto done;
 	if ((fd = openat(dir, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
 		if (errno == ELOOP)
 			err = bkr_error_set(BKR_EINVAL, "%s: is a symlink", rel);
@@ -256,42 +395,36 @@ int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size
 		err = bkr_error_set_errno(errno, "%s: stat", rel);
 		goto done;
 	}
+	if (stp)
+		*stp = st;
 	if (!S_ISREG(st.st_mode)) {
 		err = bkr_error_set(BKR_EINVAL, "%s: not a regular file", rel);
 		goto done;
 	}
-	if ((uint64_t)st.st_size > BKR_REC_MAP_MIN && (uint64_t)st.st_size <= SIZE_MAX) {
-		/* too large to read into memory: mapped (a file that shrinks meanwhile faults: read it once) */
-		if ((err = bkr_rec_map(fd, (size_t)st.st_size, rel, data)) == 0) {
-			*len = (size_t)st.st_size;
-			*mapped = true;
-		}
+	/* tests: BKR_FAULT="recover-read:N:stop" pauses between the stat and the read of a live file */
+	if ((err = bkr_io_fault("recover-read")) < 0)
 		goto done;
-	}
-	if (!(buf = malloc((size_t)st.st_size + 1))) {
-		err = bkr_error_oom();
-		goto done;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			err = bkr_error_set_errno(errno, "%s: read", rel);
-			goto done;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = '\0';
-	*data = buf;
-	*len = got;
-	buf = NULL;
+	err = copy_live(rc, fd, &st, rel, data, len, mapped);
 done:
-	free(buf);
 	if (fd >= 0)
 		close(fd);
+	return err;
+}
+
+int bkr_rec_read_ws(bkr_recover *rc, const char *rel, uint8_t **data, size_t *len, bool *mapped, struct stat *st)
+{
+	int root = -1, dir = -1, err = 0;
+	const char *base;
+
+	*data = NULL;
+	*len = 0;
+	*mapped = false;
+	if ((err = bkr_rec_root_open(rc, &root)) < 0)
+		goto done;
+	if ((err = bkr_rec_open_parent(root, rel, false, &dir, &base, rel)) < 0)
+		goto done;
+	err = bkr_rec_read_at(rc, dir, base, rel, data, len, mapped, st);
+done:
 	if (dir >= 0)
 		close(dir);
 	if (root >= 0)

@@ -105,6 +105,8 @@ struct bkr_recover {
 	char *hostname;
 	bkr_repo *repo;              /**< borrowed, may be NULL */
 	char *scratch;               /**< private temp directory (created lazily) */
+	bool root_known;             /**< root_dev/root_ino: the workspace directory the scan saw */
+	uint64_t root_dev, root_ino;
 };
 
 /** Captures of a pattern match: {name} -> value. */
@@ -142,10 +144,32 @@ bool bkr_rec_rel_ok(const char *rel);
 int bkr_rec_open_parent(int rootfd, const char *rel, bool create, int *dirfd, const char **base,
 			const char *what);
 /**
- * Read a workspace file without following symlinks; BKR_ENOTFOUND when
- * absent.  A large file is mapped (*mapped): release with bkr_rec_data_free.
+ * Open the workspace root directory as *fd.  The first call after
+ * bkr_rec_root_forget (a scan) records which directory it is; later calls
+ * refuse (BKR_EINVAL, one line) when the path now leads to another
+ * directory (the root or a parent of it was replaced, e.g. by a symlink).
  */
-int bkr_rec_read_ws(const bkr_recover *rc, const char *rel, uint8_t **data, size_t *len, bool *mapped);
+int bkr_rec_root_open(bkr_recover *rc, int *fd);
+/** A new scan: the next bkr_rec_root_open records the root again. */
+void bkr_rec_root_forget(bkr_recover *rc);
+/** Fill @p d's "scanned" record from @p st. */
+void bkr_rec_scanned_set(bkr_damage *d, const struct stat *st);
+/** true when @p st is still the file @p d's scan saw (same inode, size, mtime and ctime). */
+bool bkr_rec_scanned_same(const bkr_damage *d, const struct stat *st);
+/** Returned by bkr_rec_read_ws/bkr_rec_read_at for a file that changed while it was read. */
+#define BKR_REC_CHANGED BKR_EEXISTS
+/**
+ * Read a workspace file without following symlinks, with read(2), never a
+ * mapping of the live file; BKR_ENOTFOUND when absent, BKR_REC_CHANGED
+ * (message set) when its size, mtime or ctime changed while it was read.
+ * A large copy is kept in a private scratch file and mapped (*mapped):
+ * release with bkr_rec_data_free.  @p st (may be NULL) gets the file's stat.
+ */
+int bkr_rec_read_ws(bkr_recover *rc, const char *rel, uint8_t **data, size_t *len, bool *mapped,
+		    struct stat *st);
+/** bkr_rec_read_ws of @p base in the open directory @p dir. */
+int bkr_rec_read_at(bkr_recover *rc, int dir, const char *base, const char *rel, uint8_t **data, size_t *len,
+		    bool *mapped, struct stat *st);
 /** Open an unlinked scratch file for a copy of @p len bytes (holes read as zeros). */
 int bkr_rec_scratch_file(bkr_recover *rc, uint64_t len, int *fd);
 /** Map the first @p len bytes of @p fd read-only (a copy too large for memory). */
@@ -153,7 +177,7 @@ int bkr_rec_map(int fd, size_t len, const char *what, uint8_t **out);
 /** free() or munmap() a copy. */
 void bkr_rec_data_free(uint8_t *data, size_t len, bool mapped);
 /** lstat of a workspace path without following symlinks; BKR_ENOTFOUND when absent. */
-int bkr_rec_lstat_ws(const bkr_recover *rc, const char *rel, struct stat *st);
+int bkr_rec_lstat_ws(bkr_recover *rc, const char *rel, struct stat *st);
 /** Private scratch directory of the engine (created on first use). */
 int bkr_rec_scratch(bkr_recover *rc, const char **dir);
 /** Source priority of @p rel. */
@@ -296,12 +320,13 @@ static inline bool bkr_rec_has_copy(const bkr_rec_file *f)
 void bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f);
 
 /**
- * Write @p f's recovered copy over the workspace file, atomically and without
+ * Write @p f's recovered copy over the workspace file under @p root (the
+ * workspace directory, from bkr_rec_root_open), atomically and without
  * following symlinks, after checking the target is still what the scan saw.
  * Returns 0 (f->applied, or *why says why nothing was needed) or <0; *why is
  * malloc'd or NULL.
  */
-int bkr_rec_apply(bkr_recover *rc, bkr_rec_file *f, char **why);
+int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why);
 
 /**
  * Store a run in the repository: the recovered files @p files (sorted by

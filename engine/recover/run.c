@@ -4,6 +4,7 @@
  * workspace (apply.c), then the run stored with its final report
  * (store.c, report.c).
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,9 +67,14 @@ void bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f)
 		memcpy(parent, f->d.path, (size_t)(slash - f->d.path));
 		parent[slash - f->d.path] = '\0';
 		bkr_rec_dir_attrs(rc, parent, false, &m, &f->uid, &f->gid);
-	} else if (lstat(rc->workspace, &st) == 0) {
-		f->uid = st.st_uid;
-		f->gid = st.st_gid;
+	} else {
+		int root = -1;
+		if (bkr_rec_root_open(rc, &root) == 0 && fstat(root, &st) == 0) {
+			f->uid = st.st_uid;
+			f->gid = st.st_gid;
+		}
+		if (root >= 0)
+			close(root);
 	}
 }
 
@@ -262,6 +268,17 @@ static int copy_items(const bkr_damage *items, const bool *healthy, size_t n, bk
 static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_recover_report *rep,
 		      bkr_rec_file *files, size_t nf)
 {
+	int root = -1, rerr = 0;
+	char *rwhy = NULL;
+	struct stat rst = { 0 };
+
+	if (opts->apply) {
+		/* the workspace directory is opened once and must be the one the scan saw */
+		if ((rerr = bkr_rec_root_open(rc, &root)) < 0 && !(rwhy = strdup(bkr_error_message())))
+			rerr = bkr_error_oom();
+		if (rerr == 0 && fstat(root, &rst) < 0)
+			rerr = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
+	}
 	for (size_t i = 0; i < nf; i++) {
 		bkr_rec_file *f = &files[i];
 		char *why = NULL;
@@ -275,7 +292,18 @@ static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 			cJSON_AddStringToObject(f->entry, "apply_result", "dry-run: workspace untouched");
 			continue;
 		}
-		r = bkr_rec_apply(rc, f, &why);
+		if (rerr < 0) {
+			r = rerr;
+			why = rwhy ? strdup(rwhy) : NULL;
+		} else if (f->d.scanned.root && (f->d.scanned.root_dev != (uint64_t)rst.st_dev ||
+						  f->d.scanned.root_ino != (uint64_t)rst.st_ino)) {
+			/* scanned by another engine object (routine): its record of the root decides */
+			r = bkr_error_set(BKR_EINVAL, "workspace %s is no longer the directory the scan looked at "
+					  "(it or a parent was replaced or moved); nothing written there", rc->workspace);
+			why = strdup(bkr_error_message());
+		} else {
+			r = bkr_rec_apply(rc, root, f, &why);
+		}
 		cJSON_AddBoolToObject(f->entry, "applied", f->applied);
 		cJSON_AddStringToObject(f->entry, "apply_result", f->applied ? "written" : why ? why : "not written");
 		if (f->applied)
@@ -284,6 +312,9 @@ static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 			rep->sum.failed++;
 		free(why);
 	}
+	if (root >= 0)
+		close(root);
+	free(rwhy);
 }
 
 /* Store the run in the repository, else stage it; *json_io is the report as stored. */
@@ -399,6 +430,7 @@ int bkr_recover_file(bkr_recover *rc, const char *path, const bkr_recover_option
 		goto done;
 	if ((err = bkr_rec_bindex_load(rc, &bi)) < 0)
 		goto done;
+	bkr_rec_root_forget(rc); /* this check is the scan */
 	if ((err = bkr_rec_check_one(rc, &bi, rel, opts && opts->deep, &d)) < 0)
 		goto done;
 	if (err == 0) { /* healthy, or no regular file: a directory is no file to recover */

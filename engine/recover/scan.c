@@ -86,10 +86,8 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 	int prio = bkr_rec_priority(rc, rel);
 
 	memset(out, 0, sizeof(*out));
-	if ((root = open(rc->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		err = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
+	if ((err = bkr_rec_root_open(rc, &root)) < 0)
 		goto done;
-	}
 	err = bkr_rec_open_parent(root, rel, false, &dir, &base, rel);
 	if (err == BKR_EINVAL) {
 		/* a parent is a symlink or a file: the file cannot be reached safely */
@@ -121,6 +119,8 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 		err = set_damage(out, rel, BKR_DAMAGE_TRUNCATED, prio,
 				 "truncated to 0 bytes (the copy in backup %s has %llu bytes)", bf->backup_id,
 				 (unsigned long long)bf->size);
+		if (err == 1)
+			bkr_rec_scanned_set(out, &st);
 		goto done;
 	}
 	if (bkr_rec_has_validator(rc, rel)) {
@@ -128,12 +128,26 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 		size_t len = 0;
 		bool mapped = false;
 		char *why = NULL;
-		if ((err = bkr_rec_read_ws(rc, rel, &data, &len, &mapped)) < 0)
+		struct stat rst;
+		/* a file rewritten while it is read is read again; one that keeps changing is reported */
+		for (int tries = 0;; tries++) {
+			err = bkr_rec_read_at(rc, dir, base, rel, &data, &len, &mapped, &rst);
+			if (err != BKR_REC_CHANGED || tries == 2)
+				break;
+		}
+		if (err == BKR_REC_CHANGED) {
+			err = set_damage(out, rel, BKR_DAMAGE_INVALID, prio, "could not be checked: %s (3 tries)",
+					 bkr_error_message());
+			if (err == 1)
+				bkr_rec_scanned_set(out, &rst);
+			goto done;
+		}
+		if (err < 0)
 			goto done;
 		err = bkr_rec_validate(rc, rel, data, len, false, &why);
 		bkr_rec_data_free(data, len, mapped);
-		if (err == 0)
-			err = set_damage(out, rel, BKR_DAMAGE_INVALID, prio, "%s", why);
+		if (err == 0 && (err = set_damage(out, rel, BKR_DAMAGE_INVALID, prio, "%s", why)) == 1)
+			bkr_rec_scanned_set(out, &rst); /* the file as validated */
 		free(why);
 		if (err != 1 && err < 0)
 			goto done;
@@ -144,8 +158,13 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 	if (deep && bf && (uint64_t)st.st_size == bf->size &&
 	    bkr_clock_ns(&st.st_mtim) == bf->mtime_ns) {
 		bkr_id h;
-		if ((fd = openat(dir, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		struct stat fst;
+		if ((fd = openat(dir, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
 			err = bkr_error_set_errno(errno, "%s", rel);
+			goto done;
+		}
+		if (fstat(fd, &fst) < 0) {
+			err = bkr_error_set_errno(errno, "%s: stat", rel);
 			goto done;
 		}
 		if ((err = bkr_digest_fd(fd, bf->sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN, &h, NULL)) < 0) {
@@ -159,10 +178,18 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 			err = set_damage(out, rel, BKR_DAMAGE_SILENT, prio,
 					 "silent corruption: size and mtime match backup %s but the content digest %.12s differs from %.12s",
 					 bf->backup_id, a, b);
+			if (err == 1)
+				bkr_rec_scanned_set(out, &fst); /* the file as hashed */
 			goto done;
 		}
 	}
 done:
+	if (err == 1) {
+		/* apply writes only into this directory (a later engine object too: routine) */
+		out->scanned.root = true;
+		out->scanned.root_dev = rc->root_dev;
+		out->scanned.root_ino = rc->root_ino;
+	}
 	if (fd >= 0)
 		close(fd);
 	if (dir >= 0)
@@ -290,10 +317,9 @@ int bkr_recover_scan(bkr_recover *rc, unsigned flags, bkr_scan_result *out)
 		err = bkr_error_oom();
 		goto done;
 	}
-	if ((root = open(rc->workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		err = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
+	bkr_rec_root_forget(rc); /* this scan's workspace directory is the one apply writes into */
+	if ((err = bkr_rec_root_open(rc, &root)) < 0)
 		goto done;
-	}
 	err = walk_dir(&c, root, rel, 0, 0);
 	root = -1;
 	if (err < 0)

@@ -267,4 +267,27 @@ if [ "$(id -u)" = 0 ]; then
 		fail "another user read the run's report: $(head -c 300 "$T/other.out")"
 	chmod 700 "$T"
 fi
+# (15) a JSON file over 16 MiB that shrinks while scan reads it: read, never mapped (a mapping of
+# the live file died of SIGBUS); scan pauses at the fault point between its stat and its read
+W3="$T/ws3"; C3="$T/bkr3.json"; mkdir -p "$W3/db"
+python3 -c "import sys; sys.stdout.write('{\"a\":\"' + 'x' * (17 << 20) + '\"}\n')" > "$W3/db/big.json"
+echo "{\"repository\":\"$T/repo3\",\"workspace_root\":\"$W3\"}" > "$C3"
+"$BKR" init -r "$T/repo3" >/dev/null
+BKR_FAULT=recover-read:1:stop "$BKR" scan -c "$C3" --json > "$T/scan3.json" 2> "$T/scan3.err" &
+pid=$!
+for _ in $(seq 1 3000); do
+	[ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" = T ] && break
+	sleep 0.01
+done
+[ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" = T ] || fail "scan did not stop at recover-read"
+truncate -s 1M "$W3/db/big.json"
+kill -CONT "$pid"
+st=0; wait "$pid" || st=$?
+[ "$st" = 1 ] || fail "scan of a file that shrank while read: exit $st: $(head -c 300 "$T/scan3.err")"
+python3 - "$T/scan3.json" <<'PY' || fail "scan of a file that shrank while read: $(head -c 500 "$T/scan3.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert [(f["path"], f["kind"]) for f in r["files"]] == [("db/big.json", "invalid")], r
+PY
+
 echo "recovery integration: ok"

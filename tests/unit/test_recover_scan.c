@@ -303,6 +303,88 @@ static void test_symlink_escape(void **state)
 	bkr_recover_report_free(rep);
 }
 
+/* The workspace path leads to another directory between scan and apply (a
+ * parent or the root swapped for a symlink): nothing is written anywhere. */
+static void test_root_swapped(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
+	char real[PATH_MAX], outside[PATH_MAX];
+
+	damage(f);
+	assert_int_equal(bkr_recover_scan(f->rc, 0, &r), 0);
+	assert_int_equal(r.n, 8);
+	snprintf(real, sizeof(real), "%s.real", f->ws);
+	snprintf(outside, sizeof(outside), "%s/outside", f->dir);
+	tu_mkdirs(outside);
+	assert_int_equal(rename(f->ws, real), 0);
+	assert_int_equal(symlink(outside, f->ws), 0);
+	o.apply = true;
+	assert_int_equal(bkr_recover_items(f->rc, r.items, r.n, &o, &rep), 0);
+	assert_int_equal(bkr_recover_report_summary(rep)->recovered, 8);
+	assert_int_equal(bkr_recover_report_summary(rep)->applied, 0);
+	assert_int_equal(bkr_recover_report_summary(rep)->failed, 8);
+	assert_non_null(strstr(bkr_recover_report_json(rep), "is no longer the directory the scan looked at"));
+	assert_int_equal(tu_sh("test -z \"$(ls -A %s)\"", outside), 0); /* nothing made or written there */
+	assert_int_equal(tu_sh("test ! -e %s/conversations/s00.json", real), 0);
+	bkr_recover_report_free(rep);
+	/* an engine object that did not scan (routine makes a new one): the items' record decides */
+	bkr_rec_root_forget(f->rc);
+	assert_int_equal(bkr_recover_items(f->rc, r.items, r.n, &o, &rep), 0);
+	assert_int_equal(bkr_recover_report_summary(rep)->applied, 0);
+	assert_non_null(strstr(bkr_recover_report_json(rep), "is no longer the directory the scan looked at"));
+	assert_int_equal(tu_sh("test -z \"$(ls -A %s)\"", outside), 0);
+	bkr_recover_report_free(rep);
+	bkr_scan_result_free(&r);
+	assert_int_equal(unlink(f->ws), 0);
+	assert_int_equal(rename(real, f->ws), 0);
+}
+
+/* Files rewritten by the application between scan and apply are not
+ * overwritten with the old copy: a silently corrupted one, an invalid one
+ * rewritten with other invalid content, a truncated one rewritten empty. */
+static void test_changed_since_scan(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
+	char *got;
+	cJSON *root;
+
+	damage(f);
+	assert_int_equal(bkr_recover_scan(f->rc, BKR_SCAN_DEEP, &r), 0);
+	assert_int_equal(r.n, 9);
+	tu_writes(f->ws, "conversations/s07.json", "{\"version\":2}\n");         /* silent: a new version */
+	tu_writes(f->ws, "conversations/s04.json", "{\"still\":\"being written");  /* invalid, other content */
+	tu_sh("touch %s/conversations/new && mv %s/conversations/new %s/conversations/s06.json", f->ws, f->ws,
+	      f->ws); /* another empty file */
+	o.apply = true;
+	assert_int_equal(bkr_recover_items(f->rc, r.items, r.n, &o, &rep), 0);
+	got = tu_read(f->ws, "conversations/s07.json", NULL);
+	assert_string_equal(got, "{\"version\":2}\n");
+	free(got);
+	got = tu_read(f->ws, "conversations/s04.json", NULL);
+	assert_string_equal(got, "{\"still\":\"being written");
+	free(got);
+	got = tu_read(f->ws, "conversations/s06.json", NULL);
+	assert_string_equal(got, "");
+	free(got);
+	assert_int_equal(bkr_recover_report_summary(rep)->applied, 6);
+	assert_int_equal(bkr_recover_report_summary(rep)->failed, 3);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	assert_non_null(root);
+	assert_string_equal(tu_str(tu_report_file(root, "conversations/s07.json"), "apply_result"),
+			    "conversations/s07.json: changed since the scan; not overwritten");
+	assert_string_equal(tu_str(tu_report_file(root, "conversations/s04.json"), "apply_result"),
+			    "conversations/s04.json: changed since the scan; not overwritten");
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_scan_result_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +392,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batch_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run_and_recheck, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_escape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_root_swapped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changed_since_scan, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,8 @@
  * or pause there with "stop" (SIGSTOP; the pass succeeds after SIGCONT, so a
  * test can race the process deterministically).  Points: "write", "fsync",
  * "rename", "read", "restore-meta" (restore, between creating an entry and
- * setting its attributes), "restore-tmpfile" (restore's O_TMPFILE: a failure
+ * setting its attributes), "recover-read" (recovery, between the stat and the
+ * read of a live workspace file), "restore-tmpfile" (restore's O_TMPFILE: a failure
  * is taken for a filesystem without it).  Several specs may be joined with ','.
  */
 #ifndef BKR_IO_H

@@ -137,6 +137,14 @@ typedef struct {
 	bkr_damage_kind kind;
 	char *reason;          /**< one line ("not valid JSON: line 3 column 7"), owned */
 	int priority;          /**< of the source the file belongs to */
+	/** The file as the scan saw it (apply refuses a file that no longer matches). */
+	struct {
+		bool seen;         /**< it existed (false: absent, or not recorded) */
+		uint64_t dev, ino, size;
+		int64_t mtime_ns, ctime_ns;
+		bool root;         /**< root_dev/root_ino: the workspace directory the scan looked in */
+		uint64_t root_dev, root_ino;
+	} scanned;
 } bkr_damage;
 
 typedef struct {
