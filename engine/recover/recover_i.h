@@ -172,6 +172,11 @@ int64_t bkr_rec_now_ms(void);
  */
 int bkr_rec_validate(bkr_recover *rc, const char *rel, const uint8_t *data, size_t len,
 		     bool nonempty, char **why);
+/**
+ * JSON syntax (RFC 8259) of @p len bytes, with no nesting limit: 1 valid, 0
+ * invalid (*err_off = offset of the first error), BKR_ENOMEM.
+ */
+int bkr_rec_json_check(const uint8_t *data, size_t len, size_t *err_off);
 /** true when at least one validator applies to @p rel. */
 bool bkr_rec_has_validator(const bkr_recover *rc, const char *rel);
 
