@@ -6,7 +6,9 @@
  * before its parents even when they share a second; time among branches),
  * and take the newest commit within max_age whose
  * copy of the file validates.  Walking history also finds files deleted in
- * HEAD.  Identical blobs are checked once.
+ * HEAD.  Identical blobs are checked once.  A symlink (GIT_FILEMODE_LINK)
+ * is never recovered: its blob is the link text, and writing that as a
+ * regular file would be wrong; the walk stops there (not_found).
  */
 #include <limits.h>
 #include <stdio.h>
@@ -44,7 +46,7 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 	git_object *obj = NULL;
 	git_buf found = { 0 };
 	git_oid oid, last_blob;
-	bool have_last = false;
+	bool have_last = false, symlink_at = false;
 	char gpath[PATH_MAX], hex[GIT_OID_HEXSZ + 1];
 	const char *ref = j->s->git_ref ? j->s->git_ref : "HEAD";
 	cJSON *rejected = cJSON_CreateArray();
@@ -137,6 +139,25 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		    git_tree_entry_type(te) != GIT_OBJECT_BLOB) {
 			goto next;
 		}
+		if (git_tree_entry_filemode(te) == GIT_FILEMODE_LINK) {
+			/* a symlink: its blob is the link text, never the file's content; the git
+			 * strategy does not make symlinks, and an older regular copy would not be
+			 * what the file is now: stop here (the next strategy may restore it) */
+			git_oid_tostr(hex, sizeof(hex), &oid);
+			{
+				cJSON *rj = cJSON_CreateObject();
+				if (rj) {
+					cJSON_AddStringToObject(rj, "commit", hex);
+					cJSON_AddStringToObject(rj, "reason", "a symlink in git");
+					cJSON_AddItemToArray(rejected, rj);
+				}
+			}
+			symlink_at = true;
+			git_tree_entry_free(te);
+			git_tree_free(tree);
+			git_commit_free(commit);
+			break;
+		}
 		if (have_last && git_oid_equal(&last_blob, git_tree_entry_id(te)))
 			goto next; /* the same bytes as the commit just rejected */
 		git_oid_cpy(&last_blob, git_tree_entry_id(te));
@@ -202,7 +223,11 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		cJSON_AddItemToObject(o->source, "rejected", rejected);
 		rejected = NULL;
 	}
-	if (!candidates)
+	if (symlink_at)
+		err = bkr_rec_fail(o, BKR_ENOTFOUND,
+				   "%s is a symlink in git commit %.12s: the git strategy does not restore symlinks", gpath,
+				   hex);
+	else if (!candidates)
 		err = bkr_rec_fail(o, BKR_ENOTFOUND, "no commit of %s%s has %s", ref,
 				   j->s->max_age_s ? " within max_age" : "", gpath);
 	else

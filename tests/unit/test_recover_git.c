@@ -214,6 +214,45 @@ static void test_no_repository(void **state)
 	bkr_recover_free(rc);
 }
 
+/* The first rejected copy's reason in attempt 0 of @p path's entry (NULL = none). */
+static const char *rejected_reason(cJSON *root, const char *path, int i)
+{
+	cJSON *e = tu_report_file(root, path);
+	cJSON *src = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(e, "attempts"), 0), "source");
+	return tu_str(cJSON_GetArrayItem(cJSON_GetObjectItem(src, "rejected"), i), "reason");
+}
+
+/* A symlink in git is not a file: its blob is the link text.  It was
+ * recovered as a regular file holding "real.json"; now it is refused and the
+ * next strategy runs. */
+static void test_symlink_refused(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+
+	tu_writes(f->ws, "cfg/real.json", "{\"mode\":\"prod\"}\n");
+	assert_int_equal(tu_sh("cd %s/cfg && ln -s real.json current.json", f->ws), 0);
+	assert_int_equal(commit(f, "link", "2020-01-03T00:00:00Z"), 0);
+	tu_sh("rm %s/cfg/current.json", f->ws);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"cfg/*\",\"strategies\":[\"git\",\"manual\"]}]}");
+	o.apply = true;
+	assert_int_equal(bkr_recover_file(rc, "cfg/current.json", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "cfg/current.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "not_found");
+	assert_non_null(strstr(tu_attempt(e, 0, "error"), "symlink"));
+	assert_string_equal(rejected_reason(root, "cfg/current.json", 0), "a symlink in git");
+	assert_string_equal(tu_attempt(e, 1, "strategy"), "manual");
+	assert_string_equal(tu_str(e, "status"), "manual");
+	assert_false(tu_exists(f->ws, "cfg/current.json"));
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -221,6 +260,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_max_age_and_missing_repo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_same_second, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_repository, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
