@@ -44,6 +44,7 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 	git_repository *repo = NULL;
 	git_revwalk *walk = NULL;
 	git_object *obj = NULL;
+	git_odb *odb = NULL;
 	git_buf found = { 0 };
 	git_oid oid, last_blob;
 	bool have_last = false, symlink_at = false;
@@ -100,6 +101,10 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		}
 		snprintf(gpath, sizeof(gpath), "%s", rest);
 	}
+	if (git_repository_odb(&odb, repo) < 0) {
+		err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "git repository %s: %s", git_repository_path(repo), git_msg());
+		goto done;
+	}
 	/* the history */
 	if (git_revparse_single(&obj, repo, ref) < 0) {
 		err = bkr_rec_fail(o, BKR_ENOTFOUND, "git ref '%s': %s", ref, git_msg());
@@ -124,6 +129,8 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		git_tree *tree = NULL;
 		git_tree_entry *te = NULL;
 		git_blob *blob = NULL;
+		git_object_t htype;
+		size_t hsize = 0;
 		char *why = NULL;
 		int r;
 
@@ -164,7 +171,14 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		have_last = true;
 		candidates++;
 		git_oid_tostr(hex, sizeof(hex), &oid);
-		if (git_blob_lookup(&blob, repo, git_tree_entry_id(te)) < 0) {
+		/* the size from the object's header first: git_blob_lookup inflates all of it */
+		if (git_odb_read_header(&hsize, &htype, odb, git_tree_entry_id(te)) < 0) {
+			why = strdup(git_msg());
+		} else if ((uint64_t)hsize > BKR_REC_MAX_FILE) {
+			if (asprintf(&why, "too large (%zu bytes; the git strategy stops at %u MiB)", hsize,
+				     BKR_REC_MAX_FILE >> 20) < 0)
+				why = NULL;
+		} else if (git_blob_lookup(&blob, repo, git_tree_entry_id(te)) < 0) {
 			why = strdup(git_msg());
 		} else if ((uint64_t)git_blob_rawsize(blob) > BKR_REC_MAX_FILE) {
 			why = strdup("too large");
@@ -237,6 +251,7 @@ done:
 	cJSON_Delete(rejected);
 	git_revwalk_free(walk);
 	git_object_free(obj);
+	git_odb_free(odb);
 	git_repository_free(repo);
 	git_buf_dispose(&found);
 	git_libgit2_shutdown();

@@ -253,6 +253,40 @@ static void test_symlink_refused(void **state)
 	bkr_recover_free(rc);
 }
 
+/* The size limit is checked on the object's header, before the blob is
+ * inflated: a loose object whose header says 600 MiB (the rest is not there)
+ * is "too large" — git_blob_lookup inflated it first and failed on it. */
+static void test_large_blob_header(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+	const char *why;
+
+	tu_writes(f->ws, "data/big.bin", "small\n");
+	assert_int_equal(commit(f, "big", "2020-01-03T00:00:00Z"), 0);
+	assert_int_equal(tu_sh("cd %s && o=$(git rev-parse HEAD:data/big.bin) && p=.git/objects/${o%%${o#??}}/${o#??} "
+			       "&& chmod u+w $p && python3 -c 'import sys,zlib; open(sys.argv[1],\"wb\").write("
+			       "zlib.compress(b\"blob 629145600\\0small\\n\"))' $p",
+			       f->ws),
+			 0);
+	tu_sh("rm %s/data/big.bin", f->ws);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"data/*\",\"strategies\":[\"git\"]}]}");
+	assert_int_equal(bkr_recover_file(rc, "data/big.bin", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "data/big.bin");
+	assert_string_equal(tu_str(e, "status"), "failed");
+	why = rejected_reason(root, "data/big.bin", 0);
+	assert_non_null(why);
+	if (!strstr(why, "too large"))
+		fail_msg("rejected for '%s', not for its size", why);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +295,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_same_second, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_repository, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_blob_header, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
