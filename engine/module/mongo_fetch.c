@@ -13,6 +13,44 @@
 int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r);
 void bkr_mongo_cleanup(void);
 int bkr_mongo_abi(void);
+void bkr_mongo_set_log(bkr_mongo_log_fn fn);
+
+static bkr_mongo_log_fn log_fn;
+
+/* libmongoc's log: never its default handler (stdout and stderr) */
+static void log_handler(mongoc_log_level_t level, const char *domain, const char *message, void *ctx)
+{
+	int l;
+
+	(void)ctx;
+	switch (level) {
+	case MONGOC_LOG_LEVEL_ERROR:
+	case MONGOC_LOG_LEVEL_CRITICAL:
+		l = 3;
+		break;
+	case MONGOC_LOG_LEVEL_WARNING:
+		l = 2;
+		break;
+	case MONGOC_LOG_LEVEL_MESSAGE:
+	case MONGOC_LOG_LEVEL_INFO:
+		l = 1;
+		break;
+	case MONGOC_LOG_LEVEL_DEBUG:
+		l = 0;
+		break;
+	default:
+		return; /* trace */
+	}
+	if (log_fn)
+		log_fn(l, domain ? domain : "", message ? message : "");
+}
+
+void bkr_mongo_set_log(bkr_mongo_log_fn fn)
+{
+	log_fn = fn;
+	mongoc_log_set_handler(log_handler, NULL);
+	mongoc_log_trace_disable();
+}
 
 int bkr_mongo_abi(void)
 {
@@ -70,6 +108,8 @@ int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r)
 
 	memset(r, 0, sizeof(*r));
 	if (!inited) {
+		mongoc_log_set_handler(log_handler, NULL);
+		mongoc_log_trace_disable();
 		mongoc_init();
 		inited = true;
 	}

@@ -22,6 +22,7 @@
 
 #include "../module/mongo_fetch.h"
 #include "bkr/error.h"
+#include "bkr/log.h"
 #include "recover_i.h"
 
 #include "bkr_paths.h"
@@ -72,10 +73,18 @@ static void *module_open(void)
 	return NULL;
 }
 
+/* libmongoc's log lines go to bkr's log, never to stdout (mongo_fetch.h) */
+static void mongo_log(int level, const char *domain, const char *message)
+{
+	bkr_log_kv((bkr_log_level)level, "recover", (const char *[]){ "mongoc_domain", domain, NULL }, "mongodb: %s",
+		   message);
+}
+
 static void mongo_init(void)
 {
 	int (*abi)(void);
 	bkr_mongo_cleanup_fn cleanup;
+	bkr_mongo_set_log_fn set_log;
 	void *h;
 
 	/* no shared-memory counters: nothing left in /dev/shm by a killed
@@ -86,11 +95,13 @@ static void mongo_init(void)
 	abi = (int (*)(void))dlsym(h, "bkr_mongo_abi");
 	mongo_fetch = (bkr_mongo_fetch_fn)dlsym(h, "bkr_mongo_fetch");
 	cleanup = (bkr_mongo_cleanup_fn)dlsym(h, "bkr_mongo_cleanup");
-	if (!abi || !mongo_fetch || !cleanup || abi() != BKR_MONGO_ABI) {
+	set_log = (bkr_mongo_set_log_fn)dlsym(h, "bkr_mongo_set_log");
+	if (!abi || !mongo_fetch || !cleanup || !set_log || abi() != BKR_MONGO_ABI) {
 		snprintf(mongo_why, sizeof(mongo_why), "%s: not a bkr-mongodb module of this version", MODULE_NAME);
 		mongo_fetch = NULL;
 		return;
 	}
+	set_log(mongo_log);
 	atexit(cleanup);
 }
 

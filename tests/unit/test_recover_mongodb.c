@@ -16,6 +16,7 @@
 
 #include "../../engine/recover/recover_i.h"
 #include "bkr/error.h"
+#include "bkr/log.h"
 #include "test_recover_util.h"
 
 static char *g_dir;
@@ -187,11 +188,77 @@ static void test_unreachable(void **state)
 	bkr_recover_free(rc);
 }
 
+static int g_mongo_lines;
+
+static void log_hook(void *ctx, bkr_log_level level, const char *component, const char *message,
+		     const char *json_line)
+{
+	(void)ctx;
+	(void)level;
+	(void)json_line;
+	if (strcmp(component, "recover") == 0 && strncmp(message, "mongodb: ", 9) == 0)
+		g_mongo_lines++;
+}
+
+/* libmongoc's log lines (a failed SCRAM authentication, an unknown URI
+ * option) went to stdout and stderr through its default handler, breaking
+ * `bkr batch --json`; they now go to bkr's log only. */
+static void test_log_not_on_stdout(void **state)
+{
+	char ws[PATH_MAX], json[4096], uri[512], cap[PATH_MAX], *out;
+	bkr_recover *rc;
+	bkr_recover_report *rep;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	int fd, save1, save2;
+	size_t n = 0;
+	(void)state;
+	if (strncmp(g_uri, "mongodb://", 10) != 0 || strchr(g_uri, '@') || strchr(g_uri, '?'))
+		skip();
+	snprintf(uri, sizeof(uri), "mongodb://alice:pw@%s/?bkrNoSuchOption=1", g_uri + 10);
+	snprintf(ws, sizeof(ws), "%s/ws3", g_dir);
+	tu_mkdirs(ws);
+	snprintf(json, sizeof(json),
+		 "{\"rules\":[{\"pattern\":\"c/{id}.json\",\"strategies\":["
+		 "{\"type\":\"mongodb\",\"uri\":\"%s\",\"database\":\"app\",\"collection\":\"conversations\","
+		 "\"filter\":{\"session_id\":\"{id}\"},\"server_selection_timeout_ms\":1500}]}]}",
+		 uri);
+	rc = engine(ws, json);
+	bkr_log_set_level(BKR_LOG_DEBUG);
+	bkr_log_set_hook(log_hook, NULL);
+	g_mongo_lines = 0;
+	snprintf(cap, sizeof(cap), "%s/captured", g_dir);
+	fflush(stdout);
+	fflush(stderr);
+	fd = open(cap, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	save1 = dup(1);
+	save2 = dup(2);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	close(fd);
+	assert_int_equal(bkr_recover_file(rc, "c/xyz.json", &o, &rep), 0);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(save1, 1);
+	dup2(save2, 2);
+	close(save1);
+	close(save2);
+	bkr_log_set_hook(NULL, NULL);
+	out = tu_read(g_dir, "captured", &n);
+	if (n)
+		fail_msg("printed by the mongodb strategy: %s", out);
+	free(out);
+	assert_true(g_mongo_lines > 0); /* in bkr's log instead */
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_recover_documents),
 		cmocka_unit_test(test_unreachable),
+		cmocka_unit_test(test_log_not_on_stdout),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
