@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -83,15 +84,19 @@ int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_
 		close(inp[1]);
 		inp[1] = -1;
 	}
-	deadline = bkr_rec_now_ms() + timeout_ms;
+	deadline = bkr_rec_now_ms();
+	deadline = timeout_ms > INT64_MAX - deadline ? INT64_MAX : deadline + timeout_ms;
 	while (inp[1] >= 0 || outp[0] >= 0) {
 		struct pollfd pf[2];
-		int n = 0, left = (int)(deadline - bkr_rec_now_ms());
+		int64_t rem = deadline - bkr_rec_now_ms();
+		int n = 0, left;
 
-		if (left <= 0) {
+		if (rem <= 0) {
 			res->timed_out = true;
 			break;
 		}
+		/* poll takes an int: a timeout of 25 days or more is waited for in steps */
+		left = rem > INT_MAX ? INT_MAX : (int)rem;
 		if (inp[1] >= 0)
 			pf[n++] = (struct pollfd){ .fd = inp[1], .events = POLLOUT };
 		if (outp[0] >= 0)

@@ -239,6 +239,23 @@ static void test_spawn(void **state)
 	free(big);
 }
 
+/* A timeout of 25 days or more: the remaining time was kept in an int, which
+ * went negative, and the command "timed out" at once. */
+static void test_spawn_long_timeout(void **state)
+{
+	bkr_rec_proc p;
+	char *argv[] = { "sh", "-c", "echo done", NULL };
+	(void)state;
+	assert_int_equal(bkr_rec_spawn(argv, NULL, 0, 30LL * 86400 * 1000, &p), 0);
+	assert_false(p.timed_out);
+	assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0);
+	assert_string_equal(p.output, "done\n");
+	bkr_rec_proc_free(&p);
+	assert_int_equal(bkr_rec_spawn(argv, NULL, 0, INT64_MAX, &p), 0);
+	assert_false(p.timed_out);
+	bkr_rec_proc_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +264,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fail_then_manual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_paths, setup, teardown),
 		cmocka_unit_test(test_spawn),
+		cmocka_unit_test(test_spawn_long_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
