@@ -38,6 +38,7 @@ static int setup(void **state)
 	tu_writes(f->bin, "bad.sh", "#!/bin/sh\nprintf '{\"half\": ' > \"$2\"\n");
 	tu_writes(f->bin, "silent.sh", "#!/bin/sh\nexit 0\n");
 	tu_writes(f->bin, "alert.sh", "#!/bin/sh\ncat > \"$1\"\n");
+	tu_writes(f->bin, "fifo.sh", "#!/bin/sh\nmkfifo \"$1\"\n");
 	tu_sh("chmod +x %s/*.sh", f->bin);
 	snprintf(json, sizeof(json),
 		 "{\"rules\":["
@@ -50,8 +51,11 @@ static int setup(void **state)
 		 "{\"type\":\"regenerate\",\"command\":[\"%s/bad.sh\",\"{path}\",\"{output}\"]},"
 		 "{\"type\":\"regenerate\",\"command\":[\"%s/silent.sh\"]},"
 		 "{\"type\":\"regenerate\",\"command\":[\"/nonexistent/tool\"]},"
-		 "{\"type\":\"manual\",\"command\":[\"%s/alert.sh\",\"%s/alert.json\"]}]}]}",
-		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir);
+		 "{\"type\":\"manual\",\"command\":[\"%s/alert.sh\",\"%s/alert.json\"]}]},"
+		 "{\"pattern\":\"fifo/{id}.json\",\"strategies\":["
+		 "{\"type\":\"regenerate\",\"command\":[\"%s/fifo.sh\",\"{output}\"],\"timeout\":2},"
+		 "{\"type\":\"regenerate\",\"command\":[\"%s/good.sh\",\"{path}\",\"{output}\",\"{id}\"]}]}]}",
+		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir, f->bin, f->bin);
 	s.workspace = f->ws;
 	s.recovery_json = json;
 	s.staging_dir = f->stage;
@@ -221,6 +225,27 @@ static void test_hostile_paths(void **state)
 	bkr_recover_report_free(rep);
 }
 
+/* A command that leaves a FIFO at {output}: opening it blocked bkr forever
+ * (no timeout applies once the command has exited).  It is not a regular
+ * file: the attempt fails and the next strategy runs. */
+static void test_output_fifo(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep;
+	cJSON *root, *e;
+
+	alarm(20); /* the old code never returns: end the test instead of hanging */
+	root = recover(f, "fifo/q1.json", false, &rep);
+	alarm(0);
+	e = tu_report_file(root, "fifo/q1.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "failed");
+	assert_non_null(strstr(tu_attempt(e, 0, "error"), "not a regular file"));
+	assert_string_equal(tu_attempt(e, 1, "result"), "recovered");
+	assert_string_equal(tu_str(e, "status"), "recovered");
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
 static void test_spawn(void **state)
 {
 	bkr_rec_proc p;
@@ -263,6 +288,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_regenerate_hang, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_then_manual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_paths, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_fifo, setup, teardown),
 		cmocka_unit_test(test_spawn),
 		cmocka_unit_test(test_spawn_long_timeout),
 	};
