@@ -281,6 +281,23 @@ static void test_spawn_long_timeout(void **state)
 	bkr_rec_proc_free(&p);
 }
 
+/* A command that exits 0 at once but leaves a background child holding its
+ * stdout: bkr waited for the pipe to close and reported "timed out".  The exit
+ * decides now; the child is killed with the group. */
+static void test_spawn_background_child(void **state)
+{
+	bkr_rec_proc p;
+	char *argv[] = { "sh", "-c", "echo out; sleep 30 & exit 0", NULL };
+	int64_t t0 = bkr_rec_now_ms();
+	(void)state;
+	assert_int_equal(bkr_rec_spawn(argv, NULL, 0, 3000, &p), 0);
+	assert_false(p.timed_out);
+	assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0);
+	assert_string_equal(p.output, "out\n");
+	assert_true(bkr_rec_now_ms() - t0 < 2000);
+	bkr_rec_proc_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +308,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_output_fifo, setup, teardown),
 		cmocka_unit_test(test_spawn),
 		cmocka_unit_test(test_spawn_long_timeout),
+		cmocka_unit_test(test_spawn_background_child),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
