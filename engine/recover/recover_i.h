@@ -237,6 +237,13 @@ int bkr_rec_fail(bkr_rec_outcome *o, int code, const char *fmt, ...) __attribute
 int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o);
 int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o);
 int bkr_rec_try_mongodb(const bkr_rec_job *j, bkr_rec_outcome *o);
+/**
+ * A MongoDB URI as the report shows it (malloc'd, NULL when out of memory):
+ * scheme://hosts/database?options without the userinfo, the values of options
+ * whose names look secret (pass, key, secret, token, auth, ...) as "***", and
+ * nothing but the scheme when the URI is not well-formed.
+ */
+char *bkr_rec_mongo_uri_shown(const char *uri);
 int bkr_rec_try_regenerate(const bkr_rec_job *j, bkr_rec_outcome *o);
 int bkr_rec_try_manual(const bkr_rec_job *j, bkr_rec_outcome *o);
 

@@ -253,12 +253,76 @@ static void test_log_not_on_stdout(void **state)
 	bkr_recover_free(rc);
 }
 
+static void expect_shown(const char *uri, const char *want)
+{
+	char *got = bkr_rec_mongo_uri_shown(uri);
+	assert_non_null(got);
+	if (strcmp(got, want) != 0)
+		fail_msg("%s shown as %s, not %s", uri, got, want);
+	free(got);
+}
+
+/* The report's URI: credentials were cut at the last '@' of the whole URI,
+ * so a password option stayed and an '@' in an option mangled the rest. */
+static void test_uri_shown(void **state)
+{
+	char ws[PATH_MAX], json[4096], uri[512];
+	bkr_recover *rc;
+	bkr_recover_report *rep;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *src;
+	const char *shown;
+	(void)state;
+	expect_shown("mongodb://127.0.0.1:1/?tls=true&tlsCertificateKeyFilePassword=S3CRETPW&directConnection=true",
+		     "mongodb://127.0.0.1:1/?tls=true&tlsCertificateKeyFilePassword=***&directConnection=true");
+	expect_shown("mongodb://alice:S3CRETPW@127.0.0.1:1/?directConnection=true&appname=ops@example",
+		     "mongodb://127.0.0.1:1/?directConnection=true&appname=ops@example");
+	expect_shown("mongodb+srv://u:p%40ss@cluster0.example.net/app?authMechanismProperties=AWS_SESSION_TOKEN:S3",
+		     "mongodb+srv://cluster0.example.net/app?authMechanismProperties=***");
+	expect_shown("mongodb://u:p@ss@h1:27017,[::1]:27018,%2Ftmp%2Fm.sock/db", "mongodb://h1:27017,[::1]:27018,%2Ftmp%2Fm.sock/db");
+	expect_shown("mongodb://h", "mongodb://h");
+	expect_shown("mongodb://h?", "mongodb://h");
+	expect_shown("mongodb://h/?replicaSet=rs0;w=majority", "mongodb://h/?replicaSet=rs0&w=majority");
+	/* an unencoded '/' or '?' in a password: nothing of the URI is shown */
+	expect_shown("mongodb://u:pa/ss@h/db", "mongodb://(not shown: not a well-formed URI)");
+	expect_shown("mongodb://u:pa?ss@h/db", "mongodb://(not shown: not a well-formed URI)");
+	expect_shown("mongodb://u?S3CRET@h", "mongodb://(not shown: not a well-formed URI)");
+	expect_shown("mongodb://h/?a%50ssword=x", "mongodb://(not shown: not a well-formed URI)");
+
+	/* and in a report, against the server */
+	if (strncmp(g_uri, "mongodb://", 10) != 0 || strchr(g_uri, '@') || strchr(g_uri, '?'))
+		return;
+	snprintf(uri, sizeof(uri), "mongodb://alice:S3CRETPW@%s/?appname=ops@example&tlsCertificateKeyFilePassword=S3CRETPW",
+		 g_uri + 10);
+	snprintf(ws, sizeof(ws), "%s/ws4", g_dir);
+	tu_mkdirs(ws);
+	snprintf(json, sizeof(json),
+		 "{\"rules\":[{\"pattern\":\"c/{id}.json\",\"strategies\":["
+		 "{\"type\":\"mongodb\",\"uri\":\"%s\",\"database\":\"app\",\"collection\":\"conversations\","
+		 "\"filter\":{\"session_id\":\"{id}\"},\"server_selection_timeout_ms\":500,\"connect_timeout_ms\":300}]}]}",
+		 uri);
+	rc = engine(ws, json);
+	assert_int_equal(bkr_recover_file(rc, "c/xyz.json", &o, &rep), 0);
+	assert_null(strstr(bkr_recover_report_json(rep), "S3CRETPW"));
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	src = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(tu_report_file(root, "c/xyz.json"), "attempts"), 0),
+				  "source");
+	shown = tu_str(src, "uri");
+	assert_non_null(shown);
+	assert_non_null(strstr(shown, "appname=ops@example"));
+	assert_non_null(strstr(shown, g_uri + 10));
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_recover_documents),
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_log_not_on_stdout),
+		cmocka_unit_test(test_uri_shown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
