@@ -33,7 +33,7 @@ enum bkr_mongo_status {
 	BKR_MONGO_UNREACHABLE,   /**< no server, connection or stream failure */
 	BKR_MONGO_SERVER,        /**< the server answered with an error */
 	BKR_MONGO_NOMEM,         /**< out of memory, or the result too large */
-	BKR_MONGO_BADDOC,        /**< a document cannot be written as JSON */
+	BKR_MONGO_BADDOC,        /**< a document cannot be written as JSON, or a reply is malformed */
 };
 
 struct bkr_mongo_result {

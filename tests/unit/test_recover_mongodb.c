@@ -7,6 +7,7 @@
  */
 #include <setjmp.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,7 +22,7 @@
 
 static char *g_dir;
 static char g_uri[256];
-static int g_pid;
+static int g_pid, g_hostile_pid;
 
 static int group_setup(void **state)
 {
@@ -77,6 +78,8 @@ static int group_teardown(void **state)
 	(void)state;
 	if (g_pid > 0)
 		kill(g_pid, SIGTERM);
+	if (g_hostile_pid > 0)
+		kill(g_hostile_pid, SIGTERM);
 	tu_rmrf(g_dir);
 	free(g_dir);
 	return 0;
@@ -316,6 +319,55 @@ static void test_uri_shown(void **state)
 	bkr_recover_free(rc);
 }
 
+/* A reply whose batch holds a malformed document or elements that are not
+ * documents was "not_found: no document matches": libmongoc stops reading the
+ * batch there without an error.  It is "invalid" now, naming the reply. */
+static void test_malformed_reply(void **state)
+{
+	static const char *const coll[] = { "elements", "badlen", "good" };
+	const char *src = getenv("BKR_SOURCE_ROOT");
+	char ws[PATH_MAX], json[4096], hdir[PATH_MAX], *port = NULL, *pid;
+	bkr_recover *rc;
+	bkr_recover_report *rep;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+	(void)state;
+	snprintf(hdir, sizeof(hdir), "%s/hostile", g_dir);
+	tu_mkdirs(hdir);
+	if (tu_sh("node %s/tests/mongo/hostile.mjs %s >/dev/null 2>&1 & echo $! > %s/pid", src ? src : ".", hdir, hdir) != 0)
+		fail_msg("cannot start tests/mongo/hostile.mjs");
+	for (int i = 0; i < 300 && !(port = tu_read(hdir, "port", NULL)); i++)
+		usleep(20000);
+	pid = tu_read(hdir, "pid", NULL);
+	g_hostile_pid = pid ? atoi(pid) : 0; /* stopped by group_teardown */
+	free(pid);
+	assert_non_null(port);
+	snprintf(ws, sizeof(ws), "%s/ws5", g_dir);
+	tu_mkdirs(ws);
+	for (int k = 0; k < 3; k++) {
+		snprintf(json, sizeof(json),
+			 "{\"rules\":[{\"pattern\":\"c/{id}.json\",\"strategies\":["
+			 "{\"type\":\"mongodb\",\"uri\":\"mongodb://127.0.0.1:%d/?directConnection=true\",\"database\":\"app\","
+			 "\"collection\":\"%s\",\"filter\":{\"sid\":\"{id}\"},\"server_selection_timeout_ms\":2000}]}]}",
+			 atoi(port), coll[k]);
+		rc = engine(ws, json);
+		assert_int_equal(bkr_recover_file(rc, "c/s1.json", &o, &rep), 0);
+		root = cJSON_Parse(bkr_recover_report_json(rep));
+		e = tu_report_file(root, "c/s1.json");
+		if (k < 2) {
+			if (strcmp(tu_attempt(e, 0, "result"), "invalid") != 0)
+				fail_msg("%s: %s: %s", coll[k], tu_attempt(e, 0, "result"), tu_attempt(e, 0, "error"));
+			assert_non_null(strstr(tu_attempt(e, 0, "error"), "reply"));
+		} else {
+			assert_string_equal(tu_attempt(e, 0, "result"), "recovered");
+		}
+		cJSON_Delete(root);
+		bkr_recover_report_free(rep);
+		bkr_recover_free(rc);
+	}
+	free(port);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -323,6 +375,7 @@ int main(void)
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_log_not_on_stdout),
 		cmocka_unit_test(test_uri_shown),
+		cmocka_unit_test(test_malformed_reply),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
