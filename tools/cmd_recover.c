@@ -53,7 +53,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case 'f': s->file = arg; return 0;
 	case 's':
 		if (bkr_strategy_parse(arg, &s->o.strategy) < 0)
-			return cli_usage_error(c, "--strategy: expected backup, git, mongodb, regenerate or manual, not '%s'", arg);
+			return cli_usage_error(
+				c, "--strategy: expected backup, git, mongodb, regenerate or manual, not '%s'", arg);
 		s->o.force_strategy = true;
 		return 0;
 	case OPT_APPLY: s->o.apply = true; return 0;
@@ -82,7 +83,8 @@ static int open_engine(cli *c, bool need_repo, bkr_config **cfg, bkr_repo **repo
 	if ((err = cli_load_config(c, cfg)) < 0)
 		return err;
 	if (!*cfg)
-		return bkr_error_set(BKR_EINVAL, "the recovery commands need a configuration: give -c FILE or set BKR_CONFIG");
+		return bkr_error_set(BKR_EINVAL,
+				     "the recovery commands need a configuration: give -c FILE or set BKR_CONFIG");
 	if ((err = bkr_repo_open(repo, cli_repo_path(c, *cfg), 0)) < 0) {
 		if (need_repo)
 			return err;
@@ -194,9 +196,9 @@ static void report_lines(cli *c, const char *json)
 			bkr_text_escape(b, sizeof(b), cJSON_IsString(reason) ? reason->valuestring : "?",
 					cJSON_IsString(reason) ? strlen(reason->valuestring) : 1);
 			bkr_text_escape(d, sizeof(d), id, strlen(id));
-			cli_warn(c, "%s: recovered from an older copy (%s); %d newer cop%s skipped, the newest %s: %s", a,
-				 taken, cJSON_GetArraySize(rejected), cJSON_GetArraySize(rejected) == 1 ? "y" : "ies", d,
-				 b);
+			cli_warn(c, "%s: recovered from an older copy (%s); %d newer cop%s skipped, the newest %s: %s",
+				 a, taken, cJSON_GetArraySize(rejected),
+				 cJSON_GetArraySize(rejected) == 1 ? "y" : "ies", d, b);
 		}
 	}
 	cJSON_Delete(root);

@@ -114,7 +114,8 @@ static void check_reply(const bson_t *reply, struct reply_check *c)
 		c->bad = true;
 		return;
 	}
-	if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &cur))
+	if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+	    !bson_iter_recurse(&it, &cur))
 		return; /* libmongoc says "Invalid reply" itself */
 	while (bson_iter_next(&cur)) {
 		const char *k = bson_iter_key(&cur);

@@ -259,8 +259,8 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		err = bkr_rec_fail(o, BKR_ERROR, "%s", damaged);
 	else if (symlink_at)
 		err = bkr_rec_fail(o, BKR_ENOTFOUND,
-				   "%s is a symlink in git commit %.12s: the git strategy does not restore symlinks", gpath,
-				   hex);
+				   "%s is a symlink in git commit %.12s: the git strategy does not restore symlinks",
+				   gpath, hex);
 	else if (!candidates)
 		err = bkr_rec_fail(o, BKR_ENOTFOUND, "no commit of %s%s has %s", ref,
 				   j->s->max_age_s ? " within max_age" : "", gpath);

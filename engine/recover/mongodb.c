@@ -235,12 +235,14 @@ char *bkr_rec_mongo_uri_shown(const char *uri)
 			size_t n = strcspn(o, "&;"), nl = strcspn(o, "=&;");
 			for (size_t i = 0; i < nl; i++) {
 				char c = o[i];
-				if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+				if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+				      c == '_'))
 					ok = false;
 			}
 			if (!ok || nl == 0) {
-				p = out + sprintf(out, "%.*s://(not shown: not a well-formed URI)", (int)(slen ? slen : 7),
-						  slen ? uri : "mongodb");
+				p = out +
+					sprintf(out, "%.*s://(not shown: not a well-formed URI)",
+						(int)(slen ? slen : 7), slen ? uri : "mongodb");
 				return out;
 			}
 			if (o != opts)

@@ -282,7 +282,8 @@ static void test_uri_shown(void **state)
 		     "mongodb://127.0.0.1:1/?directConnection=true&appname=ops@example");
 	expect_shown("mongodb+srv://u:p%40ss@cluster0.example.net/app?authMechanismProperties=AWS_SESSION_TOKEN:S3",
 		     "mongodb+srv://cluster0.example.net/app?authMechanismProperties=***");
-	expect_shown("mongodb://u:p@ss@h1:27017,[::1]:27018,%2Ftmp%2Fm.sock/db", "mongodb://h1:27017,[::1]:27018,%2Ftmp%2Fm.sock/db");
+	expect_shown("mongodb://u:p@ss@h1:27017,[::1]:27018,%2Ftmp%2Fm.sock/db",
+		     "mongodb://h1:27017,[::1]:27018,%2Ftmp%2Fm.sock/db");
 	expect_shown("mongodb://h", "mongodb://h");
 	expect_shown("mongodb://h?", "mongodb://h");
 	expect_shown("mongodb://h/?replicaSet=rs0;w=majority", "mongodb://h/?replicaSet=rs0&w=majority");
@@ -295,8 +296,8 @@ static void test_uri_shown(void **state)
 	/* and in a report, against the server */
 	if (strncmp(g_uri, "mongodb://", 10) != 0 || strchr(g_uri, '@') || strchr(g_uri, '?'))
 		return;
-	snprintf(uri, sizeof(uri), "mongodb://alice:S3CRETPW@%s/?appname=ops@example&tlsCertificateKeyFilePassword=S3CRETPW",
-		 g_uri + 10);
+	snprintf(uri, sizeof(uri),
+		 "mongodb://alice:S3CRETPW@%s/?appname=ops@example&tlsCertificateKeyFilePassword=S3CRETPW", g_uri + 10);
 	snprintf(ws, sizeof(ws), "%s/ws4", g_dir);
 	tu_mkdirs(ws);
 	snprintf(json, sizeof(json),
@@ -308,8 +309,8 @@ static void test_uri_shown(void **state)
 	assert_int_equal(bkr_recover_file(rc, "c/xyz.json", &o, &rep), 0);
 	assert_null(strstr(bkr_recover_report_json(rep), "S3CRETPW"));
 	root = cJSON_Parse(bkr_recover_report_json(rep));
-	src = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(tu_report_file(root, "c/xyz.json"), "attempts"), 0),
-				  "source");
+	src = cJSON_GetObjectItem(
+		cJSON_GetArrayItem(cJSON_GetObjectItem(tu_report_file(root, "c/xyz.json"), "attempts"), 0), "source");
 	shown = tu_str(src, "uri");
 	assert_non_null(shown);
 	assert_non_null(strstr(shown, "appname=ops@example"));
