@@ -10,6 +10,7 @@
 #include "bkr/error.h"
 #include "bkr/log.h"
 #include "bkr/recover.h"
+#include "bkr/utf8.h"
 
 static const char scan_usage[] =
 	"usage: bkr scan -c CONFIG [--deep] [--json]\n\n"
@@ -52,7 +53,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case 'f': s->file = arg; return 0;
 	case 's':
 		if (bkr_strategy_parse(arg, &s->o.strategy) < 0)
-			return cli_usage_error(c, "--strategy: expected backup, git, mongodb, regenerate or manual, not '%s'", arg);
+			return cli_usage_error(
+				c, "--strategy: expected backup, git, mongodb, regenerate or manual, not '%s'", arg);
 		s->o.force_strategy = true;
 		return 0;
 	case OPT_APPLY: s->o.apply = true; return 0;
@@ -81,7 +83,8 @@ static int open_engine(cli *c, bool need_repo, bkr_config **cfg, bkr_repo **repo
 	if ((err = cli_load_config(c, cfg)) < 0)
 		return err;
 	if (!*cfg)
-		return bkr_error_set(BKR_EINVAL, "the recovery commands need a configuration: give -c FILE or set BKR_CONFIG");
+		return bkr_error_set(BKR_EINVAL,
+				     "the recovery commands need a configuration: give -c FILE or set BKR_CONFIG");
 	if ((err = bkr_repo_open(repo, cli_repo_path(c, *cfg), 0)) < 0) {
 		if (need_repo)
 			return err;
@@ -146,6 +149,61 @@ done:
 	return ret;
 }
 
+/*
+ * Text output: one line for each file not recovered (the last attempt's
+ * error), and a warning for a recovered file whose newer copies were
+ * rejected (the commit or backup taken is not the newest one).
+ */
+static void report_lines(cli *c, const char *json)
+{
+	cJSON *root = cJSON_Parse(json), *f;
+	char a[512], b[512], d[512];
+
+	cJSON_ArrayForEach(f, cJSON_GetObjectItem(root, "files")) {
+		cJSON *st = cJSON_GetObjectItem(f, "status"), *path = cJSON_GetObjectItem(f, "path"), *at;
+		const char *err = NULL, *id = NULL;
+		cJSON *rejected = NULL, *win = NULL;
+		if (!cJSON_IsString(st) || !cJSON_IsString(path))
+			continue;
+		cJSON_ArrayForEach(at, cJSON_GetObjectItem(f, "attempts")) {
+			cJSON *e = cJSON_GetObjectItem(at, "error"), *r = cJSON_GetObjectItem(at, "result");
+			if (cJSON_IsString(e))
+				err = e->valuestring;
+			if (cJSON_IsString(r) && !strcmp(r->valuestring, "recovered"))
+				win = at;
+		}
+		bkr_text_escape(a, sizeof(a), path->valuestring, strlen(path->valuestring));
+		if (strcmp(st->valuestring, "recovered") != 0) {
+			bkr_text_escape(b, sizeof(b), err ? err : "", err ? strlen(err) : 0);
+			printf("%s%-9s%s %s: %s\n", cli_col(c, "red"), st->valuestring, cli_col(c, "reset"), a,
+			       err ? b : "no strategy recovered it");
+			continue;
+		}
+		rejected = win ? cJSON_GetObjectItem(cJSON_GetObjectItem(win, "source"), "rejected") : NULL;
+		if (cJSON_GetArraySize(rejected) > 0) {
+			cJSON *first = cJSON_GetArrayItem(rejected, 0), *src = cJSON_GetObjectItem(win, "source");
+			cJSON *reason = cJSON_GetObjectItem(first, "reason");
+			const char *taken = cJSON_IsString(cJSON_GetObjectItem(src, "commit"))
+						    ? cJSON_GetObjectItem(src, "commit")->valuestring
+						    : cJSON_IsString(cJSON_GetObjectItem(src, "backup_id"))
+							      ? cJSON_GetObjectItem(src, "backup_id")->valuestring
+							      : "?";
+			id = cJSON_IsString(cJSON_GetObjectItem(first, "commit"))
+				     ? cJSON_GetObjectItem(first, "commit")->valuestring
+				     : cJSON_IsString(cJSON_GetObjectItem(first, "backup_id"))
+					       ? cJSON_GetObjectItem(first, "backup_id")->valuestring
+					       : "?";
+			bkr_text_escape(b, sizeof(b), cJSON_IsString(reason) ? reason->valuestring : "?",
+					cJSON_IsString(reason) ? strlen(reason->valuestring) : 1);
+			bkr_text_escape(d, sizeof(d), id, strlen(id));
+			cli_warn(c, "%s: recovered from an older copy (%s); %d newer cop%s skipped, the newest %s: %s",
+				 a, taken, cJSON_GetArraySize(rejected),
+				 cJSON_GetArraySize(rejected) == 1 ? "y" : "ies", d, b);
+		}
+	}
+	cJSON_Delete(root);
+}
+
 static int report_out(cli *c, bkr_recover_report *rep)
 {
 	const bkr_recover_summary *sum = bkr_recover_report_summary(rep);
@@ -154,6 +212,7 @@ static int report_out(cli *c, bkr_recover_report *rep)
 		json_out_init(&j, stdout);
 		json_out_raw(&j, bkr_recover_report_json(rep));
 	} else if (!c->quiet) {
+		report_lines(c, bkr_recover_report_json(rep));
 		printf("run %s: %zu file%s, %s%zu recovered%s, %zu applied, %zu need a person, %zu failed\n",
 		       sum->run_id, sum->files, sum->files == 1 ? "" : "s", cli_col(c, "green"), sum->recovered,
 		       cli_col(c, "reset"), sum->applied, sum->manual, sum->failed);

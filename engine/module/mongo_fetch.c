@@ -13,6 +13,44 @@
 int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r);
 void bkr_mongo_cleanup(void);
 int bkr_mongo_abi(void);
+void bkr_mongo_set_log(bkr_mongo_log_fn fn);
+
+static bkr_mongo_log_fn log_fn;
+
+/* libmongoc's log: never its default handler (stdout and stderr) */
+static void log_handler(mongoc_log_level_t level, const char *domain, const char *message, void *ctx)
+{
+	int l;
+
+	(void)ctx;
+	switch (level) {
+	case MONGOC_LOG_LEVEL_ERROR:
+	case MONGOC_LOG_LEVEL_CRITICAL:
+		l = 3;
+		break;
+	case MONGOC_LOG_LEVEL_WARNING:
+		l = 2;
+		break;
+	case MONGOC_LOG_LEVEL_MESSAGE:
+	case MONGOC_LOG_LEVEL_INFO:
+		l = 1;
+		break;
+	case MONGOC_LOG_LEVEL_DEBUG:
+		l = 0;
+		break;
+	default:
+		return; /* trace */
+	}
+	if (log_fn)
+		log_fn(l, domain ? domain : "", message ? message : "");
+}
+
+void bkr_mongo_set_log(bkr_mongo_log_fn fn)
+{
+	log_fn = fn;
+	mongoc_log_set_handler(log_handler, NULL);
+	mongoc_log_trace_disable();
+}
 
 int bkr_mongo_abi(void)
 {
@@ -55,6 +93,55 @@ static bool put(struct bkr_mongo_result *r, size_t *cap, size_t max, const char 
 	return true;
 }
 
+/*
+ * libmongoc reads a batch of a find reply only as far as it is well-formed
+ * and skips what is not a document, without an error: a malformed reply
+ * looked like "no document matches".  Every find/getMore reply is checked
+ * here (command monitoring sees the whole reply) and a bad one fails the query.
+ */
+struct reply_check {
+	bool bad;
+	char why[200];
+};
+
+static void check_reply(const bson_t *reply, struct reply_check *c)
+{
+	bson_iter_t it, cur, batch;
+	size_t off = 0;
+
+	if (!bson_validate(reply, BSON_VALIDATE_NONE, &off)) {
+		snprintf(c->why, sizeof(c->why), "is malformed BSON (at byte %zu)", off);
+		c->bad = true;
+		return;
+	}
+	if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+	    !bson_iter_recurse(&it, &cur))
+		return; /* libmongoc says "Invalid reply" itself */
+	while (bson_iter_next(&cur)) {
+		const char *k = bson_iter_key(&cur);
+		if ((strcmp(k, "firstBatch") && strcmp(k, "nextBatch")) || !BSON_ITER_HOLDS_ARRAY(&cur) ||
+		    !bson_iter_recurse(&cur, &batch))
+			continue;
+		while (bson_iter_next(&batch)) {
+			if (!BSON_ITER_HOLDS_DOCUMENT(&batch)) {
+				snprintf(c->why, sizeof(c->why), "holds an element of type 0x%02x in %s, not a document",
+					 (unsigned)bson_iter_type(&batch), k);
+				c->bad = true;
+				return;
+			}
+		}
+	}
+}
+
+static void reply_succeeded(const mongoc_apm_command_succeeded_t *e)
+{
+	struct reply_check *c = mongoc_apm_command_succeeded_get_context(e);
+	const char *name = mongoc_apm_command_succeeded_get_command_name(e);
+
+	if (c && !c->bad && name && (!strcmp(name, "find") || !strcmp(name, "getMore")))
+		check_reply(mongoc_apm_command_succeeded_get_reply(e), c);
+}
+
 int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r)
 {
 	static bool inited; /* callers serialise (libbkr calls under a once) */
@@ -65,11 +152,15 @@ int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r)
 	bson_t *filter = NULL, *opts = NULL;
 	bson_error_t berr;
 	const bson_t *doc;
+	struct reply_check chk = { false, "" };
+	mongoc_apm_callbacks_t *cbs;
 	size_t cap = 0;
 	int st = BKR_MONGO_OK;
 
 	memset(r, 0, sizeof(*r));
 	if (!inited) {
+		mongoc_log_set_handler(log_handler, NULL);
+		mongoc_log_trace_disable();
 		mongoc_init();
 		inited = true;
 	}
@@ -112,6 +203,13 @@ int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r)
 	}
 	mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
 	mongoc_client_set_appname(client, "bkr-recover");
+	if (!(cbs = mongoc_apm_callbacks_new())) {
+		st = fail(r, BKR_MONGO_NOMEM, "out of memory%s%s", "", "");
+		goto done;
+	}
+	mongoc_apm_set_command_succeeded_cb(cbs, reply_succeeded);
+	mongoc_client_set_apm_callbacks(client, cbs, &chk);
+	mongoc_apm_callbacks_destroy(cbs);
 	coll = mongoc_client_get_collection(client, q->database, q->collection);
 	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
 	while (mongoc_cursor_next(cur, &doc)) {
@@ -138,6 +236,12 @@ int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r)
 		snprintf(where, sizeof(where), "%s.%s", q->database, q->collection);
 		st = fail(r, unreachable(&berr) ? BKR_MONGO_UNREACHABLE : BKR_MONGO_SERVER, "mongodb %s: %s", where,
 			  berr.message);
+		goto done;
+	}
+	if (chk.bad) {
+		char where[300];
+		snprintf(where, sizeof(where), "%s.%s", q->database, q->collection);
+		st = fail(r, BKR_MONGO_BADDOC, "mongodb %s: the server's reply %s", where, chk.why);
 		goto done;
 	}
 	if (r->ndocs && ((q->as_array && !put(r, &cap, q->max_bytes, "\n]", 2)) ||

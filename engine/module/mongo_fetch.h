@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BKR_MONGO_ABI 1
+#define BKR_MONGO_ABI 2
 
 struct bkr_mongo_query {
 	const char *uri, *database, *collection;
@@ -33,7 +33,7 @@ enum bkr_mongo_status {
 	BKR_MONGO_UNREACHABLE,   /**< no server, connection or stream failure */
 	BKR_MONGO_SERVER,        /**< the server answered with an error */
 	BKR_MONGO_NOMEM,         /**< out of memory, or the result too large */
-	BKR_MONGO_BADDOC,        /**< a document cannot be written as JSON */
+	BKR_MONGO_BADDOC,        /**< a document cannot be written as JSON, or a reply is malformed */
 };
 
 struct bkr_mongo_result {
@@ -46,5 +46,15 @@ struct bkr_mongo_result {
 /** Run the query: the first document, or `[\n` doc `,\n` doc `\n]`, then '\n'. */
 typedef int (*bkr_mongo_fetch_fn)(const struct bkr_mongo_query *q, struct bkr_mongo_result *r);
 typedef void (*bkr_mongo_cleanup_fn)(void);
+
+/**
+ * libmongoc's own log lines (it prints them to stdout by default, which
+ * would break `bkr ... --json`): the module sends them here instead, @p
+ * level as bkr_log_level (0 debug, 1 info, 2 warn, 3 error; trace lines are
+ * dropped); with no function set they are dropped.  Set before the first
+ * query (bkr_mongo_set_log(NULL) drops them).
+ */
+typedef void (*bkr_mongo_log_fn)(int level, const char *domain, const char *message);
+typedef void (*bkr_mongo_set_log_fn)(bkr_mongo_log_fn fn);
 
 #endif

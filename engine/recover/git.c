@@ -6,7 +6,11 @@
  * before its parents even when they share a second; time among branches),
  * and take the newest commit within max_age whose
  * copy of the file validates.  Walking history also finds files deleted in
- * HEAD.  Identical blobs are checked once.
+ * HEAD.  Identical blobs are checked once.  A symlink (GIT_FILEMODE_LINK)
+ * is never recovered: its blob is the link text, and writing that as a
+ * regular file would be wrong; the walk stops there (not_found).  An object
+ * that cannot be read (a damaged repository) fails the attempt: an older
+ * commit's copy is not taken in its place.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -42,9 +46,11 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 	git_repository *repo = NULL;
 	git_revwalk *walk = NULL;
 	git_object *obj = NULL;
+	git_odb *odb = NULL;
 	git_buf found = { 0 };
 	git_oid oid, last_blob;
-	bool have_last = false;
+	bool have_last = false, symlink_at = false;
+	char *damaged = NULL; /* why an object could not be read */
 	char gpath[PATH_MAX], hex[GIT_OID_HEXSZ + 1];
 	const char *ref = j->s->git_ref ? j->s->git_ref : "HEAD";
 	cJSON *rejected = cJSON_CreateArray();
@@ -98,6 +104,10 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		}
 		snprintf(gpath, sizeof(gpath), "%s", rest);
 	}
+	if (git_repository_odb(&odb, repo) < 0) {
+		err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "git repository %s: %s", git_repository_path(repo), git_msg());
+		goto done;
+	}
 	/* the history */
 	if (git_revparse_single(&obj, repo, ref) < 0) {
 		err = bkr_rec_fail(o, BKR_ENOTFOUND, "git ref '%s': %s", ref, git_msg());
@@ -122,6 +132,8 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		git_tree *tree = NULL;
 		git_tree_entry *te = NULL;
 		git_blob *blob = NULL;
+		git_object_t htype;
+		size_t hsize = 0;
 		char *why = NULL;
 		int r;
 
@@ -137,14 +149,49 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		    git_tree_entry_type(te) != GIT_OBJECT_BLOB) {
 			goto next;
 		}
+		if (git_tree_entry_filemode(te) == GIT_FILEMODE_LINK) {
+			/* a symlink: its blob is the link text, never the file's content; the git
+			 * strategy does not make symlinks, and an older regular copy would not be
+			 * what the file is now: stop here (the next strategy may restore it) */
+			git_oid_tostr(hex, sizeof(hex), &oid);
+			{
+				cJSON *rj = cJSON_CreateObject();
+				if (rj) {
+					cJSON_AddStringToObject(rj, "commit", hex);
+					cJSON_AddStringToObject(rj, "reason", "a symlink in git");
+					cJSON_AddItemToArray(rejected, rj);
+				}
+			}
+			symlink_at = true;
+			git_tree_entry_free(te);
+			git_tree_free(tree);
+			git_commit_free(commit);
+			break;
+		}
 		if (have_last && git_oid_equal(&last_blob, git_tree_entry_id(te)))
 			goto next; /* the same bytes as the commit just rejected */
 		git_oid_cpy(&last_blob, git_tree_entry_id(te));
 		have_last = true;
 		candidates++;
 		git_oid_tostr(hex, sizeof(hex), &oid);
-		if (git_blob_lookup(&blob, repo, git_tree_entry_id(te)) < 0) {
-			why = strdup(git_msg());
+		/* the size from the object's header first: git_blob_lookup inflates all of it */
+		if (git_odb_read_header(&hsize, &htype, odb, git_tree_entry_id(te)) < 0 ||
+		    ((uint64_t)hsize <= BKR_REC_MAX_FILE && git_blob_lookup(&blob, repo, git_tree_entry_id(te)) < 0)) {
+			/* the object cannot be read: the repository is damaged.  Not the same as a
+			 * copy that does not validate: taking an older commit's copy here would
+			 * silently lose the newer one (restic and borg stop with an error on
+			 * damaged data too), so the attempt fails, naming the commit */
+			char ohex[GIT_OID_HEXSZ + 1];
+			git_oid_tostr(ohex, sizeof(ohex), git_tree_entry_id(te));
+			if (asprintf(&damaged, "git object %s (%s in commit %s) cannot be read: %s; the repository is "
+				     "damaged (see git fsck), and older commits are not used in its place",
+				     ohex, gpath, hex, git_msg()) < 0)
+				damaged = NULL;
+			why = strdup("unreadable: the repository is damaged");
+		} else if ((uint64_t)hsize > BKR_REC_MAX_FILE) {
+			if (asprintf(&why, "too large (%zu bytes; the git strategy stops at %u MiB)", hsize,
+				     BKR_REC_MAX_FILE >> 20) < 0)
+				why = NULL;
 		} else if ((uint64_t)git_blob_rawsize(blob) > BKR_REC_MAX_FILE) {
 			why = strdup("too large");
 		} else {
@@ -190,6 +237,12 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		}
 		free(why);
 		git_blob_free(blob);
+		if (damaged) {
+			git_tree_entry_free(te);
+			git_tree_free(tree);
+			git_commit_free(commit);
+			break;
+		}
 	next:
 		git_tree_entry_free(te);
 		git_tree_free(tree);
@@ -202,16 +255,24 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		cJSON_AddItemToObject(o->source, "rejected", rejected);
 		rejected = NULL;
 	}
-	if (!candidates)
+	if (damaged)
+		err = bkr_rec_fail(o, BKR_ERROR, "%s", damaged);
+	else if (symlink_at)
+		err = bkr_rec_fail(o, BKR_ENOTFOUND,
+				   "%s is a symlink in git commit %.12s: the git strategy does not restore symlinks",
+				   gpath, hex);
+	else if (!candidates)
 		err = bkr_rec_fail(o, BKR_ENOTFOUND, "no commit of %s%s has %s", ref,
 				   j->s->max_age_s ? " within max_age" : "", gpath);
 	else
 		err = bkr_rec_fail(o, BKR_ECORRUPT, "no valid copy of %s in %lld commit%s of %s", gpath,
 				   (long long)candidates, candidates == 1 ? "" : "s", ref);
 done:
+	free(damaged);
 	cJSON_Delete(rejected);
 	git_revwalk_free(walk);
 	git_object_free(obj);
+	git_odb_free(odb);
 	git_repository_free(repo);
 	git_buf_dispose(&found);
 	git_libgit2_shutdown();

@@ -22,6 +22,7 @@
 
 #include "../module/mongo_fetch.h"
 #include "bkr/error.h"
+#include "bkr/log.h"
 #include "recover_i.h"
 
 #include "bkr_paths.h"
@@ -72,10 +73,18 @@ static void *module_open(void)
 	return NULL;
 }
 
+/* libmongoc's log lines go to bkr's log, never to stdout (mongo_fetch.h) */
+static void mongo_log(int level, const char *domain, const char *message)
+{
+	bkr_log_kv((bkr_log_level)level, "recover", (const char *[]){ "mongoc_domain", domain, NULL }, "mongodb: %s",
+		   message);
+}
+
 static void mongo_init(void)
 {
 	int (*abi)(void);
 	bkr_mongo_cleanup_fn cleanup;
+	bkr_mongo_set_log_fn set_log;
 	void *h;
 
 	/* no shared-memory counters: nothing left in /dev/shm by a killed
@@ -86,11 +95,13 @@ static void mongo_init(void)
 	abi = (int (*)(void))dlsym(h, "bkr_mongo_abi");
 	mongo_fetch = (bkr_mongo_fetch_fn)dlsym(h, "bkr_mongo_fetch");
 	cleanup = (bkr_mongo_cleanup_fn)dlsym(h, "bkr_mongo_cleanup");
-	if (!abi || !mongo_fetch || !cleanup || abi() != BKR_MONGO_ABI) {
+	set_log = (bkr_mongo_set_log_fn)dlsym(h, "bkr_mongo_set_log");
+	if (!abi || !mongo_fetch || !cleanup || !set_log || abi() != BKR_MONGO_ABI) {
 		snprintf(mongo_why, sizeof(mongo_why), "%s: not a bkr-mongodb module of this version", MODULE_NAME);
 		mongo_fetch = NULL;
 		return;
 	}
+	set_log(mongo_log);
 	atexit(cleanup);
 }
 
@@ -114,6 +125,141 @@ static int subst(cJSON *j, const bkr_rec_captures *caps, const char *rel)
 	return 0;
 }
 
+static bool host_ok(const char *h, size_t n)
+{
+	size_t i = 0;
+
+	if (n && h[0] == '[') {
+		for (i = 1; i < n && h[i] != ']'; i++)
+			if (!strchr("0123456789abcdefABCDEF:.%", h[i]))
+				return false;
+		if (i >= n || i == 1)
+			return false;
+		i++;
+	} else {
+		while (i < n && h[i] != ':') {
+			char c = h[i];
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+			      c == '-' || c == '_' || c == '%'))
+				return false;
+			i++;
+		}
+		if (i == 0)
+			return false;
+	}
+	if (i == n)
+		return true;
+	if (h[i] != ':' || i + 1 == n)
+		return false;
+	for (i++; i < n; i++)
+		if (h[i] < '0' || h[i] > '9')
+			return false;
+	return true;
+}
+
+static bool secret_option(const char *name, size_t n)
+{
+	static const char *const words[] = { "pass", "pwd", "secret", "key", "token", "auth", "cred", "sig", "sasl" };
+	char low[128];
+
+	if (n >= sizeof(low))
+		return true;
+	for (size_t i = 0; i < n; i++)
+		low[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] - 'A' + 'a' : name[i]);
+	low[n] = 0;
+	for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++)
+		if (strstr(low, words[k]))
+			return true;
+	return false;
+}
+
+char *bkr_rec_mongo_uri_shown(const char *uri)
+{
+	const char *sep = strstr(uri, "://"), *rest, *auth, *at = NULL, *hosts, *db = NULL, *opts = NULL;
+	size_t slen = 0, alen, hlen, dlen = 0;
+	bool ok = true;
+	char *out = NULL, *p;
+	size_t cap;
+
+	if (sep) {
+		slen = (size_t)(sep - uri);
+		for (size_t i = 0; i < slen; i++)
+			if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789+.-", uri[i]))
+				slen = 0;
+		rest = sep + 3;
+	} else {
+		rest = uri;
+	}
+	/* scheme://[userinfo@]hosts[/[database]][?options] — userinfo has no '/' or
+	 * '?' (they must be percent-encoded); its last '@' ends it */
+	auth = rest;
+	alen = strcspn(rest, "/?");
+	for (size_t i = 0; i < alen; i++)
+		if (auth[i] == '@')
+			at = auth + i;
+	hosts = at ? at + 1 : auth;
+	hlen = (size_t)(auth + alen - hosts);
+	if (auth[alen] == '/') {
+		db = auth + alen + 1;
+		dlen = strcspn(db, "?");
+		if (db[dlen] == '?')
+			opts = db + dlen + 1;
+	} else if (auth[alen] == '?') {
+		opts = auth + alen + 1;
+	}
+	/* not what a valid URI looks like (an unencoded '/', '?' or '@' in a
+	 * password, ...): show none of it rather than a piece of a secret */
+	for (const char *h = hosts; ok && h <= hosts + hlen;) {
+		size_t n = strcspn(h, ",");
+		if (h + n > hosts + hlen)
+			n = (size_t)(hosts + hlen - h);
+		ok = host_ok(h, n);
+		h += n + 1;
+	}
+	if (ok && db && memchr(db, '@', dlen))
+		ok = false;
+	cap = (slen ? slen : 7) + 4 + strlen(rest) * 2 + 64;
+	if (!(out = malloc(cap)))
+		return NULL;
+	p = out + sprintf(out, "%.*s://", (int)(slen ? slen : 7), slen ? uri : "mongodb");
+	if (!ok) {
+		strcpy(p, "(not shown: not a well-formed URI)");
+		return out;
+	}
+	p += sprintf(p, "%.*s", (int)hlen, hosts);
+	if (db)
+		p += sprintf(p, "/%.*s", (int)dlen, db);
+	if (opts && *opts) {
+		*p++ = '?';
+		for (const char *o = opts; *o;) {
+			size_t n = strcspn(o, "&;"), nl = strcspn(o, "=&;");
+			for (size_t i = 0; i < nl; i++) {
+				char c = o[i];
+				if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+				      c == '_'))
+					ok = false;
+			}
+			if (!ok || nl == 0) {
+				p = out +
+					sprintf(out, "%.*s://(not shown: not a well-formed URI)",
+						(int)(slen ? slen : 7), slen ? uri : "mongodb");
+				return out;
+			}
+			if (o != opts)
+				*p++ = '&';
+			if (nl < n && secret_option(o, nl))
+				p += sprintf(p, "%.*s=***", (int)nl, o);
+			else
+				p += sprintf(p, "%.*s", (int)n, o);
+			o += n;
+			if (*o)
+				o++;
+		}
+		*p = 0;
+	}
+	return out;
+}
+
 int bkr_rec_try_mongodb(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
 	static const int code[] = {
@@ -133,11 +279,10 @@ int bkr_rec_try_mongodb(const bkr_rec_job *j, bkr_rec_outcome *o)
 		goto done;
 	}
 	if ((o->source = cJSON_CreateObject())) {
-		const char *at = strrchr(s->uri, '@');
-		char hostpart[512];
 		/* never copy credentials into the report */
-		snprintf(hostpart, sizeof(hostpart), "mongodb://%s", at ? at + 1 : s->uri + (strncmp(s->uri, "mongodb://", 10) ? 0 : 10));
-		cJSON_AddStringToObject(o->source, "uri", hostpart);
+		char *shown = bkr_rec_mongo_uri_shown(s->uri);
+		cJSON_AddStringToObject(o->source, "uri", shown ? shown : "(not shown)");
+		free(shown);
 		cJSON_AddStringToObject(o->source, "database", s->database);
 		cJSON_AddStringToObject(o->source, "collection", s->collection);
 		cJSON_AddItemToObject(o->source, "filter", cJSON_Duplicate(fj, true));

@@ -2,15 +2,20 @@
  * Running external commands for recovery (regenerate, validators, alert
  * hooks): an argv list executed with fork/execvp (never a shell), in its own
  * process group, with input on stdin, stdout and stderr captured (the first
- * 4 KiB), and a deadline after which the whole group is killed.
+ * 4 KiB), and a deadline after which the whole group is killed.  The
+ * command is judged by its exit status once it exits: the output is read
+ * for EXIT_GRACE_MS more, not until every holder of the pipe (a background
+ * child) closes it; what is left of the group is killed then.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +23,8 @@
 #include "recover_i.h"
 
 #define OUT_MAX 4096
+/** How long the output is still read after the child exits (a background child may hold it open). */
+#define EXIT_GRACE_MS 200
 
 void bkr_rec_proc_free(bkr_rec_proc *p)
 {
@@ -49,7 +56,8 @@ int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_
 	int inp[2] = { -1, -1 }, outp[2] = { -1, -1 }, err = 0;
 	pid_t pid = -1;
 	size_t written = 0, olen = 0;
-	int64_t deadline;
+	int64_t deadline, grace_end = 0;
+	int pidfd = -1;
 	bool reaped = false;
 	sigset_t pipe_set, old_set;
 
@@ -83,26 +91,63 @@ int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_
 		close(inp[1]);
 		inp[1] = -1;
 	}
-	deadline = bkr_rec_now_ms() + timeout_ms;
-	while (inp[1] >= 0 || outp[0] >= 0) {
-		struct pollfd pf[2];
-		int n = 0, left = (int)(deadline - bkr_rec_now_ms());
+	deadline = bkr_rec_now_ms();
+	deadline = timeout_ms > INT64_MAX - deadline ? INT64_MAX : deadline + timeout_ms;
+#ifdef SYS_pidfd_open
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* readable when the child exits; close-on-exec */
+#endif
+	/*
+	 * Feed stdin and read the output until the child exits, then read for a
+	 * moment more (what it wrote is in the pipe) — not until the pipe closes:
+	 * a background child it left behind may hold it open for as long as it
+	 * likes.  The exit status decides; the deadline only counts while the
+	 * child runs.
+	 */
+	for (;;) {
+		struct pollfd pf[3];
+		int64_t rem;
+		int n = 0, left;
 
-		if (left <= 0) {
-			res->timed_out = true;
+		if (!reaped) {
+			pid_t w = waitpid(pid, &res->status, WNOHANG);
+			if (w == pid) {
+				reaped = true;
+				grace_end = bkr_rec_now_ms() + EXIT_GRACE_MS;
+				if (grace_end > deadline)
+					grace_end = deadline;
+				if (inp[1] >= 0) {
+					close(inp[1]);
+					inp[1] = -1;
+				}
+			} else if (w < 0 && errno != EINTR) {
+				break;
+			}
+		}
+		if (reaped && outp[0] < 0)
+			break;
+		rem = (reaped ? grace_end : deadline) - bkr_rec_now_ms();
+		if (rem <= 0) {
+			if (!reaped)
+				res->timed_out = true;
 			break;
 		}
+		/* poll takes an int: a timeout of 25 days or more is waited for in steps */
+		left = rem > INT_MAX ? INT_MAX : (int)rem;
+		if (!reaped && pidfd < 0 && left > 10)
+			left = 10; /* no pidfd: look at the child every 10 ms */
 		if (inp[1] >= 0)
 			pf[n++] = (struct pollfd){ .fd = inp[1], .events = POLLOUT };
 		if (outp[0] >= 0)
 			pf[n++] = (struct pollfd){ .fd = outp[0], .events = POLLIN };
+		if (!reaped && pidfd >= 0)
+			pf[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
 		if (poll(pf, (nfds_t)n, left) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		for (int i = 0; i < n; i++) {
-			if (!pf[i].revents)
+			if (!pf[i].revents || pf[i].fd == pidfd)
 				continue;
 			if (pf[i].fd == inp[1]) {
 				ssize_t w = write(inp[1], (const char *)input + written, input_len - written);
@@ -128,21 +173,6 @@ int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_
 			}
 		}
 	}
-	/* the output is closed: wait for the exit until the deadline */
-	while (!res->timed_out) {
-		pid_t w = waitpid(pid, &res->status, WNOHANG);
-		if (w == pid) {
-			reaped = true;
-			break;
-		}
-		if (w < 0 && errno != EINTR)
-			break;
-		if (bkr_rec_now_ms() >= deadline) {
-			res->timed_out = true;
-			break;
-		}
-		usleep(2000);
-	}
 	if (!reaped) {
 		kill(-pid, SIGKILL);
 		kill(pid, SIGKILL);
@@ -160,6 +190,8 @@ int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_
 	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
 	res->output[olen] = '\0';
 done:
+	if (pidfd >= 0)
+		close(pidfd);
 	for (int i = 0; i < 2; i++) {
 		if (inp[i] >= 0)
 			close(inp[i]);

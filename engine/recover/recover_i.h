@@ -196,6 +196,11 @@ int64_t bkr_rec_now_ms(void);
  */
 int bkr_rec_validate(bkr_recover *rc, const char *rel, const uint8_t *data, size_t len,
 		     bool nonempty, char **why);
+/**
+ * JSON syntax (RFC 8259) of @p len bytes, with no nesting limit: 1 valid, 0
+ * invalid (*err_off = offset of the first error), BKR_ENOMEM.
+ */
+int bkr_rec_json_check(const uint8_t *data, size_t len, size_t *err_off);
 /** true when at least one validator applies to @p rel. */
 bool bkr_rec_has_validator(const bkr_recover *rc, const char *rel);
 
@@ -256,6 +261,13 @@ int bkr_rec_fail(bkr_rec_outcome *o, int code, const char *fmt, ...) __attribute
 int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o);
 int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o);
 int bkr_rec_try_mongodb(const bkr_rec_job *j, bkr_rec_outcome *o);
+/**
+ * A MongoDB URI as the report shows it (malloc'd, NULL when out of memory):
+ * scheme://hosts/database?options without the userinfo, the values of options
+ * whose names look secret (pass, key, secret, token, auth, ...) as "***", and
+ * nothing but the scheme when the URI is not well-formed.
+ */
+char *bkr_rec_mongo_uri_shown(const char *uri);
 int bkr_rec_try_regenerate(const bkr_rec_job *j, bkr_rec_outcome *o);
 int bkr_rec_try_manual(const bkr_rec_job *j, bkr_rec_outcome *o);
 

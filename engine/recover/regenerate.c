@@ -29,15 +29,27 @@ static int load_output(const char *path, uint8_t **data, size_t *len, bool *mapp
 	*data = NULL;
 	*len = 0;
 	*mapped = false;
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	/* O_NONBLOCK: a FIFO left there must not block the open (nor a device);
+	 * only a regular file is read, from this descriptor */
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0) {
+		if (errno == ELOOP)
+			return bkr_error_set(BKR_EINVAL, "%s: a symlink, not a regular file", path);
 		return bkr_error_set_errno(errno, "%s", path);
+	}
 	if (fstat(fd, &st) < 0) {
 		err = bkr_error_set_errno(errno, "%s", path);
 	} else if (!S_ISREG(st.st_mode)) {
 		err = bkr_error_set(BKR_EINVAL, "%s: not a regular file", path);
 	} else if ((uint64_t)st.st_size <= BKR_REC_MAP_MIN) {
-		close(fd);
-		return bkr_io_read_file(path, BKR_REC_MAP_MIN, data, len);
+		size_t n = (size_t)st.st_size;
+		if (!(*data = malloc(n ? n : 1))) {
+			err = bkr_error_oom();
+		} else if ((err = bkr_io_pread_full(fd, *data, n, 0, path)) < 0) {
+			free(*data);
+			*data = NULL;
+		} else {
+			*len = n;
+		}
 	} else if ((uint64_t)st.st_size > SIZE_MAX) {
 		err = bkr_error_set(BKR_EINVAL, "%s: too large for this machine", path);
 	} else if ((err = bkr_rec_map(fd, (size_t)st.st_size, path, data)) == 0) {

@@ -1,6 +1,7 @@
 /** @file
- * Validators: decide whether a file's bytes are usable.  "json" parses with
- * cJSON (and reports line and column of the first error), "nonempty" rejects
+ * Validators: decide whether a file's bytes are usable.  "json" checks the
+ * syntax (RFC 8259, no nesting limit; reports line and column of the first
+ * error), "nonempty" rejects
  * a zero-length file, "command" runs a configured argv with "{path}" replaced
  * by a file holding the bytes and accepts exit status 0.  Files named *.json
  * get the json validator unless "json_validation" is false.
@@ -12,8 +13,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <cjson/cJSON.h>
 
 #include "bkr/error.h"
 #include "bkr/io.h"
@@ -35,42 +34,240 @@ bool bkr_rec_has_validator(const bkr_recover *rc, const char *rel)
 	return false;
 }
 
+/*
+ * A JSON syntax checker (RFC 8259 grammar), iterative: nesting is only
+ * limited by memory (one bit per level), so a deep but valid document is
+ * never called invalid — cJSON, used here before, stops at 1000 levels.  A
+ * \u escape of a lone surrogate is valid syntax and accepted; the bytes are
+ * not checked for UTF-8 (as before); a leading UTF-8 BOM is skipped (as
+ * cJSON did).  Returns 1 when the text is valid, 0 with the offset of the
+ * first error in *err_off, or BKR_ENOMEM.
+ */
+static bool is_ws(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool is_hex(uint8_t c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static bool is_digit(uint8_t c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* a string starting at data[*i] == '"'; *i ends after its closing quote */
+static bool json_string(const uint8_t *d, size_t len, size_t *i)
+{
+	size_t p = *i + 1;
+
+	while (p < len) {
+		uint8_t c = d[p];
+		if (c == '"') {
+			*i = p + 1;
+			return true;
+		}
+		if (c < 0x20) {
+			*i = p;
+			return false;
+		}
+		if (c == '\\') {
+			if (p + 1 >= len) {
+				*i = p + 1;
+				return false;
+			}
+			c = d[p + 1];
+			if (c == 'u') {
+				for (size_t k = 0; k < 4; k++) {
+					if (p + 2 + k >= len || !is_hex(d[p + 2 + k])) {
+						*i = p + 2 + k;
+						return false;
+					}
+				}
+				p += 6;
+				continue;
+			}
+			if (!strchr("\"\\/bfnrt", c) || c == 0) {
+				*i = p + 1;
+				return false;
+			}
+			p += 2;
+			continue;
+		}
+		p++;
+	}
+	*i = p;
+	return false;
+}
+
+static bool json_number(const uint8_t *d, size_t len, size_t *i)
+{
+	size_t p = *i;
+
+	if (p < len && d[p] == '-')
+		p++;
+	if (p < len && d[p] == '0') {
+		p++;
+	} else if (p < len && d[p] >= '1' && d[p] <= '9') {
+		while (p < len && is_digit(d[p]))
+			p++;
+	} else {
+		*i = p;
+		return false;
+	}
+	if (p < len && d[p] == '.') {
+		p++;
+		if (p >= len || !is_digit(d[p])) {
+			*i = p;
+			return false;
+		}
+		while (p < len && is_digit(d[p]))
+			p++;
+	}
+	if (p < len && (d[p] == 'e' || d[p] == 'E')) {
+		p++;
+		if (p < len && (d[p] == '+' || d[p] == '-'))
+			p++;
+		if (p >= len || !is_digit(d[p])) {
+			*i = p;
+			return false;
+		}
+		while (p < len && is_digit(d[p]))
+			p++;
+	}
+	*i = p;
+	return true;
+}
+
+int bkr_rec_json_check(const uint8_t *d, size_t len, size_t *err_off)
+{
+	uint8_t *stack = NULL; /* bit set: the level is an object */
+	size_t depth = 0, cap = 0, i = 0;
+
+	*err_off = 0;
+	if (len >= 3 && d[0] == 0xEF && d[1] == 0xBB && d[2] == 0xBF)
+		i = 3;
+	for (;;) {
+		/* a value */
+		while (i < len && is_ws(d[i]))
+			i++;
+		if (i >= len)
+			goto bad;
+		if (d[i] == '{' || d[i] == '[') {
+			bool obj = d[i] == '{';
+			if (depth / 8 >= cap) {
+				size_t nc = cap ? cap * 2 : 64;
+				uint8_t *ns = realloc(stack, nc);
+				if (!ns) {
+					free(stack);
+					return bkr_error_oom();
+				}
+				memset(ns + cap, 0, nc - cap);
+				stack = ns;
+				cap = nc;
+			}
+			if (obj)
+				stack[depth / 8] |= (uint8_t)(1u << (depth % 8));
+			else
+				stack[depth / 8] &= (uint8_t)~(1u << (depth % 8));
+			depth++;
+			i++;
+			while (i < len && is_ws(d[i]))
+				i++;
+			if (i < len && d[i] == (obj ? '}' : ']')) {
+				depth--;
+				i++;
+				goto after;
+			}
+			if (!obj)
+				continue;
+			goto key;
+		} else if (d[i] == '"') {
+			if (!json_string(d, len, &i))
+				goto bad;
+		} else if (d[i] == '-' || is_digit(d[i])) {
+			if (!json_number(d, len, &i))
+				goto bad;
+		} else {
+			static const char *const lit[] = { "true", "false", "null" };
+			size_t k = 0, n;
+			while (k < 3 && lit[k][0] != d[i])
+				k++;
+			if (k == 3)
+				goto bad;
+			n = strlen(lit[k]);
+			for (size_t m = 0; m < n; m++, i++)
+				if (i >= len || d[i] != (uint8_t)lit[k][m])
+					goto bad;
+		}
+	after:
+		/* after a value: the end, or a separator / the close of the container */
+		while (i < len && is_ws(d[i]))
+			i++;
+		if (depth == 0) {
+			if (i < len)
+				goto bad;
+			free(stack);
+			return 1;
+		}
+		if (i >= len)
+			goto bad;
+		{
+			bool obj = (stack[(depth - 1) / 8] >> ((depth - 1) % 8)) & 1;
+			if (d[i] == (obj ? '}' : ']')) {
+				depth--;
+				i++;
+				goto after;
+			}
+			if (d[i] != ',')
+				goto bad;
+			i++;
+			if (!obj)
+				continue;
+		}
+	key:
+		/* an object member: "key" ':' then its value */
+		while (i < len && is_ws(d[i]))
+			i++;
+		if (i >= len || d[i] != '"' || !json_string(d, len, &i))
+			goto bad;
+		while (i < len && is_ws(d[i]))
+			i++;
+		if (i >= len || d[i] != ':')
+			goto bad;
+		i++;
+	}
+bad:
+	free(stack);
+	*err_off = i < len ? i : len;
+	return 0;
+}
+
 static int check_json(const uint8_t *data, size_t len, char **why)
 {
-	const char *end = NULL;
-	cJSON *j;
-	char *copy;
+	size_t off, line = 1, col = 1;
+	int r;
 
 	*why = NULL;
 	if (len == 0)
 		return (*why = strdup("empty file, not valid JSON")) ? 0 : bkr_error_oom();
 	if (memchr(data, '\0', len))
 		return (*why = strdup("contains NUL bytes, not valid JSON")) ? 0 : bkr_error_oom();
-	if (!(copy = malloc(len + 1)))
-		return bkr_error_oom();
-	memcpy(copy, data, len);
-	copy[len] = '\0';
-	j = cJSON_ParseWithOpts(copy, &end, true);
-	if (j) {
-		cJSON_Delete(j);
-		free(copy);
-		return 1;
+	if ((r = bkr_rec_json_check(data, len, &off)) != 0)
+		return r;
+	for (size_t i = 0; i < off; i++) {
+		if (data[i] == '\n') {
+			line++;
+			col = 1;
+		} else {
+			col++;
+		}
 	}
-	{
-		size_t off = end ? (size_t)(end - copy) : 0, line = 1, col = 1;
-		for (size_t i = 0; i < off && i < len; i++) {
-			if (copy[i] == '\n') {
-				line++;
-				col = 1;
-			} else {
-				col++;
-			}
-		}
-		free(copy);
-		if (asprintf(why, "not valid JSON (error at line %zu, column %zu)", line, col) < 0) {
-			*why = NULL;
-			return bkr_error_oom();
-		}
+	if (asprintf(why, "not valid JSON (error at line %zu, column %zu)", line, col) < 0) {
+		*why = NULL;
+		return bkr_error_oom();
 	}
 	return 0;
 }

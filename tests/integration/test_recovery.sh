@@ -290,4 +290,29 @@ r = json.load(open(sys.argv[1]))
 assert [(f["path"], f["kind"]) for f in r["files"]] == [("db/big.json", "invalid")], r
 PY
 
+# text output (bkr recover without --json): a copy older than the newest is
+# recovered with a warning naming the newest, skipped commit; a file that is
+# not recovered gets a line saying why (here: a damaged git object, which
+# fails the git strategy instead of falling back to an older commit)
+W4="$T/ws4"; mkdir -p "$W4/d"
+G="git -C $W4 -c user.email=t@example.com -c user.name=t -c commit.gpgsign=false"
+$G init -q .
+echo '{"v":1}' > "$W4/d/a.json"; echo 'b1' > "$W4/d/b.txt"; $G add -A; $G commit -qm one
+echo '{"v":' > "$W4/d/a.json"; echo 'b2' > "$W4/d/b.txt"; $G add -A; $G commit -qm two
+newest=$($G rev-parse HEAD); blob=$($G rev-parse HEAD:d/b.txt)
+chmod u+w "$W4/.git/objects/${blob:0:2}/${blob:2}"; printf garbage > "$W4/.git/objects/${blob:0:2}/${blob:2}"
+rm "$W4/d/b.txt"
+cat > "$T/c4.json" <<JSON
+{"repository": "$REPO", "workspace_root": "$W4",
+ "recovery": {"staging_dir": "$T/staged4", "rules": [{"pattern": "d/*", "strategies": [{"type": "git"}]}]}}
+JSON
+st=0; "$BKR" recover -c "$T/c4.json" --file d/a.json > "$T/t3.out" 2> "$T/t3.err" || st=$?
+[ "$st" = 0 ] || fail "recover d/a.json: exit $st: $(cat "$T/t3.out" "$T/t3.err")"
+grep -q "warning: d/a.json: recovered from an older copy.*newer copy skipped, the newest $newest: not valid JSON" "$T/t3.err" ||
+	fail "no warning naming the skipped commit $newest: $(cat "$T/t3.err")"
+st=0; "$BKR" recover -c "$T/c4.json" --file d/b.txt --apply > "$T/t4.out" 2> "$T/t4.err" || st=$?
+[ "$st" = 6 ] || fail "recover d/b.txt with a damaged object: exit $st: $(cat "$T/t4.out" "$T/t4.err")"
+grep -q "^failed *d/b.txt: git object $blob (d/b.txt in commit $newest) cannot be read" "$T/t4.out" ||
+	fail "no line saying why d/b.txt failed: $(cat "$T/t4.out")"
+[ ! -e "$W4/d/b.txt" ] || fail "an older commit's d/b.txt was written in place of the damaged newest one"
 echo "recovery integration: ok"

@@ -214,6 +214,121 @@ static void test_no_repository(void **state)
 	bkr_recover_free(rc);
 }
 
+/* The first rejected copy's reason in attempt 0 of @p path's entry (NULL = none). */
+static const char *rejected_reason(cJSON *root, const char *path, int i)
+{
+	cJSON *e = tu_report_file(root, path);
+	cJSON *src = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(e, "attempts"), 0), "source");
+	return tu_str(cJSON_GetArrayItem(cJSON_GetObjectItem(src, "rejected"), i), "reason");
+}
+
+/* A symlink in git is not a file: its blob is the link text.  It was
+ * recovered as a regular file holding "real.json"; now it is refused and the
+ * next strategy runs. */
+static void test_symlink_refused(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+
+	tu_writes(f->ws, "cfg/real.json", "{\"mode\":\"prod\"}\n");
+	assert_int_equal(tu_sh("cd %s/cfg && ln -s real.json current.json", f->ws), 0);
+	assert_int_equal(commit(f, "link", "2020-01-03T00:00:00Z"), 0);
+	tu_sh("rm %s/cfg/current.json", f->ws);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"cfg/*\",\"strategies\":[\"git\",\"manual\"]}]}");
+	o.apply = true;
+	assert_int_equal(bkr_recover_file(rc, "cfg/current.json", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "cfg/current.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "not_found");
+	assert_non_null(strstr(tu_attempt(e, 0, "error"), "symlink"));
+	assert_string_equal(rejected_reason(root, "cfg/current.json", 0), "a symlink in git");
+	assert_string_equal(tu_attempt(e, 1, "strategy"), "manual");
+	assert_string_equal(tu_str(e, "status"), "manual");
+	assert_false(tu_exists(f->ws, "cfg/current.json"));
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
+/* The size limit is checked on the object's header, before the blob is
+ * inflated: a loose object whose header says 600 MiB (the rest is not there)
+ * is "too large" — git_blob_lookup inflated it first and failed on it. */
+static void test_large_blob_header(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+	const char *why;
+
+	tu_writes(f->ws, "data/big.bin", "small\n");
+	assert_int_equal(commit(f, "big", "2020-01-03T00:00:00Z"), 0);
+	assert_int_equal(tu_sh("cd %s && o=$(git rev-parse HEAD:data/big.bin) && p=.git/objects/${o%%${o#??}}/${o#??} "
+			       "&& chmod u+w $p && python3 -c 'import sys,zlib; open(sys.argv[1],\"wb\").write("
+			       "zlib.compress(b\"blob 629145600\\0small\\n\"))' $p",
+			       f->ws),
+			 0);
+	tu_sh("rm %s/data/big.bin", f->ws);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"data/*\",\"strategies\":[\"git\"]}]}");
+	assert_int_equal(bkr_recover_file(rc, "data/big.bin", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "data/big.bin");
+	assert_string_equal(tu_str(e, "status"), "failed");
+	why = rejected_reason(root, "data/big.bin", 0);
+	assert_non_null(why);
+	if (!strstr(why, "too large"))
+		fail_msg("rejected for '%s', not for its size", why);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
+/* The newest copy's object is damaged: recovery took the older commit's copy
+ * silently (exit 0, "1 recovered", only the JSON's rejected showed it).  The
+ * attempt fails now, naming the commit and the object; the next strategy runs. */
+static void test_damaged_object(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+	char *head;
+	const char *err;
+
+	tu_writes(f->ws, "d/a.txt", "v1\n");
+	assert_int_equal(commit(f, "v1", "2020-01-03T00:00:00Z"), 0);
+	tu_writes(f->ws, "d/a.txt", "v2-newest\n");
+	assert_int_equal(commit(f, "v2", "2020-01-04T00:00:00Z"), 0);
+	assert_int_equal(tu_sh("cd %s && git rev-parse HEAD > head && o=$(git rev-parse HEAD:d/a.txt) && "
+			       "p=.git/objects/${o%%${o#??}}/${o#??} && chmod u+w $p && printf garbage > $p",
+			       f->ws),
+			 0);
+	head = tu_read(f->ws, "head", NULL);
+	head[40] = 0;
+	tu_sh("rm %s/d/a.txt %s/head", f->ws, f->ws);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"d/*\",\"strategies\":[\"git\",\"manual\"]}]}");
+	o.apply = true;
+	assert_int_equal(bkr_recover_file(rc, "d/a.txt", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "d/a.txt");
+	assert_string_equal(tu_attempt(e, 0, "result"), "failed");
+	err = tu_attempt(e, 0, "error");
+	if (!strstr(err, head) || !strstr(err, "damaged"))
+		fail_msg("the error does not name commit %s and the damage: %s", head, err);
+	assert_non_null(strstr(rejected_reason(root, "d/a.txt", 0), "damaged"));
+	assert_string_equal(tu_str(e, "status"), "manual");
+	assert_false(tu_exists(f->ws, "d/a.txt")); /* not v1 */
+	free(head);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -221,6 +336,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_max_age_and_missing_repo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_same_second, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_repository, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_blob_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_object, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

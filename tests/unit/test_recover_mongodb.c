@@ -7,6 +7,7 @@
  */
 #include <setjmp.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,11 +17,12 @@
 
 #include "../../engine/recover/recover_i.h"
 #include "bkr/error.h"
+#include "bkr/log.h"
 #include "test_recover_util.h"
 
 static char *g_dir;
 static char g_uri[256];
-static int g_pid;
+static int g_pid, g_hostile_pid;
 
 static int group_setup(void **state)
 {
@@ -76,6 +78,8 @@ static int group_teardown(void **state)
 	(void)state;
 	if (g_pid > 0)
 		kill(g_pid, SIGTERM);
+	if (g_hostile_pid > 0)
+		kill(g_hostile_pid, SIGTERM);
 	tu_rmrf(g_dir);
 	free(g_dir);
 	return 0;
@@ -187,11 +191,192 @@ static void test_unreachable(void **state)
 	bkr_recover_free(rc);
 }
 
+static int g_mongo_lines;
+
+static void log_hook(void *ctx, bkr_log_level level, const char *component, const char *message,
+		     const char *json_line)
+{
+	(void)ctx;
+	(void)level;
+	(void)json_line;
+	if (strcmp(component, "recover") == 0 && strncmp(message, "mongodb: ", 9) == 0)
+		g_mongo_lines++;
+}
+
+/* libmongoc's log lines (a failed SCRAM authentication, an unknown URI
+ * option) went to stdout and stderr through its default handler, breaking
+ * `bkr batch --json`; they now go to bkr's log only. */
+static void test_log_not_on_stdout(void **state)
+{
+	char ws[PATH_MAX], json[4096], uri[512], cap[PATH_MAX], *out;
+	bkr_recover *rc;
+	bkr_recover_report *rep;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	int fd, save1, save2;
+	size_t n = 0;
+	(void)state;
+	if (strncmp(g_uri, "mongodb://", 10) != 0 || strchr(g_uri, '@') || strchr(g_uri, '?'))
+		skip();
+	snprintf(uri, sizeof(uri), "mongodb://alice:pw@%s/?bkrNoSuchOption=1", g_uri + 10);
+	snprintf(ws, sizeof(ws), "%s/ws3", g_dir);
+	tu_mkdirs(ws);
+	snprintf(json, sizeof(json),
+		 "{\"rules\":[{\"pattern\":\"c/{id}.json\",\"strategies\":["
+		 "{\"type\":\"mongodb\",\"uri\":\"%s\",\"database\":\"app\",\"collection\":\"conversations\","
+		 "\"filter\":{\"session_id\":\"{id}\"},\"server_selection_timeout_ms\":1500}]}]}",
+		 uri);
+	rc = engine(ws, json);
+	bkr_log_set_level(BKR_LOG_DEBUG);
+	bkr_log_set_hook(log_hook, NULL);
+	g_mongo_lines = 0;
+	snprintf(cap, sizeof(cap), "%s/captured", g_dir);
+	fflush(stdout);
+	fflush(stderr);
+	fd = open(cap, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	save1 = dup(1);
+	save2 = dup(2);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	close(fd);
+	assert_int_equal(bkr_recover_file(rc, "c/xyz.json", &o, &rep), 0);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(save1, 1);
+	dup2(save2, 2);
+	close(save1);
+	close(save2);
+	bkr_log_set_hook(NULL, NULL);
+	out = tu_read(g_dir, "captured", &n);
+	if (n)
+		fail_msg("printed by the mongodb strategy: %s", out);
+	free(out);
+	assert_true(g_mongo_lines > 0); /* in bkr's log instead */
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
+static void expect_shown(const char *uri, const char *want)
+{
+	char *got = bkr_rec_mongo_uri_shown(uri);
+	assert_non_null(got);
+	if (strcmp(got, want) != 0)
+		fail_msg("%s shown as %s, not %s", uri, got, want);
+	free(got);
+}
+
+/* The report's URI: credentials were cut at the last '@' of the whole URI,
+ * so a password option stayed and an '@' in an option mangled the rest. */
+static void test_uri_shown(void **state)
+{
+	char ws[PATH_MAX], json[4096], uri[512];
+	bkr_recover *rc;
+	bkr_recover_report *rep;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *src;
+	const char *shown;
+	(void)state;
+	expect_shown("mongodb://127.0.0.1:1/?tls=true&tlsCertificateKeyFilePassword=S3CRETPW&directConnection=true",
+		     "mongodb://127.0.0.1:1/?tls=true&tlsCertificateKeyFilePassword=***&directConnection=true");
+	expect_shown("mongodb://alice:S3CRETPW@127.0.0.1:1/?directConnection=true&appname=ops@example",
+		     "mongodb://127.0.0.1:1/?directConnection=true&appname=ops@example");
+	expect_shown("mongodb+srv://u:p%40ss@cluster0.example.net/app?authMechanismProperties=AWS_SESSION_TOKEN:S3",
+		     "mongodb+srv://cluster0.example.net/app?authMechanismProperties=***");
+	expect_shown("mongodb://u:p@ss@h1:27017,[::1]:27018,%2Ftmp%2Fm.sock/db",
+		     "mongodb://h1:27017,[::1]:27018,%2Ftmp%2Fm.sock/db");
+	expect_shown("mongodb://h", "mongodb://h");
+	expect_shown("mongodb://h?", "mongodb://h");
+	expect_shown("mongodb://h/?replicaSet=rs0;w=majority", "mongodb://h/?replicaSet=rs0&w=majority");
+	/* an unencoded '/' or '?' in a password: nothing of the URI is shown */
+	expect_shown("mongodb://u:pa/ss@h/db", "mongodb://(not shown: not a well-formed URI)");
+	expect_shown("mongodb://u:pa?ss@h/db", "mongodb://(not shown: not a well-formed URI)");
+	expect_shown("mongodb://u?S3CRET@h", "mongodb://(not shown: not a well-formed URI)");
+	expect_shown("mongodb://h/?a%50ssword=x", "mongodb://(not shown: not a well-formed URI)");
+
+	/* and in a report, against the server */
+	if (strncmp(g_uri, "mongodb://", 10) != 0 || strchr(g_uri, '@') || strchr(g_uri, '?'))
+		return;
+	snprintf(uri, sizeof(uri),
+		 "mongodb://alice:S3CRETPW@%s/?appname=ops@example&tlsCertificateKeyFilePassword=S3CRETPW", g_uri + 10);
+	snprintf(ws, sizeof(ws), "%s/ws4", g_dir);
+	tu_mkdirs(ws);
+	snprintf(json, sizeof(json),
+		 "{\"rules\":[{\"pattern\":\"c/{id}.json\",\"strategies\":["
+		 "{\"type\":\"mongodb\",\"uri\":\"%s\",\"database\":\"app\",\"collection\":\"conversations\","
+		 "\"filter\":{\"session_id\":\"{id}\"},\"server_selection_timeout_ms\":500,\"connect_timeout_ms\":300}]}]}",
+		 uri);
+	rc = engine(ws, json);
+	assert_int_equal(bkr_recover_file(rc, "c/xyz.json", &o, &rep), 0);
+	assert_null(strstr(bkr_recover_report_json(rep), "S3CRETPW"));
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	src = cJSON_GetObjectItem(
+		cJSON_GetArrayItem(cJSON_GetObjectItem(tu_report_file(root, "c/xyz.json"), "attempts"), 0), "source");
+	shown = tu_str(src, "uri");
+	assert_non_null(shown);
+	assert_non_null(strstr(shown, "appname=ops@example"));
+	assert_non_null(strstr(shown, g_uri + 10));
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
+/* A reply whose batch holds a malformed document or elements that are not
+ * documents was "not_found: no document matches": libmongoc stops reading the
+ * batch there without an error.  It is "invalid" now, naming the reply. */
+static void test_malformed_reply(void **state)
+{
+	static const char *const coll[] = { "elements", "badlen", "good" };
+	const char *src = getenv("BKR_SOURCE_ROOT");
+	char ws[PATH_MAX], json[4096], hdir[PATH_MAX], *port = NULL, *pid;
+	bkr_recover *rc;
+	bkr_recover_report *rep;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+	(void)state;
+	snprintf(hdir, sizeof(hdir), "%s/hostile", g_dir);
+	tu_mkdirs(hdir);
+	if (tu_sh("node %s/tests/mongo/hostile.mjs %s >/dev/null 2>&1 & echo $! > %s/pid", src ? src : ".", hdir, hdir) != 0)
+		fail_msg("cannot start tests/mongo/hostile.mjs");
+	for (int i = 0; i < 300 && !(port = tu_read(hdir, "port", NULL)); i++)
+		usleep(20000);
+	pid = tu_read(hdir, "pid", NULL);
+	g_hostile_pid = pid ? atoi(pid) : 0; /* stopped by group_teardown */
+	free(pid);
+	assert_non_null(port);
+	snprintf(ws, sizeof(ws), "%s/ws5", g_dir);
+	tu_mkdirs(ws);
+	for (int k = 0; k < 3; k++) {
+		snprintf(json, sizeof(json),
+			 "{\"rules\":[{\"pattern\":\"c/{id}.json\",\"strategies\":["
+			 "{\"type\":\"mongodb\",\"uri\":\"mongodb://127.0.0.1:%d/?directConnection=true\",\"database\":\"app\","
+			 "\"collection\":\"%s\",\"filter\":{\"sid\":\"{id}\"},\"server_selection_timeout_ms\":2000}]}]}",
+			 atoi(port), coll[k]);
+		rc = engine(ws, json);
+		assert_int_equal(bkr_recover_file(rc, "c/s1.json", &o, &rep), 0);
+		root = cJSON_Parse(bkr_recover_report_json(rep));
+		e = tu_report_file(root, "c/s1.json");
+		if (k < 2) {
+			if (strcmp(tu_attempt(e, 0, "result"), "invalid") != 0)
+				fail_msg("%s: %s: %s", coll[k], tu_attempt(e, 0, "result"), tu_attempt(e, 0, "error"));
+			assert_non_null(strstr(tu_attempt(e, 0, "error"), "reply"));
+		} else {
+			assert_string_equal(tu_attempt(e, 0, "result"), "recovered");
+		}
+		cJSON_Delete(root);
+		bkr_recover_report_free(rep);
+		bkr_recover_free(rc);
+	}
+	free(port);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_recover_documents),
 		cmocka_unit_test(test_unreachable),
+		cmocka_unit_test(test_log_not_on_stdout),
+		cmocka_unit_test(test_uri_shown),
+		cmocka_unit_test(test_malformed_reply),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

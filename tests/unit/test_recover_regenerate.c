@@ -38,6 +38,7 @@ static int setup(void **state)
 	tu_writes(f->bin, "bad.sh", "#!/bin/sh\nprintf '{\"half\": ' > \"$2\"\n");
 	tu_writes(f->bin, "silent.sh", "#!/bin/sh\nexit 0\n");
 	tu_writes(f->bin, "alert.sh", "#!/bin/sh\ncat > \"$1\"\n");
+	tu_writes(f->bin, "fifo.sh", "#!/bin/sh\nmkfifo \"$1\"\n");
 	tu_sh("chmod +x %s/*.sh", f->bin);
 	snprintf(json, sizeof(json),
 		 "{\"rules\":["
@@ -50,8 +51,11 @@ static int setup(void **state)
 		 "{\"type\":\"regenerate\",\"command\":[\"%s/bad.sh\",\"{path}\",\"{output}\"]},"
 		 "{\"type\":\"regenerate\",\"command\":[\"%s/silent.sh\"]},"
 		 "{\"type\":\"regenerate\",\"command\":[\"/nonexistent/tool\"]},"
-		 "{\"type\":\"manual\",\"command\":[\"%s/alert.sh\",\"%s/alert.json\"]}]}]}",
-		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir);
+		 "{\"type\":\"manual\",\"command\":[\"%s/alert.sh\",\"%s/alert.json\"]}]},"
+		 "{\"pattern\":\"fifo/{id}.json\",\"strategies\":["
+		 "{\"type\":\"regenerate\",\"command\":[\"%s/fifo.sh\",\"{output}\"],\"timeout\":2},"
+		 "{\"type\":\"regenerate\",\"command\":[\"%s/good.sh\",\"{path}\",\"{output}\",\"{id}\"]}]}]}",
+		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir, f->bin, f->bin);
 	s.workspace = f->ws;
 	s.recovery_json = json;
 	s.staging_dir = f->stage;
@@ -240,6 +244,27 @@ static void test_hostile_paths(void **state)
 	bkr_recover_report_free(rep);
 }
 
+/* A command that leaves a FIFO at {output}: opening it blocked bkr forever
+ * (no timeout applies once the command has exited).  It is not a regular
+ * file: the attempt fails and the next strategy runs. */
+static void test_output_fifo(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep;
+	cJSON *root, *e;
+
+	alarm(20); /* the old code never returns: end the test instead of hanging */
+	root = recover(f, "fifo/q1.json", false, &rep);
+	alarm(0);
+	e = tu_report_file(root, "fifo/q1.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "failed");
+	assert_non_null(strstr(tu_attempt(e, 0, "error"), "not a regular file"));
+	assert_string_equal(tu_attempt(e, 1, "result"), "recovered");
+	assert_string_equal(tu_str(e, "status"), "recovered");
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
 static void test_spawn(void **state)
 {
 	bkr_rec_proc p;
@@ -258,6 +283,40 @@ static void test_spawn(void **state)
 	free(big);
 }
 
+/* A timeout of 25 days or more: the remaining time was kept in an int, which
+ * went negative, and the command "timed out" at once. */
+static void test_spawn_long_timeout(void **state)
+{
+	bkr_rec_proc p;
+	char *argv[] = { "sh", "-c", "echo done", NULL };
+	(void)state;
+	assert_int_equal(bkr_rec_spawn(argv, NULL, 0, 30LL * 86400 * 1000, &p), 0);
+	assert_false(p.timed_out);
+	assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0);
+	assert_string_equal(p.output, "done\n");
+	bkr_rec_proc_free(&p);
+	assert_int_equal(bkr_rec_spawn(argv, NULL, 0, INT64_MAX, &p), 0);
+	assert_false(p.timed_out);
+	bkr_rec_proc_free(&p);
+}
+
+/* A command that exits 0 at once but leaves a background child holding its
+ * stdout: bkr waited for the pipe to close and reported "timed out".  The exit
+ * decides now; the child is killed with the group. */
+static void test_spawn_background_child(void **state)
+{
+	bkr_rec_proc p;
+	char *argv[] = { "sh", "-c", "echo out; sleep 30 & exit 0", NULL };
+	int64_t t0 = bkr_rec_now_ms();
+	(void)state;
+	assert_int_equal(bkr_rec_spawn(argv, NULL, 0, 3000, &p), 0);
+	assert_false(p.timed_out);
+	assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0);
+	assert_string_equal(p.output, "out\n");
+	assert_true(bkr_rec_now_ms() - t0 < 2000);
+	bkr_rec_proc_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,7 +324,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_regenerate_hang, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_then_manual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_paths, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_fifo, setup, teardown),
 		cmocka_unit_test(test_spawn),
+		cmocka_unit_test(test_spawn_long_timeout),
+		cmocka_unit_test(test_spawn_background_child),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

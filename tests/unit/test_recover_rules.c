@@ -1,7 +1,8 @@
 /** @file
  * Unit tests of the recovery rules: parsing the "recovery" section (every
  * error names the exact key), pattern matching with captures, placeholder
- * substitution, and workspace-relative path hostility.
+ * substitution, workspace-relative path hostility, and the JSON validator
+ * (RFC 8259 syntax, no nesting limit).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -203,6 +204,81 @@ static void test_paths(void **state)
 	assert_non_null(strstr(bkr_error_message(), "my.json: recovery.rules[0].strategies[0].max_commits"));
 }
 
+/* 1 valid, 0 invalid (with the reason in *why if asked) */
+static int json_ok(bkr_recover *rc, const char *text, size_t len, char **why)
+{
+	char *w = NULL;
+	int r = bkr_rec_validate(rc, "x.json", (const uint8_t *)text, len, false, &w);
+	assert_true(r == 0 || r == 1);
+	if (why)
+		*why = w;
+	else
+		free(w);
+	return r;
+}
+
+static char *nested(const char *open, const char *mid, const char *close, size_t depth)
+{
+	size_t lo = strlen(open), lm = strlen(mid), lc = strlen(close);
+	char *s = malloc(depth * (lo + lc) + lm + 1), *p = s;
+	for (size_t i = 0; i < depth; i++, p += lo)
+		memcpy(p, open, lo);
+	memcpy(p, mid, lm);
+	p += lm;
+	for (size_t i = 0; i < depth; i++, p += lc)
+		memcpy(p, close, lc);
+	*p = 0;
+	return s;
+}
+
+/* The json validator must never call valid JSON invalid (batch --apply would
+ * replace a newer good file with a backup): deep nesting (cJSON stopped at
+ * 1000 levels) and a lone surrogate escape (cJSON refused it) are valid. */
+static void test_json_validator(void **state)
+{
+	static const char *const good[] = {
+		"{\"a\":\"\\ud800\"}", "\"\\udc00\\ud800x\"", "{}", "[]", " [ 1 , -0.5e+10 , 0 , 2E3 ] \n", "1", "-0",
+		"\"x\"", "true", "null", "false", "{\"a\":{\"b\":[{},[],\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\"]}}",
+		"\xEF\xBB\xBF{\"bom\":1}", "{\"k\":1,\"k\":2}", "[\"caf\xC3\xA9\"]",
+	};
+	static const char *const bad[] = {
+		" ", "{", "[1,]", "{\"a\"}", "{\"a\":1,}", "01", "1.", "-", "[1 2]", "tru", "nul", "\"\\x\"",
+		"\"\\u12\"", "\"a\tb\"", "{} x", "]", "{1:2}", "[1]]", "'a'", "NaN", "+1", ".5", "1e", "\"abc",
+	};
+	bkr_recover_setup s = BKR_RECOVER_SETUP_INIT;
+	bkr_recover *rc = NULL;
+	char *deep, *why;
+	(void)state;
+	s.workspace = "/srv/ws";
+	assert_int_equal(bkr_recover_new(&rc, &s, NULL), 0);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (json_ok(rc, good[i], strlen(good[i]), NULL) != 1)
+			fail_msg("valid JSON judged invalid: %s", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (json_ok(rc, bad[i], strlen(bad[i]), NULL) != 0)
+			fail_msg("invalid JSON judged valid: %s", bad[i]);
+	/* nesting far beyond cJSON's 1000 levels */
+	deep = nested("[", "\"NEW\"", "]", 1100);
+	assert_int_equal(json_ok(rc, deep, strlen(deep), NULL), 1);
+	free(deep);
+	deep = nested("{\"a\":[", "1", "]}", 200000);
+	assert_int_equal(json_ok(rc, deep, strlen(deep), NULL), 1);
+	deep[strlen(deep) - 1] = ' '; /* one close missing */
+	assert_int_equal(json_ok(rc, deep, strlen(deep), NULL), 0);
+	free(deep);
+	/* where the error is */
+	assert_int_equal(json_ok(rc, "{\n  \"a\": 1,\n  }", 15, &why), 0);
+	assert_string_equal(why, "not valid JSON (error at line 3, column 3)");
+	free(why);
+	assert_int_equal(json_ok(rc, "[1,", 3, &why), 0);
+	assert_string_equal(why, "not valid JSON (error at line 1, column 4)");
+	free(why);
+	assert_int_equal(json_ok(rc, "{\"a\":1}\0", 8, &why), 0);
+	assert_non_null(strstr(why, "NUL"));
+	free(why);
+	bkr_recover_free(rc);
+}
+
 static void test_strategy_names(void **state)
 {
 	bkr_strategy_type t;
@@ -225,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_substitute),
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_strategy_names),
+		cmocka_unit_test(test_json_validator),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,48 @@
+// A MongoDB wire-protocol server that answers find with broken replies, for
+// test_recover_mongodb.  Usage: node hostile.mjs STATE_DIR
+// Writes STATE_DIR/port once listening.  The collection name picks the reply:
+//   elements  firstBatch holds numbers and a string, not documents
+//   badlen    the document in firstBatch claims a length past its end
+//   good      one document {sid: "s1"}
+import net from 'node:net';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const BSON = require('bson');
+const state = process.argv[2];
+let reqId = 1;
+function hdr(len, rt, op) { const b = Buffer.alloc(16); b.writeInt32LE(len, 0); b.writeInt32LE(reqId++, 4); b.writeInt32LE(rt, 8); b.writeInt32LE(op, 12); return b; }
+function opMsg(rt, doc) { const body = Buffer.concat([Buffer.alloc(4), Buffer.from([0]), doc]); return Buffer.concat([hdr(16 + body.length, rt, 2013), body]); }
+function opReply(rt, doc) { const b = Buffer.alloc(20); b.writeInt32LE(8, 0); b.writeInt32LE(1, 16); const body = Buffer.concat([b, doc]); return Buffer.concat([hdr(16 + body.length, rt, 1), body]); }
+const hello = () => BSON.serialize({ ismaster: true, isWritablePrimary: true, helloOk: true, maxWireVersion: 17, minWireVersion: 0, maxBsonObjectSize: 16777216, maxMessageSizeBytes: 48000000, maxWriteBatchSize: 100000, localTime: new Date(), ok: 1 });
+function findReply(cmd) {
+  const ns = cmd.$db + '.' + cmd.find, id = BSON.Long.fromNumber(0);
+  if (cmd.find === 'elements') return BSON.serialize({ cursor: { firstBatch: [1, 2, 's'], id, ns }, ok: 1 });
+  const b = Buffer.from(BSON.serialize({ cursor: { firstBatch: [{ sid: 's1', body: 'ABCD' }], id, ns }, ok: 1 }));
+  if (cmd.find === 'badlen') b.writeInt32LE(2000, b.indexOf(Buffer.from('sid')) - 5);
+  return b;
+}
+function handle(sock, rt, op, body) {
+  if (op === 2004) { sock.write(opReply(rt, hello())); return; } // OP_QUERY: the handshake
+  if (op !== 2013) return;
+  const cmd = BSON.deserialize(body.subarray(5, 5 + body.readInt32LE(5)));
+  const name = Object.keys(cmd)[0];
+  if (name === 'find') sock.write(opMsg(rt, findReply(cmd)));
+  else if (/^(hello|isMaster|ismaster)$/.test(name)) sock.write(opMsg(rt, hello()));
+  else sock.write(opMsg(rt, BSON.serialize({ ok: 1 })));
+}
+const server = net.createServer(sock => {
+  let buf = Buffer.alloc(0);
+  sock.on('error', () => {});
+  sock.on('data', d => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 16 && buf.length >= buf.readInt32LE(0)) {
+      const len = buf.readInt32LE(0), rt = buf.readInt32LE(4), op = buf.readInt32LE(12);
+      const body = buf.subarray(16, len);
+      buf = buf.subarray(len);
+      try { handle(sock, rt, op, body); } catch (e) { sock.destroy(); }
+    }
+  });
+});
+server.listen(0, '127.0.0.1', () => fs.writeFileSync(state + '/port', String(server.address().port)));
+process.on('SIGTERM', () => process.exit(0));
