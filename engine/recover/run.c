@@ -320,6 +320,7 @@ static int run(bkr_recover *rc, const bkr_damage *items, const bool *healthy, si
 	*out = NULL;
 	if (!opts)
 		opts = &defaults;
+	bkr_rec_backups_hold(rc); /* every file, settle and store read the same list */
 	if ((n && !(files = calloc(n, sizeof(*files)))) || (n && !(sorted = calloc(n, sizeof(*sorted))))) {
 		err = bkr_error_oom();
 		goto done;
@@ -375,6 +376,7 @@ done:
 	free(files);
 	free(sorted);
 	bkr_recover_report_free(rep);
+	bkr_rec_backups_release(rc);
 	return err;
 }
 
@@ -395,6 +397,7 @@ int bkr_recover_file(bkr_recover *rc, const char *path, const bkr_recover_option
 	int err;
 
 	*out = NULL;
+	bkr_rec_backups_hold(rc);
 	if ((err = bkr_rec_relpath(rc, path, &rel)) < 0)
 		goto done;
 	if ((err = bkr_rec_bindex_load(rc, &bi)) < 0)
@@ -427,6 +430,7 @@ done:
 	free(d.reason);
 	free(rel);
 	bkr_rec_bindex_free(&bi);
+	bkr_rec_backups_release(rc);
 	return err;
 }
 
@@ -436,8 +440,11 @@ int bkr_recover_batch(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 	int err;
 
 	*out = NULL;
-	if ((err = bkr_recover_scan(rc, opts && opts->deep ? BKR_SCAN_DEEP : 0, &s)) < 0)
+	bkr_rec_backups_hold(rc); /* scan and the run read one list */
+	if ((err = bkr_recover_scan(rc, opts && opts->deep ? BKR_SCAN_DEEP : 0, &s)) < 0) {
+		bkr_rec_backups_release(rc);
 		return err;
+	}
 	if (s.n == 0) {
 		/* nothing damaged: a report, but no run to store */
 		bkr_recover_options quiet = opts ? *opts : (bkr_recover_options)BKR_RECOVER_OPTIONS_INIT;
@@ -447,6 +454,7 @@ int bkr_recover_batch(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 		err = run(rc, s.items, NULL, s.n, opts, out);
 	}
 	bkr_scan_result_free(&s);
+	bkr_rec_backups_release(rc);
 	return err;
 }
 
