@@ -117,7 +117,8 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 	bkr_rec_strategy tmp;
 	size_t n;
 	char abs[PATH_MAX];
-	bool manual = false;
+	bool manual = false, alert_failed = false;
+	char *alert_error = NULL;
 
 	cJSON_AddStringToObject(e, "path", f->d.path);
 	cJSON_AddStringToObject(e, "kind", f->healthy ? "healthy" : bkr_damage_name(f->d.kind));
@@ -152,8 +153,15 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 		r = try_strategy(&j, &o);
 		cJSON_AddStringToObject(a, "strategy", bkr_strategy_name(s->type));
 		if (s->type == BKR_STRATEGY_MANUAL) {
+			/* a person was asked only when the alert went out (or none is configured) */
 			cJSON_AddStringToObject(a, "result", r < 0 ? "alert_failed" : "manual");
-			manual = true;
+			if (r < 0) {
+				alert_failed = true;
+				free(alert_error);
+				alert_error = bkr_rec_strdup(o.error ? o.error : bkr_error_message());
+			} else {
+				manual = true;
+			}
 		} else {
 			cJSON_AddStringToObject(a, "result", r < 0 ? (r == BKR_EUNAVAILABLE ? "unavailable"
 								      : r == BKR_ETIMEOUT ? "timeout"
@@ -199,12 +207,21 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 			return 0;
 		}
 		bkr_rec_outcome_clear(&o);
-		if (manual)
+		if (manual || alert_failed)
 			break;
 	}
 	cJSON_AddStringToObject(e, "status", manual ? "manual" : "failed");
 	cJSON_AddNullToObject(e, "strategy");
 	cJSON_AddNullToObject(e, "sha256");
+	if (alert_failed) {
+		char *msg = NULL;
+		if (asprintf(&msg, "needs a person, but the alert was not delivered: %s",
+			     alert_error ? alert_error : "alert command failed") < 0)
+			msg = NULL;
+		cJSON_AddStringToObject(e, "error", msg ? msg : "needs a person, but the alert was not delivered");
+		free(msg);
+	}
+	free(alert_error);
 	return 0;
 }
 
