@@ -267,4 +267,31 @@ if [ "$(id -u)" = 0 ]; then
 		fail "another user read the run's report: $(head -c 300 "$T/other.out")"
 	chmod 700 "$T"
 fi
+# (16, 22) a repository shared by two workspaces on two hosts: each scan and
+# batch uses its own workspace's backups of its host (--host), never the
+# other's; a backup dated in the future is left out with one warning
+W3A="$T/svcA/ws"; W3B="$T/svcB/ws"; R3="$T/repo3"
+mkdir -p "$W3A/c" "$W3B/c"
+echo '{"owner":"A"}' > "$W3A/c/a1.json"; echo '{"owner":"A"}' > "$W3A/c/shared.json"
+echo '{"owner":"B"}' > "$W3B/c/b1.json"; echo '{"owner":"B"}' > "$W3B/c/shared.json"
+echo "{\"repository\":\"$R3\",\"workspace_root\":\"$W3A\",\"recovery\":{\"staging_dir\":\"$T/st3\"}}" > "$T/a3.json"
+echo "{\"repository\":\"$R3\",\"workspace_root\":\"$W3B\",\"recovery\":{\"staging_dir\":\"$T/st3\"}}" > "$T/b3.json"
+"$BKR" init -r "$R3" >/dev/null
+"$BKR" create -c "$T/a3.json" --host hostA >/dev/null
+echo '{"owner":"A","old":"clock a day ahead"}' > "$W3A/c/shared.json"
+BKR_TEST_NOW=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ) "$BKR" create -c "$T/a3.json" --host hostA --all >/dev/null
+echo '{"owner":"A"}' > "$W3A/c/shared.json"
+"$BKR" create -c "$T/b3.json" --host hostB > "$T/b3.out" 2>&1 || fail "B's first create: $(cat "$T/b3.out")"
+grep -q "no source is due" "$T/b3.out" && fail "A's backup made B's source not due"
+rm "$W3A/c/a1.json"; echo '{' > "$W3A/c/shared.json"
+st=0; "$BKR" scan -c "$T/a3.json" --host hostA > "$T/scan3.out" 2> "$T/scan3.err" || st=$?
+[ "$st" = 1 ] && grep -q "^missing *c/a1.json" "$T/scan3.out" && ! grep -q b1.json "$T/scan3.out" ||
+	fail "scan of A with B's backup newest: $(cat "$T/scan3.out")"
+[ "$(grep -c "dated in the future" "$T/scan3.err")" = 1 ] || fail "no single warning: $(cat "$T/scan3.err")"
+"$BKR" batch -c "$T/a3.json" --host hostA --apply > /dev/null 2>&1 || fail "batch of A"
+[ ! -e "$W3A/c/b1.json" ] || fail "B's file written into A"
+[ "$(cat "$W3A/c/shared.json")" = '{"owner":"A"}' ] || fail "A's shared.json: $(cat "$W3A/c/shared.json")"
+# another host's backups are not this one's: nothing is missing for it
+"$BKR" scan -c "$T/a3.json" --host hostC > "$T/scan3c.out" 2>/dev/null || fail "scan as hostC: $(cat "$T/scan3c.out")"
+
 echo "recovery integration: ok"
