@@ -363,6 +363,19 @@ static bool still_damaged(const struct scan_seen *sc, int64_t run_ns, const char
 	return false;
 }
 
+/* A file left failed because its alert could not be delivered: it needs a person all the more. */
+static bool alert_failed(const cJSON *f)
+{
+	const cJSON *a;
+
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(f, "attempts")) {
+		const cJSON *r = cJSON_GetObjectItemCaseSensitive(a, "result");
+		if (cJSON_IsString(r) && !strcmp(r->valuestring, "alert_failed"))
+			return true;
+	}
+	return false;
+}
+
 static int read_manual(bkr_health *h, bkr_repo *repo, const struct scan_seen *sc)
 {
 	bkr_manifest_list runs = { 0 };
@@ -385,7 +398,7 @@ static int read_manual(bkr_health *h, bkr_repo *repo, const struct scan_seen *sc
 	cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(rep, "files")) {
 		const cJSON *st = cJSON_GetObjectItemCaseSensitive(f, "status");
 		const cJSON *p = cJSON_GetObjectItemCaseSensitive(f, "path");
-		if (cJSON_IsString(st) && !strcmp(st->valuestring, "manual") && cJSON_IsString(p) &&
+		if (cJSON_IsString(st) && (!strcmp(st->valuestring, "manual") || alert_failed(f)) && cJSON_IsString(p) &&
 		    still_damaged(sc, runs.items[runs.n - 1]->time_ns, p->valuestring) && (err = add_str(&h->manual_files, &h->nmanual, p->valuestring)) < 0)
 			goto done;
 	}
@@ -473,7 +486,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 		size_t at = 0;
 		s->name = cfg->sources[i].name;
 		s->schedule = cfg->sources[i].schedule;
-		s->newest_ns = bkr_routine_newest(&l, s->name, (const char *const *)h->verify.damaged_backups,
+		s->newest_ns = bkr_routine_newest(&l, s->name, NULL, NULL, (const char *const *)h->verify.damaged_backups,
 						  h->verify.ndamaged_backups, now_ns, &at);
 		if (s->newest_ns != INT64_MIN && !(s->newest_id = strdup(l.items[at]->backup_id))) {
 			err = bkr_error_oom();

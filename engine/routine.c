@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bkr/backup.h"
 #include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/io.h"
@@ -55,8 +56,8 @@ bool bkr_schedule_stale(bkr_schedule s, int64_t newest_ns, int64_t now_ns)
 	return newest_ns == INT64_MIN || now_ns - newest_ns > 2 * iv * 1000000000LL;
 }
 
-int64_t bkr_routine_newest(const bkr_manifest_list *l, const char *name, const char *const *skip,
-			   size_t nskip, int64_t now_ns, size_t *at)
+int64_t bkr_routine_newest(const bkr_manifest_list *l, const char *name, const char *path, const char *hostname,
+			   const char *const *skip, size_t nskip, int64_t now_ns, size_t *at)
 {
 	int64_t best = INT64_MIN;
 
@@ -67,8 +68,11 @@ int64_t bkr_routine_newest(const bkr_manifest_list *l, const char *name, const c
 		 * stand for a backup taken now (no source would be due until then) */
 		if (m->type == BKR_BACKUP_RECOVERY || m->time_ns <= best || bkr_time_in_future(m->time_ns, now_ns))
 			continue;
+		if (hostname && !bkr_backup_of_host(m, hostname))
+			continue;
 		for (size_t k = 0; k < m->nsources && !has; k++)
-			has = !strcmp(m->sources[k].source, name);
+			has = !strcmp(m->sources[k].source, name) &&
+			      (!path || (m->sources[k].path && !strcmp(m->sources[k].path, path)));
 		for (size_t k = 0; k < nskip && !skipped; k++)
 			skipped = !strcmp(skip[k], m->backup_id);
 		if (has && !skipped) {
@@ -119,7 +123,7 @@ static int priority_of(const bkr_config *cfg, const char *name)
 }
 
 void bkr_routine_select(const bkr_config *cfg, const bkr_manifest_list *l, int64_t now_ns,
-			bkr_routine_kind k, bool only_due, const char **names, size_t *n)
+			bkr_routine_kind k, bool only_due, const char *hostname, const char **names, size_t *n)
 {
 	*n = 0;
 	for (size_t i = 0; i < cfg->nsources; i++) {
@@ -128,7 +132,11 @@ void bkr_routine_select(const bkr_config *cfg, const bkr_manifest_list *l, int64
 						    : bkr_routine_covers(k, s->schedule);
 		if (!covered)
 			continue;
-		if (only_due && !bkr_schedule_due(s->schedule, bkr_routine_newest(l, s->name, NULL, 0, now_ns, NULL), now_ns))
+		if (only_due &&
+		    !bkr_schedule_due(s->schedule,
+				      bkr_routine_newest(l, s->name, s->npaths == 1 ? s->paths[0] : NULL, hostname,
+							 NULL, 0, now_ns, NULL),
+				      now_ns))
 			continue;
 		/* higher priority first, the configuration's order among equals */
 		size_t j = (*n)++;

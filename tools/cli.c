@@ -235,7 +235,7 @@ void cli_warn_future(cli *c, const char *id, int64_t time_ns)
 	bkr_time_format(when, time_ns);
 	snprintf(msg, sizeof(msg),
 		 "backup %s is dated in the future (%s): the clock was ahead when it was made; it is not counted "
-		 "as its sources' newest backup (schedules, health), and retention keeps it without counting it",
+		 "as its sources' newest backup (schedules, health, recovery), and retention keeps it without counting it",
 		 id, when);
 	bkr_log_kv(BKR_LOG_WARN, c->cmd ? c->cmd : "bkr", (const char *[]){ "backup_id", id, NULL }, "%s", msg);
 	cli_warn(c, "%s", msg);

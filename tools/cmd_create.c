@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "bkr/host.h"
 #include "bkr/backup.h"
 #include "bkr/error.h"
 #include "bkr/log.h"
@@ -204,7 +205,9 @@ static int select_due(cli *c, bkr_repo *repo, const bkr_config *cfg, struct stat
 	int64_t now = bkr_time_now_ns();
 
 	cli_warn_future_list(c, &l, now); /* not counted as the newest backup of their sources */
-	bkr_routine_select(cfg, &l, now, BKR_ROUTINE_ANY, true, names, &n);
+	char host[256];
+	bkr_host_name(host, sizeof(host), s->o.hostname); /* the host the backup will record */
+	bkr_routine_select(cfg, &l, now, BKR_ROUTINE_ANY, true, host, names, &n);
 	bkr_manifest_list_free(&l);
 	s->due = names;
 	s->ndue = n;

@@ -7,20 +7,23 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "bkr/catalog.h"
 #include "bkr/error.h"
+#include "bkr/manifest.h"
 #include "bkr/log.h"
 #include "bkr/recover.h"
 #include "bkr/utf8.h"
 
 static const char scan_usage[] =
-	"usage: bkr scan -c CONFIG [--deep] [--json]\n\n"
+	"usage: bkr scan -c CONFIG [--deep] [--host NAME] [--json]\n\n"
 	"Find missing, corrupted and required-but-absent files in the workspace.\n"
 	"Quick by default (stat, and validators such as JSON parsing); --deep also\n"
 	"hashes every file and compares it with the newest backup.\n"
+	"Only this host's backups count (--host NAME: those 'bkr create --host NAME' made).\n"
 	"Exit status: 0 nothing found, 1 damaged files found.\n";
 
 static const char recover_usage[] =
-	"usage: bkr recover -c CONFIG --file PATH [--strategy S] [--apply] [--json]\n\n"
+	"usage: bkr recover -c CONFIG --file PATH [--strategy S] [--apply] [--host NAME] [--json]\n\n"
 	"Recover one workspace file with the configured strategies, in order:\n"
 	"backup, git, mongodb, regenerate, manual (or only --strategy S).  The result\n"
 	"is stored as a recovery run in the repository (see 'bkr recovered').\n"
@@ -28,10 +31,11 @@ static const char recover_usage[] =
 	"  -f, --file PATH     the file (workspace-relative or absolute)\n"
 	"  -s, --strategy S    backup | git | mongodb | regenerate | manual\n"
 	"      --apply         write the recovered file into the workspace atomically\n"
+	"      --host NAME     recover from the backups of host NAME (default: this host)\n"
 	"Exit status: 0 recovered, 6 not recovered (see the report).\n";
 
 static const char batch_usage[] =
-	"usage: bkr batch -c CONFIG [--apply] [--deep] [--json]\n\n"
+	"usage: bkr batch -c CONFIG [--apply] [--deep] [--host NAME] [--json]\n\n"
 	"Scan, then recover everything found, most important sources first.\n"
 	"Exit status: 0 everything recovered (or nothing to do), 6 some files not recovered.\n";
 
@@ -39,11 +43,12 @@ static const char recovered_usage[] =
 	"usage: bkr recovered -r REPO [RUN] [--json]\n\n"
 	"List recovery runs, or print the report.json of RUN (an id, prefix or 'latest').\n";
 
-enum { OPT_APPLY = OPT_FIRST_CMD, OPT_DEEP };
+enum { OPT_APPLY = OPT_FIRST_CMD, OPT_DEEP, OPT_HOST };
 
 struct state {
 	bkr_recover_options o;
 	const char *file;
+	const char *host;
 };
 
 static int opt(cli *c, int o, const char *arg, void *st)
@@ -59,6 +64,11 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		return 0;
 	case OPT_APPLY: s->o.apply = true; return 0;
 	case OPT_DEEP: s->o.deep = true; return 0;
+	case OPT_HOST:
+		if (!*arg)
+			return cli_usage_error(c, "--host: expected a host name");
+		s->host = arg;
+		return 0;
 	}
 	return cli_usage_error(c, "unknown option");
 }
@@ -68,13 +78,15 @@ static const struct option recover_lo[] = {
 	{ "strategy", required_argument, NULL, 's' },
 	{ "apply", no_argument, NULL, OPT_APPLY },
 	{ "deep", no_argument, NULL, OPT_DEEP },
+	{ "host", required_argument, NULL, OPT_HOST },
 	{ NULL, 0, NULL, 0 },
 };
 
 /* The configuration is required; the repository is optional (staged runs),
  * except for scan (@p need_repo): without the backups it cannot judge what
  * is missing or truncated, so a clean result would be false. */
-static int open_engine(cli *c, bool need_repo, bkr_config **cfg, bkr_repo **repo, bkr_recover **rc)
+static int open_engine(cli *c, bool need_repo, const char *host, bkr_config **cfg, bkr_repo **repo,
+		       bkr_recover **rc)
 {
 	int err;
 	*cfg = NULL;
@@ -91,7 +103,17 @@ static int open_engine(cli *c, bool need_repo, bkr_config **cfg, bkr_repo **repo
 		cli_warn(c, "%s (recovering without the backup strategy)", bkr_error_message());
 		*repo = NULL;
 	}
-	return bkr_recover_from_config(rc, *cfg, *repo);
+	if (*repo) {
+		/* not compared with nor recovered from (bkr_rec_backups): said once */
+		bkr_manifest_list l = { 0 };
+		if (bkr_repo_list(*repo, false, &l, NULL) == 0)
+			cli_warn_future_list(c, &l, bkr_time_now_ns());
+		bkr_manifest_list_free(&l);
+		bkr_error_clear();
+	}
+	if ((err = bkr_recover_from_config(rc, *cfg, *repo)) < 0)
+		return err;
+	return host ? bkr_recover_set_host(*rc, host) : 0;
 }
 
 static void close_engine(bkr_config *cfg, bkr_repo *repo, bkr_recover *rc)
@@ -103,7 +125,9 @@ static void close_engine(bkr_config *cfg, bkr_repo *repo, bkr_recover *rc)
 
 int cmd_scan(cli *c, int argc, char **argv)
 {
-	static const struct option lo[] = { { "deep", no_argument, NULL, OPT_DEEP }, { NULL, 0, NULL, 0 } };
+	static const struct option lo[] = { { "deep", no_argument, NULL, OPT_DEEP },
+					    { "host", required_argument, NULL, OPT_HOST },
+					    { NULL, 0, NULL, 0 } };
 	struct state s = { .o = BKR_RECOVER_OPTIONS_INIT };
 	bkr_scan_result res = BKR_SCAN_RESULT_INIT;
 	bkr_config *cfg;
@@ -114,7 +138,7 @@ int cmd_scan(cli *c, int argc, char **argv)
 	CLI_PARSE(c, argc, argv, scan_usage, "", lo, opt, &s, &first);
 	if (first < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
-	if ((err = open_engine(c, true, &cfg, &repo, &rc)) < 0 ||
+	if ((err = open_engine(c, true, s.host, &cfg, &repo, &rc)) < 0 ||
 	    (err = bkr_recover_scan(rc, s.o.deep ? BKR_SCAN_DEEP : 0, &res)) < 0) {
 		ret = cli_fail(c, err);
 		goto done;
@@ -245,7 +269,7 @@ int cmd_recover(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
 	if (!s.file)
 		return cli_usage_error(c, "--file PATH is required");
-	if ((err = open_engine(c, false, &cfg, &repo, &rc)) < 0 || (err = bkr_recover_file(rc, s.file, &s.o, &rep)) < 0)
+	if ((err = open_engine(c, false, s.host, &cfg, &repo, &rc)) < 0 || (err = bkr_recover_file(rc, s.file, &s.o, &rep)) < 0)
 		ret = cli_fail(c, err);
 	else
 		ret = report_out(c, rep);
@@ -268,7 +292,7 @@ int cmd_batch(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
 	if (s.o.force_strategy || s.file)
 		return cli_usage_error(c, "--file and --strategy go with 'bkr recover'");
-	if ((err = open_engine(c, false, &cfg, &repo, &rc)) < 0 || (err = bkr_recover_batch(rc, &s.o, &rep)) < 0)
+	if ((err = open_engine(c, false, s.host, &cfg, &repo, &rc)) < 0 || (err = bkr_recover_batch(rc, &s.o, &rep)) < 0)
 		ret = cli_fail(c, err);
 	else
 		ret = report_out(c, rep);

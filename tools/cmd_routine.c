@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "bkr/host.h"
 #include "lifecycle.h"
 #include "routine_run.h"
 #include "bkr/backup.h"
@@ -81,7 +82,9 @@ static void backup_names(rt_run *r, const bkr_manifest_list *l, const char **nam
 	 * an --as-of time it was simply not made yet: nothing to warn about */
 	if (only_due && !r->has_as_of)
 		cli_warn_future_list(r->c, l, r->as_of);
-	bkr_routine_select(r->cfg, l, r->as_of, r->kind, only_due, names, n);
+	char host[256];
+	bkr_host_name(host, sizeof(host), NULL); /* the host its backups record */
+	bkr_routine_select(r->cfg, l, r->as_of, r->kind, only_due, host, names, n);
 }
 
 /* Emergency: leave out the sources holding a file the scan still finds damaged. */

@@ -26,6 +26,11 @@ static bool same_sources(const bkr_manifest *m, const bkr_source_spec *s, size_t
 	return true;
 }
 
+bool bkr_backup_of_host(const bkr_manifest *m, const char *hostname)
+{
+	return m && m->hostname && hostname && strcmp(m->hostname, hostname) == 0;
+}
+
 int bkr_backup_find_parent(bkr_repo *r, bkr_backup_type type, const char *hostname,
 			   const bkr_source_spec *sources, size_t nsources, bkr_manifest **out)
 {
@@ -44,7 +49,7 @@ int bkr_backup_find_parent(bkr_repo *r, bkr_backup_type type, const char *hostna
 			continue;
 		if (type == BKR_BACKUP_DIFFERENTIAL && m->type != BKR_BACKUP_FULL)
 			continue;
-		if (!m->hostname || strcmp(m->hostname, hostname) != 0)
+		if (!bkr_backup_of_host(m, hostname))
 			continue;
 		if (!same_sources(m, sources, nsources))
 			continue;

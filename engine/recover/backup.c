@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bkr/backup.h"
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/manifest.h"
 #include "bkr/repo.h"
@@ -32,43 +34,91 @@ static const char *under(const char *path, const char *root)
 	return NULL;
 }
 
-/* Path of workspace file @p rel inside backup @p m ("source/sub/file"). */
+/*
+ * Path of workspace file @p rel inside backup @p m ("source/sub/file"): a
+ * source of @p m whose path holds it.  Only a source of this workspace
+ * counts: a backup of another workspace (another path, another host sharing
+ * the repository) never stands for this one.
+ */
 static bool backup_path(const bkr_recover *rc, const bkr_manifest *m, const char *rel, char *out, size_t cap)
 {
 	char abs[PATH_MAX];
 
-	snprintf(abs, sizeof(abs), "%s/%s", rc->workspace, rel);
-	for (size_t pass = 0; pass < 2; pass++) {
-		/* pass 1: the backup was taken of the same workspace somewhere else */
-		if (pass == 1) {
-			if (!m->workspace_root || strcmp(m->workspace_root, rc->workspace) == 0)
-				break;
-			snprintf(abs, sizeof(abs), "%s/%s", m->workspace_root, rel);
-		}
-		for (size_t i = 0; i < m->nsources; i++) {
-			const char *rest;
-			if (!m->sources[i].path || !(rest = under(abs, m->sources[i].path)))
-				continue;
-			/* "" is the source's own directory */
-			if ((size_t)snprintf(out, cap, "%s%s%s", m->sources[i].source, *rest ? "/" : "", rest) < cap)
-				return true;
-		}
+	if ((size_t)snprintf(abs, sizeof(abs), "%s/%s", rc->workspace, rel) >= sizeof(abs))
+		return false;
+	for (size_t i = 0; i < m->nsources; i++) {
+		const char *rest;
+		if (!m->sources[i].path || !(rest = under(abs, m->sources[i].path)))
+			continue;
+		/* "" is the source's own directory */
+		if ((size_t)snprintf(out, cap, "%s%s%s", m->sources[i].source, *rest ? "/" : "", rest) < cap)
+			return true;
 	}
 	return false;
 }
 
-/* Workspace-relative prefix of a source, or NULL when it lies outside. */
-static const char *source_prefix(const bkr_recover *rc, const bkr_manifest *m, const bkr_manifest_source *s)
+/* Workspace-relative prefix of a source, or NULL when it lies outside this workspace. */
+static const char *source_prefix(const bkr_recover *rc, const bkr_manifest_source *s)
 {
-	const char *p;
+	return s->path ? under(s->path, rc->workspace) : NULL;
+}
 
-	if (!s->path)
-		return NULL;
-	if ((p = under(s->path, rc->workspace)))
-		return p;
-	if (m->workspace_root && (p = under(s->path, m->workspace_root)))
-		return p;
-	return NULL;
+/* ---- the backups of this workspace ------------------------------------------ */
+
+void bkr_rec_backups_hold(bkr_recover *rc)
+{
+	if (!rc->backups_held++ && rc->backups) {
+		/* left by a call outside a run: list again */
+		bkr_manifest_list_free(rc->backups);
+		free(rc->backups);
+		rc->backups = NULL;
+	}
+}
+
+void bkr_rec_backups_release(bkr_recover *rc)
+{
+	if (rc->backups_held && --rc->backups_held)
+		return;
+	if (rc->backups) {
+		bkr_manifest_list_free(rc->backups);
+		free(rc->backups);
+		rc->backups = NULL;
+	}
+}
+
+int bkr_rec_backups(bkr_recover *rc, const bkr_manifest_list **out)
+{
+	bkr_manifest_list *l;
+	int64_t now = bkr_time_now_ns();
+	size_t o = 0;
+	int err;
+
+	*out = NULL;
+	if (rc->backups) {
+		*out = rc->backups;
+		return 0;
+	}
+	if (!(l = calloc(1, sizeof(*l))))
+		return bkr_error_oom();
+	if (rc->repo && (err = bkr_repo_list(rc->repo, false, l, NULL)) < 0) {
+		free(l);
+		return err;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		bkr_manifest *m = l->items[i];
+		/* another host's backup is not this workspace's; one dated in the
+		 * future (the clock was ahead) is not the newest, as for create */
+		if (m->type == BKR_BACKUP_RECOVERY || !bkr_backup_of_host(m, rc->hostname) ||
+		    bkr_time_in_future(m->time_ns, now)) {
+			bkr_manifest_free(m);
+			continue;
+		}
+		l->items[o++] = m;
+	}
+	l->n = o;
+	rc->backups = l;
+	*out = l;
+	return 0;
 }
 
 static int bfile_cmp(const void *a, const void *b)
@@ -184,6 +234,7 @@ done:
 
 int bkr_rec_bindex_load(bkr_recover *rc, bkr_rec_bindex *out)
 {
+	const bkr_manifest_list *lp;
 	bkr_manifest_list l = { 0 };
 	char **prefixes = NULL;
 	size_t cap = 0, np = 0;
@@ -192,8 +243,9 @@ int bkr_rec_bindex_load(bkr_recover *rc, bkr_rec_bindex *out)
 	memset(out, 0, sizeof(*out));
 	if (!rc->repo)
 		return 0;
-	if ((err = bkr_repo_list(rc->repo, false, &l, NULL)) < 0)
+	if ((err = bkr_rec_backups(rc, &lp)) < 0)
 		goto done;
+	l = *lp;
 	if (!l.n)
 		goto done;
 	if (!(out->backup_id = strdup(l.items[l.n - 1]->backup_id)) ||
@@ -209,7 +261,7 @@ int bkr_rec_bindex_load(bkr_recover *rc, bkr_rec_bindex *out)
 		const char *id = NULL;
 
 		for (size_t s = 0; s < m->nsources; s++) {
-			const char *prefix = source_prefix(rc, m, &m->sources[s]);
+			const char *prefix = source_prefix(rc, &m->sources[s]);
 			if (!prefix || covered(prefixes, nnewer, prefix))
 				continue;
 			if (!id) {
@@ -249,7 +301,6 @@ done:
 	for (size_t i = 0; i < np; i++)
 		free(prefixes[i]);
 	free(prefixes);
-	bkr_manifest_list_free(&l);
 	if (err < 0)
 		bkr_rec_bindex_free(out);
 	return err;
@@ -332,7 +383,8 @@ static void found(bkr_rec_outcome *o, const bkr_entry *e, uint32_t mode, const b
 int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
 	bkr_recover *rc = j->rc;
-	bkr_manifest_list l = { 0 };
+	const bkr_manifest_list *lp;
+	bkr_manifest_list l;
 	cJSON *rejected = NULL;
 	int64_t now = bkr_time_now_ns();
 	int err = 0;
@@ -340,8 +392,9 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 
 	if (!rc->repo)
 		return bkr_rec_fail(o, BKR_EUNAVAILABLE, "no repository is open");
-	if ((err = bkr_repo_list(rc->repo, false, &l, NULL)) < 0)
+	if ((err = bkr_rec_backups(rc, &lp)) < 0)
 		return bkr_rec_fail(o, err, "listing backups: %s", bkr_error_message());
+	l = *lp;
 	if (!(rejected = cJSON_CreateArray())) {
 		err = bkr_error_oom();
 		goto done;
@@ -422,7 +475,7 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 		rejected = NULL;
 	}
 	if (!l.n)
-		err = bkr_rec_fail(o, BKR_ENOTFOUND, "the repository has no backups");
+		err = bkr_rec_fail(o, BKR_ENOTFOUND, "the repository has no backups of this host");
 	else if (!considered)
 		err = bkr_rec_fail(o, BKR_ENOTFOUND, "no backup%s has a copy of %s",
 				   j->s->max_age_s ? " within max_age" : "", j->rel);
@@ -431,14 +484,14 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 				   considered == 1 ? "" : "s", j->rel);
 done:
 	cJSON_Delete(rejected);
-	bkr_manifest_list_free(&l);
 	return err;
 }
 
 int bkr_rec_dir_attrs(bkr_recover *rc, const char *rel, bool backup_only, uint32_t *mode, uint32_t *uid,
 		      uint32_t *gid)
 {
-	bkr_manifest_list l = { 0 };
+	const bkr_manifest_list *lp;
+	bkr_manifest_list l;
 	struct stat st;
 	int err = BKR_ENOTFOUND;
 
@@ -448,8 +501,11 @@ int bkr_rec_dir_attrs(bkr_recover *rc, const char *rel, bool backup_only, uint32
 		*gid = st.st_gid;
 		return 0;
 	}
-	if (!rc->repo || bkr_repo_list(rc->repo, false, &l, NULL) < 0)
+	if (!rc->repo || bkr_rec_backups(rc, &lp) < 0) {
+		bkr_error_clear();
 		return BKR_ENOTFOUND;
+	}
+	l = *lp;
 	for (size_t k = l.n; k-- > 0 && err == BKR_ENOTFOUND;) {
 		char bpath[PATH_MAX];
 		bkr_entry e;
@@ -468,6 +524,5 @@ int bkr_rec_dir_attrs(bkr_recover *rc, const char *rel, bool backup_only, uint32
 		}
 		bkr_dir_free(holder);
 	}
-	bkr_manifest_list_free(&l);
 	return err;
 }

@@ -508,6 +508,8 @@ void bkr_recover_free(bkr_recover *rc)
 	free(rc->alert);
 	free(rc->staging_dir);
 	free(rc->hostname);
+	rc->backups_held = 0;
+	bkr_rec_backups_release(rc);
 	free(rc);
 }
 
@@ -635,6 +637,20 @@ int bkr_recover_new(bkr_recover **out, const bkr_recover_setup *setup, bkr_repo 
 done:
 	bkr_recover_free(rc);
 	return err;
+}
+
+int bkr_recover_set_host(bkr_recover *rc, const char *hostname)
+{
+	char host[256], *h;
+
+	bkr_host_name(host, sizeof(host), hostname);
+	if (!(h = strdup(host)))
+		return bkr_error_oom();
+	free(rc->hostname);
+	rc->hostname = h;
+	if (!rc->backups_held)
+		bkr_rec_backups_release(rc); /* another host: another list */
+	return 0;
 }
 
 int bkr_recover_from_config(bkr_recover **out, const bkr_config *cfg, bkr_repo *repo)

@@ -123,7 +123,8 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 	bkr_rec_strategy tmp;
 	size_t n;
 	char abs[PATH_MAX];
-	bool manual = false;
+	bool manual = false, alert_failed = false;
+	char *alert_error = NULL;
 
 	cJSON_AddStringToObject(e, "path", f->d.path);
 	cJSON_AddStringToObject(e, "kind", f->healthy ? "healthy" : bkr_damage_name(f->d.kind));
@@ -158,8 +159,15 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 		r = try_strategy(&j, &o);
 		cJSON_AddStringToObject(a, "strategy", bkr_strategy_name(s->type));
 		if (s->type == BKR_STRATEGY_MANUAL) {
+			/* a person was asked only when the alert went out (or none is configured) */
 			cJSON_AddStringToObject(a, "result", r < 0 ? "alert_failed" : "manual");
-			manual = true;
+			if (r < 0) {
+				alert_failed = true;
+				free(alert_error);
+				alert_error = bkr_rec_strdup(o.error ? o.error : bkr_error_message());
+			} else {
+				manual = true;
+			}
 		} else {
 			cJSON_AddStringToObject(a, "result", r < 0 ? (r == BKR_EUNAVAILABLE ? "unavailable"
 								      : r == BKR_ETIMEOUT ? "timeout"
@@ -205,12 +213,21 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 			return 0;
 		}
 		bkr_rec_outcome_clear(&o);
-		if (manual)
+		if (manual || alert_failed)
 			break;
 	}
 	cJSON_AddStringToObject(e, "status", manual ? "manual" : "failed");
 	cJSON_AddNullToObject(e, "strategy");
 	cJSON_AddNullToObject(e, "sha256");
+	if (alert_failed) {
+		char *msg = NULL;
+		if (asprintf(&msg, "needs a person, but the alert was not delivered: %s",
+			     alert_error ? alert_error : "alert command failed") < 0)
+			msg = NULL;
+		cJSON_AddStringToObject(e, "error", msg ? msg : "needs a person, but the alert was not delivered");
+		free(msg);
+	}
+	free(alert_error);
 	return 0;
 }
 
@@ -351,6 +368,7 @@ static int run(bkr_recover *rc, const bkr_damage *items, const bool *healthy, si
 	*out = NULL;
 	if (!opts)
 		opts = &defaults;
+	bkr_rec_backups_hold(rc); /* every file, settle and store read the same list */
 	if ((n && !(files = calloc(n, sizeof(*files)))) || (n && !(sorted = calloc(n, sizeof(*sorted))))) {
 		err = bkr_error_oom();
 		goto done;
@@ -406,6 +424,7 @@ done:
 	free(files);
 	free(sorted);
 	bkr_recover_report_free(rep);
+	bkr_rec_backups_release(rc);
 	return err;
 }
 
@@ -426,6 +445,7 @@ int bkr_recover_file(bkr_recover *rc, const char *path, const bkr_recover_option
 	int err;
 
 	*out = NULL;
+	bkr_rec_backups_hold(rc);
 	if ((err = bkr_rec_relpath(rc, path, &rel)) < 0)
 		goto done;
 	if ((err = bkr_rec_bindex_load(rc, &bi)) < 0)
@@ -459,6 +479,7 @@ done:
 	free(d.reason);
 	free(rel);
 	bkr_rec_bindex_free(&bi);
+	bkr_rec_backups_release(rc);
 	return err;
 }
 
@@ -468,8 +489,11 @@ int bkr_recover_batch(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 	int err;
 
 	*out = NULL;
-	if ((err = bkr_recover_scan(rc, opts && opts->deep ? BKR_SCAN_DEEP : 0, &s)) < 0)
+	bkr_rec_backups_hold(rc); /* scan and the run read one list */
+	if ((err = bkr_recover_scan(rc, opts && opts->deep ? BKR_SCAN_DEEP : 0, &s)) < 0) {
+		bkr_rec_backups_release(rc);
 		return err;
+	}
 	if (s.n == 0) {
 		/* nothing damaged: a report, but no run to store */
 		bkr_recover_options quiet = opts ? *opts : (bkr_recover_options)BKR_RECOVER_OPTIONS_INIT;
@@ -479,6 +503,7 @@ int bkr_recover_batch(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 		err = run(rc, s.items, NULL, s.n, opts, out);
 	}
 	bkr_scan_result_free(&s);
+	bkr_rec_backups_release(rc);
 	return err;
 }
 

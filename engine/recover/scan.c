@@ -311,6 +311,7 @@ int bkr_recover_scan(bkr_recover *rc, unsigned flags, bkr_scan_result *out)
 
 	memset(out, 0, sizeof(*out));
 	out->deep = c.deep;
+	bkr_rec_backups_hold(rc);
 	if ((err = bkr_rec_bindex_load(rc, &bi)) < 0)
 		goto done;
 	if (bi.backup_id && !(out->backup_id = strdup(bi.backup_id))) {
@@ -359,6 +360,7 @@ done:
 	if (root >= 0)
 		close(root);
 	bkr_rec_bindex_free(&bi);
+	bkr_rec_backups_release(rc);
 	if (err < 0)
 		bkr_scan_result_free(out);
 	return err;

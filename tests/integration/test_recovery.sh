@@ -315,4 +315,31 @@ st=0; "$BKR" recover -c "$T/c4.json" --file d/b.txt --apply > "$T/t4.out" 2> "$T
 grep -q "^failed *d/b.txt: git object $blob (d/b.txt in commit $newest) cannot be read" "$T/t4.out" ||
 	fail "no line saying why d/b.txt failed: $(cat "$T/t4.out")"
 [ ! -e "$W4/d/b.txt" ] || fail "an older commit's d/b.txt was written in place of the damaged newest one"
+# (16, 22) a repository shared by two workspaces on two hosts: each scan and
+# batch uses its own workspace's backups of its host (--host), never the
+# other's; a backup dated in the future is left out with one warning
+W5A="$T/svcA/ws"; W5B="$T/svcB/ws"; R5="$T/repo5"
+mkdir -p "$W5A/c" "$W5B/c"
+echo '{"owner":"A"}' > "$W5A/c/a1.json"; echo '{"owner":"A"}' > "$W5A/c/shared.json"
+echo '{"owner":"B"}' > "$W5B/c/b1.json"; echo '{"owner":"B"}' > "$W5B/c/shared.json"
+echo "{\"repository\":\"$R5\",\"workspace_root\":\"$W5A\",\"recovery\":{\"staging_dir\":\"$T/st5\"}}" > "$T/a5.json"
+echo "{\"repository\":\"$R5\",\"workspace_root\":\"$W5B\",\"recovery\":{\"staging_dir\":\"$T/st5\"}}" > "$T/b5.json"
+"$BKR" init -r "$R5" >/dev/null
+"$BKR" create -c "$T/a5.json" --host hostA >/dev/null
+echo '{"owner":"A","old":"clock a day ahead"}' > "$W5A/c/shared.json"
+BKR_TEST_NOW=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ) "$BKR" create -c "$T/a5.json" --host hostA --all >/dev/null
+echo '{"owner":"A"}' > "$W5A/c/shared.json"
+"$BKR" create -c "$T/b5.json" --host hostB > "$T/b5.out" 2>&1 || fail "B's first create: $(cat "$T/b5.out")"
+grep -q "no source is due" "$T/b5.out" && fail "A's backup made B's source not due"
+rm "$W5A/c/a1.json"; echo '{' > "$W5A/c/shared.json"
+st=0; "$BKR" scan -c "$T/a5.json" --host hostA > "$T/scan5.out" 2> "$T/scan5.err" || st=$?
+[ "$st" = 1 ] && grep -q "^missing *c/a1.json" "$T/scan5.out" && ! grep -q b1.json "$T/scan5.out" ||
+	fail "scan of A with B's backup newest: $(cat "$T/scan5.out")"
+[ "$(grep -c "dated in the future" "$T/scan5.err")" = 1 ] || fail "no single warning: $(cat "$T/scan5.err")"
+"$BKR" batch -c "$T/a5.json" --host hostA --apply > /dev/null 2>&1 || fail "batch of A"
+[ ! -e "$W5A/c/b1.json" ] || fail "B's file written into A"
+[ "$(cat "$W5A/c/shared.json")" = '{"owner":"A"}' ] || fail "A's shared.json: $(cat "$W5A/c/shared.json")"
+# another host's backups are not this one's: nothing is missing for it
+"$BKR" scan -c "$T/a5.json" --host hostC > "$T/scan5c.out" 2>/dev/null || fail "scan as hostC: $(cat "$T/scan5c.out")"
+
 echo "recovery integration: ok"

@@ -54,8 +54,9 @@ static int setup(void **state)
 		 "{\"type\":\"manual\",\"command\":[\"%s/alert.sh\",\"%s/alert.json\"]}]},"
 		 "{\"pattern\":\"fifo/{id}.json\",\"strategies\":["
 		 "{\"type\":\"regenerate\",\"command\":[\"%s/fifo.sh\",\"{output}\"],\"timeout\":2},"
-		 "{\"type\":\"regenerate\",\"command\":[\"%s/good.sh\",\"{path}\",\"{output}\",\"{id}\"]}]}]}",
-		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir, f->bin, f->bin);
+		 "{\"type\":\"regenerate\",\"command\":[\"%s/good.sh\",\"{path}\",\"{output}\",\"{id}\"]}]},"
+		 "{\"pattern\":\"down/{id}.json\",\"strategies\":[{\"type\":\"manual\",\"command\":[\"%s/fail.sh\"]}]}]}",
+		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir, f->bin, f->bin, f->bin);
 	s.workspace = f->ws;
 	s.recovery_json = json;
 	s.staging_dir = f->stage;
@@ -217,6 +218,40 @@ static void test_fail_then_manual(void **state)
 	bkr_recover_report_free(rep);
 }
 
+/*
+ * An alert that could not be delivered asks no person: the file is failed
+ * and says so (it counted as "1 need a person, 0 failed", exit status as if
+ * someone had been told).
+ */
+static void test_alert_failed(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep;
+	cJSON *root = recover(f, "down/x1.json", true, &rep), *e;
+	const bkr_recover_summary *s = bkr_recover_report_summary(rep);
+
+	e = tu_report_file(root, "down/x1.json");
+	assert_int_equal(tu_nattempts(e), 1);
+	assert_string_equal(tu_attempt(e, 0, "result"), "alert_failed");
+	assert_non_null(strstr(tu_attempt(e, 0, "error"), "status 3: source data is gone"));
+	assert_string_equal(tu_str(e, "status"), "failed");
+	assert_non_null(strstr(tu_str(e, "error"), "the alert was not delivered"));
+	assert_int_equal(s->manual, 0);
+	assert_int_equal(s->failed, 1);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+
+	/* a dry run sends no alert: recorded as needing a person */
+	root = recover(f, "down/x1.json", false, &rep);
+	e = tu_report_file(root, "down/x1.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "manual");
+	assert_string_equal(tu_str(e, "status"), "manual");
+	assert_int_equal(bkr_recover_report_summary(rep)->manual, 1);
+	assert_int_equal(bkr_recover_report_summary(rep)->failed, 0);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
 static void test_hostile_paths(void **state)
 {
 	fx *f = *state;
@@ -323,6 +358,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_regenerate_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_regenerate_hang, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_then_manual, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alert_failed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_fifo, setup, teardown),
 		cmocka_unit_test(test_spawn),

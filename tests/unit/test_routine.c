@@ -87,8 +87,12 @@ static void add(struct fixture *f, const char *id, bkr_backup_type type, int64_t
 	m->sources = calloc(2, sizeof(*m->sources));
 	m->sources[0].source = strdup(s1);
 	m->nsources = 1;
+	if (asprintf(&m->sources[0].path, "/w/%s", s1) < 0)
+		fail();
 	if (s2) {
 		m->sources[1].source = strdup(s2);
+		if (asprintf(&m->sources[1].path, "/w/%s", s2) < 0)
+			fail();
 		m->nsources = 2;
 	}
 	f->m[f->l.n] = m;
@@ -108,19 +112,19 @@ static void test_newest(void **state)
 	const char *skip[] = { "b3" };
 	size_t at = 99;
 	(void)state;
-	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NOW, NULL) == INT64_MIN);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, NULL, NULL, 0, NOW, NULL) == INT64_MIN);
 	add(&f, "b1", BKR_BACKUP_FULL, NOW - 3 * H, "a", "b");
 	add(&f, "b2", BKR_BACKUP_INCREMENTAL, NOW - 2 * H, "b", NULL);
 	add(&f, "b3", BKR_BACKUP_SNAPSHOT, NOW - 1 * H, "a", NULL);
 	add(&f, "r1", BKR_BACKUP_RECOVERY, NOW, "a", "b");
-	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NOW, &at) == NOW - H);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, NULL, NULL, 0, NOW, &at) == NOW - H);
 	assert_int_equal(at, 2);
-	assert_true(bkr_routine_newest(&f.l, "b", NULL, 0, NOW, &at) == NOW - 2 * H);
+	assert_true(bkr_routine_newest(&f.l, "b", NULL, NULL, NULL, 0, NOW, &at) == NOW - 2 * H);
 	assert_int_equal(at, 1);
 	/* a damaged backup is skipped: the one before counts */
-	assert_true(bkr_routine_newest(&f.l, "a", skip, 1, NOW, &at) == NOW - 3 * H);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, NULL, skip, 1, NOW, &at) == NOW - 3 * H);
 	assert_int_equal(at, 0);
-	assert_true(bkr_routine_newest(&f.l, "c", NULL, 0, NOW, NULL) == INT64_MIN);
+	assert_true(bkr_routine_newest(&f.l, "c", NULL, NULL, NULL, 0, NOW, NULL) == INT64_MIN);
 	fixture_free(&f);
 }
 
@@ -134,18 +138,18 @@ static void test_newest_future(void **state)
 	(void)state;
 	add(&f, "real", BKR_BACKUP_INCREMENTAL, NOW - 2 * H, "a", NULL);
 	add(&f, "ahead", BKR_BACKUP_INCREMENTAL, NOW + 3 * 365 * D, "a", NULL);
-	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NOW, &at) == NOW - 2 * H);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, NULL, NULL, 0, NOW, &at) == NOW - 2 * H);
 	assert_int_equal(at, 0);
 	/* INT64_MAX: no "now", every backup counts */
-	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, INT64_MAX, &at) == NOW + 3 * 365 * D);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, NULL, NULL, 0, INT64_MAX, &at) == NOW + 3 * 365 * D);
 	/* once the clock reaches it, it is the newest */
-	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NOW + 3 * 365 * D, &at) == NOW + 3 * 365 * D);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, NULL, NULL, 0, NOW + 3 * 365 * D, &at) == NOW + 3 * 365 * D);
 	fixture_free(&f);
 
 	memset(&f, 0, sizeof(f));
 	add(&f, "skewed", BKR_BACKUP_INCREMENTAL, NOW + 5 * MIN, "a", NULL);
-	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NOW, NULL) == NOW + 5 * MIN);
-	assert_true(bkr_routine_newest(&f.l, "a", NULL, 0, NOW - 1, NULL) == INT64_MIN);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, NULL, NULL, 0, NOW, NULL) == NOW + 5 * MIN);
+	assert_true(bkr_routine_newest(&f.l, "a", NULL, NULL, NULL, 0, NOW - 1, NULL) == INT64_MIN);
 	assert_true(bkr_time_in_future(NOW + 5 * MIN + 1, NOW));
 	assert_false(bkr_time_in_future(NOW + 5 * MIN, NOW));
 	assert_false(bkr_time_in_future(NOW - 365 * D, NOW));
@@ -189,7 +193,7 @@ static void test_select(void **state)
 	(void)state;
 	assert_int_equal(bkr_config_from_string(&cfg, cfgtext, strlen(cfgtext), "bkr.json", "/"), 0);
 	/* nothing backed up: every scheduled source is due, manual never */
-	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_ANY, true, names, &n);
+	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_ANY, true, NULL, names, &n);
 	assert_int_equal(n, 3);
 	assert_string_equal(names[0], "h");
 	assert_string_equal(names[1], "d");
@@ -197,30 +201,65 @@ static void test_select(void **state)
 	/* all of them backed up 2 h ago: only the hourly one is due */
 	add(&f, "b1", BKR_BACKUP_FULL, NOW - 2 * H, "h", "d");
 	add(&f, "b2", BKR_BACKUP_FULL, NOW - 2 * H, "w", "m");
-	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_ANY, true, names, &n);
+	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_ANY, true, NULL, names, &n);
 	assert_int_equal(n, 1);
 	assert_string_equal(names[0], "h");
 	/* a day later: hourly and daily */
-	bkr_routine_select(cfg, &f.l, NOW + D, BKR_ROUTINE_ANY, true, names, &n);
+	bkr_routine_select(cfg, &f.l, NOW + D, BKR_ROUTINE_ANY, true, NULL, names, &n);
 	assert_int_equal(n, 2);
 	assert_string_equal(names[1], "d");
 	/* ... but the hourly routine covers only the hourly source */
-	bkr_routine_select(cfg, &f.l, NOW + D, BKR_ROUTINE_HOURLY, true, names, &n);
+	bkr_routine_select(cfg, &f.l, NOW + D, BKR_ROUTINE_HOURLY, true, NULL, names, &n);
 	assert_int_equal(n, 1);
 	assert_string_equal(names[0], "h");
 	/* the weekly routine, due or not: every scheduled source */
-	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_WEEKLY, false, names, &n);
+	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_WEEKLY, false, NULL, names, &n);
 	assert_int_equal(n, 3);
-	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_DAILY, false, names, &n);
+	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_DAILY, false, NULL, names, &n);
 	assert_int_equal(n, 2);
 	/* a backup of every source dated years ahead does not make them "not due" */
 	add(&f, "b3", BKR_BACKUP_FULL, NOW + 4 * 365 * D, "h", "d");
 	add(&f, "b4", BKR_BACKUP_FULL, NOW + 4 * 365 * D, "w", "m");
-	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_ANY, true, names, &n);
+	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_ANY, true, NULL, names, &n);
 	assert_int_equal(n, 1);
 	assert_string_equal(names[0], "h");
-	bkr_routine_select(cfg, &f.l, NOW + D, BKR_ROUTINE_DAILY, true, names, &n);
+	bkr_routine_select(cfg, &f.l, NOW + D, BKR_ROUTINE_DAILY, true, NULL, names, &n);
 	assert_int_equal(n, 2);
+	fixture_free(&f);
+	bkr_config_free(cfg);
+}
+
+/*
+ * A repository shared with another workspace or host: their backup of a
+ * source also named "d" (another path; this path by host "other") is not
+ * this one's newest, as create picks a parent: "d" stays due.  It was "not
+ * due" because the other backup had a source of that name.
+ */
+static void test_select_other_workspace(void **state)
+{
+	static const char cfgtext[] =
+		"{\"repository\": \"/r\", \"workspace_root\": \"/w\", \"sources\": ["
+		"{\"name\": \"d\", \"paths\": [\"d\"], \"schedule\": \"daily\"}]}";
+	struct fixture f = { 0 };
+	bkr_config *cfg = NULL;
+	const char *names[1];
+	size_t n;
+	(void)state;
+	assert_int_equal(bkr_config_from_string(&cfg, cfgtext, strlen(cfgtext), "bkr.json", "/"), 0);
+	add(&f, "b1", BKR_BACKUP_FULL, NOW - 2 * H, "d", NULL);
+	free(f.m[0]->sources[0].path);
+	f.m[0]->sources[0].path = strdup("/elsewhere/d");
+	f.m[0]->hostname = strdup("here");
+	add(&f, "b2", BKR_BACKUP_FULL, NOW - H, "d", NULL);
+	f.m[1]->hostname = strdup("other");
+	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_ANY, true, "here", names, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "d");
+	assert_true(bkr_routine_newest(&f.l, "d", "/w/d", "here", NULL, 0, NOW, NULL) == INT64_MIN);
+	/* that host's own backup of that path counts */
+	bkr_routine_select(cfg, &f.l, NOW, BKR_ROUTINE_ANY, true, "other", names, &n);
+	assert_int_equal(n, 0);
+	assert_true(bkr_routine_newest(&f.l, "d", "/w/d", "other", NULL, 0, NOW, NULL) == NOW - H);
 	fixture_free(&f);
 	bkr_config_free(cfg);
 }
@@ -241,7 +280,7 @@ static void test_select_priority(void **state)
 	size_t n;
 	(void)state;
 	assert_int_equal(bkr_config_from_string(&cfg, cfgtext, strlen(cfgtext), "bkr.json", "/"), 0);
-	bkr_routine_select(cfg, &l, NOW, BKR_ROUTINE_DAILY, false, names, &n);
+	bkr_routine_select(cfg, &l, NOW, BKR_ROUTINE_DAILY, false, NULL, names, &n);
 	assert_int_equal(n, 5);
 	assert_string_equal(names[0], "b");
 	assert_string_equal(names[1], "e");
@@ -262,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_newest_future),
 		cmocka_unit_test(test_routines),
 		cmocka_unit_test(test_select),
+		cmocka_unit_test(test_select_other_workspace),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,6 +101,13 @@ int bkr_backup_find_parent(bkr_repo *r, bkr_backup_type type, const char *hostna
 			   const bkr_source_spec *sources, size_t nsources, bkr_manifest **out);
 
 /**
+ * True when backup @p m was made by host @p hostname: the rule that makes a
+ * backup a candidate parent (bkr_backup_find_parent) and a backup the
+ * recovery engine compares with and recovers from (docs/recovery.md).
+ */
+bool bkr_backup_of_host(const bkr_manifest *m, const char *hostname);
+
+/**
  * Run a backup into @p r.  Holds a shared repository lock until the manifest
  * is published.  On success *out (optional) gets the published manifest
  * (caller frees).  Errors: BKR_EINVAL (bad options, source missing or not

@@ -116,6 +116,14 @@ int bkr_recover_new(bkr_recover **out, const bkr_recover_setup *setup, bkr_repo 
 /** The same from a loaded configuration (its recovery_json, sources, required files, ...). */
 int bkr_recover_from_config(bkr_recover **out, const bkr_config *cfg, bkr_repo *repo);
 
+/**
+ * The host whose backups the engine compares with and recovers from
+ * (bkr_backup_of_host; default the setup's hostname, else gethostname()):
+ * `bkr scan/recover/batch --host NAME` for a workspace backed up with
+ * `bkr create --host NAME`.
+ */
+int bkr_recover_set_host(bkr_recover *rc, const char *hostname);
+
 void bkr_recover_free(bkr_recover *rc);
 
 /* ---- scan ---------------------------------------------------------------- */

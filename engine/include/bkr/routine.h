@@ -47,9 +47,14 @@ bool bkr_schedule_stale(bkr_schedule s, int64_t newest_ns, int64_t now_ns);
  * @p skip (optional, @p nskip ids) are backups not to count (damaged ones).
  * A backup dated in the future at @p now_ns (bkr_time_in_future(): more
  * than 5 minutes after it) is not counted either; INT64_MAX counts all.
+ * With @p path, only a source of that name backed up from that path counts;
+ * with @p hostname, only a backup of that host (bkr_backup_of_host): the
+ * rule by which create picks a source's parent, so that another workspace
+ * or host sharing the repository with a source of the same name does not
+ * make this one's source "not due".  NULL: any.
  */
-int64_t bkr_routine_newest(const bkr_manifest_list *l, const char *name, const char *const *skip,
-			   size_t nskip, int64_t now_ns, size_t *at);
+int64_t bkr_routine_newest(const bkr_manifest_list *l, const char *name, const char *path, const char *hostname,
+			   const char *const *skip, size_t nskip, int64_t now_ns, size_t *at);
 
 /** The routines. */
 typedef enum {
@@ -78,11 +83,13 @@ bool bkr_routine_covers(bkr_routine_kind k, bkr_schedule s);
  * The names of @p cfg's sources that routine @p k covers (BKR_ROUTINE_ANY:
  * every scheduled source) and, when @p only_due, that are due at @p now_ns
  * by the backups in @p l; higher priority first, configuration order among
- * equals (the order they are backed up in).  @p names must hold
+ * equals (the order they are backed up in).  A source's newest backup is
+ * one of host @p hostname (NULL: any) from the source's path
+ * (bkr_routine_newest).  @p names must hold
  * cfg->nsources entries (borrowed from @p cfg); *n gets the count.
  */
 void bkr_routine_select(const bkr_config *cfg, const bkr_manifest_list *l, int64_t now_ns,
-			bkr_routine_kind k, bool only_due, const char **names, size_t *n);
+			bkr_routine_kind k, bool only_due, const char *hostname, const char **names, size_t *n);
 
 /**
  * The routine lock: flock(2) on "<dir>/routine.lock" (@p dir is the log
