@@ -7,7 +7,9 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "bkr/backup.h"
 #include "bkr/catalog.h"
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/manifest.h"
 #include "bkr/log.h"
@@ -82,6 +84,34 @@ static const struct option recover_lo[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* Only this host's backups count (bkr_backup_of_host): when there is none
+ * and other hosts made some (a machine rebuilt under another name), say how
+ * to use theirs rather than find nothing in silence. */
+static void warn_other_hosts(cli *c, const bkr_manifest_list *l, const char *host)
+{
+	const char *other = NULL;
+	int64_t now = bkr_time_now_ns();
+	size_t n = 0;
+	char a[256], b[256];
+
+	for (size_t i = 0; i < l->n; i++) {
+		const bkr_manifest *m = l->items[i];
+		if (m->type == BKR_BACKUP_RECOVERY || bkr_time_in_future(m->time_ns, now))
+			continue;
+		if (bkr_backup_of_host(m, host))
+			return;
+		if (m->hostname && *m->hostname) {
+			other = m->hostname;
+			n++;
+		}
+	}
+	if (n)
+		cli_warn(c, "no backup in the repository was made by host '%s', so none is compared with or recovered "
+			    "from; %zu were made by other hosts (the newest by '%s'): give --host NAME to use a host's backups",
+			 bkr_text_escape(a, sizeof(a), host, strlen(host)), n,
+			 bkr_text_escape(b, sizeof(b), other, strlen(other)));
+}
+
 /* The configuration is required; the repository is optional (staged runs),
  * except for scan (@p need_repo): without the backups it cannot judge what
  * is missing or truncated, so a clean result would be false. */
@@ -103,17 +133,19 @@ static int open_engine(cli *c, bool need_repo, const char *host, bkr_config **cf
 		cli_warn(c, "%s (recovering without the backup strategy)", bkr_error_message());
 		*repo = NULL;
 	}
+	if ((err = bkr_recover_from_config(rc, *cfg, *repo)) < 0 || (host && (err = bkr_recover_set_host(*rc, host)) < 0))
+		return err;
 	if (*repo) {
 		/* not compared with nor recovered from (bkr_rec_backups): said once */
 		bkr_manifest_list l = { 0 };
-		if (bkr_repo_list(*repo, false, &l, NULL) == 0)
+		if (bkr_repo_list(*repo, false, &l, NULL) == 0) {
 			cli_warn_future_list(c, &l, bkr_time_now_ns());
+			warn_other_hosts(c, &l, bkr_recover_host(*rc));
+		}
 		bkr_manifest_list_free(&l);
 		bkr_error_clear();
 	}
-	if ((err = bkr_recover_from_config(rc, *cfg, *repo)) < 0)
-		return err;
-	return host ? bkr_recover_set_host(*rc, host) : 0;
+	return 0;
 }
 
 static void close_engine(bkr_config *cfg, bkr_repo *repo, bkr_recover *rc)

@@ -653,6 +653,11 @@ int bkr_recover_set_host(bkr_recover *rc, const char *hostname)
 	return 0;
 }
 
+const char *bkr_recover_host(const bkr_recover *rc)
+{
+	return rc->hostname;
+}
+
 int bkr_recover_from_config(bkr_recover **out, const bkr_config *cfg, bkr_repo *repo)
 {
 	bkr_recover_setup s = BKR_RECOVER_SETUP_INIT;

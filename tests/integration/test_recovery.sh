@@ -340,6 +340,10 @@ st=0; "$BKR" scan -c "$T/a5.json" --host hostA > "$T/scan5.out" 2> "$T/scan5.err
 [ ! -e "$W5A/c/b1.json" ] || fail "B's file written into A"
 [ "$(cat "$W5A/c/shared.json")" = '{"owner":"A"}' ] || fail "A's shared.json: $(cat "$W5A/c/shared.json")"
 # another host's backups are not this one's: nothing is missing for it
-"$BKR" scan -c "$T/a5.json" --host hostC > "$T/scan5c.out" 2>/dev/null || fail "scan as hostC: $(cat "$T/scan5c.out")"
+"$BKR" scan -c "$T/a5.json" --host hostC > "$T/scan5c.out" 2> "$T/scan5c.err" || fail "scan as hostC: $(cat "$T/scan5c.out")"
+# ... and it is told so, with the way to use them (a machine rebuilt under another name)
+grep -q "no backup in the repository was made by host 'hostC'.* (the newest by 'hostB'): give --host NAME" "$T/scan5c.err" ||
+	fail "scan as hostC does not say other hosts' backups exist: $(cat "$T/scan5c.err")"
+grep -q "made by host" "$T/scan5.err" && fail "scan as hostA warned of other hosts: $(cat "$T/scan5.err")"
 
 echo "recovery integration: ok"

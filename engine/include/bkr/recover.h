@@ -123,6 +123,8 @@ int bkr_recover_from_config(bkr_recover **out, const bkr_config *cfg, bkr_repo *
  * `bkr create --host NAME`.
  */
 int bkr_recover_set_host(bkr_recover *rc, const char *hostname);
+/** The host bkr_recover_set_host set (or the default); borrowed. */
+const char *bkr_recover_host(const bkr_recover *rc);
 
 void bkr_recover_free(bkr_recover *rc);
 
