@@ -21,10 +21,11 @@ printf 'host = a\nport = 1\nlevel = 3\nname = x\n' >"$W/config/app.json"
 python3 -c 'import os,sys; os.setxattr(sys.argv[1], "user.note", b"recorded")' "$W/config/app.json"
 printf 'kept\n' >"$W/keep.txt"
 printf 'inner\n' >"$W/d/inner"
+printf 'clash\n' >"$W/d/2026-11-01T05:00:00"                # a child named as ws/d's later file version
 ln -s t1 "$W/link"
 printf 'one\n' >"$W/$NAME"
 printf 'bin\0ary\n' >"$W/blob.bin"
-touch -h -d '2026-10-01 00:00:00' "$W/config/app.json" "$W/keep.txt" "$W/d/inner" "$W/link" "$W/$NAME" "$W/blob.bin"
+touch -h -d '2026-10-01 00:00:00' "$W/config/app.json" "$W/keep.txt" "$W/d/inner" "$W/d/2026-11-01T05:00:00" "$W/link" "$W/$NAME" "$W/blob.bin"
 backup 1
 backup 2                                                   # nothing changed
 printf 'host = b\nport = 1\nlevel = 3\nname = x\nnew = yes\n' >"$W/config/app.json"
@@ -186,13 +187,18 @@ pass "/versions: the distinct versions of a file, exact bytes, metadata, xattrs 
 [ "$(readlink "$V/ws/link/2026-11-01T01:00:00")$(readlink "$V/ws/link/2026-11-01T03:00:00")" = t1t2 ] ||
 	fail "symlink targets"
 exact "$V/ws/link/2026-11-01T03:00:00" "${ids[2]}" ws/link
-[ "$(ls "$V/ws/d" | tr '\n' ' ')" = "2026-11-01T05:00:00 inner " ] || fail "dir becomes file: $(ls "$V/ws/d")"
+[ "$(ls "$V/ws/d" | tr '\n' ' ')" = "2026-11-01T05:00:00 2026-11-01T05:00:00~ inner " ] || fail "dir becomes file: $(ls "$V/ws/d")"
+[ "$(python3 -c 'import os,sys; n=os.listdir(sys.argv[1]); print(len(n), len(set(n)))' "$V/ws/d")" = "3 3" ] ||
+	fail "a name listed twice in /versions/ws/d"
 [ "$(cat "$V/ws/d/2026-11-01T05:00:00")" = "now a file" ] || fail "the file that was a directory"
+# the child named as a version is shown with "~" added, and reached by that name
+[ -d "$V/ws/d/2026-11-01T05:00:00~" ] || fail "the child named as a version is not a directory"
+[ "$(cat "$V/ws/d/2026-11-01T05:00:00~/2026-11-01T01:00:00")" = clash ] || fail "the child named as a version"
 [ "$(ls "$V/ws/d/inner")" = 2026-11-01T01:00:00 ] || fail "a file of the directory era"
 [ "$(ls "$V/ws/$NAME" | tr '\n' ' ')" = "2026-11-01T01:00:00 2026-11-01T04:00:00 " ] || fail "non-UTF-8 name"
 [ "$(cat "$V/ws/$NAME/2026-11-01T04:00:00")" = two ] || fail "non-UTF-8 name content"
-[ "$(find "$V" ! -type d | wc -l)" = 15 ] || fail "find /versions: $(find "$V" ! -type d)"
-pass "/versions: unchanged, symlink retargeted, directory becomes file, deleted then re-created, non-UTF-8"
+[ "$(find "$V" ! -type d | wc -l)" = 16 ] || fail "find /versions: $(find "$V" ! -type d)"
+pass "/versions: unchanged, symlink retargeted, directory becomes file (a child named as a version: ~), deleted then re-created, non-UTF-8"
 
 # ---- live refresh, /by-source after single-source backups, /by-tag --------------------------
 printf 'host = f\n' >"$W/config/app.json"
