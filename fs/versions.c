@@ -322,12 +322,10 @@ static long hist_find(const struct bkrfs_hist *h, const char *id)
 	return -1;
 }
 
+/* the one rule for "a backup of that source" (bkr log and /versions too) */
 static bool holds_source(const bkr_manifest *m, const char *src)
 {
-	for (size_t j = 0; j < m->nsources; j++)
-		if (!strcmp(m->sources[j].source, src))
-			return true;
-	return false;
+	return *src && bkr_history_holds(m, src);
 }
 
 static bool has_tag(const bkr_manifest *m, const char *tag)
@@ -658,18 +656,29 @@ static int vlist_compute(struct bkrfs *fs, bkrfs_inode *i, struct bkrfs_hist *h,
 	__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
 	c.vl = vl;
 	if (*path) {
-		/* from the parent's trees, when its listing is current: one level */
+		/* only the backups that hold its source (a backup of another source
+		 * alone is no removal); from the parent's trees, when its listing is
+		 * current: one level */
 		bkrfs_inode *parent = bkrfs_itable_get(fs->itable, i->parent);
 		if (parent && parent->kind == BKRFS_NODE_VERSIONS)
 			pv = vlist_current(fs, parent, h);
 		bkrfs_itable_put(fs->itable, parent);
-		if (pv && pv->dirs && (own = malloc(h->n * sizeof(*own)))) {
+		if (!(own = malloc((h->n ? h->n : 1) * sizeof(*own)))) {
+			vlist_unref(pv);
+			vlist_unref(vl);
+			return ENOMEM;
+		}
+		if (pv && pv->dirs) {
 			const char *slash = strrchr(i->path, '/');
 			for (size_t k = 0; k < h->n; k++)
 				own[k] = (bkr_history_backup){ h->hb[k].id, pv->dirs[k], true };
-			hb = own;
 			path = slash ? slash + 1 : i->path;
+		} else {
+			memcpy(own, h->hb, h->n * sizeof(*own));
 		}
+		for (size_t k = 0; k < h->n; k++)
+			own[k].skip = !bkr_history_holds(h->snap[k]->m, i->path);
+		hb = own;
 		vlist_unref(pv);
 	}
 	err = bkr_history_walk(fs->repo, hb, h->n, path, &dirs, on_version, &c);

@@ -476,8 +476,13 @@ int cmd_log(cli *c, int argc, char **argv)
 	}
 	/* the history up to --until (the backups before --since say what changed first) */
 	size_t nb = 0;
-	for (; nb < l.n && !(s.has_until && l.items[nb]->time_ns > s.until); nb++)
+	size_t held = 0;
+	for (; nb < l.n && !(s.has_until && l.items[nb]->time_ns > s.until); nb++) {
 		hb[nb] = bkr_history_backup_of(l.items[nb]);
+		/* a backup of other sources alone says nothing about this path */
+		hb[nb].skip = !bkr_history_holds(l.items[nb], path);
+		held += !hb[nb].skip;
+	}
 	if ((err = bkr_history_walk(repo, hb, nb, path, NULL, on_item, &s)) < 0)
 		goto fail;
 	if (!s.ever) {
@@ -526,7 +531,7 @@ int cmd_log(cli *c, int argc, char **argv)
 	} else if (!c->quiet) {
 		fprintf(stderr, "%zu version(s) of ", listed);
 		cli_print_name(stderr, path, strlen(path));
-		fprintf(stderr, " in %zu backup(s)\n", nb);
+		fprintf(stderr, " in %zu backup(s) of its source\n", held);
 	}
 	goto done;
 fail:

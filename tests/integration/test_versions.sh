@@ -241,4 +241,13 @@ wait_for '[ -e "$M/by-tag/nightly" ]' || fail "/by-tag/nightly did not appear"
 [ "$(readlink "$M/by-tag/nightly/$ws8")" = "../../by-id/$ws8" ] || fail "/by-tag link"
 [ -f "$M/by-tag/release/${ids[2]}/ws/keep.txt" ] || fail "through /by-tag"
 pass "/by-tag: tagged backups, live"
+
+# a backup of another source alone (09:00, "other") is no removal of ws's files
+BKR_TEST_NOW=2026-11-01T10:00:00Z "$BKR" -q -r "$R" create "$W" >/dev/null || fail "backup 10"
+[ "$(changes ws/keep.txt)" = added ] || fail "keep.txt across a backup of another source: $(changes ws/keep.txt)"
+[ "$(changes --all ws/keep.txt | wc -w)" = 10 ] || fail "--all lists a backup without the source: $(changes --all ws/keep.txt)"
+wait_for '[ "$(ls "$M/by-source/ws" | wc -l)" = 11 ]' || fail "the 10:00 backup did not appear"
+[ "$(ls "$V/ws/keep.txt")" = 2026-11-01T01:00:00 ] || fail "/versions/ws/keep.txt: $(ls "$V/ws/keep.txt")"
+[ "$(ls "$V/ws/config/app.json" | wc -l)" = 7 ] || fail "/versions/ws/config/app.json: $(ls "$V/ws/config/app.json")"
+pass "bkr log, /versions: a backup of another source alone is skipped, not a removal"
 fusermount3 -u "$M"
