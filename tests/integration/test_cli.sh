@@ -169,6 +169,20 @@ ch = {c["path"]: c for c in d["changes"]}
 assert ch["src/data.json"]["change"] == "modified" and not ch["src/data.json"]["content"], ch
 assert len([c for c in d["changes"] if c["change"] != "modified" or c["content"]]) == 0, d["changes"]
 PY
+# --live PATH inside a source limits the comparison to it (a directory or a file);
+# a path in no source is an error naming it (exit 3), not the whole backup
+touch -r "$src/wide/f00007" "$T/wide.ref"
+touch -d '2001-01-01' "$src/wide/f00007"
+expect_exit 0 "$BKR" -r "$R" diff latest --live "$src/wide"
+[ "$(cat "$T/out")" = "m  src/wide/f00007" ] || fail "diff --live of a subtree: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" diff latest --live "$src/data.json"
+[ "$(cat "$T/out")" = "m  src/data.json" ] || fail "diff --live of a file: $(cat "$T/out")"
+touch -r "$T/wide.ref" "$src/wide/f00007"
+mkdir -p "$T/nosource"
+expect_exit 3 "$BKR" -r "$R" diff latest --live "$T/nosource"
+one_line_error
+grep -q "$T/nosource: not a source" "$T/err" || fail "diff --live of a path in no source: $(cat "$T/err")"
+[ ! -s "$T/out" ] || fail "diff --live of a path in no source printed: $(cat "$T/out")"
 # a PATH in neither backup is not found (exit 3), as for ls, cat, log and restore;
 # in one of them only it is a change
 for p in src/no-such-file /src/no-such-file src/small.txt/x; do
