@@ -85,6 +85,11 @@ void cli_json_error(cli *c, int err, const char *msg);
 
 /** A JSON string literal for bytes, by json_out's rules (for output not yet built with json_out). */
 void cli_json_string(FILE *f, const char *s, size_t len);
+/** The JSON of manifest @p m (bkr_manifest_to_json) for output: a string
+ *  that is not UTF-8 gets U+FFFD, and a member's also `KEY_hex` with its
+ *  exact bytes (json_out_path's rules; the file format is untouched).
+ *  Malloc'd; NULL when out of memory. */
+char *cli_manifest_json(const bkr_manifest *m, bool pretty);
 /** `"key":"..."`, plus `"key_hex"` when the bytes are not UTF-8 (json_out_path's rules). */
 void cli_json_path(FILE *f, const char *key, const char *s, size_t len);
 

@@ -92,7 +92,7 @@ int cmd_list(cli *c, int argc, char **argv)
 		if ((f.by_type && m->type != f.type) || (f.tag && !has_tag(m, f.tag)))
 			continue;
 		if (c->json) {
-			char *text = bkr_manifest_to_json(m, false);
+			char *text = cli_manifest_json(m, false);
 			if (!text) {
 				err = bkr_error_oom();
 				break;

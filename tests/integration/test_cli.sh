@@ -479,6 +479,26 @@ python3 -c '
 import json,sys
 m=json.load(open(sys.argv[1]))
 assert m["metadata"]["bkr_version"] == sys.argv[2], m["metadata"]' "$T/out" "$ver" || fail "the manifest does not record version $ver"
+# list/show --json of a backup whose source, paths and host are not UTF-8:
+# U+FFFD and KEY_hex with the exact bytes (the manifest file keeps them as they are)
+J8=$T/j8repo
+L1=$T/$'caf\xe9'
+mkdir -p "$L1" && echo x >"$L1/f"
+"$BKR" -q init -r "$J8" >/dev/null && "$BKR" -q -r "$J8" create --host $'h\xff' "$L1" >/dev/null || fail "Latin-1 backup"
+for cmd in list "show latest"; do
+	jsonall 0 "$BKR" -r "$J8" --json $cmd
+	python3 - "$T/out" "$L1" <<'PY' || fail "$cmd --json loses the bytes of a Latin-1 source"
+import json, os, sys
+m = json.load(open(sys.argv[1]))
+m = m[0] if isinstance(m, list) else m
+s = m["sources"][0]
+assert s["source"] == "caf\ufffd" and bytes.fromhex(s["source_hex"]) == b"caf\xe9", s
+assert bytes.fromhex(s["path_hex"]) == os.fsencode(sys.argv[2]), s
+md = m["metadata"]
+assert bytes.fromhex(md["workspace_root_hex"]) == os.fsencode(sys.argv[2]), md
+assert md["hostname"] == "h\ufffd" and md["hostname_hex"] == "68ff", md
+PY
+done
 jsonall 0 "$BKR" -r "$J" ls latest --json -R
 cp "$T/out" "$T/lsjson"
 python3 - "$T/out" <<'PY' || fail "ls --json does not keep the exact bytes of names"
