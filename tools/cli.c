@@ -174,14 +174,26 @@ int cli_check_tag(cli *c, const char *opt, const char *tag)
 	return cli_usage_error(c, "%s: tag '%s' %s", opt, bkr_text_escape(shown, sizeof(shown), tag, len), why);
 }
 
+const char *cli_text_safe(char *buf, size_t cap, const char *msg)
+{
+	size_t len = strlen(msg);
+
+	for (size_t i = 0, n; i < len; i += n)
+		if (!(n = bkr_utf8_seq(msg + i, len - i)) || control_seq((const unsigned char *)msg + i, n))
+			return bkr_text_escape(buf, cap, msg, len);
+	return msg;
+}
+
 int cli_fail(cli *c, int err)
 {
 	const char *msg = bkr_error_message();
+	char safe[2048];
 	if (!*msg)
 		msg = bkr_error_name(err);
 	bkr_log_event(BKR_LOG_ERROR, c->cmd, "error", (const char *[]){ "code", bkr_error_name(err), NULL }, "%s", msg);
 	cli_progress_done(c);
-	fprintf(stderr, "%sbkr %s:%s %s\n", cli_col(c, "red"), c->cmd ? c->cmd : "", cli_col(c, "reset"), msg);
+	fprintf(stderr, "%sbkr %s:%s %s\n", cli_col(c, "red"), c->cmd ? c->cmd : "", cli_col(c, "reset"),
+		cli_text_safe(safe, sizeof(safe), msg));
 	cli_json_error(c, err, msg);
 	return bkr_exit_for(err);
 }

@@ -499,6 +499,22 @@ assert bytes.fromhex(md["workspace_root_hex"]) == os.fsencode(sys.argv[2]), md
 assert md["hostname"] == "h\ufffd" and md["hostname_hex"] == "68ff", md
 PY
 done
+# control characters from outside never reach the terminal: show's host and
+# source, an error naming a PATH argument, restore's per-file lines
+C8=$T/ctlrepo
+mkdir -p "$T/ctlws"
+echo x >"$T/ctlws/"$'n\nl\e[2J'
+"$BKR" -q init -r "$C8" >/dev/null &&
+	"$BKR" -q -r "$C8" create --host $'evil\e[2J\nforged' $'src\e[31m'="$T/ctlws" >/dev/null || fail "control-character backup"
+expect_exit 0 "$BKR" -r "$C8" show latest
+! grep -q $'\e' "$T/out" && ! grep -q '^forged' "$T/out" || fail "show prints control characters: $(cat -A "$T/out")"
+expect_exit 3 "$BKR" -r "$C8" cat latest $'src\e[31m/x\nbkr: all good'
+one_line_error
+! grep -q $'\e' "$T/err" || fail "an error echoes the PATH raw: $(cat -A "$T/err")"
+"$BKR" -q -r "$C8" restore latest --target "$T/ctlt" >/dev/null 2>&1
+expect_exit 6 "$BKR" -r "$C8" restore latest --target "$T/ctlt"
+! grep -q $'\e' "$T/err" && ! grep -q '^l' "$T/err" || fail "restore prints a name raw: $(cat -A "$T/err")"
+grep -q 'n\\x0al\\x1b\[2J: exists' "$T/err" || fail "restore's line does not name the file: $(cat -A "$T/err")"
 jsonall 0 "$BKR" -r "$J" ls latest --json -R
 cp "$T/out" "$T/lsjson"
 python3 - "$T/out" <<'PY' || fail "ls --json does not keep the exact bytes of names"
