@@ -515,6 +515,11 @@ one_line_error
 expect_exit 6 "$BKR" -r "$C8" restore latest --target "$T/ctlt"
 ! grep -q $'\e' "$T/err" && ! grep -q '^l' "$T/err" || fail "restore prints a name raw: $(cat -A "$T/err")"
 grep -q 'n\\x0al\\x1b\[2J: exists' "$T/err" || fail "restore's line does not name the file: $(cat -A "$T/err")"
+# delete of an unknown ID names it, as every other command does; nothing is deleted
+expect_exit 3 "$BKR" -r "$C8" delete latest zzz-typo
+one_line_error
+grep -q "backup 'zzz-typo': no such backup" "$T/err" || fail "delete does not name the unknown ID: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$C8" show latest
 jsonall 0 "$BKR" -r "$J" ls latest --json -R
 cp "$T/out" "$T/lsjson"
 python3 - "$T/out" <<'PY' || fail "ls --json does not keep the exact bytes of names"
