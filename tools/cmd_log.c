@@ -160,8 +160,16 @@ static int from_live(cli *c, const bkr_manifest_list *l, const char *arg, char *
 		for (size_t k = 0; k < l->items[i]->nsources; k++) {
 			const bkr_manifest_source *ms = &l->items[i]->sources[k];
 			size_t pl = ms->path ? strlen(ms->path) : 0;
+			struct stat st;
 			if (!pl || strncmp(abs, ms->path, pl) != 0 || (abs[pl] && abs[pl] != '/'))
 				continue;
+			if (!abs[pl] && lstat(abs, &st) == 0 && !S_ISDIR(st.st_mode)) {
+				/* a single-file source: kept as NAME/NAME (its directory holds it) */
+				const char *base = strrchr(abs, '/');
+				*out = join(ms->source, base ? base + 1 : abs);
+				free(abs);
+				return *out ? 0 : cli_fail(c, bkr_error_oom());
+			}
 			*out = join(ms->source, abs[pl] ? abs + pl + 1 : "");
 			free(abs);
 			return *out ? 0 : cli_fail(c, bkr_error_oom());
@@ -426,7 +434,9 @@ static void print_text(cli *c, const bkr_manifest *m, const version *v)
 	}
 	printf("%12llu  ", (unsigned long long)v->size);
 	if (v->type == BKR_FT_FILE) {
+		/* a file with holes has its sparse digest (docs/format.md), not a SHA-256: marked */
 		bkr_id_to_hex(&v->content, hex);
+		fputs(v->sparse_digest ? "sparse:" : "", stdout);
 		fputs(hex, stdout);
 	} else if (v->target) {
 		fputs("-> ", stdout);

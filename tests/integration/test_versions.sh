@@ -250,4 +250,24 @@ wait_for '[ "$(ls "$M/by-source/ws" | wc -l)" = 11 ]' || fail "the 10:00 backup 
 [ "$(ls "$V/ws/keep.txt")" = 2026-11-01T01:00:00 ] || fail "/versions/ws/keep.txt: $(ls "$V/ws/keep.txt")"
 [ "$(ls "$V/ws/config/app.json" | wc -l)" = 7 ] || fail "/versions/ws/config/app.json: $(ls "$V/ws/config/app.json")"
 pass "bkr log, /versions: a backup of another source alone is skipped, not a removal"
+
+# bkr log LIVE_PATH of a single-file source is the file (kept as NAME/NAME), not
+# its directory; text log marks a sparse file's digest, which is no SHA-256
+R7=$T/repo7
+mkdir -p "$T/etc7"
+printf 'v1\n' >"$T/etc7/app.conf"
+truncate -s 1M "$T/etc7/sp"
+printf x | dd of="$T/etc7/sp" bs=1 seek=500000 conv=notrunc status=none
+"$BKR" -q init -r "$R7" >/dev/null
+BKR_TEST_NOW=2026-11-06T01:00:00Z "$BKR" -q -r "$R7" create "$T/etc7/app.conf" "$T/etc7/sp" >/dev/null || fail "r7 backup 1"
+printf 'v2\n' >"$T/etc7/app.conf"
+BKR_TEST_NOW=2026-11-06T02:00:00Z "$BKR" -q -r "$R7" create "$T/etc7/app.conf" "$T/etc7/sp" >/dev/null || fail "r7 backup 2"
+"$BKR" -r "$R7" log "$T/etc7/app.conf" >"$T/out" 2>"$T/err" || fail "log of a single-file source: $(cat "$T/err")"
+[ "$(awk '{print $3, $4}' "$T/out" | tr '\n' ' ')" = "content file added file " ] ||
+	fail "log of a single-file source's live path: $(cat "$T/out")"
+grep -q 'app.conf/app.conf' "$T/err" || fail "log of a single-file source: $(cat "$T/err")"
+"$BKR" -r "$R7" log sp/sp >"$T/out" 2>/dev/null || fail "log sp/sp"
+[ "$(awk '{print $NF}' "$T/out")" != "$(sha256sum "$T/etc7/sp" | cut -c1-64)" ] || fail "test assumption: sparse digest"
+grep -q ' sparse:[0-9a-f]\{64\}$' "$T/out" || fail "a sparse digest is shown as a SHA-256: $(cat "$T/out")"
+pass "bkr log: a single-file source's live path is the file; a sparse digest is marked"
 fusermount3 -u "$M"
