@@ -517,11 +517,13 @@ typedef struct {
 	size_t rlen;    /* relative to the source, for excludes */
 } lframe;
 
+/* @p base: the length of the path up to the source's name (excludes match
+ * what follows it) */
 static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const char *dir,
-			 const bkr_source_spec *src)
+			 const bkr_source_spec *src, size_t base)
 {
 	lframe *stack = NULL;
-	size_t depth = 0, cap = 32, base = strlen(c->path.p);
+	size_t depth = 0, cap = 32;
 	int err = 0, fd;
 	struct stat st;
 	char *parent = NULL;
@@ -547,12 +549,15 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 		return bkr_error_oom();
 	}
 	stack[0].fd = fd;
-	stack[0].plen = base;
+	stack[0].plen = strlen(c->path.p);
 	depth = 1;
 	if ((err = bkr_dir_open(&stack[0].a, sub, bkr_repo_load_tree, c->repo)) < 0)
 		goto done;
 	stack[0].na = bkr_dir_count(stack[0].a);
-	err = read_live_dir(fd, src, "", only, &stack[0].b, &stack[0].nb);
+	const char *rel0 = c->path.p + base;
+	while (*rel0 == '/')
+		rel0++;
+	err = read_live_dir(fd, src, rel0, only, &stack[0].b, &stack[0].nb);
 	free(parent);
 	parent = NULL;
 	if (err < 0)
@@ -572,6 +577,16 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 		int cmp;
 		if (f->ia < f->na && (err = bkr_dir_get(f->a, f->ia, &ea, &la, &lia)) < 0)
 			goto done;
+		if (f->ia < f->na && depth == 1 && only &&
+		    (ea.name_len != strlen(only) || memcmp(ea.name, only, ea.name_len) != 0)) {
+			f->ia++; /* one entry of a directory (a file PATH): the others are not compared */
+			continue;
+		}
+		if (f->ia < f->na && depth == 1 && only &&
+		    (ea.name_len != strlen(only) || memcmp(ea.name, only, ea.name_len) != 0)) {
+			f->ia++; /* one entry of a directory (a file PATH): the others are not compared */
+			continue;
+		}
 		if (f->ib < f->nb)
 			stat_entry(&f->b[f->ib], &eb);
 		if (f->ia >= f->na)
@@ -663,6 +678,71 @@ done:
 	return err;
 }
 
+/* o->paths ("SOURCE/PATH"): each subtree alone, against where its source is
+ * now (@p sources) or was read from */
+static int diff_live_paths(dctx *c, const bkr_manifest *m, const bkr_source_spec *sources, size_t nsources)
+{
+	int err = 0;
+
+	for (size_t k = 0; k < c->o->npaths && err >= 0; k++) {
+		const char *p = c->o->paths[k], *slash = strchr(p, '/'), *rel;
+		size_t slen = slash ? (size_t)(slash - p) : strlen(p), plen;
+		const bkr_manifest_source *ms = NULL;
+		const bkr_source_spec *spec = NULL;
+		bkr_dir *holder = NULL;
+		const bkr_tree *leaf;
+		uint32_t li;
+		bkr_entry e;
+		char *live = NULL, *at = NULL;
+		bkr_id sub;
+
+		for (size_t i = 0; i < m->nsources && !ms; i++)
+			if (strlen(m->sources[i].source) == slen && !memcmp(m->sources[i].source, p, slen))
+				ms = &m->sources[i];
+		if (!ms)
+			return bkr_error_set(BKR_ENOTFOUND, "path '%s': no source named '%.*s' in backup %s", p,
+					     (int)slen, p, m->backup_id);
+		for (size_t j = 0; j < nsources; j++)
+			if (!strcmp(sources[j].name, ms->source))
+				spec = &sources[j];
+		rel = slash ? slash + 1 : "";
+		while (*rel == '/')
+			rel++;
+		const char *dir = spec ? spec->path : ms->path;
+		if (!dir)
+			return bkr_error_set(BKR_ENOTFOUND, "path '%s': backup %s does not say where source '%s' was",
+					     p, m->backup_id, ms->source);
+		if ((err = bkr_walk_resolve(c->repo, &m->tree, p, &e, &holder, &leaf, &li)) < 0)
+			return err;
+		/* a directory: its tree against the live directory; anything else:
+		 * that one entry of the directory holding it (as a single-file source) */
+		size_t dl = strlen(dir), rl = strlen(rel);
+		if (!(live = malloc(dl + rl + 2)) || !(at = strdup(p))) {
+			free(live);
+			bkr_dir_free(holder);
+			return bkr_error_oom();
+		}
+		snprintf(live, dl + rl + 2, "%s%s%s", dir, rl ? "/" : "", rel);
+		if (e.type == BKR_FT_DIR) {
+			sub = e.subtree;
+		} else {
+			char *cut = strrchr(at, '/');
+			bkr_dir *ph = NULL;
+			bkr_entry pe;
+			*cut = 0; /* rel is not empty: a source is a directory in the backup */
+			if ((err = bkr_walk_resolve(c->repo, &m->tree, at, &pe, &ph, &leaf, &li)) == 0)
+				sub = pe.subtree;
+			bkr_dir_free(ph);
+		}
+		bkr_dir_free(holder);
+		if (err >= 0 && (err = path_set(c, 0, (const uint8_t *)at, strlen(at), &plen)) >= 0)
+			err = diff_live_dir(c, &m->tree, &sub, live, spec, slen);
+		free(live);
+		free(at);
+	}
+	return err;
+}
+
 int bkr_diff_live(bkr_repo *r, const bkr_manifest *m, const bkr_source_spec *sources,
 		  size_t nsources, const bkr_diff_options *o, bkr_diff_stats *stats)
 {
@@ -676,6 +756,10 @@ int bkr_diff_live(bkr_repo *r, const bkr_manifest *m, const bkr_source_spec *sou
 		return bkr_error_set(BKR_EINVAL, "diff: unsupported options version");
 	c.repo = r;
 	c.o = o;
+	if (o->npaths) {
+		err = diff_live_paths(&c, m, sources, nsources);
+		goto out;
+	}
 	for (size_t i = 0; i < m->nsources && err >= 0; i++) {
 		const bkr_manifest_source *ms = &m->sources[i];
 		const bkr_source_spec *spec = NULL;
@@ -688,8 +772,9 @@ int bkr_diff_live(bkr_repo *r, const bkr_manifest *m, const bkr_source_spec *sou
 			continue;
 		if ((err = path_set(&c, 0, (const uint8_t *)ms->source, strlen(ms->source), &plen)) < 0)
 			break;
-		err = diff_live_dir(&c, &m->tree, &ms->tree, dir, spec);
+		err = diff_live_dir(&c, &m->tree, &ms->tree, dir, spec, 0);
 	}
+out:
 	if (stats)
 		*stats = c.st;
 	bkr_pathbuf_free(&c.path);

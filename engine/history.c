@@ -17,6 +17,8 @@
  * many reads at once, then the walk proper runs over the last level alone
  * from the resolved directories.  Where a tree on the way cannot be read,
  * the whole path is walked instead, which reports it (BKR_HISTORY_ERROR).
+ * A backup marked skip (it does not hold the path's source) gets no item
+ * and the levels of the backup before stay the ones compared with.
  */
 #include "bkr/history.h"
 
@@ -132,7 +134,7 @@ static void advise_ahead(hctx *h, const bkr_history_backup *b, size_t n, size_t 
 	for (; *next < n && *next < i + ADVISE_AHEAD; (*next)++) {
 		const bkr_id *t = &b[*next].root;
 		uint32_t before = b[*next].inner ? 0 : ROOT_CHILDREN;
-		if (bkr_id_is_zero(t) || (*next > 0 && bkr_id_cmp(t, &b[*next - 1].root) == 0) ||
+		if (b[*next].skip || bkr_id_is_zero(t) || (*next > 0 && bkr_id_cmp(t, &b[*next - 1].root) == 0) ||
 		    (from_sources && source_tree(h, &b[*next])))
 			continue;
 		if (h->dirs->advise)
@@ -172,14 +174,14 @@ static int resolve(hctx *h, const bkr_history_backup *b, size_t n, bkr_history_b
 
 			const bkr_id *st = k == 0 ? source_tree(h, &cur[i]) : NULL;
 
-			nxt[i] = (bkr_history_backup){ .id = cur[i].id, .inner = true };
-			if (bkr_id_is_zero(&cur[i].root))
+			nxt[i] = (bkr_history_backup){ .id = cur[i].id, .inner = true, .skip = cur[i].skip };
+			if (cur[i].skip || bkr_id_is_zero(&cur[i].root))
 				continue;
 			if (st) { /* the manifest says what the root tree's entry does */
 				nxt[i].root = *st;
 				continue;
 			}
-			if (i > 0 && bkr_id_cmp(&cur[i].root, &cur[i - 1].root) == 0) {
+			if (i > 0 && !cur[i - 1].skip && bkr_id_cmp(&cur[i].root, &cur[i - 1].root) == 0) {
 				nxt[i].root = nxt[i - 1].root;
 				continue;
 			}
@@ -268,24 +270,45 @@ static int walk_root(const bkr_history_backup *b, size_t n, bkr_history_fn fn, v
 	e.type = BKR_FT_DIR;
 	e.mode = 040755;
 	e.nlink = 2;
-	for (size_t i = 0; i < n; i++) {
-		bool had = i > 0 && !bkr_id_is_zero(&b[i - 1].root), has = !bkr_id_is_zero(&b[i].root);
+	for (size_t i = 0, p = SIZE_MAX; i < n; i++) {
+		if (b[i].skip)
+			continue;
+		bool had = p != SIZE_MAX && !bkr_id_is_zero(&b[p].root), has = !bkr_id_is_zero(&b[i].root);
 		bkr_history_item it = { .backup = i, .entry = has ? &e : NULL };
 		e.subtree = b[i].root;
 		if (!has)
 			it.change = had ? BKR_HISTORY_REMOVED : BKR_HISTORY_ABSENT;
 		else if (!had)
 			it.change = BKR_HISTORY_ADDED;
-		else if (bkr_id_cmp(&b[i - 1].root, &b[i].root) == 0)
+		else if (bkr_id_cmp(&b[p].root, &b[i].root) == 0)
 			it.change = BKR_HISTORY_UNCHANGED;
 		else {
 			it.change = BKR_HISTORY_CONTENT;
 			it.what = BKR_DIFF_CONTENT;
 		}
+		p = i;
 		if ((err = fn(ctx, &it)) < 0)
 			return err;
 	}
 	return 0;
+}
+
+bool bkr_history_holds(const bkr_manifest *m, const char *path)
+{
+	const char *slash;
+	size_t len;
+
+	while (*path == '/')
+		path++;
+	if (!*path)
+		return true;
+	slash = strchr(path, '/');
+	len = slash ? (size_t)(slash - path) : strlen(path);
+	for (size_t j = 0; j < m->nsources; j++)
+		if (m->sources[j].source && strlen(m->sources[j].source) == len &&
+		    !memcmp(m->sources[j].source, path, len))
+			return true;
+	return false;
 }
 
 bkr_history_backup bkr_history_backup_of(const bkr_manifest *m)
@@ -335,6 +358,8 @@ int bkr_history_walk(bkr_repo *r, const bkr_history_backup *b, size_t n, const c
 		level *last = &h.cur[h.depth - 1];
 		int lerr = 0;
 
+		if (b[i].skip) /* not a backup of the path's source: the state carries over */
+			continue;
 		if (tree)
 			advise_ahead(&h, b, n, i, &adv, false);
 

@@ -1845,11 +1845,51 @@ static const bkr_manifest_source *source_of(const bkr_manifest *m, const char *p
 	return NULL;
 }
 
+/* @p p as "a/b/c": no empty or "." components; NULL with BKR_EINVAL for a
+ * ".." (refused up front, before anything is written) or on OOM */
+static char *norm_path(const char *p)
+{
+	char *out = malloc(strlen(p) + 1);
+	size_t n = 0;
+
+	if (!out) {
+		bkr_error_oom();
+		return NULL;
+	}
+	for (const char *q = p; *q;) {
+		size_t len = strcspn(q, "/");
+		if (len == 2 && q[0] == '.' && q[1] == '.') {
+			free(out);
+			bkr_error_set(BKR_EINVAL, "path '%s': '..' is not allowed", p);
+			return NULL;
+		}
+		if (len && !(len == 1 && q[0] == '.')) {
+			if (n)
+				out[n++] = '/';
+			memcpy(out + n, q, len);
+			n += len;
+		}
+		q += len;
+		while (*q == '/')
+			q++;
+	}
+	out[n] = 0;
+	return out;
+}
+
+/* @p a is @p b or a directory above it ("" is the root) */
+static bool covers(const char *a, const char *b)
+{
+	size_t la = strlen(a);
+	return !la || (!strncmp(a, b, la) && (!b[la] || b[la] == '/'));
+}
+
 static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr_manifest *m,
 	       const bkr_restore_options *o, bkr_restore_stats *stats)
 {
 	rctx cs, *c = &cs;
 	const char **paths = NULL;
+	char **owned = NULL;
 	size_t npaths = 0;
 	struct stat rst;
 	int err = 0;
@@ -1885,16 +1925,21 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 	size_t want = o->npaths ? o->npaths : 1;
 	if (o->in_place && m->nsources > want)
 		want = m->nsources;
-	if (!(paths = calloc(want, sizeof(*paths)))) {
+	if (!(paths = calloc(want, sizeof(*paths))) || (o->npaths && !(owned = calloc(o->npaths, sizeof(*owned))))) {
 		err = bkr_error_oom();
 		goto done;
 	}
+	/* a ".." anywhere is a usage error before anything is looked up or written */
 	for (size_t i = 0; i < o->npaths; i++) {
-		const char *p = o->paths[i];
+		if (!(owned[i] = norm_path(o->paths[i]))) {
+			err = bkr_error_last_code();
+			goto done;
+		}
+	}
+	for (size_t i = 0; i < o->npaths; i++) {
+		const char *p = owned[i];
 		bkr_entry e;
 		bkr_dir *holder = NULL;
-		while (*p == '/' || (p[0] == '.' && (p[1] == '/' || !p[1])))
-			p++;
 		if (!*p && o->in_place) {
 			npaths = 0; /* the whole backup */
 			break;
@@ -1908,6 +1953,19 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 		bkr_error_clear();
 		err = 0;
 		paths[npaths++] = p;
+	}
+	/* each entry once: a path named again, or under another one named, is
+	 * restored with it (it would trip over its own output: "exists") */
+	{
+		size_t w = 0;
+		for (size_t i = 0; i < npaths; i++) {
+			bool drop = false;
+			for (size_t j = 0; j < npaths && !drop; j++)
+				drop = j != i && covers(paths[j], paths[i]) && (strcmp(paths[j], paths[i]) != 0 || j < i);
+			if (!drop)
+				paths[w++] = paths[i];
+		}
+		npaths = w;
 	}
 	if (o->in_place && !npaths)
 		for (size_t i = 0; i < m->nsources; i++)
@@ -1971,6 +2029,9 @@ done:
 	free(c->links);
 	free(c->src_dir);
 	free(paths);
+	for (size_t i = 0; owned && i < o->npaths; i++)
+		free(owned[i]);
+	free(owned);
 	return err;
 }
 

@@ -59,7 +59,9 @@ struct vlist {
 	unsigned refs;             /* atomic */
 	struct bkrfs_hist *h;      /* referenced: the catalog it was computed from */
 	bkr_id *dirs;              /* per backup: the path's tree where it is a directory */
-	char **names;              /* the merged entries, sorted */
+	char **names;              /* the merged entries as shown, sorted */
+	char **real;               /* NULL, or per shown name its name in the trees where
+	                              they differ (a child named as a version: "~" added) */
 	size_t nnames;
 	struct vver *v;            /* sorted by name */
 	size_t nv;
@@ -320,12 +322,10 @@ static long hist_find(const struct bkrfs_hist *h, const char *id)
 	return -1;
 }
 
+/* the one rule for "a backup of that source" (bkr log and /versions too) */
 static bool holds_source(const bkr_manifest *m, const char *src)
 {
-	for (size_t j = 0; j < m->nsources; j++)
-		if (!strcmp(m->sources[j].source, src))
-			return true;
-	return false;
+	return *src && bkr_history_holds(m, src);
 }
 
 static bool has_tag(const bkr_manifest *m, const char *tag)
@@ -347,9 +347,13 @@ static void vlist_unref(struct vlist *vl)
 {
 	if (!vl || __atomic_sub_fetch(&vl->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	for (size_t k = 0; k < vl->nnames; k++)
+	for (size_t k = 0; k < vl->nnames; k++) {
 		free(vl->names[k]);
+		if (vl->real)
+			free(vl->real[k]);
+	}
 	free(vl->names);
+	free(vl->real);
 	free(vl->v);
 	free(vl->dirs);
 	hist_unref(vl->h);
@@ -556,6 +560,84 @@ static int cmp_vver(const void *a, const void *b)
 	return strcmp(((const struct vver *)a)->name, ((const struct vver *)b)->name);
 }
 
+static bool is_version(const struct vlist *vl, const char *name)
+{
+	struct vver key = { .name = name };
+	return vl->nv && bsearch(&key, vl->v, vl->nv, sizeof(*vl->v), cmp_vver) != NULL;
+}
+
+/* a shown name for child @p k that is no version's name, no child's name
+ * and no other renamed child's: "~" added until it is free */
+static bool name_taken(const struct vlist *vl, char **orig, const char *name)
+{
+	if (is_version(vl, name) || in_sorted(orig, vl->nnames, name))
+		return true;
+	for (size_t k = 0; k < vl->nnames; k++)
+		if (vl->real && vl->real[k] && !strcmp(vl->names[k], name))
+			return true;
+	return false;
+}
+
+/* Names never clash: a child whose name is a version's name (the path was a
+ * file in one backup, a directory holding that name in another) is shown
+ * with "~" added (again until the name is free); lookup maps it back. */
+static int rename_clashes(struct vlist *vl)
+{
+	char **orig = NULL;
+	bool any = false;
+	int err = 0;
+
+	for (size_t k = 0; k < vl->nnames && !any; k++)
+		any = is_version(vl, vl->names[k]);
+	if (!any)
+		return 0;
+	if (!(orig = malloc(vl->nnames * sizeof(*orig))) || !(vl->real = calloc(vl->nnames, sizeof(char *)))) {
+		free(orig);
+		return bkr_error_oom();
+	}
+	memcpy(orig, vl->names, vl->nnames * sizeof(*orig)); /* sorted */
+	for (size_t k = 0; k < vl->nnames && !err; k++) {
+		size_t len = strlen(vl->names[k]);
+		char *shown;
+		if (!is_version(vl, vl->names[k]))
+			continue;
+		if (!(shown = malloc(len + 2))) {
+			err = bkr_error_oom();
+			break;
+		}
+		for (memcpy(shown, vl->names[k], len + 1); !err && name_taken(vl, orig, shown); len++) {
+			char *ns = realloc(shown, len + 3);
+			if (!ns) {
+				err = bkr_error_oom();
+				break;
+			}
+			shown = ns;
+			shown[len] = '~';
+			shown[len + 1] = 0;
+		}
+		if (err) {
+			free(shown);
+			break;
+		}
+		vl->real[k] = vl->names[k];
+		vl->names[k] = shown;
+	}
+	free(orig);
+	if (err)
+		return err;
+	/* sorted by the shown name, real names alongside */
+	for (size_t a = 1; a < vl->nnames; a++)
+		for (size_t b = a; b > 0 && strcmp(vl->names[b - 1], vl->names[b]) > 0; b--) {
+			char *t = vl->names[b];
+			vl->names[b] = vl->names[b - 1];
+			vl->names[b - 1] = t;
+			t = vl->real[b];
+			vl->real[b] = vl->real[b - 1];
+			vl->real[b - 1] = t;
+		}
+	return 0;
+}
+
 /* compute the listing of /versions directory @p i from catalog @p h */
 static int vlist_compute(struct bkrfs *fs, bkrfs_inode *i, struct bkrfs_hist *h, struct vlist **out)
 {
@@ -574,18 +656,29 @@ static int vlist_compute(struct bkrfs *fs, bkrfs_inode *i, struct bkrfs_hist *h,
 	__atomic_add_fetch(&h->refs, 1, __ATOMIC_RELAXED);
 	c.vl = vl;
 	if (*path) {
-		/* from the parent's trees, when its listing is current: one level */
+		/* only the backups that hold its source (a backup of another source
+		 * alone is no removal); from the parent's trees, when its listing is
+		 * current: one level */
 		bkrfs_inode *parent = bkrfs_itable_get(fs->itable, i->parent);
 		if (parent && parent->kind == BKRFS_NODE_VERSIONS)
 			pv = vlist_current(fs, parent, h);
 		bkrfs_itable_put(fs->itable, parent);
-		if (pv && pv->dirs && (own = malloc(h->n * sizeof(*own)))) {
+		if (!(own = malloc((h->n ? h->n : 1) * sizeof(*own)))) {
+			vlist_unref(pv);
+			vlist_unref(vl);
+			return ENOMEM;
+		}
+		if (pv && pv->dirs) {
 			const char *slash = strrchr(i->path, '/');
 			for (size_t k = 0; k < h->n; k++)
 				own[k] = (bkr_history_backup){ h->hb[k].id, pv->dirs[k], true };
-			hb = own;
 			path = slash ? slash + 1 : i->path;
+		} else {
+			memcpy(own, h->hb, h->n * sizeof(*own));
 		}
+		for (size_t k = 0; k < h->n; k++)
+			own[k].skip = !bkr_history_holds(h->snap[k]->m, i->path);
+		hb = own;
 		vlist_unref(pv);
 	}
 	err = bkr_history_walk(fs->repo, hb, h->n, path, &dirs, on_version, &c);
@@ -605,6 +698,8 @@ static int vlist_compute(struct bkrfs *fs, bkrfs_inode *i, struct bkrfs_hist *h,
 		qsort(vl->names, vl->nnames, sizeof(char *), cmp_str);
 	if (vl->nv > 1)
 		qsort(vl->v, vl->nv, sizeof(*vl->v), cmp_vver);
+	if ((err = rename_clashes(vl)) < 0)
+		goto fail;
 	*out = vl;
 	return 0;
 fail:
@@ -725,14 +820,17 @@ static int lookup_versions(struct bkrfs *fs, bkrfs_inode *dir, const char *name,
 {
 	struct vver key = { .name = name }, *ver;
 	struct vlist *vl;
+	char **child;
 	int err;
 
 	if ((err = vlist_get(fs, dir, &vl)))
 		return err;
 	if (vl->nv && (ver = bsearch(&key, vl->v, vl->nv, sizeof(*vl->v), cmp_vver)))
 		err = make_version(fs, dir, vl, ver, lookup, out);
-	else if (in_sorted(vl->names, vl->nnames, name))
-		err = make_dir(fs, dir, BKRFS_NODE_VERSIONS, 'V', name, lookup, out);
+	else if (vl->nnames && (child = bsearch(&name, vl->names, vl->nnames, sizeof(char *), cmp_str)))
+		err = make_dir(fs, dir, BKRFS_NODE_VERSIONS, 'V',
+			       vl->real && vl->real[child - vl->names] ? vl->real[child - vl->names] : name, lookup,
+			       out);
 	else
 		err = ENOENT;
 	vlist_unref(vl);

@@ -174,21 +174,139 @@ int cli_check_tag(cli *c, const char *opt, const char *tag)
 	return cli_usage_error(c, "%s: tag '%s' %s", opt, bkr_text_escape(shown, sizeof(shown), tag, len), why);
 }
 
+const char *cli_text_safe(char *buf, size_t cap, const char *msg)
+{
+	size_t len = strlen(msg);
+
+	for (size_t i = 0, n; i < len; i += n)
+		if (!(n = bkr_utf8_seq(msg + i, len - i)) || control_seq((const unsigned char *)msg + i, n))
+			return bkr_text_escape(buf, cap, msg, len);
+	return msg;
+}
+
 int cli_fail(cli *c, int err)
 {
 	const char *msg = bkr_error_message();
+	char safe[2048];
 	if (!*msg)
 		msg = bkr_error_name(err);
 	bkr_log_event(BKR_LOG_ERROR, c->cmd, "error", (const char *[]){ "code", bkr_error_name(err), NULL }, "%s", msg);
 	cli_progress_done(c);
-	fprintf(stderr, "%sbkr %s:%s %s\n", cli_col(c, "red"), c->cmd ? c->cmd : "", cli_col(c, "reset"), msg);
+	fprintf(stderr, "%sbkr %s:%s %s\n", cli_col(c, "red"), c->cmd ? c->cmd : "", cli_col(c, "reset"),
+		cli_text_safe(safe, sizeof(safe), msg));
 	cli_json_error(c, err, msg);
 	return bkr_exit_for(err);
 }
 
+/* The bytes of JSON string literal @p p (at its opening quote) as cJSON
+ * wrote them (names raw, controls escaped) into @p raw; *end after it. */
+static size_t unescape_literal(const char *p, char *raw, const char **end)
+{
+	size_t n = 0;
+
+	for (p++; *p && *p != '"'; p++) {
+		if (*p != '\\') {
+			raw[n++] = *p;
+			continue;
+		}
+		switch (*++p) {
+		case 'b': raw[n++] = '\b'; break;
+		case 'f': raw[n++] = '\f'; break;
+		case 'n': raw[n++] = '\n'; break;
+		case 'r': raw[n++] = '\r'; break;
+		case 't': raw[n++] = '\t'; break;
+		case 'u': {
+			unsigned v = 0;
+			for (int k = 1; k <= 4 && p[1]; k++, p++)
+				v = v * 16 + (unsigned)(p[1] <= '9' ? p[1] - '0' : (p[1] | 0x20) - 'a' + 10);
+			if (v < 0x80) {
+				raw[n++] = (char)v;
+			} else if (v < 0x800) {
+				raw[n++] = (char)(0xc0 | v >> 6);
+				raw[n++] = (char)(0x80 | (v & 0x3f));
+			} else {
+				raw[n++] = (char)(0xe0 | v >> 12);
+				raw[n++] = (char)(0x80 | ((v >> 6) & 0x3f));
+				raw[n++] = (char)(0x80 | (v & 0x3f));
+			}
+			break;
+		}
+		case 0: p--; break;
+		default: raw[n++] = *p; break;
+		}
+	}
+	*end = *p ? p + 1 : p;
+	return n;
+}
+
+char *cli_manifest_json(const bkr_manifest *m, bool pretty)
+{
+	char *text = bkr_manifest_to_json(m, pretty), *out = NULL, *raw;
+	const char *p, *key = NULL;
+	size_t outlen = 0, keylen = 0;
+	bool in_array[64] = { false };
+	int depth = 0;
+	FILE *f;
+
+	if (!text || bkr_utf8_valid(text, strlen(text)))
+		return text;
+	/* cJSON wrote a name's bytes as they are: by json_out's rules instead,
+	 * U+FFFD in the string and a member's exact bytes in KEY_hex */
+	if (!(raw = malloc(strlen(text) + 1)) || !(f = open_memstream(&out, &outlen))) {
+		free(raw);
+		free(text);
+		return NULL;
+	}
+	for (p = text; *p;) {
+		const char *start = p, *q;
+		size_t n;
+		if (*p == '{' || *p == '[') {
+			if (depth < 63)
+				in_array[++depth] = *p == '[';
+			fputc(*p++, f);
+			continue;
+		}
+		if (*p == '}' || *p == ']') {
+			if (depth > 0)
+				depth--;
+			fputc(*p++, f);
+			continue;
+		}
+		if (*p != '"') {
+			fputc(*p++, f);
+			continue;
+		}
+		n = unescape_literal(start, raw, &p);
+		for (q = p; *q == ' ' || *q == '\n' || *q == '\t' || *q == '\r'; q++)
+			;
+		if (*q == ':') { /* a key (plain ASCII) */
+			key = start + 1;
+			keylen = (size_t)(p - start - 2);
+			fwrite(start, 1, (size_t)(p - start), f);
+		} else if (bkr_utf8_valid(raw, n)) {
+			fwrite(start, 1, (size_t)(p - start), f);
+		} else {
+			json_out_literal(f, raw, n);
+			if (key && !in_array[depth]) {
+				fprintf(f, ",\"%.*s_hex\":\"", (int)keylen, key);
+				for (size_t k = 0; k < n; k++)
+					fprintf(f, "%02x", (unsigned char)raw[k]);
+				fputc('"', f);
+			}
+		}
+	}
+	free(raw);
+	free(text);
+	if (fclose(f) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
 void cli_print_manifest(cli *c, const bkr_manifest *m)
 {
-	char *text = bkr_manifest_to_json(m, true);
+	char *text = cli_manifest_json(m, true);
 	json_out j;
 	if (!text) {
 		cli_fail(c, bkr_error_oom());

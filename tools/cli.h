@@ -85,6 +85,17 @@ void cli_json_error(cli *c, int err, const char *msg);
 
 /** A JSON string literal for bytes, by json_out's rules (for output not yet built with json_out). */
 void cli_json_string(FILE *f, const char *s, size_t len);
+/** @p msg as it is, or, when it holds a control character (C0, DEL, C1) or
+ *  a byte that is not UTF-8 (a PATH argument, a name from a backup),
+ *  escaped whole by bkr_text_escape into @p buf: text for a message line
+ *  that nothing in it can forge or colour.  Used by cli_fail. */
+const char *cli_text_safe(char *buf, size_t cap, const char *msg);
+
+/** The JSON of manifest @p m (bkr_manifest_to_json) for output: a string
+ *  that is not UTF-8 gets U+FFFD, and a member's also `KEY_hex` with its
+ *  exact bytes (json_out_path's rules; the file format is untouched).
+ *  Malloc'd; NULL when out of memory. */
+char *cli_manifest_json(const bkr_manifest *m, bool pretty);
 /** `"key":"..."`, plus `"key_hex"` when the bytes are not UTF-8 (json_out_path's rules). */
 void cli_json_path(FILE *f, const char *key, const char *s, size_t len);
 

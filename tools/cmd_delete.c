@@ -46,15 +46,18 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	return cli_usage_error(c, "unknown option");
 }
 
-/* Whether @p id names, in full, a manifest in backups/ that does not read. */
+/* Whether @p id names, in full, a manifest in backups/ that does not read.
+ * The error of the lookup before (naming the ID) is kept when it does not. */
 static bool damaged_manifest(bkr_repo *repo, const char *id)
 {
-	char name[300];
+	char name[300], msg[1024];
 	uint64_t size;
+	int code = bkr_error_last_code();
 	if (!*id || strchr(id, '/') || id[0] == '.' || snprintf(name, sizeof(name), "backups/%s.json", id) >= (int)sizeof(name))
 		return false;
+	snprintf(msg, sizeof(msg), "%s", bkr_error_message());
 	if (bkr_store_stat(bkr_repo_store(repo), name, &size) < 0) {
-		bkr_error_clear();
+		bkr_error_set(code, "%s", msg);
 		return false;
 	}
 	return true;

@@ -91,6 +91,71 @@ static int on_change(void *ctx, const bkr_diff_change *ch)
 	return 0;
 }
 
+/*
+ * The --live operands: one that names a source of backup @p m (by its last
+ * component, or NAME=PATH) says where that source is now and stays in
+ * argv[0..*nargs); one inside a source's recorded path limits the comparison
+ * to that subtree ("SOURCE/REL" into *subs); any other is an error naming it
+ * (exit 3), never silently dropped.  0 or the exit code.
+ */
+static int live_subtrees(cli *c, const bkr_manifest *m, char **argv, int argc, char ***subs, size_t *nsubs,
+			 int *nargs)
+{
+	int keep = 0;
+
+	*subs = NULL;
+	*nsubs = 0;
+	if (argc > 0 && !(*subs = calloc((size_t)argc, sizeof(char *))))
+		return cli_fail(c, bkr_error_oom());
+	for (int k = 0; k < argc; k++) {
+		const char *arg = argv[k], *slash, *base;
+		char *abs = NULL;
+		bool named = false;
+		if (strchr(arg, '=')) { /* NAME=PATH: a source's new place */
+			argv[keep++] = argv[k];
+			continue;
+		}
+		slash = strrchr(arg, '/');
+		while (slash && !slash[1] && slash > arg) { /* "dir/" */
+			const char *p = slash - 1;
+			while (p > arg && *p != '/')
+				p--;
+			slash = *p == '/' ? p : NULL;
+		}
+		base = slash ? slash + 1 : arg;
+		abs = realpath(arg, NULL);
+		for (size_t i = 0; abs && i < m->nsources && !named; i++) {
+			const char *rp = m->sources[i].path;
+			size_t pl = rp ? strlen(rp) : 0;
+			if (!pl || strncmp(abs, rp, pl) != 0 || (abs[pl] && abs[pl] != '/'))
+				continue;
+			named = true;
+			if (!abs[pl]) { /* the source itself, where it was */
+				argv[keep++] = argv[k];
+				break;
+			}
+			size_t n = strlen(m->sources[i].source) + strlen(abs + pl) + 1;
+			if (!((*subs)[*nsubs] = malloc(n))) {
+				free(abs);
+				return cli_fail(c, bkr_error_oom());
+			}
+			snprintf((*subs)[(*nsubs)++], n, "%s%s", m->sources[i].source, abs + pl);
+		}
+		free(abs);
+		if (named)
+			continue;
+		for (size_t i = 0; i < m->nsources && !named; i++)
+			named = !strncmp(m->sources[i].source, base, strcspn(base, "/")) &&
+				strlen(m->sources[i].source) == strcspn(base, "/");
+		if (!named)
+			return cli_failf(c, BKR_ENOTFOUND, "%s: not a source of backup %s, nor inside one", arg,
+					 m->backup_id);
+		argv[keep++] = argv[k]; /* a source that has moved: compared from there */
+	}
+	*nargs = keep;
+	return 0;
+}
+
 int cmd_diff(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -105,6 +170,8 @@ int cmd_diff(cli *c, int argc, char **argv)
 	bkr_manifest *a = NULL, *b = NULL;
 	bkr_config *cfg = NULL;
 	cli_sources src = { 0 };
+	char **subs = NULL;
+	size_t nsubs = 0;
 	int first, err = 0, rc = 0;
 
 	CLI_PARSE(c, argc, argv, usage, "", lo, opt, &s, &first);
@@ -127,10 +194,15 @@ int cmd_diff(cli *c, int argc, char **argv)
 		json_out_begin_array(&s.j);
 	}
 	if (s.live) {
+		int nargs = 0;
+		if ((rc = live_subtrees(c, a, argv + first + 1, argc - first - 1, &subs, &nsubs, &nargs)))
+			goto done;
+		o.paths = (const char *const *)subs;
+		o.npaths = nsubs;
 		if ((err = cli_load_config(c, &cfg)) < 0 ||
-		    (err = cli_sources_get(c, cfg, argv + first + 1, argc - first - 1, NULL, 0, &src)) < 0) {
+		    (err = cli_sources_get(c, cfg, argv + first + 1, nargs, NULL, 0, &src)) < 0) {
 			/* without a config or paths, compare with where the backup was read from */
-			if (!cfg && argc - first == 1 && a->nsources) {
+			if (!cfg && nargs == 0 && a->nsources) {
 				bkr_error_clear();
 				src.specs = calloc(a->nsources, sizeof(*src.specs));
 				if (!src.specs) {
@@ -189,6 +261,9 @@ done:
 	if (!cfg && src.nowned == 0 && src.specs && s.live)
 		free(src.specs), src.specs = NULL;
 	cli_sources_free(&src);
+	for (size_t k = 0; k < nsubs; k++)
+		free(subs[k]);
+	free(subs);
 	bkr_config_free(cfg);
 	bkr_manifest_free(a);
 	bkr_manifest_free(b);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "bkr/utf8.h"
 #include "bkr/error.h"
 
 static const char list_usage[] =
@@ -92,7 +93,7 @@ int cmd_list(cli *c, int argc, char **argv)
 		if ((f.by_type && m->type != f.type) || (f.tag && !has_tag(m, f.tag)))
 			continue;
 		if (c->json) {
-			char *text = bkr_manifest_to_json(m, false);
+			char *text = cli_manifest_json(m, false);
 			if (!text) {
 				err = bkr_error_oom();
 				break;
@@ -143,14 +144,21 @@ int cmd_show(cli *c, int argc, char **argv)
 	if (c->json) {
 		cli_print_manifest(c, m);
 	} else {
-		char tree[BKR_ID_HEX], b1[32], b2[32], b3[32];
+		char tree[BKR_ID_HEX], b1[32], b2[32], b3[32], esc[2048];
 		bkr_id_to_hex(&m->tree, tree);
 		printf("%sbackup%s     %s\n", cli_col(c, "bold"), cli_col(c, "reset"), m->backup_id);
 		printf("time       %s\n", m->timestamp);
 		printf("type       %s\n", bkr_backup_type_name(m->type));
 		printf("parent     %s\n", m->parent ? m->parent : "-");
-		printf("host       %s\n", m->hostname ? m->hostname : "-");
-		printf("workspace  %s\n", m->workspace_root ? m->workspace_root : "-");
+		/* text from the manifest (create takes any host and source name): escaped */
+		printf("host       %s\n",
+		       m->hostname ? bkr_text_escape(esc, sizeof(esc), m->hostname, strlen(m->hostname)) : "-");
+		fputs("workspace  ", stdout);
+		if (m->workspace_root)
+			cli_print_name(stdout, m->workspace_root, strlen(m->workspace_root));
+		else
+			putchar('-');
+		putchar('\n');
 		printf("tree       %s\n", tree);
 		printf("duration   %.2fs\n", m->duration_seconds);
 		cli_human_bytes(b1, m->stats.bytes);
@@ -165,12 +173,15 @@ int cmd_show(cli *c, int argc, char **argv)
 			printf("tag        %s\n", m->tags[i]);
 		for (size_t i = 0; i < m->nsources; i++) {
 			cli_human_bytes(b1, m->sources[i].total_size_bytes);
-			printf("source     %s  %s  (%llu files, %s)\n", m->sources[i].source,
-			       m->sources[i].path ? m->sources[i].path : "",
-			       (unsigned long long)m->sources[i].files_backed_up, b1);
+			fputs("source     ", stdout);
+			cli_print_name(stdout, m->sources[i].source, strlen(m->sources[i].source));
+			fputs("  ", stdout);
+			if (m->sources[i].path)
+				cli_print_name(stdout, m->sources[i].path, strlen(m->sources[i].path));
+			printf("  (%llu files, %s)\n", (unsigned long long)m->sources[i].files_backed_up, b1);
 		}
 		for (size_t i = 0; i < m->nwarnings; i++)
-			printf("warning    %s\n", m->warnings[i]);
+			printf("warning    %s\n", cli_text_safe(esc, sizeof(esc), m->warnings[i]));
 	}
 	bkr_manifest_free(m);
 	bkr_repo_free(repo);

@@ -160,8 +160,16 @@ static int from_live(cli *c, const bkr_manifest_list *l, const char *arg, char *
 		for (size_t k = 0; k < l->items[i]->nsources; k++) {
 			const bkr_manifest_source *ms = &l->items[i]->sources[k];
 			size_t pl = ms->path ? strlen(ms->path) : 0;
+			struct stat st;
 			if (!pl || strncmp(abs, ms->path, pl) != 0 || (abs[pl] && abs[pl] != '/'))
 				continue;
+			if (!abs[pl] && lstat(abs, &st) == 0 && !S_ISDIR(st.st_mode)) {
+				/* a single-file source: kept as NAME/NAME (its directory holds it) */
+				const char *base = strrchr(abs, '/');
+				*out = join(ms->source, base ? base + 1 : abs);
+				free(abs);
+				return *out ? 0 : cli_fail(c, bkr_error_oom());
+			}
 			*out = join(ms->source, abs[pl] ? abs + pl + 1 : "");
 			free(abs);
 			return *out ? 0 : cli_fail(c, bkr_error_oom());
@@ -426,7 +434,9 @@ static void print_text(cli *c, const bkr_manifest *m, const version *v)
 	}
 	printf("%12llu  ", (unsigned long long)v->size);
 	if (v->type == BKR_FT_FILE) {
+		/* a file with holes has its sparse digest (docs/format.md), not a SHA-256: marked */
 		bkr_id_to_hex(&v->content, hex);
+		fputs(v->sparse_digest ? "sparse:" : "", stdout);
 		fputs(hex, stdout);
 	} else if (v->target) {
 		fputs("-> ", stdout);
@@ -476,8 +486,13 @@ int cmd_log(cli *c, int argc, char **argv)
 	}
 	/* the history up to --until (the backups before --since say what changed first) */
 	size_t nb = 0;
-	for (; nb < l.n && !(s.has_until && l.items[nb]->time_ns > s.until); nb++)
+	size_t held = 0;
+	for (; nb < l.n && !(s.has_until && l.items[nb]->time_ns > s.until); nb++) {
 		hb[nb] = bkr_history_backup_of(l.items[nb]);
+		/* a backup of other sources alone says nothing about this path */
+		hb[nb].skip = !bkr_history_holds(l.items[nb], path);
+		held += !hb[nb].skip;
+	}
 	if ((err = bkr_history_walk(repo, hb, nb, path, NULL, on_item, &s)) < 0)
 		goto fail;
 	if (!s.ever) {
@@ -526,7 +541,7 @@ int cmd_log(cli *c, int argc, char **argv)
 	} else if (!c->quiet) {
 		fprintf(stderr, "%zu version(s) of ", listed);
 		cli_print_name(stderr, path, strlen(path));
-		fprintf(stderr, " in %zu backup(s)\n", nb);
+		fprintf(stderr, " in %zu backup(s) of its source\n", held);
 	}
 	goto done;
 fail:

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "bkr/utf8.h"
 #include "bkr/error.h"
 #include "bkr/log.h"
 #include "bkr/restore.h"
@@ -71,8 +72,12 @@ static void on_progress(void *ctx, const bkr_restore_progress *p)
 static void on_report(void *ctx, bool error, const char *path, const char *message)
 {
 	struct state *s = ctx;
+	char pbuf[1024], mbuf[2048];
 	if (!*path || !strcmp(path, "/"))
 		path = s->root;
+	/* names from the backup, messages naming them: escaped (bkr_text_escape) */
+	path = bkr_text_escape(pbuf, sizeof(pbuf), path, strlen(path));
+	message = cli_text_safe(mbuf, sizeof(mbuf), message);
 	if (error) {
 		s->errors++;
 		cli_progress_done(s->c);

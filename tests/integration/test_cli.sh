@@ -169,6 +169,20 @@ ch = {c["path"]: c for c in d["changes"]}
 assert ch["src/data.json"]["change"] == "modified" and not ch["src/data.json"]["content"], ch
 assert len([c for c in d["changes"] if c["change"] != "modified" or c["content"]]) == 0, d["changes"]
 PY
+# --live PATH inside a source limits the comparison to it (a directory or a file);
+# a path in no source is an error naming it (exit 3), not the whole backup
+touch -r "$src/wide/f00007" "$T/wide.ref"
+touch -d '2001-01-01' "$src/wide/f00007"
+expect_exit 0 "$BKR" -r "$R" diff latest --live "$src/wide"
+[ "$(cat "$T/out")" = "m  src/wide/f00007" ] || fail "diff --live of a subtree: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" diff latest --live "$src/data.json"
+[ "$(cat "$T/out")" = "m  src/data.json" ] || fail "diff --live of a file: $(cat "$T/out")"
+touch -r "$T/wide.ref" "$src/wide/f00007"
+mkdir -p "$T/nosource"
+expect_exit 3 "$BKR" -r "$R" diff latest --live "$T/nosource"
+one_line_error
+grep -q "$T/nosource: not a source" "$T/err" || fail "diff --live of a path in no source: $(cat "$T/err")"
+[ ! -s "$T/out" ] || fail "diff --live of a path in no source printed: $(cat "$T/out")"
 # a PATH in neither backup is not found (exit 3), as for ls, cat, log and restore;
 # in one of them only it is a change
 for p in src/no-such-file /src/no-such-file src/small.txt/x; do
@@ -471,6 +485,47 @@ python3 -c '
 import json,sys
 m=json.load(open(sys.argv[1]))
 assert m["metadata"]["bkr_version"] == sys.argv[2], m["metadata"]' "$T/out" "$ver" || fail "the manifest does not record version $ver"
+# list/show --json of a backup whose source, paths and host are not UTF-8:
+# U+FFFD and KEY_hex with the exact bytes (the manifest file keeps them as they are)
+J8=$T/j8repo
+L1=$T/$'caf\xe9'
+mkdir -p "$L1" && echo x >"$L1/f"
+"$BKR" -q init -r "$J8" >/dev/null && "$BKR" -q -r "$J8" create --host $'h\xff' "$L1" >/dev/null || fail "Latin-1 backup"
+for cmd in list "show latest"; do
+	jsonall 0 "$BKR" -r "$J8" --json $cmd
+	python3 - "$T/out" "$L1" <<'PY' || fail "$cmd --json loses the bytes of a Latin-1 source"
+import json, os, sys
+m = json.load(open(sys.argv[1]))
+m = m[0] if isinstance(m, list) else m
+s = m["sources"][0]
+assert s["source"] == "caf\ufffd" and bytes.fromhex(s["source_hex"]) == b"caf\xe9", s
+assert bytes.fromhex(s["path_hex"]) == os.fsencode(sys.argv[2]), s
+md = m["metadata"]
+assert bytes.fromhex(md["workspace_root_hex"]) == os.fsencode(sys.argv[2]), md
+assert md["hostname"] == "h\ufffd" and md["hostname_hex"] == "68ff", md
+PY
+done
+# control characters from outside never reach the terminal: show's host and
+# source, an error naming a PATH argument, restore's per-file lines
+C8=$T/ctlrepo
+mkdir -p "$T/ctlws"
+echo x >"$T/ctlws/"$'n\nl\e[2J'
+"$BKR" -q init -r "$C8" >/dev/null &&
+	"$BKR" -q -r "$C8" create --host $'evil\e[2J\nforged' $'src\e[31m'="$T/ctlws" >/dev/null || fail "control-character backup"
+expect_exit 0 "$BKR" -r "$C8" show latest
+! grep -q $'\e' "$T/out" && ! grep -q '^forged' "$T/out" || fail "show prints control characters: $(cat -A "$T/out")"
+expect_exit 3 "$BKR" -r "$C8" cat latest $'src\e[31m/x\nbkr: all good'
+one_line_error
+! grep -q $'\e' "$T/err" || fail "an error echoes the PATH raw: $(cat -A "$T/err")"
+"$BKR" -q -r "$C8" restore latest --target "$T/ctlt" >/dev/null 2>&1
+expect_exit 6 "$BKR" -r "$C8" restore latest --target "$T/ctlt"
+! grep -q $'\e' "$T/err" && ! grep -q '^l' "$T/err" || fail "restore prints a name raw: $(cat -A "$T/err")"
+grep -q 'n\\x0al\\x1b\[2J: exists' "$T/err" || fail "restore's line does not name the file: $(cat -A "$T/err")"
+# delete of an unknown ID names it, as every other command does; nothing is deleted
+expect_exit 3 "$BKR" -r "$C8" delete latest zzz-typo
+one_line_error
+grep -q "backup 'zzz-typo': no such backup" "$T/err" || fail "delete does not name the unknown ID: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$C8" show latest
 jsonall 0 "$BKR" -r "$J" ls latest --json -R
 cp "$T/out" "$T/lsjson"
 python3 - "$T/out" <<'PY' || fail "ls --json does not keep the exact bytes of names"

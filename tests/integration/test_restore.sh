@@ -145,6 +145,21 @@ grep -q "two/nope" "$T/err" || fail "the missing path is not named"
 [ ! -e "$T/nf" ] || fail "a restore naming a missing path wrote $T/nf"
 pass "restoring a path that is not in the backup exits 3 and writes nothing"
 
+# --- overlapping or repeated PATHs are restored once; '..' is a usage error up front
+for sel in "two two/a.txt" "two/a.txt two/a.txt" "two/a.txt two//a.txt/"; do
+	rm -rf "$T/ov"
+	expect_exit 0 "$BKR" -r "$R3" restore latest $sel --target "$T/ov"
+	cmp "$T/ov/two/a.txt" "$src2/a.txt" || fail "restore $sel"
+done
+expect_exit 0 "$BKR" -r "$R3" restore latest two two/small.txt --target "$T/ovd" --dry-run --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); n=[c["path"] for c in d["paths"]]; assert len(n) == len(set(n)) == 4 == d["new"], d' "$T/out" ||
+	fail "a dry run counts an entry twice: $(cat "$T/out")"
+expect_exit 2 "$BKR" -r "$R3" restore latest two/small.txt two/x/../a.txt --target "$T/dd"
+one_line_error
+grep -q "'\.\.' is not allowed" "$T/err" || fail "'..' is not named: $(cat "$T/err")"
+[ ! -e "$T/dd" ] || fail "a restore with a '..' PATH wrote $T/dd"
+pass "overlapping and repeated PATHs are restored once; '..' is refused before anything is written"
+
 # --- a target inside the repository is refused, however it is named
 ln -s "$R3/data" "$T/into-repo"
 for target in "$R3" "$R3/new/dir" "$T/into-repo/x"; do

@@ -21,10 +21,11 @@ printf 'host = a\nport = 1\nlevel = 3\nname = x\n' >"$W/config/app.json"
 python3 -c 'import os,sys; os.setxattr(sys.argv[1], "user.note", b"recorded")' "$W/config/app.json"
 printf 'kept\n' >"$W/keep.txt"
 printf 'inner\n' >"$W/d/inner"
+printf 'clash\n' >"$W/d/2026-11-01T05:00:00"                # a child named as ws/d's later file version
 ln -s t1 "$W/link"
 printf 'one\n' >"$W/$NAME"
 printf 'bin\0ary\n' >"$W/blob.bin"
-touch -h -d '2026-10-01 00:00:00' "$W/config/app.json" "$W/keep.txt" "$W/d/inner" "$W/link" "$W/$NAME" "$W/blob.bin"
+touch -h -d '2026-10-01 00:00:00' "$W/config/app.json" "$W/keep.txt" "$W/d/inner" "$W/d/2026-11-01T05:00:00" "$W/link" "$W/$NAME" "$W/blob.bin"
 backup 1
 backup 2                                                   # nothing changed
 printf 'host = b\nport = 1\nlevel = 3\nname = x\nnew = yes\n' >"$W/config/app.json"
@@ -186,13 +187,18 @@ pass "/versions: the distinct versions of a file, exact bytes, metadata, xattrs 
 [ "$(readlink "$V/ws/link/2026-11-01T01:00:00")$(readlink "$V/ws/link/2026-11-01T03:00:00")" = t1t2 ] ||
 	fail "symlink targets"
 exact "$V/ws/link/2026-11-01T03:00:00" "${ids[2]}" ws/link
-[ "$(ls "$V/ws/d" | tr '\n' ' ')" = "2026-11-01T05:00:00 inner " ] || fail "dir becomes file: $(ls "$V/ws/d")"
+[ "$(ls "$V/ws/d" | tr '\n' ' ')" = "2026-11-01T05:00:00 2026-11-01T05:00:00~ inner " ] || fail "dir becomes file: $(ls "$V/ws/d")"
+[ "$(python3 -c 'import os,sys; n=os.listdir(sys.argv[1]); print(len(n), len(set(n)))' "$V/ws/d")" = "3 3" ] ||
+	fail "a name listed twice in /versions/ws/d"
 [ "$(cat "$V/ws/d/2026-11-01T05:00:00")" = "now a file" ] || fail "the file that was a directory"
+# the child named as a version is shown with "~" added, and reached by that name
+[ -d "$V/ws/d/2026-11-01T05:00:00~" ] || fail "the child named as a version is not a directory"
+[ "$(cat "$V/ws/d/2026-11-01T05:00:00~/2026-11-01T01:00:00")" = clash ] || fail "the child named as a version"
 [ "$(ls "$V/ws/d/inner")" = 2026-11-01T01:00:00 ] || fail "a file of the directory era"
 [ "$(ls "$V/ws/$NAME" | tr '\n' ' ')" = "2026-11-01T01:00:00 2026-11-01T04:00:00 " ] || fail "non-UTF-8 name"
 [ "$(cat "$V/ws/$NAME/2026-11-01T04:00:00")" = two ] || fail "non-UTF-8 name content"
-[ "$(find "$V" ! -type d | wc -l)" = 15 ] || fail "find /versions: $(find "$V" ! -type d)"
-pass "/versions: unchanged, symlink retargeted, directory becomes file, deleted then re-created, non-UTF-8"
+[ "$(find "$V" ! -type d | wc -l)" = 16 ] || fail "find /versions: $(find "$V" ! -type d)"
+pass "/versions: unchanged, symlink retargeted, directory becomes file (a child named as a version: ~), deleted then re-created, non-UTF-8"
 
 # ---- live refresh, /by-source after single-source backups, /by-tag --------------------------
 printf 'host = f\n' >"$W/config/app.json"
@@ -235,4 +241,33 @@ wait_for '[ -e "$M/by-tag/nightly" ]' || fail "/by-tag/nightly did not appear"
 [ "$(readlink "$M/by-tag/nightly/$ws8")" = "../../by-id/$ws8" ] || fail "/by-tag link"
 [ -f "$M/by-tag/release/${ids[2]}/ws/keep.txt" ] || fail "through /by-tag"
 pass "/by-tag: tagged backups, live"
+
+# a backup of another source alone (09:00, "other") is no removal of ws's files
+BKR_TEST_NOW=2026-11-01T10:00:00Z "$BKR" -q -r "$R" create "$W" >/dev/null || fail "backup 10"
+[ "$(changes ws/keep.txt)" = added ] || fail "keep.txt across a backup of another source: $(changes ws/keep.txt)"
+[ "$(changes --all ws/keep.txt | wc -w)" = 10 ] || fail "--all lists a backup without the source: $(changes --all ws/keep.txt)"
+wait_for '[ "$(ls "$M/by-source/ws" | wc -l)" = 11 ]' || fail "the 10:00 backup did not appear"
+[ "$(ls "$V/ws/keep.txt")" = 2026-11-01T01:00:00 ] || fail "/versions/ws/keep.txt: $(ls "$V/ws/keep.txt")"
+[ "$(ls "$V/ws/config/app.json" | wc -l)" = 7 ] || fail "/versions/ws/config/app.json: $(ls "$V/ws/config/app.json")"
+pass "bkr log, /versions: a backup of another source alone is skipped, not a removal"
+
+# bkr log LIVE_PATH of a single-file source is the file (kept as NAME/NAME), not
+# its directory; text log marks a sparse file's digest, which is no SHA-256
+R7=$T/repo7
+mkdir -p "$T/etc7"
+printf 'v1\n' >"$T/etc7/app.conf"
+truncate -s 1M "$T/etc7/sp"
+printf x | dd of="$T/etc7/sp" bs=1 seek=500000 conv=notrunc status=none
+"$BKR" -q init -r "$R7" >/dev/null
+BKR_TEST_NOW=2026-11-06T01:00:00Z "$BKR" -q -r "$R7" create "$T/etc7/app.conf" "$T/etc7/sp" >/dev/null || fail "r7 backup 1"
+printf 'v2\n' >"$T/etc7/app.conf"
+BKR_TEST_NOW=2026-11-06T02:00:00Z "$BKR" -q -r "$R7" create "$T/etc7/app.conf" "$T/etc7/sp" >/dev/null || fail "r7 backup 2"
+"$BKR" -r "$R7" log "$T/etc7/app.conf" >"$T/out" 2>"$T/err" || fail "log of a single-file source: $(cat "$T/err")"
+[ "$(awk '{print $3, $4}' "$T/out" | tr '\n' ' ')" = "content file added file " ] ||
+	fail "log of a single-file source's live path: $(cat "$T/out")"
+grep -q 'app.conf/app.conf' "$T/err" || fail "log of a single-file source: $(cat "$T/err")"
+"$BKR" -r "$R7" log sp/sp >"$T/out" 2>/dev/null || fail "log sp/sp"
+[ "$(awk '{print $NF}' "$T/out")" != "$(sha256sum "$T/etc7/sp" | cut -c1-64)" ] || fail "test assumption: sparse digest"
+grep -q ' sparse:[0-9a-f]\{64\}$' "$T/out" || fail "a sparse digest is shown as a SHA-256: $(cat "$T/out")"
+pass "bkr log: a single-file source's live path is the file; a sparse digest is marked"
 fusermount3 -u "$M"

@@ -96,7 +96,8 @@ int bkr_diff_backups(bkr_repo *r, const bkr_manifest *old_m, const bkr_manifest 
  * Compare backup @p m (old) with the live filesystem (new): each source of
  * @p m is compared with the directory it was read from, or with the path
  * given in @p sources for the same name (NULL = the manifest's paths).
- * Excludes of @p sources apply to the live side.
+ * Excludes of @p sources apply to the live side.  o->paths ("SOURCE/PATH")
+ * limit it to those subtrees or files (BKR_ENOTFOUND for a path not in @p m).
  */
 int bkr_diff_live(bkr_repo *r, const bkr_manifest *m, const bkr_source_spec *sources,
 		  size_t nsources, const bkr_diff_options *o, bkr_diff_stats *stats);

@@ -45,10 +45,20 @@ typedef struct {
 	 *  named: the root tree is read. */
 	const bkr_manifest_source *sources;
 	size_t nsources;
+	/** The backup does not hold the path's source (!bkr_history_holds): it
+	 *  has no item and the path's state carries over from the backup before
+	 *  (a backup of another source alone is not a removal). */
+	bool skip;
 } bkr_history_backup;
 
+/** Whether backup @p m holds the source @p path starts with ("source/dir/file",
+ *  or a source's name; "" is the root, held by every backup).  The one rule
+ *  for "a backup of that source": bkr log, /versions, /by-source. */
+bool bkr_history_holds(const bkr_manifest *m, const char *path);
+
 /** The history entry of the backup @p m describes: its id, root tree and
- *  sources (pointers into @p m, which must outlive it). */
+ *  sources (pointers into @p m, which must outlive it); skip is left false
+ *  (the caller sets it from bkr_history_holds for its path). */
 bkr_history_backup bkr_history_backup_of(const bkr_manifest *m);
 
 /** What happened to the path in a backup, compared with the backup before. */
