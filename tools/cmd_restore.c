@@ -164,6 +164,8 @@ static void print_result(cli *c, const struct state *s, const bkr_manifest *m, c
 		if (s->o.in_place)
 			printf(" (%llu new, %llu changed, %llu unchanged)", (unsigned long long)st->new_entries,
 			       (unsigned long long)st->changed, (unsigned long long)st->unchanged);
+		else if (st->unchanged)
+			printf(" (%llu already there as in the backup)", (unsigned long long)st->unchanged);
 	}
 	if (st->errors)
 		printf(", %s%llu failed%s", cli_col(c, "red"), (unsigned long long)st->errors, cli_col(c, "reset"));

@@ -85,6 +85,18 @@ printf 'small\n' >"$src2/small.txt"
 expect_exit 0 "$BKR" -r "$R2" init
 expect_exit 0 "$BKR" -r "$R2" create --type full "$src2"
 expect_exit 0 "$BKR" -r "$R2" restore latest --target "$T/live"
+# again, into what it wrote: each file is already there as in the backup (as
+# --dry-run says): nothing to refuse; one that differs is refused without --overwrite
+expect_exit 0 "$BKR" -r "$R2" restore latest --target "$T/live" --dry-run
+grep -q "0 new, 0 changed, 4 unchanged" "$T/out" || fail "dry run into the restored tree: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R2" restore latest --target "$T/live"
+grep -q "0 files, 1 directories, 0 B (3 already there as in the backup)" "$T/out" ||
+	fail "a restore run again: $(cat "$T/out" "$T/err")"
+printf 'other\n' >"$T/live/two/a.txt"
+expect_exit 6 "$BKR" -r "$R2" restore latest --target "$T/live"
+[ "$(cat "$T/err")" = "bkr restore: two/a.txt: exists (--overwrite replaces it)" ] || fail "a changed file: $(cat "$T/err")"
+grep -q "other" "$T/live/two/a.txt" || fail "a changed file was replaced without --overwrite"
+cp "$src2/a.txt" "$T/live/two/a.txt" && touch -r "$src2/a.txt" "$T/live/two/a.txt"
 printf 'the user changed this since\n' >"$T/live/two/big.bin"
 cp "$T/live/two/big.bin" "$T/live.golden"
 printf 'also changed\n' >"$T/live/two/small.txt"

@@ -537,9 +537,18 @@ static void test_subset(void **state)
 	snprintf(p, sizeof(p), "%s/src/plain.txt", f->dst);
 	assert_int_equal(lstat(p, &sb), -1);
 	assert_int_equal(st.files, 10001);
-	/* again, without overwrite: existing files are errors, with it fine */
+	/* again, without overwrite: a file already there as in the backup is
+	 * left alone; one that differs is an error; with overwrite, fine */
+	assert_int_equal(restore(f, m, paths, 1, &st), 0);
+	assert_int_equal(st.errors, 0);
+	assert_int_equal(st.unchanged, 1);
+	assert_int_equal(st.files, 0);
+	snprintf(p, sizeof(p), "%s/src/hl/a", f->dst);
+	assert_int_equal(truncate(p, 0), 0);
 	assert_int_not_equal(restore(f, m, paths, 1, &st), 0);
 	assert_int_equal(st.errors, 1);
+	assert_int_equal(lstat(p, &sb), 0);
+	assert_int_equal(sb.st_size, 0); /* not replaced */
 	bkr_restore_options o = BKR_RESTORE_OPTIONS_INIT;
 	o.target = f->dst;
 	o.paths = paths;
