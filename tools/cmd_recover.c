@@ -84,32 +84,61 @@ static const struct option recover_lo[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* Only this host's backups count (bkr_backup_of_host): when there is none
- * and other hosts made some (a machine rebuilt under another name), say how
- * to use theirs rather than find nothing in silence. */
-static void warn_other_hosts(cli *c, const bkr_manifest_list *l, const char *host)
+/* Is @p a the path @p b or below it? */
+static bool at_or_under(const char *a, const char *b)
 {
-	const char *other = NULL;
+	size_t n = strlen(b);
+	while (n > 1 && b[n - 1] == '/')
+		n--;
+	return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/' || (n == 1 && b[0] == '/'));
+}
+
+/* Does backup @p m hold a source in workspace @p ws (or the workspace)? */
+static bool holds_workspace(const bkr_manifest *m, const char *ws)
+{
+	for (size_t i = 0; i < m->nsources; i++)
+		if (m->sources[i].path && (at_or_under(m->sources[i].path, ws) || at_or_under(ws, m->sources[i].path)))
+			return true;
+	return false;
+}
+
+/* Only this workspace's backups of this host count (docs/recovery.md): when
+ * there is none but the repository has others (a machine rebuilt under
+ * another name, a workspace moved), say so and how to use them, rather than
+ * compare with nothing in silence. */
+static void warn_unused_backups(cli *c, const bkr_manifest_list *l, const char *host, const char *ws)
+{
+	const char *other_host = NULL, *other_ws = NULL;
 	int64_t now = bkr_time_now_ns();
-	size_t n = 0;
+	size_t nhost = 0, nws = 0;
 	char a[256], b[256];
 
 	for (size_t i = 0; i < l->n; i++) {
 		const bkr_manifest *m = l->items[i];
 		if (m->type == BKR_BACKUP_RECOVERY || bkr_time_in_future(m->time_ns, now))
 			continue;
-		if (bkr_backup_of_host(m, host))
+		bool mine = holds_workspace(m, ws);
+		if (mine && bkr_backup_of_host(m, host))
 			return;
-		if (m->hostname && *m->hostname) {
-			other = m->hostname;
-			n++;
+		if (mine && m->hostname && *m->hostname) {
+			other_host = m->hostname;
+			nhost++;
+		} else if (!mine && bkr_backup_of_host(m, host) && m->workspace_root) {
+			other_ws = m->workspace_root;
+			nws++;
 		}
 	}
-	if (n)
-		cli_warn(c, "no backup in the repository was made by host '%s', so none is compared with or recovered "
+	if (nhost)
+		cli_warn(c, "no backup of this workspace was made by host '%s', so none is compared with or recovered "
 			    "from; %zu were made by other hosts (the newest by '%s'): give --host NAME to use a host's backups",
-			 bkr_text_escape(a, sizeof(a), host, strlen(host)), n,
-			 bkr_text_escape(b, sizeof(b), other, strlen(other)));
+			 bkr_text_escape(a, sizeof(a), host, strlen(host)), nhost,
+			 bkr_text_escape(b, sizeof(b), other_host, strlen(other_host)));
+	else if (nws)
+		cli_warn(c, "no backup of this host holds a source in %s, so none is compared with or recovered from; "
+			    "%zu hold other paths (the newest, of workspace %s: a moved workspace is restored with "
+			    "'bkr restore')",
+			 bkr_text_escape(a, sizeof(a), ws, strlen(ws)), nws,
+			 bkr_text_escape(b, sizeof(b), other_ws, strlen(other_ws)));
 }
 
 /* The configuration is required; the repository is optional (staged runs),
@@ -140,7 +169,7 @@ static int open_engine(cli *c, bool need_repo, const char *host, bkr_config **cf
 		bkr_manifest_list l = { 0 };
 		if (bkr_repo_list(*repo, false, &l, NULL) == 0) {
 			cli_warn_future_list(c, &l, bkr_time_now_ns());
-			warn_other_hosts(c, &l, bkr_recover_host(*rc));
+			warn_unused_backups(c, &l, bkr_recover_host(*rc), (*cfg)->workspace_root);
 		}
 		bkr_manifest_list_free(&l);
 		bkr_error_clear();

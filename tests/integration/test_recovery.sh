@@ -342,8 +342,15 @@ st=0; "$BKR" scan -c "$T/a5.json" --host hostA > "$T/scan5.out" 2> "$T/scan5.err
 # another host's backups are not this one's: nothing is missing for it
 "$BKR" scan -c "$T/a5.json" --host hostC > "$T/scan5c.out" 2> "$T/scan5c.err" || fail "scan as hostC: $(cat "$T/scan5c.out")"
 # ... and it is told so, with the way to use them (a machine rebuilt under another name)
-grep -q "no backup in the repository was made by host 'hostC'.* (the newest by 'hostB'): give --host NAME" "$T/scan5c.err" ||
+grep -q "no backup of this workspace was made by host 'hostC'.* (the newest by 'hostA'): give --host NAME" "$T/scan5c.err" ||
 	fail "scan as hostC does not say other hosts' backups exist: $(cat "$T/scan5c.err")"
 grep -q "made by host" "$T/scan5.err" && fail "scan as hostA warned of other hosts: $(cat "$T/scan5.err")"
+# a workspace moved (another path, same host): its old backups are not compared
+# with, and the scan says so, naming the path they hold
+mv "$T/svcA" "$T/svcA2"
+sed "s|$T/svcA/ws|$T/svcA2/ws|" "$T/a5.json" > "$T/a5m.json"
+"$BKR" scan -c "$T/a5m.json" --host hostA > "$T/scan5m.out" 2> "$T/scan5m.err" || true
+grep -q "no backup of this host holds a source in $T/svcA2/ws.*the newest, of workspace $T/svcA/ws" "$T/scan5m.err" ||
+	fail "scan of a moved workspace does not say why nothing is compared: $(cat "$T/scan5m.err")"
 
 echo "recovery integration: ok"
