@@ -486,7 +486,10 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 		size_t at = 0;
 		s->name = cfg->sources[i].name;
 		s->schedule = cfg->sources[i].schedule;
-		s->newest_ns = bkr_routine_newest(&l, s->name, NULL, NULL, (const char *const *)h->verify.damaged_backups,
+		/* its own backups, as for the schedules: its name and its path (another
+		 * workspace's source of the same name in a shared repository is not it) */
+		s->newest_ns = bkr_routine_newest(&l, s->name, cfg->sources[i].npaths == 1 ? cfg->sources[i].paths[0] : NULL,
+						  NULL, (const char *const *)h->verify.damaged_backups,
 						  h->verify.ndamaged_backups, now_ns, &at);
 		if (s->newest_ns != INT64_MIN && !(s->newest_id = strdup(l.items[at]->backup_id))) {
 			err = bkr_error_oom();

@@ -219,6 +219,20 @@ grep -q "source week" "$T/out" && fail "the weekly source is not stale after 5 d
 expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-12-19T12:00:00Z --prometheus -
 grep -q '^bkr_source_stale{source="day"} 1$' "$T/out" || fail "stale metric: $(grep stale "$T/out")"
 grep -q '^bkr_healthy 0$' "$T/out" || fail "bkr_healthy while stale"
+# another workspace's source of the same name in the same repository is not
+# this one's (it was judged by the name alone, as the schedules were)
+mkdir -p "$T/other/day"
+python3 - "$CFG" "$T/other.json" "$T/other" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["workspace_root"] = sys.argv[3]
+c["sources"] = [{"name": "day", "paths": ["day"], "schedule": "daily"}]
+c.pop("metrics_file", None)
+json.dump(c, open(sys.argv[2], "w"))
+PY
+expect_exit 1 "$BKR" -c "$T/other.json" health --as-of 2026-12-16T12:10:00Z --json
+python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); s=h["sources"][0]; assert s["source"] == "day" and s["status"] != "ok", s' "$T/out" ||
+	fail "another workspace's source 'day' counted as this one's: $(cat "$T/out")"
 pass "health: a source older than twice its schedule makes it unhealthy (exit 1) and says which"
 
 # --- a file that needs a person: a damaged file no backup has
