@@ -518,6 +518,7 @@ expect_exit 3 "$BKR" -r "$C8" cat latest $'src\e[31m/x\nbkr: all good'
 one_line_error
 ! grep -q $'\e' "$T/err" || fail "an error echoes the PATH raw: $(cat -A "$T/err")"
 "$BKR" -q -r "$C8" restore latest --target "$T/ctlt" >/dev/null 2>&1
+find "$T/ctlt" -type f -exec sh -c 'echo changed >"$1"' _ {} \; # differs: refused, named
 expect_exit 6 "$BKR" -r "$C8" restore latest --target "$T/ctlt"
 ! grep -q $'\e' "$T/err" && ! grep -q '^l' "$T/err" || fail "restore prints a name raw: $(cat -A "$T/err")"
 grep -q 'n\\x0al\\x1b\[2J: exists' "$T/err" || fail "restore's line does not name the file: $(cat -A "$T/err")"
