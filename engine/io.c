@@ -120,6 +120,19 @@ int bkr_io_fault(const char *point)
 
 /* ---- plain I/O ---------------------------------------------------------- */
 
+const char *bkr_path_under(const char *path, const char *root)
+{
+	size_t n = strlen(root);
+
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	if (n == 1 && root[0] == '/')
+		return path[0] == '/' ? path + 1 : NULL;
+	if (strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0'))
+		return path[n] ? path + n + 1 : path + n;
+	return NULL;
+}
+
 int bkr_path_join(char *out, size_t cap, const char *a, const char *b)
 {
 	int n = snprintf(out, cap, "%s/%s", a, b);

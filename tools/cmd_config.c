@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "bkr/io.h"
 #include "bkr/error.h"
 #include "bkr/recover.h"
 
@@ -16,26 +17,16 @@ static const char usage[] =
 	"naming the file and the exact key; exit status 2 when it is invalid.\n"
 	"show: print the effective configuration, every default filled in.\n";
 
-/* Whether the absolute path @p p lies inside (or is) the directory @p dir. */
-static bool inside(const char *p, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	while (n > 1 && dir[n - 1] == '/')
-		n--;
-	return p && strncmp(p, dir, n) == 0 && (p[n] == '/' || p[n] == '\0' || (n == 1 && dir[0] == '/'));
-}
-
 /* A repository inside what is backed up is left out of every backup: say so. */
 static void warn_repo_inside(cli *c, const bkr_config *cfg)
 {
 	const char *where = NULL;
 
-	if (cfg->workspace_root && inside(cfg->repository, cfg->workspace_root))
+	if (cfg->repository && cfg->workspace_root && bkr_path_under(cfg->repository, cfg->workspace_root))
 		where = cfg->workspace_root;
 	for (size_t i = 0; !where && i < cfg->nsources; i++)
 		for (size_t j = 0; !where && j < cfg->sources[i].npaths; j++)
-			if (inside(cfg->repository, cfg->sources[i].paths[j]))
+			if (cfg->repository && bkr_path_under(cfg->repository, cfg->sources[i].paths[j]))
 				where = cfg->sources[i].paths[j];
 	if (where)
 		cli_warn(c, "the repository %s lies inside %s: backups leave it out (it cannot back itself up); "

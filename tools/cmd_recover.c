@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "bkr/io.h"
 #include "bkr/backup.h"
 #include "bkr/catalog.h"
 #include "bkr/clock.h"
@@ -84,20 +85,12 @@ static const struct option recover_lo[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* Is @p a the path @p b or below it? */
-static bool at_or_under(const char *a, const char *b)
-{
-	size_t n = strlen(b);
-	while (n > 1 && b[n - 1] == '/')
-		n--;
-	return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/' || (n == 1 && b[0] == '/'));
-}
 
 /* Does backup @p m hold a source in workspace @p ws (or the workspace)? */
 static bool holds_workspace(const bkr_manifest *m, const char *ws)
 {
 	for (size_t i = 0; i < m->nsources; i++)
-		if (m->sources[i].path && (at_or_under(m->sources[i].path, ws) || at_or_under(ws, m->sources[i].path)))
+		if (m->sources[i].path && (bkr_path_under(m->sources[i].path, ws) || bkr_path_under(ws, m->sources[i].path)))
 			return true;
 	return false;
 }

@@ -19,20 +19,9 @@
 #include "bkr/manifest.h"
 #include "bkr/repo.h"
 #include "bkr/walk.h"
+#include "bkr/io.h"
 #include "recover_i.h"
 
-static const char *under(const char *path, const char *root)
-{
-	size_t n = strlen(root);
-
-	while (n > 1 && root[n - 1] == '/')
-		n--;
-	if (n == 1 && root[0] == '/')
-		return path + 1;
-	if (strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0'))
-		return path[n] ? path + n + 1 : path + n;
-	return NULL;
-}
 
 /*
  * Path of workspace file @p rel inside backup @p m ("source/sub/file"): a
@@ -48,7 +37,7 @@ static bool backup_path(const bkr_recover *rc, const bkr_manifest *m, const char
 		return false;
 	for (size_t i = 0; i < m->nsources; i++) {
 		const char *rest;
-		if (!m->sources[i].path || !(rest = under(abs, m->sources[i].path)))
+		if (!m->sources[i].path || !(rest = bkr_path_under(abs, m->sources[i].path)))
 			continue;
 		/* "" is the source's own directory */
 		if ((size_t)snprintf(out, cap, "%s%s%s", m->sources[i].source, *rest ? "/" : "", rest) < cap)
@@ -60,7 +49,7 @@ static bool backup_path(const bkr_recover *rc, const bkr_manifest *m, const char
 /* Workspace-relative prefix of a source, or NULL when it lies outside this workspace. */
 static const char *source_prefix(const bkr_recover *rc, const bkr_manifest_source *s)
 {
-	return s->path ? under(s->path, rc->workspace) : NULL;
+	return s->path ? bkr_path_under(s->path, rc->workspace) : NULL;
 }
 
 /* ---- the backups of this workspace ------------------------------------------ */

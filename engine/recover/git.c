@@ -21,6 +21,7 @@
 #include <git2.h>
 
 #include "bkr/error.h"
+#include "bkr/io.h"
 #include "recover_i.h"
 
 static const char *git_msg(void)
@@ -29,16 +30,6 @@ static const char *git_msg(void)
 	return e && e->message ? e->message : "unknown libgit2 error";
 }
 
-static const char *under(const char *path, const char *root)
-{
-	size_t n = strlen(root);
-
-	while (n > 1 && root[n - 1] == '/')
-		n--;
-	if (strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0'))
-		return path[n] ? path + n + 1 : path + n;
-	return NULL;
-}
 
 int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
@@ -96,7 +87,7 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		if (!realpath(wd, wdreal))
 			snprintf(wdreal, sizeof(wdreal), "%s", wd);
 		snprintf(abs, sizeof(abs), "%s/%s", rc->workspace_real ? rc->workspace_real : rc->workspace, j->rel);
-		if (!(rest = under(abs, wdreal)) || !*rest) {
+		if (!(rest = bkr_path_under(abs, wdreal)) || !*rest) {
 			err = bkr_rec_fail(o, BKR_EINVAL,
 					   "the workspace is not inside the git work tree %s: set \"prefix\" in %s", wdreal,
 					   j->s->key);

@@ -85,16 +85,6 @@ static int normalise(const char *in, char **out, const char *orig)
 	return 0;
 }
 
-static const char *under(const char *path, const char *root)
-{
-	size_t n = strlen(root);
-
-	if (n == 1 && root[0] == '/')
-		return path + 1;
-	if (strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0'))
-		return path[n] ? path + n + 1 : path + n;
-	return NULL;
-}
 
 int bkr_rec_relpath(const bkr_recover *rc, const char *path, char **out)
 {
@@ -104,9 +94,9 @@ int bkr_rec_relpath(const bkr_recover *rc, const char *path, char **out)
 	if (!path || !*path)
 		return bkr_error_set(BKR_EINVAL, "empty path");
 	if (path[0] == '/') {
-		rest = under(path, rc->workspace);
+		rest = bkr_path_under(path, rc->workspace);
 		if (!rest && rc->workspace_real)
-			rest = under(path, rc->workspace_real);
+			rest = bkr_path_under(path, rc->workspace_real);
 		if (!rest)
 			return bkr_error_set(BKR_EINVAL, "%s: outside the workspace %s", path, rc->workspace);
 	}
@@ -457,7 +447,7 @@ int bkr_rec_priority(const bkr_recover *rc, const char *rel)
 	snprintf(abs, sizeof(abs), "%s/%s", rc->workspace, rel);
 	for (size_t i = 0; i < rc->nsources; i++) {
 		size_t n = strlen(rc->sources[i].path);
-		if (under(abs, rc->sources[i].path) && n >= best) {
+		if (bkr_path_under(abs, rc->sources[i].path) && n >= best) {
 			best = n;
 			prio = rc->sources[i].priority;
 		}

@@ -147,6 +147,14 @@ static void test_mkdir_p_and_join(void **state)
 	assert_int_equal(bkr_io_mkdir_p("", 0700), BKR_EINVAL);
 	assert_int_equal(bkr_path_join(small, sizeof(small), "abcd", "def"), BKR_EINVAL);
 	assert_int_equal(bkr_path_join(small, sizeof(small), "ab", "cd"), 0);
+	/* below a directory, by components */
+	assert_string_equal(bkr_path_under("/srv/ws/a/b", "/srv/ws"), "a/b");
+	assert_string_equal(bkr_path_under("/srv/ws", "/srv/ws/"), "");
+	assert_null(bkr_path_under("/srv/wsx/a", "/srv/ws"));
+	assert_null(bkr_path_under("/srv", "/srv/ws"));
+	assert_string_equal(bkr_path_under("/a", "/"), "a");
+	assert_string_equal(bkr_path_under("/a", "//"), "a");
+	assert_null(bkr_path_under("s3://b/p", "/"));
 	assert_string_equal(small, "ab/cd");
 }
 

@@ -106,4 +106,11 @@ void bkr_io_fault_reset(void);
 /** Join "a/b" into @p out; BKR_EINVAL when it does not fit. */
 int bkr_path_join(char *out, size_t cap, const char *a, const char *b);
 
+/**
+ * When absolute path @p path is the directory @p root or lies below it (by
+ * components: "/ab" is not below "/a"; trailing slashes of @p root do not
+ * count), the rest of it relative to @p root ("" for @p root itself); else NULL.
+ */
+const char *bkr_path_under(const char *path, const char *root);
+
 #endif
