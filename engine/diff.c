@@ -517,35 +517,22 @@ typedef struct {
 	size_t rlen;    /* relative to the source, for excludes */
 } lframe;
 
-/* @p base: the length of the path up to the source's name (excludes match
- * what follows it) */
-static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const char *dir,
+/* The backup's tree @p sub against live directory @p dir: all of it, or only
+ * its entry @p only (a file PATH, or a single-file source: the directory
+ * holding the file, as backup keeps it).  @p base: the length of the path up
+ * to the source's name (excludes match what follows it) */
+static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const char *dir, const char *only,
 			 const bkr_source_spec *src, size_t base)
 {
 	lframe *stack = NULL;
 	size_t depth = 0, cap = 32;
 	int err = 0, fd;
-	struct stat st;
-	char *parent = NULL;
-	const char *only = NULL;
 
-	/* a single-file source: its directory, that one entry (as backup keeps it) */
-	if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
-		const char *slash = strrchr(dir, '/');
-		if (!(parent = strndup(dir, slash && slash != dir ? (size_t)(slash - dir) : 1)))
-			return bkr_error_oom();
-		only = slash ? slash + 1 : dir;
-		dir = parent;
-	}
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		err = bkr_error_set_errno(errno, "diff: cannot open %s", dir);
-		free(parent);
-		return err;
-	}
+	if (fd < 0)
+		return bkr_error_set_errno(errno, "diff: cannot open %s", dir);
 	if (!(stack = calloc(cap, sizeof(*stack)))) {
 		close(fd);
-		free(parent);
 		return bkr_error_oom();
 	}
 	stack[0].fd = fd;
@@ -558,8 +545,6 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 	while (*rel0 == '/')
 		rel0++;
 	err = read_live_dir(fd, src, rel0, only, &stack[0].b, &stack[0].nb);
-	free(parent);
-	parent = NULL;
 	if (err < 0)
 		goto done;
 	while (depth > 0) {
@@ -577,11 +562,6 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 		int cmp;
 		if (f->ia < f->na && (err = bkr_dir_get(f->a, f->ia, &ea, &la, &lia)) < 0)
 			goto done;
-		if (f->ia < f->na && depth == 1 && only &&
-		    (ea.name_len != strlen(only) || memcmp(ea.name, only, ea.name_len) != 0)) {
-			f->ia++; /* one entry of a directory (a file PATH): the others are not compared */
-			continue;
-		}
 		if (f->ia < f->na && depth == 1 && only &&
 		    (ea.name_len != strlen(only) || memcmp(ea.name, only, ea.name_len) != 0)) {
 			f->ia++; /* one entry of a directory (a file PATH): the others are not compared */
@@ -678,6 +658,16 @@ done:
 	return err;
 }
 
+/* Split @p path into its directory (*dir, allocated) and last component (*name, in @p path). */
+static int split_last(const char *path, char **dir, const char **name)
+{
+	const char *slash = strrchr(path, '/');
+
+	*name = slash ? slash + 1 : path;
+	*dir = slash ? strndup(path, slash != path ? (size_t)(slash - path) : 1) : strdup(".");
+	return *dir ? 0 : bkr_error_oom();
+}
+
 /* o->paths ("SOURCE/PATH"): each subtree alone, against where its source is
  * now (@p sources) or was read from */
 static int diff_live_paths(dctx *c, const bkr_manifest *m, const bkr_source_spec *sources, size_t nsources)
@@ -685,7 +675,7 @@ static int diff_live_paths(dctx *c, const bkr_manifest *m, const bkr_source_spec
 	int err = 0;
 
 	for (size_t k = 0; k < c->o->npaths && err >= 0; k++) {
-		const char *p = c->o->paths[k], *slash = strchr(p, '/'), *rel;
+		const char *p = c->o->paths[k], *slash = strchr(p, '/'), *rel, *only = NULL;
 		size_t slen = slash ? (size_t)(slash - p) : strlen(p), plen;
 		const bkr_manifest_source *ms = NULL;
 		const bkr_source_spec *spec = NULL;
@@ -693,7 +683,8 @@ static int diff_live_paths(dctx *c, const bkr_manifest *m, const bkr_source_spec
 		const bkr_tree *leaf;
 		uint32_t li;
 		bkr_entry e;
-		char *live = NULL, *at = NULL;
+		char *live = NULL, *at = NULL, *sdir = NULL, *ldir = NULL;
+		const char *sfile = NULL;
 		bkr_id sub;
 
 		for (size_t i = 0; i < m->nsources && !ms; i++)
@@ -714,17 +705,27 @@ static int diff_live_paths(dctx *c, const bkr_manifest *m, const bkr_source_spec
 					     p, m->backup_id, ms->source);
 		if ((err = bkr_walk_resolve(c->repo, &m->tree, p, &e, &holder, &leaf, &li)) < 0)
 			return err;
+		/* a single-file source's live entries are in the directory holding the file */
+		if (bkr_walk_source_is_file(c->repo, &m->tree, ms->source, dir) &&
+		    (err = split_last(dir, &sdir, &sfile)) < 0) {
+			bkr_dir_free(holder);
+			return err;
+		}
 		/* a directory: its tree against the live directory; anything else:
-		 * that one entry of the directory holding it (as a single-file source) */
-		size_t dl = strlen(dir), rl = strlen(rel);
+		 * that one entry of the directory holding it */
+		const char *base = sdir ? sdir : dir;
+		size_t dl = strlen(base), rl = strlen(rel);
 		if (!(live = malloc(dl + rl + 2)) || !(at = strdup(p))) {
 			free(live);
+			free(sdir);
 			bkr_dir_free(holder);
 			return bkr_error_oom();
 		}
-		snprintf(live, dl + rl + 2, "%s%s%s", dir, rl ? "/" : "", rel);
+		snprintf(live, dl + rl + 2, "%s%s%s", base, rl ? "/" : "", rel);
 		if (e.type == BKR_FT_DIR) {
 			sub = e.subtree;
+			if (!rl)
+				only = sfile; /* the source itself: a single-file source's one file */
 		} else {
 			char *cut = strrchr(at, '/');
 			bkr_dir *ph = NULL;
@@ -733,12 +734,16 @@ static int diff_live_paths(dctx *c, const bkr_manifest *m, const bkr_source_spec
 			if ((err = bkr_walk_resolve(c->repo, &m->tree, at, &pe, &ph, &leaf, &li)) == 0)
 				sub = pe.subtree;
 			bkr_dir_free(ph);
+			if (err >= 0)
+				err = split_last(live, &ldir, &only);
 		}
 		bkr_dir_free(holder);
 		if (err >= 0 && (err = path_set(c, 0, (const uint8_t *)at, strlen(at), &plen)) >= 0)
-			err = diff_live_dir(c, &m->tree, &sub, live, spec, slen);
+			err = diff_live_dir(c, &m->tree, &sub, ldir ? ldir : live, only, spec, slen);
 		free(live);
 		free(at);
+		free(sdir);
+		free(ldir);
 	}
 	return err;
 }
@@ -766,13 +771,19 @@ int bkr_diff_live(bkr_repo *r, const bkr_manifest *m, const bkr_source_spec *sou
 		for (size_t j = 0; j < nsources; j++)
 			if (strcmp(sources[j].name, ms->source) == 0)
 				spec = &sources[j];
-		const char *dir = spec ? spec->path : ms->path;
+		const char *dir = spec ? spec->path : ms->path, *only = NULL;
+		char *parent = NULL;
 		size_t plen = 0;
 		if (!dir)
 			continue;
 		if ((err = path_set(&c, 0, (const uint8_t *)ms->source, strlen(ms->source), &plen)) < 0)
 			break;
-		err = diff_live_dir(&c, &m->tree, &ms->tree, dir, spec, 0);
+		/* a single-file source (also one deleted since): that one entry of
+		 * the directory holding it, as backup keeps it */
+		if (bkr_walk_source_is_file(r, &m->tree, ms->source, dir) && (err = split_last(dir, &parent, &only)) < 0)
+			break;
+		err = diff_live_dir(&c, &m->tree, &ms->tree, parent ? parent : dir, only, spec, 0);
+		free(parent);
 	}
 out:
 	if (stats)

@@ -1812,33 +1812,10 @@ static void close_target(rctx *c)
 	c->nlinks = 0;
 }
 
-/*
- * Whether in-place source @p src was a single file (backup keeps one as a
- * directory holding that file): its path is not a directory now, or, when it
- * is gone, the backup's directory holds just one non-directory named after it.
- */
+/* Whether in-place source @p src was a single file (bkr_walk_source_is_file). */
 static bool is_file_source(rctx *c, const bkr_id *root, const bkr_manifest_source *src)
 {
-	const char *base = strrchr(src->path, '/');
-	const bkr_walk_item *it;
-	bkr_walk *w = NULL;
-	struct stat st;
-	size_t n = 0;
-	bool file = false;
-
-	if (stat(src->path, &st) == 0)
-		return !S_ISDIR(st.st_mode);
-	base = base ? base + 1 : src->path;
-	if (bkr_walk_new(&w, c->repo, root, src->source, BKR_WALK_NO_RECURSE) < 0) {
-		bkr_error_clear();
-		return false;
-	}
-	while (bkr_walk_next(w, &it) > 0)
-		if (n++ == 0)
-			file = it->entry.type != BKR_FT_DIR && it->entry.name_len == strlen(base) &&
-			       !memcmp(it->entry.name, base, it->entry.name_len);
-	bkr_walk_free(w);
-	return file && n == 1;
+	return bkr_walk_source_is_file(c->repo, root, src->source, src->path);
 }
 
 /* The manifest's source named by the first component of @p path, or NULL. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bkr/digest.h"
 #include "bkr/error.h"
@@ -554,4 +555,31 @@ done:
 	free(data);
 	bkr_walk_file_free(f);
 	return err;
+}
+
+bool bkr_walk_source_is_file(bkr_repo *r, const bkr_id *root, const char *source, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	const bkr_walk_item *it;
+	bkr_walk *w = NULL;
+	struct stat st;
+	size_t n = 0;
+	bool file = false;
+	int rc;
+
+	if (stat(path, &st) == 0)
+		return !S_ISDIR(st.st_mode);
+	base = base ? base + 1 : path;
+	if (!*base || bkr_walk_new(&w, r, root, source, BKR_WALK_NO_RECURSE) < 0) {
+		bkr_error_clear();
+		return false;
+	}
+	while ((rc = bkr_walk_next(w, &it)) > 0)
+		if (n++ == 0)
+			file = it->entry.type != BKR_FT_DIR && it->entry.name_len == strlen(base) &&
+			       !memcmp(it->entry.name, base, it->entry.name_len);
+	bkr_walk_free(w);
+	if (rc < 0)
+		bkr_error_clear();
+	return rc == 0 && file && n == 1;
 }

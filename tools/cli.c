@@ -776,3 +776,28 @@ void cli_sources_free(cli_sources *s)
 	free(s->specs);
 	memset(s, 0, sizeof(*s));
 }
+
+char *cli_live_abs(const char *arg)
+{
+	char *r = realpath(arg, NULL), *dir, *slash, *out = NULL;
+	const char *name;
+
+	if (r)
+		return r;
+	if (!(dir = strdup(arg)))
+		return NULL;
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	name = slash ? slash + 1 : arg;
+	r = realpath(slash ? (*dir ? dir : "/") : ".", NULL);
+	if (r) {
+		size_t rl = strlen(r), nl = strlen(name);
+		bool sep = rl && r[rl - 1] != '/' && nl;
+		if ((out = malloc(rl + nl + 2)))
+			snprintf(out, rl + nl + 2, "%s%s%s", r, sep ? "/" : "", name);
+	}
+	free(r);
+	free(dir);
+	return out;
+}

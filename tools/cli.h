@@ -108,6 +108,13 @@ void cli_json_path(FILE *f, const char *key, const char *s, size_t len);
  */
 void cli_print_name(FILE *f, const char *s, size_t len);
 
+/**
+ * An absolute form of live path @p arg (realpath), also when the file itself
+ * is gone: then its directory's realpath and its last component.  NULL when
+ * that directory is gone too (errno), or out of memory.  Free it.
+ */
+char *cli_live_abs(const char *arg);
+
 /** --json: print manifest @p m (pretty), as create and show do. */
 void cli_print_manifest(cli *c, const bkr_manifest *m);
 

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "bkr/diff.h"
 #include "bkr/error.h"
+#include "bkr/walk.h"
 
 static const char usage[] =
 	"usage: bkr diff -r REPO ID1 ID2 [PATH...] [--json] [--exit-code]\n"
@@ -95,11 +96,13 @@ static int on_change(void *ctx, const bkr_diff_change *ch)
  * The --live operands: one that names a source of backup @p m (by its last
  * component, or NAME=PATH) says where that source is now and stays in
  * argv[0..*nargs); one inside a source's recorded path limits the comparison
- * to that subtree ("SOURCE/REL" into *subs); any other is an error naming it
- * (exit 3), never silently dropped.  0 or the exit code.
+ * to that subtree ("SOURCE/REL" into *subs), and so does a single-file
+ * source's own path, to its one file ("NAME/FILE", as backup keeps it),
+ * also when the path is gone (deleted since); any other is an error naming
+ * it (exit 3), never silently dropped.  0 or the exit code.
  */
-static int live_subtrees(cli *c, const bkr_manifest *m, char **argv, int argc, char ***subs, size_t *nsubs,
-			 int *nargs)
+static int live_subtrees(cli *c, bkr_repo *repo, const bkr_manifest *m, char **argv, int argc, char ***subs,
+			 size_t *nsubs, int *nargs)
 {
 	int keep = 0;
 
@@ -123,23 +126,27 @@ static int live_subtrees(cli *c, const bkr_manifest *m, char **argv, int argc, c
 			slash = *p == '/' ? p : NULL;
 		}
 		base = slash ? slash + 1 : arg;
-		abs = realpath(arg, NULL);
+		abs = cli_live_abs(arg);
 		for (size_t i = 0; abs && i < m->nsources && !named; i++) {
-			const char *rp = m->sources[i].path;
+			const char *rp = m->sources[i].path, *rest = abs;
 			size_t pl = rp ? strlen(rp) : 0;
 			if (!pl || strncmp(abs, rp, pl) != 0 || (abs[pl] && abs[pl] != '/'))
 				continue;
 			named = true;
-			if (!abs[pl]) { /* the source itself, where it was */
-				argv[keep++] = argv[k];
-				break;
+			if (!abs[pl]) {
+				if (!bkr_walk_source_is_file(repo, &m->tree, m->sources[i].source, rp)) {
+					argv[keep++] = argv[k]; /* the source itself, where it was */
+					break;
+				}
+				rest = strrchr(rp, '/'); /* a single-file source: "/FILE" */
+				pl = 0;
 			}
-			size_t n = strlen(m->sources[i].source) + strlen(abs + pl) + 1;
+			size_t n = strlen(m->sources[i].source) + strlen(rest + pl) + 1;
 			if (!((*subs)[*nsubs] = malloc(n))) {
 				free(abs);
 				return cli_fail(c, bkr_error_oom());
 			}
-			snprintf((*subs)[(*nsubs)++], n, "%s%s", m->sources[i].source, abs + pl);
+			snprintf((*subs)[(*nsubs)++], n, "%s%s", m->sources[i].source, rest + pl);
 		}
 		free(abs);
 		if (named)
@@ -195,7 +202,7 @@ int cmd_diff(cli *c, int argc, char **argv)
 	}
 	if (s.live) {
 		int nargs = 0;
-		if ((rc = live_subtrees(c, a, argv + first + 1, argc - first - 1, &subs, &nsubs, &nargs)))
+		if ((rc = live_subtrees(c, repo, a, argv + first + 1, argc - first - 1, &subs, &nsubs, &nargs)))
 			goto done;
 		o.paths = (const char *const *)subs;
 		o.npaths = nsubs;

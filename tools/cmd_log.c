@@ -130,29 +130,10 @@ static char *join(const char *a, const char *b)
 	return p;
 }
 
-/* An absolute form of live path @p arg (the file itself may be gone). */
-static char *absolute(const char *arg)
-{
-	char *r = realpath(arg, NULL), *dir, *slash, *out;
-
-	if (r)
-		return r;
-	if (!(dir = strdup(arg)))
-		return NULL;
-	slash = strrchr(dir, '/');
-	if (slash)
-		*slash = 0;
-	r = realpath(slash ? (*dir ? dir : "/") : ".", NULL);
-	out = r ? join(r, slash ? slash + 1 : arg) : NULL;
-	free(r);
-	free(dir);
-	return out;
-}
-
 /* The live path @p arg as SOURCE/REL by the sources' recorded paths (newest backup first). */
 static int from_live(cli *c, const bkr_manifest_list *l, const char *arg, char **out)
 {
-	char *abs = absolute(arg);
+	char *abs = cli_live_abs(arg);
 
 	if (!abs)
 		return cli_failf(c, BKR_ENOTFOUND, "%s: no such file or directory", arg);

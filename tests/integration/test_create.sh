@@ -114,3 +114,37 @@ grep -q "^M.*single.conf/single.conf" "$T/out" || fail "diff --live misses the c
 ! grep -q sibling "$T/out" || fail "diff --live of a file source lists its siblings"
 expect_exit 0 "$BKR" -r "$R" create /etc/hostname
 pass "a single file is a source (create, cat, restore, incremental, diff --live)"
+
+# --- a configured single-file source beside a directory source, named other
+# than its file: diff --live of the file's live path compares that one file
+# (not every source), also once the file is deleted; so does a deleted file
+# of the directory source, and the whole --live diff names both removals
+mkdir -p "$T/fs/data"
+printf 'a\n' >"$T/fs/data/a"
+printf 'conf\n' >"$T/fs/app.conf"
+cat >"$T/fs.json" <<JSON
+{"repository": "$T/fsrepo", "workspace_root": "$T/fs",
+ "sources": [{"name": "data", "paths": ["data"]}, {"name": "conf", "paths": ["app.conf"]}]}
+JSON
+expect_exit 0 "$BKR" init -r "$T/fsrepo"
+expect_exit 0 "$BKR" -c "$T/fs.json" create --all
+printf 'b\n' >"$T/fs/data/b"
+expect_exit 0 "$BKR" -c "$T/fs.json" diff latest --live "$T/fs/app.conf"
+[ ! -s "$T/out" ] || fail "diff --live of an unchanged configured file source: $(cat "$T/out")"
+printf 'more\n' >>"$T/fs/app.conf"
+for how in "-c $T/fs.json" "-r $T/fsrepo"; do
+	expect_exit 0 "$BKR" $how diff latest --live "$T/fs/app.conf"
+	[ "$(cat "$T/out")" = "M  conf/app.conf" ] || fail "diff $how --live of a file source: $(cat "$T/out")"
+done
+(cd "$T/fs" && "$BKR" -c "$T/fs.json" diff latest --live app.conf --json) >"$T/out" || fail "diff --live app.conf"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [c["path"] for c in d["changes"]] == ["conf/app.conf"], d' "$T/out" ||
+	fail "diff --live --json of a file source: $(cat "$T/out")"
+rm "$T/fs/app.conf" "$T/fs/data/a"
+expect_exit 0 "$BKR" -r "$T/fsrepo" diff latest --live "$T/fs/app.conf"
+[ "$(cat "$T/out")" = "-  conf/app.conf" ] || fail "diff --live of a deleted file source: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$T/fsrepo" diff latest --live "$T/fs/data/a"
+[ "$(cat "$T/out")" = "-  data/a" ] || fail "diff --live of a deleted file: $(cat "$T/out")"
+expect_exit 0 "$BKR" -c "$T/fs.json" diff latest --live
+[ "$(LC_ALL=C sort "$T/out" | tr '\n' ' ')" = "+  data/b -  conf/app.conf -  data/a " ] ||
+	fail "diff --live with a deleted file source: $(cat "$T/out") $(cat "$T/err")"
+pass "diff --live of a configured file source: that file alone, also deleted"

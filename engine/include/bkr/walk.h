@@ -37,6 +37,19 @@
 int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entry *out,
 		     bkr_dir **holder, const bkr_tree **leaf, uint32_t *li);
 
+/**
+ * Whether source @p source of the backup with root tree @p root, found at
+ * @p path on this host (its recorded sources[].path, or where it is now), is
+ * a single file: a backup keeps one as the directory @p source holding that
+ * file (`bkr create /etc/hostname` makes hostname/hostname).  It is when
+ * @p path is something other than a directory; when nothing is at @p path
+ * (the file was deleted), when the backup's directory @p source holds just
+ * one entry, a non-directory named as @p path's last component.  Restore,
+ * diff --live and log map a live path by it; an error reading the tree
+ * counts as no (and is cleared).
+ */
+bool bkr_walk_source_is_file(bkr_repo *r, const bkr_id *root, const char *source, const char *path);
+
 /** Flags for bkr_walk_new. */
 enum {
 	BKR_WALK_POST = 1,     /**< report every directory a second time after its contents (item->post) */
