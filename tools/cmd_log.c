@@ -130,8 +130,10 @@ static char *join(const char *a, const char *b)
 	return p;
 }
 
-/* The live path @p arg as SOURCE/REL by the sources' recorded paths (newest backup first). */
-static int from_live(cli *c, const bkr_manifest_list *l, const char *arg, char **out)
+/* The live path @p arg as SOURCE/REL by the sources' recorded paths (newest
+ * backup first); a single-file source's path, also when the file is gone, as
+ * NAME/FILE (bkr_walk_source_is_file). */
+static int from_live(cli *c, bkr_repo *r, const bkr_manifest_list *l, const char *arg, char **out)
 {
 	char *abs = cli_live_abs(arg);
 
@@ -141,10 +143,9 @@ static int from_live(cli *c, const bkr_manifest_list *l, const char *arg, char *
 		for (size_t k = 0; k < l->items[i]->nsources; k++) {
 			const bkr_manifest_source *ms = &l->items[i]->sources[k];
 			size_t pl = ms->path ? strlen(ms->path) : 0;
-			struct stat st;
 			if (!pl || strncmp(abs, ms->path, pl) != 0 || (abs[pl] && abs[pl] != '/'))
 				continue;
-			if (!abs[pl] && lstat(abs, &st) == 0 && !S_ISDIR(st.st_mode)) {
+			if (!abs[pl] && bkr_walk_source_is_file(r, &l->items[i]->tree, ms->source, ms->path)) {
 				/* a single-file source: kept as NAME/NAME (its directory holds it) */
 				const char *base = strrchr(abs, '/');
 				*out = join(ms->source, base ? base + 1 : abs);
@@ -160,7 +161,8 @@ static int from_live(cli *c, const bkr_manifest_list *l, const char *arg, char *
 	return cli_failf(c, BKR_ENOTFOUND, "%s: not inside a backed-up source (bkr log SOURCE/PATH names one)", arg);
 }
 
-static int resolve_path(cli *c, struct state *s, const bkr_manifest_list *l, const char *arg, char **out)
+static int resolve_path(cli *c, struct state *s, bkr_repo *r, const bkr_manifest_list *l, const char *arg,
+			char **out)
 {
 	const char *slash;
 	size_t len;
@@ -176,7 +178,7 @@ static int resolve_path(cli *c, struct state *s, const bkr_manifest_list *l, con
 	}
 	if (arg[0] == '/' || !strcmp(arg, ".") || !strncmp(arg, "./", 2) || !strcmp(arg, "..") ||
 	    !strncmp(arg, "../", 3))
-		return from_live(c, l, arg, out);
+		return from_live(c, r, l, arg, out);
 	slash = strchr(arg, '/');
 	len = slash ? (size_t)(slash - arg) : strlen(arg);
 	if (has_source(l, arg, len)) {
@@ -184,7 +186,7 @@ static int resolve_path(cli *c, struct state *s, const bkr_manifest_list *l, con
 		return *out ? 0 : cli_fail(c, bkr_error_oom());
 	}
 	if (access(arg, F_OK) == 0)
-		return from_live(c, l, arg, out);
+		return from_live(c, r, l, arg, out);
 	return cli_failf(c, BKR_ENOTFOUND, "%s: no source named '%.*s' in any backup, and no such file here", arg,
 			 (int)len, arg);
 }
@@ -459,7 +461,7 @@ int cmd_log(cli *c, int argc, char **argv)
 		goto fail;
 	if (bad)
 		cli_warn(c, "%zu damaged manifest(s) left out: %s", bad, bkr_error_message());
-	if ((rc = resolve_path(c, &s, &l, argv[first], &path)))
+	if ((rc = resolve_path(c, &s, repo, &l, argv[first], &path)))
 		goto done;
 	if (l.n && (!(hb = calloc(l.n, sizeof(*hb))) || !(s.v = calloc(l.n, sizeof(*s.v))))) {
 		err = bkr_error_oom();

@@ -270,4 +270,14 @@ grep -q 'app.conf/app.conf' "$T/err" || fail "log of a single-file source: $(cat
 [ "$(awk '{print $NF}' "$T/out")" != "$(sha256sum "$T/etc7/sp" | cut -c1-64)" ] || fail "test assumption: sparse digest"
 grep -q ' sparse:[0-9a-f]\{64\}$' "$T/out" || fail "a sparse digest is shown as a SHA-256: $(cat "$T/out")"
 pass "bkr log: a single-file source's live path is the file; a sparse digest is marked"
+# ... and so is it once the file is deleted (mapped by the backups, not by
+# what is on disk): not the directory holding it
+rm "$T/etc7/app.conf"
+for p in "$T/etc7/app.conf" ./app.conf; do
+	(cd "$T/etc7" && "$BKR" -r "$R7" log "$p") >"$T/out" 2>"$T/err" || fail "log of a deleted single-file source $p: $(cat "$T/err")"
+	[ "$(awk '{print $3, $4}' "$T/out" | tr '\n' ' ')" = "content file added file " ] ||
+		fail "log of a deleted single-file source's live path $p: $(cat "$T/out")"
+	grep -q 'app.conf/app.conf' "$T/err" || fail "log of a deleted single-file source $p: $(cat "$T/err")"
+done
+pass "bkr log: a deleted single-file source's live path is still the file"
 fusermount3 -u "$M"
