@@ -83,9 +83,6 @@ static int list_top(struct bkrfs *fs, struct bkrfs_dirh *h)
 			return err;
 		for (size_t k = 0; !err && k < fs->view->ntime; k++)
 			err = dirh_add(h, &cap, fs->view->b[fs->view->by_time[k]].id, DT_DIR);
-		for (size_t k = 0; !err && k < fs->view->n; k++)
-			if (!fs->view->b[k].parsed)
-				err = dirh_add(h, &cap, fs->view->b[k].id, DT_DIR);
 		pthread_rwlock_unlock(&fs->view_lock);
 		return err;
 	case BKRFS_NODE_BY_DATE:

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "bkr/error.h"
+#include "bkr/hash.h"
 #include "bkr/tree.h"
 #include "bkrfs.h"
 #include "catalog.h"
@@ -286,13 +287,46 @@ int bkrfs_node_open_dir(struct bkrfs *fs, bkrfs_inode *i, bkrfs_cache_entry **ce
 	return 0;
 }
 
+/* Whether the damaged manifest of @p s was logged already (else it is now noted). */
+static bool manifest_logged(struct bkrfs *fs, const bkrfs_snap *s)
+{
+	struct bkrfs_seen *seen = &fs->seen;
+	bool dup = false;
+	bkr_id key;
+	char k[600];
+
+	snprintf(k, sizeof(k), "%c%s", s->run ? 'r' : 'b', s->id);
+	bkr_sha256(k, strlen(k), &key);
+	pthread_mutex_lock(&seen->lock);
+	for (unsigned j = 0; j < BKRFS_SEEN_MAX && j < seen->nmanifest && !dup; j++)
+		dup = !memcmp(seen->manifest[j].b, key.b, BKR_ID_SIZE);
+	if (!dup)
+		seen->manifest[seen->nmanifest++ % BKRFS_SEEN_MAX] = key;
+	pthread_mutex_unlock(&seen->lock);
+	return dup;
+}
+
 int bkrfs_node_tree_errno(struct bkrfs *fs, bkrfs_inode *dir, int err)
 {
 	int e = bkrfs_errno(err);
+	bool no_manifest = false;
 
-	if (err != BKR_ENOTFOUND && err != BKR_ENOMEM)
-		bkrfs_log(fs, "%s %s, directory '%s': %s", dir->snap && dir->snap->run ? "run" : "backup",
-			  dir->snap ? dir->snap->id : "?", dir->path ? dir->path : "", bkr_error_message());
+	if (err == BKR_ENOTFOUND || err == BKR_ENOMEM)
+		return e;
+	if (err == BKR_ECORRUPT && dir->kind == BKRFS_NODE_SNAP_ROOT && dir->snap) {
+		pthread_mutex_lock(&dir->snap->lock);
+		no_manifest = !dir->snap->m;
+		pthread_mutex_unlock(&dir->snap->lock);
+	}
+	if (no_manifest) {
+		/* a damaged manifest: EIO at every visit, one line per backup */
+		if (!manifest_logged(fs, dir->snap))
+			bkrfs_log(fs, "%s %s: its manifest is damaged, the directory answers EIO: %s",
+				  dir->snap->run ? "run" : "backup", dir->snap->id, bkr_error_message());
+		return e;
+	}
+	bkrfs_log(fs, "%s %s, directory '%s': %s", dir->snap && dir->snap->run ? "run" : "backup",
+		  dir->snap ? dir->snap->id : "?", dir->path ? dir->path : "", bkr_error_message());
 	return e;
 }
 
@@ -338,7 +372,7 @@ int bkrfs_node_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, bool
 		if ((err = bkrfs_catalog_view_rdlock(fs)))
 			return err;
 		if ((b = bkrfs_view_find(fs->view, name)))
-			s = bkrfs_snap_new(b->id, false, b->parsed ? b->info.time : fs->mount_time);
+			s = bkrfs_snap_new(b->id, false, b->info.time);
 		err = b ? (s ? 0 : ENOMEM) : ENOENT;
 		pthread_rwlock_unlock(&fs->view_lock);
 		if (err)

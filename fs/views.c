@@ -253,14 +253,15 @@ int bkrfs_view_build(bkrfs_view **out, const char *const *names, size_t n, const
 		goto fail;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (!names[i] || !*names[i])
+		/* a name that is no backup id (backups/x.json, notes.json) names no
+		 * backup: it is not shown (bkr verify names it) */
+		if (!names[i] || bkrfs_parse_backup_id(names[i], &v->b[m].info) < 0)
 			continue;
 		if (!(v->b[m].id = strdup(names[i]))) {
 			v->n = m;
 			err = bkr_error_oom();
 			goto fail;
 		}
-		v->b[m].parsed = bkrfs_parse_backup_id(names[i], &v->b[m].info) == 0;
 		m++;
 	}
 	bkr_error_clear();
@@ -280,8 +281,7 @@ int bkrfs_view_build(bkrfs_view **out, const char *const *names, size_t n, const
 		v->n = w;
 	}
 	for (size_t i = 0; i < v->n; i++)
-		if (v->b[i].parsed)
-			v->by_time[v->ntime++] = i;
+		v->by_time[v->ntime++] = i;
 	if (v->ntime > 1) {
 		qsort_r(v->by_time, v->ntime, sizeof(size_t), cmp_by_time, v->b);
 	}

@@ -47,7 +47,6 @@ bool bkrfs_tz_valid(const char *tz);
 typedef struct {
 	char *id;            /**< owned */
 	bkrfs_id_info info;
-	bool parsed;         /**< false: a name that is not a backup id (by-id only) */
 	char day[16];        /**< "YYYY-MM-DD" in the view's time zone */
 	char *date_name;     /**< owned; "HHMMSS-type" (+ "-suffix" on a clash) */
 } bkrfs_view_backup;
@@ -63,7 +62,7 @@ typedef int64_t (*bkrfs_time_fn)(void *ctx, const char *id);
 typedef struct {
 	bkrfs_view_backup *b;   /**< sorted by id (bytewise) */
 	size_t n;
-	size_t *by_time;        /**< indexes into b, oldest first (parsed only) */
+	size_t *by_time;        /**< indexes into b, oldest first */
 	size_t ntime;
 	bkrfs_view_day *days;   /**< ascending */
 	size_t ndays;
@@ -72,7 +71,8 @@ typedef struct {
 } bkrfs_view;
 
 /**
- * Build a view from the backup ids in @p names (copied; duplicates dropped).
+ * Build a view from the backup ids in @p names (copied; duplicates dropped;
+ * a name that is not a backup id is left out: it names no backup).
  * @p tz as in bkrfs_local_time.  @p precise (optional) breaks ties between
  * the newest backups of the same second.
  */

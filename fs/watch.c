@@ -75,7 +75,7 @@ static void notify_view(struct bkrfs *fs, const bkrfs_view *old, const bkrfs_vie
 			continue;
 		}
 		inval_entry(fs, BKRFS_INO_BY_ID, x->id);
-		if (x->parsed && x->day[0])
+		if (x->day[0])
 			inval_day(fs, x->day);
 		if (c < 0)
 			i++;

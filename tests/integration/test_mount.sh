@@ -391,6 +391,39 @@ grep -q '^user::rw-' <(getfacl -cp "$M/by-id/$FIRST/sec/plain" 2>/dev/null) &&
 	ok "getfacl on a backup without ACLs shows the mode's ACL" || fail "getfacl on $FIRST: $(getfacl -cp "$M/by-id/$FIRST/sec/plain" 2>&1)"
 unmount "$M" "$DAEMON"
 
+# ---- junk in backups/: a name that is no backup id is no backup --------------------
+# (not listed, ENOENT, also when it appears while mounted); a manifest named
+# by a backup id that does not read is a damaged backup: listed (by-id and
+# by-date), EIO on access, one log line naming it however often it is visited.
+# bkr list counts both as damaged (exit 4).
+BAD=backup_20260101_010101_full_0badf00d
+echo junk >"$R2/backups/x.json"
+echo '{"backup_id": "nope"}' >"$R2/backups/$BAD.json"
+"$BKR" list -r "$R2" >/dev/null 2>&1
+[ $? = 4 ] || fail "bkr list with junk in backups/ does not exit 4"
+bkrfs_fg "$R2" "$M" "$T/daemon-junk.err" -o watch_ms=200
+ls "$M/by-id" >"$T/byid.txt" 2>&1 || fail "ls by-id with junk: $(cat "$T/byid.txt")"
+! grep -qx x "$T/byid.txt" && grep -qx "$BAD" "$T/byid.txt" &&
+	ok "by-id leaves out a name that is no backup id, lists a damaged backup" || fail "by-id with junk: $(cat "$T/byid.txt")"
+[ "$(xerr "$M/by-id/x" user.x)" = ENOENT ] && ok "by-id/x: ENOENT" || fail "by-id/x: $(xerr "$M/by-id/x" user.x)"
+[ -L "$M/by-date/2026-01-01/010101-full" ] || fail "by-date misses the damaged backup: $(ls "$M/by-date" 2>&1)"
+for i in 1 2 3; do
+	ls "$M/by-id/$BAD" >/dev/null 2>"$T/lsbad.err" && fail "ls of a damaged backup succeeded"
+	grep -q "Input/output error" "$T/lsbad.err" || fail "ls of a damaged backup: $(cat "$T/lsbad.err")"
+done
+ls "$M/by-date/2026-01-01/010101-full/" >/dev/null 2>&1 && fail "ls of a damaged backup by date succeeded"
+[ "$(grep -c "$BAD" "$T/daemon-junk.err")" = 1 ] && grep -q "manifest is damaged" "$T/daemon-junk.err" &&
+	ok "a damaged backup: EIO, one log line" || fail "damaged manifest log: $(cat "$T/daemon-junk.err")"
+echo junk >"$R2/backups/zzz.json"
+sleep 1
+ls "$M/by-id" >"$T/byid2.txt" 2>&1
+cmp -s "$T/byid.txt" "$T/byid2.txt" && ok "junk appearing while mounted is not listed" ||
+	fail "by-id after new junk: $(cat "$T/byid2.txt")"
+[ "$(readlink "$M/latest")" != by-id/zzz ] || fail "latest names junk"
+[ "$(grep -c . "$T/daemon-junk.err")" = 1 ] || fail "daemon log with junk: $(cat "$T/daemon-junk.err")"
+unmount "$M" "$DAEMON"
+rm -f "$R2/backups/x.json" "$R2/backups/zzz.json" "$R2/backups/$BAD.json"
+
 # ---- refused mount points and bad input ----------------------------------------------------
 expect_exit() { # code message-regex cmd...
 	local code=$1 re=$2 out rc

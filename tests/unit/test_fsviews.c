@@ -47,7 +47,7 @@ static void test_by_date_utc(void **state)
 	char t[128];
 
 	assert_int_equal(bkrfs_view_build(&v, ids, 5, NULL, NULL, NULL), 0);
-	assert_int_equal(v->n, 4);
+	assert_int_equal(v->n, 3);
 	assert_int_equal(v->ntime, 3);
 	assert_int_equal(v->ndays, 3);
 	assert_string_equal(v->days[0].day, "2026-11-25");
@@ -62,9 +62,46 @@ static void test_by_date_utc(void **state)
 	assert_string_equal(v->latest_target, "by-id/backup_20261127_013000_snapshot_cccccccc");
 	assert_int_equal(bkrfs_view_date_target(t, sizeof(t), b->id), 0);
 	assert_string_equal(t, "../../by-id/backup_20261126_230000_full_aaaaaaaa");
-	/* by-id has every name, the odd one too */
-	assert_non_null(bkrfs_view_find(v, "not-a-backup-name"));
+	/* a name that is no backup id (backups/x.json) names no backup: not in by-id */
+	assert_null(bkrfs_view_find(v, "not-a-backup-name"));
 	assert_null(bkrfs_view_find(v, "backup_20261126_230000_full_aaaaaaab"));
+	bkrfs_view_free(v);
+}
+
+/* Junk in backups/ (a name that is no backup id) is not a backup: the view
+ * leaves it out of by-id, by-date and latest, whatever its name sorts as */
+static void test_junk_names(void **state)
+{
+	static const char *const names[] = {
+		"x",
+		"zzz-newest-by-name",
+		"backup_20261126_230000_full_aaaaaaaa",
+		"backup_99999999_999999_full_ffffffff", /* no date */
+		"backup_20261201_010101_Full_ffffffff", /* no lower-case type */
+		"backup_20261201_010101_full_",         /* no suffix */
+		"README",
+	};
+	bkrfs_view *v, *w;
+
+	(void)state;
+	assert_int_equal(bkrfs_view_build(&v, names, 7, NULL, NULL, NULL), 0);
+	assert_int_equal(v->n, 1);
+	assert_int_equal(v->ntime, 1);
+	assert_int_equal(v->ndays, 1);
+	assert_string_equal(v->b[0].id, "backup_20261126_230000_full_aaaaaaaa");
+	assert_string_equal(v->latest, "backup_20261126_230000_full_aaaaaaaa");
+	for (size_t k = 0; k < 7; k++)
+		if (k != 2)
+			assert_null(bkrfs_view_find(v, names[k]));
+	/* junk coming or going changes nothing the mount shows */
+	assert_int_equal(bkrfs_view_build(&w, names + 2, 1, NULL, NULL, NULL), 0);
+	assert_true(bkrfs_view_same(v, w));
+	bkrfs_view_free(w);
+	/* only junk: an empty view, no latest */
+	assert_int_equal(bkrfs_view_build(&w, names, 2, NULL, NULL, NULL), 0);
+	assert_int_equal(w->n, 0);
+	assert_null(w->latest);
+	bkrfs_view_free(w);
 	bkrfs_view_free(v);
 }
 
@@ -163,6 +200,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_id),
 		cmocka_unit_test(test_by_date_utc),
+		cmocka_unit_test(test_junk_names),
 		cmocka_unit_test(test_by_date_tz),
 		cmocka_unit_test(test_clash_and_latest),
 		cmocka_unit_test(test_empty_and_same),
