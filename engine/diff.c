@@ -782,7 +782,7 @@ int bkr_diff_live(bkr_repo *r, const bkr_manifest *m, const bkr_source_spec *sou
 		 * the directory holding it, as backup keeps it */
 		if (bkr_walk_source_is_file(r, &m->tree, ms->source, dir) && (err = split_last(dir, &parent, &only)) < 0)
 			break;
-		err = diff_live_dir(&c, &m->tree, &ms->tree, parent ? parent : dir, only, spec, 0);
+		err = diff_live_dir(&c, &m->tree, &ms->tree, parent ? parent : dir, only, spec, strlen(ms->source));
 		free(parent);
 	}
 out:

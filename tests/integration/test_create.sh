@@ -148,3 +148,22 @@ expect_exit 0 "$BKR" -c "$T/fs.json" diff latest --live
 [ "$(LC_ALL=C sort "$T/out" | tr '\n' ' ')" = "+  data/b -  conf/app.conf -  data/a " ] ||
 	fail "diff --live with a deleted file source: $(cat "$T/out") $(cat "$T/err")"
 pass "diff --live of a configured file source: that file alone, also deleted"
+
+# --- diff --live applies a source's excludes relative to the source, as backup
+# does: a pattern with a '/' (sub/*.log) left out of the backup is not 'added'
+mkdir -p "$T/ex/ws/data/sub"
+printf 'l\n' >"$T/ex/ws/data/sub/x.log"
+printf 'k\n' >"$T/ex/ws/data/keep"
+cat >"$T/ex.json" <<JSON
+{"repository": "$T/ex/repo", "workspace_root": "$T/ex/ws",
+ "sources": [{"name": "data", "paths": ["data"], "excludes": ["sub/*.log"]}]}
+JSON
+expect_exit 0 "$BKR" init -r "$T/ex/repo"
+expect_exit 0 "$BKR" -c "$T/ex.json" create --all
+expect_exit 0 "$BKR" -c "$T/ex.json" ls latest -R
+! grep -q x.log "$T/out" || fail "test assumption: sub/x.log is excluded"
+expect_exit 0 "$BKR" -c "$T/ex.json" diff latest --live
+[ ! -s "$T/out" ] || fail "diff --live lists an excluded file: $(cat "$T/out")"
+expect_exit 0 "$BKR" -c "$T/ex.json" diff latest --live "$T/ex/ws/data/sub"
+[ ! -s "$T/out" ] || fail "diff --live PATH lists an excluded file: $(cat "$T/out")"
+pass "diff --live leaves out what the source's excludes leave out"
