@@ -27,7 +27,7 @@ struct pack {
 	bkr_pack_id id;
 	uint8_t type;
 	size_t first, n;          /* its entries: ents[first .. first+n) */
-	uint64_t bytes, used;     /* stored bytes (headers included) of all / used blobs */
+	uint64_t bytes, used;     /* stored bytes (headers included) of all / used blobs (kept copies) */
 	uint64_t file_size;       /* 0 when missing on disk */
 	bool on_disk, drop, repack;
 	uint32_t where;           /* bit i: place i (0 = hot, then the tiers) holds a copy */
@@ -56,6 +56,7 @@ struct prune {
 	size_t nents;
 	struct pack *packs;
 	size_t npacks;
+	bool *keep;         /* per entry: the one copy of a used blob the new index names */
 	struct leftover *left;
 	size_t nleft, capleft;
 	const char *backup; /* whose trees are being marked, for messages */
@@ -244,6 +245,62 @@ static int load_index(struct prune *p, bkr_index **idx)
 	return bkr_repo_foreach_pack_in(p->r, on_disk, p);
 }
 
+/* Packs on disk first, then those with more used bytes (fewer copies to make), then in index order. */
+static int copy_order(const void *a, const void *b)
+{
+	const struct pack *x = *(const struct pack *const *)a, *y = *(const struct pack *const *)b;
+	if (x->on_disk != y->on_disk)
+		return x->on_disk ? -1 : 1;
+	if (x->used != y->used)
+		return x->used > y->used ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * One copy of each used blob: two backups running at once may each store
+ * the same new blob in a pack of their own, and a blob the index names in
+ * two packs is used in one of them only.  The copy kept is in a pack on
+ * disk, preferably one holding more used bytes; the other copies count as
+ * unused, so that a pack holding only such copies is dropped (and one
+ * wasting more than --max-unused repacked) by this prune, not left to a
+ * second one to find as a leftover once the new index no longer names it.
+ */
+static int choose_copies(struct prune *p)
+{
+	struct pack **order = malloc((p->npacks ? p->npacks : 1) * sizeof(*order));
+	bkr_idset chosen = BKR_IDSET_INIT;
+	int err = 0;
+
+	if (!order || !(p->keep = calloc(p->nents ? p->nents : 1, sizeof(*p->keep)))) {
+		free(order);
+		return bkr_error_oom();
+	}
+	for (size_t i = 0; i < p->npacks; i++)
+		order[i] = &p->packs[i];
+	qsort(order, p->npacks, sizeof(*order), copy_order);
+	for (size_t i = 0; i < p->npacks; i++)
+		order[i]->used = 0;
+	for (size_t i = 0; i < p->npacks && err == 0; i++) {
+		struct pack *pk = order[i];
+		for (size_t k = pk->first; k < pk->first + pk->n; k++) {
+			int added;
+			if (!bkr_idset_has(&p->used, &p->ents[k].id))
+				continue;
+			if ((added = bkr_idset_add(&chosen, &p->ents[k].id)) < 0) {
+				err = bkr_error_oom();
+				break;
+			}
+			if (added) {
+				p->keep[k] = true;
+				pk->used += BKR_BLOB_HEADER_SIZE + (uint64_t)p->ents[k].stored_len;
+			}
+		}
+	}
+	bkr_idset_free(&chosen);
+	free(order);
+	return err;
+}
+
 /* The store of place @p i: the repository's own for moves (@p hot), else the tier's. */
 static bkr_store *place_store(struct prune *p, bkr_store *hot, size_t i)
 {
@@ -405,13 +462,8 @@ static int repack_one(struct prune *p, struct pack *pk, struct repacker *rp, bkr
 	rp->type = pk->type;
 	for (size_t i = pk->first; i < pk->first + pk->n && err == 0; i++) {
 		const bkr_index_entry *e = &p->ents[i];
-		bool dup = false;
-		if (!bkr_idset_has(&p->used, &e->id))
-			continue;
-		for (size_t k = pk->first; k < i && !dup; k++)
-			dup = !bkr_id_cmp(&p->ents[k].id, &e->id);
-		if (dup)
-			continue;
+		if (!p->keep[i])
+			continue; /* unused, or a copy kept elsewhere */
 		if ((err = bkr_pack_read_blob_from(bkr_repo_crypto(p->r), src_read, &src, pk->path, &e->id, e->offset,
 						   e->stored_len, e->raw_len, e->type, raw, 0)) < 0)
 			break;
@@ -449,8 +501,10 @@ static int write_index(struct prune *p, bkr_index *idx)
 		const struct pack *pk = &p->packs[i];
 		if (pk->drop || pk->repack)
 			continue;
+		/* a used blob by its one kept copy (not a duplicate, nor a missing
+		 * pack's when another has it); an unused one while its pack is there */
 		for (size_t k = pk->first; k < pk->first + pk->n && err == 0; k++)
-			if (pk->on_disk || bkr_idset_has(&p->used, &p->ents[k].id))
+			if (bkr_idset_has(&p->used, &p->ents[k].id) ? p->keep[k] : pk->on_disk)
 				err = bkr_index_builder_add(b, &p->ents[k]);
 	}
 	if (p->rep->repacked_packs && (!(raw = malloc(BKR_BLOB_MAX)) || !(stored = malloc(BKR_SEALED_BLOB_STORED_MAX))))
@@ -559,7 +613,7 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 		goto done;
 	}
 	if ((err = bkr_trash_repo_store(r, &s)) < 0 || (p.store = s, err = mark(&p)) < 0 || (err = load_index(&p, &idx)) < 0 ||
-	    (err = find_trash_tmp(&p, s)) < 0 || (err = check_leftovers(&p, idx)) < 0)
+	    (err = find_trash_tmp(&p, s)) < 0 || (err = check_leftovers(&p, idx)) < 0 || (err = choose_copies(&p)) < 0)
 		goto done;
 	for (size_t i = 0; i < p.nents; i++) {
 		int added;
@@ -599,6 +653,7 @@ done:
 	bkr_idset_free(&counted);
 	free(p.ents);
 	free(p.packs);
+	free(p.keep);
 	free(p.left);
 	return err;
 }

@@ -219,7 +219,7 @@ int bkr_store_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const 
 int bkr_store_delete(bkr_store *s, const char *name)
 {
 	int err;
-	if ((err = check_name(name, false)) < 0)
+	if ((err = check_name(name, false)) < 0 || (err = bkr_store_s3_locks_confirm(name)) < 0)
 		return err;
 	return s->ops->remove(s, name);
 }
@@ -227,7 +227,8 @@ int bkr_store_delete(bkr_store *s, const char *name)
 int bkr_store_rename(bkr_store *s, const char *from, const char *to)
 {
 	int err;
-	if ((err = check_name(from, false)) < 0 || (err = check_name(to, false)) < 0)
+	if ((err = check_name(from, false)) < 0 || (err = check_name(to, false)) < 0 ||
+	    (err = bkr_store_s3_locks_confirm(from)) < 0 || (err = bkr_store_s3_locks_confirm(to)) < 0)
 		return err;
 	return s->ops->rename_new(s, from, to);
 }

@@ -124,8 +124,6 @@ typedef struct {
 	} win[S3_NWIN];
 	uint64_t wclock;
 	int64_t down_until;    /* CLOCK_MONOTONIC ns: the endpoint did not answer; one try each until then */
-	pthread_mutex_t lmu;   /* guards held */
-	s3_held *held;         /* the locks this store holds (not marks): checked before a publish */
 	volatile bool no_bucket; /* a request met NoSuchBucket */
 } s3_store;
 
@@ -744,12 +742,12 @@ static int s3_put_new(s3_store *s, const char *name, const void *data, size_t le
 	return err;
 }
 
-static int locks_confirm(s3_store *s, const char *name);
+static int locks_confirm(const char *name, bool destroy);
 
 static int s3_put(bkr_store *base, const char *name, const void *data, size_t len)
 {
 	s3_store *s = (s3_store *)base;
-	int err = locks_confirm(s, name);
+	int err = locks_confirm(name, false);
 	return err < 0 ? err : s3_put_new(s, name, data, len, NULL, 0);
 }
 
@@ -797,7 +795,7 @@ static int s3_upload_publish(bkr_store_upload *base, const char *name)
 	int err;
 	if (u->published)
 		return bkr_error_set(BKR_EINVAL, "upload already published");
-	if ((err = locks_confirm((s3_store *)u->base.store, name)) == 0 &&
+	if ((err = locks_confirm(name, false)) == 0 &&
 	    (err = s3_put_new((s3_store *)u->base.store, name, u->buf, u->len, NULL, 0)) == 0) {
 		u->published = true;
 		free(u->buf);
@@ -944,7 +942,7 @@ static int s3_prepare(bkr_store *base, const char *prefix)
 
 struct s3_held {
 	bkr_store_held base;
-	s3_held *next;              /* in the store's list of held locks */
+	s3_held *next;              /* in held_all */
 	char name[S3_KEY_MAX];      /* our lock object */
 	char *body;
 	bool mark;                  /* a writers' mark: rewritten as it is, never checked */
@@ -960,6 +958,16 @@ struct s3_held {
 	int64_t silent;             /* when lost: seconds from that write to finding it gone */
 };
 
+/*
+ * Every lock (not mark) this process holds, on any store: a command may
+ * reach the objects its lock guards through another store than the one that
+ * took it (prune and delete move through a store of their own, a tier is a
+ * store of its own), so each is checked before anything is published,
+ * moved or removed, whichever store does it.
+ */
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static s3_held *held_all;
+
 /* Seconds on a clock that runs while the process is stopped or the machine sleeps. */
 static int64_t boot_seconds(void)
 {
@@ -972,8 +980,8 @@ static int lost_error(s3_store *s, s3_held *l)
 {
 	return bkr_error_set(BKR_ELOCKED, "%s/%s: repository lock lost: this command's lock object was removed "
 			     "(as stale, by another host) while it ran (paused or cut off for %lld s; a lock not "
-			     "refreshed for %d s is stale); nothing was published after that", s->base.location,
-			     l->name, (long long)l->silent, s->lock_stale);
+			     "refreshed for %d s is stale); nothing was published, moved or removed after that",
+			     s->base.location, l->name, (long long)l->silent, s->lock_stale);
 }
 
 /*
@@ -1043,21 +1051,32 @@ done:
 
 /*
  * Before publishing @p name (an index file, a manifest, a record: what the
- * locks held guard), make sure every lock this store holds is still ours.
- * A lock written less than stale/5 seconds ago (one refresh period, by a
- * clock that runs while we are stopped) cannot have been judged stale by
- * any host, which waits for the larger of its period and ours: no request.
+ * locks held guard), or with @p destroy before moving or removing it (a pack
+ * too: another command may rely on it), make sure every lock this process
+ * holds is still ours.  A lock written less than stale/5 seconds ago (one
+ * refresh period, by a clock that runs while we are stopped) cannot have
+ * been judged stale by any host, which waits for the larger of its period
+ * and ours: no request.
  */
-static int locks_confirm(s3_store *s, const char *name)
+static int locks_confirm(const char *name, bool destroy)
 {
 	int err = 0;
-	if (!strncmp(name, "data/", 5) || !strncmp(name, "tree/", 5) || !strncmp(name, "locks/", 6))
-		return 0; /* a pack no index names is a leftover, whatever happens to the lock */
-	pthread_mutex_lock(&s->lmu);
-	for (s3_held *l = s->held; l && err == 0; l = l->next)
-		err = lock_confirm(s, l, s->lock_stale / 5);
-	pthread_mutex_unlock(&s->lmu);
+	if (!strncmp(name, "locks/", 6))
+		return 0; /* the locks themselves: taking one removes stale ones */
+	if (!destroy && (!strncmp(name, "data/", 5) || !strncmp(name, "tree/", 5)))
+		return 0; /* a new pack no index names is a leftover, whatever happens to the lock */
+	pthread_mutex_lock(&held_mu);
+	for (s3_held *l = held_all; l && err == 0; l = l->next) {
+		s3_store *ls = (s3_store *)l->base.store;
+		err = lock_confirm(ls, l, ls->lock_stale / 5);
+	}
+	pthread_mutex_unlock(&held_mu);
 	return err;
+}
+
+int bkr_store_s3_locks_confirm(const char *name)
+{
+	return locks_confirm(name, true);
 }
 
 /* Rewrite our lock object every stale/5 seconds: its Last-Modified says we are alive. */
@@ -1253,10 +1272,10 @@ static int s3_hold(bkr_store *base, const char *name, bool exclusive, bool wait,
 	pthread_cond_init(&l->cv, NULL);
 	pthread_mutex_init(&l->cmu, NULL);
 	if (!mark) {
-		pthread_mutex_lock(&s->lmu);
-		l->next = s->held;
-		s->held = l;
-		pthread_mutex_unlock(&s->lmu);
+		pthread_mutex_lock(&held_mu);
+		l->next = held_all;
+		held_all = l;
+		pthread_mutex_unlock(&held_mu);
 	}
 	if (pthread_create(&l->thread, NULL, refresh_main, l) == 0)
 		l->running = true;
@@ -1283,14 +1302,13 @@ static int s3_mark(bkr_store *base, const char *name, bkr_store_held **out)
 static void s3_unlock(bkr_store_held *base)
 {
 	s3_held *l = (s3_held *)base;
-	s3_store *s = (s3_store *)l->base.store;
-	pthread_mutex_lock(&s->lmu);
-	for (s3_held **p = &s->held; *p; p = &(*p)->next)
+	pthread_mutex_lock(&held_mu);
+	for (s3_held **p = &held_all; *p; p = &(*p)->next)
 		if (*p == l) {
 			*p = l->next;
 			break;
 		}
-	pthread_mutex_unlock(&s->lmu);
+	pthread_mutex_unlock(&held_mu);
 	if (l->running) {
 		pthread_mutex_lock(&l->mu);
 		l->stop = true;
@@ -1336,7 +1354,6 @@ static void s3_free(bkr_store *base)
 		free(s->win[i].data);
 	}
 	pthread_mutex_destroy(&s->wmu);
-	pthread_mutex_destroy(&s->lmu);
 	pthread_mutex_destroy(&s->mu);
 	free(s->endpoint);
 	free(s->base_url);
@@ -1395,11 +1412,9 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 		return bkr_error_oom();
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->wmu, NULL);
-	pthread_mutex_init(&s->lmu, NULL);
 	s->base.ops = &s3_ops;
 	if ((err = bkr_s3_url_parse(&s->url, location)) < 0) {
-		pthread_mutex_destroy(&s->lmu);
-		pthread_mutex_destroy(&s->wmu);
+			pthread_mutex_destroy(&s->wmu);
 		pthread_mutex_destroy(&s->mu);
 		free(s);
 		return err;

@@ -13,6 +13,7 @@
 
 #include "bkr/error.h"
 #include "bkr/hash.h"
+#include "bkr/io.h"
 #include "bkr/manifest.h"
 
 #define BATCH_PREFIX "trash/batch-"
@@ -75,6 +76,9 @@ int bkr_trash_move(bkr_store *s, const char *const *names, size_t n, int64_t now
 	if (n == 0)
 		return 0;
 	if ((err = batch_publish(s, names, n, now_ns)) < 0)
+		return err;
+	/* tests: BKR_FAULT="trash-move:N:stop" pauses between the batch and its moves */
+	if ((err = bkr_io_fault("trash-move")) < 0)
 		return err;
 	for (size_t i = 0; i < n; i++) {
 		char to[512];

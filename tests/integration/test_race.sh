@@ -202,3 +202,36 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["files"][0
 expect_exit 0 "$BKR" -q -r "$R2" prune --grace 0
 expect_exit 0 "$BKR" -r "$R2" verify --read-data
 pass "a recovery run waits for a prune that holds the lock"
+
+# --- two backups of the same new data at once: one prune drops the duplicate packs
+R3=$T/repo-dup
+dws=$T/dupws
+mkdir -p "$dws/d"
+head -c 3000000 /dev/urandom >"$dws/d/big.bin"
+head -c 50000 /dev/urandom >"$dws/small.bin"
+expect_exit 0 "$BKR" init -r "$R3"
+# the first stops at its first write (shared lock held, the index read without the second's blobs);
+# the second stores the same blobs and publishes; then the first stores them again in packs of its own
+BKR_FAULT=write:1:stop "$BKR" -q -r "$R3" create --type full "$dws" >/dev/null 2>"$T/dup1.err" &
+dpid=$!
+wait_stopped "$dpid" || fail "the first backup did not stop at its first write: $(cat "$T/dup1.err")"
+expect_exit 0 "$BKR" -q -r "$R3" create --type full "$dws"
+kill -CONT "$dpid"
+wait "$dpid" || fail "the first backup failed: $(cat "$T/dup1.err")"
+dpacks() { find "$R3/data" "$R3/tree" -name '*.pack' | wc -l; }
+[ "$(dpacks)" = 4 ] || fail "the two backups did not each store the data and the trees: $(dpacks) packs"
+expect_exit 0 "$BKR" -r "$R3" prune --json
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["unused_packs"] == 2 and r["moved_to_trash_bytes"] > 3000000, r' "$T/out" ||
+	fail "prune did not drop the duplicate packs: $(cat "$T/out")"
+[ "$(dpacks)" = 2 ] || fail "one prune left $(dpacks) packs of two backups of the same data, expected 2"
+expect_exit 0 "$BKR" -r "$R3" prune --grace 0 --json   # the fixed point: nothing more to move
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["unused_packs"] == 0 and r["leftover_packs"] == 0 and r["repacked_packs"] == 0 and r["moved_to_trash_bytes"] == 0, r' "$T/out" ||
+	fail "a second prune still found work: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R3" verify --read-data
+for id in $("$BKR" -r "$R3" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))'); do
+	rm -rf "$T/rdup"
+	expect_exit 0 "$BKR" -r "$R3" restore "$id" --target "$T/rdup"
+	cmp "$dws/d/big.bin" "$T/rdup/dupws/d/big.bin" && cmp "$dws/small.bin" "$T/rdup/dupws/small.bin" ||
+		fail "backup $id does not restore after the duplicates were dropped"
+done
+pass "two backups storing the same new data at once: one prune drops the duplicate packs, a second finds nothing"

@@ -319,6 +319,52 @@ wait "$pid" || { cat "$T/lost.err"; fail "the backup whose lock another host lef
 expect_exit 0 "$BKR" -c "$T/lost2.json" verify
 pass "a backup stopped past its lock's stale period and taken over by prune fails (exit 5, one line) and publishes nothing; a holder's own stale period wins over a shorter one of another host"
 
+# --- a prune paused past its lock's stale period, its lock taken over by a backup: it moves nothing after that (exit 5)
+PK=s3://bkr-test/lostprune
+printf '{"repository": "%s", "workspace_root": "%s", "s3": {"lock_stale_seconds": 2}}\n' "$PK" "$T" >"$T/lostp.json"
+P=$T/lostprunesrc
+mkdir -p "$P"
+head -c 2000000 /dev/urandom >"$P/old.bin"
+expect_exit 0 "$BKR" init -r "$PK"
+expect_exit 0 "$BKR" -c "$T/lostp.json" create --type full "$P" --json
+old=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_id"])' "$T/out")
+rm "$P/old.bin"
+head -c 1000000 /dev/urandom >"$P/new.bin"
+expect_exit 0 "$BKR" -c "$T/lostp.json" create --type full "$P"
+expect_exit 0 "$BKR" -c "$T/lostp.json" delete "$old"   # old.bin's pack and the old tree: unused
+# stopped after writing its trash batch, before moving the unused packs into trash/
+BKR_FAULT=trash-move:1:stop "$BKR" -c "$T/lostp.json" prune >"$T/lostp.out" 2>"$T/lostp.err" &
+pid=$!
+wait_stopped "$pid" || { cat "$T/lostp.err"; fail "prune never reached its trash moves"; }
+packs=$(s3keys lostprune/data/; s3keys lostprune/tree/)
+trash=$(s3keys lostprune/trash/)   # the deleted backup's manifest and the stopped prune's batch
+[ -n "$(s3keys lostprune/trash/batch-)" ] || fail "the stopped prune wrote no trash batch"
+sleep 3
+# another host's backup finds the stopped prune's exclusive lock stale, removes it and runs
+head -c 100000 /dev/urandom >"$P/newer.bin"
+expect_exit 0 "$BKR" -c "$T/lostp.json" create "$P"
+kill -CONT "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 5 ] || { cat "$T/lostp.err"; fail "a prune whose lock was taken over: expected exit 5, got $rc"; }
+[ "$(wc -l <"$T/lostp.err")" = 1 ] &&
+	grep -q "locks/repo.lock-x-.*repository lock lost.*nothing was published, moved or removed" "$T/lostp.err" ||
+	fail "the lost lock is not one line naming it: $(cat "$T/lostp.err")"
+for k in $packs; do
+	[ -n "$(s3keys "$k")" ] || fail "a prune whose lock was taken over moved $k"
+done
+[ "$(s3keys lostprune/trash/)" = "$trash" ] || fail "a prune whose lock was taken over moved objects into trash: $(s3keys lostprune/trash/)"
+expect_exit 0 "$BKR" -c "$T/lostp.json" verify --read-data
+# the packs its new index no longer names are leftovers: the next prune moves them once past the grace period
+expect_exit 0 "$BKR" -c "$T/lostp.json" prune --grace 0 --json
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["leftover_packs"] == 2 and r["moved_to_trash_bytes"] > 1900000, r' "$T/out" ||
+	fail "the next prune did not move the unused packs: $(cat "$T/out")"
+expect_exit 0 "$BKR" -c "$T/lostp.json" verify --read-data
+expect_exit 0 "$BKR" -c "$T/lostp.json" restore latest --target "$T/rlostp"
+cmp "$P/new.bin" "$T/rlostp/lostprunesrc/new.bin" && cmp "$P/newer.bin" "$T/rlostp/lostprunesrc/newer.bin" ||
+	fail "the latest backup does not restore after the lost prune"
+pass "a prune stopped past its lock's stale period and taken over by a backup fails (exit 5, one line) and moves nothing into trash"
+
 # --- objects the server refuses to give (a bucket policy): that error (exit 8), never "damaged"
 "$SRV" bucket "$T/s3" bkr-deny
 DR=s3://bkr-deny/r

@@ -18,7 +18,8 @@
  * "rename", "read", "restore-meta" (restore, between creating an entry and
  * setting its attributes), "recover-read" (recovery, between the stat and the
  * read of a live workspace file), "restore-tmpfile" (restore's O_TMPFILE: a failure
- * is taken for a filesystem without it).  Several specs may be joined with ','.
+ * is taken for a filesystem without it), "trash-move" (prune, delete, cleanup,
+ * repair: after a trash batch is written, before its objects move).  Several specs may be joined with ','.
  */
 #ifndef BKR_IO_H
 #define BKR_IO_H

@@ -143,6 +143,15 @@ typedef struct {
 int bkr_store_s3_configure(const bkr_store_s3_settings *cfg);
 
 /**
+ * Before @p name is moved or removed (by bkr_store_delete and
+ * bkr_store_rename, on any store: a tier's too), every S3 lock this process
+ * holds is confirmed still ours (docs/s3.md "A lost lock stops its holder"):
+ * BKR_ELOCKED "repository lock lost" when another host removed one as
+ * stale.  Names under "locks/" are not checked.  0 when no S3 lock is held.
+ */
+int bkr_store_s3_locks_confirm(const char *name);
+
+/**
  * A store over the directory @p root (BKR_ENOTFOUND when it is not a
  * directory, unless @p flags has BKR_STORE_CREATE or BKR_STORE_ABSENT_OK).
  */
