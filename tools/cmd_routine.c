@@ -32,7 +32,7 @@ static const char usage[] =
 	"usage: bkr routine -c CONFIG hourly|daily|weekly|emergency [--dry-run] [--json]\n"
 	"       [--no-wait] [--as-of TIME] [--apply]\n\n"
 	"Run a scheduled routine of the configuration (docs/operations.md):\n"
-	"  hourly     incremental backup of the due hourly sources, then scan\n"
+	"  hourly     scan, then an incremental backup of the due hourly sources\n"
 	"  daily      backup of the due hourly and daily sources, verify, cleanup\n"
 	"             (retention and prune), tier migration\n"
 	"  weekly     full backup of every scheduled source, verify --read-data,\n"
@@ -438,8 +438,12 @@ static void run_steps(rt_run *r)
 {
 	switch (r->kind) {
 	case BKR_ROUTINE_HOURLY:
-		rt_do(r, "backup", step_backup);
+		/* the scan first: it judges the workspace against the backups as
+		 * they were before this run. After the backup, a file deleted or
+		 * truncated since the last one would be compared with a backup that
+		 * already lacks it (or holds it empty) and never be reported. */
 		rt_do(r, "scan", step_scan);
+		rt_do(r, "backup", step_backup);
 		break;
 	case BKR_ROUTINE_DAILY:
 		rt_do(r, "backup", step_backup);

@@ -88,7 +88,7 @@ routine() { # routine TIME ARGS...: the routine as of TIME, the backups it makes
 
 expect_exit 0 routine 2026-12-07T10:00:00Z hourly
 json_ok "$T/out"
-[ "$(steps)" = "backup=ok,scan=ok" ] || fail "hourly steps: $(steps)"
+[ "$(steps)" = "scan=ok,backup=ok" ] || fail "hourly steps: $(steps)"
 export BKR_TEST_NOW=2026-12-07T10:00:00Z
 [ "$(newest_sources)" = "hot" ] || fail "the hourly routine backs up the hourly source: $(newest_sources)"
 grep -q '"routine:hourly"' <("$BKR" -r "$R" show latest --json) || fail "the routine's backup is not tagged"
@@ -397,7 +397,7 @@ warned_once() { # warned_once WHAT: exactly one warning naming the backup dated 
 }
 export BKR_TEST_NOW=2027-02-01T10:00:00Z
 expect_exit 0 "$BKR" -c "$T/future.json" --json routine hourly
-[ "$(steps)" = "backup=ok,scan=ok" ] || fail "hourly with a backup dated 2030: $(steps)"
+[ "$(steps)" = "scan=ok,backup=ok" ] || fail "hourly with a backup dated 2030: $(steps)"
 grep -q '"message":"backup_20270201_100000_' "$T/out" || fail "the hourly routine made no backup: $(cat "$T/out")"
 ! grep -q '"kind":"stale_source"' "$T/out" || fail "a stale alert after a backup was made: $(cat "$T/out")"
 warned_once "routine hourly"
@@ -488,9 +488,9 @@ printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "tiers": {
 exec 8>"$R4/locks/repo.lock"
 flock -x 8
 for kind in hourly daily weekly emergency; do
-	expect_exit 6 timeout 20 "$BKR" -c "$T/nowait.json" --json routine "$kind" --no-wait --as-of 2030-06-01T00:00:00Z
+	BKR_TEST_NOW=2030-06-01T00:00:00Z expect_exit 6 timeout 20 "$BKR" -c "$T/nowait.json" --json routine "$kind" --no-wait
 	case $kind in
-	hourly) want="backup=failed,scan=ok" ;;
+	hourly) want="scan=ok,backup=failed" ;;
 	daily) want="backup=failed,verify=ok,cleanup=failed,tier-migrate=failed" ;;
 	weekly) want="backup=failed,verify=ok,repair=skipped,health=problems" ;;
 	emergency) want="scan=ok,recover=skipped,backup=failed" ;;
@@ -548,3 +548,31 @@ one_line_error
 grep -q '^bkr routine: hourly routine: step scan found problems: 1 damaged file (first: x\\x0aneeds a person: forged.json: ' "$T/err" ||
 	fail "-q: the scan's problems (a name with a newline escaped): $(cat "$T/err")"
 pass "routine -q: one line on stderr per failed step or step with problems, nothing when all is well"
+
+# --- the hourly routine scans before it backs up: a file deleted or truncated
+# since the last backup is judged against that backup, reported and alerted
+# (backed up first, the new backup lacked it and the scan found nothing)
+WH=$T/wsh
+mkdir -p "$WH/h" "$T/logsh"
+printf '{"a": 1}\n' >"$WH/h/important.json"
+printf '{"b": 2}\n' >"$WH/h/other.json"
+"$BKR" init -r "$T/repoh" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$T/repoh" "$WH" "$T/logsh" >"$T/h.json"
+BKR_TEST_NOW=2026-12-01T00:00:00Z expect_exit 0 "$BKR" -c "$T/h.json" --json routine hourly
+[ "$(steps)" = "scan=ok,backup=ok" ] || fail "first hourly: $(steps)"
+rm "$WH/h/important.json"
+: >"$WH/h/other.json"
+BKR_TEST_NOW=2026-12-01T01:00:00Z expect_exit 1 "$BKR" -c "$T/h.json" --json routine hourly
+[ "$(steps)" = "scan=problems,backup=ok" ] || fail "hourly after a deletion: $(steps) $(cat "$T/out")"
+python3 - "$T/out" <<'PY' || fail "hourly after a deletion: the scan's result and alert: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+scan = [s for s in d["steps"] if s["step"] == "scan"][0]
+assert scan["message"].startswith("2 damaged files"), scan
+assert "h/important.json: missing" in scan["message"], scan
+assert [a for a in d["alerts"] if a["kind"] == "workspace_damage"], d["alerts"]
+PY
+tail -n 1 "$T/logsh/routines.jsonl" | grep -q '"files":\["h/important.json","h/other.json"\]' ||
+	fail "the record's scan: $(tail -n 1 "$T/logsh/routines.jsonl")"
+pass "routine hourly: the scan runs before the backup, so a deleted or truncated file is reported and alerted"
