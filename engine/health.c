@@ -510,6 +510,43 @@ done:
 	return err;
 }
 
+int bkr_health_check_unopened(bkr_health **out, const bkr_config *cfg, const char *why, int64_t now_ns)
+{
+	struct scan_seen sc = { 0 };
+	bkr_health *h;
+	int err;
+
+	*out = NULL;
+	if (!(h = calloc(1, sizeof(*h))))
+		return bkr_error_oom();
+	h->now_ns = now_ns;
+	if ((err = add_reason(h, "the repository cannot be opened: %s", why)) < 0 ||
+	    (err = read_records(h, cfg, &sc)) < 0)
+		goto done;
+	if (!(h->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*h->sources)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	/* their backups cannot be seen: unknown, neither fresh nor stale */
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		bkr_health_source *s = &h->sources[h->nsources++];
+		s->name = cfg->sources[i].name;
+		s->schedule = cfg->sources[i].schedule;
+		s->newest_ns = INT64_MIN;
+	}
+	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY && !err; k++)
+		if (h->routines[k].known && !h->routines[k].last_ok)
+			err = add_reason(h, "the last %s routine failed: %s", bkr_routine_name((bkr_routine_kind)k),
+					 h->routines[k].last_problem ? h->routines[k].last_problem : "?");
+done:
+	free_strv(sc.files, sc.n);
+	if (err < 0)
+		bkr_health_free(h);
+	else
+		*out = h;
+	return err;
+}
+
 void bkr_health_free(bkr_health *h)
 {
 	if (!h)

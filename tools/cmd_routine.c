@@ -204,6 +204,10 @@ static void step_scan(rt_run *r, rt_step *s)
 
 	bkr_scan_result_free(&r->scan);
 	r->scanned = false;
+	/* as 'bkr scan': without the backups a missing or truncated file cannot
+	 * be seen, and "none damaged" would be a clean bill it cannot give */
+	if (!rt_need_repo(r, s))
+		return;
 	if ((err = open_recover(r, &rc)) < 0 || (err = bkr_recover_scan(rc, 0, &r->scan)) < 0) {
 		rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
 		bkr_recover_free(rc);

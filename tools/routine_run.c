@@ -455,15 +455,20 @@ static void health_alerts(rt_run *r)
 	bkr_health_free(h);
 }
 
-/* Every routine rewrites the metrics file, when one is configured. */
+/* Every routine rewrites the metrics file, when one is configured - also
+ * when the repository did not open: then it says not healthy and the
+ * routine's failed run (from the record just written), never the last
+ * healthy values. */
 static void refresh_metrics(rt_run *r)
 {
 	bkr_health *h = NULL;
 	int err;
 
-	if (!r->cfg->metrics_file || !r->repo)
+	if (!r->cfg->metrics_file)
 		return;
-	if ((err = bkr_health_check(&h, r->cfg, r->repo, r->as_of)) == 0)
+	err = r->repo ? bkr_health_check(&h, r->cfg, r->repo, r->as_of)
+		      : bkr_health_check_unopened(&h, r->cfg, r->repo_error, r->as_of);
+	if (err == 0)
 		err = bkr_health_write_prometheus(h, r->cfg->metrics_file);
 	if (err < 0) {
 		cli_warn(r->c, "metrics file: %s", bkr_error_message());

@@ -514,9 +514,9 @@ mkdir -p "$W5" "$T/logs5"
 printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$T/none" "$W5" "$T/logs5" >"$T/norepo.json"
 expect_exit 6 "$BKR" -q -c "$T/norepo.json" routine hourly
 [ ! -s "$T/out" ] || fail "-q printed on stdout: $(cat "$T/out")"
-one_line_error
-grep -q "^bkr routine: hourly routine: step backup failed: no repository: .*$T/none" "$T/err" ||
-	fail "-q: the failed step is not named: $(cat "$T/err")"
+[ "$(wc -l <"$T/err")" = 2 ] && grep -q "^bkr routine: hourly routine: step backup failed: no repository: .*$T/none" "$T/err" &&
+	grep -q "^bkr routine: hourly routine: step scan failed: no repository: .*$T/none" "$T/err" ||
+	fail "-q: the failed steps are not named: $(cat "$T/err")"
 expect_exit 6 "$BKR" -q -c "$T/norepo.json" routine daily
 [ "$(wc -l <"$T/err")" = 2 ] && grep -q "step backup failed: no repository" "$T/err" &&
 	grep -q "step verify failed: no repository" "$T/err" || fail "-q daily without a repository: $(cat "$T/err")"
@@ -576,3 +576,25 @@ PY
 tail -n 1 "$T/logsh/routines.jsonl" | grep -q '"files":\["h/important.json","h/other.json"\]' ||
 	fail "the record's scan: $(tail -n 1 "$T/logsh/routines.jsonl")"
 pass "routine hourly: the scan runs before the backup, so a deleted or truncated file is reported and alerted"
+
+# --- the repository gone (a disk not mounted): the scan step fails (it cannot
+# tell missing files without the backups) and the metrics file says not
+# healthy and the failed run, instead of keeping the last healthy values
+WG=$T/wsg
+mkdir -p "$WG/h" "$T/logsg"
+printf '{}\n' >"$WG/h/a.json"
+"$BKR" init -r "$T/repog" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "metrics_file": "%s", "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$T/repog" "$WG" "$T/logsg" "$T/g.prom" >"$T/g.json"
+BKR_TEST_NOW=2026-12-01T00:00:00Z expect_exit 0 "$BKR" -q -c "$T/g.json" routine hourly
+grep -qx 'bkr_healthy 1' "$T/g.prom" && grep -qx 'bkr_routine_last_ok{routine="hourly"} 1' "$T/g.prom" ||
+	fail "metrics after a good run: $(cat "$T/g.prom")"
+mv "$T/repog" "$T/repog.away"
+rm "$WG/h/a.json"
+BKR_TEST_NOW=2026-12-01T01:00:00Z expect_exit 6 "$BKR" -c "$T/g.json" --json routine hourly
+[ "$(steps)" = "scan=failed,backup=failed" ] || fail "hourly without its repository: $(steps) $(cat "$T/out")"
+grep -q '"step":"scan","status":"failed",[^}]*"message":"no repository: ' "$T/out" || fail "the scan step's message: $(cat "$T/out")"
+grep -qx 'bkr_healthy 0' "$T/g.prom" && grep -qx 'bkr_routine_last_ok{routine="hourly"} 0' "$T/g.prom" &&
+	grep -qx 'bkr_routine_last_run_timestamp_seconds{routine="hourly"} 1796086800' "$T/g.prom" ||
+	fail "metrics after a run without the repository: $(cat "$T/g.prom")"
+pass "routine without its repository: the scan step fails, the metrics file says not healthy and the failed run"
