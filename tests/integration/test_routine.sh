@@ -598,3 +598,27 @@ grep -qx 'bkr_healthy 0' "$T/g.prom" && grep -qx 'bkr_routine_last_ok{routine="h
 	grep -qx 'bkr_routine_last_run_timestamp_seconds{routine="hourly"} 1796086800' "$T/g.prom" ||
 	fail "metrics after a run without the repository: $(cat "$T/g.prom")"
 pass "routine without its repository: the scan step fails, the metrics file says not healthy and the failed run"
+
+# --- with -q (cron, systemd) a metrics file that cannot be written or an
+# alert that cannot be delivered is one line on stderr and exit 6; the text
+# summary does not call an undelivered alert sent
+WQ=$T/wsq
+mkdir -p "$WQ/h" "$T/logsq"
+printf '{}\n' >"$WQ/h/a.json"
+"$BKR" init -r "$T/repoq" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "metrics_file": "%s", "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$T/repoq" "$WQ" "$T/logsq" "$T/no/such/dir/bkr.prom" >"$T/mq.json"
+BKR_TEST_NOW=2026-12-01T02:00:00Z expect_exit 6 "$BKR" -q -c "$T/mq.json" routine hourly
+one_line_error
+grep -q "^bkr routine: hourly routine: metrics file $T/no/such/dir/bkr.prom not written: " "$T/err" ||
+	fail "-q, metrics file not written: $(cat "$T/err")"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "alert_command": ["%s"], "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}, {"name": "w", "paths": ["h"], "schedule": "weekly"}]}\n' \
+	"$T/repoq" "$WQ" "$T/logsq" "$T/no/notify" >"$T/aq.json"
+BKR_TEST_NOW=2026-12-01T03:00:00Z expect_exit 6 "$BKR" -q -c "$T/aq.json" routine hourly
+one_line_error
+grep -q "^bkr routine: hourly routine: alert not delivered: .*(alert: source w (weekly) has no good backup)" "$T/err" ||
+	fail "-q, alert not delivered: $(cat "$T/err")"
+BKR_TEST_NOW=2026-12-01T04:00:00Z expect_exit 6 "$BKR" -c "$T/aq.json" routine hourly
+grep -q "alert NOT delivered: source w (weekly) has no good backup" "$T/out" && ! grep -q "alert sent" "$T/out" ||
+	fail "the summary of an undelivered alert: $(cat "$T/out")"
+pass "routine -q: a metrics file not written or an alert not delivered is one line on stderr, exit 6"
