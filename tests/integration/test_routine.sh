@@ -622,3 +622,38 @@ BKR_TEST_NOW=2026-12-01T04:00:00Z expect_exit 6 "$BKR" -c "$T/aq.json" routine h
 grep -q "alert NOT delivered: source w (weekly) has no good backup" "$T/out" && ! grep -q "alert sent" "$T/out" ||
 	fail "the summary of an undelivered alert: $(cat "$T/out")"
 pass "routine -q: a metrics file not written or an alert not delivered is one line on stderr, exit 6"
+
+# --- routines.jsonl a FIFO (never waited for), a directory, or ending in a
+# line that is not a record: the routine says it cannot record (exit 6), and
+# health does not call the repository healthy
+WF=$T/wsf
+mkdir -p "$WF/h" "$T/logsf"
+printf '{}\n' >"$WF/h/a.json"
+"$BKR" init -r "$T/repof" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$T/repof" "$WF" "$T/logsf" >"$T/f.json"
+export BKR_TEST_NOW=2026-12-01T00:00:00Z
+mkfifo "$T/logsf/routines.jsonl"
+expect_exit 6 timeout 20 "$BKR" -q -c "$T/f.json" routine hourly
+one_line_error
+grep -q "^bkr routine: hourly routine: cannot record the routine: .*routines.jsonl: not a regular file" "$T/err" ||
+	fail "routine with a FIFO for its records: $(cat "$T/err")"
+expect_exit 1 timeout 20 "$BKR" -c "$T/f.json" health
+grep -q "routines.jsonl cannot be read (a FIFO)" "$T/out" || fail "health with a FIFO for the records: $(cat "$T/out")"
+rm "$T/logsf/routines.jsonl"
+expect_exit 0 "$BKR" -q -c "$T/f.json" routine hourly --as-of 2026-12-01T00:00:00Z
+expect_exit 0 "$BKR" -c "$T/f.json" health
+python3 -c 'import sys; open(sys.argv[1], "a").write("x" * (5 << 20) + "\n")' "$T/logsf/routines.jsonl"
+expect_exit 1 "$BKR" -c "$T/f.json" health
+grep -q "the last line of the routine records .*routines.jsonl is not a routine record (a line longer than 4 MiB)" "$T/out" ||
+	fail "health with a last record over 4 MiB: $(cat "$T/out")"
+printf 'garbage\n' >>"$T/logsf/routines.jsonl"
+expect_exit 1 "$BKR" -c "$T/f.json" health
+grep -q "is not a routine record (it does not parse)" "$T/out" || fail "health with a garbage last line: $(cat "$T/out")"
+rm "$T/logsf/routines.jsonl"
+mkdir "$T/logsf/routines.jsonl"
+expect_exit 1 "$BKR" -c "$T/f.json" health
+grep -q "routines.jsonl cannot be read (a directory)" "$T/out" || fail "health with a directory for the records: $(cat "$T/out")"
+rmdir "$T/logsf/routines.jsonl"
+unset BKR_TEST_NOW
+pass "routine records that cannot be read: a FIFO is not waited for, health is not healthy and says why"
