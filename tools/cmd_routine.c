@@ -508,6 +508,10 @@ int cmd_routine(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "%s", bkr_error_message());
 	if (r.apply && r.kind != BKR_ROUTINE_EMERGENCY)
 		return cli_usage_error(c, "--apply goes with the emergency routine");
+	/* a later "now" would back up nothing that is due, call the backup just
+	 * made stale and let cleanup remove what today's policy keeps */
+	if (r.has_as_of && (err = lc_as_of_allowed(c, r.as_of, bkr_time_now_ns(), r.dry_run)) != 0)
+		return err;
 	if ((err = cli_load_config(c, &r.cfg)) < 0)
 		return cli_fail(c, err);
 	if (!r.cfg) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lifecycle.h"
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/trash.h"
 #include "bkr/log.h"
@@ -111,6 +112,16 @@ int lc_as_of(cli *c, const char *arg, int64_t *out)
 	if (bkr_time_parse(arg, out) < 0)
 		return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
 	return 0;
+}
+
+int lc_as_of_allowed(cli *c, int64_t as_of, int64_t now, bool dry_run)
+{
+	char t[32];
+	if (dry_run || !bkr_time_in_future(as_of, now))
+		return 0;
+	bkr_time_format(t, as_of);
+	return cli_usage_error(c, "--as-of %s is after now: a run that changes the repository as of a later time "
+			       "would remove backups the policy keeps today; give --dry-run to see what it would do", t);
 }
 
 void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run)

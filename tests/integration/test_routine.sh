@@ -159,7 +159,7 @@ until [ "$(awk '{print $3}' /proc/$a/stat 2>/dev/null)" = T ]; do sleep 0.05; do
 expect_exit 5 "$BKR" -c "$CFG" routine hourly --no-wait
 one_line_error
 grep -q "another routine is running" "$T/err" || fail "--no-wait: $(cat "$T/err")"
-"$BKR" -c "$CFG" routine hourly --as-of 2026-12-15T13:00:00Z >"$T/b.out" 2>"$T/b.err" &
+BKR_TEST_NOW=2026-12-15T13:00:00Z "$BKR" -c "$CFG" routine hourly --as-of 2026-12-15T13:00:00Z >"$T/b.out" 2>"$T/b.err" &
 b=$!
 until grep -q "waiting" "$T/b.err"; do sleep 0.05; done
 kill -CONT $a
@@ -657,3 +657,31 @@ grep -q "routines.jsonl cannot be read (a directory)" "$T/out" || fail "health w
 rmdir "$T/logsf/routines.jsonl"
 unset BKR_TEST_NOW
 pass "routine records that cannot be read: a FIFO is not waited for, health is not healthy and says why"
+
+# --- --as-of after now changes nothing unless --dry-run: the routine would
+# call its own backup stale and cleanup would remove what today's policy keeps
+WA=$T/wsa
+mkdir -p "$WA/h" "$T/logsa"
+"$BKR" init -r "$T/repoa" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$T/repoa" "$WA" "$T/logsa" >"$T/a.json"
+for h in 00 02 04 06; do
+	printf '{"v": "%s"}\n' "$h" >"$WA/h/a.json"
+	BKR_TEST_NOW=2026-12-01T$h:00:00Z expect_exit 0 "$BKR" -q -c "$T/a.json" routine daily
+done
+export BKR_TEST_NOW=2026-12-01T08:00:00Z
+n=$("$BKR" -r "$T/repoa" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+expect_exit 2 "$BKR" -c "$T/a.json" routine daily --as-of 2027-06-01T00:00:00Z
+one_line_error
+grep -q "^bkr routine: --as-of 2027-06-01T00:00:00.000000Z is after now" "$T/err" || fail "routine --as-of later: $(cat "$T/err")"
+expect_exit 2 "$BKR" -c "$T/a.json" cleanup --as-of 2027-06-01T00:00:00Z
+one_line_error
+grep -q "^bkr cleanup: --as-of 2027-06-01T00:00:00.000000Z is after now" "$T/err" || fail "cleanup --as-of later: $(cat "$T/err")"
+[ "$("$BKR" -r "$T/repoa" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = "$n" ] ||
+	fail "a refused --as-of removed backups"
+expect_exit 0 "$BKR" -c "$T/a.json" routine daily --as-of 2027-06-01T00:00:00Z --dry-run
+expect_exit 0 "$BKR" -c "$T/a.json" cleanup --as-of 2027-06-01T00:00:00Z --dry-run
+# within the 5 minutes of clock skew, and in the past: allowed
+expect_exit 0 "$BKR" -q -c "$T/a.json" routine hourly --as-of 2026-12-01T08:04:00Z
+unset BKR_TEST_NOW
+pass "routine and cleanup refuse an --as-of after now unless --dry-run"
