@@ -431,20 +431,47 @@ static void print_text(const rt_run *r, int exit_code, double seconds)
 	       seconds);
 }
 
+/* @p reason is about a stale source that the routine's backup step covers
+ * (the weekly routine backs up every scheduled source). */
+static bool stale_backed_up(const rt_run *r, const bkr_health *h, const char *reason)
+{
+	for (size_t i = 0; i < h->nsources; i++) {
+		size_t n = strlen(h->sources[i].name);
+		if (h->sources[i].stale && bkr_routine_covers(r->kind, h->sources[i].schedule) &&
+		    !strncmp(reason, "source ", 7) && !strncmp(reason + 7, h->sources[i].name, n) &&
+		    (reason[7 + n] == ' ' || reason[7 + n] == ':'))
+			return true;
+	}
+	return false;
+}
+
 void rt_health_step(rt_run *r, rt_step *s)
 {
 	bkr_health *h = NULL;
 	int err;
 
+	const char *first = NULL;
+	size_t left = 0;
+
 	if (!rt_need_repo(r, s))
 		return;
-	if ((err = bkr_health_check(&h, r->cfg, r->repo, r->as_of)) < 0)
+	if ((err = bkr_health_check(&h, r->cfg, r->repo, r->as_of)) < 0) {
 		rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
-	else if (h->nreasons == 0)
-		rt_step_end(r, s, RT_OK, "healthy");
+		return;
+	}
+	for (size_t i = 0; i < h->nreasons; i++) {
+		/* a dry run made no backup: a stale source the real run's backup step
+		 * would back up is no reason, so the dry run predicts the real one */
+		if (r->dry_run && rt_status_of(r, "backup") == RT_OK && stale_backed_up(r, h, h->reasons[i]))
+			continue;
+		if (!first)
+			first = h->reasons[i];
+		left++;
+	}
+	if (left == 0)
+		rt_step_end(r, s, RT_OK, "%s", r->dry_run && h->nreasons ? "would be healthy after the backup" : "healthy");
 	else
-		rt_step_end(r, s, RT_PROBLEMS, "not healthy: %s%s", h->reasons[0],
-			    h->nreasons > 1 ? " (and more: bkr health)" : "");
+		rt_step_end(r, s, RT_PROBLEMS, "not healthy: %s%s", first, left > 1 ? " (and more: bkr health)" : "");
 	bkr_health_free(h);
 }
 

@@ -685,3 +685,18 @@ expect_exit 0 "$BKR" -c "$T/a.json" cleanup --as-of 2027-06-01T00:00:00Z --dry-r
 expect_exit 0 "$BKR" -q -c "$T/a.json" routine hourly --as-of 2026-12-01T08:04:00Z
 unset BKR_TEST_NOW
 pass "routine and cleanup refuse an --as-of after now unless --dry-run"
+
+# --- a dry run predicts the real run: the weekly health step does not count
+# a stale source that the backup step would back up
+WW=$T/wsw
+mkdir -p "$WW/h" "$T/logsw"
+printf '{}\n' >"$WW/h/a.json"
+"$BKR" init -r "$T/repow" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "h", "paths": ["h"]}]}\n' \
+	"$T/repow" "$WW" "$T/logsw" >"$T/w.json"
+BKR_TEST_NOW=2026-12-01T00:00:00Z expect_exit 0 "$BKR" -q -c "$T/w.json" routine hourly
+BKR_TEST_NOW=2026-12-09T00:00:00Z expect_exit 0 "$BKR" -c "$T/w.json" --json routine weekly --dry-run
+[ "$(steps)" = "backup=ok,verify=ok,repair=skipped,health=ok" ] || fail "weekly --dry-run: $(steps) $(cat "$T/out")"
+BKR_TEST_NOW=2026-12-09T00:00:00Z expect_exit 0 "$BKR" -c "$T/w.json" --json routine weekly
+[ "$(steps)" = "backup=ok,verify=ok,repair=skipped,health=ok" ] || fail "weekly: $(steps) $(cat "$T/out")"
+pass "routine weekly --dry-run exits as the real run does"
