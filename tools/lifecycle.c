@@ -18,11 +18,12 @@ int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out)
 
 	if (err == BKR_ELOCKED) {
 		if (o->no_wait) {
-			char detail[900]; /* the lock's word on its holder (an S3 lock: who, and when it is stale) */
+			/* bkr_repo_lock's word on the holder (any command: a backup, a
+			 * delete, a prune...; an S3 lock: who, and when it is stale),
+			 * not a guess that it is a backup or a cleanup */
+			char detail[900];
 			snprintf(detail, sizeof(detail), "%s", bkr_error_message());
-			return bkr_error_set(BKR_ELOCKED,
-					     "%s: a backup or another cleanup is running; not waiting (--no-wait): %s",
-					     bkr_repo_path(repo), detail);
+			return bkr_error_set(BKR_ELOCKED, "%s; not waiting (--no-wait)", detail);
 		}
 		if (!c->quiet)
 			fprintf(stderr, "bkr %s: waiting for running backups to finish...\n", c->cmd);

@@ -501,6 +501,10 @@ import json, sys
 for s in json.load(open(sys.argv[1]))["steps"]:
     if s["status"] == "failed":
         assert "not waiting (--no-wait)" in s["message"] and "locked" in s["message"], s
+        # the holder named as bkr_repo_lock names it, not guessed to be a backup or a cleanup
+        assert "a backup or another cleanup is running" not in s["message"], s
+        if s["step"] in ("cleanup", "tier-migrate", "repair"):
+            assert "repository is locked by another command (a backup or copy, or a delete" in s["message"], s
 PY
 	! grep -q waiting "$T/err" || fail "$kind --no-wait waited: $(cat "$T/err")"
 done
