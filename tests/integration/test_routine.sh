@@ -704,3 +704,10 @@ BKR_TEST_NOW=2026-12-09T00:00:00Z expect_exit 0 "$BKR" -c "$T/w.json" --json rou
 BKR_TEST_NOW=2026-12-09T00:00:00Z expect_exit 0 "$BKR" -c "$T/w.json" --json routine weekly
 [ "$(steps)" = "backup=ok,verify=ok,repair=skipped,health=ok" ] || fail "weekly: $(steps) $(cat "$T/out")"
 pass "routine weekly --dry-run exits as the real run does"
+
+# --- exit statuses before any step: a log_dir that is a regular file is 7
+: >"$T/logfile"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$T/repolf" "$T" "$T/logfile" >"$T/lf.json"
+expect_exit 7 "$BKR" -q -c "$T/lf.json" routine hourly
+one_line_error
+pass "routine with a log_dir that is not a directory: exit 7, one line"
