@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -258,38 +260,80 @@ static int read_verify_record(bkr_health *h, bkr_repo *repo)
 	return 0;
 }
 
+/*
+ * The routine records, at most RECORDS_TAIL bytes from the end.  What cannot
+ * be read is a reason, not a silence: a record file that is not a regular
+ * file (a FIFO is opened without blocking and refused, as the logs refuse
+ * one) or cannot be read, or a last record that does not parse (a line
+ * longer than RECORDS_TAIL, garbage) would otherwise hide every failed
+ * routine and leave the repository "healthy".
+ */
 static int read_records(bkr_health *h, const bkr_config *cfg, struct scan_seen *sc)
 {
 	char path[PATH_MAX];
 	int64_t oldest_ns = INT64_MIN;
 	uint64_t oldest_bytes = 0;
-	char *text = NULL, *line, *save = NULL;
-	FILE *f;
-	long size;
-	size_t n;
-	int err = 0;
+	char *text = NULL, *line, *save = NULL, *last = NULL;
+	struct stat st;
+	bool cut = false, last_ok = false;
+	size_t n = 0;
+	ssize_t got;
+	off_t start = 0;
+	int fd, err = 0;
 
 	if (!cfg->log_dir || bkr_path_join(path, sizeof(path), cfg->log_dir, BKR_ROUTINE_RECORDS) < 0)
 		return 0;
-	if (!(f = fopen(path, "re")))
-		return errno == ENOENT ? 0 : bkr_error_set_errno(errno, "%s", path);
-	if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) > (long)RECORDS_TAIL)
-		fseek(f, size - (long)RECORDS_TAIL, SEEK_SET); /* the first, partial line does not parse */
-	else
-		fseek(f, 0, SEEK_SET);
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return add_reason(h, "the routine records %s cannot be read (%s): the routines' last runs are unknown",
+				  path, errno == ELOOP ? "a symbolic link" : strerror(errno));
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		err = add_reason(h, "the routine records %s cannot be read (%s): the routines' last runs are unknown",
+				 path, fstat(fd, &st) < 0 ? strerror(errno) : S_ISDIR(st.st_mode) ? "a directory"
+						     : S_ISFIFO(st.st_mode) ? "a FIFO" : "not a regular file");
+		close(fd);
+		return err;
+	}
+	if (st.st_size > (off_t)RECORDS_TAIL) {
+		start = st.st_size - (off_t)RECORDS_TAIL;
+		cut = true; /* the first, partial line does not parse */
+	}
 	if (!(text = malloc(RECORDS_TAIL + 1))) {
-		fclose(f);
+		close(fd);
 		return bkr_error_oom();
 	}
-	n = fread(text, 1, RECORDS_TAIL, f);
+	while (n < RECORDS_TAIL && (got = pread(fd, text + n, RECORDS_TAIL - n, start + (off_t)n)) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			err = add_reason(h, "the routine records %s cannot be read (%s): the routines' last runs are unknown",
+					 path, strerror(errno));
+			close(fd);
+			free(text);
+			return err;
+		}
+		n += (size_t)got;
+	}
+	close(fd);
 	text[n] = '\0';
-	fclose(f);
 	for (line = strtok_r(text, "\n", &save); line && !err; line = strtok_r(NULL, "\n", &save)) {
-		cJSON *rec = cJSON_Parse(line);
-		if (cJSON_IsObject(rec))
+		cJSON *rec;
+		if (cut && line == text)
+			continue; /* the partial first line */
+		rec = cJSON_Parse(line);
+		last = line;
+		last_ok = cJSON_IsObject(rec);
+		if (last_ok)
 			err = take_record(h, sc, rec, &oldest_ns, &oldest_bytes);
 		cJSON_Delete(rec);
 	}
+	/* a last line that does not parse may be the newest run (or hide all of them) */
+	if (!err && n && (!last || !last_ok))
+		err = add_reason(h, "the last line of the routine records %s is not a routine record (%s): "
+				 "the routines' last runs are unknown", path,
+				 !last ? "a line longer than 4 MiB" : "it does not parse");
 	free(text);
 	if (!err && oldest_ns != INT64_MIN && h->now_ns > oldest_ns && h->repo_bytes) {
 		double days = (double)(h->now_ns - oldest_ns) / (86400.0 * NS);
@@ -503,6 +547,43 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 done:
 	free_strv(sc.files, sc.n);
 	bkr_manifest_list_free(&l);
+	if (err < 0)
+		bkr_health_free(h);
+	else
+		*out = h;
+	return err;
+}
+
+int bkr_health_check_unopened(bkr_health **out, const bkr_config *cfg, const char *why, int64_t now_ns)
+{
+	struct scan_seen sc = { 0 };
+	bkr_health *h;
+	int err;
+
+	*out = NULL;
+	if (!(h = calloc(1, sizeof(*h))))
+		return bkr_error_oom();
+	h->now_ns = now_ns;
+	if ((err = add_reason(h, "the repository cannot be opened: %s", why)) < 0 ||
+	    (err = read_records(h, cfg, &sc)) < 0)
+		goto done;
+	if (!(h->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*h->sources)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	/* their backups cannot be seen: unknown, neither fresh nor stale */
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		bkr_health_source *s = &h->sources[h->nsources++];
+		s->name = cfg->sources[i].name;
+		s->schedule = cfg->sources[i].schedule;
+		s->newest_ns = INT64_MIN;
+	}
+	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY && !err; k++)
+		if (h->routines[k].known && !h->routines[k].last_ok)
+			err = add_reason(h, "the last %s routine failed: %s", bkr_routine_name((bkr_routine_kind)k),
+					 h->routines[k].last_problem ? h->routines[k].last_problem : "?");
+done:
+	free_strv(sc.files, sc.n);
 	if (err < 0)
 		bkr_health_free(h);
 	else

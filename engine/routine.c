@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -181,6 +182,7 @@ int bkr_routine_record(const char *dir, const char *json_line)
 	char path[PATH_MAX];
 	size_t n = strlen(json_line);
 	char *line = NULL;
+	struct stat st;
 	int fd = -1, err;
 
 	if ((err = bkr_io_mkdir_p(dir, 0755)) < 0 ||
@@ -190,8 +192,14 @@ int bkr_routine_record(const char *dir, const char *json_line)
 		return bkr_error_oom();
 	memcpy(line, json_line, n);
 	line[n] = '\n';
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0) {
-		err = bkr_error_set_errno(errno, "%s", path);
+	/* O_NONBLOCK: a FIFO put there must not stop the routine (as the logs refuse one) */
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644)) < 0) {
+		err = errno == ENXIO ? bkr_error_set(BKR_EIO, "%s: not a regular file (a FIFO)", path)
+				     : bkr_error_set_errno(errno, "%s", path);
+		goto done;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		err = bkr_error_set(BKR_EIO, "%s: not a regular file", path);
 		goto done;
 	}
 	if ((err = bkr_io_write_full(fd, line, n + 1, path)) < 0)

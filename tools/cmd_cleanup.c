@@ -213,6 +213,8 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
 	if (!s.has_as_of)
 		s.as_of = now;
+	else if ((err = lc_as_of_allowed(c, s.as_of, now, s.dry_run)) != 0)
+		return err;
 	if ((err = policies(c, &s, pol, &cfg)) < 0)
 		goto done;
 	if ((err = cli_open_repo(c, &repo, 0)) < 0)

@@ -32,7 +32,7 @@ static const char usage[] =
 	"usage: bkr routine -c CONFIG hourly|daily|weekly|emergency [--dry-run] [--json]\n"
 	"       [--no-wait] [--as-of TIME] [--apply]\n\n"
 	"Run a scheduled routine of the configuration (docs/operations.md):\n"
-	"  hourly     incremental backup of the due hourly sources, then scan\n"
+	"  hourly     scan, then an incremental backup of the due hourly sources\n"
 	"  daily      backup of the due hourly and daily sources, verify, cleanup\n"
 	"             (retention and prune), tier migration\n"
 	"  weekly     full backup of every scheduled source, verify --read-data,\n"
@@ -204,6 +204,10 @@ static void step_scan(rt_run *r, rt_step *s)
 
 	bkr_scan_result_free(&r->scan);
 	r->scanned = false;
+	/* as 'bkr scan': without the backups a missing or truncated file cannot
+	 * be seen, and "none damaged" would be a clean bill it cannot give */
+	if (!rt_need_repo(r, s))
+		return;
 	if ((err = open_recover(r, &rc)) < 0 || (err = bkr_recover_scan(rc, 0, &r->scan)) < 0) {
 		rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
 		bkr_recover_free(rc);
@@ -438,8 +442,12 @@ static void run_steps(rt_run *r)
 {
 	switch (r->kind) {
 	case BKR_ROUTINE_HOURLY:
-		rt_do(r, "backup", step_backup);
+		/* the scan first: it judges the workspace against the backups as
+		 * they were before this run. After the backup, a file deleted or
+		 * truncated since the last one would be compared with a backup that
+		 * already lacks it (or holds it empty) and never be reported. */
 		rt_do(r, "scan", step_scan);
+		rt_do(r, "backup", step_backup);
 		break;
 	case BKR_ROUTINE_DAILY:
 		rt_do(r, "backup", step_backup);
@@ -500,6 +508,10 @@ int cmd_routine(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "%s", bkr_error_message());
 	if (r.apply && r.kind != BKR_ROUTINE_EMERGENCY)
 		return cli_usage_error(c, "--apply goes with the emergency routine");
+	/* a later "now" would back up nothing that is due, call the backup just
+	 * made stale and let cleanup remove what today's policy keeps */
+	if (r.has_as_of && (err = lc_as_of_allowed(c, r.as_of, bkr_time_now_ns(), r.dry_run)) != 0)
+		return err;
 	if ((err = cli_load_config(c, &r.cfg)) < 0)
 		return cli_fail(c, err);
 	if (!r.cfg) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lifecycle.h"
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/trash.h"
 #include "bkr/log.h"
@@ -17,11 +18,12 @@ int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out)
 
 	if (err == BKR_ELOCKED) {
 		if (o->no_wait) {
-			char detail[900]; /* the lock's word on its holder (an S3 lock: who, and when it is stale) */
+			/* bkr_repo_lock's word on the holder (any command: a backup, a
+			 * delete, a prune...; an S3 lock: who, and when it is stale),
+			 * not a guess that it is a backup or a cleanup */
+			char detail[900];
 			snprintf(detail, sizeof(detail), "%s", bkr_error_message());
-			return bkr_error_set(BKR_ELOCKED,
-					     "%s: a backup or another cleanup is running; not waiting (--no-wait): %s",
-					     bkr_repo_path(repo), detail);
+			return bkr_error_set(BKR_ELOCKED, "%s; not waiting (--no-wait)", detail);
 		}
 		if (!c->quiet)
 			fprintf(stderr, "bkr %s: waiting for running backups to finish...\n", c->cmd);
@@ -111,6 +113,16 @@ int lc_as_of(cli *c, const char *arg, int64_t *out)
 	if (bkr_time_parse(arg, out) < 0)
 		return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
 	return 0;
+}
+
+int lc_as_of_allowed(cli *c, int64_t as_of, int64_t now, bool dry_run)
+{
+	char t[32];
+	if (dry_run || !bkr_time_in_future(as_of, now))
+		return 0;
+	bkr_time_format(t, as_of);
+	return cli_usage_error(c, "--as-of %s is after now: a run that changes the repository as of a later time "
+			       "would remove backups the policy keeps today; give --dry-run to see what it would do", t);
 }
 
 void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run)

@@ -59,6 +59,9 @@ int lc_plan_apply(bkr_repo *repo, const lc_plan *p, int64_t now, const bkr_prune
 		  bkr_prune_report *out);
 /** Parse --as-of @p arg (ISO 8601) into *out, or a usage error. */
 int lc_as_of(cli *c, const char *arg, int64_t *out);
+/** Usage error (exit 2) naming --as-of when @p as_of is later than @p now (beyond the 5 minutes of clock
+ * skew, bkr_time_in_future) and the run is not a dry run: it would change the repository by a future clock. */
+int lc_as_of_allowed(cli *c, int64_t as_of, int64_t now, bool dry_run);
 
 /** --max-unused PERCENT (0..100) into *out; one usage error otherwise. */
 int lc_max_unused(cli *c, const char *arg, int *out);

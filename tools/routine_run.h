@@ -39,6 +39,7 @@ typedef struct {
 	char *key;     /* kind + subject: one event per problem */
 	char *json;    /* the event */
 	char *message;
+	bool undelivered; /* alert_command failed for it */
 } rt_alert_ev;
 
 typedef struct rt_run {
@@ -71,6 +72,7 @@ typedef struct rt_run {
 	rt_alert_ev *alerts;
 	size_t nalerts;
 	uint64_t repo_bytes;      /**< data in every tier after the run (0: unknown) */
+	bool report_failed;       /**< the record, the metrics file or an alert could not be written or sent */
 } rt_run;
 
 /** Run step @p name: log it, honour the fault point "routine-<name>", time it. */

@@ -178,7 +178,7 @@ exec 9>"$R/locks/repo.lock"
 flock -s 9
 expect_exit 5 "$BKR" -r "$R" delete --no-wait "$victim"
 one_line_error
-grep -q "running" "$T/err" || fail "--no-wait does not say why: $(cat "$T/err")"
+grep -q "is locked by another command (a backup or copy, or a delete, cleanup, prune, repair or tier migration).*; not waiting (--no-wait)$" "$T/err" || fail "--no-wait does not say why: $(cat "$T/err")"
 exec 9>&-
 pass "delete --no-wait fails clearly while a backup holds the shared lock"
 

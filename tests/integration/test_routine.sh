@@ -88,7 +88,7 @@ routine() { # routine TIME ARGS...: the routine as of TIME, the backups it makes
 
 expect_exit 0 routine 2026-12-07T10:00:00Z hourly
 json_ok "$T/out"
-[ "$(steps)" = "backup=ok,scan=ok" ] || fail "hourly steps: $(steps)"
+[ "$(steps)" = "scan=ok,backup=ok" ] || fail "hourly steps: $(steps)"
 export BKR_TEST_NOW=2026-12-07T10:00:00Z
 [ "$(newest_sources)" = "hot" ] || fail "the hourly routine backs up the hourly source: $(newest_sources)"
 grep -q '"routine:hourly"' <("$BKR" -r "$R" show latest --json) || fail "the routine's backup is not tagged"
@@ -159,7 +159,7 @@ until [ "$(awk '{print $3}' /proc/$a/stat 2>/dev/null)" = T ]; do sleep 0.05; do
 expect_exit 5 "$BKR" -c "$CFG" routine hourly --no-wait
 one_line_error
 grep -q "another routine is running" "$T/err" || fail "--no-wait: $(cat "$T/err")"
-"$BKR" -c "$CFG" routine hourly --as-of 2026-12-15T13:00:00Z >"$T/b.out" 2>"$T/b.err" &
+BKR_TEST_NOW=2026-12-15T13:00:00Z "$BKR" -c "$CFG" routine hourly --as-of 2026-12-15T13:00:00Z >"$T/b.out" 2>"$T/b.err" &
 b=$!
 until grep -q "waiting" "$T/b.err"; do sleep 0.05; done
 kill -CONT $a
@@ -397,7 +397,7 @@ warned_once() { # warned_once WHAT: exactly one warning naming the backup dated 
 }
 export BKR_TEST_NOW=2027-02-01T10:00:00Z
 expect_exit 0 "$BKR" -c "$T/future.json" --json routine hourly
-[ "$(steps)" = "backup=ok,scan=ok" ] || fail "hourly with a backup dated 2030: $(steps)"
+[ "$(steps)" = "scan=ok,backup=ok" ] || fail "hourly with a backup dated 2030: $(steps)"
 grep -q '"message":"backup_20270201_100000_' "$T/out" || fail "the hourly routine made no backup: $(cat "$T/out")"
 ! grep -q '"kind":"stale_source"' "$T/out" || fail "a stale alert after a backup was made: $(cat "$T/out")"
 warned_once "routine hourly"
@@ -488,9 +488,9 @@ printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "tiers": {
 exec 8>"$R4/locks/repo.lock"
 flock -x 8
 for kind in hourly daily weekly emergency; do
-	expect_exit 6 timeout 20 "$BKR" -c "$T/nowait.json" --json routine "$kind" --no-wait --as-of 2030-06-01T00:00:00Z
+	BKR_TEST_NOW=2030-06-01T00:00:00Z expect_exit 6 timeout 20 "$BKR" -c "$T/nowait.json" --json routine "$kind" --no-wait
 	case $kind in
-	hourly) want="backup=failed,scan=ok" ;;
+	hourly) want="scan=ok,backup=failed" ;;
 	daily) want="backup=failed,verify=ok,cleanup=failed,tier-migrate=failed" ;;
 	weekly) want="backup=failed,verify=ok,repair=skipped,health=problems" ;;
 	emergency) want="scan=ok,recover=skipped,backup=failed" ;;
@@ -501,6 +501,10 @@ import json, sys
 for s in json.load(open(sys.argv[1]))["steps"]:
     if s["status"] == "failed":
         assert "not waiting (--no-wait)" in s["message"] and "locked" in s["message"], s
+        # the holder named as bkr_repo_lock names it, not guessed to be a backup or a cleanup
+        assert "a backup or another cleanup is running" not in s["message"], s
+        if s["step"] in ("cleanup", "tier-migrate", "repair"):
+            assert "repository is locked by another command (a backup or copy, or a delete" in s["message"], s
 PY
 	! grep -q waiting "$T/err" || fail "$kind --no-wait waited: $(cat "$T/err")"
 done
@@ -514,9 +518,9 @@ mkdir -p "$W5" "$T/logs5"
 printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$T/none" "$W5" "$T/logs5" >"$T/norepo.json"
 expect_exit 6 "$BKR" -q -c "$T/norepo.json" routine hourly
 [ ! -s "$T/out" ] || fail "-q printed on stdout: $(cat "$T/out")"
-one_line_error
-grep -q "^bkr routine: hourly routine: step backup failed: no repository: .*$T/none" "$T/err" ||
-	fail "-q: the failed step is not named: $(cat "$T/err")"
+[ "$(wc -l <"$T/err")" = 2 ] && grep -q "^bkr routine: hourly routine: step backup failed: no repository: .*$T/none" "$T/err" &&
+	grep -q "^bkr routine: hourly routine: step scan failed: no repository: .*$T/none" "$T/err" ||
+	fail "-q: the failed steps are not named: $(cat "$T/err")"
 expect_exit 6 "$BKR" -q -c "$T/norepo.json" routine daily
 [ "$(wc -l <"$T/err")" = 2 ] && grep -q "step backup failed: no repository" "$T/err" &&
 	grep -q "step verify failed: no repository" "$T/err" || fail "-q daily without a repository: $(cat "$T/err")"
@@ -548,3 +552,162 @@ one_line_error
 grep -q '^bkr routine: hourly routine: step scan found problems: 1 damaged file (first: x\\x0aneeds a person: forged.json: ' "$T/err" ||
 	fail "-q: the scan's problems (a name with a newline escaped): $(cat "$T/err")"
 pass "routine -q: one line on stderr per failed step or step with problems, nothing when all is well"
+
+# --- the hourly routine scans before it backs up: a file deleted or truncated
+# since the last backup is judged against that backup, reported and alerted
+# (backed up first, the new backup lacked it and the scan found nothing)
+WH=$T/wsh
+mkdir -p "$WH/h" "$T/logsh"
+printf '{"a": 1}\n' >"$WH/h/important.json"
+printf '{"b": 2}\n' >"$WH/h/other.json"
+"$BKR" init -r "$T/repoh" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$T/repoh" "$WH" "$T/logsh" >"$T/h.json"
+BKR_TEST_NOW=2026-12-01T00:00:00Z expect_exit 0 "$BKR" -c "$T/h.json" --json routine hourly
+[ "$(steps)" = "scan=ok,backup=ok" ] || fail "first hourly: $(steps)"
+rm "$WH/h/important.json"
+: >"$WH/h/other.json"
+BKR_TEST_NOW=2026-12-01T01:00:00Z expect_exit 1 "$BKR" -c "$T/h.json" --json routine hourly
+[ "$(steps)" = "scan=problems,backup=ok" ] || fail "hourly after a deletion: $(steps) $(cat "$T/out")"
+python3 - "$T/out" <<'PY' || fail "hourly after a deletion: the scan's result and alert: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+scan = [s for s in d["steps"] if s["step"] == "scan"][0]
+assert scan["message"].startswith("2 damaged files"), scan
+assert "h/important.json: missing" in scan["message"], scan
+assert [a for a in d["alerts"] if a["kind"] == "workspace_damage"], d["alerts"]
+PY
+tail -n 1 "$T/logsh/routines.jsonl" | grep -q '"files":\["h/important.json","h/other.json"\]' ||
+	fail "the record's scan: $(tail -n 1 "$T/logsh/routines.jsonl")"
+pass "routine hourly: the scan runs before the backup, so a deleted or truncated file is reported and alerted"
+
+# --- the repository gone (a disk not mounted): the scan step fails (it cannot
+# tell missing files without the backups) and the metrics file says not
+# healthy and the failed run, instead of keeping the last healthy values
+WG=$T/wsg
+mkdir -p "$WG/h" "$T/logsg"
+printf '{}\n' >"$WG/h/a.json"
+"$BKR" init -r "$T/repog" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "metrics_file": "%s", "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$T/repog" "$WG" "$T/logsg" "$T/g.prom" >"$T/g.json"
+BKR_TEST_NOW=2026-12-01T00:00:00Z expect_exit 0 "$BKR" -q -c "$T/g.json" routine hourly
+grep -qx 'bkr_healthy 1' "$T/g.prom" && grep -qx 'bkr_routine_last_ok{routine="hourly"} 1' "$T/g.prom" ||
+	fail "metrics after a good run: $(cat "$T/g.prom")"
+mv "$T/repog" "$T/repog.away"
+rm "$WG/h/a.json"
+BKR_TEST_NOW=2026-12-01T01:00:00Z expect_exit 6 "$BKR" -c "$T/g.json" --json routine hourly
+[ "$(steps)" = "scan=failed,backup=failed" ] || fail "hourly without its repository: $(steps) $(cat "$T/out")"
+grep -q '"step":"scan","status":"failed",[^}]*"message":"no repository: ' "$T/out" || fail "the scan step's message: $(cat "$T/out")"
+grep -qx 'bkr_healthy 0' "$T/g.prom" && grep -qx 'bkr_routine_last_ok{routine="hourly"} 0' "$T/g.prom" &&
+	grep -qx 'bkr_routine_last_run_timestamp_seconds{routine="hourly"} 1796086800' "$T/g.prom" ||
+	fail "metrics after a run without the repository: $(cat "$T/g.prom")"
+pass "routine without its repository: the scan step fails, the metrics file says not healthy and the failed run"
+
+# --- with -q (cron, systemd) a metrics file that cannot be written or an
+# alert that cannot be delivered is one line on stderr and exit 6; the text
+# summary does not call an undelivered alert sent
+WQ=$T/wsq
+mkdir -p "$WQ/h" "$T/logsq"
+printf '{}\n' >"$WQ/h/a.json"
+"$BKR" init -r "$T/repoq" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "metrics_file": "%s", "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$T/repoq" "$WQ" "$T/logsq" "$T/no/such/dir/bkr.prom" >"$T/mq.json"
+BKR_TEST_NOW=2026-12-01T02:00:00Z expect_exit 6 "$BKR" -q -c "$T/mq.json" routine hourly
+one_line_error
+grep -q "^bkr routine: hourly routine: metrics file $T/no/such/dir/bkr.prom not written: " "$T/err" ||
+	fail "-q, metrics file not written: $(cat "$T/err")"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "alert_command": ["%s"], "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}, {"name": "w", "paths": ["h"], "schedule": "weekly"}]}\n' \
+	"$T/repoq" "$WQ" "$T/logsq" "$T/no/notify" >"$T/aq.json"
+BKR_TEST_NOW=2026-12-01T03:00:00Z expect_exit 6 "$BKR" -q -c "$T/aq.json" routine hourly
+one_line_error
+grep -q "^bkr routine: hourly routine: alert not delivered: .*(alert: source w (weekly) has no good backup)" "$T/err" ||
+	fail "-q, alert not delivered: $(cat "$T/err")"
+BKR_TEST_NOW=2026-12-01T04:00:00Z expect_exit 6 "$BKR" -c "$T/aq.json" routine hourly
+grep -q "alert NOT delivered: source w (weekly) has no good backup" "$T/out" && ! grep -q "alert sent" "$T/out" ||
+	fail "the summary of an undelivered alert: $(cat "$T/out")"
+pass "routine -q: a metrics file not written or an alert not delivered is one line on stderr, exit 6"
+
+# --- routines.jsonl a FIFO (never waited for), a directory, or ending in a
+# line that is not a record: the routine says it cannot record (exit 6), and
+# health does not call the repository healthy
+WF=$T/wsf
+mkdir -p "$WF/h" "$T/logsf"
+printf '{}\n' >"$WF/h/a.json"
+"$BKR" init -r "$T/repof" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$T/repof" "$WF" "$T/logsf" >"$T/f.json"
+export BKR_TEST_NOW=2026-12-01T00:00:00Z
+mkfifo "$T/logsf/routines.jsonl"
+expect_exit 6 timeout 20 "$BKR" -q -c "$T/f.json" routine hourly
+one_line_error
+grep -q "^bkr routine: hourly routine: cannot record the routine: .*routines.jsonl: not a regular file" "$T/err" ||
+	fail "routine with a FIFO for its records: $(cat "$T/err")"
+expect_exit 1 timeout 20 "$BKR" -c "$T/f.json" health
+grep -q "routines.jsonl cannot be read (a FIFO)" "$T/out" || fail "health with a FIFO for the records: $(cat "$T/out")"
+rm "$T/logsf/routines.jsonl"
+expect_exit 0 "$BKR" -q -c "$T/f.json" routine hourly --as-of 2026-12-01T00:00:00Z
+expect_exit 0 "$BKR" -c "$T/f.json" health
+python3 -c 'import sys; open(sys.argv[1], "a").write("x" * (5 << 20) + "\n")' "$T/logsf/routines.jsonl"
+expect_exit 1 "$BKR" -c "$T/f.json" health
+grep -q "the last line of the routine records .*routines.jsonl is not a routine record (a line longer than 4 MiB)" "$T/out" ||
+	fail "health with a last record over 4 MiB: $(cat "$T/out")"
+printf 'garbage\n' >>"$T/logsf/routines.jsonl"
+expect_exit 1 "$BKR" -c "$T/f.json" health
+grep -q "is not a routine record (it does not parse)" "$T/out" || fail "health with a garbage last line: $(cat "$T/out")"
+rm "$T/logsf/routines.jsonl"
+mkdir "$T/logsf/routines.jsonl"
+expect_exit 1 "$BKR" -c "$T/f.json" health
+grep -q "routines.jsonl cannot be read (a directory)" "$T/out" || fail "health with a directory for the records: $(cat "$T/out")"
+rmdir "$T/logsf/routines.jsonl"
+unset BKR_TEST_NOW
+pass "routine records that cannot be read: a FIFO is not waited for, health is not healthy and says why"
+
+# --- --as-of after now changes nothing unless --dry-run: the routine would
+# call its own backup stale and cleanup would remove what today's policy keeps
+WA=$T/wsa
+mkdir -p "$WA/h" "$T/logsa"
+"$BKR" init -r "$T/repoa" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$T/repoa" "$WA" "$T/logsa" >"$T/a.json"
+for h in 00 02 04 06; do
+	printf '{"v": "%s"}\n' "$h" >"$WA/h/a.json"
+	BKR_TEST_NOW=2026-12-01T$h:00:00Z expect_exit 0 "$BKR" -q -c "$T/a.json" routine daily
+done
+export BKR_TEST_NOW=2026-12-01T08:00:00Z
+n=$("$BKR" -r "$T/repoa" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+expect_exit 2 "$BKR" -c "$T/a.json" routine daily --as-of 2027-06-01T00:00:00Z
+one_line_error
+grep -q "^bkr routine: --as-of 2027-06-01T00:00:00.000000Z is after now" "$T/err" || fail "routine --as-of later: $(cat "$T/err")"
+expect_exit 2 "$BKR" -c "$T/a.json" cleanup --as-of 2027-06-01T00:00:00Z
+one_line_error
+grep -q "^bkr cleanup: --as-of 2027-06-01T00:00:00.000000Z is after now" "$T/err" || fail "cleanup --as-of later: $(cat "$T/err")"
+[ "$("$BKR" -r "$T/repoa" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = "$n" ] ||
+	fail "a refused --as-of removed backups"
+expect_exit 0 "$BKR" -c "$T/a.json" routine daily --as-of 2027-06-01T00:00:00Z --dry-run
+expect_exit 0 "$BKR" -c "$T/a.json" cleanup --as-of 2027-06-01T00:00:00Z --dry-run
+# within the 5 minutes of clock skew, and in the past: allowed
+expect_exit 0 "$BKR" -q -c "$T/a.json" routine hourly --as-of 2026-12-01T08:04:00Z
+unset BKR_TEST_NOW
+pass "routine and cleanup refuse an --as-of after now unless --dry-run"
+
+# --- a dry run predicts the real run: the weekly health step does not count
+# a stale source that the backup step would back up
+WW=$T/wsw
+mkdir -p "$WW/h" "$T/logsw"
+printf '{}\n' >"$WW/h/a.json"
+"$BKR" init -r "$T/repow" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "h", "paths": ["h"]}]}\n' \
+	"$T/repow" "$WW" "$T/logsw" >"$T/w.json"
+BKR_TEST_NOW=2026-12-01T00:00:00Z expect_exit 0 "$BKR" -q -c "$T/w.json" routine hourly
+BKR_TEST_NOW=2026-12-09T00:00:00Z expect_exit 0 "$BKR" -c "$T/w.json" --json routine weekly --dry-run
+[ "$(steps)" = "backup=ok,verify=ok,repair=skipped,health=ok" ] || fail "weekly --dry-run: $(steps) $(cat "$T/out")"
+BKR_TEST_NOW=2026-12-09T00:00:00Z expect_exit 0 "$BKR" -c "$T/w.json" --json routine weekly
+[ "$(steps)" = "backup=ok,verify=ok,repair=skipped,health=ok" ] || fail "weekly: $(steps) $(cat "$T/out")"
+pass "routine weekly --dry-run exits as the real run does"
+
+# --- exit statuses before any step: a log_dir that is a regular file is 7
+: >"$T/logfile"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$T/repolf" "$T" "$T/logfile" >"$T/lf.json"
+expect_exit 7 "$BKR" -q -c "$T/lf.json" routine hourly
+one_line_error
+pass "routine with a log_dir that is not a directory: exit 7, one line"

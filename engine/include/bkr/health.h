@@ -81,10 +81,20 @@ typedef struct {
  * of @p now_ns: backups dated in the future (more than 5 minutes after it:
  * bkr_time_in_future(), as the schedules and retention judge them; listed in
  * future[]), recovery runs, records and verifies after it are left out
- * (storage is counted as it is).  Unreadable routine records are skipped;
- * a repository that cannot be listed is an error.
+ * (storage is counted as it is).  Routine records that cannot be read (not
+ * a regular file, a last line that is not a record) are a reason; a
+ * repository that cannot be listed is an error.
  */
 int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, int64_t now_ns);
+
+/**
+ * Health when the repository cannot be opened (@p why): not healthy for that
+ * reason, the routines from the records of @p cfg's log directory, every
+ * source unknown (no backup, not stale) - what a routine writes into its
+ * metrics file when the repository is gone, so the metrics do not keep
+ * saying healthy.
+ */
+int bkr_health_check_unopened(bkr_health **out, const bkr_config *cfg, const char *why, int64_t now_ns);
 /** NULL is a no-op. */
 void bkr_health_free(bkr_health *h);
 
