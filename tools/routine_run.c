@@ -463,11 +463,13 @@ static void refresh_metrics(rt_run *r)
 
 	if (!r->cfg->metrics_file || !r->repo)
 		return;
-	if ((err = bkr_health_check(&h, r->cfg, r->repo, r->as_of)) == 0)
+	if ((err = bkr_health_check(&h, r->cfg, r->repo, r->as_of)) < 0)
+		bkr_error_prefix("metrics file %s", r->cfg->metrics_file);
+	else /* its errors name the file */
 		err = bkr_health_write_prometheus(h, r->cfg->metrics_file);
 	if (err < 0) {
-		cli_warn(r->c, "metrics file: %s", bkr_error_message());
-		bkr_log(BKR_LOG_ERROR, "routine", "metrics file %s: %s", r->cfg->metrics_file, bkr_error_message());
+		cli_warn(r->c, "%s", bkr_error_message());
+		bkr_log(BKR_LOG_ERROR, "routine", "%s", bkr_error_message());
 	}
 	bkr_health_free(h);
 }

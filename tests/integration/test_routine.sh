@@ -185,6 +185,18 @@ promtool check metrics <"$T/metrics/bkr.prom" >"$T/promtool.out" 2>&1 || fail "p
 ! ls -a "$T/metrics" | grep -q '^\.tmp' || fail "a temporary file was left: $(ls -a "$T/metrics")"
 expect_exit 0 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z
 grep -q '^healthy' "$T/out" || fail "health: $(cat "$T/out")"
+# a metrics file that cannot be written is an output that failed (exit 7, as
+# for a restore target), not "not found" (3): one line naming it, no report
+expect_exit 7 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z --prometheus "$T/no/such/dir/h.prom"
+one_line_error
+grep -q "metrics file $T/no/such/dir/h.prom: cannot be written: $T/no/such/dir: No such file or directory" "$T/err" ||
+	fail "health --prometheus into a missing directory: $(cat "$T/err")"
+[ ! -s "$T/out" ] || fail "a report after the metrics file failed: $(cat "$T/out")"
+: >"$T/plain"
+expect_exit 7 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z --json --prometheus "$T/plain/h.prom"
+one_line_error
+python3 -c 'import json,sys; e = json.load(open(sys.argv[1]))["error"]; assert e["exit"] == 7 and sys.argv[2] in e["message"], e' \
+	"$T/out" "metrics file $T/plain/h.prom: cannot be written: $T/plain: Not a directory" || fail "health --json: $(cat "$T/out")"
 expect_exit 0 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z --json --prometheus "$T/h.prom"
 json_ok "$T/out"
 python3 - "$T/out" <<'PY' || fail "health --json: $(cat "$T/out")"
