@@ -214,7 +214,12 @@ static void step_scan(rt_run *r, rt_step *s)
 	}
 	r->scanned = true;
 	r->scan_ns = bkr_time_now_ns();
-	if (r->scan.n == 0) {
+	if (r->scan.n == 0 && r->scan.nskipped) {
+		/* not all of the workspace was looked at: a problem to act on */
+		rt_step_end(r, s, RT_PROBLEMS, "%" PRIu64 " files checked, none damaged; %zu director%s not scanned (first: %s: %s)",
+			    r->scan.files_checked, r->scan.nskipped, r->scan.nskipped == 1 ? "y" : "ies",
+			    r->scan.skipped[0].path, r->scan.skipped[0].reason);
+	} else if (r->scan.n == 0) {
 		rt_step_end(r, s, RT_OK, "%" PRIu64 " files checked, none damaged", r->scan.files_checked);
 	} else {
 		/* the emergency routine recovers them next; elsewhere they are a problem to act on */
