@@ -112,7 +112,7 @@ int bkr_backup_run(bkr_repo *r, const bkr_backup_options *o, bkr_manifest **out)
 	    (err = bkr_repo_lock_or_wait(r, BKR_LOCK_SHARED, o->no_wait, o->waiting, o->waiting_ctx, &lock)) < 0 ||
 	    /* a prune may have run since the index was loaded: dedup against what is left */
 	    (err = bkr_repo_reload_index(r)) < 0 ||
-	    (err = bkr_bk_parent_select(c)) < 0 ||
+	    (err = bkr_bk_parent_select(c, start_ns)) < 0 ||
 	    (err = bkr_writer_new(&c->w, r)) < 0)
 		goto done;
 

@@ -4,6 +4,7 @@
  * written out as Prometheus text.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -744,9 +745,23 @@ int bkr_health_write_prometheus(const bkr_health *h, const char *path)
 		if (!dir[0])
 			strcpy(dir, "/");
 	}
+	/* its directory first: a missing one would otherwise be named only by
+	 * the temporary file in it, and read as "not found" (exit 3), when it
+	 * is an output that cannot be written (exit 7, as for a restore target) */
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return bkr_error_set(errno == ENOSPC ? BKR_ENOSPC : BKR_EIO, "metrics file %s: cannot be written: %s: %s",
+				     path, dir, strerror(errno));
+	close(dfd);
 	if (!(text = bkr_health_prometheus(h)))
 		return bkr_error_oom();
 	err = bkr_io_publish(dir, slash + 1, text, strlen(text), BKR_IO_REPLACE);
 	free(text);
+	if (err < 0 && err != BKR_ENOMEM) {
+		char why[900];
+		snprintf(why, sizeof(why), "%s", bkr_error_message());
+		err = bkr_error_set(err == BKR_ENOSPC ? BKR_ENOSPC : BKR_EIO, "metrics file %s: cannot be written: %s",
+				    path, why);
+	}
 	return err;
 }

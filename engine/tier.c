@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/pack.h"
 #include "bkr/retention.h"
@@ -36,6 +37,17 @@ int bkr_tier_level(const bkr_tier_policy *p, const bkr_manifest *m, int64_t as_o
 	int64_t age = as_of_ns - m->time_ns;
 	if (bkr_retention_pinned(m, as_of_ns))
 		return BKR_TIER_HOT;
+	/* dated in the future (the clock was ahead when it was made, or made
+	 * after --as-of): its age is unknown, and taking it at its word would
+	 * keep its data hot until long after its date.  Counted by no age rule,
+	 * as retention counts it by none: it asks for the coldest configured
+	 * tier, so its data stays hotter only where a real backup shares it. */
+	if (bkr_time_in_future(m->time_ns, as_of_ns)) {
+		for (int l = BKR_TIER_COLD; l > BKR_TIER_HOT; l--)
+			if (p->tier[l].location)
+				return l;
+		return BKR_TIER_HOT;
+	}
 	for (int l = BKR_TIER_COLD; l > BKR_TIER_HOT; l--)
 		if (p->tier[l].location && age >= (int64_t)p->tier[l].after_days * NS_PER_DAY)
 			return l;
@@ -496,6 +508,10 @@ static int walk_backups(struct migrate *m)
 
 	for (int runs = 0; runs < 2 && err == 0; runs++)
 		err = bkr_repo_list(m->r, runs, &l[runs], NULL);
+	for (int runs = 0; runs < 2 && err == 0 && m->o->future; runs++)
+		for (size_t i = 0; i < l[runs].n; i++)
+			if (bkr_time_in_future(l[runs].items[i]->time_ns, m->as_of))
+				m->o->future(m->o->ctx, l[runs].items[i]->backup_id, l[runs].items[i]->time_ns);
 	for (m->walking = 0; m->walking < BKR_TIER_LEVELS && err == 0; m->walking++) {
 		for (int runs = 0; runs < 2 && err == 0; runs++) {
 			for (size_t i = 0; i < l[runs].n && err == 0; i++) {

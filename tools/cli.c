@@ -353,10 +353,16 @@ void cli_warn_future(cli *c, const char *id, int64_t time_ns)
 	bkr_time_format(when, time_ns);
 	snprintf(msg, sizeof(msg),
 		 "backup %s is dated in the future (%s): the clock was ahead when it was made; it is not counted "
-		 "as its sources' newest backup (schedules, health, recovery), and retention keeps it without counting it",
+		 "as its sources' newest backup (schedules, health, recovery) nor as a parent, retention keeps it without "
+		 "counting it, and tier migration takes it for old",
 		 id, when);
 	bkr_log_kv(BKR_LOG_WARN, c->cmd ? c->cmd : "bkr", (const char *[]){ "backup_id", id, NULL }, "%s", msg);
 	cli_warn(c, "%s", msg);
+}
+
+void cli_warn_future_cb(void *ctx, const char *id, int64_t time_ns)
+{
+	cli_warn_future(ctx, id, time_ns);
 }
 
 void cli_warn_future_list(cli *c, const bkr_manifest_list *l, int64_t now_ns)

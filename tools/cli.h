@@ -134,6 +134,9 @@ void cli_warn(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 void cli_warn_future(cli *c, const char *id, int64_t time_ns);
 /** The same for every backup in @p l (not recovery runs) dated in the future at @p now_ns. */
 void cli_warn_future_list(cli *c, const bkr_manifest_list *l, int64_t now_ns);
+/** cli_warn_future as an engine callback (@p ctx: the cli): bkr_backup_options.future
+ * (a parent passed over), bkr_tier_migrate_options.future. */
+void cli_warn_future_cb(void *ctx, const char *id, int64_t time_ns);
 
 /** Open the repository named by -r / BKR_REPO / the config. */
 int cli_open_repo(cli *c, bkr_repo **out, int flags);

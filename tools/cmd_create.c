@@ -294,6 +294,8 @@ int cmd_create(cli *c, int argc, char **argv)
 	s.o.warning_ctx = &s;
 	s.o.waiting = on_waiting;
 	s.o.waiting_ctx = &s;
+	s.o.future = cli_warn_future_cb; /* a parent passed over: dated in the future */
+	s.o.future_ctx = c;
 	s.o.excludes = (const char *const *)s.excludes;
 	s.o.nexcludes = s.nexcludes;
 	/* the repository itself is always left out; its tiers and the logs too */

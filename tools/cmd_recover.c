@@ -214,13 +214,30 @@ int cmd_scan(cli *c, int argc, char **argv)
 			cli_print_name(stdout, res.items[i].path, strlen(res.items[i].path));
 			printf(": %s\n", res.items[i].reason);
 		}
-		if (!c->quiet)
-			fprintf(stderr, "%zu damaged file%s among %llu checked%s%s\n", res.n, res.n == 1 ? "" : "s",
+		/* a directory not looked into: on stdout with the findings (-q keeps it) */
+		for (size_t i = 0; i < res.nskipped; i++) {
+			printf("%s%-9s%s ", cli_col(c, "yellow"), "skipped", cli_col(c, "reset"));
+			cli_print_name(stdout, res.skipped[i].path, strlen(res.skipped[i].path));
+			printf(": %s\n", res.skipped[i].reason);
+		}
+		if (!c->quiet) {
+			fprintf(stderr, "%zu damaged file%s among %llu checked%s%s", res.n, res.n == 1 ? "" : "s",
 				(unsigned long long)res.files_checked, res.backup_id ? " against " : "",
 				res.backup_id ? res.backup_id : "");
+			if (res.nskipped)
+				fprintf(stderr, "; %zu director%s not scanned", res.nskipped,
+					res.nskipped == 1 ? "y" : "ies");
+			fputc('\n', stderr);
+		}
 	}
-	bkr_log_event(res.n ? BKR_LOG_WARN : BKR_LOG_INFO, "scan", "scanned", NULL, "%zu damaged files", res.n);
-	ret = res.n ? BKR_EXIT_FOUND : 0;
+	for (size_t i = 0; i < res.nskipped; i++)
+		bkr_log_kv(BKR_LOG_WARN, "scan", (const char *[]){ "path", res.skipped[i].path, NULL }, "%s: %s",
+			   res.skipped[i].path, res.skipped[i].reason);
+	bkr_log_event(res.n || res.nskipped ? BKR_LOG_WARN : BKR_LOG_INFO, "scan", "scanned", NULL,
+		      "%zu damaged files, %zu directories not scanned", res.n, res.nskipped);
+	/* damage found is 1; else a directory not scanned is 6 (done, but
+	 * something was skipped, each named): never 0, as if all was checked */
+	ret = res.n ? BKR_EXIT_FOUND : res.nskipped ? BKR_EXIT_PARTIAL : 0;
 done:
 	bkr_scan_result_free(&res);
 	close_engine(cfg, repo, rc);
@@ -332,6 +349,21 @@ int cmd_recover(cli *c, int argc, char **argv)
 	return ret;
 }
 
+struct batch_skips {
+	cli *c;
+	size_t n;
+};
+
+/* batch: a directory its scan did not look into is a warning naming it (scan lists it) */
+static void on_batch_skipped(void *ctx, const char *path, const char *reason)
+{
+	struct batch_skips *sk = ctx;
+	char pbuf[8192];
+	sk->n++;
+	bkr_log_kv(BKR_LOG_WARN, "batch", (const char *[]){ "path", path, NULL }, "%s: %s", path, reason);
+	cli_warn(sk->c, "%s: %s", bkr_text_escape(pbuf, sizeof(pbuf), path, strlen(path)), reason);
+}
+
 int cmd_batch(cli *c, int argc, char **argv)
 {
 	struct state s = { .o = BKR_RECOVER_OPTIONS_INIT };
@@ -346,10 +378,13 @@ int cmd_batch(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
 	if (s.o.force_strategy || s.file)
 		return cli_usage_error(c, "--file and --strategy go with 'bkr recover'");
+	struct batch_skips sk = { c, 0 };
+	s.o.skipped = on_batch_skipped;
+	s.o.skipped_ctx = &sk;
 	if ((err = open_engine(c, false, s.host, &cfg, &repo, &rc)) < 0 || (err = bkr_recover_batch(rc, &s.o, &rep)) < 0)
 		ret = cli_fail(c, err);
-	else
-		ret = report_out(c, rep);
+	else if ((ret = report_out(c, rep)) == 0 && sk.n)
+		ret = BKR_EXIT_PARTIAL; /* files there were neither checked nor recovered */
 	bkr_recover_report_free(rep);
 	close_engine(cfg, repo, rc);
 	return ret;

@@ -160,6 +160,9 @@ static void step_backup(rt_run *r, rt_step *s)
 	o.no_wait = r->no_wait;
 	o.waiting = on_backup_waiting;
 	o.waiting_ctx = r;
+	if (!r->has_as_of) /* a parent passed over: dated in the future (backup_names warned of most) */
+		o.future = cli_warn_future_cb;
+	o.future_ctx = r->c;
 	o.type = r->kind == BKR_ROUTINE_WEEKLY ? BKR_BACKUP_FULL : BKR_BACKUP_INCREMENTAL;
 	o.sources = src.specs;
 	o.nsources = src.n;
@@ -215,7 +218,12 @@ static void step_scan(rt_run *r, rt_step *s)
 	}
 	r->scanned = true;
 	r->scan_ns = bkr_time_now_ns();
-	if (r->scan.n == 0) {
+	if (r->scan.n == 0 && r->scan.nskipped) {
+		/* not all of the workspace was looked at: a problem to act on */
+		rt_step_end(r, s, RT_PROBLEMS, "%" PRIu64 " files checked, none damaged; %zu director%s not scanned (first: %s: %s)",
+			    r->scan.files_checked, r->scan.nskipped, r->scan.nskipped == 1 ? "y" : "ies",
+			    r->scan.skipped[0].path, r->scan.skipped[0].reason);
+	} else if (r->scan.n == 0) {
 		rt_step_end(r, s, RT_OK, "%" PRIu64 " files checked, none damaged", r->scan.files_checked);
 	} else {
 		/* the emergency routine recovers them next; elsewhere they are a problem to act on */
@@ -384,6 +392,9 @@ static void step_tier_migrate(rt_run *r, rt_step *s)
 		return;
 	o.dry_run = r->dry_run;
 	o.as_of_ns = r->as_of;
+	o.ctx = r->c;
+	if (!r->has_as_of) /* after an --as-of time a backup was not made yet: no clock error */
+		o.future = cli_warn_future_cb;
 	o.policy.tier[BKR_TIER_WARM] = (bkr_tier_conf){ r->cfg->warm.path, r->cfg->warm.after_days };
 	o.policy.tier[BKR_TIER_COLD] = (bkr_tier_conf){ r->cfg->cold.path, r->cfg->cold.after_days };
 	if ((err = exclusive(r, &lock)) < 0)

@@ -207,6 +207,8 @@ static int migrate(cli *c, bkr_repo *repo, const struct opts *s)
 	o.dry_run = s->dry_run;
 	o.as_of_ns = s->as_of ? s->as_of : bkr_time_now_ns();
 	o.on_move = on_move;
+	if (!s->as_of) /* after an --as-of time a backup was not made yet: no clock error */
+		o.future = cli_warn_future_cb;
 	o.progress = c->progress && !s->dry_run ? on_progress : NULL;
 	o.ctx = c;
 	if ((err = lc_lock(c, repo, &s->lock, &lock)) < 0)

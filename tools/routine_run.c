@@ -520,10 +520,12 @@ static void refresh_metrics(rt_run *r)
 		return;
 	err = r->repo ? bkr_health_check(&h, r->cfg, r->repo, r->as_of)
 		      : bkr_health_check_unopened(&h, r->cfg, r->repo_error, r->as_of);
-	if (err == 0)
+	if (err < 0)
+		bkr_error_prefix("metrics file %s", r->cfg->metrics_file);
+	else /* its errors name the file */
 		err = bkr_health_write_prometheus(h, r->cfg->metrics_file);
 	if (err < 0)
-		report_failure(r, "metrics file %s not written: %s", r->cfg->metrics_file, bkr_error_message());
+		report_failure(r, "%s", bkr_error_message());
 	bkr_health_free(h);
 }
 

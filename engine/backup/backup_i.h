@@ -270,7 +270,7 @@ int bkr_bk_commit(bctx *c, int64_t start_ns, int64_t t0, bkr_manifest **out);
 /* ---- parent.c ----------------------------------------------------------- */
 
 /** Choose c->parent (options, or the automatic rule); none is not an error. */
-int bkr_bk_parent_select(bctx *c);
+int bkr_bk_parent_select(bctx *c, int64_t now_ns);
 /** Take the content of the parent's file entry @p pe (@p leaf, @p li) into @p n; false when unreadable. */
 bool bkr_bk_parent_take(bctx *c, node *n, const bkr_entry *pe, const bkr_tree *leaf, uint32_t li);
 /** The parent's tree of source @p s, or NULL. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
 
 static bool same_sources(const bkr_manifest *m, const bkr_source_spec *s, size_t n)
@@ -32,7 +33,9 @@ bool bkr_backup_of_host(const bkr_manifest *m, const char *hostname)
 }
 
 int bkr_backup_find_parent(bkr_repo *r, bkr_backup_type type, const char *hostname,
-			   const bkr_source_spec *sources, size_t nsources, bkr_manifest **out)
+			   const bkr_source_spec *sources, size_t nsources, int64_t now_ns,
+			   void (*future)(void *ctx, const char *backup_id, int64_t time_ns), void *ctx,
+			   bkr_manifest **out)
 {
 	bkr_manifest_list l = { 0 };
 	int err;
@@ -53,6 +56,13 @@ int bkr_backup_find_parent(bkr_repo *r, bkr_backup_type type, const char *hostna
 			continue;
 		if (!same_sources(m, sources, nsources))
 			continue;
+		/* made while the clock was ahead: not the newest backup of these
+		 * sources (as the schedules judge it), so not the parent either */
+		if (bkr_time_in_future(m->time_ns, now_ns)) {
+			if (future)
+				future(ctx, m->backup_id, m->time_ns);
+			continue;
+		}
 		*out = m;
 		l.items[i] = NULL;
 		err = 0;
@@ -65,7 +75,7 @@ int bkr_backup_find_parent(bkr_repo *r, bkr_backup_type type, const char *hostna
 	return err;
 }
 
-int bkr_bk_parent_select(bctx *c)
+int bkr_bk_parent_select(bctx *c, int64_t now_ns)
 {
 	const bkr_backup_options *o = c->o;
 	int err = 0;
@@ -76,7 +86,8 @@ int bkr_bk_parent_select(bctx *c)
 		if ((err = bkr_repo_find_backup(c->repo, o->parent, &c->parent)) < 0)
 			return err;
 	} else {
-		err = bkr_backup_find_parent(c->repo, o->type, c->hostname, o->sources, o->nsources, &c->parent);
+		err = bkr_backup_find_parent(c->repo, o->type, c->hostname, o->sources, o->nsources, now_ns,
+					     o->future, o->future_ctx, &c->parent);
 		if (err == BKR_ENOTFOUND) {
 			bkr_error_clear();
 			err = 0;

@@ -494,6 +494,8 @@ int bkr_recover_batch(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 		bkr_rec_backups_release(rc);
 		return err;
 	}
+	for (size_t i = 0; opts && opts->skipped && i < s.nskipped; i++)
+		opts->skipped(opts->skipped_ctx, s.skipped[i].path, s.skipped[i].reason);
 	if (s.n == 0) {
 		/* nothing damaged: a report, but no run to store */
 		bkr_recover_options quiet = opts ? *opts : (bkr_recover_options)BKR_RECOVER_OPTIONS_INIT;

@@ -44,6 +44,11 @@ void bkr_scan_result_free(bkr_scan_result *r)
 		damage_clear(&r->items[i]);
 	free(r->items);
 	free(r->backup_id);
+	for (size_t i = 0; i < r->nskipped; i++) {
+		free(r->skipped[i].path);
+		free(r->skipped[i].reason);
+	}
+	free(r->skipped);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -223,14 +228,40 @@ static int add(scan_ctx *c, bkr_damage *d)
 	return 0;
 }
 
+/* Directory @p rel (workspace-relative; "" the root) was not looked into:
+ * named in the result, never silent, so a scan that found nothing there does
+ * not pass for one that checked everything. */
+static int skip_dir(scan_ctx *c, const char *rel, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int skip_dir(scan_ctx *c, const char *rel, const char *fmt, ...)
+{
+	bkr_scan_result *r = c->res;
+	bkr_scan_skipped *n;
+	char *path = strdup(*rel ? rel : "."), *why = NULL;
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vasprintf(&why, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		why = NULL;
+	if (!path || !why || !(n = realloc(r->skipped, (r->nskipped + 1) * sizeof(*n)))) {
+		free(path);
+		free(why);
+		return bkr_error_oom();
+	}
+	r->skipped = n;
+	r->skipped[r->nskipped++] = (bkr_scan_skipped){ path, why };
+	return 0;
+}
+
 static int walk_dir(scan_ctx *c, int dfd, char *rel, size_t rlen, size_t depth)
 {
 	DIR *d = NULL;
 	struct dirent *de;
+	bool too_long = false;
 	int err = 0;
 
-	if (depth > 256)
-		return 0;
 	if (!(d = fdopendir(dfd))) {
 		close(dfd);
 		return bkr_error_set_errno(errno, "%s", rlen ? rel : c->rc->workspace);
@@ -243,15 +274,34 @@ static int walk_dir(scan_ctx *c, int dfd, char *rel, size_t rlen, size_t depth)
 			continue;
 		if (strncmp(de->d_name, BKR_REC_TMP_PREFIX, strlen(BKR_REC_TMP_PREFIX)) == 0)
 			continue;
-		if (rlen + nl + 2 > 4096)
+		if (rlen + nl + 2 > 4096) {
+			if (!too_long && (err = skip_dir(c, rel, "holds entries whose paths are longer than 4095 bytes: "
+							 "they were not scanned")) < 0)
+				goto done;
+			too_long = true;
 			continue;
+		}
 		if (rlen)
 			rel[rlen] = '/';
 		memcpy(rel + rlen + (rlen ? 1 : 0), de->d_name, nl + 1);
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			goto next;
 		if (S_ISDIR(st.st_mode)) {
-			int nfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int nfd;
+			if (depth + 1 > BKR_SCAN_MAX_DEPTH) {
+				/* each level holds a directory open: the walk stops here, saying so */
+				if ((err = skip_dir(c, rel, "more than %d levels deep: not scanned",
+						    BKR_SCAN_MAX_DEPTH)) < 0)
+					goto done;
+				goto next;
+			}
+			nfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (nfd < 0 && errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
+				/* gone or replaced since the stat: nothing to say; else name it */
+				if ((err = skip_dir(c, rel, "cannot be opened: %s: not scanned", strerror(errno))) < 0)
+					goto done;
+				goto next;
+			}
 			if (nfd >= 0 && (err = walk_dir(c, nfd, rel, rlen + nl + (rlen ? 1 : 0), depth + 1)) < 0)
 				goto done;
 		} else if (S_ISREG(st.st_mode) && bkr_rec_glob_any(c->rc->protected_patterns, c->rc->nprotected, rel)) {
@@ -390,6 +440,15 @@ char *bkr_scan_result_to_json(const bkr_scan_result *r, bool pretty)
 		cJSON_AddStringToObject(f, "reason", r->items[i].reason);
 		cJSON_AddNumberToObject(f, "priority", r->items[i].priority);
 		cJSON_AddItemToArray(files, f);
+	}
+	cJSON *skipped = cJSON_AddArrayToObject(o, "skipped");
+	for (size_t i = 0; skipped && i < r->nskipped; i++) {
+		cJSON *f = cJSON_CreateObject();
+		if (!f)
+			break;
+		cJSON_AddStringToObject(f, "path", r->skipped[i].path);
+		cJSON_AddStringToObject(f, "reason", r->skipped[i].reason);
+		cJSON_AddItemToArray(skipped, f);
 	}
 	s = bkr_rec_json_print(o, pretty);
 	cJSON_Delete(o);

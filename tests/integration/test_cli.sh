@@ -376,9 +376,11 @@ expect_exit 0 "$BKR" -r "$D" create "$T/na/config" --json
 rid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_id"])' "$T/out")
 rtree=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tree"])' "$T/out")
 flip_blob "$D" tree "$rtree"
-expect_exit 6 "$BKR" -r "$D" restore latest --target "$T/rd"
+# nothing can be restored: damaged data (exit 4), one line, before anything is written
+expect_exit 4 "$BKR" -r "$D" restore latest --target "$T/rd"
+one_line_error
 ! grep -q "^bkr restore: :" "$T/err" || fail "a damaged root tree is reported with an empty path: $(cat "$T/err")"
-grep -q "^bkr restore: $rid: root directory: " "$T/err" || fail "a damaged root tree does not name the backup: $(cat "$T/err")"
+grep -q "^bkr restore: backup $rid: root directory: " "$T/err" || fail "a damaged root tree does not name the backup: $(cat "$T/err")"
 pass "a damaged root tree is named by its backup"
 
 # --- a damaged newest manifest: 'latest' never silently means an older backup

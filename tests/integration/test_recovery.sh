@@ -353,4 +353,50 @@ sed "s|$T/svcA/ws|$T/svcA2/ws|" "$T/a5.json" > "$T/a5m.json"
 grep -q "no backup of this host holds a source in $T/svcA2/ws.*the newest, of workspace $T/svcA/ws" "$T/scan5m.err" ||
 	fail "scan of a moved workspace does not say why nothing is compared: $(cat "$T/scan5m.err")"
 
+# a workspace deeper than the scan walks (256 levels): create backs it up
+# whole; scan names the directory it did not look into (stdout, --json
+# "skipped") and exits 6, never 0 as if every file had been checked; a
+# damaged file above the limit is still found (1)
+W6="$T/deep/ws"; R6="$T/deep/repo"
+mkdir -p "$W6"
+python3 - "$W6" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+for depth in range(1, 301):
+    os.mkdir("d", dir_fd=fd)
+    nfd = os.open("d", os.O_RDONLY, dir_fd=fd)
+    os.close(fd)
+    fd = nfd
+with open(os.open("new.json", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
+    f.write("{}")
+PY
+"$BKR" init -r "$R6" > /dev/null
+printf '{"repository": "%s", "workspace_root": "%s"}\n' "$R6" "$W6" > "$T/deep.json"
+"$BKR" -q -c "$T/deep.json" create --all > /dev/null || fail "create of a 300-level tree"
+"$BKR" -r "$R6" restore latest --target "$T/deep/out" > /dev/null || fail "restore of a 300-level tree"
+[ "$(find "$T/deep/out" -name new.json | wc -l)" = 1 ] || fail "the 300-level tree was not backed up whole"
+skipped6="d$(printf '/d%.0s' $(seq 2 257))"
+# an invalid file written after the backup, below the limit: not checked, and said so
+echo '{' > "$(dirname "$(find "$W6" -name new.json)")/late.json"
+st=0; "$BKR" scan -c "$T/deep.json" > "$T/scan6.out" 2> "$T/scan6.err" || st=$?
+[ "$st" = 6 ] || fail "scan of a 300-level tree: exit $st: $(cat "$T/scan6.out" "$T/scan6.err")"
+grep -qx "skipped   $skipped6: more than 256 levels deep: not scanned" "$T/scan6.out" ||
+	fail "scan does not name the directory it did not scan: $(cat "$T/scan6.out")"
+grep -q "0 damaged files among .*; 1 directory not scanned" "$T/scan6.err" || fail "scan summary: $(cat "$T/scan6.err")"
+st=0; "$BKR" scan --json -c "$T/deep.json" > "$T/scan6.json" 2> "$T/scan6.err" || st=$?
+[ "$st" = 6 ] || fail "scan --json of a 300-level tree: exit $st"
+python3 - "$T/scan6.json" "$skipped6" <<'PY' || fail "scan --json: $(cat "$T/scan6.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["found"] == 0 and r["skipped"] == [{"path": sys.argv[2], "reason": "more than 256 levels deep: not scanned"}], r
+PY
+st=0; "$BKR" batch -c "$T/deep.json" > "$T/batch6.out" 2> "$T/scan6.err" || st=$?
+[ "$st" = 6 ] || fail "batch of a 300-level tree: exit $st: $(cat "$T/batch6.out" "$T/scan6.err")"
+grep -q "^bkr batch: warning: $skipped6: more than 256 levels deep: not scanned" "$T/scan6.err" ||
+	fail "batch does not name the directory its scan did not look into: $(cat "$T/scan6.err")"
+echo '{' > "$W6/d/bad.json"
+st=0; "$BKR" scan -c "$T/deep.json" > "$T/scan6.out" 2> /dev/null || st=$?
+[ "$st" = 1 ] && grep -q "^invalid *d/bad.json" "$T/scan6.out" && grep -q "^skipped " "$T/scan6.out" ||
+	fail "scan of a deep tree with a damaged file: exit $st: $(cat "$T/scan6.out")"
+
 echo "recovery integration: ok"

@@ -253,3 +253,50 @@ rm "$one"
 expect_exit 0 "$BKR" -r "$R4" restore latest --in-place
 [ "$(cat "$one")" = v1 ] || fail "in place did not restore a deleted file source"
 pass "restore --in-place of a single-file source"
+
+# --- the ROOT tree unreadable restores nothing: that is damaged data (exit
+# 4, one line naming the backup), said before anything is written - not a
+# file that failed among others (6)
+R5=$T/repo5
+mkdir -p "$T/src5/a/b"
+printf 'f\n' >"$T/src5/a/f"
+printf 'g\n' >"$T/src5/a/b/g"
+expect_exit 0 "$BKR" -r "$R5" init
+expect_exit 0 "$BKR" -r "$R5" create --type full "$T/src5"
+# damage_tree REPO TREE-ID: flip the last stored byte of that tree blob in its pack
+damage_tree() {
+	python3 - "$1" "$2" <<'PY'
+import glob, struct, sys
+repo, tid = sys.argv[1], bytes.fromhex(sys.argv[2])
+for p in glob.glob(repo + "/tree/*/*.pack"):
+    d = open(p, "rb").read()
+    count, foff = struct.unpack_from("<IQ", d, len(d) - 64 + 12)
+    ents = [struct.unpack_from("<32sQ", d, foff + 56 * i) for i in range(count)]
+    for i, (bid, off) in enumerate(ents):
+        if bid == tid:
+            end = ents[i + 1][1] if i + 1 < count else foff
+            with open(p, "r+b") as f:
+                f.seek(end - 1)
+                b = f.read(1)
+                f.seek(end - 1)
+                f.write(bytes([b[0] ^ 0x5a]))
+            sys.exit(0)
+sys.exit("tree blob %s not found" % sys.argv[2])
+PY
+}
+id5=$("$BKR" -r "$R5" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+root5=$("$BKR" -r "$R5" show --json "$id5" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tree"])')
+damage_tree "$R5" "$root5"
+for args in "" "src5/a" "src5/a/f"; do
+	# shellcheck disable=SC2086
+	expect_exit 4 "$BKR" -r "$R5" restore "$id5" $args --target "$T/out5"
+	one_line_error
+	grep -q "^bkr restore: backup $id5: root directory: .*tree/.*\.pack: blob $root5" "$T/err" ||
+		fail "restore '$args' of a backup whose root tree is damaged: $(cat "$T/err")"
+	[ ! -e "$T/out5" ] || fail "restore '$args' made its target though nothing can be restored"
+done
+expect_exit 4 "$BKR" -r "$R5" --json restore "$id5" --target "$T/out5"
+python3 -c 'import json,sys; e = json.load(open(sys.argv[1]))["error"]; assert e["exit"] == 4 and "root directory" in e["message"], e' "$T/out" ||
+	fail "restore --json of a damaged root tree: $(cat "$T/out")"
+expect_exit 4 "$BKR" -r "$R5" restore "$id5" --in-place --dry-run
+pass "a damaged root tree: restore exits 4 naming it and writes nothing"

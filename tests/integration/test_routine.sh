@@ -185,6 +185,18 @@ promtool check metrics <"$T/metrics/bkr.prom" >"$T/promtool.out" 2>&1 || fail "p
 ! ls -a "$T/metrics" | grep -q '^\.tmp' || fail "a temporary file was left: $(ls -a "$T/metrics")"
 expect_exit 0 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z
 grep -q '^healthy' "$T/out" || fail "health: $(cat "$T/out")"
+# a metrics file that cannot be written is an output that failed (exit 7, as
+# for a restore target), not "not found" (3): one line naming it, no report
+expect_exit 7 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z --prometheus "$T/no/such/dir/h.prom"
+one_line_error
+grep -q "metrics file $T/no/such/dir/h.prom: cannot be written: $T/no/such/dir: No such file or directory" "$T/err" ||
+	fail "health --prometheus into a missing directory: $(cat "$T/err")"
+[ ! -s "$T/out" ] || fail "a report after the metrics file failed: $(cat "$T/out")"
+: >"$T/plain"
+expect_exit 7 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z --json --prometheus "$T/plain/h.prom"
+one_line_error
+python3 -c 'import json,sys; e = json.load(open(sys.argv[1]))["error"]; assert e["exit"] == 7 and sys.argv[2] in e["message"], e' \
+	"$T/out" "metrics file $T/plain/h.prom: cannot be written: $T/plain: Not a directory" || fail "health --json: $(cat "$T/out")"
 expect_exit 0 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z --json --prometheus "$T/h.prom"
 json_ok "$T/out"
 python3 - "$T/out" <<'PY' || fail "health --json: $(cat "$T/out")"
@@ -449,6 +461,53 @@ python3 -c 'import json,sys; s = json.load(open(sys.argv[1]))["sources"][0]; ass
 unset BKR_TEST_NOW
 pass "a backup dated in the future: scheduled backups go on, health and retention leave it out, one warning"
 
+# --- ... nor is it a parent: an incremental backup made after it takes the
+# newest real backup of its sources (none here: it reads everything), with
+# one warning naming it; and tier migration does not take it for young (its
+# own data goes to the coldest tier; data real backups share stays with them)
+WA=$T/ws-ahead
+RA=$T/repo-ahead
+mkdir -p "$WA/d" "$T/warm-ahead" "$T/cold-ahead"
+head -c 100000 /dev/urandom >"$WA/d/only-2030.bin"
+"$BKR" init -r "$RA" >/dev/null
+BKR_TEST_NOW=2030-01-01T00:00:00Z "$BKR" -q -r "$RA" create --type full "$WA/d" >/dev/null
+ahead_a=$("$BKR" -r "$RA" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+rm "$WA/d/only-2030.bin"
+head -c 100000 /dev/urandom >"$WA/d/now.bin"
+export BKR_TEST_NOW=2027-02-01T10:00:00Z
+for type in incremental differential; do
+	expect_exit 0 "$BKR" -r "$RA" --json create --type $type "$WA/d"
+	python3 -c 'import json,sys; m = json.load(open(sys.argv[1])); assert m["parent"] is None, m["parent"]' "$T/out" ||
+		fail "$type backup after one dated 2030: its parent: $(cat "$T/out")"
+	n=$(grep -c "backup $ahead_a is dated in the future (2030-01-01T00:00:00.*nor as a parent" "$T/err" || true)
+	[ "$n" = 1 ] || fail "$type: expected one warning naming $ahead_a, got $n: $(cat "$T/err")"
+done
+expect_exit 0 "$BKR" -r "$RA" --json create --type incremental "$WA/d"
+python3 -c 'import json,sys; m = json.load(open(sys.argv[1])); assert m["parent"] in sys.argv[2:], m["parent"]' "$T/out" \
+	$("$BKR" -r "$RA" list --json | python3 -c 'import json,sys; [print(b["backup_id"]) for b in json.load(sys.stdin) if b["backup_id"].startswith("backup_20270201")]') ||
+	fail "an incremental backup's parent is not the newest real one: $(cat "$T/out")"
+printf '{"repository": "%s", "workspace_root": "%s", "tiers": {"warm": {"path": "%s", "after_days": 7}, "cold": {"path": "%s", "after_days": 30}}}\n' \
+	"$RA" "$WA" "$T/warm-ahead" "$T/cold-ahead" >"$T/tiers-ahead.json"
+expect_exit 0 "$BKR" -c "$T/tiers-ahead.json" --json tier migrate
+n=$(grep -c "backup $ahead_a is dated in the future (2030-01-01T00:00:00.*tier migration takes it for old" "$T/err" || true)
+[ "$n" = 1 ] || fail "tier migrate: expected one warning naming $ahead_a, got $n: $(cat "$T/err")"
+python3 - "$T/out" <<'PY' || fail "tier migrate with a backup dated 2030: $(cat "$T/out")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+# the pack only the backup dated 2030 uses goes cold; the real backups' stays hot
+assert r["moved"]["cold"]["packs"] == 1 and r["moved"]["warm"]["packs"] == 0, r
+assert r["stayed_packs"] == 1 and r["moved"]["hot"]["packs"] == 0, r
+PY
+[ "$(find "$T/cold-ahead" -name '*.pack' | wc -l)" = 1 ] || fail "no pack in the cold tier"
+# restore still reads it from there
+expect_exit 0 "$BKR" -r "$RA" restore "$ahead_a" --target "$T/r-ahead"
+[ -s "$T/r-ahead/d/only-2030.bin" ] || fail "the backup dated 2030 did not restore from the cold tier"
+# --as-of: a backup after it was not made yet: the same rule, no warning
+expect_exit 0 "$BKR" -c "$T/tiers-ahead.json" tier migrate --as-of 2027-02-01T10:00:00Z
+! grep -q "dated in the future" "$T/err" || fail "a warning under --as-of: $(cat "$T/err")"
+unset BKR_TEST_NOW
+pass "a backup dated in the future is no parent, and tier migration takes its data cold, with one warning"
+
 # --- health takes the newest verify record at or before now, not the newest
 # of all: one dated after now (the clock was ahead) must not hide damage found since
 export BKR_TEST_NOW=2027-02-01T13:00:00Z
@@ -614,7 +673,7 @@ printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "metrics_f
 	"$T/repoq" "$WQ" "$T/logsq" "$T/no/such/dir/bkr.prom" >"$T/mq.json"
 BKR_TEST_NOW=2026-12-01T02:00:00Z expect_exit 6 "$BKR" -q -c "$T/mq.json" routine hourly
 one_line_error
-grep -q "^bkr routine: hourly routine: metrics file $T/no/such/dir/bkr.prom not written: " "$T/err" ||
+grep -q "^bkr routine: hourly routine: metrics file $T/no/such/dir/bkr.prom: cannot be written: " "$T/err" ||
 	fail "-q, metrics file not written: $(cat "$T/err")"
 printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "alert_command": ["%s"], "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}, {"name": "w", "paths": ["h"], "schedule": "weekly"}]}\n' \
 	"$T/repoq" "$WQ" "$T/logsq" "$T/no/notify" >"$T/aq.json"

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "bkr/backup.h"
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/repo.h"
 #include "bkr/walk.h"
@@ -238,6 +239,15 @@ static void test_racy_clean(void **state)
 	bkr_manifest_free(m2);
 }
 
+static char passed_over[128];
+
+static void on_future(void *ctx, const char *backup_id, int64_t time_ns)
+{
+	(void)ctx;
+	(void)time_ns;
+	snprintf(passed_over, sizeof(passed_over), "%s", backup_id);
+}
+
 static void test_parent_selection(void **state)
 {
 	fx *f = *state;
@@ -245,17 +255,31 @@ static void test_parent_selection(void **state)
 	bkr_source_spec s = { "ws", f->src, NULL, 0 };
 	bkr_source_spec other = { "ws", "/elsewhere", NULL, 0 };
 
-	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "testhost", &s, 1, &p), BKR_ENOTFOUND);
+	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "testhost", &s, 1, bkr_time_now_ns(), NULL, NULL, &p), BKR_ENOTFOUND);
 	assert_int_equal(run(f, BKR_BACKUP_INCREMENTAL, NULL, 0, &m1), 0);
 	assert_null(m1->parent); /* no parent: read everything */
-	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "testhost", &s, 1, &p), 0);
+	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "testhost", &s, 1, bkr_time_now_ns(), NULL, NULL, &p), 0);
 	assert_string_equal(p->backup_id, m1->backup_id);
 	bkr_manifest_free(p);
 	p = NULL;
 	/* differential wants a full one */
-	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_DIFFERENTIAL, "testhost", &s, 1, &p), BKR_ENOTFOUND);
-	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "otherhost", &s, 1, &p), BKR_ENOTFOUND);
-	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "testhost", &other, 1, &p), BKR_ENOTFOUND);
+	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_DIFFERENTIAL, "testhost", &s, 1, bkr_time_now_ns(), NULL, NULL, &p), BKR_ENOTFOUND);
+	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "otherhost", &s, 1, bkr_time_now_ns(), NULL, NULL, &p), BKR_ENOTFOUND);
+	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "testhost", &other, 1, bkr_time_now_ns(), NULL, NULL, &p), BKR_ENOTFOUND);
+	/* judged 10 minutes before it was made, m1 is dated in the future (the
+	 * clock was ahead): never a parent, and the callback names it */
+	passed_over[0] = '\0';
+	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "testhost", &s, 1,
+						m1->time_ns - 600 * BKR_NS_PER_S, on_future, NULL, &p),
+			 BKR_ENOTFOUND);
+	assert_null(p);
+	assert_string_equal(passed_over, m1->backup_id);
+	/* within the 5 minutes of clock skew it counts */
+	assert_int_equal(bkr_backup_find_parent(f->r, BKR_BACKUP_INCREMENTAL, "testhost", &s, 1,
+						m1->time_ns - 60 * BKR_NS_PER_S, NULL, NULL, &p),
+			 0);
+	assert_string_equal(p->backup_id, m1->backup_id);
+	bkr_manifest_free(p);
 	bkr_manifest_free(m1);
 }
 

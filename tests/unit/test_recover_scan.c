@@ -198,6 +198,54 @@ static void test_scan(void **state)
 	bkr_scan_result_free(&r);
 }
 
+/* A directory deeper than BKR_SCAN_MAX_DEPTH is not walked, and is named
+ * (skipped), never passed over in silence; what lies above it is scanned. */
+static void test_scan_deep_tree(void **state)
+{
+	fx *f = *state;
+	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
+	char path[PATH_MAX * 2], want[1024] = "deep";
+	int fd, nfd;
+	char *json;
+
+	snprintf(path, sizeof(path), "%s/deep", f->ws);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_true((fd = open(path, O_RDONLY | O_DIRECTORY)) >= 0);
+	for (int depth = 2; depth <= BKR_SCAN_MAX_DEPTH + 10; depth++) {
+		if (depth == 100) { /* a damaged file well inside the limit is found */
+			int ffd = openat(fd, "bad.json", O_WRONLY | O_CREAT, 0644);
+			assert_true(ffd >= 0);
+			assert_int_equal(write(ffd, "{", 1), 1);
+			close(ffd);
+		}
+		assert_int_equal(mkdirat(fd, "d", 0755), 0);
+		assert_true((nfd = openat(fd, "d", O_RDONLY | O_DIRECTORY)) >= 0);
+		close(fd);
+		fd = nfd;
+		if (depth <= BKR_SCAN_MAX_DEPTH + 1)
+			strcat(want, "/d"); /* the first directory not walked: depth 257 */
+	}
+	int ffd = openat(fd, "deepest.json", O_WRONLY | O_CREAT, 0644);
+	assert_true(ffd >= 0);
+	close(ffd);
+	close(fd);
+
+	assert_int_equal(bkr_recover_scan(f->rc, 0, &r), 0);
+	assert_int_equal(r.n, 1);
+	char bad[1024] = "deep/";
+	for (int i = 0; i < 98; i++) /* bad.json lies in the directory at depth 99 */
+		strcat(bad, "d/");
+	strcat(bad, "bad.json");
+	assert_string_equal(kind_of(&r, bad), "invalid");
+	assert_int_equal(r.nskipped, 1);
+	assert_string_equal(r.skipped[0].path, want);
+	assert_non_null(strstr(r.skipped[0].reason, "more than 256 levels deep"));
+	json = bkr_scan_result_to_json(&r, false);
+	assert_non_null(strstr(json, "\"skipped\":[{\"path\":\"deep/d/d/"));
+	free(json);
+	bkr_scan_result_free(&r);
+}
+
 static void test_batch_apply(void **state)
 {
 	fx *f = *state;
@@ -583,6 +631,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_deep_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run_and_recheck, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_escape, setup, teardown),

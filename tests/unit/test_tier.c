@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "bkr/backup.h"
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/repo.h"
 #include "bkr/tier.h"
@@ -46,7 +47,24 @@ static void test_rule_ages(void **state)
 	assert_int_equal(level_at(&p, 30 * DAY - 1, NULL), BKR_TIER_WARM);
 	assert_int_equal(level_at(&p, 30 * DAY, NULL), BKR_TIER_COLD);
 	assert_int_equal(level_at(&p, 4000 * DAY, NULL), BKR_TIER_COLD);
-	assert_int_equal(level_at(&p, -DAY, NULL), BKR_TIER_HOT); /* from the future */
+	/* dated in the future (the clock was ahead): no age to judge by, so not
+	 * young until long after its date: it asks for the coldest tier */
+	assert_int_equal(level_at(&p, -DAY, NULL), BKR_TIER_COLD);
+	assert_int_equal(level_at(&p, -3650 * DAY, NULL), BKR_TIER_COLD);
+	/* within the 5 minutes of clock skew it was made now: hot */
+	assert_int_equal(level_at(&p, -BKR_CLOCK_SKEW_NS, NULL), BKR_TIER_HOT);
+	assert_int_equal(level_at(&p, -BKR_CLOCK_SKEW_NS - 1, NULL), BKR_TIER_COLD);
+}
+
+static void test_rule_future(void **state)
+{
+	bkr_tier_policy warm = { { { NULL, 0 }, { "/w", 7 }, { NULL, 30 } } };
+	bkr_tier_policy none = { { { NULL, 0 }, { NULL, 7 }, { NULL, 30 } } };
+	bkr_tier_policy both = { { { NULL, 0 }, { "/w", 7 }, { "/c", 30 } } };
+	(void)state;
+	assert_int_equal(level_at(&warm, -DAY, NULL), BKR_TIER_WARM); /* the coldest configured */
+	assert_int_equal(level_at(&none, -DAY, NULL), BKR_TIER_HOT);
+	assert_int_equal(level_at(&both, -DAY, ""), BKR_TIER_HOT);    /* a pin still keeps it hot */
 }
 
 static void test_rule_pins(void **state)
@@ -236,6 +254,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rule_ages),
+		cmocka_unit_test(test_rule_future),
 		cmocka_unit_test(test_rule_pins),
 		cmocka_unit_test(test_rule_one_tier),
 		cmocka_unit_test(test_records),

@@ -5,7 +5,8 @@
  *
  * Types: full reads everything; incremental (and snapshot) take as parent the
  * newest backup of the same host and the same source set, differential the
- * newest full one.  With a parent, a file whose size, mtime, ctime and inode
+ * newest full one; never one dated in the future (bkr_time_in_future: made
+ * while the clock was ahead).  With a parent, a file whose size, mtime, ctime and inode
  * match the parent's entry (same source path) is taken from the parent
  * without being read, unless its mtime is within 1 s of, or after, the
  * parent's start time (git's "racy clean" rule).  Every backup is a complete
@@ -85,6 +86,13 @@ typedef struct {
 	bool no_wait;
 	void (*waiting)(void *ctx);
 	void *waiting_ctx;
+	/**
+	 * Called for each backup that would have been the automatic parent but
+	 * is dated in the future (bkr_time_in_future at the backup's start: the
+	 * clock was ahead when it was made), so was passed over; optional.
+	 */
+	void (*future)(void *ctx, const char *backup_id, int64_t time_ns);
+	void *future_ctx;
 } bkr_backup_options;
 
 #define BKR_BACKUP_OPTIONS_VERSION 1
@@ -93,12 +101,16 @@ typedef struct {
 /**
  * Find the parent a backup of type @p type would use: for incremental and
  * snapshot the newest backup with this @p hostname and the same source names
- * and paths; for differential the newest such full backup.  BKR_ENOTFOUND
- * when there is none (the backup then reads everything).  *out is owned by
- * the caller.
+ * and paths; for differential the newest such full backup.  A backup dated in
+ * the future at @p now_ns (bkr_time_in_future) is never chosen: the schedules
+ * do not count it as its sources' newest backup either; @p future (optional)
+ * is called with @p ctx for each one passed over.  BKR_ENOTFOUND when there
+ * is none (the backup then reads everything).  *out is owned by the caller.
  */
 int bkr_backup_find_parent(bkr_repo *r, bkr_backup_type type, const char *hostname,
-			   const bkr_source_spec *sources, size_t nsources, bkr_manifest **out);
+			   const bkr_source_spec *sources, size_t nsources, int64_t now_ns,
+			   void (*future)(void *ctx, const char *backup_id, int64_t time_ns), void *ctx,
+			   bkr_manifest **out);
 
 /**
  * True when backup @p m was made by host @p hostname: the rule that makes a

@@ -157,27 +157,42 @@ typedef struct {
 	} scanned;
 } bkr_damage;
 
+/** A workspace directory the scan did not look into (named, never silent). */
+typedef struct {
+	char *path;            /**< workspace-relative ("." for the root), owned */
+	char *reason;          /**< one line, owned */
+} bkr_scan_skipped;
+
 typedef struct {
 	bkr_damage *items;     /**< sorted: priority desc, then kind, then path */
 	size_t n;
 	char *backup_id;       /**< newest backup compared with, or NULL */
 	uint64_t files_checked;
 	bool deep;
+	bkr_scan_skipped *skipped; /**< directories not scanned, in walk order */
+	size_t nskipped;
 } bkr_scan_result;
-#define BKR_SCAN_RESULT_INIT { NULL, 0, NULL, 0, false }
+#define BKR_SCAN_RESULT_INIT { NULL, 0, NULL, 0, false, NULL, 0 }
 
 enum { BKR_SCAN_DEEP = 1 };
+
+/** Directories deeper than this below the workspace root are not scanned (each one named). */
+#define BKR_SCAN_MAX_DEPTH 256
 
 /**
  * Scan the workspace (flags: BKR_SCAN_DEEP).  Quick: stat, and validators for
  * files that have one; missing and truncated files are found by comparing
  * with the newest backup's tree.  Deep: also hash every file that a backup
  * has and report BKR_DAMAGE_SILENT.  @p out must be BKR_SCAN_RESULT_INIT or
- * freed; out->n > 0 means something was found.
+ * freed; out->n > 0 means something was found.  A directory the scan could
+ * not look into - more than BKR_SCAN_MAX_DEPTH levels deep, its path longer
+ * than 4095 bytes, or one that would not open - is listed in out->skipped
+ * (nskipped > 0: the workspace was not checked whole).
  */
 int bkr_recover_scan(bkr_recover *rc, unsigned flags, bkr_scan_result *out);
 void bkr_scan_result_free(bkr_scan_result *r);
-/** {"backup_id":..,"deep":..,"files_checked":N,"found":N,"files":[{"path","kind","reason","priority"}]}; malloc'd. */
+/** {"backup_id":..,"deep":..,"files_checked":N,"found":N,"files":[{"path","kind","reason","priority"}],
+ * "skipped":[{"path","reason"}]}; malloc'd. */
 char *bkr_scan_result_to_json(const bkr_scan_result *r, bool pretty);
 
 /* ---- recover ------------------------------------------------------------- */
@@ -189,6 +204,9 @@ typedef struct {
 	bkr_strategy_type strategy;
 	bool deep;               /**< batch: deep scan */
 	bool no_store;           /**< do not store the run anywhere (tests) */
+	/** batch: each directory its scan did not look into (bkr_scan_skipped); optional */
+	void (*skipped)(void *ctx, const char *path, const char *reason);
+	void *skipped_ctx;
 } bkr_recover_options;
 #define BKR_RECOVER_OPTIONS_VERSION 1
 #define BKR_RECOVER_OPTIONS_INIT { BKR_RECOVER_OPTIONS_VERSION, false, false, BKR_STRATEGY_BACKUP, false, false }

@@ -54,7 +54,11 @@ typedef struct {
 /**
  * The level backup @p m asks for at @p as_of_ns: hot when pinned then or
  * younger than the first configured tier's after_days; else the coldest
- * configured tier whose after_days it has reached.
+ * configured tier whose after_days it has reached.  A backup dated in the
+ * future at @p as_of_ns (bkr_time_in_future: made while the clock was ahead,
+ * or after an --as-of time) has no age to judge: unless pinned it asks for
+ * the coldest configured tier (docs/operations.md, "Backups dated in the
+ * future").
  */
 int bkr_tier_level(const bkr_tier_policy *p, const bkr_manifest *m, int64_t as_of_ns);
 
@@ -137,6 +141,10 @@ typedef struct {
 	 * bytes done of those that move or lose an extra copy (may be NULL). */
 	void (*progress)(void *ctx, uint64_t packs_done, uint64_t packs_total, uint64_t bytes_done,
 			 uint64_t bytes_total);
+	/** Called (with @p ctx) for each backup or run dated in the future at
+	 * as_of_ns (bkr_time_in_future; bkr_tier_level says where its data
+	 * goes) before anything moves (may be NULL). */
+	void (*future)(void *ctx, const char *backup_id, int64_t time_ns);
 } bkr_tier_migrate_options;
 #define BKR_TIER_MIGRATE_OPTIONS_VERSION 1
 #define BKR_TIER_MIGRATE_OPTIONS_INIT { BKR_TIER_MIGRATE_OPTIONS_VERSION, false, 0, { { { NULL, 0 } } }, NULL, NULL, NULL }
