@@ -163,6 +163,19 @@ static void user_name(char *out, size_t cap)
 	snprintf(out, cap, "%s", u ? u : "");
 }
 
+/*
+ * locks/keys.lock, exclusive, waiting: key add and remove (and so passwd)
+ * change keys/ one at a time, on a local store (flock) and on S3 (lock
+ * objects) alike.  Backups and reads never take it.
+ */
+static int keys_lock(bkr_store *s, bkr_store_held **held)
+{
+	int err = bkr_store_lock(s, "locks/keys.lock", true, true, held);
+	if (err < 0)
+		bkr_error_prefix("keys lock");
+	return err;
+}
+
 int bkr_key_add(bkr_store *s, const bkr_crypto *c, const char *pass, size_t passlen,
 		char id_out[BKR_KEY_ID_HEX])
 {
@@ -171,6 +184,7 @@ int bkr_key_add(bkr_store *s, const bkr_crypto *c, const char *pass, size_t pass
 	char *hex = NULL, *text = NULL, *json = NULL, repo[2 * BKR_CRYPTO_REPO_ID_SIZE + 1];
 	char salt[65], created[32], host[256], user[256], name[64];
 	bkr_kdf_params p;
+	bkr_store_held *held = NULL;
 	cJSON *root = NULL, *o;
 	size_t len = 0;
 	int err;
@@ -220,11 +234,13 @@ int bkr_key_add(bkr_store *s, const bkr_crypto *c, const char *pass, size_t pass
 		goto done;
 	bkr_hex_encode(rid, sizeof(rid), id_out);
 	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", id_out);
-	if ((err = bkr_store_prepare(s, "keys")) < 0 || (err = bkr_store_put(s, name, json, len)) < 0) {
+	if ((err = bkr_store_prepare(s, "keys")) < 0 || (err = keys_lock(s, &held)) < 0 ||
+	    (err = bkr_store_put(s, name, json, len)) < 0) {
 		id_out[0] = 0;
 		goto done;
 	}
 done:
+	bkr_store_unlock(held);
 	cJSON_Delete(root);
 	free(text);
 	free(json);
@@ -424,14 +440,22 @@ int bkr_key_remove(bkr_store *s, const char *id, const char *current, char remov
 {
 	struct key_walk kw = { 0 };
 	size_t found = SIZE_MAX, matches = 0;
+	bkr_store_held *held = NULL;
 	const char *hit = NULL;
 	char name[64];
 	int err;
 
 	if (removed)
 		removed[0] = 0;
-	if ((err = list_keys(s, &kw)) < 0)
+	/* under the keys lock, so that what is checked below (not the last
+	 * usable key file, not the one in use) still holds when it is deleted:
+	 * two holders removing each other's key at once must not both succeed */
+	if ((err = keys_lock(s, &held)) < 0)
 		return err;
+	if ((err = list_keys(s, &kw)) < 0) {
+		bkr_store_unlock(held);
+		return err;
+	}
 	for (size_t i = 0; i < kw.n; i++)
 		if (*id && !strncmp(kw.v[i].id, id, strlen(id))) {
 			found = i;
@@ -464,9 +488,13 @@ int bkr_key_remove(bkr_store *s, const char *id, const char *current, char remov
 		goto done;
 	}
 	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", hit);
+	/* tests: stop here, checked and not yet deleted, to race another removal */
+	if ((err = bkr_io_fault("key-remove")) < 0)
+		goto done;
 	if ((err = bkr_store_delete(s, name)) == 0 && removed)
 		memcpy(removed, hit, BKR_KEY_ID_HEX);
 done:
+	bkr_store_unlock(held);
 	free(kw.v);
 	free(kw.bad);
 	return err;

@@ -302,6 +302,37 @@ python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == {"removed": 
 expect_exit 2 "$BKR" -r "$R" key remove "$bob"
 pass "a damaged key file is named in the wrong-passphrase message, key list and when none is usable; key remove deletes it by id"
 
+# --- two holders removing each other's key at once (found by hostile
+# testing: both succeeded and keys/ was left empty, the repository lost).
+# Alice's removal stops after its checks (BKR_FAULT key-remove:stop); bob's
+# must wait for the keys lock, then see that alice's key is the last one.
+KR=$T/key-race
+printf 'alice: race\n' >"$T/pw-ra"
+printf 'bob: race\n' >"$T/pw-rb"
+expect_exit 0 "$BKR" init -r "$KR" --encryption aes-256-gcm --new-password-file "$T/pw-ra"
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" key add --new-password-file "$T/pw-rb" --json
+kb=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added"])' "$T/out")
+ka=$(ls "$KR/keys" | grep -v "$kb" | sed 's/\.json$//')
+BKR_FAULT=key-remove:1:stop "$BKR" -r "$KR" --password-file "$T/pw-ra" key remove "$kb" >"$T/ra.out" 2>"$T/ra.err" &
+ra=$!
+cleanup_hooks+=("kill -9 $ra 2>/dev/null")
+wait_stopped "$ra" || fail "alice's key remove never paused after its checks"
+"$BKR" -r "$KR" --password-file "$T/pw-rb" key remove "$ka" >"$T/rb.out" 2>"$T/rb.err" &
+rb=$!
+cleanup_hooks+=("kill -9 $rb 2>/dev/null")
+sleep 2
+kill -0 "$rb" 2>/dev/null || fail "bob's key remove did not wait for alice's: $(cat "$T/rb.out" "$T/rb.err")"
+kill -CONT "$ra"
+rca=0 rcb=0
+wait "$ra" || rca=$?
+wait "$rb" || rcb=$?
+[ "$rca" = 0 ] || fail "alice's key remove: exit $rca: $(cat "$T/ra.err")"
+[ "$rcb" = 2 ] || fail "bob's key remove: exit $rcb (want 2): $(cat "$T/rb.out" "$T/rb.err")"
+grep -q "last key file" "$T/rb.err" || fail "bob's key remove: $(cat "$T/rb.err")"
+[ "$(ls "$KR/keys")" = "$ka.json" ] || fail "keys/ after two removals: $(ls "$KR/keys")"
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" list
+pass "two key removals at once: the second waits for the keys lock and refuses the last key"
+
 # --- key list: a key file's created, hostname and username are not
 # authenticated (anyone who can write keys/ sets them, checksum and all):
 # terminal escapes and newlines in them are shown escaped, never raw

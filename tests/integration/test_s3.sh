@@ -227,6 +227,26 @@ for k in $(s3keys enc/); do
 	n=$((n + 1))
 done
 [ "$n" -gt 5 ] || fail "only $n objects in the encrypted repository"
+# two holders removing each other's key at once (found by hostile testing:
+# both succeeded, keys/ left empty): the second waits for the keys lock
+printf 'bob: s3\n' >"$T/pw-s3b"
+expect_exit 0 "$BKR" -r s3://bkr-test/enc key add --new-password-file "$T/pw-s3b" --json
+kb=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added"])' "$T/out")
+ka=$(s3keys enc/keys/ | sed 's|.*/||; s|\.json$||' | grep -v "$kb")
+BKR_FAULT=key-remove:1:stop "$BKR" -r s3://bkr-test/enc key remove "$kb" >"$T/ra.out" 2>"$T/ra.err" &
+ra=$!
+cleanup_hooks+=("kill -9 $ra 2>/dev/null")
+wait_stopped "$ra" || fail "S3: the first key remove never paused after its checks"
+"$BKR" -r s3://bkr-test/enc --password-file "$T/pw-s3b" key remove "$ka" >"$T/rb.out" 2>"$T/rb.err" &
+rb=$!
+sleep 3
+kill -0 "$rb" 2>/dev/null || fail "S3: the second key remove did not wait: $(cat "$T/rb.out" "$T/rb.err")"
+kill -CONT "$ra"
+rca=0 rcb=0
+wait "$ra" || rca=$?
+wait "$rb" || rcb=$?
+[ "$rca" = 0 ] && [ "$rcb" = 2 ] || fail "S3 key removal race: exits $rca and $rcb: $(cat "$T/ra.err" "$T/rb.err")"
+[ "$(s3keys enc/keys/ | sed 's|.*/||')" = "$ka.json" ] || fail "S3: keys/ after two removals: $(s3keys enc/keys/)"
 unset BKR_PASSWORD
 pass "an encrypted repository on S3: restored exactly, verify --read-data clean, a wrong passphrase refused, no plaintext in $n objects"
 

@@ -77,7 +77,10 @@ int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE],
 /**
  * Remove key file @p id (a unique prefix of it) from @p s; a damaged key
  * file is removed by its id (its file name) too.  Refused (BKR_EINVAL) for
- * the last usable key file and for @p current (the one in use).
+ * the last usable key file and for @p current (the one in use).  Checked
+ * and done under the keys lock (locks/keys.lock, exclusive, waiting;
+ * bkr_key_add takes it too), so that concurrent removals can never leave
+ * no usable key file.
  * @p removed (may be NULL) gets the full id of the key file removed.
  */
 int bkr_key_remove(bkr_store *s, const char *id, const char *current, char removed[BKR_KEY_ID_HEX]);
