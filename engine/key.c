@@ -275,6 +275,27 @@ struct key_walk {
 	void *ctx;
 };
 
+/* Key file @p id is damaged (unreadable, malformed, or its KDF fails):
+ * remembered by id, the first message kept, warned about. */
+static int add_bad(struct key_walk *kw, const char *id)
+{
+	if (kw->nbad == kw->badcap) {
+		size_t ncap = kw->badcap ? 2 * kw->badcap : 4;
+		char(*nb)[BKR_KEY_ID_HEX] = realloc(kw->bad, ncap * sizeof(*nb));
+		if (!nb)
+			return bkr_error_oom();
+		kw->bad = nb;
+		kw->badcap = ncap;
+	}
+	memcpy(kw->bad[kw->nbad++], id, BKR_KEY_ID_HEX);
+	if (kw->nbad == 1)
+		snprintf(kw->first_bad, sizeof(kw->first_bad), "%s", bkr_error_message());
+	if (kw->warn)
+		kw->warn(kw->ctx, bkr_error_message());
+	bkr_error_clear();
+	return 0;
+}
+
 static int on_key(void *ctx, const char *name)
 {
 	struct key_walk *kw = ctx;
@@ -301,23 +322,8 @@ static int on_key(void *ctx, const char *name)
 	free(text);
 	if (err == BKR_ENOMEM)
 		return err;
-	if (err < 0) {
-		if (kw->nbad == kw->badcap) {
-			size_t ncap = kw->badcap ? 2 * kw->badcap : 4;
-			char(*nb)[BKR_KEY_ID_HEX] = realloc(kw->bad, ncap * sizeof(*nb));
-			if (!nb)
-				return bkr_error_oom();
-			kw->bad = nb;
-			kw->badcap = ncap;
-		}
-		memcpy(kw->bad[kw->nbad++], id, sizeof(id));
-		if (kw->nbad == 1)
-			snprintf(kw->first_bad, sizeof(kw->first_bad), "%s", bkr_error_message());
-		if (kw->warn)
-			kw->warn(kw->ctx, bkr_error_message());
-		bkr_error_clear();
-		return 0;
-	}
+	if (err < 0)
+		return add_bad(kw, id);
 	memcpy(kw->v[kw->n].id, id, sizeof(id));
 	kw->n++;
 	return 0;
@@ -403,14 +409,26 @@ int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE],
 	for (size_t i = 0; i < kw.n; i++) {
 		if (memcmp(kw.v[i].repo_id, repo_id, BKR_CRYPTO_REPO_ID_SIZE))
 			continue; /* a key file of another repository */
-		tried++;
 		err = bkr_key_open(&kw.v[i], pass, passlen, out);
 		if (err == 0) {
 			if (id_out)
 				memcpy(id_out, kw.v[i].id, BKR_KEY_ID_HEX);
 			goto done;
 		}
-		if (err != BKR_EKEY)
+		if (err == BKR_EKEY) {
+			tried++;
+			continue;
+		}
+		if (err == BKR_ENOMEM)
+			goto done;
+		/* its KDF failed (parameters OpenSSL refuses): that key file is
+		 * unusable, never the repository; the others are tried */
+		{
+			char msg[600];
+			snprintf(msg, sizeof(msg), "%s", bkr_error_message());
+			bkr_error_set(BKR_ECORRUPT, "%s: " KEYS_PREFIX "%s.json: %s", bkr_store_location(s), kw.v[i].id, msg);
+		}
+		if ((err = add_bad(&kw, kw.v[i].id)) < 0)
 			goto done;
 	}
 	bad_names(&kw, names, sizeof(names));

@@ -333,6 +333,32 @@ grep -q "last key file" "$T/rb.err" || fail "bob's key remove: $(cat "$T/rb.err"
 expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" list
 pass "two key removals at once: the second waits for the keys lock and refuses the last key"
 
+# --- a key file with scrypt N 2^17 r 1 p 1: inside every bound, but against
+# scrypt's rule N < 2^(16 r), so no derivation can succeed (found by hostile
+# testing: every command of every holder failed with exit 70).  It is a
+# damaged key file, named; the other holders open; key remove deletes it.
+cp "$KR/keys/$ka.json" "$KR/keys/0123456789abcdef.json"
+python3 - "$KR/keys/0123456789abcdef.json" <<'PY'
+import hashlib, json, sys
+p = sys.argv[1]
+k = json.loads(open(p).read())
+k["kdf"]["n"], k["kdf"]["r"], k["kdf"]["p"] = 131072, 1, 1
+del k["sha256"]
+t = json.dumps(k, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(p, "w").write(t.replace("0" * 64, hashlib.sha256(t.encode()).hexdigest()))
+PY
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" list
+expect_exit 9 "$BKR" -r "$KR" --password-file "$T/pw-rb" list
+one_line_error
+grep -q "none of the 1 key file in keys/; 1 damaged key file could not be tried (keys/0123456789abcdef.json" "$T/err" ||
+	fail "wrong passphrase beside an N 2^17 r 1 key file: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" key list
+grep -q "0123456789abcdef.json: scrypt N 131072 r 1: scrypt needs N below 2^(16 r)" "$T/err" ||
+	fail "key list does not name the N 2^17 r 1 key file: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" key remove 0123456789abcdef
+[ "$(ls "$KR/keys")" = "$ka.json" ] || fail "key remove of the N 2^17 r 1 key file: $(ls "$KR/keys")"
+pass "a key file against scrypt's N < 2^(16 r) is a damaged key file: named, skipped, removable"
+
 # --- key list: a key file's created, hostname and username are not
 # authenticated (anyone who can write keys/ sets them, checksum and all):
 # terminal escapes and newlines in them are shown escaped, never raw

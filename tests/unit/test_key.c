@@ -22,6 +22,7 @@
 #include "bkr/crypto.h"
 #include "bkr/error.h"
 #include "bkr/key.h"
+#include "bkr/io.h"
 #include "bkr/manifest.h"
 #include "bkr/store.h"
 #include "testutil.h"
@@ -295,6 +296,67 @@ static void test_damaged_key_files(void **state)
 	assert_true(strstr(bkr_error_message(), "checksum mismatch") || strstr(bkr_error_message(), "scrypt N 1023"));
 }
 
+/* A key file whose KDF cannot run is one unusable key file, never the
+ * repository's end: scrypt's rule N < 2^(16 r) is checked as the key file
+ * is read (N 2^17 r 1 passes every other bound), and a derivation that fails
+ * all the same leaves that file out and tries the others. */
+static void test_kdf_failure_one_key_file(void **state)
+{
+	struct fx *f = *state;
+	char good[BKR_KEY_ID_HEX], bad[BKR_KEY_ID_HEX], got[BKR_KEY_ID_HEX], want[64];
+	bkr_crypto *c = NULL;
+	bkr_key_file *v = NULL;
+	size_t n = 0, len;
+	char *text, *hostile, *q;
+
+	assert_int_equal(bkr_key_add(f->s, f->c, "alice", 5, good), 0);
+	assert_int_equal(bkr_key_add(f->s, f->c, "bob", 3, bad), 0);
+	text = read_key(f, bad, &len);
+	assert_non_null(hostile = malloc(len + 16));
+	memcpy(hostile, text, len + 1);
+	q = strstr(hostile, "\"n\":1024");
+	memmove(q + 10, q + 8, strlen(q + 8) + 1);
+	memcpy(q, "\"n\":131072", 10);
+	q = strstr(hostile, "\"r\":8");
+	memcpy(q, "\"r\":1", 5);
+	write_key(f, bad, hostile, true);
+	free(hostile);
+	free(text);
+	snprintf(want, sizeof(want), "keys/%s.json", bad);
+
+	/* a damaged key file, named; the other holder opens; a wrong passphrase is a wrong passphrase */
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "alice", 5, &c, got), 0);
+	assert_string_equal(got, good);
+	bkr_crypto_free(c);
+	c = NULL;
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "mallory", 7, &c, NULL), BKR_EKEY);
+	assert_non_null(strstr(bkr_error_message(), "none of the 1 key file in keys/"));
+	assert_non_null(strstr(bkr_error_message(), want));
+	assert_int_equal(bkr_key_list(f->s, &v, &n, NULL, NULL), 0);
+	assert_int_equal(n, 1);
+	free(v);
+	char removed[BKR_KEY_ID_HEX];
+	assert_int_equal(bkr_key_remove(f->s, bad, good, removed), 0);
+	assert_string_equal(removed, bad);
+
+	/* a derivation that fails anyway (an injected fault): that key file is
+	 * left out, named, and the next one is tried */
+	assert_int_equal(bkr_key_add(f->s, f->c, "bob", 3, bad), 0);
+	setenv("BKR_FAULT", "kdf:1", 1);
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "bob", 3, &c, got), 0);
+	assert_string_equal(got, bad);
+	bkr_crypto_free(c);
+	c = NULL;
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "mallory", 7, &c, NULL), BKR_EKEY);
+	snprintf(want, sizeof(want), "keys/%s.json", good);
+	assert_non_null(strstr(bkr_error_message(), want));
+	assert_non_null(strstr(bkr_error_message(), "none of the 1 key file in keys/"));
+	unsetenv("BKR_FAULT");
+	bkr_io_fault_reset();
+}
+
 static void test_passphrase_sources(void **state)
 {
 	struct fx *f = *state;
@@ -449,6 +511,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_add_unlock_two_holders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tampered_key_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_key_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kdf_failure_one_key_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passphrase_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_password_file_limits, setup, teardown),
 	};

@@ -69,7 +69,9 @@ int bkr_key_list(bkr_store *s, bkr_key_file **out, size_t *n,
  * opened.  BKR_EKEY "wrong passphrase" when none opens (naming the damaged
  * key files, which could not be tried); BKR_ECORRUPT naming the damaged key
  * files and why (the first one's message) when no key file is usable;
- * BKR_ENOTFOUND when there is no key file.
+ * BKR_ENOTFOUND when there is no key file.  Damaged here: unreadable,
+ * malformed, or a key file whose KDF fails — one key file, never the
+ * repository: the others are tried.
  */
 int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
 		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX]);
