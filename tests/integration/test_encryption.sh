@@ -359,6 +359,26 @@ expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" key remove 0123456789ab
 [ "$(ls "$KR/keys")" = "$ka.json" ] || fail "key remove of the N 2^17 r 1 key file: $(ls "$KR/keys")"
 pass "a key file against scrypt's N < 2^(16 r) is a damaged key file: named, skipped, removable"
 
+# --- recovery with a wrong passphrase (found by hostile testing: batch
+# --apply warned, then "0 files, 0 recovered", exit 0, the missing file not
+# even seen): batch and recover fail as scan does, one line, exit 9
+mkdir -p "$T/ws9/conf"
+echo '{"a":1}' >"$T/ws9/conf/svc.json"
+echo hello >"$T/ws9/notes.txt"
+printf '{"repository":"%s","workspace_root":"%s"}\n' "$KR" "$T/ws9" >"$T/c9.json"
+expect_exit 0 "$BKR" -c "$T/c9.json" --password-file "$T/pw-ra" create --type full --all
+rm "$T/ws9/conf/svc.json"
+for cmd in scan "batch --apply" "batch" "recover --file conf/svc.json --apply"; do
+	# shellcheck disable=SC2086
+	BKR_PASSWORD=wrong expect_exit 9 "$BKR" -c "$T/c9.json" $cmd
+	one_line_error
+	grep -q "wrong passphrase" "$T/err" || fail "$cmd with a wrong passphrase: $(cat "$T/err")"
+done
+[ ! -e "$T/ws9/conf/svc.json" ] || fail "recovered with a wrong passphrase"
+expect_exit 0 "$BKR" -c "$T/c9.json" --password-file "$T/pw-ra" batch --apply
+[ -e "$T/ws9/conf/svc.json" ] || fail "batch --apply with the passphrase did not recover the file"
+pass "scan, batch and recover with a wrong passphrase: one line, exit 9, nothing recovered"
+
 # --- key list: a key file's created, hostname and username are not
 # authenticated (anyone who can write keys/ sets them, checksum and all):
 # terminal escapes and newlines in them are shown escaped, never raw
