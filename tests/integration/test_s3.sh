@@ -52,6 +52,48 @@ grep -q "bucket 'no-such-bucket' does not exist at $S3_ENDPOINT" "$T/err" || fai
 [ -z "$(s3keys nokey)" ] || fail "a failed init wrote objects"
 pass "missing credentials, a wrong secret, a wrong endpoint and a missing bucket: one line each, nothing written"
 
+# --- an endpoint that is not S3 (found by hostile testing: a web server's
+# 404 page read as "not a bkrfs repository" or "no such object", exit 3; a
+# catch-all 200 page as "config.json: not a JSON object", exit 4): named as
+# not answering like S3, exit 8, whatever the command
+cat >"$T/web.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def _a(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        body = b"<html><body>Not Found</body></html>\n"
+        self.send_response(int(sys.argv[2]))
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _a
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+for status in 404 200; do
+	/usr/bin/python3 "$T/web.py" "$T/web$status.port" "$status" >"$T/web$status.port" &
+	cleanup_hooks+=("kill $! 2>/dev/null")
+done
+for status in 404 200; do
+	for i in $(seq 1 100); do [ -s "$T/web$status.port" ] && break; sleep 0.05; done
+	web=http://127.0.0.1:$(head -1 "$T/web$status.port")
+	for cmd in list init "create $T" verify; do
+		# shellcheck disable=SC2086
+		expect_exit 8 env AWS_ENDPOINT_URL="$web" "$BKR" -r s3://bkr-test/web $cmd
+		one_line_error
+		grep -q "s3://bkr-test/web: the endpoint $web does not answer like an S3 server (HTTP $status with an HTML page" "$T/err" ||
+			fail "HTTP $status HTML, $cmd: $(cat "$T/err")"
+	done
+done
+pass "an endpoint that answers HTML (404 or 200 to everything): named as not S3, exit 8"
+
 # --- two writers racing to publish the same object: exactly one wins
 pids=()
 for i in 1 2 3 4 5 6; do "$BKR" init -r s3://bkr-test/race >"$T/race$i.out" 2>&1 & pids+=($!); done
