@@ -271,12 +271,13 @@ struct key_walk {
 	char (*bad)[BKR_KEY_ID_HEX]; /* the damaged key files' ids (file names) */
 	size_t nbad, badcap;
 	char first_bad[512];         /* the first damaged one's message */
+	const uint8_t *repo_id;      /* when set: a key file of another repository counts as damaged */
 	void (*warn)(void *ctx, const char *message);
 	void *ctx;
 };
 
-/* Key file @p id is damaged (unreadable, malformed, or its KDF fails):
- * remembered by id, the first message kept, warned about. */
+/* Key file @p id is damaged (unreadable, malformed, of another repository, or
+ * its KDF fails): remembered by id, the first message kept, warned about. */
 static int add_bad(struct key_walk *kw, const char *id)
 {
 	if (kw->nbad == kw->badcap) {
@@ -322,6 +323,14 @@ static int on_key(void *ctx, const char *name)
 	free(text);
 	if (err == BKR_ENOMEM)
 		return err;
+	if (err == 0 && kw->repo_id && memcmp(kw->v[kw->n].repo_id, kw->repo_id, BKR_CRYPTO_REPO_ID_SIZE)) {
+		/* it can never open this repository: named, never counted as one of its keys */
+		char theirs[2 * BKR_CRYPTO_REPO_ID_SIZE + 1], ours[2 * BKR_CRYPTO_REPO_ID_SIZE + 1];
+		bkr_hex_encode(kw->v[kw->n].repo_id, BKR_CRYPTO_REPO_ID_SIZE, theirs);
+		bkr_hex_encode(kw->repo_id, BKR_CRYPTO_REPO_ID_SIZE, ours);
+		err = bkr_error_set(BKR_ECORRUPT, "%s: a key file of another repository (%s; this one is %s)", what,
+				    theirs, ours);
+	}
 	if (err < 0)
 		return add_bad(kw, id);
 	memcpy(kw->v[kw->n].id, id, sizeof(id));
@@ -363,10 +372,10 @@ static int list_keys(bkr_store *s, struct key_walk *kw)
 	return 0;
 }
 
-int bkr_key_list(bkr_store *s, bkr_key_file **out, size_t *n,
+int bkr_key_list(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], bkr_key_file **out, size_t *n,
 		 void (*warn)(void *ctx, const char *message), void *ctx)
 {
-	struct key_walk kw = { .warn = warn, .ctx = ctx };
+	struct key_walk kw = { .repo_id = repo_id, .warn = warn, .ctx = ctx };
 	int err;
 
 	*out = NULL;
@@ -398,7 +407,7 @@ static void bad_names(const struct key_walk *kw, char *out, size_t cap)
 int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
 		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX])
 {
-	struct key_walk kw = { 0 };
+	struct key_walk kw = { .repo_id = repo_id };
 	char names[200];
 	size_t tried = 0;
 	int err;
@@ -407,8 +416,6 @@ int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE],
 	if ((err = list_keys(s, &kw)) < 0)
 		return err;
 	for (size_t i = 0; i < kw.n; i++) {
-		if (memcmp(kw.v[i].repo_id, repo_id, BKR_CRYPTO_REPO_ID_SIZE))
-			continue; /* a key file of another repository */
 		err = bkr_key_open(&kw.v[i], pass, passlen, out);
 		if (err == 0) {
 			if (id_out)
@@ -454,9 +461,10 @@ done:
 	return err;
 }
 
-int bkr_key_remove(bkr_store *s, const char *id, const char *current, char removed[BKR_KEY_ID_HEX])
+int bkr_key_remove(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *id,
+		   const char *current, char removed[BKR_KEY_ID_HEX])
 {
-	struct key_walk kw = { 0 };
+	struct key_walk kw = { .repo_id = repo_id };
 	size_t found = SIZE_MAX, matches = 0;
 	bkr_store_held *held = NULL;
 	const char *hit = NULL;

@@ -359,6 +359,28 @@ expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" key remove 0123456789ab
 [ "$(ls "$KR/keys")" = "$ka.json" ] || fail "key remove of the N 2^17 r 1 key file: $(ls "$KR/keys")"
 pass "a key file against scrypt's N < 2^(16 r) is a damaged key file: named, skipped, removable"
 
+# --- a key file of another repository: named and not counted, alone or
+# beside a good one (found by hostile testing: alone it read as an empty
+# keys/, exit 3; beside one it was counted in "none of the N key files")
+expect_exit 0 "$BKR" init -r "$T/other" --encryption aes-256-gcm --new-password-file "$T/pw-ra"
+foreign=$(ls "$T/other/keys" | sed 's/\.json$//')
+cp "$T/other/keys/$foreign.json" "$KR/keys/"
+expect_exit 9 "$BKR" -r "$KR" --password-file "$T/pw-rb" list
+one_line_error
+grep -q "none of the 1 key file in keys/; 1 damaged key file could not be tried (keys/$foreign.json" "$T/err" ||
+	fail "wrong passphrase beside a foreign key file: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" key list
+grep -q "$foreign.json: a key file of another repository" "$T/err" || fail "key list: the foreign key file: $(cat "$T/err")"
+[ "$(grep -c '^[ *] [0-9a-f]\{16\} ' "$T/out")" = 1 ] || fail "key list lists the foreign key file: $(cat "$T/out")"
+mv "$KR/keys/$ka.json" "$T/ka.json"
+expect_exit 4 "$BKR" -r "$KR" --password-file "$T/pw-ra" list
+one_line_error
+grep -q "no usable key file in keys/, 1 damaged (keys/$foreign.json): .*a key file of another repository" "$T/err" ||
+	fail "only a foreign key file: $(cat "$T/err")"
+mv "$T/ka.json" "$KR/keys/$ka.json"
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" key remove "$foreign"
+pass "a key file of another repository is named and not counted"
+
 # --- recovery with a wrong passphrase (found by hostile testing: batch
 # --apply warned, then "0 files, 0 recovered", exit 0, the missing file not
 # even seen): batch and recover fail as scan does, one line, exit 9

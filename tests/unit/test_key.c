@@ -137,25 +137,35 @@ static void test_add_unlock_two_holders(void **state)
 	assert_non_null(strstr(bkr_error_message(), "wrong passphrase"));
 	assert_non_null(strstr(bkr_error_message(), "2 key files"));
 	assert_null(strstr(bkr_error_message(), "mallory"));
-	/* key files of another repository do not count */
-	assert_int_equal(bkr_key_unlock(f->s, repo_b, "alice pass", 10, &c, got), BKR_ENOTFOUND);
+	/* key files of another repository do not count: each is named, as a
+	 * damaged one is, never taken for an empty keys/ */
+	assert_int_equal(bkr_key_unlock(f->s, repo_b, "alice pass", 10, &c, got), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "2 damaged"));
+	assert_non_null(strstr(bkr_error_message(), id1));
+	assert_non_null(strstr(bkr_error_message(), "a key file of another repository"));
+	assert_int_equal(bkr_key_list(f->s, repo_b, &v, &n, NULL, NULL), 0);
+	assert_int_equal(n, 0);
+	free(v);
+	assert_int_equal(bkr_key_list(f->s, NULL, &v, &n, NULL, NULL), 0);
+	assert_int_equal(n, 2);
+	free(v);
 
-	assert_int_equal(bkr_key_list(f->s, &v, &n, NULL, NULL), 0);
+	assert_int_equal(bkr_key_list(f->s, repo_a, &v, &n, NULL, NULL), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(v[0].kdf.n, 1024);
 	free(v);
 
 	/* remove: not the one in use, a prefix, then not the last */
-	assert_int_equal(bkr_key_remove(f->s, id1, id1, NULL), BKR_EINVAL);
-	assert_int_equal(bkr_key_remove(f->s, "zz", id1, NULL), BKR_ENOTFOUND);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, id1, id1, NULL), BKR_EINVAL);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, "zz", id1, NULL), BKR_ENOTFOUND);
 	char prefix[5];
 	memcpy(prefix, id2, 4);
 	prefix[4] = 0;
 	char removed[BKR_KEY_ID_HEX] = "x";
-	assert_int_equal(bkr_key_remove(f->s, prefix, id1, removed), 0);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, prefix, id1, removed), 0);
 	assert_string_equal(removed, id2); /* the full id, not the prefix */
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "bob pass", 8, &c, got), BKR_EKEY);
-	assert_int_equal(bkr_key_remove(f->s, id1, NULL, NULL), BKR_EINVAL);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, id1, NULL, NULL), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "last key file"));
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "alice pass", 10, &c, got), 0);
 	bkr_crypto_free(c);
@@ -263,17 +273,17 @@ static void test_damaged_key_files(void **state)
 	c = NULL;
 
 	/* the good one is the last usable: refused; the damaged one goes by its id (a prefix) */
-	assert_int_equal(bkr_key_remove(f->s, good, NULL, NULL), BKR_EINVAL);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, good, NULL, NULL), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "last key file"));
 	memcpy(prefix, bad, 6);
 	prefix[6] = 0;
 	char removed[BKR_KEY_ID_HEX] = "x";
-	assert_int_equal(bkr_key_remove(f->s, prefix, good, removed), 0);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, prefix, good, removed), 0);
 	assert_string_equal(removed, bad);
 	snprintf(name, sizeof(name), "keys/%s.json", bad);
 	uint64_t size;
 	assert_int_equal(bkr_store_stat(f->s, name, &size), BKR_ENOTFOUND);
-	assert_int_equal(bkr_key_remove(f->s, bad, good, NULL), BKR_ENOTFOUND);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, bad, good, NULL), BKR_ENOTFOUND);
 
 	/* every key file unusable: the error names them and why */
 	text = read_key(f, good, &len);
@@ -332,11 +342,11 @@ static void test_kdf_failure_one_key_file(void **state)
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "mallory", 7, &c, NULL), BKR_EKEY);
 	assert_non_null(strstr(bkr_error_message(), "none of the 1 key file in keys/"));
 	assert_non_null(strstr(bkr_error_message(), want));
-	assert_int_equal(bkr_key_list(f->s, &v, &n, NULL, NULL), 0);
+	assert_int_equal(bkr_key_list(f->s, repo_a, &v, &n, NULL, NULL), 0);
 	assert_int_equal(n, 1);
 	free(v);
 	char removed[BKR_KEY_ID_HEX];
-	assert_int_equal(bkr_key_remove(f->s, bad, good, removed), 0);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, bad, good, removed), 0);
 	assert_string_equal(removed, bad);
 
 	/* a derivation that fails anyway (an injected fault): that key file is
