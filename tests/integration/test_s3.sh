@@ -269,6 +269,27 @@ for k in $(s3keys enc/); do
 	n=$((n + 1))
 done
 [ "$n" -gt 5 ] || fail "only $n objects in the encrypted repository"
+# config.json (and its copy) edited to say "none" beside key files: the key
+# files give it away on S3 as on a local repository (found by hostile
+# testing: an S3 listing never saw them, and the message said "keys/ emptied")
+s3curl "$S3_ENDPOINT/bkr-test/enc/config.json" -o "$T/enc-config.json"
+python3 - "$T/enc-config.json" "$T/enc-none.json" <<'PY'
+import hashlib, json, sys
+c = json.loads(open(sys.argv[1]).read())
+c["encryption"] = "none"; c["features"]["incompat"].remove("encryption")
+del c["sha256"]
+t = json.dumps(c, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(sys.argv[2], "w").write(t.replace("0" * 64, hashlib.sha256(t.encode()).hexdigest()))
+PY
+s3curl "$S3_ENDPOINT/bkr-test/enc/config.copy.json" -o "$T/enc-config.copy.json"
+for k in config.json config.copy.json; do s3curl -T "$T/enc-none.json" "$S3_ENDPOINT/bkr-test/enc/$k" -o /dev/null; done
+expect_exit 4 "$BKR" -r s3://bkr-test/enc list
+one_line_error
+grep -q "config.json says the repository is not encrypted, but keys/ holds key files" "$T/err" ||
+	fail "a downgraded config.json on S3: $(cat "$T/err")"
+s3curl -T "$T/enc-config.json" "$S3_ENDPOINT/bkr-test/enc/config.json" -o /dev/null
+s3curl -T "$T/enc-config.copy.json" "$S3_ENDPOINT/bkr-test/enc/config.copy.json" -o /dev/null
+BKR_PASSWORD='s3: correct horse' expect_exit 0 "$BKR" -r s3://bkr-test/enc list
 # two holders removing each other's key at once (found by hostile testing:
 # both succeeded, keys/ left empty): the second waits for the keys lock
 printf 'bob: s3\n' >"$T/pw-s3b"
