@@ -346,6 +346,21 @@ cmp "$S/a.bin" "$T/r3/small/a.bin" || fail "the earlier backup changed"
 expect_exit 0 "$BKR" -r "$R2" create "$S"
 pass "a backup killed mid-upload and one whose server stopped mid-upload: earlier backups intact, verify clean"
 
+# --- a writer killed after a pack was uploaded: its mark (locks/writers.lock)
+# stays until it is stale, so verify cannot tell it from a live writer; it
+# says "possibly" and names the mark's holder (found by hostile testing:
+# "left by a command writing to the repository now" with nothing running)
+mkdir -p "$T/big"
+head -c 40000000 /dev/urandom >"$T/big/big.bin"
+expect_exit 0 "$BKR" init -r s3://bkr-test/dead
+BKR_FAULT=s3-send:2:crash "$BKR" -r s3://bkr-test/dead create "$T/big" >/dev/null 2>&1 || true
+rm -r "$T/big"
+expect_exit 0 "$BKR" -r s3://bkr-test/dead verify
+grep -q "leftover: .*data/.*pack not referenced" "$T/out" "$T/err" || { cat "$T/out" "$T/err"; fail "the killed writer's pack is no leftover"; }
+grep -q "possibly a command writing to the repository now (locks/writers.lock: .*held shared by pid [0-9]* on host .*refreshed [0-9]* s ago" "$T/out" "$T/err" ||
+	{ cat "$T/out" "$T/err"; fail "verify calls a killed S3 writer's leftover the work of a running command"; }
+pass "a writer killed on S3: verify says its leftover is possibly a running command's, naming the mark's holder"
+
 # --- locks: a dead holder's lock is named, then stale
 cat >"$T/bkr.json" <<EOF
 {"repository": "$R2", "workspace_root": "$S",
