@@ -122,7 +122,7 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 		free(text);
 		*sealed = true;
 		return bkr_error_set(BKR_ECORRUPT, "%s is sealed (encrypted), but config.json says the repository is "
-				     "not encrypted: config.json was altered and keys/ emptied; refusing to use it", path);
+				     "not encrypted: config.json was altered; refusing to use it", path);
 	}
 	err = bkr_manifest_parse(out, (const char *)text, len, path);
 	free(text);

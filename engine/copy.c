@@ -388,6 +388,33 @@ static void log_copied(struct copier *c, const bkr_manifest *m)
 		      bkr_repo_path(c->to), blobs, bytes);
 }
 
+/*
+ * Backup @p id is in the destination: whether its manifest there reads (0),
+ * or is damaged (1: named in a warning, counted in *ndamaged).  A backup
+ * counts as present only when it reads: a damaged copy is never taken for a
+ * good one, and never replaced (a manifest is published last and never
+ * replacing).  Any other failure (the server) is the copy's.
+ */
+static int dest_readable(struct copier *c, const char *id, size_t *ndamaged)
+{
+	bkr_manifest *dm = NULL;
+	char line[1400];
+	int err = bkr_repo_load_manifest(c->to, false, id, &dm);
+
+	bkr_manifest_free(dm);
+	if (err != BKR_ECORRUPT)
+		return err;
+	(*ndamaged)++;
+	snprintf(line, sizeof(line), "backup %s: not copied: it is in %s, but its manifest there is damaged (%s)", id,
+		 bkr_repo_path(c->to), bkr_error_message());
+	bkr_error_clear();
+	bkr_log_event(BKR_LOG_WARN, "copy", "damaged-destination", (const char *[]){ "backup_id", id, NULL }, "%s",
+		      line);
+	if (c->o->warning)
+		c->o->warning(c->o->ctx, line);
+	return 1;
+}
+
 int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_copy_stats *stats)
 {
 	struct copier c = { .from = from, .to = to, .o = o, .map = BKR_IDSET_INIT };
@@ -395,7 +422,7 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 	bkr_lock *lock = NULL;
 	char **have = NULL;
 	struct bad_ctx bad = { o, 0 };
-	size_t nhave = 0;
+	size_t nhave = 0, ndamaged = 0;
 	bool *want = NULL;
 	int err;
 
@@ -431,6 +458,10 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 			continue;
 		c.backup++;
 		memset(&c.one, 0, sizeof(c.one));
+		if (has_id(have, nhave, m->backup_id) && (err = dest_readable(&c, m->backup_id, &ndamaged)) < 0)
+			goto done;
+		if (has_id(have, nhave, m->backup_id) && err == 1)
+			continue; /* damaged there: named, counted, never copied over */
 		if (!has_id(have, nhave, m->backup_id)) {
 			progress(&c);
 			if ((err = copy_backup(&c, m, &exists)) < 0) {
@@ -451,6 +482,11 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 	}
 	memset(&c.one, 0, sizeof(c.one));
 	err = 0;
+	if (ndamaged)
+		err = bkr_error_set(BKR_ECORRUPT, "%s: %zu backup%s to copy %s there with a damaged manifest (named above): "
+				    "not copied over; delete %s there (bkr delete --force ID) and copy again",
+				    bkr_repo_path(to), ndamaged, ndamaged == 1 ? "" : "s", ndamaged == 1 ? "is" : "are",
+				    ndamaged == 1 ? "it" : "them");
 done:
 	if (stats)
 		*stats = c.run;

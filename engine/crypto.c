@@ -8,6 +8,7 @@
 #include "bkr/crypto.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
+#include "bkr/io.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -251,6 +252,10 @@ int bkr_kdf_params_check(const bkr_kdf_params *p, const char *what)
 		return bkr_error_set(BKR_ECORRUPT, "%s: scrypt r %u: expected 1..32", what, p->r);
 	if (p->p < 1 || p->p > 16)
 		return bkr_error_set(BKR_ECORRUPT, "%s: scrypt p %u: expected 1..16", what, p->p);
+	/* scrypt's own rule (RFC 7914: N < 2^(128 r / 8)), which OpenSSL enforces */
+	if (p->r < 4 && p->n >= 1ull << (16 * p->r))
+		return bkr_error_set(BKR_ECORRUPT, "%s: scrypt N %llu r %u: scrypt needs N below 2^(16 r)", what,
+				     (unsigned long long)p->n, p->r);
 	if (p->n * p->r * 128 > BKR_KDF_MAXMEM)
 		return bkr_error_set(BKR_ECORRUPT, "%s: scrypt N %llu r %u would need more than %llu bytes",
 				     what, (unsigned long long)p->n, p->r, (unsigned long long)BKR_KDF_MAXMEM);
@@ -276,6 +281,9 @@ int bkr_kdf_derive(const bkr_kdf_params *p, const char *pass, size_t passlen,
 
 	if ((err = bkr_kdf_params_check(p, "scrypt")) < 0)
 		return err;
+	/* tests: a derivation that fails (as OpenSSL's may) */
+	if ((err = bkr_io_fault("kdf")) < 0)
+		return err;
 	if (!(kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL)) || !(ctx = EVP_KDF_CTX_new(kdf))) {
 		err = bkr_error_set(BKR_ERROR, "scrypt: not available in this OpenSSL");
 		goto done;
@@ -289,8 +297,8 @@ int bkr_kdf_derive(const bkr_kdf_params *p, const char *pass, size_t passlen,
 	params[6] = OSSL_PARAM_construct_end();
 	if (EVP_KDF_derive(ctx, out, BKR_CRYPTO_KEY_SIZE, params) != 1) {
 		OPENSSL_cleanse(out, BKR_CRYPTO_KEY_SIZE);
-		err = bkr_error_set(BKR_ENOMEM, "scrypt: derivation failed (N %llu, r %u: out of memory?)",
-				    (unsigned long long)n, r);
+		err = bkr_error_set(BKR_ERROR, "scrypt: derivation failed (N %llu, r %u, p %u)",
+				    (unsigned long long)n, r, pp);
 	}
 done:
 	EVP_KDF_CTX_free(ctx);

@@ -348,7 +348,7 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name, bool *seale
 	if (v.len >= BKR_SEALED_MAGIC_SIZE && !memcmp(v.data, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
 		*sealed = true;
 		err = bkr_error_set(BKR_ECORRUPT, "%s is sealed (encrypted), but config.json says the repository is "
-				    "not encrypted: config.json was altered and keys/ emptied; refusing to use it", path);
+				    "not encrypted: config.json was altered; refusing to use it", path);
 		goto done;
 	}
 	if ((err = check_header(v.data, v.len, path, &nsup, &count)) < 0)

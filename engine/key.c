@@ -163,6 +163,19 @@ static void user_name(char *out, size_t cap)
 	snprintf(out, cap, "%s", u ? u : "");
 }
 
+/*
+ * locks/keys.lock, exclusive, waiting: key add and remove (and so passwd)
+ * change keys/ one at a time, on a local store (flock) and on S3 (lock
+ * objects) alike.  Backups and reads never take it.
+ */
+static int keys_lock(bkr_store *s, bkr_store_held **held)
+{
+	int err = bkr_store_lock(s, "locks/keys.lock", true, true, held);
+	if (err < 0)
+		bkr_error_prefix("keys lock");
+	return err;
+}
+
 int bkr_key_add(bkr_store *s, const bkr_crypto *c, const char *pass, size_t passlen,
 		char id_out[BKR_KEY_ID_HEX])
 {
@@ -171,6 +184,7 @@ int bkr_key_add(bkr_store *s, const bkr_crypto *c, const char *pass, size_t pass
 	char *hex = NULL, *text = NULL, *json = NULL, repo[2 * BKR_CRYPTO_REPO_ID_SIZE + 1];
 	char salt[65], created[32], host[256], user[256], name[64];
 	bkr_kdf_params p;
+	bkr_store_held *held = NULL;
 	cJSON *root = NULL, *o;
 	size_t len = 0;
 	int err;
@@ -220,11 +234,13 @@ int bkr_key_add(bkr_store *s, const bkr_crypto *c, const char *pass, size_t pass
 		goto done;
 	bkr_hex_encode(rid, sizeof(rid), id_out);
 	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", id_out);
-	if ((err = bkr_store_prepare(s, "keys")) < 0 || (err = bkr_store_put(s, name, json, len)) < 0) {
+	if ((err = bkr_store_prepare(s, "keys")) < 0 || (err = keys_lock(s, &held)) < 0 ||
+	    (err = bkr_store_put(s, name, json, len)) < 0) {
 		id_out[0] = 0;
 		goto done;
 	}
 done:
+	bkr_store_unlock(held);
 	cJSON_Delete(root);
 	free(text);
 	free(json);
@@ -255,9 +271,31 @@ struct key_walk {
 	char (*bad)[BKR_KEY_ID_HEX]; /* the damaged key files' ids (file names) */
 	size_t nbad, badcap;
 	char first_bad[512];         /* the first damaged one's message */
+	const uint8_t *repo_id;      /* when set: a key file of another repository counts as damaged */
 	void (*warn)(void *ctx, const char *message);
 	void *ctx;
 };
+
+/* Key file @p id is damaged (unreadable, malformed, of another repository, or
+ * its KDF fails): remembered by id, the first message kept, warned about. */
+static int add_bad(struct key_walk *kw, const char *id)
+{
+	if (kw->nbad == kw->badcap) {
+		size_t ncap = kw->badcap ? 2 * kw->badcap : 4;
+		char(*nb)[BKR_KEY_ID_HEX] = realloc(kw->bad, ncap * sizeof(*nb));
+		if (!nb)
+			return bkr_error_oom();
+		kw->bad = nb;
+		kw->badcap = ncap;
+	}
+	memcpy(kw->bad[kw->nbad++], id, BKR_KEY_ID_HEX);
+	if (kw->nbad == 1)
+		snprintf(kw->first_bad, sizeof(kw->first_bad), "%s", bkr_error_message());
+	if (kw->warn)
+		kw->warn(kw->ctx, bkr_error_message());
+	bkr_error_clear();
+	return 0;
+}
 
 static int on_key(void *ctx, const char *name)
 {
@@ -285,23 +323,16 @@ static int on_key(void *ctx, const char *name)
 	free(text);
 	if (err == BKR_ENOMEM)
 		return err;
-	if (err < 0) {
-		if (kw->nbad == kw->badcap) {
-			size_t ncap = kw->badcap ? 2 * kw->badcap : 4;
-			char(*nb)[BKR_KEY_ID_HEX] = realloc(kw->bad, ncap * sizeof(*nb));
-			if (!nb)
-				return bkr_error_oom();
-			kw->bad = nb;
-			kw->badcap = ncap;
-		}
-		memcpy(kw->bad[kw->nbad++], id, sizeof(id));
-		if (kw->nbad == 1)
-			snprintf(kw->first_bad, sizeof(kw->first_bad), "%s", bkr_error_message());
-		if (kw->warn)
-			kw->warn(kw->ctx, bkr_error_message());
-		bkr_error_clear();
-		return 0;
+	if (err == 0 && kw->repo_id && memcmp(kw->v[kw->n].repo_id, kw->repo_id, BKR_CRYPTO_REPO_ID_SIZE)) {
+		/* it can never open this repository: named, never counted as one of its keys */
+		char theirs[2 * BKR_CRYPTO_REPO_ID_SIZE + 1], ours[2 * BKR_CRYPTO_REPO_ID_SIZE + 1];
+		bkr_hex_encode(kw->v[kw->n].repo_id, BKR_CRYPTO_REPO_ID_SIZE, theirs);
+		bkr_hex_encode(kw->repo_id, BKR_CRYPTO_REPO_ID_SIZE, ours);
+		err = bkr_error_set(BKR_ECORRUPT, "%s: a key file of another repository (%s; this one is %s)", what,
+				    theirs, ours);
 	}
+	if (err < 0)
+		return add_bad(kw, id);
 	memcpy(kw->v[kw->n].id, id, sizeof(id));
 	kw->n++;
 	return 0;
@@ -341,10 +372,10 @@ static int list_keys(bkr_store *s, struct key_walk *kw)
 	return 0;
 }
 
-int bkr_key_list(bkr_store *s, bkr_key_file **out, size_t *n,
+int bkr_key_list(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], bkr_key_file **out, size_t *n,
 		 void (*warn)(void *ctx, const char *message), void *ctx)
 {
-	struct key_walk kw = { .warn = warn, .ctx = ctx };
+	struct key_walk kw = { .repo_id = repo_id, .warn = warn, .ctx = ctx };
 	int err;
 
 	*out = NULL;
@@ -376,7 +407,7 @@ static void bad_names(const struct key_walk *kw, char *out, size_t cap)
 int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
 		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX])
 {
-	struct key_walk kw = { 0 };
+	struct key_walk kw = { .repo_id = repo_id };
 	char names[200];
 	size_t tried = 0;
 	int err;
@@ -385,16 +416,26 @@ int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE],
 	if ((err = list_keys(s, &kw)) < 0)
 		return err;
 	for (size_t i = 0; i < kw.n; i++) {
-		if (memcmp(kw.v[i].repo_id, repo_id, BKR_CRYPTO_REPO_ID_SIZE))
-			continue; /* a key file of another repository */
-		tried++;
 		err = bkr_key_open(&kw.v[i], pass, passlen, out);
 		if (err == 0) {
 			if (id_out)
 				memcpy(id_out, kw.v[i].id, BKR_KEY_ID_HEX);
 			goto done;
 		}
-		if (err != BKR_EKEY)
+		if (err == BKR_EKEY) {
+			tried++;
+			continue;
+		}
+		if (err == BKR_ENOMEM)
+			goto done;
+		/* its KDF failed (parameters OpenSSL refuses): that key file is
+		 * unusable, never the repository; the others are tried */
+		{
+			char msg[600];
+			snprintf(msg, sizeof(msg), "%s", bkr_error_message());
+			bkr_error_set(BKR_ECORRUPT, "%s: " KEYS_PREFIX "%s.json: %s", bkr_store_location(s), kw.v[i].id, msg);
+		}
+		if ((err = add_bad(&kw, kw.v[i].id)) < 0)
 			goto done;
 	}
 	bad_names(&kw, names, sizeof(names));
@@ -420,18 +461,27 @@ done:
 	return err;
 }
 
-int bkr_key_remove(bkr_store *s, const char *id, const char *current, char removed[BKR_KEY_ID_HEX])
+int bkr_key_remove(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *id,
+		   const char *current, char removed[BKR_KEY_ID_HEX])
 {
-	struct key_walk kw = { 0 };
+	struct key_walk kw = { .repo_id = repo_id };
 	size_t found = SIZE_MAX, matches = 0;
+	bkr_store_held *held = NULL;
 	const char *hit = NULL;
 	char name[64];
 	int err;
 
 	if (removed)
 		removed[0] = 0;
-	if ((err = list_keys(s, &kw)) < 0)
+	/* under the keys lock, so that what is checked below (not the last
+	 * usable key file, not the one in use) still holds when it is deleted:
+	 * two holders removing each other's key at once must not both succeed */
+	if ((err = keys_lock(s, &held)) < 0)
 		return err;
+	if ((err = list_keys(s, &kw)) < 0) {
+		bkr_store_unlock(held);
+		return err;
+	}
 	for (size_t i = 0; i < kw.n; i++)
 		if (*id && !strncmp(kw.v[i].id, id, strlen(id))) {
 			found = i;
@@ -464,9 +514,13 @@ int bkr_key_remove(bkr_store *s, const char *id, const char *current, char remov
 		goto done;
 	}
 	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", hit);
+	/* tests: stop here, checked and not yet deleted, to race another removal */
+	if ((err = bkr_io_fault("key-remove")) < 0)
+		goto done;
 	if ((err = bkr_store_delete(s, name)) == 0 && removed)
 		memcpy(removed, hit, BKR_KEY_ID_HEX);
 done:
+	bkr_store_unlock(held);
 	free(kw.v);
 	free(kw.bad);
 	return err;

@@ -76,12 +76,19 @@ int bkr_repo_writer_mark(bkr_repo *r, bkr_lock **out)
 	return wrap(held, out);
 }
 
-int bkr_repo_writers_active(bkr_repo *r)
+int bkr_repo_writers_active(bkr_repo *r, char *who, size_t cap)
 {
 	bkr_store_held *held;
 	int err = bkr_store_lock(r->store, WRITERS, true, false, &held);
-	if (err == BKR_ELOCKED)
+	if (who && cap)
+		who[0] = '\0';
+	if (err == BKR_ELOCKED) {
+		/* the store's word on the holder (S3: its host, pid and last refresh) */
+		if (who && cap)
+			snprintf(who, cap, "%s", bkr_error_message());
+		bkr_error_clear();
 		return 1;
+	}
 	if (err < 0)
 		return 2;
 	bkr_store_unlock(held);

@@ -25,11 +25,14 @@
 
 /* ---- open/close ---------------------------------------------------------- */
 
+/* Counts the key files in *(size_t *)ctx: a store's listing stops at a
+ * negative return only (an S3 listing took a positive one for going on). */
 static int on_key_file(void *ctx, const char *name)
 {
 	size_t n = strlen(name);
-	(void)ctx;
-	return n > 5 && !strcmp(name + n - 5, ".json") && !strchr(name + 5, '/') ? 1 : 0;
+	if (n > 5 && !strcmp(name + n - 5, ".json") && !strchr(name + 5, '/'))
+		(*(size_t *)ctx)++;
+	return 0;
 }
 
 /*
@@ -47,7 +50,8 @@ static int open_keys(bkr_repo *r)
 	int err;
 
 	if (!r->cfg.encrypted) {
-		if ((err = bkr_store_list(r->store, "keys/", on_key_file, NULL)) == 1)
+		size_t nkeys = 0;
+		if ((err = bkr_store_list(r->store, "keys/", on_key_file, &nkeys)) == 0 && nkeys)
 			return bkr_error_set(BKR_ECORRUPT, "%s: config.json says the repository is not encrypted, "
 					     "but keys/ holds key files: config.json was altered; refusing to use it", r->path);
 		bkr_error_clear();

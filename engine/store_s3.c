@@ -154,6 +154,7 @@ struct s3_req {
 	int attempts;
 	size_t sent;
 	bool half_sent;           /* the fault point "s3-send" was passed */
+	bool amz, html;           /* an x-amz-* header came; Content-Type text/html */
 };
 
 static void req_reset(struct s3_req *r)
@@ -169,6 +170,7 @@ static void req_reset(struct s3_req *r)
 	r->etag[0] = '\0';
 	r->sent = 0;
 	r->half_sent = false;
+	r->amz = r->html = false;
 }
 
 static void req_free(struct s3_req *r)
@@ -262,6 +264,10 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 		r->modified = bkr_s3_parse_time(line + 14 + strspn(line + 14, " "));
 	else if (!strncasecmp(line, "etag:", 5))
 		snprintf(r->etag, sizeof(r->etag), "%s", line + 5 + strspn(line + 5, " "));
+	else if (!strncasecmp(line, "x-amz-", 6))
+		r->amz = true;
+	else if (!strncasecmp(line, "content-type:", 13) && strcasestr(line + 13, "text/html"))
+		r->html = true;
 	return len;
 }
 
@@ -489,6 +495,15 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		      r->attempts == 1 ? "" : "s");
 	handle_put(s, h);
 	curl_slist_free_all(hl);
+	/* A web server that is not S3 (a wrong endpoint, a captive portal): no
+	 * x-amz-* header, and an HTML page or an error that is not S3's XML.
+	 * Its 404 is no missing object, its 200 no repository data.  A 5xx or
+	 * 429 (a proxy in front of a failing server) stays "keeps failing". */
+	if (rc == CURLE_OK && !r->amz && r->status < 500 && r->status != 429 &&
+	    (r->html || (r->status >= 400 && r->dlen && !memmem(r->data, r->dlen, "<Error", 6))))
+		return bkr_error_set(BKR_EUNAVAILABLE, "%s: the endpoint %s does not answer like an S3 server (HTTP %ld%s, "
+				     "no x-amz-request-id): check the endpoint (AWS_ENDPOINT_URL, or s3.endpoint_url)",
+				     s->base.location, s->endpoint, r->status, r->html ? " with an HTML page" : "");
 	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r->too_large))
 		return 0;
 	if (rc == CURLE_OPERATION_TIMEDOUT)

@@ -73,6 +73,7 @@ struct verify {
 	uint64_t bytes_done, bytes_total;   /* stored bytes of the blobs of the packs checked */
 	bool walk_incomplete;   /* a tree could not be loaded: its files went unchecked */
 	int writing;            /* bkr_repo_writers_active, once it said yes (-1: not asked) */
+	char writer[700];       /* leftover_by's message when an S3 mark is seen */
 	char why[300];          /* blob_problem's message */
 	uint8_t *buf;           /* BKR_BLOB_MAX scratch */
 };
@@ -408,10 +409,20 @@ done:
  * again at each leftover until a writer is seen (one may start meanwhile). */
 static const char *leftover_by(struct verify *v)
 {
-	if (v->writing != 1)
-		v->writing = bkr_repo_writers_active(v->r);
+	char who[600];
+	if (v->writing != 1) {
+		v->writing = bkr_repo_writers_active(v->r, who, sizeof(who));
+		/* on S3 a killed writer's mark stays until it is stale: maybe
+		 * nobody is writing (on a local repository the mark dies with it) */
+		if (v->writing == 1 && bkr_store_is_url(bkr_repo_path(v->r)))
+			snprintf(v->writer, sizeof(v->writer), "possibly a command writing to the repository now "
+				 "(locks/writers.lock: %s; a killed command's mark stays until it is stale): its work "
+				 "in progress, else an interrupted command's", who);
+	}
 	switch (v->writing) {
-	case 1: return "a command writing to the repository now (it holds locks/writers.lock): its work in progress";
+	case 1:
+		return v->writer[0] ? v->writer
+				    : "a command writing to the repository now (it holds locks/writers.lock): its work in progress";
 	case 0: return "an interrupted command (no command is writing now; bkr prune removes it after the grace period)";
 	default: return "an interrupted command or one still running (cannot tell: locks/writers.lock is not writable)";
 	}

@@ -41,7 +41,7 @@ static int do_list(cli *c, bkr_repo *r)
 	size_t n = 0;
 	int err;
 
-	if ((err = bkr_key_list(bkr_repo_store(r), &v, &n, warn_key, c)) < 0)
+	if ((err = bkr_key_list(bkr_repo_store(r), bkr_crypto_repo_id(bkr_repo_crypto(r)), &v, &n, warn_key, c)) < 0)
 		return cli_fail(c, err);
 	if (c->json) {
 		json_out j;
@@ -130,7 +130,7 @@ int cmd_key(cli *c, int argc, char **argv)
 	if (!strcmp(sub, "list")) {
 		rc = do_list(c, r);
 	} else if (!strcmp(sub, "remove")) {
-		if ((err = bkr_key_remove(bkr_repo_store(r), argv[first], bkr_repo_key_id(r), id)) < 0)
+		if ((err = bkr_key_remove(bkr_repo_store(r), bkr_crypto_repo_id(bkr_repo_crypto(r)), argv[first], bkr_repo_key_id(r), id)) < 0)
 			rc = cli_fail(c, err);
 		else
 			report(c, NULL, id); /* the full id, not the prefix given */
@@ -141,7 +141,7 @@ int cmd_key(cli *c, int argc, char **argv)
 			rc = cli_fail(c, err);
 			goto done;
 		}
-		if (!strcmp(sub, "passwd") && (err = bkr_key_remove(bkr_repo_store(r), bkr_repo_key_id(r), id, NULL)) < 0) {
+		if (!strcmp(sub, "passwd") && (err = bkr_key_remove(bkr_repo_store(r), bkr_crypto_repo_id(bkr_repo_crypto(r)), bkr_repo_key_id(r), id, NULL)) < 0) {
 			rc = cli_failf(c, err, "new key %s written, but the old key %s stays: %s", id, bkr_repo_key_id(r),
 				       bkr_error_message());
 			goto done;

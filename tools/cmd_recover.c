@@ -150,7 +150,9 @@ static int open_engine(cli *c, bool need_repo, const char *host, bkr_config **cf
 		return bkr_error_set(BKR_EINVAL,
 				     "the recovery commands need a configuration: give -c FILE or set BKR_CONFIG");
 	if ((err = bkr_repo_open(repo, cli_repo_path(c, *cfg), 0)) < 0) {
-		if (need_repo)
+		/* a wrong passphrase is the user's to fix, never a reason to go on
+		 * without the backups (a missing file would not even be seen) */
+		if (need_repo || err == BKR_EKEY)
 			return err;
 		cli_warn(c, "%s (recovering without the backup strategy)", bkr_error_message());
 		*repo = NULL;

@@ -196,3 +196,29 @@ for fault in rename:1 rename:4 write:9 fsync:6; do
 done
 restore_cmp "$K" "$id4" "$sm"
 pass "a copy killed at a rename, write or fsync leaves the destination verify-clean; a rerun completes it"
+
+# --- a backup whose manifest in the destination is damaged is not "already
+# there" (found by hostile testing: skipped, "nothing to copy", exit 0): it is
+# named, never copied over (a manifest is never replaced), exit 4; the others
+# are copied; once it is deleted there, a rerun copies it again
+D=$T/damaged-dest
+expect_exit 0 "$BKR" init -r "$D"
+expect_exit 0 "$BKR" copy --from "$A" --to "$D" "$id1"
+python3 - "$D/backups/$id1.json" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 1
+open(p, "wb").write(bytes(b))
+PY
+expect_exit 4 "$BKR" copy --from "$A" --to "$D"
+grep -q "backup $id1: not copied: it is in $D, but its manifest there is damaged" "$T/err" ||
+	fail "a damaged destination manifest is not named: $(cat "$T/err")"
+grep -q "1 backup to copy is there with a damaged manifest" "$T/err" || fail "the error: $(cat "$T/err")"
+grep -q "nothing to copy\|^skipped $id1" "$T/out" && fail "a damaged destination manifest counted as copied: $(cat "$T/out")"
+grep -q "^copied $id4" "$T/out" || fail "the other backups were not copied: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$D" delete --force "$id1"
+expect_exit 0 "$BKR" copy --from "$A" --to "$D"
+grep -q "^copied $id1" "$T/out" || fail "the rerun did not copy it again: $(cat "$T/out")"
+restore_cmp "$D" "$id1" "$src"
+pass "a backup damaged in the destination is named (exit 4), not skipped; deleted there, it is copied again"

@@ -302,6 +302,105 @@ python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == {"removed": 
 expect_exit 2 "$BKR" -r "$R" key remove "$bob"
 pass "a damaged key file is named in the wrong-passphrase message, key list and when none is usable; key remove deletes it by id"
 
+# --- two holders removing each other's key at once (found by hostile
+# testing: both succeeded and keys/ was left empty, the repository lost).
+# Alice's removal stops after its checks (BKR_FAULT key-remove:stop); bob's
+# must wait for the keys lock, then see that alice's key is the last one.
+KR=$T/key-race
+printf 'alice: race\n' >"$T/pw-ra"
+printf 'bob: race\n' >"$T/pw-rb"
+expect_exit 0 "$BKR" init -r "$KR" --encryption aes-256-gcm --new-password-file "$T/pw-ra"
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" key add --new-password-file "$T/pw-rb" --json
+kb=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added"])' "$T/out")
+ka=$(ls "$KR/keys" | grep -v "$kb" | sed 's/\.json$//')
+BKR_FAULT=key-remove:1:stop "$BKR" -r "$KR" --password-file "$T/pw-ra" key remove "$kb" >"$T/ra.out" 2>"$T/ra.err" &
+ra=$!
+cleanup_hooks+=("kill -9 $ra 2>/dev/null")
+wait_stopped "$ra" || fail "alice's key remove never paused after its checks"
+"$BKR" -r "$KR" --password-file "$T/pw-rb" key remove "$ka" >"$T/rb.out" 2>"$T/rb.err" &
+rb=$!
+cleanup_hooks+=("kill -9 $rb 2>/dev/null")
+sleep 2
+kill -0 "$rb" 2>/dev/null || fail "bob's key remove did not wait for alice's: $(cat "$T/rb.out" "$T/rb.err")"
+kill -CONT "$ra"
+rca=0 rcb=0
+wait "$ra" || rca=$?
+wait "$rb" || rcb=$?
+[ "$rca" = 0 ] || fail "alice's key remove: exit $rca: $(cat "$T/ra.err")"
+[ "$rcb" = 2 ] || fail "bob's key remove: exit $rcb (want 2): $(cat "$T/rb.out" "$T/rb.err")"
+grep -q "last key file" "$T/rb.err" || fail "bob's key remove: $(cat "$T/rb.err")"
+[ "$(ls "$KR/keys")" = "$ka.json" ] || fail "keys/ after two removals: $(ls "$KR/keys")"
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" list
+pass "two key removals at once: the second waits for the keys lock and refuses the last key"
+
+# --- a key file with scrypt N 2^17 r 1 p 1: inside every bound, but against
+# scrypt's rule N < 2^(16 r), so no derivation can succeed (found by hostile
+# testing: every command of every holder failed with exit 70).  It is a
+# damaged key file, named; the other holders open; key remove deletes it.
+cp "$KR/keys/$ka.json" "$KR/keys/0123456789abcdef.json"
+python3 - "$KR/keys/0123456789abcdef.json" <<'PY'
+import hashlib, json, sys
+p = sys.argv[1]
+k = json.loads(open(p).read())
+k["kdf"]["n"], k["kdf"]["r"], k["kdf"]["p"] = 131072, 1, 1
+del k["sha256"]
+t = json.dumps(k, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(p, "w").write(t.replace("0" * 64, hashlib.sha256(t.encode()).hexdigest()))
+PY
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" list
+expect_exit 9 "$BKR" -r "$KR" --password-file "$T/pw-rb" list
+one_line_error
+grep -q "none of the 1 key file in keys/; 1 damaged key file could not be tried (keys/0123456789abcdef.json" "$T/err" ||
+	fail "wrong passphrase beside an N 2^17 r 1 key file: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" key list
+grep -q "0123456789abcdef.json: scrypt N 131072 r 1: scrypt needs N below 2^(16 r)" "$T/err" ||
+	fail "key list does not name the N 2^17 r 1 key file: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" key remove 0123456789abcdef
+[ "$(ls "$KR/keys")" = "$ka.json" ] || fail "key remove of the N 2^17 r 1 key file: $(ls "$KR/keys")"
+pass "a key file against scrypt's N < 2^(16 r) is a damaged key file: named, skipped, removable"
+
+# --- a key file of another repository: named and not counted, alone or
+# beside a good one (found by hostile testing: alone it read as an empty
+# keys/, exit 3; beside one it was counted in "none of the N key files")
+expect_exit 0 "$BKR" init -r "$T/other" --encryption aes-256-gcm --new-password-file "$T/pw-ra"
+foreign=$(ls "$T/other/keys" | sed 's/\.json$//')
+cp "$T/other/keys/$foreign.json" "$KR/keys/"
+expect_exit 9 "$BKR" -r "$KR" --password-file "$T/pw-rb" list
+one_line_error
+grep -q "none of the 1 key file in keys/; 1 damaged key file could not be tried (keys/$foreign.json" "$T/err" ||
+	fail "wrong passphrase beside a foreign key file: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" key list
+grep -q "$foreign.json: a key file of another repository" "$T/err" || fail "key list: the foreign key file: $(cat "$T/err")"
+[ "$(grep -c '^[ *] [0-9a-f]\{16\} ' "$T/out")" = 1 ] || fail "key list lists the foreign key file: $(cat "$T/out")"
+mv "$KR/keys/$ka.json" "$T/ka.json"
+expect_exit 4 "$BKR" -r "$KR" --password-file "$T/pw-ra" list
+one_line_error
+grep -q "no usable key file in keys/, 1 damaged (keys/$foreign.json): .*a key file of another repository" "$T/err" ||
+	fail "only a foreign key file: $(cat "$T/err")"
+mv "$T/ka.json" "$KR/keys/$ka.json"
+expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" key remove "$foreign"
+pass "a key file of another repository is named and not counted"
+
+# --- recovery with a wrong passphrase (found by hostile testing: batch
+# --apply warned, then "0 files, 0 recovered", exit 0, the missing file not
+# even seen): batch and recover fail as scan does, one line, exit 9
+mkdir -p "$T/ws9/conf"
+echo '{"a":1}' >"$T/ws9/conf/svc.json"
+echo hello >"$T/ws9/notes.txt"
+printf '{"repository":"%s","workspace_root":"%s"}\n' "$KR" "$T/ws9" >"$T/c9.json"
+expect_exit 0 "$BKR" -c "$T/c9.json" --password-file "$T/pw-ra" create --type full --all
+rm "$T/ws9/conf/svc.json"
+for cmd in scan "batch --apply" "batch" "recover --file conf/svc.json --apply"; do
+	# shellcheck disable=SC2086
+	BKR_PASSWORD=wrong expect_exit 9 "$BKR" -c "$T/c9.json" $cmd
+	one_line_error
+	grep -q "wrong passphrase" "$T/err" || fail "$cmd with a wrong passphrase: $(cat "$T/err")"
+done
+[ ! -e "$T/ws9/conf/svc.json" ] || fail "recovered with a wrong passphrase"
+expect_exit 0 "$BKR" -c "$T/c9.json" --password-file "$T/pw-ra" batch --apply
+[ -e "$T/ws9/conf/svc.json" ] || fail "batch --apply with the passphrase did not recover the file"
+pass "scan, batch and recover with a wrong passphrase: one line, exit 9, nothing recovered"
+
 # --- key list: a key file's created, hostname and username are not
 # authenticated (anyone who can write keys/ sets them, checksum and all):
 # terminal escapes and newlines in them are shown escaped, never raw

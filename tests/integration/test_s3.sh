@@ -52,6 +52,48 @@ grep -q "bucket 'no-such-bucket' does not exist at $S3_ENDPOINT" "$T/err" || fai
 [ -z "$(s3keys nokey)" ] || fail "a failed init wrote objects"
 pass "missing credentials, a wrong secret, a wrong endpoint and a missing bucket: one line each, nothing written"
 
+# --- an endpoint that is not S3 (found by hostile testing: a web server's
+# 404 page read as "not a bkrfs repository" or "no such object", exit 3; a
+# catch-all 200 page as "config.json: not a JSON object", exit 4): named as
+# not answering like S3, exit 8, whatever the command
+cat >"$T/web.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def _a(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        body = b"<html><body>Not Found</body></html>\n"
+        self.send_response(int(sys.argv[2]))
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _a
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+for status in 404 200; do
+	/usr/bin/python3 "$T/web.py" "$T/web$status.port" "$status" >"$T/web$status.port" &
+	cleanup_hooks+=("kill $! 2>/dev/null")
+done
+for status in 404 200; do
+	for i in $(seq 1 100); do [ -s "$T/web$status.port" ] && break; sleep 0.05; done
+	web=http://127.0.0.1:$(head -1 "$T/web$status.port")
+	for cmd in list init "create $T" verify; do
+		# shellcheck disable=SC2086
+		expect_exit 8 env AWS_ENDPOINT_URL="$web" "$BKR" -r s3://bkr-test/web $cmd
+		one_line_error
+		grep -q "s3://bkr-test/web: the endpoint $web does not answer like an S3 server (HTTP $status with an HTML page" "$T/err" ||
+			fail "HTTP $status HTML, $cmd: $(cat "$T/err")"
+	done
+done
+pass "an endpoint that answers HTML (404 or 200 to everything): named as not S3, exit 8"
+
 # --- two writers racing to publish the same object: exactly one wins
 pids=()
 for i in 1 2 3 4 5 6; do "$BKR" init -r s3://bkr-test/race >"$T/race$i.out" 2>&1 & pids+=($!); done
@@ -227,6 +269,47 @@ for k in $(s3keys enc/); do
 	n=$((n + 1))
 done
 [ "$n" -gt 5 ] || fail "only $n objects in the encrypted repository"
+# config.json (and its copy) edited to say "none" beside key files: the key
+# files give it away on S3 as on a local repository (found by hostile
+# testing: an S3 listing never saw them, and the message said "keys/ emptied")
+s3curl "$S3_ENDPOINT/bkr-test/enc/config.json" -o "$T/enc-config.json"
+python3 - "$T/enc-config.json" "$T/enc-none.json" <<'PY'
+import hashlib, json, sys
+c = json.loads(open(sys.argv[1]).read())
+c["encryption"] = "none"; c["features"]["incompat"].remove("encryption")
+del c["sha256"]
+t = json.dumps(c, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(sys.argv[2], "w").write(t.replace("0" * 64, hashlib.sha256(t.encode()).hexdigest()))
+PY
+s3curl "$S3_ENDPOINT/bkr-test/enc/config.copy.json" -o "$T/enc-config.copy.json"
+for k in config.json config.copy.json; do s3curl -T "$T/enc-none.json" "$S3_ENDPOINT/bkr-test/enc/$k" -o /dev/null; done
+expect_exit 4 "$BKR" -r s3://bkr-test/enc list
+one_line_error
+grep -q "config.json says the repository is not encrypted, but keys/ holds key files" "$T/err" ||
+	fail "a downgraded config.json on S3: $(cat "$T/err")"
+s3curl -T "$T/enc-config.json" "$S3_ENDPOINT/bkr-test/enc/config.json" -o /dev/null
+s3curl -T "$T/enc-config.copy.json" "$S3_ENDPOINT/bkr-test/enc/config.copy.json" -o /dev/null
+BKR_PASSWORD='s3: correct horse' expect_exit 0 "$BKR" -r s3://bkr-test/enc list
+# two holders removing each other's key at once (found by hostile testing:
+# both succeeded, keys/ left empty): the second waits for the keys lock
+printf 'bob: s3\n' >"$T/pw-s3b"
+expect_exit 0 "$BKR" -r s3://bkr-test/enc key add --new-password-file "$T/pw-s3b" --json
+kb=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added"])' "$T/out")
+ka=$(s3keys enc/keys/ | sed 's|.*/||; s|\.json$||' | grep -v "$kb")
+BKR_FAULT=key-remove:1:stop "$BKR" -r s3://bkr-test/enc key remove "$kb" >"$T/ra.out" 2>"$T/ra.err" &
+ra=$!
+cleanup_hooks+=("kill -9 $ra 2>/dev/null")
+wait_stopped "$ra" || fail "S3: the first key remove never paused after its checks"
+"$BKR" -r s3://bkr-test/enc --password-file "$T/pw-s3b" key remove "$ka" >"$T/rb.out" 2>"$T/rb.err" &
+rb=$!
+sleep 3
+kill -0 "$rb" 2>/dev/null || fail "S3: the second key remove did not wait: $(cat "$T/rb.out" "$T/rb.err")"
+kill -CONT "$ra"
+rca=0 rcb=0
+wait "$ra" || rca=$?
+wait "$rb" || rcb=$?
+[ "$rca" = 0 ] && [ "$rcb" = 2 ] || fail "S3 key removal race: exits $rca and $rcb: $(cat "$T/ra.err" "$T/rb.err")"
+[ "$(s3keys enc/keys/ | sed 's|.*/||')" = "$ka.json" ] || fail "S3: keys/ after two removals: $(s3keys enc/keys/)"
 unset BKR_PASSWORD
 pass "an encrypted repository on S3: restored exactly, verify --read-data clean, a wrong passphrase refused, no plaintext in $n objects"
 
@@ -262,6 +345,21 @@ expect_exit 0 "$BKR" -r "$R2" restore latest --target "$T/r3"
 cmp "$S/a.bin" "$T/r3/small/a.bin" || fail "the earlier backup changed"
 expect_exit 0 "$BKR" -r "$R2" create "$S"
 pass "a backup killed mid-upload and one whose server stopped mid-upload: earlier backups intact, verify clean"
+
+# --- a writer killed after a pack was uploaded: its mark (locks/writers.lock)
+# stays until it is stale, so verify cannot tell it from a live writer; it
+# says "possibly" and names the mark's holder (found by hostile testing:
+# "left by a command writing to the repository now" with nothing running)
+mkdir -p "$T/big"
+head -c 40000000 /dev/urandom >"$T/big/big.bin"
+expect_exit 0 "$BKR" init -r s3://bkr-test/dead
+BKR_FAULT=s3-send:2:crash "$BKR" -r s3://bkr-test/dead create "$T/big" >/dev/null 2>&1 || true
+rm -r "$T/big"
+expect_exit 0 "$BKR" -r s3://bkr-test/dead verify
+grep -q "leftover: .*data/.*pack not referenced" "$T/out" "$T/err" || { cat "$T/out" "$T/err"; fail "the killed writer's pack is no leftover"; }
+grep -q "possibly a command writing to the repository now (locks/writers.lock: .*held shared by pid [0-9]* on host .*refreshed [0-9]* s ago" "$T/out" "$T/err" ||
+	{ cat "$T/out" "$T/err"; fail "verify calls a killed S3 writer's leftover the work of a running command"; }
+pass "a writer killed on S3: verify says its leftover is possibly a running command's, naming the mark's holder"
 
 # --- locks: a dead holder's lock is named, then stale
 cat >"$T/bkr.json" <<EOF

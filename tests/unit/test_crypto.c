@@ -150,8 +150,8 @@ static void test_kdf(void **state)
 	assert_int_equal(bkr_kdf_derive(&p, "x", 1, out), BKR_ECORRUPT);
 	p.p = 8; /* 16 times: the bound */
 	assert_int_equal(bkr_kdf_params_check(&p, "k"), 0);
-	p.n = 1u << 22;
-	p.r = 1;
+	p.n = 1u << 21; /* r 2: N below 2^32, scrypt's rule */
+	p.r = 2;
 	p.p = 2;
 	assert_int_equal(bkr_kdf_params_check(&p, "k"), BKR_ECORRUPT);
 	p.p = 1;
@@ -159,6 +159,21 @@ static void test_kdf(void **state)
 	p.n = 1u << 17; /* an earlier release's keys */
 	p.r = 8;
 	assert_int_equal(bkr_kdf_params_check(&p, "k"), 0);
+	/* scrypt's rule N < 2^(16 r), which OpenSSL enforces: N 2^17 r 1 is
+	 * inside every bound above, yet no derivation can succeed */
+	p.r = 1;
+	assert_int_equal(bkr_kdf_params_check(&p, "keys/k.json"), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "keys/k.json: scrypt N 131072 r 1"));
+	p.n = 1u << 16;
+	assert_int_equal(bkr_kdf_params_check(&p, "k"), BKR_ECORRUPT);
+	p.n = 1u << 15;
+	assert_int_equal(bkr_kdf_params_check(&p, "k"), 0);
+	assert_int_equal(bkr_kdf_derive(&p, "x", 1, out), 0);
+	p.n = 1u << 21;
+	p.r = 2;
+	assert_int_equal(bkr_kdf_params_check(&p, "k"), 0);
+	p.n = 1u << 17;
+	p.r = 8;
 	/* defaults: N 2^15 r 8 p 1 (docs/security.md) and a fresh salt each time (BKR_TEST_KDF_N unset) */
 	unsetenv("BKR_TEST_KDF_N");
 	{

@@ -22,6 +22,7 @@
 #include "bkr/crypto.h"
 #include "bkr/error.h"
 #include "bkr/key.h"
+#include "bkr/io.h"
 #include "bkr/manifest.h"
 #include "bkr/store.h"
 #include "testutil.h"
@@ -136,25 +137,35 @@ static void test_add_unlock_two_holders(void **state)
 	assert_non_null(strstr(bkr_error_message(), "wrong passphrase"));
 	assert_non_null(strstr(bkr_error_message(), "2 key files"));
 	assert_null(strstr(bkr_error_message(), "mallory"));
-	/* key files of another repository do not count */
-	assert_int_equal(bkr_key_unlock(f->s, repo_b, "alice pass", 10, &c, got), BKR_ENOTFOUND);
+	/* key files of another repository do not count: each is named, as a
+	 * damaged one is, never taken for an empty keys/ */
+	assert_int_equal(bkr_key_unlock(f->s, repo_b, "alice pass", 10, &c, got), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "2 damaged"));
+	assert_non_null(strstr(bkr_error_message(), id1));
+	assert_non_null(strstr(bkr_error_message(), "a key file of another repository"));
+	assert_int_equal(bkr_key_list(f->s, repo_b, &v, &n, NULL, NULL), 0);
+	assert_int_equal(n, 0);
+	free(v);
+	assert_int_equal(bkr_key_list(f->s, NULL, &v, &n, NULL, NULL), 0);
+	assert_int_equal(n, 2);
+	free(v);
 
-	assert_int_equal(bkr_key_list(f->s, &v, &n, NULL, NULL), 0);
+	assert_int_equal(bkr_key_list(f->s, repo_a, &v, &n, NULL, NULL), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(v[0].kdf.n, 1024);
 	free(v);
 
 	/* remove: not the one in use, a prefix, then not the last */
-	assert_int_equal(bkr_key_remove(f->s, id1, id1, NULL), BKR_EINVAL);
-	assert_int_equal(bkr_key_remove(f->s, "zz", id1, NULL), BKR_ENOTFOUND);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, id1, id1, NULL), BKR_EINVAL);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, "zz", id1, NULL), BKR_ENOTFOUND);
 	char prefix[5];
 	memcpy(prefix, id2, 4);
 	prefix[4] = 0;
 	char removed[BKR_KEY_ID_HEX] = "x";
-	assert_int_equal(bkr_key_remove(f->s, prefix, id1, removed), 0);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, prefix, id1, removed), 0);
 	assert_string_equal(removed, id2); /* the full id, not the prefix */
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "bob pass", 8, &c, got), BKR_EKEY);
-	assert_int_equal(bkr_key_remove(f->s, id1, NULL, NULL), BKR_EINVAL);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, id1, NULL, NULL), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "last key file"));
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, "alice pass", 10, &c, got), 0);
 	bkr_crypto_free(c);
@@ -262,17 +273,17 @@ static void test_damaged_key_files(void **state)
 	c = NULL;
 
 	/* the good one is the last usable: refused; the damaged one goes by its id (a prefix) */
-	assert_int_equal(bkr_key_remove(f->s, good, NULL, NULL), BKR_EINVAL);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, good, NULL, NULL), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "last key file"));
 	memcpy(prefix, bad, 6);
 	prefix[6] = 0;
 	char removed[BKR_KEY_ID_HEX] = "x";
-	assert_int_equal(bkr_key_remove(f->s, prefix, good, removed), 0);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, prefix, good, removed), 0);
 	assert_string_equal(removed, bad);
 	snprintf(name, sizeof(name), "keys/%s.json", bad);
 	uint64_t size;
 	assert_int_equal(bkr_store_stat(f->s, name, &size), BKR_ENOTFOUND);
-	assert_int_equal(bkr_key_remove(f->s, bad, good, NULL), BKR_ENOTFOUND);
+	assert_int_equal(bkr_key_remove(f->s, repo_a, bad, good, NULL), BKR_ENOTFOUND);
 
 	/* every key file unusable: the error names them and why */
 	text = read_key(f, good, &len);
@@ -293,6 +304,67 @@ static void test_damaged_key_files(void **state)
 	assert_non_null(strstr(bkr_error_message(), want));
 	/* why: the first one's own message (a checksum or a KDF bound) */
 	assert_true(strstr(bkr_error_message(), "checksum mismatch") || strstr(bkr_error_message(), "scrypt N 1023"));
+}
+
+/* A key file whose KDF cannot run is one unusable key file, never the
+ * repository's end: scrypt's rule N < 2^(16 r) is checked as the key file
+ * is read (N 2^17 r 1 passes every other bound), and a derivation that fails
+ * all the same leaves that file out and tries the others. */
+static void test_kdf_failure_one_key_file(void **state)
+{
+	struct fx *f = *state;
+	char good[BKR_KEY_ID_HEX], bad[BKR_KEY_ID_HEX], got[BKR_KEY_ID_HEX], want[64];
+	bkr_crypto *c = NULL;
+	bkr_key_file *v = NULL;
+	size_t n = 0, len;
+	char *text, *hostile, *q;
+
+	assert_int_equal(bkr_key_add(f->s, f->c, "alice", 5, good), 0);
+	assert_int_equal(bkr_key_add(f->s, f->c, "bob", 3, bad), 0);
+	text = read_key(f, bad, &len);
+	assert_non_null(hostile = malloc(len + 16));
+	memcpy(hostile, text, len + 1);
+	q = strstr(hostile, "\"n\":1024");
+	memmove(q + 10, q + 8, strlen(q + 8) + 1);
+	memcpy(q, "\"n\":131072", 10);
+	q = strstr(hostile, "\"r\":8");
+	memcpy(q, "\"r\":1", 5);
+	write_key(f, bad, hostile, true);
+	free(hostile);
+	free(text);
+	snprintf(want, sizeof(want), "keys/%s.json", bad);
+
+	/* a damaged key file, named; the other holder opens; a wrong passphrase is a wrong passphrase */
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "alice", 5, &c, got), 0);
+	assert_string_equal(got, good);
+	bkr_crypto_free(c);
+	c = NULL;
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "mallory", 7, &c, NULL), BKR_EKEY);
+	assert_non_null(strstr(bkr_error_message(), "none of the 1 key file in keys/"));
+	assert_non_null(strstr(bkr_error_message(), want));
+	assert_int_equal(bkr_key_list(f->s, repo_a, &v, &n, NULL, NULL), 0);
+	assert_int_equal(n, 1);
+	free(v);
+	char removed[BKR_KEY_ID_HEX];
+	assert_int_equal(bkr_key_remove(f->s, repo_a, bad, good, removed), 0);
+	assert_string_equal(removed, bad);
+
+	/* a derivation that fails anyway (an injected fault): that key file is
+	 * left out, named, and the next one is tried */
+	assert_int_equal(bkr_key_add(f->s, f->c, "bob", 3, bad), 0);
+	setenv("BKR_FAULT", "kdf:1", 1);
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "bob", 3, &c, got), 0);
+	assert_string_equal(got, bad);
+	bkr_crypto_free(c);
+	c = NULL;
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, "mallory", 7, &c, NULL), BKR_EKEY);
+	snprintf(want, sizeof(want), "keys/%s.json", good);
+	assert_non_null(strstr(bkr_error_message(), want));
+	assert_non_null(strstr(bkr_error_message(), "none of the 1 key file in keys/"));
+	unsetenv("BKR_FAULT");
+	bkr_io_fault_reset();
 }
 
 static void test_passphrase_sources(void **state)
@@ -449,6 +521,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_add_unlock_two_holders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tampered_key_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_key_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kdf_failure_one_key_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passphrase_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_password_file_limits, setup, teardown),
 	};

@@ -58,9 +58,10 @@ int bkr_key_add(bkr_store *s, const bkr_crypto *c, const char *pass, size_t pass
 
 /**
  * Every key file of store @p s, sorted by creation time; *out is malloc'd.
- * A damaged key file is reported through @p warn (when not NULL) and left out.
+ * A damaged key file, or (when @p repo_id is not NULL) one of another
+ * repository, is reported through @p warn (when not NULL) and left out.
  */
-int bkr_key_list(bkr_store *s, bkr_key_file **out, size_t *n,
+int bkr_key_list(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], bkr_key_file **out, size_t *n,
 		 void (*warn)(void *ctx, const char *message), void *ctx);
 
 /**
@@ -69,18 +70,24 @@ int bkr_key_list(bkr_store *s, bkr_key_file **out, size_t *n,
  * opened.  BKR_EKEY "wrong passphrase" when none opens (naming the damaged
  * key files, which could not be tried); BKR_ECORRUPT naming the damaged key
  * files and why (the first one's message) when no key file is usable;
- * BKR_ENOTFOUND when there is no key file.
+ * BKR_ENOTFOUND when there is no key file.  Damaged here: unreadable,
+ * malformed, of another repository, or a key file whose KDF fails — one
+ * key file, never the repository: the others are tried.
  */
 int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
 		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX]);
 
 /**
  * Remove key file @p id (a unique prefix of it) from @p s; a damaged key
- * file is removed by its id (its file name) too.  Refused (BKR_EINVAL) for
- * the last usable key file and for @p current (the one in use).
+ * file (or one of another repository than @p repo_id) is removed by its id
+ * (its file name) too.  Refused (BKR_EINVAL) for the last usable key file
+ * and for @p current (the one in use).  Checked and done under the keys
+ * lock (locks/keys.lock, exclusive, waiting; bkr_key_add takes it too), so
+ * that concurrent removals can never leave no usable key file.
  * @p removed (may be NULL) gets the full id of the key file removed.
  */
-int bkr_key_remove(bkr_store *s, const char *id, const char *current, char removed[BKR_KEY_ID_HEX]);
+int bkr_key_remove(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *id,
+		   const char *current, char removed[BKR_KEY_ID_HEX]);
 
 /* ---- passphrases -------------------------------------------------------------- */
 
