@@ -54,37 +54,57 @@ static const char *source_prefix(const bkr_recover *rc, const bkr_manifest_sourc
 
 /* ---- the backups of this workspace ------------------------------------------ */
 
-void bkr_rec_backups_hold(bkr_recover *rc)
+/* The view of bkr_rec_backups: its items are the listing's. */
+void bkr_rec_backups_refilter(bkr_recover *rc)
 {
-	if (!rc->backups_held++ && rc->backups) {
-		/* left by a call outside a run: list again */
-		bkr_manifest_list_free(rc->backups);
+	if (rc->backups) {
+		free(rc->backups->items);
 		free(rc->backups);
 		rc->backups = NULL;
 	}
+}
+
+static void backups_drop(bkr_recover *rc)
+{
+	bkr_rec_backups_refilter(rc);
+	if (rc->listing) {
+		bkr_manifest_list_free(rc->listing);
+		free(rc->listing);
+		rc->listing = NULL;
+	}
+}
+
+void bkr_rec_backups_hold(bkr_recover *rc)
+{
+	if (!rc->backups_held++)
+		backups_drop(rc); /* left by a call outside a run: list again */
 }
 
 void bkr_rec_backups_release(bkr_recover *rc)
 {
 	if (rc->backups_held && --rc->backups_held)
 		return;
-	if (rc->backups) {
-		bkr_manifest_list_free(rc->backups);
-		free(rc->backups);
-		rc->backups = NULL;
-	}
+	backups_drop(rc);
 }
 
-int bkr_rec_backups(bkr_recover *rc, const bkr_manifest_list **out)
+void bkr_recover_hold_backups(bkr_recover *rc)
+{
+	bkr_rec_backups_hold(rc);
+}
+
+void bkr_recover_release_backups(bkr_recover *rc)
+{
+	bkr_rec_backups_release(rc);
+}
+
+int bkr_recover_backups(bkr_recover *rc, const bkr_manifest_list **out)
 {
 	bkr_manifest_list *l;
-	int64_t now = bkr_time_now_ns();
-	size_t o = 0;
 	int err;
 
 	*out = NULL;
-	if (rc->backups) {
-		*out = rc->backups;
+	if (rc->listing) {
+		*out = rc->listing;
 		return 0;
 	}
 	if (!(l = calloc(1, sizeof(*l))))
@@ -93,18 +113,38 @@ int bkr_rec_backups(bkr_recover *rc, const bkr_manifest_list **out)
 		free(l);
 		return err;
 	}
-	for (size_t i = 0; i < l->n; i++) {
-		bkr_manifest *m = l->items[i];
+	rc->listing = l;
+	*out = l;
+	return 0;
+}
+
+int bkr_rec_backups(bkr_recover *rc, const bkr_manifest_list **out)
+{
+	const bkr_manifest_list *all;
+	bkr_manifest_list *l;
+	int64_t now = bkr_time_now_ns();
+	int err;
+
+	*out = NULL;
+	if (rc->backups) {
+		*out = rc->backups;
+		return 0;
+	}
+	if ((err = bkr_recover_backups(rc, &all)) < 0)
+		return err;
+	if (!(l = calloc(1, sizeof(*l))) || (all->n && !(l->items = malloc(all->n * sizeof(*l->items))))) {
+		free(l);
+		return bkr_error_oom();
+	}
+	for (size_t i = 0; i < all->n; i++) {
+		bkr_manifest *m = all->items[i];
 		/* another host's backup is not this workspace's; one dated in the
 		 * future (the clock was ahead) is not the newest, as for create */
 		if (m->type == BKR_BACKUP_RECOVERY || !bkr_backup_of_host(m, rc->hostname) ||
-		    bkr_time_in_future(m->time_ns, now)) {
-			bkr_manifest_free(m);
+		    bkr_time_in_future(m->time_ns, now))
 			continue;
-		}
-		l->items[o++] = m;
+		l->items[l->n++] = m;
 	}
-	l->n = o;
 	rc->backups = l;
 	*out = l;
 	return 0;

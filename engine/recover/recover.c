@@ -638,8 +638,10 @@ int bkr_recover_set_host(bkr_recover *rc, const char *hostname)
 		return bkr_error_oom();
 	free(rc->hostname);
 	rc->hostname = h;
+	/* another host: another choice of backups (from the same listing while held) */
+	bkr_rec_backups_refilter(rc);
 	if (!rc->backups_held)
-		bkr_rec_backups_release(rc); /* another host: another list */
+		bkr_rec_backups_release(rc);
 	return 0;
 }
 

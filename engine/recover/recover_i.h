@@ -108,7 +108,9 @@ struct bkr_recover {
 	char *scratch;               /**< private temp directory (created lazily) */
 	bool root_known;             /**< root_dev/root_ino: the workspace directory the scan saw */
 	uint64_t root_dev, root_ino;
-	bkr_manifest_list *backups;  /**< this workspace's backups, loaded once (bkr_rec_backups) */
+	bkr_manifest_list *listing;  /**< every backup of the repository, listed once (bkr_rec_listing) */
+	bkr_manifest_list *backups;  /**< this workspace's backups (bkr_rec_backups): its items
+				       are borrowed from listing */
 	unsigned backups_held;       /**< bkr_rec_backups_hold depth */
 };
 
@@ -362,15 +364,18 @@ int bkr_rec_store_staged(bkr_recover *rc, bkr_recover_report *rep, bkr_rec_file 
  * The backups recovery compares with and recovers from, oldest first: those
  * of this host (bkr_backup_of_host, as create picks a parent) that are not
  * dated in the future (bkr_time_in_future, as the schedules, retention and
- * health judge them).  Listed once and kept while held (a run, a scan), so
- * that every file of a run does not read every manifest again.  *out is
- * owned by @p rc; an empty list without a repository.
+ * health judge them), taken from bkr_recover_backups' listing.  Listed once
+ * and kept while held (a run, a scan), so that every file of a run does not
+ * read every manifest again.  *out is owned by @p rc; an empty list without
+ * a repository.
  */
 int bkr_rec_backups(bkr_recover *rc, const bkr_manifest_list **out);
-/** Keep the list of bkr_rec_backups until the matching release (nests). */
+/** Keep the lists of bkr_rec_backups and bkr_recover_backups until the matching release (nests). */
 void bkr_rec_backups_hold(bkr_recover *rc);
-/** Drop it at the last release (the next call lists the repository again). */
+/** Drop them at the last release (the next call lists the repository again). */
 void bkr_rec_backups_release(bkr_recover *rc);
+/** Drop the view of bkr_rec_backups only (the host changed); the listing stays while held. */
+void bkr_rec_backups_refilter(bkr_recover *rc);
 
 /** A regular file of a backup, mapped to the workspace. */
 typedef struct {

@@ -577,6 +577,27 @@ static void test_backups_listed_once(void **state)
 	assert_int_equal(bkr_recover_file(f->rc, "conversations/s01.json", &o, &rep), 0);
 	assert_int_equal(nlist_backups, 1);
 	bkr_recover_report_free(rep);
+
+	/* the CLI's way: the listing it warns from (every backup) is the one
+	 * the scan and the run use while it is held; released, the next run
+	 * lists again */
+	{
+		const bkr_manifest_list *all = NULL;
+		bkr_scan_result sr = BKR_SCAN_RESULT_INIT;
+		nlist_backups = 0;
+		bkr_recover_hold_backups(f->rc);
+		assert_int_equal(bkr_recover_backups(f->rc, &all), 0);
+		assert_true(all->n > 0);
+		assert_int_equal(bkr_recover_scan(f->rc, 0, &sr), 0);
+		bkr_scan_result_free(&sr);
+		assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+		bkr_recover_report_free(rep);
+		assert_int_equal(nlist_backups, 1);
+		bkr_recover_release_backups(f->rc);
+		assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+		bkr_recover_report_free(rep);
+		assert_int_equal(nlist_backups, 2);
+	}
 }
 
 int main(void)
