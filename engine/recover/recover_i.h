@@ -17,6 +17,7 @@
 #include "bkr/catalog.h"
 #include "bkr/hash.h"
 #include "bkr/recover.h"
+#include "bkr/walk.h"
 
 /** Largest file a strategy that holds its copy in memory (git, mongodb) recovers. */
 #define BKR_REC_MAX_FILE (512u << 20)
@@ -112,6 +113,8 @@ struct bkr_recover {
 	bkr_manifest_list *backups;  /**< this workspace's backups (bkr_rec_backups): its items
 				       are borrowed from listing */
 	unsigned backups_held;       /**< bkr_rec_backups_hold depth */
+	bkr_walk_dirs *dirs;         /**< the backups' directories lookups met (bkr_rec_lookup),
+				       kept with the lists */
 };
 
 /** Captures of a pattern match: {name} -> value. */
@@ -370,6 +373,16 @@ int bkr_rec_store_staged(bkr_recover *rc, bkr_recover_report *rep, bkr_rec_file 
  * a repository.
  */
 int bkr_rec_backups(bkr_recover *rc, const bkr_manifest_list **out);
+/** Most directories of the backups a run keeps open for its lookups (bkr_walk_dirs). */
+#define BKR_REC_DIRS_MAX 1024
+/**
+ * Look @p bpath up in backup @p m as bkr_walk_resolve does, through the
+ * directories the engine keeps while the backups are held: a run looks up
+ * every file in the same few directories.  *e, *leaf and *li are valid
+ * until the next lookup.
+ */
+int bkr_rec_lookup(bkr_recover *rc, const bkr_manifest *m, const char *bpath, bkr_entry *e,
+		   const bkr_tree **leaf, uint32_t *li);
 /** Keep the lists of bkr_rec_backups and bkr_recover_backups until the matching release (nests). */
 void bkr_rec_backups_hold(bkr_recover *rc);
 /** Drop them at the last release (the next call lists the repository again). */
