@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "bkr/catalog.h"
+#include "bkr/digest.h"
 #include "bkr/hash.h"
 #include "bkr/recover.h"
 #include "bkr/walk.h"
@@ -178,6 +179,13 @@ int bkr_rec_read_ws(bkr_recover *rc, const char *rel, uint8_t **data, size_t *le
 /** bkr_rec_read_ws of @p base in the open directory @p dir. */
 int bkr_rec_read_at(bkr_recover *rc, int dir, const char *base, const char *rel, uint8_t **data, size_t *len,
 		    bool *mapped, struct stat *st);
+/**
+ * bkr_rec_read_at that also feeds the bytes read to @p dg (may be NULL; reset
+ * it before each call): the content digest of the copy, computed while the
+ * file is read, so that scan --deep does not read the file again.
+ */
+int bkr_rec_read_at_digest(bkr_recover *rc, int dir, const char *base, const char *rel, uint8_t **data,
+			   size_t *len, bool *mapped, struct stat *st, bkr_digest *dg);
 /** Open an unlinked scratch file for a copy of @p len bytes (holes read as zeros). */
 int bkr_rec_scratch_file(bkr_recover *rc, uint64_t len, int *fd);
 /** Map the first @p len bytes of @p fd read-only (a copy too large for memory). */
