@@ -9,10 +9,11 @@
  * restore and the mount read it, and re-hashed; a pack the index does not
  * name has its footer's blob ids noted; temporaries are leftovers; (3) packs
  * the index names that are not on disk (trash is searched; missing ones are
- * errors); (4) every selected backup's trees are walked: each tree is
- * hash-checked when loaded, each file chunk must be indexed, of type data and
- * not damaged.  A file touching damage is reported with its backup and path.
- * Last, (5) each unindexed pack: when backups use blobs that only it holds it
+ * errors); (4) every selected backup's and recovery run's trees are walked:
+ * each tree is hash-checked when loaded, each file chunk must be indexed, of
+ * type data and not damaged, as must a run's report.  A file touching damage
+ * is reported with its backup (or run) and path.
+ * Last, (5) each unindexed pack: when backups or runs use blobs that only it holds it
  * is an error (an index file was lost: the pack must be kept), else a
  * leftover.
  */
@@ -72,6 +73,7 @@ struct verify {
 	uint64_t packs_done, packs_total;
 	uint64_t bytes_done, bytes_total;   /* stored bytes of the blobs of the packs checked */
 	bool walk_incomplete;   /* a tree could not be loaded: its files went unchecked */
+	bool in_run;            /* walking a recovery run: problems naming it say so */
 	int writing;            /* bkr_repo_writers_active, once it said yes (-1: not asked) */
 	char writer[700];       /* leftover_by's message when an S3 mark is seen */
 	char why[300];          /* blob_problem's message */
@@ -86,7 +88,7 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 {
 	char msg[1200];
 	va_list ap;
-	bkr_verify_problem p = { kind, kind != BKR_VERIFY_LEFTOVER, object, backup, path, msg };
+	bkr_verify_problem p = { kind, kind != BKR_VERIFY_LEFTOVER, object, backup, path, msg, backup && v->in_run };
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -127,6 +129,13 @@ static const char *type_name(unsigned type)
 static void on_bad_manifest(void *ctx, const char *file, const char *message)
 {
 	report(ctx, BKR_VERIFY_MANIFEST, file, NULL, NULL, "%s", message);
+}
+
+static void on_bad_run_manifest(void *ctx, const char *file, const char *message)
+{
+	char name[1300];
+	snprintf(name, sizeof(name), "runs/%s", file);
+	report(ctx, BKR_VERIFY_MANIFEST, name, NULL, NULL, "recovery run %s", message);
 }
 
 static void on_bad_index(void *ctx, const char *message)
@@ -545,6 +554,20 @@ static void bad_tree(struct verify *v, const bkr_manifest *m, const bkr_id *id, 
 		report(v, BKR_VERIFY_TREE, hex, m->backup_id, path, "%s%s", strcmp(path, "/") ? "" : "root tree: ", msg);
 }
 
+/* The blob of a recovery run's report (not an entry of its tree). */
+static void check_report(struct verify *v, const bkr_manifest *m)
+{
+	const char *why;
+	char hex[BKR_ID_HEX];
+
+	if (bkr_id_is_zero(&m->report) || !(why = blob_problem(v, &m->report, BKR_BLOB_DATA)))
+		return;
+	bkr_id_to_hex(&m->report, hex);
+	report(v, !strncmp(why, "damaged", 7) ? BKR_VERIFY_DAMAGED_FILE : BKR_VERIFY_MISSING, hex, m->backup_id,
+	       "report.json", "the run's report: blob %s is %s", hex, why);
+}
+
+/* Every tree and file of backup or recovery run @p m (a run's report too). */
 static int walk_backup(struct verify *v, const bkr_manifest *m)
 {
 	bkr_walk *w = NULL;
@@ -552,7 +575,15 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 	char hex[BKR_ID_HEX];
 	int err;
 
-	v->st->backups++;
+	v->in_run = m->type == BKR_BACKUP_RECOVERY;
+	if (v->in_run) {
+		v->st->runs++;
+		check_report(v, m);
+		if (bkr_id_is_zero(&m->tree))
+			return 0; /* nothing was recovered: no tree */
+	} else {
+		v->st->backups++;
+	}
 	if ((err = bkr_walk_new(&w, v->r, &m->tree, NULL, 0)) < 0) {
 		if (bkr_error_not_damage(err))
 			return err;
@@ -608,23 +639,24 @@ static void judge_unindexed(struct verify *v)
 		const struct unindexed *u = &v->unx[i];
 		if (u->used)
 			report(v, BKR_VERIFY_PACK, u->path, NULL, NULL,
-			       "%s: not in the index, but %zu of its %zu blob%s are used by backups and found nowhere else: "
+			       "%s: not in the index, but %zu of its %zu blob%s are used by backups or recovery runs and found "
+			       "nowhere else: "
 			       "keep this pack, it may be the only copy. An index file was lost or damaged: "
 			       "run 'bkr repair' to rebuild the index from the packs",
 			       u->path, u->used, u->blobs, u->blobs == 1 ? "" : "s");
 		else if (v->walk_incomplete)
 			report(v, BKR_VERIFY_PACK, u->path, NULL, NULL,
-			       "%s: not in the index, and some trees of the backups could not be read, so its %zu blob%s "
+			       "%s: not in the index, and some trees of the backups or runs could not be read, so its %zu blob%s "
 			       "may be their only copy: keep this pack. If an index file was lost or damaged, run "
 			       "'bkr repair' to rebuild the index from the packs",
 			       u->path, u->blobs, u->blobs == 1 ? "" : "s");
 		else if (v->o->backup)
 			report(v, BKR_VERIFY_LEFTOVER, u->path, NULL, NULL,
-			       "%s: pack not referenced by the index, nor by backup %s (the other backups were not checked)",
+			       "%s: pack not referenced by the index, nor by %s (the other backups and runs were not checked)",
 			       u->path, v->o->backup);
 		else
 			report(v, BKR_VERIFY_LEFTOVER, u->path, NULL, NULL,
-			       "%s: pack not referenced by the index nor by any backup, left by %s, or by a "
+			       "%s: pack not referenced by the index nor by any backup or recovery run, left by %s, or by a "
 			       "'bkr repair' that took its damaged blobs out of the index", u->path, leftover_by(v));
 	}
 }
@@ -667,7 +699,7 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 {
 	struct verify v = { .r = r, .o = o, .st = stats, .writing = -1 };
 	int64_t t0 = bkr_clock_mono_ns();
-	bkr_manifest_list l = { 0 };
+	bkr_manifest_list l = { 0 }, runs = { 0 };
 	bkr_manifest *one = NULL;
 	int err;
 
@@ -687,12 +719,17 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	 * published its index files before its manifest, so every backup listed
 	 * here is in the index loaded after (never 'missing from the index') */
 	if ((err = bkr_repo_list_cb(r, false, &l, on_bad_manifest, &v)) < 0 ||
+	    (err = bkr_repo_list_cb(r, true, &runs, on_bad_run_manifest, &v)) < 0 ||
 	    (err = bkr_verify_record_foreach(r, false, note_recorded, &v)) < 0 || (err = bkr_repo_reload_index(r)) < 0)
 		goto done;
 	bkr_repo_index_warnings(r, on_bad_index, &v);
 	if ((err = check_config(&v)) < 0)
 		goto done;
-	if (o->backup && (err = bkr_repo_find_backup(r, o->backup, &one)) < 0)
+	/* ID: a backup, else a recovery run ("latest" is the newest backup) */
+	if (o->backup && (err = bkr_repo_find_backup(r, o->backup, &one)) == BKR_ENOTFOUND &&
+	    strcmp(o->backup, "latest") && (err = bkr_repo_find_run(r, o->backup, &one)) == BKR_ENOTFOUND)
+		err = bkr_repo_find_backup(r, o->backup, &one); /* neither: the backup's message */
+	if (err < 0)
 		goto done;
 	if ((err = bkr_repo_foreach_blob(r, collect_entry, &v)) < 0)
 		goto done;
@@ -710,10 +747,10 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	if (one) {
 		err = walk_backup(&v, one);
 	} else {
-		for (size_t i = 0; i < l.n && err == 0; i++) {
+		for (size_t i = 0; i < l.n + runs.n && err == 0; i++) {
 			if (o->progress)
-				o->progress(o->progress_ctx, "backups", i, l.n, 0, 0);
-			err = walk_backup(&v, l.items[i]);
+				o->progress(o->progress_ctx, "backups", i, l.n + runs.n, 0, 0);
+			err = walk_backup(&v, i < l.n ? l.items[i] : runs.items[i - l.n]);
 		}
 	}
 	if (err == 0)
@@ -736,6 +773,7 @@ done:
 	bkr_idset_free(&v.checked);
 	bkr_manifest_free(one);
 	bkr_manifest_list_free(&l);
+	bkr_manifest_list_free(&runs);
 	free(v.buf);
 	return err;
 }

@@ -24,7 +24,8 @@ const char *bkr_verify_result_name(bkr_verify_result r)
 
 /* The counters of a record, by key (stats, then the record's own). */
 #define COUNTERS(rec)                                                                                     \
-	{ "backups", &(rec)->stats.backups }, { "trees", &(rec)->stats.trees }, { "files", &(rec)->stats.files }, \
+	{ "backups", &(rec)->stats.backups }, { "runs", &(rec)->stats.runs },                               \
+	{ "trees", &(rec)->stats.trees }, { "files", &(rec)->stats.files },                                 \
 	{ "packs", &(rec)->stats.packs }, { "blobs_read", &(rec)->stats.blobs_read },                       \
 	{ "bytes_read", &(rec)->stats.bytes_read }, { "errors", &(rec)->stats.errors },                     \
 	{ "leftovers", &(rec)->stats.leftovers }, { "damaged_files", &(rec)->damaged_files },               \

@@ -121,6 +121,161 @@ done:
 	return err;
 }
 
+/* ---- many paths: directories kept by id ---------------------------------- */
+
+typedef struct {
+	bkr_id id;
+	bkr_dir *dir; /* NULL: a free slot */
+} dirs_slot;
+
+struct bkr_walk_dirs {
+	bkr_repo *r;
+	dirs_slot *slots; /* open addressing, linear probing; cap a power of two >= 2 max */
+	size_t cap, n, max;
+	uint64_t loads;
+};
+
+int bkr_walk_dirs_new(bkr_walk_dirs **out, bkr_repo *r, size_t max_dirs)
+{
+	bkr_walk_dirs *c;
+	size_t cap = 16;
+
+	*out = NULL;
+	if (!max_dirs)
+		max_dirs = 1;
+	while (cap < 2 * max_dirs)
+		cap *= 2;
+	if (!(c = calloc(1, sizeof(*c))) || !(c->slots = calloc(cap, sizeof(*c->slots)))) {
+		free(c);
+		return bkr_error_oom();
+	}
+	c->r = r;
+	c->cap = cap;
+	c->max = max_dirs;
+	*out = c;
+	return 0;
+}
+
+static size_t dirs_hash(const bkr_id *id)
+{
+	uint64_t h;
+
+	memcpy(&h, id->b, sizeof(h)); /* ids are hashes: any 8 bytes are uniform */
+	return (size_t)h;
+}
+
+static void dirs_clear(bkr_walk_dirs *c)
+{
+	for (size_t i = 0; i < c->cap; i++) {
+		bkr_dir_free(c->slots[i].dir);
+		c->slots[i].dir = NULL;
+	}
+	c->n = 0;
+}
+
+/* The open directory of tree @p id: kept, or read now (and kept). */
+static int dirs_get(bkr_walk_dirs *c, const bkr_id *id, bkr_dir **out)
+{
+	size_t mask = c->cap - 1, i = dirs_hash(id) & mask;
+	bkr_dir *d = NULL;
+	int err;
+
+	for (; c->slots[i].dir; i = (i + 1) & mask)
+		if (!memcmp(c->slots[i].id.b, id->b, sizeof(id->b))) {
+			*out = c->slots[i].dir;
+			return 0;
+		}
+	if ((err = bkr_dir_open(&d, id, bkr_repo_load_tree, c->r)) < 0)
+		return err;
+	c->loads++;
+	if (c->n == c->max) {
+		dirs_clear(c); /* the entries handed out before this call are no longer used */
+		for (i = dirs_hash(id) & mask; c->slots[i].dir; i = (i + 1) & mask)
+			;
+	}
+	c->slots[i].id = *id;
+	c->slots[i].dir = d;
+	c->n++;
+	*out = d;
+	return 0;
+}
+
+int bkr_walk_dirs_resolve(bkr_walk_dirs *c, const bkr_id *root, const char *path, bkr_entry *out,
+			  const bkr_tree **leaf, uint32_t *li)
+{
+	bkr_dir *d;
+	bkr_id cur = *root;
+	const bkr_tree *lf = NULL;
+	uint32_t idx = 0;
+	size_t pos = 0, len, end = 0;
+	const char *comp = NULL;
+	int err = 0;
+	bool first = true;
+
+	if (leaf)
+		*leaf = NULL;
+	if (li)
+		*li = 0;
+	root_entry(root, out);
+	if (!path)
+		path = "";
+
+	/* as bkr_walk_resolve, each directory from c */
+	while ((len = next_component(path, &pos, &comp)) > 0) {
+		if (len == 2 && comp[0] == '.' && comp[1] == '.') {
+			err = bkr_error_set(BKR_EINVAL, "path '%s': '..' is not allowed", path);
+			goto done;
+		}
+		if (!first) {
+			if (out->type != BKR_FT_DIR) {
+				err = bkr_error_set(BKR_ENOTFOUND, "path '%s': '%.*s' is not a directory",
+						    path, (int)(comp - path - 1), path);
+				goto done;
+			}
+			cur = out->subtree;
+		}
+		first = false;
+		if ((err = dirs_get(c, &cur, &d)) < 0) {
+			bkr_error_prefix("path '%s'", path);
+			goto done;
+		}
+		err = bkr_dir_find(d, (const uint8_t *)comp, len, out, &lf, &idx, NULL);
+		if (err == BKR_ENOTFOUND) {
+			err = bkr_error_set(BKR_ENOTFOUND, "path '%s': no such file or directory", path);
+			goto done;
+		}
+		if (err < 0)
+			goto done;
+		end = pos;
+	}
+	if (end && path[end] && out->type != BKR_FT_DIR) {
+		err = bkr_error_set(BKR_ENOTFOUND, "path '%s': '%.*s' is not a directory", path, (int)end, path);
+		goto done;
+	}
+	if (leaf)
+		*leaf = lf;
+	if (li)
+		*li = idx;
+done:
+	if (err < 0)
+		root_entry(root, out);
+	return err;
+}
+
+uint64_t bkr_walk_dirs_loads(const bkr_walk_dirs *c)
+{
+	return c->loads;
+}
+
+void bkr_walk_dirs_free(bkr_walk_dirs *c)
+{
+	if (!c)
+		return;
+	dirs_clear(c);
+	free(c->slots);
+	free(c);
+}
+
 /* ---- iterator ----------------------------------------------------------- */
 
 typedef struct {

@@ -160,13 +160,15 @@ static int open_engine(cli *c, bool need_repo, const char *host, bkr_config **cf
 	if ((err = bkr_recover_from_config(rc, *cfg, *repo)) < 0 || (host && (err = bkr_recover_set_host(*rc, host)) < 0))
 		return err;
 	if (*repo) {
-		/* not compared with nor recovered from (bkr_rec_backups): said once */
-		bkr_manifest_list l = { 0 };
-		if (bkr_repo_list(*repo, false, &l, NULL) == 0) {
-			cli_warn_future_list(c, &l, bkr_time_now_ns());
-			warn_unused_backups(c, &l, bkr_recover_host(*rc), (*cfg)->workspace_root);
+		/* not compared with nor recovered from: said once, from the
+		 * engine's own listing, which the scan and run then use (held
+		 * until close_engine: every manifest is read once) */
+		const bkr_manifest_list *l;
+		bkr_recover_hold_backups(*rc);
+		if (bkr_recover_backups(*rc, &l) == 0) {
+			cli_warn_future_list(c, l, bkr_time_now_ns());
+			warn_unused_backups(c, l, bkr_recover_host(*rc), (*cfg)->workspace_root);
 		}
-		bkr_manifest_list_free(&l);
 		bkr_error_clear();
 	}
 	return 0;
@@ -174,7 +176,7 @@ static int open_engine(cli *c, bool need_repo, const char *host, bkr_config **cf
 
 static void close_engine(bkr_config *cfg, bkr_repo *repo, bkr_recover *rc)
 {
-	bkr_recover_free(rc);
+	bkr_recover_free(rc); /* releases the listing open_engine held */
 	bkr_repo_free(repo);
 	bkr_config_free(cfg);
 }

@@ -14,10 +14,11 @@
 static const char usage[] =
 	"usage: bkr verify -r REPO [ID] [--read-data] [--json]\n\n"
 	"Check manifests, the index, that every pack exists, and every tree of every\n"
-	"backup (or of backup ID).  --read-data also reads every blob and checks its\n"
-	"hash.  Each problem names the damaged object and the backups and paths that\n"
-	"use it.  Unreferenced packs left by interrupted backups are reported as\n"
-	"leftovers, which are not errors.\n"
+	"backup and recovery run (or of backup or run ID), and each run's report.\n"
+	"--read-data also reads every blob and checks its hash.  Each problem names\n"
+	"the damaged object and the backups or runs and paths that use it.\n"
+	"Unreferenced packs left by interrupted backups are reported as leftovers,\n"
+	"which are not errors.\n"
 	"Each run is recorded in the repository (docs/format.md \"Verify records\"):\n"
 	"'bkr repair' takes the damaged blobs it found out of the index.\n"
 	"Exit status: 0 every check passed, 1 problems found.\n";
@@ -64,7 +65,8 @@ static void on_problem(void *ctx, const bkr_verify_problem *p)
 	struct state *s = ctx;
 	bkr_log_event(p->error ? BKR_LOG_ERROR : BKR_LOG_WARN, "verify", p->error ? "problem" : "leftover",
 		      (const char *[]){ "kind", kind_name(p->kind), "object", p->object ? p->object : "",
-					"backup_id", p->backup_id ? p->backup_id : "", "path", p->path ? p->path : "", NULL },
+					p->run ? "run_id" : "backup_id", p->backup_id ? p->backup_id : "",
+					"path", p->path ? p->path : "", NULL },
 		      "%s", p->message);
 	if (s->c->json) {
 		json_out *j = &s->pj;
@@ -74,7 +76,7 @@ static void on_problem(void *ctx, const bkr_verify_problem *p)
 		json_out_bool(j, p->error);
 		json_out_member(j, "object", p->object ? p->object : "");
 		if (p->backup_id)
-			json_out_member(j, "backup_id", p->backup_id);
+			json_out_member(j, p->run ? "run_id" : "backup_id", p->backup_id);
 		if (p->path)
 			json_out_path(j, "path", p->path, strlen(p->path));
 		json_out_member(j, "message", p->message);
@@ -86,8 +88,8 @@ static void on_problem(void *ctx, const bkr_verify_problem *p)
 		cli_warn(s->c, "leftover: %s", p->message);
 	} else if (p->backup_id) {
 		/* the path quoted when it holds a control character: a newline would forge a line */
-		fprintf(stdout, "%s%s%s %s: ", cli_col(s->c, "red"), kind_name(p->kind), cli_col(s->c, "reset"),
-			p->backup_id);
+		fprintf(stdout, "%s%s%s %s%s: ", cli_col(s->c, "red"), kind_name(p->kind), cli_col(s->c, "reset"),
+			p->run ? "recovery run " : "", p->backup_id);
 		cli_print_name(stdout, p->path ? p->path : "", p->path ? strlen(p->path) : 0);
 		fprintf(stdout, ": %s\n", p->message);
 	} else {
@@ -148,20 +150,22 @@ int cmd_verify(cli *c, int argc, char **argv)
 	}
 	rc = err < 0 ? BKR_EXIT_FOUND : 0;
 	{
-		char n[4][24];
+		char n[5][24];
 		snprintf(n[0], sizeof(n[0]), "%llu", (unsigned long long)st.backups);
+		snprintf(n[4], sizeof(n[4]), "%llu", (unsigned long long)st.runs);
 		snprintf(n[1], sizeof(n[1]), "%llu", (unsigned long long)st.errors);
 		snprintf(n[2], sizeof(n[2]), "%llu", (unsigned long long)st.leftovers);
 		snprintf(n[3], sizeof(n[3]), "%llu", (unsigned long long)st.bytes_read);
 		bkr_log_event(err ? BKR_LOG_ERROR : BKR_LOG_INFO, "verify", "verified",
 			      (const char *[]){ "ok", err ? "false" : "true", "read_data", s.o.read_data ? "true" : "false",
-						"backup", s.o.backup ? s.o.backup : "", "backups", n[0], "errors", n[1],
+						"backup", s.o.backup ? s.o.backup : "", "backups", n[0], "runs", n[4], "errors", n[1],
 						"leftovers", n[2], "bytes_read", n[3], NULL },
-			      "verify %s: %s backups, %s errors, %s leftovers", err ? "FAILED" : "ok", n[0], n[1], n[2]);
+			      "verify %s: %s backups, %s recovery runs, %s errors, %s leftovers", err ? "FAILED" : "ok", n[0],
+			      n[4], n[1], n[2]);
 	}
 	if (c->json) {
 		const struct { const char *key; uint64_t v; } counts[] = {
-			{ "backups", st.backups }, { "trees", st.trees }, { "files", st.files },
+			{ "backups", st.backups }, { "runs", st.runs }, { "trees", st.trees }, { "files", st.files },
 			{ "packs", st.packs }, { "blobs_read", st.blobs_read }, { "bytes_read", st.bytes_read },
 			{ "errors", st.errors }, { "leftovers", st.leftovers },
 		};
@@ -185,9 +189,10 @@ int cmd_verify(cli *c, int argc, char **argv)
 	} else if (!c->quiet) {
 		char b[32];
 		cli_human_bytes(b, st.bytes_read);
-		fprintf(stderr, "%s%s%s: %llu backups, %llu directories, %llu files, %llu packs%s%s%s; %llu error%s, %llu leftover%s\n",
+		fprintf(stderr, "%s%s%s: %llu backups, %llu recovery runs, %llu directories, %llu files, %llu packs%s%s%s; %llu error%s, %llu leftover%s\n",
 			cli_col(c, err ? "red" : "green"), err ? "verify FAILED" : "verify ok", cli_col(c, "reset"),
-			(unsigned long long)st.backups, (unsigned long long)st.trees, (unsigned long long)st.files,
+			(unsigned long long)st.backups, (unsigned long long)st.runs, (unsigned long long)st.trees,
+			(unsigned long long)st.files,
 			(unsigned long long)st.packs, s.o.read_data ? " (" : "", s.o.read_data ? b : "",
 			s.o.read_data ? " read)" : "", (unsigned long long)st.errors, st.errors == 1 ? "" : "s",
 			(unsigned long long)st.leftovers, st.leftovers == 1 ? "" : "s");

@@ -54,37 +54,59 @@ static const char *source_prefix(const bkr_recover *rc, const bkr_manifest_sourc
 
 /* ---- the backups of this workspace ------------------------------------------ */
 
-void bkr_rec_backups_hold(bkr_recover *rc)
+/* The view of bkr_rec_backups: its items are the listing's. */
+void bkr_rec_backups_refilter(bkr_recover *rc)
 {
-	if (!rc->backups_held++ && rc->backups) {
-		/* left by a call outside a run: list again */
-		bkr_manifest_list_free(rc->backups);
+	if (rc->backups) {
+		free(rc->backups->items);
 		free(rc->backups);
 		rc->backups = NULL;
 	}
+}
+
+static void backups_drop(bkr_recover *rc)
+{
+	bkr_rec_backups_refilter(rc);
+	bkr_walk_dirs_free(rc->dirs);
+	rc->dirs = NULL;
+	if (rc->listing) {
+		bkr_manifest_list_free(rc->listing);
+		free(rc->listing);
+		rc->listing = NULL;
+	}
+}
+
+void bkr_rec_backups_hold(bkr_recover *rc)
+{
+	if (!rc->backups_held++)
+		backups_drop(rc); /* left by a call outside a run: list again */
 }
 
 void bkr_rec_backups_release(bkr_recover *rc)
 {
 	if (rc->backups_held && --rc->backups_held)
 		return;
-	if (rc->backups) {
-		bkr_manifest_list_free(rc->backups);
-		free(rc->backups);
-		rc->backups = NULL;
-	}
+	backups_drop(rc);
 }
 
-int bkr_rec_backups(bkr_recover *rc, const bkr_manifest_list **out)
+void bkr_recover_hold_backups(bkr_recover *rc)
+{
+	bkr_rec_backups_hold(rc);
+}
+
+void bkr_recover_release_backups(bkr_recover *rc)
+{
+	bkr_rec_backups_release(rc);
+}
+
+int bkr_recover_backups(bkr_recover *rc, const bkr_manifest_list **out)
 {
 	bkr_manifest_list *l;
-	int64_t now = bkr_time_now_ns();
-	size_t o = 0;
 	int err;
 
 	*out = NULL;
-	if (rc->backups) {
-		*out = rc->backups;
+	if (rc->listing) {
+		*out = rc->listing;
 		return 0;
 	}
 	if (!(l = calloc(1, sizeof(*l))))
@@ -93,21 +115,51 @@ int bkr_rec_backups(bkr_recover *rc, const bkr_manifest_list **out)
 		free(l);
 		return err;
 	}
-	for (size_t i = 0; i < l->n; i++) {
-		bkr_manifest *m = l->items[i];
+	rc->listing = l;
+	*out = l;
+	return 0;
+}
+
+int bkr_rec_backups(bkr_recover *rc, const bkr_manifest_list **out)
+{
+	const bkr_manifest_list *all;
+	bkr_manifest_list *l;
+	int64_t now = bkr_time_now_ns();
+	int err;
+
+	*out = NULL;
+	if (rc->backups) {
+		*out = rc->backups;
+		return 0;
+	}
+	if ((err = bkr_recover_backups(rc, &all)) < 0)
+		return err;
+	if (!(l = calloc(1, sizeof(*l))) || (all->n && !(l->items = malloc(all->n * sizeof(*l->items))))) {
+		free(l);
+		return bkr_error_oom();
+	}
+	for (size_t i = 0; i < all->n; i++) {
+		bkr_manifest *m = all->items[i];
 		/* another host's backup is not this workspace's; one dated in the
 		 * future (the clock was ahead) is not the newest, as for create */
 		if (m->type == BKR_BACKUP_RECOVERY || !bkr_backup_of_host(m, rc->hostname) ||
-		    bkr_time_in_future(m->time_ns, now)) {
-			bkr_manifest_free(m);
+		    bkr_time_in_future(m->time_ns, now))
 			continue;
-		}
-		l->items[o++] = m;
+		l->items[l->n++] = m;
 	}
-	l->n = o;
 	rc->backups = l;
 	*out = l;
 	return 0;
+}
+
+int bkr_rec_lookup(bkr_recover *rc, const bkr_manifest *m, const char *bpath, bkr_entry *e,
+		   const bkr_tree **leaf, uint32_t *li)
+{
+	int err;
+
+	if (!rc->dirs && (err = bkr_walk_dirs_new(&rc->dirs, rc->repo, BKR_REC_DIRS_MAX)) < 0)
+		return err;
+	return bkr_walk_dirs_resolve(rc->dirs, &m->tree, bpath, e, leaf, li);
 }
 
 static int bfile_cmp(const void *a, const void *b)
@@ -392,7 +444,6 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 		const bkr_manifest *m = l.items[k];
 		char bpath[PATH_MAX], *why = NULL, what[PATH_MAX + 128];
 		bkr_entry e;
-		bkr_dir *holder = NULL;
 		const bkr_tree *leaf = NULL;
 		uint32_t li = 0;
 		membuf mb = { NULL, 0, -1, false };
@@ -402,22 +453,18 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 			break;
 		if (!backup_path(rc, m, j->rel, bpath, sizeof(bpath)))
 			continue;
-		r = bkr_walk_resolve(rc->repo, &m->tree, bpath, &e, &holder, &leaf, &li);
-		if (r == BKR_ENOTFOUND) {
-			bkr_dir_free(holder);
+		r = bkr_rec_lookup(rc, m, bpath, &e, &leaf, &li);
+		if (r == BKR_ENOTFOUND)
 			continue;
-		}
 		considered++;
 		if (r < 0) {
 			why = strdup(bkr_error_message());
 		} else if (e.type == BKR_FT_SYMLINK) {
 			if (!(o->link = strndup((const char *)e.target, e.target_len))) {
-				bkr_dir_free(holder);
 				err = bkr_error_oom();
 				goto done;
 			}
 			found(o, &e, 0777, m, bpath, &rejected);
-			bkr_dir_free(holder);
 			goto done;
 		} else if (e.type != BKR_FT_FILE || !leaf) {
 			why = strdup("not a regular file in this backup");
@@ -425,7 +472,6 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 			snprintf(what, sizeof(what), "%s:%s", m->backup_id, bpath);
 			r = read_copy(rc, leaf, li, e.size, what, &mb);
 			if (r == BKR_ENOMEM) {
-				bkr_dir_free(holder);
 				err = r;
 				goto done;
 			}
@@ -441,13 +487,11 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 					o->mapped = mb.mapped;
 					mb.buf = NULL;
 					found(o, &e, e.mode & 07777, m, bpath, &rejected);
-					bkr_dir_free(holder);
 					goto done;
 				}
 			}
 		}
 		bkr_rec_data_free(mb.buf, mb.cap, mb.mapped);
-		bkr_dir_free(holder);
 		{
 			cJSON *rj = cJSON_CreateObject();
 			if (rj) {
@@ -498,20 +542,15 @@ int bkr_rec_dir_attrs(bkr_recover *rc, const char *rel, bool backup_only, uint32
 	for (size_t k = l.n; k-- > 0 && err == BKR_ENOTFOUND;) {
 		char bpath[PATH_MAX];
 		bkr_entry e;
-		bkr_dir *holder = NULL;
-		const bkr_tree *leaf = NULL;
-		uint32_t li = 0;
 
 		if (!backup_path(rc, l.items[k], rel, bpath, sizeof(bpath)))
 			continue;
-		if (bkr_walk_resolve(rc->repo, &l.items[k]->tree, bpath, &e, &holder, &leaf, &li) == 0 &&
-		    e.type == BKR_FT_DIR) {
+		if (bkr_rec_lookup(rc, l.items[k], bpath, &e, NULL, NULL) == 0 && e.type == BKR_FT_DIR) {
 			*mode = e.mode & 07777;
 			*uid = e.uid;
 			*gid = e.gid;
 			err = 0;
 		}
-		bkr_dir_free(holder);
 	}
 	return err;
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bkr/clock.h"
+#include "bkr/digest.h"
 #include "bkr/error.h"
 #include "bkr/host.h"
 #include "bkr/io.h"
@@ -294,10 +295,11 @@ static bool same_stat(const struct stat *a, const struct stat *b)
  * Copy the live file open as @p fd (whose fstat is @p st) with read(2): into
  * memory, or a large one into a private scratch file that is then mapped (a
  * mapping of the live file would fault when it shrinks).  BKR_REC_CHANGED
- * when it is not the size it had, or its stat changed, by the end.
+ * when it is not the size it had, or its stat changed, by the end.  @p dg
+ * (optional) gets the bytes as they are read, while they are in the cache.
  */
 static int copy_live(bkr_recover *rc, int fd, const struct stat *st, const char *rel, uint8_t **data,
-		     size_t *len, bool *mapped)
+		     size_t *len, bool *mapped, bkr_digest *dg)
 {
 	enum { CHUNK = 1 << 20 };
 	uint64_t size = (uint64_t)st->st_size;
@@ -335,6 +337,8 @@ static int copy_live(bkr_recover *rc, int fd, const struct stat *st, const char 
 			break;
 		if (big && got + (size_t)r <= (size_t)size && (err = pwrite_full(sfd, buf, (size_t)r, got)) < 0)
 			goto done;
+		if (dg && got < (size_t)size)
+			bkr_digest_update(dg, at, (size_t)r < (size_t)size - got ? (size_t)r : (size_t)size - got);
 		got += (size_t)r;
 	}
 	if (fstat(fd, &after) < 0) {
@@ -368,6 +372,12 @@ done:
 int bkr_rec_read_at(bkr_recover *rc, int dir, const char *base, const char *rel, uint8_t **data, size_t *len,
 		    bool *mapped, struct stat *stp)
 {
+	return bkr_rec_read_at_digest(rc, dir, base, rel, data, len, mapped, stp, NULL);
+}
+
+int bkr_rec_read_at_digest(bkr_recover *rc, int dir, const char *base, const char *rel, uint8_t **data,
+			   size_t *len, bool *mapped, struct stat *stp, bkr_digest *dg)
+{
 	int fd = -1, err = 0;
 	struct stat st;
 
@@ -394,7 +404,7 @@ int bkr_rec_read_at(bkr_recover *rc, int dir, const char *base, const char *rel,
 	/* tests: BKR_FAULT="recover-read:N:stop" pauses between the stat and the read of a live file */
 	if ((err = bkr_io_fault("recover-read")) < 0)
 		goto done;
-	err = copy_live(rc, fd, &st, rel, data, len, mapped);
+	err = copy_live(rc, fd, &st, rel, data, len, mapped, dg);
 done:
 	if (fd >= 0)
 		close(fd);
@@ -638,8 +648,10 @@ int bkr_recover_set_host(bkr_recover *rc, const char *hostname)
 		return bkr_error_oom();
 	free(rc->hostname);
 	rc->hostname = h;
+	/* another host: another choice of backups (from the same listing while held) */
+	bkr_rec_backups_refilter(rc);
 	if (!rc->backups_held)
-		bkr_rec_backups_release(rc); /* another host: another list */
+		bkr_rec_backups_release(rc);
 	return 0;
 }
 

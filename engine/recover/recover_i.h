@@ -15,8 +15,10 @@
 #include <cjson/cJSON.h>
 
 #include "bkr/catalog.h"
+#include "bkr/digest.h"
 #include "bkr/hash.h"
 #include "bkr/recover.h"
+#include "bkr/walk.h"
 
 /** Largest file a strategy that holds its copy in memory (git, mongodb) recovers. */
 #define BKR_REC_MAX_FILE (512u << 20)
@@ -108,8 +110,12 @@ struct bkr_recover {
 	char *scratch;               /**< private temp directory (created lazily) */
 	bool root_known;             /**< root_dev/root_ino: the workspace directory the scan saw */
 	uint64_t root_dev, root_ino;
-	bkr_manifest_list *backups;  /**< this workspace's backups, loaded once (bkr_rec_backups) */
+	bkr_manifest_list *listing;  /**< every backup of the repository, listed once (bkr_rec_listing) */
+	bkr_manifest_list *backups;  /**< this workspace's backups (bkr_rec_backups): its items
+				       are borrowed from listing */
 	unsigned backups_held;       /**< bkr_rec_backups_hold depth */
+	bkr_walk_dirs *dirs;         /**< the backups' directories lookups met (bkr_rec_lookup),
+				       kept with the lists */
 };
 
 /** Captures of a pattern match: {name} -> value. */
@@ -173,6 +179,13 @@ int bkr_rec_read_ws(bkr_recover *rc, const char *rel, uint8_t **data, size_t *le
 /** bkr_rec_read_ws of @p base in the open directory @p dir. */
 int bkr_rec_read_at(bkr_recover *rc, int dir, const char *base, const char *rel, uint8_t **data, size_t *len,
 		    bool *mapped, struct stat *st);
+/**
+ * bkr_rec_read_at that also feeds the bytes read to @p dg (may be NULL; reset
+ * it before each call): the content digest of the copy, computed while the
+ * file is read, so that scan --deep does not read the file again.
+ */
+int bkr_rec_read_at_digest(bkr_recover *rc, int dir, const char *base, const char *rel, uint8_t **data,
+			   size_t *len, bool *mapped, struct stat *st, bkr_digest *dg);
 /** Open an unlinked scratch file for a copy of @p len bytes (holes read as zeros). */
 int bkr_rec_scratch_file(bkr_recover *rc, uint64_t len, int *fd);
 /** Map the first @p len bytes of @p fd read-only (a copy too large for memory). */
@@ -362,15 +375,28 @@ int bkr_rec_store_staged(bkr_recover *rc, bkr_recover_report *rep, bkr_rec_file 
  * The backups recovery compares with and recovers from, oldest first: those
  * of this host (bkr_backup_of_host, as create picks a parent) that are not
  * dated in the future (bkr_time_in_future, as the schedules, retention and
- * health judge them).  Listed once and kept while held (a run, a scan), so
- * that every file of a run does not read every manifest again.  *out is
- * owned by @p rc; an empty list without a repository.
+ * health judge them), taken from bkr_recover_backups' listing.  Listed once
+ * and kept while held (a run, a scan), so that every file of a run does not
+ * read every manifest again.  *out is owned by @p rc; an empty list without
+ * a repository.
  */
 int bkr_rec_backups(bkr_recover *rc, const bkr_manifest_list **out);
-/** Keep the list of bkr_rec_backups until the matching release (nests). */
+/** Most directories of the backups a run keeps open for its lookups (bkr_walk_dirs). */
+#define BKR_REC_DIRS_MAX 1024
+/**
+ * Look @p bpath up in backup @p m as bkr_walk_resolve does, through the
+ * directories the engine keeps while the backups are held: a run looks up
+ * every file in the same few directories.  *e, *leaf and *li are valid
+ * until the next lookup.
+ */
+int bkr_rec_lookup(bkr_recover *rc, const bkr_manifest *m, const char *bpath, bkr_entry *e,
+		   const bkr_tree **leaf, uint32_t *li);
+/** Keep the lists of bkr_rec_backups and bkr_recover_backups until the matching release (nests). */
 void bkr_rec_backups_hold(bkr_recover *rc);
-/** Drop it at the last release (the next call lists the repository again). */
+/** Drop them at the last release (the next call lists the repository again). */
 void bkr_rec_backups_release(bkr_recover *rc);
+/** Drop the view of bkr_rec_backups only (the host changed); the listing stays while held. */
+void bkr_rec_backups_refilter(bkr_recover *rc);
 
 /** A regular file of a backup, mapped to the workspace. */
 typedef struct {

@@ -86,9 +86,12 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 {
 	int root = -1, dir = -1, fd = -1, err = 0;
 	const char *base;
-	struct stat st;
+	struct stat st, vst;
 	bkr_rec_bfile *bf = bkr_rec_bindex_find(bi, rel);
 	int prio = bkr_rec_priority(rc, rel);
+	bkr_digest *dg = NULL; /* --deep: the digest of the copy a validator reads */
+	bool hashed = false;   /* dg holds the digest of a valid copy whose stat is vst */
+	bkr_id h;
 
 	memset(out, 0, sizeof(*out));
 	if ((err = bkr_rec_root_open(rc, &root)) < 0)
@@ -134,9 +137,17 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 		bool mapped = false;
 		char *why = NULL;
 		struct stat rst;
+		/* --deep hashes the copy while it is read, so the file is read once */
+		if (deep && bf && (uint64_t)st.st_size == bf->size && bkr_clock_ns(&st.st_mtim) == bf->mtime_ns &&
+		    !(dg = bkr_digest_new(bf->sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN))) {
+			err = bkr_error_oom();
+			goto done;
+		}
 		/* a file rewritten while it is read is read again; one that keeps changing is reported */
 		for (int tries = 0;; tries++) {
-			err = bkr_rec_read_at(rc, dir, base, rel, &data, &len, &mapped, &rst);
+			if (dg)
+				bkr_digest_reset(dg, bf->sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN);
+			err = bkr_rec_read_at_digest(rc, dir, base, rel, &data, &len, &mapped, &rst, dg);
 			if (err != BKR_REC_CHANGED || tries == 2)
 				break;
 		}
@@ -151,6 +162,13 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 			goto done;
 		err = bkr_rec_validate(rc, rel, data, len, false, &why);
 		bkr_rec_data_free(data, len, mapped);
+		if (err == 1 && dg) {
+			/* unchanged while it was read (same size, mtime and ctime before
+			 * and after): the digest of these bytes is the file's */
+			bkr_digest_final(dg, &h);
+			vst = rst;
+			hashed = true;
+		}
 		if (err == 0 && (err = set_damage(out, rel, BKR_DAMAGE_INVALID, prio, "%s", why)) == 1)
 			bkr_rec_scanned_set(out, &rst); /* the file as validated */
 		free(why);
@@ -162,19 +180,24 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 	}
 	if (deep && bf && (uint64_t)st.st_size == bf->size &&
 	    bkr_clock_ns(&st.st_mtim) == bf->mtime_ns) {
-		bkr_id h;
 		struct stat fst;
-		if ((fd = openat(dir, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
-			err = bkr_error_set_errno(errno, "%s", rel);
-			goto done;
-		}
-		if (fstat(fd, &fst) < 0) {
-			err = bkr_error_set_errno(errno, "%s: stat", rel);
-			goto done;
-		}
-		if ((err = bkr_digest_fd(fd, bf->sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN, &h, NULL)) < 0) {
-			bkr_error_prefix("%s", rel);
-			goto done;
+		if (hashed && (uint64_t)vst.st_size == bf->size && bkr_clock_ns(&vst.st_mtim) == bf->mtime_ns) {
+			fst = vst; /* the copy validated and hashed above */
+		} else {
+			/* no validator (or the file changed between the stat and the copy): read it */
+			if ((fd = openat(dir, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
+				err = bkr_error_set_errno(errno, "%s", rel);
+				goto done;
+			}
+			if (fstat(fd, &fst) < 0) {
+				err = bkr_error_set_errno(errno, "%s: stat", rel);
+				goto done;
+			}
+			if ((err = bkr_digest_fd(fd, bf->sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN, &h,
+						 NULL)) < 0) {
+				bkr_error_prefix("%s", rel);
+				goto done;
+			}
 		}
 		if (bkr_id_cmp(&h, &bf->content) != 0) {
 			char a[BKR_ID_HEX], b[BKR_ID_HEX];
@@ -195,6 +218,7 @@ done:
 		out->scanned.root_dev = rc->root_dev;
 		out->scanned.root_ino = rc->root_ino;
 	}
+	bkr_digest_free(dg);
 	if (fd >= 0)
 		close(fd);
 	if (dir >= 0)

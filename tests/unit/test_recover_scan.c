@@ -16,6 +16,7 @@
 
 #include "../../engine/recover/recover_i.h"
 #include "bkr/backup.h"
+#include "bkr/digest.h"
 #include "bkr/error.h"
 #include "bkr/repo.h"
 #include "test_recover_util.h"
@@ -42,6 +43,16 @@ int __wrap_bkr_repo_list(bkr_repo *r, bool runs, bkr_manifest_list *out, size_t 
 	if (!runs)
 		nlist_backups++;
 	return __real_bkr_repo_list(r, runs, out, bad);
+}
+
+/* Live files hashed with bkr_digest_fd: -Wl,--wrap=bkr_digest_fd (tests/meson.build). */
+static int ndigest_fd;
+int __real_bkr_digest_fd(int fd, bkr_digest_form form, bkr_id *out, uint64_t *size);
+int __wrap_bkr_digest_fd(int fd, bkr_digest_form form, bkr_id *out, uint64_t *size);
+int __wrap_bkr_digest_fd(int fd, bkr_digest_form form, bkr_id *out, uint64_t *size)
+{
+	ndigest_fd++;
+	return __real_bkr_digest_fd(fd, form, out, size);
 }
 
 /* A backup of @p path (source "workspace") made by @p host (NULL: this one) at @p when (NULL: now). */
@@ -595,6 +606,56 @@ static void test_future_backup(void **state)
 }
 
 /*
+ * --deep hashes a file that a validator reads while it is read for the
+ * validator, instead of reading the live file again: a JSON file over 16 MiB
+ * (copied into a scratch file) and the small ones are read once; silent
+ * corruption is still found, and a file without a validator is hashed from
+ * the live file.
+ */
+static void test_deep_reads_once(void **state)
+{
+	fx *f = *state;
+	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
+	char p[PATH_MAX];
+	struct stat st;
+	struct timespec ts[2];
+	FILE *fp;
+
+	/* [1,1,...,1]: 17 MiB of valid JSON */
+	snprintf(p, sizeof(p), "%s/conversations/big.json", f->ws);
+	assert_non_null(fp = fopen(p, "w"));
+	fputc('[', fp);
+	for (int i = 0; i < (17 << 20) / 2; i++)
+		fputs("1,", fp);
+	fputs("1]", fp);
+	assert_int_equal(fclose(fp), 0);
+	backup_as(f, f->ws, NULL, NULL);
+
+	ndigest_fd = 0;
+	assert_int_equal(bkr_recover_scan(f->rc, BKR_SCAN_DEEP, &r), 0);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(ndigest_fd, 1); /* notes.txt: no validator, so no copy */
+	bkr_scan_result_free(&r);
+
+	/* same size and mtime, one byte changed (still JSON): only --deep sees it */
+	st = st_of(f, "conversations/big.json");
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	assert_non_null(fp = fopen(p, "r+"));
+	assert_int_equal(fseek(fp, 9 << 20, SEEK_SET), 0);
+	assert_int_equal(fputc('2', fp) == EOF, 0);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+	damage(f); /* s07: the same in a small file */
+	ndigest_fd = 0;
+	assert_int_equal(bkr_recover_scan(f->rc, BKR_SCAN_DEEP, &r), 0);
+	assert_string_equal(kind_of(&r, "conversations/big.json"), "silent");
+	assert_string_equal(kind_of(&r, "conversations/s07.json"), "silent");
+	assert_int_equal(ndigest_fd, 1);
+	bkr_scan_result_free(&r);
+}
+
+/*
  * A run lists the repository's backups once: every file's backup attempt,
  * its directory's attributes and the stored run's directories read the same
  * list (a batch of 2000 deleted files with 10 backups listed them for each
@@ -625,6 +686,27 @@ static void test_backups_listed_once(void **state)
 	assert_int_equal(bkr_recover_file(f->rc, "conversations/s01.json", &o, &rep), 0);
 	assert_int_equal(nlist_backups, 1);
 	bkr_recover_report_free(rep);
+
+	/* the CLI's way: the listing it warns from (every backup) is the one
+	 * the scan and the run use while it is held; released, the next run
+	 * lists again */
+	{
+		const bkr_manifest_list *all = NULL;
+		bkr_scan_result sr = BKR_SCAN_RESULT_INIT;
+		nlist_backups = 0;
+		bkr_recover_hold_backups(f->rc);
+		assert_int_equal(bkr_recover_backups(f->rc, &all), 0);
+		assert_true(all->n > 0);
+		assert_int_equal(bkr_recover_scan(f->rc, 0, &sr), 0);
+		bkr_scan_result_free(&sr);
+		assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+		bkr_recover_report_free(rep);
+		assert_int_equal(nlist_backups, 1);
+		bkr_recover_release_backups(f->rc);
+		assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+		bkr_recover_report_free(rep);
+		assert_int_equal(nlist_backups, 2);
+	}
 }
 
 int main(void)
@@ -640,6 +722,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_workspace_and_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_future_backup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backups_listed_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deep_reads_once, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,9 @@
  * rewritten with a valid checksum), a lost index file (its packs are not
  * leftovers), a copied pack (a real leftover), and a manifest whose file name
  * is not its id.  Each damage is first shown to break restore (or the
- * catalog), then verify must fail, with and without --read-data.
+ * catalog), then verify must fail, with and without --read-data.  Recovery
+ * runs are checked as backups are: a damaged blob only a run uses, a run's
+ * lost index file and a damaged run manifest fail verify naming the run.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,7 +25,9 @@
 
 #include "bkr/backup.h"
 #include "bkr/error.h"
+#include "bkr/format.h"
 #include "bkr/index.h"
+#include "bkr/recover.h"
 #include "bkr/repo.h"
 #include "bkr/restore.h"
 #include "bkr/verify.h"
@@ -43,6 +47,9 @@ typedef struct {
 	unsigned kinds[16];
 	unsigned leftovers;
 	char messages[8192];
+	char runs_named[2048];  /* "<run id>:<path>" of each problem naming a recovery run */
+	char objects[4096];     /* the object of each problem, one a line */
+	bkr_verify_stats st;
 } fx;
 
 #define sh(...) assert_int_equal(tu_sh(__VA_ARGS__), 0)
@@ -102,23 +109,39 @@ static void on_problem(void *ctx, const bkr_verify_problem *p)
 	if (!p->error)
 		f->leftovers++;
 	snprintf(f->messages + n, sizeof(f->messages) - n, "%s\n", p->message);
+	n = strlen(f->objects);
+	snprintf(f->objects + n, sizeof(f->objects) - n, "%s\n", p->object ? p->object : "");
+	if (p->run) {
+		n = strlen(f->runs_named);
+		snprintf(f->runs_named + n, sizeof(f->runs_named) - n, "%s:%s\n", p->backup_id,
+			 p->path ? p->path : "");
+	}
 }
 
-static int verify(fx *f, bool read_data)
+static int verify_one(fx *f, const char *id, bool read_data)
 {
 	bkr_verify_options o = BKR_VERIFY_OPTIONS_INIT;
 	bkr_verify_stats st;
 	memset(f->kinds, 0, sizeof(f->kinds));
 	f->leftovers = 0;
 	f->messages[0] = '\0';
+	f->runs_named[0] = '\0';
+	f->objects[0] = '\0';
+	o.backup = id;
 	o.read_data = read_data;
 	o.report = on_problem;
 	o.report_ctx = f;
 	int err = bkr_verify_run(f->r, &o, &st);
+	f->st = st;
 	print_message("verify%s: %d\n%s", read_data ? " --read-data" : "", err, f->messages);
 	if (read_data && err == 0)
 		assert_true(st.blobs_read >= NFILES);
 	return err;
+}
+
+static int verify(fx *f, bool read_data)
+{
+	return verify_one(f, NULL, read_data);
 }
 
 /* Restore the backup into a fresh target: the number of files that failed. */
@@ -332,6 +355,159 @@ static void test_leftover_pack(void **state)
 	}
 }
 
+/* Names of the index files, one per line, into @p out. */
+static void index_files(fx *f, char *out, size_t cap)
+{
+	DIR *d;
+	struct dirent *de;
+	char top[400];
+	out[0] = '\0';
+	snprintf(top, sizeof(top), "%s/index", f->repo);
+	assert_non_null(d = opendir(top));
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, ".idx")) {
+			size_t n = strlen(out);
+			snprintf(out + n, cap - n, "%s\n", de->d_name);
+		}
+	closedir(d);
+}
+
+/*
+ * A recovery run of src/sub/f1 (deleted first) stored in the repository: its
+ * file's chunk is the backup's, its tree and its report are its own (the
+ * report in a data pack of its own).  @p id gets its id; the index files it
+ * added are removed when @p drop_index.
+ */
+static void make_run(fx *f, char *id, size_t cap, bool drop_index)
+{
+	bkr_repo *w = NULL;
+	bkr_recover *rc = NULL;
+	bkr_recover_setup su = BKR_RECOVER_SETUP_INIT;
+	bkr_recover_source src = { "src", f->src, 0 };
+	bkr_recover_options ro = BKR_RECOVER_OPTIONS_INIT;
+	bkr_recover_report *rep = NULL;
+	char staging[400], before[4096], after[4096];
+
+	snprintf(staging, sizeof(staging), "%s/staged", f->dir);
+	su.workspace = f->src;
+	su.sources = &src;
+	su.nsources = 1;
+	su.hostname = "h";
+	su.staging_dir = staging;
+	index_files(f, before, sizeof(before));
+	assert_int_equal(bkr_repo_open(&w, f->repo, 0), 0);
+	assert_int_equal(bkr_recover_new(&rc, &su, w), 0);
+	sh("rm '%s/sub/f1'", f->src);
+	assert_int_equal(bkr_recover_file(rc, "sub/f1", &ro, &rep), 0);
+	assert_true(bkr_recover_report_summary(rep)->stored);
+	assert_int_equal(bkr_recover_report_summary(rep)->recovered, 1);
+	snprintf(id, cap, "%s", bkr_recover_report_summary(rep)->run_id);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+	bkr_repo_free(w);
+	index_files(f, after, sizeof(after));
+	if (drop_index) {
+		char *save = NULL;
+		unsigned dropped = 0;
+		for (char *line = strtok_r(after, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			if (!strstr(before, line)) {
+				sh("rm '%s/index/%s'", f->repo, line);
+				dropped++;
+			}
+		assert_true(dropped >= 1);
+	}
+	reopen(f);
+}
+
+/* Clean: the run is walked (by itself too, as verify RUN), verify passes. */
+static void test_run_clean(void **state)
+{
+	fx *f = *state;
+	char id[128], want[200];
+
+	make_run(f, id, sizeof(id), false);
+	for (int rd = 0; rd < 2; rd++) {
+		assert_int_equal(verify(f, rd), 0);
+		assert_int_equal(f->leftovers, 0);
+		assert_int_equal(f->st.backups, 1);
+		assert_int_equal(f->st.runs, 1);
+		assert_int_equal(verify_one(f, id, rd), 0);
+		assert_int_equal(f->st.backups, 0);
+		assert_int_equal(f->st.runs, 1);
+	}
+	/* a prefix of the run's random suffix names it as it names a backup */
+	snprintf(want, sizeof(want), "%s", strrchr(id, '_') + 1);
+	assert_int_equal(verify_one(f, want, false), 0);
+	assert_int_equal(f->st.runs, 1);
+}
+
+/* The run's report blob damaged (only the run uses it): --read-data fails naming the run. */
+static void test_run_damaged_blob(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *run = NULL;
+	bkr_index_entry e;
+	char id[128], pack[600], want[200];
+	FILE *fp;
+	int c;
+
+	make_run(f, id, sizeof(id), false);
+	assert_int_equal(bkr_repo_find_run(f->r, id, &run), 0);
+	assert_int_equal(bkr_repo_lookup(f->r, &run->report, &e), 0);
+	assert_int_equal(bkr_repo_pack_path(f->r, &e.pack, BKR_BLOB_DATA, pack, sizeof(pack)), 0);
+	assert_non_null(fp = fopen(pack, "r+b"));
+	long at = (long)e.offset + BKR_BLOB_HEADER_SIZE + (long)e.stored_len / 2;
+	assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+	assert_true((c = fgetc(fp)) != EOF);
+	assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+	assert_int_equal(fputc(c ^ 0x55, fp), c ^ 0x55);
+	assert_int_equal(fclose(fp), 0);
+	reopen(f);
+	snprintf(want, sizeof(want), "%s:report.json\n", id);
+	assert_int_equal(verify(f, true), BKR_ECORRUPT);
+	assert_int_equal(f->kinds[BKR_VERIFY_BLOB], 1);
+	assert_int_equal(f->kinds[BKR_VERIFY_DAMAGED_FILE], 1);
+	assert_string_equal(f->runs_named, want);
+	assert_int_equal(verify_one(f, id, true), BKR_ECORRUPT);
+	assert_string_equal(f->runs_named, want);
+	/* the backup alone does not use it: its own check still passes structure and bytes */
+	assert_int_equal(verify(f, false), 0);
+	bkr_manifest_free(run);
+}
+
+/* The run's index file lost: its packs hold the only copies of its tree and report. */
+static void test_run_lost_index(void **state)
+{
+	fx *f = *state;
+	char id[128], want[200];
+
+	make_run(f, id, sizeof(id), true);
+	snprintf(want, sizeof(want), "%s:", id);
+	for (int rd = 0; rd < 2; rd++) {
+		assert_int_equal(verify(f, rd), BKR_ECORRUPT);
+		assert_int_equal(f->leftovers, 0);
+		assert_true(f->kinds[BKR_VERIFY_PACK] >= 1);
+		assert_non_null(strstr(f->messages, "keep this pack"));
+		assert_non_null(strstr(f->runs_named, want));
+	}
+}
+
+/* A damaged run manifest is a problem named after its file. */
+static void test_run_manifest(void **state)
+{
+	fx *f = *state;
+	char id[128], want[200];
+
+	make_run(f, id, sizeof(id), false);
+	sh("sed -i 's/\"files\"/\"filez\"/' '%s/runs/%s.json'", f->repo, id);
+	reopen(f);
+	snprintf(want, sizeof(want), "runs/%s.json\n", id);
+	assert_int_equal(verify(f, false), BKR_ECORRUPT);
+	assert_int_equal(f->kinds[BKR_VERIFY_MANIFEST], 1);
+	assert_non_null(strstr(f->objects, want));
+	assert_int_equal(f->st.runs, 0);
+}
+
 /* A manifest under another backup's name is damaged, not a second catalog entry. */
 static void test_manifest_name(void **state)
 {
@@ -452,6 +628,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lost_data_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leftover_pack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_damaged_blob, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_lost_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_manifest, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

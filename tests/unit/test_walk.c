@@ -1,6 +1,7 @@
 /** @file
  * Unit tests of walk.c over a real backup: path resolution (root, nested,
- * missing, through a file, ".."), the depth-first iterator in name order
+ * missing, through a file, ".."; and through bkr_walk_dirs, which keeps the
+ * directories), the depth-first iterator in name order
  * (full paths, depths, POST, NO_RECURSE, skip), an unknown root, and
  * bkr_walk_read_file (data extents only, holes as gaps; the content digest
  * checked in the entry's form: the sparse one written today, the plain one
@@ -105,6 +106,72 @@ static void test_resolve(void **state)
 	h = NULL;
 	assert_int_equal(bkr_walk_resolve(f->r, &f->m->tree, "ws/a/../z", &e, &h, NULL, NULL), BKR_EINVAL);
 	assert_int_equal(e.type, BKR_FT_DIR); /* the root entry on failure */
+}
+
+/* bkr_walk_dirs: the answers of bkr_walk_resolve, each directory read once
+ * (by id: a second backup shares the directories that did not change), and
+ * right answers when it holds fewer directories than a path needs. */
+static void test_dirs(void **state)
+{
+	fx *f = *state;
+	bkr_walk_dirs *c = NULL, *small = NULL;
+	bkr_manifest *m2 = NULL;
+	const bkr_tree *leaf = NULL;
+	bkr_entry e;
+	uint32_t li = 0;
+
+	assert_int_equal(bkr_walk_dirs_new(&c, f->r, 64), 0);
+	assert_int_equal(bkr_walk_dirs_resolve(c, &f->m->tree, "", &e, NULL, NULL), 0);
+	assert_int_equal(e.type, BKR_FT_DIR);
+	assert_int_equal(bkr_walk_dirs_loads(c), 0);
+	assert_int_equal(bkr_walk_dirs_resolve(c, &f->m->tree, "/ws//a/./b/two", &e, &leaf, &li), 0);
+	assert_int_equal(e.type, BKR_FT_FILE);
+	assert_int_equal(e.size, 3);
+	assert_non_null(leaf);
+	assert_int_equal(bkr_walk_dirs_loads(c), 4); /* root, ws, a, b */
+	assert_int_equal(bkr_walk_dirs_resolve(c, &f->m->tree, "ws/a/link", &e, NULL, NULL), 0);
+	assert_int_equal(e.type, BKR_FT_SYMLINK);
+	assert_memory_equal(e.target, "one", 3);
+	assert_int_equal(bkr_walk_dirs_resolve(c, &f->m->tree, "ws/a/nope", &e, NULL, NULL), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "ws/a/nope"));
+	assert_int_equal(bkr_walk_dirs_resolve(c, &f->m->tree, "ws/z/x", &e, NULL, NULL), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "not a directory"));
+	assert_int_equal(bkr_walk_dirs_resolve(c, &f->m->tree, "ws/a/b/two/", &e, NULL, NULL), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "'ws/a/b/two' is not a directory"));
+	assert_int_equal(bkr_walk_dirs_resolve(c, &f->m->tree, "ws/a/../z", &e, NULL, NULL), BKR_EINVAL);
+	assert_int_equal(e.type, BKR_FT_DIR);
+	assert_int_equal(bkr_walk_dirs_loads(c), 4); /* nothing read again */
+
+	/* a second backup with z changed: a new root and ws, the same a */
+	sh("printf zz > %s/z", f->src);
+	bkr_source_spec s = { "ws", f->src, NULL, 0 };
+	bkr_backup_options o = BKR_BACKUP_OPTIONS_INIT;
+	o.sources = &s;
+	o.nsources = 1;
+	o.hostname = "h";
+	o.threads = 1;
+	assert_int_equal(bkr_backup_run(f->r, &o, &m2), 0);
+	assert_int_equal(bkr_walk_dirs_resolve(c, &m2->tree, "ws/a/one", &e, NULL, NULL), 0);
+	assert_int_equal(e.size, 3);
+	assert_int_equal(bkr_walk_dirs_resolve(c, &m2->tree, "ws/z", &e, NULL, NULL), 0);
+	assert_int_equal(e.size, 2);
+	assert_int_equal(bkr_walk_dirs_loads(c), 6);
+	assert_int_equal(bkr_walk_dirs_resolve(c, &f->m->tree, "ws/z", &e, NULL, NULL), 0);
+	assert_int_equal(e.size, 1);
+
+	/* two directories kept where a path needs four: dropped and read again, same answers */
+	assert_int_equal(bkr_walk_dirs_new(&small, f->r, 2), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(bkr_walk_dirs_resolve(small, &f->m->tree, "ws/a/b/two", &e, &leaf, &li), 0);
+		assert_int_equal(e.type, BKR_FT_FILE);
+		assert_int_equal(e.size, 3);
+		assert_int_equal(bkr_walk_dirs_resolve(small, &m2->tree, "ws/z", &e, NULL, NULL), 0);
+		assert_int_equal(e.size, 2);
+	}
+	bkr_walk_dirs_free(small);
+	bkr_walk_dirs_free(c);
+	bkr_walk_dirs_free(NULL);
+	bkr_manifest_free(m2);
 }
 
 /* The walk from @p path with @p flags as "path:depth[/post]" lines. */
@@ -270,6 +337,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iterate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest_forms, setup, teardown),

@@ -126,6 +126,22 @@ int bkr_recover_set_host(bkr_recover *rc, const char *hostname);
 /** The host bkr_recover_set_host set (or the default); borrowed. */
 const char *bkr_recover_host(const bkr_recover *rc);
 
+/**
+ * Every backup of the repository, oldest first, as bkr_repo_list gives it
+ * (all hosts and workspaces, and those dated in the future): the listing
+ * the engine takes the backups it compares with and recovers from out of
+ * (this host's, not dated in the future).  An empty list without a
+ * repository.  *out is owned by @p rc.  Between bkr_recover_hold_backups
+ * and bkr_recover_release_backups the scans and runs of @p rc use this same
+ * listing, so that a caller that looks at it first (the CLI's warnings
+ * about backups that do not count) costs no second reading of every
+ * manifest; otherwise the next scan or run lists the repository again.
+ */
+int bkr_recover_backups(bkr_recover *rc, const bkr_manifest_list **out);
+/** Keep the listing of bkr_recover_backups until the matching release (nests; bkr_recover_free releases). */
+void bkr_recover_hold_backups(bkr_recover *rc);
+void bkr_recover_release_backups(bkr_recover *rc);
+
 void bkr_recover_free(bkr_recover *rc);
 
 /* ---- scan ---------------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /** @file
  * Repository verification (`bkr verify`): manifests, index, packs, every
- * tree of every backup, and with read_data every blob's bytes.  Each problem
- * is reported with the backups and paths it affects.
+ * tree of every backup and recovery run (and each run's report), and with
+ * read_data every blob's bytes.  Each problem is reported with the backups
+ * or runs and paths it affects.
  */
 #ifndef BKR_VERIFY_H
 #define BKR_VERIFY_H
@@ -29,19 +30,22 @@ typedef struct {
 	bkr_verify_kind kind;
 	bool error;              /**< false for leftovers */
 	const char *object;      /**< blob id, pack path or manifest file */
-	const char *backup_id;   /**< when a backup is affected, else NULL */
-	const char *path;        /**< file or directory in that backup, else NULL */
+	const char *backup_id;   /**< when a backup or recovery run is affected, else NULL */
+	const char *path;        /**< file or directory in it ("report.json": a run's report), else NULL */
 	const char *message;     /**< one line */
+	bool run;                /**< backup_id is a recovery run's (runs/) */
 } bkr_verify_problem;
 
 typedef struct {
 	uint64_t backups, trees, files, packs, blobs_read, bytes_read;
 	uint64_t errors, leftovers;
+	uint64_t runs;           /**< recovery runs walked (their trees and files are counted above) */
 } bkr_verify_stats;
 
 typedef struct {
 	int version;
-	const char *backup;      /**< only this backup (id, prefix, latest); NULL = all */
+	const char *backup;      /**< only this backup (id, prefix, latest), or else this recovery
+				      run (id, prefix); NULL = every backup and run */
 	bool read_data;          /**< read and hash every indexed blob, as restore reads it */
 	void (*report)(void *ctx, const bkr_verify_problem *p);
 	void *report_ctx;

@@ -50,6 +50,29 @@ int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entr
  */
 bool bkr_walk_source_is_file(bkr_repo *r, const bkr_id *root, const char *source, const char *path);
 
+/**
+ * Resolving many paths of the same backups (recovery looks up every damaged
+ * file in the backups, newest first): the directories met on the way are
+ * kept open, by tree id, so that each is read and parsed once rather than
+ * once per path (backups share the ids of the directories that did not
+ * change, so they share the entries too).  At most @p max_dirs directories
+ * are kept; when one more is needed, all are dropped and read again as
+ * paths need them.  Not thread-safe.
+ */
+typedef struct bkr_walk_dirs bkr_walk_dirs;
+int bkr_walk_dirs_new(bkr_walk_dirs **out, bkr_repo *r, size_t max_dirs);
+/**
+ * bkr_walk_resolve through @p c, with the same results and messages; *out,
+ * *leaf and *li (both optional) refer to directories @p c holds, valid
+ * until the next call on @p c (or its free), with no holder to free.
+ */
+int bkr_walk_dirs_resolve(bkr_walk_dirs *c, const bkr_id *root, const char *path, bkr_entry *out,
+			  const bkr_tree **leaf, uint32_t *li);
+/** How many directories were read (opened) since bkr_walk_dirs_new (tests). */
+uint64_t bkr_walk_dirs_loads(const bkr_walk_dirs *c);
+/** NULL is a no-op. */
+void bkr_walk_dirs_free(bkr_walk_dirs *c);
+
 /** Flags for bkr_walk_new. */
 enum {
 	BKR_WALK_POST = 1,     /**< report every directory a second time after its contents (item->post) */
