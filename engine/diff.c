@@ -668,82 +668,163 @@ static int split_last(const char *path, char **dir, const char **name)
 	return *dir ? 0 : bkr_error_oom();
 }
 
+/* Where one o->paths entry ("SOURCE/PATH") is: in the backup (in_backup, its
+ * type and subtree), or else only in the live files (st) */
+typedef struct {
+	const bkr_manifest_source *ms;
+	const bkr_source_spec *spec;  /* where the source is now, or NULL: where it was read from */
+	size_t slen;                  /* the source's name in the path */
+	char *live;                   /* the path in the live files */
+	char *sdir;                   /* a single-file source: the directory holding it */
+	const char *sfile;            /* ... and its file's name (in sdir's string) */
+	bool in_backup;
+	uint8_t type;                 /* in the backup */
+	bkr_id subtree;
+	struct stat st;               /* not in the backup: the live entry */
+} live_path;
+
+static void live_path_free(live_path *lp)
+{
+	free(lp->live);
+	free(lp->sdir);
+}
+
+/*
+ * Find @p p in backup @p m and the live files.  In the backup, or (not
+ * there) in the live files and not left out by the source's excludes, as
+ * backup would leave it out: 0 (an added path).  In neither: BKR_ENOTFOUND
+ * naming it.  *lp is filled either way; live_path_free it.
+ */
+static int live_path_find(dctx *c, const bkr_manifest *m, const bkr_source_spec *sources, size_t nsources,
+			  const char *p, live_path *lp)
+{
+	const char *slash = strchr(p, '/'), *rel, *dir, *base;
+	bkr_dir *holder = NULL;
+	const bkr_tree *leaf;
+	uint32_t li;
+	bkr_entry e;
+	size_t dl, rl;
+	int err;
+
+	memset(lp, 0, sizeof(*lp));
+	lp->slen = slash ? (size_t)(slash - p) : strlen(p);
+	for (size_t i = 0; i < m->nsources && !lp->ms; i++)
+		if (strlen(m->sources[i].source) == lp->slen && !memcmp(m->sources[i].source, p, lp->slen))
+			lp->ms = &m->sources[i];
+	if (!lp->ms)
+		return bkr_error_set(BKR_ENOTFOUND, "path '%s': no source named '%.*s' in backup %s", p,
+				     (int)lp->slen, p, m->backup_id);
+	for (size_t j = 0; j < nsources; j++)
+		if (!strcmp(sources[j].name, lp->ms->source))
+			lp->spec = &sources[j];
+	rel = slash ? slash + 1 : "";
+	while (*rel == '/')
+		rel++;
+	dir = lp->spec ? lp->spec->path : lp->ms->path;
+	if (!dir)
+		return bkr_error_set(BKR_ENOTFOUND, "path '%s': backup %s does not say where source '%s' was",
+				     p, m->backup_id, lp->ms->source);
+	/* a single-file source's live entries are in the directory holding the file */
+	if (bkr_walk_source_is_file(c->repo, &m->tree, lp->ms->source, dir) &&
+	    (err = split_last(dir, &lp->sdir, &lp->sfile)) < 0)
+		return err;
+	base = lp->sdir ? lp->sdir : dir;
+	dl = strlen(base);
+	rl = strlen(rel);
+	if (!(lp->live = malloc(dl + rl + 2)))
+		return bkr_error_oom();
+	snprintf(lp->live, dl + rl + 2, "%s%s%s", base, rl ? "/" : "", rel);
+	err = bkr_walk_resolve(c->repo, &m->tree, p, &e, &holder, &leaf, &li);
+	if (err == 0) {
+		lp->in_backup = true;
+		lp->type = e.type;
+		lp->subtree = e.subtree;
+	}
+	bkr_dir_free(holder);
+	if (err != BKR_ENOTFOUND)
+		return err;
+	/* not in the backup: added since, when it is in the live files */
+	if (lstat(lp->live, &lp->st) == 0) {
+		if (lp->spec && lp->spec->nexcludes &&
+		    bkr_pattern_match_under(lp->spec->excludes, lp->spec->nexcludes, rel))
+			return bkr_error_set(BKR_ENOTFOUND, "path '%s': not in backup %s, and source '%s' excludes %s",
+					     p, m->backup_id, lp->ms->source, lp->live);
+		bkr_error_clear(); /* the backup's "no such file" */
+		return 0;
+	}
+	if (errno != ENOENT && errno != ENOTDIR)
+		return bkr_error_set_errno(errno, "diff: cannot read %s", lp->live);
+	return bkr_error_set(BKR_ENOTFOUND, "path '%s': in neither backup %s nor the live files (%s)", p,
+			     m->backup_id, lp->live);
+}
+
 /* o->paths ("SOURCE/PATH"): each subtree alone, against where its source is
- * now (@p sources) or was read from */
+ * now (@p sources) or was read from; a path only in the live files is added.
+ * Every path is found first: one in neither is an error before any change is
+ * reported, as for two backups. */
 static int diff_live_paths(dctx *c, const bkr_manifest *m, const bkr_source_spec *sources, size_t nsources)
 {
 	int err = 0;
 
 	for (size_t k = 0; k < c->o->npaths && err >= 0; k++) {
-		const char *p = c->o->paths[k], *slash = strchr(p, '/'), *rel, *only = NULL;
-		size_t slen = slash ? (size_t)(slash - p) : strlen(p), plen;
-		const bkr_manifest_source *ms = NULL;
-		const bkr_source_spec *spec = NULL;
-		bkr_dir *holder = NULL;
-		const bkr_tree *leaf;
-		uint32_t li;
-		bkr_entry e;
-		char *live = NULL, *at = NULL, *sdir = NULL, *ldir = NULL;
-		const char *sfile = NULL;
+		live_path lp;
+		err = live_path_find(c, m, sources, nsources, c->o->paths[k], &lp);
+		live_path_free(&lp);
+	}
+	for (size_t k = 0; k < c->o->npaths && err >= 0; k++) {
+		const char *p = c->o->paths[k], *only = NULL;
+		char *at = NULL, *ldir = NULL;
+		size_t plen;
+		live_path lp;
 		bkr_id sub;
 
-		for (size_t i = 0; i < m->nsources && !ms; i++)
-			if (strlen(m->sources[i].source) == slen && !memcmp(m->sources[i].source, p, slen))
-				ms = &m->sources[i];
-		if (!ms)
-			return bkr_error_set(BKR_ENOTFOUND, "path '%s': no source named '%.*s' in backup %s", p,
-					     (int)slen, p, m->backup_id);
-		for (size_t j = 0; j < nsources; j++)
-			if (!strcmp(sources[j].name, ms->source))
-				spec = &sources[j];
-		rel = slash ? slash + 1 : "";
-		while (*rel == '/')
-			rel++;
-		const char *dir = spec ? spec->path : ms->path;
-		if (!dir)
-			return bkr_error_set(BKR_ENOTFOUND, "path '%s': backup %s does not say where source '%s' was",
-					     p, m->backup_id, ms->source);
-		if ((err = bkr_walk_resolve(c->repo, &m->tree, p, &e, &holder, &leaf, &li)) < 0)
-			return err;
-		/* a single-file source's live entries are in the directory holding the file */
-		if (bkr_walk_source_is_file(c->repo, &m->tree, ms->source, dir) &&
-		    (err = split_last(dir, &sdir, &sfile)) < 0) {
-			bkr_dir_free(holder);
-			return err;
+		if ((err = live_path_find(c, m, sources, nsources, p, &lp)) < 0) {
+			live_path_free(&lp);
+			break;
+		}
+		if (!(at = strdup(p))) {
+			live_path_free(&lp);
+			return bkr_error_oom();
+		}
+		if (!lp.in_backup) {
+			/* only in the live files: added, as a path only in the newer of two backups */
+			const char *name = strrchr(lp.live, '/');
+			live_ent le = { .st = lp.st };
+			bkr_entry eb;
+			le.name = (char *)(name ? name + 1 : lp.live);
+			le.len = strlen(le.name);
+			stat_entry(&le, &eb);
+			if ((err = path_set(c, 0, (const uint8_t *)at, strlen(at), &plen)) >= 0)
+				err = report(c, BKR_DIFF_ADDED, 0, NULL, &eb);
+			free(at);
+			live_path_free(&lp);
+			continue;
 		}
 		/* a directory: its tree against the live directory; anything else:
 		 * that one entry of the directory holding it */
-		const char *base = sdir ? sdir : dir;
-		size_t dl = strlen(base), rl = strlen(rel);
-		if (!(live = malloc(dl + rl + 2)) || !(at = strdup(p))) {
-			free(live);
-			free(sdir);
-			bkr_dir_free(holder);
-			return bkr_error_oom();
-		}
-		snprintf(live, dl + rl + 2, "%s%s%s", base, rl ? "/" : "", rel);
-		if (e.type == BKR_FT_DIR) {
-			sub = e.subtree;
-			if (!rl)
-				only = sfile; /* the source itself: a single-file source's one file */
+		if (lp.type == BKR_FT_DIR) {
+			sub = lp.subtree;
+			if (!p[lp.slen + strspn(p + lp.slen, "/")])
+				only = lp.sfile; /* the source itself: a single-file source's one file */
 		} else {
 			char *cut = strrchr(at, '/');
 			bkr_dir *ph = NULL;
+			const bkr_tree *leaf;
+			uint32_t li;
 			bkr_entry pe;
-			*cut = 0; /* rel is not empty: a source is a directory in the backup */
+			*cut = 0; /* below its source (a source is a directory in the backup): compared
+				     as the one entry of its parent directory */
 			if ((err = bkr_walk_resolve(c->repo, &m->tree, at, &pe, &ph, &leaf, &li)) == 0)
 				sub = pe.subtree;
 			bkr_dir_free(ph);
 			if (err >= 0)
-				err = split_last(live, &ldir, &only);
+				err = split_last(lp.live, &ldir, &only);
 		}
-		bkr_dir_free(holder);
 		if (err >= 0 && (err = path_set(c, 0, (const uint8_t *)at, strlen(at), &plen)) >= 0)
-			err = diff_live_dir(c, &m->tree, &sub, ldir ? ldir : live, only, spec, slen);
-		free(live);
+			err = diff_live_dir(c, &m->tree, &sub, ldir ? ldir : lp.live, only, lp.spec, lp.slen);
 		free(at);
-		free(sdir);
 		free(ldir);
+		live_path_free(&lp);
 	}
 	return err;
 }

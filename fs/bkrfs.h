@@ -73,8 +73,10 @@ struct bkrfs_seen {
 	bkr_id id[BKRFS_SEEN_MAX];    /**< ring; guarded by lock */
 	unsigned n;                   /**< chunks logged since the mount (user.bkr.damage) */
 	char last[512];               /**< the last one's line, without "EIO: " */
-	/** backups whose manifest did not read (SHA-256 of the id), logged once
-	 *  each: their directory answers EIO at every visit; ring, under lock */
+	/** backups whose manifest did not read, and /by-source/<s>/latest
+	 *  answers refused over a damaged newer manifest (SHA-256 of a key,
+	 *  bkrfs_node_logged), logged once each: they answer EIO at every
+	 *  visit; ring, under lock */
 	bkr_id manifest[BKRFS_SEEN_MAX];
 	unsigned nmanifest;
 };

@@ -287,23 +287,29 @@ int bkrfs_node_open_dir(struct bkrfs *fs, bkrfs_inode *i, bkrfs_cache_entry **ce
 	return 0;
 }
 
-/* Whether the damaged manifest of @p s was logged already (else it is now noted). */
-static bool manifest_logged(struct bkrfs *fs, const bkrfs_snap *s)
+bool bkrfs_node_logged(struct bkrfs *fs, const char *key)
 {
 	struct bkrfs_seen *seen = &fs->seen;
 	bool dup = false;
-	bkr_id key;
+	bkr_id id;
+
+	bkr_sha256(key, strlen(key), &id);
+	pthread_mutex_lock(&seen->lock);
+	for (unsigned j = 0; j < BKRFS_SEEN_MAX && j < seen->nmanifest && !dup; j++)
+		dup = !memcmp(seen->manifest[j].b, id.b, BKR_ID_SIZE);
+	if (!dup)
+		seen->manifest[seen->nmanifest++ % BKRFS_SEEN_MAX] = id;
+	pthread_mutex_unlock(&seen->lock);
+	return dup;
+}
+
+/* Whether the damaged manifest of @p s was logged already (else it is now noted). */
+static bool manifest_logged(struct bkrfs *fs, const bkrfs_snap *s)
+{
 	char k[600];
 
 	snprintf(k, sizeof(k), "%c%s", s->run ? 'r' : 'b', s->id);
-	bkr_sha256(k, strlen(k), &key);
-	pthread_mutex_lock(&seen->lock);
-	for (unsigned j = 0; j < BKRFS_SEEN_MAX && j < seen->nmanifest && !dup; j++)
-		dup = !memcmp(seen->manifest[j].b, key.b, BKR_ID_SIZE);
-	if (!dup)
-		seen->manifest[seen->nmanifest++ % BKRFS_SEEN_MAX] = key;
-	pthread_mutex_unlock(&seen->lock);
-	return dup;
+	return bkrfs_node_logged(fs, k);
 }
 
 int bkrfs_node_tree_errno(struct bkrfs *fs, bkrfs_inode *dir, int err)

@@ -37,6 +37,10 @@ int bkrfs_node_open_dir(struct bkrfs *fs, bkrfs_inode *i, bkrfs_cache_entry **ce
 /** The errno for BKR_E* code @p err met reading directory @p dir (logged
  *  unless it is "not found" or "out of memory"). */
 int bkrfs_node_tree_errno(struct bkrfs *fs, bkrfs_inode *dir, int err);
+/** Whether a message keyed @p key (one damaged manifest, one answer EIO)
+ *  was logged already; else it is noted now and false is returned, so each
+ *  is logged once however often it is met (a ring of the last 64). */
+bool bkrfs_node_logged(struct bkrfs *fs, const char *key);
 /** "@p dir/@p name" (just the name when @p dir is empty), malloc'd; NULL when out of memory. */
 char *bkrfs_path_join(const char *dir, const uint8_t *name, size_t len);
 /** A synthesized symlink to @p target with identity (@p kind, @p target). */

@@ -43,6 +43,8 @@ struct bkrfs_hist {
 	size_t nsources, ntags;
 	char **bnames, **rnames;   /* the names in backups/ and records/ it was built from */
 	size_t nb, nr;
+	char *bad;                 /* NULL, or the newest damaged manifest named by a backup id */
+	int64_t bad_time;          /* ... and its id's time (UTC seconds) */
 };
 
 /* one version of a non-directory in a /versions directory */
@@ -85,6 +87,7 @@ static void hist_unref(struct bkrfs_hist *h)
 	free(h->tags);
 	bkrfs_catalog_names_free(h->bnames, h->nb);
 	bkrfs_catalog_names_free(h->rnames, h->nr);
+	free(h->bad);
 	free(h);
 }
 
@@ -167,24 +170,70 @@ static int name_versions(struct bkrfs *fs, struct bkrfs_hist *h)
 	return err;
 }
 
+/* the damaged manifests met building the catalog */
+struct bad_seen {
+	struct bkrfs_hist *h;
+	size_t n;
+	char last[1024];   /* the last one's message */
+	bool oom;
+};
+
+/* bkr_repo_list_cb: count @p file and keep the newest of those named by a
+ * backup id (a junk name, backups/x.json, is no backup and says nothing of
+ * what is newest) */
+static void note_bad(void *ctx, const char *file, const char *message)
+{
+	struct bad_seen *b = ctx;
+	size_t len = strlen(file);
+	bkrfs_id_info info;
+	char id[300];
+
+	b->n++;
+	snprintf(b->last, sizeof(b->last), "%s", message);
+	if (len < 5 || len - 5 >= sizeof(id) || strcmp(file + len - 5, ".json") != 0)
+		return;
+	memcpy(id, file, len - 5);
+	id[len - 5] = 0;
+	if (bkrfs_parse_backup_id(id, &info) < 0) {
+		bkr_error_clear();
+		return;
+	}
+	if (!b->h->bad || info.time > b->h->bad_time) {
+		char *f = strdup(file);
+		if (!f) {
+			b->oom = true;
+			return;
+		}
+		free(b->h->bad);
+		b->h->bad = f;
+		b->h->bad_time = info.time;
+	}
+}
+
 /* the catalog from every manifest (records applied) */
 static int hist_build(struct bkrfs *fs, struct bkrfs_hist **out)
 {
 	bkr_manifest_list l = { 0 };
 	struct bkrfs_hist *h;
-	size_t bad = 0, ns = 0, nt = 0;
+	struct bad_seen bad = { 0 };
+	size_t ns = 0, nt = 0;
 	int err;
 
 	*out = NULL;
 	if (!(h = calloc(1, sizeof(*h))))
 		return bkr_error_oom();
 	h->refs = 1;
+	bad.h = h;
 	if ((err = bkrfs_catalog_names(fs, "backups", ".json", &h->bnames, &h->nb)) < 0 ||
 	    (err = bkrfs_catalog_names(fs, "records", ".json", &h->rnames, &h->nr)) < 0 ||
-	    (err = bkr_repo_list(fs->repo, false, &l, &bad)) < 0)
+	    (err = bkr_repo_list_cb(fs->repo, false, &l, note_bad, &bad)) < 0)
 		goto fail;
-	if (bad)
-		bkrfs_log(fs, "%zu damaged manifest(s) left out of /versions: %s", bad, bkr_error_message());
+	if (bad.oom) {
+		err = bkr_error_oom();
+		goto fail;
+	}
+	if (bad.n)
+		bkrfs_log(fs, "%zu damaged manifest(s) left out of /versions: %s", bad.n, bad.last);
 	bkr_error_clear();
 	if (l.n && (!(h->snap = calloc(l.n, sizeof(*h->snap))) || !(h->hb = calloc(l.n, sizeof(*h->hb))) ||
 		    !(h->vname = calloc(l.n, sizeof(*h->vname))) || !(h->by_id = calloc(l.n, sizeof(size_t))))) {
@@ -334,6 +383,41 @@ static bool has_tag(const bkr_manifest *m, const char *tag)
 		if (!strcmp(m->tags[j], tag))
 			return true;
 	return false;
+}
+
+/*
+ * Whether a damaged manifest is named newer (by its id's second) than backup
+ * @p k, the newest readable one holding @p source.  Whether it holds the
+ * source cannot be known, so /by-source/<source>/latest answers EIO (logged
+ * once) rather than name an older backup in silence: /latest names the
+ * damaged backup, and 'bkr ... latest' refuses.  A damaged manifest of the
+ * same second is not newer: /latest takes the readable one there too.
+ */
+static bool latest_refused(struct bkrfs *fs, const struct bkrfs_hist *h, size_t k, const char *source)
+{
+	const bkrfs_snap *s = h->snap[k];
+	bkrfs_id_info info;
+	char key[1400];
+	int64_t t;
+
+	if (!h->bad)
+		return false;
+	if (bkrfs_parse_backup_id(s->id, &info) == 0) {
+		t = info.time;
+	} else {
+		bkr_error_clear();
+		t = s->m->time_ns / 1000000000 - (s->m->time_ns % 1000000000 < 0);
+	}
+	if (h->bad_time <= t)
+		return false;
+	snprintf(key, sizeof(key), "l%s/%s", source, h->bad);
+	if (!bkrfs_node_logged(fs, key))
+		bkrfs_log(fs,
+			  "/by-source/%s/latest: backups/%s is damaged and newer than %s, the newest readable "
+			  "backup holding '%s', so latest answers EIO rather than name an older one: name one "
+			  "in /by-source/%s, or run 'bkr verify'",
+			  source, h->bad, s->id, source, source);
+	return true;
 }
 
 static bool in_sorted(char **v, size_t n, const char *name)
@@ -863,6 +947,10 @@ int bkrfs_versions_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, 
 		if (!strcmp(name, "latest")) {
 			for (k = (long)h->n - 1; k >= 0 && !holds_source(h->snap[k]->m, dir->path); k--)
 				;
+			if (k >= 0 && latest_refused(fs, h, (size_t)k, dir->path)) {
+				err = EIO;
+				break;
+			}
 		} else if ((k = hist_find(h, name)) >= 0 && !holds_source(h->snap[k]->m, dir->path)) {
 			k = -1;
 		}

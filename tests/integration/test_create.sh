@@ -131,6 +131,24 @@ expect_exit 0 "$BKR" -c "$T/fs.json" create --all
 printf 'b\n' >"$T/fs/data/b"
 expect_exit 0 "$BKR" -c "$T/fs.json" diff latest --live "$T/fs/app.conf"
 [ ! -s "$T/out" ] || fail "diff --live of an unchanged configured file source: $(cat "$T/out")"
+# a path added since (a file, a directory, a file in a new directory) is
+# added, as a path only in the newer of two backups; one in neither the
+# backup nor the live files is an error naming it, before anything is printed
+mkdir -p "$T/fs/data/nd/deep" && printf 'n\n' >"$T/fs/data/nd/deep/n"
+expect_exit 0 "$BKR" -c "$T/fs.json" diff latest --live "$T/fs/data/b"
+[ "$(cat "$T/out")" = "+  data/b" ] || fail "diff --live of an added file: $(cat "$T/out") $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$T/fsrepo" diff latest --live "$T/fs/data/nd"
+[ "$(cat "$T/out")" = "+  data/nd" ] || fail "diff --live of an added directory: $(cat "$T/out") $(cat "$T/err")"
+(cd "$T/fs/data" && "$BKR" -c "$T/fs.json" diff latest --live nd/deep/n ./a --json) >"$T/out" ||
+	fail "diff --live nd/deep/n ./a"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["changes"] == [{"change": "added", "path": "data/nd/deep/n"}] and d["added"] == 1, d' "$T/out" ||
+	fail "diff --live --json of a file in an added directory: $(cat "$T/out")"
+expect_exit 3 "$BKR" -r "$T/fsrepo" diff latest --live "$T/fs/data/b" "$T/fs/data/zz"
+one_line_error
+grep -q "path 'data/zz': in neither backup .* nor the live files ($T/fs/data/zz)" "$T/err" ||
+	fail "diff --live of a path in neither: $(cat "$T/err")"
+[ ! -s "$T/out" ] || fail "diff --live with a path in neither printed: $(cat "$T/out")"
+rm -r "$T/fs/data/nd"
 printf 'more\n' >>"$T/fs/app.conf"
 for how in "-c $T/fs.json" "-r $T/fsrepo"; do
 	expect_exit 0 "$BKR" $how diff latest --live "$T/fs/app.conf"
@@ -166,4 +184,7 @@ expect_exit 0 "$BKR" -c "$T/ex.json" diff latest --live
 [ ! -s "$T/out" ] || fail "diff --live lists an excluded file: $(cat "$T/out")"
 expect_exit 0 "$BKR" -c "$T/ex.json" diff latest --live "$T/ex/ws/data/sub"
 [ ! -s "$T/out" ] || fail "diff --live PATH lists an excluded file: $(cat "$T/out")"
+expect_exit 3 "$BKR" -c "$T/ex.json" diff latest --live "$T/ex/ws/data/sub/x.log"
+grep -q "path 'data/sub/x.log': not in backup .*, and source 'data' excludes" "$T/err" ||
+	fail "diff --live of an excluded path: $(cat "$T/err")"
 pass "diff --live leaves out what the source's excludes leave out"

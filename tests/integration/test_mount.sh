@@ -424,6 +424,43 @@ cmp -s "$T/byid.txt" "$T/byid2.txt" && ok "junk appearing while mounted is not l
 unmount "$M" "$DAEMON"
 rm -f "$R2/backups/x.json" "$R2/backups/zzz.json" "$R2/backups/$BAD.json"
 
+# ---- /by-source/<s>/latest and a damaged newer manifest ----------------------------------
+# A manifest named by a backup id newer than a source's newest readable backup
+# does not read: whether it holds the source cannot be known, so
+# /by-source/sec/latest answers EIO (one log line however often it is looked
+# up), as /latest names the damaged backup: never an older backup in silence.
+# A junk name that is no backup id, a damaged manifest older than the source's
+# newest backup and one of the same second (which /latest does not take
+# either) change nothing; the named backups stay.
+NEWEST=$("$BKR" list -r "$R2" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+NEWBAD=backup_20991231_235959_full_0badf00e
+echo junk >"$R2/backups/x.json"
+echo junk >"$R2/backups/$BAD.json"
+echo junk >"$R2/backups/${NEWEST%_*}_0badf00f.json"
+bkrfs_fg "$R2" "$M" "$T/daemon-bysrc.err" -o watch_ms=200
+[ "$(readlink "$M/by-source/sec/latest")" = "../../by-id/$NEWEST/sec" ] &&
+	ok "by-source latest: junk, an older and a same-second damaged manifest change nothing" ||
+	fail "by-source/sec/latest with older damage: $(readlink "$M/by-source/sec/latest" 2>&1)"
+echo junk >"$R2/backups/$NEWBAD.json"
+for i in $(seq 1 100); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 || break; sleep 0.1; done
+for i in 1 2 3; do
+	readlink -v "$M/by-source/sec/latest" >"$T/bysrc.out" 2>&1 && fail "by-source/sec/latest with a damaged newer manifest: $(cat "$T/bysrc.out")"
+	grep -q "Input/output error" "$T/bysrc.out" || fail "by-source/sec/latest: $(cat "$T/bysrc.out")"
+done
+ls "$M/by-source/sec/latest/" >/dev/null 2>&1 && fail "ls of by-source/sec/latest/ with a damaged newer manifest succeeded"
+[ "$(readlink "$M/latest")" = "by-id/$NEWBAD" ] || fail "latest: $(readlink "$M/latest")"
+[ "$(readlink "$M/by-source/sec/$NEWEST")" = "../../by-id/$NEWEST/sec" ] || fail "by-source/sec/$NEWEST: $(readlink "$M/by-source/sec/$NEWEST" 2>&1)"
+[ "$(grep -c "by-source/sec/latest: backups/$NEWBAD.json is damaged" "$T/daemon-bysrc.err")" = 1 ] &&
+	ok "by-source latest with a damaged newer manifest: EIO, one log line" ||
+	fail "by-source latest log: $(cat "$T/daemon-bysrc.err")"
+rm -f "$R2/backups/$NEWBAD.json"
+for i in $(seq 1 100); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 && break; sleep 0.1; done
+[ "$(readlink "$M/by-source/sec/latest")" = "../../by-id/$NEWEST/sec" ] &&
+	ok "by-source latest back once the damaged manifest is gone" ||
+	fail "by-source/sec/latest after removal: $(readlink "$M/by-source/sec/latest" 2>&1)"
+unmount "$M" "$DAEMON"
+rm -f "$R2/backups/x.json" "$R2/backups/$BAD.json" "$R2/backups/${NEWEST%_*}_0badf00f.json"
+
 # ---- refused mount points and bad input ----------------------------------------------------
 expect_exit() { # code message-regex cmd...
 	local code=$1 re=$2 out rc
