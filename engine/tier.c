@@ -37,12 +37,16 @@ int bkr_tier_level(const bkr_tier_policy *p, const bkr_manifest *m, int64_t as_o
 	int64_t age = as_of_ns - m->time_ns;
 	if (bkr_retention_pinned(m, as_of_ns))
 		return BKR_TIER_HOT;
-	/* dated in the future (the clock was ahead when it was made, or made
-	 * after --as-of): its age is unknown, and taking it at its word would
-	 * keep its data hot until long after its date.  Counted by no age rule,
-	 * as retention counts it by none: it asks for the coldest configured
-	 * tier, so its data stays hotter only where a real backup shares it. */
+	/* dated after @p as_of_ns.  Made after an --as-of time in the past, it
+	 * did not exist then: young.  Dated in the future now too (the clock was
+	 * ahead when it was made), its age is unknown, and taking it at its word
+	 * would keep its data hot until long after its date.  Counted by no age
+	 * rule, as retention counts it by none: it asks for the coldest
+	 * configured tier, so its data stays hotter only where a real backup
+	 * shares it. */
 	if (bkr_time_in_future(m->time_ns, as_of_ns)) {
+		if (!bkr_time_in_future(m->time_ns, bkr_time_now_ns()))
+			return BKR_TIER_HOT;
 		for (int l = BKR_TIER_COLD; l > BKR_TIER_HOT; l--)
 			if (p->tier[l].location)
 				return l;

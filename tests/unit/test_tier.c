@@ -67,6 +67,22 @@ static void test_rule_future(void **state)
 	assert_int_equal(level_at(&both, -DAY, ""), BKR_TIER_HOT);    /* a pin still keeps it hot */
 }
 
+/* judged at an --as-of time in the past, a backup made after it (not dated
+ * in the future now) did not exist then: young, not taken for old */
+static void test_rule_after_as_of(void **state)
+{
+	bkr_tier_policy both = { { { NULL, 0 }, { "/w", 7 }, { "/c", 30 } } };
+	int64_t as_of = bkr_time_now_ns() - 400 * DAY;
+	bkr_manifest m = { 0 };
+	(void)state;
+	m.time_ns = as_of + DAY;
+	assert_int_equal(bkr_tier_level(&both, &m, as_of), BKR_TIER_HOT);
+	m.time_ns = as_of - 40 * DAY;
+	assert_int_equal(bkr_tier_level(&both, &m, as_of), BKR_TIER_COLD);
+	m.time_ns = bkr_time_now_ns() + 3650 * DAY; /* dated in the future now too */
+	assert_int_equal(bkr_tier_level(&both, &m, as_of), BKR_TIER_COLD);
+}
+
 static void test_rule_pins(void **state)
 {
 	bkr_tier_policy p = { { { NULL, 0 }, { "/w", 7 }, { "/c", 30 } } };
@@ -255,6 +271,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rule_ages),
 		cmocka_unit_test(test_rule_future),
+		cmocka_unit_test(test_rule_after_as_of),
 		cmocka_unit_test(test_rule_pins),
 		cmocka_unit_test(test_rule_one_tier),
 		cmocka_unit_test(test_records),
