@@ -597,3 +597,32 @@ expect_exit 1 "$BKR" -r "$VR" verify
 grep -q "^pack [0-9a-f]* is named by the index but missing" "$T/out" || fail "verify does not report the missing pack: $(cat "$T/out")"
 ! grep -Eq "^(blob blob|pack pack|tree tree|index index) " "$T/out" || fail "verify doubles the kind: $(cat "$T/out")"
 pass "verify says an object's kind once"
+
+# --- routine and health text: a source's path or name from the configuration (a newline, an ESC) is
+# escaped as with -q, never printed raw: no forged summary line, no escape sequence for the terminal
+IJ=$T/inj
+mkdir -p "$IJ/ws/a" "$IJ/logs"
+echo x >"$IJ/ws/a/f"
+"$BKR" init -r "$IJ/repo" --compression zlib >/dev/null
+cat >"$IJ/c.json" <<J
+{"repository":"$IJ/repo","workspace_root":"$IJ/ws","log_dir":"$IJ/logs",
+ "sources":[{"name":"h","paths":["gone\nFAKE: step ok\u001b[2J"],"schedule":"hourly"},
+            {"name":"e\u001b[31mX","paths":["a"],"schedule":"hourly"}]}
+J
+expect_exit 6 env BKR_TEST_NOW=2026-12-01T00:00:00Z "$BKR" -c "$IJ/c.json" routine hourly
+python3 - "$T/out" <<'PY' || fail "routine summary prints control characters raw: $(cat -A "$T/out")"
+import sys
+out = open(sys.argv[1], "rb").read()
+assert b"\x1b" not in out and b"\nFAKE" not in out, out
+assert b"gone\\x0aFAKE: step ok\\x1b[2J" in out, out
+assert b"alert (no alert_command): hourly routine: step backup failed: source 'h': cannot open " in out, out
+PY
+expect_exit 1 env BKR_TEST_NOW=2026-12-01T00:00:00Z "$BKR" -c "$IJ/c.json" health
+python3 - "$T/out" <<'PY' || fail "health prints control characters raw: $(cat -A "$T/out")"
+import sys
+out = open(sys.argv[1], "rb").read()
+assert b"\x1b" not in out and b"\nFAKE" not in out, out
+assert b"gone\\x0aFAKE: step ok\\x1b[2J" in out, out
+assert b"\n  e\\x1b[31mX " in out, out
+PY
+pass "routine summary, alert lines, health reasons and sources: control characters escaped"
