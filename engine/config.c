@@ -13,6 +13,7 @@
 #include "bkr/io.h"
 #include "bkr/pattern.h"
 #include "bkr/store.h"
+#include "bkr/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -543,7 +544,7 @@ static int parse_sources(struct ctx *x, const cJSON *arr)
 	static const char *const known[] = { "name", "paths", "excludes", "priority", "schedule", NULL };
 	bkr_config *c = x->c;
 	const cJSON *el, *it;
-	char sp[KEYPATH_MAX], kp[KEYPATH_MAX];
+	char sp[KEYPATH_MAX], kp[KEYPATH_MAX], esc[4 * 255 + 4];
 	size_t cnt, i = 0;
 
 	if (!cJSON_IsArray(arr))
@@ -582,7 +583,12 @@ static int parse_sources(struct ctx *x, const cJSON *arr)
 		}
 		if (!name_valid(s->name))
 			return key_error(x, kp, "'%s' is not a valid source name (no '/', not '.' or '..')",
-					 s->name);
+					 bkr_text_escape(esc, sizeof(esc), s->name, strlen(s->name)));
+		/* a name is printed (health, routines, ls) and is a Prometheus label: text, as a tag is */
+		if (!bkr_utf8_valid(s->name, strlen(s->name)) || bkr_text_has_control(s->name, strlen(s->name)))
+			return key_error(x, kp, "source name '%s'%s %s", bkr_text_escape(esc, sizeof(esc), s->name, strlen(s->name)),
+					 it ? "" : " (the last component of its first path; give a \"name\")",
+					 bkr_utf8_valid(s->name, strlen(s->name)) ? "holds a control character" : "is not UTF-8 text");
 		keypath(kp, sp, "excludes");
 		if ((it = cJSON_GetObjectItemCaseSensitive(el, "excludes")) &&
 		    get_strv(x, it, kp, NULL, false, &s->excludes, &s->nexcludes) < 0)
@@ -783,6 +789,14 @@ static int parse_root(struct ctx *x, const cJSON *root)
 			return x->err;
 	} else if (default_source(c) < 0) {
 		return oom(x);
+	} else if (!bkr_utf8_valid(c->sources[0].name, strlen(c->sources[0].name)) ||
+		   bkr_text_has_control(c->sources[0].name, strlen(c->sources[0].name))) {
+		char esc[1024];
+		return key_error(x, "workspace_root",
+				 "the default source's name '%s' (its last component) %s; give \"sources\" with a \"name\"",
+				 bkr_text_escape(esc, sizeof(esc), c->sources[0].name, strlen(c->sources[0].name)),
+				 bkr_utf8_valid(c->sources[0].name, strlen(c->sources[0].name)) ? "holds a control character"
+												 : "is not UTF-8 text");
 	}
 	for (unsigned t = 0; t <= BKR_BACKUP_RECOVERY; t++)
 		c->retention.override[t] = c->retention.policy;

@@ -156,11 +156,11 @@ int cli_check_tag(cli *c, const char *opt, const char *tag)
 		return cli_usage_error(c, "%s: a tag is not empty", opt);
 	if (!bkr_utf8_valid(tag, len))
 		return cli_usage_error(c, "%s: a tag is UTF-8 text", opt);
+	if (bkr_text_has_control(tag, len))
+		snprintf(why, sizeof(why), "holds a control character");
 	for (i = 0; i < len && !*why; i++) {
 		unsigned char b = (unsigned char)tag[i];
-		if (b < 0x20 || b == 0x7f || (b == 0xc2 && (unsigned char)tag[i + 1] < 0xa0)) /* C0, DEL, C1 */
-			snprintf(why, sizeof(why), "holds a control character");
-		else if (b == ',')
+		if (b == ',')
 			snprintf(why, sizeof(why), "holds a comma (bkr list separates tags with commas)");
 		else if (b == '/')
 			snprintf(why, sizeof(why), "holds a '/' (the mount's /by-tag/TAG is a directory)");
@@ -178,9 +178,8 @@ const char *cli_text_safe(char *buf, size_t cap, const char *msg)
 {
 	size_t len = strlen(msg);
 
-	for (size_t i = 0, n; i < len; i += n)
-		if (!(n = bkr_utf8_seq(msg + i, len - i)) || control_seq((const unsigned char *)msg + i, n))
-			return bkr_text_escape(buf, cap, msg, len);
+	if (!bkr_utf8_valid(msg, len) || bkr_text_has_control(msg, len))
+		return bkr_text_escape(buf, cap, msg, len);
 	return msg;
 }
 

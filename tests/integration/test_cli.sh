@@ -607,7 +607,7 @@ echo x >"$IJ/ws/a/f"
 cat >"$IJ/c.json" <<J
 {"repository":"$IJ/repo","workspace_root":"$IJ/ws","log_dir":"$IJ/logs",
  "sources":[{"name":"h","paths":["gone\nFAKE: step ok\u001b[2J"],"schedule":"hourly"},
-            {"name":"e\u001b[31mX","paths":["a"],"schedule":"hourly"}]}
+            {"name":"e","paths":["a"],"schedule":"hourly"}]}
 J
 expect_exit 6 env BKR_TEST_NOW=2026-12-01T00:00:00Z "$BKR" -c "$IJ/c.json" routine hourly
 python3 - "$T/out" <<'PY' || fail "routine summary prints control characters raw: $(cat -A "$T/out")"
@@ -623,6 +623,15 @@ import sys
 out = open(sys.argv[1], "rb").read()
 assert b"\x1b" not in out and b"\nFAKE" not in out, out
 assert b"gone\\x0aFAKE: step ok\\x1b[2J" in out, out
-assert b"\n  e\\x1b[31mX " in out, out
 PY
-pass "routine summary, alert lines, health reasons and sources: control characters escaped"
+pass "routine summary, alert lines, health reasons: control characters escaped"
+# a source name is text, as a tag is: a control character or a byte that is not UTF-8 is refused (exit 2, one line)
+for name in 'e\u001b[31mX' 'q\"b\\s\nnl' 'c1\u0085' "$(printf 'a\xff')"; do
+	printf '{"repository":"%s","workspace_root":"%s","sources":[{"name":"%s","paths":["a"]}]}\n' "$IJ/repo" "$IJ/ws" "$name" >"$IJ/n.json"
+	expect_exit 2 "$BKR" config check -c "$IJ/n.json"
+	one_line_error
+	grep -q "n.json: key 'sources\[0\].name': source name '.*' \(holds a control character\|is not UTF-8 text\)" "$T/err" ||
+		fail "source name $name: $(cat -A "$T/err")"
+	! grep -q $'\x1b' "$T/err" || fail "the refusal prints the name raw: $(cat -A "$T/err")"
+done
+pass "a source name with a control character, or not UTF-8, is refused naming the key"

@@ -546,6 +546,15 @@ static void test_bad_values(void **state)
 		{ "\"sources\": [{\"name\": \"a/b\"}]", "sources[0].name", "not a valid source name" },
 		{ "\"sources\": [{\"name\": \"..\"}]", "sources[0].name", "not a valid source name" },
 		{ "\"sources\": [{\"name\": \"\"}]", "sources[0].name", "non-empty" },
+		/* names are text, as tags are: no control character, UTF-8 (printed, and Prometheus labels) */
+		{ "\"sources\": [{\"name\": \"a\\nFAKE\"}]", "sources[0].name", "'a\\x0aFAKE' holds a control character" },
+		{ "\"sources\": [{\"name\": \"a\"}, {\"name\": \"e\\u001b[31mX\"}]", "sources[1].name", "control character" },
+		{ "\"sources\": [{\"name\": \"d\\u007f\"}]", "sources[0].name", "control character" },
+		{ "\"sources\": [{\"name\": \"c1\\u0085\"}]", "sources[0].name", "control character" },
+		{ "\"sources\": [{\"name\": \"tab\\there\"}]", "sources[0].name", "control character" },
+		{ "\"sources\": [{\"name\": \"a\xff\"}]", "sources[0].name", "'a\\xff' is not UTF-8 text" },
+		{ "\"sources\": [{\"name\": \"\xc0\xaf\"}]", "sources[0].name", "is not UTF-8 text" },
+		{ "\"sources\": [{\"paths\": [\"x\\nFAKE\"]}]", "sources[0].name", "the last component of its first path" },
 		{ "\"sources\": [{\"name\": \"x\"}, {\"name\": \"y\"}, {\"name\": \"x\"}]", "sources[2].name", "used twice" },
 		{ "\"sources\": [{\"paths\": [\"/a\"]}, {\"paths\": [\"/b/a\"]}]", "sources[1].name", "used twice" },
 		{ "\"sources\": [{\"paths\": []}]", "sources[0].paths", "non-empty array" },
@@ -562,6 +571,15 @@ static void test_bad_values(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		expect_key_error(cases[i].rest, cases[i].key, cases[i].what);
+	/* the default source is named after workspace_root */
+	expect_error("{\"repository\": \"/r\", \"workspace_root\": \"/w/x\\u001b[2J\"}", "key 'workspace_root'",
+		     "name 'x\\x1b[2J' (its last component) holds a control character");
+	expect_error("{\"repository\": \"/r\", \"workspace_root\": \"/w/\xff\"}", "key 'workspace_root'", "not UTF-8");
+	/* a path may hold them (the only way to name such a file), a UTF-8 name anything printable */
+	bkr_config *c = load_ok(BASE ",\"sources\":[{\"name\":\"caf\xc3\xa9 \\\"q\\\"\",\"paths\":[\"a\\nb\xff\"]}]}", "/");
+	assert_string_equal(c->sources[0].name, "caf\xc3\xa9 \"q\"");
+	assert_string_equal(c->sources[0].paths[0], "/w/ws/a\nb\xff");
+	bkr_config_free(c);
 }
 
 static void test_bad_json(void **state)
