@@ -502,12 +502,21 @@ static int get_strv(struct ctx *x, const cJSON *it, const char *path, const char
 	return 0;
 }
 
+/* Set on a number whose text has a fraction or an exponent (mark_numbers): cJSON
+ * keeps only the double, and 1e2 or 5.0 is not an integer as written.  A bit
+ * of cJSON's type field that cJSON itself never sets or reads (it looks at
+ * the low byte, cJSON_IsReference and cJSON_StringIsConst). */
+#define NOT_INTEGER_TEXT (1 << 14)
+
 static int get_int(struct ctx *x, const cJSON *it, const char *path, int min, int max, int *out)
 {
 	double v;
 	if (!cJSON_IsNumber(it))
 		return key_error(x, path, "expected a number");
 	v = it->valuedouble;
+	if (it->type & NOT_INTEGER_TEXT)
+		return key_error(x, path, "expected an integer between %d and %d, written without a fraction or an exponent",
+				 min, max);
 	if (!(v >= min && v <= max) || v != (double)(int)v)
 		return key_error(x, path, "expected an integer between %d and %d", min, max);
 	*out = (int)v;
@@ -960,6 +969,53 @@ static bool ns_value(struct nulscan *s)
 	}
 }
 
+/* Walk the text cJSON accepted beside its tree (same order: cJSON keeps
+ * every member, repeated ones too) and mark each number written with a
+ * '.', 'e' or 'E' (NOT_INTEGER_TEXT). */
+static void mark_numbers(struct nulscan *s, cJSON *node)
+{
+	const char *name, *tok;
+	size_t len;
+
+	ns_ws(s);
+	if (s->p >= s->end || !node)
+		return;
+	if (*s->p == '"') {
+		ns_string(s, &name, &len);
+		return;
+	}
+	if (*s->p != '{' && *s->p != '[') {
+		for (tok = s->p; s->p < s->end && (unsigned char)*s->p > ' ' && !strchr(",]}", *s->p); s->p++)
+			;
+		for (; cJSON_IsNumber(node) && tok < s->p; tok++)
+			if (*tok == '.' || *tok == 'e' || *tok == 'E') {
+				node->type |= NOT_INTEGER_TEXT;
+				break;
+			}
+		return;
+	}
+	char close = *s->p == '{' ? '}' : ']';
+	s->p++;
+	for (cJSON *child = node->child;; child = child->next) {
+		ns_ws(s);
+		if (s->p >= s->end || !child || *s->p == close) { /* the end (or out of step: stop) */
+			if (s->p < s->end && *s->p == close)
+				s->p++;
+			return;
+		}
+		if (*s->p == ',') {
+			s->p++;
+			ns_ws(s);
+		}
+		if (close == '}') {
+			ns_string(s, &name, &len);
+			ns_ws(s);
+			s->p++; /* ':' */
+		}
+		mark_numbers(s, child);
+	}
+}
+
 /* Reject a string with an escaped NUL, naming its key (a path would be cut short silently). */
 static int check_nul(struct ctx *x, const char *text, size_t len)
 {
@@ -1028,6 +1084,10 @@ int bkr_config_from_string(bkr_config **out, const char *text, size_t len,
 					      x.file, line, col, (int)excerpt_len(text + off, len - off),
 					      text + off);
 		goto done;
+	}
+	{
+		struct nulscan ns = { text, text + len, "" };
+		mark_numbers(&ns, root);
 	}
 	if (check_nul(&x, text, len) < 0 || parse_root(&x, root) < 0)
 		goto done;

@@ -560,6 +560,14 @@ static void test_bad_values(void **state)
 		{ "\"sources\": [{\"paths\": []}]", "sources[0].paths", "non-empty array" },
 		{ "\"sources\": [{\"paths\": [\"/a\", \"\"]}]", "sources[0].paths[1]", "non-empty" },
 		{ "\"sources\": [{\"priority\": 5000}]", "sources[0].priority", "between -1000 and 1000" },
+		/* an integer key takes an integer as written: not 1e2, not 5.0 (cJSON gives only the double) */
+		{ "\"sources\": [{\"priority\": 1e2}]", "sources[0].priority", "without a fraction or an exponent" },
+		{ "\"sources\": [{\"name\": \"a\"}, {\"name\": \"b\", \"priority\": 2E0}]", "sources[1].priority", "exponent" },
+		{ "\"retention\": {\"keep_last\": 5.0}", "retention.keep_last", "without a fraction" },
+		{ "\"retention\": {\"_n\": [1.5, {\"a\": 2e3}], \"full\": {\"keep_daily\": 7.00}}", "retention.full.keep_daily", "fraction" },
+		{ "\"tiers\": {\"warm\": {\"path\": \"/w\", \"after_days\": 1e1}}", "tiers.warm.after_days", "exponent" },
+		{ "\"compression\": {\"level\": 1.0}", "compression.level", "fraction" },
+		{ "\"s3\": {\"retry_pause_ms\": 2.5e2}", "s3.retry_pause_ms", "fraction" },
 		{ "\"alert_command\": []", "alert_command", "non-empty array" },
 		{ "\"tiers\": {\"warm\": {\"path\": \"\"}}", "tiers.warm.path", "non-empty" },
 		{ "\"tiers\": {\"warm\": {\"path\": \"/w\", \"after_days\": -3}}", "tiers.warm.after_days", "between 0" },
@@ -576,7 +584,16 @@ static void test_bad_values(void **state)
 		     "name 'x\\x1b[2J' (its last component) holds a control character");
 	expect_error("{\"repository\": \"/r\", \"workspace_root\": \"/w/\xff\"}", "key 'workspace_root'", "not UTF-8");
 	/* a path may hold them (the only way to name such a file), a UTF-8 name anything printable */
-	bkr_config *c = load_ok(BASE ",\"sources\":[{\"name\":\"caf\xc3\xa9 \\\"q\\\"\",\"paths\":[\"a\\nb\xff\"]}]}", "/");
+	/* integers as written, beside numbers with fractions elsewhere (comments, recovery) */
+	bkr_config *c = load_ok(BASE ",\"_x\":[1.5,{\"e\":1e9}],\"recovery\":{\"_t\":2.5},\"retention\":{\"keep_last\":-0,"
+				"\"keep_daily\":7},\"sources\":[{\"priority\":-12}],\"compression\":{\"level\":9}}", "/");
+	assert_int_equal(c->retention.policy.keep_last, 0);
+	assert_int_equal(c->retention.policy.keep_daily, 7);
+	assert_int_equal(c->sources[0].priority, -12);
+	assert_int_equal(c->compression_level, 9);
+	assert_non_null(strstr(c->recovery_json, "2.5"));
+	bkr_config_free(c);
+	c = load_ok(BASE ",\"sources\":[{\"name\":\"caf\xc3\xa9 \\\"q\\\"\",\"paths\":[\"a\\nb\xff\"]}]}", "/");
 	assert_string_equal(c->sources[0].name, "caf\xc3\xa9 \"q\"");
 	assert_string_equal(c->sources[0].paths[0], "/w/ws/a\nb\xff");
 	bkr_config_free(c);
