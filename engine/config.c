@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define KEYPATH_MAX 256
@@ -775,7 +776,7 @@ static int parse_root(struct ctx *x, const cJSON *root)
 	static const char *const compression_keys[] = { "level", NULL };
 	bkr_config *c = x->c;
 	const cJSON *it;
-	char kp[KEYPATH_MAX] = "";
+	char kp[KEYPATH_MAX] = "", esc[1024], esc2[1024];
 
 	if (!cJSON_IsObject(root)) {
 		x->err = bkr_error_set(BKR_EINVAL, "%s: expected a JSON object at the top level", x->file);
@@ -800,7 +801,6 @@ static int parse_root(struct ctx *x, const cJSON *root)
 		return oom(x);
 	} else if (!bkr_utf8_valid(c->sources[0].name, strlen(c->sources[0].name)) ||
 		   bkr_text_has_control(c->sources[0].name, strlen(c->sources[0].name))) {
-		char esc[1024];
 		return key_error(x, "workspace_root",
 				 "the default source's name '%s' (its last component) %s; give \"sources\" with a \"name\"",
 				 bkr_text_escape(esc, sizeof(esc), c->sources[0].name, strlen(c->sources[0].name)),
@@ -829,9 +829,22 @@ static int parse_root(struct ctx *x, const cJSON *root)
 		if (get_path(x, it, "log_dir", c->base_dir, &c->log_dir) < 0)
 			return x->err;
 	}
-	if ((it = cJSON_GetObjectItemCaseSensitive(root, "metrics_file")) &&
-	    get_path(x, it, "metrics_file", c->base_dir, &c->metrics_file) < 0)
-		return x->err;
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "metrics_file"))) {
+		const char *raw, *tail;
+		struct stat st;
+		if (get_path(x, it, "metrics_file", c->base_dir, &c->metrics_file) < 0)
+			return x->err;
+		/* a file is rewritten there (a temporary file, then rename): not a directory */
+		raw = it->valuestring;
+		tail = strrchr(raw, '/') ? strrchr(raw, '/') + 1 : raw;
+		if (!*tail || !strcmp(tail, ".") || !strcmp(tail, "..") || !strcmp(raw, "~"))
+			return key_error(x, "metrics_file", "names a directory; give the file's path (e.g. %s/bkr.prom)",
+					 bkr_text_escape(esc, sizeof(esc), c->metrics_file, strlen(c->metrics_file)));
+		if (stat(c->metrics_file, &st) == 0 && S_ISDIR(st.st_mode))
+			return key_error(x, "metrics_file", "%s is a directory; give the file's path (e.g. %s/bkr.prom)",
+					 bkr_text_escape(esc, sizeof(esc), c->metrics_file, strlen(c->metrics_file)),
+					 bkr_text_escape(esc2, sizeof(esc2), c->metrics_file, strlen(c->metrics_file)));
+	}
 	if ((it = cJSON_GetObjectItemCaseSensitive(root, "alert_command")) &&
 	    get_strv(x, it, "alert_command", NULL, true, &c->alert_command, &c->nalert_command) < 0)
 		return x->err;

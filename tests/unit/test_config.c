@@ -569,6 +569,11 @@ static void test_bad_values(void **state)
 		{ "\"compression\": {\"level\": 1.0}", "compression.level", "fraction" },
 		{ "\"s3\": {\"retry_pause_ms\": 2.5e2}", "s3.retry_pause_ms", "fraction" },
 		{ "\"alert_command\": []", "alert_command", "non-empty array" },
+		/* the metrics file is a file: a name of a directory is refused */
+		{ "\"metrics_file\": \"/var/lib/prom/\"", "metrics_file", "names a directory; give the file's path (e.g. /var/lib/prom/bkr.prom)" },
+		{ "\"metrics_file\": \"m/.\"", "metrics_file", "names a directory" },
+		{ "\"metrics_file\": \"..\"", "metrics_file", "names a directory" },
+		{ "\"metrics_file\": \"/tmp\"", "metrics_file", "/tmp is a directory" },
 		{ "\"tiers\": {\"warm\": {\"path\": \"\"}}", "tiers.warm.path", "non-empty" },
 		{ "\"tiers\": {\"warm\": {\"path\": \"/w\", \"after_days\": -3}}", "tiers.warm.after_days", "between 0" },
 		{ "\"tiers\": {\"warm\": {\"path\": \"/w\", \"after_days\": 40}, \"cold\": {\"path\": \"/c\"}}",
@@ -592,6 +597,9 @@ static void test_bad_values(void **state)
 	assert_int_equal(c->sources[0].priority, -12);
 	assert_int_equal(c->compression_level, 9);
 	assert_non_null(strstr(c->recovery_json, "2.5"));
+	bkr_config_free(c);
+	c = load_ok(BASE ",\"metrics_file\":\"/tmp/no-such-dir/bkr.prom\"}", "/");
+	assert_string_equal(c->metrics_file, "/tmp/no-such-dir/bkr.prom");
 	bkr_config_free(c);
 	c = load_ok(BASE ",\"sources\":[{\"name\":\"caf\xc3\xa9 \\\"q\\\"\",\"paths\":[\"a\\nb\xff\"]}]}", "/");
 	assert_string_equal(c->sources[0].name, "caf\xc3\xa9 \"q\"");
