@@ -863,6 +863,23 @@ static int parse_root(struct ctx *x, const cJSON *root)
 	    get_strv(x, it, "required_files", c->workspace_root, false, &c->required_files,
 		     &c->nrequired_files) < 0)
 		return x->err;
+	/* scan checks them in the workspace (and recovery writes only there) */
+	for (size_t i = 0; i < c->nrequired_files; i++) {
+		const char *rel = bkr_path_under(c->required_files[i], c->workspace_root);
+		char *real = rel ? NULL : realpath(c->workspace_root, NULL); /* scan takes the real path too */
+		if (real) {
+			rel = bkr_path_under(c->required_files[i], real);
+			free(real);
+		}
+		if (!rel || !*rel) {
+			const cJSON *el = cJSON_GetArrayItem(it, (int)i);
+			snprintf(kp, sizeof(kp), "required_files[%zu]", i);
+			return key_error(x, kp, "'%s' is %s workspace_root %s: a required file is a path inside the workspace",
+					 bkr_text_escape(esc, sizeof(esc), el->valuestring, strlen(el->valuestring)),
+					 rel ? "the directory" : "outside",
+					 bkr_text_escape(esc2, sizeof(esc2), c->workspace_root, strlen(c->workspace_root)));
+		}
+	}
 	if ((it = cJSON_GetObjectItemCaseSensitive(root, "protected_patterns"))) {
 		free_strv(c->protected_patterns, c->nprotected_patterns);
 		c->protected_patterns = NULL;

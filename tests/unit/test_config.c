@@ -306,7 +306,7 @@ static const char full_config[] =
 	"  \"alert_command\": [\"/usr/local/bin/page\", \"--team\", \"ops\"],\n"
 	"  \"recovery\": {\"rules\": [{\"pattern\": \"*.json\", \"strategies\": [\"backup\", \"git\"]}],\n"
 	"               \"git\": {\"repository\": \"/srv/ws.git\"}},\n"
-	"  \"required_files\": [\"config/app.json\", \"/etc/svc/main.conf\"],\n"
+	"  \"required_files\": [\"config/app.json\", \"/srv/ws/svc/main.conf\"],\n"
 	"  \"protected_patterns\": [\"conversations/*.json\", \"config/*\"]\n"
 	"}\n";
 
@@ -372,7 +372,7 @@ static void test_full_config(void **state)
 	cJSON_Delete(rec);
 	assert_int_equal(c->nrequired_files, 2);
 	assert_string_equal(c->required_files[0], "/srv/ws/config/app.json");
-	assert_string_equal(c->required_files[1], "/etc/svc/main.conf");
+	assert_string_equal(c->required_files[1], "/srv/ws/svc/main.conf");
 	assert_int_equal(c->nprotected_patterns, 2);
 	assert_string_equal(c->protected_patterns[0], "conversations/*.json");
 	bkr_config_free(c);
@@ -439,6 +439,28 @@ static void test_config_default(void **state)
 	c = (bkr_config *)1;
 	assert_int_equal(bkr_config_default(&c, "", "/w"), BKR_EINVAL);
 	assert_null(c);
+}
+
+/* A required file given by the workspace's real path (workspace_root is a symlink) is inside it, as scan takes it. */
+static void test_required_real_path(void **state)
+{
+	struct fixture *f = *state;
+	char real[PATH_MAX + 8], link[PATH_MAX + 8], *text = NULL;
+	bkr_config *c;
+
+	snprintf(real, sizeof(real), "%.4000s/real", f->dir);
+	snprintf(link, sizeof(link), "%.4000s/link", f->dir);
+	assert_int_equal(mkdir(real, 0700), 0);
+	assert_int_equal(symlink(real, link), 0);
+	assert_true(asprintf(&text, "{\"repository\":\"/r\",\"workspace_root\":\"%s\",\"required_files\":[\"%s/a\"]}",
+			     link, real) > 0);
+	c = load_ok(text, "/");
+	free(text);
+	bkr_config_free(c);
+	assert_true(asprintf(&text, "{\"repository\":\"/r\",\"workspace_root\":\"%s\",\"required_files\":[\"%s/a\"]}",
+			     link, f->dir) > 0);
+	expect_error(text, "key 'required_files[0]'", "outside workspace_root");
+	free(text);
 }
 
 /* ---- errors ------------------------------------------------------------------------ */
@@ -569,6 +591,11 @@ static void test_bad_values(void **state)
 		{ "\"compression\": {\"level\": 1.0}", "compression.level", "fraction" },
 		{ "\"s3\": {\"retry_pause_ms\": 2.5e2}", "s3.retry_pause_ms", "fraction" },
 		{ "\"alert_command\": []", "alert_command", "non-empty array" },
+		/* required files are in the workspace */
+		{ "\"required_files\": [\"a\", \"/etc/passwd\"]", "required_files[1]", "'/etc/passwd' is outside workspace_root /w/ws" },
+		{ "\"required_files\": [\"../x\"]", "required_files[0]", "'../x' is outside workspace_root" },
+		{ "\"required_files\": [\"a/../../ws2/x\"]", "required_files[0]", "outside" },
+		{ "\"required_files\": [\".\"]", "required_files[0]", "'.' is the directory workspace_root /w/ws" },
 		/* the metrics file is a file: a name of a directory is refused */
 		{ "\"metrics_file\": \"/var/lib/prom/\"", "metrics_file", "names a directory; give the file's path (e.g. /var/lib/prom/bkr.prom)" },
 		{ "\"metrics_file\": \"m/.\"", "metrics_file", "names a directory" },
@@ -597,6 +624,12 @@ static void test_bad_values(void **state)
 	assert_int_equal(c->sources[0].priority, -12);
 	assert_int_equal(c->compression_level, 9);
 	assert_non_null(strstr(c->recovery_json, "2.5"));
+	bkr_config_free(c);
+	c = load_ok(BASE ",\"required_files\":[\"a/../b\",\"/w/ws/c/d\",\"~x\"]}", "/");
+	assert_int_equal(c->nrequired_files, 3);
+	assert_string_equal(c->required_files[0], "/w/ws/b");
+	assert_string_equal(c->required_files[1], "/w/ws/c/d");
+	assert_string_equal(c->required_files[2], "/w/ws/~x");
 	bkr_config_free(c);
 	c = load_ok(BASE ",\"metrics_file\":\"/tmp/no-such-dir/bkr.prom\"}", "/");
 	assert_string_equal(c->metrics_file, "/tmp/no-such-dir/bkr.prom");
@@ -769,6 +802,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_to_json_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_default, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_required_real_path, setup, teardown),
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_missing_required),
 		cmocka_unit_test(test_unknown_keys),
