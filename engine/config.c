@@ -1084,6 +1084,10 @@ int bkr_config_from_string(bkr_config **out, const char *text, size_t len,
 	}
 	if ((x.err = set_defaults(x.c)) < 0)
 		goto done;
+	if (text && len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3)) { /* a UTF-8 byte order mark (some editors write one) */
+		text += 3;
+		len -= 3;
+	}
 	if (!text || memchr(text, '\0', len)) {
 		x.err = bkr_error_set(BKR_EINVAL, "%s: not a text file (contains NUL bytes)", x.file);
 		goto done;

@@ -240,7 +240,12 @@ static size_t unescape_literal(const char *p, char *raw, const char **end)
 
 char *cli_manifest_json(const bkr_manifest *m, bool pretty)
 {
-	char *text = bkr_manifest_to_json(m, pretty), *out = NULL, *raw;
+	return cli_json_utf8(bkr_manifest_to_json(m, pretty));
+}
+
+char *cli_json_utf8(char *text)
+{
+	char *out = NULL, *raw;
 	const char *p, *key = NULL;
 	size_t outlen = 0, keylen = 0;
 	bool in_array[64] = { false };

@@ -635,3 +635,18 @@ for name in 'e\u001b[31mX' 'q\"b\\s\nnl' 'c1\u0085' "$(printf 'a\xff')"; do
 	! grep -q $'\x1b' "$T/err" || fail "the refusal prints the name raw: $(cat -A "$T/err")"
 done
 pass "a source name with a control character, or not UTF-8, is refused naming the key"
+
+# --- config show --json is UTF-8 JSON (a path's other bytes as U+FFFD beside KEY_hex); the text form keeps the bytes;
+# a byte order mark is skipped; config check's line escapes the repository
+printf '\xef\xbb\xbf{"repository":"%s/r\\nX","workspace_root":"%s/ws","log_dir":"/tmp/\xc0\xaf"}' "$IJ" "$IJ" >"$IJ/u.json"
+expect_exit 0 "$BKR" config check -c "$IJ/u.json"
+grep -qF "u.json: ok (1 source, repository $IJ/r\\x0aX)" "$T/out" || fail "config check: $(cat -A "$T/out")"
+expect_exit 0 "$BKR" --json config show -c "$IJ/u.json"
+python3 - "$T/out" <<'PY' || fail "config show --json: $(cat -A "$T/out")"
+import json, sys
+v = json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))
+assert v["log_dir"] == "/tmp/\ufffd\ufffd" and bytes.fromhex(v["log_dir_hex"]) == b"/tmp/\xc0\xaf", v
+PY
+expect_exit 0 "$BKR" config show -c "$IJ/u.json"
+grep -qa $'"/tmp/\xc0\xaf"' "$T/out" || fail "config show (text) does not keep the path's bytes: $(cat -A "$T/out")"
+pass "config show --json is UTF-8 with log_dir_hex, the text keeps the bytes; a BOM is skipped"

@@ -625,6 +625,10 @@ static void test_bad_values(void **state)
 	assert_int_equal(c->compression_level, 9);
 	assert_non_null(strstr(c->recovery_json, "2.5"));
 	bkr_config_free(c);
+	/* a UTF-8 byte order mark is skipped; positions count from after it */
+	c = load_ok("\xef\xbb\xbf" BASE "}", "/");
+	bkr_config_free(c);
+	expect_error("\xef\xbb\xbf{\"repository\" 1}", "invalid JSON at line 1, column 15", NULL);
 	c = load_ok(BASE ",\"required_files\":[\"a/../b\",\"/w/ws/c/d\",\"~x\"]}", "/");
 	assert_int_equal(c->nrequired_files, 3);
 	assert_string_equal(c->required_files[0], "/w/ws/b");
