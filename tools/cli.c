@@ -134,17 +134,28 @@ static void vmessage(cli *c, const char *tag, const char *col, const char *fmt, 
 
 int cli_usage_error(cli *c, const char *fmt, ...)
 {
-	char msg[1024];
+	char raw[1024], safe[4096];
+	const char *msg;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	msg = cli_text_safe(safe, sizeof(safe), raw); /* an argument quoted in it stays one line */
 	if (c->cmd)
 		fprintf(stderr, "bkr %s: %s (see 'bkr %s --help')\n", c->cmd, msg, c->cmd);
 	else
 		fprintf(stderr, "bkr: %s (see 'bkr --help')\n", msg);
-	cli_json_error(c, BKR_EINVAL, msg);
+	cli_json_error(c, BKR_EINVAL, raw);
 	return BKR_EXIT_USAGE;
+}
+
+int cli_as_of(cli *c, const char *arg, int64_t *out)
+{
+	if (bkr_time_parse(arg, out) < 0)
+		return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
+	if (*out < 0)
+		return cli_usage_error(c, "--as-of: '%s' is before 1970, older than any backup", arg);
+	return 0;
 }
 
 int cli_check_tag(cli *c, const char *opt, const char *tag)

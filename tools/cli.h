@@ -63,6 +63,9 @@ int cli_common(cli *c, int opt, const char *arg, const char *usage);
  */
 int cli_usage_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/** Parse --as-of @p arg (ISO 8601, not before 1970) into *out: 0, or a usage error. */
+int cli_as_of(cli *c, const char *arg, int64_t *out);
+
 /** The longest tag, in bytes. */
 #define CLI_TAG_MAX 128
 

@@ -40,8 +40,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		s->prometheus = arg;
 		return 0;
 	case OPT_AS_OF:
-		if (bkr_time_parse(arg, &s->as_of) < 0)
-			return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
+		if (cli_as_of(c, arg, &s->as_of) != 0)
+			return BKR_EXIT_USAGE;
 		s->has_as_of = true;
 		return 0;
 	}

@@ -108,9 +108,7 @@ done:
 
 int lc_as_of(cli *c, const char *arg, int64_t *out)
 {
-	if (bkr_time_parse(arg, out) < 0)
-		return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
-	return 0;
+	return cli_as_of(c, arg, out);
 }
 
 void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run)

@@ -650,3 +650,16 @@ PY
 expect_exit 0 "$BKR" config show -c "$IJ/u.json"
 grep -qa $'"/tmp/\xc0\xaf"' "$T/out" || fail "config show (text) does not keep the path's bytes: $(cat -A "$T/out")"
 pass "config show --json is UTF-8 with log_dir_hex, the text keeps the bytes; a BOM is skipped"
+
+# --- --as-of: an argument with a newline is escaped in the one-line error; a time before 1970 is refused
+for cmd in "health" "cleanup --dry-run" "routine hourly --dry-run" "tier migrate --dry-run"; do
+	# shellcheck disable=SC2086
+	expect_exit 2 "$BKR" -c "$IJ/c.json" $cmd --as-of $'2026-12-01\n'
+	one_line_error
+	grep -qF "not '2026-12-01\x0a'" "$T/err" || fail "$cmd --as-of with a newline: $(cat -A "$T/err")"
+	# shellcheck disable=SC2086
+	expect_exit 2 "$BKR" -c "$IJ/c.json" $cmd --as-of 1969-12-31T23:59:59Z
+	one_line_error
+	grep -q "is before 1970" "$T/err" || fail "$cmd --as-of before 1970: $(cat "$T/err")"
+done
+pass "--as-of: one escaped line for a bad time, a time before 1970 refused"
