@@ -650,6 +650,35 @@ int cli_parse(cli *c, int argc, char **argv, const char *usage, const char *shor
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--json"))
 			c->json = true;
+	/* Long options by their exact names only, as the global options before
+	 * the command: getopt_long would take an abbreviation ("--ty" for
+	 * --type), which a later option could make ambiguous or change. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		const char *a = argv[i];
+		size_t len;
+		const struct option *o;
+		if (a[0] != '-' || !a[1])
+			continue;
+		if (a[1] != '-') { /* short options: one taking a value takes the rest, or the next argument */
+			for (const char *q = a + 1; *q; q++) {
+				const char *k = *q == ':' ? NULL : strchr(shorts + 1, *q);
+				if (k && k[1] == ':') {
+					if (!q[1] && i + 1 < argc)
+						i++;
+					break;
+				}
+			}
+			continue;
+		}
+		len = strcspn(a + 2, "=");
+		for (o = all; o->name; o++)
+			if (strlen(o->name) == len && !strncmp(o->name, a + 2, len))
+				break;
+		if (!o->name)
+			return cli_usage_error(c, "unknown option '%.*s'", (int)(len + 2), a);
+		if (o->has_arg == required_argument && !a[2 + len] && i + 1 < argc)
+			i++; /* its value, whatever it looks like */
+	}
 	optind = 0; /* full re-initialisation of GNU getopt */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, shorts, all, NULL)) != -1) {

@@ -663,3 +663,21 @@ for cmd in "health" "cleanup --dry-run" "routine hourly --dry-run" "tier migrate
 	grep -q "is before 1970" "$T/err" || fail "$cmd --as-of before 1970: $(cat "$T/err")"
 done
 pass "--as-of: one escaped line for a bad time, a time before 1970 refused"
+
+# --- option parsing: a global option without its value says so; long options by their exact names only
+# (as the global ones: no abbreviation); restore --target '' names --target
+for a in -r -c --repo --config --password-file; do
+	expect_exit 2 "$BKR" "$a"
+	one_line_error
+	grep -qF "option '$a' needs a value" "$T/err" || fail "bkr $a: $(cat "$T/err")"
+done
+expect_exit 2 "$BKR" -r "$IJ/repo" list --ty incremental
+grep -qF "unknown option '--ty'" "$T/err" || fail "an abbreviated option: $(cat "$T/err")"
+expect_exit 2 "$BKR" -r "$IJ/repo" list --typ=incremental
+grep -qF "unknown option '--typ'" "$T/err" || fail "an abbreviated option with =: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$IJ/repo" list --type=incremental
+expect_exit 0 "$BKR" -r "$IJ/repo" list --tag --ty   # a value that looks like an option is a value
+expect_exit 2 "$BKR" -r "$IJ/repo" restore latest --target ''
+one_line_error
+grep -qF "bkr restore: --target: expected a directory, not ''" "$T/err" || fail "restore --target '': $(cat "$T/err")"
+pass "option parsing: missing values named, exact long option names, --target ''"
