@@ -681,3 +681,9 @@ expect_exit 2 "$BKR" -r "$IJ/repo" restore latest --target ''
 one_line_error
 grep -qF "bkr restore: --target: expected a directory, not ''" "$T/err" || fail "restore --target '': $(cat "$T/err")"
 pass "option parsing: missing values named, exact long option names, --target ''"
+
+# --- cat writes bytes, not JSON: --json is refused, with the JSON error object (stdout stays valid JSON)
+expect_exit 2 "$BKR" -r "$IJ/repo" --json cat latest e/f
+json_ok "$T/out"
+grep -q "cat writes the file's bytes" "$T/err" || fail "cat --json: $(cat "$T/err")"
+pass "cat --json is refused"
