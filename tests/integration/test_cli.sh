@@ -687,3 +687,13 @@ expect_exit 2 "$BKR" -r "$IJ/repo" --json cat latest e/f
 json_ok "$T/out"
 grep -q "cat writes the file's bytes" "$T/err" || fail "cat --json: $(cat "$T/err")"
 pass "cat --json is refused"
+
+# --- mount's help texts and bkr.1.md name every view, and bkr.1.md mount's options
+"$BKR" mount --help >"$T/mh"
+"$BKRFS" --help >"$T/fh" 2>&1 || true
+sed -n '/^\*\*mount\*\*/,/^\*\*pin\*\*/p' "$BKR_SOURCE_ROOT/docs/bkr.1.md" >"$T/mm"
+for v in by-id by-date latest versions by-source by-tag recovered; do
+	for f in mh fh mm; do grep -q "/$v" "$T/$f" || fail "$f does not name /$v"; done
+done
+for o in --cache-dir --cache-max; do grep -q -- "$o" "$T/mm" || fail "bkr.1.md mount lacks $o"; done
+pass "mount help, bkrfs help and bkr.1.md name every view"
