@@ -924,6 +924,8 @@ static size_t excerpt_len(const char *s, size_t max)
 struct nulscan {
 	const char *p, *end;
 	char kp[KEYPATH_MAX];
+	const char *target; /* when set: stop at the string holding this byte (hit) */
+	bool hit;
 };
 
 /* Whitespace as cJSON skips it: every byte up to and including the space. */
@@ -949,7 +951,9 @@ static bool ns_string(struct nulscan *s, const char **name, size_t *len)
 	*name = start;
 	*len = (size_t)(s->p - start);
 	s->p++;
-	return nul;
+	if (s->target && s->target >= start - 1 && s->target < s->p)
+		s->hit = true;
+	return nul || s->hit;
 }
 
 static bool ns_value(struct nulscan *s)
@@ -1049,7 +1053,7 @@ static void mark_numbers(struct nulscan *s, cJSON *node)
 /* Reject a string with an escaped NUL, naming its key (a path would be cut short silently). */
 static int check_nul(struct ctx *x, const char *text, size_t len)
 {
-	struct nulscan s = { text, text + len, "" };
+	struct nulscan s = { text, text + len, "", NULL, false };
 	if (!memmem(text, len, "\\u0000", 6) || !ns_value(&s))
 		return 0;
 	return key_error(x, s.kp[0] ? s.kp : "(top level)", "contains a NUL character (\\u0000), which no path or name may hold");
@@ -1113,14 +1117,20 @@ int bkr_config_from_string(bkr_config **out, const char *text, size_t len,
 		if (!len || off >= len)
 			x.err = bkr_error_set(BKR_EINVAL, "%s: invalid JSON: unexpected end of file at line %d, column %d",
 					      x.file, line, col);
-		else
-			x.err = bkr_error_set(BKR_EINVAL, "%s: invalid JSON at line %d, column %d (near '%.*s')",
-					      x.file, line, col, (int)excerpt_len(text + off, len - off),
+		else {
+			/* inside a string ("\ud800", a bad escape): name its key */
+			struct nulscan ns = { text, text + len, "", text + off, false };
+			char where[KEYPATH_MAX + 16] = "";
+			if (!root && ns_value(&ns) && ns.hit && ns.kp[0])
+				snprintf(where, sizeof(where), "key '%s': ", ns.kp);
+			x.err = bkr_error_set(BKR_EINVAL, "%s: %sinvalid JSON at line %d, column %d (near '%.*s')",
+					      x.file, where, line, col, (int)excerpt_len(text + off, len - off),
 					      text + off);
+		}
 		goto done;
 	}
 	{
-		struct nulscan ns = { text, text + len, "" };
+		struct nulscan ns = { text, text + len, "", NULL, false };
 		mark_numbers(&ns, root);
 	}
 	if (check_nul(&x, text, len) < 0 || parse_root(&x, root) < 0)

@@ -657,6 +657,10 @@ static void test_bad_json(void **state)
 	expect_error("[1, 2]", "expected a JSON object", NULL);
 	expect_error("\"just a string\"", "expected a JSON object", NULL);
 	expect_error("{'repository': '/r'}", "invalid JSON at line 1, column", "near");
+	/* an error inside a string names its key */
+	expect_error(BASE ",\"sources\":[{\"name\":\"a\"},{\"paths\":[\"x\", \"\\ud800\"]}]}",
+		     "bkr.json: key 'sources[1].paths[1]': invalid JSON at line 1, column", "near '\\ud800");
+	expect_error(BASE ",\"log_dir\":\"a\\q\"}", "key 'log_dir': invalid JSON", NULL);
 	{
 		bkr_config *c = NULL;
 		assert_int_equal(bkr_config_from_string(&c, "{\"a\0\":1}", 8, "bkr.json", "/"), BKR_EINVAL);
