@@ -13,6 +13,7 @@
 #include "bkr/io.h"
 #include "bkr/pattern.h"
 #include "bkr/store.h"
+#include "bkr/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define KEYPATH_MAX 256
@@ -501,12 +503,21 @@ static int get_strv(struct ctx *x, const cJSON *it, const char *path, const char
 	return 0;
 }
 
+/* Set on a number whose text has a fraction or an exponent (mark_numbers): cJSON
+ * keeps only the double, and 1e2 or 5.0 is not an integer as written.  A bit
+ * of cJSON's type field that cJSON itself never sets or reads (it looks at
+ * the low byte, cJSON_IsReference and cJSON_StringIsConst). */
+#define NOT_INTEGER_TEXT (1 << 14)
+
 static int get_int(struct ctx *x, const cJSON *it, const char *path, int min, int max, int *out)
 {
 	double v;
 	if (!cJSON_IsNumber(it))
 		return key_error(x, path, "expected a number");
 	v = it->valuedouble;
+	if (it->type & NOT_INTEGER_TEXT)
+		return key_error(x, path, "expected an integer between %d and %d, written without a fraction or an exponent",
+				 min, max);
 	if (!(v >= min && v <= max) || v != (double)(int)v)
 		return key_error(x, path, "expected an integer between %d and %d", min, max);
 	*out = (int)v;
@@ -543,7 +554,7 @@ static int parse_sources(struct ctx *x, const cJSON *arr)
 	static const char *const known[] = { "name", "paths", "excludes", "priority", "schedule", NULL };
 	bkr_config *c = x->c;
 	const cJSON *el, *it;
-	char sp[KEYPATH_MAX], kp[KEYPATH_MAX];
+	char sp[KEYPATH_MAX], kp[KEYPATH_MAX], esc[4 * 255 + 4];
 	size_t cnt, i = 0;
 
 	if (!cJSON_IsArray(arr))
@@ -582,7 +593,12 @@ static int parse_sources(struct ctx *x, const cJSON *arr)
 		}
 		if (!name_valid(s->name))
 			return key_error(x, kp, "'%s' is not a valid source name (no '/', not '.' or '..')",
-					 s->name);
+					 bkr_text_escape(esc, sizeof(esc), s->name, strlen(s->name)));
+		/* a name is printed (health, routines, ls) and is a Prometheus label: text, as a tag is */
+		if (!bkr_utf8_valid(s->name, strlen(s->name)) || bkr_text_has_control(s->name, strlen(s->name)))
+			return key_error(x, kp, "source name '%s'%s %s", bkr_text_escape(esc, sizeof(esc), s->name, strlen(s->name)),
+					 it ? "" : " (the last component of its first path; give a \"name\")",
+					 bkr_utf8_valid(s->name, strlen(s->name)) ? "holds a control character" : "is not UTF-8 text");
 		keypath(kp, sp, "excludes");
 		if ((it = cJSON_GetObjectItemCaseSensitive(el, "excludes")) &&
 		    get_strv(x, it, kp, NULL, false, &s->excludes, &s->nexcludes) < 0)
@@ -760,7 +776,7 @@ static int parse_root(struct ctx *x, const cJSON *root)
 	static const char *const compression_keys[] = { "level", NULL };
 	bkr_config *c = x->c;
 	const cJSON *it;
-	char kp[KEYPATH_MAX] = "";
+	char kp[KEYPATH_MAX] = "", esc[1024], esc2[1024];
 
 	if (!cJSON_IsObject(root)) {
 		x->err = bkr_error_set(BKR_EINVAL, "%s: expected a JSON object at the top level", x->file);
@@ -783,6 +799,13 @@ static int parse_root(struct ctx *x, const cJSON *root)
 			return x->err;
 	} else if (default_source(c) < 0) {
 		return oom(x);
+	} else if (!bkr_utf8_valid(c->sources[0].name, strlen(c->sources[0].name)) ||
+		   bkr_text_has_control(c->sources[0].name, strlen(c->sources[0].name))) {
+		return key_error(x, "workspace_root",
+				 "the default source's name '%s' (its last component) %s; give \"sources\" with a \"name\"",
+				 bkr_text_escape(esc, sizeof(esc), c->sources[0].name, strlen(c->sources[0].name)),
+				 bkr_utf8_valid(c->sources[0].name, strlen(c->sources[0].name)) ? "holds a control character"
+												 : "is not UTF-8 text");
 	}
 	for (unsigned t = 0; t <= BKR_BACKUP_RECOVERY; t++)
 		c->retention.override[t] = c->retention.policy;
@@ -806,9 +829,22 @@ static int parse_root(struct ctx *x, const cJSON *root)
 		if (get_path(x, it, "log_dir", c->base_dir, &c->log_dir) < 0)
 			return x->err;
 	}
-	if ((it = cJSON_GetObjectItemCaseSensitive(root, "metrics_file")) &&
-	    get_path(x, it, "metrics_file", c->base_dir, &c->metrics_file) < 0)
-		return x->err;
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "metrics_file"))) {
+		const char *raw, *tail;
+		struct stat st;
+		if (get_path(x, it, "metrics_file", c->base_dir, &c->metrics_file) < 0)
+			return x->err;
+		/* a file is rewritten there (a temporary file, then rename): not a directory */
+		raw = it->valuestring;
+		tail = strrchr(raw, '/') ? strrchr(raw, '/') + 1 : raw;
+		if (!*tail || !strcmp(tail, ".") || !strcmp(tail, "..") || !strcmp(raw, "~"))
+			return key_error(x, "metrics_file", "names a directory; give the file's path (e.g. %s/bkr.prom)",
+					 bkr_text_escape(esc, sizeof(esc), c->metrics_file, strlen(c->metrics_file)));
+		if (stat(c->metrics_file, &st) == 0 && S_ISDIR(st.st_mode))
+			return key_error(x, "metrics_file", "%s is a directory; give the file's path (e.g. %s/bkr.prom)",
+					 bkr_text_escape(esc, sizeof(esc), c->metrics_file, strlen(c->metrics_file)),
+					 bkr_text_escape(esc2, sizeof(esc2), c->metrics_file, strlen(c->metrics_file)));
+	}
 	if ((it = cJSON_GetObjectItemCaseSensitive(root, "alert_command")) &&
 	    get_strv(x, it, "alert_command", NULL, true, &c->alert_command, &c->nalert_command) < 0)
 		return x->err;
@@ -827,6 +863,23 @@ static int parse_root(struct ctx *x, const cJSON *root)
 	    get_strv(x, it, "required_files", c->workspace_root, false, &c->required_files,
 		     &c->nrequired_files) < 0)
 		return x->err;
+	/* scan checks them in the workspace (and recovery writes only there) */
+	for (size_t i = 0; i < c->nrequired_files; i++) {
+		const char *rel = bkr_path_under(c->required_files[i], c->workspace_root);
+		char *real = rel ? NULL : realpath(c->workspace_root, NULL); /* scan takes the real path too */
+		if (real) {
+			rel = bkr_path_under(c->required_files[i], real);
+			free(real);
+		}
+		if (!rel || !*rel) {
+			const cJSON *el = cJSON_GetArrayItem(it, (int)i);
+			snprintf(kp, sizeof(kp), "required_files[%zu]", i);
+			return key_error(x, kp, "'%s' is %s workspace_root %s: a required file is a path inside the workspace",
+					 bkr_text_escape(esc, sizeof(esc), el->valuestring, strlen(el->valuestring)),
+					 rel ? "the directory" : "outside",
+					 bkr_text_escape(esc2, sizeof(esc2), c->workspace_root, strlen(c->workspace_root)));
+		}
+	}
 	if ((it = cJSON_GetObjectItemCaseSensitive(root, "protected_patterns"))) {
 		free_strv(c->protected_patterns, c->nprotected_patterns);
 		c->protected_patterns = NULL;
@@ -871,6 +924,8 @@ static size_t excerpt_len(const char *s, size_t max)
 struct nulscan {
 	const char *p, *end;
 	char kp[KEYPATH_MAX];
+	const char *target; /* when set: stop at the string holding this byte (hit) */
+	bool hit;
 };
 
 /* Whitespace as cJSON skips it: every byte up to and including the space. */
@@ -896,7 +951,9 @@ static bool ns_string(struct nulscan *s, const char **name, size_t *len)
 	*name = start;
 	*len = (size_t)(s->p - start);
 	s->p++;
-	return nul;
+	if (s->target && s->target >= start - 1 && s->target < s->p)
+		s->hit = true;
+	return nul || s->hit;
 }
 
 static bool ns_value(struct nulscan *s)
@@ -946,10 +1003,57 @@ static bool ns_value(struct nulscan *s)
 	}
 }
 
+/* Walk the text cJSON accepted beside its tree (same order: cJSON keeps
+ * every member, repeated ones too) and mark each number written with a
+ * '.', 'e' or 'E' (NOT_INTEGER_TEXT). */
+static void mark_numbers(struct nulscan *s, cJSON *node)
+{
+	const char *name, *tok;
+	size_t len;
+
+	ns_ws(s);
+	if (s->p >= s->end || !node)
+		return;
+	if (*s->p == '"') {
+		ns_string(s, &name, &len);
+		return;
+	}
+	if (*s->p != '{' && *s->p != '[') {
+		for (tok = s->p; s->p < s->end && (unsigned char)*s->p > ' ' && !strchr(",]}", *s->p); s->p++)
+			;
+		for (; cJSON_IsNumber(node) && tok < s->p; tok++)
+			if (*tok == '.' || *tok == 'e' || *tok == 'E') {
+				node->type |= NOT_INTEGER_TEXT;
+				break;
+			}
+		return;
+	}
+	char close = *s->p == '{' ? '}' : ']';
+	s->p++;
+	for (cJSON *child = node->child;; child = child->next) {
+		ns_ws(s);
+		if (s->p >= s->end || !child || *s->p == close) { /* the end (or out of step: stop) */
+			if (s->p < s->end && *s->p == close)
+				s->p++;
+			return;
+		}
+		if (*s->p == ',') {
+			s->p++;
+			ns_ws(s);
+		}
+		if (close == '}') {
+			ns_string(s, &name, &len);
+			ns_ws(s);
+			s->p++; /* ':' */
+		}
+		mark_numbers(s, child);
+	}
+}
+
 /* Reject a string with an escaped NUL, naming its key (a path would be cut short silently). */
 static int check_nul(struct ctx *x, const char *text, size_t len)
 {
-	struct nulscan s = { text, text + len, "" };
+	struct nulscan s = { text, text + len, "", NULL, false };
 	if (!memmem(text, len, "\\u0000", 6) || !ns_value(&s))
 		return 0;
 	return key_error(x, s.kp[0] ? s.kp : "(top level)", "contains a NUL character (\\u0000), which no path or name may hold");
@@ -984,6 +1088,10 @@ int bkr_config_from_string(bkr_config **out, const char *text, size_t len,
 	}
 	if ((x.err = set_defaults(x.c)) < 0)
 		goto done;
+	if (text && len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3)) { /* a UTF-8 byte order mark (some editors write one) */
+		text += 3;
+		len -= 3;
+	}
 	if (!text || memchr(text, '\0', len)) {
 		x.err = bkr_error_set(BKR_EINVAL, "%s: not a text file (contains NUL bytes)", x.file);
 		goto done;
@@ -1009,11 +1117,21 @@ int bkr_config_from_string(bkr_config **out, const char *text, size_t len,
 		if (!len || off >= len)
 			x.err = bkr_error_set(BKR_EINVAL, "%s: invalid JSON: unexpected end of file at line %d, column %d",
 					      x.file, line, col);
-		else
-			x.err = bkr_error_set(BKR_EINVAL, "%s: invalid JSON at line %d, column %d (near '%.*s')",
-					      x.file, line, col, (int)excerpt_len(text + off, len - off),
+		else {
+			/* inside a string ("\ud800", a bad escape): name its key */
+			struct nulscan ns = { text, text + len, "", text + off, false };
+			char where[KEYPATH_MAX + 16] = "";
+			if (!root && ns_value(&ns) && ns.hit && ns.kp[0])
+				snprintf(where, sizeof(where), "key '%s': ", ns.kp);
+			x.err = bkr_error_set(BKR_EINVAL, "%s: %sinvalid JSON at line %d, column %d (near '%.*s')",
+					      x.file, where, line, col, (int)excerpt_len(text + off, len - off),
 					      text + off);
+		}
 		goto done;
+	}
+	{
+		struct nulscan ns = { text, text + len, "", NULL, false };
+		mark_numbers(&ns, root);
 	}
 	if (check_nul(&x, text, len) < 0 || parse_root(&x, root) < 0)
 		goto done;

@@ -51,6 +51,18 @@ bool bkr_utf8_valid(const char *s, size_t len)
 	return true;
 }
 
+bool bkr_text_has_control(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	for (size_t i = 0, n; i < len; i += n ? n : 1) {
+		n = bkr_utf8_seq(s + i, len - i);
+		if ((n == 1 && (u[i] < 0x20 || u[i] == 0x7f)) || (n == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0))
+			return true;
+	}
+	return false;
+}
+
 /* Escape s[0..len) into out[0..limit) (limit bytes of text, no NUL):
  * returns the bytes written; *done tells whether all of s went in. */
 static size_t escape_into(char *out, size_t limit, const char *s, size_t len, bool *done)

@@ -98,6 +98,8 @@ static void usage(FILE *f)
 		"s3://BUCKET[/PREFIX]) read-only at MOUNTPOINT:\n"
 		"  /by-id/<backup_id>/<source>/...   /by-date/<YYYY-MM-DD>/<HHMMSS>-<type>\n"
 		"  /latest   /recovered/<run_id>/... (+ report.json)   /recovered/latest\n"
+		"  /versions/<source>/<path>/<time> (each distinct version of a file)\n"
+		"  /by-source/<source>/<backup_id>|latest   /by-tag/<tag>/<backup_id>\n"
 		"\n"
 		"options:\n"
 		"  -h, --help             print this help and exit\n"

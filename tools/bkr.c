@@ -126,6 +126,10 @@ int main(int argc, char **argv)
 			cli_common(&c, OPT_PASSWORD_COMMAND, argv[++i], NULL);
 		} else if (!strcmp(a, "--new-password-file") && i + 1 < argc) {
 			cli_common(&c, OPT_NEW_PASSWORD_FILE, argv[++i], NULL);
+		} else if (!strcmp(a, "-r") || !strcmp(a, "--repo") || !strcmp(a, "-c") || !strcmp(a, "--config") ||
+			   !strcmp(a, "--password-file") || !strcmp(a, "--password-command") ||
+			   !strcmp(a, "--new-password-file")) {
+			return cli_usage_error(&c, "option '%s' needs a value", a); /* the last argument */
 		} else {
 			return cli_usage_error(&c, "unknown option '%s'", a);
 		}

@@ -134,17 +134,28 @@ static void vmessage(cli *c, const char *tag, const char *col, const char *fmt, 
 
 int cli_usage_error(cli *c, const char *fmt, ...)
 {
-	char msg[1024];
+	char raw[1024], safe[4096];
+	const char *msg;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	msg = cli_text_safe(safe, sizeof(safe), raw); /* an argument quoted in it stays one line */
 	if (c->cmd)
 		fprintf(stderr, "bkr %s: %s (see 'bkr %s --help')\n", c->cmd, msg, c->cmd);
 	else
 		fprintf(stderr, "bkr: %s (see 'bkr --help')\n", msg);
-	cli_json_error(c, BKR_EINVAL, msg);
+	cli_json_error(c, BKR_EINVAL, raw);
 	return BKR_EXIT_USAGE;
+}
+
+int cli_as_of(cli *c, const char *arg, int64_t *out)
+{
+	if (bkr_time_parse(arg, out) < 0)
+		return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
+	if (*out < 0)
+		return cli_usage_error(c, "--as-of: '%s' is before 1970, older than any backup", arg);
+	return 0;
 }
 
 int cli_check_tag(cli *c, const char *opt, const char *tag)
@@ -156,11 +167,11 @@ int cli_check_tag(cli *c, const char *opt, const char *tag)
 		return cli_usage_error(c, "%s: a tag is not empty", opt);
 	if (!bkr_utf8_valid(tag, len))
 		return cli_usage_error(c, "%s: a tag is UTF-8 text", opt);
+	if (bkr_text_has_control(tag, len))
+		snprintf(why, sizeof(why), "holds a control character");
 	for (i = 0; i < len && !*why; i++) {
 		unsigned char b = (unsigned char)tag[i];
-		if (b < 0x20 || b == 0x7f || (b == 0xc2 && (unsigned char)tag[i + 1] < 0xa0)) /* C0, DEL, C1 */
-			snprintf(why, sizeof(why), "holds a control character");
-		else if (b == ',')
+		if (b == ',')
 			snprintf(why, sizeof(why), "holds a comma (bkr list separates tags with commas)");
 		else if (b == '/')
 			snprintf(why, sizeof(why), "holds a '/' (the mount's /by-tag/TAG is a directory)");
@@ -178,9 +189,8 @@ const char *cli_text_safe(char *buf, size_t cap, const char *msg)
 {
 	size_t len = strlen(msg);
 
-	for (size_t i = 0, n; i < len; i += n)
-		if (!(n = bkr_utf8_seq(msg + i, len - i)) || control_seq((const unsigned char *)msg + i, n))
-			return bkr_text_escape(buf, cap, msg, len);
+	if (!bkr_utf8_valid(msg, len) || bkr_text_has_control(msg, len))
+		return bkr_text_escape(buf, cap, msg, len);
 	return msg;
 }
 
@@ -241,7 +251,12 @@ static size_t unescape_literal(const char *p, char *raw, const char **end)
 
 char *cli_manifest_json(const bkr_manifest *m, bool pretty)
 {
-	char *text = bkr_manifest_to_json(m, pretty), *out = NULL, *raw;
+	return cli_json_utf8(bkr_manifest_to_json(m, pretty));
+}
+
+char *cli_json_utf8(char *text)
+{
+	char *out = NULL, *raw;
 	const char *p, *key = NULL;
 	size_t outlen = 0, keylen = 0;
 	bool in_array[64] = { false };
@@ -641,6 +656,35 @@ int cli_parse(cli *c, int argc, char **argv, const char *usage, const char *shor
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--json"))
 			c->json = true;
+	/* Long options by their exact names only, as the global options before
+	 * the command: getopt_long would take an abbreviation ("--ty" for
+	 * --type), which a later option could make ambiguous or change. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		const char *a = argv[i];
+		size_t len;
+		const struct option *o;
+		if (a[0] != '-' || !a[1])
+			continue;
+		if (a[1] != '-') { /* short options: one taking a value takes the rest, or the next argument */
+			for (const char *q = a + 1; *q; q++) {
+				const char *k = *q == ':' ? NULL : strchr(shorts + 1, *q);
+				if (k && k[1] == ':') {
+					if (!q[1] && i + 1 < argc)
+						i++;
+					break;
+				}
+			}
+			continue;
+		}
+		len = strcspn(a + 2, "=");
+		for (o = all; o->name; o++)
+			if (strlen(o->name) == len && !strncmp(o->name, a + 2, len))
+				break;
+		if (!o->name)
+			return cli_usage_error(c, "unknown option '%.*s'", (int)(len + 2), a);
+		if (o->has_arg == required_argument && !a[2 + len] && i + 1 < argc)
+			i++; /* its value, whatever it looks like */
+	}
 	optind = 0; /* full re-initialisation of GNU getopt */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, shorts, all, NULL)) != -1) {

@@ -63,6 +63,9 @@ int cli_common(cli *c, int opt, const char *arg, const char *usage);
  */
 int cli_usage_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/** Parse --as-of @p arg (ISO 8601, not before 1970) into *out: 0, or a usage error. */
+int cli_as_of(cli *c, const char *arg, int64_t *out);
+
 /** The longest tag, in bytes. */
 #define CLI_TAG_MAX 128
 
@@ -96,6 +99,10 @@ const char *cli_text_safe(char *buf, size_t cap, const char *msg);
  *  exact bytes (json_out_path's rules; the file format is untouched).
  *  Malloc'd; NULL when out of memory. */
 char *cli_manifest_json(const bkr_manifest *m, bool pretty);
+/** JSON text cJSON wrote (@p text, taken over) by the same rules: a string
+ *  that is not UTF-8 gets U+FFFD, and a member's also `KEY_hex`.  NULL when
+ *  @p text is NULL or out of memory. */
+char *cli_json_utf8(char *text);
 /** `"key":"..."`, plus `"key_hex"` when the bytes are not UTF-8 (json_out_path's rules). */
 void cli_json_path(FILE *f, const char *key, const char *s, size_t len);
 

@@ -62,7 +62,9 @@ int cmd_config(cli *c, int argc, char **argv)
 	bkr_recover_rules_free(rules);
 	warn_repo_inside(c, cfg);
 	if (!strcmp(verb, "show")) {
-		char *text = bkr_config_to_json(cfg, !c->json);
+		/* text: the file as it would be written (a path's bytes as they are);
+		 * --json: UTF-8, a path that is not gets U+FFFD and KEY_hex */
+		char *text = c->json ? cli_json_utf8(bkr_config_to_json(cfg, false)) : bkr_config_to_json(cfg, true);
 		json_out j;
 		if (!text) {
 			bkr_config_free(cfg);
@@ -80,8 +82,9 @@ int cmd_config(cli *c, int argc, char **argv)
 		json_out_bool(&j, true);
 		json_out_end_object(&j);
 	} else if (!c->quiet) {
-		printf("%s: ok (%zu source%s, repository %s)\n", file, cfg->nsources, cfg->nsources == 1 ? "" : "s",
-		       cfg->repository);
+		char sf[1024], sr[1024];
+		printf("%s: ok (%zu source%s, repository %s)\n", cli_text_safe(sf, sizeof(sf), file), cfg->nsources,
+		       cfg->nsources == 1 ? "" : "s", cli_text_safe(sr, sizeof(sr), cfg->repository));
 	}
 	bkr_config_free(cfg);
 	return 0;

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "bkr/error.h"
 #include "bkr/health.h"
+#include "bkr/utf8.h"
 
 static const char usage[] =
 	"usage: bkr health -c CONFIG [--json] [--prometheus FILE] [--as-of TIME]\n\n"
@@ -39,8 +40,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		s->prometheus = arg;
 		return 0;
 	case OPT_AS_OF:
-		if (bkr_time_parse(arg, &s->as_of) < 0)
-			return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
+		if (cli_as_of(c, arg, &s->as_of) != 0)
+			return BKR_EXIT_USAGE;
 		s->has_as_of = true;
 		return 0;
 	}
@@ -172,14 +173,14 @@ static void print_json(const bkr_health *h)
 
 static void print_text(cli *c, const bkr_health *h)
 {
-	char a[32], b[32], t[32];
+	char a[32], b[32], t[32], esc[4096]; /* reasons and names hold config text: escaped */
 
 	if (h->nreasons == 0)
 		printf("%shealthy%s\n", cli_col(c, "green"), cli_col(c, "reset"));
 	else
 		printf("%sNOT HEALTHY%s:\n", cli_col(c, "red"), cli_col(c, "reset"));
 	for (size_t i = 0; i < h->nreasons; i++)
-		printf("  - %s\n", h->reasons[i]);
+		printf("  - %s\n", bkr_text_escape(esc, sizeof(esc), h->reasons[i], strlen(h->reasons[i])));
 	if (c->quiet)
 		return;
 	printf("sources:\n");
@@ -189,7 +190,7 @@ static void print_text(cli *c, const bkr_health *h)
 			snprintf(a, sizeof(a), "no backup");
 		else
 			bkr_health_age(a, s->age_s);
-		printf("  %-20s %-7s %-12s %-6s %s\n", s->name, bkr_schedule_name(s->schedule), a,
+		printf("  %-20s %-7s %-12s %-6s %s\n", bkr_text_escape(esc, sizeof(esc), s->name, strlen(s->name)), bkr_schedule_name(s->schedule), a,
 		       s->schedule == BKR_SCHEDULE_MANUAL ? "" : s->stale ? "STALE" : "ok", s->newest_id ? s->newest_id : "");
 	}
 	if (h->verify.known) {

@@ -23,7 +23,8 @@ static const char ls_usage[] =
 static const char cat_usage[] =
 	"usage: bkr cat -r REPO ID PATH\n\n"
 	"Write the content of file PATH of backup ID to standard output, every chunk\n"
-	"and the whole-file hash verified.  Exit status 4 when the data is damaged.\n";
+	"and the whole-file hash verified.  Exit status 4 when the data is damaged.\n"
+	"--json is refused: the output is the file's bytes.\n";
 
 struct ls_opts {
 	bool lng, rec;
@@ -229,6 +230,10 @@ int cmd_cat(cli *c, int argc, char **argv)
 	int first, err, rc = 0;
 
 	CLI_PARSE(c, argc, argv, cat_usage, "", NULL, NULL, NULL, &first);
+	/* --json promises JSON on stdout, and cat's is the file's bytes (a failure
+	 * half-way would put the error object after some of them) */
+	if (c->json)
+		return cli_usage_error(c, "--json: cat writes the file's bytes, which are not JSON ('bkr ls --json ID PATH' gives its metadata)");
 	if (argc - first != 2)
 		return cli_usage_error(c, "expected a backup ID and a PATH");
 	path = argv[first + 1];

@@ -14,7 +14,8 @@
 static const char usage[] =
 	"usage: bkr mount -r REPO MOUNTPOINT [-f] [-o OPTIONS]\n\n"
 	"Mount every backup of REPO read-only at MOUNTPOINT (see bkrfs(8)):\n"
-	"/by-id, /by-date, /latest, /recovered.  Returns once the mount is ready;\n"
+	"/by-id, /by-date, /latest, /versions, /by-source, /by-tag, /recovered.\n"
+	"Returns once the mount is ready; "
 	"unmount with 'fusermount3 -u MOUNTPOINT'.\n\n"
 	"  -f                  stay in the foreground\n"
 	"  --cache-dir DIR     the disk cache of a remote repository (default\n"

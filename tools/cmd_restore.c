@@ -48,7 +48,11 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	struct state *s = st;
 	char *end;
 	switch (o) {
-	case 't': s->o.target = arg; return 0;
+	case 't':
+		if (!*arg)
+			return cli_usage_error(c, "--target: expected a directory, not ''");
+		s->o.target = arg;
+		return 0;
 	case OPT_NUMERIC: s->o.numeric_ids = true; return 0;
 	case OPT_OVERWRITE: s->o.overwrite = true; return 0;
 	case OPT_IN_PLACE: s->o.in_place = true; return 0;

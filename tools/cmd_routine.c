@@ -58,8 +58,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		r->dry_run = true;
 		return 0;
 	case OPT_AS_OF:
-		if (bkr_time_parse(arg, &r->as_of) < 0)
-			return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
+		if (cli_as_of(c, arg, &r->as_of) != 0)
+			return BKR_EXIT_USAGE;
 		r->has_as_of = true;
 		return 0;
 	case OPT_APPLY:

@@ -110,9 +110,7 @@ done:
 
 int lc_as_of(cli *c, const char *arg, int64_t *out)
 {
-	if (bkr_time_parse(arg, out) < 0)
-		return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
-	return 0;
+	return cli_as_of(c, arg, out);
 }
 
 int lc_as_of_allowed(cli *c, int64_t as_of, int64_t now, bool dry_run)

@@ -404,7 +404,7 @@ static void print_quiet(const rt_run *r)
 static void print_text(const rt_run *r, int exit_code, double seconds)
 {
 	cli *c = r->c;
-	char t[32];
+	char t[32], esc[4 * RT_LINE_MAX + 4]; /* messages and alerts name files: escaped as with -q */
 
 	if (c->quiet) {
 		print_quiet(r);
@@ -416,7 +416,7 @@ static void print_text(const rt_run *r, int exit_code, double seconds)
 		const rt_step *s = &r->steps[i];
 		const char *col = s->status == RT_FAILED ? "red" : s->status == RT_PROBLEMS ? "yellow" : s->status == RT_OK ? "green" : "reset";
 		printf("  %-13s %s%-13s%s %7.2fs  %s\n", s->name, cli_col(c, col), rt_status_name(s->status),
-		       cli_col(c, "reset"), s->seconds, s->message);
+		       cli_col(c, "reset"), s->seconds, bkr_text_escape(esc, sizeof(esc), s->message, strlen(s->message)));
 	}
 	for (size_t i = 0; i < r->nalerts; i++)
 		printf("  %s %s\n",
@@ -424,7 +424,7 @@ static void print_text(const rt_run *r, int exit_code, double seconds)
 		       : !r->cfg->alert_command	     ? "alert (no alert_command):"
 		       : r->alerts[i].undelivered ? "alert NOT delivered:"
 						     : "alert sent:",
-		       r->alerts[i].message);
+		       bkr_text_escape(esc, sizeof(esc), r->alerts[i].message, strlen(r->alerts[i].message)));
 	printf("routine %s: %s%s%s in %.2fs\n", bkr_routine_name(r->kind),
 	       cli_col(c, exit_code == 0 ? "green" : "red"),
 	       exit_code == 0 ? "ok" : exit_code == BKR_EXIT_FOUND ? "problems found" : "FAILED", cli_col(c, "reset"),

@@ -253,7 +253,7 @@ typedef struct {
 
 static int bad(const pctx *c, const char *key, const char *msg)
 {
-	return bkr_error_set(BKR_EINVAL, "%s: %s: %s", c->what, key, msg);
+	return bkr_error_set(BKR_EINVAL, "%s: key '%s': %s", c->what, key, msg);
 }
 
 static void free_argv(char **argv)

@@ -599,3 +599,103 @@ expect_exit 1 "$BKR" -r "$VR" verify
 grep -q "^pack [0-9a-f]* is named by the index but missing" "$T/out" || fail "verify does not report the missing pack: $(cat "$T/out")"
 ! grep -Eq "^(blob blob|pack pack|tree tree|index index) " "$T/out" || fail "verify doubles the kind: $(cat "$T/out")"
 pass "verify says an object's kind once"
+
+# --- routine and health text: a source's path or name from the configuration (a newline, an ESC) is
+# escaped as with -q, never printed raw: no forged summary line, no escape sequence for the terminal
+IJ=$T/inj
+mkdir -p "$IJ/ws/a" "$IJ/logs"
+echo x >"$IJ/ws/a/f"
+"$BKR" init -r "$IJ/repo" --compression zlib >/dev/null
+cat >"$IJ/c.json" <<J
+{"repository":"$IJ/repo","workspace_root":"$IJ/ws","log_dir":"$IJ/logs",
+ "sources":[{"name":"h","paths":["gone\nFAKE: step ok\u001b[2J"],"schedule":"hourly"},
+            {"name":"e","paths":["a"],"schedule":"hourly"}]}
+J
+expect_exit 6 env BKR_TEST_NOW=2026-12-01T00:00:00Z "$BKR" -c "$IJ/c.json" routine hourly
+python3 - "$T/out" <<'PY' || fail "routine summary prints control characters raw: $(cat -A "$T/out")"
+import sys
+out = open(sys.argv[1], "rb").read()
+assert b"\x1b" not in out and b"\nFAKE" not in out, out
+assert b"gone\\x0aFAKE: step ok\\x1b[2J" in out, out
+assert b"alert (no alert_command): hourly routine: step backup failed: source 'h': cannot open " in out, out
+PY
+expect_exit 1 env BKR_TEST_NOW=2026-12-01T00:00:00Z "$BKR" -c "$IJ/c.json" health
+python3 - "$T/out" <<'PY' || fail "health prints control characters raw: $(cat -A "$T/out")"
+import sys
+out = open(sys.argv[1], "rb").read()
+assert b"\x1b" not in out and b"\nFAKE" not in out, out
+assert b"gone\\x0aFAKE: step ok\\x1b[2J" in out, out
+PY
+pass "routine summary, alert lines, health reasons: control characters escaped"
+# a source name is text, as a tag is: a control character or a byte that is not UTF-8 is refused (exit 2, one line)
+for name in 'e\u001b[31mX' 'q\"b\\s\nnl' 'c1\u0085' "$(printf 'a\xff')"; do
+	printf '{"repository":"%s","workspace_root":"%s","sources":[{"name":"%s","paths":["a"]}]}\n' "$IJ/repo" "$IJ/ws" "$name" >"$IJ/n.json"
+	expect_exit 2 "$BKR" config check -c "$IJ/n.json"
+	one_line_error
+	grep -q "n.json: key 'sources\[0\].name': source name '.*' \(holds a control character\|is not UTF-8 text\)" "$T/err" ||
+		fail "source name $name: $(cat -A "$T/err")"
+	! grep -q $'\x1b' "$T/err" || fail "the refusal prints the name raw: $(cat -A "$T/err")"
+done
+pass "a source name with a control character, or not UTF-8, is refused naming the key"
+
+# --- config show --json is UTF-8 JSON (a path's other bytes as U+FFFD beside KEY_hex); the text form keeps the bytes;
+# a byte order mark is skipped; config check's line escapes the repository
+printf '\xef\xbb\xbf{"repository":"%s/r\\nX","workspace_root":"%s/ws","log_dir":"/tmp/\xc0\xaf"}' "$IJ" "$IJ" >"$IJ/u.json"
+expect_exit 0 "$BKR" config check -c "$IJ/u.json"
+grep -qF "u.json: ok (1 source, repository $IJ/r\\x0aX)" "$T/out" || fail "config check: $(cat -A "$T/out")"
+expect_exit 0 "$BKR" --json config show -c "$IJ/u.json"
+python3 - "$T/out" <<'PY' || fail "config show --json: $(cat -A "$T/out")"
+import json, sys
+v = json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))
+assert v["log_dir"] == "/tmp/\ufffd\ufffd" and bytes.fromhex(v["log_dir_hex"]) == b"/tmp/\xc0\xaf", v
+PY
+expect_exit 0 "$BKR" config show -c "$IJ/u.json"
+grep -qa $'"/tmp/\xc0\xaf"' "$T/out" || fail "config show (text) does not keep the path's bytes: $(cat -A "$T/out")"
+pass "config show --json is UTF-8 with log_dir_hex, the text keeps the bytes; a BOM is skipped"
+
+# --- --as-of: an argument with a newline is escaped in the one-line error; a time before 1970 is refused
+for cmd in "health" "cleanup --dry-run" "routine hourly --dry-run" "tier migrate --dry-run"; do
+	# shellcheck disable=SC2086
+	expect_exit 2 "$BKR" -c "$IJ/c.json" $cmd --as-of $'2026-12-01\n'
+	one_line_error
+	grep -qF "not '2026-12-01\x0a'" "$T/err" || fail "$cmd --as-of with a newline: $(cat -A "$T/err")"
+	# shellcheck disable=SC2086
+	expect_exit 2 "$BKR" -c "$IJ/c.json" $cmd --as-of 1969-12-31T23:59:59Z
+	one_line_error
+	grep -q "is before 1970" "$T/err" || fail "$cmd --as-of before 1970: $(cat "$T/err")"
+done
+pass "--as-of: one escaped line for a bad time, a time before 1970 refused"
+
+# --- option parsing: a global option without its value says so; long options by their exact names only
+# (as the global ones: no abbreviation); restore --target '' names --target
+for a in -r -c --repo --config --password-file; do
+	expect_exit 2 "$BKR" "$a"
+	one_line_error
+	grep -qF "option '$a' needs a value" "$T/err" || fail "bkr $a: $(cat "$T/err")"
+done
+expect_exit 2 "$BKR" -r "$IJ/repo" list --ty incremental
+grep -qF "unknown option '--ty'" "$T/err" || fail "an abbreviated option: $(cat "$T/err")"
+expect_exit 2 "$BKR" -r "$IJ/repo" list --typ=incremental
+grep -qF "unknown option '--typ'" "$T/err" || fail "an abbreviated option with =: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$IJ/repo" list --type=incremental
+expect_exit 0 "$BKR" -r "$IJ/repo" list --tag --ty   # a value that looks like an option is a value
+expect_exit 2 "$BKR" -r "$IJ/repo" restore latest --target ''
+one_line_error
+grep -qF "bkr restore: --target: expected a directory, not ''" "$T/err" || fail "restore --target '': $(cat "$T/err")"
+pass "option parsing: missing values named, exact long option names, --target ''"
+
+# --- cat writes bytes, not JSON: --json is refused, with the JSON error object (stdout stays valid JSON)
+expect_exit 2 "$BKR" -r "$IJ/repo" --json cat latest e/f
+json_ok "$T/out"
+grep -q "cat writes the file's bytes" "$T/err" || fail "cat --json: $(cat "$T/err")"
+pass "cat --json is refused"
+
+# --- mount's help texts and bkr.1.md name every view, and bkr.1.md mount's options
+"$BKR" mount --help >"$T/mh"
+"$BKRFS" --help >"$T/fh" 2>&1 || true
+sed -n '/^\*\*mount\*\*/,/^\*\*pin\*\*/p' "$BKR_SOURCE_ROOT/docs/bkr.1.md" >"$T/mm"
+for v in by-id by-date latest versions by-source by-tag recovered; do
+	for f in mh fh mm; do grep -q "/$v" "$T/$f" || fail "$f does not name /$v"; done
+done
+for o in --cache-dir --cache-max; do grep -q -- "$o" "$T/mm" || fail "bkr.1.md mount lacks $o"; done
+pass "mount help, bkrfs help and bkr.1.md name every view"

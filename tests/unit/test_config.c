@@ -306,7 +306,7 @@ static const char full_config[] =
 	"  \"alert_command\": [\"/usr/local/bin/page\", \"--team\", \"ops\"],\n"
 	"  \"recovery\": {\"rules\": [{\"pattern\": \"*.json\", \"strategies\": [\"backup\", \"git\"]}],\n"
 	"               \"git\": {\"repository\": \"/srv/ws.git\"}},\n"
-	"  \"required_files\": [\"config/app.json\", \"/etc/svc/main.conf\"],\n"
+	"  \"required_files\": [\"config/app.json\", \"/srv/ws/svc/main.conf\"],\n"
 	"  \"protected_patterns\": [\"conversations/*.json\", \"config/*\"]\n"
 	"}\n";
 
@@ -372,7 +372,7 @@ static void test_full_config(void **state)
 	cJSON_Delete(rec);
 	assert_int_equal(c->nrequired_files, 2);
 	assert_string_equal(c->required_files[0], "/srv/ws/config/app.json");
-	assert_string_equal(c->required_files[1], "/etc/svc/main.conf");
+	assert_string_equal(c->required_files[1], "/srv/ws/svc/main.conf");
 	assert_int_equal(c->nprotected_patterns, 2);
 	assert_string_equal(c->protected_patterns[0], "conversations/*.json");
 	bkr_config_free(c);
@@ -439,6 +439,28 @@ static void test_config_default(void **state)
 	c = (bkr_config *)1;
 	assert_int_equal(bkr_config_default(&c, "", "/w"), BKR_EINVAL);
 	assert_null(c);
+}
+
+/* A required file given by the workspace's real path (workspace_root is a symlink) is inside it, as scan takes it. */
+static void test_required_real_path(void **state)
+{
+	struct fixture *f = *state;
+	char real[PATH_MAX + 8], link[PATH_MAX + 8], *text = NULL;
+	bkr_config *c;
+
+	snprintf(real, sizeof(real), "%.4000s/real", f->dir);
+	snprintf(link, sizeof(link), "%.4000s/link", f->dir);
+	assert_int_equal(mkdir(real, 0700), 0);
+	assert_int_equal(symlink(real, link), 0);
+	assert_true(asprintf(&text, "{\"repository\":\"/r\",\"workspace_root\":\"%s\",\"required_files\":[\"%s/a\"]}",
+			     link, real) > 0);
+	c = load_ok(text, "/");
+	free(text);
+	bkr_config_free(c);
+	assert_true(asprintf(&text, "{\"repository\":\"/r\",\"workspace_root\":\"%s\",\"required_files\":[\"%s/a\"]}",
+			     link, f->dir) > 0);
+	expect_error(text, "key 'required_files[0]'", "outside workspace_root");
+	free(text);
 }
 
 /* ---- errors ------------------------------------------------------------------------ */
@@ -546,12 +568,39 @@ static void test_bad_values(void **state)
 		{ "\"sources\": [{\"name\": \"a/b\"}]", "sources[0].name", "not a valid source name" },
 		{ "\"sources\": [{\"name\": \"..\"}]", "sources[0].name", "not a valid source name" },
 		{ "\"sources\": [{\"name\": \"\"}]", "sources[0].name", "non-empty" },
+		/* names are text, as tags are: no control character, UTF-8 (printed, and Prometheus labels) */
+		{ "\"sources\": [{\"name\": \"a\\nFAKE\"}]", "sources[0].name", "'a\\x0aFAKE' holds a control character" },
+		{ "\"sources\": [{\"name\": \"a\"}, {\"name\": \"e\\u001b[31mX\"}]", "sources[1].name", "control character" },
+		{ "\"sources\": [{\"name\": \"d\\u007f\"}]", "sources[0].name", "control character" },
+		{ "\"sources\": [{\"name\": \"c1\\u0085\"}]", "sources[0].name", "control character" },
+		{ "\"sources\": [{\"name\": \"tab\\there\"}]", "sources[0].name", "control character" },
+		{ "\"sources\": [{\"name\": \"a\xff\"}]", "sources[0].name", "'a\\xff' is not UTF-8 text" },
+		{ "\"sources\": [{\"name\": \"\xc0\xaf\"}]", "sources[0].name", "is not UTF-8 text" },
+		{ "\"sources\": [{\"paths\": [\"x\\nFAKE\"]}]", "sources[0].name", "the last component of its first path" },
 		{ "\"sources\": [{\"name\": \"x\"}, {\"name\": \"y\"}, {\"name\": \"x\"}]", "sources[2].name", "used twice" },
 		{ "\"sources\": [{\"paths\": [\"/a\"]}, {\"paths\": [\"/b/a\"]}]", "sources[1].name", "used twice" },
 		{ "\"sources\": [{\"paths\": []}]", "sources[0].paths", "non-empty array" },
 		{ "\"sources\": [{\"paths\": [\"/a\", \"\"]}]", "sources[0].paths[1]", "non-empty" },
 		{ "\"sources\": [{\"priority\": 5000}]", "sources[0].priority", "between -1000 and 1000" },
+		/* an integer key takes an integer as written: not 1e2, not 5.0 (cJSON gives only the double) */
+		{ "\"sources\": [{\"priority\": 1e2}]", "sources[0].priority", "without a fraction or an exponent" },
+		{ "\"sources\": [{\"name\": \"a\"}, {\"name\": \"b\", \"priority\": 2E0}]", "sources[1].priority", "exponent" },
+		{ "\"retention\": {\"keep_last\": 5.0}", "retention.keep_last", "without a fraction" },
+		{ "\"retention\": {\"_n\": [1.5, {\"a\": 2e3}], \"full\": {\"keep_daily\": 7.00}}", "retention.full.keep_daily", "fraction" },
+		{ "\"tiers\": {\"warm\": {\"path\": \"/w\", \"after_days\": 1e1}}", "tiers.warm.after_days", "exponent" },
+		{ "\"compression\": {\"level\": 1.0}", "compression.level", "fraction" },
+		{ "\"s3\": {\"retry_pause_ms\": 2.5e2}", "s3.retry_pause_ms", "fraction" },
 		{ "\"alert_command\": []", "alert_command", "non-empty array" },
+		/* required files are in the workspace */
+		{ "\"required_files\": [\"a\", \"/etc/passwd\"]", "required_files[1]", "'/etc/passwd' is outside workspace_root /w/ws" },
+		{ "\"required_files\": [\"../x\"]", "required_files[0]", "'../x' is outside workspace_root" },
+		{ "\"required_files\": [\"a/../../ws2/x\"]", "required_files[0]", "outside" },
+		{ "\"required_files\": [\".\"]", "required_files[0]", "'.' is the directory workspace_root /w/ws" },
+		/* the metrics file is a file: a name of a directory is refused */
+		{ "\"metrics_file\": \"/var/lib/prom/\"", "metrics_file", "names a directory; give the file's path (e.g. /var/lib/prom/bkr.prom)" },
+		{ "\"metrics_file\": \"m/.\"", "metrics_file", "names a directory" },
+		{ "\"metrics_file\": \"..\"", "metrics_file", "names a directory" },
+		{ "\"metrics_file\": \"/tmp\"", "metrics_file", "/tmp is a directory" },
 		{ "\"tiers\": {\"warm\": {\"path\": \"\"}}", "tiers.warm.path", "non-empty" },
 		{ "\"tiers\": {\"warm\": {\"path\": \"/w\", \"after_days\": -3}}", "tiers.warm.after_days", "between 0" },
 		{ "\"tiers\": {\"warm\": {\"path\": \"/w\", \"after_days\": 40}, \"cold\": {\"path\": \"/c\"}}",
@@ -562,6 +611,37 @@ static void test_bad_values(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		expect_key_error(cases[i].rest, cases[i].key, cases[i].what);
+	/* the default source is named after workspace_root */
+	expect_error("{\"repository\": \"/r\", \"workspace_root\": \"/w/x\\u001b[2J\"}", "key 'workspace_root'",
+		     "name 'x\\x1b[2J' (its last component) holds a control character");
+	expect_error("{\"repository\": \"/r\", \"workspace_root\": \"/w/\xff\"}", "key 'workspace_root'", "not UTF-8");
+	/* a path may hold them (the only way to name such a file), a UTF-8 name anything printable */
+	/* integers as written, beside numbers with fractions elsewhere (comments, recovery) */
+	bkr_config *c = load_ok(BASE ",\"_x\":[1.5,{\"e\":1e9}],\"recovery\":{\"_t\":2.5},\"retention\":{\"keep_last\":-0,"
+				"\"keep_daily\":7},\"sources\":[{\"priority\":-12}],\"compression\":{\"level\":9}}", "/");
+	assert_int_equal(c->retention.policy.keep_last, 0);
+	assert_int_equal(c->retention.policy.keep_daily, 7);
+	assert_int_equal(c->sources[0].priority, -12);
+	assert_int_equal(c->compression_level, 9);
+	assert_non_null(strstr(c->recovery_json, "2.5"));
+	bkr_config_free(c);
+	/* a UTF-8 byte order mark is skipped; positions count from after it */
+	c = load_ok("\xef\xbb\xbf" BASE "}", "/");
+	bkr_config_free(c);
+	expect_error("\xef\xbb\xbf{\"repository\" 1}", "invalid JSON at line 1, column 15", NULL);
+	c = load_ok(BASE ",\"required_files\":[\"a/../b\",\"/w/ws/c/d\",\"~x\"]}", "/");
+	assert_int_equal(c->nrequired_files, 3);
+	assert_string_equal(c->required_files[0], "/w/ws/b");
+	assert_string_equal(c->required_files[1], "/w/ws/c/d");
+	assert_string_equal(c->required_files[2], "/w/ws/~x");
+	bkr_config_free(c);
+	c = load_ok(BASE ",\"metrics_file\":\"/tmp/no-such-dir/bkr.prom\"}", "/");
+	assert_string_equal(c->metrics_file, "/tmp/no-such-dir/bkr.prom");
+	bkr_config_free(c);
+	c = load_ok(BASE ",\"sources\":[{\"name\":\"caf\xc3\xa9 \\\"q\\\"\",\"paths\":[\"a\\nb\xff\"]}]}", "/");
+	assert_string_equal(c->sources[0].name, "caf\xc3\xa9 \"q\"");
+	assert_string_equal(c->sources[0].paths[0], "/w/ws/a\nb\xff");
+	bkr_config_free(c);
 }
 
 static void test_bad_json(void **state)
@@ -577,6 +657,10 @@ static void test_bad_json(void **state)
 	expect_error("[1, 2]", "expected a JSON object", NULL);
 	expect_error("\"just a string\"", "expected a JSON object", NULL);
 	expect_error("{'repository': '/r'}", "invalid JSON at line 1, column", "near");
+	/* an error inside a string names its key */
+	expect_error(BASE ",\"sources\":[{\"name\":\"a\"},{\"paths\":[\"x\", \"\\ud800\"]}]}",
+		     "bkr.json: key 'sources[1].paths[1]': invalid JSON at line 1, column", "near '\\ud800");
+	expect_error(BASE ",\"log_dir\":\"a\\q\"}", "key 'log_dir': invalid JSON", NULL);
 	{
 		bkr_config *c = NULL;
 		assert_int_equal(bkr_config_from_string(&c, "{\"a\0\":1}", 8, "bkr.json", "/"), BKR_EINVAL);
@@ -726,6 +810,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_to_json_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_default, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_required_real_path, setup, teardown),
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_missing_required),
 		cmocka_unit_test(test_unknown_keys),

@@ -85,47 +85,47 @@ static void test_errors(void **state)
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[\"backup\"]},"
 		     "{\"pattern\":\"b\",\"strategies\":[\"backup\"]},"
 		     "{\"pattern\":\"c\",\"strategies\":[{\"type\":\"regenerate\",\"command\":[\"x\"],\"timeout\":true}]}]}",
-		     "bkr.json: recovery.rules[2].strategies[0].timeout: expected a number");
-	expect_error("{\"rulez\":[]}", "recovery.rulez: unknown key");
+		     "bkr.json: key 'recovery.rules[2].strategies[0].timeout': expected a number");
+	expect_error("{\"rulez\":[]}", "bkr.json: key 'recovery.rulez': unknown key");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"teleport\"}]}]}",
 		     "recovery.rules[0].strategies[0].type");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"regenerate\"}]}]}",
-		     "recovery.rules[0].strategies[0].command: missing");
+		     "key 'recovery.rules[0].strategies[0].command': missing");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"x\",\"database\":\"d\"}]}]}",
-		     "recovery.rules[0].strategies[0].collection: missing");
+		     "key 'recovery.rules[0].strategies[0].collection': missing");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"http://db\",\"database\":\"d\","
 		     "\"collection\":\"c\"}]}]}",
-		     "recovery.rules[0].strategies[0].uri: expected a mongodb:// or mongodb+srv:// URI");
+		     "key 'recovery.rules[0].strategies[0].uri': expected a mongodb:// or mongodb+srv:// URI");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"mongodb://h\",\"database\":\"\","
 		     "\"collection\":\"c\"}]}]}",
-		     "recovery.rules[0].strategies[0].database: empty");
+		     "key 'recovery.rules[0].strategies[0].database': empty");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"mongodb://h\",\"database\":\"a.b\","
 		     "\"collection\":\"c\"}]}]}",
-		     "recovery.rules[0].strategies[0].database: a MongoDB database name holds none of");
+		     "key 'recovery.rules[0].strategies[0].database': a MongoDB database name holds none of");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"mongodb\",\"uri\":\"mongodb://h\",\"database\":\"d\","
 		     "\"collection\":\"\"}]}]}",
-		     "recovery.rules[0].strategies[0].collection: empty");
+		     "key 'recovery.rules[0].strategies[0].collection': empty");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"git\",\"uri\":\"x\"}]}]}",
-		     "recovery.rules[0].strategies[0].uri: unknown key");
+		     "key 'recovery.rules[0].strategies[0].uri': unknown key");
 	expect_error("{\"rules\":[{\"pattern\":\"../x\",\"strategies\":[\"backup\"]}]}",
-		     "recovery.rules[0].pattern: '..'");
+		     "key 'recovery.rules[0].pattern': '..'");
 	expect_error("{\"rules\":[{\"pattern\":\"/etc/x\",\"strategies\":[\"backup\"]}]}",
-		     "recovery.rules[0].pattern: patterns are relative");
+		     "key 'recovery.rules[0].pattern': patterns are relative");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[]}]}",
-		     "recovery.rules[0].strategies: expected a non-empty array");
+		     "key 'recovery.rules[0].strategies': expected a non-empty array");
 	expect_error("{\"validators\":[{\"pattern\":\"a\",\"type\":\"xml\"}]}", "recovery.validators[0].type");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"backup\",\"max_age\":\"soon\"}]}]}",
-		     "recovery.rules[0].strategies[0].max_age: expected a duration");
+		     "key 'recovery.rules[0].strategies[0].max_age': expected a duration");
 	expect_error("{\"required_files\":[\"../../etc/passwd\"]}", "recovery.required_files[0]");
 	expect_error("{\"rules\":[{\"pattern\":\"x/{}.json\",\"strategies\":[\"backup\"]}]}", "capture");
 	expect_error("{\"rules\":[{\"pattern\":\"users/{id}/{id}.json\",\"strategies\":[\"backup\"]}]}",
-		     "recovery.rules[0].pattern: a capture name appears twice");
+		     "key 'recovery.rules[0].pattern': a capture name appears twice");
 	{ /* names that only share a prefix are two names */
 		bkr_recover_rules *r = NULL;
 		assert_int_equal(bkr_recover_rules_parse(&r, "{\"rules\":[{\"pattern\":\"{id}/{id2}.json\",\"strategies\":[\"backup\"]}]}", "recovery"), 0);
 		bkr_recover_rules_free(r);
 	}
-	expect_error("[1]", "recovery: expected an object");
+	expect_error("[1]", "key 'recovery': expected an object");
 	expect_error("{\"rules\":", "not valid JSON");
 }
 
@@ -201,7 +201,7 @@ static void test_paths(void **state)
 	s.recovery_json = "{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"git\",\"max_commits\":-1}]}]}";
 	s.config_name = "my.json";
 	assert_int_equal(bkr_recover_new(&rc, &s, NULL), BKR_EINVAL);
-	assert_non_null(strstr(bkr_error_message(), "my.json: recovery.rules[0].strategies[0].max_commits"));
+	assert_non_null(strstr(bkr_error_message(), "my.json: key 'recovery.rules[0].strategies[0].max_commits'"));
 }
 
 /* 1 valid, 0 invalid (with the reason in *why if asked) */

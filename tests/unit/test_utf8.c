@@ -64,12 +64,28 @@ static void test_escape(void **state)
 	assert_string_equal(bkr_text_escape(small, 4, "abcdef", 6), "abc");
 }
 
+/* The control-character rule of tags and source names: C0, DEL, C1; not other bytes. */
+static void test_has_control(void **state)
+{
+	(void)state;
+	assert_false(bkr_text_has_control("plain caf\xc3\xa9 \xe2\x82\xac", 14));
+	assert_false(bkr_text_has_control("not utf-8 \xff\xc2", 12)); /* a cut C1 lead byte is no control */
+	assert_false(bkr_text_has_control("\xc2\xa0nbsp", 6));
+	assert_true(bkr_text_has_control("a\nb", 3));
+	assert_true(bkr_text_has_control("\x1b[2J", 4));
+	assert_true(bkr_text_has_control("del\x7f", 4));
+	assert_true(bkr_text_has_control("c1\xc2\x85", 4));
+	assert_true(bkr_text_has_control("\xff" "a\tb", 4));
+	assert_true(bkr_text_has_control("nul\0", 4));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_clean),
 		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_has_control),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

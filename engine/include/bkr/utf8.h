@@ -16,6 +16,15 @@ size_t bkr_utf8_seq(const char *s, size_t len);
 /** true when @p s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool bkr_utf8_valid(const char *s, size_t len);
 
+/**
+ * true when @p s[0..len) holds a control character: C0 (a newline, a tab,
+ * ESC...), DEL or C1 (U+0080..U+009F).  Bytes that are not UTF-8 are not
+ * control characters here (bkr_utf8_valid tells those).  The one rule for
+ * names that must print as they are: tags (bkr tag, create --tag) and the
+ * configuration's source names.
+ */
+bool bkr_text_has_control(const char *s, size_t len);
+
 /** A malloc'd copy of @p s with every byte that is not UTF-8 replaced by U+FFFD; NULL on OOM. */
 char *bkr_utf8_clean(const char *s);
 
