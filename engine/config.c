@@ -703,11 +703,20 @@ static int parse_tiers(struct ctx *x, const cJSON *obj)
 	/* by name, or as directories that are one (a symlink, a bind mount) */
 	if (c->warm.path && c->cold.path && bkr_store_same_place(c->warm.path, c->cold.path))
 		return key_error(x, "tiers.cold.path", "is the same directory as tiers.warm.path");
-	if (c->repository && ((c->warm.path && bkr_store_same_place(c->warm.path, c->repository)) ||
-			      (c->cold.path && bkr_store_same_place(c->cold.path, c->repository))))
-		return key_error(x, c->warm.path && bkr_store_same_place(c->warm.path, c->repository) ?
-				 "tiers.warm.path" : "tiers.cold.path",
-				 "is the repository itself (a tier needs its own directory)");
+	/* nor one inside the other: the repository's own files (trash/ is emptied) */
+	for (int i = 0; i < 2 && c->repository; i++) {
+		const char *tp = i ? c->cold.path : c->warm.path, *key = i ? "tiers.cold.path" : "tiers.warm.path";
+		if (!tp)
+			continue;
+		if (bkr_store_same_place(tp, c->repository))
+			return key_error(x, key, "is the repository itself (a tier needs its own directory)");
+		if (bkr_store_within(tp, c->repository))
+			return key_error(x, key, "%s is inside the repository %s (a tier needs its own directory)",
+					 tp, c->repository);
+		if (bkr_store_within(c->repository, tp))
+			return key_error(x, key, "%s holds the repository %s (a tier needs its own directory)",
+					 tp, c->repository);
+	}
 	return 0;
 }
 

@@ -154,6 +154,25 @@ EOF
 done
 pass "a tier under a second name (symlink, bind mount) is the same place; a tier that is the repository or the other tier is refused"
 
+# a tier inside the repository (its trash/ is emptied, data/ holds the hot packs) or holding it:
+# refused by config check and migrate, also through a symlink, and nothing moves
+ln -s "$R" "$T/repo-link2"
+for c in "$R/trash" "$R/data/t" "$T/repo-link2/trash" "$(dirname "$R")"; do
+	cat >"$T/alias.json" <<EOF
+{"repository": "$R", "workspace_root": "$ws",
+ "tiers": {"warm": {"path": "$WARM"}, "cold": {"path": "$c"}}}
+EOF
+	expect_exit 2 "$BKR" -c "$T/alias.json" config check
+	grep -q "key 'tiers.cold.path': .*\\(is inside\\|holds\\) the repository" "$T/err" ||
+		fail "config check with cold at $c: $(cat "$T/err")"
+	expect_exit 2 "$BKR" -c "$T/alias.json" tier migrate --as-of "$AS_OF"
+	one_line_error
+	diff "$T/aliased" <(snapshot) || fail "migrate with cold at $c changed the tiers"
+	[ ! -e "$R/trash/tier.json" ] && [ ! -e "$R/data/t" ] || fail "migrate with cold at $c wrote into the repository"
+done
+rm "$T/repo-link2"
+pass "a tier inside the repository, or holding it, is refused (exit 2, naming the key)"
+
 # a damaged tier.json: verify names it as a problem (exit 1), not 'FAILED, 0 errors'
 cp "$COLD/tier.json" "$T/tier.json.good"
 printf 'x' | dd of="$COLD/tier.json" bs=1 seek=5 conv=notrunc status=none

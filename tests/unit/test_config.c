@@ -558,6 +558,9 @@ static void test_bad_values(void **state)
 		  "tiers.cold.after_days", "less than tiers.warm.after_days" },
 		{ "\"tiers\": {\"warm\": {\"path\": \"/w\"}, \"cold\": {\"path\": \"/w/\"}}", "tiers.cold.path", "same directory" },
 		{ "\"tiers\": {\"warm\": {\"path\": \"/r\"}}", "tiers.warm.path", "repository itself" },
+		{ "\"tiers\": {\"cold\": {\"path\": \"/r/trash\"}}", "tiers.cold.path", "inside the repository /r" },
+		{ "\"tiers\": {\"warm\": {\"path\": \"/r/data/x/\"}}", "tiers.warm.path", "inside the repository" },
+		{ "\"tiers\": {\"cold\": {\"path\": \"/\"}}", "tiers.cold.path", "holds the repository /r" },
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
