@@ -191,6 +191,30 @@ PY
 cp "$T/tier.json.good" "$COLD/tier.json"
 pass "a damaged tier.json: verify names it, counts it and records it"
 
+# an old copy of the cold disk at its path (tier.json, packs missing): verify says the files'
+# chunks are missing and where it looked, not that they are damaged
+mkdir -p "$T/cold-old-disk"
+gone=$(find "$COLD/data" -name '*.pack' | head -n 3)
+[ -n "$gone" ] || fail "no pack in the cold tier to take away"
+mv $gone "$T/cold-old-disk/"
+expect_exit 1 "$BKR" -r "$R" verify
+grep -q "missing .*: chunk [0-9a-f]* is missing: its pack is in none of $R, .*tier cold at $COLD" "$T/out" ||
+	fail "verify with packs gone from the cold tier: $(cat "$T/out")"
+! grep -q "is damaged" "$T/out" || fail "verify calls a pack gone from a tier damaged: $(cat "$T/out")"
+grep -q "missing from every tier and trash (searched $R, .*tier cold at $COLD" "$T/out" ||
+	fail "verify does not say where it looked for the missing packs: $(cat "$T/out")"
+# repair says first how many packs are in none of the places and where it looked; once the
+# right disk is back, a second repair indexes them again
+"$BKR" -r "$R" repair >"$T/out" 2>"$T/err" || true
+n=$(echo $gone | wc -w)
+grep -q "$n packs\\? named by the index \\(is\\|are\\) in none of $R, .*tier cold at $COLD: is the right disk mounted at each tier?" "$T/out" "$T/err" ||
+	fail "repair does not warn of packs gone from a tier: $(cat "$T/out" "$T/err")"
+for f in $gone; do mv "$T/cold-old-disk/$(basename "$f")" "$f"; done
+rmdir "$T/cold-old-disk"
+expect_exit 0 "$BKR" -r "$R" repair
+expect_exit 0 "$BKR" -r "$R" verify
+pass "packs gone from a tier (an old copy of its disk): verify says missing and where it looked, repair warns; the right disk back, repair indexes them again"
+
 # --- every reader, without a configuration file ---------------------------------
 unset BKR_CONFIG
 restore_all "after migrate"
