@@ -149,7 +149,7 @@ int bkr_config_parse_duration(const char *s, int64_t *seconds)
 		{ "m", 30 * 86400 }, { "y", 365 * 86400 },
 	};
 	const char *p = s;
-	int64_t total = 0;
+	int64_t total = 0, last = INT64_MAX;
 
 	if (!s || !*s)
 		goto bad;
@@ -173,6 +173,12 @@ int bkr_config_parse_duration(const char *s, int64_t *seconds)
 		if (u == sizeof(units) / sizeof(units[0]))
 			goto bad;
 		p += strlen(units[u].unit);
+		/* from the largest unit down: "2h30m" is no 2.5 hours but 30 months on */
+		if (units[u].mul >= last)
+			return bkr_error_set(BKR_EINVAL, "invalid duration '%s': %s (units go from the largest "
+					     "down: y, m, w, d, h, min, s)", s, !strcmp(units[u].unit, "m") ?
+					     "m is months; use min for minutes" : "a unit out of order");
+		last = units[u].mul;
 		if (v > (INT64_MAX - total) / units[u].mul)
 			goto bad;
 		total += v * units[u].mul;
@@ -639,9 +645,11 @@ static int parse_policy(struct ctx *x, const cJSON *obj, const char *prefix, bkr
 	if ((it = cJSON_GetObjectItemCaseSensitive(obj, "keep_within"))) {
 		if (!cJSON_IsString(it) || !it->valuestring)
 			return key_error(x, kp, "expected a duration string such as \"7d\"");
-		if (bkr_config_parse_duration(it->valuestring, &p->keep_within_s) < 0)
-			return key_error(x, kp, "invalid duration '%s' (expected e.g. \"7d\", \"12h\", \"2w\", \"1y6m\")",
-					 it->valuestring);
+		if (bkr_config_parse_duration(it->valuestring, &p->keep_within_s) < 0) {
+			char why[512];
+			snprintf(why, sizeof(why), "%s", bkr_error_message());
+			return key_error(x, kp, "%s", why);
+		}
 	}
 	return 0;
 }
@@ -719,11 +727,20 @@ static int parse_tiers(struct ctx *x, const cJSON *obj)
 	/* by name, or as directories that are one (a symlink, a bind mount) */
 	if (c->warm.path && c->cold.path && bkr_store_same_place(c->warm.path, c->cold.path))
 		return key_error(x, "tiers.cold.path", "is the same directory as tiers.warm.path");
-	if (c->repository && ((c->warm.path && bkr_store_same_place(c->warm.path, c->repository)) ||
-			      (c->cold.path && bkr_store_same_place(c->cold.path, c->repository))))
-		return key_error(x, c->warm.path && bkr_store_same_place(c->warm.path, c->repository) ?
-				 "tiers.warm.path" : "tiers.cold.path",
-				 "is the repository itself (a tier needs its own directory)");
+	/* nor one inside the other: the repository's own files (trash/ is emptied) */
+	for (int i = 0; i < 2 && c->repository; i++) {
+		const char *tp = i ? c->cold.path : c->warm.path, *key = i ? "tiers.cold.path" : "tiers.warm.path";
+		if (!tp)
+			continue;
+		if (bkr_store_same_place(tp, c->repository))
+			return key_error(x, key, "is the repository itself (a tier needs its own directory)");
+		if (bkr_store_within(tp, c->repository))
+			return key_error(x, key, "%s is inside the repository %s (a tier needs its own directory)",
+					 tp, c->repository);
+		if (bkr_store_within(c->repository, tp))
+			return key_error(x, key, "%s holds the repository %s (a tier needs its own directory)",
+					 tp, c->repository);
+	}
 	return 0;
 }
 

@@ -191,7 +191,7 @@ convert:
 	t -= offset;
 	/* int64 nanoseconds cover 1677-09-21 .. 2262-04-11 */
 	if (t < -9223372036LL || t > 9223372035LL)
-		return bkr_error_set(BKR_EINVAL, "time out of range: '%s'", s);
+		return bkr_error_set(BKR_EINVAL, "time out of range: '%s' (times go from 1677-09-22 to 2262-04-11 UTC)", s);
 	*time_ns = (int64_t)t * 1000000000 + frac;
 	return 0;
 bad:

@@ -309,10 +309,50 @@ static bool old_has(const struct repair *p, const bkr_index_entry *e)
 	return hit && same_entry(hit, e);
 }
 
+/*
+ * Before the entries of packs missing everywhere are dropped: when the
+ * repository has tiers, one line saying how many and where they were searched
+ * (a tier disk that is an old copy, or the wrong one, holds its tier.json but
+ * not the packs moved there since).  Dropping is undone by a repair run once
+ * the right disk is there: it indexes every pack it finds.
+ */
+static void warn_missing(struct repair *p)
+{
+	size_t nt = bkr_repo_tier_count(p->r), n = 0, hi, used;
+	char places[600];
+	int w;
+
+	for (size_t lo = 0; lo < p->nold && nt; lo = hi) {
+		const bkr_index_entry *e = &p->old[lo];
+		char path[PATH_MAX];
+		for (hi = lo + 1; hi < p->nold && !bkr_pack_id_cmp(&p->old[hi].pack, &e->pack); hi++)
+			;
+		if (!find_pack(p, &e->pack) && bkr_repo_pack_path(p->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path)) < 0)
+			n++;
+		bkr_error_clear();
+	}
+	if (!n)
+		return;
+	w = snprintf(places, sizeof(places), "%s", bkr_repo_path(p->r));
+	used = w > 0 ? (size_t)w : 0;
+	for (size_t i = 1; i <= nt && used < sizeof(places); i++) {
+		const char *name = NULL;
+		bkr_store *s = bkr_repo_tier(p->r, i, &name, NULL);
+		w = snprintf(places + used, sizeof(places) - used, ", tier %s at %s", name, bkr_store_location(s));
+		used += w > 0 ? (size_t)w : 0;
+	}
+	report(p, BKR_REPAIR_MISSING_PACK, "tiers",
+	       "%zu pack%s named by the index %s in none of %s: is the right disk mounted at each tier? Their "
+	       "index entries %s dropped; a repair run once the right disk is mounted indexes them again",
+	       n, n == 1 ? "" : "s", n == 1 ? "is" : "are", places, p->o->dry_run ? "would be" : "are");
+}
+
 static int build(struct repair *p)
 {
 	int err = 0;
 	size_t lo, hi;
+
+	warn_missing(p);
 
 	for (size_t i = 0; i < p->npacks && err == 0; i++) {
 		const struct pack *pk = &p->packs[i];

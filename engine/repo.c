@@ -248,6 +248,10 @@ static int add_tier_locked(bkr_repo *r, const char *tier, const char *location, 
 	}
 	if (bkr_store_same_place(location, r->path))
 		return bkr_error_set(BKR_EINVAL, "tier %s: %s is the repository itself", tier, location);
+	/* a new one only: a location recorded before this check stays readable */
+	if (!recorded && (bkr_store_within(location, r->path) || bkr_store_within(r->path, location)))
+		return bkr_error_set(BKR_EINVAL, "tier %s: %s and the repository %s are one inside the other "
+				     "(a tier needs its own directory)", tier, location, r->path);
 	if (n == BKR_REPO_TIERS_MAX)
 		return bkr_error_set(BKR_EINVAL, "%s: more than %d tier locations", r->path, BKR_REPO_TIERS_MAX);
 	t = &r->tiers[n];

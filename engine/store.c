@@ -4,7 +4,9 @@
  */
 #include "bkr/store.h"
 #include "bkr/error.h"
+#include "bkr/io.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,45 @@ bool bkr_store_same_place(const char *a, const char *b)
 		return false;
 	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && S_ISDIR(sa.st_mode) && sa.st_dev == sb.st_dev &&
 	       sa.st_ino == sb.st_ino;
+}
+
+/* @p p with symlinks resolved into @p out (PATH_MAX): its longest existing
+ * leading part resolved, the rest appended as named. */
+static bool resolve(const char *p, char *out)
+{
+	char buf[PATH_MAX];
+	size_t keep = strlen(p);
+
+	if (keep >= sizeof(buf))
+		return false;
+	strcpy(buf, p);
+	for (;;) {
+		char *slash;
+		if (realpath(buf, out)) {
+			size_t n = strlen(out);
+			if (n == 1)
+				n = 0; /* "/" and "/x" is "/x" */
+			if (n + strlen(p + keep) >= PATH_MAX)
+				return false;
+			strcpy(out + n, p + keep);
+			return true;
+		}
+		if (!(slash = strrchr(buf, '/')) || slash == buf)
+			return false;
+		*slash = '\0';
+		keep = (size_t)(slash - buf);
+	}
+}
+
+bool bkr_store_within(const char *inner, const char *outer)
+{
+	char ri[PATH_MAX], ro[PATH_MAX];
+
+	if (bkr_store_same_place(inner, outer) || bkr_path_under(inner, outer))
+		return true;
+	if (bkr_store_is_url(inner) || bkr_store_is_url(outer))
+		return false;
+	return resolve(inner, ri) && resolve(outer, ro) && bkr_path_under(ri, ro);
 }
 
 int bkr_store_describe(const bkr_store *s, const char *name, char *out, size_t cap)

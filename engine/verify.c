@@ -70,13 +70,15 @@ struct verify {
 	size_t nloose, cap_loose;
 	bkr_idset loose_used;   /* loose blob ids counted in their pack's used */
 	bkr_idset recorded;     /* blobs earlier verifies recorded as damaged (repair takes them out) */
+	bkr_idset lost;         /* of the damaged, blobs whose pack is in no tier (not damaged: missing) */
+	char places[400];       /* "REPO, tier NAME at PATH, ..." searched for a missing pack */
 	uint64_t packs_done, packs_total;
 	uint64_t bytes_done, bytes_total;   /* stored bytes of the blobs of the packs checked */
 	bool walk_incomplete;   /* a tree could not be loaded: its files went unchecked */
 	bool in_run;            /* walking a recovery run: problems naming it say so */
 	int writing;            /* bkr_repo_writers_active, once it said yes (-1: not asked) */
 	char writer[700];       /* leftover_by's message when an S3 mark is seen */
-	char why[300];          /* blob_problem's message */
+	char why[600];          /* blob_problem's message */
 	uint8_t *buf;           /* BKR_BLOB_MAX scratch */
 };
 
@@ -459,6 +461,20 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const c
 	return check_pack(v, id, (int)type, path);
 }
 
+/* Where a pack is searched, into v->places: the repository and each tier by name and location. */
+static void searched(struct verify *v)
+{
+	size_t nt = bkr_repo_tier_count(v->r), used;
+	int n = snprintf(v->places, sizeof(v->places), "%s", bkr_repo_path(v->r));
+	used = n > 0 ? (size_t)n : 0;
+	for (size_t i = 1; i <= nt && used < sizeof(v->places); i++) {
+		const char *name = NULL;
+		bkr_store *s = bkr_repo_tier(v->r, i, &name, NULL);
+		n = snprintf(v->places + used, sizeof(v->places) - used, ", tier %s at %s", name, bkr_store_location(s));
+		used += n > 0 ? (size_t)n : 0;
+	}
+}
+
 /* Packs the index names that the scan did not find: perhaps in trash (still readable). */
 static int check_missing(struct verify *v)
 {
@@ -478,9 +494,13 @@ static int check_missing(struct verify *v)
 		}
 		bkr_error_clear();
 		bkr_pack_id_to_hex(&e->pack, hex);
-		report(v, BKR_VERIFY_PACK, hex, NULL, NULL, "pack %s is named by the index but missing from every tier and trash", hex);
+		if (!v->places[0])
+			searched(v);
+		report(v, BKR_VERIFY_PACK, hex, NULL, NULL, "pack %s is named by the index but missing from every tier "
+		       "and trash (searched %s: is the right disk mounted at each tier?)", hex, v->places);
 		for (size_t i = lo; i < hi && err == 0; i++)
-			err = add_damaged(v, &v->ents[i].id);
+			if ((err = add_damaged(v, &v->ents[i].id)) == 0 && bkr_idset_add(&v->lost, &v->ents[i].id) < 0)
+				err = BKR_ENOMEM;
 	}
 	return err;
 }
@@ -512,6 +532,11 @@ static const char *blob_problem(struct verify *v, const bkr_id *id, bkr_blob_typ
 	if (bkr_idset_has(&v->damaged, id)) {
 		if ((u = loose_pack(v, id))) {
 			snprintf(v->why, sizeof(v->why), "damaged (another copy is in %s, which the index does not name)", u->path);
+			return v->why;
+		}
+		if (bkr_idset_has(&v->lost, id)) {
+			snprintf(v->why, sizeof(v->why), "missing: its pack is in none of %s (is the right disk mounted "
+				 "at each tier?)", v->places);
 			return v->why;
 		}
 		return "damaged";
@@ -769,6 +794,7 @@ done:
 	free(v.ents);
 	bkr_idset_free(&v.loose_used);
 	bkr_idset_free(&v.recorded);
+	bkr_idset_free(&v.lost);
 	bkr_idset_free(&v.damaged);
 	bkr_idset_free(&v.checked);
 	bkr_manifest_free(one);

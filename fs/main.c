@@ -320,7 +320,11 @@ static int check_mountpoint(const struct bkrfs_opts *o, const char *repo_real, c
 	DIR *d;
 
 	if (stat(o->mountpoint, &st) != 0) {
-		fprintf(stderr, "%s: mount point %s: %s\n", progname, o->mountpoint, strerror(errno));
+		int e = errno;
+		/* a FUSE mount whose daemon is gone answers every call so */
+		fprintf(stderr, "%s: mount point %s: %s%s%s%s\n", progname, o->mountpoint, strerror(e),
+			e == ENOTCONN ? " (a bkrfs that died left it mounted: fusermount3 -u " : "",
+			e == ENOTCONN ? o->mountpoint : "", e == ENOTCONN ? ")" : "");
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {

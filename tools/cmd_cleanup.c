@@ -31,7 +31,9 @@ static const char usage[] =
 	"      --keep-weekly N     ... ISO weeks\n"
 	"      --keep-monthly N    ... months\n"
 	"      --keep-yearly N     ... years\n"
-	"      --keep-within D     every backup younger than D (e.g. 7d, 12h, 1y6m)\n"
+	"      --keep-within D     every backup younger than D (e.g. 7d, 12h, 1y6m, 2h30min;\n"
+	"                          units from the largest down: y, m (months), w, d, h,\n"
+	"                          min (minutes), s)\n"
 	"  -t, --type T            only consider backups of type T\n"
 	"      --no-prune          do not prune (data is freed by a later 'bkr prune')\n"
 	"      --max-unused PCT    prune: repack packs with more unused bytes (default 10)\n"
@@ -99,7 +101,7 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case OPT_WITHIN:
 		s->has_keep = true;
 		if (bkr_config_parse_duration(arg, &s->keep.keep_within_s) < 0)
-			return cli_usage_error(c, "--keep-within: expected a duration like 7d, 12h, 1y6m, not '%s'", arg);
+			return cli_usage_error(c, "--keep-within: %s", bkr_error_message());
 		return 0;
 	case OPT_NO_PRUNE:
 		s->no_prune = true;

@@ -37,7 +37,9 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	switch (o) {
 	case OPT_UNTIL:
 		if (bkr_time_parse(arg, &t) < 0)
-			return cli_usage_error(c, "--until: expected a date like 2027-01-31, not '%s'", arg);
+			return strstr(bkr_error_message(), "out of range") ?
+				cli_usage_error(c, "--until: %s", bkr_error_message()) :
+				cli_usage_error(c, "--until: expected a date like 2027-01-31, not '%s'", arg);
 		if (t <= bkr_time_now_ns()) /* the pin would already have ended: it protects nothing */
 			return cli_usage_error(c, "--until: '%s' is not in the future", arg);
 		s->until = arg;

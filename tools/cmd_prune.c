@@ -18,7 +18,8 @@ static const char usage[] =
 	"  -n, --dry-run          say what would be done, change nothing\n"
 	"      --max-unused PCT   repack threshold, 0..100\n"
 	"      --grace D          how long trash and leftovers wait (e.g. 12h; 0 = now:\n"
-	"                         only when no mount or backup reads the repository)\n"
+	"                         only when no mount or backup reads the repository;\n"
+	"                         units y, m (months), w, d, h, min (minutes), s)\n"
 	"      --no-wait          fail at once when a backup is running (default: wait)\n";
 
 enum { OPT_MAX_UNUSED = OPT_FIRST_CMD, OPT_GRACE };
@@ -34,7 +35,7 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		return lc_max_unused(c, arg, &p->max_unused_pct);
 	case OPT_GRACE:
 		if (bkr_config_parse_duration(arg, &p->grace_s) < 0)
-			return cli_usage_error(c, "--grace: expected a duration like 1d, 12h, 0, not '%s'", arg);
+			return cli_usage_error(c, "--grace: %s", bkr_error_message());
 		return 0;
 	}
 	return cli_usage_error(c, "unknown option");

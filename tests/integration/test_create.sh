@@ -188,3 +188,26 @@ expect_exit 3 "$BKR" -c "$T/ex.json" diff latest --live "$T/ex/ws/data/sub/x.log
 grep -q "path 'data/sub/x.log': not in backup .*, and source 'data' excludes" "$T/err" ||
 	fail "diff --live of an excluded path: $(cat "$T/err")"
 pass "diff --live leaves out what the source's excludes leave out"
+
+# backups made at the same clock reading: each is dated just after the one before
+# (a microsecond on), so 'latest' and retention take the last made, whatever the
+# random suffixes of the ids
+R2=$T/same-second
+"$BKR" init -r "$R2" >/dev/null
+mkdir -p "$T/same"
+for n in 1 2 3 4 5 6; do
+	echo "version $n" >"$T/same/a"
+	BKR_TEST_NOW=2026-06-03T00:00:00Z expect_exit 0 "$BKR" -r "$R2" -q create --type incremental "$T/same"
+done
+expect_exit 0 "$BKR" -r "$R2" cat latest same/a
+[ "$(cat "$T/out")" = "version 6" ] || fail "latest of six backups in one second is not the last made: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R2" list --json
+python3 -c '
+import json,sys
+ts=[b["timestamp"] for b in json.load(open(sys.argv[1]))]
+assert len(ts)==6 and ts==sorted(ts) and len(set(ts))==6 and ts[0]=="2026-06-03T00:00:00.000000Z", ts' "$T/out" ||
+	fail "six backups in one second are not dated in order: $(cat "$T/out")"
+BKR_TEST_NOW=2026-06-03T00:00:00Z expect_exit 0 "$BKR" -r "$R2" -q cleanup --keep-last 1
+expect_exit 0 "$BKR" -r "$R2" cat latest same/a
+[ "$(cat "$T/out")" = "version 6" ] || fail "cleanup --keep-last 1 kept an older backup: $(cat "$T/out")"
+pass "backups made in the same second are dated in the order made (latest, cleanup --keep-last)"

@@ -104,3 +104,16 @@ PY
 grep -q "tree [0-9a-f]\{64\}: pack [0-9a-f]*: missing" "$T/fs2.err" || fail "the log does not name the missing tree: $(cat "$T/fs2.err")"
 bkrfs_unmount "$mnt"
 pass "a backup whose trees are lost: EIO on listing and lookup, the tree named in the log"
+
+# a bkrfs killed -9 leaves its mount point dead (ENOTCONN): a new bkrfs there says
+# how to clear it, exit 3 (mount point)
+bkrfs_fg "$R2" "$mnt" "$T/fs3.err"
+kill -9 "$DAEMON"
+wait "$DAEMON" 2>/dev/null || true
+rc=0
+"$BKRFS" "$R2" "$mnt" -f 2>"$T/fs4.err" || rc=$?
+fusermount3 -uz "$mnt" 2>/dev/null
+[ "$rc" = 3 ] || fail "bkrfs on a dead mount point exited $rc: $(cat "$T/fs4.err")"
+grep -q "Transport endpoint is not connected (a bkrfs that died left it mounted: fusermount3 -u $mnt)" "$T/fs4.err" ||
+	fail "bkrfs on a dead mount point gives no hint: $(cat "$T/fs4.err")"
+pass "bkrfs on the dead mount point of a killed bkrfs says to unmount it (fusermount3 -u)"

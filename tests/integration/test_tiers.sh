@@ -154,6 +154,25 @@ EOF
 done
 pass "a tier under a second name (symlink, bind mount) is the same place; a tier that is the repository or the other tier is refused"
 
+# a tier inside the repository (its trash/ is emptied, data/ holds the hot packs) or holding it:
+# refused by config check and migrate, also through a symlink, and nothing moves
+ln -s "$R" "$T/repo-link2"
+for c in "$R/trash" "$R/data/t" "$T/repo-link2/trash" "$(dirname "$R")"; do
+	cat >"$T/alias.json" <<EOF
+{"repository": "$R", "workspace_root": "$ws",
+ "tiers": {"warm": {"path": "$WARM"}, "cold": {"path": "$c"}}}
+EOF
+	expect_exit 2 "$BKR" -c "$T/alias.json" config check
+	grep -q "key 'tiers.cold.path': .*\\(is inside\\|holds\\) the repository" "$T/err" ||
+		fail "config check with cold at $c: $(cat "$T/err")"
+	expect_exit 2 "$BKR" -c "$T/alias.json" tier migrate --as-of "$AS_OF"
+	one_line_error
+	diff "$T/aliased" <(snapshot) || fail "migrate with cold at $c changed the tiers"
+	[ ! -e "$R/trash/tier.json" ] && [ ! -e "$R/data/t" ] || fail "migrate with cold at $c wrote into the repository"
+done
+rm "$T/repo-link2"
+pass "a tier inside the repository, or holding it, is refused (exit 2, naming the key)"
+
 # a damaged tier.json: verify names it as a problem (exit 1), not 'FAILED, 0 errors'
 cp "$COLD/tier.json" "$T/tier.json.good"
 printf 'x' | dd of="$COLD/tier.json" bs=1 seek=5 conv=notrunc status=none
@@ -171,6 +190,30 @@ assert v and v[-1]["result"] == "problems" and v[-1]["errors"] == 1, v[-1:]
 PY
 cp "$T/tier.json.good" "$COLD/tier.json"
 pass "a damaged tier.json: verify names it, counts it and records it"
+
+# an old copy of the cold disk at its path (tier.json, packs missing): verify says the files'
+# chunks are missing and where it looked, not that they are damaged
+mkdir -p "$T/cold-old-disk"
+gone=$(find "$COLD/data" -name '*.pack' | head -n 3)
+[ -n "$gone" ] || fail "no pack in the cold tier to take away"
+mv $gone "$T/cold-old-disk/"
+expect_exit 1 "$BKR" -r "$R" verify
+grep -q "missing .*: chunk [0-9a-f]* is missing: its pack is in none of $R, .*tier cold at $COLD" "$T/out" ||
+	fail "verify with packs gone from the cold tier: $(cat "$T/out")"
+! grep -q "is damaged" "$T/out" || fail "verify calls a pack gone from a tier damaged: $(cat "$T/out")"
+grep -q "missing from every tier and trash (searched $R, .*tier cold at $COLD" "$T/out" ||
+	fail "verify does not say where it looked for the missing packs: $(cat "$T/out")"
+# repair says first how many packs are in none of the places and where it looked; once the
+# right disk is back, a second repair indexes them again
+"$BKR" -r "$R" repair >"$T/out" 2>"$T/err" || true
+n=$(echo $gone | wc -w)
+grep -q "$n packs\\? named by the index \\(is\\|are\\) in none of $R, .*tier cold at $COLD: is the right disk mounted at each tier?" "$T/out" "$T/err" ||
+	fail "repair does not warn of packs gone from a tier: $(cat "$T/out" "$T/err")"
+for f in $gone; do mv "$T/cold-old-disk/$(basename "$f")" "$f"; done
+rmdir "$T/cold-old-disk"
+expect_exit 0 "$BKR" -r "$R" repair
+expect_exit 0 "$BKR" -r "$R" verify
+pass "packs gone from a tier (an old copy of its disk): verify says missing and where it looked, repair warns; the right disk back, repair indexes them again"
 
 # --- every reader, without a configuration file ---------------------------------
 unset BKR_CONFIG

@@ -562,6 +562,7 @@ static void test_bad_values(void **state)
 		{ "\"retention\": {\"keep_daily\": 1e12}", "retention.keep_daily", "between 0 and" },
 		{ "\"retention\": {\"keep_within\": \"7 days\"}", "retention.keep_within", "invalid duration '7 days'" },
 		{ "\"retention\": {\"keep_within\": \"\"}", "retention.keep_within", "invalid duration" },
+		{ "\"retention\": {\"keep_within\": \"2h30m\"}", "retention.keep_within", "m is months" },
 		{ "\"retention\": {\"snapshot\": {\"keep_within\": \"d\"}}", "retention.snapshot.keep_within", "invalid duration" },
 		{ "\"sources\": []", "sources", "at least one source" },
 		{ "\"sources\": [{\"schedule\": \"monthly\"}]", "sources[0].schedule", "hourly" },
@@ -607,6 +608,9 @@ static void test_bad_values(void **state)
 		  "tiers.cold.after_days", "less than tiers.warm.after_days" },
 		{ "\"tiers\": {\"warm\": {\"path\": \"/w\"}, \"cold\": {\"path\": \"/w/\"}}", "tiers.cold.path", "same directory" },
 		{ "\"tiers\": {\"warm\": {\"path\": \"/r\"}}", "tiers.warm.path", "repository itself" },
+		{ "\"tiers\": {\"cold\": {\"path\": \"/r/trash\"}}", "tiers.cold.path", "inside the repository /r" },
+		{ "\"tiers\": {\"warm\": {\"path\": \"/r/data/x/\"}}", "tiers.warm.path", "inside the repository" },
+		{ "\"tiers\": {\"cold\": {\"path\": \"/\"}}", "tiers.cold.path", "holds the repository /r" },
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -772,7 +776,8 @@ static void test_durations(void **state)
 	static const struct { const char *s; int64_t v; } ok[] = {
 		{ "0", 0 }, { "7d", 7 * 86400 }, { "12h", 12 * 3600 }, { "2w", 14 * 86400 },
 		{ "1y6m", 365 * 86400 + 180 * 86400 }, { "90s", 90 }, { "30min", 1800 },
-		{ "1d12h", 86400 + 43200 }, { "3600s", 3600 },
+		{ "1d12h", 86400 + 43200 }, { "3600s", 3600 }, { "2h30min", 2 * 3600 + 1800 },
+		{ "1y1m1w1d1h1min1s", 365 * 86400 + 30 * 86400 + 7 * 86400 + 86400 + 3600 + 60 + 1 },
 	};
 	static const char *const bad[] = { "", "d", "7", "7 d", "7x", "-1d", "1.5d", "7dd",
 					   "99999999999999999999d", "1000000000000y" };
@@ -787,6 +792,12 @@ static void test_durations(void **state)
 			fail_msg("'%s' accepted", bad[i]);
 		assert_non_null(strstr(bkr_error_message(), "invalid duration"));
 	}
+	/* units from the largest down: "m" after hours is months, not minutes */
+	assert_int_equal(bkr_config_parse_duration("2h30m", &v), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "m is months; use min for minutes"));
+	assert_int_equal(bkr_config_parse_duration("1d2w", &v), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "from the largest"));
+	assert_int_equal(bkr_config_parse_duration("30min1h", &v), BKR_EINVAL);
 }
 
 static void test_schedules(void **state)

@@ -170,6 +170,13 @@ const char *bkr_store_location(const bkr_store *s);
  */
 bool bkr_store_same_place(const char *a, const char *b);
 
+/**
+ * Whether directory @p inner is @p outer or below it: by name, or with symlinks
+ * resolved (a part of @p inner that does not exist yet is taken as named).
+ * URLs are compared as text only.
+ */
+bool bkr_store_within(const char *inner, const char *outer);
+
 /** "<location>/<name>" into @p out (for messages; a real path for a local store). */
 int bkr_store_describe(const bkr_store *s, const char *name, char *out, size_t cap);
 
