@@ -53,8 +53,15 @@ static void root_entry(const bkr_id *root, bkr_entry *out)
 	out->subtree = *root;
 }
 
-int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entry *out,
-		     bkr_dir **holder, const bkr_tree **leaf, uint32_t *li)
+static int dirs_get(bkr_walk_dirs *c, const bkr_id *id, bkr_dir **out);
+
+/*
+ * bkr_walk_resolve and bkr_walk_dirs_resolve: each directory on the way read
+ * afresh (@p c NULL; the last one is handed over in *@p holder) or taken
+ * from @p c (kept there; @p holder is NULL).
+ */
+static int resolve(bkr_repo *r, bkr_walk_dirs *c, const bkr_id *root, const char *path, bkr_entry *out,
+		   bkr_dir **holder, const bkr_tree **leaf, uint32_t *li)
 {
 	bkr_dir *d = NULL;
 	bkr_id cur = *root;
@@ -65,7 +72,8 @@ int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entr
 	int err = 0;
 	bool first = true;
 
-	*holder = NULL;
+	if (holder)
+		*holder = NULL;
 	if (leaf)
 		*leaf = NULL;
 	if (li)
@@ -88,9 +96,11 @@ int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entr
 			cur = out->subtree;
 		}
 		first = false;
-		bkr_dir_free(d);
-		d = NULL;
-		if ((err = bkr_dir_open(&d, &cur, bkr_repo_load_tree, r)) < 0) {
+		if (!c) {
+			bkr_dir_free(d);
+			d = NULL;
+		}
+		if ((err = c ? dirs_get(c, &cur, &d) : bkr_dir_open(&d, &cur, bkr_repo_load_tree, r)) < 0) {
 			bkr_error_prefix("path '%s'", path);
 			goto done;
 		}
@@ -108,8 +118,10 @@ int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entr
 		err = bkr_error_set(BKR_ENOTFOUND, "path '%s': '%.*s' is not a directory", path, (int)end, path);
 		goto done;
 	}
-	*holder = d;
-	d = NULL;
+	if (holder) {
+		*holder = d;
+		d = NULL;
+	}
 	if (leaf)
 		*leaf = lf;
 	if (li)
@@ -117,8 +129,15 @@ int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entr
 done:
 	if (err < 0)
 		root_entry(root, out);
-	bkr_dir_free(d);
+	if (!c)
+		bkr_dir_free(d);
 	return err;
+}
+
+int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entry *out,
+		     bkr_dir **holder, const bkr_tree **leaf, uint32_t *li)
+{
+	return resolve(r, NULL, root, path, out, holder, leaf, li);
 }
 
 /* ---- many paths: directories kept by id ---------------------------------- */
@@ -203,63 +222,7 @@ static int dirs_get(bkr_walk_dirs *c, const bkr_id *id, bkr_dir **out)
 int bkr_walk_dirs_resolve(bkr_walk_dirs *c, const bkr_id *root, const char *path, bkr_entry *out,
 			  const bkr_tree **leaf, uint32_t *li)
 {
-	bkr_dir *d;
-	bkr_id cur = *root;
-	const bkr_tree *lf = NULL;
-	uint32_t idx = 0;
-	size_t pos = 0, len, end = 0;
-	const char *comp = NULL;
-	int err = 0;
-	bool first = true;
-
-	if (leaf)
-		*leaf = NULL;
-	if (li)
-		*li = 0;
-	root_entry(root, out);
-	if (!path)
-		path = "";
-
-	/* as bkr_walk_resolve, each directory from c */
-	while ((len = next_component(path, &pos, &comp)) > 0) {
-		if (len == 2 && comp[0] == '.' && comp[1] == '.') {
-			err = bkr_error_set(BKR_EINVAL, "path '%s': '..' is not allowed", path);
-			goto done;
-		}
-		if (!first) {
-			if (out->type != BKR_FT_DIR) {
-				err = bkr_error_set(BKR_ENOTFOUND, "path '%s': '%.*s' is not a directory",
-						    path, (int)(comp - path - 1), path);
-				goto done;
-			}
-			cur = out->subtree;
-		}
-		first = false;
-		if ((err = dirs_get(c, &cur, &d)) < 0) {
-			bkr_error_prefix("path '%s'", path);
-			goto done;
-		}
-		err = bkr_dir_find(d, (const uint8_t *)comp, len, out, &lf, &idx, NULL);
-		if (err == BKR_ENOTFOUND) {
-			err = bkr_error_set(BKR_ENOTFOUND, "path '%s': no such file or directory", path);
-			goto done;
-		}
-		if (err < 0)
-			goto done;
-		end = pos;
-	}
-	if (end && path[end] && out->type != BKR_FT_DIR) {
-		err = bkr_error_set(BKR_ENOTFOUND, "path '%s': '%.*s' is not a directory", path, (int)end, path);
-		goto done;
-	}
-	if (leaf)
-		*leaf = lf;
-	if (li)
-		*li = idx;
-done:
-	if (err < 0)
-		root_entry(root, out);
-	return err;
+	return resolve(c->r, c, root, path, out, NULL, leaf, li);
 }
 
 uint64_t bkr_walk_dirs_loads(const bkr_walk_dirs *c)
