@@ -114,9 +114,16 @@ void bkrfs_pagestore_chunk(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, bkrfs_
 
 	if (!fs->pagestore || __atomic_load_n(&fs->closing, __ATOMIC_ACQUIRE) || bkrfs_cache_mark(fs->chunks, ent))
 		return; /* no thread, shutting down, or stored since it was loaded */
+	/* From a prefetch worker: tried at once.  An inode the kernel has not
+	 * made yet (a walk's look-ahead, started as the readdirplus reply
+	 * went out: the lister turns it into inodes only when it runs again)
+	 * goes to the store thread, which tries it again for up to
+	 * STORE_WAIT_NS; dropped here it would be lost (the chunk is marked
+	 * stored). */
 	if (now) {
-		(void)store_pages(fs, ino, off, buf, len);
-		return;
+		if (store_pages(fs, ino, off, buf, len) != -ENOENT || __atomic_load_n(&fs->closing, __ATOMIC_ACQUIRE))
+			return;
+		j.until_ns = bkr_clock_mono_ns() + STORE_WAIT_NS;
 	}
 	bkrfs_cache_ref(fs->chunks, ent);
 	if (!bkrfs_workq_push(fs->pagestore, &j, 1, NULL))

@@ -27,7 +27,9 @@ void bkrfs_pagestore_stop(struct bkrfs *fs);
  *  @p off of @p ino, once per chunk load: queued for the store thread (which
  *  takes its own reference), or with @p now from the calling thread, which
  *  must be a prefetch worker loading nothing (a look-ahead's small file:
- *  one hop less before the reader comes).  Nothing once the mount stops. */
+ *  one hop less before the reader comes); an inode the kernel has not made
+ *  yet is then handed to the store thread, which tries it again for a
+ *  while.  Nothing once the mount stops. */
 void bkrfs_pagestore_chunk(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, bkrfs_cache_entry *ent,
 			   const uint8_t *buf, size_t len, bool now);
 
