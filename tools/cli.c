@@ -16,6 +16,7 @@
 #include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/progress.h"
+#include "bkr/retention.h"
 #include "bkr/store.h"
 #include "bkr/utf8.h"
 #include "bkr_version.h"
@@ -247,6 +248,24 @@ static size_t unescape_literal(const char *p, char *raw, const char **end)
 	}
 	*end = *p ? p + 1 : p;
 	return n;
+}
+
+const char *cli_pin_text(char out[64], const bkr_manifest *m, int64_t now_ns)
+{
+	char when[32];
+	int64_t until;
+
+	if (!m->pinned_until)
+		return strcpy(out, "");
+	/* the manifest holds the time as given (any offset); a pin that is not
+	 * a time keeps the backup forever, as retention reads it */
+	if (!*m->pinned_until || bkr_time_parse(m->pinned_until, &until) < 0) {
+		bkr_error_clear();
+		return strcpy(out, "pinned");
+	}
+	bkr_time_format(when, until);
+	snprintf(out, 64, "%s %s", bkr_retention_pinned(m, now_ns) ? "pinned until" : "pin expired", when);
+	return out;
 }
 
 char *cli_manifest_json(const bkr_manifest *m, bool pretty)

@@ -164,6 +164,13 @@ const char *cli_col(cli *c, const char *which);
 /** "1.5 MiB" */
 void cli_human_bytes(char out[32], uint64_t n);
 
+/**
+ * How backup @p m's pin reads at @p now_ns, its time in UTC: "pinned"
+ * (forever), "pinned until TIME" or "pin expired TIME" (no longer pinned:
+ * retention and tier migration judge it by its age again); "" when not pinned.
+ */
+const char *cli_pin_text(char out[64], const bkr_manifest *m, int64_t now_ns);
+
 /** Progress line on stderr (TTY only, rate-limited); NULL text clears it. */
 void cli_progress(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /**

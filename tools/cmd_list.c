@@ -63,6 +63,7 @@ int cmd_list(cli *c, int argc, char **argv)
 	bkr_repo *repo = NULL;
 	bkr_manifest_list l = { 0 };
 	size_t bad = 0, shown = 0, idw = 2;
+	int64_t now = bkr_time_now_ns(); /* pins: still in force, or expired */
 	json_out j;
 	int first, err;
 
@@ -101,7 +102,7 @@ int cmd_list(cli *c, int argc, char **argv)
 			json_out_raw(&j, text);
 			free(text);
 		} else {
-			char size[32], when[20];
+			char size[32], when[20], pin[64];
 			cli_human_bytes(size, m->stats.bytes);
 			snprintf(when, sizeof(when), "%.10s %.8s", m->timestamp, m->timestamp + 11);
 			printf("%-*s %-20s %-12s %8llu %10s  ", (int)idw, m->backup_id, when, bkr_backup_type_name(m->type),
@@ -109,8 +110,7 @@ int cmd_list(cli *c, int argc, char **argv)
 			for (size_t t = 0; t < m->ntags; t++)
 				printf("%s%s", t ? "," : "", m->tags[t]);
 			if (m->pinned_until)
-				printf("%s[pinned%s%s]", m->ntags ? " " : "", *m->pinned_until ? " until " : "",
-				       m->pinned_until);
+				printf("%s[%s]", m->ntags ? " " : "", cli_pin_text(pin, m, now));
 			putchar('\n');
 		}
 		shown++;
@@ -167,8 +167,10 @@ int cmd_show(cli *c, int argc, char **argv)
 		printf("files      %llu in %llu directories, %s (%s new, %s stored)\n",
 		       (unsigned long long)m->stats.files, (unsigned long long)m->stats.dirs, b1, b2, b3);
 		printf("integrity  %s\n", m->integrity_check ? m->integrity_check : "-");
-		if (m->pinned_until)
-			printf("pinned     %s\n", *m->pinned_until ? m->pinned_until : "forever");
+		if (m->pinned_until) {
+			char pin[64];
+			printf("pin        %s\n", cli_pin_text(pin, m, bkr_time_now_ns()));
+		}
 		for (size_t i = 0; i < m->ntags; i++)
 			printf("tag        %s\n", m->tags[i]);
 		for (size_t i = 0; i < m->nsources; i++) {

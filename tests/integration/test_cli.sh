@@ -304,10 +304,15 @@ expect_exit 2 "$BKR" -r "$R" create --type snapshot "$src" --pin-until 2020-01-0
 one_line_error
 grep -q "pin-until: '2020-01-01T00:00:00Z' is not in the future" "$T/err" || fail "--pin-until in the past: $(cat "$T/err")"
 expect_exit 0 "$BKR" -r "$R" show "$full"
-! grep -q "^pinned" "$T/out" || fail "a refused pin was recorded: $(cat "$T/out")"
-expect_exit 0 env BKR_TEST_NOW=2030-06-01T12:00:00Z "$BKR" -r "$R" pin "$full" --until 2030-06-02
+! grep -q "^pin" "$T/out" || fail "a refused pin was recorded: $(cat "$T/out")"
+# a pin reads in UTC whatever offset it was given, and says when it has expired
+expect_exit 0 env BKR_TEST_NOW=2030-06-01T12:00:00Z "$BKR" -r "$R" pin "$full" --until 2030-06-02T05:00:00+05:00
 expect_exit 0 "$BKR" -r "$R" show "$full"
-grep -q "^pinned *2030-06-02" "$T/out" || fail "a pin until a future date: $(cat "$T/out")"
+grep -q "^pin  *pinned until 2030-06-02T00:00:00.*Z$" "$T/out" || fail "a pin until a future date: $(cat "$T/out")"
+expect_exit 0 env BKR_TEST_NOW=2030-06-03T00:00:00Z "$BKR" -r "$R" list
+grep "^$full " "$T/out" | grep -q "\[pin expired 2030-06-02T00:00:00.*Z\]$" || fail "list of an expired pin: $(cat "$T/out")"
+expect_exit 0 env BKR_TEST_NOW=2030-06-03T00:00:00Z "$BKR" -r "$R" show "$full"
+grep -q "^pin  *pin expired 2030-06-02T00:00:00.*Z$" "$T/out" || fail "show of an expired pin: $(cat "$T/out")"
 expect_exit 0 "$BKR" -r "$R" unpin "$full"
 # tags: not empty, no comma, no control character, at most 128 bytes (such tags broke list's TAGS
 # column), a name for the mount's /by-tag/TAG
