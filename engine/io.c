@@ -323,9 +323,15 @@ int bkr_io_commit_tmp(int fd, const char *tmp, const char *final, unsigned flags
 	fd = -1;
 	if ((err = bkr_io_fault("rename")) < 0)
 		goto fail;
+	/* ENOENT here is not "not found": the temporary was just written, so
+	 * it or the destination's directory vanished under us (a tier or
+	 * repository directory removed or unmounted) — an I/O error. */
 	if (flags & BKR_IO_REPLACE) {
 		if (rename(tmp, final) < 0) {
-			err = bkr_error_set_errno(errno, "rename %s to %s", tmp, final);
+			if (errno == ENOENT)
+				err = bkr_error_set(BKR_EIO, "rename %s to %s: %s", tmp, final, strerror(errno));
+			else
+				err = bkr_error_set_errno(errno, "rename %s to %s", tmp, final);
 			goto fail;
 		}
 	} else {
@@ -333,6 +339,8 @@ int bkr_io_commit_tmp(int fd, const char *tmp, const char *final, unsigned flags
 		if (link(tmp, final) < 0) {
 			if (errno == EEXIST)
 				err = bkr_error_set(BKR_EEXISTS, "%s: already exists, not replaced", final);
+			else if (errno == ENOENT)
+				err = bkr_error_set(BKR_EIO, "link %s to %s: %s", tmp, final, strerror(errno));
 			else
 				err = bkr_error_set_errno(errno, "link %s to %s", tmp, final);
 			goto fail;

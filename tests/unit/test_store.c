@@ -237,6 +237,16 @@ static void test_upload(void **state)
 	bkr_store_upload_free(u);
 	assert_int_equal(temporaries(f->s), 0);
 	bkr_store_upload_free(NULL);
+
+	/* the store's directory vanishing under a finished upload is an I/O
+	 * error (exit 7), not "not found" (exit 3): publish makes the object's
+	 * directory again, but the temporary just written is gone */
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(bkr_store_upload_write(u, "lost", 4), 0);
+	tu_rmrf(f->dir);
+	assert_int_equal(bkr_store_upload_publish(u, "data/12/z.pack"), BKR_EIO);
+	assert_non_null(strstr(bkr_error_message(), "No such file or directory"));
+	bkr_store_upload_free(u);
 }
 
 static void test_list(void **state)
