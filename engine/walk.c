@@ -55,6 +55,20 @@ static void root_entry(const bkr_id *root, bkr_entry *out)
 
 static int dirs_get(bkr_walk_dirs *c, const bkr_id *id, bkr_dir **out);
 
+/* Tree @p id, which a backup references, could not be found (its blob not in
+ * the index, or its pack gone): that is damaged data, BKR_ECORRUPT, not a
+ * path that does not exist (BKR_ENOTFOUND).  The message names the blob. */
+static int tree_missing(const bkr_id *id)
+{
+	char why[900], hex[BKR_ID_HEX];
+
+	bkr_id_to_hex(id, hex);
+	snprintf(why, sizeof(why), "%s", bkr_error_message());
+	if (strstr(why, hex))
+		return bkr_error_set(BKR_ECORRUPT, "%s", why);
+	return bkr_error_set(BKR_ECORRUPT, "tree blob %s: %s", hex, why);
+}
+
 /*
  * bkr_walk_resolve and bkr_walk_dirs_resolve: each directory on the way read
  * afresh (@p c NULL; the last one is handed over in *@p holder) or taken
@@ -101,6 +115,11 @@ static int resolve(bkr_repo *r, bkr_walk_dirs *c, const bkr_id *root, const char
 			d = NULL;
 		}
 		if ((err = c ? dirs_get(c, &cur, &d) : bkr_dir_open(&d, &cur, bkr_repo_load_tree, r)) < 0) {
+			/* a tree the backup references that the index lacks is
+			 * damage (trees never leave the repository), not a path
+			 * that does not exist: ENOTFOUND is kept for the latter */
+			if (err == BKR_ENOTFOUND)
+				err = tree_missing(&cur);
 			bkr_error_prefix("path '%s'", path);
 			goto done;
 		}
@@ -307,8 +326,15 @@ int bkr_walk_new(bkr_walk **out, bkr_repo *r, const bkr_id *root, const char *pa
 		err = bkr_error_set(BKR_EINVAL, "path '%s' is not a directory", path);
 		goto done;
 	}
-	if ((err = bkr_dir_open(&d, &e.subtree, bkr_repo_load_tree, r)) < 0)
+	if ((err = bkr_dir_open(&d, &e.subtree, bkr_repo_load_tree, r)) < 0) {
+		if (err == BKR_ENOTFOUND) /* a referenced tree missing: damage */
+			err = tree_missing(&e.subtree);
+		if (e.subtree.b[0] == root->b[0] && !memcmp(e.subtree.b, root->b, sizeof(root->b)))
+			bkr_error_prefix("root directory");
+		else
+			bkr_error_prefix("path '%s'", path);
 		goto done;
+	}
 	/* normalised start path */
 	if ((err = path_reserve(w, (path ? strlen(path) : 0) + 2)) < 0)
 		goto done;

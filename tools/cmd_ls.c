@@ -172,6 +172,8 @@ int cmd_ls(cli *c, int argc, char **argv)
 			}
 			bkr_dir_free(holder);
 		}
+		if (m && err == BKR_ECORRUPT)
+			bkr_error_prefix("backup %s", m->backup_id);
 		rc = err < 0 ? cli_fail(c, err) : 0;
 		goto done;
 	}
@@ -243,6 +245,8 @@ int cmd_cat(cli *c, int argc, char **argv)
 		return cli_fail(c, err);
 	if ((err = bkr_repo_find_backup(repo, argv[first], &m)) < 0 ||
 	    (err = bkr_walk_resolve(repo, &m->tree, path, &e, &holder, &leaf, &li)) < 0) {
+		if (m && err == BKR_ECORRUPT) /* a tree on the way is damaged */
+			bkr_error_prefix("backup %s", m->backup_id);
 		rc = cli_fail(c, err);
 		goto done;
 	}

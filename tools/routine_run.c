@@ -307,8 +307,23 @@ static void write_run(const rt_run *r, json_out *j, int exit_code, double second
 	json_out_key(j, "alerts");
 	if (events) {
 		json_out_begin_array(j);
-		for (size_t i = 0; i < r->nalerts; i++)
-			json_out_raw(j, r->alerts[i].json);
+		for (size_t i = 0; i < r->nalerts; i++) {
+			/* the event as sent, and whether alert_command took it:
+			 * false when it failed, when there is no alert_command
+			 * and in a dry run (nothing is sent) */
+			const char *a = r->alerts[i].json;
+			size_t n = strlen(a);
+			bool delivered = !r->dry_run && r->cfg->alert_command && !r->alerts[i].undelivered;
+			char *o;
+			if (n && a[n - 1] == '}' && (o = malloc(n + 32))) {
+				snprintf(o, n + 32, "%.*s%s\"delivered\":%s}", (int)(n - 1), a, n > 2 ? "," : "",
+					 delivered ? "true" : "false");
+				json_out_raw(j, o);
+				free(o);
+			} else {
+				json_out_raw(j, a);
+			}
+		}
 		json_out_end_array(j);
 	} else {
 		json_out_uint(j, r->nalerts);

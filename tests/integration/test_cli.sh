@@ -379,6 +379,25 @@ expect_exit 0 "$BKR" -r "$R" cat latest cfglink/x
 grep -q '"source":.*"config"' "$T/out" || fail "'.' does not name the source after the directory"
 pass "NAME=PATH names sources; same-named paths get a clear error; a symlink names its source"
 
+# --- ls and cat: a path an intact backup lacks is "not found" (3); a tree
+# blob the backup references that cannot be found (its pack gone) is damage (4)
+M=$T/treemiss
+expect_exit 0 "$BKR" init -r "$M"
+expect_exit 0 "$BKR" -r "$M" create "$T/na/config" --json
+mid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_id"])' "$T/out")
+mtree=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tree"])' "$T/out")
+expect_exit 3 "$BKR" -r "$M" ls "$mid" config/nope
+expect_exit 3 "$BKR" -r "$M" cat "$mid" config/nope
+rm -f "$M"/tree/*/*.pack
+for cmd in "ls $mid" "ls $mid config" "ls -R $mid" "cat $mid config/x"; do
+	# shellcheck disable=SC2086
+	expect_exit 4 "$BKR" -r "$M" $cmd
+	one_line_error
+	grep -q "backup $mid: .*tree blob $mtree: pack .*missing" "$T/err" ||
+		fail "'$cmd' with the backup's trees missing does not name the backup and blob: $(cat "$T/err")"
+done
+pass "ls and cat: a missing tree blob is damage (4), a missing path is not found (3)"
+
 # --- a damaged root tree: the messages name the backup, never an empty path
 D=$T/rootdmg
 expect_exit 0 "$BKR" init -r "$D"

@@ -684,6 +684,16 @@ grep -q "^bkr routine: hourly routine: alert not delivered: .*(alert: source w (
 BKR_TEST_NOW=2026-12-01T04:00:00Z expect_exit 6 "$BKR" -c "$T/aq.json" routine hourly
 grep -q "alert NOT delivered: source w (weekly) has no good backup" "$T/out" && ! grep -q "alert sent" "$T/out" ||
 	fail "the summary of an undelivered alert: $(cat "$T/out")"
+# --json says per alert whether it was delivered: false when alert_command
+# failed, true when it took the event
+BKR_TEST_NOW=2026-12-01T04:30:00Z expect_exit 6 "$BKR" -c "$T/aq.json" --json routine hourly
+python3 -c 'import json,sys; a = json.load(open(sys.argv[1]))["alerts"]; assert a and all(x["delivered"] is False for x in a), a' "$T/out" ||
+	fail "--json of an undelivered alert: $(cat "$T/out")"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "alert_command": ["/bin/sh", "-c", "cat >/dev/null"], "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}, {"name": "w", "paths": ["h"], "schedule": "weekly"}]}\n' \
+	"$T/repoq" "$WQ" "$T/logsq" >"$T/aqok.json"
+BKR_TEST_NOW=2026-12-01T04:40:00Z "$BKR" -c "$T/aqok.json" --json routine hourly >"$T/out" 2>"$T/err" || true
+python3 -c 'import json,sys; a = json.load(open(sys.argv[1]))["alerts"]; assert a and all(x["delivered"] is True for x in a), a' "$T/out" ||
+	fail "--json of a delivered alert: $(cat "$T/out") $(cat "$T/err")"
 pass "routine -q: a metrics file not written or an alert not delivered is one line on stderr, exit 6"
 
 # --- routines.jsonl a FIFO (never waited for), a directory, or ending in a
