@@ -135,7 +135,13 @@ done
 "$BKR" -r "$R" verify --read-data >"$T/verify.out" 2>&1 || fail "verify: $(cat "$T/verify.out")"
 vtotal=$(sed -n 's/.*packs (\(.*\) read).*/\1/p' "$T/verify.out")
 [ -n "$vtotal" ] || fail "no bytes read in: $(cat "$T/verify.out")"
+# each try starts from the same repository: every verify adds a record, which
+# the next one reads (listing backups and runs) before its packs, as many reads
+# more as the pause point moves on
+cp -a "$R" "$T/vrepo0"
+PREP='rm -rf "$R"; cp -a "$T/vrepo0" "$R"'
 paused_line verify read "^verifying: [0-9]+/[0-9]+ packs, .*% *\)?" "$BKR" -r "$R" verify --read-data
+PREP=
 python3 - "$T/line" "$vtotal" <<'PY' || fail "verify: no line with bytes of the total: $(cat "$T/line")"
 import re, sys
 line, total = open(sys.argv[1]).read().strip(), sys.argv[2]
