@@ -727,13 +727,6 @@ static int parse_tiers(struct ctx *x, const cJSON *obj)
 	/* by name, or as directories that are one (a symlink, a bind mount) */
 	if (c->warm.path && c->cold.path && bkr_store_same_place(c->warm.path, c->cold.path))
 		return key_error(x, "tiers.cold.path", "is the same directory as tiers.warm.path");
-	/* nor one inside the other: a tier's data/ would hold the other tier */
-	if (c->warm.path && c->cold.path && bkr_store_within(c->warm.path, c->cold.path))
-		return key_error(x, "tiers.warm.path", "%s is inside tiers.cold.path %s (each tier needs its own directory)",
-				 c->warm.path, c->cold.path);
-	if (c->warm.path && c->cold.path && bkr_store_within(c->cold.path, c->warm.path))
-		return key_error(x, "tiers.cold.path", "%s is inside tiers.warm.path %s (each tier needs its own directory)",
-				 c->cold.path, c->warm.path);
 	/* nor one inside the other: the repository's own files (trash/ is emptied) */
 	for (int i = 0; i < 2 && c->repository; i++) {
 		const char *tp = i ? c->cold.path : c->warm.path, *key = i ? "tiers.cold.path" : "tiers.warm.path";
@@ -748,6 +741,14 @@ static int parse_tiers(struct ctx *x, const cJSON *obj)
 			return key_error(x, key, "%s holds the repository %s (a tier needs its own directory)",
 					 tp, c->repository);
 	}
+	/* nor one tier inside the other: its data/ would hold the other tier
+	 * (after the repository's checks, which name the worse mistake) */
+	if (c->warm.path && c->cold.path && bkr_store_within(c->warm.path, c->cold.path))
+		return key_error(x, "tiers.warm.path", "%s is inside tiers.cold.path %s (each tier needs its own directory)",
+				 c->warm.path, c->cold.path);
+	if (c->warm.path && c->cold.path && bkr_store_within(c->cold.path, c->warm.path))
+		return key_error(x, "tiers.cold.path", "%s is inside tiers.warm.path %s (each tier needs its own directory)",
+				 c->cold.path, c->warm.path);
 	return 0;
 }
 
