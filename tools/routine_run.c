@@ -145,6 +145,7 @@ void rt_alert(rt_run *r, const char *kind, const char *source, const char *file,
 		return;
 	r->alerts = v;
 	v = &r->alerts[r->nalerts];
+	memset(v, 0, sizeof(*v)); /* undelivered: set only when alert_command fails */
 	if (!(f = open_memstream(&buf, &len)))
 		return;
 	bkr_time_format(when, bkr_time_now_ns());
