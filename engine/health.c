@@ -298,8 +298,10 @@ static int read_records(bkr_health *h, const bkr_config *cfg, struct scan_seen *
 		return err;
 	}
 	if (st.st_size > (off_t)RECORDS_TAIL) {
+		char before = '\n';
 		start = st.st_size - (off_t)RECORDS_TAIL;
-		cut = true; /* the first, partial line does not parse */
+		/* the first line is cut (and does not parse) unless a line ends just before it */
+		cut = pread(fd, &before, 1, start - 1) != 1 || before != '\n';
 	}
 	if (!(text = malloc(RECORDS_TAIL + 1))) {
 		close(fd);
@@ -330,8 +332,9 @@ static int read_records(bkr_health *h, const bkr_config *cfg, struct scan_seen *
 			err = take_record(h, sc, rec, &oldest_ns, &oldest_bytes);
 		cJSON_Delete(rec);
 	}
-	/* a last line that does not parse may be the newest run (or hide all of them) */
-	if (!err && n && (!last || !last_ok))
+	/* a last line that does not parse may be the newest run (or hide all of
+	 * them); a file of empty lines holds no record, as an empty one */
+	if (!err && (cut ? !last || !last_ok : last && !last_ok))
 		err = add_reason(h, "the last line of the routine records %s is not a routine record (%s): "
 				 "the routines' last runs are unknown", path,
 				 !last ? "a line longer than 4 MiB" : "it does not parse");

@@ -1,7 +1,8 @@
 /** @file
  * Unit tests of health.c's Prometheus text: HELP and TYPE lines for every
  * metric, label values escaped (backslash, quote, newline), "none" values
- * (no backup, no verify, a routine that never ran), and the atomic write.
+ * (no backup, no verify, a routine that never ran), and the atomic write;
+ * the routine records read from the end of routines.jsonl.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "bkr/config.h"
 #include "bkr/health.h"
 #include "bkr/io.h"
 #include "testutil.h"
@@ -97,11 +99,94 @@ static void test_write(void **state)
 	tu_rmrf(dir);
 }
 
+/* Health without a repository (bkr_health_check_unopened), its routine records
+ * being @p text: the reasons beyond 'cannot be opened' in *h. */
+static bkr_health *records_health(const char *dir, const void *text, size_t len)
+{
+	char cfgtext[1024], logs[300];
+	bkr_config *cfg = NULL;
+	bkr_health *h = NULL;
+
+	snprintf(logs, sizeof(logs), "%s/logs", dir);
+	snprintf(cfgtext, sizeof(cfgtext),
+		 "{\"repository\": \"%s/repo\", \"workspace_root\": \"%s\", \"log_dir\": \"%s\"}", dir, dir,
+		 logs);
+	assert_int_equal(bkr_config_from_string(&cfg, cfgtext, strlen(cfgtext), "bkr.json", dir), 0);
+	assert_int_equal(tu_write(logs, "routines.jsonl", text, len), 0);
+	assert_int_equal(bkr_health_check_unopened(&h, cfg, "gone", 1796040000LL * NS), 0);
+	bkr_config_free(cfg);
+	assert_true(h->nreasons >= 1);
+	return h;
+}
+
+static bool has_reason(const bkr_health *h, const char *part)
+{
+	for (size_t i = 0; i < h->nreasons; i++)
+		if (strstr(h->reasons[i], part))
+			return true;
+	return false;
+}
+
+/* routines.jsonl read from its end: a file of empty lines holds no record (as
+ * an empty file: no reason, not "a line longer than 4 MiB"); a tail of 4 MiB
+ * that starts just after a newline starts with a whole record, which counts
+ * (it was skipped as the partial first line, and the last daily routine's
+ * failure went unseen behind a false "longer than 4 MiB") */
+static void test_records(void **state)
+{
+	enum { TAIL = 4u << 20 };
+	char dir[256];
+	bkr_health *h;
+	char *big;
+	size_t at;
+	(void)state;
+	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "health"), 0);
+
+	h = records_health(dir, "\n\n", 2);
+	assert_int_equal(h->nreasons, 1); /* the repository's alone */
+	assert_false(has_reason(h, "routine records"));
+	bkr_health_free(h);
+
+	h = records_health(dir, "{\"routine\"\n", 12);
+	assert_true(has_reason(h, "is not a routine record (it does not parse)"));
+	bkr_health_free(h);
+
+	/* a first line of 100 bytes, then a record of exactly 4 MiB (newline included) */
+	assert_non_null(big = malloc(100 + TAIL));
+	memset(big, ' ', 100 + TAIL);
+	big[0] = '{';
+	big[1] = '}';
+	big[99] = '\n';
+	at = 100 + (size_t)snprintf(big + 100, 200, "{\"routine\":\"daily\",\"start\":\"2026-11-30T00:00:00Z\",\"exit\":6,\"pad\":\"");
+	memset(big + at, 'x', 100 + TAIL - at - 3); /* the pad runs to the end */
+	memcpy(big + 100 + TAIL - 3, "\"}\n", 3);
+	h = records_health(dir, big, 100 + TAIL);
+	assert_false(has_reason(h, "routine records"));
+	assert_true(h->routines[BKR_ROUTINE_DAILY].known);
+	assert_false(h->routines[BKR_ROUTINE_DAILY].last_ok);
+	assert_true(has_reason(h, "the last daily routine failed"));
+	bkr_health_free(h);
+
+	/* the tail starting inside a first line of 4 MiB + 40 bytes: that part is
+	 * left out, the record after it read */
+	memset(big, 'g', 100 + TAIL);
+	big[TAIL + 39] = '\n';
+	at = TAIL + 40 + (size_t)snprintf(big + TAIL + 40, 60, "{\"routine\":\"daily\",\"start\":\"2026-11-30T00:00:00Z\"}\n");
+	h = records_health(dir, big, at);
+	assert_false(has_reason(h, "routine records"));
+	assert_true(h->routines[BKR_ROUTINE_DAILY].known);
+	assert_true(h->routines[BKR_ROUTINE_DAILY].last_ok);
+	bkr_health_free(h);
+	free(big);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_write),
+		cmocka_unit_test(test_records),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
