@@ -800,18 +800,32 @@ static int diff_live_paths(dctx *c, const bkr_manifest *m, const bkr_source_spec
 			live_path_free(&lp);
 			continue;
 		}
-		/* a directory: its tree against the live directory; anything else:
-		 * that one entry of the directory holding it */
-		if (lp.type == BKR_FT_DIR) {
+		/* a directory: its tree against the live directory; anything else,
+		 * or a directory below its source that is no directory in the live
+		 * files now (deleted, or replaced by a file): that one entry of the
+		 * directory holding it, so it is removed or changed type as in a
+		 * whole --live diff, not a directory that cannot be opened */
+		bool below = p[lp.slen + strspn(p + lp.slen, "/")] != '\0', whole = lp.type == BKR_FT_DIR;
+		if (whole && below) {
+			struct stat lst;
+			if (lstat(lp.live, &lst) == 0 ? !S_ISDIR(lst.st_mode) : (errno == ENOENT || errno == ENOTDIR))
+				whole = false;
+		}
+		if (whole) {
 			sub = lp.subtree;
-			if (!p[lp.slen + strspn(p + lp.slen, "/")])
+			if (!below)
 				only = lp.sfile; /* the source itself: a single-file source's one file */
 		} else {
-			char *cut = strrchr(at, '/');
+			char *cut;
 			bkr_dir *ph = NULL;
 			const bkr_tree *leaf;
 			uint32_t li;
 			bkr_entry pe;
+			for (size_t n = strlen(at); n > 1 && at[n - 1] == '/';)
+				at[--n] = '\0'; /* "dir/" */
+			for (size_t n = strlen(lp.live); n > 1 && lp.live[n - 1] == '/';)
+				lp.live[--n] = '\0';
+			cut = strrchr(at, '/');
 			*cut = 0; /* below its source (a source is a directory in the backup): compared
 				     as the one entry of its parent directory */
 			if ((err = bkr_walk_resolve(c->repo, &m->tree, at, &pe, &ph, &leaf, &li)) == 0)

@@ -167,6 +167,29 @@ expect_exit 0 "$BKR" -c "$T/fs.json" diff latest --live
 	fail "diff --live with a deleted file source: $(cat "$T/out") $(cat "$T/err")"
 pass "diff --live of a configured file source: that file alone, also deleted"
 
+# --- diff --live PATH of a directory below its source that is no directory in
+# the live files now: deleted, it is removed ('-', as a deleted file is and as
+# the whole --live diff lists it); replaced by a file, it changed type ('M');
+# never 'cannot open' (exit 3 or 7)
+mkdir -p "$T/dd/ws/data/sub"
+printf 'x\n' >"$T/dd/ws/data/sub/x"
+printf 'k\n' >"$T/dd/ws/data/keep"
+cat >"$T/dd.json" <<JSON
+{"repository": "$T/dd/repo", "workspace_root": "$T/dd/ws", "sources": [{"name": "data", "paths": ["data"]}]}
+JSON
+expect_exit 0 "$BKR" init -r "$T/dd/repo"
+expect_exit 0 "$BKR" -c "$T/dd.json" create --all
+rm -r "$T/dd/ws/data/sub"
+expect_exit 0 "$BKR" -c "$T/dd.json" diff latest --live "$T/dd/ws/data/sub"
+[ "$(cat "$T/out")" = "-  data/sub" ] || fail "diff --live of a deleted directory: $(cat "$T/out") $(cat "$T/err")"
+expect_exit 0 "$BKR" -c "$T/dd.json" diff latest --live
+[ "$(cat "$T/out")" = "-  data/sub" ] || fail "diff --live with a deleted directory: $(cat "$T/out") $(cat "$T/err")"
+printf 'now a file\n' >"$T/dd/ws/data/sub"
+expect_exit 0 "$BKR" -c "$T/dd.json" diff latest --live "$T/dd/ws/data/sub" --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [(c["change"], c["path"], "type" in c["what"]) for c in d["changes"]] == [("modified", "data/sub", True)], d' "$T/out" ||
+	fail "diff --live of a directory replaced by a file: $(cat "$T/out") $(cat "$T/err")"
+pass "diff --live PATH of a directory deleted or replaced by a file since the backup"
+
 # --- diff --live applies a source's excludes relative to the source, as backup
 # does: a pattern with a '/' (sub/*.log) left out of the backup is not 'added'
 mkdir -p "$T/ex/ws/data/sub"
