@@ -519,10 +519,13 @@ typedef struct {
 
 /* The backup's tree @p sub against live directory @p dir: all of it, or only
  * its entry @p only (a file PATH, or a single-file source: the directory
- * holding the file, as backup keeps it).  @p base: the length of the path up
- * to the source's name (excludes match what follows it) */
+ * holding the file, as backup keeps it).  @p only_backup: the backup's side
+ * is limited to @p only too (a PATH); a single-file source's directory in the
+ * backup holds its one file, under the name it had then, which is compared
+ * whatever the file is called now.  @p base: the length of the path up to
+ * the source's name (excludes match what follows it) */
 static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const char *dir, const char *only,
-			 const bkr_source_spec *src, size_t base)
+			 bool only_backup, const bkr_source_spec *src, size_t base)
 {
 	lframe *stack = NULL;
 	size_t depth = 0, cap = 32;
@@ -562,7 +565,7 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 		int cmp;
 		if (f->ia < f->na && (err = bkr_dir_get(f->a, f->ia, &ea, &la, &lia)) < 0)
 			goto done;
-		if (f->ia < f->na && depth == 1 && only &&
+		if (f->ia < f->na && depth == 1 && only && only_backup &&
 		    (ea.name_len != strlen(only) || memcmp(ea.name, only, ea.name_len) != 0)) {
 			f->ia++; /* one entry of a directory (a file PATH): the others are not compared */
 			continue;
@@ -835,7 +838,7 @@ static int diff_live_paths(dctx *c, const bkr_manifest *m, const bkr_source_spec
 				err = split_last(lp.live, &ldir, &only);
 		}
 		if (err >= 0 && (err = path_set(c, 0, (const uint8_t *)at, strlen(at), &plen)) >= 0)
-			err = diff_live_dir(c, &m->tree, &sub, ldir ? ldir : lp.live, only, lp.spec, lp.slen);
+			err = diff_live_dir(c, &m->tree, &sub, ldir ? ldir : lp.live, only, !whole, lp.spec, lp.slen);
 		free(at);
 		free(ldir);
 		live_path_free(&lp);
@@ -877,7 +880,7 @@ int bkr_diff_live(bkr_repo *r, const bkr_manifest *m, const bkr_source_spec *sou
 		 * the directory holding it, as backup keeps it */
 		if (bkr_walk_source_is_file(r, &m->tree, ms->source, dir) && (err = split_last(dir, &parent, &only)) < 0)
 			break;
-		err = diff_live_dir(&c, &m->tree, &ms->tree, parent ? parent : dir, only, spec, strlen(ms->source));
+		err = diff_live_dir(&c, &m->tree, &ms->tree, parent ? parent : dir, only, false, spec, strlen(ms->source));
 		free(parent);
 	}
 out:

@@ -190,6 +190,26 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [(c["change"
 	fail "diff --live of a directory replaced by a file: $(cat "$T/out") $(cat "$T/err")"
 pass "diff --live PATH of a directory deleted or replaced by a file since the backup"
 
+# --- a single-file source now elsewhere under another name (NAME=PATH, or
+# its configured path changed): the backup's file is removed and the live one
+# added, as a diff of a backup from before the move and one from after it
+# lists them; the backup's side was limited to the new name (only '+')
+mkdir -p "$T/sf/ws/etc"
+printf 'c\n' >"$T/sf/ws/etc/app.conf"
+cat >"$T/sf.json" <<JSON
+{"repository": "$T/sf/repo", "workspace_root": "$T/sf/ws", "sources": [{"name": "conf", "paths": ["etc/app.conf"]}]}
+JSON
+expect_exit 0 "$BKR" init -r "$T/sf/repo"
+expect_exit 0 "$BKR" -c "$T/sf.json" create --all
+mv "$T/sf/ws/etc/app.conf" "$T/sf/ws/etc/app2.conf"
+sed -i 's|etc/app.conf|etc/app2.conf|' "$T/sf.json"
+for how in "-r $T/sf/repo diff latest --live conf=$T/sf/ws/etc/app2.conf" "-c $T/sf.json diff latest --live"; do
+	expect_exit 0 "$BKR" $how
+	[ "$(LC_ALL=C sort "$T/out" | tr '\n' ' ')" = "+  conf/app2.conf -  conf/app.conf " ] ||
+		fail "bkr $how of a moved and renamed file source: $(cat "$T/out") $(cat "$T/err")"
+done
+pass "diff --live of a single-file source moved under another name: removed and added"
+
 # --- diff --live applies a source's excludes relative to the source, as backup
 # does: a pattern with a '/' (sub/*.log) left out of the backup is not 'added'
 mkdir -p "$T/ex/ws/data/sub"
