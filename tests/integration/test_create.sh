@@ -184,11 +184,18 @@ expect_exit 0 "$BKR" -c "$T/dd.json" diff latest --live "$T/dd/ws/data/sub"
 [ "$(cat "$T/out")" = "-  data/sub" ] || fail "diff --live of a deleted directory: $(cat "$T/out") $(cat "$T/err")"
 expect_exit 0 "$BKR" -c "$T/dd.json" diff latest --live
 [ "$(cat "$T/out")" = "-  data/sub" ] || fail "diff --live with a deleted directory: $(cat "$T/out") $(cat "$T/err")"
+# named with a trailing slash ("sub/", as typed for a directory), the same;
+# it was 'not a source of backup ..., nor inside one' (diff) and 'no such
+# file or directory' (log), exit 3, once the directory was gone
+expect_exit 0 "$BKR" -c "$T/dd.json" diff latest --live "$T/dd/ws/data/sub/"
+[ "$(cat "$T/out")" = "-  data/sub" ] || fail "diff --live of a deleted dir/: $(cat "$T/out") $(cat "$T/err")"
+expect_exit 0 "$BKR" -c "$T/dd.json" log "$T/dd/ws/data/sub/"
+grep -q "of data/sub in 1 backup" "$T/err" || fail "log of a deleted dir/: $(cat "$T/out") $(cat "$T/err")"
 printf 'now a file\n' >"$T/dd/ws/data/sub"
 expect_exit 0 "$BKR" -c "$T/dd.json" diff latest --live "$T/dd/ws/data/sub" --json
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [(c["change"], c["path"], "type" in c["what"]) for c in d["changes"]] == [("modified", "data/sub", True)], d' "$T/out" ||
 	fail "diff --live of a directory replaced by a file: $(cat "$T/out") $(cat "$T/err")"
-pass "diff --live PATH of a directory deleted or replaced by a file since the backup"
+pass "diff --live PATH of a directory deleted (also as dir/) or replaced by a file since the backup"
 
 # --- a single-file source now elsewhere under another name (NAME=PATH, or
 # its configured path changed): the backup's file is removed and the live one
