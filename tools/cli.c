@@ -855,10 +855,13 @@ char *cli_live_abs(const char *arg)
 		return r;
 	if (!(dir = strdup(arg)))
 		return NULL;
+	/* "DIR/" of a directory that is gone: its last component is DIR */
+	for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--)
+		dir[n - 1] = 0;
 	slash = strrchr(dir, '/');
 	if (slash)
 		*slash = 0;
-	name = slash ? slash + 1 : arg;
+	name = slash ? slash + 1 : dir;
 	r = realpath(slash ? (*dir ? dir : "/") : ".", NULL);
 	if (r) {
 		size_t rl = strlen(r), nl = strlen(name);
