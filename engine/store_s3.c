@@ -497,9 +497,12 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 	curl_slist_free_all(hl);
 	/* A web server that is not S3 (a wrong endpoint, a captive portal): no
 	 * x-amz-* header, and an HTML page or an error that is not S3's XML.
-	 * Its 404 is no missing object, its 200 no repository data.  A 5xx or
-	 * 429 (a proxy in front of a failing server) stays "keeps failing". */
-	if (rc == CURLE_OK && !r->amz && r->status < 500 && r->status != 429 &&
+	 * Its 404 is no missing object, its 200 no repository data, also when
+	 * the page is larger than the object asked for (the transfer stopped:
+	 * not "too large", which says the object is damaged).  A 5xx or 429 (a
+	 * proxy in front of a failing server) stays "keeps failing". */
+	if ((rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r->too_large)) && !r->amz && r->status < 500 &&
+	    r->status != 429 &&
 	    (r->html || (r->status >= 400 && r->dlen && !memmem(r->data, r->dlen, "<Error", 6))))
 		return bkr_error_set(BKR_EUNAVAILABLE, "%s: the endpoint %s does not answer like an S3 server (HTTP %ld%s, "
 				     "no x-amz-request-id): check the endpoint (AWS_ENDPOINT_URL, or s3.endpoint_url)",

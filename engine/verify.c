@@ -496,8 +496,10 @@ static int check_missing(struct verify *v)
 		bkr_pack_id_to_hex(&e->pack, hex);
 		if (!v->places[0])
 			searched(v);
+		/* the hint about tier disks only where there are tiers */
 		report(v, BKR_VERIFY_PACK, hex, NULL, NULL, "pack %s is named by the index but missing from every tier "
-		       "and trash (searched %s: is the right disk mounted at each tier?)", hex, v->places);
+		       "and trash (searched %s%s)", hex, v->places,
+		       bkr_repo_tier_count(v->r) ? ": is the right disk mounted at each tier?" : "");
 		for (size_t i = lo; i < hi && err == 0; i++)
 			if ((err = add_damaged(v, &v->ents[i].id)) == 0 && bkr_idset_add(&v->lost, &v->ents[i].id) < 0)
 				err = BKR_ENOMEM;
@@ -535,8 +537,8 @@ static const char *blob_problem(struct verify *v, const bkr_id *id, bkr_blob_typ
 			return v->why;
 		}
 		if (bkr_idset_has(&v->lost, id)) {
-			snprintf(v->why, sizeof(v->why), "missing: its pack is in none of %s (is the right disk mounted "
-				 "at each tier?)", v->places);
+			snprintf(v->why, sizeof(v->why), "missing: its pack is in none of %s%s", v->places,
+				 bkr_repo_tier_count(v->r) ? " (is the right disk mounted at each tier?)" : "");
 			return v->why;
 		}
 		return "damaged";

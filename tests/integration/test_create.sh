@@ -261,3 +261,23 @@ BKR_TEST_NOW=2026-06-03T00:00:00Z expect_exit 0 "$BKR" -r "$R2" -q cleanup --kee
 expect_exit 0 "$BKR" -r "$R2" cat latest same/a
 [ "$(cat "$T/out")" = "version 6" ] || fail "cleanup --keep-last 1 kept an older backup: $(cat "$T/out")"
 pass "backups made in the same second are dated in the order made (latest, cleanup --keep-last)"
+
+# --- a live path that is gone, given as a directory ("DIR/"): the same path as
+# without the slash (cli_live_abs took the empty name after the slash and
+# failed: 'bkr log /abs/sub/' of a deleted directory said "no such file or
+# directory" while 'bkr log /abs/sub' listed its history)
+mkdir -p "$T/fs/data/sub"
+printf 'x\n' >"$T/fs/data/sub/x"
+printf 'conf\n' >"$T/fs/app.conf"
+expect_exit 0 "$BKR" -c "$T/fs.json" create --all
+rm -r "$T/fs/data/sub"
+expect_exit 0 "$BKR" -r "$T/fsrepo" log "$T/fs/data/sub"
+cp "$T/out" "$T/log-noslash"
+grep -q "added *dir" "$T/log-noslash" || fail "log of a deleted directory: $(cat "$T/out")"
+for p in "$T/fs/data/sub/" "$T/fs/data/sub//"; do
+	expect_exit 0 "$BKR" -r "$T/fsrepo" log "$p"
+	cmp -s "$T/out" "$T/log-noslash" || fail "log $p of a deleted directory: $(cat "$T/out") $(cat "$T/err")"
+done
+(cd "$T/fs/data" && "$BKR" -r "$T/fsrepo" log ./sub/) >"$T/out" 2>"$T/err" || fail "log ./sub/ (relative, deleted): $(cat "$T/err")"
+cmp -s "$T/out" "$T/log-noslash" || fail "log ./sub/ (relative) of a deleted directory: $(cat "$T/out")"
+pass "a deleted directory's live path with a trailing slash is that directory (log)"

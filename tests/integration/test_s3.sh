@@ -64,12 +64,17 @@ class H(http.server.BaseHTTPRequestHandler):
         if n:
             self.rfile.read(n)
         body = b"<html><body>Not Found</body></html>\n"
+        if len(sys.argv) > 3:  # a page of that many bytes
+            body = b"<html><body>" + b"x" * int(sys.argv[3]) + b"</body></html>\n"
         self.send_response(int(sys.argv[2]))
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except OSError:
+                pass  # bkr stops reading a page larger than what it asked for
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _a
     def log_message(self, *a):
         pass
@@ -93,6 +98,20 @@ for status in 404 200; do
 	done
 done
 pass "an endpoint that answers HTML (404 or 200 to everything): named as not S3, exit 8"
+# ... also when its page is larger than the object asked for (2 MiB; config.json
+# may have 1 MiB): the transfer stops, and that was 'config.json: too large',
+# exit 4, as if the repository were damaged
+/usr/bin/python3 "$T/web.py" "$T/webbig.port" 200 2100000 >"$T/webbig.port" &
+cleanup_hooks+=("kill $! 2>/dev/null")
+for i in $(seq 1 100); do [ -s "$T/webbig.port" ] && break; sleep 0.05; done
+web=http://127.0.0.1:$(head -1 "$T/webbig.port")
+for cmd in list verify init; do
+	expect_exit 8 env AWS_ENDPOINT_URL="$web" "$BKR" -r s3://bkr-test/web $cmd
+	one_line_error
+	grep -q "s3://bkr-test/web: the endpoint $web does not answer like an S3 server (HTTP 200 with an HTML page" "$T/err" ||
+		fail "a 2 MiB HTML page, $cmd: $(cat "$T/err")"
+done
+pass "an endpoint whose HTML page is larger than the object asked for: named as not S3, exit 8"
 
 # --- two writers racing to publish the same object: exactly one wins
 pids=()

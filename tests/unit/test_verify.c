@@ -192,6 +192,21 @@ static void test_clean(void **state)
 	assert_int_equal(restore_errors(f), 0);
 }
 
+/* A pack gone from a repository without tiers: its files' chunks are missing,
+ * and no message sends the reader to look for a tier disk there is not. */
+static void test_missing_pack_no_tiers(void **state)
+{
+	fx *f = *state;
+	char packs[16][512];
+	assert_true(data_packs(f, packs, 16) >= 1);
+	assert_int_equal(unlink(packs[0]), 0);
+	assert_int_equal(verify(f, false), BKR_ECORRUPT);
+	assert_true(f->kinds[BKR_VERIFY_MISSING] >= 1);
+	assert_non_null(strstr(f->messages, "missing from every tier and trash (searched "));
+	assert_non_null(strstr(f->messages, "is missing: its pack is in none of "));
+	assert_null(strstr(f->messages, "right disk"));
+}
+
 static void test_swapped_packs(void **state)
 {
 	fx *f = *state;
@@ -618,6 +633,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_heal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_pack_no_tiers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swapped_packs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_stored_len, setup, teardown),

@@ -19,7 +19,9 @@
  * setting its attributes), "recover-read" (recovery, between the stat and the
  * read of a live workspace file), "restore-tmpfile" (restore's O_TMPFILE: a failure
  * is taken for a filesystem without it), "trash-move" (prune, delete, cleanup,
- * repair: after a trash batch is written, before its objects move).  Several specs may be joined with ','.
+ * repair: after a trash batch is written, before its objects move), "kdf" (a
+ * scrypt derivation fails), "key-remove" (key remove: checked under the keys
+ * lock, before the delete).  Several specs may be joined with ','.
  */
 #ifndef BKR_IO_H
 #define BKR_IO_H

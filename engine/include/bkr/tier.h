@@ -55,10 +55,10 @@ typedef struct {
  * The level backup @p m asks for at @p as_of_ns: hot when pinned then or
  * younger than the first configured tier's after_days; else the coldest
  * configured tier whose after_days it has reached.  A backup dated in the
- * future at @p as_of_ns (bkr_time_in_future: made while the clock was ahead,
- * or after an --as-of time) has no age to judge: unless pinned it asks for
+ * future of the real clock (bkr_time_in_future against bkr_time_now_ns: made
+ * while the clock was ahead) has no age to judge: unless pinned it asks for
  * the coldest configured tier (docs/operations.md, "Backups dated in the
- * future").
+ * future"); one merely after a past @p as_of_ns did not exist then: hot.
  */
 int bkr_tier_level(const bkr_tier_policy *p, const bkr_manifest *m, int64_t as_of_ns);
 
