@@ -36,7 +36,7 @@ static const char usage[] =
 enum { OPT_AS_OF = OPT_FIRST_CMD, OPT_LOST };
 
 struct opts {
-	bool dry_run, lost;
+	bool dry_run, lost, has_as_of;
 	int64_t as_of;
 	lc_lock_opts lock;
 };
@@ -49,6 +49,7 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		s->dry_run = true;
 		return 0;
 	case OPT_AS_OF:
+		s->has_as_of = true;
 		return lc_as_of(c, arg, &s->as_of);
 	case OPT_LOST:
 		s->lost = true;
@@ -205,9 +206,9 @@ static int migrate(cli *c, bkr_repo *repo, const struct opts *s)
 	o.policy.tier[BKR_TIER_WARM] = (bkr_tier_conf){ cfg->warm.path, cfg->warm.after_days };
 	o.policy.tier[BKR_TIER_COLD] = (bkr_tier_conf){ cfg->cold.path, cfg->cold.after_days };
 	o.dry_run = s->dry_run;
-	o.as_of_ns = s->as_of ? s->as_of : bkr_time_now_ns();
+	o.as_of_ns = s->has_as_of ? s->as_of : bkr_time_now_ns();
 	o.on_move = on_move;
-	if (!s->as_of) /* after an --as-of time a backup was not made yet: no clock error */
+	if (!s->has_as_of) /* after an --as-of time a backup was not made yet: no clock error */
 		o.future = cli_warn_future_cb;
 	o.progress = c->progress && !s->dry_run ? on_progress : NULL;
 	o.ctx = c;
@@ -285,15 +286,19 @@ int cmd_tier(cli *c, int argc, char **argv)
 		if (first >= argc)
 			return cli_usage_error(c, "forget: expected the LOCATION to forget ('bkr tier status' lists them)");
 		location = argv[first++];
-		if (s.as_of)
+		if (s.has_as_of)
 			return cli_usage_error(c, "forget takes no --as-of");
 	} else if (s.lost) {
 		return cli_usage_error(c, "--lost goes with 'bkr tier forget'");
 	}
 	if (first < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
-	if (!strcmp(verb, "status") && (s.dry_run || s.as_of || s.lock.no_wait))
+	if (!strcmp(verb, "status") && (s.dry_run || s.has_as_of || s.lock.no_wait))
 		return cli_usage_error(c, "status takes no --dry-run, --as-of or --no-wait");
+	/* a later "now" would move data colder than today's policy keeps it,
+	 * as cleanup and routine would remove what it keeps: the same check */
+	if (s.has_as_of && (err = lc_as_of_allowed(c, s.as_of, bkr_time_now_ns(), s.dry_run)) != 0)
+		return err;
 	if ((err = cli_open_repo(c, &repo, !strcmp(verb, "status") ? BKR_REPO_RDONLY : 0)) < 0) {
 		bkr_repo_free(repo);
 		return cli_fail(c, err);

@@ -120,7 +120,8 @@ int lc_as_of_allowed(cli *c, int64_t as_of, int64_t now, bool dry_run)
 		return 0;
 	bkr_time_format(t, as_of);
 	return cli_usage_error(c, "--as-of %s is after now: a run that changes the repository as of a later time "
-			       "would remove backups the policy keeps today; give --dry-run to see what it would do", t);
+			       "would remove backups, or move data to a colder tier, that the policy keeps today; "
+			       "give --dry-run to see what it would do", t);
 }
 
 void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run)

@@ -152,9 +152,9 @@ head -c 3000000 /dev/urandom >"$ws2/big"
 expect_exit 0 "$BKR" -q -r "$R2" create "$ws2"
 cat >"$T/tiers2.json" <<EOF
 {"repository": "$R2", "workspace_root": "$ws2",
- "tiers": {"warm": {"path": "$T/warm2", "after_days": 1}, "cold": {"path": "$T/cold2", "after_days": 2}}}
+ "tiers": {"warm": {"path": "$T/warm2", "after_days": 0}, "cold": {"path": "$T/cold2", "after_days": 0}}}
 EOF
-BKR_FAULT=rename:1:stop "$BKR" -q -c "$T/tiers2.json" tier migrate --as-of 2099-01-01T00:00:00Z >/dev/null 2>"$T/tm.err" &
+BKR_FAULT=rename:1:stop "$BKR" -q -c "$T/tiers2.json" tier migrate >/dev/null 2>"$T/tm.err" &
 tpid=$!
 wait_stopped "$tpid" || fail "migrate did not stop at its first rename"
 "$BKR" -r "$R2" repair >"$T/rp.out" 2>"$T/rp.err" &

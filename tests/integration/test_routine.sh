@@ -754,10 +754,29 @@ grep -q "^bkr cleanup: --as-of 2027-06-01T00:00:00.000000Z is after now" "$T/err
 	fail "a refused --as-of removed backups"
 expect_exit 0 "$BKR" -c "$T/a.json" routine daily --as-of 2027-06-01T00:00:00Z --dry-run
 expect_exit 0 "$BKR" -c "$T/a.json" cleanup --as-of 2027-06-01T00:00:00Z --dry-run
+# tier migration by the same rule: as of a later time it would move data
+# colder than today's policy keeps it (it was accepted, and moved it)
+mkdir -p "$T/warma"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "tiers": {"warm": {"path": "%s", "after_days": 7}}, "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$T/repoa" "$WA" "$T/logsa" "$T/warma" >"$T/atier.json"
+expect_exit 2 "$BKR" -c "$T/atier.json" tier migrate --as-of 2027-06-01T00:00:00Z
+one_line_error
+grep -q "^bkr tier: --as-of 2027-06-01T00:00:00.000000Z is after now: .*move data to a colder tier.*--dry-run" "$T/err" ||
+	fail "tier migrate --as-of later: $(cat "$T/err")"
+[ -z "$(find "$T/warma" -name '*.pack')" ] || fail "a refused tier migrate --as-of moved packs"
+expect_exit 0 "$BKR" -c "$T/atier.json" --json tier migrate --as-of 2027-06-01T00:00:00Z --dry-run
+python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); assert r["moved"]["warm"]["packs"] > 0, r' "$T/out" ||
+	fail "tier migrate --as-of later --dry-run: $(cat "$T/out")"
+[ -z "$(find "$T/warma" -name '*.pack')" ] || fail "tier migrate --dry-run moved packs"
 # within the 5 minutes of clock skew, and in the past: allowed
 expect_exit 0 "$BKR" -q -c "$T/a.json" routine hourly --as-of 2026-12-01T08:04:00Z
+expect_exit 0 "$BKR" -q -c "$T/atier.json" tier migrate --as-of 2026-12-01T08:04:00Z
+expect_exit 0 "$BKR" -q -c "$T/atier.json" tier migrate --as-of 2026-11-01T00:00:00Z
+# --as-of 1970-01-01T00:00:00Z is that time, not "now" (it was read as not given)
+expect_exit 0 "$BKR" -c "$T/atier.json" --json tier migrate --as-of 1970-01-01T00:00:00Z --dry-run
+grep -q '"as_of":"1970-01-01T00:00:00.000000Z"' "$T/out" || fail "tier migrate --as-of 1970: $(cat "$T/out")"
 unset BKR_TEST_NOW
-pass "routine and cleanup refuse an --as-of after now unless --dry-run"
+pass "routine, cleanup and tier migrate refuse an --as-of after now unless --dry-run"
 
 # --- a dry run predicts the real run: the weekly health step does not count
 # a stale source that the backup step would back up
