@@ -163,14 +163,41 @@ static void user_name(char *out, size_t cap)
 	snprintf(out, cap, "%s", u ? u : "");
 }
 
+/* How keys_lock meets a held lock (bkr_key_set_lock_wait; default: wait, silently). */
+static struct {
+	bool no_wait;
+	void (*waiting)(void *ctx, const char *holder);
+	void *ctx;
+} lock_wait;
+
+void bkr_key_set_lock_wait(bool no_wait, void (*waiting)(void *ctx, const char *holder), void *ctx)
+{
+	lock_wait.no_wait = no_wait;
+	lock_wait.waiting = waiting;
+	lock_wait.ctx = ctx;
+}
+
 /*
- * locks/keys.lock, exclusive, waiting: key add and remove (and so passwd)
- * change keys/ one at a time, on a local store (flock) and on S3 (lock
- * objects) alike.  Backups and reads never take it.
+ * locks/keys.lock, exclusive: key add and remove (and so passwd) change
+ * keys/ one at a time, on a local store (flock) and on S3 (lock objects)
+ * alike.  Backups and reads never take it.  Taken at once when free; when
+ * it is held, the caller is told (a killed holder's lock on S3 stays until
+ * it is stale: minutes of silence otherwise) and it waits, or with no_wait
+ * fails naming the holder.
  */
 static int keys_lock(bkr_store *s, bkr_store_held **held)
 {
-	int err = bkr_store_lock(s, "locks/keys.lock", true, true, held);
+	int err = bkr_store_lock(s, "locks/keys.lock", true, false, held);
+	if (err == BKR_ELOCKED) {
+		char holder[700]; /* the store's word on the holder: on S3 its pid, host and last refresh */
+		snprintf(holder, sizeof(holder), "%s", bkr_error_message());
+		if (lock_wait.no_wait)
+			return bkr_error_set(BKR_ELOCKED, "keys lock: %s; not waiting (--no-wait)", holder);
+		bkr_error_clear();
+		if (lock_wait.waiting)
+			lock_wait.waiting(lock_wait.ctx, holder);
+		err = bkr_store_lock(s, "locks/keys.lock", true, true, held);
+	}
 	if (err < 0)
 		bkr_error_prefix("keys lock");
 	return err;

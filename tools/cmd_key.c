@@ -9,15 +9,16 @@
 #include <string.h>
 
 #include "cli.h"
+#include "lifecycle.h"
 #include "bkr/error.h"
 #include "bkr/key.h"
 #include "bkr/utf8.h"
 
 static const char usage[] =
 	"usage: bkr key list   -r REPO [--json]\n"
-	"       bkr key add    -r REPO\n"
-	"       bkr key remove -r REPO ID\n"
-	"       bkr key passwd -r REPO\n\n"
+	"       bkr key add    -r REPO [--no-wait]\n"
+	"       bkr key remove -r REPO ID [--no-wait]\n"
+	"       bkr key passwd -r REPO [--no-wait]\n\n"
 	"Manage the key files of an encrypted repository (docs/security.md).  Each key\n"
 	"file holds the repository's master keys sealed under one passphrase.\n\n"
 	"  list     every key file: id, created, host, user, KDF; '*' marks the one in use\n"
@@ -25,10 +26,33 @@ static const char usage[] =
 	"  remove   delete key file ID (a unique prefix; a damaged one too); never the last\n"
 	"           usable one or the one in use\n"
 	"  passwd   replace the key file in use by one under a new passphrase\n\n"
+	"  --no-wait  fail at once (status 5) when another key command holds the keys\n"
+	"             lock (default: wait for it, saying so)\n\n"
 	"The current passphrase comes from --password-file FILE, --password-command CMD,\n"
 	"BKR_PASSWORD, or a prompt; a new one from --new-password-file FILE,\n"
 	"BKR_NEW_PASSWORD, or a prompt (twice).  Without the passphrase nothing can\n"
 	"read the data: keep a second key somewhere safe.\n";
+
+static int opt(cli *c, int o, const char *arg, void *st)
+{
+	(void)arg;
+	if (o == LC_OPT_NO_WAIT) {
+		*(bool *)st = true;
+		return 0;
+	}
+	return cli_usage_error(c, "unknown option");
+}
+
+/* The keys lock is held: one line naming the holder (on S3 a killed key
+ * command's lock stays until it is stale, minutes without a word otherwise). */
+static void on_lock_waiting(void *ctx, const char *holder)
+{
+	cli *c = ctx;
+	char esc[4 * 700 + 4];
+	if (!c->quiet)
+		fprintf(stderr, "bkr key: waiting for the keys lock (%s)...\n",
+			bkr_text_escape(esc, sizeof(esc), holder, strlen(holder)));
+}
 
 static void warn_key(void *ctx, const char *message)
 {
@@ -113,7 +137,13 @@ int cmd_key(cli *c, int argc, char **argv)
 	size_t len;
 	int first, err, rc = 0;
 
-	CLI_PARSE(c, argc, argv, usage, "", NULL, NULL, NULL, &first);
+	static const struct option lo[] = {
+		{ "no-wait", no_argument, NULL, LC_OPT_NO_WAIT },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool no_wait = false;
+
+	CLI_PARSE(c, argc, argv, usage, "", lo, opt, &no_wait, &first);
 	if (first >= argc)
 		return cli_usage_error(c, "which one: list, add, remove or passwd?");
 	sub = argv[first++];
@@ -121,6 +151,9 @@ int cmd_key(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "unknown subcommand '%s' (list, add, remove, passwd)", sub);
 	if (!strcmp(sub, "remove") ? first + 1 != argc : first != argc)
 		return cli_usage_error(c, "%s: %s", sub, !strcmp(sub, "remove") ? "give one key ID" : "no arguments expected");
+	if (no_wait && !strcmp(sub, "list"))
+		return cli_usage_error(c, "list takes no --no-wait (it takes no lock)");
+	bkr_key_set_lock_wait(no_wait, on_lock_waiting, c);
 	if ((err = cli_open_repo(c, &r, 0)) < 0)
 		return cli_fail(c, err);
 	if (!bkr_repo_crypto(r)) {

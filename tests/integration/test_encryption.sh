@@ -319,11 +319,22 @@ BKR_FAULT=key-remove:1:stop "$BKR" -r "$KR" --password-file "$T/pw-ra" key remov
 ra=$!
 cleanup_hooks+=("kill -9 $ra 2>/dev/null")
 wait_stopped "$ra" || fail "alice's key remove never paused after its checks"
+# --no-wait: exit 5 at once, naming the lock, nothing removed
+expect_exit 5 timeout 20 "$BKR" -r "$KR" --password-file "$T/pw-rb" key remove "$ka" --no-wait
+one_line_error
+grep -q "keys lock: .*locks/keys.lock: held by another process; not waiting (--no-wait)" "$T/err" ||
+	fail "key remove --no-wait while the keys lock is held: $(cat "$T/err")"
+[ -e "$KR/keys/$ka.json" ] || fail "key remove --no-wait removed a key"
+BKR_NEW_PASSWORD='carol: race' expect_exit 5 timeout 20 "$BKR" -r "$KR" --password-file "$T/pw-rb" key add --no-wait
+expect_exit 2 "$BKR" -r "$KR" --password-file "$T/pw-rb" key list --no-wait
 "$BKR" -r "$KR" --password-file "$T/pw-rb" key remove "$ka" >"$T/rb.out" 2>"$T/rb.err" &
 rb=$!
 cleanup_hooks+=("kill -9 $rb 2>/dev/null")
 sleep 2
 kill -0 "$rb" 2>/dev/null || fail "bob's key remove did not wait for alice's: $(cat "$T/rb.out" "$T/rb.err")"
+# and says so, once, naming the lock (a silent wait looked hung)
+[ "$(grep -c "^bkr key: waiting for the keys lock (.*locks/keys.lock: held by another process)" "$T/rb.err")" = 1 ] ||
+	fail "bob's key remove does not say it waits: $(cat "$T/rb.err")"
 kill -CONT "$ra"
 rca=0 rcb=0
 wait "$ra" || rca=$?

@@ -319,10 +319,18 @@ BKR_FAULT=key-remove:1:stop "$BKR" -r s3://bkr-test/enc key remove "$kb" >"$T/ra
 ra=$!
 cleanup_hooks+=("kill -9 $ra 2>/dev/null")
 wait_stopped "$ra" || fail "S3: the first key remove never paused after its checks"
+# a stopped (or killed) holder's lock stays until it is stale: --no-wait
+# fails at once naming the holder; a waiting command says it waits, once
+expect_exit 5 timeout 30 "$BKR" -r s3://bkr-test/enc --password-file "$T/pw-s3b" key remove "$ka" --no-wait
+one_line_error
+grep -q "keys lock: s3://bkr-test/enc/locks/keys.lock: held exclusively by pid $ra on host .*(refreshed [0-9]* s ago; a lock not refreshed for 300 s is stale); not waiting (--no-wait)" "$T/err" ||
+	fail "S3: key remove --no-wait while the keys lock is held: $(cat "$T/err")"
 "$BKR" -r s3://bkr-test/enc --password-file "$T/pw-s3b" key remove "$ka" >"$T/rb.out" 2>"$T/rb.err" &
 rb=$!
 sleep 3
 kill -0 "$rb" 2>/dev/null || fail "S3: the second key remove did not wait: $(cat "$T/rb.out" "$T/rb.err")"
+[ "$(grep -c "^bkr key: waiting for the keys lock (s3://bkr-test/enc/locks/keys.lock: held exclusively by pid $ra on host .*(refreshed [0-9]* s ago; a lock not refreshed for 300 s is stale))" "$T/rb.err")" = 1 ] ||
+	fail "S3: the second key remove waits without saying so: $(cat "$T/rb.err")"
 kill -CONT "$ra"
 rca=0 rcb=0
 wait "$ra" || rca=$?

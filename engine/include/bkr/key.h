@@ -82,12 +82,23 @@ int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE],
  * file (or one of another repository than @p repo_id) is removed by its id
  * (its file name) too.  Refused (BKR_EINVAL) for the last usable key file
  * and for @p current (the one in use).  Checked and done under the keys
- * lock (locks/keys.lock, exclusive, waiting; bkr_key_add takes it too), so
+ * lock (locks/keys.lock, exclusive, waiting unless bkr_key_set_lock_wait
+ * says not to; bkr_key_add takes it too), so
  * that concurrent removals can never leave no usable key file.
  * @p removed (may be NULL) gets the full id of the key file removed.
  */
 int bkr_key_remove(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *id,
 		   const char *current, char removed[BKR_KEY_ID_HEX]);
+
+/**
+ * When bkr_key_add or bkr_key_remove finds the keys lock held
+ * (process-wide, like bkr_key_set_source): with @p no_wait, BKR_ELOCKED at
+ * once, naming the holder and "not waiting (--no-wait)"; else
+ * @p waiting(@p ctx, @p holder) once (may be NULL) - @p holder is the
+ * store's word on who holds it (on S3 the pid, host and last refresh, and
+ * when it is stale) - and then a wait.  Default: wait, silently.
+ */
+void bkr_key_set_lock_wait(bool no_wait, void (*waiting)(void *ctx, const char *holder), void *ctx);
 
 /* ---- passphrases -------------------------------------------------------------- */
 
