@@ -33,8 +33,9 @@ static const char usage[] =
 	"       [--no-wait] [--as-of TIME] [--apply]\n\n"
 	"Run a scheduled routine of the configuration (docs/operations.md):\n"
 	"  hourly     scan, then an incremental backup of the due hourly sources\n"
-	"  daily      backup of the due hourly and daily sources, verify, cleanup\n"
-	"             (retention and prune), tier migration\n"
+	"  daily      scan, backup of the due hourly and daily sources, verify, cleanup\n"
+	"             (retention and prune; skipped while the scan finds damaged\n"
+	"             files), tier migration\n"
 	"  weekly     full backup of every scheduled source, verify --read-data,\n"
 	"             repair when damage was found, health report\n"
 	"  emergency  scan, recovery batch into a recovery run (applied to the\n"
@@ -442,6 +443,25 @@ done:
 	bkr_lock_release(lock);
 }
 
+/* The daily scan found damaged or missing files that nothing recovered
+ * (the daily routine recovers nothing): the backups retention would remove
+ * may hold their last good copies, so it removes none.  A step that failed
+ * on purpose: exit 6, one alert saying why, and the next daily routine
+ * applies retention once the scan is clean. */
+static void step_cleanup_held(rt_run *r, rt_step *s)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg),
+		 "retention skipped: %zu file%s damaged or missing; the backups holding their last good copies are kept",
+		 r->scan.n, r->scan.n == 1 ? "" : "s");
+	rt_alert(r, "retention_skipped", NULL, r->scan.items[0].path,
+		 "recover the files ('bkr routine emergency --apply', 'bkr batch -c CONFIG --apply' or 'bkr restore'); "
+		 "retention runs again once the daily scan is clean",
+		 "%s routine: %s (first: %s)", bkr_routine_name(r->kind), msg, r->scan.items[0].path);
+	rt_step_end(r, s, RT_FAILED, "%s", msg);
+}
+
 static void step_health(rt_run *r, rt_step *s)
 {
 	rt_health_step(r, s);
@@ -461,13 +481,22 @@ static void run_steps(rt_run *r)
 		rt_do(r, "backup", step_backup);
 		break;
 	case BKR_ROUTINE_DAILY:
+		/* the scan first, as hourly (against the backups before this
+		 * run's): what it finds decides whether retention may run */
+		rt_do(r, "scan", step_scan);
 		rt_do(r, "backup", step_backup);
 		rt_do(r, "verify", step_verify);
-		/* never delete backups from a repository verify found damaged, or could not verify */
-		if (rt_status_of(r, "verify") != RT_OK && r->verify.errors)
+		/* never delete backups that may hold the last good copy of a
+		 * damaged or missing file, nor from a repository verify found
+		 * damaged, or could not verify */
+		if (r->scanned && r->scan.n)
+			rt_do(r, "cleanup", step_cleanup_held);
+		else if (rt_status_of(r, "verify") != RT_OK && r->verify.errors)
 			rt_skip(r, "cleanup", "verify found damage: no backup is removed from a damaged repository");
 		else if (rt_status_of(r, "verify") != RT_OK)
 			rt_skip(r, "cleanup", "verify did not finish: no backup is removed before the repository verifies");
+		else if (rt_status_of(r, "scan") == RT_FAILED)
+			rt_skip(r, "cleanup", "the scan failed: which files are damaged is unknown, so no backup is removed");
 		else
 			rt_do(r, "cleanup", step_cleanup);
 		rt_do(r, "tier-migrate", step_tier_migrate);

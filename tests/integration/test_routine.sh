@@ -100,7 +100,7 @@ grep -q "would back up hot, day" "$T/out" || fail "dry run: $(cat "$T/out")"
 [ "$(nbackups)" = "$n" ] || fail "a dry run made a backup"
 [ "$(records)" = 2 ] || fail "a dry run was recorded ($(records) records)"
 expect_exit 0 routine 2026-12-08T10:00:00Z daily
-[ "$(steps)" = "backup=ok,verify=ok,cleanup=ok,tier-migrate=skipped" ] || fail "daily steps: $(steps)"
+[ "$(steps)" = "scan=ok,backup=ok,verify=ok,cleanup=ok,tier-migrate=skipped" ] || fail "daily steps: $(steps)"
 export BKR_TEST_NOW=2026-12-08T10:00:00Z
 [ "$(newest_sources)" = "day,hot" ] || fail "the daily routine backs up hourly and daily sources: $(newest_sources)"
 expect_exit 0 routine 2026-12-14T10:00:00Z weekly
@@ -128,15 +128,17 @@ export BKR_TEST_NOW=2026-12-14T11:10:00Z
 pass "emergency: scan, recovery run (applied with --apply), backup of the healthy sources"
 
 # --- a step failing in the middle: the independent steps still run, exit 6, one alert
+# per problem (the source's files gone, the scan finds them missing: retention is held)
 mv "$W/day" "$W/day.away"
 expect_exit 6 routine 2026-12-15T11:00:00Z daily
-[ "$(steps)" = "backup=failed,verify=ok,cleanup=ok,tier-migrate=skipped" ] || fail "daily with a missing source: $(steps)"
+[ "$(steps)" = "scan=problems,backup=failed,verify=ok,cleanup=failed,tier-migrate=skipped" ] || fail "daily with a missing source: $(steps)"
 mv "$W/day.away" "$W/day"
-# two problems, two events: the failed step, and the hourly source now older than 2 h
+# four problems, four events: the files missing, the failed step, retention
+# held, and the hourly source now older than 2 h
 python3 - "$T/alerts.log" "$W/day" <<'PY' || fail "alerts: $(cat "$T/alerts.log")"
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-assert sorted(e["kind"] for e in ev) == ["stale_source", "step_failed"], ev
+assert sorted(e["kind"] for e in ev) == ["retention_skipped", "stale_source", "step_failed", "workspace_damage"], ev
 e = [e for e in ev if e["kind"] == "step_failed"][0]
 assert e["event"] == "bkr.alert" and e["routine"] == "daily" and e["step"] == "backup", e
 assert sys.argv[2] in e["message"], e
@@ -147,7 +149,7 @@ PY
 : >"$T/alerts.log"
 # a fault in verify: cleanup depends on it and is skipped, tier migration still runs
 BKR_FAULT=routine-verify:1:eio expect_exit 6 routine 2026-12-15T12:00:00Z daily
-[ "$(steps)" = "backup=ok,verify=failed,cleanup=skipped,tier-migrate=skipped" ] || fail "daily with verify failing: $(steps)"
+[ "$(steps)" = "scan=ok,backup=ok,verify=failed,cleanup=skipped,tier-migrate=skipped" ] || fail "daily with verify failing: $(steps)"
 grep -q '"step":"verify"' "$T/alerts.log" || fail "no alert for the failed verify: $(cat "$T/alerts.log")"
 : >"$T/alerts.log"
 pass "a failed step: the steps not depending on it run, exit 6, one alert event with kind, step and action"
@@ -362,7 +364,7 @@ BKR_TEST_NOW=2027-01-01T10:00:00Z "$BKR" -c "$T/tiered.json" -q create --all >/d
 printf '{"n": 2}\n' >"$W/hot/a.json"
 printf 'daily 2\n' >"$W/day/d.txt"
 BKR_TEST_NOW=2027-01-10T10:00:00Z expect_exit 0 "$BKR" -c "$T/tiered.json" --json routine --as-of 2027-01-10T10:00:00Z daily
-[ "$(steps)" = "backup=ok,verify=ok,cleanup=ok,tier-migrate=ok" ] || fail "daily with a warm tier: $(steps)"
+[ "$(steps)" = "scan=ok,backup=ok,verify=ok,cleanup=ok,tier-migrate=ok" ] || fail "daily with a warm tier: $(steps)"
 grep -q '"message":"moved 1 pack (' "$T/out" || fail "tier-migrate: $(cat "$T/out")"
 "$BKR" -r "$R2" tier status --json >"$T/status.json"
 python3 - "$T/status.json" <<'PY' || fail "tier status after the routine: $(cat "$T/status.json")"
@@ -443,7 +445,7 @@ assert b[sys.argv[2][:22]]["action"] == "keep" and b[sys.argv[2][:22]]["rules"] 
 PY
 # the daily routine warns once, though its backup, cleanup and health all see it
 expect_exit 0 "$BKR" -c "$T/future.json" --json routine daily
-[ "$(steps)" = "backup=ok,verify=ok,cleanup=ok,tier-migrate=skipped" ] || fail "daily with a backup dated 2030: $(steps)"
+[ "$(steps)" = "scan=ok,backup=ok,verify=ok,cleanup=ok,tier-migrate=skipped" ] || fail "daily with a backup dated 2030: $(steps)"
 warned_once "routine daily"
 "$BKR" -r "$R3" list --json | grep -q "$ahead" || fail "the daily cleanup removed the backup dated 2030"
 # --as-of: a backup after it was not made yet; no clock error to warn about
@@ -550,7 +552,7 @@ for kind in hourly daily weekly emergency; do
 	BKR_TEST_NOW=2030-06-01T00:00:00Z expect_exit 6 timeout 20 "$BKR" -c "$T/nowait.json" --json routine "$kind" --no-wait
 	case $kind in
 	hourly) want="scan=ok,backup=failed" ;;
-	daily) want="backup=failed,verify=ok,cleanup=failed,tier-migrate=failed" ;;
+	daily) want="scan=ok,backup=failed,verify=ok,cleanup=failed,tier-migrate=failed" ;;
 	weekly) want="backup=failed,verify=ok,repair=skipped,health=problems" ;;
 	emergency) want="scan=ok,recover=skipped,backup=failed" ;;
 	esac
@@ -581,7 +583,8 @@ expect_exit 6 "$BKR" -q -c "$T/norepo.json" routine hourly
 	grep -q "^bkr routine: hourly routine: step scan failed: no repository: .*$T/none" "$T/err" ||
 	fail "-q: the failed steps are not named: $(cat "$T/err")"
 expect_exit 6 "$BKR" -q -c "$T/norepo.json" routine daily
-[ "$(wc -l <"$T/err")" = 2 ] && grep -q "step backup failed: no repository" "$T/err" &&
+[ "$(wc -l <"$T/err")" = 3 ] && grep -q "step scan failed: no repository" "$T/err" &&
+	grep -q "step backup failed: no repository" "$T/err" &&
 	grep -q "step verify failed: no repository" "$T/err" || fail "-q daily without a repository: $(cat "$T/err")"
 # a verify that did not finish (no repository, a tier not mounted) is not called damage:
 # cleanup's skip says so, and health's reason too
@@ -661,6 +664,50 @@ grep -qx 'bkr_healthy 0' "$T/g.prom" && grep -qx 'bkr_routine_last_ok{routine="h
 	grep -qx 'bkr_routine_last_run_timestamp_seconds{routine="hourly"} 1796086800' "$T/g.prom" ||
 	fail "metrics after a run without the repository: $(cat "$T/g.prom")"
 pass "routine without its repository: the scan step fails, the metrics file says not healthy and the failed run"
+
+# --- the daily routine removes no backup while its scan finds damaged or
+# missing files: retention could delete the last backups holding their good
+# copies (it did: the cleanup ran whatever the workspace looked like)
+WD=$T/wsd
+mkdir -p "$WD/d" "$T/logsd"
+"$BKR" init -r "$T/repod" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "alert_command": ["%s", "%s"], "retention": {"keep_last": 1}, "sources": [{"name": "d", "paths": ["d"], "schedule": "daily"}]}\n' \
+	"$T/repod" "$WD" "$T/logsd" "$T/bin/alert.sh" "$T/alerts-d.log" >"$T/d.json"
+printf '{"important": 1}\n' >"$WD/d/important.json"
+for day in 01 02 03; do
+	printf '{"day": "%s"}\n' "$day" >"$WD/d/day.json"
+	BKR_TEST_NOW=2026-12-${day}T02:00:00Z expect_exit 0 "$BKR" -q -c "$T/d.json" create
+done
+good=$("$BKR" -r "$T/repod" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[2]["backup_id"])')
+rm "$WD/d/important.json"
+# a dry run predicts it (exit 6) and lists the alert it would send
+BKR_TEST_NOW=2026-12-04T02:00:00Z expect_exit 6 "$BKR" -c "$T/d.json" routine daily --dry-run
+grep -q "^  cleanup .*failed .*retention skipped: 1 file damaged or missing; the backups holding their last good copies are kept$" "$T/out" &&
+	grep -q "would alert: daily routine: retention skipped" "$T/out" || fail "daily --dry-run with a missing file: $(cat "$T/out")"
+BKR_TEST_NOW=2026-12-04T02:00:00Z expect_exit 6 "$BKR" -c "$T/d.json" --json routine daily
+[ "$(steps)" = "scan=problems,backup=ok,verify=ok,cleanup=failed,tier-migrate=skipped" ] || fail "daily with a missing file: $(steps) $(cat "$T/out")"
+python3 - "$T/out" <<'PY' || fail "daily with a missing file: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+st = {s["step"]: s for s in d["steps"]}
+assert st["cleanup"]["message"] == "retention skipped: 1 file damaged or missing; the backups holding their last good copies are kept", st["cleanup"]
+a = [a for a in d["alerts"] if a["kind"] == "retention_skipped"]
+assert len(a) == 1 and a[0]["file"] == "d/important.json" and a[0]["delivered"] is True, d["alerts"]
+assert a[0]["message"].startswith("daily routine: retention skipped: 1 file damaged or missing; the backups holding their last good copies are kept"), a
+assert not [a for a in d["alerts"] if a["kind"] == "step_failed"], d["alerts"]
+assert d["exit"] == 6, d
+PY
+grep -q '"kind":"retention_skipped"' "$T/alerts-d.log" || fail "the alert was not sent: $(cat "$T/alerts-d.log")"
+[ "$("$BKR" -r "$T/repod" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 4 ] ||
+	fail "retention removed backups while a file was missing: $("$BKR" -r "$T/repod" list)"
+# the file back: retention runs again
+BKR_TEST_NOW=2026-12-04T04:00:00Z expect_exit 0 "$BKR" -q -r "$T/repod" restore "$good" d/important.json --target "$T/rd"
+cp "$T/rd/d/important.json" "$WD/d/important.json"
+BKR_TEST_NOW=2026-12-05T04:00:00Z expect_exit 0 "$BKR" -c "$T/d.json" --json routine daily
+[ "$(steps)" = "scan=ok,backup=ok,verify=ok,cleanup=ok,tier-migrate=skipped" ] || fail "daily once the file is back: $(steps) $(cat "$T/out")"
+[ "$("$BKR" -r "$T/repod" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -lt 5 ] ||
+	fail "retention did not run once the workspace was clean: $("$BKR" -r "$T/repod" list)"
+pass "the daily routine skips retention while its scan finds damaged or missing files: alerted, exit 6, nothing removed"
 
 # --- with -q (cron, systemd) a metrics file that cannot be written or an
 # alert that cannot be delivered is one line on stderr and exit 6; the text
