@@ -199,7 +199,9 @@ static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, in
 			return err;
 	}
 	v = cJSON_GetObjectItemCaseSensitive(rec, "scan");
-	if (cJSON_IsObject(v)) {
+	/* a partial scan (the emergency routine's without the repository) did
+	 * not look for missing or truncated files: its lack of one says nothing */
+	if (cJSON_IsObject(v) && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "partial"))) {
 		int64_t st = json_time(v, "time");
 		if (st != INT64_MIN && (!sc->known || st >= sc->time_ns) && (err = take_scan(sc, v, st)) < 0)
 			return err;

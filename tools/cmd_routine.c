@@ -9,6 +9,7 @@
  * configuration never run at once (the routine lock).
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,19 +208,36 @@ static void step_scan(rt_run *r, rt_step *s)
 	int err;
 
 	bkr_scan_result_free(&r->scan);
-	r->scanned = false;
+	r->scanned = r->scan_partial = false;
 	/* as 'bkr scan': without the backups a missing or truncated file cannot
-	 * be seen, and "none damaged" would be a clean bill it cannot give */
-	if (!rt_need_repo(r, s))
+	 * be seen, and "none damaged" would be a clean bill it cannot give.  The
+	 * emergency routine still checks what needs no backup (required files,
+	 * validators) to recover it with the strategies that need none; the
+	 * step fails all the same.  Not past a wrong passphrase, as 'bkr batch'
+	 * (the backups are there, with the newer copies). */
+	if ((r->kind != BKR_ROUTINE_EMERGENCY || r->repo_err == BKR_EKEY) && !rt_need_repo(r, s))
 		return;
 	if ((err = open_recover(r, &rc)) < 0 || (err = bkr_recover_scan(rc, 0, &r->scan)) < 0) {
-		rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
+		if (r->repo)
+			rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
+		else
+			rt_step_end(r, s, RT_FAILED, "no repository: %s; the scan without it: %s", r->repo_error,
+				    bkr_error_message());
 		bkr_recover_free(rc);
 		return;
 	}
 	r->scanned = true;
+	r->scan_partial = !r->repo;
 	r->scan_ns = bkr_time_now_ns();
-	if (r->scan.n == 0 && r->scan.nskipped) {
+	if (!r->repo) {
+		char first[700] = "";
+		if (r->scan.n)
+			snprintf(first, sizeof(first), " (first: %s: %s)", r->scan.items[0].path, r->scan.items[0].reason);
+		rt_step_end(r, s, RT_FAILED,
+			    "no repository: %s; without the backups missing and truncated files cannot be seen: only "
+			    "required files and validators judged, %zu damaged file%s%s",
+			    r->repo_error, r->scan.n, r->scan.n == 1 ? "" : "s", first);
+	} else if (r->scan.n == 0 && r->scan.nskipped) {
 		/* not all of the workspace was looked at: a problem to act on */
 		rt_step_end(r, s, RT_PROBLEMS, "%" PRIu64 " files checked, none damaged; %zu director%s not scanned (first: %s: %s)",
 			    r->scan.files_checked, r->scan.nskipped, r->scan.nskipped == 1 ? "y" : "ies",
@@ -256,11 +274,18 @@ static void step_batch(rt_run *r, rt_step *s)
 		rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
 	} else {
 		const bkr_recover_summary *sum = bkr_recover_report_summary(rep);
+		char where[PATH_MAX + 128] = "";
 		free(r->run_id);
 		r->run_id = strdup(sum->run_id);
+		/* without the repository the backup strategy was unavailable (each
+		 * attempt says so in the report) and the run is staged */
+		if (!r->repo)
+			snprintf(where, sizeof(where), "; no repository: the backup strategy unavailable, the run staged in %s",
+				 sum->staged_dir ? sum->staged_dir : "(nowhere)");
 		rt_step_end(r, s, sum->failed ? RT_FAILED : sum->manual ? RT_PROBLEMS : RT_OK,
-			    "run %s: %zu file%s, %zu recovered, %zu applied, %zu need a person, %zu failed", sum->run_id,
-			    sum->files, sum->files == 1 ? "" : "s", sum->recovered, sum->applied, sum->manual, sum->failed);
+			    "run %s: %zu file%s, %zu recovered, %zu applied, %zu need a person, %zu failed%s", sum->run_id,
+			    sum->files, sum->files == 1 ? "" : "s", sum->recovered, sum->applied, sum->manual, sum->failed,
+			    where);
 	}
 	bkr_recover_report_free(rep);
 	bkr_recover_free(rc);
@@ -512,14 +537,17 @@ static void run_steps(rt_run *r)
 		break;
 	case BKR_ROUTINE_EMERGENCY:
 		rt_do(r, "scan", step_scan);
-		if (rt_status_of(r, "scan") == RT_FAILED)
+		/* without the repository the scan still judged required files and
+		 * validators: what it found is recovered without the backups */
+		if (!r->scanned)
 			rt_skip(r, "recover", "the scan failed");
 		else if (r->scan.n == 0)
-			rt_skip(r, "recover", "nothing damaged");
+			rt_skip(r, "recover", r->scan_partial ? "nothing damaged among the required and validated files" : "nothing damaged");
 		else
 			rt_do(r, "recover", step_batch);
-		/* without a scan what is healthy is unknown: backing up could make a damaged copy the newest */
-		if (rt_status_of(r, "scan") == RT_FAILED)
+		/* without a scan what is healthy is unknown: backing up could make a
+		 * damaged copy the newest (without the repository the step fails) */
+		if (rt_status_of(r, "scan") == RT_FAILED && r->repo)
 			rt_skip(r, "backup", "the scan failed: which sources are healthy is unknown");
 		else
 			rt_do(r, "backup", step_backup);

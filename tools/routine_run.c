@@ -293,6 +293,10 @@ static void write_run(const rt_run *r, json_out *j, int exit_code, double second
 		json_out_uint(j, r->scan.n);
 		json_out_key(j, "truncated");
 		json_out_bool(j, r->scan.n > 100);
+		/* without the repository missing and truncated files are not seen:
+		 * health takes no file for fixed because such a scan lacks it */
+		json_out_key(j, "partial");
+		json_out_bool(j, r->scan_partial);
 		json_out_key(j, "files");
 		json_out_begin_array(j);
 		for (size_t i = 0; i < r->scan.n && i < 100; i++)
@@ -555,6 +559,7 @@ int rt_run_all(rt_run *r, void (*steps)(rt_run *r))
 	bkr_log_kv(BKR_LOG_INFO, "routine", (const char *[]){ "routine", bkr_routine_name(r->kind), NULL },
 		   "%s routine started%s", bkr_routine_name(r->kind), r->dry_run ? " (dry run)" : "");
 	if ((err = cli_open_repo(r->c, &r->repo, 0)) < 0) {
+		r->repo_err = err;
 		snprintf(r->repo_error, sizeof(r->repo_error), "%s", bkr_error_message());
 		rt_alert(r, "routine_failed", NULL, NULL, "check that the repository exists and its disk is mounted",
 			 "%s routine: cannot open the repository: %s", bkr_routine_name(r->kind), r->repo_error);

@@ -47,6 +47,7 @@ typedef struct rt_run {
 	bkr_config *cfg;
 	bkr_repo *repo;
 	char repo_error[256];     /**< why the repository did not open ("" when it did) */
+	int repo_err;             /**< ... its code (0 when it did) */
 	bkr_routine_kind kind;
 	bool dry_run, apply, no_wait, has_as_of;
 	int64_t as_of;            /**< "now" for schedules and retention */
@@ -58,6 +59,7 @@ typedef struct rt_run {
 	size_t step_alerts;       /**< alerts before the running step began */
 	bkr_scan_result scan;     /**< the last scan */
 	bool scanned;             /**< a scan ran (scan_ns, scan are its result) */
+	bool scan_partial;        /**< ... without the repository: required files and validators only */
 	int64_t scan_ns;
 	char *run_id;             /**< the recovery run this routine made, or NULL */
 	struct {

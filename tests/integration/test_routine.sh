@@ -275,6 +275,13 @@ expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:30:00Z
 grep -qx 'needs a person: "hot/x\\nneeds a person: forged.json" (recovery run .*)' "$T/out" &&
 	grep -qx 'needs a person: hot/new.json (recovery run .*)' "$T/out" && ! grep -q 'forged' <(grep -v '^needs a person: "hot/x' "$T/out") ||
 	fail "health text does not quote a name with a newline: $(cat "$T/out")"
+# a partial scan (the emergency routine's without its repository: no
+# missing or truncated file seen) that lacks them does not clear them
+printf '%s\n' '{"routine":"emergency","start":"2026-12-16T12:40:00Z","ok":false,"exit":6,"steps":[{"step":"scan","status":"failed","message":"no repository: ..."}],"scan":{"time":"2026-12-16T12:40:01Z","damaged":0,"truncated":false,"partial":true,"files":[]}}' >>"$T/logs/routines.jsonl"
+expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:50:00Z --json
+python3 -c 'import json,sys; h = json.load(open(sys.argv[1])); assert len(h["need_person"]["files"]) == 2, h' "$T/out" ||
+	fail "a partial scan cleared the files that need a person: $(cat "$T/out")"
+sed -i '$d' "$T/logs/routines.jsonl"
 # a person fixed it: the next routine's scan clears it
 rm "$W/hot/new.json" "$W/hot/$nl"
 expect_exit 0 routine 2026-12-16T13:00:00Z hourly
@@ -664,6 +671,73 @@ grep -qx 'bkr_healthy 0' "$T/g.prom" && grep -qx 'bkr_routine_last_ok{routine="h
 	grep -qx 'bkr_routine_last_run_timestamp_seconds{routine="hourly"} 1796086800' "$T/g.prom" ||
 	fail "metrics after a run without the repository: $(cat "$T/g.prom")"
 pass "routine without its repository: the scan step fails, the metrics file says not healthy and the failed run"
+
+# --- the emergency routine without its repository: required files and
+# validators need no backup, nor do the git and regenerate strategies; what
+# they find is recovered (and applied with --apply), the backup strategy is
+# unavailable, the run staged; the scan step still fails and the run exits 6
+# (the recover step was skipped: nothing was recovered at all)
+WE=$T/wse
+mkdir -p "$WE/e" "$T/logse"
+GE="git -C $WE -c user.email=t@example.com -c user.name=t -c commit.gpgsign=false"
+$GE init -q .
+printf '{"setting": "from git"}\n' >"$WE/e/settings.json"
+$GE add -A
+$GE commit -qm settings
+rm "$WE/e/settings.json"
+printf '{"gen": ' >"$WE/e/gen.json"
+printf '{"ok": 1}\n' >"$WE/e/ok.json"
+printf '#!/bin/sh\nprintf '"'"'{"gen": "regenerated"}\\n'"'"' >"$1"\n' >"$T/bin/regen.sh"
+chmod +x "$T/bin/regen.sh"
+cat >"$T/e.json" <<JSON
+{"repository": "$T/repo-gone", "workspace_root": "$WE", "log_dir": "$T/logse",
+ "sources": [{"name": "e", "paths": ["e"], "schedule": "hourly"}],
+ "recovery": {"staging_dir": "$T/staged-e", "required_files": ["e/settings.json"],
+   "rules": [{"pattern": "e/settings.json", "strategies": [{"type": "backup"}, {"type": "git"}]},
+             {"pattern": "e/gen.json", "strategies": [{"type": "backup"},
+               {"type": "regenerate", "command": ["$T/bin/regen.sh", "{output}"]}]}]}}
+JSON
+emergency_without_repo() { # ARGS...: the run's checks, the same with and without --apply
+	BKR_TEST_NOW=2026-12-01T05:00:00Z expect_exit 6 "$BKR" -c "$T/e.json" --json routine emergency "$@"
+	[ "$(steps)" = "scan=failed,recover=ok,backup=failed" ] || fail "emergency $* without its repository: $(steps) $(cat "$T/out")"
+	python3 - "$T/out" "$T/repo-gone" "$T/staged-e" "$*" <<'PY' || fail "emergency $* without its repository: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+st = {s["step"]: s for s in d["steps"]}
+assert st["scan"]["message"].startswith("no repository: ") and sys.argv[2] in st["scan"]["message"], st["scan"]
+assert "only required files and validators judged, 2 damaged files" in st["scan"]["message"], st["scan"]
+assert "2 files, 2 recovered" in st["recover"]["message"], st["recover"]
+assert "no repository: the backup strategy unavailable, the run staged in " + sys.argv[3] in st["recover"]["message"], st["recover"]
+assert st["backup"]["message"].startswith("no repository: "), st["backup"]
+assert d["exit"] == 6 and d["ok"] is False and d["recovery_run"], d
+# the scan's result (with --apply: the scan after the apply) judged without the backups
+want = [] if sys.argv[4] == "--apply" else ["e/gen.json", "e/settings.json"]
+assert d["scan"]["partial"] is True and sorted(d["scan"]["files"]) == want, d["scan"]
+assert [a for a in d["alerts"] if a["kind"] == "routine_failed"], d["alerts"]
+PY
+	run=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["recovery_run"])' "$T/out")
+	python3 - "$T/staged-e/$run/report.json" <<'PY' || fail "the staged run $run: $(cat "$T/staged-e/$run/report.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["storage"]["kind"] == "staged", r["storage"]
+f = {x["path"]: x for x in r["files"]}
+assert f["e/settings.json"]["kind"] == "required" and f["e/settings.json"]["strategy"] == "git", f
+assert f["e/gen.json"]["kind"] == "invalid" and f["e/gen.json"]["strategy"] == "regenerate", f
+for x in f.values():
+    assert x["status"] == "recovered", x
+    assert x["attempts"][0]["strategy"] == "backup" and x["attempts"][0]["result"] == "unavailable", x["attempts"]
+PY
+}
+emergency_without_repo
+[ ! -e "$WE/e/settings.json" ] && grep -q '{"gen": $' "$WE/e/gen.json" || fail "the workspace was changed without --apply"
+emergency_without_repo --apply
+[ "$(cat "$WE/e/settings.json")" = '{"setting": "from git"}' ] || fail "settings.json not recovered from git: $(cat "$WE/e/settings.json")"
+[ "$(cat "$WE/e/gen.json")" = '{"gen": "regenerated"}' ] || fail "gen.json not regenerated: $(cat "$WE/e/gen.json")"
+tail -n 1 "$T/logse/routines.jsonl" | grep -q '"partial":true' || fail "the record's scan: $(tail -n 1 "$T/logse/routines.jsonl")"
+# nothing damaged among what it can judge: recover skipped, still exit 6
+BKR_TEST_NOW=2026-12-01T05:10:00Z expect_exit 6 "$BKR" -c "$T/e.json" --json routine emergency --apply
+[ "$(steps)" = "scan=failed,recover=skipped,backup=failed" ] || fail "emergency without its repository, nothing damaged: $(steps) $(cat "$T/out")"
+pass "emergency without its repository: required files and validators checked, recovered by git and regenerate (backup unavailable), run staged, exit 6"
 
 # --- the daily routine removes no backup while its scan finds damaged or
 # missing files: retention could delete the last backups holding their good
