@@ -583,6 +583,11 @@ static int parse_sources(struct ctx *x, const cJSON *arr)
 		if ((it = cJSON_GetObjectItemCaseSensitive(el, "paths"))) {
 			if (get_strv(x, it, kp, c->workspace_root, true, &s->paths, &s->npaths) < 0)
 				return x->err;
+			/* create, the routines and health back up and judge one path per
+			 * source: a second one would pass config check and fail every backup */
+			if (s->npaths > 1)
+				return key_error(x, kp, "%zu paths: a source backs up one path (give each "
+						 "directory a source of its own)", s->npaths);
 		} else {
 			if (!(s->paths = strv_new(1)) || !(s->paths[0] = strdup(c->workspace_root)))
 				return oom(x);

@@ -386,7 +386,7 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 	size_t passlen = 0;
 	uint64_t seed;
 	size_t sealed_len;
-	bool encrypt, zstd;
+	bool encrypt, zstd, none;
 	int err = 0;
 
 	if (!opts)
@@ -398,6 +398,11 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 		return bkr_error_set(BKR_EINVAL, "compression '%s': expected zlib, zstd or none", opts->compression);
 	if (opts->encryption && strcmp(opts->encryption, "none") && strcmp(opts->encryption, "aes-256-gcm"))
 		return bkr_error_set(BKR_EINVAL, "encryption '%s': expected none or aes-256-gcm", opts->encryption);
+	/* "none" compresses nothing: its level is 0 (docs/format.md), and a level
+	 * asked for would be written down and never used */
+	if (opts->compression && !strcmp(opts->compression, "none") && opts->level)
+		return bkr_error_set(BKR_EINVAL, "compression level %d: compression none stores blobs as they are "
+				     "(a level goes with zlib or zstd)", opts->level);
 	encrypt = opts->encryption && !strcmp(opts->encryption, "aes-256-gcm");
 	/* zstd unless told otherwise: as fast as zlib's level 1 and 7 % smaller on
 	 * text (docs/design.md "Blob store", measured) */
@@ -451,9 +456,9 @@ int bkr_repo_init(const char *path, const bkr_repo_init_options *opts)
 	cJSON_AddNumberToObject(o, "max", opts->chunk_max ? opts->chunk_max : BKR_CHUNK_MAX);
 	cJSON_AddStringToObject(o, "seed", seedhex);
 	o = cJSON_AddObjectToObject(root, "compression");
-	cJSON_AddStringToObject(o, "codec", opts->compression && !strcmp(opts->compression, "none") ? "none"
-					    : zstd ? "zstd" : "zlib");
-	cJSON_AddNumberToObject(o, "level", opts->level ? opts->level : zstd ? BKR_ZSTD_LEVEL_DEFAULT : 1);
+	none = opts->compression && !strcmp(opts->compression, "none");
+	cJSON_AddStringToObject(o, "codec", none ? "none" : zstd ? "zstd" : "zlib");
+	cJSON_AddNumberToObject(o, "level", none ? 0 : opts->level ? opts->level : zstd ? BKR_ZSTD_LEVEL_DEFAULT : 1);
 	cJSON_AddStringToObject(root, "hash", "sha256");
 	cJSON_AddStringToObject(root, "encryption", encrypt ? "aes-256-gcm" : "none");
 	cJSON_AddNumberToObject(root, "pack_size", opts->pack_size ? opts->pack_size : BKR_PACK_TARGET_SIZE);

@@ -1319,13 +1319,14 @@ static void restore_leaf(rctx *c, rdir *d, const char *path, const bkr_entry *e,
 	}
 	/* in a directory this restore made nothing is in the way (a name twice: the second fails to link) */
 	if (!(d->fresh && !c->overwrite) && fstatat(dirfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* what is there is what the backup has (a restore run again, as
+		 * --dry-run says): nothing to write, nothing to refuse, nothing to
+		 * replace with --overwrite either (classify said so already in place) */
+		if (!c->classify && classify(c, dirfd, name, path, e, leaf, li) == BKR_RESTORE_UNCHANGED) {
+			c->st.unchanged++;
+			goto done;
+		}
 		if (!c->overwrite) {
-			/* what is there is what the backup has (a restore run again,
-			 * as --dry-run says): nothing to write, nothing to refuse */
-			if (classify(c, dirfd, name, path, e, leaf, li) == BKR_RESTORE_UNCHANGED) {
-				c->st.unchanged++;
-				goto done;
-			}
 			report(c, true, BKR_EEXISTS, path, "exists (--overwrite replaces it)");
 			goto done;
 		}

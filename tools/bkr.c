@@ -160,5 +160,24 @@ int main(int argc, char **argv)
 		}
 		return rc;
 	}
+	/* restic's and borg's names for what bkr calls otherwise: a hint, not an alias */
+	static const struct {
+		const char *name, *hint;
+	} other[] = {
+		{ "snapshots", "'bkr list' lists backups" },
+		{ "check", "'bkr verify' checks the repository (--read-data: every byte)" },
+		{ "forget", "'bkr delete ID' removes backups, 'bkr cleanup' applies the retention policy" },
+		{ "rebuild-index", "'bkr repair' rebuilds the index from the packs" },
+		{ "extract", "'bkr restore ID --target DIR' restores a backup" },
+		{ "compact", "'bkr prune' frees the space of data no backup uses" },
+		{ "info", "'bkr show ID' shows one backup, 'bkr tier status' the repository's packs" },
+		{ "stats", "'bkr show ID' shows one backup, 'bkr tier status' the repository's packs" },
+		{ "dump", "'bkr cat ID PATH' writes one file of a backup to stdout" },
+		{ "find", "'bkr log PATH' lists a file's versions across backups" },
+		{ "version", "'bkr --version' prints the version" },
+	};
+	for (size_t k = 0; k < sizeof(other) / sizeof(*other); k++)
+		if (!strcmp(other[k].name, argv[i]))
+			return cli_usage_error(&c, "'%s' is not a bkr command: %s", argv[i], other[k].hint);
 	return cli_usage_error(&c, "'%s' is not a bkr command", argv[i]);
 }

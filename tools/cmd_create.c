@@ -21,7 +21,7 @@ static const char usage[] =
 	"configuration (-c).  Every backup is a complete tree.\n\n"
 	"With a configuration and neither PATHs nor --source, only the sources that\n"
 	"are due by their \"schedule\" are backed up: those without a backup, or whose\n"
-	"newest backup is at least 90%% of their interval old (hourly 1h, daily 1d,\n"
+	"newest backup is at least 90% of their interval old (hourly 1h, daily 1d,\n"
 	"weekly 7d); \"manual\" sources only with --source or --all.\n\n"
 	"  -t, --type TYPE        full | incremental | differential | snapshot (default incremental;\n"
 	"                         without a parent an incremental reads everything, like a full)\n"

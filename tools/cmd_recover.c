@@ -23,7 +23,8 @@ static const char scan_usage[] =
 	"Quick by default (stat, and validators such as JSON parsing); --deep also\n"
 	"hashes every file and compares it with the newest backup.\n"
 	"Only this host's backups count (--host NAME: those 'bkr create --host NAME' made).\n"
-	"Exit status: 0 nothing found, 1 damaged files found.\n";
+	"Exit status: 0 nothing found, 1 damaged files found, 6 nothing found but some\n"
+	"directory was not scanned (each is a 'skipped' line).\n";
 
 static const char recover_usage[] =
 	"usage: bkr recover -c CONFIG --file PATH [--strategy S] [--apply] [--host NAME] [--json]\n\n"
@@ -40,7 +41,9 @@ static const char recover_usage[] =
 static const char batch_usage[] =
 	"usage: bkr batch -c CONFIG [--apply] [--deep] [--host NAME] [--json]\n\n"
 	"Scan, then recover everything found, most important sources first.\n"
-	"Exit status: 0 everything recovered (or nothing to do), 6 some files not recovered.\n";
+	"A clean scan stores no run.  Without --apply nothing is written.\n"
+	"Exit status: 0 everything recovered (or nothing to do), 6 some files not recovered\n"
+	"or some directory not scanned.\n";
 
 static const char recovered_usage[] =
 	"usage: bkr recovered -r REPO [RUN] [--json]\n\n"
@@ -312,6 +315,12 @@ static int report_out(cli *c, bkr_recover_report *rep)
 		json_out_raw(&j, bkr_recover_report_json(rep));
 	} else if (!c->quiet) {
 		report_lines(c, bkr_recover_report_json(rep));
+		if (!sum->files && !sum->stored && !sum->staged_dir) {
+			/* a clean batch stores no run: naming its id would send the
+			 * reader to 'bkr recovered ID', which does not know it */
+			printf("nothing to recover: no damaged file found; no recovery run stored\n");
+			goto logged;
+		}
 		printf("run %s: %zu file%s, %s%zu recovered%s, %zu applied, %zu need a person, %zu failed\n",
 		       sum->run_id, sum->files, sum->files == 1 ? "" : "s", cli_col(c, "green"), sum->recovered,
 		       cli_col(c, "reset"), sum->applied, sum->manual, sum->failed);
@@ -321,6 +330,7 @@ static int report_out(cli *c, bkr_recover_report *rep)
 			printf("repository not writable (%s): staged in %s\n",
 			       sum->store_error ? sum->store_error : "?", sum->staged_dir);
 	}
+logged:
 	bkr_log_event(sum->failed ? BKR_LOG_WARN : BKR_LOG_INFO, "recover", "run",
 		      (const char *[]){ "run_id", sum->run_id ? sum->run_id : "", NULL },
 		      "run %s: %zu files, %zu recovered, %zu applied, %zu need a person, %zu failed",

@@ -23,7 +23,7 @@ static const char usage[] =
 	"                     what differs from the backup\n"
 	"      --dry-run      write nothing: list what would be new or changed\n"
 	"      --numeric-ids  owners by number, not by name\n"
-	"      --overwrite    replace existing files in DIR\n"
+	"      --overwrite    replace existing files in DIR that differ from the backup\n"
 	"      --threads N    worker threads (default: online CPUs)\n";
 
 enum { OPT_NUMERIC = OPT_FIRST_CMD, OPT_OVERWRITE, OPT_THREADS, OPT_IN_PLACE, OPT_DRY_RUN };

@@ -41,6 +41,15 @@ grep -ohE "['\`]bkr [a-z][a-z-]+" "$T/helps" "$BKR_SOURCE_ROOT/docs/bkr.1.md" "$
 		case " $(echo $cmds) " in *" $w "*) ;; *) fail "help or docs name 'bkr $w', which is not a command" ;; esac
 	done
 ! grep -qi "hot tier" "$T/helps" || fail "a --help promises tier placement, which no command does"
+# help texts are written with fputs: a printf escape there shows as it is ('at least 90%% of')
+! grep -n '%%' "$T/helps" || fail "a --help prints '%%' where it means '%'"
+# restic's and borg's command names get a pointer to bkr's, still exit 2
+for w in check snapshots forget; do
+	expect_exit 2 "$BKR" -r "$R" "$w"
+	case "$w" in check) want=verify ;; snapshots) want=list ;; forget) want=cleanup ;; esac
+	[ "$(wc -l <"$T/err")" = 1 ] && grep -q "^bkr: '$w' is not a bkr command: .*'bkr $want" "$T/err" ||
+		fail "bkr $w: $(cat "$T/err")"
+done
 # comments cite documents that ship with the tree
 ! grep -rn "DESIGN §" "$BKR_SOURCE_ROOT/engine" "$BKR_SOURCE_ROOT/fs" "$BKR_SOURCE_ROOT/tools" ||
 	fail "a comment cites DESIGN, which is not in the tree"

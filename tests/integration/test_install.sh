@@ -49,6 +49,13 @@ for x in "$(at "$opt_bindir")/bkr" "$(at "$opt_bindir")/bkrfs" "$opt_mount_helpe
 done
 grep -q "ExecStart=$(at "$opt_bindir")/bkr -q routine %i" "$D$units/bkr-routine@.service" ||
 	fail "the routine unit does not run the installed bkr"
+# the sandbox lets the routine write what docs/config.md's example names: the
+# repository under /srv/backup and metrics_file in node_exporter's textfile
+# directory (a read-only one failed every run with exit 6, "metrics file ... not written")
+for d in /srv/backup /var/lib/prometheus/node-exporter; do
+	grep -q "^ReadWritePaths=.*-$d\( \|\$\)" "$D$units/bkr-routine@.service" ||
+		fail "the routine unit's sandbox does not let it write $d"
+done
 pass "meson install: $(wc -l <"$T/want") files, where they belong"
 
 # every man page renders, without a single warning, at 80 columns

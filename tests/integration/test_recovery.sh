@@ -205,8 +205,11 @@ JSON
 runs() { "$BKR" recovered -c "$C2" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 # (14) a clean batch stores no run
 echo '{}' > "$W2/conversations/manual.json"
-"$BKR" batch -c "$C2" --apply >/dev/null || fail "clean batch failed"
+"$BKR" batch -c "$C2" --apply >"$T/clean.out" || fail "clean batch failed"
 [ "$(runs)" = 0 ] || fail "a clean batch stored a run"
+# ... and names none: 'run ID: 0 files' sent the reader to 'bkr recovered ID', which knows no such run
+[ "$(cat "$T/clean.out")" = "nothing to recover: no damaged file found; no recovery run stored" ] ||
+	fail "a clean batch's summary: $(cat "$T/clean.out")"
 rm "$W2/conversations/manual.json"
 # the damage: a file of a source the newest backup does not hold (13), a
 # symlink (14), a name that is not UTF-8 (14), a file under a 0750 directory (2, 3)

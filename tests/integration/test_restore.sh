@@ -300,3 +300,22 @@ python3 -c 'import json,sys; e = json.load(open(sys.argv[1]))["error"]; assert e
 	fail "restore --json of a damaged root tree: $(cat "$T/out")"
 expect_exit 4 "$BKR" -r "$R5" restore "$id5" --in-place --dry-run
 pass "a damaged root tree: restore exits 4 naming it and writes nothing"
+
+# --- --overwrite replaces what differs from the backup and leaves alone what is
+# already as in it (bkr.1.md): it rewrote every file, a restore run again
+# with --overwrite wrote the whole tree anew
+src6=$T/six
+R6=$T/repo6
+mkdir -p "$src6/d"
+printf 'same\n' >"$src6/d/same.txt"
+printf 'orig\n' >"$src6/d/edit.txt"
+expect_exit 0 "$BKR" -r "$R6" init
+expect_exit 0 "$BKR" -r "$R6" create --type full "$src6"
+expect_exit 0 "$BKR" -r "$R6" restore latest --target "$T/live6"
+ino=$(stat -c %i "$T/live6/six/d/same.txt")
+printf 'edited\n' >"$T/live6/six/d/edit.txt"
+expect_exit 0 "$BKR" -r "$R6" restore latest --target "$T/live6" --overwrite
+cmp "$T/live6/six/d/edit.txt" "$src6/d/edit.txt" || fail "--overwrite did not replace a file that differs"
+[ "$(stat -c %i "$T/live6/six/d/same.txt")" = "$ino" ] || fail "--overwrite rewrote a file already as in the backup"
+grep -q ": 1 files, .*(1 already there as in the backup)" "$T/out" || fail "--overwrite's summary: $(cat "$T/out")"
+pass "restore --overwrite writes what differs and leaves what is as in the backup"

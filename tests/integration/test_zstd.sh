@@ -107,6 +107,19 @@ one_line_error
 grep -q "zlib, zstd or none" "$T/err" || fail "bad --compression: $(cat "$T/err")"
 pass "unknown codecs are refused at init"
 
+# --compression none compresses nothing: its level is 0 (docs/format.md); a
+# --level beside it was written into config.json and never used
+expect_exit 2 "$BKR" init -r "$T/rnone" --compression none --level 3
+one_line_error
+grep -q "compression none" "$T/err" || fail "--level with --compression none: $(cat "$T/err")"
+[ ! -e "$T/rnone" ] || fail "a refused init left $T/rnone"
+expect_exit 0 "$BKR" init -r "$T/rnone" --compression none
+python3 -c 'import json,sys; c = json.load(open(sys.argv[1]))["compression"]; assert c == {"codec": "none", "level": 0}, c' \
+	"$T/rnone/config.json" || fail "init --compression none: $(cat "$T/rnone/config.json")"
+expect_exit 0 "$BKR" -r "$T/rnone" create "$T/src"
+expect_exit 0 "$BKR" -r "$T/rnone" verify --read-data
+pass "init --compression none: level 0, and a --level beside it is refused"
+
 # --- zstd in an encrypted repository: the codec bit is inside each sealed blob
 export BKR_TEST_KDF_N=1024 # cheap keys for the test (stored with each key)
 export BKR_PASSWORD=zstd-test

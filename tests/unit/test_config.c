@@ -233,7 +233,7 @@ static void test_load_file_relative_paths(void **state)
 	      "  \"log_dir\": \"logs\",\n"
 	      "  \"metrics_file\": \"metrics/bkr.prom\",\n"
 	      "  \"tiers\": {\"warm\": {\"path\": \"~/warm\"}, \"cold\": {\"path\": \"/mnt//cold/\"}},\n"
-	      "  \"sources\": [{\"name\": \"data\", \"paths\": [\"data\", \"/abs/other\"]}],\n"
+	      "  \"sources\": [{\"name\": \"data\", \"paths\": [\"data\"]}, {\"name\": \"other\", \"paths\": [\"/abs/other\"]}],\n"
 	      "  \"required_files\": [\"config/app.json\"]\n"
 	      "}\n", fp);
 	fclose(fp);
@@ -254,7 +254,7 @@ static void test_load_file_relative_paths(void **state)
 	/* source paths and required files are relative to the workspace root */
 	snprintf(want, sizeof(want), "%s/ws/data", sub);
 	assert_string_equal(c->sources[0].paths[0], want);
-	assert_string_equal(c->sources[0].paths[1], "/abs/other");
+	assert_string_equal(c->sources[1].paths[0], "/abs/other");
 	snprintf(want, sizeof(want), "%s/ws/config/app.json", sub);
 	assert_string_equal(c->required_files[0], want);
 	bkr_config_free(c);
@@ -290,9 +290,10 @@ static const char full_config[] =
 	"  \"sources\": [\n"
 	"    {\"name\": \"conversations\", \"paths\": [\"conversations\"], \"excludes\": [\"*.tmp\", \"cache\"],\n"
 	"     \"priority\": 10, \"schedule\": \"hourly\"},\n"
-	"    {\"name\": \"config\", \"paths\": [\"config\", \"/etc/svc\"], \"priority\": -5,\n"
+	"    {\"name\": \"config\", \"paths\": [\"config\"], \"priority\": -5,\n"
 	"     \"schedule\": \"daily\"},\n"
-	"    {\"paths\": [\"/var/lib/svc/data\"], \"schedule\": \"manual\"}\n"
+	"    {\"paths\": [\"/var/lib/svc/data\"], \"schedule\": \"manual\"},\n"
+	"    {\"name\": \"svc\", \"paths\": [\"/etc/svc\"], \"schedule\": \"daily\"}\n"
 	"  ],\n"
 	"  \"retention\": {\"keep_last\": 3, \"keep_hourly\": 0, \"keep_daily\": 14, \"keep_weekly\": 8,\n"
 	"                \"keep_monthly\": 24, \"keep_within\": \"2d12h\",\n"
@@ -317,7 +318,7 @@ static void test_full_config(void **state)
 	cJSON *rec;
 
 	(void)state;
-	assert_int_equal(c->nsources, 3);
+	assert_int_equal(c->nsources, 4);
 	assert_string_equal(c->sources[0].name, "conversations");
 	assert_string_equal(c->sources[0].paths[0], "/srv/ws/conversations");
 	assert_int_equal(c->sources[0].nexcludes, 2);
@@ -326,9 +327,10 @@ static void test_full_config(void **state)
 	assert_int_equal(c->sources[0].priority, 10);
 	assert_int_equal(c->sources[0].schedule, BKR_SCHEDULE_HOURLY);
 	assert_string_equal(c->sources[1].name, "config");
-	assert_int_equal(c->sources[1].npaths, 2);
+	assert_int_equal(c->sources[1].npaths, 1);
 	assert_string_equal(c->sources[1].paths[0], "/srv/ws/config");
-	assert_string_equal(c->sources[1].paths[1], "/etc/svc");
+	assert_string_equal(c->sources[3].name, "svc");
+	assert_string_equal(c->sources[3].paths[0], "/etc/svc");
 	assert_int_equal(c->sources[1].priority, -5);
 	assert_int_equal(c->sources[1].schedule, BKR_SCHEDULE_DAILY);
 	assert_string_equal(c->sources[2].name, "data"); /* last component of its first path */
@@ -582,6 +584,9 @@ static void test_bad_values(void **state)
 		{ "\"sources\": [{\"paths\": [\"/a\"]}, {\"paths\": [\"/b/a\"]}]", "sources[1].name", "used twice" },
 		{ "\"sources\": [{\"paths\": []}]", "sources[0].paths", "non-empty array" },
 		{ "\"sources\": [{\"paths\": [\"/a\", \"\"]}]", "sources[0].paths[1]", "non-empty" },
+		/* one path per source: create refuses more, so config check must too */
+		{ "\"sources\": [{\"name\": \"a\"}, {\"name\": \"config\", \"paths\": [\"config\", \"/etc/svc\"]}]",
+		  "sources[1].paths", "2 paths: a source backs up one path" },
 		{ "\"sources\": [{\"priority\": 5000}]", "sources[0].priority", "between -1000 and 1000" },
 		/* an integer key takes an integer as written: not 1e2, not 5.0 (cJSON gives only the double) */
 		{ "\"sources\": [{\"priority\": 1e2}]", "sources[0].priority", "without a fraction or an exponent" },

@@ -116,7 +116,7 @@ typedef struct {
 	bkr_config_retention retention;
 	bkr_config_tier warm;    /**< after_days default 7 */
 	bkr_config_tier cold;    /**< after_days default 30 */
-	int compression_level;   /**< 0 (store raw) .. 9; default 1 */
+	int compression_level;   /**< 0..9, default 1: checked, not used (the repository's config.json has the codec and level) */
 	char *log_dir;           /**< absolute; default $XDG_STATE_HOME/bkr or ~/.local/state/bkr */
 	char *metrics_file;      /**< absolute; Prometheus textfile bkr health and routines write; NULL = none */
 	char **alert_command;    /**< argv, NULL-terminated; NULL = no alert hook (default) */
