@@ -4,7 +4,8 @@
  * refused, HMAC-SHA-256 ids against RFC 4231 and SHA-256 without keys, the
  * scrypt KDF against RFC 7914's vector and its parameter bounds, sealed
  * objects bound to their base name and repository, sealed blobs bound to
- * their id and type, Padmé padding, and secure memory.
+ * their id and type, Padmé padding, secure memory, and nonces that are
+ * never used twice (drawn in batches: not by a forked child either).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "bkr/crypto.h"
 #include "bkr/error.h"
@@ -423,6 +426,62 @@ static void test_secure_memory(void **state)
 	bkr_secure_free(NULL, 10);
 }
 
+static int nonce_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, BKR_CRYPTO_NONCE_SIZE);
+}
+
+/* The nonce of a fresh seal on this thread. */
+static void seal_nonce(uint8_t nonce[BKR_CRYPTO_NONCE_SIZE])
+{
+	uint8_t key[32] = { 1 }, out[BKR_CRYPTO_OVERHEAD + 1];
+	assert_int_equal(bkr_aead_seal(key, NULL, 0, "x", 1, out), 0);
+	memcpy(nonce, out, BKR_CRYPTO_NONCE_SIZE);
+}
+
+/*
+ * Nonces are drawn in batches (engine/crypto.c): many seals on one thread
+ * never repeat one, and a forked child never uses the nonces its parent drew
+ * before the fork (it would seal under the parent's next nonce: a GCM nonce
+ * used twice under one key gives the key stream and the MAC key away).
+ */
+static void test_nonces_unique(void **state)
+{
+	enum { N = 1000 };
+	uint8_t(*v)[BKR_CRYPTO_NONCE_SIZE] = calloc(N, BKR_CRYPTO_NONCE_SIZE);
+	uint8_t parent[BKR_CRYPTO_NONCE_SIZE], child[BKR_CRYPTO_NONCE_SIZE];
+	int fds[2], status = 0;
+	pid_t pid;
+	(void)state;
+
+	assert_non_null(v);
+	for (size_t i = 0; i < N; i++)
+		seal_nonce(v[i]);
+	qsort(v, N, BKR_CRYPTO_NONCE_SIZE, nonce_cmp);
+	for (size_t i = 1; i < N; i++)
+		assert_memory_not_equal(v[i - 1], v[i], BKR_CRYPTO_NONCE_SIZE);
+	free(v);
+
+	/* a batch drawn and partly used before the fork; the child's first
+	 * nonce and the parent's next are different */
+	seal_nonce(parent);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		seal_nonce(child);
+		_exit(write(fds[1], child, sizeof(child)) == (ssize_t)sizeof(child) ? 0 : 1);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], child, sizeof(child)), (ssize_t)sizeof(child));
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	seal_nonce(parent);
+	assert_memory_not_equal(parent, child, BKR_CRYPTO_NONCE_SIZE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -434,6 +493,7 @@ int main(void)
 		cmocka_unit_test(test_sealed_blob_to),
 		cmocka_unit_test(test_padding),
 		cmocka_unit_test(test_secure_memory),
+		cmocka_unit_test(test_nonces_unique),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
