@@ -235,6 +235,15 @@ expect_exit 0 "$BKR" -r "$CR" restore latest --target "$T/rk"
 python3 "$HERE/treecmp.py" "$KS" "$T/rk/ksrc" >/dev/null || fail "the backup after another host's does not restore exactly"
 expect_exit 0 "$BKR" -r "$CR" verify --read-data
 pass "another host's backup in between: taken as parent, restored exactly, verify --read-data clean"
+# verify reads records/ once: the backups' pins and tags, the runs' and its own
+# earlier results come from one listing and one GET per record
+expect_exit 0 "$BKR" -r "$CR" pin latest
+nrec=$(s3keys cached/records/ | grep -c '\.json$' || true)
+[ "$nrec" -ge 2 ] || fail "expected a pin and a verify record in cached/records/, found $nrec"
+expect_exit 0 "$BKR" -vv -r "$CR" verify
+[ "$(requests 'GET (bucket)?list-type=2&prefix=cached%2Frecords%2F:')" = 1 ] && [ "$(requests 'GET records/')" = "$nrec" ] ||
+	fail "verify did not read records/ once ($nrec records): $(grep 'request GET' "$T/err" | grep records)"
+pass "verify on S3 lists records/ once and reads each of its $nrec records once"
 
 # --- the read commands
 expect_exit 0 "$BKR" -r "$R" list --json
