@@ -131,7 +131,7 @@ int bkr_backup_run(bkr_repo *r, const bkr_backup_options *o, bkr_manifest **out)
 		goto done;
 	}
 
-	err = bkr_bk_commit(c, start_ns, t0, out);
+	err = bkr_bk_commit(c, t0, out);
 done:
 	run_free(c);
 	bkr_lock_release(lock);

@@ -230,50 +230,90 @@ static int apply_record(bkr_manifest_list *l, const cJSON *rec)
 	return 0;
 }
 
-/* The records, oldest first (damaged or vanished ones left out). */
-struct records {
-	cJSON **v;
+/*
+ * The records, oldest first, read once: each one's name (for messages), text
+ * (checksum not checked) and, when its checksum holds and it parses, its JSON
+ * (else NULL: left out of the catalog).  Records that vanished (a concurrent
+ * cleanup) or are too large to be one are left out.
+ */
+struct bkr_records {
+	struct record {
+		char *path;
+		char *text;
+		size_t len;
+		cJSON *json;
+	} *v;
 	size_t n;
 };
 
-static void records_free(struct records *rs)
+void bkr_records_free(bkr_records *rs)
 {
-	for (size_t i = 0; i < rs->n; i++)
-		cJSON_Delete(rs->v[i]);
+	if (!rs)
+		return;
+	for (size_t i = 0; i < rs->n; i++) {
+		free(rs->v[i].path);
+		free(rs->v[i].text);
+		cJSON_Delete(rs->v[i].json);
+	}
 	free(rs->v);
-	rs->v = NULL;
-	rs->n = 0;
+	free(rs);
 }
 
-static int records_load(bkr_repo *r, struct records *rs)
+int bkr_repo_records_read(bkr_repo *r, bkr_records **out)
 {
+	bkr_records *rs;
 	char **names;
 	size_t n;
 	int err;
-	rs->v = NULL;
-	rs->n = 0;
-	if ((err = bkr_repo_list_names(r, "records", ".json", &names, &n)) < 0)
+
+	*out = NULL;
+	if (!(rs = calloc(1, sizeof(*rs))))
+		return bkr_error_oom();
+	if ((err = bkr_repo_list_names(r, "records", ".json", &names, &n)) < 0) {
+		free(rs);
 		return err;
+	}
 	if (n && !(rs->v = calloc(n, sizeof(*rs->v))))
 		err = bkr_error_oom();
 	for (size_t i = 0; i < n && err == 0; i++) {
 		char path[PATH_MAX], rel[PATH_MAX];
+		struct record *rec = &rs->v[rs->n];
 		uint8_t *text;
 		size_t len;
 		snprintf(rel, sizeof(rel), "records/%s.json", names[i]);
 		if (bkr_store_describe(r->store, rel, path, sizeof(path)) < 0 ||
 		    bkr_store_get(r->store, rel, BKR_REPO_CONFIG_MAX, &text, &len) < 0)
-			continue; /* vanished (a concurrent cleanup) */
-		if (bkr_json_verify((const char *)text, len, path) == 0 &&
-		    (rs->v[rs->n] = cJSON_ParseWithLength((const char *)text, len)))
-			rs->n++;
-		free(text);
+			continue; /* vanished (a concurrent cleanup), or too large to be a record */
+		rec->text = (char *)text;
+		rec->len = len;
+		if (!(rec->path = strdup(path))) {
+			free(text);
+			err = bkr_error_oom();
+			break;
+		}
+		if (bkr_json_verify(rec->text, len, path) == 0)
+			rec->json = cJSON_ParseWithLength(rec->text, len);
+		rs->n++;
 	}
 	free_names(names, n);
-	if (err < 0)
-		records_free(rs);
+	if (err < 0) {
+		bkr_records_free(rs);
+		return err;
+	}
 	bkr_error_clear();
-	return err;
+	*out = rs;
+	return 0;
+}
+
+int bkr_records_foreach(const bkr_records *rs, bool newest_first,
+			int (*cb)(void *ctx, const char *path, const char *text, size_t len), void *ctx)
+{
+	int err = 0;
+	for (size_t k = 0; rs && k < rs->n && err == 0; k++) {
+		const struct record *rec = &rs->v[newest_first ? rs->n - 1 - k : k];
+		err = cb(ctx, rec->path, rec->text, rec->len);
+	}
+	return err > 0 ? 0 : err;
 }
 
 /*
@@ -333,16 +373,28 @@ int bkr_repo_list(bkr_repo *r, bool runs, bkr_manifest_list *out, size_t *bad)
 int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
 		     void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx)
 {
+	bkr_records *rs;
+	int err;
+
+	out->items = NULL;
+	out->n = 0;
+	if ((err = bkr_repo_records_read(r, &rs)) < 0)
+		return err;
+	err = bkr_repo_list_with(r, rs, runs, out, on_bad, ctx);
+	bkr_records_free(rs);
+	return err;
+}
+
+int bkr_repo_list_with(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manifest_list *out,
+		       void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx)
+{
 	const char *sub = runs ? "runs" : "backups";
-	struct records rs;
 	char **ids = NULL;
 	size_t n = 0, k = 0;
 	int err;
 
 	out->items = NULL;
 	out->n = 0;
-	if ((err = records_load(r, &rs)) < 0)
-		return err;
 	if ((err = catalog_ids(r, runs, &ids, &n)) < 0)
 		goto done;
 	if (n && !(out->items = calloc(n, sizeof(*out->items)))) {
@@ -379,13 +431,13 @@ int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
 		out->items[k++] = m;
 	}
 	out->n = k;
-	for (size_t i = 0; i < rs.n && err == 0; i++)
-		err = apply_record(out, rs.v[i]);
+	for (size_t i = 0; rs && i < rs->n && err == 0; i++)
+		if (rs->v[i].json)
+			err = apply_record(out, rs->v[i].json);
 	if (err == 0 && k)
 		qsort(out->items, k, sizeof(*out->items), cmp_manifest);
 done:
 	free_names(ids, n);
-	records_free(&rs);
 	if (err < 0) {
 		bkr_manifest_list_free(out);
 		return err;

@@ -413,6 +413,8 @@ int bkr_io_commit_at(int fd, int dirfd, const char *tmp, const char *final, unsi
 				     : renameat2(dirfd, tmp, dirfd, final, RENAME_NOREPLACE) < 0) {
 		if (errno == EEXIST)
 			err = bkr_error_set(BKR_EEXISTS, "%s: already exists, not replaced", what);
+		else if (errno == ENOENT) /* as in bkr_io_commit_tmp: our own temporary or its directory vanished */
+			err = bkr_error_set(BKR_EIO, "rename %s: %s", what, strerror(errno));
 		else
 			err = bkr_error_set_errno(errno, "rename %s", what);
 		goto fail;

@@ -4,8 +4,8 @@
  *
  * Cache files live under "<dir>/<key>/": "w/<name>" holds a whole object,
  * "b/<name>/<block>" (16 hex digits) one block of a data pack.  Each file is
- * its bytes followed by a trailer (magic, length, size of the object,
- * SHA-256 of the bytes), written to a ".tmp-*" and renamed over the final
+ * its bytes followed by a trailer (magic, length, size of the object, its
+ * last-modified time, SHA-256 of the bytes), written to a ".tmp-*" and renamed over the final
  * name, without fsync: a crash can leave a torn file, which the trailer
  * shows.  A file found on disk at open is trusted only once this process
  * has read it whole and checked its trailer; after that it is read in
@@ -19,7 +19,10 @@
  * condition, so a block is fetched once however many threads want it.  The
  * size of a data pack (needed to clamp a ranged request) is a SIZE entry,
  * from one stat of the wrapped store (LOADING while it runs, as a block),
- * kept for the life of the process.
+ * kept for the life of the process; the stat's last-modified time (S3's
+ * Last-Modified, a file's mtime: the same HEAD) comes with it, and a block
+ * kept for the pack of another size or time is of a pack since replaced
+ * (put right by hand): dropped and fetched again.
  */
 #include "bkr/store_cache.h"
 #include "bkr/error.h"
@@ -43,11 +46,12 @@
 #define BUCKETS 4096
 #define WHOLE UINT64_MAX               /* entry of a whole object */
 #define SIZE (UINT64_MAX - 1)          /* entry of a pack's size only (no file) */
-#define TRAILER 56                     /* magic 8, length 8, object size 8, SHA-256 32 */
+#define TRAILER 64                     /* magic 8, length 8, object size 8, object time 8, SHA-256 32 */
 #define KEY_HEX 16
 #define DIR_MODE 0700
 
-static const char MAGIC[8] = { 'b', 'k', 'r', 'c', 'a', 'c', 'h', '1' };
+/* 'bkrcach1' files (no object time) fail the check once and are fetched again */
+static const char MAGIC[8] = { 'b', 'k', 'r', 'c', 'a', 'c', 'h', '2' };
 
 enum { LOADING, PRESENT };
 
@@ -56,6 +60,7 @@ struct entry {
 	struct entry *older, *newer; /* the use list (present files) */
 	uint64_t block;              /* WHOLE, SIZE, or a block number */
 	uint64_t len;                /* bytes of data (SIZE: the object's size) */
+	int64_t mtime;               /* SIZE: the object's last-modified time (-1: unknown) */
 	uint64_t disk;               /* bytes of the file (data and trailer) */
 	uint64_t hash;
 	int state;
@@ -216,12 +221,18 @@ static uint64_t get_u64(const uint8_t *p)
 	return v;
 }
 
+/* An object as the wrapped store describes it: size and last-modified time (-1: unknown). */
+struct version {
+	uint64_t size;
+	int64_t mtime;
+};
+
 /*
- * Write @p len bytes (of an object of @p obj_size bytes) as the cache file
- * @p path; *disk gets its size.  A failure leaves no file and is not an
- * error of the read (the bytes are served from memory, only not kept).
+ * Write @p len bytes (of the object @p v) as the cache file @p path; *disk
+ * gets its size.  A failure leaves no file and is not an error of the read
+ * (the bytes are served from memory, only not kept).
  */
-static int file_write(const char *path, const uint8_t *data, size_t len, uint64_t obj_size, uint64_t *disk)
+static int file_write(const char *path, const uint8_t *data, size_t len, struct version v, uint64_t *disk)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX];
 	uint8_t tr[TRAILER];
@@ -236,8 +247,9 @@ static int file_write(const char *path, const uint8_t *data, size_t len, uint64_
 	bkr_sha256(data, len, &sum);
 	memcpy(tr, MAGIC, 8);
 	put_u64(tr + 8, len);
-	put_u64(tr + 16, obj_size);
-	memcpy(tr + 24, sum.b, BKR_ID_SIZE);
+	put_u64(tr + 16, v.size);
+	put_u64(tr + 24, (uint64_t)v.mtime);
+	memcpy(tr + 32, sum.b, BKR_ID_SIZE);
 	if ((err = bkr_io_write_full(fd, data, len, tmp)) < 0 || (err = bkr_io_write_full(fd, tr, TRAILER, tmp)) < 0) {
 		close(fd);
 		unlink(tmp);
@@ -254,7 +266,7 @@ static int file_write(const char *path, const uint8_t *data, size_t len, uint64_
  * NUL-terminated) when @p out is not NULL.  BKR_ECORRUPT when it is torn,
  * truncated or damaged; BKR_ENOTFOUND when it is gone.
  */
-static int file_check(const char *path, uint8_t **out, uint64_t *len, uint64_t *obj_size)
+static int file_check(const char *path, uint8_t **out, uint64_t *len, struct version *v)
 {
 	uint8_t *buf = NULL, tr[TRAILER];
 	struct stat st;
@@ -289,12 +301,13 @@ static int file_check(const char *path, uint8_t **out, uint64_t *len, uint64_t *
 		goto done;
 	buf[n] = '\0';
 	bkr_sha256(buf, n, &sum);
-	if (memcmp(sum.b, tr + 24, BKR_ID_SIZE)) {
+	if (memcmp(sum.b, tr + 32, BKR_ID_SIZE)) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: cache file damaged (checksum)", path);
 		goto done;
 	}
 	*len = n;
-	*obj_size = get_u64(tr + 16);
+	v->size = get_u64(tr + 16);
+	v->mtime = (int64_t)get_u64(tr + 24);
 	if (out) {
 		*out = buf;
 		buf = NULL;
@@ -406,11 +419,11 @@ static void outdate(cache_store *cs, struct entry *e)
 }
 
 /* the LOADING entry @p e was fetched: keep @p data as its file (or drop it if that fails) */
-static void keep(cache_store *cs, struct entry *e, const uint8_t *data, size_t len, uint64_t obj_size)
+static void keep(cache_store *cs, struct entry *e, const uint8_t *data, size_t len, struct version v)
 {
 	char path[PATH_MAX];
 	uint64_t disk = 0;
-	bool ok = file_of(cs, e->name, e->block, path) == 0 && file_write(path, data, len, obj_size, &disk) == 0;
+	bool ok = file_of(cs, e->name, e->block, path) == 0 && file_write(path, data, len, v, &disk) == 0;
 
 	bkr_error_clear(); /* a cache that cannot keep a file still serves the read */
 	pthread_mutex_lock(&cs->lock);
@@ -421,15 +434,16 @@ static void keep(cache_store *cs, struct entry *e, const uint8_t *data, size_t l
 
 /*
  * Check the file of CHECK entry @p e; *data gets its bytes when @p data is
- * not NULL.  A file kept for an object of another size than @p expect (the
- * object's size now; 0: unknown) is of an object since replaced: dropped.
+ * not NULL.  A file kept for an object of another size or last-modified time
+ * than @p expect (the object now; NULL: unknown) is of an object since
+ * replaced: dropped.
  */
-static void check(cache_store *cs, struct entry *e, uint8_t **data, uint64_t *len, uint64_t expect)
+static void check(cache_store *cs, struct entry *e, uint8_t **data, uint64_t *len, const struct version *expect)
 {
 	char path[PATH_MAX];
-	uint64_t obj_size;
-	bool ok = file_of(cs, e->name, e->block, path) == 0 && file_check(path, data, len, &obj_size) == 0;
-	if (ok && expect && obj_size != expect) {
+	struct version v;
+	bool ok = file_of(cs, e->name, e->block, path) == 0 && file_check(path, data, len, &v) == 0;
+	if (ok && expect && (v.size != expect->size || v.mtime != expect->mtime)) {
 		ok = false;
 		if (data) {
 			free(*data);
@@ -496,7 +510,8 @@ static int whole_read(cache_store *cs, const char *name, size_t max, uint8_t **o
 	char path[PATH_MAX];
 	struct entry *e;
 	uint8_t *data = NULL;
-	uint64_t n = 0, obj_size;
+	uint64_t n = 0;
+	struct version v;
 	size_t got;
 	bool refetched = false;
 	int err;
@@ -519,7 +534,7 @@ static int whole_read(cache_store *cs, const char *name, size_t max, uint8_t **o
 						     cs->base.location, name, len, (unsigned long long)off,
 						     (unsigned long long)e->len);
 			}
-			err = out ? file_check(path, &data, &n, &obj_size) : file_read(path, off, len, buf);
+			err = out ? file_check(path, &data, &n, &v) : file_read(path, off, len, buf);
 			if (err == BKR_ENOTFOUND || err == BKR_ECORRUPT) {
 				discard(cs, e);
 				continue;
@@ -529,7 +544,7 @@ static int whole_read(cache_store *cs, const char *name, size_t max, uint8_t **o
 				return err;
 			goto found;
 		case CHECK:
-			check(cs, e, out ? &data : NULL, &n, 0);
+			check(cs, e, out ? &data : NULL, &n, NULL);
 			if (out && data)
 				goto found;
 			continue;
@@ -547,7 +562,7 @@ static int whole_read(cache_store *cs, const char *name, size_t max, uint8_t **o
 				return err;
 			}
 			n = got;
-			keep(cs, e, data, got, got);
+			keep(cs, e, data, got, (struct version){ got, -1 });
 			goto found;
 		}
 	}
@@ -575,10 +590,11 @@ found:
 /* ---- data packs, in blocks ------------------------------------------------------ */
 
 /*
- * The size of pack @p name: a stat of the wrapped store once, however many
- * threads ask at the same time (the first stats, the others wait for it).
+ * The size and last-modified time of pack @p name: a stat of the wrapped
+ * store once, however many threads ask at the same time (the first stats,
+ * the others wait for it).
  */
-static int object_size(cache_store *cs, const char *name, uint64_t *size)
+static int object_version(cache_store *cs, const char *name, struct version *v)
 {
 	struct entry *e;
 	bool known;
@@ -587,23 +603,26 @@ static int object_size(cache_store *cs, const char *name, uint64_t *size)
 	pthread_mutex_lock(&cs->lock);
 	while ((e = find(cs, name, SIZE)) && e->state == LOADING)
 		pthread_cond_wait(&cs->cond, &cs->lock);
-	if ((known = e != NULL))
-		*size = e->len;
-	else
+	if ((known = e != NULL)) {
+		v->size = e->len;
+		v->mtime = e->mtime;
+	} else {
 		e = entry_add(cs, name, SIZE, LOADING);
+	}
 	pthread_mutex_unlock(&cs->lock);
 	if (known)
 		return 0;
 	if (!e)
 		return bkr_error_oom();
-	err = bkr_store_stat(cs->inner, name, size);
+	err = bkr_store_stat_time(cs->inner, name, &v->size, &v->mtime);
 	count(cs, 0);
 	pthread_mutex_lock(&cs->lock);
 	if (err < 0) {
 		entry_drop(cs, e);
 	} else {
 		e->state = PRESENT;
-		e->len = *size;
+		e->len = v->size;
+		e->mtime = v->mtime;
 	}
 	pthread_cond_broadcast(&cs->cond);
 	pthread_mutex_unlock(&cs->lock);
@@ -634,10 +653,10 @@ static size_t claim_run(cache_store *cs, const char *name, uint64_t first, uint6
  * Fetch the run of blocks starting at run[0] with one ranged get; copy the
  * part of [*off, end) they hold into @p out (*off advances); keep each block.
  */
-static int fetch_run(cache_store *cs, const char *name, uint64_t size, struct entry **run, size_t n,
+static int fetch_run(cache_store *cs, const char *name, struct version v, struct entry **run, size_t n,
 		     uint64_t *off, uint64_t end, uint8_t *out, uint64_t start)
 {
-	uint64_t from = run[0]->block * BLOCK, to = (run[0]->block + n) * BLOCK;
+	uint64_t size = v.size, from = run[0]->block * BLOCK, to = (run[0]->block + n) * BLOCK;
 	uint8_t *data;
 	int err;
 
@@ -658,7 +677,7 @@ static int fetch_run(cache_store *cs, const char *name, uint64_t size, struct en
 	}
 	for (size_t k = 0; k < n; k++) {
 		uint64_t b = from + k * BLOCK, e = b + BLOCK < to ? b + BLOCK : to;
-		keep(cs, run[k], data + (b - from), e - b, size);
+		keep(cs, run[k], data + (b - from), e - b, v);
 	}
 	free(data);
 	return 0;
@@ -676,13 +695,15 @@ fail:
 static int blocks_read(cache_store *cs, const char *name, uint64_t start, size_t len, uint8_t *out)
 {
 	struct entry *run[FETCH_BLOCKS], *e;
+	struct version v;
 	uint64_t size, off = start, end = start + len;
 	char path[PATH_MAX];
 	unsigned failures = 0;
 	int err;
 
-	if ((err = object_size(cs, name, &size)) < 0)
+	if ((err = object_version(cs, name, &v)) < 0)
 		return err;
+	size = v.size;
 	if (start > size || len > size - start)
 		return bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%zu bytes at %llu of %llu)", cs->base.location,
 				     name, len, (unsigned long long)start, (unsigned long long)size);
@@ -706,14 +727,14 @@ static int blocks_read(cache_store *cs, const char *name, uint64_t start, size_t
 			break;
 		}
 		case CHECK:
-			check(cs, e, NULL, &n, size);
+			check(cs, e, NULL, &n, &v);
 			break;
 		default:
 			if (!e)
 				return bkr_error_oom();
 			run[0] = e;
 			n = claim_run(cs, name, b, (size + BLOCK - 1) / BLOCK, run);
-			if ((err = fetch_run(cs, name, size, run, n, &off, end, out, start)) < 0)
+			if ((err = fetch_run(cs, name, v, run, n, &off, end, out, start)) < 0)
 				return err;
 		}
 	}
@@ -765,7 +786,7 @@ static void keep_written(cache_store *cs, const char *name, const uint8_t *data,
 		e = entry_add(cs, name, WHOLE, LOADING);
 	pthread_mutex_unlock(&cs->lock);
 	if (e)
-		keep(cs, e, data, len, len);
+		keep(cs, e, data, len, (struct version){ len, -1 });
 }
 
 static int cache_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)

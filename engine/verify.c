@@ -728,6 +728,7 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	int64_t t0 = bkr_clock_mono_ns();
 	bkr_manifest_list l = { 0 }, runs = { 0 };
 	bkr_manifest *one = NULL;
+	bkr_records *records = NULL;
 	int err;
 
 	memset(stats, 0, sizeof(*stats));
@@ -745,10 +746,15 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	/* the backups first, then the index: one that committed after the open
 	 * published its index files before its manifest, so every backup listed
 	 * here is in the index loaded after (never 'missing from the index') */
-	if ((err = bkr_repo_list_cb(r, false, &l, on_bad_manifest, &v)) < 0 ||
-	    (err = bkr_repo_list_cb(r, true, &runs, on_bad_run_manifest, &v)) < 0 ||
-	    (err = bkr_verify_record_foreach(r, false, note_recorded, &v)) < 0 || (err = bkr_repo_reload_index(r)) < 0)
+	/* records/ read once: for the backups, the runs and the earlier verify results */
+	if ((err = bkr_repo_records_read(r, &records)) < 0 ||
+	    (err = bkr_repo_list_with(r, records, false, &l, on_bad_manifest, &v)) < 0 ||
+	    (err = bkr_repo_list_with(r, records, true, &runs, on_bad_run_manifest, &v)) < 0 ||
+	    (err = bkr_verify_record_foreach_in(records, false, note_recorded, &v)) < 0 ||
+	    (err = bkr_repo_reload_index(r)) < 0)
 		goto done;
+	bkr_records_free(records);
+	records = NULL;
 	bkr_repo_index_warnings(r, on_bad_index, &v);
 	if ((err = check_config(&v)) < 0)
 		goto done;
@@ -802,6 +808,7 @@ done:
 	bkr_manifest_free(one);
 	bkr_manifest_list_free(&l);
 	bkr_manifest_list_free(&runs);
+	bkr_records_free(records);
 	free(v.buf);
 	return err;
 }

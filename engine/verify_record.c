@@ -271,6 +271,13 @@ int bkr_verify_record_foreach(bkr_repo *r, bool newest_first,
 	return bkr_repo_foreach_record(r, newest_first, each_record, &e);
 }
 
+int bkr_verify_record_foreach_in(const bkr_records *rs, bool newest_first,
+				 int (*cb)(void *ctx, const bkr_verify_record *rec), void *ctx)
+{
+	struct each e = { cb, ctx };
+	return bkr_records_foreach(rs, newest_first, each_record, &e);
+}
+
 struct last {
 	bkr_verify_record *rec;
 };

@@ -176,6 +176,7 @@ struct bctx {
 	link_table links;
 	int64_t parent_start;
 	bool have_parent;
+	int64_t time_ns;             /* the manifest's date (bkr_bk_parent_select) */
 	bkr_pathbuf rel;             /* relative path buffer for excludes */
 	struct { dev_t dev; ino_t ino; } *skip; /* directories never backed up */
 	size_t nskip;
@@ -264,12 +265,16 @@ const char *bkr_bk_pseudo_fs(int fd, dev_t dev);
 
 /* ---- commit.c ----------------------------------------------------------- */
 
-/** Phase 3: trees, commit, checks; publish the manifest (*out when not NULL). */
-int bkr_bk_commit(bctx *c, int64_t start_ns, int64_t t0, bkr_manifest **out);
+/** Phase 3: trees, commit, checks; publish the manifest dated c->time_ns (*out when not NULL). */
+int bkr_bk_commit(bctx *c, int64_t t0, bkr_manifest **out);
 
 /* ---- parent.c ----------------------------------------------------------- */
 
-/** Choose c->parent (options, or the automatic rule); none is not an error. */
+/**
+ * Choose c->parent (options, or the automatic rule); none is not an error.
+ * Set c->time_ns, the backup's date: @p now_ns, or just after the newest
+ * backup of that second in the same listing of backups/.
+ */
 int bkr_bk_parent_select(bctx *c, int64_t now_ns);
 /** Take the content of the parent's file entry @p pe (@p leaf, @p li) into @p n; false when unreadable. */
 bool bkr_bk_parent_take(bctx *c, node *n, const bkr_entry *pe, const bkr_tree *leaf, uint32_t li);

@@ -133,36 +133,6 @@ done:
 	return err;
 }
 
-/*
- * @p start_ns, or just after the newest backup made in the same second if that
- * is not earlier: backups are ordered by time and then by id, whose random
- * suffix is no order of creation, so 'latest' and retention could take an
- * older one for the newest (a clock at the same reading, BKR_TEST_NOW).  Only
- * the manifests of that second are read; one that cannot be is passed over.
- */
-static int64_t after_same_second(bctx *c, int64_t start_ns)
-{
-	char id[128], **ids = NULL;
-	size_t n = 0, plen = strlen("backup_YYYYMMDD_HHMMSS_");
-
-	if (bkr_backup_id_new(id, sizeof(id), c->o->type, start_ns) < 0 || strlen(id) < plen ||
-	    bkr_repo_list_ids(c->repo, false, &ids, &n) < 0) {
-		bkr_error_clear();
-		return start_ns;
-	}
-	for (size_t i = 0; i < n; i++) {
-		bkr_manifest *m = NULL;
-		if (strncmp(ids[i], id, plen))
-			continue;
-		if (bkr_repo_load_manifest(c->repo, false, ids[i], &m) == 0 && m->time_ns >= start_ns)
-			start_ns = m->time_ns + 1000; /* the timestamp's microseconds */
-		bkr_manifest_free(m);
-		bkr_error_clear();
-	}
-	bkr_repo_ids_free(ids, n);
-	return start_ns;
-}
-
 /* The manifest's fields other than sources and trees; takes the warnings. */
 static int fill_manifest(bctx *c, bkr_manifest *m, int64_t start_ns)
 {
@@ -198,7 +168,7 @@ static int fill_manifest(bctx *c, bkr_manifest *m, int64_t start_ns)
 	return 0;
 }
 
-int bkr_bk_commit(bctx *c, int64_t start_ns, int64_t t0, bkr_manifest **out)
+int bkr_bk_commit(bctx *c, int64_t t0, bkr_manifest **out)
 {
 	const bkr_backup_options *o = c->o;
 	const bkr_repo_config *cfg = bkr_repo_get_config(c->repo);
@@ -241,7 +211,7 @@ int bkr_bk_commit(bctx *c, int64_t start_ns, int64_t t0, bkr_manifest **out)
 		goto done;
 	if ((err = verify_result(c, &m->tree)) < 0)
 		goto done;
-	if ((err = fill_manifest(c, m, after_same_second(c, start_ns))) < 0)
+	if ((err = fill_manifest(c, m, c->time_ns)) < 0)
 		goto done;
 	m->duration_seconds = (double)(bkr_clock_mono_ns() - t0) / 1e9;
 	if ((err = bkr_repo_publish_manifest(c->repo, m)) < 0)

@@ -261,6 +261,27 @@ BKR_TEST_NOW=2026-06-03T00:00:00Z expect_exit 0 "$BKR" -r "$R2" -q cleanup --kee
 expect_exit 0 "$BKR" -r "$R2" cat latest same/a
 [ "$(cat "$T/out")" = "version 6" ] || fail "cleanup --keep-last 1 kept an older backup: $(cat "$T/out")"
 pass "backups made in the same second are dated in the order made (latest, cleanup --keep-last)"
+# the same for full backups and one given --parent, which list backups/ for this
+# alone (an automatic parent's listing dates the others): the last made is latest
+R3=$T/same-second-full
+"$BKR" init -r "$R3" >/dev/null
+for n in 1 2 3; do
+	echo "full $n" >"$T/same/a"
+	BKR_TEST_NOW=2026-06-03T00:00:00Z expect_exit 0 "$BKR" -r "$R3" -q create --type full "$T/same"
+done
+expect_exit 0 "$BKR" -r "$R3" list --json
+first=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["backup_id"])' "$T/out")
+echo "with parent" >"$T/same/a"
+BKR_TEST_NOW=2026-06-03T00:00:00Z expect_exit 0 "$BKR" -r "$R3" -q create --type incremental --parent "$first" "$T/same"
+expect_exit 0 "$BKR" -r "$R3" cat latest same/a
+[ "$(cat "$T/out")" = "with parent" ] || fail "latest of full backups and one with --parent in one second: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R3" list --json
+python3 -c '
+import json,sys
+ts=[b["timestamp"] for b in json.load(open(sys.argv[1]))]
+assert len(ts)==4 and ts==sorted(ts) and len(set(ts))==4, ts' "$T/out" ||
+	fail "full backups and one with --parent in one second are not dated in order: $(cat "$T/out")"
+pass "full backups and one given --parent in the same second are dated in the order made"
 
 # --- a live path that is gone, given as a directory ("DIR/"): the same path as
 # without the slash (cli_live_abs took the empty name after the slash and

@@ -57,7 +57,7 @@ import re, sys
 text, total = open(sys.argv[1]).read(), sys.argv[2]
 lines = [l for l in text.splitlines() if l.startswith("restoring: ")]
 assert len(lines) == 1, lines
-m = re.fullmatch(r"restoring: (\d+)/20 files, ([\d.]+ (?:B|KiB|MiB))/(.+?) \((\d+)%\), [\d.]+ (?:B|KiB|MiB|GiB)/s, \d+:\d\d left *",
+m = re.fullmatch(r"restoring: (\d+)/20 files, ([\d.]+ (?:B|KiB|MiB))/(.+?) \((\d+)%\), [\d.]+ (?:B|KiB|MiB|GiB)/s, (?:\d+:)?\d+:\d\d left *",
                  lines[0])
 assert m, lines[0]
 done = int(m.group(1))
@@ -145,7 +145,7 @@ PREP=
 python3 - "$T/line" "$vtotal" <<'PY' || fail "verify: no line with bytes of the total: $(cat "$T/line")"
 import re, sys
 line, total = open(sys.argv[1]).read().strip(), sys.argv[2]
-m = re.fullmatch(r"verifying: (\d+)/(\d+) packs, ([\d.]+ (?:B|KiB|MiB))/(.+?) \((\d+)%\), [\d.]+ (?:B|KiB|MiB|GiB)/s(, \d+:\d\d left)?", line)
+m = re.fullmatch(r"verifying: (\d+)/(\d+) packs, ([\d.]+ (?:B|KiB|MiB))/(.+?) \((\d+)%\), [\d.]+ (?:B|KiB|MiB|GiB)/s(, (?:\d+:)?\d+:\d\d left)?", line)
 assert m, line
 assert m.group(4) == total, (m.group(4), total)
 assert int(m.group(1)) <= int(m.group(2)), line

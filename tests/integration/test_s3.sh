@@ -167,8 +167,11 @@ expect_exit 0 "$BKR" -vv -r "$CR" create "$KS"
 [ "$(requests 'GET tree/')" = 0 ] && [ "$(requests 'GET index/')" = 0 ] && [ "$(requests 'GET backups/')" = 0 ] ||
 	fail "a second incremental fetched trees, index files or manifests: $(grep 'request GET [a-z]' "$T/err")"
 n=$(requests '')
-[ "$n" -le 14 ] || fail "a no-change incremental made $n requests (docs/s3.md: 14): $(grep request "$T/err")"
-pass "create on S3: a second incremental fetches no tree, index file or manifest ($n requests in all)"
+[ "$n" -le 13 ] || fail "a no-change incremental made $n requests (docs/s3.md: 13): $(grep request "$T/err")"
+# one listing of backups/ finds the parent and dates the backup (docs/format.md)
+[ "$(requests 'GET (bucket)?list-type=2&prefix=cached%2Fbackups%2F:')" = 1 ] ||
+	fail "a no-change incremental listed backups/ more than once: $(grep 'request GET (bucket)' "$T/err")"
+pass "create on S3: a second incremental fetches no tree, index file or manifest, lists backups/ once ($n requests in all)"
 # damaged cache files are caught by their checksum and fetched again, never used
 croot=$(dirname "$(grep -lx "$CR" "$XDG_CACHE_HOME"/bkrfs/*/location)")
 tp=$(find "$croot/w/tree" -type f | head -1)
@@ -251,6 +254,15 @@ expect_exit 0 "$BKR" -r "$CR" restore latest --target "$T/rk"
 python3 "$HERE/treecmp.py" "$KS" "$T/rk/ksrc" >/dev/null || fail "the backup after another host's does not restore exactly"
 expect_exit 0 "$BKR" -r "$CR" verify --read-data
 pass "another host's backup in between: taken as parent, restored exactly, verify --read-data clean"
+# verify reads records/ once: the backups' pins and tags, the runs' and its own
+# earlier results come from one listing and one GET per record
+expect_exit 0 "$BKR" -r "$CR" pin latest
+nrec=$(s3keys cached/records/ | grep -c '\.json$' || true)
+[ "$nrec" -ge 2 ] || fail "expected a pin and a verify record in cached/records/, found $nrec"
+expect_exit 0 "$BKR" -vv -r "$CR" verify
+[ "$(requests 'GET (bucket)?list-type=2&prefix=cached%2Frecords%2F:')" = 1 ] && [ "$(requests 'GET records/')" = "$nrec" ] ||
+	fail "verify did not read records/ once ($nrec records): $(grep 'request GET' "$T/err" | grep records)"
+pass "verify on S3 lists records/ once and reads each of its $nrec records once"
 
 # --- the read commands
 expect_exit 0 "$BKR" -r "$R" list --json

@@ -134,6 +134,40 @@ static void test_publish(void **state)
 	assert_int_equal(bkr_io_publish(p, "x", "x", 1, BKR_IO_NOREPLACE), BKR_ENOTFOUND);
 }
 
+/* bkr_io_commit_at into a directory removed after its temporary was made
+ * (recover's workspace or staging directory): an I/O error (exit 7) naming
+ * the file, as bkr_io_commit_tmp's (test_store), not "not found" (exit 3) */
+static void test_commit_at_vanished(void **state)
+{
+	struct fixture *f = *state;
+	char sub[512], name[64];
+	int dfd, fd;
+	snprintf(sub, sizeof(sub), "%s/ws", f->dir);
+	for (int pass = 0; pass < 3; pass++) {
+		unsigned flags = pass == 1 ? BKR_IO_REPLACE : BKR_IO_NOREPLACE;
+		assert_int_equal(mkdir(sub, 0700), 0);
+		assert_true((dfd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0);
+		assert_int_equal(bkr_io_tmpfile_at(dfd, ".bkr-", name, sizeof(name), &fd), 0);
+		assert_int_equal(bkr_io_write_full(fd, "data", 4, "conf.json"), 0);
+		if (pass == 2) { /* a symlink's commit: no descriptor */
+			close(fd);
+			fd = -1;
+		}
+		tu_rmrf(sub);
+		assert_int_equal(bkr_io_commit_at(fd, dfd, name, "conf.json", flags, "ws/conf.json"), BKR_EIO);
+		assert_non_null(strstr(bkr_error_message(), "ws/conf.json"));
+		assert_non_null(strstr(bkr_error_message(), "No such file or directory"));
+		close(dfd);
+	}
+	/* a directory that is there: committed */
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_true((dfd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0);
+	assert_int_equal(bkr_io_tmpfile_at(dfd, ".bkr-", name, sizeof(name), &fd), 0);
+	assert_int_equal(bkr_io_commit_at(fd, dfd, name, "conf.json", BKR_IO_NOREPLACE, "ws/conf.json"), 0);
+	assert_int_equal(entries(sub), 1);
+	close(dfd);
+}
+
 static void test_mkdir_p_and_join(void **state)
 {
 	struct fixture *f = *state;
@@ -240,6 +274,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pread_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_at_vanished, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mkdir_p_and_join, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_table, setup, teardown),
 		cmocka_unit_test(test_fault_threads),

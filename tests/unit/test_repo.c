@@ -289,6 +289,20 @@ static void test_publisher(void **state)
 	bkr_repo_free(r);
 }
 
+struct seen {
+	size_t n;
+	char first[256];
+};
+
+static int see_record(void *ctx, const char *path, const char *text, size_t len)
+{
+	struct seen *s = ctx;
+	assert_non_null(strstr(path, "records/"));
+	if (!s->n++)
+		snprintf(s->first, sizeof(s->first), "%.*s", (int)len, text);
+	return 0;
+}
+
 static void test_catalog_records(void **state)
 {
 	struct fixture *f = *state;
@@ -314,6 +328,30 @@ static void test_catalog_records(void **state)
 	assert_int_equal(bkr_repo_find_backup(f->r, "latest", &m), 0);
 	assert_string_equal(m->backup_id, b);
 	bkr_manifest_free(m);
+
+	/* records read once serve several listings alike (verify: its backups,
+	 * its runs and its earlier results), as they were when read */
+	bkr_records *rs;
+	struct seen seen = { 0 };
+	assert_int_equal(bkr_repo_records_read(f->r, &rs), 0);
+	snprintf(rec, sizeof(rec), "{\"kind\":\"untag\",\"backup_id\":\"%s\",\"tag\":\"keep\"}", a);
+	assert_int_equal(bkr_repo_add_record(f->r, rec), 0);
+	for (int runs = 0; runs < 2; runs++) {
+		assert_int_equal(bkr_repo_list_with(f->r, rs, runs, &l, NULL, NULL), 0);
+		assert_int_equal(l.n, runs ? 0 : 2);
+		if (!runs) {
+			assert_int_equal(l.items[0]->ntags, 1);
+			assert_non_null(l.items[1]->pinned_until);
+		}
+		bkr_manifest_list_free(&l);
+	}
+	assert_int_equal(bkr_records_foreach(rs, true, see_record, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_non_null(strstr(seen.first, "\"pin\""));
+	bkr_records_free(rs);
+	assert_int_equal(bkr_repo_list(f->r, false, &l, NULL), 0); /* read afresh: the untag too */
+	assert_int_equal(l.items[0]->ntags, 0);
+	bkr_manifest_list_free(&l);
 
 	/* a manifest is never replaced */
 	assert_int_equal(bkr_repo_load_manifest(f->r, false, a, &m), 0);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -49,6 +50,13 @@ static int c_stat(bkr_store *s, const char *name, uint64_t *size)
 	if (((counting *)s)->stat_delay_us)
 		usleep(((counting *)s)->stat_delay_us);
 	return bkr_store_stat(((counting *)s)->inner, name, size);
+}
+static int c_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime)
+{
+	__atomic_add_fetch(&((counting *)s)->stats, 1, __ATOMIC_RELAXED);
+	if (((counting *)s)->stat_delay_us)
+		usleep(((counting *)s)->stat_delay_us);
+	return bkr_store_stat_time(((counting *)s)->inner, name, size, mtime);
 }
 static int c_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)
 {
@@ -96,7 +104,7 @@ static void c_free(bkr_store *s)
 }
 
 static const bkr_store_ops counting_ops = {
-	.stat = c_stat, .get = c_get, .get_range = c_range, .put = c_put, .upload_new = c_upload_new,
+	.stat = c_stat, .stat_time = c_stat_time, .get = c_get, .get_range = c_range, .put = c_put, .upload_new = c_upload_new,
 	.list = c_list, .remove = c_remove, .rename_new = c_rename, .prepare = c_prepare, .lock = c_lock,
 	.free = c_free,
 };
@@ -267,6 +275,41 @@ static void test_data_blocks(void **state)
 	read_pack(f, 0, PACK_LEN);
 	assert_int_equal(f->c->ranges, 0);
 	assert_int_equal(f->c->stats, 1); /* the size of the pack, once */
+}
+
+/* a pack replaced in the store by another of the same size (a damaged copy
+ * put right by hand; later, so its last-modified time differs): a new
+ * process drops the blocks kept for the old one and fetches them again */
+static void test_replaced_pack_refetched(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT } };
+	struct stat st;
+	bkr_store_cache_stats cst;
+	bkr_store *local;
+
+	open_cache(f, 0);
+	read_pack(f, 0, PACK_LEN);
+	assert_int_equal(f->c->ranges, 2);
+	snprintf(path, sizeof(path), "%s/%s", f->repo, PACK);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(bkr_random_bytes(f->pack, PACK_LEN), 0);
+	assert_int_equal(bkr_store_local_open(&local, f->repo, 0), 0);
+	assert_int_equal(bkr_store_delete(local, PACK), 0);
+	assert_int_equal(bkr_store_put(local, PACK, f->pack, PACK_LEN), 0);
+	bkr_store_free(local);
+	ts[1].tv_sec = st.st_mtime + 100;
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	open_cache(f, 0);
+	read_pack(f, 0, PACK_LEN); /* the new bytes */
+	assert_int_equal(f->c->ranges, 6); /* each block dropped when checked, then fetched */
+	bkr_store_cache_stats_get(f->s, &cst);
+	assert_int_equal(cst.refetched, 6);
+	/* and kept: the next process reads them from disk */
+	open_cache(f, 0);
+	read_pack(f, 0, PACK_LEN);
+	assert_int_equal(f->c->ranges, 0);
 }
 
 static void damage(const char *path, int how)
@@ -689,6 +732,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tree_pack_read_whole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_data_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_files_refetched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replaced_pack_refetched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_removed_file_refetched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),

@@ -46,6 +46,25 @@ int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
 void bkr_manifest_list_free(bkr_manifest_list *l);
 
 /**
+ * The records (records/: pins, tags, verify results), read once — one
+ * listing and one get each — for a command that needs them more than once:
+ * verify lists its backups, its recovery runs and its earlier results from
+ * one reading.  Records that vanish meanwhile are left out.  Free with
+ * bkr_records_free.
+ */
+typedef struct bkr_records bkr_records;
+int bkr_repo_records_read(bkr_repo *r, bkr_records **out);
+void bkr_records_free(bkr_records *rs);
+
+/** bkr_repo_list_cb with the records @p rs (bkr_repo_records_read; NULL: none) applied. */
+int bkr_repo_list_with(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manifest_list *out,
+		       void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx);
+
+/** bkr_repo_foreach_record over the records @p rs, as read then. */
+int bkr_records_foreach(const bkr_records *rs, bool newest_first,
+			int (*cb)(void *ctx, const char *path, const char *text, size_t len), void *ctx);
+
+/**
  * Load one manifest by its exact id from backups/ (or runs/ when @p run),
  * without listing the others.  Records are not applied.
  */

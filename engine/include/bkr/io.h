@@ -63,7 +63,10 @@ int bkr_io_tmpfile(const char *dir, char *tmp, size_t tmp_cap, int *fd_out);
 
 /**
  * fsync @p fd, close it, move @p tmp to @p final (see flags), fsync the directory.
- * On failure the temporary is unlinked and @p fd is closed.
+ * On failure the temporary is unlinked and @p fd is closed.  A link or
+ * rename failing with ENOENT (the temporary just written, or the directory,
+ * vanished: removed or unmounted) is BKR_EIO, not BKR_ENOTFOUND: nothing
+ * asked for was missing.
  */
 int bkr_io_commit_tmp(int fd, const char *tmp, const char *final, unsigned flags);
 
@@ -80,7 +83,8 @@ int bkr_io_tmpfile_at(int dirfd, const char *prefix, char *name, size_t cap, int
  * BKR_IO_REPLACE replaces, else BKR_EEXISTS when @p final exists), fsync
  * @p dirfd.  On failure the temporary is unlinked and @p fd is closed.
  * @p fd may be -1 for an object with no data to fsync (a symlink).
- * @p what names the file in messages.
+ * @p what names the file in messages.  ENOENT from the rename (@p dirfd's
+ * directory removed meanwhile) is BKR_EIO, as in bkr_io_commit_tmp.
  */
 int bkr_io_commit_at(int fd, int dirfd, const char *tmp, const char *final, unsigned flags, const char *what);
 

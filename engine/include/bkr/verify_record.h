@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bkr/catalog.h"
 #include "bkr/hash.h"
 #include "bkr/repo.h"
 #include "bkr/verify.h"
@@ -81,6 +82,10 @@ int bkr_verify_run_recorded(bkr_repo *r, const bkr_verify_options *o, bkr_verify
  */
 int bkr_verify_record_foreach(bkr_repo *r, bool newest_first,
 			      int (*cb)(void *ctx, const bkr_verify_record *rec), void *ctx);
+
+/** The same over records already read (bkr_repo_records_read). */
+int bkr_verify_record_foreach_in(const bkr_records *rs, bool newest_first,
+				 int (*cb)(void *ctx, const bkr_verify_record *rec), void *ctx);
 
 /** The newest verify record of @p r: BKR_ENOTFOUND when there is none. */
 int bkr_verify_record_last(bkr_repo *r, bkr_verify_record **out);
