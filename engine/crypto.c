@@ -1,7 +1,7 @@
 /** @file
  * The cryptography of an encrypted repository (bkr/crypto.h): AES-256-GCM
- * through EVP_CIPHER, HMAC-SHA-256 ids from two SHA-256 states keyed once
- * (each id copies them: no per-call key setup or algorithm fetch), scrypt
+ * through EVP_CIPHER, HMAC-SHA-256 ids keyed per id from the MAC key in
+ * locked memory (no keyed state outlives one id; no per-call fetch), scrypt
  * through EVP_KDF, the sealed forms of objects and blobs, and locked,
  * never-dumped, wiped memory for the keys (docs/security.md "Keys in memory").
  */
@@ -365,24 +365,39 @@ struct bkr_crypto {
 	uint8_t enc[BKR_CRYPTO_KEY_SIZE];
 	uint8_t mac[BKR_CRYPTO_KEY_SIZE];
 	uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE];
-	EVP_MD_CTX *inner, *outer; /* SHA-256 after the ipad / opad block */
 	uint64_t chunker_seed;
 };
 
-/** A SHA-256 state that has absorbed the 64-byte block key ^ @p pad. */
-static EVP_MD_CTX *keyed_state(const uint8_t *key, uint8_t pad)
+/* SHA-256 fetched once, as AES-256-GCM above; kept for the process's life. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md ? sha256_md : EVP_sha256();
+}
+
+/*
+ * Start @p md as SHA-256 that has absorbed the 64-byte block key ^ @p pad.
+ * The keyed state is as good as the MAC key, so it is made per id and freed
+ * with @p md (EVP_MD_CTX_free cleanses it), never kept beside the keys in
+ * OpenSSL's ordinary heap, where core dumps reach.
+ */
+static bool keyed_start(EVP_MD_CTX *md, const uint8_t *key, uint8_t pad)
 {
 	uint8_t block[64];
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	bool ok;
 	for (size_t i = 0; i < sizeof(block); i++)
 		block[i] = (uint8_t)((i < BKR_CRYPTO_KEY_SIZE ? key[i] : 0) ^ pad);
-	if (md && (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-		   EVP_DigestUpdate(md, block, sizeof(block)) != 1)) {
-		EVP_MD_CTX_free(md);
-		md = NULL;
-	}
+	ok = EVP_DigestInit_ex(md, sha256(), NULL) == 1 && EVP_DigestUpdate(md, block, sizeof(block)) == 1;
 	OPENSSL_cleanse(block, sizeof(block));
-	return md;
+	return ok;
 }
 
 int bkr_crypto_new(bkr_crypto **out, const uint8_t enc[BKR_CRYPTO_KEY_SIZE],
@@ -398,10 +413,6 @@ int bkr_crypto_new(bkr_crypto **out, const uint8_t enc[BKR_CRYPTO_KEY_SIZE],
 	memcpy(c->enc, enc, sizeof(c->enc));
 	memcpy(c->mac, mac, sizeof(c->mac));
 	memcpy(c->repo_id, repo_id, sizeof(c->repo_id));
-	if (!(c->inner = keyed_state(mac, 0x36)) || !(c->outer = keyed_state(mac, 0x5c))) {
-		bkr_crypto_free(c);
-		return bkr_error_set(BKR_ENOMEM, "HMAC-SHA-256: could not key the MAC");
-	}
 	bkr_crypto_blob_id(c, label, sizeof(label) - 1, &h);
 	c->chunker_seed = bkr_get_u64(h.b) | (1ull << 63);
 	OPENSSL_cleanse(&h, sizeof(h));
@@ -413,8 +424,6 @@ void bkr_crypto_free(bkr_crypto *c)
 {
 	if (!c)
 		return;
-	EVP_MD_CTX_free(c->inner);
-	EVP_MD_CTX_free(c->outer);
 	bkr_secure_free(c, sizeof(*c));
 }
 
@@ -448,11 +457,10 @@ void bkr_crypto_blob_id(const bkr_crypto *c, const void *data, size_t len, bkr_i
 		bkr_sha256(data, len, out);
 		return;
 	}
-	/* HMAC = H(K^opad ‖ H(K^ipad ‖ m)), from the two keyed states */
-	if (!(md = EVP_MD_CTX_new()) || EVP_MD_CTX_copy_ex(md, c->inner) != 1 ||
-	    EVP_DigestUpdate(md, data, len) != 1 || EVP_DigestFinal_ex(md, inner.b, &n) != 1 ||
-	    EVP_MD_CTX_copy_ex(md, c->outer) != 1 || EVP_DigestUpdate(md, inner.b, sizeof(inner.b)) != 1 ||
-	    EVP_DigestFinal_ex(md, out->b, &n) != 1) {
+	/* HMAC = H(K^opad ‖ H(K^ipad ‖ m)) */
+	if (!(md = EVP_MD_CTX_new()) || !keyed_start(md, c->mac, 0x36) || EVP_DigestUpdate(md, data, len) != 1 ||
+	    EVP_DigestFinal_ex(md, inner.b, &n) != 1 || !keyed_start(md, c->mac, 0x5c) ||
+	    EVP_DigestUpdate(md, inner.b, sizeof(inner.b)) != 1 || EVP_DigestFinal_ex(md, out->b, &n) != 1) {
 		/* only out of memory: an id no blob has, so the write or read fails its check */
 		memset(out->b, 0xff, sizeof(out->b));
 	}
