@@ -171,6 +171,21 @@ static int add_record(void *ctx, const char *name)
 	return 0;
 }
 
+/* Every record of @p s, one per file, in search order. */
+static int records_all(bkr_store *s, struct record_list *l)
+{
+	int err;
+	if ((err = bkr_store_list(s, "tiers/", add_record, l)) < 0) {
+		bkr_tier_records_free(l->v, l->n);
+		l->v = NULL;
+		l->n = 0;
+		return err;
+	}
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), record_cmp);
+	return 0;
+}
+
 int bkr_tier_records_load(bkr_store *s, bkr_tier_record **out, size_t *n)
 {
 	struct record_list l = { s, NULL, 0, 0 };
@@ -179,12 +194,8 @@ int bkr_tier_records_load(bkr_store *s, bkr_tier_record **out, size_t *n)
 
 	*out = NULL;
 	*n = 0;
-	if ((err = bkr_store_list(s, "tiers/", add_record, &l)) < 0) {
-		bkr_tier_records_free(l.v, l.n);
+	if ((err = records_all(s, &l)) < 0)
 		return err;
-	}
-	if (l.n)
-		qsort(l.v, l.n, sizeof(*l.v), record_cmp);
 	/* one per location: the first in search order */
 	for (size_t i = 0; i < l.n; i++) {
 		bool dup = false;
@@ -209,6 +220,54 @@ void bkr_tier_records_free(bkr_tier_record *v, size_t n)
 		free(v[i].location);
 	}
 	free(v);
+}
+
+/* ---- one directory per tier ------------------------------------------------ */
+
+/*
+ * Whether tier @p tier at @p loc and tier @p other at @p oloc cannot both be:
+ * one directory for two tiers, or one inside the other (a tier's data/ or
+ * trash/ would hold the other's files, and the two could not be kept, moved
+ * or mounted apart).  One tier at one place by two names (a symlink) is one
+ * place, no clash.  @p why gets the words after "<loc> ".
+ */
+static bool clash(const char *tier, const char *loc, const char *other, const char *oloc, char *why, size_t cap)
+{
+	if (bkr_store_same_place(loc, oloc)) {
+		if (!strcmp(tier, other))
+			return false;
+		snprintf(why, cap, "is the directory of tier %s", other);
+		return true;
+	}
+	if (bkr_store_within(loc, oloc)) {
+		snprintf(why, cap, "is inside %s, the directory of tier %s", oloc, other);
+		return true;
+	}
+	if (bkr_store_within(oloc, loc)) {
+		snprintf(why, cap, "holds %s, the directory of tier %s", oloc, other);
+		return true;
+	}
+	return false;
+}
+
+int bkr_tier_records_check(bkr_store *s)
+{
+	struct record_list l = { s, NULL, 0, 0 };
+	char why[PATH_MAX * 2 + 64];
+	int err;
+
+	if ((err = records_all(s, &l)) < 0)
+		return err;
+	for (size_t i = 0; i < l.n && err == 0; i++)
+		for (size_t j = i + 1; j < l.n && err == 0; j++)
+			if (clash(l.v[i].tier, l.v[i].location, l.v[j].tier, l.v[j].location, why, sizeof(why)))
+				err = bkr_error_set(BKR_EINVAL,
+						    "tier records: tier %s's %s %s (each tier needs its own directory: "
+						    "move one tier's data to a directory of its own with 'bkr tier migrate', "
+						    "then 'bkr tier forget' the old one)",
+						    l.v[i].tier, l.v[i].location, why);
+	bkr_tier_records_free(l.v, l.n);
+	return err;
 }
 
 /* Seal and publish the JSON object @p o as @p name in @p s. */
@@ -796,6 +855,19 @@ static int open_configured(struct migrate *m)
 		if (!loc)
 			continue;
 		any = true;
+		/* against every location the repository recorded, before it records this one
+		 * (a configuration error: said before whether the location is there) */
+		for (size_t i = 1; i <= bkr_repo_tier_count(m->r); i++) {
+			const char *rtier;
+			bool recorded;
+			bkr_store *rs = bkr_repo_tier(m->r, i, &rtier, &recorded);
+			char why[PATH_MAX * 2 + 64];
+			if (recorded && clash(bkr_tier_name(l), loc, rtier, bkr_store_location(rs), why, sizeof(why)))
+				return bkr_error_set(BKR_EINVAL,
+						     "tiers.%s.path: %s %s, as the repository recorded it (each tier "
+						     "needs its own directory); nothing was moved",
+						     bkr_tier_name(l), loc, why);
+		}
 		if ((err = bkr_repo_store_open(m->r, loc, 0, &probe)) < 0)
 			return bkr_error_set(BKR_ENOTFOUND, "tiers.%s.path: %s is missing or not mounted; nothing was moved",
 					     bkr_tier_name(l), loc);

@@ -79,6 +79,16 @@ typedef struct {
 int bkr_tier_records_load(bkr_store *s, bkr_tier_record **out, size_t *n);
 void bkr_tier_records_free(bkr_tier_record *v, size_t n);
 
+/**
+ * Check the records in @p s against each other: each tier needs its own
+ * directory, so two tiers recorded at one place (by the same name or two
+ * names for one directory) or one recorded location inside another is
+ * BKR_EINVAL, one line naming both tiers and locations.  (Migration refuses
+ * to record such a location, naming its key; records of older versions, or
+ * of configurations that changed over time, may still hold one.)
+ */
+int bkr_tier_records_check(bkr_store *s);
+
 /** Publish a record naming @p location for @p tier at @p now_ns. */
 int bkr_tier_record_add(bkr_store *s, const char *tier, const char *location, int64_t now_ns);
 
