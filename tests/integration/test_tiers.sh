@@ -456,3 +456,30 @@ rm "$R/tiers/00000000000000000001-warm.json"
 expect_exit 0 "$BKR" -r "$R" tier status
 pass "tier status names two tiers recorded at one directory (exit 1, one line; --json location_conflict)"
 
+# --- a pack missing from every tier -----------------------------------------------
+# A tier disk that holds its tier.json but not every pack (an old copy of the
+# tier): tier status compares what the index names with what every place holds
+# and says how many packs no place has (exit 4); --json missing_packs.
+victim=$(find "$COLD" -name '*.pack' | head -1)
+[ -n "$victim" ] || fail "no pack in the cold tier"
+vhex=$(basename "$victim" .pack)
+mv "$victim" "$T/victim.pack"
+expect_exit 4 "$BKR" -r "$R" tier status
+one_line_error
+grep -q "1 pack(s) missing from every tier: .*(first: $vhex)" "$T/err" || fail "tier status with a pack gone: $(cat "$T/err")"
+expect_exit 4 "$BKR" -r "$R" tier status --json
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["missing_packs"] == 1 and o["first_missing_pack"] == sys.argv[2] and o["indexed_packs"] > 1, o' "$T/out" "$vhex" ||
+	fail "tier status --json with a pack gone: $(cat "$T/out")"
+# in a trash it is not missing (readers find it there)
+mkdir -p "$COLD/trash" && mv "$T/victim.pack" "$COLD/trash/$vhex.pack"
+expect_exit 0 "$BKR" -r "$R" tier status
+mv "$COLD/trash/$vhex.pack" "$victim"
+# a tier not mounted: its packs are not proven missing (exit 1, as before)
+mv "$COLD" "$T/cold-away" && mkdir "$COLD"
+expect_exit 1 "$BKR" -r "$R" tier status
+grep -q "in no place that is there" "$T/err" || fail "tier status with cold not mounted: $(cat "$T/err")"
+rmdir "$COLD" && mv "$T/cold-away" "$COLD"
+expect_exit 0 "$BKR" -r "$R" tier status --json
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["missing_packs"] == 0 and o["first_missing_pack"] is None, o' "$T/out" ||
+	fail "tier status --json, every pack back: $(cat "$T/out")"
+pass "tier status: a pack missing from every tier is exit 4 (named); in a trash it is there; an unmounted tier is exit 1"

@@ -118,8 +118,23 @@ typedef struct {
 	uint64_t tree_packs, tree_bytes;
 } bkr_tier_usage;
 
-/** Packs and bytes in each place of @p r (hot first); *out is malloc'd, its strings @p r's. */
-int bkr_tier_status(bkr_repo *r, bkr_tier_usage **out, size_t *n);
+/** The packs the index names that no place holds (bkr_tier_status). */
+typedef struct {
+	uint64_t indexed;      /**< packs the index names */
+	uint64_t missing;      /**< of those, in no place: the repository, a tier, a trash */
+	bkr_pack_id first;     /**< the first missing one (lowest id) */
+} bkr_tier_missing;
+
+/**
+ * Packs and bytes in each place of @p r (hot first); *out is malloc'd, its
+ * strings @p r's.  With @p missing (optional): the packs the index names
+ * that the listings of every place did not show, each looked for again by
+ * name in every place and trash after the tier records are reloaded (so a
+ * pack a migration moved meanwhile is found where it went): what is still
+ * found nowhere is missing.  A place that cannot answer (an S3 server) is an
+ * error, not a missing pack.
+ */
+int bkr_tier_status(bkr_repo *r, bkr_tier_usage **out, size_t *n, bkr_tier_missing *missing);
 
 typedef struct {
 	char tier[32];        /**< the tier recorded there */
