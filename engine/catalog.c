@@ -40,7 +40,7 @@ struct names {
 	size_t n, cap;
 };
 
-static int add_name(void *ctx, const char *name)
+static int add_stamped(void *ctx, const char *name, const char *stamp)
 {
 	struct names *l = ctx;
 	const char *base = name + l->plen;
@@ -56,13 +56,23 @@ static int add_name(void *ctx, const char *name)
 		l->v = nn;
 		l->cap = cap;
 	}
-	if (!(l->v[l->n] = strndup(base, len - l->slen)))
+	/* the name, its NUL, the stamp (bkr_repo_name_stamp) */
+	size_t nlen = len - l->slen, slen = stamp ? strlen(stamp) : 0;
+	if (!(l->v[l->n] = malloc(nlen + slen + 2)))
 		return bkr_error_oom();
+	memcpy(l->v[l->n], base, nlen);
+	l->v[l->n][nlen] = '\0';
+	memcpy(l->v[l->n] + nlen + 1, stamp ? stamp : "", slen + 1);
 	l->n++;
 	return 0;
 }
 
-int bkr_repo_list_names(bkr_repo *r, const char *sub, const char *suffix, char ***out, size_t *n)
+static int add_name(void *ctx, const char *name)
+{
+	return add_stamped(ctx, name, NULL);
+}
+
+static int list_names(bkr_repo *r, const char *sub, const char *suffix, bool stamped, char ***out, size_t *n)
 {
 	char prefix[64];
 	struct names l = { .suffix = suffix, .slen = strlen(suffix) };
@@ -73,7 +83,8 @@ int bkr_repo_list_names(bkr_repo *r, const char *sub, const char *suffix, char *
 	l.plen = (size_t)snprintf(prefix, sizeof(prefix), "%s/", sub);
 	if (l.plen >= sizeof(prefix))
 		return bkr_error_set(BKR_EINVAL, "folder name too long: %s", sub);
-	if ((err = bkr_store_list(r->store, prefix, add_name, &l)) < 0) {
+	if ((err = stamped ? bkr_store_list_stamped(r->store, prefix, add_stamped, &l)
+			   : bkr_store_list(r->store, prefix, add_name, &l)) < 0) {
 		free_names(l.v, l.n);
 		return err;
 	}
@@ -82,6 +93,21 @@ int bkr_repo_list_names(bkr_repo *r, const char *sub, const char *suffix, char *
 	*out = l.v;
 	*n = l.n;
 	return 0;
+}
+
+int bkr_repo_list_names(bkr_repo *r, const char *sub, const char *suffix, char ***out, size_t *n)
+{
+	return list_names(r, sub, suffix, false, out, n);
+}
+
+int bkr_repo_list_stamped(bkr_repo *r, const char *sub, const char *suffix, char ***out, size_t *n)
+{
+	return list_names(r, sub, suffix, true, out, n);
+}
+
+const char *bkr_repo_name_stamp(const char *name)
+{
+	return name + strlen(name) + 1;
 }
 
 /* Manifest @p id of folder @p sub. */

@@ -127,6 +127,12 @@ static int cs_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const 
 	return bkr_store_list(INNER(s), prefix, cb, ctx);
 }
 
+static int cs_list_stamped(bkr_store *s, const char *prefix,
+			     int (*cb)(void *ctx, const char *name, const char *stamp), void *ctx)
+{
+	return bkr_store_list_stamped(INNER(s), prefix, cb, ctx);
+}
+
 static int cs_remove(bkr_store *s, const char *name)
 {
 	return bkr_store_delete(INNER(s), name);
@@ -180,6 +186,7 @@ static const bkr_store_ops crypto_ops = {
 	.put = cs_put,
 	.upload_new = cs_upload_new,
 	.list = cs_list,
+	.list_stamped = cs_list_stamped,
 	.remove = cs_remove,
 	.rename_new = cs_rename,
 	.prepare = cs_prepare,

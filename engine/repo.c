@@ -492,6 +492,23 @@ int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, c
 	return pack_missing(r, id);
 }
 
+int bkr_repo_pack_find(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type)
+{
+	char name[PATH_MAX];
+	size_t nt = bkr_repo_tier_count(r);
+	bkr_store *s;
+	uint64_t size;
+	int err;
+	for (size_t i = 0; pack_place(r, nt, i, id, type, &s, name); i++) {
+		if ((err = bkr_store_stat(s, name, &size)) == 0)
+			return 0;
+		if (err != BKR_ENOTFOUND)
+			return err; /* no answer is no proof that it is not there */
+		bkr_error_clear();
+	}
+	return pack_missing(r, id);
+}
+
 int bkr_repo_locate(bkr_repo *r, const char *path, bkr_store **s, const char **name)
 {
 	size_t nt = bkr_repo_tier_count(r);

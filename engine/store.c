@@ -257,6 +257,29 @@ int bkr_store_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const 
 	return s->ops->list(s, prefix, cb, ctx);
 }
 
+struct unstamped {
+	int (*cb)(void *ctx, const char *name, const char *stamp);
+	void *ctx;
+};
+
+static int list_unstamped(void *ctx, const char *name)
+{
+	struct unstamped *u = ctx;
+	return u->cb(u->ctx, name, "");
+}
+
+int bkr_store_list_stamped(bkr_store *s, const char *prefix,
+			   int (*cb)(void *ctx, const char *name, const char *stamp), void *ctx)
+{
+	struct unstamped u = { cb, ctx };
+	int err;
+	if ((err = check_name(prefix, true)) < 0)
+		return err;
+	if (s->ops->list_stamped)
+		return s->ops->list_stamped(s, prefix, cb, ctx);
+	return s->ops->list(s, prefix, list_unstamped, &u);
+}
+
 int bkr_store_delete(bkr_store *s, const char *name)
 {
 	int err;

@@ -891,6 +891,12 @@ static int cache_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, con
 	return bkr_store_list(inner_of(s), prefix, cb, ctx);
 }
 
+static int cache_list_stamped(bkr_store *s, const char *prefix,
+			     int (*cb)(void *ctx, const char *name, const char *stamp), void *ctx)
+{
+	return bkr_store_list_stamped(inner_of(s), prefix, cb, ctx);
+}
+
 static int cache_remove(bkr_store *s, const char *name)
 {
 	forget((cache_store *)s, name);
@@ -967,6 +973,7 @@ static const bkr_store_ops cache_ops = {
 	.upload_publish = cache_upload_publish,
 	.upload_free = cache_upload_free,
 	.list = cache_list,
+	.list_stamped = cache_list_stamped,
 	.remove = cache_remove,
 	.rename_new = cache_rename,
 	.prepare = cache_prepare,

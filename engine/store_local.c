@@ -401,10 +401,27 @@ static void local_upload_free(bkr_store_upload *base)
 	free(u);
 }
 
-/* Walk <root>/<rel> (a directory) recursively; @p rel has no trailing '/'. */
-static int walk(const char *root, char *rel, size_t rel_len, int (*cb)(void *ctx, const char *name), void *ctx)
+/* What a walk calls for each object: one of the two callbacks. */
+struct walk_cb {
+	int (*cb)(void *ctx, const char *name);
+	int (*stamped)(void *ctx, const char *name, const char *stamp);
+	void *ctx;
+};
+
+/* The stamp of @p st (bkr_store_list_stamped): anything that changes when
+ * the file is rewritten in place or replaced.  The change time is there
+ * because a copy made with its times kept (cp -p) restores the mtime. */
+static void stamp_of(const struct stat *st, char *out, size_t cap)
 {
-	char dir[PATH_MAX];
+	snprintf(out, cap, "%llu:%lld.%09ld:%lld.%09ld:%llu:%llu", (unsigned long long)st->st_size,
+		 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec,
+		 st->st_ctim.tv_nsec, (unsigned long long)st->st_dev, (unsigned long long)st->st_ino);
+}
+
+/* Walk <root>/<rel> (a directory) recursively; @p rel has no trailing '/'. */
+static int walk(const char *root, char *rel, size_t rel_len, const struct walk_cb *w)
+{
+	char dir[PATH_MAX], stamp[BKR_STORE_STAMP_MAX];
 	struct dirent *de;
 	DIR *d;
 	int err = 0;
@@ -418,16 +435,16 @@ static int walk(const char *root, char *rel, size_t rel_len, int (*cb)(void *ctx
 	}
 	while (err == 0 && (de = readdir(d))) {
 		size_t n = strlen(de->d_name);
-		bool is_dir;
+		struct stat st;
+		bool is_dir, have_st = false;
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (rel_len + 1 + n >= PATH_MAX)
 			continue;
 		if (de->d_type == DT_UNKNOWN) {
-			struct stat st;
-			char p[PATH_MAX];
-			if (snprintf(p, sizeof(p), "%s/%s", dir, de->d_name) >= (int)sizeof(p) || lstat(p, &st) < 0)
+			if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 				continue;
+			have_st = true;
 			is_dir = S_ISDIR(st.st_mode);
 			if (!is_dir && !S_ISREG(st.st_mode))
 				continue;
@@ -436,18 +453,25 @@ static int walk(const char *root, char *rel, size_t rel_len, int (*cb)(void *ctx
 			if (!is_dir && de->d_type != DT_REG)
 				continue;
 		}
+		if (!is_dir && w->stamped) {
+			if (!have_st && fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue; /* gone since readdir */
+			if (!S_ISREG(st.st_mode))
+				continue;
+			stamp_of(&st, stamp, sizeof(stamp));
+		}
 		size_t l = rel_len;
 		if (l)
 			rel[l++] = '/';
 		memcpy(rel + l, de->d_name, n + 1);
-		err = is_dir ? walk(root, rel, l + n, cb, ctx) : cb(ctx, rel);
+		err = is_dir ? walk(root, rel, l + n, w) : w->stamped ? w->stamped(w->ctx, rel, stamp) : w->cb(w->ctx, rel);
 		rel[rel_len] = '\0';
 	}
 	closedir(d);
 	return err;
 }
 
-static int local_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
+static int list_prefix(bkr_store *s, const char *prefix, const struct walk_cb *w)
 {
 	char rel[PATH_MAX];
 	size_t n = strlen(prefix);
@@ -457,7 +481,20 @@ static int local_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, con
 		return bkr_error_set(BKR_EINVAL, "prefix too long: %s", prefix);
 	memcpy(rel, prefix, n);
 	rel[n] = '\0';
-	return walk(s->location, rel, n, cb, ctx);
+	return walk(s->location, rel, n, w);
+}
+
+static int local_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
+{
+	struct walk_cb w = { .cb = cb, .ctx = ctx };
+	return list_prefix(s, prefix, &w);
+}
+
+static int local_list_stamped(bkr_store *s, const char *prefix,
+			      int (*cb)(void *ctx, const char *name, const char *stamp), void *ctx)
+{
+	struct walk_cb w = { .stamped = cb, .ctx = ctx };
+	return list_prefix(s, prefix, &w);
 }
 
 static int fsync_parent(const char *path)
@@ -569,6 +606,7 @@ static const bkr_store_ops local_ops = {
 	.upload_publish = local_upload_publish,
 	.upload_free = local_upload_free,
 	.list = local_list,
+	.list_stamped = local_list_stamped,
 	.remove = local_remove,
 	.rename_new = local_rename,
 	.prepare = local_prepare,

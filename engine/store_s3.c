@@ -39,6 +39,7 @@
 #include "store_s3_parse.h"
 
 #include <curl/curl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -836,7 +837,20 @@ struct list_ctx {
 	int (*cb)(void *ctx, const char *name);
 	void *ctx;
 	int (*cb_time)(void *ctx, const char *name, int64_t modified);
+	int (*cb_stamped)(void *ctx, const char *name, const char *stamp);
 };
+
+/* bkr_store_list_stamped's stamp: what the listing says of the object (a PUT changes the
+ * ETag of other bytes, and LastModified) */
+static int on_listed_object(void *ctx, const char *key, int64_t modified, const char *etag, uint64_t size)
+{
+	struct list_ctx *l = ctx;
+	char stamp[BKR_STORE_STAMP_MAX];
+	if (strlen(key) <= l->strip)
+		return 0;
+	snprintf(stamp, sizeof(stamp), "%s:%" PRIu64 ":%" PRId64, etag, size, modified);
+	return l->cb_stamped(l->ctx, key + l->strip, stamp);
+}
 
 static int on_listed(void *ctx, const char *key, int64_t modified)
 {
@@ -852,7 +866,7 @@ static int on_listed(void *ctx, const char *key, int64_t modified)
 static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, int64_t *date)
 {
 	char full[S3_KEY_MAX], q[S3_KEY_MAX * 3 + 1200];
-	bkr_s3_list_page pg = { .on_key = on_listed, .ctx = l };
+	bkr_s3_list_page pg = { .on_key = on_listed, .on_object = l->cb_stamped ? on_listed_object : NULL, .ctx = l };
 	int err = 0;
 
 	snprintf(full, sizeof(full), "%s%s%s", s->url.prefix, s->url.prefix[0] ? "/" : "", prefix);
@@ -892,6 +906,13 @@ static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, in
 static int s3_list(bkr_store *base, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
 {
 	struct list_ctx l = { .cb = cb, .ctx = ctx };
+	return s3_list_pages((s3_store *)base, prefix, &l, NULL);
+}
+
+static int s3_list_stamped(bkr_store *base, const char *prefix,
+			   int (*cb)(void *ctx, const char *name, const char *stamp), void *ctx)
+{
+	struct list_ctx l = { .cb_stamped = cb, .ctx = ctx };
 	return s3_list_pages((s3_store *)base, prefix, &l, NULL);
 }
 
@@ -1394,6 +1415,7 @@ static const bkr_store_ops s3_ops = {
 	.upload_publish = s3_upload_publish,
 	.upload_free = s3_upload_free,
 	.list = s3_list,
+	.list_stamped = s3_list_stamped,
 	.remove = s3_remove,
 	.rename_new = s3_rename,
 	.prepare = s3_prepare,

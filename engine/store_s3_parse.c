@@ -10,6 +10,7 @@
 #include "bkr/error.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,8 +257,17 @@ static const char *parent(const struct xml *x, int up)
 	return d >= 0 && d < XML_DEPTH ? x->names[d] : "";
 }
 
+/* The <Contents> being read. */
+struct listed {
+	char *key;         /* XML_TEXT bytes */
+	bool have_key;
+	int64_t modified;
+	char etag[96];     /* "" when absent or too long */
+	uint64_t size;
+};
+
 /* Element x->names[depth-1] closes with the text collected. */
-static int on_close(struct xml *x, bkr_s3_list_page *pg, char *key, bool *have_key, int64_t *modified)
+static int on_close(struct xml *x, bkr_s3_list_page *pg, struct listed *cur)
 {
 	const char *name = parent(x, 0);
 	x->text[x->tlen] = '\0';
@@ -265,19 +275,33 @@ static int on_close(struct xml *x, bkr_s3_list_page *pg, char *key, bool *have_k
 		if (!strcmp(name, "Key")) {
 			if (x->overflow || strlen(x->text) != x->tlen)
 				return bad("bad <Key>");
-			memcpy(key, x->text, x->tlen + 1);
-			*have_key = true;
+			memcpy(cur->key, x->text, x->tlen + 1);
+			cur->have_key = true;
 		} else if (!strcmp(name, "LastModified")) {
-			*modified = bkr_s3_parse_time(x->text);
+			cur->modified = bkr_s3_parse_time(x->text);
+		} else if (!strcmp(name, "ETag")) {
+			if (!x->overflow && x->tlen < sizeof(cur->etag) && strlen(x->text) == x->tlen)
+				memcpy(cur->etag, x->text, x->tlen + 1);
+		} else if (!strcmp(name, "Size")) {
+			/* only a stamp's part: a server's odd <Size> is not worth failing a listing */
+			char *end;
+			unsigned long long v;
+			errno = 0;
+			v = strtoull(x->text, &end, 10);
+			cur->size = x->overflow || !x->tlen || *end || errno || x->text[0] == '-' ? 0 : v;
 		}
 	} else if (x->depth == 2 && !strcmp(name, "Contents")) {
+		int64_t modified = cur->modified > 0 ? cur->modified : 0;
 		int err;
-		if (!*have_key)
+		if (!cur->have_key)
 			return bad("<Contents> without <Key>");
-		if ((err = pg->on_key(pg->ctx, key, *modified > 0 ? *modified : 0)) < 0)
+		if ((err = pg->on_object ? pg->on_object(pg->ctx, cur->key, modified, cur->etag, cur->size)
+					 : pg->on_key(pg->ctx, cur->key, modified)) < 0)
 			return err;
-		*have_key = false;
-		*modified = 0;
+		cur->have_key = false;
+		cur->modified = 0;
+		cur->etag[0] = '\0';
+		cur->size = 0;
 	} else if (x->depth == 2 && !strcmp(name, "IsTruncated")) {
 		pg->truncated = !strcmp(x->text, "true");
 	} else if (x->depth == 2 && !strcmp(name, "NextContinuationToken")) {
@@ -297,8 +321,8 @@ int bkr_s3_list_parse(const char *xml, size_t len, bkr_s3_list_page *pg)
 {
 	struct xml *x = calloc(1, sizeof(*x));
 	char *key = malloc(XML_TEXT);
-	bool have_key = false, root_seen = false;
-	int64_t modified = 0;
+	struct listed cur = { .key = key };
+	bool root_seen = false;
 	int err = 0;
 
 	pg->truncated = false;
@@ -377,7 +401,7 @@ int bkr_s3_list_parse(const char *xml, size_t len, bkr_s3_list_page *pg)
 				goto done;
 			}
 			x->p = q + 1;
-			if ((err = on_close(x, pg, key, &have_key, &modified)) < 0)
+			if ((err = on_close(x, pg, &cur)) < 0)
 				goto done;
 			x->depth--;
 			x->tlen = 0;
@@ -426,7 +450,7 @@ int bkr_s3_list_parse(const char *xml, size_t len, bkr_s3_list_page *pg)
 			x->tlen = 0;
 			x->overflow = false;
 			if (empty) {
-				if ((err = on_close(x, pg, key, &have_key, &modified)) < 0)
+				if ((err = on_close(x, pg, &cur)) < 0)
 					goto done;
 				x->depth--;
 			}

@@ -48,6 +48,9 @@ int bkr_s3_encode(char *out, size_t cap, const char *s, bool keep_slash);
 typedef struct {
 	/** Called for each <Contents>: its <Key> (entities decoded) and <LastModified> (UTC seconds, 0 when absent). */
 	int (*on_key)(void *ctx, const char *key, int64_t modified);
+	/** Instead of on_key when set: also its <ETag> as given (quotes and all; "" when absent or
+	 *  longer than 95 bytes) and <Size> (0 when absent or not a number). */
+	int (*on_object)(void *ctx, const char *key, int64_t modified, const char *etag, uint64_t size);
 	void *ctx;
 	bool truncated;       /**< <IsTruncated>true</IsTruncated> */
 	char token[1024];     /**< <NextContinuationToken>, decoded ("" when none) */

@@ -171,6 +171,21 @@ static int add_record(void *ctx, const char *name)
 	return 0;
 }
 
+/* Every record of @p s, one per file, in search order. */
+static int records_all(bkr_store *s, struct record_list *l)
+{
+	int err;
+	if ((err = bkr_store_list(s, "tiers/", add_record, l)) < 0) {
+		bkr_tier_records_free(l->v, l->n);
+		l->v = NULL;
+		l->n = 0;
+		return err;
+	}
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), record_cmp);
+	return 0;
+}
+
 int bkr_tier_records_load(bkr_store *s, bkr_tier_record **out, size_t *n)
 {
 	struct record_list l = { s, NULL, 0, 0 };
@@ -179,12 +194,8 @@ int bkr_tier_records_load(bkr_store *s, bkr_tier_record **out, size_t *n)
 
 	*out = NULL;
 	*n = 0;
-	if ((err = bkr_store_list(s, "tiers/", add_record, &l)) < 0) {
-		bkr_tier_records_free(l.v, l.n);
+	if ((err = records_all(s, &l)) < 0)
 		return err;
-	}
-	if (l.n)
-		qsort(l.v, l.n, sizeof(*l.v), record_cmp);
 	/* one per location: the first in search order */
 	for (size_t i = 0; i < l.n; i++) {
 		bool dup = false;
@@ -209,6 +220,54 @@ void bkr_tier_records_free(bkr_tier_record *v, size_t n)
 		free(v[i].location);
 	}
 	free(v);
+}
+
+/* ---- one directory per tier ------------------------------------------------ */
+
+/*
+ * Whether tier @p tier at @p loc and tier @p other at @p oloc cannot both be:
+ * one directory for two tiers, or one inside the other (a tier's data/ or
+ * trash/ would hold the other's files, and the two could not be kept, moved
+ * or mounted apart).  One tier at one place by two names (a symlink) is one
+ * place, no clash.  @p why gets the words after "<loc> ".
+ */
+static bool clash(const char *tier, const char *loc, const char *other, const char *oloc, char *why, size_t cap)
+{
+	if (bkr_store_same_place(loc, oloc)) {
+		if (!strcmp(tier, other))
+			return false;
+		snprintf(why, cap, "is the directory of tier %s", other);
+		return true;
+	}
+	if (bkr_store_within(loc, oloc)) {
+		snprintf(why, cap, "is inside %s, the directory of tier %s", oloc, other);
+		return true;
+	}
+	if (bkr_store_within(oloc, loc)) {
+		snprintf(why, cap, "holds %s, the directory of tier %s", oloc, other);
+		return true;
+	}
+	return false;
+}
+
+int bkr_tier_records_check(bkr_store *s)
+{
+	struct record_list l = { s, NULL, 0, 0 };
+	char why[PATH_MAX * 2 + 64];
+	int err;
+
+	if ((err = records_all(s, &l)) < 0)
+		return err;
+	for (size_t i = 0; i < l.n && err == 0; i++)
+		for (size_t j = i + 1; j < l.n && err == 0; j++)
+			if (clash(l.v[i].tier, l.v[i].location, l.v[j].tier, l.v[j].location, why, sizeof(why)))
+				err = bkr_error_set(BKR_EINVAL,
+						    "tier records: tier %s's %s %s (each tier needs its own directory: "
+						    "move one tier's data to a directory of its own with 'bkr tier migrate', "
+						    "then 'bkr tier forget' the old one)",
+						    l.v[i].tier, l.v[i].location, why);
+	bkr_tier_records_free(l.v, l.n);
+	return err;
 }
 
 /* Seal and publish the JSON object @p o as @p name in @p s. */
@@ -329,10 +388,31 @@ int bkr_tier_check(bkr_repo *r)
 
 /* ---- status ---------------------------------------------------------------- */
 
+struct seen_pack {
+	bkr_pack_id id;
+	uint8_t type;
+};
+
 struct status {
 	bkr_repo *r;
-	bkr_tier_usage *u;
+	bkr_tier_usage *u;       /* places 0..nt */
+	struct seen_pack *seen;  /* NULL: not asked for */
+	size_t nseen, cap, nt;
 };
+
+static int add_seen(struct status *st, const bkr_pack_id *id, bkr_blob_type type)
+{
+	if (st->nseen == st->cap) {
+		size_t cap = st->cap ? st->cap * 2 : 256;
+		struct seen_pack *nv = realloc(st->seen, cap * sizeof(*nv));
+		if (!nv)
+			return bkr_error_oom();
+		st->seen = nv;
+		st->cap = cap;
+	}
+	st->seen[st->nseen++] = (struct seen_pack){ *id, (uint8_t)type };
+	return 0;
+}
 
 static int count_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t place, const char *name,
 		      const char *path)
@@ -341,6 +421,8 @@ static int count_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size
 	bkr_tier_usage *u = &st->u[place];
 	uint64_t size = 0;
 	(void)path;
+	if (place > st->nt)
+		return 0; /* recorded since the usage was sized */
 	if (!id || bkr_store_stat(bkr_repo_tier(st->r, place, NULL, NULL), name, &size) < 0) {
 		bkr_error_clear(); /* a temporary, or vanished */
 		return 0;
@@ -352,29 +434,104 @@ static int count_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size
 		u->data_packs++;
 		u->data_bytes += size;
 	}
-	return 0;
+	return st->seen ? add_seen(st, id, type) : 0;
 }
 
-int bkr_tier_status(bkr_repo *r, bkr_tier_usage **out, size_t *n)
+static int seen_cmp(const void *a, const void *b)
+{
+	return bkr_pack_id_cmp(&((const struct seen_pack *)a)->id, &((const struct seen_pack *)b)->id);
+}
+
+/* sort by id, one each */
+static size_t seen_unique(struct seen_pack *v, size_t n)
+{
+	size_t w = 0;
+	if (n)
+		qsort(v, n, sizeof(*v), seen_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (!w || bkr_pack_id_cmp(&v[w - 1].id, &v[i].id))
+			v[w++] = v[i];
+	return w;
+}
+
+static int note_indexed(const bkr_index_entry *e, void *ctx)
+{
+	return add_seen(ctx, &e->pack, e->type);
+}
+
+/* The packs the index names that no listing showed, looked for again one by one. */
+static int find_missing(bkr_repo *r, struct status *listed, bkr_tier_missing *out)
+{
+	struct status ix = { r, NULL, NULL, 0, 0, 0 };
+	size_t j = 0, ncand = 0;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	listed->nseen = seen_unique(listed->seen, listed->nseen);
+	if ((err = bkr_repo_foreach_blob(r, note_indexed, &ix)) < 0)
+		goto done;
+	ix.nseen = seen_unique(ix.seen, ix.nseen);
+	out->indexed = ix.nseen;
+	/* the candidates, kept at the front of ix.seen */
+	for (size_t i = 0; i < ix.nseen; i++) {
+		while (j < listed->nseen && bkr_pack_id_cmp(&listed->seen[j].id, &ix.seen[i].id) < 0)
+			j++;
+		if (j < listed->nseen && !bkr_pack_id_cmp(&listed->seen[j].id, &ix.seen[i].id))
+			continue;
+		ix.seen[ncand++] = ix.seen[i];
+	}
+	/* a migration may have moved them since, to a tier it recorded since: the
+	 * records again, then every place by name, twice (a move is a copy, then a
+	 * delete: a pack is always somewhere, but a look at one place after another
+	 * can pass it by once) */
+	if (ncand && (err = bkr_repo_reload_tiers(r)) < 0)
+		goto done;
+	for (size_t i = 0; i < ncand; i++) {
+		for (int attempt = 0; attempt < 2; attempt++)
+			if ((err = bkr_repo_pack_find(r, &ix.seen[i].id, (bkr_blob_type)ix.seen[i].type)) != BKR_ENOTFOUND)
+				break;
+		if (err == BKR_ENOTFOUND) {
+			if (!out->missing++)
+				out->first = ix.seen[i].id;
+			err = 0;
+		}
+		if (err < 0)
+			goto done;
+	}
+	bkr_error_clear();
+done:
+	free(ix.seen);
+	return err;
+}
+
+int bkr_tier_status(bkr_repo *r, bkr_tier_usage **out, size_t *n, bkr_tier_missing *missing)
 {
 	size_t nt = bkr_repo_tier_count(r);
-	struct status st = { r, calloc(nt + 1, sizeof(bkr_tier_usage)) };
+	struct status st = { r, calloc(nt + 1, sizeof(bkr_tier_usage)), NULL, 0, 0, nt };
 	int err;
 
 	*out = NULL;
 	*n = 0;
 	if (!st.u)
 		return bkr_error_oom();
+	if (missing && !(st.seen = malloc(256 * sizeof(*st.seen)))) {
+		free(st.u);
+		return bkr_error_oom();
+	}
+	st.cap = missing ? 256 : 0;
 	for (size_t i = 0; i <= nt; i++) {
 		bkr_store *s = bkr_repo_tier(r, i, &st.u[i].tier, &st.u[i].recorded);
 		st.u[i].location = bkr_store_location(s);
 		st.u[i].present = bkr_tier_present(r, i) == 0;
 		bkr_error_clear();
 	}
-	if ((err = bkr_repo_foreach_pack_in(r, count_pack, &st)) < 0) {
+	if ((err = bkr_repo_foreach_pack_in(r, count_pack, &st)) < 0 ||
+	    (missing && (err = find_missing(r, &st, missing)) < 0)) {
 		free(st.u);
+		free(st.seen);
 		return err;
 	}
+	free(st.seen);
 	*out = st.u;
 	*n = nt + 1;
 	return 0;
@@ -431,7 +588,7 @@ int bkr_tier_forget(bkr_repo *r, const char *location, bool lost, bool dry_run, 
 	}
 	snprintf(out->tier, sizeof(out->tier), "%s", f.tier);
 	out->records = f.n;
-	if ((err = bkr_tier_status(r, &u, &nu)) < 0)
+	if ((err = bkr_tier_status(r, &u, &nu, NULL)) < 0)
 		goto done;
 	for (size_t i = 1; i < nu; i++) {
 		if (!bkr_store_same_place(u[i].location, location))
@@ -796,6 +953,19 @@ static int open_configured(struct migrate *m)
 		if (!loc)
 			continue;
 		any = true;
+		/* against every location the repository recorded, before it records this one
+		 * (a configuration error: said before whether the location is there) */
+		for (size_t i = 1; i <= bkr_repo_tier_count(m->r); i++) {
+			const char *rtier;
+			bool recorded;
+			bkr_store *rs = bkr_repo_tier(m->r, i, &rtier, &recorded);
+			char why[PATH_MAX * 2 + 64];
+			if (recorded && clash(bkr_tier_name(l), loc, rtier, bkr_store_location(rs), why, sizeof(why)))
+				return bkr_error_set(BKR_EINVAL,
+						     "tiers.%s.path: %s %s, as the repository recorded it (each tier "
+						     "needs its own directory); nothing was moved",
+						     bkr_tier_name(l), loc, why);
+		}
 		if ((err = bkr_repo_store_open(m->r, loc, 0, &probe)) < 0)
 			return bkr_error_set(BKR_ENOTFOUND, "tiers.%s.path: %s is missing or not mounted; nothing was moved",
 					     bkr_tier_name(l), loc);

@@ -60,7 +60,7 @@ struct bkrfs_opts {
 struct bkrfs_runs {
 	bkrfs_snap **runs;     /**< oldest first; each holds its manifest */
 	size_t n;
-	char **names;          /**< the runs/ names it was built from (sorted) */
+	char **names;          /**< the runs/ names it was built from (sorted, with stamps) */
 	size_t nnames;
 };
 
@@ -97,6 +97,9 @@ struct bkrfs {
 
 	pthread_rwlock_t view_lock;
 	bkrfs_view *view;          /**< guarded by view_lock; NULL until first needed */
+	char **view_names;         /**< the listing of backups/ (with stamps) the view was built
+	                                from; set and read with view, under load_lock */
+	size_t nview_names;
 	struct bkrfs_runs *runs;   /**< guarded by view_lock; NULL until first needed */
 	struct bkrfs_hist *hist;   /**< /versions, /by-source, /by-tag (versions.c); guarded by
 	                                view_lock; NULL until first needed */

@@ -29,6 +29,24 @@ int bkrfs_catalog_names(struct bkrfs *fs, const char *sub, const char *suffix, c
 	return bkr_repo_list_names(fs->repo, sub, suffix, out, n);
 }
 
+int bkrfs_catalog_stamped(struct bkrfs *fs, const char *sub, const char *suffix, char ***out, size_t *n)
+{
+	return bkr_repo_list_stamped(fs->repo, sub, suffix, out, n);
+}
+
+bool bkrfs_catalog_names_same(char **a, size_t na, char **b, size_t nb)
+{
+	if (!bkrfs_catalog_names_equal(a, na, b, nb))
+		return false;
+	for (size_t k = 0; k < na; k++) {
+		const char *x = bkr_repo_name_stamp(a[k]), *y = bkr_repo_name_stamp(b[k]);
+		/* "": the store cannot tell (then only names count) */
+		if (*x && *y && strcmp(x, y) != 0)
+			return false;
+	}
+	return true;
+}
+
 bool bkrfs_catalog_names_equal(char **a, size_t na, char **b, size_t nb)
 {
 	if (na != nb)
@@ -104,7 +122,9 @@ int bkrfs_catalog_refresh(struct bkrfs *fs, bool runs)
 		return 0;
 	}
 	pthread_rwlock_unlock(&fs->view_lock);
-	if ((err = bkrfs_catalog_names(fs, runs ? "runs" : "backups", ".json", &names, &n)) < 0)
+	/* listed (with stamps) before any manifest is read: a manifest rewritten since is
+	 * noticed by the watcher */
+	if ((err = bkrfs_catalog_stamped(fs, runs ? "runs" : "backups", ".json", &names, &n)) < 0)
 		goto done;
 	if (runs) {
 		struct bkrfs_runs *r;
@@ -123,6 +143,10 @@ int bkrfs_catalog_refresh(struct bkrfs *fs, bool runs)
 		pthread_rwlock_wrlock(&fs->view_lock);
 		fs->view = v;
 		pthread_rwlock_unlock(&fs->view_lock);
+		bkrfs_catalog_names_free(fs->view_names, fs->nview_names);
+		fs->view_names = names; /* under load_lock */
+		fs->nview_names = n;
+		names = NULL;
 	}
 done:
 	bkrfs_catalog_names_free(names, n);

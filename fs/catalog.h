@@ -19,8 +19,14 @@ struct bkrfs_runs;
 /** Sorted names in REPO/@p sub ending in @p suffix (stripped); a missing
  *  directory is empty.  0 or a BKR_E* code. */
 int bkrfs_catalog_names(struct bkrfs *fs, const char *sub, const char *suffix, char ***out, size_t *n);
+/** The same, each name with its object's stamp (bkr_repo_list_stamped: what changes when a
+ *  manifest is rewritten in place). */
+int bkrfs_catalog_stamped(struct bkrfs *fs, const char *sub, const char *suffix, char ***out, size_t *n);
 void bkrfs_catalog_names_free(char **v, size_t n);
 bool bkrfs_catalog_names_equal(char **a, size_t na, char **b, size_t nb);
+/** The same names, and no object among them rewritten in place (their stamps, where both
+ *  listings have one, agree). */
+bool bkrfs_catalog_names_same(char **a, size_t na, char **b, size_t nb);
 
 /** Build a view from backup ids (ties of the newest second broken by
  *  manifest times); 0 or a BKR_E* code. */

@@ -138,6 +138,9 @@ void bkrfs_mount_teardown(struct bkrfs *fs)
 	fs->chunks = fs->dirs = NULL;
 	bkrfs_view_free(fs->view);
 	fs->view = NULL;
+	bkrfs_catalog_names_free(fs->view_names, fs->nview_names);
+	fs->view_names = NULL;
+	fs->nview_names = 0;
 	bkrfs_runs_free(fs->runs);
 	bkrfs_versions_fini(fs);
 	fs->runs = NULL;

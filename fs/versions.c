@@ -224,7 +224,9 @@ static int hist_build(struct bkrfs *fs, struct bkrfs_hist **out)
 		return bkr_error_oom();
 	h->refs = 1;
 	bad.h = h;
-	if ((err = bkrfs_catalog_names(fs, "backups", ".json", &h->bnames, &h->nb)) < 0 ||
+	/* listed (with stamps) before the manifests are read: one rewritten in place since
+	 * (a damaged one restored) is noticed by bkrfs_versions_refresh */
+	if ((err = bkrfs_catalog_stamped(fs, "backups", ".json", &h->bnames, &h->nb)) < 0 ||
 	    (err = bkrfs_catalog_names(fs, "records", ".json", &h->rnames, &h->nr)) < 0 ||
 	    (err = bkr_repo_list_cb(fs->repo, false, &l, note_bad, &bad)) < 0)
 		goto fail;
@@ -311,7 +313,7 @@ static int hist_get(struct bkrfs *fs, struct bkrfs_hist **out)
 	return 0;
 }
 
-int bkrfs_versions_refresh(struct bkrfs *fs, bool *changed)
+int bkrfs_versions_refresh(struct bkrfs *fs, char **backups, size_t nbackups, bool *changed)
 {
 	char **b = NULL, **r = NULL;
 	size_t nb = 0, nr = 0;
@@ -325,10 +327,15 @@ int bkrfs_versions_refresh(struct bkrfs *fs, bool *changed)
 	pthread_rwlock_unlock(&fs->view_lock);
 	if (!h) /* the watcher is the only one that replaces it */
 		return 0;
-	if ((err = bkrfs_catalog_names(fs, "backups", ".json", &b, &nb)) < 0 ||
+	if ((!backups && (err = bkrfs_catalog_stamped(fs, "backups", ".json", &b, &nb)) < 0) ||
 	    (err = bkrfs_catalog_names(fs, "records", ".json", &r, &nr)) < 0)
 		goto done;
-	same = bkrfs_catalog_names_equal(b, nb, h->bnames, h->nb) && bkrfs_catalog_names_equal(r, nr, h->rnames, h->nr);
+	if (backups) {
+		same = bkrfs_catalog_names_same(backups, nbackups, h->bnames, h->nb);
+	} else {
+		same = bkrfs_catalog_names_same(b, nb, h->bnames, h->nb);
+	}
+	same = same && bkrfs_catalog_names_equal(r, nr, h->rnames, h->nr);
 	if (same)
 		goto done;
 	if ((err = hist_build(fs, &h)) < 0)

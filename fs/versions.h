@@ -38,10 +38,13 @@ void bkrfs_versions_release(bkrfs_inode *i);
 
 /**
  * Watcher: when the catalog exists and the names in backups/ or records/
- * differ from those it was built from, build a new one and swap it in;
- * *changed tells.  0 or a BKR_E* code.
+ * differ from those it was built from, or a manifest was rewritten in place
+ * (its stamp changed: a damaged one restored), build a new one and swap it
+ * in; *changed tells.  @p backups: the watcher's listing of backups/ with
+ * stamps (bkrfs_catalog_stamped), or NULL to list it here.  0 or a BKR_E*
+ * code.
  */
-int bkrfs_versions_refresh(struct bkrfs *fs, bool *changed);
+int bkrfs_versions_refresh(struct bkrfs *fs, char **backups, size_t nbackups, bool *changed);
 
 /** Free the catalog (unmount). */
 void bkrfs_versions_fini(struct bkrfs *fs);

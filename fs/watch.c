@@ -118,9 +118,9 @@ static void notify_history(struct bkrfs *fs)
 
 static void watch_tick(struct bkrfs *fs)
 {
-	char **names = NULL;
-	size_t n = 0;
-	bool have;
+	char **names = NULL, **bnames = NULL;
+	size_t n = 0, nb = 0;
+	bool have, have_hist, listed = false, owned = true;
 
 	/* 1. new index files first */
 	if (bkrfs_catalog_names(fs, "index", ".idx", &names, &n) == 0) {
@@ -134,46 +134,57 @@ static void watch_tick(struct bkrfs *fs)
 			bkrfs_catalog_names_free(names, n);
 		}
 	}
-	/* 2. backups */
+	/* 2. backups: names, and manifests rewritten in place (a damaged one restored:
+	 * its stamp changed), listed once for the view and the history catalog */
 	pthread_rwlock_rdlock(&fs->view_lock);
 	have = fs->view != NULL;
+	have_hist = fs->hist != NULL;
 	pthread_rwlock_unlock(&fs->view_lock);
-	if (have && bkrfs_catalog_names(fs, "backups", ".json", &names, &n) == 0) {
+	if ((have || have_hist) && bkrfs_catalog_stamped(fs, "backups", ".json", &bnames, &nb) == 0)
+		listed = true;
+	if (have && listed) {
 		bkrfs_view *nv = NULL, *old;
 		bool same;
-		pthread_rwlock_rdlock(&fs->view_lock);
-		same = fs->view->n == n;
-		for (size_t k = 0; same && k < n; k++)
-			same = bkrfs_view_find(fs->view, names[k]) != NULL;
-		pthread_rwlock_unlock(&fs->view_lock);
+		pthread_mutex_lock(&fs->load_lock);
+		same = bkrfs_catalog_names_same(bnames, nb, fs->view_names, fs->nview_names);
+		pthread_mutex_unlock(&fs->load_lock);
 		if (!same) {
 			bkr_repo_reload_index(fs->repo); /* a backup's index precedes its manifest */
-			if (bkrfs_catalog_build_view(fs, names, n, &nv) == 0) {
+			if (bkrfs_catalog_build_view(fs, bnames, nb, &nv) == 0) {
 				pthread_mutex_lock(&fs->load_lock);
 				pthread_rwlock_wrlock(&fs->view_lock);
 				old = fs->view;
 				fs->view = nv;
 				pthread_rwlock_unlock(&fs->view_lock);
+				/* the listing goes with the view; read below still (only the watcher
+				 * replaces it once there is a view) */
+				bkrfs_catalog_names_free(fs->view_names, fs->nview_names);
+				fs->view_names = bnames;
+				fs->nview_names = nb;
+				owned = false;
 				pthread_mutex_unlock(&fs->load_lock);
 				notify_view(fs, old, nv);
 				bkrfs_view_free(old);
 			}
 		}
-		bkrfs_catalog_names_free(names, n);
 	}
 	/* 3. the history views (/versions, /by-source, /by-tag): backups or records */
-	if (bkrfs_versions_refresh(fs, &have) < 0)
-		bkrfs_log(fs, "the history catalog: %s", bkr_error_message());
-	else if (have)
-		notify_history(fs);
+	if (have_hist) {
+		if (bkrfs_versions_refresh(fs, listed ? bnames : NULL, nb, &have) < 0)
+			bkrfs_log(fs, "the history catalog: %s", bkr_error_message());
+		else if (have)
+			notify_history(fs);
+	}
+	if (owned)
+		bkrfs_catalog_names_free(bnames, nb);
 	/* 4. recovery runs */
 	pthread_rwlock_rdlock(&fs->view_lock);
 	have = fs->runs != NULL;
 	pthread_rwlock_unlock(&fs->view_lock);
-	if (have && bkrfs_catalog_names(fs, "runs", ".json", &names, &n) == 0) {
+	if (have && bkrfs_catalog_stamped(fs, "runs", ".json", &names, &n) == 0) {
 		bool same;
 		pthread_rwlock_rdlock(&fs->view_lock);
-		same = bkrfs_catalog_names_equal(names, n, fs->runs->names, fs->runs->nnames);
+		same = bkrfs_catalog_names_same(names, n, fs->runs->names, fs->runs->nnames);
 		pthread_rwlock_unlock(&fs->view_lock);
 		if (!same) {
 			struct bkrfs_runs *nr, *old;

@@ -18,7 +18,8 @@ static const char usage[] =
 	"       bkr tier forget  [-r REPO] LOCATION [--lost] [--dry-run] [--no-wait] [--json]\n\n"
 	"status: data and tree packs, and their bytes, in the repository (hot) and in\n"
 	"every tier it recorded or the configuration names; exit status 1 when a\n"
-	"recorded tier is missing or not mounted.\n"
+	"recorded tier is missing or not mounted, or two recorded tiers share a\n"
+	"directory; 4 when packs the index names are missing from every tier.\n"
 	"migrate: move each data pack to the tier its backups ask for: warm once every\n"
 	"backup using it is older than tiers.warm.after_days, cold once older than\n"
 	"tiers.cold.after_days; pinned backups keep their data hot; tree packs and the\n"
@@ -64,12 +65,23 @@ static int opt(cli *c, int o, const char *arg, void *st)
 static int status(cli *c, bkr_repo *repo)
 {
 	bkr_tier_usage *u = NULL;
+	bkr_tier_missing miss;
 	json_out j;
 	size_t n, missing = 0;
-	int err;
+	char conflict[8192] = "", hex[BKR_PACK_ID_HEX];
+	int err, rc = 0;
 
-	if ((err = bkr_tier_status(repo, &u, &n)) < 0)
+	if ((err = bkr_tier_status(repo, &u, &n, &miss)) < 0)
 		return cli_fail(c, err);
+	/* the recorded locations against each other: each tier needs its own directory */
+	if ((err = bkr_tier_records_check(bkr_repo_tier(repo, 0, NULL, NULL))) == BKR_EINVAL) {
+		snprintf(conflict, sizeof(conflict), "%s", bkr_error_message());
+		bkr_error_clear();
+	} else if (err < 0) {
+		free(u);
+		return cli_fail(c, err);
+	}
+	bkr_pack_id_to_hex(&miss.first, hex);
 	json_out_init(&j, stdout);
 	if (c->json) {
 		json_out_begin_object(&j);
@@ -112,12 +124,42 @@ static int status(cli *c, bkr_repo *repo)
 	}
 	if (c->json) {
 		json_out_end_array(&j);
+		json_out_key(&j, "indexed_packs");
+		json_out_uint(&j, miss.indexed);
+		json_out_key(&j, "missing_packs");
+		json_out_uint(&j, miss.missing);
+		json_out_key(&j, "first_missing_pack");
+		if (miss.missing)
+			json_out_string(&j, hex);
+		else
+			json_out_null(&j);
+		json_out_key(&j, "location_conflict");
+		if (*conflict)
+			json_out_string(&j, conflict);
+		else
+			json_out_null(&j);
 		json_out_end_object(&j);
 	}
 	free(u);
-	if (missing)
+	if (missing) {
 		cli_warn(c, "%zu tier(s) the repository keeps data in are missing or not mounted", missing);
-	return missing ? BKR_EXIT_FOUND : 0;
+		rc = BKR_EXIT_FOUND;
+	}
+	if (*conflict) {
+		cli_warn(c, "%s", conflict);
+		rc = BKR_EXIT_FOUND;
+	}
+	if (miss.missing && missing) {
+		/* not proven: they may be on the tier that is not there */
+		cli_warn(c, "%" PRIu64 " pack(s) the index names are in no place that is there (first: %s): mount the "
+			 "missing tier(s) and look again", miss.missing, hex);
+	} else if (miss.missing) {
+		cli_warn(c, "%" PRIu64 " pack(s) missing from every tier: the index names them, but neither the "
+			 "repository nor any tier or trash holds them (first: %s); 'bkr verify' names the backups "
+			 "that need them", miss.missing, hex);
+		rc = BKR_EXIT_CORRUPT;
+	}
+	return rc;
 }
 
 static void on_move(void *ctx, const bkr_pack_id *id, uint64_t size, const char *from, const char *to)

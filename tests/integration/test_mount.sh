@@ -461,6 +461,64 @@ for i in $(seq 1 100); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 && 
 unmount "$M" "$DAEMON"
 rm -f "$R2/backups/x.json" "$R2/backups/$BAD.json" "$R2/backups/${NEWEST%_*}_0badf00f.json"
 
+# ---- a damaged manifest restored in place ------------------------------------------------
+# The watcher notices a manifest rewritten under the same name (its stamp: size,
+# times, inode), not only names that come and go.  Damaged when the mount reads
+# it, the newest backup is left out of /by-source (its latest answers EIO) and
+# by-id/<id> answers EIO; its good bytes written back into the same file with
+# its old size and mtime (only the ctime tells; as an operator restoring a copy
+# would), it is served again within the reload interval, without a remount.
+# Damaged in place again while mounted, it is left out again, as a fresh mount
+# would leave it out (by-id/<id>, which read it whole, keeps it: a backup is
+# immutable); restored, it is back.
+MF=$R2/backups/$NEWEST.json
+cp -p "$MF" "$T/good-manifest.json"
+damage_manifest() {
+	python3 - "$MF" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(30)
+    b = f.read(1)
+    f.seek(30)
+    f.write(bytes([b[0] ^ 0x20]))
+PY
+	touch -r "$T/good-manifest.json" "$MF"
+}
+restore_manifest() {
+	dd if="$T/good-manifest.json" of="$MF" conv=notrunc status=none
+	touch -r "$T/good-manifest.json" "$MF"
+	cmp -s "$MF" "$T/good-manifest.json" && [ "$(stat -c %s.%Y "$MF")" = "$(stat -c %s.%Y "$T/good-manifest.json")" ] ||
+		fail "the manifest was not restored in place"
+}
+expect_left_out() { # what [by-id: its by-id/<id> has not read the manifest yet]
+	if readlink "$M/by-source/sec/latest" >/dev/null 2>&1 || [ -L "$M/by-source/sec/$NEWEST" ]; then
+		fail "$1: by-source/sec/latest -> $(readlink "$M/by-source/sec/latest" 2>&1), $(ls "$M/by-source/sec" 2>&1 | tr '\n' ' ')"
+	elif [ -n "${2:-}" ] && { ls "$M/by-id/$NEWEST/sec" >/dev/null 2>"$T/inplace-ls.err" || ! grep -q "Input/output error" "$T/inplace-ls.err"; }; then
+		fail "$1: ls by-id/$NEWEST/sec: $(cat "$T/inplace-ls.err")"
+	else
+		ok "$1: by-source leaves it out, its latest answers EIO${2:+, by-id/<id> too}"
+	fi
+}
+expect_served() { # what
+	local i
+	for i in $(seq 1 50); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 && break; sleep 0.1; done
+	[ "$(readlink "$M/by-source/sec/latest")" = "../../by-id/$NEWEST/sec" ] && [ -L "$M/by-source/sec/$NEWEST" ] &&
+		cmp -s "$M/by-id/$NEWEST/sec/plain" "$S2/plain" &&
+		ok "$1: served again within the reload interval (${i}x0.1 s)" ||
+		fail "$1: by-source/sec/latest -> $(readlink "$M/by-source/sec/latest" 2>&1), by-id: $(ls "$M/by-id/$NEWEST/sec" 2>&1 | tr '\n' ' ')"
+}
+damage_manifest
+bkrfs_fg "$R2" "$M" "$T/daemon-inplace.err" -o watch_ms=200
+expect_left_out "a manifest damaged before the mount read it" by-id
+restore_manifest
+expect_served "the manifest restored in place"
+damage_manifest
+for i in $(seq 1 50); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 || break; sleep 0.1; done
+expect_left_out "the manifest damaged in place again while mounted"
+restore_manifest
+expect_served "the manifest restored in place again"
+unmount "$M" "$DAEMON"
+
 # ---- refused mount points and bad input ----------------------------------------------------
 expect_exit() { # code message-regex cmd...
 	local code=$1 re=$2 out rc

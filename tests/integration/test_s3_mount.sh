@@ -6,7 +6,9 @@
 # bucket), a byte flipped in a stored pack (rewritten in the bucket) giving
 # EIO for that file only, `bkr mount -r s3://...` (and a backup while it
 # holds the cache), and a local repository whose cold tier is in the bucket
-# (tier migrate, restore, verify --read-data and the mount).
+# (tier migrate, restore, verify --read-data and the mount); a manifest
+# damaged in the bucket and put right under its key served again (the
+# listing's ETag).
 source "$BKR_SOURCE_ROOT/tests/integration/lib.sh"
 
 [ -c /dev/fuse ] && command -v fusermount3 >/dev/null || fail "no /dev/fuse or fusermount3: this test needs real mounts"
@@ -166,6 +168,28 @@ bkrfs_fg "$TU" "$M" "$T/d7.err" --cache-dir="$TC"
 diff -r "$TS" "$M/latest/tcsrc" || fail "the mount keeps the short copy of a tree pack put right in the bucket"
 bkrfs_unmount "$M"
 pass "a tree pack truncated in the bucket and put right: the next mount with the same cache fetches it again"
+
+# a manifest damaged in the bucket, read so by a mount (its /by-source latest answers EIO, the
+# damaged copy in the disk cache), then put right under the same key: the watcher's listing
+# shows another ETag, and the backup is served within the watch interval, no remount
+LID=$("$BKR" list -r "$URL" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+s3c "$S3_ENDPOINT/bkt/repo/backups/$LID.json" -o "$T/mf.good" || fail "GET the manifest of $LID"
+python3 - "$T/mf.good" "$T/mf.bad" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[30] ^= 0x20
+open(sys.argv[2], "wb").write(b)
+PY
+s3c -X PUT --data-binary @"$T/mf.bad" "$S3_ENDPOINT/bkt/repo/backups/$LID.json" -o /dev/null || fail "PUT the damaged manifest"
+bkrfs_fg "$URL" "$M" "$T/d9.err" --cache-dir="$T/mfcache" -o watch_ms=300
+readlink "$M/by-source/src/latest" >/dev/null 2>&1 && fail "by-source/src/latest with the newest manifest damaged: $(readlink "$M/by-source/src/latest")"
+[ -L "$M/by-source/src/$LID" ] && fail "by-source/src lists the backup whose manifest is damaged"
+s3c -X PUT --data-binary @"$T/mf.good" "$S3_ENDPOINT/bkt/repo/backups/$LID.json" -o /dev/null || fail "PUT the good manifest"
+for i in $(seq 1 50); do readlink "$M/by-source/src/latest" >/dev/null 2>&1 && break; sleep 0.2; done
+[ "$(readlink "$M/by-source/src/latest")" = "../../by-id/$LID/src" ] && cmp -s "$S/mounted.txt" "$M/by-source/src/latest/mounted.txt" ||
+	fail "the manifest put right in the bucket is not served: by-source/src/latest -> $(readlink "$M/by-source/src/latest" 2>&1)"
+bkrfs_unmount "$M"
+pass "a manifest damaged in the bucket and put right under its key is served again within the watch interval (${i}x0.2 s)"
 
 # the server goes away under a mount: the first read pauses through the retries,
 # the next ones are tried once each (for 10 s: docs/s3.md "Retries"); back, it reads again

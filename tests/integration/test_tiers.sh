@@ -403,3 +403,83 @@ expect_exit 1 "$BKR" -r "$R" repair
 expect_exit 0 "$BKR" -r "$R" prune
 expect_exit 0 "$BKR" -r "$R" tier status
 pass "a lost tier: forgotten only with --lost; verify then names the damage, repair and prune run"
+
+# --- each tier its own directory: recorded locations against each other --------
+# A configuration changed over time may name for one tier the directory the
+# repository recorded for another, or one inside (or holding) a recorded
+# location: migrate refuses it before anything moves or is recorded (exit 2,
+# one line naming the key).  Records that clash already (an older bkr wrote
+# them) are named by tier status (exit 1, one line).
+fresh
+unset BKR_CONFIG
+expect_exit 0 "$BKR" -c "$T/bkr.json" tier migrate --as-of "$AS_OF"
+cp -a "$R/tiers" "$T/tiers-before"
+packs_before=$(cd "$T" && find repo warm cold -name '*.pack' | sort)
+mkdir -p "$T/cold2"
+cat >"$T/inside.json" <<JSON
+{"repository": "$R", "workspace_root": "$ws", "tiers": {"warm": {"path": "$COLD/w"}, "cold": {"path": "$T/cold2"}}}
+JSON
+expect_exit 2 "$BKR" -c "$T/inside.json" tier migrate --as-of "$AS_OF"
+one_line_error
+grep -q "tiers.warm.path: $COLD/w is inside $COLD, the directory of tier cold, as the repository recorded it (each tier needs its own directory); nothing was moved" "$T/err" ||
+	fail "a warm tier inside the recorded cold one: $(cat "$T/err")"
+cat >"$T/swap.json" <<JSON
+{"repository": "$R", "workspace_root": "$ws", "tiers": {"warm": {"path": "$COLD"}, "cold": {"path": "$T/cold2"}}}
+JSON
+expect_exit 2 "$BKR" -c "$T/swap.json" tier migrate --as-of "$AS_OF" --dry-run
+one_line_error
+grep -q "tiers.warm.path: $COLD is the directory of tier cold, as the repository recorded it" "$T/err" ||
+	fail "warm at the recorded cold directory: $(cat "$T/err")"
+[ ! -e "$COLD/w" ] && diff -r "$T/tiers-before" "$R/tiers" >/dev/null &&
+	[ "$(cd "$T" && find repo warm cold cold2 -name '*.pack' | sort)" = "$packs_before" ] ||
+	fail "a refused migration moved or recorded something"
+expect_exit 0 "$BKR" -r "$R" tier status
+pass "migrate refuses a tier at, inside or holding a location recorded for another tier (exit 2, naming the key); nothing moves"
+
+# a record (as an older bkr could write) puts warm at the cold tier's directory
+python3 - "$R/tiers/00000000000000000001-warm.json" "$COLD" <<'PY'
+import hashlib, json, sys
+o = json.dumps({"kind": "tier", "tier": "warm", "location": sys.argv[2], "time": "1970-01-01T00:00:00Z"},
+               separators=(",", ":"))
+t = o[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+t = t[:-66] + hashlib.sha256(t.encode()).hexdigest() + '"}'
+open(sys.argv[1], "w").write(t)
+PY
+expect_exit 1 "$BKR" -r "$R" tier status
+one_line_error
+grep -q "tier records: tier warm's $COLD is the directory of tier cold (each tier needs its own directory" "$T/err" ||
+	fail "tier status with two tiers recorded at one directory: $(cat "$T/err")"
+expect_exit 1 "$BKR" -r "$R" tier status --json
+python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["location_conflict"]; assert c and "is the directory of tier cold" in c, c' "$T/out" ||
+	fail "tier status --json: location_conflict: $(cat "$T/out")"
+rm "$R/tiers/00000000000000000001-warm.json"
+expect_exit 0 "$BKR" -r "$R" tier status
+pass "tier status names two tiers recorded at one directory (exit 1, one line; --json location_conflict)"
+
+# --- a pack missing from every tier -----------------------------------------------
+# A tier disk that holds its tier.json but not every pack (an old copy of the
+# tier): tier status compares what the index names with what every place holds
+# and says how many packs no place has (exit 4); --json missing_packs.
+victim=$(find "$COLD" -name '*.pack' | head -1)
+[ -n "$victim" ] || fail "no pack in the cold tier"
+vhex=$(basename "$victim" .pack)
+mv "$victim" "$T/victim.pack"
+expect_exit 4 "$BKR" -r "$R" tier status
+one_line_error
+grep -q "1 pack(s) missing from every tier: .*(first: $vhex)" "$T/err" || fail "tier status with a pack gone: $(cat "$T/err")"
+expect_exit 4 "$BKR" -r "$R" tier status --json
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["missing_packs"] == 1 and o["first_missing_pack"] == sys.argv[2] and o["indexed_packs"] > 1, o' "$T/out" "$vhex" ||
+	fail "tier status --json with a pack gone: $(cat "$T/out")"
+# in a trash it is not missing (readers find it there)
+mkdir -p "$COLD/trash" && mv "$T/victim.pack" "$COLD/trash/$vhex.pack"
+expect_exit 0 "$BKR" -r "$R" tier status
+mv "$COLD/trash/$vhex.pack" "$victim"
+# a tier not mounted: its packs are not proven missing (exit 1, as before)
+mv "$COLD" "$T/cold-away" && mkdir "$COLD"
+expect_exit 1 "$BKR" -r "$R" tier status
+grep -q "in no place that is there" "$T/err" || fail "tier status with cold not mounted: $(cat "$T/err")"
+rmdir "$COLD" && mv "$T/cold-away" "$COLD"
+expect_exit 0 "$BKR" -r "$R" tier status --json
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["missing_packs"] == 0 and o["first_missing_pack"] is None, o' "$T/out" ||
+	fail "tier status --json, every pack back: $(cat "$T/out")"
+pass "tier status: a pack missing from every tier is exit 4 (named); in a trash it is there; an unmounted tier is exit 1"

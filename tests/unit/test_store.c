@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
@@ -290,6 +291,70 @@ static void test_list(void **state)
 	bkr_store_upload_free(u);
 }
 
+/* bkr_store_list_stamped: the stamp of each object, by name */
+struct stamps {
+	char name[4][64], stamp[4][BKR_STORE_STAMP_MAX];
+	int n;
+};
+
+static int collect_stamped(void *ctx, const char *name, const char *stamp)
+{
+	struct stamps *s = ctx;
+	assert_true(s->n < 4);
+	snprintf(s->name[s->n], sizeof(s->name[0]), "%s", name);
+	snprintf(s->stamp[s->n], sizeof(s->stamp[0]), "%s", stamp);
+	s->n++;
+	return 0;
+}
+
+static const char *stamp_of(struct fixture *f, const char *name, struct stamps *s)
+{
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(bkr_store_list_stamped(f->s, "backups/", collect_stamped, s), 0);
+	for (int i = 0; i < s->n; i++)
+		if (!strcmp(s->name[i], name))
+			return s->stamp[i];
+	fail_msg("%s not listed", name);
+	return NULL;
+}
+
+/* A manifest rewritten in place under its name, with its old size and mtime
+ * (as a copy restored with cp -p, or bytes written back over a damaged one),
+ * gets another stamp: the mount's watcher notices it by that (fs/watch.c). */
+static void test_list_stamped(void **state)
+{
+	struct fixture *f = *state;
+	struct stamps s1, s2, s3;
+	char path[512], before[BKR_STORE_STAMP_MAX], other[BKR_STORE_STAMP_MAX];
+	struct stat st;
+	struct timespec times[2];
+	FILE *fp;
+
+	assert_int_equal(bkr_store_put(f->s, "backups/a.json", "good", 4), 0);
+	assert_int_equal(bkr_store_put(f->s, "backups/b.json", "other", 5), 0);
+	assert_int_equal(bkr_store_put(f->s, "backups/sub/c.json", "c", 1), 0);
+	snprintf(before, sizeof(before), "%s", stamp_of(f, "backups/a.json", &s1));
+	snprintf(other, sizeof(other), "%s", stamp_of(f, "backups/b.json", &s1));
+	assert_int_equal(s1.n, 3); /* the names of bkr_store_list, subfolders too */
+	assert_true(before[0] != '\0');
+	assert_string_not_equal(before, other);
+	/* listed again, nothing changed: the same stamps */
+	assert_string_equal(stamp_of(f, "backups/a.json", &s2), before);
+
+	/* the same size, the old mtime put back: only the change time tells */
+	snprintf(path, sizeof(path), "%s/backups/a.json", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	usleep(20000);
+	assert_non_null(fp = fopen(path, "r+"));
+	assert_int_equal(fwrite("GOOD", 1, 4, fp), 4);
+	assert_int_equal(fclose(fp), 0);
+	times[0] = st.st_atim;
+	times[1] = st.st_mtim;
+	assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+	assert_string_not_equal(stamp_of(f, "backups/a.json", &s3), before);
+	assert_string_equal(stamp_of(f, "backups/b.json", &s3), other);
+}
+
 static void test_delete(void **state)
 {
 	struct fixture *f = *state;
@@ -478,6 +543,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_range_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_stamped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_locks, setup, teardown),

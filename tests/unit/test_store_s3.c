@@ -179,6 +179,53 @@ static void test_list(void **state)
 	assert_int_equal(s.n, 1);
 }
 
+/* on_object: each <Contents> with its ETag and Size (the stamp of bkr_store_list_stamped) */
+struct seen_obj {
+	char keys[4][64], etags[4][128];
+	uint64_t sizes[4];
+	int n;
+};
+
+static int on_object(void *ctx, const char *key, int64_t modified, const char *etag, uint64_t size)
+{
+	struct seen_obj *s = ctx;
+	(void)modified;
+	assert_true(s->n < 4);
+	snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s", key);
+	snprintf(s->etags[s->n], sizeof(s->etags[0]), "%s", etag);
+	s->sizes[s->n++] = size;
+	return 0;
+}
+
+static void test_list_objects(void **state)
+{
+	static const char page[] =
+		"<ListBucketResult><IsTruncated>false</IsTruncated>"
+		"<Contents><Key>r/a.json</Key><ETag>&quot;0f1e&quot;</ETag><Size>890</Size></Contents>"
+		"<Contents><Size>x12</Size><Key>r/b.json</Key></Contents>"
+		"<Contents><Key>r/c.json</Key><ETag>\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"</ETag>"
+		"<Size>18446744073709551615</Size></Contents>"
+		"</ListBucketResult>";
+	bkr_s3_list_page pg = { 0 };
+	struct seen_obj s = { 0 };
+	(void)state;
+	pg.on_key = on_key; /* not called when on_object is there */
+	pg.on_object = on_object;
+	pg.ctx = &s;
+	assert_int_equal(bkr_s3_list_parse(page, strlen(page), &pg), 0);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.keys[0], "r/a.json");
+	assert_string_equal(s.etags[0], "\"0f1e\"");
+	assert_int_equal(s.sizes[0], 890);
+	/* no ETag, a Size that is no number: "" and 0, not a failed listing */
+	assert_string_equal(s.keys[1], "r/b.json");
+	assert_string_equal(s.etags[1], "");
+	assert_int_equal(s.sizes[1], 0);
+	/* an ETag too long to keep is left out */
+	assert_string_equal(s.etags[2], "");
+	assert_true(s.sizes[2] == UINT64_MAX);
+}
+
 static void test_list_hostile(void **state)
 {
 	static const char *const bad[] = {
@@ -291,6 +338,7 @@ int main(void)
 		cmocka_unit_test(test_endpoint),
 		cmocka_unit_test(test_encode),
 		cmocka_unit_test(test_list),
+		cmocka_unit_test(test_list_objects),
 		cmocka_unit_test(test_list_hostile),
 		cmocka_unit_test(test_error_code_and_time),
 		cmocka_unit_test(test_open_without_server),

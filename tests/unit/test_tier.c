@@ -2,7 +2,8 @@
  * Storage tiers (engine/tier.c): the selection rule on synthetic manifests
  * with fixed clocks (ages at and around each after_days, pins forever and
  * until a time, one tier configured, age 0, a backup from the future), the
- * tier records (search order, one per location, damaged ones left out), and
+ * tier records (search order, one per location, damaged ones left out; two
+ * tiers at one place or one inside another refused), and
  * a migration of a real repository: the old backup's data pack goes warm,
  * the new one's and every tree pack stay, a pinned backup keeps its data
  * hot, and a repository opened afresh reads everything from its records.
@@ -144,6 +145,44 @@ static void test_records(void **state)
 	free(dir);
 }
 
+/* Recorded locations against each other: one directory per tier. */
+static void test_records_check(void **state)
+{
+	static const struct {
+		const char *tier[2], *loc[2];
+		int want;
+		const char *says;
+	} cases[] = {
+		{ { "warm", "cold" }, { "/t/w", "/t" }, BKR_EINVAL, "tier warm's /t/w is inside /t, the directory of tier cold" },
+		{ { "warm", "cold" }, { "/t", "/t/c/" }, BKR_EINVAL, "tier warm's /t holds /t/c/, the directory of tier cold" },
+		{ { "warm", "cold" }, { "/a", "/a/" }, BKR_EINVAL, "tier warm's /a is the directory of tier cold" },
+		{ { "warm", "warm" }, { "/a", "/a/b" }, BKR_EINVAL, "is inside /a, the directory of tier warm" },
+		{ { "warm", "warm" }, { "/a", "/a/" }, 0, NULL },  /* one tier, one place, two records */
+		{ { "warm", "cold" }, { "/a", "/ab" }, 0, NULL },  /* a prefix of the name is no parent */
+		{ { "warm", "cold" }, { "s3://b/t", "s3://b/t/w" }, BKR_EINVAL, "holds s3://b/t/w" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char *dir = tu_mkdtemp();
+		bkr_store *s = NULL;
+		assert_non_null(dir);
+		assert_int_equal(bkr_store_local_open(&s, dir, 0), 0);
+		assert_int_equal(bkr_tier_records_check(s), 0); /* no records */
+		assert_int_equal(bkr_tier_record_add(s, cases[i].tier[0], cases[i].loc[0], 1 * DAY), 0);
+		assert_int_equal(bkr_tier_record_add(s, cases[i].tier[1], cases[i].loc[1], 2 * DAY), 0);
+		assert_int_equal(bkr_tier_records_check(s), cases[i].want);
+		if (cases[i].says) {
+			if (!strstr(bkr_error_message(), cases[i].says))
+				fail_msg("case %zu: '%s' does not say '%s'", i, bkr_error_message(), cases[i].says);
+			assert_null(strchr(bkr_error_message(), '\n'));
+		}
+		bkr_error_clear();
+		bkr_store_free(s);
+		tu_rmrf(dir);
+		free(dir);
+	}
+}
+
 /* ---- a real repository ------------------------------------------------------- */
 
 struct fx {
@@ -275,6 +314,7 @@ int main(void)
 		cmocka_unit_test(test_rule_pins),
 		cmocka_unit_test(test_rule_one_tier),
 		cmocka_unit_test(test_records),
+		cmocka_unit_test(test_records_check),
 		cmocka_unit_test(test_migrate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

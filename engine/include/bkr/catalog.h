@@ -31,6 +31,15 @@ int bkr_repo_list_ids(bkr_repo *r, bool runs, char ***ids, size_t *n);
  * with bkr_repo_ids_free.
  */
 int bkr_repo_list_names(bkr_repo *r, const char *sub, const char *suffix, char ***names, size_t *n);
+/**
+ * bkr_repo_list_names, each name carrying the stamp of its object
+ * (bkr_store_list_stamped: what changes when the object is rewritten in
+ * place), which bkr_repo_name_stamp gives.  Free with bkr_repo_ids_free.
+ */
+int bkr_repo_list_stamped(bkr_repo *r, const char *sub, const char *suffix, char ***names, size_t *n);
+/** The stamp of a name of bkr_repo_list_stamped ("" when the store cannot tell; and for
+ *  every name of bkr_repo_list_names). */
+const char *bkr_repo_name_stamp(const char *name);
 void bkr_repo_ids_free(char **ids, size_t n);
 
 /**

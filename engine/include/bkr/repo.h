@@ -219,6 +219,9 @@ int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before);
 
 /** Locate a pack's file in hot, the tiers, then trash (the repository's, the tiers'); BKR_ENOTFOUND. */
 int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, char *out, size_t cap);
+/** Whether a pack is in any of those places: 0; BKR_ENOTFOUND when none holds it (the message
+ *  names a tier that is missing); another code when a place could not answer. */
+int bkr_repo_pack_find(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type);
 
 /**
  * Every pack file in the hot tier and the tiers (not trash), and every

@@ -69,6 +69,9 @@ typedef struct bkr_store_ops {
 	void (*upload_free)(bkr_store_upload *u);
 	int (*list)(bkr_store *s, const char *prefix,
 		    int (*cb)(void *ctx, const char *name), void *ctx);
+	/** Optional (NULL: bkr_store_list_stamped gives every object the stamp ""). */
+	int (*list_stamped)(bkr_store *s, const char *prefix,
+			    int (*cb)(void *ctx, const char *name, const char *stamp), void *ctx);
 	int (*remove)(bkr_store *s, const char *name);
 	int (*rename_new)(bkr_store *s, const char *from, const char *to);
 	int (*prepare)(bkr_store *s, const char *prefix);
@@ -237,6 +240,22 @@ void bkr_store_upload_free(bkr_store_upload *u);
  */
 int bkr_store_list(bkr_store *s, const char *prefix,
 		   int (*cb)(void *ctx, const char *name), void *ctx);
+
+/** The longest stamp bkr_store_list_stamped hands over, with its NUL. */
+#define BKR_STORE_STAMP_MAX 160
+
+/**
+ * bkr_store_list, each object with a *stamp*: a short string that changes
+ * whenever the object is replaced or rewritten in place under the same name,
+ * at no more cost than the listing (a local store: size, modification and
+ * change times and inode, from one fstatat per object; an S3 bucket: the
+ * ETag, size and LastModified the listing carries).  Comparing stamps tells
+ * a reader that an object it read may be different now (a damaged manifest
+ * restored in place).  "" means the store cannot tell: never equal-by-proof,
+ * so a caller compares stamps only when both are non-empty.
+ */
+int bkr_store_list_stamped(bkr_store *s, const char *prefix,
+			   int (*cb)(void *ctx, const char *name, const char *stamp), void *ctx);
 
 /** Delete @p name durably; BKR_ENOTFOUND when absent. */
 int bkr_store_delete(bkr_store *s, const char *name);

@@ -79,6 +79,16 @@ typedef struct {
 int bkr_tier_records_load(bkr_store *s, bkr_tier_record **out, size_t *n);
 void bkr_tier_records_free(bkr_tier_record *v, size_t n);
 
+/**
+ * Check the records in @p s against each other: each tier needs its own
+ * directory, so two tiers recorded at one place (by the same name or two
+ * names for one directory) or one recorded location inside another is
+ * BKR_EINVAL, one line naming both tiers and locations.  (Migration refuses
+ * to record such a location, naming its key; records of older versions, or
+ * of configurations that changed over time, may still hold one.)
+ */
+int bkr_tier_records_check(bkr_store *s);
+
 /** Publish a record naming @p location for @p tier at @p now_ns. */
 int bkr_tier_record_add(bkr_store *s, const char *tier, const char *location, int64_t now_ns);
 
@@ -108,8 +118,23 @@ typedef struct {
 	uint64_t tree_packs, tree_bytes;
 } bkr_tier_usage;
 
-/** Packs and bytes in each place of @p r (hot first); *out is malloc'd, its strings @p r's. */
-int bkr_tier_status(bkr_repo *r, bkr_tier_usage **out, size_t *n);
+/** The packs the index names that no place holds (bkr_tier_status). */
+typedef struct {
+	uint64_t indexed;      /**< packs the index names */
+	uint64_t missing;      /**< of those, in no place: the repository, a tier, a trash */
+	bkr_pack_id first;     /**< the first missing one (lowest id) */
+} bkr_tier_missing;
+
+/**
+ * Packs and bytes in each place of @p r (hot first); *out is malloc'd, its
+ * strings @p r's.  With @p missing (optional): the packs the index names
+ * that the listings of every place did not show, each looked for again by
+ * name in every place and trash after the tier records are reloaded (so a
+ * pack a migration moved meanwhile is found where it went): what is still
+ * found nowhere is missing.  A place that cannot answer (an S3 server) is an
+ * error, not a missing pack.
+ */
+int bkr_tier_status(bkr_repo *r, bkr_tier_usage **out, size_t *n, bkr_tier_missing *missing);
 
 typedef struct {
 	char tier[32];        /**< the tier recorded there */
