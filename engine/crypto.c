@@ -66,20 +66,29 @@ void bkr_secure_free(void *p, size_t len)
 
 /* ---- AEAD ------------------------------------------------------------------ */
 
-/* AES-256-GCM fetched once (the legacy EVP_aes_256_gcm() is fetched again by
- * every init: a lock and a lookup per blob); kept for the process's life. */
+/* AES-256-GCM and SHA-256 fetched once (the legacy EVP_aes_256_gcm() and
+ * EVP_sha256() are fetched again by every init: a lock and a lookup per blob);
+ * kept for the process's life. */
 static EVP_CIPHER *gcm_cipher;
-static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 
-static void gcm_fetch(void)
+static void algorithms_fetch(void)
 {
 	gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
 static const EVP_CIPHER *gcm(void)
 {
-	pthread_once(&gcm_once, gcm_fetch);
+	pthread_once(&fetch_once, algorithms_fetch);
 	return gcm_cipher ? gcm_cipher : EVP_aes_256_gcm();
+}
+
+static const EVP_MD *sha256(void)
+{
+	pthread_once(&fetch_once, algorithms_fetch);
+	return sha256_md ? sha256_md : EVP_sha256();
 }
 
 /* A piece of the plaintext (sealing) or ciphertext (opening). */
@@ -367,21 +376,6 @@ struct bkr_crypto {
 	uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE];
 	uint64_t chunker_seed;
 };
-
-/* SHA-256 fetched once, as AES-256-GCM above; kept for the process's life. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-static const EVP_MD *sha256(void)
-{
-	pthread_once(&sha256_once, sha256_fetch);
-	return sha256_md ? sha256_md : EVP_sha256();
-}
 
 /*
  * Start @p md as SHA-256 that has absorbed the 64-byte block key ^ @p pad.

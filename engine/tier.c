@@ -5,6 +5,8 @@
  */
 #include "bkr/tier.h"
 
+#include "array.h"
+
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -402,14 +404,9 @@ struct status {
 
 static int add_seen(struct status *st, const bkr_pack_id *id, bkr_blob_type type)
 {
-	if (st->nseen == st->cap) {
-		size_t cap = st->cap ? st->cap * 2 : 256;
-		struct seen_pack *nv = realloc(st->seen, cap * sizeof(*nv));
-		if (!nv)
-			return bkr_error_oom();
-		st->seen = nv;
-		st->cap = cap;
-	}
+	int err = bkr_array_grow((void **)&st->seen, &st->cap, st->nseen, sizeof(*st->seen));
+	if (err < 0)
+		return err;
 	st->seen[st->nseen++] = (struct seen_pack){ *id, (uint8_t)type };
 	return 0;
 }
