@@ -480,33 +480,41 @@ static int pack_missing(bkr_repo *r, const bkr_pack_id *id)
 	return bkr_error_set(BKR_ENOTFOUND, "pack %s: missing from %s, every tier and trash%s", hex, r->path, absent);
 }
 
+/*
+ * The first place holding a pack (hot, the tiers, then trash): its store in
+ * *@p s and its name there in @p name; BKR_ENOTFOUND when none does.  A place
+ * that cannot answer counts as not holding it, unless @p strict: then its
+ * error is returned (no answer is no proof that the pack is not there).
+ */
+static int pack_where(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, bool strict, bkr_store **s,
+		      char name[PATH_MAX])
+{
+	size_t nt = bkr_repo_tier_count(r);
+	uint64_t size;
+	int err;
+	for (size_t i = 0; pack_place(r, nt, i, id, type, s, name); i++) {
+		if ((err = bkr_store_stat(*s, name, &size)) == 0)
+			return 0;
+		if (strict && err != BKR_ENOTFOUND)
+			return err;
+		bkr_error_clear();
+	}
+	return pack_missing(r, id);
+}
+
 int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, char *out, size_t cap)
 {
 	char name[PATH_MAX];
-	size_t nt = bkr_repo_tier_count(r);
 	bkr_store *s;
-	uint64_t size;
-	for (size_t i = 0; pack_place(r, nt, i, id, type, &s, name); i++)
-		if (bkr_store_stat(s, name, &size) == 0)
-			return bkr_store_describe(s, name, out, cap);
-	return pack_missing(r, id);
+	int err = pack_where(r, id, type, false, &s, name);
+	return err < 0 ? err : bkr_store_describe(s, name, out, cap);
 }
 
 int bkr_repo_pack_find(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type)
 {
 	char name[PATH_MAX];
-	size_t nt = bkr_repo_tier_count(r);
 	bkr_store *s;
-	uint64_t size;
-	int err;
-	for (size_t i = 0; pack_place(r, nt, i, id, type, &s, name); i++) {
-		if ((err = bkr_store_stat(s, name, &size)) == 0)
-			return 0;
-		if (err != BKR_ENOTFOUND)
-			return err; /* no answer is no proof that it is not there */
-		bkr_error_clear();
-	}
-	return pack_missing(r, id);
+	return pack_where(r, id, type, true, &s, name);
 }
 
 int bkr_repo_locate(bkr_repo *r, const char *path, bkr_store **s, const char **name)
