@@ -256,6 +256,18 @@ static int apply_record(bkr_manifest_list *l, const cJSON *rec)
 	return 0;
 }
 
+/* Record @p name's bytes and its path for messages; < 0 when it vanished (a
+ * concurrent cleanup) or is too large to be a record. */
+static int record_get(bkr_repo *r, const char *name, char path[PATH_MAX], uint8_t **text, size_t *len)
+{
+	char rel[PATH_MAX];
+	int err;
+	snprintf(rel, PATH_MAX, "records/%s.json", name);
+	if ((err = bkr_store_describe(r->store, rel, path, PATH_MAX)) < 0)
+		return err;
+	return bkr_store_get(r->store, rel, BKR_REPO_CONFIG_MAX, text, len);
+}
+
 /*
  * The records, oldest first, read once: each one's name (for messages), text
  * (checksum not checked) and, when its checksum holds and it parses, its JSON
@@ -302,14 +314,12 @@ int bkr_repo_records_read(bkr_repo *r, bkr_records **out)
 	if (n && !(rs->v = calloc(n, sizeof(*rs->v))))
 		err = bkr_error_oom();
 	for (size_t i = 0; i < n && err == 0; i++) {
-		char path[PATH_MAX], rel[PATH_MAX];
+		char path[PATH_MAX];
 		struct record *rec = &rs->v[rs->n];
 		uint8_t *text;
 		size_t len;
-		snprintf(rel, sizeof(rel), "records/%s.json", names[i]);
-		if (bkr_store_describe(r->store, rel, path, sizeof(path)) < 0 ||
-		    bkr_store_get(r->store, rel, BKR_REPO_CONFIG_MAX, &text, &len) < 0)
-			continue; /* vanished (a concurrent cleanup), or too large to be a record */
+		if (record_get(r, names[i], path, &text, &len) < 0)
+			continue; /* vanished, or too large to be a record */
 		rec->text = (char *)text;
 		rec->len = len;
 		if (!(rec->path = strdup(path))) {
@@ -612,12 +622,10 @@ int bkr_repo_foreach_record(bkr_repo *r, bool newest_first,
 	if ((err = bkr_repo_list_names(r, "records", ".json", &names, &n)) < 0)
 		return err;
 	for (size_t k = 0; k < n && err == 0; k++) {
-		char path[PATH_MAX], rel[PATH_MAX];
+		char path[PATH_MAX];
 		size_t i = newest_first ? n - 1 - k : k, len;
 		uint8_t *text;
-		snprintf(rel, sizeof(rel), "records/%s.json", names[i]);
-		if (bkr_store_describe(r->store, rel, path, sizeof(path)) < 0 ||
-		    bkr_store_get(r->store, rel, BKR_REPO_CONFIG_MAX, &text, &len) < 0) {
+		if (record_get(r, names[i], path, &text, &len) < 0) {
 			bkr_error_clear(); /* vanished, or too large to be a record */
 			continue;
 		}
