@@ -398,7 +398,8 @@ struct seen_pack {
 struct status {
 	bkr_repo *r;
 	bkr_tier_usage *u;       /* places 0..nt */
-	struct seen_pack *seen;  /* NULL: not asked for */
+	bool collect;            /* the packs seen are wanted (missing ones looked for) */
+	struct seen_pack *seen;
 	size_t nseen, cap, nt;
 };
 
@@ -431,7 +432,7 @@ static int count_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size
 		u->data_packs++;
 		u->data_bytes += size;
 	}
-	return st->seen ? add_seen(st, id, type) : 0;
+	return st->collect ? add_seen(st, id, type) : 0;
 }
 
 static int seen_cmp(const void *a, const void *b)
@@ -459,7 +460,7 @@ static int note_indexed(const bkr_index_entry *e, void *ctx)
 /* The packs the index names that no listing showed, looked for again one by one. */
 static int find_missing(bkr_repo *r, struct status *listed, bkr_tier_missing *out)
 {
-	struct status ix = { r, NULL, NULL, 0, 0, 0 };
+	struct status ix = { .r = r };
 	size_t j = 0, ncand = 0;
 	int err;
 
@@ -504,18 +505,13 @@ done:
 int bkr_tier_status(bkr_repo *r, bkr_tier_usage **out, size_t *n, bkr_tier_missing *missing)
 {
 	size_t nt = bkr_repo_tier_count(r);
-	struct status st = { r, calloc(nt + 1, sizeof(bkr_tier_usage)), NULL, 0, 0, nt };
+	struct status st = { .r = r, .u = calloc(nt + 1, sizeof(bkr_tier_usage)), .collect = missing != NULL, .nt = nt };
 	int err;
 
 	*out = NULL;
 	*n = 0;
 	if (!st.u)
 		return bkr_error_oom();
-	if (missing && !(st.seen = malloc(256 * sizeof(*st.seen)))) {
-		free(st.u);
-		return bkr_error_oom();
-	}
-	st.cap = missing ? 256 : 0;
 	for (size_t i = 0; i <= nt; i++) {
 		bkr_store *s = bkr_repo_tier(r, i, &st.u[i].tier, &st.u[i].recorded);
 		st.u[i].location = bkr_store_location(s);
