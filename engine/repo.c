@@ -505,7 +505,7 @@ static int pack_where(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, bo
 int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, char *out, size_t cap)
 {
 	char name[PATH_MAX];
-	bkr_store *s;
+	bkr_store *s = NULL; /* set when pack_where returns 0; -O3 cannot tell */
 	int err = pack_where(r, id, type, false, &s, name);
 	return err < 0 ? err : bkr_store_describe(s, name, out, cap);
 }
@@ -513,7 +513,7 @@ int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, c
 int bkr_repo_pack_find(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type)
 {
 	char name[PATH_MAX];
-	bkr_store *s;
+	bkr_store *s = NULL;
 	return pack_where(r, id, type, true, &s, name);
 }
 

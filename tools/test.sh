@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need, build, and run every test: plainly, then under
+# Install what the tests need, build, and run every test: plainly, then (after
+# checking that the README's -O3 release build compiles) under
 # ASan+UBSan, then the engine's unit tests under valgrind, then each libFuzzer
 # target for a bounded time (tests/fuzz/run.sh).  `.ci/run` runs this.
 #
@@ -58,6 +59,12 @@ phase "plain: every test"
 mtest -C build-test --print-errorlogs --num-processes "$jobs" || status=1
 
 if [ "${BKR_TEST_QUICK:-0}" != 1 ]; then
+	# the README's build: -O3 sees warnings (-Werror) that the test builds' -O0 cannot
+	if ! run_suite "release build" build-release -Dtests=false --buildtype=release; then
+		status=1
+		failures+=$'\n  release build: it failed (the compiler lines above)'
+	fi
+
 	run_suite asan build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dfault_injection=enabled
 	phase "ASan+UBSan: every test"
 	# fewer random kills and damages than the plain pass: each round costs a verify and restores
