@@ -32,7 +32,28 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# A command failing where set -e stops the test names itself (it used to end
+# the test without a word: a curl that failed under load in test_s3 left
+# nothing to go on).  Only where -e is in force: not in `if`, `||`, `!` or
+# a `set +e` stretch, where a failure is expected and handled; and not in a
+# subshell ($(...), a pipeline's part: `yes | head` ends yes by SIGPIPE),
+# whose failure, if it matters, fails the command around it.
+set -E
+trap 'rc=$?; [[ $- != *e* ]] || ((BASH_SUBSHELL)) || echo "FAIL: ${BASH_SOURCE[0]##*/}:$LINENO${FUNCNAME:+ (in ${FUNCNAME[0]}, called from line ${BASH_LINENO[0]})}: exit $rc from: $BASH_COMMAND" >&2' ERR
 pass() { echo "ok - $*"; }
+
+# wait_line FILE PATTERN PID: until FILE has a line matching PATTERN (0), or
+# PID is gone or two minutes have passed (1).  For "it says it waits" checks:
+# a fixed sleep raced a loaded machine's slow start (test_s3 failed so).
+wait_line() {
+	local i
+	for i in $(seq 1 1200); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
 
 # wait_stopped PID: until the process is stopped (0) or gone (1)
 wait_stopped() {

@@ -330,9 +330,11 @@ expect_exit 2 "$BKR" -r "$KR" --password-file "$T/pw-rb" key list --no-wait
 "$BKR" -r "$KR" --password-file "$T/pw-rb" key remove "$ka" >"$T/rb.out" 2>"$T/rb.err" &
 rb=$!
 cleanup_hooks+=("kill -9 $rb 2>/dev/null")
-sleep 2
-kill -0 "$rb" 2>/dev/null || fail "bob's key remove did not wait for alice's: $(cat "$T/rb.out" "$T/rb.err")"
-# and says so, once, naming the lock (a silent wait looked hung)
+# it says so, once, naming the lock (a silent wait looked hung), and waits
+wait_line "$T/rb.err" "^bkr key: waiting for the keys lock" "$rb" ||
+	fail "bob's key remove did not wait for alice's, or not saying so: $(cat "$T/rb.out" "$T/rb.err")"
+sleep 1
+kill -0 "$rb" 2>/dev/null || fail "bob's key remove did not go on waiting for alice's: $(cat "$T/rb.out" "$T/rb.err")"
 [ "$(grep -c "^bkr key: waiting for the keys lock (.*locks/keys.lock: held by another process)" "$T/rb.err")" = 1 ] ||
 	fail "bob's key remove does not say it waits: $(cat "$T/rb.err")"
 kill -CONT "$ra"

@@ -17,7 +17,8 @@ unset AWS_SESSION_TOKEN AWS_DEFAULT_REGION AWS_ENDPOINT_URL_S3
 R=s3://bkr-test/repo
 
 # s3get KEY FILE / s3put FILE KEY: the raw objects, behind bkr's back
-s3curl() { curl -sf --noproxy '*' --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
+# (--retry: a loaded server's 503 or a timeout is tried again, as bkr itself does)
+s3curl() { curl -sSf --retry 3 --noproxy '*' --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
 	-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"; }
 # (SigV4 as curl signs it wants the query percent-encoded: '/' as %2F)
 s3keys() { s3curl "$S3_ENDPOINT/bkr-test?list-type=2&prefix=${1//\//%2F}" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g' || true; }
@@ -339,8 +340,11 @@ grep -q "keys lock: s3://bkr-test/enc/locks/keys.lock: held exclusively by pid $
 	fail "S3: key remove --no-wait while the keys lock is held: $(cat "$T/err")"
 "$BKR" -r s3://bkr-test/enc --password-file "$T/pw-s3b" key remove "$ka" >"$T/rb.out" 2>"$T/rb.err" &
 rb=$!
-sleep 3
-kill -0 "$rb" 2>/dev/null || fail "S3: the second key remove did not wait: $(cat "$T/rb.out" "$T/rb.err")"
+cleanup_hooks+=("kill -9 $rb 2>/dev/null")
+wait_line "$T/rb.err" "^bkr key: waiting for the keys lock" "$rb" ||
+	fail "S3: the second key remove did not wait, or not saying so: $(cat "$T/rb.out" "$T/rb.err")"
+sleep 1
+kill -0 "$rb" 2>/dev/null || fail "S3: the second key remove did not go on waiting: $(cat "$T/rb.out" "$T/rb.err")"
 [ "$(grep -c "^bkr key: waiting for the keys lock (s3://bkr-test/enc/locks/keys.lock: held exclusively by pid $ra on host .*(refreshed [0-9]* s ago; a lock not refreshed for 300 s is stale))" "$T/rb.err")" = 1 ] ||
 	fail "S3: the second key remove waits without saying so: $(cat "$T/rb.err")"
 kill -CONT "$ra"
