@@ -9,6 +9,7 @@
 #include "lifecycle.h"
 #include "bkr/clock.h"
 #include "bkr/error.h"
+#include "bkr/hold.h"
 #include "bkr/trash.h"
 #include "bkr/log.h"
 
@@ -63,6 +64,19 @@ int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const
 		bkr_retention_item_from(&out->items[i], out->ms[i], out->names + nnames);
 		nnames += out->ms[i]->nsources;
 	}
+	/* the backups holding the last good copies of damaged or missing
+	 * workspace files nobody recovered yet (bkr/hold.h) */
+	bkr_holds holds;
+	if ((err = bkr_holds_read(repo, &holds)) < 0)
+		return err;
+	out->held_files = holds.n;
+	for (size_t i = 0; i < out->n; i++)
+		for (size_t k = 0; k < holds.n && !out->items[i].held; k++)
+			if (!strcmp(holds.v[k].backup_id, out->ms[i]->backup_id)) {
+				out->items[i].held = true;
+				out->held++;
+			}
+	bkr_holds_free(&holds);
 	if ((err = bkr_retention_apply(out->d, out->items, out->n, pol, as_of)) < 0)
 		return err;
 	for (size_t i = 0; i < out->n; i++)
