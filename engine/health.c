@@ -498,6 +498,12 @@ static int judge(bkr_health *h)
 		if (h->routines[k].known && !h->routines[k].last_ok)
 			err = add_reason(h, "the last %s routine failed: %s", bkr_routine_name((bkr_routine_kind)k),
 					 h->routines[k].last_problem ? h->routines[k].last_problem : "?");
+	if (!err && h->holds.n)
+		/* the paths are listed apart (held), as need_person's */
+		err = add_reason(h, "%zu workspace file%s damaged or missing and not recovered: the backup%s holding "
+				 "%s last good cop%s %s kept (recover %s, or 'bkr hold release')", h->holds.n,
+				 h->holds.n == 1 ? "" : "s", h->holds.n == 1 ? "" : "s", h->holds.n == 1 ? "its" : "their",
+				 h->holds.n == 1 ? "y" : "ies", h->holds.n == 1 ? "is" : "are", h->holds.n == 1 ? "it" : "them");
 	if (!err && h->nmanual)
 		/* the files are listed apart (need_person): a name in a reason could forge a line */
 		err = add_reason(h, "%zu file%s of recovery run %s need%s a person", h->nmanual,
@@ -521,8 +527,11 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	st.cfg = cfg;
 	if ((err = bkr_repo_foreach_pack(repo, count_pack, &st)) < 0 || (err = read_records(h, cfg, &sc)) < 0 ||
 	    (err = read_verify_record(h, repo)) < 0 ||
-	    (err = bkr_repo_list(repo, false, &l, NULL)) < 0 || (err = read_manual(h, repo, &sc)) < 0)
+	    (err = bkr_repo_list(repo, false, &l, NULL)) < 0 || (err = read_manual(h, repo, &sc)) < 0 ||
+	    (err = bkr_holds_read(repo, &h->holds)) < 0)
 		goto done;
+	/* an --as-of before a hold: the scan that found it had not run yet */
+	bkr_holds_drop_after(&h->holds, now_ns);
 	/* an --as-of before a backup: it was not made yet (never a negative age) */
 	if ((err = drop_future(h, &l)) < 0)
 		goto done;
@@ -612,6 +621,7 @@ void bkr_health_free(bkr_health *h)
 		free(h->routines[k].last_problem);
 	free(h->manual_run);
 	free_strv(h->manual_files, h->nmanual);
+	bkr_holds_free(&h->holds);
 	free_strv(h->reasons, h->nreasons);
 	free(h);
 }
@@ -725,6 +735,8 @@ char *bkr_health_prometheus(const bkr_health *h)
 		       (double)h->routines[k].failures);
 	metric_head(f, "bkr_recovery_files_need_person", "Files the newest recovery run left to a person");
 	sample(f, "bkr_recovery_files_need_person", NULL, NULL, (double)h->nmanual);
+	metric_head(f, "bkr_held_files", "Damaged or missing workspace files not recovered, whose last good copies retention keeps");
+	sample(f, "bkr_held_files", NULL, NULL, (double)h->holds.n);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

@@ -19,6 +19,7 @@
 #include "bkr/pack.h"
 #include "bkr/tier.h"
 #include "bkr/trash.h"
+#include "array.h"
 #include "idset.h"
 #include "reach.h"
 
@@ -256,6 +257,94 @@ static int copy_order(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A used entry of a blob stored more than once, in a pack on disk. */
+struct copy {
+	size_t k;                 /* in p->ents */
+	size_t pack;              /* in p->packs */
+	size_t rank;              /* its pack's place in copy_order */
+};
+
+/* By blob id, then in the order copies are preferred. */
+static int dup_order(const void *a, const void *b, void *ctx)
+{
+	const struct copy *x = a, *y = b;
+	const struct prune *p = ctx;
+	int c = bkr_id_cmp(&p->ents[x->k].id, &p->ents[y->k].id);
+	if (c)
+		return c;
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	return x->k < y->k ? -1 : x->k > y->k;
+}
+
+/*
+ * Each used blob stored more than once (in packs on disk): the copy kept is
+ * one that reads intact (decoded and hashed), tried in the order they are
+ * preferred; the others are dropped only then.  A copy that fails its checks
+ * - damaged bytes, which a verify may have recorded, or which no verify has
+ * read yet - is passed over (counted in damaged_copies).  When no copy reads,
+ * every copy stays indexed: prune does not choose among damaged copies.  An
+ * error that says nothing about the data (a store that cannot answer now, out
+ * of memory: bkr_error_not_damage) stops prune before it changes anything.  Cost: one read of each
+ * duplicated blob, more only where a copy is damaged; blobs stored once are
+ * not read.
+ */
+static int check_copies(struct prune *p, const bkr_idset *dups, const size_t *rank)
+{
+	struct copy *dup = NULL;
+	size_t ndup = 0, cap = 0;
+	uint8_t *buf = NULL;
+	int err = 0;
+
+	for (size_t i = 0; i < p->npacks && err == 0; i++) {
+		const struct pack *pk = &p->packs[i];
+		for (size_t k = pk->first; pk->on_disk && k < pk->first + pk->n && err == 0; k++) {
+			if (!bkr_idset_has(dups, &p->ents[k].id) || !bkr_idset_has(&p->used, &p->ents[k].id))
+				continue;
+			if ((err = bkr_array_grow((void **)&dup, &cap, ndup, sizeof(*dup))) == 0)
+				dup[ndup++] = (struct copy){ k, i, rank[i] };
+		}
+	}
+	if (ndup)
+		qsort_r(dup, ndup, sizeof(*dup), dup_order, p);
+	for (size_t lo = 0, hi; lo < ndup && err == 0; lo = hi) {
+		size_t good = SIZE_MAX;
+		for (hi = lo + 1; hi < ndup && !bkr_id_cmp(&p->ents[dup[hi].k].id, &p->ents[dup[lo].k].id); hi++)
+			;
+		if (hi - lo < 2)
+			continue; /* one copy on disk (the other's pack is missing): nothing to choose */
+		if (!buf && !(buf = malloc(BKR_BLOB_MAX))) {
+			err = bkr_error_oom();
+			break;
+		}
+		p->rep->duplicate_blobs++;
+		for (size_t i = lo; i < hi && good == SIZE_MAX; i++) {
+			const bkr_index_entry *e = &p->ents[dup[i].k];
+			int rerr = bkr_repo_pack_blob(p->r, p->packs[dup[i].pack].path, e, buf);
+			if (rerr == 0) {
+				good = dup[i].k;
+				break;
+			}
+			if (bkr_error_not_damage(rerr)) {
+				char hex[BKR_ID_HEX], why[600];
+				snprintf(why, sizeof(why), "%s", bkr_error_message());
+				bkr_id_to_hex(&e->id, hex);
+				err = bkr_error_set(rerr, "blob %s is stored more than once and a copy cannot be checked (%s); "
+						    "prune drops no copy before one is known intact, so it stops before "
+						    "changing anything", hex, why);
+				break;
+			}
+			bkr_error_clear();
+			p->rep->damaged_copies++;
+		}
+		for (size_t i = lo; i < hi && err == 0; i++)
+			p->keep[dup[i].k] = good == SIZE_MAX || dup[i].k == good;
+	}
+	free(buf);
+	free(dup);
+	return err;
+}
+
 /*
  * One copy of each used blob: two backups running at once may each store
  * the same new blob in a pack of their own, and a blob the index names in
@@ -264,22 +353,30 @@ static int copy_order(const void *a, const void *b)
  * unused, so that a pack holding only such copies is dropped (and one
  * wasting more than --max-unused repacked) by this prune, not left to a
  * second one to find as a leftover once the new index no longer names it.
+ *
+ * Dropping the other copies makes the kept one the only one, so it is read
+ * first (check_copies): a damaged copy is never kept in place of an intact
+ * one.
  */
 static int choose_copies(struct prune *p)
 {
 	struct pack **order = malloc((p->npacks ? p->npacks : 1) * sizeof(*order));
-	bkr_idset chosen = BKR_IDSET_INIT;
+	size_t *rank = malloc((p->npacks ? p->npacks : 1) * sizeof(*rank));
+	bkr_idset chosen = BKR_IDSET_INIT, dups = BKR_IDSET_INIT;
 	int err = 0;
 
-	if (!order || !(p->keep = calloc(p->nents ? p->nents : 1, sizeof(*p->keep)))) {
+	if (!order || !rank || !(p->keep = calloc(p->nents ? p->nents : 1, sizeof(*p->keep)))) {
 		free(order);
+		free(rank);
 		return bkr_error_oom();
 	}
 	for (size_t i = 0; i < p->npacks; i++)
 		order[i] = &p->packs[i];
 	qsort(order, p->npacks, sizeof(*order), copy_order);
-	for (size_t i = 0; i < p->npacks; i++)
+	for (size_t i = 0; i < p->npacks; i++) {
 		order[i]->used = 0;
+		rank[order[i] - p->packs] = i;
+	}
 	for (size_t i = 0; i < p->npacks && err == 0; i++) {
 		struct pack *pk = order[i];
 		for (size_t k = pk->first; k < pk->first + pk->n; k++) {
@@ -290,14 +387,24 @@ static int choose_copies(struct prune *p)
 				err = bkr_error_oom();
 				break;
 			}
-			if (added) {
+			if (added)
 				p->keep[k] = true;
-				pk->used += BKR_BLOB_HEADER_SIZE + (uint64_t)p->ents[k].stored_len;
+			else if (bkr_idset_add(&dups, &p->ents[k].id) < 0) {
+				err = bkr_error_oom();
+				break;
 			}
 		}
 	}
 	bkr_idset_free(&chosen);
 	free(order);
+	if (err == 0)
+		err = check_copies(p, &dups, rank);
+	bkr_idset_free(&dups);
+	free(rank);
+	for (size_t i = 0; i < p->npacks; i++)
+		for (size_t k = p->packs[i].first; k < p->packs[i].first + p->packs[i].n; k++)
+			if (p->keep[k])
+				p->packs[i].used += BKR_BLOB_HEADER_SIZE + (uint64_t)p->ents[k].stored_len;
 	return err;
 }
 

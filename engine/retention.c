@@ -159,6 +159,8 @@ int bkr_retention_apply(bkr_retention_decision *out, const bkr_retention_item *i
 		const bkr_retention_policy *p = policy[it->type];
 		if (it->pinned && it->pinned_until_ns > as_of_ns)
 			out[i].rules |= BKR_RETAIN_PINNED;
+		if (it->held)
+			out[i].rules |= BKR_RETAIN_HELD;
 		if (out[i].rules & BKR_RETAIN_FUTURE)
 			continue;
 		if (is_within(it->time_ns, as_of_ns, p->keep_within_s))
@@ -241,7 +243,7 @@ done:
 const char *bkr_retention_rules_str(unsigned rules, char *buf, size_t cap)
 {
 	static const char *const names[] = { "pinned", "newest", "within", "last", "hourly",
-					     "daily", "weekly", "monthly", "yearly", "future" };
+					     "daily", "weekly", "monthly", "yearly", "future", "held" };
 	size_t used = 0;
 
 	if (cap == 0)

@@ -235,3 +235,41 @@ int bkr_routine_alert(const bkr_config *cfg, const char *json_event, int64_t tim
 	bkr_rec_proc_free(&p);
 	return err;
 }
+
+int bkr_routine_holds_update(bkr_repo *r, bkr_recover *rc, const bkr_scan_result *res, const char *host,
+			     bkr_holds *holds, size_t *added, size_t *released)
+{
+	int err;
+
+	*added = *released = 0;
+	if ((err = bkr_holds_read(r, holds)) < 0)
+		return err;
+	for (size_t i = 0; i < holds->n && err == 0; i++) {
+		const bkr_hold *h = &holds->v[i];
+		struct stat st;
+		bool listed = false;
+		for (size_t k = 0; k < res->n && !listed; k++)
+			listed = !strcmp(res->items[k].path, h->path);
+		if (listed)
+			continue;
+		if (bkr_rec_lstat_ws(rc, h->path, &st) < 0) {
+			bkr_error_clear(); /* still gone (or unreachable): held */
+			continue;
+		}
+		if (!S_ISREG(st.st_mode) || (st.st_size == 0 && h->size > 0))
+			continue;
+		if ((err = bkr_hold_release(r, h, "recovered")) == 0)
+			(*released)++;
+	}
+	for (size_t k = 0; k < res->n && err == 0; k++) {
+		const bkr_damage *d = &res->items[k];
+		if (!d->backup_id[0] || bkr_holds_find(holds, d->path))
+			continue; /* no backup has it (nothing to keep), or held already: the older good copy stays */
+		if ((err = bkr_hold_add(r, d->path, d->backup_id, bkr_damage_name(d->kind), d->backup_size, host)) == 0)
+			(*added)++;
+	}
+	bkr_holds_free(holds);
+	if (err == 0)
+		err = bkr_holds_read(r, holds);
+	return err;
+}

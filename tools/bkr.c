@@ -45,6 +45,7 @@ static const struct {
 	{ "pin", cmd_pin, "pin a backup so retention keeps it", LOGGED },
 	{ "unpin", cmd_pin, "unpin a backup", LOGGED },
 	{ "tag", cmd_tag, "add or remove tags of a backup", LOGGED },
+	{ "hold", cmd_hold, "list or release holds: damaged files whose good copies retention keeps", LOGGED },
 	{ "scan", cmd_scan, "find missing and corrupted files in the workspace", READS },
 	{ "recover", cmd_recover, "recover one file", LOGGED },
 	{ "batch", cmd_batch, "scan, then recover everything found", LOGGED },

@@ -235,6 +235,7 @@ int cmd_log(cli *c, int argc, char **argv);
 int cmd_config(cli *c, int argc, char **argv);
 int cmd_mount(cli *c, int argc, char **argv);
 int cmd_pin(cli *c, int argc, char **argv);
+int cmd_hold(cli *c, int argc, char **argv);
 int cmd_tag(cli *c, int argc, char **argv);
 int cmd_scan(cli *c, int argc, char **argv);
 int cmd_recover(cli *c, int argc, char **argv);

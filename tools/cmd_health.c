@@ -168,6 +168,18 @@ static void print_json(const bkr_health *h)
 		json_out_string(&j, h->manual_files[i]);
 	json_out_end_array(&j);
 	json_out_end_object(&j);
+	json_out_key(&j, "held");
+	json_out_begin_array(&j);
+	for (size_t i = 0; i < h->holds.n; i++) {
+		const bkr_hold *hd = &h->holds.v[i];
+		json_out_begin_object(&j);
+		json_out_member(&j, "path", hd->path);
+		json_out_member(&j, "damage", hd->damage);
+		json_out_member(&j, "backup_id", hd->backup_id);
+		json_time(&j, "since", hd->since_ns, hd->since_ns != 0);
+		json_out_end_object(&j);
+	}
+	json_out_end_array(&j);
 	json_out_end_object(&j);
 }
 
@@ -229,6 +241,11 @@ static void print_text(cli *c, const bkr_health *h)
 		printf("needs a person: ");
 		cli_print_name(stdout, h->manual_files[i], strlen(h->manual_files[i]));
 		printf(" (recovery run %s)\n", h->manual_run);
+	}
+	for (size_t i = 0; i < h->holds.n; i++) {
+		printf("held (%s, not recovered): ", h->holds.v[i].damage);
+		cli_print_name(stdout, h->holds.v[i].path, strlen(h->holds.v[i].path));
+		printf(" (its last good copy in %s, kept by retention)\n", h->holds.v[i].backup_id);
 	}
 }
 

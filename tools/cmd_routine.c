@@ -37,6 +37,8 @@ static const char usage[] =
 	"  daily      scan, backup of the due hourly and daily sources, verify, cleanup\n"
 	"             (retention and prune; skipped while the scan finds damaged\n"
 	"             files), tier migration\n"
+	"             (each scan holds the backup with the last good copy of a damaged\n"
+	"             or missing file until it is back: 'bkr hold')\n"
 	"  weekly     full backup of every scheduled source, verify --read-data,\n"
 	"             repair when damage was found, health report\n"
 	"  emergency  scan, recovery batch into a recovery run (applied to the\n"
@@ -202,6 +204,60 @@ static int open_recover(rt_run *r, bkr_recover **rc)
 	return bkr_recover_from_config(rc, r->cfg, r->repo);
 }
 
+/*
+ * The holds after a scan of the whole workspace (bkr/hold.h): what it found
+ * damaged or missing is held with the backup that still has it, what is
+ * back is released; a dry run only reads them.  A file held but no longer
+ * seen (a later backup lacks it too) is alerted on every run until it is
+ * recovered or an operator releases it.
+ */
+static int update_holds(rt_run *r, bkr_recover *rc)
+{
+	char host[256];
+	size_t added = 0, released = 0;
+	int err;
+
+	bkr_holds_free(&r->holds);
+	if (r->dry_run)
+		return bkr_holds_read(r->repo, &r->holds);
+	bkr_host_name(host, sizeof(host), NULL);
+	if ((err = bkr_routine_holds_update(r->repo, rc, &r->scan, host, &r->holds, &added, &released)) < 0) {
+		char why[900];
+		snprintf(why, sizeof(why), "%s", bkr_error_message());
+		return bkr_error_set(err, "the holds of damaged files could not be recorded: %s", why);
+	}
+	if (added || released)
+		bkr_log(BKR_LOG_INFO, "routine", "holds: %zu file%s held, %zu released as recovered; %zu in force", added,
+			added == 1 ? "" : "s", released, r->holds.n);
+	for (size_t i = 0; i < r->holds.n; i++) {
+		const bkr_hold *h = &r->holds.v[i];
+		bool seen = false;
+		for (size_t k = 0; k < r->scan.n && !seen; k++)
+			seen = !strcmp(r->scan.items[k].path, h->path);
+		char since[32];
+		if (seen)
+			continue; /* alerted as workspace_damage */
+		bkr_time_format(since, h->since_ns);
+		rt_alert(r, "held_file", NULL, h->path,
+			 "recover it ('bkr restore', 'bkr routine emergency --apply'), or release the hold once it is not "
+			 "needed: 'bkr hold release PATH'",
+			 "%s: %s since %s and not recovered; its last good copy is in backup %s, which retention keeps",
+			 h->path, h->damage, since, h->backup_id);
+	}
+	return 0;
+}
+
+/* "N files held ... (first: PATH, its good copy in BACKUP)" */
+static const char *held_note(rt_run *r)
+{
+	static char note[1200];
+	const bkr_hold *h = &r->holds.v[0];
+	snprintf(note, sizeof(note), "%zu file%s held: damaged or missing and not recovered, the backup%s with the last "
+		 "good cop%s kept (first: %s, %s, in %s)", r->holds.n, r->holds.n == 1 ? "" : "s", r->holds.n == 1 ? "" : "s",
+		 r->holds.n == 1 ? "y" : "ies", h->path, h->damage, h->backup_id);
+	return note;
+}
+
 static void step_scan(rt_run *r, rt_step *s)
 {
 	bkr_recover *rc = NULL;
@@ -229,6 +285,11 @@ static void step_scan(rt_run *r, rt_step *s)
 	r->scanned = true;
 	r->scan_partial = !r->repo;
 	r->scan_ns = bkr_time_now_ns();
+	if (r->repo && (err = update_holds(r, rc)) < 0) {
+		rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
+		bkr_recover_free(rc);
+		return;
+	}
 	if (!r->repo) {
 		char first[700] = "";
 		if (r->scan.n)
@@ -242,6 +303,11 @@ static void step_scan(rt_run *r, rt_step *s)
 		rt_step_end(r, s, RT_PROBLEMS, "%" PRIu64 " files checked, none damaged; %zu director%s not scanned (first: %s: %s)",
 			    r->scan.files_checked, r->scan.nskipped, r->scan.nskipped == 1 ? "y" : "ies",
 			    r->scan.skipped[0].path, r->scan.skipped[0].reason);
+	} else if (r->scan.n == 0 && r->holds.n) {
+		/* gone from the newest backup too, so the scan no longer sees them:
+		 * their holds say what is still lost, and keep its last good copy */
+		rt_step_end(r, s, RT_PROBLEMS, "%" PRIu64 " files checked, none damaged; %s", r->scan.files_checked,
+			    held_note(r));
 	} else if (r->scan.n == 0) {
 		rt_step_end(r, s, RT_OK, "%" PRIu64 " files checked, none damaged", r->scan.files_checked);
 	} else {
@@ -295,6 +361,9 @@ static void step_batch(rt_run *r, rt_step *s)
 		bkr_scan_result_free(&r->scan);
 		r->scanned = open_recover(r, &again) == 0 && bkr_recover_scan(again, 0, &r->scan) == 0;
 		r->scan_ns = bkr_time_now_ns();
+		/* what was applied is back: its holds end */
+		if (r->scanned && r->repo && update_holds(r, again) < 0)
+			bkr_log(BKR_LOG_WARN, "routine", "%s", bkr_error_message());
 		bkr_recover_free(again);
 	}
 }
@@ -389,8 +458,12 @@ static void step_cleanup(rt_run *r, rt_step *s)
 	if ((err = lc_plan_apply(r->repo, &plan, po.now_ns, &po, &pr)) < 0)
 		goto fail;
 	cli_human_bytes(freed, pr.unused_bytes + pr.repacked_bytes + pr.leftover_bytes - pr.repack_written);
-	rt_step_end(r, s, RT_OK, "removed %zu of %zu backups%s; prune moved %s to the trash", plan.ngone, plan.n,
-		    plan.bad ? " (damaged manifests left alone)" : "", freed);
+	char held[160] = "";
+	if (plan.held)
+		snprintf(held, sizeof(held), " (%zu kept for the last good copies of %zu held file%s)", plan.held,
+			 plan.held_files, plan.held_files == 1 ? "" : "s");
+	rt_step_end(r, s, RT_OK, "removed %zu of %zu backups%s%s; prune moved %s to the trash", plan.ngone, plan.n,
+		    plan.bad ? " (damaged manifests left alone)" : "", held, freed);
 	goto done;
 fail:
 	rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());

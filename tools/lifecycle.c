@@ -9,6 +9,7 @@
 #include "lifecycle.h"
 #include "bkr/clock.h"
 #include "bkr/error.h"
+#include "bkr/hold.h"
 #include "bkr/trash.h"
 #include "bkr/log.h"
 
@@ -63,6 +64,19 @@ int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const
 		bkr_retention_item_from(&out->items[i], out->ms[i], out->names + nnames);
 		nnames += out->ms[i]->nsources;
 	}
+	/* the backups holding the last good copies of damaged or missing
+	 * workspace files nobody recovered yet (bkr/hold.h) */
+	bkr_holds holds;
+	if ((err = bkr_holds_read(repo, &holds)) < 0)
+		return err;
+	out->held_files = holds.n;
+	for (size_t i = 0; i < out->n; i++)
+		for (size_t k = 0; k < holds.n && !out->items[i].held; k++)
+			if (!strcmp(holds.v[k].backup_id, out->ms[i]->backup_id)) {
+				out->items[i].held = true;
+				out->held++;
+			}
+	bkr_holds_free(&holds);
 	if ((err = bkr_retention_apply(out->d, out->items, out->n, pol, as_of)) < 0)
 		return err;
 	for (size_t i = 0; i < out->n; i++)
@@ -167,6 +181,10 @@ void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run
 		json_out_uint(j, p->trash_freed);
 		json_out_key(j, "trash_waiting_bytes");
 		json_out_uint(j, p->trash_waiting);
+		json_out_key(j, "duplicate_blobs");
+		json_out_uint(j, p->duplicate_blobs);
+		json_out_key(j, "damaged_copies");
+		json_out_uint(j, p->damaged_copies);
 		json_out_end_object(j);
 		return;
 	}
@@ -190,6 +208,10 @@ void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run
 	cli_human_bytes(b, p->trash_waiting);
 	printf("%s %s to trash (%s net once it expires); trash: %s deleted now, %s waiting for the grace period\n",
 	       dry_run ? "would move" : "moved", a, d, f, b);
+	if (p->damaged_copies)
+		printf("%" PRIu64 " damaged cop%s of blobs stored more than once passed over: an intact copy %s "
+		       "(run 'bkr verify --read-data')\n", p->damaged_copies, p->damaged_copies == 1 ? "y" : "ies",
+		       dry_run ? "would be kept" : "kept");
 }
 
 void lc_prune_progress(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
@@ -215,7 +237,8 @@ void lc_log_prune(const bkr_prune_report *p)
 		{ "packs", p->packs }, { "unused_packs", p->unused_packs }, { "repacked_packs", p->repacked_packs },
 		{ "leftover_packs", p->leftover_packs }, { "moved_to_trash_bytes", moved },
 		{ "freed_bytes", moved - p->repack_written }, { "trash_freed_bytes", p->trash_freed },
-		{ "trash_waiting_bytes", p->trash_waiting },
+		{ "trash_waiting_bytes", p->trash_waiting }, { "duplicate_blobs", p->duplicate_blobs },
+		{ "damaged_copies", p->damaged_copies },
 	};
 	enum { N = sizeof(f) / sizeof(*f) };
 	char num[N][24];

@@ -35,6 +35,8 @@ typedef struct {
 	const char **gone;            /**< ids of the backups removed (borrowed from @p l) */
 	size_t ngone;
 	size_t bad;                   /**< damaged manifests, left alone */
+	size_t held;                  /**< of @p ms, backups a hold keeps (bkr/hold.h) */
+	size_t held_files;            /**< the holds in force */
 	bkr_retention_item *items;    /* internal */
 	const char **names;           /* internal */
 } lc_plan;

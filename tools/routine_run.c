@@ -612,6 +612,7 @@ void rt_run_free(rt_run *r)
 		free(r->verify.backups[i]);
 	free(r->verify.backups);
 	bkr_scan_result_free(&r->scan);
+	bkr_holds_free(&r->holds);
 	free(r->run_id);
 	bkr_repo_free(r->repo);
 	bkr_config_free(r->cfg);

@@ -61,6 +61,7 @@ typedef struct rt_run {
 	bool scanned;             /**< a scan ran (scan_ns, scan are its result) */
 	bool scan_partial;        /**< ... without the repository: required files and validators only */
 	int64_t scan_ns;
+	bkr_holds holds;          /**< the holds in force after the last scan (bkr/hold.h) */
 	char *run_id;             /**< the recovery run this routine made, or NULL */
 	struct {
 		bool ran, read_data;

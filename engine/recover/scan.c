@@ -212,6 +212,10 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 		}
 	}
 done:
+	if (err == 1 && bf && !bf->link) {
+		snprintf(out->backup_id, sizeof(out->backup_id), "%s", bf->backup_id);
+		out->backup_size = bf->size;
+	}
 	if (err == 1) {
 		/* apply writes only into this directory (a later engine object too: routine) */
 		out->scanned.root = true;

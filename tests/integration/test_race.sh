@@ -235,3 +235,43 @@ for id in $("$BKR" -r "$R3" list --json | python3 -c 'import json,sys; print(" "
 		fail "backup $id does not restore after the duplicates were dropped"
 done
 pass "two backups storing the same new data at once: one prune drops the duplicate packs, a second finds nothing"
+
+# --- the same blob stored twice, the copy prune prefers damaged: prune keeps the intact one
+# (two data packs of one blob each; prune prefers, among packs with as many used bytes, the
+# one first by id; a verify records the blob as damaged when its readers' copy is the bad one)
+R4=$T/repo-dupbad
+bws=$T/dupbadws
+mkdir -p "$bws"
+head -c 200000 /dev/urandom >"$bws/one.bin"   # below the chunker's minimum: one blob
+expect_exit 0 "$BKR" init -r "$R4"
+BKR_FAULT=write:1:stop "$BKR" -q -r "$R4" create --type full "$bws" >/dev/null 2>"$T/dupbad1.err" &
+dpid=$!
+wait_stopped "$dpid" || fail "the first backup did not stop at its first write: $(cat "$T/dupbad1.err")"
+expect_exit 0 "$BKR" -q -r "$R4" create --type full "$bws"
+kill -CONT "$dpid"
+wait "$dpid" || fail "the first backup failed: $(cat "$T/dupbad1.err")"
+mapfile -t dpk < <(find "$R4/data" -name '*.pack' | sort -t/ -k2 | awk -F/ '{print $NF" "$0}' | sort | cut -d' ' -f2)
+[ "${#dpk[@]}" = 2 ] || fail "the two backups did not each store the blob: ${#dpk[@]} data packs"
+cp -a "$R4" "$T/repo-dupbad-clean"
+flip_byte_in_blob "${dpk[0]}"                   # the copy prune would keep
+expect_exit 1 "$BKR" -r "$R4" verify --read-data  # recorded as verify records it
+expect_exit 0 "$BKR" -r "$R4" prune --grace 0 --json
+[ ! -e "${dpk[0]}" ] && [ -e "${dpk[1]}" ] || fail "prune kept the damaged copy's pack and dropped the intact one's"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["duplicate_blobs"] >= 1 and r["damaged_copies"] == 1, r' "$T/out" ||
+	fail "prune does not count the damaged copy it passed over: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R4" prune --grace 0   # what the trash held is gone now: only the kept copy is left
+expect_exit 0 "$BKR" -r "$R4" verify --read-data
+for id in $("$BKR" -r "$R4" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))'); do
+	rm -rf "$T/rdup"
+	expect_exit 0 "$BKR" -r "$R4" restore "$id" --target "$T/rdup"
+	cmp "$bws/one.bin" "$T/rdup/dupbadws/one.bin" || fail "backup $id does not restore after prune chose a copy"
+done
+# both copies damaged: prune chooses neither, and drops neither
+rm -rf "$R4" && cp -a "$T/repo-dupbad-clean" "$R4"
+flip_byte_in_blob "${dpk[0]}"
+flip_byte_in_blob "${dpk[1]}"
+expect_exit 0 "$BKR" -r "$R4" prune --grace 0 --json
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_copies"] == 2, r' "$T/out" ||
+	fail "prune dropped a copy when none reads: $(cat "$T/out")"
+[ -e "${dpk[0]}" ] && [ -e "${dpk[1]}" ] || fail "prune moved a damaged copy's pack when no copy reads"
+pass "a blob stored twice with the preferred copy damaged: prune keeps the intact copy (every backup restores); with both damaged it drops neither"

@@ -783,6 +783,79 @@ BKR_TEST_NOW=2026-12-05T04:00:00Z expect_exit 0 "$BKR" -c "$T/d.json" --json rou
 	fail "retention did not run once the workspace was clean: $("$BKR" -r "$T/repod" list)"
 pass "the daily routine skips retention while its scan finds damaged or missing files: alerted, exit 6, nothing removed"
 
+# --- a file deleted, then hourly backups without it: the scans after the first
+# compare with a backup that lacks it and no longer see it, but the hold the
+# first scan recorded keeps the backup with its last good copy through the
+# daily cleanup (retention resumed and removed it before) until the file is
+# back or an operator releases the hold; health and the routines report it
+WK=$T/wsk
+mkdir -p "$WK/k" "$T/logsk"
+"$BKR" init -r "$T/repok" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "alert_command": ["%s", "%s"], "retention": {"keep_last": 1}, "sources": [{"name": "k", "paths": ["k"], "schedule": "hourly"}]}\n' \
+	"$T/repok" "$WK" "$T/logsk" "$T/bin/alert.sh" "$T/alerts-k.log" >"$T/k.json"
+printf '{"precious": 1}\n' >"$WK/k/precious.json"
+printf '{"n": 0}\n' >"$WK/k/counter.json"
+BKR_TEST_NOW=2026-12-10T00:00:00Z expect_exit 0 "$BKR" -c "$T/k.json" --json routine hourly
+kgood=$("$BKR" -r "$T/repok" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+rm "$WK/k/precious.json"
+BKR_TEST_NOW=2026-12-10T01:00:00Z expect_exit 1 "$BKR" -c "$T/k.json" --json routine hourly
+[ "$(steps)" = "scan=problems,backup=ok" ] || fail "hourly after the deletion: $(steps) $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$T/repok" hold --json
+python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); assert len(h) == 1 and h[0]["path"] == "k/precious.json" and h[0]["backup_id"] == sys.argv[2] and h[0]["damage"] == "missing", h' "$T/out" "$kgood" ||
+	fail "the hold of the missing file: $(cat "$T/out")"
+printf '{"n": 2}\n' >"$WK/k/counter.json"
+# the scan compares with the backup of 01:00, which lacks the file: the hold still names it
+BKR_TEST_NOW=2026-12-10T02:00:00Z expect_exit 1 "$BKR" -c "$T/k.json" --json routine hourly
+[ "$(steps)" = "scan=problems,backup=ok" ] || fail "hourly with a held file: $(steps) $(cat "$T/out")"
+python3 - "$T/out" "$kgood" <<'PY' || fail "hourly with a held file: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+scan = [s for s in d["steps"] if s["step"] == "scan"][0]
+assert "none damaged; 1 file held" in scan["message"] and "k/precious.json, missing, in " + sys.argv[2] in scan["message"], scan
+a = [a for a in d["alerts"] if a["kind"] == "held_file"]
+assert len(a) == 1 and a[0]["file"] == "k/precious.json" and sys.argv[2] in a[0]["message"], d["alerts"]
+PY
+printf '{"n": 3}\n' >"$WK/k/counter.json"
+# the daily cleanup (keep_last 1) keeps the held backup and removes the others
+BKR_TEST_NOW=2026-12-10T03:00:00Z expect_exit 1 "$BKR" -c "$T/k.json" --json routine daily
+[ "$(steps)" = "scan=problems,backup=ok,verify=ok,cleanup=ok,tier-migrate=skipped" ] || fail "daily with a held file: $(steps) $(cat "$T/out")"
+grep -q '"step":"cleanup","status":"ok",[^}]*"message":"removed 2 of 4 backups (1 kept for the last good copies of 1 held file)' "$T/out" ||
+	fail "daily cleanup with a held file: $(cat "$T/out")"
+"$BKR" -r "$T/repok" list --json | python3 -c 'import json,sys; ids=[b["backup_id"] for b in json.load(sys.stdin)]; assert sys.argv[1] in ids and len(ids) == 2, ids' "$kgood" ||
+	fail "retention removed the backup with the last good copy: $("$BKR" -r "$T/repok" list)"
+BKR_TEST_NOW=2026-12-10T03:05:00Z expect_exit 0 "$BKR" -r "$T/repok" cleanup --dry-run --keep-last 1
+grep -q "^KEEP *$kgood .* held$" "$T/out" || fail "cleanup --dry-run does not say the held backup is kept for a hold: $(cat "$T/out")"
+BKR_TEST_NOW=2026-12-10T03:10:00Z expect_exit 1 "$BKR" -c "$T/k.json" health --as-of 2026-12-10T03:10:00Z
+grep -q "1 workspace file damaged or missing and not recovered" "$T/out" && grep -q "^held (missing, not recovered): k/precious.json (its last good copy in $kgood" "$T/out" ||
+	fail "health with a held file: $(cat "$T/out")"
+BKR_TEST_NOW=2026-12-10T03:10:00Z expect_exit 1 "$BKR" -c "$T/k.json" --json health --as-of 2026-12-10T03:10:00Z
+python3 -c 'import json,sys; h=json.load(open(sys.argv[1]))["held"]; assert [x["path"] for x in h] == ["k/precious.json"] and h[0]["backup_id"] == sys.argv[2], h' "$T/out" "$kgood" ||
+	fail "health --json with a held file: $(cat "$T/out")"
+# as of before the scan that found it, there was no hold
+BKR_TEST_NOW=2026-12-10T03:10:00Z "$BKR" -c "$T/k.json" --json health --as-of 2026-12-10T00:30:00Z >"$T/out" 2>"$T/err" || true
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["held"] == []' "$T/out" || fail "health --as-of before the hold: $(cat "$T/out")"
+# recovered: the next scan finds it back and ends the hold; the next cleanup may remove that backup
+expect_exit 0 "$BKR" -q -r "$T/repok" restore "$kgood" k/precious.json --target "$T/rk"
+cp "$T/rk/k/precious.json" "$WK/k/precious.json"
+BKR_TEST_NOW=2026-12-10T04:00:00Z expect_exit 0 "$BKR" -c "$T/k.json" --json routine hourly
+[ "$(steps)" = "scan=ok,backup=ok" ] || fail "hourly once the held file is back: $(steps) $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$T/repok" hold
+grep -q "^no holds" "$T/out" || fail "the hold of a recovered file stays: $(cat "$T/out")"
+BKR_TEST_NOW=2026-12-11T03:00:00Z expect_exit 0 "$BKR" -c "$T/k.json" --json routine daily
+"$BKR" -r "$T/repok" list --json | python3 -c 'import json,sys; ids=[b["backup_id"] for b in json.load(sys.stdin)]; assert sys.argv[1] not in ids and len(ids) == 1, ids' "$kgood" ||
+	fail "retention kept the backup once its file was recovered: $("$BKR" -r "$T/repok" list)"
+# deleted on purpose: an operator releases the hold
+rm "$WK/k/precious.json"
+BKR_TEST_NOW=2026-12-11T04:00:00Z expect_exit 1 "$BKR" -c "$T/k.json" --json routine hourly
+expect_exit 3 "$BKR" -r "$T/repok" hold release k/other.json
+one_line_error
+grep -q "k/other.json: no hold of that path" "$T/err" || fail "release of a path not held: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$T/repok" hold release k/precious.json
+grep -q "^1 hold released" "$T/out" || fail "hold release: $(cat "$T/out")"
+BKR_TEST_NOW=2026-12-11T05:00:00Z expect_exit 0 "$BKR" -c "$T/k.json" --json routine hourly
+[ "$(steps)" = "scan=ok,backup=ok" ] || fail "hourly after the operator released the hold: $(steps) $(cat "$T/out")"
+pass "a missing file's hold outlives the scans that no longer see it: the backup with its last good copy survives cleanup (health, hold list, alerts say so) until the file is back or an operator releases it"
+
 # --- with -q (cron, systemd) a metrics file that cannot be written or an
 # alert that cannot be delivered is one line on stderr and exit 6; the text
 # summary does not call an undelivered alert sent

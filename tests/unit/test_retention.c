@@ -258,6 +258,27 @@ static void test_pins(void **state)
 	assert_int_equal(l.d[1].rules, BKR_RETAIN_PINNED);
 }
 
+/* A held backup (the last good copy of a damaged workspace file) is kept however old. */
+static void test_held(void **state)
+{
+	struct list l = { .n = 0 };
+	bkr_retention_policy p = { .keep_last = 1 };
+	(void)state;
+	add(&l, 30 * D)->held = true;
+	add(&l, 20 * D);
+	add(&l, 10 * D)->held = true;
+	add(&l, 1 * D);
+	run(&l, &p);
+	expect(&l, "KRKK");
+	assert_int_equal(l.d[0].rules, BKR_RETAIN_HELD);
+	assert_int_equal(l.d[2].rules, BKR_RETAIN_HELD);
+	/* counted as any other: a held backup that is also the newest says both */
+	l.n = 0;
+	add(&l, 1 * D)->held = true;
+	run(&l, &p);
+	assert_int_equal(l.d[0].rules, BKR_RETAIN_HELD | BKR_RETAIN_NEWEST | BKR_RETAIN_LAST);
+}
+
 /* Each source keeps its newest backup even when no rule counts it. */
 static void test_newest_of_each_source(void **state)
 {
@@ -381,6 +402,7 @@ static void test_rules_str(void **state)
 			    "pinned,daily");
 	assert_string_equal(bkr_retention_rules_str(BKR_RETAIN_YEARLY, buf, sizeof(buf)), "yearly");
 	assert_string_equal(bkr_retention_rules_str(BKR_RETAIN_FUTURE, buf, sizeof(buf)), "future");
+	assert_string_equal(bkr_retention_rules_str(BKR_RETAIN_HELD | BKR_RETAIN_LAST, buf, sizeof(buf)), "last,held");
 }
 
 static void test_item_from_manifest(void **state)
@@ -432,6 +454,7 @@ int main(void)
 		cmocka_unit_test(test_keep_monthly_yearly),
 		cmocka_unit_test(test_keep_within),
 		cmocka_unit_test(test_pins),
+		cmocka_unit_test(test_held),
 		cmocka_unit_test(test_newest_of_each_source),
 		cmocka_unit_test(test_groups),
 		cmocka_unit_test(test_type_override),

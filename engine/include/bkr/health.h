@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "bkr/config.h"
+#include "bkr/hold.h"
 #include "bkr/repo.h"
 #include "bkr/routine.h"
 
@@ -72,6 +73,7 @@ typedef struct {
 	char *manual_run;               /**< newest recovery run, when it left files to a person */
 	char **manual_files;            /**< workspace-relative paths that need a person */
 	size_t nmanual;
+	bkr_holds holds;                /**< damaged or missing workspace files not recovered (bkr/hold.h) */
 	char **reasons;                 /**< why not healthy (one line each); none = healthy */
 	size_t nreasons;
 } bkr_health;

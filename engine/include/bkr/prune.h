@@ -5,6 +5,10 @@
  * pack is either indexed or a leftover), prune
  * 1. marks every blob reachable from the manifests in backups/ and runs/
  *    (trees, their pages, file chunks, xattr blobs, recovery reports);
+ *    and keeps one copy of each: a blob stored more than once (two backups
+ *    at once, a copy, a repair) has the copy it keeps read and checked
+ *    first, the next one tried when that one is damaged, every copy kept
+ *    when none reads;
  * 2. repacks the used blobs of every pack whose unused share exceeds
  *    max_unused_pct into new packs (bytes copied as stored, not recompressed);
  * 3. publishes one index file holding every used blob, superseding every
@@ -53,6 +57,8 @@ typedef struct {
 	uint64_t index_files;                   /**< index files merged into one */
 	uint64_t trash_freed;                   /**< bytes deleted from trash (expired) */
 	uint64_t trash_waiting;                 /**< bytes still in trash, within the grace period */
+	uint64_t duplicate_blobs;               /**< used blobs stored more than once: one copy read before the others go */
+	uint64_t damaged_copies;                /**< of their copies, those that failed the read: never the one kept */
 } bkr_prune_report;
 
 /**

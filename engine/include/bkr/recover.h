@@ -171,6 +171,10 @@ typedef struct {
 		bool root;         /**< root_dev/root_ino: the workspace directory the scan looked in */
 		uint64_t root_dev, root_ino;
 	} scanned;
+	/** The backup whose copy the scan compared with ("" when none holds the
+	 * file), and that copy's size: where its last good copy is (bkr/hold.h). */
+	char backup_id[96];
+	uint64_t backup_size;
 } bkr_damage;
 
 /** A workspace directory the scan did not look into (named, never silent). */

@@ -13,6 +13,8 @@
  *   machine's time zone);
  * - keep_within D keeps every backup whose time is after as-of minus D;
  * - a pinned backup (forever, or until a time after as-of) is always kept;
+ * - a held backup (the last good copy of a damaged or missing workspace file
+ *   that no one has recovered yet: bkr/hold.h) is always kept;
  * - for every host and source, the newest backup containing that source is
  *   always kept, so no source is left without a backup;
  * - a backup dated in the future (more than 5 minutes after as-of:
@@ -44,6 +46,7 @@ enum {
 	BKR_RETAIN_MONTHLY = 1 << 7,
 	BKR_RETAIN_YEARLY = 1 << 8,
 	BKR_RETAIN_FUTURE = 1 << 9,  /**< dated in the future: kept, counted by no rule */
+	BKR_RETAIN_HELD = 1 << 10,   /**< holds the last good copy of a damaged workspace file (bkr/hold.h) */
 };
 
 /** One backup as retention sees it (borrowed strings). */
@@ -56,6 +59,7 @@ typedef struct {
 	size_t nsources;
 	bool pinned;                /**< pinned at all */
 	int64_t pinned_until_ns;    /**< when pinned: INT64_MAX = forever */
+	bool held;                  /**< a hold names it (bkr/hold.h): kept, and counted as any other */
 } bkr_retention_item;
 
 typedef struct {

@@ -28,6 +28,8 @@
 
 #include "bkr/catalog.h"
 #include "bkr/config.h"
+#include "bkr/hold.h"
+#include "bkr/recover.h"
 
 /** The interval of @p s in seconds (hourly 3600, daily 86400, weekly 604800); 0 for manual. */
 int64_t bkr_schedule_interval_s(bkr_schedule s);
@@ -118,5 +120,18 @@ int bkr_routine_record(const char *dir, const char *json_line);
  * run when no alert command is configured.
  */
 int bkr_routine_alert(const bkr_config *cfg, const char *json_event, int64_t timeout_ms);
+
+/**
+ * After a scan of the whole workspace (@p res, by @p rc, with the repository
+ * open): hold each file it found damaged or missing whose copy a backup still
+ * has and that no hold names yet (bkr_hold_add, @p host), and release
+ * ("recovered") each hold whose file the scan did not list and that is there
+ * again as a regular file (not empty when its good copy was not).  *holds:
+ * the holds in force afterwards; *added and *released count the records
+ * written.  A record that cannot be written is an error (the holds written
+ * before it stay).
+ */
+int bkr_routine_holds_update(bkr_repo *r, bkr_recover *rc, const bkr_scan_result *res, const char *host,
+			     bkr_holds *holds, size_t *added, size_t *released);
 
 #endif

@@ -1,0 +1,53 @@
+/** @file
+ * Holds: workspace files a routine's scan found damaged or missing and that
+ * nobody has recovered yet, each with the backup holding its last good copy.
+ *
+ * A scan compares each file with the newest backup of its source, so once a
+ * later backup lacks a deleted file (or holds it emptied) no scan sees it
+ * again.  The routine's scan therefore records what it found in the
+ * repository (append-only records, docs/format.md "Hold records"): a "hold"
+ * names the path and the backup that still has the good copy, and retention
+ * keeps that backup (rule "held") until a "release" record names it (by path
+ * and the hold's time, whatever the order of the records) - a later scan
+ * found the file back and healthy ("recovered"), or an operator cleared it
+ * (`bkr hold release`, "operator").
+ */
+#ifndef BKR_HOLD_H
+#define BKR_HOLD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bkr/repo.h"
+
+typedef struct {
+	char *path;          /**< workspace-relative */
+	char *backup_id;     /**< the backup holding its last good copy */
+	char *damage;        /**< what the scan found: "missing", "truncated", ... */
+	char *host;          /**< the host whose scan found it (may be NULL) */
+	uint64_t size;       /**< of the good copy */
+	int64_t since_ns;    /**< when it was found */
+	char *since;         /**< ... as its record says it (a release names the hold by path and this) */
+} bkr_hold;
+
+typedef struct {
+	bkr_hold *v;         /**< sorted by path, then time (a path may have several) */
+	size_t n;
+} bkr_holds;
+
+/** The holds in force in @p r (records in time order; damaged records skipped). */
+int bkr_holds_read(bkr_repo *r, bkr_holds *out);
+/** The first hold of @p path, or NULL. */
+const bkr_hold *bkr_holds_find(const bkr_holds *h, const char *path);
+void bkr_holds_free(bkr_holds *h);
+/** Leave out the holds found after @p t (health --as-of: not made yet). */
+void bkr_holds_drop_after(bkr_holds *h, int64_t t);
+
+/** Record a hold of @p path: its good copy (@p size bytes) is in @p backup_id. */
+int bkr_hold_add(bkr_repo *r, const char *path, const char *backup_id, const char *damage, uint64_t size,
+		 const char *host);
+/** Record the end of hold @p h (its path and time); @p by: "recovered" or "operator". */
+int bkr_hold_release(bkr_repo *r, const bkr_hold *h, const char *by);
+
+#endif
