@@ -118,9 +118,13 @@ cmp -i $((4500 << 20)) -n $((1 << 20)) "$src/huge.img" "$M/latest/src/huge.img" 
 cmp "$src/random.bin" "$M/by-id/$id_full/src/random.bin" || fail "random.bin read through the mount differs"
 [ "$(getfattr --absolute-names --only-values -n user.comment "$M/latest/src/small.txt")" = "a small value" ] || fail "xattr through the mount"
 bkrfs_unmount "$M"
-BKR_PASSWORD=wrong expect_exit 2 "$BKRFS" "$R" "$M" -f
+BKR_PASSWORD=wrong expect_exit 9 "$BKRFS" "$R" "$M" -f
 grep -q "wrong passphrase" "$T/err" || fail "bkrfs with a wrong passphrase: $(cat "$T/err")"
-pass "the mount reads the encrypted repository (password_file=); a wrong passphrase is refused"
+[ "$(wc -l <"$T/err")" = 1 ] || fail "bkrfs with a wrong passphrase: not one line: $(cat "$T/err")"
+# bkr mount runs bkrfs: the same exit status as every bkr command with a wrong passphrase
+BKR_PASSWORD=wrong expect_exit 9 "$BKR" -r "$R" mount "$M" -f
+grep -q "wrong passphrase" "$T/err" || fail "bkr mount with a wrong passphrase: $(cat "$T/err")"
+pass "the mount reads the encrypted repository (password_file=); a wrong passphrase is refused (exit 9, as bkr's)"
 
 # --- no plaintext anywhere: contents, names, xattrs, paths (compression off,
 # so a plain repository does hold them: the check can fail)
@@ -195,7 +199,7 @@ expect_exit 0 "$BKR" -r "$R" --password-file "$T/pw-fifo" list
 wait $!
 # bkrfs shares the code: a wrong passphrase through a FIFO is read and refused as wrong
 timeout 20 sh -c 'sleep 0.3; echo wrong >"$1"' sh "$T/pw-fifo" &
-BKR_PASSWORD= expect_exit 2 "$BKRFS" "$R" "$M" -f -o password_file="$T/pw-fifo"
+BKR_PASSWORD= expect_exit 9 "$BKRFS" "$R" "$M" -f -o password_file="$T/pw-fifo"
 wait $!
 grep -q "wrong passphrase" "$T/err" || fail "bkrfs with password_file= a FIFO: $(cat "$T/err")"
 # 1023 bytes are a (wrong) passphrase; 1024 are refused like a too long BKR_PASSWORD
