@@ -737,3 +737,21 @@ for v in by-id by-date latest versions by-source by-tag recovered; do
 done
 for o in --cache-dir --cache-max; do grep -q -- "$o" "$T/mm" || fail "bkr.1.md mount lacks $o"; done
 pass "mount help, bkrfs help and bkr.1.md name every view"
+
+# -q hides progress, warnings and summaries, never the reason for a non-zero exit status
+# (cli_problem): a damaged manifest is named by 'list -q' (exit 4); the backups that read
+# are listed on stdout as without -q
+Q=$T/quiet
+mkdir -p "$T/qsrc/d"
+printf 'a\n' >"$T/qsrc/d/a"
+printf 'b\n' >"$T/qsrc/b"
+"$BKR" -q init -r "$Q" >/dev/null || fail "init $Q"
+"$BKR" -q -r "$Q" create "$T/qsrc" >/dev/null || fail "create in $Q"
+"$BKR" -q -r "$Q" create --type full "$T/qsrc" >/dev/null || fail "second create in $Q"
+qm=$(ls "$Q/backups" | head -1)
+printf 'not a manifest' >"$Q/backups/$qm"
+expect_exit 4 "$BKR" -q -r "$Q" list
+one_line_error
+grep -q "1 manifest(s) are damaged and not listed" "$T/err" || fail "list -q with a damaged manifest: '$(cat "$T/err")'"
+[ "$(wc -l <"$T/out")" = 1 ] || fail "list -q: the intact backup is not listed alone: $(cat "$T/out")"
+pass "-q never hides why the exit status is not 0 (list: a damaged manifest, exit 4, one line)"
