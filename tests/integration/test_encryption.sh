@@ -169,6 +169,17 @@ expect_exit 0 "$BKR" -r "$R" --password-command "cat $T/pw-alice" list
 expect_exit 0 "$BKR" -r "$R" --password-command "cat $T/pw-alice; sleep 0.3; echo more" list
 expect_exit 8 "$BKR" -r "$R" --password-command "cat $T/pw-alice; sleep 0.3; exit 5" list
 grep -q "password command failed (exit 5)" "$T/err" || fail "a failing password command: $(cat "$T/err")"
+# a password command that hangs (a prompt nobody answers under a timer) is killed at its bound
+# (60 s; 2 s here, a test build's BKR_TEST_PASSWORD_TIMEOUT_MS): one line naming it, exit 8;
+# so is one that prints the line but does not exit, and bkrfs's (exit 2)
+for cmd in "sleep 60" "cat $T/pw-alice; sleep 60"; do
+	BKR_TEST_PASSWORD_TIMEOUT_MS=2000 expect_exit 8 timeout 40 setsid -w "$BKR" -r "$R" --password-command "$cmd" list </dev/null
+	one_line_error
+	grep -qF "password command did not finish within 2 s (killed): $cmd" "$T/err" || fail "a hanging password command: $(cat "$T/err")"
+done
+BKR_TEST_PASSWORD_TIMEOUT_MS=2000 expect_exit 2 timeout 40 setsid -w "$BKRFS" "$R" "$M" -f -o password_command="sleep 60" </dev/null
+one_line_error
+grep -qF "password command did not finish within 2 s (killed): sleep 60" "$T/err" || fail "bkrfs: a hanging password command: $(cat "$T/err")"
 # no passphrase at all (no variable, no terminal: setsid): the message names
 # what gives one, as each program takes it
 env -u BKR_PASSWORD setsid -w "$BKR" -r "$R" list >"$T/out" 2>"$T/err" </dev/null && fail "bkr list without a passphrase succeeded"
@@ -186,7 +197,7 @@ grep -q "no passphrase for the new repository: set BKR_NEW_PASSWORD (or BKR_PASS
 env -u BKR_NEW_PASSWORD setsid -w "$BKR" -r "$R" key add >"$T/out" 2>"$T/err" </dev/null && fail "key add without a new passphrase succeeded"
 grep -q "no new passphrase: set BKR_NEW_PASSWORD, give --new-password-file, or run on a terminal" "$T/err" ||
 	fail "key add without a new passphrase: $(cat "$T/err")"
-pass "a wrong, empty or unobtainable passphrase is one line, exit 9/2/3/8, and writes nothing; no passphrase names the sources"
+pass "a wrong, empty or unobtainable passphrase is one line, exit 9/2/3/8, and writes nothing; no passphrase names the sources; a hanging password command is killed at its bound"
 
 # --- a password file that is a pipe or a FIFO is read blocking, waiting for
 # its writer (gpg -d pw.gpg | bkr --password-file /dev/stdin ...); a first
