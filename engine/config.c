@@ -514,6 +514,9 @@ static int get_strv(struct ctx *x, const cJSON *it, const char *path, const char
  * of cJSON's type field that cJSON itself never sets or reads (it looks at
  * the low byte, cJSON_IsReference and cJSON_StringIsConst). */
 #define NOT_INTEGER_TEXT (1 << 14)
+/* Set on a number whose text has a leading zero (05, -007): not JSON (RFC 8259
+ * allows none), though cJSON reads it, and an octal 010 to some readers. */
+#define LEADING_ZERO_TEXT (1 << 13)
 
 static int get_int(struct ctx *x, const cJSON *it, const char *path, int min, int max, int *out)
 {
@@ -524,6 +527,9 @@ static int get_int(struct ctx *x, const cJSON *it, const char *path, int min, in
 	if (it->type & NOT_INTEGER_TEXT)
 		return key_error(x, path, "expected an integer between %d and %d, written without a fraction or an exponent",
 				 min, max);
+	if (it->type & LEADING_ZERO_TEXT)
+		return key_error(x, path, "expected an integer between %d and %d, written without a leading zero", min,
+				 max);
 	if (!(v >= min && v <= max) || v != (double)(int)v)
 		return key_error(x, path, "expected an integer between %d and %d", min, max);
 	*out = (int)v;
@@ -1035,7 +1041,7 @@ static bool ns_value(struct nulscan *s)
 
 /* Walk the text cJSON accepted beside its tree (same order: cJSON keeps
  * every member, repeated ones too) and mark each number written with a
- * '.', 'e' or 'E' (NOT_INTEGER_TEXT). */
+ * '.', 'e' or 'E' (NOT_INTEGER_TEXT) or with a leading zero (LEADING_ZERO_TEXT). */
 static void mark_numbers(struct nulscan *s, cJSON *node)
 {
 	const char *name, *tok;
@@ -1051,6 +1057,9 @@ static void mark_numbers(struct nulscan *s, cJSON *node)
 	if (*s->p != '{' && *s->p != '[') {
 		for (tok = s->p; s->p < s->end && (unsigned char)*s->p > ' ' && !strchr(",]}", *s->p); s->p++)
 			;
+		if (cJSON_IsNumber(node) && s->p - tok >= 2 + (*tok == '-') && tok[*tok == '-'] == '0' &&
+		    tok[1 + (*tok == '-')] >= '0' && tok[1 + (*tok == '-')] <= '9')
+			node->type |= LEADING_ZERO_TEXT;
 		for (; cJSON_IsNumber(node) && tok < s->p; tok++)
 			if (*tok == '.' || *tok == 'e' || *tok == 'E') {
 				node->type |= NOT_INTEGER_TEXT;

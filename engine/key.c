@@ -7,6 +7,7 @@
  * process.
  */
 #include "bkr/key.h"
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
 #include "bkr/host.h"
@@ -18,6 +19,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +32,7 @@
 
 #define PASS_MAX 1024
 #define CMD_REST_MAX (1 << 20) /* what a password command may print after its first line */
+#define CMD_TIMEOUT_MS 60000   /* how long a password command may take to print and exit */
 #define KEYS_PREFIX "keys/"
 
 /* ---- key files -------------------------------------------------------------- */
@@ -597,14 +600,40 @@ static void first_line(char *buf, size_t *len)
 /* Read the first line of @p fd into @p buf (to EOF or the first newline):
  * BKR_EINVAL when it does not fit in PASS_MAX-1 bytes (refused like a too
  * long BKR_PASSWORD, never cut).  @p what names the source in messages. */
-static int read_line_fd(int fd, char *buf, size_t *len, const char *what)
+/*
+ * Wait until @p fd has something to read (or EOF) before @p deadline_ns
+ * (bkr_clock_mono_ns; 0: no deadline, a plain blocking read follows).
+ * BKR_ETIMEOUT when the deadline passes first.
+ */
+static int wait_readable(int fd, int64_t deadline_ns)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (!deadline_ns)
+		return 0;
+	for (;;) {
+		int64_t left = deadline_ns - bkr_clock_mono_ns();
+		int r;
+		if (left <= 0)
+			return BKR_ETIMEOUT;
+		r = poll(&p, 1, (int)((left + 999999) / 1000000));
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return bkr_error_set_errno(errno, "poll");
+	}
+}
+
+static int read_line_fd(int fd, char *buf, size_t *len, const char *what, int64_t deadline_ns)
 {
 	size_t n = 0;
 	bool nl = false;
+	int err;
 
 	*len = 0;
 	buf[0] = 0;
 	while (n < PASS_MAX - 1 && !nl) {
+		if ((err = wait_readable(fd, deadline_ns)) < 0)
+			return err;
 		ssize_t r = read(fd, buf + n, PASS_MAX - 1 - n);
 		if (r < 0 && errno == EINTR && !prompt_caught)
 			continue;
@@ -621,6 +650,8 @@ static int read_line_fd(int fd, char *buf, size_t *len, const char *what)
 		char c[2];
 		size_t got = 0;
 		while (got < 2) {
+			if ((err = wait_readable(fd, deadline_ns)) < 0)
+				return err;
 			ssize_t r = read(fd, c + got, 1);
 			if (r < 0 && errno == EINTR)
 				continue;
@@ -661,19 +692,21 @@ static int from_file(const char *path, char *buf, size_t *len)
 		err = bkr_error_set(BKR_EINVAL, "%s: a terminal (it would echo the passphrase: give no "
 				    "password file to be asked without echo)", what);
 	else
-		err = read_line_fd(fd, buf, len, what);
+		err = read_line_fd(fd, buf, len, what, 0);
 	close(fd);
 	return err;
 }
 
-/* Read @p fd to EOF, discarding what comes: at most CMD_REST_MAX bytes. */
-static int drain(int fd, const char *what)
+/* Read @p fd to EOF, discarding what comes: at most CMD_REST_MAX bytes, before @p deadline_ns. */
+static int drain(int fd, const char *what, int64_t deadline_ns)
 {
 	char scratch[4096];
 	size_t total = 0;
 	int err = 0;
 
 	for (;;) {
+		if ((err = wait_readable(fd, deadline_ns)) < 0)
+			break;
 		ssize_t r = read(fd, scratch, sizeof(scratch));
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -693,13 +726,53 @@ static int drain(int fd, const char *what)
 	return err;
 }
 
+/* How long a password command may run (test builds: BKR_TEST_PASSWORD_TIMEOUT_MS). */
+static int64_t command_timeout_ms(void)
+{
+#if BKR_FAULT_INJECTION
+	const char *t = getenv("BKR_TEST_PASSWORD_TIMEOUT_MS");
+	char *end;
+	unsigned long long v = t ? strtoull(t, &end, 10) : 0;
+	if (t && *t && !*end && v && v <= CMD_TIMEOUT_MS)
+		return (int64_t)v;
+#endif
+	return CMD_TIMEOUT_MS;
+}
+
+/* Wait for @p pid to exit until @p deadline_ns; BKR_ETIMEOUT when it has not. */
+static int wait_child(pid_t pid, int *status, int64_t deadline_ns)
+{
+	for (;;) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return bkr_error_set_errno(errno, "password command: waitpid");
+		if (bkr_clock_mono_ns() >= deadline_ns)
+			return BKR_ETIMEOUT;
+		usleep(5000);
+	}
+}
+
 /* The first line `sh -c CMD` prints.  Its output is read to EOF (the rest
  * discarded, bounded): a command that prints more after the line must not
- * die of SIGPIPE.  Its exit status counts. */
+ * die of SIGPIPE.  Its exit status counts.  It has CMD_TIMEOUT_MS to print
+ * and exit: one that hangs (a prompt nobody answers under a timer, a network
+ * it waits for) is killed, so that no command blocks for ever.  Without a
+ * controlling terminal (a timer, cron) it runs in a process group of its own,
+ * killed whole (what it started in the background too); with one it stays in
+ * ours, where it may prompt on the terminal, and only its shell is killed. */
 static int from_command(const char *cmd, char *buf, size_t *len)
 {
-	int fds[2], status = 0, err, rest;
+	int fds[2], status = 0, err, rest, tty;
+	int64_t timeout_ms = command_timeout_ms(), deadline = bkr_clock_mono_ns() + timeout_ms * 1000000;
+	bool own_group;
+	char secs[32];
 	pid_t pid;
+
+	if ((tty = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)) >= 0)
+		close(tty);
+	own_group = tty < 0;
 
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return bkr_error_set_errno(errno, "password command: pipe");
@@ -709,20 +782,39 @@ static int from_command(const char *cmd, char *buf, size_t *len)
 		return bkr_error_set_errno(errno, "password command: fork");
 	}
 	if (pid == 0) {
+		if (own_group)
+			setpgid(0, 0);
 		dup2(fds[1], 1);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
+	if (own_group)
+		setpgid(pid, pid); /* also here: the kill below may come before the child ran */
 	close(fds[1]);
-	err = read_line_fd(fds[0], buf, len, "password command");
+	err = read_line_fd(fds[0], buf, len, "password command", deadline);
 	/* the rest, whatever the first line was (unless the pipe failed) */
 	if (err < 0 && err != BKR_EINVAL)
 		rest = 0;
-	else if ((rest = drain(fds[0], "password command")) < 0)
+	else if ((rest = drain(fds[0], "password command", deadline)) < 0)
 		err = rest;
 	close(fds[0]);
+	if (err != BKR_ETIMEOUT && rest != BKR_ETIMEOUT && wait_child(pid, &status, deadline) == 0)
+		goto exited;
+	/* still running at the deadline (or waitpid failed): killed, and the
+	 * line it may have printed is not taken */
+	if (own_group)
+		kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	OPENSSL_cleanse(buf, PASS_MAX);
+	*len = 0;
+	if (timeout_ms % 1000)
+		snprintf(secs, sizeof(secs), "%.1f", (double)timeout_ms / 1000);
+	else
+		snprintf(secs, sizeof(secs), "%lld", (long long)(timeout_ms / 1000));
+	return bkr_error_set(BKR_ETIMEOUT, "password command did not finish within %s s (killed): %s", secs, cmd);
+exited:
 	if (rest < 0)
 		return rest; /* it printed too much: it may have died of SIGPIPE since */
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -810,7 +902,7 @@ static int from_tty(const char *prompt, const char *none, char *buf, size_t *len
 	(void)!write(fd, prompt, strlen(prompt));
 	prompt_guard(fd, &old);
 	tcsetattr(fd, TCSAFLUSH, &quiet);
-	err = read_line_fd(fd, buf, len, "/dev/tty");
+	err = read_line_fd(fd, buf, len, "/dev/tty", 0);
 	if (prompt_caught) /* its handler returned (not the default action): the terminal is restored */
 		err = bkr_error_set(BKR_EINVAL, "no passphrase: the prompt was interrupted");
 	else

@@ -5,7 +5,7 @@
  * Cache files live under "<dir>/<key>/": "w/<name>" holds a whole object,
  * "b/<name>/<block>" (16 hex digits) one block of a data pack.  Each file is
  * its bytes followed by a trailer (magic, length, size of the object, its
- * last-modified time, SHA-256 of the bytes), written to a ".tmp-*" and renamed over the final
+ * last-modified time, SHA-256 of its version tag, SHA-256 of the bytes), written to a ".tmp-*" and renamed over the final
  * name, without fsync: a crash can leave a torn file, which the trailer
  * shows.  A file found on disk at open is trusted only once this process
  * has read it whole and checked its trailer; after that it is read in
@@ -19,10 +19,12 @@
  * condition, so a block is fetched once however many threads want it.  The
  * size of a data pack (needed to clamp a ranged request) is a SIZE entry,
  * from one stat of the wrapped store (LOADING while it runs, as a block),
- * kept for the life of the process; the stat's last-modified time (S3's
- * Last-Modified, a file's mtime: the same HEAD) comes with it, and a block
- * kept for the pack of another size or time is of a pack since replaced
- * (put right by hand): dropped and fetched again.
+ * kept for the life of the process; the stat's last-modified time and
+ * version tag (S3's Last-Modified and ETag, a file's mtime: the same HEAD)
+ * come with it, and a block kept for the pack of another size, time or tag
+ * is of a pack since replaced (put right by hand): dropped and fetched
+ * again.  The tag tells a replacement within the second that Last-Modified
+ * counts.
  */
 #include "bkr/store_cache.h"
 #include "bkr/error.h"
@@ -46,12 +48,12 @@
 #define BUCKETS 4096
 #define WHOLE UINT64_MAX               /* entry of a whole object */
 #define SIZE (UINT64_MAX - 1)          /* entry of a pack's size only (no file) */
-#define TRAILER 64                     /* magic 8, length 8, object size 8, object time 8, SHA-256 32 */
+#define TRAILER 96                     /* magic 8, length 8, object size 8, object time 8, tag 32, SHA-256 32 */
 #define KEY_HEX 16
 #define DIR_MODE 0700
 
-/* 'bkrcach1' files (no object time) fail the check once and are fetched again */
-static const char MAGIC[8] = { 'b', 'k', 'r', 'c', 'a', 'c', 'h', '2' };
+/* 'bkrcach1' (no object time) and 'bkrcach2' (no tag) files fail the check once and are fetched again */
+static const char MAGIC[8] = { 'b', 'k', 'r', 'c', 'a', 'c', 'h', '3' };
 
 enum { LOADING, PRESENT };
 
@@ -61,6 +63,7 @@ struct entry {
 	uint64_t block;              /* WHOLE, SIZE, or a block number */
 	uint64_t len;                /* bytes of data (SIZE: the object's size) */
 	int64_t mtime;               /* SIZE: the object's last-modified time (-1: unknown) */
+	uint8_t tag[BKR_ID_SIZE];    /* SIZE: SHA-256 of the object's version tag (zeros: none) */
 	uint64_t disk;               /* bytes of the file (data and trailer) */
 	uint64_t hash;
 	int state;
@@ -221,10 +224,14 @@ static uint64_t get_u64(const uint8_t *p)
 	return v;
 }
 
-/* An object as the wrapped store describes it: size and last-modified time (-1: unknown). */
+/*
+ * An object as the wrapped store describes it: size, last-modified time (-1:
+ * unknown) and the SHA-256 of its version tag (S3's ETag; zeros: none).
+ */
 struct version {
 	uint64_t size;
 	int64_t mtime;
+	uint8_t tag[BKR_ID_SIZE];
 };
 
 /*
@@ -249,7 +256,8 @@ static int file_write(const char *path, const uint8_t *data, size_t len, struct 
 	put_u64(tr + 8, len);
 	put_u64(tr + 16, v.size);
 	put_u64(tr + 24, (uint64_t)v.mtime);
-	memcpy(tr + 32, sum.b, BKR_ID_SIZE);
+	memcpy(tr + 32, v.tag, BKR_ID_SIZE);
+	memcpy(tr + 64, sum.b, BKR_ID_SIZE);
 	if ((err = bkr_io_write_full(fd, data, len, tmp)) < 0 || (err = bkr_io_write_full(fd, tr, TRAILER, tmp)) < 0) {
 		close(fd);
 		unlink(tmp);
@@ -301,13 +309,14 @@ static int file_check(const char *path, uint8_t **out, uint64_t *len, struct ver
 		goto done;
 	buf[n] = '\0';
 	bkr_sha256(buf, n, &sum);
-	if (memcmp(sum.b, tr + 32, BKR_ID_SIZE)) {
+	if (memcmp(sum.b, tr + 64, BKR_ID_SIZE)) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: cache file damaged (checksum)", path);
 		goto done;
 	}
 	*len = n;
 	v->size = get_u64(tr + 16);
 	v->mtime = (int64_t)get_u64(tr + 24);
+	memcpy(v->tag, tr + 32, BKR_ID_SIZE);
 	if (out) {
 		*out = buf;
 		buf = NULL;
@@ -434,16 +443,17 @@ static void keep(cache_store *cs, struct entry *e, const uint8_t *data, size_t l
 
 /*
  * Check the file of CHECK entry @p e; *data gets its bytes when @p data is
- * not NULL.  A file kept for an object of another size or last-modified time
- * than @p expect (the object now; NULL: unknown) is of an object since
- * replaced: dropped.
+ * not NULL.  A file kept for an object of another size, last-modified time
+ * or version tag than @p expect (the object now; NULL: unknown) is of an
+ * object since replaced: dropped.
  */
 static void check(cache_store *cs, struct entry *e, uint8_t **data, uint64_t *len, const struct version *expect)
 {
 	char path[PATH_MAX];
 	struct version v;
 	bool ok = file_of(cs, e->name, e->block, path) == 0 && file_check(path, data, len, &v) == 0;
-	if (ok && expect && (v.size != expect->size || v.mtime != expect->mtime)) {
+	if (ok && expect &&
+	    (v.size != expect->size || v.mtime != expect->mtime || memcmp(v.tag, expect->tag, BKR_ID_SIZE))) {
 		ok = false;
 		if (data) {
 			free(*data);
@@ -562,7 +572,7 @@ static int whole_read(cache_store *cs, const char *name, size_t max, uint8_t **o
 				return err;
 			}
 			n = got;
-			keep(cs, e, data, got, (struct version){ got, -1 });
+			keep(cs, e, data, got, (struct version){ .size = got, .mtime = -1 });
 			goto found;
 		}
 	}
@@ -590,22 +600,25 @@ found:
 /* ---- data packs, in blocks ------------------------------------------------------ */
 
 /*
- * The size and last-modified time of pack @p name: a stat of the wrapped
- * store once, however many threads ask at the same time (the first stats,
- * the others wait for it).
+ * The size, last-modified time and version tag of pack @p name: a stat of
+ * the wrapped store once, however many threads ask at the same time (the
+ * first stats, the others wait for it).
  */
 static int object_version(cache_store *cs, const char *name, struct version *v)
 {
 	struct entry *e;
+	char tag[BKR_STORE_TAG_MAX];
 	bool known;
 	int err;
 
+	memset(v->tag, 0, BKR_ID_SIZE);
 	pthread_mutex_lock(&cs->lock);
 	while ((e = find(cs, name, SIZE)) && e->state == LOADING)
 		pthread_cond_wait(&cs->cond, &cs->lock);
 	if ((known = e != NULL)) {
 		v->size = e->len;
 		v->mtime = e->mtime;
+		memcpy(v->tag, e->tag, BKR_ID_SIZE);
 	} else {
 		e = entry_add(cs, name, SIZE, LOADING);
 	}
@@ -614,7 +627,12 @@ static int object_version(cache_store *cs, const char *name, struct version *v)
 		return 0;
 	if (!e)
 		return bkr_error_oom();
-	err = bkr_store_stat_time(cs->inner, name, &v->size, &v->mtime);
+	err = bkr_store_stat_tag(cs->inner, name, &v->size, &v->mtime, tag);
+	if (err == 0 && tag[0]) {
+		bkr_id h;
+		bkr_sha256(tag, strlen(tag), &h);
+		memcpy(v->tag, h.b, BKR_ID_SIZE);
+	}
 	count(cs, 0);
 	pthread_mutex_lock(&cs->lock);
 	if (err < 0) {
@@ -623,6 +641,7 @@ static int object_version(cache_store *cs, const char *name, struct version *v)
 		e->state = PRESENT;
 		e->len = v->size;
 		e->mtime = v->mtime;
+		memcpy(e->tag, v->tag, BKR_ID_SIZE);
 	}
 	pthread_cond_broadcast(&cs->cond);
 	pthread_mutex_unlock(&cs->lock);
@@ -786,7 +805,7 @@ static void keep_written(cache_store *cs, const char *name, const uint8_t *data,
 		e = entry_add(cs, name, WHOLE, LOADING);
 	pthread_mutex_unlock(&cs->lock);
 	if (e)
-		keep(cs, e, data, len, (struct version){ len, -1 });
+		keep(cs, e, data, len, (struct version){ .size = len, .mtime = -1 });
 }
 
 static int cache_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)

@@ -554,13 +554,15 @@ static int status_error(s3_store *s, const struct s3_req *r, const char *name)
 
 /* ---- objects ----------------------------------------------------------------------- */
 
-static int s3_head_time(s3_store *s, const char *name, uint64_t *size, int64_t *mtime)
+static int s3_head_time(s3_store *s, const char *name, uint64_t *size, int64_t *mtime, char *tag)
 {
 	struct s3_req r = { .method = "HEAD", .name = name };
 	int err = s3_perform(s, &r);
 	if (err == 0 && r.status == 200) {
 		*size = r.length;
 		*mtime = r.modified;
+		if (tag)
+			snprintf(tag, BKR_STORE_TAG_MAX, "%s", r.etag);
 	}
 	else if (err == 0 && r.status == 404)
 		err = bkr_error_set(BKR_ENOTFOUND, "%s/%s: no such object", s->base.location, name);
@@ -573,7 +575,7 @@ static int s3_head_time(s3_store *s, const char *name, uint64_t *size, int64_t *
 static int s3_head(s3_store *s, const char *name, uint64_t *size)
 {
 	int64_t mtime;
-	return s3_head_time(s, name, size, &mtime);
+	return s3_head_time(s, name, size, &mtime, NULL);
 }
 
 static int s3_stat(bkr_store *base, const char *name, uint64_t *size)
@@ -583,7 +585,12 @@ static int s3_stat(bkr_store *base, const char *name, uint64_t *size)
 
 static int s3_stat_time(bkr_store *base, const char *name, uint64_t *size, int64_t *mtime)
 {
-	return s3_head_time((s3_store *)base, name, size, mtime);
+	return s3_head_time((s3_store *)base, name, size, mtime, NULL);
+}
+
+static int s3_stat_tag(bkr_store *base, const char *name, uint64_t *size, int64_t *mtime, char *tag)
+{
+	return s3_head_time((s3_store *)base, name, size, mtime, tag);
 }
 
 static int s3_get(bkr_store *base, const char *name, size_t max, uint8_t **out, size_t *len)
@@ -1407,6 +1414,7 @@ static void s3_free(bkr_store *base)
 static const bkr_store_ops s3_ops = {
 	.stat = s3_stat,
 	.stat_time = s3_stat_time,
+	.stat_tag = s3_stat_tag,
 	.get = s3_get,
 	.get_range = s3_get_range,
 	.put = s3_put,

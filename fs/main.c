@@ -46,6 +46,7 @@ enum {
 	EXIT_REPO = 2,       /**< repository missing, unreadable, unsupported */
 	EXIT_MOUNTPOINT = 3, /**< mount point missing, not a directory, busy, overlapping */
 	EXIT_FUSE = 4,       /**< no /dev/fuse, the mount or the session failed */
+	EXIT_KEY = 9,        /**< the passphrase opens no key file (bkr's code for it too) */
 };
 
 enum {
@@ -572,6 +573,8 @@ int main(int argc, char *argv[])
 	bkr_key_forget(); /* the keys are open: the passphrase is no longer needed */
 	if (err < 0) {
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
+		if (err == BKR_EKEY)
+			ret = EXIT_KEY;
 		goto out;
 	}
 	if (bkr_repo_config_warning(fs.repo))

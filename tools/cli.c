@@ -372,6 +372,14 @@ void cli_warn(cli *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_problem(cli *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmessage(c, "warning: ", "yellow", fmt, ap);
+	va_end(ap);
+}
+
 void cli_warn_future(cli *c, const char *id, int64_t time_ns)
 {
 	/* once per run: a routine's backup, cleanup and health steps all see it */

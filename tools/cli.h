@@ -132,6 +132,13 @@ int cli_failf(cli *c, int err, const char *fmt, ...) __attribute__((format(print
 void cli_warn(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /**
+ * The same line, quiet or not: a reason for the command's non-zero exit
+ * status (a problem found, a file left out, data not listed).  -q hides
+ * progress, warnings and summaries, never why a command did not exit 0.
+ */
+void cli_problem(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/**
  * Say once per run that backup @p id is dated in the future (@p time_ns,
  * bkr_time_in_future: more than 5 minutes after now): a warning line on
  * stderr (unless quiet) and in the log.  The schedules, health and retention

@@ -184,7 +184,7 @@ static void on_warning(void *ctx, const char *msg)
 {
 	struct state *s = ctx;
 	s->warnings++;
-	cli_warn(s->c, "%s", msg); /* the engine logged it */
+	cli_problem(s->c, "%s", msg); /* the engine logged it; each one makes the exit status 6 */
 }
 
 /*

@@ -77,7 +77,7 @@ int cmd_list(cli *c, int argc, char **argv)
 		return cli_fail(c, err);
 	}
 	if (bad)
-		cli_warn(c, "%zu manifest(s) are damaged and not listed; last: %s", bad, bkr_error_message());
+		cli_problem(c, "%zu manifest(s) are damaged and not listed; last: %s", bad, bkr_error_message());
 	/* the ID column is as wide as the longest id shown */
 	for (size_t i = 0; i < l.n; i++)
 		if (!(f.by_type && l.items[i]->type != f.type) && !(f.tag && !has_tag(l.items[i], f.tag)) &&

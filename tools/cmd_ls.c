@@ -182,7 +182,7 @@ int cmd_ls(cli *c, int argc, char **argv)
 	while ((err = bkr_walk_next(w, &it)) > 0) {
 		if (it->error < 0) {
 			bad++;
-			cli_warn(c, "%s: %s", it->path, bkr_walk_error_message(w));
+			cli_problem(c, "%s: %s", it->path, bkr_walk_error_message(w));
 		}
 		if (c->json)
 			print_json_entry(&j, it->path, &it->entry);

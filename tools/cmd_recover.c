@@ -313,8 +313,10 @@ static int report_out(cli *c, bkr_recover_report *rep)
 		json_out j;
 		json_out_init(&j, stdout);
 		json_out_raw(&j, bkr_recover_report_json(rep));
-	} else if (!c->quiet) {
-		report_lines(c, bkr_recover_report_json(rep));
+	} else {
+		report_lines(c, bkr_recover_report_json(rep)); /* files not recovered: also with -q */
+		if (c->quiet)
+			goto logged;
 		if (!sum->files && !sum->stored && !sum->staged_dir) {
 			/* a clean batch stores no run: naming its id would send the
 			 * reader to 'bkr recovered ID', which does not know it */
@@ -375,7 +377,7 @@ static void on_batch_skipped(void *ctx, const char *path, const char *reason)
 	char pbuf[8192];
 	sk->n++;
 	bkr_log_kv(BKR_LOG_WARN, "batch", (const char *[]){ "path", path, NULL }, "%s: %s", path, reason);
-	cli_warn(sk->c, "%s: %s", bkr_text_escape(pbuf, sizeof(pbuf), path, strlen(path)), reason);
+	cli_problem(sk->c, "%s: %s", bkr_text_escape(pbuf, sizeof(pbuf), path, strlen(path)), reason);
 }
 
 int cmd_batch(cli *c, int argc, char **argv)
@@ -424,7 +426,7 @@ int cmd_recovered(cli *c, int argc, char **argv)
 	if (err < 0)
 		return cli_fail(c, err);
 	if (bad) /* as bkr list: the others are listed, the damage is said and exits 4 */
-		cli_warn(c, "%zu recovery run manifest(s) are damaged and not listed; last: %s", bad, bkr_error_message());
+		cli_problem(c, "%zu recovery run manifest(s) are damaged and not listed; last: %s", bad, bkr_error_message());
 	if (c->json || first < argc) {
 		json_out j;
 		json_out_init(&j, stdout);

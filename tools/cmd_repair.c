@@ -92,13 +92,12 @@ static void on_problem(void *ctx, const bkr_repair_problem *p)
 		fprintf(stderr, "bkr %s: %s\n", s->c->cmd, p->message);
 		return;
 	}
-	if (s->c->quiet)
-		return;
 	if (p->kind == BKR_REPAIR_DAMAGED_FILE) {
+		/* a file that stays damaged is why repair exits 1: -q keeps its line */
 		printf("%sdamaged%s %s ", cli_col(s->c, "red"), cli_col(s->c, "reset"), p->backup_id);
 		cli_print_name(stdout, p->path, strlen(p->path));
 		printf(": %s\n", p->message);
-	} else {
+	} else if (!s->c->quiet) {
 		printf("%s: %s\n", kind_name(p->kind), p->message);
 	}
 }

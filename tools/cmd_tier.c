@@ -142,19 +142,19 @@ static int status(cli *c, bkr_repo *repo)
 	}
 	free(u);
 	if (missing) {
-		cli_warn(c, "%zu tier(s) the repository keeps data in are missing or not mounted", missing);
+		cli_problem(c, "%zu tier(s) the repository keeps data in are missing or not mounted", missing);
 		rc = BKR_EXIT_FOUND;
 	}
 	if (*conflict) {
-		cli_warn(c, "%s", conflict);
+		cli_problem(c, "%s", conflict);
 		rc = BKR_EXIT_FOUND;
 	}
 	if (miss.missing && missing) {
 		/* not proven: they may be on the tier that is not there */
-		cli_warn(c, "%" PRIu64 " pack(s) the index names are in no place that is there (first: %s): mount the "
+		cli_problem(c, "%" PRIu64 " pack(s) the index names are in no place that is there (first: %s): mount the "
 			 "missing tier(s) and look again", miss.missing, hex);
 	} else if (miss.missing) {
-		cli_warn(c, "%" PRIu64 " pack(s) missing from every tier: the index names them, but neither the "
+		cli_problem(c, "%" PRIu64 " pack(s) missing from every tier: the index names them, but neither the "
 			 "repository nor any tier or trash holds them (first: %s); 'bkr verify' names the backups "
 			 "that need them", miss.missing, hex);
 		rc = BKR_EXIT_CORRUPT;

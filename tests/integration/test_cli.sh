@@ -737,3 +737,37 @@ for v in by-id by-date latest versions by-source by-tag recovered; do
 done
 for o in --cache-dir --cache-max; do grep -q -- "$o" "$T/mm" || fail "bkr.1.md mount lacks $o"; done
 pass "mount help, bkrfs help and bkr.1.md name every view"
+
+# -q hides progress, warnings and summaries, never the reason for a non-zero exit status
+# (cli_problem): a damaged manifest is named by 'list -q' (exit 4); the backups that read
+# are listed on stdout as without -q
+Q=$T/quiet
+mkdir -p "$T/qsrc/d"
+printf 'a\n' >"$T/qsrc/d/a"
+printf 'b\n' >"$T/qsrc/b"
+"$BKR" -q init -r "$Q" >/dev/null || fail "init $Q"
+"$BKR" -q -r "$Q" create "$T/qsrc" >/dev/null || fail "create in $Q"
+"$BKR" -q -r "$Q" create --type full "$T/qsrc" >/dev/null || fail "second create in $Q"
+qm=$(ls "$Q/backups" | head -1)
+printf 'not a manifest' >"$Q/backups/$qm"
+expect_exit 4 "$BKR" -q -r "$Q" list
+one_line_error
+grep -q "1 manifest(s) are damaged and not listed" "$T/err" || fail "list -q with a damaged manifest: '$(cat "$T/err")'"
+[ "$(wc -l <"$T/out")" = 1 ] || fail "list -q: the intact backup is not listed alone: $(cat "$T/out")"
+pass "-q never hides why the exit status is not 0 (list: a damaged manifest, exit 4, one line)"
+
+# retention counts: each bad --keep-* value, and each bad keep_* key of the configuration,
+# is one line naming it, exit 2 (a leading zero, a sign, a space, a fraction, too large)
+for v in 05 00 +5 " 5" "5 " 5.0 5.5 -1 1e3 0x10 1000001 99999999999999999999 x ""; do
+	expect_exit 2 "$BKR" -r "$Q" cleanup --dry-run --keep-daily "$v"
+	one_line_error
+	grep -q -- "--keep-daily: expected a count 0..1000000" "$T/err" || fail "cleanup --keep-daily '$v': $(cat "$T/err")"
+done
+expect_exit 0 "$BKR" -q -r "$Q" cleanup --dry-run --keep-daily 0 --keep-last=10
+for v in 05 -007 '"5"' 5.0 5.5 -1 1e3 1000001 99999999999 true; do
+	printf '{"repository": "%s", "workspace_root": "%s", "retention": {"full": {"keep_weekly": %s}}}\n' "$Q" "$T/qsrc" "$v" >"$T/keep.json"
+	expect_exit 2 "$BKR" -c "$T/keep.json" config check
+	one_line_error
+	grep -q "key 'retention.full.keep_weekly': expected " "$T/err" || fail "keep_weekly $v: $(cat "$T/err")"
+done
+pass "a bad retention count (--keep-*, keep_*: leading zero, sign, fraction, string, too large) is one line naming it, exit 2"

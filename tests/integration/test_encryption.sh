@@ -118,9 +118,13 @@ cmp -i $((4500 << 20)) -n $((1 << 20)) "$src/huge.img" "$M/latest/src/huge.img" 
 cmp "$src/random.bin" "$M/by-id/$id_full/src/random.bin" || fail "random.bin read through the mount differs"
 [ "$(getfattr --absolute-names --only-values -n user.comment "$M/latest/src/small.txt")" = "a small value" ] || fail "xattr through the mount"
 bkrfs_unmount "$M"
-BKR_PASSWORD=wrong expect_exit 2 "$BKRFS" "$R" "$M" -f
+BKR_PASSWORD=wrong expect_exit 9 "$BKRFS" "$R" "$M" -f
 grep -q "wrong passphrase" "$T/err" || fail "bkrfs with a wrong passphrase: $(cat "$T/err")"
-pass "the mount reads the encrypted repository (password_file=); a wrong passphrase is refused"
+[ "$(wc -l <"$T/err")" = 1 ] || fail "bkrfs with a wrong passphrase: not one line: $(cat "$T/err")"
+# bkr mount runs bkrfs: the same exit status as every bkr command with a wrong passphrase
+BKR_PASSWORD=wrong expect_exit 9 "$BKR" -r "$R" mount "$M" -f
+grep -q "wrong passphrase" "$T/err" || fail "bkr mount with a wrong passphrase: $(cat "$T/err")"
+pass "the mount reads the encrypted repository (password_file=); a wrong passphrase is refused (exit 9, as bkr's)"
 
 # --- no plaintext anywhere: contents, names, xattrs, paths (compression off,
 # so a plain repository does hold them: the check can fail)
@@ -165,6 +169,17 @@ expect_exit 0 "$BKR" -r "$R" --password-command "cat $T/pw-alice" list
 expect_exit 0 "$BKR" -r "$R" --password-command "cat $T/pw-alice; sleep 0.3; echo more" list
 expect_exit 8 "$BKR" -r "$R" --password-command "cat $T/pw-alice; sleep 0.3; exit 5" list
 grep -q "password command failed (exit 5)" "$T/err" || fail "a failing password command: $(cat "$T/err")"
+# a password command that hangs (a prompt nobody answers under a timer) is killed at its bound
+# (60 s; 2 s here, a test build's BKR_TEST_PASSWORD_TIMEOUT_MS): one line naming it, exit 8;
+# so is one that prints the line but does not exit, and bkrfs's (exit 2)
+for cmd in "sleep 60" "cat $T/pw-alice; sleep 60"; do
+	BKR_TEST_PASSWORD_TIMEOUT_MS=2000 expect_exit 8 timeout 40 setsid -w "$BKR" -r "$R" --password-command "$cmd" list </dev/null
+	one_line_error
+	grep -qF "password command did not finish within 2 s (killed): $cmd" "$T/err" || fail "a hanging password command: $(cat "$T/err")"
+done
+BKR_TEST_PASSWORD_TIMEOUT_MS=2000 expect_exit 2 timeout 40 setsid -w "$BKRFS" "$R" "$M" -f -o password_command="sleep 60" </dev/null
+one_line_error
+grep -qF "password command did not finish within 2 s (killed): sleep 60" "$T/err" || fail "bkrfs: a hanging password command: $(cat "$T/err")"
 # no passphrase at all (no variable, no terminal: setsid): the message names
 # what gives one, as each program takes it
 env -u BKR_PASSWORD setsid -w "$BKR" -r "$R" list >"$T/out" 2>"$T/err" </dev/null && fail "bkr list without a passphrase succeeded"
@@ -182,7 +197,7 @@ grep -q "no passphrase for the new repository: set BKR_NEW_PASSWORD (or BKR_PASS
 env -u BKR_NEW_PASSWORD setsid -w "$BKR" -r "$R" key add >"$T/out" 2>"$T/err" </dev/null && fail "key add without a new passphrase succeeded"
 grep -q "no new passphrase: set BKR_NEW_PASSWORD, give --new-password-file, or run on a terminal" "$T/err" ||
 	fail "key add without a new passphrase: $(cat "$T/err")"
-pass "a wrong, empty or unobtainable passphrase is one line, exit 9/2/3/8, and writes nothing; no passphrase names the sources"
+pass "a wrong, empty or unobtainable passphrase is one line, exit 9/2/3/8, and writes nothing; no passphrase names the sources; a hanging password command is killed at its bound"
 
 # --- a password file that is a pipe or a FIFO is read blocking, waiting for
 # its writer (gpg -d pw.gpg | bkr --password-file /dev/stdin ...); a first
@@ -195,7 +210,7 @@ expect_exit 0 "$BKR" -r "$R" --password-file "$T/pw-fifo" list
 wait $!
 # bkrfs shares the code: a wrong passphrase through a FIFO is read and refused as wrong
 timeout 20 sh -c 'sleep 0.3; echo wrong >"$1"' sh "$T/pw-fifo" &
-BKR_PASSWORD= expect_exit 2 "$BKRFS" "$R" "$M" -f -o password_file="$T/pw-fifo"
+BKR_PASSWORD= expect_exit 9 "$BKRFS" "$R" "$M" -f -o password_file="$T/pw-fifo"
 wait $!
 grep -q "wrong passphrase" "$T/err" || fail "bkrfs with password_file= a FIFO: $(cat "$T/err")"
 # 1023 bytes are a (wrong) passphrase; 1024 are refused like a too long BKR_PASSWORD

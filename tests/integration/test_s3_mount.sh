@@ -65,9 +65,9 @@ line=$(cache_report "$T/d2.err")
 pass "a second mount reads the bucket only for listings and sizes ($line)"
 
 # a byte flipped in a stored pack (rewritten in the bucket): EIO for that file only
-python3 - "$S3_ENDPOINT" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "$S/victim.bin" <<'PY' || fail "could not flip a byte in the bucket"
+python3 - "$S3_ENDPOINT" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "$S/victim.bin" "$T/victim" <<'PY' || fail "could not flip a byte in the bucket"
 import subprocess, sys, re
-ep, ak, sk, src = sys.argv[1:]
+ep, ak, sk, src, keep = sys.argv[1:]
 def curl(*args, data=None):
     return subprocess.run(["curl", "-sS", "--fail", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", ak + ":" + sk,
                            "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", *args], input=data, capture_output=True, check=True).stdout
@@ -77,7 +77,10 @@ for key in re.findall(r"<Key>([^<]+\.pack)</Key>", listing):
     body = bytearray(curl(ep + "/bkt/" + key))
     i = body.find(pat)
     if i >= 0:
+        open(keep + ".key", "w").write(key)
+        open(keep + ".good", "wb").write(body)
         body[i + 10] ^= 1
+        open(keep + ".bad", "wb").write(body)
         curl("-X", "PUT", "--data-binary", "@-", ep + "/bkt/" + key, data=bytes(body))
         sys.exit(0)
 sys.exit(1)
@@ -88,6 +91,39 @@ diff -r -x victim.bin "$S" "$M/latest/src" || fail "other files after the flip"
 bkrfs_unmount "$M"
 grep -q "EIO: .*victim.bin" "$T/d3.err" || fail "no EIO line: $(cat "$T/d3.err")"
 pass "a byte flipped in a pack in the bucket gives EIO for that file only"
+
+s3c() { curl -sf --noproxy '*' --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
+	-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"; }
+lastmod() { s3c -I "$S3_ENDPOINT/bkt/$1" | tr -d '\r' | sed -n 's/^[Ll]ast-[Mm]odified: //p'; }
+
+# the damaged pack put right within the same second of Last-Modified as the copy a mount has
+# cached: the same size and Last-Modified, another ETag; the next mount with that cache fetches
+# the blocks again (docs/s3.md "An object replaced in the bucket").  At the start of a second the
+# damaged copy is put, read by a running mount (EIO, its blocks cached with the HEAD it made) and
+# the good one put; tried again when the two PUTs straddle a second.
+vkey=$(cat "$T/victim.key")
+same=
+for attempt in 1 2 3 4 5 6; do
+	rm -rf "$T/etcache"
+	mount_fg "$M" "$T/e1.err" --cache-dir="$T/etcache"
+	python3 -c 'import time; time.sleep(1.02 - time.time() % 1)'
+	s3c -X PUT --data-binary @"$T/victim.bad" "$S3_ENDPOINT/bkt/$vkey" -o /dev/null || fail "PUT the damaged $vkey"
+	cat "$M/by-id/$ID/src/victim.bin" >/dev/null 2>&1 && fail "the mount read the damaged pack without EIO"
+	t_bad=$(lastmod "$vkey")
+	s3c -X PUT --data-binary @"$T/victim.good" "$S3_ENDPOINT/bkt/$vkey" -o /dev/null || fail "PUT the good $vkey"
+	t_good=$(lastmod "$vkey")
+	bkrfs_unmount "$M"
+	[ -n "$t_good" ] || fail "no Last-Modified for $vkey"
+	[ "$t_bad" = "$t_good" ] && { same=1; break; }
+	echo "  attempt $attempt: the two PUTs straddled a second ($t_bad, $t_good): again"
+done
+[ -n "$same" ] || fail "six attempts could not put two copies of $vkey within one second"
+ls "$T/etcache"/*/b/data/*/* >/dev/null 2>&1 || fail "the mount kept no block of the damaged pack"
+mount_fg "$M" "$T/e2.err" --cache-dir="$T/etcache"
+cmp "$S/victim.bin" "$M/by-id/$ID/src/victim.bin" ||
+	fail "a pack put right within the same second is served from the cached damaged copy: $(grep EIO "$T/e2.err")"
+bkrfs_unmount "$M"
+pass "a pack put right within the same second of Last-Modified: the ETag tells, the next mount fetches it again (attempt $attempt)"
 
 # bkr mount -r s3://... (a daemon, the default cache under XDG_CACHE_HOME)
 XDG_CACHE_HOME=$T/xdg "$BKR" mount -r "$URL" "$M" || fail "bkr mount -r $URL"
@@ -146,8 +182,6 @@ pass "a cold tier in a bucket: tier migrate moves the old packs there, a second 
 
 # a tree pack truncated in the bucket, read by a mount (EIO, the short copy cached), then put right:
 # the next mount with the same cache fetches it again and serves the backup (docs/s3.md "disk cache")
-s3c() { curl -sf --noproxy '*' --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
-	-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"; }
 TU=s3://bkt/treecut
 TS=$T/tcsrc
 mkdir -p "$TS/d1/d2"

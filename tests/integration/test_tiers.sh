@@ -467,6 +467,11 @@ mv "$victim" "$T/victim.pack"
 expect_exit 4 "$BKR" -r "$R" tier status
 one_line_error
 grep -q "1 pack(s) missing from every tier: .*(first: $vhex)" "$T/err" || fail "tier status with a pack gone: $(cat "$T/err")"
+# -q hides the table, not the reason for exit 4
+expect_exit 4 "$BKR" -q -r "$R" tier status
+one_line_error
+grep -q "1 pack(s) missing from every tier: .*(first: $vhex)" "$T/err" || fail "tier status -q with a pack gone: '$(cat "$T/err")'"
+[ ! -s "$T/out" ] || fail "tier status -q printed its table: $(cat "$T/out")"
 expect_exit 4 "$BKR" -r "$R" tier status --json
 python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["missing_packs"] == 1 and o["first_missing_pack"] == sys.argv[2] and o["indexed_packs"] > 1, o' "$T/out" "$vhex" ||
 	fail "tier status --json with a pack gone: $(cat "$T/out")"

@@ -58,6 +58,14 @@ static int c_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t *
 		usleep(((counting *)s)->stat_delay_us);
 	return bkr_store_stat_time(((counting *)s)->inner, name, size, mtime);
 }
+/* the version tag the counting store gives (S3's ETag); "" gives none */
+static char fake_tag[64];
+static int c_stat_tag(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime, char *tag)
+{
+	__atomic_add_fetch(&((counting *)s)->stats, 1, __ATOMIC_RELAXED);
+	snprintf(tag, BKR_STORE_TAG_MAX, "%s", fake_tag);
+	return bkr_store_stat_time(((counting *)s)->inner, name, size, mtime);
+}
 static int c_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)
 {
 	__atomic_add_fetch(&((counting *)s)->gets, 1, __ATOMIC_RELAXED);
@@ -104,7 +112,7 @@ static void c_free(bkr_store *s)
 }
 
 static const bkr_store_ops counting_ops = {
-	.stat = c_stat, .stat_time = c_stat_time, .get = c_get, .get_range = c_range, .put = c_put, .upload_new = c_upload_new,
+	.stat = c_stat, .stat_time = c_stat_time, .stat_tag = c_stat_tag, .get = c_get, .get_range = c_range, .put = c_put, .upload_new = c_upload_new,
 	.list = c_list, .remove = c_remove, .rename_new = c_rename, .prepare = c_prepare, .lock = c_lock,
 	.free = c_free,
 };
@@ -310,6 +318,59 @@ static void test_replaced_pack_refetched(void **state)
 	open_cache(f, 0);
 	read_pack(f, 0, PACK_LEN);
 	assert_int_equal(f->c->ranges, 0);
+}
+
+/* a pack replaced by another of the same size within the same second (its
+ * last-modified time the same): the version tag (S3's ETag) tells, and a new
+ * process fetches the blocks again instead of serving the old bytes */
+static void test_replaced_pack_same_second(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT } };
+	struct stat st;
+	bkr_store_cache_stats cst;
+	bkr_store *local;
+
+	snprintf(fake_tag, sizeof(fake_tag), "\"etag-of-the-first\"");
+	open_cache(f, 0);
+	read_pack(f, 0, PACK_LEN);
+	assert_int_equal(f->c->ranges, 2);
+	snprintf(path, sizeof(path), "%s/%s", f->repo, PACK);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(bkr_random_bytes(f->pack, PACK_LEN), 0);
+	assert_int_equal(bkr_store_local_open(&local, f->repo, 0), 0);
+	assert_int_equal(bkr_store_delete(local, PACK), 0);
+	assert_int_equal(bkr_store_put(local, PACK, f->pack, PACK_LEN), 0);
+	bkr_store_free(local);
+	ts[1] = st.st_mtim; /* the same second */
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	snprintf(fake_tag, sizeof(fake_tag), "\"etag-of-the-second\"");
+	open_cache(f, 0);
+	read_pack(f, 0, PACK_LEN); /* the new bytes */
+	assert_int_equal(f->c->ranges, 6);
+	bkr_store_cache_stats_get(f->s, &cst);
+	assert_int_equal(cst.refetched, 6);
+	open_cache(f, 0);
+	read_pack(f, 0, PACK_LEN);
+	assert_int_equal(f->c->ranges, 0);
+	/* a block file of an older bkr (magic bkrcach2, no tag) is fetched again once */
+	{
+		char blk[PATH_MAX];
+		FILE *fp;
+		cache_path(f, "b/" PACK "/0000000000000000", blk);
+		assert_int_equal(stat(blk, &st), 0);
+		assert_non_null(fp = fopen(blk, "r+b"));
+		fseek(fp, st.st_size - 96 + 7, SEEK_SET);
+		fputc('2', fp);
+		fclose(fp);
+	}
+	open_cache(f, 0);
+	read_pack(f, 0, PACK_LEN);
+	assert_int_equal(f->c->ranges, 1);
+	bkr_store_cache_stats_get(f->s, &cst);
+	assert_int_equal(cst.refetched, 1);
+	fake_tag[0] = '\0';
 }
 
 static void damage(const char *path, int how)
@@ -733,6 +794,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_files_refetched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replaced_pack_refetched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replaced_pack_same_second, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_removed_file_refetched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),

@@ -56,6 +56,8 @@ typedef struct bkr_store_ops {
 	int (*stat)(bkr_store *s, const char *name, uint64_t *size);
 	/** Optional (NULL: bkr_store_stat_time says the time is unknown). */
 	int (*stat_time)(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime);
+	/** Optional (NULL: bkr_store_stat_tag gives stat_time's answer and no tag). */
+	int (*stat_tag)(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime, char *tag);
 	int (*get)(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len);
 	/** Optional (NULL: bkr_store_view_get uses get). */
 	int (*view)(bkr_store *s, const char *name, size_t max, bkr_store_view *out);
@@ -191,6 +193,16 @@ int bkr_store_stat(bkr_store *s, const char *name, uint64_t *size);
  * cannot tell) of object @p name; BKR_ENOTFOUND when absent.
  */
 int bkr_store_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime);
+
+/** Room for a version tag of bkr_store_stat_tag, its NUL included. */
+#define BKR_STORE_TAG_MAX 128
+
+/**
+ * bkr_store_stat_time, and into @p tag (BKR_STORE_TAG_MAX bytes) a string
+ * that changes whenever the object is replaced, however soon (S3: its ETag,
+ * as the HEAD answered it); "" when the store has none (a local store).
+ */
+int bkr_store_stat_tag(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime, char *tag);
 
 /**
  * The whole object (at most @p max bytes, else BKR_ECORRUPT "too large");
