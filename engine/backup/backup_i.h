@@ -250,6 +250,18 @@ void bkr_bk_read_file(worker *wk, node *n, int fd);
 
 /** Read the xattrs of @p name in @p dirfd (-1: @p name is a path), not following it. */
 int bkr_bk_read_xattrs(bctx *c, int dirfd, const char *name, node *n);
+/**
+ * The xattrs of @p name in @p dirfd (-1: @p name is a path), not following
+ * it, sorted by name, every value inline (malloc'd); no repository needed.
+ * A list or value that cannot be read is passed to @p warn (and left out);
+ * only BKR_ENOMEM is returned.
+ */
+int bkr_bk_xattrs_get(int dirfd, const char *name, bkr_xattr **out, size_t *nout,
+		      void (*warn)(void *ctx, const char *fmt, ...), void *ctx);
+void bkr_bk_xattrs_free(bkr_xattr *xs, size_t n);
+/** Give @p n the xattrs @p xs (owned by @p n from now on), values over
+ * BKR_XATTR_INLINE_MAX stored as blobs. */
+int bkr_bk_xattrs_take(bctx *c, node *n, bkr_xattr *xs, size_t nx);
 /** Count @p n in the manifest's security-label and ACL stats. */
 void bkr_bk_count_xattrs(bctx *c, const node *n);
 

@@ -1,17 +1,30 @@
 /** @file
  * Extended attributes of scanned entries: read without following symlinks,
  * sorted by name, large values stored as blobs; and the manifest's counts of
- * entries with security labels and POSIX ACLs.
+ * entries with security labels and POSIX ACLs.  Read relative to the
+ * directory's fd with listxattrat(2)/getxattrat(2) where the kernel has them
+ * (Linux 6.13), else through "/proc/self/fd/N/name".
  */
 #include "backup_i.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include "bkr/error.h"
+
+typedef struct {
+	int dirfd;
+	const char *name;
+	char path[64 + 256]; /* the path form, made on first use */
+} bk_xpath;
 
 static int xattr_cmp(const void *a, const void *b)
 {
@@ -40,38 +53,121 @@ void bkr_bk_count_xattrs(bctx *c, const node *n)
 	c->st.acl_xattrs += has_xattr_prefix(n, "system.posix_acl_");
 }
 
-/* Read the xattrs of @p name in directory @p dirfd (without following it). */
-int bkr_bk_read_xattrs(bctx *c, int dirfd, const char *name, node *n)
+/*
+ * listxattrat(2) and getxattrat(2) (Linux 6.13; glibc 2.36 has no wrappers):
+ * an entry's xattrs relative to its directory's fd, without resolving
+ * "/proc/self/fd/N/name" through procfs for every entry.  Where the kernel
+ * lacks them (ENOSYS; EINVAL from a kernel that knows the number but not
+ * the flags) the path through /proc is used from then on.
+ */
+#ifndef SYS_getxattrat
+#define SYS_getxattrat 464
+#endif
+#ifndef SYS_listxattrat
+#define SYS_listxattrat 465
+#endif
+
+struct bk_xattr_args {
+	uint64_t value;
+	uint32_t size;
+	uint32_t flags;
+};
+
+static atomic_int at_calls = -1; /* 1 yes, 0 once the kernel has said no, -1 not asked yet */
+
+/* whether to try the *xattrat calls */
+static bool at_try(void)
 {
-	char path[64 + 256];
+	int v = atomic_load(&at_calls);
+	if (v < 0) {
+		v = 1;
+#if BKR_FAULT_INJECTION
+		/* test builds only: the /proc path, as on a kernel before 6.13 */
+		const char *t = getenv("BKR_TEST_XATTRAT");
+		if (t && !strcmp(t, "off"))
+			v = 0;
+#endif
+		atomic_store(&at_calls, v);
+	}
+	return v == 1;
+}
+
+static bool at_unsupported(void)
+{
+	if (errno != ENOSYS && errno != EINVAL)
+		return false;
+	atomic_store(&at_calls, 0);
+	return true;
+}
+
+/* llistxattr of @p name in @p x's directory (or of @p x->path) */
+static ssize_t x_list(bk_xpath *x, char *buf, size_t size)
+{
+	if (x->dirfd >= 0 && at_try()) {
+		ssize_t r = syscall(SYS_listxattrat, x->dirfd, x->name, AT_SYMLINK_NOFOLLOW, buf, size);
+		if (r >= 0 || !at_unsupported())
+			return r;
+	}
+	if (!x->path[0]) {
+		if (x->dirfd >= 0)
+			snprintf(x->path, sizeof(x->path), "/proc/self/fd/%d/%s", x->dirfd, x->name);
+		else
+			snprintf(x->path, sizeof(x->path), "%s", x->name);
+	}
+	return llistxattr(x->path, buf, size);
+}
+
+/* lgetxattr of @p xn of the entry @p x */
+static ssize_t x_get(bk_xpath *x, const char *xn, void *buf, size_t size)
+{
+	if (x->dirfd >= 0 && at_try()) {
+		struct bk_xattr_args a = { .value = (uint64_t)(uintptr_t)buf, .size = (uint32_t)size, .flags = 0 };
+		ssize_t r = size > UINT32_MAX ? (errno = E2BIG, -1) :
+			syscall(SYS_getxattrat, x->dirfd, x->name, AT_SYMLINK_NOFOLLOW, xn, &a, sizeof(a));
+		if (r >= 0 || !at_unsupported())
+			return r;
+	}
+	if (!x->path[0]) {
+		if (x->dirfd >= 0)
+			snprintf(x->path, sizeof(x->path), "/proc/self/fd/%d/%s", x->dirfd, x->name);
+		else
+			snprintf(x->path, sizeof(x->path), "%s", x->name);
+	}
+	return lgetxattr(x->path, xn, buf, size);
+}
+
+int bkr_bk_xattrs_get(int dirfd, const char *name, bkr_xattr **out, size_t *nout,
+		      void (*warn)(void *ctx, const char *fmt, ...), void *ctx)
+{
+	bk_xpath x = { .dirfd = dirfd, .name = name };
 	char *list = NULL;
 	uint8_t *val = NULL;
+	bkr_xattr *xs = NULL;
+	size_t nx = 0;
 	ssize_t sz;
 	int err = 0;
 
+	*out = NULL;
+	*nout = 0;
 	if (strlen(name) > 255)
 		return 0;
-	if (dirfd >= 0)
-		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
-	else
-		snprintf(path, sizeof(path), "%s", name);
-	sz = llistxattr(path, NULL, 0);
+	sz = x_list(&x, NULL, 0);
 	if (sz <= 0)
 		return 0;
 	for (int tries = 0; tries < 4; tries++) {
 		free(list);
 		if (!(list = malloc((size_t)sz + 1)))
 			return bkr_error_oom();
-		ssize_t r = llistxattr(path, list, (size_t)sz);
+		ssize_t r = x_list(&x, list, (size_t)sz);
 		if (r >= 0) {
 			sz = r;
 			break;
 		}
 		if (errno != ERANGE) {
-			bkr_bk_warn(c, n, "cannot list xattrs: %s", strerror(errno));
+			warn(ctx, "cannot list xattrs: %s", strerror(errno));
 			goto done;
 		}
-		sz = llistxattr(path, NULL, 0);
+		sz = x_list(&x, NULL, 0);
 		if (sz <= 0)
 			goto done;
 	}
@@ -80,13 +176,13 @@ int bkr_bk_read_xattrs(bctx *c, int dirfd, const char *name, node *n)
 		count++;
 	if (!count)
 		goto done;
-	if (!(n->xattrs = calloc(count, sizeof(*n->xattrs)))) {
+	if (!(xs = calloc(count, sizeof(*xs)))) {
 		err = bkr_error_oom();
 		goto done;
 	}
 	for (ssize_t i = 0; i < sz; i += (ssize_t)strlen(list + i) + 1) {
 		const char *xn = list + i;
-		ssize_t vl = lgetxattr(path, xn, NULL, 0);
+		ssize_t vl = x_get(&x, xn, NULL, 0);
 		if (vl < 0)
 			continue;
 		free(val);
@@ -94,36 +190,96 @@ int bkr_bk_read_xattrs(bctx *c, int dirfd, const char *name, node *n)
 			err = bkr_error_oom();
 			goto done;
 		}
-		vl = lgetxattr(path, xn, val, (size_t)vl);
+		vl = x_get(&x, xn, val, (size_t)vl);
 		if (vl < 0) {
-			bkr_bk_warn(c, n, "cannot read xattr %s: %s", xn, strerror(errno));
+			warn(ctx, "cannot read xattr %s: %s", xn, strerror(errno));
 			continue;
 		}
-		bkr_xattr *x = &n->xattrs[n->nxattrs];
-		memset(x, 0, sizeof(*x));
-		if (!(x->name = (const uint8_t *)strdup(xn))) {
+		bkr_xattr *e = &xs[nx];
+		memset(e, 0, sizeof(*e));
+		if (!(e->name = (const uint8_t *)strdup(xn))) {
 			err = bkr_error_oom();
 			goto done;
 		}
-		x->name_len = strlen(xn);
-		x->value_len = (uint32_t)vl;
-		n->nxattrs++;
-		if ((size_t)vl > BKR_XATTR_INLINE_MAX) {
-			bool is_new = false;
-			x->in_blob = true;
-			bkr_writer_blob_id(c->w, val, (size_t)vl, &x->blob);
-			if ((err = bkr_writer_put(c->w, BKR_BLOB_DATA, &x->blob, val, (size_t)vl, &is_new, NULL)) < 0)
-				goto done;
-			bkr_bk_note_blob(c, &x->blob, (size_t)vl, is_new, 0);
-		} else {
-			x->value = val;
-			val = NULL;
-		}
+		e->name_len = strlen(xn);
+		e->value_len = (uint32_t)vl;
+		e->value = val;
+		val = NULL;
+		nx++;
 	}
-	if (n->nxattrs > 1)
-		qsort(n->xattrs, n->nxattrs, sizeof(*n->xattrs), xattr_cmp);
+	if (nx > 1)
+		qsort(xs, nx, sizeof(*xs), xattr_cmp);
 done:
+	if (err < 0) {
+		bkr_bk_xattrs_free(xs, nx);
+		xs = NULL;
+		nx = 0;
+	}
+	*out = xs;
+	*nout = nx;
 	free(list);
 	free(val);
 	return err;
+}
+
+void bkr_bk_xattrs_free(bkr_xattr *xs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((void *)xs[i].name);
+		free((void *)xs[i].value);
+	}
+	free(xs);
+}
+
+int bkr_bk_xattrs_take(bctx *c, node *n, bkr_xattr *xs, size_t nx)
+{
+	int err = 0;
+
+	n->xattrs = xs;
+	n->nxattrs = nx;
+	for (size_t i = 0; i < nx && err >= 0; i++) {
+		bkr_xattr *x = &xs[i];
+		if (x->value_len <= BKR_XATTR_INLINE_MAX)
+			continue;
+		bool is_new = false;
+		x->in_blob = true;
+		bkr_writer_blob_id(c->w, x->value, x->value_len, &x->blob);
+		err = bkr_writer_put(c->w, BKR_BLOB_DATA, &x->blob, x->value, x->value_len, &is_new, NULL);
+		if (err >= 0)
+			bkr_bk_note_blob(c, &x->blob, x->value_len, is_new, 0);
+		free((void *)x->value);
+		x->value = NULL;
+	}
+	return err;
+}
+
+struct warn_to {
+	bctx *c;
+	node *n;
+};
+
+static void warn_node(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn_node(void *ctx, const char *fmt, ...)
+{
+	struct warn_to *w = ctx;
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	bkr_bk_warn(w->c, w->n, "%s", msg);
+}
+
+/* Read the xattrs of @p name in directory @p dirfd (without following it). */
+int bkr_bk_read_xattrs(bctx *c, int dirfd, const char *name, node *n)
+{
+	struct warn_to w = { c, n };
+	bkr_xattr *xs;
+	size_t nx;
+	int err = bkr_bk_xattrs_get(dirfd, name, &xs, &nx, warn_node, &w);
+
+	if (err < 0)
+		return err;
+	return bkr_bk_xattrs_take(c, n, xs, nx);
 }

@@ -302,3 +302,32 @@ done
 (cd "$T/fs/data" && "$BKR" -r "$T/fsrepo" log ./sub/) >"$T/out" 2>"$T/err" || fail "log ./sub/ (relative, deleted): $(cat "$T/err")"
 cmp -s "$T/out" "$T/log-noslash" || fail "log ./sub/ (relative) of a deleted directory: $(cat "$T/out")"
 pass "a deleted directory's live path with a trailing slash is that directory (log)"
+
+# --- xattrs read with listxattrat/getxattrat (Linux 6.13) and through /proc/self/fd/N/name
+# (older kernels; BKR_TEST_XATTRAT=off): the same tree, and the restore has them
+x=$T/xat
+mkdir -p "$x/d" && printf 'a\n' >"$x/f" && ln -s f "$x/l"
+python3 - "$x" <<'PY'
+import os, sys
+d = sys.argv[1]
+os.setxattr(d + "/f", "user.small", b"v")
+os.setxattr(d + "/f", "user.big", b"b" * 3000)   # stored as a blob
+os.setxattr(d + "/d", "user.dir", b"on a directory")
+os.setxattr(d + "/l", "trusted.link", b"on the link itself", follow_symlinks=False)
+PY
+"$BKR" init -r "$T/xrepo" >/dev/null
+tree_id() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tree"])' "$1"; }
+BKR_TEST_XATTRAT=off expect_exit 0 "$BKR" -r "$T/xrepo" create --type full "$x" --json
+proc_tree=$(tree_id "$T/out")
+expect_exit 0 "$BKR" -r "$T/xrepo" create --type full "$x" --json
+[ "$(tree_id "$T/out")" = "$proc_tree" ] || fail "xattrs read with listxattrat and through /proc differ"
+expect_exit 0 "$BKR" -r "$T/xrepo" restore latest --target "$T/xrestore"
+python3 - "$T/xrestore/xat" <<'PY' || fail "the restored xattrs differ"
+import os, sys
+d = sys.argv[1]
+assert os.getxattr(d + "/f", "user.small") == b"v"
+assert os.getxattr(d + "/f", "user.big") == b"b" * 3000
+assert os.getxattr(d + "/d", "user.dir") == b"on a directory"
+assert os.getxattr(d + "/l", "trusted.link", follow_symlinks=False) == b"on the link itself"
+PY
+pass "xattrs of files, directories and symlinks: the same through listxattrat and /proc"
