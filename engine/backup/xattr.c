@@ -58,7 +58,12 @@ void bkr_bk_count_xattrs(bctx *c, const node *n)
  * an entry's xattrs relative to its directory's fd, without resolving
  * "/proc/self/fd/N/name" through procfs for every entry.  Where the kernel
  * lacks them (ENOSYS; EINVAL from a kernel that knows the number but not
- * the flags) the path through /proc is used from then on.
+ * the flags) the path through /proc is used from then on.  So it is under a
+ * seccomp filter (/proc/self/status "Seccomp: 2"): a filter written before
+ * these calls existed, such as systemd's SystemCallFilter=@system-service of
+ * systemd 252 (Debian 12) in bkr-routine@.service, may kill the process with
+ * SIGSYS for a number it does not know rather than fail the call; and an
+ * EPERM (a filter's SystemCallErrorNumber=) falls back too.
  */
 #ifndef SYS_getxattrat
 #define SYS_getxattrat 464
@@ -75,12 +80,29 @@ struct bk_xattr_args {
 
 static atomic_int at_calls = -1; /* 1 yes, 0 once the kernel has said no, -1 not asked yet */
 
+/* Whether a seccomp filter (or strict mode) is in force in this process. */
+static bool under_seccomp(void)
+{
+	char line[256];
+	bool on = false;
+	FILE *f = fopen("/proc/self/status", "re");
+	if (!f)
+		return true; /* cannot tell: the path that works everywhere */
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Seccomp:", 8)) {
+			on = atoi(line + 8) != 0;
+			break;
+		}
+	fclose(f);
+	return on;
+}
+
 /* whether to try the *xattrat calls */
 static bool at_try(void)
 {
 	int v = atomic_load(&at_calls);
 	if (v < 0) {
-		v = 1;
+		v = !under_seccomp();
 #if BKR_FAULT_INJECTION
 		/* test builds only: the /proc path, as on a kernel before 6.13 */
 		const char *t = getenv("BKR_TEST_XATTRAT");
@@ -94,7 +116,7 @@ static bool at_try(void)
 
 static bool at_unsupported(void)
 {
-	if (errno != ENOSYS && errno != EINVAL)
+	if (errno != ENOSYS && errno != EINVAL && errno != EPERM)
 		return false;
 	atomic_store(&at_calls, 0);
 	return true;

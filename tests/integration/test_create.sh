@@ -331,3 +331,9 @@ assert os.getxattr(d + "/d", "user.dir") == b"on a directory"
 assert os.getxattr(d + "/l", "trusted.link", follow_symlinks=False) == b"on the link itself"
 PY
 pass "xattrs of files, directories and symlinks: the same through listxattrat and /proc"
+# under a seccomp filter that does not know listxattrat/getxattrat (464, 465) and
+# kills on them, as systemd 252's SystemCallFilter=@system-service may in
+# bkr-routine@.service: bkr reads xattrs through /proc, never dies of SIGSYS
+expect_exit 0 python3 "$HERE/seccomp_deny.py" 464,465 "$BKR" -r "$T/xrepo" create --type full "$x" --json
+[ "$(tree_id "$T/out")" = "$proc_tree" ] || fail "xattrs read under a seccomp filter differ"
+pass "under a seccomp filter the xattrs are read through /proc"
