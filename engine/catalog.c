@@ -612,6 +612,18 @@ int bkr_repo_add_record(bkr_repo *r, const char *json_object)
 	return err;
 }
 
+int bkr_repo_add_record_obj(bkr_repo *r, cJSON *o)
+{
+	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+	int err;
+	cJSON_Delete(o);
+	if (!text)
+		return bkr_error_oom();
+	err = bkr_repo_add_record(r, text);
+	free(text);
+	return err;
+}
+
 int bkr_repo_foreach_record(bkr_repo *r, bool newest_first,
 			    int (*cb)(void *ctx, const char *path, const char *text, size_t len), void *ctx)
 {

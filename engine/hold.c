@@ -181,21 +181,6 @@ const bkr_hold *bkr_holds_find(const bkr_holds *h, const char *path)
 	return NULL;
 }
 
-static int add(bkr_repo *r, cJSON *o)
-{
-	char *text;
-	int err;
-	if (!o)
-		return bkr_error_oom();
-	text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (!text)
-		return bkr_error_oom();
-	err = bkr_repo_add_record(r, text);
-	free(text);
-	return err;
-}
-
 static cJSON *start(const char *kind, const char *path)
 {
 	char now[32];
@@ -218,7 +203,7 @@ int bkr_hold_add(bkr_repo *r, const char *path, const char *backup_id, const cha
 		cJSON_Delete(o);
 		o = NULL;
 	}
-	return add(r, o);
+	return bkr_repo_add_record_obj(r, o);
 }
 
 int bkr_hold_release(bkr_repo *r, const bkr_hold *h, const char *by)
@@ -229,5 +214,5 @@ int bkr_hold_release(bkr_repo *r, const bkr_hold *h, const char *by)
 		cJSON_Delete(o);
 		o = NULL;
 	}
-	return add(r, o);
+	return bkr_repo_add_record_obj(r, o);
 }

@@ -64,7 +64,6 @@ static int record(bkr_repo *repo, const char *kind, const char *id, const char *
 {
 	char now[32];
 	cJSON *o = cJSON_CreateObject();
-	char *text;
 	int err;
 	bkr_time_format(now, bkr_time_now_ns());
 	cJSON_AddStringToObject(o, "kind", kind);
@@ -72,12 +71,7 @@ static int record(bkr_repo *repo, const char *kind, const char *id, const char *
 	cJSON_AddStringToObject(o, "time", now);
 	if (key && val)
 		cJSON_AddStringToObject(o, key, val);
-	text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (!text)
-		return bkr_error_oom();
-	err = bkr_repo_add_record(repo, text);
-	free(text);
+	err = bkr_repo_add_record_obj(repo, o);
 	if (err == 0)
 		bkr_log_event(BKR_LOG_INFO, kind, kind, (const char *[]){ "backup_id", id, key ? key : "value", val ? val : "", NULL },
 			      "%s %s%s%s", kind, id, val ? " " : "", val ? val : "");

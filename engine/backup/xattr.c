@@ -122,6 +122,18 @@ static bool at_unsupported(void)
 	return true;
 }
 
+/* The path of the entry @p x for the l*xattr calls, made on first use. */
+static const char *x_path(bk_xpath *x)
+{
+	if (!x->path[0]) {
+		if (x->dirfd >= 0)
+			snprintf(x->path, sizeof(x->path), "/proc/self/fd/%d/%s", x->dirfd, x->name);
+		else
+			snprintf(x->path, sizeof(x->path), "%s", x->name);
+	}
+	return x->path;
+}
+
 /* llistxattr of @p name in @p x's directory (or of @p x->path) */
 static ssize_t x_list(bk_xpath *x, char *buf, size_t size)
 {
@@ -130,13 +142,7 @@ static ssize_t x_list(bk_xpath *x, char *buf, size_t size)
 		if (r >= 0 || !at_unsupported())
 			return r;
 	}
-	if (!x->path[0]) {
-		if (x->dirfd >= 0)
-			snprintf(x->path, sizeof(x->path), "/proc/self/fd/%d/%s", x->dirfd, x->name);
-		else
-			snprintf(x->path, sizeof(x->path), "%s", x->name);
-	}
-	return llistxattr(x->path, buf, size);
+	return llistxattr(x_path(x), buf, size);
 }
 
 /* lgetxattr of @p xn of the entry @p x */
@@ -149,13 +155,7 @@ static ssize_t x_get(bk_xpath *x, const char *xn, void *buf, size_t size)
 		if (r >= 0 || !at_unsupported())
 			return r;
 	}
-	if (!x->path[0]) {
-		if (x->dirfd >= 0)
-			snprintf(x->path, sizeof(x->path), "/proc/self/fd/%d/%s", x->dirfd, x->name);
-		else
-			snprintf(x->path, sizeof(x->path), "%s", x->name);
-	}
-	return lgetxattr(x->path, xn, buf, size);
+	return lgetxattr(x_path(x), xn, buf, size);
 }
 
 int bkr_bk_xattrs_get(int dirfd, const char *name, bkr_xattr **out, size_t *nout,

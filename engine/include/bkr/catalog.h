@@ -93,6 +93,11 @@ int bkr_repo_publish_manifest(bkr_repo *r, const bkr_manifest *m);
 /** Append a record (sealed JSON object text without "sha256"; @p kind names it). */
 int bkr_repo_add_record(bkr_repo *r, const char *json_object);
 
+struct cJSON;
+/** bkr_repo_add_record of the object @p o, which it takes (freed, also on an
+ *  error; NULL: out of memory, as cJSON_CreateObject's failure). */
+int bkr_repo_add_record_obj(bkr_repo *r, struct cJSON *o);
+
 /**
  * Every record of @p r, oldest first (newest first with @p newest_first), to
  * @p cb with its path (for messages) and its text (checksum not yet checked).
