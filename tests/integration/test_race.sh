@@ -275,3 +275,51 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_c
 	fail "prune dropped a copy when none reads: $(cat "$T/out")"
 [ -e "${dpk[0]}" ] && [ -e "${dpk[1]}" ] || fail "prune moved a damaged copy's pack when no copy reads"
 pass "a blob stored twice with the preferred copy damaged: prune keeps the intact copy (every backup restores); with both damaged it drops neither"
+# --- a pin beside a cleanup: the pinned backup is kept, or the pin fails ----------
+# pin took no lock: a cleanup that had made its plan (the backup not pinned
+# then) removed the backup after pin had printed "pinned" and exited 0
+RPIN=$T/repo-pin
+pws=$T/pinws
+mkdir -p "$pws"
+expect_exit 0 "$BKR" init -r "$RPIN"
+for i in 1 2 3; do
+	echo "$i" >"$pws/f$i"
+	expect_exit 0 "$BKR" -q -r "$RPIN" create "$pws"
+done
+pin_ids=($("$BKR" -r "$RPIN" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))'))
+# cleanup stops once its trash batch is written: its plan removes the two oldest
+BKR_FAULT=trash-move:1:stop "$BKR" -q -r "$RPIN" cleanup --keep-last 1 >/dev/null 2>"$T/pcl.err" &
+cpid=$!
+wait_stopped "$cpid" || fail "cleanup did not stop before its moves: $(cat "$T/pcl.err")"
+expect_exit 5 "$BKR" -r "$RPIN" pin "${pin_ids[0]}" --no-wait
+one_line_error
+"$BKR" -r "$RPIN" pin "${pin_ids[0]}" >"$T/pin.out" 2>"$T/pin.err" &
+ppid=$!
+while kill -0 "$ppid" 2>/dev/null && ! grep -q "waiting" "$T/pin.err"; do sleep 0.02; done
+grep -q "waiting for a running delete, cleanup" "$T/pin.err" || fail "pin did not wait for the cleanup: $(cat "$T/pin.out" "$T/pin.err")"
+kill -CONT "$cpid"
+wait "$cpid" || fail "cleanup failed: $(cat "$T/pcl.err")"
+rc=0
+wait "$ppid" || rc=$?
+[ "$rc" = 3 ] || fail "pin of a backup the cleanup removed: exit $rc, expected 3: $(cat "$T/pin.out" "$T/pin.err")"
+grep -q "no such backup" "$T/pin.err" || fail "pin does not say the backup is gone: $(cat "$T/pin.err")"
+# the other way round: a pin at work (stopped at its record's write) holds off a cleanup
+echo 4 >"$pws/f4"
+expect_exit 0 "$BKR" -q -r "$RPIN" create "$pws"
+echo 5 >"$pws/f5"
+expect_exit 0 "$BKR" -q -r "$RPIN" create "$pws"
+pin_ids=($("$BKR" -r "$RPIN" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))'))
+BKR_FAULT=write:1:stop "$BKR" -r "$RPIN" pin "${pin_ids[0]}" >"$T/pin.out" 2>"$T/pin.err" &
+ppid=$!
+wait_stopped "$ppid" || fail "pin did not stop at its write: $(cat "$T/pin.err")"
+"$BKR" -r "$RPIN" cleanup --keep-last 1 >"$T/pcl.out" 2>"$T/pcl.err" &
+cpid=$!
+while kill -0 "$cpid" 2>/dev/null && ! grep -q "waiting" "$T/pcl.err"; do sleep 0.02; done
+grep -q "waiting" "$T/pcl.err" || fail "cleanup did not wait for the pin: $(cat "$T/pcl.out" "$T/pcl.err")"
+kill -CONT "$ppid"
+wait "$ppid" || fail "pin failed: $(cat "$T/pin.err")"
+wait "$cpid" || fail "cleanup failed: $(cat "$T/pcl.err")"
+"$BKR" -r "$RPIN" list --json | python3 -c 'import json,sys; ids=[b["backup_id"] for b in json.load(sys.stdin)]; sys.exit(0 if ids == sys.argv[1:] else 1)' \
+	"${pin_ids[0]}" "${pin_ids[2]}" || fail "cleanup did not keep exactly the pinned and the newest backup: $("$BKR" -r "$RPIN" list)"
+expect_exit 0 "$BKR" -r "$RPIN" verify
+pass "a pin waits for a cleanup at work and finds its backup gone (exit 3); a cleanup waits for a pin at work and keeps the backup"
