@@ -323,3 +323,40 @@ wait "$cpid" || fail "cleanup failed: $(cat "$T/pcl.err")"
 	"${pin_ids[0]}" "${pin_ids[2]}" || fail "cleanup did not keep exactly the pinned and the newest backup: $("$BKR" -r "$RPIN" list)"
 expect_exit 0 "$BKR" -r "$RPIN" verify
 pass "a pin waits for a cleanup at work and finds its backup gone (exit 3); a cleanup waits for a pin at work and keeps the backup"
+
+# --- verify beside the first tier migration: packs moved meanwhile are found ------
+# verify lists the packs of the places it knows at open; a migration that then
+# moved packs to a tier it recorded after that made verify call them "named by
+# the index but missing from every tier and trash", exit 1: damage reported
+# (and recorded for health and repair) where nothing was lost
+R5=$T/repo-vmig
+vws=$T/vmigws
+mkdir -p "$vws"
+expect_exit 0 "$BKR" init -r "$R5"
+for i in 1 2 3 4; do
+	head -c 300000 /dev/urandom >"$vws/f$i"
+	echo "$i" >>"$vws/c"
+	expect_exit 0 "$BKR" -q -r "$R5" create "$vws"
+done
+cp -a "$R5" "$T/repo-vmig.orig"
+cat >"$T/vmig.json" <<EOF
+{"repository": "$R5", "workspace_root": "$vws",
+ "tiers": {"warm": {"path": "$T/vwarm", "after_days": 0}, "cold": {"path": "$T/vcold", "after_days": 0}}}
+EOF
+# the stop points lie between verify's listing of the packs and its search for those not listed
+for n in 10 14 20; do
+	rm -rf "$R5" "$T/vwarm" "$T/vcold"
+	cp -a "$T/repo-vmig.orig" "$R5"
+	mkdir "$T/vwarm" "$T/vcold"
+	BKR_FAULT=read:$n:stop "$BKR" -r "$R5" verify >"$T/vv.out" 2>"$T/vv.err" &
+	vpid=$!
+	wait_stopped "$vpid" || fail "verify did not stop at read $n: $(cat "$T/vv.err")"
+	expect_exit 0 "$BKR" -q -c "$T/vmig.json" tier migrate
+	[ -n "$(find "$T/vcold" -name '*.pack')" ] || fail "the migration moved nothing"
+	kill -CONT "$vpid"
+	rc=0
+	wait "$vpid" || rc=$?
+	[ "$rc" = 0 ] || fail "verify stopped at read $n while the first migration ran: exit $rc: $(cat "$T/vv.out" "$T/vv.err")"
+done
+expect_exit 0 "$BKR" -r "$R5" verify --read-data
+pass "verify beside the first tier migration finds the packs it moved (no damage reported)"
