@@ -290,6 +290,7 @@ pin_ids=($("$BKR" -r "$RPIN" list --json | python3 -c 'import json,sys; print(" 
 # cleanup stops once its trash batch is written: its plan removes the two oldest
 BKR_FAULT=trash-move:1:stop "$BKR" -q -r "$RPIN" cleanup --keep-last 1 >/dev/null 2>"$T/pcl.err" &
 cpid=$!
+cleanup_hooks+=("kill -9 $cpid 2>/dev/null")
 wait_stopped "$cpid" || fail "cleanup did not stop before its moves: $(cat "$T/pcl.err")"
 expect_exit 5 "$BKR" -r "$RPIN" pin "${pin_ids[0]}" --no-wait
 one_line_error
@@ -311,6 +312,7 @@ expect_exit 0 "$BKR" -q -r "$RPIN" create "$pws"
 pin_ids=($("$BKR" -r "$RPIN" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))'))
 BKR_FAULT=write:1:stop "$BKR" -r "$RPIN" pin "${pin_ids[0]}" >"$T/pin.out" 2>"$T/pin.err" &
 ppid=$!
+cleanup_hooks+=("kill -9 $ppid 2>/dev/null")
 wait_stopped "$ppid" || fail "pin did not stop at its write: $(cat "$T/pin.err")"
 "$BKR" -r "$RPIN" cleanup --keep-last 1 >"$T/pcl.out" 2>"$T/pcl.err" &
 cpid=$!
@@ -350,6 +352,7 @@ for n in 10 14 20; do
 	mkdir "$T/vwarm" "$T/vcold"
 	BKR_FAULT=read:$n:stop "$BKR" -r "$R5" verify >"$T/vv.out" 2>"$T/vv.err" &
 	vpid=$!
+	cleanup_hooks+=("kill -9 $vpid 2>/dev/null")
 	wait_stopped "$vpid" || fail "verify did not stop at read $n: $(cat "$T/vv.err")"
 	expect_exit 0 "$BKR" -q -c "$T/vmig.json" tier migrate
 	[ -n "$(find "$T/vcold" -name '*.pack')" ] || fail "the migration moved nothing"
