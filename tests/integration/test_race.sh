@@ -363,3 +363,39 @@ for n in 10 14 20; do
 done
 expect_exit 0 "$BKR" -r "$R5" verify --read-data
 pass "verify beside the first tier migration finds the packs it moved (no damage reported)"
+
+# --- tier forget waiting for the first migration to that location ----------------
+# forget judged the location by the tiers the repository had recorded when it
+# opened it, before the migration recorded this one: a location holding every
+# moved pack was "missing or not mounted", and with --lost its record went
+# (repair would then drop the entries of packs that are all there)
+R6=$T/repo-forget
+fws=$T/forgetws
+mkdir -p "$fws"
+expect_exit 0 "$BKR" init -r "$R6"
+for i in 1 2; do
+	head -c 200000 /dev/urandom >"$fws/f$i"
+	expect_exit 0 "$BKR" -q -r "$R6" create "$fws"
+done
+mkdir -p "$T/fwarm" "$T/fcold"
+cat >"$T/forget.json" <<EOF
+{"repository": "$R6", "workspace_root": "$fws",
+ "tiers": {"warm": {"path": "$T/fwarm", "after_days": 0}, "cold": {"path": "$T/fcold", "after_days": 0}}}
+EOF
+BKR_FAULT=rename:1:stop "$BKR" -q -c "$T/forget.json" tier migrate >/dev/null 2>"$T/fm.err" &
+tpid=$!
+cleanup_hooks+=("kill -9 $tpid 2>/dev/null")
+wait_stopped "$tpid" || fail "migrate did not stop at its first rename: $(cat "$T/fm.err")"
+"$BKR" -r "$R6" tier forget "$T/fcold" --lost >"$T/ff.out" 2>"$T/ff.err" &
+fpid=$!
+for _ in $(seq 1 500); do grep -q "waiting" "$T/ff.err" 2>/dev/null && break; sleep 0.02; done
+grep -q "waiting" "$T/ff.err" || fail "tier forget does not say it waits for the migration: $(cat "$T/ff.err")"
+kill -CONT "$tpid"
+wait "$tpid" || fail "migrate failed: $(cat "$T/fm.err")"
+rc=0
+wait "$fpid" || rc=$?
+[ "$rc" = 2 ] || fail "tier forget --lost of a location the migration filled: exit $rc, expected 2: $(cat "$T/ff.out" "$T/ff.err")"
+grep -q "still holds [0-9]* data pack" "$T/ff.err" || fail "tier forget does not say the location holds data: $(cat "$T/ff.err")"
+expect_exit 0 "$BKR" -r "$R6" tier status
+expect_exit 0 "$BKR" -r "$R6" verify --read-data
+pass "tier forget that waited for the first migration to its location sees the data there and refuses"
