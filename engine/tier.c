@@ -581,7 +581,13 @@ int bkr_tier_forget(bkr_repo *r, const char *location, bool lost, bool dry_run, 
 	}
 	snprintf(out->tier, sizeof(out->tier), "%s", f.tier);
 	out->records = f.n;
-	if ((err = bkr_tier_status(r, &u, &nu, NULL)) < 0)
+	/* The tiers the repository knew at open may miss this one: a migration
+	 * that recorded it while this command waited for the lock (the first
+	 * one to move data there).  Judged by that list, a location holding
+	 * every moved pack was "missing or not mounted", and with --lost its
+	 * record went, its packs unreachable.  The records again, as read
+	 * above, then what each place holds. */
+	if ((err = bkr_repo_reload_tiers(r)) < 0 || (err = bkr_tier_status(r, &u, &nu, NULL)) < 0)
 		goto done;
 	for (size_t i = 1; i < nu; i++) {
 		if (!bkr_store_same_place(u[i].location, location))

@@ -76,6 +76,7 @@ struct verify {
 	uint64_t bytes_done, bytes_total;   /* stored bytes of the blobs of the packs checked */
 	bool walk_incomplete;   /* a tree could not be loaded: its files went unchecked */
 	bool in_run;            /* walking a recovery run: problems naming it say so */
+	bool tiers_reloaded;    /* check_missing read the tier records again */
 	int writing;            /* bkr_repo_writers_active, once it said yes (-1: not asked) */
 	char writer[700];       /* leftover_by's message when an S3 mark is seen */
 	char why[600];          /* blob_problem's message */
@@ -488,11 +489,27 @@ static int check_missing(struct verify *v)
 			continue;
 		if (bkr_idset_add(&v->checked, &k) < 0)
 			return BKR_ENOMEM;
-		if (bkr_repo_pack_path(v->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path)) == 0) {
+		/* Not listed: a tier migration may have moved it since the listing,
+		 * to a tier it recorded since this verify opened the repository.
+		 * The tier records again (once), then every place by name twice more:
+		 * a move is a copy, then a delete, so a pack is always somewhere,
+		 * but one look at each place after another can pass it by once (as
+		 * tier status searches; readers reload the records on a miss). */
+		int found = -1;
+		for (int attempt = 0; attempt < 3 && found < 0; attempt++) {
+			if ((found = bkr_repo_pack_path(v->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path))) == 0)
+				break;
+			bkr_error_clear();
+			if (!v->tiers_reloaded) {
+				v->tiers_reloaded = true;
+				if ((err = bkr_repo_reload_tiers(v->r)) < 0)
+					return err;
+			}
+		}
+		if (found == 0) {
 			err = check_pack(v, &e->pack, -1, path);
 			continue;
 		}
-		bkr_error_clear();
 		bkr_pack_id_to_hex(&e->pack, hex);
 		if (!v->places[0])
 			searched(v);

@@ -8,24 +8,27 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "bkr/lock.h"
 #include "bkr/log.h"
 #include "bkr/error.h"
 
 static const char pin_usage[] =
-	"usage: bkr pin -r REPO ID [--until DATE]\n"
+	"usage: bkr pin -r REPO ID [--until DATE] [--no-wait]\n"
 	"       bkr unpin -r REPO ID\n\n"
 	"Mark backup ID as pinned until DATE (YYYY-MM-DD, in the future) or forever;\n"
 	"unpin removes the mark.  'bkr list' and 'bkr show' display it, and the\n"
-	"retention rules (docs/config.md) always keep a pinned backup.\n";
+	"retention rules (docs/config.md) always keep a pinned backup.  A pin waits\n"
+	"for a running delete, cleanup, prune or repair (--no-wait: fail at once).\n";
 
 static const char tag_usage[] =
 	"usage: bkr tag -r REPO ID [--add T]... [--remove T]...\n\n"
 	"Add or remove tags of a backup.\n";
 
-enum { OPT_UNTIL = OPT_FIRST_CMD, OPT_ADD, OPT_REMOVE };
+enum { OPT_UNTIL = OPT_FIRST_CMD, OPT_ADD, OPT_REMOVE, OPT_NO_WAIT };
 
 struct state {
 	const char *until;
+	bool no_wait;
 	const char *add[32], *rm[32];
 	size_t nadd, nrm;
 };
@@ -50,6 +53,9 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		if (s->nadd == 32)
 			return cli_usage_error(c, "--add: at most 32 tags at once");
 		s->add[s->nadd++] = arg;
+		return 0;
+	case OPT_NO_WAIT:
+		s->no_wait = true;
 		return 0;
 	case OPT_REMOVE:
 		if (s->nrm == 32)
@@ -78,17 +84,26 @@ static int record(bkr_repo *repo, const char *kind, const char *id, const char *
 	return err;
 }
 
+static void on_waiting(void *ctx)
+{
+	cli *c = ctx;
+	if (!c->quiet)
+		fprintf(stderr, "bkr %s: waiting for a running delete, cleanup, prune or repair to finish...\n", c->cmd);
+}
+
 static int run(cli *c, int argc, char **argv, const char *usage, bool tag)
 {
 	static const struct option lo[] = {
 		{ "until", required_argument, NULL, OPT_UNTIL },
 		{ "add", required_argument, NULL, OPT_ADD },
 		{ "remove", required_argument, NULL, OPT_REMOVE },
+		{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct state s = { 0 };
 	bkr_repo *repo = NULL;
 	bkr_manifest *m = NULL;
+	bkr_lock *lock = NULL;
 	bool unpin = !strcmp(argv[0], "unpin");
 	int first, err = 0;
 
@@ -97,12 +112,22 @@ static int run(cli *c, int argc, char **argv, const char *usage, bool tag)
 		return cli_usage_error(c, "expected one backup ID");
 	if (tag && !s.nadd && !s.nrm)
 		return cli_usage_error(c, "nothing to do: give --add or --remove");
+	if ((tag || unpin) && s.no_wait)
+		return cli_usage_error(c, "--no-wait goes with pin only");
 	for (size_t i = 0; i < s.nadd; i++) /* records of one instant have no order to tell which won */
 		for (size_t k = 0; k < s.nrm; k++)
 			if (!strcmp(s.add[i], s.rm[k]))
 				return cli_usage_error(c, "tag '%s' is both in --add and --remove", s.add[i]);
 	if ((err = cli_open_repo(c, &repo, 0)) < 0)
 		return cli_fail(c, err);
+	/* A pin is a promise that retention keeps the backup, so it is written
+	 * under the shared lock, as a backup is: a delete or cleanup (exclusive)
+	 * that decided what to remove before the pin record existed would
+	 * otherwise remove it after "pinned" was printed.  The backup is looked
+	 * up once the lock is held: one deleted meanwhile is not found (exit 3). */
+	if (!tag && !unpin &&
+	    (err = bkr_repo_lock_or_wait(repo, BKR_LOCK_SHARED, s.no_wait, on_waiting, c, &lock)) < 0)
+		goto done;
 	if ((err = bkr_repo_find_backup(repo, argv[first], &m)) < 0)
 		goto done;
 	if (tag) {
@@ -127,6 +152,7 @@ static int run(cli *c, int argc, char **argv, const char *usage, bool tag)
 	}
 done:
 	bkr_manifest_free(m);
+	bkr_lock_release(lock);
 	bkr_repo_free(repo);
 	return err < 0 ? cli_fail(c, err) : 0;
 }

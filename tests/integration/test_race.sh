@@ -275,3 +275,127 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_c
 	fail "prune dropped a copy when none reads: $(cat "$T/out")"
 [ -e "${dpk[0]}" ] && [ -e "${dpk[1]}" ] || fail "prune moved a damaged copy's pack when no copy reads"
 pass "a blob stored twice with the preferred copy damaged: prune keeps the intact copy (every backup restores); with both damaged it drops neither"
+# --- a pin beside a cleanup: the pinned backup is kept, or the pin fails ----------
+# pin took no lock: a cleanup that had made its plan (the backup not pinned
+# then) removed the backup after pin had printed "pinned" and exited 0
+RPIN=$T/repo-pin
+pws=$T/pinws
+mkdir -p "$pws"
+expect_exit 0 "$BKR" init -r "$RPIN"
+for i in 1 2 3; do
+	echo "$i" >"$pws/f$i"
+	expect_exit 0 "$BKR" -q -r "$RPIN" create "$pws"
+done
+pin_ids=($("$BKR" -r "$RPIN" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))'))
+# cleanup stops once its trash batch is written: its plan removes the two oldest
+BKR_FAULT=trash-move:1:stop "$BKR" -q -r "$RPIN" cleanup --keep-last 1 >/dev/null 2>"$T/pcl.err" &
+cpid=$!
+cleanup_hooks+=("kill -9 $cpid 2>/dev/null")
+wait_stopped "$cpid" || fail "cleanup did not stop before its moves: $(cat "$T/pcl.err")"
+expect_exit 5 "$BKR" -r "$RPIN" pin "${pin_ids[0]}" --no-wait
+one_line_error
+"$BKR" -r "$RPIN" pin "${pin_ids[0]}" >"$T/pin.out" 2>"$T/pin.err" &
+ppid=$!
+while kill -0 "$ppid" 2>/dev/null && ! grep -q "waiting" "$T/pin.err"; do sleep 0.02; done
+grep -q "waiting for a running delete, cleanup" "$T/pin.err" || fail "pin did not wait for the cleanup: $(cat "$T/pin.out" "$T/pin.err")"
+kill -CONT "$cpid"
+wait "$cpid" || fail "cleanup failed: $(cat "$T/pcl.err")"
+rc=0
+wait "$ppid" || rc=$?
+[ "$rc" = 3 ] || fail "pin of a backup the cleanup removed: exit $rc, expected 3: $(cat "$T/pin.out" "$T/pin.err")"
+grep -q "no such backup" "$T/pin.err" || fail "pin does not say the backup is gone: $(cat "$T/pin.err")"
+# the other way round: a pin at work (stopped at its record's write) holds off a cleanup
+echo 4 >"$pws/f4"
+expect_exit 0 "$BKR" -q -r "$RPIN" create "$pws"
+echo 5 >"$pws/f5"
+expect_exit 0 "$BKR" -q -r "$RPIN" create "$pws"
+pin_ids=($("$BKR" -r "$RPIN" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))'))
+BKR_FAULT=write:1:stop "$BKR" -r "$RPIN" pin "${pin_ids[0]}" >"$T/pin.out" 2>"$T/pin.err" &
+ppid=$!
+cleanup_hooks+=("kill -9 $ppid 2>/dev/null")
+wait_stopped "$ppid" || fail "pin did not stop at its write: $(cat "$T/pin.err")"
+"$BKR" -r "$RPIN" cleanup --keep-last 1 >"$T/pcl.out" 2>"$T/pcl.err" &
+cpid=$!
+while kill -0 "$cpid" 2>/dev/null && ! grep -q "waiting" "$T/pcl.err"; do sleep 0.02; done
+grep -q "waiting" "$T/pcl.err" || fail "cleanup did not wait for the pin: $(cat "$T/pcl.out" "$T/pcl.err")"
+kill -CONT "$ppid"
+wait "$ppid" || fail "pin failed: $(cat "$T/pin.err")"
+wait "$cpid" || fail "cleanup failed: $(cat "$T/pcl.err")"
+"$BKR" -r "$RPIN" list --json | python3 -c 'import json,sys; ids=[b["backup_id"] for b in json.load(sys.stdin)]; sys.exit(0 if ids == sys.argv[1:] else 1)' \
+	"${pin_ids[0]}" "${pin_ids[2]}" || fail "cleanup did not keep exactly the pinned and the newest backup: $("$BKR" -r "$RPIN" list)"
+expect_exit 0 "$BKR" -r "$RPIN" verify
+pass "a pin waits for a cleanup at work and finds its backup gone (exit 3); a cleanup waits for a pin at work and keeps the backup"
+
+# --- verify beside the first tier migration: packs moved meanwhile are found ------
+# verify lists the packs of the places it knows at open; a migration that then
+# moved packs to a tier it recorded after that made verify call them "named by
+# the index but missing from every tier and trash", exit 1: damage reported
+# (and recorded for health and repair) where nothing was lost
+R5=$T/repo-vmig
+vws=$T/vmigws
+mkdir -p "$vws"
+expect_exit 0 "$BKR" init -r "$R5"
+for i in 1 2 3 4; do
+	head -c 300000 /dev/urandom >"$vws/f$i"
+	echo "$i" >>"$vws/c"
+	expect_exit 0 "$BKR" -q -r "$R5" create "$vws"
+done
+cp -a "$R5" "$T/repo-vmig.orig"
+cat >"$T/vmig.json" <<EOF
+{"repository": "$R5", "workspace_root": "$vws",
+ "tiers": {"warm": {"path": "$T/vwarm", "after_days": 0}, "cold": {"path": "$T/vcold", "after_days": 0}}}
+EOF
+# the stop points lie between verify's listing of the packs and its search for those not listed
+for n in 10 14 20; do
+	rm -rf "$R5" "$T/vwarm" "$T/vcold"
+	cp -a "$T/repo-vmig.orig" "$R5"
+	mkdir "$T/vwarm" "$T/vcold"
+	BKR_FAULT=read:$n:stop "$BKR" -r "$R5" verify >"$T/vv.out" 2>"$T/vv.err" &
+	vpid=$!
+	cleanup_hooks+=("kill -9 $vpid 2>/dev/null")
+	wait_stopped "$vpid" || fail "verify did not stop at read $n: $(cat "$T/vv.err")"
+	expect_exit 0 "$BKR" -q -c "$T/vmig.json" tier migrate
+	[ -n "$(find "$T/vcold" -name '*.pack')" ] || fail "the migration moved nothing"
+	kill -CONT "$vpid"
+	rc=0
+	wait "$vpid" || rc=$?
+	[ "$rc" = 0 ] || fail "verify stopped at read $n while the first migration ran: exit $rc: $(cat "$T/vv.out" "$T/vv.err")"
+done
+expect_exit 0 "$BKR" -r "$R5" verify --read-data
+pass "verify beside the first tier migration finds the packs it moved (no damage reported)"
+
+# --- tier forget waiting for the first migration to that location ----------------
+# forget judged the location by the tiers the repository had recorded when it
+# opened it, before the migration recorded this one: a location holding every
+# moved pack was "missing or not mounted", and with --lost its record went
+# (repair would then drop the entries of packs that are all there)
+R6=$T/repo-forget
+fws=$T/forgetws
+mkdir -p "$fws"
+expect_exit 0 "$BKR" init -r "$R6"
+for i in 1 2; do
+	head -c 200000 /dev/urandom >"$fws/f$i"
+	expect_exit 0 "$BKR" -q -r "$R6" create "$fws"
+done
+mkdir -p "$T/fwarm" "$T/fcold"
+cat >"$T/forget.json" <<EOF
+{"repository": "$R6", "workspace_root": "$fws",
+ "tiers": {"warm": {"path": "$T/fwarm", "after_days": 0}, "cold": {"path": "$T/fcold", "after_days": 0}}}
+EOF
+BKR_FAULT=rename:1:stop "$BKR" -q -c "$T/forget.json" tier migrate >/dev/null 2>"$T/fm.err" &
+tpid=$!
+cleanup_hooks+=("kill -9 $tpid 2>/dev/null")
+wait_stopped "$tpid" || fail "migrate did not stop at its first rename: $(cat "$T/fm.err")"
+"$BKR" -r "$R6" tier forget "$T/fcold" --lost >"$T/ff.out" 2>"$T/ff.err" &
+fpid=$!
+for _ in $(seq 1 500); do grep -q "waiting" "$T/ff.err" 2>/dev/null && break; sleep 0.02; done
+grep -q "waiting" "$T/ff.err" || fail "tier forget does not say it waits for the migration: $(cat "$T/ff.err")"
+kill -CONT "$tpid"
+wait "$tpid" || fail "migrate failed: $(cat "$T/fm.err")"
+rc=0
+wait "$fpid" || rc=$?
+[ "$rc" = 2 ] || fail "tier forget --lost of a location the migration filled: exit $rc, expected 2: $(cat "$T/ff.out" "$T/ff.err")"
+grep -q "still holds [0-9]* data pack" "$T/ff.err" || fail "tier forget does not say the location holds data: $(cat "$T/ff.err")"
+expect_exit 0 "$BKR" -r "$R6" tier status
+expect_exit 0 "$BKR" -r "$R6" verify --read-data
+pass "tier forget that waited for the first migration to its location sees the data there and refuses"
