@@ -21,6 +21,7 @@
 #include "bkr/backup.h"
 #include "bkr/clock.h"
 #include "bkr/error.h"
+#include "bkr/lock.h"
 #include "bkr/log.h"
 #include "bkr/recover.h"
 #include "bkr/repair.h"
@@ -113,6 +114,17 @@ static void drop_damaged_sources(rt_run *r, const char **names, size_t *n, char 
 	*n = k;
 }
 
+/* A lock not waited for (--no-wait) says so in the step's message. */
+static int not_waiting(const rt_run *r, int err)
+{
+	if (err == BKR_ELOCKED && r->no_wait) {
+		char why[900];
+		snprintf(why, sizeof(why), "%s", bkr_error_message());
+		bkr_error_set(err, "%s; not waiting (--no-wait)", why);
+	}
+	return err;
+}
+
 static void on_backup_waiting(void *ctx)
 {
 	rt_run *r = ctx;
@@ -178,11 +190,7 @@ static void step_backup(rt_run *r, rt_step *s)
 	o.skip_paths = skip;
 	o.nskip_paths = cli_skip_paths(r->cfg, skip);
 	if ((err = bkr_backup_run(r->repo, &o, &m)) < 0) {
-		if (err == BKR_ELOCKED && r->no_wait) {
-			char why[900];
-			snprintf(why, sizeof(why), "%s", bkr_error_message());
-			bkr_error_set(err, "%s; not waiting (--no-wait)", why);
-		}
+		not_waiting(r, err);
 		goto fail;
 	}
 	rt_step_end(r, s, skipped[0] ? RT_PROBLEMS : RT_OK, "%s (%s): %zu source%s, %" PRIu64 " files%s%s%s",
@@ -258,9 +266,24 @@ static const char *held_note(rt_run *r)
 	return note;
 }
 
+/*
+ * The shared repository lock over a scan and the holds it records (none on a
+ * dry run or without a repository): the backup a hold names is the one the
+ * scan compared with, so no delete, cleanup or prune may remove it between
+ * the two; one at work is waited for (or not, --no-wait), as by a backup.
+ */
+static int scan_lock(rt_run *r, bkr_lock **lock)
+{
+	*lock = NULL;
+	if (!r->repo || r->dry_run)
+		return 0;
+	return not_waiting(r, bkr_repo_lock_or_wait(r->repo, BKR_LOCK_SHARED, r->no_wait, on_backup_waiting, r, lock));
+}
+
 static void step_scan(rt_run *r, rt_step *s)
 {
 	bkr_recover *rc = NULL;
+	bkr_lock *lock = NULL;
 	int err;
 
 	bkr_scan_result_free(&r->scan);
@@ -273,19 +296,23 @@ static void step_scan(rt_run *r, rt_step *s)
 	 * (the backups are there, with the newer copies). */
 	if ((r->kind != BKR_ROUTINE_EMERGENCY || r->repo_err == BKR_EKEY) && !rt_need_repo(r, s))
 		return;
-	if ((err = open_recover(r, &rc)) < 0 || (err = bkr_recover_scan(rc, 0, &r->scan)) < 0) {
+	if ((err = scan_lock(r, &lock)) < 0 || (err = open_recover(r, &rc)) < 0 ||
+	    (err = bkr_recover_scan(rc, 0, &r->scan)) < 0) {
 		if (r->repo)
 			rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
 		else
 			rt_step_end(r, s, RT_FAILED, "no repository: %s; the scan without it: %s", r->repo_error,
 				    bkr_error_message());
 		bkr_recover_free(rc);
+		bkr_lock_release(lock);
 		return;
 	}
 	r->scanned = true;
 	r->scan_partial = !r->repo;
 	r->scan_ns = bkr_time_now_ns();
-	if (r->repo && (err = update_holds(r, rc)) < 0) {
+	err = r->repo ? update_holds(r, rc) : 0;
+	bkr_lock_release(lock);
+	if (err < 0) {
 		rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
 		bkr_recover_free(rc);
 		return;
@@ -358,12 +385,15 @@ static void step_batch(rt_run *r, rt_step *s)
 	/* what is still damaged decides which sources the backup after this leaves out */
 	if (r->apply && !r->dry_run) {
 		bkr_recover *again = NULL;
+		bkr_lock *lock = NULL;
 		bkr_scan_result_free(&r->scan);
-		r->scanned = open_recover(r, &again) == 0 && bkr_recover_scan(again, 0, &r->scan) == 0;
+		r->scanned = scan_lock(r, &lock) == 0 && open_recover(r, &again) == 0 &&
+			     bkr_recover_scan(again, 0, &r->scan) == 0;
 		r->scan_ns = bkr_time_now_ns();
 		/* what was applied is back: its holds end */
 		if (r->scanned && r->repo && update_holds(r, again) < 0)
 			bkr_log(BKR_LOG_WARN, "routine", "%s", bkr_error_message());
+		bkr_lock_release(lock);
 		bkr_recover_free(again);
 	}
 }

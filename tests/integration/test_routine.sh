@@ -558,10 +558,10 @@ flock -x 8
 for kind in hourly daily weekly emergency; do
 	BKR_TEST_NOW=2030-06-01T00:00:00Z expect_exit 6 timeout 20 "$BKR" -c "$T/nowait.json" --json routine "$kind" --no-wait
 	case $kind in
-	hourly) want="scan=ok,backup=failed" ;;
-	daily) want="scan=ok,backup=failed,verify=ok,cleanup=failed,tier-migrate=failed" ;;
+	hourly) want="scan=failed,backup=failed" ;;
+	daily) want="scan=failed,backup=failed,verify=ok,cleanup=skipped,tier-migrate=failed" ;;
 	weekly) want="backup=failed,verify=ok,repair=skipped,health=problems" ;;
-	emergency) want="scan=ok,recover=skipped,backup=failed" ;;
+	emergency) want="scan=failed,recover=skipped,backup=skipped" ;;
 	esac
 	[ "$(steps)" = "$want" ] || fail "$kind --no-wait while the repository is locked: $(steps)"
 	python3 - "$T/out" <<'PY' || fail "$kind --no-wait: the failed steps do not say why: $(cat "$T/out")"
@@ -993,3 +993,38 @@ printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$T/rep
 expect_exit 7 "$BKR" -q -c "$T/lf.json" routine hourly
 one_line_error
 pass "routine with a log_dir that is not a directory: exit 7, one line"
+
+# --- the scan and the holds it records are under the shared lock: a delete at
+# work is waited for, so the hold names a backup that stays (the scan compared
+# with the newest backup while the delete, stopped before its moves, was
+# removing it: the hold named a backup that was gone)
+WDL=$T/wsdl
+mkdir -p "$WDL/d" "$T/logsdl"
+"$BKR" init -r "$T/repodl" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "d", "paths": ["d"], "schedule": "hourly"}]}\n' \
+	"$T/repodl" "$WDL" "$T/logsdl" >"$T/dl.json"
+printf '{"precious": 1}\n' >"$WDL/d/precious.json"
+BKR_TEST_NOW=2026-12-10T00:00:00Z expect_exit 0 "$BKR" -q -c "$T/dl.json" routine hourly
+printf '{"precious": 2}\n' >"$WDL/d/precious.json"
+BKR_TEST_NOW=2026-12-10T01:00:00Z expect_exit 0 "$BKR" -q -c "$T/dl.json" routine hourly
+dids=($("$BKR" -r "$T/repodl" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))'))
+[ "${#dids[@]}" = 2 ] || fail "two backups expected: ${dids[*]}"
+rm "$WDL/d/precious.json"
+BKR_FAULT=trash-move:1:stop "$BKR" -q -r "$T/repodl" delete "${dids[1]}" >/dev/null 2>"$T/dl-del.err" &
+dpid=$!
+cleanup_hooks+=("kill -9 $dpid 2>/dev/null")
+wait_stopped "$dpid" || fail "delete did not stop before its moves: $(cat "$T/dl-del.err")"
+BKR_TEST_NOW=2026-12-10T02:00:00Z "$BKR" -c "$T/dl.json" routine hourly >"$T/out" 2>"$T/dl-rd.err" &
+rpid=$!
+cleanup_hooks+=("kill -9 $rpid 2>/dev/null")
+wait_line "$T/dl-rd.err" "waiting for a running prune, cleanup, delete or repair" "$rpid" ||
+	fail "the routine's scan did not wait for the delete: $(cat "$T/out" "$T/dl-rd.err")"
+kill -CONT "$dpid"
+wait "$dpid" || fail "delete failed: $(cat "$T/dl-del.err")"
+rc=0
+wait "$rpid" || rc=$?
+[ "$rc" = 1 ] || fail "hourly after the deletion: exit $rc: $(cat "$T/out" "$T/dl-rd.err")"
+expect_exit 0 "$BKR" -r "$T/repodl" hold --json
+python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); assert len(h) == 1 and h[0]["backup_id"] == sys.argv[2], h' "$T/out" "${dids[0]}" ||
+	fail "the hold does not name the backup left after the delete (${dids[0]}): $(cat "$T/out")"
+pass "the routine's scan waits for a delete at work; its hold names a backup that stays"
