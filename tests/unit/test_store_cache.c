@@ -288,13 +288,16 @@ static void test_data_blocks(void **state)
 /* a pack replaced in the store by another of the same size (a damaged copy
  * put right by hand; later, so its last-modified time differs): a new
  * process drops the blocks kept for the old one and fetches them again */
-static void test_replaced_pack_refetched(void **state)
+/*
+ * The pack read through a cache, then replaced in the store by other bytes
+ * of its size, its mtime @p later seconds after the old one's (0: the same
+ * second, to the nanosecond).
+ */
+static void cache_then_replace(struct fixture *f, time_t later)
 {
-	struct fixture *f = *state;
 	char path[PATH_MAX];
 	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT } };
 	struct stat st;
-	bkr_store_cache_stats cst;
 	bkr_store *local;
 
 	open_cache(f, 0);
@@ -307,17 +310,33 @@ static void test_replaced_pack_refetched(void **state)
 	assert_int_equal(bkr_store_delete(local, PACK), 0);
 	assert_int_equal(bkr_store_put(local, PACK, f->pack, PACK_LEN), 0);
 	bkr_store_free(local);
-	ts[1].tv_sec = st.st_mtime + 100;
+	ts[1] = st.st_mtim;
+	ts[1].tv_sec += later;
 	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* A new process reads the new bytes: each block dropped when checked and
+ * fetched again, then kept (the next process reads them from disk). */
+static void assert_refetched(struct fixture *f)
+{
+	bkr_store_cache_stats cst;
+
 	open_cache(f, 0);
-	read_pack(f, 0, PACK_LEN); /* the new bytes */
-	assert_int_equal(f->c->ranges, 6); /* each block dropped when checked, then fetched */
+	read_pack(f, 0, PACK_LEN);
+	assert_int_equal(f->c->ranges, 6);
 	bkr_store_cache_stats_get(f->s, &cst);
 	assert_int_equal(cst.refetched, 6);
-	/* and kept: the next process reads them from disk */
 	open_cache(f, 0);
 	read_pack(f, 0, PACK_LEN);
 	assert_int_equal(f->c->ranges, 0);
+}
+
+static void test_replaced_pack_refetched(void **state)
+{
+	struct fixture *f = *state;
+
+	cache_then_replace(f, 100);
+	assert_refetched(f);
 }
 
 /* a pack replaced by another of the same size within the same second (its
@@ -326,34 +345,13 @@ static void test_replaced_pack_refetched(void **state)
 static void test_replaced_pack_same_second(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX];
-	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT } };
 	struct stat st;
 	bkr_store_cache_stats cst;
-	bkr_store *local;
 
 	snprintf(fake_tag, sizeof(fake_tag), "\"etag-of-the-first\"");
-	open_cache(f, 0);
-	read_pack(f, 0, PACK_LEN);
-	assert_int_equal(f->c->ranges, 2);
-	snprintf(path, sizeof(path), "%s/%s", f->repo, PACK);
-	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(bkr_random_bytes(f->pack, PACK_LEN), 0);
-	assert_int_equal(bkr_store_local_open(&local, f->repo, 0), 0);
-	assert_int_equal(bkr_store_delete(local, PACK), 0);
-	assert_int_equal(bkr_store_put(local, PACK, f->pack, PACK_LEN), 0);
-	bkr_store_free(local);
-	ts[1] = st.st_mtim; /* the same second */
-	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	cache_then_replace(f, 0);
 	snprintf(fake_tag, sizeof(fake_tag), "\"etag-of-the-second\"");
-	open_cache(f, 0);
-	read_pack(f, 0, PACK_LEN); /* the new bytes */
-	assert_int_equal(f->c->ranges, 6);
-	bkr_store_cache_stats_get(f->s, &cst);
-	assert_int_equal(cst.refetched, 6);
-	open_cache(f, 0);
-	read_pack(f, 0, PACK_LEN);
-	assert_int_equal(f->c->ranges, 0);
+	assert_refetched(f);
 	/* a block file of an older bkr (magic bkrcach2, no tag) is fetched again once */
 	{
 		char blk[PATH_MAX];
