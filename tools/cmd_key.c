@@ -175,9 +175,16 @@ int cmd_key(cli *c, int argc, char **argv)
 			goto done;
 		}
 		if (!strcmp(sub, "passwd") && (err = bkr_key_remove(bkr_repo_store(r), bkr_crypto_repo_id(bkr_repo_crypto(r)), bkr_repo_key_id(r), id, NULL)) < 0) {
-			rc = cli_failf(c, err, "new key %s written, but the old key %s stays: %s", id, bkr_repo_key_id(r),
-				       bkr_error_message());
-			goto done;
+			/* another holder removed it meanwhile: it is gone, as asked */
+			if (err != BKR_ENOTFOUND) {
+				rc = cli_failf(c, err, "new key %s written, but the old key %s stays: %s", id,
+					       bkr_repo_key_id(r), bkr_error_message());
+				goto done;
+			}
+			bkr_error_clear();
+			if (!c->quiet)
+				fprintf(stderr, "bkr key: the old key %s was removed by another command meanwhile\n",
+					bkr_repo_key_id(r));
 		}
 		report(c, id, !strcmp(sub, "passwd") ? bkr_repo_key_id(r) : NULL);
 	}

@@ -263,6 +263,25 @@ BKR_PASSWORD='bob: tr0ub4dor' expect_exit 2 "$BKR" -r "$R" key remove "$bob"
 grep -q "last key file" "$T/err" || fail "removing the last key: $(cat "$T/err")"
 BKR_PASSWORD='bob: tr0ub4dor' expect_exit 0 "$BKR" -r "$R" restore "$id_full" --target "$T/r-bob"
 python3 "$HERE/treecmp.py" "$T/r-full/src" "$T/r-bob/src" || fail "bob's restore differs"
+# a passwd whose old key another command removes between its checks and its
+# removal (found by hostile testing: "the old key stays: no such key file",
+# exit 3, with the key gone): done, saying so
+printf 'bob: new\n' >"$T/pw-bob2"
+BKR_FAULT=key-remove:1:stop BKR_PASSWORD='bob: tr0ub4dor' "$BKR" -r "$R" key passwd --new-password-file "$T/pw-bob2" >"$T/kp.out" 2>"$T/kp.err" &
+kp=$!
+cleanup_hooks+=("kill -9 $kp 2>/dev/null")
+wait_stopped "$kp" || fail "key passwd did not stop before removing the old key: $(cat "$T/kp.err")"
+rm "$R/keys/$bob.json"
+kill -CONT "$kp"
+rc=0
+wait "$kp" || rc=$?
+[ "$rc" = 0 ] || fail "key passwd whose old key went meanwhile: exit $rc: $(cat "$T/kp.out" "$T/kp.err")"
+grep -q "replaced" "$T/kp.out" && grep -qx "bkr key: the old key $bob was removed by another command meanwhile" "$T/kp.err" ||
+	fail "key passwd whose old key went meanwhile: $(cat "$T/kp.out" "$T/kp.err")"
+expect_exit 0 "$BKR" -r "$R" --password-file "$T/pw-bob2" list
+# (and back to bob's passphrase, which the sections below use)
+BKR_NEW_PASSWORD='bob: tr0ub4dor' expect_exit 0 "$BKR" -r "$R" --password-file "$T/pw-bob2" key passwd
+bob=$(ls "$R/keys" | sed 's/\.json$//')
 expect_exit 2 "$BKR" -r "$T/plain" key list
 one_line_error
 pass "key add, passwd and remove with two holders; never the key in use or the last one"
