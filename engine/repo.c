@@ -517,6 +517,24 @@ int bkr_repo_pack_find(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type)
 	return pack_where(r, id, type, true, &s, name);
 }
 
+int bkr_repo_pack_seek(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, bool strict, bool *reloaded,
+		       char *out, size_t cap)
+{
+	char name[PATH_MAX];
+	bkr_store *s = NULL;
+	int err = BKR_ENOTFOUND;
+
+	if (!*reloaded) {
+		*reloaded = true;
+		if ((err = bkr_repo_reload_tiers(r)) < 0)
+			return err;
+	}
+	for (int attempt = 0; attempt < 2; attempt++)
+		if ((err = pack_where(r, id, type, strict, &s, name)) != BKR_ENOTFOUND)
+			break;
+	return err < 0 || !out ? err : bkr_store_describe(s, name, out, cap);
+}
+
 int bkr_repo_locate(bkr_repo *r, const char *path, bkr_store **s, const char **name)
 {
 	size_t nt = bkr_repo_tier_count(r);

@@ -462,6 +462,7 @@ static int find_missing(bkr_repo *r, struct status *listed, bkr_tier_missing *ou
 {
 	struct status ix = { .r = r };
 	size_t j = 0, ncand = 0;
+	bool reloaded = false;
 	int err;
 
 	memset(out, 0, sizeof(*out));
@@ -478,16 +479,9 @@ static int find_missing(bkr_repo *r, struct status *listed, bkr_tier_missing *ou
 			continue;
 		ix.seen[ncand++] = ix.seen[i];
 	}
-	/* a migration may have moved them since, to a tier it recorded since: the
-	 * records again, then every place by name, twice (a move is a copy, then a
-	 * delete: a pack is always somewhere, but a look at one place after another
-	 * can pass it by once) */
-	if (ncand && (err = bkr_repo_reload_tiers(r)) < 0)
-		goto done;
+	/* a migration may have moved them since, to a tier it recorded since */
 	for (size_t i = 0; i < ncand; i++) {
-		for (int attempt = 0; attempt < 2; attempt++)
-			if ((err = bkr_repo_pack_find(r, &ix.seen[i].id, (bkr_blob_type)ix.seen[i].type)) != BKR_ENOTFOUND)
-				break;
+		err = bkr_repo_pack_seek(r, &ix.seen[i].id, (bkr_blob_type)ix.seen[i].type, true, &reloaded, NULL, 0);
 		if (err == BKR_ENOTFOUND) {
 			if (!out->missing++)
 				out->first = ix.seen[i].id;

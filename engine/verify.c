@@ -489,22 +489,16 @@ static int check_missing(struct verify *v)
 			continue;
 		if (bkr_idset_add(&v->checked, &k) < 0)
 			return BKR_ENOMEM;
-		/* Not listed: a tier migration may have moved it since the listing,
-		 * to a tier it recorded since this verify opened the repository.
-		 * The tier records again (once), then every place by name twice more:
-		 * a move is a copy, then a delete, so a pack is always somewhere,
-		 * but one look at each place after another can pass it by once (as
-		 * tier status searches; readers reload the records on a miss). */
-		int found = -1;
-		for (int attempt = 0; attempt < 3 && found < 0; attempt++) {
-			if ((found = bkr_repo_pack_path(v->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path))) == 0)
-				break;
+		/* Not listed: a tier migration may have moved it since the listing
+		 * (as tier status, verify looks again: bkr_repo_pack_seek). */
+		int found = bkr_repo_pack_path(v->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path));
+		if (found < 0) {
 			bkr_error_clear();
-			if (!v->tiers_reloaded) {
-				v->tiers_reloaded = true;
-				if ((err = bkr_repo_reload_tiers(v->r)) < 0)
-					return err;
-			}
+			found = bkr_repo_pack_seek(v->r, &e->pack, (bkr_blob_type)e->type, false, &v->tiers_reloaded,
+						   path, sizeof(path));
+			if (found < 0 && found != BKR_ENOTFOUND)
+				return found; /* the tier records could not be read again */
+			bkr_error_clear();
 		}
 		if (found == 0) {
 			err = check_pack(v, &e->pack, -1, path);

@@ -222,6 +222,18 @@ int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, c
 /** Whether a pack is in any of those places: 0; BKR_ENOTFOUND when none holds it (the message
  *  names a tier that is missing); another code when a place could not answer. */
 int bkr_repo_pack_find(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type);
+/**
+ * A pack that a listing or a first search missed: a tier migration may have
+ * moved it since, to a tier recorded after the repository was opened.  The
+ * tier records are read again (once per caller's run: *@p reloaded says
+ * whether it was done), then every place is searched by name twice (a move
+ * is a copy, then a delete: a pack is always somewhere, but one look at each
+ * place after another can pass it by once).  @p strict as for
+ * bkr_repo_pack_find (else as bkr_repo_pack_path); @p out, when not NULL,
+ * gets its path as bkr_repo_pack_path gives it.
+ */
+int bkr_repo_pack_seek(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, bool strict, bool *reloaded,
+		       char *out, size_t cap);
 
 /**
  * Every pack file in the hot tier and the tiers (not trash), and every
