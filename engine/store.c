@@ -155,7 +155,7 @@ int bkr_store_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t 
 	if ((err = check_name(name, false)) < 0)
 		return err;
 	if (s->ops->stat_time)
-		return s->ops->stat_time(s, name, size, mtime);
+		return s->ops->stat_time(s, name, size, mtime, NULL);
 	return s->ops->stat(s, name, size);
 }
 
@@ -167,9 +167,9 @@ int bkr_store_stat_tag(bkr_store *s, const char *name, uint64_t *size, int64_t *
 	*mtime = -1;
 	if ((err = check_name(name, false)) < 0)
 		return err;
-	if (s->ops->stat_tag)
-		return s->ops->stat_tag(s, name, size, mtime, tag);
-	return bkr_store_stat_time(s, name, size, mtime);
+	if (s->ops->stat_time)
+		return s->ops->stat_time(s, name, size, mtime, tag);
+	return s->ops->stat(s, name, size);
 }
 
 int bkr_store_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)

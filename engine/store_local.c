@@ -83,11 +83,13 @@ static int make_parent(const char *path)
 	return parent_of(path, dir) ? bkr_io_mkdir_p(dir, DIR_MODE) : 0;
 }
 
-static int local_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime)
+/* no version tag: a local file's is its mtime (@p tag stays "") */
+static int local_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime, char *tag)
 {
 	char path[PATH_MAX];
 	struct stat st;
 	int err;
+	(void)tag;
 	if ((err = path_of(s, name, path)) < 0)
 		return err;
 	if (stat(path, &st) < 0)
@@ -102,7 +104,7 @@ static int local_stat_time(bkr_store *s, const char *name, uint64_t *size, int64
 static int local_stat(bkr_store *s, const char *name, uint64_t *size)
 {
 	int64_t mtime;
-	return local_stat_time(s, name, size, &mtime);
+	return local_stat_time(s, name, size, &mtime, NULL);
 }
 
 static int local_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)

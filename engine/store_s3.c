@@ -583,12 +583,7 @@ static int s3_stat(bkr_store *base, const char *name, uint64_t *size)
 	return s3_head((s3_store *)base, name, size);
 }
 
-static int s3_stat_time(bkr_store *base, const char *name, uint64_t *size, int64_t *mtime)
-{
-	return s3_head_time((s3_store *)base, name, size, mtime, NULL);
-}
-
-static int s3_stat_tag(bkr_store *base, const char *name, uint64_t *size, int64_t *mtime, char *tag)
+static int s3_stat_time(bkr_store *base, const char *name, uint64_t *size, int64_t *mtime, char *tag)
 {
 	return s3_head_time((s3_store *)base, name, size, mtime, tag);
 }
@@ -1414,7 +1409,6 @@ static void s3_free(bkr_store *base)
 static const bkr_store_ops s3_ops = {
 	.stat = s3_stat,
 	.stat_time = s3_stat_time,
-	.stat_tag = s3_stat_tag,
 	.get = s3_get,
 	.get_range = s3_get_range,
 	.put = s3_put,

@@ -54,10 +54,10 @@ typedef struct bkr_store_view bkr_store_view;
 
 typedef struct bkr_store_ops {
 	int (*stat)(bkr_store *s, const char *name, uint64_t *size);
-	/** Optional (NULL: bkr_store_stat_time says the time is unknown). */
-	int (*stat_time)(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime);
-	/** Optional (NULL: bkr_store_stat_tag gives stat_time's answer and no tag). */
-	int (*stat_tag)(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime, char *tag);
+	/** Optional (NULL: bkr_store_stat_time says the time is unknown, bkr_store_stat_tag
+	 *  gives no tag).  @p tag: NULL, or BKR_STORE_TAG_MAX bytes for the version tag,
+	 *  left "" by a store that has none. */
+	int (*stat_time)(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime, char *tag);
 	int (*get)(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len);
 	/** Optional (NULL: bkr_store_view_get uses get). */
 	int (*view)(bkr_store *s, const char *name, size_t max, bkr_store_view *out);
