@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "bkr/pack.h"
 #include "bkr/tier.h"
 #include "bkr/trash.h"
+#include "bkr/verify_record.h"
 #include "array.h"
 #include "idset.h"
 #include "reach.h"
@@ -31,6 +33,7 @@ struct pack {
 	uint64_t bytes, used;     /* stored bytes (headers included) of all / used blobs (kept copies) */
 	uint64_t file_size;       /* 0 when missing on disk */
 	bool on_disk, drop, repack;
+	bool damaged;             /* holds a used blob with no intact copy: left as it is */
 	uint32_t where;           /* bit i: place i (0 = hot, then the tiers) holds a copy */
 	char path[PATH_MAX];      /* of the first copy */
 	char name[64];            /* its object name, the same in every place */
@@ -61,7 +64,39 @@ struct prune {
 	struct leftover *left;
 	size_t nleft, capleft;
 	const char *backup; /* whose trees are being marked, for messages */
+	bkr_idset bad;      /* used blobs read with no copy intact */
+	bkr_damaged_copy *dmg; /* damaged copies met, for the damage record */
+	size_t ndmg, capdmg;
 };
+
+/* A damaged copy met (@p e): kept for the damage record that repair reads. */
+static int note_copy(struct prune *p, const bkr_index_entry *e)
+{
+	int err = bkr_array_grow((void **)&p->dmg, &p->capdmg, p->ndmg, sizeof(*p->dmg));
+	if (err == 0)
+		p->dmg[p->ndmg++] = (bkr_damaged_copy){ e->id, e->pack };
+	return err;
+}
+
+/* One line for o->damage: a used blob that no intact copy replaces. */
+static void say_damage(struct prune *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say_damage(struct prune *p, const char *fmt, ...)
+{
+	char msg[1600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->o->damage)
+		p->o->damage(p->o->damage_ctx, msg);
+}
+
+/* What a message adds about the record of the damage. */
+static const char *recorded(const struct prune *p)
+{
+	return p->o->dry_run ? "a real run records the damage for it" : "the damage is recorded for it";
+}
 
 /* ---- 1. mark ---------------------------------------------------------------- */
 
@@ -281,19 +316,22 @@ static int dup_order(const void *a, const void *b, void *ctx)
  * Each used blob stored more than once (in packs on disk): the copy kept is
  * one that reads intact (decoded and hashed), tried in the order they are
  * preferred; the others are dropped only then.  A copy that fails its checks
- * - damaged bytes, which a verify may have recorded, or which no verify has
- * read yet - is passed over (counted in damaged_copies).  When no copy reads,
- * every copy stays indexed: prune does not choose among damaged copies.  An
- * error that says nothing about the data (a store that cannot answer now, out
- * of memory: bkr_error_not_damage) stops prune before it changes anything.  Cost: one read of each
- * duplicated blob, more only where a copy is damaged; blobs stored once are
- * not read.
+ * (BKR_ECORRUPT: damaged bytes, which a verify may have recorded, or which no
+ * verify has read yet) is passed over (counted in damaged_copies) and noted
+ * for the damage record, so that repair takes its entry out of the index
+ * where prune does not rewrite it.  When no copy reads, every copy stays
+ * indexed (prune does not choose among damaged copies), and the blob is
+ * named and counted in damaged_blobs.  Any other error (a store that cannot
+ * answer now, I/O, out of memory) says nothing about the data and stops
+ * prune before it changes anything.  Cost: one read of each duplicated blob,
+ * more only where a copy is damaged; blobs stored once are not read.
  */
 static int check_copies(struct prune *p, const bkr_idset *dups, const size_t *rank)
 {
 	struct copy *dup = NULL;
 	size_t ndup = 0, cap = 0;
 	uint8_t *buf = NULL;
+	char why[600];
 	int err = 0;
 
 	for (size_t i = 0; i < p->npacks && err == 0; i++) {
@@ -318,6 +356,7 @@ static int check_copies(struct prune *p, const bkr_idset *dups, const size_t *ra
 			break;
 		}
 		p->rep->duplicate_blobs++;
+		why[0] = '\0';
 		for (size_t i = lo; i < hi && good == SIZE_MAX; i++) {
 			const bkr_index_entry *e = &p->ents[dup[i].k];
 			int rerr = bkr_repo_pack_blob(p->r, p->packs[dup[i].pack].path, e, buf);
@@ -325,8 +364,8 @@ static int check_copies(struct prune *p, const bkr_idset *dups, const size_t *ra
 				good = dup[i].k;
 				break;
 			}
-			if (bkr_error_not_damage(rerr)) {
-				char hex[BKR_ID_HEX], why[600];
+			if (rerr != BKR_ECORRUPT) {
+				char hex[BKR_ID_HEX];
 				snprintf(why, sizeof(why), "%s", bkr_error_message());
 				bkr_id_to_hex(&e->id, hex);
 				err = bkr_error_set(rerr, "blob %s is stored more than once and a copy cannot be checked (%s); "
@@ -334,8 +373,24 @@ static int check_copies(struct prune *p, const bkr_idset *dups, const size_t *ra
 						    "changing anything", hex, why);
 				break;
 			}
+			if (i == lo) /* the first copy: named when none reads */
+				snprintf(why, sizeof(why), "%s", bkr_error_message());
 			bkr_error_clear();
 			p->rep->damaged_copies++;
+			if ((err = note_copy(p, e)) < 0)
+				break;
+		}
+		if (err == 0 && good == SIZE_MAX) {
+			const bkr_index_entry *e = &p->ents[dup[lo].k];
+			char hex[BKR_ID_HEX], phex[BKR_PACK_ID_HEX];
+			bkr_id_to_hex(&e->id, hex);
+			bkr_pack_id_to_hex(&e->pack, phex);
+			p->rep->damaged_blobs++;
+			if (bkr_idset_add(&p->bad, &e->id) < 0)
+				err = bkr_error_oom();
+			say_damage(p, "blob %s cannot be read intact from any of its %zu copies (the first, in pack %s: %s): "
+				   "prune keeps every copy and leaves their packs as they are; run 'bkr repair' (%s)",
+				   hex, hi - lo, phex, why, recorded(p));
 		}
 		for (size_t i = lo; i < hi && err == 0; i++)
 			p->keep[dup[i].k] = good == SIZE_MAX || dup[i].k == good;
@@ -554,14 +609,127 @@ static int src_read(void *ctx, void *buf, size_t len, uint64_t off)
 	return bkr_store_get_range(ps->s, ps->name, off, len, buf, 0);
 }
 
+/* A blob's header and payload, read in one piece, as a pack reader. */
+struct mem_src {
+	const uint8_t *b;
+	uint64_t off;
+	size_t len;
+};
+
+static int mem_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	const struct mem_src *m = ctx;
+	if (off < m->off || off - m->off > m->len || len > m->len - (off - m->off))
+		return bkr_error_set(BKR_ECORRUPT, "a blob read beyond the %zu bytes its index entry names", m->len);
+	memcpy(buf, m->b + (off - m->off), len);
+	return 0;
+}
+
+/*
+ * Entry @p e of @p pk: its header and payload into @p stored (one ranged
+ * get of the first copy: the lowest place holding it), decoded into @p raw
+ * and checked (lengths, header, codec, GCM tag, hash).  BKR_ECORRUPT when
+ * the bytes are damaged; any other error says nothing about them.
+ */
+static int read_checked(struct prune *p, const struct pack *pk, const bkr_index_entry *e, uint8_t *raw, uint8_t *stored)
+{
+	struct pack_src src = { bkr_repo_tier(p->r, (size_t)__builtin_ctz(pk->where), NULL, NULL), pk->name };
+	struct mem_src m = { stored, e->offset, BKR_BLOB_HEADER_SIZE + (size_t)e->stored_len };
+	char hex[BKR_ID_HEX];
+	int err;
+
+	if (e->stored_len > BKR_SEALED_BLOB_STORED_MAX || e->raw_len > BKR_BLOB_MAX) {
+		bkr_id_to_hex(&e->id, hex);
+		return bkr_error_set(BKR_ECORRUPT, "%s: blob %s: lengths %u/%u beyond the largest blob", pk->path, hex,
+				     e->stored_len, e->raw_len);
+	}
+	if ((err = src_read(&src, stored, m.len, e->offset)) < 0)
+		return err;
+	return bkr_pack_read_blob_from(bkr_repo_crypto(p->r), mem_read, &m, pk->path, &e->id, e->offset,
+				       e->stored_len, e->raw_len, e->type, raw, 0);
+}
+
+/*
+ * Before anything is written, every used blob a repack would copy is read
+ * and checked.  A pack holding one that cannot be read intact (bad bytes: a
+ * checksum, a malformed or truncated blob), or a copy of a blob no copy of
+ * which reads, is left as it is - not repacked, not moved, its index entries
+ * kept - so that every intact blob in it stays where readers find it; the
+ * blob is named (o->damage) and recorded for 'bkr repair', and the rest of
+ * prune goes on.  Any other error (a store that cannot answer, I/O) stops
+ * prune before it changes anything.  Cost: a blob to repack is read twice,
+ * here and when copied (the copy read each one twice before this check).
+ */
+static int check_repacks(struct prune *p)
+{
+	uint8_t *raw = NULL, *stored = NULL;
+	uint64_t n = p->rep->repacked_packs, done = 0;
+	char why[600];
+	int err = 0;
+
+	if (!n)
+		return 0;
+	if (!(raw = malloc(BKR_BLOB_MAX)) || !(stored = malloc(BKR_BLOB_HEADER_SIZE + BKR_SEALED_BLOB_STORED_MAX))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	for (size_t i = 0; i < p->npacks && err == 0; i++) {
+		struct pack *pk = &p->packs[i];
+		char hex[BKR_ID_HEX], phex[BKR_PACK_ID_HEX];
+		if (!pk->repack)
+			continue;
+		bkr_pack_id_to_hex(&pk->id, phex);
+		for (size_t k = pk->first; k < pk->first + pk->n && err == 0; k++) {
+			const bkr_index_entry *e = &p->ents[k];
+			int rerr;
+			if (!p->keep[k])
+				continue;
+			if (bkr_idset_has(&p->bad, &e->id)) {
+				pk->damaged = true; /* named already: no copy of it reads */
+				continue;
+			}
+			if ((rerr = read_checked(p, pk, e, raw, stored)) == 0)
+				continue;
+			snprintf(why, sizeof(why), "%s", bkr_error_message());
+			if (rerr != BKR_ECORRUPT) {
+				err = bkr_error_set(rerr, "pack %s cannot be read to repack it (%s); prune stops before "
+						    "changing anything", phex, why);
+				break;
+			}
+			bkr_error_clear();
+			pk->damaged = true;
+			p->rep->damaged_blobs++;
+			if (bkr_idset_add(&p->bad, &e->id) < 0 || note_copy(p, e) < 0) {
+				err = bkr_error_oom();
+				break;
+			}
+			bkr_id_to_hex(&e->id, hex);
+			say_damage(p, "blob %s in pack %s cannot be read intact (%s): prune leaves that pack as it is (not "
+				   "repacked, not moved), so every intact blob in it stays; run 'bkr repair' (%s)",
+				   hex, phex, why, recorded(p));
+		}
+		if (err == 0 && pk->damaged) {
+			pk->repack = false;
+			p->rep->repacked_packs--;
+			p->rep->repacked_bytes -= pk->file_size;
+			p->rep->damaged_packs++;
+			p->rep->damaged_pack_bytes += pk->file_size;
+		}
+		if (p->o->progress)
+			p->o->progress(p->o->progress_ctx, "checking", "packs to repack", ++done, n, 0, 0);
+	}
+done:
+	free(raw);
+	free(stored);
+	return err;
+}
+
 /* Copy the used blobs of @p pk (checked: decoded and hashed) into new packs. */
 static int repack_one(struct prune *p, struct pack *pk, struct repacker *rp, bkr_index_builder *b,
 		      uint8_t *raw, uint8_t *stored)
 {
 	uint32_t pack_size = bkr_repo_get_config(p->r)->pack_size;
 	const char *tmp = pk->type == BKR_BLOB_TREE ? "tree" : "data";
-	/* the first copy: the lowest place holding it */
-	struct pack_src src = { bkr_repo_tier(p->r, (size_t)__builtin_ctz(pk->where), NULL, NULL), pk->name };
 	int err = 0;
 
 	if (rp->w && rp->type != pk->type && (err = repack_flush(p, rp, b)) < 0)
@@ -571,15 +739,13 @@ static int repack_one(struct prune *p, struct pack *pk, struct repacker *rp, bkr
 		const bkr_index_entry *e = &p->ents[i];
 		if (!p->keep[i])
 			continue; /* unused, or a copy kept elsewhere */
-		if ((err = bkr_pack_read_blob_from(bkr_repo_crypto(p->r), src_read, &src, pk->path, &e->id, e->offset,
-						   e->stored_len, e->raw_len, e->type, raw, 0)) < 0)
-			break;
-		if ((err = src_read(&src, stored, e->stored_len, e->offset + BKR_BLOB_HEADER_SIZE)) < 0)
+		if ((err = read_checked(p, pk, e, raw, stored)) < 0)
 			break;
 		if (!rp->w && (err = bkr_pack_writer_new(&rp->w, p->store, tmp, (bkr_blob_type)pk->type,
 							 bkr_repo_crypto(p->r))) < 0)
 			break;
-		if ((err = bkr_pack_writer_add(rp->w, &e->id, e->flags, stored, e->stored_len, e->raw_len)) < 0)
+		if ((err = bkr_pack_writer_add(rp->w, &e->id, e->flags, stored + BKR_BLOB_HEADER_SIZE, e->stored_len,
+					       e->raw_len)) < 0)
 			break;
 		if (bkr_pack_writer_size(rp->w) >= pack_size)
 			err = repack_flush(p, rp, b);
@@ -614,7 +780,8 @@ static int write_index(struct prune *p, bkr_index *idx)
 			if (bkr_idset_has(&p->used, &p->ents[k].id) ? p->keep[k] : pk->on_disk)
 				err = bkr_index_builder_add(b, &p->ents[k]);
 	}
-	if (p->rep->repacked_packs && (!(raw = malloc(BKR_BLOB_MAX)) || !(stored = malloc(BKR_SEALED_BLOB_STORED_MAX))))
+	if (p->rep->repacked_packs &&
+	    (!(raw = malloc(BKR_BLOB_MAX)) || !(stored = malloc(BKR_BLOB_HEADER_SIZE + BKR_SEALED_BLOB_STORED_MAX))))
 		err = bkr_error_oom();
 	uint64_t nrepack = p->rep->repacked_packs, done = 0, bytes = 0;
 	for (size_t i = 0; i < p->npacks && err == 0; i++) {
@@ -699,9 +866,28 @@ static int expire(struct prune *p, bkr_store *s, bkr_trash_stats *ts)
 	return err;
 }
 
+/*
+ * The damaged copies prune met, in one damage record, where 'bkr repair'
+ * reads damaged blobs as it reads a verify's: it takes the copies that still
+ * fail out of the index.  A record that cannot be written is said (and
+ * counted), and prune goes on: the bytes are no worse for it.
+ */
+static void record_damage(struct prune *p)
+{
+	if (!p->ndmg || p->o->dry_run)
+		return;
+	if (bkr_damage_record_add(p->r, "prune", p->dmg, p->ndmg) < 0) {
+		p->rep->damage_unrecorded = true;
+		say_damage(p, "the damage prune met could not be recorded (%s): run 'bkr verify --read-data', which "
+			   "records it, before 'bkr repair'", bkr_error_message());
+		bkr_error_clear();
+	}
+}
+
 int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out)
 {
-	struct prune p = { .r = r, .o = o, .rep = out, .used = BKR_IDSET_INIT, .trees = BKR_IDSET_INIT };
+	struct prune p = { .r = r, .o = o, .rep = out, .used = BKR_IDSET_INIT, .trees = BKR_IDSET_INIT,
+			   .bad = BKR_IDSET_INIT };
 	bkr_index *idx = NULL;
 	bkr_store *s = NULL;
 	bkr_idset counted = BKR_IDSET_INIT;
@@ -736,6 +922,10 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 		}
 	}
 	decide(&p);
+	/* a dry run reads no blob it would repack: the real run finds damage there */
+	if (!o->dry_run && (err = check_repacks(&p)) < 0)
+		goto done;
+	record_damage(&p);
 	bkr_index_files(idx, &nfiles);
 	bkr_index_stale_files(idx, &nstale);
 	/* stale files: a merge killed before it removed what it superseded */
@@ -758,6 +948,8 @@ done:
 	bkr_idset_free(&p.used);
 	bkr_idset_free(&p.trees);
 	bkr_idset_free(&counted);
+	bkr_idset_free(&p.bad);
+	free(p.dmg);
 	free(p.ents);
 	free(p.packs);
 	free(p.keep);

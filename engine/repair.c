@@ -398,18 +398,19 @@ static int build(struct repair *p)
 	return err;
 }
 
-/* ---- 3. heal: the blobs verify recorded as damaged ---------------------------------- */
+/* ---- 3. heal: the blobs verify (or prune) recorded as damaged ---------------------- */
 
-static int note_damaged(void *ctx, const bkr_verify_record *rec)
+/* The damaged blobs of a verify record, or of a damage record prune left. */
+static int note_damaged(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted)
 {
 	struct repair *p = ctx;
 	int added;
-	for (size_t i = 0; i < rec->ndamaged; i++) {
-		if ((added = bkr_idset_add(&p->damaged, &rec->damaged[i])) < 0)
+	for (size_t i = 0; i < n; i++) {
+		if ((added = bkr_idset_add(&p->damaged, &ids[i])) < 0)
 			return bkr_error_oom();
 		p->rep->damaged_recorded += (uint64_t)added;
 	}
-	if (rec->damaged_omitted)
+	if (omitted)
 		p->rep->damaged_incomplete = true;
 	return 0;
 }
@@ -436,7 +437,7 @@ static int heal(struct repair *p)
 	int err;
 	bkr_idset fine = BKR_IDSET_INIT;
 
-	if ((err = bkr_verify_record_foreach(p->r, false, note_damaged, p)) < 0)
+	if ((err = bkr_damaged_blobs_foreach(p->r, note_damaged, p)) < 0)
 		return err;
 	if (!p->rep->damaged_recorded)
 		return 0;

@@ -57,8 +57,9 @@ struct verify {
 	bkr_repo *r;
 	const bkr_verify_options *o;
 	bkr_verify_stats *st;
-	bkr_idset damaged;      /* blob ids */
-	bkr_id *dlist;          /* the same, in the order found (for the record) */
+	bkr_idset damaged;      /* blob ids unreadable through the index */
+	bkr_idset listed;       /* those and the blobs with a damaged copy readers do not use */
+	bkr_id *dlist;          /* listed, in the order found (for the record) */
 	size_t ndlist, capdlist;
 	uint64_t damaged_files; /* files of backups reported damaged or missing */
 	bkr_idset checked;      /* pack ids (zero-extended) found and checked */
@@ -69,7 +70,7 @@ struct verify {
 	struct loose *loose;    /* by blob id once the packs are scanned */
 	size_t nloose, cap_loose;
 	bkr_idset loose_used;   /* loose blob ids counted in their pack's used */
-	bkr_idset recorded;     /* blobs earlier verifies recorded as damaged (repair takes them out) */
+	bkr_idset recorded;     /* blobs earlier verifies or prunes recorded as damaged (repair takes them out) */
 	bkr_idset lost;         /* of the damaged, blobs whose pack is in no tier (not damaged: missing) */
 	char places[400];       /* "REPO, tier NAME at PATH, ..." searched for a missing pack */
 	uint64_t packs_done, packs_total;
@@ -105,16 +106,25 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 		v->o->report(v->o->report_ctx, &p);
 }
 
-/* Blob @p id is damaged (unreadable through the index). */
-static int add_damaged(struct verify *v, const bkr_id *id)
+/* Blob @p id goes into the record's damaged blobs (repair reads every copy
+ * of it again and takes out of the index those that still fail). */
+static int list_damaged(struct verify *v, const bkr_id *id)
 {
-	int added = bkr_idset_add(&v->damaged, id);
+	int added = bkr_idset_add(&v->listed, id);
 	if (added <= 0)
 		return added < 0 ? BKR_ENOMEM : 0;
 	if (bkr_array_grow((void **)&v->dlist, &v->capdlist, v->ndlist, sizeof(*v->dlist)) < 0)
 		return BKR_ENOMEM;
 	v->dlist[v->ndlist++] = *id;
 	return 0;
+}
+
+/* Blob @p id is damaged (unreadable through the index). */
+static int add_damaged(struct verify *v, const bkr_id *id)
+{
+	if (bkr_idset_add(&v->damaged, id) < 0)
+		return BKR_ENOMEM;
+	return list_damaged(v, id);
 }
 
 static bkr_id pack_key(const bkr_pack_id *p)
@@ -210,16 +220,18 @@ static void pack_range(const struct verify *v, const bkr_pack_id *id, size_t *lo
 }
 
 /* Entry @p e disagrees with its pack: mark its blob damaged when it is the
- * entry readers use (a duplicate elsewhere may be the one they find). */
+ * entry readers use.  A duplicate elsewhere may be the one they find: then
+ * the backups using the blob are fine, but the blob is still recorded, so
+ * that repair takes this copy's entry out of the index. */
 static int mark_entry(struct verify *v, const bkr_index_entry *e)
 {
 	bkr_index_entry used;
 	if (bkr_repo_lookup(v->r, &e->id, &used) < 0) {
 		bkr_error_clear();
-		return 0;
+		return list_damaged(v, &e->id);
 	}
 	if (bkr_pack_id_cmp(&used.pack, &e->pack) || used.offset != e->offset)
-		return 0;
+		return list_damaged(v, &e->id);
 	return add_damaged(v, &e->id);
 }
 
@@ -724,11 +736,12 @@ static int fill_record(struct verify *v, int err, int64_t t0)
 	return 0;
 }
 
-static int note_recorded(void *ctx, const bkr_verify_record *rec)
+static int note_recorded(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted)
 {
 	struct verify *v = ctx;
-	for (size_t i = 0; i < rec->ndamaged; i++)
-		if (bkr_idset_add(&v->recorded, &rec->damaged[i]) < 0)
+	(void)omitted;
+	for (size_t i = 0; i < n; i++)
+		if (bkr_idset_add(&v->recorded, &ids[i]) < 0)
 			return BKR_ENOMEM;
 	return 0;
 }
@@ -761,7 +774,7 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	if ((err = bkr_repo_records_read(r, &records)) < 0 ||
 	    (err = bkr_repo_list_with(r, records, false, &l, on_bad_manifest, &v)) < 0 ||
 	    (err = bkr_repo_list_with(r, records, true, &runs, on_bad_run_manifest, &v)) < 0 ||
-	    (err = bkr_verify_record_foreach_in(records, false, note_recorded, &v)) < 0 ||
+	    (err = bkr_damaged_blobs_foreach_in(records, note_recorded, &v)) < 0 ||
 	    (err = bkr_repo_reload_index(r)) < 0)
 		goto done;
 	bkr_records_free(records);
@@ -815,6 +828,7 @@ done:
 	bkr_idset_free(&v.recorded);
 	bkr_idset_free(&v.lost);
 	bkr_idset_free(&v.damaged);
+	bkr_idset_free(&v.listed);
 	bkr_idset_free(&v.checked);
 	bkr_manifest_free(one);
 	bkr_manifest_list_free(&l);

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "bkr/error.h"
+#include "bkr/host.h"
 #include "bkr/manifest.h"
 
 static const char *const result_names[] = { "ok", "problems", "failed" };
@@ -118,11 +119,31 @@ static int get_count(const cJSON *o, const char *key, uint64_t *out, const char 
 	return 0;
 }
 
+/* "damaged_blobs": absent is none; else an array of blob ids (*ids malloc'd). */
+static int get_damaged(const cJSON *o, bkr_id **ids, size_t *n, const char *what)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "damaged_blobs"), *it;
+
+	*ids = NULL;
+	*n = 0;
+	if (v && !cJSON_IsArray(v))
+		return bkr_error_set(BKR_ECORRUPT, "%s: \"damaged_blobs\" is not an array", what);
+	if (v && cJSON_GetArraySize(v) > 0 && !(*ids = calloc((size_t)cJSON_GetArraySize(v), sizeof(**ids))))
+		return bkr_error_oom();
+	cJSON_ArrayForEach(it, v) {
+		if (!cJSON_IsString(it) || strlen(it->valuestring) != 2 * BKR_ID_SIZE ||
+		    bkr_id_from_hex(&(*ids)[*n], it->valuestring) < 0)
+			return bkr_error_set(BKR_ECORRUPT, "%s: \"damaged_blobs\" holds something that is not a blob id", what);
+		(*n)++;
+	}
+	return 0;
+}
+
 int bkr_verify_record_decode(bkr_verify_record **out, const char *text, size_t len, const char *what)
 {
 	bkr_verify_record *rec = NULL;
 	cJSON *o = NULL;
-	const cJSON *v, *it;
+	const cJSON *v;
 	char *result = NULL;
 	int err;
 
@@ -178,24 +199,8 @@ int bkr_verify_record_decode(bkr_verify_record **out, const char *text, size_t l
 		if (err < 0)
 			goto done;
 	}
-	v = cJSON_GetObjectItemCaseSensitive(o, "damaged_blobs");
-	if (v && !cJSON_IsArray(v)) {
-		err = bkr_error_set(BKR_ECORRUPT, "%s: \"damaged_blobs\" is not an array", what);
+	if ((err = get_damaged(o, &rec->damaged, &rec->ndamaged, what)) < 0)
 		goto done;
-	}
-	if (v && cJSON_GetArraySize(v) > 0 &&
-	    !(rec->damaged = calloc((size_t)cJSON_GetArraySize(v), sizeof(*rec->damaged)))) {
-		err = bkr_error_oom();
-		goto done;
-	}
-	cJSON_ArrayForEach(it, v) {
-		if (!cJSON_IsString(it) || strlen(it->valuestring) != 2 * BKR_ID_SIZE ||
-		    bkr_id_from_hex(&rec->damaged[rec->ndamaged], it->valuestring) < 0) {
-			err = bkr_error_set(BKR_ECORRUPT, "%s: \"damaged_blobs\" holds something that is not a blob id", what);
-			goto done;
-		}
-		rec->ndamaged++;
-	}
 	*out = rec;
 	rec = NULL;
 done:
@@ -315,4 +320,116 @@ int bkr_verify_record_last(bkr_repo *r, bkr_verify_record **out)
 		return bkr_error_set(BKR_ENOTFOUND, "%s: no verify has been recorded", bkr_repo_path(r));
 	*out = l.rec;
 	return 0;
+}
+
+/* ---- damage records: damaged blobs another command met ---------------------- */
+
+int bkr_damage_record_add(bkr_repo *r, const char *by, const bkr_damaged_copy *copies, size_t n)
+{
+	size_t keep = n < BKR_VERIFY_RECORD_MAX_DAMAGED ? n : BKR_VERIFY_RECORD_MAX_DAMAGED;
+	cJSON *o = NULL, *ids, *packs;
+	char when[32], host[256];
+	int err;
+
+	bkr_time_format(when, bkr_time_now_ns());
+	bkr_host_name(host, sizeof(host), NULL);
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "kind", "damage") ||
+	    !cJSON_AddStringToObject(o, "time", when) || !cJSON_AddStringToObject(o, "host", host) ||
+	    !cJSON_AddStringToObject(o, "by", by) || !(ids = cJSON_AddArrayToObject(o, "damaged_blobs")) ||
+	    !(packs = cJSON_AddArrayToObject(o, "packs")) ||
+	    !cJSON_AddNumberToObject(o, "damaged_omitted", (double)(n - keep)))
+		goto oom;
+	for (size_t i = 0; i < keep; i++) {
+		char hex[BKR_ID_HEX], phex[BKR_PACK_ID_HEX];
+		cJSON *a, *b;
+		bkr_id_to_hex(&copies[i].blob, hex);
+		bkr_pack_id_to_hex(&copies[i].pack, phex);
+		a = cJSON_CreateString(hex);
+		b = cJSON_CreateString(phex);
+		if (!a || !b || !cJSON_AddItemToArray(ids, a) || (a = NULL, !cJSON_AddItemToArray(packs, b))) {
+			cJSON_Delete(a);
+			cJSON_Delete(b);
+			goto oom;
+		}
+	}
+	return bkr_repo_add_record_obj(r, o); /* takes o */
+oom:
+	err = bkr_error_oom();
+	cJSON_Delete(o);
+	return err;
+}
+
+struct each_damaged {
+	int (*cb)(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted);
+	void *ctx;
+};
+
+/* The damaged blobs of a damage record: BKR_ENOTFOUND when it is another kind. */
+static int damage_decode(const char *text, size_t len, const char *what, bkr_id **ids, size_t *n, uint64_t *omitted)
+{
+	const cJSON *v;
+	cJSON *o;
+	int err;
+
+	*ids = NULL;
+	*n = 0;
+	if ((err = bkr_json_verify(text, len, what)) < 0)
+		return err;
+	if (!(o = cJSON_ParseWithLength(text, len)) || !cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return bkr_error_set(BKR_ECORRUPT, "%s: not a valid JSON object", what);
+	}
+	v = cJSON_GetObjectItemCaseSensitive(o, "kind");
+	if (!cJSON_IsString(v) || strcmp(v->valuestring, "damage"))
+		err = BKR_ENOTFOUND;
+	else if ((err = get_damaged(o, ids, n, what)) == 0)
+		err = get_count(o, "damaged_omitted", omitted, what);
+	cJSON_Delete(o);
+	if (err < 0) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+	}
+	return err;
+}
+
+static int each_damaged_record(void *ctx, const char *path, const char *text, size_t len)
+{
+	struct each_damaged *e = ctx;
+	bkr_verify_record *rec;
+	bkr_id *ids = NULL;
+	size_t n = 0;
+	uint64_t omitted = 0;
+	int err = bkr_verify_record_decode(&rec, text, len, path);
+
+	if (err == 0) {
+		err = e->cb(e->ctx, rec->damaged, rec->ndamaged, rec->damaged_omitted);
+		bkr_verify_record_free(rec);
+		return err;
+	}
+	if (err == BKR_ENOTFOUND)
+		err = damage_decode(text, len, path, &ids, &n, &omitted);
+	if (err == BKR_ENOMEM)
+		return err;
+	if (err < 0) {
+		bkr_error_clear(); /* another kind, or damaged: says nothing about blobs */
+		return 0;
+	}
+	err = e->cb(e->ctx, ids, n, omitted);
+	free(ids);
+	return err;
+}
+
+int bkr_damaged_blobs_foreach(bkr_repo *r, int (*cb)(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted),
+			      void *ctx)
+{
+	struct each_damaged e = { cb, ctx };
+	return bkr_repo_foreach_record(r, false, each_damaged_record, &e);
+}
+
+int bkr_damaged_blobs_foreach_in(const bkr_records *rs,
+				 int (*cb)(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted), void *ctx)
+{
+	struct each_damaged e = { cb, ctx };
+	return bkr_records_foreach(rs, false, each_damaged_record, &e);
 }

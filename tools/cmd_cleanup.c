@@ -212,7 +212,7 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 	int64_t now = bkr_time_now_ns();
 	bkr_prune_report pr;
 	bool pruned = false;
-	int first, err;
+	int first, err, rc = 0;
 
 	CLI_PARSE(c, argc, argv, usage, "nt:", lo, opt, &s, &first);
 	if (first < argc)
@@ -244,6 +244,8 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 		po.now_ns = now;
 		po.progress = c->progress ? lc_prune_progress : NULL;
 		po.progress_ctx = c;
+		po.damage = lc_prune_damage;
+		po.damage_ctx = c;
 		if ((err = lc_plan_apply(repo, &plan, now, s.no_prune ? NULL : &po, &pr)) < 0)
 			goto done;
 		pruned = !s.no_prune;
@@ -264,10 +266,12 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 	} else if (pruned) {
 		lc_print_prune(c, NULL, &pr, false);
 	}
+	if (pruned)
+		rc = lc_prune_exit(&pr); /* damage prune left in place, each named on stderr */
 done:
 	lc_plan_free(&plan);
 	bkr_lock_release(lock);
 	bkr_repo_free(repo);
 	bkr_config_free(cfg);
-	return err < 0 ? cli_fail(c, err) : 0;
+	return err < 0 ? cli_fail(c, err) : rc;
 }

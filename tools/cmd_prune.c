@@ -14,7 +14,9 @@ static const char usage[] =
 	"Move packs no backup or recovery run uses into the trash, repack packs whose\n"
 	"unused share exceeds PERCENT (default 10), merge the index files into one,\n"
 	"remove leftovers of killed writers, and empty trash older than the grace\n"
-	"period (default 1d).  Reports the bytes freed (docs/operations.md).\n\n"
+	"period (default 1d).  Reports the bytes freed (docs/operations.md).  A pack\n"
+	"to repack that holds a damaged blob is left as it is, the blob named and\n"
+	"recorded for 'bkr repair', and the rest done (exit 6).\n\n"
 	"  -n, --dry-run          say what would be done, change nothing\n"
 	"      --max-unused PCT   repack threshold, 0..100\n"
 	"      --grace D          how long trash and leftovers wait (e.g. 12h; 0 = now:\n"
@@ -70,7 +72,7 @@ int cmd_prune(cli *c, int argc, char **argv)
 	json_out j;
 	bkr_repo *repo = NULL;
 	bkr_lock *lock = NULL;
-	int first, err;
+	int first, err, rc = 0;
 
 	CLI_PARSE(c, argc, argv, usage, "n", lo, opt_all, &s, &first);
 	if (first < argc)
@@ -81,14 +83,17 @@ int cmd_prune(cli *c, int argc, char **argv)
 		goto done;
 	s.po.progress = c->progress ? lc_prune_progress : NULL;
 	s.po.progress_ctx = c;
+	s.po.damage = lc_prune_damage;
+	s.po.damage_ctx = c;
 	if ((err = bkr_prune_run(repo, &s.po, &pr)) < 0)
 		goto done;
 	if (!s.po.dry_run)
 		lc_log_prune(&pr);
 	json_out_init(&j, stdout);
 	lc_print_prune(c, &j, &pr, s.po.dry_run); /* --json: the report at the top level ends with a newline */
+	rc = lc_prune_exit(&pr); /* damage left in place, each named on stderr: done, with problems */
 done:
 	bkr_lock_release(lock);
 	bkr_repo_free(repo);
-	return err < 0 ? cli_fail(c, err) : 0;
+	return err < 0 ? cli_fail(c, err) : rc;
 }

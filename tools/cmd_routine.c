@@ -460,6 +460,15 @@ static int exclusive(rt_run *r, bkr_lock **lock)
 	return r->dry_run ? 0 : lc_lock(r->c, r->repo, &o, lock);
 }
 
+/* bkr_prune_options.damage in a routine: logged, the first one kept for the step's line. */
+static void cleanup_damage(void *ctx, const char *message)
+{
+	char *first = ctx;
+	if (!first[0])
+		snprintf(first, 1024, "%s", message);
+	bkr_log_event(BKR_LOG_WARN, "prune", "damage", NULL, "%s", message);
+}
+
 static void step_cleanup(rt_run *r, rt_step *s)
 {
 	const bkr_retention_policy *pol[BKR_BACKUP_RECOVERY + 1];
@@ -467,11 +476,13 @@ static void step_cleanup(rt_run *r, rt_step *s)
 	bkr_prune_report pr;
 	bkr_lock *lock = NULL;
 	lc_plan plan = { 0 };
-	char freed[32];
+	char freed[32], damage[1024] = "";
 	int err;
 
 	if (!rt_need_repo(r, s))
 		return;
+	po.damage = cleanup_damage;
+	po.damage_ctx = damage;
 	for (int t = 0; t <= BKR_BACKUP_RECOVERY; t++)
 		pol[t] = bkr_config_retention_for(r->cfg, (bkr_backup_type)t);
 	if ((err = exclusive(r, &lock)) < 0)
@@ -492,8 +503,14 @@ static void step_cleanup(rt_run *r, rt_step *s)
 	if (plan.held)
 		snprintf(held, sizeof(held), " (%zu kept for the last good copies of %zu held file%s)", plan.held,
 			 plan.held_files, plan.held_files == 1 ? "" : "s");
-	rt_step_end(r, s, RT_OK, "removed %zu of %zu backups%s%s; prune moved %s to the trash", plan.ngone, plan.n,
-		    plan.bad ? " (damaged manifests left alone)" : "", held, freed);
+	if (lc_prune_exit(&pr))
+		rt_step_end(r, s, RT_PROBLEMS, "removed %zu of %zu backups%s%s; prune moved %s to the trash, and met "
+			    "damage it left in place (%" PRIu64 " blob%s): %s", plan.ngone, plan.n,
+			    plan.bad ? " (damaged manifests left alone)" : "", held, freed, pr.damaged_blobs,
+			    pr.damaged_blobs == 1 ? "" : "s", damage);
+	else
+		rt_step_end(r, s, RT_OK, "removed %zu of %zu backups%s%s; prune moved %s to the trash", plan.ngone,
+			    plan.n, plan.bad ? " (damaged manifests left alone)" : "", held, freed);
 	goto done;
 fail:
 	rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());

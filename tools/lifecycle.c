@@ -185,6 +185,12 @@ void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run
 		json_out_uint(j, p->duplicate_blobs);
 		json_out_key(j, "damaged_copies");
 		json_out_uint(j, p->damaged_copies);
+		json_out_key(j, "damaged_blobs");
+		json_out_uint(j, p->damaged_blobs);
+		json_out_key(j, "damaged_packs");
+		json_out_uint(j, p->damaged_packs);
+		json_out_key(j, "damage_recorded");
+		json_out_bool(j, !dry_run && (p->damaged_copies || p->damaged_blobs) && !p->damage_unrecorded);
 		json_out_end_object(j);
 		return;
 	}
@@ -212,6 +218,23 @@ void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run
 		printf("%" PRIu64 " damaged cop%s of blobs stored more than once passed over: an intact copy %s "
 		       "(run 'bkr verify --read-data')\n", p->damaged_copies, p->damaged_copies == 1 ? "y" : "ies",
 		       dry_run ? "would be kept" : "kept");
+	if (p->damaged_packs) {
+		cli_human_bytes(a, p->damaged_pack_bytes);
+		printf("%" PRIu64 " pack%s (%s) left as %s, not repacked: %s a damaged blob (named in a warning); run 'bkr "
+		       "repair'\n", p->damaged_packs, p->damaged_packs == 1 ? "" : "s", a,
+		       p->damaged_packs == 1 ? "it was" : "they were", p->damaged_packs == 1 ? "it holds" : "each holds");
+	}
+}
+
+void lc_prune_damage(void *ctx, const char *message)
+{
+	cli_problem(ctx, "%s", message);
+	bkr_log_event(BKR_LOG_WARN, "prune", "damage", NULL, "%s", message);
+}
+
+int lc_prune_exit(const bkr_prune_report *p)
+{
+	return p->damaged_blobs || p->damage_unrecorded ? BKR_EXIT_PARTIAL : 0;
 }
 
 void lc_prune_progress(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
@@ -238,7 +261,8 @@ void lc_log_prune(const bkr_prune_report *p)
 		{ "leftover_packs", p->leftover_packs }, { "moved_to_trash_bytes", moved },
 		{ "freed_bytes", moved - p->repack_written }, { "trash_freed_bytes", p->trash_freed },
 		{ "trash_waiting_bytes", p->trash_waiting }, { "duplicate_blobs", p->duplicate_blobs },
-		{ "damaged_copies", p->damaged_copies },
+		{ "damaged_copies", p->damaged_copies }, { "damaged_blobs", p->damaged_blobs },
+		{ "damaged_packs", p->damaged_packs },
 	};
 	enum { N = sizeof(f) / sizeof(*f) };
 	char num[N][24];

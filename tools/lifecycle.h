@@ -74,6 +74,15 @@ int lc_max_unused(cli *c, const char *arg, int *out);
  */
 void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run);
 
+/**
+ * bkr_prune_options.damage (@p ctx: the cli): each line on stderr, with -q
+ * too (a reason for the exit status), and in the log.
+ */
+void lc_prune_damage(void *ctx, const char *message);
+
+/** The exit status a prune that returned 0 ends with: BKR_EXIT_PARTIAL when it met damage it left in place. */
+int lc_prune_exit(const bkr_prune_report *p);
+
 /** bkr_prune_options.progress for a progress line (@p ctx: the cli); set it only when c->progress. */
 void lc_prune_progress(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
 		       uint64_t bytes_done, uint64_t bytes_total);

@@ -266,13 +266,16 @@ for id in $("$BKR" -r "$R4" list --json | python3 -c 'import json,sys; print(" "
 	expect_exit 0 "$BKR" -r "$R4" restore "$id" --target "$T/rdup"
 	cmp "$bws/one.bin" "$T/rdup/dupbadws/one.bin" || fail "backup $id does not restore after prune chose a copy"
 done
-# both copies damaged: prune chooses neither, and drops neither
+# both copies damaged: prune chooses neither, and drops neither; it names the
+# blob that has no intact copy, records it for repair and exits 6
 rm -rf "$R4" && cp -a "$T/repo-dupbad-clean" "$R4"
 flip_byte_in_blob "${dpk[0]}"
 flip_byte_in_blob "${dpk[1]}"
-expect_exit 0 "$BKR" -r "$R4" prune --grace 0 --json
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_copies"] == 2, r' "$T/out" ||
+expect_exit 6 "$BKR" -r "$R4" prune --grace 0 --json
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_copies"] == 2 and r["damaged_blobs"] == 1 and r["damage_recorded"] is True, r' "$T/out" ||
 	fail "prune dropped a copy when none reads: $(cat "$T/out")"
+grep -q "cannot be read intact from any of its 2 copies.*bkr repair" "$T/err" ||
+	fail "prune does not name the blob no copy of which reads: $(cat "$T/err")"
 [ -e "${dpk[0]}" ] && [ -e "${dpk[1]}" ] || fail "prune moved a damaged copy's pack when no copy reads"
 pass "a blob stored twice with the preferred copy damaged: prune keeps the intact copy (every backup restores); with both damaged it drops neither"
 # --- a pin beside a cleanup: the pinned backup is kept, or the pin fails ----------

@@ -1,7 +1,8 @@
 /** @file
  * Unit tests for verify_record.c: the codec round trip (every field, the cap
  * on damaged ids), hostile records (bad checksum, wrong types, bad ids,
- * another kind), and the newest record of a real repository.
+ * another kind), the newest record of a real repository, and damage
+ * records (prune's) read with the verify records' damaged blobs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -177,6 +178,65 @@ static void test_last(void **state)
 	tu_rmrf(dir);
 }
 
+/* Every damaged id of the records, in order, into ctx's array. */
+struct ids {
+	bkr_id got[16];
+	size_t n;
+	uint64_t omitted;
+};
+
+static int collect(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted)
+{
+	struct ids *c = ctx;
+	for (size_t i = 0; i < n && c->n < 16; i++)
+		c->got[c->n++] = ids[i];
+	c->omitted += omitted;
+	return 0;
+}
+
+/* Damage records (prune's): read with the verify records' damaged blobs, never taken for a verify. */
+static void test_damage_records(void **state)
+{
+	char dir[4096], repo_path[4200], rec[4300];
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	bkr_verify_record *a = sample(1), *got = NULL;
+	bkr_damaged_copy c[2];
+	struct ids ids = { .n = 0 };
+	bkr_repo *r = NULL;
+	FILE *f;
+	(void)state;
+	memset(c, 0, sizeof(c));
+	c[0].blob.b[0] = 0xaa;
+	c[0].pack.b[0] = 0x01;
+	c[1].blob.b[0] = 0xbb;
+	c[1].pack.b[0] = 0x02;
+	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "damage-record"), 0);
+	snprintf(repo_path, sizeof(repo_path), "%s/repo", dir);
+	assert_int_equal(bkr_repo_init(repo_path, &io), 0);
+	assert_int_equal(bkr_repo_open(&r, repo_path, 0), 0);
+	assert_int_equal(bkr_verify_record_add(r, a), 0);
+	assert_int_equal(bkr_damage_record_add(r, "prune", c, 2), 0);
+	/* a damage record with a bad checksum, and one with a bad id: skipped */
+	snprintf(rec, sizeof(rec), "%s/records/99999999999999999998-ffffffff.json", repo_path);
+	assert_non_null(f = fopen(rec, "w"));
+	fputs("{\"kind\":\"damage\",\"damaged_blobs\":[\"00\"],\"sha256\":\"00\"}", f);
+	fclose(f);
+	assert_int_equal(bkr_damaged_blobs_foreach(r, collect, &ids), 0);
+	assert_int_equal(ids.n, 3); /* the verify's one, then prune's two */
+	assert_memory_equal(&ids.got[0], &a->damaged[0], sizeof(bkr_id));
+	assert_memory_equal(&ids.got[1], &c[0].blob, sizeof(bkr_id));
+	assert_memory_equal(&ids.got[2], &c[1].blob, sizeof(bkr_id));
+	assert_int_equal(ids.omitted, 0);
+	/* the last verify is still the verify */
+	assert_int_equal(bkr_verify_record_last(r, &got), 0);
+	assert_int_equal(got->ndamaged, 1);
+	assert_int_equal(got->result, BKR_VERIFY_RESULT_PROBLEMS);
+	bkr_verify_record_free(got);
+	bkr_repo_free(r);
+	bkr_verify_record_free(a);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +244,7 @@ int main(void)
 		cmocka_unit_test(test_cap),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_last),
+		cmocka_unit_test(test_damage_records),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

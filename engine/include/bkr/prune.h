@@ -10,7 +10,11 @@
  *    first, the next one tried when that one is damaged, every copy kept
  *    when none reads;
  * 2. repacks the used blobs of every pack whose unused share exceeds
- *    max_unused_pct into new packs (bytes copied as stored, not recompressed);
+ *    max_unused_pct into new packs (bytes copied as stored, not recompressed),
+ *    each read and checked first: a pack holding a used blob that does not
+ *    read intact is left as it is (every intact blob in it stays), the blob
+ *    named (damage) and recorded in a damage record for `bkr repair`
+ *    (verify_record.h), and prune goes on with the rest;
  * 3. publishes one index file holding every used blob, superseding every
  *    index file it read (many small index files become one);
  * 4. moves into trash (one batch) the packs no index entry names any more:
@@ -43,6 +47,13 @@ typedef struct {
 	void (*progress)(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
 			 uint64_t bytes_done, uint64_t bytes_total);
 	void *progress_ctx;
+	/**
+	 * Optional: one line (naming the blob, its pack and what is wrong) for
+	 * each used blob prune read that no intact copy replaces, and for a
+	 * damage record it could not write.
+	 */
+	void (*damage)(void *ctx, const char *message);
+	void *damage_ctx;
 } bkr_prune_options;
 #define BKR_PRUNE_OPTIONS_VERSION 1
 #define BKR_PRUNE_OPTIONS_INIT { BKR_PRUNE_OPTIONS_VERSION, false, 10, 24 * 3600, 0 }
@@ -59,12 +70,19 @@ typedef struct {
 	uint64_t trash_waiting;                 /**< bytes still in trash, within the grace period */
 	uint64_t duplicate_blobs;               /**< used blobs stored more than once: one copy read before the others go */
 	uint64_t damaged_copies;                /**< of their copies, those that failed the read: never the one kept */
+	uint64_t damaged_blobs;                 /**< used blobs read with no copy intact: named, recorded, kept */
+	uint64_t damaged_packs, damaged_pack_bytes; /**< packs to repack left as they are for such a blob */
+	bool damage_unrecorded;                 /**< the damage record could not be written (named) */
 } bkr_prune_report;
 
 /**
  * Prune @p r (the caller holds the exclusive lock).  *out is filled also on
  * dry runs.  A tree that cannot be read stops prune before it changes
- * anything (BKR_ECORRUPT naming the backup): what lies below it is unknown.
+ * anything (BKR_ECORRUPT naming the backup): what lies below it is unknown;
+ * so does an error reading a blob that says nothing about its bytes (I/O,
+ * a store that cannot answer).  Damaged blobs do not stop it: 0 is returned
+ * with out->damaged_blobs counting the used blobs that no intact copy
+ * replaces (the caller's exit status says so).
  */
 int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out);
 

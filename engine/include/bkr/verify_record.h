@@ -2,8 +2,9 @@
  * Verify records (docs/format.md "Verify records"): every `bkr verify` leaves
  * one append-only record in records/ saying when it ran, what it checked,
  * what it found, and which blobs it found damaged.  `bkr repair` reads the
- * damaged blobs from them (to take them out of the index); a health report
- * reads the newest one.
+ * damaged blobs from them (to take them out of the index), and from the
+ * damage records that prune leaves for damage it meets; a health report
+ * reads the newest verify record.
  */
 #ifndef BKR_VERIFY_RECORD_H
 #define BKR_VERIFY_RECORD_H
@@ -89,5 +90,31 @@ int bkr_verify_record_foreach_in(const bkr_records *rs, bool newest_first,
 
 /** The newest verify record of @p r: BKR_ENOTFOUND when there is none. */
 int bkr_verify_record_last(bkr_repo *r, bkr_verify_record **out);
+
+/** A damaged copy of a blob: the blob and the pack holding the copy. */
+typedef struct {
+	bkr_id blob;
+	bkr_pack_id pack;
+} bkr_damaged_copy;
+
+/**
+ * Append a damage record (docs/format.md "Damage records"): the damaged
+ * copies a command other than verify met (@p by: "prune"), for `bkr repair`
+ * as a verify record's damaged blobs are.  At most
+ * BKR_VERIFY_RECORD_MAX_DAMAGED are written, the rest counted.
+ */
+int bkr_damage_record_add(bkr_repo *r, const char *by, const bkr_damaged_copy *copies, size_t n);
+
+/**
+ * The damaged blob ids of every intact verify record and damage record of
+ * @p r, oldest first, one record at a time (@p omitted: ids the record
+ * counted but did not list); a return <0 from @p cb stops and is returned.
+ */
+int bkr_damaged_blobs_foreach(bkr_repo *r, int (*cb)(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted),
+			      void *ctx);
+
+/** The same over records already read (bkr_repo_records_read). */
+int bkr_damaged_blobs_foreach_in(const bkr_records *rs,
+				 int (*cb)(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted), void *ctx);
 
 #endif

@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# bkr prune and damaged blobs, on plain and encrypted repositories:
+# - a damaged blob stored once, in a pack prune wants to repack: prune leaves
+#   that pack as it is (every intact blob in it stays), frees the rest, names
+#   the blob and the pack in one line pointing to 'bkr repair', records the
+#   damage, exits 6; then repair, a backup (the live file still has the bytes)
+#   and a second prune leave a repository that verifies, every backup
+#   restoring byte for byte;
+# - a damaged copy of a blob stored twice, not the one readers use: verify
+#   records it, so that repair takes that copy's index entry out; and prune,
+#   passing over a damaged copy, records it too.
+source "$(dirname "$0")/lib.sh"
+
+export BKR_TEST_KDF_N=1024 # cheap keys (fault-injection builds only)
+export BKR_PASSWORD='prune-damage test'
+unset BKR_NEW_PASSWORD
+
+# flip_largest_blob PACK: flip one byte inside the payload of the pack's largest
+# blob (walking the plain 16-byte blob headers up to the footer: stored length
+# at +4; an encrypted blob's is padded, coarsely, so the largest file's blob
+# is still the largest); prints the blob's offset
+flip_largest_blob() {
+	python3 - "$1" <<'PY'
+import struct, sys
+p = sys.argv[1]
+with open(p, "r+b") as f:
+    data = f.read()
+    foot = struct.unpack_from("<Q", data, len(data) - 64 + 16)[0]
+    off, best, size = 0, None, -1
+    while off < foot:
+        stored = struct.unpack_from("<I", data, off + 4)[0]
+        if stored > size:
+            best, size = off, stored
+        off += 16 + stored
+    f.seek(best + 16 + 100)
+    b = f.read(1)
+    f.seek(best + 16 + 100)
+    f.write(bytes([b[0] ^ 0x5a]))
+    print(best)
+PY
+}
+
+pack_hex() { basename "$1" .pack; }
+ids() { "$BKR" -r "$1" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))'; }
+
+# restore_same REPO ID WS: backup ID restores every file of WS byte for byte
+restore_same() {
+	local f
+	rm -rf "$T/r"
+	expect_exit 0 "$BKR" -r "$1" restore "$2" --target "$T/r"
+	for f in "$3"/*; do
+		cmp "$f" "$T/r/$(basename "$3")/$(basename "$f")" || fail "backup $2: $(basename "$f") does not restore exactly"
+	done
+}
+
+# --- a damaged blob stored once, in a pack to repack ------------------------------
+once_stored() {
+	local mode=$1 R=$T/repo-$1 ws=$T/ws-$1 junk=$T/junk-$1 enc=()
+	[ "$mode" = encrypted ] && enc=(--encryption aes-256-gcm)
+	mkdir -p "$ws" "$junk"
+	expect_exit 0 "$BKR" init -r "$R" "${enc[@]}"
+	# below the chunker's minimum (256 KiB): one blob each; bad.bin the largest
+	head -c 100000 /dev/urandom >"$ws/keep.bin"
+	head -c 130000 /dev/urandom >"$ws/gone.bin"
+	head -c 180000 /dev/urandom >"$ws/bad.bin"
+	expect_exit 0 "$BKR" -q -r "$R" create --type full "$ws"
+	local a=$(ids "$R")
+	mapfile -t dpacks < <(find "$R/data" -name '*.pack')
+	[ "${#dpacks[@]}" = 1 ] || fail "$mode: the first backup should store one data pack: ${#dpacks[@]}"
+	local da=${dpacks[0]}
+	# the second backup keeps keep.bin and bad.bin: the first pack is a third unused
+	rm "$ws/gone.bin"
+	head -c 120000 /dev/urandom >"$ws/other.bin"
+	expect_exit 0 "$BKR" -q -r "$R" create --type full "$ws"
+	local b=$(ids "$R") && b=${b#"$a "}
+	# a backup of other data, deleted: its packs are wholly unused
+	head -c 140000 /dev/urandom >"$junk/junk.bin"
+	find "$R/data" -name '*.pack' | sort >"$T/before"
+	expect_exit 0 "$BKR" -q -r "$R" create --type full "$junk"
+	local c=$(ids "$R") && c=${c##* }
+	local dc=$(find "$R/data" -name '*.pack' | sort | comm -13 "$T/before" -)
+	[ -n "$dc" ] && [ -e "$dc" ] || fail "$mode: no data pack of the junk backup"
+	expect_exit 0 "$BKR" -q -r "$R" delete "$a" "$c"
+	cp -a "$R" "$T/repo-$mode-clean"
+	flip_largest_blob "$da" >/dev/null
+
+	expect_exit 6 "$BKR" -r "$R" prune --grace 0
+	# one line naming the blob and the pack, pointing to repair
+	[ "$(grep -c 'cannot be read intact' "$T/err")" = 1 ] && grep -q "pack $(pack_hex "$da")" "$T/err" &&
+		grep -q "bkr repair" "$T/err" && grep -q "left as it is\|leaves that pack as it is" "$T/err" ||
+		{ cat "$T/err"; fail "$mode: prune does not name the damaged blob and its pack in one line"; }
+	[ "$(wc -l <"$T/err")" = 1 ] || { cat "$T/err"; fail "$mode: prune said more than one line on stderr"; }
+	grep -q "left as it was, not repacked" "$T/out" || fail "$mode: the report does not say a pack was left: $(cat "$T/out")"
+	# the damaged pack stays where it was; the other garbage is gone
+	[ -e "$da" ] || fail "$mode: prune moved the pack holding the damaged blob"
+	[ ! -e "$dc" ] || fail "$mode: prune did not free the unused pack of the deleted backup"
+	ls "$R/trash" | grep -q . && fail "$mode: --grace 0 left something in the trash: $(ls -R "$R/trash")"
+	# the damage is recorded where repair reads it (records are sealed in an
+	# encrypted repository: there repair's dry run tells)
+	local blob=$(grep -o 'blob [0-9a-f]\{64\}' "$T/err" | head -1) && blob=${blob#blob }
+	[ -n "$blob" ] || fail "$mode: the line names no blob: $(cat "$T/err")"
+	if [ "$mode" = plain ]; then
+		python3 - "$R/records" "$blob" "$(pack_hex "$da")" <<'PY' || fail "$mode: prune left no damage record naming the blob"
+import glob, json, sys
+recs = [json.load(open(f)) for f in sorted(glob.glob(sys.argv[1] + "/*.json"))]
+d = [r for r in recs if r.get("kind") == "damage"]
+assert len(d) == 1 and d[0]["by"] == "prune" and d[0]["damaged_blobs"] == [sys.argv[2]] and d[0]["packs"] == [sys.argv[3]], recs
+PY
+	fi
+	expect_exit 1 "$BKR" -r "$R" repair --dry-run --json
+	python3 - "$T/out" "$blob" <<'PY' || fail "$mode: repair does not find the damage prune recorded: $(cat "$T/out")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["damaged_recorded"] == 1 and [p for p in r["problems"] if p["kind"] == "damaged-blob" and p["object"] == sys.argv[2]], r
+PY
+	# every intact file still restores, from the pack left in place
+	rm -rf "$T/r"
+	expect_exit 6 "$BKR" -r "$R" restore "$b" --target "$T/r"
+	cmp "$ws/keep.bin" "$T/r/ws-$mode/keep.bin" && cmp "$ws/other.bin" "$T/r/ws-$mode/other.bin" ||
+		fail "$mode: an intact file does not restore after prune met the damage"
+	# a second prune meets it again, the same way (--json, -q: the line stays)
+	expect_exit 6 "$BKR" -q -r "$R" prune --grace 0 --json
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_blobs"] == 1 and r["damaged_packs"] == 1 and r["repacked_packs"] == 0 and r["damage_recorded"] is True, r' "$T/out" ||
+		fail "$mode: prune --json does not report the damaged blob and pack: $(cat "$T/out")"
+	[ "$(grep -c 'cannot be read intact' "$T/err")" = 1 ] || fail "$mode: -q hid why prune exits 6: $(cat "$T/err")"
+	[ -e "$da" ] || fail "$mode: the second prune moved the pack holding the damaged blob"
+
+	# repair takes the damaged blob out (the live file has its bytes: healable) ...
+	expect_exit 1 "$BKR" -r "$R" repair --json
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_dropped"] == 1 and r["healable_files"] == 1, r' "$T/out" ||
+		fail "$mode: repair did not take the recorded damaged blob out: $(cat "$T/out")"
+	# ... a backup stores it again, and prune now repacks the pack
+	expect_exit 0 "$BKR" -q -r "$R" create --type incremental "$ws"
+	expect_exit 0 "$BKR" -r "$R" prune --grace 0 --json
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_blobs"] == 0 and r["repacked_packs"] >= 1, r' "$T/out" ||
+		fail "$mode: prune after repair: $(cat "$T/out")"
+	[ ! -e "$da" ] || fail "$mode: the damaged pack was not repacked once repair took its damaged blob out"
+	expect_exit 0 "$BKR" -r "$R" verify --read-data
+	for id in $(ids "$R"); do restore_same "$R" "$id" "$ws"; done
+	pass "$mode: a damaged blob stored once in a pack to repack: prune leaves the pack, frees the rest, says so (exit 6), records it; repair, a backup and prune leave a verified repository"
+}
+
+once_stored plain
+once_stored encrypted
+
+# --- a read error that says nothing about the bytes still stops prune first -------
+# (4cb1381's rule): the N-th read fails with EIO, for the first N where it is
+# a read of a blob prune would repack
+R=$T/repo-eio
+found=
+for n in $(seq 1 200); do
+	rm -rf "$R" && cp -a "$T/repo-plain-clean" "$R"
+	before=$(cd "$R" && find . -type f ! -path './locks/*' | sort | xargs sha256sum)
+	got=0
+	BKR_FAULT=read:$n "$BKR" -r "$R" prune --grace 0 >"$T/out" 2>"$T/err" || got=$?
+	grep -q "cannot be read to repack it" "$T/err" || continue
+	found=$n
+	[ "$got" = 7 ] || fail "an I/O error reading a blob to repack: exit $got, not 7: $(cat "$T/err")"
+	one_line_error
+	grep -q "stops before changing anything" "$T/err" || fail "prune does not say it changed nothing: $(cat "$T/err")"
+	[ "$(cd "$R" && find . -type f ! -path './locks/*' | sort | xargs sha256sum)" = "$before" ] ||
+		fail "prune changed the repository after an I/O error reading a blob to repack"
+	grep -rlq '"kind":"damage"' "$R/records" 2>/dev/null && fail "an I/O error was recorded as damage"
+	break
+done
+[ -n "$found" ] || fail "no read of a blob to repack was found to fail"
+pass "an I/O error reading a blob to repack stops prune before it changes anything (exit 7), recording no damage"
+
+# --- a damaged copy readers do not use: verify records it, repair takes it out ----
+dup_copy() {
+	local mode=$1 R=$T/dup-$1 ws=$T/dupws-$1 enc=()
+	[ "$mode" = encrypted ] && enc=(--encryption aes-256-gcm)
+	mkdir -p "$ws"
+	head -c 200000 /dev/urandom >"$ws/one.bin"
+	expect_exit 0 "$BKR" init -r "$R" "${enc[@]}"
+	# two backups store the same blob at once (test_race's recipe): two copies
+	BKR_FAULT=write:1:stop "$BKR" -q -r "$R" create --type full "$ws" >/dev/null 2>"$T/dup1.err" &
+	local pid=$!
+	wait_stopped "$pid" || fail "$mode: the first backup did not stop at its first write: $(cat "$T/dup1.err")"
+	expect_exit 0 "$BKR" -q -r "$R" create --type full "$ws"
+	kill -CONT "$pid"
+	wait "$pid" || fail "$mode: the first backup failed: $(cat "$T/dup1.err")"
+	mapfile -t dpk < <(find "$R/data" -name '*.pack')
+	[ "${#dpk[@]}" = 2 ] || fail "$mode: the two backups did not each store the blob: ${#dpk[@]} data packs"
+	cp -a "$R" "$T/dup-$mode-clean"
+	# damage the copy readers do not use: cat reads the one they use
+	local unused=
+	for p in "${dpk[@]}"; do
+		rm -rf "$R" && cp -a "$T/dup-$mode-clean" "$R"
+		flip_largest_blob "$p" >/dev/null
+		if "$BKR" -r "$R" cat latest "dupws-$mode/one.bin" >/dev/null 2>&1; then
+			unused=$p
+			break
+		fi
+	done
+	[ -n "$unused" ] || fail "$mode: no copy of the blob is the one readers pass over"
+	expect_exit 1 "$BKR" -r "$R" verify --read-data --json
+	python3 - "$T/out" <<'PY' || fail "$mode: verify should find the damaged copy and no damaged file: $(cat "$T/out")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert [p for p in o["problems"] if p["kind"] == "blob"], o
+assert not [p for p in o["problems"] if p["kind"] in ("damaged-file", "missing")], o  # every file reads
+PY
+	if [ "$mode" = plain ]; then
+		python3 - "$R/records" <<'PY' || fail "$mode: verify did not record the damaged copy"
+import glob, json, sys
+recs = [json.load(open(f)) for f in sorted(glob.glob(sys.argv[1] + "/*.json"))]
+v = [r for r in recs if r.get("kind") == "verify"]
+assert len(v) == 1 and len(v[0]["damaged_blobs"]) == 1, v
+PY
+	fi
+	expect_exit 0 "$BKR" -r "$R" repair --json
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_dropped"] == 1 and r["damaged_files"] == 0, r' "$T/out" ||
+		fail "$mode: repair did not take the damaged copy's entry out: $(cat "$T/out")"
+	expect_exit 0 "$BKR" -r "$R" verify --read-data
+	for id in $(ids "$R"); do restore_same "$R" "$id" "$ws"; done
+	# prune, when the copy it prefers is the damaged one, records it as well
+	local other= met=
+	for p in "${dpk[@]}"; do [ "$p" = "$unused" ] || other=$p; done
+	for p in "$unused" "$other"; do
+		rm -rf "$R" && cp -a "$T/dup-$mode-clean" "$R"
+		flip_largest_blob "$p" >/dev/null
+		expect_exit 0 "$BKR" -r "$R" prune --json
+		python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["damaged_copies"] == 1 else 3)' "$T/out" || continue
+		python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_blobs"] == 0 and r["damage_recorded"] is True, r' "$T/out" ||
+			fail "$mode: prune passed over a damaged copy without recording it: $(cat "$T/out")"
+		expect_exit 0 "$BKR" -r "$R" repair --dry-run --json
+		python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_recorded"] == 1, r' "$T/out" ||
+			fail "$mode: prune's damage record does not name the damaged copy: $(cat "$T/out")"
+		expect_exit 0 "$BKR" -r "$R" verify --read-data
+		met=1
+		break
+	done
+	[ -n "$met" ] || fail "$mode: prune passed over neither damaged copy"
+	pass "$mode: a damaged copy readers do not use: verify records it, repair takes it out; prune records one it passes over"
+}
+
+dup_copy plain
+dup_copy encrypted
