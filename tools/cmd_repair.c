@@ -151,11 +151,11 @@ static void print_report(cli *c, const bkr_repair_report *r, bool dry_run, bool 
 	       (unsigned long long)r->damaged_dropped,
 	       !r->rewritten ? "nothing to rewrite" : dry_run ? "would rewrite it as one index file" : "rewritten as one index file");
 	if (r->damaged_recorded)
-		printf("heal: %llu damaged blob%s recorded by verify: %llu taken out of the index, %llu read fine now\n",
+		printf("heal: %llu damaged blob%s recorded (by verify or prune): %llu taken out of the index, %llu read fine now\n",
 		       (unsigned long long)r->damaged_recorded, r->damaged_recorded == 1 ? "" : "s",
 		       (unsigned long long)r->damaged_dropped, (unsigned long long)r->damaged_healed);
 	if (r->damaged_incomplete)
-		printf("heal: a verify found more damaged blobs than its record holds: run 'bkr verify --read-data' "
+		printf("heal: a verify or prune found more damaged blobs than its record holds: run 'bkr verify --read-data' "
 		       "and 'bkr repair' again\n");
 	if (r->damaged_files)
 		printf("%llu file%s in %llu backup%s stay%s damaged; %llu can be healed by a new backup of their source\n",

@@ -503,14 +503,20 @@ static void step_cleanup(rt_run *r, rt_step *s)
 	if (plan.held)
 		snprintf(held, sizeof(held), " (%zu kept for the last good copies of %zu held file%s)", plan.held,
 			 plan.held_files, plan.held_files == 1 ? "" : "s");
-	if (lc_prune_exit(&pr))
+	if (lc_prune_exit(&pr)) {
+		rt_alert(r, "damage", NULL, NULL,
+			 "run 'bkr repair' (it takes the recorded damage out of the index and names the files using it), "
+			 "then back up again where the live files still have the bytes",
+			 "prune met %" PRIu64 " damaged blob%s and left %s in place: %s", pr.damaged_blobs,
+			 pr.damaged_blobs == 1 ? "" : "s", pr.damaged_blobs == 1 ? "it" : "them", damage);
 		rt_step_end(r, s, RT_PROBLEMS, "removed %zu of %zu backups%s%s; prune moved %s to the trash, and met "
 			    "damage it left in place (%" PRIu64 " blob%s): %s", plan.ngone, plan.n,
 			    plan.bad ? " (damaged manifests left alone)" : "", held, freed, pr.damaged_blobs,
 			    pr.damaged_blobs == 1 ? "" : "s", damage);
-	else
+	} else {
 		rt_step_end(r, s, RT_OK, "removed %zu of %zu backups%s%s; prune moved %s to the trash", plan.ngone,
 			    plan.n, plan.bad ? " (damaged manifests left alone)" : "", held, freed);
+	}
 	goto done;
 fail:
 	rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());

@@ -143,6 +143,30 @@ PY
 once_stored plain
 once_stored encrypted
 
+# --- cleanup and the daily routine: the same (exit 6; the step has problems) -----
+R=$T/repo-cleanup
+rm -rf "$R" && cp -a "$T/repo-plain-clean" "$R"
+da=$(find "$R/data" -name '*.pack' | sort | head -1)
+for p in $(find "$R/data" -name '*.pack'); do
+	# the pack the first backup wrote: three blobs, one of them unused now
+	[ "$(python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); print(struct.unpack_from("<I", d, len(d)-64+12)[0])' "$p")" = 3 ] && da=$p
+done
+flip_largest_blob "$da" >/dev/null
+expect_exit 6 "$BKR" -r "$R" cleanup --keep-last 10
+grep -q "cannot be read intact.*bkr repair" "$T/err" || fail "cleanup's prune does not name the damaged blob: $(cat "$T/err")"
+[ -e "$da" ] || fail "cleanup's prune moved the pack holding the damaged blob"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R" "$T/ws-plain" "$T/logs" >"$T/cfg.json"
+expect_exit 1 "$BKR" -c "$T/cfg.json" routine daily --json
+python3 - "$T/out" <<'PY' || fail "the daily routine does not report prune's damage: $(cat "$T/out")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+st = {s["step"]: s for s in o["steps"]}
+assert st["cleanup"]["status"] == "problems" and "cannot be read intact" in st["cleanup"]["message"], st["cleanup"]
+assert [a for a in o["alerts"] if a["kind"] == "damage" and "bkr repair" in a["action"]], o["alerts"]
+PY
+[ -e "$da" ] || fail "the routine's prune moved the pack holding the damaged blob"
+pass "cleanup exits 6 and the daily routine's cleanup step has problems (a damage alert) when prune leaves a damaged blob"
+
 # --- a read error that says nothing about the bytes still stops prune first -------
 # (4cb1381's rule): the N-th read fails with EIO, for the first N where it is
 # a read of a blob prune would repack

@@ -11,7 +11,7 @@
  *    (verify --read-data judges its blobs), one that disagrees with its
  *    pack's footer or names a pack missing from every tier and trash is
  *    dropped (its blob is gone: a backup stores it again);
- * 3. heals: every blob a `verify` recorded as damaged (bkr/verify_record.h)
+ * 3. heals: every blob a `verify` (or `prune`) recorded as damaged (bkr/verify_record.h)
  *    is read again through every index entry naming it, and the entries that
  *    still fail are dropped;
  * 4. walks every backup and recovery run and reports each file that still
@@ -72,7 +72,7 @@ typedef struct {
 	uint64_t rescued_packs;       /**< packs in the trash a backup uses, moved back */
 	uint64_t dropped_missing;     /**< entries of packs missing everywhere */
 	uint64_t dropped_bogus;       /**< entries that disagree with their pack's footer */
-	uint64_t damaged_recorded;    /**< distinct blobs verify recorded as damaged */
+	uint64_t damaged_recorded;    /**< distinct blobs verify or prune recorded as damaged */
 	uint64_t damaged_dropped;     /**< entries of them that still fail: dropped */
 	uint64_t damaged_healed;      /**< recorded blobs that now read fine (or have a good copy) */
 	uint64_t damaged_files;       /**< files of backups that stay damaged */
