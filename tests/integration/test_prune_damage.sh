@@ -8,7 +8,9 @@
 #   restoring byte for byte;
 # - a damaged copy of a blob stored twice, not the one readers use: verify
 #   records it, so that repair takes that copy's index entry out; and prune,
-#   passing over a damaged copy, records it too.
+#   passing over a damaged copy, records it too;
+# - an I/O error (not damage) reading a blob to repack, or a copy of a blob
+#   stored twice, still stops prune before it changes anything.
 source "$(dirname "$0")/lib.sh"
 
 export BKR_TEST_KDF_N=1024 # cheap keys (fault-injection builds only)
@@ -261,3 +263,23 @@ PY
 
 dup_copy plain
 dup_copy encrypted
+
+# --- an I/O error reading a copy of a blob stored twice stops prune too -----------
+# (it used to pass the copy over as damaged and drop it)
+R=$T/dup-eio
+found=
+for n in $(seq 1 200); do
+	rm -rf "$R" && cp -a "$T/dup-plain-clean" "$R"
+	before=$(cd "$R" && find . -type f ! -path './locks/*' | sort | xargs sha256sum)
+	got=0
+	BKR_FAULT=read:$n "$BKR" -r "$R" prune --grace 0 >"$T/out" 2>"$T/err" || got=$?
+	grep -q "stored more than once and a copy cannot be checked" "$T/err" || continue
+	found=$n
+	[ "$got" = 7 ] || fail "an I/O error reading a copy: exit $got, not 7: $(cat "$T/err")"
+	one_line_error
+	[ "$(cd "$R" && find . -type f ! -path './locks/*' | sort | xargs sha256sum)" = "$before" ] ||
+		fail "prune changed the repository after an I/O error reading a copy"
+	break
+done
+[ -n "$found" ] || fail "no read of a copy of a blob stored twice was found to fail"
+pass "an I/O error reading a copy of a blob stored twice stops prune before it changes anything (exit 7)"
