@@ -169,27 +169,32 @@ PY
 [ -e "$da" ] || fail "the routine's prune moved the pack holding the damaged blob"
 pass "cleanup exits 6 and the daily routine's cleanup step has problems (a damage alert) when prune leaves a damaged blob"
 
+# eio_stops CLEAN PATTERN WHAT: the N-th read fails with EIO (BKR_FAULT), for
+# the first N whose error says PATTERN (a read of WHAT): prune exits 7 with one
+# line saying it stops before changing anything, the repository unchanged and
+# no damage recorded (an error that says nothing about the bytes is no damage)
+eio_stops() {
+	local R=$T/repo-eio n got before
+	for n in $(seq 1 200); do
+		rm -rf "$R" && cp -a "$1" "$R"
+		before=$(cd "$R" && find . -type f ! -path './locks/*' | sort | xargs sha256sum)
+		got=0
+		BKR_FAULT=read:$n "$BKR" -r "$R" prune --grace 0 >"$T/out" 2>"$T/err" || got=$?
+		grep -q "$2" "$T/err" || continue
+		[ "$got" = 7 ] || fail "an I/O error reading $3: exit $got, not 7: $(cat "$T/err")"
+		one_line_error
+		grep -q "stops before changing anything" "$T/err" || fail "prune does not say it changed nothing: $(cat "$T/err")"
+		[ "$(cd "$R" && find . -type f ! -path './locks/*' | sort | xargs sha256sum)" = "$before" ] ||
+			fail "prune changed the repository after an I/O error reading $3"
+		grep -rlq '"kind":"damage"' "$R/records" 2>/dev/null && fail "an I/O error reading $3 was recorded as damage"
+		return 0
+	done
+	fail "no read of $3 was found to fail"
+}
+
 # --- a read error that says nothing about the bytes still stops prune first -------
-# (4cb1381's rule): the N-th read fails with EIO, for the first N where it is
-# a read of a blob prune would repack
-R=$T/repo-eio
-found=
-for n in $(seq 1 200); do
-	rm -rf "$R" && cp -a "$T/repo-plain-clean" "$R"
-	before=$(cd "$R" && find . -type f ! -path './locks/*' | sort | xargs sha256sum)
-	got=0
-	BKR_FAULT=read:$n "$BKR" -r "$R" prune --grace 0 >"$T/out" 2>"$T/err" || got=$?
-	grep -q "cannot be read to repack it" "$T/err" || continue
-	found=$n
-	[ "$got" = 7 ] || fail "an I/O error reading a blob to repack: exit $got, not 7: $(cat "$T/err")"
-	one_line_error
-	grep -q "stops before changing anything" "$T/err" || fail "prune does not say it changed nothing: $(cat "$T/err")"
-	[ "$(cd "$R" && find . -type f ! -path './locks/*' | sort | xargs sha256sum)" = "$before" ] ||
-		fail "prune changed the repository after an I/O error reading a blob to repack"
-	grep -rlq '"kind":"damage"' "$R/records" 2>/dev/null && fail "an I/O error was recorded as damage"
-	break
-done
-[ -n "$found" ] || fail "no read of a blob to repack was found to fail"
+# (4cb1381's rule)
+eio_stops "$T/repo-plain-clean" "cannot be read to repack it" "a blob to repack"
 pass "an I/O error reading a blob to repack stops prune before it changes anything (exit 7), recording no damage"
 
 # --- a damaged copy readers do not use: verify records it, repair takes it out ----
@@ -266,20 +271,5 @@ dup_copy encrypted
 
 # --- an I/O error reading a copy of a blob stored twice stops prune too -----------
 # (it used to pass the copy over as damaged and drop it)
-R=$T/dup-eio
-found=
-for n in $(seq 1 200); do
-	rm -rf "$R" && cp -a "$T/dup-plain-clean" "$R"
-	before=$(cd "$R" && find . -type f ! -path './locks/*' | sort | xargs sha256sum)
-	got=0
-	BKR_FAULT=read:$n "$BKR" -r "$R" prune --grace 0 >"$T/out" 2>"$T/err" || got=$?
-	grep -q "stored more than once and a copy cannot be checked" "$T/err" || continue
-	found=$n
-	[ "$got" = 7 ] || fail "an I/O error reading a copy: exit $got, not 7: $(cat "$T/err")"
-	one_line_error
-	[ "$(cd "$R" && find . -type f ! -path './locks/*' | sort | xargs sha256sum)" = "$before" ] ||
-		fail "prune changed the repository after an I/O error reading a copy"
-	break
-done
-[ -n "$found" ] || fail "no read of a copy of a blob stored twice was found to fail"
+eio_stops "$T/dup-plain-clean" "stored more than once and a copy cannot be checked" "a copy of a blob stored twice"
 pass "an I/O error reading a copy of a blob stored twice stops prune before it changes anything (exit 7)"
