@@ -263,6 +263,25 @@ static int read_verify_record(bkr_health *h, bkr_repo *repo)
 	return 0;
 }
 
+/* Damage a prune met (a damage record) after the last verify: not yet judged by one. */
+static int read_damage_record(bkr_health *h, bkr_repo *repo)
+{
+	int64_t t;
+	uint64_t n;
+	int err = bkr_damage_record_last(repo, h->now_ns, &t, &n);
+
+	if (err == BKR_ENOTFOUND)
+		return 0;
+	if (err < 0)
+		return err;
+	if (!h->verify.known || t > h->verify.time_ns) {
+		h->damage.known = true;
+		h->damage.time_ns = t;
+		h->damage.blobs = n;
+	}
+	return 0;
+}
+
 /*
  * The routine records, at most RECORDS_TAIL bytes from the end.  What cannot
  * be read is a reason, not a silence: a record file that is not a regular
@@ -494,6 +513,14 @@ static int judge(bkr_health *h)
 		err = add_reason(h, "the last verify found %llu error%s (%zu damaged object%s)",
 				 (unsigned long long)h->verify.errors, h->verify.errors == 1 ? "" : "s",
 				 h->verify.damaged_objects, h->verify.damaged_objects == 1 ? "" : "s");
+	if (!err && h->damage.known) {
+		char when[32];
+		bkr_time_format(when, h->damage.time_ns);
+		err = add_reason(h, "prune found damage in %llu blob%s at %s, after the last verify: run 'bkr repair' "
+				 "('bkr verify --read-data' names the files that use %s)",
+				 (unsigned long long)h->damage.blobs, h->damage.blobs == 1 ? "" : "s", when,
+				 h->damage.blobs == 1 ? "it" : "them");
+	}
 	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY && !err; k++)
 		if (h->routines[k].known && !h->routines[k].last_ok)
 			err = add_reason(h, "the last %s routine failed: %s", bkr_routine_name((bkr_routine_kind)k),
@@ -526,7 +553,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	st.h = h;
 	st.cfg = cfg;
 	if ((err = bkr_repo_foreach_pack(repo, count_pack, &st)) < 0 || (err = read_records(h, cfg, &sc)) < 0 ||
-	    (err = read_verify_record(h, repo)) < 0 ||
+	    (err = read_verify_record(h, repo)) < 0 || (err = read_damage_record(h, repo)) < 0 ||
 	    (err = bkr_repo_list(repo, false, &l, NULL)) < 0 || (err = read_manual(h, repo, &sc)) < 0 ||
 	    (err = bkr_holds_read(repo, &h->holds)) < 0)
 		goto done;

@@ -364,8 +364,9 @@ struct each_damaged {
 	void *ctx;
 };
 
-/* The damaged blobs of a damage record: BKR_ENOTFOUND when it is another kind. */
-static int damage_decode(const char *text, size_t len, const char *what, bkr_id **ids, size_t *n, uint64_t *omitted)
+/* The damaged blobs of a damage record, and when it was made: BKR_ENOTFOUND when it is another kind. */
+static int damage_decode(const char *text, size_t len, const char *what, bkr_id **ids, size_t *n, uint64_t *omitted,
+			 int64_t *time_ns)
 {
 	const cJSON *v;
 	cJSON *o;
@@ -382,8 +383,11 @@ static int damage_decode(const char *text, size_t len, const char *what, bkr_id 
 	v = cJSON_GetObjectItemCaseSensitive(o, "kind");
 	if (!cJSON_IsString(v) || strcmp(v->valuestring, "damage"))
 		err = BKR_ENOTFOUND;
-	else if ((err = get_damaged(o, ids, n, what)) == 0)
-		err = get_count(o, "damaged_omitted", omitted, what);
+	else if ((err = get_damaged(o, ids, n, what)) == 0 && (err = get_count(o, "damaged_omitted", omitted, what)) == 0) {
+		v = cJSON_GetObjectItemCaseSensitive(o, "time");
+		if (!cJSON_IsString(v) || bkr_time_parse(v->valuestring, time_ns) < 0)
+			err = bkr_error_set(BKR_ECORRUPT, "%s: \"time\" is not an ISO 8601 time", what);
+	}
 	cJSON_Delete(o);
 	if (err < 0) {
 		free(*ids);
@@ -400,6 +404,7 @@ static int each_damaged_record(void *ctx, const char *path, const char *text, si
 	bkr_id *ids = NULL;
 	size_t n = 0;
 	uint64_t omitted = 0;
+	int64_t t;
 	int err = bkr_verify_record_decode(&rec, text, len, path);
 
 	if (err == 0) {
@@ -408,7 +413,7 @@ static int each_damaged_record(void *ctx, const char *path, const char *text, si
 		return err;
 	}
 	if (err == BKR_ENOTFOUND)
-		err = damage_decode(text, len, path, &ids, &n, &omitted);
+		err = damage_decode(text, len, path, &ids, &n, &omitted, &t);
 	if (err == BKR_ENOMEM)
 		return err;
 	if (err < 0) {
@@ -432,4 +437,48 @@ int bkr_damaged_blobs_foreach_in(const bkr_records *rs,
 {
 	struct each_damaged e = { cb, ctx };
 	return bkr_records_foreach(rs, false, each_damaged_record, &e);
+}
+
+struct last_damage {
+	int64_t until_ns, time_ns;
+	uint64_t blobs;
+	bool found;
+};
+
+static int take_damage(void *ctx, const char *path, const char *text, size_t len)
+{
+	struct last_damage *l = ctx;
+	bkr_id *ids = NULL;
+	size_t n = 0;
+	uint64_t omitted = 0;
+	int64_t t = 0;
+	int err = damage_decode(text, len, path, &ids, &n, &omitted, &t);
+
+	free(ids);
+	if (err == BKR_ENOMEM)
+		return err;
+	if (err < 0) {
+		bkr_error_clear(); /* another kind, or damaged */
+		return 0;
+	}
+	if (t <= l->until_ns && (!l->found || t >= l->time_ns)) {
+		l->found = true;
+		l->time_ns = t;
+		l->blobs = n + omitted;
+	}
+	return 0;
+}
+
+int bkr_damage_record_last(bkr_repo *r, int64_t until_ns, int64_t *time_ns, uint64_t *blobs)
+{
+	struct last_damage l = { .until_ns = until_ns };
+	int err = bkr_repo_foreach_record(r, false, take_damage, &l);
+
+	if (err < 0)
+		return err;
+	if (!l.found)
+		return BKR_ENOTFOUND;
+	*time_ns = l.time_ns;
+	*blobs = l.blobs;
+	return 0;
 }

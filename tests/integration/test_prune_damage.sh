@@ -5,7 +5,7 @@
 #   the blob and the pack in one line pointing to 'bkr repair', records the
 #   damage, exits 6; then repair, a backup (the live file still has the bytes)
 #   and a second prune leave a repository that verifies, every backup
-#   restoring byte for byte;
+#   restoring byte for byte; health reports the damage until a verify since;
 # - a damaged copy of a blob stored twice, not the one readers use: verify
 #   records it, so that repair takes that copy's index entry out; and prune,
 #   passing over a damaged copy, records it too;
@@ -115,6 +115,11 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["damaged_recorded"] == 1 and [p for p in r["problems"] if p["kind"] == "damaged-blob" and p["object"] == sys.argv[2]], r
 PY
+	# the health report says so until a verify has judged the repository since
+	printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R" "$ws" "$T/logs" >"$T/health-$mode.json"
+	expect_exit 1 "$BKR" -c "$T/health-$mode.json" health
+	grep -q "prune found damage in 1 blob at .*, after the last verify: run 'bkr repair'" "$T/out" ||
+		fail "$mode: health does not report the damage prune met: $(cat "$T/out")"
 	# every intact file still restores, from the pack left in place
 	rm -rf "$T/r"
 	expect_exit 6 "$BKR" -r "$R" restore "$b" --target "$T/r"
@@ -139,6 +144,7 @@ PY
 	[ ! -e "$da" ] || fail "$mode: the damaged pack was not repacked once repair took its damaged blob out"
 	expect_exit 0 "$BKR" -r "$R" verify --read-data
 	for id in $(ids "$R"); do restore_same "$R" "$id" "$ws"; done
+	expect_exit 0 "$BKR" -c "$T/health-$mode.json" health
 	pass "$mode: a damaged blob stored once in a pack to repack: prune leaves the pack, frees the rest, says so (exit 6), records it; repair, a backup and prune leave a verified repository"
 }
 

@@ -64,6 +64,11 @@ typedef struct {
 		char **damaged_backups; /**< backups verify found damaged (not "good") */
 		size_t ndamaged_backups;
 	} verify;
+	struct {
+		bool known;             /**< a damage record (prune's) newer than the last verify */
+		int64_t time_ns;
+		uint64_t blobs;
+	} damage;
 	uint64_t tier_bytes[BKR_TIER_COUNT]; /**< pack bytes per tier */
 	uint64_t tier_packs[BKR_TIER_COUNT];
 	uint64_t repo_bytes;            /**< pack bytes in every tier */

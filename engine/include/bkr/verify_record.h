@@ -113,6 +113,13 @@ int bkr_damage_record_add(bkr_repo *r, const char *by, const bkr_damaged_copy *c
 int bkr_damaged_blobs_foreach(bkr_repo *r, int (*cb)(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted),
 			      void *ctx);
 
+/**
+ * The newest damage record of @p r made at or before @p until_ns: when
+ * (*time_ns) and how many damaged blobs it names (*blobs);
+ * BKR_ENOTFOUND (no message) when there is none.
+ */
+int bkr_damage_record_last(bkr_repo *r, int64_t until_ns, int64_t *time_ns, uint64_t *blobs);
+
 /** The same over records already read (bkr_repo_records_read). */
 int bkr_damaged_blobs_foreach_in(const bkr_records *rs,
 				 int (*cb)(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted), void *ctx);
