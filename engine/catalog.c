@@ -269,6 +269,18 @@ static int record_get(bkr_repo *r, const char *name, char path[PATH_MAX], uint8_
 }
 
 /*
+ * A record that could not be read is left out when it vanished (a concurrent
+ * cleanup) or is no record (too large, not a regular file): damaged, as one
+ * whose checksum fails.  Any other failure (an I/O error, a server that does
+ * not answer) is the reader's: a pin or hold left out in silence would let
+ * retention remove the backup it keeps.
+ */
+static bool record_skippable(int err)
+{
+	return err == BKR_ENOTFOUND || err == BKR_ECORRUPT;
+}
+
+/*
  * The records, oldest first, read once: each one's name (for messages), text
  * (checksum not checked) and, when its checksum holds and it parses, its JSON
  * (else NULL: left out of the catalog).  Records that vanished (a concurrent
@@ -318,8 +330,12 @@ int bkr_repo_records_read(bkr_repo *r, bkr_records **out)
 		struct record *rec = &rs->v[rs->n];
 		uint8_t *text;
 		size_t len;
-		if (record_get(r, names[i], path, &text, &len) < 0)
-			continue; /* vanished, or too large to be a record */
+		if ((err = record_get(r, names[i], path, &text, &len)) < 0) {
+			if (!record_skippable(err))
+				break;
+			err = 0;
+			continue;
+		}
 		rec->text = (char *)text;
 		rec->len = len;
 		if (!(rec->path = strdup(path))) {
@@ -637,8 +653,11 @@ int bkr_repo_foreach_record(bkr_repo *r, bool newest_first,
 		char path[PATH_MAX];
 		size_t i = newest_first ? n - 1 - k : k, len;
 		uint8_t *text;
-		if (record_get(r, names[i], path, &text, &len) < 0) {
-			bkr_error_clear(); /* vanished, or too large to be a record */
+		if ((err = record_get(r, names[i], path, &text, &len)) < 0) {
+			if (!record_skippable(err))
+				break;
+			bkr_error_clear();
+			err = 0;
 			continue;
 		}
 		err = cb(ctx, path, (const char *)text, len);

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Hostile inputs and failures against the newest features: holds, pins,
+# the records that keep backups (read errors), odd path bytes.
+. "$(dirname "$0")/lib.sh"
+
+listed() { "$BKR" -r "$1" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))'; }
+
+# --- a record that cannot be read (an I/O error, not a vanished or damaged
+# file) fails cleanup: a hold or pin left out in silence let retention
+# remove the backup it keeps (cleanup exit 0, the held backup gone)
+W=$T/ws
+mkdir -p "$W/k"
+"$BKR" init -r "$T/rh" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "k", "paths": ["k"], "schedule": "hourly"}]}\n' \
+	"$T/rh" "$W" "$T/logs" >"$T/k.json"
+printf '{"precious": 1}\n' >"$W/k/precious.json"
+BKR_TEST_NOW=2026-12-10T00:00:00Z expect_exit 0 "$BKR" -c "$T/k.json" routine hourly
+held=$(listed "$T/rh")
+rm "$W/k/precious.json"
+BKR_TEST_NOW=2026-12-10T01:00:00Z expect_exit 1 "$BKR" -c "$T/k.json" routine hourly
+BKR_TEST_NOW=2026-12-10T02:00:00Z expect_exit 1 "$BKR" -c "$T/k.json" routine hourly
+expect_exit 0 "$BKR" -r "$T/rh" hold --json
+python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); assert [x["backup_id"] for x in h] == [sys.argv[2]], h' "$T/out" "$held" ||
+	fail "the hold: $(cat "$T/out")"
+# a pin too: the oldest of three backups
+"$BKR" init -r "$T/rp" >/dev/null
+for h in 00 01 02; do
+	BKR_TEST_NOW=2026-12-10T$h:00:00Z expect_exit 0 "$BKR" -q -r "$T/rp" create "$W/k"
+done
+pinned=$(listed "$T/rp" | cut -d' ' -f1)
+expect_exit 0 "$BKR" -q -r "$T/rp" pin "$pinned"
+for repo in rh rp; do
+	keep=$([ $repo = rh ] && echo "$held" || echo "$pinned")
+	fired=0
+	for k in $(seq 1 40); do
+		rm -rf "$T/c"
+		cp -a "$T/$repo" "$T/c"
+		rc=0
+		BKR_TEST_NOW=2026-12-11T00:00:00Z BKR_FAULT=read:$k:eio "$BKR" -q -r "$T/c" cleanup --keep-last 1 >"$T/out" 2>"$T/err" || rc=$?
+		# a backup exists while its manifest is in backups/ (docs/format.md)
+		[ -f "$T/c/backups/$keep.json" ] ||
+			fail "$repo: cleanup with the ${k}th read failing removed $keep (exit $rc): $(cat "$T/err")"
+		if [ $rc = 0 ]; then
+			[ -s "$T/err" ] && fail "$repo: cleanup exit 0 with a message: $(cat "$T/err")"
+		else
+			[ $rc = 7 ] || fail "$repo: cleanup with the ${k}th read failing: exit $rc: $(cat "$T/err")"
+			one_line_error
+			fired=$((fired + 1))
+		fi
+	done
+	[ $fired -gt 0 ] || fail "$repo: no read fault fired"
+done
+pass "a hold or pin record that cannot be read (EIO) fails cleanup (exit 7); the backup it keeps stays"
