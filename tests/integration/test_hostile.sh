@@ -51,3 +51,34 @@ for repo in rh rp; do
 	[ $fired -gt 0 ] || fail "$repo: no read fault fired"
 done
 pass "a hold or pin record that cannot be read (EIO) fails cleanup (exit 7); the backup it keeps stays"
+
+# --- holds of paths with odd bytes: listed (text: quoted and escaped; --json:
+# U+FFFD and path_hex with the exact bytes, as every --json path), and
+# released by those bytes
+W2=$T/ws2
+mkdir -p "$W2/k"
+"$BKR" init -r "$T/ro" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "k", "paths": ["k"], "schedule": "hourly"}]}\n' \
+	"$T/ro" "$W2" "$T/logs" >"$T/o.json"
+bad=$'k/bad\xff\xfe.json'
+nl=$'k/new\nline.json'
+printf '{}\n' >"$W2/$bad"
+printf '{}\n' >"$W2/$nl"
+BKR_TEST_NOW=2026-12-10T00:00:00Z expect_exit 0 "$BKR" -c "$T/o.json" routine hourly
+rm "$W2/$bad" "$W2/$nl"
+BKR_TEST_NOW=2026-12-10T01:00:00Z expect_exit 1 "$BKR" -c "$T/o.json" routine hourly
+expect_exit 0 "$BKR" -r "$T/ro" hold
+grep -q '^"k/new\\nline.json"  missing since' "$T/out" || fail "hold list of a path with a newline: $(cat -v "$T/out")"
+expect_exit 0 "$BKR" -r "$T/ro" hold --json
+python3 - "$T/out" <<'PY' || fail "hold --json of odd paths: $(cat -v "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert len(h) == 2, h
+assert h[0]["path"] == "k/bad\ufffd\ufffd.json" and bytes.fromhex(h[0]["path_hex"]) == b"k/bad\xff\xfe.json", h[0]
+assert h[1]["path"] == "k/new\nline.json" and "path_hex" not in h[1], h[1]
+PY
+expect_exit 0 "$BKR" -r "$T/ro" hold release "$bad" "$nl"
+grep -q "^2 holds released" "$T/out" || fail "release of odd paths: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$T/ro" hold --json
+[ "$(cat "$T/out")" = "[]" ] || fail "holds left after releasing them: $(cat -v "$T/out")"
+pass "holds of paths with a newline or bytes that are not UTF-8: listed unambiguously (--json: path_hex), released by their bytes"
