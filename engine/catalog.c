@@ -289,9 +289,10 @@ static bool record_skippable(int err)
 struct bkr_records {
 	struct record {
 		char *path;
-		char *text;
+		char *text; /* NULL: no record (too large, not a regular file, does not decrypt): why says */
 		size_t len;
 		cJSON *json;
+		char *why;
 	} *v;
 	size_t n;
 };
@@ -303,6 +304,7 @@ void bkr_records_free(bkr_records *rs)
 	for (size_t i = 0; i < rs->n; i++) {
 		free(rs->v[i].path);
 		free(rs->v[i].text);
+		free(rs->v[i].why);
 		cJSON_Delete(rs->v[i].json);
 	}
 	free(rs->v);
@@ -326,13 +328,21 @@ int bkr_repo_records_read(bkr_repo *r, bkr_records **out)
 	if (n && !(rs->v = calloc(n, sizeof(*rs->v))))
 		err = bkr_error_oom();
 	for (size_t i = 0; i < n && err == 0; i++) {
-		char path[PATH_MAX];
+		char path[PATH_MAX] = "";
 		struct record *rec = &rs->v[rs->n];
 		uint8_t *text;
 		size_t len;
 		if ((err = record_get(r, names[i], path, &text, &len)) < 0) {
 			if (!record_skippable(err))
 				break;
+			if (err == BKR_ECORRUPT) { /* kept for bkr_records_foreach_damaged */
+				if (!(rec->path = strdup(path)) || !(rec->why = strdup(bkr_error_message()))) {
+					free(rec->path);
+					err = bkr_error_oom();
+					break;
+				}
+				rs->n++;
+			}
 			err = 0;
 			continue;
 		}
@@ -357,13 +367,33 @@ int bkr_repo_records_read(bkr_repo *r, bkr_records **out)
 	return 0;
 }
 
+void bkr_records_foreach_damaged(const bkr_records *rs, void (*cb)(void *ctx, const char *path, const char *why),
+				 void *ctx)
+{
+	for (size_t k = 0; rs && k < rs->n; k++) {
+		const struct record *rec = &rs->v[k];
+		if (rec->json)
+			continue;
+		char why[PATH_MAX + 32];
+		if (!rec->text)
+			snprintf(why, sizeof(why), "%s", rec->why);
+		else if (bkr_json_verify(rec->text, rec->len, rec->path) < 0)
+			snprintf(why, sizeof(why), "%s", bkr_error_message());
+		else
+			snprintf(why, sizeof(why), "%s: not valid JSON", rec->path);
+		bkr_error_clear();
+		cb(ctx, rec->path, why);
+	}
+}
+
 int bkr_records_foreach(const bkr_records *rs, bool newest_first,
 			int (*cb)(void *ctx, const char *path, const char *text, size_t len), void *ctx)
 {
 	int err = 0;
 	for (size_t k = 0; rs && k < rs->n && err == 0; k++) {
 		const struct record *rec = &rs->v[newest_first ? rs->n - 1 - k : k];
-		err = cb(ctx, rec->path, rec->text, rec->len);
+		if (rec->text)
+			err = cb(ctx, rec->path, rec->text, rec->len);
 	}
 	return err > 0 ? 0 : err;
 }

@@ -114,3 +114,29 @@ if setfattr -n user.probe -v 1 "$T/k.json" 2>/dev/null; then
 else
 	echo "ok - # SKIP no user xattrs on $T"
 fi
+
+# --- a damaged hold record (a flipped byte: its checksum fails) is skipped by
+# every reader, so its hold no longer kept the backup: verify said ok and the
+# daily routine's cleanup removed the backup with the last good copy.  Now
+# verify reports it (kind "record", naming the file), so the daily routine
+# skips retention, and the backup stays.
+cp -a "$T/rh" "$T/rd"
+hrec=$(grep -l '"kind":"hold"' "$T/rd"/records/*.json)
+[ "$(echo "$hrec" | wc -l)" = 1 ] || fail "expected one hold record: $hrec"
+python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[b.index(b"precious")] ^= 0x20; open(p,"wb").write(b)' "$hrec"
+expect_exit 1 "$BKR" -r "$T/rd" verify --json
+python3 - "$T/out" "records/${hrec##*/}" <<'PY' || fail "verify of a damaged hold record: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = [p for p in d["problems"]]
+assert len(p) == 1 and p[0]["kind"] == "record" and p[0]["object"] == sys.argv[2] and p[0]["error"], p
+PY
+expect_exit 1 "$BKR" -r "$T/rd" verify
+grep -q "${hrec##*/}.*a pin, tag or hold in it is not applied" "$T/out" || fail "verify's message: $(cat "$T/out")"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "retention": {"keep_last": 1}, "sources": [{"name": "k", "paths": ["k"], "schedule": "hourly"}]}\n' \
+	"$T/rd" "$W" "$T/logs" >"$T/d.json"
+BKR_TEST_NOW=2026-12-11T03:00:00Z "$BKR" -c "$T/d.json" --json routine daily >"$T/out" 2>"$T/err" || true
+[ -f "$T/rd/backups/$held.json" ] || fail "the daily routine removed the held backup whose hold record is damaged: $(cat "$T/out")"
+python3 -c 'import json,sys; s={x["step"]: x["status"] for x in json.load(open(sys.argv[1]))["steps"]}; assert s["verify"] == "failed" and s["cleanup"] == "skipped", s' "$T/out" ||
+	fail "daily routine over a damaged hold record: $(cat "$T/out")"
+pass "a damaged hold record is a problem verify reports (kind record): the daily routine skips retention and the held backup stays"
