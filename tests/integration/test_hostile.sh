@@ -166,3 +166,18 @@ if [ -c /dev/fuse ] && command -v fusermount3 >/dev/null; then
 	grep -q " 2 refetched" "$T/m2.err" || fail "the swapped blocks were not fetched again: $(cat "$T/m2.err")"
 	pass "two cache blocks of a pack swapped on disk are fetched again, never served"
 fi
+
+# --- bkr delete of a held backup: refused as a pinned one is (exit 2, the
+# file named, nothing deleted), unless --force; it was deleted without a word
+cp -a "$T/rh" "$T/rdel"
+other=$(listed "$T/rdel" | cut -d' ' -f2)
+expect_exit 2 "$BKR" -r "$T/rdel" delete "$other" "$held"
+one_line_error
+grep -q "backup $held has the last good copy of k/precious.json (missing, held): not deleted" "$T/err" ||
+	fail "delete of a held backup: $(cat "$T/err")"
+[ -f "$T/rdel/backups/$held.json" ] && [ -f "$T/rdel/backups/$other.json" ] || fail "delete refused, yet deleted"
+expect_exit 2 "$BKR" -r "$T/rdel" delete --dry-run "$held"
+expect_exit 0 "$BKR" -q -r "$T/rdel" delete "$other"
+expect_exit 0 "$BKR" -q -r "$T/rdel" delete --force "$held"
+[ ! -f "$T/rdel/backups/$held.json" ] || fail "delete --force left the held backup"
+pass "delete refuses a held backup (exit 2, naming the file; nothing deleted) unless --force"
