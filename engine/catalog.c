@@ -269,6 +269,18 @@ static int record_get(bkr_repo *r, const char *name, char path[PATH_MAX], uint8_
 }
 
 /*
+ * A record that could not be read is left out when it vanished (a concurrent
+ * cleanup) or is no record (too large, not a regular file): damaged, as one
+ * whose checksum fails.  Any other failure (an I/O error, a server that does
+ * not answer) is the reader's: a pin or hold left out in silence would let
+ * retention remove the backup it keeps.
+ */
+static bool record_skippable(int err)
+{
+	return err == BKR_ENOTFOUND || err == BKR_ECORRUPT;
+}
+
+/*
  * The records, oldest first, read once: each one's name (for messages), text
  * (checksum not checked) and, when its checksum holds and it parses, its JSON
  * (else NULL: left out of the catalog).  Records that vanished (a concurrent
@@ -277,9 +289,10 @@ static int record_get(bkr_repo *r, const char *name, char path[PATH_MAX], uint8_
 struct bkr_records {
 	struct record {
 		char *path;
-		char *text;
+		char *text; /* NULL: no record (too large, not a regular file, does not decrypt): why says */
 		size_t len;
 		cJSON *json;
+		char *why;
 	} *v;
 	size_t n;
 };
@@ -291,6 +304,7 @@ void bkr_records_free(bkr_records *rs)
 	for (size_t i = 0; i < rs->n; i++) {
 		free(rs->v[i].path);
 		free(rs->v[i].text);
+		free(rs->v[i].why);
 		cJSON_Delete(rs->v[i].json);
 	}
 	free(rs->v);
@@ -314,12 +328,24 @@ int bkr_repo_records_read(bkr_repo *r, bkr_records **out)
 	if (n && !(rs->v = calloc(n, sizeof(*rs->v))))
 		err = bkr_error_oom();
 	for (size_t i = 0; i < n && err == 0; i++) {
-		char path[PATH_MAX];
+		char path[PATH_MAX] = "";
 		struct record *rec = &rs->v[rs->n];
 		uint8_t *text;
 		size_t len;
-		if (record_get(r, names[i], path, &text, &len) < 0)
-			continue; /* vanished, or too large to be a record */
+		if ((err = record_get(r, names[i], path, &text, &len)) < 0) {
+			if (!record_skippable(err))
+				break;
+			if (err == BKR_ECORRUPT) { /* kept for bkr_records_foreach_damaged */
+				if (!(rec->path = strdup(path)) || !(rec->why = strdup(bkr_error_message()))) {
+					free(rec->path);
+					err = bkr_error_oom();
+					break;
+				}
+				rs->n++;
+			}
+			err = 0;
+			continue;
+		}
 		rec->text = (char *)text;
 		rec->len = len;
 		if (!(rec->path = strdup(path))) {
@@ -341,13 +367,33 @@ int bkr_repo_records_read(bkr_repo *r, bkr_records **out)
 	return 0;
 }
 
+void bkr_records_foreach_damaged(const bkr_records *rs, void (*cb)(void *ctx, const char *path, const char *why),
+				 void *ctx)
+{
+	for (size_t k = 0; rs && k < rs->n; k++) {
+		const struct record *rec = &rs->v[k];
+		if (rec->json)
+			continue;
+		char why[PATH_MAX + 32];
+		if (!rec->text)
+			snprintf(why, sizeof(why), "%s", rec->why);
+		else if (bkr_json_verify(rec->text, rec->len, rec->path) < 0)
+			snprintf(why, sizeof(why), "%s", bkr_error_message());
+		else
+			snprintf(why, sizeof(why), "%s: not valid JSON", rec->path);
+		bkr_error_clear();
+		cb(ctx, rec->path, why);
+	}
+}
+
 int bkr_records_foreach(const bkr_records *rs, bool newest_first,
 			int (*cb)(void *ctx, const char *path, const char *text, size_t len), void *ctx)
 {
 	int err = 0;
 	for (size_t k = 0; rs && k < rs->n && err == 0; k++) {
 		const struct record *rec = &rs->v[newest_first ? rs->n - 1 - k : k];
-		err = cb(ctx, rec->path, rec->text, rec->len);
+		if (rec->text)
+			err = cb(ctx, rec->path, rec->text, rec->len);
 	}
 	return err > 0 ? 0 : err;
 }
@@ -637,8 +683,11 @@ int bkr_repo_foreach_record(bkr_repo *r, bool newest_first,
 		char path[PATH_MAX];
 		size_t i = newest_first ? n - 1 - k : k, len;
 		uint8_t *text;
-		if (record_get(r, names[i], path, &text, &len) < 0) {
-			bkr_error_clear(); /* vanished, or too large to be a record */
+		if ((err = record_get(r, names[i], path, &text, &len)) < 0) {
+			if (!record_skippable(err))
+				break;
+			bkr_error_clear();
+			err = 0;
 			continue;
 		}
 		err = cb(ctx, path, (const char *)text, len);

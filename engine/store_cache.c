@@ -5,7 +5,10 @@
  * Cache files live under "<dir>/<key>/": "w/<name>" holds a whole object,
  * "b/<name>/<block>" (16 hex digits) one block of a data pack.  Each file is
  * its bytes followed by a trailer (magic, length, size of the object, its
- * last-modified time, SHA-256 of its version tag, SHA-256 of the bytes), written to a ".tmp-*" and renamed over the final
+ * last-modified time, SHA-256 of its version tag, SHA-256 of the SHA-256 of
+ * the bytes and the file's name under the cache root: a file moved or copied
+ * to another name, say another block of its pack, fails the check as a
+ * damaged one), written to a ".tmp-*" and renamed over the final
  * name, without fsync: a crash can leave a torn file, which the trailer
  * shows.  A file found on disk at open is trusted only once this process
  * has read it whole and checked its trailer; after that it is read in
@@ -52,8 +55,9 @@
 #define KEY_HEX 16
 #define DIR_MODE 0700
 
-/* 'bkrcach1' (no object time) and 'bkrcach2' (no tag) files fail the check once and are fetched again */
-static const char MAGIC[8] = { 'b', 'k', 'r', 'c', 'a', 'c', 'h', '3' };
+/* 'bkrcach1' (no object time), 'bkrcach2' (no tag) and 'bkrcach3' (a sum of the bytes only) files
+ * fail the check once and are fetched again */
+static const char MAGIC[8] = { 'b', 'k', 'r', 'c', 'a', 'c', 'h', '4' };
 
 enum { LOADING, PRESENT };
 
@@ -234,12 +238,30 @@ struct version {
 	uint8_t tag[BKR_ID_SIZE];
 };
 
+/* The trailer's sum of @p len bytes at @p data kept as the file @p rel (its name under the cache root). */
+static void file_sum(const uint8_t *data, size_t len, const char *rel, bkr_id *out)
+{
+	uint8_t buf[BKR_ID_SIZE + PATH_MAX];
+	size_t n = strlen(rel);
+	bkr_sha256(data, len, out);
+	memcpy(buf, out->b, BKR_ID_SIZE);
+	memcpy(buf + BKR_ID_SIZE, rel, n);
+	bkr_sha256(buf, BKR_ID_SIZE + n, out);
+}
+
+/* the name of cache file @p path under the cache root */
+static const char *rel_of(const cache_store *cs, const char *path)
+{
+	return path + strlen(cs->root) + 1;
+}
+
 /*
  * Write @p len bytes (of the object @p v) as the cache file @p path; *disk
  * gets its size.  A failure leaves no file and is not an error of the read
  * (the bytes are served from memory, only not kept).
  */
-static int file_write(const char *path, const uint8_t *data, size_t len, struct version v, uint64_t *disk)
+static int file_write(const char *path, const char *rel, const uint8_t *data, size_t len, struct version v,
+		      uint64_t *disk)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX];
 	uint8_t tr[TRAILER];
@@ -251,7 +273,7 @@ static int file_write(const char *path, const uint8_t *data, size_t len, struct 
 	dir[slash - path] = '\0';
 	if ((err = bkr_io_mkdir_p(dir, DIR_MODE)) < 0 || (err = bkr_io_tmpfile(dir, tmp, sizeof(tmp), &fd)) < 0)
 		return err;
-	bkr_sha256(data, len, &sum);
+	file_sum(data, len, rel, &sum);
 	memcpy(tr, MAGIC, 8);
 	put_u64(tr + 8, len);
 	put_u64(tr + 16, v.size);
@@ -274,7 +296,7 @@ static int file_write(const char *path, const uint8_t *data, size_t len, struct 
  * NUL-terminated) when @p out is not NULL.  BKR_ECORRUPT when it is torn,
  * truncated or damaged; BKR_ENOTFOUND when it is gone.
  */
-static int file_check(const char *path, uint8_t **out, uint64_t *len, struct version *v)
+static int file_check(const char *path, const char *rel, uint8_t **out, uint64_t *len, struct version *v)
 {
 	uint8_t *buf = NULL, tr[TRAILER];
 	struct stat st;
@@ -308,7 +330,7 @@ static int file_check(const char *path, uint8_t **out, uint64_t *len, struct ver
 	if ((err = bkr_io_pread_full(fd, buf, n, 0, path)) < 0)
 		goto done;
 	buf[n] = '\0';
-	bkr_sha256(buf, n, &sum);
+	file_sum(buf, n, rel, &sum);
 	if (memcmp(sum.b, tr + 64, BKR_ID_SIZE)) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: cache file damaged (checksum)", path);
 		goto done;
@@ -432,7 +454,7 @@ static void keep(cache_store *cs, struct entry *e, const uint8_t *data, size_t l
 {
 	char path[PATH_MAX];
 	uint64_t disk = 0;
-	bool ok = file_of(cs, e->name, e->block, path) == 0 && file_write(path, data, len, v, &disk) == 0;
+	bool ok = file_of(cs, e->name, e->block, path) == 0 && file_write(path, rel_of(cs, path), data, len, v, &disk) == 0;
 
 	bkr_error_clear(); /* a cache that cannot keep a file still serves the read */
 	pthread_mutex_lock(&cs->lock);
@@ -451,7 +473,7 @@ static void check(cache_store *cs, struct entry *e, uint8_t **data, uint64_t *le
 {
 	char path[PATH_MAX];
 	struct version v;
-	bool ok = file_of(cs, e->name, e->block, path) == 0 && file_check(path, data, len, &v) == 0;
+	bool ok = file_of(cs, e->name, e->block, path) == 0 && file_check(path, rel_of(cs, path), data, len, &v) == 0;
 	if (ok && expect &&
 	    (v.size != expect->size || v.mtime != expect->mtime || memcmp(v.tag, expect->tag, BKR_ID_SIZE))) {
 		ok = false;
@@ -544,7 +566,7 @@ static int whole_read(cache_store *cs, const char *name, size_t max, uint8_t **o
 						     cs->base.location, name, len, (unsigned long long)off,
 						     (unsigned long long)e->len);
 			}
-			err = out ? file_check(path, &data, &n, &v) : file_read(path, off, len, buf);
+			err = out ? file_check(path, rel_of(cs, path), &data, &n, &v) : file_read(path, off, len, buf);
 			if (err == BKR_ENOTFOUND || err == BKR_ECORRUPT) {
 				discard(cs, e);
 				continue;

@@ -151,6 +151,16 @@ static void on_bad_run_manifest(void *ctx, const char *file, const char *message
 	report(ctx, BKR_VERIFY_MANIFEST, name, NULL, NULL, "recovery run %s", message);
 }
 
+/* a record every reader skips: the pin, tag or hold in it is not applied */
+static void on_bad_record(void *ctx, const char *path, const char *why)
+{
+	const char *rel = strstr(path, "records/");
+	report(ctx, BKR_VERIFY_RECORD, rel ? rel : path, NULL, NULL,
+	       "%s; every command skips this record, so a pin, tag or hold in it is not applied (retention may "
+	       "remove the backup it kept): put it back from a copy of the repository, or remove it",
+	       why);
+}
+
 static void on_bad_index(void *ctx, const char *message)
 {
 	report(ctx, BKR_VERIFY_INDEX, "index", NULL, NULL,
@@ -777,6 +787,7 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	    (err = bkr_damaged_blobs_foreach_in(records, note_recorded, &v)) < 0 ||
 	    (err = bkr_repo_reload_index(r)) < 0)
 		goto done;
+	bkr_records_foreach_damaged(records, on_bad_record, &v);
 	bkr_records_free(records);
 	records = NULL;
 	bkr_repo_index_warnings(r, on_bad_index, &v);

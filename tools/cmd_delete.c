@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "lifecycle.h"
 #include "bkr/error.h"
+#include "bkr/hold.h"
 #include "bkr/retention.h"
 #include "bkr/trash.h"
 
@@ -15,18 +16,34 @@ static const char usage[] =
 	"usage: bkr delete -r REPO ID... [--dry-run] [--force] [--no-wait] [--json]\n\n"
 	"Delete backups (an id or a unique prefix each).  Their manifests move into\n"
 	"the repository's trash for the grace period (docs/operations.md); the data\n"
-	"only they use is freed by 'bkr prune'.  A pinned backup is refused unless\n"
-	"--force; nothing is deleted when one ID is refused or unknown.  A backup\n"
-	"whose manifest is damaged (it stops prune) is deleted by its whole ID with\n"
-	"--force.\n\n"
+	"only they use is freed by 'bkr prune'.  A pinned backup, or one a hold\n"
+	"keeps (the last good copy of a damaged or missing file: 'bkr hold'), is\n"
+	"refused unless --force; nothing is deleted when one ID is refused or\n"
+	"unknown.  A backup whose manifest is damaged (it stops prune) is deleted\n"
+	"by its whole ID with --force.\n\n"
 	"  -n, --dry-run   say what would be deleted, delete nothing\n"
-	"  -f, --force     delete pinned backups too\n"
+	"  -f, --force     delete pinned and held backups too\n"
 	"      --no-wait   fail at once when a backup is running (default: wait)\n";
 
 struct opts {
 	bool dry_run, force;
 	lc_lock_opts lock;
 };
+
+/* BKR_EINVAL naming the first of @p ids a hold keeps, else 0 */
+static int refuse_held(bkr_repo *repo, const char *const *ids, size_t n)
+{
+	bkr_holds h;
+	int err = bkr_holds_read(repo, &h);
+	for (size_t k = 0; k < h.n && err == 0; k++)
+		for (size_t i = 0; i < n && err == 0; i++)
+			if (!strcmp(h.v[k].backup_id, ids[i]))
+				err = bkr_error_set(BKR_EINVAL, "backup %s has the last good copy of %s (%s, held): not deleted "
+						    "(recover the file, or 'bkr hold release' it; or --force)",
+						    ids[i], h.v[k].path, h.v[k].damage);
+	bkr_holds_free(&h);
+	return err;
+}
 
 static int opt(cli *c, int o, const char *arg, void *st)
 {
@@ -121,6 +138,9 @@ int cmd_delete(cli *c, int argc, char **argv)
 				goto done;
 			}
 	}
+	/* a held backup has the last good copy of a file nobody recovered yet (bkr/hold.h) */
+	if (!s.force && (err = refuse_held(repo, ids, n)) < 0)
+		goto done;
 	if (!s.dry_run) {
 		if ((err = bkr_trash_repo_store(repo, &store)) < 0 || (err = bkr_trash_backups(store, ids, n, now)) < 0)
 			goto done;

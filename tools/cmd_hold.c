@@ -44,7 +44,7 @@ static void list(cli *c, const bkr_holds *h)
 		for (size_t i = 0; i < h->n; i++) {
 			bkr_time_format(t, h->v[i].since_ns);
 			json_out_begin_object(&j);
-			json_out_member(&j, "path", h->v[i].path);
+			json_out_path(&j, "path", h->v[i].path, strlen(h->v[i].path));
 			json_out_member(&j, "damage", h->v[i].damage);
 			json_out_member(&j, "backup_id", h->v[i].backup_id);
 			json_out_member(&j, "since", t);

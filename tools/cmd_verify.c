@@ -56,6 +56,7 @@ static const char *kind_name(bkr_verify_kind k)
 	case BKR_VERIFY_LEFTOVER: return "leftover";
 	case BKR_VERIFY_INDEX: return "index";
 	case BKR_VERIFY_CONFIG: return "config";
+	case BKR_VERIFY_RECORD: return "record";
 	}
 	return "?";
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bkr/error.h"
+#include "bkr/io.h"
 
 typedef struct {
 	int dirfd;
@@ -158,6 +159,48 @@ static ssize_t x_get(bk_xpath *x, const char *xn, void *buf, size_t size)
 	return lgetxattr(x_path(x), xn, buf, size);
 }
 
+#define X_TRIES 4 /* reads of a list or value that keeps growing under us */
+
+/*
+ * The value of xattr @p xn: *val (malloc'd, NULL when there is none: gone,
+ * or unreadable and passed to @p warn) and its length.  A value that grew
+ * between its size and its read (ERANGE) is read again; an empty one is not
+ * read at all, as a read of size 0 answers the size (of a value set
+ * meanwhile) and fills nothing.
+ */
+static int x_value(bk_xpath *x, const char *xn, uint8_t **val, ssize_t *len,
+		   void (*warn)(void *ctx, const char *fmt, ...), void *ctx)
+{
+	*val = NULL;
+	for (int tries = 0; tries < X_TRIES; tries++) {
+		ssize_t vl = x_get(x, xn, NULL, 0), r = 0;
+		if (vl < 0)
+			return 0; /* gone since the list (ENODATA), or unreadable as the list said */
+		/* tests: BKR_FAULT="xattr-get:N:stop" pauses between a value's size and its read */
+		if (bkr_io_fault("xattr-get") < 0) {
+			warn(ctx, "cannot read xattr %s: %s", xn, bkr_error_message());
+			bkr_error_clear();
+			return 0;
+		}
+		if (!(*val = malloc((size_t)vl + 1)))
+			return bkr_error_oom();
+		if (vl > 0 && (r = x_get(x, xn, *val, (size_t)vl)) < 0) {
+			int e = errno;
+			free(*val);
+			*val = NULL;
+			if (e == ERANGE)
+				continue;
+			if (e != ENODATA)
+				warn(ctx, "cannot read xattr %s: %s", xn, strerror(e));
+			return 0;
+		}
+		*len = r;
+		return 0;
+	}
+	warn(ctx, "cannot read xattr %s: it changed while being read %d times", xn, X_TRIES);
+	return 0;
+}
+
 int bkr_bk_xattrs_get(int dirfd, const char *name, bkr_xattr **out, size_t *nout,
 		      void (*warn)(void *ctx, const char *fmt, ...), void *ctx)
 {
@@ -176,17 +219,22 @@ int bkr_bk_xattrs_get(int dirfd, const char *name, bkr_xattr **out, size_t *nout
 	sz = x_list(&x, NULL, 0);
 	if (sz <= 0)
 		return 0;
-	for (int tries = 0; tries < 4; tries++) {
+	for (int tries = 0;; tries++) {
 		free(list);
 		if (!(list = malloc((size_t)sz + 1)))
 			return bkr_error_oom();
 		ssize_t r = x_list(&x, list, (size_t)sz);
 		if (r >= 0) {
 			sz = r;
+			list[sz] = '\0';
 			break;
 		}
 		if (errno != ERANGE) {
 			warn(ctx, "cannot list xattrs: %s", strerror(errno));
+			goto done;
+		}
+		if (tries == X_TRIES - 1) { /* never the stale list */
+			warn(ctx, "cannot list xattrs: they changed while being read %d times", X_TRIES);
 			goto done;
 		}
 		sz = x_list(&x, NULL, 0);
@@ -204,19 +252,11 @@ int bkr_bk_xattrs_get(int dirfd, const char *name, bkr_xattr **out, size_t *nout
 	}
 	for (ssize_t i = 0; i < sz; i += (ssize_t)strlen(list + i) + 1) {
 		const char *xn = list + i;
-		ssize_t vl = x_get(&x, xn, NULL, 0);
-		if (vl < 0)
-			continue;
-		free(val);
-		if (!(val = malloc((size_t)vl + 1))) {
-			err = bkr_error_oom();
+		ssize_t vl;
+		if ((err = x_value(&x, xn, &val, &vl, warn, ctx)) < 0)
 			goto done;
-		}
-		vl = x_get(&x, xn, val, (size_t)vl);
-		if (vl < 0) {
-			warn(ctx, "cannot read xattr %s: %s", xn, strerror(errno));
+		if (!val)
 			continue;
-		}
 		bkr_xattr *e = &xs[nx];
 		memset(e, 0, sizeof(*e));
 		if (!(e->name = (const uint8_t *)strdup(xn))) {

@@ -69,6 +69,14 @@ void bkr_records_free(bkr_records *rs);
 int bkr_repo_list_with(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manifest_list *out,
 		       void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx);
 
+/**
+ * Each record of @p rs that is damaged (its checksum fails or it does not
+ * parse: every reader skips it, so a pin, tag or hold it holds is not
+ * applied), with its path and why (a message naming it).
+ */
+void bkr_records_foreach_damaged(const bkr_records *rs, void (*cb)(void *ctx, const char *path, const char *why),
+				 void *ctx);
+
 /** bkr_repo_foreach_record over the records @p rs, as read then. */
 int bkr_records_foreach(const bkr_records *rs, bool newest_first,
 			int (*cb)(void *ctx, const char *path, const char *text, size_t len), void *ctx);

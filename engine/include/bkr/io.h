@@ -21,7 +21,8 @@
  * is taken for a filesystem without it), "trash-move" (prune, delete, cleanup,
  * repair: after a trash batch is written, before its objects move), "kdf" (a
  * scrypt derivation fails), "key-remove" (key remove: checked under the keys
- * lock, before the delete).  Several specs may be joined with ','.
+ * lock, before the delete), "xattr-get" (backup, between the size of an
+ * xattr's value and its read).  Several specs may be joined with ','.
  */
 #ifndef BKR_IO_H
 #define BKR_IO_H

@@ -23,6 +23,7 @@ typedef enum {
 	BKR_VERIFY_LEFTOVER,     /**< an unreferenced pack or temporary file (not an error) */
 	BKR_VERIFY_INDEX,        /**< a damaged index file, or an index entry that disagrees with its pack's footer */
 	BKR_VERIFY_CONFIG,       /**< config.json or its copy config.copy.json damaged, missing or different */
+	BKR_VERIFY_RECORD,       /**< a record (pin, tag, hold, ...) that fails its checksum or does not parse */
 } bkr_verify_kind;
 
 /** One problem; valid during the callback only. */
