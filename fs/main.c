@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bkr/config.h"
 #include "bkr/error.h"
 #include "bkr/host.h"
 #include "bkr/io.h"
@@ -140,17 +141,19 @@ static void usage(FILE *f)
 		progname);
 }
 
+/* the value of option @p arg (KEY=VALUE), by bkr's one rule for numbers (bkr_config_parse_uint):
+ * a bad one is one line naming the option and why, -1 */
 static int parse_uint(const char *arg, int base, unsigned long max, unsigned long *out)
 {
 	const char *v = strchr(arg, '=');
-	char *end;
+	uint64_t u;
 
-	if (!v || !v[1])
+	if (!v || bkr_config_parse_uint(v + 1, base, max, &u) < 0) {
+		fprintf(stderr, "%s: bad value in option '%s': %s\n", progname, arg,
+			v ? bkr_error_message() : "expected a value");
 		return -1;
-	errno = 0;
-	*out = strtoul(v + 1, &end, base);
-	if (errno || *end || *out > max)
-		return -1;
+	}
+	*out = (unsigned long)u;
 	return 0;
 }
 
@@ -206,10 +209,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_WATCH:
 	case KEY_INODES:
 		if (parse_uint(arg, key == KEY_UMASK ? 8 : 10,
-			       key == KEY_UMASK ? 0777 : key == KEY_CACHE ? 1u << 20 : 0xffffffffu, &v) < 0) {
-			fprintf(stderr, "%s: bad value in option '%s'\n", progname, arg);
+			       key == KEY_UMASK ? 0777 : key == KEY_CACHE ? 1u << 20 : 0xffffffffu, &v) < 0)
 			return -1;
-		}
 		if (key == KEY_UID) {
 			o->uid = (uid_t)v;
 			o->has_uid = true;
@@ -264,10 +265,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		return (o->cache_dir = strdup(d)) ? 0 : -1;
 	}
 	case KEY_CACHE_MAX:
-		if (parse_uint(arg, 10, 1ul << 30, &v) < 0 || v == 0) {
-			fprintf(stderr, "%s: bad value in option '%s' (MiB, at least 1)\n", progname, arg);
+		if (parse_uint(arg, 10, 1ul << 30, &v) < 0)
 			return -1;
-		}
+		if (v < 1)
+			return below(arg, "1 (MiB)");
 		o->cache_max_mib = v;
 		return 0;
 	default:

@@ -159,6 +159,15 @@ int cli_as_of(cli *c, const char *arg, int64_t *out)
 	return 0;
 }
 
+int cli_uint_arg(cli *c, const char *opt, const char *arg, const char *what, uint64_t min, uint64_t max,
+		 uint64_t *out)
+{
+	if (bkr_config_parse_uint(arg, 10, max, out) < 0 || *out < min)
+		return cli_usage_error(c, "%s: expected %s%llu..%llu (decimal digits: no sign, space or leading zero), not '%s'",
+				       opt, what, (unsigned long long)min, (unsigned long long)max, arg);
+	return 0;
+}
+
 int cli_check_tag(cli *c, const char *opt, const char *tag)
 {
 	char shown[64], why[64] = "";

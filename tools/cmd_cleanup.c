@@ -58,13 +58,9 @@ struct opts {
 /* a count as the configuration's keep_* take it: decimal digits, no sign, space or leading zero */
 static int count_arg(cli *c, const char *opt, const char *arg, int *out)
 {
-	char *end;
-	long v;
-	if (!*arg || strspn(arg, "0123456789") != strlen(arg) || (arg[0] == '0' && arg[1]))
-		return cli_usage_error(c, "%s: expected a count 0..1000000 (digits: no sign, space or leading zero), not '%s'", opt, arg);
-	v = strtol(arg, &end, 10);
-	if (*end || v < 0 || v > 1000000)
-		return cli_usage_error(c, "%s: expected a count 0..1000000, not '%s'", opt, arg);
+	uint64_t v;
+	if (cli_uint_arg(c, opt, arg, "a count ", 0, 1000000, &v))
+		return BKR_EXIT_USAGE;
 	*out = (int)v;
 	return 0;
 }

@@ -49,11 +49,10 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		return 0;
 	}
 	if (o == 'M') {
-		char *end;
-		unsigned long long v = strtoull(arg, &end, 10);
-		if (!*arg || *end || v == 0 || v > (1ull << 30))
-			return cli_usage_error(c, "--cache-max: expected a size in MiB (1 or more)");
-		snprintf(s->cache_max, sizeof(s->cache_max), "--cache-max=%llu", v);
+		uint64_t v;
+		if (cli_uint_arg(c, "--cache-max", arg, "a size in MiB ", 1, 1ull << 30, &v))
+			return BKR_EXIT_USAGE;
+		snprintf(s->cache_max, sizeof(s->cache_max), "--cache-max=%llu", (unsigned long long)v);
 		return 0;
 	}
 	return cli_usage_error(c, "unknown option");

@@ -46,7 +46,7 @@ struct state {
 static int opt(cli *c, int o, const char *arg, void *st)
 {
 	struct state *s = st;
-	char *end;
+	uint64_t v;
 	switch (o) {
 	case 't':
 		if (!*arg)
@@ -58,9 +58,9 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case OPT_IN_PLACE: s->o.in_place = true; return 0;
 	case OPT_DRY_RUN: s->o.dry_run = true; return 0;
 	case OPT_THREADS:
-		s->o.threads = (int)strtol(arg, &end, 10);
-		if (*end || s->o.threads < 1 || s->o.threads > 256)
-			return cli_usage_error(c, "--threads: expected 1..256, not '%s'", arg);
+		if (cli_uint_arg(c, "--threads", arg, "", 1, 256, &v))
+			return BKR_EXIT_USAGE;
+		s->o.threads = (int)v;
 		return 0;
 	}
 	return cli_usage_error(c, "unknown option");

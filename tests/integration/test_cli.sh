@@ -771,3 +771,39 @@ for v in 05 -007 '"5"' 5.0 5.5 -1 1e3 1000001 99999999999 true; do
 	grep -q "key 'retention.full.keep_weekly': expected " "$T/err" || fail "keep_weekly $v: $(cat "$T/err")"
 done
 pass "a bad retention count (--keep-*, keep_*: leading zero, sign, fraction, string, too large) is one line naming it, exit 2"
+
+# numeric options: one strict rule for every one of them (bkr_config_parse_uint), where strtol
+# took a sign, a leading space, and (some) trailing text: each bad value is one line naming the
+# option and the value, exit 2, and nothing is made or changed
+nb=$(ls "$Q/backups" | wc -l)
+bad_numbers=("+5" " 5" "5 " "" "05" "-1" "0x10" "5.0" "1e3" "x" "5x" "99999999999999999999")
+for v in "${bad_numbers[@]}"; do
+	for cmd in "init -r $T/num-never --level" "init -r $T/num-never --chunk-avg" "-r $Q create $T/qsrc --threads" \
+		"-r $Q restore latest --target $T/num-never --threads" "-r $Q cleanup --dry-run --keep-last" \
+		"-r $Q cleanup --dry-run --max-unused" "-r $Q prune --dry-run --max-unused" "-r $Q mount $T/num-never --cache-max"; do
+		opt=${cmd##* }
+		# shellcheck disable=SC2086
+		expect_exit 2 "$BKR" ${cmd% *} "$opt" "$v"
+		one_line_error
+		grep -qF -- "$opt: expected " "$T/err" && grep -qF -- "not '$v'" "$T/err" || fail "bkr $cmd '$v': $(cat "$T/err")"
+	done
+	# bkrfs's -o options: its usage status (1), one line naming the option
+	for o in uid gid umask cache_size watch_ms max_inodes notify_fd cache_max; do
+		[ "$o$v" != umask05 ] || continue # octal: a leading zero is its own
+		expect_exit 1 "$BKRFS" "$Q" "$T/num-never" -o "$o=$v"
+		one_line_error
+		grep -qF -- "bad value in option '$o=$v'" "$T/err" || fail "bkrfs -o $o='$v': $(cat "$T/err")"
+	done
+	expect_exit 1 "$BKRFS" "$Q" "$T/num-never" "--cache-max=$v"
+	one_line_error
+	grep -qF -- "bad value in option '--cache-max=$v'" "$T/err" || fail "bkrfs --cache-max='$v': $(cat "$T/err")"
+done
+[ ! -e "$T/num-never" ] || fail "a bad numeric option made $T/num-never"
+[ "$(ls "$Q/backups" | wc -l)" = "$nb" ] || fail "a bad numeric option changed the backups of $Q"
+# the good forms still pass: the least and the most of each
+expect_exit 0 "$BKR" -q init -r "$T/num-ok" --level 9 --chunk-avg 4194304
+expect_exit 0 "$BKR" -q -r "$Q" cleanup --dry-run --keep-last 0 --max-unused 100
+printf '{"repository": "%s", "workspace_root": "%s", "sources": [{"name": "q", "priority": +5}]}\n' "$Q" "$T/qsrc" >"$T/num.json"
+expect_exit 2 "$BKR" -c "$T/num.json" config check
+one_line_error
+pass "numeric options (--level, --chunk-avg, --threads, --keep-*, --max-unused, --cache-max; bkrfs -o uid=...): a sign, a space, a leading zero, trailing text or overflow is one line naming the option, exit 2 (bkrfs 1)"
