@@ -12,9 +12,9 @@
 
 #include "bkr/backup.h"
 #include "bkr/config.h"
+#include "bkr/exit.h"
 #include "bkr/key.h"
 #include "bkr/repo.h"
-#include "exit.h"
 #include "json_out.h"
 
 /** Global options, accepted before or after the subcommand. */

@@ -39,7 +39,10 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		s->fg = true;
 		return 0;
 	}
-	if (o == 'o' && s->no < 16) {
+	if (o == 'o') {
+		if (s->no == sizeof(s->o) / sizeof(*s->o))
+			return cli_usage_error(c, "more than %zu -o options (join them with commas: -o a,b)",
+					       sizeof(s->o) / sizeof(*s->o));
 		s->o[s->no++] = arg;
 		return 0;
 	}
@@ -109,7 +112,7 @@ int cmd_mount(cli *c, int argc, char **argv)
 	bkr_config *cfg = NULL;
 	char bkrfs[PATH_MAX];
 	const char *repo;
-	char *args[40];
+	char *args[7 + 2 * 16 + 4 + 1]; /* bkrfs, its flag, REPO, MOUNTPOINT, -f, 2 cache; -o's; passphrase; NULL */
 	int first, err, n = 0;
 
 	CLI_PARSE(c, argc, argv, usage, "fo:", lo, opt, &s, &first);
@@ -123,6 +126,7 @@ int cmd_mount(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "no repository: give -r REPO");
 	find_bkrfs(bkrfs, sizeof(bkrfs));
 	args[n++] = bkrfs;
+	args[n++] = "--bkr-exit-codes"; /* first: a usage error in what follows is 2, as in bkr */
 	args[n++] = (char *)repo;
 	args[n++] = argv[first];
 	if (s.fg)

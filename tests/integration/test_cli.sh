@@ -807,3 +807,28 @@ printf '{"repository": "%s", "workspace_root": "%s", "sources": [{"name": "q", "
 expect_exit 2 "$BKR" -c "$T/num.json" config check
 one_line_error
 pass "numeric options (--level, --chunk-avg, --threads, --keep-*, --max-unused, --cache-max; bkrfs -o uid=...): a sign, a space, a leading zero, trailing text or overflow is one line naming the option, exit 2 (bkrfs 1)"
+
+# bkr mount exits as every bkr command does (bkrfs --bkr-exit-codes): a usage error found by
+# bkrfs in -o OPTIONS is 2, as one in mount's own options; bkrfs by hand keeps its 1
+mkdir -p "$T/mnt-empty"
+for o in bogus uid=+5 tz=No/Such_Zone rw watch_ms=99; do
+	expect_exit 2 "$BKR" -r "$Q" mount "$T/mnt-empty" -o "$o"
+	one_line_error
+	expect_exit 1 "$BKRFS" "$Q" "$T/mnt-empty" -o "$o"
+	one_line_error
+done
+expect_exit 2 "$BKR" -r "$Q" mount "$T/mnt-empty" -f extra
+one_line_error
+mo=()
+for i in $(seq 17); do mo+=(-o ro); done
+expect_exit 2 "$BKR" -r "$Q" mount "$T/mnt-empty" "${mo[@]}"
+one_line_error
+grep -q "more than 16 -o options" "$T/err" || fail "bkr mount with 17 -o: $(cat "$T/err")"
+# the repository and the mount point: bkr's codes (3 not found), where bkrfs says 2 and 3
+expect_exit 3 "$BKR" -r "$T/no-repo" mount "$T/mnt-empty"
+one_line_error
+expect_exit 2 "$BKRFS" "$T/no-repo" "$T/mnt-empty"
+expect_exit 3 "$BKR" -r "$Q" mount "$T/no-mnt"
+one_line_error
+mountpoint -q "$T/mnt-empty" && fail "mounted despite a bad option"
+pass "bkr mount: a usage error in -o OPTIONS is exit 2 as in bkr (bkrfs by hand: 1); a missing repository or mount point is 3"
