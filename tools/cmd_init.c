@@ -8,7 +8,8 @@
 #include "bkr/error.h"
 
 static const char usage[] =
-	"usage: bkr init -r REPO [--encryption none|aes-256-gcm] [--compression zlib|zstd|none] [--level N]\n\n"
+	"usage: bkr init -r REPO [--encryption none|aes-256-gcm] [--compression zlib|zstd|none] [--level N]\n"
+	"       [--chunk-avg BYTES]\n\n"
 	"Create an empty repository at REPO (an absent or empty directory).\n\n"
 	"  --encryption none|aes-256-gcm\n"
 	"                            seal everything stored under keys opened by a passphrase\n"

@@ -12,7 +12,7 @@
 #include "bkr/error.h"
 
 static const char usage[] =
-	"usage: bkr mount -r REPO MOUNTPOINT [-f] [-o OPTIONS]\n\n"
+	"usage: bkr mount -r REPO MOUNTPOINT [-f] [--cache-dir DIR] [--cache-max MiB] [-o OPTIONS]\n\n"
 	"Mount every backup of REPO read-only at MOUNTPOINT (see bkrfs(8)):\n"
 	"/by-id, /by-date, /latest, /versions, /by-source, /by-tag, /recovered.\n"
 	"Returns once the mount is ready; "
@@ -22,7 +22,10 @@ static const char usage[] =
 	"                      $XDG_CACHE_HOME/bkrfs, else ~/.cache/bkrfs)\n"
 	"  --cache-max MiB     its size bound (default 2048)\n"
 	"  -o OPTIONS          bkrfs options (allow_other, uid=, gid=, umask=, numeric_ids,\n"
-	"                      cache_size=, tz=, watch_ms=)\n";
+	"                      cache_size=, tz=, watch_ms=, max_inodes=; bkrfs(8))\n\n"
+	"Exit status as for every bkr command (bkr(1)): 0 mounted, 2 usage (an -o\n"
+	"option too), 3 repository or mount point not found or not usable, 4 damaged\n"
+	"repository, 7 FUSE failed, 8 unreachable, 9 wrong passphrase.\n";
 
 struct state {
 	bool fg;

@@ -12,6 +12,7 @@
 
 static const char usage[] =
 	"usage: bkr restore -r REPO ID [PATH...] --target DIR [--numeric-ids] [--overwrite] [--dry-run]\n"
+	"       [--threads N]\n"
 	"       bkr restore -r REPO ID [PATH...] --in-place [--numeric-ids] [--dry-run]\n\n"
 	"Restore backup ID (an id, a unique prefix, or 'latest') into DIR: its sources\n"
 	"appear as DIR/<source>/...  PATHs (\"source/dir/file\") restore only those.\n"

@@ -832,3 +832,19 @@ expect_exit 3 "$BKR" -r "$Q" mount "$T/no-mnt"
 one_line_error
 mountpoint -q "$T/mnt-empty" && fail "mounted despite a bad option"
 pass "bkr mount: a usage error in -o OPTIONS is exit 2 as in bkr (bkrfs by hand: 1); a missing repository or mount point is 3"
+
+# --help and bkr(1) agree: every long option a command's --help names is in the man page
+# (in bold), and every option of a command's synopsis line there is in its --help (global
+# options aside)
+for c in $cmds; do
+	"$BKR" "$c" --help >"$T/h" || fail "bkr $c --help"
+	for o in $(sed 's/--[a-z]*-\*//g' "$T/h" | grep -oE -- "--[a-z][a-z-]*[a-z]" | sort -u); do # not --keep-*
+		grep -qF -- "**$o**" "$BKR_SOURCE_ROOT/docs/bkr.1.md" || fail "bkr $c --help names $o, bkr.1.md does not"
+	done
+	sed -n "s/^\*\*$c\*\* //p" "$BKR_SOURCE_ROOT/docs/bkr.1.md" | { grep -oE -- "\*\*--[a-z-]+\*\*" || true; } | tr -d '*' | sort -u |
+		while read -r o; do
+			case $o in --json | --add | --remove) continue ;; esac # global; tag's, on pin's line
+			grep -qF -- "$o" "$T/h" || fail "bkr.1.md's synopsis of $c has $o, its --help does not"
+		done
+done
+pass "every option of each command's --help is in bkr.1.md, and each synopsis option there in --help"
