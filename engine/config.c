@@ -190,6 +190,27 @@ bad:
 			     s ? s : "(null)");
 }
 
+int bkr_config_parse_uint(const char *s, int base, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!s || !*s || (base == 10 && s[0] == '0' && s[1]))
+		goto bad;
+	for (const char *p = s; *p; p++) {
+		unsigned d = (unsigned)(unsigned char)*p - '0';
+		if (d >= (unsigned)base || d > 9)
+			goto bad;
+		if (d > max || v > (max - d) / (unsigned)base)
+			return bkr_error_set(BKR_EINVAL, "more than %llu", (unsigned long long)max);
+		v = v * (unsigned)base + d;
+	}
+	*out = v;
+	return 0;
+bad:
+	return bkr_error_set(BKR_EINVAL, "expected %s", base == 8 ? "octal digits (no sign or space)" :
+			     "decimal digits (no sign, space or leading zero)");
+}
+
 bool bkr_config_match(char *const *patterns, size_t n, const char *rel)
 {
 	return bkr_pattern_match_under((const char *const *)patterns, n, rel);

@@ -2,6 +2,7 @@
  * The per-thread last-error message (see bkr/error.h).
  */
 #include "bkr/error.h"
+#include "bkr/exit.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -103,5 +104,26 @@ const char *bkr_error_name(int code)
 	case BKR_EUNAVAILABLE: return "unavailable";
 	case BKR_EKEY: return "wrong passphrase";
 	default: return "error";
+	}
+}
+
+int bkr_exit_for(int err)
+{
+	switch (err) {
+	case BKR_OK: return BKR_EXIT_OK;
+	case BKR_EINVAL: return BKR_EXIT_USAGE;
+	case BKR_ENOTFOUND: return BKR_EXIT_NOTFOUND;
+	case BKR_EAMBIGUOUS: return BKR_EXIT_USAGE;
+	case BKR_ECORRUPT:
+	case BKR_EUNSUPPORTED: return BKR_EXIT_CORRUPT;
+	case BKR_ELOCKED: return BKR_EXIT_LOCKED;
+	case BKR_EIO:
+	case BKR_ENOSPC:
+	case BKR_EEXISTS: return BKR_EXIT_IO;
+	case BKR_ETIMEOUT:
+	case BKR_EUNAVAILABLE: return BKR_EXIT_UNAVAILABLE;
+	case BKR_ENOMEM: return BKR_EXIT_INTERNAL;
+	case BKR_EKEY: return BKR_EXIT_KEY;
+	default: return err < 0 ? BKR_EXIT_INTERNAL : BKR_EXIT_OK;
 	}
 }

@@ -726,7 +726,8 @@ static int drain(int fd, const char *what, int64_t deadline_ns)
 	return err;
 }
 
-/* How long a password command may run (test builds: BKR_TEST_PASSWORD_TIMEOUT_MS). */
+/* How long a password command may run when nobody is at a terminal (test builds:
+ * BKR_TEST_PASSWORD_TIMEOUT_MS). */
 static int64_t command_timeout_ms(void)
 {
 #if BKR_FAULT_INJECTION
@@ -739,11 +740,11 @@ static int64_t command_timeout_ms(void)
 	return CMD_TIMEOUT_MS;
 }
 
-/* Wait for @p pid to exit until @p deadline_ns; BKR_ETIMEOUT when it has not. */
+/* Wait for @p pid to exit until @p deadline_ns (0: as long as it takes); BKR_ETIMEOUT when it has not. */
 static int wait_child(pid_t pid, int *status, int64_t deadline_ns)
 {
 	for (;;) {
-		pid_t r = waitpid(pid, status, WNOHANG);
+		pid_t r = waitpid(pid, status, deadline_ns ? WNOHANG : 0);
 		if (r == pid)
 			return 0;
 		if (r < 0 && errno != EINTR)
@@ -756,23 +757,27 @@ static int wait_child(pid_t pid, int *status, int64_t deadline_ns)
 
 /* The first line `sh -c CMD` prints.  Its output is read to EOF (the rest
  * discarded, bounded): a command that prints more after the line must not
- * die of SIGPIPE.  Its exit status counts.  It has CMD_TIMEOUT_MS to print
- * and exit: one that hangs (a prompt nobody answers under a timer, a network
- * it waits for) is killed, so that no command blocks for ever.  Without a
- * controlling terminal (a timer, cron) it runs in a process group of its own,
- * killed whole (what it started in the background too); with one it stays in
- * ours, where it may prompt on the terminal, and only its shell is killed. */
+ * die of SIGPIPE.  Its exit status counts.
+ *
+ * How long it may take depends on who is there, as for the prompt.  With a
+ * person at a terminal (stdin and stderr are one) it may ask them (pinentry,
+ * `pass`, a hardware token waiting for a touch) as long as they take, as
+ * ssh's askpass, git's credential helpers and borg's BORG_PASSCOMMAND may:
+ * no bound, and it stays in our process group, the terminal's foreground
+ * one, so that it can read the terminal and Ctrl-C ends it with us.
+ * Otherwise (a timer, cron, a pipe, a script) nobody will answer a prompt:
+ * it runs in a session of its own, without a controlling terminal (a prompt
+ * on /dev/tty fails at once instead of waiting), and has CMD_TIMEOUT_MS to
+ * print and exit; one that hangs (a network it waits for) is killed with
+ * its whole process group (what it started in the background too), so that
+ * no unattended command blocks for ever. */
 static int from_command(const char *cmd, char *buf, size_t *len)
 {
-	int fds[2], status = 0, err, rest, tty;
-	int64_t timeout_ms = command_timeout_ms(), deadline = bkr_clock_mono_ns() + timeout_ms * 1000000;
-	bool own_group;
+	int fds[2], status = 0, err, rest;
+	bool attended = isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
+	int64_t timeout_ms = command_timeout_ms(), deadline = attended ? 0 : bkr_clock_mono_ns() + timeout_ms * 1000000;
 	char secs[32];
 	pid_t pid;
-
-	if ((tty = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)) >= 0)
-		close(tty);
-	own_group = tty < 0;
 
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return bkr_error_set_errno(errno, "password command: pipe");
@@ -782,14 +787,12 @@ static int from_command(const char *cmd, char *buf, size_t *len)
 		return bkr_error_set_errno(errno, "password command: fork");
 	}
 	if (pid == 0) {
-		if (own_group)
-			setpgid(0, 0);
+		if (!attended)
+			setsid(); /* its own session and process group (pid), no terminal */
 		dup2(fds[1], 1);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
-	if (own_group)
-		setpgid(pid, pid); /* also here: the kill below may come before the child ran */
 	close(fds[1]);
 	err = read_line_fd(fds[0], buf, len, "password command", deadline);
 	/* the rest, whatever the first line was (unless the pipe failed) */
@@ -800,9 +803,10 @@ static int from_command(const char *cmd, char *buf, size_t *len)
 	close(fds[0]);
 	if (err != BKR_ETIMEOUT && rest != BKR_ETIMEOUT && wait_child(pid, &status, deadline) == 0)
 		goto exited;
-	/* still running at the deadline (or waitpid failed): killed, and the
-	 * line it may have printed is not taken */
-	if (own_group)
+	/* still running at the deadline (or waitpid failed): killed, its
+	 * process group with it (the child itself too, should the kill come
+	 * before its setsid), and the line it may have printed is not taken */
+	if (!attended)
 		kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

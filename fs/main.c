@@ -31,7 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bkr/config.h"
 #include "bkr/error.h"
+#include "bkr/exit.h"
 #include "bkr/host.h"
 #include "bkr/io.h"
 #include "bkr/store.h"
@@ -53,13 +55,14 @@ enum {
 	KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_SINGLE, KEY_UID, KEY_GID, KEY_UMASK,
 	KEY_NUMERIC, KEY_CACHE, KEY_TZ, KEY_READY, KEY_ALLOW_OTHER, KEY_RW, KEY_WATCH, KEY_INODES, KEY_KEEP,
 	KEY_CACHE_DIR, KEY_CACHE_MAX,
-	KEY_PASSWORD_FILE, KEY_PASSWORD_COMMAND,
+	KEY_PASSWORD_FILE, KEY_PASSWORD_COMMAND, KEY_BKR_CODES,
 };
 
 static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--bkr-exit-codes", KEY_BKR_CODES),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
 	FUSE_OPT_KEY("-f", KEY_FG),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -89,6 +92,8 @@ static const struct fuse_opt opt_spec[] = {
 };
 
 static const char *progname = "bkrfs";
+/* --bkr-exit-codes (bkr mount): exit with bkr's codes (bkr_status) */
+static bool bkr_codes;
 
 static void usage(FILE *f)
 {
@@ -105,6 +110,7 @@ static void usage(FILE *f)
 		"options:\n"
 		"  -h, --help             print this help and exit\n"
 		"  -V, --version          print the version and exit\n"
+		"  --bkr-exit-codes       exit with bkr(1)'s codes (bkr mount gives it)\n"
 		"  -f                     stay in the foreground\n"
 		"  -d, -o debug           foreground with FUSE debug output\n"
 		"  -s                     single-threaded\n"
@@ -136,21 +142,23 @@ static void usage(FILE *f)
 		"  -o OPT                 other FUSE mount options (fsname=, max_read=...)\n"
 		"\n"
 		"The mount is always read-only.  Unmount with `fusermount3 -u MOUNTPOINT`.\n"
-		"exit status: 0 ok, 1 usage, 2 repository, 3 mount point, 4 FUSE\n",
+		"exit status: 0 ok, 1 usage, 2 repository, 3 mount point, 4 FUSE, 9 wrong passphrase\n",
 		progname);
 }
 
+/* the value of option @p arg (KEY=VALUE), by bkr's one rule for numbers (bkr_config_parse_uint):
+ * a bad one is one line naming the option and why, -1 */
 static int parse_uint(const char *arg, int base, unsigned long max, unsigned long *out)
 {
 	const char *v = strchr(arg, '=');
-	char *end;
+	uint64_t u;
 
-	if (!v || !v[1])
+	if (!v || bkr_config_parse_uint(v + 1, base, max, &u) < 0) {
+		fprintf(stderr, "%s: bad value in option '%s': %s\n", progname, arg,
+			v ? bkr_error_message() : "expected a value");
 		return -1;
-	errno = 0;
-	*out = strtoul(v + 1, &end, base);
-	if (errno || *end || *out > max)
-		return -1;
+	}
+	*out = (unsigned long)u;
 	return 0;
 }
 
@@ -180,6 +188,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_VERSION:
 		o->show_version = true;
 		return 0;
+	case KEY_BKR_CODES:
+		bkr_codes = true;
+		return 0;
 	case KEY_FG:
 		o->foreground = true;
 		return 0;
@@ -206,10 +217,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_WATCH:
 	case KEY_INODES:
 		if (parse_uint(arg, key == KEY_UMASK ? 8 : 10,
-			       key == KEY_UMASK ? 0777 : key == KEY_CACHE ? 1u << 20 : 0xffffffffu, &v) < 0) {
-			fprintf(stderr, "%s: bad value in option '%s'\n", progname, arg);
+			       key == KEY_UMASK ? 0777 : key == KEY_CACHE ? 1u << 20 : 0xffffffffu, &v) < 0)
 			return -1;
-		}
 		if (key == KEY_UID) {
 			o->uid = (uid_t)v;
 			o->has_uid = true;
@@ -264,10 +273,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		return (o->cache_dir = strdup(d)) ? 0 : -1;
 	}
 	case KEY_CACHE_MAX:
-		if (parse_uint(arg, 10, 1ul << 30, &v) < 0 || v == 0) {
-			fprintf(stderr, "%s: bad value in option '%s' (MiB, at least 1)\n", progname, arg);
+		if (parse_uint(arg, 10, 1ul << 30, &v) < 0)
 			return -1;
-		}
+		if (v < 1)
+			return below(arg, "1 (MiB)");
 		o->cache_max_mib = v;
 		return 0;
 	default:
@@ -493,13 +502,32 @@ static void cache_report(struct bkrfs *fs)
 		(unsigned long long)st.evicted, (unsigned long long)st.files, (unsigned long long)st.bytes);
 }
 
+/*
+ * bkrfs's exit status @p ret as bkr's (docs/bkr.1.md, EXIT STATUS), for bkr
+ * mount, which becomes bkrfs: a usage error is 2 as in every bkr command, a
+ * repository that does not open is what any bkr command exits for its error
+ * @p repo_err (3 missing, 4 damaged or unsupported, 8 unreachable, 2 no
+ * passphrase...), a mount point that cannot be used 3, a FUSE failure 7 (the
+ * system's); 0 and 9 (a wrong passphrase) are the same in both.
+ */
+static int bkr_status(int ret, int repo_err)
+{
+	switch (ret) {
+	case EXIT_USAGE: return BKR_EXIT_USAGE;
+	case EXIT_REPO: return bkr_exit_for(repo_err);
+	case EXIT_MOUNTPOINT: return BKR_EXIT_NOTFOUND;
+	case EXIT_FUSE: return BKR_EXIT_IO;
+	default: return ret;
+	}
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_session *se = NULL;
 	struct bkrfs fs;
 	char mnt_real[PATH_MAX], *fsname = NULL;
-	int ret = EXIT_USAGE, err;
+	int ret = EXIT_USAGE, err, repo_err = 0;
 	bool mounted = false, handlers = false, setup = false;
 
 	bkr_host_tune_openssl(); /* malloc itself: heap_setup, once the cache size is known */
@@ -575,6 +603,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
 		if (err == BKR_EKEY)
 			ret = EXIT_KEY;
+		repo_err = err;
 		goto out;
 	}
 	if (bkr_repo_config_warning(fs.repo))
@@ -657,5 +686,5 @@ out:
 	free(fs.o.cache_dir);
 	free(fs.o.password_file);
 	free(fs.o.password_command);
-	return ret;
+	return bkr_codes ? bkr_status(ret, repo_err) : ret;
 }

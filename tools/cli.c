@@ -21,27 +21,6 @@
 #include "bkr/utf8.h"
 #include "bkr_version.h"
 
-int bkr_exit_for(int err)
-{
-	switch (err) {
-	case BKR_OK: return BKR_EXIT_OK;
-	case BKR_EINVAL: return BKR_EXIT_USAGE;
-	case BKR_ENOTFOUND: return BKR_EXIT_NOTFOUND;
-	case BKR_EAMBIGUOUS: return BKR_EXIT_USAGE;
-	case BKR_ECORRUPT:
-	case BKR_EUNSUPPORTED: return BKR_EXIT_CORRUPT;
-	case BKR_ELOCKED: return BKR_EXIT_LOCKED;
-	case BKR_EIO:
-	case BKR_ENOSPC:
-	case BKR_EEXISTS: return BKR_EXIT_IO;
-	case BKR_ETIMEOUT:
-	case BKR_EUNAVAILABLE: return BKR_EXIT_UNAVAILABLE;
-	case BKR_ENOMEM: return BKR_EXIT_INTERNAL;
-	case BKR_EKEY: return BKR_EXIT_KEY;
-	default: return err < 0 ? BKR_EXIT_INTERNAL : BKR_EXIT_OK;
-	}
-}
-
 int cli_common(cli *c, int opt, const char *arg, const char *usage)
 {
 	switch (opt) {
@@ -156,6 +135,15 @@ int cli_as_of(cli *c, const char *arg, int64_t *out)
 		return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
 	if (*out < 0)
 		return cli_usage_error(c, "--as-of: '%s' is before 1970, older than any backup", arg);
+	return 0;
+}
+
+int cli_uint_arg(cli *c, const char *opt, const char *arg, const char *what, uint64_t min, uint64_t max,
+		 uint64_t *out)
+{
+	if (bkr_config_parse_uint(arg, 10, max, out) < 0 || *out < min)
+		return cli_usage_error(c, "%s: expected %s%llu..%llu (decimal digits: no sign, space or leading zero), not '%s'",
+				       opt, what, (unsigned long long)min, (unsigned long long)max, arg);
 	return 0;
 }
 

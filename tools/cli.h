@@ -12,9 +12,9 @@
 
 #include "bkr/backup.h"
 #include "bkr/config.h"
+#include "bkr/exit.h"
 #include "bkr/key.h"
 #include "bkr/repo.h"
-#include "exit.h"
 #include "json_out.h"
 
 /** Global options, accepted before or after the subcommand. */
@@ -65,6 +65,16 @@ int cli_usage_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 
 
 /** Parse --as-of @p arg (ISO 8601, not before 1970) into *out: 0, or a usage error. */
 int cli_as_of(cli *c, const char *arg, int64_t *out);
+
+/**
+ * The value @p arg of numeric option @p opt (--threads, --level, --keep-*,
+ * --cache-max...) into *out: decimal digits, no sign, space or leading zero
+ * (bkr_config_parse_uint), from @p min to @p max; 0, or a usage error naming
+ * the option and the value ("OPT: expected WHAT MIN..MAX (decimal digits: no
+ * sign, space or leading zero), not 'ARG'"; @p what is "" or ends with a space).
+ */
+int cli_uint_arg(cli *c, const char *opt, const char *arg, const char *what, uint64_t min, uint64_t max,
+		 uint64_t *out);
 
 /** The longest tag, in bytes. */
 #define CLI_TAG_MAX 128

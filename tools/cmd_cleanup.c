@@ -20,9 +20,10 @@ static const char usage[] =
 	"       [--max-unused PERCENT] [--no-wait] [--json]\n\n"
 	"Apply the retention policy: the configuration's \"retention\" (per backup type;\n"
 	"without one, keep 30 days), or - when any --keep-* flag is given - exactly the\n"
-	"flags given, for every type.  Pinned backups and the newest backup of each\n"
-	"source are always kept.  Removed backups go to the trash; then prune frees\n"
-	"their data (docs/operations.md).\n\n"
+	"flags given, for every type.  Pinned backups, the newest backup of each\n"
+	"source and the backups a hold names ('bkr hold') are always kept.  Removed\n"
+	"backups go to the trash; then prune frees their data (docs/operations.md).\n"
+	"A count N is 0..1000000 in decimal digits.\n\n"
 	"  -n, --dry-run           list every backup with KEEP/REMOVE and the rule; change nothing\n"
 	"      --as-of TIME        evaluate as if now were TIME (ISO 8601, UTC)\n"
 	"      --keep-last N       the N newest backups\n"
@@ -58,13 +59,9 @@ struct opts {
 /* a count as the configuration's keep_* take it: decimal digits, no sign, space or leading zero */
 static int count_arg(cli *c, const char *opt, const char *arg, int *out)
 {
-	char *end;
-	long v;
-	if (!*arg || strspn(arg, "0123456789") != strlen(arg) || (arg[0] == '0' && arg[1]))
-		return cli_usage_error(c, "%s: expected a count 0..1000000 (digits: no sign, space or leading zero), not '%s'", opt, arg);
-	v = strtol(arg, &end, 10);
-	if (*end || v < 0 || v > 1000000)
-		return cli_usage_error(c, "%s: expected a count 0..1000000, not '%s'", opt, arg);
+	uint64_t v;
+	if (cli_uint_arg(c, opt, arg, "a count ", 0, 1000000, &v))
+		return BKR_EXIT_USAGE;
 	*out = (int)v;
 	return 0;
 }

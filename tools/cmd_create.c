@@ -106,7 +106,7 @@ static int read_exclude_file(cli *c, struct state *s, const char *path)
 static int opt(cli *c, int o, const char *arg, void *st)
 {
 	struct state *s = st;
-	char *end;
+	uint64_t v;
 	switch (o) {
 	case 't':
 		if (bkr_backup_type_parse(arg, &s->o.type) < 0 || s->o.type == BKR_BACKUP_RECOVERY)
@@ -139,9 +139,9 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		s->o.parent = arg;
 		return 0;
 	case OPT_THREADS:
-		s->o.threads = (int)strtol(arg, &end, 10);
-		if (*end || s->o.threads < 1 || s->o.threads > 256)
-			return cli_usage_error(c, "--threads: expected 1..256, not '%s'", arg);
+		if (cli_uint_arg(c, "--threads", arg, "", 1, 256, &v))
+			return BKR_EXIT_USAGE;
+		s->o.threads = (int)v;
 		return 0;
 	case OPT_HOST:
 		s->o.hostname = arg;

@@ -8,7 +8,8 @@
 #include "bkr/error.h"
 
 static const char usage[] =
-	"usage: bkr init -r REPO [--encryption none|aes-256-gcm] [--compression zlib|zstd|none] [--level N]\n\n"
+	"usage: bkr init -r REPO [--encryption none|aes-256-gcm] [--compression zlib|zstd|none] [--level N]\n"
+	"       [--chunk-avg BYTES]\n\n"
 	"Create an empty repository at REPO (an absent or empty directory).\n\n"
 	"  --encryption none|aes-256-gcm\n"
 	"                            seal everything stored under keys opened by a passphrase\n"
@@ -27,8 +28,7 @@ enum { OPT_COMPRESSION = OPT_FIRST_CMD, OPT_LEVEL, OPT_CHUNK_AVG, OPT_ENCRYPTION
 static int opt(cli *c, int o, const char *arg, void *st)
 {
 	bkr_repo_init_options *io = st;
-	char *end;
-	long v;
+	uint64_t v;
 	switch (o) {
 	case OPT_ENCRYPTION:
 		if (strcmp(arg, "none") && strcmp(arg, "aes-256-gcm"))
@@ -41,14 +41,14 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		io->compression = arg;
 		return 0;
 	case OPT_LEVEL:
-		v = strtol(arg, &end, 10);
-		if (*end || v < 1 || v > 9)
-			return cli_usage_error(c, "--level: expected 1..9, not '%s'", arg);
+		if (cli_uint_arg(c, "--level", arg, "", 1, 9, &v))
+			return BKR_EXIT_USAGE;
 		io->level = (int)v;
 		return 0;
 	case OPT_CHUNK_AVG:
-		v = strtol(arg, &end, 10);
-		if (*end || v < 4096 || v > (4 << 20) || (v & (v - 1)))
+		if (cli_uint_arg(c, "--chunk-avg", arg, "", 4096, 4 << 20, &v))
+			return BKR_EXIT_USAGE;
+		if (v & (v - 1))
 			return cli_usage_error(c, "--chunk-avg: expected a power of two from 4096 to 4194304, not '%s'", arg);
 		io->chunk_avg = (uint32_t)v;
 		io->chunk_min = (uint32_t)v / 4;

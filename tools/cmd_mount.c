@@ -12,7 +12,7 @@
 #include "bkr/error.h"
 
 static const char usage[] =
-	"usage: bkr mount -r REPO MOUNTPOINT [-f] [-o OPTIONS]\n\n"
+	"usage: bkr mount -r REPO MOUNTPOINT [-f] [--cache-dir DIR] [--cache-max MiB] [-o OPTIONS]\n\n"
 	"Mount every backup of REPO read-only at MOUNTPOINT (see bkrfs(8)):\n"
 	"/by-id, /by-date, /latest, /versions, /by-source, /by-tag, /recovered.\n"
 	"Returns once the mount is ready; "
@@ -22,7 +22,10 @@ static const char usage[] =
 	"                      $XDG_CACHE_HOME/bkrfs, else ~/.cache/bkrfs)\n"
 	"  --cache-max MiB     its size bound (default 2048)\n"
 	"  -o OPTIONS          bkrfs options (allow_other, uid=, gid=, umask=, numeric_ids,\n"
-	"                      cache_size=, tz=, watch_ms=)\n";
+	"                      cache_size=, tz=, watch_ms=, max_inodes=; bkrfs(8))\n\n"
+	"Exit status as for every bkr command (bkr(1)): 0 mounted, 2 usage (an -o\n"
+	"option too), 3 repository or mount point not found or not usable, 4 damaged\n"
+	"repository, 7 FUSE failed, 8 unreachable, 9 wrong passphrase.\n";
 
 struct state {
 	bool fg;
@@ -39,7 +42,10 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		s->fg = true;
 		return 0;
 	}
-	if (o == 'o' && s->no < 16) {
+	if (o == 'o') {
+		if (s->no == sizeof(s->o) / sizeof(*s->o))
+			return cli_usage_error(c, "more than %zu -o options (join them with commas: -o a,b)",
+					       sizeof(s->o) / sizeof(*s->o));
 		s->o[s->no++] = arg;
 		return 0;
 	}
@@ -49,11 +55,10 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		return 0;
 	}
 	if (o == 'M') {
-		char *end;
-		unsigned long long v = strtoull(arg, &end, 10);
-		if (!*arg || *end || v == 0 || v > (1ull << 30))
-			return cli_usage_error(c, "--cache-max: expected a size in MiB (1 or more)");
-		snprintf(s->cache_max, sizeof(s->cache_max), "--cache-max=%llu", v);
+		uint64_t v;
+		if (cli_uint_arg(c, "--cache-max", arg, "a size in MiB ", 1, 1ull << 30, &v))
+			return BKR_EXIT_USAGE;
+		snprintf(s->cache_max, sizeof(s->cache_max), "--cache-max=%llu", (unsigned long long)v);
 		return 0;
 	}
 	return cli_usage_error(c, "unknown option");
@@ -110,7 +115,7 @@ int cmd_mount(cli *c, int argc, char **argv)
 	bkr_config *cfg = NULL;
 	char bkrfs[PATH_MAX];
 	const char *repo;
-	char *args[40];
+	char *args[7 + 2 * 16 + 4 + 1]; /* bkrfs, its flag, REPO, MOUNTPOINT, -f, 2 cache; -o's; passphrase; NULL */
 	int first, err, n = 0;
 
 	CLI_PARSE(c, argc, argv, usage, "fo:", lo, opt, &s, &first);
@@ -124,6 +129,7 @@ int cmd_mount(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "no repository: give -r REPO");
 	find_bkrfs(bkrfs, sizeof(bkrfs));
 	args[n++] = bkrfs;
+	args[n++] = "--bkr-exit-codes"; /* first: a usage error in what follows is 2, as in bkr */
 	args[n++] = (char *)repo;
 	args[n++] = argv[first];
 	if (s.fg)

@@ -12,6 +12,7 @@
 
 static const char usage[] =
 	"usage: bkr restore -r REPO ID [PATH...] --target DIR [--numeric-ids] [--overwrite] [--dry-run]\n"
+	"       [--threads N]\n"
 	"       bkr restore -r REPO ID [PATH...] --in-place [--numeric-ids] [--dry-run]\n\n"
 	"Restore backup ID (an id, a unique prefix, or 'latest') into DIR: its sources\n"
 	"appear as DIR/<source>/...  PATHs (\"source/dir/file\") restore only those.\n"
@@ -46,7 +47,7 @@ struct state {
 static int opt(cli *c, int o, const char *arg, void *st)
 {
 	struct state *s = st;
-	char *end;
+	uint64_t v;
 	switch (o) {
 	case 't':
 		if (!*arg)
@@ -58,9 +59,9 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case OPT_IN_PLACE: s->o.in_place = true; return 0;
 	case OPT_DRY_RUN: s->o.dry_run = true; return 0;
 	case OPT_THREADS:
-		s->o.threads = (int)strtol(arg, &end, 10);
-		if (*end || s->o.threads < 1 || s->o.threads > 256)
-			return cli_usage_error(c, "--threads: expected 1..256, not '%s'", arg);
+		if (cli_uint_arg(c, "--threads", arg, "", 1, 256, &v))
+			return BKR_EXIT_USAGE;
+		s->o.threads = (int)v;
 		return 0;
 	}
 	return cli_usage_error(c, "unknown option");

@@ -282,10 +282,9 @@ void lc_log_prune(const bkr_prune_report *p)
 
 int lc_max_unused(cli *c, const char *arg, int *out)
 {
-	char *end;
-	long v = strtol(arg, &end, 10);
-	if (!*arg || *end || v < 0 || v > 100)
-		return cli_usage_error(c, "--max-unused: expected a percentage 0..100, not '%s'", arg);
+	uint64_t v;
+	if (cli_uint_arg(c, "--max-unused", arg, "a percentage ", 0, 100, &v))
+		return BKR_EXIT_USAGE;
 	*out = (int)v;
 	return 0;
 }

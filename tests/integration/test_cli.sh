@@ -771,3 +771,80 @@ for v in 05 -007 '"5"' 5.0 5.5 -1 1e3 1000001 99999999999 true; do
 	grep -q "key 'retention.full.keep_weekly': expected " "$T/err" || fail "keep_weekly $v: $(cat "$T/err")"
 done
 pass "a bad retention count (--keep-*, keep_*: leading zero, sign, fraction, string, too large) is one line naming it, exit 2"
+
+# numeric options: one strict rule for every one of them (bkr_config_parse_uint), where strtol
+# took a sign, a leading space, and (some) trailing text: each bad value is one line naming the
+# option and the value, exit 2, and nothing is made or changed
+nb=$(ls "$Q/backups" | wc -l)
+bad_numbers=("+5" " 5" "5 " "" "05" "-1" "0x10" "5.0" "1e3" "x" "5x" "99999999999999999999")
+for v in "${bad_numbers[@]}"; do
+	for cmd in "init -r $T/num-never --level" "init -r $T/num-never --chunk-avg" "-r $Q create $T/qsrc --threads" \
+		"-r $Q restore latest --target $T/num-never --threads" "-r $Q cleanup --dry-run --keep-last" \
+		"-r $Q cleanup --dry-run --max-unused" "-r $Q prune --dry-run --max-unused" "-r $Q mount $T/num-never --cache-max"; do
+		opt=${cmd##* }
+		# shellcheck disable=SC2086
+		expect_exit 2 "$BKR" ${cmd% *} "$opt" "$v"
+		one_line_error
+		grep -qF -- "$opt: expected " "$T/err" && grep -qF -- "not '$v'" "$T/err" || fail "bkr $cmd '$v': $(cat "$T/err")"
+	done
+	# bkrfs's -o options: its usage status (1), one line naming the option
+	for o in uid gid umask cache_size watch_ms max_inodes notify_fd cache_max; do
+		[ "$o$v" != umask05 ] || continue # octal: a leading zero is its own
+		expect_exit 1 "$BKRFS" "$Q" "$T/num-never" -o "$o=$v"
+		one_line_error
+		grep -qF -- "bad value in option '$o=$v'" "$T/err" || fail "bkrfs -o $o='$v': $(cat "$T/err")"
+	done
+	expect_exit 1 "$BKRFS" "$Q" "$T/num-never" "--cache-max=$v"
+	one_line_error
+	grep -qF -- "bad value in option '--cache-max=$v'" "$T/err" || fail "bkrfs --cache-max='$v': $(cat "$T/err")"
+done
+[ ! -e "$T/num-never" ] || fail "a bad numeric option made $T/num-never"
+[ "$(ls "$Q/backups" | wc -l)" = "$nb" ] || fail "a bad numeric option changed the backups of $Q"
+# the good forms still pass: the least and the most of each
+expect_exit 0 "$BKR" -q init -r "$T/num-ok" --level 9 --chunk-avg 4194304
+expect_exit 0 "$BKR" -q -r "$Q" cleanup --dry-run --keep-last 0 --max-unused 100
+printf '{"repository": "%s", "workspace_root": "%s", "sources": [{"name": "q", "priority": +5}]}\n' "$Q" "$T/qsrc" >"$T/num.json"
+expect_exit 2 "$BKR" -c "$T/num.json" config check
+one_line_error
+pass "numeric options (--level, --chunk-avg, --threads, --keep-*, --max-unused, --cache-max; bkrfs -o uid=...): a sign, a space, a leading zero, trailing text or overflow is one line naming the option, exit 2 (bkrfs 1)"
+
+# bkr mount exits as every bkr command does (bkrfs --bkr-exit-codes): a usage error found by
+# bkrfs in -o OPTIONS is 2, as one in mount's own options; bkrfs by hand keeps its 1
+mkdir -p "$T/mnt-empty"
+for o in bogus uid=+5 tz=No/Such_Zone rw watch_ms=99; do
+	expect_exit 2 "$BKR" -r "$Q" mount "$T/mnt-empty" -o "$o"
+	one_line_error
+	expect_exit 1 "$BKRFS" "$Q" "$T/mnt-empty" -o "$o"
+	one_line_error
+done
+expect_exit 2 "$BKR" -r "$Q" mount "$T/mnt-empty" -f extra
+one_line_error
+mo=()
+for i in $(seq 17); do mo+=(-o ro); done
+expect_exit 2 "$BKR" -r "$Q" mount "$T/mnt-empty" "${mo[@]}"
+one_line_error
+grep -q "more than 16 -o options" "$T/err" || fail "bkr mount with 17 -o: $(cat "$T/err")"
+# the repository and the mount point: bkr's codes (3 not found), where bkrfs says 2 and 3
+expect_exit 3 "$BKR" -r "$T/no-repo" mount "$T/mnt-empty"
+one_line_error
+expect_exit 2 "$BKRFS" "$T/no-repo" "$T/mnt-empty"
+expect_exit 3 "$BKR" -r "$Q" mount "$T/no-mnt"
+one_line_error
+mountpoint -q "$T/mnt-empty" && fail "mounted despite a bad option"
+pass "bkr mount: a usage error in -o OPTIONS is exit 2 as in bkr (bkrfs by hand: 1); a missing repository or mount point is 3"
+
+# --help and bkr(1) agree: every long option a command's --help names is in the man page
+# (in bold), and every option of a command's synopsis line there is in its --help (global
+# options aside)
+for c in $cmds; do
+	"$BKR" "$c" --help >"$T/h" || fail "bkr $c --help"
+	for o in $(sed 's/--[a-z]*-\*//g' "$T/h" | grep -oE -- "--[a-z][a-z-]*[a-z]" | sort -u); do # not --keep-*
+		grep -qF -- "**$o**" "$BKR_SOURCE_ROOT/docs/bkr.1.md" || fail "bkr $c --help names $o, bkr.1.md does not"
+	done
+	sed -n "s/^\*\*$c\*\* //p" "$BKR_SOURCE_ROOT/docs/bkr.1.md" | { grep -oE -- "\*\*--[a-z-]+\*\*" || true; } | tr -d '*' | sort -u |
+		while read -r o; do
+			case $o in --json | --add | --remove) continue ;; esac # global; tag's, on pin's line
+			grep -qF -- "$o" "$T/h" || fail "bkr.1.md's synopsis of $c has $o, its --help does not"
+		done
+done
+pass "every option of each command's --help is in bkr.1.md, and each synopsis option there in --help"

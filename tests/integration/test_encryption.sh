@@ -180,6 +180,48 @@ done
 BKR_TEST_PASSWORD_TIMEOUT_MS=2000 expect_exit 2 timeout 40 setsid -w "$BKRFS" "$R" "$M" -f -o password_command="sleep 60" </dev/null
 one_line_error
 grep -qF "password command did not finish within 2 s (killed): sleep 60" "$T/err" || fail "bkrfs: a hanging password command: $(cat "$T/err")"
+# with a person at a terminal (stdin and stderr a terminal: a pty here) the command may take
+# as long as they do (pinentry, pass): no bound. Without one - a terminal there, but stdin not
+# it, as in a script - the bound holds, and the command runs in a session of its own, without
+# the terminal: what it started in the background is killed with it, and a prompt on /dev/tty
+# fails at once instead of waiting for nobody
+on_pty() { # on_pty CMD...: CMD on a new pty, its controlling terminal; its output in $T/err
+	python3 - "$T/err" "$@" <<'PY'
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+out = b""
+while True:
+    try:
+        b = os.read(fd, 4096)
+    except OSError:
+        break
+    if not b:
+        break
+    out += b
+open(sys.argv[1], "wb").write(out)
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+PY
+}
+rc=0
+BKR_TEST_PASSWORD_TIMEOUT_MS=500 on_pty "$BKR" -r "$R" --password-command "sleep 1.5; cat $T/pw-alice" list || rc=$?
+[ $rc = 0 ] || fail "a password command on a terminal was cut off at the bound (exit $rc): $(cat "$T/err")"
+rc=0
+# (bkr is not the session leader here, as under a login shell: its end hangs up nobody)
+BKR_TEST_PASSWORD_TIMEOUT_MS=1000 on_pty sh -c '"$0" -r "$1" --password-command "sleep 60 & echo \$! >$2; wait" list </dev/null
+	rc=$?; sleep 0.3
+	st=$(cut -d" " -f3 "/proc/$(cat "$2")/stat" 2>/dev/null) # a zombie (Z) was killed, not yet reaped
+	if [ -n "$st" ] && [ "$st" != Z ]; then kill "$(cat "$2")"; echo "the background sleep survived"; fi
+	exit $rc' "$BKR" "$R" "$T/bg.pid" || rc=$?
+[ $rc = 8 ] && grep -q "password command did not finish within 1 s (killed)" "$T/err" ||
+	fail "stdin not a terminal: the bound does not hold (exit $rc): $(cat "$T/err")"
+! grep -q "survived" "$T/err" || fail "what a killed password command started in the background outlived it: $(cat "$T/err")"
+rc=0
+BKR_TEST_PASSWORD_TIMEOUT_MS=20000 on_pty sh -c 'exec "$0" -r "$1" --password-command "head -1 </dev/tty" list </dev/null' "$BKR" "$R" || rc=$?
+[ $rc = 8 ] && grep -q "password command failed (exit" "$T/err" ||
+	fail "stdin not a terminal: a password command prompting on /dev/tty was not refused the terminal (exit $rc): $(cat "$T/err")"
+pass "a password command: no bound with a person at a terminal; otherwise the bound, its process group killed, no terminal"
 # no passphrase at all (no variable, no terminal: setsid): the message names
 # what gives one, as each program takes it
 env -u BKR_PASSWORD setsid -w "$BKR" -r "$R" list >"$T/out" 2>"$T/err" </dev/null && fail "bkr list without a passphrase succeeded"

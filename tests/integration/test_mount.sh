@@ -549,7 +549,7 @@ expect_exit 1 "watch_ms=99': the least is 100" "$BKRFS" "$R" "$M" -o watch_ms=99
 expect_exit 1 "max_inodes=1023': the least is 1024" "$BKRFS" "$R" "$M" -o max_inodes=1023
 expect_exit 1 "cache_size=0': the least is 1" "$BKRFS" "$R" "$M" -o cache_size=0
 expect_exit 1 "ready-fd=9': not an open file descriptor" "$BKRFS" "$R" "$M" --ready-fd=9 9>&-
-# bkr mount runs bkrfs (its exit codes); --json is refused as a usage error, in JSON
+# bkr mount runs bkrfs (with bkr's exit codes); --json is refused as a usage error, in JSON
 out=$("$BKR" -r "$R" --json mount "$M" 2>/dev/null)
 rc=$?
 [ $rc = 2 ] && python3 -c 'import json,sys; assert json.loads(sys.argv[1])["error"]["exit"] == 2' "$out" &&

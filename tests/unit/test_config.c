@@ -817,6 +817,41 @@ static void test_durations(void **state)
 	assert_int_equal(bkr_config_parse_duration("30min1h", &v), BKR_EINVAL);
 }
 
+/* the one rule for a numeric option's value (bkr's --threads, --keep-*...; bkrfs's -o uid=...) */
+static void test_parse_uint(void **state)
+{
+	static const struct { const char *s; int base; uint64_t max, v; } ok[] = {
+		{ "0", 10, 9, 0 }, { "9", 10, 9, 9 }, { "256", 10, 256, 256 }, { "1000000", 10, 1000000, 1000000 },
+		{ "18446744073709551615", 10, UINT64_MAX, UINT64_MAX }, { "022", 8, 0777, 022 }, { "0", 8, 0777, 0 },
+		{ "0777", 8, 0777, 0777 },
+	};
+	static const struct { const char *s; int base; uint64_t max; const char *why; } bad[] = {
+		{ "", 10, 9, "decimal digits" }, { "+5", 10, 9, "decimal digits" }, { " 5", 10, 9, "no sign, space" },
+		{ "5 ", 10, 9, "decimal" }, { "05", 10, 9, "leading zero" }, { "00", 10, 9, "leading zero" },
+		{ "-1", 10, 9, "decimal" }, { "0x10", 10, 99, "decimal" }, { "5.0", 10, 9, "decimal" },
+		{ "1e3", 10, 9999, "decimal" }, { "10", 10, 9, "more than 9" }, { "257", 10, 256, "more than 256" },
+		{ "18446744073709551616", 10, UINT64_MAX, "more than 18446744073709551615" },
+		{ "99999999999999999999999", 10, UINT64_MAX, "more than" }, { "8", 8, 0777, "octal digits" },
+		{ "1000", 8, 0777, "more than 511" }, { "+22", 8, 0777, "octal" }, { "", 8, 0777, "octal" },
+	};
+	uint64_t v;
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		if (bkr_config_parse_uint(ok[i].s, ok[i].base, ok[i].max, &v) != 0)
+			fail_msg("'%s' refused: %s", ok[i].s, bkr_error_message());
+		assert_true(v == ok[i].v);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 4242;
+		if (bkr_config_parse_uint(bad[i].s, bad[i].base, bad[i].max, &v) != BKR_EINVAL)
+			fail_msg("'%s' accepted", bad[i].s);
+		if (!strstr(bkr_error_message(), bad[i].why))
+			fail_msg("'%s': %s", bad[i].s, bkr_error_message());
+		assert_true(v == 4242); /* nothing set */
+	}
+	assert_int_equal(bkr_config_parse_uint(NULL, 10, 9, &v), BKR_EINVAL);
+}
+
 static void test_schedules(void **state)
 {
 	bkr_schedule s;
@@ -843,6 +878,7 @@ int main(void)
 		cmocka_unit_test(test_missing_required),
 		cmocka_unit_test(test_unknown_keys),
 		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_parse_uint),
 		cmocka_unit_test(test_bad_json),
 		cmocka_unit_test(test_nul_in_strings),
 		cmocka_unit_test(test_many_keys),

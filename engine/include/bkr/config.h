@@ -174,6 +174,18 @@ bool bkr_config_match(char *const *patterns, size_t n, const char *rel);
 int bkr_config_parse_duration(const char *s, int64_t *seconds);
 
 /**
+ * Parse @p s, the value of a numeric option (bkr's counts, sizes, levels,
+ * threads; bkrfs's -o uid=, cache_size=...), written strictly: digits of
+ * @p base (10, or 8 for a umask) and nothing else - no sign, space, prefix,
+ * fraction or trailing text, where strtoul(3) would skip a leading space and
+ * take a sign - and, in base 10, no leading zero but in "0" itself (octal to
+ * some readers, as the configuration refuses it); at most @p max.  0 with
+ * *out set, or BKR_EINVAL saying which rule the text breaks (not naming it: the
+ * caller's message names the option and the value).
+ */
+int bkr_config_parse_uint(const char *s, int base, uint64_t max, uint64_t *out);
+
+/**
  * The effective configuration (defaults filled in, paths absolute) as JSON
  * text for `bkr config show`; itself a valid configuration file that loads
  * to the same values (unset optional keys are omitted).  malloc'd, NULL on OOM.

@@ -1,9 +1,10 @@
 /** @file
  * bkr's exit codes: the one place engine errors become exit statuses
- * (documented in docs/bkr.1.md, "EXIT STATUS").
+ * (documented in docs/bkr.1.md, "EXIT STATUS").  bkr uses them, and so
+ * does bkrfs when bkr mount runs it (--bkr-exit-codes).
  */
-#ifndef BKR_TOOLS_EXIT_H
-#define BKR_TOOLS_EXIT_H
+#ifndef BKR_EXIT_H
+#define BKR_EXIT_H
 
 enum {
 	BKR_EXIT_OK = 0,          /**< success; for checks: nothing found */
