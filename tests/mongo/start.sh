@@ -1,9 +1,9 @@
 #!/bin/sh
 # Start a MongoDB wire-protocol server (CongoDB) on 127.0.0.1 for the tests.
 #   tests/mongo/start.sh STATE_DIR
-# Installs the npm packages into tests/mongo/node_modules when absent, picks a
-# free port, starts the server in the background and writes STATE_DIR/port and
-# STATE_DIR/pid, then waits until it accepts connections.  Stop it with
+# Installs the npm packages into tests/mongo/node_modules when absent, starts
+# the server in the background on a port the kernel picks, writes STATE_DIR/pid,
+# and waits until the server has written STATE_DIR/port (it listens by then).  Stop it with
 #   kill "$(cat STATE_DIR/pid)"
 # Set BKR_TEST_MONGO_URI to use a real MongoDB instead (then nothing starts).
 set -eu
@@ -25,18 +25,19 @@ if [ ! -f "$here/node_modules/@push.rocks/smartmongo/dist_ts/congodb/index.js" ]
 	)
 fi
 
-port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-node "$here/server.mjs" "$port" >"$state/server.log" 2>&1 &
+# Port 0: the server takes a free port itself and writes it once listening,
+# so no other process can take the port between choosing and binding it.
+rm -f "$state/port"
+node "$here/server.mjs" 0 "$state/port" >"$state/server.log" 2>&1 &
 echo $! >"$state/pid"
-echo "$port" >"$state/port"
 i=0
-while ! node -e 'const c=require("net").connect(+process.argv[1],"127.0.0.1",()=>process.exit(0));c.on("error",()=>process.exit(1))' "$port" 2>/dev/null; do
+while [ ! -s "$state/port" ]; do
 	i=$((i + 1))
-	if [ $i -gt 300 ] || ! kill -0 "$(cat "$state/pid")" 2>/dev/null; then
+	if [ $i -gt 600 ] || ! kill -0 "$(cat "$state/pid")" 2>/dev/null; then
 		echo "mongo test server did not start:" >&2
 		cat "$state/server.log" >&2
 		exit 1
 	fi
 	sleep 0.1
 done
-echo "$port"
+cat "$state/port"
