@@ -240,11 +240,11 @@ static int take_verify_record(void *ctx, const bkr_verify_record *rec)
 /* A `bkr verify` run by hand (or by anything but a routine) leaves a verify
  * record in the repository: it stands for the last verify when it is newer
  * than the routines' own. */
-static int read_verify_record(bkr_health *h, bkr_repo *repo)
+static int read_verify_record(bkr_health *h, const bkr_records *rs)
 {
 	struct last_verify lv = { .now_ns = h->now_ns };
 	const bkr_verify_record *rec = &lv.rec;
-	int err = bkr_verify_record_foreach(repo, false, take_verify_record, &lv);
+	int err = bkr_verify_record_foreach_in(rs, false, take_verify_record, &lv);
 
 	if (err < 0)
 		return err;
@@ -264,11 +264,11 @@ static int read_verify_record(bkr_health *h, bkr_repo *repo)
 }
 
 /* Damage a prune met (a damage record) after the last verify: not yet judged by one. */
-static int read_damage_record(bkr_health *h, bkr_repo *repo)
+static int read_damage_record(bkr_health *h, const bkr_records *rs)
 {
 	int64_t t;
 	uint64_t n;
-	int err = bkr_damage_record_last(repo, h->now_ns, &t, &n);
+	int err = bkr_damage_record_last_in(rs, h->now_ns, &t, &n);
 
 	if (err == BKR_ENOTFOUND)
 		return 0;
@@ -445,7 +445,7 @@ static bool alert_failed(const cJSON *f)
 	return false;
 }
 
-static int read_manual(bkr_health *h, bkr_repo *repo, const struct scan_seen *sc)
+static int read_manual(bkr_health *h, bkr_repo *repo, const bkr_records *rs, const struct scan_seen *sc)
 {
 	bkr_manifest_list runs = { 0 };
 	char *text = NULL;
@@ -454,7 +454,7 @@ static int read_manual(bkr_health *h, bkr_repo *repo, const struct scan_seen *sc
 	size_t len;
 	int err;
 
-	if ((err = bkr_repo_list(repo, true, &runs, NULL)) < 0)
+	if ((err = bkr_repo_list_in(repo, rs, true, &runs, NULL)) < 0)
 		goto done;
 	drop_after(&runs, h->now_ns);
 	if (runs.n == 0)
@@ -542,6 +542,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 {
 	bkr_manifest_list l = { 0 };
 	struct scan_seen sc = { 0 };
+	bkr_records *rs = NULL;
 	struct storage st;
 	bkr_health *h;
 	int err;
@@ -552,10 +553,13 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	h->now_ns = now_ns;
 	st.h = h;
 	st.cfg = cfg;
+	/* records/ read once (one listing, one get each, on S3 as many requests):
+	 * the verify and damage results, the backups' pins, the recovery runs
+	 * and the holds */
 	if ((err = bkr_repo_foreach_pack(repo, count_pack, &st)) < 0 || (err = read_records(h, cfg, &sc)) < 0 ||
-	    (err = read_verify_record(h, repo)) < 0 || (err = read_damage_record(h, repo)) < 0 ||
-	    (err = bkr_repo_list(repo, false, &l, NULL)) < 0 || (err = read_manual(h, repo, &sc)) < 0 ||
-	    (err = bkr_holds_read(repo, &h->holds)) < 0)
+	    (err = bkr_repo_records_read(repo, &rs)) < 0 || (err = read_verify_record(h, rs)) < 0 ||
+	    (err = read_damage_record(h, rs)) < 0 || (err = bkr_repo_list_in(repo, rs, false, &l, NULL)) < 0 ||
+	    (err = read_manual(h, repo, rs, &sc)) < 0 || (err = bkr_holds_from_records(rs, &h->holds)) < 0)
 		goto done;
 	/* an --as-of before a hold: the scan that found it had not run yet */
 	bkr_holds_drop_after(&h->holds, now_ns);
@@ -587,6 +591,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	}
 	err = judge(h);
 done:
+	bkr_records_free(rs);
 	free_strv(sc.files, sc.n);
 	bkr_manifest_list_free(&l);
 	if (err < 0)

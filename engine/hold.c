@@ -162,6 +162,13 @@ int bkr_holds_read(bkr_repo *r, bkr_holds *out)
 	return finish(&a, bkr_repo_foreach_record(r, false, each, &a));
 }
 
+int bkr_holds_from_records(const bkr_records *rs, bkr_holds *out)
+{
+	struct acc a = { .h = out };
+	memset(out, 0, sizeof(*out));
+	return finish(&a, bkr_records_foreach(rs, false, each, &a));
+}
+
 void bkr_holds_drop_after(bkr_holds *h, int64_t t)
 {
 	size_t n = 0;

@@ -42,33 +42,46 @@ int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out)
 int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const *pol,
 		 const bkr_backup_type *only_type, int64_t as_of)
 {
+	bkr_records *rs = NULL;
+	bkr_holds holds = { 0 };
 	size_t n, nnames = 0;
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	if ((err = bkr_repo_list(repo, false, &out->l, &out->bad)) < 0)
+	/* records/ read once: the backups' pins and the holds (bkr/hold.h: the
+	 * backups holding the last good copies of damaged or missing workspace
+	 * files nobody recovered yet) from one listing */
+	if ((err = bkr_repo_records_read(repo, &rs)) < 0)
+		return err;
+	/* the holds first: the listing leaves the last damaged manifest's message
+	 * in the error slot, for cleanup's warning */
+	if ((err = bkr_holds_from_records(rs, &holds)) == 0)
+		err = bkr_repo_list_in(repo, rs, false, &out->l, &out->bad);
+	bkr_records_free(rs);
+	if (err < 0)
+		bkr_holds_free(&holds);
+	if (err < 0)
 		return err;
 	n = out->l.n ? out->l.n : 1;
 	if (!(out->ms = calloc(n, sizeof(*out->ms))) || !(out->items = calloc(n, sizeof(*out->items))) ||
-	    !(out->d = calloc(n, sizeof(*out->d))) || !(out->gone = calloc(n, sizeof(*out->gone))))
+	    !(out->d = calloc(n, sizeof(*out->d))) || !(out->gone = calloc(n, sizeof(*out->gone)))) {
+		bkr_holds_free(&holds);
 		return bkr_error_oom();
+	}
 	for (size_t i = 0; i < out->l.n; i++)
 		if (!only_type || out->l.items[i]->type == *only_type) {
 			out->ms[out->n++] = out->l.items[i];
 			nnames += out->l.items[i]->nsources;
 		}
-	if (!(out->names = calloc(nnames ? nnames : 1, sizeof(*out->names))))
+	if (!(out->names = calloc(nnames ? nnames : 1, sizeof(*out->names)))) {
+		bkr_holds_free(&holds);
 		return bkr_error_oom();
+	}
 	nnames = 0;
 	for (size_t i = 0; i < out->n; i++) {
 		bkr_retention_item_from(&out->items[i], out->ms[i], out->names + nnames);
 		nnames += out->ms[i]->nsources;
 	}
-	/* the backups holding the last good copies of damaged or missing
-	 * workspace files nobody recovered yet (bkr/hold.h) */
-	bkr_holds holds;
-	if ((err = bkr_holds_read(repo, &holds)) < 0)
-		return err;
 	out->held_files = holds.n;
 	for (size_t i = 0; i < out->n; i++)
 		for (size_t k = 0; k < holds.n && !out->items[i].held; k++)

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bkr/catalog.h"
 #include "bkr/repo.h"
 
 typedef struct {
@@ -38,6 +39,9 @@ typedef struct {
 
 /** The holds in force in @p r (records in time order; damaged records skipped). */
 int bkr_holds_read(bkr_repo *r, bkr_holds *out);
+/** The same from records already read (bkr_repo_records_read): a command that
+ *  also lists backups or verify results reads records/ once. */
+int bkr_holds_from_records(const bkr_records *rs, bkr_holds *out);
 /** The first hold of @p path, or NULL. */
 const bkr_hold *bkr_holds_find(const bkr_holds *h, const char *path);
 void bkr_holds_free(bkr_holds *h);
