@@ -89,6 +89,8 @@ static int each(void *ctx, const char *path, const char *text, size_t len)
 	if (bkr_time_parse(t, &h->since_ns) < 0) {
 		bkr_error_clear();
 		h->since_ns = 0;
+	} else {
+		h->since_known = true;
 	}
 	h->size = cJSON_IsNumber(sz) && sz->valuedouble >= 0 && sz->valuedouble < 9007199254740992.0 ?
 			  (uint64_t)sz->valuedouble : 0;
@@ -178,6 +180,14 @@ void bkr_holds_drop_after(bkr_holds *h, int64_t t)
 		else
 			h->v[n++] = h->v[i];
 	h->n = n;
+}
+
+const char *bkr_hold_since(const bkr_hold *h, char out[32])
+{
+	if (!h->since_known)
+		return NULL;
+	bkr_time_format(out, h->since_ns);
+	return out;
 }
 
 const bkr_hold *bkr_holds_find(const bkr_holds *h, const char *path)

@@ -170,15 +170,8 @@ static void print_json(const bkr_health *h)
 	json_out_end_object(&j);
 	json_out_key(&j, "held");
 	json_out_begin_array(&j);
-	for (size_t i = 0; i < h->holds.n; i++) {
-		const bkr_hold *hd = &h->holds.v[i];
-		json_out_begin_object(&j);
-		json_out_member(&j, "path", hd->path);
-		json_out_member(&j, "damage", hd->damage);
-		json_out_member(&j, "backup_id", hd->backup_id);
-		json_time(&j, "since", hd->since_ns, hd->since_ns != 0);
-		json_out_end_object(&j);
-	}
+	for (size_t i = 0; i < h->holds.n; i++)
+		json_out_hold(&j, &h->holds.v[i]);
 	json_out_end_array(&j);
 	json_out_end_object(&j);
 }

@@ -242,15 +242,15 @@ static int update_holds(rt_run *r, bkr_recover *rc)
 		bool seen = false;
 		for (size_t k = 0; k < r->scan.n && !seen; k++)
 			seen = !strcmp(r->scan.items[k].path, h->path);
-		char since[32];
+		char t[32];
+		const char *since = bkr_hold_since(h, t);
 		if (seen)
 			continue; /* alerted as workspace_damage */
-		bkr_time_format(since, h->since_ns);
 		rt_alert(r, "held_file", NULL, h->path,
 			 "recover it ('bkr restore', 'bkr routine emergency --apply'), or release the hold once it is not "
 			 "needed: 'bkr hold release PATH'",
 			 "%s: %s since %s and not recovered; its last good copy is in backup %s, which retention keeps",
-			 h->path, h->damage, since, h->backup_id);
+			 h->path, h->damage, since ? since : "an unknown time", h->backup_id);
 	}
 	return 0;
 }

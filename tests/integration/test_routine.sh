@@ -856,6 +856,48 @@ BKR_TEST_NOW=2026-12-11T05:00:00Z expect_exit 0 "$BKR" -c "$T/k.json" --json rou
 [ "$(steps)" = "scan=ok,backup=ok" ] || fail "hourly after the operator released the hold: $(steps) $(cat "$T/out")"
 pass "a missing file's hold outlives the scans that no longer see it: the backup with its last good copy survives cleanup (health, hold list, alerts say so) until the file is back or an operator releases it"
 
+# --- one JSON object for a hold: `bkr hold --json` and `bkr health --json`'s
+# held[] carry the same members with the same values (health had no host and
+# wrote a time that is no time as null where hold wrote 1970; neither gave the
+# exact bytes of a name that is not UTF-8)
+WJ=$T/wsj
+mkdir -p "$WJ/j" "$T/logsj"
+"$BKR" init -r "$T/repoj" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "j", "paths": ["j"], "schedule": "hourly"}]}\n' \
+	"$T/repoj" "$WJ" "$T/logsj" >"$T/j.json"
+odd=$(printf 'j/odd\nname\377.json')
+printf '{"odd": 1}\n' >"$WJ/$odd"
+printf '{"n": 0}\n' >"$WJ/j/n.json"
+BKR_TEST_NOW=2026-12-12T00:00:00Z expect_exit 0 "$BKR" -c "$T/j.json" --json routine hourly
+rm "$WJ/$odd"
+BKR_TEST_NOW=2026-12-12T01:00:00Z expect_exit 1 "$BKR" -c "$T/j.json" --json routine hourly
+# and a hold whose record's time is no time (an older or foreign writer)
+python3 - "$T/repoj" <<'PY'
+import hashlib, os, sys
+text = b'{"kind":"hold","time":"not a time","path":"j/forged.json","backup_id":"backup_x","damage":"missing","sha256":"' + b"0" * 64 + b'"}'
+open(os.path.join(sys.argv[1], "records", "00000000000000000001-00000000.json"), "wb").write(
+    text[:-66] + hashlib.sha256(text).hexdigest().encode() + b'"}')
+PY
+expect_exit 0 "$BKR" -r "$T/repoj" --json hold
+cp "$T/out" "$T/hold.json"
+expect_exit 1 "$BKR" -c "$T/j.json" --json health --as-of 2026-12-12T01:10:00Z
+python3 - "$T/hold.json" "$T/out" <<'PY' || fail "hold --json and health --json's held[] differ: $(cat "$T/hold.json" "$T/out")"
+import json, sys
+hold = json.load(open(sys.argv[1]))
+held = json.load(open(sys.argv[2]))["held"]
+assert hold == held, (hold, held)
+assert len(hold) == 2, hold
+keys = ["backup_id", "damage", "host", "path", "since"]
+odd = [x for x in hold if "path_hex" in x]
+assert len(odd) == 1 and sorted(odd[0]) == sorted(keys + ["path_hex"]), hold
+assert bytes.fromhex(odd[0]["path_hex"]) == b"j/odd\nname\xff.json", odd
+assert odd[0]["since"] == "2026-12-12T01:00:00.000000Z" and odd[0]["host"] and odd[0]["damage"] == "missing", odd
+forged = [x for x in hold if x["path"] == "j/forged.json"]
+assert len(forged) == 1 and sorted(forged[0]) == keys, hold
+assert forged[0]["since"] is None and forged[0]["host"] is None and forged[0]["backup_id"] == "backup_x", forged
+PY
+pass "bkr hold --json and health --json write a hold alike: the same members and values (host, a time that is no time as null, path_hex)"
+
 # --- with -q (cron, systemd) a metrics file that cannot be written or an
 # alert that cannot be delivered is one line on stderr and exit 6; the text
 # summary does not call an undelivered alert sent

@@ -28,7 +28,8 @@ typedef struct {
 	char *damage;        /**< what the scan found: "missing", "truncated", ... */
 	char *host;          /**< the host whose scan found it (may be NULL) */
 	uint64_t size;       /**< of the good copy */
-	int64_t since_ns;    /**< when it was found */
+	int64_t since_ns;    /**< when it was found (0 when not since_known) */
+	bool since_known;    /**< its record's time is a time */
 	char *since;         /**< ... as its record says it (a release names the hold by path and this) */
 } bkr_hold;
 
@@ -47,6 +48,9 @@ const bkr_hold *bkr_holds_find(const bkr_holds *h, const char *path);
 void bkr_holds_free(bkr_holds *h);
 /** Leave out the holds found after @p t (health --as-of: not made yet). */
 void bkr_holds_drop_after(bkr_holds *h, int64_t t);
+
+/** When @p h was found, as ISO 8601 UTC in @p out; NULL when its record's time is no time. */
+const char *bkr_hold_since(const bkr_hold *h, char out[32]);
 
 /** Record a hold of @p path: its good copy (@p size bytes) is in @p backup_id. */
 int bkr_hold_add(bkr_repo *r, const char *path, const char *backup_id, const char *damage, uint64_t size,
