@@ -402,6 +402,25 @@ void cli_warn_future(cli *c, const char *id, int64_t time_ns)
 	cli_warn(c, "%s", msg);
 }
 
+void cli_warn_holds(cli *c, const bkr_holds *h)
+{
+	static char warned[32][256]; /* their starts: the record's name */
+	static size_t nwarned;
+
+	for (size_t i = 0; i < h->nwarnings; i++) {
+		const char *w = h->warnings[i];
+		bool seen = false;
+		for (size_t k = 0; k < nwarned && !seen; k++)
+			seen = !strncmp(warned[k], w, sizeof(warned[k]) - 1);
+		if (seen)
+			continue;
+		if (nwarned < sizeof(warned) / sizeof(warned[0]))
+			snprintf(warned[nwarned++], sizeof(warned[0]), "%s", w);
+		bkr_log(BKR_LOG_WARN, c->cmd ? c->cmd : "bkr", "%s", w);
+		cli_warn(c, "%s", w);
+	}
+}
+
 void cli_warn_future_cb(void *ctx, const char *id, int64_t time_ns)
 {
 	cli_warn_future(ctx, id, time_ns);

@@ -226,14 +226,18 @@ static int update_holds(rt_run *r, bkr_recover *rc)
 	int err;
 
 	bkr_holds_free(&r->holds);
-	if (r->dry_run)
-		return bkr_holds_read(r->repo, &r->holds);
+	if (r->dry_run) {
+		if ((err = bkr_holds_read(r->repo, &r->holds)) == 0)
+			cli_warn_holds(r->c, &r->holds);
+		return err;
+	}
 	bkr_host_name(host, sizeof(host), NULL);
 	if ((err = bkr_routine_holds_update(r->repo, rc, &r->scan, host, &r->holds, &added, &released)) < 0) {
 		char why[900];
 		snprintf(why, sizeof(why), "%s", bkr_error_message());
 		return bkr_error_set(err, "the holds of damaged files could not be recorded: %s", why);
 	}
+	cli_warn_holds(r->c, &r->holds);
 	if (added || released)
 		bkr_log(BKR_LOG_INFO, "routine", "holds: %zu file%s held, %zu released as recovered; %zu in force", added,
 			added == 1 ? "" : "s", released, r->holds.n);
@@ -491,6 +495,7 @@ static void step_cleanup(rt_run *r, rt_step *s)
 		goto fail;
 	if (!r->has_as_of)
 		lc_plan_warn_future(r->c, &plan);
+	cli_warn_holds(r->c, &plan.holds);
 	if (r->dry_run) {
 		rt_step_end(r, s, RT_OK, "would remove %zu of %zu backups, then prune", plan.ngone, plan.n);
 		goto done;

@@ -43,7 +43,7 @@ int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const
 		 const bkr_backup_type *only_type, int64_t as_of)
 {
 	bkr_records *rs = NULL;
-	bkr_holds holds = { 0 };
+	bkr_holds *holds = &out->holds;
 	size_t n, nnames = 0;
 	int err;
 
@@ -55,41 +55,34 @@ int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const
 		return err;
 	/* the holds first: the listing leaves the last damaged manifest's message
 	 * in the error slot, for cleanup's warning */
-	if ((err = bkr_holds_from_records(rs, &holds)) == 0)
+	if ((err = bkr_holds_from_records(rs, holds)) == 0)
 		err = bkr_repo_list_in(repo, rs, false, &out->l, &out->bad);
 	bkr_records_free(rs);
-	if (err < 0)
-		bkr_holds_free(&holds);
 	if (err < 0)
 		return err;
 	n = out->l.n ? out->l.n : 1;
 	if (!(out->ms = calloc(n, sizeof(*out->ms))) || !(out->items = calloc(n, sizeof(*out->items))) ||
-	    !(out->d = calloc(n, sizeof(*out->d))) || !(out->gone = calloc(n, sizeof(*out->gone)))) {
-		bkr_holds_free(&holds);
+	    !(out->d = calloc(n, sizeof(*out->d))) || !(out->gone = calloc(n, sizeof(*out->gone))))
 		return bkr_error_oom();
-	}
 	for (size_t i = 0; i < out->l.n; i++)
 		if (!only_type || out->l.items[i]->type == *only_type) {
 			out->ms[out->n++] = out->l.items[i];
 			nnames += out->l.items[i]->nsources;
 		}
-	if (!(out->names = calloc(nnames ? nnames : 1, sizeof(*out->names)))) {
-		bkr_holds_free(&holds);
+	if (!(out->names = calloc(nnames ? nnames : 1, sizeof(*out->names))))
 		return bkr_error_oom();
-	}
 	nnames = 0;
 	for (size_t i = 0; i < out->n; i++) {
 		bkr_retention_item_from(&out->items[i], out->ms[i], out->names + nnames);
 		nnames += out->ms[i]->nsources;
 	}
-	out->held_files = holds.n;
+	out->held_files = holds->n;
 	for (size_t i = 0; i < out->n; i++)
-		for (size_t k = 0; k < holds.n && !out->items[i].held; k++)
-			if (!strcmp(holds.v[k].backup_id, out->ms[i]->backup_id)) {
+		for (size_t k = 0; k < holds->n && !out->items[i].held; k++)
+			if (!strcmp(holds->v[k].backup_id, out->ms[i]->backup_id)) {
 				out->items[i].held = true;
 				out->held++;
 			}
-	bkr_holds_free(&holds);
 	if ((err = bkr_retention_apply(out->d, out->items, out->n, pol, as_of)) < 0)
 		return err;
 	for (size_t i = 0; i < out->n; i++)
@@ -115,6 +108,7 @@ void lc_plan_free(lc_plan *p)
 	free(p->items);
 	free(p->ms);
 	bkr_manifest_list_free(&p->l);
+	bkr_holds_free(&p->holds);
 	memset(p, 0, sizeof(*p));
 }
 

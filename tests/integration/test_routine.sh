@@ -898,6 +898,36 @@ assert forged[0]["since"] is None and forged[0]["host"] is None and forged[0]["b
 PY
 pass "bkr hold --json and health --json write a hold alike: the same members and values (host, a time that is no time as null, path_hex)"
 
+# --- bad hold records: each is one line of warning naming the record, and a
+# hold that names a path and a backup keeps that backup whatever else is
+# wrong with it (a hold without a time was ignored, and retention removed
+# the backup it named); it is released as any other
+BKR_TEST_NOW=2026-12-12T02:00:00Z expect_exit 1 "$BKR" -c "$T/j.json" --json routine hourly
+jids=$("$BKR" -r "$T/repoj" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))')
+read -r j0 j1 j2 <<<"$jids"
+[ -n "$j2" ] || fail "three backups expected: $jids"
+python3 - "$T/repoj" "$j1" <<'PY'
+import hashlib, os, sys
+text = ('{"kind":"hold","path":"j/timeless.json","backup_id":"%s","damage":"missing","sha256":"' % sys.argv[2]).encode() + b"0" * 64 + b'"}'
+open(os.path.join(sys.argv[1], "records", "00000000000000000002-00000000.json"), "wb").write(
+    text[:-66] + hashlib.sha256(text).hexdigest().encode() + b'"}')
+PY
+BKR_TEST_NOW=2026-12-12T03:00:00Z expect_exit 0 "$BKR" -r "$T/repoj" cleanup --dry-run --keep-last 1
+grep -q "^KEEP *$j0 .* held$" "$T/out" && grep -q "^KEEP *$j1 .* held$" "$T/out" && grep -q "^KEEP *$j2 .* newest" "$T/out" ||
+	fail "cleanup does not keep the backup of a hold without a time: $(cat "$T/out")"
+grep -q "^bkr cleanup: warning: .*/records/00000000000000000002-00000000.json: the hold of j/timeless.json has no time: in force since an unknown time (backup $j1 is kept)$" "$T/err" &&
+	grep -q "^bkr cleanup: warning: .*/records/00000000000000000001-00000000.json: the hold of j/forged.json has a time that is no time (not a time): in force since an unknown time$" "$T/err" &&
+	[ "$(wc -l <"$T/err")" = 2 ] || fail "cleanup's warnings of bad hold records: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$T/repoj" hold
+grep -q "^j/timeless.json  missing since an unknown time; last good copy in $j1$" "$T/out" && [ "$(wc -l <"$T/err")" = 2 ] ||
+	fail "hold with bad records: $(cat "$T/out" "$T/err")"
+expect_exit 0 "$BKR" -r "$T/repoj" hold release j/timeless.json
+grep -q "^1 hold released" "$T/out" || fail "release of a hold without a time: $(cat "$T/out" "$T/err")"
+expect_exit 0 "$BKR" -r "$T/repoj" --json hold
+python3 -c 'import json,sys; assert sorted(x["path"] for x in json.load(open(sys.argv[1]))) == ["j/forged.json", "j/odd\nname\ufffd.json"]' "$T/out" ||
+	fail "the hold without a time is not released: $(cat "$T/out")"
+pass "bad hold records: one line of warning each, naming the record; a hold without a time keeps its backup from retention until released"
+
 # --- with -q (cron, systemd) a metrics file that cannot be written or an
 # alert that cannot be delivered is one line on stderr and exit 6; the text
 # summary does not call an undelivered alert sent

@@ -30,12 +30,18 @@ typedef struct {
 	uint64_t size;       /**< of the good copy */
 	int64_t since_ns;    /**< when it was found (0 when not since_known) */
 	bool since_known;    /**< its record's time is a time */
-	char *since;         /**< ... as its record says it (a release names the hold by path and this) */
+	char *since;         /**< ... as its record says it (a release names the hold by path and this);
+	                          NULL when its record has none (a release without "since" ends it) */
 } bkr_hold;
 
 typedef struct {
 	bkr_hold *v;         /**< sorted by path, then time (a path may have several) */
 	size_t n;
+	/** One line for each bad hold or release record (a field missing or
+	 *  odd, a damaged one), naming it and what became of it: for the
+	 *  command to show as warnings. */
+	char **warnings;
+	size_t nwarnings;
 } bkr_holds;
 
 /** The holds in force in @p r (records in time order; damaged records skipped). */
