@@ -525,12 +525,13 @@ static int judge(bkr_health *h)
 		if (h->routines[k].known && !h->routines[k].last_ok)
 			err = add_reason(h, "the last %s routine failed: %s", bkr_routine_name((bkr_routine_kind)k),
 					 h->routines[k].last_problem ? h->routines[k].last_problem : "?");
-	if (!err && h->holds.n)
+	size_t held = bkr_holds_files(&h->holds);
+	if (!err && held)
 		/* the paths are listed apart (held), as need_person's */
 		err = add_reason(h, "%zu workspace file%s damaged or missing and not recovered: the backup%s holding "
-				 "%s last good cop%s %s kept (recover %s, or 'bkr hold release')", h->holds.n,
-				 h->holds.n == 1 ? "" : "s", h->holds.n == 1 ? "" : "s", h->holds.n == 1 ? "its" : "their",
-				 h->holds.n == 1 ? "y" : "ies", h->holds.n == 1 ? "is" : "are", h->holds.n == 1 ? "it" : "them");
+				 "%s last good cop%s %s kept (recover %s, or 'bkr hold release')", held,
+				 held == 1 ? "" : "s", held == 1 ? "" : "s", held == 1 ? "its" : "their",
+				 held == 1 ? "y" : "ies", held == 1 ? "is" : "are", held == 1 ? "it" : "them");
 	if (!err && h->nmanual)
 		/* the files are listed apart (need_person): a name in a reason could forge a line */
 		err = add_reason(h, "%zu file%s of recovery run %s need%s a person", h->nmanual,
@@ -768,7 +769,7 @@ char *bkr_health_prometheus(const bkr_health *h)
 	metric_head(f, "bkr_recovery_files_need_person", "Files the newest recovery run left to a person");
 	sample(f, "bkr_recovery_files_need_person", NULL, NULL, (double)h->nmanual);
 	metric_head(f, "bkr_held_files", "Damaged or missing workspace files not recovered, whose last good copies retention keeps");
-	sample(f, "bkr_held_files", NULL, NULL, (double)h->holds.n);
+	sample(f, "bkr_held_files", NULL, NULL, (double)bkr_holds_files(&h->holds));
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

@@ -274,6 +274,14 @@ const char *bkr_hold_since(const bkr_hold *h, char out[32])
 	return out;
 }
 
+size_t bkr_holds_files(const bkr_holds *h)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < h->n; i++)
+		n += i == 0 || strcmp(h->v[i].path, h->v[i - 1].path) != 0;
+	return n;
+}
+
 const bkr_hold *bkr_holds_find(const bkr_holds *h, const char *path)
 {
 	for (size_t i = 0; i < h->n; i++)

@@ -264,9 +264,10 @@ static const char *held_note(rt_run *r)
 {
 	static char note[1200];
 	const bkr_hold *h = &r->holds.v[0];
+	size_t n = bkr_holds_files(&r->holds);
 	snprintf(note, sizeof(note), "%zu file%s held: damaged or missing and not recovered, the backup%s with the last "
-		 "good cop%s kept (first: %s, %s, in %s)", r->holds.n, r->holds.n == 1 ? "" : "s", r->holds.n == 1 ? "" : "s",
-		 r->holds.n == 1 ? "y" : "ies", h->path, h->damage, h->backup_id);
+		 "good cop%s kept (first: %s, %s, in %s)", n, n == 1 ? "" : "s", n == 1 ? "" : "s",
+		 n == 1 ? "y" : "ies", h->path, h->damage, h->backup_id);
 	return note;
 }
 

@@ -76,7 +76,7 @@ int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const
 		bkr_retention_item_from(&out->items[i], out->ms[i], out->names + nnames);
 		nnames += out->ms[i]->nsources;
 	}
-	out->held_files = holds->n;
+	out->held_files = bkr_holds_files(holds);
 	for (size_t i = 0; i < out->n; i++)
 		for (size_t k = 0; k < holds->n && !out->items[i].held; k++)
 			if (!strcmp(holds->v[k].backup_id, out->ms[i]->backup_id)) {

@@ -216,6 +216,14 @@ static void test_bad_records(void **state)
 	assert_int_equal(bkr_holds_read(r, &h), 0);
 	assert_int_equal(h.n, 6);
 	assert_null(bkr_holds_find(&h, "ws/notime"));
+	assert_int_equal(bkr_holds_files(&h), 6);
+	bkr_holds_free(&h);
+	/* two routines at once found one file: two holds, one file held */
+	assert_int_equal(bkr_hold_add(r, "ws/twice", "b10", "missing", 1, "h1"), 0);
+	assert_int_equal(bkr_hold_add(r, "ws/twice", "b10", "missing", 1, "h2"), 0);
+	assert_int_equal(bkr_holds_read(r, &h), 0);
+	assert_int_equal(h.n, 8);
+	assert_int_equal(bkr_holds_files(&h), 7);
 	bkr_holds_free(&h);
 	free(big);
 	bkr_repo_free(r);

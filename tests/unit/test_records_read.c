@@ -31,7 +31,7 @@
 #include "counting_store.h"
 #include "testutil.h"
 
-#define NRECORDS 5 /* a pin, two holds, a release, a verify result */
+#define NRECORDS 6 /* a pin, three holds, a release, a verify result */
 
 typedef struct {
 	char dir[256], repo[300], ws[300];
@@ -70,13 +70,15 @@ static int setup(void **state)
 		snprintf(f->ids[i], sizeof(f->ids[i]), "%s", m->backup_id);
 		bkr_manifest_free(m);
 	}
-	/* the first backup held, the second pinned, the third's hold released; a verify result */
+	/* the first backup held (twice: two routines found the file at once), the
+	 * second pinned, the third's hold released; a verify result */
 	bkr_holds h;
 	snprintf(rec, sizeof(rec), "{\"kind\":\"pin\",\"backup_id\":\"%s\",\"time\":\"2026-12-05T00:00:00Z\",\"until\":\"\"}",
 		 f->ids[1]);
 	if (bkr_hold_add(r, "ws/a.json", f->ids[0], "missing", 9, "h") < 0 || bkr_repo_add_record(r, rec) < 0 ||
-	    bkr_hold_add(r, "ws/b.json", f->ids[2], "truncated", 9, "h") < 0 || bkr_holds_read(r, &h) < 0 || h.n != 2 ||
-	    bkr_hold_release(r, &h.v[1], "operator") < 0 ||
+	    bkr_hold_add(r, "ws/a.json", f->ids[0], "missing", 9, "h2") < 0 ||
+	    bkr_hold_add(r, "ws/b.json", f->ids[2], "truncated", 9, "h") < 0 || bkr_holds_read(r, &h) < 0 || h.n != 3 ||
+	    bkr_hold_release(r, &h.v[2], "operator") < 0 ||
 	    bkr_repo_add_record(r, "{\"kind\":\"verify\",\"time\":\"2026-12-05T00:00:00Z\",\"host\":\"h\",\"result\":\"ok\"}") < 0)
 		return -1;
 	bkr_holds_free(&h);
@@ -125,8 +127,14 @@ static void test_health(void **state)
 	/* and each thing read from that one reading */
 	assert_true(h->verify.known && h->verify.ok);
 	assert_int_equal(h->backups, 4);
-	assert_int_equal(h->holds.n, 1);
+	assert_int_equal(h->holds.n, 2);
 	assert_string_equal(h->holds.v[0].backup_id, f->ids[0]);
+	/* one file, though held twice */
+	assert_int_equal(bkr_holds_files(&h->holds), 1);
+	bool said = false;
+	for (size_t i = 0; i < h->nreasons; i++)
+		said |= strstr(h->reasons[i], "1 workspace file damaged or missing and not recovered") != NULL;
+	assert_true(said);
 	bkr_health_free(h);
 	bkr_config_free(cfg);
 	bkr_repo_free(r);

@@ -49,6 +49,9 @@ int bkr_holds_read(bkr_repo *r, bkr_holds *out);
 /** The same from records already read (bkr_repo_records_read): a command that
  *  also lists backups or verify results reads records/ once. */
 int bkr_holds_from_records(const bkr_records *rs, bkr_holds *out);
+/** How many files @p h holds: its paths, each once (two routines that found
+ *  one file at once each record a hold of it). */
+size_t bkr_holds_files(const bkr_holds *h);
 /** The first hold of @p path, or NULL. */
 const bkr_hold *bkr_holds_find(const bkr_holds *h, const char *path);
 void bkr_holds_free(bkr_holds *h);
