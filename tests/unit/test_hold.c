@@ -33,18 +33,25 @@ static void put(const char *repo, const char *name, const char *json)
 	free(sealed);
 }
 
+/* A new repository @p repo in a new directory @p dir, open. */
+static bkr_repo *fresh(char dir[4096], char repo[4200], const char *tag)
+{
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	bkr_repo *r = NULL;
+	assert_int_equal(tu_mkdtemp_in(dir, 4096, tag), 0);
+	snprintf(repo, 4200, "%s/repo", dir);
+	assert_int_equal(bkr_repo_init(repo, &io), 0);
+	assert_int_equal(bkr_repo_open(&r, repo, 0), 0);
+	return r;
+}
+
 static void test_holds(void **state)
 {
 	char dir[4096], repo[4200], rec[4300];
-	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
-	bkr_repo *r = NULL;
+	bkr_repo *r = fresh(dir, repo, "hold");
 	bkr_holds h;
 	FILE *f;
 	(void)state;
-	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "hold"), 0);
-	snprintf(repo, sizeof(repo), "%s/repo", dir);
-	assert_int_equal(bkr_repo_init(repo, &io), 0);
-	assert_int_equal(bkr_repo_open(&r, repo, 0), 0);
 	assert_int_equal(bkr_holds_read(r, &h), 0);
 	assert_int_equal(h.n, 0);
 
@@ -142,15 +149,10 @@ static void warned(const bkr_holds *h, const char *part)
 static void test_bad_records(void **state)
 {
 	char dir[4096], repo[4200], rec[4300], *big, *text;
-	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
-	bkr_repo *r = NULL;
+	bkr_repo *r = fresh(dir, repo, "hold-bad");
 	bkr_holds h;
 	FILE *f;
 	(void)state;
-	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "hold-bad"), 0);
-	snprintf(repo, sizeof(repo), "%s/repo", dir);
-	assert_int_equal(bkr_repo_init(repo, &io), 0);
-	assert_int_equal(bkr_repo_open(&r, repo, 0), 0);
 
 	/* no time, a time that is no time: in force since an unknown time */
 	put(repo, "00000000000000000001-00000000", "{\"kind\":\"hold\",\"path\":\"ws/notime\",\"backup_id\":\"b1\"}");
