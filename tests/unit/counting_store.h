@@ -2,9 +2,10 @@
  * A store that counts the operations reaching it, over a local store: the
  * reads (gets, ranged gets, stats) and the listings, and those of one folder
  * (its listings, and the gets of its objects: what one LIST and one GET per
- * object cost on S3).  Header-only, for the unit tests that count requests
- * (test_store_cache, test_health, test_lifecycle); every other operation
- * passes through.  Include after cmocka.h.
+ * object cost on S3); and after a listing, optionally, what another process
+ * does meanwhile.  Header-only, for the unit tests that count requests
+ * (test_store_cache, test_records_read) or race a reader (test_routine);
+ * every other operation passes through.  Include after cmocka.h.
  */
 #ifndef BKR_TEST_COUNTING_STORE_H
 #define BKR_TEST_COUNTING_STORE_H
@@ -16,13 +17,16 @@
 
 #include "bkr/store.h"
 
-typedef struct {
+typedef struct counting {
 	bkr_store base;
 	bkr_store *inner;
 	unsigned gets, ranges, stats, lists; /* atomic */
 	unsigned stat_delay_us;              /* a slow stat, as over a network */
 	char folder[64];                     /* counted apart: "records" ("": none) */
 	unsigned folder_lists, folder_gets;  /* atomic */
+	/** Called after each listing (optional): what another process does meanwhile. */
+	void (*after_list)(struct counting *c, const char *prefix);
+	void *ctx;
 } counting;
 
 /* the version tag the counting store gives (S3's ETag); "" gives none */
@@ -77,7 +81,10 @@ static inline int c_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, 
 	if (c->folder[0] && !strncmp(prefix, c->folder, strlen(c->folder)) &&
 	    (!prefix[strlen(c->folder)] || !strcmp(prefix + strlen(c->folder), "/")))
 		__atomic_add_fetch(&c->folder_lists, 1, __ATOMIC_RELAXED);
-	return bkr_store_list(c->inner, prefix, cb, ctx);
+	int err = bkr_store_list(c->inner, prefix, cb, ctx);
+	if (c->after_list)
+		c->after_list(c, prefix);
+	return err;
 }
 static inline int c_remove(bkr_store *s, const char *name)
 {
