@@ -443,8 +443,24 @@ static void count_bad(void *ctx, const char *file, const char *message)
 
 int bkr_repo_list(bkr_repo *r, bool runs, bkr_manifest_list *out, size_t *bad)
 {
+	bkr_records *rs;
+	int err;
+
+	out->items = NULL;
+	out->n = 0;
+	if (bad)
+		*bad = 0;
+	if ((err = bkr_repo_records_read(r, &rs)) < 0)
+		return err;
+	err = bkr_repo_list_in(r, rs, runs, out, bad);
+	bkr_records_free(rs);
+	return err;
+}
+
+int bkr_repo_list_in(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manifest_list *out, size_t *bad)
+{
 	struct bad_count b = { 0 };
-	int err = bkr_repo_list_cb(r, runs, out, count_bad, &b);
+	int err = bkr_repo_list_with(r, rs, runs, out, count_bad, &b);
 	if (bad)
 		*bad = b.n;
 	if (err == 0 && b.n)

@@ -240,11 +240,11 @@ static int take_verify_record(void *ctx, const bkr_verify_record *rec)
 /* A `bkr verify` run by hand (or by anything but a routine) leaves a verify
  * record in the repository: it stands for the last verify when it is newer
  * than the routines' own. */
-static int read_verify_record(bkr_health *h, bkr_repo *repo)
+static int read_verify_record(bkr_health *h, const bkr_records *rs)
 {
 	struct last_verify lv = { .now_ns = h->now_ns };
 	const bkr_verify_record *rec = &lv.rec;
-	int err = bkr_verify_record_foreach(repo, false, take_verify_record, &lv);
+	int err = bkr_verify_record_foreach_in(rs, false, take_verify_record, &lv);
 
 	if (err < 0)
 		return err;
@@ -264,11 +264,11 @@ static int read_verify_record(bkr_health *h, bkr_repo *repo)
 }
 
 /* Damage a prune met (a damage record) after the last verify: not yet judged by one. */
-static int read_damage_record(bkr_health *h, bkr_repo *repo)
+static int read_damage_record(bkr_health *h, const bkr_records *rs)
 {
 	int64_t t;
 	uint64_t n;
-	int err = bkr_damage_record_last(repo, h->now_ns, &t, &n);
+	int err = bkr_damage_record_last_in(rs, h->now_ns, &t, &n);
 
 	if (err == BKR_ENOTFOUND)
 		return 0;
@@ -445,7 +445,7 @@ static bool alert_failed(const cJSON *f)
 	return false;
 }
 
-static int read_manual(bkr_health *h, bkr_repo *repo, const struct scan_seen *sc)
+static int read_manual(bkr_health *h, bkr_repo *repo, const bkr_records *rs, const struct scan_seen *sc)
 {
 	bkr_manifest_list runs = { 0 };
 	char *text = NULL;
@@ -454,7 +454,7 @@ static int read_manual(bkr_health *h, bkr_repo *repo, const struct scan_seen *sc
 	size_t len;
 	int err;
 
-	if ((err = bkr_repo_list(repo, true, &runs, NULL)) < 0)
+	if ((err = bkr_repo_list_in(repo, rs, true, &runs, NULL)) < 0)
 		goto done;
 	drop_after(&runs, h->now_ns);
 	if (runs.n == 0)
@@ -525,12 +525,13 @@ static int judge(bkr_health *h)
 		if (h->routines[k].known && !h->routines[k].last_ok)
 			err = add_reason(h, "the last %s routine failed: %s", bkr_routine_name((bkr_routine_kind)k),
 					 h->routines[k].last_problem ? h->routines[k].last_problem : "?");
-	if (!err && h->holds.n)
+	size_t held = bkr_holds_files(&h->holds);
+	if (!err && held)
 		/* the paths are listed apart (held), as need_person's */
 		err = add_reason(h, "%zu workspace file%s damaged or missing and not recovered: the backup%s holding "
-				 "%s last good cop%s %s kept (recover %s, or 'bkr hold release')", h->holds.n,
-				 h->holds.n == 1 ? "" : "s", h->holds.n == 1 ? "" : "s", h->holds.n == 1 ? "its" : "their",
-				 h->holds.n == 1 ? "y" : "ies", h->holds.n == 1 ? "is" : "are", h->holds.n == 1 ? "it" : "them");
+				 "%s last good cop%s %s kept (recover %s, or 'bkr hold release')", held,
+				 held == 1 ? "" : "s", held == 1 ? "" : "s", held == 1 ? "its" : "their",
+				 held == 1 ? "y" : "ies", held == 1 ? "is" : "are", held == 1 ? "it" : "them");
 	if (!err && h->nmanual)
 		/* the files are listed apart (need_person): a name in a reason could forge a line */
 		err = add_reason(h, "%zu file%s of recovery run %s need%s a person", h->nmanual,
@@ -542,6 +543,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 {
 	bkr_manifest_list l = { 0 };
 	struct scan_seen sc = { 0 };
+	bkr_records *rs = NULL;
 	struct storage st;
 	bkr_health *h;
 	int err;
@@ -552,10 +554,13 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	h->now_ns = now_ns;
 	st.h = h;
 	st.cfg = cfg;
+	/* records/ read once (one listing, one get each, on S3 as many requests):
+	 * the verify and damage results, the backups' pins, the recovery runs
+	 * and the holds */
 	if ((err = bkr_repo_foreach_pack(repo, count_pack, &st)) < 0 || (err = read_records(h, cfg, &sc)) < 0 ||
-	    (err = read_verify_record(h, repo)) < 0 || (err = read_damage_record(h, repo)) < 0 ||
-	    (err = bkr_repo_list(repo, false, &l, NULL)) < 0 || (err = read_manual(h, repo, &sc)) < 0 ||
-	    (err = bkr_holds_read(repo, &h->holds)) < 0)
+	    (err = bkr_repo_records_read(repo, &rs)) < 0 || (err = read_verify_record(h, rs)) < 0 ||
+	    (err = read_damage_record(h, rs)) < 0 || (err = bkr_repo_list_in(repo, rs, false, &l, NULL)) < 0 ||
+	    (err = read_manual(h, repo, rs, &sc)) < 0 || (err = bkr_holds_from_records(rs, &h->holds)) < 0)
 		goto done;
 	/* an --as-of before a hold: the scan that found it had not run yet */
 	bkr_holds_drop_after(&h->holds, now_ns);
@@ -587,6 +592,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	}
 	err = judge(h);
 done:
+	bkr_records_free(rs);
 	free_strv(sc.files, sc.n);
 	bkr_manifest_list_free(&l);
 	if (err < 0)
@@ -763,7 +769,7 @@ char *bkr_health_prometheus(const bkr_health *h)
 	metric_head(f, "bkr_recovery_files_need_person", "Files the newest recovery run left to a person");
 	sample(f, "bkr_recovery_files_need_person", NULL, NULL, (double)h->nmanual);
 	metric_head(f, "bkr_held_files", "Damaged or missing workspace files not recovered, whose last good copies retention keeps");
-	sample(f, "bkr_held_files", NULL, NULL, (double)h->holds.n);
+	sample(f, "bkr_held_files", NULL, NULL, (double)bkr_holds_files(&h->holds));
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

@@ -3,6 +3,8 @@
  */
 #include "bkr/hold.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +13,7 @@
 #include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/manifest.h"
+#include "bkr/utf8.h"
 #include "array.h"
 
 static void hold_free(bkr_hold *h);
@@ -22,6 +25,9 @@ void bkr_holds_free(bkr_holds *h)
 	for (size_t i = 0; i < h->n; i++)
 		hold_free(&h->v[i]);
 	free(h->v);
+	for (size_t i = 0; i < h->nwarnings; i++)
+		free(h->warnings[i]);
+	free(h->warnings);
 	memset(h, 0, sizeof(*h));
 }
 
@@ -32,7 +38,7 @@ struct rel {
 
 struct acc {
 	bkr_holds *h;
-	size_t cap;
+	size_t cap, capwarn;
 	struct rel *rel;
 	size_t nrel, caprel;
 };
@@ -43,67 +49,147 @@ static const char *str(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* A string member that is there and not empty, or NULL. */
+static const char *nonempty(const cJSON *o, const char *key)
+{
+	const char *v = str(o, key);
+	return v && *v ? v : NULL;
+}
+
+/* One line on what a bad record @p file is and what becomes of it, for the
+ * command to show (bkr_holds.warnings); text from the record escaped. */
+static int warn(struct acc *a, const char *file, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int warn(struct acc *a, const char *file, const char *fmt, ...)
+{
+	char what[1024], f[512], *line;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	bkr_text_escape(f, sizeof(f), file, strlen(file));
+	if (bkr_array_grow((void **)&a->h->warnings, &a->capwarn, a->h->nwarnings, sizeof(*a->h->warnings)) < 0 ||
+	    (n = snprintf(NULL, 0, "%s: %s", f, what)) < 0 || !(line = malloc((size_t)n + 1)))
+		return bkr_error_oom();
+	snprintf(line, (size_t)n + 1, "%s: %s", f, what);
+	a->h->warnings[a->h->nwarnings++] = line;
+	return 0;
+}
+
+/* @p s (from a record) escaped for a message, cut to fit @p out. */
+static const char *esc(char out[256], const char *s)
+{
+	return bkr_text_escape(out, 256, s, strlen(s));
+}
+
+static int add_release(struct acc *a, const char *p, const char *since)
+{
+	int err;
+	if ((err = bkr_array_grow((void **)&a->rel, &a->caprel, a->nrel, sizeof(*a->rel))) < 0)
+		return err;
+	a->rel[a->nrel] = (struct rel){ strdup(p), since ? strdup(since) : NULL };
+	if (!a->rel[a->nrel].path || (since && !a->rel[a->nrel].since)) {
+		free(a->rel[a->nrel].path);
+		free(a->rel[a->nrel].since);
+		return bkr_error_oom();
+	}
+	a->nrel++;
+	return 0;
+}
+
+/*
+ * A release record: its path, and the hold's time it ends ("since"; absent:
+ * every hold of the path).  One that cannot say which holds it ends ends
+ * none: they stay in force.
+ */
+static int take_release(struct acc *a, const char *file, const cJSON *o, bool damaged)
+{
+	const cJSON *since = cJSON_GetObjectItemCaseSensitive(o, "since");
+	const char *p = nonempty(o, "path");
+	char e[256];
+
+	if (damaged)
+		return warn(a, file, "a damaged release record (its checksum does not match): ignored, the holds of "
+			    "%s stay in force", p ? esc(e, p) : "its path");
+	if (!p)
+		return warn(a, file, "a release record without a path: ignored");
+	if (since && !cJSON_IsString(since))
+		return warn(a, file, "the release of %s has a \"since\" that is not a string: ignored, the holds of "
+			    "that path stay in force", esc(e, p));
+	return add_release(a, p, since ? since->valuestring : NULL);
+}
+
+/*
+ * A hold record.  One that names a path and a backup is a hold, whatever else
+ * is wrong with it: its backup is kept (rule "held") until a release ends it,
+ * so a bad field never lets retention remove a backup a hold names - a hold
+ * whose time is missing or no time is in force "since an unknown time" (a
+ * release without "since" ends it), and a damaged one (checksum) is taken as
+ * it reads.  Without a path or a backup it holds nothing.  Each is a warning.
+ */
+static int take_hold(struct acc *a, const char *file, const cJSON *o, bool damaged)
+{
+	const char *p = nonempty(o, "path"), *id = nonempty(o, "backup_id"), *t = nonempty(o, "time");
+	const char *damage = nonempty(o, "damage"), *host = nonempty(o, "host");
+	const cJSON *sz = cJSON_GetObjectItemCaseSensitive(o, "size");
+	char e[256], e2[256];
+	bkr_hold *h;
+	int err;
+
+	if (!p || !id)
+		return warn(a, file, "a %shold record without a %s: ignored (it holds no backup)",
+			    damaged ? "damaged " : "", !p ? "path" : "backup_id");
+	if ((err = bkr_array_grow((void **)&a->h->v, &a->cap, a->h->n, sizeof(*a->h->v))) < 0)
+		return err;
+	h = &a->h->v[a->h->n];
+	memset(h, 0, sizeof(*h));
+	if (t && bkr_time_parse(t, &h->since_ns) == 0)
+		h->since_known = true;
+	bkr_error_clear();
+	if (!h->since_known)
+		h->since_ns = 0;
+	h->size = cJSON_IsNumber(sz) && sz->valuedouble >= 0 && sz->valuedouble < 9007199254740992.0 ?
+			  (uint64_t)sz->valuedouble : 0;
+	if (!(h->path = strdup(p)) || !(h->backup_id = strdup(id)) || (t && !(h->since = strdup(t))) ||
+	    !(h->damage = strdup(damage ? damage : "damaged")) || (host && !(h->host = strdup(host)))) {
+		hold_free(h);
+		return bkr_error_oom();
+	}
+	a->h->n++;
+	if (damaged)
+		return warn(a, file, "a damaged hold record (its checksum does not match) of %s: taken as it reads, "
+			    "backup %s is kept until 'bkr hold release' ends it", esc(e, p), esc(e2, id));
+	if (!t)
+		return warn(a, file, "the hold of %s has no time: in force since an unknown time (backup %s is kept)",
+			    esc(e, p), esc(e2, id));
+	if (!h->since_known)
+		return warn(a, file, "the hold of %s has a time that is no time (%s): in force since an unknown time",
+			    esc(e, p), esc(e2, t));
+	return 0;
+}
+
 /*
  * One record.  Holds and releases are matched by the hold's path and time
  * (a release names both), not by the order of the records: a release written
- * on a host whose clock is behind still ends the hold it names.
+ * on a host whose clock is behind still ends the hold it names.  A record
+ * that is not JSON (damaged beyond reading) is no one's to judge here: every
+ * reader of records skips it.
  */
 static int each(void *ctx, const char *path, const char *text, size_t len)
 {
 	struct acc *a = ctx;
-	cJSON *o;
-	const char *kind, *p, *id, *t;
+	bool damaged = bkr_json_verify(text, len, path) < 0;
+	cJSON *o = cJSON_ParseWithLength(text, len);
+	const char *kind;
 	int err = 0;
 
-	if (bkr_json_verify(text, len, path) < 0) {
-		bkr_error_clear(); /* damaged: as every reader of records, skipped */
-		return 0;
-	}
-	if (!(o = cJSON_ParseWithLength(text, len)))
-		return 0;
-	kind = str(o, "kind");
-	p = str(o, "path");
-	if (!kind || !p || (strcmp(kind, "hold") && strcmp(kind, "release")))
-		goto done;
-	if (!strcmp(kind, "release")) {
-		const char *since = str(o, "since");
-		if ((err = bkr_array_grow((void **)&a->rel, &a->caprel, a->nrel, sizeof(*a->rel))) < 0)
-			goto done;
-		a->rel[a->nrel] = (struct rel){ strdup(p), since ? strdup(since) : NULL };
-		if (!a->rel[a->nrel].path || (since && !a->rel[a->nrel].since)) {
-			free(a->rel[a->nrel].path);
-			free(a->rel[a->nrel].since);
-			err = bkr_error_oom();
-			goto done;
-		}
-		a->nrel++;
-		goto done;
-	}
-	if (!(id = str(o, "backup_id")) || !(t = str(o, "time")))
-		goto done; /* a hold keeps a backup and is named by its time: without them it is no hold */
-	if ((err = bkr_array_grow((void **)&a->h->v, &a->cap, a->h->n, sizeof(*a->h->v))) < 0)
-		goto done;
-	bkr_hold *h = &a->h->v[a->h->n];
-	const cJSON *sz = cJSON_GetObjectItemCaseSensitive(o, "size");
-	memset(h, 0, sizeof(*h));
-	if (bkr_time_parse(t, &h->since_ns) < 0) {
-		bkr_error_clear();
-		h->since_ns = 0;
-	}
-	h->size = cJSON_IsNumber(sz) && sz->valuedouble >= 0 && sz->valuedouble < 9007199254740992.0 ?
-			  (uint64_t)sz->valuedouble : 0;
-	if (!(h->path = strdup(p)) || !(h->backup_id = strdup(id)) || !(h->since = strdup(t)) ||
-	    !(h->damage = strdup(str(o, "damage") ? str(o, "damage") : "damaged")) ||
-	    (str(o, "host") && !(h->host = strdup(str(o, "host"))))) {
-		free(h->path);
-		free(h->backup_id);
-		free(h->since);
-		free(h->damage);
-		err = bkr_error_oom();
-		goto done;
-	}
-	a->h->n++;
-done:
+	bkr_error_clear();
+	kind = o ? str(o, "kind") : NULL;
+	if (kind && !strcmp(kind, "release"))
+		err = take_release(a, path, o, damaged);
+	else if (kind && !strcmp(kind, "hold"))
+		err = take_hold(a, path, o, damaged);
 	cJSON_Delete(o);
 	return err;
 }
@@ -134,7 +220,7 @@ static int finish(struct acc *a, int err)
 		bool gone = false;
 		for (size_t k = 0; k < a->nrel && !gone; k++)
 			gone = !strcmp(a->rel[k].path, out->v[i].path) &&
-			       (!a->rel[k].since || !strcmp(a->rel[k].since, out->v[i].since));
+			       (!a->rel[k].since || (out->v[i].since && !strcmp(a->rel[k].since, out->v[i].since)));
 		if (gone)
 			hold_free(&out->v[i]);
 		else
@@ -162,6 +248,13 @@ int bkr_holds_read(bkr_repo *r, bkr_holds *out)
 	return finish(&a, bkr_repo_foreach_record(r, false, each, &a));
 }
 
+int bkr_holds_from_records(const bkr_records *rs, bkr_holds *out)
+{
+	struct acc a = { .h = out };
+	memset(out, 0, sizeof(*out));
+	return finish(&a, bkr_records_foreach(rs, false, each, &a));
+}
+
 void bkr_holds_drop_after(bkr_holds *h, int64_t t)
 {
 	size_t n = 0;
@@ -171,6 +264,22 @@ void bkr_holds_drop_after(bkr_holds *h, int64_t t)
 		else
 			h->v[n++] = h->v[i];
 	h->n = n;
+}
+
+const char *bkr_hold_since(const bkr_hold *h, char out[32])
+{
+	if (!h->since_known)
+		return NULL;
+	bkr_time_format(out, h->since_ns);
+	return out;
+}
+
+size_t bkr_holds_files(const bkr_holds *h)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < h->n; i++)
+		n += i == 0 || strcmp(h->v[i].path, h->v[i - 1].path) != 0;
+	return n;
 }
 
 const bkr_hold *bkr_holds_find(const bkr_holds *h, const char *path)
@@ -209,7 +318,9 @@ int bkr_hold_add(bkr_repo *r, const char *path, const char *backup_id, const cha
 int bkr_hold_release(bkr_repo *r, const bkr_hold *h, const char *by)
 {
 	cJSON *o = start("release", h->path);
-	if (o && (!cJSON_AddStringToObject(o, "since", h->since) || !cJSON_AddStringToObject(o, "backup_id", h->backup_id) ||
+	/* a hold without a time is ended by a release without "since" (every hold of its path) */
+	if (o && ((h->since && !cJSON_AddStringToObject(o, "since", h->since)) ||
+		  !cJSON_AddStringToObject(o, "backup_id", h->backup_id) ||
 		  !cJSON_AddStringToObject(o, "by", by))) {
 		cJSON_Delete(o);
 		o = NULL;

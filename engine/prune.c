@@ -134,7 +134,8 @@ static int mark(struct prune *p)
 	for (int runs = 0; runs < 2 && err == 0; runs++) {
 		bkr_manifest_list l = { 0 };
 		size_t bad = 0;
-		if ((err = bkr_repo_list(p->r, runs, &l, &bad)) < 0)
+		/* no records: pins and tags do not change what a backup uses */
+		if ((err = bkr_repo_list_in(p->r, NULL, runs, &l, &bad)) < 0)
 			return err;
 		if (bad) {
 			err = bkr_error_set(BKR_ECORRUPT,

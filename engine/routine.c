@@ -236,6 +236,27 @@ int bkr_routine_alert(const bkr_config *cfg, const char *json_event, int64_t tim
 	return err;
 }
 
+/* Hold each file of @p res that a backup has and no hold in @p holds names
+ * yet; *@p added counts them; then @p holds afresh when @p reread or one was. */
+static int hold_unheld(bkr_repo *r, const bkr_scan_result *res, const char *host, bkr_holds *holds, size_t *added,
+		       bool reread)
+{
+	size_t before = *added;
+	int err = 0;
+
+	for (size_t k = 0; k < res->n && err == 0; k++) {
+		const bkr_damage *d = &res->items[k];
+		if (!d->backup_id[0] || bkr_holds_find(holds, d->path))
+			continue; /* no backup has it (nothing to keep), or held already: the older good copy stays */
+		if ((err = bkr_hold_add(r, d->path, d->backup_id, bkr_damage_name(d->kind), d->backup_size, host)) == 0)
+			(*added)++;
+	}
+	if (err < 0 || (!reread && *added == before))
+		return err;
+	bkr_holds_free(holds);
+	return bkr_holds_read(r, holds);
+}
+
 int bkr_routine_holds_update(bkr_repo *r, bkr_recover *rc, const bkr_scan_result *res, const char *host,
 			     bkr_holds *holds, size_t *added, size_t *released)
 {
@@ -261,15 +282,12 @@ int bkr_routine_holds_update(bkr_repo *r, bkr_recover *rc, const bkr_scan_result
 		if ((err = bkr_hold_release(r, h, "recovered")) == 0)
 			(*released)++;
 	}
-	for (size_t k = 0; k < res->n && err == 0; k++) {
-		const bkr_damage *d = &res->items[k];
-		if (!d->backup_id[0] || bkr_holds_find(holds, d->path))
-			continue; /* no backup has it (nothing to keep), or held already: the older good copy stays */
-		if ((err = bkr_hold_add(r, d->path, d->backup_id, bkr_damage_name(d->kind), d->backup_size, host)) == 0)
-			(*added)++;
-	}
-	bkr_holds_free(holds);
-	if (err == 0)
-		err = bkr_holds_read(r, holds);
-	return err;
+	if (err < 0 || (err = hold_unheld(r, res, host, holds, added, true)) < 0)
+		return err; /* the holds written before stay */
+	/* "held already" may have gone meanwhile: another routine (or an
+	 * operator) released that hold after this one read it - it found the
+	 * file back before this scan found it gone again.  Held again now, or
+	 * no hold would keep its good copy (an operator who meant it releases
+	 * it again). */
+	return hold_unheld(r, res, host, holds, added, false);
 }

@@ -390,6 +390,28 @@ void cli_warn_future(cli *c, const char *id, int64_t time_ns)
 	cli_warn(c, "%s", msg);
 }
 
+void cli_warn_holds(cli *c, const bkr_holds *h)
+{
+	static uint64_t warned[64]; /* FNV-1a of each line said */
+	static size_t nwarned;
+
+	for (size_t i = 0; i < h->nwarnings; i++) {
+		const char *w = h->warnings[i];
+		uint64_t sum = 14695981039346656037ull;
+		bool seen = false;
+		for (const unsigned char *p = (const unsigned char *)w; *p; p++)
+			sum = (sum ^ *p) * 1099511628211ull;
+		for (size_t k = 0; k < nwarned && !seen; k++)
+			seen = warned[k] == sum;
+		if (seen)
+			continue;
+		if (nwarned < sizeof(warned) / sizeof(warned[0]))
+			warned[nwarned++] = sum;
+		bkr_log(BKR_LOG_WARN, c->cmd ? c->cmd : "bkr", "%s", w);
+		cli_warn(c, "%s", w);
+	}
+}
+
 void cli_warn_future_cb(void *ctx, const char *id, int64_t time_ns)
 {
 	cli_warn_future(ctx, id, time_ns);

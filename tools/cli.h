@@ -161,6 +161,9 @@ void cli_warn_future_list(cli *c, const bkr_manifest_list *l, int64_t now_ns);
 /** cli_warn_future as an engine callback (@p ctx: the cli): bkr_backup_options.future
  * (a parent passed over), bkr_tier_migrate_options.future. */
 void cli_warn_future_cb(void *ctx, const char *id, int64_t time_ns);
+/** Warn (and log) each bad hold or release record of @p h (bkr_holds.warnings),
+ *  once per run: a routine's scan, cleanup and health steps all read them. */
+void cli_warn_holds(cli *c, const bkr_holds *h);
 
 /** Open the repository named by -r / BKR_REPO / the config. */
 int cli_open_repo(cli *c, bkr_repo **out, int flags);

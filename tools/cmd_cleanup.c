@@ -228,6 +228,7 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 		goto done;
 	if (!s.has_as_of)
 		lc_plan_warn_future(c, &plan);
+	cli_warn_holds(c, &plan.holds);
 	if (plan.bad) {
 		/* a damaged manifest's backup is unknown to the policy: keep going, say so */
 		cli_warn(c, "%zu manifest(s) are damaged and left alone; last: %s", plan.bad, bkr_error_message());

@@ -31,10 +31,12 @@ struct opts {
 };
 
 /* BKR_EINVAL naming the first of @p ids a hold keeps, else 0 */
-static int refuse_held(bkr_repo *repo, const char *const *ids, size_t n)
+static int refuse_held(cli *c, bkr_repo *repo, const char *const *ids, size_t n)
 {
 	bkr_holds h;
 	int err = bkr_holds_read(repo, &h);
+	if (err == 0)
+		cli_warn_holds(c, &h);
 	for (size_t k = 0; k < h.n && err == 0; k++)
 		for (size_t i = 0; i < n && err == 0; i++)
 			if (!strcmp(h.v[k].backup_id, ids[i]))
@@ -139,7 +141,7 @@ int cmd_delete(cli *c, int argc, char **argv)
 			}
 	}
 	/* a held backup has the last good copy of a file nobody recovered yet (bkr/hold.h) */
-	if (!s.force && (err = refuse_held(repo, ids, n)) < 0)
+	if (!s.force && (err = refuse_held(c, repo, ids, n)) < 0)
 		goto done;
 	if (!s.dry_run) {
 		if ((err = bkr_trash_repo_store(repo, &store)) < 0 || (err = bkr_trash_backups(store, ids, n, now)) < 0)

@@ -170,15 +170,8 @@ static void print_json(const bkr_health *h)
 	json_out_end_object(&j);
 	json_out_key(&j, "held");
 	json_out_begin_array(&j);
-	for (size_t i = 0; i < h->holds.n; i++) {
-		const bkr_hold *hd = &h->holds.v[i];
-		json_out_begin_object(&j);
-		json_out_member(&j, "path", hd->path);
-		json_out_member(&j, "damage", hd->damage);
-		json_out_member(&j, "backup_id", hd->backup_id);
-		json_time(&j, "since", hd->since_ns, hd->since_ns != 0);
-		json_out_end_object(&j);
-	}
+	for (size_t i = 0; i < h->holds.n; i++)
+		json_out_hold(&j, &h->holds.v[i]);
 	json_out_end_array(&j);
 	json_out_end_object(&j);
 }
@@ -243,9 +236,12 @@ static void print_text(cli *c, const bkr_health *h)
 		printf(" (recovery run %s)\n", h->manual_run);
 	}
 	for (size_t i = 0; i < h->holds.n; i++) {
-		printf("held (%s, not recovered): ", h->holds.v[i].damage);
-		cli_print_name(stdout, h->holds.v[i].path, strlen(h->holds.v[i].path));
-		printf(" (its last good copy in %s, kept by retention)\n", h->holds.v[i].backup_id);
+		const bkr_hold *hd = &h->holds.v[i];
+		/* a record's words: escaped, as the path is quoted */
+		printf("held (%s, not recovered): ", bkr_text_escape(esc, sizeof(esc), hd->damage, strlen(hd->damage)));
+		cli_print_name(stdout, hd->path, strlen(hd->path));
+		printf(" (its last good copy in %s, kept by retention)\n",
+		       bkr_text_escape(esc, sizeof(esc), hd->backup_id, strlen(hd->backup_id)));
 	}
 }
 
@@ -278,6 +274,7 @@ int cmd_health(cli *c, int argc, char **argv)
 	}
 	for (size_t i = 0; i < h->nfuture && !s.has_as_of; i++)
 		cli_warn_future(c, h->future[i].id, h->future[i].time_ns);
+	cli_warn_holds(c, &h->holds);
 	if (s.prometheus && !strcmp(s.prometheus, "-")) {
 		char *text = bkr_health_prometheus(h);
 		if (!text) {

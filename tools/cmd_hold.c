@@ -11,6 +11,7 @@
 #include "bkr/error.h"
 #include "bkr/hold.h"
 #include "bkr/log.h"
+#include "bkr/utf8.h"
 
 static const char usage[] =
 	"usage: bkr hold -r REPO [list] [--json]\n"
@@ -41,16 +42,8 @@ static void list(cli *c, const bkr_holds *h)
 		json_out j;
 		json_out_init(&j, stdout);
 		json_out_begin_array(&j);
-		for (size_t i = 0; i < h->n; i++) {
-			bkr_time_format(t, h->v[i].since_ns);
-			json_out_begin_object(&j);
-			json_out_path(&j, "path", h->v[i].path, strlen(h->v[i].path));
-			json_out_member(&j, "damage", h->v[i].damage);
-			json_out_member(&j, "backup_id", h->v[i].backup_id);
-			json_out_member(&j, "since", t);
-			json_out_member(&j, "host", h->v[i].host);
-			json_out_end_object(&j);
-		}
+		for (size_t i = 0; i < h->n; i++)
+			json_out_hold(&j, &h->v[i]);
 		json_out_end_array(&j);
 		return;
 	}
@@ -59,9 +52,12 @@ static void list(cli *c, const bkr_holds *h)
 	if (!h->n)
 		printf("no holds: no damaged or missing file waits for recovery\n");
 	for (size_t i = 0; i < h->n; i++) {
-		bkr_time_format(t, h->v[i].since_ns);
+		const char *since = bkr_hold_since(&h->v[i], t);
+		char d[256], id[512]; /* a record's words: escaped, as the path is quoted */
 		cli_print_name(stdout, h->v[i].path, strlen(h->v[i].path));
-		printf("  %s since %s; last good copy in %s\n", h->v[i].damage, t, h->v[i].backup_id);
+		printf("  %s since %s; last good copy in %s\n", bkr_text_escape(d, sizeof(d), h->v[i].damage, strlen(h->v[i].damage)),
+		       since ? since : "an unknown time",
+		       bkr_text_escape(id, sizeof(id), h->v[i].backup_id, strlen(h->v[i].backup_id)));
 	}
 }
 
@@ -91,6 +87,7 @@ int cmd_hold(cli *c, int argc, char **argv)
 		return cli_fail(c, err);
 	if ((err = bkr_holds_read(repo, &h)) < 0)
 		goto done;
+	cli_warn_holds(c, &h);
 	if (!release) {
 		list(c, &h);
 		goto done;

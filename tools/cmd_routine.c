@@ -226,14 +226,18 @@ static int update_holds(rt_run *r, bkr_recover *rc)
 	int err;
 
 	bkr_holds_free(&r->holds);
-	if (r->dry_run)
-		return bkr_holds_read(r->repo, &r->holds);
+	if (r->dry_run) {
+		if ((err = bkr_holds_read(r->repo, &r->holds)) == 0)
+			cli_warn_holds(r->c, &r->holds);
+		return err;
+	}
 	bkr_host_name(host, sizeof(host), NULL);
 	if ((err = bkr_routine_holds_update(r->repo, rc, &r->scan, host, &r->holds, &added, &released)) < 0) {
 		char why[900];
 		snprintf(why, sizeof(why), "%s", bkr_error_message());
 		return bkr_error_set(err, "the holds of damaged files could not be recorded: %s", why);
 	}
+	cli_warn_holds(r->c, &r->holds);
 	if (added || released)
 		bkr_log(BKR_LOG_INFO, "routine", "holds: %zu file%s held, %zu released as recovered; %zu in force", added,
 			added == 1 ? "" : "s", released, r->holds.n);
@@ -242,15 +246,15 @@ static int update_holds(rt_run *r, bkr_recover *rc)
 		bool seen = false;
 		for (size_t k = 0; k < r->scan.n && !seen; k++)
 			seen = !strcmp(r->scan.items[k].path, h->path);
-		char since[32];
+		char t[32];
+		const char *since = bkr_hold_since(h, t);
 		if (seen)
 			continue; /* alerted as workspace_damage */
-		bkr_time_format(since, h->since_ns);
 		rt_alert(r, "held_file", NULL, h->path,
 			 "recover it ('bkr restore', 'bkr routine emergency --apply'), or release the hold once it is not "
 			 "needed: 'bkr hold release PATH'",
 			 "%s: %s since %s and not recovered; its last good copy is in backup %s, which retention keeps",
-			 h->path, h->damage, since, h->backup_id);
+			 h->path, h->damage, since ? since : "an unknown time", h->backup_id);
 	}
 	return 0;
 }
@@ -260,9 +264,10 @@ static const char *held_note(rt_run *r)
 {
 	static char note[1200];
 	const bkr_hold *h = &r->holds.v[0];
+	size_t n = bkr_holds_files(&r->holds);
 	snprintf(note, sizeof(note), "%zu file%s held: damaged or missing and not recovered, the backup%s with the last "
-		 "good cop%s kept (first: %s, %s, in %s)", r->holds.n, r->holds.n == 1 ? "" : "s", r->holds.n == 1 ? "" : "s",
-		 r->holds.n == 1 ? "y" : "ies", h->path, h->damage, h->backup_id);
+		 "good cop%s kept (first: %s, %s, in %s)", n, n == 1 ? "" : "s", n == 1 ? "" : "s",
+		 n == 1 ? "y" : "ies", h->path, h->damage, h->backup_id);
 	return note;
 }
 
@@ -491,6 +496,7 @@ static void step_cleanup(rt_run *r, rt_step *s)
 		goto fail;
 	if (!r->has_as_of)
 		lc_plan_warn_future(r->c, &plan);
+	cli_warn_holds(r->c, &plan.holds);
 	if (r->dry_run) {
 		rt_step_end(r, s, RT_OK, "would remove %zu of %zu backups, then prune", plan.ngone, plan.n);
 		goto done;

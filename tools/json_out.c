@@ -187,3 +187,16 @@ void json_out_path(json_out *j, const char *key, const char *s, size_t len)
 		fputc('"', j->f);
 	}
 }
+
+void json_out_hold(json_out *j, const bkr_hold *h)
+{
+	char t[32];
+
+	json_out_begin_object(j);
+	json_out_path(j, "path", h->path, strlen(h->path));
+	json_out_member(j, "damage", h->damage);
+	json_out_member(j, "backup_id", h->backup_id);
+	json_out_member(j, "since", bkr_hold_since(h, t));
+	json_out_member(j, "host", h->host);
+	json_out_end_object(j);
+}

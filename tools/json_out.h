@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "bkr/hold.h"
+
 #define JSON_OUT_MAX_DEPTH 16
 
 typedef struct {
@@ -59,5 +61,13 @@ void json_out_member(json_out *j, const char *key, const char *s);
  * UTF-8 also `KEY_hex` with their exact value in hexadecimal.
  */
 void json_out_path(json_out *j, const char *key, const char *s, size_t len);
+
+/**
+ * A hold (bkr/hold.h) as one object, the same for `bkr hold --json` and
+ * `bkr health --json`'s `held[]`: `path` (and `path_hex`), `damage`,
+ * `backup_id`, `since` (ISO 8601 UTC; null when its record's time is no
+ * time) and `host` (the host whose scan found it; null when not recorded).
+ */
+void json_out_hold(json_out *j, const bkr_hold *h);
 
 #endif

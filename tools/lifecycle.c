@@ -42,11 +42,23 @@ int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out)
 int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const *pol,
 		 const bkr_backup_type *only_type, int64_t as_of)
 {
+	bkr_records *rs = NULL;
+	bkr_holds *holds = &out->holds;
 	size_t n, nnames = 0;
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	if ((err = bkr_repo_list(repo, false, &out->l, &out->bad)) < 0)
+	/* records/ read once: the backups' pins and the holds (bkr/hold.h: the
+	 * backups holding the last good copies of damaged or missing workspace
+	 * files nobody recovered yet) from one listing */
+	if ((err = bkr_repo_records_read(repo, &rs)) < 0)
+		return err;
+	/* the holds first: the listing leaves the last damaged manifest's message
+	 * in the error slot, for cleanup's warning */
+	if ((err = bkr_holds_from_records(rs, holds)) == 0)
+		err = bkr_repo_list_in(repo, rs, false, &out->l, &out->bad);
+	bkr_records_free(rs);
+	if (err < 0)
 		return err;
 	n = out->l.n ? out->l.n : 1;
 	if (!(out->ms = calloc(n, sizeof(*out->ms))) || !(out->items = calloc(n, sizeof(*out->items))) ||
@@ -64,19 +76,13 @@ int lc_plan_make(lc_plan *out, bkr_repo *repo, const bkr_retention_policy *const
 		bkr_retention_item_from(&out->items[i], out->ms[i], out->names + nnames);
 		nnames += out->ms[i]->nsources;
 	}
-	/* the backups holding the last good copies of damaged or missing
-	 * workspace files nobody recovered yet (bkr/hold.h) */
-	bkr_holds holds;
-	if ((err = bkr_holds_read(repo, &holds)) < 0)
-		return err;
-	out->held_files = holds.n;
+	out->held_files = bkr_holds_files(holds);
 	for (size_t i = 0; i < out->n; i++)
-		for (size_t k = 0; k < holds.n && !out->items[i].held; k++)
-			if (!strcmp(holds.v[k].backup_id, out->ms[i]->backup_id)) {
+		for (size_t k = 0; k < holds->n && !out->items[i].held; k++)
+			if (!strcmp(holds->v[k].backup_id, out->ms[i]->backup_id)) {
 				out->items[i].held = true;
 				out->held++;
 			}
-	bkr_holds_free(&holds);
 	if ((err = bkr_retention_apply(out->d, out->items, out->n, pol, as_of)) < 0)
 		return err;
 	for (size_t i = 0; i < out->n; i++)
@@ -102,6 +108,7 @@ void lc_plan_free(lc_plan *p)
 	free(p->items);
 	free(p->ms);
 	bkr_manifest_list_free(&p->l);
+	bkr_holds_free(&p->holds);
 	memset(p, 0, sizeof(*p));
 }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cli.h"
+#include "bkr/hold.h"
 #include "bkr/prune.h"
 #include "bkr/retention.h"
 
@@ -37,6 +38,7 @@ typedef struct {
 	size_t bad;                   /**< damaged manifests, left alone */
 	size_t held;                  /**< of @p ms, backups a hold keeps (bkr/hold.h) */
 	size_t held_files;            /**< the holds in force */
+	bkr_holds holds;              /**< ... (and the warnings of bad hold records: cli_warn_holds) */
 	bkr_retention_item *items;    /* internal */
 	const char **names;           /* internal */
 } lc_plan;

@@ -508,6 +508,7 @@ static void health_alerts(rt_run *r)
 	r->repo_bytes = h->repo_bytes;
 	for (size_t i = 0; i < h->nfuture && !r->has_as_of; i++)
 		cli_warn_future(r->c, h->future[i].id, h->future[i].time_ns);
+	cli_warn_holds(r->c, &h->holds);
 	for (size_t i = 0; i < h->nsources; i++) {
 		const bkr_health_source *s = &h->sources[i];
 		if (!s->stale)

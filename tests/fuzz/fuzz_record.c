@@ -1,6 +1,6 @@
 /** @file
- * libFuzzer target: a record (pin, unpin, tag, untag, delete...) applied to
- * a repository's catalog.  One repository with one backup, whose id is
+ * libFuzzer target: a record (pin, unpin, tag, untag, delete, hold,
+ * release...) applied to a repository's catalog and read for its holds.  One repository with one backup, whose id is
  * FUZZ_BACKUP_ID (the seed records name it), is made at start; each input is
  * written to records/ as it is and sealed, and the backups are listed.
  */
@@ -9,6 +9,7 @@
 
 #include "bkr/backup.h"
 #include "bkr/error.h"
+#include "bkr/hold.h"
 #include "bkr/io.h"
 #include "bkr/repo.h"
 #include "fuzz.h"
@@ -64,8 +65,11 @@ static void one(const void *text, size_t len)
 	if (len)
 		fwrite(text, 1, len, f);
 	fclose(f);
+	bkr_holds h;
 	if (bkr_repo_list(repo, false, &l, NULL) == 0)
 		bkr_manifest_list_free(&l);
+	if (bkr_holds_read(repo, &h) == 0)
+		bkr_holds_free(&h);
 	bkr_error_clear();
 }
 

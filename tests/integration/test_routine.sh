@@ -856,6 +856,78 @@ BKR_TEST_NOW=2026-12-11T05:00:00Z expect_exit 0 "$BKR" -c "$T/k.json" --json rou
 [ "$(steps)" = "scan=ok,backup=ok" ] || fail "hourly after the operator released the hold: $(steps) $(cat "$T/out")"
 pass "a missing file's hold outlives the scans that no longer see it: the backup with its last good copy survives cleanup (health, hold list, alerts say so) until the file is back or an operator releases it"
 
+# --- one JSON object for a hold: `bkr hold --json` and `bkr health --json`'s
+# held[] carry the same members with the same values (health had no host and
+# wrote a time that is no time as null where hold wrote 1970; neither gave the
+# exact bytes of a name that is not UTF-8)
+WJ=$T/wsj
+mkdir -p "$WJ/j" "$T/logsj"
+"$BKR" init -r "$T/repoj" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "j", "paths": ["j"], "schedule": "hourly"}]}\n' \
+	"$T/repoj" "$WJ" "$T/logsj" >"$T/j.json"
+odd=$(printf 'j/odd\nname\377.json')
+printf '{"odd": 1}\n' >"$WJ/$odd"
+printf '{"n": 0}\n' >"$WJ/j/n.json"
+BKR_TEST_NOW=2026-12-12T00:00:00Z expect_exit 0 "$BKR" -c "$T/j.json" --json routine hourly
+rm "$WJ/$odd"
+BKR_TEST_NOW=2026-12-12T01:00:00Z expect_exit 1 "$BKR" -c "$T/j.json" --json routine hourly
+# and a hold whose record's time is no time (an older or foreign writer)
+python3 - "$T/repoj" <<'PY'
+import hashlib, os, sys
+text = b'{"kind":"hold","time":"not a time","path":"j/forged.json","backup_id":"backup_x","damage":"missing","sha256":"' + b"0" * 64 + b'"}'
+open(os.path.join(sys.argv[1], "records", "00000000000000000001-00000000.json"), "wb").write(
+    text[:-66] + hashlib.sha256(text).hexdigest().encode() + b'"}')
+PY
+expect_exit 0 "$BKR" -r "$T/repoj" --json hold
+cp "$T/out" "$T/hold.json"
+expect_exit 1 "$BKR" -c "$T/j.json" --json health --as-of 2026-12-12T01:10:00Z
+python3 - "$T/hold.json" "$T/out" <<'PY' || fail "hold --json and health --json's held[] differ: $(cat "$T/hold.json" "$T/out")"
+import json, sys
+hold = json.load(open(sys.argv[1]))
+held = json.load(open(sys.argv[2]))["held"]
+assert hold == held, (hold, held)
+assert len(hold) == 2, hold
+keys = ["backup_id", "damage", "host", "path", "since"]
+odd = [x for x in hold if "path_hex" in x]
+assert len(odd) == 1 and sorted(odd[0]) == sorted(keys + ["path_hex"]), hold
+assert bytes.fromhex(odd[0]["path_hex"]) == b"j/odd\nname\xff.json", odd
+assert odd[0]["since"] == "2026-12-12T01:00:00.000000Z" and odd[0]["host"] and odd[0]["damage"] == "missing", odd
+forged = [x for x in hold if x["path"] == "j/forged.json"]
+assert len(forged) == 1 and sorted(forged[0]) == keys, hold
+assert forged[0]["since"] is None and forged[0]["host"] is None and forged[0]["backup_id"] == "backup_x", forged
+PY
+pass "bkr hold --json and health --json write a hold alike: the same members and values (host, a time that is no time as null, path_hex)"
+
+# --- bad hold records: each is one line of warning naming the record, and a
+# hold that names a path and a backup keeps that backup whatever else is
+# wrong with it (a hold without a time was ignored, and retention removed
+# the backup it named); it is released as any other
+BKR_TEST_NOW=2026-12-12T02:00:00Z expect_exit 1 "$BKR" -c "$T/j.json" --json routine hourly
+jids=$("$BKR" -r "$T/repoj" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))')
+read -r j0 j1 j2 <<<"$jids"
+[ -n "$j2" ] || fail "three backups expected: $jids"
+python3 - "$T/repoj" "$j1" <<'PY'
+import hashlib, os, sys
+text = ('{"kind":"hold","path":"j/timeless.json","backup_id":"%s","damage":"missing","sha256":"' % sys.argv[2]).encode() + b"0" * 64 + b'"}'
+open(os.path.join(sys.argv[1], "records", "00000000000000000002-00000000.json"), "wb").write(
+    text[:-66] + hashlib.sha256(text).hexdigest().encode() + b'"}')
+PY
+BKR_TEST_NOW=2026-12-12T03:00:00Z expect_exit 0 "$BKR" -r "$T/repoj" cleanup --dry-run --keep-last 1
+grep -q "^KEEP *$j0 .* held$" "$T/out" && grep -q "^KEEP *$j1 .* held$" "$T/out" && grep -q "^KEEP *$j2 .* newest" "$T/out" ||
+	fail "cleanup does not keep the backup of a hold without a time: $(cat "$T/out")"
+grep -q "^bkr cleanup: warning: .*/records/00000000000000000002-00000000.json: the hold of j/timeless.json has no time: in force since an unknown time (backup $j1 is kept)$" "$T/err" &&
+	grep -q "^bkr cleanup: warning: .*/records/00000000000000000001-00000000.json: the hold of j/forged.json has a time that is no time (not a time): in force since an unknown time$" "$T/err" &&
+	[ "$(wc -l <"$T/err")" = 2 ] || fail "cleanup's warnings of bad hold records: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$T/repoj" hold
+grep -q "^j/timeless.json  missing since an unknown time; last good copy in $j1$" "$T/out" && [ "$(wc -l <"$T/err")" = 2 ] ||
+	fail "hold with bad records: $(cat "$T/out" "$T/err")"
+expect_exit 0 "$BKR" -r "$T/repoj" hold release j/timeless.json
+grep -q "^1 hold released" "$T/out" || fail "release of a hold without a time: $(cat "$T/out" "$T/err")"
+expect_exit 0 "$BKR" -r "$T/repoj" --json hold
+python3 -c 'import json,sys; assert sorted(x["path"] for x in json.load(open(sys.argv[1]))) == ["j/forged.json", "j/odd\nname\ufffd.json"]' "$T/out" ||
+	fail "the hold without a time is not released: $(cat "$T/out")"
+pass "bad hold records: one line of warning each, naming the record; a hold without a time keeps its backup from retention until released"
+
 # --- with -q (cron, systemd) a metrics file that cannot be written or an
 # alert that cannot be delivered is one line on stderr and exit 6; the text
 # summary does not call an undelivered alert sent

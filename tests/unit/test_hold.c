@@ -33,18 +33,25 @@ static void put(const char *repo, const char *name, const char *json)
 	free(sealed);
 }
 
+/* A new repository @p repo in a new directory @p dir, open. */
+static bkr_repo *fresh(char dir[4096], char repo[4200], const char *tag)
+{
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	bkr_repo *r = NULL;
+	assert_int_equal(tu_mkdtemp_in(dir, 4096, tag), 0);
+	snprintf(repo, 4200, "%s/repo", dir);
+	assert_int_equal(bkr_repo_init(repo, &io), 0);
+	assert_int_equal(bkr_repo_open(&r, repo, 0), 0);
+	return r;
+}
+
 static void test_holds(void **state)
 {
 	char dir[4096], repo[4200], rec[4300];
-	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
-	bkr_repo *r = NULL;
+	bkr_repo *r = fresh(dir, repo, "hold");
 	bkr_holds h;
 	FILE *f;
 	(void)state;
-	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "hold"), 0);
-	snprintf(repo, sizeof(repo), "%s/repo", dir);
-	assert_int_equal(bkr_repo_init(repo, &io), 0);
-	assert_int_equal(bkr_repo_open(&r, repo, 0), 0);
 	assert_int_equal(bkr_holds_read(r, &h), 0);
 	assert_int_equal(h.n, 0);
 
@@ -76,9 +83,8 @@ static void test_holds(void **state)
 	    "{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"ws/c.json\",\"backup_id\":\"backup_c1\",\"damage\":\"missing\"}");
 	put(repo, "99999999999999999991-00000000",
 	    "{\"kind\":\"hold\",\"time\":\"2030-01-02T00:00:00Z\",\"path\":\"ws/c.json\",\"backup_id\":\"backup_c2\",\"damage\":\"missing\"}");
-	/* no backup_id, no time: no hold; another kind: not ours */
+	/* no backup_id: no hold; another kind: not ours */
 	put(repo, "99999999999999999992-00000000", "{\"kind\":\"hold\",\"time\":\"2030-01-02T00:00:00Z\",\"path\":\"ws/d.json\"}");
-	put(repo, "99999999999999999993-00000000", "{\"kind\":\"hold\",\"path\":\"ws/e.json\",\"backup_id\":\"x\"}");
 	put(repo, "99999999999999999994-00000000", "{\"kind\":\"pin\",\"path\":\"ws/f.json\",\"backup_id\":\"x\",\"time\":\"2030-01-02T00:00:00Z\"}");
 	/* a damaged record is skipped */
 	snprintf(rec, sizeof(rec), "%s/records/99999999999999999995-ffffffff.json", repo);
@@ -90,6 +96,11 @@ static void test_holds(void **state)
 	assert_string_equal(h.v[0].path, "ws/b.json");
 	assert_string_equal(h.v[1].path, "ws/c.json");
 	assert_string_equal(h.v[1].backup_id, "backup_c2");
+	/* the hold without a backup and the damaged release: a warning each, naming the record */
+	assert_int_equal(h.nwarnings, 2);
+	assert_non_null(strstr(h.warnings[0], "99999999999999999992-00000000.json: a hold record without a backup_id"));
+	assert_non_null(strstr(h.warnings[1], "99999999999999999995-ffffffff.json: a damaged release record (its checksum does not "
+						 "match): ignored, the holds of ws/b.json stay in force"));
 	bkr_holds_free(&h);
 	/* a release without "since" ends every hold of its path */
 	put(repo, "99999999999999999996-00000000", "{\"kind\":\"release\",\"time\":\"2030-01-03T00:00:00Z\",\"path\":\"ws/b.json\"}");
@@ -105,10 +116,127 @@ static void test_holds(void **state)
 	tu_rmrf(dir);
 }
 
+/* A hold of @p path in @p h, or fail. */
+static const bkr_hold *held(const bkr_holds *h, const char *path)
+{
+	const bkr_hold *x = bkr_holds_find(h, path);
+	if (!x)
+		fail_msg("no hold of %s", path);
+	return x;
+}
+
+/* @p h has a warning that holds @p part, on one line. */
+static void warned(const bkr_holds *h, const char *part)
+{
+	for (size_t i = 0; i < h->nwarnings; i++) {
+		assert_null(strchr(h->warnings[i], '\n'));
+		if (strstr(h->warnings[i], part))
+			return;
+	}
+	for (size_t i = 0; i < h->nwarnings; i++)
+		print_message("warning: %s\n", h->warnings[i]);
+	fail_msg("no warning '%s'", part);
+}
+
+/*
+ * Bad hold and release records (a field missing, of another type or no
+ * time; damaged; a path with a newline or bytes that are not UTF-8; a large
+ * one): each is one line of warning naming the record, never a crash, and
+ * none ends a hold or lets a backup a hold names go - a hold that names a
+ * path and a backup is in force whatever else is wrong with it, and a
+ * release that cannot say which holds it ends ends none.
+ */
+static void test_bad_records(void **state)
+{
+	char dir[4096], repo[4200], rec[4300], *big, *text;
+	bkr_repo *r = fresh(dir, repo, "hold-bad");
+	bkr_holds h;
+	FILE *f;
+	(void)state;
+
+	/* no time, a time that is no time: in force since an unknown time */
+	put(repo, "00000000000000000001-00000000", "{\"kind\":\"hold\",\"path\":\"ws/notime\",\"backup_id\":\"b1\"}");
+	put(repo, "00000000000000000002-00000000",
+	    "{\"kind\":\"hold\",\"time\":\"yesterday\\nfake line\",\"path\":\"ws/badtime\",\"backup_id\":\"b2\"}");
+	put(repo, "00000000000000000003-00000000", "{\"kind\":\"hold\",\"time\":7,\"path\":\"ws/numtime\",\"backup_id\":\"b3\"}");
+	/* odd types elsewhere: a number for a path or a backup is none; damage, size, host taken or defaulted */
+	put(repo, "00000000000000000004-00000000", "{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":5,\"backup_id\":\"b4\"}");
+	put(repo, "00000000000000000005-00000000", "{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"\",\"backup_id\":\"b5\"}");
+	put(repo, "00000000000000000006-00000000",
+	    "{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"ws/odd\",\"backup_id\":\"b6\",\"damage\":[1],"
+	    "\"size\":-4,\"host\":{}}");
+	/* a path with a newline and a byte that is not UTF-8, its time fine */
+	put(repo, "00000000000000000007-00000000",
+	    "{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"ws/a\\nb\xff\",\"backup_id\":\"b7\",\"damage\":\"missing\"}");
+	/* a damaged hold (checksum) that still reads: taken as it reads */
+	snprintf(rec, sizeof(rec), "%s/records/00000000000000000008-ffffffff.json", repo);
+	assert_non_null(f = fopen(rec, "w"));
+	fputs("{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"ws/damaged\",\"backup_id\":\"b8\",\"sha256\":\"00\"}", f);
+	fclose(f);
+	/* releases that cannot say what they end: a "since" that is no string, no path */
+	put(repo, "00000000000000000009-00000000",
+	    "{\"kind\":\"release\",\"time\":\"2030-01-02T00:00:00Z\",\"path\":\"ws/odd\",\"since\":20300101}");
+	put(repo, "00000000000000000010-00000000", "{\"kind\":\"release\",\"time\":\"2030-01-02T00:00:00Z\",\"since\":\"2030-01-01T00:00:00Z\"}");
+	/* a large one: a path of 300 KB, no time */
+	assert_non_null(big = malloc(300000));
+	memset(big, 'p', 300000 - 1);
+	big[300000 - 1] = '\0';
+	assert_non_null(text = malloc(300200));
+	snprintf(text, 300200, "{\"kind\":\"hold\",\"path\":\"ws/%s\",\"backup_id\":\"b9\"}", big);
+	put(repo, "00000000000000000011-00000000", text);
+	free(text);
+
+	assert_int_equal(bkr_holds_read(r, &h), 0);
+	/* in force: notime, badtime, numtime, odd, the odd path, damaged, the large one */
+	assert_int_equal(h.n, 7);
+	assert_null(held(&h, "ws/notime")->since);
+	assert_false(held(&h, "ws/notime")->since_known);
+	assert_false(held(&h, "ws/badtime")->since_known);
+	assert_null(held(&h, "ws/numtime")->since);
+	assert_string_equal(held(&h, "ws/odd")->damage, "damaged");
+	assert_true(held(&h, "ws/odd")->size == 0);
+	assert_null(held(&h, "ws/odd")->host);
+	assert_string_equal(held(&h, "ws/a\nb\xff")->backup_id, "b7");
+	assert_string_equal(held(&h, "ws/damaged")->backup_id, "b8");
+	assert_true(held(&h, "ws/odd")->since_known);
+	warned(&h, "00000000000000000001-00000000.json: the hold of ws/notime has no time: in force since an unknown time");
+	warned(&h, "00000000000000000002-00000000.json: the hold of ws/badtime has a time that is no time (yesterday\\x0afake line)");
+	warned(&h, "00000000000000000003-00000000.json: the hold of ws/numtime has no time");
+	warned(&h, "00000000000000000004-00000000.json: a hold record without a path: ignored");
+	warned(&h, "00000000000000000005-00000000.json: a hold record without a path: ignored");
+	warned(&h, "00000000000000000008-ffffffff.json: a damaged hold record (its checksum does not match) of ws/damaged");
+	warned(&h, "00000000000000000009-00000000.json: the release of ws/odd has a \"since\" that is not a string: ignored");
+	warned(&h, "00000000000000000010-00000000.json: a release record without a path: ignored");
+	warned(&h, "00000000000000000011-00000000.json: the hold of ws/ppp");
+	assert_int_equal(h.nwarnings, 9);
+	for (size_t i = 0; i < h.nwarnings; i++)
+		assert_true(strlen(h.warnings[i]) < 2048);
+
+	/* a hold without a time is released (a release without "since"), the others stay */
+	assert_int_equal(bkr_hold_release(r, held(&h, "ws/notime"), "operator"), 0);
+	bkr_holds_free(&h);
+	assert_int_equal(bkr_holds_read(r, &h), 0);
+	assert_int_equal(h.n, 6);
+	assert_null(bkr_holds_find(&h, "ws/notime"));
+	assert_int_equal(bkr_holds_files(&h), 6);
+	bkr_holds_free(&h);
+	/* two routines at once found one file: two holds, one file held */
+	assert_int_equal(bkr_hold_add(r, "ws/twice", "b10", "missing", 1, "h1"), 0);
+	assert_int_equal(bkr_hold_add(r, "ws/twice", "b10", "missing", 1, "h2"), 0);
+	assert_int_equal(bkr_holds_read(r, &h), 0);
+	assert_int_equal(h.n, 8);
+	assert_int_equal(bkr_holds_files(&h), 7);
+	bkr_holds_free(&h);
+	free(big);
+	bkr_repo_free(r);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_holds),
+		cmocka_unit_test(test_bad_records),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

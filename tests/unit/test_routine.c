@@ -15,7 +15,13 @@
 
 #include "bkr/clock.h"
 #include "bkr/error.h"
+#include "bkr/hold.h"
+#include "bkr/manifest.h"
+#include "bkr/repo.h"
 #include "bkr/routine.h"
+
+#include "counting_store.h"
+#include "testutil.h"
 
 #define S 1000000000LL
 #define MIN (60 * S)
@@ -290,6 +296,67 @@ static void test_select_priority(void **state)
 	bkr_config_free(cfg);
 }
 
+/* Another routine's release of hold ctx lands right after the first listing of records/. */
+static void release_meanwhile(counting *c, const char *prefix)
+{
+	char *sealed;
+	size_t len;
+	if (strcmp(prefix, "records/") || c->folder_lists != 1)
+		return;
+	assert_int_equal(bkr_json_seal(c->ctx, &sealed, &len), 0);
+	assert_int_equal(bkr_store_put(c->inner, "records/99999999999999999999-00000000.json", sealed, len), 0);
+	free(sealed);
+}
+
+/*
+ * A release racing a scan: this routine's scan finds ws/p gone and sees it
+ * held already (no new hold), while another routine, which found the file
+ * back a moment before, releases that hold.  The file is held again (naming
+ * the backup this scan compared with) - it was left with no hold, and
+ * retention free to remove its last good copy.
+ */
+static void test_release_races_hold(void **state)
+{
+	char dir[256], repo[300], rel[512];
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	bkr_damage d = { .path = "ws/p", .kind = BKR_DAMAGE_MISSING, .backup_id = "backup_2", .backup_size = 5 };
+	bkr_scan_result res = { .items = &d, .n = 1 };
+	size_t added, released;
+	bkr_repo *r = NULL;
+	bkr_holds h;
+	counting *c;
+	(void)state;
+
+	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "routine-race"), 0);
+	snprintf(repo, sizeof(repo), "%s/repo", dir);
+	assert_int_equal(bkr_repo_init(repo, &io), 0);
+	assert_int_equal(bkr_repo_open(&r, repo, 0), 0);
+	assert_int_equal(bkr_hold_add(r, "ws/p", "backup_1", "missing", 5, "h1"), 0);
+	assert_int_equal(bkr_holds_read(r, &h), 0);
+	snprintf(rel, sizeof(rel),
+		 "{\"kind\":\"release\",\"time\":\"%s\",\"path\":\"ws/p\",\"since\":\"%s\",\"backup_id\":\"backup_1\","
+		 "\"by\":\"recovered\"}", h.v[0].since, h.v[0].since);
+	bkr_holds_free(&h);
+	bkr_repo_free(r);
+
+	c = counting_open(repo);
+	counting_watch(c, "records");
+	c->after_list = release_meanwhile;
+	c->ctx = rel;
+	assert_int_equal(bkr_repo_open_store(&r, &c->base, 0), 0);
+	/* the scan's file is listed: the workspace (NULL) is not looked at */
+	assert_int_equal(bkr_routine_holds_update(r, NULL, &res, "h2", &h, &added, &released), 0);
+	assert_int_equal(released, 0);
+	assert_int_equal(added, 1);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.v[0].backup_id, "backup_2");
+	assert_string_equal(h.v[0].host, "h2");
+	assert_int_equal(c->folder_lists, 3); /* read, read after, read after the hold made again */
+	bkr_holds_free(&h);
+	bkr_repo_free(r);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_routines),
 		cmocka_unit_test(test_select),
 		cmocka_unit_test(test_select_other_workspace),
+		cmocka_unit_test(test_release_races_hold),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

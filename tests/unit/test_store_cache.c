@@ -31,102 +31,10 @@
 #include "bkr/store_cache.h"
 #include "bkr/writer.h"
 
+#include "counting_store.h"
 #include "testutil.h"
 
 #define MIB (1u << 20)
-
-/* ---- a store that counts the reads reaching it ------------------------------ */
-
-typedef struct {
-	bkr_store base;
-	bkr_store *inner;
-	unsigned gets, ranges, stats; /* atomic */
-	unsigned stat_delay_us;       /* a slow stat, as over a network */
-} counting;
-
-static int c_stat(bkr_store *s, const char *name, uint64_t *size)
-{
-	__atomic_add_fetch(&((counting *)s)->stats, 1, __ATOMIC_RELAXED);
-	if (((counting *)s)->stat_delay_us)
-		usleep(((counting *)s)->stat_delay_us);
-	return bkr_store_stat(((counting *)s)->inner, name, size);
-}
-/* the version tag the counting store gives (S3's ETag); "" gives none */
-static char fake_tag[64];
-static int c_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime, char *tag)
-{
-	__atomic_add_fetch(&((counting *)s)->stats, 1, __ATOMIC_RELAXED);
-	if (((counting *)s)->stat_delay_us)
-		usleep(((counting *)s)->stat_delay_us);
-	if (tag)
-		snprintf(tag, BKR_STORE_TAG_MAX, "%s", fake_tag);
-	return bkr_store_stat_time(((counting *)s)->inner, name, size, mtime);
-}
-static int c_get(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)
-{
-	__atomic_add_fetch(&((counting *)s)->gets, 1, __ATOMIC_RELAXED);
-	return bkr_store_get(((counting *)s)->inner, name, max, out, len);
-}
-static int c_range(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags)
-{
-	__atomic_add_fetch(&((counting *)s)->ranges, 1, __ATOMIC_RELAXED);
-	return bkr_store_get_range(((counting *)s)->inner, name, off, len, buf, flags);
-}
-static int c_put(bkr_store *s, const char *name, const void *data, size_t len)
-{
-	return bkr_store_put(((counting *)s)->inner, name, data, len);
-}
-static int c_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out)
-{
-	return bkr_store_upload_new(((counting *)s)->inner, prefix, out);
-}
-static int c_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
-{
-	return bkr_store_list(((counting *)s)->inner, prefix, cb, ctx);
-}
-static int c_remove(bkr_store *s, const char *name)
-{
-	return bkr_store_delete(((counting *)s)->inner, name);
-}
-static int c_rename(bkr_store *s, const char *from, const char *to)
-{
-	return bkr_store_rename(((counting *)s)->inner, from, to);
-}
-static int c_prepare(bkr_store *s, const char *prefix)
-{
-	return bkr_store_prepare(((counting *)s)->inner, prefix);
-}
-static int c_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out)
-{
-	return bkr_store_lock(((counting *)s)->inner, name, exclusive, wait, out);
-}
-static void c_free(bkr_store *s)
-{
-	bkr_store_free(((counting *)s)->inner);
-	free(s->location);
-	free(s);
-}
-
-static const bkr_store_ops counting_ops = {
-	.stat = c_stat, .stat_time = c_stat_time, .get = c_get, .get_range = c_range, .put = c_put, .upload_new = c_upload_new,
-	.list = c_list, .remove = c_remove, .rename_new = c_rename, .prepare = c_prepare, .lock = c_lock,
-	.free = c_free,
-};
-
-static counting *counting_open(const char *dir)
-{
-	counting *c = calloc(1, sizeof(*c));
-	assert_non_null(c);
-	c->base.ops = &counting_ops;
-	assert_int_equal(bkr_store_local_open(&c->inner, dir, 0), 0);
-	c->base.location = strdup(bkr_store_location(c->inner));
-	return c;
-}
-
-static unsigned requests(const counting *c)
-{
-	return c->gets + c->ranges + c->stats;
-}
 
 /* ---- fixture ------------------------------------------------------------------ */
 

@@ -77,6 +77,10 @@ int bkr_repo_list_with(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manife
 void bkr_records_foreach_damaged(const bkr_records *rs, void (*cb)(void *ctx, const char *path, const char *why),
 				 void *ctx);
 
+/** bkr_repo_list with the records @p rs (bkr_repo_records_read; NULL: none,
+ *  for a caller that needs no pin or tag: prune's marking). */
+int bkr_repo_list_in(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manifest_list *out, size_t *bad);
+
 /** bkr_repo_foreach_record over the records @p rs, as read then. */
 int bkr_records_foreach(const bkr_records *rs, bool newest_first,
 			int (*cb)(void *ctx, const char *path, const char *text, size_t len), void *ctx);

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bkr/catalog.h"
 #include "bkr/repo.h"
 
 typedef struct {
@@ -27,22 +28,38 @@ typedef struct {
 	char *damage;        /**< what the scan found: "missing", "truncated", ... */
 	char *host;          /**< the host whose scan found it (may be NULL) */
 	uint64_t size;       /**< of the good copy */
-	int64_t since_ns;    /**< when it was found */
-	char *since;         /**< ... as its record says it (a release names the hold by path and this) */
+	int64_t since_ns;    /**< when it was found (0 when not since_known) */
+	bool since_known;    /**< its record's time is a time */
+	char *since;         /**< ... as its record says it (a release names the hold by path and this);
+	                          NULL when its record has none (a release without "since" ends it) */
 } bkr_hold;
 
 typedef struct {
 	bkr_hold *v;         /**< sorted by path, then time (a path may have several) */
 	size_t n;
+	/** One line for each bad hold or release record (a field missing or
+	 *  odd, a damaged one), naming it and what became of it: for the
+	 *  command to show as warnings. */
+	char **warnings;
+	size_t nwarnings;
 } bkr_holds;
 
 /** The holds in force in @p r (records in time order; damaged records skipped). */
 int bkr_holds_read(bkr_repo *r, bkr_holds *out);
+/** The same from records already read (bkr_repo_records_read): a command that
+ *  also lists backups or verify results reads records/ once. */
+int bkr_holds_from_records(const bkr_records *rs, bkr_holds *out);
+/** How many files @p h holds: its paths, each once (two routines that found
+ *  one file at once each record a hold of it). */
+size_t bkr_holds_files(const bkr_holds *h);
 /** The first hold of @p path, or NULL. */
 const bkr_hold *bkr_holds_find(const bkr_holds *h, const char *path);
 void bkr_holds_free(bkr_holds *h);
 /** Leave out the holds found after @p t (health --as-of: not made yet). */
 void bkr_holds_drop_after(bkr_holds *h, int64_t t);
+
+/** When @p h was found, as ISO 8601 UTC in @p out; NULL when its record's time is no time. */
+const char *bkr_hold_since(const bkr_hold *h, char out[32]);
 
 /** Record a hold of @p path: its good copy (@p size bytes) is in @p backup_id. */
 int bkr_hold_add(bkr_repo *r, const char *path, const char *backup_id, const char *damage, uint64_t size,

@@ -119,6 +119,8 @@ int bkr_damaged_blobs_foreach(bkr_repo *r, int (*cb)(void *ctx, const bkr_id *id
  * BKR_ENOTFOUND (no message) when there is none.
  */
 int bkr_damage_record_last(bkr_repo *r, int64_t until_ns, int64_t *time_ns, uint64_t *blobs);
+/** The same over records already read (bkr_repo_records_read). */
+int bkr_damage_record_last_in(const bkr_records *rs, int64_t until_ns, int64_t *time_ns, uint64_t *blobs);
 
 /** The same over records already read (bkr_repo_records_read). */
 int bkr_damaged_blobs_foreach_in(const bkr_records *rs,
