@@ -469,25 +469,16 @@ static int take_damage(void *ctx, const char *path, const char *text, size_t len
 	return 0;
 }
 
-static int last_damage_out(int err, const struct last_damage *l, int64_t *time_ns, uint64_t *blobs)
-{
-	if (err < 0)
-		return err;
-	if (!l->found)
-		return BKR_ENOTFOUND;
-	*time_ns = l->time_ns;
-	*blobs = l->blobs;
-	return 0;
-}
-
-int bkr_damage_record_last(bkr_repo *r, int64_t until_ns, int64_t *time_ns, uint64_t *blobs)
-{
-	struct last_damage l = { .until_ns = until_ns };
-	return last_damage_out(bkr_repo_foreach_record(r, false, take_damage, &l), &l, time_ns, blobs);
-}
-
 int bkr_damage_record_last_in(const bkr_records *rs, int64_t until_ns, int64_t *time_ns, uint64_t *blobs)
 {
 	struct last_damage l = { .until_ns = until_ns };
-	return last_damage_out(bkr_records_foreach(rs, false, take_damage, &l), &l, time_ns, blobs);
+	int err = bkr_records_foreach(rs, false, take_damage, &l);
+
+	if (err < 0)
+		return err;
+	if (!l.found)
+		return BKR_ENOTFOUND;
+	*time_ns = l.time_ns;
+	*blobs = l.blobs;
+	return 0;
 }

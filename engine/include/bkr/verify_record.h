@@ -114,12 +114,10 @@ int bkr_damaged_blobs_foreach(bkr_repo *r, int (*cb)(void *ctx, const bkr_id *id
 			      void *ctx);
 
 /**
- * The newest damage record of @p r made at or before @p until_ns: when
- * (*time_ns) and how many damaged blobs it names (*blobs);
- * BKR_ENOTFOUND (no message) when there is none.
+ * The newest damage record among records already read (bkr_repo_records_read)
+ * made at or before @p until_ns: when (*time_ns) and how many damaged blobs
+ * it names (*blobs); BKR_ENOTFOUND (no message) when there is none.
  */
-int bkr_damage_record_last(bkr_repo *r, int64_t until_ns, int64_t *time_ns, uint64_t *blobs);
-/** The same over records already read (bkr_repo_records_read). */
 int bkr_damage_record_last_in(const bkr_records *rs, int64_t until_ns, int64_t *time_ns, uint64_t *blobs);
 
 /** The same over records already read (bkr_repo_records_read). */
