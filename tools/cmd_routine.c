@@ -408,6 +408,24 @@ static void on_verify_problem(void *ctx, const bkr_verify_problem *p)
 	rt_run *r = ctx;
 	if (p->error)
 		rt_verify_note(r, p->object, p->backup_id);
+	if (p->error && p->kind == BKR_VERIFY_RECORD)
+		r->verify.records++;
+}
+
+/* What to do about verify's errors: repair mends data, not a damaged record
+ * (a pin, tag or hold every command skips). */
+static const char *verify_action(const rt_run *r)
+{
+	static const char data[] = "run 'bkr verify --read-data' for every damaged file, keep the damaged packs, and "
+				   "repair ('bkr repair') or back up again";
+	static const char records[] = "put each damaged record (records/..., named by 'bkr verify') back from a copy "
+				      "of the repository, or remove it: the pin, tag or hold in it is not applied";
+	static const char both[] = "run 'bkr verify --read-data' for every damaged file, keep the damaged packs, and "
+				   "repair ('bkr repair') or back up again; put each damaged record (records/...) back "
+				   "from a copy of the repository, or remove it";
+	if (!r->verify.records)
+		return data;
+	return r->verify.records < r->verify.errors ? both : records;
 }
 
 static void step_verify(rt_run *r, rt_step *s)
@@ -445,8 +463,7 @@ static void step_verify(rt_run *r, rt_step *s)
 			    r->verify.read_data ? " (every byte read)" : "");
 		return;
 	}
-	rt_alert(r, "damage", NULL, NULL,
-		 "run 'bkr verify --read-data' for every damaged file, keep the damaged packs, and repair ('bkr repair') or back up again",
+	rt_alert(r, "damage", NULL, NULL, verify_action(r),
 		 "verify found %" PRIu64 " error%s: %zu damaged object%s (first: %s), %zu backup%s affected", st.errors,
 		 st.errors == 1 ? "" : "s", r->verify.nobjects, r->verify.nobjects == 1 ? "" : "s",
 		 r->verify.nobjects ? r->verify.objects[0] : "?", r->verify.nbackups, r->verify.nbackups == 1 ? "" : "s");

@@ -71,6 +71,7 @@ typedef struct rt_run {
 		size_t nobjects;
 		char **backups;   /**< affected backups, at most 1000 */
 		size_t nbackups;
+		uint64_t records; /**< of the errors: damaged records (not data: repair does not mend them) */
 	} verify;
 	rt_alert_ev *alerts;
 	size_t nalerts;

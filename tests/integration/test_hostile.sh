@@ -139,7 +139,13 @@ BKR_TEST_NOW=2026-12-11T03:00:00Z "$BKR" -c "$T/d.json" --json routine daily >"$
 [ -f "$T/rd/backups/$held.json" ] || fail "the daily routine removed the held backup whose hold record is damaged: $(cat "$T/out")"
 python3 -c 'import json,sys; s={x["step"]: x["status"] for x in json.load(open(sys.argv[1]))["steps"]}; assert s["verify"] == "failed" and s["cleanup"] == "skipped", s' "$T/out" ||
 	fail "daily routine over a damaged hold record: $(cat "$T/out")"
-pass "a damaged hold record is a problem verify reports (kind record): the daily routine skips retention and the held backup stays"
+# its damage alert says what mends a record (repair does not)
+python3 - "$T/out" <<'PY' || fail "the daily routine's damage alert over a damaged record: $(cat "$T/out")"
+import json, sys
+a = [x for x in json.load(open(sys.argv[1]))["alerts"] if x["kind"] == "damage"]
+assert len(a) == 1 and "back from a copy" in a[0]["action"] and "bkr repair" not in a[0]["action"], a
+PY
+pass "a damaged hold record is a problem verify reports (kind record): the daily routine skips retention and the held backup stays, its alert says how to mend a record"
 
 # --- a cache file copied over another name (two blocks of one pack swapped):
 # each passed its check (its trailer held only the sum of its bytes and the
