@@ -49,7 +49,7 @@ for cmd in cleanup prune; do
 	for v in -1 101 x; do
 		expect_exit 2 "$BKR" -r "$R" $cmd --max-unused "$v" --dry-run
 		one_line_error
-		grep -q "^bkr $cmd: --max-unused: expected a percentage 0..100, not '$v'" "$T/err" || fail "$cmd --max-unused $v: $(cat "$T/err")"
+		grep -q "^bkr $cmd: --max-unused: expected a percentage 0..100 (.*), not '$v'" "$T/err" || fail "$cmd --max-unused $v: $(cat "$T/err")"
 	done
 done
 
