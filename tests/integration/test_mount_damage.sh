@@ -1,0 +1,52 @@
+#!/bin/bash
+# What the mount answers over damage that is not a flipped byte (tests/integration/lib.sh;
+# docs/mount.md): data a backup names that is missing is EIO, never a
+# missing name or a shorter listing.
+#
+# A page of a big directory (over 4096 entries, BKR_TREE_PAGE_MAX) that the
+# index lacks: the second backup of a directory of 5000 files shares its
+# first page with the first backup, whose index file is then damaged (left
+# out, with a warning).  A lookup of a name on that page answered ENOENT and
+# a listing ended after "." and ".." without an error (glibc's readdir takes
+# ENOENT from getdents for the end): both are EIO, logged.
+. "$(dirname "$0")/lib.sh"
+
+R=$T/repo
+mkdir -p "$T/ws/many"
+(cd "$T/ws/many" && for i in $(seq 1 5000); do : >"f$i"; done)
+"$BKR" -q init -r "$R"
+"$BKR" -q create -r "$R" "$T/ws"
+idx1=$(ls "$R/index")
+: >"$T/ws/many/zzz" # on the last page: the first page is the first backup's
+"$BKR" -q create -r "$R" "$T/ws"
+id2=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+python3 - "$R/index/$idx1" <<'PY'
+import sys
+p = sys.argv[1]
+d = bytearray(open(p, "rb").read())
+d[100] ^= 0x5a
+open(p, "wb").write(bytes(d))
+PY
+
+mnt=$T/mnt
+bkrfs_fg "$R" "$mnt" "$T/fs.err"
+many=$mnt/by-id/$id2/ws/many
+# errno_of OP PATH: the errno name of stat or listdir of PATH ("ok" when it worked)
+errno_of() {
+	python3 - "$1" "$2" <<'PY'
+import errno, os, sys
+try:
+    n = len(os.listdir(sys.argv[2])) if sys.argv[1] == "list" else os.stat(sys.argv[2]) and 0
+    print("ok %d" % n)
+except OSError as e:
+    print(errno.errorcode[e.errno])
+PY
+}
+[ "$(errno_of stat "$many/zzz")" = "ok 0" ] || fail "a name on the page the index has: $(errno_of stat "$many/zzz")"
+got=$(errno_of stat "$many/f1")
+[ "$got" = EIO ] || fail "a name on the page the index lacks: $got, not EIO"
+got=$(errno_of list "$many")
+[ "$got" = EIO ] || fail "listing the directory: $got, not EIO"
+grep -q "directory 'ws/many'.*not in the index" "$T/fs.err" || fail "not logged: $(cat "$T/fs.err")"
+bkrfs_unmount "$mnt"
+pass "a directory page the index lacks: lookup and listing answer EIO (not ENOENT, not a short listing), logged"
