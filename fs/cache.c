@@ -22,6 +22,7 @@ struct bkrfs_cache_entry {
 	unsigned refs;           /**< holders (including the loader) */
 	bool loading;
 	int err;                 /**< load result, for waiters */
+	char *msg;               /**< and its message (the loader's thread had it); may be NULL */
 	bool dead;               /**< failed; unlinked from the table */
 	bool drop;               /**< freed by the last release (bkrfs_cache_release_drop) */
 	bool marked;             /**< bkrfs_cache_mark */
@@ -71,6 +72,13 @@ int bkrfs_cache_new(bkrfs_cache **out, size_t max_cost, bkrfs_cache_load_fn load
 	c->ctx = ctx;
 	*out = c;
 	return 0;
+}
+
+/* a failed entry, unhashed, once its last waiter has its code and message */
+static void cache_dead_free(bkrfs_cache_entry *e)
+{
+	free(e->msg);
+	free(e);
 }
 
 static void cache_entry_free(bkrfs_cache *c, bkrfs_cache_entry *e)
@@ -174,6 +182,7 @@ int bkrfs_cache_get_by(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_load_fn lo
 		       bkrfs_cache_entry **ent, void **val)
 {
 	bkrfs_cache_entry *e, *dead;
+	char *msg;
 	void *v = NULL;
 	size_t cost = 0;
 	int err;
@@ -189,9 +198,12 @@ int bkrfs_cache_get_by(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_load_fn lo
 		while (e->loading)
 			pthread_cond_wait(&c->cond, &c->lock);
 		if (e->err) {
+			/* the loader's code, and its message: this thread's slot
+			 * holds whatever it met before */
 			err = e->err;
+			bkr_error_set(err, "%s", e->msg ? e->msg : bkr_error_name(err));
 			if (--e->refs == 0)
-				free(e); /* the loader unhashed it */
+				cache_dead_free(e); /* the loader unhashed it */
 			pthread_mutex_unlock(&c->lock);
 			return err;
 		}
@@ -215,15 +227,17 @@ int bkrfs_cache_get_by(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_load_fn lo
 	pthread_mutex_unlock(&c->lock);
 
 	err = load(ctx, key, &v, &cost);
+	msg = err < 0 ? strdup(bkr_error_message()) : NULL;
 
 	pthread_mutex_lock(&c->lock);
 	e->loading = false;
 	if (err < 0) {
 		e->err = err;
+		e->msg = msg;
 		e->dead = true;
 		cache_unhash_locked(c, e);
 		if (--e->refs == 0)
-			free(e);
+			cache_dead_free(e);
 		pthread_cond_broadcast(&c->cond);
 		pthread_mutex_unlock(&c->lock);
 		return err;

@@ -16,7 +16,7 @@
 
 /**
  * Produce the value of @p key: *val and its *cost.  Return 0 or a BKR_E*
- * code (the message stays in the loading thread's error slot).
+ * code (set in the loading thread's error slot; bkrfs_cache_get copies it to waiters).
  */
 typedef int (*bkrfs_cache_load_fn)(void *ctx, const bkr_id *key, void **val, size_t *cost);
 typedef void (*bkrfs_cache_free_fn)(void *val);
@@ -32,7 +32,8 @@ void bkrfs_cache_free(bkrfs_cache *c);
 /**
  * A reference to the value of @p key, loading it when absent.  *val is
  * owned by the cache and valid until bkrfs_cache_release(*ent).  On failure
- * the loader's code is returned (to every waiter) and nothing is cached.
+ * the loader's code is returned (to every waiter, with the loader's message
+ * in its error slot) and nothing is cached.
  */
 int bkrfs_cache_get(bkrfs_cache *c, const bkr_id *key, bkrfs_cache_entry **ent, void **val);
 

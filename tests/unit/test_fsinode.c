@@ -642,6 +642,65 @@ static void test_lru_single_flight(void **state)
 	bkrfs_cache_free(c);
 }
 
+/* A load that fails slowly, with a message naming the chunk. */
+static int slow_bad_load(void *ctx, const bkr_id *key, void **val, size_t *cost)
+{
+	(void)ctx;
+	(void)val;
+	(void)cost;
+	pthread_mutex_lock(&load_mu);
+	loads++;
+	pthread_mutex_unlock(&load_mu);
+	usleep(100000); /* the other threads wait for it */
+	return bkr_error_set(BKR_ECORRUPT, "chunk %02x: hash mismatch", key->b[0]);
+}
+
+struct bad_racer {
+	bkrfs_cache *c;
+	int err;
+	char msg[128];
+};
+
+static void *bad_race(void *arg)
+{
+	struct bad_racer *r = arg;
+	bkrfs_cache_entry *e;
+	bkr_id id = idn(9);
+	void *v;
+
+	/* what this thread met before (a lookup of a missing name) */
+	bkr_error_set(BKR_ENOTFOUND, "no entry named 'x'");
+	r->err = bkrfs_cache_get(r->c, &id, &e, &v);
+	snprintf(r->msg, sizeof(r->msg), "%s", bkr_error_message());
+	return NULL;
+}
+
+/* Every thread that waited for a load that failed gets the loader's code
+ * and its message, not what its own thread had before: a read that waited
+ * for a prefetch worker's load logs why the chunk is bad (the line is
+ * written once per chunk, and shown by user.bkr.damage). */
+static void test_lru_failure_message(void **state)
+{
+	struct bad_racer r[6];
+	pthread_t th[6];
+	bkrfs_cache *c;
+
+	(void)state;
+	loads = 0;
+	assert_int_equal(bkrfs_cache_new(&c, 1000, slow_bad_load, fake_free, NULL), 0);
+	for (int k = 0; k < 6; k++) {
+		r[k].c = c;
+		assert_int_equal(pthread_create(&th[k], NULL, bad_race, &r[k]), 0);
+	}
+	for (int k = 0; k < 6; k++) {
+		pthread_join(th[k], NULL);
+		assert_int_equal(r[k].err, BKR_ECORRUPT);
+		assert_string_equal(r[k].msg, "chunk 09: hash mismatch");
+	}
+	assert_true(loads < 6); /* some waited (single flight) */
+	bkrfs_cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -658,6 +717,7 @@ int main(void)
 		cmocka_unit_test(test_lru_bounded),
 		cmocka_unit_test(test_lru_drop_and_mark),
 		cmocka_unit_test(test_lru_single_flight),
+		cmocka_unit_test(test_lru_failure_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
