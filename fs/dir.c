@@ -155,14 +155,11 @@ int bkrfs_dirh_open(struct bkrfs *fs, bkrfs_ino ino, struct bkrfs_dirh **out)
 			h->report = !bkr_id_is_zero(&m->report);
 		}
 		err = bkrfs_node_open_dir(fs, h->dir, &h->ce, &h->d, &h->tree);
-		if (err == BKR_ENOTFOUND && !h->ce && bkr_id_is_zero(&h->tree)) {
-			err = 0; /* no tree: an empty directory */
-		} else if (err < 0) {
+		if (err < 0) {
 			err = bkrfs_node_tree_errno(fs, h->dir, err);
 			goto done;
-		} else {
-			h->count = bkr_dir_count(h->d);
 		}
+		h->count = h->d ? bkr_dir_count(h->d) : 0; /* no tree: an empty directory */
 	} else {
 		err = list_top(fs, h);
 	}

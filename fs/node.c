@@ -267,10 +267,14 @@ int bkrfs_node_open_dir(struct bkrfs *fs, bkrfs_inode *i, bkrfs_cache_entry **ce
 
 	memset(tree, 0, sizeof(*tree));
 	*ce = NULL;
+	*d = NULL;
+	/* a manifest that does not read is its code, never an empty directory
+	 * (a listing of a backup whose manifest had gone was empty, and the
+	 * kernel kept that listing) */
 	if ((err = dir_tree_of(fs, i, tree)) < 0)
 		return err;
 	if (bkr_id_is_zero(tree))
-		return bkr_error_set(BKR_ENOTFOUND, "empty");
+		return 0; /* no tree: an empty directory */
 	if ((err = bkrfs_cache_get(fs->dirs, tree, ce, &v)) < 0) {
 		if (err == BKR_ENOTFOUND) {
 			/* a tree the backup names but the index lacks (a lost index
@@ -444,7 +448,9 @@ int bkrfs_node_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, bool
 				return err;
 		}
 		if ((err = bkrfs_node_open_dir(fs, dir, &ce, &d, &tree)) < 0)
-			return err == BKR_ENOTFOUND && !ce && bkr_id_is_zero(&tree) ? ENOENT : bkrfs_node_tree_errno(fs, dir, err);
+			return bkrfs_node_tree_errno(fs, dir, err);
+		if (!d)
+			return ENOENT; /* an empty directory */
 		/* a run's recovered top-level report.json is shown as report.json~
 		 * (the name is the run's report's): readdir shows it so */
 		if (dir->kind == BKRFS_NODE_SNAP_ROOT && dir->snap->run && !strcmp(name, "report.json~") &&

@@ -31,8 +31,9 @@ bkrfs_ino bkrfs_node_child_ino(struct bkrfs *fs, const bkrfs_inode *dir, const b
 /** The inode number of entry @p e of directory inode @p dir_ino when the
  *  table (so the kernel) has it, else 0. */
 bkrfs_ino bkrfs_entry_ino(struct bkrfs *fs, bkrfs_ino dir_ino, const bkr_entry *e);
-/** A referenced bkr_dir for the contents of directory inode @p i (a BKR_E*
- *  code: BKR_ENOTFOUND with a zero *tree for a directory without one). */
+/** A referenced bkr_dir for the contents of directory inode @p i, or 0 with
+ *  *d NULL and a zero *tree for a directory without one (empty); else a
+ *  BKR_E* code (a manifest that does not read: its code). */
 int bkrfs_node_open_dir(struct bkrfs *fs, bkrfs_inode *i, bkrfs_cache_entry **ce, bkr_dir **d, bkr_id *tree);
 /** The errno for BKR_E* code @p err met reading directory @p dir (logged
  *  unless it is "not found" or "out of memory"). */

@@ -149,7 +149,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	uint64_t extra, total;
 
 	if (!h && (err = bkrfs_dirh_open(fs, ino, &own))) { /* no opendir */
-		fuse_reply_err(req, err);
+		fuse_reply_err(req, err == ENOENT ? EIO : err); /* see below */
 		return;
 	}
 	h = h ? h : own;
@@ -243,6 +243,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	bool walk = plus && off == 0 && h->d && !err;
 	bkr_id walk_tree = h->tree;
 	bkrfs_ino walk_ino = h->dir->ino;
+	/* glibc's readdir takes ENOENT from getdents for the end of the
+	 * directory: a listing that cannot be made is EIO, never a short one */
+	if (err == ENOENT)
+		err = EIO;
 	if (err && p == buf)
 		fuse_reply_err(req, err);
 	else

@@ -8,7 +8,8 @@
 # first page with the first backup, whose index file is then damaged (left
 # out, with a warning).  A lookup of a name on that page answered ENOENT and
 # a listing ended after "." and ".." without an error (glibc's readdir takes
-# ENOENT from getdents for the end): both are EIO, logged.
+# ENOENT from getdents for the end): both are EIO, logged.  (A manifest that
+# goes missing: below.)
 . "$(dirname "$0")/lib.sh"
 
 R=$T/repo
@@ -50,3 +51,23 @@ got=$(errno_of list "$many")
 grep -q "directory 'ws/many'.*not in the index" "$T/fs.err" || fail "not logged: $(cat "$T/fs.err")"
 bkrfs_unmount "$mnt"
 pass "a directory page the index lacks: lookup and listing answer EIO (not ENOENT, not a short listing), logged"
+
+# A backup whose manifest does not read when it is first listed (gone between
+# the watcher's looks: deleted, or moved away by an operator and put back):
+# its listing was empty, without an error, and the kernel kept that listing
+# (a backup's directories are cached for good); it is EIO, and once the
+# manifest is back the backup lists in full.
+"$BKR" -q init -r "$T/r2"
+"$BKR" -q create -r "$T/r2" "$T/ws"
+id=$("$BKR" -r "$T/r2" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+bkrfs_fg "$T/r2" "$mnt" "$T/fs2.err" -o watch_ms=600000
+stat "$mnt/by-id/$id" >/dev/null
+mv "$T/r2/backups/$id.json" "$T/manifest"
+got=$(errno_of list "$mnt/by-id/$id")
+[ "$got" = EIO ] || fail "listing a backup whose manifest is gone: $got, not EIO"
+mv "$T/manifest" "$T/r2/backups/$id.json"
+got=$(errno_of list "$mnt/by-id/$id")
+[ "$got" = "ok 1" ] || fail "listing the backup once its manifest is back: $got"
+[ "$(errno_of list "$mnt/by-id/$id/ws/many")" = "ok 5001" ] || fail "the backup's big directory"
+bkrfs_unmount "$mnt"
+pass "a backup whose manifest is gone lists as EIO, not as an empty directory the kernel keeps"
