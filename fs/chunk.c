@@ -47,24 +47,25 @@ void bkrfs_chunk_free(void *p)
  * readdir ENOENT, which glibc's readdir takes for the end of the directory:
  * the listing ended early without a word.
  */
-static int tree_missing(int err)
+static int tree_missing(int err, const bkr_id *id)
 {
-	char why[512];
+	char hex[BKR_ID_HEX], why[512];
 
 	if (err != BKR_ENOTFOUND)
 		return err;
+	bkr_id_to_hex(id, hex);
 	snprintf(why, sizeof(why), "%s", bkr_error_message());
-	return bkr_error_set(BKR_ECORRUPT, "%s", why);
+	return bkr_error_set(BKR_ECORRUPT, "tree %s: %s", hex, why);
 }
 
 int bkrfs_dir_load_tree(void *repo, const bkr_id *id, bkr_tree **out)
 {
-	return tree_missing(bkr_repo_load_tree(repo, id, out));
+	return tree_missing(bkr_repo_load_tree(repo, id, out), id);
 }
 
 int bkrfs_dir_load_tree_only(void *repo, const bkr_id *id, bkr_tree **out)
 {
-	return tree_missing(bkr_repo_load_tree_only(repo, id, out));
+	return tree_missing(bkr_repo_load_tree_only(repo, id, out), id);
 }
 
 int bkrfs_tree_load(void *ctx, const bkr_id *id, void **val, size_t *cost)

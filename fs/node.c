@@ -275,18 +275,10 @@ int bkrfs_node_open_dir(struct bkrfs *fs, bkrfs_inode *i, bkrfs_cache_entry **ce
 		return err;
 	if (bkr_id_is_zero(tree))
 		return 0; /* no tree: an empty directory */
-	if ((err = bkrfs_cache_get(fs->dirs, tree, ce, &v)) < 0) {
-		if (err == BKR_ENOTFOUND) {
-			/* a tree the backup names but the index lacks (a lost index
-			 * file, a missing pack): damage (EIO), never an empty or
-			 * missing directory */
-			char hex[BKR_ID_HEX], why[512];
-			bkr_id_to_hex(tree, hex);
-			snprintf(why, sizeof(why), "%s", bkr_error_message());
-			err = bkr_error_set(BKR_ECORRUPT, "tree %s: %s", hex, why);
-		}
+	/* a tree the backup names but the index lacks (a lost index file, a
+	 * missing pack) is damage: the loader (chunk.c) makes it BKR_ECORRUPT */
+	if ((err = bkrfs_cache_get(fs->dirs, tree, ce, &v)) < 0)
 		return err;
-	}
 	*d = v;
 	return 0;
 }
