@@ -687,6 +687,24 @@ int bkr_repo_read_data_unhashed(bkr_repo *r, const bkr_id *id, uint8_t **out, si
 	return read_blob(r, id, BKR_BLOB_DATA, 0, BKR_PACK_UNHASHED, out, len);
 }
 
+/*
+ * A tree is loaded because a backup or a directory names it, and trees never
+ * leave the repository: one that is not found (its blob not in the index, or
+ * its pack gone) is damaged data, BKR_ECORRUPT naming the blob.  Readers keep
+ * BKR_ENOTFOUND for a path that does not exist: a page of a big directory
+ * that did not load read as a name not there, and a listing ended early.
+ */
+static int tree_missing(const bkr_id *id)
+{
+	char why[900], hex[BKR_ID_HEX];
+
+	bkr_id_to_hex(id, hex);
+	snprintf(why, sizeof(why), "%s", bkr_error_message());
+	if (strstr(why, hex))
+		return bkr_error_set(BKR_ECORRUPT, "%s", why);
+	return bkr_error_set(BKR_ECORRUPT, "tree blob %s: %s", hex, why);
+}
+
 static int load_tree(bkr_repo *r, const bkr_id *id, unsigned flags, bkr_tree **out)
 {
 	uint8_t *buf;
@@ -694,7 +712,7 @@ static int load_tree(bkr_repo *r, const bkr_id *id, unsigned flags, bkr_tree **o
 	int err;
 	*out = NULL;
 	if ((err = read_blob(r, id, BKR_BLOB_TREE, flags, 0, &buf, &len)) < 0)
-		return err;
+		return err == BKR_ENOTFOUND ? tree_missing(id) : err;
 	return bkr_tree_parse(out, buf, len);
 }
 

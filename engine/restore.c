@@ -1923,15 +1923,12 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 	/* the root tree: when it cannot be read, nothing of the backup can be
 	 * restored.  That is damaged data (exit 4), as for ls and cat, not a
 	 * file that failed among others (6); said before anything is written.
-	 * A tree blob the index lacks is damage too (trees never leave the
-	 * repository); a store that cannot be reached keeps its own error. */
+	 * A tree blob the index lacks is damage too (bkr_repo_load_tree); a
+	 * store that cannot be reached keeps its own error. */
 	{
 		bkr_dir *rd = NULL;
 		if ((err = bkr_dir_open(&rd, root, bkr_repo_load_tree, r)) < 0) {
-			char why[900];
-			snprintf(why, sizeof(why), "%s", bkr_error_message());
-			err = bkr_error_set(err == BKR_ENOTFOUND ? BKR_ECORRUPT : err, "backup %s: root directory: %s",
-					    backup_id ? backup_id : "?", why);
+			bkr_error_prefix("backup %s: root directory", backup_id ? backup_id : "?");
 			goto done;
 		}
 		bkr_dir_free(rd);

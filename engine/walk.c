@@ -55,20 +55,6 @@ static void root_entry(const bkr_id *root, bkr_entry *out)
 
 static int dirs_get(bkr_walk_dirs *c, const bkr_id *id, bkr_dir **out);
 
-/* Tree @p id, which a backup references, could not be found (its blob not in
- * the index, or its pack gone): that is damaged data, BKR_ECORRUPT, not a
- * path that does not exist (BKR_ENOTFOUND).  The message names the blob. */
-static int tree_missing(const bkr_id *id)
-{
-	char why[900], hex[BKR_ID_HEX];
-
-	bkr_id_to_hex(id, hex);
-	snprintf(why, sizeof(why), "%s", bkr_error_message());
-	if (strstr(why, hex))
-		return bkr_error_set(BKR_ECORRUPT, "%s", why);
-	return bkr_error_set(BKR_ECORRUPT, "tree blob %s: %s", hex, why);
-}
-
 /*
  * bkr_walk_resolve and bkr_walk_dirs_resolve: each directory on the way read
  * afresh (@p c NULL; the last one is handed over in *@p holder) or taken
@@ -115,11 +101,7 @@ static int resolve(bkr_repo *r, bkr_walk_dirs *c, const bkr_id *root, const char
 			d = NULL;
 		}
 		if ((err = c ? dirs_get(c, &cur, &d) : bkr_dir_open(&d, &cur, bkr_repo_load_tree, r)) < 0) {
-			/* a tree the backup references that the index lacks is
-			 * damage (trees never leave the repository), not a path
-			 * that does not exist: ENOTFOUND is kept for the latter */
-			if (err == BKR_ENOTFOUND)
-				err = tree_missing(&cur);
+			/* a tree the index lacks is damage (BKR_ECORRUPT), never "not found" */
 			bkr_error_prefix("path '%s'", path);
 			goto done;
 		}
@@ -128,8 +110,10 @@ static int resolve(bkr_repo *r, bkr_walk_dirs *c, const bkr_id *root, const char
 			err = bkr_error_set(BKR_ENOTFOUND, "path '%s': no such file or directory", path);
 			goto done;
 		}
-		if (err < 0)
+		if (err < 0) { /* a page of a big directory that did not load */
+			bkr_error_prefix("path '%s'", path);
 			goto done;
+		}
 		end = pos;
 	}
 	/* "file/" or "file/." names a directory, as for open(2) */
@@ -327,8 +311,6 @@ int bkr_walk_new(bkr_walk **out, bkr_repo *r, const bkr_id *root, const char *pa
 		goto done;
 	}
 	if ((err = bkr_dir_open(&d, &e.subtree, bkr_repo_load_tree, r)) < 0) {
-		if (err == BKR_ENOTFOUND) /* a referenced tree missing: damage */
-			err = tree_missing(&e.subtree);
 		if (e.subtree.b[0] == root->b[0] && !memcmp(e.subtree.b, root->b, sizeof(root->b)))
 			bkr_error_prefix("root directory");
 		else

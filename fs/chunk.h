@@ -11,7 +11,6 @@
 #include <stdint.h>
 
 #include "bkr/format.h"
-#include "bkr/tree.h"
 
 /** A verified data chunk (the chunk cache's value; ctx of the callbacks:
  *  the struct bkrfs). */
@@ -22,11 +21,6 @@ struct bkrfs_chunk {
 
 int bkrfs_chunk_load(void *ctx, const bkr_id *id, void **val, size_t *cost);
 void bkrfs_chunk_free(void *val);
-/** Loaders for bkr_dir_open (ctx: the bkr_repo), with and without read-ahead
- *  of the pack: bkr_repo_load_tree(_only), but a tree that is not found is
- *  BKR_ECORRUPT (EIO), never "not found" (ENOENT: no such entry). */
-int bkrfs_dir_load_tree(void *repo, const bkr_id *id, bkr_tree **out);
-int bkrfs_dir_load_tree_only(void *repo, const bkr_id *id, bkr_tree **out);
 /** The directory cache's value: a bkr_dir opened from its top tree. */
 int bkrfs_tree_load(void *ctx, const bkr_id *id, void **val, size_t *cost);
 void bkrfs_tree_free(void *val);

@@ -29,7 +29,6 @@
 #include "bkr/history.h"
 #include "bkrfs.h"
 #include "catalog.h"
-#include "chunk.h"
 #include "node.h"
 #include "versions.h"
 
@@ -535,7 +534,7 @@ static int tree_load_only(void *ctx, const bkr_id *id, void **val, size_t *cost)
 	bkr_dir *d;
 	int err;
 
-	if ((err = bkr_dir_open(&d, id, bkrfs_dir_load_tree_only, fs->repo)) < 0)
+	if ((err = bkr_dir_open(&d, id, bkr_repo_load_tree_only, fs->repo)) < 0)
 		return err;
 	*val = d;
 	*cost = 1;

@@ -33,7 +33,8 @@ static const char usage[] =
 	"      --all         every backup, also where nothing changed\n"
 	"  -p, --patch       a unified diff from the version before, for text files\n"
 	"                    ('Binary files differ' when one side is not text)\n"
-	"Exit status: 0 listed, 3 PATH is in no backup.\n";
+	"Exit status: 0 listed, 3 PATH is in no backup, 4 (7, 8) a backup's trees along\n"
+	"PATH could not be read (listed as 'error', with a warning naming the blob).\n";
 
 #define PATCH_MAX (64u << 20) /* a version bigger than this gets no diff */
 
@@ -62,6 +63,8 @@ struct state {
 	version *v;
 	size_t n;
 	bool ever;             /* present in some backup */
+	size_t errors;         /* backups whose trees along the path could not be read */
+	int error;             /* the first of their errors */
 };
 
 static int parse_time(cli *c, const char *opt, const char *arg, int64_t *out)
@@ -202,8 +205,11 @@ static int on_item(void *ctx, const bkr_history_item *it)
 	v->backup = it->backup;
 	v->change = it->change;
 	v->what = it->what;
-	if (it->change == BKR_HISTORY_ERROR)
+	if (it->change == BKR_HISTORY_ERROR) {
 		fprintf(stderr, "bkr log: warning: %s\n", bkr_error_message());
+		if (!s->errors++)
+			s->error = it->error;
+	}
 	if (!it->entry)
 		return 0;
 	s->ever = true;
@@ -478,6 +484,11 @@ int cmd_log(cli *c, int argc, char **argv)
 	}
 	if ((err = bkr_history_walk(repo, hb, nb, path, NULL, on_item, &s)) < 0)
 		goto fail;
+	if (!s.ever && s.errors) { /* damage is no proof of absence */
+		rc = cli_failf(c, s.error, "%s: in no backup that could be read (%zu could not be: see the warnings)",
+			       path, s.errors);
+		goto done;
+	}
 	if (!s.ever) {
 		rc = cli_failf(c, BKR_ENOTFOUND, "%s: in no backup", path);
 		goto done;
@@ -524,8 +535,13 @@ int cmd_log(cli *c, int argc, char **argv)
 	} else if (!c->quiet) {
 		fprintf(stderr, "%zu version(s) of ", listed);
 		cli_print_name(stderr, path, strlen(path));
-		fprintf(stderr, " in %zu backup(s) of its source\n", held);
+		fprintf(stderr, " in %zu backup(s) of its source", held);
+		if (s.errors)
+			fprintf(stderr, "; %zu could not be read", s.errors);
+		fputc('\n', stderr);
 	}
+	if (s.errors) /* listed, but not all of the history: said above, per backup */
+		rc = bkr_exit_for(s.error);
 	goto done;
 fail:
 	rc = cli_fail(c, err);

@@ -52,6 +52,24 @@ grep -q "directory 'ws/many'.*not in the index" "$T/fs.err" || fail "not logged:
 bkrfs_unmount "$mnt"
 pass "a directory page the index lacks: lookup and listing answer EIO (not ENOENT, not a short listing), logged"
 
+# ... and the read commands the same: damage (exit 4, the blob named), never
+# "no such file" (3): bkr_dir_find's ENOTFOUND for the page was taken for a
+# name not there, and log said "in no backup" (3) of a file in both backups
+blob=$(grep -o "blob [0-9a-f]\{64\}: not in the index" "$T/fs.err" | head -1 | cut -d' ' -f2)
+[ -n "$blob" ] || fail "the missing page's blob is not in the mount's log"
+for cmd in "ls $id2 ws/many" "ls $id2 ws/many/f1" "cat $id2 ws/many/f1" "diff latest --live" "log ws/many/f1"; do
+	# shellcheck disable=SC2086 # the words of cmd
+	expect_exit 4 "$BKR" -r "$R" $cmd
+	grep -q "blob $blob" "$T/err" || fail "bkr $cmd: the missing blob is not named: $(cat "$T/err")"
+done
+grep -q "ws/many/f1: in no backup that could be read" "$T/err" || fail "log: $(cat "$T/err")"
+# log lists what it could read, the rest as 'error', and still says so in its status
+expect_exit 4 "$BKR" -r "$R" log ws/many/zzz
+grep -q "$id2  added" "$T/out" || fail "log: the readable version is not listed: $(cat "$T/out")"
+grep -q "  error " "$T/out" || fail "log: the unreadable backup is not listed as error: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" cat "$id2" ws/many/zzz
+pass "the read commands over that page: exit 4 naming the blob (ls, cat, diff, log), never 'no such file'; log lists the rest"
+
 # A backup whose manifest does not read when it is first listed (gone between
 # the watcher's looks: deleted, or moved away by an operator and put back):
 # its listing was empty, without an error, and the kernel kept that listing

@@ -101,7 +101,7 @@ for what, f in (("list", lambda: os.listdir(root)), ("lookup", lambda: os.stat(r
     else:
         sys.exit("%s: no error" % what)
 PY
-grep -q "tree [0-9a-f]\{64\}: pack [0-9a-f]*: missing" "$T/fs2.err" || fail "the log does not name the missing tree: $(cat "$T/fs2.err")"
+grep -q "tree blob [0-9a-f]\{64\}: pack [0-9a-f]*: missing" "$T/fs2.err" || fail "the log does not name the missing tree: $(cat "$T/fs2.err")"
 bkrfs_unmount "$mnt"
 pass "a backup whose trees are lost: EIO on listing and lookup, the tree named in the log"
 

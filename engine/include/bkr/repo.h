@@ -196,7 +196,10 @@ int bkr_repo_read_data_unhashed(bkr_repo *r, const bkr_id *id, uint8_t **out, si
 
 /**
  * Loader for bkr_dir_open: @p ctx is the bkr_repo.  A small tree pack is
- * read ahead whole (a walk of one backup reads much of it).
+ * read ahead whole (a walk of one backup reads much of it).  A tree that is
+ * not found (not in the index, its pack gone) is BKR_ECORRUPT naming the
+ * blob: a backup or a directory names it, and trees never leave the
+ * repository, so BKR_ENOTFOUND stays "no such path" for the readers.
  */
 int bkr_repo_load_tree(void *repo, const bkr_id *id, bkr_tree **out);
 
