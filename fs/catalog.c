@@ -78,8 +78,10 @@ int bkrfs_catalog_build_runs(struct bkrfs *fs, char **names, size_t nnames, stru
 	int err;
 
 	*out = NULL;
-	if (!(r = calloc(1, sizeof(*r))))
+	if (!(r = calloc(1, sizeof(*r)))) {
+		bkrfs_catalog_names_free(names, nnames); /* ours on every return */
 		return bkr_error_oom();
+	}
 	r->names = names;
 	r->nnames = nnames;
 	if ((err = bkr_repo_list(fs->repo, true, &l, &bad)) < 0) {

@@ -480,8 +480,10 @@ int bkrfs_node_pin_top(struct bkrfs *fs, bkrfs_ino ino, bkrfs_node_kind kind, bk
 		return bkr_error_oom();
 	i->parent = parent;
 	i->timeout = BKRFS_TIMEOUT_VIEW;
-	if (!(i->path = strdup("")))
-		err = bkr_error_oom();
+	if (!(i->path = strdup(""))) {
+		bkrfs_inode_discard(fs->itable, i);
+		return bkr_error_oom();
+	}
 	bkrfs_attr_synth(fs, S_IFDIR | 0555, fs->mount_time, 0, &i->st);
 	i->st.st_nlink = ino == BKRFS_INO_ROOT ? 8 : 2;
 	if ((err = bkrfs_itable_pin(fs->itable, i, ino)) < 0)
