@@ -44,7 +44,7 @@ check_intact() { # $1: label
 }
 
 # Kill at random instants.  Each round changes the data so that new packs are written.
-rounds=${BKR_CRASH_ROUNDS:-$([ -n "$encrypted" ] && echo 8 || echo 25)}
+rounds=$(crash_rounds "$([ -n "$encrypted" ] && echo 8 || echo 25)")
 for i in $(seq 1 "$rounds"); do
 	head -c 4M /dev/urandom >"$src/b/churn-$i.bin"
 	echo "$i" >>"$src/b/text.txt"
