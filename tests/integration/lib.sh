@@ -67,6 +67,15 @@ wait_stopped() {
 	return 1
 }
 
+# crash_rounds DEFAULT: how many random kills a crash test makes: BKR_CRASH_ROUNDS when
+# set, else DEFAULT, at most BKR_CRASH_ROUNDS_MAX (tools/test.sh's sanitizer pass: fewer
+# there, never more; a global BKR_CRASH_ROUNDS=10 gave the tests whose default is 2..8 more)
+crash_rounds() {
+	local n=${BKR_CRASH_ROUNDS:-$1}
+	[ -z "${BKR_CRASH_ROUNDS_MAX:-}" ] || [ "$n" -le "$BKR_CRASH_ROUNDS_MAX" ] || n=$BKR_CRASH_ROUNDS_MAX
+	echo "$n"
+}
+
 # expect_exit CODE CMD... : run CMD, demand exit status CODE; stdout/stderr in $T/out, $T/err
 expect_exit() {
 	local want=$1 got=0

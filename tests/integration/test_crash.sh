@@ -30,21 +30,23 @@ cp -a "$src" "$T/golden"
 base=$(python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])' < <("$BKR" -r "$R" list --json))
 
 check_intact() { # $1: label
-	local n
+	local list ids
 	expect_exit 0 "$BKR" -r "$R" verify --read-data
 	rm -rf "$T/restore"
 	expect_exit 0 "$BKR" -r "$R" restore "$base" --target "$T/restore"
 	python3 "$HERE/treecmp.py" "$T/golden" "$T/restore/src" >/dev/null || fail "$1: the first backup changed"
-	n=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; l=json.load(sys.stdin); print(len(l))')
+	# one listing for the count and the ids (it was listed twice a round)
+	list=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(" ".join(m["backup_id"] for m in json.load(sys.stdin)))')
+	read -ra ids <<<"$list"
 	# every backup that exists is complete
-	for id in $("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(" ".join(m["backup_id"] for m in json.load(sys.stdin)))'); do
+	for id in "${ids[@]}"; do
 		"$BKR" -r "$R" verify "$id" >/dev/null 2>&1 || fail "$1: backup $id exists but is not complete"
 	done
-	echo "  $1: intact ($n backups)"
+	echo "  $1: intact (${#ids[@]} backups)"
 }
 
 # Kill at random instants.  Each round changes the data so that new packs are written.
-rounds=${BKR_CRASH_ROUNDS:-$([ -n "$encrypted" ] && echo 8 || echo 25)}
+rounds=$(crash_rounds "$([ -n "$encrypted" ] && echo 8 || echo 25)")
 for i in $(seq 1 "$rounds"); do
 	head -c 4M /dev/urandom >"$src/b/churn-$i.bin"
 	echo "$i" >>"$src/b/text.txt"

@@ -208,7 +208,7 @@ check_crash() {
 	echo "  $1: intact, rerun completed"
 }
 
-rounds=${BKR_CRASH_ROUNDS:-4}
+rounds=$(crash_rounds 4)
 for i in $(seq 1 "$rounds"); do
 	rm -rf "$R" && cp -a "$T/repo-60" "$R"
 	delay=$(python3 -c "import random; print(random.uniform(0.0, 0.3))")

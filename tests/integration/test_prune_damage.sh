@@ -181,9 +181,10 @@ pass "cleanup exits 6 and the daily routine's cleanup step has problems (a damag
 # no damage recorded (an error that says nothing about the bytes is no damage)
 eio_stops() {
 	local R=$T/repo-eio n got before
+	# the files of each fresh copy (cp -a of CLEAN): summed once, not once a round
+	before=$(cd "$1" && find . -type f ! -path './locks/*' | sort | xargs sha256sum)
 	for n in $(seq 1 200); do
 		rm -rf "$R" && cp -a "$1" "$R"
-		before=$(cd "$R" && find . -type f ! -path './locks/*' | sort | xargs sha256sum)
 		got=0
 		BKR_FAULT=read:$n "$BKR" -r "$R" prune --grace 0 >"$T/out" 2>"$T/err" || got=$?
 		grep -q "$2" "$T/err" || continue

@@ -315,7 +315,7 @@ check_rerun() {
 	python3 "$HERE/treecmp.py" "$T/gold/$id" "$T/restore/ws" --no-dir-mtime >/dev/null || fail "$1: $id does not restore exactly"
 	echo "  $1: rerun completed, every backup verifies"
 }
-rounds=${BKR_CRASH_ROUNDS:-2}
+rounds=$(crash_rounds 2)
 for i in $(seq 1 "$rounds"); do
 	rm -rf "$R" && cp -a "$T/repo-crash" "$R"
 	delay=$(python3 -c "import random; print(random.uniform(0.0, 0.15))")

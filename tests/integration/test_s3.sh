@@ -288,6 +288,7 @@ mkdir -p "$E/dir-marker-qzx"
 head -c 200000 < <(yes 'plaintext-marker-qzx') >"$E/dir-marker-qzx/name-marker-qzx.txt"
 head -c 500000 /dev/urandom >"$E/r.bin"
 export BKR_PASSWORD='s3: correct horse'
+export BKR_TEST_KDF_N=1024 # cheap keys (test builds; test_crypto checks the real parameters)
 expect_exit 0 "$BKR" init -r s3://bkr-test/enc --encryption aes-256-gcm
 expect_exit 0 "$BKR" -r s3://bkr-test/enc create --type full "$E"
 expect_exit 0 "$BKR" -r s3://bkr-test/enc restore latest --target "$T/re"
@@ -353,7 +354,7 @@ wait "$ra" || rca=$?
 wait "$rb" || rcb=$?
 [ "$rca" = 0 ] && [ "$rcb" = 2 ] || fail "S3 key removal race: exits $rca and $rcb: $(cat "$T/ra.err" "$T/rb.err")"
 [ "$(s3keys enc/keys/ | sed 's|.*/||')" = "$ka.json" ] || fail "S3: keys/ after two removals: $(s3keys enc/keys/)"
-unset BKR_PASSWORD
+unset BKR_PASSWORD BKR_TEST_KDF_N
 pass "an encrypted repository on S3: restored exactly, verify --read-data clean, a wrong passphrase refused, no plaintext in $n objects"
 
 # --- a backup killed mid-upload, and one whose server stops mid-upload

@@ -326,7 +326,7 @@ check_crash() {
 	[ "$total" = 8 ] || fail "$1: $total data pack copies after the rerun, expected 8"
 	echo "  $1: intact, rerun completed"
 }
-rounds=${BKR_CRASH_ROUNDS:-3}
+rounds=$(crash_rounds 3)
 for r in $(seq 1 "$rounds"); do
 	fresh
 	delay=$(python3 -c "import random; print(random.uniform(0.0, 0.05))")
