@@ -19,6 +19,7 @@
 
 #include "bkr/clock.h"
 #include "bkr/error.h"
+#include "bkr/io.h"
 #include "bkr/walk.h"
 
 enum { READ_OK = 0, READ_CHANGED = 1, READ_FAILED = 2 };
@@ -106,6 +107,8 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 	/* small and dense: one chunk, whose id is the content hash (in a plain
 	 * repository; an encrypted one keys its ids) */
 	if (next == 1 && ext[0] == 0 && size <= c->cp.min && size <= BKR_BK_READ_BUF) {
+		/* tests: BKR_FAULT="backup-read:N:stop" pauses before a workspace file's N-th read */
+		(void)bkr_io_fault("backup-read");
 		ssize_t r = pread(fd, wk->rb->data, (size_t)size + 1, 0);
 		if (r < 0) {
 			snprintf(why, whycap, "read: %s", strerror(errno));
@@ -162,6 +165,7 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 			size_t want = cap - end;
 			if (want > len)
 				want = (size_t)len;
+			(void)bkr_io_fault("backup-read");
 			ssize_t r = pread(fd, wk->rb->data + end, want, (off_t)lpos);
 			if (r < 0) {
 				if (errno == EINTR)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bkr/error.h"
+#include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/pattern.h"
 
@@ -157,6 +158,8 @@ static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const 
 		return 0;
 	}
 	int ffd = -1;
+	/* tests: BKR_FAULT="backup-open:N:stop" pauses between the N-th file's lstat and its open */
+	(void)bkr_io_fault("backup-open");
 	if (c->noatime_ok) {
 		ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME);
 		if (ffd < 0 && errno == EPERM)
@@ -328,6 +331,8 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 			depth--;
 			continue;
 		}
+		/* tests: BKR_FAULT="backup-opendir:N:stop" pauses before the N-th directory below a source is opened */
+		(void)bkr_io_fault("backup-opendir");
 		int kfd = openat(f->fd, (const char *)kid->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (kfd < 0) {
 			kid->skip = true;
