@@ -4,7 +4,8 @@
  * the chunk id), larger ones through the chunker with a streaming content
  * hash and chunk jobs for the pool.  A file whose size, mtime or ctime
  * changed during the read is read again, at most BKR_BK_RETRIES times; then
- * a file that only grew (a live log) keeps the prefix the last read saw,
+ * a file that only grew (a live log) keeps the prefix the last read saw
+ * (when a second read of it sees the same bytes),
  * any other keeps its copy in the parent backup, or is skipped without
  * one; each with a warning.
  */
@@ -312,12 +313,27 @@ void bkr_bk_read_file(worker *wk, node *n, int fd)
 			}
 			if (same_stat(&before, &after))
 				break;
-			/* still growing after every re-read: keep the prefix of the last read,
-			 * which is consistent (it ends at the size fstat gave before it) */
+			/* still growing after every re-read: keep the prefix of the last read
+			 * (it ends at the size fstat gave before it) when it is one: a file
+			 * also written in place meanwhile (a database that grows) gave a mix
+			 * of two versions that was never on disk.  Read the prefix again;
+			 * the same bytes twice, and it is the start of the file. */
 			if (attempt == BKR_BK_RETRIES && only_grew(&before, &after)) {
-				grew = (uint64_t)(after.st_size - before.st_size);
-				after = before;
-				break;
+				bkr_id again;
+				bool sparse2 = false;
+				r = read_once(wk, n, fd, &before, &again, &sparse2, why, sizeof(why));
+				if (r < 0) {
+					bkr_bk_fatal(c, r);
+					break;
+				}
+				if (r == READ_OK && bkr_id_cmp(&again, &content) == 0) {
+					sparse = sparse2;
+					grew = (uint64_t)(after.st_size - before.st_size);
+					after = before;
+					break;
+				}
+				if (r == READ_FAILED)
+					break;
 			}
 			r = READ_CHANGED;
 		}

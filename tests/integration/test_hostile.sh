@@ -187,3 +187,53 @@ expect_exit 0 "$BKR" -q -r "$T/rdel" delete "$other"
 expect_exit 0 "$BKR" -q -r "$T/rdel" delete --force "$held"
 [ ! -f "$T/rdel/backups/$held.json" ] || fail "delete --force left the held backup"
 pass "delete refuses a held backup (exit 2, naming the file; nothing deleted) unless --force"
+
+# --- a file written in place and grown at each of bkr create's reads
+# (BKR_FAULT backup-read:N:stop between its two data extents: byte 0 already
+# read, the byte at 1 MiB not yet): it "only grew" (same inode, larger), so
+# the last read's "prefix" was kept, with byte 0 of one version and the byte
+# at 1 MiB of the next: bytes never on disk together, stored as "its first N
+# bytes".  Now the prefix is read again and kept only when both reads saw
+# the same bytes; else the file is changed-while-read (the parent's copy, or
+# skipped).  A file only appended to keeps its prefix as before.
+grow_race() { # MODE(inplace|append) TYPE WANT(skip|parent|prefix)
+	rm -rf "$T/gs" "$T/gr"
+	mkdir "$T/gs"
+	python3 -c 'import sys; f=open(sys.argv[1],"wb"); f.write(b"0"*4096); f.seek(1<<20); f.write(b"0"*4096)' "$T/gs/db"
+	"$BKR" init -r "$T/gr" >/dev/null
+	if [ "$2" != full ]; then
+		expect_exit 0 "$BKR" -q -r "$T/gr" create --type full "$T/gs"
+		touch "$T/gs/db" # changed since: read, not taken from the parent
+	fi
+	BKR_FAULT=backup-read:2:stop,backup-read:4:stop,backup-read:6:stop,backup-read:8:stop \
+		"$BKR" -r "$T/gr" create --type "$2" --threads 1 "$T/gs" >"$T/out" 2>"$T/err" &
+	local pid=$! rc=0 k
+	for k in 1 2 3 4; do
+		wait_stopped $pid || fail "grow race: bkr create did not stop at its read $((2 * k)): $(cat "$T/err")"
+		if [ "$1" = inplace ]; then
+			printf '%s' $k | dd of="$T/gs/db" bs=1 seek=0 conv=notrunc status=none
+			printf '%s' $k | dd of="$T/gs/db" bs=1 seek=$((1 << 20)) conv=notrunc status=none
+		fi
+		printf 'x' >>"$T/gs/db"
+		kill -CONT $pid
+	done
+	wait $pid || rc=$?
+	[ $rc = 6 ] || fail "grow race ($1, $2): exit $rc: $(cat "$T/err")"
+	"$BKR" -r "$T/gr" cat latest gs/db >"$T/db.out" 2>/dev/null || true
+	case $3 in
+	skip)
+		grep -q 'gs/db: changed while being read 4 times, skipped' "$T/err" || fail "grow race ($1): $(cat "$T/err")"
+		[ ! -s "$T/db.out" ] || fail "grow race ($1): a copy was kept: $(head -c 1 "$T/db.out")" ;;
+	parent)
+		grep -q 'gs/db: changed while being read 4 times: kept the copy of backup' "$T/err" || fail "grow race ($1, $2): $(cat "$T/err")"
+		[ "$(python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); print(len(d), d[0:1].decode(), d[1<<20:(1<<20)+1].decode())' "$T/db.out")" = "1052672 0 0" ] ||
+			fail "grow race ($1, $2): not the parent's copy" ;;
+	prefix)
+		grep -q 'gs/db: grew while being read 4 times (a live log?): backed up its first 1052675 bytes' "$T/err" || fail "grow race ($1): $(cat "$T/err")"
+		cmp -n 1052675 "$T/db.out" "$T/gs/db" && [ "$(stat -c %s "$T/db.out")" = 1052675 ] || fail "grow race ($1): not the file's first 1052675 bytes" ;;
+	esac
+}
+grow_race inplace full skip
+grow_race inplace incremental parent
+grow_race append full prefix
+pass "a file written in place and grown during every read is changed-while-read (parent's copy, or skipped), never a mix of versions kept as its 'first N bytes'; one only appended to keeps its prefix"
