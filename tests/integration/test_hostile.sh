@@ -237,3 +237,47 @@ grow_race inplace full skip
 grow_race inplace incremental parent
 grow_race append full prefix
 pass "a file written in place and grown during every read is changed-while-read (parent's copy, or skipped), never a mix of versions kept as its 'first N bytes'; one only appended to keeps its prefix"
+
+# --- a file renamed over (or replaced by a directory, FIFO or symlink)
+# between bkr create's lstat of it and its open (BKR_FAULT backup-open:1:stop):
+# the open found the new file, while the node and its hardlink group were the
+# old one's: the old file's other links (still the old content on disk) were
+# stored with the new file's content, exit 0 and not a word; a FIFO with the
+# old file's inode number was skipped as 'no longer a regular file'.  Now an
+# entry whose open finds another file than its lstat is scanned again (4
+# times, then skipped with a warning).
+open_race() { # ACTION
+	rm -rf "$T/os" "$T/or"
+	mkdir "$T/os"
+	printf 'content X\n' >"$T/os/a"
+	ln "$T/os/a" "$T/os/b"
+	ln "$T/os/a" "$T/os/c"
+	"$BKR" init -r "$T/or" >/dev/null
+	FIRST=$(python3 -c 'import os, sys; print(os.listdir(sys.argv[1])[0])' "$T/os") # readdir's order: the first opened
+	BKR_FAULT=backup-open:1:stop "$BKR" -r "$T/or" create --type full --threads 1 "$T/os" >"$T/out" 2>"$T/err" &
+	local pid=$! rc=0
+	wait_stopped $pid || fail "open race: bkr create did not stop: $(cat "$T/err")"
+	eval "$1"
+	kill -CONT $pid
+	wait $pid || rc=$?
+	[ $rc = 0 ] && [ ! -s "$T/err" ] || fail "open race ($1): exit $rc: $(cat "$T/err")"
+	rm -rf "$T/ors"
+	expect_exit 0 "$BKR" -q -r "$T/or" restore latest --target "$T/ors"
+	python3 "$HERE/treecmp.py" "$T/os" "$T/ors/os" --no-dir-mtime || fail "open race ($1): the restore differs from the workspace"
+}
+open_race 'printf "content Y, other\n" >"$T/y"; mv "$T/y" "$T/os/$FIRST"'
+open_race 'rm "$T/os/$FIRST"; mkdir "$T/os/$FIRST"; echo in >"$T/os/$FIRST/f"'
+open_race 'rm "$T/os/$FIRST"; mkfifo "$T/os/$FIRST"'
+open_race 'ln -sfn /etc/hostname "$T/os/$FIRST"'
+# replaced before every open: left out, with a warning
+rm -rf "$T/os" "$T/or" && mkdir "$T/os" && printf 'x\n' >"$T/os/a" && "$BKR" init -r "$T/or" >/dev/null
+BKR_FAULT=backup-open:1:stop,backup-open:2:stop,backup-open:3:stop,backup-open:4:stop "$BKR" -r "$T/or" create --threads 1 "$T/os" >"$T/out" 2>"$T/err" &
+pid=$! rc=0
+for k in 1 2 3 4; do
+	wait_stopped $pid || fail "open race: bkr create did not stop at the open $k: $(cat "$T/err")"
+	printf '%s\n' $k >"$T/n" && mv "$T/n" "$T/os/a"
+	kill -CONT $pid
+done
+wait $pid || rc=$?
+[ $rc = 6 ] && grep -q 'os/a: replaced while being scanned 4 times, skipped' "$T/err" || fail "a file replaced before every open: exit $rc: $(cat "$T/err")"
+pass "a file renamed over, or replaced by a directory, FIFO or symlink between the lstat and the open is backed up as it is then; its old hardlinks keep their content"
