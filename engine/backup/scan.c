@@ -375,6 +375,28 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 				bkr_bk_warn(c, kid, "cannot open directory, skipped: %s", strerror(errno));
 			continue;
 		}
+		struct stat kst;
+		if (fstat(kfd, &kst) == 0 && (kst.st_ino != kid->ino || kst.st_dev != kid->dev)) {
+			/* another directory under this name since the lstat (renamed
+			 * over): its entries are the ones walked, so its attributes
+			 * are the ones kept, not the old one's (a mode 0700 kept on
+			 * the entries of another directory, or the reverse) */
+			if (skipped_dir(c, &kst)) {
+				close(kfd);
+				kid->skip = true;
+				continue;
+			}
+			bkr_bk_node_set_stat(kid, &kst);
+			kid->user = bkr_bk_name(c->users, kid->uid, false);
+			kid->group = bkr_bk_name(c->groups, kid->gid, true);
+			bkr_bk_xattrs_free(kid->xattrs, kid->nxattrs);
+			kid->xattrs = NULL;
+			kid->nxattrs = 0;
+			if ((err = bkr_bk_read_xattrs(c, kfd, ".", kid)) < 0) {
+				close(kfd);
+				goto done;
+			}
+		}
 		if (kid->dev != f->dir->dev && !descend_mount(c, kid, kfd)) {
 			close(kfd);
 			continue;

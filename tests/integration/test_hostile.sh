@@ -281,3 +281,27 @@ done
 wait $pid || rc=$?
 [ $rc = 6 ] && grep -q 'os/a: replaced while being scanned 4 times, skipped' "$T/err" || fail "a file replaced before every open: exit $rc: $(cat "$T/err")"
 pass "a file renamed over, or replaced by a directory, FIFO or symlink between the lstat and the open is backed up as it is then; its old hardlinks keep their content"
+
+# --- two directories swapped (renamed over each other) between bkr create's
+# lstat of them and their open (BKR_FAULT backup-opendir:1:stop): each was
+# stored with the other's mode, owner, times and xattrs over its own entries
+# (the 0700 directory's files under mode 0755).  Now a directory whose open
+# finds another one keeps the attributes of the one walked.
+rm -rf "$T/ds" "$T/dr" "$T/drs"
+mkdir -p "$T/ds/d1" "$T/ds/d2"
+printf 'secret\n' >"$T/ds/d1/f"
+printf 'public\n' >"$T/ds/d2/g"
+chmod 700 "$T/ds/d1"
+chmod 755 "$T/ds/d2"
+"$BKR" init -r "$T/dr" >/dev/null
+BKR_FAULT=backup-opendir:1:stop "$BKR" -r "$T/dr" create --type full --threads 1 "$T/ds" >"$T/out" 2>"$T/err" &
+pid=$! rc=0
+wait_stopped $pid || fail "directory swap: bkr create did not stop: $(cat "$T/err")"
+mv "$T/ds/d1" "$T/ds/tmp" && mv "$T/ds/d2" "$T/ds/d1" && mv "$T/ds/tmp" "$T/ds/d2"
+kill -CONT $pid
+wait $pid || rc=$?
+[ $rc = 0 ] && [ ! -s "$T/err" ] || fail "directory swap: exit $rc: $(cat "$T/err")"
+expect_exit 0 "$BKR" -q -r "$T/dr" restore latest --target "$T/drs"
+python3 "$HERE/treecmp.py" "$T/ds" "$T/drs/ds" --no-dir-mtime || fail "directories swapped during the backup: the restore differs"
+[ "$(stat -c %a "$T/drs/ds/d2")" = 700 ] || fail "the directory holding f restored with mode $(stat -c %a "$T/drs/ds/d2")"
+pass "directories renamed over each other between the lstat and the open keep the attributes of the one walked"
