@@ -305,3 +305,29 @@ expect_exit 0 "$BKR" -q -r "$T/dr" restore latest --target "$T/drs"
 python3 "$HERE/treecmp.py" "$T/ds" "$T/drs/ds" --no-dir-mtime || fail "directories swapped during the backup: the restore differs"
 [ "$(stat -c %a "$T/drs/ds/d2")" = 700 ] || fail "the directory holding f restored with mode $(stat -c %a "$T/drs/ds/d2")"
 pass "directories renamed over each other between the lstat and the open keep the attributes of the one walked"
+
+# --- bkr create's warning about a file whose name holds a newline, an ESC
+# sequence or a byte that is not UTF-8 (here: removed between its lstat and
+# its open, BKR_FAULT backup-open:1:stop): written raw on stderr, the newline
+# forged a second "bkr create:" line and the ESC coloured the terminal.  Now
+# escaped (\xHH) as every message on stderr naming a file; the manifest keeps
+# the bytes (show escapes them, --json keeps them).
+rm -rf "$T/ns" "$T/nr"
+mkdir "$T/ns"
+evil=$'evil\nbkr create: FAKE\e[31m\xff'
+printf 'x' >"$T/ns/$evil"
+"$BKR" init -r "$T/nr" >/dev/null
+BKR_FAULT=backup-open:1:stop "$BKR" -q -r "$T/nr" create "$T/ns" >"$T/out" 2>"$T/err" &
+pid=$! rc=0
+wait_stopped $pid || fail "odd name: bkr create did not stop: $(cat "$T/err")"
+rm "$T/ns/$evil"
+kill -CONT $pid
+wait $pid || rc=$?
+[ $rc = 6 ] || fail "odd name: exit $rc: $(cat -v "$T/err")"
+one_line_error
+[ "$(cat "$T/err")" = 'bkr create: warning: ns/evil\x0abkr create: FAKE\x1b[31m\xff: vanished during the scan, skipped' ] ||
+	fail "create's warning about an odd name: $(cat -v "$T/err")"
+expect_exit 0 "$BKR" -r "$T/nr" show --json latest
+python3 -c 'import json,sys; w=json.load(open(sys.argv[1]))["warnings"]; assert len(w) == 1 and w[0].startswith("ns/evil\nbkr create: FAKE\x1b[31m"), w' "$T/out" ||
+	fail "show --json warnings: $(cat -v "$T/out")"
+pass "bkr create's warning naming a file with a newline, ESC or a byte that is not UTF-8 is one escaped line"
