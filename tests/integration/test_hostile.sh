@@ -331,3 +331,33 @@ expect_exit 0 "$BKR" -r "$T/nr" show --json latest
 python3 -c 'import json,sys; w=json.load(open(sys.argv[1]))["warnings"]; assert len(w) == 1 and w[0].startswith("ns/evil\nbkr create: FAKE\x1b[31m"), w' "$T/out" ||
 	fail "show --json warnings: $(cat -v "$T/out")"
 pass "bkr create's warning naming a file with a newline, ESC or a byte that is not UTF-8 is one escaped line"
+
+# --- a warning about a file below a tree deeper than PATH_MAX (20 directories
+# of 253-byte names; here the file vanished between its lstat and its open,
+# BKR_FAULT backup-open:1:stop; an unreadable one does the same): its path did
+# not fit bkr_bk_warn's 1 KiB buffer, the message was written past it over
+# the stack, and bkr create died of SIGSEGV (exit 139).  Now the warning
+# names the whole path, exit 6.
+rm -rf "$T/ps" "$T/pr"
+mkdir "$T/ps"
+python3 - "$T/ps" <<'PY'
+import os, sys
+os.chdir(sys.argv[1])
+for i in range(20):
+    n = b"D%02d" % i + b"d" * 250
+    os.mkdir(n)
+    os.chdir(n)
+open(b"bottom", "wb").write(b"x")
+PY
+"$BKR" init -r "$T/pr" >/dev/null
+BKR_FAULT=backup-open:1:stop "$BKR" -q -r "$T/pr" create "$T/ps" >"$T/out" 2>"$T/err" &
+pid=$! rc=0
+wait_stopped $pid || fail "deep path: bkr create did not stop: $(cat "$T/err")"
+find "$T/ps" -name bottom -delete
+kill -CONT $pid
+wait $pid || rc=$?
+[ $rc = 6 ] || fail "a warning about a file deeper than PATH_MAX: exit $rc: $(tail -c 300 "$T/err")"
+one_line_error
+want=$(python3 -c 'print("bkr create: warning: ps/" + "".join("D%02d" % i + "d" * 250 + "/" for i in range(20)) + "bottom: vanished during the scan, skipped")')
+[ "$(cat "$T/err")" = "$want" ] || fail "the warning about a file deeper than PATH_MAX: $(tail -c 300 "$T/err")"
+pass "a warning about a file deeper than PATH_MAX names its whole path (it overran a stack buffer: SIGSEGV)"
