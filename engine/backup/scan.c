@@ -72,8 +72,8 @@ static bool skipped_dir(const bctx *c, const struct stat *st)
 	return false;
 }
 
-#define SCAN_REPLACED 1   /* scan_entry: the name was replaced between lstat and open */
-#define SCAN_TRIES 4      /* scans of an entry whose name keeps being replaced */
+#define SCAN_REPLACED 1 /* scan_entry: the name was replaced between lstat and open */
+#define SCAN_TRIES 4    /* scans of an entry whose name keeps being replaced */
 
 /*
  * One entry @p nm of the directory of frame @p f: lstat it, read its link
@@ -190,7 +190,7 @@ static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const 
 		/* another file under this name since the lstat (a FIFO may even
 		 * have the inode number of the file removed for it) */
 		close(ffd);
-replaced:
+	replaced:
 		if (n->link_group)
 			bkr_bk_link_remove(&c->links, n);
 		n->link_group = 0;
