@@ -72,13 +72,18 @@ void bkr_io_fault_reset(void)
 
 int bkr_io_fault(const char *point)
 {
+	struct fault *f = NULL;
+
 	pthread_once(&fault_once, fault_parse);
+	/* every spec of the point counts every pass (a fault that fires does not
+	 * hide the pass from later specs: "read:2:stop,read:4:stop" stops twice) */
 	for (int i = 0; i < nfaults; i++) {
-		struct fault *f = &faults[i];
-		if (strcmp(f->point, point) != 0)
+		if (strcmp(faults[i].point, point) != 0)
 			continue;
-		if (atomic_fetch_add(&f->hits, 1) + 1 != f->nth)
-			continue;
+		if (atomic_fetch_add(&faults[i].hits, 1) + 1 == faults[i].nth && !f)
+			f = &faults[i];
+	}
+	if (f) {
 		if (f->action == 2)
 			raise(SIGKILL);
 		if (f->action == 3) {

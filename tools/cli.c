@@ -104,12 +104,30 @@ void cli_json_error(cli *c, int err, const char *msg)
 
 static void vmessage(cli *c, const char *tag, const char *col, const char *fmt, va_list ap)
 {
+	char *msg = NULL, *safe = NULL;
+	const char *shown;
+	va_list aq;
+	int n;
+
+	va_copy(aq, ap);
+	n = vsnprintf(NULL, 0, fmt, aq);
+	va_end(aq);
+	if (n >= 0 && (msg = malloc((size_t)n + 1)))
+		vsnprintf(msg, (size_t)n + 1, fmt, ap);
+	/* a warning naming a file (bkr create's, for one) is one line that a name
+	 * can neither forge nor colour: a control character or a byte that is not
+	 * UTF-8 is escaped, as in cli_fail */
+	if (msg && (safe = malloc(4 * (size_t)n + 16)))
+		shown = cli_text_safe(safe, 4 * (size_t)n + 16, msg);
+	else
+		shown = "(out of memory)";
 	cli_progress_done(c);
 	fprintf(stderr, "%sbkr %s:%s ", cli_col(c, col), c->cmd ? c->cmd : "", cli_col(c, "reset"));
 	if (tag)
 		fprintf(stderr, "%s", tag);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	fprintf(stderr, "%s\n", shown);
+	free(safe);
+	free(msg);
 }
 
 int cli_usage_error(cli *c, const char *fmt, ...)

@@ -77,12 +77,22 @@ static void on_progress(void *ctx, const bkr_restore_progress *p)
 static void on_report(void *ctx, bool error, const char *path, const char *message)
 {
 	struct state *s = ctx;
-	char pbuf[1024], mbuf[2048];
 	if (!*path || !strcmp(path, "/"))
 		path = s->root;
-	/* names from the backup, messages naming them: escaped (bkr_text_escape) */
-	path = bkr_text_escape(pbuf, sizeof(pbuf), path, strlen(path));
-	message = cli_text_safe(mbuf, sizeof(mbuf), message);
+	/* names from the backup, messages naming them: escaped (bkr_text_escape),
+	 * whole: a path of a deep tree is longer than PATH_MAX (one cut at 1 KiB
+	 * with "..." named no file) */
+	size_t plen = strlen(path), mlen = strlen(message);
+	char *pbuf = malloc(4 * plen + 16), *mbuf = malloc(4 * mlen + 16);
+	if (!pbuf || !mbuf) {
+		free(pbuf);
+		free(mbuf);
+		pbuf = mbuf = NULL;
+		message = "(out of memory)";
+	} else {
+		path = bkr_text_escape(pbuf, 4 * plen + 16, path, plen);
+		message = cli_text_safe(mbuf, 4 * mlen + 16, message);
+	}
 	if (error) {
 		s->errors++;
 		cli_progress_done(s->c);
@@ -90,6 +100,8 @@ static void on_report(void *ctx, bool error, const char *path, const char *messa
 	} else {
 		cli_warn(s->c, "%s: %s", path, message);
 	}
+	free(pbuf);
+	free(mbuf);
 }
 
 static void on_change(void *ctx, bkr_restore_change kind, const char *path)

@@ -213,6 +213,8 @@ void bkr_bk_names_free(name_ent **tab);
 uint64_t bkr_bk_link_key(uint64_t dev, uint64_t ino);
 /** First node of @p n's (dev, ino) group, after inserting @p n when new; NULL on OOM. */
 node *bkr_bk_link_find_or_add(link_table *t, node *n);
+/** Take @p n out of the hardlink table (a group's first file that turned out to be another file). */
+void bkr_bk_link_remove(link_table *t, node *n);
 /** A malloc'd copy of @p len bytes, or NULL. */
 void *bkr_bk_memdup(const void *p, size_t len);
 

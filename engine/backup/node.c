@@ -259,3 +259,26 @@ node *bkr_bk_link_find_or_add(link_table *t, node *n)
 	t->n++;
 	return n;
 }
+
+void bkr_bk_link_remove(link_table *t, node *n)
+{
+	size_t mask = t->cap - 1, j;
+
+	if (!t->cap)
+		return;
+	for (j = bkr_bk_link_key(n->dev, n->ino) & mask; t->slots[j] && t->slots[j] != n; j = (j + 1) & mask)
+		;
+	if (!t->slots[j])
+		return;
+	t->slots[j] = NULL;
+	t->n--;
+	/* the rest of the run of slots moves to where a lookup finds it now */
+	for (j = (j + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
+		node *x = t->slots[j];
+		size_t i = bkr_bk_link_key(x->dev, x->ino) & mask;
+		t->slots[j] = NULL;
+		while (t->slots[i])
+			i = (i + 1) & mask;
+		t->slots[i] = x;
+	}
+}

@@ -4,7 +4,8 @@
  * the chunk id), larger ones through the chunker with a streaming content
  * hash and chunk jobs for the pool.  A file whose size, mtime or ctime
  * changed during the read is read again, at most BKR_BK_RETRIES times; then
- * a file that only grew (a live log) keeps the prefix the last read saw,
+ * a file that only grew (a live log) keeps the prefix the last read saw
+ * (when a second read of it sees the same bytes),
  * any other keeps its copy in the parent backup, or is skipped without
  * one; each with a warning.
  */
@@ -19,6 +20,7 @@
 
 #include "bkr/clock.h"
 #include "bkr/error.h"
+#include "bkr/io.h"
 #include "bkr/walk.h"
 
 enum { READ_OK = 0, READ_CHANGED = 1, READ_FAILED = 2 };
@@ -106,6 +108,8 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 	/* small and dense: one chunk, whose id is the content hash (in a plain
 	 * repository; an encrypted one keys its ids) */
 	if (next == 1 && ext[0] == 0 && size <= c->cp.min && size <= BKR_BK_READ_BUF) {
+		/* tests: BKR_FAULT="backup-read:N:stop" pauses before a workspace file's N-th read */
+		(void)bkr_io_fault("backup-read");
 		ssize_t r = pread(fd, wk->rb->data, (size_t)size + 1, 0);
 		if (r < 0) {
 			snprintf(why, whycap, "read: %s", strerror(errno));
@@ -162,6 +166,7 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 			size_t want = cap - end;
 			if (want > len)
 				want = (size_t)len;
+			(void)bkr_io_fault("backup-read");
 			ssize_t r = pread(fd, wk->rb->data + end, want, (off_t)lpos);
 			if (r < 0) {
 				if (errno == EINTR)
@@ -308,12 +313,27 @@ void bkr_bk_read_file(worker *wk, node *n, int fd)
 			}
 			if (same_stat(&before, &after))
 				break;
-			/* still growing after every re-read: keep the prefix of the last read,
-			 * which is consistent (it ends at the size fstat gave before it) */
+			/* still growing after every re-read: keep the prefix of the last read
+			 * (it ends at the size fstat gave before it) when it is one: a file
+			 * also written in place meanwhile (a database that grows) gave a mix
+			 * of two versions that was never on disk.  Read the prefix again;
+			 * the same bytes twice, and it is the start of the file. */
 			if (attempt == BKR_BK_RETRIES && only_grew(&before, &after)) {
-				grew = (uint64_t)(after.st_size - before.st_size);
-				after = before;
-				break;
+				bkr_id again;
+				bool sparse2 = false;
+				r = read_once(wk, n, fd, &before, &again, &sparse2, why, sizeof(why));
+				if (r < 0) {
+					bkr_bk_fatal(c, r);
+					break;
+				}
+				if (r == READ_OK && bkr_id_cmp(&again, &content) == 0) {
+					sparse = sparse2;
+					grew = (uint64_t)(after.st_size - before.st_size);
+					after = before;
+					break;
+				}
+				if (r == READ_FAILED)
+					break;
 			}
 			r = READ_CHANGED;
 		}

@@ -16,18 +16,21 @@
 
 void bkr_bk_warn(bctx *c, const node *n, const char *fmt, ...)
 {
-	char msg[1024];
+	char text[1024], *msg = NULL;
 	char *path = n ? bkr_bk_node_path(n) : NULL;
 	va_list ap;
-	int k = 0;
 
-	if (path)
-		k = snprintf(msg, sizeof(msg), "%s: ", path);
+	/* the path whole, however long (a tree deeper than PATH_MAX: a path of
+	 * more than 1 KiB made the offset past this buffer and its room negative,
+	 * and the message was written over the stack) */
 	va_start(ap, fmt);
-	vsnprintf(msg + k, sizeof(msg) - (size_t)k, fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	if (path && (msg = malloc(strlen(path) + 2 + strlen(text) + 1)))
+		sprintf(msg, "%s: %s", path, text);
 	free(path);
-	bkr_log_warn("backup", "%s", msg);
+	const char *shown = msg ? msg : text; /* out of memory: still a warning */
+	bkr_log_warn("backup", "%s", shown);
 	pthread_mutex_lock(&c->mu);
 	if (c->nwarn == c->warncap) {
 		size_t cap = c->warncap ? c->warncap * 2 : 16;
@@ -38,13 +41,14 @@ void bkr_bk_warn(bctx *c, const node *n, const char *fmt, ...)
 		}
 	}
 	if (c->nwarn < c->warncap) {
-		char *d = strdup(msg);
+		char *d = strdup(shown);
 		if (d)
 			c->warnings[c->nwarn++] = d;
 	}
 	if (c->o->warning)
-		c->o->warning(c->o->warning_ctx, msg);
+		c->o->warning(c->o->warning_ctx, shown);
 	pthread_mutex_unlock(&c->mu);
+	free(msg);
 }
 
 void bkr_bk_fatal(bctx *c, int err)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bkr/error.h"
+#include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/pattern.h"
 
@@ -71,13 +72,21 @@ static bool skipped_dir(const bctx *c, const struct stat *st)
 	return false;
 }
 
+#define SCAN_REPLACED 1 /* scan_entry: the name was replaced between lstat and open */
+#define SCAN_TRIES 4    /* scans of an entry whose name keeps being replaced */
+
 /*
  * One entry @p nm of the directory of frame @p f: lstat it, read its link
  * target and xattrs, add its node, and take a regular file from the parent
  * or open and queue it.  Problems with the entry are warnings (it is left
- * out); only fatal errors are returned.
+ * out); only fatal errors are returned.  A regular file whose name leads to
+ * another file at the open than at the lstat (renamed over meanwhile) is
+ * taken back out, and SCAN_REPLACED returned so that it is scanned again;
+ * the @p last time it is left out with a warning.  Its node and hardlink
+ * group were the lstat's file: its later links would have had the content
+ * of the file renamed over it.
  */
-static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const char *nm)
+static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const char *nm, bool last)
 {
 	int err = 0;
 	size_t nlen = strlen(nm), rl;
@@ -157,6 +166,8 @@ static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const 
 		return 0;
 	}
 	int ffd = -1;
+	/* tests: BKR_FAULT="backup-open:N:stop" pauses between the N-th file's lstat and its open */
+	(void)bkr_io_fault("backup-open");
 	if (c->noatime_ok) {
 		ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME);
 		if (ffd < 0 && errno == EPERM)
@@ -164,6 +175,9 @@ static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const 
 	}
 	if (ffd < 0)
 		ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	struct stat ost;
+	if (ffd < 0 && errno == ELOOP && fstatat(f->fd, nm, &ost, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(ost.st_mode))
+		goto replaced; /* a symlink now (O_NOFOLLOW) */
 	if (ffd < 0) {
 		n->skip = true;
 		if (errno == ENOENT)
@@ -171,6 +185,24 @@ static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const 
 		else
 			bkr_bk_warn(c, n, "cannot open, skipped: %s", strerror(errno));
 		return 0;
+	}
+	if (fstat(ffd, &ost) < 0 || ost.st_ino != st.st_ino || ost.st_dev != st.st_dev || !S_ISREG(ost.st_mode)) {
+		/* another file under this name since the lstat (a FIFO may even
+		 * have the inode number of the file removed for it) */
+		close(ffd);
+	replaced:
+		if (n->link_group)
+			bkr_bk_link_remove(&c->links, n);
+		n->link_group = 0;
+		n->skip = true;
+		if (last) {
+			bkr_bk_warn(c, n, "replaced while being scanned %d times, skipped", SCAN_TRIES);
+			return 0;
+		}
+		f->dir->nkids--; /* n, the last kid: out of the tree (c->all frees it) */
+		c->files_total--;
+		c->bytes_total -= n->size;
+		return SCAN_REPLACED;
 	}
 	if ((err = bkr_bk_queue_file(c, n, ffd)) < 0)
 		return err;
@@ -202,7 +234,9 @@ static int scan_dir(bctx *c, const bkr_source_spec *src, scan_frame *f)
 		const char *nm = de->d_name;
 		if (nm[0] == '.' && (!nm[1] || (nm[1] == '.' && !nm[2])))
 			continue;
-		if ((err = scan_entry(c, src, f, nm)) < 0)
+		for (int t = 1; (err = scan_entry(c, src, f, nm, t == SCAN_TRIES)) == SCAN_REPLACED; t++)
+			;
+		if (err < 0)
 			break;
 	}
 	closedir(d);
@@ -248,7 +282,9 @@ static int scan_file_source(bctx *c, const bkr_source_spec *src, node *root, con
 		bkr_error_clear();
 		f.pdir = NULL;
 	}
-	if ((err = scan_entry(c, src, &f, slash ? slash + 1 : src->path)) < 0)
+	for (int t = 1; (err = scan_entry(c, src, &f, slash ? slash + 1 : src->path, t == SCAN_TRIES)) == SCAN_REPLACED; t++)
+		;
+	if (err < 0)
 		goto done;
 	if (!root->nkids)
 		err = bkr_error_set(BKR_EINVAL, "source '%s': %s could not be read", src->name, src->path);
@@ -328,6 +364,8 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 			depth--;
 			continue;
 		}
+		/* tests: BKR_FAULT="backup-opendir:N:stop" pauses before the N-th directory below a source is opened */
+		(void)bkr_io_fault("backup-opendir");
 		int kfd = openat(f->fd, (const char *)kid->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (kfd < 0) {
 			kid->skip = true;
@@ -336,6 +374,28 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 			else
 				bkr_bk_warn(c, kid, "cannot open directory, skipped: %s", strerror(errno));
 			continue;
+		}
+		struct stat kst;
+		if (fstat(kfd, &kst) == 0 && (kst.st_ino != kid->ino || kst.st_dev != kid->dev)) {
+			/* another directory under this name since the lstat (renamed
+			 * over): its entries are the ones walked, so its attributes
+			 * are the ones kept, not the old one's (a mode 0700 kept on
+			 * the entries of another directory, or the reverse) */
+			if (skipped_dir(c, &kst)) {
+				close(kfd);
+				kid->skip = true;
+				continue;
+			}
+			bkr_bk_node_set_stat(kid, &kst);
+			kid->user = bkr_bk_name(c->users, kid->uid, false);
+			kid->group = bkr_bk_name(c->groups, kid->gid, true);
+			bkr_bk_xattrs_free(kid->xattrs, kid->nxattrs);
+			kid->xattrs = NULL;
+			kid->nxattrs = 0;
+			if ((err = bkr_bk_read_xattrs(c, kfd, ".", kid)) < 0) {
+				close(kfd);
+				goto done;
+			}
 		}
 		if (kid->dev != f->dir->dev && !descend_mount(c, kid, kfd)) {
 			close(kfd);

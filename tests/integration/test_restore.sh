@@ -319,3 +319,32 @@ cmp "$T/live6/six/d/edit.txt" "$src6/d/edit.txt" || fail "--overwrite did not re
 [ "$(stat -c %i "$T/live6/six/d/same.txt")" = "$ino" ] || fail "--overwrite rewrote a file already as in the backup"
 grep -q ": 1 files, .*(1 already there as in the backup)" "$T/out" || fail "--overwrite's summary: $(cat "$T/out")"
 pass "restore --overwrite writes what differs and leaves what is as in the backup"
+
+# --- a path longer than PATH_MAX (20 directories of 254 bytes): restore's
+# line about it was cut at 1 KiB with "...", naming no file.  Now whole.
+mkdir -p "$T/dp"
+python3 - "$T/dp" <<'PY'
+import os, sys
+os.chdir(sys.argv[1])
+for i in range(20):
+    n = b"D%02d" % i + b"d" * 250
+    os.mkdir(n)
+    os.chdir(n)
+open(b"bottom\nfile", "wb").write(b"bottom\n")
+PY
+"$BKR" init -r "$T/dpr" >/dev/null
+expect_exit 0 "$BKR" -q -r "$T/dpr" create "$T/dp"
+expect_exit 0 "$BKR" -q -r "$T/dpr" restore latest --target "$T/dpt"
+python3 - "$T/dpt/dp" <<'PY'
+import os, sys
+os.chdir(sys.argv[1])
+for i in range(20):
+    os.chdir(b"D%02d" % i + b"d" * 250)
+assert open(b"bottom\nfile", "rb").read() == b"bottom\n"
+open(b"bottom\nfile", "ab").write(b"changed here\n")
+PY
+expect_exit 6 "$BKR" -r "$T/dpr" restore latest --target "$T/dpt"
+one_line_error
+want=$(python3 -c 'print("bkr restore: dp/" + "".join("D%02d" % i + "d" * 250 + "/" for i in range(20)) + "bottom\\x0afile: exists (--overwrite replaces it)")')
+[ "$(cat "$T/err")" = "$want" ] || fail "restore's line about a path longer than PATH_MAX: $(tail -c 200 "$T/err")"
+pass "restore's line about a file deeper than PATH_MAX bytes names the whole path"

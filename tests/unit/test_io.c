@@ -211,6 +211,16 @@ static void test_fault_table(void **state)
 	/* a reset starts the count again; an empty BKR_FAULT injects nothing */
 	bkr_io_fault_reset();
 	assert_int_equal(bkr_io_fault("fsync"), BKR_ENOSPC);
+	/* several specs of one point: each counts every pass, also the one
+	 * another spec fired at ("write:2,write:3" fails the 2nd and 3rd) */
+	setenv("BKR_FAULT", "write:2,write:3:enospc,write:5", 1);
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_io_fault("write"), 0);
+	assert_int_equal(bkr_io_fault("write"), BKR_EIO);
+	assert_int_equal(bkr_io_fault("write"), BKR_ENOSPC);
+	assert_int_equal(bkr_io_fault("write"), 0);
+	assert_int_equal(bkr_io_fault("write"), BKR_EIO);
+	assert_int_equal(bkr_io_fault("write"), 0);
 	setenv("BKR_FAULT", "", 1);
 	bkr_io_fault_reset();
 	assert_int_equal(bkr_io_fault("fsync"), 0);

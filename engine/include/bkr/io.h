@@ -22,7 +22,10 @@
  * repair: after a trash batch is written, before its objects move), "kdf" (a
  * scrypt derivation fails), "key-remove" (key remove: checked under the keys
  * lock, before the delete), "xattr-get" (backup, between the size of an
- * xattr's value and its read).  Several specs may be joined with ','.
+ * xattr's value and its read), "backup-open" (backup, between a workspace
+ * file's lstat and its open), "backup-opendir" (backup, between a directory's
+ * lstat and its open), "backup-read" (backup, before each read of a
+ * workspace file's data).  Several specs may be joined with ','.
  */
 #ifndef BKR_IO_H
 #define BKR_IO_H
