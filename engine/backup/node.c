@@ -105,11 +105,17 @@ void bkr_bk_node_set_stat(node *n, const struct stat *st)
 	bkr_entry e;
 
 	bkr_entry_set_stat(&e, st);
-	/* the scanner reads the types of a directory's entries while workers
-	 * re-stat the files they read (always still regular files): writing the
-	 * same type again would be a data race (helgrind: scan.c's walk) */
+	/* the scanner reads the types of a directory's entries, and the device
+	 * and inode in its hardlink table, while workers re-stat the files they
+	 * read (always still the same regular file: one replaced is scanned
+	 * again): writing the same values again would be a data race
+	 * (helgrind: scan.c's walk) */
 	if (n->type != e.type)
 		n->type = e.type;
+	if (n->ino != e.inode)
+		n->ino = e.inode;
+	if (n->dev != (uint64_t)st->st_dev)
+		n->dev = st->st_dev;
 	n->mode = e.mode;
 	n->uid = e.uid;
 	n->gid = e.gid;
@@ -117,8 +123,6 @@ void bkr_bk_node_set_stat(node *n, const struct stat *st)
 	n->size = e.size;
 	n->blocks = e.blocks;
 	n->rdev = e.rdev;
-	n->ino = e.inode;
-	n->dev = st->st_dev;
 	n->mtime_ns = e.mtime_ns;
 	n->ctime_ns = e.ctime_ns;
 }
