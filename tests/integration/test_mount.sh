@@ -442,7 +442,7 @@ bkrfs_fg "$R2" "$M" "$T/daemon-bysrc.err" -o watch_ms=200
 	ok "by-source latest: junk, an older and a same-second damaged manifest change nothing" ||
 	fail "by-source/sec/latest with older damage: $(readlink "$M/by-source/sec/latest" 2>&1)"
 echo junk >"$R2/backups/$NEWBAD.json"
-for i in $(seq 1 100); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 || break; sleep 0.1; done
+for i in $(seq 1 300); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 || break; sleep 0.1; done
 for i in 1 2 3; do
 	readlink -v "$M/by-source/sec/latest" >"$T/bysrc.out" 2>&1 && fail "by-source/sec/latest with a damaged newer manifest: $(cat "$T/bysrc.out")"
 	grep -q "Input/output error" "$T/bysrc.out" || fail "by-source/sec/latest: $(cat "$T/bysrc.out")"
@@ -454,7 +454,7 @@ ls "$M/by-source/sec/latest/" >/dev/null 2>&1 && fail "ls of by-source/sec/lates
 	ok "by-source latest with a damaged newer manifest: EIO, one log line" ||
 	fail "by-source latest log: $(cat "$T/daemon-bysrc.err")"
 rm -f "$R2/backups/$NEWBAD.json"
-for i in $(seq 1 100); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 && break; sleep 0.1; done
+for i in $(seq 1 300); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 && break; sleep 0.1; done
 [ "$(readlink "$M/by-source/sec/latest")" = "../../by-id/$NEWEST/sec" ] &&
 	ok "by-source latest back once the damaged manifest is gone" ||
 	fail "by-source/sec/latest after removal: $(readlink "$M/by-source/sec/latest" 2>&1)"
@@ -501,7 +501,7 @@ expect_left_out() { # what [by-id: its by-id/<id> has not read the manifest yet]
 }
 expect_served() { # what
 	local i
-	for i in $(seq 1 50); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 && break; sleep 0.1; done
+	for i in $(seq 1 300); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 && break; sleep 0.1; done
 	[ "$(readlink "$M/by-source/sec/latest")" = "../../by-id/$NEWEST/sec" ] && [ -L "$M/by-source/sec/$NEWEST" ] &&
 		cmp -s "$M/by-id/$NEWEST/sec/plain" "$S2/plain" &&
 		ok "$1: served again within the reload interval (${i}x0.1 s)" ||
@@ -513,7 +513,7 @@ expect_left_out "a manifest damaged before the mount read it" by-id
 restore_manifest
 expect_served "the manifest restored in place"
 damage_manifest
-for i in $(seq 1 50); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 || break; sleep 0.1; done
+for i in $(seq 1 300); do readlink "$M/by-source/sec/latest" >/dev/null 2>&1 || break; sleep 0.1; done
 expect_left_out "the manifest damaged in place again while mounted"
 restore_manifest
 expect_served "the manifest restored in place again"
