@@ -197,8 +197,10 @@ int bkr_io_write_full(int fd, const void *buf, size_t len, const char *what)
 {
 	const uint8_t *p = buf;
 	int err;
-	if ((err = bkr_io_fault("write")) < 0)
+	if ((err = bkr_io_fault("write")) < 0) {
+		bkr_error_prefix("write %s", what); /* as a real failure here names the file */
 		return err;
+	}
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 		if (n < 0) {
@@ -216,8 +218,10 @@ int bkr_io_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *w
 {
 	uint8_t *p = buf;
 	int err;
-	if ((err = bkr_io_fault("read")) < 0)
+	if ((err = bkr_io_fault("read")) < 0) {
+		bkr_error_prefix("read %s", what); /* as a real failure here names the file */
 		return err;
+	}
 	while (len > 0) {
 		ssize_t n = pread(fd, p, len, (off_t)off);
 		if (n < 0) {
