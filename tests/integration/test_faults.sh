@@ -41,3 +41,31 @@ done
 BKR_PASSWORD=pw expect_exit 0 "$BKR" -r "$K" list
 BKR_PASSWORD=pw2 expect_exit 0 "$BKR" -r "$K" list
 pass "a key file that cannot be read is an I/O error naming it (exit 7), not a wrong passphrase or a damaged key"
+
+# --- key passwd failing or killed at each write, fsync and rename: one of
+# the two passphrases always opens, never zero keys; a rerun completes
+echo pwN >"$T/pwN"
+cp -a "$K" "$T/keys-start"
+opens() { BKR_PASSWORD=$1 "$BKR" -r "$K" list >/dev/null 2>&1; }
+for fault in write:1 fsync:1 fsync:2 fsync:3 rename:1; do
+	for action in eio crash; do
+		rm -rf "$K" && cp -a "$T/keys-start" "$K"
+		rc=0
+		BKR_FAULT=$fault:$action BKR_PASSWORD=pw "$BKR" -q -r "$K" key passwd --new-password-file "$T/pwN" >/dev/null 2>"$T/err" || rc=$?
+		case $action:$rc in
+		crash:137) ;;
+		eio:7) one_line_error
+			grep -q "injected fault" "$T/err" || fail "passwd $fault:$action: $(cat "$T/err")" ;;
+		eio:0) ;; # the fault came after the work: the old key is gone, the new one opens
+		*) fail "passwd $fault:$action: exit $rc: $(cat "$T/err")" ;;
+		esac
+		opens pw || opens pwN || fail "passwd $fault:$action: neither passphrase opens"
+		opens pw2 || fail "passwd $fault:$action: the other key stopped opening"
+		if opens pw; then
+			BKR_PASSWORD=pw expect_exit 0 "$BKR" -q -r "$K" key passwd --new-password-file "$T/pwN"
+		fi
+		opens pwN && ! opens pw || fail "passwd $fault:$action: after the rerun pwN does not open, or pw still does"
+		BKR_PASSWORD=pwN expect_exit 0 "$BKR" -q -r "$K" verify --read-data
+	done
+done
+pass "key passwd failing or killed at each write, fsync and rename: a passphrase always opens; a rerun completes"
