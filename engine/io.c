@@ -242,8 +242,10 @@ int bkr_io_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *w
 int bkr_io_fsync(int fd, const char *what)
 {
 	int err;
-	if ((err = bkr_io_fault("fsync")) < 0)
+	if ((err = bkr_io_fault("fsync")) < 0) {
+		bkr_error_prefix("fsync %s", what); /* as a real failure here names the file */
 		return err;
+	}
 	if (fsync(fd) < 0)
 		return bkr_error_set_errno(errno, "fsync %s", what);
 	return 0;
@@ -325,8 +327,10 @@ int bkr_io_commit_tmp(int fd, const char *tmp, const char *final, unsigned flags
 		goto fail;
 	}
 	fd = -1;
-	if ((err = bkr_io_fault("rename")) < 0)
+	if ((err = bkr_io_fault("rename")) < 0) {
+		bkr_error_prefix("link %s to %s", tmp, final);
 		goto fail;
+	}
 	/* ENOENT here is not "not found": the temporary was just written, so
 	 * it or the destination's directory vanished under us (a tier or
 	 * repository directory removed or unmounted) — an I/O error. */
@@ -411,8 +415,10 @@ int bkr_io_commit_at(int fd, int dirfd, const char *tmp, const char *final, unsi
 		goto fail;
 	}
 	fd = -1;
-	if ((err = bkr_io_fault("rename")) < 0)
+	if ((err = bkr_io_fault("rename")) < 0) {
+		bkr_error_prefix("rename %s to %s", tmp, final);
 		goto fail;
+	}
 	if ((flags & BKR_IO_REPLACE) ? renameat(dirfd, tmp, dirfd, final) < 0
 				     : renameat2(dirfd, tmp, dirfd, final, RENAME_NOREPLACE) < 0) {
 		if (errno == EEXIST)
