@@ -202,8 +202,10 @@ int bkr_io_write_full(int fd, const void *buf, size_t len, const char *what)
 {
 	const uint8_t *p = buf;
 	int err;
-	if ((err = bkr_io_fault("write")) < 0)
+	if ((err = bkr_io_fault("write")) < 0) {
+		bkr_error_prefix("write %s", what); /* as a real failure here names the file */
 		return err;
+	}
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 		if (n < 0) {
@@ -221,8 +223,10 @@ int bkr_io_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *w
 {
 	uint8_t *p = buf;
 	int err;
-	if ((err = bkr_io_fault("read")) < 0)
+	if ((err = bkr_io_fault("read")) < 0) {
+		bkr_error_prefix("read %s", what); /* as a real failure here names the file */
 		return err;
+	}
 	while (len > 0) {
 		ssize_t n = pread(fd, p, len, (off_t)off);
 		if (n < 0) {
@@ -243,8 +247,10 @@ int bkr_io_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *w
 int bkr_io_fsync(int fd, const char *what)
 {
 	int err;
-	if ((err = bkr_io_fault("fsync")) < 0)
+	if ((err = bkr_io_fault("fsync")) < 0) {
+		bkr_error_prefix("fsync %s", what); /* as a real failure here names the file */
 		return err;
+	}
 	if (fsync(fd) < 0)
 		return bkr_error_set_errno(errno, "fsync %s", what);
 	return 0;
@@ -326,8 +332,10 @@ int bkr_io_commit_tmp(int fd, const char *tmp, const char *final, unsigned flags
 		goto fail;
 	}
 	fd = -1;
-	if ((err = bkr_io_fault("rename")) < 0)
+	if ((err = bkr_io_fault("rename")) < 0) {
+		bkr_error_prefix("link %s to %s", tmp, final);
 		goto fail;
+	}
 	/* ENOENT here is not "not found": the temporary was just written, so
 	 * it or the destination's directory vanished under us (a tier or
 	 * repository directory removed or unmounted) — an I/O error. */
@@ -412,8 +420,10 @@ int bkr_io_commit_at(int fd, int dirfd, const char *tmp, const char *final, unsi
 		goto fail;
 	}
 	fd = -1;
-	if ((err = bkr_io_fault("rename")) < 0)
+	if ((err = bkr_io_fault("rename")) < 0) {
+		bkr_error_prefix("rename %s to %s", tmp, final);
 		goto fail;
+	}
 	if ((flags & BKR_IO_REPLACE) ? renameat(dirfd, tmp, dirfd, final) < 0
 				     : renameat2(dirfd, tmp, dirfd, final, RENAME_NOREPLACE) < 0) {
 		if (errno == EEXIST)

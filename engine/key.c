@@ -348,6 +348,16 @@ static int on_key(void *ctx, const char *name)
 		kw->cap = ncap;
 	}
 	err = bkr_store_get(kw->s, name, BKR_KEY_FILE_MAX, &text, &len);
+	if (err == BKR_ENOTFOUND) {
+		/* removed since the listing (a key remove or passwd meanwhile): not one of the keys */
+		bkr_error_clear();
+		return 0;
+	}
+	if (err < 0 && err != BKR_ECORRUPT && err != BKR_EUNSUPPORTED)
+		/* an I/O error, a server that cannot be reached: nothing is known
+		 * about the key file, so it is neither damaged nor tried (a wrong
+		 * passphrase, exit 9, or one to remove as damaged): the command fails */
+		return err;
 	if (err == 0)
 		err = bkr_key_parse(&kw->v[kw->n], (const char *)text, len, what);
 	free(text);

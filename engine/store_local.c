@@ -524,8 +524,10 @@ static int local_rename(bkr_store *s, const char *from, const char *to)
 	if ((err = path_of(s, from, src)) < 0 || (err = path_of(s, to, dst)) < 0 ||
 	    (err = make_parent(dst)) < 0)
 		return err;
-	if ((err = bkr_io_fault("rename")) < 0)
+	if ((err = bkr_io_fault("rename")) < 0) {
+		bkr_error_prefix("move %s to %s", src, dst); /* as a real failure here names the files */
 		return err;
+	}
 	/* link(2) never replaces: EEXIST if the new name is taken */
 	if (link(src, dst) < 0) {
 		if (errno == EEXIST)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Faults (BKR_FAULT) under the commands that change a repository other than
+# create (test_crash): each faulted run either does its work (exit 0) or
+# fails with one line naming the file and a documented exit status; nothing
+# the operator relies on (a key, a pin, a hold, a backup) is dropped, and a
+# rerun completes.  Samples of the sweeps run by hand (the report of the
+# session that added this file lists them).
+source "$(dirname "$0")/lib.sh"
+
+export BKR_TEST_KDF_N=1024
+
+# --- key files that cannot be read (an I/O error) are not damaged key files:
+# the read of the one key file a passphrase opens failing with EIO made every
+# key command (and every command on the repository) say "wrong passphrase ...
+# 1 damaged key file could not be tried" (exit 9), and key list / remove call
+# it damaged; an I/O error says nothing about the key file or the passphrase
+K=$T/keys
+BKR_PASSWORD=pw "$BKR" init -r "$K" --encryption aes-256-gcm >/dev/null
+echo pw2 >"$T/pw2"
+echo pw3 >"$T/pw3"
+BKR_PASSWORD=pw "$BKR" -q -r "$K" key add --new-password-file "$T/pw2" >/dev/null
+nkeys() { ls "$K/keys" | grep -c '\.json$'; }
+fired=0
+for n in 1 2 3 4 5 6 7 8; do
+	for cmd in "key add --new-password-file $T/pw3" "key list" "list"; do
+		rc=0
+		# shellcheck disable=SC2086
+		BKR_FAULT=read:$n:eio BKR_PASSWORD=pw "$BKR" -q -r "$K" $cmd >"$T/out" 2>"$T/err" || rc=$?
+		[ $rc = 0 ] && continue
+		fired=$((fired + 1))
+		[ $rc = 7 ] || fail "$cmd with read $n failing: exit $rc (not 7): $(cat "$T/err")"
+		one_line_error
+		grep -q "^bkr [a-z]*: read $K/[a-z.]*/*[0-9a-f]*\.json: injected fault at read" "$T/err" ||
+			fail "$cmd with read $n failing: the message does not name the file: $(cat "$T/err")"
+		grep -qi "damaged\|wrong passphrase" "$T/err" && fail "$cmd with read $n failing: $(cat "$T/err")"
+	done
+	# the key added when the fault came after the reads is one more key, never one less
+	[ "$(nkeys)" -ge 2 ] || fail "read $n failing: a key file is gone"
+done
+[ $fired -ge 10 ] || fail "the read faults fired only $fired times"
+BKR_PASSWORD=pw expect_exit 0 "$BKR" -r "$K" list
+BKR_PASSWORD=pw2 expect_exit 0 "$BKR" -r "$K" list
+pass "a key file that cannot be read is an I/O error naming it (exit 7), not a wrong passphrase or a damaged key"
+
+# --- key passwd failing or killed at each write, fsync and rename: one of
+# the two passphrases always opens, never zero keys; a rerun completes
+echo pwN >"$T/pwN"
+cp -a "$K" "$T/keys-start"
+opens() { BKR_PASSWORD=$1 "$BKR" -r "$K" list >/dev/null 2>&1; }
+for fault in write:1 fsync:1 fsync:2 fsync:3 rename:1; do
+	for action in eio crash; do
+		rm -rf "$K" && cp -a "$T/keys-start" "$K"
+		rc=0
+		BKR_FAULT=$fault:$action BKR_PASSWORD=pw "$BKR" -q -r "$K" key passwd --new-password-file "$T/pwN" >/dev/null 2>"$T/err" || rc=$?
+		case $action:$rc in
+		crash:137) ;;
+		eio:7) one_line_error
+			grep -q "injected fault" "$T/err" || fail "passwd $fault:$action: $(cat "$T/err")" ;;
+		eio:0) ;; # the fault came after the work: the old key is gone, the new one opens
+		*) fail "passwd $fault:$action: exit $rc: $(cat "$T/err")" ;;
+		esac
+		opens pw || opens pwN || fail "passwd $fault:$action: neither passphrase opens"
+		opens pw2 || fail "passwd $fault:$action: the other key stopped opening"
+		if opens pw; then
+			BKR_PASSWORD=pw expect_exit 0 "$BKR" -q -r "$K" key passwd --new-password-file "$T/pwN"
+		fi
+		opens pwN && ! opens pw || fail "passwd $fault:$action: after the rerun pwN does not open, or pw still does"
+		BKR_PASSWORD=pwN expect_exit 0 "$BKR" -q -r "$K" verify --read-data
+	done
+done
+pass "key passwd failing or killed at each write, fsync and rename: a passphrase always opens; a rerun completes"
