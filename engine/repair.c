@@ -563,27 +563,32 @@ done:
 	return res;
 }
 
+/* @p why: the error that kept @p blob from being read, NULL when the new index lacks it. */
 static void damaged_file(struct repair *p, const bkr_manifest *m, const char *path, const bkr_entry *e,
-			 const bkr_id *blob, const char *what)
+			 const bkr_id *blob, const char *what, const char *why)
 {
-	char hex[BKR_ID_HEX], live[PATH_MAX] = "", msg[1200];
+	char hex[BKR_ID_HEX], live[PATH_MAX] = "", msg[1200], state[640];
 	bkr_repair_live lv = e ? live_copy(p, m, path, e, live, sizeof(live)) : BKR_REPAIR_LIVE_NONE;
 	bkr_repair_problem pr = { .kind = BKR_REPAIR_DAMAGED_FILE, .object = hex, .backup_id = m->backup_id,
 				  .path = path, .live_path = live[0] ? live : NULL, .live = lv, .message = msg };
 
 	bkr_id_to_hex(blob, hex);
+	if (why)
+		snprintf(state, sizeof(state), "could not be read (%s)", why);
+	else
+		snprintf(state, sizeof(state), "is not in the repository");
 	p->rep->damaged_files++;
 	p->backup_damaged = true;
 	if (lv == BKR_REPAIR_LIVE_SAME) {
 		p->rep->healable_files++;
-		snprintf(msg, sizeof(msg), "%s %s is not in the repository; the live file %s has the same content: "
-			 "the next backup stores it again", what, hex, live);
+		snprintf(msg, sizeof(msg), "%s %s %s; the live file %s has the same content: "
+			 "the next backup stores it again", what, hex, state, live);
 	} else if (live[0]) {
-		snprintf(msg, sizeof(msg), "%s %s is not in the repository, and the live file %s differs or is gone: "
-			 "no intact copy exists", what, hex, live);
+		snprintf(msg, sizeof(msg), "%s %s %s, and the live file %s differs or is gone: "
+			 "no intact copy exists", what, hex, state, live);
 	} else {
-		snprintf(msg, sizeof(msg), "%s %s is not in the repository and no live copy was found: no intact copy exists",
-			 what, hex);
+		snprintf(msg, sizeof(msg), "%s %s %s and no live copy was found: no intact copy exists",
+			 what, hex, state);
 	}
 	if (p->o->report)
 		p->o->report(p->o->report_ctx, &pr);
@@ -674,7 +679,7 @@ static int walk_entry(void *ctx, const bkr_tree *t, uint32_t i)
 			bad = &xs[k].blob;
 	if (bad) {
 		w->below = true;
-		damaged_file(p, w->m, path, e.type == BKR_FT_FILE ? &e : NULL, bad, "chunk");
+		damaged_file(p, w->m, path, e.type == BKR_FT_FILE ? &e : NULL, bad, "chunk", NULL);
 	}
 	free(ch);
 	free(xs);
@@ -695,10 +700,13 @@ static int walk_tree(struct repair *p, const bkr_manifest *m, const bkr_id *id, 
 	if (bkr_idset_has(&p->clean, id))
 		return 0;
 	if ((err = load_tree(p, id, &t)) < 0) {
+		char why[512];
 		if (bkr_error_not_damage(err))
 			return err;
+		/* not in the new index, or there but unreadable (damaged, an I/O error) */
+		snprintf(why, sizeof(why), "%s", bkr_error_message());
 		bkr_error_clear();
-		damaged_file(p, m, len ? path : "/", NULL, id, "directory tree");
+		damaged_file(p, m, len ? path : "/", NULL, id, "directory tree", err == BKR_ENOTFOUND ? NULL : why);
 		*dirty = true;
 		return 0;
 	}
@@ -721,7 +729,7 @@ static int walk_one(struct repair *p, const bkr_manifest *m)
 	if (!bkr_id_is_zero(&m->tree))
 		err = walk_tree(p, m, &m->tree, path, 0, &dirty);
 	if (err == 0 && !bkr_id_is_zero(&m->report) && !have(p, &m->report))
-		damaged_file(p, m, "report.json", NULL, &m->report, "recovery report");
+		damaged_file(p, m, "report.json", NULL, &m->report, "recovery report", NULL);
 	if (p->backup_damaged)
 		p->rep->backups_damaged++;
 	return err;

@@ -69,3 +69,29 @@ for fault in write:1 fsync:1 fsync:2 fsync:3 rename:1; do
 	done
 done
 pass "key passwd failing or killed at each write, fsync and rename: a passphrase always opens; a rerun completes"
+
+# --- repair: a directory tree it cannot read (an I/O error) was reported as
+# "directory tree ID is not in the repository and no live copy was found: no
+# intact copy exists", the error itself dropped: false, and alarming (found
+# by a sweep of read:N:eio over repair of a repository with an index file
+# lost).  It says the tree could not be read, and why.
+P=$T/rep
+mkdir -p "$T/ws/d1/d2"
+echo a >"$T/ws/d1/f"
+echo b >"$T/ws/d1/d2/g"
+"$BKR" -q init -r "$P"
+"$BKR" -q create -r "$P" "$T/ws"
+echo c >>"$T/ws/d1/f"
+"$BKR" -q create -r "$P" "$T/ws"
+rm "$P/index/$(ls "$P/index" | head -1)"
+seen=0
+for n in $(seq 1 60); do
+	rc=0
+	BKR_FAULT=read:$n:eio "$BKR" -r "$P" repair --dry-run >"$T/out" 2>"$T/err" || rc=$?
+	case $rc in 0 | 1 | 7) ;; *) fail "repair --dry-run with read $n failing: exit $rc: $(cat "$T/err")" ;; esac
+	grep -q "directory tree [0-9a-f]\{64\} could not be read (.*injected fault at read" "$T/out" && seen=$((seen + 1))
+done
+[ $seen -ge 1 ] || fail "no read fault met a directory tree of the walk (or its error was not said)"
+expect_exit 0 "$BKR" -r "$P" repair
+expect_exit 0 "$BKR" -r "$P" verify --read-data
+pass "repair: a directory tree that cannot be read is said to be unreadable, with its error ($seen reads), not missing"
