@@ -96,6 +96,21 @@ one_line_error() {
 
 json_ok() { python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" || fail "not valid JSON: $1"; }
 
+# make_deep_tree DIR NAME TEXT: 20 directories of 253-byte names below DIR (a
+# path longer than PATH_MAX, 4096 bytes), and at the bottom a file NAME (any
+# bytes but '/' and NUL) holding TEXT.
+make_deep_tree() {
+	python3 - "$@" <<'PY'
+import os, sys
+os.chdir(sys.argv[1])
+for i in range(20):
+    n = b"D%02d" % i + b"d" * 250
+    os.mkdir(n)
+    os.chdir(n)
+open(os.fsencode(sys.argv[2]), "wb").write(os.fsencode(sys.argv[3]))
+PY
+}
+
 # make_edge_tree DIR: every kind of entry the engine must keep faithfully.
 make_edge_tree() {
 	local d=$1

@@ -340,15 +340,7 @@ pass "bkr create's warning naming a file with a newline, ESC or a byte that is n
 # names the whole path, exit 6.
 rm -rf "$T/ps" "$T/pr"
 mkdir "$T/ps"
-python3 - "$T/ps" <<'PY'
-import os, sys
-os.chdir(sys.argv[1])
-for i in range(20):
-    n = b"D%02d" % i + b"d" * 250
-    os.mkdir(n)
-    os.chdir(n)
-open(b"bottom", "wb").write(b"x")
-PY
+make_deep_tree "$T/ps" bottom x
 "$BKR" init -r "$T/pr" >/dev/null
 BKR_FAULT=backup-open:1:stop "$BKR" -q -r "$T/pr" create "$T/ps" >"$T/out" 2>"$T/err" &
 pid=$! rc=0

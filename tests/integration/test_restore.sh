@@ -323,15 +323,7 @@ pass "restore --overwrite writes what differs and leaves what is as in the backu
 # --- a path longer than PATH_MAX (20 directories of 254 bytes): restore's
 # line about it was cut at 1 KiB with "...", naming no file.  Now whole.
 mkdir -p "$T/dp"
-python3 - "$T/dp" <<'PY'
-import os, sys
-os.chdir(sys.argv[1])
-for i in range(20):
-    n = b"D%02d" % i + b"d" * 250
-    os.mkdir(n)
-    os.chdir(n)
-open(b"bottom\nfile", "wb").write(b"bottom\n")
-PY
+make_deep_tree "$T/dp" $'bottom\nfile' $'bottom\n'
 "$BKR" init -r "$T/dpr" >/dev/null
 expect_exit 0 "$BKR" -q -r "$T/dpr" create "$T/dp"
 expect_exit 0 "$BKR" -q -r "$T/dpr" restore latest --target "$T/dpt"
