@@ -1809,8 +1809,16 @@ static void close_target(rctx *c)
 	pool_drain(c);
 	if (c->tfd >= 0) {
 		/* what was renamed into place is on disk before the restore says done */
-		if (!c->o->dry_run && syncfs(c->tfd) < 0)
-			report(c, false, 0, c->disk_root, "syncfs: %s", strerror(errno));
+		int en = 0;
+		if (!c->o->dry_run && bkr_io_fault("restore-syncfs") < 0)
+			en = EIO;
+		else if (!c->o->dry_run && syncfs(c->tfd) < 0)
+			en = errno;
+		/* a write-back error (write_behind, the files not fsynced) shows only here: what was
+		 * restored may not be on disk, so it is an error, not a warning */
+		if (en)
+			report(c, true, bkr_error_set_errno(en, "syncfs"), c->disk_root,
+			       "syncfs: %s; what was restored here may not be on disk", strerror(en));
 		close(c->tfd);
 	}
 	c->tfd = -1;

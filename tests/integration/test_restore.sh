@@ -369,3 +369,11 @@ if unshare --user --map-root-user true 2>/dev/null; then
 	grep -q "su/tool: chown: .*set-ID bits not restored" "$T/err" || fail "the dropped set-ID bits are not said: $(cat "$T/err")"
 	pass "a set-ID file whose owner cannot be set is restored without its set-ID bits"
 fi
+
+# --- a write-back error at the final syncfs fails the restore: files placed
+# without an fsync of their own (new ones) may not be on disk
+expect_exit 6 env BKR_FAULT=restore-syncfs:1 "$BKR" -r "$R" restore latest --target "$T/syncfs"
+one_line_error
+grep -q "^bkr restore: .*syncfs: Input/output error; what was restored here may not be on disk" "$T/err" ||
+	fail "the failed syncfs is not said: $(cat "$T/err")"
+pass "a restore whose final syncfs fails exits 6 and says so"
