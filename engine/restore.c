@@ -409,14 +409,20 @@ static int meta_take(rctx *c, rmeta *m, const bkr_entry *e, const bkr_tree *leaf
 static void meta_apply(rctx *c, int fd, bool opath, const char *path, const rmeta *m)
 {
 	bool is_link = m->type == BKR_FT_SYMLINK;
+	mode_t mode = m->mode & 07777;
 	char ppath[64];
 	int r;
 
 	fd_path(ppath, sizeof(ppath), fd);
 	if (c->root && !m->owned) {
 		r = opath ? fchownat(fd, "", m->uid, m->gid, AT_EMPTY_PATH) : fchown(fd, m->uid, m->gid);
-		if (r < 0)
+		if (r < 0 && (mode & 06000)) {
+			/* the object stays ours (root's): its set-ID bits would make it set-ID root */
+			report(c, false, 0, path, "chown: %s; set-ID bits not restored", strerror(errno));
+			mode &= ~(mode_t)06000;
+		} else if (r < 0) {
 			report(c, false, 0, path, "chown: %s", strerror(errno));
+		}
 	}
 	for (size_t i = 0; i < m->nx; i++) {
 		const bkr_xattr *x = &m->xs[i];
@@ -438,7 +444,7 @@ static void meta_apply(rctx *c, int fd, bool opath, const char *path, const rmet
 		free(val);
 	}
 	if (!is_link) {
-		r = opath ? chmod(ppath, m->mode & 07777) : fchmod(fd, m->mode & 07777);
+		r = opath ? chmod(ppath, mode) : fchmod(fd, mode);
 		if (r < 0)
 			report(c, false, 0, path, "chmod: %s", strerror(errno));
 	}
@@ -1803,8 +1809,16 @@ static void close_target(rctx *c)
 	pool_drain(c);
 	if (c->tfd >= 0) {
 		/* what was renamed into place is on disk before the restore says done */
-		if (!c->o->dry_run && syncfs(c->tfd) < 0)
-			report(c, false, 0, c->disk_root, "syncfs: %s", strerror(errno));
+		int en = 0;
+		if (!c->o->dry_run && bkr_io_fault("restore-syncfs") < 0)
+			en = EIO;
+		else if (!c->o->dry_run && syncfs(c->tfd) < 0)
+			en = errno;
+		/* a write-back error (write_behind, the files not fsynced) shows only here: what was
+		 * restored may not be on disk, so it is an error, not a warning */
+		if (en)
+			report(c, true, bkr_error_set_errno(en, "syncfs"), c->disk_root,
+			       "syncfs: %s; what was restored here may not be on disk", strerror(en));
 		close(c->tfd);
 	}
 	c->tfd = -1;

@@ -281,6 +281,14 @@ static void report_lines(cli *c, const char *json)
 			       err ? b : "no strategy recovered it");
 			continue;
 		}
+		if (cJSON_IsTrue(cJSON_GetObjectItem(f, "apply_failed"))) {
+			/* recovered, but the workspace was not written: counted as failed */
+			cJSON *why = cJSON_GetObjectItem(f, "apply_result");
+			const char *w = cJSON_IsString(why) ? why->valuestring : "not written";
+			bkr_text_escape(b, sizeof(b), w, strlen(w));
+			printf("%s%-9s%s %s: recovered, not written: %s\n", cli_col(c, "red"), "failed", cli_col(c, "reset"),
+			       a, b);
+		}
 		rejected = win ? cJSON_GetObjectItem(cJSON_GetObjectItem(win, "source"), "rejected") : NULL;
 		if (cJSON_GetArraySize(rejected) > 0) {
 			cJSON *first = cJSON_GetArrayItem(rejected, 0), *src = cJSON_GetObjectItem(win, "source");

@@ -323,6 +323,8 @@ static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 		}
 		cJSON_AddBoolToObject(f->entry, "applied", f->applied);
 		cJSON_AddStringToObject(f->entry, "apply_result", f->applied ? "written" : why ? why : "not written");
+		/* counted in summary.failed: the text output names it (not "already identical") */
+		cJSON_AddBoolToObject(f->entry, "apply_failed", !f->applied && r < 0);
 		if (f->applied)
 			rep->sum.applied++;
 		else if (r < 0)

@@ -402,4 +402,23 @@ st=0; "$BKR" scan -c "$T/deep.json" > "$T/scan6.out" 2> /dev/null || st=$?
 [ "$st" = 1 ] && grep -q "^invalid *d/bad.json" "$T/scan6.out" && grep -q "^skipped " "$T/scan6.out" ||
 	fail "scan of a deep tree with a damaged file: exit $st: $(cat "$T/scan6.out")"
 
+# a recovered file that cannot be written (a full disk) keeps its old bytes,
+# fails the run, and the text output names it and why (even with -q), not
+# only "1 failed" in the summary
+W7="$T/ws7"; mkdir -p "$W7/c"
+echo '{"n":1}' > "$W7/c/a.json"
+cat > "$T/enospc.json" <<JSON
+{"repository": "$T/repo7", "workspace_root": "$W7",
+ "recovery": {"staging_dir": "$T/staged7", "rules": [{"pattern": "c/{id}.json", "strategies": ["backup"]}]}}
+JSON
+"$BKR" init -r "$T/repo7" >/dev/null
+"$BKR" create -c "$T/enospc.json" --type full >/dev/null
+printf '{"broken' > "$W7/c/a.json"
+st=0; BKR_FAULT=write:1:enospc "$BKR" batch -q -c "$T/enospc.json" --apply > "$T/batch7.out" 2> "$T/batch7.err" || st=$?
+[ "$st" = 6 ] || fail "batch --apply with the disk full: exit $st: $(cat "$T/batch7.out" "$T/batch7.err")"
+[ "$(cat "$W7/c/a.json")" = '{"broken' ] || fail "a failed apply changed the live file: $(cat "$W7/c/a.json")"
+[ "$(ls -A "$W7/c")" = a.json ] || fail "a failed apply left files behind: $(ls -A "$W7/c")"
+grep -qx "failed    c/a.json: recovered, not written: .*No space left on device" "$T/batch7.out" ||
+	fail "batch does not name the file it could not write: $(cat "$T/batch7.out" "$T/batch7.err")"
+
 echo "recovery integration: ok"

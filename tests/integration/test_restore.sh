@@ -340,3 +340,32 @@ one_line_error
 want=$(python3 -c 'print("bkr restore: dp/" + "".join("D%02d" % i + "d" * 250 + "/" for i in range(20)) + "bottom\\x0afile: exists (--overwrite replaces it)")')
 [ "$(cat "$T/err")" = "$want" ] || fail "restore's line about a path longer than PATH_MAX: $(tail -c 200 "$T/err")"
 pass "restore's line about a file deeper than PATH_MAX bytes names the whole path"
+
+# --- a set-user-ID file whose owner cannot be given keeps no set-ID bit: in a
+# user namespace that maps only root (a rootless container) chown to the
+# file's owner fails, and the file, left owned by the restoring root, must
+# not become set-user-ID root
+if unshare --user --map-root-user true 2>/dev/null; then
+	mkdir -p "$T/su"
+	printf '#!/bin/sh\n' >"$T/su/tool"
+	chown 1000:1000 "$T/su/tool"
+	chmod 6755 "$T/su/tool"
+	expect_exit 0 "$BKR" -q -r "$T/sur" init
+	expect_exit 0 "$BKR" -q -r "$T/sur" create "$T/su"
+	rc=0
+	unshare --user --map-root-user "$BKR" -r "$T/sur" restore latest --target "$T/sut" --numeric-ids \
+		>"$T/out" 2>"$T/err" || rc=$?
+	[ "$rc" = 0 ] || { cat "$T/err"; fail "restore where chown fails: expected exit 0, got $rc"; }
+	[ "$(stat -c %a "$T/sut/su/tool")" = 755 ] ||
+		fail "a file restored without its owner kept set-ID bits: $(stat -c '%a %u:%g' "$T/sut/su/tool")"
+	grep -q "su/tool: chown: .*set-ID bits not restored" "$T/err" || fail "the dropped set-ID bits are not said: $(cat "$T/err")"
+	pass "a set-ID file whose owner cannot be set is restored without its set-ID bits"
+fi
+
+# --- a write-back error at the final syncfs fails the restore: files placed
+# without an fsync of their own (new ones) may not be on disk
+expect_exit 6 env BKR_FAULT=restore-syncfs:1 "$BKR" -r "$R" restore latest --target "$T/syncfs"
+one_line_error
+grep -q "^bkr restore: .*syncfs: Input/output error; what was restored here may not be on disk" "$T/err" ||
+	fail "the failed syncfs is not said: $(cat "$T/err")"
+pass "a restore whose final syncfs fails exits 6 and says so"

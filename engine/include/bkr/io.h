@@ -18,7 +18,8 @@
  * "rename", "read", "restore-meta" (restore, between creating an entry and
  * setting its attributes), "recover-read" (recovery, between the stat and the
  * read of a live workspace file), "restore-tmpfile" (restore's O_TMPFILE: a failure
- * is taken for a filesystem without it), "trash-move" (prune, delete, cleanup,
+ * is taken for a filesystem without it), "restore-syncfs" (restore's syncfs of
+ * the target before it says done: fails with EIO), "trash-move" (prune, delete, cleanup,
  * repair: after a trash batch is written, before its objects move), "kdf" (a
  * scrypt derivation fails), "key-remove" (key remove: checked under the keys
  * lock, before the delete), "xattr-get" (backup, between the size of an
