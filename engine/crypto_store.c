@@ -29,6 +29,17 @@ static int cs_stat(bkr_store *s, const char *name, uint64_t *size)
 	return err;
 }
 
+/* The inner store's time and version tag: prune judges a leftover's age by
+ * its time, and takes one of unknown age for a young one. */
+static int cs_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime, char *tag)
+{
+	char none[BKR_STORE_TAG_MAX];
+	int err = bkr_store_stat_tag(INNER(s), name, size, mtime, tag ? tag : none);
+	if (err == 0 && bkr_crypto_object_is_sealed(name))
+		*size = *size > BKR_SEALED_OVERHEAD ? *size - BKR_SEALED_OVERHEAD : 0;
+	return err;
+}
+
 /* The plaintext of sealed object @p name (malloc'd, NUL-terminated). */
 static int open_sealed(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len)
 {
@@ -179,6 +190,7 @@ static void cs_free(bkr_store *s)
 
 static const bkr_store_ops crypto_ops = {
 	.stat = cs_stat,
+	.stat_time = cs_stat_time,
 	.get = cs_get,
 	.view = cs_view,
 	.get_range = cs_get_range,
