@@ -87,6 +87,7 @@ static void run_free(bctx *c)
 	for (size_t i = 0; i < c->nwarn; i++)
 		free(c->warnings[i]);
 	free(c->warnings);
+	free(c->fatal_msg);
 	free(c->new_ids);
 	if (c->mu_init) {
 		pthread_mutex_destroy(&c->mu);
@@ -127,7 +128,7 @@ int bkr_backup_run(bkr_repo *r, const bkr_backup_options *o, bkr_manifest **out)
 	if (err < 0)
 		goto done;
 	if (c->fatal) {
-		err = bkr_error_set(c->fatal, "%s", c->fatal_msg);
+		err = bkr_error_set(c->fatal, "%s", c->fatal_msg ? c->fatal_msg : "out of memory");
 		goto done;
 	}
 

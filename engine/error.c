@@ -6,9 +6,14 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define BKR_ERROR_MAX 1024
+/* Room for a message naming a path deeper than PATH_MAX whole.  A longer one
+ * keeps its start and its last ERROR_TAIL bytes, where the reason is, around
+ * a marker saying how much was left out. */
+#define BKR_ERROR_MAX 8192
+#define ERROR_TAIL 1024
 
 static __thread char last_msg[BKR_ERROR_MAX];
 static __thread int last_code;
@@ -27,17 +32,64 @@ static int code_for_errno(int errnum)
 	}
 }
 
-/* The message is formatted aside first: an argument may be the current
- * message itself (bkr_error_message()), and vsnprintf's source and
- * destination must not overlap. */
+/* Make @p msg (@p len bytes) the thread's message.  It may be the current
+ * message itself (bkr_error_message() as an argument): it is formatted aside
+ * first by every caller, so the copy never overlaps. */
+static void keep(const char *msg, size_t len)
+{
+	static const char mark[] = " [... %zu bytes ...] ";
+	size_t head = 0, left = 0, ml = 0, was;
+
+	if (len < sizeof(last_msg)) {
+		memcpy(last_msg, msg, len + 1);
+		return;
+	}
+	do { /* the marker's length depends on the count it shows */
+		was = ml;
+		head = sizeof(last_msg) - 1 - ERROR_TAIL - ml;
+		left = len - ERROR_TAIL - head;
+		ml = (size_t)snprintf(NULL, 0, mark, left);
+	} while (ml != was);
+	memcpy(last_msg, msg, head);
+	snprintf(last_msg + head, ml + 1, mark, left);
+	memcpy(last_msg + head + ml, msg + len - ERROR_TAIL, ERROR_TAIL + 1);
+}
+
+/* "<fmt ...><sep><tail>" formatted whole (on the heap when it does not fit
+ * @p buf) and kept; @p tail NULL: the format alone.  Out of memory: what fit. */
+static void vkeep(char *buf, size_t cap, const char *tail, const char *fmt, va_list ap)
+{
+	size_t tl = tail ? 2 + strlen(tail) : 0, len;
+	char *big = NULL;
+	va_list aq;
+	int n;
+
+	va_copy(aq, ap);
+	n = vsnprintf(buf, cap, fmt, aq);
+	va_end(aq);
+	len = n < 0 ? 0 : (size_t)n;
+	if (len + tl >= cap && (big = malloc(len + tl + 1))) {
+		vsnprintf(big, len + 1, fmt, ap);
+		buf = big;
+	} else if (len >= cap) {
+		len = cap - 1;
+	}
+	if (tail && len + tl < (big ? len + tl + 1 : cap)) {
+		memcpy(buf + len, ": ", 2);
+		memcpy(buf + len + 2, tail, tl - 1);
+		len += tl;
+	}
+	keep(buf, len);
+	free(big);
+}
+
 int bkr_error_set(int code, const char *fmt, ...)
 {
 	char buf[BKR_ERROR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vkeep(buf, sizeof(buf), NULL, fmt, ap);
 	va_end(ap);
-	memcpy(last_msg, buf, sizeof(last_msg));
 	last_code = code;
 	return code;
 }
@@ -47,22 +99,20 @@ int bkr_error_set_errno(int errnum, const char *fmt, ...)
 	char buf[BKR_ERROR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vkeep(buf, sizeof(buf), strerror(errnum), fmt, ap);
 	va_end(ap);
-	snprintf(last_msg, sizeof(last_msg), "%.900s: %.120s", buf, strerror(errnum));
 	last_code = code_for_errno(errnum);
 	return last_code;
 }
 
 void bkr_error_prefix(const char *fmt, ...)
 {
-	char prefix[BKR_ERROR_MAX], old[BKR_ERROR_MAX];
+	char buf[BKR_ERROR_MAX], old[BKR_ERROR_MAX];
 	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(prefix, sizeof(prefix), fmt, ap);
-	va_end(ap);
 	memcpy(old, last_msg, sizeof(old));
-	snprintf(last_msg, sizeof(last_msg), "%.300s: %.700s", prefix, old);
+	va_start(ap, fmt);
+	vkeep(buf, sizeof(buf), old, fmt, ap);
+	va_end(ap);
 }
 
 const char *bkr_error_message(void)

@@ -109,7 +109,7 @@ typedef struct {
 	ino_t repo_ino;
 	int first_err;
 	bool corrupt;
-	char first_msg[2600];
+	char *first_msg; /**< the first error, whole (a path of any length) */
 	link_ent *links;
 	size_t nlinks, linkcap;
 	name_memos users, groups; /* owner_ids' lookups (the walking thread) */
@@ -205,12 +205,15 @@ static void report(rctx *c, bool error, int code, const char *path, const char *
 	__attribute__((format(printf, 5, 6)));
 static void report(rctx *c, bool error, int code, const char *path, const char *fmt, ...)
 {
-	char msg[1024];
+	char *owned;
+	const char *msg;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vasprintf(&owned, fmt, ap) < 0)
+		owned = NULL;
 	va_end(ap);
+	msg = owned ? owned : "out of memory"; /* still reported */
 	if (!*path)
 		path = "/"; /* the backup's root */
 	pthread_mutex_lock(&c->rmu);
@@ -220,8 +223,8 @@ static void report(rctx *c, bool error, int code, const char *path, const char *
 			c->corrupt = true;
 		if (!c->first_err) {
 			c->first_err = code < 0 ? code : BKR_ERROR;
-			snprintf(c->first_msg, sizeof(c->first_msg), "backup %s: %s: %s",
-				 c->backup_id ? c->backup_id : "?", path, msg);
+			if (asprintf(&c->first_msg, "backup %s: %s: %s", c->backup_id ? c->backup_id : "?", path, msg) < 0)
+				c->first_msg = NULL;
 		}
 		bkr_log_error("restore", "backup %s: %s: %s", c->backup_id ? c->backup_id : "?", path, msg);
 	} else {
@@ -231,6 +234,7 @@ static void report(rctx *c, bool error, int code, const char *path, const char *
 	if (c->o->report)
 		c->o->report(c->o->report_ctx, error, path, msg);
 	pthread_mutex_unlock(&c->rmu);
+	free(owned);
 }
 
 /*
@@ -2023,7 +2027,7 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 	if (c->st.errors) {
 		err = bkr_error_set(c->corrupt ? BKR_ECORRUPT : c->first_err,
 				    "%llu entr%s failed to restore; first: %s", (unsigned long long)c->st.errors,
-				    c->st.errors == 1 ? "y" : "ies", c->first_msg);
+				    c->st.errors == 1 ? "y" : "ies", c->first_msg ? c->first_msg : "out of memory");
 	}
 done:
 	pool_stop(c);
@@ -2039,6 +2043,7 @@ done:
 		free(c->links[i].path);
 	free(c->links);
 	free(c->src_dir);
+	free(c->first_msg);
 	free(paths);
 	for (size_t i = 0; owned && i < o->npaths; i++)
 		free(owned[i]);

@@ -102,48 +102,62 @@ void cli_json_error(cli *c, int err, const char *msg)
 	json_out_end_object(&j);
 }
 
-static void vmessage(cli *c, const char *tag, const char *col, const char *fmt, va_list ap)
+/* @p fmt formatted whole, however long (a path deeper than PATH_MAX); NULL:
+ * out of memory. Free it. */
+static char *vformat(const char *fmt, va_list ap)
 {
-	char *msg = NULL, *safe = NULL;
-	const char *shown;
+	char *msg;
 	va_list aq;
 	int n;
 
 	va_copy(aq, ap);
 	n = vsnprintf(NULL, 0, fmt, aq);
 	va_end(aq);
-	if (n >= 0 && (msg = malloc((size_t)n + 1)))
-		vsnprintf(msg, (size_t)n + 1, fmt, ap);
-	/* a warning naming a file (bkr create's, for one) is one line that a name
-	 * can neither forge nor colour: a control character or a byte that is not
-	 * UTF-8 is escaped, as in cli_fail */
-	if (msg && (safe = malloc(4 * (size_t)n + 16)))
-		shown = cli_text_safe(safe, 4 * (size_t)n + 16, msg);
-	else
-		shown = "(out of memory)";
+	if (n < 0 || !(msg = malloc((size_t)n + 1)))
+		return NULL;
+	vsnprintf(msg, (size_t)n + 1, fmt, ap);
+	return msg;
+}
+
+/* "bkr CMD: TAG MSG" on stderr, MSG one line that nothing in it can forge
+ * or colour: a control character or a byte that is not UTF-8 (a name in a
+ * warning of bkr create, a PATH argument) is escaped (cli_text_safe) */
+static void message_line(cli *c, const char *col, const char *tag, const char *msg)
+{
+	size_t cap = msg ? 4 * strlen(msg) + 16 : 0;
+	char *safe = msg ? malloc(cap) : NULL;
+	const char *shown = safe ? cli_text_safe(safe, cap, msg) : "(out of memory)";
+
 	cli_progress_done(c);
-	fprintf(stderr, "%sbkr %s:%s ", cli_col(c, col), c->cmd ? c->cmd : "", cli_col(c, "reset"));
-	if (tag)
-		fprintf(stderr, "%s", tag);
-	fprintf(stderr, "%s\n", shown);
+	fprintf(stderr, "%sbkr %s:%s %s%s\n", cli_col(c, col), c->cmd ? c->cmd : "", cli_col(c, "reset"),
+		tag ? tag : "", shown);
 	free(safe);
+}
+
+static void vmessage(cli *c, const char *tag, const char *col, const char *fmt, va_list ap)
+{
+	char *msg = vformat(fmt, ap);
+	message_line(c, col, tag, msg);
 	free(msg);
 }
 
 int cli_usage_error(cli *c, const char *fmt, ...)
 {
-	char raw[1024], safe[4096];
-	const char *msg;
+	char *raw, *safe = NULL;
+	const char *msg = "(out of memory)";
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	raw = vformat(fmt, ap);
 	va_end(ap);
-	msg = cli_text_safe(safe, sizeof(safe), raw); /* an argument quoted in it stays one line */
+	if (raw && (safe = malloc(4 * strlen(raw) + 16))) /* an argument quoted in it stays one line */
+		msg = cli_text_safe(safe, 4 * strlen(raw) + 16, raw);
 	if (c->cmd)
 		fprintf(stderr, "bkr %s: %s (see 'bkr %s --help')\n", c->cmd, msg, c->cmd);
 	else
 		fprintf(stderr, "bkr: %s (see 'bkr --help')\n", msg);
-	cli_json_error(c, BKR_EINVAL, raw);
+	cli_json_error(c, BKR_EINVAL, raw ? raw : msg);
+	free(safe);
+	free(raw);
 	return BKR_EXIT_USAGE;
 }
 
@@ -204,13 +218,10 @@ const char *cli_text_safe(char *buf, size_t cap, const char *msg)
 int cli_fail(cli *c, int err)
 {
 	const char *msg = bkr_error_message();
-	char safe[2048];
 	if (!*msg)
 		msg = bkr_error_name(err);
 	bkr_log_event(BKR_LOG_ERROR, c->cmd, "error", (const char *[]){ "code", bkr_error_name(err), NULL }, "%s", msg);
-	cli_progress_done(c);
-	fprintf(stderr, "%sbkr %s:%s %s\n", cli_col(c, "red"), c->cmd ? c->cmd : "", cli_col(c, "reset"),
-		cli_text_safe(safe, sizeof(safe), msg));
+	message_line(c, "red", NULL, msg);
 	cli_json_error(c, err, msg);
 	return bkr_exit_for(err);
 }
@@ -359,12 +370,13 @@ void cli_print_manifest(cli *c, const bkr_manifest *m)
 
 int cli_failf(cli *c, int err, const char *fmt, ...)
 {
-	char msg[1024];
+	char *msg;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg = vformat(fmt, ap);
 	va_end(ap);
-	bkr_error_set(err, "%s", msg);
+	bkr_error_set(err, "%s", msg ? msg : "out of memory");
+	free(msg);
 	return cli_fail(c, err);
 }
 
@@ -880,6 +892,18 @@ void cli_sources_free(cli_sources *s)
 	free(s->owned);
 	free(s->specs);
 	memset(s, 0, sizeof(*s));
+}
+
+int cli_live_abs_error(cli *c, const char *arg, int errnum)
+{
+	if (errnum == ENOENT || errnum == ENOTDIR)
+		return 0;
+	if (errnum == ENOMEM)
+		return cli_fail(c, bkr_error_oom());
+	bkr_error_set_errno(errnum, "%s", arg);
+	if (errnum == ENAMETOOLONG)
+		bkr_error_set(BKR_EIO, "%s (name it as SOURCE/PATH, as 'bkr ls' shows it)", bkr_error_message());
+	return cli_fail(c, bkr_error_last_code());
 }
 
 char *cli_live_abs(const char *arg)

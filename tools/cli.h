@@ -132,6 +132,15 @@ void cli_print_name(FILE *f, const char *s, size_t len);
  */
 char *cli_live_abs(const char *arg);
 
+/**
+ * When cli_live_abs found no absolute form of @p arg for another reason than
+ * its absence (@p errnum: a path longer than PATH_MAX, a directory that may
+ * not be searched): that error, one line naming @p arg, as cli_fail
+ * returns it.  0 for ENOENT and ENOTDIR (the caller goes on: a path that is
+ * gone may still name a backed-up file).
+ */
+int cli_live_abs_error(cli *c, const char *arg, int errnum);
+
 /** --json: print manifest @p m (pretty), as create and show do. */
 void cli_print_manifest(cli *c, const bkr_manifest *m);
 

@@ -1,6 +1,7 @@
 /** @file
  * bkr diff: two backups, or a backup and the live files.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,7 +105,7 @@ static int on_change(void *ctx, const bkr_diff_change *ch)
 static int live_subtrees(cli *c, bkr_repo *repo, const bkr_manifest *m, char **argv, int argc, char ***subs,
 			 size_t *nsubs, int *nargs)
 {
-	int keep = 0;
+	int keep = 0, rc;
 
 	*subs = NULL;
 	*nsubs = 0;
@@ -127,6 +128,8 @@ static int live_subtrees(cli *c, bkr_repo *repo, const bkr_manifest *m, char **a
 		}
 		base = slash ? slash + 1 : arg;
 		abs = cli_live_abs(arg);
+		if (!abs && (rc = cli_live_abs_error(c, arg, errno)) != 0)
+			return rc;
 		for (size_t i = 0; abs && i < m->nsources && !named; i++) {
 			const char *rp = m->sources[i].path, *rest = abs;
 			size_t pl = rp ? strlen(rp) : 0;

@@ -4,6 +4,7 @@
  * trees along the path.  With -p, a unified diff between consecutive
  * versions of a text file (bkr/textdiff.h).
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,7 +140,10 @@ static char *join(const char *a, const char *b)
 static int from_live(cli *c, bkr_repo *r, const bkr_manifest_list *l, const char *arg, char **out)
 {
 	char *abs = cli_live_abs(arg);
+	int err;
 
+	if (!abs && (err = cli_live_abs_error(c, arg, errno)) != 0)
+		return err;
 	if (!abs)
 		return cli_failf(c, BKR_ENOTFOUND, "%s: no such file or directory", arg);
 	for (size_t i = l->n; i-- > 0;) {

@@ -152,7 +152,7 @@ struct bctx {
 	size_t nrfree, rfree_max;
 	bool stop;
 	int fatal;                   /* first fatal error (c->mu) */
-	char fatal_msg[512];
+	char *fatal_msg;      /**< the first fatal error's message, whole (NULL: out of memory) */
 	size_t active;               /* files being read by workers (mu) */
 	worker *workers;             /* [0] is the calling thread */
 

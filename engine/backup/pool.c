@@ -319,7 +319,7 @@ int bkr_bk_queue_file(bctx *c, node *n, int fd)
 		pthread_cond_wait(&c->cv_space, &c->mu);
 	if (c->fatal) {
 		/* The failure happened on a worker: its message, not this thread's. */
-		int err = bkr_error_set(c->fatal, "%s", c->fatal_msg);
+		int err = bkr_error_set(c->fatal, "%s", c->fatal_msg ? c->fatal_msg : "out of memory");
 		pthread_mutex_unlock(&c->mu);
 		close(fd);
 		return err;

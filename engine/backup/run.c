@@ -16,20 +16,20 @@
 
 void bkr_bk_warn(bctx *c, const node *n, const char *fmt, ...)
 {
-	char text[1024], *msg = NULL;
+	char *text, *msg = NULL;
 	char *path = n ? bkr_bk_node_path(n) : NULL;
 	va_list ap;
 
-	/* the path whole, however long (a tree deeper than PATH_MAX: a path of
-	 * more than 1 KiB made the offset past this buffer and its room negative,
-	 * and the message was written over the stack) */
+	/* the path and the reason whole, however long (a tree deeper than
+	 * PATH_MAX: a path of more than 1 KiB once wrote past a fixed buffer) */
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
 	va_end(ap);
-	if (path && (msg = malloc(strlen(path) + 2 + strlen(text) + 1)))
-		sprintf(msg, "%s: %s", path, text);
+	if (path && text && asprintf(&msg, "%s: %s", path, text) < 0)
+		msg = NULL;
 	free(path);
-	const char *shown = msg ? msg : text; /* out of memory: still a warning */
+	const char *shown = msg ? msg : text ? text : "out of memory"; /* still a warning */
 	bkr_log_warn("backup", "%s", shown);
 	pthread_mutex_lock(&c->mu);
 	if (c->nwarn == c->warncap) {
@@ -49,6 +49,7 @@ void bkr_bk_warn(bctx *c, const node *n, const char *fmt, ...)
 		c->o->warning(c->o->warning_ctx, shown);
 	pthread_mutex_unlock(&c->mu);
 	free(msg);
+	free(text);
 }
 
 void bkr_bk_fatal(bctx *c, int err)
@@ -56,7 +57,7 @@ void bkr_bk_fatal(bctx *c, int err)
 	pthread_mutex_lock(&c->mu);
 	if (!c->fatal) {
 		c->fatal = err;
-		snprintf(c->fatal_msg, sizeof(c->fatal_msg), "%s", bkr_error_message());
+		c->fatal_msg = strdup(bkr_error_message());
 		c->stop = true;
 		pthread_cond_broadcast(&c->cv_job);
 		pthread_cond_broadcast(&c->cv_space);

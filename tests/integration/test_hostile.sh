@@ -353,3 +353,29 @@ one_line_error
 want=$(python3 -c 'print("bkr create: warning: ps/" + "".join("D%02d" % i + "d" * 250 + "/" for i in range(20)) + "bottom: vanished during the scan, skipped")')
 [ "$(cat "$T/err")" = "$want" ] || fail "the warning about a file deeper than PATH_MAX: $(tail -c 300 "$T/err")"
 pass "a warning about a file deeper than PATH_MAX names its whole path (it overran a stack buffer: SIGSEGV)"
+
+# --- errors naming a path deeper than PATH_MAX: messages were cut at 1 KiB,
+# losing the reason at their end ('bkr cat: path '\''pl/D00...' and no more);
+# a live path too long to resolve was "no such file or directory" (exit 3).
+# Now the whole message up to 8 KiB (past that its start and its end), and
+# the live path's own error, naming the SOURCE/PATH form (exit 7).
+rm -rf "$T/pl" "$T/plr"
+mkdir "$T/pl"
+make_deep_tree "$T/pl" bottom x
+"$BKR" init -r "$T/plr" >/dev/null
+expect_exit 0 "$BKR" -q -r "$T/plr" create "$T/pl"
+deep=$(python3 -c 'print("".join("D%02d" % i + "d" * 250 + "/" for i in range(20)) + "bottom")')
+for cmd in log "diff latest --live"; do
+	# shellcheck disable=SC2086
+	expect_exit 7 "$BKR" -r "$T/plr" $cmd "$T/pl/$deep"
+	one_line_error
+	[ "$(cat "$T/err")" = "bkr ${cmd%% *}: $T/pl/$deep: File name too long (name it as SOURCE/PATH, as 'bkr ls' shows it)" ] ||
+		fail "$cmd of a live path longer than PATH_MAX: $(tail -c 300 "$T/err")"
+done
+expect_exit 0 "$BKR" -r "$T/plr" log "pl/$deep"
+[ "$(grep -c " added  *file  *1  *2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881$" "$T/out")" = 1 ] || fail "log of a path deeper than PATH_MAX: $(tail -c 300 "$T/out")"
+expect_exit 3 "$BKR" -r "$T/plr" cat latest "pl/$deep/nope"
+one_line_error
+[ "$(head -c 20 "$T/err")" = "bkr cat: path 'pl/D0" ] && grep -q "/bottom' is not a directory\$" "$T/err" && grep -q " \[\.\.\. [0-9]* bytes \.\.\.\] " "$T/err" ||
+	fail "an error naming a path deeper than PATH_MAX lost its start or its reason: $(tail -c 300 "$T/err")"
+pass "errors naming a path deeper than PATH_MAX keep their reason; a live path too long to resolve is named so (exit 7)"
