@@ -423,6 +423,21 @@ static void meta_apply(rctx *c, int fd, bool opath, const char *path, const rmet
 		} else if (r < 0) {
 			report(c, false, 0, path, "chown: %s", strerror(errno));
 		}
+	} else if (!c->root && (mode & 06000)) {
+		/* not root: no chown, the object is ours; a set-ID bit of another
+		 * owner or group would make it set-ID the restoring user (or group) */
+		struct stat st;
+		bool known = fstat(fd, &st) == 0;
+		mode_t keep = 07777;
+		if (!known || st.st_uid != m->uid)
+			keep &= ~(mode_t)S_ISUID;
+		if (!known || st.st_gid != m->gid)
+			keep &= ~(mode_t)S_ISGID;
+		if ((mode & keep) != mode) {
+			report(c, false, 0, path, "owner %u:%u not restored (not root); set-ID bits not restored",
+			       (unsigned)m->uid, (unsigned)m->gid);
+			mode &= keep;
+		}
 	}
 	for (size_t i = 0; i < m->nx; i++) {
 		const bkr_xattr *x = &m->xs[i];
