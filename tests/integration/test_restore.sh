@@ -320,6 +320,30 @@ cmp "$T/live6/six/d/edit.txt" "$src6/d/edit.txt" || fail "--overwrite did not re
 grep -q ": 1 files, .*(1 already there as in the backup)" "$T/out" || fail "--overwrite's summary: $(cat "$T/out")"
 pass "restore --overwrite writes what differs and leaves what is as in the backup"
 
+# --- --overwrite puts a directory in the place of a file in its way only once
+# the directory is made: the file was removed first, and a failure after that
+# left neither (restore-rename:1 fails the move into place; restore-exchange:1
+# takes RENAME_EXCHANGE away, as on a filesystem without it)
+in_the_way() {
+	rm -rf "$T/live6/six/d"
+	printf 'in the way\n' >"$T/live6/six/d"
+}
+no_tmp() {
+	[ -z "$(find "$T/live6" -name '.bkr-restore-*')" ] || fail "$1 left $(find "$T/live6" -name '.bkr-restore-*')"
+}
+in_the_way
+expect_exit 6 env BKR_FAULT=restore-rename:1 "$BKR" -r "$R6" restore latest --target "$T/live6" --overwrite
+grep -q "six/d: cannot replace: Input/output error" "$T/err" || fail "the failed replacement is not said: $(cat "$T/err")"
+[ "$(cat "$T/live6/six/d")" = "in the way" ] || fail "a failed replacement by a directory lost the file in its way"
+no_tmp "a failed replacement by a directory"
+for fault in restore-exchange:1 none:1; do
+	in_the_way
+	expect_exit 0 env BKR_FAULT=$fault "$BKR" -r "$R6" restore latest --target "$T/live6" --overwrite
+	cmp "$T/live6/six/d/edit.txt" "$src6/d/edit.txt" || fail "($fault) the directory did not replace the file in its way"
+	no_tmp "($fault) a directory replacing a file"
+done
+pass "restore --overwrite replaces a file in the way of a directory only when the directory is ready"
+
 # --- a path longer than PATH_MAX (20 directories of 254 bytes): restore's
 # line about it was cut at 1 KiB with "...", naming no file.  Now whole.
 mkdir -p "$T/dp"
