@@ -343,9 +343,10 @@ static inline bool bkr_rec_has_copy(const bkr_rec_file *f)
 /**
  * Decide the mode, owner and group @p f gets when it is not the backup's
  * record: those of the file it replaces, else its directory's owner (and
- * the strategy's mode or 0644).
+ * the strategy's mode or 0644).  Never set-ID: true when the file it
+ * replaces is and its set-ID bits were left out.
  */
-void bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f);
+bool bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f);
 
 /**
  * Write @p f's recovered copy over the workspace file under @p root (the
