@@ -76,12 +76,19 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, int dir, const c
 	return 0;
 }
 
-/* Give the object open as @p fd (O_PATH for a symlink) its owner, group and mode. */
-static int set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what)
+int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what,
+		      bool *setid_dropped)
 {
-	if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 &&
-	    !(errno == EPERM && geteuid() != 0)) /* not root: the file stays ours */
-		return bkr_error_set_errno(errno, "%s: chown", what);
+	if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		if (!(errno == EPERM && geteuid() != 0))
+			return bkr_error_set_errno(errno, "%s: chown", what);
+		/* not root: the file stays ours, and its set-ID bits would make it set-ID us */
+		if (mode & 06000) {
+			mode &= ~(uint32_t)06000;
+			if (setid_dropped)
+				*setid_dropped = true;
+		}
+	}
 	if (!link && fchmod(fd, (mode_t)(mode & 07777)) < 0)
 		return bkr_error_set_errno(errno, "%s: chmod", what);
 	return 0;
@@ -125,7 +132,7 @@ static int make_parents(bkr_recover *rc, int root, const char *rel)
 			uid = pst.st_uid;
 			gid = pst.st_gid;
 			bkr_rec_dir_attrs(rc, prefix, true, &mode, &uid, &gid);
-			err = set_attrs(fd, false, uid, gid, mode, prefix);
+			err = bkr_rec_set_attrs(fd, false, uid, gid, mode, prefix, NULL);
 		}
 		if (fd >= 0)
 			close(fd);
@@ -154,7 +161,7 @@ static int apply_link(const bkr_rec_file *f, int dir, const char *base, bool exi
 		err = bkr_error_set_errno(errno, "%s: opening the temporary symlink", f->d.path);
 		goto fail;
 	}
-	if ((err = set_attrs(fd, true, f->uid, f->gid, 0, f->d.path)) < 0)
+	if ((err = bkr_rec_set_attrs(fd, true, f->uid, f->gid, 0, f->d.path, NULL)) < 0)
 		goto fail;
 	if (f->mtime_ns > 0) {
 		struct timespec ts[2];
@@ -232,7 +239,7 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 	if ((err = bkr_io_write_full(fd, f->data, f->len, f->d.path)) < 0)
 		goto fail;
 	/* owner before mode: chown clears set-id bits */
-	if ((err = set_attrs(fd, false, f->uid, f->gid, f->mode, f->d.path)) < 0)
+	if ((err = bkr_rec_set_attrs(fd, false, f->uid, f->gid, f->mode, f->d.path, &f->setid_dropped)) < 0)
 		goto fail;
 	if (f->mtime_ns > 0) {
 		struct timespec ts[2];

@@ -304,6 +304,7 @@ typedef struct {
 	bkr_id sha;
 	cJSON *entry;       /**< the file's report entry (owned by the report) */
 	bool applied;
+	bool setid_dropped; /**< applied without the set-ID bits of mode (its owner could not be set) */
 } bkr_rec_file;
 
 struct bkr_recover_report {
@@ -347,6 +348,15 @@ static inline bool bkr_rec_has_copy(const bkr_rec_file *f)
  * replaces is and its set-ID bits were left out.
  */
 bool bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f);
+/**
+ * Give the object open as @p fd (O_PATH for a symlink, whose mode is left)
+ * owner @p uid, group @p gid and then @p mode.  Not root, a chown that is
+ * refused leaves the object ours and is no error, but then the set-ID bits
+ * of @p mode are not set (it would be set-ID us): *@p setid_dropped is set
+ * when it is not NULL.  @p what names it in errors.
+ */
+int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what,
+		      bool *setid_dropped);
 
 /**
  * Write @p f's recovered copy over the workspace file under @p root (the
