@@ -3,9 +3,10 @@
  * to the workspace directory the scan saw (bkr_rec_root_open), the target is
  * re-checked just before writing (a file that came back or changed since the
  * scan is left alone), the copy is written to a temporary in the target's directory,
- * given its attributes through its descriptor and renamed over the target
- * through io.c's commit (so fault points reach it); no path component is
- * followed if it is a symlink.
+ * given its attributes through its descriptor and put in place: a new file
+ * through io.c's commit, a replaced one by replace_checked, which checks
+ * again that no one wrote the target meanwhile (fault points reach both); no
+ * path component is followed if it is a symlink.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -143,8 +144,72 @@ static int make_parents(bkr_recover *rc, int root, const char *rel)
 	return 0;
 }
 
-/* Write the symlink @p f as a temporary in @p dir and commit it as @p base. */
-static int apply_link(const bkr_rec_file *f, int dir, const char *base, bool exists)
+/* Whether @p a and @p b are the same file, unchanged: device, inode, size, mtime and, with @p ctime, ctime. */
+static bool same_file(const struct stat *a, const struct stat *b, bool ctime)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       bkr_clock_ns(&a->st_mtim) == bkr_clock_ns(&b->st_mtim) &&
+	       (!ctime || bkr_clock_ns(&a->st_ctim) == bkr_clock_ns(&b->st_ctim));
+}
+
+/*
+ * Put the finished temporary @p tmp of @p dir (@p fd open on it, fsynced and
+ * closed here; -1 for a symlink) in the place of @p base, only if that is
+ * still the file the check saw (@p seen): compared again just before, then
+ * exchanged with it (RENAME_EXCHANGE) and the file taken out compared once
+ * more (all but its ctime, which the exchange sets), and exchanged back if
+ * it changed in between.  On a filesystem without RENAME_EXCHANGE a plain
+ * rename follows the last check.  BKR_EEXISTS when it changed; the
+ * temporary is gone in every case but one, said in the error.
+ */
+static int replace_checked(const bkr_rec_file *f, int fd, int dir, const char *tmp, const char *base,
+			   const struct stat *seen)
+{
+	struct stat now;
+	int err = 0;
+
+	if (fd >= 0) {
+		err = bkr_io_fsync(fd, f->d.path);
+		if (close(fd) < 0 && err == 0)
+			err = bkr_error_set_errno(errno, "close %s", f->d.path);
+		if (err < 0)
+			goto fail;
+	}
+	if ((err = bkr_io_fault("rename")) < 0) {
+		bkr_error_prefix("rename %s to %s", tmp, base);
+		goto fail;
+	}
+	if (fstatat(dir, base, &now, AT_SYMLINK_NOFOLLOW) < 0 || !same_file(seen, &now, true))
+		goto changed;
+	(void)bkr_io_fault("recover-replace"); /* tests: a writer just after the last check */
+	if (renameat2(dir, tmp, dir, base, RENAME_EXCHANGE) == 0) {
+		/* @p tmp names the file taken out */
+		if (fstatat(dir, tmp, &now, AT_SYMLINK_NOFOLLOW) == 0 && same_file(seen, &now, false)) {
+			unlinkat(dir, tmp, 0);
+		} else if (renameat2(dir, tmp, dir, base, RENAME_EXCHANGE) == 0) {
+			goto changed;
+		} else {
+			return bkr_error_set(BKR_EEXISTS, "%s: changed while being replaced, and could not be put back "
+					     "(%s): its new version is %s", f->d.path, strerror(errno), tmp);
+		}
+	} else if (errno != EINVAL || renameat(dir, tmp, dir, base) < 0) {
+		err = bkr_error_set_errno(errno, "rename %s", f->d.path);
+		goto fail;
+	}
+	return bkr_io_fsync(dir, f->d.path);
+changed:
+	err = bkr_error_set(BKR_EEXISTS, "%s: changed while the recovered copy was written; not overwritten",
+			    f->d.path);
+fail:
+	unlinkat(dir, tmp, 0);
+	return err;
+}
+
+/*
+ * Write the symlink @p f as a temporary in @p dir and commit it as @p base:
+ * in the place of the file @p seen when not NULL (replace_checked).
+ */
+static int apply_link(const bkr_rec_file *f, int dir, const char *base, const struct stat *seen)
 {
 	char tmp[NAME_MAX + 1];
 	uint8_t rnd[8];
@@ -169,8 +234,10 @@ static int apply_link(const bkr_rec_file *f, int dir, const char *base, bool exi
 		utimensat(dir, tmp, ts, AT_SYMLINK_NOFOLLOW);
 	}
 	close(fd);
-	/* a symlink has no data to fsync: commit_at renames it and fsyncs the directory */
-	return bkr_io_commit_at(-1, dir, tmp, base, exists ? BKR_IO_REPLACE : BKR_IO_NOREPLACE, f->d.path);
+	/* a symlink has no data to fsync: it is renamed and the directory fsynced */
+	if (seen)
+		return replace_checked(f, -1, dir, tmp, base, seen);
+	return bkr_io_commit_at(-1, dir, tmp, base, BKR_IO_NOREPLACE, f->d.path);
 fail:
 	if (fd >= 0)
 		close(fd);
@@ -229,7 +296,7 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 		goto done;
 	}
 	if (f->link) {
-		err = apply_link(f, dir, base, exists);
+		err = apply_link(f, dir, base, exists ? &st : NULL);
 		goto committed;
 	}
 	if ((err = bkr_io_tmpfile_at(dir, BKR_REC_TMP_PREFIX, tmp, sizeof(tmp), &fd)) < 0) {
@@ -249,10 +316,13 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 			goto fail;
 		}
 	}
-	err = bkr_io_commit_at(fd, dir, tmp, base, exists ? BKR_IO_REPLACE : BKR_IO_NOREPLACE, f->d.path);
+	if (exists)
+		err = replace_checked(f, fd, dir, tmp, base, &st);
+	else
+		err = bkr_io_commit_at(fd, dir, tmp, base, BKR_IO_NOREPLACE, f->d.path);
 	fd = -1;
 committed:
-	if (err == BKR_EEXISTS)
+	if (err == BKR_EEXISTS && !exists)
 		err = bkr_error_set(BKR_EEXISTS, "%s: appeared while writing; not overwritten", f->d.path);
 	if (err == 0)
 		f->applied = true;

@@ -421,6 +421,46 @@ st=0; BKR_FAULT=write:1:enospc "$BKR" batch -q -c "$T/enospc.json" --apply > "$T
 grep -qx "failed    c/a.json: recovered, not written: .*No space left on device" "$T/batch7.out" ||
 	fail "batch does not name the file it could not write: $(cat "$T/batch7.out" "$T/batch7.err")"
 
+# a writer between the check of the live file and the rename of the
+# recovered copy over it keeps its write: the live file was checked only
+# before the copy was written.  It is compared again after (write:1:stop: the
+# writer appends while the copy is written) and, once exchanged, after
+# (recover-replace:1:stop: the writer appends, or renames a new version in,
+# just after that last check); each time the writer's version stays, nothing
+# is left beside it, and the run fails naming the file
+W9="$T/ws9"; mkdir -p "$W9/c"
+echo '{"n":1}' > "$W9/c/a.json"
+cat > "$T/race.json" <<JSON
+{"repository": "$T/repo9", "workspace_root": "$W9",
+ "recovery": {"staging_dir": "$T/staged9", "rules": [{"pattern": "c/{id}.json", "strategies": ["backup"]}]}}
+JSON
+"$BKR" init -r "$T/repo9" >/dev/null
+"$BKR" create -c "$T/race.json" --type full >/dev/null
+# race FAULT WRITER WANT: batch --apply of the invalid c/a.json stopped at
+# FAULT:1 while the shell code WRITER runs; the file must then hold WANT
+race() {
+	local pid st=0
+	printf '{"broken' > "$W9/c/a.json"
+	BKR_FAULT=$1:1:stop "$BKR" batch -c "$T/race.json" --apply > "$T/batch9.out" 2> "$T/batch9.err" &
+	pid=$!
+	for _ in $(seq 1 3000); do
+		[ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" = T ] && break
+		sleep 0.01
+	done
+	[ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" = T ] || fail "batch did not stop at $1"
+	eval "$2"
+	kill -CONT "$pid"
+	wait "$pid" || st=$?
+	[ "$st" = 6 ] || fail "($1) batch --apply over a file being written: exit $st: $(cat "$T/batch9.out" "$T/batch9.err")"
+	[ "$(cat "$W9/c/a.json")" = "$3" ] || fail "($1) the writer's version was lost: $(cat "$W9/c/a.json")"
+	[ "$(ls -A "$W9/c")" = a.json ] || fail "($1) files left beside it: $(ls -A "$W9/c")"
+	grep -qx "failed    c/a.json: recovered, not written: c/a.json: changed while the recovered copy was written; not overwritten" \
+		"$T/batch9.out" || fail "($1) the file is not named with why: $(cat "$T/batch9.out")"
+}
+race write 'printf " more" >> "$W9/c/a.json"' '{"broken more'
+race recover-replace 'printf " more" >> "$W9/c/a.json"' '{"broken more'
+race recover-replace 'printf "{\"new\":1}" > "$W9/c/a.new"; mv "$W9/c/a.new" "$W9/c/a.json"' '{"new":1}'
+
 # a backup's copy of another user's set-ID file, recovered by a user who is
 # not root: it stays that user's (no chown), so it must not keep its set-ID
 # bits (it did: a set-user-ID file of the recovering user); the user's own
