@@ -144,6 +144,28 @@ static int make_parents(bkr_recover *rc, int root, const char *rel)
 	return 0;
 }
 
+/*
+ * Give the object open as @p fd (O_PATH, a symlink, with @p opath) the
+ * times of @p f's source copy, if known.  A failure fails the apply, for a
+ * symlink as for a file.
+ */
+static int set_times(const bkr_rec_file *f, int fd, bool opath)
+{
+	struct timespec ts[2];
+	int err;
+
+	if (f->mtime_ns <= 0)
+		return 0;
+	if ((err = bkr_io_fault("recover-times")) < 0) {
+		bkr_error_prefix("%s: setting times", f->d.path);
+		return err;
+	}
+	ts[0] = ts[1] = bkr_clock_timespec(f->mtime_ns);
+	if ((opath ? utimensat(fd, "", ts, AT_EMPTY_PATH) : futimens(fd, ts)) < 0)
+		return bkr_error_set_errno(errno, "%s: setting times", f->d.path);
+	return 0;
+}
+
 /* Whether @p a and @p b are the same file, unchanged: device, inode, size, mtime and, with @p ctime, ctime. */
 static bool same_file(const struct stat *a, const struct stat *b, bool ctime)
 {
@@ -226,13 +248,9 @@ static int apply_link(const bkr_rec_file *f, int dir, const char *base, const st
 		err = bkr_error_set_errno(errno, "%s: opening the temporary symlink", f->d.path);
 		goto fail;
 	}
-	if ((err = bkr_rec_set_attrs(fd, true, f->uid, f->gid, 0, f->d.path, NULL)) < 0)
+	if ((err = bkr_rec_set_attrs(fd, true, f->uid, f->gid, 0, f->d.path, NULL)) < 0 ||
+	    (err = set_times(f, fd, true)) < 0)
 		goto fail;
-	if (f->mtime_ns > 0) {
-		struct timespec ts[2];
-		ts[0] = ts[1] = bkr_clock_timespec(f->mtime_ns);
-		utimensat(dir, tmp, ts, AT_SYMLINK_NOFOLLOW);
-	}
 	close(fd);
 	/* a symlink has no data to fsync: it is renamed and the directory fsynced */
 	if (seen)
@@ -308,14 +326,8 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 	/* owner before mode: chown clears set-id bits */
 	if ((err = bkr_rec_set_attrs(fd, false, f->uid, f->gid, f->mode, f->d.path, &f->setid_dropped)) < 0)
 		goto fail;
-	if (f->mtime_ns > 0) {
-		struct timespec ts[2];
-		ts[0] = ts[1] = bkr_clock_timespec(f->mtime_ns);
-		if (futimens(fd, ts) < 0) {
-			err = bkr_error_set_errno(errno, "%s: setting times", f->d.path);
-			goto fail;
-		}
-	}
+	if ((err = set_times(f, fd, false)) < 0)
+		goto fail;
 	if (exists)
 		err = replace_checked(f, fd, dir, tmp, base, &st);
 	else

@@ -461,6 +461,25 @@ race write 'printf " more" >> "$W9/c/a.json"' '{"broken more'
 race recover-replace 'printf " more" >> "$W9/c/a.json"' '{"broken more'
 race recover-replace 'printf "{\"new\":1}" > "$W9/c/a.new"; mv "$W9/c/a.new" "$W9/c/a.json"' '{"new":1}'
 
+# a recovered symlink whose times cannot be set fails as a file does, and is
+# not put in place (it was, silently, with the time of the recovery as its
+# mtime); otherwise it gets the backup's mtime
+W10="$T/ws10"; mkdir -p "$W10/c"
+echo '{}' > "$W10/c/a.json"; ln -s a.json "$W10/c/l.json"
+touch -h -d '2026-01-02 03:04:05 UTC' "$W10/c/l.json"
+echo "{\"repository\":\"$T/repo10\",\"workspace_root\":\"$W10\",\"recovery\":{\"staging_dir\":\"$T/st10\"}}" > "$T/c10.json"
+"$BKR" init -r "$T/repo10" >/dev/null
+"$BKR" create -c "$T/c10.json" --type full >/dev/null
+rm "$W10/c/l.json"
+st=0; BKR_FAULT=recover-times:1 "$BKR" batch -c "$T/c10.json" --apply > "$T/batch10.out" 2> "$T/batch10.err" || st=$?
+[ "$st" = 6 ] || fail "batch --apply of a symlink whose times cannot be set: exit $st: $(cat "$T/batch10.out" "$T/batch10.err")"
+[ "$(ls -A "$W10/c")" = a.json ] || fail "a symlink whose times could not be set was put in place: $(ls -Al "$W10/c")"
+grep -q "^failed    c/l.json: recovered, not written: c/l.json: setting times: " "$T/batch10.out" ||
+	fail "the symlink whose times could not be set is not named: $(cat "$T/batch10.out")"
+"$BKR" batch -c "$T/c10.json" --apply > "$T/batch10.out" 2> "$T/batch10.err" || fail "batch --apply of a symlink: $(cat "$T/batch10.err")"
+[ "$(readlink "$W10/c/l.json")" = a.json ] && [ "$(stat -c %Y "$W10/c/l.json")" = "$(date -d '2026-01-02 03:04:05 UTC' +%s)" ] ||
+	fail "the recovered symlink: $(ls -l --time-style=+%s "$W10/c/l.json")"
+
 # a backup's copy of another user's set-ID file, recovered by a user who is
 # not root: it stays that user's (no chown), so it must not keep its set-ID
 # bits (it did: a set-user-ID file of the recovering user); the user's own
