@@ -81,9 +81,11 @@ int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mo
 		      bool *setid_dropped)
 {
 	if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		if (!(errno == EPERM && geteuid() != 0))
+		/* not root, or an id this user namespace does not map (root in a
+		 * rootless container): the file stays ours, and its set-ID bits
+		 * would make it set-ID us */
+		if (!(errno == EPERM && geteuid() != 0) && errno != EINVAL)
 			return bkr_error_set_errno(errno, "%s: chown", what);
-		/* not root: the file stays ours, and its set-ID bits would make it set-ID us */
 		if (mode & 06000) {
 			mode &= ~(uint32_t)06000;
 			if (setid_dropped)

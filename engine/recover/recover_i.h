@@ -350,8 +350,9 @@ static inline bool bkr_rec_has_copy(const bkr_rec_file *f)
 bool bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f);
 /**
  * Give the object open as @p fd (O_PATH for a symlink, whose mode is left)
- * owner @p uid, group @p gid and then @p mode.  Not root, a chown that is
- * refused leaves the object ours and is no error, but then the set-ID bits
+ * owner @p uid, group @p gid and then @p mode.  A chown that cannot be
+ * done (not root: EPERM; an id the user namespace does not map: EINVAL)
+ * leaves the object ours and is no error, but then the set-ID bits
  * of @p mode are not set (it would be set-ID us): *@p setid_dropped is set
  * when it is not NULL.  @p what names it in errors.
  */

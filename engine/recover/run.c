@@ -331,7 +331,7 @@ static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 		/* counted in summary.failed: the text output names it (not "already identical") */
 		cJSON_AddBoolToObject(f->entry, "apply_failed", !f->applied && r < 0);
 		if (f->applied && f->setid_dropped)
-			cJSON_AddStringToObject(f->entry, "setid_dropped", "its owner could not be set (not root)");
+			cJSON_AddStringToObject(f->entry, "setid_dropped", "its owner could not be set (not root, or not mapped in this user namespace)");
 		if (f->applied)
 			rep->sum.applied++;
 		else if (r < 0)
