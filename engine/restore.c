@@ -427,6 +427,21 @@ static void meta_apply(rctx *c, int fd, bool opath, const char *path, const rmet
 		} else if (r < 0) {
 			report(c, false, 0, path, "chown: %s", strerror(errno));
 		}
+	} else if (!c->root && (mode & 06000)) {
+		/* not root: no chown, the object is ours; a set-ID bit of another
+		 * owner or group would make it set-ID the restoring user (or group) */
+		struct stat st;
+		bool known = fstat(fd, &st) == 0;
+		mode_t keep = 07777;
+		if (!known || st.st_uid != m->uid)
+			keep &= ~(mode_t)S_ISUID;
+		if (!known || st.st_gid != m->gid)
+			keep &= ~(mode_t)S_ISGID;
+		if ((mode & keep) != mode) {
+			report(c, false, 0, path, "owner %u:%u not restored (not root); set-ID bits not restored",
+			       (unsigned)m->uid, (unsigned)m->gid);
+			mode &= keep;
+		}
 	}
 	for (size_t i = 0; i < m->nx; i++) {
 		const bkr_xattr *x = &m->xs[i];
@@ -723,27 +738,37 @@ static int open_link_source(rctx *c, const link_ent *l)
 	return fd;
 }
 
+/* A fresh temporary name (BKR_RESTORE_TMP_PREFIX and 16 random hex digits) in @p tmp; -1 with errno. */
+static int tmp_name(char *tmp, size_t cap)
+{
+	uint8_t rnd[8];
+	if (bkr_random_bytes(rnd, sizeof(rnd)) < 0) {
+		errno = EIO;
+		return -1;
+	}
+	size_t n = (size_t)snprintf(tmp, cap, "%s", BKR_RESTORE_TMP_PREFIX);
+	for (size_t i = 0; i < sizeof(rnd) && n + 3 <= cap; i++, n += 2)
+		snprintf(tmp + n, cap - n, "%02x", rnd[i]);
+	return 0;
+}
+
 /*
  * Create entry @p e under a fresh temporary name (written to @p tmp) in
  * @p dirfd: a regular file, open for writing, mode 0600 (returns its fd); a
  * hardlink to the file @p link_fd holds (an O_PATH fd; returns 0); a
- * symlink to @p target, a fifo or a device node, mode 0600 (returns 0).
- * -1 with errno.
+ * symlink to @p target, a fifo or a device node, mode 0600 (returns 0);
+ * with @p e NULL a directory, mode 0700 (returns 0).  -1 with errno.
  */
 static int create_tmp(int dirfd, char *tmp, size_t cap, const bkr_entry *e, int link_fd, const char *target)
 {
 	for (int tries = 0; tries < 64; tries++) {
-		uint8_t rnd[8];
 		char pp[64];
 		int r;
-		if (bkr_random_bytes(rnd, sizeof(rnd)) < 0) {
-			errno = EIO;
+		if (tmp_name(tmp, cap) < 0)
 			return -1;
-		}
-		size_t n = (size_t)snprintf(tmp, cap, "%s", BKR_RESTORE_TMP_PREFIX);
-		for (size_t i = 0; i < sizeof(rnd) && n + 3 <= cap; i++, n += 2)
-			snprintf(tmp + n, cap - n, "%02x", rnd[i]);
-		if (link_fd >= 0) {
+		if (!e) {
+			r = mkdirat(dirfd, tmp, 0700);
+		} else if (link_fd >= 0) {
 			fd_path(pp, sizeof(pp), link_fd);
 			r = linkat(AT_FDCWD, pp, dirfd, tmp, AT_SYMLINK_FOLLOW);
 		} else if (e->type == BKR_FT_FILE) {
@@ -1445,6 +1470,42 @@ static bool is_repo(rctx *c, int fd, const char *path)
 }
 
 /*
+ * Put the new directory @p tmp of @p dirfd in the place of the non-directory
+ * @p name, which is removed only once the directory is there: they are
+ * exchanged (RENAME_EXCHANGE) or, on a filesystem that cannot, the old one is
+ * renamed aside first and back if the directory cannot follow.  -1 with
+ * errno, and @p name is what it was.
+ */
+static int dir_replace(int dirfd, const char *tmp, const char *name)
+{
+	char aside[64];
+	int en;
+
+	if (bkr_io_fault("restore-rename") < 0) {
+		errno = EIO;
+		return -1;
+	}
+	if (bkr_io_fault("restore-exchange") < 0) {
+		errno = EINVAL; /* tests: a filesystem without RENAME_EXCHANGE */
+	} else if (renameat2(dirfd, tmp, dirfd, name, RENAME_EXCHANGE) == 0) {
+		unlinkat(dirfd, tmp, 0);
+		return 0;
+	}
+	if (errno != EINVAL || tmp_name(aside, sizeof(aside)) < 0 || renameat(dirfd, name, dirfd, aside) < 0)
+		return -1;
+	if (renameat(dirfd, tmp, dirfd, name) == 0) {
+		unlinkat(dirfd, aside, 0);
+		return 0;
+	}
+	en = errno;
+	if (renameat2(dirfd, aside, dirfd, name, RENAME_NOREPLACE) < 0 &&
+	    errno == EINVAL && linkat(dirfd, aside, dirfd, name, 0) == 0)
+		unlinkat(dirfd, aside, 0);
+	errno = en;
+	return -1;
+}
+
+/*
  * mkdir (or reuse) @p name in @p dirfd and open it; -1 after reporting.  In
  * a dry run only open what is there (-1 when @p dirfd is -1 or nothing is).
  */
@@ -1463,32 +1524,37 @@ static int open_dir(rctx *c, int dirfd, const char *name, const char *path, rdir
 		}
 		return fd;
 	}
+	/* a directory replaces a file only with overwrite, made under a
+	 * temporary name and put in its place when ready (dir_replace) */
+	char tmp[64] = "";
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
-		/* a directory replaces a file only with overwrite (the file goes first) */
 		if (!c->overwrite) {
 			report(c, true, BKR_EEXISTS, path, "exists and is not a directory (--overwrite replaces it)");
 			return -1;
 		}
-		if (unlinkat(dirfd, name, 0) < 0) {
-			report(c, true, bkr_error_set_errno(errno, "unlink"), path, "cannot replace: %s", strerror(errno));
+		if (create_tmp(dirfd, tmp, sizeof(tmp), NULL, -1, NULL) < 0) {
+			report(c, true, bkr_error_set_errno(errno, "mkdir"), path, "mkdir: %s", strerror(errno));
 			return -1;
 		}
 	}
-	bool created = mkdirat(dirfd, name, 0700) == 0;
+	bool created = *tmp || mkdirat(dirfd, name, 0700) == 0;
 	if (!created && errno != EEXIST) {
 		report(c, true, bkr_error_set_errno(errno, "mkdir"), path, "mkdir: %s", strerror(errno));
 		return -1;
 	}
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(dirfd, *tmp ? tmp : name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		report(c, true, bkr_error_set_errno(errno, "open"), path, "open directory: %s", strerror(errno));
-		return -1;
+		goto fail;
 	}
 	if (created && (fstat(fd, &st) < 0 || st.st_uid != c->euid)) {
 		/* another user's directory put in place of the one just made */
 		report(c, true, BKR_EEXISTS, path, "replaced by something else while being restored");
-		close(fd);
-		return -1;
+		goto fail;
+	}
+	if (*tmp && dir_replace(dirfd, tmp, name) < 0) {
+		report(c, true, bkr_error_set_errno(errno, "rename"), path, "cannot replace: %s", strerror(errno));
+		goto fail;
 	}
 	if (created && info) {
 		info->fresh = true;
@@ -1499,6 +1565,12 @@ static int open_dir(rctx *c, int dirfd, const char *name, const char *path, rdir
 		return -1;
 	}
 	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (*tmp)
+		unlinkat(dirfd, tmp, AT_REMOVEDIR);
+	return -1;
 }
 
 /*

@@ -254,7 +254,8 @@ done:
 /*
  * Text output: one line for each file not recovered (the last attempt's
  * error), and a warning for a recovered file whose newer copies were
- * rejected (the commit or backup taken is not the newest one).
+ * rejected (the commit or backup taken is not the newest one) or that is
+ * not set-ID as the file it replaces or its backup is (setid_dropped).
  */
 static void report_lines(cli *c, const char *json)
 {
@@ -288,6 +289,11 @@ static void report_lines(cli *c, const char *json)
 			bkr_text_escape(b, sizeof(b), w, strlen(w));
 			printf("%s%-9s%s %s: recovered, not written: %s\n", cli_col(c, "red"), "failed", cli_col(c, "reset"),
 			       a, b);
+		}
+		cJSON *setid = cJSON_GetObjectItem(f, "setid_dropped");
+		if (cJSON_IsString(setid)) {
+			bkr_text_escape(b, sizeof(b), setid->valuestring, strlen(setid->valuestring));
+			cli_warn(c, "%s: recovered without the set-ID bits: %s", a, b);
 		}
 		rejected = win ? cJSON_GetObjectItem(cJSON_GetObjectItem(win, "source"), "rejected") : NULL;
 		if (cJSON_GetArraySize(rejected) > 0) {

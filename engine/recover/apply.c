@@ -3,9 +3,10 @@
  * to the workspace directory the scan saw (bkr_rec_root_open), the target is
  * re-checked just before writing (a file that came back or changed since the
  * scan is left alone), the copy is written to a temporary in the target's directory,
- * given its attributes through its descriptor and renamed over the target
- * through io.c's commit (so fault points reach it); no path component is
- * followed if it is a symlink.
+ * given its attributes through its descriptor and put in place: a new file
+ * through io.c's commit, a replaced one by replace_checked, which checks
+ * again that no one wrote the target meanwhile (fault points reach both); no
+ * path component is followed if it is a symlink.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,12 +77,21 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, int dir, const c
 	return 0;
 }
 
-/* Give the object open as @p fd (O_PATH for a symlink) its owner, group and mode. */
-static int set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what)
+int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what,
+		      bool *setid_dropped)
 {
-	if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 &&
-	    !(errno == EPERM && geteuid() != 0)) /* not root: the file stays ours */
-		return bkr_error_set_errno(errno, "%s: chown", what);
+	if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		/* not root, or an id this user namespace does not map (root in a
+		 * rootless container): the file stays ours, and its set-ID bits
+		 * would make it set-ID us */
+		if (!(errno == EPERM && geteuid() != 0) && errno != EINVAL)
+			return bkr_error_set_errno(errno, "%s: chown", what);
+		if (mode & 06000) {
+			mode &= ~(uint32_t)06000;
+			if (setid_dropped)
+				*setid_dropped = true;
+		}
+	}
 	if (!link && fchmod(fd, (mode_t)(mode & 07777)) < 0)
 		return bkr_error_set_errno(errno, "%s: chmod", what);
 	return 0;
@@ -125,7 +135,7 @@ static int make_parents(bkr_recover *rc, int root, const char *rel)
 			uid = pst.st_uid;
 			gid = pst.st_gid;
 			bkr_rec_dir_attrs(rc, prefix, true, &mode, &uid, &gid);
-			err = set_attrs(fd, false, uid, gid, mode, prefix);
+			err = bkr_rec_set_attrs(fd, false, uid, gid, mode, prefix, NULL);
 		}
 		if (fd >= 0)
 			close(fd);
@@ -136,8 +146,94 @@ static int make_parents(bkr_recover *rc, int root, const char *rel)
 	return 0;
 }
 
-/* Write the symlink @p f as a temporary in @p dir and commit it as @p base. */
-static int apply_link(const bkr_rec_file *f, int dir, const char *base, bool exists)
+/*
+ * Give the object open as @p fd (O_PATH, a symlink, with @p opath) the
+ * times of @p f's source copy, if known.  A failure fails the apply, for a
+ * symlink as for a file.
+ */
+static int set_times(const bkr_rec_file *f, int fd, bool opath)
+{
+	struct timespec ts[2];
+	int err;
+
+	if (f->mtime_ns <= 0)
+		return 0;
+	if ((err = bkr_io_fault("recover-times")) < 0) {
+		bkr_error_prefix("%s: setting times", f->d.path);
+		return err;
+	}
+	ts[0] = ts[1] = bkr_clock_timespec(f->mtime_ns);
+	if ((opath ? utimensat(fd, "", ts, AT_EMPTY_PATH) : futimens(fd, ts)) < 0)
+		return bkr_error_set_errno(errno, "%s: setting times", f->d.path);
+	return 0;
+}
+
+/* Whether @p a and @p b are the same file, unchanged: device, inode, size, mtime and, with @p ctime, ctime. */
+static bool same_file(const struct stat *a, const struct stat *b, bool ctime)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       bkr_clock_ns(&a->st_mtim) == bkr_clock_ns(&b->st_mtim) &&
+	       (!ctime || bkr_clock_ns(&a->st_ctim) == bkr_clock_ns(&b->st_ctim));
+}
+
+/*
+ * Put the finished temporary @p tmp of @p dir (@p fd open on it, fsynced and
+ * closed here; -1 for a symlink) in the place of @p base, only if that is
+ * still the file the check saw (@p seen): compared again just before, then
+ * exchanged with it (RENAME_EXCHANGE) and the file taken out compared once
+ * more (all but its ctime, which the exchange sets), and exchanged back if
+ * it changed in between.  On a filesystem without RENAME_EXCHANGE a plain
+ * rename follows the last check.  BKR_EEXISTS when it changed; the
+ * temporary is gone in every case but one, said in the error.
+ */
+static int replace_checked(const bkr_rec_file *f, int fd, int dir, const char *tmp, const char *base,
+			   const struct stat *seen)
+{
+	struct stat now;
+	int err = 0;
+
+	if (fd >= 0) {
+		err = bkr_io_fsync(fd, f->d.path);
+		if (close(fd) < 0 && err == 0)
+			err = bkr_error_set_errno(errno, "close %s", f->d.path);
+		if (err < 0)
+			goto fail;
+	}
+	if ((err = bkr_io_fault("rename")) < 0) {
+		bkr_error_prefix("rename %s to %s", tmp, base);
+		goto fail;
+	}
+	if (fstatat(dir, base, &now, AT_SYMLINK_NOFOLLOW) < 0 || !same_file(seen, &now, true))
+		goto changed;
+	(void)bkr_io_fault("recover-replace"); /* tests: a writer just after the last check */
+	if (renameat2(dir, tmp, dir, base, RENAME_EXCHANGE) == 0) {
+		/* @p tmp names the file taken out */
+		if (fstatat(dir, tmp, &now, AT_SYMLINK_NOFOLLOW) == 0 && same_file(seen, &now, false)) {
+			unlinkat(dir, tmp, 0);
+		} else if (renameat2(dir, tmp, dir, base, RENAME_EXCHANGE) == 0) {
+			goto changed;
+		} else {
+			return bkr_error_set(BKR_EEXISTS, "%s: changed while being replaced, and could not be put back "
+					     "(%s): its new version is %s", f->d.path, strerror(errno), tmp);
+		}
+	} else if (errno != EINVAL || renameat(dir, tmp, dir, base) < 0) {
+		err = bkr_error_set_errno(errno, "rename %s", f->d.path);
+		goto fail;
+	}
+	return bkr_io_fsync(dir, f->d.path);
+changed:
+	err = bkr_error_set(BKR_EEXISTS, "%s: changed while the recovered copy was written; not overwritten",
+			    f->d.path);
+fail:
+	unlinkat(dir, tmp, 0);
+	return err;
+}
+
+/*
+ * Write the symlink @p f as a temporary in @p dir and commit it as @p base:
+ * in the place of the file @p seen when not NULL (replace_checked).
+ */
+static int apply_link(const bkr_rec_file *f, int dir, const char *base, const struct stat *seen)
 {
 	char tmp[NAME_MAX + 1];
 	uint8_t rnd[8];
@@ -154,16 +250,14 @@ static int apply_link(const bkr_rec_file *f, int dir, const char *base, bool exi
 		err = bkr_error_set_errno(errno, "%s: opening the temporary symlink", f->d.path);
 		goto fail;
 	}
-	if ((err = set_attrs(fd, true, f->uid, f->gid, 0, f->d.path)) < 0)
+	if ((err = bkr_rec_set_attrs(fd, true, f->uid, f->gid, 0, f->d.path, NULL)) < 0 ||
+	    (err = set_times(f, fd, true)) < 0)
 		goto fail;
-	if (f->mtime_ns > 0) {
-		struct timespec ts[2];
-		ts[0] = ts[1] = bkr_clock_timespec(f->mtime_ns);
-		utimensat(dir, tmp, ts, AT_SYMLINK_NOFOLLOW);
-	}
 	close(fd);
-	/* a symlink has no data to fsync: commit_at renames it and fsyncs the directory */
-	return bkr_io_commit_at(-1, dir, tmp, base, exists ? BKR_IO_REPLACE : BKR_IO_NOREPLACE, f->d.path);
+	/* a symlink has no data to fsync: it is renamed and the directory fsynced */
+	if (seen)
+		return replace_checked(f, -1, dir, tmp, base, seen);
+	return bkr_io_commit_at(-1, dir, tmp, base, BKR_IO_NOREPLACE, f->d.path);
 fail:
 	if (fd >= 0)
 		close(fd);
@@ -222,7 +316,7 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 		goto done;
 	}
 	if (f->link) {
-		err = apply_link(f, dir, base, exists);
+		err = apply_link(f, dir, base, exists ? &st : NULL);
 		goto committed;
 	}
 	if ((err = bkr_io_tmpfile_at(dir, BKR_REC_TMP_PREFIX, tmp, sizeof(tmp), &fd)) < 0) {
@@ -232,20 +326,17 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 	if ((err = bkr_io_write_full(fd, f->data, f->len, f->d.path)) < 0)
 		goto fail;
 	/* owner before mode: chown clears set-id bits */
-	if ((err = set_attrs(fd, false, f->uid, f->gid, f->mode, f->d.path)) < 0)
+	if ((err = bkr_rec_set_attrs(fd, false, f->uid, f->gid, f->mode, f->d.path, &f->setid_dropped)) < 0)
 		goto fail;
-	if (f->mtime_ns > 0) {
-		struct timespec ts[2];
-		ts[0] = ts[1] = bkr_clock_timespec(f->mtime_ns);
-		if (futimens(fd, ts) < 0) {
-			err = bkr_error_set_errno(errno, "%s: setting times", f->d.path);
-			goto fail;
-		}
-	}
-	err = bkr_io_commit_at(fd, dir, tmp, base, exists ? BKR_IO_REPLACE : BKR_IO_NOREPLACE, f->d.path);
+	if ((err = set_times(f, fd, false)) < 0)
+		goto fail;
+	if (exists)
+		err = replace_checked(f, fd, dir, tmp, base, &st);
+	else
+		err = bkr_io_commit_at(fd, dir, tmp, base, BKR_IO_NOREPLACE, f->d.path);
 	fd = -1;
 committed:
-	if (err == BKR_EEXISTS)
+	if (err == BKR_EEXISTS && !exists)
 		err = bkr_error_set(BKR_EEXISTS, "%s: appeared while writing; not overwritten", f->d.path);
 	if (err == 0)
 		f->applied = true;

@@ -304,6 +304,7 @@ typedef struct {
 	bkr_id sha;
 	cJSON *entry;       /**< the file's report entry (owned by the report) */
 	bool applied;
+	bool setid_dropped; /**< applied without the set-ID bits of mode (its owner could not be set) */
 } bkr_rec_file;
 
 struct bkr_recover_report {
@@ -343,9 +344,20 @@ static inline bool bkr_rec_has_copy(const bkr_rec_file *f)
 /**
  * Decide the mode, owner and group @p f gets when it is not the backup's
  * record: those of the file it replaces, else its directory's owner (and
- * the strategy's mode or 0644).
+ * the strategy's mode or 0644).  Never set-ID: true when the file it
+ * replaces is and its set-ID bits were left out.
  */
-void bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f);
+bool bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f);
+/**
+ * Give the object open as @p fd (O_PATH for a symlink, whose mode is left)
+ * owner @p uid, group @p gid and then @p mode.  A chown that cannot be
+ * done (not root: EPERM; an id the user namespace does not map: EINVAL)
+ * leaves the object ours and is no error, but then the set-ID bits
+ * of @p mode are not set (it would be set-ID us): *@p setid_dropped is set
+ * when it is not NULL.  @p what names it in errors.
+ */
+int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what,
+		      bool *setid_dropped);
 
 /**
  * Write @p f's recovered copy over the workspace file under @p root (the

@@ -42,21 +42,22 @@ int bkr_rec_fail(bkr_rec_outcome *o, int code, const char *fmt, ...)
 
 /* ---- attributes ------------------------------------------------------------ */
 
-void bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f)
+bool bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f)
 {
 	struct stat st;
 	char parent[PATH_MAX];
 	const char *slash = strrchr(f->d.path, '/');
 
 	if (f->recorded)
-		return;
+		return false;
 	if (bkr_rec_lstat_ws(rc, f->d.path, &st) == 0 && (f->link ? S_ISLNK(st.st_mode) : S_ISREG(st.st_mode))) {
-		/* the file it replaces */
+		/* the file it replaces, but never set-ID: the content is not what was
+		 * made set-ID (a git history, a database, a command's output) */
 		if (!f->link)
-			f->mode = st.st_mode & 07777;
+			f->mode = st.st_mode & 01777;
 		f->uid = st.st_uid;
 		f->gid = st.st_gid;
-		return;
+		return !f->link && (st.st_mode & 06000);
 	}
 	if (!f->mode)
 		f->mode = f->link ? 0777 : 0644;
@@ -76,6 +77,7 @@ void bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f)
 		if (root >= 0)
 			close(root);
 	}
+	return false;
 }
 
 /* ---- one file ---------------------------------------------------------- */
@@ -201,7 +203,7 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 			o.data = NULL;
 			o.link = NULL;
 			bkr_sha256(f->link ? (const void *)f->link : f->data, f->len, &f->sha);
-			bkr_rec_settle(rc, f);
+			bool dropped = bkr_rec_settle(rc, f);
 			bkr_id_to_hex(&f->sha, hex);
 			cJSON_AddStringToObject(e, "status", "recovered");
 			cJSON_AddStringToObject(e, "strategy", bkr_strategy_name(s->type));
@@ -209,6 +211,9 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 			cJSON_AddNumberToObject(e, "size", (double)f->len);
 			if (f->link)
 				cJSON_AddStringToObject(e, "symlink", f->link);
+			if (dropped)
+				cJSON_AddStringToObject(e, "setid_dropped", "the file it replaces is set-ID; this copy "
+							"is not the backup's");
 			bkr_rec_outcome_clear(&o);
 			return 0;
 		}
@@ -325,6 +330,8 @@ static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 		cJSON_AddStringToObject(f->entry, "apply_result", f->applied ? "written" : why ? why : "not written");
 		/* counted in summary.failed: the text output names it (not "already identical") */
 		cJSON_AddBoolToObject(f->entry, "apply_failed", !f->applied && r < 0);
+		if (f->applied && f->setid_dropped)
+			cJSON_AddStringToObject(f->entry, "setid_dropped", "its owner could not be set (not root, or not mapped in this user namespace)");
 		if (f->applied)
 			rep->sum.applied++;
 		else if (r < 0)

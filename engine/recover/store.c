@@ -248,12 +248,12 @@ static int stage_file(int rootfd, const bkr_rec_file *f, const char *rel, const 
 	}
 	if ((err = bkr_io_write_full(fd, f ? f->data : data, f ? f->len : len, rel)) < 0)
 		goto fail;
-	if (f && fchown(fd, f->uid, f->gid) < 0 && !(errno == EPERM && geteuid() != 0)) {
-		err = bkr_error_set_errno(errno, "staging %s: chown", rel);
-		goto fail;
-	}
-	if (fchmod(fd, f ? (mode_t)(f->mode & 07777) : 0600) < 0) {
-		err = bkr_error_set_errno(errno, "staging %s: chmod", rel);
+	if (f)
+		err = bkr_rec_set_attrs(fd, false, f->uid, f->gid, f->mode, rel, NULL);
+	else if (fchmod(fd, 0600) < 0)
+		err = bkr_error_set_errno(errno, "%s: chmod", rel);
+	if (err < 0) {
+		bkr_error_prefix("staging");
 		goto fail;
 	}
 	if (f && f->mtime_ns > 0) {

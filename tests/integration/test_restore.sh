@@ -320,6 +320,30 @@ cmp "$T/live6/six/d/edit.txt" "$src6/d/edit.txt" || fail "--overwrite did not re
 grep -q ": 1 files, .*(1 already there as in the backup)" "$T/out" || fail "--overwrite's summary: $(cat "$T/out")"
 pass "restore --overwrite writes what differs and leaves what is as in the backup"
 
+# --- --overwrite puts a directory in the place of a file in its way only once
+# the directory is made: the file was removed first, and a failure after that
+# left neither (restore-rename:1 fails the move into place; restore-exchange:1
+# takes RENAME_EXCHANGE away, as on a filesystem without it)
+in_the_way() {
+	rm -rf "$T/live6/six/d"
+	printf 'in the way\n' >"$T/live6/six/d"
+}
+no_tmp() {
+	[ -z "$(find "$T/live6" -name '.bkr-restore-*')" ] || fail "$1 left $(find "$T/live6" -name '.bkr-restore-*')"
+}
+in_the_way
+expect_exit 6 env BKR_FAULT=restore-rename:1 "$BKR" -r "$R6" restore latest --target "$T/live6" --overwrite
+grep -q "six/d: cannot replace: Input/output error" "$T/err" || fail "the failed replacement is not said: $(cat "$T/err")"
+[ "$(cat "$T/live6/six/d")" = "in the way" ] || fail "a failed replacement by a directory lost the file in its way"
+no_tmp "a failed replacement by a directory"
+for fault in restore-exchange:1 none:1; do
+	in_the_way
+	expect_exit 0 env BKR_FAULT=$fault "$BKR" -r "$R6" restore latest --target "$T/live6" --overwrite
+	cmp "$T/live6/six/d/edit.txt" "$src6/d/edit.txt" || fail "($fault) the directory did not replace the file in its way"
+	no_tmp "($fault) a directory replacing a file"
+done
+pass "restore --overwrite replaces a file in the way of a directory only when the directory is ready"
+
 # --- a path longer than PATH_MAX (20 directories of 254 bytes): restore's
 # line about it was cut at 1 KiB with "...", naming no file.  Now whole.
 mkdir -p "$T/dp"
@@ -360,6 +384,36 @@ if unshare --user --map-root-user true 2>/dev/null; then
 		fail "a file restored without its owner kept set-ID bits: $(stat -c '%a %u:%g' "$T/sut/su/tool")"
 	grep -q "su/tool: chown: .*set-ID bits not restored" "$T/err" || fail "the dropped set-ID bits are not said: $(cat "$T/err")"
 	pass "a set-ID file whose owner cannot be set is restored without its set-ID bits"
+fi
+
+# --- a user who is not root restores every file as their own (no chown): a
+# set-ID bit of another owner's or group's file must not make it set-ID the
+# restoring user (cp -a drops them so; GNU tar drops all of them without -p);
+# the user's own set-ID file keeps them
+if [ "$(id -u)" = 0 ]; then
+	mkdir -p "$T/nr"
+	for f in other mine grp; do printf '#!/bin/sh\n' >"$T/nr/$f"; done
+	chown 1000:1000 "$T/nr/other"
+	chown 65534:65534 "$T/nr/mine"
+	chown 65534:1000 "$T/nr/grp"
+	chmod 6755 "$T/nr/other" "$T/nr/mine" "$T/nr/grp"
+	expect_exit 0 "$BKR" -q -r "$T/nrr" init
+	expect_exit 0 "$BKR" -q -r "$T/nrr" create "$T/nr"
+	mkdir "$T/nrt" "$T/nrstate"
+	chown -R 65534:65534 "$T/nrr" "$T/nrt" "$T/nrstate"
+	chmod 755 "$T" # let uid 65534 reach them
+	rc=0
+	XDG_STATE_HOME=$T/nrstate setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$BKR" -r "$T/nrr" restore latest --target "$T/nrt" --numeric-ids >"$T/out" 2>"$T/err" || rc=$?
+	chmod 700 "$T"
+	[ "$rc" = 0 ] || { cat "$T/err"; fail "restore as uid 65534: expected exit 0, got $rc"; }
+	got=$(cd "$T/nrt/nr" && stat -c '%n %a %u:%g' other mine grp | tr '\n' ' ')
+	[ "$got" = "other 755 65534:65534 mine 6755 65534:65534 grp 4755 65534:65534 " ] ||
+		fail "set-ID bits restored by a user who is not root: $got"
+	grep -q "nr/other: owner 1000:1000 not restored (not root); set-ID bits not restored" "$T/err" &&
+		grep -q "nr/grp: owner 65534:1000 not restored" "$T/err" && ! grep -q "nr/mine" "$T/err" ||
+		fail "the dropped set-ID bits are not said (or said of the user's own file): $(cat "$T/err")"
+	pass "restore by a user who is not root keeps set-ID bits only on files with their recorded owner and group"
 fi
 
 # --- a write-back error at the final syncfs fails the restore: files placed

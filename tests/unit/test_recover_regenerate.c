@@ -130,6 +130,36 @@ static void test_regenerate_ok(void **state)
 	bkr_recover_report_free(rep);
 }
 
+/*
+ * A command's output replacing a set-ID file is not made set-ID: it took
+ * the damaged file's mode whole, so a 6755 file rebuilt by a command became
+ * a set-user-ID file with content no one made set-ID.  The report says so.
+ */
+static void test_regenerate_setid(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep;
+	char p[PATH_MAX], staged[PATH_MAX];
+	struct stat st;
+
+	tu_writes(f->ws, "ok/c44.json", "{\"half\": ");
+	snprintf(p, sizeof(p), "%s/ok/c44.json", f->ws);
+	assert_int_equal(chmod(p, 06754), 0);
+	cJSON *root = recover(f, "ok/c44.json", true, &rep), *e = tu_report_file(root, "ok/c44.json");
+	assert_string_equal(tu_str(e, "status"), "recovered");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(e, "applied")));
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0754);
+	assert_non_null(tu_str(e, "setid_dropped"));
+	assert_non_null(strstr(tu_str(e, "setid_dropped"), "set-ID"));
+	/* the run's copy too */
+	snprintf(staged, sizeof(staged), "%s/files/ok/c44.json", bkr_recover_report_summary(rep)->staged_dir);
+	assert_int_equal(stat(staged, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0754);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
 static void test_regenerate_hang(void **state)
 {
 	fx *f = *state;
@@ -356,6 +386,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_regenerate_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_regenerate_setid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_regenerate_hang, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_then_manual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alert_failed, setup, teardown),
