@@ -36,6 +36,7 @@
 #include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/utf8.h"
+#include "array.h"
 #include "store_s3_parse.h"
 
 #include <curl/curl.h>
@@ -869,6 +870,8 @@ static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, in
 {
 	char full[S3_KEY_MAX], q[S3_KEY_MAX * 3 + 1200];
 	bkr_s3_list_page pg = { .on_key = on_listed, .on_object = l->cb_stamped ? on_listed_object : NULL, .ctx = l };
+	bkr_id *given = NULL; /* SHA-256 of each continuation token followed: one given again is a loop */
+	size_t ngiven = 0, cap = 0;
 	int err = 0;
 
 	snprintf(full, sizeof(full), "%s%s%s", s->url.prefix, s->url.prefix[0] ? "/" : "", prefix);
@@ -901,7 +904,20 @@ static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, in
 		if (err == 0 && pg.truncated && !pg.token[0])
 			err = bkr_error_set(BKR_ECORRUPT, "%s: a truncated listing without a continuation token",
 					    s->base.location);
+		if (err == 0 && pg.truncated) {
+			/* a server going round in circles would be listed for ever */
+			bkr_id h;
+			bkr_sha256(pg.token, strlen(pg.token), &h);
+			for (size_t i = 0; i < ngiven && err == 0; i++)
+				if (!bkr_id_cmp(&given[i], &h))
+					err = bkr_error_set(BKR_ECORRUPT, "%s: listing %s: the server gave the same "
+							    "continuation token again (a listing that never ends)",
+							    s->base.location, prefix[0] ? prefix : "everything");
+			if (err == 0 && (err = bkr_array_grow((void **)&given, &cap, ngiven, sizeof(*given))) == 0)
+				given[ngiven++] = h;
+		}
 	} while (err == 0 && pg.truncated);
+	free(given);
 	return err;
 }
 

@@ -2,17 +2,26 @@
  * Unit tests of the S3 store's pure parts (engine/store_s3_parse.c): the
  * s3:// URL, the endpoint and path-style choice, SigV4 percent-encoding, the
  * ListObjectsV2 reader (entities, CDATA, paging, hostile XML), and of
- * bkr_store_s3_open without a server (missing credentials, bad endpoint).
- * Requests themselves are tested against a real server
- * (tests/integration/test_s3.sh).
+ * bkr_store_s3_open without a server (missing credentials, bad endpoint),
+ * and of requests against a fake server on loopback that answers what a
+ * test scripts (hostile or broken answers: a listing that never ends, a
+ * range that was not asked, a copy's lost answer).  Requests to a real
+ * server are tested by tests/integration/test_s3.sh.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -331,6 +340,188 @@ static void test_open_without_server(void **state)
 	unsetenv("AWS_ENDPOINT_URL");
 }
 
+/* ---- a fake S3 server on loopback -------------------------------------------------- */
+
+/* One request as the fake server read it. */
+struct fake_req {
+	char method[16];
+	char target[4096]; /* path and query, as sent */
+	char headers[8192];
+	int n;             /* how many requests came before it */
+};
+
+typedef struct fake fake;
+
+/* Answer @p q on connection @p c (fake_reply, or raw bytes with fake_raw). */
+typedef void (*fake_fn)(fake *f, const struct fake_req *q, int c);
+
+struct fake {
+	int lfd, port;
+	pthread_t thread;
+	fake_fn fn;
+	void *ctx;
+	int nreq;
+	char seen[64][200]; /* "METHOD target" of the first requests */
+};
+
+static void fake_raw(int c, const char *text, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(c, text, len);
+		if (n <= 0)
+			return;
+		text += n;
+		len -= (size_t)n;
+	}
+}
+
+/* An S3-like answer: @p status, extra header lines @p hdrs (each ending "\r\n"), @p body. */
+static void fake_reply(int c, int status, const char *hdrs, const char *body)
+{
+	char head[1024];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d X\r\nx-amz-request-id: 1\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
+			 status, strlen(body), hdrs ? hdrs : "");
+	fake_raw(c, head, (size_t)n);
+	fake_raw(c, body, strlen(body));
+}
+
+/* The value of header @p name in @p q ("" when absent) into @p out. */
+static const char *fake_header(const struct fake_req *q, const char *name, char *out, size_t cap)
+{
+	size_t n = strlen(name);
+	out[0] = '\0';
+	for (const char *p = q->headers; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+		if (!strncasecmp(p, name, n) && p[n] == ':') {
+			const char *v = p + n + 1 + strspn(p + n + 1, " ");
+			snprintf(out, cap, "%.*s", (int)strcspn(v, "\r\n"), v);
+			break;
+		}
+	return out;
+}
+
+static void *fake_main(void *arg)
+{
+	fake *f = arg;
+	for (;;) {
+		char buf[16384], *end, clen[32], expect[64];
+		struct fake_req q = { 0 };
+		size_t got = 0;
+		long body;
+		int c = accept(f->lfd, NULL, NULL);
+		if (c < 0)
+			break;
+		while (got < sizeof(buf) - 1) {
+			ssize_t n = read(c, buf + got, sizeof(buf) - 1 - got);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+			buf[got] = '\0';
+			if (strstr(buf, "\r\n\r\n"))
+				break;
+		}
+		buf[got] = '\0';
+		if (!(end = strstr(buf, "\r\n\r\n"))) {
+			close(c);
+			continue;
+		}
+		end[2] = '\0';
+		sscanf(buf, "%15s %4095s", q.method, q.target);
+		snprintf(q.headers, sizeof(q.headers), "%s", strchr(buf, '\n') + 1);
+		body = atol(fake_header(&q, "Content-Length", clen, sizeof(clen)));
+		body -= (long)(got - (size_t)(end + 4 - buf));
+		if (!strcasecmp(fake_header(&q, "Expect", expect, sizeof(expect)), "100-continue"))
+			fake_raw(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		while (body > 0) { /* the body: not looked at */
+			ssize_t n = read(c, buf, sizeof(buf));
+			if (n <= 0)
+				break;
+			body -= n;
+		}
+		q.n = f->nreq++;
+		if (q.n < 64)
+			snprintf(f->seen[q.n], sizeof(f->seen[0]), "%s %s", q.method, q.target);
+		f->fn(f, &q, c);
+		shutdown(c, SHUT_WR);
+		while (read(c, buf, sizeof(buf)) > 0)
+			;
+		close(c);
+	}
+	return NULL;
+}
+
+/* Start a fake server answering with @p fn and open the store @p url on it (retries 1 ms apart). */
+static void fake_start(fake *f, fake_fn fn, void *ctx, const char *url, bkr_store **s)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	char endpoint[64];
+	memset(f, 0, sizeof(*f));
+	f->fn = fn;
+	f->ctx = ctx;
+	assert_true((f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+	assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(f->lfd, 16), 0);
+	assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &alen), 0);
+	f->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", f->port);
+	setenv("AWS_ACCESS_KEY_ID", "AKFAKE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "SKFAKE", 1);
+	setenv("AWS_ENDPOINT_URL", endpoint, 1);
+	bkr_store_s3_configure(&(bkr_store_s3_settings){ .path_style = -1, .retry_pause_ms = 1 });
+	assert_int_equal(bkr_store_open(s, url, 0), 0);
+}
+
+static void fake_stop(fake *f, bkr_store *s)
+{
+	bkr_store_free(s);
+	shutdown(f->lfd, SHUT_RDWR);
+	pthread_join(f->thread, NULL);
+	close(f->lfd);
+	bkr_store_s3_configure(NULL);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_ENDPOINT_URL");
+}
+
+static int count_name(void *ctx, const char *name)
+{
+	(void)name;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* Pages whose continuation token was given before: the same one each time (ctx 0), or two in turn. */
+static void on_looping_list(fake *f, const struct fake_req *q, int c)
+{
+	const char *tok = strstr(q->target, "continuation-token=");
+	const char *next = !*(int *)f->ctx ? "same" : tok && !strncmp(tok + 19, "t1", 2) ? "t2" : "t1";
+	char body[512];
+	/* a client that follows the tokens blindly lists for ever: ended after 20 pages */
+	snprintf(body, sizeof(body),
+		 "<ListBucketResult><IsTruncated>%s</IsTruncated><Contents><Key>repo/index/%d</Key></Contents>"
+		 "<NextContinuationToken>%s</NextContinuationToken></ListBucketResult>",
+		 q->n < 20 ? "true" : "false", q->n, next);
+	fake_reply(c, 200, "Content-Type: application/xml\r\n", body);
+}
+
+/* A listing that comes back to a token it gave is refused, not followed for ever. */
+static void test_list_token_loop(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		bkr_store *s;
+		fake f;
+		int n = 0;
+		fake_start(&f, on_looping_list, &mode, "s3://bucket/repo", &s);
+		assert_int_equal(bkr_store_list(s, "index/", count_name, &n), BKR_ECORRUPT);
+		assert_non_null(strstr(bkr_error_message(), "continuation token"));
+		assert_int_equal(f.nreq, mode ? 3 : 2);
+		fake_stop(&f, s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +533,7 @@ int main(void)
 		cmocka_unit_test(test_list_hostile),
 		cmocka_unit_test(test_error_code_and_time),
 		cmocka_unit_test(test_open_without_server),
+		cmocka_unit_test(test_list_token_loop),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }
