@@ -39,6 +39,7 @@
 #include "array.h"
 #include "store_s3_parse.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -150,6 +151,7 @@ struct s3_req {
 	size_t fixed_len;
 	uint64_t skip;            /* a 200 to a ranged GET: bytes before off still to drop */
 	uint64_t length;          /* Content-Length */
+	int64_t range_start;      /* a 206's Content-Range: the first byte it holds (-1: none said) */
 	int64_t date;             /* the server's Date */
 	int64_t modified;         /* Last-Modified */
 	char etag[100];           /* ETag, as sent */
@@ -167,6 +169,7 @@ static void req_reset(struct s3_req *r)
 	r->fixed_len = 0;
 	r->skip = 0;
 	r->length = 0;
+	r->range_start = -1;
 	r->date = 0;
 	r->modified = -1;
 	r->etag[0] = '\0';
@@ -209,6 +212,8 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ctx)
 	struct s3_req *r = ctx;
 	size_t len = size * n;
 	long status = r->status;
+	if (r->fixed && status == 206 && r->range_start != (int64_t)r->off)
+		return size * n; /* another range than the one asked: no data of it (s3_perform says so) */
 	if (r->fixed && (status == 206 || status == 200)) {
 		if (r->skip) {
 			size_t drop = r->skip < len ? (size_t)r->skip : len;
@@ -264,7 +269,15 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 		r->date = bkr_s3_parse_time(line + 5 + strspn(line + 5, " "));
 	else if (!strncasecmp(line, "last-modified:", 14))
 		r->modified = bkr_s3_parse_time(line + 14 + strspn(line + 14, " "));
-	else if (!strncasecmp(line, "etag:", 5))
+	else if (!strncasecmp(line, "content-range:", 14)) {
+		/* "bytes FIRST-LAST/SIZE" */
+		const char *v = line + 14 + strspn(line + 14, " ");
+		char *end;
+		unsigned long long first;
+		if (!strncasecmp(v, "bytes ", 6) && isdigit((unsigned char)v[6]) &&
+		    (first = strtoull(v + 6, &end, 10), *end == '-'))
+			r->range_start = (int64_t)first;
+	} else if (!strncasecmp(line, "etag:", 5))
 		snprintf(r->etag, sizeof(r->etag), "%s", line + 5 + strspn(line + 5, " "));
 	else if (!strncasecmp(line, "x-amz-", 6))
 		r->amz = true;
@@ -509,6 +522,16 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		return bkr_error_set(BKR_EUNAVAILABLE, "%s: the endpoint %s does not answer like an S3 server (HTTP %ld%s, "
 				     "no x-amz-request-id): check the endpoint (AWS_ENDPOINT_URL, or s3.endpoint_url)",
 				     s->base.location, s->endpoint, r->status, r->html ? " with an HTML page" : "");
+	/* a proxy or a server that answers another range than the one asked (or does not say
+	 * which): its bytes are not those of the object at r->off */
+	if (rc == CURLE_OK && r->ranged && r->status == 206 && r->range_start != (int64_t)r->off) {
+		char got[64] = "no Content-Range";
+		if (r->range_start >= 0)
+			snprintf(got, sizeof(got), "bytes from %lld", (long long)r->range_start);
+		return bkr_error_set(BKR_EUNAVAILABLE, "%s/%s: %s answered another range than bytes %llu-%llu asked "
+				     "(%s)", s->base.location, r->name, s->endpoint, (unsigned long long)r->off,
+				     (unsigned long long)(r->off + r->len - 1), got);
+	}
 	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r->too_large))
 		return 0;
 	if (rc == CURLE_OPERATION_TIMEDOUT)

@@ -522,6 +522,56 @@ static void test_list_token_loop(void **state)
 	}
 }
 
+/* An object of 100 bytes 'A'..'Z' over and over, read by ranges: answered with the range
+ * asked (ctx 0), one 5 bytes further that says so (1), or the range asked without Content-Range (2). */
+static void on_ranged(fake *f, const struct fake_req *q, int c)
+{
+	char range[64], head[256], body[128];
+	unsigned long long a = 0, b = 0;
+	int mode = *(int *)f->ctx;
+	if (sscanf(fake_header(q, "Range", range, sizeof(range)), "bytes=%llu-%llu", &a, &b) != 2 || a >= 100) {
+		fake_reply(c, 416, "", "<Error><Code>InvalidRange</Code></Error>");
+		return;
+	}
+	if (b > 99)
+		b = 99;
+	if (mode == 1) {
+		a += 5;
+		b = b + 5 > 99 ? 99 : b + 5;
+	}
+	for (unsigned long long i = a; i <= b; i++)
+		body[i - a] = (char)('A' + i % 26);
+	body[b - a + 1] = '\0';
+	snprintf(head, sizeof(head), mode == 2 ? "" : "Content-Range: bytes %llu-%llu/100\r\n", a, b);
+	fake_reply(c, 206, head, body);
+}
+
+/* A 206 of another range than the one asked (or that does not say which) is no data of it. */
+static void test_range_answer(void **state)
+{
+	static const char *const names[] = { "index/0f.idx", "data/0f/p.pack" }; /* plain, and through a window */
+	(void)state;
+	for (int mode = 0; mode < 3; mode++)
+		for (int k = 0; k < 2; k++) {
+			bkr_store *s;
+			char buf[11] = { 0 };
+			fake f;
+			int err;
+			fake_start(&f, on_ranged, &mode, "s3://bucket/repo", &s);
+			err = bkr_store_get_range(s, names[k], 30, 10, buf, 0);
+			if (mode == 0) {
+				assert_int_equal(err, 0);
+				assert_string_equal(buf, "EFGHIJKLMN");
+			} else {
+				if (err != BKR_EUNAVAILABLE)
+					fail_msg("%s, answer %d: %d, read '%s'", names[k], mode, err, buf);
+				assert_non_null(strstr(bkr_error_message(), names[k]));
+				assert_non_null(strstr(bkr_error_message(), "range"));
+			}
+			fake_stop(&f, s);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_error_code_and_time),
 		cmocka_unit_test(test_open_without_server),
 		cmocka_unit_test(test_list_token_loop),
+		cmocka_unit_test(test_range_answer),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }
