@@ -14,7 +14,9 @@
  *   one error naming the endpoint.  A retried create-only PUT that meets 412
  *   reads the object back: when it is what we sent, the earlier attempt won;
  * - rename_new (into trash/) is a check that the target is absent, a
- *   server-side copy, then a delete of the source;
+ *   server-side copy (retried also when its 200 carries an error; a retry
+ *   meeting 412 takes a target with the source's size and ETag for its own
+ *   earlier copy), then a delete of the source;
  * - locks are objects "<name>-<x|s>-<random>" holding the owner, host and
  *   pid, refreshed (rewritten) by a thread every stale/5 seconds; one whose
  *   last write is older than the stale timeout (by the server's own clock)
@@ -138,6 +140,7 @@ struct s3_req {
 	const uint8_t *body;
 	size_t body_len;
 	const char *headers[4];   /* extra ones */
+	bool copy;                /* a server-side copy: its 200 may carry an error */
 	bool ranged;
 	uint64_t off;
 	size_t len;
@@ -363,6 +366,8 @@ static bool retry_status(const struct s3_req *r)
 	char code[64];
 	if (r->status >= 500 || r->status == 429)
 		return true;
+	if (r->copy && r->status == 200 && r->dlen && memmem(r->data, r->dlen, "<Error>", 7))
+		return true; /* a copy that failed after its 200 was sent: as a 500 */
 	if (r->status == 409) { /* a conditional write racing another one: ask again */
 		bkr_s3_error_code((const char *)r->data, r->dlen, code, sizeof(code));
 		return !strcmp(code, "ConditionalRequestConflict") || !strcmp(code, "OperationAborted");
@@ -983,8 +988,9 @@ static int s3_remove(bkr_store *base, const char *name)
 static int s3_rename(bkr_store *base, const char *from, const char *to)
 {
 	s3_store *s = (s3_store *)base;
-	char src[S3_KEY_MAX * 3 + 200], key[S3_KEY_MAX * 3];
-	uint64_t size;
+	char src[S3_KEY_MAX * 3 + 200], key[S3_KEY_MAX * 3], tag[BKR_STORE_TAG_MAX], tag_to[BKR_STORE_TAG_MAX];
+	uint64_t size, size_to;
+	int64_t mtime;
 	int err;
 	win_forget(s, from);
 	if ((err = s3_head(s, to, &size)) == 0)
@@ -992,14 +998,24 @@ static int s3_rename(bkr_store *base, const char *from, const char *to)
 	if (err != BKR_ENOTFOUND)
 		return err;
 	bkr_error_clear();
-	if ((err = s3_head(s, from, &size)) < 0 || (err = key_path(s, from, key, sizeof(key))) < 0)
+	if ((err = s3_head_time(s, from, &size, &mtime, tag)) < 0 || (err = key_path(s, from, key, sizeof(key))) < 0)
 		return err;
 	snprintf(src, sizeof(src), "x-amz-copy-source: /%s/%s", s->url.bucket, key);
 	{
-		struct s3_req r = { .method = "PUT", .name = to, .headers = { src, "If-None-Match: *" } };
+		struct s3_req r = { .method = "PUT", .name = to, .headers = { src, "If-None-Match: *" }, .copy = true };
 		err = s3_perform(s, &r);
+		/* A retried copy that meets 412 may be meeting its own earlier attempt (its
+		 * answer lost on the way): the target with the size and ETag of the source
+		 * (a copy keeps the ETag of an object PUT whole) is it. */
+		if (err == 0 && r.status == 412 && r.attempts > 1 && tag[0]) {
+			if (s3_head_time(s, to, &size_to, &mtime, tag_to) == 0 && size_to == size && !strcmp(tag_to, tag)) {
+				r.status = 200;
+				r.dlen = 0;
+			}
+			bkr_error_clear();
+		}
 		/* a copy can fail after its 200 has been sent: the error is in the body */
-		if (err == 0 && (r.status != 200 || (r.data && strstr((const char *)r.data, "<Error>"))))
+		if (err == 0 && (r.status != 200 || (r.dlen && memmem(r.data, r.dlen, "<Error>", 7))))
 			err = r.status == 412 ? bkr_error_set(BKR_EEXISTS, "%s/%s: already exists", s->base.location, to)
 					      : status_error(s, &r, to);
 		req_free(&r);

@@ -572,6 +572,70 @@ static void test_range_answer(void **state)
 		}
 }
 
+/* The objects of a rename: repo/data/ab/x.pack moved to repo/trash/x.pack by a server-side copy. */
+struct moving {
+	int mode;       /* the first copy: 0 answered 500 though done, 1 answered 200 with an error inside */
+	int copies;
+	bool from, to;  /* which objects are there */
+	bool deleted;
+};
+
+static void on_moving(fake *f, const struct fake_req *q, int c)
+{
+	struct moving *m = f->ctx;
+	bool is_to = strstr(q->target, "/trash/") != NULL, *there = is_to ? &m->to : &m->from;
+	char src[256];
+	if (!strcmp(q->method, "HEAD")) {
+		static const char found[] = "HTTP/1.1 200 OK\r\nx-amz-request-id: 1\r\nETag: \"0f1e\"\r\n"
+					    "Content-Length: 5\r\nConnection: close\r\n\r\n";
+		if (*there)
+			fake_raw(c, found, strlen(found));
+		else
+			fake_reply(c, 404, "", "");
+	} else if (!strcmp(q->method, "PUT") && is_to && fake_header(q, "x-amz-copy-source", src, sizeof(src))[0]) {
+		if (m->copies++ && m->to) {
+			fake_reply(c, 412, "", "<Error><Code>PreconditionFailed</Code></Error>");
+		} else if (m->copies == 1 && m->mode == 0) {
+			m->to = true; /* done, but the answer says otherwise */
+			fake_reply(c, 500, "", "<Error><Code>InternalError</Code></Error>");
+		} else if (m->copies == 1 && m->mode == 1) {
+			fake_reply(c, 200, "", "<?xml version=\"1.0\"?>\n<Error><Code>InternalError</Code></Error>");
+		} else {
+			m->to = true;
+			fake_reply(c, 200, "", "<CopyObjectResult><ETag>\"0f1e\"</ETag></CopyObjectResult>");
+		}
+	} else if (!strcmp(q->method, "DELETE") && !is_to) {
+		m->deleted = m->from;
+		m->from = false;
+		fake_reply(c, 204, "", "");
+	} else {
+		fake_reply(c, 400, "", "<Error><Code>NotExpected</Code></Error>");
+	}
+}
+
+/* A move into trash/ whose copy failed on the way is tried again, and its own earlier copy is no other object. */
+static void test_rename_retried(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		struct moving m = { .mode = mode, .from = true };
+		bkr_store *s;
+		fake f;
+		int err;
+		fake_start(&f, on_moving, &m, "s3://bucket/repo", &s);
+		if ((err = bkr_store_rename(s, "data/ab/x.pack", "trash/x.pack")) != 0)
+			fail_msg("copy answered %s first: %d %s", mode ? "200 with an error" : "500", err, bkr_error_message());
+		assert_true(m.to);
+		assert_true(m.deleted);
+		assert_int_equal(m.copies, 2);
+		/* a copy that is there already is still refused */
+		m.from = true;
+		assert_int_equal(bkr_store_rename(s, "data/ab/x.pack", "trash/x.pack"), BKR_EEXISTS);
+		assert_true(m.from);
+		fake_stop(&f, s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -585,6 +649,7 @@ int main(void)
 		cmocka_unit_test(test_open_without_server),
 		cmocka_unit_test(test_list_token_loop),
 		cmocka_unit_test(test_range_answer),
+		cmocka_unit_test(test_rename_retried),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }
