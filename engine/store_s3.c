@@ -864,6 +864,7 @@ static void s3_upload_free(bkr_store_upload *base)
 
 struct list_ctx {
 	s3_store *s;
+	const char *full;           /* the prefix asked: the root prefix, its '/', the folder */
 	size_t strip;               /* the root prefix and its '/' */
 	int (*cb)(void *ctx, const char *name);
 	void *ctx;
@@ -873,10 +874,19 @@ struct list_ctx {
 
 /* bkr_store_list_stamped's stamp: what the listing says of the object (a PUT changes the
  * ETag of other bytes, and LastModified) */
+static int outside_prefix(const struct list_ctx *l, const char *key)
+{
+	char safe[S3_KEY_MAX * 4];
+	return bkr_error_set(BKR_ECORRUPT, "%s: the listing of '%s' gave the key '%s', outside it", l->s->base.location,
+			     l->full, bkr_text_escape(safe, sizeof(safe), key, strlen(key)));
+}
+
 static int on_listed_object(void *ctx, const char *key, int64_t modified, const char *etag, uint64_t size)
 {
 	struct list_ctx *l = ctx;
 	char stamp[BKR_STORE_STAMP_MAX];
+	if (strncmp(key, l->full, strlen(l->full)))
+		return outside_prefix(l, key);
 	if (strlen(key) <= l->strip)
 		return 0;
 	snprintf(stamp, sizeof(stamp), "%s:%" PRIu64 ":%" PRId64, etag, size, modified);
@@ -886,6 +896,8 @@ static int on_listed_object(void *ctx, const char *key, int64_t modified, const 
 static int on_listed(void *ctx, const char *key, int64_t modified)
 {
 	struct list_ctx *l = ctx;
+	if (strncmp(key, l->full, strlen(l->full)))
+		return outside_prefix(l, key);
 	if (strlen(key) <= l->strip)
 		return 0;
 	if (l->cb_time)
@@ -904,6 +916,7 @@ static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, in
 
 	snprintf(full, sizeof(full), "%s%s%s", s->url.prefix, s->url.prefix[0] ? "/" : "", prefix);
 	l->s = s;
+	l->full = full;
 	l->strip = strlen(s->url.prefix) + (s->url.prefix[0] ? 1 : 0);
 	do {
 		struct s3_req r = { .method = "GET", .name = NULL };

@@ -636,6 +636,57 @@ static void test_rename_retried(void **state)
 	}
 }
 
+struct names_seen {
+	char names[8][64];
+	int n;
+};
+
+static int keep_name(void *ctx, const char *name)
+{
+	struct names_seen *ns = ctx;
+	assert_true(ns->n < 8);
+	snprintf(ns->names[ns->n++], sizeof(ns->names[0]), "%s", name);
+	return 0;
+}
+
+/* A listing with keys no object of the store can have, or (ctx 1) one outside the prefix asked. */
+static void on_odd_keys(fake *f, const struct fake_req *q, int c)
+{
+	char body[1024];
+	(void)q;
+	snprintf(body, sizeof(body),
+		 "<ListBucketResult><IsTruncated>false</IsTruncated>"
+		 "<Contents><Key>repo/data/</Key></Contents>"                     /* a console's folder */
+		 "<Contents><Key>repo/data/ab/.tmp-1</Key></Contents>"
+		 "<Contents><Key>repo/data/../.tmp-2</Key></Contents>"
+		 "<Contents><Key>repo/data//.tmp-3</Key></Contents>"
+		 "<Contents><Key>repo/data/./x</Key></Contents>"
+		 "%s</ListBucketResult>",
+		 *(int *)f->ctx ? "<Contents><Key>other/data/ab/.tmp-4</Key></Contents>" : "");
+	fake_reply(c, 200, "", body);
+}
+
+/* A listing hands over names the store can be asked for, under the prefix asked, and no others. */
+static void test_list_odd_keys(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		struct names_seen ns = { 0 };
+		bkr_store *s;
+		fake f;
+		fake_start(&f, on_odd_keys, &mode, "s3://bucket/repo", &s);
+		if (!mode) {
+			assert_int_equal(bkr_store_list(s, "data/", keep_name, &ns), 0);
+			assert_int_equal(ns.n, 1);
+			assert_string_equal(ns.names[0], "data/ab/.tmp-1");
+		} else {
+			assert_int_equal(bkr_store_list(s, "data/", keep_name, &ns), BKR_ECORRUPT);
+			assert_non_null(strstr(bkr_error_message(), "other/data/ab/.tmp-4"));
+		}
+		fake_stop(&f, s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -650,6 +701,7 @@ int main(void)
 		cmocka_unit_test(test_list_token_loop),
 		cmocka_unit_test(test_range_answer),
 		cmocka_unit_test(test_rename_retried),
+		cmocka_unit_test(test_list_odd_keys),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }
