@@ -1244,6 +1244,10 @@ static int on_lock(void *ctx, const char *name, int64_t modified)
 	const char *mode = name + ls->plen;
 	if (strlen(name) <= ls->plen || !strcmp(name, ls->self) || (mode[0] != 'x' && mode[0] != 's') || mode[1] != '-')
 		return 0;
+	/* "<name>-<x|s>-<random hex>": another key (written by hand: "...-x-/../../data/...") is
+	 * no lock, and its GET and DELETE would reach another object (curl drops "/../") */
+	if (strchr(mode, '/') || strchr(mode, '.'))
+		return 0;
 	if (!ls->exclusive && mode[0] != 'x')
 		return 0;
 	if (ls->now && modified && ls->now - modified > ls->stale_after) {

@@ -687,6 +687,42 @@ static void test_list_odd_keys(void **state)
 	}
 }
 
+/* Locks of "locks/repo": the one being taken is written; the listing shows an old lock
+ * whose key has "/../" after its mode (written by hand into the bucket). */
+static void on_locking(fake *f, const struct fake_req *q, int c)
+{
+	(void)f;
+	if (!strcmp(q->method, "PUT")) {
+		fake_reply(c, 200, "ETag: \"0f1e\"\r\n", "");
+	} else if (!strcmp(q->method, "GET") && strstr(q->target, "list-type=2")) {
+		fake_reply(c, 200, "Date: Mon, 30 Nov 2026 06:47:00 GMT\r\n",
+			   "<ListBucketResult><IsTruncated>false</IsTruncated>"
+			   "<Contents><Key>repo/locks/repo-x-/../../data/ab/p.pack</Key>"
+			   "<LastModified>2020-01-01T00:00:00.000Z</LastModified></Contents></ListBucketResult>");
+	} else if (!strcmp(q->method, "DELETE")) {
+		fake_reply(c, 204, "", "");
+	} else {
+		fake_reply(c, 404, "", "<Error><Code>NoSuchKey</Code></Error>");
+	}
+}
+
+/* A stale-looking lock object whose key is no lock's name is neither read nor removed:
+ * its request would address another object (a pack). */
+static void test_lock_odd_key(void **state)
+{
+	bkr_store_held *held = NULL;
+	bkr_store *s;
+	fake f;
+	(void)state;
+	fake_start(&f, on_locking, NULL, "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_lock(s, "locks/repo", true, false, &held), 0);
+	bkr_store_unlock(held);
+	for (int i = 0; i < f.nreq && i < 64; i++)
+		if (strstr(f.seen[i], "/data/") || strstr(f.seen[i], ".."))
+			fail_msg("request %d: %s", i, f.seen[i]);
+	fake_stop(&f, s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -702,6 +738,7 @@ int main(void)
 		cmocka_unit_test(test_range_answer),
 		cmocka_unit_test(test_rename_retried),
 		cmocka_unit_test(test_list_odd_keys),
+		cmocka_unit_test(test_lock_odd_key),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }
