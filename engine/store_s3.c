@@ -154,6 +154,8 @@ struct s3_req {
 	size_t fixed_len;
 	uint64_t skip;            /* a 200 to a ranged GET: bytes before off still to drop */
 	uint64_t length;          /* Content-Length */
+	bool sized;               /* the answer said where its body ends: Content-Length, or chunks */
+	bool unsized;             /* an object's body without either, over HTTP/1: ended by the close */
 	int64_t range_start;      /* a 206's Content-Range: the first byte it holds (-1: none said) */
 	int64_t date;             /* the server's Date */
 	int64_t modified;         /* Last-Modified */
@@ -172,6 +174,7 @@ static void req_reset(struct s3_req *r)
 	r->fixed_len = 0;
 	r->skip = 0;
 	r->length = 0;
+	r->sized = r->unsized = false;
 	r->range_start = -1;
 	r->date = 0;
 	r->modified = -1;
@@ -258,6 +261,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 		const char *sp = memchr(buf, ' ', len);
 		r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		r->length = 0;
+		r->sized = false;
 		r->skip = r->ranged && r->status == 200 ? r->off : 0;
 		return len;
 	}
@@ -266,8 +270,11 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 	memcpy(line, buf, len);
 	line[len] = '\0';
 	line[strcspn(line, "\r\n")] = '\0';
-	if (!strncasecmp(line, "content-length:", 15))
+	if (!strncasecmp(line, "content-length:", 15)) {
 		r->length = strtoull(line + 15, NULL, 10);
+		r->sized = true;
+	} else if (!strncasecmp(line, "transfer-encoding:", 18) && strcasestr(line + 18, "chunked"))
+		r->sized = true;
 	else if (!strncasecmp(line, "date:", 5))
 		r->date = bkr_s3_parse_time(line + 5 + strspn(line + 5, " "));
 	else if (!strncasecmp(line, "last-modified:", 14))
@@ -402,6 +409,7 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 	char url[S3_KEY_MAX * 3 + 512], key[S3_KEY_MAX * 3], sha_hdr[100], range[80], errbuf[CURL_ERROR_SIZE];
 	struct curl_slist *hl = NULL;
 	CURLcode rc = CURLE_OK;
+	long version = 0;
 	bkr_id sha;
 	CURL *h;
 	int err;
@@ -491,7 +499,13 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 			break;
 		}
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-		if (!retry_status(r))
+		/* An object's body over HTTP/1 with neither Content-Length nor chunks (S3 always
+		 * gives the length; a proxy may not) ends where the connection closed: one cut
+		 * short on the way would look whole.  Asked again; in the end refused. */
+		curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
+		r->unsized = r->name && !strcmp(r->method, "GET") && (r->status == 200 || r->status == 206) &&
+			     !r->sized && version < CURL_HTTP_VERSION_2_0;
+		if (!r->unsized && !retry_status(r))
 			break;
 	}
 	if (r->attempts == tries)
@@ -527,6 +541,10 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		return bkr_error_set(BKR_EUNAVAILABLE, "%s: the endpoint %s does not answer like an S3 server (HTTP %ld%s, "
 				     "no x-amz-request-id): check the endpoint (AWS_ENDPOINT_URL, or s3.endpoint_url)",
 				     s->base.location, s->endpoint, r->status, r->html ? " with an HTML page" : "");
+	if (rc == CURLE_OK && r->unsized)
+		return bkr_error_set(BKR_EUNAVAILABLE, "%s/%s: %s answered without saying the length (no Content-Length, "
+				     "not chunked): a body cut short could not be told from a whole one (gave up after "
+				     "%d attempts)", s->base.location, r->name, s->endpoint, r->attempts);
 	/* a proxy or a server that answers another range than the one asked (or does not say
 	 * which): its bytes are not those of the object at r->off */
 	if (rc == CURLE_OK && r->ranged && r->status == 206 && r->range_start != (int64_t)r->off) {

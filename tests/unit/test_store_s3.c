@@ -723,6 +723,56 @@ static void test_lock_odd_key(void **state)
 	fake_stop(&f, s);
 }
 
+/* A GET of an object answered by a body whose end the answer does not give (ctx 0, and 3
+ * at first only), in chunks (1), in chunks cut short (2). */
+static void on_unsized(fake *f, const struct fake_req *q, int c)
+{
+	static const char *const answers[] = {
+		"HTTP/1.1 200 OK\r\nx-amz-request-id: 1\r\nConnection: close\r\n\r\n{\"cut\":",
+		"HTTP/1.1 200 OK\r\nx-amz-request-id: 1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+		"5\r\nhello\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nx-amz-request-id: 1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+		"5\r\nhel",
+	};
+	int mode = *(int *)f->ctx;
+	if (mode == 3 && q->n > 0)
+		fake_reply(c, 200, "", "{\"whole\":1}");
+	else
+		fake_raw(c, answers[mode % 3], strlen(answers[mode % 3]));
+}
+
+/* An object's body that could have been cut short unseen (no length, no chunks) is asked
+ * again and in the end refused, never taken whole. */
+static void test_get_unsized(void **state)
+{
+	static const struct { int err, nreq; const char *data; } want[] = {
+		{ BKR_EUNAVAILABLE, 6, NULL }, { 0, 1, "hello" }, { BKR_EUNAVAILABLE, 6, NULL }, { 0, 2, "{\"whole\":1}" },
+	};
+	(void)state;
+	for (int mode = 0; mode < 4; mode++) {
+		uint8_t *data = NULL;
+		size_t len = 0;
+		bkr_store *s;
+		fake f;
+		int err;
+		fake_start(&f, on_unsized, &mode, "s3://bucket/repo", &s);
+		err = bkr_store_get(s, "backups/b.json", 1000, &data, &len);
+		if (err != want[mode].err)
+			fail_msg("answer %d: %d (%zu bytes) %s", mode, err, len, err ? bkr_error_message() : "");
+		assert_int_equal(f.nreq, want[mode].nreq);
+		if (want[mode].data) {
+			assert_int_equal(len, strlen(want[mode].data));
+			assert_memory_equal(data, want[mode].data, len);
+		}
+		if (mode == 0) {
+			assert_non_null(strstr(bkr_error_message(), "backups/b.json"));
+			assert_non_null(strstr(bkr_error_message(), "Content-Length"));
+		}
+		free(data);
+		fake_stop(&f, s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -739,6 +789,7 @@ int main(void)
 		cmocka_unit_test(test_rename_retried),
 		cmocka_unit_test(test_list_odd_keys),
 		cmocka_unit_test(test_lock_odd_key),
+		cmocka_unit_test(test_get_unsized),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }
