@@ -888,25 +888,36 @@ struct list_ctx {
 	void *ctx;
 	int (*cb_time)(void *ctx, const char *name, int64_t modified);
 	int (*cb_stamped)(void *ctx, const char *name, const char *stamp);
+	char last[2048];            /* the key handed over last (a listing's keys are shorter) */
 };
+
+/*
+ * Whether listed @p key goes to the caller (1) or is passed over (0: the root
+ * itself, or the key handed over just before: a server repeating the last
+ * key of a page at the top of the next); BKR_ECORRUPT for a key outside the
+ * prefix asked.
+ */
+static int listed_key(struct list_ctx *l, const char *key)
+{
+	char safe[S3_KEY_MAX * 4];
+	if (strncmp(key, l->full, strlen(l->full)))
+		return bkr_error_set(BKR_ECORRUPT, "%s: the listing of '%s' gave the key '%s', outside it",
+				     l->s->base.location, l->full, bkr_text_escape(safe, sizeof(safe), key, strlen(key)));
+	if (strlen(key) <= l->strip || !strcmp(key, l->last))
+		return 0;
+	snprintf(l->last, sizeof(l->last), "%s", key);
+	return 1;
+}
 
 /* bkr_store_list_stamped's stamp: what the listing says of the object (a PUT changes the
  * ETag of other bytes, and LastModified) */
-static int outside_prefix(const struct list_ctx *l, const char *key)
-{
-	char safe[S3_KEY_MAX * 4];
-	return bkr_error_set(BKR_ECORRUPT, "%s: the listing of '%s' gave the key '%s', outside it", l->s->base.location,
-			     l->full, bkr_text_escape(safe, sizeof(safe), key, strlen(key)));
-}
-
 static int on_listed_object(void *ctx, const char *key, int64_t modified, const char *etag, uint64_t size)
 {
 	struct list_ctx *l = ctx;
 	char stamp[BKR_STORE_STAMP_MAX];
-	if (strncmp(key, l->full, strlen(l->full)))
-		return outside_prefix(l, key);
-	if (strlen(key) <= l->strip)
-		return 0;
+	int take = listed_key(l, key);
+	if (take <= 0)
+		return take;
 	snprintf(stamp, sizeof(stamp), "%s:%" PRIu64 ":%" PRId64, etag, size, modified);
 	return l->cb_stamped(l->ctx, key + l->strip, stamp);
 }
@@ -914,10 +925,9 @@ static int on_listed_object(void *ctx, const char *key, int64_t modified, const 
 static int on_listed(void *ctx, const char *key, int64_t modified)
 {
 	struct list_ctx *l = ctx;
-	if (strncmp(key, l->full, strlen(l->full)))
-		return outside_prefix(l, key);
-	if (strlen(key) <= l->strip)
-		return 0;
+	int take = listed_key(l, key);
+	if (take <= 0)
+		return take;
 	if (l->cb_time)
 		return l->cb_time(l->ctx, key + l->strip, modified);
 	return l->cb(l->ctx, key + l->strip);

@@ -773,6 +773,39 @@ static void test_get_unsized(void **state)
 	}
 }
 
+/* Two pages, the second beginning with the last key of the first (a continuation off by one). */
+static void on_repeating_pages(fake *f, const struct fake_req *q, int c)
+{
+	(void)f;
+	if (!strstr(q->target, "continuation-token="))
+		fake_reply(c, 200, "",
+			   "<ListBucketResult><IsTruncated>true</IsTruncated>"
+			   "<Contents><Key>repo/backups/a.json</Key></Contents><Contents><Key>repo/backups/b.json</Key></Contents>"
+			   "<NextContinuationToken>t</NextContinuationToken></ListBucketResult>");
+	else
+		fake_reply(c, 200, "",
+			   "<ListBucketResult><IsTruncated>false</IsTruncated>"
+			   "<Contents><Key>repo/backups/b.json</Key></Contents><Contents><Key>repo/backups/c.json</Key></Contents>"
+			   "</ListBucketResult>");
+}
+
+/* A key given again at the top of the next page is handed over once. */
+static void test_list_repeated_key(void **state)
+{
+	struct names_seen ns = { 0 };
+	bkr_store *s;
+	fake f;
+	(void)state;
+	fake_start(&f, on_repeating_pages, NULL, "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_list(s, "backups/", keep_name, &ns), 0);
+	assert_int_equal(f.nreq, 2);
+	assert_int_equal(ns.n, 3);
+	assert_string_equal(ns.names[0], "backups/a.json");
+	assert_string_equal(ns.names[1], "backups/b.json");
+	assert_string_equal(ns.names[2], "backups/c.json");
+	fake_stop(&f, s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -790,6 +823,7 @@ int main(void)
 		cmocka_unit_test(test_list_odd_keys),
 		cmocka_unit_test(test_lock_odd_key),
 		cmocka_unit_test(test_get_unsized),
+		cmocka_unit_test(test_list_repeated_key),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }
