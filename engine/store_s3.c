@@ -153,7 +153,7 @@ struct s3_req {
 	bool too_large;
 	size_t fixed_len;
 	uint64_t skip;            /* a 200 to a ranged GET: bytes before off still to drop */
-	uint64_t length;          /* Content-Length */
+	int64_t length;           /* Content-Length (-1: none) */
 	bool sized;               /* the answer said where its body ends: Content-Length, or chunks */
 	bool unsized;             /* an object's body without either, over HTTP/1: ended by the close */
 	int64_t range_start;      /* a 206's Content-Range: the first byte it holds (-1: none said) */
@@ -173,7 +173,7 @@ static void req_reset(struct s3_req *r)
 	r->too_large = false;
 	r->fixed_len = 0;
 	r->skip = 0;
-	r->length = 0;
+	r->length = -1;
 	r->sized = r->unsized = false;
 	r->range_start = -1;
 	r->date = 0;
@@ -260,7 +260,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 	if (len >= 5 && !strncmp(buf, "HTTP/", 5)) {
 		const char *sp = memchr(buf, ' ', len);
 		r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
-		r->length = 0;
+		r->length = -1;
 		r->sized = false;
 		r->skip = r->ranged && r->status == 200 ? r->off : 0;
 		return len;
@@ -271,7 +271,9 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 	line[len] = '\0';
 	line[strcspn(line, "\r\n")] = '\0';
 	if (!strncasecmp(line, "content-length:", 15)) {
-		r->length = strtoull(line + 15, NULL, 10);
+		char *end;
+		unsigned long long v = strtoull(line + 15, &end, 10);
+		r->length = end > line + 15 && v <= INT64_MAX ? (int64_t)v : -1;
 		r->sized = true;
 	} else if (!strncasecmp(line, "transfer-encoding:", 18) && strcasestr(line + 18, "chunked"))
 		r->sized = true;
@@ -605,8 +607,12 @@ static int s3_head_time(s3_store *s, const char *name, uint64_t *size, int64_t *
 {
 	struct s3_req r = { .method = "HEAD", .name = name };
 	int err = s3_perform(s, &r);
-	if (err == 0 && r.status == 200) {
-		*size = r.length;
+	if (err == 0 && r.status == 200 && r.length < 0) {
+		/* size 0 would make every read of it "truncated": damage, where the server is at fault */
+		err = bkr_error_set(BKR_EUNAVAILABLE, "%s/%s: %s answered HEAD without a Content-Length: the size of the "
+				    "object is unknown", s->base.location, name, s->endpoint);
+	} else if (err == 0 && r.status == 200) {
+		*size = (uint64_t)r.length;
 		*mtime = r.modified;
 		if (tag)
 			snprintf(tag, BKR_STORE_TAG_MAX, "%s", r.etag);

@@ -806,6 +806,41 @@ static void test_list_repeated_key(void **state)
 	fake_stop(&f, s);
 }
 
+/* HEAD answered with the object's Content-Length (ctx 0) or without it (1). */
+static void on_head(fake *f, const struct fake_req *q, int c)
+{
+	static const char *const answers[] = {
+		"HTTP/1.1 200 OK\r\nx-amz-request-id: 1\r\nETag: \"0f\"\r\nContent-Length: 12345\r\nConnection: close\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nx-amz-request-id: 1\r\nETag: \"0f\"\r\nConnection: close\r\n\r\n",
+	};
+	const char *a = answers[*(int *)f->ctx];
+	(void)q;
+	fake_raw(c, a, strlen(a));
+}
+
+/* An object's size the server does not give is no size of 0 (every read of it "truncated"). */
+static void test_head_without_length(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		uint64_t size = 7;
+		bkr_store *s;
+		fake f;
+		fake_start(&f, on_head, &mode, "s3://bucket/repo", &s);
+		if (!mode) {
+			assert_int_equal(bkr_store_stat(s, "data/ab/p.pack", &size), 0);
+			assert_int_equal(size, 12345);
+		} else {
+			int err = bkr_store_stat(s, "data/ab/p.pack", &size);
+			if (err != BKR_EUNAVAILABLE)
+				fail_msg("%d, size %llu", err, (unsigned long long)size);
+			assert_non_null(strstr(bkr_error_message(), "data/ab/p.pack"));
+			assert_non_null(strstr(bkr_error_message(), "Content-Length"));
+		}
+		fake_stop(&f, s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -824,6 +859,7 @@ int main(void)
 		cmocka_unit_test(test_lock_odd_key),
 		cmocka_unit_test(test_get_unsized),
 		cmocka_unit_test(test_list_repeated_key),
+		cmocka_unit_test(test_head_without_length),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }
