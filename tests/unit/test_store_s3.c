@@ -367,7 +367,7 @@ struct fake {
 static void fake_raw(int c, const char *text, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = write(c, text, len);
+		ssize_t n = send(c, text, len, MSG_NOSIGNAL); /* a client gone: no SIGPIPE */
 		if (n <= 0)
 			return;
 		text += n;
@@ -466,6 +466,12 @@ static void fake_start(fake *f, fake_fn fn, void *ctx, const char *url, bkr_stor
 	f->port = ntohs(a.sin_port);
 	assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
 	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", f->port);
+	/* nothing of the environment's between us and the fake server */
+	for (const char *const *v = (const char *const[]){ "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_REGION",
+							   "AWS_DEFAULT_REGION", "http_proxy", "ALL_PROXY", "all_proxy",
+							   NULL };
+	     *v; v++)
+		unsetenv(*v);
 	setenv("AWS_ACCESS_KEY_ID", "AKFAKE", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "SKFAKE", 1);
 	setenv("AWS_ENDPOINT_URL", endpoint, 1);
