@@ -114,6 +114,7 @@ typedef struct {
 	char *userpwd;         /* "KEY:SECRET" */
 	char *token_header;    /* "x-amz-security-token: ..." or NULL */
 	char sigv4[160];       /* "aws:amz:REGION:s3" */
+	char region[64];       /* REGION */
 	int lock_stale;
 	unsigned pause_ms;     /* the first pause before a retry */
 	pthread_mutex_t mu;
@@ -160,6 +161,7 @@ struct s3_req {
 	int64_t date;             /* the server's Date */
 	int64_t modified;         /* Last-Modified */
 	char etag[100];           /* ETag, as sent */
+	char bucket_region[64];   /* x-amz-bucket-region: where the bucket is ("" when not said) */
 	int attempts;
 	size_t sent;
 	bool half_sent;           /* the fault point "s3-send" was passed */
@@ -179,6 +181,7 @@ static void req_reset(struct s3_req *r)
 	r->date = 0;
 	r->modified = -1;
 	r->etag[0] = '\0';
+	r->bucket_region[0] = '\0';
 	r->sent = 0;
 	r->half_sent = false;
 	r->amz = r->html = false;
@@ -291,7 +294,12 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 			r->range_start = (int64_t)first;
 	} else if (!strncasecmp(line, "etag:", 5))
 		snprintf(r->etag, sizeof(r->etag), "%s", line + 5 + strspn(line + 5, " "));
-	else if (!strncasecmp(line, "x-amz-", 6))
+	else if (!strncasecmp(line, "x-amz-bucket-region:", 20)) {
+		const char *v = line + 20 + strspn(line + 20, " ");
+		size_t k = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+		snprintf(r->bucket_region, sizeof(r->bucket_region), "%.*s", (int)k, v);
+		r->amz = true;
+	} else if (!strncasecmp(line, "x-amz-", 6))
 		r->amz = true;
 	else if (!strncasecmp(line, "content-type:", 13) && strcasestr(line + 13, "text/html"))
 		r->html = true;
@@ -583,6 +591,13 @@ static int status_error(s3_store *s, const struct s3_req *r, const char *name)
 	if (!strcmp(code, "NoSuchBucket") && (s->no_bucket = true))
 		return bkr_error_set(BKR_ENOTFOUND, "%s: bucket '%s' does not exist at %s (create it first)", what,
 				     s->url.bucket, s->endpoint);
+	/* AWS answers a request signed for another region than the bucket's with a redirect
+	 * (or a refusal) saying where the bucket is: a setting to change, not an I/O error */
+	if (r->bucket_region[0] && strcmp(r->bucket_region, s->region) &&
+	    (r->status == 301 || r->status == 307 || r->status == 400 || r->status == 403))
+		return bkr_error_set(BKR_EINVAL, "%s: bucket '%s' is in region %s, not %s: set AWS_REGION=%s (or "
+				     "s3.region in the configuration)", what, s->url.bucket, r->bucket_region, s->region,
+				     r->bucket_region);
 	if (!strcmp(code, "InvalidAccessKeyId"))
 		return bkr_error_set(BKR_EUNAVAILABLE, "%s: %s does not know the access key (AWS_ACCESS_KEY_ID)", what,
 				     s->endpoint);
@@ -1601,6 +1616,7 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 				    region_from);
 	} else {
 		snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3", region);
+		snprintf(s->region, sizeof(s->region), "%s", region);
 		if (!(s->endpoint = strdup(endpoint ? endpoint : def_endpoint)) || asprintf(&s->userpwd, "%s:%s", ak, sk) < 0 ||
 		    (token && asprintf(&s->token_header, "x-amz-security-token: %s", token) < 0))
 			err = bkr_error_oom();

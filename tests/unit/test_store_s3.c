@@ -847,6 +847,45 @@ static void test_head_without_length(void **state)
 	}
 }
 
+/* AWS's answers to a request signed for us-east-1 of a bucket in eu-west-1: a redirect
+ * (GET: with a body; HEAD: headers only), or a refusal of the signature's region. */
+static void on_other_region(fake *f, const struct fake_req *q, int c)
+{
+	static const char head[] = "HTTP/1.1 301 Moved Permanently\r\nx-amz-request-id: 1\r\n"
+				   "x-amz-bucket-region: eu-west-1\r\nConnection: close\r\n\r\n";
+	(void)f;
+	if (!strcmp(q->method, "HEAD"))
+		fake_raw(c, head, strlen(head));
+	else if (strstr(q->target, "list-type=2"))
+		fake_reply(c, 400, "x-amz-bucket-region: eu-west-1\r\n",
+			   "<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region 'us-east-1' is wrong; "
+			   "expecting 'eu-west-1'</Message><Region>eu-west-1</Region></Error>");
+	else
+		fake_reply(c, 301, "x-amz-bucket-region: eu-west-1\r\n",
+			   "<Error><Code>PermanentRedirect</Code><Endpoint>bucket.s3.eu-west-1.amazonaws.com</Endpoint>"
+			   "</Error>");
+}
+
+/* A bucket in another region than the one configured is a setting to change (exit 2), named. */
+static void test_other_region(void **state)
+{
+	uint8_t *data = NULL;
+	uint64_t size;
+	size_t len;
+	bkr_store *s;
+	fake f;
+	int n = 0;
+	(void)state;
+	fake_start(&f, on_other_region, NULL, "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_get(s, "config.json", 1000, &data, &len), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "bucket 'bucket' is in region eu-west-1, not us-east-1: set AWS_REGION=eu-west-1"));
+	assert_int_equal(bkr_store_stat(s, "config.json", &size), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "AWS_REGION=eu-west-1"));
+	assert_int_equal(bkr_store_list(s, "backups/", count_name, &n), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "AWS_REGION=eu-west-1"));
+	fake_stop(&f, s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -866,6 +905,7 @@ int main(void)
 		cmocka_unit_test(test_get_unsized),
 		cmocka_unit_test(test_list_repeated_key),
 		cmocka_unit_test(test_head_without_length),
+		cmocka_unit_test(test_other_region),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }
