@@ -12,26 +12,37 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#define NAME_MAX_LEN 1000
+
 /* Relative, '/'-separated, no empty, "." or ".." component; @p folder allows
  * "" and a trailing '/'. */
-static int check_name(const char *name, bool folder)
+static bool name_ok(const char *name, bool folder)
 {
 	const char *p = name;
 	if (!*name)
-		return folder ? 0 : bkr_error_set(BKR_EINVAL, "empty object name");
-	if (strlen(name) > 1000)
-		return bkr_error_set(BKR_EINVAL, "object name too long: %.60s...", name);
+		return folder;
 	for (;;) {
 		const char *slash = strchr(p, '/');
 		size_t n = slash ? (size_t)(slash - p) : strlen(p);
 		if (n == 0 && !(folder && !slash && p != name))
-			return bkr_error_set(BKR_EINVAL, "bad object name '%s'", name);
+			return false;
 		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return bkr_error_set(BKR_EINVAL, "bad object name '%s'", name);
+			return false;
 		if (!slash)
-			return 0;
+			return true;
 		p = slash + 1;
 	}
+}
+
+static int check_name(const char *name, bool folder)
+{
+	if (!*name && !folder)
+		return bkr_error_set(BKR_EINVAL, "empty object name");
+	if (strlen(name) > NAME_MAX_LEN)
+		return bkr_error_set(BKR_EINVAL, "object name too long: %.60s...", name);
+	if (!name_ok(name, folder))
+		return bkr_error_set(BKR_EINVAL, "bad object name '%s'", name);
+	return 0;
 }
 
 bool bkr_store_is_url(const char *location)
@@ -262,35 +273,57 @@ void bkr_store_upload_free(bkr_store_upload *u)
 		u->store->ops->upload_free(u);
 }
 
-int bkr_store_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
-{
-	int err;
-	if ((err = check_name(prefix, true)) < 0)
-		return err;
-	return s->ops->list(s, prefix, cb, ctx);
-}
-
-struct unstamped {
-	int (*cb)(void *ctx, const char *name, const char *stamp);
+/*
+ * A listing's caller gets only names it can read, move or delete: a bucket
+ * may hold keys no object of the store can have (a console's "folder" ending
+ * in '/', "a//b", "..", written by hand), which would fail every later
+ * request on them ("bad object name", a usage error) — a prune removing a
+ * temporary named so, say.  They are passed over as foreign objects.
+ */
+struct listing {
+	int (*cb)(void *ctx, const char *name);
+	int (*cb_stamped)(void *ctx, const char *name, const char *stamp);
 	void *ctx;
 };
 
-static int list_unstamped(void *ctx, const char *name)
+static bool listable(const char *name)
 {
-	struct unstamped *u = ctx;
-	return u->cb(u->ctx, name, "");
+	return strlen(name) <= NAME_MAX_LEN && name_ok(name, false);
+}
+
+static int list_named(void *ctx, const char *name)
+{
+	struct listing *l = ctx;
+	if (!listable(name))
+		return 0;
+	return l->cb_stamped ? l->cb_stamped(l->ctx, name, "") : l->cb(l->ctx, name);
+}
+
+static int list_stamped(void *ctx, const char *name, const char *stamp)
+{
+	struct listing *l = ctx;
+	return listable(name) ? l->cb_stamped(l->ctx, name, stamp) : 0;
+}
+
+int bkr_store_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
+{
+	struct listing l = { .cb = cb, .ctx = ctx };
+	int err;
+	if ((err = check_name(prefix, true)) < 0)
+		return err;
+	return s->ops->list(s, prefix, list_named, &l);
 }
 
 int bkr_store_list_stamped(bkr_store *s, const char *prefix,
 			   int (*cb)(void *ctx, const char *name, const char *stamp), void *ctx)
 {
-	struct unstamped u = { cb, ctx };
+	struct listing l = { .cb_stamped = cb, .ctx = ctx };
 	int err;
 	if ((err = check_name(prefix, true)) < 0)
 		return err;
 	if (s->ops->list_stamped)
-		return s->ops->list_stamped(s, prefix, cb, ctx);
-	return s->ops->list(s, prefix, list_unstamped, &u);
+		return s->ops->list_stamped(s, prefix, list_stamped, &l);
+	return s->ops->list(s, prefix, list_named, &l); /* "": the store cannot tell */
 }
 
 int bkr_store_delete(bkr_store *s, const char *name)

@@ -1148,6 +1148,23 @@ static int open_root(cache_store *cs, const char *dir)
 	snprintf(cs->root, n + KEY_HEX + 2, "%.*s/%s", (int)n, dir, hex);
 	if ((err = bkr_io_mkdir_p(cs->root, DIR_MODE)) < 0)
 		return err;
+	{
+		/* A file's trailer is no seal: whoever can write here can put a good-looking copy
+		 * of any object (another backup's tree under a manifest's name) */
+		struct stat st;
+		char why[64] = "";
+		if (lstat(cs->root, &st) < 0)
+			return bkr_error_set_errno(errno, "cache %s", cs->root);
+		if (!S_ISDIR(st.st_mode))
+			snprintf(why, sizeof(why), "not a directory");
+		else if (st.st_uid != geteuid())
+			snprintf(why, sizeof(why), "owned by uid %lu, not this user", (unsigned long)st.st_uid);
+		else if (st.st_mode & (S_IWGRP | S_IWOTH))
+			snprintf(why, sizeof(why), "writable by other users");
+		if (why[0])
+			return bkr_error_set(BKR_EINVAL, "cache %s: %s: its files cannot be trusted (remove it, or give "
+					     "another cache directory)", cs->root, why);
+	}
 	/* which repository this is, for whoever looks */
 	if ((err = bkr_io_publish(cs->root, "location", where, strlen(where), BKR_IO_REPLACE | BKR_IO_NOSYNC)) < 0)
 		return err;

@@ -14,7 +14,9 @@
  *   one error naming the endpoint.  A retried create-only PUT that meets 412
  *   reads the object back: when it is what we sent, the earlier attempt won;
  * - rename_new (into trash/) is a check that the target is absent, a
- *   server-side copy, then a delete of the source;
+ *   server-side copy (retried also when its 200 carries an error; a retry
+ *   meeting 412 takes a target with the source's size and ETag for its own
+ *   earlier copy), then a delete of the source;
  * - locks are objects "<name>-<x|s>-<random>" holding the owner, host and
  *   pid, refreshed (rewritten) by a thread every stale/5 seconds; one whose
  *   last write is older than the stale timeout (by the server's own clock)
@@ -36,8 +38,10 @@
 #include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/utf8.h"
+#include "array.h"
 #include "store_s3_parse.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -110,6 +114,7 @@ typedef struct {
 	char *userpwd;         /* "KEY:SECRET" */
 	char *token_header;    /* "x-amz-security-token: ..." or NULL */
 	char sigv4[160];       /* "aws:amz:REGION:s3" */
+	char region[64];       /* REGION */
 	int lock_stale;
 	unsigned pause_ms;     /* the first pause before a retry */
 	pthread_mutex_t mu;
@@ -136,6 +141,7 @@ struct s3_req {
 	const uint8_t *body;
 	size_t body_len;
 	const char *headers[4];   /* extra ones */
+	bool copy;                /* a server-side copy: its 200 may carry an error */
 	bool ranged;
 	uint64_t off;
 	size_t len;
@@ -148,10 +154,14 @@ struct s3_req {
 	bool too_large;
 	size_t fixed_len;
 	uint64_t skip;            /* a 200 to a ranged GET: bytes before off still to drop */
-	uint64_t length;          /* Content-Length */
+	int64_t length;           /* Content-Length (-1: none) */
+	bool sized;               /* the answer said where its body ends: Content-Length, or chunks */
+	bool unsized;             /* an object's body without either, over HTTP/1: ended by the close */
+	int64_t range_start;      /* a 206's Content-Range: the first byte it holds (-1: none said) */
 	int64_t date;             /* the server's Date */
 	int64_t modified;         /* Last-Modified */
 	char etag[100];           /* ETag, as sent */
+	char bucket_region[64];   /* x-amz-bucket-region: where the bucket is ("" when not said) */
 	int attempts;
 	size_t sent;
 	bool half_sent;           /* the fault point "s3-send" was passed */
@@ -165,10 +175,13 @@ static void req_reset(struct s3_req *r)
 	r->too_large = false;
 	r->fixed_len = 0;
 	r->skip = 0;
-	r->length = 0;
+	r->length = -1;
+	r->sized = r->unsized = false;
+	r->range_start = -1;
 	r->date = 0;
 	r->modified = -1;
 	r->etag[0] = '\0';
+	r->bucket_region[0] = '\0';
 	r->sent = 0;
 	r->half_sent = false;
 	r->amz = r->html = false;
@@ -208,6 +221,8 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ctx)
 	struct s3_req *r = ctx;
 	size_t len = size * n;
 	long status = r->status;
+	if (r->fixed && status == 206 && r->range_start != (int64_t)r->off)
+		return size * n; /* another range than the one asked: no data of it (s3_perform says so) */
 	if (r->fixed && (status == 206 || status == 200)) {
 		if (r->skip) {
 			size_t drop = r->skip < len ? (size_t)r->skip : len;
@@ -248,7 +263,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 	if (len >= 5 && !strncmp(buf, "HTTP/", 5)) {
 		const char *sp = memchr(buf, ' ', len);
 		r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
-		r->length = 0;
+		r->length = -1;
+		r->sized = false;
 		r->skip = r->ranged && r->status == 200 ? r->off : 0;
 		return len;
 	}
@@ -257,15 +273,33 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 	memcpy(line, buf, len);
 	line[len] = '\0';
 	line[strcspn(line, "\r\n")] = '\0';
-	if (!strncasecmp(line, "content-length:", 15))
-		r->length = strtoull(line + 15, NULL, 10);
+	if (!strncasecmp(line, "content-length:", 15)) {
+		char *end;
+		unsigned long long v = strtoull(line + 15, &end, 10);
+		r->length = end > line + 15 && v <= INT64_MAX ? (int64_t)v : -1;
+		r->sized = true;
+	} else if (!strncasecmp(line, "transfer-encoding:", 18) && strcasestr(line + 18, "chunked"))
+		r->sized = true;
 	else if (!strncasecmp(line, "date:", 5))
 		r->date = bkr_s3_parse_time(line + 5 + strspn(line + 5, " "));
 	else if (!strncasecmp(line, "last-modified:", 14))
 		r->modified = bkr_s3_parse_time(line + 14 + strspn(line + 14, " "));
-	else if (!strncasecmp(line, "etag:", 5))
+	else if (!strncasecmp(line, "content-range:", 14)) {
+		/* "bytes FIRST-LAST/SIZE" */
+		const char *v = line + 14 + strspn(line + 14, " ");
+		char *end;
+		unsigned long long first;
+		if (!strncasecmp(v, "bytes ", 6) && isdigit((unsigned char)v[6]) &&
+		    (first = strtoull(v + 6, &end, 10), *end == '-'))
+			r->range_start = (int64_t)first;
+	} else if (!strncasecmp(line, "etag:", 5))
 		snprintf(r->etag, sizeof(r->etag), "%s", line + 5 + strspn(line + 5, " "));
-	else if (!strncasecmp(line, "x-amz-", 6))
+	else if (!strncasecmp(line, "x-amz-bucket-region:", 20)) {
+		const char *v = line + 20 + strspn(line + 20, " ");
+		size_t k = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+		snprintf(r->bucket_region, sizeof(r->bucket_region), "%.*s", (int)k, v);
+		r->amz = true;
+	} else if (!strncasecmp(line, "x-amz-", 6))
 		r->amz = true;
 	else if (!strncasecmp(line, "content-type:", 13) && strcasestr(line + 13, "text/html"))
 		r->html = true;
@@ -349,6 +383,8 @@ static bool retry_status(const struct s3_req *r)
 	char code[64];
 	if (r->status >= 500 || r->status == 429)
 		return true;
+	if (r->copy && r->status == 200 && r->dlen && memmem(r->data, r->dlen, "<Error>", 7))
+		return true; /* a copy that failed after its 200 was sent: as a 500 */
 	if (r->status == 409) { /* a conditional write racing another one: ask again */
 		bkr_s3_error_code((const char *)r->data, r->dlen, code, sizeof(code));
 		return !strcmp(code, "ConditionalRequestConflict") || !strcmp(code, "OperationAborted");
@@ -383,6 +419,7 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 	char url[S3_KEY_MAX * 3 + 512], key[S3_KEY_MAX * 3], sha_hdr[100], range[80], errbuf[CURL_ERROR_SIZE];
 	struct curl_slist *hl = NULL;
 	CURLcode rc = CURLE_OK;
+	long version = 0;
 	bkr_id sha;
 	CURL *h;
 	int err;
@@ -472,7 +509,13 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 			break;
 		}
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-		if (!retry_status(r))
+		/* An object's body over HTTP/1 with neither Content-Length nor chunks (S3 always
+		 * gives the length; a proxy may not) ends where the connection closed: one cut
+		 * short on the way would look whole.  Asked again; in the end refused. */
+		curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
+		r->unsized = r->name && !strcmp(r->method, "GET") && (r->status == 200 || r->status == 206) &&
+			     !r->sized && version < CURL_HTTP_VERSION_2_0;
+		if (!r->unsized && !retry_status(r))
 			break;
 	}
 	if (r->attempts == tries)
@@ -508,6 +551,20 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		return bkr_error_set(BKR_EUNAVAILABLE, "%s: the endpoint %s does not answer like an S3 server (HTTP %ld%s, "
 				     "no x-amz-request-id): check the endpoint (AWS_ENDPOINT_URL, or s3.endpoint_url)",
 				     s->base.location, s->endpoint, r->status, r->html ? " with an HTML page" : "");
+	if (rc == CURLE_OK && r->unsized)
+		return bkr_error_set(BKR_EUNAVAILABLE, "%s/%s: %s answered without saying the length (no Content-Length, "
+				     "not chunked): a body cut short could not be told from a whole one (gave up after "
+				     "%d attempts)", s->base.location, r->name, s->endpoint, r->attempts);
+	/* a proxy or a server that answers another range than the one asked (or does not say
+	 * which): its bytes are not those of the object at r->off */
+	if (rc == CURLE_OK && r->ranged && r->status == 206 && r->range_start != (int64_t)r->off) {
+		char got[64] = "no Content-Range";
+		if (r->range_start >= 0)
+			snprintf(got, sizeof(got), "bytes from %lld", (long long)r->range_start);
+		return bkr_error_set(BKR_EUNAVAILABLE, "%s/%s: %s answered another range than bytes %llu-%llu asked "
+				     "(%s)", s->base.location, r->name, s->endpoint, (unsigned long long)r->off,
+				     (unsigned long long)(r->off + r->len - 1), got);
+	}
 	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r->too_large))
 		return 0;
 	if (rc == CURLE_OPERATION_TIMEDOUT)
@@ -534,6 +591,13 @@ static int status_error(s3_store *s, const struct s3_req *r, const char *name)
 	if (!strcmp(code, "NoSuchBucket") && (s->no_bucket = true))
 		return bkr_error_set(BKR_ENOTFOUND, "%s: bucket '%s' does not exist at %s (create it first)", what,
 				     s->url.bucket, s->endpoint);
+	/* AWS answers a request signed for another region than the bucket's with a redirect
+	 * (or a refusal) saying where the bucket is: a setting to change, not an I/O error */
+	if (r->bucket_region[0] && strcmp(r->bucket_region, s->region) &&
+	    (r->status == 301 || r->status == 307 || r->status == 400 || r->status == 403))
+		return bkr_error_set(BKR_EINVAL, "%s: bucket '%s' is in region %s, not %s: set AWS_REGION=%s (or "
+				     "s3.region in the configuration)", what, s->url.bucket, r->bucket_region, s->region,
+				     r->bucket_region);
 	if (!strcmp(code, "InvalidAccessKeyId"))
 		return bkr_error_set(BKR_EUNAVAILABLE, "%s: %s does not know the access key (AWS_ACCESS_KEY_ID)", what,
 				     s->endpoint);
@@ -558,8 +622,12 @@ static int s3_head_time(s3_store *s, const char *name, uint64_t *size, int64_t *
 {
 	struct s3_req r = { .method = "HEAD", .name = name };
 	int err = s3_perform(s, &r);
-	if (err == 0 && r.status == 200) {
-		*size = r.length;
+	if (err == 0 && r.status == 200 && r.length < 0) {
+		/* size 0 would make every read of it "truncated": damage, where the server is at fault */
+		err = bkr_error_set(BKR_EUNAVAILABLE, "%s/%s: %s answered HEAD without a Content-Length: the size of the "
+				    "object is unknown", s->base.location, name, s->endpoint);
+	} else if (err == 0 && r.status == 200) {
+		*size = (uint64_t)r.length;
 		*mtime = r.modified;
 		if (tag)
 			snprintf(tag, BKR_STORE_TAG_MAX, "%s", r.etag);
@@ -835,12 +903,32 @@ static void s3_upload_free(bkr_store_upload *base)
 
 struct list_ctx {
 	s3_store *s;
+	const char *full;           /* the prefix asked: the root prefix, its '/', the folder */
 	size_t strip;               /* the root prefix and its '/' */
 	int (*cb)(void *ctx, const char *name);
 	void *ctx;
 	int (*cb_time)(void *ctx, const char *name, int64_t modified);
 	int (*cb_stamped)(void *ctx, const char *name, const char *stamp);
+	char last[2048];            /* the key handed over last (a listing's keys are shorter) */
 };
+
+/*
+ * Whether listed @p key goes to the caller (1) or is passed over (0: the root
+ * itself, or the key handed over just before: a server repeating the last
+ * key of a page at the top of the next); BKR_ECORRUPT for a key outside the
+ * prefix asked.
+ */
+static int listed_key(struct list_ctx *l, const char *key)
+{
+	char safe[S3_KEY_MAX * 4];
+	if (strncmp(key, l->full, strlen(l->full)))
+		return bkr_error_set(BKR_ECORRUPT, "%s: the listing of '%s' gave the key '%s', outside it",
+				     l->s->base.location, l->full, bkr_text_escape(safe, sizeof(safe), key, strlen(key)));
+	if (strlen(key) <= l->strip || !strcmp(key, l->last))
+		return 0;
+	snprintf(l->last, sizeof(l->last), "%s", key);
+	return 1;
+}
 
 /* bkr_store_list_stamped's stamp: what the listing says of the object (a PUT changes the
  * ETag of other bytes, and LastModified) */
@@ -848,8 +936,9 @@ static int on_listed_object(void *ctx, const char *key, int64_t modified, const 
 {
 	struct list_ctx *l = ctx;
 	char stamp[BKR_STORE_STAMP_MAX];
-	if (strlen(key) <= l->strip)
-		return 0;
+	int take = listed_key(l, key);
+	if (take <= 0)
+		return take;
 	snprintf(stamp, sizeof(stamp), "%s:%" PRIu64 ":%" PRId64, etag, size, modified);
 	return l->cb_stamped(l->ctx, key + l->strip, stamp);
 }
@@ -857,8 +946,9 @@ static int on_listed_object(void *ctx, const char *key, int64_t modified, const 
 static int on_listed(void *ctx, const char *key, int64_t modified)
 {
 	struct list_ctx *l = ctx;
-	if (strlen(key) <= l->strip)
-		return 0;
+	int take = listed_key(l, key);
+	if (take <= 0)
+		return take;
 	if (l->cb_time)
 		return l->cb_time(l->ctx, key + l->strip, modified);
 	return l->cb(l->ctx, key + l->strip);
@@ -869,10 +959,13 @@ static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, in
 {
 	char full[S3_KEY_MAX], q[S3_KEY_MAX * 3 + 1200];
 	bkr_s3_list_page pg = { .on_key = on_listed, .on_object = l->cb_stamped ? on_listed_object : NULL, .ctx = l };
+	bkr_id *given = NULL; /* SHA-256 of each continuation token followed: one given again is a loop */
+	size_t ngiven = 0, cap = 0;
 	int err = 0;
 
 	snprintf(full, sizeof(full), "%s%s%s", s->url.prefix, s->url.prefix[0] ? "/" : "", prefix);
 	l->s = s;
+	l->full = full;
 	l->strip = strlen(s->url.prefix) + (s->url.prefix[0] ? 1 : 0);
 	do {
 		struct s3_req r = { .method = "GET", .name = NULL };
@@ -901,7 +994,20 @@ static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, in
 		if (err == 0 && pg.truncated && !pg.token[0])
 			err = bkr_error_set(BKR_ECORRUPT, "%s: a truncated listing without a continuation token",
 					    s->base.location);
+		if (err == 0 && pg.truncated) {
+			/* a server going round in circles would be listed for ever */
+			bkr_id h;
+			bkr_sha256(pg.token, strlen(pg.token), &h);
+			for (size_t i = 0; i < ngiven && err == 0; i++)
+				if (!bkr_id_cmp(&given[i], &h))
+					err = bkr_error_set(BKR_ECORRUPT, "%s: listing %s: the server gave the same "
+							    "continuation token again (a listing that never ends)",
+							    s->base.location, prefix[0] ? prefix : "everything");
+			if (err == 0 && (err = bkr_array_grow((void **)&given, &cap, ngiven, sizeof(*given))) == 0)
+				given[ngiven++] = h;
+		}
 	} while (err == 0 && pg.truncated);
+	free(given);
 	return err;
 }
 
@@ -944,8 +1050,9 @@ static int s3_remove(bkr_store *base, const char *name)
 static int s3_rename(bkr_store *base, const char *from, const char *to)
 {
 	s3_store *s = (s3_store *)base;
-	char src[S3_KEY_MAX * 3 + 200], key[S3_KEY_MAX * 3];
-	uint64_t size;
+	char src[S3_KEY_MAX * 3 + 200], key[S3_KEY_MAX * 3], tag[BKR_STORE_TAG_MAX], tag_to[BKR_STORE_TAG_MAX];
+	uint64_t size, size_to;
+	int64_t mtime;
 	int err;
 	win_forget(s, from);
 	if ((err = s3_head(s, to, &size)) == 0)
@@ -953,14 +1060,24 @@ static int s3_rename(bkr_store *base, const char *from, const char *to)
 	if (err != BKR_ENOTFOUND)
 		return err;
 	bkr_error_clear();
-	if ((err = s3_head(s, from, &size)) < 0 || (err = key_path(s, from, key, sizeof(key))) < 0)
+	if ((err = s3_head_time(s, from, &size, &mtime, tag)) < 0 || (err = key_path(s, from, key, sizeof(key))) < 0)
 		return err;
 	snprintf(src, sizeof(src), "x-amz-copy-source: /%s/%s", s->url.bucket, key);
 	{
-		struct s3_req r = { .method = "PUT", .name = to, .headers = { src, "If-None-Match: *" } };
+		struct s3_req r = { .method = "PUT", .name = to, .headers = { src, "If-None-Match: *" }, .copy = true };
 		err = s3_perform(s, &r);
+		/* A retried copy that meets 412 may be meeting its own earlier attempt (its
+		 * answer lost on the way): the target with the size and ETag of the source
+		 * (a copy keeps the ETag of an object PUT whole) is it. */
+		if (err == 0 && r.status == 412 && r.attempts > 1 && tag[0]) {
+			if (s3_head_time(s, to, &size_to, &mtime, tag_to) == 0 && size_to == size && !strcmp(tag_to, tag)) {
+				r.status = 200;
+				r.dlen = 0;
+			}
+			bkr_error_clear();
+		}
 		/* a copy can fail after its 200 has been sent: the error is in the body */
-		if (err == 0 && (r.status != 200 || (r.data && strstr((const char *)r.data, "<Error>"))))
+		if (err == 0 && (r.status != 200 || (r.dlen && memmem(r.data, r.dlen, "<Error>", 7))))
 			err = r.status == 412 ? bkr_error_set(BKR_EEXISTS, "%s/%s: already exists", s->base.location, to)
 					      : status_error(s, &r, to);
 		req_free(&r);
@@ -1175,6 +1292,10 @@ static int on_lock(void *ctx, const char *name, int64_t modified)
 	struct lock_scan *ls = ctx;
 	const char *mode = name + ls->plen;
 	if (strlen(name) <= ls->plen || !strcmp(name, ls->self) || (mode[0] != 'x' && mode[0] != 's') || mode[1] != '-')
+		return 0;
+	/* "<name>-<x|s>-<random hex>": another key (written by hand: "...-x-/../../data/...") is
+	 * no lock, and its GET and DELETE would reach another object (curl drops "/../") */
+	if (strchr(mode, '/') || strchr(mode, '.'))
 		return 0;
 	if (!ls->exclusive && mode[0] != 'x')
 		return 0;
@@ -1495,6 +1616,7 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 				    region_from);
 	} else {
 		snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3", region);
+		snprintf(s->region, sizeof(s->region), "%s", region);
 		if (!(s->endpoint = strdup(endpoint ? endpoint : def_endpoint)) || asprintf(&s->userpwd, "%s:%s", ak, sk) < 0 ||
 		    (token && asprintf(&s->token_header, "x-amz-security-token: %s", token) < 0))
 			err = bkr_error_oom();

@@ -143,6 +143,11 @@ static void on_backup(void *ctx, const bkr_manifest *m, bool copied, const bkr_c
 		printf("%s %s: %llu blob%s, %s %s\n", s->o.dry_run ? "would copy" : "copied", m->backup_id,
 		       (unsigned long long)one->blobs_sent, one->blobs_sent == 1 ? "" : "s", sent,
 		       s->o.dry_run ? "to send" : "sent");
+	else if (one->blobs_sent)
+		/* another copy published it while this one sent its blobs: they are there twice */
+		printf("skipped %s: copied into the destination meanwhile by another run (%llu blob%s, %s sent twice: "
+		       "'bkr prune' there drops the duplicates)\n", m->backup_id, (unsigned long long)one->blobs_sent,
+		       one->blobs_sent == 1 ? "" : "s", sent);
 	else
 		printf("skipped %s: already in the destination\n", m->backup_id);
 }
@@ -178,6 +183,12 @@ static void print_summary(struct state *s, const bkr_repo *from, const bkr_repo 
 		return;
 	cli_human_bytes(sent, st->bytes_sent);
 	cli_human_bytes(stored, st->stored_bytes);
+	if (!st->backups_copied && st->blobs_sent && !s->o.dry_run) {
+		printf("nothing copied: %llu backup%s already in %s, copied there meanwhile by another run (%llu blobs, "
+		       "%s sent twice: 'bkr prune' there drops the duplicates)\n", (unsigned long long)st->backups_skipped,
+		       st->backups_skipped == 1 ? "" : "s", s->to.repo, (unsigned long long)st->blobs_sent, sent);
+		return;
+	}
 	if (!st->backups_copied) {
 		printf("nothing to copy: %llu backup%s already in %s\n", (unsigned long long)st->backups_skipped,
 		       st->backups_skipped == 1 ? "" : "s", s->to.repo);

@@ -222,3 +222,33 @@ expect_exit 0 "$BKR" copy --from "$A" --to "$D"
 grep -q "^copied $id1" "$T/out" || fail "the rerun did not copy it again: $(cat "$T/out")"
 restore_cmp "$D" "$id1" "$src"
 pass "a backup damaged in the destination is named (exit 4), not skipped; deleted there, it is copied again"
+
+# --- two copies into the same destination at once (found by review: the one
+# publishing second said "nothing to copy" though it had sent every blob
+# again): it names what it sent twice; nothing is lost or inconsistent, and
+# prune drops the duplicates. The first copy stops at its second write (it
+# has read the destination's index, committed nothing), the second runs
+# through, the first goes on.
+W=$T/twice
+expect_exit 0 "$BKR" init -r "$W"
+BKR_FAULT=write:2:stop "$BKR" copy --from "$A" --to "$W" "$id2" >"$T/c1.out" 2>"$T/c1.err" &
+c1=$!
+wait_stopped $c1 || fail "the first copy did not stop: $(cat "$T/c1.err")"
+[ -z "$(ls "$W/backups")" ] || fail "the first copy published before it stopped"
+expect_exit 0 "$BKR" copy --from "$A" --to "$W" "$id2"
+grep -q "^copied $id2" "$T/out" || fail "the second copy did not copy: $(cat "$T/out")"
+kill -CONT $c1
+wait $c1 || fail "the first copy failed: $(cat "$T/c1.err")"
+grep -q "^skipped $id2: copied into the destination meanwhile by another run ([0-9]* blobs, .* sent twice: 'bkr prune' there drops the duplicates)$" "$T/c1.out" &&
+	grep -q "^nothing copied: 1 backup already in $W, copied there meanwhile by another run ([0-9]* blobs, .* sent twice: 'bkr prune' there drops the duplicates)$" "$T/c1.out" ||
+	fail "the copy published second does not say what it sent twice: $(cat "$T/c1.out")"
+expect_exit 0 "$BKR" -r "$W" verify --read-data
+restore_cmp "$W" "$id2" "$T/snap/small"
+expect_exit 0 "$BKR" -r "$W" prune --json
+[ "$(json_get "$T/out" duplicate_blobs)" -gt 0 ] && [ "$(json_get "$T/out" unused_packs)" -gt 0 ] ||
+	fail "prune found no duplicates to drop: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$W" prune --dry-run --json
+[ "$(json_get "$T/out" duplicate_blobs)" = 0 ] || fail "duplicates left after prune: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$W" verify --read-data
+restore_cmp "$W" "$id2" "$T/snap/small"
+pass "two copies into one destination at once: the second to publish names the blobs it sent twice; verify clean, restores exact, one prune drops the duplicates"

@@ -637,6 +637,41 @@ static void flip_blocks(const char *root)
 	assert_int_equal(tu_sh("%s", cmd), 0);
 }
 
+/* A cache directory whose files someone else could have written is not used (its trailers
+ * are no seal: any object's good-looking copy could be put under any name). */
+static void test_foreign_cache_dir(void **state)
+{
+	struct fixture *f = *state;
+	char root[PATH_MAX];
+	bkr_store *s = NULL;
+	counting *c;
+
+	open_cache(f, 0);
+	read_pack(f, 0, 1000);
+	snprintf(root, sizeof(root), "%s", bkr_store_cache_root(f->s));
+	bkr_store_free(f->s);
+	f->s = NULL;
+	for (int k = 0; k < 3; k++) {
+		if (k == 0)
+			assert_int_equal(chmod(root, 0777), 0);
+		else if (k == 1)
+			assert_int_equal(chmod(root, 0770), 0);
+		else if (geteuid() != 0 || chown(root, 12345, 12345) < 0)
+			break; /* another owner: only root can make one */
+		c = counting_open(f->repo);
+		assert_int_equal(bkr_store_cache_open(&s, &c->base, f->cache, 0), BKR_EINVAL);
+		assert_null(s);
+		assert_non_null(strstr(bkr_error_message(), root));
+		assert_non_null(strstr(bkr_error_message(), k < 2 ? "writable by other users" : "owned by uid 12345"));
+		assert_int_equal(chmod(root, 0700), 0);
+		assert_int_equal(chown(root, geteuid(), getegid()), 0);
+	}
+	/* ours again: used, what it kept read without a request */
+	open_cache(f, 0);
+	read_pack(f, 0, 1000);
+	assert_int_equal(f->c->ranges, 0);
+}
+
 static void test_repo_through_cache(void **state)
 {
 	struct fixture *f = *state;
@@ -704,6 +739,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pass_through, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_written_kept, setup, teardown),
 		cmocka_unit_test(test_default_dir),
+		cmocka_unit_test_setup_teardown(test_foreign_cache_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repo_through_cache, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

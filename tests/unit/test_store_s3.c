@@ -2,17 +2,26 @@
  * Unit tests of the S3 store's pure parts (engine/store_s3_parse.c): the
  * s3:// URL, the endpoint and path-style choice, SigV4 percent-encoding, the
  * ListObjectsV2 reader (entities, CDATA, paging, hostile XML), and of
- * bkr_store_s3_open without a server (missing credentials, bad endpoint).
- * Requests themselves are tested against a real server
- * (tests/integration/test_s3.sh).
+ * bkr_store_s3_open without a server (missing credentials, bad endpoint),
+ * and of requests against a fake server on loopback that answers what a
+ * test scripts (hostile or broken answers: a listing that never ends, a
+ * range that was not asked, a copy's lost answer).  Requests to a real
+ * server are tested by tests/integration/test_s3.sh.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -331,6 +340,552 @@ static void test_open_without_server(void **state)
 	unsetenv("AWS_ENDPOINT_URL");
 }
 
+/* ---- a fake S3 server on loopback -------------------------------------------------- */
+
+/* One request as the fake server read it. */
+struct fake_req {
+	char method[16];
+	char target[4096]; /* path and query, as sent */
+	char headers[8192];
+	int n;             /* how many requests came before it */
+};
+
+typedef struct fake fake;
+
+/* Answer @p q on connection @p c (fake_reply, or raw bytes with fake_raw). */
+typedef void (*fake_fn)(fake *f, const struct fake_req *q, int c);
+
+struct fake {
+	int lfd, port;
+	pthread_t thread;
+	fake_fn fn;
+	void *ctx;
+	int nreq;
+	char seen[64][200]; /* "METHOD target" of the first requests */
+};
+
+static void fake_raw(int c, const char *text, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(c, text, len, MSG_NOSIGNAL); /* a client gone: no SIGPIPE */
+		if (n <= 0)
+			return;
+		text += n;
+		len -= (size_t)n;
+	}
+}
+
+/* An S3-like answer: @p status, extra header lines @p hdrs (each ending "\r\n"), @p body. */
+static void fake_reply(int c, int status, const char *hdrs, const char *body)
+{
+	char head[1024];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d X\r\nx-amz-request-id: 1\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
+			 status, strlen(body), hdrs ? hdrs : "");
+	fake_raw(c, head, (size_t)n);
+	fake_raw(c, body, strlen(body));
+}
+
+/* The value of header @p name in @p q ("" when absent) into @p out. */
+static const char *fake_header(const struct fake_req *q, const char *name, char *out, size_t cap)
+{
+	size_t n = strlen(name);
+	out[0] = '\0';
+	for (const char *p = q->headers; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+		if (!strncasecmp(p, name, n) && p[n] == ':') {
+			const char *v = p + n + 1 + strspn(p + n + 1, " ");
+			snprintf(out, cap, "%.*s", (int)strcspn(v, "\r\n"), v);
+			break;
+		}
+	return out;
+}
+
+static void *fake_main(void *arg)
+{
+	fake *f = arg;
+	for (;;) {
+		char buf[16384], *end, clen[32], expect[64];
+		struct fake_req q = { 0 };
+		size_t got = 0;
+		long body;
+		int c = accept(f->lfd, NULL, NULL);
+		if (c < 0)
+			break;
+		while (got < sizeof(buf) - 1) {
+			ssize_t n = read(c, buf + got, sizeof(buf) - 1 - got);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+			buf[got] = '\0';
+			if (strstr(buf, "\r\n\r\n"))
+				break;
+		}
+		buf[got] = '\0';
+		if (!(end = strstr(buf, "\r\n\r\n"))) {
+			close(c);
+			continue;
+		}
+		end[2] = '\0';
+		sscanf(buf, "%15s %4095s", q.method, q.target);
+		snprintf(q.headers, sizeof(q.headers), "%s", strchr(buf, '\n') + 1);
+		body = atol(fake_header(&q, "Content-Length", clen, sizeof(clen)));
+		body -= (long)(got - (size_t)(end + 4 - buf));
+		if (!strcasecmp(fake_header(&q, "Expect", expect, sizeof(expect)), "100-continue"))
+			fake_raw(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		while (body > 0) { /* the body: not looked at */
+			ssize_t n = read(c, buf, sizeof(buf));
+			if (n <= 0)
+				break;
+			body -= n;
+		}
+		q.n = f->nreq++;
+		if (q.n < 64)
+			snprintf(f->seen[q.n], sizeof(f->seen[0]), "%s %s", q.method, q.target);
+		f->fn(f, &q, c);
+		shutdown(c, SHUT_WR);
+		while (read(c, buf, sizeof(buf)) > 0)
+			;
+		close(c);
+	}
+	return NULL;
+}
+
+/* Start a fake server answering with @p fn and open the store @p url on it (retries 1 ms apart). */
+static void fake_start(fake *f, fake_fn fn, void *ctx, const char *url, bkr_store **s)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	char endpoint[64];
+	memset(f, 0, sizeof(*f));
+	f->fn = fn;
+	f->ctx = ctx;
+	assert_true((f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+	assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(f->lfd, 16), 0);
+	assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &alen), 0);
+	f->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", f->port);
+	/* nothing of the environment's between us and the fake server */
+	for (const char *const *v = (const char *const[]){ "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_REGION",
+							   "AWS_DEFAULT_REGION", "http_proxy", "ALL_PROXY", "all_proxy",
+							   NULL };
+	     *v; v++)
+		unsetenv(*v);
+	setenv("AWS_ACCESS_KEY_ID", "AKFAKE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "SKFAKE", 1);
+	setenv("AWS_ENDPOINT_URL", endpoint, 1);
+	bkr_store_s3_configure(&(bkr_store_s3_settings){ .path_style = -1, .retry_pause_ms = 1 });
+	assert_int_equal(bkr_store_open(s, url, 0), 0);
+}
+
+static void fake_stop(fake *f, bkr_store *s)
+{
+	bkr_store_free(s);
+	shutdown(f->lfd, SHUT_RDWR);
+	pthread_join(f->thread, NULL);
+	close(f->lfd);
+	bkr_store_s3_configure(NULL);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_ENDPOINT_URL");
+}
+
+static int count_name(void *ctx, const char *name)
+{
+	(void)name;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* Pages whose continuation token was given before: the same one each time (ctx 0), or two in turn. */
+static void on_looping_list(fake *f, const struct fake_req *q, int c)
+{
+	const char *tok = strstr(q->target, "continuation-token=");
+	const char *next = !*(int *)f->ctx ? "same" : tok && !strncmp(tok + 19, "t1", 2) ? "t2" : "t1";
+	char body[512];
+	/* a client that follows the tokens blindly lists for ever: ended after 20 pages */
+	snprintf(body, sizeof(body),
+		 "<ListBucketResult><IsTruncated>%s</IsTruncated><Contents><Key>repo/index/%d</Key></Contents>"
+		 "<NextContinuationToken>%s</NextContinuationToken></ListBucketResult>",
+		 q->n < 20 ? "true" : "false", q->n, next);
+	fake_reply(c, 200, "Content-Type: application/xml\r\n", body);
+}
+
+/* A listing that comes back to a token it gave is refused, not followed for ever. */
+static void test_list_token_loop(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		bkr_store *s;
+		fake f;
+		int n = 0;
+		fake_start(&f, on_looping_list, &mode, "s3://bucket/repo", &s);
+		assert_int_equal(bkr_store_list(s, "index/", count_name, &n), BKR_ECORRUPT);
+		assert_non_null(strstr(bkr_error_message(), "continuation token"));
+		assert_int_equal(f.nreq, mode ? 3 : 2);
+		fake_stop(&f, s);
+	}
+}
+
+/* An object of 100 bytes 'A'..'Z' over and over, read by ranges: answered with the range
+ * asked (ctx 0), one 5 bytes further that says so (1), or the range asked without Content-Range (2). */
+static void on_ranged(fake *f, const struct fake_req *q, int c)
+{
+	char range[64], head[256], body[128];
+	unsigned long long a = 0, b = 0;
+	int mode = *(int *)f->ctx;
+	if (sscanf(fake_header(q, "Range", range, sizeof(range)), "bytes=%llu-%llu", &a, &b) != 2 || a >= 100) {
+		fake_reply(c, 416, "", "<Error><Code>InvalidRange</Code></Error>");
+		return;
+	}
+	if (b > 99)
+		b = 99;
+	if (mode == 1) {
+		a += 5;
+		b = b + 5 > 99 ? 99 : b + 5;
+	}
+	for (unsigned long long i = a; i <= b; i++)
+		body[i - a] = (char)('A' + i % 26);
+	body[b - a + 1] = '\0';
+	snprintf(head, sizeof(head), mode == 2 ? "" : "Content-Range: bytes %llu-%llu/100\r\n", a, b);
+	fake_reply(c, 206, head, body);
+}
+
+/* A 206 of another range than the one asked (or that does not say which) is no data of it. */
+static void test_range_answer(void **state)
+{
+	static const char *const names[] = { "index/0f.idx", "data/0f/p.pack" }; /* plain, and through a window */
+	(void)state;
+	for (int mode = 0; mode < 3; mode++)
+		for (int k = 0; k < 2; k++) {
+			bkr_store *s;
+			char buf[11] = { 0 };
+			fake f;
+			int err;
+			fake_start(&f, on_ranged, &mode, "s3://bucket/repo", &s);
+			err = bkr_store_get_range(s, names[k], 30, 10, buf, 0);
+			if (mode == 0) {
+				assert_int_equal(err, 0);
+				assert_string_equal(buf, "EFGHIJKLMN");
+			} else {
+				if (err != BKR_EUNAVAILABLE)
+					fail_msg("%s, answer %d: %d, read '%s'", names[k], mode, err, buf);
+				assert_non_null(strstr(bkr_error_message(), names[k]));
+				assert_non_null(strstr(bkr_error_message(), "range"));
+			}
+			fake_stop(&f, s);
+		}
+}
+
+/* The objects of a rename: repo/data/ab/x.pack moved to repo/trash/x.pack by a server-side copy. */
+struct moving {
+	int mode;       /* the first copy: 0 answered 500 though done, 1 answered 200 with an error inside */
+	int copies;
+	bool from, to;  /* which objects are there */
+	bool deleted;
+};
+
+static void on_moving(fake *f, const struct fake_req *q, int c)
+{
+	struct moving *m = f->ctx;
+	bool is_to = strstr(q->target, "/trash/") != NULL, *there = is_to ? &m->to : &m->from;
+	char src[256];
+	if (!strcmp(q->method, "HEAD")) {
+		static const char found[] = "HTTP/1.1 200 OK\r\nx-amz-request-id: 1\r\nETag: \"0f1e\"\r\n"
+					    "Content-Length: 5\r\nConnection: close\r\n\r\n";
+		if (*there)
+			fake_raw(c, found, strlen(found));
+		else
+			fake_reply(c, 404, "", "");
+	} else if (!strcmp(q->method, "PUT") && is_to && fake_header(q, "x-amz-copy-source", src, sizeof(src))[0]) {
+		if (m->copies++ && m->to) {
+			fake_reply(c, 412, "", "<Error><Code>PreconditionFailed</Code></Error>");
+		} else if (m->copies == 1 && m->mode == 0) {
+			m->to = true; /* done, but the answer says otherwise */
+			fake_reply(c, 500, "", "<Error><Code>InternalError</Code></Error>");
+		} else if (m->copies == 1 && m->mode == 1) {
+			fake_reply(c, 200, "", "<?xml version=\"1.0\"?>\n<Error><Code>InternalError</Code></Error>");
+		} else {
+			m->to = true;
+			fake_reply(c, 200, "", "<CopyObjectResult><ETag>\"0f1e\"</ETag></CopyObjectResult>");
+		}
+	} else if (!strcmp(q->method, "DELETE") && !is_to) {
+		m->deleted = m->from;
+		m->from = false;
+		fake_reply(c, 204, "", "");
+	} else {
+		fake_reply(c, 400, "", "<Error><Code>NotExpected</Code></Error>");
+	}
+}
+
+/* A move into trash/ whose copy failed on the way is tried again, and its own earlier copy is no other object. */
+static void test_rename_retried(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		struct moving m = { .mode = mode, .from = true };
+		bkr_store *s;
+		fake f;
+		int err;
+		fake_start(&f, on_moving, &m, "s3://bucket/repo", &s);
+		if ((err = bkr_store_rename(s, "data/ab/x.pack", "trash/x.pack")) != 0)
+			fail_msg("copy answered %s first: %d %s", mode ? "200 with an error" : "500", err, bkr_error_message());
+		assert_true(m.to);
+		assert_true(m.deleted);
+		assert_int_equal(m.copies, 2);
+		/* a copy that is there already is still refused */
+		m.from = true;
+		assert_int_equal(bkr_store_rename(s, "data/ab/x.pack", "trash/x.pack"), BKR_EEXISTS);
+		assert_true(m.from);
+		fake_stop(&f, s);
+	}
+}
+
+struct names_seen {
+	char names[8][64];
+	int n;
+};
+
+static int keep_name(void *ctx, const char *name)
+{
+	struct names_seen *ns = ctx;
+	assert_true(ns->n < 8);
+	snprintf(ns->names[ns->n++], sizeof(ns->names[0]), "%s", name);
+	return 0;
+}
+
+/* A listing with keys no object of the store can have, or (ctx 1) one outside the prefix asked. */
+static void on_odd_keys(fake *f, const struct fake_req *q, int c)
+{
+	char body[1024];
+	(void)q;
+	snprintf(body, sizeof(body),
+		 "<ListBucketResult><IsTruncated>false</IsTruncated>"
+		 "<Contents><Key>repo/data/</Key></Contents>"                     /* a console's folder */
+		 "<Contents><Key>repo/data/ab/.tmp-1</Key></Contents>"
+		 "<Contents><Key>repo/data/../.tmp-2</Key></Contents>"
+		 "<Contents><Key>repo/data//.tmp-3</Key></Contents>"
+		 "<Contents><Key>repo/data/./x</Key></Contents>"
+		 "%s</ListBucketResult>",
+		 *(int *)f->ctx ? "<Contents><Key>other/data/ab/.tmp-4</Key></Contents>" : "");
+	fake_reply(c, 200, "", body);
+}
+
+/* A listing hands over names the store can be asked for, under the prefix asked, and no others. */
+static void test_list_odd_keys(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		struct names_seen ns = { 0 };
+		bkr_store *s;
+		fake f;
+		fake_start(&f, on_odd_keys, &mode, "s3://bucket/repo", &s);
+		if (!mode) {
+			assert_int_equal(bkr_store_list(s, "data/", keep_name, &ns), 0);
+			assert_int_equal(ns.n, 1);
+			assert_string_equal(ns.names[0], "data/ab/.tmp-1");
+		} else {
+			assert_int_equal(bkr_store_list(s, "data/", keep_name, &ns), BKR_ECORRUPT);
+			assert_non_null(strstr(bkr_error_message(), "other/data/ab/.tmp-4"));
+		}
+		fake_stop(&f, s);
+	}
+}
+
+/* Locks of "locks/repo": the one being taken is written; the listing shows an old lock
+ * whose key has "/../" after its mode (written by hand into the bucket). */
+static void on_locking(fake *f, const struct fake_req *q, int c)
+{
+	(void)f;
+	if (!strcmp(q->method, "PUT")) {
+		fake_reply(c, 200, "ETag: \"0f1e\"\r\n", "");
+	} else if (!strcmp(q->method, "GET") && strstr(q->target, "list-type=2")) {
+		fake_reply(c, 200, "Date: Mon, 30 Nov 2026 06:47:00 GMT\r\n",
+			   "<ListBucketResult><IsTruncated>false</IsTruncated>"
+			   "<Contents><Key>repo/locks/repo-x-/../../data/ab/p.pack</Key>"
+			   "<LastModified>2020-01-01T00:00:00.000Z</LastModified></Contents></ListBucketResult>");
+	} else if (!strcmp(q->method, "DELETE")) {
+		fake_reply(c, 204, "", "");
+	} else {
+		fake_reply(c, 404, "", "<Error><Code>NoSuchKey</Code></Error>");
+	}
+}
+
+/* A stale-looking lock object whose key is no lock's name is neither read nor removed:
+ * its request would address another object (a pack). */
+static void test_lock_odd_key(void **state)
+{
+	bkr_store_held *held = NULL;
+	bkr_store *s;
+	fake f;
+	(void)state;
+	fake_start(&f, on_locking, NULL, "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_lock(s, "locks/repo", true, false, &held), 0);
+	bkr_store_unlock(held);
+	for (int i = 0; i < f.nreq && i < 64; i++)
+		if (strstr(f.seen[i], "/data/") || strstr(f.seen[i], ".."))
+			fail_msg("request %d: %s", i, f.seen[i]);
+	fake_stop(&f, s);
+}
+
+/* A GET of an object answered by a body whose end the answer does not give (ctx 0, and 3
+ * at first only), in chunks (1), in chunks cut short (2). */
+static void on_unsized(fake *f, const struct fake_req *q, int c)
+{
+	static const char *const answers[] = {
+		"HTTP/1.1 200 OK\r\nx-amz-request-id: 1\r\nConnection: close\r\n\r\n{\"cut\":",
+		"HTTP/1.1 200 OK\r\nx-amz-request-id: 1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+		"5\r\nhello\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nx-amz-request-id: 1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+		"5\r\nhel",
+	};
+	int mode = *(int *)f->ctx;
+	if (mode == 3 && q->n > 0)
+		fake_reply(c, 200, "", "{\"whole\":1}");
+	else
+		fake_raw(c, answers[mode % 3], strlen(answers[mode % 3]));
+}
+
+/* An object's body that could have been cut short unseen (no length, no chunks) is asked
+ * again and in the end refused, never taken whole. */
+static void test_get_unsized(void **state)
+{
+	static const struct { int err, nreq; const char *data; } want[] = {
+		{ BKR_EUNAVAILABLE, 6, NULL }, { 0, 1, "hello" }, { BKR_EUNAVAILABLE, 6, NULL }, { 0, 2, "{\"whole\":1}" },
+	};
+	(void)state;
+	for (int mode = 0; mode < 4; mode++) {
+		uint8_t *data = NULL;
+		size_t len = 0;
+		bkr_store *s;
+		fake f;
+		int err;
+		fake_start(&f, on_unsized, &mode, "s3://bucket/repo", &s);
+		err = bkr_store_get(s, "backups/b.json", 1000, &data, &len);
+		if (err != want[mode].err)
+			fail_msg("answer %d: %d (%zu bytes) %s", mode, err, len, err ? bkr_error_message() : "");
+		assert_int_equal(f.nreq, want[mode].nreq);
+		if (want[mode].data) {
+			assert_int_equal(len, strlen(want[mode].data));
+			assert_memory_equal(data, want[mode].data, len);
+		}
+		if (mode == 0) {
+			assert_non_null(strstr(bkr_error_message(), "backups/b.json"));
+			assert_non_null(strstr(bkr_error_message(), "Content-Length"));
+		}
+		free(data);
+		fake_stop(&f, s);
+	}
+}
+
+/* Two pages, the second beginning with the last key of the first (a continuation off by one). */
+static void on_repeating_pages(fake *f, const struct fake_req *q, int c)
+{
+	(void)f;
+	if (!strstr(q->target, "continuation-token="))
+		fake_reply(c, 200, "",
+			   "<ListBucketResult><IsTruncated>true</IsTruncated>"
+			   "<Contents><Key>repo/backups/a.json</Key></Contents><Contents><Key>repo/backups/b.json</Key></Contents>"
+			   "<NextContinuationToken>t</NextContinuationToken></ListBucketResult>");
+	else
+		fake_reply(c, 200, "",
+			   "<ListBucketResult><IsTruncated>false</IsTruncated>"
+			   "<Contents><Key>repo/backups/b.json</Key></Contents><Contents><Key>repo/backups/c.json</Key></Contents>"
+			   "</ListBucketResult>");
+}
+
+/* A key given again at the top of the next page is handed over once. */
+static void test_list_repeated_key(void **state)
+{
+	struct names_seen ns = { 0 };
+	bkr_store *s;
+	fake f;
+	(void)state;
+	fake_start(&f, on_repeating_pages, NULL, "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_list(s, "backups/", keep_name, &ns), 0);
+	assert_int_equal(f.nreq, 2);
+	assert_int_equal(ns.n, 3);
+	assert_string_equal(ns.names[0], "backups/a.json");
+	assert_string_equal(ns.names[1], "backups/b.json");
+	assert_string_equal(ns.names[2], "backups/c.json");
+	fake_stop(&f, s);
+}
+
+/* HEAD answered with the object's Content-Length (ctx 0) or without it (1). */
+static void on_head(fake *f, const struct fake_req *q, int c)
+{
+	static const char *const answers[] = {
+		"HTTP/1.1 200 OK\r\nx-amz-request-id: 1\r\nETag: \"0f\"\r\nContent-Length: 12345\r\nConnection: close\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nx-amz-request-id: 1\r\nETag: \"0f\"\r\nConnection: close\r\n\r\n",
+	};
+	const char *a = answers[*(int *)f->ctx];
+	(void)q;
+	fake_raw(c, a, strlen(a));
+}
+
+/* An object's size the server does not give is no size of 0 (every read of it "truncated"). */
+static void test_head_without_length(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 2; mode++) {
+		uint64_t size = 7;
+		bkr_store *s;
+		fake f;
+		fake_start(&f, on_head, &mode, "s3://bucket/repo", &s);
+		if (!mode) {
+			assert_int_equal(bkr_store_stat(s, "data/ab/p.pack", &size), 0);
+			assert_int_equal(size, 12345);
+		} else {
+			int err = bkr_store_stat(s, "data/ab/p.pack", &size);
+			if (err != BKR_EUNAVAILABLE)
+				fail_msg("%d, size %llu", err, (unsigned long long)size);
+			assert_non_null(strstr(bkr_error_message(), "data/ab/p.pack"));
+			assert_non_null(strstr(bkr_error_message(), "Content-Length"));
+		}
+		fake_stop(&f, s);
+	}
+}
+
+/* AWS's answers to a request signed for us-east-1 of a bucket in eu-west-1: a redirect
+ * (GET: with a body; HEAD: headers only), or a refusal of the signature's region. */
+static void on_other_region(fake *f, const struct fake_req *q, int c)
+{
+	static const char head[] = "HTTP/1.1 301 Moved Permanently\r\nx-amz-request-id: 1\r\n"
+				   "x-amz-bucket-region: eu-west-1\r\nConnection: close\r\n\r\n";
+	(void)f;
+	if (!strcmp(q->method, "HEAD"))
+		fake_raw(c, head, strlen(head));
+	else if (strstr(q->target, "list-type=2"))
+		fake_reply(c, 400, "x-amz-bucket-region: eu-west-1\r\n",
+			   "<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region 'us-east-1' is wrong; "
+			   "expecting 'eu-west-1'</Message><Region>eu-west-1</Region></Error>");
+	else
+		fake_reply(c, 301, "x-amz-bucket-region: eu-west-1\r\n",
+			   "<Error><Code>PermanentRedirect</Code><Endpoint>bucket.s3.eu-west-1.amazonaws.com</Endpoint>"
+			   "</Error>");
+}
+
+/* A bucket in another region than the one configured is a setting to change (exit 2), named. */
+static void test_other_region(void **state)
+{
+	uint8_t *data = NULL;
+	uint64_t size;
+	size_t len;
+	bkr_store *s;
+	fake f;
+	int n = 0;
+	(void)state;
+	fake_start(&f, on_other_region, NULL, "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_get(s, "config.json", 1000, &data, &len), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "bucket 'bucket' is in region eu-west-1, not us-east-1: set AWS_REGION=eu-west-1"));
+	assert_int_equal(bkr_store_stat(s, "config.json", &size), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "AWS_REGION=eu-west-1"));
+	assert_int_equal(bkr_store_list(s, "backups/", count_name, &n), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "AWS_REGION=eu-west-1"));
+	fake_stop(&f, s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +897,15 @@ int main(void)
 		cmocka_unit_test(test_list_hostile),
 		cmocka_unit_test(test_error_code_and_time),
 		cmocka_unit_test(test_open_without_server),
+		cmocka_unit_test(test_list_token_loop),
+		cmocka_unit_test(test_range_answer),
+		cmocka_unit_test(test_rename_retried),
+		cmocka_unit_test(test_list_odd_keys),
+		cmocka_unit_test(test_lock_odd_key),
+		cmocka_unit_test(test_get_unsized),
+		cmocka_unit_test(test_list_repeated_key),
+		cmocka_unit_test(test_head_without_length),
+		cmocka_unit_test(test_other_region),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }
