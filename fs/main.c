@@ -598,7 +598,10 @@ int main(int argc, char *argv[])
 					      .command = fs.o.password_command,
 					      .options = "-o password_file=FILE or -o password_command=CMD" });
 	err = open_repo(&fs);
-	bkr_key_forget(); /* the keys are open: the passphrase is no longer needed */
+	/* the keys are open: the passphrase is no longer needed, not even in the
+	 * environment, which a daemon keeps for its life (/proc/PID/environ, a core) */
+	bkr_key_forget();
+	bkr_key_scrub_env();
 	if (err < 0) {
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
 		if (err == BKR_EKEY)

@@ -126,6 +126,19 @@ BKR_PASSWORD=wrong expect_exit 9 "$BKR" -r "$R" mount "$M" -f
 grep -q "wrong passphrase" "$T/err" || fail "bkr mount with a wrong passphrase: $(cat "$T/err")"
 pass "the mount reads the encrypted repository (password_file=); a wrong passphrase is refused (exit 9, as bkr's)"
 
+# the mount runs for days: the passphrase it took from BKR_PASSWORD (and a
+# BKR_NEW_PASSWORD beside it) must not stay in its environment, which
+# /proc/PID/environ and a core dump show (found by review: both held it for
+# the daemon's life, against "Keys in memory")
+BKR_NEW_PASSWORD='bob: a new one' bkrfs_fg "$R" "$M" "$T/daemon.err"
+cmp "$src/random.bin" "$M/latest/src/random.bin" || fail "random.bin through the mount opened with BKR_PASSWORD differs"
+tr '\0' '\n' <"/proc/$DAEMON/environ" >"$T/daemon.env"
+grep -q '^XDG_STATE_HOME=' "$T/daemon.env" || fail "the daemon's environment was not read: $(head -c 300 "$T/daemon.env")"
+! grep -a -q -e 'correct horse' -e 'a new one' "$T/daemon.env" ||
+	fail "the mount keeps the passphrase in its environment: $(grep -a PASSWORD "$T/daemon.env")"
+bkrfs_unmount "$M"
+pass "the mount opened with BKR_PASSWORD leaves neither passphrase in its environment"
+
 # --- no plaintext anywhere: contents, names, xattrs, paths (compression off,
 # so a plain repository does hold them: the check can fail)
 G=$T/grep-src
