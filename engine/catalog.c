@@ -367,12 +367,12 @@ int bkr_repo_records_read(bkr_repo *r, bkr_records **out)
 	return 0;
 }
 
-void bkr_records_foreach_damaged(const bkr_records *rs, void (*cb)(void *ctx, const char *path, const char *why),
-				 void *ctx)
+void bkr_records_foreach_damaged(const bkr_records *rs, bool unread_only,
+				 void (*cb)(void *ctx, const char *path, const char *why), void *ctx)
 {
 	for (size_t k = 0; rs && k < rs->n; k++) {
 		const struct record *rec = &rs->v[k];
-		if (rec->json)
+		if (rec->json || (unread_only && rec->text))
 			continue;
 		char why[PATH_MAX + 32];
 		if (!rec->text)

@@ -695,6 +695,22 @@ cp "$K/other/backups/$ido.json" "$K/t/backups/"
 "$BKR" -r "$K/t" list >"$T/out" 2>"$T/err" || true
 grep -q "$ido.json: authentication failed" "$T/err" || fail "foreign manifest: not named: $(cat "$T/err")"
 ! grep -q "$ido" "$T/out" || fail "foreign manifest listed as a backup"
+# a record put in place of another (a pin and a tag swapped): the pin is lost
+# to every reader, so cleanup, which may now remove the backup it kept, names
+# both (found by review: verify named them, cleanup and routine said nothing)
+fresh >/dev/null
+expect_exit 0 "$BKR" -r "$K/t" pin "$id1"
+expect_exit 0 "$BKR" -r "$K/t" tag "$id2" --add kept
+recs=($(ls "$K/t/records"))
+[ ${#recs[@]} = 2 ] || fail "a pin and a tag: not two records: ${recs[*]}"
+mv "$K/t/records/${recs[0]}" "$K/t/records/x"
+mv "$K/t/records/${recs[1]}" "$K/t/records/${recs[0]}"
+mv "$K/t/records/x" "$K/t/records/${recs[1]}"
+expect_exit 0 "$BKR" -r "$K/t" cleanup --dry-run --keep-last 1
+for rec in "${recs[@]}"; do
+	grep -q "records/$rec: authentication failed.*a pin, tag or hold in it is not applied" "$T/err" ||
+		fail "swapped records: cleanup does not name $rec: $(cat "$T/err")"
+done
 # config.json edited to say "none" while keys/ holds key files
 fresh >/dev/null
 python3 - "$K/t/config.json" <<'PY'
@@ -727,7 +743,7 @@ expect_exit 4 "$BKR" -r "$K/t" create --type incremental "$K/src" # reads the ma
 grep -q "backups/.*is sealed (encrypted)" "$T/err" || fail "downgrade with keys/ and index/ emptied: $(cat "$T/err")"
 expect_exit 4 "$BKR" -r "$K/t" list
 rm -f "$K/t"/backups/z*.json
-pass "an older index or manifest put back, a manifest of another repository, a downgraded config: detected and named"
+pass "an older index or manifest put back, a manifest of another repository, swapped records, a downgraded config: detected and named"
 
 # --- repair: the index rebuilt from the sealed pack footers; a pack that
 # fails them (tampered, renamed, another repository's) is named and not
