@@ -650,6 +650,8 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: could not become a daemon\n", progname);
 		goto out;
 	}
+	/* the daemon is a fork, which inherits no memory lock: its keys' again */
+	bkr_secure_relock();
 	if (fs.o.ready_fd >= 0) {
 		char c = 1;
 		if (write(fs.o.ready_fd, &c, 1) != 1)
