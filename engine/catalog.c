@@ -160,6 +160,18 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 		bkr_manifest_free(*out);
 		*out = NULL;
 	}
+	/* a recovery run is published in runs/, every other backup in backups/
+	 * (bkr_repo_publish_manifest): one in the other folder was moved there
+	 * (sealed objects are bound to their base name only), and would pass for
+	 * what it is not - a run for the latest backup */
+	if (err == 0 && ((*out)->type == BKR_BACKUP_RECOVERY) != !strcmp(sub, "runs")) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: the manifest of a %s in %s/ (moved there: %s)", path,
+				    (*out)->type == BKR_BACKUP_RECOVERY ? "recovery run" : "backup", sub,
+				    (*out)->type == BKR_BACKUP_RECOVERY ? "recovery runs are kept in runs/"
+									 : "only recovery runs are kept in runs/");
+		bkr_manifest_free(*out);
+		*out = NULL;
+	}
 	return err;
 }
 

@@ -519,6 +519,27 @@ expect_exit 0 "$BKR" -c "$T/c9.json" --password-file "$T/pw-ra" batch --apply
 [ -e "$T/ws9/conf/svc.json" ] || fail "batch --apply with the passphrase did not recover the file"
 pass "scan, batch and recover with a wrong passphrase: one line, exit 9, nothing recovered"
 
+# a recovery run's manifest moved into backups/: a sealed object is bound to
+# its base name, the same in both folders, so it opened and passed for the
+# newest backup ('restore latest' restored the run's one file; found by
+# review). It is a damaged manifest now, named; and a backup's in runs/ too
+run=$(ls "$KR/runs")
+[ "$(echo "$run" | wc -w)" = 1 ] || fail "batch --apply stored not one run in the repository: $run"
+mv "$KR/runs/$run" "$KR/backups/$run"
+expect_exit 4 "$BKR" -r "$KR" --password-file "$T/pw-ra" restore latest --target "$T/r9"
+grep -q "backups/$run is damaged and newer than every readable backup" "$T/err" || fail "a run moved into backups/: restore latest: $(cat "$T/err")"
+[ ! -e "$T/r9" ] || fail "a run moved into backups/: restore latest wrote $(find "$T/r9" | head -5)"
+"$BKR" -r "$KR" --password-file "$T/pw-ra" list >"$T/out" 2>"$T/err" || true
+grep -q "backups/$run: the manifest of a recovery run in backups/ (moved there" "$T/err" || fail "a run moved into backups/: list: $(cat "$T/err")"
+! grep -q "${run%.json}" "$T/out" || fail "a run moved into backups/ is listed as a backup"
+mv "$KR/backups/$run" "$KR/runs/$run"
+b9=$(ls "$KR/backups" | tail -1)
+mv "$KR/backups/$b9" "$KR/runs/$b9"
+"$BKR" -r "$KR" --password-file "$T/pw-ra" recovered >"$T/out" 2>"$T/err" || true
+grep -q "runs/$b9: the manifest of a backup in runs/ (moved there" "$T/err" || fail "a backup moved into runs/: recovered: $(cat "$T/out" "$T/err")"
+mv "$KR/runs/$b9" "$KR/backups/$b9"
+pass "a recovery run's manifest moved into backups/, or a backup's into runs/, is a damaged manifest, named"
+
 # --- key list: a key file's created, hostname and username are not
 # authenticated (anyone who can write keys/ sets them, checksum and all):
 # terminal escapes and newlines in them are shown escaped, never raw
