@@ -451,6 +451,25 @@ grep -q "last key file" "$T/rb.err" || fail "bob's key remove: $(cat "$T/rb.err"
 expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" list
 pass "two key removals at once: the second waits for the keys lock and refuses the last key"
 
+# --- passwd while another key file opens with the same passphrase (key add
+# with the passphrase in use): the old passphrase is not changed for whoever
+# has it, and passwd says so, naming that key file (found by review: it
+# reported "passphrase changed" and the old passphrase went on opening)
+KP=$T/kp
+printf 'same: one\n' >"$T/pw-kp"
+printf 'same: two\n' >"$T/pw-kp2"
+expect_exit 0 "$BKR" init -r "$KP" --encryption aes-256-gcm --new-password-file "$T/pw-kp"
+expect_exit 0 "$BKR" -r "$KP" --password-file "$T/pw-kp" key add --new-password-file "$T/pw-kp" --json
+kdup=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added"])' "$T/out")
+expect_exit 0 "$BKR" -r "$KP" --password-file "$T/pw-kp" key passwd --new-password-file "$T/pw-kp2"
+[ -e "$KP/keys/$kdup.json" ] || fail "passwd replaced the added key, not the first: $(ls "$KP/keys")"
+grep -q "warning: the old passphrase still opens key $kdup" "$T/err" || fail "passwd with the old passphrase still opening a key: $(cat "$T/out" "$T/err")"
+expect_exit 0 "$BKR" -r "$KP" --password-file "$T/pw-kp" list
+# none after a passwd that leaves no such key file
+expect_exit 0 "$BKR" -r "$KP" --password-file "$T/pw-kp2" key passwd --new-password-file "$T/pw-kp"
+! grep -q "still opens" "$T/err" || fail "passwd warns with no other key file of the old passphrase: $(cat "$T/err")"
+pass "key passwd names a key file the old passphrase still opens"
+
 # --- a key file with scrypt N 2^17 r 1 p 1: inside every bound, but against
 # scrypt's rule N < 2^(16 r), so no derivation can succeed (found by hostile
 # testing: every command of every holder failed with exit 70).  It is a
