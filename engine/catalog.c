@@ -160,6 +160,18 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 		bkr_manifest_free(*out);
 		*out = NULL;
 	}
+	/* a recovery run is published in runs/, every other backup in backups/
+	 * (bkr_repo_publish_manifest): one in the other folder was moved there
+	 * (sealed objects are bound to their base name only), and would pass for
+	 * what it is not - a run for the latest backup */
+	if (err == 0 && ((*out)->type == BKR_BACKUP_RECOVERY) != !strcmp(sub, "runs")) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: the manifest of a %s in %s/ (moved there: %s)", path,
+				    (*out)->type == BKR_BACKUP_RECOVERY ? "recovery run" : "backup", sub,
+				    (*out)->type == BKR_BACKUP_RECOVERY ? "recovery runs are kept in runs/"
+									 : "only recovery runs are kept in runs/");
+		bkr_manifest_free(*out);
+		*out = NULL;
+	}
 	return err;
 }
 
@@ -367,12 +379,12 @@ int bkr_repo_records_read(bkr_repo *r, bkr_records **out)
 	return 0;
 }
 
-void bkr_records_foreach_damaged(const bkr_records *rs, void (*cb)(void *ctx, const char *path, const char *why),
-				 void *ctx)
+void bkr_records_foreach_damaged(const bkr_records *rs, bool unread_only,
+				 void (*cb)(void *ctx, const char *path, const char *why), void *ctx)
 {
 	for (size_t k = 0; rs && k < rs->n; k++) {
 		const struct record *rec = &rs->v[k];
-		if (rec->json)
+		if (rec->json || (unread_only && rec->text))
 			continue;
 		char why[PATH_MAX + 32];
 		if (!rec->text)

@@ -6,6 +6,7 @@
  * never-dumped, wiped memory for the keys (docs/security.md "Keys in memory").
  */
 #include "bkr/crypto.h"
+#include "array.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
 #include "bkr/io.h"
@@ -34,14 +35,31 @@ static size_t page_round(size_t len)
 	return len > SIZE_MAX - ps ? 0 : (len + ps - 1) / ps * ps;
 }
 
+/* The live blocks, for bkr_secure_relock after a fork (which keeps no lock). */
+static struct secure_block {
+	void *p;
+	size_t n;
+} *secure_blocks;
+static size_t n_secure, cap_secure;
+static pthread_mutex_t secure_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void *bkr_secure_alloc(size_t len)
 {
 	size_t n = page_round(len);
 	long pg = sysconf(_SC_PAGESIZE);
 	void *p = NULL;
+	int err;
 
 	if (!n || posix_memalign(&p, pg > 0 ? (size_t)pg : 4096, n) != 0)
 		return NULL;
+	pthread_mutex_lock(&secure_lock);
+	if ((err = bkr_array_grow((void **)&secure_blocks, &cap_secure, n_secure, sizeof(*secure_blocks))) == 0)
+		secure_blocks[n_secure++] = (struct secure_block){ p, n };
+	pthread_mutex_unlock(&secure_lock);
+	if (err < 0) {
+		free(p);
+		return NULL;
+	}
 	memset(p, 0, n);
 	(void)mlock(p, n);                  /* best effort: RLIMIT_MEMLOCK may refuse */
 #ifdef MADV_DONTDUMP
@@ -50,12 +68,27 @@ void *bkr_secure_alloc(size_t len)
 	return p;
 }
 
+void bkr_secure_relock(void)
+{
+	pthread_mutex_lock(&secure_lock);
+	for (size_t i = 0; i < n_secure; i++)
+		(void)mlock(secure_blocks[i].p, secure_blocks[i].n);
+	pthread_mutex_unlock(&secure_lock);
+}
+
 void bkr_secure_free(void *p, size_t len)
 {
 	size_t n;
 	if (!p)
 		return;
 	n = page_round(len);
+	pthread_mutex_lock(&secure_lock);
+	for (size_t i = 0; i < n_secure; i++)
+		if (secure_blocks[i].p == p) {
+			secure_blocks[i] = secure_blocks[--n_secure];
+			break;
+		}
+	pthread_mutex_unlock(&secure_lock);
 	OPENSSL_cleanse(p, n);
 #ifdef MADV_DODUMP
 	(void)madvise(p, n, MADV_DODUMP);

@@ -41,6 +41,7 @@ struct acc {
 	size_t cap, capwarn;
 	struct rel *rel;
 	size_t nrel, caprel;
+	int err; /* of a callback that returns none */
 };
 
 static const char *str(const cJSON *o, const char *key)
@@ -248,11 +249,28 @@ int bkr_holds_read(bkr_repo *r, bkr_holds *out)
 	return finish(&a, bkr_repo_foreach_record(r, false, each, &a));
 }
 
+/* A record that could not be read or opened (in an encrypted repository: one
+ * altered, or another's put in its place): a hold in it, or a pin, is lost
+ * to every reader, so the command that plans retention says so. */
+static void unread(void *ctx, const char *path, const char *why)
+{
+	struct acc *a = ctx;
+	(void)path;
+	if (!a->err)
+		a->err = warn(a, why, "every command skips this record, so a pin, tag or hold in it is not applied "
+			      "(retention may remove the backup it kept)");
+}
+
 int bkr_holds_from_records(const bkr_records *rs, bkr_holds *out)
 {
 	struct acc a = { .h = out };
+	int err;
 	memset(out, 0, sizeof(*out));
-	return finish(&a, bkr_records_foreach(rs, false, each, &a));
+	if ((err = bkr_records_foreach(rs, false, each, &a)) == 0) {
+		bkr_records_foreach_damaged(rs, true, unread, &a);
+		err = a.err;
+	}
+	return finish(&a, err);
 }
 
 void bkr_holds_drop_after(bkr_holds *h, int64_t t)

@@ -596,6 +596,21 @@ void bkr_key_forget(void)
 	kept_len = kept_new_len = 0;
 }
 
+/* The value of variable @p name wiped where it is, then the variable unset. */
+static void scrub_var(const char *name)
+{
+	char *v = getenv(name);
+	if (v)
+		OPENSSL_cleanse(v, strlen(v));
+	unsetenv(name);
+}
+
+void bkr_key_scrub_env(void)
+{
+	scrub_var(source.env ? source.env : "BKR_PASSWORD");
+	scrub_var("BKR_NEW_PASSWORD");
+}
+
 /* Cut @p buf (of *len bytes) at its first newline. */
 static void first_line(char *buf, size_t *len)
 {

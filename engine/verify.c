@@ -787,7 +787,7 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	    (err = bkr_damaged_blobs_foreach_in(records, note_recorded, &v)) < 0 ||
 	    (err = bkr_repo_reload_index(r)) < 0)
 		goto done;
-	bkr_records_foreach_damaged(records, on_bad_record, &v);
+	bkr_records_foreach_damaged(records, false, on_bad_record, &v);
 	bkr_records_free(records);
 	records = NULL;
 	bkr_repo_index_warnings(r, on_bad_index, &v);

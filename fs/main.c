@@ -598,7 +598,10 @@ int main(int argc, char *argv[])
 					      .command = fs.o.password_command,
 					      .options = "-o password_file=FILE or -o password_command=CMD" });
 	err = open_repo(&fs);
-	bkr_key_forget(); /* the keys are open: the passphrase is no longer needed */
+	/* the keys are open: the passphrase is no longer needed, not even in the
+	 * environment, which a daemon keeps for its life (/proc/PID/environ, a core) */
+	bkr_key_forget();
+	bkr_key_scrub_env();
 	if (err < 0) {
 		fprintf(stderr, "%s: %s\n", progname, bkr_error_message());
 		if (err == BKR_EKEY)
@@ -647,6 +650,8 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: could not become a daemon\n", progname);
 		goto out;
 	}
+	/* the daemon is a fork, which inherits no memory lock: its keys' again */
+	bkr_secure_relock();
 	if (fs.o.ready_fd >= 0) {
 		char c = 1;
 		if (write(fs.o.ready_fd, &c, 1) != 1)

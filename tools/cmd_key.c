@@ -109,6 +109,27 @@ static int do_list(cli *c, bkr_repo *r)
 	return 0;
 }
 
+/*
+ * After passwd: the old passphrase may open another key file still (one that
+ * 'bkr key add' made with the same passphrase), and then it was not changed
+ * for whoever has it.  Said, naming that key file; a new passphrase that is
+ * the old one again opens the new key file, which is no news.
+ */
+static void warn_old_still_opens(cli *c, bkr_repo *r, const char *pass, size_t len)
+{
+	const char *old;
+	size_t oldlen;
+	bkr_crypto *k = NULL;
+	char still[BKR_KEY_ID_HEX];
+
+	if (bkr_key_passphrase(bkr_repo_path(r), &old, &oldlen) == 0 && !(oldlen == len && !memcmp(old, pass, len)) &&
+	    bkr_key_unlock(bkr_repo_store(r), bkr_crypto_repo_id(bkr_repo_crypto(r)), old, oldlen, &k, still) == 0)
+		cli_warn(c, "the old passphrase still opens key %s (made with the same passphrase): "
+			 "remove it ('bkr key remove %s') or change it too", still, still);
+	bkr_crypto_free(k);
+	bkr_error_clear();
+}
+
 /* {"added":..,"removed":..} (either may be NULL), or a line. */
 static void report(cli *c, const char *added, const char *removed)
 {
@@ -186,6 +207,8 @@ int cmd_key(cli *c, int argc, char **argv)
 				fprintf(stderr, "bkr key: the old key %s was removed by another command meanwhile\n",
 					bkr_repo_key_id(r));
 		}
+		if (!strcmp(sub, "passwd"))
+			warn_old_still_opens(c, r, pass, len);
 		report(c, id, !strcmp(sub, "passwd") ? bkr_repo_key_id(r) : NULL);
 	}
 done:

@@ -126,6 +126,33 @@ BKR_PASSWORD=wrong expect_exit 9 "$BKR" -r "$R" mount "$M" -f
 grep -q "wrong passphrase" "$T/err" || fail "bkr mount with a wrong passphrase: $(cat "$T/err")"
 pass "the mount reads the encrypted repository (password_file=); a wrong passphrase is refused (exit 9, as bkr's)"
 
+# the mount runs for days: the passphrase it took from BKR_PASSWORD (and a
+# BKR_NEW_PASSWORD beside it) must not stay in its environment, which
+# /proc/PID/environ and a core dump show (found by review: both held it for
+# the daemon's life, against "Keys in memory")
+BKR_NEW_PASSWORD='bob: a new one' bkrfs_fg "$R" "$M" "$T/daemon.err"
+cmp "$src/random.bin" "$M/latest/src/random.bin" || fail "random.bin through the mount opened with BKR_PASSWORD differs"
+locked_fg=$(awk '/^VmLck:/ {print $2}' "/proc/$DAEMON/status")
+tr '\0' '\n' <"/proc/$DAEMON/environ" >"$T/daemon.env"
+grep -q '^XDG_STATE_HOME=' "$T/daemon.env" || fail "the daemon's environment was not read: $(head -c 300 "$T/daemon.env")"
+! grep -a -q -e 'correct horse' -e 'a new one' "$T/daemon.env" ||
+	fail "the mount keeps the passphrase in its environment: $(grep -a PASSWORD "$T/daemon.env")"
+bkrfs_unmount "$M"
+# its keys stay locked in memory (mlock) when it daemonises: a fork inherits
+# no memory lock (found by review: the foreground mount had 8 kB locked, the
+# daemon 0, its master keys free to go to swap)
+if [ "${locked_fg:-0}" -gt 0 ]; then
+	expect_exit 0 "$BKRFS" "$R" "$M"
+	pid=$(pgrep -n -f -x "$BKRFS $R $M") || fail "no daemon for $M"
+	locked=$(awk '/^VmLck:/ {print $2}' "/proc/$pid/status")
+	fusermount3 -u "$M" || fail "fusermount3 -u $M"
+	for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	[ "${locked:-0}" -gt 0 ] || fail "the daemon's keys are not locked in memory (VmLck $locked kB, $locked_fg kB in the foreground)"
+else
+	echo "# mlock refused here (VmLck 0 in the foreground): the daemon's lock is not checked"
+fi
+pass "the mount opened with BKR_PASSWORD leaves neither passphrase in its environment; its keys stay locked as a daemon"
+
 # --- no plaintext anywhere: contents, names, xattrs, paths (compression off,
 # so a plain repository does hold them: the check can fail)
 G=$T/grep-src
@@ -424,6 +451,25 @@ grep -q "last key file" "$T/rb.err" || fail "bob's key remove: $(cat "$T/rb.err"
 expect_exit 0 "$BKR" -r "$KR" --password-file "$T/pw-ra" list
 pass "two key removals at once: the second waits for the keys lock and refuses the last key"
 
+# --- passwd while another key file opens with the same passphrase (key add
+# with the passphrase in use): the old passphrase is not changed for whoever
+# has it, and passwd says so, naming that key file (found by review: it
+# reported "passphrase changed" and the old passphrase went on opening)
+KP=$T/kp
+printf 'same: one\n' >"$T/pw-kp"
+printf 'same: two\n' >"$T/pw-kp2"
+expect_exit 0 "$BKR" init -r "$KP" --encryption aes-256-gcm --new-password-file "$T/pw-kp"
+expect_exit 0 "$BKR" -r "$KP" --password-file "$T/pw-kp" key add --new-password-file "$T/pw-kp" --json
+kdup=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added"])' "$T/out")
+expect_exit 0 "$BKR" -r "$KP" --password-file "$T/pw-kp" key passwd --new-password-file "$T/pw-kp2"
+[ -e "$KP/keys/$kdup.json" ] || fail "passwd replaced the added key, not the first: $(ls "$KP/keys")"
+grep -q "warning: the old passphrase still opens key $kdup" "$T/err" || fail "passwd with the old passphrase still opening a key: $(cat "$T/out" "$T/err")"
+expect_exit 0 "$BKR" -r "$KP" --password-file "$T/pw-kp" list
+# none after a passwd that leaves no such key file
+expect_exit 0 "$BKR" -r "$KP" --password-file "$T/pw-kp2" key passwd --new-password-file "$T/pw-kp"
+! grep -q "still opens" "$T/err" || fail "passwd warns with no other key file of the old passphrase: $(cat "$T/err")"
+pass "key passwd names a key file the old passphrase still opens"
+
 # --- a key file with scrypt N 2^17 r 1 p 1: inside every bound, but against
 # scrypt's rule N < 2^(16 r), so no derivation can succeed (found by hostile
 # testing: every command of every holder failed with exit 70).  It is a
@@ -491,6 +537,27 @@ done
 expect_exit 0 "$BKR" -c "$T/c9.json" --password-file "$T/pw-ra" batch --apply
 [ -e "$T/ws9/conf/svc.json" ] || fail "batch --apply with the passphrase did not recover the file"
 pass "scan, batch and recover with a wrong passphrase: one line, exit 9, nothing recovered"
+
+# a recovery run's manifest moved into backups/: a sealed object is bound to
+# its base name, the same in both folders, so it opened and passed for the
+# newest backup ('restore latest' restored the run's one file; found by
+# review). It is a damaged manifest now, named; and a backup's in runs/ too
+run=$(ls "$KR/runs")
+[ "$(echo "$run" | wc -w)" = 1 ] || fail "batch --apply stored not one run in the repository: $run"
+mv "$KR/runs/$run" "$KR/backups/$run"
+expect_exit 4 "$BKR" -r "$KR" --password-file "$T/pw-ra" restore latest --target "$T/r9"
+grep -q "backups/$run is damaged and newer than every readable backup" "$T/err" || fail "a run moved into backups/: restore latest: $(cat "$T/err")"
+[ ! -e "$T/r9" ] || fail "a run moved into backups/: restore latest wrote $(find "$T/r9" | head -5)"
+"$BKR" -r "$KR" --password-file "$T/pw-ra" list >"$T/out" 2>"$T/err" || true
+grep -q "backups/$run: the manifest of a recovery run in backups/ (moved there" "$T/err" || fail "a run moved into backups/: list: $(cat "$T/err")"
+! grep -q "${run%.json}" "$T/out" || fail "a run moved into backups/ is listed as a backup"
+mv "$KR/backups/$run" "$KR/runs/$run"
+b9=$(ls "$KR/backups" | tail -1)
+mv "$KR/backups/$b9" "$KR/runs/$b9"
+"$BKR" -r "$KR" --password-file "$T/pw-ra" recovered >"$T/out" 2>"$T/err" || true
+grep -q "runs/$b9: the manifest of a backup in runs/ (moved there" "$T/err" || fail "a backup moved into runs/: recovered: $(cat "$T/out" "$T/err")"
+mv "$KR/runs/$b9" "$KR/backups/$b9"
+pass "a recovery run's manifest moved into backups/, or a backup's into runs/, is a damaged manifest, named"
 
 # --- key list: a key file's created, hostname and username are not
 # authenticated (anyone who can write keys/ sets them, checksum and all):
@@ -682,6 +749,22 @@ cp "$K/other/backups/$ido.json" "$K/t/backups/"
 "$BKR" -r "$K/t" list >"$T/out" 2>"$T/err" || true
 grep -q "$ido.json: authentication failed" "$T/err" || fail "foreign manifest: not named: $(cat "$T/err")"
 ! grep -q "$ido" "$T/out" || fail "foreign manifest listed as a backup"
+# a record put in place of another (a pin and a tag swapped): the pin is lost
+# to every reader, so cleanup, which may now remove the backup it kept, names
+# both (found by review: verify named them, cleanup and routine said nothing)
+fresh >/dev/null
+expect_exit 0 "$BKR" -r "$K/t" pin "$id1"
+expect_exit 0 "$BKR" -r "$K/t" tag "$id2" --add kept
+recs=($(ls "$K/t/records"))
+[ ${#recs[@]} = 2 ] || fail "a pin and a tag: not two records: ${recs[*]}"
+mv "$K/t/records/${recs[0]}" "$K/t/records/x"
+mv "$K/t/records/${recs[1]}" "$K/t/records/${recs[0]}"
+mv "$K/t/records/x" "$K/t/records/${recs[1]}"
+expect_exit 0 "$BKR" -r "$K/t" cleanup --dry-run --keep-last 1
+for rec in "${recs[@]}"; do
+	grep -q "records/$rec: authentication failed.*a pin, tag or hold in it is not applied" "$T/err" ||
+		fail "swapped records: cleanup does not name $rec: $(cat "$T/err")"
+done
 # config.json edited to say "none" while keys/ holds key files
 fresh >/dev/null
 python3 - "$K/t/config.json" <<'PY'
@@ -714,7 +797,7 @@ expect_exit 4 "$BKR" -r "$K/t" create --type incremental "$K/src" # reads the ma
 grep -q "backups/.*is sealed (encrypted)" "$T/err" || fail "downgrade with keys/ and index/ emptied: $(cat "$T/err")"
 expect_exit 4 "$BKR" -r "$K/t" list
 rm -f "$K/t"/backups/z*.json
-pass "an older index or manifest put back, a manifest of another repository, a downgraded config: detected and named"
+pass "an older index or manifest put back, a manifest of another repository, swapped records, a downgraded config: detected and named"
 
 # --- repair: the index rebuilt from the sealed pack footers; a pack that
 # fails them (tampered, renamed, another repository's) is named and not

@@ -72,10 +72,13 @@ int bkr_repo_list_with(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manife
 /**
  * Each record of @p rs that is damaged (its checksum fails or it does not
  * parse: every reader skips it, so a pin, tag or hold it holds is not
- * applied), with its path and why (a message naming it).
+ * applied), with its path and why (a message naming it).  With
+ * @p unread_only, only those that could not be read at all (too large, not
+ * a regular file, in an encrypted repository one that does not open): the
+ * others are still text, which the holds take as it reads.
  */
-void bkr_records_foreach_damaged(const bkr_records *rs, void (*cb)(void *ctx, const char *path, const char *why),
-				 void *ctx);
+void bkr_records_foreach_damaged(const bkr_records *rs, bool unread_only,
+				 void (*cb)(void *ctx, const char *path, const char *why), void *ctx);
 
 /** bkr_repo_list with the records @p rs (bkr_repo_records_read; NULL: none,
  *  for a caller that needs no pin or tag: prune's marking). */

@@ -44,6 +44,12 @@
 void *bkr_secure_alloc(size_t len);
 /** Wipe (OPENSSL_cleanse), unlock and free what bkr_secure_alloc gave; NULL is a no-op. */
 void bkr_secure_free(void *p, size_t len);
+/**
+ * Lock every live bkr_secure_alloc block again (best effort): a forked child
+ * inherits none of its parent's memory locks (mlock(2)), so a process that
+ * goes on with its keys after fork (the mount, once it daemonises) calls this.
+ */
+void bkr_secure_relock(void);
 
 /* ---- AEAD with an explicit key -------------------------------------------- */
 

@@ -135,4 +135,13 @@ int bkr_key_new_passphrase(bool use_current, const char **out, size_t *len);
 /** Wipe the kept passphrases. */
 void bkr_key_forget(void);
 
+/**
+ * Wipe BKR_PASSWORD (or the source's env) and BKR_NEW_PASSWORD from the
+ * environment: their values overwritten where they are (the process's
+ * initial environment, which /proc/PID/environ and a core dump show, holds
+ * them even after unsetenv), then unset.  For a process that has opened its
+ * keys and runs on (the mount): its children get neither.
+ */
+void bkr_key_scrub_env(void);
+
 #endif
