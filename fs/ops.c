@@ -194,8 +194,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			}
 			memcpy(namebuf, name, nl);
 			namebuf[nl] = 0;
-			if (extra && !strcmp(namebuf, "report.json")) /* the run's report has the name (node.c) */
-				strcpy(namebuf, "report.json~");
+			if (extra && !strcmp(namebuf, "report.json")) { /* the run's report has the name (node.h) */
+				if (!h->report_alias[0]) {
+					bkrfs_itable_put(fs->itable, child);
+					if (child && plus)
+						bkrfs_itable_unlookup(fs->itable, child);
+					continue;
+				}
+				strcpy(namebuf, h->report_alias);
+			}
 			name = namebuf;
 			st.st_ino = cino;
 			st.st_mode = bkr_entry_mode_of_type(e.type);
