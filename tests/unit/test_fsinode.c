@@ -550,17 +550,28 @@ static void test_lru_drop_and_mark(void **state)
 	bkrfs_cache_release(c, e2);
 	assert_false(bkrfs_cache_contains(c, &a));
 	assert_int_equal(frees, 2);
-	/* a mark is set once, and forgotten when the entry is evicted */
+	/* a mark is set once per place, and forgotten when the entry is
+	 * evicted: a chunk shared by two files (two backups of one file, or
+	 * one file at two offsets) is marked for each of them */
 	assert_int_equal(bkrfs_cache_get(c, &b, &e, &v), 0);
-	assert_false(bkrfs_cache_mark(c, e));
-	assert_true(bkrfs_cache_mark(c, e));
+	assert_false(bkrfs_cache_mark(c, e, 20, 0));
+	assert_true(bkrfs_cache_mark(c, e, 20, 0));
+	assert_false(bkrfs_cache_mark(c, e, 21, 0));
+	assert_false(bkrfs_cache_mark(c, e, 20, 1 << 20));
+	assert_true(bkrfs_cache_mark(c, e, 21, 0));
+	assert_true(bkrfs_cache_mark(c, e, 20, 0));
+	/* the last BKRFS_CACHE_MARKS places are remembered */
+	for (uint64_t k = 0; k < BKRFS_CACHE_MARKS; k++)
+		assert_false(bkrfs_cache_mark(c, e, 100 + k, 0));
+	assert_false(bkrfs_cache_mark(c, e, 20, 0));
+	assert_true(bkrfs_cache_mark(c, e, 100 + BKRFS_CACHE_MARKS - 1, 0));
 	bkrfs_cache_ref(c, e); /* a second reference, as the store thread takes */
 	bkrfs_cache_release_drop(c, e);
 	assert_true(bkrfs_cache_contains(c, &b));
 	bkrfs_cache_release(c, e);
 	assert_false(bkrfs_cache_contains(c, &b));
 	assert_int_equal(bkrfs_cache_get(c, &b, &e, &v), 0);
-	assert_false(bkrfs_cache_mark(c, e)); /* a fresh load, unmarked */
+	assert_false(bkrfs_cache_mark(c, e, 20, 0)); /* a fresh load, unmarked */
 	bkrfs_cache_release(c, e);
 	assert_int_equal(loads, 4);
 	bkrfs_cache_get_stats(c, &st);
