@@ -111,3 +111,23 @@ if touch "$T/mnt/recovered/$run/new" 2>"$T/err"; then fail "created a file in /r
 grep -q "Read-only file system" "$T/err" || fail "write in /recovered did not answer EROFS: $(cat "$T/err")"
 fusermount3 -u "$T/mnt"
 pass "EROFS in /recovered; clean unmount"
+
+# user.bkr.sha256 of report.json is the SHA-256 of its bytes, also in an
+# encrypted repository, whose blob ids are HMACs (it gave the report's HMAC)
+printf '{"enc": 1}\n' >"$ws/config/enc.json"
+cat >"$T/bkr-enc.json" <<JSON
+{"repository": "$T/repo-enc", "workspace_root": "$ws", "log_dir": "$T/logs"}
+JSON
+export BKR_CONFIG=$T/bkr-enc.json BKR_PASSWORD=pw
+expect_exit 0 "$BKR" init -r "$T/repo-enc" --encryption aes-256-gcm
+expect_exit 0 "$BKR" create --type full
+rm "$ws/config/enc.json"
+expect_exit 0 "$BKR" batch --apply --json
+run=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$T/out")
+expect_exit 0 "$BKR" mount "$T/mnt"
+for r in "$T/mnt/recovered/$run/report.json" "$T/mnt/recovered/$run/config/enc.json"; do
+	[ "$(getfattr --absolute-names --only-values -n user.bkr.sha256 "$r")" = "$(sha256sum <"$r" | cut -d' ' -f1)" ] ||
+		fail "user.bkr.sha256 of $r is not the SHA-256 of its bytes"
+done
+fusermount3 -u "$T/mnt"
+pass "user.bkr.sha256 of report.json in an encrypted repository"
