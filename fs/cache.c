@@ -25,7 +25,8 @@ struct bkrfs_cache_entry {
 	char *msg;               /**< and its message (the loader's thread had it); may be NULL */
 	bool dead;               /**< failed; unlinked from the table */
 	bool drop;               /**< freed by the last release (bkrfs_cache_release_drop) */
-	bool marked;             /**< bkrfs_cache_mark */
+	uint64_t marks[BKRFS_CACHE_MARKS][2]; /**< bkrfs_cache_mark: the last places */
+	unsigned nmarks;         /**< marks made (the oldest is replaced) */
 	struct bkrfs_cache_entry *hnext;          /**< hash chain */
 	struct bkrfs_cache_entry *prev, *next;    /**< LRU (refs == 0 only) */
 };
@@ -286,13 +287,18 @@ void bkrfs_cache_release_drop(bkrfs_cache *c, bkrfs_cache_entry *e)
 	cache_release(c, e, true);
 }
 
-bool bkrfs_cache_mark(bkrfs_cache *c, bkrfs_cache_entry *e)
+bool bkrfs_cache_mark(bkrfs_cache *c, bkrfs_cache_entry *e, uint64_t a, uint64_t b)
 {
-	bool was;
+	bool was = false;
 
 	pthread_mutex_lock(&c->lock);
-	was = e->marked;
-	e->marked = true;
+	for (unsigned k = 0; !was && k < e->nmarks && k < BKRFS_CACHE_MARKS; k++)
+		was = e->marks[k][0] == a && e->marks[k][1] == b;
+	if (!was) {
+		e->marks[e->nmarks % BKRFS_CACHE_MARKS][0] = a;
+		e->marks[e->nmarks % BKRFS_CACHE_MARKS][1] = b;
+		e->nmarks++;
+	}
 	pthread_mutex_unlock(&c->lock);
 	return was;
 }

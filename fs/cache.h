@@ -49,8 +49,16 @@ void bkrfs_cache_release(bkrfs_cache *c, bkrfs_cache_entry *ent);
  */
 void bkrfs_cache_release_drop(bkrfs_cache *c, bkrfs_cache_entry *ent);
 
-/** Set the entry's mark (cleared only by eviction); returns whether it was set. */
-bool bkrfs_cache_mark(bkrfs_cache *c, bkrfs_cache_entry *ent);
+/** How many places an entry's marks remember. */
+#define BKRFS_CACHE_MARKS 4
+/**
+ * Mark the entry for place (@p a, @p b) (the page-cache store: an inode and
+ * the value's offset in that file, so that each file holding a shared chunk
+ * gets it); returns whether that place was marked already.  Marks go with
+ * the entry (a fresh load has none); it remembers its last
+ * BKRFS_CACHE_MARKS places, an older one is then forgotten.
+ */
+bool bkrfs_cache_mark(bkrfs_cache *c, bkrfs_cache_entry *ent, uint64_t a, uint64_t b);
 
 /** One more reference to a held entry (released with bkrfs_cache_release). */
 void bkrfs_cache_ref(bkrfs_cache *c, bkrfs_cache_entry *ent);

@@ -146,19 +146,17 @@ int bkrfs_dirh_open(struct bkrfs *fs, bkrfs_ino ino, struct bkrfs_dirh **out)
 			err = ENOTDIR;
 			goto done;
 		}
-		if (h->dir->kind == BKRFS_NODE_SNAP_ROOT && h->dir->snap->run) {
-			const bkr_manifest *m;
-			if ((err = bkrfs_snap_manifest(fs, h->dir->snap, &m)) < 0) {
-				err = bkrfs_node_tree_errno(fs, h->dir, err);
-				goto done;
-			}
-			h->report = !bkr_id_is_zero(&m->report);
-		}
+		if ((err = bkrfs_node_run_report(fs, h->dir, &h->report)))
+			goto done;
 		err = bkrfs_node_open_dir(fs, h->dir, &h->ce, &h->d, &h->tree);
 		if (err < 0) {
 			err = bkrfs_node_tree_errno(fs, h->dir, err);
 			goto done;
 		}
+		if (h->report && h->d && (err = bkrfs_node_report_alias(fs, h->dir, h->d, h->report_alias)) == ENOENT)
+			err = 0; /* no report.json in the tree, or no free name: not listed */
+		if (err)
+			goto done;
 		h->count = h->d ? bkr_dir_count(h->d) : 0; /* no tree: an empty directory */
 	} else {
 		err = list_top(fs, h);

@@ -13,6 +13,7 @@
 #include "bkr/tree.h"
 #include "cache.h"
 #include "inode.h"
+#include "node.h"
 
 struct bkrfs;
 
@@ -24,6 +25,8 @@ struct bkrfs_dirh {
 	bkr_id tree;
 	uint64_t count;             /**< tree dirs: entries */
 	bool report;                /**< run roots: report.json listed first */
+	char report_alias[BKRFS_REPORT_ALIAS_MAX]; /**< then the name the tree's report.json
+	                                               is listed as ("": not listed; node.h) */
 	char **names;               /**< top-level dirs: names snapshotted at opendir */
 	unsigned char *types;       /**< DT_* of names */
 	size_t n;

@@ -341,6 +341,32 @@ void bkrfs_itable_forget(bkrfs_itable *t, bkrfs_ino ino, uint64_t n)
 	inode_free(t, dead);
 }
 
+int bkrfs_lookups_init(bkrfs_lookups *l, size_t cap)
+{
+	l->n = 0;
+	l->cap = cap;
+	l->ino = cap ? calloc(cap, sizeof(*l->ino)) : NULL;
+	return cap && !l->ino ? ENOMEM : 0;
+}
+
+bool bkrfs_lookups_add(bkrfs_lookups *l, const bkrfs_inode *i)
+{
+	if (l->n == l->cap)
+		return false;
+	l->ino[l->n++] = i->ino;
+	return true;
+}
+
+void bkrfs_lookups_done(bkrfs_itable *t, bkrfs_lookups *l, bool delivered)
+{
+	/* each noted lookup keeps its inode in the table until undone here */
+	for (size_t k = 0; !delivered && k < l->n; k++)
+		bkrfs_itable_forget(t, l->ino[k], 1);
+	free(l->ino);
+	l->ino = NULL;
+	l->n = l->cap = 0;
+}
+
 size_t bkrfs_itable_count(bkrfs_itable *t)
 {
 	size_t n;

@@ -131,6 +131,25 @@ void bkrfs_itable_put(bkrfs_itable *t, bkrfs_inode *i);
 /** Undo one lookup of @p i (an entry that did not fit into a readdirplus reply). */
 void bkrfs_itable_unlookup(bkrfs_itable *t, bkrfs_inode *i);
 
+/**
+ * The lookups one readdirplus reply adds, one per entry with an inode, so
+ * that they can be undone when the reply is not delivered (an interrupted
+ * request, an aborted connection): the kernel never saw those entries, so
+ * it never forgets them, and they would pin their inodes for ever.
+ */
+typedef struct {
+	bkrfs_ino *ino;
+	size_t n, cap;
+} bkrfs_lookups;
+
+/** Room for @p cap lookups; 0 or ENOMEM. */
+int bkrfs_lookups_init(bkrfs_lookups *l, size_t cap);
+/** Note one lookup of @p i; false when @p l is full (the caller then
+ *  undoes it with bkrfs_itable_unlookup). */
+bool bkrfs_lookups_add(bkrfs_lookups *l, const bkrfs_inode *i);
+/** After the reply: undo each noted lookup unless @p delivered; then free @p l. */
+void bkrfs_lookups_done(bkrfs_itable *t, bkrfs_lookups *l, bool delivered);
+
 /** FUSE forget: subtract @p n from the lookup count; free at zero when unreferenced. */
 void bkrfs_itable_forget(bkrfs_itable *t, bkrfs_ino ino, uint64_t n);
 

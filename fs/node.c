@@ -434,22 +434,25 @@ int bkrfs_node_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, bool
 		uint64_t index;
 		if (dir->kind == BKRFS_NODE_ENTRY && dir->ftype != BKR_FT_DIR)
 			return ENOTDIR;
-		if (dir->kind == BKRFS_NODE_SNAP_ROOT && dir->snap->run && !strcmp(name, "report.json")) {
-			err = make_report(fs, dir, lookup, out);
-			if (err != ENOENT)
-				return err;
-		}
+		char alias[BKRFS_REPORT_ALIAS_MAX];
+		bool report;
+		if ((err = bkrfs_node_run_report(fs, dir, &report)))
+			return err;
+		if (report && !strcmp(name, "report.json"))
+			return make_report(fs, dir, lookup, out);
 		if ((err = bkrfs_node_open_dir(fs, dir, &ce, &d, &tree)) < 0)
 			return bkrfs_node_tree_errno(fs, dir, err);
 		if (!d)
 			return ENOENT; /* an empty directory */
-		/* a run's recovered top-level report.json is shown as report.json~
-		 * (the name is the run's report's): readdir shows it so */
-		if (dir->kind == BKRFS_NODE_SNAP_ROOT && dir->snap->run && !strcmp(name, "report.json~") &&
-		    bkr_dir_find(d, (const uint8_t *)"report.json", 11, &e, &leaf, &li, &index) == 0) {
-			err = bkrfs_node_entry(fs, dir, &tree, index, &e, lookup, out);
-			bkrfs_cache_release(fs->dirs, ce);
-			return err;
+		/* the run's recovered top-level report.json has another name,
+		 * which readdir shows too */
+		if (report && !strncmp(name, "report.json~", 12)) {
+			if ((err = bkrfs_node_report_alias(fs, dir, d, alias)) && err != ENOENT) {
+				bkrfs_cache_release(fs->dirs, ce);
+				return err;
+			}
+			if (!err && !strcmp(name, alias))
+				name = "report.json";
 		}
 		err = bkr_dir_find(d, (const uint8_t *)name, strlen(name), &e, &leaf, &li, &index);
 		if (err < 0) {
@@ -469,6 +472,41 @@ int bkrfs_node_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, bool
 	default:
 		return ENOTDIR;
 	}
+}
+
+int bkrfs_node_run_report(struct bkrfs *fs, bkrfs_inode *dir, bool *has)
+{
+	const bkr_manifest *m;
+	int err;
+
+	*has = false;
+	if (dir->kind != BKRFS_NODE_SNAP_ROOT || !dir->snap->run)
+		return 0;
+	if ((err = bkrfs_snap_manifest(fs, dir->snap, &m)) < 0)
+		return bkrfs_node_tree_errno(fs, dir, err);
+	*has = !bkr_id_is_zero(&m->report);
+	return 0;
+}
+
+int bkrfs_node_report_alias(struct bkrfs *fs, bkrfs_inode *root, bkr_dir *d, char *buf)
+{
+	const bkr_tree *leaf;
+	uint32_t li;
+	uint64_t index;
+	bkr_entry e;
+	size_t len = strlen("report.json");
+	int err;
+
+	memcpy(buf, "report.json", len + 1);
+	do {
+		if ((err = bkr_dir_find(d, (const uint8_t *)buf, len, &e, &leaf, &li, &index)) == BKR_ENOTFOUND)
+			return len > strlen("report.json") ? 0 : ENOENT;
+		if (err < 0)
+			return bkrfs_node_tree_errno(fs, root, err);
+		buf[len++] = '~';
+		buf[len] = 0;
+	} while (len < BKRFS_REPORT_ALIAS_MAX);
+	return ENOENT;
 }
 
 int bkrfs_node_pin_top(struct bkrfs *fs, bkrfs_ino ino, bkrfs_node_kind kind, bkrfs_ino parent)

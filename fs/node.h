@@ -47,6 +47,20 @@ char *bkrfs_path_join(const char *dir, const uint8_t *name, size_t len);
 /** A synthesized symlink to @p target with identity (@p kind, @p target). */
 int bkrfs_node_link(struct bkrfs *fs, char kind, const char *target, bkrfs_ino parent, double timeout,
 		    bool lookup, bkrfs_inode **out);
+/** Whether directory @p dir is a recovery run's root and the run has a
+ *  report (shown as its report.json); 0 or a positive errno. */
+int bkrfs_node_run_report(struct bkrfs *fs, bkrfs_inode *dir, bool *has);
+/** Bytes of a name buffer for bkrfs_node_report_alias. */
+#define BKRFS_REPORT_ALIAS_MAX 256
+/**
+ * The name under which the root of a run with a report shows the entry
+ * "report.json" of its tree (the name is the report's): "report.json~",
+ * with '~' added until no entry of @p d (the root's tree) has it, so that
+ * no name of the data is hidden or shadowed.  0 with the name in @p buf;
+ * ENOENT when @p d has no "report.json" (or every such name up to 255
+ * bytes is taken: the entry is then not shown); else a positive errno.
+ */
+int bkrfs_node_report_alias(struct bkrfs *fs, bkrfs_inode *root, bkr_dir *d, char *buf);
 /** Pin fixed top-level directory @p ino; 0 or a BKR_E* code. */
 int bkrfs_node_pin_top(struct bkrfs *fs, bkrfs_ino ino, bkrfs_node_kind kind, bkrfs_ino parent);
 

@@ -145,8 +145,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	char *buf, *p;
 	size_t rem = size;
 	int err = 0;
-	bool tree;
+	bool tree, delivered;
 	uint64_t extra, total;
+	bkrfs_lookups added; /* readdirplus: undone when the reply fails */
 
 	if (!h && (err = bkrfs_dirh_open(fs, ino, &own))) { /* no opendir */
 		fuse_reply_err(req, err == ENOENT ? EIO : err); /* see below */
@@ -156,7 +157,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	tree = bkrfs_dirh_tree(h);
 	extra = h->report ? 1 : 0;
 	total = tree ? h->count + extra : h->n;
-	if (!(buf = malloc(size))) {
+	/* at most one entry per smallest entry's size (a one-byte name) */
+	if (!(buf = malloc(size)) ||
+	    bkrfs_lookups_init(&added, plus ? size / fuse_add_direntry_plus(req, NULL, 0, ".", NULL, 0) + 1 : 0)) {
+		free(buf);
 		bkrfs_dirh_free(fs, own);
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -194,8 +198,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			}
 			memcpy(namebuf, name, nl);
 			namebuf[nl] = 0;
-			if (extra && !strcmp(namebuf, "report.json")) /* the run's report has the name (node.c) */
-				strcpy(namebuf, "report.json~");
+			if (extra && !strcmp(namebuf, "report.json")) { /* the run's report has the name (node.h) */
+				if (!h->report_alias[0]) {
+					bkrfs_itable_put(fs->itable, child);
+					if (child && plus)
+						bkrfs_itable_unlookup(fs->itable, child);
+					continue;
+				}
+				strcpy(namebuf, h->report_alias);
+			}
 			name = namebuf;
 			st.st_ino = cino;
 			st.st_mode = bkr_entry_mode_of_type(e.type);
@@ -226,7 +237,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			len = fuse_add_direntry_plus(req, p, rem, name, &fe, (off_t)(o + 1));
 		else
 			len = fuse_add_direntry(req, p, rem, name, &st, (off_t)(o + 1));
-		if (len > rem) {
+		if (len > rem || (child && plus && !bkrfs_lookups_add(&added, child))) {
 			if (child && plus)
 				bkrfs_itable_unlookup(fs->itable, child);
 			bkrfs_itable_put(fs->itable, child);
@@ -248,9 +259,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (err == ENOENT)
 		err = EIO;
 	if (err && p == buf)
-		fuse_reply_err(req, err);
+		delivered = fuse_reply_err(req, err) == 0;
 	else
-		fuse_reply_buf(req, buf, size - rem);
+		delivered = fuse_reply_buf(req, buf, size - rem) == 0;
+	bkrfs_lookups_done(fs->itable, &added, delivered);
 	free(buf);
 	bkrfs_dirh_free(fs, own);
 	if (walk)

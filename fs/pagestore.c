@@ -112,8 +112,8 @@ void bkrfs_pagestore_chunk(struct bkrfs *fs, bkrfs_ino ino, uint64_t off, bkrfs_
 {
 	struct store_job j = { ino, off, ent, buf, len, 0 };
 
-	if (!fs->pagestore || __atomic_load_n(&fs->closing, __ATOMIC_ACQUIRE) || bkrfs_cache_mark(fs->chunks, ent))
-		return; /* no thread, shutting down, or stored since it was loaded */
+	if (!fs->pagestore || __atomic_load_n(&fs->closing, __ATOMIC_ACQUIRE) || bkrfs_cache_mark(fs->chunks, ent, ino, off))
+		return; /* no thread, shutting down, or stored there since it was loaded */
 	/* From a prefetch worker: tried at once.  An inode the kernel has not
 	 * made yet (a walk's look-ahead, started as the readdirplus reply
 	 * went out: the lister turns it into inodes only when it runs again)

@@ -24,7 +24,7 @@ void bkrfs_pagestore_close(struct bkrfs *fs);
 void bkrfs_pagestore_join(struct bkrfs *fs);
 void bkrfs_pagestore_stop(struct bkrfs *fs);
 /** Store @p buf (@p len bytes of the chunk held by @p ent) at file offset
- *  @p off of @p ino, once per chunk load: queued for the store thread (which
+ *  @p off of @p ino, once per chunk load and place: queued for the store thread (which
  *  takes its own reference), or with @p now from the calling thread, which
  *  must be a prefetch worker loading nothing (a look-ahead's small file:
  *  one hop less before the reader comes); an inode the kernel has not made

@@ -258,6 +258,17 @@ sys.exit(0 if os.pread(fd, 4096, 2 << 20) == open(sys.argv[2], "rb").read()[2 <<
 res=$(resident "$M/by-id/$ID2/ws/big.bin" 262144)
 [ "${res:-0}" -ge 262144 ] && ok "a 4 KiB random read cached its whole chunk ($res bytes resident)" ||
 	fail "page cache after one random read: ${res:-?} bytes"
+# the same file in the other backup is another inode made of the same
+# chunks: its random read stores that chunk into its own page cache too
+# (the chunk was marked stored, and the second file never got it)
+python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+sys.exit(0 if os.pread(fd, 4096, (2 << 20) + 8192) == open(sys.argv[2], "rb").read()[(2 << 20) + 8192:(2 << 20) + 12288] else 1)' \
+	"$M/by-id/$ID/ws/big.bin" "$S/big.bin" || fail "random pread of big.bin in the first backup"
+res=$(resident "$M/by-id/$ID/ws/big.bin" 262144)
+[ "${res:-0}" -ge 262144 ] && ok "a shared chunk is stored into each file that reads it ($res bytes resident)" ||
+	fail "page cache of the first backup's big.bin after one random read: ${res:-?} bytes"
 # reading the first file of a directory puts the next small files into their
 # page cache (look-ahead + store): a05 is resident before anything reads it,
 # and what was stored is its content

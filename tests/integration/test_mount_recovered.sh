@@ -11,6 +11,8 @@ for i in $(seq 1 20); do
 done
 printf '{"port": 8080}\n' >"$ws/config/service.json"
 printf '{"a workspace file named": "report.json"}\n' >"$ws/report.json"
+mkdir "$ws/report.json~" # the name the recovered report.json would be shown under
+printf '{"in": "report.json~"}\n' >"$ws/report.json~/x.json"
 cat >"$T/bkr.json" <<JSON
 {"repository": "$T/repo", "workspace_root": "$ws", "log_dir": "$T/logs"}
 JSON
@@ -20,8 +22,9 @@ expect_exit 0 "$BKR" create --type full
 cp "$ws/conversations/s3.json" "$T/s3.golden"
 cp "$ws/config/service.json" "$T/service.golden"
 cp "$ws/report.json" "$T/report.golden"
+cp "$ws/report.json~/x.json" "$T/x.golden"
 
-rm "$ws/conversations/s3.json" "$ws/report.json"
+rm "$ws/conversations/s3.json" "$ws/report.json" "$ws/report.json~/x.json"
 printf '{"port": ' >"$ws/config/service.json" # invalid JSON
 expect_exit 1 "$BKR" scan
 expect_exit 0 "$BKR" batch --apply --json
@@ -45,12 +48,17 @@ found=$(find "$T/mnt/recovered/$run" -name s3.json | head -1)
 [ -n "$found" ] || { find "$T/mnt/recovered/$run"; fail "the recovered s3.json is not under /recovered/$run"; }
 cmp "$found" "$T/s3.golden" || fail "recovered s3.json in the mount has other bytes"
 cmp "$T/mnt/latest/ws/conversations/s5.json" "$ws/conversations/s5.json" || fail "/latest content"
-# the recovered top-level report.json: the name is the report's, so it is report.json~
-# (it was listed twice, and lookup gave only one of them)
+# the recovered top-level report.json: the name is the report's, so it is
+# report.json~ with '~' added until the name is free: here report.json~~,
+# beside the recovered directory report.json~ (which it hid)
 [ "$(ls -a "$T/mnt/recovered/$run" | grep -c '^report\.json$')" = 1 ] || fail "report.json listed twice: $(ls -a "$T/mnt/recovered/$run")"
-cmp "$T/mnt/recovered/$run/report.json~" "$T/report.golden" || fail "the recovered report.json is not report.json~"
+cmp "$T/mnt/recovered/$run/report.json~~" "$T/report.golden" || fail "the recovered report.json is not report.json~~"
+cmp "$T/mnt/recovered/$run/report.json~/x.json" "$T/x.golden" || fail "the recovered directory report.json~ is hidden"
 grep -q '"run_id"' "$T/mnt/recovered/$run/report.json" || fail "report.json is not the run's report"
-[ "$(find "$T/mnt/recovered/$run" -maxdepth 1 -name 'report.json~' -type f | wc -l)" = 1 ] || fail "report.json~ not listed"
+[ "$(find "$T/mnt/recovered/$run" -maxdepth 1 -name 'report.json~~' -type f | wc -l)" = 1 ] || fail "report.json~~ not listed"
+[ "$(find "$T/mnt/recovered/$run" -maxdepth 1 -name 'report.json~' -type d | wc -l)" = 1 ] ||
+	fail "report.json~ not listed as the directory: $(ls -la "$T/mnt/recovered/$run")"
+[ "$(ls -a "$T/mnt/recovered/$run" | grep -c '^report\.json')" = 3 ] || fail "report.json names: $(ls -a "$T/mnt/recovered/$run")"
 pass "/recovered/<run>/ holds the recovered files and report.json"
 
 # report.json names the run's files and their hashes: mode 0400, owned by
@@ -103,3 +111,23 @@ if touch "$T/mnt/recovered/$run/new" 2>"$T/err"; then fail "created a file in /r
 grep -q "Read-only file system" "$T/err" || fail "write in /recovered did not answer EROFS: $(cat "$T/err")"
 fusermount3 -u "$T/mnt"
 pass "EROFS in /recovered; clean unmount"
+
+# user.bkr.sha256 of report.json is the SHA-256 of its bytes, also in an
+# encrypted repository, whose blob ids are HMACs (it gave the report's HMAC)
+printf '{"enc": 1}\n' >"$ws/config/enc.json"
+cat >"$T/bkr-enc.json" <<JSON
+{"repository": "$T/repo-enc", "workspace_root": "$ws", "log_dir": "$T/logs"}
+JSON
+export BKR_CONFIG=$T/bkr-enc.json BKR_PASSWORD=pw
+expect_exit 0 "$BKR" init -r "$T/repo-enc" --encryption aes-256-gcm
+expect_exit 0 "$BKR" create --type full
+rm "$ws/config/enc.json"
+expect_exit 0 "$BKR" batch --apply --json
+run=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$T/out")
+expect_exit 0 "$BKR" mount "$T/mnt"
+for r in "$T/mnt/recovered/$run/report.json" "$T/mnt/recovered/$run/config/enc.json"; do
+	[ "$(getfattr --absolute-names --only-values -n user.bkr.sha256 "$r")" = "$(sha256sum <"$r" | cut -d' ' -f1)" ] ||
+		fail "user.bkr.sha256 of $r is not the SHA-256 of its bytes"
+done
+fusermount3 -u "$T/mnt"
+pass "user.bkr.sha256 of report.json in an encrypted repository"

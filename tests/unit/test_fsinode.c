@@ -144,6 +144,52 @@ static void test_lookup_counts_and_forget(void **state)
 	bkrfs_itable_free(t);
 }
 
+/* A readdirplus reply raises the lookup count of each entry it carries (the
+ * fill takes a lookup and notes it); when the reply is not delivered (an
+ * interrupted request), the kernel never forgets them, so they are undone:
+ * the counts are what they were, and an inode nobody else looked up goes. */
+static void test_readdirplus_rollback(void **state)
+{
+	bkrfs_itable *t;
+	bkrfs_lookups l;
+	bkrfs_inode *a, *b, *c, *held;
+
+	assert_int_equal(bkrfs_itable_new(&t, NULL), 0);
+	held = enter(t, 'E', "b", "held", true); /* the kernel has it already */
+	bkrfs_itable_put(t, held);
+	for (int delivered = 0; delivered < 2; delivered++) {
+		assert_int_equal(bkrfs_lookups_init(&l, 3), 0);
+		/* the fill: each entry looked up (a reference while it is added) */
+		a = enter(t, 'E', "b", "a", true);
+		b = enter(t, 'E', "b", "held", true);
+		assert_true(bkrfs_lookups_add(&l, a));
+		assert_true(bkrfs_lookups_add(&l, b));
+		bkrfs_itable_put(t, a);
+		bkrfs_itable_put(t, b);
+		/* an entry that no longer fits the list is undone by the caller */
+		c = enter(t, 'E', "b", "c", true);
+		assert_true(bkrfs_lookups_add(&l, c));
+		assert_false(bkrfs_lookups_add(&l, c));
+		bkrfs_itable_put(t, c);
+		assert_int_equal(bkrfs_itable_nlookup(t, b->ino), 2);
+		bkrfs_lookups_done(t, &l, delivered);
+		if (!delivered) {
+			assert_int_equal(bkrfs_itable_count(t), 1); /* a and c went */
+			assert_int_equal(bkrfs_itable_nlookup(t, held->ino), 1);
+		} else {
+			assert_int_equal(bkrfs_itable_count(t), 3); /* the kernel has them now */
+			assert_int_equal(bkrfs_itable_nlookup(t, held->ino), 2);
+			assert_int_equal(bkrfs_itable_nlookup(t, a->ino), 1);
+		}
+	}
+	/* an empty list (readdir without plus) */
+	assert_int_equal(bkrfs_lookups_init(&l, 0), 0);
+	assert_false(bkrfs_lookups_add(&l, held));
+	bkrfs_lookups_done(t, &l, false);
+	assert_int_equal(bkrfs_itable_nlookup(t, held->ino), 2);
+	bkrfs_itable_free(t);
+}
+
 /* an entry inode with a path and a parent, as ops.c makes them */
 static bkrfs_inode *enter_at(bkrfs_itable *t, const char *path, bool dir, bkrfs_ino parent)
 {
@@ -504,17 +550,28 @@ static void test_lru_drop_and_mark(void **state)
 	bkrfs_cache_release(c, e2);
 	assert_false(bkrfs_cache_contains(c, &a));
 	assert_int_equal(frees, 2);
-	/* a mark is set once, and forgotten when the entry is evicted */
+	/* a mark is set once per place, and forgotten when the entry is
+	 * evicted: a chunk shared by two files (two backups of one file, or
+	 * one file at two offsets) is marked for each of them */
 	assert_int_equal(bkrfs_cache_get(c, &b, &e, &v), 0);
-	assert_false(bkrfs_cache_mark(c, e));
-	assert_true(bkrfs_cache_mark(c, e));
+	assert_false(bkrfs_cache_mark(c, e, 20, 0));
+	assert_true(bkrfs_cache_mark(c, e, 20, 0));
+	assert_false(bkrfs_cache_mark(c, e, 21, 0));
+	assert_false(bkrfs_cache_mark(c, e, 20, 1 << 20));
+	assert_true(bkrfs_cache_mark(c, e, 21, 0));
+	assert_true(bkrfs_cache_mark(c, e, 20, 0));
+	/* the last BKRFS_CACHE_MARKS places are remembered */
+	for (uint64_t k = 0; k < BKRFS_CACHE_MARKS; k++)
+		assert_false(bkrfs_cache_mark(c, e, 100 + k, 0));
+	assert_false(bkrfs_cache_mark(c, e, 20, 0));
+	assert_true(bkrfs_cache_mark(c, e, 100 + BKRFS_CACHE_MARKS - 1, 0));
 	bkrfs_cache_ref(c, e); /* a second reference, as the store thread takes */
 	bkrfs_cache_release_drop(c, e);
 	assert_true(bkrfs_cache_contains(c, &b));
 	bkrfs_cache_release(c, e);
 	assert_false(bkrfs_cache_contains(c, &b));
 	assert_int_equal(bkrfs_cache_get(c, &b, &e, &v), 0);
-	assert_false(bkrfs_cache_mark(c, e)); /* a fresh load, unmarked */
+	assert_false(bkrfs_cache_mark(c, e, 20, 0)); /* a fresh load, unmarked */
 	bkrfs_cache_release(c, e);
 	assert_int_equal(loads, 4);
 	bkrfs_cache_get_stats(c, &st);
@@ -716,6 +773,7 @@ int main(void)
 		cmocka_unit_test(test_errno_map),
 		cmocka_unit_test(test_lru_bounded),
 		cmocka_unit_test(test_lru_drop_and_mark),
+		cmocka_unit_test(test_readdirplus_rollback),
 		cmocka_unit_test(test_lru_single_flight),
 		cmocka_unit_test(test_lru_failure_message),
 	};
