@@ -87,6 +87,12 @@ static const struct option recover_lo[] = {
 	{ "host", required_argument, NULL, OPT_HOST },
 	{ NULL, 0, NULL, 0 },
 };
+static const struct option batch_lo[] = {
+	{ "apply", no_argument, NULL, OPT_APPLY },
+	{ "deep", no_argument, NULL, OPT_DEEP },
+	{ "host", required_argument, NULL, OPT_HOST },
+	{ NULL, 0, NULL, 0 },
+};
 
 
 /* Does backup @p m hold a source in workspace @p ws (or the workspace)? */
@@ -397,11 +403,9 @@ int cmd_batch(cli *c, int argc, char **argv)
 	bkr_recover *rc;
 	int first, err, ret;
 
-	CLI_PARSE(c, argc, argv, batch_usage, "", recover_lo, opt, &s, &first);
+	CLI_PARSE(c, argc, argv, batch_usage, "", batch_lo, opt, &s, &first);
 	if (first < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
-	if (s.o.force_strategy || s.file)
-		return cli_usage_error(c, "--file and --strategy go with 'bkr recover'");
 	struct batch_skips sk = { c, 0 };
 	s.o.skipped = on_batch_skipped;
 	s.o.skipped_ctx = &sk;

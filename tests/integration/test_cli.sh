@@ -833,6 +833,27 @@ one_line_error
 mountpoint -q "$T/mnt-empty" && fail "mounted despite a bad option"
 pass "bkr mount: a usage error in -o OPTIONS is exit 2 as in bkr (bkrfs by hand: 1); a missing repository or mount point is 3"
 
+# pin, unpin and tag share one file but not their options: another command's option is
+# unknown (exit 2, one line naming it), never taken and ignored ('pin --add T' pinned and
+# tagged nothing; 'unpin --until' unpinned); the backup's pin and tags stay as they were
+P=$T/pins
+"$BKR" -q init -r "$P" >/dev/null && "$BKR" -q -r "$P" create "$T/qsrc" >/dev/null && "$BKR" -q -r "$P" pin latest ||
+	fail "a pinned backup in $P"
+"$BKR" -r "$P" list --json >"$T/before.json"
+for a in "pin latest --add t1" "pin latest --remove t1" "unpin latest --until 2099-01-01" "unpin latest --no-wait" \
+	"tag latest --add t1 --until 2099-01-01" "tag latest --add t1 --no-wait"; do
+	# shellcheck disable=SC2086
+	expect_exit 2 "$BKR" -r "$P" $a
+	one_line_error
+	o=$(echo "$a" | grep -oE -- "--(until|no-wait|add|remove)" | tail -1)
+	grep -qF "unknown option '$o'" "$T/err" || fail "bkr $a: $(cat "$T/err")"
+done
+expect_exit 2 "$BKR" -r "$P" batch --file x
+grep -qF "unknown option '--file'" "$T/err" || fail "bkr batch --file: $(cat "$T/err")"
+"$BKR" -r "$P" list --json >"$T/after.json"
+cmp -s "$T/before.json" "$T/after.json" || fail "a refused pin, unpin or tag changed a backup: $(diff "$T/before.json" "$T/after.json")"
+pass "pin, unpin, tag and batch refuse each other's options"
+
 # --help and bkr(1) agree: every long option a command's --help names is in the man page
 # (in bold), and every option of a command's synopsis line there is in its --help (global
 # options aside)
