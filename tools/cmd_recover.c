@@ -27,7 +27,7 @@ static const char scan_usage[] =
 	"directory was not scanned (each is a 'skipped' line).\n";
 
 static const char recover_usage[] =
-	"usage: bkr recover -c CONFIG --file PATH [--strategy S] [--apply] [--host NAME] [--json]\n\n"
+	"usage: bkr recover -c CONFIG --file PATH [--strategy S] [--apply] [--deep] [--host NAME] [--json]\n\n"
 	"Recover one workspace file with the configured strategies, in order:\n"
 	"backup, git, mongodb, regenerate, manual (or only --strategy S).  The result\n"
 	"is stored as a recovery run in the repository (see 'bkr recovered').\n"
@@ -35,6 +35,7 @@ static const char recover_usage[] =
 	"  -f, --file PATH     the file (workspace-relative or absolute)\n"
 	"  -s, --strategy S    backup | git | mongodb | regenerate | manual\n"
 	"      --apply         write the recovered file into the workspace atomically\n"
+	"      --deep          also compare the file's SHA-256 with the newest backup (scan --deep)\n"
 	"      --host NAME     recover from the backups of host NAME (default: this host)\n"
 	"Exit status: 0 recovered, 6 not recovered (see the report).\n";
 

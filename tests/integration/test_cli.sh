@@ -869,3 +869,42 @@ for c in $cmds; do
 		done
 done
 pass "every option of each command's --help is in bkr.1.md, and each synopsis option there in --help"
+
+# The parser and the documents agree: every long option a command takes is named in its
+# --help and in its section of bkr.1.md (the paragraphs whose header names it: **tier
+# status**, **pin** ... **tag**), and every option of its --help's usage lines is taken.
+# What a command takes is probed, not read: 'bkr CMD --help --OPT=x ...' exits 0 when CMD
+# takes every OPT (--help comes first, so nothing runs) and otherwise names the first
+# unknown one; the candidates are the option tables of the file that implements CMD
+# (found through bkr.c's dispatch table) and the long options of its usage lines.
+sed -n '/^# COMMANDS/,/^# EXIT STATUS/p' "$BKR_SOURCE_ROOT/docs/bkr.1.md" >"$T/mancmds"
+for c in $cmds; do
+	fn=$(sed -n "s/.*{ \"$c\", \(cmd_[a-z]*\),.*/\1/p" "$BKR_SOURCE_ROOT/tools/bkr.c")
+	file=$(grep -l "^int $fn(" "$BKR_SOURCE_ROOT"/tools/*.c) || fail "no file defines $fn (bkr $c)"
+	"$BKR" "$c" --help >"$T/h"
+	# its usage lines: those of the first paragraph from a 'bkr CMD' to the next 'bkr' (pin's help has unpin's too)
+	awk -v c="$c" '/^usage:/ { u = 1 } u && /^$/ { exit } u { if (sub(/^(usage:)? *bkr /, "")) on = $1 == c; if (on) print }' "$T/h" |
+		sed 's/--[a-z]*-\*//g' | { grep -oE -- "--[a-z][a-z-]*[a-z]" || true; } |
+		sed 's/^--//' | sort -u >"$T/usage-opts"
+	{ grep -ohE '\{ "[a-z][a-z-]*", (no|required|optional)_argument' "$file" || true; } | sed -E 's/\{ "([^"]*)".*/\1/' |
+		sort -u >"$T/table-opts"
+	mapfile -t want < <(sort -u "$T/usage-opts" "$T/table-opts")
+	taken=("${want[@]}")
+	while :; do
+		args=()
+		for o in "${taken[@]}"; do args+=("--$o=x"); done
+		"$BKR" "$c" --help "${args[@]}" >/dev/null 2>"$T/perr" && break
+		bad=$(sed -n "s/^bkr $c: unknown option '--\([a-z-]*\)'.*/\1/p" "$T/perr")
+		[ -n "$bad" ] || fail "bkr $c --help ${args[*]}: $(cat "$T/perr")"
+		! grep -qx -- "$bad" "$T/usage-opts" || fail "bkr $c --help names --$bad in its usage, the parser does not take it"
+		mapfile -t taken < <(printf '%s\n' "${taken[@]}" | grep -vx -- "$bad")
+	done
+	awk -v c="$c" '/^\*\*/ { on = index($0, "**" c "**") || index($0, "**" c " ") } on' "$T/mancmds" >"$T/mansec"
+	[ -s "$T/mansec" ] || fail "bkr.1.md has no section for $c"
+	for o in "${taken[@]}"; do
+		grep -qx -- "$o" "$T/table-opts" || continue # a global option (bkr.1.md GLOBAL OPTIONS)
+		grep -qE -- "--$o([^a-z-]|\$)" "$T/h" || fail "bkr $c takes --$o, its --help does not name it"
+		grep -qF -- "**--$o**" "$T/mansec" || fail "bkr $c takes --$o, its section in bkr.1.md does not name it"
+	done
+done
+pass "every long option a command takes is in its --help and its section of bkr.1.md; every one of its usage lines is taken"
