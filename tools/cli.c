@@ -29,7 +29,7 @@ int cli_common(cli *c, int opt, const char *arg, const char *usage)
 	case OPT_JSON: c->json = true; return 1;
 	case 'q': c->quiet = true; c->progress = false; return 1;
 	case 'v': c->verbose++; return 1;
-	case OPT_NO_COLOR: c->color = false; return 1;
+	case OPT_NO_COLOR: c->color = c->color_err = false; return 1;
 	case OPT_PASSWORD_FILE: c->keys.file = arg; bkr_key_set_source(&c->keys); return 1;
 	case OPT_PASSWORD_COMMAND: c->keys.command = arg; bkr_key_set_source(&c->keys); return 1;
 	case OPT_NEW_PASSWORD_FILE: c->keys.new_file = arg; bkr_key_set_source(&c->keys); return 1;
@@ -122,7 +122,7 @@ static void vmessage(cli *c, const char *tag, const char *col, const char *fmt, 
 	else
 		shown = "(out of memory)";
 	cli_progress_done(c);
-	fprintf(stderr, "%sbkr %s:%s ", cli_col(c, col), c->cmd ? c->cmd : "", cli_col(c, "reset"));
+	fprintf(stderr, "%sbkr %s:%s ", cli_col_err(c, col), c->cmd ? c->cmd : "", cli_col_err(c, "reset"));
 	if (tag)
 		fprintf(stderr, "%s", tag);
 	fprintf(stderr, "%s\n", shown);
@@ -209,7 +209,7 @@ int cli_fail(cli *c, int err)
 		msg = bkr_error_name(err);
 	bkr_log_event(BKR_LOG_ERROR, c->cmd, "error", (const char *[]){ "code", bkr_error_name(err), NULL }, "%s", msg);
 	cli_progress_done(c);
-	fprintf(stderr, "%sbkr %s:%s %s\n", cli_col(c, "red"), c->cmd ? c->cmd : "", cli_col(c, "reset"),
+	fprintf(stderr, "%sbkr %s:%s %s\n", cli_col_err(c, "red"), c->cmd ? c->cmd : "", cli_col_err(c, "reset"),
 		cli_text_safe(safe, sizeof(safe), msg));
 	cli_json_error(c, err, msg);
 	return bkr_exit_for(err);
@@ -514,9 +514,19 @@ int cli_open_repo(cli *c, bkr_repo **out, int flags)
 	return err;
 }
 
-const char *cli_col(cli *c, const char *which)
+void cli_color_init(cli *c)
 {
-	if (!c->color)
+	const char *no_color = getenv("NO_COLOR"), *term = getenv("TERM");
+	bool may = !(no_color && *no_color) && !(term && !strcmp(term, "dumb"));
+
+	/* each stream by itself: 'bkr list > file' on a terminal writes no escapes into the file */
+	c->color = may && isatty(STDOUT_FILENO);
+	c->color_err = may && isatty(STDERR_FILENO);
+}
+
+static const char *color(bool on, const char *which)
+{
+	if (!on)
 		return "";
 	if (!strcmp(which, "red"))
 		return "\033[31m";
@@ -529,6 +539,16 @@ const char *cli_col(cli *c, const char *which)
 	if (!strcmp(which, "dim"))
 		return "\033[2m";
 	return "\033[0m";
+}
+
+const char *cli_col(cli *c, const char *which)
+{
+	return color(c->color, which);
+}
+
+const char *cli_col_err(cli *c, const char *which)
+{
+	return color(c->color_err, which);
 }
 
 void cli_human_bytes(char out[32], uint64_t n)

@@ -96,7 +96,7 @@ static void on_report(void *ctx, bool error, const char *path, const char *messa
 	if (error) {
 		s->errors++;
 		cli_progress_done(s->c);
-		fprintf(stderr, "%sbkr restore:%s %s: %s\n", cli_col(s->c, "red"), cli_col(s->c, "reset"), path, message);
+		fprintf(stderr, "%sbkr restore:%s %s: %s\n", cli_col_err(s->c, "red"), cli_col_err(s->c, "reset"), path, message);
 	} else {
 		cli_warn(s->c, "%s: %s", path, message);
 	}

@@ -854,6 +854,54 @@ grep -qF "unknown option '--file'" "$T/err" || fail "bkr batch --file: $(cat "$T
 cmp -s "$T/before.json" "$T/after.json" || fail "a refused pin, unpin or tag changed a backup: $(diff "$T/before.json" "$T/after.json")"
 pass "pin, unpin, tag and batch refuse each other's options"
 
+# colour: each stream's own, only on a terminal, never with NO_COLOR (not empty), TERM=dumb or
+# --no-color ('bkr list > FILE' on a terminal wrote the header's bold escapes into FILE: colour
+# followed stderr's terminal). tty OUT ERR LOG CMD...: CMD with stdout and stderr each on a
+# pseudo-terminal ("tty") or into a file, what the terminal showed in LOG
+tty() {
+	python3 - "$@" <<'PY'
+import os, pty, subprocess, sys
+m, s = pty.openpty()
+out, err = (s if a == "tty" else open(a, "wb") for a in sys.argv[1:3])
+p = subprocess.Popen(sys.argv[4:], stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+os.close(s)
+shown = b""
+while True:
+    try:
+        b = os.read(m, 65536)
+    except OSError:  # EIO: the last holder of the terminal is gone
+        break
+    if not b:
+        break
+    shown += b
+p.wait()
+open(sys.argv[3], "wb").write(shown)
+PY
+}
+has_esc() { grep -q $'\033' "$1"; }
+# on a terminal, both streams in colour: the list header bold, the error's "bkr show:" red
+tty tty tty "$T/tty" env -u NO_COLOR TERM=xterm "$BKR" -r "$P" list
+has_esc "$T/tty" || fail "list on a terminal shows no colour: $(cat -A "$T/tty")"
+tty tty tty "$T/tty" env -u NO_COLOR TERM=xterm "$BKR" -r "$P" show no-such-backup
+has_esc "$T/tty" || fail "an error on a terminal shows no colour: $(cat -A "$T/tty")"
+# stdout into a file, stderr on the terminal (and the other way round): no escape in the file
+tty "$T/file" tty "$T/tty" env -u NO_COLOR TERM=xterm "$BKR" -r "$P" list
+grep -q "^backup_" "$T/file" || fail "list > FILE: $(cat -A "$T/file")"
+! has_esc "$T/file" || fail "list > FILE on a terminal writes escapes into FILE: $(cat -A "$T/file")"
+tty tty "$T/file" "$T/tty" env -u NO_COLOR TERM=xterm "$BKR" -r "$P" show no-such-backup
+! has_esc "$T/file" || fail "show 2> FILE on a terminal writes escapes into FILE: $(cat -A "$T/file")"
+# on a terminal: none with NO_COLOR, TERM=dumb or --no-color
+for how in NO_COLOR=1 TERM=dumb --no-color; do
+	case $how in --*) how_env=(TERM=xterm) how_opt=("$how") ;; *) how_env=(TERM=xterm "$how") how_opt=() ;; esac
+	for cmd in list "show no-such-backup"; do
+		# shellcheck disable=SC2086
+		tty tty tty "$T/tty" env -u NO_COLOR "${how_env[@]}" "$BKR" -r "$P" $cmd "${how_opt[@]}"
+		grep -q "bkr show:\|^backup_" "$T/tty" || fail "$how bkr $cmd: $(cat -A "$T/tty")"
+		! has_esc "$T/tty" || fail "$how bkr $cmd: colour on the terminal: $(cat -A "$T/tty")"
+	done
+done
+pass "colour only on a terminal, each stream by itself; none with NO_COLOR, TERM=dumb or --no-color"
+
 # --help and bkr(1) agree: every long option a command's --help names is in the man page
 # (in bold), and every option of a command's synopsis line there is in its --help (global
 # options aside)
