@@ -117,8 +117,10 @@ int cmd_list(cli *c, int argc, char **argv)
 	}
 	if (c->json)
 		json_out_end_array(&j);
-	else if (!c->quiet && !c->json && shown == 0)
-		fprintf(stderr, "no backups in %s\n", bkr_repo_path(repo));
+	else if (!c->quiet && !c->json && shown == 0) {
+		char safe[8192];
+		fprintf(stderr, "no backups in %s\n", cli_text_safe(safe, sizeof(safe), bkr_repo_path(repo)));
+	}
 	bkr_manifest_list_free(&l);
 	bkr_repo_free(repo);
 	if (err < 0)

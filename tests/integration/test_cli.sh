@@ -854,6 +854,28 @@ grep -qF "unknown option '--file'" "$T/err" || fail "bkr batch --file: $(cat "$T
 cmp -s "$T/before.json" "$T/after.json" || fail "a refused pin, unpin or tag changed a backup: $(diff "$T/before.json" "$T/after.json")"
 pass "pin, unpin, tag and batch refuse each other's options"
 
+# a repository or target path given with a newline is quoted in the summary lines, as a name
+# from a backup is (cli_print_name): 'created repository', 'restored ... into', restore
+# --dry-run's last line, tier status's LOCATION, copy's 'already in'; list's 'no backups in' escapes it
+NR=$T/$'new\nline'
+expect_exit 0 "$BKR" init -r "$NR"
+[ "$(cat "$T/out")" = "created repository \"$T/new\\nline\"" ] || fail "init: $(cat -A "$T/out")"
+expect_exit 0 "$BKR" -r "$NR" list
+grep -qF 'no backups in '"$T"'/new\x0aline' "$T/err" && one_line_error || fail "list: $(cat -A "$T/err")"
+"$BKR" -q -r "$NR" create "$T/qsrc" >/dev/null
+expect_exit 0 "$BKR" -r "$NR" restore latest --target "$NR-t"
+[ "$(wc -l <"$T/out")" = 1 ] && grep -qF "into \"$T/new\\nline-t\": " "$T/out" || fail "restore: $(cat -A "$T/out")"
+expect_exit 0 "$BKR" -r "$NR" restore latest --target "$NR-d" --dry-run
+! grep -v -e '^new     "' -e '^dry run of backup_' "$T/out" && grep -qF "into \"$T/new\\nline-d\": " "$T/out" ||
+	fail "restore --dry-run: $(cat -A "$T/out")"
+expect_exit 0 "$BKR" -r "$NR" tier status
+[ "$(wc -l <"$T/out")" = 2 ] && grep -qF "\"$T/new\\nline\"" "$T/out" || fail "tier status: $(cat -A "$T/out")"
+"$BKR" -q init -r "$NR-copy" && "$BKR" -q copy --from "$NR" --to "$NR-copy" || fail "copy into $NR-copy"
+expect_exit 0 "$BKR" copy --from "$NR" --to "$NR-copy"
+! grep -v -e '^skipped backup_' -e '^nothing to copy: ' "$T/out" && grep -qF "already in \"$T/new\\nline-copy\"" "$T/out" ||
+	fail "copy: $(cat -A "$T/out")"
+pass "a repository or target path with a newline is quoted in summary lines, never printed raw"
+
 # colour: each stream's own, only on a terminal, never with NO_COLOR (not empty), TERM=dumb or
 # --no-color ('bkr list > FILE' on a terminal wrote the header's bold escapes into FILE: colour
 # followed stderr's terminal). tty OUT ERR LOG CMD...: CMD with stdout and stderr each on a
