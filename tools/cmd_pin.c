@@ -142,7 +142,7 @@ static int run(cli *c, int argc, char **argv, const char *usage, bool tag)
 	} else {
 		err = record(repo, unpin ? "unpin" : "pin", m->backup_id, "until", s.until);
 	}
-	if (err == 0 && !c->quiet) {
+	if (err == 0 && (c->json || !c->quiet)) { /* -q hides the line; --json output stays (bkr.1.md) */
 		if (c->json) {
 			json_out j;
 			json_out_init(&j, stdout);

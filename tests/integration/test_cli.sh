@@ -852,7 +852,13 @@ expect_exit 2 "$BKR" -r "$P" batch --file x
 grep -qF "unknown option '--file'" "$T/err" || fail "bkr batch --file: $(cat "$T/err")"
 "$BKR" -r "$P" list --json >"$T/after.json"
 cmp -s "$T/before.json" "$T/after.json" || fail "a refused pin, unpin or tag changed a backup: $(diff "$T/before.json" "$T/after.json")"
-pass "pin, unpin, tag and batch refuse each other's options"
+# with -q too, --json prints its object (-q hides summary lines, never the data: stdout was empty)
+for a in "pin latest" "unpin latest" "tag latest --add t2"; do
+	# shellcheck disable=SC2086
+	expect_exit 0 "$BKR" -q --json -r "$P" $a
+	python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["done"] is True' "$T/out" || fail "-q --json $a: '$(cat "$T/out")'"
+done
+pass "pin, unpin, tag and batch refuse each other's options; -q --json prints the result object"
 
 # a repository or target path given with a newline is quoted in the summary lines, as a name
 # from a backup is (cli_print_name): 'created repository', 'restored ... into', restore
