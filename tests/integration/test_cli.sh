@@ -882,6 +882,16 @@ expect_exit 0 "$BKR" copy --from "$NR" --to "$NR-copy"
 	fail "copy: $(cat -A "$T/out")"
 pass "a repository or target path with a newline is quoted in summary lines, never printed raw"
 
+# an empty --host is a usage error naming it (exit 2), for create as for scan and recover:
+# create recorded the backup as made by host "localhost"
+nb=$("$BKR" -r "$NR" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+expect_exit 2 "$BKR" -r "$NR" create "$T/qsrc" --host ''
+one_line_error
+grep -qF -- "--host: expected a host name" "$T/err" || fail "create --host '': $(cat "$T/err")"
+[ "$("$BKR" -r "$NR" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = "$nb" ] ||
+	fail "create --host '' made a backup"
+pass "create --host '' is refused"
+
 # colour: each stream's own, only on a terminal, never with NO_COLOR (not empty), TERM=dumb or
 # --no-color ('bkr list > FILE' on a terminal wrote the header's bold escapes into FILE: colour
 # followed stderr's terminal). tty OUT ERR LOG CMD...: CMD with stdout and stderr each on a
