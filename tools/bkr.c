@@ -87,8 +87,7 @@ int main(int argc, char **argv)
 
 	bkr_host_tune_malloc();
 	bkr_host_tune_openssl();
-	cli_color_init(&c);
-	c.progress = isatty(STDERR_FILENO);
+	cli_term_init(&c);
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--json"))
 			c.json = true;

@@ -514,14 +514,15 @@ int cli_open_repo(cli *c, bkr_repo **out, int flags)
 	return err;
 }
 
-void cli_color_init(cli *c)
+void cli_term_init(cli *c)
 {
 	const char *no_color = getenv("NO_COLOR"), *term = getenv("TERM");
-	bool may = !(no_color && *no_color) && !(term && !strcmp(term, "dumb"));
+	bool dumb = term && !strcmp(term, "dumb");
 
 	/* each stream by itself: 'bkr list > file' on a terminal writes no escapes into the file */
-	c->color = may && isatty(STDOUT_FILENO);
-	c->color_err = may && isatty(STDERR_FILENO);
+	c->color = !dumb && !(no_color && *no_color) && isatty(STDOUT_FILENO);
+	c->color_err = !dumb && !(no_color && *no_color) && isatty(STDERR_FILENO);
+	c->progress = !dumb && isatty(STDERR_FILENO);
 }
 
 static const char *color(bool on, const char *which)

@@ -24,9 +24,9 @@ typedef struct {
 	bool json;            /**< --json */
 	bool quiet;           /**< -q */
 	int verbose;          /**< -v */
-	bool color;           /**< colour on stdout: a TTY, NO_COLOR unset, TERM not "dumb" (cli_color_init) */
+	bool color;           /**< colour on stdout: a TTY, NO_COLOR unset, TERM not "dumb" (cli_term_init) */
 	bool color_err;       /**< the same for stderr */
-	bool progress;        /**< stderr is a TTY and not quiet */
+	bool progress;        /**< stderr is a TTY, TERM not "dumb", not quiet */
 	const char *cmd;      /**< subcommand name, for messages */
 	bkr_key_source keys;  /**< --password-file, --password-command, --new-password-file */
 	bool logs;            /**< the command changes or checks the repository: logged (bkr.c) */
@@ -180,8 +180,9 @@ const char *cli_repo_path(cli *c, const bkr_config *cfg);
 int cli_repo_location(cli *c, bkr_config **cfg, const char **path);
 
 /** Set c->color and c->color_err: each stream's own, when it is a terminal, NO_COLOR is unset
- *  or empty and TERM is not "dumb" (--no-color turns both off later). */
-void cli_color_init(cli *c);
+ *  or empty and TERM is not "dumb" (--no-color turns both off later); and c->progress when
+ *  stderr is a terminal and TERM is not "dumb" (the line is redrawn with an escape sequence). */
+void cli_term_init(cli *c);
 
 /** Colour escapes for text on stdout (empty when colour is off there). */
 const char *cli_col(cli *c, const char *which);

@@ -938,7 +938,14 @@ for how in NO_COLOR=1 TERM=dumb --no-color; do
 		! has_esc "$T/tty" || fail "$how bkr $cmd: colour on the terminal: $(cat -A "$T/tty")"
 	done
 done
-pass "colour only on a terminal, each stream by itself; none with NO_COLOR, TERM=dumb or --no-color"
+# progress: on a terminal (its end line is always drawn, then cleared); not with TERM=dumb,
+# which cannot redraw a line ('\r\033[K' showed as garbage there)
+tty tty tty "$T/tty" env TERM=xterm "$BKR" -r "$P" restore latest --target "$T/tty-r1"
+grep -q "restoring: " "$T/tty" || fail "restore on a terminal shows no progress: $(cat -A "$T/tty")"
+tty tty tty "$T/tty" env TERM=dumb "$BKR" -r "$P" restore latest --target "$T/tty-r2"
+grep -q "^restored backup_" "$T/tty" || fail "restore with TERM=dumb: $(cat -A "$T/tty")"
+! grep -q "restoring: " "$T/tty" && ! has_esc "$T/tty" || fail "progress with TERM=dumb: $(cat -A "$T/tty")"
+pass "colour only on a terminal, each stream by itself; none with NO_COLOR, TERM=dumb or --no-color; no progress with TERM=dumb"
 
 # --help and bkr(1) agree: every long option a command's --help names is in the man page
 # (in bold), and every option of a command's synopsis line there is in its --help (global
