@@ -892,6 +892,16 @@ grep -qF -- "--host: expected a host name" "$T/err" || fail "create --host '': $
 	fail "create --host '' made a backup"
 pass "create --host '' is refused"
 
+# list --type/--tag matching no backup: no header line on stdout, and stderr says which
+# backups there are none of (it printed the header and "no backups in REPO" beside backups)
+expect_exit 0 "$BKR" -r "$NR" list --tag no-such-tag
+[ ! -s "$T/out" ] || fail "list --tag matching none prints: $(cat "$T/out")"
+one_line_error
+grep -qF "no backups tagged 'no-such-tag' in $T/new\x0aline" "$T/err" || fail "list --tag matching none: $(cat -A "$T/err")"
+expect_exit 0 "$BKR" -r "$NR" list --type snapshot
+[ ! -s "$T/out" ] && grep -qF "no backups of type snapshot in " "$T/err" || fail "list --type matching none: $(cat -A "$T/out" "$T/err")"
+pass "list --type/--tag matching none: no header, and says which backups there are none of"
+
 # colour: each stream's own, only on a terminal, never with NO_COLOR (not empty), TERM=dumb or
 # --no-color ('bkr list > FILE' on a terminal wrote the header's bold escapes into FILE: colour
 # followed stderr's terminal). tty OUT ERR LOG CMD...: CMD with stdout and stderr each on a
