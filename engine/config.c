@@ -983,6 +983,7 @@ struct nulscan {
 	char kp[KEYPATH_MAX];
 	const char *target; /* when set: stop at the string holding this byte (hit) */
 	bool hit;
+	unsigned depth;     /* ns_value's objects and arrays open: no deeper than cJSON parses */
 };
 
 /* Whitespace as cJSON skips it: every byte up to and including the space. */
@@ -1029,6 +1030,11 @@ static bool ns_value(struct nulscan *s)
 			s->p++;
 		return false;
 	}
+	/* text that nests deeper than cJSON parses is refused by cJSON (the walk
+	 * names the key of a bad string in it): stop there, where recursion into
+	 * '[[[[...' of a few MiB would overflow the stack */
+	if (s->depth >= CJSON_NESTING_LIMIT)
+		return false;
 	char close = *s->p == '{' ? '}' : ']';
 	s->p++;
 	for (const char *last = NULL;; i++) {
@@ -1055,7 +1061,10 @@ static bool ns_value(struct nulscan *s)
 		} else {
 			snprintf(s->kp + base, sizeof(s->kp) - base, "[%zu]", i);
 		}
-		if (ns_value(s))
+		s->depth++;
+		bool nul = ns_value(s);
+		s->depth--;
+		if (nul)
 			return true;
 	}
 }

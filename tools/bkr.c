@@ -67,7 +67,7 @@ static void usage(FILE *f)
 		   "      --json           machine-readable output (valid JSON even on failure)\n"
 		   "  -q, --quiet          only errors (no warnings, progress or summaries)\n"
 		   "  -v, --verbose        also show the log's lines (-vv: debug too)\n"
-		   "      --no-color       no colour (also NO_COLOR=1; colour is only used on a TTY)\n"
+		   "      --no-color       no colour (also NO_COLOR=1 or TERM=dumb; colour is only used on a TTY)\n"
 		   "      --password-file FILE     passphrase of an encrypted repository: first line of FILE\n"
 		   "      --password-command CMD   ... the first line CMD prints (else BKR_PASSWORD, else a prompt)\n"
 		   "      --new-password-file FILE a new passphrase (init, key add, key passwd; else BKR_NEW_PASSWORD)\n"
@@ -83,13 +83,11 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	cli c = { .start_ns = bkr_clock_mono_ns() };
-	const char *no_color = getenv("NO_COLOR");
 	int i;
 
 	bkr_host_tune_malloc();
 	bkr_host_tune_openssl();
-	c.color = isatty(STDERR_FILENO) && !(no_color && *no_color);
-	c.progress = isatty(STDERR_FILENO);
+	cli_term_init(&c);
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--json"))
 			c.json = true;
@@ -120,7 +118,7 @@ int main(int argc, char **argv)
 		} else if (a[0] == '-' && a[1] == 'v' && strspn(a + 1, "v") == strlen(a + 1)) {
 			c.verbose += (int)strlen(a + 1); /* -v, -vv (as after the command, getopt's way) */
 		} else if (!strcmp(a, "--no-color")) {
-			c.color = false;
+			c.color = c.color_err = false;
 		} else if (!strcmp(a, "--password-file") && i + 1 < argc) {
 			cli_common(&c, OPT_PASSWORD_FILE, argv[++i], NULL);
 		} else if (!strcmp(a, "--password-command") && i + 1 < argc) {

@@ -29,7 +29,7 @@ int cli_common(cli *c, int opt, const char *arg, const char *usage)
 	case OPT_JSON: c->json = true; return 1;
 	case 'q': c->quiet = true; c->progress = false; return 1;
 	case 'v': c->verbose++; return 1;
-	case OPT_NO_COLOR: c->color = false; return 1;
+	case OPT_NO_COLOR: c->color = c->color_err = false; return 1;
 	case OPT_PASSWORD_FILE: c->keys.file = arg; bkr_key_set_source(&c->keys); return 1;
 	case OPT_PASSWORD_COMMAND: c->keys.command = arg; bkr_key_set_source(&c->keys); return 1;
 	case OPT_NEW_PASSWORD_FILE: c->keys.new_file = arg; bkr_key_set_source(&c->keys); return 1;
@@ -129,7 +129,7 @@ static void message_line(cli *c, const char *col, const char *tag, const char *m
 	const char *shown = safe ? cli_text_safe(safe, cap, msg) : "(out of memory)";
 
 	cli_progress_done(c);
-	fprintf(stderr, "%sbkr %s:%s %s%s\n", cli_col(c, col), c->cmd ? c->cmd : "", cli_col(c, "reset"),
+	fprintf(stderr, "%sbkr %s:%s %s%s\n", cli_col_err(c, col), c->cmd ? c->cmd : "", cli_col_err(c, "reset"),
 		tag ? tag : "", shown);
 	free(safe);
 }
@@ -526,9 +526,20 @@ int cli_open_repo(cli *c, bkr_repo **out, int flags)
 	return err;
 }
 
-const char *cli_col(cli *c, const char *which)
+void cli_term_init(cli *c)
 {
-	if (!c->color)
+	const char *no_color = getenv("NO_COLOR"), *term = getenv("TERM");
+	bool dumb = term && !strcmp(term, "dumb");
+
+	/* each stream by itself: 'bkr list > file' on a terminal writes no escapes into the file */
+	c->color = !dumb && !(no_color && *no_color) && isatty(STDOUT_FILENO);
+	c->color_err = !dumb && !(no_color && *no_color) && isatty(STDERR_FILENO);
+	c->progress = !dumb && isatty(STDERR_FILENO);
+}
+
+static const char *color(bool on, const char *which)
+{
+	if (!on)
 		return "";
 	if (!strcmp(which, "red"))
 		return "\033[31m";
@@ -541,6 +552,16 @@ const char *cli_col(cli *c, const char *which)
 	if (!strcmp(which, "dim"))
 		return "\033[2m";
 	return "\033[0m";
+}
+
+const char *cli_col(cli *c, const char *which)
+{
+	return color(c->color, which);
+}
+
+const char *cli_col_err(cli *c, const char *which)
+{
+	return color(c->color_err, which);
 }
 
 void cli_human_bytes(char out[32], uint64_t n)

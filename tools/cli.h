@@ -24,8 +24,9 @@ typedef struct {
 	bool json;            /**< --json */
 	bool quiet;           /**< -q */
 	int verbose;          /**< -v */
-	bool color;           /**< stderr/stdout is a TTY and NO_COLOR unset */
-	bool progress;        /**< stderr is a TTY and not quiet */
+	bool color;           /**< colour on stdout: a TTY, NO_COLOR unset, TERM not "dumb" (cli_term_init) */
+	bool color_err;       /**< the same for stderr */
+	bool progress;        /**< stderr is a TTY, TERM not "dumb", not quiet */
 	const char *cmd;      /**< subcommand name, for messages */
 	bkr_key_source keys;  /**< --password-file, --password-command, --new-password-file */
 	bool logs;            /**< the command changes or checks the repository: logged (bkr.c) */
@@ -187,8 +188,15 @@ const char *cli_repo_path(cli *c, const bkr_config *cfg);
  * s3:// repository named on the command line; *path is NULL when no repository is named. */
 int cli_repo_location(cli *c, bkr_config **cfg, const char **path);
 
-/** Colour escapes (empty when colour is off). */
+/** Set c->color and c->color_err: each stream's own, when it is a terminal, NO_COLOR is unset
+ *  or empty and TERM is not "dumb" (--no-color turns both off later); and c->progress when
+ *  stderr is a terminal and TERM is not "dumb" (the line is redrawn with an escape sequence). */
+void cli_term_init(cli *c);
+
+/** Colour escapes for text on stdout (empty when colour is off there). */
 const char *cli_col(cli *c, const char *which);
+/** The same for text on stderr. */
+const char *cli_col_err(cli *c, const char *which);
 
 /** "1.5 MiB" */
 void cli_human_bytes(char out[32], uint64_t n);

@@ -97,9 +97,10 @@ static int open_side(cli *c, const struct side *sd, bkr_repo **out, int flags)
 static void on_waiting(void *ctx)
 {
 	struct state *s = ctx;
+	char safe[8192];
 	if (!s->c->quiet)
 		fprintf(stderr, "bkr %s: waiting for a running prune, cleanup, delete or repair of %s to finish...\n",
-			s->c->cmd, s->to.repo);
+			s->c->cmd, cli_text_safe(safe, sizeof(safe), s->to.repo));
 }
 
 static void on_warning(void *ctx, const char *message)
@@ -190,8 +191,10 @@ static void print_summary(struct state *s, const bkr_repo *from, const bkr_repo 
 		return;
 	}
 	if (!st->backups_copied) {
-		printf("nothing to copy: %llu backup%s already in %s\n", (unsigned long long)st->backups_skipped,
-		       st->backups_skipped == 1 ? "" : "s", s->to.repo);
+		printf("nothing to copy: %llu backup%s already in ", (unsigned long long)st->backups_skipped,
+		       st->backups_skipped == 1 ? "" : "s");
+		cli_print_name(stdout, s->to.repo, strlen(s->to.repo));
+		putchar('\n');
 		return;
 	}
 	if (s->o.dry_run)

@@ -144,6 +144,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		s->o.threads = (int)v;
 		return 0;
 	case OPT_HOST:
+		if (!*arg) /* was recorded as "localhost"; refused as scan's and recover's --host */
+			return cli_usage_error(c, "--host: expected a host name");
 		s->o.hostname = arg;
 		return 0;
 	case 'x':

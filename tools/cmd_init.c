@@ -97,8 +97,9 @@ int cmd_init(cli *c, int argc, char **argv)
 		json_out_member(&j, "encryption", io.encryption ? io.encryption : "none");
 		json_out_end_object(&j);
 	} else if (!c->quiet) {
-		printf("created %srepository %s\n", io.encryption && !strcmp(io.encryption, "aes-256-gcm") ? "encrypted " : "",
-		       path);
+		printf("created %srepository ", io.encryption && !strcmp(io.encryption, "aes-256-gcm") ? "encrypted " : "");
+		cli_print_name(stdout, path, strlen(path));
+		putchar('\n');
 	}
 	bkr_config_free(cfg);
 	return 0;

@@ -52,6 +52,12 @@ static bool has_tag(const bkr_manifest *m, const char *tag)
 	return false;
 }
 
+/* Does backup @p m pass --type and --tag? */
+static bool wanted(const struct filter *f, const bkr_manifest *m)
+{
+	return !(f->by_type && m->type != f->type) && !(f->tag && !has_tag(m, f->tag));
+}
+
 int cmd_list(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -62,7 +68,7 @@ int cmd_list(cli *c, int argc, char **argv)
 	struct filter f = { 0 };
 	bkr_repo *repo = NULL;
 	bkr_manifest_list l = { 0 };
-	size_t bad = 0, shown = 0, idw = 2;
+	size_t bad = 0, shown = 0, nwanted = 0, idw = 2;
 	int64_t now = bkr_time_now_ns(); /* pins: still in force, or expired */
 	json_out j;
 	int first, err;
@@ -79,19 +85,22 @@ int cmd_list(cli *c, int argc, char **argv)
 	if (bad)
 		cli_problem(c, "%zu manifest(s) are damaged and not listed; last: %s", bad, bkr_error_message());
 	/* the ID column is as wide as the longest id shown */
-	for (size_t i = 0; i < l.n; i++)
-		if (!(f.by_type && l.items[i]->type != f.type) && !(f.tag && !has_tag(l.items[i], f.tag)) &&
-		    strlen(l.items[i]->backup_id) > idw)
+	for (size_t i = 0; i < l.n; i++) {
+		if (!wanted(&f, l.items[i]))
+			continue;
+		nwanted++;
+		if (strlen(l.items[i]->backup_id) > idw)
 			idw = strlen(l.items[i]->backup_id);
+	}
 	json_out_init(&j, stdout);
 	if (c->json)
 		json_out_begin_array(&j);
-	else if (!c->quiet && l.n)
+	else if (!c->quiet && nwanted) /* no header above no rows (--type or --tag matching none) */
 		printf("%s%-*s %-20s %-12s %8s %10s  %s%s\n", cli_col(c, "bold"), (int)idw, "ID", "TIME (UTC)", "TYPE",
 		       "FILES", "SIZE", "TAGS", cli_col(c, "reset"));
 	for (size_t i = 0; i < l.n; i++) {
 		const bkr_manifest *m = l.items[i];
-		if ((f.by_type && m->type != f.type) || (f.tag && !has_tag(m, f.tag)))
+		if (!wanted(&f, m))
 			continue;
 		if (c->json) {
 			char *text = cli_manifest_json(m, false);
@@ -117,8 +126,13 @@ int cmd_list(cli *c, int argc, char **argv)
 	}
 	if (c->json)
 		json_out_end_array(&j);
-	else if (!c->quiet && !c->json && shown == 0)
-		fprintf(stderr, "no backups in %s\n", bkr_repo_path(repo));
+	else if (!c->quiet && !c->json && shown == 0) {
+		char safe[8192], tag[1024];
+		fprintf(stderr, "no backups%s%s%s%s%s in %s\n", f.by_type ? " of type " : "",
+			f.by_type ? bkr_backup_type_name(f.type) : "", f.tag ? " tagged '" : "",
+			f.tag ? cli_text_safe(tag, sizeof(tag), f.tag) : "", f.tag ? "'" : "",
+			cli_text_safe(safe, sizeof(safe), bkr_repo_path(repo)));
+	}
 	bkr_manifest_list_free(&l);
 	bkr_repo_free(repo);
 	if (err < 0)

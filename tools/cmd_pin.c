@@ -91,15 +91,21 @@ static void on_waiting(void *ctx)
 		fprintf(stderr, "bkr %s: waiting for a running delete, cleanup, prune or repair to finish...\n", c->cmd);
 }
 
+/* Each command takes its own options only: one that is another's (pin --add, unpin --until)
+ * is an unknown option, never silently ignored. */
+static const struct option pin_lo[] = {
+	{ "until", required_argument, NULL, OPT_UNTIL },
+	{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
+	{ NULL, 0, NULL, 0 },
+};
+static const struct option tag_lo[] = {
+	{ "add", required_argument, NULL, OPT_ADD },
+	{ "remove", required_argument, NULL, OPT_REMOVE },
+	{ NULL, 0, NULL, 0 },
+};
+
 static int run(cli *c, int argc, char **argv, const char *usage, bool tag)
 {
-	static const struct option lo[] = {
-		{ "until", required_argument, NULL, OPT_UNTIL },
-		{ "add", required_argument, NULL, OPT_ADD },
-		{ "remove", required_argument, NULL, OPT_REMOVE },
-		{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct state s = { 0 };
 	bkr_repo *repo = NULL;
 	bkr_manifest *m = NULL;
@@ -107,13 +113,11 @@ static int run(cli *c, int argc, char **argv, const char *usage, bool tag)
 	bool unpin = !strcmp(argv[0], "unpin");
 	int first, err = 0;
 
-	CLI_PARSE(c, argc, argv, usage, "", lo, opt, &s, &first);
+	CLI_PARSE(c, argc, argv, usage, "", tag ? tag_lo : unpin ? NULL : pin_lo, opt, &s, &first);
 	if (argc - first != 1)
 		return cli_usage_error(c, "expected one backup ID");
 	if (tag && !s.nadd && !s.nrm)
 		return cli_usage_error(c, "nothing to do: give --add or --remove");
-	if ((tag || unpin) && s.no_wait)
-		return cli_usage_error(c, "--no-wait goes with pin only");
 	for (size_t i = 0; i < s.nadd; i++) /* records of one instant have no order to tell which won */
 		for (size_t k = 0; k < s.nrm; k++)
 			if (!strcmp(s.add[i], s.rm[k]))
@@ -138,7 +142,7 @@ static int run(cli *c, int argc, char **argv, const char *usage, bool tag)
 	} else {
 		err = record(repo, unpin ? "unpin" : "pin", m->backup_id, "until", s.until);
 	}
-	if (err == 0 && !c->quiet) {
+	if (err == 0 && (c->json || !c->quiet)) { /* -q hides the line; --json output stays (bkr.1.md) */
 		if (c->json) {
 			json_out j;
 			json_out_init(&j, stdout);

@@ -27,7 +27,7 @@ static const char scan_usage[] =
 	"directory was not scanned (each is a 'skipped' line).\n";
 
 static const char recover_usage[] =
-	"usage: bkr recover -c CONFIG --file PATH [--strategy S] [--apply] [--host NAME] [--json]\n\n"
+	"usage: bkr recover -c CONFIG --file PATH [--strategy S] [--apply] [--deep] [--host NAME] [--json]\n\n"
 	"Recover one workspace file with the configured strategies, in order:\n"
 	"backup, git, mongodb, regenerate, manual (or only --strategy S).  The result\n"
 	"is stored as a recovery run in the repository (see 'bkr recovered').\n"
@@ -35,6 +35,7 @@ static const char recover_usage[] =
 	"  -f, --file PATH     the file (workspace-relative or absolute)\n"
 	"  -s, --strategy S    backup | git | mongodb | regenerate | manual\n"
 	"      --apply         write the recovered file into the workspace atomically\n"
+	"      --deep          also compare the file's SHA-256 with the newest backup (scan --deep)\n"
 	"      --host NAME     recover from the backups of host NAME (default: this host)\n"
 	"Exit status: 0 recovered, 6 not recovered (see the report).\n";
 
@@ -82,6 +83,12 @@ static int opt(cli *c, int o, const char *arg, void *st)
 static const struct option recover_lo[] = {
 	{ "file", required_argument, NULL, 'f' },
 	{ "strategy", required_argument, NULL, 's' },
+	{ "apply", no_argument, NULL, OPT_APPLY },
+	{ "deep", no_argument, NULL, OPT_DEEP },
+	{ "host", required_argument, NULL, OPT_HOST },
+	{ NULL, 0, NULL, 0 },
+};
+static const struct option batch_lo[] = {
 	{ "apply", no_argument, NULL, OPT_APPLY },
 	{ "deep", no_argument, NULL, OPT_DEEP },
 	{ "host", required_argument, NULL, OPT_HOST },
@@ -403,11 +410,9 @@ int cmd_batch(cli *c, int argc, char **argv)
 	bkr_recover *rc;
 	int first, err, ret;
 
-	CLI_PARSE(c, argc, argv, batch_usage, "", recover_lo, opt, &s, &first);
+	CLI_PARSE(c, argc, argv, batch_usage, "", batch_lo, opt, &s, &first);
 	if (first < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
-	if (s.o.force_strategy || s.file)
-		return cli_usage_error(c, "--file and --strategy go with 'bkr recover'");
 	struct batch_skips sk = { c, 0 };
 	s.o.skipped = on_batch_skipped;
 	s.o.skipped_ctx = &sk;

@@ -96,7 +96,7 @@ static void on_report(void *ctx, bool error, const char *path, const char *messa
 	if (error) {
 		s->errors++;
 		cli_progress_done(s->c);
-		fprintf(stderr, "%sbkr restore:%s %s: %s\n", cli_col(s->c, "red"), cli_col(s->c, "reset"), path, message);
+		fprintf(stderr, "%sbkr restore:%s %s: %s\n", cli_col_err(s->c, "red"), cli_col_err(s->c, "reset"), path, message);
 	} else {
 		cli_warn(s->c, "%s: %s", path, message);
 	}
@@ -131,9 +131,19 @@ static const char *change_name(bkr_restore_change kind)
 	return kind == BKR_RESTORE_NEW ? "new" : kind == BKR_RESTORE_CHANGED ? "changed" : "unchanged";
 }
 
+/* "in place", or "into TARGET" (quoted as a name when it holds a control character) */
+static void print_where(const struct state *s)
+{
+	if (s->o.in_place) {
+		fputs("in place", stdout);
+		return;
+	}
+	fputs("into ", stdout);
+	cli_print_name(stdout, s->o.target, strlen(s->o.target));
+}
+
 static void print_result(cli *c, const struct state *s, const bkr_manifest *m, const bkr_restore_stats *st)
 {
-	const char *where = s->o.in_place ? "in place" : s->o.target;
 	if (c->json) {
 		printf("{\"backup_id\":\"%s\",\"target\":", m->backup_id);
 		if (s->o.in_place)
@@ -169,15 +179,16 @@ static void print_result(cli *c, const struct state *s, const bkr_manifest *m, c
 			cli_print_name(stdout, s->changes[i].path, strlen(s->changes[i].path));
 			putchar('\n');
 		}
-		printf("dry run of %s %s%s: %llu new, %llu changed, %llu unchanged; nothing written", m->backup_id,
-		       s->o.in_place ? "" : "into ", where, (unsigned long long)st->new_entries,
+		printf("dry run of %s ", m->backup_id);
+		print_where(s);
+		printf(": %llu new, %llu changed, %llu unchanged; nothing written", (unsigned long long)st->new_entries,
 		       (unsigned long long)st->changed, (unsigned long long)st->unchanged);
 	} else {
 		char b[32];
 		cli_human_bytes(b, st->bytes);
-		printf("restored %s %s%s: %llu files, %llu directories, %s", m->backup_id,
-		       s->o.in_place ? "" : "into ", where, (unsigned long long)st->files,
-		       (unsigned long long)st->dirs, b);
+		printf("restored %s ", m->backup_id);
+		print_where(s);
+		printf(": %llu files, %llu directories, %s", (unsigned long long)st->files, (unsigned long long)st->dirs, b);
 		if (s->o.in_place)
 			printf(" (%llu new, %llu changed, %llu unchanged)", (unsigned long long)st->new_entries,
 			       (unsigned long long)st->changed, (unsigned long long)st->unchanged);

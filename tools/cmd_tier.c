@@ -118,9 +118,11 @@ static int status(cli *c, bkr_repo *repo)
 			continue;
 		cli_human_bytes(db, u[i].data_bytes);
 		cli_human_bytes(tb, u[i].tree_bytes);
-		printf("%s%-5s %-8s%s %10" PRIu64 " %12s %10" PRIu64 " %12s  %s\n",
+		printf("%s%-5s %-8s%s %10" PRIu64 " %12s %10" PRIu64 " %12s  ",
 		       cli_col(c, u[i].present ? "reset" : "red"), u[i].tier, state, cli_col(c, "reset"),
-		       u[i].data_packs, db, u[i].tree_packs, tb, u[i].location);
+		       u[i].data_packs, db, u[i].tree_packs, tb);
+		cli_print_name(stdout, u[i].location, strlen(u[i].location));
+		putchar('\n');
 	}
 	if (c->json) {
 		json_out_end_array(&j);

@@ -833,6 +833,130 @@ one_line_error
 mountpoint -q "$T/mnt-empty" && fail "mounted despite a bad option"
 pass "bkr mount: a usage error in -o OPTIONS is exit 2 as in bkr (bkrfs by hand: 1); a missing repository or mount point is 3"
 
+# pin, unpin and tag share one file but not their options: another command's option is
+# unknown (exit 2, one line naming it), never taken and ignored ('pin --add T' pinned and
+# tagged nothing; 'unpin --until' unpinned); the backup's pin and tags stay as they were
+P=$T/pins
+"$BKR" -q init -r "$P" >/dev/null && "$BKR" -q -r "$P" create "$T/qsrc" >/dev/null && "$BKR" -q -r "$P" pin latest ||
+	fail "a pinned backup in $P"
+"$BKR" -r "$P" list --json >"$T/before.json"
+for a in "pin latest --add t1" "pin latest --remove t1" "unpin latest --until 2099-01-01" "unpin latest --no-wait" \
+	"tag latest --add t1 --until 2099-01-01" "tag latest --add t1 --no-wait"; do
+	# shellcheck disable=SC2086
+	expect_exit 2 "$BKR" -r "$P" $a
+	one_line_error
+	o=$(echo "$a" | grep -oE -- "--(until|no-wait|add|remove)" | tail -1)
+	grep -qF "unknown option '$o'" "$T/err" || fail "bkr $a: $(cat "$T/err")"
+done
+expect_exit 2 "$BKR" -r "$P" batch --file x
+grep -qF "unknown option '--file'" "$T/err" || fail "bkr batch --file: $(cat "$T/err")"
+"$BKR" -r "$P" list --json >"$T/after.json"
+cmp -s "$T/before.json" "$T/after.json" || fail "a refused pin, unpin or tag changed a backup: $(diff "$T/before.json" "$T/after.json")"
+# with -q too, --json prints its object (-q hides summary lines, never the data: stdout was empty)
+for a in "pin latest" "unpin latest" "tag latest --add t2"; do
+	# shellcheck disable=SC2086
+	expect_exit 0 "$BKR" -q --json -r "$P" $a
+	python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["done"] is True' "$T/out" || fail "-q --json $a: '$(cat "$T/out")'"
+done
+pass "pin, unpin, tag and batch refuse each other's options; -q --json prints the result object"
+
+# a repository or target path given with a newline is quoted in the summary lines, as a name
+# from a backup is (cli_print_name): 'created repository', 'restored ... into', restore
+# --dry-run's last line, tier status's LOCATION, copy's 'already in'; list's 'no backups in' escapes it
+NR=$T/$'new\nline'
+expect_exit 0 "$BKR" init -r "$NR"
+[ "$(cat "$T/out")" = "created repository \"$T/new\\nline\"" ] || fail "init: $(cat -A "$T/out")"
+expect_exit 0 "$BKR" -r "$NR" list
+grep -qF 'no backups in '"$T"'/new\x0aline' "$T/err" && one_line_error || fail "list: $(cat -A "$T/err")"
+"$BKR" -q -r "$NR" create "$T/qsrc" >/dev/null
+expect_exit 0 "$BKR" -r "$NR" restore latest --target "$NR-t"
+[ "$(wc -l <"$T/out")" = 1 ] && grep -qF "into \"$T/new\\nline-t\": " "$T/out" || fail "restore: $(cat -A "$T/out")"
+expect_exit 0 "$BKR" -r "$NR" restore latest --target "$NR-d" --dry-run
+! grep -v -e '^new     "' -e '^dry run of backup_' "$T/out" && grep -qF "into \"$T/new\\nline-d\": " "$T/out" ||
+	fail "restore --dry-run: $(cat -A "$T/out")"
+expect_exit 0 "$BKR" -r "$NR" tier status
+[ "$(wc -l <"$T/out")" = 2 ] && grep -qF "\"$T/new\\nline\"" "$T/out" || fail "tier status: $(cat -A "$T/out")"
+"$BKR" -q init -r "$NR-copy" && "$BKR" -q copy --from "$NR" --to "$NR-copy" || fail "copy into $NR-copy"
+expect_exit 0 "$BKR" copy --from "$NR" --to "$NR-copy"
+! grep -v -e '^skipped backup_' -e '^nothing to copy: ' "$T/out" && grep -qF "already in \"$T/new\\nline-copy\"" "$T/out" ||
+	fail "copy: $(cat -A "$T/out")"
+pass "a repository or target path with a newline is quoted in summary lines, never printed raw"
+
+# an empty --host is a usage error naming it (exit 2), for create as for scan and recover:
+# create recorded the backup as made by host "localhost"
+nb=$("$BKR" -r "$NR" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+expect_exit 2 "$BKR" -r "$NR" create "$T/qsrc" --host ''
+one_line_error
+grep -qF -- "--host: expected a host name" "$T/err" || fail "create --host '': $(cat "$T/err")"
+[ "$("$BKR" -r "$NR" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = "$nb" ] ||
+	fail "create --host '' made a backup"
+pass "create --host '' is refused"
+
+# list --type/--tag matching no backup: no header line on stdout, and stderr says which
+# backups there are none of (it printed the header and "no backups in REPO" beside backups)
+expect_exit 0 "$BKR" -r "$NR" list --tag no-such-tag
+[ ! -s "$T/out" ] || fail "list --tag matching none prints: $(cat "$T/out")"
+one_line_error
+grep -qF "no backups tagged 'no-such-tag' in $T/new\x0aline" "$T/err" || fail "list --tag matching none: $(cat -A "$T/err")"
+expect_exit 0 "$BKR" -r "$NR" list --type snapshot
+[ ! -s "$T/out" ] && grep -qF "no backups of type snapshot in " "$T/err" || fail "list --type matching none: $(cat -A "$T/out" "$T/err")"
+pass "list --type/--tag matching none: no header, and says which backups there are none of"
+
+# colour: each stream's own, only on a terminal, never with NO_COLOR (not empty), TERM=dumb or
+# --no-color ('bkr list > FILE' on a terminal wrote the header's bold escapes into FILE: colour
+# followed stderr's terminal). tty OUT ERR LOG CMD...: CMD with stdout and stderr each on a
+# pseudo-terminal ("tty") or into a file, what the terminal showed in LOG
+tty() {
+	python3 - "$@" <<'PY'
+import os, pty, subprocess, sys
+m, s = pty.openpty()
+out, err = (s if a == "tty" else open(a, "wb") for a in sys.argv[1:3])
+p = subprocess.Popen(sys.argv[4:], stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+os.close(s)
+shown = b""
+while True:
+    try:
+        b = os.read(m, 65536)
+    except OSError:  # EIO: the last holder of the terminal is gone
+        break
+    if not b:
+        break
+    shown += b
+p.wait()
+open(sys.argv[3], "wb").write(shown)
+PY
+}
+has_esc() { grep -q $'\033' "$1"; }
+# on a terminal, both streams in colour: the list header bold, the error's "bkr show:" red
+tty tty tty "$T/tty" env -u NO_COLOR TERM=xterm "$BKR" -r "$P" list
+has_esc "$T/tty" || fail "list on a terminal shows no colour: $(cat -A "$T/tty")"
+tty tty tty "$T/tty" env -u NO_COLOR TERM=xterm "$BKR" -r "$P" show no-such-backup
+has_esc "$T/tty" || fail "an error on a terminal shows no colour: $(cat -A "$T/tty")"
+# stdout into a file, stderr on the terminal (and the other way round): no escape in the file
+tty "$T/file" tty "$T/tty" env -u NO_COLOR TERM=xterm "$BKR" -r "$P" list
+grep -q "^backup_" "$T/file" || fail "list > FILE: $(cat -A "$T/file")"
+! has_esc "$T/file" || fail "list > FILE on a terminal writes escapes into FILE: $(cat -A "$T/file")"
+tty tty "$T/file" "$T/tty" env -u NO_COLOR TERM=xterm "$BKR" -r "$P" show no-such-backup
+! has_esc "$T/file" || fail "show 2> FILE on a terminal writes escapes into FILE: $(cat -A "$T/file")"
+# on a terminal: none with NO_COLOR, TERM=dumb or --no-color
+for how in NO_COLOR=1 TERM=dumb --no-color; do
+	case $how in --*) how_env=(TERM=xterm) how_opt=("$how") ;; *) how_env=(TERM=xterm "$how") how_opt=() ;; esac
+	for cmd in list "show no-such-backup"; do
+		# shellcheck disable=SC2086
+		tty tty tty "$T/tty" env -u NO_COLOR "${how_env[@]}" "$BKR" -r "$P" $cmd "${how_opt[@]}"
+		grep -q "bkr show:\|^backup_" "$T/tty" || fail "$how bkr $cmd: $(cat -A "$T/tty")"
+		! has_esc "$T/tty" || fail "$how bkr $cmd: colour on the terminal: $(cat -A "$T/tty")"
+	done
+done
+# progress: on a terminal (its end line is always drawn, then cleared); not with TERM=dumb,
+# which cannot redraw a line ('\r\033[K' showed as garbage there)
+tty tty tty "$T/tty" env TERM=xterm "$BKR" -r "$P" restore latest --target "$T/tty-r1"
+grep -q "restoring: " "$T/tty" || fail "restore on a terminal shows no progress: $(cat -A "$T/tty")"
+tty tty tty "$T/tty" env TERM=dumb "$BKR" -r "$P" restore latest --target "$T/tty-r2"
+grep -q "^restored backup_" "$T/tty" || fail "restore with TERM=dumb: $(cat -A "$T/tty")"
+! grep -q "restoring: " "$T/tty" && ! has_esc "$T/tty" || fail "progress with TERM=dumb: $(cat -A "$T/tty")"
+pass "colour only on a terminal, each stream by itself; none with NO_COLOR, TERM=dumb or --no-color; no progress with TERM=dumb"
+
 # --help and bkr(1) agree: every long option a command's --help names is in the man page
 # (in bold), and every option of a command's synopsis line there is in its --help (global
 # options aside)
@@ -848,3 +972,42 @@ for c in $cmds; do
 		done
 done
 pass "every option of each command's --help is in bkr.1.md, and each synopsis option there in --help"
+
+# The parser and the documents agree: every long option a command takes is named in its
+# --help and in its section of bkr.1.md (the paragraphs whose header names it: **tier
+# status**, **pin** ... **tag**), and every option of its --help's usage lines is taken.
+# What a command takes is probed, not read: 'bkr CMD --help --OPT=x ...' exits 0 when CMD
+# takes every OPT (--help comes first, so nothing runs) and otherwise names the first
+# unknown one; the candidates are the option tables of the file that implements CMD
+# (found through bkr.c's dispatch table) and the long options of its usage lines.
+sed -n '/^# COMMANDS/,/^# EXIT STATUS/p' "$BKR_SOURCE_ROOT/docs/bkr.1.md" >"$T/mancmds"
+for c in $cmds; do
+	fn=$(sed -n "s/.*{ \"$c\", \(cmd_[a-z]*\),.*/\1/p" "$BKR_SOURCE_ROOT/tools/bkr.c")
+	file=$(grep -l "^int $fn(" "$BKR_SOURCE_ROOT"/tools/*.c) || fail "no file defines $fn (bkr $c)"
+	"$BKR" "$c" --help >"$T/h"
+	# its usage lines: those of the first paragraph from a 'bkr CMD' to the next 'bkr' (pin's help has unpin's too)
+	awk -v c="$c" '/^usage:/ { u = 1 } u && /^$/ { exit } u { if (sub(/^(usage:)? *bkr /, "")) on = $1 == c; if (on) print }' "$T/h" |
+		sed 's/--[a-z]*-\*//g' | { grep -oE -- "--[a-z][a-z-]*[a-z]" || true; } |
+		sed 's/^--//' | sort -u >"$T/usage-opts"
+	{ grep -ohE '\{ "[a-z][a-z-]*", (no|required|optional)_argument' "$file" || true; } | sed -E 's/\{ "([^"]*)".*/\1/' |
+		sort -u >"$T/table-opts"
+	mapfile -t want < <(sort -u "$T/usage-opts" "$T/table-opts")
+	taken=("${want[@]}")
+	while :; do
+		args=()
+		for o in "${taken[@]}"; do args+=("--$o=x"); done
+		"$BKR" "$c" --help "${args[@]}" >/dev/null 2>"$T/perr" && break
+		bad=$(sed -n "s/^bkr $c: unknown option '--\([a-z-]*\)'.*/\1/p" "$T/perr")
+		[ -n "$bad" ] || fail "bkr $c --help ${args[*]}: $(cat "$T/perr")"
+		! grep -qx -- "$bad" "$T/usage-opts" || fail "bkr $c --help names --$bad in its usage, the parser does not take it"
+		mapfile -t taken < <(printf '%s\n' "${taken[@]}" | grep -vx -- "$bad")
+	done
+	awk -v c="$c" '/^\*\*/ { on = index($0, "**" c "**") || index($0, "**" c " ") } on' "$T/mancmds" >"$T/mansec"
+	[ -s "$T/mansec" ] || fail "bkr.1.md has no section for $c"
+	for o in "${taken[@]}"; do
+		grep -qx -- "$o" "$T/table-opts" || continue # a global option (bkr.1.md GLOBAL OPTIONS)
+		grep -qE -- "--$o([^a-z-]|\$)" "$T/h" || fail "bkr $c takes --$o, its --help does not name it"
+		grep -qF -- "**--$o**" "$T/mansec" || fail "bkr $c takes --$o, its section in bkr.1.md does not name it"
+	done
+done
+pass "every long option a command takes is in its --help and its section of bkr.1.md; every one of its usage lines is taken"

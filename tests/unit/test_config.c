@@ -687,6 +687,20 @@ static void test_bad_json(void **state)
 		assert_int_equal(bkr_config_from_string(&c, "{\"a\0\":1}", 8, "bkr.json", "/"), BKR_EINVAL);
 		assert_non_null(strstr(bkr_error_message(), "NUL"));
 	}
+	{
+		/* nesting deeper than cJSON parses (1000 levels) is invalid JSON, however deep: the
+		 * walk naming the key of a bad string went as deep as the text and overflowed the
+		 * stack (SIGSEGV) on 100000 '[' */
+		size_t n = 1 << 20;
+		char *deep = malloc(n + 1);
+		assert_non_null(deep);
+		memset(deep, '[', n);
+		deep[n] = '\0';
+		expect_error(deep, "invalid JSON at line 1, column 1001", "near '[[[[");
+		memcpy(deep, "{\"a\":", 5);
+		expect_error(deep, "invalid JSON at line 1, column 1005", NULL);
+		free(deep);
+	}
 }
 
 /* A NUL escaped into a string would cut a path short silently: refused, naming the key. */
