@@ -1077,7 +1077,7 @@ static int s3_rename(bkr_store *base, const char *from, const char *to)
 			bkr_error_clear();
 		}
 		/* a copy can fail after its 200 has been sent: the error is in the body */
-		if (err == 0 && (r.status != 200 || (r.dlen && memmem(r.data, r.dlen, "<Error>", 7))))
+		if (err == 0 && (r.status != 200 || (r.data && r.dlen && memmem(r.data, r.dlen, "<Error>", 7))))
 			err = r.status == 412 ? bkr_error_set(BKR_EEXISTS, "%s/%s: already exists", s->base.location, to)
 					      : status_error(s, &r, to);
 		req_free(&r);
