@@ -132,3 +132,34 @@ for fault in write:2:eio write:4:eio write:5:eio write:2:crash write:4:crash; do
 done
 [ $left -ge 2 ] || fail "no faulted prune left a pack behind: the case is not exercised"
 pass "encrypted: a failed or killed prune's leftovers are removed by the next prune ($left runs left one)"
+
+# --- the trash-move and key-remove fault points name the file, as the real
+# failure there (the first move into trash, the key file's delete) does;
+# their injected message named only the point, so a sweep's "one line naming
+# the file" check could not tell a caller that drops the name
+D=$T/trm
+mkdir -p "$T/tws"
+echo a >"$T/tws/a"
+"$BKR" -q init -r "$D"
+"$BKR" -q create -r "$D" "$T/tws" >/dev/null
+did=$("$BKR" -r "$D" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+rc=0
+BKR_FAULT=trash-move:1:eio "$BKR" -q -r "$D" delete "$did" >/dev/null 2>"$T/err" || rc=$?
+[ $rc = 7 ] || fail "delete with trash-move failing: exit $rc (not 7): $(cat "$T/err")"
+one_line_error
+grep -q "^bkr delete: move $D/backups/$did\.json to $D/trash/$did\.json: injected fault at trash-move" "$T/err" ||
+	fail "delete with trash-move failing: the message does not name the file: $(cat "$T/err")"
+expect_exit 0 "$BKR" -q -r "$D" delete "$did"
+K=$T/krm
+BKR_PASSWORD=pw "$BKR" init -r "$K" --encryption aes-256-gcm >/dev/null
+BKR_PASSWORD=pw "$BKR" -q -r "$K" key add --new-password-file "$T/pw3" >/dev/null
+k3=$(BKR_PASSWORD=pw3 "$BKR" -r "$K" key list --json | python3 -c 'import json,sys; print([k["id"] for k in json.load(sys.stdin) if k["current"]][0])')
+rc=0
+BKR_FAULT=key-remove:1:eio BKR_PASSWORD=pw "$BKR" -q -r "$K" key remove "$k3" >/dev/null 2>"$T/err" || rc=$?
+[ $rc = 7 ] || fail "key remove with key-remove failing: exit $rc (not 7): $(cat "$T/err")"
+one_line_error
+grep -q "^bkr key: delete $K/keys/$k3\.json: injected fault at key-remove" "$T/err" ||
+	fail "key remove with key-remove failing: the message does not name the file: $(cat "$T/err")"
+BKR_PASSWORD=pw3 expect_exit 0 "$BKR" -r "$K" list
+BKR_PASSWORD=pw expect_exit 0 "$BKR" -q -r "$K" key remove "$k3"
+pass "the trash-move and key-remove fault points name the file, as the real failure does"
