@@ -163,3 +163,42 @@ grep -q "^bkr key: delete $K/keys/$k3\.json: injected fault at key-remove" "$T/e
 BKR_PASSWORD=pw3 expect_exit 0 "$BKR" -r "$K" list
 BKR_PASSWORD=pw expect_exit 0 "$BKR" -q -r "$K" key remove "$k3"
 pass "the trash-move and key-remove fault points name the file, as the real failure does"
+
+# --- an index file's superseded list that cannot be read is an error: the
+# header read failing with EIO was taken for "supersedes nothing", so the
+# files it supersedes (left listed, here put back, their packs since pruned)
+# were loaded as live, and create, deduplicating against their entries,
+# wrote a backup whose chunk is in no pack, exit 0 (found by a sweep of
+# read:N:eio over create with a merged index and the files it supersedes)
+X=$T/sup
+mkdir -p "$T/sws"
+head -c 50000 /dev/urandom >"$T/sup-a"
+cp "$T/sup-a" "$T/sws/a"
+"$BKR" -q init -r "$X"
+"$BKR" -q create -r "$X" "$T/sws" >/dev/null
+rm "$T/sws/a"
+echo b >"$T/sws/b"
+"$BKR" -q create -r "$X" "$T/sws" >/dev/null
+"$BKR" -q -r "$X" delete "$("$BKR" -r "$X" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')"
+cp -a "$X/index" "$T/sup-index"
+"$BKR" -q -r "$X" prune --grace 0 >/dev/null
+cp -n "$T/sup-index"/* "$X/index/"
+cp -a "$X" "$T/sup-start"
+cp "$T/sup-a" "$T/sws/a"
+fired=0
+for n in $(seq 2 11); do
+	rm -rf "$X" && cp -a "$T/sup-start" "$X"
+	rc=0
+	BKR_FAULT=read:$n:eio "$BKR" -q -r "$X" create "$T/sws" >/dev/null 2>"$T/err" || rc=$?
+	case $rc in
+	0) ;;
+	7) fired=$((fired + 1))
+		one_line_error
+		grep -q "^bkr create: read $X/index/[0-9a-f]*\.idx: injected fault at read" "$T/err" ||
+			fail "create with read $n failing: $(cat "$T/err")" ;;
+	*) fail "create with read $n failing: exit $rc: $(cat "$T/err")" ;;
+	esac
+	expect_exit 0 "$BKR" -q -r "$X" verify --read-data
+done
+[ $fired -ge 8 ] || fail "the index reads failed only $fired times"
+pass "an index file whose superseded list cannot be read fails the load (exit 7), never taken for one that supersedes nothing"
