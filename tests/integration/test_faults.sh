@@ -74,7 +74,7 @@ pass "key passwd failing or killed at each write, fsync and rename: a passphrase
 # "directory tree ID is not in the repository and no live copy was found: no
 # intact copy exists", the error itself dropped: false, and alarming (found
 # by a sweep of read:N:eio over repair of a repository with an index file
-# lost).  It says the tree could not be read, and why.
+# lost).  An I/O error is no damage: repair stops with it, naming the file.
 P=$T/rep
 mkdir -p "$T/ws/d1/d2"
 echo a >"$T/ws/d1/f"
@@ -88,13 +88,14 @@ seen=0
 for n in $(seq 1 60); do
 	rc=0
 	BKR_FAULT=read:$n:eio "$BKR" -r "$P" repair --dry-run >"$T/out" 2>"$T/err" || rc=$?
-	case $rc in 0 | 1 | 7) ;; *) fail "repair --dry-run with read $n failing: exit $rc: $(cat "$T/err")" ;; esac
-	grep -q "directory tree [0-9a-f]\{64\} could not be read (.*injected fault at read" "$T/out" && seen=$((seen + 1))
+	case $rc in 0 | 7) ;; *) fail "repair --dry-run with read $n failing: exit $rc: $(cat "$T/err")" ;; esac
+	grep -q "no intact copy\|could not be read" "$T/out" && fail "repair --dry-run with read $n failing: $(cat "$T/out")"
+	grep -q "^bkr repair: blob [0-9a-f]\{64\}: read $P/tree/.*injected fault at read" "$T/err" && seen=$((seen + 1))
 done
 [ $seen -ge 1 ] || fail "no read fault met a directory tree of the walk (or its error was not said)"
 expect_exit 0 "$BKR" -r "$P" repair
 expect_exit 0 "$BKR" -r "$P" verify --read-data
-pass "repair: a directory tree that cannot be read is said to be unreadable, with its error ($seen reads), not missing"
+pass "repair: a directory tree that cannot be read stops it with its error ($seen reads), not missing"
 
 # --- prune in an ENCRYPTED repository: the leftovers of a prune (or any
 # writer) that failed or was killed were never removed.  The encrypting store
@@ -202,3 +203,58 @@ for n in $(seq 2 11); do
 done
 [ $fired -ge 8 ] || fail "the index reads failed only $fired times"
 pass "an index file whose superseded list cannot be read fails the load (exit 7), never taken for one that supersedes nothing"
+
+# --- an I/O error reading a pack is not damage: verify --read-data reported
+# a pack read failing with EIO as a problem of the pack ("pack read PATH:
+# ...", exit 1), the file using it as damaged, and recorded its blob as
+# damaged, so the routine's repair step would take it out of the index; repair
+# re-reading a recorded blob took an EIO for proof of damage and dropped the
+# intact blob from the index.  An I/O error may be transient: verify and
+# repair stop with it (exit 7, one line naming the file), judging nothing
+V=$T/vio
+mkdir -p "$T/vws"
+head -c 300000 /dev/urandom >"$T/vws/big"
+echo small >"$T/vws/small"
+"$BKR" -q init -r "$V"
+"$BKR" -q create -r "$V" "$T/vws" >/dev/null
+cp -a "$V" "$T/vio-start"
+packs=0
+for n in $(seq 1 12); do
+	rm -rf "$V" && cp -a "$T/vio-start" "$V"
+	rc=0
+	BKR_FAULT=read:$n:eio "$BKR" -r "$V" verify --read-data >"$T/out" 2>"$T/err" || rc=$?
+	case $rc in
+	0) ;;
+	7) one_line_error
+		grep -q "^bkr verify: read $V/[^ ]*: injected fault at read" "$T/err" ||
+			fail "verify with read $n failing: $(cat "$T/err")"
+		grep -q "\.pack: injected" "$T/err" && packs=$((packs + 1)) ;;
+	*) fail "verify --read-data with read $n failing: exit $rc: $(cat "$T/out" "$T/err")" ;;
+	esac
+done
+[ $packs -ge 1 ] || fail "no read fault met a pack"
+# a blob verify found damaged (recorded), intact again (a transient error):
+# repair re-reads it; an EIO then stops repair, the blob stays in the index
+pack=$(find "$V/data" -name '*.pack' | head -1)
+cp "$pack" "$T/pack.good"
+flip_byte_in_blob "$pack"
+expect_exit 1 "$BKR" -r "$V" verify --read-data
+cp "$T/pack.good" "$pack"
+cp -a "$V" "$T/vio-rec"
+stopped=0
+for n in $(seq 10 24); do
+	rm -rf "$V" && cp -a "$T/vio-rec" "$V"
+	rc=0
+	BKR_FAULT=read:$n:eio "$BKR" -r "$V" repair >"$T/out" 2>"$T/err" || rc=$?
+	case $rc in
+	0) ;;
+	7) one_line_error
+		grep -q "^bkr repair: .*read $V/[^ ]*: injected fault at read" "$T/err" ||
+			fail "repair with read $n failing: $(cat "$T/err")"
+		grep -q "^bkr repair: blob [0-9a-f]*: read $V/data/" "$T/err" && stopped=$((stopped + 1)) ;;
+	*) fail "repair with read $n failing: exit $rc: $(cat "$T/out" "$T/err")" ;;
+	esac
+	expect_exit 0 "$BKR" -q -r "$V" verify --read-data
+done
+[ $stopped -ge 1 ] || fail "no read fault met the re-read of the recorded blob"
+pass "a pack read failing with EIO stops verify and repair (exit 7, naming the file), never damage nor a dropped blob"
