@@ -258,3 +258,60 @@ for n in $(seq 10 24); do
 done
 [ $stopped -ge 1 ] || fail "no read fault met the re-read of the recorded blob"
 pass "a pack read failing with EIO stops verify and repair (exit 7, naming the file), never damage nor a dropped blob"
+
+# --- an fsync failing after the work is done says what happened: create
+# whose fsync of backups/ (after the manifest is linked in place) failed
+# said only 'fsync REPO/backups: ...', exit 7, the backup listed; delete
+# whose fsync of backups/ (after the manifest moved to the trash) failed
+# said the same, and its rerun 'no such backup'.  The message now says the
+# file is in place (moved) but may not be on disk, and the rerun of delete
+# that it is already deleted
+F=$T/fs
+mkdir -p "$T/fws"
+echo a >"$T/fws/a"
+"$BKR" -q init -r "$F"
+cp -a "$F" "$T/fs-start"
+nb() { "$BKR" -r "$F" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+inplace=0
+for n in $(seq 1 10); do
+	rm -rf "$F" && cp -a "$T/fs-start" "$F"
+	rc=0
+	BKR_FAULT=fsync:$n:eio "$BKR" -q -r "$F" create "$T/fws" >/dev/null 2>"$T/err" || rc=$?
+	case $rc in
+	0) [ "$(nb)" = 1 ] || fail "create with fsync $n failing: exit 0 and $(nb) backups" ;;
+	7) one_line_error
+		if grep -q "^bkr create: $F/backups/backup_[a-z0-9_]*\.json is in place, but may not be on disk: fsync $F/backups: injected fault" "$T/err"; then
+			inplace=$((inplace + 1))
+			[ "$(nb)" = 1 ] || fail "create with fsync $n failing: says the backup is in place, $(nb) listed"
+		else
+			[ "$(nb)" = 0 ] || fail "create with fsync $n failing: $(cat "$T/err"), yet a backup is listed"
+		fi ;;
+	*) fail "create with fsync $n failing: exit $rc: $(cat "$T/err")" ;;
+	esac
+	expect_exit 0 "$BKR" -q -r "$F" create "$T/fws"
+	expect_exit 0 "$BKR" -q -r "$F" verify
+done
+[ $inplace = 1 ] || fail "the fsync after the manifest's link failed in $inplace runs (not 1)"
+"$BKR" -q -r "$F" create "$T/fws" >/dev/null
+cp -a "$F" "$T/fs-two"
+left=$(($(nb) - 1))
+did=$("$BKR" -r "$F" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+moved=0
+for n in $(seq 1 6); do
+	rm -rf "$F" && cp -a "$T/fs-two" "$F"
+	rc=0
+	BKR_FAULT=fsync:$n:eio "$BKR" -q -r "$F" delete "$did" >/dev/null 2>"$T/err" || rc=$?
+	case $rc in 0 | 7) ;; *) fail "delete with fsync $n failing: exit $rc: $(cat "$T/err")" ;; esac
+	if [ $rc = 0 ] || grep -q "^bkr delete: $F/backups/$did\.json is moved to $F/trash/$did\.json, but that may not be on disk: fsync $F/backups: injected fault" "$T/err"; then
+		[ $rc = 0 ] || moved=$((moved + 1))
+		expect_exit 3 "$BKR" -q -r "$F" delete "$did"
+		grep -q "^bkr delete: backup $did: already deleted (its manifest is in the trash" "$T/err" ||
+			fail "delete after delete with fsync $n failing: $(cat "$T/err")"
+	else
+		[ $rc = 7 ] && one_line_error
+		expect_exit 0 "$BKR" -q -r "$F" delete "$did"
+	fi
+	[ "$(nb)" = $left ] || fail "delete with fsync $n failing, then a rerun: $(nb) backups, not $left"
+done
+[ $moved = 1 ] || fail "the fsync after the manifest's move failed in $moved runs (not 1)"
+pass "an fsync failing after create's or delete's work is done says so (in place or moved, may not be on disk); a rerun of delete says it is already deleted"
