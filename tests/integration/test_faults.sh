@@ -315,3 +315,24 @@ for n in $(seq 1 6); do
 done
 [ $moved = 1 ] || fail "the fsync after the manifest's move failed in $moved runs (not 1)"
 pass "an fsync failing after create's or delete's work is done says so (in place or moved, may not be on disk); a rerun of delete says it is already deleted"
+
+# --- a -c configuration whose first read fails: the log's read of it (for
+# log_dir) failing with EIO was ignored and the command read it again, so a
+# create ran with exit 0 while its log went to the default directory, not the
+# configuration's log_dir.  One read decides: the command fails with its error
+C=$T/cf
+mkdir -p "$T/cws" "$T/clogs"
+echo a >"$T/cws/a"
+"$BKR" -q init -r "$C"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "w", "paths": ["."]}]}\n' \
+	"$C" "$T/cws" "$T/clogs" >"$T/cf.json"
+rc=0
+BKR_FAULT=read:1:eio "$BKR" -q -c "$T/cf.json" create >/dev/null 2>"$T/err" || rc=$?
+[ $rc = 7 ] || fail "create -c with the configuration's first read failing: exit $rc (not 7): $(cat "$T/err")"
+one_line_error
+grep -q "^bkr create: cannot read configuration: read $T/cf.json: injected fault at read" "$T/err" ||
+	fail "create -c with the configuration's first read failing: $(cat "$T/err")"
+[ -z "$(ls "$C/backups")" ] || fail "create -c with the configuration unread made a backup"
+expect_exit 0 "$BKR" -q -c "$T/cf.json" create
+grep -q '"event":"end"' "$T"/clogs/bkr-*.log || fail "the rerun did not log to the configuration's log_dir"
+pass "a configuration whose first read fails with EIO fails the command (exit 7), never read again with the log elsewhere"
