@@ -458,29 +458,35 @@ static int candidate_cmp(const void *a, const void *b)
 }
 
 /**
- * Read the superseded list of @p c.  A file whose header cannot be read is
- * left with an empty list; if nothing supersedes it, the full load reports it.
+ * Read the superseded list of @p c.  A file whose header is damaged or gone
+ * is left with an empty list (if nothing supersedes it, the full load reports
+ * it); a read that fails (an I/O error, a server that cannot be reached) is an
+ * error: the files it supersedes must not be taken for live ones.
  */
-static void read_superseded(struct candidate *c, bkr_store *s)
+static int read_superseded(struct candidate *c, bkr_store *s)
 {
 	uint8_t h[BKR_INDEX_HEADER_SIZE];
 	uint64_t size, count;
 	uint32_t nsup;
+	int err;
 
-	if (bkr_store_stat(s, c->name, &size) < 0 || size < sizeof(h) ||
-	    bkr_store_get_range(s, c->name, 0, sizeof(h), h, 0) < 0 ||
-	    check_header(h, size, c->name, &nsup, &count) < 0 || nsup == 0)
+	if ((err = bkr_store_stat(s, c->name, &size)) < 0 || size < sizeof(h) ||
+	    (err = bkr_store_get_range(s, c->name, 0, sizeof(h), h, 0)) < 0 ||
+	    (err = check_header(h, size, c->name, &nsup, &count)) < 0 || nsup == 0)
 		goto done;
 	if (!(c->sup = malloc((size_t)nsup * sizeof(*c->sup))))
-		goto done;
-	if (bkr_store_get_range(s, c->name, BKR_INDEX_HEADER_SIZE, (size_t)nsup * BKR_ID_SIZE, c->sup, 0) < 0) {
+		return bkr_error_oom();
+	if ((err = bkr_store_get_range(s, c->name, BKR_INDEX_HEADER_SIZE, (size_t)nsup * BKR_ID_SIZE, c->sup, 0)) < 0) {
 		free(c->sup);
 		c->sup = NULL;
 		goto done;
 	}
 	c->nsup = nsup;
 done:
+	if (err < 0 && err != BKR_ECORRUPT && err != BKR_EUNSUPPORTED && err != BKR_ENOTFOUND)
+		return err;
 	bkr_error_clear();
+	return 0;
 }
 
 struct listing {
@@ -547,7 +553,8 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 
 	/* Pass 1: who supersedes whom. */
 	for (size_t i = 0; i < l.n; i++)
-		read_superseded(&l.cand[i], s);
+		if ((err = read_superseded(&l.cand[i], s)) < 0)
+			goto done;
 	for (size_t i = 0; i < l.n; i++) {
 		for (uint32_t k = 0; k < l.cand[i].nsup; k++) {
 			for (size_t j = 0; j < l.n; j++) {

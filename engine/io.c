@@ -362,8 +362,11 @@ int bkr_io_commit_tmp(int fd, const char *tmp, const char *final, unsigned flags
 	}
 	if ((err = dir_of(final, dir, sizeof(dir))) < 0)
 		return err;
-	if (!(flags & BKR_IO_NOSYNC) && (err = bkr_io_fsync_dir(dir)) < 0)
+	if (!(flags & BKR_IO_NOSYNC) && (err = bkr_io_fsync_dir(dir)) < 0) {
+		/* the work is done, its durability unknown: say which */
+		bkr_error_prefix("%s is in place, but may not be on disk", final);
 		return err;
+	}
 	return 0;
 fail:
 	if (fd >= 0)
@@ -434,8 +437,10 @@ int bkr_io_commit_at(int fd, int dirfd, const char *tmp, const char *final, unsi
 			err = bkr_error_set_errno(errno, "rename %s", what);
 		goto fail;
 	}
-	if (!(flags & BKR_IO_NOSYNC) && (err = bkr_io_fsync(dirfd, what)) < 0)
+	if (!(flags & BKR_IO_NOSYNC) && (err = bkr_io_fsync(dirfd, what)) < 0) {
+		bkr_error_prefix("%s is in place, but may not be on disk", what);
 		return err;
+	}
 	return 0;
 fail:
 	if (fd >= 0)

@@ -555,8 +555,10 @@ int bkr_key_remove(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE],
 	}
 	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", hit);
 	/* tests: stop here, checked and not yet deleted, to race another removal */
-	if ((err = bkr_io_fault("key-remove")) < 0)
+	if ((err = bkr_io_fault("key-remove")) < 0) {
+		bkr_error_prefix("delete %s/%s", bkr_store_location(s), name); /* as a real failure names the file */
 		goto done;
+	}
 	if ((err = bkr_store_delete(s, name)) == 0 && removed)
 		memcpy(removed, hit, BKR_KEY_ID_HEX);
 done:

@@ -255,10 +255,13 @@ int bkr_repo_config_heal(bkr_repo *r, bool dry_run, const char **fixed)
 	int err, ea, eb;
 
 	*fixed = NULL;
-	ea = bkr_store_get(r->store, "config.json", BKR_REPO_CONFIG_MAX, &a, &alen);
+	/* one that cannot be read (an I/O error, a server that does not
+	 * answer) is not damaged: nothing is rewritten from the other */
+	if (bkr_error_not_damage(err = ea = bkr_store_get(r->store, "config.json", BKR_REPO_CONFIG_MAX, &a, &alen)) ||
+	    bkr_error_not_damage(err = eb = bkr_store_get(r->store, BKR_REPO_CONFIG_COPY, BKR_REPO_CONFIG_MAX, &b, &blen)))
+		goto done;
 	if (ea == 0)
 		ea = bkr_repo_config_parse(&cfg, (const char *)a, alen, "config.json");
-	eb = bkr_store_get(r->store, BKR_REPO_CONFIG_COPY, BKR_REPO_CONFIG_MAX, &b, &blen);
 	if (eb == 0)
 		eb = bkr_repo_config_parse(&cfg, (const char *)b, blen, BKR_REPO_CONFIG_COPY);
 	if (ea == BKR_ENOMEM || eb == BKR_ENOMEM) {
@@ -276,6 +279,7 @@ int bkr_repo_config_heal(bkr_repo *r, bool dry_run, const char **fixed)
 		err = bkr_error_set(BKR_ECORRUPT, "%s: config.json and its copy %s are both damaged or missing",
 				    r->path, BKR_REPO_CONFIG_COPY);
 	}
+done:
 	free(a);
 	free(b);
 	return err;

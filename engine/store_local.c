@@ -514,7 +514,9 @@ static int local_remove(bkr_store *s, const char *name)
 	if (unlink(path) < 0)
 		return bkr_error_set_errno(errno, "delete %s", path);
 	fd_forget((local_store *)s, path);
-	return fsync_parent(path);
+	if ((err = fsync_parent(path)) < 0) /* done, its durability unknown: say which */
+		bkr_error_prefix("%s is deleted, but that may not be on disk", path);
+	return err;
 }
 
 static int local_rename(bkr_store *s, const char *from, const char *to)
@@ -539,7 +541,9 @@ static int local_rename(bkr_store *s, const char *from, const char *to)
 	if (unlink(src) < 0)
 		return bkr_error_set_errno(errno, "move %s: remove the old name", src);
 	fd_forget((local_store *)s, src);
-	return fsync_parent(src);
+	if ((err = fsync_parent(src)) < 0) /* done, its durability unknown: say which */
+		bkr_error_prefix("%s is moved to %s, but that may not be on disk", src, dst);
+	return err;
 }
 
 static int local_prepare(bkr_store *s, const char *prefix)

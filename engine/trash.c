@@ -78,8 +78,14 @@ int bkr_trash_move(bkr_store *s, const char *const *names, size_t n, int64_t now
 	if ((err = batch_publish(s, names, n, now_ns)) < 0)
 		return err;
 	/* tests: BKR_FAULT="trash-move:N:stop" pauses between the batch and its moves */
-	if ((err = bkr_io_fault("trash-move")) < 0)
+	if ((err = bkr_io_fault("trash-move")) < 0) {
+		/* as a real failure of the first move names the files */
+		char to[512];
+		if (bkr_trash_name(to, sizeof(to), names[0]) == 0)
+			bkr_error_prefix("move %s/%s to %s/%s", bkr_store_location(s), names[0],
+					 bkr_store_location(s), to);
 		return err;
+	}
 	for (size_t i = 0; i < n; i++) {
 		char to[512];
 		if ((err = bkr_trash_name(to, sizeof(to), names[i])) < 0)

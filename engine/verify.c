@@ -180,9 +180,9 @@ static int check_config(struct verify *v)
 	if (bkr_repo_config_warning(v->r))
 		report(v, BKR_VERIFY_CONFIG, "config.json", NULL, NULL, "%s", bkr_repo_config_warning(v->r));
 	ea = bkr_store_get(s, "config.json", BKR_REPO_CONFIG_MAX, &a, &alen);
-	eb = bkr_store_get(s, BKR_REPO_CONFIG_COPY, BKR_REPO_CONFIG_MAX, &b, &blen);
-	if (ea == BKR_ENOMEM || eb == BKR_ENOMEM) {
-		err = bkr_error_oom();
+	eb = bkr_error_not_damage(ea) ? 0 : bkr_store_get(s, BKR_REPO_CONFIG_COPY, BKR_REPO_CONFIG_MAX, &b, &blen);
+	if (bkr_error_not_damage(ea) || bkr_error_not_damage(eb)) {
+		err = bkr_error_not_damage(ea) ? ea : eb; /* one that cannot be read is not damaged: verify stops */
 	} else if (eb == BKR_ENOTFOUND) {
 		report(v, BKR_VERIFY_LEFTOVER, BKR_REPO_CONFIG_COPY, NULL, NULL,
 		       "%s: absent (the repository predates it): 'bkr repair' writes one", BKR_REPO_CONFIG_COPY);

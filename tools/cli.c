@@ -462,6 +462,8 @@ int cli_load_config(cli *c, bkr_config **out)
 	int err;
 	if (!path || !*path)
 		return 0;
+	if (c->config_err)
+		return bkr_error_set(c->config_err, "%s", c->config_msg);
 	if ((err = bkr_config_load(out, path)) < 0)
 		return err;
 	/* the "s3" object reaches every s3:// store opened from now on */
@@ -691,8 +693,14 @@ void cli_log_begin(cli *c, int argc, char **argv)
 	if (!c->logs || c->log_begun)
 		return;
 	c->log_begun = true;
-	if (cli_load_config(c, &cfg) < 0)
-		cfg = NULL; /* the command itself reports a bad configuration */
+	/* the command itself reports a configuration that cannot be read, as
+	 * this read found it: a second read that worked (an I/O error that
+	 * passed) would run the command with its log in another directory */
+	if ((err = cli_load_config(c, &cfg)) < 0) {
+		cfg = NULL;
+		c->config_err = err;
+		snprintf(c->config_msg, sizeof(c->config_msg), "%s", bkr_error_message());
+	}
 	bkr_error_clear();
 	c->log_dir = cfg && cfg->log_dir ? strdup(cfg->log_dir) : bkr_log_default_dir();
 	if ((f = open_memstream(&args, &len))) {

@@ -32,6 +32,8 @@ typedef struct {
 	bool logs;            /**< the command changes or checks the repository: logged (bkr.c) */
 	bool log_begun;       /**< cli_log_begin ran */
 	char *log_dir;        /**< the log directory in effect once begun (owned) */
+	int config_err;       /**< cli_log_begin's read of the configuration failed: the command's */
+	char config_msg[1024];/**< ... with this message (cli_load_config returns it, not a second read) */
 	int64_t start_ns;     /**< monotonic time the command started (progress rates) */
 } cli;
 

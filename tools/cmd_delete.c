@@ -82,6 +82,25 @@ static bool damaged_manifest(bkr_repo *repo, const char *id)
 	return true;
 }
 
+/* Whether @p id names, in full, a backup already moved into the trash (by an
+ * earlier delete, perhaps one that failed after the move): then the lookup's
+ * error says so. */
+static bool already_deleted(bkr_repo *repo, const char *id)
+{
+	char name[300], msg[1024];
+	uint64_t size;
+	int code = bkr_error_last_code();
+	if (!*id || strchr(id, '/') || id[0] == '.' || snprintf(name, sizeof(name), "trash/%s.json", id) >= (int)sizeof(name))
+		return false;
+	snprintf(msg, sizeof(msg), "%s", bkr_error_message());
+	if (bkr_store_stat(bkr_repo_store(repo), name, &size) < 0) {
+		bkr_error_set(code, "%s", msg);
+		return false;
+	}
+	bkr_error_set(code, "backup %s: already deleted (its manifest is in the trash until prune removes it)", id);
+	return true;
+}
+
 int cmd_delete(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -115,8 +134,11 @@ int cmd_delete(cli *c, int argc, char **argv)
 	/* resolve every ID first: all or nothing */
 	for (size_t i = 0; i < n; i++) {
 		if ((err = bkr_repo_find_backup(repo, argv[first + i], &found[i])) < 0) {
-			if (err != BKR_ENOTFOUND || !damaged_manifest(repo, argv[first + i]))
+			if (err != BKR_ENOTFOUND || !damaged_manifest(repo, argv[first + i])) {
+				if (err == BKR_ENOTFOUND)
+					already_deleted(repo, argv[first + i]);
 				goto done;
+			}
 			/* named in full: a manifest that does not read (it stops prune) */
 			if (!s.force) {
 				err = bkr_error_set(BKR_EINVAL, "backup %s: its manifest is damaged, so its pins cannot be "

@@ -74,7 +74,7 @@ pass "key passwd failing or killed at each write, fsync and rename: a passphrase
 # "directory tree ID is not in the repository and no live copy was found: no
 # intact copy exists", the error itself dropped: false, and alarming (found
 # by a sweep of read:N:eio over repair of a repository with an index file
-# lost).  It says the tree could not be read, and why.
+# lost).  An I/O error is no damage: repair stops with it, naming the file.
 P=$T/rep
 mkdir -p "$T/ws/d1/d2"
 echo a >"$T/ws/d1/f"
@@ -88,13 +88,14 @@ seen=0
 for n in $(seq 1 60); do
 	rc=0
 	BKR_FAULT=read:$n:eio "$BKR" -r "$P" repair --dry-run >"$T/out" 2>"$T/err" || rc=$?
-	case $rc in 0 | 1 | 7) ;; *) fail "repair --dry-run with read $n failing: exit $rc: $(cat "$T/err")" ;; esac
-	grep -q "directory tree [0-9a-f]\{64\} could not be read (.*injected fault at read" "$T/out" && seen=$((seen + 1))
+	case $rc in 0 | 7) ;; *) fail "repair --dry-run with read $n failing: exit $rc: $(cat "$T/err")" ;; esac
+	grep -q "no intact copy\|could not be read" "$T/out" && fail "repair --dry-run with read $n failing: $(cat "$T/out")"
+	grep -q "^bkr repair: blob [0-9a-f]\{64\}: read $P/tree/.*injected fault at read" "$T/err" && seen=$((seen + 1))
 done
 [ $seen -ge 1 ] || fail "no read fault met a directory tree of the walk (or its error was not said)"
 expect_exit 0 "$BKR" -r "$P" repair
 expect_exit 0 "$BKR" -r "$P" verify --read-data
-pass "repair: a directory tree that cannot be read is said to be unreadable, with its error ($seen reads), not missing"
+pass "repair: a directory tree that cannot be read stops it with its error ($seen reads), not missing"
 
 # --- prune in an ENCRYPTED repository: the leftovers of a prune (or any
 # writer) that failed or was killed were never removed.  The encrypting store
@@ -132,3 +133,206 @@ for fault in write:2:eio write:4:eio write:5:eio write:2:crash write:4:crash; do
 done
 [ $left -ge 2 ] || fail "no faulted prune left a pack behind: the case is not exercised"
 pass "encrypted: a failed or killed prune's leftovers are removed by the next prune ($left runs left one)"
+
+# --- the trash-move and key-remove fault points name the file, as the real
+# failure there (the first move into trash, the key file's delete) does;
+# their injected message named only the point, so a sweep's "one line naming
+# the file" check could not tell a caller that drops the name
+D=$T/trm
+mkdir -p "$T/tws"
+echo a >"$T/tws/a"
+"$BKR" -q init -r "$D"
+"$BKR" -q create -r "$D" "$T/tws" >/dev/null
+did=$("$BKR" -r "$D" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+rc=0
+BKR_FAULT=trash-move:1:eio "$BKR" -q -r "$D" delete "$did" >/dev/null 2>"$T/err" || rc=$?
+[ $rc = 7 ] || fail "delete with trash-move failing: exit $rc (not 7): $(cat "$T/err")"
+one_line_error
+grep -q "^bkr delete: move $D/backups/$did\.json to $D/trash/$did\.json: injected fault at trash-move" "$T/err" ||
+	fail "delete with trash-move failing: the message does not name the file: $(cat "$T/err")"
+expect_exit 0 "$BKR" -q -r "$D" delete "$did"
+K=$T/krm
+BKR_PASSWORD=pw "$BKR" init -r "$K" --encryption aes-256-gcm >/dev/null
+BKR_PASSWORD=pw "$BKR" -q -r "$K" key add --new-password-file "$T/pw3" >/dev/null
+k3=$(BKR_PASSWORD=pw3 "$BKR" -r "$K" key list --json | python3 -c 'import json,sys; print([k["id"] for k in json.load(sys.stdin) if k["current"]][0])')
+rc=0
+BKR_FAULT=key-remove:1:eio BKR_PASSWORD=pw "$BKR" -q -r "$K" key remove "$k3" >/dev/null 2>"$T/err" || rc=$?
+[ $rc = 7 ] || fail "key remove with key-remove failing: exit $rc (not 7): $(cat "$T/err")"
+one_line_error
+grep -q "^bkr key: delete $K/keys/$k3\.json: injected fault at key-remove" "$T/err" ||
+	fail "key remove with key-remove failing: the message does not name the file: $(cat "$T/err")"
+BKR_PASSWORD=pw3 expect_exit 0 "$BKR" -r "$K" list
+BKR_PASSWORD=pw expect_exit 0 "$BKR" -q -r "$K" key remove "$k3"
+pass "the trash-move and key-remove fault points name the file, as the real failure does"
+
+# --- an index file's superseded list that cannot be read is an error: the
+# header read failing with EIO was taken for "supersedes nothing", so the
+# files it supersedes (left listed, here put back, their packs since pruned)
+# were loaded as live, and create, deduplicating against their entries,
+# wrote a backup whose chunk is in no pack, exit 0 (found by a sweep of
+# read:N:eio over create with a merged index and the files it supersedes)
+X=$T/sup
+mkdir -p "$T/sws"
+head -c 50000 /dev/urandom >"$T/sup-a"
+cp "$T/sup-a" "$T/sws/a"
+"$BKR" -q init -r "$X"
+"$BKR" -q create -r "$X" "$T/sws" >/dev/null
+rm "$T/sws/a"
+echo b >"$T/sws/b"
+"$BKR" -q create -r "$X" "$T/sws" >/dev/null
+"$BKR" -q -r "$X" delete "$("$BKR" -r "$X" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')"
+cp -a "$X/index" "$T/sup-index"
+"$BKR" -q -r "$X" prune --grace 0 >/dev/null
+cp -n "$T/sup-index"/* "$X/index/"
+cp -a "$X" "$T/sup-start"
+cp "$T/sup-a" "$T/sws/a"
+fired=0
+for n in $(seq 2 11); do
+	rm -rf "$X" && cp -a "$T/sup-start" "$X"
+	rc=0
+	BKR_FAULT=read:$n:eio "$BKR" -q -r "$X" create "$T/sws" >/dev/null 2>"$T/err" || rc=$?
+	case $rc in
+	0) ;;
+	7) fired=$((fired + 1))
+		one_line_error
+		grep -q "^bkr create: read $X/index/[0-9a-f]*\.idx: injected fault at read" "$T/err" ||
+			fail "create with read $n failing: $(cat "$T/err")" ;;
+	*) fail "create with read $n failing: exit $rc: $(cat "$T/err")" ;;
+	esac
+	expect_exit 0 "$BKR" -q -r "$X" verify --read-data
+done
+[ $fired -ge 8 ] || fail "the index reads failed only $fired times"
+pass "an index file whose superseded list cannot be read fails the load (exit 7), never taken for one that supersedes nothing"
+
+# --- an I/O error reading a pack is not damage: verify --read-data reported
+# a pack read failing with EIO as a problem of the pack ("pack read PATH:
+# ...", exit 1), the file using it as damaged, and recorded its blob as
+# damaged, so the routine's repair step would take it out of the index; repair
+# re-reading a recorded blob took an EIO for proof of damage and dropped the
+# intact blob from the index.  An I/O error may be transient: verify and
+# repair stop with it (exit 7, one line naming the file), judging nothing
+V=$T/vio
+mkdir -p "$T/vws"
+head -c 300000 /dev/urandom >"$T/vws/big"
+echo small >"$T/vws/small"
+"$BKR" -q init -r "$V"
+"$BKR" -q create -r "$V" "$T/vws" >/dev/null
+cp -a "$V" "$T/vio-start"
+packs=0
+for n in $(seq 1 12); do
+	rm -rf "$V" && cp -a "$T/vio-start" "$V"
+	rc=0
+	BKR_FAULT=read:$n:eio "$BKR" -r "$V" verify --read-data >"$T/out" 2>"$T/err" || rc=$?
+	case $rc in
+	0) ;;
+	7) one_line_error
+		grep -q "^bkr verify: read $V/[^ ]*: injected fault at read" "$T/err" ||
+			fail "verify with read $n failing: $(cat "$T/err")"
+		grep -q "\.pack: injected" "$T/err" && packs=$((packs + 1)) ;;
+	*) fail "verify --read-data with read $n failing: exit $rc: $(cat "$T/out" "$T/err")" ;;
+	esac
+done
+[ $packs -ge 1 ] || fail "no read fault met a pack"
+# a blob verify found damaged (recorded), intact again (a transient error):
+# repair re-reads it; an EIO then stops repair, the blob stays in the index
+pack=$(find "$V/data" -name '*.pack' | head -1)
+cp "$pack" "$T/pack.good"
+flip_byte_in_blob "$pack"
+expect_exit 1 "$BKR" -r "$V" verify --read-data
+cp "$T/pack.good" "$pack"
+cp -a "$V" "$T/vio-rec"
+stopped=0
+for n in $(seq 10 24); do
+	rm -rf "$V" && cp -a "$T/vio-rec" "$V"
+	rc=0
+	BKR_FAULT=read:$n:eio "$BKR" -r "$V" repair >"$T/out" 2>"$T/err" || rc=$?
+	case $rc in
+	0) ;;
+	7) one_line_error
+		grep -q "^bkr repair: .*read $V/[^ ]*: injected fault at read" "$T/err" ||
+			fail "repair with read $n failing: $(cat "$T/err")"
+		grep -q "^bkr repair: blob [0-9a-f]*: read $V/data/" "$T/err" && stopped=$((stopped + 1)) ;;
+	*) fail "repair with read $n failing: exit $rc: $(cat "$T/out" "$T/err")" ;;
+	esac
+	expect_exit 0 "$BKR" -q -r "$V" verify --read-data
+done
+[ $stopped -ge 1 ] || fail "no read fault met the re-read of the recorded blob"
+pass "a pack read failing with EIO stops verify and repair (exit 7, naming the file), never damage nor a dropped blob"
+
+# --- an fsync failing after the work is done says what happened: create
+# whose fsync of backups/ (after the manifest is linked in place) failed
+# said only 'fsync REPO/backups: ...', exit 7, the backup listed; delete
+# whose fsync of backups/ (after the manifest moved to the trash) failed
+# said the same, and its rerun 'no such backup'.  The message now says the
+# file is in place (moved) but may not be on disk, and the rerun of delete
+# that it is already deleted
+F=$T/fs
+mkdir -p "$T/fws"
+echo a >"$T/fws/a"
+"$BKR" -q init -r "$F"
+cp -a "$F" "$T/fs-start"
+nb() { "$BKR" -r "$F" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+inplace=0
+for n in $(seq 1 10); do
+	rm -rf "$F" && cp -a "$T/fs-start" "$F"
+	rc=0
+	BKR_FAULT=fsync:$n:eio "$BKR" -q -r "$F" create "$T/fws" >/dev/null 2>"$T/err" || rc=$?
+	case $rc in
+	0) [ "$(nb)" = 1 ] || fail "create with fsync $n failing: exit 0 and $(nb) backups" ;;
+	7) one_line_error
+		if grep -q "^bkr create: $F/backups/backup_[a-z0-9_]*\.json is in place, but may not be on disk: fsync $F/backups: injected fault" "$T/err"; then
+			inplace=$((inplace + 1))
+			[ "$(nb)" = 1 ] || fail "create with fsync $n failing: says the backup is in place, $(nb) listed"
+		else
+			[ "$(nb)" = 0 ] || fail "create with fsync $n failing: $(cat "$T/err"), yet a backup is listed"
+		fi ;;
+	*) fail "create with fsync $n failing: exit $rc: $(cat "$T/err")" ;;
+	esac
+	expect_exit 0 "$BKR" -q -r "$F" create "$T/fws"
+	expect_exit 0 "$BKR" -q -r "$F" verify
+done
+[ $inplace = 1 ] || fail "the fsync after the manifest's link failed in $inplace runs (not 1)"
+"$BKR" -q -r "$F" create "$T/fws" >/dev/null
+cp -a "$F" "$T/fs-two"
+left=$(($(nb) - 1))
+did=$("$BKR" -r "$F" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+moved=0
+for n in $(seq 1 6); do
+	rm -rf "$F" && cp -a "$T/fs-two" "$F"
+	rc=0
+	BKR_FAULT=fsync:$n:eio "$BKR" -q -r "$F" delete "$did" >/dev/null 2>"$T/err" || rc=$?
+	case $rc in 0 | 7) ;; *) fail "delete with fsync $n failing: exit $rc: $(cat "$T/err")" ;; esac
+	if [ $rc = 0 ] || grep -q "^bkr delete: $F/backups/$did\.json is moved to $F/trash/$did\.json, but that may not be on disk: fsync $F/backups: injected fault" "$T/err"; then
+		[ $rc = 0 ] || moved=$((moved + 1))
+		expect_exit 3 "$BKR" -q -r "$F" delete "$did"
+		grep -q "^bkr delete: backup $did: already deleted (its manifest is in the trash" "$T/err" ||
+			fail "delete after delete with fsync $n failing: $(cat "$T/err")"
+	else
+		[ $rc = 7 ] && one_line_error
+		expect_exit 0 "$BKR" -q -r "$F" delete "$did"
+	fi
+	[ "$(nb)" = $left ] || fail "delete with fsync $n failing, then a rerun: $(nb) backups, not $left"
+done
+[ $moved = 1 ] || fail "the fsync after the manifest's move failed in $moved runs (not 1)"
+pass "an fsync failing after create's or delete's work is done says so (in place or moved, may not be on disk); a rerun of delete says it is already deleted"
+
+# --- a -c configuration whose first read fails: the log's read of it (for
+# log_dir) failing with EIO was ignored and the command read it again, so a
+# create ran with exit 0 while its log went to the default directory, not the
+# configuration's log_dir.  One read decides: the command fails with its error
+C=$T/cf
+mkdir -p "$T/cws" "$T/clogs"
+echo a >"$T/cws/a"
+"$BKR" -q init -r "$C"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "w", "paths": ["."]}]}\n' \
+	"$C" "$T/cws" "$T/clogs" >"$T/cf.json"
+rc=0
+BKR_FAULT=read:1:eio "$BKR" -q -c "$T/cf.json" create >/dev/null 2>"$T/err" || rc=$?
+[ $rc = 7 ] || fail "create -c with the configuration's first read failing: exit $rc (not 7): $(cat "$T/err")"
+one_line_error
+grep -q "^bkr create: cannot read configuration: read $T/cf.json: injected fault at read" "$T/err" ||
+	fail "create -c with the configuration's first read failing: $(cat "$T/err")"
+[ -z "$(ls "$C/backups")" ] || fail "create -c with the configuration unread made a backup"
+expect_exit 0 "$BKR" -q -c "$T/cf.json" create
+grep -q '"event":"end"' "$T"/clogs/bkr-*.log || fail "the rerun did not log to the configuration's log_dir"
+pass "a configuration whose first read fails with EIO fails the command (exit 7), never read again with the log elsewhere"

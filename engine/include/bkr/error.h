@@ -33,13 +33,14 @@ typedef enum {
 
 /**
  * Whether @p code says a read failed for want of its source — a server that
- * cannot be reached, timed out or refused access — or of memory, rather than
- * proving anything about the data: a command that judges damage stops with
- * it instead of reporting the object damaged.
+ * cannot be reached, timed out or refused access, an operating-system I/O
+ * error (a disk error, maybe transient) — or of memory, rather than proving
+ * anything about the data: a command that judges damage (verify, repair)
+ * stops with it instead of reporting the object damaged or dropping it.
  */
 static inline int bkr_error_not_damage(int code)
 {
-	return code == BKR_EUNAVAILABLE || code == BKR_ETIMEOUT || code == BKR_ENOMEM;
+	return code == BKR_EUNAVAILABLE || code == BKR_ETIMEOUT || code == BKR_ENOMEM || code == BKR_EIO;
 }
 
 /** Record a message for the calling thread and return @p code. */
