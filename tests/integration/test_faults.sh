@@ -165,6 +165,23 @@ BKR_PASSWORD=pw3 expect_exit 0 "$BKR" -r "$K" list
 BKR_PASSWORD=pw expect_exit 0 "$BKR" -q -r "$K" key remove "$k3"
 pass "the trash-move and key-remove fault points name the file, as the real failure does"
 
+# faulted START REPO SPEC WANT CMD...: REPO afresh from the copy START, then
+# CMD with BKR_FAULT=SPEC (its output in $T/out and $T/err): it either runs
+# through (exit 0; returns 1) or fails with exit 7 and one line matching WANT
+# (returns 0); anything else fails the test
+faulted() {
+	local start=$1 repo=$2 spec=$3 want=$4 rc=0
+	shift 4
+	rm -rf "$repo" && cp -a "$start" "$repo"
+	BKR_FAULT=$spec "$@" >"$T/out" 2>"$T/err" || rc=$?
+	case $rc in
+	0) return 1 ;;
+	7) one_line_error
+		grep -q "$want" "$T/err" || fail "${*:2} with $spec failing: $(cat "$T/err")" ;;
+	*) fail "${*:2} with $spec failing: exit $rc: $(cat "$T/out" "$T/err")" ;;
+	esac
+}
+
 # --- an index file's superseded list that cannot be read is an error: the
 # header read failing with EIO was taken for "supersedes nothing", so the
 # files it supersedes (left listed, here put back, their packs since pruned)
@@ -188,17 +205,8 @@ cp -a "$X" "$T/sup-start"
 cp "$T/sup-a" "$T/sws/a"
 fired=0
 for n in $(seq 2 11); do
-	rm -rf "$X" && cp -a "$T/sup-start" "$X"
-	rc=0
-	BKR_FAULT=read:$n:eio "$BKR" -q -r "$X" create "$T/sws" >/dev/null 2>"$T/err" || rc=$?
-	case $rc in
-	0) ;;
-	7) fired=$((fired + 1))
-		one_line_error
-		grep -q "^bkr create: read $X/index/[0-9a-f]*\.idx: injected fault at read" "$T/err" ||
-			fail "create with read $n failing: $(cat "$T/err")" ;;
-	*) fail "create with read $n failing: exit $rc: $(cat "$T/err")" ;;
-	esac
+	faulted "$T/sup-start" "$X" read:$n:eio "^bkr create: read $X/index/[0-9a-f]*\.idx: injected fault at read" \
+		"$BKR" -q -r "$X" create "$T/sws" && fired=$((fired + 1))
 	expect_exit 0 "$BKR" -q -r "$X" verify --read-data
 done
 [ $fired -ge 8 ] || fail "the index reads failed only $fired times"
@@ -220,17 +228,8 @@ echo small >"$T/vws/small"
 cp -a "$V" "$T/vio-start"
 packs=0
 for n in $(seq 1 12); do
-	rm -rf "$V" && cp -a "$T/vio-start" "$V"
-	rc=0
-	BKR_FAULT=read:$n:eio "$BKR" -r "$V" verify --read-data >"$T/out" 2>"$T/err" || rc=$?
-	case $rc in
-	0) ;;
-	7) one_line_error
-		grep -q "^bkr verify: read $V/[^ ]*: injected fault at read" "$T/err" ||
-			fail "verify with read $n failing: $(cat "$T/err")"
-		grep -q "\.pack: injected" "$T/err" && packs=$((packs + 1)) ;;
-	*) fail "verify --read-data with read $n failing: exit $rc: $(cat "$T/out" "$T/err")" ;;
-	esac
+	faulted "$T/vio-start" "$V" read:$n:eio "^bkr verify: read $V/[^ ]*: injected fault at read" \
+		"$BKR" -r "$V" verify --read-data && grep -q "\.pack: injected" "$T/err" && packs=$((packs + 1))
 done
 [ $packs -ge 1 ] || fail "no read fault met a pack"
 # a blob verify found damaged (recorded), intact again (a transient error):
@@ -243,17 +242,8 @@ cp "$T/pack.good" "$pack"
 cp -a "$V" "$T/vio-rec"
 stopped=0
 for n in $(seq 10 24); do
-	rm -rf "$V" && cp -a "$T/vio-rec" "$V"
-	rc=0
-	BKR_FAULT=read:$n:eio "$BKR" -r "$V" repair >"$T/out" 2>"$T/err" || rc=$?
-	case $rc in
-	0) ;;
-	7) one_line_error
-		grep -q "^bkr repair: .*read $V/[^ ]*: injected fault at read" "$T/err" ||
-			fail "repair with read $n failing: $(cat "$T/err")"
-		grep -q "^bkr repair: blob [0-9a-f]*: read $V/data/" "$T/err" && stopped=$((stopped + 1)) ;;
-	*) fail "repair with read $n failing: exit $rc: $(cat "$T/out" "$T/err")" ;;
-	esac
+	faulted "$T/vio-rec" "$V" read:$n:eio "^bkr repair: .*read $V/[^ ]*: injected fault at read" \
+		"$BKR" -r "$V" repair && grep -q "^bkr repair: blob [0-9a-f]*: read $V/data/" "$T/err" && stopped=$((stopped + 1))
 	expect_exit 0 "$BKR" -q -r "$V" verify --read-data
 done
 [ $stopped -ge 1 ] || fail "no read fault met the re-read of the recorded blob"

@@ -402,17 +402,23 @@ st=0; "$BKR" scan -c "$T/deep.json" > "$T/scan6.out" 2> /dev/null || st=$?
 [ "$st" = 1 ] && grep -q "^invalid *d/bad.json" "$T/scan6.out" && grep -q "^skipped " "$T/scan6.out" ||
 	fail "scan of a deep tree with a damaged file: exit $st: $(cat "$T/scan6.out")"
 
+# backup_ws CONF REPO WS STAGED: configuration CONF recovering WS's c/{id}.json
+# from backups only (staged runs in STAGED), repository REPO, a full backup of WS
+backup_ws() {
+	cat > "$1" <<JSON
+{"repository": "$2", "workspace_root": "$3",
+ "recovery": {"staging_dir": "$4", "rules": [{"pattern": "c/{id}.json", "strategies": ["backup"]}]}}
+JSON
+	"$BKR" init -r "$2" >/dev/null
+	"$BKR" create -c "$1" --type full >/dev/null
+}
+
 # a recovered file that cannot be written (a full disk) keeps its old bytes,
 # fails the run, and the text output names it and why (even with -q), not
 # only "1 failed" in the summary
 W7="$T/ws7"; mkdir -p "$W7/c"
 echo '{"n":1}' > "$W7/c/a.json"
-cat > "$T/enospc.json" <<JSON
-{"repository": "$T/repo7", "workspace_root": "$W7",
- "recovery": {"staging_dir": "$T/staged7", "rules": [{"pattern": "c/{id}.json", "strategies": ["backup"]}]}}
-JSON
-"$BKR" init -r "$T/repo7" >/dev/null
-"$BKR" create -c "$T/enospc.json" --type full >/dev/null
+backup_ws "$T/enospc.json" "$T/repo7" "$W7" "$T/staged7"
 printf '{"broken' > "$W7/c/a.json"
 st=0; BKR_FAULT=write:1:enospc "$BKR" batch -q -c "$T/enospc.json" --apply > "$T/batch7.out" 2> "$T/batch7.err" || st=$?
 [ "$st" = 6 ] || fail "batch --apply with the disk full: exit $st: $(cat "$T/batch7.out" "$T/batch7.err")"
@@ -430,12 +436,7 @@ grep -qx "failed    c/a.json: recovered, not written: .*No space left on device"
 # is left beside it, and the run fails naming the file
 W9="$T/ws9"; mkdir -p "$W9/c"
 echo '{"n":1}' > "$W9/c/a.json"
-cat > "$T/race.json" <<JSON
-{"repository": "$T/repo9", "workspace_root": "$W9",
- "recovery": {"staging_dir": "$T/staged9", "rules": [{"pattern": "c/{id}.json", "strategies": ["backup"]}]}}
-JSON
-"$BKR" init -r "$T/repo9" >/dev/null
-"$BKR" create -c "$T/race.json" --type full >/dev/null
+backup_ws "$T/race.json" "$T/repo9" "$W9" "$T/staged9"
 # race FAULT WRITER WANT: batch --apply of the invalid c/a.json stopped at
 # FAULT:1 while the shell code WRITER runs; the file must then hold WANT
 race() {
@@ -489,12 +490,7 @@ if [ "$(id -u)" = 0 ]; then
 	echo '{"n":1}' > "$W8/c/other.json"; echo '{"n":2}' > "$W8/c/mine.json"
 	chown 1000:1000 "$W8/c/other.json"; chown 65534:65534 "$W8/c/mine.json"
 	chmod 6755 "$W8/c/other.json" "$W8/c/mine.json"
-	cat > "$T/setid.json" <<JSON
-{"repository": "$U8/repo", "workspace_root": "$W8",
- "recovery": {"staging_dir": "$U8/staged", "rules": [{"pattern": "c/{id}.json", "strategies": ["backup"]}]}}
-JSON
-	"$BKR" init -r "$U8/repo" >/dev/null
-	"$BKR" create -c "$T/setid.json" --type full >/dev/null
+	backup_ws "$T/setid.json" "$U8/repo" "$W8" "$U8/staged"
 	rm "$W8/c/other.json" "$W8/c/mine.json"
 	chown -R 65534:65534 "$U8"
 	chmod 755 "$T" # let uid 65534 reach it
@@ -516,12 +512,7 @@ fi
 if [ "$(id -u)" = 0 ] && unshare --user --map-root-user true 2>/dev/null; then
 	W11="$T/ws11"; mkdir -p "$W11/c"
 	echo '{"n":1}' > "$W11/c/other.json"; chown 1000:1000 "$W11/c/other.json"; chmod 6755 "$W11/c/other.json"
-	cat > "$T/userns.json" <<JSON
-{"repository": "$T/repo11", "workspace_root": "$W11",
- "recovery": {"staging_dir": "$T/staged11", "rules": [{"pattern": "c/{id}.json", "strategies": ["backup"]}]}}
-JSON
-	"$BKR" init -r "$T/repo11" >/dev/null
-	"$BKR" create -c "$T/userns.json" --type full >/dev/null
+	backup_ws "$T/userns.json" "$T/repo11" "$W11" "$T/staged11"
 	rm "$W11/c/other.json"
 	st=0; unshare --user --map-root-user "$BKR" batch -c "$T/userns.json" --apply > "$T/batch11.out" 2> "$T/batch11.err" || st=$?
 	[ "$st" = 0 ] || fail "batch --apply in a user namespace: exit $st: $(cat "$T/batch11.out" "$T/batch11.err")"
