@@ -275,7 +275,7 @@ static int set_defaults(bkr_config *c)
 	c->compression_level = 1;
 	c->s3.path_style = -1;
 	if (!(c->log_dir = default_log_dir()))
-		return bkr_error_oom();
+		return bkr_error_last_code(); /* bkr_host_state_dir's */
 	if (!(c->protected_patterns = strv_new(1)) || !(c->protected_patterns[0] = strdup("*")))
 		return bkr_error_oom();
 	c->nprotected_patterns = 1;

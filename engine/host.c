@@ -2,13 +2,20 @@
  * Host name and state directory defaults (host.h).
  */
 #include "bkr/host.h"
+#include "bkr/error.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <openssl/crypto.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <pwd.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void bkr_host_name(char *buf, size_t cap, const char *given)
@@ -24,20 +31,72 @@ void bkr_host_name(char *buf, size_t cap, const char *given)
 		snprintf(buf, cap, "localhost");
 }
 
+/* The user's home directory in the password database (a cron job or a
+ * service run without HOME: root's /root) when it is an absolute directory
+ * other than "/", into @p buf; NULL when there is none. */
+static const char *passwd_home(char *buf, size_t cap)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[4096];
+	struct stat st;
+
+	if (getpwuid_r(getuid(), &pw, tmp, sizeof(tmp), &res) != 0 || !res || !pw.pw_dir || pw.pw_dir[0] != '/' ||
+	    !pw.pw_dir[strspn(pw.pw_dir, "/")] || stat(pw.pw_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return NULL;
+	snprintf(buf, cap, "%s", pw.pw_dir);
+	return buf;
+}
+
+/* Whether @p dir, in a directory every user may write to, is this user's own:
+ * made (0700) when absent; a directory, not a symlink, of this user, that no
+ * other may write to.  Another user may have made it first, to read what bkr
+ * writes there (logs, staged recovery runs) or to point it elsewhere. */
+static bool private_dir(const char *dir)
+{
+	struct stat st;
+	const char *why = NULL;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		bkr_error_set_errno(errno, "state directory %s", dir);
+		return false;
+	}
+	if (lstat(dir, &st) < 0) {
+		bkr_error_set_errno(errno, "state directory %s", dir);
+		return false;
+	}
+	if (!S_ISDIR(st.st_mode))
+		why = S_ISLNK(st.st_mode) ? "a symlink" : "not a directory";
+	else if (st.st_uid != geteuid())
+		why = "owned by another user";
+	else if (st.st_mode & 022)
+		why = "writable by other users";
+	if (why)
+		bkr_error_set(BKR_EEXISTS, "state directory %s: %s, not used (set XDG_STATE_HOME or HOME, or log_dir and "
+			      "recovery.staging_dir)", dir, why);
+	return !why;
+}
+
 char *bkr_host_state_dir(void)
 {
 	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-	char *out = NULL;
+	char *out = NULL, pwbuf[PATH_MAX];
+	bool shared = false;
 	int r;
 
+	if (home && home[0] != '/')
+		home = NULL;
 	if (xdg && xdg[0] == '/')
 		r = asprintf(&out, "%s/bkr", xdg);
-	else if (home && home[0] == '/')
+	else if (home || (home = passwd_home(pwbuf, sizeof(pwbuf))))
 		r = asprintf(&out, "%s/.local/state/bkr", home);
-	else
+	else {
 		r = asprintf(&out, "/var/tmp/bkr-%u", (unsigned)getuid());
-	if (r < 0)
+		shared = true;
+	}
+	if (r < 0) {
+		bkr_error_oom();
 		return NULL;
+	}
 	/* no trailing or doubled '/' from the environment ("/home/u/" -> "/home/u") */
 	size_t k = 0;
 	for (size_t i = 0; out[i]; i++)
@@ -46,6 +105,10 @@ char *bkr_host_state_dir(void)
 	while (k > 1 && out[k - 1] == '/')
 		k--;
 	out[k] = '\0';
+	if (shared && !private_dir(out)) {
+		free(out);
+		return NULL;
+	}
 	return out;
 }
 

@@ -381,7 +381,7 @@ int bkr_log_command_begin(const char *dir, bkr_log_level min_level, const char *
 	int err;
 
 	if (!dir && !(dir = def = bkr_log_default_dir()))
-		return bkr_error_oom();
+		return bkr_error_last_code(); /* bkr_host_state_dir's */
 	if (!(name = strdup(command && *command ? command : "bkr"))) {
 		free(def);
 		return bkr_error_oom();

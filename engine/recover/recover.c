@@ -619,11 +619,13 @@ int bkr_recover_new(bkr_recover **out, const bkr_recover_setup *setup, bkr_repo 
 		char *state = NULL;
 		if (s)
 			rc->staging_dir = strdup(s);
-		else if ((state = bkr_host_state_dir()) && asprintf(&rc->staging_dir, "%s/staged-runs", state) < 0)
+		else if (!(state = bkr_host_state_dir()))
+			err = bkr_error_last_code();
+		else if (asprintf(&rc->staging_dir, "%s/staged-runs", state) < 0)
 			rc->staging_dir = NULL;
 		free(state);
 		if (!rc->staging_dir) {
-			err = bkr_error_oom();
+			err = err < 0 ? err : bkr_error_oom();
 			goto done;
 		}
 	}

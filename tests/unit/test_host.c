@@ -11,12 +11,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <pwd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/crypto.h>
 
+#include "bkr/error.h"
 #include "bkr/host.h"
 
 static void test_name(void **state)
@@ -54,17 +59,77 @@ static void expect_dir(const char *xdg, const char *home, const char *want)
 
 static void test_state_dir(void **state)
 {
-	char fallback[64];
+	char home[PATH_MAX + 32];
+	struct passwd *pw = getpwuid(getuid());
 	(void)state;
-	snprintf(fallback, sizeof(fallback), "/var/tmp/bkr-%u", (unsigned)getuid());
+	/* without a usable HOME: the home of the password database (root's /root) */
+	assert_non_null(pw);
+	snprintf(home, sizeof(home), "%s/.local/state/bkr", pw->pw_dir);
 	expect_dir("/x/state", "/home/u", "/x/state/bkr");
 	expect_dir("/x/state/", "/home/u", "/x/state/bkr");
 	expect_dir("relative", "/home/u", "/home/u/.local/state/bkr");
 	expect_dir("", "/home/u/", "/home/u/.local/state/bkr");
 	expect_dir(NULL, "/home/u", "/home/u/.local/state/bkr");
-	expect_dir(NULL, "relative", fallback);
-	expect_dir(NULL, NULL, fallback);
-	expect_dir("", "", fallback);
+	expect_dir(NULL, "relative", home);
+	expect_dir(NULL, NULL, home);
+	expect_dir("", "", home);
+}
+
+/* In a child of uid @p uid (no entry in the password database), without HOME:
+ * the state directory is /var/tmp/bkr-UID when it is that user's own (0
+ * returned), else none, and the error names it and @p why (1). */
+static int fallback_as(uid_t uid, const char *why)
+{
+	pid_t pid = fork();
+	int st;
+	if (pid == 0) {
+		char want[64], *d;
+		if (setgid(uid) < 0 || setuid(uid) < 0)
+			_exit(10);
+		unsetenv("HOME");
+		unsetenv("XDG_STATE_HOME");
+		snprintf(want, sizeof(want), "/var/tmp/bkr-%u", (unsigned)uid);
+		d = bkr_host_state_dir();
+		if (d)
+			_exit(strcmp(d, want) ? 11 : 0);
+		if (!strstr(bkr_error_message(), want) || !strstr(bkr_error_message(), why))
+			_exit(12);
+		_exit(1);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* /var/tmp/bkr-UID, the last fallback, lies where every user may write: one
+ * another user made first (a symlink to elsewhere, a directory of theirs) is
+ * not used, where bkr would have written its logs and staged recovery runs */
+static void test_state_dir_shared(void **state)
+{
+	const uid_t uid = 54321; /* no such user */
+	char dir[64];
+	struct stat st;
+	(void)state;
+	if (getuid() != 0)
+		fail_msg("test_state_dir_shared needs root (the suite runs as root)");
+	assert_null(getpwuid(uid));
+	snprintf(dir, sizeof(dir), "/var/tmp/bkr-%u", (unsigned)uid);
+	rmdir(dir);
+	unlink(dir);
+	assert_int_equal(symlink("/etc", dir), 0); /* made by another user first */
+	assert_int_equal(fallback_as(uid, "a symlink"), 1);
+	unlink(dir);
+	assert_int_equal(mkdir(dir, 0700), 0); /* root's */
+	assert_int_equal(fallback_as(uid, "owned by another user"), 1);
+	assert_int_equal(chown(dir, uid, uid), 0);
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(fallback_as(uid, "writable by other users"), 1);
+	rmdir(dir);
+	assert_int_equal(fallback_as(uid, ""), 0); /* absent: made, 0700, its own */
+	assert_int_equal(lstat(dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode) && st.st_uid == uid && (st.st_mode & 07777) == 0700);
+	rmdir(dir);
 }
 
 /* The VmFlags of the mapping that holds @p addr (from /proc/self/smaps) into @p out. */
@@ -170,6 +235,7 @@ int main(void)
 		cmocka_unit_test(test_advise_huge),
 		cmocka_unit_test(test_name),
 		cmocka_unit_test(test_state_dir),
+		cmocka_unit_test(test_state_dir_shared),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

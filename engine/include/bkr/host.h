@@ -47,10 +47,14 @@ void bkr_host_advise_huge(void *p, size_t n, size_t align);
 void bkr_host_tune_openssl(void);
 
 /**
- * The per-user state directory (malloc'd, no trailing '/', not created):
+ * The per-user state directory (malloc'd, no trailing '/'):
  * $XDG_STATE_HOME/bkr when that is an absolute path (the XDG rule: relative
  * values are ignored), else $HOME/.local/state/bkr when HOME is absolute,
- * else /var/tmp/bkr-UID (per user, never shared).  NULL on OOM.
+ * else the same under the home directory of the password database (a cron
+ * job or service without HOME), else /var/tmp/bkr-UID, made 0700 and used
+ * only when it is a directory of this user that no other may write to.
+ * Not created otherwise.  NULL with the error set (out of memory, or that
+ * fallback is not this user's: another user made it first).
  */
 char *bkr_host_state_dir(void);
 
