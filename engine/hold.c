@@ -191,6 +191,9 @@ static int each(void *ctx, const char *path, const char *text, size_t len)
 		err = take_release(a, path, o, damaged);
 	else if (kind && !strcmp(kind, "hold"))
 		err = take_hold(a, path, o, damaged);
+	else if (damaged) /* a pin or a tag, or a record whose kind cannot be read */
+		err = warn(a, path, "a damaged record (%s): every command skips it, so a pin, tag or hold in it is not "
+			   "applied (retention may remove the backup it kept)", o ? "its checksum does not match" : "not JSON");
 	cJSON_Delete(o);
 	return err;
 }

@@ -213,3 +213,25 @@ for i in $(seq 1 "$rounds"); do
 	echo "  $what: verify exit $vrc, restores $([ "$restore_failed" = 0 ] && echo ok || echo failed)"
 done
 pass "$rounds random damages (seeds from $((seed0 + 1))): no crash, no hang, valid JSON, no wrong byte, verify failed $failed_verify times and never passed a repository that does not restore"
+
+# --- a pin record with a flipped byte: every command skips it, so the backup
+# it pinned is kept no longer; cleanup planned that backup's removal without a
+# word (it warned only of records that could not be read or decrypted)
+PD=$T/pind
+mkdir -p "$T/pinws"
+echo a >"$T/pinws/a"
+"$BKR" -q init -r "$PD"
+"$BKR" -q -r "$PD" create "$T/pinws" >/dev/null
+echo b >"$T/pinws/b"
+"$BKR" -q -r "$PD" create "$T/pinws" >/dev/null
+old=$("$BKR" -r "$PD" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+"$BKR" -q -r "$PD" pin "$old"
+rec=$(ls "$PD"/records/*.json)
+expect_exit 0 "$BKR" -r "$PD" cleanup --dry-run --keep-last 1
+grep -q "^KEEP *$old .*pinned" "$T/out" || fail "the pinned backup is not kept: $(cat "$T/out")"
+sed -i 's/"kind":"pin"/"kine":"pin"/' "$rec"
+expect_exit 0 "$BKR" -r "$PD" cleanup --dry-run --keep-last 1
+grep -q "^REMOVE *$old " "$T/out" || fail "a damaged pin record still kept its backup: $(cat "$T/out")"
+grep -q "^bkr cleanup: warning: $rec: a damaged record (its checksum does not match): every command skips it, so a pin, tag or hold in it is not applied" "$T/err" ||
+	fail "cleanup does not name the damaged pin record: $(cat "$T/err")"
+pass "a pin record with a flipped byte: cleanup names it before planning the removal of the backup it kept"
