@@ -326,3 +326,24 @@ grep -q "^bkr create: cannot read configuration: read $T/cf.json: injected fault
 expect_exit 0 "$BKR" -q -c "$T/cf.json" create
 grep -q '"event":"end"' "$T"/clogs/bkr-*.log || fail "the rerun did not log to the configuration's log_dir"
 pass "a configuration whose first read fails with EIO fails the command (exit 7), never read again with the log elsewhere"
+
+# --- restore's line about a root tree that cannot be read said "root
+# directory: root directory: blob ..." when the read failed in its walk (after
+# its own first look at the root had passed): the walk's message named the
+# directory, and so did the line
+G=$T/rdr
+mkdir -p "$T/rdws"
+echo a >"$T/rdws/a"
+"$BKR" -q init -r "$G"
+"$BKR" -q create -r "$G" "$T/rdws" >/dev/null
+named=0
+for n in $(seq 3 9); do
+	rm -rf "$T/rdt"
+	rc=0
+	BKR_FAULT=read:$n:eio,read:$((n + 1)):eio,read:$((n + 2)):eio "$BKR" -r "$G" restore latest --target "$T/rdt" >/dev/null 2>"$T/err" || rc=$?
+	case $rc in 0 | 4 | 6 | 7) ;; *) fail "restore with reads $n-$((n + 2)) failing: exit $rc: $(cat "$T/err")" ;; esac
+	grep -q "root directory: root directory" "$T/err" && fail "restore names the root directory twice: $(cat "$T/err")"
+	grep -q "root directory: blob [0-9a-f]*: read $G/tree/" "$T/err" && named=$((named + 1))
+done
+[ $named -ge 2 ] || fail "the root tree's read failed in $named runs (not the two: restore's look, its walk)"
+pass "a root tree that cannot be read: restore names it once"
