@@ -90,8 +90,11 @@ static int fallback_as(uid_t uid, const char *why)
 		unsetenv("XDG_STATE_HOME");
 		snprintf(want, sizeof(want), "/var/tmp/bkr-%u", (unsigned)uid);
 		d = bkr_host_state_dir();
-		if (d)
-			_exit(strcmp(d, want) ? 11 : 0);
+		if (d) {
+			int rc = strcmp(d, want) ? 11 : 0;
+			free(d); /* valgrind's leak check runs at the child's exit too */
+			_exit(rc);
+		}
 		if (!strstr(bkr_error_message(), want) || !strstr(bkr_error_message(), why))
 			_exit(12);
 		_exit(1);
