@@ -44,5 +44,9 @@ const server = net.createServer(sock => {
     }
   });
 });
-server.listen(0, '127.0.0.1', () => fs.writeFileSync(state + '/port', String(server.address().port)));
+// Written aside and renamed: a reader polling for the file never sees it empty.
+server.listen(0, '127.0.0.1', () => {
+	fs.writeFileSync(state + '/port.tmp', String(server.address().port));
+	fs.renameSync(state + '/port.tmp', state + '/port');
+});
 process.on('SIGTERM', () => process.exit(0));
