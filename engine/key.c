@@ -613,6 +613,34 @@ void bkr_key_scrub_env(void)
 	scrub_var("BKR_NEW_PASSWORD");
 }
 
+/* Whether environment entry @p e ("NAME=value") holds a passphrase. */
+static bool secret_entry(const char *e)
+{
+	const char *eq = strchr(e, '=');
+	size_t n = eq ? (size_t)(eq - e) : strlen(e);
+	static const char suffix[] = "PASSWORD";
+	if (source.env && strlen(source.env) == n && !strncmp(e, source.env, n))
+		return true;
+	return n >= 4 + sizeof(suffix) - 1 && !strncmp(e, "BKR_", 4) &&
+	       !strncmp(e + n - (sizeof(suffix) - 1), suffix, sizeof(suffix) - 1);
+}
+
+char **bkr_key_child_environ(void)
+{
+	extern char **environ;
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ && environ[n])
+		n++;
+	if (!(env = calloc(n + 1, sizeof(*env))))
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!secret_entry(environ[i]))
+			env[k++] = environ[i];
+	return env;
+}
+
 /* Cut @p buf (of *len bytes) at its first newline. */
 static void first_line(char *buf, size_t *len)
 {
@@ -803,23 +831,30 @@ static int from_command(const char *cmd, char *buf, size_t *len)
 	int fds[2], status = 0, err, rest;
 	bool attended = isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
 	int64_t timeout_ms = command_timeout_ms(), deadline = attended ? 0 : bkr_clock_mono_ns() + timeout_ms * 1000000;
-	char secs[32];
+	char secs[32], **env;
 	pid_t pid;
 
-	if (pipe2(fds, O_CLOEXEC) < 0)
+	if (!(env = bkr_key_child_environ()))
+		return bkr_error_oom();
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		free(env);
 		return bkr_error_set_errno(errno, "password command: pipe");
+	}
 	if ((pid = fork()) < 0) {
 		close(fds[0]);
 		close(fds[1]);
+		free(env);
 		return bkr_error_set_errno(errno, "password command: fork");
 	}
 	if (pid == 0) {
+		char *const argv[] = { "sh", "-c", (char *)cmd, NULL };
 		if (!attended)
 			setsid(); /* its own session and process group (pid), no terminal */
 		dup2(fds[1], 1);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		execve("/bin/sh", argv, env);
 		_exit(127);
 	}
+	free(env);
 	close(fds[1]);
 	err = read_line_fd(fds[0], buf, len, "password command", deadline);
 	/* the rest, whatever the first line was (unless the pipe failed) */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bkr/error.h"
+#include "bkr/key.h"
 #include "recover_i.h"
 
 #define OUT_MAX 4096
@@ -34,7 +35,7 @@ void bkr_rec_proc_free(bkr_rec_proc *p)
 	p->output = NULL;
 }
 
-static void child(char *const *argv, int in, int out)
+static void child(char *const *argv, char *const *env, int in, int out)
 {
 	sigset_t none;
 
@@ -45,7 +46,7 @@ static void child(char *const *argv, int in, int out)
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
 		_exit(126);
 	close_range(3, ~0u, 0);
-	execvp(argv[0], argv);
+	execvpe(argv[0], argv, env);
 	dprintf(2, "cannot execute %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
 }
@@ -60,12 +61,17 @@ int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_
 	int pidfd = -1;
 	bool reaped = false;
 	sigset_t pipe_set, old_set;
+	char **env = NULL;
 
 	memset(res, 0, sizeof(*res));
 	if (!argv || !argv[0])
 		return bkr_error_set(BKR_EINVAL, "empty command");
-	if (!(res->output = calloc(1, OUT_MAX + 1)))
+	/* never a passphrase: what the command is given is its argv and stdin */
+	if (!(res->output = calloc(1, OUT_MAX + 1)) || !(env = bkr_key_child_environ())) {
+		free(res->output);
+		res->output = NULL;
 		return bkr_error_oom();
+	}
 	if (pipe2(inp, O_CLOEXEC) < 0 || pipe2(outp, O_CLOEXEC) < 0) {
 		err = bkr_error_set_errno(errno, "%s: pipe", argv[0]);
 		goto done;
@@ -75,7 +81,7 @@ int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
 	pid = fork();
 	if (pid == 0)
-		child(argv, inp[0], outp[1]);
+		child(argv, env, inp[0], outp[1]);
 	if (pid < 0) {
 		err = bkr_error_set_errno(errno, "%s: fork", argv[0]);
 		pthread_sigmask(SIG_SETMASK, &old_set, NULL);
@@ -190,6 +196,7 @@ int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_
 	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
 	res->output[olen] = '\0';
 done:
+	free(env);
 	if (pidfd >= 0)
 		close(pidfd);
 	for (int i = 0; i < 2; i++) {

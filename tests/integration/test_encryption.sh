@@ -559,6 +559,36 @@ grep -q "runs/$b9: the manifest of a backup in runs/ (moved there" "$T/err" || f
 mv "$KR/runs/$b9" "$KR/backups/$b9"
 pass "a recovery run's manifest moved into backups/, or a backup's into runs/, is a damaged manifest, named"
 
+# --- no child is given a passphrase (found in review: a regenerate command,
+# an alert command and the password command inherited BKR_PASSWORD and
+# BKR_NEW_PASSWORD, so a hook that logs its environment logged them)
+cat >"$T/envdump.sh" <<'SH'
+#!/bin/sh
+# envdump.sh FILE [OUTPUT]: this process's environment into FILE (and {} into OUTPUT)
+env >"$1"
+[ -z "$2" ] || printf '{"regenerated":true}\n' >"$2"
+SH
+chmod +x "$T/envdump.sh"
+cat >"$T/c10.json" <<JSON
+{"repository": "$KR", "workspace_root": "$T/ws9",
+ "recovery": {"rules": [
+   {"pattern": "gen/{n}.json", "strategies": [{"type": "regenerate", "command": ["$T/envdump.sh", "$T/env-gen", "{output}"]}]},
+   {"pattern": "alert/{n}.json", "strategies": [{"type": "manual", "command": ["$T/envdump.sh", "$T/env-alert"]}]}]}}
+JSON
+rm -f "$T"/env-*
+BKR_PASSWORD=secret-env BKR_NEW_PASSWORD=secret-new BKR_TO_PASSWORD=secret-to BKR_KEEP=kept-env \
+	expect_exit 0 "$BKR" -c "$T/c10.json" --password-command "$T/envdump.sh $T/env-pwcmd; cat $T/pw-ra" \
+	recover --file gen/a.json --apply
+[ -e "$T/ws9/gen/a.json" ] || fail "the regenerate command did not run: $(cat "$T/err")"
+BKR_PASSWORD=secret-env BKR_KEEP=kept-env "$BKR" -c "$T/c10.json" --password-file "$T/pw-ra" \
+	recover --file alert/a.json --apply >"$T/out" 2>"$T/err" || true
+for f in env-gen env-alert env-pwcmd; do
+	[ -s "$T/$f" ] || fail "$f: the command did not run: $(cat "$T/err")"
+	grep -q '^BKR_KEEP=kept-env$' "$T/$f" || fail "$f: the rest of the environment is not passed on"
+	! grep -q 'secret-' "$T/$f" || fail "$f: a child was given a passphrase: $(grep secret- "$T/$f")"
+done
+pass "recovery commands, alert commands and the password command are given no passphrase variable"
+
 # --- key list: a key file's created, hostname and username are not
 # authenticated (anyone who can write keys/ sets them, checksum and all):
 # terminal escapes and newlines in them are shown escaped, never raw

@@ -144,4 +144,13 @@ void bkr_key_forget(void);
  */
 void bkr_key_scrub_env(void);
 
+/**
+ * The environment for a child that is not given a passphrase (a recovery
+ * command, a validator, an alert command, the password command): the
+ * process's own without any BKR_*PASSWORD variable and without the source's
+ * env.  A NULL-terminated array for execve whose strings are borrowed from
+ * environ; free() the array only.  NULL when out of memory.
+ */
+char **bkr_key_child_environ(void);
+
 #endif
