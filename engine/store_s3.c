@@ -39,6 +39,7 @@
 #include "bkr/log.h"
 #include "bkr/utf8.h"
 #include "array.h"
+#include "idset.h"
 #include "store_s3_parse.h"
 
 #include <ctype.h>
@@ -909,25 +910,27 @@ struct list_ctx {
 	void *ctx;
 	int (*cb_time)(void *ctx, const char *name, int64_t modified);
 	int (*cb_stamped)(void *ctx, const char *name, const char *stamp);
-	char last[2048];            /* the key handed over last (a listing's keys are shorter) */
+	bkr_idset seen;             /* SHA-256 of every key handed over (s3_list_pages frees it) */
 };
 
 /*
  * Whether listed @p key goes to the caller (1) or is passed over (0: the root
- * itself, or the key handed over just before: a server repeating the last
- * key of a page at the top of the next); BKR_ECORRUPT for a key outside the
- * prefix asked.
+ * itself, or a key handed over before: a server repeating the last key of a
+ * page at the top of the next, or listing again from an earlier key — each
+ * name reaches the caller once, as from a directory); BKR_ECORRUPT for a key
+ * outside the prefix asked.
  */
 static int listed_key(struct list_ctx *l, const char *key)
 {
 	char safe[S3_KEY_MAX * 4];
+	bkr_id h;
 	if (strncmp(key, l->full, strlen(l->full)))
 		return bkr_error_set(BKR_ECORRUPT, "%s: the listing of '%s' gave the key '%s', outside it",
 				     l->s->base.location, l->full, bkr_text_escape(safe, sizeof(safe), key, strlen(key)));
-	if (strlen(key) <= l->strip || !strcmp(key, l->last))
+	if (strlen(key) <= l->strip)
 		return 0;
-	snprintf(l->last, sizeof(l->last), "%s", key);
-	return 1;
+	bkr_sha256(key, strlen(key), &h);
+	return bkr_idset_add(&l->seen, &h);
 }
 
 /* bkr_store_list_stamped's stamp: what the listing says of the object (a PUT changes the
@@ -1008,6 +1011,7 @@ static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, in
 		}
 	} while (err == 0 && pg.truncated);
 	free(given);
+	bkr_idset_free(&l->seen);
 	return err;
 }
 
