@@ -138,6 +138,7 @@ struct s3_req {
 	/* what to send */
 	const char *method;       /* GET HEAD PUT POST DELETE */
 	const char *name;         /* the object (relative to the store), NULL for the bucket */
+	const char *listing;      /* a listing of the bucket: the folder listed, for messages */
 	const char *query;        /* percent-encoded, sorted; NULL */
 	const uint8_t *body;
 	size_t body_len;
@@ -568,10 +569,18 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 	}
 	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r->too_large))
 		return 0;
+	/* the object the request was for (its key: no credentials), as status_error names it */
+	char what[S3_KEY_MAX + 600];
+	if (r->name)
+		snprintf(what, sizeof(what), "%s/%s", s->base.location, r->name);
+	else if (r->listing)
+		snprintf(what, sizeof(what), "%s: listing %s", s->base.location, r->listing[0] ? r->listing : "everything");
+	else
+		snprintf(what, sizeof(what), "%s", s->base.location);
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		return bkr_error_set(BKR_ETIMEOUT, "%s: the S3 endpoint %s timed out: %s (gave up after %d attempts)",
-				     s->base.location, s->endpoint, errbuf[0] ? errbuf : curl_easy_strerror(rc), r->attempts);
-	return bkr_error_set(BKR_EUNAVAILABLE, "%s: cannot reach the S3 endpoint %s: %s%s", s->base.location,
+				     what, s->endpoint, errbuf[0] ? errbuf : curl_easy_strerror(rc), r->attempts);
+	return bkr_error_set(BKR_EUNAVAILABLE, "%s: cannot reach the S3 endpoint %s: %s%s", what,
 			     s->endpoint, errbuf[0] ? errbuf : curl_easy_strerror(rc),
 			     r->attempts > 1 ? " (gave up after several attempts)"
 			     : down	     ? " (it did not answer a moment ago: tried once)"
@@ -971,7 +980,7 @@ static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, in
 	l->full = full;
 	l->strip = strlen(s->url.prefix) + (s->url.prefix[0] ? 1 : 0);
 	do {
-		struct s3_req r = { .method = "GET", .name = NULL };
+		struct s3_req r = { .method = "GET", .name = NULL, .listing = prefix };
 		q[0] = '\0';
 		if (pg.token[0]) {
 			strcpy(q, "continuation-token=");

@@ -450,22 +450,11 @@ static void *fake_main(void *arg)
 	return NULL;
 }
 
-/* Start a fake server answering with @p fn and open the store @p url on it (retries 1 ms apart). */
-static void fake_start(fake *f, fake_fn fn, void *ctx, const char *url, bkr_store **s)
+/* Open the store @p url on @p port of loopback (retries 1 ms apart). */
+static void open_at(int port, const char *url, bkr_store **s)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
 	char endpoint[64];
-	memset(f, 0, sizeof(*f));
-	f->fn = fn;
-	f->ctx = ctx;
-	assert_true((f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
-	assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(f->lfd, 16), 0);
-	assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &alen), 0);
-	f->port = ntohs(a.sin_port);
-	assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
-	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", f->port);
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
 	/* nothing of the environment's between us and the fake server */
 	for (const char *const *v = (const char *const[]){ "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_REGION",
 							   "AWS_DEFAULT_REGION", "http_proxy", "ALL_PROXY", "all_proxy",
@@ -479,16 +468,47 @@ static void fake_start(fake *f, fake_fn fn, void *ctx, const char *url, bkr_stor
 	assert_int_equal(bkr_store_open(s, url, 0), 0);
 }
 
-static void fake_stop(fake *f, bkr_store *s)
+/* A socket of loopback bound to a free port, listening when @p listening; its port in *@p port. */
+static int loopback_socket(bool listening, int *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int fd;
+	assert_true((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	if (listening)
+		assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* Start a fake server answering with @p fn and open the store @p url on it. */
+static void fake_start(fake *f, fake_fn fn, void *ctx, const char *url, bkr_store **s)
+{
+	memset(f, 0, sizeof(*f));
+	f->fn = fn;
+	f->ctx = ctx;
+	f->lfd = loopback_socket(true, &f->port);
+	assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+	open_at(f->port, url, s);
+}
+
+static void store_close(bkr_store *s)
 {
 	bkr_store_free(s);
-	shutdown(f->lfd, SHUT_RDWR);
-	pthread_join(f->thread, NULL);
-	close(f->lfd);
 	bkr_store_s3_configure(NULL);
 	unsetenv("AWS_ACCESS_KEY_ID");
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	unsetenv("AWS_ENDPOINT_URL");
+}
+
+static void fake_stop(fake *f, bkr_store *s)
+{
+	store_close(s);
+	shutdown(f->lfd, SHUT_RDWR);
+	pthread_join(f->thread, NULL);
+	close(f->lfd);
 }
 
 static int count_name(void *ctx, const char *name)
@@ -895,6 +915,30 @@ static void test_other_region(void **state)
 	fake_stop(&f, s);
 }
 
+/* An endpoint that refuses every connection: the error names the object asked for (or the
+ * folder listed), not only the repository. */
+static void test_unreachable_names_object(void **state)
+{
+	uint8_t *data = NULL, buf[16];
+	size_t len;
+	bkr_store *s;
+	int port, n = 0;
+	/* bound, not listening: a connection is refused */
+	int fd = loopback_socket(false, &port);
+	(void)state;
+	open_at(port, "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_get(s, "backups/b.json", 1000, &data, &len), BKR_EUNAVAILABLE);
+	assert_non_null(strstr(bkr_error_message(), "s3://bucket/repo/backups/b.json: cannot reach the S3 endpoint"));
+	assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", 100, 10, buf, 0), BKR_EUNAVAILABLE);
+	assert_non_null(strstr(bkr_error_message(), "s3://bucket/repo/data/0f/p.pack: cannot reach"));
+	assert_int_equal(bkr_store_list(s, "index/", count_name, &n), BKR_EUNAVAILABLE);
+	assert_non_null(strstr(bkr_error_message(), "s3://bucket/repo: listing index/: cannot reach"));
+	/* no credentials in it */
+	assert_null(strstr(bkr_error_message(), "SKFAKE"));
+	store_close(s);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -915,6 +959,7 @@ int main(void)
 		cmocka_unit_test(test_list_repeated_key),
 		cmocka_unit_test(test_head_without_length),
 		cmocka_unit_test(test_other_region),
+		cmocka_unit_test(test_unreachable_names_object),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }
