@@ -29,7 +29,9 @@
  *   it in one ranged GET, kept in memory (S3_NWIN windows, least recently
  *   used first): packs never change once published, so the next blobs of
  *   the same pack — read in order by a backup walking its parent's trees,
- *   a restore, verify or repair — cost no request.
+ *   a restore, verify or repair — cost no request.  A server that ignores
+ *   Range (a 200 with the whole pack) fills every window around the read
+ *   from that one answer, instead of sending the pack again for each.
  */
 #include "bkr/store.h"
 #include "bkr/error.h"
@@ -132,6 +134,7 @@ typedef struct {
 	uint64_t wclock;
 	int64_t down_until;    /* CLOCK_MONOTONIC ns: the endpoint did not answer; one try each until then */
 	volatile bool no_bucket; /* a request met NoSuchBucket */
+	bool range_ignored;    /* a ranged GET was answered with the whole object (said once) */
 } s3_store;
 
 struct s3_req {
@@ -156,6 +159,9 @@ struct s3_req {
 	bool too_large;
 	size_t fixed_len;
 	uint64_t skip;            /* a 200 to a ranged GET: bytes before off still to drop */
+	uint64_t pos;             /* a 200 to a ranged GET: bytes of the whole object's body seen */
+	uint64_t keep_from;       /* a 200 to a ranged GET of a pack: its bytes from here ... */
+	size_t keep_max;          /* ... up to this many are kept in data, for the windows (0: none) */
 	int64_t length;           /* Content-Length (-1: none) */
 	bool sized;               /* the answer said where its body ends: Content-Length, or chunks */
 	bool unsized;             /* an object's body without either, over HTTP/1: ended by the close */
@@ -177,6 +183,7 @@ static void req_reset(struct s3_req *r)
 	r->too_large = false;
 	r->fixed_len = 0;
 	r->skip = 0;
+	r->pos = 0;
 	r->length = -1;
 	r->sized = r->unsized = false;
 	r->range_start = -1;
@@ -218,6 +225,45 @@ static int key_path(const s3_store *s, const char *name, char *out, size_t cap)
 	return bkr_s3_encode(out, cap, name, true);
 }
 
+/* Append @p len bytes to r->data (NUL-terminated); false when out of memory. */
+static bool data_append(struct s3_req *r, const char *ptr, size_t len)
+{
+	if (r->dlen + len + 1 > r->dcap) {
+		size_t cap = r->dcap ? r->dcap : 4096;
+		uint8_t *nd;
+		while (cap < r->dlen + len + 1)
+			cap *= 2;
+		if (!(nd = realloc(r->data, cap)))
+			return false;
+		r->data = nd;
+		r->dcap = cap;
+	}
+	memcpy(r->data + r->dlen, ptr, len);
+	r->dlen += len;
+	r->data[r->dlen] = '\0';
+	return true;
+}
+
+/* A 200 to a ranged GET of a pack (the range ignored: the whole object comes): the part
+ * of its body in [keep_from, keep_from + keep_max) is kept in r->data for the windows. */
+static void keep_body(struct s3_req *r, const char *ptr, size_t len)
+{
+	uint64_t at = r->pos, end = r->keep_from + r->keep_max;
+	if (at + len <= r->keep_from || at >= end)
+		return;
+	if (at < r->keep_from) {
+		ptr += r->keep_from - at;
+		len -= (size_t)(r->keep_from - at);
+		at = r->keep_from;
+	}
+	if (at + len > end)
+		len = (size_t)(end - at);
+	if (!data_append(r, ptr, len)) {
+		r->keep_max = 0; /* only a saving */
+		r->dlen = 0;
+	}
+}
+
 static size_t on_body(char *ptr, size_t size, size_t n, void *ctx)
 {
 	struct s3_req *r = ctx;
@@ -225,6 +271,11 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ctx)
 	long status = r->status;
 	if (r->fixed && status == 206 && r->range_start != (int64_t)r->off)
 		return size * n; /* another range than the one asked: no data of it (s3_perform says so) */
+	if (r->fixed && status == 200) {
+		if (r->keep_max)
+			keep_body(r, ptr, len);
+		r->pos += len;
+	}
 	if (r->fixed && (status == 206 || status == 200)) {
 		if (r->skip) {
 			size_t drop = r->skip < len ? (size_t)r->skip : len;
@@ -241,20 +292,7 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ctx)
 		r->too_large = true;
 		return 0; /* stop the transfer */
 	}
-	if (r->dlen + len + 1 > r->dcap) {
-		size_t cap = r->dcap ? r->dcap : 4096;
-		uint8_t *nd;
-		while (cap < r->dlen + len + 1)
-			cap *= 2;
-		if (!(nd = realloc(r->data, cap)))
-			return 0;
-		r->data = nd;
-		r->dcap = cap;
-	}
-	memcpy(r->data + r->dlen, ptr, len);
-	r->dlen += len;
-	r->data[r->dlen] = '\0';
-	return size * n;
+	return data_append(r, ptr, len) ? size * n : 0;
 }
 
 static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
@@ -268,6 +306,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 		r->length = -1;
 		r->sized = false;
 		r->skip = r->ranged && r->status == 200 ? r->off : 0;
+		r->pos = 0;
+		r->dlen = 0;
 		return len;
 	}
 	if (len >= sizeof(line))
@@ -537,7 +577,9 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		range[0] = '\0';
 	bkr_log_debug("s3", "request %s %s%s%s%s: %ld (%zu bytes sent, %llu received, %d attempt%s)", r->method,
 		      r->name ? r->name : "(bucket)", r->query ? "?" : "", r->query ? r->query : "", range, r->status,
-		      r->body_len, (unsigned long long)(r->fixed ? r->fixed_len : r->dlen), r->attempts,
+		      r->body_len,
+		      (unsigned long long)(r->fixed && r->status == 200 ? r->pos : r->fixed ? r->fixed_len : r->dlen),
+		      r->attempts,
 		      r->attempts == 1 ? "" : "s");
 	handle_put(s, h);
 	curl_slist_free_all(hl);
@@ -688,27 +730,40 @@ static int s3_get(bkr_store *base, const char *name, size_t max, uint8_t **out, 
 	return err;
 }
 
-/* Packs, and only they, are read through windows: nothing else is immutable. */
-static bool windowed(const char *name, size_t len)
+/* Packs, and only they, are kept in windows: nothing else is immutable. */
+static bool is_pack(const char *name)
 {
-	return len < S3_WIN_SMALL && (!strncmp(name, "data/", 5) || !strncmp(name, "tree/", 5));
+	return !strncmp(name, "data/", 5) || !strncmp(name, "tree/", 5);
 }
 
-/* Copy [off, off+len) of @p name from a window holding it: true on a hit. */
+/* A small read of a pack goes through a window. */
+static bool windowed(const char *name, size_t len)
+{
+	return len < S3_WIN_SMALL && is_pack(name);
+}
+
+/* Copy [off, off+len) of @p name from the windows holding it (one, or several in a row): true on a hit. */
 static bool win_hit(s3_store *s, const char *name, uint64_t off, size_t len, void *buf)
 {
-	bool hit = false;
+	uint8_t *to = buf;
 	pthread_mutex_lock(&s->wmu);
-	for (int i = 0; i < S3_NWIN && !hit; i++) {
-		struct s3_win *w = &s->win[i];
-		if (w->name && w->start <= off && off - w->start + len <= w->len && !strcmp(w->name, name)) {
-			memcpy(buf, w->data + (off - w->start), len);
-			w->used = ++s->wclock;
-			hit = true;
-		}
+	while (len > 0) {
+		struct s3_win *w = NULL;
+		for (int i = 0; i < S3_NWIN && !w; i++)
+			if (s->win[i].name && s->win[i].start <= off && off < s->win[i].start + s->win[i].len &&
+			    !strcmp(s->win[i].name, name))
+				w = &s->win[i];
+		if (!w)
+			break;
+		size_t take = w->start + w->len - off < len ? (size_t)(w->start + w->len - off) : len;
+		memcpy(to, w->data + (off - w->start), take);
+		w->used = ++s->wclock;
+		to += take;
+		off += take;
+		len -= take;
 	}
 	pthread_mutex_unlock(&s->wmu);
-	return hit;
+	return len == 0;
 }
 
 /* Drop the windows of @p name (deleted or moved). */
@@ -744,6 +799,39 @@ static void win_keep(s3_store *s, const char *name, uint64_t start, uint8_t *dat
 	pthread_mutex_unlock(&s->wmu);
 }
 
+/*
+ * A ranged GET of pack @p name at @p off answered 200 with the whole object
+ * (a server or proxy that ignores Range): instead of downloading the pack
+ * again for each window or read, @p r kept S3_NWIN windows' worth of it
+ * around @p off (from the window at most half of them before it), which
+ * become windows here, said once per store.
+ */
+static void ranged_whole(s3_store *s, const char *name, struct s3_req *r)
+{
+	if (!__atomic_exchange_n(&s->range_ignored, true, __ATOMIC_RELAXED))
+		bkr_log_warn("s3", "%s/%s: %s answered a ranged GET with the whole object (it ignores Range): each "
+			     "read of a pack not kept in memory downloads the pack whole", s->base.location, name,
+			     s->endpoint);
+	for (size_t at = 0; at < r->dlen; at += S3_WIN) {
+		size_t n = r->dlen - at < S3_WIN ? r->dlen - at : S3_WIN;
+		uint8_t *copy;
+		if (n < S3_WIN && r->keep_from + at + n != r->pos)
+			break; /* a short window is only the object's end */
+		if (!(copy = malloc(n)))
+			break; /* a window is only a saving */
+		memcpy(copy, r->data + at, n);
+		win_keep(s, name, r->keep_from + at, copy, n);
+	}
+}
+
+/* Ask for the whole object's bytes around @p off to be kept, should @p r's range be ignored. */
+static void keep_around(struct s3_req *r, uint64_t off)
+{
+	uint64_t start = off & ~(uint64_t)(S3_WIN - 1), before = (uint64_t)S3_WIN * (S3_NWIN / 2);
+	r->keep_from = start > before ? start - before : 0;
+	r->keep_max = S3_WIN * S3_NWIN;
+}
+
 /* A small read of a pack through a window of S3_WIN bytes (aligned, or from @p off when it would straddle). */
 static int win_read(s3_store *s, const char *name, uint64_t off, size_t len, void *buf)
 {
@@ -758,7 +846,16 @@ static int win_read(s3_store *s, const char *name, uint64_t off, size_t len, voi
 	if (!(r.fixed = malloc(S3_WIN)))
 		return bkr_error_oom();
 	r.off = start;
+	keep_around(&r, off);
 	err = s3_perform(s, &r);
+	if (err == 0 && r.status == 200 && r.dlen) {
+		ranged_whole(s, name, &r);
+		if (win_hit(s, name, off, len, buf)) {
+			free(r.fixed);
+			req_free(&r);
+			return 0;
+		}
+	}
 	if (err == 0 && (r.status == 206 || r.status == 200)) {
 		if (r.fixed_len < off - start + len) {
 			err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%zu of %zu bytes at %llu)", s->base.location,
@@ -798,7 +895,14 @@ static int s3_get_range(bkr_store *base, const char *name, uint64_t off, size_t 
 	}
 	if (windowed(name, len))
 		return win_read(s, name, off, len, buf);
+	if (is_pack(name)) {
+		if (win_hit(s, name, off, len, buf))
+			return 0; /* kept from a whole object a server sent for a range */
+		keep_around(&r, off);
+	}
 	err = s3_perform(s, &r);
+	if (err == 0 && r.status == 200 && r.dlen)
+		ranged_whole(s, name, &r);
 	if (err == 0 && (r.status == 206 || r.status == 200)) {
 		if (r.fixed_len != len)
 			err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%zu of %zu bytes at %llu)", s->base.location,

@@ -598,6 +598,63 @@ static void test_range_answer(void **state)
 		}
 }
 
+/* A pack of 3 MiB and 100 bytes ('A'..'Z' over and over) on a server that ignores Range:
+ * every GET is answered 200 with the whole object. */
+struct no_range {
+	char *body;
+	size_t len;
+	unsigned long long sent; /* bytes of bodies sent */
+};
+
+static void on_no_range(fake *f, const struct fake_req *q, int c)
+{
+	struct no_range *nr = f->ctx;
+	(void)q;
+	fake_reply(c, 200, "ETag: \"0f\"\r\n", nr->body);
+	nr->sent += nr->len;
+}
+
+/* Each read of a pack at a server that ignores Range does not download the pack again: the
+ * whole object of the first answer is kept in the windows, and later reads, small or large
+ * (the disk cache's blocks), come from them. */
+static void test_range_ignored(void **state)
+{
+	static const struct { uint64_t off; size_t len; } reads[] = {
+		{ 10, 100 },                     /* a tree blob: through a window */
+		{ (1 << 20) + 5, 300 },          /* the next window */
+		{ (3 << 20) + 50, 50 },          /* the object's end, a short window */
+		{ (1 << 20) - 10, 20 },          /* across two windows */
+		{ 512 << 10, 2 << 20 },          /* a large read (a block of the disk cache) */
+	};
+	struct no_range nr = { .len = (3 << 20) + 100 };
+	bkr_store *s;
+	fake f;
+	(void)state;
+	assert_non_null(nr.body = malloc(nr.len + 1));
+	for (size_t i = 0; i < nr.len; i++)
+		nr.body[i] = (char)('A' + i % 26);
+	nr.body[nr.len] = '\0';
+	fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
+	for (size_t k = 0; k < sizeof(reads) / sizeof(*reads); k++) {
+		char *buf = malloc(reads[k].len);
+		assert_non_null(buf);
+		assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", reads[k].off, reads[k].len, buf, 0), 0);
+		assert_memory_equal(buf, nr.body + reads[k].off, reads[k].len);
+		free(buf);
+	}
+	if (f.nreq != 1)
+		fail_msg("%d requests, %llu bytes for %zu reads of a %zu-byte pack", f.nreq, nr.sent,
+			 sizeof(reads) / sizeof(*reads), nr.len);
+	/* a read past the end is still refused as truncated */
+	{
+		char buf[10];
+		assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", nr.len - 5, 10, buf, 0), BKR_ECORRUPT);
+		assert_non_null(strstr(bkr_error_message(), "truncated"));
+	}
+	fake_stop(&f, s);
+	free(nr.body);
+}
+
 /* The objects of a rename: repo/data/ab/x.pack moved to repo/trash/x.pack by a server-side copy. */
 struct moving {
 	int mode;       /* the first copy: 0 answered 500 though done, 1 answered 200 with an error inside */
@@ -952,6 +1009,7 @@ int main(void)
 		cmocka_unit_test(test_open_without_server),
 		cmocka_unit_test(test_list_token_loop),
 		cmocka_unit_test(test_range_answer),
+		cmocka_unit_test(test_range_ignored),
 		cmocka_unit_test(test_rename_retried),
 		cmocka_unit_test(test_list_odd_keys),
 		cmocka_unit_test(test_lock_odd_key),
