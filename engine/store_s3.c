@@ -1641,6 +1641,7 @@ static void s3_free(bkr_store *base)
 	free(s->userpwd);
 	free(s->token_header);
 	free(s->base.location);
+	free(s->base.identity);
 	free(s);
 }
 
@@ -1748,21 +1749,24 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 	}
 	if (path_style < 0)
 		path_style = bkr_s3_endpoint_path_style(&s->ep);
-	{
-		char port[16] = "";
-		if (s->ep.port)
-			snprintf(port, sizeof(port), ":%u", s->ep.port);
-		const char *scheme = s->ep.https ? "https" : "http";
-		int n = path_style ? asprintf(&s->base_url, "%s://%s%s/%s", scheme, s->ep.host, port, s->url.bucket)
-				   : asprintf(&s->base_url, "%s://%s.%s%s", scheme, s->url.bucket, s->ep.host, port);
-		if (n < 0) {
-			s->base_url = NULL;
-			err = bkr_error_oom();
-			goto done;
-		}
+	char port[16] = "";
+	if (s->ep.port)
+		snprintf(port, sizeof(port), ":%u", s->ep.port);
+	const char *scheme = s->ep.https ? "https" : "http";
+	if ((path_style ? asprintf(&s->base_url, "%s://%s%s/%s", scheme, s->ep.host, port, s->url.bucket)
+			: asprintf(&s->base_url, "%s://%s.%s%s", scheme, s->url.bucket, s->ep.host, port)) < 0) {
+		s->base_url = NULL;
+		err = bkr_error_oom();
+		goto done;
 	}
 	if (asprintf(&s->base.location, "s3://%s%s%s", s->url.bucket, s->url.prefix[0] ? "/" : "", s->url.prefix) < 0) {
 		s->base.location = NULL;
+		err = bkr_error_oom();
+		goto done;
+	}
+	/* the disk cache's key: the same bucket and prefix on another server is another repository */
+	if (asprintf(&s->base.identity, "%s at %s://%s%s", s->base.location, scheme, s->ep.host, port) < 0) {
+		s->base.identity = NULL;
 		err = bkr_error_oom();
 		goto done;
 	}

@@ -27,7 +27,9 @@
 
 #include "bkr/error.h"
 #include "bkr/store.h"
+#include "bkr/store_cache.h"
 #include "store_s3_parse.h"
+#include "testutil.h"
 
 static void test_url(void **state)
 {
@@ -996,6 +998,66 @@ static void test_unreachable_names_object(void **state)
 	close(fd);
 }
 
+/* backups/b.json holds the text ctx; nothing else is there. */
+static void on_manifest(fake *f, const struct fake_req *q, int c)
+{
+	if (!strcmp(q->method, "GET") && strstr(q->target, "/repo/backups/b.json"))
+		fake_reply(c, 200, "", f->ctx);
+	else
+		fake_reply(c, 404, "", "<Error><Code>NoSuchKey</Code></Error>");
+}
+
+/* backups/b.json read through the caching store @p c is @p want. */
+static void cached_read(bkr_store *c, const char *want)
+{
+	uint8_t *d = NULL;
+	size_t n = 0;
+	assert_int_equal(bkr_store_get(c, "backups/b.json", 1000, &d, &n), 0);
+	if (n != strlen(want) || memcmp(d, want, n))
+		fail_msg("read '%.*s' through the cache %s, the server has '%s'", (int)n, (char *)d,
+			 bkr_store_cache_root(c), want);
+	free(d);
+}
+
+/* s3://bucket/repo on two servers is two repositories: the disk cache keeps them apart (the
+ * second server's object was served from the first's copy), and both may be open at once. */
+static void test_cache_per_endpoint(void **state)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 20], want[128];
+	bkr_store *s, *c1, *c2;
+	fake f1, f2;
+	FILE *fp;
+	(void)state;
+	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "s3-cache"), 0);
+	fake_start(&f1, on_manifest, "{\"server\":1}", "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_cache_open(&c1, s, dir, 0), 0);
+	cached_read(c1, "{\"server\":1}");
+	bkr_store_free(c1);
+	/* the other server, after the first: its own object */
+	fake_start(&f2, on_manifest, "{\"server\":2}", "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_cache_open(&c2, s, dir, 0), 0);
+	cached_read(c2, "{\"server\":2}");
+	assert_int_equal(f2.nreq, 1);
+	/* the directory names the endpoint */
+	snprintf(path, sizeof(path), "%s/location", bkr_store_cache_root(c2));
+	assert_non_null(fp = fopen(path, "r"));
+	assert_non_null(fgets(want, sizeof(want), fp));
+	fclose(fp);
+	snprintf(path, sizeof(path), "s3://bucket/repo at http://127.0.0.1:%d", f2.port);
+	assert_string_equal(want, path);
+	/* both at once (the first was refused: "in use by another process"); each is kept */
+	open_at(f1.port, "s3://bucket/repo", &s);
+	if (bkr_store_cache_open(&c1, s, dir, 0) != 0)
+		fail_msg("%s", bkr_error_message());
+	assert_string_not_equal(bkr_store_cache_root(c1), bkr_store_cache_root(c2));
+	cached_read(c1, "{\"server\":1}");
+	assert_int_equal(f1.nreq, 1);
+	bkr_store_free(c1);
+	fake_stop(&f1, NULL);
+	fake_stop(&f2, c2);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1018,6 +1080,7 @@ int main(void)
 		cmocka_unit_test(test_head_without_length),
 		cmocka_unit_test(test_other_region),
 		cmocka_unit_test(test_unreachable_names_object),
+		cmocka_unit_test(test_cache_per_endpoint),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }
