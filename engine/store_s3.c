@@ -173,6 +173,7 @@ struct s3_req {
 	int attempts;
 	size_t sent;
 	bool half_sent;           /* the fault point "s3-send" was passed */
+	bool unanswered;          /* a write was sent whole and its answer lost: it may have been done */
 	bool amz, html;           /* an x-amz-* header came; Content-Type text/html */
 };
 
@@ -506,6 +507,7 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 	bool down = (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) &&
 		    now_ns < __atomic_load_n(&s->down_until, __ATOMIC_RELAXED);
 	int tries = down ? 1 : S3_ATTEMPTS;
+	r->unanswered = false;
 	for (r->attempts = 0; r->attempts < tries; r->attempts++) {
 		if (r->attempts)
 			pause_before(s, r->attempts - 1);
@@ -545,6 +547,14 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		rc = curl_easy_perform(h);
 		if (rc == CURLE_WRITE_ERROR && r->too_large)
 			break;
+		if (rc != CURLE_OK && strcmp(r->method, "GET") && strcmp(r->method, "HEAD")) {
+			/* a write the server got whole (headers, and the body) and never answered
+			 * may have been done: the error says so */
+			long req_size = 0;
+			curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &req_size);
+			if (req_size > 0 && r->sent == r->body_len)
+				r->unanswered = true;
+		}
 		if (rc != CURLE_OK) {
 			if (retry_curl(rc))
 				continue;
@@ -619,6 +629,12 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		snprintf(what, sizeof(what), "%s: listing %s", s->base.location, r->listing[0] ? r->listing : "everything");
 	else
 		snprintf(what, sizeof(what), "%s", s->base.location);
+	/* like a local store's fsync failing after the work (5227c1f): the operator learns
+	 * that a rerun may find it done */
+	if (r->unanswered && r->name)
+		snprintf(what + strlen(what), sizeof(what) - strlen(what), " %s",
+			 !strcmp(r->method, "DELETE") ? "may be deleted (the request was sent whole, its answer lost)"
+						      : "may be in place (the request was sent whole, its answer lost)");
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		return bkr_error_set(BKR_ETIMEOUT, "%s: the S3 endpoint %s timed out: %s (gave up after %d attempts)",
 				     what, s->endpoint, errbuf[0] ? errbuf : curl_easy_strerror(rc), r->attempts);
