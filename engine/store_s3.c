@@ -452,6 +452,18 @@ static void pause_before(const s3_store *s, int attempt)
 
 static const char empty_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+/* What @p r was for, in messages: "LOCATION/KEY" (the key only: no URL, no credentials),
+ * "LOCATION: listing FOLDER", or the repository's location. */
+static void req_what(const s3_store *s, const struct s3_req *r, char *out, size_t cap)
+{
+	if (r->name)
+		snprintf(out, cap, "%s/%s", s->base.location, r->name);
+	else if (r->listing)
+		snprintf(out, cap, "%s: listing %s", s->base.location, r->listing[0] ? r->listing : "everything");
+	else
+		snprintf(out, cap, "%s", s->base.location);
+}
+
 /*
  * Send @p r, retrying what may be retried.  0 with r->status set (the caller
  * judges it), or BKR_EUNAVAILABLE / BKR_ETIMEOUT when the endpoint could not
@@ -621,14 +633,9 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 	}
 	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r->too_large))
 		return 0;
-	/* the object the request was for (its key: no credentials), as status_error names it */
+	/* the object the request was for, as status_error names it */
 	char what[S3_KEY_MAX + 600];
-	if (r->name)
-		snprintf(what, sizeof(what), "%s/%s", s->base.location, r->name);
-	else if (r->listing)
-		snprintf(what, sizeof(what), "%s: listing %s", s->base.location, r->listing[0] ? r->listing : "everything");
-	else
-		snprintf(what, sizeof(what), "%s", s->base.location);
+	req_what(s, r, what, sizeof(what));
 	/* like a local store's fsync failing after the work (5227c1f): the operator learns
 	 * that a rerun may find it done */
 	if (r->unanswered && r->name)
@@ -645,15 +652,12 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 					     : "");
 }
 
-/* The error for an answer the caller did not expect, naming @p name (NULL: the bucket). */
-static int status_error(s3_store *s, const struct s3_req *r, const char *name)
+/* The error for an answer the caller did not expect, naming the object (or the folder listed). */
+static int status_error(s3_store *s, const struct s3_req *r)
 {
-	char code[64], what[S3_KEY_MAX + 100];
+	char code[64], what[S3_KEY_MAX + 600];
 	bkr_s3_error_code((const char *)r->data, r->dlen, code, sizeof(code));
-	if (name)
-		snprintf(what, sizeof(what), "%s/%s", s->base.location, name);
-	else
-		snprintf(what, sizeof(what), "%s", s->base.location);
+	req_what(s, r, what, sizeof(what));
 	if (r->too_large)
 		return bkr_error_set(BKR_ECORRUPT, "%s: larger than %zu bytes", what, r->max);
 	if (!strcmp(code, "NoSuchBucket") && (s->no_bucket = true))
@@ -703,7 +707,7 @@ static int s3_head_time(s3_store *s, const char *name, uint64_t *size, int64_t *
 	else if (err == 0 && r.status == 404)
 		err = bkr_error_set(BKR_ENOTFOUND, "%s/%s: no such object", s->base.location, name);
 	else if (err == 0)
-		err = status_error(s, &r, name);
+		err = status_error(s, &r);
 	req_free(&r);
 	return err;
 }
@@ -740,7 +744,7 @@ static int s3_get(bkr_store *base, const char *name, size_t max, uint8_t **out, 
 	} else if (err == 0 && r.status == 200) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s/%s: too large (more than %zu bytes)", s->base.location, name, max);
 	} else if (err == 0) {
-		err = status_error(s, &r, name);
+		err = status_error(s, &r);
 	}
 	req_free(&r);
 	return err;
@@ -886,7 +890,7 @@ static int win_read(s3_store *s, const char *name, uint64_t off, size_t len, voi
 		err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (nothing at %llu)", s->base.location, name,
 				    (unsigned long long)off);
 	} else if (err == 0) {
-		err = status_error(s, &r, name);
+		err = status_error(s, &r);
 	}
 	free(r.fixed);
 	req_free(&r);
@@ -927,7 +931,7 @@ static int s3_get_range(bkr_store *base, const char *name, uint64_t off, size_t 
 		err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (nothing at %llu)", s->base.location, name,
 				    (unsigned long long)off);
 	} else if (err == 0) {
-		err = status_error(s, &r, name);
+		err = status_error(s, &r);
 	}
 	req_free(&r);
 	return err;
@@ -954,7 +958,7 @@ static int s3_put_new(s3_store *s, const char *name, const void *data, size_t le
 	if (err == 0 && r.status == 412)
 		err = bkr_error_set(BKR_EEXISTS, "%s/%s: already exists", s->base.location, name);
 	else if (err == 0 && r.status != 200)
-		err = status_error(s, &r, name);
+		err = status_error(s, &r);
 	if (err == 0 && etag)
 		snprintf(etag, etag_cap, "%s", r.etag);
 	req_free(&r);
@@ -1114,7 +1118,7 @@ static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, in
 		r.query = q;
 		err = s3_perform(s, &r);
 		if (err == 0 && r.status != 200)
-			err = status_error(s, &r, NULL);
+			err = status_error(s, &r);
 		if (err == 0) {
 			if (date)
 				*date = r.date;
@@ -1163,7 +1167,7 @@ static int s3_delete_object(s3_store *s, const char *name)
 	int err = s3_perform(s, &r);
 	if (err == 0 && r.status != 204 && r.status != 200)
 		err = r.status == 404 ? bkr_error_set(BKR_ENOTFOUND, "%s/%s: no such object", s->base.location, name)
-				      : status_error(s, &r, name);
+				      : status_error(s, &r);
 	req_free(&r);
 	return err;
 }
@@ -1212,7 +1216,7 @@ static int s3_rename(bkr_store *base, const char *from, const char *to)
 		/* a copy can fail after its 200 has been sent: the error is in the body */
 		if (err == 0 && (r.status != 200 || (r.data && r.dlen && memmem(r.data, r.dlen, "<Error>", 7))))
 			err = r.status == 412 ? bkr_error_set(BKR_EEXISTS, "%s/%s: already exists", s->base.location, to)
-					      : status_error(s, &r, to);
+					      : status_error(s, &r);
 		req_free(&r);
 	}
 	if (err == 0 && (err = s3_delete_object(s, from)) == BKR_ENOTFOUND) {
@@ -1330,7 +1334,7 @@ static int lock_confirm(s3_store *s, s3_held *l, int64_t fresh)
 			l->silent = sent - l->confirmed;
 			err = lost_error(s, l);
 		} else if (err == 0) {
-			err = status_error(s, &r, l->name);
+			err = status_error(s, &r);
 		}
 		req_free(&r);
 		break;

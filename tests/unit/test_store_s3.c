@@ -971,6 +971,8 @@ static void test_other_region(void **state)
 	assert_non_null(strstr(bkr_error_message(), "AWS_REGION=eu-west-1"));
 	assert_int_equal(bkr_store_list(s, "backups/", count_name, &n), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "AWS_REGION=eu-west-1"));
+	/* the folder listed is named, as an object is */
+	assert_non_null(strstr(bkr_error_message(), "s3://bucket/repo: listing backups/: bucket 'bucket' is in region"));
 	fake_stop(&f, s);
 }
 
