@@ -75,6 +75,11 @@ const char *bkr_store_location(const bkr_store *s)
 	return s->location;
 }
 
+const char *bkr_store_identity(const bkr_store *s)
+{
+	return s->identity ? s->identity : s->location;
+}
+
 bool bkr_store_same_place(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);

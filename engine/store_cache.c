@@ -1130,7 +1130,8 @@ static int scan_files(cache_store *cs)
 
 static int open_root(cache_store *cs, const char *dir)
 {
-	const char *where = bkr_store_location(cs->inner);
+	/* the endpoint's too: one bucket name on two servers must not share cached objects */
+	const char *where = bkr_store_identity(cs->inner);
 	char hex[BKR_ID_HEX], path[PATH_MAX];
 	bkr_id h;
 	size_t n = strlen(dir);

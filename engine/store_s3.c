@@ -29,7 +29,9 @@
  *   it in one ranged GET, kept in memory (S3_NWIN windows, least recently
  *   used first): packs never change once published, so the next blobs of
  *   the same pack — read in order by a backup walking its parent's trees,
- *   a restore, verify or repair — cost no request.
+ *   a restore, verify or repair — cost no request.  A server that ignores
+ *   Range (a 200 with the whole pack) fills every window around the read
+ *   from that one answer, instead of sending the pack again for each.
  */
 #include "bkr/store.h"
 #include "bkr/error.h"
@@ -39,6 +41,7 @@
 #include "bkr/log.h"
 #include "bkr/utf8.h"
 #include "array.h"
+#include "idset.h"
 #include "store_s3_parse.h"
 
 #include <ctype.h>
@@ -131,12 +134,14 @@ typedef struct {
 	uint64_t wclock;
 	int64_t down_until;    /* CLOCK_MONOTONIC ns: the endpoint did not answer; one try each until then */
 	volatile bool no_bucket; /* a request met NoSuchBucket */
+	bool range_ignored;    /* a ranged GET was answered with the whole object (said once) */
 } s3_store;
 
 struct s3_req {
 	/* what to send */
 	const char *method;       /* GET HEAD PUT POST DELETE */
 	const char *name;         /* the object (relative to the store), NULL for the bucket */
+	const char *listing;      /* a listing of the bucket: the folder listed, for messages */
 	const char *query;        /* percent-encoded, sorted; NULL */
 	const uint8_t *body;
 	size_t body_len;
@@ -154,6 +159,9 @@ struct s3_req {
 	bool too_large;
 	size_t fixed_len;
 	uint64_t skip;            /* a 200 to a ranged GET: bytes before off still to drop */
+	uint64_t pos;             /* a 200 to a ranged GET: bytes of the whole object's body seen */
+	uint64_t keep_from;       /* a 200 to a ranged GET of a pack: its bytes from here ... */
+	size_t keep_max;          /* ... up to this many are kept in data, for the windows (0: none) */
 	int64_t length;           /* Content-Length (-1: none) */
 	bool sized;               /* the answer said where its body ends: Content-Length, or chunks */
 	bool unsized;             /* an object's body without either, over HTTP/1: ended by the close */
@@ -165,6 +173,7 @@ struct s3_req {
 	int attempts;
 	size_t sent;
 	bool half_sent;           /* the fault point "s3-send" was passed */
+	bool unanswered;          /* a write was sent whole and its answer lost: it may have been done */
 	bool amz, html;           /* an x-amz-* header came; Content-Type text/html */
 };
 
@@ -175,6 +184,7 @@ static void req_reset(struct s3_req *r)
 	r->too_large = false;
 	r->fixed_len = 0;
 	r->skip = 0;
+	r->pos = 0;
 	r->length = -1;
 	r->sized = r->unsized = false;
 	r->range_start = -1;
@@ -216,6 +226,45 @@ static int key_path(const s3_store *s, const char *name, char *out, size_t cap)
 	return bkr_s3_encode(out, cap, name, true);
 }
 
+/* Append @p len bytes to r->data (NUL-terminated); false when out of memory. */
+static bool data_append(struct s3_req *r, const char *ptr, size_t len)
+{
+	if (r->dlen + len + 1 > r->dcap) {
+		size_t cap = r->dcap ? r->dcap : 4096;
+		uint8_t *nd;
+		while (cap < r->dlen + len + 1)
+			cap *= 2;
+		if (!(nd = realloc(r->data, cap)))
+			return false;
+		r->data = nd;
+		r->dcap = cap;
+	}
+	memcpy(r->data + r->dlen, ptr, len);
+	r->dlen += len;
+	r->data[r->dlen] = '\0';
+	return true;
+}
+
+/* A 200 to a ranged GET of a pack (the range ignored: the whole object comes): the part
+ * of its body in [keep_from, keep_from + keep_max) is kept in r->data for the windows. */
+static void keep_body(struct s3_req *r, const char *ptr, size_t len)
+{
+	uint64_t at = r->pos, end = r->keep_from + r->keep_max;
+	if (at + len <= r->keep_from || at >= end)
+		return;
+	if (at < r->keep_from) {
+		ptr += r->keep_from - at;
+		len -= (size_t)(r->keep_from - at);
+		at = r->keep_from;
+	}
+	if (at + len > end)
+		len = (size_t)(end - at);
+	if (!data_append(r, ptr, len)) {
+		r->keep_max = 0; /* only a saving */
+		r->dlen = 0;
+	}
+}
+
 static size_t on_body(char *ptr, size_t size, size_t n, void *ctx)
 {
 	struct s3_req *r = ctx;
@@ -223,6 +272,11 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ctx)
 	long status = r->status;
 	if (r->fixed && status == 206 && r->range_start != (int64_t)r->off)
 		return size * n; /* another range than the one asked: no data of it (s3_perform says so) */
+	if (r->fixed && status == 200) {
+		if (r->keep_max)
+			keep_body(r, ptr, len);
+		r->pos += len;
+	}
 	if (r->fixed && (status == 206 || status == 200)) {
 		if (r->skip) {
 			size_t drop = r->skip < len ? (size_t)r->skip : len;
@@ -239,20 +293,7 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ctx)
 		r->too_large = true;
 		return 0; /* stop the transfer */
 	}
-	if (r->dlen + len + 1 > r->dcap) {
-		size_t cap = r->dcap ? r->dcap : 4096;
-		uint8_t *nd;
-		while (cap < r->dlen + len + 1)
-			cap *= 2;
-		if (!(nd = realloc(r->data, cap)))
-			return 0;
-		r->data = nd;
-		r->dcap = cap;
-	}
-	memcpy(r->data + r->dlen, ptr, len);
-	r->dlen += len;
-	r->data[r->dlen] = '\0';
-	return size * n;
+	return data_append(r, ptr, len) ? size * n : 0;
 }
 
 static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
@@ -266,6 +307,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 		r->length = -1;
 		r->sized = false;
 		r->skip = r->ranged && r->status == 200 ? r->off : 0;
+		r->pos = 0;
+		r->dlen = 0;
 		return len;
 	}
 	if (len >= sizeof(line))
@@ -409,6 +452,18 @@ static void pause_before(const s3_store *s, int attempt)
 
 static const char empty_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+/* What @p r was for, in messages: "LOCATION/KEY" (the key only: no URL, no credentials),
+ * "LOCATION: listing FOLDER", or the repository's location. */
+static void req_what(const s3_store *s, const struct s3_req *r, char *out, size_t cap)
+{
+	if (r->name)
+		snprintf(out, cap, "%s/%s", s->base.location, r->name);
+	else if (r->listing)
+		snprintf(out, cap, "%s: listing %s", s->base.location, r->listing[0] ? r->listing : "everything");
+	else
+		snprintf(out, cap, "%s", s->base.location);
+}
+
 /*
  * Send @p r, retrying what may be retried.  0 with r->status set (the caller
  * judges it), or BKR_EUNAVAILABLE / BKR_ETIMEOUT when the endpoint could not
@@ -464,6 +519,7 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 	bool down = (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) &&
 		    now_ns < __atomic_load_n(&s->down_until, __ATOMIC_RELAXED);
 	int tries = down ? 1 : S3_ATTEMPTS;
+	r->unanswered = false;
 	for (r->attempts = 0; r->attempts < tries; r->attempts++) {
 		if (r->attempts)
 			pause_before(s, r->attempts - 1);
@@ -503,6 +559,14 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		rc = curl_easy_perform(h);
 		if (rc == CURLE_WRITE_ERROR && r->too_large)
 			break;
+		if (rc != CURLE_OK && strcmp(r->method, "GET") && strcmp(r->method, "HEAD")) {
+			/* a write the server got whole (headers, and the body) and never answered
+			 * may have been done: the error says so */
+			long req_size = 0;
+			curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &req_size);
+			if (req_size > 0 && r->sent == r->body_len)
+				r->unanswered = true;
+		}
 		if (rc != CURLE_OK) {
 			if (retry_curl(rc))
 				continue;
@@ -535,7 +599,9 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		range[0] = '\0';
 	bkr_log_debug("s3", "request %s %s%s%s%s: %ld (%zu bytes sent, %llu received, %d attempt%s)", r->method,
 		      r->name ? r->name : "(bucket)", r->query ? "?" : "", r->query ? r->query : "", range, r->status,
-		      r->body_len, (unsigned long long)(r->fixed ? r->fixed_len : r->dlen), r->attempts,
+		      r->body_len,
+		      (unsigned long long)(r->fixed && r->status == 200 ? r->pos : r->fixed ? r->fixed_len : r->dlen),
+		      r->attempts,
 		      r->attempts == 1 ? "" : "s");
 	handle_put(s, h);
 	curl_slist_free_all(hl);
@@ -567,25 +633,31 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 	}
 	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r->too_large))
 		return 0;
+	/* the object the request was for, as status_error names it */
+	char what[S3_KEY_MAX + 600];
+	req_what(s, r, what, sizeof(what));
+	/* like a local store's fsync failing after the work (5227c1f): the operator learns
+	 * that a rerun may find it done */
+	if (r->unanswered && r->name)
+		snprintf(what + strlen(what), sizeof(what) - strlen(what), " %s",
+			 !strcmp(r->method, "DELETE") ? "may be deleted (the request was sent whole, its answer lost)"
+						      : "may be in place (the request was sent whole, its answer lost)");
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		return bkr_error_set(BKR_ETIMEOUT, "%s: the S3 endpoint %s timed out: %s (gave up after %d attempts)",
-				     s->base.location, s->endpoint, errbuf[0] ? errbuf : curl_easy_strerror(rc), r->attempts);
-	return bkr_error_set(BKR_EUNAVAILABLE, "%s: cannot reach the S3 endpoint %s: %s%s", s->base.location,
+				     what, s->endpoint, errbuf[0] ? errbuf : curl_easy_strerror(rc), r->attempts);
+	return bkr_error_set(BKR_EUNAVAILABLE, "%s: cannot reach the S3 endpoint %s: %s%s", what,
 			     s->endpoint, errbuf[0] ? errbuf : curl_easy_strerror(rc),
 			     r->attempts > 1 ? " (gave up after several attempts)"
 			     : down	     ? " (it did not answer a moment ago: tried once)"
 					     : "");
 }
 
-/* The error for an answer the caller did not expect, naming @p name (NULL: the bucket). */
-static int status_error(s3_store *s, const struct s3_req *r, const char *name)
+/* The error for an answer the caller did not expect, naming the object (or the folder listed). */
+static int status_error(s3_store *s, const struct s3_req *r)
 {
-	char code[64], what[S3_KEY_MAX + 100];
+	char code[64], what[S3_KEY_MAX + 600];
 	bkr_s3_error_code((const char *)r->data, r->dlen, code, sizeof(code));
-	if (name)
-		snprintf(what, sizeof(what), "%s/%s", s->base.location, name);
-	else
-		snprintf(what, sizeof(what), "%s", s->base.location);
+	req_what(s, r, what, sizeof(what));
 	if (r->too_large)
 		return bkr_error_set(BKR_ECORRUPT, "%s: larger than %zu bytes", what, r->max);
 	if (!strcmp(code, "NoSuchBucket") && (s->no_bucket = true))
@@ -635,7 +707,7 @@ static int s3_head_time(s3_store *s, const char *name, uint64_t *size, int64_t *
 	else if (err == 0 && r.status == 404)
 		err = bkr_error_set(BKR_ENOTFOUND, "%s/%s: no such object", s->base.location, name);
 	else if (err == 0)
-		err = status_error(s, &r, name);
+		err = status_error(s, &r);
 	req_free(&r);
 	return err;
 }
@@ -672,33 +744,46 @@ static int s3_get(bkr_store *base, const char *name, size_t max, uint8_t **out, 
 	} else if (err == 0 && r.status == 200) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s/%s: too large (more than %zu bytes)", s->base.location, name, max);
 	} else if (err == 0) {
-		err = status_error(s, &r, name);
+		err = status_error(s, &r);
 	}
 	req_free(&r);
 	return err;
 }
 
-/* Packs, and only they, are read through windows: nothing else is immutable. */
-static bool windowed(const char *name, size_t len)
+/* Packs, and only they, are kept in windows: nothing else is immutable. */
+static bool is_pack(const char *name)
 {
-	return len < S3_WIN_SMALL && (!strncmp(name, "data/", 5) || !strncmp(name, "tree/", 5));
+	return !strncmp(name, "data/", 5) || !strncmp(name, "tree/", 5);
 }
 
-/* Copy [off, off+len) of @p name from a window holding it: true on a hit. */
+/* A small read of a pack goes through a window. */
+static bool windowed(const char *name, size_t len)
+{
+	return len < S3_WIN_SMALL && is_pack(name);
+}
+
+/* Copy [off, off+len) of @p name from the windows holding it (one, or several in a row): true on a hit. */
 static bool win_hit(s3_store *s, const char *name, uint64_t off, size_t len, void *buf)
 {
-	bool hit = false;
+	uint8_t *to = buf;
 	pthread_mutex_lock(&s->wmu);
-	for (int i = 0; i < S3_NWIN && !hit; i++) {
-		struct s3_win *w = &s->win[i];
-		if (w->name && w->start <= off && off - w->start + len <= w->len && !strcmp(w->name, name)) {
-			memcpy(buf, w->data + (off - w->start), len);
-			w->used = ++s->wclock;
-			hit = true;
-		}
+	while (len > 0) {
+		struct s3_win *w = NULL;
+		for (int i = 0; i < S3_NWIN && !w; i++)
+			if (s->win[i].name && s->win[i].start <= off && off < s->win[i].start + s->win[i].len &&
+			    !strcmp(s->win[i].name, name))
+				w = &s->win[i];
+		if (!w)
+			break;
+		size_t take = w->start + w->len - off < len ? (size_t)(w->start + w->len - off) : len;
+		memcpy(to, w->data + (off - w->start), take);
+		w->used = ++s->wclock;
+		to += take;
+		off += take;
+		len -= take;
 	}
 	pthread_mutex_unlock(&s->wmu);
-	return hit;
+	return len == 0;
 }
 
 /* Drop the windows of @p name (deleted or moved). */
@@ -734,6 +819,39 @@ static void win_keep(s3_store *s, const char *name, uint64_t start, uint8_t *dat
 	pthread_mutex_unlock(&s->wmu);
 }
 
+/*
+ * A ranged GET of pack @p name at @p off answered 200 with the whole object
+ * (a server or proxy that ignores Range): instead of downloading the pack
+ * again for each window or read, @p r kept S3_NWIN windows' worth of it
+ * around @p off (from the window at most half of them before it), which
+ * become windows here, said once per store.
+ */
+static void ranged_whole(s3_store *s, const char *name, struct s3_req *r)
+{
+	if (!__atomic_exchange_n(&s->range_ignored, true, __ATOMIC_RELAXED))
+		bkr_log_warn("s3", "%s/%s: %s answered a ranged GET with the whole object (it ignores Range): each "
+			     "read of a pack not kept in memory downloads the pack whole", s->base.location, name,
+			     s->endpoint);
+	for (size_t at = 0; at < r->dlen; at += S3_WIN) {
+		size_t n = r->dlen - at < S3_WIN ? r->dlen - at : S3_WIN;
+		uint8_t *copy;
+		if (n < S3_WIN && r->keep_from + at + n != r->pos)
+			break; /* a short window is only the object's end */
+		if (!(copy = malloc(n)))
+			break; /* a window is only a saving */
+		memcpy(copy, r->data + at, n);
+		win_keep(s, name, r->keep_from + at, copy, n);
+	}
+}
+
+/* Ask for the whole object's bytes around @p off to be kept, should @p r's range be ignored. */
+static void keep_around(struct s3_req *r, uint64_t off)
+{
+	uint64_t start = off & ~(uint64_t)(S3_WIN - 1), before = (uint64_t)S3_WIN * (S3_NWIN / 2);
+	r->keep_from = start > before ? start - before : 0;
+	r->keep_max = S3_WIN * S3_NWIN;
+}
+
 /* A small read of a pack through a window of S3_WIN bytes (aligned, or from @p off when it would straddle). */
 static int win_read(s3_store *s, const char *name, uint64_t off, size_t len, void *buf)
 {
@@ -748,7 +866,16 @@ static int win_read(s3_store *s, const char *name, uint64_t off, size_t len, voi
 	if (!(r.fixed = malloc(S3_WIN)))
 		return bkr_error_oom();
 	r.off = start;
+	keep_around(&r, off);
 	err = s3_perform(s, &r);
+	if (err == 0 && r.status == 200 && r.dlen) {
+		ranged_whole(s, name, &r);
+		if (win_hit(s, name, off, len, buf)) {
+			free(r.fixed);
+			req_free(&r);
+			return 0;
+		}
+	}
 	if (err == 0 && (r.status == 206 || r.status == 200)) {
 		if (r.fixed_len < off - start + len) {
 			err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%zu of %zu bytes at %llu)", s->base.location,
@@ -763,7 +890,7 @@ static int win_read(s3_store *s, const char *name, uint64_t off, size_t len, voi
 		err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (nothing at %llu)", s->base.location, name,
 				    (unsigned long long)off);
 	} else if (err == 0) {
-		err = status_error(s, &r, name);
+		err = status_error(s, &r);
 	}
 	free(r.fixed);
 	req_free(&r);
@@ -788,7 +915,14 @@ static int s3_get_range(bkr_store *base, const char *name, uint64_t off, size_t 
 	}
 	if (windowed(name, len))
 		return win_read(s, name, off, len, buf);
+	if (is_pack(name)) {
+		if (win_hit(s, name, off, len, buf))
+			return 0; /* kept from a whole object a server sent for a range */
+		keep_around(&r, off);
+	}
 	err = s3_perform(s, &r);
+	if (err == 0 && r.status == 200 && r.dlen)
+		ranged_whole(s, name, &r);
 	if (err == 0 && (r.status == 206 || r.status == 200)) {
 		if (r.fixed_len != len)
 			err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%zu of %zu bytes at %llu)", s->base.location,
@@ -797,7 +931,7 @@ static int s3_get_range(bkr_store *base, const char *name, uint64_t off, size_t 
 		err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (nothing at %llu)", s->base.location, name,
 				    (unsigned long long)off);
 	} else if (err == 0) {
-		err = status_error(s, &r, name);
+		err = status_error(s, &r);
 	}
 	req_free(&r);
 	return err;
@@ -824,7 +958,7 @@ static int s3_put_new(s3_store *s, const char *name, const void *data, size_t le
 	if (err == 0 && r.status == 412)
 		err = bkr_error_set(BKR_EEXISTS, "%s/%s: already exists", s->base.location, name);
 	else if (err == 0 && r.status != 200)
-		err = status_error(s, &r, name);
+		err = status_error(s, &r);
 	if (err == 0 && etag)
 		snprintf(etag, etag_cap, "%s", r.etag);
 	req_free(&r);
@@ -909,25 +1043,27 @@ struct list_ctx {
 	void *ctx;
 	int (*cb_time)(void *ctx, const char *name, int64_t modified);
 	int (*cb_stamped)(void *ctx, const char *name, const char *stamp);
-	char last[2048];            /* the key handed over last (a listing's keys are shorter) */
+	bkr_idset seen;             /* SHA-256 of every key handed over (s3_list_pages frees it) */
 };
 
 /*
  * Whether listed @p key goes to the caller (1) or is passed over (0: the root
- * itself, or the key handed over just before: a server repeating the last
- * key of a page at the top of the next); BKR_ECORRUPT for a key outside the
- * prefix asked.
+ * itself, or a key handed over before: a server repeating the last key of a
+ * page at the top of the next, or listing again from an earlier key — each
+ * name reaches the caller once, as from a directory); BKR_ECORRUPT for a key
+ * outside the prefix asked.
  */
 static int listed_key(struct list_ctx *l, const char *key)
 {
 	char safe[S3_KEY_MAX * 4];
+	bkr_id h;
 	if (strncmp(key, l->full, strlen(l->full)))
 		return bkr_error_set(BKR_ECORRUPT, "%s: the listing of '%s' gave the key '%s', outside it",
 				     l->s->base.location, l->full, bkr_text_escape(safe, sizeof(safe), key, strlen(key)));
-	if (strlen(key) <= l->strip || !strcmp(key, l->last))
+	if (strlen(key) <= l->strip)
 		return 0;
-	snprintf(l->last, sizeof(l->last), "%s", key);
-	return 1;
+	bkr_sha256(key, strlen(key), &h);
+	return bkr_idset_add(&l->seen, &h);
 }
 
 /* bkr_store_list_stamped's stamp: what the listing says of the object (a PUT changes the
@@ -968,7 +1104,7 @@ static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, in
 	l->full = full;
 	l->strip = strlen(s->url.prefix) + (s->url.prefix[0] ? 1 : 0);
 	do {
-		struct s3_req r = { .method = "GET", .name = NULL };
+		struct s3_req r = { .method = "GET", .name = NULL, .listing = prefix };
 		q[0] = '\0';
 		if (pg.token[0]) {
 			strcpy(q, "continuation-token=");
@@ -982,7 +1118,7 @@ static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, in
 		r.query = q;
 		err = s3_perform(s, &r);
 		if (err == 0 && r.status != 200)
-			err = status_error(s, &r, NULL);
+			err = status_error(s, &r);
 		if (err == 0) {
 			if (date)
 				*date = r.date;
@@ -1008,6 +1144,7 @@ static int s3_list_pages(s3_store *s, const char *prefix, struct list_ctx *l, in
 		}
 	} while (err == 0 && pg.truncated);
 	free(given);
+	bkr_idset_free(&l->seen);
 	return err;
 }
 
@@ -1030,7 +1167,7 @@ static int s3_delete_object(s3_store *s, const char *name)
 	int err = s3_perform(s, &r);
 	if (err == 0 && r.status != 204 && r.status != 200)
 		err = r.status == 404 ? bkr_error_set(BKR_ENOTFOUND, "%s/%s: no such object", s->base.location, name)
-				      : status_error(s, &r, name);
+				      : status_error(s, &r);
 	req_free(&r);
 	return err;
 }
@@ -1079,7 +1216,7 @@ static int s3_rename(bkr_store *base, const char *from, const char *to)
 		/* a copy can fail after its 200 has been sent: the error is in the body */
 		if (err == 0 && (r.status != 200 || (r.data && r.dlen && memmem(r.data, r.dlen, "<Error>", 7))))
 			err = r.status == 412 ? bkr_error_set(BKR_EEXISTS, "%s/%s: already exists", s->base.location, to)
-					      : status_error(s, &r, to);
+					      : status_error(s, &r);
 		req_free(&r);
 	}
 	if (err == 0 && (err = s3_delete_object(s, from)) == BKR_ENOTFOUND) {
@@ -1197,7 +1334,7 @@ static int lock_confirm(s3_store *s, s3_held *l, int64_t fresh)
 			l->silent = sent - l->confirmed;
 			err = lost_error(s, l);
 		} else if (err == 0) {
-			err = status_error(s, &r, l->name);
+			err = status_error(s, &r);
 		}
 		req_free(&r);
 		break;
@@ -1524,6 +1661,7 @@ static void s3_free(bkr_store *base)
 	free(s->userpwd);
 	free(s->token_header);
 	free(s->base.location);
+	free(s->base.identity);
 	free(s);
 }
 
@@ -1631,21 +1769,24 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 	}
 	if (path_style < 0)
 		path_style = bkr_s3_endpoint_path_style(&s->ep);
-	{
-		char port[16] = "";
-		if (s->ep.port)
-			snprintf(port, sizeof(port), ":%u", s->ep.port);
-		const char *scheme = s->ep.https ? "https" : "http";
-		int n = path_style ? asprintf(&s->base_url, "%s://%s%s/%s", scheme, s->ep.host, port, s->url.bucket)
-				   : asprintf(&s->base_url, "%s://%s.%s%s", scheme, s->url.bucket, s->ep.host, port);
-		if (n < 0) {
-			s->base_url = NULL;
-			err = bkr_error_oom();
-			goto done;
-		}
+	char port[16] = "";
+	if (s->ep.port)
+		snprintf(port, sizeof(port), ":%u", s->ep.port);
+	const char *scheme = s->ep.https ? "https" : "http";
+	if ((path_style ? asprintf(&s->base_url, "%s://%s%s/%s", scheme, s->ep.host, port, s->url.bucket)
+			: asprintf(&s->base_url, "%s://%s.%s%s", scheme, s->url.bucket, s->ep.host, port)) < 0) {
+		s->base_url = NULL;
+		err = bkr_error_oom();
+		goto done;
 	}
 	if (asprintf(&s->base.location, "s3://%s%s%s", s->url.bucket, s->url.prefix[0] ? "/" : "", s->url.prefix) < 0) {
 		s->base.location = NULL;
+		err = bkr_error_oom();
+		goto done;
+	}
+	/* the disk cache's key: the same bucket and prefix on another server is another repository */
+	if (asprintf(&s->base.identity, "%s at %s://%s%s", s->base.location, scheme, s->ep.host, port) < 0) {
+		s->base.identity = NULL;
 		err = bkr_error_oom();
 		goto done;
 	}

@@ -174,7 +174,7 @@ n=$(requests '')
 	fail "a no-change incremental listed backups/ more than once: $(grep 'request GET (bucket)' "$T/err")"
 pass "create on S3: a second incremental fetches no tree, index file or manifest, lists backups/ once ($n requests in all)"
 # damaged cache files are caught by their checksum and fetched again, never used
-croot=$(dirname "$(grep -lx "$CR" "$XDG_CACHE_HOME"/bkrfs/*/location)")
+croot=$(dirname "$(grep -lx "$CR at $S3_ENDPOINT" "$XDG_CACHE_HOME"/bkrfs/*/location)")
 tp=$(find "$croot/w/tree" -type f | head -1)
 ix=$(find "$croot/w/index" -type f | head -1)
 [ -n "$tp" ] && [ -n "$ix" ] || fail "no tree pack or index file in the cache $croot"

@@ -45,7 +45,7 @@ mount_fg "$M" "$T/d1.err" --cache-dir="$C" -o watch_ms=300
 diff -r "$S" "$M/by-id/$ID/src" || fail "the mount over S3 differs from the source"
 pass "bkrfs $URL: diff -r of the backup is clean"
 root=$(ls -d "$C"/*/)
-[ "$(cat "$root/location")" = "$URL" ] || fail "cache location: $(cat "$root/location")"
+[ "$(cat "$root/location")" = "$URL at $S3_ENDPOINT" ] || fail "cache location: $(cat "$root/location")"
 
 # a new backup appears: the watcher lists the bucket
 printf 'new\n' >"$S/added.txt"

@@ -27,7 +27,9 @@
 
 #include "bkr/error.h"
 #include "bkr/store.h"
+#include "bkr/store_cache.h"
 #include "store_s3_parse.h"
+#include "testutil.h"
 
 static void test_url(void **state)
 {
@@ -450,22 +452,11 @@ static void *fake_main(void *arg)
 	return NULL;
 }
 
-/* Start a fake server answering with @p fn and open the store @p url on it (retries 1 ms apart). */
-static void fake_start(fake *f, fake_fn fn, void *ctx, const char *url, bkr_store **s)
+/* Open the store @p url on @p port of loopback (retries 1 ms apart). */
+static void open_at(int port, const char *url, bkr_store **s)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
 	char endpoint[64];
-	memset(f, 0, sizeof(*f));
-	f->fn = fn;
-	f->ctx = ctx;
-	assert_true((f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
-	assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(f->lfd, 16), 0);
-	assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &alen), 0);
-	f->port = ntohs(a.sin_port);
-	assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
-	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", f->port);
+	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
 	/* nothing of the environment's between us and the fake server */
 	for (const char *const *v = (const char *const[]){ "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_REGION",
 							   "AWS_DEFAULT_REGION", "http_proxy", "ALL_PROXY", "all_proxy",
@@ -479,16 +470,47 @@ static void fake_start(fake *f, fake_fn fn, void *ctx, const char *url, bkr_stor
 	assert_int_equal(bkr_store_open(s, url, 0), 0);
 }
 
-static void fake_stop(fake *f, bkr_store *s)
+/* A socket of loopback bound to a free port, listening when @p listening; its port in *@p port. */
+static int loopback_socket(bool listening, int *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int fd;
+	assert_true((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	if (listening)
+		assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* Start a fake server answering with @p fn and open the store @p url on it. */
+static void fake_start(fake *f, fake_fn fn, void *ctx, const char *url, bkr_store **s)
+{
+	memset(f, 0, sizeof(*f));
+	f->fn = fn;
+	f->ctx = ctx;
+	f->lfd = loopback_socket(true, &f->port);
+	assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+	open_at(f->port, url, s);
+}
+
+static void store_close(bkr_store *s)
 {
 	bkr_store_free(s);
-	shutdown(f->lfd, SHUT_RDWR);
-	pthread_join(f->thread, NULL);
-	close(f->lfd);
 	bkr_store_s3_configure(NULL);
 	unsetenv("AWS_ACCESS_KEY_ID");
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	unsetenv("AWS_ENDPOINT_URL");
+}
+
+static void fake_stop(fake *f, bkr_store *s)
+{
+	store_close(s);
+	shutdown(f->lfd, SHUT_RDWR);
+	pthread_join(f->thread, NULL);
+	close(f->lfd);
 }
 
 static int count_name(void *ctx, const char *name)
@@ -576,6 +598,63 @@ static void test_range_answer(void **state)
 			}
 			fake_stop(&f, s);
 		}
+}
+
+/* A pack of 3 MiB and 100 bytes ('A'..'Z' over and over) on a server that ignores Range:
+ * every GET is answered 200 with the whole object. */
+struct no_range {
+	char *body;
+	size_t len;
+	unsigned long long sent; /* bytes of bodies sent */
+};
+
+static void on_no_range(fake *f, const struct fake_req *q, int c)
+{
+	struct no_range *nr = f->ctx;
+	(void)q;
+	fake_reply(c, 200, "ETag: \"0f\"\r\n", nr->body);
+	nr->sent += nr->len;
+}
+
+/* Each read of a pack at a server that ignores Range does not download the pack again: the
+ * whole object of the first answer is kept in the windows, and later reads, small or large
+ * (the disk cache's blocks), come from them. */
+static void test_range_ignored(void **state)
+{
+	static const struct { uint64_t off; size_t len; } reads[] = {
+		{ 10, 100 },                     /* a tree blob: through a window */
+		{ (1 << 20) + 5, 300 },          /* the next window */
+		{ (3 << 20) + 50, 50 },          /* the object's end, a short window */
+		{ (1 << 20) - 10, 20 },          /* across two windows */
+		{ 512 << 10, 2 << 20 },          /* a large read (a block of the disk cache) */
+	};
+	struct no_range nr = { .len = (3 << 20) + 100 };
+	bkr_store *s;
+	fake f;
+	(void)state;
+	assert_non_null(nr.body = malloc(nr.len + 1));
+	for (size_t i = 0; i < nr.len; i++)
+		nr.body[i] = (char)('A' + i % 26);
+	nr.body[nr.len] = '\0';
+	fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
+	for (size_t k = 0; k < sizeof(reads) / sizeof(*reads); k++) {
+		char *buf = malloc(reads[k].len);
+		assert_non_null(buf);
+		assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", reads[k].off, reads[k].len, buf, 0), 0);
+		assert_memory_equal(buf, nr.body + reads[k].off, reads[k].len);
+		free(buf);
+	}
+	if (f.nreq != 1)
+		fail_msg("%d requests, %llu bytes for %zu reads of a %zu-byte pack", f.nreq, nr.sent,
+			 sizeof(reads) / sizeof(*reads), nr.len);
+	/* a read past the end is still refused as truncated */
+	{
+		char buf[10];
+		assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", nr.len - 5, 10, buf, 0), BKR_ECORRUPT);
+		assert_non_null(strstr(bkr_error_message(), "truncated"));
+	}
+	fake_stop(&f, s);
+	free(nr.body);
 }
 
 /* The objects of a rename: repo/data/ab/x.pack moved to repo/trash/x.pack by a server-side copy. */
@@ -780,10 +859,10 @@ static void test_get_unsized(void **state)
 	}
 }
 
-/* Two pages, the second beginning with the last key of the first (a continuation off by one). */
+/* Two pages, the second beginning with the last key of the first (a continuation off by one,
+ * ctx 0), or listing again from the top (1: every key of the first page given again). */
 static void on_repeating_pages(fake *f, const struct fake_req *q, int c)
 {
-	(void)f;
 	if (!strstr(q->target, "continuation-token="))
 		fake_reply(c, 200, "",
 			   "<ListBucketResult><IsTruncated>true</IsTruncated>"
@@ -791,26 +870,34 @@ static void on_repeating_pages(fake *f, const struct fake_req *q, int c)
 			   "<NextContinuationToken>t</NextContinuationToken></ListBucketResult>");
 	else
 		fake_reply(c, 200, "",
-			   "<ListBucketResult><IsTruncated>false</IsTruncated>"
-			   "<Contents><Key>repo/backups/b.json</Key></Contents><Contents><Key>repo/backups/c.json</Key></Contents>"
-			   "</ListBucketResult>");
+			   *(int *)f->ctx ? "<ListBucketResult><IsTruncated>false</IsTruncated>"
+					    "<Contents><Key>repo/backups/a.json</Key></Contents>"
+					    "<Contents><Key>repo/backups/b.json</Key></Contents>"
+					    "<Contents><Key>repo/backups/c.json</Key></Contents></ListBucketResult>"
+					  : "<ListBucketResult><IsTruncated>false</IsTruncated>"
+					    "<Contents><Key>repo/backups/b.json</Key></Contents>"
+					    "<Contents><Key>repo/backups/c.json</Key></Contents></ListBucketResult>");
 }
 
-/* A key given again at the top of the next page is handed over once. */
+/* A key given again, at the top of the next page or further on, is handed over once
+ * (given twice, `bkr list` showed the backup twice and `cleanup --keep-last` counted it twice). */
 static void test_list_repeated_key(void **state)
 {
-	struct names_seen ns = { 0 };
-	bkr_store *s;
-	fake f;
 	(void)state;
-	fake_start(&f, on_repeating_pages, NULL, "s3://bucket/repo", &s);
-	assert_int_equal(bkr_store_list(s, "backups/", keep_name, &ns), 0);
-	assert_int_equal(f.nreq, 2);
-	assert_int_equal(ns.n, 3);
-	assert_string_equal(ns.names[0], "backups/a.json");
-	assert_string_equal(ns.names[1], "backups/b.json");
-	assert_string_equal(ns.names[2], "backups/c.json");
-	fake_stop(&f, s);
+	for (int mode = 0; mode < 2; mode++) {
+		struct names_seen ns = { 0 };
+		bkr_store *s;
+		fake f;
+		fake_start(&f, on_repeating_pages, &mode, "s3://bucket/repo", &s);
+		assert_int_equal(bkr_store_list(s, "backups/", keep_name, &ns), 0);
+		assert_int_equal(f.nreq, 2);
+		if (ns.n != 3)
+			fail_msg("mode %d: %d names, the last '%s'", mode, ns.n, ns.names[ns.n - 1]);
+		assert_string_equal(ns.names[0], "backups/a.json");
+		assert_string_equal(ns.names[1], "backups/b.json");
+		assert_string_equal(ns.names[2], "backups/c.json");
+		fake_stop(&f, s);
+	}
 }
 
 /* HEAD answered with the object's Content-Length (ctx 0) or without it (1). */
@@ -884,7 +971,123 @@ static void test_other_region(void **state)
 	assert_non_null(strstr(bkr_error_message(), "AWS_REGION=eu-west-1"));
 	assert_int_equal(bkr_store_list(s, "backups/", count_name, &n), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "AWS_REGION=eu-west-1"));
+	/* the folder listed is named, as an object is */
+	assert_non_null(strstr(bkr_error_message(), "s3://bucket/repo: listing backups/: bucket 'bucket' is in region"));
 	fake_stop(&f, s);
+}
+
+/* An endpoint that refuses every connection: the error names the object asked for (or the
+ * folder listed), not only the repository. */
+static void test_unreachable_names_object(void **state)
+{
+	uint8_t *data = NULL, buf[16];
+	size_t len;
+	bkr_store *s;
+	int port, n = 0;
+	/* bound, not listening: a connection is refused */
+	int fd = loopback_socket(false, &port);
+	(void)state;
+	open_at(port, "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_get(s, "backups/b.json", 1000, &data, &len), BKR_EUNAVAILABLE);
+	assert_non_null(strstr(bkr_error_message(), "s3://bucket/repo/backups/b.json: cannot reach the S3 endpoint"));
+	assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", 100, 10, buf, 0), BKR_EUNAVAILABLE);
+	assert_non_null(strstr(bkr_error_message(), "s3://bucket/repo/data/0f/p.pack: cannot reach"));
+	assert_int_equal(bkr_store_list(s, "index/", count_name, &n), BKR_EUNAVAILABLE);
+	assert_non_null(strstr(bkr_error_message(), "s3://bucket/repo: listing index/: cannot reach"));
+	/* no credentials in it */
+	assert_null(strstr(bkr_error_message(), "SKFAKE"));
+	/* a write that never reached the server was not done */
+	assert_int_equal(bkr_store_put(s, "backups/b.json", "{}", 2), BKR_EUNAVAILABLE);
+	assert_non_null(strstr(bkr_error_message(), "s3://bucket/repo/backups/b.json: cannot reach"));
+	store_close(s);
+	close(fd);
+}
+
+/* Every request read whole, then the connection closed with no answer. */
+static void on_silent(fake *f, const struct fake_req *q, int c)
+{
+	(void)f;
+	(void)q;
+	(void)c;
+}
+
+/* A write the server got whole but never answered may have been done (as a local store's
+ * fsync failing after the work, 5227c1f): the error says so; a read's does not. */
+static void test_write_answer_lost(void **state)
+{
+	uint8_t *d = NULL;
+	size_t n;
+	bkr_store *s;
+	fake f;
+	(void)state;
+	fake_start(&f, on_silent, NULL, "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_put(s, "backups/b.json", "{}", 2), BKR_EUNAVAILABLE);
+	assert_non_null(strstr(bkr_error_message(), "s3://bucket/repo/backups/b.json may be in place (the request "
+						     "was sent whole, its answer lost): cannot reach the S3 endpoint"));
+	assert_int_equal(f.nreq, 6);
+	assert_int_equal(bkr_store_get(s, "backups/b.json", 100, &d, &n), BKR_EUNAVAILABLE);
+	assert_non_null(strstr(bkr_error_message(), "s3://bucket/repo/backups/b.json: cannot reach"));
+	fake_stop(&f, s);
+}
+
+/* backups/b.json holds the text ctx; nothing else is there. */
+static void on_manifest(fake *f, const struct fake_req *q, int c)
+{
+	if (!strcmp(q->method, "GET") && strstr(q->target, "/repo/backups/b.json"))
+		fake_reply(c, 200, "", f->ctx);
+	else
+		fake_reply(c, 404, "", "<Error><Code>NoSuchKey</Code></Error>");
+}
+
+/* backups/b.json read through the caching store @p c is @p want. */
+static void cached_read(bkr_store *c, const char *want)
+{
+	uint8_t *d = NULL;
+	size_t n = 0;
+	assert_int_equal(bkr_store_get(c, "backups/b.json", 1000, &d, &n), 0);
+	if (n != strlen(want) || memcmp(d, want, n))
+		fail_msg("read '%.*s' through the cache %s, the server has '%s'", (int)n, (char *)d,
+			 bkr_store_cache_root(c), want);
+	free(d);
+}
+
+/* s3://bucket/repo on two servers is two repositories: the disk cache keeps them apart (the
+ * second server's object was served from the first's copy), and both may be open at once. */
+static void test_cache_per_endpoint(void **state)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 20], want[128];
+	bkr_store *s, *c1, *c2;
+	fake f1, f2;
+	FILE *fp;
+	(void)state;
+	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "s3-cache"), 0);
+	fake_start(&f1, on_manifest, "{\"server\":1}", "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_cache_open(&c1, s, dir, 0), 0);
+	cached_read(c1, "{\"server\":1}");
+	bkr_store_free(c1);
+	/* the other server, after the first: its own object */
+	fake_start(&f2, on_manifest, "{\"server\":2}", "s3://bucket/repo", &s);
+	assert_int_equal(bkr_store_cache_open(&c2, s, dir, 0), 0);
+	cached_read(c2, "{\"server\":2}");
+	assert_int_equal(f2.nreq, 1);
+	/* the directory names the endpoint */
+	snprintf(path, sizeof(path), "%s/location", bkr_store_cache_root(c2));
+	assert_non_null(fp = fopen(path, "r"));
+	assert_non_null(fgets(want, sizeof(want), fp));
+	fclose(fp);
+	snprintf(path, sizeof(path), "s3://bucket/repo at http://127.0.0.1:%d", f2.port);
+	assert_string_equal(want, path);
+	/* both at once (the first was refused: "in use by another process"); each is kept */
+	open_at(f1.port, "s3://bucket/repo", &s);
+	if (bkr_store_cache_open(&c1, s, dir, 0) != 0)
+		fail_msg("%s", bkr_error_message());
+	assert_string_not_equal(bkr_store_cache_root(c1), bkr_store_cache_root(c2));
+	cached_read(c1, "{\"server\":1}");
+	assert_int_equal(f1.nreq, 1);
+	bkr_store_free(c1);
+	fake_stop(&f1, NULL);
+	fake_stop(&f2, c2);
+	tu_rmrf(dir);
 }
 
 int main(void)
@@ -900,6 +1103,7 @@ int main(void)
 		cmocka_unit_test(test_open_without_server),
 		cmocka_unit_test(test_list_token_loop),
 		cmocka_unit_test(test_range_answer),
+		cmocka_unit_test(test_range_ignored),
 		cmocka_unit_test(test_rename_retried),
 		cmocka_unit_test(test_list_odd_keys),
 		cmocka_unit_test(test_lock_odd_key),
@@ -907,6 +1111,9 @@ int main(void)
 		cmocka_unit_test(test_list_repeated_key),
 		cmocka_unit_test(test_head_without_length),
 		cmocka_unit_test(test_other_region),
+		cmocka_unit_test(test_unreachable_names_object),
+		cmocka_unit_test(test_cache_per_endpoint),
+		cmocka_unit_test(test_write_answer_lost),
 	};
 	return cmocka_run_group_tests_name("store_s3", tests, NULL, NULL);
 }

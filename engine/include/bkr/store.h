@@ -92,6 +92,7 @@ typedef struct bkr_store_ops {
 struct bkr_store {
 	const bkr_store_ops *ops;
 	char *location; /**< for messages: a directory, a URL */
+	char *identity; /**< NULL: the location (see bkr_store_identity); the store's to free */
 };
 
 /**
@@ -167,6 +168,13 @@ void bkr_store_free(bkr_store *s);
 
 /** Where the store is (a directory for a local store). */
 const char *bkr_store_location(const bkr_store *s);
+
+/**
+ * Which objects the store holds, for a disk cache's key (bkr/store_cache.h):
+ * its location, and for an S3 store the endpoint too ("s3://BUCKET/PREFIX at
+ * http://HOST:PORT"): one bucket name on two servers is two repositories.
+ */
+const char *bkr_store_identity(const bkr_store *s);
 
 /**
  * Whether locations @p a and @p b are one place: the same text (trailing

@@ -53,7 +53,8 @@ typedef struct bkr_store_cache_stats {
 
 /**
  * A store reading @p inner through a cache under "<dir>/<key>/", where key
- * names the repository (from bkr_store_location(@p inner)), of at most
+ * names the repository (from bkr_store_identity(@p inner): an S3 store's
+ * endpoint is part of it, and is in the directory's "location" file), of at most
  * @p max_bytes (0: BKR_STORE_CACHE_MAX_DEFAULT).  Takes @p inner: it is
  * freed with the caching store, or at once when this fails.  Files left by
  * an earlier process are kept (and checked when first used).
