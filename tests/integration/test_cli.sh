@@ -722,6 +722,18 @@ one_line_error
 grep -qF "bkr restore: --target: expected a directory, not ''" "$T/err" || fail "restore --target '': $(cat "$T/err")"
 pass "option parsing: missing values named, exact long option names, --target ''"
 
+# --- a global option's value may be joined to it before the command as after it (bkr.1:
+# "--password-file=FILE", "-rREPO"): before the command they were unknown options (exit 2)
+printf 'pw one\n' >"$T/pw1"
+printf 'pw two\n' >"$T/pw2"
+expect_exit 0 "$BKR" --new-password-file="$T/pw1" -q init -r "$T/joined" --encryption aes-256-gcm
+expect_exit 0 "$BKR" --password-file="$T/pw1" -r"$T/joined" list
+expect_exit 9 "$BKR" --password-file="$T/pw2" --repo="$T/joined" list  # the value is taken, not ignored
+one_line_error
+expect_exit 0 "$BKR" --password-command="cat $T/pw1" -r"$T/joined" list
+expect_exit 0 "$BKR" -r"$T/joined" list --password-file="$T/pw1"
+pass "global options: --password-file=FILE, --password-command=CMD, --new-password-file=FILE, -rREPO before the command"
+
 # --- cat writes bytes, not JSON: --json is refused, with the JSON error object (stdout stays valid JSON)
 expect_exit 2 "$BKR" -r "$IJ/repo" --json cat latest e/f
 json_ok "$T/out"
