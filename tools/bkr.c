@@ -127,6 +127,9 @@ int main(int argc, char **argv)
 			break;
 		}
 		if (value) {
+			int rc = cli_check_value(&c, a, value);
+			if (rc)
+				return rc;
 			cli_common(&c, valued[k].id, value, NULL);
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
