@@ -1731,7 +1731,8 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 	int err, fd = -1, dfd = -1, cfd = -1;
 	char *copy = NULL;
 
-	if ((err = bkr_walk_resolve(c->repo, root, path, &e, &holder, &leaf, &li)) < 0) {
+	/* report names the path: the message does not */
+	if ((err = bkr_walk_resolve_flags(c->repo, root, path, BKR_WALK_UNNAMED, &e, &holder, &leaf, &li)) < 0) {
 		report(c, true, err, path, "%s", bkr_error_message());
 		return 0;
 	}

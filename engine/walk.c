@@ -167,6 +167,12 @@ int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entr
 	return resolve(r, NULL, root, path, out, holder, leaf, li, true);
 }
 
+int bkr_walk_resolve_flags(bkr_repo *r, const bkr_id *root, const char *path, unsigned flags, bkr_entry *out,
+			   bkr_dir **holder, const bkr_tree **leaf, uint32_t *li)
+{
+	return resolve(r, NULL, root, path, out, holder, leaf, li, !(flags & BKR_WALK_UNNAMED));
+}
+
 /* ---- many paths: directories kept by id ---------------------------------- */
 
 typedef struct {
