@@ -872,7 +872,10 @@ int cli_sources_get(cli *c, const bkr_config *cfg, char **paths, int npaths,
 			/* NAME=PATH names the source; a NAME has no '/' (so "./a=b" is a path) */
 			const char *arg = paths[i], *eq = strchr(arg, '='), *slash = strchr(arg, '/');
 			bool named = eq && eq > arg && (!slash || slash > eq);
-			char *abs = own(out, realpath(named ? eq + 1 : arg, NULL)), *name;
+			char *abs, *name;
+			if (named && !eq[1]) /* realpath("") would say "source : No such file or directory" */
+				return bkr_error_set(BKR_EINVAL, "source %s: no PATH after '=' (NAME=PATH)", arg);
+			abs = own(out, realpath(named ? eq + 1 : arg, NULL));
 			if (!abs)
 				return bkr_error_set_errno(errno, "source %s", named ? eq + 1 : arg);
 			if (named) {

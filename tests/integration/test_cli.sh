@@ -371,6 +371,10 @@ python3 -c '
 import json,sys
 assert [s["source"] for s in json.load(open(sys.argv[1]))["sources"]] == ["eq=dir"]' "$T/out" || fail "./x=y is not taken as a path"
 expect_exit 2 "$BKR" -r "$R" create "..=$T/na/config"
+# NAME= with no PATH is a usage error naming it (it was "source : No such file or directory", exit 3)
+expect_exit 2 "$BKR" -r "$R" create "a=" "$T/nb/config"
+one_line_error
+grep -qF "bkr create: source a=: no PATH after '=' (NAME=PATH)" "$T/err" || fail "create a=: $(cat "$T/err")"
 # a symlink names the source after itself, as bkr(1) says (its last component), not after its
 # target; the backup reads through it.  '.' and '..' name the directory they are
 ln -s "$T/na/config" "$T/cfglink"
