@@ -1505,18 +1505,6 @@ static int dir_replace(int dirfd, const char *tmp, const char *name)
 	return -1;
 }
 
-/* bkr_walk_new's message @p msg for @p path without its first words, which
- * name the directory ("root directory: ", "path 'P': "): report names it. */
-static const char *walk_reason(const char *path, const char *msg)
-{
-	size_t n = strlen(path);
-	if (!*path && !strncmp(msg, "root directory: ", 16))
-		return msg + 16;
-	if (*path && !strncmp(msg, "path '", 6) && !strncmp(msg + 6, path, n) && !strncmp(msg + 6 + n, "': ", 3))
-		return msg + 6 + n + 3;
-	return msg;
-}
-
 /*
  * mkdir (or reuse) @p name in @p dirfd and open it; -1 after reporting.  In
  * a dry run only open what is there (-1 when @p dirfd is -1 or nothing is).
@@ -1657,8 +1645,9 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 		return bkr_error_oom();
 	}
 	dirs[0]->fd = fd;
-	if ((err = bkr_walk_new(&w, c->repo, root, path, BKR_WALK_POST)) < 0) {
-		report(c, true, err, path, "%s", walk_reason(path, bkr_error_message()));
+	/* report names the directory: the walk's message does not (it would say it twice) */
+	if ((err = bkr_walk_new(&w, c->repo, root, path, BKR_WALK_POST | BKR_WALK_UNNAMED)) < 0) {
+		report(c, true, err, path, "%s", bkr_error_message());
 		err = 0;
 		goto done;
 	}
@@ -1742,7 +1731,8 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 	int err, fd = -1, dfd = -1, cfd = -1;
 	char *copy = NULL;
 
-	if ((err = bkr_walk_resolve(c->repo, root, path, &e, &holder, &leaf, &li)) < 0) {
+	/* report names the path: the message does not */
+	if ((err = bkr_walk_resolve_flags(c->repo, root, path, BKR_WALK_UNNAMED, &e, &holder, &leaf, &li)) < 0) {
 		report(c, true, err, path, "%s", bkr_error_message());
 		return 0;
 	}

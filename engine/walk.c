@@ -7,6 +7,7 @@
 #include "pathbuf.h"
 #include "bkr/walk.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,13 +56,34 @@ static void root_entry(const bkr_id *root, bkr_entry *out)
 
 static int dirs_get(bkr_walk_dirs *c, const bkr_id *id, bkr_dir **out);
 
+/* Error @p code: "path 'P': MSG" when @p named, else MSG alone (a message of the caller's
+ * names the path: BKR_WALK_UNNAMED) */
+static int path_error(bool named, int code, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int path_error(bool named, int code, const char *path, const char *fmt, ...)
+{
+	char *msg;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return bkr_error_oom();
+	code = named ? bkr_error_set(code, "path '%s': %s", path, msg) : bkr_error_set(code, "%s", msg);
+	free(msg);
+	return code;
+}
+
 /*
  * bkr_walk_resolve and bkr_walk_dirs_resolve: each directory on the way read
  * afresh (@p c NULL; the last one is handed over in *@p holder) or taken
- * from @p c (kept there; @p holder is NULL).
+ * from @p c (kept there; @p holder is NULL).  @p named: messages start with
+ * "path 'P': " (path_error).
  */
 static int resolve(bkr_repo *r, bkr_walk_dirs *c, const bkr_id *root, const char *path, bkr_entry *out,
-		   bkr_dir **holder, const bkr_tree **leaf, uint32_t *li)
+		   bkr_dir **holder, const bkr_tree **leaf, uint32_t *li, bool named)
 {
 	bkr_dir *d = NULL;
 	bkr_id cur = *root;
@@ -84,13 +106,13 @@ static int resolve(bkr_repo *r, bkr_walk_dirs *c, const bkr_id *root, const char
 
 	while ((len = next_component(path, &pos, &comp)) > 0) {
 		if (len == 2 && comp[0] == '.' && comp[1] == '.') {
-			err = bkr_error_set(BKR_EINVAL, "path '%s': '..' is not allowed", path);
+			err = path_error(named, BKR_EINVAL, path, "'..' is not allowed");
 			goto done;
 		}
 		if (!first) {
 			if (out->type != BKR_FT_DIR) {
-				err = bkr_error_set(BKR_ENOTFOUND, "path '%s': '%.*s' is not a directory",
-						    path, (int)(comp - path - 1), path);
+				err = path_error(named, BKR_ENOTFOUND, path, "'%.*s' is not a directory",
+						 (int)(comp - path - 1), path);
 				goto done;
 			}
 			cur = out->subtree;
@@ -102,23 +124,25 @@ static int resolve(bkr_repo *r, bkr_walk_dirs *c, const bkr_id *root, const char
 		}
 		if ((err = c ? dirs_get(c, &cur, &d) : bkr_dir_open(&d, &cur, bkr_repo_load_tree, r)) < 0) {
 			/* a tree the index lacks is damage (BKR_ECORRUPT), never "not found" */
-			bkr_error_prefix("path '%s'", path);
+			if (named)
+				bkr_error_prefix("path '%s'", path);
 			goto done;
 		}
 		err = bkr_dir_find(d, (const uint8_t *)comp, len, out, &lf, &idx, NULL);
 		if (err == BKR_ENOTFOUND) {
-			err = bkr_error_set(BKR_ENOTFOUND, "path '%s': no such file or directory", path);
+			err = path_error(named, BKR_ENOTFOUND, path, "no such file or directory");
 			goto done;
 		}
 		if (err < 0) { /* a page of a big directory that did not load */
-			bkr_error_prefix("path '%s'", path);
+			if (named)
+				bkr_error_prefix("path '%s'", path);
 			goto done;
 		}
 		end = pos;
 	}
 	/* "file/" or "file/." names a directory, as for open(2) */
 	if (end && path[end] && out->type != BKR_FT_DIR) {
-		err = bkr_error_set(BKR_ENOTFOUND, "path '%s': '%.*s' is not a directory", path, (int)end, path);
+		err = path_error(named, BKR_ENOTFOUND, path, "'%.*s' is not a directory", (int)end, path);
 		goto done;
 	}
 	if (holder) {
@@ -140,7 +164,13 @@ done:
 int bkr_walk_resolve(bkr_repo *r, const bkr_id *root, const char *path, bkr_entry *out,
 		     bkr_dir **holder, const bkr_tree **leaf, uint32_t *li)
 {
-	return resolve(r, NULL, root, path, out, holder, leaf, li);
+	return resolve(r, NULL, root, path, out, holder, leaf, li, true);
+}
+
+int bkr_walk_resolve_flags(bkr_repo *r, const bkr_id *root, const char *path, unsigned flags, bkr_entry *out,
+			   bkr_dir **holder, const bkr_tree **leaf, uint32_t *li)
+{
+	return resolve(r, NULL, root, path, out, holder, leaf, li, !(flags & BKR_WALK_UNNAMED));
 }
 
 /* ---- many paths: directories kept by id ---------------------------------- */
@@ -225,7 +255,7 @@ static int dirs_get(bkr_walk_dirs *c, const bkr_id *id, bkr_dir **out)
 int bkr_walk_dirs_resolve(bkr_walk_dirs *c, const bkr_id *root, const char *path, bkr_entry *out,
 			  const bkr_tree **leaf, uint32_t *li)
 {
-	return resolve(c->r, c, root, path, out, NULL, leaf, li);
+	return resolve(c->r, c, root, path, out, NULL, leaf, li, true);
 }
 
 uint64_t bkr_walk_dirs_loads(const bkr_walk_dirs *c)
@@ -298,22 +328,25 @@ int bkr_walk_new(bkr_walk **out, bkr_repo *r, const bkr_id *root, const char *pa
 	int err;
 	size_t pos = 0, len;
 	const char *comp;
+	bool named = !(flags & BKR_WALK_UNNAMED);
 
 	*out = NULL;
 	if (!(w = calloc(1, sizeof(*w))))
 		return bkr_error_oom();
 	w->repo = r;
 	w->flags = flags;
-	if ((err = bkr_walk_resolve(r, root, path, &e, &w->start_holder, NULL, NULL)) < 0)
+	if ((err = resolve(r, NULL, root, path, &e, &w->start_holder, NULL, NULL, named)) < 0)
 		goto done;
 	if (e.type != BKR_FT_DIR) {
-		err = bkr_error_set(BKR_EINVAL, "path '%s' is not a directory", path);
+		err = named ? bkr_error_set(BKR_EINVAL, "path '%s' is not a directory", path)
+			    : bkr_error_set(BKR_EINVAL, "not a directory");
 		goto done;
 	}
 	if ((err = bkr_dir_open(&d, &e.subtree, bkr_repo_load_tree, r)) < 0) {
-		if (e.subtree.b[0] == root->b[0] && !memcmp(e.subtree.b, root->b, sizeof(root->b)))
+		bool at_root = e.subtree.b[0] == root->b[0] && !memcmp(e.subtree.b, root->b, sizeof(root->b));
+		if (named && at_root)
 			bkr_error_prefix("root directory");
-		else
+		else if (named)
 			bkr_error_prefix("path '%s'", path);
 		goto done;
 	}

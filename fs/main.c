@@ -169,13 +169,32 @@ static int below(const char *arg, const char *least)
 	return -1;
 }
 
+/* The value of option @p arg (KEY=VALUE) that names something (a file, a command, a
+ * directory): NULL after one line naming the option when it is empty (no option gives
+ * an empty value a meaning; 'password_file=' read no passphrase and mounted all the same) */
+static const char *named_value(const char *arg)
+{
+	const char *v = strchr(arg, '=') + 1;
+
+	if (!*v) {
+		fprintf(stderr, "%s: bad value in option '%s': expected a value\n", progname, arg);
+		return NULL;
+	}
+	return v;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct bkrfs_opts *o = data;
+	const char *value;
 	unsigned long v;
 
 	switch (key) {
 	case FUSE_OPT_KEY_NONOPT:
+		if (!*arg) { /* no repository, no mount point: never the current directory */
+			fprintf(stderr, "%s: %s is empty (see --help)\n", progname, o->repo ? "MOUNTPOINT" : "REPO");
+			return -1;
+		}
 		if (!o->repo)
 			return (o->repo = strdup(arg)) ? 0 : -1;
 		if (!o->mountpoint)
@@ -249,29 +268,29 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		}
 		return 0;
 	case KEY_PASSWORD_FILE:
+		if (!(value = named_value(arg)))
+			return -1;
 		free(o->password_file);
-		return (o->password_file = strdup(strchr(arg, '=') + 1)) ? 0 : -1;
+		return (o->password_file = strdup(value)) ? 0 : -1;
 	case KEY_PASSWORD_COMMAND:
+		if (!(value = named_value(arg)))
+			return -1;
 		free(o->password_command);
-		return (o->password_command = strdup(strchr(arg, '=') + 1)) ? 0 : -1;
-	case KEY_TZ: {
-		const char *z = strchr(arg, '=') + 1;
-		if (!bkrfs_tz_valid(z)) {
-			fprintf(stderr, "%s: unknown time zone '%s'\n", progname, z);
+		return (o->password_command = strdup(value)) ? 0 : -1;
+	case KEY_TZ:
+		if (!(value = named_value(arg)))
+			return -1;
+		if (!bkrfs_tz_valid(value)) {
+			fprintf(stderr, "%s: unknown time zone '%s'\n", progname, value);
 			return -1;
 		}
 		free(o->tz);
-		return (o->tz = strdup(z)) ? 0 : -1;
-	}
-	case KEY_CACHE_DIR: {
-		const char *d = strchr(arg, '=') + 1;
-		if (!*d) {
-			fprintf(stderr, "%s: bad value in option '%s'\n", progname, arg);
+		return (o->tz = strdup(value)) ? 0 : -1;
+	case KEY_CACHE_DIR:
+		if (!(value = named_value(arg)))
 			return -1;
-		}
 		free(o->cache_dir);
-		return (o->cache_dir = strdup(d)) ? 0 : -1;
-	}
+		return (o->cache_dir = strdup(value)) ? 0 : -1;
 	case KEY_CACHE_MAX:
 		if (parse_uint(arg, 10, 1ul << 30, &v) < 0)
 			return -1;

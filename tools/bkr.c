@@ -80,6 +80,19 @@ static void usage(FILE *f)
 		   "to the log directory (log_dir, default ~/.local/state/bkr; bkr(1) LOGS).\n");
 }
 
+/* The global options with a value, taken as after the command: -r REPO, -rREPO, --repo REPO,
+ * --repo=REPO */
+static const struct {
+	const char *letter, *name;
+	int id;
+} valued[] = {
+	{ "-r", "--repo", 'r' },
+	{ "-c", "--config", 'c' },
+	{ NULL, "--password-file", OPT_PASSWORD_FILE },
+	{ NULL, "--password-command", OPT_PASSWORD_COMMAND },
+	{ NULL, "--new-password-file", OPT_NEW_PASSWORD_FILE },
+};
+
 int main(int argc, char **argv)
 {
 	cli c = { .start_ns = bkr_clock_mono_ns() };
@@ -93,21 +106,37 @@ int main(int argc, char **argv)
 			c.json = true;
 	/* Global options before the subcommand. */
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+		const char *a = argv[i], *value = NULL;
+		size_t k;
+		for (k = 0; k < sizeof(valued) / sizeof(*valued); k++) {
+			const char *l = valued[k].letter, *n = valued[k].name;
+			size_t nl = strlen(n);
+			if ((l && !strcmp(a, l)) || !strcmp(a, n)) {
+				if (i + 1 >= argc) /* the last argument */
+					return cli_usage_error(&c, "option '%s' needs a value", a);
+				value = argv[++i];
+			} else if (l && !strncmp(a, l, 2)) {
+				value = a + 2;
+				a = l;
+			} else if (!strncmp(a, n, nl) && a[nl] == '=') {
+				value = a + nl + 1;
+				a = n;
+			} else {
+				continue;
+			}
+			break;
+		}
+		if (value) {
+			int rc = cli_check_value(&c, a, value);
+			if (rc)
+				return rc;
+			cli_common(&c, valued[k].id, value, NULL);
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
 			return 0;
 		} else if (!strcmp(a, "--version")) {
 			printf("bkr %s\n", BKR_VERSION);
 			return 0;
-		} else if ((!strcmp(a, "-r") || !strcmp(a, "--repo")) && i + 1 < argc) {
-			c.repo = argv[++i];
-		} else if (!strncmp(a, "--repo=", 7)) {
-			c.repo = a + 7;
-		} else if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
-			c.config = argv[++i];
-		} else if (!strncmp(a, "--config=", 9)) {
-			c.config = a + 9;
 		} else if (!strcmp(a, "--json")) {
 			c.json = true;
 		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
@@ -119,16 +148,6 @@ int main(int argc, char **argv)
 			c.verbose += (int)strlen(a + 1); /* -v, -vv (as after the command, getopt's way) */
 		} else if (!strcmp(a, "--no-color")) {
 			c.color = c.color_err = false;
-		} else if (!strcmp(a, "--password-file") && i + 1 < argc) {
-			cli_common(&c, OPT_PASSWORD_FILE, argv[++i], NULL);
-		} else if (!strcmp(a, "--password-command") && i + 1 < argc) {
-			cli_common(&c, OPT_PASSWORD_COMMAND, argv[++i], NULL);
-		} else if (!strcmp(a, "--new-password-file") && i + 1 < argc) {
-			cli_common(&c, OPT_NEW_PASSWORD_FILE, argv[++i], NULL);
-		} else if (!strcmp(a, "-r") || !strcmp(a, "--repo") || !strcmp(a, "-c") || !strcmp(a, "--config") ||
-			   !strcmp(a, "--password-file") || !strcmp(a, "--password-command") ||
-			   !strcmp(a, "--new-password-file")) {
-			return cli_usage_error(&c, "option '%s' needs a value", a); /* the last argument */
 		} else {
 			return cli_usage_error(&c, "unknown option '%s'", a);
 		}

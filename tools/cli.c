@@ -161,6 +161,13 @@ int cli_usage_error(cli *c, const char *fmt, ...)
 	return BKR_EXIT_USAGE;
 }
 
+int cli_check_value(cli *c, const char *opt, const char *arg)
+{
+	if (!*arg)
+		return cli_usage_error(c, "%s: expected a value, not ''", opt);
+	return 0;
+}
+
 int cli_as_of(cli *c, const char *arg, int64_t *out)
 {
 	if (bkr_time_parse(arg, out) < 0)
@@ -738,7 +745,7 @@ int cli_parse(cli *c, int argc, char **argv, const char *usage, const char *shor
 	struct option all[64];
 	char shorts[128];
 	size_t n = 0;
-	int opt, rc;
+	int opt, rc, li = -1;
 
 	/* GNU getopt permutes, so options may follow operands ("ls ID PATH --json"). */
 	snprintf(shorts, sizeof(shorts), ":%s%s", CLI_COMMON_SHORT, shortopts ? shortopts : "");
@@ -783,7 +790,7 @@ int cli_parse(cli *c, int argc, char **argv, const char *usage, const char *shor
 	}
 	optind = 0; /* full re-initialisation of GNU getopt */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, shorts, all, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, shorts, all, &li)) != -1) {
 		if (opt == '?') {
 			if (optopt && optopt < 256)
 				return cli_usage_error(c, "unknown option '-%c'", optopt);
@@ -791,6 +798,15 @@ int cli_parse(cli *c, int argc, char **argv, const char *usage, const char *shor
 		}
 		if (opt == ':')
 			return cli_usage_error(c, "option '%s' needs a value", argv[optind - 1]);
+		if (optarg && !*optarg) { /* named as given: -t or --target */
+			char name[64];
+			if (li >= 0)
+				snprintf(name, sizeof(name), "--%s", all[li].name);
+			else
+				snprintf(name, sizeof(name), "-%c", opt);
+			return cli_check_value(c, name, optarg);
+		}
+		li = -1; /* set by a long option only */
 		rc = cli_common(c, opt, optarg, usage);
 		if (rc < 0)
 			return CLI_PARSE_HELP;
@@ -801,6 +817,11 @@ int cli_parse(cli *c, int argc, char **argv, const char *usage, const char *shor
 		if ((rc = handle(c, opt, optarg, state)) != 0)
 			return rc;
 	}
+	/* an empty operand names no backup, path or repository: '' is no root ('ls ID ""'), no
+	 * current directory, never a default */
+	for (int i = optind; i < argc; i++)
+		if (!*argv[i])
+			return cli_usage_error(c, "operand %d is empty: an empty string names nothing", i - optind + 1);
 	if (c->json)
 		c->progress = false;
 	*first_arg = optind;
@@ -851,7 +872,10 @@ int cli_sources_get(cli *c, const bkr_config *cfg, char **paths, int npaths,
 			/* NAME=PATH names the source; a NAME has no '/' (so "./a=b" is a path) */
 			const char *arg = paths[i], *eq = strchr(arg, '='), *slash = strchr(arg, '/');
 			bool named = eq && eq > arg && (!slash || slash > eq);
-			char *abs = own(out, realpath(named ? eq + 1 : arg, NULL)), *name;
+			char *abs, *name;
+			if (named && !eq[1]) /* realpath("") would say "source : No such file or directory" */
+				return bkr_error_set(BKR_EINVAL, "source %s: no PATH after '=' (NAME=PATH)", arg);
+			abs = own(out, realpath(named ? eq + 1 : arg, NULL));
 			if (!abs)
 				return bkr_error_set_errno(errno, "source %s", named ? eq + 1 : arg);
 			if (named) {

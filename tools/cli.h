@@ -66,6 +66,14 @@ int cli_common(cli *c, int opt, const char *arg, const char *usage);
  */
 int cli_usage_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/**
+ * The value @p arg of option @p opt as given ("-r", "--exclude"): 0 when it is
+ * not empty, else a usage error naming the option ("OPT: expected a value, not
+ * ''").  No option of bkr gives an empty value a meaning: it would name no
+ * file, repository, pattern or host (and -c '' would read as no configuration).
+ */
+int cli_check_value(cli *c, const char *opt, const char *arg);
+
 /** Parse --as-of @p arg (ISO 8601, not before 1970) into *out: 0, or a usage error. */
 int cli_as_of(cli *c, const char *arg, int64_t *out);
 

@@ -143,9 +143,7 @@ static int opt(cli *c, int o, const char *arg, void *st)
 			return BKR_EXIT_USAGE;
 		s->o.threads = (int)v;
 		return 0;
-	case OPT_HOST:
-		if (!*arg) /* was recorded as "localhost"; refused as scan's and recover's --host */
-			return cli_usage_error(c, "--host: expected a host name");
+	case OPT_HOST: /* not empty (cli_parse): "" was recorded as "localhost" */
 		s->o.hostname = arg;
 		return 0;
 	case 'x':

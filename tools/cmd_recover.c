@@ -72,8 +72,6 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case OPT_APPLY: s->o.apply = true; return 0;
 	case OPT_DEEP: s->o.deep = true; return 0;
 	case OPT_HOST:
-		if (!*arg)
-			return cli_usage_error(c, "--host: expected a host name");
 		s->host = arg;
 		return 0;
 	}

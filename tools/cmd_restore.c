@@ -50,8 +50,6 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	uint64_t v;
 	switch (o) {
 	case 't':
-		if (!*arg)
-			return cli_usage_error(c, "--target: expected a directory, not ''");
 		s->o.target = arg;
 		return 0;
 	case OPT_NUMERIC: s->o.numeric_ids = true; return 0;

@@ -371,6 +371,10 @@ python3 -c '
 import json,sys
 assert [s["source"] for s in json.load(open(sys.argv[1]))["sources"]] == ["eq=dir"]' "$T/out" || fail "./x=y is not taken as a path"
 expect_exit 2 "$BKR" -r "$R" create "..=$T/na/config"
+# NAME= with no PATH is a usage error naming it (it was "source : No such file or directory", exit 3)
+expect_exit 2 "$BKR" -r "$R" create "a=" "$T/nb/config"
+one_line_error
+grep -qF "bkr create: source a=: no PATH after '=' (NAME=PATH)" "$T/err" || fail "create a=: $(cat "$T/err")"
 # a symlink names the source after itself, as bkr(1) says (its last component), not after its
 # target; the backup reads through it.  '.' and '..' name the directory they are
 ln -s "$T/na/config" "$T/cfglink"
@@ -719,8 +723,148 @@ expect_exit 0 "$BKR" -r "$IJ/repo" list --type=incremental
 expect_exit 0 "$BKR" -r "$IJ/repo" list --tag --ty   # a value that looks like an option is a value
 expect_exit 2 "$BKR" -r "$IJ/repo" restore latest --target ''
 one_line_error
-grep -qF "bkr restore: --target: expected a directory, not ''" "$T/err" || fail "restore --target '': $(cat "$T/err")"
+grep -qF "bkr restore: --target: expected a value, not ''" "$T/err" || fail "restore --target '': $(cat "$T/err")"
 pass "option parsing: missing values named, exact long option names, --target ''"
+
+# --- a global option's value may be joined to it before the command as after it (bkr.1:
+# "--password-file=FILE", "-rREPO"): before the command they were unknown options (exit 2)
+printf 'pw one\n' >"$T/pw1"
+printf 'pw two\n' >"$T/pw2"
+expect_exit 0 "$BKR" --new-password-file="$T/pw1" -q init -r "$T/joined" --encryption aes-256-gcm
+expect_exit 0 "$BKR" --password-file="$T/pw1" -r"$T/joined" list
+expect_exit 9 "$BKR" --password-file="$T/pw2" --repo="$T/joined" list  # the value is taken, not ignored
+one_line_error
+expect_exit 0 "$BKR" --password-command="cat $T/pw1" -r"$T/joined" list
+expect_exit 0 "$BKR" -r"$T/joined" list --password-file="$T/pw1"
+pass "global options: --password-file=FILE, --password-command=CMD, --new-password-file=FILE, -rREPO before the command"
+
+# --- an empty operand or option value is a usage error naming it (exit 2), before anything is
+# read or written: '' named no path ('ls ID ""' listed the root, 'restore ID "" --target D'
+# restored everything), no pattern ('--exclude ""' was taken), no configuration ('-c ""' read
+# none) and no passphrase file ('--password-file ""', bkrfs '-o password_file=' mounted)
+mkdir -p "$T/e-mnt"
+nb=$("$BKR" -r "$IJ/repo" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+# each line: the operand's position, then the command, '' where the empty operand goes
+while read -r n line; do
+	args=()
+	for w in $line; do if [ "$w" = "''" ]; then args+=(""); else args+=("$w"); fi; done
+	expect_exit 2 "$BKR" -r "$IJ/repo" "${args[@]}" </dev/null
+	one_line_error
+	grep -qF "bkr ${args[0]}: operand $n is empty" "$T/err" || fail "bkr ${args[*]}: $(cat "$T/err")"
+	[ ! -s "$T/out" ] || fail "bkr ${args[*]} printed: $(cat "$T/out")"
+done <<OPERANDS
+1 init ''
+1 create ''
+2 create $T/qsrc ''
+1 show ''
+1 ls ''
+2 ls latest ''
+2 cat latest ''
+1 restore '' --target $T/e-never
+2 restore latest '' --target $T/e-never
+2 restore latest '' --in-place --dry-run
+1 verify ''
+2 diff latest ''
+3 diff latest latest ''
+2 diff latest --live ''
+1 log ''
+2 config check ''
+1 mount ''
+1 delete ''
+2 delete latest '' --dry-run
+1 pin ''
+1 unpin ''
+1 tag '' --add t
+1 key ''
+2 key remove ''
+1 hold ''
+2 hold release ''
+1 scan ''
+1 recover ''
+1 recovered ''
+1 routine ''
+2 tier forget ''
+1 copy --from $IJ/repo ''
+1 prune ''
+OPERANDS
+# each line: the option as the message names it, then the command with the option last; its value is ''
+while read -r o line; do
+	# shellcheck disable=SC2086
+	expect_exit 2 "$BKR" $line "" </dev/null
+	one_line_error
+	grep -qF -- "$o: expected a value, not ''" "$T/err" || fail "bkr $line '': $(cat "$T/err")"
+done <<OPTIONS
+-r -r
+--repo --repo
+-c -c
+--config --config
+--password-file --password-file
+--password-command --password-command
+--new-password-file --new-password-file
+-c -r $IJ/repo list -c
+--config -r $IJ/repo list --config
+-r list -r
+--password-file -r $IJ/repo list --password-file
+--password-command -r $IJ/repo list --password-command
+--new-password-file init -r $T/e-never --new-password-file
+--exclude -r $IJ/repo create $T/qsrc --exclude
+--exclude-file -r $IJ/repo create $T/qsrc --exclude-file
+--source -r $IJ/repo create --source
+--tag -r $IJ/repo create $T/qsrc --tag
+--host -r $IJ/repo create $T/qsrc --host
+--parent -r $IJ/repo create $T/qsrc --parent
+-t -r $IJ/repo create $T/qsrc -t
+--type -r $IJ/repo list --type
+--tag -r $IJ/repo list --tag
+--target -r $IJ/repo restore latest --target
+--source -r $IJ/repo log a/f --source
+--since -r $IJ/repo log a/f --since
+--cache-dir -r $IJ/repo mount $T/e-mnt --cache-dir
+-o -r $IJ/repo mount $T/e-mnt -o
+--until -r $IJ/repo pin latest --until
+--add -r $IJ/repo tag latest --add
+--remove -r $IJ/repo tag latest --remove
+--from copy --to $T/e-never --from
+--to -r $IJ/repo copy --from $IJ/repo --to
+--keep-within -r $IJ/repo cleanup --dry-run --keep-within
+--as-of -r $IJ/repo cleanup --dry-run --as-of
+--grace -r $IJ/repo prune --dry-run --grace
+--prometheus -c $IJ/c.json health --prometheus
+--file -c $IJ/c.json recover --file
+--strategy -c $IJ/c.json recover a/f --strategy
+--host -c $IJ/c.json scan --host
+--encryption init -r $T/e-never --encryption
+OPTIONS
+# joined to the option with '=' too, and with --json the error object
+expect_exit 2 "$BKR" --repo= list
+grep -qF -- "bkr: --repo: expected a value, not ''" "$T/err" || fail "bkr --repo=: $(cat "$T/err")"
+expect_exit 2 "$BKR" -r "$IJ/repo" create "$T/qsrc" --exclude=
+grep -qF -- "bkr create: --exclude: expected a value, not ''" "$T/err" || fail "create --exclude=: $(cat "$T/err")"
+expect_exit 2 "$BKR" -r "$IJ/repo" --json ls latest ""
+python3 -c 'import json,sys; e = json.load(open(sys.argv[1]))["error"]; assert e["exit"] == 2 and "operand 2 is empty" in e["message"], e' "$T/out" ||
+	fail "ls --json latest '': $(cat "$T/out")"
+# bkrfs: its usage status 1 (bkr mount: 2), one line naming the option or operand; nothing mounted
+for o in password_file password_command cache_dir tz; do
+	expect_exit 1 "$BKRFS" "$IJ/repo" "$T/e-mnt" -o "$o="
+	one_line_error
+	grep -qF "bad value in option '$o=': expected a value" "$T/err" || fail "bkrfs -o $o=: $(cat "$T/err")"
+	expect_exit 2 "$BKR" -r "$IJ/repo" mount "$T/e-mnt" -o "$o="
+	one_line_error
+	if mountpoint -q "$T/e-mnt"; then
+		fusermount3 -u "$T/e-mnt"
+		fail "-o $o= mounted"
+	fi
+done
+expect_exit 1 "$BKRFS" "$IJ/repo" "$T/e-mnt" --cache-dir=
+grep -qF "bad value in option '--cache-dir=': expected a value" "$T/err" || fail "bkrfs --cache-dir=: $(cat "$T/err")"
+expect_exit 1 "$BKRFS" "" "$T/e-mnt"
+grep -qF "bkrfs: REPO is empty" "$T/err" || fail "bkrfs '' MOUNTPOINT: $(cat "$T/err")"
+expect_exit 1 "$BKRFS" "$IJ/repo" ""
+grep -qF "bkrfs: MOUNTPOINT is empty" "$T/err" || fail "bkrfs REPO '': $(cat "$T/err")"
+[ ! -e "$T/e-never" ] || fail "an empty operand or value made $T/e-never"
+[ "$("$BKR" -r "$IJ/repo" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = "$nb" ] ||
+	fail "an empty operand or value changed the backups of $IJ/repo"
+pass "an empty operand or option value (bkr, bkrfs -o) is one line naming it, exit 2 (bkrfs 1), nothing done"
 
 # --- cat writes bytes, not JSON: --json is refused, with the JSON error object (stdout stays valid JSON)
 expect_exit 2 "$BKR" -r "$IJ/repo" --json cat latest e/f
@@ -758,7 +902,7 @@ pass "-q never hides why the exit status is not 0 (list: a damaged manifest, exi
 
 # retention counts: each bad --keep-* value, and each bad keep_* key of the configuration,
 # is one line naming it, exit 2 (a leading zero, a sign, a space, a fraction, too large)
-for v in 05 00 +5 " 5" "5 " 5.0 5.5 -1 1e3 0x10 1000001 99999999999999999999 x ""; do
+for v in 05 00 +5 " 5" "5 " 5.0 5.5 -1 1e3 0x10 1000001 99999999999999999999 x; do # '': the empty values' test
 	expect_exit 2 "$BKR" -r "$Q" cleanup --dry-run --keep-daily "$v"
 	one_line_error
 	grep -q -- "--keep-daily: expected a count 0..1000000" "$T/err" || fail "cleanup --keep-daily '$v': $(cat "$T/err")"
@@ -887,7 +1031,7 @@ pass "a repository or target path with a newline is quoted in summary lines, nev
 nb=$("$BKR" -r "$NR" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 expect_exit 2 "$BKR" -r "$NR" create "$T/qsrc" --host ''
 one_line_error
-grep -qF -- "--host: expected a host name" "$T/err" || fail "create --host '': $(cat "$T/err")"
+grep -qF -- "--host: expected a value, not ''" "$T/err" || fail "create --host '': $(cat "$T/err")"
 [ "$("$BKR" -r "$NR" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = "$nb" ] ||
 	fail "create --host '' made a backup"
 pass "create --host '' is refused"

@@ -347,3 +347,23 @@ for n in $(seq 3 9); do
 done
 [ $named -ge 2 ] || fail "the root tree's read failed in $named runs (not the two: restore's look, its walk)"
 pass "a root tree that cannot be read: restore names it once"
+
+# --- the same for a PATH: restore's line named it twice ('ws/sub: path 'ws/sub': blob ...')
+# when a tree on its way failed to read after restore's own first look had passed
+H=$T/rpath
+mkdir -p "$T/rpws/sub"
+echo a >"$T/rpws/a"
+echo b >"$T/rpws/sub/b"
+"$BKR" -q init -r "$H"
+"$BKR" -q create -r "$H" "$T/rpws" >/dev/null
+named=0
+for n in $(seq 3 14); do
+	rm -rf "$T/rpt"
+	rc=0
+	BKR_FAULT=read:$n:eio,read:$((n + 1)):eio,read:$((n + 2)):eio "$BKR" -r "$H" restore latest rpws/sub --target "$T/rpt" >/dev/null 2>"$T/err" || rc=$?
+	case $rc in 0 | 4 | 6 | 7) ;; *) fail "restore of rpws/sub with reads $n-$((n + 2)) failing: exit $rc: $(cat "$T/err")" ;; esac
+	! grep -q "path 'rpws/sub'" "$T/err" || fail "restore names rpws/sub twice: $(cat "$T/err")"
+	grep -q "^bkr restore: rpws/sub: blob [0-9a-f]*: read $H/tree/" "$T/err" && named=$((named + 1))
+done
+[ $named -ge 2 ] || fail "a tree on the way to rpws/sub failed to read in $named runs (not the two: resolving it, walking it)"
+pass "a PATH whose trees cannot be read: restore names it once"

@@ -333,6 +333,40 @@ static void test_unknown_root(void **state)
 	assert_true(bkr_error_message()[0] != '\0');
 }
 
+/* The messages of bkr_walk_new name the starting directory, unless BKR_WALK_UNNAMED:
+ * then the caller's own message does (restore's line names the path once). */
+static void test_messages(void **state)
+{
+	static const struct {
+		const char *path, *named, *unnamed;
+	} cases[] = {
+		{ "ws/missing", "path 'ws/missing': no such file or directory", "no such file or directory" },
+		{ "ws/z", "path 'ws/z' is not a directory", "not a directory" },
+		{ "ws/z/x", "path 'ws/z/x': 'ws/z' is not a directory", "'ws/z' is not a directory" },
+		{ "ws/../a", "path 'ws/../a': '..' is not allowed", "'..' is not allowed" },
+	};
+	fx *f = *state;
+	bkr_id bad = f->m->tree;
+	bkr_walk *w = NULL;
+	char named[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		assert_true(bkr_walk_new(&w, f->r, &f->m->tree, cases[i].path, BKR_WALK_POST) < 0);
+		assert_string_equal(bkr_error_message(), cases[i].named);
+		assert_true(bkr_walk_new(&w, f->r, &f->m->tree, cases[i].path, BKR_WALK_POST | BKR_WALK_UNNAMED) < 0);
+		assert_string_equal(bkr_error_message(), cases[i].unnamed);
+		assert_null(w);
+	}
+	/* the root tree that cannot be read: "root directory: REASON", or REASON alone */
+	bad.b[0] ^= 0xff;
+	assert_true(bkr_walk_new(&w, f->r, &bad, "", 0) < 0);
+	snprintf(named, sizeof(named), "%s", bkr_error_message());
+	assert_true(bkr_walk_new(&w, f->r, &bad, "", BKR_WALK_UNNAMED) < 0);
+	assert_true(!strncmp(named, "root directory: ", 16));
+	assert_string_equal(named + 16, bkr_error_message());
+	assert_null(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +376,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest_forms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_root, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

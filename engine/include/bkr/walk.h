@@ -77,6 +77,8 @@ void bkr_walk_dirs_free(bkr_walk_dirs *c);
 enum {
 	BKR_WALK_POST = 1,     /**< report every directory a second time after its contents (item->post) */
 	BKR_WALK_NO_RECURSE = 2, /**< list the starting directory only */
+	BKR_WALK_UNNAMED = 4,  /**< bkr_walk_new's (bkr_walk_resolve_flags') messages do not name the
+				  starting directory ("root directory: ", "path 'P': "): the caller's own do */
 };
 
 /** One step of a walk.  Everything in it is valid until the next bkr_walk_next/free. */
@@ -98,9 +100,17 @@ typedef struct bkr_walk bkr_walk;
  * Start a depth-first walk (name order) of the directory @p path under root
  * tree @p root (NULL or "" = the whole backup).  Reported paths include
  * @p path as their prefix.  Errors as for bkr_walk_resolve, and BKR_EINVAL
- * when @p path is not a directory.
+ * when @p path is not a directory; each message names the directory ("root
+ * directory: ...", "path 'P': ..."), unless @p flags has BKR_WALK_UNNAMED.
  */
 int bkr_walk_new(bkr_walk **out, bkr_repo *r, const bkr_id *root, const char *path, unsigned flags);
+
+/**
+ * bkr_walk_resolve, whose messages do not name @p path ("path 'P': ") when
+ * @p flags has BKR_WALK_UNNAMED: the caller's own message names it.
+ */
+int bkr_walk_resolve_flags(bkr_repo *r, const bkr_id *root, const char *path, unsigned flags, bkr_entry *out,
+			   bkr_dir **holder, const bkr_tree **leaf, uint32_t *li);
 
 /**
  * Next item: returns 1 and sets *item, 0 at the end, <0 on an error that
