@@ -414,35 +414,29 @@ static void meta_apply(rctx *c, int fd, bool opath, const char *path, const rmet
 {
 	bool is_link = m->type == BKR_FT_SYMLINK;
 	mode_t mode = m->mode & 07777;
+	bool dropped = false;
+	int chown_err = 0;
 	char ppath[64];
 	int r;
 
 	fd_path(ppath, sizeof(ppath), fd);
-	if (c->root && !m->owned) {
-		r = opath ? fchownat(fd, "", m->uid, m->gid, AT_EMPTY_PATH) : fchown(fd, m->uid, m->gid);
-		if (r < 0 && (mode & 06000)) {
-			/* the object stays ours (root's): its set-ID bits would make it set-ID root */
-			report(c, false, 0, path, "chown: %s; set-ID bits not restored", strerror(errno));
-			mode &= ~(mode_t)06000;
-		} else if (r < 0) {
-			report(c, false, 0, path, "chown: %s", strerror(errno));
-		}
-	} else if (!c->root && (mode & 06000)) {
-		/* not root: no chown, the object is ours; a set-ID bit of another
-		 * owner or group would make it set-ID the restoring user (or group) */
+	if (c->root && !m->owned &&
+	    (opath ? fchownat(fd, "", m->uid, m->gid, AT_EMPTY_PATH) : fchown(fd, m->uid, m->gid)) < 0)
+		chown_err = errno;
+	if (mode & 06000) {
+		/* an object whose owner or group is not the recorded one (not
+		 * root: it is ours; the chown failed) keeps no set-ID bit of it:
+		 * it would be set-ID us */
 		struct stat st;
-		bool known = fstat(fd, &st) == 0;
-		mode_t keep = 07777;
-		if (!known || st.st_uid != m->uid)
-			keep &= ~(mode_t)S_ISUID;
-		if (!known || st.st_gid != m->gid)
-			keep &= ~(mode_t)S_ISGID;
-		if ((mode & keep) != mode) {
-			report(c, false, 0, path, "owner %u:%u not restored (not root); set-ID bits not restored",
-			       (unsigned)m->uid, (unsigned)m->gid);
-			mode &= keep;
-		}
+		mode_t keep = bkr_entry_setid_allowed(mode, m->uid, m->gid, fstat(fd, &st) == 0 ? &st : NULL);
+		dropped = keep != mode;
+		mode = keep;
 	}
+	if (chown_err)
+		report(c, false, 0, path, "chown: %s%s", strerror(chown_err), dropped ? "; set-ID bits not restored" : "");
+	else if (dropped)
+		report(c, false, 0, path, "owner %u:%u not restored%s; set-ID bits not restored", (unsigned)m->uid,
+		       (unsigned)m->gid, c->root ? "" : " (not root)");
 	for (size_t i = 0; i < m->nx; i++) {
 		const bkr_xattr *x = &m->xs[i];
 		char xn[256];

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bkr/clock.h"
+#include "bkr/entry.h"
 #include "bkr/error.h"
 #include "bkr/hash.h"
 #include "bkr/io.h"
@@ -80,17 +81,18 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, int dir, const c
 int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what,
 		      bool *setid_dropped)
 {
-	if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		/* not root, or an id this user namespace does not map (root in a
-		 * rootless container): the file stays ours, and its set-ID bits
-		 * would make it set-ID us */
-		if (!(errno == EPERM && geteuid() != 0) && errno != EINVAL)
-			return bkr_error_set_errno(errno, "%s: chown", what);
-		if (mode & 06000) {
-			mode &= ~(uint32_t)06000;
-			if (setid_dropped)
-				*setid_dropped = true;
-		}
+	/* not root, or an id this user namespace does not map (root in a
+	 * rootless container): the file stays ours */
+	if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 &&
+	    !(errno == EPERM && geteuid() != 0) && errno != EINVAL)
+		return bkr_error_set_errno(errno, "%s: chown", what);
+	if (!link && (mode & 06000)) {
+		/* a set-ID bit whose owner or group is not the one asked for would make it set-ID us */
+		struct stat st;
+		uint32_t keep = bkr_entry_setid_allowed(mode, uid, gid, fstat(fd, &st) == 0 ? &st : NULL);
+		if (keep != mode && setid_dropped)
+			*setid_dropped = true;
+		mode = keep;
 	}
 	if (!link && fchmod(fd, (mode_t)(mode & 07777)) < 0)
 		return bkr_error_set_errno(errno, "%s: chmod", what);

@@ -352,8 +352,9 @@ bool bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f);
  * Give the object open as @p fd (O_PATH for a symlink, whose mode is left)
  * owner @p uid, group @p gid and then @p mode.  A chown that cannot be
  * done (not root: EPERM; an id the user namespace does not map: EINVAL)
- * leaves the object ours and is no error, but then the set-ID bits
- * of @p mode are not set (it would be set-ID us): *@p setid_dropped is set
+ * leaves the object ours and is no error, but then a set-ID bit of @p mode
+ * whose owner or group it does not have is not set (it would be set-ID us;
+ * bkr_entry_setid_allowed, as bkr restore does): *@p setid_dropped is set
  * when it is not NULL.  @p what names it in errors.
  */
 int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what,

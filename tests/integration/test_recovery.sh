@@ -484,24 +484,27 @@ grep -q "^failed    c/l.json: recovered, not written: c/l.json: setting times: "
 # a backup's copy of another user's set-ID file, recovered by a user who is
 # not root: it stays that user's (no chown), so it must not keep its set-ID
 # bits (it did: a set-user-ID file of the recovering user); the user's own
-# set-ID file keeps them, and the text output says which lost them
+# set-ID file keeps them, and the text output says which lost them; a file
+# of theirs whose group is another keeps its set-user-ID bit only (one rule
+# with bkr restore: bkr_entry_setid_allowed; it lost both)
 if [ "$(id -u)" = 0 ]; then
 	U8="$T/u8"; W8="$U8/ws"; mkdir -p "$W8/c"
-	echo '{"n":1}' > "$W8/c/other.json"; echo '{"n":2}' > "$W8/c/mine.json"
-	chown 1000:1000 "$W8/c/other.json"; chown 65534:65534 "$W8/c/mine.json"
-	chmod 6755 "$W8/c/other.json" "$W8/c/mine.json"
+	echo '{"n":1}' > "$W8/c/other.json"; echo '{"n":2}' > "$W8/c/mine.json"; echo '{"n":3}' > "$W8/c/grp.json"
+	chown 1000:1000 "$W8/c/other.json"; chown 65534:65534 "$W8/c/mine.json"; chown 65534:1000 "$W8/c/grp.json"
+	chmod 6755 "$W8/c/other.json" "$W8/c/mine.json" "$W8/c/grp.json"
 	backup_ws "$T/setid.json" "$U8/repo" "$W8" "$U8/staged"
-	rm "$W8/c/other.json" "$W8/c/mine.json"
+	rm "$W8/c/other.json" "$W8/c/mine.json" "$W8/c/grp.json"
 	chown -R 65534:65534 "$U8"
 	chmod 755 "$T" # let uid 65534 reach it
 	st=0; XDG_STATE_HOME=$U8/state setpriv --reuid=65534 --regid=65534 --clear-groups \
 		"$BKR" batch -c "$T/setid.json" --apply > "$T/batch8.out" 2> "$T/batch8.err" || st=$?
 	chmod 700 "$T"
 	[ "$st" = 0 ] || fail "batch --apply as uid 65534: exit $st: $(cat "$T/batch8.out" "$T/batch8.err")"
-	got=$(cd "$W8/c" && stat -c '%n %a %u:%g' other.json mine.json | tr '\n' ' ')
-	[ "$got" = "other.json 755 65534:65534 mine.json 6755 65534:65534 " ] ||
+	got=$(cd "$W8/c" && stat -c '%n %a %u:%g' other.json mine.json grp.json | tr '\n' ' ')
+	[ "$got" = "other.json 755 65534:65534 mine.json 6755 65534:65534 grp.json 4755 65534:65534 " ] ||
 		fail "set-ID bits of a backup's copy recovered by a user who is not root: $got"
 	grep -q "warning: c/other.json: recovered without the set-ID bits: its owner could not be set" "$T/batch8.err" &&
+		grep -q "warning: c/grp.json: recovered without the set-ID bits: its owner could not be set" "$T/batch8.err" &&
 		! grep -q "mine.json" "$T/batch8.err" || fail "the dropped set-ID bits are not said (or wrongly): $(cat "$T/batch8.err")"
 fi
 
