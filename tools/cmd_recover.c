@@ -261,8 +261,9 @@ done:
 /*
  * Text output: one line for each file not recovered (the last attempt's
  * error), and a warning for a recovered file whose newer copies were
- * rejected (the commit or backup taken is not the newest one) or that is
- * not set-ID as the file it replaces or its backup is (setid_dropped).
+ * rejected (the commit or backup taken is not the newest one), whose owner
+ * root could not set (owner_error) or that is not set-ID as the file it
+ * replaces or its backup is (setid_dropped).
  */
 static void report_lines(cli *c, const char *json)
 {
@@ -296,6 +297,11 @@ static void report_lines(cli *c, const char *json)
 			bkr_text_escape(b, sizeof(b), w, strlen(w));
 			printf("%s%-9s%s %s: recovered, not written: %s\n", cli_col(c, "red"), "failed", cli_col(c, "reset"),
 			       a, b);
+		}
+		cJSON *owner = cJSON_GetObjectItem(f, "owner_error");
+		if (cJSON_IsString(owner)) {
+			bkr_text_escape(b, sizeof(b), owner->valuestring, strlen(owner->valuestring));
+			cli_warn(c, "%s: %s", a, b);
 		}
 		cJSON *setid = cJSON_GetObjectItem(f, "setid_dropped");
 		if (cJSON_IsString(setid)) {

@@ -79,13 +79,18 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, int dir, const c
 }
 
 int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what,
-		      bool *setid_dropped)
+		      bool *setid_dropped, int *owner_errno)
 {
-	/* not root, or an id this user namespace does not map (root in a
-	 * rootless container): the file stays ours */
-	if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 &&
-	    !(errno == EPERM && geteuid() != 0) && errno != EINVAL)
-		return bkr_error_set_errno(errno, "%s: chown", what);
+	/* refused: not root; root without CAP_CHOWN or on a filesystem that
+	 * refuses it (NFS root_squash); an id this user namespace does not map
+	 * (root in a rootless container).  The file stays ours, and root is
+	 * told (*owner_errno), as bkr restore warns. */
+	if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno != EPERM && errno != EINVAL)
+			return bkr_error_set_errno(errno, "%s: chown", what);
+		if (geteuid() == 0 && owner_errno)
+			*owner_errno = errno;
+	}
 	if (!link && (mode & 06000)) {
 		/* a set-ID bit whose owner or group is not the one asked for would make it set-ID us */
 		struct stat st;
@@ -137,7 +142,7 @@ static int make_parents(bkr_recover *rc, int root, const char *rel)
 			uid = pst.st_uid;
 			gid = pst.st_gid;
 			bkr_rec_dir_attrs(rc, prefix, true, &mode, &uid, &gid);
-			err = bkr_rec_set_attrs(fd, false, uid, gid, mode, prefix, NULL);
+			err = bkr_rec_set_attrs(fd, false, uid, gid, mode, prefix, NULL, NULL);
 		}
 		if (fd >= 0)
 			close(fd);
@@ -235,7 +240,7 @@ fail:
  * Write the symlink @p f as a temporary in @p dir and commit it as @p base:
  * in the place of the file @p seen when not NULL (replace_checked).
  */
-static int apply_link(const bkr_rec_file *f, int dir, const char *base, const struct stat *seen)
+static int apply_link(bkr_rec_file *f, int dir, const char *base, const struct stat *seen)
 {
 	char tmp[NAME_MAX + 1];
 	uint8_t rnd[8];
@@ -252,7 +257,7 @@ static int apply_link(const bkr_rec_file *f, int dir, const char *base, const st
 		err = bkr_error_set_errno(errno, "%s: opening the temporary symlink", f->d.path);
 		goto fail;
 	}
-	if ((err = bkr_rec_set_attrs(fd, true, f->uid, f->gid, 0, f->d.path, NULL)) < 0 ||
+	if ((err = bkr_rec_set_attrs(fd, true, f->uid, f->gid, 0, f->d.path, NULL, &f->owner_errno)) < 0 ||
 	    (err = set_times(f, fd, true)) < 0)
 		goto fail;
 	close(fd);
@@ -328,7 +333,8 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 	if ((err = bkr_io_write_full(fd, f->data, f->len, f->d.path)) < 0)
 		goto fail;
 	/* owner before mode: chown clears set-id bits */
-	if ((err = bkr_rec_set_attrs(fd, false, f->uid, f->gid, f->mode, f->d.path, &f->setid_dropped)) < 0)
+	if ((err = bkr_rec_set_attrs(fd, false, f->uid, f->gid, f->mode, f->d.path, &f->setid_dropped,
+				     &f->owner_errno)) < 0)
 		goto fail;
 	if ((err = set_times(f, fd, false)) < 0)
 		goto fail;

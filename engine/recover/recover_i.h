@@ -305,6 +305,7 @@ typedef struct {
 	cJSON *entry;       /**< the file's report entry (owned by the report) */
 	bool applied;
 	bool setid_dropped; /**< applied without the set-ID bits of mode (its owner could not be set) */
+	int owner_errno;    /**< root's chown to uid:gid was refused (errno); applied as ours */
 } bkr_rec_file;
 
 struct bkr_recover_report {
@@ -355,10 +356,13 @@ bool bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f);
  * leaves the object ours and is no error, but then a set-ID bit of @p mode
  * whose owner or group it does not have is not set (it would be set-ID us;
  * bkr_entry_setid_allowed, as bkr restore does): *@p setid_dropped is set
- * when it is not NULL.  @p what names it in errors.
+ * when it is not NULL.  Run as root (root without CAP_CHOWN, NFS
+ * root_squash, a user namespace), a refused chown is no error either, as in
+ * bkr restore, but *@p owner_errno (when not NULL) gets its errno, for a
+ * warning.  @p what names it in errors.
  */
 int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what,
-		      bool *setid_dropped);
+		      bool *setid_dropped, int *owner_errno);
 
 /**
  * Write @p f's recovered copy over the workspace file under @p root (the

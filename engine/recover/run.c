@@ -331,7 +331,14 @@ static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 		/* counted in summary.failed: the text output names it (not "already identical") */
 		cJSON_AddBoolToObject(f->entry, "apply_failed", !f->applied && r < 0);
 		if (f->applied && f->setid_dropped)
-			cJSON_AddStringToObject(f->entry, "setid_dropped", "its owner could not be set (not root, or not mapped in this user namespace)");
+			cJSON_AddStringToObject(f->entry, "setid_dropped", "its owner could not be set (not root, or the chown was refused)");
+		if (f->applied && f->owner_errno) {
+			char *msg = NULL;
+			if (asprintf(&msg, "owner %u:%u not set: chown: %s", (unsigned)f->uid, (unsigned)f->gid,
+				     strerror(f->owner_errno)) >= 0)
+				cJSON_AddStringToObject(f->entry, "owner_error", msg);
+			free(msg);
+		}
 		if (f->applied)
 			rep->sum.applied++;
 		else if (r < 0)

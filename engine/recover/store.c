@@ -249,7 +249,7 @@ static int stage_file(int rootfd, const bkr_rec_file *f, const char *rel, const 
 	if ((err = bkr_io_write_full(fd, f ? f->data : data, f ? f->len : len, rel)) < 0)
 		goto fail;
 	if (f)
-		err = bkr_rec_set_attrs(fd, false, f->uid, f->gid, f->mode, rel, NULL);
+		err = bkr_rec_set_attrs(fd, false, f->uid, f->gid, f->mode, rel, NULL, NULL);
 	else if (fchmod(fd, 0600) < 0)
 		err = bkr_error_set_errno(errno, "%s: chmod", rel);
 	if (err < 0) {
