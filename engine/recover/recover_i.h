@@ -365,6 +365,14 @@ int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mo
 		      bool *setid_dropped, int *owner_errno);
 
 /**
+ * Say in @p f's report entry, once, that a copy of it was given no set-ID
+ * bits because its owner could not be set (@p setid_dropped: "setid_dropped")
+ * and that root's chown was refused (@p owner_errno: "owner_error"); for
+ * the applied copy and the staged one alike.
+ */
+void bkr_rec_note_attrs(bkr_rec_file *f, bool setid_dropped, int owner_errno);
+
+/**
  * Write @p f's recovered copy over the workspace file under @p root (the
  * workspace directory, from bkr_rec_root_open), atomically and without
  * following symlinks, after checking the target is still what the scan saw.

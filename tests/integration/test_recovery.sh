@@ -481,6 +481,33 @@ grep -q "^failed    c/l.json: recovered, not written: c/l.json: setting times: "
 [ "$(readlink "$W10/c/l.json")" = a.json ] && [ "$(stat -c %Y "$W10/c/l.json")" = "$(date -d '2026-01-02 03:04:05 UTC' +%s)" ] ||
 	fail "the recovered symlink: $(ls -l --time-style=+%s "$W10/c/l.json")"
 
+# a staged run (the repository not writable: its first write fails) gives
+# its copies what the applied ones get: a staged symlink its owner and
+# times (it had neither: root's, the time of the recovery), and times that
+# cannot be set are said in the report and on stderr (they were ignored)
+W13="$T/ws13"; mkdir -p "$W13/c"
+echo '{}' > "$W13/c/a.json"; ln -s a.json "$W13/c/l.json"
+touch -h -d '2026-01-02 03:04:05 UTC' "$W13/c/l.json" "$W13/c/a.json"
+owner13="$(id -u):$(id -g)"
+if [ "$(id -u)" = 0 ]; then chown -h 1000:1000 "$W13/c/l.json"; owner13=1000:1000; fi
+backup_ws "$T/c13.json" "$T/repo13" "$W13" "$T/st13"
+rm "$W13/c/a.json" "$W13/c/l.json"
+st=0; BKR_FAULT=write:1:eio "$BKR" batch -c "$T/c13.json" > "$T/batch13.out" 2> "$T/batch13.err" || st=$?
+[ "$st" = 0 ] && grep -q "staged in $T/st13/" "$T/batch13.out" || fail "a run not staged: exit $st: $(cat "$T/batch13.out" "$T/batch13.err")"
+l13=$(echo "$T"/st13/*/files/c/l.json)
+[ "$(stat -c '%Y %u:%g' "$l13")" = "$(date -d '2026-01-02 03:04:05 UTC' +%s) $owner13" ] ||
+	fail "a staged symlink's times and owner: $(stat -c '%Y %u:%g' "$l13")"
+rm -rf "$T/st13"
+st=0; BKR_FAULT=write:1:eio,recover-times:2 "$BKR" batch -c "$T/c13.json" > "$T/batch13.out" 2> "$T/batch13.err" || st=$?
+[ "$st" = 0 ] || fail "a staged run whose times cannot be set: exit $st: $(cat "$T/batch13.out" "$T/batch13.err")"
+grep -q "warning: c/l.json: staged copy: setting times: .*Input/output error" "$T/batch13.err" &&
+	! grep -q "c/a.json" "$T/batch13.err" || fail "times not set on a staged copy are not said: $(cat "$T/batch13.err")"
+python3 -c '
+import json, sys
+v = {f["path"]: f for f in json.load(open(sys.argv[1]))["files"]}
+assert v["c/l.json"]["stage_warnings"][0].startswith("setting times: "), v
+assert "stage_warnings" not in v["c/a.json"], v' "$T"/st13/*/report.json || fail "the staged report does not say the times not set"
+
 # a backup's copy of another user's set-ID file, recovered by a user who is
 # not root: it stays that user's (no chown), so it must not keep its set-ID
 # bits (it did: a set-user-ID file of the recovering user); the user's own
@@ -548,6 +575,19 @@ import json, sys
 f = json.load(open(sys.argv[1]))["files"][0]
 assert f["applied"] and f["owner_error"] == "owner 1000:1000 not set: chown: Operation not permitted", f
 assert f["setid_dropped"].startswith("its owner could not be set"), f' "$T/rec12.json" || fail "report of a recovery without CAP_CHOWN"
+	# staged (a dry run, the repository not writable): the staged copy is
+	# root's, without set-ID bits, and the report says so as for an applied one
+	rm "$W12/c/other.json"
+	st=0; BKR_FAULT=write:1:eio setpriv --inh-caps=-chown --bounding-set=-chown "$BKR" batch -c "$T/nochown.json" \
+		> "$T/batch12.out" 2> "$T/batch12.err" || st=$?
+	[ "$st" = 0 ] && grep -q "staged in $T/staged12/" "$T/batch12.out" || fail "not staged: exit $st: $(cat "$T/batch12.out" "$T/batch12.err")"
+	[ "$(stat -c '%a %u:%g' "$T"/staged12/*/files/c/other.json)" = "755 0:0" ] || fail "staged without CAP_CHOWN"
+	python3 -c '
+import json, sys
+f = json.load(open(sys.argv[1]))["files"][0]
+assert not f["applied"] and f["owner_error"] == "owner 1000:1000 not set: chown: Operation not permitted", f
+assert f["setid_dropped"].startswith("its owner could not be set"), f' "$T"/staged12/*/report.json ||
+		fail "the staged report of a recovery without CAP_CHOWN"
 fi
 
 echo "recovery integration: ok"
