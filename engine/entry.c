@@ -47,3 +47,12 @@ void bkr_entry_set_stat(bkr_entry *e, const struct stat *st)
 	e->inode = st->st_ino;
 	e->nlink = (uint32_t)st->st_nlink;
 }
+
+mode_t bkr_entry_setid_allowed(mode_t mode, uid_t uid, gid_t gid, const struct stat *st)
+{
+	if (!st || st->st_uid != uid)
+		mode &= ~(mode_t)S_ISUID;
+	if (!st || st->st_gid != gid)
+		mode &= ~(mode_t)S_ISGID;
+	return mode;
+}

@@ -403,6 +403,13 @@ static int meta_take(rctx *c, rmeta *m, const bkr_entry *e, const bkr_tree *leaf
 	return 0;
 }
 
+/* The warning of an object that keeps its owner (@p uid:@p gid not set) and so not all its set-ID bits. */
+static void setid_warn(rctx *c, const char *path, uid_t uid, gid_t gid)
+{
+	report(c, false, 0, path, "owner %u:%u not restored%s; set-ID bits not restored", (unsigned)uid,
+	       (unsigned)gid, c->root ? "" : " (not root)");
+}
+
 /*
  * Owner, xattrs, mode, times (@p m) of the object @p fd refers to.  With
  * @p opath the fd is an O_PATH descriptor (symlinks, fifos, devices: never
@@ -414,35 +421,28 @@ static void meta_apply(rctx *c, int fd, bool opath, const char *path, const rmet
 {
 	bool is_link = m->type == BKR_FT_SYMLINK;
 	mode_t mode = m->mode & 07777;
+	bool dropped = false;
+	int chown_err = 0;
 	char ppath[64];
 	int r;
 
 	fd_path(ppath, sizeof(ppath), fd);
-	if (c->root && !m->owned) {
-		r = opath ? fchownat(fd, "", m->uid, m->gid, AT_EMPTY_PATH) : fchown(fd, m->uid, m->gid);
-		if (r < 0 && (mode & 06000)) {
-			/* the object stays ours (root's): its set-ID bits would make it set-ID root */
-			report(c, false, 0, path, "chown: %s; set-ID bits not restored", strerror(errno));
-			mode &= ~(mode_t)06000;
-		} else if (r < 0) {
-			report(c, false, 0, path, "chown: %s", strerror(errno));
-		}
-	} else if (!c->root && (mode & 06000)) {
-		/* not root: no chown, the object is ours; a set-ID bit of another
-		 * owner or group would make it set-ID the restoring user (or group) */
+	if (c->root && !m->owned &&
+	    (opath ? fchownat(fd, "", m->uid, m->gid, AT_EMPTY_PATH) : fchown(fd, m->uid, m->gid)) < 0)
+		chown_err = errno;
+	if (mode & 06000) {
+		/* an object whose owner or group is not the recorded one (not
+		 * root: it is ours; the chown failed) keeps no set-ID bit of it:
+		 * it would be set-ID us */
 		struct stat st;
-		bool known = fstat(fd, &st) == 0;
-		mode_t keep = 07777;
-		if (!known || st.st_uid != m->uid)
-			keep &= ~(mode_t)S_ISUID;
-		if (!known || st.st_gid != m->gid)
-			keep &= ~(mode_t)S_ISGID;
-		if ((mode & keep) != mode) {
-			report(c, false, 0, path, "owner %u:%u not restored (not root); set-ID bits not restored",
-			       (unsigned)m->uid, (unsigned)m->gid);
-			mode &= keep;
-		}
+		mode_t keep = bkr_entry_setid_allowed(mode, m->uid, m->gid, fstat(fd, &st) == 0 ? &st : NULL);
+		dropped = keep != mode;
+		mode = keep;
 	}
+	if (chown_err)
+		report(c, false, 0, path, "chown: %s%s", strerror(chown_err), dropped ? "; set-ID bits not restored" : "");
+	else if (dropped)
+		setid_warn(c, path, m->uid, m->gid);
 	for (size_t i = 0; i < m->nx; i++) {
 		const bkr_xattr *x = &m->xs[i];
 		char xn[256];
@@ -651,27 +651,33 @@ static void link_add(rctx *c, uint64_t group, const char *path, const struct sta
  * Compare entry @p e with the object @p fd (O_PATH or open): UNCHANGED when
  * type, mode, owner (as root, who sets it), mtime, size and content (the
  * SHA-256 of what is there), symlink target, device and xattrs all match,
- * else CHANGED.  A hardlinked file is unchanged only when it is the group's
- * file already; the first of a group records it.
+ * else CHANGED.  The mode is the one restore would set: without a set-ID
+ * bit whose owner or group the object does not have (not root, restore
+ * sets none: bkr_entry_setid_allowed), else a restore run again would
+ * rewrite it every time; such an object, unchanged, is warned of still
+ * (a directory by its meta_apply).  A hardlinked file is unchanged only
+ * when it is the group's file already; the first of a group records it.
  */
 static bkr_restore_change classify_fd(rctx *c, int fd, const char *path, const bkr_entry *e,
 				      const bkr_tree *leaf, uint32_t li)
 {
 	struct stat st;
 	link_ent *l = NULL;
-	bool same = false;
+	bool same = false, dropped = false;
+	uid_t uid;
+	gid_t gid;
 
+	owner_ids(c, e, &uid, &gid);
 	if (fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != bkr_entry_mode_of_type(e->type))
 		goto done;
-	if (e->type != BKR_FT_SYMLINK && (st.st_mode & 07777) != (e->mode & 07777))
-		goto done;
-	if (c->root) {
-		uid_t uid;
-		gid_t gid;
-		owner_ids(c, e, &uid, &gid);
-		if (st.st_uid != uid || st.st_gid != gid)
+	if (e->type != BKR_FT_SYMLINK) {
+		mode_t want = bkr_entry_setid_allowed(e->mode & 07777, uid, gid, &st);
+		dropped = want != (e->mode & 07777);
+		if ((st.st_mode & 07777) != want)
 			goto done;
 	}
+	if (c->root && (st.st_uid != uid || st.st_gid != gid))
+		goto done;
 	if ((int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != e->mtime_ns)
 		goto done;
 	if (e->type == BKR_FT_FILE) {
@@ -702,6 +708,8 @@ done:
 		else if (c->o->dry_run)
 			link_add(c, e->link_group, "", &none);
 	}
+	if (same && dropped && e->type != BKR_FT_DIR && !c->o->dry_run)
+		setid_warn(c, path, uid, gid);
 	return same ? BKR_RESTORE_UNCHANGED : BKR_RESTORE_CHANGED;
 }
 

@@ -259,8 +259,10 @@ done:
 /*
  * Text output: one line for each file not recovered (the last attempt's
  * error), and a warning for a recovered file whose newer copies were
- * rejected (the commit or backup taken is not the newest one) or that is
- * not set-ID as the file it replaces or its backup is (setid_dropped).
+ * rejected (the commit or backup taken is not the newest one), whose owner
+ * root could not set (owner_error), that is not set-ID as the file it
+ * replaces or its backup is (setid_dropped) or whose staged copy lacks an
+ * attribute (stage_warnings).
  */
 static void report_lines(cli *c, const char *json)
 {
@@ -295,10 +297,22 @@ static void report_lines(cli *c, const char *json)
 			printf("%s%-9s%s %s: recovered, not written: %s\n", cli_col(c, "red"), "failed", cli_col(c, "reset"),
 			       a, b);
 		}
+		cJSON *owner = cJSON_GetObjectItem(f, "owner_error");
+		if (cJSON_IsString(owner)) {
+			bkr_text_escape(b, sizeof(b), owner->valuestring, strlen(owner->valuestring));
+			cli_warn(c, "%s: %s", a, b);
+		}
 		cJSON *setid = cJSON_GetObjectItem(f, "setid_dropped");
 		if (cJSON_IsString(setid)) {
 			bkr_text_escape(b, sizeof(b), setid->valuestring, strlen(setid->valuestring));
 			cli_warn(c, "%s: recovered without the set-ID bits: %s", a, b);
+		}
+		cJSON *sw;
+		cJSON_ArrayForEach(sw, cJSON_GetObjectItem(f, "stage_warnings")) {
+			if (!cJSON_IsString(sw))
+				continue;
+			bkr_text_escape(b, sizeof(b), sw->valuestring, strlen(sw->valuestring));
+			cli_warn(c, "%s: staged copy: %s", a, b);
 		}
 		rejected = win ? cJSON_GetObjectItem(cJSON_GetObjectItem(win, "source"), "rejected") : NULL;
 		if (cJSON_GetArraySize(rejected) > 0) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bkr/clock.h"
+#include "bkr/entry.h"
 #include "bkr/error.h"
 #include "bkr/hash.h"
 #include "bkr/io.h"
@@ -78,19 +79,25 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, int dir, const c
 }
 
 int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what,
-		      bool *setid_dropped)
+		      bool *setid_dropped, int *owner_errno)
 {
+	/* refused: not root; root without CAP_CHOWN or on a filesystem that
+	 * refuses it (NFS root_squash); an id this user namespace does not map
+	 * (root in a rootless container).  The file stays ours, and root is
+	 * told (*owner_errno), as bkr restore warns. */
 	if (fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		/* not root, or an id this user namespace does not map (root in a
-		 * rootless container): the file stays ours, and its set-ID bits
-		 * would make it set-ID us */
-		if (!(errno == EPERM && geteuid() != 0) && errno != EINVAL)
+		if (errno != EPERM && errno != EINVAL)
 			return bkr_error_set_errno(errno, "%s: chown", what);
-		if (mode & 06000) {
-			mode &= ~(uint32_t)06000;
-			if (setid_dropped)
-				*setid_dropped = true;
-		}
+		if (geteuid() == 0 && owner_errno)
+			*owner_errno = errno;
+	}
+	if (!link && (mode & 06000)) {
+		/* a set-ID bit whose owner or group is not the one asked for would make it set-ID us */
+		struct stat st;
+		uint32_t keep = bkr_entry_setid_allowed(mode, uid, gid, fstat(fd, &st) == 0 ? &st : NULL);
+		if (keep != mode && setid_dropped)
+			*setid_dropped = true;
+		mode = keep;
 	}
 	if (!link && fchmod(fd, (mode_t)(mode & 07777)) < 0)
 		return bkr_error_set_errno(errno, "%s: chmod", what);
@@ -135,7 +142,7 @@ static int make_parents(bkr_recover *rc, int root, const char *rel)
 			uid = pst.st_uid;
 			gid = pst.st_gid;
 			bkr_rec_dir_attrs(rc, prefix, true, &mode, &uid, &gid);
-			err = bkr_rec_set_attrs(fd, false, uid, gid, mode, prefix, NULL);
+			err = bkr_rec_set_attrs(fd, false, uid, gid, mode, prefix, NULL, NULL);
 		}
 		if (fd >= 0)
 			close(fd);
@@ -233,7 +240,7 @@ fail:
  * Write the symlink @p f as a temporary in @p dir and commit it as @p base:
  * in the place of the file @p seen when not NULL (replace_checked).
  */
-static int apply_link(const bkr_rec_file *f, int dir, const char *base, const struct stat *seen)
+static int apply_link(bkr_rec_file *f, int dir, const char *base, const struct stat *seen)
 {
 	char tmp[NAME_MAX + 1];
 	uint8_t rnd[8];
@@ -250,7 +257,7 @@ static int apply_link(const bkr_rec_file *f, int dir, const char *base, const st
 		err = bkr_error_set_errno(errno, "%s: opening the temporary symlink", f->d.path);
 		goto fail;
 	}
-	if ((err = bkr_rec_set_attrs(fd, true, f->uid, f->gid, 0, f->d.path, NULL)) < 0 ||
+	if ((err = bkr_rec_set_attrs(fd, true, f->uid, f->gid, 0, f->d.path, NULL, &f->owner_errno)) < 0 ||
 	    (err = set_times(f, fd, true)) < 0)
 		goto fail;
 	close(fd);
@@ -326,7 +333,8 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 	if ((err = bkr_io_write_full(fd, f->data, f->len, f->d.path)) < 0)
 		goto fail;
 	/* owner before mode: chown clears set-id bits */
-	if ((err = bkr_rec_set_attrs(fd, false, f->uid, f->gid, f->mode, f->d.path, &f->setid_dropped)) < 0)
+	if ((err = bkr_rec_set_attrs(fd, false, f->uid, f->gid, f->mode, f->d.path, &f->setid_dropped,
+				     &f->owner_errno)) < 0)
 		goto fail;
 	if ((err = set_times(f, fd, false)) < 0)
 		goto fail;

@@ -305,6 +305,7 @@ typedef struct {
 	cJSON *entry;       /**< the file's report entry (owned by the report) */
 	bool applied;
 	bool setid_dropped; /**< applied without the set-ID bits of mode (its owner could not be set) */
+	int owner_errno;    /**< root's chown to uid:gid was refused (errno); applied as ours */
 } bkr_rec_file;
 
 struct bkr_recover_report {
@@ -352,12 +353,24 @@ bool bkr_rec_settle(bkr_recover *rc, bkr_rec_file *f);
  * Give the object open as @p fd (O_PATH for a symlink, whose mode is left)
  * owner @p uid, group @p gid and then @p mode.  A chown that cannot be
  * done (not root: EPERM; an id the user namespace does not map: EINVAL)
- * leaves the object ours and is no error, but then the set-ID bits
- * of @p mode are not set (it would be set-ID us): *@p setid_dropped is set
- * when it is not NULL.  @p what names it in errors.
+ * leaves the object ours and is no error, but then a set-ID bit of @p mode
+ * whose owner or group it does not have is not set (it would be set-ID us;
+ * bkr_entry_setid_allowed, as bkr restore does): *@p setid_dropped is set
+ * when it is not NULL.  Run as root (root without CAP_CHOWN, NFS
+ * root_squash, a user namespace), a refused chown is no error either, as in
+ * bkr restore, but *@p owner_errno (when not NULL) gets its errno, for a
+ * warning.  @p what names it in errors.
  */
 int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what,
-		      bool *setid_dropped);
+		      bool *setid_dropped, int *owner_errno);
+
+/**
+ * Say in @p f's report entry, once, that a copy of it was given no set-ID
+ * bits because its owner could not be set (@p setid_dropped: "setid_dropped")
+ * and that root's chown was refused (@p owner_errno: "owner_error"); for
+ * the applied copy and the staged one alike.
+ */
+void bkr_rec_note_attrs(bkr_rec_file *f, bool setid_dropped, int owner_errno);
 
 /**
  * Write @p f's recovered copy over the workspace file under @p root (the

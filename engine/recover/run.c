@@ -287,6 +287,20 @@ static int copy_items(const bkr_damage *items, const bool *healthy, size_t n, bk
 	return 0;
 }
 
+void bkr_rec_note_attrs(bkr_rec_file *f, bool setid_dropped, int owner_errno)
+{
+	char *msg = NULL;
+
+	if (setid_dropped && !cJSON_HasObjectItem(f->entry, "setid_dropped"))
+		cJSON_AddStringToObject(f->entry, "setid_dropped",
+					"its owner could not be set (not root, or the chown was refused)");
+	if (owner_errno && !cJSON_HasObjectItem(f->entry, "owner_error") &&
+	    asprintf(&msg, "owner %u:%u not set: chown: %s", (unsigned)f->uid, (unsigned)f->gid,
+		     strerror(owner_errno)) >= 0)
+		cJSON_AddStringToObject(f->entry, "owner_error", msg);
+	free(msg);
+}
+
 static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_recover_report *rep,
 		      bkr_rec_file *files, size_t nf)
 {
@@ -330,12 +344,12 @@ static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 		cJSON_AddStringToObject(f->entry, "apply_result", f->applied ? "written" : why ? why : "not written");
 		/* counted in summary.failed: the text output names it (not "already identical") */
 		cJSON_AddBoolToObject(f->entry, "apply_failed", !f->applied && r < 0);
-		if (f->applied && f->setid_dropped)
-			cJSON_AddStringToObject(f->entry, "setid_dropped", "its owner could not be set (not root, or not mapped in this user namespace)");
-		if (f->applied)
+		if (f->applied) {
+			bkr_rec_note_attrs(f, f->setid_dropped, f->owner_errno);
 			rep->sum.applied++;
-		else if (r < 0)
+		} else if (r < 0) {
 			rep->sum.failed++;
+		}
 		free(why);
 	}
 	if (root >= 0)

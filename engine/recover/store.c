@@ -224,12 +224,54 @@ done:
 
 /* ---- staged locally ------------------------------------------------------- */
 
+/* A warning about @p f's staged copy, in its report entry's "stage_warnings". */
+static void stage_warn(bkr_rec_file *f, const char *what, const char *why)
+{
+	cJSON *ws = cJSON_GetObjectItemCaseSensitive(f->entry, "stage_warnings");
+	char *msg = NULL;
+
+	if (!ws)
+		ws = cJSON_AddArrayToObject(f->entry, "stage_warnings");
+	if (ws && asprintf(&msg, "%s: %s", what, why) >= 0)
+		cJSON_AddItemToArray(ws, cJSON_CreateString(msg));
+	free(msg);
+}
+
 /*
- * Commit @p f (its content or symlink, mode and owner), or @p data with mode
- * 0600 when @p f is NULL, as @p rel under @p rootfd (missing directories
- * created, none followed).
+ * Give the staged copy of @p f open as @p fd (O_PATH for a symlink, @p link)
+ * its owner, mode and times as the applied copy gets them: a refused chown
+ * and the set-ID bits it drops are said in the report entry
+ * (bkr_rec_note_attrs), and so are times that cannot be set
+ * ("stage_warnings"; the staged run is kept, where the apply fails).
  */
-static int stage_file(int rootfd, const bkr_rec_file *f, const char *rel, const void *data, size_t len)
+static int stage_attrs(bkr_rec_file *f, int fd, bool link, const char *rel)
+{
+	bool dropped = false;
+	int owner_errno = 0, err;
+	struct timespec ts[2];
+	const char *why = NULL;
+
+	if ((err = bkr_rec_set_attrs(fd, link, f->uid, f->gid, f->mode, rel, &dropped, &owner_errno)) < 0)
+		return err;
+	bkr_rec_note_attrs(f, dropped, owner_errno);
+	if (f->mtime_ns <= 0)
+		return 0;
+	ts[0] = ts[1] = bkr_clock_timespec(f->mtime_ns);
+	if (bkr_io_fault("recover-times") < 0)
+		why = bkr_error_message();
+	else if ((link ? utimensat(fd, "", ts, AT_EMPTY_PATH) : futimens(fd, ts)) < 0)
+		why = strerror(errno);
+	if (why)
+		stage_warn(f, "setting times", why);
+	return 0;
+}
+
+/*
+ * Commit @p f (its content or symlink, mode, owner and times: stage_attrs),
+ * or @p data with mode 0600 when @p f is NULL, as @p rel under @p rootfd
+ * (missing directories created, none followed).
+ */
+static int stage_file(int rootfd, bkr_rec_file *f, const char *rel, const void *data, size_t len)
 {
 	int dir = -1, fd = -1, err = 0;
 	const char *base;
@@ -238,8 +280,15 @@ static int stage_file(int rootfd, const bkr_rec_file *f, const char *rel, const 
 	if ((err = bkr_rec_open_parent(rootfd, rel, true, &dir, &base, rel)) < 0)
 		return err;
 	if (f && f->link) {
+		/* the staging directory is ours (0700): made at its name, then given its attributes */
 		if (symlinkat(f->link, dir, base) < 0)
 			err = bkr_error_set_errno(errno, "staging %s", rel);
+		else if ((fd = openat(dir, base, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			err = bkr_error_set_errno(errno, "staging %s: opening the symlink", rel);
+		else if ((err = stage_attrs(f, fd, true, rel)) < 0)
+			bkr_error_prefix("staging");
+		if (fd >= 0)
+			close(fd);
 		goto done;
 	}
 	if ((err = bkr_io_tmpfile_at(dir, ".tmp-", tmp, sizeof(tmp), &fd)) < 0) {
@@ -249,17 +298,12 @@ static int stage_file(int rootfd, const bkr_rec_file *f, const char *rel, const 
 	if ((err = bkr_io_write_full(fd, f ? f->data : data, f ? f->len : len, rel)) < 0)
 		goto fail;
 	if (f)
-		err = bkr_rec_set_attrs(fd, false, f->uid, f->gid, f->mode, rel, NULL);
+		err = stage_attrs(f, fd, false, rel);
 	else if (fchmod(fd, 0600) < 0)
 		err = bkr_error_set_errno(errno, "%s: chmod", rel);
 	if (err < 0) {
 		bkr_error_prefix("staging");
 		goto fail;
-	}
-	if (f && f->mtime_ns > 0) {
-		struct timespec ts[2];
-		ts[0] = ts[1] = bkr_clock_timespec(f->mtime_ns);
-		futimens(fd, ts);
 	}
 	err = bkr_io_commit_at(fd, dir, tmp, base, BKR_IO_NOREPLACE, rel);
 	goto done;
@@ -298,6 +342,9 @@ int bkr_rec_store_staged(bkr_recover *rc, bkr_recover_report *rep, bkr_rec_file 
 	for (size_t i = 0; i < n; i++)
 		if ((err = stage_file(ffd, files[i], files[i]->d.path, NULL, 0)) < 0)
 			goto done;
+	/* with what the staged copies could not be given */
+	if ((err = bkr_rec_report_restate(rep, "staged", dir, json_io)) < 0)
+		goto done;
 	/* the report names files and hashes of files others may not read: owner only */
 	err = stage_file(dfd, NULL, "report.json", *json_io, strlen(*json_io));
 done:

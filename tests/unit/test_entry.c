@@ -1,6 +1,7 @@
 /** @file
  * Unit tests of the entry helpers: file type <-> mode both ways for every
- * type, and a bkr_entry from lstat(2) of real files.
+ * type, a bkr_entry from lstat(2) of real files, and which set-ID bits a
+ * file may keep (bkr_entry_setid_allowed).
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -75,11 +76,36 @@ static void test_set_stat(void **state)
 	rmdir(dir);
 }
 
+/* set-ID bits kept only where the final owner (group) is the one asked for */
+static void test_setid_allowed(void **state)
+{
+	struct stat st = { 0 };
+	(void)state;
+
+	st.st_uid = 1000;
+	st.st_gid = 100;
+	/* owner and group as asked: everything kept, sticky and permission bits too */
+	assert_int_equal(bkr_entry_setid_allowed(07755, 1000, 100, &st), 07755);
+	/* another owner: S_ISUID dropped; another group: S_ISGID dropped */
+	assert_int_equal(bkr_entry_setid_allowed(06755, 0, 100, &st), 02755);
+	assert_int_equal(bkr_entry_setid_allowed(06755, 1000, 0, &st), 04755);
+	assert_int_equal(bkr_entry_setid_allowed(07755, 0, 0, &st), 01755);
+	/* only the bits that are there are looked at */
+	assert_int_equal(bkr_entry_setid_allowed(02750, 0, 100, &st), 02750);
+	assert_int_equal(bkr_entry_setid_allowed(04750, 1000, 0, &st), 04750);
+	assert_int_equal(bkr_entry_setid_allowed(0644, 0, 0, &st), 0644);
+	/* not known: neither kept */
+	assert_int_equal(bkr_entry_setid_allowed(06755, 1000, 100, NULL), 0755);
+	/* the file type bits pass through */
+	assert_int_equal(bkr_entry_setid_allowed(S_IFREG | 06755, 0, 100, &st), S_IFREG | 02755);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_types_round_trip),
 		cmocka_unit_test(test_set_stat),
+		cmocka_unit_test(test_setid_allowed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

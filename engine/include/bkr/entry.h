@@ -25,4 +25,15 @@ mode_t bkr_entry_mode_of_type(uint8_t type);
  */
 void bkr_entry_set_stat(bkr_entry *e, const struct stat *st);
 
+/**
+ * @p mode without the set-ID bits the object @p st (its final owner and
+ * group; NULL: not known) may not keep, when it should belong to @p uid and
+ * @p gid: S_ISUID is kept only when its owner is @p uid, S_ISGID only when
+ * its group is @p gid.  A bit whose owner or group is not the recorded one
+ * would make the object set-ID another user or group (the one restoring or
+ * recovering it, whose copy it stays when its owner cannot be set).  The one
+ * rule of restore and recovery.
+ */
+mode_t bkr_entry_setid_allowed(mode_t mode, uid_t uid, gid_t gid, const struct stat *st);
+
 #endif

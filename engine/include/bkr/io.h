@@ -17,7 +17,8 @@
  * test can race the process deterministically).  Points: "write", "fsync",
  * "rename", "read", "restore-meta" (restore, between creating an entry and
  * setting its attributes), "recover-read" (recovery, between the stat and the
- * read of a live workspace file), "restore-tmpfile" (restore's O_TMPFILE: a failure
+ * read of a live workspace file), "recover-times" (recovery, before the
+ * times of a recovered copy, applied or staged, are set), "restore-tmpfile" (restore's O_TMPFILE: a failure
  * is taken for a filesystem without it), "restore-syncfs" (restore's syncfs of
  * the target before it says done: fails with EIO), "trash-move" (prune, delete, cleanup,
  * repair: after a trash batch is written, before its objects move), "kdf" (a
