@@ -55,6 +55,18 @@ wait_line() {
 	return 1
 }
 
+# wait_until CMD...: until CMD succeeds (0) or two minutes have passed (1), trying every
+# 0.1 s; `wait_until eval '...'` for a compound condition.  For what another process makes
+# true in its own time (the mount's watcher, a server starting): a loop of a fixed number
+# of tries is a time limit, which an ASan run on a loaded machine can overrun.
+wait_until() {
+	local end=$((SECONDS + 120))
+	until "$@"; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+}
+
 # wait_stopped PID: until the process is stopped (0) or gone (1)
 wait_stopped() {
 	local i state

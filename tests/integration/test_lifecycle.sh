@@ -186,8 +186,7 @@ bkrfs_fg "$R" "$T/mnt" "$T/bkrfs.log" -o watch_ms=100
 [ -d "$T/mnt/by-id/$victim" ] || fail "the mount does not show $victim"
 expect_exit 0 "$BKR" -r "$R" delete "$victim"
 grep -q "deleted $victim" "$T/out" || fail "delete does not say what it deleted"
-for _ in $(seq 1 100); do [ -d "$T/mnt/by-id/$victim" ] || break; sleep 0.1; done
-[ ! -d "$T/mnt/by-id/$victim" ] || fail "the mount still shows the deleted backup $victim"
+wait_until test ! -d "$T/mnt/by-id/$victim" || fail "the mount still shows the deleted backup $victim"
 grep -q "$victim" <(list_ids) && fail "bkr list still shows the deleted backup"
 [ -e "$R/trash/$victim.json" ] || fail "the manifest did not go into trash/"
 fusermount3 -u "$T/mnt"

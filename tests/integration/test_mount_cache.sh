@@ -46,8 +46,7 @@ pass "index, manifest, tree packs and data blocks are in the cache; config.json 
 printf 'new\n' >"$S/added.txt"
 "$BKR" create -r "$R" --type full "$S" >/dev/null
 ID2=$(ls "$R/backups" | sed 's/\.json$//' | grep -v "^$ID$")
-for _ in $(seq 1 100); do [ -e "$M/by-id/$ID2" ] && break; sleep 0.1; done
-[ -e "$M/by-id/$ID2" ] || fail "the new backup did not appear in the mount"
+wait_until test -e "$M/by-id/$ID2" || fail "the new backup did not appear in the mount"
 cmp "$S/added.txt" "$M/by-id/$ID2/src/added.txt" || fail "the new backup's file"
 pass "a new backup appears in the mount"
 # a second mount on the same cache directory is refused, one line

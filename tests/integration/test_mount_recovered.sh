@@ -84,11 +84,8 @@ pass "report.json: 0400, the repository owner's only"
 rm "$ws/conversations/s7.json"
 expect_exit 0 "$BKR" batch --apply --json
 run2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$T/out")
-for _ in $(seq 1 50); do
-	[ -d "$T/mnt/recovered/$run2" ] && [ "$(readlink "$T/mnt/recovered/latest")" = "$run2" ] && break
-	sleep 0.2
-done
-[ -d "$T/mnt/recovered/$run2" ] || fail "a new run did not appear within 10 s"
+wait_until eval '[ -d "$T/mnt/recovered/$run2" ] && [ "$(readlink "$T/mnt/recovered/latest")" = "$run2" ]' || true # checked next
+[ -d "$T/mnt/recovered/$run2" ] || fail "a new run did not appear"
 [ "$(readlink "$T/mnt/recovered/latest")" = "$run2" ] || fail "/recovered/latest did not move to the new run"
 pass "a new recovery run appears without remounting"
 
@@ -100,7 +97,7 @@ expect_exit 0 "$BKR" create --all --type full
 rm "$ws/secret/token.json"
 expect_exit 0 "$BKR" batch --apply --json
 run3=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$T/out")
-for _ in $(seq 1 50); do [ -d "$T/mnt/recovered/$run3" ] && break; sleep 0.2; done
+wait_until test -d "$T/mnt/recovered/$run3" || fail "the third run did not appear: $(ls "$T/mnt/recovered")"
 [ "$(stat -c %a "$T/mnt/recovered/$run3/secret")" = 700 ] ||
 	fail "/recovered/$run3/secret has mode $(stat -c %a "$T/mnt/recovered/$run3/secret"), not the source's 700"
 [ "$(stat -c %a "$T/mnt/recovered/$run3/secret/token.json")" = 600 ] || fail "token.json mode in /recovered"

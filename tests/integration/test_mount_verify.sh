@@ -74,7 +74,7 @@ echo new >"$T/src/three.txt"
 "$BKR" -q -r "$R" create "$T/src" || true
 id3=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
 [ "$id3" != "${ids[1]}" ] || fail "no third backup"
-for i in $(seq 1 100); do [ -e "$mnt/by-id/$id3" ] && break; sleep 0.1; done
+wait_until test -e "$mnt/by-id/$id3" || fail "the third backup did not appear in the mount"
 [ "$(attr "$mnt/by-id/$id3" user.bkr.verify)" = "result=never" ] || fail "a newer backup took an older verify"
 pass "a backup newer than every verify: result=never"
 

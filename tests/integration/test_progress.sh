@@ -36,15 +36,6 @@ in_pane() {
 	"${TM[@]}" new-session -d -s "$name" -x 160 -y 30 "bash $T/$name.sh"
 }
 
-# wait_until CONDITION...: poll (no timing is asserted: 120 s is only a bound)
-wait_until() {
-	local i
-	for ((i = 0; i < 1200; i++)); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	fail "timed out waiting for: $*"
-}
 stopped() { [ -s "$T/pid" ] && [ "$(cut -d' ' -f3 "/proc/$(cat "$T/pid")/stat" 2>/dev/null)" = T ]; }
 screen() { "${TM[@]}" capture-pane -p -t "$1" >"$T/screen"; }
 

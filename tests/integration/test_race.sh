@@ -53,8 +53,7 @@ expect_exit 5 "$BKR" -r "$R" create "$ws" --no-wait
 one_line_error
 backup racer &
 bpid=$!
-for _ in $(seq 1 500); do grep -q "waiting" "$T/racer.err" 2>/dev/null && break; sleep 0.02; done
-grep -q "waiting" "$T/racer.err" || fail "the backup does not say it waits for the cleanup: $(cat "$T/racer.err")"
+wait_line "$T/racer.err" "waiting" "$bpid" || fail "the backup does not say it waits for the cleanup: $(cat "$T/racer.err")"
 kill -0 "$bpid" 2>/dev/null || fail "the backup did not wait for the cleanup"
 kill -CONT "$cpid"
 wait "$cpid" || fail "cleanup failed: $(cat "$T/cleanup.err")"
@@ -73,8 +72,7 @@ wait_stopped "$bpid" || fail "the backup did not stop at its first write"
 expect_exit 5 "$BKR" -r "$R" cleanup "${policy[@]}" --no-wait
 "$BKR" -r "$R" cleanup "${policy[@]}" >"$T/cleanup.out" 2>"$T/cleanup.err" &
 cpid=$!
-for _ in $(seq 1 500); do grep -q "waiting" "$T/cleanup.err" 2>/dev/null && break; sleep 0.02; done
-grep -q "waiting" "$T/cleanup.err" || fail "cleanup does not say it waits for the backup: $(cat "$T/cleanup.err")"
+wait_line "$T/cleanup.err" "waiting" "$cpid" || fail "cleanup does not say it waits for the backup: $(cat "$T/cleanup.err")"
 kill -CONT "$bpid"
 wait "$bpid" || fail "the backup failed: $(cat "$T/slow.err")"
 wait "$cpid" || fail "cleanup failed: $(cat "$T/cleanup.err")"
@@ -162,8 +160,7 @@ rpid=$!
 # repair has opened the repository (no tier recorded yet) and waits for the
 # lock: it says so (a fixed sleep here let a slow repair start after the
 # migration, and the race went untested)
-for _ in $(seq 1 500); do grep -q "waiting" "$T/rp.err" 2>/dev/null && break; sleep 0.02; done
-grep -q "waiting" "$T/rp.err" || fail "repair does not say it waits for the migration: $(cat "$T/rp.err")"
+wait_line "$T/rp.err" "waiting" "$rpid" || fail "repair does not say it waits for the migration: $(cat "$T/rp.err")"
 kill -CONT "$tpid"
 wait "$tpid" || fail "migrate failed: $(cat "$T/tm.err")"
 wait "$rpid" || fail "repair after the first migration: $(cat "$T/rp.out" "$T/rp.err")"
@@ -391,8 +388,7 @@ cleanup_hooks+=("kill -9 $tpid 2>/dev/null")
 wait_stopped "$tpid" || fail "migrate did not stop at its first rename: $(cat "$T/fm.err")"
 "$BKR" -r "$R6" tier forget "$T/fcold" --lost >"$T/ff.out" 2>"$T/ff.err" &
 fpid=$!
-for _ in $(seq 1 500); do grep -q "waiting" "$T/ff.err" 2>/dev/null && break; sleep 0.02; done
-grep -q "waiting" "$T/ff.err" || fail "tier forget does not say it waits for the migration: $(cat "$T/ff.err")"
+wait_line "$T/ff.err" "waiting" "$fpid" || fail "tier forget does not say it waits for the migration: $(cat "$T/ff.err")"
 kill -CONT "$tpid"
 wait "$tpid" || fail "migrate failed: $(cat "$T/fm.err")"
 rc=0

@@ -238,13 +238,20 @@ expect_exit 0 "$BKR" -r "$R" repair --json
 [ "$(json_field "$T/out" rewritten)" = false ] && [ "$(json_field "$T/out" rescued_packs)" = 0 ] ||
 	fail "a second repair after the rescue was not a no-op: $(cat "$T/out")"
 # deleted and pruned again: the packs are in the trash for their new batch; the
-# older batch that named them expiring must not delete them
-sleep 2
-expect_exit 0 "$BKR" -q -r "$R" delete "$newest"
-expect_exit 0 "$BKR" -q -r "$R" prune
+# older batch that named them expiring must not delete them.  The second delete and
+# prune run on a fixed clock (BKR_TEST_NOW) an hour on, the expiring prune a second
+# after them: on the real clock their batches had to be younger than the grace when
+# the expiring prune looked, and a loaded machine took longer than that.
+later=$(($(date +%s) + 3600))
+expect_exit 0 env BKR_TEST_NOW="$(date -u -d "@$later" +%FT%TZ)" "$BKR" -q -r "$R" delete "$newest"
+expect_exit 0 env BKR_TEST_NOW="$(date -u -d "@$later" +%FT%TZ)" "$BKR" -q -r "$R" prune
 find "$R/trash" -name '*.pack' | sort >"$T/again"
 [ -s "$T/again" ] || fail "the second prune moved no pack into the trash"
-expect_exit 0 "$BKR" -q -r "$R" prune --grace 2s # the first batch expires, the second stays
+batches() { ls "$R/trash" | grep -c "^batch-0*${1:-}"; } # [SECOND]: of that second
+[ "$(batches)" = 4 ] && [ "$(batches "$later")" = 2 ] || fail "not two trash batches of each delete and prune: $(ls "$R/trash")"
+# the first batches (an hour old) expire, the second ones (a second old) stay
+expect_exit 0 env BKR_TEST_NOW="$(date -u -d "@$((later + 1))" +%FT%TZ)" "$BKR" -q -r "$R" prune --grace 30min
+[ "$(batches)" = 2 ] && [ "$(batches "$later")" = 2 ] || fail "not the first trash batches alone expired: $(ls "$R/trash")"
 find "$R/trash" -name '*.pack' | sort | cmp -s - "$T/again" ||
 	fail "an older trash batch deleted packs a younger batch holds: $(find "$R/trash" -name '*.pack')"
 mv "$R/trash/$newest.json" "$R/backups/"

@@ -163,7 +163,7 @@ one_line_error
 grep -q "another routine is running" "$T/err" || fail "--no-wait: $(cat "$T/err")"
 BKR_TEST_NOW=2026-12-15T13:00:00Z "$BKR" -c "$CFG" routine hourly --as-of 2026-12-15T13:00:00Z >"$T/b.out" 2>"$T/b.err" &
 b=$!
-until grep -q "waiting" "$T/b.err"; do sleep 0.05; done
+wait_line "$T/b.err" "waiting" "$b" || fail "the second routine does not say it waits: $(cat "$T/b.out" "$T/b.err")"
 kill -CONT $a
 wait $a || fail "the first routine failed: $(cat "$T/a.out")"
 wait $b || fail "the waiting routine failed: $(cat "$T/b.out" "$T/b.err")"

@@ -86,9 +86,10 @@ PY
 for status in 404 200; do
 	/usr/bin/python3 "$T/web.py" "$T/web$status.port" "$status" >"$T/web$status.port" &
 	cleanup_hooks+=("kill $! 2>/dev/null")
+	web_pid[$status]=$!
 done
 for status in 404 200; do
-	for i in $(seq 1 100); do [ -s "$T/web$status.port" ] && break; sleep 0.05; done
+	wait_line "$T/web$status.port" '^[0-9]' "${web_pid[$status]}" || fail "the HTML server ($status) did not start"
 	web=http://127.0.0.1:$(head -1 "$T/web$status.port")
 	for cmd in list init "create $T" verify; do
 		# shellcheck disable=SC2086
@@ -104,7 +105,7 @@ pass "an endpoint that answers HTML (404 or 200 to everything): named as not S3,
 # exit 4, as if the repository were damaged
 /usr/bin/python3 "$T/web.py" "$T/webbig.port" 200 2100000 >"$T/webbig.port" &
 cleanup_hooks+=("kill $! 2>/dev/null")
-for i in $(seq 1 100); do [ -s "$T/webbig.port" ] && break; sleep 0.05; done
+wait_line "$T/webbig.port" '^[0-9]' $! || fail "the HTML server (2 MiB pages) did not start"
 web=http://127.0.0.1:$(head -1 "$T/webbig.port")
 for cmd in list verify init; do
 	expect_exit 8 env AWS_ENDPOINT_URL="$web" "$BKR" -r s3://bkr-test/web $cmd

@@ -203,15 +203,7 @@ pass "/versions: unchanged, symlink retargeted, directory becomes file (a child 
 # ---- live refresh, /by-source after single-source backups, /by-tag --------------------------
 printf 'host = f\n' >"$W/config/app.json"
 backup 8
-wait_for() { # up to 20 s for a condition (the watcher looks every 0.2 s)
-	local i
-	for ((i = 0; i < 200; i++)); do
-		eval "$1" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-wait_for '[ -e "$V/ws/config/app.json/2026-11-01T08:00:00" ]' || fail "a new version did not appear: $(ls "$V/ws/config/app.json")"
+wait_until test -e "$V/ws/config/app.json/2026-11-01T08:00:00" || fail "a new version did not appear: $(ls "$V/ws/config/app.json")"
 [ "$(cat "$V/ws/config/app.json/2026-11-01T08:00:00")" = "host = f" ] || fail "the new version"
 [ "$(ls "$V/ws/config/app.json" | wc -l)" = 7 ] || fail "7 versions after the new backup"
 pass "/versions: a new backup's version appears live"
@@ -221,7 +213,7 @@ echo o >"$T/other/o.txt"
 BKR_TEST_NOW=2026-11-01T09:00:00Z "$BKR" -q -r "$R" create "other=$T/other" >/dev/null
 oid=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
 ws8=$("$BKR" -r "$R" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-2]["backup_id"])')
-wait_for '[ -e "$M/by-source/other/latest" ]' || fail "/by-source/other/latest did not appear"
+wait_until test -e "$M/by-source/other/latest" || fail "/by-source/other/latest did not appear"
 [ "$(readlink "$M/by-source/ws/latest")" = "../../by-id/$ws8/ws" ] || fail "/by-source/ws/latest -> $(readlink "$M/by-source/ws/latest")"
 [ "$(cat "$M/by-source/ws/latest/config/app.json")" = "host = f" ] || fail "through /by-source/ws/latest"
 [ "$(readlink "$M/by-source/other/latest")" = "../../by-id/$oid/other" ] || fail "/by-source/other/latest"
@@ -235,7 +227,7 @@ pass "/by-source: one entry per backup holding the source, latest per source"
 [ -z "$(ls "$M/by-tag")" ] || fail "/by-tag before any tag"
 "$BKR" -q -r "$R" tag "${ids[2]}" --add release
 "$BKR" -q -r "$R" tag "$ws8" --add release --add nightly
-wait_for '[ -e "$M/by-tag/nightly" ]' || fail "/by-tag/nightly did not appear"
+wait_until test -e "$M/by-tag/nightly" || fail "/by-tag/nightly did not appear"
 [ "$(ls "$M/by-tag" | tr '\n' ' ')" = "nightly release " ] || fail "/by-tag: $(ls "$M/by-tag")"
 [ "$(ls "$M/by-tag/release" | tr '\n' ' ')" = "${ids[2]} $ws8 " ] || fail "/by-tag/release: $(ls "$M/by-tag/release")"
 [ "$(readlink "$M/by-tag/nightly/$ws8")" = "../../by-id/$ws8" ] || fail "/by-tag link"
@@ -246,7 +238,7 @@ pass "/by-tag: tagged backups, live"
 BKR_TEST_NOW=2026-11-01T10:00:00Z "$BKR" -q -r "$R" create "$W" >/dev/null || fail "backup 10"
 [ "$(changes ws/keep.txt)" = added ] || fail "keep.txt across a backup of another source: $(changes ws/keep.txt)"
 [ "$(changes --all ws/keep.txt | wc -w)" = 10 ] || fail "--all lists a backup without the source: $(changes --all ws/keep.txt)"
-wait_for '[ "$(ls "$M/by-source/ws" | wc -l)" = 11 ]' || fail "the 10:00 backup did not appear"
+wait_until eval '[ "$(ls "$M/by-source/ws" | wc -l)" = 11 ]' || fail "the 10:00 backup did not appear"
 [ "$(ls "$V/ws/keep.txt")" = 2026-11-01T01:00:00 ] || fail "/versions/ws/keep.txt: $(ls "$V/ws/keep.txt")"
 [ "$(ls "$V/ws/config/app.json" | wc -l)" = 7 ] || fail "/versions/ws/config/app.json: $(ls "$V/ws/config/app.json")"
 pass "bkr log, /versions: a backup of another source alone is skipped, not a removal"
