@@ -2,12 +2,14 @@
 # Build the libFuzzer targets (clang, ASan+UBSan) and run each for a bounded
 # time from its checked-in seed corpus (tests/fuzz/corpus/<target>/), as many at
 # once as there are cores; a crash, leak or timeout fails.  tools/test.sh runs this.
-# Usage: tests/fuzz/run.sh [BUILD_DIR]   (BKR_FUZZ_SECONDS per target, default 25)
+# Usage: tests/fuzz/run.sh [BUILD_DIR]   (BKR_FUZZ_SECONDS per target, default 15)
+# Each run replays the whole seed corpus first (a regression run: libFuzzer's
+# INITED line, demanded below), then fuzzes for the rest of its seconds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build-fuzz}
-secs=${BKR_FUZZ_SECONDS:-25}
+secs=${BKR_FUZZ_SECONDS:-15}
 targets=(pack index tree manifest record config key sealed verify_record s3_list)
 
 command -v clang >/dev/null || { echo "fuzz: clang is missing (tools/install-deps.sh --tests)" >&2; exit 1; }
@@ -30,13 +32,15 @@ fuzz_one() {
 	if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		"$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
 		-max_len=262144 -print_final_stats=1 -artifact_prefix="$work/$t-crash/" \
-		"$work/$t" "$here/corpus/$t" >"$work/$t.log" 2>&1; then
+		"$work/$t" "$here/corpus/$t" >"$work/$t.log" 2>&1 &&
+		grep -q 'INITED' "$work/$t.log"; then
 		echo "fuzz_$t: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/$t.log" | grep -o '[0-9]*$') runs)"
 		return 0
 	fi
 	{
 		echo "fuzz_$t: FAILED"
 		tail -60 "$work/$t.log"
+		grep -q 'INITED' "$work/$t.log" || echo "fuzz_$t: its seed corpus was not run to the end (no INITED line above)"
 		for a in "$work/$t-crash"/*; do
 			[ -e "$a" ] || continue
 			mkdir -p "$root/fuzz-artifacts"

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Compare two directory trees field by field; exit 1 and name every difference.
 
-usage: treecmp.py A B [--no-owner] [--no-holes] [--no-dir-mtime] [--ignore NAME]...
+usage: treecmp.py A B [A2 B2]... [--no-owner] [--no-holes] [--no-dir-mtime] [--ignore NAME]...
+
+Several pairs: each A is compared with the B after it, in one process (a test
+checking many restores starts python once, not once a restore); a difference
+then names its pair.
 
 Compared for every path (names are bytes): type, permission bits incl.
 setuid/setgid/sticky, uid, gid, size, mtime in ns, rdev, symlink target,
@@ -80,21 +84,8 @@ def content_equal(a, b):
     return True
 
 
-def main():
-    args = sys.argv[1:]
-    flags = {a for a in args if a.startswith("--no-")}
-    ignore = set()
-    pos = []
-    i = 0
-    while i < len(args):
-        if args[i] == "--ignore":
-            ignore.add(os.fsencode(args[i + 1]))
-            i += 2
-            continue
-        if not args[i].startswith("--"):
-            pos.append(args[i])
-        i += 1
-    a_root, b_root = pos
+def compare(a_root, b_root, flags, ignore):
+    """The differences between the trees a_root and b_root, and a_root's entry count."""
     a, b = walk(a_root), walk(b_root)
     diffs = []
 
@@ -147,12 +138,38 @@ def main():
             inos = {os.lstat(other[p]).st_ino for p in paths if p in other}
             if len(inos) != 1:
                 d(paths[0], "hardlink group %r split in %s" % ([os.fsdecode(x) for x in paths], name))
+    return diffs, len(a)
+
+
+def main():
+    args = sys.argv[1:]
+    flags = {a for a in args if a.startswith("--no-")}
+    ignore = set()
+    pos = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--ignore":
+            ignore.add(os.fsencode(args[i + 1]))
+            i += 2
+            continue
+        if not args[i].startswith("--"):
+            pos.append(args[i])
+        i += 1
+    if not pos or len(pos) % 2:
+        sys.exit("usage: treecmp.py A B [A2 B2]... [--no-owner] [--no-holes] [--no-dir-mtime] [--ignore NAME]...")
+    diffs = []
+    entries = 0
+    for a_root, b_root in zip(pos[0::2], pos[1::2]):
+        pair, n = compare(a_root, b_root, flags, ignore)
+        entries += n
+        # one pair: the paths alone (as before); several: each line names its pair
+        diffs += pair if len(pos) == 2 else ["%s vs %s: %s" % (a_root, b_root, x) for x in pair]
     for line in diffs[:200]:
         print(line)
     if diffs:
         print("treecmp: %d difference(s)" % len(diffs))
         return 1
-    print("treecmp: %d entries identical" % len(a))
+    print("treecmp: %d entries identical" % entries)
     return 0
 
 
