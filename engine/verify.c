@@ -17,11 +17,12 @@
  * is an error (an index file was lost: the pack must be kept), else a
  * leftover.
  *
- * A pack, tree or config file whose read fails with an I/O error (a disk
- * error, maybe transient) proves nothing about its bytes: it is reported as
- * an I/O error (BKR_VERIFY_IO, never damage, no blob recorded) and the rest
- * is checked; verify then returns BKR_EIO.  A server that does not answer,
- * an index or record that cannot be read, and want of memory stop it.
+ * A pack, tree, manifest or config file whose read fails with an I/O error
+ * (a disk error, maybe transient) proves nothing about its bytes: it is
+ * reported as an I/O error (BKR_VERIFY_IO, never damage, no blob recorded)
+ * and the rest is checked; verify then returns BKR_EIO.  A server that does
+ * not answer, an index or record that cannot be read, and want of memory
+ * stop it.
  */
 #include "bkr/verify.h"
 #include "bkr/tier.h"
@@ -176,6 +177,24 @@ static void on_bad_run_manifest(void *ctx, const char *file, const char *message
 	char name[1300];
 	snprintf(name, sizeof(name), "runs/%s", file);
 	report(ctx, BKR_VERIFY_MANIFEST, name, NULL, NULL, "recovery run %s", message);
+}
+
+/* a manifest that could not be read (an I/O error): its backup goes unchecked,
+ * and unindexed packs may hold its blobs (they are kept) */
+static void on_unread_manifest(void *ctx, const char *file, const char *message)
+{
+	struct verify *v = ctx;
+	v->walk_incomplete = true;
+	unread(v, file, NULL, NULL, message, "this backup not checked");
+}
+
+static void on_unread_run_manifest(void *ctx, const char *file, const char *message)
+{
+	struct verify *v = ctx;
+	char name[1300];
+	snprintf(name, sizeof(name), "runs/%s", file);
+	v->walk_incomplete = true;
+	unread(v, name, NULL, NULL, message, "this recovery run not checked");
 }
 
 /* a record every reader skips: the pin, tag or hold in it is not applied */
@@ -864,8 +883,8 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	 * here is in the index loaded after (never 'missing from the index') */
 	/* records/ read once: for the backups, the runs and the earlier verify results */
 	if ((err = bkr_repo_records_read(r, &records)) < 0 ||
-	    (err = bkr_repo_list_with(r, records, false, &l, on_bad_manifest, &v)) < 0 ||
-	    (err = bkr_repo_list_with(r, records, true, &runs, on_bad_run_manifest, &v)) < 0 ||
+	    (err = bkr_repo_list_with(r, records, false, &l, on_bad_manifest, on_unread_manifest, &v)) < 0 ||
+	    (err = bkr_repo_list_with(r, records, true, &runs, on_bad_run_manifest, on_unread_run_manifest, &v)) < 0 ||
 	    (err = bkr_damaged_blobs_foreach_in(records, note_recorded, &v)) < 0 ||
 	    (err = bkr_repo_reload_index(r)) < 0)
 		goto done;

@@ -24,7 +24,7 @@ typedef enum {
 	BKR_VERIFY_INDEX,        /**< a damaged index file, or an index entry that disagrees with its pack's footer */
 	BKR_VERIFY_CONFIG,       /**< config.json or its copy config.copy.json damaged, missing or different */
 	BKR_VERIFY_RECORD,       /**< a record (pin, tag, hold, ...) that fails its checksum or does not parse */
-	BKR_VERIFY_IO,           /**< a pack, tree or config file whose read failed with an I/O error:
+	BKR_VERIFY_IO,           /**< a pack, tree, manifest or config file whose read failed with an I/O error:
 	                              not judged (no damage, nothing recorded), counted in io_errors */
 } bkr_verify_kind;
 
