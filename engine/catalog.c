@@ -472,7 +472,7 @@ int bkr_repo_list(bkr_repo *r, bool runs, bkr_manifest_list *out, size_t *bad)
 int bkr_repo_list_in(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manifest_list *out, size_t *bad)
 {
 	struct bad_count b = { 0 };
-	int err = bkr_repo_list_with(r, rs, runs, out, count_bad, &b);
+	int err = bkr_repo_list_with(r, rs, runs, out, count_bad, NULL, &b);
 	if (bad)
 		*bad = b.n;
 	if (err == 0 && b.n)
@@ -490,13 +490,14 @@ int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
 	out->n = 0;
 	if ((err = bkr_repo_records_read(r, &rs)) < 0)
 		return err;
-	err = bkr_repo_list_with(r, rs, runs, out, on_bad, ctx);
+	err = bkr_repo_list_with(r, rs, runs, out, on_bad, NULL, ctx);
 	bkr_records_free(rs);
 	return err;
 }
 
 int bkr_repo_list_with(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manifest_list *out,
-		       void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx)
+		       void (*on_bad)(void *ctx, const char *file, const char *message),
+		       void (*on_unread)(void *ctx, const char *file, const char *message), void *ctx)
 {
 	const char *sub = runs ? "runs" : "backups";
 	char **ids = NULL;
@@ -525,17 +526,19 @@ int bkr_repo_list_with(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manife
 		e = load_manifest_fresh(r, sub, ids[i], &m, &sealed, &unreadable);
 		if (e == BKR_ENOTFOUND)
 			continue; /* deleted meanwhile */
-		if (e == BKR_ENOMEM || sealed || unreadable) { /* not damage: the command fails with it */
+		bool unread = e == BKR_EIO && !sealed && on_unread; /* the caller goes on without it */
+		if ((e == BKR_ENOMEM || sealed || unreadable) && !unread) { /* not damage: the command fails with it */
 			err = e;
 			break;
 		}
 		if (e < 0) {
-			if (on_bad) {
-				char file[1200];
-				bkr_text_escape(file, sizeof(file) - 5, ids[i], strlen(ids[i]));
-				strcat(file, ".json");
+			char file[1200];
+			bkr_text_escape(file, sizeof(file) - 5, ids[i], strlen(ids[i]));
+			strcat(file, ".json");
+			if (unread)
+				on_unread(ctx, file, bkr_error_message());
+			else if (on_bad)
 				on_bad(ctx, file, bkr_error_message());
-			}
 			continue;
 		}
 		out->items[k++] = m;

@@ -147,6 +147,8 @@ static int take_verify(bkr_health *h, const cJSON *v, int64_t t)
 	h->verify.ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ok"));
 	x = cJSON_GetObjectItemCaseSensitive(v, "errors");
 	h->verify.errors = cJSON_IsNumber(x) && x->valuedouble > 0 ? (uint64_t)x->valuedouble : 0;
+	x = cJSON_GetObjectItemCaseSensitive(v, "io_errors");
+	h->verify.io_errors = cJSON_IsNumber(x) && x->valuedouble > 0 ? (uint64_t)x->valuedouble : 0;
 	h->verify.damaged_objects = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(v, "damaged_objects"));
 	for (size_t i = 0; i < h->verify.ndamaged_backups; i++)
 		free(h->verify.damaged_backups[i]);
@@ -253,7 +255,9 @@ static int read_verify_record(bkr_health *h, const bkr_records *rs)
 		h->verify.time_ns = rec->time_ns;
 		h->verify.read_data = rec->read_data;
 		h->verify.ok = rec->result == BKR_VERIFY_RESULT_OK;
-		h->verify.errors = rec->result == BKR_VERIFY_RESULT_FAILED && !rec->stats.errors ? 1 : rec->stats.errors;
+		h->verify.io_errors = rec->stats.io_errors;
+		h->verify.errors = rec->result == BKR_VERIFY_RESULT_FAILED && !rec->stats.errors &&
+					   !rec->stats.io_errors ? 1 : rec->stats.errors;
 		h->verify.damaged_objects = rec->ndamaged + (size_t)rec->damaged_omitted;
 		/* the record names blobs, not backups: an older routine's list no longer holds */
 		for (size_t i = 0; i < h->verify.ndamaged_backups; i++)
@@ -506,10 +510,17 @@ static int judge(bkr_health *h)
 					 s->name, age, bkr_schedule_name(s->schedule));
 		}
 	}
-	if (!err && h->verify.known && !h->verify.ok && !h->verify.errors && !h->verify.damaged_objects)
-		err = add_reason(h, "the last verify did not finish (the repository or a tier could not be read: "
-				 "run 'bkr verify')");
-	else if (!err && h->verify.known && !h->verify.ok)
+	/* what it could not read (an I/O error) is no damage, and no all-clear either */
+	if (!err && h->verify.known && h->verify.io_errors)
+		err = add_reason(h,
+				 "the last verify could not read %llu object%s (an I/O error, not damage: check the "
+				 "disk, then run 'bkr verify --read-data' again)",
+				 (unsigned long long)h->verify.io_errors, h->verify.io_errors == 1 ? "" : "s");
+	if (!err && h->verify.known && !h->verify.ok && !h->verify.errors && !h->verify.damaged_objects) {
+		if (!h->verify.io_errors)
+			err = add_reason(h, "the last verify did not finish (the repository or a tier could not be "
+					 "read: run 'bkr verify')");
+	} else if (!err && h->verify.known && !h->verify.ok)
 		err = add_reason(h, "the last verify found %llu error%s (%zu damaged object%s)",
 				 (unsigned long long)h->verify.errors, h->verify.errors == 1 ? "" : "s",
 				 h->verify.damaged_objects, h->verify.damaged_objects == 1 ? "" : "s");

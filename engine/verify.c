@@ -16,6 +16,13 @@
  * Last, (5) each unindexed pack: when backups or runs use blobs that only it holds it
  * is an error (an index file was lost: the pack must be kept), else a
  * leftover.
+ *
+ * A pack, tree, manifest or config file whose read fails with an I/O error
+ * (a disk error, maybe transient) proves nothing about its bytes: it is
+ * reported as an I/O error (BKR_VERIFY_IO, never damage, no blob recorded)
+ * and the rest is checked; verify then returns BKR_EIO.  A server that does
+ * not answer, an index or record that cannot be read, and want of memory
+ * stop it.
  */
 #include "bkr/verify.h"
 #include "bkr/tier.h"
@@ -81,6 +88,7 @@ struct verify {
 	int writing;            /* bkr_repo_writers_active, once it said yes (-1: not asked) */
 	char writer[700];       /* leftover_by's message when an S3 mark is seen */
 	char why[600];          /* blob_problem's message */
+	char first_io[700];     /* the first I/O error's message (the one verify returns with) */
 	uint8_t *buf;           /* BKR_BLOB_MAX scratch */
 };
 
@@ -98,12 +106,32 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 	va_end(ap);
 	if (backup && path && (kind == BKR_VERIFY_DAMAGED_FILE || kind == BKR_VERIFY_MISSING))
 		v->damaged_files++;
-	if (p.error)
+	if (kind == BKR_VERIFY_IO)
+		v->st->io_errors++;
+	else if (p.error)
 		v->st->errors++;
 	else
 		v->st->leftovers++;
 	if (v->o->report)
 		v->o->report(v->o->report_ctx, &p);
+}
+
+/* A read that failed with @p err does not stop verify: an I/O error, said by unread. */
+static bool goes_on(int err)
+{
+	return err == BKR_EIO || !bkr_error_not_damage(err);
+}
+
+/* An object whose read failed with an I/O error (@p msg: the error, naming
+ * the file): not damage, maybe transient, and nothing is recorded for it;
+ * @p unchecked says what went unchecked. */
+static void unread(struct verify *v, const char *object, const char *backup, const char *path, const char *msg,
+		   const char *unchecked)
+{
+	if (!v->first_io[0])
+		snprintf(v->first_io, sizeof(v->first_io), "%s", msg);
+	report(v, BKR_VERIFY_IO, object, backup, path,
+	       "%s: an I/O error, not damage: %s (check the disk, then run verify again)", msg, unchecked);
 }
 
 /* Blob @p id goes into the record's damaged blobs (repair reads every copy
@@ -151,6 +179,24 @@ static void on_bad_run_manifest(void *ctx, const char *file, const char *message
 	report(ctx, BKR_VERIFY_MANIFEST, name, NULL, NULL, "recovery run %s", message);
 }
 
+/* a manifest that could not be read (an I/O error): its backup goes unchecked,
+ * and unindexed packs may hold its blobs (they are kept) */
+static void on_unread_manifest(void *ctx, const char *file, const char *message)
+{
+	struct verify *v = ctx;
+	v->walk_incomplete = true;
+	unread(v, file, NULL, NULL, message, "this backup not checked");
+}
+
+static void on_unread_run_manifest(void *ctx, const char *file, const char *message)
+{
+	struct verify *v = ctx;
+	char name[1300];
+	snprintf(name, sizeof(name), "runs/%s", file);
+	v->walk_incomplete = true;
+	unread(v, name, NULL, NULL, message, "this recovery run not checked");
+}
+
 /* a record every reader skips: the pin, tag or hold in it is not applied */
 static void on_bad_record(void *ctx, const char *path, const char *why)
 {
@@ -179,10 +225,17 @@ static int check_config(struct verify *v)
 
 	if (bkr_repo_config_warning(v->r))
 		report(v, BKR_VERIFY_CONFIG, "config.json", NULL, NULL, "%s", bkr_repo_config_warning(v->r));
-	ea = bkr_store_get(s, "config.json", BKR_REPO_CONFIG_MAX, &a, &alen);
-	eb = bkr_error_not_damage(ea) ? 0 : bkr_store_get(s, BKR_REPO_CONFIG_COPY, BKR_REPO_CONFIG_MAX, &b, &blen);
-	if (bkr_error_not_damage(ea) || bkr_error_not_damage(eb)) {
-		err = bkr_error_not_damage(ea) ? ea : eb; /* one that cannot be read is not damaged: verify stops */
+	/* one that cannot be read is not damaged: an I/O error is said, the
+	 * two are not compared; a server that does not answer stops verify */
+	if ((ea = bkr_store_get(s, "config.json", BKR_REPO_CONFIG_MAX, &a, &alen)) == BKR_EIO)
+		unread(v, "config.json", NULL, NULL, bkr_error_message(), "not compared with its copy");
+	eb = goes_on(ea) ? bkr_store_get(s, BKR_REPO_CONFIG_COPY, BKR_REPO_CONFIG_MAX, &b, &blen) : 0;
+	if (eb == BKR_EIO)
+		unread(v, BKR_REPO_CONFIG_COPY, NULL, NULL, bkr_error_message(), "not compared with config.json");
+	if (!goes_on(ea) || !goes_on(eb)) {
+		err = goes_on(ea) ? eb : ea;
+	} else if (ea == BKR_EIO || eb == BKR_EIO) {
+		/* said */
 	} else if (eb == BKR_ENOTFOUND) {
 		report(v, BKR_VERIFY_LEFTOVER, BKR_REPO_CONFIG_COPY, NULL, NULL,
 		       "%s: absent (the repository predates it): 'bkr repair' writes one", BKR_REPO_CONFIG_COPY);
@@ -283,11 +336,18 @@ static const char *entry_problem(const bkr_index_entry *e, const bkr_pack_entry 
 	return NULL;
 }
 
-/* A pack being checked, through its store: whole in memory when every blob is read. */
+/* Packs whose blobs are at most this many bytes are read whole when every
+ * blob is read (one request to a server); larger ones blob by blob. */
+#define WHOLE_PACK_MAX (2 * (uint64_t)BKR_PACK_TARGET_SIZE)
+
+/* A pack being checked, through its store: whole in memory when every blob
+ * is read.  Read, never mapped: a disk error in a mapped page would kill
+ * verify (SIGBUS) instead of being named as an I/O error. */
 struct packsrc {
 	bkr_store *s;
 	const char *name, *path;
-	bkr_store_view view;
+	uint8_t *data;
+	size_t len;
 	bool whole;
 	uint64_t size;
 };
@@ -297,10 +357,10 @@ static int src_read(void *ctx, void *buf, size_t len, uint64_t off)
 	const struct packsrc *p = ctx;
 	if (!p->whole)
 		return bkr_store_get_range(p->s, p->name, off, len, buf, 0);
-	if (off > p->view.len || len > p->view.len - off)
+	if (off > p->len || len > p->len - off)
 		return bkr_error_set(BKR_ECORRUPT, "%s: truncated (%zu bytes at %llu)", p->path, len,
 				     (unsigned long long)off);
-	memcpy(buf, p->view.data + off, len);
+	memcpy(buf, p->data + off, len);
 	return 0;
 }
 
@@ -315,10 +375,18 @@ static int src_open(struct verify *v, const char *path, bool whole, struct packs
 		return err;
 	if (!whole)
 		return bkr_store_stat(p->s, p->name, &p->size);
-	if ((err = bkr_store_view_get(p->s, p->name, SIZE_MAX, &p->view)) < 0)
+	if ((err = bkr_store_get(p->s, p->name, SIZE_MAX, &p->data, &p->len)) < 0)
 		return err;
-	p->size = p->view.len;
+	p->size = p->len;
 	return 0;
+}
+
+/* Pack @p path could not be read (an I/O error): @p n blobs the index names in it go unchecked. */
+static void unread_pack(struct verify *v, const char *path, size_t n)
+{
+	char what[200];
+	snprintf(what, sizeof(what), "%zu blob%s the index names in it not checked", n, n == 1 ? "" : "s");
+	unread(v, path, NULL, NULL, bkr_error_message(), what);
 }
 
 /*
@@ -340,7 +408,12 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		bytes_end += v->ents[i].stored_len + BKR_BLOB_HEADER_SIZE;
 	if (v->o->progress)
 		v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done, v->bytes_total);
-	if ((err = src_open(v, path, v->o->read_data, &src)) < 0) {
+	if ((err = src_open(v, path, v->o->read_data && bytes_end - v->bytes_done <= WHOLE_PACK_MAX, &src)) < 0) {
+		if (err == BKR_EIO) {
+			unread_pack(v, path, hi - lo);
+			err = 0;
+			goto done;
+		}
 		if (bkr_error_not_damage(err))
 			goto done;
 		/* restore cannot read it either: every blob in it is lost */
@@ -352,6 +425,11 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 	}
 	if ((err = bkr_pack_read_footer_from(bkr_repo_crypto(v->r), id, src_read, &src, src.size, path, &fents,
 					     &nf)) < 0) {
+		if (err == BKR_EIO) {
+			unread_pack(v, path, hi - lo);
+			err = 0;
+			goto done;
+		}
 		if (bkr_error_not_damage(err))
 			goto done;
 		/* readers go by the index, not the footer: read_data finds out what is lost */
@@ -385,6 +463,10 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 				       v->bytes_total);
 		if (rb == 0)
 			continue;
+		if (rb == BKR_EIO) {
+			unread_pack(v, path, hi - i);
+			goto done;
+		}
 		if (bkr_error_not_damage(rb)) {
 			err = rb;
 			goto done;
@@ -399,7 +481,7 @@ done:
 	if (v->o->progress)
 		v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done, v->bytes_total);
 	free(fents);
-	bkr_store_view_release(&src.view);
+	free(src.data);
 	return err;
 }
 
@@ -412,6 +494,12 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 	int err = 0;
 
 	if ((err = bkr_repo_pack_footer(v->r, id, path, &fents, &nf)) < 0) {
+		if (err == BKR_EIO) {
+			unread(v, path, NULL, NULL, bkr_error_message(),
+			       "a pack the index does not name, its blobs not noted");
+			err = 0;
+			goto done;
+		}
 		if (bkr_error_not_damage(err))
 			goto done;
 		err = 0;
@@ -645,6 +733,12 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 		v->st->backups++;
 	}
 	if ((err = bkr_walk_new(&w, v->r, &m->tree, NULL, 0)) < 0) {
+		if (err == BKR_EIO) {
+			v->walk_incomplete = true;
+			bkr_id_to_hex(&m->tree, hex);
+			unread(v, hex, m->backup_id, "/", bkr_error_message(), "root tree: nothing in it checked");
+			return 0;
+		}
 		if (bkr_error_not_damage(err))
 			return err;
 		bad_tree(v, m, &m->tree, "/", bkr_error_message());
@@ -653,6 +747,13 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 	while ((err = bkr_walk_next(w, &it)) > 0) {
 		if (it->entry.type == BKR_FT_DIR) {
 			v->st->trees++;
+			if (it->error == BKR_EIO) {
+				v->walk_incomplete = true;
+				bkr_id_to_hex(&it->entry.subtree, hex);
+				unread(v, hex, m->backup_id, it->path, bkr_walk_error_message(w),
+				       "directory tree: nothing below it checked");
+				continue;
+			}
 			if (it->error < 0 && bkr_error_not_damage(it->error)) {
 				err = bkr_error_set(it->error, "%s", bkr_walk_error_message(w));
 				break;
@@ -782,8 +883,8 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	 * here is in the index loaded after (never 'missing from the index') */
 	/* records/ read once: for the backups, the runs and the earlier verify results */
 	if ((err = bkr_repo_records_read(r, &records)) < 0 ||
-	    (err = bkr_repo_list_with(r, records, false, &l, on_bad_manifest, &v)) < 0 ||
-	    (err = bkr_repo_list_with(r, records, true, &runs, on_bad_run_manifest, &v)) < 0 ||
+	    (err = bkr_repo_list_with(r, records, false, &l, on_bad_manifest, on_unread_manifest, &v)) < 0 ||
+	    (err = bkr_repo_list_with(r, records, true, &runs, on_bad_run_manifest, on_unread_run_manifest, &v)) < 0 ||
 	    (err = bkr_damaged_blobs_foreach_in(records, note_recorded, &v)) < 0 ||
 	    (err = bkr_repo_reload_index(r)) < 0)
 		goto done;
@@ -823,7 +924,13 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	}
 	if (err == 0)
 		judge_unindexed(&v);
-	if (err == 0 && stats->errors)
+	if (err == 0 && stats->io_errors)
+		err = bkr_error_set(BKR_EIO, "%llu object%s could not be read%s: %s (%s, not damage)%s",
+				    (unsigned long long)stats->io_errors, stats->io_errors == 1 ? "" : "s",
+				    stats->io_errors == 1 ? "" : ", the first", v.first_io,
+				    stats->io_errors == 1 ? "an I/O error" : "I/O errors",
+				    stats->errors ? "; problems were found in what was read" : "");
+	else if (err == 0 && stats->errors)
 		err = bkr_error_set(BKR_ECORRUPT, "verify found %llu problem%s", (unsigned long long)stats->errors,
 				    stats->errors == 1 ? "" : "s");
 done:

@@ -29,8 +29,8 @@ const char *bkr_verify_result_name(bkr_verify_result r)
 	{ "trees", &(rec)->stats.trees }, { "files", &(rec)->stats.files },                                 \
 	{ "packs", &(rec)->stats.packs }, { "blobs_read", &(rec)->stats.blobs_read },                       \
 	{ "bytes_read", &(rec)->stats.bytes_read }, { "errors", &(rec)->stats.errors },                     \
-	{ "leftovers", &(rec)->stats.leftovers }, { "damaged_files", &(rec)->damaged_files },               \
-	{ "damaged_omitted", &(rec)->damaged_omitted }
+	{ "leftovers", &(rec)->stats.leftovers }, { "io_errors", &(rec)->stats.io_errors },                 \
+	{ "damaged_files", &(rec)->damaged_files }, { "damaged_omitted", &(rec)->damaged_omitted }
 
 struct counter {
 	const char *key;

@@ -109,6 +109,8 @@ static void print_json(const bkr_health *h)
 		json_out_bool(&j, h->verify.ok);
 		json_out_key(&j, "errors");
 		json_out_uint(&j, h->verify.errors);
+		json_out_key(&j, "io_errors");
+		json_out_uint(&j, h->verify.io_errors);
 		json_out_key(&j, "damaged_objects");
 		json_out_uint(&j, h->verify.damaged_objects);
 		json_out_key(&j, "damaged_backups");
@@ -200,8 +202,13 @@ static void print_text(cli *c, const bkr_health *h)
 	}
 	if (h->verify.known) {
 		bkr_time_format(t, h->verify.time_ns);
-		printf("last verify: %s%s, %s\n", t, h->verify.read_data ? " (every byte read)" : "",
-		       h->verify.ok ? "no damage" : "DAMAGE found");
+		printf("last verify: %s%s, %s", t, h->verify.read_data ? " (every byte read)" : "",
+		       h->verify.ok || (h->verify.io_errors && !h->verify.errors && !h->verify.damaged_objects)
+			       ? "no damage" : "DAMAGE found");
+		if (h->verify.io_errors)
+			printf(", %llu object%s COULD NOT BE READ (I/O error)", (unsigned long long)h->verify.io_errors,
+			       h->verify.io_errors == 1 ? "" : "s");
+		printf("\n");
 	} else {
 		printf("last verify: none recorded (the daily and weekly routines verify)\n");
 	}

@@ -406,7 +406,8 @@ static void step_batch(rt_run *r, rt_step *s)
 static void on_verify_problem(void *ctx, const bkr_verify_problem *p)
 {
 	rt_run *r = ctx;
-	if (p->error)
+	/* an object that could not be read (an I/O error) is not damaged: the step fails with it */
+	if (p->error && p->kind != BKR_VERIFY_IO)
 		rt_verify_note(r, p->object, p->backup_id);
 	if (p->error && p->kind == BKR_VERIFY_RECORD)
 		r->verify.records++;
@@ -451,10 +452,12 @@ static void step_verify(rt_run *r, rt_step *s)
 	/* recorded like 'bkr verify': the repair step takes out the damaged blobs it names */
 	err = bkr_verify_run_recorded(r->repo, &o, &st, unrecorded, sizeof(unrecorded));
 	r->verify.errors = st.errors;
+	r->verify.io_errors = st.io_errors;
 	if (unrecorded[0])
 		bkr_log(BKR_LOG_WARN, "routine", "verify: the result could not be recorded in the repository: %s",
 			unrecorded);
-	if (err < 0 && err != BKR_ECORRUPT) {
+	/* what could not be read (an I/O error) fails the step; damage found in the rest is alerted */
+	if (err < 0 && err != BKR_ECORRUPT && !(err == BKR_EIO && st.errors)) {
 		rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
 		return;
 	}
@@ -463,13 +466,17 @@ static void step_verify(rt_run *r, rt_step *s)
 			    r->verify.read_data ? " (every byte read)" : "");
 		return;
 	}
+	char unread[1024] = "";
+	if (err == BKR_EIO)
+		snprintf(unread, sizeof(unread), "; %s", bkr_error_message());
 	rt_alert(r, "damage", NULL, NULL, verify_action(r),
-		 "verify found %" PRIu64 " error%s: %zu damaged object%s (first: %s), %zu backup%s affected", st.errors,
-		 st.errors == 1 ? "" : "s", r->verify.nobjects, r->verify.nobjects == 1 ? "" : "s",
-		 r->verify.nobjects ? r->verify.objects[0] : "?", r->verify.nbackups, r->verify.nbackups == 1 ? "" : "s");
-	rt_step_end(r, s, RT_FAILED, "%" PRIu64 " error%s, %zu damaged object%s, %zu backup%s affected", st.errors,
+		 "verify found %" PRIu64 " error%s: %zu damaged object%s (first: %s), %zu backup%s affected%s",
+		 st.errors, st.errors == 1 ? "" : "s", r->verify.nobjects, r->verify.nobjects == 1 ? "" : "s",
+		 r->verify.nobjects ? r->verify.objects[0] : "?", r->verify.nbackups,
+		 r->verify.nbackups == 1 ? "" : "s", unread);
+	rt_step_end(r, s, RT_FAILED, "%" PRIu64 " error%s, %zu damaged object%s, %zu backup%s affected%s", st.errors,
 		    st.errors == 1 ? "" : "s", r->verify.nobjects, r->verify.nobjects == 1 ? "" : "s",
-		    r->verify.nbackups, r->verify.nbackups == 1 ? "" : "s");
+		    r->verify.nbackups, r->verify.nbackups == 1 ? "" : "s", unread);
 }
 
 /* The exclusive lock of the steps that remove or move data (none on a dry

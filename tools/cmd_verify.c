@@ -18,10 +18,12 @@ static const char usage[] =
 	"--read-data also reads every blob and checks its hash.  Each problem names\n"
 	"the damaged object and the backups or runs and paths that use it.\n"
 	"Unreferenced packs left by interrupted backups are reported as leftovers,\n"
-	"which are not errors.\n"
+	"which are not errors.  A pack, tree, manifest or config file that cannot be\n"
+	"read (an I/O error) is named as such, not as damage, and the rest is checked.\n"
 	"Each run is recorded in the repository (docs/format.md \"Verify records\"):\n"
 	"'bkr repair' takes the damaged blobs it found out of the index.\n"
-	"Exit status: 0 every check passed, 1 problems found.\n";
+	"Exit status: 0 every check passed, 1 problems found, 7 something could not\n"
+	"be read (whatever else was found).\n";
 
 enum { OPT_READ_DATA = OPT_FIRST_CMD };
 
@@ -57,6 +59,7 @@ static const char *kind_name(bkr_verify_kind k)
 	case BKR_VERIFY_INDEX: return "index";
 	case BKR_VERIFY_CONFIG: return "config";
 	case BKR_VERIFY_RECORD: return "record";
+	case BKR_VERIFY_IO: return "io-error";
 	}
 	return "?";
 }
@@ -145,30 +148,33 @@ int cmd_verify(cli *c, int argc, char **argv)
 	/* a repository that cannot take the record still gets its answer */
 	if (unrecorded[0])
 		cli_warn(c, "the result could not be recorded in the repository: %s", unrecorded);
-	if (err < 0 && err != BKR_ECORRUPT) {
+	/* what could not be read (an I/O error) was named: the rest was checked */
+	bool unread = err == BKR_EIO && st.io_errors;
+	if (err < 0 && err != BKR_ECORRUPT && !unread) {
 		rc = cli_fail(c, err);
 		goto done;
 	}
 	rc = err < 0 ? BKR_EXIT_FOUND : 0;
 	{
-		char n[5][24];
+		char n[6][24];
 		snprintf(n[0], sizeof(n[0]), "%llu", (unsigned long long)st.backups);
 		snprintf(n[4], sizeof(n[4]), "%llu", (unsigned long long)st.runs);
 		snprintf(n[1], sizeof(n[1]), "%llu", (unsigned long long)st.errors);
 		snprintf(n[2], sizeof(n[2]), "%llu", (unsigned long long)st.leftovers);
 		snprintf(n[3], sizeof(n[3]), "%llu", (unsigned long long)st.bytes_read);
+		snprintf(n[5], sizeof(n[5]), "%llu", (unsigned long long)st.io_errors);
 		bkr_log_event(err ? BKR_LOG_ERROR : BKR_LOG_INFO, "verify", "verified",
 			      (const char *[]){ "ok", err ? "false" : "true", "read_data", s.o.read_data ? "true" : "false",
 						"backup", s.o.backup ? s.o.backup : "", "backups", n[0], "runs", n[4], "errors", n[1],
-						"leftovers", n[2], "bytes_read", n[3], NULL },
-			      "verify %s: %s backups, %s recovery runs, %s errors, %s leftovers", err ? "FAILED" : "ok", n[0],
-			      n[4], n[1], n[2]);
+						"io_errors", n[5], "leftovers", n[2], "bytes_read", n[3], NULL },
+			      "verify %s: %s backups, %s recovery runs, %s errors, %s I/O errors, %s leftovers",
+			      err ? "FAILED" : "ok", n[0], n[4], n[1], n[5], n[2]);
 	}
 	if (c->json) {
 		const struct { const char *key; uint64_t v; } counts[] = {
 			{ "backups", st.backups }, { "runs", st.runs }, { "trees", st.trees }, { "files", st.files },
 			{ "packs", st.packs }, { "blobs_read", st.blobs_read }, { "bytes_read", st.bytes_read },
-			{ "errors", st.errors }, { "leftovers", st.leftovers },
+			{ "errors", st.errors }, { "io_errors", st.io_errors }, { "leftovers", st.leftovers },
 		};
 		json_out j;
 		json_out_end_array(&s.pj);
@@ -189,15 +195,23 @@ int cmd_verify(cli *c, int argc, char **argv)
 		json_out_end_object(&j);
 	} else if (!c->quiet) {
 		char b[32];
+		char io[48] = "";
 		cli_human_bytes(b, st.bytes_read);
-		fprintf(stderr, "%s%s%s: %llu backups, %llu recovery runs, %llu directories, %llu files, %llu packs%s%s%s; %llu error%s, %llu leftover%s\n",
+		if (st.io_errors)
+			snprintf(io, sizeof(io), ", %llu I/O error%s", (unsigned long long)st.io_errors,
+				 st.io_errors == 1 ? "" : "s");
+		fprintf(stderr, "%s%s%s: %llu backups, %llu recovery runs, %llu directories, %llu files, %llu packs%s%s%s; %llu error%s%s, %llu leftover%s\n",
 			cli_col(c, err ? "red" : "green"), err ? "verify FAILED" : "verify ok", cli_col(c, "reset"),
 			(unsigned long long)st.backups, (unsigned long long)st.runs, (unsigned long long)st.trees,
 			(unsigned long long)st.files,
 			(unsigned long long)st.packs, s.o.read_data ? " (" : "", s.o.read_data ? b : "",
-			s.o.read_data ? " read)" : "", (unsigned long long)st.errors, st.errors == 1 ? "" : "s",
+			s.o.read_data ? " read)" : "", (unsigned long long)st.errors, st.errors == 1 ? "" : "s", io,
 			(unsigned long long)st.leftovers, st.leftovers == 1 ? "" : "s");
 	}
+	/* an I/O error wins over problems found (7, not 1): the check is not
+	 * complete; the one line saying so comes last, -q or not */
+	if (unread)
+		rc = c->json ? bkr_exit_for(err) : cli_fail(c, err);
 done:
 	if (s.problems)
 		fclose(s.problems);

@@ -278,6 +278,8 @@ static void write_run(const rt_run *r, json_out *j, int exit_code, double second
 		json_out_bool(j, rt_status_of(r, "verify") == RT_OK);
 		json_out_key(j, "errors");
 		json_out_uint(j, r->verify.errors);
+		json_out_key(j, "io_errors");
+		json_out_uint(j, r->verify.io_errors);
 		json_strings(j, "damaged_objects", r->verify.objects, r->verify.nobjects);
 		json_strings(j, "damaged_backups", r->verify.backups, r->verify.nbackups);
 		json_out_end_object(j);

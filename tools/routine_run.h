@@ -67,6 +67,7 @@ typedef struct rt_run {
 		bool ran, read_data;
 		int64_t time_ns;
 		uint64_t errors;
+		uint64_t io_errors; /**< objects it could not read (an I/O error: not damage, not in objects) */
 		char **objects;   /**< damaged objects (blobs, packs...), at most 100 */
 		size_t nobjects;
 		char **backups;   /**< affected backups, at most 1000 */

@@ -217,8 +217,9 @@ pass "an index file whose superseded list cannot be read fails the load (exit 7)
 # ...", exit 1), the file using it as damaged, and recorded its blob as
 # damaged, so the routine's repair step would take it out of the index; repair
 # re-reading a recorded blob took an EIO for proof of damage and dropped the
-# intact blob from the index.  An I/O error may be transient: verify and
-# repair stop with it (exit 7, one line naming the file), judging nothing
+# intact blob from the index.  An I/O error may be transient: repair stops
+# with it (exit 7, one line naming the file), judging nothing; verify names
+# it as an I/O error and goes on, then exits 7 with one line naming it
 V=$T/vio
 mkdir -p "$T/vws"
 head -c 300000 /dev/urandom >"$T/vws/big"
@@ -228,8 +229,9 @@ echo small >"$T/vws/small"
 cp -a "$V" "$T/vio-start"
 packs=0
 for n in $(seq 1 12); do
-	faulted "$T/vio-start" "$V" read:$n:eio "^bkr verify: read $V/[^ ]*: injected fault at read" \
-		"$BKR" -r "$V" verify --read-data && grep -q "\.pack: injected" "$T/err" && packs=$((packs + 1))
+	faulted "$T/vio-start" "$V" read:$n:eio "^bkr verify: \(1 object could not be read: \)\?read $V/[^ ]*: injected fault at read" \
+		"$BKR" -q -r "$V" verify --read-data && grep -q "\.pack: injected" "$T/err" && packs=$((packs + 1))
+	grep -q "damaged" "$T/out" && fail "verify with read $n failing: $(cat "$T/out")"
 done
 [ $packs -ge 1 ] || fail "no read fault met a pack"
 # a blob verify found damaged (recorded), intact again (a transient error):
@@ -247,7 +249,149 @@ for n in $(seq 10 24); do
 	expect_exit 0 "$BKR" -q -r "$V" verify --read-data
 done
 [ $stopped -ge 1 ] || fail "no read fault met the re-read of the recorded blob"
-pass "a pack read failing with EIO stops verify and repair (exit 7, naming the file), never damage nor a dropped blob"
+pass "a pack read failing with EIO is an I/O error for verify and stops repair (exit 7, naming the file), never damage nor a dropped blob"
+
+# --- verify goes on past an I/O error: a pack on a bad sector stopped
+# 'verify --read-data' at that pack (exit 7), so whatever else was wrong in
+# the repository went unsaid until the pack was moved away by hand (a
+# damaged pack read after the failing one was never reported).  The pack is
+# named as an I/O error (not damage), counted apart, none of its blobs
+# recorded as damaged, and the rest checked: the damage in another pack is
+# reported and recorded, exit 7 (a manifest that cannot be read is one too:
+# that backup goes unchecked).  Repair after it takes out the damaged
+# blob only: the blobs of the pack that could not be read stay in the
+# index.  Data packs are read, not mapped (a disk error in a mapped page
+# kills with SIGBUS): the read faults meet them.
+W=$T/vgo
+mkdir -p "$T/gws1/d/e" "$T/gws2" "$T/gws3"
+for i in 1 2 3; do head -c 200000 /dev/urandom >"$T/gws$i/f$i"; done
+mv "$T/gws1/f1" "$T/gws1/d/e/f1"
+"$BKR" -q init -r "$W"
+"$BKR" -q create -r "$W" "$T/gws1" >/dev/null
+dmg=$(find "$W/data" -name '*.pack')
+"$BKR" -q create -r "$W" "$T/gws2" >/dev/null
+"$BKR" -q create -r "$W" "$T/gws3" >/dev/null
+flip_byte_in_blob "$dmg"
+cp -a "$W" "$T/vgo-start"
+# the newest verify record: "IO_ERRORS DAMAGED_BLOB..."
+last_verify() {
+	python3 - "$W/records" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+recs = [json.load(open(os.path.join(d, f))) for f in sorted(os.listdir(d)) if f.endswith(".json")]
+v = [r for r in recs if r.get("kind") == "verify"][-1]
+print(v.get("io_errors", 0), *v["damaged_blobs"])
+PY
+}
+datapacks=0 treepacks=0 manifests=0 checked=""
+for n in $(seq 1 40); do
+	# the damage makes it exit 1, or 7 with one line (a stop, or I/O errors)
+	rm -rf "$W" && cp -a "$T/vgo-start" "$W"
+	rc=0
+	BKR_FAULT=read:$n:eio "$BKR" -q -r "$W" verify --read-data >"$T/out" 2>"$T/err" || rc=$?
+	case $rc in
+	1) ;;
+	7) one_line_error
+		grep -q "^bkr verify: \(1 object could not be read: \)\?read $W/[^ ]*: injected fault at read" "$T/err" ||
+			fail "verify with read $n failing: $(cat "$T/err")" ;;
+	*) fail "verify --read-data with read $n failing: exit $rc: $(cat "$T/out" "$T/err")" ;;
+	esac
+	grep -q "^io-error" "$T/out" || continue
+	[ $rc = 7 ] || fail "read $n failing: an I/O error said, but exit $rc: $(cat "$T/out")"
+	io=$(grep "^io-error" "$T/out")
+	[ "$(echo "$io" | wc -l)" = 1 ] || fail "read $n failing: more than one I/O error: $io"
+	echo "$io" | grep -q "^io-error read $W/[^ ]*: injected fault at read: .*an I/O error, not damage" ||
+		fail "read $n failing: $io"
+	grep -q "^bkr verify: 1 object could not be read: read $W/[^ ]*: injected fault at read" "$T/err" ||
+		fail "read $n failing: $(cat "$T/err")"
+	case $io in
+	"io-error read $dmg:"*) continue ;; # the damaged pack itself: nothing to judge it by
+	"io-error read $W/data/"*) datapacks=$((datapacks + 1)) ;;
+	"io-error read $W/tree/"*) treepacks=$((treepacks + 1)) ;;
+	"io-error read $W/backups/"*) manifests=$((manifests + 1)) ;;
+	esac
+	# the damage in the other pack is still found, and it alone recorded
+	chunk=$(sed -n "s|^blob $dmg: blob \([0-9a-f]\{64\}\): .*|\1|p" "$T/out")
+	[ -n "$chunk" ] || fail "read $n failing: the damaged blob is not reported: $(cat "$T/out")"
+	[ "$(last_verify)" = "1 $chunk" ] || fail "read $n failing: the record says $(last_verify), not 1 $chunk"
+	case $io in
+	"io-error read $W/backups/"*) continue ;; # maybe f1's backup, not walked
+	esac
+	grep -q "^damaged-file [^ ]* gws1/d/e/f1: chunk $chunk is damaged$" "$T/out" ||
+		fail "read $n failing: the damaged file is not reported: $(cat "$T/out")"
+	case $checked$io in "io-error read $W/data/"*) ;; *) continue ;; esac
+	checked=$n
+	# as JSON: the kind, counted apart from the errors
+	rc=0
+	rm -rf "$W" && cp -a "$T/vgo-start" "$W"
+	BKR_FAULT=read:$n:eio "$BKR" -r "$W" verify --read-data --json >"$T/json" 2>"$T/err" || rc=$?
+	[ $rc = 7 ] || fail "verify --json with read $n failing: exit $rc"
+	python3 - "$T/json" "$W" <<'PY' || fail "verify --json with read $n failing: $(cat "$T/json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+io = [p for p in j["problems"] if p["kind"] == "io-error"]
+assert j["ok"] is False and j["io_errors"] == 1 and j["errors"] >= 1, j
+assert len(io) == 1 and io[0]["error"] and io[0]["object"].startswith(sys.argv[2] + "/data/"), io
+assert any(p["kind"] == "damaged-file" for p in j["problems"]), j
+PY
+	# the health report says both, the I/O error apart from the damage
+	printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$W" "$T" "$T/hlogs" >"$T/h.json"
+	expect_exit 1 "$BKR" -c "$T/h.json" health
+	grep -q "the last verify could not read 1 object (an I/O error, not damage" "$T/out" &&
+		grep -q "^last verify: .*DAMAGE found, 1 object COULD NOT BE READ (I/O error)$" "$T/out" ||
+		fail "health after verify with read $n failing: $(cat "$T/out")"
+	# repair takes out the damaged blob only: the pack that could not be
+	# read keeps its blobs in the index (verify then finds f1 alone)
+	expect_exit 1 "$BKR" -q -r "$W" repair # f1 stays damaged
+	rc=0
+	"$BKR" -q -r "$W" verify --read-data >"$T/out" 2>"$T/err" || rc=$?
+	[ $rc = 1 ] || fail "verify after repair: exit $rc: $(cat "$T/out" "$T/err")"
+	grep -q "^damaged-file [^ ]* gws1/d/e/f1: chunk $chunk is damaged (bkr repair took it out" "$T/out" ||
+		fail "verify after repair: $(cat "$T/out")"
+	[ "$(grep -vc "^damaged-file [^ ]* gws1/d/e/f1:" "$T/out")" = 0 ] ||
+		fail "verify after repair: more than f1: $(cat "$T/out")"
+done
+[ $datapacks -ge 1 ] && [ $treepacks -ge 1 ] && [ $manifests -ge 1 ] ||
+	fail "the read faults met $datapacks other data packs, $treepacks tree packs, $manifests manifests"
+[ -n "$checked" ] || fail "no read fault met another data pack"
+pass "verify goes on past a pack that cannot be read: an I/O error named apart ($datapacks data, $treepacks tree packs, $manifests manifests), the damage elsewhere found and alone recorded, exit 7; repair keeps the unread pack's blobs"
+
+# --- the weekly routine's verify goes on the same way: the pack that cannot
+# be read fails the step (its message names it) and is no damaged object;
+# the damage in the other pack is still alerted (as damage, saying the I/O
+# error too) and repaired.  Before, the step stopped at the I/O error and
+# the damage went unsaid; counted among the damaged objects, the unread
+# pack would have been named as damage in the alert.
+mkdir -p "$T/gbin"
+printf '#!/bin/sh\n{ cat; echo; } >>"$1"\n' >"$T/gbin/alert.sh"
+chmod +x "$T/gbin/alert.sh"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "alert_command": ["%s", "%s"], "sources": [{"name": "g", "paths": ["gws2"], "schedule": "manual"}]}\n' \
+	"$W" "$T" "$T/glogs" "$T/gbin/alert.sh" "$T/galerts.log" >"$T/g.json"
+seen=""
+for n in $(seq 1 60); do
+	rm -rf "$W" "$T/glogs" && cp -a "$T/vgo-start" "$W" && : >"$T/galerts.log"
+	rc=0
+	BKR_FAULT=read:$n:eio "$BKR" -c "$T/g.json" --json routine weekly >"$T/out" 2>"$T/err" || rc=$?
+	grep -q '"step":"verify","status":"failed"[^}]*could not be read: read '"$W"'/data/' "$T/out" || continue
+	grep -q "could not be read: read $dmg:" "$T/out" && continue
+	seen=$n
+	[ $rc = 6 ] || fail "weekly routine with read $n failing: exit $rc: $(cat "$T/out" "$T/err")"
+	python3 - "$T/out" "$T/galerts.log" "$dmg" <<'PY' || fail "weekly routine with read $n failing: $(cat "$T/out" "$T/galerts.log")"
+import json, sys
+out = json.load(open(sys.argv[1]))
+v = out["verify"]
+assert v["io_errors"] == 1 and v["errors"] >= 1, v
+assert all("/data/" not in o or o == sys.argv[3] for o in v["damaged_objects"]), v
+ev = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+d = [e for e in ev if e["kind"] == "damage"]
+assert len(d) == 1 and "could not be read: read " in d[0]["message"] and "an I/O error, not damage" in d[0]["message"], ev
+steps = {s["step"]: s["status"] for s in out["steps"]}
+assert steps["repair"] != "skipped", steps
+PY
+	break
+done
+[ -n "$seen" ] || fail "no read fault met another data pack in the weekly routine's verify"
+pass "the weekly routine's verify: a pack that cannot be read fails the step as an I/O error (read $seen), the damage elsewhere is alerted and repaired"
 
 # --- an fsync failing after the work is done says what happened: create
 # whose fsync of backups/ (after the manifest is linked in place) failed

@@ -337,7 +337,7 @@ static void test_catalog_records(void **state)
 	snprintf(rec, sizeof(rec), "{\"kind\":\"untag\",\"backup_id\":\"%s\",\"tag\":\"keep\"}", a);
 	assert_int_equal(bkr_repo_add_record(f->r, rec), 0);
 	for (int runs = 0; runs < 2; runs++) {
-		assert_int_equal(bkr_repo_list_with(f->r, rs, runs, &l, NULL, NULL), 0);
+		assert_int_equal(bkr_repo_list_with(f->r, rs, runs, &l, NULL, NULL, NULL), 0);
 		assert_int_equal(l.n, runs ? 0 : 2);
 		if (!runs) {
 			assert_int_equal(l.items[0]->ntags, 1);

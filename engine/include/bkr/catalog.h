@@ -65,9 +65,15 @@ typedef struct bkr_records bkr_records;
 int bkr_repo_records_read(bkr_repo *r, bkr_records **out);
 void bkr_records_free(bkr_records *rs);
 
-/** bkr_repo_list_cb with the records @p rs (bkr_repo_records_read; NULL: none) applied. */
+/**
+ * bkr_repo_list_cb with the records @p rs (bkr_repo_records_read; NULL: none)
+ * applied.  With @p on_unread, a manifest whose read fails with an I/O error
+ * is left out and given to it (verify goes on without that backup), instead
+ * of failing the listing.
+ */
 int bkr_repo_list_with(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manifest_list *out,
-		       void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx);
+		       void (*on_bad)(void *ctx, const char *file, const char *message),
+		       void (*on_unread)(void *ctx, const char *file, const char *message), void *ctx);
 
 /**
  * Each record of @p rs that is damaged (its checksum fails or it does not

@@ -60,6 +60,7 @@ typedef struct {
 		int64_t time_ns;
 		bool read_data, ok;
 		uint64_t errors;
+		uint64_t io_errors;     /**< objects it could not read (I/O errors: not damage) */
 		size_t damaged_objects;
 		char **damaged_backups; /**< backups verify found damaged (not "good") */
 		size_t ndamaged_backups;

@@ -24,12 +24,14 @@ typedef enum {
 	BKR_VERIFY_INDEX,        /**< a damaged index file, or an index entry that disagrees with its pack's footer */
 	BKR_VERIFY_CONFIG,       /**< config.json or its copy config.copy.json damaged, missing or different */
 	BKR_VERIFY_RECORD,       /**< a record (pin, tag, hold, ...) that fails its checksum or does not parse */
+	BKR_VERIFY_IO,           /**< a pack, tree, manifest or config file whose read failed with an I/O error:
+	                              not judged (no damage, nothing recorded), counted in io_errors */
 } bkr_verify_kind;
 
 /** One problem; valid during the callback only. */
 typedef struct {
 	bkr_verify_kind kind;
-	bool error;              /**< false for leftovers */
+	bool error;              /**< false for leftovers (true for I/O errors, which are not counted in errors) */
 	const char *object;      /**< blob id, pack path or manifest file */
 	const char *backup_id;   /**< when a backup or recovery run is affected, else NULL */
 	const char *path;        /**< file or directory in it ("report.json": a run's report), else NULL */
@@ -40,6 +42,7 @@ typedef struct {
 typedef struct {
 	uint64_t backups, trees, files, packs, blobs_read, bytes_read;
 	uint64_t errors, leftovers;
+	uint64_t io_errors;      /**< objects that could not be read (BKR_VERIFY_IO), not in errors */
 	uint64_t runs;           /**< recovery runs walked (their trees and files are counted above) */
 } bkr_verify_stats;
 
@@ -64,8 +67,10 @@ typedef struct {
 
 /**
  * Verify.  Returns 0 when no error was found (leftovers allowed),
- * BKR_ECORRUPT when some were (each reported), or another error when the
- * check itself could not run.
+ * BKR_ECORRUPT when some were (each reported), BKR_EIO when some object
+ * could not be read (each reported as BKR_VERIFY_IO, everything else
+ * checked; errors found too are in stats), or another error when the check
+ * itself could not run.
  */
 int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *stats);
 
