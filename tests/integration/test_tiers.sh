@@ -488,3 +488,34 @@ expect_exit 0 "$BKR" -r "$R" tier status --json
 python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["missing_packs"] == 0 and o["first_missing_pack"] is None, o' "$T/out" ||
 	fail "tier status --json, every pack back: $(cat "$T/out")"
 pass "tier status: a pack missing from every tier is exit 4 (named); in a trash it is there; an unmounted tier is exit 1"
+
+# --- health counts each pack in the tier that holds it ---------------------------
+# by the places the repository recorded, not by the configured paths: with a
+# configuration that names no tier (taken out after migrating) the cold packs
+# were reported hot.  Its storage is what tier status and the directories say.
+cat >"$T/no-tiers.json" <<EOF
+{"repository": "$R", "workspace_root": "$ws", "sources": [{"name": "ws", "paths": ["$ws"], "schedule": "manual"}]}
+EOF
+cat >"$T/tiers.json" <<EOF
+{"repository": "$R", "workspace_root": "$ws", "sources": [{"name": "ws", "paths": ["$ws"], "schedule": "manual"}],
+ "tiers": {"warm": {"path": "$WARM"}, "cold": {"path": "$COLD"}}}
+EOF
+"$BKR" -r "$R" tier status --json >"$T/status.json"
+for cfg in "$T/no-tiers.json" "$T/tiers.json"; do
+	expect_exit 0 "$BKR" -c "$cfg" health --json
+	python3 - "$T/out" "$T/status.json" "$R" "$WARM" "$COLD" <<'PY' || fail "health --json storage with $cfg: $(cat "$T/out")"
+import json, sys, pathlib
+h, st = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+want = {"hot": [0, 0], "warm": [0, 0], "cold": [0, 0]}
+for t in st["tiers"]:
+    want[t["tier"]][0] += t["data_packs"] + t["tree_packs"]
+    want[t["tier"]][1] += t["data_bytes"] + t["tree_bytes"]
+for tier, d in zip(("hot", "warm", "cold"), sys.argv[3:6]):
+    packs = [p for p in pathlib.Path(d).glob("*/*/*.pack") if p.parts[-3] in ("data", "tree")]
+    assert len(packs) == want[tier][0], (tier, len(packs), want)
+    assert sum(p.stat().st_size for p in packs) == want[tier][1], (tier, want)
+    assert [h["storage"][tier]["packs"], h["storage"][tier]["bytes"]] == want[tier], (tier, h["storage"], want)
+assert want["cold"][0] > 0, want
+PY
+done
+pass "health counts each pack in the tier holding it, with or without the tiers in the configuration"
