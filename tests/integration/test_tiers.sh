@@ -519,3 +519,34 @@ assert want["cold"][0] > 0, want
 PY
 done
 pass "health counts each pack in the tier holding it, with or without the tiers in the configuration"
+
+# --- a damaged tier record -----------------------------------------------------
+# A record in tiers/ whose checksum fails was left out in silence: its
+# location was searched by nobody, the cold packs looked missing from every
+# tier, and repair dropped their index entries.  Each command that judges
+# packs missing now stops naming the record (exit 4), and changes nothing.
+rec=$(grep -l "\"location\":\"$COLD\"" "$R"/tiers/*.json | head -1)
+[ -n "$rec" ] || fail "no tier record names $COLD"
+cp "$rec" "$T/rec.json"
+python3 - "$rec" <<'PY'
+import sys
+p = sys.argv[1]
+b = open(p, "rb").read()
+open(p, "wb").write(b.replace(b'"tier":"cold"', b'"tier":"colD"', 1))
+PY
+cmp -s "$rec" "$T/rec.json" && fail "the record was not changed"
+find "$R/index" -type f | sort >"$T/index-before"
+for cmd in repair prune "tier status" "tier migrate"; do
+	cfg=()
+	[ "$cmd" != "tier migrate" ] || cfg=(-c "$T/tiers.json")
+	# shellcheck disable=SC2086
+	expect_exit 4 "$BKR" -r "$R" "${cfg[@]}" $cmd
+	one_line_error
+	grep -qF "1 tier record is damaged ($rec: " "$T/err" || fail "$cmd with a damaged tier record: $(cat "$T/err")"
+done
+expect_exit 1 "$BKR" -r "$R" verify
+grep -qF "1 tier record is damaged ($rec: " "$T/out" "$T/err" || fail "verify with a damaged tier record: $(cat "$T/out" "$T/err")"
+find "$R/index" -type f | sort | cmp -s - "$T/index-before" || fail "a command changed the index with a damaged tier record"
+cp "$T/rec.json" "$rec"
+expect_exit 0 "$BKR" -r "$R" verify
+pass "a damaged tier record stops repair, prune, tier status and migrate naming it (exit 4), verify names it; nothing changes"
