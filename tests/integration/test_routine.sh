@@ -1100,3 +1100,23 @@ expect_exit 0 "$BKR" -r "$T/repodl" hold --json
 python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); assert len(h) == 1 and h[0]["backup_id"] == sys.argv[2], h' "$T/out" "${dids[0]}" ||
 	fail "the hold does not name the backup left after the delete (${dids[0]}): $(cat "$T/out")"
 pass "the routine's scan waits for a delete at work; its hold names a backup that stays"
+
+# --- hold release --json with -q: the JSON stays ----------------------------------
+# -q left stdout empty (not JSON) for `hold release --json`, as it must not
+# (bkr.1.md: --json output stays with -q, as for pin)
+"$BKR" init -r "$T/repohq" >/dev/null
+python3 - "$T/repohq" <<'PY'
+import hashlib, os, sys
+text = (b'{"kind":"hold","time":"2026-12-10T01:00:00.000000Z","path":"q/x.json",'
+        b'"backup_id":"backup_20261210_000000_full_0000abcd","damage":"missing","size":3,"host":"h","sha256":"' + b"0" * 64 + b'"}')
+open(os.path.join(sys.argv[1], "records", "01796000000000000000-0000abcd.json"), "wb").write(
+    text[:-66] + hashlib.sha256(text).hexdigest().encode() + b'"}')
+PY
+expect_exit 0 "$BKR" -q -r "$T/repohq" hold --json
+python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); assert [x["path"] for x in h] == ["q/x.json"], h' "$T/out" ||
+	fail "the hand-made hold is not listed: $(cat "$T/out" "$T/err")"
+expect_exit 0 "$BKR" -q -r "$T/repohq" hold release --json q/x.json
+[ "$(cat "$T/out")" = '{"released":1}' ] && [ ! -s "$T/err" ] || fail "hold release --json -q: '$(cat "$T/out" "$T/err")'"
+expect_exit 0 "$BKR" -q -r "$T/repohq" hold --json
+[ "$(cat "$T/out")" = "[]" ] || fail "the hold was not released: $(cat "$T/out")"
+pass "hold release --json -q prints its JSON"
