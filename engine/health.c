@@ -554,6 +554,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	bkr_records *rs = NULL;
 	struct storage st;
 	bkr_health *h;
+	size_t bad = 0;
 	int err;
 
 	*out = NULL;
@@ -567,8 +568,15 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	 * and the holds */
 	if ((err = bkr_repo_foreach_pack_in(repo, count_pack, &st)) < 0 || (err = read_records(h, cfg, &sc)) < 0 ||
 	    (err = bkr_repo_records_read(repo, &rs)) < 0 || (err = read_verify_record(h, rs)) < 0 ||
-	    (err = read_damage_record(h, rs)) < 0 || (err = bkr_repo_list_in(repo, rs, false, &l, NULL)) < 0 ||
-	    (err = read_manual(h, repo, rs, &sc)) < 0 || (err = bkr_holds_from_records(rs, &h->holds)) < 0)
+	    (err = read_damage_record(h, rs)) < 0 || (err = bkr_repo_list_in(repo, rs, false, &l, &bad)) < 0)
+		goto done;
+	/* left out of the list (as list leaves it out, exit 4): a backup no
+	 * schedule sees, and it stops prune and the daily cleanup */
+	if (bad && (err = add_reason(h, "%zu backup manifest%s damaged (last: %s): run 'bkr verify', then 'bkr delete "
+				     "--force ID' or put it back from a copy", bad, bad == 1 ? " is" : "s are",
+				     bkr_error_message())) < 0)
+		goto done;
+	if ((err = read_manual(h, repo, rs, &sc)) < 0 || (err = bkr_holds_from_records(rs, &h->holds)) < 0)
 		goto done;
 	/* an --as-of before a hold: the scan that found it had not run yet */
 	bkr_holds_drop_after(&h->holds, now_ns);
