@@ -52,29 +52,37 @@ static int add_reason(bkr_health *h, const char *fmt, ...)
 
 /* ---- storage ------------------------------------------------------------ */
 
+/*
+ * A pack of place @p place (the repository, or a tier it recorded or the
+ * configuration names), counted in that place's tier: by the tier's name,
+ * not by the configured paths (a recorded tier the configuration no longer
+ * names is not hot), and sized through its store (an S3 object has no
+ * local path to stat).
+ */
 struct storage {
 	bkr_health *h;
-	const bkr_config *cfg;
+	bkr_repo *r;
 };
 
-static bool under(const char *path, const char *dir)
+static int count_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t place, const char *name,
+		      const char *path)
 {
-	size_t n = dir ? strlen(dir) : 0;
-	return n && !strncmp(path, dir, n) && path[n] == '/';
-}
-
-static int count_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const char *path)
-{
-	struct storage *s = ctx;
-	struct stat st;
-	int tier = under(path, s->cfg->cold.path) ? BKR_TIER_COLD : under(path, s->cfg->warm.path) ? BKR_TIER_WARM : BKR_TIER_HOT;
+	struct storage *st = ctx;
+	bkr_health *h = st->h;
+	const char *tier = "hot";
+	bkr_store *s = bkr_repo_tier(st->r, place, &tier, NULL);
+	int level = !strcmp(tier, "hot") ? BKR_TIER_HOT : !strcmp(tier, "warm") ? BKR_TIER_WARM : BKR_TIER_COLD;
+	uint64_t size = 0;
 
 	(void)type;
-	if (!id || stat(path, &st) < 0)
-		return 0; /* a temporary, or gone meanwhile */
-	s->h->tier_bytes[tier] += (uint64_t)st.st_size;
-	s->h->tier_packs[tier]++;
-	s->h->repo_bytes += (uint64_t)st.st_size;
+	(void)path;
+	if (!id || bkr_store_stat(s, name, &size) < 0) {
+		bkr_error_clear(); /* a temporary, or gone meanwhile */
+		return 0;
+	}
+	h->tier_bytes[level] += size;
+	h->tier_packs[level]++;
+	h->repo_bytes += size;
 	return 0;
 }
 
@@ -557,6 +565,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	bkr_records *rs = NULL;
 	struct storage st;
 	bkr_health *h;
+	size_t bad = 0;
 	int err;
 
 	*out = NULL;
@@ -564,14 +573,21 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 		return bkr_error_oom();
 	h->now_ns = now_ns;
 	st.h = h;
-	st.cfg = cfg;
+	st.r = repo;
 	/* records/ read once (one listing, one get each, on S3 as many requests):
 	 * the verify and damage results, the backups' pins, the recovery runs
 	 * and the holds */
-	if ((err = bkr_repo_foreach_pack(repo, count_pack, &st)) < 0 || (err = read_records(h, cfg, &sc)) < 0 ||
+	if ((err = bkr_repo_foreach_pack_in(repo, count_pack, &st)) < 0 || (err = read_records(h, cfg, &sc)) < 0 ||
 	    (err = bkr_repo_records_read(repo, &rs)) < 0 || (err = read_verify_record(h, rs)) < 0 ||
-	    (err = read_damage_record(h, rs)) < 0 || (err = bkr_repo_list_in(repo, rs, false, &l, NULL)) < 0 ||
-	    (err = read_manual(h, repo, rs, &sc)) < 0 || (err = bkr_holds_from_records(rs, &h->holds)) < 0)
+	    (err = read_damage_record(h, rs)) < 0 || (err = bkr_repo_list_in(repo, rs, false, &l, &bad)) < 0)
+		goto done;
+	/* left out of the list (as list leaves it out, exit 4): a backup no
+	 * schedule sees, and it stops prune and the daily cleanup */
+	if (bad && (err = add_reason(h, "%zu backup manifest%s damaged (last: %s): run 'bkr verify', then 'bkr delete "
+				     "--force ID' or put it back from a copy", bad, bad == 1 ? " is" : "s are",
+				     bkr_error_message())) < 0)
+		goto done;
+	if ((err = read_manual(h, repo, rs, &sc)) < 0 || (err = bkr_holds_from_records(rs, &h->holds)) < 0)
 		goto done;
 	/* an --as-of before a hold: the scan that found it had not run yet */
 	bkr_holds_drop_after(&h->holds, now_ns);

@@ -6,7 +6,11 @@
  * hash for quick comparison.  Common prefixes and suffixes are trimmed, then
  * the middle snake of the remaining ranges is found searching from both ends
  * at once and the two halves are solved recursively; the result marks the
- * deleted lines of a and the inserted lines of b.  The hunks are then made
+ * deleted lines of a and the inserted lines of b.  The search has a budget
+ * of steps (DIFF_BUDGET): texts with few lines in common cost
+ * O((n + m) * edits), hours for two 64 MiB files of short lines, so once it
+ * is spent every range not solved yet is taken as deleted and inserted
+ * whole - a correct diff, not the smallest one.  The hunks are then made
  * as diff -u makes them: changes closer than 2 x context lines share a
  * hunk; deletions come before insertions.
  */
@@ -24,12 +28,16 @@ typedef struct {
 	uint64_t h;
 } line;
 
+/* steps of the middle-snake search (diagonals and snake lines) before giving up */
+#define DIFF_BUDGET (32L << 20)
+
 typedef struct {
 	line *a, *b;
 	size_t na, nb;
 	bool *del, *ins;
 	long *vf, *vb;   /* furthest x per diagonal, forward and backward (offset voff) */
 	long voff;
+	long budget;     /* steps left (DIFF_BUDGET at first) */
 } dctx;
 
 int bkr_textdiff_binary(const uint8_t *p, size_t len)
@@ -69,9 +77,10 @@ static bool same(const line *x, const line *y)
 
 /*
  * The middle snake of a[a0..a1) and b[b0..b1) (both non-empty, ends
- * differing): *xs,*ys .. *xe,*ye in absolute line numbers.
+ * differing): *xs,*ys .. *xe,*ye in absolute line numbers; false when the
+ * budget ran out first.
  */
-static void middle_snake(dctx *c, long a0, long a1, long b0, long b1, long *xs, long *ys, long *xe, long *ye)
+static bool middle_snake(dctx *c, long a0, long a1, long b0, long b1, long *xs, long *ys, long *xe, long *ye)
 {
 	long n = a1 - a0, m = b1 - b0, delta = n - m, max = (n + m + 1) / 2;
 	bool odd = delta & 1;
@@ -80,15 +89,18 @@ static void middle_snake(dctx *c, long a0, long a1, long b0, long b1, long *xs, 
 	vf[1] = 0;
 	vb[1] = 0;
 	for (long d = 0; d <= max; d++) {
+		if ((c->budget -= 2 * d + 2) < 0)
+			return false;
 		for (long k = -d; k <= d; k += 2) {
 			long x = k == -d || (k != d && vf[k - 1] < vf[k + 1]) ? vf[k + 1] : vf[k - 1] + 1, y = x - k;
 			long sx = x, sy = y;
 			while (x < n && y < m && same(&c->a[a0 + x], &c->b[b0 + y]))
 				x++, y++;
+			c->budget -= x - sx;
 			vf[k] = x;
 			if (odd && delta - k >= -(d - 1) && delta - k <= d - 1 && vf[k] + vb[delta - k] >= n) {
 				*xs = a0 + sx, *ys = b0 + sy, *xe = a0 + x, *ye = b0 + y;
-				return;
+				return true;
 			}
 		}
 		for (long k = -d; k <= d; k += 2) {
@@ -96,16 +108,16 @@ static void middle_snake(dctx *c, long a0, long a1, long b0, long b1, long *xs, 
 			long sx = x, sy = y;
 			while (x < n && y < m && same(&c->a[a1 - 1 - x], &c->b[b1 - 1 - y]))
 				x++, y++;
+			c->budget -= x - sx;
 			vb[k] = x;
 			if (!odd && delta - k >= -d && delta - k <= d && vf[delta - k] + vb[k] >= n) {
 				*xs = a1 - x, *ys = b1 - y, *xe = a1 - sx, *ye = b1 - sy;
-				return;
+				return true;
 			}
 		}
 	}
 	/* not reached: a path of at most n + m edits always exists */
-	*xs = *xe = a0;
-	*ys = *ye = b0;
+	return false;
 }
 
 static void compare(dctx *c, long a0, long a1, long b0, long b1)
@@ -114,15 +126,15 @@ static void compare(dctx *c, long a0, long a1, long b0, long b1)
 		a0++, b0++;
 	while (a0 < a1 && b0 < b1 && same(&c->a[a1 - 1], &c->b[b1 - 1]))
 		a1--, b1--;
-	if (a0 == a1 || b0 == b1) {
+	long xs, ys, xe, ye;
+	if (a0 == a1 || b0 == b1 || !middle_snake(c, a0, a1, b0, b1, &xs, &ys, &xe, &ye)) {
+		/* one side empty, or the budget spent: all of it changed */
 		for (long i = a0; i < a1; i++)
 			c->del[i] = true;
 		for (long j = b0; j < b1; j++)
 			c->ins[j] = true;
 		return;
 	}
-	long xs, ys, xe, ye;
-	middle_snake(c, a0, a1, b0, b1, &xs, &ys, &xe, &ye);
 	compare(c, a0, xs, b0, ys);
 	compare(c, xe, a1, ye, b1);
 }
@@ -199,7 +211,7 @@ static void hunks(FILE *f, const step *s, size_t ns, size_t ctx)
 int bkr_textdiff_unified(FILE *out, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
 			 unsigned context)
 {
-	dctx c = { 0 };
+	dctx c = { .budget = DIFF_BUDGET };
 	step *s = NULL;
 	size_t ns = 0, i = 0, j = 0;
 	int err;

@@ -82,6 +82,8 @@ struct record_list {
 	bkr_store *s;
 	bkr_tier_record *v;
 	size_t n, cap;
+	size_t damaged;      /* records that exist but do not read (left out) */
+	char first_damaged[1024]; /* the first one's error */
 };
 
 /* A sealed JSON object of @p kind from @p s, parsed; NULL with an error set. */
@@ -117,9 +119,12 @@ static const char *json_str(const cJSON *o, const char *key)
 /*
  * Record @p name of @p s, parsed (its "tier" and "location" in *tier, *loc,
  * its time in *t); NULL for a temporary, and for a damaged, vanished or
- * malformed record (left out).
+ * malformed record (left out).  *@p damaged (optional) says which NULL was
+ * a record that exists and does not read (its checksum, its JSON, a field),
+ * with the error set naming it.
  */
-static cJSON *record_load(bkr_store *s, const char *name, const char **tier, const char **loc, int64_t *t)
+static cJSON *record_load(bkr_store *s, const char *name, const char **tier, const char **loc, int64_t *t,
+			  bool *damaged)
 {
 	const char *base = strrchr(name, '/'), *when;
 	cJSON *o;
@@ -127,10 +132,15 @@ static cJSON *record_load(bkr_store *s, const char *name, const char **tier, con
 
 	base = base ? base + 1 : name;
 	*t = 0;
+	if (damaged)
+		*damaged = false;
 	if (!strncmp(base, ".tmp-", 5) || strlen(base) < 6 || strcmp(base + strlen(base) - 5, ".json"))
 		return NULL;
 	if (!(o = load_json(s, name, "tier", &err))) {
-		bkr_error_clear();
+		if (damaged && err == BKR_ECORRUPT)
+			*damaged = true;
+		else
+			bkr_error_clear();
 		return NULL;
 	}
 	*tier = json_str(o, "tier");
@@ -138,8 +148,14 @@ static cJSON *record_load(bkr_store *s, const char *name, const char **tier, con
 	when = json_str(o, "time");
 	if (*tier && *loc && !strchr(*tier, '/') && (!when || bkr_time_parse(when, t) == 0))
 		return o;
-	bkr_error_clear();
 	cJSON_Delete(o);
+	if (!damaged) {
+		bkr_error_clear();
+		return NULL;
+	}
+	*damaged = true;
+	bkr_error_set(BKR_ECORRUPT, "%s/%s: %s", bkr_store_location(s), name,
+		      !*tier || strchr(*tier, '/') ? "no valid \"tier\"" : !*loc ? "no \"location\"" : "no valid \"time\"");
 	return NULL;
 }
 
@@ -151,7 +167,11 @@ static int add_record(void *ctx, const char *name)
 	int64_t t;
 	cJSON *o;
 
-	if ((o = record_load(l->s, name, &tier, &loc, &t))) {
+	bool damaged;
+
+	if (!(o = record_load(l->s, name, &tier, &loc, &t, &damaged)) && damaged && !l->damaged++)
+		snprintf(l->first_damaged, sizeof(l->first_damaged), "%s", bkr_error_message());
+	if (o) {
 		if (l->n == l->cap) {
 			bkr_tier_record *nv = realloc(l->v, (l->cap = l->cap ? 2 * l->cap : 4) * sizeof(*nv));
 			if (!nv) {
@@ -190,7 +210,7 @@ static int records_all(bkr_store *s, struct record_list *l)
 
 int bkr_tier_records_load(bkr_store *s, bkr_tier_record **out, size_t *n)
 {
-	struct record_list l = { s, NULL, 0, 0 };
+	struct record_list l = { .s = s };
 	size_t k = 0;
 	int err;
 
@@ -252,14 +272,25 @@ static bool clash(const char *tier, const char *loc, const char *other, const ch
 	return false;
 }
 
+/* BKR_ECORRUPT naming the first record of @p l that did not read, or 0. */
+static int records_damaged(const struct record_list *l)
+{
+	if (!l->damaged)
+		return 0;
+	return bkr_error_set(BKR_ECORRUPT, "%zu tier record%s damaged (%s): the tier location it names is unknown, "
+			     "and the packs there would look missing; put it back from a copy of the repository "
+			     "(docs/format.md \"Tiers\")", l->damaged, l->damaged == 1 ? " is" : "s are", l->first_damaged);
+}
+
 int bkr_tier_records_check(bkr_store *s)
 {
-	struct record_list l = { s, NULL, 0, 0 };
+	struct record_list l = { .s = s };
 	char why[PATH_MAX * 2 + 64];
 	int err;
 
 	if ((err = records_all(s, &l)) < 0)
 		return err;
+	err = records_damaged(&l);
 	for (size_t i = 0; i < l.n && err == 0; i++)
 		for (size_t j = i + 1; j < l.n && err == 0; j++)
 			if (clash(l.v[i].tier, l.v[i].location, l.v[j].tier, l.v[j].location, why, sizeof(why)))
@@ -377,8 +408,18 @@ int bkr_tier_present(bkr_repo *r, size_t i)
 
 int bkr_tier_check(bkr_repo *r)
 {
+	struct record_list l = { .s = bkr_repo_tier(r, 0, NULL, NULL) };
 	size_t nt = bkr_repo_tier_count(r);
 	int err;
+
+	/* a record that does not read names a location no reader searches: the
+	 * packs there would look missing from every tier (and repair would drop
+	 * their index entries), so it stops whoever judges that, naming it */
+	if ((err = records_all(l.s, &l)) < 0)
+		return err;
+	bkr_tier_records_free(l.v, l.n);
+	if ((err = records_damaged(&l)) < 0)
+		return err;
 	for (size_t i = 1; i <= nt; i++) {
 		bool recorded;
 		bkr_repo_tier(r, i, NULL, &recorded);
@@ -540,7 +581,7 @@ static int match_record(void *ctx, const char *name)
 	const char *tier, *loc;
 	char **nv, *dup = NULL;
 	int64_t t;
-	cJSON *o = record_load(f->s, name, &tier, &loc, &t);
+	cJSON *o = record_load(f->s, name, &tier, &loc, &t, NULL);
 	int err = 0;
 
 	if (!o || !bkr_store_same_place(loc, f->location))

@@ -640,6 +640,11 @@ int bkr_walk_file_put(bkr_walk_file *f, const uint8_t *data, size_t len, bkr_wal
 		size_t run = len - off;
 		if (f->hi < f->nholes && f->holes[f->hi].offset - f->pos < run)
 			run = (size_t)(f->holes[f->hi].offset - f->pos);
+		/* a malformed entry's chunks (or holes) reach past its size: never
+		 * handed on, as readers size their buffers by it (bkr log -p) */
+		if (f->pos > f->size || run > f->size - f->pos)
+			return bkr_error_set(BKR_ECORRUPT, "%s: chunks and holes cover more than its size, %llu bytes",
+					     f->what, (unsigned long long)f->size);
 		if (f->h)
 			bkr_digest_update(f->h, data + off, run);
 		if (fn && (err = fn(ctx, f->pos, data + off, run)) < 0)

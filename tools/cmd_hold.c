@@ -112,7 +112,7 @@ int cmd_hold(cli *c, int argc, char **argv)
 				      h.v[i].backup_id);
 		}
 	}
-	if (err == 0 && !c->quiet) {
+	if (err == 0 && (c->json || !c->quiet)) { /* -q hides the line; --json output stays (bkr.1.md) */
 		if (c->json) {
 			json_out j;
 			json_out_init(&j, stdout);

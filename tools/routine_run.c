@@ -380,13 +380,25 @@ static void record(rt_run *r, int exit_code, double seconds)
 	free(buf);
 }
 
+/* Each alert to alert_command, killed after 30 s.  One that had to be
+ * killed is not waited for again in this run: 30 s an alert (one per held
+ * file, per stale source...) would keep the routine, and its lock, for
+ * hours; the alerts not tried are named as not delivered all the same. */
 static void send_alerts(rt_run *r)
 {
+	bool hung = false;
+
 	for (size_t i = 0; i < r->nalerts; i++) {
-		if (bkr_routine_alert(r->cfg, r->alerts[i].json, 30000) == 0)
+		int err = hung ? 0 : bkr_routine_alert(r->cfg, r->alerts[i].json, 30000);
+		if (!hung && err == 0)
 			continue;
 		r->alerts[i].undelivered = true;
-		report_failure(r, "alert not delivered: %s (alert: %s)", bkr_error_message(), r->alerts[i].message);
+		if (hung)
+			report_failure(r, "alert not delivered: not tried, the alert command timed out on an earlier "
+				       "alert (alert: %s)", r->alerts[i].message);
+		else
+			report_failure(r, "alert not delivered: %s (alert: %s)", bkr_error_message(), r->alerts[i].message);
+		hung = hung || err == BKR_ETIMEOUT;
 	}
 }
 

@@ -280,3 +280,29 @@ dup_copy encrypted
 # (it used to pass the copy over as damaged and drop it)
 eio_stops "$T/dup-plain-clean" "stored more than once and a copy cannot be checked" "a copy of a blob stored twice"
 pass "an I/O error reading a copy of a blob stored twice stops prune before it changes anything (exit 7)"
+
+# --- health names a damaged manifest ---------------------------------------------
+# It was left out without a word: a repository whose newest backup's manifest
+# is damaged (prune and the daily cleanup stop on it; list exits 4) was
+# "healthy" while an older backup was fresh enough.
+mkdir -p "$T/hws"
+printf 'one\n' >"$T/hws/a"
+"$BKR" init -r "$T/hrepo" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "hws", "paths": ["%s"], "schedule": "daily"}]}\n' \
+	"$T/hrepo" "$T/hws" "$T/hlogs" "$T/hws" >"$T/h.json"
+expect_exit 0 "$BKR" -q -c "$T/h.json" create --all
+printf 'two\n' >"$T/hws/a"
+expect_exit 0 "$BKR" -q -c "$T/h.json" create --all
+expect_exit 0 "$BKR" -c "$T/h.json" health
+newest=$("$BKR" -r "$T/hrepo" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+printf 'garbage' >"$T/hrepo/backups/$newest.json"
+expect_exit 1 "$BKR" -c "$T/h.json" health --json
+python3 - "$T/out" "$T/hrepo/backups/$newest.json" <<'PY' || fail "health --json with a damaged manifest: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert not h["healthy"] and h["backups"] == 1, h
+assert [r for r in h["reasons"] if r.startswith("1 backup manifest is damaged (last: %s: " % sys.argv[2])], h["reasons"]
+PY
+expect_exit 1 "$BKR" -c "$T/h.json" health --prometheus -
+grep -q '^bkr_healthy 0$' "$T/out" || fail "the metrics with a damaged manifest: $(cat "$T/out")"
+pass "health names a damaged manifest as a reason (not healthy)"

@@ -1100,3 +1100,37 @@ expect_exit 0 "$BKR" -r "$T/repodl" hold --json
 python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); assert len(h) == 1 and h[0]["backup_id"] == sys.argv[2], h' "$T/out" "${dids[0]}" ||
 	fail "the hold does not name the backup left after the delete (${dids[0]}): $(cat "$T/out")"
 pass "the routine's scan waits for a delete at work; its hold names a backup that stays"
+
+# --- hold release --json with -q: the JSON stays ----------------------------------
+# -q left stdout empty (not JSON) for `hold release --json`, as it must not
+# (bkr.1.md: --json output stays with -q, as for pin)
+"$BKR" init -r "$T/repohq" >/dev/null
+python3 - "$T/repohq" <<'PY'
+import hashlib, os, sys
+text = (b'{"kind":"hold","time":"2026-12-10T01:00:00.000000Z","path":"q/x.json",'
+        b'"backup_id":"backup_20261210_000000_full_0000abcd","damage":"missing","size":3,"host":"h","sha256":"' + b"0" * 64 + b'"}')
+open(os.path.join(sys.argv[1], "records", "01796000000000000000-0000abcd.json"), "wb").write(
+    text[:-66] + hashlib.sha256(text).hexdigest().encode() + b'"}')
+PY
+expect_exit 0 "$BKR" -q -r "$T/repohq" hold --json
+python3 -c 'import json,sys; h=json.load(open(sys.argv[1])); assert [x["path"] for x in h] == ["q/x.json"], h' "$T/out" ||
+	fail "the hand-made hold is not listed: $(cat "$T/out" "$T/err")"
+expect_exit 0 "$BKR" -q -r "$T/repohq" hold release --json q/x.json
+[ "$(cat "$T/out")" = '{"released":1}' ] && [ ! -s "$T/err" ] || fail "hold release --json -q: '$(cat "$T/out" "$T/err")'"
+expect_exit 0 "$BKR" -q -r "$T/repohq" hold --json
+[ "$(cat "$T/out")" = "[]" ] || fail "the hold was not released: $(cat "$T/out")"
+pass "hold release --json -q prints its JSON"
+
+# --- an alert command that hangs is waited for once a run ---------------------------
+# Each alert waited its own 30 s: one a held file or stale source, a hung
+# command kept the routine (and its lock) for 30 s times the alerts.  Without
+# its repository this run has three alerts; the command is run once.
+mkdir -p "$T/wsh/h"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "alert_command": ["/bin/sh", "-c", "echo sent >>%s; exec sleep 300"], "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$T/no-repo" "$T/wsh" "$T/logsh" "$T/sent.log" >"$T/hang.json"
+expect_exit 6 "$BKR" -q -c "$T/hang.json" routine hourly
+[ "$(cat "$T/sent.log")" = sent ] || fail "the hung alert command was run again: $(cat "$T/sent.log")"
+grep -q "^bkr routine: hourly routine: alert not delivered: alert command timed out after 30.0s (process group killed) (alert: hourly routine: cannot open the repository" "$T/err" &&
+	[ "$(grep -c "^bkr routine: hourly routine: alert not delivered: not tried, the alert command timed out on an earlier alert (alert: hourly routine: step .* failed" "$T/err")" = 2 ] ||
+	fail "the alerts after a hung alert command: $(cat "$T/err")"
+pass "an alert command that hangs is killed once a run; the other alerts are named as not delivered"

@@ -662,3 +662,20 @@ rm -rf "$T/rc"
 expect_exit 0 "$BKR" -r "$CB" restore latest --target "$T/rc"
 python3 "$HERE/treecmp.py" "$src" "$T/rc/src" >/dev/null || fail "the incremental copy back does not restore exactly"
 pass "bkr copy local -> S3 -> local: the same backups and trees, exact restores; a second run sends nothing; an incremental sends its few blobs"
+
+# health sizes the packs of an S3 repository through the store (it stat(2)ed
+# the URL, found nothing and said 0 B in every tier): as tier status does
+printf '{"repository": "%s", "workspace_root": "%s", "sources": [{"name": "src", "paths": ["%s"], "schedule": "manual"}]}\n' \
+	"$CS" "$src" "$src" >"$T/health.json"
+expect_exit 0 "$BKR" -r "$CS" tier status --json
+cp "$T/out" "$T/status.json"
+expect_exit 0 "$BKR" -c "$T/health.json" health --json
+python3 - "$T/out" "$T/status.json" <<'PY' || fail "health --json storage of an S3 repository: $(cat "$T/out")"
+import json, sys
+h, st = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+hot = [t for t in st["tiers"] if t["tier"] == "hot"][0]
+want = [hot["data_packs"] + hot["tree_packs"], hot["data_bytes"] + hot["tree_bytes"]]
+assert want[0] >= 2 and [h["storage"]["hot"]["packs"], h["storage"]["hot"]["bytes"]] == want, (h["storage"], want)
+assert h["repository_bytes"] == want[1], h
+PY
+pass "health on an S3 repository: the packs and bytes tier status counts"

@@ -488,3 +488,65 @@ expect_exit 0 "$BKR" -r "$R" tier status --json
 python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["missing_packs"] == 0 and o["first_missing_pack"] is None, o' "$T/out" ||
 	fail "tier status --json, every pack back: $(cat "$T/out")"
 pass "tier status: a pack missing from every tier is exit 4 (named); in a trash it is there; an unmounted tier is exit 1"
+
+# --- health counts each pack in the tier that holds it ---------------------------
+# by the places the repository recorded, not by the configured paths: with a
+# configuration that names no tier (taken out after migrating) the cold packs
+# were reported hot.  Its storage is what tier status and the directories say.
+cat >"$T/no-tiers.json" <<EOF
+{"repository": "$R", "workspace_root": "$ws", "sources": [{"name": "ws", "paths": ["$ws"], "schedule": "manual"}]}
+EOF
+cat >"$T/tiers.json" <<EOF
+{"repository": "$R", "workspace_root": "$ws", "sources": [{"name": "ws", "paths": ["$ws"], "schedule": "manual"}],
+ "tiers": {"warm": {"path": "$WARM"}, "cold": {"path": "$COLD"}}}
+EOF
+"$BKR" -r "$R" tier status --json >"$T/status.json"
+for cfg in "$T/no-tiers.json" "$T/tiers.json"; do
+	expect_exit 0 "$BKR" -c "$cfg" health --json
+	python3 - "$T/out" "$T/status.json" "$R" "$WARM" "$COLD" <<'PY' || fail "health --json storage with $cfg: $(cat "$T/out")"
+import json, sys, pathlib
+h, st = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+want = {"hot": [0, 0], "warm": [0, 0], "cold": [0, 0]}
+for t in st["tiers"]:
+    want[t["tier"]][0] += t["data_packs"] + t["tree_packs"]
+    want[t["tier"]][1] += t["data_bytes"] + t["tree_bytes"]
+for tier, d in zip(("hot", "warm", "cold"), sys.argv[3:6]):
+    packs = [p for p in pathlib.Path(d).glob("*/*/*.pack") if p.parts[-3] in ("data", "tree")]
+    assert len(packs) == want[tier][0], (tier, len(packs), want)
+    assert sum(p.stat().st_size for p in packs) == want[tier][1], (tier, want)
+    assert [h["storage"][tier]["packs"], h["storage"][tier]["bytes"]] == want[tier], (tier, h["storage"], want)
+assert want["cold"][0] > 0, want
+PY
+done
+pass "health counts each pack in the tier holding it, with or without the tiers in the configuration"
+
+# --- a damaged tier record -----------------------------------------------------
+# A record in tiers/ whose checksum fails was left out in silence: its
+# location was searched by nobody, the cold packs looked missing from every
+# tier, and repair dropped their index entries.  Each command that judges
+# packs missing now stops naming the record (exit 4), and changes nothing.
+rec=$(grep -l "\"location\":\"$COLD\"" "$R"/tiers/*.json | head -1)
+[ -n "$rec" ] || fail "no tier record names $COLD"
+cp "$rec" "$T/rec.json"
+python3 - "$rec" <<'PY'
+import sys
+p = sys.argv[1]
+b = open(p, "rb").read()
+open(p, "wb").write(b.replace(b'"tier":"cold"', b'"tier":"colD"', 1))
+PY
+cmp -s "$rec" "$T/rec.json" && fail "the record was not changed"
+find "$R/index" -type f | sort >"$T/index-before"
+for cmd in repair prune "tier status" "tier migrate"; do
+	cfg=()
+	[ "$cmd" != "tier migrate" ] || cfg=(-c "$T/tiers.json")
+	# shellcheck disable=SC2086
+	expect_exit 4 "$BKR" -r "$R" "${cfg[@]}" $cmd
+	one_line_error
+	grep -qF "1 tier record is damaged ($rec: " "$T/err" || fail "$cmd with a damaged tier record: $(cat "$T/err")"
+done
+expect_exit 1 "$BKR" -r "$R" verify
+grep -qF "1 tier record is damaged ($rec: " "$T/out" "$T/err" || fail "verify with a damaged tier record: $(cat "$T/out" "$T/err")"
+find "$R/index" -type f | sort | cmp -s - "$T/index-before" || fail "a command changed the index with a damaged tier record"
+cp "$T/rec.json" "$rec"
+expect_exit 0 "$BKR" -r "$R" verify
+pass "a damaged tier record stops repair, prune, tier status and migrate naming it (exit 4), verify names it; nothing changes"

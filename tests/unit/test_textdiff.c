@@ -149,11 +149,39 @@ static void test_random_against_diff(void **state)
 	free(dir);
 }
 
+/* Two big texts with few lines in common (every 50th): the search cost
+ * (n + m) x edits, hours for 64 MiB files (bkr log -p); it now gives up
+ * after its budget and takes the rest as changed, a diff that still turns
+ * a into b. */
+static void test_expensive(void **state)
+{
+	enum { N = 200000 };
+	char *a = malloc(N * 16), *b = malloc(N * 16), *d, *res;
+	size_t oa = 0, ob = 0, changed = 0;
+
+	(void)state;
+	assert_non_null(a);
+	assert_non_null(b);
+	for (int i = 0; i < N; i++) {
+		oa += (size_t)sprintf(a + oa, i % 50 ? "a%d\n" : "same\n", i);
+		ob += (size_t)sprintf(b + ob, i % 50 ? "b%d\n" : "same\n", i);
+	}
+	d = udiff(a, b);
+	res = apply(a, d, &changed);
+	assert_string_equal(res, b);
+	assert_true(changed >= 2 * (N - N / 50));
+	free(res);
+	free(d);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixed),
 		cmocka_unit_test(test_random_against_diff),
+		cmocka_unit_test(test_expensive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

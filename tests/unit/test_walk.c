@@ -320,6 +320,73 @@ static void test_digest_forms(void **state)
 	bkr_digest_free(sparse);
 }
 
+static int note_end(void *ctx, uint64_t offset, const uint8_t *data, size_t len)
+{
+	uint64_t *end = ctx;
+	(void)data;
+	if (offset + len > *end)
+		*end = offset + len;
+	return 0;
+}
+
+/*
+ * A one-entry leaf of size @p size whose one chunk (4 KiB, after @p nholes
+ * holes) reaches past it, read: the callback's furthest byte in *@p end.
+ */
+static int read_past_size(fx *f, uint64_t size, const bkr_hole *holes, size_t nholes, uint64_t *end)
+{
+	static uint8_t data[4096];
+	bkr_writer *w;
+	bkr_tree_builder *b;
+	bkr_tree *t;
+	bkr_chunk_ref ch;
+	bkr_id root;
+	uint8_t *blob;
+	size_t len;
+	int err;
+
+	memset(data, 'y', sizeof(data));
+	assert_int_equal(bkr_writer_new(&w, f->r), 0);
+	assert_int_equal(bkr_writer_put_hash(w, BKR_BLOB_DATA, data, sizeof(data), &ch.id, NULL), 0);
+	ch.length = sizeof(data);
+	bkr_entry e = { .name = (const uint8_t *)"f", .name_len = 1, .type = BKR_FT_FILE, .mode = 0100644,
+			.size = size, .holes = holes, .nholes = nholes, .chunks = &ch, .nchunks = 1,
+			.content = ch.id, .sparse_digest = nholes > 0 };
+	assert_int_equal(bkr_tree_builder_new(&b), 0);
+	assert_int_equal(bkr_tree_builder_add(b, &e), 0);
+	assert_int_equal(bkr_tree_builder_finish(b, bkr_writer_emit_tree, w, &root), 0);
+	assert_int_equal(bkr_writer_commit(w), 0);
+	bkr_tree_builder_free(b);
+	bkr_writer_free(w);
+	assert_int_equal(bkr_repo_read_blob(f->r, &root, BKR_BLOB_TREE, &blob, &len), 0);
+	assert_int_equal(bkr_tree_parse(&t, blob, len), 0);
+	*end = 0;
+	err = bkr_walk_read_file(f->r, t, 0, "f", note_end, end);
+	bkr_tree_free(t);
+	return err;
+}
+
+/* An entry (of a damaged or forged tree) whose chunks or holes reach past
+ * its size: no byte past the size reaches the reader (bkr log -p copied
+ * them into a buffer of that size), and the read is damage naming it. */
+static void test_data_past_size(void **state)
+{
+	fx *f = *state;
+	bkr_hole hole = { 0, 8192 };
+	uint64_t end;
+
+	assert_int_equal(read_past_size(f, 100, NULL, 0, &end), BKR_ECORRUPT);
+	assert_true(end <= 100);
+	assert_non_null(strstr(bkr_error_message(), "f: chunks and holes cover more than its size, 100 bytes"));
+	bkr_error_clear();
+	assert_int_equal(read_past_size(f, 4096, &hole, 1, &end), BKR_ECORRUPT);
+	assert_true(end <= 4096);
+	bkr_error_clear();
+	/* the same chunk within its size reads */
+	assert_int_equal(read_past_size(f, 4096, NULL, 0, &end), 0);
+	assert_int_equal(end, 4096);
+}
+
 /* A root tree id that is not in the repository: the walk does not start. */
 static void test_unknown_root(void **state)
 {
@@ -377,6 +444,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_digest_forms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_root, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_data_past_size, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

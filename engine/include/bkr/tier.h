@@ -85,7 +85,8 @@ void bkr_tier_records_free(bkr_tier_record *v, size_t n);
  * names for one directory) or one recorded location inside another is
  * BKR_EINVAL, one line naming both tiers and locations.  (Migration refuses
  * to record such a location, naming its key; records of older versions, or
- * of configurations that changed over time, may still hold one.)
+ * of configurations that changed over time, may still hold one.)  A record
+ * that does not read is BKR_ECORRUPT naming it, as for bkr_tier_check.
  */
 int bkr_tier_records_check(bkr_store *s);
 
@@ -102,7 +103,10 @@ int bkr_tier_present(bkr_repo *r, size_t i);
 /**
  * Check that every tier @p r recorded is there: its location holds a
  * tier.json naming this repository.  BKR_ENOTFOUND "missing or not mounted",
- * or BKR_EINVAL "belongs to repository X", naming the tier and location.
+ * or BKR_EINVAL "belongs to repository X", naming the tier and location; or
+ * BKR_ECORRUPT naming a record in tiers/ that does not read (its checksum,
+ * JSON or fields): the location it names is searched by no reader, so its
+ * packs would look missing.
  */
 int bkr_tier_check(bkr_repo *r);
 

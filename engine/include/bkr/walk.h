@@ -134,7 +134,9 @@ void bkr_walk_free(bkr_walk *w);
  * file order: @p fn gets (ctx, offset, data, len) for the data extents only
  * (holes are the gaps), each chunk verified by the blob read, and the whole
  * content (holes as zeros) checked against the entry's content hash at the
- * end.  A return <0 from @p fn stops.  BKR_ECORRUPT names @p what (e.g.
+ * end.  @p fn never gets a byte at or past the entry's size (a malformed
+ * entry whose chunks or holes reach past it is BKR_ECORRUPT first).  A
+ * return <0 from @p fn stops.  BKR_ECORRUPT names @p what (e.g.
  * "backup X: path") and the chunk or the content hash.
  */
 typedef int (*bkr_walk_data_fn)(void *ctx, uint64_t offset, const uint8_t *data, size_t len);
