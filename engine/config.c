@@ -828,8 +828,8 @@ static int parse_s3(struct ctx *x, const cJSON *obj)
 static int parse_root(struct ctx *x, const cJSON *root)
 {
 	static const char *const known[] = { "repository", "workspace_root", "sources", "retention",
-					     "tiers", "compression", "log_dir", "alert_command", "metrics_file",
-					     "recovery", "required_files", "protected_patterns", "s3", NULL };
+					     "tiers", "compression", "log_dir", "alert_command", "alert_timeout",
+					     "metrics_file", "recovery", "required_files", "protected_patterns", "s3", NULL };
 	static const char *const compression_keys[] = { "level", NULL };
 	bkr_config *c = x->c;
 	const cJSON *it;
@@ -905,6 +905,23 @@ static int parse_root(struct ctx *x, const cJSON *root)
 	if ((it = cJSON_GetObjectItemCaseSensitive(root, "alert_command")) &&
 	    get_strv(x, it, "alert_command", NULL, true, &c->alert_command, &c->nalert_command) < 0)
 		return x->err;
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "alert_timeout"))) {
+		int64_t secs = 0;
+		if (cJSON_IsNumber(it)) {
+			if (get_int(x, it, "alert_timeout", 1, 86400, &c->alert_timeout_s) < 0)
+				return x->err;
+		} else if (!cJSON_IsString(it)) {
+			return key_error(x, "alert_timeout", "expected a number of seconds or a duration such as \"2min\"");
+		} else if (bkr_config_parse_duration(it->valuestring, &secs) < 0) {
+			char why[512];
+			snprintf(why, sizeof(why), "%s", bkr_error_message());
+			return key_error(x, "alert_timeout", "%s", why);
+		} else if (secs < 1 || secs > 86400) {
+			return key_error(x, "alert_timeout", "expected from 1 s to 1 d, not %s", it->valuestring);
+		} else {
+			c->alert_timeout_s = (int)secs;
+		}
+	}
 	if ((it = cJSON_GetObjectItemCaseSensitive(root, "recovery"))) {
 		char *text;
 		if (!cJSON_IsObject(it))
@@ -1372,6 +1389,8 @@ char *bkr_config_to_json(const bkr_config *c, bool pretty)
 		ok = put(root, "metrics_file", cJSON_CreateString(c->metrics_file));
 	if (ok && c->alert_command)
 		ok = put(root, "alert_command", strv_json(c->alert_command, c->nalert_command));
+	if (ok && c->alert_timeout_s)
+		ok = put(root, "alert_timeout", cJSON_CreateNumber(c->alert_timeout_s));
 	if (ok && c->recovery_json)
 		ok = put(root, "recovery", cJSON_Parse(c->recovery_json));
 	ok = ok && put(root, "required_files", strv_json(c->required_files, c->nrequired_files));

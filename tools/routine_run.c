@@ -380,16 +380,18 @@ static void record(rt_run *r, int exit_code, double seconds)
 	free(buf);
 }
 
-/* Each alert to alert_command, killed after 30 s.  One that had to be
- * killed is not waited for again in this run: 30 s an alert (one per held
- * file, per stale source...) would keep the routine, and its lock, for
- * hours; the alerts not tried are named as not delivered all the same. */
+/* Each alert to alert_command, killed after alert_timeout (30 s).  One
+ * that had to be killed is not waited for again in this run: 30 s an alert
+ * (one per held file, per stale source...) would keep the routine, and its
+ * lock, for hours; the alerts not tried are named as not delivered all the
+ * same. */
 static void send_alerts(rt_run *r)
 {
+	int64_t timeout_ms = (r->cfg->alert_timeout_s ? r->cfg->alert_timeout_s : 30) * (int64_t)1000;
 	bool hung = false;
 
 	for (size_t i = 0; i < r->nalerts; i++) {
-		int err = hung ? 0 : bkr_routine_alert(r->cfg, r->alerts[i].json, 30000);
+		int err = hung ? 0 : bkr_routine_alert(r->cfg, r->alerts[i].json, timeout_ms);
 		if (!hung && err == 0)
 			continue;
 		r->alerts[i].undelivered = true;

@@ -1124,13 +1124,14 @@ pass "hold release --json -q prints its JSON"
 # --- an alert command that hangs is waited for once a run ---------------------------
 # Each alert waited its own 30 s: one a held file or stale source, a hung
 # command kept the routine (and its lock) for 30 s times the alerts.  Without
-# its repository this run has three alerts; the command is run once.
+# its repository this run has three alerts; the command is run once, killed
+# after alert_timeout (2 s here; 30 s by default).
 mkdir -p "$T/wsh/h"
-printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "alert_command": ["/bin/sh", "-c", "echo sent >>%s; exec sleep 300"], "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "alert_command": ["/bin/sh", "-c", "echo sent >>%s; exec sleep 300"], "alert_timeout": "2s", "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
 	"$T/no-repo" "$T/wsh" "$T/logsh" "$T/sent.log" >"$T/hang.json"
 expect_exit 6 "$BKR" -q -c "$T/hang.json" routine hourly
 [ "$(cat "$T/sent.log")" = sent ] || fail "the hung alert command was run again: $(cat "$T/sent.log")"
-grep -q "^bkr routine: hourly routine: alert not delivered: alert command timed out after 30.0s (process group killed) (alert: hourly routine: cannot open the repository" "$T/err" &&
+grep -q "^bkr routine: hourly routine: alert not delivered: alert command timed out after 2.0s (process group killed) (alert: hourly routine: cannot open the repository" "$T/err" &&
 	[ "$(grep -c "^bkr routine: hourly routine: alert not delivered: not tried, the alert command timed out on an earlier alert (alert: hourly routine: step .* failed" "$T/err")" = 2 ] ||
 	fail "the alerts after a hung alert command: $(cat "$T/err")"
 pass "an alert command that hangs is killed once a run; the other alerts are named as not delivered"

@@ -305,6 +305,7 @@ static const char full_config[] =
 	"  \"log_dir\": \"/var/log/bkr\",\n"
 	"  \"metrics_file\": \"/var/lib/prometheus/node-exporter/bkr.prom\",\n"
 	"  \"alert_command\": [\"/usr/local/bin/page\", \"--team\", \"ops\"],\n"
+	"  \"alert_timeout\": \"2min\",\n"
 	"  \"recovery\": {\"rules\": [{\"pattern\": \"*.json\", \"strategies\": [\"backup\", \"git\"]}],\n"
 	"               \"git\": {\"repository\": \"/srv/ws.git\"}},\n"
 	"  \"required_files\": [\"config/app.json\", \"/srv/ws/svc/main.conf\"],\n"
@@ -366,6 +367,7 @@ static void test_full_config(void **state)
 	assert_string_equal(c->alert_command[0], "/usr/local/bin/page");
 	assert_string_equal(c->alert_command[2], "ops");
 	assert_null(c->alert_command[3]);
+	assert_int_equal(c->alert_timeout_s, 120);
 	assert_non_null(c->recovery_json);
 	rec = cJSON_Parse(c->recovery_json);
 	assert_non_null(rec);
@@ -394,6 +396,7 @@ static void test_to_json_round_trip(void **state)
 	assert_non_null(b);
 	assert_string_equal(a, b);
 	assert_int_equal(back->retention.policy.keep_within_s, c->retention.policy.keep_within_s);
+	assert_int_equal(back->alert_timeout_s, 120);
 	assert_true(back->retention.has_override[BKR_BACKUP_FULL]);
 	assert_false(back->retention.has_override[BKR_BACKUP_DIFFERENTIAL]);
 	free(a);
@@ -497,6 +500,12 @@ static void test_wrong_types(void **state)
 		{ "\"log_dir\": [\"/l\"]", "log_dir", "expected a string" },
 		{ "\"metrics_file\": 1", "metrics_file", "expected a string" },
 		{ "\"alert_command\": \"page ops\"", "alert_command", "expected an array of strings" },
+		{ "\"alert_timeout\": 0", "alert_timeout", "between 1 and 86400" },
+		{ "\"alert_timeout\": 1.5", "alert_timeout", "without a fraction" },
+		{ "\"alert_timeout\": \"2d\"", "alert_timeout", "from 1 s to 1 d, not 2d" },
+		{ "\"alert_timeout\": \"0\"", "alert_timeout", "from 1 s to 1 d" },
+		{ "\"alert_timeout\": \"soon\"", "alert_timeout", "invalid duration 'soon'" },
+		{ "\"alert_timeout\": [30]", "alert_timeout", "a number of seconds or a duration" },
 		{ "\"recovery\": [1]", "recovery", "expected an object" },
 		{ "\"recovery\": \"x\"", "recovery", "expected an object" },
 		{ "\"required_files\": \"a\"", "required_files", "expected an array of strings" },

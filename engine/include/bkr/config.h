@@ -121,6 +121,7 @@ typedef struct {
 	char *metrics_file;      /**< absolute; Prometheus textfile bkr health and routines write; NULL = none */
 	char **alert_command;    /**< argv, NULL-terminated; NULL = no alert hook (default) */
 	size_t nalert_command;
+	int alert_timeout_s;     /**< alert_command's time limit a run, seconds; 0 = the default, 30 */
 	char *recovery_json;     /**< raw JSON text of "recovery" (an object) or NULL; the recovery engine parses it */
 	char **required_files;   /**< absolute paths that must exist; default none */
 	size_t nrequired_files;
