@@ -22,6 +22,30 @@ s3curl() { curl -sSf --retry 3 --noproxy '*' --aws-sigv4 "aws:amz:$S3_REGION:s3"
 	-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"; }
 # (SigV4 as curl signs it wants the query percent-encoded: '/' as %2F)
 s3keys() { s3curl "$S3_ENDPOINT/bkr-test?list-type=2&prefix=${1//\//%2F}" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g' || true; }
+# locks_older PREFIX SECONDS: PREFIX/locks/ holds objects, each last written more than
+# SECONDS ago by the server's clock (Date - Last-Modified), which is how bkr judges a
+# lock stale (docs/s3.md); if not, $locks_left is the seconds at least still to wait
+locks_older() {
+	local k h age keys
+	locks_left=0.2
+	keys=$(s3keys "$1/locks/")
+	[ -n "$keys" ] || return 1
+	for k in $keys; do
+		h=$(s3curl -I "$S3_ENDPOINT/bkr-test/$k" | tr -d '\r') || return 1
+		age=$(($(date -d "$(sed -n 's/^date: //Ip' <<<"$h")" +%s) - $(date -d "$(sed -n 's/^last-modified: //Ip' <<<"$h")" +%s)))
+		[ "$age" -gt "$2" ] || { locks_left=$(($2 + 1 - age)); return 1; }
+	done
+}
+# wait_locks_older PREFIX SECONDS: until locks_older (0) or two minutes have passed (1),
+# what a test waits for instead of sleeping a fixed time; each try (a listing and a HEAD
+# per lock, ~10 processes) after the time the server's clock said was left
+wait_locks_older() {
+	local end=$((SECONDS + 120))
+	until locks_older "$1" "$2"; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep "$locks_left"
+	done
+}
 
 # the cases that meet a dead endpoint retry quickly (s3.retry_pause_ms: 10, 20, 40, 80, 150 ms; docs/config.md)
 printf '{"repository": "s3://bkr-test/nokey", "workspace_root": "%s", "s3": {"retry_pause_ms": 10}}\n' "$T" >"$T/fast.json"
@@ -141,7 +165,8 @@ expect_exit 7 "$BKR" init -r "$R"
 expect_exit 0 "$BKR" -r "$R" create --type full "$src"
 expect_exit 0 "$BKR" -r "$R" restore latest --target "$T/r1"
 python3 "$HERE/treecmp.py" "$src" "$T/r1/src" || fail "full backup on S3 does not restore exactly"
-sleep 1.1
+# no pause for the next backups' ids: one made in the same second as its parent is dated a
+# microsecond after it (docs/format.md), and a change shows in the ctime's nanoseconds
 printf 'changed\n' >"$src/small.txt"
 rm "$src/hard2"
 printf 'new file\n' >"$src/added.txt"
@@ -181,7 +206,6 @@ ix=$(find "$croot/w/index" -type f | head -1)
 [ -n "$tp" ] && [ -n "$ix" ] || fail "no tree pack or index file in the cache $croot"
 python3 -c 'import sys; f=open(sys.argv[1], "r+b"); f.seek(20); b=f.read(1); f.seek(20); f.write(bytes([b[0] ^ 1]))' "$tp"
 truncate -s -1 "$ix"
-sleep 1.1
 printf 'changed under a damaged cache\n' >"$KS/d3/f1"
 expect_exit 0 "$BKR" -vv -r "$CR" create "$KS"
 grep -q "request GET tree/.*$(basename "$tp")" "$T/err" || fail "the damaged cached tree pack was not fetched again"
@@ -201,7 +225,6 @@ tk=$(s3keys cachedamage/tree/ | head -1)
 s3curl "$S3_ENDPOINT/bkr-test/$tk" -o "$T/tree.good"
 head -c 100 "$T/tree.good" >"$T/tree.bad"
 s3curl -X PUT --data-binary @"$T/tree.bad" "$S3_ENDPOINT/bkr-test/$tk" -o /dev/null
-sleep 1.1
 printf 'two\n' >"$CDS/d/g"
 rc=0
 XDG_CACHE_HOME=$T/cd-cache "$BKR" -r "$CD" create "$CDS" >"$T/out" 2>"$T/err" || rc=$?
@@ -212,7 +235,6 @@ for id in $("$BKR" -r "$CD" list --json | python3 -c 'import json,sys; print(" "
 	expect_exit 0 "$BKR" -r "$CD" delete "$id"
 done
 s3curl -X PUT --data-binary @"$T/tree.good" "$S3_ENDPOINT/bkr-test/$tk" -o /dev/null
-sleep 1.1
 printf 'three\n' >"$CDS/d/h"
 XDG_CACHE_HOME=$T/cd-cache expect_exit 0 "$BKR" -r "$CD" create "$CDS"
 ! grep -q "truncated\|unreadable" "$T/err" || fail "the cached short copy of the tree pack was used again: $(cat "$T/err")"
@@ -237,7 +259,6 @@ for id in $("$BKR" -r "$CD" list --json 2>/dev/null | python3 -c 'import json,sy
 	expect_exit 0 "$BKR" -r "$CD" delete "$id"
 done
 s3curl -X PUT --data-binary @"$T/man.good" "$S3_ENDPOINT/bkr-test/$mk" -o /dev/null
-sleep 1.1
 printf 'four\n' >"$CDS/d/i"
 XDG_CACHE_HOME=$T/cm-cache expect_exit 0 "$BKR" -r "$CD" create "$CDS" --json
 [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["parent"])' "$T/out")" = "$mid" ] ||
@@ -423,7 +444,7 @@ BKR_FAULT=s3-send:1:crash env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u A
 sed 's/"lock_stale_seconds": 3/"lock_stale_seconds": 120/' "$T/bkr.json" >"$T/bkr-long.json"
 expect_exit 5 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr-long.json" prune --no-wait
 grep -q "stale" "$T/err" || fail "the lock message does not say when a lock is stale: $(cat "$T/err")"
-sleep 4
+wait_locks_older crash 3 || fail "the killed backup's lock objects never grew 3 s old: $(s3keys crash/locks/)"
 expect_exit 0 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_ENDPOINT_URL "$BKR" -c "$T/bkr.json" prune --no-wait
 expect_exit 0 "$BKR" -r "$R2" verify --read-data
 pass "a killed backup's lock blocks prune, named; once stale (s3.lock_stale_seconds) it is removed"
@@ -443,7 +464,7 @@ head -c 3000000 /dev/urandom >"$L/new.bin"
 BKR_FAULT=s3-send:1:stop "$BKR" -c "$T/lost2.json" create --type full "$L" >"$T/lost.out" 2>"$T/lost.err" &
 pid=$!
 wait_stopped "$pid" || { cat "$T/lost.err"; fail "the backup never reached the middle of an upload"; }
-sleep 3
+wait_locks_older lost 2 || fail "the stopped backup's lock objects never grew 2 s old: $(s3keys lost/locks/)"
 expect_exit 0 "$BKR" -c "$T/lost2.json" prune --no-wait   # the stopped backup's lock is stale: removed
 kill -CONT "$pid"
 rc=0
@@ -457,7 +478,8 @@ expect_exit 0 "$BKR" -c "$T/lost2.json" verify
 BKR_FAULT=s3-send:1:stop "$BKR" -c "$T/lost300.json" create --type full "$L" >"$T/lost.out" 2>"$T/lost.err" &
 pid=$!
 wait_stopped "$pid" || { cat "$T/lost.err"; fail "the backup never reached the middle of an upload"; }
-sleep 3.5
+# stale for the 2 s of lost2.json: only the holder's own 300 s keeps it
+wait_locks_older lost 2 || fail "the stopped backup's lock objects never grew 2 s old: $(s3keys lost/locks/)"
 expect_exit 5 "$BKR" -c "$T/lost2.json" prune --no-wait
 grep -q "stale after\|is stale" "$T/err" && grep -q "300 s is stale" "$T/err" ||
 	fail "prune does not name the holder's own stale period: $(cat "$T/err")"
@@ -486,7 +508,7 @@ wait_stopped "$pid" || { cat "$T/lostp.err"; fail "prune never reached its trash
 packs=$(s3keys lostprune/data/; s3keys lostprune/tree/)
 trash=$(s3keys lostprune/trash/)   # the deleted backup's manifest and the stopped prune's batch
 [ -n "$(s3keys lostprune/trash/batch-)" ] || fail "the stopped prune wrote no trash batch"
-sleep 3
+wait_locks_older lostprune 2 || fail "the stopped prune's lock objects never grew 2 s old: $(s3keys lostprune/locks/)"
 # another host's backup finds the stopped prune's exclusive lock stale, removes it and runs
 head -c 100000 /dev/urandom >"$P/newer.bin"
 expect_exit 0 "$BKR" -c "$T/lostp.json" create "$P"
@@ -650,7 +672,6 @@ for pair in "$CL $CS" "$CS $CB"; do
 	expect_exit 0 "$BKR" copy --from "$1" --to "$2" --json
 	[ "$(json_n blobs_sent)" = 0 ] && [ "$(json_n backups_copied)" = 0 ] || fail "a second copy $1 -> $2 sent: $(cat "$T/out")"
 done
-sleep 1.1
 printf 'copied later\n' >"$src/copy-later.txt"
 expect_exit 0 "$BKR" -r "$CL" create --type incremental "$src"
 for pair in "$CL $CS" "$CS $CB"; do
