@@ -7,7 +7,6 @@
 #include "pathbuf.h"
 #include "bkr/walk.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,31 +55,20 @@ static void root_entry(const bkr_id *root, bkr_entry *out)
 
 static int dirs_get(bkr_walk_dirs *c, const bkr_id *id, bkr_dir **out);
 
-/* Error @p code: "path 'P': MSG" when @p named, else MSG alone (a message of the caller's
- * names the path: BKR_WALK_UNNAMED) */
-static int path_error(bool named, int code, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int path_error(bool named, int code, const char *path, const char *fmt, ...)
+/* @p err, its message prefixed "path 'P': " when @p named (else the
+ * caller's own message names the path: BKR_WALK_UNNAMED) */
+static int path_named(bool named, int err, const char *path)
 {
-	char *msg;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&msg, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return bkr_error_oom();
-	code = named ? bkr_error_set(code, "path '%s': %s", path, msg) : bkr_error_set(code, "%s", msg);
-	free(msg);
-	return code;
+	if (named)
+		bkr_error_prefix("path '%s'", path);
+	return err;
 }
 
 /*
  * bkr_walk_resolve and bkr_walk_dirs_resolve: each directory on the way read
  * afresh (@p c NULL; the last one is handed over in *@p holder) or taken
  * from @p c (kept there; @p holder is NULL).  @p named: messages start with
- * "path 'P': " (path_error).
+ * "path 'P': " (path_named).
  */
 static int resolve(bkr_repo *r, bkr_walk_dirs *c, const bkr_id *root, const char *path, bkr_entry *out,
 		   bkr_dir **holder, const bkr_tree **leaf, uint32_t *li, bool named)
@@ -106,13 +94,13 @@ static int resolve(bkr_repo *r, bkr_walk_dirs *c, const bkr_id *root, const char
 
 	while ((len = next_component(path, &pos, &comp)) > 0) {
 		if (len == 2 && comp[0] == '.' && comp[1] == '.') {
-			err = path_error(named, BKR_EINVAL, path, "'..' is not allowed");
+			err = path_named(named, bkr_error_set(BKR_EINVAL, "'..' is not allowed"), path);
 			goto done;
 		}
 		if (!first) {
 			if (out->type != BKR_FT_DIR) {
-				err = path_error(named, BKR_ENOTFOUND, path, "'%.*s' is not a directory",
-						 (int)(comp - path - 1), path);
+				err = path_named(named, bkr_error_set(BKR_ENOTFOUND, "'%.*s' is not a directory",
+								      (int)(comp - path - 1), path), path);
 				goto done;
 			}
 			cur = out->subtree;
@@ -124,25 +112,24 @@ static int resolve(bkr_repo *r, bkr_walk_dirs *c, const bkr_id *root, const char
 		}
 		if ((err = c ? dirs_get(c, &cur, &d) : bkr_dir_open(&d, &cur, bkr_repo_load_tree, r)) < 0) {
 			/* a tree the index lacks is damage (BKR_ECORRUPT), never "not found" */
-			if (named)
-				bkr_error_prefix("path '%s'", path);
+			path_named(named, err, path);
 			goto done;
 		}
 		err = bkr_dir_find(d, (const uint8_t *)comp, len, out, &lf, &idx, NULL);
 		if (err == BKR_ENOTFOUND) {
-			err = path_error(named, BKR_ENOTFOUND, path, "no such file or directory");
+			err = path_named(named, bkr_error_set(BKR_ENOTFOUND, "no such file or directory"), path);
 			goto done;
 		}
 		if (err < 0) { /* a page of a big directory that did not load */
-			if (named)
-				bkr_error_prefix("path '%s'", path);
+			path_named(named, err, path);
 			goto done;
 		}
 		end = pos;
 	}
 	/* "file/" or "file/." names a directory, as for open(2) */
 	if (end && path[end] && out->type != BKR_FT_DIR) {
-		err = path_error(named, BKR_ENOTFOUND, path, "'%.*s' is not a directory", (int)end, path);
+		err = path_named(named, bkr_error_set(BKR_ENOTFOUND, "'%.*s' is not a directory", (int)end, path),
+				 path);
 		goto done;
 	}
 	if (holder) {
