@@ -257,18 +257,34 @@ static void test_read_file(void **state)
 	bkr_dir_free(h);
 }
 
+/* Commit writer @p w (then freed) with a tree of the one entry @p e, and read that tree back. */
+static bkr_tree *commit_entry_tree(fx *f, bkr_writer *w, const bkr_entry *e)
+{
+	bkr_tree_builder *b;
+	bkr_tree *t;
+	bkr_id root;
+	uint8_t *blob;
+	size_t len;
+
+	assert_int_equal(bkr_tree_builder_new(&b), 0);
+	assert_int_equal(bkr_tree_builder_add(b, e), 0);
+	assert_int_equal(bkr_tree_builder_finish(b, bkr_writer_emit_tree, w, &root), 0);
+	assert_int_equal(bkr_writer_commit(w), 0);
+	bkr_tree_builder_free(b);
+	bkr_writer_free(w);
+	assert_int_equal(bkr_repo_read_blob(f->r, &root, BKR_BLOB_TREE, &blob, &len), 0);
+	assert_int_equal(bkr_tree_parse(&t, blob, len), 0);
+	return t;
+}
+
 /* Read a one-entry leaf (4 KiB data, a 1 MiB hole) whose content is @p content. */
 static int read_built(fx *f, const bkr_id *content, bool sparse_form)
 {
 	static uint8_t data[4096];
 	bkr_writer *w;
-	bkr_tree_builder *b;
 	bkr_tree *t;
 	bkr_chunk_ref ch;
 	bkr_hole hole = { 4096, 1 << 20 };
-	bkr_id root;
-	uint8_t *blob;
-	size_t len;
 	int err;
 
 	memset(data, 'x', sizeof(data));
@@ -278,14 +294,7 @@ static int read_built(fx *f, const bkr_id *content, bool sparse_form)
 	bkr_entry e = { .name = (const uint8_t *)"f", .name_len = 1, .type = BKR_FT_FILE, .mode = 0100644,
 			.size = 4096 + (1 << 20), .holes = &hole, .nholes = 1, .chunks = &ch, .nchunks = 1,
 			.content = *content, .sparse_digest = sparse_form };
-	assert_int_equal(bkr_tree_builder_new(&b), 0);
-	assert_int_equal(bkr_tree_builder_add(b, &e), 0);
-	assert_int_equal(bkr_tree_builder_finish(b, bkr_writer_emit_tree, w, &root), 0);
-	assert_int_equal(bkr_writer_commit(w), 0);
-	bkr_tree_builder_free(b);
-	bkr_writer_free(w);
-	assert_int_equal(bkr_repo_read_blob(f->r, &root, BKR_BLOB_TREE, &blob, &len), 0);
-	assert_int_equal(bkr_tree_parse(&t, blob, len), 0);
+	t = commit_entry_tree(f, w, &e);
 	bkr_entry got;
 	assert_int_equal(bkr_tree_get(t, 0, &got), 0);
 	assert_int_equal(got.sparse_digest, sparse_form);
@@ -337,12 +346,8 @@ static int read_past_size(fx *f, uint64_t size, const bkr_hole *holes, size_t nh
 {
 	static uint8_t data[4096];
 	bkr_writer *w;
-	bkr_tree_builder *b;
 	bkr_tree *t;
 	bkr_chunk_ref ch;
-	bkr_id root;
-	uint8_t *blob;
-	size_t len;
 	int err;
 
 	memset(data, 'y', sizeof(data));
@@ -352,14 +357,7 @@ static int read_past_size(fx *f, uint64_t size, const bkr_hole *holes, size_t nh
 	bkr_entry e = { .name = (const uint8_t *)"f", .name_len = 1, .type = BKR_FT_FILE, .mode = 0100644,
 			.size = size, .holes = holes, .nholes = nholes, .chunks = &ch, .nchunks = 1,
 			.content = ch.id, .sparse_digest = nholes > 0 };
-	assert_int_equal(bkr_tree_builder_new(&b), 0);
-	assert_int_equal(bkr_tree_builder_add(b, &e), 0);
-	assert_int_equal(bkr_tree_builder_finish(b, bkr_writer_emit_tree, w, &root), 0);
-	assert_int_equal(bkr_writer_commit(w), 0);
-	bkr_tree_builder_free(b);
-	bkr_writer_free(w);
-	assert_int_equal(bkr_repo_read_blob(f->r, &root, BKR_BLOB_TREE, &blob, &len), 0);
-	assert_int_equal(bkr_tree_parse(&t, blob, len), 0);
+	t = commit_entry_tree(f, w, &e);
 	*end = 0;
 	err = bkr_walk_read_file(f->r, t, 0, "f", note_end, end);
 	bkr_tree_free(t);
