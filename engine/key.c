@@ -444,6 +444,29 @@ static void bad_names(const struct key_walk *kw, char *out, size_t cap)
 	}
 }
 
+/*
+ * The key files this user made on this host first, each group oldest first:
+ * each one tried costs a derivation (0.1 s of CPU), and a second holder
+ * would otherwise derive for the first holder's key file on every command.
+ * hostname and username are not trusted (docs/format.md): a wrong hint
+ * only costs that time.
+ */
+static void mine_first(struct key_walk *kw)
+{
+	char host[256], user[256];
+	size_t k = 0;
+
+	bkr_host_name(host, sizeof(host), NULL);
+	user_name(user, sizeof(user));
+	for (size_t i = 0; i < kw->n; i++) {
+		if (strcmp(kw->v[i].hostname, host) || strcmp(kw->v[i].username, user))
+			continue;
+		bkr_key_file mine = kw->v[i];
+		memmove(&kw->v[k + 1], &kw->v[k], (i - k) * sizeof(*kw->v));
+		kw->v[k++] = mine;
+	}
+}
+
 int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
 		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX])
 {
@@ -455,6 +478,7 @@ int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE],
 	*out = NULL;
 	if ((err = list_keys(s, &kw)) < 0)
 		return err;
+	mine_first(&kw);
 	for (size_t i = 0; i < kw.n; i++) {
 		err = bkr_key_open(&kw.v[i], pass, passlen, out);
 		if (err == 0) {

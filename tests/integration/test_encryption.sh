@@ -407,6 +407,33 @@ python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == {"removed": 
 expect_exit 2 "$BKR" -r "$R" key remove "$bob"
 pass "a damaged key file is named in the wrong-passphrase message, key list and when none is usable; key remove deletes it by id"
 
+# --- each key file tried costs a derivation: the ones this user made on
+# this host are tried first (found by timing: the second holder of a
+# repository derived for the first holder's key file too, 2x scrypt on every
+# command).  Alice's key file is rewritten as another user's (checksum
+# recomputed); a second derivation fails (BKR_FAULT kdf:2), so bob opens only
+# if his key file is the first one tried; alice's still opens after his.
+KO=$T/key-order
+printf 'alice: order\n' >"$T/pw-oa"
+printf 'bob: order\n' >"$T/pw-ob"
+expect_exit 0 "$BKR" init -r "$KO" --encryption aes-256-gcm --new-password-file "$T/pw-oa"
+ka=$(ls "$KO/keys" | sed 's/\.json$//')
+expect_exit 0 "$BKR" -r "$KO" --password-file "$T/pw-oa" key add --new-password-file "$T/pw-ob"
+python3 - "$KO/keys/$ka.json" <<'PY'
+import hashlib, json, sys
+p = sys.argv[1]
+k = json.loads(open(p).read())
+k["username"], k["hostname"] = "someone-else", "elsewhere"
+del k["sha256"]
+t = json.dumps(k, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(p, "w").write(t.replace("0" * 64, hashlib.sha256(t.encode()).hexdigest()))
+PY
+BKR_FAULT=kdf:2:eio expect_exit 0 "$BKR" -r "$KO" --password-file "$T/pw-ob" list
+BKR_FAULT=kdf:3:eio expect_exit 0 "$BKR" -r "$KO" --password-file "$T/pw-oa" list
+BKR_FAULT=kdf:2:eio expect_exit 9 "$BKR" -r "$KO" --password-file "$T/pw-oa" list
+grep -q "1 damaged key file could not be tried (keys/$ka.json" "$T/err" || fail "alice's key file, tried second: $(cat "$T/err")"
+pass "the key files of this user on this host are tried first: one derivation for the second holder"
+
 # --- two holders removing each other's key at once (found by hostile
 # testing: both succeeded and keys/ was left empty, the repository lost).
 # Alice's removal stops after its checks (BKR_FAULT key-remove:stop); bob's
