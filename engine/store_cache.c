@@ -28,14 +28,25 @@
  * is of a pack since replaced (put right by hand): dropped and fetched
  * again.  The tag tells a replacement within the second that Last-Modified
  * counts.
+ *
+ * A repository's directory is used when its "lock" file's time is touched:
+ * at open and at close.  Opening one removes the other repositories'
+ * directories beside it that no process holds and none used for
+ * BKR_STORE_CACHE_UNUSED_DAYS, and at once those of a key no longer made
+ * (their "location" without the endpoint, from before it was part of the
+ * key): renamed away under their lock (an opener that had their lock file
+ * open sees it moved and makes the directory again), then removed.
  */
 #include "bkr/store_cache.h"
 #include "bkr/error.h"
 #include "bkr/hash.h"
 #include "bkr/io.h"
+#include "bkr/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -43,6 +54,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BLOCK ((uint64_t)BKR_STORE_CACHE_BLOCK)
@@ -994,8 +1006,10 @@ static void cache_free(bkr_store *s)
 			free(e);
 		}
 	}
-	if (cs->lock_fd >= 0)
+	if (cs->lock_fd >= 0) {
+		(void)futimens(cs->lock_fd, NULL); /* used until now */
 		close(cs->lock_fd);
+	}
 	pthread_cond_destroy(&cs->cond);
 	pthread_mutex_destroy(&cs->lock);
 	bkr_store_free(cs->inner);
@@ -1128,6 +1142,85 @@ static int scan_files(cache_store *cs)
 	return err;
 }
 
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+/* Whether the file open as @p fd is no longer at @p path (its directory was renamed away). */
+static bool moved(int fd, const char *path)
+{
+	struct stat a, b;
+	return fstat(fd, &a) < 0 || stat(path, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino;
+}
+
+/* "<parent>/<name>", another repository's cache directory of this user: removed when no
+ * process holds it and it is of an old key or unused since @p before (see the top). */
+static void sweep_one(const char *parent, const char *name, time_t before)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16], where[2048] = "", gone[PATH_MAX + 64], why[64] = "";
+	struct stat st;
+	ssize_t got;
+	int fd;
+
+	if (snprintf(dir, sizeof(dir), "%s/%s", parent, name) >= (int)sizeof(dir) || lstat(dir, &st) < 0 ||
+	    !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+		return;
+	snprintf(path, sizeof(path), "%s/location", dir);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+		if ((got = read(fd, where, sizeof(where) - 1)) > 0)
+			where[got] = '\0';
+		close(fd);
+	}
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	if ((fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return; /* no cache directory of ours */
+	if (!strncmp(where, "s3://", 5) && !strstr(where, " at "))
+		snprintf(why, sizeof(why), "made before the endpoint was part of its key");
+	else if (fstat(fd, &st) == 0 && st.st_mtime < before)
+		snprintf(why, sizeof(why), "unused for %d days", BKR_STORE_CACHE_UNUSED_DAYS);
+	if (why[0] && flock(fd, LOCK_EX | LOCK_NB) == 0 && !moved(fd, path)) {
+		snprintf(gone, sizeof(gone), "%s/.removing-%s-%ld", parent, name, (long)getpid());
+		if (rename(dir, gone) == 0) {
+			nftw(gone, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+			bkr_log_info("cache", "removed the cache directory %s of %s: %s", dir, where[0] ? where : "?",
+				     why);
+		}
+	}
+	close(fd);
+}
+
+/* The directories beside @p own under @p parent (see the top); ".removing-*": left by a removal
+ * cut short. */
+static void sweep(const char *parent, const char *own)
+{
+	time_t before = time(NULL) - (time_t)BKR_STORE_CACHE_UNUSED_DAYS * 86400;
+	DIR *d = opendir(parent);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[PATH_MAX];
+		struct stat st;
+		size_t n = strlen(de->d_name);
+		if (!strncmp(de->d_name, ".removing-", 10)) {
+			if (snprintf(path, sizeof(path), "%s/%s", parent, de->d_name) < (int)sizeof(path) &&
+			    lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid())
+				nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		} else if (n == KEY_HEX && strspn(de->d_name, "0123456789abcdef") == n && strcmp(de->d_name, own)) {
+			sweep_one(parent, de->d_name, before);
+		}
+	}
+	closedir(d);
+}
+
 static int open_root(cache_store *cs, const char *dir)
 {
 	/* the endpoint's too: one bucket name on two servers must not share cached objects */
@@ -1147,39 +1240,49 @@ static int open_root(cache_store *cs, const char *dir)
 	if (!(cs->root = malloc(n + KEY_HEX + 2)))
 		return bkr_error_oom();
 	snprintf(cs->root, n + KEY_HEX + 2, "%.*s/%s", (int)n, dir, hex);
-	if ((err = bkr_io_mkdir_p(cs->root, DIR_MODE)) < 0)
-		return err;
-	{
-		/* A file's trailer is no seal: whoever can write here can put a good-looking copy
-		 * of any object (another backup's tree under a manifest's name) */
-		struct stat st;
-		char why[64] = "";
-		if (lstat(cs->root, &st) < 0)
-			return bkr_error_set_errno(errno, "cache %s", cs->root);
-		if (!S_ISDIR(st.st_mode))
-			snprintf(why, sizeof(why), "not a directory");
-		else if (st.st_uid != geteuid())
-			snprintf(why, sizeof(why), "owned by uid %lu, not this user", (unsigned long)st.st_uid);
-		else if (st.st_mode & (S_IWGRP | S_IWOTH))
-			snprintf(why, sizeof(why), "writable by other users");
-		if (why[0])
-			return bkr_error_set(BKR_EINVAL, "cache %s: %s: its files cannot be trusted (remove it, or give "
-					     "another cache directory)", cs->root, why);
+	snprintf(path, sizeof(path), "%s/lock", cs->root);
+	/* again when another process, sweeping, renamed the directory away under us */
+	for (int tries = 0;; tries++) {
+		if ((err = bkr_io_mkdir_p(cs->root, DIR_MODE)) < 0)
+			return err;
+		{
+			/* A file's trailer is no seal: whoever can write here can put a good-looking copy
+			 * of any object (another backup's tree under a manifest's name) */
+			struct stat st;
+			char why[64] = "";
+			if (lstat(cs->root, &st) < 0)
+				return bkr_error_set_errno(errno, "cache %s", cs->root);
+			if (!S_ISDIR(st.st_mode))
+				snprintf(why, sizeof(why), "not a directory");
+			else if (st.st_uid != geteuid())
+				snprintf(why, sizeof(why), "owned by uid %lu, not this user", (unsigned long)st.st_uid);
+			else if (st.st_mode & (S_IWGRP | S_IWOTH))
+				snprintf(why, sizeof(why), "writable by other users");
+			if (why[0])
+				return bkr_error_set(BKR_EINVAL, "cache %s: %s: its files cannot be trusted (remove it, or "
+						     "give another cache directory)", cs->root, why);
+		}
+		if ((cs->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+			return bkr_error_set_errno(errno, "cache %s", path);
+		while ((err = flock(cs->lock_fd, LOCK_EX | LOCK_NB)) < 0 && errno == EINTR)
+			;
+		if (err < 0 && errno != EWOULDBLOCK)
+			return bkr_error_set_errno(errno, "flock %s", path);
+		if (!moved(cs->lock_fd, path) || tries == 3)
+			break;
+		close(cs->lock_fd);
+		cs->lock_fd = -1;
 	}
+	if (err < 0)
+		return bkr_error_set(BKR_ELOCKED, "cache %s: in use by another process (give another cache directory)",
+				     cs->root);
+	(void)futimens(cs->lock_fd, NULL); /* used now */
 	/* which repository this is, for whoever looks */
 	if ((err = bkr_io_publish(cs->root, "location", where, strlen(where), BKR_IO_REPLACE | BKR_IO_NOSYNC)) < 0)
 		return err;
-	snprintf(path, sizeof(path), "%s/lock", cs->root);
-	if ((cs->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
-		return bkr_error_set_errno(errno, "cache %s", path);
-	while (flock(cs->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EINTR)
-			continue;
-		if (errno == EWOULDBLOCK)
-			return bkr_error_set(BKR_ELOCKED, "cache %s: in use by another process (give another cache directory)",
-					     cs->root);
-		return bkr_error_set_errno(errno, "flock %s", path);
-	}
+	cs->root[n] = '\0';
+	sweep(cs->root, hex);
+	cs->root[n] = '/';
 	return 0;
 }
 

@@ -31,7 +31,11 @@
  *   the same pack — read in order by a backup walking its parent's trees,
  *   a restore, verify or repair — cost no request.  A server that ignores
  *   Range (a 200 with the whole pack) fills every window around the read
- *   from that one answer, instead of sending the pack again for each.
+ *   from that one answer, instead of sending the pack again for each; one
+ *   request of a store at a time keeps such an answer (S3_NWIN windows'
+ *   worth in memory), the others take their own range from theirs and
+ *   drop the rest, so the threads of a mount missing several packs at
+ *   once hold no more than that between them.
  */
 #include "bkr/store.h"
 #include "bkr/error.h"
@@ -135,6 +139,7 @@ typedef struct {
 	int64_t down_until;    /* CLOCK_MONOTONIC ns: the endpoint did not answer; one try each until then */
 	volatile bool no_bucket; /* a request met NoSuchBucket */
 	bool range_ignored;    /* a ranged GET was answered with the whole object (said once) */
+	bool keeping;          /* a request keeps a whole answer for the windows (one at a time) */
 } s3_store;
 
 struct s3_req {
@@ -162,6 +167,8 @@ struct s3_req {
 	uint64_t pos;             /* a 200 to a ranged GET: bytes of the whole object's body seen */
 	uint64_t keep_from;       /* a 200 to a ranged GET of a pack: its bytes from here ... */
 	size_t keep_max;          /* ... up to this many are kept in data, for the windows (0: none) */
+	bool *keeping;            /* the store's keeping, which this request ... */
+	bool kept;                /* ... holds */
 	int64_t length;           /* Content-Length (-1: none) */
 	bool sized;               /* the answer said where its body ends: Content-Length, or chunks */
 	bool unsized;             /* an object's body without either, over HTTP/1: ended by the close */
@@ -202,6 +209,9 @@ static void req_free(struct s3_req *r)
 	free(r->data);
 	r->data = NULL;
 	r->dlen = r->dcap = 0;
+	if (r->kept)
+		__atomic_store_n(r->keeping, false, __ATOMIC_RELEASE);
+	r->kept = false;
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -246,12 +256,23 @@ static bool data_append(struct s3_req *r, const char *ptr, size_t len)
 }
 
 /* A 200 to a ranged GET of a pack (the range ignored: the whole object comes): the part
- * of its body in [keep_from, keep_from + keep_max) is kept in r->data for the windows. */
+ * of its body in [keep_from, keep_from + keep_max) is kept in r->data for the windows,
+ * by one request of the store at a time (the others keep nothing). */
 static void keep_body(struct s3_req *r, const char *ptr, size_t len)
 {
 	uint64_t at = r->pos, end = r->keep_from + r->keep_max;
 	if (at + len <= r->keep_from || at >= end)
 		return;
+	if (!r->kept) {
+		if (__atomic_exchange_n(r->keeping, true, __ATOMIC_ACQUIRE)) {
+			r->keep_max = 0; /* another request keeps one: this answer is not */
+			return;
+		}
+		r->kept = true;
+		/* its size at once: doubling up to keep_max + 1 would have taken twice that */
+		if (!r->dcap && (r->data = malloc(r->keep_max + 1)))
+			r->dcap = r->keep_max + 1;
+	}
 	if (at < r->keep_from) {
 		ptr += r->keep_from - at;
 		len -= (size_t)(r->keep_from - at);
@@ -844,12 +865,14 @@ static void ranged_whole(s3_store *s, const char *name, struct s3_req *r)
 	}
 }
 
-/* Ask for the whole object's bytes around @p off to be kept, should @p r's range be ignored. */
-static void keep_around(struct s3_req *r, uint64_t off)
+/* Ask for the whole object's bytes around @p off to be kept, should @p r's range be ignored
+ * and no other request of @p s keep one now. */
+static void keep_around(s3_store *s, struct s3_req *r, uint64_t off)
 {
 	uint64_t start = off & ~(uint64_t)(S3_WIN - 1), before = (uint64_t)S3_WIN * (S3_NWIN / 2);
 	r->keep_from = start > before ? start - before : 0;
 	r->keep_max = S3_WIN * S3_NWIN;
+	r->keeping = &s->keeping;
 }
 
 /* A small read of a pack through a window of S3_WIN bytes (aligned, or from @p off when it would straddle). */
@@ -866,7 +889,7 @@ static int win_read(s3_store *s, const char *name, uint64_t off, size_t len, voi
 	if (!(r.fixed = malloc(S3_WIN)))
 		return bkr_error_oom();
 	r.off = start;
-	keep_around(&r, off);
+	keep_around(s, &r, off);
 	err = s3_perform(s, &r);
 	if (err == 0 && r.status == 200 && r.dlen) {
 		ranged_whole(s, name, &r);
@@ -918,7 +941,7 @@ static int s3_get_range(bkr_store *base, const char *name, uint64_t off, size_t 
 	if (is_pack(name)) {
 		if (win_hit(s, name, off, len, buf))
 			return 0; /* kept from a whole object a server sent for a range */
-		keep_around(&r, off);
+		keep_around(s, &r, off);
 	}
 	err = s3_perform(s, &r);
 	if (err == 0 && r.status == 200 && r.dlen)

@@ -4,9 +4,10 @@
 # its objects in RAM, no manager, no authentication inside the cluster),
 # from Debian 12's packages (tools/install-deps.sh --tests installs them).
 #
-#   s3-server.sh start DIR [PORT]  a fresh, empty server under DIR (a free port when none
-#                                  is given); prints S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY
-#                                  and S3_REGION as shell assignments (also kept in DIR/env)
+#   s3-server.sh start DIR [PORT]  a fresh, empty server under DIR (on a port the kernel
+#                                  gives when none is given); prints S3_ENDPOINT, S3_ACCESS_KEY,
+#                                  S3_SECRET_KEY and S3_REGION as shell assignments (also kept
+#                                  in DIR/env)
 #   s3-server.sh bucket DIR NAME   create bucket NAME
 #   s3-server.sh gateway-stop DIR  kill the gateway only (the stored objects stay)
 #   s3-server.sh gateway-start DIR start it again on the same port
@@ -14,6 +15,14 @@
 #
 # Only processes whose command line names DIR/ceph.conf are ever signalled.
 # Ready in 7-10 s on 2 cores; every start is a new, empty cluster.
+#
+# Ports: the gateway binds port 0 (the kernel picks a free one, read back from
+# /proc), so no other process can take it between the pick and the bind.  The
+# monitor's port must be in the monitor map before it runs: it is picked free
+# and may be taken by another process before the monitor binds it; a start
+# that finds "unable to bind" in the monitor's log starts again on another
+# port (at most 3 tries).  A start on a given PORT, or a gateway-start (on the
+# recorded port), that finds it taken fails, naming the port.
 set -euo pipefail
 
 KEY=${S3_ACCESS_KEY:-BKRTESTACCESSKEY0000}
@@ -26,6 +35,53 @@ fail() { echo "s3-server: $*" >&2; exit 1; }
 mine() { [ -r "/proc/$1/cmdline" ] && grep -qF -- "$CONF" <(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null); }
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+listen_ports() { # PID: the TCP ports PID listens on, one a line
+	/usr/bin/python3 - "$1" <<'EOF'
+import os, sys
+pid = sys.argv[1]
+socks = set()
+try:
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            socks.add(link[8:-1])
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}") as f:
+            for row in f.read().splitlines()[1:]:
+                c = row.split()
+                if c[3] == "0A" and c[9] in socks:  # LISTEN
+                    print(int(c[1].rsplit(":", 1)[1], 16))
+except OSError:
+    pass
+EOF
+}
+
+pid_of() { sed -n "s/^$1 //p" "$DIR/pids" | tail -n 1; } # NAME: its recorded pid
+
+log_size() { stat -c %s "$1" 2>/dev/null || echo 0; } # FILE: its bytes (0: none yet)
+
+# until daemon NAME listens on PORT (on any port when none is given), then
+# prints the port; returns 1 when its LOG, past the first FROM bytes (what
+# an earlier run of it wrote), says it could not bind the port
+until_bound() {
+	local name=$1 log=$2 from=$3 port=${4:-} pid got
+	pid=$(pid_of "$name")
+	while :; do
+		got=$(listen_ports "$pid")
+		if [ -n "$got" ] && { [ -z "$port" ] || grep -qx "$port" <<<"$got"; }; then
+			echo "${port:-$(head -n 1 <<<"$got")}"
+			return 0
+		fi
+		! grep -q "unable to bind\|failed to bind" <(tail -c +$((from + 1)) "$log" 2>/dev/null) || return 1
+		mine "$pid" || fail "$name exited before it listened (logs in $DIR/log)"
+		[ $(( $(date +%s) - t0 )) -lt "$TIMEOUT" ] || fail "timed out waiting for $name to listen (logs in $DIR/log)"
+		sleep 0.2
+	done
+}
 
 # until CMD... succeeds or TIMEOUT passes since $t0
 until_ok() {
@@ -128,23 +184,38 @@ EOF
 
 start() {
 	setdir "$1"
-	local port=${2:-} monport fsid uuid id
+	local want=${2:-0} tries=0
 	for b in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph curl setsid /usr/bin/python3; do
 		command -v "$b" >/dev/null || fail "$b is missing (tools/install-deps.sh --tests)"
 	done
 	if [ -s "$DIR/pids" ]; then
 		while read -r _ pid; do mine "$pid" && fail "already running in $DIR (stop it first)"; done <"$DIR/pids"
 	fi
-	[ -n "$port" ] || port=$(free_port)
-	monport=$(free_port)
-	while [ "$monport" = "$port" ]; do monport=$(free_port); done # two picks may give one port
-	rm -rf "$DIR/mon" "$DIR/osd" "$DIR/rgw" "$DIR/run" "$DIR/log" "$DIR/crash" "$DIR/pids" "$DIR/env" "$DIR/monmap"
-	mkdir -p "$DIR/mon" "$DIR/osd/ceph-0" "$DIR/rgw" "$DIR/run" "$DIR/log" "$DIR/crash"
-	: >"$DIR/pids"
-	echo "$port" >"$DIR/port"
 	trap 'if [ $? != 0 ]; then stop "$DIR" >/dev/null 2>&1 || true; fi' EXIT
 	t0=$(date +%s)
 	local began=$t0
+	rebind=1
+	while [ "$rebind" = 1 ]; do
+		tries=$((tries + 1))
+		[ "$tries" -le 3 ] || fail "the monitor's port was taken on 3 tries (logs in $DIR/log)"
+		start_once "$want"
+	done
+	trap - EXIT
+	printf 'S3_ENDPOINT=http://127.0.0.1:%s\nS3_ACCESS_KEY=%s\nS3_SECRET_KEY=%s\nS3_REGION=us-east-1\n' \
+		"$(cat "$DIR/port")" "$KEY" "$SECRET" | tee "$DIR/env"
+	echo "s3-server: ready in $(( $(date +%s) - began )) s at http://127.0.0.1:$(cat "$DIR/port") (logs in $DIR/log)" >&2
+}
+
+# One try of a start, the gateway on PORT (0: one the kernel gives): sets
+# rebind=1 when another process took the monitor's port first, else 0.
+start_once() {
+	local port=$1 monport fsid uuid id
+	stop "$DIR" # what a try before left
+	monport=${S3_SERVER_MON_PORT:-$(free_port)}
+	unset S3_SERVER_MON_PORT # the first try's only (tests of the retry)
+	rm -rf "$DIR/mon" "$DIR/osd" "$DIR/rgw" "$DIR/run" "$DIR/log" "$DIR/crash" "$DIR/pids" "$DIR/env" "$DIR/monmap"
+	mkdir -p "$DIR/mon" "$DIR/osd/ceph-0" "$DIR/rgw" "$DIR/run" "$DIR/log" "$DIR/crash"
+	: >"$DIR/pids"
 	fsid=$(cat /proc/sys/kernel/random/uuid)
 	uuid=$(cat /proc/sys/kernel/random/uuid)
 	write_conf "$fsid" "$monport" "$port"
@@ -154,6 +225,11 @@ start() {
 	ceph-mon -c "$CONF" -i a --mkfs --monmap "$DIR/monmap" >>"$DIR/log/setup.log" 2>&1 ||
 		fail "the monitor's mkfs failed (see $DIR/log/setup.log)"
 	launch mon ceph-mon -c "$CONF" -i a -f
+	if ! until_bound mon "$DIR/log/mon.a.log" 0 "$monport" >/dev/null; then
+		echo "s3-server: the monitor's port $monport was taken by another process: starting again" >&2
+		rebind=1
+		return 0
+	fi
 	ceph-osd -c "$CONF" -i 0 --mkfs --no-mon-config --osd-uuid "$uuid" >>"$DIR/log/setup.log" 2>&1 ||
 		fail "the OSD's mkfs failed (see $DIR/log/setup.log)"
 	id=$(timeout "$TIMEOUT" ceph -c "$CONF" --connect-timeout "$TIMEOUT" osd new "$uuid" 0 2>>"$DIR/log/setup.log") ||
@@ -164,20 +240,32 @@ start() {
 	timeout "$TIMEOUT" radosgw-admin -c "$CONF" -n client.rgw.a user create --uid=bkr --display-name=bkr \
 		--access-key="$KEY" --secret-key="$SECRET" >>"$DIR/log/setup.log" 2>&1 ||
 		fail "creating the S3 user failed (see $DIR/log/setup.log)"
-	gateway_start "$DIR"
+	launch rgw radosgw -c "$CONF" -n client.rgw.a -f
+	if [ "$port" = 0 ]; then
+		port=$(until_bound rgw "$DIR/log/client.rgw.a.log" 0) || fail "the gateway could not bind a port (logs in $DIR/log)"
+		# a gateway-start binds this one again
+		sed -i "s/^\(rgw frontends = beast endpoint=127.0.0.1:\)0\$/\1$port/" "$CONF"
+	else
+		until_bound rgw "$DIR/log/client.rgw.a.log" 0 "$port" >/dev/null || fail "port $port is taken by another process"
+	fi
+	echo "$port" >"$DIR/port"
+	until_ok "the gateway" answers
 	# the first bucket creates the gateway's data pools: done here, not in the first test
 	s3curl PUT bkr-warm-up && s3curl DELETE bkr-warm-up || fail "the first bucket could not be made"
-	trap - EXIT
-	printf 'S3_ENDPOINT=http://127.0.0.1:%s\nS3_ACCESS_KEY=%s\nS3_SECRET_KEY=%s\nS3_REGION=us-east-1\n' \
-		"$port" "$KEY" "$SECRET" | tee "$DIR/env"
-	echo "s3-server: ready in $(( $(date +%s) - began )) s at http://127.0.0.1:$port (logs in $DIR/log)" >&2
+	rebind=0
 }
 
 gateway_start() {
 	setdir "$1"
 	[ -f "$CONF" ] || fail "no server in $DIR"
+	local from
 	t0=$(date +%s)
+	from=$(log_size "$DIR/log/client.rgw.a.log")
 	launch rgw radosgw -c "$CONF" -n client.rgw.a -f
+	if ! until_bound rgw "$DIR/log/client.rgw.a.log" "$from" "$(cat "$DIR/port")" >/dev/null; then
+		kill_mine rgw
+		fail "port $(cat "$DIR/port") is taken by another process (stop it, or start a new server)"
+	fi
 	until_ok "the gateway" answers
 }
 

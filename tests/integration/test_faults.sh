@@ -471,6 +471,26 @@ expect_exit 0 "$BKR" -q -c "$T/cf.json" create
 grep -q '"event":"end"' "$T"/clogs/bkr-*.log || fail "the rerun did not log to the configuration's log_dir"
 pass "a configuration whose first read fails with EIO fails the command (exit 7), never read again with the log elsewhere"
 
+# restore_sweep REPO LAST WHAT TWICE NAMED [PATH]: `restore latest [PATH]` of REPO with three
+# reads in a row failing, from the 3rd on through the LAST-th: each exits 0, 4, 6 or 7, and no
+# error line matches TWICE (WHAT named twice); $named counts the runs whose error matches NAMED
+restore_sweep() {
+	local repo=$1 last=$2 what=$3 twice=$4 want=$5 n rc
+	shift 5
+	named=0
+	for n in $(seq 3 "$last"); do
+		rm -rf "$T/rst"
+		rc=0
+		BKR_FAULT=read:$n:eio,read:$((n + 1)):eio,read:$((n + 2)):eio "$BKR" -r "$repo" restore latest "$@" \
+			--target "$T/rst" >/dev/null 2>"$T/err" || rc=$?
+		case $rc in 0 | 4 | 6 | 7) ;; *) fail "restore of $what with reads $n-$((n + 2)) failing: exit $rc: $(cat "$T/err")" ;; esac
+		! grep -q "$twice" "$T/err" || fail "restore names $what twice: $(cat "$T/err")"
+		if grep -q "$want" "$T/err"; then
+			named=$((named + 1))
+		fi
+	done
+}
+
 # --- restore's line about a root tree that cannot be read said "root
 # directory: root directory: blob ..." when the read failed in its walk (after
 # its own first look at the root had passed): the walk's message named the
@@ -480,15 +500,7 @@ mkdir -p "$T/rdws"
 echo a >"$T/rdws/a"
 "$BKR" -q init -r "$G"
 "$BKR" -q create -r "$G" "$T/rdws" >/dev/null
-named=0
-for n in $(seq 3 9); do
-	rm -rf "$T/rdt"
-	rc=0
-	BKR_FAULT=read:$n:eio,read:$((n + 1)):eio,read:$((n + 2)):eio "$BKR" -r "$G" restore latest --target "$T/rdt" >/dev/null 2>"$T/err" || rc=$?
-	case $rc in 0 | 4 | 6 | 7) ;; *) fail "restore with reads $n-$((n + 2)) failing: exit $rc: $(cat "$T/err")" ;; esac
-	grep -q "root directory: root directory" "$T/err" && fail "restore names the root directory twice: $(cat "$T/err")"
-	grep -q "root directory: blob [0-9a-f]*: read $G/tree/" "$T/err" && named=$((named + 1))
-done
+restore_sweep "$G" 9 "the root directory" "root directory: root directory" "root directory: blob [0-9a-f]*: read $G/tree/"
 [ $named -ge 2 ] || fail "the root tree's read failed in $named runs (not the two: restore's look, its walk)"
 pass "a root tree that cannot be read: restore names it once"
 
@@ -500,14 +512,6 @@ echo a >"$T/rpws/a"
 echo b >"$T/rpws/sub/b"
 "$BKR" -q init -r "$H"
 "$BKR" -q create -r "$H" "$T/rpws" >/dev/null
-named=0
-for n in $(seq 3 14); do
-	rm -rf "$T/rpt"
-	rc=0
-	BKR_FAULT=read:$n:eio,read:$((n + 1)):eio,read:$((n + 2)):eio "$BKR" -r "$H" restore latest rpws/sub --target "$T/rpt" >/dev/null 2>"$T/err" || rc=$?
-	case $rc in 0 | 4 | 6 | 7) ;; *) fail "restore of rpws/sub with reads $n-$((n + 2)) failing: exit $rc: $(cat "$T/err")" ;; esac
-	! grep -q "path 'rpws/sub'" "$T/err" || fail "restore names rpws/sub twice: $(cat "$T/err")"
-	grep -q "^bkr restore: rpws/sub: blob [0-9a-f]*: read $H/tree/" "$T/err" && named=$((named + 1))
-done
+restore_sweep "$H" 14 rpws/sub "path 'rpws/sub'" "^bkr restore: rpws/sub: blob [0-9a-f]*: read $H/tree/" rpws/sub
 [ $named -ge 2 ] || fail "a tree on the way to rpws/sub failed to read in $named runs (not the two: resolving it, walking it)"
 pass "a PATH whose trees cannot be read: restore names it once"

@@ -7,8 +7,28 @@
 . "$(dirname "$0")/lib.sh"
 
 SRV=$BKR_SOURCE_ROOT/tools/s3-server.sh
-"$SRV" start "$T/s3" >"$T/s3.env" 2>"$T/s3.log" || { cat "$T/s3.log"; fail "the S3 server did not start"; }
+# hold_port PORT FILE: a process listening on 127.0.0.1:PORT (0: any) till the test ends
+# or it is killed ($held), its port written to FILE once it listens
+hold_port() {
+	python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+open(sys.argv[2] + ".tmp", "w").write(str(s.getsockname()[1])); __import__("os").rename(sys.argv[2] + ".tmp", sys.argv[2])
+time.sleep(3600)' "$1" "$2" &
+	held=$!
+	cleanup_hooks+=("kill $held 2>/dev/null")
+	wait_until test -s "$2" || fail "no listener on port $1"
+}
+# The monitor's port is picked before the monitor binds it: another process
+# listening there first (here on purpose, as S3_SERVER_MON_PORT) makes the
+# start try again on another, not fail or wait two minutes.
+hold_port 0 "$T/taken"
+S3_SERVER_MON_PORT=$(cat "$T/taken") "$SRV" start "$T/s3" >"$T/s3.env" 2>"$T/s3.log" ||
+	{ cat "$T/s3.log"; fail "the S3 server did not start"; }
 cleanup_hooks+=("\"$SRV\" stop \"$T/s3\" >/dev/null 2>&1")
+grep -q "port $(cat "$T/taken") was taken by another process: starting again" "$T/s3.log" ||
+	{ cat "$T/s3.log"; fail "the start did not see the monitor's port taken"; }
+kill "$held"
 . "$T/s3.env"
 export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY AWS_ENDPOINT_URL=$S3_ENDPOINT
 export AWS_REGION=$S3_REGION
@@ -404,6 +424,12 @@ rc=0
 wait "$pid" || rc=$?
 [ "$rc" = 8 ] || { cat "$T/err"; fail "a backup whose server went away: expected exit 8, got $rc"; }
 grep -q "cannot reach the S3 endpoint" "$T/err" || fail "the lost server is not named: $(cat "$T/err")"
+# the gateway's port, taken while it was down: the start says so at once
+hold_port "${S3_ENDPOINT##*:}" "$T/taken2"
+expect_exit 1 "$SRV" gateway-start "$T/s3"
+grep -q "port ${S3_ENDPOINT##*:} is taken by another process" "$T/err" || fail "a taken port is not named: $(cat "$T/err")"
+kill "$held"
+wait "$held" || true
 "$SRV" gateway-start "$T/s3"
 [ "$(s3keys crash/backups/)" = "$before" ] || fail "an interrupted backup published a manifest"
 expect_exit 0 "$BKR" -r "$R2" verify --read-data

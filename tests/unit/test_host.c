@@ -3,6 +3,7 @@
  * directory's order (absolute XDG_STATE_HOME, absolute HOME, /var/tmp/bkr-UID),
  * and the allocator tuning (OpenSSL's big blocks advised for huge pages).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -105,21 +106,36 @@ static int fallback_as(uid_t uid, const char *why)
 	return WEXITSTATUS(st);
 }
 
+/* A uid of no user whose /var/tmp/bkr-UID is absent, into @p dir: one of its
+ * own for this run, so two suites on one machine (each removing and making
+ * the directory) do not meet there, as they did at a fixed 54321. */
+static uid_t run_uid(char *dir, size_t cap)
+{
+	for (int i = 0; i < 1000; i++) {
+		uint32_t r;
+		uid_t uid;
+		assert_int_equal(getentropy(&r, sizeof(r)), 0);
+		uid = (uid_t)(1000000 + r % 1000000000u); /* above every real account, below (uid_t)-1 */
+		snprintf(dir, cap, "/var/tmp/bkr-%u", (unsigned)uid);
+		if (!getpwuid(uid) && access(dir, F_OK) < 0 && errno == ENOENT)
+			return uid;
+	}
+	fail_msg("no free uid for /var/tmp/bkr-UID");
+	return 0;
+}
+
 /* /var/tmp/bkr-UID, the last fallback, lies where every user may write: one
  * another user made first (a symlink to elsewhere, a directory of theirs) is
  * not used, where bkr would have written its logs and staged recovery runs */
 static void test_state_dir_shared(void **state)
 {
-	const uid_t uid = 54321; /* no such user */
 	char dir[64];
 	struct stat st;
+	uid_t uid;
 	(void)state;
 	if (getuid() != 0)
 		fail_msg("test_state_dir_shared needs root (the suite runs as root)");
-	assert_null(getpwuid(uid));
-	snprintf(dir, sizeof(dir), "/var/tmp/bkr-%u", (unsigned)uid);
-	rmdir(dir);
-	unlink(dir);
+	uid = run_uid(dir, sizeof(dir));
 	assert_int_equal(symlink("/etc", dir), 0); /* made by another user first */
 	assert_int_equal(fallback_as(uid, "a symlink"), 1);
 	unlink(dir);

@@ -167,7 +167,6 @@ static void test_unreachable(void **state)
 	bkr_recover_report *rep;
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
 	cJSON *root, *e;
-	int64_t t0;
 	(void)state;
 	snprintf(ws, sizeof(ws), "%s/ws2", g_dir);
 	tu_mkdirs(ws);
@@ -179,12 +178,14 @@ static void test_unreachable(void **state)
 		 "\"filter\":{\"session_id\":\"{id}\"},\"projection\":{\"_id\":0}}]}]}",
 		 g_uri);
 	rc = engine(ws, json);
-	t0 = bkr_rec_now_ms();
 	assert_int_equal(bkr_recover_file(rc, "c/xyz.json", &o, &rep), 0);
-	assert_true(bkr_rec_now_ms() - t0 < 5000);
 	root = cJSON_Parse(bkr_recover_report_json(rep));
 	e = tu_report_file(root, "c/xyz.json");
+	/* the refused connection ends the first strategy (its error names the
+	 * server), not a wait for a server: no elapsed time is asserted, which on
+	 * a loaded machine failed */
 	assert_string_equal(tu_attempt(e, 0, "result"), "unavailable");
+	assert_non_null(strstr(tu_attempt(e, 0, "error"), "'127.0.0.1:1'"));
 	assert_string_equal(tu_attempt(e, 1, "result"), "recovered");
 	cJSON_Delete(root);
 	bkr_recover_report_free(rep);

@@ -175,13 +175,12 @@ static void test_regenerate_hang(void **state)
 	 * had nothing to check).  Then the run is repeated, each one timed out. */
 	snprintf(pidfile, sizeof(pidfile), "%s/hang.pid", f->dir);
 	for (attempt = 0;; attempt++) {
-		int64_t t0 = bkr_rec_now_ms();
 		unlink(pidfile);
 		root = recover(f, "hang/h1.json", false, &rep);
-		assert_true(bkr_rec_now_ms() - t0 < 10000);
 		e = tu_report_file(root, "hang/h1.json");
+		/* the rule's 1 s timeout ended it (not the script, which sleeps 30 s) */
 		assert_string_equal(tu_attempt(e, 0, "result"), "timeout");
-		assert_non_null(strstr(tu_attempt(e, 0, "error"), "timed out"));
+		assert_non_null(strstr(tu_attempt(e, 0, "error"), "timed out after 1.0s"));
 		assert_string_equal(tu_attempt(e, 1, "result"), "recovered");
 		assert_string_equal(tu_str(e, "status"), "recovered");
 		/* dry run: the workspace is untouched */
@@ -367,18 +366,19 @@ static void test_spawn_long_timeout(void **state)
 
 /* A command that exits 0 at once but leaves a background child holding its
  * stdout: bkr waited for the pipe to close and reported "timed out".  The exit
- * decides now; the child is killed with the group. */
+ * decides now; the child is killed with the group.  The child outlives the
+ * timeout, so waiting for the pipe shows as timed_out, not as elapsed time
+ * (a bound on that failed on a loaded machine); the timeout is long enough
+ * for sh to start there. */
 static void test_spawn_background_child(void **state)
 {
 	bkr_rec_proc p;
-	char *argv[] = { "sh", "-c", "echo out; sleep 30 & exit 0", NULL };
-	int64_t t0 = bkr_rec_now_ms();
+	char *argv[] = { "sh", "-c", "echo out; sleep 600 & exit 0", NULL };
 	(void)state;
-	assert_int_equal(bkr_rec_spawn(argv, NULL, 0, 3000, &p), 0);
+	assert_int_equal(bkr_rec_spawn(argv, NULL, 0, 60000, &p), 0);
 	assert_false(p.timed_out);
 	assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0);
 	assert_string_equal(p.output, "out\n");
-	assert_true(bkr_rec_now_ms() - t0 < 2000);
 	bkr_rec_proc_free(&p);
 }
 

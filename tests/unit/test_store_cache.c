@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bkr/error.h"
@@ -672,6 +674,81 @@ static void test_foreign_cache_dir(void **state)
 	assert_int_equal(f->c->ranges, 0);
 }
 
+/* "<cache>/<name>", a repository's cache directory as an earlier process left it: a
+ * location (none when NULL), a kept file, and its lock file last touched @p days ago. */
+static void old_cache_dir(struct fixture *f, const char *name, const char *location, int days)
+{
+	char dir[PATH_MAX], lock[PATH_MAX + 8];
+	struct timespec t[2] = { { .tv_sec = time(NULL) - (time_t)days * 86400 } };
+	snprintf(dir, sizeof(dir), "%s/%s", f->cache, name);
+	assert_int_equal(tu_writes(dir, "w/index/0123.idx", "kept bytes"), 0);
+	if (location)
+		assert_int_equal(tu_writes(dir, "location", location), 0);
+	snprintf(lock, sizeof(lock), "%s/lock", dir);
+	assert_int_equal(tu_writes(dir, "lock", ""), 0);
+	t[1] = t[0];
+	assert_int_equal(utimensat(AT_FDCWD, lock, t, 0), 0);
+}
+
+static bool cache_dir_there(struct fixture *f, const char *name)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	snprintf(dir, sizeof(dir), "%s/%s", f->cache, name);
+	return lstat(dir, &st) == 0;
+}
+
+/* The cache directories of other repositories were never removed: one of a repository not
+ * read for months, or of a key no longer made (before the endpoint was part of it), stayed
+ * on disk for good, up to --cache-max each.  An open now removes those no process holds. */
+static void test_unused_dirs_removed(void **state)
+{
+	struct fixture *f = *state;
+	const int old = BKR_STORE_CACHE_UNUSED_DAYS + 1;
+	char lock[PATH_MAX], root[PATH_MAX];
+	time_t t0 = time(NULL);
+	struct stat st;
+	int held;
+
+	tu_mkdirs(f->cache);
+	old_cache_dir(f, "0123456789abcdef", "s3://b/unused at http://127.0.0.1:9000", old);
+	old_cache_dir(f, "1111111111111111", "s3://b/recent at http://127.0.0.1:9000", BKR_STORE_CACHE_UNUSED_DAYS - 1);
+	old_cache_dir(f, "2222222222222222", "s3://b/mounted at http://127.0.0.1:9000", old);
+	old_cache_dir(f, "3333333333333333", "s3://b/oldkey", 0);      /* the key before ba10ca7 */
+	old_cache_dir(f, "not-a-cache-dir0", "s3://b/x at http://h", old); /* not a key's name */
+	old_cache_dir(f, "4444444444444444", NULL, old);                  /* no location: still a cache dir */
+	tu_mkdirs(f->cache);
+	assert_int_equal(tu_writes(f->cache, ".removing-5555555555555555-1/w/x", "a removal cut short"), 0);
+	assert_int_equal(tu_writes(f->cache, "6666666666666666/w/x", "no lock file: not ours"), 0);
+	/* a mount holds this one */
+	snprintf(lock, sizeof(lock), "%s/2222222222222222/lock", f->cache);
+	assert_true((held = open(lock, O_RDWR)) >= 0);
+	assert_int_equal(flock(held, LOCK_EX | LOCK_NB), 0);
+
+	open_cache(f, 0);
+	read_pack(f, 0, 1000);
+	assert_false(cache_dir_there(f, "0123456789abcdef"));
+	assert_true(cache_dir_there(f, "1111111111111111"));
+	assert_true(cache_dir_there(f, "2222222222222222"));
+	assert_false(cache_dir_there(f, "3333333333333333"));
+	assert_true(cache_dir_there(f, "not-a-cache-dir0"));
+	assert_false(cache_dir_there(f, "4444444444444444"));
+	assert_false(cache_dir_there(f, ".removing-5555555555555555-1"));
+	assert_true(cache_dir_there(f, "6666666666666666"));
+	close(held);
+
+	/* this repository's own: used now (its lock file touched at open and at close), and
+	 * what it kept read again without a request */
+	snprintf(root, sizeof(root), "%s/lock", bkr_store_cache_root(f->s));
+	bkr_store_free(f->s);
+	f->s = NULL;
+	assert_int_equal(stat(root, &st), 0);
+	assert_true(st.st_mtime >= t0);
+	open_cache(f, 0);
+	read_pack(f, 0, 1000);
+	assert_int_equal(f->c->ranges, 0);
+}
+
 static void test_repo_through_cache(void **state)
 {
 	struct fixture *f = *state;
@@ -741,6 +818,7 @@ int main(void)
 		cmocka_unit_test(test_default_dir),
 		cmocka_unit_test_setup_teardown(test_foreign_cache_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repo_through_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unused_dirs_removed, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,7 +25,9 @@
  *   go to the wrapped store unchanged: nothing that can change is cached.
  *
  * One process uses a repository's cache directory at a time (an flock(2)
- * on its "lock" file); a second one gets BKR_ELOCKED naming it.
+ * on its "lock" file); a second one gets BKR_ELOCKED naming it.  Opening
+ * one removes the directories beside it that no process holds and none used
+ * for BKR_STORE_CACHE_UNUSED_DAYS days, or of a key no longer made.
  */
 #ifndef BKR_STORE_CACHE_H
 #define BKR_STORE_CACHE_H
@@ -39,6 +41,8 @@
 #define BKR_STORE_CACHE_BLOCK (1u << 20)
 /** Default size bound of a repository's cache (bkrfs --cache-max). */
 #define BKR_STORE_CACHE_MAX_DEFAULT (2048ull << 20)
+/** Another repository's cache directory no process used for this many days is removed by an open. */
+#define BKR_STORE_CACHE_UNUSED_DAYS 30
 
 /** What a caching store has done since it was opened. */
 typedef struct bkr_store_cache_stats {
@@ -57,7 +61,9 @@ typedef struct bkr_store_cache_stats {
  * endpoint is part of it, and is in the directory's "location" file), of at most
  * @p max_bytes (0: BKR_STORE_CACHE_MAX_DEFAULT).  Takes @p inner: it is
  * freed with the caching store, or at once when this fails.  Files left by
- * an earlier process are kept (and checked when first used).
+ * an earlier process are kept (and checked when first used); the other
+ * directories under @p dir unused for BKR_STORE_CACHE_UNUSED_DAYS days (or
+ * of an old key), and not in use, are removed.
  */
 int bkr_store_cache_open(bkr_store **out, bkr_store *inner, const char *dir, uint64_t max_bytes);
 
