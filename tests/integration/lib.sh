@@ -111,6 +111,21 @@ one_line_error() {
 # err_has TEXT: stderr ($T/err) holds TEXT, a fixed string (grep -qF)
 err_has() { [[ $(<"$T/err") == *"$1"* ]]; }
 
+# tmpfs_dir VAR: VAR is set to a new directory in tmpfs (/dev/shm) when there is one, else
+# in $T; removed at exit.  For what a test writes only to compare it (a restore that checks a
+# backup): on the CI's disk (ext4 mounted with discard) removing a file whose data has been
+# written out (restore ends with syncfs) costs ~4 ms, 14 s for 9,000 restored files
+tmpfs_dir() {
+	local d
+	if [ -w /dev/shm ]; then
+		d=$(mktemp -d /dev/shm/bkr-test.XXXXXX)
+		cleanup_hooks+=("rm -rf '$d'")
+	else
+		d=$(mktemp -d "$T/tmpfs.XXXXXX")
+	fi
+	printf -v "$1" %s "$d"
+}
+
 json_ok() { python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" || fail "not valid JSON: $1"; }
 
 # make_deep_tree DIR NAME TEXT: 20 directories of 253-byte names below DIR (a
