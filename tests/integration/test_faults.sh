@@ -212,6 +212,28 @@ done
 [ $fired -ge 8 ] || fail "the index reads failed only $fired times"
 pass "an index file whose superseded list cannot be read fails the load (exit 7), never taken for one that supersedes nothing"
 
+# --- an index file that cannot be read is an I/O error for every command
+# that loads the index: one line naming it, exit 7 (the index was mapped, so
+# a disk error in it was a SIGBUS, beyond the reach of fault points; it is
+# read now, and tests/integration/test_mount_damage.sh has the mount's side)
+Q=$T/ir
+mkdir -p "$T/irws"
+head -c 20000 /dev/urandom >"$T/irws/a"
+"$BKR" -q init -r "$Q"
+"$BKR" -q create -r "$Q" "$T/irws" >/dev/null
+for cmd in "list" "restore latest --target $T/irt" "verify --read-data" "repair"; do
+	rc=0
+	# shellcheck disable=SC2086 # the words of cmd
+	BKR_FAULT=index-read:1:eio "$BKR" -q -r "$Q" $cmd >"$T/out" 2>"$T/err" || rc=$?
+	[ $rc = 7 ] || fail "$cmd with the index file unreadable: exit $rc (not 7): $(cat "$T/out" "$T/err")"
+	one_line_error
+	grep -q "^bkr [a-z]*: read $Q/index/[0-9a-f]\{64\}\.idx: injected fault at index-read" "$T/err" ||
+		fail "$cmd with the index file unreadable: $(cat "$T/err")"
+done
+[ ! -e "$T/irt/irws" ] || fail "restore without its index restored something"
+expect_exit 0 "$BKR" -q -r "$Q" verify --read-data
+pass "an index file that cannot be read: list, restore, verify and repair fail with one line naming it (exit 7)"
+
 # --- an I/O error reading a pack is not damage: verify --read-data reported
 # a pack read failing with EIO as a problem of the pack ("pack read PATH:
 # ...", exit 1), the file using it as damaged, and recorded its blob as
