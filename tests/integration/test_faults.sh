@@ -378,6 +378,47 @@ done
 [ -n "$checked" ] || fail "no read fault met another data pack"
 pass "verify goes on past a pack that cannot be read: an I/O error named apart ($datapacks data, $treepacks tree packs, $manifests manifests), the damage elsewhere found and alone recorded, exit 7; repair keeps the unread pack's blobs"
 
+# --- after a lost index, a pack the index does not name whose footer cannot
+# be read (an I/O error): the files whose chunks are in it were reported as
+# "missing from the index" (kind missing, counted as damaged files, alerted
+# as damage), a directory tree in it as a damaged tree, as if their data
+# were gone, though it may well be in that pack.  They are not checked: an
+# I/O error naming the pack, exit 7.  The index lacks the pack here because
+# a repair ran while it was away (as if its index file were lost)
+U=$T/unx
+mkdir -p "$T/uws/d"
+head -c 300000 /dev/urandom >"$T/uws/d/a"
+for folder in data tree; do
+	rm -rf "$U"
+	"$BKR" -q init -r "$U"
+	"$BKR" -q create -r "$U" "$T/uws" >/dev/null
+	upack=$(find "$U/$folder" -name '*.pack')
+	mv "$upack" "$T/upack"
+	expect_exit 1 "$BKR" -q -r "$U" repair
+	mv "$T/upack" "$upack"
+	rm -rf "$T/unx-start" && cp -a "$U" "$T/unx-start"
+	expect_exit 1 "$BKR" -r "$U" verify # the pack read: it holds what the index lacks
+	grep -q "^[a-z]* [^ ]* [^ ]*: .* (it is in $upack, which the index does not name)$" "$T/out" ||
+		fail "verify with the index lacking a $folder pack: $(cat "$T/out")"
+	seen=0
+	for n in $(seq 1 20); do
+		rm -rf "$U" && cp -a "$T/unx-start" "$U"
+		rc=0
+		BKR_FAULT=read:$n:eio "$BKR" -q -r "$U" verify >"$T/out" 2>"$T/err" || rc=$?
+		grep -q "^io-error read $upack:" "$T/out" || continue
+		[ $rc = 7 ] || fail "verify with the footer of $upack failing: exit $rc: $(cat "$T/out" "$T/err")"
+		one_line_error
+		! grep -q "^missing \|^damaged-file \|^tree " "$T/out" || fail "verify with the footer of $upack failing: $(cat "$T/out")"
+		grep -q "^io-error [^ ]* [^ ]*: .*[0-9a-f]\{64\} is not checked: not in the index, it may be in $upack, a pack the index does not name that could not be read" "$T/out" ||
+			fail "verify with the footer of $upack failing: $(cat "$T/out")"
+		seen=$((seen + 1))
+	done
+	[ $seen -ge 1 ] || fail "no read fault met the footer of the $folder pack the index does not name"
+	expect_exit 0 "$BKR" -q -r "$U" repair
+	expect_exit 0 "$BKR" -q -r "$U" verify --read-data
+done
+pass "a pack the index does not name that cannot be read: the files and trees it may hold are not checked (an I/O error), never missing or damaged"
+
 # --- the weekly routine's verify goes on the same way: the pack that cannot
 # be read fails the step (its message names it) and is no damaged object;
 # the damage in the other pack is still alerted (as damage, saying the I/O
