@@ -8,7 +8,8 @@
  * through an LRU of open descriptors (a mount reads blobs of the same packs
  * over and over; an fd stays valid while its file moves to another tier or
  * to trash).  Locks are flock(2) on a lock file, so a killed holder never
- * blocks anyone.  The fault points of BKR_FAULT are io.c's, under this file.
+ * blocks anyone.  The fault points of BKR_FAULT are io.c's, under this file,
+ * and this file's stat and rename.
  */
 #include "bkr/store.h"
 #include "bkr/error.h"
@@ -91,6 +92,10 @@ static int local_stat_time(bkr_store *s, const char *name, uint64_t *size, int64
 	(void)tag;
 	if ((err = path_of(s, name, path)) < 0)
 		return err;
+	if ((err = bkr_io_fault("stat")) < 0) {
+		bkr_error_prefix("%s", path); /* as a real failure here names the file */
+		return err;
+	}
 	if (stat(path, &st) < 0)
 		return bkr_error_set_errno(errno, "%s", path);
 	if (!S_ISREG(st.st_mode))

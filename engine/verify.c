@@ -608,19 +608,26 @@ static int check_missing(struct verify *v)
 		/* Not listed: a tier migration may have moved it since the listing
 		 * (as tier status, verify looks again: bkr_repo_pack_seek). */
 		int found = bkr_repo_pack_path(v->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path));
-		if (found < 0) {
+		if (found == BKR_ENOTFOUND) {
 			bkr_error_clear();
-			found = bkr_repo_pack_seek(v->r, &e->pack, (bkr_blob_type)e->type, false, &v->tiers_reloaded,
+			found = bkr_repo_pack_seek(v->r, &e->pack, (bkr_blob_type)e->type, true, &v->tiers_reloaded,
 						   path, sizeof(path));
-			if (found < 0 && found != BKR_ENOTFOUND)
-				return found; /* the tier records could not be read again */
-			bkr_error_clear();
 		}
 		if (found == 0) {
 			err = check_pack(v, &e->pack, -1, path);
 			continue;
 		}
 		bkr_pack_id_to_hex(&e->pack, hex);
+		if (found == BKR_EIO) { /* a place could not say whether it holds the pack: not missing */
+			char what[200];
+			snprintf(what, sizeof(what), "pack %s named by the index: a place that may hold it could not be looked at; "
+				 "%zu blob%s in it not checked", hex, hi - lo, hi - lo == 1 ? "" : "s");
+			unread(v, hex, NULL, NULL, bkr_error_message(), what);
+			continue;
+		}
+		if (found < 0 && found != BKR_ENOTFOUND)
+			return found; /* the tier records could not be read again, a server that does not answer */
+		bkr_error_clear();
 		if (!v->places[0])
 			searched(v);
 		/* the hint about tier disks only where there are tiers */

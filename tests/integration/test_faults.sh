@@ -419,6 +419,43 @@ for folder in data tree; do
 done
 pass "a pack the index does not name that cannot be read: the files and trees it may hold are not checked (an I/O error), never missing or damaged"
 
+# --- a place that cannot say whether it holds a pack (its stat failing with
+# EIO, BKR_FAULT stat) is no proof the pack is gone: repair took it for
+# "missing from every tier and trash" and dropped its index entries, and a
+# tree pack so for "directory tree ... is not in the repository ...: no
+# intact copy exists"; verify, when the second look failed too, for a pack
+# "missing from every tier and trash" whose blobs it recorded as damaged.
+# Repair stops with the error (exit 7, one line naming the file); verify
+# names it as an I/O error.  The index names a pack in the trash here
+S=$T/stat
+mkdir -p "$T/stws"
+head -c 300000 /dev/urandom >"$T/stws/a"
+"$BKR" -q init -r "$S"
+"$BKR" -q create -r "$S" "$T/stws" >/dev/null
+spack=$(find "$S/data" -name '*.pack')
+mkdir -p "$S/trash"
+mv "$spack" "$S/trash/"
+rm -rf "$T/stat-start" && cp -a "$S" "$T/stat-start"
+seen=0
+for n in $(seq 1 14); do
+	for cmd in "repair --dry-run" "verify"; do
+		rm -rf "$S" && cp -a "$T/stat-start" "$S"
+		rc=0
+		# shellcheck disable=SC2086 # the words of cmd
+		BKR_FAULT=stat:$n:eio,stat:$((n + 1)):eio,stat:$((n + 2)):eio "$BKR" -q -r "$S" $cmd >"$T/out" 2>"$T/err" || rc=$?
+		[ $rc = 0 ] && continue
+		[ $rc = 7 ] || fail "$cmd with stats $n-$((n + 2)) failing: exit $rc: $(cat "$T/out" "$T/err")"
+		one_line_error
+		grep -q "injected fault at stat" "$T/err" || fail "$cmd with stats $n-$((n + 2)) failing: $(cat "$T/err")"
+		! grep -q "missing\|no intact copy\|damaged" "$T/out" || fail "$cmd with stats $n-$((n + 2)) failing: $(cat "$T/out")"
+		grep -q "$S/trash/[0-9a-f]*\.pack: injected fault at stat" "$T/err" && seen=$((seen + 1))
+	done
+done
+[ $seen -ge 2 ] || fail "the stat faults met the pack in the trash $seen times"
+expect_exit 0 "$BKR" -q -r "$S" repair
+expect_exit 0 "$BKR" -q -r "$S" verify --read-data
+pass "a pack whose place cannot be looked at (stat failing with EIO) is not missing: repair stops, verify says an I/O error ($seen runs)"
+
 # --- the weekly routine's verify goes on the same way: the pack that cannot
 # be read fails the step (its message names it) and is no damaged object;
 # the damage in the other pack is still alerted (as damage, saying the I/O
