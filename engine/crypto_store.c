@@ -1,7 +1,7 @@
 /** @file
  * The sealing store (bkr/crypto_store.h): every call on an object that
- * bkr_crypto_object_is_sealed names is sealed on put and opened on get,
- * view and get_range (whole: sealed objects are small and read whole);
+ * bkr_crypto_object_is_sealed names is sealed on put and opened on get
+ * and get_range (whole: sealed objects are small and read whole);
  * everything else — packs and their uploads, key files, config.json,
  * locks, listing, moving, deleting — goes to the inner store unchanged.
  * stat reports a sealed object's plaintext size.
@@ -65,24 +65,6 @@ static int cs_get(bkr_store *s, const char *name, size_t max, uint8_t **out, siz
 	if (!bkr_crypto_object_is_sealed(name))
 		return bkr_store_get(INNER(s), name, max, out, len);
 	return open_sealed(s, name, max, out, len);
-}
-
-static void view_free(bkr_store_view *v)
-{
-	free((void *)v->data);
-}
-
-static int cs_view(bkr_store *s, const char *name, size_t max, bkr_store_view *out)
-{
-	uint8_t *buf = NULL;
-	int err;
-	if (!bkr_crypto_object_is_sealed(name))
-		return bkr_store_view_get(INNER(s), name, max, out);
-	if ((err = open_sealed(s, name, max, &buf, &out->len)) < 0)
-		return err;
-	out->data = buf;
-	out->release = view_free;
-	return 0;
 }
 
 static int cs_get_range(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags)
@@ -192,7 +174,6 @@ static const bkr_store_ops crypto_ops = {
 	.stat = cs_stat,
 	.stat_time = cs_stat_time,
 	.get = cs_get,
-	.view = cs_view,
 	.get_range = cs_get_range,
 	.advise = cs_advise,
 	.put = cs_put,

@@ -6,16 +6,20 @@
  * Files are objects of the storage layer (bkr/store.h) under a folder
  * ("index/"); the directory forms (bkr_index_open, bkr_index_builder_write)
  * open a local store on the directory.
- * The reader maps every index file that no other present file supersedes,
- * validates it completely once (trailer hash, name, counts, order, bounds) and
- * then binary-searches the mapped entries in place: nothing is copied into the
- * heap, so opening a million blobs costs one pass of hashing.  A loaded index
- * is immutable, so lookups from many threads need no lock.
+ * The reader reads every index file that no other present file supersedes
+ * into memory whole, validates it completely once (trailer hash, name,
+ * counts, order, bounds) and then binary-searches its entries in place, so
+ * opening a million blobs costs one read and one pass of hashing.  Read, not
+ * mapped: a disk error in a mapped page would kill the process (a mount
+ * keeps its index for as long as it runs) with SIGBUS, where a read fails
+ * with an error naming the file.  A loaded index is immutable, so lookups
+ * from many threads need no lock.
  */
 #include "bkr/index.h"
 #include "bkr/crypto.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
+#include "bkr/io.h"
 #include "bkr/store.h"
 
 #include "array.h"
@@ -211,7 +215,7 @@ done:
 
 /* ---- reader ------------------------------------------------------------- */
 
-/** One mapped, validated index file. */
+/** One validated index file, read whole. */
 struct idx_file {
 	bkr_store_view view;    /**< the whole file, read-only */
 	const uint8_t *entries; /**< count × 64 bytes inside view */
@@ -303,7 +307,7 @@ static int check_name(const char *path, const bkr_id *id)
  * (*whole) in one pass: hash the body, copy the state, finish one copy for
  * the trailer and feed the trailer bytes to the other.
  */
-static int hash_both(const uint8_t *map, size_t size, bkr_id *trailer, bkr_id *whole)
+static int hash_both(const uint8_t *data, size_t size, bkr_id *trailer, bkr_id *whole)
 {
 	bkr_hash_ctx *body = bkr_hash_new(), *all = bkr_hash_new();
 	int err = 0;
@@ -312,11 +316,11 @@ static int hash_both(const uint8_t *map, size_t size, bkr_id *trailer, bkr_id *w
 		err = bkr_error_oom();
 		goto done;
 	}
-	bkr_hash_update(body, map, size - BKR_ID_SIZE);
+	bkr_hash_update(body, data, size - BKR_ID_SIZE);
 	if ((err = bkr_hash_copy(all, body)) < 0)
 		goto done;
 	bkr_hash_final(body, trailer);
-	bkr_hash_update(all, map + size - BKR_ID_SIZE, BKR_ID_SIZE);
+	bkr_hash_update(all, data + size - BKR_ID_SIZE, BKR_ID_SIZE);
 	bkr_hash_final(all, whole);
 done:
 	bkr_hash_free(body);
@@ -324,9 +328,8 @@ done:
 	return err;
 }
 
-/** Map object @p name of @p s, validate all of it, and append it to @p idx. */
 /*
- * Load index file @p name.  *@p sealed is set when it is an encrypted
+ * Read index file @p name of @p s, validate all of it, and append it to @p idx.  *@p sealed is set when it is an encrypted
  * repository's (the sealed magic): the store would have unsealed it, so the
  * repository's config.json says "none" and was altered - never skipped as
  * merely damaged.
@@ -343,6 +346,10 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name, bool *seale
 
 	if ((err = bkr_store_describe(s, name, path, sizeof(path))) < 0)
 		return err;
+	if ((err = bkr_io_fault("index-read")) < 0) {
+		bkr_error_prefix("read %s", path); /* as a real failure here names the file */
+		return err;
+	}
 	if ((err = bkr_store_view_get(s, name, SIZE_MAX, &v)) < 0)
 		return err;
 	if (v.len >= BKR_SEALED_MAGIC_SIZE && !memcmp(v.data, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
@@ -565,7 +572,7 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 		}
 	}
 
-	/* Pass 2: map and verify the live files; remember the superseded ones a
+	/* Pass 2: read and verify the live files; remember the superseded ones a
 	 * killed merge left behind, so that the next merge removes them too. */
 	for (size_t i = 0; i < l.n; i++) {
 		if (l.cand[i].skip) {
@@ -659,7 +666,7 @@ static const uint8_t *entry_at(const struct idx_file *f, uint64_t i)
 }
 
 /**
- * Search one mapped file; a matching entry or NULL.  Ids are SHA-256 values,
+ * Search one loaded file; a matching entry or NULL.  Ids are SHA-256 values,
  * uniformly spread, so a few interpolation steps land next to the entry
  * (about 3 probes for a million entries instead of 20); a plain binary search
  * finishes the job and bounds the worst case.

@@ -327,7 +327,8 @@ static void warn_missing(struct repair *p)
 		char path[PATH_MAX];
 		for (hi = lo + 1; hi < p->nold && !bkr_pack_id_cmp(&p->old[hi].pack, &e->pack); hi++)
 			;
-		if (!find_pack(p, &e->pack) && bkr_repo_pack_path(p->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path)) < 0)
+		if (!find_pack(p, &e->pack) &&
+		    bkr_repo_pack_path(p->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path)) == BKR_ENOTFOUND)
 			n++;
 		bkr_error_clear();
 	}
@@ -369,7 +370,13 @@ static int build(struct repair *p)
 		for (hi = lo + 1; hi < p->nold && !bkr_pack_id_cmp(&p->old[hi].pack, &e->pack); hi++)
 			;
 		bkr_pack_id_to_hex(&e->pack, phex);
-		if (!pk && bkr_repo_pack_path(p->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path)) < 0) {
+		/* a place that could not answer (an I/O error) stops repair: dropped on a guess is lost */
+		int found = pk ? 0 : bkr_repo_pack_path(p->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path));
+		if (found < 0 && found != BKR_ENOTFOUND) {
+			err = found;
+			break;
+		}
+		if (found < 0) {
 			bkr_error_clear();
 			p->rep->dropped_missing += hi - lo;
 			report(p, BKR_REPAIR_MISSING_PACK, phex,

@@ -506,7 +506,7 @@ int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, c
 {
 	char name[PATH_MAX];
 	bkr_store *s = NULL; /* set when pack_where returns 0; -O3 cannot tell */
-	int err = pack_where(r, id, type, false, &s, name);
+	int err = pack_where(r, id, type, true, &s, name);
 	return err < 0 ? err : bkr_store_describe(s, name, out, cap);
 }
 

@@ -210,8 +210,6 @@ int bkr_store_view_get(bkr_store *s, const char *name, size_t max, bkr_store_vie
 	memset(out, 0, sizeof(*out));
 	if ((err = check_name(name, false)) < 0)
 		return err;
-	if (s->ops->view)
-		return s->ops->view(s, name, max, out);
 	if ((err = s->ops->get(s, name, max, &buf, &out->len)) < 0)
 		return err;
 	out->data = buf;

@@ -8,7 +8,8 @@
  * through an LRU of open descriptors (a mount reads blobs of the same packs
  * over and over; an fd stays valid while its file moves to another tier or
  * to trash).  Locks are flock(2) on a lock file, so a killed holder never
- * blocks anyone.  The fault points of BKR_FAULT are io.c's, under this file.
+ * blocks anyone.  The fault points of BKR_FAULT are io.c's, under this file,
+ * and this file's stat and rename.
  */
 #include "bkr/store.h"
 #include "bkr/error.h"
@@ -23,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -92,6 +92,10 @@ static int local_stat_time(bkr_store *s, const char *name, uint64_t *size, int64
 	(void)tag;
 	if ((err = path_of(s, name, path)) < 0)
 		return err;
+	if ((err = bkr_io_fault("stat")) < 0) {
+		bkr_error_prefix("%s", path); /* as a real failure here names the file */
+		return err;
+	}
 	if (stat(path, &st) < 0)
 		return bkr_error_set_errno(errno, "%s", path);
 	if (!S_ISREG(st.st_mode))
@@ -114,54 +118,6 @@ static int local_get(bkr_store *s, const char *name, size_t max, uint8_t **out, 
 	if ((err = path_of(s, name, path)) < 0)
 		return err;
 	return bkr_io_read_file(path, max, out, len);
-}
-
-static void view_unmap(bkr_store_view *v)
-{
-	munmap((void *)v->data, v->len);
-}
-
-static void view_free(bkr_store_view *v)
-{
-	free((void *)v->data);
-}
-
-#define VIEW_MAP_MIN 4096 /* smaller objects are read, not mapped */
-
-static int local_view(bkr_store *s, const char *name, size_t max, bkr_store_view *out)
-{
-	char path[PATH_MAX];
-	size_t size;
-	void *map;
-	int fd, err;
-
-	if ((err = path_of(s, name, path)) < 0)
-		return err;
-	if (max > SIZE_MAX - 1)
-		max = SIZE_MAX - 1;
-	if ((err = bkr_io_open_file(path, max, &fd, &size)) < 0)
-		return err;
-	if (size < VIEW_MAP_MIN) {
-		uint8_t *buf = malloc(size + 1);
-		if (!buf) {
-			err = bkr_error_oom();
-			goto done;
-		}
-		if ((err = bkr_io_pread_full(fd, buf, size, 0, path)) < 0) {
-			free(buf);
-			goto done;
-		}
-		*out = (bkr_store_view){ buf, size, view_free };
-		goto done;
-	}
-	if ((map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
-		err = bkr_error_set_errno(errno, "mmap %s", path);
-		goto done;
-	}
-	*out = (bkr_store_view){ map, size, view_unmap };
-done:
-	close(fd);
-	return err;
 }
 
 static uint64_t name_hash(const char *p)
@@ -605,7 +561,6 @@ static const bkr_store_ops local_ops = {
 	.stat = local_stat,
 	.stat_time = local_stat_time,
 	.get = local_get,
-	.view = local_view,
 	.get_range = local_get_range,
 	.advise = local_advise,
 	.put = local_put,

@@ -20,7 +20,9 @@
  * A pack, tree, manifest or config file whose read fails with an I/O error
  * (a disk error, maybe transient) proves nothing about its bytes: it is
  * reported as an I/O error (BKR_VERIFY_IO, never damage, no blob recorded)
- * and the rest is checked; verify then returns BKR_EIO.  A server that does
+ * and the rest is checked; verify then returns BKR_EIO.  So is a file or
+ * tree whose blob is not in the index while a pack the index does not name
+ * could not be read (it may be there): not checked, never "missing".  A server that does
  * not answer, an index or record that cannot be read, and want of memory
  * stop it.
  */
@@ -77,6 +79,8 @@ struct verify {
 	struct loose *loose;    /* by blob id once the packs are scanned */
 	size_t nloose, cap_loose;
 	bkr_idset loose_used;   /* loose blob ids counted in their pack's used */
+	char unx_unread[PATH_MAX]; /* the first pack no index entry names whose footer could not be read */
+	size_t nunx_unread;     /* how many such packs (I/O errors): a blob not in the index may be in one */
 	bkr_idset recorded;     /* blobs earlier verifies or prunes recorded as damaged (repair takes them out) */
 	bkr_idset lost;         /* of the damaged, blobs whose pack is in no tier (not damaged: missing) */
 	char places[400];       /* "REPO, tier NAME at PATH, ..." searched for a missing pack */
@@ -497,6 +501,8 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 		if (err == BKR_EIO) {
 			unread(v, path, NULL, NULL, bkr_error_message(),
 			       "a pack the index does not name, its blobs not noted");
+			if (!v->nunx_unread++)
+				snprintf(v->unx_unread, sizeof(v->unx_unread), "%s", path);
 			err = 0;
 			goto done;
 		}
@@ -602,19 +608,26 @@ static int check_missing(struct verify *v)
 		/* Not listed: a tier migration may have moved it since the listing
 		 * (as tier status, verify looks again: bkr_repo_pack_seek). */
 		int found = bkr_repo_pack_path(v->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path));
-		if (found < 0) {
+		if (found == BKR_ENOTFOUND) {
 			bkr_error_clear();
-			found = bkr_repo_pack_seek(v->r, &e->pack, (bkr_blob_type)e->type, false, &v->tiers_reloaded,
+			found = bkr_repo_pack_seek(v->r, &e->pack, (bkr_blob_type)e->type, true, &v->tiers_reloaded,
 						   path, sizeof(path));
-			if (found < 0 && found != BKR_ENOTFOUND)
-				return found; /* the tier records could not be read again */
-			bkr_error_clear();
 		}
 		if (found == 0) {
 			err = check_pack(v, &e->pack, -1, path);
 			continue;
 		}
 		bkr_pack_id_to_hex(&e->pack, hex);
+		if (found == BKR_EIO) { /* a place could not say whether it holds the pack: not missing */
+			char what[200];
+			snprintf(what, sizeof(what), "pack %s named by the index: a place that may hold it could not be looked at; "
+				 "%zu blob%s in it not checked", hex, hi - lo, hi - lo == 1 ? "" : "s");
+			unread(v, hex, NULL, NULL, bkr_error_message(), what);
+			continue;
+		}
+		if (found < 0 && found != BKR_ENOTFOUND)
+			return found; /* the tier records could not be read again, a server that does not answer */
+		bkr_error_clear();
 		if (!v->places[0])
 			searched(v);
 		/* the hint about tier disks only where there are tiers */
@@ -645,6 +658,22 @@ static const struct unindexed *loose_pack(struct verify *v, const bkr_id *id)
 	if (bkr_idset_add(&v->loose_used, id) > 0)
 		u->used++;
 	return u;
+}
+
+#define NOT_CHECKED "not checked"
+
+/* A blob that is @p what (not in the index) while a pack the index does not
+ * name could not be read: it may be there, so it is not missing but not
+ * checked (an I/O error, never damage); in v->why. */
+static const char *unindexed_unread(struct verify *v, const char *what)
+{
+	char more[64] = "";
+	if (v->nunx_unread > 1)
+		snprintf(more, sizeof(more), " (or one of %zu more)", v->nunx_unread - 1);
+	snprintf(v->why, sizeof(v->why), NOT_CHECKED ": %s, it may be in %s%s, a pack the index does not name that "
+		 "could not be read (an I/O error, not damage: check the disk, then run verify again)",
+		 what, v->unx_unread, more);
+	return v->why;
 }
 
 /* Why a blob a backup uses (as @p type) cannot be read, in v->why; NULL when it can. */
@@ -678,7 +707,19 @@ static const char *blob_problem(struct verify *v, const bkr_id *id, bkr_blob_typ
 	if (bkr_idset_has(&v->recorded, id))
 		return "damaged (bkr repair took it out of the index: the next backup of a source that still has "
 		       "these bytes stores them again)";
+	if (v->nunx_unread)
+		return unindexed_unread(v, "not in the index");
 	return "missing from the index";
+}
+
+/* The kind of a file whose blob is @p why (blob_problem's answer). */
+static bkr_verify_kind file_kind(const char *why)
+{
+	if (!strncmp(why, "damaged", 7))
+		return BKR_VERIFY_DAMAGED_FILE;
+	if (!strncmp(why, NOT_CHECKED, strlen(NOT_CHECKED)))
+		return BKR_VERIFY_IO;
+	return BKR_VERIFY_MISSING;
 }
 
 /* Tree @p id at @p path of backup @p m failed to load (@p msg says why):
@@ -692,10 +733,14 @@ static void bad_tree(struct verify *v, const bkr_manifest *m, const bkr_id *id, 
 	msg = why;
 	v->walk_incomplete = true;
 	bkr_id_to_hex(id, hex);
-	if (bkr_repo_lookup(v->r, id, &e) < 0)
+	bool unindexed = bkr_repo_lookup(v->r, id, &e) < 0;
+	if (unindexed)
 		u = loose_pack(v, id);
 	bkr_error_clear();
-	if (u)
+	if (unindexed && !u && !bkr_idset_has(&v->recorded, id) && v->nunx_unread)
+		report(v, BKR_VERIFY_IO, hex, m->backup_id, path, "%sblob %s is %s: nothing below it checked",
+		       strcmp(path, "/") ? "" : "root tree: ", hex, unindexed_unread(v, "not in the index"));
+	else if (u)
 		report(v, BKR_VERIFY_TREE, hex, m->backup_id, path, "%s%s (it is in %s, which the index does not name)",
 		       strcmp(path, "/") ? "" : "root tree: ", msg, u->path);
 	else
@@ -711,8 +756,7 @@ static void check_report(struct verify *v, const bkr_manifest *m)
 	if (bkr_id_is_zero(&m->report) || !(why = blob_problem(v, &m->report, BKR_BLOB_DATA)))
 		return;
 	bkr_id_to_hex(&m->report, hex);
-	report(v, !strncmp(why, "damaged", 7) ? BKR_VERIFY_DAMAGED_FILE : BKR_VERIFY_MISSING, hex, m->backup_id,
-	       "report.json", "the run's report: blob %s is %s", hex, why);
+	report(v, file_kind(why), hex, m->backup_id, "report.json", "the run's report: blob %s is %s", hex, why);
 }
 
 /* Every tree and file of backup or recovery run @p m (a run's report too). */
@@ -783,8 +827,7 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 				bad = &xs[i].blob;
 		if (bad) {
 			bkr_id_to_hex(bad, hex);
-			report(v, !strncmp(why, "damaged", 7) ? BKR_VERIFY_DAMAGED_FILE : BKR_VERIFY_MISSING, hex,
-			       m->backup_id, it->path, "chunk %s is %s", hex, why);
+			report(v, file_kind(why), hex, m->backup_id, it->path, "chunk %s is %s", hex, why);
 		}
 		free(chunks);
 		free(xs);

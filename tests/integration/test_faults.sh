@@ -212,6 +212,28 @@ done
 [ $fired -ge 8 ] || fail "the index reads failed only $fired times"
 pass "an index file whose superseded list cannot be read fails the load (exit 7), never taken for one that supersedes nothing"
 
+# --- an index file that cannot be read is an I/O error for every command
+# that loads the index: one line naming it, exit 7 (the index was mapped, so
+# a disk error in it was a SIGBUS, beyond the reach of fault points; it is
+# read now, and tests/integration/test_mount_damage.sh has the mount's side)
+Q=$T/ir
+mkdir -p "$T/irws"
+head -c 20000 /dev/urandom >"$T/irws/a"
+"$BKR" -q init -r "$Q"
+"$BKR" -q create -r "$Q" "$T/irws" >/dev/null
+for cmd in "list" "restore latest --target $T/irt" "verify --read-data" "repair"; do
+	rc=0
+	# shellcheck disable=SC2086 # the words of cmd
+	BKR_FAULT=index-read:1:eio "$BKR" -q -r "$Q" $cmd >"$T/out" 2>"$T/err" || rc=$?
+	[ $rc = 7 ] || fail "$cmd with the index file unreadable: exit $rc (not 7): $(cat "$T/out" "$T/err")"
+	one_line_error
+	grep -q "^bkr [a-z]*: read $Q/index/[0-9a-f]\{64\}\.idx: injected fault at index-read" "$T/err" ||
+		fail "$cmd with the index file unreadable: $(cat "$T/err")"
+done
+[ ! -e "$T/irt/irws" ] || fail "restore without its index restored something"
+expect_exit 0 "$BKR" -q -r "$Q" verify --read-data
+pass "an index file that cannot be read: list, restore, verify and repair fail with one line naming it (exit 7)"
+
 # --- an I/O error reading a pack is not damage: verify --read-data reported
 # a pack read failing with EIO as a problem of the pack ("pack read PATH:
 # ...", exit 1), the file using it as damaged, and recorded its blob as
@@ -355,6 +377,84 @@ done
 	fail "the read faults met $datapacks other data packs, $treepacks tree packs, $manifests manifests"
 [ -n "$checked" ] || fail "no read fault met another data pack"
 pass "verify goes on past a pack that cannot be read: an I/O error named apart ($datapacks data, $treepacks tree packs, $manifests manifests), the damage elsewhere found and alone recorded, exit 7; repair keeps the unread pack's blobs"
+
+# --- after a lost index, a pack the index does not name whose footer cannot
+# be read (an I/O error): the files whose chunks are in it were reported as
+# "missing from the index" (kind missing, counted as damaged files, alerted
+# as damage), a directory tree in it as a damaged tree, as if their data
+# were gone, though it may well be in that pack.  They are not checked: an
+# I/O error naming the pack, exit 7.  The index lacks the pack here because
+# a repair ran while it was away (as if its index file were lost)
+U=$T/unx
+mkdir -p "$T/uws/d"
+head -c 300000 /dev/urandom >"$T/uws/d/a"
+for folder in data tree; do
+	rm -rf "$U"
+	"$BKR" -q init -r "$U"
+	"$BKR" -q create -r "$U" "$T/uws" >/dev/null
+	upack=$(find "$U/$folder" -name '*.pack')
+	mv "$upack" "$T/upack"
+	expect_exit 1 "$BKR" -q -r "$U" repair
+	mv "$T/upack" "$upack"
+	rm -rf "$T/unx-start" && cp -a "$U" "$T/unx-start"
+	expect_exit 1 "$BKR" -r "$U" verify # the pack read: it holds what the index lacks
+	grep -q "^[a-z]* [^ ]* [^ ]*: .* (it is in $upack, which the index does not name)$" "$T/out" ||
+		fail "verify with the index lacking a $folder pack: $(cat "$T/out")"
+	seen=0
+	for n in $(seq 1 20); do
+		rm -rf "$U" && cp -a "$T/unx-start" "$U"
+		rc=0
+		BKR_FAULT=read:$n:eio "$BKR" -q -r "$U" verify >"$T/out" 2>"$T/err" || rc=$?
+		grep -q "^io-error read $upack:" "$T/out" || continue
+		[ $rc = 7 ] || fail "verify with the footer of $upack failing: exit $rc: $(cat "$T/out" "$T/err")"
+		one_line_error
+		! grep -q "^missing \|^damaged-file \|^tree " "$T/out" || fail "verify with the footer of $upack failing: $(cat "$T/out")"
+		grep -q "^io-error [^ ]* [^ ]*: .*[0-9a-f]\{64\} is not checked: not in the index, it may be in $upack, a pack the index does not name that could not be read" "$T/out" ||
+			fail "verify with the footer of $upack failing: $(cat "$T/out")"
+		seen=$((seen + 1))
+	done
+	[ $seen -ge 1 ] || fail "no read fault met the footer of the $folder pack the index does not name"
+	expect_exit 0 "$BKR" -q -r "$U" repair
+	expect_exit 0 "$BKR" -q -r "$U" verify --read-data
+done
+pass "a pack the index does not name that cannot be read: the files and trees it may hold are not checked (an I/O error), never missing or damaged"
+
+# --- a place that cannot say whether it holds a pack (its stat failing with
+# EIO, BKR_FAULT stat) is no proof the pack is gone: repair took it for
+# "missing from every tier and trash" and dropped its index entries, and a
+# tree pack so for "directory tree ... is not in the repository ...: no
+# intact copy exists"; verify, when the second look failed too, for a pack
+# "missing from every tier and trash" whose blobs it recorded as damaged.
+# Repair stops with the error (exit 7, one line naming the file); verify
+# names it as an I/O error.  The index names a pack in the trash here
+S=$T/stat
+mkdir -p "$T/stws"
+head -c 300000 /dev/urandom >"$T/stws/a"
+"$BKR" -q init -r "$S"
+"$BKR" -q create -r "$S" "$T/stws" >/dev/null
+spack=$(find "$S/data" -name '*.pack')
+mkdir -p "$S/trash"
+mv "$spack" "$S/trash/"
+rm -rf "$T/stat-start" && cp -a "$S" "$T/stat-start"
+seen=0
+for n in $(seq 1 14); do
+	for cmd in "repair --dry-run" "verify"; do
+		rm -rf "$S" && cp -a "$T/stat-start" "$S"
+		rc=0
+		# shellcheck disable=SC2086 # the words of cmd
+		BKR_FAULT=stat:$n:eio,stat:$((n + 1)):eio,stat:$((n + 2)):eio "$BKR" -q -r "$S" $cmd >"$T/out" 2>"$T/err" || rc=$?
+		[ $rc = 0 ] && continue
+		[ $rc = 7 ] || fail "$cmd with stats $n-$((n + 2)) failing: exit $rc: $(cat "$T/out" "$T/err")"
+		one_line_error
+		grep -q "injected fault at stat" "$T/err" || fail "$cmd with stats $n-$((n + 2)) failing: $(cat "$T/err")"
+		! grep -q "missing\|no intact copy\|damaged" "$T/out" || fail "$cmd with stats $n-$((n + 2)) failing: $(cat "$T/out")"
+		grep -q "$S/trash/[0-9a-f]*\.pack: injected fault at stat" "$T/err" && seen=$((seen + 1))
+	done
+done
+[ $seen -ge 2 ] || fail "the stat faults met the pack in the trash $seen times"
+expect_exit 0 "$BKR" -q -r "$S" repair
+expect_exit 0 "$BKR" -q -r "$S" verify --read-data
+pass "a pack whose place cannot be looked at (stat failing with EIO) is not missing: repair stops, verify says an I/O error ($seen runs)"
 
 # --- the weekly routine's verify goes on the same way: the pack that cannot
 # be read fails the step (its message names it) and is no damaged object;

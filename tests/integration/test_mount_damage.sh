@@ -89,3 +89,35 @@ got=$(errno_of list "$mnt/by-id/$id")
 [ "$(errno_of list "$mnt/by-id/$id/ws/many")" = "ok 5001" ] || fail "the backup's big directory"
 bkrfs_unmount "$mnt"
 pass "a backup whose manifest is gone lists as EIO, not as an empty directory the kernel keeps"
+
+# An index file that stops reading under a running mount: the index was
+# mapped (files of 4 KiB and more), so a page of it that could no longer be
+# read (a bad sector once the page cache dropped it; here the file cut short
+# in place, which the kernel answers the same way) killed the mount with
+# SIGBUS at the next lookup.  Index files are read into memory: the mount
+# goes on with what it read.  One that cannot be read when the mount starts
+# (an I/O error, BKR_FAULT index-read) is one line naming it, exit 2.
+I=$T/ri
+mkdir -p "$T/iws"
+for i in $(seq 1 200); do head -c 2000 /dev/urandom >"$T/iws/f$i"; done
+"$BKR" -q init -r "$I"
+"$BKR" -q create -r "$I" "$T/iws"
+idx=$(ls "$I/index")
+[ "$(stat -c %s "$I/index/$idx")" -gt 8192 ] || fail "the index file is too small to have been mapped"
+bkrfs_fg "$I" "$mnt" "$T/fs3.err"
+truncate -s 0 "$I/index/$idx"
+for i in 1 100 200; do
+	cmp "$mnt/latest/iws/f$i" "$T/iws/f$i" || fail "f$i through the mount, its index file cut short"
+done
+kill -0 "$DAEMON" || fail "the mount died: $(cat "$T/fs3.err")"
+bkrfs_unmount "$mnt"
+"$BKR" -q init -r "$T/r3"
+"$BKR" -q create -r "$T/r3" "$T/iws"
+rc=0
+BKR_FAULT=index-read:1:eio "$BKRFS" "$T/r3" "$mnt" -f 2>"$T/err" || rc=$?
+[ $rc = 2 ] || fail "bkrfs with the index file unreadable: exit $rc (not 2): $(cat "$T/err")"
+one_line_error
+grep -q "^bkrfs: .*read $T/r3/index/[0-9a-f]\{64\}\.idx: injected fault at index-read" "$T/err" ||
+	fail "bkrfs with the index file unreadable: $(cat "$T/err")"
+! mountpoint -q "$mnt" || fail "bkrfs mounted without its index"
+pass "an index file that stops reading under a mount: the mount goes on (it was read, not mapped); unreadable at the start: one line naming it, exit 2"

@@ -1,8 +1,8 @@
 /** @file
  * The blob index: blob id -> pack, offset, lengths (docs/format.md "Index
- * files").  Index files are sorted, checksummed, and searched in place through
- * mmap, so a million blobs cost milliseconds to open and a lookup is a binary
- * search per file.
+ * files").  Index files are sorted, checksummed, read whole into memory and
+ * searched in place, so a million blobs cost one read to open and a lookup is
+ * a binary search per file.
  */
 #ifndef BKR_INDEX_H
 #define BKR_INDEX_H
@@ -52,9 +52,10 @@ enum {
 };
 
 /**
- * Map (bkr_store_view_get) and verify every "*.idx" directly under @p prefix
+ * Read (bkr_store_view_get) and verify every "*.idx" directly under @p prefix
  * of @p s that no other present file supersedes.  No files is an empty index.
- * A corrupt file is BKR_ECORRUPT naming it (unless BKR_INDEX_SKIP_DAMAGED).
+ * A corrupt file is BKR_ECORRUPT naming it (unless BKR_INDEX_SKIP_DAMAGED); a
+ * file that cannot be read (an I/O error) is that error, never skipped.
  */
 int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix, unsigned flags);
 

@@ -220,7 +220,8 @@ int bkr_repo_load_tree_only(void *repo, const bkr_id *id, bkr_tree **out);
  */
 int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before);
 
-/** Locate a pack's file in hot, the tiers, then trash (the repository's, the tiers'); BKR_ENOTFOUND. */
+/** Locate a pack's file in hot, the tiers, then trash (the repository's, the tiers'); BKR_ENOTFOUND
+ *  when none holds it, another code when a place could not answer (an I/O error is never "missing"). */
 int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, char *out, size_t cap);
 /** Whether a pack is in any of those places: 0; BKR_ENOTFOUND when none holds it (the message
  *  names a tier that is missing); another code when a place could not answer. */

@@ -59,8 +59,6 @@ typedef struct bkr_store_ops {
 	 *  left "" by a store that has none. */
 	int (*stat_time)(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime, char *tag);
 	int (*get)(bkr_store *s, const char *name, size_t max, uint8_t **out, size_t *len);
-	/** Optional (NULL: bkr_store_view_get uses get). */
-	int (*view)(bkr_store *s, const char *name, size_t max, bkr_store_view *out);
 	int (*get_range)(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags);
 	/** Optional (NULL: bkr_store_advise does nothing). */
 	int (*advise)(bkr_store *s, const char *name, uint64_t off, uint64_t len);
@@ -96,8 +94,9 @@ struct bkr_store {
 };
 
 /**
- * The read-only bytes of a whole object, zero-copy where the store can (a
- * local store maps the file: the page cache holds it, not the heap).
+ * The read-only bytes of a whole object, read into memory (never mapped: a
+ * disk error in a mapped page kills the process with SIGBUS, where a read
+ * returns an error naming the file).
  */
 struct bkr_store_view {
 	const uint8_t *data;
