@@ -924,8 +924,8 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 		}
 	}
 	decide(&p);
-	/* a dry run reads no blob it would repack: the real run finds damage there */
-	if (!o->dry_run && (err = check_repacks(&p)) < 0)
+	/* a dry run reads them too: it reports the damage the real run would stop at */
+	if ((err = check_repacks(&p)) < 0)
 		goto done;
 	record_damage(&p);
 	bkr_index_files(idx, &nfiles);

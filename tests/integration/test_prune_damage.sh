@@ -86,6 +86,16 @@ once_stored() {
 	cp -a "$R" "$T/repo-$mode-clean"
 	flip_largest_blob "$da" >/dev/null
 
+	# the dry run reads the blobs a repack would copy: it said all was well
+	# (exit 0) where the real run leaves the pack and exits 6
+	(cd "$R" && find . -type f -exec sha256sum {} + | sort) >"$T/files-before"
+	expect_exit 6 "$BKR" -r "$R" prune --grace 0 --dry-run --json
+	[ "$(grep -c 'cannot be read intact' "$T/err")" = 1 ] && grep -q "pack $(pack_hex "$da")" "$T/err" &&
+		grep -q "a real run records the damage" "$T/err" || { cat "$T/err"; fail "$mode: prune --dry-run does not name the damaged blob"; }
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["dry_run"] and r["damaged_blobs"] == 1 and r["damaged_packs"] == 1 and not r["damage_recorded"], r' "$T/out" ||
+		fail "$mode: prune --dry-run report: $(cat "$T/out")"
+	(cd "$R" && find . -type f -exec sha256sum {} + | sort) | cmp -s - "$T/files-before" || fail "$mode: prune --dry-run changed the repository"
+
 	expect_exit 6 "$BKR" -r "$R" prune --grace 0
 	# one line naming the blob and the pack, pointing to repair
 	[ "$(grep -c 'cannot be read intact' "$T/err")" = 1 ] && grep -q "pack $(pack_hex "$da")" "$T/err" &&
