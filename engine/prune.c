@@ -863,6 +863,7 @@ static int expire(struct prune *p, bkr_store *s, bkr_trash_stats *ts)
 		ts->bytes += one.bytes;
 		ts->kept_batches += one.kept_batches;
 		ts->kept_bytes += one.kept_bytes;
+		ts->future_batches += one.future_batches;
 	}
 	return err;
 }
@@ -923,8 +924,8 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 		}
 	}
 	decide(&p);
-	/* a dry run reads no blob it would repack: the real run finds damage there */
-	if (!o->dry_run && (err = check_repacks(&p)) < 0)
+	/* a dry run reads them too: it reports the damage the real run would stop at */
+	if ((err = check_repacks(&p)) < 0)
 		goto done;
 	record_damage(&p);
 	bkr_index_files(idx, &nfiles);
@@ -943,6 +944,7 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 		goto done;
 	out->trash_freed = ts.bytes;
 	out->trash_waiting = ts.kept_bytes;
+	out->trash_future_batches = ts.future_batches;
 done:
 	bkr_store_free(s);
 	bkr_index_free(idx);

@@ -66,6 +66,7 @@ struct repair {
 	bkr_idset clean;         /* trees with nothing damaged below */
 	bkr_idset seen;          /* pack ids (zero-extended) already scanned */
 	bkr_idset damaged;       /* blob ids verify recorded as damaged */
+	bkr_idset failing;       /* of them, those with a copy in a pack that still fails */
 	char host[256];
 	bool backup_damaged;
 };
@@ -469,6 +470,10 @@ static int heal(struct repair *p)
 			break;
 		}
 		bkr_error_clear();
+		if (bkr_idset_add(&p->failing, &e->id) < 0) {
+			err = bkr_error_oom();
+			break;
+		}
 		if (!old_has(p, e)) {
 			p->rep->added--; /* its pack's footer names it, but an earlier repair took it out */
 			continue;
@@ -854,10 +859,39 @@ done:
 	return err;
 }
 
+static bool still_failing(void *ctx, const bkr_id *id)
+{
+	struct repair *p = ctx;
+	return bkr_idset_has(&p->failing, id);
+}
+
+/*
+ * The damage records heal has dealt with: every blob they name was read again
+ * and no copy of it in any pack fails now (the damaged one was repacked away,
+ * or reads), so they would only be read again, and counted, by every later
+ * repair, and reported by health.  Into trash (verify records stay: they are
+ * history).
+ */
+static int retire_damage(struct repair *p)
+{
+	char **names = NULL;
+	size_t n = 0;
+	int err;
+
+	if ((err = bkr_damage_records_resolved(p->r, still_failing, p, &names, &n)) == 0 && n && !p->o->dry_run)
+		err = bkr_trash_move(p->store, (const char *const *)names, n, p->now);
+	if (err == 0)
+		p->rep->damage_records_resolved = n;
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return err;
+}
+
 int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *out)
 {
 	struct repair p = { .r = r, .o = o, .rep = out, .damaged = BKR_IDSET_INIT, .clean = BKR_IDSET_INIT,
-			  .seen = BKR_IDSET_INIT };
+			  .seen = BKR_IDSET_INIT, .failing = BKR_IDSET_INIT };
 	bkr_index *idx = NULL;
 	size_t nstale = 0;
 	int err;
@@ -915,6 +949,7 @@ int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *
 		if ((err = publish(&p, idx)) < 0 || (err = bkr_repo_reload_index(r)) < 0)
 			goto done;
 	}
+	err = retire_damage(&p);
 done:
 	for (size_t i = 0; i < p.nlisted; i++)
 		free(p.listed[i]);
@@ -931,6 +966,7 @@ done:
 	free(p.final);
 	free(p.have);
 	bkr_idset_free(&p.damaged);
+	bkr_idset_free(&p.failing);
 	bkr_idset_free(&p.clean);
 	bkr_idset_free(&p.seen);
 	bkr_index_free(idx);

@@ -19,6 +19,7 @@
 #include "bkr/error.h"
 #include "bkr/pack.h"
 #include "bkr/retention.h"
+#include "bkr/trash.h"
 #include "idset.h"
 #include "reach.h"
 #include "repo_priv.h"
@@ -278,8 +279,8 @@ static int records_damaged(const struct record_list *l)
 	if (!l->damaged)
 		return 0;
 	return bkr_error_set(BKR_ECORRUPT, "%zu tier record%s damaged (%s): the tier location it names is unknown, "
-			     "and the packs there would look missing; put it back from a copy of the repository "
-			     "(docs/format.md \"Tiers\")", l->damaged, l->damaged == 1 ? " is" : "s are", l->first_damaged);
+			     "and the packs there would look missing; put it back from a copy of the repository, "
+			     "or give it up with 'bkr tier forget --damaged' (docs/format.md \"Tiers\")", l->damaged, l->damaged == 1 ? " is" : "s are", l->first_damaged);
 }
 
 int bkr_tier_records_check(bkr_store *s)
@@ -654,6 +655,60 @@ done:
 		free(f.names[i]);
 	free(f.names);
 	free(u);
+	return err;
+}
+
+struct forget_damaged {
+	bkr_store *s;
+	char **names; /* the damaged records */
+	size_t n, cap;
+	void (*cb)(void *ctx, const char *name, const char *why);
+	void *ctx;
+};
+
+static int match_damaged(void *ctx, const char *name)
+{
+	struct forget_damaged *f = ctx;
+	const char *tier, *loc;
+	bool damaged;
+	int64_t t;
+	cJSON *o = record_load(f->s, name, &tier, &loc, &t, &damaged);
+	int err = 0;
+
+	cJSON_Delete(o);
+	if (!damaged)
+		return 0;
+	if (f->cb)
+		f->cb(f->ctx, name, bkr_error_message());
+	bkr_error_clear();
+	if ((err = bkr_array_grow((void **)&f->names, &f->cap, f->n, sizeof(*f->names))) < 0)
+		return err;
+	if (!(f->names[f->n] = strdup(name)))
+		return bkr_error_oom();
+	f->n++;
+	return 0;
+}
+
+int bkr_tier_forget_damaged(bkr_repo *r, bool dry_run, int64_t now_ns,
+			    void (*cb)(void *ctx, const char *name, const char *why), void *ctx, size_t *n)
+{
+	struct forget_damaged f = { bkr_repo_tier(r, 0, NULL, NULL), NULL, 0, 0, cb, ctx };
+	int err;
+
+	*n = 0;
+	if ((err = bkr_store_list(f.s, "tiers/", match_damaged, &f)) == BKR_ENOTFOUND) {
+		bkr_error_clear();
+		err = 0;
+	}
+	if (err == 0 && !f.n)
+		err = bkr_error_set(BKR_ENOTFOUND, "%s: no tier record is damaged", bkr_repo_path(r));
+	if (err == 0 && !dry_run)
+		err = bkr_trash_move(f.s, (const char *const *)f.names, f.n, now_ns);
+	if (err == 0)
+		*n = f.n;
+	for (size_t i = 0; i < f.n; i++)
+		free(f.names[i]);
+	free(f.names);
 	return err;
 }
 

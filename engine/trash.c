@@ -28,13 +28,29 @@ int bkr_trash_name(char *out, size_t cap, const char *name)
 	return 0;
 }
 
+/* @p o (consumed), checksummed, as @p name of @p s. */
+static int put_json(bkr_store *s, const char *name, cJSON *o)
+{
+	char *text = cJSON_PrintUnformatted(o), *sealed = NULL;
+	size_t len;
+	int err;
+
+	cJSON_Delete(o);
+	if (!text)
+		return bkr_error_oom();
+	if ((err = bkr_json_seal(text, &sealed, &len)) == 0)
+		err = bkr_store_put(s, name, sealed, len);
+	free(text);
+	free(sealed);
+	return err;
+}
+
 /* trash/batch-<20-digit ns>-<8 hex>.json listing @p names */
 static int batch_publish(bkr_store *s, const char *const *names, size_t n, int64_t now_ns)
 {
-	char name[96], rhex[9], when[32], *text = NULL, *sealed = NULL;
+	char name[96], rhex[9], when[32];
 	uint8_t rnd[4];
 	cJSON *o = NULL, *arr;
-	size_t len;
 	int err;
 
 	if ((err = bkr_random_bytes(rnd, sizeof(rnd))) < 0)
@@ -44,29 +60,18 @@ static int batch_publish(bkr_store *s, const char *const *names, size_t n, int64
 	bkr_time_format(when, now_ns);
 	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "kind", "trash") ||
 	    !cJSON_AddStringToObject(o, "time", when) || !(arr = cJSON_AddArrayToObject(o, "objects"))) {
-		err = bkr_error_oom();
-		goto done;
+		cJSON_Delete(o);
+		return bkr_error_oom();
 	}
 	for (size_t i = 0; i < n; i++) {
 		cJSON *str = cJSON_CreateString(names[i]);
 		if (!str || !cJSON_AddItemToArray(arr, str)) {
 			cJSON_Delete(str);
-			err = bkr_error_oom();
-			goto done;
+			cJSON_Delete(o);
+			return bkr_error_oom();
 		}
 	}
-	if (!(text = cJSON_PrintUnformatted(o))) {
-		err = bkr_error_oom();
-		goto done;
-	}
-	if ((err = bkr_json_seal(text, &sealed, &len)) < 0)
-		goto done;
-	err = bkr_store_put(s, name, sealed, len);
-done:
-	cJSON_Delete(o);
-	free(text);
-	free(sealed);
-	return err;
+	return put_json(s, name, o);
 }
 
 int bkr_trash_move(bkr_store *s, const char *const *names, size_t n, int64_t now_ns)
@@ -177,28 +182,86 @@ static char **realloc_names(char **v, size_t *cap)
 	return nv;
 }
 
+/*
+ * The batches of a trash, and the prunes' marks on them: the grace period runs
+ * from the first prune that saw a batch, trash/seen-<20-digit ns>-<batch base>,
+ * not from the time in the batch's name, which the clock of whatever made it
+ * stamped (another host's, one set back or ahead since).
+ */
 struct batch_list {
 	char **names;
 	size_t n, cap;
+	char **seen; /* the marks */
+	size_t nseen, seen_cap;
 };
+
+#define SEEN_PREFIX "trash/seen-"
+#define SEEN_TIME_LEN 20
+
+/* The batch a mark names ("batch-..."), or NULL when @p name is none. */
+static const char *seen_batch(const char *name)
+{
+	size_t pl = strlen(SEEN_PREFIX);
+	if (strncmp(name, SEEN_PREFIX, pl) || strlen(name) < pl + SEEN_TIME_LEN + 1 ||
+	    strspn(name + pl, "0123456789") != SEEN_TIME_LEN || name[pl + SEEN_TIME_LEN] != '-')
+		return NULL;
+	return name + pl + SEEN_TIME_LEN + 1;
+}
 
 static int collect_batch(void *ctx, const char *name)
 {
 	struct batch_list *l = ctx;
 	size_t pl = strlen(BATCH_PREFIX), len = strlen(name);
-	if (strncmp(name, BATCH_PREFIX, pl) || len < pl + 5 || strcmp(name + len - 5, ".json") ||
-	    strchr(name + pl, '/'))
+	char ***v = &l->names;
+	size_t *n = &l->n, *cap = &l->cap;
+
+	if (seen_batch(name)) {
+		v = &l->seen;
+		n = &l->nseen;
+		cap = &l->seen_cap;
+	} else if (strncmp(name, BATCH_PREFIX, pl) || len < pl + 5 || strcmp(name + len - 5, ".json") ||
+		   strchr(name + pl, '/')) {
 		return 0;
-	if (l->n == l->cap) {
-		char **nn = realloc(l->names, (l->cap = l->cap ? l->cap * 2 : 16) * sizeof(*nn));
+	}
+	if (*n == *cap) {
+		char **nn = realloc(*v, (*cap = *cap ? *cap * 2 : 16) * sizeof(*nn));
 		if (!nn)
 			return bkr_error_oom();
-		l->names = nn;
+		*v = nn;
 	}
-	if (!(l->names[l->n] = strdup(name)))
+	if (!((*v)[*n] = strdup(name)))
 		return bkr_error_oom();
-	l->n++;
+	(*n)++;
 	return 0;
+}
+
+/* When a prune first saw @p batch (its earliest mark), or -1 for never. */
+static int64_t batch_seen(const struct batch_list *l, const char *batch)
+{
+	const char *base = batch + strlen("trash/");
+	int64_t first = -1;
+	for (size_t i = 0; i < l->nseen; i++) {
+		int64_t t = strtoll(l->seen[i] + strlen(SEEN_PREFIX), NULL, 10);
+		if (!strcmp(seen_batch(l->seen[i]), base) && (first < 0 || t < first))
+			first = t;
+	}
+	return first;
+}
+
+/* Mark @p batch seen at @p now_ns. */
+static int batch_mark(bkr_store *s, const char *batch, int64_t now_ns)
+{
+	char name[160], when[32];
+	cJSON *o;
+
+	snprintf(name, sizeof(name), SEEN_PREFIX "%020" PRId64 "-%s", now_ns, batch + strlen("trash/"));
+	bkr_time_format(when, now_ns);
+	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "kind", "trash-seen") ||
+	    !cJSON_AddStringToObject(o, "batch", batch) || !cJSON_AddStringToObject(o, "time", when)) {
+		cJSON_Delete(o);
+		return bkr_error_oom();
+	}
+	return put_json(s, name, o);
 }
 
 /* The trash names ("trash/<base>") the kept batches name: an object moved out
@@ -279,10 +342,28 @@ done:
 	return err;
 }
 
-static bool batch_expires(const char *batch, int64_t now_ns, int64_t grace_s)
+/* Whether @p batch, first seen by a prune at @p seen_ns (-1: now), is older than the grace. */
+static bool batch_expires(int64_t seen_ns, int64_t now_ns, int64_t grace_s)
 {
-	int64_t t = strtoll(batch + strlen(BATCH_PREFIX), NULL, 10);
-	return grace_s <= 0 || (now_ns - t) / 1000000000LL >= grace_s;
+	return grace_s <= 0 || (seen_ns >= 0 && (now_ns - seen_ns) / 1000000000LL >= grace_s);
+}
+
+/* Delete the marks of @p batch (expired), or of no batch (@p batch NULL) of @p l. */
+static int marks_delete(bkr_store *s, const struct batch_list *l, const char *batch)
+{
+	for (size_t i = 0; i < l->nseen; i++) {
+		const char *base = seen_batch(l->seen[i]);
+		bool orphan = true;
+		int err;
+		for (size_t j = 0; !batch && j < l->n && orphan; j++)
+			orphan = strcmp(l->names[j] + strlen("trash/"), base) != 0;
+		if (batch ? strcmp(batch + strlen("trash/"), base) : !orphan)
+			continue;
+		if ((err = bkr_store_delete(s, l->seen[i])) < 0 && err != BKR_ENOTFOUND)
+			return err;
+		bkr_error_clear();
+	}
+	return 0;
 }
 
 int bkr_trash_expire(bkr_store *s, int64_t now_ns, int64_t grace_s, bool dry_run, bkr_trash_stats *st)
@@ -297,14 +378,22 @@ int bkr_trash_expire(bkr_store *s, int64_t now_ns, int64_t grace_s, bool dry_run
 	/* the kept batches first, so that every expiring one knows their names */
 	for (int pass = 0; pass < 2; pass++)
 	for (size_t i = 0; i < l.n; i++) {
-		bool expire = batch_expires(l.names[i], now_ns, grace_s);
+		int64_t seen = batch_seen(&l, l.names[i]);
+		bool expire = batch_expires(seen, now_ns, grace_s);
 		if (expire != (pass == 1))
 			continue;
+		if (!expire && strtoll(l.names[i] + strlen(BATCH_PREFIX), NULL, 10) > now_ns)
+			st->future_batches++;
+		/* the first prune to see it starts its grace period */
+		if (!expire && seen < 0 && !dry_run && (err = batch_mark(s, l.names[i], now_ns)) < 0)
+			goto done;
 		int e = batch_apply(s, l.names[i], expire, dry_run, st, &k);
 		if (e == BKR_ECORRUPT) {
 			bkr_error_clear(); /* left alone; verify names it */
 			continue;
 		}
+		if (e == 0 && expire && !dry_run)
+			e = marks_delete(s, &l, l.names[i]);
 		if (e < 0) {
 			err = e;
 			goto done;
@@ -314,10 +403,16 @@ int bkr_trash_expire(bkr_store *s, int64_t now_ns, int64_t grace_s, bool dry_run
 		else
 			st->kept_batches++;
 	}
+	/* the marks of batches gone (a prune stopped between a batch and its marks) */
+	if (!dry_run)
+		err = marks_delete(s, &l, NULL);
 done:
 	for (size_t i = 0; i < l.n; i++)
 		free(l.names[i]);
 	free(l.names);
+	for (size_t i = 0; i < l.nseen; i++)
+		free(l.seen[i]);
+	free(l.seen);
 	for (size_t i = 0; i < k.n; i++)
 		free(k.names[i]);
 	free(k.names);

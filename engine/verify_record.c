@@ -15,6 +15,7 @@
 #include "bkr/error.h"
 #include "bkr/host.h"
 #include "bkr/manifest.h"
+#include "array.h"
 
 static const char *const result_names[] = { "ok", "problems", "failed" };
 
@@ -430,6 +431,64 @@ int bkr_damaged_blobs_foreach(bkr_repo *r, int (*cb)(void *ctx, const bkr_id *id
 {
 	struct each_damaged e = { cb, ctx };
 	return bkr_repo_foreach_record(r, false, each_damaged_record, &e);
+}
+
+struct damage_names {
+	char **v;
+	size_t n, cap;
+	bool (*damaged)(void *ctx, const bkr_id *id);
+	void *ctx;
+};
+
+static int take_damage_name(void *ctx, const char *path, const char *text, size_t len)
+{
+	struct damage_names *d = ctx;
+	const char *base = strrchr(path, '/');
+	bkr_id *ids = NULL;
+	size_t n = 0, l;
+	uint64_t omitted = 0;
+	int64_t t;
+	int err = damage_decode(text, len, path, &ids, &n, &omitted, &t);
+
+	bool still = false;
+
+	for (size_t i = 0; i < n && !still; i++)
+		still = d->damaged(d->ctx, &ids[i]);
+	free(ids);
+	if (err == BKR_ENOMEM)
+		return err;
+	if (err < 0) {
+		bkr_error_clear(); /* another kind, or damaged */
+		return 0;
+	}
+	if (omitted || still)
+		return 0; /* its other blobs were not read again; a copy still fails */
+	base = base ? base + 1 : path;
+	l = strlen("records/") + strlen(base) + 1;
+	if ((err = bkr_array_grow((void **)&d->v, &d->cap, d->n, sizeof(*d->v))) < 0)
+		return err;
+	if (!(d->v[d->n] = malloc(l)))
+		return bkr_error_oom();
+	snprintf(d->v[d->n++], l, "records/%s", base);
+	return 0;
+}
+
+int bkr_damage_records_resolved(bkr_repo *r, bool (*damaged)(void *ctx, const bkr_id *id), void *ctx,
+				char ***names, size_t *n)
+{
+	struct damage_names d = { .damaged = damaged, .ctx = ctx };
+	int err = bkr_repo_foreach_record(r, false, take_damage_name, &d);
+
+	if (err < 0) {
+		for (size_t i = 0; i < d.n; i++)
+			free(d.v[i]);
+		free(d.v);
+		d.v = NULL;
+		d.n = 0;
+	}
+	*names = d.v;
+	*n = d.n;
+	return err;
 }
 
 int bkr_damaged_blobs_foreach_in(const bkr_records *rs,

@@ -115,6 +115,7 @@ static void print_report(cli *c, const bkr_repair_report *r, bool dry_run, bool 
 			{ "damaged_dropped", r->damaged_dropped }, { "damaged_healed", r->damaged_healed },
 			{ "damaged_files", r->damaged_files }, { "healable_files", r->healable_files },
 			{ "backups_damaged", r->backups_damaged }, { "damaged_manifests", r->damaged_manifests },
+			{ "damage_records_resolved", r->damage_records_resolved },
 		};
 		json_out j;
 		json_out_init(&j, stdout);
@@ -154,6 +155,10 @@ static void print_report(cli *c, const bkr_repair_report *r, bool dry_run, bool 
 		printf("heal: %llu damaged blob%s recorded (by verify or prune): %llu taken out of the index, %llu read fine now\n",
 		       (unsigned long long)r->damaged_recorded, r->damaged_recorded == 1 ? "" : "s",
 		       (unsigned long long)r->damaged_dropped, (unsigned long long)r->damaged_healed);
+	if (r->damage_records_resolved)
+		printf("heal: %llu damage record%s (by prune) resolved: %s into trash\n",
+		       (unsigned long long)r->damage_records_resolved, r->damage_records_resolved == 1 ? "" : "s",
+		       dry_run ? "would move" : r->damage_records_resolved == 1 ? "moved it" : "moved them");
 	if (r->damaged_incomplete)
 		printf("heal: a verify or prune found more damaged blobs than its record holds: run 'bkr verify --read-data' "
 		       "and 'bkr repair' again\n");

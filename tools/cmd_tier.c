@@ -15,7 +15,8 @@
 static const char usage[] =
 	"usage: bkr tier status  [-r REPO] [-c CONFIG] [--json]\n"
 	"       bkr tier migrate [-r REPO] -c CONFIG [--dry-run] [--as-of TIME] [--no-wait] [--json]\n"
-	"       bkr tier forget  [-r REPO] LOCATION [--lost] [--dry-run] [--no-wait] [--json]\n\n"
+	"       bkr tier forget  [-r REPO] LOCATION [--lost] [--dry-run] [--no-wait] [--json]\n"
+	"       bkr tier forget  [-r REPO] --damaged [--dry-run] [--no-wait] [--json]\n\n"
 	"status: data and tree packs, and their bytes, in the repository (hot) and in\n"
 	"every tier it recorded or the configuration names; exit status 1 when a\n"
 	"recorded tier is missing or not mounted, or two recorded tiers share a\n"
@@ -28,16 +29,19 @@ static const char usage[] =
 	"exclusive lock (docs/operations.md \"Tiers\").\n"
 	"forget: stop searching a tier location the repository recorded (a retired or\n"
 	"lost disk): refused while it holds data packs, and while it is missing unless\n"
-	"--lost (then run 'bkr repair': backups whose data was only there are damaged).\n\n"
+	"--lost (then run 'bkr repair': backups whose data was only there are damaged).\n"
+	"With --damaged: move the tier records that do not read (their location is\n"
+	"unknown) into trash/, where they stay for the grace period.\n\n"
 	"  -n, --dry-run      say what would move (or be forgotten), change nothing\n"
 	"      --as-of TIME   evaluate ages as if now were TIME (ISO 8601, UTC)\n"
 	"      --lost         forget: the location is gone for good, with its data\n"
+	"      --damaged      forget: the damaged tier records, instead of a LOCATION\n"
 	"      --no-wait      fail at once when a backup is running (default: wait)\n";
 
-enum { OPT_AS_OF = OPT_FIRST_CMD, OPT_LOST };
+enum { OPT_AS_OF = OPT_FIRST_CMD, OPT_LOST, OPT_DAMAGED };
 
 struct opts {
-	bool dry_run, lost, has_as_of;
+	bool dry_run, lost, damaged, has_as_of;
 	int64_t as_of;
 	lc_lock_opts lock;
 };
@@ -54,6 +58,9 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		return lc_as_of(c, arg, &s->as_of);
 	case OPT_LOST:
 		s->lost = true;
+		return 0;
+	case OPT_DAMAGED:
+		s->damaged = true;
 		return 0;
 	case LC_OPT_NO_WAIT:
 		s->lock.no_wait = true;
@@ -306,6 +313,74 @@ static int forget(cli *c, bkr_repo *repo, const struct opts *s, const char *loca
 	return 0;
 }
 
+struct damaged_list {
+	char **v; /* name, error, name, error, ... */
+	size_t n;
+	bool oom;
+};
+
+static void on_damaged(void *ctx, const char *name, const char *why)
+{
+	struct damaged_list *d = ctx;
+	char **nv = d->oom ? NULL : realloc(d->v, (d->n + 2) * sizeof(*nv));
+	if (!nv) {
+		d->oom = true;
+		return;
+	}
+	d->v = nv;
+	d->v[d->n++] = strdup(name);
+	d->v[d->n++] = strdup(why);
+	d->oom = !d->v[d->n - 2] || !d->v[d->n - 1];
+}
+
+static int forget_damaged(cli *c, bkr_repo *repo, const struct opts *s)
+{
+	struct damaged_list d = { 0 };
+	bkr_lock *lock = NULL;
+	size_t n = 0;
+	int err;
+
+	if ((err = lc_lock(c, repo, &s->lock, &lock)) == 0)
+		err = bkr_tier_forget_damaged(repo, s->dry_run, bkr_time_now_ns(), on_damaged, &d, &n);
+	bkr_lock_release(lock);
+	if (err == 0 && d.oom)
+		err = bkr_error_oom();
+	if (err < 0)
+		goto done;
+	if (c->json) {
+		json_out j;
+		json_out_init(&j, stdout);
+		json_out_begin_object(&j);
+		json_out_key(&j, "dry_run");
+		json_out_bool(&j, s->dry_run);
+		json_out_key(&j, "damaged");
+		json_out_begin_array(&j);
+		for (size_t i = 0; i + 1 < d.n; i += 2) {
+			json_out_begin_object(&j);
+			json_out_path(&j, "record", d.v[i], strlen(d.v[i]));
+			json_out_member(&j, "error", d.v[i + 1]);
+			json_out_end_object(&j);
+		}
+		json_out_end_array(&j);
+		json_out_key(&j, "records");
+		json_out_uint(&j, n);
+		json_out_end_object(&j);
+	} else if (!c->quiet) {
+		for (size_t i = 0; i + 1 < d.n; i += 2)
+			printf("%s tier record %s into trash: %s\n", s->dry_run ? "would move damaged" : "moved damaged",
+			       d.v[i], d.v[i + 1]);
+		printf("the location%s %s named %s no longer searched: if one held data, put its record back "
+		       "from trash/ before 'bkr prune' expires it; else 'bkr repair' drops the index entries of "
+		       "packs that were only there\n", n == 1 ? "" : "s", n == 1 ? "it" : "they",
+		       s->dry_run ? "would be" : n == 1 ? "is" : "are");
+	}
+done:
+	for (size_t i = 0; i < d.n; i++)
+		free(d.v[i]);
+	free(d.v);
+	return err < 0 ? cli_fail(c, err) : 0;
+}
+
 int cmd_tier(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -313,6 +388,7 @@ int cmd_tier(cli *c, int argc, char **argv)
 		{ "as-of", required_argument, NULL, OPT_AS_OF },
 		{ "no-wait", no_argument, NULL, LC_OPT_NO_WAIT },
 		{ "lost", no_argument, NULL, OPT_LOST },
+		{ "damaged", no_argument, NULL, OPT_DAMAGED },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts s = { 0 };
@@ -327,13 +403,17 @@ int cmd_tier(cli *c, int argc, char **argv)
 	if (strcmp(verb, "status") && strcmp(verb, "migrate") && strcmp(verb, "forget"))
 		return cli_usage_error(c, "unknown tier verb '%s' (status, migrate or forget)", verb);
 	if (!strcmp(verb, "forget")) {
-		if (first >= argc)
-			return cli_usage_error(c, "forget: expected the LOCATION to forget ('bkr tier status' lists them)");
-		location = argv[first++];
+		if (s.damaged && s.lost)
+			return cli_usage_error(c, "forget: --damaged takes no --lost (the location is unknown)");
+		if (!s.damaged && first >= argc)
+			return cli_usage_error(c, "forget: expected the LOCATION to forget ('bkr tier status' lists them), "
+					       "or --damaged");
+		if (!s.damaged)
+			location = argv[first++];
 		if (s.has_as_of)
 			return cli_usage_error(c, "forget takes no --as-of");
-	} else if (s.lost) {
-		return cli_usage_error(c, "--lost goes with 'bkr tier forget'");
+	} else if (s.lost || s.damaged) {
+		return cli_usage_error(c, "%s goes with 'bkr tier forget'", s.lost ? "--lost" : "--damaged");
 	}
 	if (first < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
@@ -348,7 +428,8 @@ int cmd_tier(cli *c, int argc, char **argv)
 		return cli_fail(c, err);
 	}
 	err = !strcmp(verb, "status") ? status(c, repo) : !strcmp(verb, "migrate") ? migrate(c, repo, &s)
-										  : forget(c, repo, &s, location);
+	      : s.damaged ? forget_damaged(c, repo, &s)
+			  : forget(c, repo, &s, location);
 	bkr_repo_free(repo);
 	return err;
 }

@@ -188,6 +188,8 @@ void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run
 		json_out_uint(j, p->trash_freed);
 		json_out_key(j, "trash_waiting_bytes");
 		json_out_uint(j, p->trash_waiting);
+		json_out_key(j, "trash_future_batches");
+		json_out_uint(j, p->trash_future_batches);
 		json_out_key(j, "duplicate_blobs");
 		json_out_uint(j, p->duplicate_blobs);
 		json_out_key(j, "damaged_copies");
@@ -221,6 +223,10 @@ void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run
 	cli_human_bytes(b, p->trash_waiting);
 	printf("%s %s to trash (%s net once it expires); trash: %s deleted now, %s waiting for the grace period\n",
 	       dry_run ? "would move" : "moved", a, d, f, b);
+	if (p->trash_future_batches)
+		printf("%zu trash batch%s dated in the future (made while the clock was ahead): the grace period "
+		       "runs from the first prune that saw %s\n", p->trash_future_batches,
+		       p->trash_future_batches == 1 ? " is" : "es are", p->trash_future_batches == 1 ? "it" : "them");
 	if (p->damaged_copies)
 		printf("%" PRIu64 " damaged cop%s of blobs stored more than once passed over: an intact copy %s "
 		       "(run 'bkr verify --read-data')\n", p->damaged_copies, p->damaged_copies == 1 ? "y" : "ies",

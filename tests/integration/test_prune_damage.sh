@@ -86,6 +86,16 @@ once_stored() {
 	cp -a "$R" "$T/repo-$mode-clean"
 	flip_largest_blob "$da" >/dev/null
 
+	# the dry run reads the blobs a repack would copy: it said all was well
+	# (exit 0) where the real run leaves the pack and exits 6
+	(cd "$R" && find . -type f -exec sha256sum {} + | sort) >"$T/files-before"
+	expect_exit 6 "$BKR" -r "$R" prune --grace 0 --dry-run --json
+	[ "$(grep -c 'cannot be read intact' "$T/err")" = 1 ] && grep -q "pack $(pack_hex "$da")" "$T/err" &&
+		grep -q "a real run records the damage" "$T/err" || { cat "$T/err"; fail "$mode: prune --dry-run does not name the damaged blob"; }
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["dry_run"] and r["damaged_blobs"] == 1 and r["damaged_packs"] == 1 and not r["damage_recorded"], r' "$T/out" ||
+		fail "$mode: prune --dry-run report: $(cat "$T/out")"
+	(cd "$R" && find . -type f -exec sha256sum {} + | sort) | cmp -s - "$T/files-before" || fail "$mode: prune --dry-run changed the repository"
+
 	expect_exit 6 "$BKR" -r "$R" prune --grace 0
 	# one line naming the blob and the pack, pointing to repair
 	[ "$(grep -c 'cannot be read intact' "$T/err")" = 1 ] && grep -q "pack $(pack_hex "$da")" "$T/err" &&
@@ -114,6 +124,7 @@ PY
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["damaged_recorded"] == 1 and [p for p in r["problems"] if p["kind"] == "damaged-blob" and p["object"] == sys.argv[2]], r
+assert r["damage_records_resolved"] == 0, r  # the damaged copy is still in its pack
 PY
 	# the health report says so until a verify has judged the repository since
 	printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R" "$ws" "$T/logs" >"$T/health-$mode.json"
@@ -134,14 +145,31 @@ PY
 
 	# repair takes the damaged blob out (the live file has its bytes: healable) ...
 	expect_exit 1 "$BKR" -r "$R" repair --json
-	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_dropped"] == 1 and r["healable_files"] == 1, r' "$T/out" ||
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_dropped"] == 1 and r["healable_files"] == 1 and r["damage_records_resolved"] == 0, r' "$T/out" ||
 		fail "$mode: repair did not take the recorded damaged blob out: $(cat "$T/out")"
+	# the damaged copy is still in its pack: the records stay (without them a
+	# repair would index it again from the pack's footer)
+	expect_exit 1 "$BKR" -r "$R" repair --json
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_recorded"] == 1 and r["damage_records_resolved"] == 0 and not r["rewritten"], r' "$T/out" ||
+		fail "$mode: a second repair before the pack is repacked: $(cat "$T/out")"
 	# ... a backup stores it again, and prune now repacks the pack
 	expect_exit 0 "$BKR" -q -r "$R" create --type incremental "$ws"
 	expect_exit 0 "$BKR" -r "$R" prune --grace 0 --json
 	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_blobs"] == 0 and r["repacked_packs"] >= 1, r' "$T/out" ||
 		fail "$mode: prune after repair: $(cat "$T/out")"
 	[ ! -e "$da" ] || fail "$mode: the damaged pack was not repacked once repair took its damaged blob out"
+	# the two damage records (one per prune) have said all they had to: the
+	# blob reads (its new copy), the damaged one is gone.  Repair moves them
+	# into trash, so no later repair reads them again and health stops
+	# reporting them (they stayed in records/ for ever)
+	expect_exit 0 "$BKR" -r "$R" repair --json
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_recorded"] == 1 and r["damaged_healed"] == 1 and r["damage_records_resolved"] == 2, r' "$T/out" ||
+		fail "$mode: repair after the repack did not resolve the damage records: $(cat "$T/out")"
+	expect_exit 0 "$BKR" -r "$R" repair --json
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_recorded"] == 0 and r["damage_records_resolved"] == 0, r' "$T/out" ||
+		fail "$mode: a repair still reads the resolved damage records: $(cat "$T/out")"
+	"$BKR" -c "$T/health-$mode.json" health >"$T/out" 2>&1 || true
+	grep -q "prune found damage" "$T/out" && fail "$mode: health still reports the damage repair resolved: $(cat "$T/out")"
 	expect_exit 0 "$BKR" -r "$R" verify --read-data
 	for id in $(ids "$R"); do restore_same "$R" "$id" "$ws"; done
 	expect_exit 0 "$BKR" -c "$T/health-$mode.json" health

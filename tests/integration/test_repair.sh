@@ -262,6 +262,30 @@ expect_exit 0 "$BKR" -r "$R" verify --read-data
 restore_all "a delete undone after prune, then pruned"
 pass "a delete undone after prune: repair moves the packs the backup uses back from the trash; nothing is lost"
 
+# --- the trash grace and the wall clock --------------------------------------------
+# The grace ran from the time in a batch's name: a delete stamped by a clock ten
+# days behind was emptied by the next prune (after the clock was corrected), and
+# one stamped ten days ahead waited ten days and the grace.  It runs from the
+# first prune that saw the batch now, whatever its name says.
+C=$T/clock
+rm -rf "$C" && cp -a "$T/repo-clean" "$C"
+at() { date -u -d "@$1" +%FT%TZ; }
+now=$(date +%s)
+mapfile -t ids < <(ls "$C/backups" | sed 's/\.json$//' | sort)
+expect_exit 0 env BKR_TEST_NOW="$(at $((now - 864000)))" "$BKR" -q -r "$C" delete "${ids[0]}"
+expect_exit 0 env BKR_TEST_NOW="$(at $((now + 864000)))" "$BKR" -q -r "$C" delete "${ids[1]}"
+expect_exit 0 env BKR_TEST_NOW="$(at "$now")" "$BKR" -r "$C" prune --json
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["trash_future_batches"] == 1 and r["trash_freed_bytes"] == 0, r' "$T/out" ||
+	fail "the first prune after the deletes: $(cat "$T/out")"
+[ -e "$C/trash/${ids[0]}.json" ] || fail "a batch stamped by a clock ten days behind expired at the first prune"
+expect_exit 0 env BKR_TEST_NOW="$(at $((now + 86340)))" "$BKR" -q -r "$C" prune
+[ -e "$C/trash/${ids[0]}.json" ] && [ -e "$C/trash/${ids[1]}.json" ] ||
+	fail "a trash batch expired within the grace after the first prune saw it: $(ls "$C/trash")"
+expect_exit 0 env BKR_TEST_NOW="$(at $((now + 86400)))" "$BKR" -q -r "$C" prune
+[ -z "$(ls "$C/trash")" ] || fail "the trash (and the prunes' marks) not empty a grace after the first prune saw it: $(ls "$C/trash")"
+expect_exit 0 "$BKR" -r "$C" verify --read-data
+pass "trash expires a grace after the first prune saw it: a delete stamped by a clock behind waits, one ahead does not wait for its date"
+
 # killed while it moves packs back (the first move, the last one) and before
 # the index naming them is written (its first write): a rerun completes.  How
 # many packs the backup had depends on its workers, so the last is counted.

@@ -547,6 +547,27 @@ done
 expect_exit 1 "$BKR" -r "$R" verify
 grep -qF "1 tier record is damaged ($rec: " "$T/out" "$T/err" || fail "verify with a damaged tier record: $(cat "$T/out" "$T/err")"
 find "$R/index" -type f | sort | cmp -s - "$T/index-before" || fail "a command changed the index with a damaged tier record"
+# The command meant to clean up tier records refused it (exit 3: no record
+# names a location nobody can read).  --damaged moves it into trash/.
+base=$(basename "$rec")
+cp "$rec" "$T/rec-damaged.json"
+expect_exit 0 "$BKR" -r "$R" tier forget --damaged --dry-run
+grep -qF "would move damaged tier record tiers/$base into trash: $rec: " "$T/out" || fail "forget --damaged --dry-run: $(cat "$T/out")"
+[ -e "$rec" ] || fail "forget --damaged --dry-run moved the record"
+expect_exit 0 "$BKR" -r "$R" tier forget --damaged --json
+python3 - "$T/out" "tiers/$base" <<'PY' || fail "forget --damaged --json: $(cat "$T/out")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert not o["dry_run"] and o["records"] == 1 and [d["record"] for d in o["damaged"]] == [sys.argv[2]], o
+PY
+[ ! -e "$rec" ] && cmp -s "$R/trash/$base" "$T/rec-damaged.json" || fail "the damaged tier record did not move into trash"
+"$BKR" -r "$R" tier status >"$T/out" 2>"$T/err" || true
+err_has "tier record" && fail "tier status still stops on the damaged record: $(cat "$T/err")"
+expect_exit 3 "$BKR" -r "$R" tier forget --damaged
+one_line_error
+err_has "no tier record is damaged" || fail "forget --damaged with none: $(cat "$T/err")"
+find "$R/index" -type f | sort | cmp -s - "$T/index-before" || fail "forget --damaged changed the index"
+mv "$R/trash/$base" "$rec"
 cp "$T/rec.json" "$rec"
 expect_exit 0 "$BKR" -r "$R" verify
-pass "a damaged tier record stops repair, prune, tier status and migrate naming it (exit 4), verify names it; nothing changes"
+pass "a damaged tier record stops repair, prune, tier status and migrate naming it (exit 4), verify names it; tier forget --damaged moves it into trash"

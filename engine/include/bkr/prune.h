@@ -68,6 +68,7 @@ typedef struct {
 	uint64_t index_files;                   /**< index files merged into one */
 	uint64_t trash_freed;                   /**< bytes deleted from trash (expired) */
 	uint64_t trash_waiting;                 /**< bytes still in trash, within the grace period */
+	size_t trash_future_batches;            /**< trash batches dated after now: a clock that was ahead */
 	uint64_t duplicate_blobs;               /**< used blobs stored more than once: one copy read before the others go */
 	uint64_t damaged_copies;                /**< of their copies, those that failed the read: never the one kept */
 	uint64_t damaged_blobs;                 /**< used blobs read with no copy intact: named, recorded, kept */

@@ -83,6 +83,8 @@ typedef struct {
 	const char *config_rewritten; /**< "config.json" or "config.copy.json" rewritten from the other, or NULL */
 	bool damaged_incomplete;      /**< a verify found more damaged blobs than its record holds:
 	                                   run verify --read-data and repair again */
+	uint64_t damage_records_resolved; /**< damage records whose every blob now reads or left the
+	                                       index: moved into trash (dry run: would be) */
 } bkr_repair_report;
 
 typedef struct {

@@ -158,6 +158,19 @@ typedef struct {
  */
 int bkr_tier_forget(bkr_repo *r, const char *location, bool lost, bool dry_run, bkr_tier_forget_report *out);
 
+/**
+ * Move every damaged tier record (a checksum that fails, JSON or a field that
+ * does not parse: the location it names is unknown) of @p r into trash (the
+ * caller holds the exclusive lock), so that the commands that stop on it
+ * (repair, prune, tier status and migrate) run again; @p cb (may be NULL)
+ * gets each one's store name and error first.  The record stays in trash/
+ * for the grace period (put it back from there if its location held data).
+ * BKR_ENOTFOUND when none is damaged; nothing moves with @p dry_run.  *@p n:
+ * how many.
+ */
+int bkr_tier_forget_damaged(bkr_repo *r, bool dry_run, int64_t now_ns,
+			    void (*cb)(void *ctx, const char *name, const char *why), void *ctx, size_t *n);
+
 typedef struct {
 	int version;
 	bool dry_run;

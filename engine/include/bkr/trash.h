@@ -41,12 +41,17 @@ typedef struct {
 	uint64_t bytes;      /**< their size */
 	size_t kept_batches; /**< batches still within the grace period */
 	uint64_t kept_bytes; /**< bytes of objects still waiting */
+	size_t future_batches; /**< kept batches dated after now (made by a clock that was ahead) */
 } bkr_trash_stats;
 
 /**
- * Delete the objects of every batch older than @p grace_s seconds at
- * @p now_ns, then the batch (only count them when @p dry_run).  A damaged
- * batch is left alone (BKR_ECORRUPT is not returned: the rest still expire).
+ * Delete the objects of every batch a prune first saw more than @p grace_s
+ * seconds before @p now_ns, then the batch (only count them when
+ * @p dry_run).  A batch no prune saw yet is marked seen at @p now_ns
+ * (trash/seen-<ns>-<batch base>): its grace period starts then, whatever the
+ * time in its name says (a clock set back or ahead since it was made).
+ * @p grace_s 0 expires every batch.  A damaged batch is left alone
+ * (BKR_ECORRUPT is not returned: the rest still expire).
  */
 int bkr_trash_expire(bkr_store *s, int64_t now_ns, int64_t grace_s, bool dry_run, bkr_trash_stats *st);
 

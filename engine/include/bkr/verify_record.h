@@ -118,6 +118,18 @@ int bkr_damaged_blobs_foreach(bkr_repo *r, int (*cb)(void *ctx, const bkr_id *id
  * made at or before @p until_ns: when (*time_ns) and how many damaged blobs
  * it names (*blobs); BKR_ENOTFOUND (no message) when there is none.
  */
+/**
+ * The store names ("records/<name>.json") of @p r's damage records that
+ * name every damaged blob they met (no "damaged_omitted") and none of whose
+ * blobs @p damaged says still has a copy that fails to read: such a record
+ * says nothing more (repair, having read every copy of those blobs again,
+ * moves it into trash).  A record naming a copy that still fails stays: it
+ * keeps repair from indexing that copy again from its pack's footer.  Free
+ * each name and the array.
+ */
+int bkr_damage_records_resolved(bkr_repo *r, bool (*damaged)(void *ctx, const bkr_id *id), void *ctx,
+				char ***names, size_t *n);
+
 int bkr_damage_record_last_in(const bkr_records *rs, int64_t until_ns, int64_t *time_ns, uint64_t *blobs);
 
 /** The same over records already read (bkr_repo_records_read). */
