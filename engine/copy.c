@@ -487,6 +487,12 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 				    "not copied over; delete %s there (bkr delete --force ID) and copy again",
 				    bkr_repo_path(to), ndamaged, ndamaged == 1 ? "" : "s", ndamaged == 1 ? "is" : "are",
 				    ndamaged == 1 ? "it" : "them");
+	else if (bad.n && !o->nspecs)
+		/* every backup was asked for: one left out is no success (as for list) */
+		err = bkr_error_set(BKR_ECORRUPT, "%s: %zu backup%s not copied: %s manifest%s there %s damaged (named "
+				    "above); every other backup is in %s", bkr_repo_path(from), bad.n, bad.n == 1 ? "" : "s",
+				    bad.n == 1 ? "its" : "their", bad.n == 1 ? "" : "s", bad.n == 1 ? "is" : "are",
+				    bkr_repo_path(to));
 done:
 	if (stats)
 		*stats = c.run;

@@ -5,7 +5,8 @@
 # new blobs); plain -> encrypted -> encrypted -> plain with restores, diff,
 # verify --read-data, and the same tree ids back at the end; the ID forms;
 # --dry-run and --json; a damaged source blob (one line naming backup and
-# blob, nothing published); a copy killed by fault injection at several
+# blob, nothing published); a damaged source manifest (named, the rest
+# copied, exit 4); a copy killed by fault injection at several
 # points, then rerun; an unknown id; a repository copied into itself.
 # Needs root (mknod, chown in the edge tree).
 source "$(dirname "$0")/lib.sh"
@@ -30,6 +31,16 @@ for m in json.load(open(sys.argv[1])):
         for s in m["sources"]:
             s.pop("checksum")
     print(json.dumps(m, sort_keys=True))
+PY
+}
+# flip_manifest FILE: one bit flipped in the middle of FILE (its checksum fails)
+flip_manifest() {
+	python3 - "$1" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 1
+open(p, "wb").write(bytes(b))
 PY
 }
 json_get() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
@@ -183,6 +194,27 @@ grep -q "backup backup_" "$T/err" && grep -q "blob [0-9a-f]\{64\}" "$T/err" ||
 expect_exit 0 "$BKR" -r "$C" verify --read-data
 pass "a damaged source blob: exit 4, one line naming backup and blob, nothing published, the destination verifies"
 
+# --- a damaged source manifest (found by hostile testing: "not copied" as a
+# warning, the summary, exit 0 - a replication job took it for done): the
+# other backups are copied, the copy ends with exit 4, and a rerun says so again
+DM=$T/damaged-manifest
+cp -a "$A" "$DM"
+flip_manifest "$DM/backups/$id3.json"
+C=$T/c-dm
+expect_exit 0 "$BKR" init -r "$C"
+for run in first second; do
+	expect_exit 4 "$BKR" copy --from "$DM" --to "$C"
+	grep -q "warning: $id3.json: not copied: .*checksum mismatch" "$T/err" ||
+		fail "$run run: the damaged manifest is not named: $(cat "$T/err")"
+	grep -q "$DM: 1 backup not copied: its manifest there is damaged (named above); every other backup is in $C" "$T/err" ||
+		fail "$run run: the error: $(cat "$T/err")"
+done
+[ "$(ls "$C/backups" | sort)" = "$(ls "$A/backups" | grep -v "$id3" | sort)" ] ||
+	fail "the other backups were not copied: $(ls "$C/backups")"
+expect_exit 4 "$BKR" copy --from "$DM" --to "$C" --dry-run
+expect_exit 0 "$BKR" copy --from "$DM" --to "$C" "$id4"
+pass "a damaged source manifest: named, the others copied, exit 4 (and for a dry run); a copy of other IDs is not concerned"
+
 # --- killed mid-way (a crash at the n-th rename or write), then rerun
 for fault in rename:1 rename:4 write:9 fsync:6; do
 	K=$T/k-${fault/:/-}
@@ -204,13 +236,7 @@ pass "a copy killed at a rename, write or fsync leaves the destination verify-cl
 D=$T/damaged-dest
 expect_exit 0 "$BKR" init -r "$D"
 expect_exit 0 "$BKR" copy --from "$A" --to "$D" "$id1"
-python3 - "$D/backups/$id1.json" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, "rb").read())
-b[len(b) // 2] ^= 1
-open(p, "wb").write(bytes(b))
-PY
+flip_manifest "$D/backups/$id1.json"
 expect_exit 4 "$BKR" copy --from "$A" --to "$D"
 grep -q "backup $id1: not copied: it is in $D, but its manifest there is damaged" "$T/err" ||
 	fail "a damaged destination manifest is not named: $(cat "$T/err")"
