@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bkr/backupid.h"
+#include "bkr/catalog.h"
 #include "bkr/error.h"
 #include "bkr/log.h"
 #include "bkr/tree.h"
@@ -303,9 +303,10 @@ static int copy_backup(struct copier *c, bkr_manifest *m, bool *exists)
 
 /* ---- the run -------------------------------------------------------------------- */
 
-/* Which backups of @p l to copy (want[i]); BKR_ENOTFOUND/BKR_EAMBIGUOUS for a spec. */
-static int select_backups(bkr_repo *from, const bkr_copy_options *o, const bkr_manifest_list *l, bool *want,
-			  size_t *n)
+/* Which backups of @p l to copy (want[i]); BKR_ENOTFOUND/BKR_EAMBIGUOUS for a spec, BKR_ECORRUPT for
+ * 'latest' when the newest-named manifest (@p bad) is damaged. */
+static int select_backups(bkr_repo *from, const bkr_copy_options *o, const bkr_manifest_list *l,
+			  const bkr_newest_bad *bad, bool *want, size_t *n)
 {
 	const char **ids;
 	int err = 0;
@@ -323,7 +324,7 @@ static int select_backups(bkr_repo *from, const bkr_copy_options *o, const bkr_m
 		ids[i] = l->items[i]->backup_id;
 	for (size_t k = 0; k < o->nspecs && err == 0; k++) {
 		size_t hit;
-		if ((err = bkr_backupid_resolve(&hit, ids, l->n, o->specs[k], "backup", bkr_repo_path(from))) == 0 &&
+		if ((err = bkr_repo_resolve(from, false, bad, &hit, ids, l->n, o->specs[k])) == 0 &&
 		    !want[hit]) {
 			want[hit] = true;
 			(*n)++;
@@ -361,12 +362,14 @@ static bool same_ids(bkr_repo *from, bkr_repo *to)
 struct bad_ctx {
 	const bkr_copy_options *o;
 	size_t n;
+	bkr_newest_bad newest; /* for 'latest' */
 };
 
 static void on_bad(void *ctx, const char *file, const char *message)
 {
 	struct bad_ctx *b = ctx;
 	b->n++;
+	bkr_newest_bad_note(&b->newest, file);
 	bkr_log_event(BKR_LOG_WARN, "copy", "damaged-manifest", (const char *[]){ "file", file, NULL },
 		      "%s: not copied: %s", file, message);
 	if (b->o->warning) {
@@ -421,7 +424,7 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 	bkr_manifest_list l = { 0 };
 	bkr_lock *lock = NULL;
 	char **have = NULL;
-	struct bad_ctx bad = { o, 0 };
+	struct bad_ctx bad = { o, 0, { "", "" } };
 	size_t nhave = 0, ndamaged = 0;
 	bool *want = NULL;
 	int err;
@@ -440,7 +443,7 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 		err = bkr_error_oom();
 		goto done;
 	}
-	if ((err = select_backups(from, o, &l, want, &c.nbackups)) < 0)
+	if ((err = select_backups(from, o, &l, &bad.newest, want, &c.nbackups)) < 0)
 		goto done;
 	if (!o->dry_run) {
 		/* as a backup: the shared lock, then the index as it is now, then the writer (its mark) */

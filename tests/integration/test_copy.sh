@@ -6,8 +6,9 @@
 # verify --read-data, and the same tree ids back at the end; the ID forms;
 # --dry-run and --json; a damaged source blob (one line naming backup and
 # blob, nothing published); a damaged source manifest (named, the rest
-# copied, exit 4); a copy killed by fault injection at several
-# points, then rerun; an unknown id; a repository copied into itself.
+# copied, exit 4; latest refused when it is the newest); a copy killed by
+# fault injection at several points, then rerun; an unknown id; a repository
+# copied into itself.
 # Needs root (mknod, chown in the edge tree).
 source "$(dirname "$0")/lib.sh"
 
@@ -213,7 +214,16 @@ done
 	fail "the other backups were not copied: $(ls "$C/backups")"
 expect_exit 4 "$BKR" copy --from "$DM" --to "$C" --dry-run
 expect_exit 0 "$BKR" copy --from "$DM" --to "$C" "$id4"
-pass "a damaged source manifest: named, the others copied, exit 4 (and for a dry run); a copy of other IDs is not concerned"
+# 'latest' when the newest source manifest is damaged (found by hostile testing:
+# an older backup copied, exit 0): refused, as everywhere (docs/bkr.1.md), nothing copied
+flip_manifest "$DM/backups/$id4.json"
+C=$T/c-latest
+expect_exit 0 "$BKR" init -r "$C"
+expect_exit 4 "$BKR" copy --from "$DM" --to "$C" latest
+grep -q "backups/$id4.json is damaged and newer than every readable backup, so 'latest' would name an older one" "$T/err" ||
+	fail "copy latest does not name the damaged newest manifest: $(cat "$T/err")"
+[ -z "$(ls "$C/backups")" ] || fail "copy latest copied an older backup: $(ls "$C/backups")"
+pass "a damaged source manifest: named, the others copied, exit 4 (and for a dry run); a copy of other IDs is not concerned; latest names a damaged newest one"
 
 # --- killed mid-way (a crash at the n-th rename or write), then rerun
 for fault in rename:1 rename:4 write:9 fsync:6; do
