@@ -149,6 +149,21 @@ BKR_PASSWORD=pass-e2 expect_exit 0 "$BKR" init -r "$E2" --encryption aes-256-gcm
 expect_exit 0 "$BKR" init -r "$P"
 BKR_PASSWORD=wrong expect_exit 9 "$BKR" copy --from "$A" --to "$E"
 one_line_error
+# an empty passphrase names where it came from (found by hostile testing: only
+# "--to: an empty passphrase is refused", whichever of the sources gave it)
+: >"$T/pw-empty"
+expect_exit 2 "$BKR" copy --from "$A" --to "$E" --to-password-file "$T/pw-empty"
+one_line_error
+grep -q "^bkr copy: --to: password file $T/pw-empty: its first line is empty (an empty passphrase is refused)$" "$T/err" ||
+	fail "an empty password file is not named: $(cat "$T/err")"
+expect_exit 2 "$BKR" copy --from "$A" --to "$E" --to-password-command 'echo'
+one_line_error
+grep -q "^bkr copy: --to: password command printed nothing or an empty first line (an empty passphrase is refused): echo$" "$T/err" ||
+	fail "an empty password command is not named: $(cat "$T/err")"
+BKR_TO_PASSWORD= expect_exit 2 "$BKR" copy --from "$A" --to "$E"
+one_line_error
+grep -q "^bkr copy: --to: BKR_TO_PASSWORD is empty (an empty passphrase is refused)$" "$T/err" ||
+	fail "an empty BKR_TO_PASSWORD is not named: $(cat "$T/err")"
 BKR_TO_PASSWORD=pass-e expect_exit 0 "$BKR" copy --from "$A" --to "$E"
 ! grep -rqa "copy-marker-7d41c0" "$E" || fail "plaintext of a file in the encrypted copy"
 ! grep -rqa "with space" "$E" || fail "a file name in plaintext in the encrypted copy"
