@@ -391,30 +391,46 @@ static void log_copied(struct copier *c, const bkr_manifest *m)
 		      bkr_repo_path(c->to), blobs, bytes);
 }
 
+/* Backup @p id is not copied: @p line, a warning; *n counts it. */
+static void not_copied(struct copier *c, const char *id, const char *event, const char *line, size_t *n)
+{
+	(*n)++;
+	bkr_log_event(BKR_LOG_WARN, "copy", event, (const char *[]){ "backup_id", id, NULL }, "%s", line);
+	if (c->o->warning)
+		c->o->warning(c->o->ctx, line);
+}
+
 /*
- * Backup @p id is in the destination: whether its manifest there reads (0),
- * or is damaged (1: named in a warning, counted in *ndamaged).  A backup
- * counts as present only when it reads: a damaged copy is never taken for a
- * good one, and never replaced (a manifest is published last and never
+ * Backup @p m is in the destination: whether its manifest there reads and
+ * is this backup (0), or is damaged (1: named in a warning, counted in
+ * *ndamaged), or - both sides naming blobs alike - has another root tree (1:
+ * another backup under that id; named, counted in *nother).  A backup counts
+ * as present only when it reads: a damaged copy is never taken for a good
+ * one, and never replaced (a manifest is published last and never
  * replacing).  Any other failure (the server) is the copy's.
  */
-static int dest_readable(struct copier *c, const char *id, size_t *ndamaged)
+static int dest_readable(struct copier *c, const bkr_manifest *m, size_t *ndamaged, size_t *nother)
 {
 	bkr_manifest *dm = NULL;
 	char line[1400];
-	int err = bkr_repo_load_manifest(c->to, false, id, &dm);
+	int err = bkr_repo_load_manifest(c->to, false, m->backup_id, &dm);
 
+	if (err == 0 && c->same_ids && memcmp(&dm->tree, &m->tree, sizeof(m->tree))) {
+		char here[BKR_ID_HEX], there[BKR_ID_HEX];
+		bkr_id_to_hex(&m->tree, here);
+		bkr_id_to_hex(&dm->tree, there);
+		snprintf(line, sizeof(line), "backup %s: not copied: %s has another backup under that id (root tree %s "
+			 "there, %s in %s)", m->backup_id, bkr_repo_path(c->to), there, here, bkr_repo_path(c->from));
+		not_copied(c, m->backup_id, "other-destination", line, nother);
+		err = 1;
+	}
 	bkr_manifest_free(dm);
 	if (err != BKR_ECORRUPT)
 		return err;
-	(*ndamaged)++;
-	snprintf(line, sizeof(line), "backup %s: not copied: it is in %s, but its manifest there is damaged (%s)", id,
-		 bkr_repo_path(c->to), bkr_error_message());
+	snprintf(line, sizeof(line), "backup %s: not copied: it is in %s, but its manifest there is damaged (%s)",
+		 m->backup_id, bkr_repo_path(c->to), bkr_error_message());
 	bkr_error_clear();
-	bkr_log_event(BKR_LOG_WARN, "copy", "damaged-destination", (const char *[]){ "backup_id", id, NULL }, "%s",
-		      line);
-	if (c->o->warning)
-		c->o->warning(c->o->ctx, line);
+	not_copied(c, m->backup_id, "damaged-destination", line, ndamaged);
 	return 1;
 }
 
@@ -425,7 +441,7 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 	bkr_lock *lock = NULL;
 	char **have = NULL;
 	struct bad_ctx bad = { o, 0, { "", "" } };
-	size_t nhave = 0, ndamaged = 0;
+	size_t nhave = 0, ndamaged = 0, nother = 0;
 	bool *want = NULL;
 	int err;
 
@@ -461,10 +477,10 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 			continue;
 		c.backup++;
 		memset(&c.one, 0, sizeof(c.one));
-		if (has_id(have, nhave, m->backup_id) && (err = dest_readable(&c, m->backup_id, &ndamaged)) < 0)
+		if (has_id(have, nhave, m->backup_id) && (err = dest_readable(&c, m, &ndamaged, &nother)) < 0)
 			goto done;
 		if (has_id(have, nhave, m->backup_id) && err == 1)
-			continue; /* damaged there: named, counted, never copied over */
+			continue; /* damaged there or another backup: named, counted, never copied over */
 		if (!has_id(have, nhave, m->backup_id)) {
 			progress(&c);
 			if ((err = copy_backup(&c, m, &exists)) < 0) {
@@ -490,6 +506,10 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 				    "not copied over; delete %s there (bkr delete --force ID) and copy again",
 				    bkr_repo_path(to), ndamaged, ndamaged == 1 ? "" : "s", ndamaged == 1 ? "is" : "are",
 				    ndamaged == 1 ? "it" : "them");
+	else if (nother)
+		err = bkr_error_set(BKR_EEXISTS, "%s: %zu backup%s to copy %s there with other content under the same id "
+				    "(named above): not copied over", bkr_repo_path(to), nother, nother == 1 ? "" : "s",
+				    nother == 1 ? "is" : "are");
 	else if (bad.n && !o->nspecs)
 		/* every backup was asked for: one left out is no success (as for list) */
 		err = bkr_error_set(BKR_ECORRUPT, "%s: %zu backup%s not copied: %s manifest%s there %s damaged (named "

@@ -274,6 +274,32 @@ grep -q "^copied $id1" "$T/out" || fail "the rerun did not copy it again: $(cat 
 restore_cmp "$D" "$id1" "$src"
 pass "a backup damaged in the destination is named (exit 4), not skipped; deleted there, it is copied again"
 
+# --- a destination holding another backup under the same id (found by hostile
+# testing: "skipped ID: already in the destination", exit 0, though its data is
+# another backup's): named with both root trees, never copied over, exit 7;
+# the other backups are copied
+O=$T/other-dest
+mkdir -p "$T/other-src" && printf 'other\n' >"$T/other-src/f"
+expect_exit 0 "$BKR" init -r "$O"
+expect_exit 0 "$BKR" -r "$O" create --type full "$T/other-src" --json
+oid=$(backup_id "$T/out")
+python3 - "$O/backups/$oid.json" "$O/backups/$id1.json" "$id1" <<'PY'
+import hashlib, json, re, sys
+t = open(sys.argv[1]).read().rstrip()
+t = t.replace('"backup_id":"%s"' % json.loads(t)["backup_id"], '"backup_id":"%s"' % sys.argv[3])
+t = re.sub(r'"sha256":"[0-9a-f]{64}"}$', '"sha256":"' + "0" * 64 + '"}', t)
+open(sys.argv[2], "w").write(t[:-66] + hashlib.sha256(t.encode()).hexdigest() + '"}')
+PY
+rm "$O/backups/$oid.json"
+expect_exit 7 "$BKR" copy --from "$A" --to "$O"
+grep -q "backup $id1: not copied: $O has another backup under that id (root tree [0-9a-f]\{64\} there, [0-9a-f]\{64\} in $A)" "$T/err" ||
+	fail "another backup under the same id is not named: $(cat "$T/err")"
+grep -q "$O: 1 backup to copy is there with other content under the same id (named above): not copied over" "$T/err" ||
+	fail "the error: $(cat "$T/err")"
+grep -q "^copied $id4" "$T/out" || fail "the other backups were not copied: $(cat "$T/out")"
+grep -q "$T/other-src" "$O/backups/$id1.json" || fail "the destination's backup was replaced"
+pass "another backup under the same id in the destination: named, not copied over, exit 7; the others copied"
+
 # --- two copies into the same destination at once (found by review: the one
 # publishing second said "nothing to copy" though it had sent every blob
 # again): it names what it sent twice; nothing is lost or inconsistent, and
