@@ -583,27 +583,45 @@ static const char *id_time(const char *id)
 	return t;
 }
 
-/* The newest-named damaged manifest (file name and time part), for "latest". */
-struct newest_bad {
-	char file[300];
-	char time[16];
-};
-
-static void note_bad(void *ctx, const char *file, const char *message)
+void bkr_newest_bad_note(bkr_newest_bad *b, const char *file)
 {
-	struct newest_bad *b = ctx;
 	const char *t = id_time(file);
-	(void)message;
 	if (t && (!b->file[0] || strncmp(t, b->time, 15) > 0)) {
 		snprintf(b->time, sizeof(b->time), "%.15s", t);
 		snprintf(b->file, sizeof(b->file), "%s", file);
 	}
 }
 
+int bkr_repo_resolve(bkr_repo *r, bool runs, const bkr_newest_bad *bad, size_t *hit, const char *const *ids,
+		     size_t n, const char *spec)
+{
+	int err = bkr_backupid_resolve(hit, ids, n, spec, runs ? "recovery run" : "backup", r->path);
+
+	if (err < 0 && !(err == BKR_ENOTFOUND && bad->file[0] && !strcmp(spec, "latest")))
+		return err;
+	if (!strcmp(spec, "latest") && bad->file[0]) {
+		/* a damaged manifest named newer than the one 'latest' found, or in
+		 * the same second (ids order no further): never an older backup in silence */
+		const char *t = err == 0 ? id_time(ids[*hit]) : NULL;
+		if (!t || strncmp(bad->time, t, 15) >= 0)
+			return bkr_error_set(BKR_ECORRUPT, "%s/%s is damaged and newer than every readable %s, so "
+					     "'latest' would name an older one%s%s: name one ('bkr list'), or run 'bkr verify'",
+					     runs ? "runs" : "backups", bad->file, runs ? "recovery run" : "backup",
+					     t ? " " : "", t ? ids[*hit] : "");
+	}
+	return err;
+}
+
+static void note_bad(void *ctx, const char *file, const char *message)
+{
+	(void)message;
+	bkr_newest_bad_note(ctx, file);
+}
+
 static int find_in(bkr_repo *r, bool runs, const char *spec, bkr_manifest **out)
 {
 	bkr_manifest_list l;
-	struct newest_bad bad = { "", "" };
+	bkr_newest_bad bad = { "", "" };
 	const char **ids = NULL;
 	size_t hit;
 	int err;
@@ -617,21 +635,8 @@ static int find_in(bkr_repo *r, bool runs, const char *spec, bkr_manifest **out)
 	}
 	for (size_t i = 0; i < l.n; i++)
 		ids[i] = l.items[i]->backup_id;
-	if ((err = bkr_backupid_resolve(&hit, ids, l.n, spec, runs ? "recovery run" : "backup", r->path)) < 0 &&
-	    !(err == BKR_ENOTFOUND && bad.file[0] && !strcmp(spec, "latest")))
+	if ((err = bkr_repo_resolve(r, runs, &bad, &hit, ids, l.n, spec)) < 0)
 		goto done;
-	if (!strcmp(spec, "latest") && bad.file[0]) {
-		/* a damaged manifest named newer than the one 'latest' found, or in
-		 * the same second (ids order no further): never an older backup in silence */
-		const char *t = err == 0 ? id_time(ids[hit]) : NULL;
-		if (!t || strncmp(bad.time, t, 15) >= 0) {
-			err = bkr_error_set(BKR_ECORRUPT, "%s/%s is damaged and newer than every readable %s, so "
-					    "'latest' would name an older one%s%s: name one ('bkr list'), or run 'bkr verify'",
-					    runs ? "runs" : "backups", bad.file, runs ? "recovery run" : "backup",
-					    t ? " " : "", t ? ids[hit] : "");
-			goto done;
-		}
-	}
 	*out = l.items[hit];
 	l.items[hit] = NULL;
 done:

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bkr/backupid.h"
+#include "bkr/catalog.h"
 #include "bkr/error.h"
 #include "bkr/log.h"
 #include "bkr/tree.h"
@@ -303,9 +303,10 @@ static int copy_backup(struct copier *c, bkr_manifest *m, bool *exists)
 
 /* ---- the run -------------------------------------------------------------------- */
 
-/* Which backups of @p l to copy (want[i]); BKR_ENOTFOUND/BKR_EAMBIGUOUS for a spec. */
-static int select_backups(bkr_repo *from, const bkr_copy_options *o, const bkr_manifest_list *l, bool *want,
-			  size_t *n)
+/* Which backups of @p l to copy (want[i]); BKR_ENOTFOUND/BKR_EAMBIGUOUS for a spec, BKR_ECORRUPT for
+ * 'latest' when the newest-named manifest (@p bad) is damaged. */
+static int select_backups(bkr_repo *from, const bkr_copy_options *o, const bkr_manifest_list *l,
+			  const bkr_newest_bad *bad, bool *want, size_t *n)
 {
 	const char **ids;
 	int err = 0;
@@ -323,7 +324,7 @@ static int select_backups(bkr_repo *from, const bkr_copy_options *o, const bkr_m
 		ids[i] = l->items[i]->backup_id;
 	for (size_t k = 0; k < o->nspecs && err == 0; k++) {
 		size_t hit;
-		if ((err = bkr_backupid_resolve(&hit, ids, l->n, o->specs[k], "backup", bkr_repo_path(from))) == 0 &&
+		if ((err = bkr_repo_resolve(from, false, bad, &hit, ids, l->n, o->specs[k])) == 0 &&
 		    !want[hit]) {
 			want[hit] = true;
 			(*n)++;
@@ -361,12 +362,14 @@ static bool same_ids(bkr_repo *from, bkr_repo *to)
 struct bad_ctx {
 	const bkr_copy_options *o;
 	size_t n;
+	bkr_newest_bad newest; /* for 'latest' */
 };
 
 static void on_bad(void *ctx, const char *file, const char *message)
 {
 	struct bad_ctx *b = ctx;
 	b->n++;
+	bkr_newest_bad_note(&b->newest, file);
 	bkr_log_event(BKR_LOG_WARN, "copy", "damaged-manifest", (const char *[]){ "file", file, NULL },
 		      "%s: not copied: %s", file, message);
 	if (b->o->warning) {
@@ -388,30 +391,46 @@ static void log_copied(struct copier *c, const bkr_manifest *m)
 		      bkr_repo_path(c->to), blobs, bytes);
 }
 
+/* Backup @p id is not copied: @p line, a warning; *n counts it. */
+static void not_copied(struct copier *c, const char *id, const char *event, const char *line, size_t *n)
+{
+	(*n)++;
+	bkr_log_event(BKR_LOG_WARN, "copy", event, (const char *[]){ "backup_id", id, NULL }, "%s", line);
+	if (c->o->warning)
+		c->o->warning(c->o->ctx, line);
+}
+
 /*
- * Backup @p id is in the destination: whether its manifest there reads (0),
- * or is damaged (1: named in a warning, counted in *ndamaged).  A backup
- * counts as present only when it reads: a damaged copy is never taken for a
- * good one, and never replaced (a manifest is published last and never
+ * Backup @p m is in the destination: whether its manifest there reads and
+ * is this backup (0), or is damaged (1: named in a warning, counted in
+ * *ndamaged), or - both sides naming blobs alike - has another root tree (1:
+ * another backup under that id; named, counted in *nother).  A backup counts
+ * as present only when it reads: a damaged copy is never taken for a good
+ * one, and never replaced (a manifest is published last and never
  * replacing).  Any other failure (the server) is the copy's.
  */
-static int dest_readable(struct copier *c, const char *id, size_t *ndamaged)
+static int dest_readable(struct copier *c, const bkr_manifest *m, size_t *ndamaged, size_t *nother)
 {
 	bkr_manifest *dm = NULL;
 	char line[1400];
-	int err = bkr_repo_load_manifest(c->to, false, id, &dm);
+	int err = bkr_repo_load_manifest(c->to, false, m->backup_id, &dm);
 
+	if (err == 0 && c->same_ids && memcmp(&dm->tree, &m->tree, sizeof(m->tree))) {
+		char here[BKR_ID_HEX], there[BKR_ID_HEX];
+		bkr_id_to_hex(&m->tree, here);
+		bkr_id_to_hex(&dm->tree, there);
+		snprintf(line, sizeof(line), "backup %s: not copied: %s has another backup under that id (root tree %s "
+			 "there, %s in %s)", m->backup_id, bkr_repo_path(c->to), there, here, bkr_repo_path(c->from));
+		not_copied(c, m->backup_id, "other-destination", line, nother);
+		err = 1;
+	}
 	bkr_manifest_free(dm);
 	if (err != BKR_ECORRUPT)
 		return err;
-	(*ndamaged)++;
-	snprintf(line, sizeof(line), "backup %s: not copied: it is in %s, but its manifest there is damaged (%s)", id,
-		 bkr_repo_path(c->to), bkr_error_message());
+	snprintf(line, sizeof(line), "backup %s: not copied: it is in %s, but its manifest there is damaged (%s)",
+		 m->backup_id, bkr_repo_path(c->to), bkr_error_message());
 	bkr_error_clear();
-	bkr_log_event(BKR_LOG_WARN, "copy", "damaged-destination", (const char *[]){ "backup_id", id, NULL }, "%s",
-		      line);
-	if (c->o->warning)
-		c->o->warning(c->o->ctx, line);
+	not_copied(c, m->backup_id, "damaged-destination", line, ndamaged);
 	return 1;
 }
 
@@ -421,8 +440,8 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 	bkr_manifest_list l = { 0 };
 	bkr_lock *lock = NULL;
 	char **have = NULL;
-	struct bad_ctx bad = { o, 0 };
-	size_t nhave = 0, ndamaged = 0;
+	struct bad_ctx bad = { o, 0, { "", "" } };
+	size_t nhave = 0, ndamaged = 0, nother = 0;
 	bool *want = NULL;
 	int err;
 
@@ -440,7 +459,7 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 		err = bkr_error_oom();
 		goto done;
 	}
-	if ((err = select_backups(from, o, &l, want, &c.nbackups)) < 0)
+	if ((err = select_backups(from, o, &l, &bad.newest, want, &c.nbackups)) < 0)
 		goto done;
 	if (!o->dry_run) {
 		/* as a backup: the shared lock, then the index as it is now, then the writer (its mark) */
@@ -458,10 +477,10 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 			continue;
 		c.backup++;
 		memset(&c.one, 0, sizeof(c.one));
-		if (has_id(have, nhave, m->backup_id) && (err = dest_readable(&c, m->backup_id, &ndamaged)) < 0)
+		if (has_id(have, nhave, m->backup_id) && (err = dest_readable(&c, m, &ndamaged, &nother)) < 0)
 			goto done;
 		if (has_id(have, nhave, m->backup_id) && err == 1)
-			continue; /* damaged there: named, counted, never copied over */
+			continue; /* damaged there or another backup: named, counted, never copied over */
 		if (!has_id(have, nhave, m->backup_id)) {
 			progress(&c);
 			if ((err = copy_backup(&c, m, &exists)) < 0) {
@@ -487,6 +506,16 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 				    "not copied over; delete %s there (bkr delete --force ID) and copy again",
 				    bkr_repo_path(to), ndamaged, ndamaged == 1 ? "" : "s", ndamaged == 1 ? "is" : "are",
 				    ndamaged == 1 ? "it" : "them");
+	else if (nother)
+		err = bkr_error_set(BKR_EEXISTS, "%s: %zu backup%s to copy %s there with other content under the same id "
+				    "(named above): not copied over", bkr_repo_path(to), nother, nother == 1 ? "" : "s",
+				    nother == 1 ? "is" : "are");
+	else if (bad.n && !o->nspecs)
+		/* every backup was asked for: one left out is no success (as for list) */
+		err = bkr_error_set(BKR_ECORRUPT, "%s: %zu backup%s not copied: %s manifest%s there %s damaged (named "
+				    "above); every other backup is in %s", bkr_repo_path(from), bad.n, bad.n == 1 ? "" : "s",
+				    bad.n == 1 ? "its" : "their", bad.n == 1 ? "" : "s", bad.n == 1 ? "is" : "are",
+				    bkr_repo_path(to));
 done:
 	if (stats)
 		*stats = c.run;

@@ -770,8 +770,8 @@ static int from_file(const char *path, char *buf, size_t *len)
 	else if (isatty(fd))
 		err = bkr_error_set(BKR_EINVAL, "%s: a terminal (it would echo the passphrase: give no "
 				    "password file to be asked without echo)", what);
-	else
-		err = read_line_fd(fd, buf, len, what, 0);
+	else if ((err = read_line_fd(fd, buf, len, what, 0)) == 0 && !*len)
+		err = bkr_error_set(BKR_EINVAL, "%s: its first line is empty (an empty passphrase is refused)", what);
 	close(fd);
 	return err;
 }
@@ -911,6 +911,9 @@ exited:
 		return bkr_error_set(BKR_EUNAVAILABLE, "password command failed (%s %d): %s",
 				     WIFEXITED(status) ? "exit" : "signal",
 				     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), cmd);
+	if (err == 0 && !*len)
+		return bkr_error_set(BKR_EINVAL, "password command printed nothing or an empty first line (an empty passphrase "
+				     "is refused): %s", cmd);
 	return err;
 }
 
@@ -920,6 +923,8 @@ static int from_env(const char *name, char *buf, size_t *len)
 	size_t n = strlen(v);
 	if (n >= PASS_MAX)
 		return bkr_error_set(BKR_EINVAL, "%s: longer than %d bytes", name, PASS_MAX - 1);
+	if (!n)
+		return bkr_error_set(BKR_EINVAL, "%s is empty (an empty passphrase is refused)", name);
 	memcpy(buf, v, n + 1);
 	*len = n;
 	return 0;

@@ -31,7 +31,8 @@ static const char usage[] =
 	"prompt on the terminal naming the repository.\n\n"
 	"Exit status: 0 done (also when nothing was missing), 2 usage, 3 a repository or\n"
 	"backup not found, 4 a damaged source blob or manifest (named), 5 locked (--no-wait),\n"
-	"9 a wrong passphrase.\n";
+	"7 another backup under a copied backup's id in the destination, 9 a wrong\n"
+	"passphrase.\n";
 
 enum { OPT_FROM = OPT_FIRST_CMD, OPT_TO, OPT_FROM_PASSWORD_FILE, OPT_FROM_PASSWORD_COMMAND,
        OPT_TO_PASSWORD_FILE, OPT_TO_PASSWORD_COMMAND, OPT_NO_WAIT };

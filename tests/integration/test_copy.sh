@@ -5,8 +5,10 @@
 # new blobs); plain -> encrypted -> encrypted -> plain with restores, diff,
 # verify --read-data, and the same tree ids back at the end; the ID forms;
 # --dry-run and --json; a damaged source blob (one line naming backup and
-# blob, nothing published); a copy killed by fault injection at several
-# points, then rerun; an unknown id; a repository copied into itself.
+# blob, nothing published); a damaged source manifest (named, the rest
+# copied, exit 4; latest refused when it is the newest); a copy killed by
+# fault injection at several points, then rerun; an unknown id; a repository
+# copied into itself.
 # Needs root (mknod, chown in the edge tree).
 source "$(dirname "$0")/lib.sh"
 
@@ -30,6 +32,16 @@ for m in json.load(open(sys.argv[1])):
         for s in m["sources"]:
             s.pop("checksum")
     print(json.dumps(m, sort_keys=True))
+PY
+}
+# flip_manifest FILE: one bit flipped in the middle of FILE (its checksum fails)
+flip_manifest() {
+	python3 - "$1" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 1
+open(p, "wb").write(bytes(b))
 PY
 }
 json_get() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
@@ -137,6 +149,21 @@ BKR_PASSWORD=pass-e2 expect_exit 0 "$BKR" init -r "$E2" --encryption aes-256-gcm
 expect_exit 0 "$BKR" init -r "$P"
 BKR_PASSWORD=wrong expect_exit 9 "$BKR" copy --from "$A" --to "$E"
 one_line_error
+# an empty passphrase names where it came from (found by hostile testing: only
+# "--to: an empty passphrase is refused", whichever of the sources gave it)
+: >"$T/pw-empty"
+expect_exit 2 "$BKR" copy --from "$A" --to "$E" --to-password-file "$T/pw-empty"
+one_line_error
+grep -q "^bkr copy: --to: password file $T/pw-empty: its first line is empty (an empty passphrase is refused)$" "$T/err" ||
+	fail "an empty password file is not named: $(cat "$T/err")"
+expect_exit 2 "$BKR" copy --from "$A" --to "$E" --to-password-command 'echo'
+one_line_error
+grep -q "^bkr copy: --to: password command printed nothing or an empty first line (an empty passphrase is refused): echo$" "$T/err" ||
+	fail "an empty password command is not named: $(cat "$T/err")"
+BKR_TO_PASSWORD= expect_exit 2 "$BKR" copy --from "$A" --to "$E"
+one_line_error
+grep -q "^bkr copy: --to: BKR_TO_PASSWORD is empty (an empty passphrase is refused)$" "$T/err" ||
+	fail "an empty BKR_TO_PASSWORD is not named: $(cat "$T/err")"
 BKR_TO_PASSWORD=pass-e expect_exit 0 "$BKR" copy --from "$A" --to "$E"
 ! grep -rqa "copy-marker-7d41c0" "$E" || fail "plaintext of a file in the encrypted copy"
 ! grep -rqa "with space" "$E" || fail "a file name in plaintext in the encrypted copy"
@@ -183,6 +210,36 @@ grep -q "backup backup_" "$T/err" && grep -q "blob [0-9a-f]\{64\}" "$T/err" ||
 expect_exit 0 "$BKR" -r "$C" verify --read-data
 pass "a damaged source blob: exit 4, one line naming backup and blob, nothing published, the destination verifies"
 
+# --- a damaged source manifest (found by hostile testing: "not copied" as a
+# warning, the summary, exit 0 - a replication job took it for done): the
+# other backups are copied, the copy ends with exit 4, and a rerun says so again
+DM=$T/damaged-manifest
+cp -a "$A" "$DM"
+flip_manifest "$DM/backups/$id3.json"
+C=$T/c-dm
+expect_exit 0 "$BKR" init -r "$C"
+for run in first second; do
+	expect_exit 4 "$BKR" copy --from "$DM" --to "$C"
+	grep -q "warning: $id3.json: not copied: .*checksum mismatch" "$T/err" ||
+		fail "$run run: the damaged manifest is not named: $(cat "$T/err")"
+	grep -q "$DM: 1 backup not copied: its manifest there is damaged (named above); every other backup is in $C" "$T/err" ||
+		fail "$run run: the error: $(cat "$T/err")"
+done
+[ "$(ls "$C/backups" | sort)" = "$(ls "$A/backups" | grep -v "$id3" | sort)" ] ||
+	fail "the other backups were not copied: $(ls "$C/backups")"
+expect_exit 4 "$BKR" copy --from "$DM" --to "$C" --dry-run
+expect_exit 0 "$BKR" copy --from "$DM" --to "$C" "$id4"
+# 'latest' when the newest source manifest is damaged (found by hostile testing:
+# an older backup copied, exit 0): refused, as everywhere (docs/bkr.1.md), nothing copied
+flip_manifest "$DM/backups/$id4.json"
+C=$T/c-latest
+expect_exit 0 "$BKR" init -r "$C"
+expect_exit 4 "$BKR" copy --from "$DM" --to "$C" latest
+grep -q "backups/$id4.json is damaged and newer than every readable backup, so 'latest' would name an older one" "$T/err" ||
+	fail "copy latest does not name the damaged newest manifest: $(cat "$T/err")"
+[ -z "$(ls "$C/backups")" ] || fail "copy latest copied an older backup: $(ls "$C/backups")"
+pass "a damaged source manifest: named, the others copied, exit 4 (and for a dry run); a copy of other IDs is not concerned; latest names a damaged newest one"
+
 # --- killed mid-way (a crash at the n-th rename or write), then rerun
 for fault in rename:1 rename:4 write:9 fsync:6; do
 	K=$T/k-${fault/:/-}
@@ -204,13 +261,7 @@ pass "a copy killed at a rename, write or fsync leaves the destination verify-cl
 D=$T/damaged-dest
 expect_exit 0 "$BKR" init -r "$D"
 expect_exit 0 "$BKR" copy --from "$A" --to "$D" "$id1"
-python3 - "$D/backups/$id1.json" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, "rb").read())
-b[len(b) // 2] ^= 1
-open(p, "wb").write(bytes(b))
-PY
+flip_manifest "$D/backups/$id1.json"
 expect_exit 4 "$BKR" copy --from "$A" --to "$D"
 grep -q "backup $id1: not copied: it is in $D, but its manifest there is damaged" "$T/err" ||
 	fail "a damaged destination manifest is not named: $(cat "$T/err")"
@@ -222,6 +273,32 @@ expect_exit 0 "$BKR" copy --from "$A" --to "$D"
 grep -q "^copied $id1" "$T/out" || fail "the rerun did not copy it again: $(cat "$T/out")"
 restore_cmp "$D" "$id1" "$src"
 pass "a backup damaged in the destination is named (exit 4), not skipped; deleted there, it is copied again"
+
+# --- a destination holding another backup under the same id (found by hostile
+# testing: "skipped ID: already in the destination", exit 0, though its data is
+# another backup's): named with both root trees, never copied over, exit 7;
+# the other backups are copied
+O=$T/other-dest
+mkdir -p "$T/other-src" && printf 'other\n' >"$T/other-src/f"
+expect_exit 0 "$BKR" init -r "$O"
+expect_exit 0 "$BKR" -r "$O" create --type full "$T/other-src" --json
+oid=$(backup_id "$T/out")
+python3 - "$O/backups/$oid.json" "$O/backups/$id1.json" "$id1" <<'PY'
+import hashlib, json, re, sys
+t = open(sys.argv[1]).read().rstrip()
+t = t.replace('"backup_id":"%s"' % json.loads(t)["backup_id"], '"backup_id":"%s"' % sys.argv[3])
+t = re.sub(r'"sha256":"[0-9a-f]{64}"}$', '"sha256":"' + "0" * 64 + '"}', t)
+open(sys.argv[2], "w").write(t[:-66] + hashlib.sha256(t.encode()).hexdigest() + '"}')
+PY
+rm "$O/backups/$oid.json"
+expect_exit 7 "$BKR" copy --from "$A" --to "$O"
+grep -q "backup $id1: not copied: $O has another backup under that id (root tree [0-9a-f]\{64\} there, [0-9a-f]\{64\} in $A)" "$T/err" ||
+	fail "another backup under the same id is not named: $(cat "$T/err")"
+grep -q "$O: 1 backup to copy is there with other content under the same id (named above): not copied over" "$T/err" ||
+	fail "the error: $(cat "$T/err")"
+grep -q "^copied $id4" "$T/out" || fail "the other backups were not copied: $(cat "$T/out")"
+grep -q "$T/other-src" "$O/backups/$id1.json" || fail "the destination's backup was replaced"
+pass "another backup under the same id in the destination: named, not copied over, exit 7; the others copied"
 
 # --- two copies into the same destination at once (found by review: the one
 # publishing second said "nothing to copy" though it had sent every blob

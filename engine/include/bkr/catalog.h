@@ -54,6 +54,25 @@ int bkr_repo_list_cb(bkr_repo *r, bool runs, bkr_manifest_list *out,
 		     void (*on_bad)(void *ctx, const char *file, const char *message), void *ctx);
 void bkr_manifest_list_free(bkr_manifest_list *l);
 
+/** The newest-named damaged manifest a listing met (its file name and time
+ *  part): what 'latest' must not pass over in silence.  Start it as { "", "" }. */
+typedef struct {
+	char file[300];
+	char time[16];
+} bkr_newest_bad;
+
+/** Note damaged manifest @p file ("<id>.json", from an on_bad callback) in @p b. */
+void bkr_newest_bad_note(bkr_newest_bad *b, const char *file);
+
+/**
+ * Resolve @p spec among the @p n ids of a listing (bkr_backupid_resolve), @p
+ * bad the damaged manifests it met: 'latest' is BKR_ECORRUPT naming a damaged
+ * manifest named newer than (or in the same second as) the newest readable
+ * one, never an older backup in silence.
+ */
+int bkr_repo_resolve(bkr_repo *r, bool runs, const bkr_newest_bad *bad, size_t *hit, const char *const *ids,
+		     size_t n, const char *spec);
+
 /**
  * The records (records/: pins, tags, verify results), read once — one
  * listing and one get each — for a command that needs them more than once:
