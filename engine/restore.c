@@ -88,6 +88,14 @@ typedef struct {
 	size_t n, next;     /* used, and the one replaced when full */
 } name_memos;
 
+/* Whether root's chown to an owner and group is refused on a filesystem (chown_refused). */
+typedef struct {
+	dev_t dev;
+	uid_t uid;
+	gid_t gid;
+	int err;            /* 0, or the errno refusing it */
+} chown_memo;
+
 typedef struct {
 	bkr_repo *repo;
 	const bkr_restore_options *o;
@@ -113,6 +121,8 @@ typedef struct {
 	link_ent *links;
 	size_t nlinks, linkcap;
 	name_memos users, groups; /* owner_ids' lookups (the walking thread) */
+	chown_memo chowns[RESTORE_NAME_MEMO]; /* chown_refused's answers (the walking thread) */
+	size_t nchowns, next_chown; /* used, and the one replaced when full */
 	bool no_tmpfile;    /* the filesystem refused O_TMPFILE: named temporaries from then on */
 	int64_t last_progress;
 	bkr_restore_progress prog;
@@ -410,6 +420,12 @@ static void setid_warn(rctx *c, const char *path, uid_t uid, gid_t gid)
 	       (unsigned)gid, c->root ? "" : " (not root)");
 }
 
+/* The warning of an object root's chown (with @p err) left ours, so also without its set-ID bits when @p dropped. */
+static void chown_warn(rctx *c, const char *path, int err, bool dropped)
+{
+	report(c, false, 0, path, "chown: %s%s", strerror(err), dropped ? "; set-ID bits not restored" : "");
+}
+
 /*
  * Owner, xattrs, mode, times (@p m) of the object @p fd refers to.  With
  * @p opath the fd is an O_PATH descriptor (symlinks, fifos, devices: never
@@ -440,7 +456,7 @@ static void meta_apply(rctx *c, int fd, bool opath, const char *path, const rmet
 		mode = keep;
 	}
 	if (chown_err)
-		report(c, false, 0, path, "chown: %s%s", strerror(chown_err), dropped ? "; set-ID bits not restored" : "");
+		chown_warn(c, path, chown_err, dropped);
 	else if (dropped)
 		setid_warn(c, path, m->uid, m->gid);
 	for (size_t i = 0; i < m->nx; i++) {
@@ -647,23 +663,29 @@ done:
 static link_ent *link_find(rctx *c, uint64_t group);
 static void link_add(rctx *c, uint64_t group, const char *path, const struct stat *st);
 
+static int chown_refused(rctx *c, int dirfd, dev_t dev, uid_t uid, gid_t gid);
+
 /*
- * Compare entry @p e with the object @p fd (O_PATH or open): UNCHANGED when
- * type, mode, owner (as root, who sets it), mtime, size and content (the
- * SHA-256 of what is there), symlink target, device and xattrs all match,
- * else CHANGED.  The mode is the one restore would set: without a set-ID
- * bit whose owner or group the object does not have (not root, restore
- * sets none: bkr_entry_setid_allowed), else a restore run again would
- * rewrite it every time; such an object, unchanged, is warned of still
- * (a directory by its meta_apply).  A hardlinked file is unchanged only
- * when it is the group's file already; the first of a group records it.
+ * Compare entry @p e with the object @p fd (O_PATH or open) in directory
+ * @p pfd: UNCHANGED when type, mode, owner (as root, who sets it), mtime,
+ * size and content (the SHA-256 of what is there), symlink target, device
+ * and xattrs all match, else CHANGED.  The owner and mode are the ones
+ * restore would set: the owner is not compared when root's chown to it is
+ * refused on that filesystem (chown_refused), and the mode is without a
+ * set-ID bit whose owner or group the object does not have (not root,
+ * restore sets none; such a refused chown: bkr_entry_setid_allowed), else
+ * a restore run again would rewrite it every time; such an object,
+ * unchanged, is warned of still (a directory by its meta_apply).  A
+ * hardlinked file is unchanged only when it is the group's file already;
+ * the first of a group records it.
  */
-static bkr_restore_change classify_fd(rctx *c, int fd, const char *path, const bkr_entry *e,
+static bkr_restore_change classify_fd(rctx *c, int pfd, int fd, const char *path, const bkr_entry *e,
 				      const bkr_tree *leaf, uint32_t li)
 {
 	struct stat st;
 	link_ent *l = NULL;
 	bool same = false, dropped = false;
+	int owner_err = 0;
 	uid_t uid;
 	gid_t gid;
 
@@ -676,7 +698,8 @@ static bkr_restore_change classify_fd(rctx *c, int fd, const char *path, const b
 		if ((st.st_mode & 07777) != want)
 			goto done;
 	}
-	if (c->root && (st.st_uid != uid || st.st_gid != gid))
+	if (c->root && (st.st_uid != uid || st.st_gid != gid) &&
+	    !(owner_err = chown_refused(c, pfd, st.st_dev, uid, gid)))
 		goto done;
 	if ((int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != e->mtime_ns)
 		goto done;
@@ -708,8 +731,12 @@ done:
 		else if (c->o->dry_run)
 			link_add(c, e->link_group, "", &none);
 	}
-	if (same && dropped && e->type != BKR_FT_DIR && !c->o->dry_run)
-		setid_warn(c, path, uid, gid);
+	if (same && e->type != BKR_FT_DIR && !c->o->dry_run) {
+		if (owner_err)
+			chown_warn(c, path, owner_err, dropped);
+		else if (dropped)
+			setid_warn(c, path, uid, gid);
+	}
 	return same ? BKR_RESTORE_UNCHANGED : BKR_RESTORE_CHANGED;
 }
 
@@ -722,7 +749,7 @@ static bkr_restore_change classify(rctx *c, int dirfd, const char *name, const c
 		return BKR_RESTORE_NEW;
 	if ((fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? BKR_RESTORE_NEW : BKR_RESTORE_CHANGED;
-	bkr_restore_change k = classify_fd(c, fd, path, e, leaf, li);
+	bkr_restore_change k = classify_fd(c, dirfd, fd, path, e, leaf, li);
 	close(fd);
 	return k;
 }
@@ -826,6 +853,41 @@ static void tmp_remove(int dirfd, const char *tmp)
 {
 	if (*tmp)
 		unlinkat(dirfd, tmp, 0);
+}
+
+/*
+ * Whether root's chown to @p uid:@p gid is refused on filesystem @p dev,
+ * that of directory @p dirfd (a user namespace that does not map them:
+ * EINVAL; NFS with root_squash, no CAP_CHOWN: EPERM): the errno, else 0,
+ * also when it cannot be told.  Tried on a file made there without a name
+ * (else, not in a dry run, under a temporary name removed at once), once
+ * per filesystem, owner and group.  The walking thread.
+ */
+static int chown_refused(rctx *c, int dirfd, dev_t dev, uid_t uid, gid_t gid)
+{
+	char tmp[64] = "";
+	struct stat st;
+	int fd, err = 0;
+
+	for (size_t i = 0; i < c->nchowns; i++)
+		if (c->chowns[i].dev == dev && c->chowns[i].uid == uid && c->chowns[i].gid == gid)
+			return c->chowns[i].err;
+	fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0 && !c->o->dry_run && tmp_name(tmp, sizeof(tmp)) == 0 &&
+	    (fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+		*tmp = 0;
+	if (fd < 0)
+		return 0;
+	if (fchown(fd, uid, gid) < 0 && (errno == EPERM || errno == EINVAL))
+		err = errno;
+	bool here = fstat(fd, &st) == 0 && st.st_dev == dev; /* not a mount point's other side */
+	close(fd);
+	tmp_remove(dirfd, tmp);
+	if (!here)
+		return 0;
+	chown_memo *m = &c->chowns[c->nchowns < RESTORE_NAME_MEMO ? c->nchowns++ : c->next_chown++ % RESTORE_NAME_MEMO];
+	*m = (chown_memo){ dev, uid, gid, err };
+	return err;
 }
 
 /*
@@ -1789,7 +1851,7 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 			goto done;
 		}
 		if (c->classify && c->tfd >= 0)
-			note_change(c, classify_fd(c, c->tfd, path, &e, leaf, li), path);
+			note_change(c, classify_fd(c, c->tfd, c->tfd, path, &e, leaf, li), path);
 		else if (c->classify)
 			note_change(c, BKR_RESTORE_NEW, path);
 		c->st.dirs++;

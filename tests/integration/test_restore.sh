@@ -372,7 +372,8 @@ pass "restore's line about a file deeper than PATH_MAX bytes names the whole pat
 if unshare --user --map-root-user true 2>/dev/null; then
 	mkdir -p "$T/su"
 	printf '#!/bin/sh\n' >"$T/su/tool"
-	chown 1000:1000 "$T/su/tool"
+	printf 'data\n' >"$T/su/data"
+	chown 1000:1000 "$T/su/tool" "$T/su/data"
 	chmod 6755 "$T/su/tool"
 	expect_exit 0 "$BKR" -q -r "$T/sur" init
 	expect_exit 0 "$BKR" -q -r "$T/sur" create "$T/su"
@@ -384,6 +385,33 @@ if unshare --user --map-root-user true 2>/dev/null; then
 		fail "a file restored without its owner kept set-ID bits: $(stat -c '%a %u:%g' "$T/sut/su/tool")"
 	grep -q "su/tool: chown: .*set-ID bits not restored" "$T/err" || fail "the dropped set-ID bits are not said: $(cat "$T/err")"
 	pass "a set-ID file whose owner cannot be set is restored without its set-ID bits"
+
+	# run again, and in place: a file whose only difference is an owner
+	# root's chown is refused is as this restore can make it, not changed
+	# (it was: an error, 'exists', exit 6, run again; in place rewritten,
+	# as root's, every run); the warning stays.  In place the backup's own
+	# data (1000:1000 still) is left as it is; tool is rewritten once,
+	# without its set-ID bits, as into a target
+	data_ino=$(stat -c %i "$T/su/data")
+	rc=0
+	for run in target inplace1 inplace2; do
+		where=(--target "$T/sut")
+		[ "$run" = target ] || where=(--in-place)
+		[ "$run" = inplace2 ] && before=$(stat -c %i "$T/su/tool")
+		unshare --user --map-root-user "$BKR" -r "$T/sur" restore latest "${where[@]}" --numeric-ids \
+			>"$T/out.$run" 2>"$T/err.$run" || rc=$?
+		[ "$rc" = 0 ] || break
+	done
+	[ "$rc" = 0 ] || fail "restore run again where chown fails ($run): exit $rc: $(cat "$T/err.$run")"
+	grep -q "(2 already there as in the backup)" "$T/out.target" ||
+		fail "run again where chown fails: $(cat "$T/out.target")"
+	grep -q "(0 new, 0 changed, 3 unchanged)" "$T/out.inplace2" &&
+		[ "$(stat -c %i "$T/su/tool")" = "$before" ] && [ "$(stat -c '%i %u:%g' "$T/su/data")" = "$data_ino 1000:1000" ] ||
+		fail "in place where chown fails, run again, rewrote files: $(cat "$T/out.inplace2")"
+	grep -q "su/tool: chown: Invalid argument; set-ID bits not restored" "$T/err.inplace2" &&
+		grep -q "su/data: chown: Invalid argument" "$T/err.inplace2" ||
+		fail "the owners not restored are no longer said: $(cat "$T/err.inplace2")"
+	pass "a restore run again where root's chown is refused leaves files whose owner it cannot set as they are"
 fi
 
 # --- a user who is not root restores every file as their own (no chown): a
