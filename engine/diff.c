@@ -517,19 +517,20 @@ static int read_live_dir(int fd, const bkr_source_spec *src, const char *rel, co
 	return 0;
 }
 
-/* The content digest of the live file @p name in @p dirfd in @p form; false when unreadable. */
-static bool live_hash(int dirfd, const char *name, bkr_digest_form form, bkr_id *out)
+/*
+ * The content digest of the live file @p name in @p dirfd in @p form: 0; 1
+ * when it is gone or no longer a file (changed since it was listed); <0
+ * when it cannot be read (never "differs").
+ */
+static int live_hash(int dirfd, const char *name, bkr_digest_form form, bkr_id *out)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	bool ok;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), err;
 
 	if (fd < 0)
-		return false;
-	ok = bkr_digest_fd(fd, form, out, NULL) == 0;
-	if (!ok)
-		bkr_error_clear();
+		return errno == ENOENT || errno == ELOOP ? 1 : bkr_error_set_errno(errno, "open");
+	err = bkr_digest_fd(fd, form, out, NULL);
 	close(fd);
-	return ok;
+	return err;
 }
 
 typedef struct {
@@ -638,7 +639,13 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 				what |= BKR_DIFF_CONTENT;
 			} else if (ea.mtime_ns != eb.mtime_ns) {
 				bkr_id h;
-				if (!live_hash(f->fd, lname, ea.sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN, &h) || bkr_id_cmp(&h, &ea.content) != 0)
+				int r = live_hash(f->fd, lname, ea.sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN, &h);
+				if (r < 0) {
+					bkr_error_prefix("%s", c->path.p);
+					err = r;
+					goto done;
+				}
+				if (r > 0 || bkr_id_cmp(&h, &ea.content) != 0)
 					what |= BKR_DIFF_CONTENT;
 			}
 		}
@@ -647,8 +654,13 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 		if (ea.type != BKR_FT_DIR || eb.type != BKR_FT_DIR)
 			continue;
 		int kfd = openat(f->fd, lname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (kfd < 0)
-			continue;
+		if (kfd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENOTDIR))
+			continue; /* gone, or no longer a directory, since it was listed */
+		if (kfd < 0) {
+			/* its contents cannot be compared: not the same, nor different */
+			err = bkr_error_set_errno(errno, "%s: open directory", c->path.p);
+			goto done;
+		}
 		if (depth == cap) {
 			lframe *s = realloc(stack, cap * 2 * sizeof(*s));
 			if (!s) {
