@@ -1800,6 +1800,11 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 	uint32_t li = 0;
 	int err, fd = -1, dfd = -1, cfd = -1;
 	char *copy = NULL;
+	struct made_dir {
+		int fd;
+		char *path;
+	} *made = NULL;
+	size_t nmade = 0;
 
 	/* report names the path: the message does not */
 	if ((err = bkr_walk_resolve_flags(c->repo, root, path, BKR_WALK_UNNAMED, &e, &holder, &leaf, &li)) < 0) {
@@ -1810,7 +1815,7 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		err = bkr_error_set_errno(errno, "dup");
 		goto done;
 	}
-	if (!(copy = strdup(path))) {
+	if (!(copy = strdup(path)) || !(made = calloc(strlen(path) / 2 + 1, sizeof(*made)))) {
 		err = bkr_error_oom();
 		goto done;
 	}
@@ -1820,10 +1825,22 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		if (strcmp(tok, ".") != 0)
 			comps[nc++] = tok;
 	for (size_t i = first; i + 1 < nc; i++) {
-		int nfd = open_dir(c, fd, comps[i], path, NULL);
+		/* a directory on the way, named as far as it goes in messages */
+		size_t plen = (size_t)(comps[i] - copy) + strlen(comps[i]);
+		char *on_way = strndup(path, plen);
+		rdir info;
+		if (!on_way) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		int nfd = open_dir(c, fd, comps[i], on_way, &info);
 		if (fd >= 0)
 			close(fd);
 		fd = nfd;
+		if (fd >= 0 && info.fresh && (made[nmade].fd = dup(fd)) >= 0)
+			made[nmade++].path = on_way;
+		else
+			free(on_way);
 		if (fd < 0 && !c->o->dry_run)
 			goto done;
 	}
@@ -1870,6 +1887,24 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		apply_meta(c, dfd, false, path, &e, leaf, li, NULL);
 	}
 done:
+	/* the directories made on the way get the backup's attributes for
+	 * them (they were 0700, ours), deepest first, once their one entry is in */
+	while (nmade > 0) {
+		struct made_dir *m = &made[--nmade];
+		bkr_entry me;
+		bkr_dir *mholder = NULL;
+		const bkr_tree *mleaf = NULL;
+		uint32_t mli = 0;
+		if (bkr_walk_resolve_flags(c->repo, root, m->path, BKR_WALK_UNNAMED, &me, &mholder, &mleaf, &mli) == 0 &&
+		    me.type == BKR_FT_DIR)
+			apply_meta(c, m->fd, false, m->path, &me, mleaf, mli, NULL);
+		else
+			report(c, false, 0, m->path, "attributes not restored: %s", bkr_error_message());
+		bkr_dir_free(mholder);
+		close(m->fd);
+		free(m->path);
+	}
+	free(made);
 	if (dfd >= 0)
 		close(dfd);
 	if (fd >= 0)

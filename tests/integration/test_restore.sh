@@ -172,6 +172,32 @@ grep -q "'\.\.' is not allowed" "$T/err" || fail "'..' is not named: $(cat "$T/e
 [ ! -e "$T/dd" ] || fail "a restore with a '..' PATH wrote $T/dd"
 pass "overlapping and repeated PATHs are restored once; '..' is refused before anything is written"
 
+# --- a PATH below directories the target lacks: they are made with the
+# backup's mode and mtime (they were left 0700, so no other user could reach
+# what was restored), those that exist are left as they are; a symlink on
+# the way is not followed, and the error names it (it named the PATH)
+mkdir -p "$T/wp/d/e" "$T/wpout" "$T/wps/wp"
+printf 'f\n' >"$T/wp/d/e/f"
+chmod 2751 "$T/wp/d"
+chmod 751 "$T/wp"
+touch -d '2021-05-05 00:00 UTC' "$T/wp/d"
+expect_exit 0 "$BKR" -q -r "$T/wpr" init
+expect_exit 0 "$BKR" -q -r "$T/wpr" create "$T/wp"
+expect_exit 0 "$BKR" -r "$T/wpr" restore latest wp/d/e --target "$T/wpt"
+want="751 $(stat -c %Y "$T/wp") 2751 $(date -d '2021-05-05 00:00 UTC' +%s) "
+[ "$(stat -c '%a %Y' "$T/wpt/wp" "$T/wpt/wp/d" | tr '\n' ' ')" = "$want" ] && cmp -s "$T/wp/d/e/f" "$T/wpt/wp/d/e/f" ||
+	fail "the directories made on the way to a PATH: $(stat -c '%n %a %Y' "$T/wpt/wp" "$T/wpt/wp/d"), want $want"
+chmod 700 "$T/wpt/wp"
+expect_exit 0 "$BKR" -r "$T/wpr" restore latest wp/d --target "$T/wpt" --overwrite
+[ "$(stat -c %a "$T/wpt/wp")" = 700 ] || fail "a directory on the way that was there got attributes: $(stat -c %a "$T/wpt/wp")"
+ln -s "$T/wpout" "$T/wps/wp/d"
+expect_exit 6 "$BKR" -r "$T/wpr" restore latest wp/d/e --target "$T/wps"
+one_line_error
+grep -qx "bkr restore: wp/d: exists and is not a directory (--overwrite replaces it)" "$T/err" ||
+	fail "a symlink on the way to a PATH is not named: $(cat "$T/err")"
+[ -z "$(ls -A "$T/wpout")" ] || fail "restore followed a symlink on the way to a PATH: $(ls -A "$T/wpout")"
+pass "directories made on the way to a PATH get the backup's attributes; a symlink on the way is named, not followed"
+
 # --- a target inside the repository is refused, however it is named
 ln -s "$R3/data" "$T/into-repo"
 for target in "$R3" "$R3/new/dir" "$T/into-repo/x"; do
