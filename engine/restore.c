@@ -1969,18 +1969,28 @@ done:
 	return err;
 }
 
-/* Open (make unless a dry run) the directory @p dir restore writes into as c->tfd. */
+/*
+ * Open (make unless a dry run) the directory @p dir restore writes into as
+ * c->tfd.  In place it is a source's directory, recorded with no symlink in
+ * its path (create resolves it): one there now is not followed, else what
+ * replaced the directory with a symlink would have the backup written
+ * wherever it points.
+ */
 static int open_target(rctx *c, const char *dir)
 {
+	struct stat st;
 	int err;
 
 	if ((err = check_outside_repo(c, dir)) < 0)
 		return err;
 	if (!c->o->dry_run && (err = bkr_io_mkdir_p(dir, 0755)) < 0)
 		return err;
-	if ((c->tfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	if ((c->tfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (c->o->in_place ? O_NOFOLLOW : 0))) < 0) {
 		if (c->o->dry_run && errno == ENOENT)
 			return 0;
+		if (c->o->in_place && (errno == ELOOP || errno == ENOTDIR) && lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
+			return bkr_error_set(BKR_EEXISTS, "in place: %s is a symlink now, not the directory backed up; "
+					     "not followed (restore it with --target)", dir);
 		return bkr_error_set_errno(errno, "restore target %s", dir);
 	}
 	return 0;

@@ -266,6 +266,24 @@ expect_exit 0 "$BKR" -r "$R4" restore latest "$name" --in-place
 expect_exit 3 "$BKR" -r "$R4" restore latest nosuchsource/x --in-place
 pass "restore --in-place puts back what differs, --dry-run lists it and writes nothing"
 
+# the source's directory replaced by a symlink (create records the path
+# resolved): not followed, in a dry run too, one line naming it, exit 7 (the
+# backup was written where the link points, and that directory's mode and
+# mtime set)
+mv "$live" "$live.moved"
+mkdir "$T/elsewhere"
+ln -s "$T/elsewhere" "$live"
+for dry in "" --dry-run; do
+	expect_exit 7 "$BKR" -r "$R4" restore latest --in-place $dry
+	one_line_error
+	grep -qx "bkr restore: in place: $live is a symlink now, not the directory backed up; not followed (restore it with --target)" "$T/err" ||
+		fail "in place through a symlink: $(cat "$T/err")"
+done
+[ -z "$(ls -A "$T/elsewhere")" ] || fail "in place followed the symlink that replaced the source: $(ls -A "$T/elsewhere")"
+rm "$live"
+mv "$live.moved" "$live"
+pass "restore --in-place does not follow a symlink that replaced the source's directory"
+
 # --- in place, a single-file source goes back to that file (its directory is left alone)
 one=$T/single.conf
 printf 'v1\n' >"$one"
