@@ -88,6 +88,12 @@ typedef struct {
 	size_t n, next;     /* used, and the one replaced when full */
 } name_memos;
 
+/* A directory restore made on the way to a PATH: its attributes are set once every PATH is in (set_made). */
+struct made_dir {
+	int fd;
+	char *path;         /* in the backup */
+};
+
 /* Whether root's chown to an owner and group is refused on a filesystem (chown_refused). */
 typedef struct {
 	dev_t dev;
@@ -121,6 +127,8 @@ typedef struct {
 	link_ent *links;
 	size_t nlinks, linkcap;
 	name_memos users, groups; /* owner_ids' lookups (the walking thread) */
+	struct made_dir *made; /* directories made on the way to a PATH (restore_path), for set_made */
+	size_t nmade, madecap;
 	chown_memo chowns[RESTORE_NAME_MEMO]; /* chown_refused's answers (the walking thread) */
 	size_t nchowns, next_chown; /* used, and the one replaced when full */
 	bool no_tmpfile;    /* the filesystem refused O_TMPFILE: named temporaries from then on */
@@ -1787,6 +1795,47 @@ done:
 	return err;
 }
 
+/* Remember directory @p fd (a dup is kept), made on the way to a PATH, as @p path (owned then); <0 when it cannot be. */
+static int made_add(rctx *c, int fd, char *path)
+{
+	if (c->nmade == c->madecap) {
+		size_t nc = c->madecap ? c->madecap * 2 : 8;
+		struct made_dir *m = realloc(c->made, nc * sizeof(*m));
+		if (!m)
+			return -1;
+		c->made = m;
+		c->madecap = nc;
+	}
+	if ((c->made[c->nmade].fd = dup(fd)) < 0)
+		return -1;
+	c->made[c->nmade++].path = path;
+	return 0;
+}
+
+/*
+ * Give the directories made on the way to the PATHs (0700, ours) the
+ * backup's attributes for them (root tree @p root), deepest and last made
+ * first, once every PATH is in: a later PATH may make an entry in one.
+ */
+static void set_made(rctx *c, const bkr_id *root)
+{
+	while (c->nmade > 0) {
+		struct made_dir *m = &c->made[--c->nmade];
+		bkr_entry e;
+		bkr_dir *holder = NULL;
+		const bkr_tree *leaf = NULL;
+		uint32_t li = 0;
+		if (bkr_walk_resolve_flags(c->repo, root, m->path, BKR_WALK_UNNAMED, &e, &holder, &leaf, &li) == 0 &&
+		    e.type == BKR_FT_DIR)
+			apply_meta(c, m->fd, false, m->path, &e, leaf, li, NULL);
+		else
+			report(c, false, 0, m->path, "attributes not restored: %s", bkr_error_message());
+		bkr_dir_free(holder);
+		close(m->fd);
+		free(m->path);
+	}
+}
+
 /*
  * Restore @p path of the backup (entry @p e, resolved) into c->tfd: its
  * missing parent directories are made (mode 0700, not reported), then the
@@ -1800,11 +1849,6 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 	uint32_t li = 0;
 	int err, fd = -1, dfd = -1, cfd = -1;
 	char *copy = NULL;
-	struct made_dir {
-		int fd;
-		char *path;
-	} *made = NULL;
-	size_t nmade = 0;
 
 	/* report names the path: the message does not */
 	if ((err = bkr_walk_resolve_flags(c->repo, root, path, BKR_WALK_UNNAMED, &e, &holder, &leaf, &li)) < 0) {
@@ -1815,7 +1859,7 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		err = bkr_error_set_errno(errno, "dup");
 		goto done;
 	}
-	if (!(copy = strdup(path)) || !(made = calloc(strlen(path) / 2 + 1, sizeof(*made)))) {
+	if (!(copy = strdup(path))) {
 		err = bkr_error_oom();
 		goto done;
 	}
@@ -1837,9 +1881,7 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		if (fd >= 0)
 			close(fd);
 		fd = nfd;
-		if (fd >= 0 && info.fresh && (made[nmade].fd = dup(fd)) >= 0)
-			made[nmade++].path = on_way;
-		else
+		if (fd < 0 || !info.fresh || made_add(c, fd, on_way) < 0)
 			free(on_way);
 		if (fd < 0 && !c->o->dry_run)
 			goto done;
@@ -1887,24 +1929,6 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		apply_meta(c, dfd, false, path, &e, leaf, li, NULL);
 	}
 done:
-	/* the directories made on the way get the backup's attributes for
-	 * them (they were 0700, ours), deepest first, once their one entry is in */
-	while (nmade > 0) {
-		struct made_dir *m = &made[--nmade];
-		bkr_entry me;
-		bkr_dir *mholder = NULL;
-		const bkr_tree *mleaf = NULL;
-		uint32_t mli = 0;
-		if (bkr_walk_resolve_flags(c->repo, root, m->path, BKR_WALK_UNNAMED, &me, &mholder, &mleaf, &mli) == 0 &&
-		    me.type == BKR_FT_DIR)
-			apply_meta(c, m->fd, false, m->path, &me, mleaf, mli, NULL);
-		else
-			report(c, false, 0, m->path, "attributes not restored: %s", bkr_error_message());
-		bkr_dir_free(mholder);
-		close(m->fd);
-		free(m->path);
-	}
-	free(made);
 	if (dfd >= 0)
 		close(dfd);
 	if (fd >= 0)
@@ -2189,6 +2213,7 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 		if (o->in_place) {
 			const bkr_manifest_source *src = source_of(m, paths[i]);
 			if (c->src != src) {
+				set_made(c, root);
 				close_target(c);
 				c->src = src;
 				c->strip = strlen(src->source);
@@ -2210,6 +2235,7 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 		err = restore_path(c, root, paths[i]);
 	}
 	pool_stop(c);
+	set_made(c, root);
 	close_target(c);
 	if (err < 0)
 		goto done;
@@ -2231,6 +2257,11 @@ done:
 	for (size_t i = 0; i < c->nlinks; i++)
 		free(c->links[i].path);
 	free(c->links);
+	for (size_t i = 0; i < c->nmade; i++) { /* set_made did not run: stopped by an error */
+		close(c->made[i].fd);
+		free(c->made[i].path);
+	}
+	free(c->made);
 	free(c->src_dir);
 	free(c->first_msg);
 	free(paths);

@@ -174,16 +174,19 @@ pass "overlapping and repeated PATHs are restored once; '..' is refused before a
 
 # --- a PATH below directories the target lacks: they are made with the
 # backup's mode and mtime (they were left 0700, so no other user could reach
-# what was restored), those that exist are left as they are; a symlink on
+# what was restored), once every PATH is in (a later one must not change
+# them), those that exist are left as they are; a symlink on
 # the way is not followed, and the error names it (it named the PATH)
 mkdir -p "$T/wp/d/e" "$T/wpout" "$T/wps/wp"
 printf 'f\n' >"$T/wp/d/e/f"
+printf 'x\n' >"$T/wp/x"
 chmod 2751 "$T/wp/d"
 chmod 751 "$T/wp"
 touch -d '2021-05-05 00:00 UTC' "$T/wp/d"
 expect_exit 0 "$BKR" -q -r "$T/wpr" init
 expect_exit 0 "$BKR" -q -r "$T/wpr" create "$T/wp"
-expect_exit 0 "$BKR" -r "$T/wpr" restore latest wp/d/e --target "$T/wpt"
+# two PATHs: the second makes an entry in wp, made for the first
+expect_exit 0 "$BKR" -r "$T/wpr" restore latest wp/d/e wp/x --target "$T/wpt"
 want="751 $(stat -c %Y "$T/wp") 2751 $(date -d '2021-05-05 00:00 UTC' +%s) "
 [ "$(stat -c '%a %Y' "$T/wpt/wp" "$T/wpt/wp/d" | tr '\n' ' ')" = "$want" ] && cmp -s "$T/wp/d/e/f" "$T/wpt/wp/d/e/f" ||
 	fail "the directories made on the way to a PATH: $(stat -c '%n %a %Y' "$T/wpt/wp" "$T/wpt/wp/d"), want $want"
