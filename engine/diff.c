@@ -117,31 +117,29 @@ typedef struct {
 	size_t plen;
 } tframe;
 
-static bool xattrs_differ(const bkr_tree *la, uint32_t ia, const bkr_tree *lb, uint32_t ib)
+/* Whether the xattrs of @p la's entry @p ia and @p lb's @p ib differ (*@p d); <0 when either cannot be read. */
+static int xattrs_differ(const bkr_tree *la, uint32_t ia, const bkr_tree *lb, uint32_t ib, bool *d)
 {
 	bkr_xattr *xa = NULL, *xb = NULL;
 	size_t na = 0, nb = 0;
-	bool d = false;
+	int err;
 
-	if (bkr_tree_xattrs(la, ia, &xa, &na) < 0 || bkr_tree_xattrs(lb, ib, &xb, &nb) < 0) {
-		bkr_error_clear();
-		d = true;
+	*d = false;
+	if ((err = bkr_tree_xattrs(la, ia, &xa, &na)) < 0 || (err = bkr_tree_xattrs(lb, ib, &xb, &nb)) < 0) {
+		bkr_error_prefix("xattrs");
 		goto done;
 	}
-	if (na != nb) {
-		d = true;
-		goto done;
-	}
-	for (size_t i = 0; i < na && !d; i++) {
-		d = name_cmp(xa[i].name, xa[i].name_len, xb[i].name, xb[i].name_len) != 0 ||
-		    xa[i].in_blob != xb[i].in_blob || xa[i].value_len != xb[i].value_len ||
-		    (xa[i].in_blob ? bkr_id_cmp(&xa[i].blob, &xb[i].blob) != 0
-				   : memcmp(xa[i].value, xb[i].value, xa[i].value_len) != 0);
+	*d = na != nb;
+	for (size_t i = 0; i < na && !*d; i++) {
+		*d = name_cmp(xa[i].name, xa[i].name_len, xb[i].name, xb[i].name_len) != 0 ||
+		     xa[i].in_blob != xb[i].in_blob || xa[i].value_len != xb[i].value_len ||
+		     (xa[i].in_blob ? bkr_id_cmp(&xa[i].blob, &xb[i].blob) != 0
+				    : memcmp(xa[i].value, xb[i].value, xa[i].value_len) != 0);
 	}
 done:
 	free(xa);
 	free(xb);
-	return d;
+	return err;
 }
 
 typedef struct {
@@ -159,42 +157,61 @@ static int redigest_data(void *ctx, uint64_t offset, const uint8_t *data, size_t
 	return 0;
 }
 
-/* Whether files @p a and @p b (one size) hold the same bytes. */
-static bool same_file_content(bkr_repo *r, const bkr_entry *a, const bkr_tree *la, uint32_t lia,
-			      const bkr_entry *b, const bkr_tree *lb, uint32_t lib)
+/*
+ * Whether files @p a and @p b (one size) hold the same bytes (*@p same);
+ * <0 when the content read to tell cannot be read (never "differs").
+ */
+static int same_file_content(bkr_repo *r, const bkr_entry *a, const bkr_tree *la, uint32_t lia,
+			     const bkr_entry *b, const bkr_tree *lb, uint32_t lib, bool *same)
 {
-	if (a->sparse_digest == b->sparse_digest)
-		return bkr_id_cmp(&a->content, &b->content) == 0;
+	*same = false;
+	if (a->sparse_digest == b->sparse_digest) {
+		*same = bkr_id_cmp(&a->content, &b->content) == 0;
+		return 0;
+	}
 	if (!r || !la || !lb)
-		return false;
+		return 0;
 	/* the digests are of two forms: the sparse form of the other one's bytes */
 	const bkr_entry *plain = a->sparse_digest ? b : a, *sparse = a->sparse_digest ? a : b;
 	redigest g = { bkr_digest_new(BKR_DIGEST_SPARSE), 0 };
 	bkr_id got;
-	bool same = false;
+	int err;
 
-	if (g.d && bkr_walk_read_file(r, plain == a ? la : lb, plain == a ? lia : lib, NULL, redigest_data, &g) == 0) {
+	if (!g.d)
+		return bkr_error_oom();
+	if ((err = bkr_walk_read_file(r, plain == a ? la : lb, plain == a ? lia : lib, NULL, redigest_data, &g)) == 0) {
 		bkr_digest_zeros(g.d, plain->size - g.pos);
 		bkr_digest_final(g.d, &got);
-		same = bkr_id_cmp(&got, &sparse->content) == 0;
+		*same = bkr_id_cmp(&got, &sparse->content) == 0;
 	}
-	bkr_error_clear();
 	bkr_digest_free(g.d);
-	return same;
+	return err < 0 ? err : 0;
 }
 
-unsigned bkr_diff_entries(bkr_repo *r, const bkr_entry *a, const bkr_tree *la, uint32_t lia, const bkr_entry *b,
-			  const bkr_tree *lb, uint32_t lib)
+int bkr_diff_entries(bkr_repo *r, const bkr_entry *a, const bkr_tree *la, uint32_t lia, const bkr_entry *b,
+		     const bkr_tree *lb, uint32_t lib, unsigned *what)
 {
-	unsigned what = meta_diff(a, b, false);
+	bool same, differ;
+	int err;
 
-	if (what & BKR_DIFF_TYPE)
-		return what;
-	if (a->type == BKR_FT_FILE && (a->size != b->size || !same_file_content(r, a, la, lia, b, lb, lib)))
-		what |= BKR_DIFF_CONTENT;
-	if (la && lb && xattrs_differ(la, lia, lb, lib))
-		what |= BKR_DIFF_XATTRS;
-	return what;
+	*what = meta_diff(a, b, false);
+	if (*what & BKR_DIFF_TYPE)
+		return 0;
+	if (a->type == BKR_FT_FILE) {
+		if (a->size != b->size)
+			*what |= BKR_DIFF_CONTENT;
+		else if ((err = same_file_content(r, a, la, lia, b, lb, lib, &same)) < 0)
+			return err;
+		else if (!same)
+			*what |= BKR_DIFF_CONTENT;
+	}
+	if (la && lb) {
+		if ((err = xattrs_differ(la, lia, lb, lib, &differ)) < 0)
+			return err;
+		if (differ)
+			*what |= BKR_DIFF_XATTRS;
+	}
+	return 0;
 }
 
 static int diff_dirs(dctx *c, const bkr_id *old_root, const bkr_id *new_root,
@@ -261,7 +278,11 @@ static int diff_dirs(dctx *c, const bkr_id *old_root, const bkr_id *new_root,
 		}
 		f->ia++;
 		f->ib++;
-		unsigned what = bkr_diff_entries(c->repo, &ea, la, lia, &eb, lb, lib);
+		unsigned what;
+		if ((err = bkr_diff_entries(c->repo, &ea, la, lia, &eb, lb, lib, &what)) < 0) {
+			bkr_error_prefix("%s", c->path.p);
+			goto done;
+		}
 		if (ea.type == BKR_FT_DIR && eb.type == BKR_FT_DIR) {
 			/* directories: own metadata here, contents below */
 			if (what && (err = report(c, BKR_DIFF_MODIFIED, what, &ea, &eb)) < 0)
@@ -334,7 +355,11 @@ static int diff_path(dctx *c, const bkr_id *old_root, const bkr_id *new_root, co
 			err = report_subtree(c, ra < 0 ? new_root : old_root, k);
 		goto done;
 	}
-	unsigned what = bkr_diff_entries(c->repo, &ea, la, lia, &eb, lb, lib);
+	unsigned what;
+	if ((err = bkr_diff_entries(c->repo, &ea, la, lia, &eb, lb, lib, &what)) < 0) {
+		bkr_error_prefix("%s", path);
+		goto done;
+	}
 	if (plen && what && (err = report(c, BKR_DIFF_MODIFIED, what, &ea, &eb)) < 0)
 		goto done;
 	if (ea.type == BKR_FT_DIR && eb.type == BKR_FT_DIR)
@@ -492,19 +517,20 @@ static int read_live_dir(int fd, const bkr_source_spec *src, const char *rel, co
 	return 0;
 }
 
-/* The content digest of the live file @p name in @p dirfd in @p form; false when unreadable. */
-static bool live_hash(int dirfd, const char *name, bkr_digest_form form, bkr_id *out)
+/*
+ * The content digest of the live file @p name in @p dirfd in @p form: 0; 1
+ * when it is gone or no longer a file (changed since it was listed); <0
+ * when it cannot be read (never "differs").
+ */
+static int live_hash(int dirfd, const char *name, bkr_digest_form form, bkr_id *out)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	bool ok;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), err;
 
 	if (fd < 0)
-		return false;
-	ok = bkr_digest_fd(fd, form, out, NULL) == 0;
-	if (!ok)
-		bkr_error_clear();
+		return errno == ENOENT || errno == ELOOP ? 1 : bkr_error_set_errno(errno, "open");
+	err = bkr_digest_fd(fd, form, out, NULL);
 	close(fd);
-	return ok;
+	return err;
 }
 
 typedef struct {
@@ -613,7 +639,13 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 				what |= BKR_DIFF_CONTENT;
 			} else if (ea.mtime_ns != eb.mtime_ns) {
 				bkr_id h;
-				if (!live_hash(f->fd, lname, ea.sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN, &h) || bkr_id_cmp(&h, &ea.content) != 0)
+				int r = live_hash(f->fd, lname, ea.sparse_digest ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN, &h);
+				if (r < 0) {
+					bkr_error_prefix("%s", c->path.p);
+					err = r;
+					goto done;
+				}
+				if (r > 0 || bkr_id_cmp(&h, &ea.content) != 0)
 					what |= BKR_DIFF_CONTENT;
 			}
 		}
@@ -622,8 +654,13 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 		if (ea.type != BKR_FT_DIR || eb.type != BKR_FT_DIR)
 			continue;
 		int kfd = openat(f->fd, lname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (kfd < 0)
-			continue;
+		if (kfd < 0 && (errno == ENOENT || errno == ELOOP || errno == ENOTDIR))
+			continue; /* gone, or no longer a directory, since it was listed */
+		if (kfd < 0) {
+			/* its contents cannot be compared: not the same, nor different */
+			err = bkr_error_set_errno(errno, "%s: open directory", c->path.p);
+			goto done;
+		}
 		if (depth == cap) {
 			lframe *s = realloc(stack, cap * 2 * sizeof(*s));
 			if (!s) {

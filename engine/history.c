@@ -242,7 +242,8 @@ static int fill_level(hctx *h, size_t k, const bkr_id *tree)
 	return 0;
 }
 
-static bkr_history_change compare(bkr_repo *r, const level *p, const level *c, unsigned *what)
+/* What changed from @p p to @p c; BKR_HISTORY_ERROR (*@p err) when the comparison cannot read what it must. */
+static bkr_history_change compare(bkr_repo *r, const level *p, const level *c, unsigned *what, int *err)
 {
 	*what = 0;
 	if (!p->found)
@@ -251,7 +252,8 @@ static bkr_history_change compare(bkr_repo *r, const level *p, const level *c, u
 		return BKR_HISTORY_REMOVED;
 	if (c->shared)
 		return BKR_HISTORY_UNCHANGED;
-	*what = bkr_diff_entries(r, &p->e, p->leaf, p->li, &c->e, c->leaf, c->li);
+	if ((*err = bkr_diff_entries(r, &p->e, p->leaf, p->li, &c->e, c->leaf, c->li, what)) < 0)
+		return BKR_HISTORY_ERROR;
 	if (p->e.type == BKR_FT_DIR && c->e.type == BKR_FT_DIR && bkr_id_cmp(&p->e.subtree, &c->e.subtree) != 0)
 		*what |= BKR_DIFF_CONTENT;
 	if (!*what)
@@ -381,7 +383,9 @@ int bkr_history_walk(bkr_repo *r, const bkr_history_backup *b, size_t n, const c
 			it.change = BKR_HISTORY_ERROR;
 			it.error = lerr;
 		} else {
-			it.change = compare(r, &h.prev[h.depth - 1], last, &it.what);
+			it.change = compare(r, &h.prev[h.depth - 1], last, &it.what, &it.error);
+			if (it.change == BKR_HISTORY_ERROR)
+				bkr_error_prefix("backup %s, path '%s'", b[i].id, path);
 		}
 		if (last->found) {
 			it.entry = &last->e;

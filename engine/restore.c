@@ -88,6 +88,20 @@ typedef struct {
 	size_t n, next;     /* used, and the one replaced when full */
 } name_memos;
 
+/* A directory restore made on the way to a PATH: its attributes are set once every PATH is in (set_made). */
+struct made_dir {
+	int fd;
+	char *path;         /* in the backup */
+};
+
+/* Whether root's chown to an owner and group is refused on a filesystem (chown_refused). */
+typedef struct {
+	dev_t dev;
+	uid_t uid;
+	gid_t gid;
+	int err;            /* 0, or the errno refusing it */
+} chown_memo;
+
 typedef struct {
 	bkr_repo *repo;
 	const bkr_restore_options *o;
@@ -113,6 +127,10 @@ typedef struct {
 	link_ent *links;
 	size_t nlinks, linkcap;
 	name_memos users, groups; /* owner_ids' lookups (the walking thread) */
+	struct made_dir *made; /* directories made on the way to a PATH (restore_path), for set_made */
+	size_t nmade, madecap;
+	chown_memo chowns[RESTORE_NAME_MEMO]; /* chown_refused's answers (the walking thread) */
+	size_t nchowns, next_chown; /* used, and the one replaced when full */
 	bool no_tmpfile;    /* the filesystem refused O_TMPFILE: named temporaries from then on */
 	int64_t last_progress;
 	bkr_restore_progress prog;
@@ -410,6 +428,12 @@ static void setid_warn(rctx *c, const char *path, uid_t uid, gid_t gid)
 	       (unsigned)gid, c->root ? "" : " (not root)");
 }
 
+/* The warning of an object root's chown (with @p err) left ours, so also without its set-ID bits when @p dropped. */
+static void chown_warn(rctx *c, const char *path, int err, bool dropped)
+{
+	report(c, false, 0, path, "chown: %s%s", strerror(err), dropped ? "; set-ID bits not restored" : "");
+}
+
 /*
  * Owner, xattrs, mode, times (@p m) of the object @p fd refers to.  With
  * @p opath the fd is an O_PATH descriptor (symlinks, fifos, devices: never
@@ -440,7 +464,7 @@ static void meta_apply(rctx *c, int fd, bool opath, const char *path, const rmet
 		mode = keep;
 	}
 	if (chown_err)
-		report(c, false, 0, path, "chown: %s%s", strerror(chown_err), dropped ? "; set-ID bits not restored" : "");
+		chown_warn(c, path, chown_err, dropped);
 	else if (dropped)
 		setid_warn(c, path, m->uid, m->gid);
 	for (size_t i = 0; i < m->nx; i++) {
@@ -647,23 +671,29 @@ done:
 static link_ent *link_find(rctx *c, uint64_t group);
 static void link_add(rctx *c, uint64_t group, const char *path, const struct stat *st);
 
+static int chown_refused(rctx *c, int dirfd, dev_t dev, uid_t uid, gid_t gid);
+
 /*
- * Compare entry @p e with the object @p fd (O_PATH or open): UNCHANGED when
- * type, mode, owner (as root, who sets it), mtime, size and content (the
- * SHA-256 of what is there), symlink target, device and xattrs all match,
- * else CHANGED.  The mode is the one restore would set: without a set-ID
- * bit whose owner or group the object does not have (not root, restore
- * sets none: bkr_entry_setid_allowed), else a restore run again would
- * rewrite it every time; such an object, unchanged, is warned of still
- * (a directory by its meta_apply).  A hardlinked file is unchanged only
- * when it is the group's file already; the first of a group records it.
+ * Compare entry @p e with the object @p fd (O_PATH or open) in directory
+ * @p pfd: UNCHANGED when type, mode, owner (as root, who sets it), mtime,
+ * size and content (the SHA-256 of what is there), symlink target, device
+ * and xattrs all match, else CHANGED.  The owner and mode are the ones
+ * restore would set: the owner is not compared when root's chown to it is
+ * refused on that filesystem (chown_refused), and the mode is without a
+ * set-ID bit whose owner or group the object does not have (not root,
+ * restore sets none; such a refused chown: bkr_entry_setid_allowed), else
+ * a restore run again would rewrite it every time; such an object,
+ * unchanged, is warned of still (a directory by its meta_apply).  A
+ * hardlinked file is unchanged only when it is the group's file already;
+ * the first of a group records it.
  */
-static bkr_restore_change classify_fd(rctx *c, int fd, const char *path, const bkr_entry *e,
+static bkr_restore_change classify_fd(rctx *c, int pfd, int fd, const char *path, const bkr_entry *e,
 				      const bkr_tree *leaf, uint32_t li)
 {
 	struct stat st;
 	link_ent *l = NULL;
 	bool same = false, dropped = false;
+	int owner_err = 0;
 	uid_t uid;
 	gid_t gid;
 
@@ -676,7 +706,8 @@ static bkr_restore_change classify_fd(rctx *c, int fd, const char *path, const b
 		if ((st.st_mode & 07777) != want)
 			goto done;
 	}
-	if (c->root && (st.st_uid != uid || st.st_gid != gid))
+	if (c->root && (st.st_uid != uid || st.st_gid != gid) &&
+	    !(owner_err = chown_refused(c, pfd, st.st_dev, uid, gid)))
 		goto done;
 	if ((int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != e->mtime_ns)
 		goto done;
@@ -708,8 +739,12 @@ done:
 		else if (c->o->dry_run)
 			link_add(c, e->link_group, "", &none);
 	}
-	if (same && dropped && e->type != BKR_FT_DIR && !c->o->dry_run)
-		setid_warn(c, path, uid, gid);
+	if (same && e->type != BKR_FT_DIR && !c->o->dry_run) {
+		if (owner_err)
+			chown_warn(c, path, owner_err, dropped);
+		else if (dropped)
+			setid_warn(c, path, uid, gid);
+	}
 	return same ? BKR_RESTORE_UNCHANGED : BKR_RESTORE_CHANGED;
 }
 
@@ -722,7 +757,7 @@ static bkr_restore_change classify(rctx *c, int dirfd, const char *name, const c
 		return BKR_RESTORE_NEW;
 	if ((fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? BKR_RESTORE_NEW : BKR_RESTORE_CHANGED;
-	bkr_restore_change k = classify_fd(c, fd, path, e, leaf, li);
+	bkr_restore_change k = classify_fd(c, dirfd, fd, path, e, leaf, li);
 	close(fd);
 	return k;
 }
@@ -826,6 +861,41 @@ static void tmp_remove(int dirfd, const char *tmp)
 {
 	if (*tmp)
 		unlinkat(dirfd, tmp, 0);
+}
+
+/*
+ * Whether root's chown to @p uid:@p gid is refused on filesystem @p dev,
+ * that of directory @p dirfd (a user namespace that does not map them:
+ * EINVAL; NFS with root_squash, no CAP_CHOWN: EPERM): the errno, else 0,
+ * also when it cannot be told.  Tried on a file made there without a name
+ * (else, not in a dry run, under a temporary name removed at once), once
+ * per filesystem, owner and group.  The walking thread.
+ */
+static int chown_refused(rctx *c, int dirfd, dev_t dev, uid_t uid, gid_t gid)
+{
+	char tmp[64] = "";
+	struct stat st;
+	int fd, err = 0;
+
+	for (size_t i = 0; i < c->nchowns; i++)
+		if (c->chowns[i].dev == dev && c->chowns[i].uid == uid && c->chowns[i].gid == gid)
+			return c->chowns[i].err;
+	fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0 && !c->o->dry_run && tmp_name(tmp, sizeof(tmp)) == 0 &&
+	    (fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+		*tmp = 0;
+	if (fd < 0)
+		return 0;
+	if (fchown(fd, uid, gid) < 0 && (errno == EPERM || errno == EINVAL))
+		err = errno;
+	bool here = fstat(fd, &st) == 0 && st.st_dev == dev; /* not a mount point's other side */
+	close(fd);
+	tmp_remove(dirfd, tmp);
+	if (!here)
+		return 0;
+	chown_memo *m = &c->chowns[c->nchowns < RESTORE_NAME_MEMO ? c->nchowns++ : c->next_chown++ % RESTORE_NAME_MEMO];
+	*m = (chown_memo){ dev, uid, gid, err };
+	return err;
 }
 
 /*
@@ -1725,6 +1795,47 @@ done:
 	return err;
 }
 
+/* Remember directory @p fd (a dup is kept), made on the way to a PATH, as @p path (owned then); <0 when it cannot be. */
+static int made_add(rctx *c, int fd, char *path)
+{
+	if (c->nmade == c->madecap) {
+		size_t nc = c->madecap ? c->madecap * 2 : 8;
+		struct made_dir *m = realloc(c->made, nc * sizeof(*m));
+		if (!m)
+			return -1;
+		c->made = m;
+		c->madecap = nc;
+	}
+	if ((c->made[c->nmade].fd = dup(fd)) < 0)
+		return -1;
+	c->made[c->nmade++].path = path;
+	return 0;
+}
+
+/*
+ * Give the directories made on the way to the PATHs (0700, ours) the
+ * backup's attributes for them (root tree @p root), deepest and last made
+ * first, once every PATH is in: a later PATH may make an entry in one.
+ */
+static void set_made(rctx *c, const bkr_id *root)
+{
+	while (c->nmade > 0) {
+		struct made_dir *m = &c->made[--c->nmade];
+		bkr_entry e;
+		bkr_dir *holder = NULL;
+		const bkr_tree *leaf = NULL;
+		uint32_t li = 0;
+		if (bkr_walk_resolve_flags(c->repo, root, m->path, BKR_WALK_UNNAMED, &e, &holder, &leaf, &li) == 0 &&
+		    e.type == BKR_FT_DIR)
+			apply_meta(c, m->fd, false, m->path, &e, leaf, li, NULL);
+		else
+			report(c, false, 0, m->path, "attributes not restored: %s", bkr_error_message());
+		bkr_dir_free(holder);
+		close(m->fd);
+		free(m->path);
+	}
+}
+
 /*
  * Restore @p path of the backup (entry @p e, resolved) into c->tfd: its
  * missing parent directories are made (mode 0700, not reported), then the
@@ -1758,10 +1869,20 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 		if (strcmp(tok, ".") != 0)
 			comps[nc++] = tok;
 	for (size_t i = first; i + 1 < nc; i++) {
-		int nfd = open_dir(c, fd, comps[i], path, NULL);
+		/* a directory on the way, named as far as it goes in messages */
+		size_t plen = (size_t)(comps[i] - copy) + strlen(comps[i]);
+		char *on_way = strndup(path, plen);
+		rdir info;
+		if (!on_way) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		int nfd = open_dir(c, fd, comps[i], on_way, &info);
 		if (fd >= 0)
 			close(fd);
 		fd = nfd;
+		if (fd < 0 || !info.fresh || made_add(c, fd, on_way) < 0)
+			free(on_way);
 		if (fd < 0 && !c->o->dry_run)
 			goto done;
 	}
@@ -1789,7 +1910,7 @@ static int restore_path(rctx *c, const bkr_id *root, const char *path)
 			goto done;
 		}
 		if (c->classify && c->tfd >= 0)
-			note_change(c, classify_fd(c, c->tfd, path, &e, leaf, li), path);
+			note_change(c, classify_fd(c, c->tfd, c->tfd, path, &e, leaf, li), path);
 		else if (c->classify)
 			note_change(c, BKR_RESTORE_NEW, path);
 		c->st.dirs++;
@@ -1872,18 +1993,28 @@ done:
 	return err;
 }
 
-/* Open (make unless a dry run) the directory @p dir restore writes into as c->tfd. */
+/*
+ * Open (make unless a dry run) the directory @p dir restore writes into as
+ * c->tfd.  In place it is a source's directory, recorded with no symlink in
+ * its path (create resolves it): one there now is not followed, else what
+ * replaced the directory with a symlink would have the backup written
+ * wherever it points.
+ */
 static int open_target(rctx *c, const char *dir)
 {
+	struct stat st;
 	int err;
 
 	if ((err = check_outside_repo(c, dir)) < 0)
 		return err;
 	if (!c->o->dry_run && (err = bkr_io_mkdir_p(dir, 0755)) < 0)
 		return err;
-	if ((c->tfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	if ((c->tfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (c->o->in_place ? O_NOFOLLOW : 0))) < 0) {
 		if (c->o->dry_run && errno == ENOENT)
 			return 0;
+		if (c->o->in_place && (errno == ELOOP || errno == ENOTDIR) && lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
+			return bkr_error_set(BKR_EEXISTS, "in place: %s is a symlink now, not the directory backed up; "
+					     "not followed (restore it with --target)", dir);
 		return bkr_error_set_errno(errno, "restore target %s", dir);
 	}
 	return 0;
@@ -2082,6 +2213,7 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 		if (o->in_place) {
 			const bkr_manifest_source *src = source_of(m, paths[i]);
 			if (c->src != src) {
+				set_made(c, root);
 				close_target(c);
 				c->src = src;
 				c->strip = strlen(src->source);
@@ -2103,6 +2235,7 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 		err = restore_path(c, root, paths[i]);
 	}
 	pool_stop(c);
+	set_made(c, root);
 	close_target(c);
 	if (err < 0)
 		goto done;
@@ -2124,6 +2257,11 @@ done:
 	for (size_t i = 0; i < c->nlinks; i++)
 		free(c->links[i].path);
 	free(c->links);
+	for (size_t i = 0; i < c->nmade; i++) { /* set_made did not run: stopped by an error */
+		close(c->made[i].fd);
+		free(c->made[i].path);
+	}
+	free(c->made);
 	free(c->src_dir);
 	free(c->first_msg);
 	free(paths);

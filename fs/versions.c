@@ -619,10 +619,9 @@ static int on_version(void *ctx, const bkr_history_item *it)
 	struct vctx *c = ctx;
 	struct vlist *vl = c->vl;
 
-	if (it->change == BKR_HISTORY_ERROR) {
+	/* with an entry, one that could not be compared with the version before: shown, it may differ */
+	if (it->change == BKR_HISTORY_ERROR)
 		bkrfs_log(c->fs, "/versions/%s: %s", c->path, bkr_error_message());
-		return 0;
-	}
 	if (!it->entry)
 		return 0;
 	if (it->entry->type == BKR_FT_DIR) {
@@ -631,7 +630,8 @@ static int on_version(void *ctx, const bkr_history_item *it)
 		vl->dirs[it->backup] = it->entry->subtree; /* names merged after the walk */
 		return 0;
 	}
-	if (it->change != BKR_HISTORY_ADDED && it->change != BKR_HISTORY_CONTENT && it->change != BKR_HISTORY_METADATA)
+	if (it->change != BKR_HISTORY_ADDED && it->change != BKR_HISTORY_CONTENT && it->change != BKR_HISTORY_METADATA &&
+	    it->change != BKR_HISTORY_ERROR)
 		return 0;
 	if (vl->nv == c->vcap) {
 		size_t nc = c->vcap ? c->vcap * 2 : 16;

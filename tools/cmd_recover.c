@@ -307,6 +307,22 @@ static void report_lines(cli *c, const char *json)
 			bkr_text_escape(b, sizeof(b), setid->valuestring, strlen(setid->valuestring));
 			cli_warn(c, "%s: recovered without the set-ID bits: %s", a, b);
 		}
+		cJSON *pd;
+		cJSON_ArrayForEach(pd, cJSON_GetObjectItem(f, "parent_dirs")) {
+			cJSON *dp = cJSON_GetObjectItem(pd, "path"), *o = cJSON_GetObjectItem(pd, "owner_error");
+			cJSON *s = cJSON_GetObjectItem(pd, "setid_dropped");
+			if (!cJSON_IsString(dp))
+				continue;
+			bkr_text_escape(d, sizeof(d), dp->valuestring, strlen(dp->valuestring));
+			if (cJSON_IsString(o)) {
+				bkr_text_escape(b, sizeof(b), o->valuestring, strlen(o->valuestring));
+				cli_warn(c, "%s: made for %s: %s", d, a, b);
+			}
+			if (cJSON_IsString(s)) {
+				bkr_text_escape(b, sizeof(b), s->valuestring, strlen(s->valuestring));
+				cli_warn(c, "%s: made for %s without the set-ID bits: %s", d, a, b);
+			}
+		}
 		cJSON *sw;
 		cJSON_ArrayForEach(sw, cJSON_GetObjectItem(f, "stage_warnings")) {
 			if (!cJSON_IsString(sw))

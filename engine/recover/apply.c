@@ -105,18 +105,23 @@ int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mo
 }
 
 /*
- * Create the missing directories above @p rel under @p root, each with the
- * mode and owner the backup recorded for it (else 0755 and its parent's
- * owner), set through its descriptor; nothing is followed.
+ * Create the missing directories above @p f's path under @p root, each with
+ * the mode and owner the backup recorded for it (else 0755 and its parent's
+ * owner), set through its descriptor; nothing is followed.  One whose owner
+ * root's chown is refused, or that is made without set-ID bits its owner
+ * could not keep, is said in @p f's report entry (bkr_rec_note_parent).
  */
-static int make_parents(bkr_recover *rc, int root, const char *rel)
+static int make_parents(bkr_recover *rc, int root, bkr_rec_file *f)
 {
+	const char *rel = f->d.path;
 	char prefix[PATH_MAX];
 	int err = 0;
 
 	for (const char *slash = strchr(rel, '/'); slash; slash = strchr(slash + 1, '/')) {
 		size_t n = (size_t)(slash - rel);
 		uint32_t mode = 0755, uid, gid;
+		bool dropped = false;
+		int owner_errno = 0;
 		struct stat pst;
 		const char *base;
 		int dir = -1, fd = -1;
@@ -142,7 +147,8 @@ static int make_parents(bkr_recover *rc, int root, const char *rel)
 			uid = pst.st_uid;
 			gid = pst.st_gid;
 			bkr_rec_dir_attrs(rc, prefix, true, &mode, &uid, &gid);
-			err = bkr_rec_set_attrs(fd, false, uid, gid, mode, prefix, NULL, NULL);
+			if ((err = bkr_rec_set_attrs(fd, false, uid, gid, mode, prefix, &dropped, &owner_errno)) == 0)
+				bkr_rec_note_parent(f, prefix, uid, gid, dropped, owner_errno);
 		}
 		if (fd >= 0)
 			close(fd);
@@ -285,7 +291,7 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 		*why = strdup("the file was healthy when checked; never overwritten");
 		return 0;
 	}
-	if ((err = make_parents(rc, root, f->d.path)) < 0 ||
+	if ((err = make_parents(rc, root, f)) < 0 ||
 	    (err = bkr_rec_open_parent(root, f->d.path, false, &dir, &base, f->d.path)) < 0)
 		goto done;
 	/* re-check the target just before writing */

@@ -373,6 +373,14 @@ int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mo
 void bkr_rec_note_attrs(bkr_rec_file *f, bool setid_dropped, int owner_errno);
 
 /**
+ * The same for directory @p dir, made above @p f by its apply with owner
+ * @p uid:@p gid: an object {"path", "setid_dropped", "owner_error"} in the
+ * entry's "parent_dirs" (nothing when neither applies).
+ */
+void bkr_rec_note_parent(bkr_rec_file *f, const char *dir, uint32_t uid, uint32_t gid, bool setid_dropped,
+			 int owner_errno);
+
+/**
  * Write @p f's recovered copy over the workspace file under @p root (the
  * workspace directory, from bkr_rec_root_open), atomically and without
  * following symlinks, after checking the target is still what the scan saw.

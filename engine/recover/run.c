@@ -287,18 +287,39 @@ static int copy_items(const bkr_damage *items, const bool *healthy, size_t n, bk
 	return 0;
 }
 
-void bkr_rec_note_attrs(bkr_rec_file *f, bool setid_dropped, int owner_errno)
+/* "setid_dropped" and "owner_error" (owner @p uid:@p gid) in @p obj, once. */
+static void note_attrs(cJSON *obj, uint32_t uid, uint32_t gid, bool setid_dropped, int owner_errno)
 {
 	char *msg = NULL;
 
-	if (setid_dropped && !cJSON_HasObjectItem(f->entry, "setid_dropped"))
-		cJSON_AddStringToObject(f->entry, "setid_dropped",
+	if (setid_dropped && !cJSON_HasObjectItem(obj, "setid_dropped"))
+		cJSON_AddStringToObject(obj, "setid_dropped",
 					"its owner could not be set (not root, or the chown was refused)");
-	if (owner_errno && !cJSON_HasObjectItem(f->entry, "owner_error") &&
-	    asprintf(&msg, "owner %u:%u not set: chown: %s", (unsigned)f->uid, (unsigned)f->gid,
-		     strerror(owner_errno)) >= 0)
-		cJSON_AddStringToObject(f->entry, "owner_error", msg);
+	if (owner_errno && !cJSON_HasObjectItem(obj, "owner_error") &&
+	    asprintf(&msg, "owner %u:%u not set: chown: %s", (unsigned)uid, (unsigned)gid, strerror(owner_errno)) >= 0)
+		cJSON_AddStringToObject(obj, "owner_error", msg);
 	free(msg);
+}
+
+void bkr_rec_note_attrs(bkr_rec_file *f, bool setid_dropped, int owner_errno)
+{
+	note_attrs(f->entry, f->uid, f->gid, setid_dropped, owner_errno);
+}
+
+void bkr_rec_note_parent(bkr_rec_file *f, const char *dir, uint32_t uid, uint32_t gid, bool setid_dropped,
+			 int owner_errno)
+{
+	cJSON *dirs = cJSON_GetObjectItemCaseSensitive(f->entry, "parent_dirs"), *d;
+
+	if (!setid_dropped && !owner_errno)
+		return;
+	if (!dirs && !(dirs = cJSON_AddArrayToObject(f->entry, "parent_dirs")))
+		return;
+	if (!(d = cJSON_CreateObject()))
+		return;
+	cJSON_AddItemToArray(dirs, d);
+	cJSON_AddStringToObject(d, "path", dir);
+	note_attrs(d, uid, gid, setid_dropped, owner_errno);
 }
 
 static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_recover_report *rep,

@@ -211,6 +211,37 @@ grep -q "^+  src/added.txt" "$T/out" || fail "a path in the newer backup only: $
 expect_exit 1 "$BKR" -r "$R" diff "$full" latest /src/hard2 --exit-code
 pass "diff between backups and against live files; a path in neither backup is not found"
 
+# --live: a live file (same size, another mtime) or directory that cannot be
+# read is an error naming it (exit 7), never a content change ('M', exit 0)
+# nor, for a directory, the same as the backup (its contents unsaid, exit 0)
+if [ "$(id -u)" = 0 ]; then
+	lv=$T/lv
+	mkdir -p "$lv/src/d"
+	printf 'a\n' >"$lv/src/f"
+	printf 'b\n' >"$lv/src/d/g"
+	expect_exit 0 "$BKR" -q -r "$lv/repo" init
+	expect_exit 0 "$BKR" -q -r "$lv/repo" create "$lv/src"
+	printf 'c\n' >"$lv/src/f"
+	chmod 600 "$lv/src/f"
+	chmod -R a+rX "$lv/repo"
+	chmod 755 "$T" "$lv"
+	for what in f d; do
+		[ "$what" = d ] && chmod 644 "$lv/src/f" && chmod 700 "$lv/src/d"
+		rc=0
+		XDG_STATE_HOME=$lv/state setpriv --reuid=65534 --regid=65534 --clear-groups \
+			"$BKR" -r "$lv/repo" diff latest --live >"$T/out.$what" 2>"$T/err" || rc=$?
+		[ "$rc" = 7 ] || { chmod 700 "$T"; fail "diff --live with src/$what unreadable: exit $rc: $(cat "$T/out.$what" "$T/err")"; }
+		one_line_error
+		cp "$T/err" "$T/err.$what"
+	done
+	chmod 700 "$T"
+	grep -qx "bkr diff: src/f: open: Permission denied" "$T/err.f" && [ ! -s "$T/out.f" ] ||
+		fail "diff --live, an unreadable file: $(cat "$T/out.f" "$T/err.f")"
+	grep -qx "bkr diff: src/d: open directory: Permission denied" "$T/err.d" && [ "$(cat "$T/out.d")" = "m  src/d" ] ||
+		fail "diff --live, an unreadable directory: $(cat "$T/out.d" "$T/err.d")"
+	pass "diff --live: a live file or directory that cannot be read is an error naming it, not a change nor the same"
+fi
+
 # --- verify clean, then damage one data blob
 expect_exit 0 "$BKR" -r "$R" verify --read-data
 # data.json is in every backup, unchanged (a file of one chunk: its blob id is

@@ -552,6 +552,33 @@ if [ "$(id -u)" = 0 ] && unshare --user --map-root-user true 2>/dev/null; then
 		fail "the dropped set-ID bits are not said: $(cat "$T/batch11.err")"
 fi
 
+# a directory above the file, gone too, is made again with the owner and
+# mode the backup recorded; where root's chown of it is refused the file's
+# report entry says so (parent_dirs) and so do warnings, as for the file
+# itself: it was made as root's, without its set-group-ID bit, unsaid
+if [ "$(id -u)" = 0 ] && unshare --user --map-root-user true 2>/dev/null; then
+	W14="$T/ws14"; mkdir -p "$W14/c"
+	echo '{"n":1}' > "$W14/c/a.json"
+	chown 0:1000 "$W14/c"; chmod 2775 "$W14/c"
+	backup_ws "$T/parents.json" "$T/repo14" "$W14" "$T/staged14"
+	rm -r "$W14/c"
+	st=0; unshare --user --map-root-user "$BKR" batch -c "$T/parents.json" --apply > "$T/batch14.out" 2> "$T/batch14.err" || st=$?
+	[ "$st" = 0 ] || fail "batch --apply of a file whose directory is gone, in a user namespace: exit $st: $(cat "$T/batch14.out" "$T/batch14.err")"
+	[ "$(cat "$W14/c/a.json")" = '{"n":1}' ] && [ "$(stat -c '%a %u:%g' "$W14/c")" = "775 0:0" ] ||
+		fail "the directory made again in a user namespace: $(stat -c '%a %u:%g' "$W14/c")"
+	grep -q "warning: c: made for c/a.json: owner 0:1000 not set: chown: Invalid argument" "$T/batch14.err" &&
+		grep -q "warning: c: made for c/a.json without the set-ID bits: its owner could not be set" "$T/batch14.err" ||
+		fail "the directory's owner not set and its dropped set-ID bit are not said: $(cat "$T/batch14.err")"
+	"$BKR" recovered -c "$T/parents.json" latest --json > "$T/rec14.json"
+	python3 -c '
+import json, sys
+f = json.load(open(sys.argv[1]))["files"][0]
+assert f["applied"] and "owner_error" not in f, f
+[d] = f["parent_dirs"]
+assert d["path"] == "c" and d["owner_error"] == "owner 0:1000 not set: chown: Invalid argument", f
+assert d["setid_dropped"].startswith("its owner could not be set"), f' "$T/rec14.json" || fail "the report of a directory made again"
+fi
+
 # root whose chown is refused with EPERM (without CAP_CHOWN here; NFS
 # root_squash alike): the apply failed ('c/other.json: chown: Operation not
 # permitted', exit 6) where bkr restore warns and goes on; now the file is

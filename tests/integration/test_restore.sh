@@ -172,6 +172,35 @@ grep -q "'\.\.' is not allowed" "$T/err" || fail "'..' is not named: $(cat "$T/e
 [ ! -e "$T/dd" ] || fail "a restore with a '..' PATH wrote $T/dd"
 pass "overlapping and repeated PATHs are restored once; '..' is refused before anything is written"
 
+# --- a PATH below directories the target lacks: they are made with the
+# backup's mode and mtime (they were left 0700, so no other user could reach
+# what was restored), once every PATH is in (a later one must not change
+# them), those that exist are left as they are; a symlink on
+# the way is not followed, and the error names it (it named the PATH)
+mkdir -p "$T/wp/d/e" "$T/wpout" "$T/wps/wp"
+printf 'f\n' >"$T/wp/d/e/f"
+printf 'x\n' >"$T/wp/x"
+chmod 2751 "$T/wp/d"
+chmod 751 "$T/wp"
+touch -d '2021-05-05 00:00 UTC' "$T/wp/d"
+expect_exit 0 "$BKR" -q -r "$T/wpr" init
+expect_exit 0 "$BKR" -q -r "$T/wpr" create "$T/wp"
+# two PATHs: the second makes an entry in wp, made for the first
+expect_exit 0 "$BKR" -r "$T/wpr" restore latest wp/d/e wp/x --target "$T/wpt"
+want="751 $(stat -c %Y "$T/wp") 2751 $(date -d '2021-05-05 00:00 UTC' +%s) "
+[ "$(stat -c '%a %Y' "$T/wpt/wp" "$T/wpt/wp/d" | tr '\n' ' ')" = "$want" ] && cmp -s "$T/wp/d/e/f" "$T/wpt/wp/d/e/f" ||
+	fail "the directories made on the way to a PATH: $(stat -c '%n %a %Y' "$T/wpt/wp" "$T/wpt/wp/d"), want $want"
+chmod 700 "$T/wpt/wp"
+expect_exit 0 "$BKR" -r "$T/wpr" restore latest wp/d --target "$T/wpt" --overwrite
+[ "$(stat -c %a "$T/wpt/wp")" = 700 ] || fail "a directory on the way that was there got attributes: $(stat -c %a "$T/wpt/wp")"
+ln -s "$T/wpout" "$T/wps/wp/d"
+expect_exit 6 "$BKR" -r "$T/wpr" restore latest wp/d/e --target "$T/wps"
+one_line_error
+grep -qx "bkr restore: wp/d: exists and is not a directory (--overwrite replaces it)" "$T/err" ||
+	fail "a symlink on the way to a PATH is not named: $(cat "$T/err")"
+[ -z "$(ls -A "$T/wpout")" ] || fail "restore followed a symlink on the way to a PATH: $(ls -A "$T/wpout")"
+pass "directories made on the way to a PATH get the backup's attributes; a symlink on the way is named, not followed"
+
 # --- a target inside the repository is refused, however it is named
 ln -s "$R3/data" "$T/into-repo"
 for target in "$R3" "$R3/new/dir" "$T/into-repo/x"; do
@@ -239,6 +268,24 @@ expect_exit 0 "$BKR" -r "$R4" restore latest "$name" --in-place
 [ "$live/hl1" -ef "$live/hl2" ] || fail "in place did not link hl2 to hl1 again"
 expect_exit 3 "$BKR" -r "$R4" restore latest nosuchsource/x --in-place
 pass "restore --in-place puts back what differs, --dry-run lists it and writes nothing"
+
+# the source's directory replaced by a symlink (create records the path
+# resolved): not followed, in a dry run too, one line naming it, exit 7 (the
+# backup was written where the link points, and that directory's mode and
+# mtime set)
+mv "$live" "$live.moved"
+mkdir "$T/elsewhere"
+ln -s "$T/elsewhere" "$live"
+for dry in "" --dry-run; do
+	expect_exit 7 "$BKR" -r "$R4" restore latest --in-place $dry
+	one_line_error
+	grep -qx "bkr restore: in place: $live is a symlink now, not the directory backed up; not followed (restore it with --target)" "$T/err" ||
+		fail "in place through a symlink: $(cat "$T/err")"
+done
+[ -z "$(ls -A "$T/elsewhere")" ] || fail "in place followed the symlink that replaced the source: $(ls -A "$T/elsewhere")"
+rm "$live"
+mv "$live.moved" "$live"
+pass "restore --in-place does not follow a symlink that replaced the source's directory"
 
 # --- in place, a single-file source goes back to that file (its directory is left alone)
 one=$T/single.conf
@@ -372,7 +419,8 @@ pass "restore's line about a file deeper than PATH_MAX bytes names the whole pat
 if unshare --user --map-root-user true 2>/dev/null; then
 	mkdir -p "$T/su"
 	printf '#!/bin/sh\n' >"$T/su/tool"
-	chown 1000:1000 "$T/su/tool"
+	printf 'data\n' >"$T/su/data"
+	chown 1000:1000 "$T/su/tool" "$T/su/data"
 	chmod 6755 "$T/su/tool"
 	expect_exit 0 "$BKR" -q -r "$T/sur" init
 	expect_exit 0 "$BKR" -q -r "$T/sur" create "$T/su"
@@ -384,6 +432,33 @@ if unshare --user --map-root-user true 2>/dev/null; then
 		fail "a file restored without its owner kept set-ID bits: $(stat -c '%a %u:%g' "$T/sut/su/tool")"
 	grep -q "su/tool: chown: .*set-ID bits not restored" "$T/err" || fail "the dropped set-ID bits are not said: $(cat "$T/err")"
 	pass "a set-ID file whose owner cannot be set is restored without its set-ID bits"
+
+	# run again, and in place: a file whose only difference is an owner
+	# root's chown is refused is as this restore can make it, not changed
+	# (it was: an error, 'exists', exit 6, run again; in place rewritten,
+	# as root's, every run); the warning stays.  In place the backup's own
+	# data (1000:1000 still) is left as it is; tool is rewritten once,
+	# without its set-ID bits, as into a target
+	data_ino=$(stat -c %i "$T/su/data")
+	rc=0
+	for run in target inplace1 inplace2; do
+		where=(--target "$T/sut")
+		[ "$run" = target ] || where=(--in-place)
+		[ "$run" = inplace2 ] && before=$(stat -c %i "$T/su/tool")
+		unshare --user --map-root-user "$BKR" -r "$T/sur" restore latest "${where[@]}" --numeric-ids \
+			>"$T/out.$run" 2>"$T/err.$run" || rc=$?
+		[ "$rc" = 0 ] || break
+	done
+	[ "$rc" = 0 ] || fail "restore run again where chown fails ($run): exit $rc: $(cat "$T/err.$run")"
+	grep -q "(2 already there as in the backup)" "$T/out.target" ||
+		fail "run again where chown fails: $(cat "$T/out.target")"
+	grep -q "(0 new, 0 changed, 3 unchanged)" "$T/out.inplace2" &&
+		[ "$(stat -c %i "$T/su/tool")" = "$before" ] && [ "$(stat -c '%i %u:%g' "$T/su/data")" = "$data_ino 1000:1000" ] ||
+		fail "in place where chown fails, run again, rewrote files: $(cat "$T/out.inplace2")"
+	grep -q "su/tool: chown: Invalid argument; set-ID bits not restored" "$T/err.inplace2" &&
+		grep -q "su/data: chown: Invalid argument" "$T/err.inplace2" ||
+		fail "the owners not restored are no longer said: $(cat "$T/err.inplace2")"
+	pass "a restore run again where root's chown is refused leaves files whose owner it cannot set as they are"
 fi
 
 # --- a user who is not root restores every file as their own (no chown): a

@@ -88,10 +88,48 @@ mv "$T/dense" "$small"
 expect_exit 0 "$BKR" -c "$cfg" scan --deep
 pass "a dense copy of a sparse file compares equal"
 # ... and log/diff across a backup of the dense copy see no content change
-expect_exit 0 "$BKR" -c "$cfg" create --type full
+expect_exit 0 "$BKR" -c "$cfg" create --type full --all
 expect_exit 0 "$BKR" -r "$R" log ws/data/small
 grep -q "content" "$T/out" && fail "log reports a content change for a dense copy: $(cat "$T/out")"
+grep -q " in 2 backup(s) of its source" "$T/err" || fail "log: not the two backups: $(cat "$T/err")"
 pass "log: dense and sparse copies of the same bytes are the same content"
+read -r sparse_id dense_id < <("$BKR" -r "$R" list --json | python3 -c '
+import json, sys
+print(*[b["backup_id"] for b in sorted(json.load(sys.stdin), key=lambda b: b["timestamp"])][-2:])')
+expect_exit 0 "$BKR" -r "$R" diff "$sparse_id" "$dense_id"
+grep -q "small" "$T/out" && fail "diff reports a change for a dense copy: $(cat "$T/out")"
+pass "diff: dense and sparse copies of the same bytes are the same content"
+
+# the dense copy's content, read to compare the two, damaged (in a copy of
+# the repository): an error naming the file, exit 4, not a content change
+# ('M', exit 0: the read error was cleared and taken for "differs")
+cp -a "$R" "$T/dmg"
+python3 - "$T/dmg" "$small" <<'PY' || fail "could not damage the copies of small"
+import os, sys
+pat = open(sys.argv[2], "rb").read()[1000:1064]  # random bytes, stored as they are
+hit = 0
+for d, _, names in os.walk(os.path.join(sys.argv[1], "data")):
+    for n in names:
+        p = os.path.join(d, n)
+        b = open(p, "rb").read()
+        i = b.find(pat)
+        if n.endswith(".pack") and i >= 0:
+            with open(p, "r+b") as w:
+                w.seek(i + 10)
+                w.write(bytes([b[i + 10] ^ 0x40]))
+            hit += 1
+sys.exit(hit == 0)
+PY
+for args in "$sparse_id $dense_id" "$sparse_id $dense_id ws/data/small"; do
+	expect_exit 4 "$BKR" -r "$T/dmg" diff $args
+	one_line_error
+	grep -q "^bkr diff: ws/data/small: .*chunk 0" "$T/err" || fail "diff $args: the unreadable file is not named: $(cat "$T/err")"
+	[ -s "$T/out" ] && fail "diff $args with a file it cannot compare printed: $(cat "$T/out")"
+done
+expect_exit 4 "$BKR" -r "$T/dmg" log ws/data/small
+grep -q "$dense_id  error " "$T/out" && grep -q "warning: backup $dense_id, path 'ws/data/small': .*chunk 0" "$T/err" ||
+	fail "log: the version that cannot be compared is not an error: $(cat "$T/out" "$T/err")"
+pass "diff and log: a dense copy whose content cannot be read to compare it with a sparse one is an error, not a change"
 
 # one byte written into a hole of the big file, mtime kept: silent corruption
 touch -r "$big" "$T/ref"

@@ -66,19 +66,21 @@ typedef struct {
 #define BKR_DIFF_OPTIONS_INIT { BKR_DIFF_OPTIONS_VERSION }
 
 /**
- * What differs between entries @p a and @p b of two backups (BKR_DIFF_*
- * bits, 0 when equal): type, mode, owner, mtime (not of directories), link
- * target, rdev, hardlink grouping, a file's size and content hash, and the
- * xattrs when both leaves are given (@p la / @p lb with @p lia / @p lib, as
- * bkr_dir_get returns them; NULL skips the comparison).  A directory's
- * contents are not compared (its subtree is).  ctime and inode numbers
- * never count.  Two files of one size whose content digests are of
- * different forms (one has holes, docs/format.md "Content digests") are
- * compared by reading the dense one's content from @p r (without a
- * repository they count as different).
+ * What differs between entries @p a and @p b of two backups (*@p what:
+ * BKR_DIFF_* bits, 0 when equal): type, mode, owner, mtime (not of
+ * directories), link target, rdev, hardlink grouping, a file's size and
+ * content hash, and the xattrs when both leaves are given (@p la / @p lb
+ * with @p lia / @p lib, as bkr_dir_get returns them; NULL skips the
+ * comparison).  A directory's contents are not compared (its subtree is).
+ * ctime and inode numbers never count.  Two files of one size whose
+ * content digests are of different forms (one has holes, docs/format.md
+ * "Content digests") are compared by reading the dense one's content from
+ * @p r (without a repository they count as different).  <0 when what
+ * must be read to tell cannot be (that content, damaged or unreadable;
+ * malformed xattrs): never "the same" nor "different".
  */
-unsigned bkr_diff_entries(bkr_repo *r, const bkr_entry *a, const bkr_tree *la, uint32_t lia, const bkr_entry *b,
-			  const bkr_tree *lb, uint32_t lib);
+int bkr_diff_entries(bkr_repo *r, const bkr_entry *a, const bkr_tree *la, uint32_t lia, const bkr_entry *b,
+		     const bkr_tree *lb, uint32_t lib, unsigned *what);
 
 /**
  * Compare root trees @p old_root and @p new_root.  @p stats optional.  A path

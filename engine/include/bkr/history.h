@@ -69,8 +69,10 @@ typedef enum {
 	BKR_HISTORY_CONTENT,     /**< content, link target or type changed */
 	BKR_HISTORY_METADATA,    /**< only metadata changed (mode, owner, mtime, xattrs) */
 	BKR_HISTORY_UNCHANGED,
-	BKR_HISTORY_ERROR,       /**< a tree on the path could not be read (item.error);
-	                              the path counts as absent in this backup */
+	BKR_HISTORY_ERROR,       /**< a tree on the path could not be read (item.error):
+	                              the path counts as absent in this backup; or, with
+	                              item.entry, it could not be compared with the
+	                              backup before's (bkr_diff_entries failed) */
 } bkr_history_change;
 
 /** The name of @p c: "absent", "added", "removed", "content", "metadata", "unchanged", "error". */
