@@ -30,6 +30,17 @@ static const char *git_msg(void)
 	return e && e->message ? e->message : "unknown libgit2 error";
 }
 
+/* A copy passed over: its commit and why, in the attempt's "rejected". */
+static void reject(cJSON *rejected, const char *commit, const char *reason)
+{
+	cJSON *rj = cJSON_CreateObject();
+
+	if (!rj)
+		return;
+	cJSON_AddStringToObject(rj, "commit", commit);
+	cJSON_AddStringToObject(rj, "reason", reason);
+	cJSON_AddItemToArray(rejected, rj);
+}
 
 int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
@@ -126,7 +137,7 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		git_object_t htype;
 		size_t hsize = 0;
 		char *why = NULL;
-		int r;
+		int r = 0;
 
 		if (++commits > j->s->git_max_commits)
 			break;
@@ -136,23 +147,29 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 			git_commit_free(commit);
 			break;
 		}
-		if (git_commit_tree(&tree, commit) < 0 || git_tree_entry_bypath(&te, tree, gpath) < 0 ||
-		    git_tree_entry_type(te) != GIT_OBJECT_BLOB) {
-			goto next;
+		git_oid_tostr(hex, sizeof(hex), &oid);
+		/* GIT_ENOTFOUND: the path is not in this commit; any other error is a
+		 * tree that cannot be read, which may hold a newer copy: damage, as
+		 * for a blob below, never a commit without the file */
+		if (git_commit_tree(&tree, commit) < 0 || (r = git_tree_entry_bypath(&te, tree, gpath)) < 0) {
+			if (tree && r == GIT_ENOTFOUND)
+				goto next;
+			if (asprintf(&damaged, "the tree of %s in commit %s cannot be read: %s; the repository is "
+				     "damaged (see git fsck), and older commits are not used in its place",
+				     gpath, hex, git_msg()) < 0)
+				damaged = NULL;
+			reject(rejected, hex, "unreadable: the repository is damaged");
+			git_tree_free(tree);
+			git_commit_free(commit);
+			break;
 		}
+		if (git_tree_entry_type(te) != GIT_OBJECT_BLOB)
+			goto next;
 		if (git_tree_entry_filemode(te) == GIT_FILEMODE_LINK) {
 			/* a symlink: its blob is the link text, never the file's content; the git
 			 * strategy does not make symlinks, and an older regular copy would not be
 			 * what the file is now: stop here (the next strategy may restore it) */
-			git_oid_tostr(hex, sizeof(hex), &oid);
-			{
-				cJSON *rj = cJSON_CreateObject();
-				if (rj) {
-					cJSON_AddStringToObject(rj, "commit", hex);
-					cJSON_AddStringToObject(rj, "reason", "a symlink in git");
-					cJSON_AddItemToArray(rejected, rj);
-				}
-			}
+			reject(rejected, hex, "a symlink in git");
 			symlink_at = true;
 			git_tree_entry_free(te);
 			git_tree_free(tree);
@@ -164,7 +181,6 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		git_oid_cpy(&last_blob, git_tree_entry_id(te));
 		have_last = true;
 		candidates++;
-		git_oid_tostr(hex, sizeof(hex), &oid);
 		/* the size from the object's header first: git_blob_lookup inflates all of it */
 		if (git_odb_read_header(&hsize, &htype, odb, git_tree_entry_id(te)) < 0 ||
 		    ((uint64_t)hsize <= BKR_REC_MAX_FILE && git_blob_lookup(&blob, repo, git_tree_entry_id(te)) < 0)) {
@@ -218,14 +234,7 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 				goto done;
 			}
 		}
-		{
-			cJSON *rj = cJSON_CreateObject();
-			if (rj) {
-				cJSON_AddStringToObject(rj, "commit", hex);
-				cJSON_AddStringToObject(rj, "reason", why ? why : "unknown");
-				cJSON_AddItemToArray(rejected, rj);
-			}
-		}
+		reject(rejected, hex, why ? why : "unknown");
 		free(why);
 		git_blob_free(blob);
 		if (damaged) {

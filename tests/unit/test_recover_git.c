@@ -329,6 +329,48 @@ static void test_damaged_object(void **state)
 	bkr_recover_free(rc);
 }
 
+/* The newest commit's tree holding the file is damaged (a directory's tree
+ * object, not the blob): the walk took that commit as one without the file
+ * and recovered the older commit's copy in silence.  It fails now, as for a
+ * damaged blob, naming the commit. */
+static void test_damaged_tree(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+	char *head;
+	const char *err;
+
+	tu_writes(f->ws, "d/a.txt", "v1\n");
+	assert_int_equal(commit(f, "v1", "2020-01-03T00:00:00Z"), 0);
+	tu_writes(f->ws, "d/a.txt", "v2-newest\n");
+	assert_int_equal(commit(f, "v2", "2020-01-04T00:00:00Z"), 0);
+	assert_int_equal(tu_sh("cd %s && git rev-parse HEAD > head && o=$(git rev-parse HEAD:d) && "
+			       "p=.git/objects/${o%%${o#??}}/${o#??} && chmod u+w $p && printf garbage > $p",
+			       f->ws),
+			 0);
+	head = tu_read(f->ws, "head", NULL);
+	head[40] = 0;
+	tu_sh("rm %s/d/a.txt %s/head", f->ws, f->ws);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"d/*\",\"strategies\":[\"git\",\"manual\"]}]}");
+	o.apply = true;
+	assert_int_equal(bkr_recover_file(rc, "d/a.txt", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "d/a.txt");
+	assert_string_equal(tu_attempt(e, 0, "result"), "failed");
+	err = tu_attempt(e, 0, "error");
+	if (!strstr(err, head) || !strstr(err, "damaged"))
+		fail_msg("the error does not name commit %s and the damage: %s", head, err);
+	assert_string_equal(tu_str(e, "status"), "manual");
+	assert_false(tu_exists(f->ws, "d/a.txt")); /* not v1 */
+	free(head);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,6 +381,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_symlink_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_blob_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_tree, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
