@@ -3,8 +3,8 @@
  * repository (default: the one containing the workspace, found with
  * git_repository_discover), walk the history of the configured ref newest
  * first with git_revwalk (topological order, so that a commit always comes
- * before its parents even when they share a second; time among branches),
- * and take the newest commit within max_age whose
+ * before its parents even when they share a second; time among branches;
+ * a shallow clone's first parents, which git_revwalk cannot walk), and take the newest commit within max_age whose
  * copy of the file validates.  Walking history also finds files deleted in
  * HEAD.  Identical blobs are checked once.  A symlink (GIT_FILEMODE_LINK)
  * is never recovered: its blob is the link text, and writing that as a
@@ -42,6 +42,28 @@ static void reject(cJSON *rejected, const char *commit, const char *reason)
 	cJSON_AddItemToArray(rejected, rj);
 }
 
+/*
+ * The next commit of a shallow clone (a CI checkout, "git clone --depth"),
+ * the first one being @p oid itself: libgit2 cannot walk such a history
+ * (git_revwalk fails on the missing parents of its oldest commits, before
+ * it returns any), so first parents are followed by hand, to the commit the
+ * clone stops at.
+ */
+static bool first_parent_next(git_repository *repo, git_oid *oid, bool *started)
+{
+	git_commit *c = NULL;
+	bool more;
+
+	if (!*started)
+		return *started = true;
+	if (git_commit_lookup(&c, repo, oid) < 0)
+		return false;
+	if ((more = git_commit_parentcount(c) > 0))
+		git_oid_cpy(oid, git_commit_parent_id(c, 0));
+	git_commit_free(c);
+	return more;
+}
+
 int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
 	bkr_recover *rc = j->rc;
@@ -57,7 +79,8 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 	const char *ref = j->s->git_ref ? j->s->git_ref : "HEAD";
 	cJSON *rejected = cJSON_CreateArray();
 	int64_t now = (int64_t)time(NULL), commits = 0, candidates = 0;
-	int err = 0;
+	int err = 0, walked = 0;
+	bool shallow, started = false;
 
 	git_libgit2_init();
 	if (!rejected) {
@@ -106,6 +129,7 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		}
 		snprintf(gpath, sizeof(gpath), "%s", rest);
 	}
+	shallow = git_repository_is_shallow(repo) == 1;
 	if (git_repository_odb(&odb, repo) < 0) {
 		err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "git repository %s: %s", git_repository_path(repo), git_msg());
 		goto done;
@@ -124,12 +148,13 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		git_oid_cpy(&oid, git_object_id(peeled));
 		git_object_free(peeled);
 	}
-	if (git_revwalk_new(&walk, repo) < 0 || git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
-	    git_revwalk_push(walk, &oid) < 0) {
+	if (!shallow && (git_revwalk_new(&walk, repo) < 0 ||
+			 git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
+			 git_revwalk_push(walk, &oid) < 0)) {
 		err = bkr_rec_fail(o, BKR_ERROR, "git revwalk: %s", git_msg());
 		goto done;
 	}
-	while (git_revwalk_next(&oid, walk) == 0) {
+	while (shallow ? first_parent_next(repo, &oid, &started) : (walked = git_revwalk_next(&oid, walk)) == 0) {
 		git_commit *commit = NULL;
 		git_tree *tree = NULL;
 		git_tree_entry *te = NULL;
@@ -255,7 +280,10 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		cJSON_AddItemToObject(o->source, "rejected", rejected);
 		rejected = NULL;
 	}
-	if (damaged)
+	if (walked < 0 && walked != GIT_ITEROVER)
+		err = bkr_rec_fail(o, BKR_ERROR, "the history of git ref '%s' cannot be walked: %s (see git fsck)", ref,
+				   git_msg());
+	else if (damaged)
 		err = bkr_rec_fail(o, BKR_ERROR, "%s", damaged);
 	else if (symlink_at)
 		err = bkr_rec_fail(o, BKR_ENOTFOUND,

@@ -371,6 +371,68 @@ static void test_damaged_tree(void **state)
 	bkr_recover_free(rc);
 }
 
+/* A shallow clone (a CI checkout, "git clone --depth 1"): libgit2's revwalk
+ * fails on the missing parents before it returns a commit, and the attempt
+ * said "no commit of HEAD has conv/a.json" with the file in HEAD.  The
+ * first parents are followed now, to where the clone stops. */
+static void test_shallow_clone(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+	char *got;
+
+	tu_writes(f->ws, "conv/a.json", "{\"v\":2}\n");
+	assert_int_equal(commit(f, "v2", "2020-01-03T00:00:00Z"), 0);
+	tu_writes(f->ws, "conv/a.json", "{\"v\":3,");
+	assert_int_equal(commit(f, "broken", "2020-01-04T00:00:00Z"), 0);
+	/* the workspace's repository becomes a clone of its two newest commits */
+	assert_int_equal(tu_sh("cd %s && " GIT " clone -q --depth 2 file://%s clone && rm -rf %s/.git && "
+			       "mv clone/.git %s/.git && rm -rf clone && test -f %s/.git/shallow",
+			       f->dir, f->ws, f->ws, f->ws, f->ws),
+			 0);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[\"git\"]}]}");
+	o.apply = true;
+	assert_int_equal(bkr_recover_file(rc, "conv/a.json", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "conv/a.json");
+	if (strcmp(tu_str(e, "status"), "recovered") != 0)
+		fail_msg("not recovered from the shallow clone: %s", tu_attempt(e, 0, "error"));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(
+				 cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(e, "attempts"), 0), "source"),
+				 "rejected")),
+			 1); /* the broken newest copy */
+	got = tu_read(f->ws, "conv/a.json", NULL);
+	assert_string_equal(got, "{\"v\":2}\n");
+	free(got);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	/* conv/old.json was deleted before the clone's history begins */
+	assert_int_equal(bkr_recover_file(rc, "conv/old.json", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "conv/old.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "not_found");
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+	/* not a shallow clone, but a parent is missing: a damaged history,
+	 * never "no commit has" (the file is in HEAD) */
+	tu_sh("rm %s/.git/shallow", f->ws);
+	tu_writes(f->ws, "conv/a.json", "{\"v\":3,");
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[\"git\"]}]}");
+	assert_int_equal(bkr_recover_file(rc, "conv/a.json", &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	e = tu_report_file(root, "conv/a.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "failed");
+	if (!strstr(tu_attempt(e, 0, "error"), "cannot be walked"))
+		fail_msg("a history with a missing commit: %s", tu_attempt(e, 0, "error"));
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +444,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_large_blob_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_tree, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shallow_clone, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
