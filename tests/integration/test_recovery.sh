@@ -590,4 +590,20 @@ assert f["setid_dropped"].startswith("its owner could not be set"), f' "$T"/stag
 		fail "the staged report of a recovery without CAP_CHOWN"
 fi
 
+# a command validator's message (the last line of its output, which may
+# quote the file) went to the terminal as it was in scan's text output: an
+# escape sequence coloured it and a carriage return overwrote the line.  It
+# is escaped now, as recover and batch print it
+WV="$T/ws-val"; mkdir -p "$WV"; echo 'data' > "$WV/notes.txt"
+printf '#!/bin/sh\nprintf "line one\\n\\033[31mred\\rover\\n"; exit 1\n' > "$T/bin/val.sh"; chmod +x "$T/bin/val.sh"
+cat > "$T/val.json" <<JSON
+{"repository": "$T/repo-val", "workspace_root": "$WV",
+ "recovery": {"staging_dir": "$T/staged-val", "validators": [{"pattern": "*.txt", "type": "command", "command": ["$T/bin/val.sh"]}]}}
+JSON
+"$BKR" init -r "$T/repo-val" >/dev/null
+st=0; "$BKR" scan -c "$T/val.json" > "$T/scan-val.out" 2>/dev/null || st=$?
+[ "$st" = 1 ] && grep -qF 'invalid   notes.txt: validator command exited with status 1: \x1b[31mred\x0dover' "$T/scan-val.out" ||
+	fail "scan's line for a validator's message: exit $st: $(cat -A "$T/scan-val.out")"
+! grep -q $'[\x1b\r]' "$T/scan-val.out" || fail "scan printed control characters: $(cat -A "$T/scan-val.out")"
+
 echo "recovery integration: ok"
