@@ -30,6 +30,24 @@ static const char *git_msg(void)
 	return e && e->message ? e->message : "unknown libgit2 error";
 }
 
+/*
+ * Whether a blob holds what a git filter keeps in the repository in a
+ * file's place: a Git LFS pointer (the content is in LFS storage) or a
+ * git-crypt ciphertext.  Recovered as they are, they were "recovered"
+ * files of the wrong bytes; the filters (smudge) are not run here.
+ */
+static const char *filter_stand_in(const uint8_t *raw, size_t len)
+{
+	static const char lfs[] = "version https://git-lfs.github.com/spec/v1\n";
+	static const char crypt[] = "\0GITCRYPT\0";
+
+	if (len >= sizeof(lfs) - 1 && len < 1024 && memcmp(raw, lfs, sizeof(lfs) - 1) == 0)
+		return "a Git LFS pointer";
+	if (len >= sizeof(crypt) - 1 && memcmp(raw, crypt, sizeof(crypt) - 1) == 0)
+		return "encrypted by git-crypt";
+	return NULL;
+}
+
 /* A copy passed over: its commit and why, in the attempt's "rejected". */
 static void reject(cJSON *rejected, const char *commit, const char *reason)
 {
@@ -74,6 +92,7 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 	git_buf found = { 0 };
 	git_oid oid, last_blob;
 	bool have_last = false, symlink_at = false;
+	const char *stand_in = NULL; /* what a git filter keeps in the blob in the file's place */
 	char *damaged = NULL; /* why an object could not be read */
 	char gpath[PATH_MAX], hex[GIT_OID_HEXSZ + 1];
 	const char *ref = j->s->git_ref ? j->s->git_ref : "HEAD";
@@ -226,6 +245,10 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 				why = NULL;
 		} else if ((uint64_t)git_blob_rawsize(blob) > BKR_REC_MAX_FILE) {
 			why = strdup("too large");
+		} else if ((stand_in = filter_stand_in(git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob)))) {
+			/* not the file: older commits hold stand-ins too, or an older file than
+			 * the one it is now; stop here, as for a symlink */
+			why = strdup(stand_in);
 		} else {
 			const uint8_t *raw = git_blob_rawcontent(blob);
 			size_t len = (size_t)git_blob_rawsize(blob);
@@ -262,7 +285,7 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		reject(rejected, hex, why ? why : "unknown");
 		free(why);
 		git_blob_free(blob);
-		if (damaged) {
+		if (damaged || stand_in) {
 			git_tree_entry_free(te);
 			git_tree_free(tree);
 			git_commit_free(commit);
@@ -285,6 +308,11 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 				   git_msg());
 	else if (damaged)
 		err = bkr_rec_fail(o, BKR_ERROR, "%s", damaged);
+	else if (stand_in)
+		err = bkr_rec_fail(o, BKR_ENOTFOUND,
+				   "%s is %s in git commit %.12s, not the file's content: the git strategy does not "
+				   "run git's filters (Git LFS, git-crypt)",
+				   gpath, stand_in, hex);
 	else if (symlink_at)
 		err = bkr_rec_fail(o, BKR_ENOTFOUND,
 				   "%s is a symlink in git commit %.12s: the git strategy does not restore symlinks",

@@ -433,6 +433,45 @@ static void test_shallow_clone(void **state)
 	bkr_recover_free(rc);
 }
 
+/* A file kept in Git LFS: its blob is the pointer, not the file, and was
+ * recovered as the file (a 130-byte text in place of a model; no validator
+ * for *.bin saw it).  It is refused now, as a symlink is, and no older
+ * commit is used: the next strategy runs.  A git-crypt blob alike. */
+static void test_filter_stand_in(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+
+	tu_writes(f->ws, "data/model.bin", "the model before LFS\n");
+	tu_writes(f->ws, "data/secret.bin", "the secret before git-crypt\n");
+	assert_int_equal(commit(f, "plain", "2020-01-03T00:00:00Z"), 0);
+	tu_writes(f->ws, "data/model.bin",
+		  "version https://git-lfs.github.com/spec/v1\n"
+		  "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n");
+	assert_int_equal(tu_sh("printf '\\000GITCRYPT\\000ciphertext' > %s/data/secret.bin", f->ws), 0);
+	assert_int_equal(commit(f, "lfs", "2020-01-04T00:00:00Z"), 0);
+	tu_sh("rm %s/data/model.bin %s/data/secret.bin", f->ws, f->ws);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"data/*\",\"strategies\":[\"git\",\"manual\"]}]}");
+	o.apply = true;
+	for (int k = 0; k < 2; k++) {
+		const char *path = k ? "data/secret.bin" : "data/model.bin";
+		assert_int_equal(bkr_recover_file(rc, path, &o, &rep), 0);
+		root = cJSON_Parse(bkr_recover_report_json(rep));
+		e = tu_report_file(root, path);
+		assert_string_equal(tu_attempt(e, 0, "result"), "not_found");
+		if (!strstr(tu_attempt(e, 0, "error"), k ? "git-crypt" : "Git LFS pointer"))
+			fail_msg("%s: %s", path, tu_attempt(e, 0, "error"));
+		assert_string_equal(tu_str(e, "status"), "manual");
+		assert_false(tu_exists(f->ws, path)); /* neither the stand-in nor the older file */
+		cJSON_Delete(root);
+		bkr_recover_report_free(rep);
+	}
+	bkr_recover_free(rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -445,6 +484,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shallow_clone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filter_stand_in, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
