@@ -62,8 +62,10 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, int dir, const c
 		v = 0; /* silent corruption and truncation: validators cannot see it */
 	}
 	bkr_rec_data_free(cur, clen, mapped);
-	if (v < 0)
+	if (v < 0) {
+		bkr_error_prefix("%s: not overwritten: checking it again", f->d.path);
 		return v;
+	}
 	if (!f->link && bkr_id_cmp(&h, &f->sha) == 0) {
 		*why = strdup("already identical to the recovered copy");
 		return 1;

@@ -606,4 +606,19 @@ st=0; "$BKR" scan -c "$T/val.json" > "$T/scan-val.out" 2>/dev/null || st=$?
 	fail "scan's line for a validator's message: exit $st: $(cat -A "$T/scan-val.out")"
 ! grep -q $'[\x1b\r]' "$T/scan-val.out" || fail "scan printed control characters: $(cat -A "$T/scan-val.out")"
 
+# a validator that timed out judged the file invalid: one slower on a file
+# that grew (sqlite's integrity_check) and in time on the backup's smaller
+# copy made batch --apply put the old copy over the newer file, exit 0.  A
+# timeout is "could not be checked" now, and nothing is overwritten for it
+printf '#!/bin/sh\n[ $(wc -c < "$1") -gt 20 ] && exec sleep 30\nexit 0\n' > "$T/bin/val.sh"
+sed -i 's|"command": \["\([^"]*\)"\]}|"command": ["\1", "{path}"], "timeout": 1}|' "$T/val.json"
+echo 'short' > "$WV/notes.txt"
+"$BKR" create --all -c "$T/val.json" >/dev/null
+echo 'newer and longer: written after the backup' > "$WV/notes.txt"
+st=0; "$BKR" batch --apply -c "$T/val.json" > "$T/batch-val.out" 2>&1 || st=$?
+[ "$st" = 6 ] && [ "$(cat "$WV/notes.txt")" = 'newer and longer: written after the backup' ] ||
+	fail "a file whose validator timed out was overwritten: exit $st, now '$(cat "$WV/notes.txt")': $(cat "$T/batch-val.out")"
+grep -q '^failed    notes.txt: recovered, not written: notes.txt: not overwritten: checking it again: validator command timed out' "$T/batch-val.out" ||
+	fail "the timed-out validator is not said: $(cat "$T/batch-val.out")"
+
 echo "recovery integration: ok"
