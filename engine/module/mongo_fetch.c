@@ -94,6 +94,53 @@ static bool put(struct bkr_mongo_result *r, size_t *cap, size_t max, const char 
 }
 
 /*
+ * How deep documents, arrays and code-with-scope may nest in a reply.
+ * MongoDB stores documents at most 100 levels deep; libbson's bson_validate
+ * and bson_as_json recurse once per level (a reply nested a million levels
+ * deep, 16 MB, overflowed the stack: a crash), and bson_as_json writes
+ * "{ ... }" below 200 levels, a broken copy recovered as if whole.
+ */
+#define MAX_DEPTH 150
+
+/* Whether @p b nests deeper than MAX_DEPTH, found without recursion (malformed BSON is bson_validate's). */
+static bool too_deep(const bson_t *b)
+{
+	struct {
+		bson_iter_t it; /* over-aligned: an array of it is refused */
+	} lv[MAX_DEPTH + 1];
+	int d = 0;
+
+	if (!bson_iter_init(&lv[0].it, b))
+		return false;
+	for (;;) {
+		bson_t scope;
+		const uint8_t *data;
+		uint32_t len, clen;
+		bool inner;
+
+		if (!bson_iter_next(&lv[d].it)) {
+			if (d-- == 0)
+				return false;
+			continue;
+		}
+		if (BSON_ITER_HOLDS_DOCUMENT(&lv[d].it) || BSON_ITER_HOLDS_ARRAY(&lv[d].it)) {
+			if (d == MAX_DEPTH)
+				return true;
+			inner = bson_iter_recurse(&lv[d].it, &lv[d + 1].it);
+		} else if (BSON_ITER_HOLDS_CODEWSCOPE(&lv[d].it)) {
+			if (d == MAX_DEPTH)
+				return true;
+			bson_iter_codewscope(&lv[d].it, &clen, &len, &data);
+			inner = data && bson_init_static(&scope, data, len) && bson_iter_init(&lv[d + 1].it, &scope);
+		} else {
+			inner = false;
+		}
+		if (inner)
+			d++;
+	}
+}
+
+/*
  * libmongoc reads a batch of a find reply only as far as it is well-formed
  * and skips what is not a document, without an error: a malformed reply
  * looked like "no document matches".  Every find/getMore reply is checked
@@ -109,6 +156,12 @@ static void check_reply(const bson_t *reply, struct reply_check *c)
 	bson_iter_t it, cur, batch;
 	size_t off = 0;
 
+	if (too_deep(reply)) {
+		snprintf(c->why, sizeof(c->why), "nests documents more than %d levels deep (MongoDB stores at most 100)",
+			 MAX_DEPTH);
+		c->bad = true;
+		return;
+	}
 	if (!bson_validate(reply, BSON_VALIDATE_NONE, &off)) {
 		snprintf(c->why, sizeof(c->why), "is malformed BSON (at byte %zu)", off);
 		c->bad = true;
@@ -214,9 +267,15 @@ int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r)
 	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
 	while (mongoc_cursor_next(cur, &doc)) {
 		size_t dl = 0;
-		char *dj = bson_as_relaxed_extended_json(doc, &dl);
+		char *dj;
 		bool ok;
-		if (!dj) {
+		if (!chk.bad && too_deep(doc)) {
+			snprintf(chk.why, sizeof(chk.why), "nests documents more than %d levels deep", MAX_DEPTH);
+			chk.bad = true;
+		}
+		if (chk.bad)
+			break; /* said below */
+		if (!(dj = bson_as_relaxed_extended_json(doc, &dl))) {
 			st = fail(r, BKR_MONGO_BADDOC, "a document cannot be written as JSON%s%s", "", "");
 			goto done;
 		}

@@ -40,17 +40,14 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, int dir, const c
 	struct stat rst;
 	bkr_id h;
 	int v, err;
+	/* gone when the scan looked: someone else wrote it since (another recover run?) */
+	bool reappeared = f->d.kind == BKR_DAMAGE_MISSING || f->d.kind == BKR_DAMAGE_REQUIRED;
 
-	switch (f->d.kind) {
-	case BKR_DAMAGE_MISSING:
-	case BKR_DAMAGE_REQUIRED:
-		return bkr_error_set(BKR_EEXISTS, "%s: exists again since the scan; not overwritten", f->d.path);
-	default:
-		break;
-	}
 	/* a damage without a record of the scan (bkr_recover_items' caller made it): content checks only */
 	changed = f->d.scanned.seen && !bkr_rec_scanned_same(&f->d, st);
 	if ((err = bkr_rec_read_at(rc, dir, base, f->d.path, &cur, &clen, &mapped, &rst)) < 0) {
+		if (reappeared)
+			return bkr_error_set(BKR_EEXISTS, "%s: exists again since the scan; not overwritten", f->d.path);
 		if (err == BKR_REC_CHANGED)
 			return bkr_error_set(BKR_EEXISTS, "%s: being written (changed while it was read); not overwritten",
 					     f->d.path);
@@ -65,12 +62,16 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, int dir, const c
 		v = 0; /* silent corruption and truncation: validators cannot see it */
 	}
 	bkr_rec_data_free(cur, clen, mapped);
-	if (v < 0)
+	if (v < 0) {
+		bkr_error_prefix("%s: not overwritten: checking it again", f->d.path);
 		return v;
+	}
 	if (!f->link && bkr_id_cmp(&h, &f->sha) == 0) {
 		*why = strdup("already identical to the recovered copy");
 		return 1;
 	}
+	if (reappeared)
+		return bkr_error_set(BKR_EEXISTS, "%s: exists again since the scan; not overwritten", f->d.path);
 	if (changed)
 		return bkr_error_set(BKR_EEXISTS, "%s: changed since the scan; not overwritten", f->d.path);
 	if (v == 1)

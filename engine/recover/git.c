@@ -3,8 +3,8 @@
  * repository (default: the one containing the workspace, found with
  * git_repository_discover), walk the history of the configured ref newest
  * first with git_revwalk (topological order, so that a commit always comes
- * before its parents even when they share a second; time among branches),
- * and take the newest commit within max_age whose
+ * before its parents even when they share a second; time among branches;
+ * a shallow clone's first parents, which git_revwalk cannot walk), and take the newest commit within max_age whose
  * copy of the file validates.  Walking history also finds files deleted in
  * HEAD.  Identical blobs are checked once.  A symlink (GIT_FILEMODE_LINK)
  * is never recovered: its blob is the link text, and writing that as a
@@ -30,6 +30,57 @@ static const char *git_msg(void)
 	return e && e->message ? e->message : "unknown libgit2 error";
 }
 
+/*
+ * Whether a blob holds what a git filter keeps in the repository in a
+ * file's place: a Git LFS pointer (the content is in LFS storage) or a
+ * git-crypt ciphertext.  Recovered as they are, they were "recovered"
+ * files of the wrong bytes; the filters (smudge) are not run here.
+ */
+static const char *filter_stand_in(const uint8_t *raw, size_t len)
+{
+	static const char lfs[] = "version https://git-lfs.github.com/spec/v1\n";
+	static const char crypt[] = "\0GITCRYPT\0";
+
+	if (len >= sizeof(lfs) - 1 && len < 1024 && memcmp(raw, lfs, sizeof(lfs) - 1) == 0)
+		return "a Git LFS pointer";
+	if (len >= sizeof(crypt) - 1 && memcmp(raw, crypt, sizeof(crypt) - 1) == 0)
+		return "encrypted by git-crypt";
+	return NULL;
+}
+
+/* A copy passed over: its commit and why, in the attempt's "rejected". */
+static void reject(cJSON *rejected, const char *commit, const char *reason)
+{
+	cJSON *rj = cJSON_CreateObject();
+
+	if (!rj)
+		return;
+	cJSON_AddStringToObject(rj, "commit", commit);
+	cJSON_AddStringToObject(rj, "reason", reason);
+	cJSON_AddItemToArray(rejected, rj);
+}
+
+/*
+ * The next commit of a shallow clone (a CI checkout, "git clone --depth"),
+ * the first one being @p oid itself: libgit2 cannot walk such a history
+ * (git_revwalk fails on the missing parents of its oldest commits, before
+ * it returns any), so first parents are followed by hand, to the commit the
+ * clone stops at.
+ */
+static bool first_parent_next(git_repository *repo, git_oid *oid, bool *started)
+{
+	git_commit *c = NULL;
+	bool more;
+
+	if (!*started)
+		return *started = true;
+	if (git_commit_lookup(&c, repo, oid) < 0)
+		return false;
+	if ((more = git_commit_parentcount(c) > 0))
+		git_oid_cpy(oid, git_commit_parent_id(c, 0));
+	git_commit_free(c);
+	return more;
+}
 
 int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
@@ -41,12 +92,14 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 	git_buf found = { 0 };
 	git_oid oid, last_blob;
 	bool have_last = false, symlink_at = false;
+	const char *stand_in = NULL; /* what a git filter keeps in the blob in the file's place */
 	char *damaged = NULL; /* why an object could not be read */
 	char gpath[PATH_MAX], hex[GIT_OID_HEXSZ + 1];
 	const char *ref = j->s->git_ref ? j->s->git_ref : "HEAD";
 	cJSON *rejected = cJSON_CreateArray();
 	int64_t now = (int64_t)time(NULL), commits = 0, candidates = 0;
-	int err = 0;
+	int err = 0, walked = 0;
+	bool shallow, started = false;
 
 	git_libgit2_init();
 	if (!rejected) {
@@ -95,6 +148,7 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		}
 		snprintf(gpath, sizeof(gpath), "%s", rest);
 	}
+	shallow = git_repository_is_shallow(repo) == 1;
 	if (git_repository_odb(&odb, repo) < 0) {
 		err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "git repository %s: %s", git_repository_path(repo), git_msg());
 		goto done;
@@ -113,12 +167,13 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		git_oid_cpy(&oid, git_object_id(peeled));
 		git_object_free(peeled);
 	}
-	if (git_revwalk_new(&walk, repo) < 0 || git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
-	    git_revwalk_push(walk, &oid) < 0) {
+	if (!shallow && (git_revwalk_new(&walk, repo) < 0 ||
+			 git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
+			 git_revwalk_push(walk, &oid) < 0)) {
 		err = bkr_rec_fail(o, BKR_ERROR, "git revwalk: %s", git_msg());
 		goto done;
 	}
-	while (git_revwalk_next(&oid, walk) == 0) {
+	while (shallow ? first_parent_next(repo, &oid, &started) : (walked = git_revwalk_next(&oid, walk)) == 0) {
 		git_commit *commit = NULL;
 		git_tree *tree = NULL;
 		git_tree_entry *te = NULL;
@@ -126,7 +181,7 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		git_object_t htype;
 		size_t hsize = 0;
 		char *why = NULL;
-		int r;
+		int r = 0;
 
 		if (++commits > j->s->git_max_commits)
 			break;
@@ -136,23 +191,29 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 			git_commit_free(commit);
 			break;
 		}
-		if (git_commit_tree(&tree, commit) < 0 || git_tree_entry_bypath(&te, tree, gpath) < 0 ||
-		    git_tree_entry_type(te) != GIT_OBJECT_BLOB) {
-			goto next;
+		git_oid_tostr(hex, sizeof(hex), &oid);
+		/* GIT_ENOTFOUND: the path is not in this commit; any other error is a
+		 * tree that cannot be read, which may hold a newer copy: damage, as
+		 * for a blob below, never a commit without the file */
+		if (git_commit_tree(&tree, commit) < 0 || (r = git_tree_entry_bypath(&te, tree, gpath)) < 0) {
+			if (tree && r == GIT_ENOTFOUND)
+				goto next;
+			if (asprintf(&damaged, "the tree of %s in commit %s cannot be read: %s; the repository is "
+				     "damaged (see git fsck), and older commits are not used in its place",
+				     gpath, hex, git_msg()) < 0)
+				damaged = NULL;
+			reject(rejected, hex, "unreadable: the repository is damaged");
+			git_tree_free(tree);
+			git_commit_free(commit);
+			break;
 		}
+		if (git_tree_entry_type(te) != GIT_OBJECT_BLOB)
+			goto next;
 		if (git_tree_entry_filemode(te) == GIT_FILEMODE_LINK) {
 			/* a symlink: its blob is the link text, never the file's content; the git
 			 * strategy does not make symlinks, and an older regular copy would not be
 			 * what the file is now: stop here (the next strategy may restore it) */
-			git_oid_tostr(hex, sizeof(hex), &oid);
-			{
-				cJSON *rj = cJSON_CreateObject();
-				if (rj) {
-					cJSON_AddStringToObject(rj, "commit", hex);
-					cJSON_AddStringToObject(rj, "reason", "a symlink in git");
-					cJSON_AddItemToArray(rejected, rj);
-				}
-			}
+			reject(rejected, hex, "a symlink in git");
 			symlink_at = true;
 			git_tree_entry_free(te);
 			git_tree_free(tree);
@@ -164,7 +225,6 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		git_oid_cpy(&last_blob, git_tree_entry_id(te));
 		have_last = true;
 		candidates++;
-		git_oid_tostr(hex, sizeof(hex), &oid);
 		/* the size from the object's header first: git_blob_lookup inflates all of it */
 		if (git_odb_read_header(&hsize, &htype, odb, git_tree_entry_id(te)) < 0 ||
 		    ((uint64_t)hsize <= BKR_REC_MAX_FILE && git_blob_lookup(&blob, repo, git_tree_entry_id(te)) < 0)) {
@@ -185,6 +245,10 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 				why = NULL;
 		} else if ((uint64_t)git_blob_rawsize(blob) > BKR_REC_MAX_FILE) {
 			why = strdup("too large");
+		} else if ((stand_in = filter_stand_in(git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob)))) {
+			/* not the file: older commits hold stand-ins too, or an older file than
+			 * the one it is now; stop here, as for a symlink */
+			why = strdup(stand_in);
 		} else {
 			const uint8_t *raw = git_blob_rawcontent(blob);
 			size_t len = (size_t)git_blob_rawsize(blob);
@@ -218,17 +282,10 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 				goto done;
 			}
 		}
-		{
-			cJSON *rj = cJSON_CreateObject();
-			if (rj) {
-				cJSON_AddStringToObject(rj, "commit", hex);
-				cJSON_AddStringToObject(rj, "reason", why ? why : "unknown");
-				cJSON_AddItemToArray(rejected, rj);
-			}
-		}
+		reject(rejected, hex, why ? why : "unknown");
 		free(why);
 		git_blob_free(blob);
-		if (damaged) {
+		if (damaged || stand_in) {
 			git_tree_entry_free(te);
 			git_tree_free(tree);
 			git_commit_free(commit);
@@ -246,8 +303,16 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		cJSON_AddItemToObject(o->source, "rejected", rejected);
 		rejected = NULL;
 	}
-	if (damaged)
+	if (walked < 0 && walked != GIT_ITEROVER)
+		err = bkr_rec_fail(o, BKR_ERROR, "the history of git ref '%s' cannot be walked: %s (see git fsck)", ref,
+				   git_msg());
+	else if (damaged)
 		err = bkr_rec_fail(o, BKR_ERROR, "%s", damaged);
+	else if (stand_in)
+		err = bkr_rec_fail(o, BKR_ENOTFOUND,
+				   "%s is %s in git commit %.12s, not the file's content: the git strategy does not "
+				   "run git's filters (Git LFS, git-crypt)",
+				   gpath, stand_in, hex);
 	else if (symlink_at)
 		err = bkr_rec_fail(o, BKR_ENOTFOUND,
 				   "%s is a symlink in git commit %.12s: the git strategy does not restore symlinks",

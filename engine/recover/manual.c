@@ -55,7 +55,8 @@ int bkr_rec_try_manual(const bkr_rec_job *j, bkr_rec_outcome *o)
 	cJSON_AddStringToObject(msg, "reason", j->reason ? j->reason : "");
 	if (j->attempts)
 		cJSON_AddItemToObject(msg, "attempts", cJSON_Duplicate(j->attempts, true));
-	if (!(text = cJSON_PrintUnformatted(msg))) {
+	/* UTF-8 JSON, a name that is not UTF-8 with "path_hex", as in the report */
+	if (!(text = bkr_rec_json_print(msg, false))) {
 		err = bkr_error_oom();
 		goto done;
 	}

@@ -310,6 +310,13 @@ static int check_command(bkr_recover *rc, const bkr_rec_validator *v, const char
 			err = bkr_error_oom();
 			goto done;
 		}
+		if (p.timed_out) {
+			/* not a verdict: the file is not known to be invalid (a check slower
+			 * on a grown file), so nothing may be overwritten for it */
+			err = bkr_error_set(BKR_ETIMEOUT, "%s", d);
+			free(d);
+			goto done;
+		}
 		*why = d;
 		err = 0;
 	}

@@ -617,4 +617,35 @@ assert f["setid_dropped"].startswith("its owner could not be set"), f' "$T"/stag
 		fail "the staged report of a recovery without CAP_CHOWN"
 fi
 
+# a command validator's message (the last line of its output, which may
+# quote the file) went to the terminal as it was in scan's text output: an
+# escape sequence coloured it and a carriage return overwrote the line.  It
+# is escaped now, as recover and batch print it
+WV="$T/ws-val"; mkdir -p "$WV"; echo 'data' > "$WV/notes.txt"
+printf '#!/bin/sh\nprintf "line one\\n\\033[31mred\\rover\\n"; exit 1\n' > "$T/bin/val.sh"; chmod +x "$T/bin/val.sh"
+cat > "$T/val.json" <<JSON
+{"repository": "$T/repo-val", "workspace_root": "$WV",
+ "recovery": {"staging_dir": "$T/staged-val", "validators": [{"pattern": "*.txt", "type": "command", "command": ["$T/bin/val.sh"]}]}}
+JSON
+"$BKR" init -r "$T/repo-val" >/dev/null
+st=0; "$BKR" scan -c "$T/val.json" > "$T/scan-val.out" 2>/dev/null || st=$?
+[ "$st" = 1 ] && grep -qF 'invalid   notes.txt: validator command exited with status 1: \x1b[31mred\x0dover' "$T/scan-val.out" ||
+	fail "scan's line for a validator's message: exit $st: $(cat -A "$T/scan-val.out")"
+! grep -q $'[\x1b\r]' "$T/scan-val.out" || fail "scan printed control characters: $(cat -A "$T/scan-val.out")"
+
+# a validator that timed out judged the file invalid: one slower on a file
+# that grew (sqlite's integrity_check) and in time on the backup's smaller
+# copy made batch --apply put the old copy over the newer file, exit 0.  A
+# timeout is "could not be checked" now, and nothing is overwritten for it
+printf '#!/bin/sh\n[ $(wc -c < "$1") -gt 20 ] && exec sleep 30\nexit 0\n' > "$T/bin/val.sh"
+sed -i 's|"command": \["\([^"]*\)"\]}|"command": ["\1", "{path}"], "timeout": 1}|' "$T/val.json"
+echo 'short' > "$WV/notes.txt"
+"$BKR" create --all -c "$T/val.json" >/dev/null
+echo 'newer and longer: written after the backup' > "$WV/notes.txt"
+st=0; "$BKR" batch --apply -c "$T/val.json" > "$T/batch-val.out" 2>&1 || st=$?
+[ "$st" = 6 ] && [ "$(cat "$WV/notes.txt")" = 'newer and longer: written after the backup' ] ||
+	fail "a file whose validator timed out was overwritten: exit $st, now '$(cat "$WV/notes.txt")': $(cat "$T/batch-val.out")"
+grep -q '^failed    notes.txt: recovered, not written: notes.txt: not overwritten: checking it again: validator command timed out' "$T/batch-val.out" ||
+	fail "the timed-out validator is not said: $(cat "$T/batch-val.out")"
+
 echo "recovery integration: ok"

@@ -3,6 +3,9 @@
 // Writes STATE_DIR/port once listening.  The collection name picks the reply:
 //   elements  firstBatch holds numbers and a string, not documents
 //   badlen    the document in firstBatch claims a length past its end
+//   deep      a document nested a million levels deep (16 MB; libbson's
+//             bson_validate recursed once per level and overflowed the stack)
+//   deep300   one nested 300 levels (bson_as_json writes "{ ... }" below 200)
 //   good      one document {sid: "s1"}
 import net from 'node:net';
 import fs from 'node:fs';
@@ -15,9 +18,27 @@ function hdr(len, rt, op) { const b = Buffer.alloc(16); b.writeInt32LE(len, 0); 
 function opMsg(rt, doc) { const body = Buffer.concat([Buffer.alloc(4), Buffer.from([0]), doc]); return Buffer.concat([hdr(16 + body.length, rt, 2013), body]); }
 function opReply(rt, doc) { const b = Buffer.alloc(20); b.writeInt32LE(8, 0); b.writeInt32LE(1, 16); const body = Buffer.concat([b, doc]); return Buffer.concat([hdr(16 + body.length, rt, 1), body]); }
 const hello = () => BSON.serialize({ ismaster: true, isWritablePrimary: true, helloOk: true, maxWireVersion: 17, minWireVersion: 0, maxBsonObjectSize: 16777216, maxMessageSizeBytes: 48000000, maxWriteBatchSize: 100000, localTime: new Date(), ok: 1 });
+// {a: {a: ... {} ...}} nested @p n levels, built as bytes (bson's serializer recurses)
+function nested(n) {
+  const b = Buffer.alloc(5 + 8 * n);
+  for (let i = 0, o = 0; i < n; i++, o += 7) { b.writeInt32LE(5 + 8 * (n - i), o); b[o + 4] = 3; b[o + 5] = 0x61; }
+  b.writeInt32LE(5, 7 * n);
+  return b;
+}
 function findReply(cmd) {
   const ns = cmd.$db + '.' + cmd.find, id = BSON.Long.fromNumber(0);
   if (cmd.find === 'elements') return BSON.serialize({ cursor: { firstBatch: [1, 2, 's'], id, ns }, ok: 1 });
+  if (cmd.find.startsWith('deep')) {
+    // the reply with a placeholder document, its bytes then put in its place
+    const mark = Buffer.from(BSON.serialize({ m: 'PLACEHOLDER' })), r = Buffer.from(BSON.serialize({ cursor: { firstBatch: [{ m: 'PLACEHOLDER' }], id, ns }, ok: 1 }));
+    const at = r.indexOf(mark), out = Buffer.concat([r.subarray(0, at), nested(cmd.find === 'deep' ? 1000000 : 300), r.subarray(at + mark.length)]);
+    const delta = out.length - r.length;
+    out.writeInt32LE(out.readInt32LE(0) + delta, 0);                   // the reply
+    const c = r.indexOf(Buffer.from('cursor\0')) + 7, f = r.indexOf(Buffer.from('firstBatch\0')) + 11;
+    out.writeInt32LE(out.readInt32LE(c) + delta, c);                   // cursor
+    out.writeInt32LE(out.readInt32LE(f) + delta, f);                   // firstBatch
+    return out;
+  }
   const b = Buffer.from(BSON.serialize({ cursor: { firstBatch: [{ sid: 's1', body: 'ABCD' }], id, ns }, ok: 1 }));
   if (cmd.find === 'badlen') b.writeInt32LE(2000, b.indexOf(Buffer.from('sid')) - 5);
   return b;

@@ -14,6 +14,7 @@
 
 #include "../../engine/recover/recover_i.h"
 #include "bkr/error.h"
+#include "bkr/utf8.h"
 #include "test_recover_util.h"
 
 typedef struct {
@@ -241,6 +242,24 @@ static void test_fail_then_manual(void **state)
 	assert_string_equal(tu_str(alert, "path"), "fail/x9.json");
 	assert_string_equal(tu_str(alert, "event"), "bkr.recovery.manual");
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(alert, "attempts")), 4);
+	cJSON_Delete(alert);
+	free(text);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+
+	/* a name that is not UTF-8: the description is still UTF-8 JSON (U+FFFD
+	 * and "path_hex", as in the report), which an alert command that decodes
+	 * its stdin strictly can read; the raw byte made such a command fail and
+	 * no one was told */
+	root = recover(f, "fail/x\xff.json", true, &rep);
+	assert_string_equal(tu_str(tu_report_file(root, "fail/x\xef\xbf\xbd.json"), "status"), "manual");
+	text = tu_read(f->dir, "alert.json", NULL);
+	assert_non_null(text);
+	assert_true(bkr_utf8_valid(text, strlen(text)));
+	alert = cJSON_Parse(text);
+	assert_non_null(alert);
+	assert_string_equal(tu_str(alert, "path"), "fail/x\xef\xbf\xbd.json");
+	assert_string_equal(tu_str(alert, "path_hex"), "6661696c2f78ff2e6a736f6e");
 	cJSON_Delete(alert);
 	free(text);
 	cJSON_Delete(root);

@@ -490,6 +490,47 @@ static cJSON *entry_of(bkr_recover_report *rep, const char *path)
 }
 
 /*
+ * A missing file that came back between the scan and the apply holding the
+ * very copy recovered (another recover run wrote it first): "already
+ * identical", no failure, as for a truncated or invalid file.  It was
+ * "exists again since the scan; not overwritten" and exit 6 for the second
+ * of two runs started together.  Other content is still not overwritten.
+ */
+static void test_reappeared_since_scan(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
+	char buf[256], *got;
+	cJSON *e;
+
+	damage(f);
+	assert_int_equal(bkr_recover_scan(f->rc, 0, &r), 0);
+	assert_string_equal(kind_of(&r, "conversations/s00.json"), "missing");
+	content(0, buf, sizeof(buf));
+	tu_writes(f->ws, "conversations/s00.json", buf);                      /* the recovered copy */
+	tu_writes(f->ws, "conversations/s01.json", "{\"new\":\"by a person\"}"); /* another */
+	o.apply = true;
+	assert_int_equal(bkr_recover_items(f->rc, r.items, r.n, &o, &rep), 0);
+	e = entry_of(rep, "conversations/s00.json");
+	assert_string_equal(tu_str(e, "apply_result"), "already identical to the recovered copy");
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(e, "apply_failed")));
+	cJSON_Delete(e);
+	e = entry_of(rep, "conversations/s01.json");
+	assert_string_equal(tu_str(e, "apply_result"),
+			    "conversations/s01.json: exists again since the scan; not overwritten");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(e, "apply_failed")));
+	cJSON_Delete(e);
+	got = tu_read(f->ws, "conversations/s01.json", NULL);
+	assert_string_equal(got, "{\"new\":\"by a person\"}");
+	free(got);
+	assert_int_equal(bkr_recover_report_summary(rep)->failed, 1);
+	bkr_recover_report_free(rep);
+	bkr_scan_result_free(&r);
+}
+
+/*
  * A repository shared with another workspace and another host: their backups,
  * made after this workspace's, are not this workspace's newest.  Another
  * workspace (another path, host "hostB", a source also named "workspace")
@@ -719,6 +760,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_symlink_escape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_root_swapped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_changed_since_scan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reappeared_since_scan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_workspace_and_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_future_backup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backups_listed_once, setup, teardown),
