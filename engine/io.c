@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,43 +393,105 @@ int bkr_io_publish(const char *dir, const char *name, const void *data, size_t l
 	return bkr_io_commit_tmp(fd, tmp, final, flags);
 }
 
-int bkr_io_tmpfile_at(int dirfd, const char *prefix, char *name, size_t cap, int *fd_out)
+/* A fresh temporary name, "<prefix><16 random hex digits>", in @p name. */
+static int tmp_name_at(const char *prefix, char *name, size_t cap)
 {
 	uint8_t rnd[8];
 	char hex[17];
 	int err, n;
 
-	*fd_out = -1;
 	if ((err = bkr_random_bytes(rnd, sizeof(rnd))) < 0)
 		return err;
 	bkr_hex_encode(rnd, sizeof(rnd), hex);
 	n = snprintf(name, cap, "%s%s", prefix, hex);
 	if (n < 0 || (size_t)n >= cap)
 		return bkr_error_set(BKR_EINVAL, "temporary name too long: %s", prefix);
+	return 0;
+}
+
+int bkr_io_tmpfile_at(int dirfd, const char *prefix, char *name, size_t cap, int *fd_out)
+{
+	int err;
+
+	*fd_out = -1;
+	if ((err = tmp_name_at(prefix, name, cap)) < 0)
+		return err;
 	*fd_out = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (*fd_out < 0)
 		return bkr_error_set_errno(errno, "create %s", name);
 	return 0;
 }
 
+int bkr_io_open_anon(int dirfd, const char *fault)
+{
+	int fd;
+
+	if (fault && bkr_io_fault(fault) < 0) {
+		errno = EOPNOTSUPP;
+		fd = -1;
+	} else {
+		fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	}
+	/* EISDIR: a kernel that predates it takes it for O_DIRECTORY */
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
+		return -2;
+	return fd;
+}
+
+int bkr_io_link_anon(int fd, int dirfd, const char *name)
+{
+	char pp[64];
+
+	snprintf(pp, sizeof(pp), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, pp, dirfd, name, AT_SYMLINK_FOLLOW);
+}
+
+int bkr_io_name_anon(int fd, int dirfd, const char *prefix, char *name, size_t cap)
+{
+	int err;
+
+	for (int tries = 0; tries < 16; tries++) {
+		if ((err = tmp_name_at(prefix, name, cap)) < 0)
+			return err;
+		if (bkr_io_link_anon(fd, dirfd, name) == 0)
+			return 0;
+		if (errno != EEXIST)
+			break;
+	}
+	err = bkr_error_set_errno(errno, "link %s", name);
+	*name = 0;
+	return err;
+}
+
 int bkr_io_commit_at(int fd, int dirfd, const char *tmp, const char *final, unsigned flags, const char *what)
 {
-	int err = 0;
+	bool anon = !*tmp; /* a file without a name (bkr_io_open_anon): linked, then closed */
+	int err = 0, r;
 
+	if (anon && (fd < 0 || (flags & BKR_IO_REPLACE))) {
+		err = bkr_error_set(BKR_EINVAL, "%s: a file without a name is linked, never put over another", what);
+		goto fail;
+	}
 	if (fd >= 0 && !(flags & BKR_IO_NOSYNC) && (err = bkr_io_fsync(fd, what)) < 0)
 		goto fail;
-	if (fd >= 0 && close(fd) < 0) {
+	if (!anon && fd >= 0 && close(fd) < 0) {
 		fd = -1;
 		err = bkr_error_set_errno(errno, "close %s", what);
 		goto fail;
 	}
-	fd = -1;
+	if (!anon)
+		fd = -1;
 	if ((err = bkr_io_fault("rename")) < 0) {
-		bkr_error_prefix("rename %s to %s", tmp, final);
+		bkr_error_prefix("rename %s to %s", anon ? "the temporary" : tmp, final);
 		goto fail;
 	}
-	if ((flags & BKR_IO_REPLACE) ? renameat(dirfd, tmp, dirfd, final) < 0
-				     : renameat2(dirfd, tmp, dirfd, final, RENAME_NOREPLACE) < 0) {
+	if (anon)
+		r = bkr_io_link_anon(fd, dirfd, final);
+	else if (flags & BKR_IO_REPLACE)
+		r = renameat(dirfd, tmp, dirfd, final);
+	else
+		r = renameat2(dirfd, tmp, dirfd, final, RENAME_NOREPLACE);
+	if (r < 0) {
 		if (errno == EEXIST)
 			err = bkr_error_set(BKR_EEXISTS, "%s: already exists, not replaced", what);
 		else if (errno == ENOENT) /* as in bkr_io_commit_tmp: our own temporary or its directory vanished */
@@ -436,6 +499,15 @@ int bkr_io_commit_at(int fd, int dirfd, const char *tmp, const char *final, unsi
 		else
 			err = bkr_error_set_errno(errno, "rename %s", what);
 		goto fail;
+	}
+	if (anon) {
+		r = close(fd);
+		fd = -1;
+		if (r < 0) {
+			err = bkr_error_set_errno(errno, "close %s", what);
+			bkr_error_prefix("%s is in place, but may not be on disk", what);
+			return err;
+		}
 	}
 	if (!(flags & BKR_IO_NOSYNC) && (err = bkr_io_fsync(dirfd, what)) < 0) {
 		bkr_error_prefix("%s is in place, but may not be on disk", what);
@@ -445,6 +517,7 @@ int bkr_io_commit_at(int fd, int dirfd, const char *tmp, const char *final, unsi
 fail:
 	if (fd >= 0)
 		close(fd);
-	unlinkat(dirfd, tmp, 0);
+	if (!anon)
+		unlinkat(dirfd, tmp, 0);
 	return err;
 }

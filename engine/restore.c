@@ -839,20 +839,11 @@ static int create_tmp(int dirfd, char *tmp, size_t cap, const bkr_entry *e, int 
  */
 static int create_anon(rctx *c, int dirfd, char *tmp)
 {
-	int fd;
+	int fd = bkr_io_open_anon(dirfd, "restore-tmpfile");
 
 	*tmp = 0;
-	if (bkr_io_fault("restore-tmpfile") < 0) {
-		errno = EOPNOTSUPP;
-		fd = -1;
-	} else {
-		fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	}
-	/* EISDIR: a kernel that predates it takes it for O_DIRECTORY */
-	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+	if (fd == -2)
 		c->no_tmpfile = true;
-		return -2;
-	}
 	return fd;
 }
 
@@ -910,11 +901,8 @@ static int place(int dirfd, const char *tmp, int fd, const char *name, bool repl
 		errno = EIO;
 		return -1;
 	}
-	if (!*tmp) {
-		char pp[64];
-		fd_path(pp, sizeof(pp), fd);
-		return linkat(AT_FDCWD, pp, dirfd, name, AT_SYMLINK_FOLLOW);
-	}
+	if (!*tmp)
+		return bkr_io_link_anon(fd, dirfd, name);
 	if (renameat2(dirfd, tmp, dirfd, name, replace ? 0 : RENAME_NOREPLACE) == 0)
 		return 0;
 	if (replace || errno != EINVAL)

@@ -259,7 +259,8 @@ done:
 }
 
 /*
- * Text output: one line for each file not recovered (the last attempt's
+ * Text output: a warning for each temporary of a dead run removed from the
+ * workspace, one line for each file not recovered (the last attempt's
  * error), and a warning for a recovered file whose newer copies were
  * rejected (the commit or backup taken is not the newest one), whose owner
  * root could not set (owner_error), that is not set-ID as the file it
@@ -268,9 +269,20 @@ done:
  */
 static void report_lines(cli *c, const char *json)
 {
-	cJSON *root = cJSON_Parse(json), *f;
+	cJSON *root = cJSON_Parse(json), *f, *stale = cJSON_GetObjectItem(root, "stale_temporaries"), *t;
 	char a[512], b[512], d[512];
 
+	/* what a run that died left in the workspace, removed before this one wrote */
+	cJSON_ArrayForEach(t, cJSON_GetObjectItem(stale, "removed")) {
+		if (!cJSON_IsString(t))
+			continue;
+		bkr_text_escape(a, sizeof(a), t->valuestring, strlen(t->valuestring));
+		cli_warn(c, "%s: removed: a temporary left by a recover run that died", a);
+	}
+	if (cJSON_IsString(t = cJSON_GetObjectItem(stale, "error"))) {
+		bkr_text_escape(a, sizeof(a), t->valuestring, strlen(t->valuestring));
+		cli_warn(c, "temporaries of a recover run that died: %s", a);
+	}
 	cJSON_ArrayForEach(f, cJSON_GetObjectItem(root, "files")) {
 		cJSON *st = cJSON_GetObjectItem(f, "status"), *path = cJSON_GetObjectItem(f, "path"), *at;
 		const char *err = NULL, *id = NULL;

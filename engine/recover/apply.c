@@ -2,18 +2,24 @@
  * Applying a recovered file to the workspace: everything is done relative
  * to the workspace directory the scan saw (bkr_rec_root_open), the target is
  * re-checked just before writing (a file that came back or changed since the
- * scan is left alone), the copy is written to a temporary in the target's directory,
- * given its attributes through its descriptor and put in place: a new file
- * through io.c's commit, a replaced one by replace_checked, which checks
- * again that no one wrote the target meanwhile (fault points reach both); no
- * path component is followed if it is a symlink.
+ * scan is left alone), the copy is written to a temporary in the target's
+ * directory (without a name, O_TMPFILE, where the filesystem allows it: a
+ * killed run leaves nothing), given its attributes through its descriptor
+ * and put in place: a new file through io.c's commit, a replaced one by
+ * replace_checked, which checks again that no one wrote the target meanwhile
+ * (fault points reach both); no path component is followed if it is a
+ * symlink.  A run holds the workspace while it writes (flock of its
+ * directory); the first to hold it alone removes the named temporaries a
+ * dead run left (bkr_rec_workspace_hold).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -279,11 +285,32 @@ fail:
 	return err;
 }
 
+/*
+ * A temporary for @p f's copy in @p dir, open for writing: without a name
+ * (O_TMPFILE; @p tmp set to "") where the filesystem allows it, so that a
+ * run killed while it writes leaves nothing; else a named one,
+ * BKR_REC_TMP_PREFIX and 16 hex digits, that the next run removes if this
+ * one dies (bkr_rec_workspace_hold).
+ */
+static int tmp_open(int dir, const bkr_rec_file *f, char *tmp, size_t cap, int *fd)
+{
+	int err;
+
+	*tmp = 0;
+	if ((*fd = bkr_io_open_anon(dir, "recover-tmpfile")) >= 0)
+		return 0;
+	if (*fd == -1)
+		return bkr_error_set_errno(errno, "%s: creating a temporary", f->d.path);
+	if ((err = bkr_io_tmpfile_at(dir, BKR_REC_TMP_PREFIX, tmp, cap, fd)) < 0)
+		bkr_error_prefix("%s: creating a temporary", f->d.path);
+	return err;
+}
+
 int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 {
 	int dir = -1, fd = -1, err = 0;
 	const char *base;
-	char tmp[NAME_MAX + 1];
+	char tmp[NAME_MAX + 1] = "";
 	struct stat st;
 	bool exists = false;
 
@@ -333,10 +360,8 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 		err = apply_link(f, dir, base, exists ? &st : NULL);
 		goto committed;
 	}
-	if ((err = bkr_io_tmpfile_at(dir, BKR_REC_TMP_PREFIX, tmp, sizeof(tmp), &fd)) < 0) {
-		bkr_error_prefix("%s: creating a temporary", f->d.path);
+	if ((err = tmp_open(dir, f, tmp, sizeof(tmp), &fd)) < 0)
 		goto done;
-	}
 	if ((err = bkr_io_write_full(fd, f->data, f->len, f->d.path)) < 0)
 		goto fail;
 	/* owner before mode: chown clears set-id bits */
@@ -345,10 +370,19 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 		goto fail;
 	if ((err = set_times(f, fd, false)) < 0)
 		goto fail;
-	if (exists)
+	if (exists) {
+		/* the exchange needs a name: given once the copy is on disk, for as
+		 * short a time as can be (a run killed then leaves it: bkr_rec_workspace_hold) */
+		if (!*tmp &&
+		    ((err = bkr_io_fsync(fd, f->d.path)) < 0 ||
+		     (err = bkr_io_name_anon(fd, dir, BKR_REC_TMP_PREFIX, tmp, sizeof(tmp))) < 0)) {
+			bkr_error_prefix("%s", f->d.path);
+			goto fail;
+		}
 		err = replace_checked(f, fd, dir, tmp, base, &st);
-	else
+	} else {
 		err = bkr_io_commit_at(fd, dir, tmp, base, BKR_IO_NOREPLACE, f->d.path);
+	}
 	fd = -1;
 committed:
 	if (err == BKR_EEXISTS && !exists)
@@ -359,7 +393,8 @@ committed:
 fail:
 	close(fd);
 	fd = -1;
-	unlinkat(dir, tmp, 0);
+	if (*tmp)
+		unlinkat(dir, tmp, 0);
 done:
 	if (err > 0)
 		err = 0;
@@ -368,4 +403,97 @@ done:
 	if (err < 0 && !*why)
 		*why = strdup(bkr_error_message());
 	return err;
+}
+
+/* Whether @p name is one of apply's named temporaries: BKR_REC_TMP_PREFIX and 16 lowercase hex digits. */
+static bool is_rec_tmp(const char *name)
+{
+	size_t n = strlen(BKR_REC_TMP_PREFIX);
+
+	if (strncmp(name, BKR_REC_TMP_PREFIX, n) != 0 || strlen(name + n) != 16)
+		return false;
+	for (const char *p = name + n; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+/* One failure of the sweep, the first, into @p why (malloc'd). */
+static void sweep_note(char **why, const char *rel, const char *what)
+{
+	if (!*why && asprintf(why, "%s: %s: %s", rel, what, strerror(errno)) < 0)
+		*why = NULL;
+}
+
+/*
+ * Remove the named temporaries of a dead run in directory @p dfd (owned:
+ * closed here) and below it, @p rel its workspace path (PATH_MAX bytes,
+ * restored on return): regular files only, never followed, as deep as a
+ * scan looks.  A directory that cannot be read is left (the scan names it).
+ */
+static void sweep_dir(int dfd, char *rel, size_t rlen, size_t depth, cJSON *removed, char **why)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+
+	if (!d) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		size_t nl = strlen(de->d_name);
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || rlen + nl + 2 > PATH_MAX)
+			continue;
+		if (de->d_type != DT_DIR && de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+			continue;
+		if (rlen)
+			rel[rlen] = '/';
+		memcpy(rel + rlen + (rlen ? 1 : 0), de->d_name, nl + 1);
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			/* gone meanwhile */
+		} else if (S_ISDIR(st.st_mode) && depth + 1 <= BKR_SCAN_MAX_DEPTH) {
+			int nfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (nfd >= 0)
+				sweep_dir(nfd, rel, rlen + nl + (rlen ? 1 : 0), depth + 1, removed, why);
+		} else if (S_ISREG(st.st_mode) && is_rec_tmp(de->d_name)) {
+			if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+				cJSON_AddItemToArray(removed, cJSON_CreateString(rel));
+			else if (errno != ENOENT)
+				sweep_note(why, rel, "not removed");
+		}
+		rel[rlen] = '\0';
+	}
+	closedir(d);
+}
+
+void bkr_rec_workspace_hold(int root, cJSON *report)
+{
+	cJSON *o = cJSON_AddObjectToObject(report, "stale_temporaries");
+	cJSON *removed = o ? cJSON_AddArrayToObject(o, "removed") : NULL;
+	char rel[PATH_MAX] = "", *why = NULL;
+	int r, fd;
+
+	while ((r = flock(root, LOCK_EX | LOCK_NB)) < 0 && errno == EINTR)
+		;
+	if (r < 0 && errno == EWOULDBLOCK) {
+		/* another run writes into it: its temporaries are not stale */
+		why = strdup("not looked for: another recover run is writing into this workspace");
+		while (flock(root, LOCK_SH) < 0 && errno == EINTR)
+			;
+	} else if (r < 0) {
+		/* a filesystem without flock on directories: no run can tell a dead run's temporaries */
+		if (asprintf(&why, "not looked for: the workspace cannot be locked (flock: %s)", strerror(errno)) < 0)
+			why = NULL;
+	} else {
+		if (removed && (fd = openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+			sweep_dir(fd, rel, 0, 0, removed, &why);
+		/* shared from now on: runs applying at once do not remove each other's */
+		while (flock(root, LOCK_SH) < 0 && errno == EINTR)
+			;
+	}
+	if (o && why)
+		cJSON_AddStringToObject(o, "error", why);
+	free(why);
 }

@@ -390,6 +390,17 @@ void bkr_rec_note_parent(bkr_rec_file *f, const char *dir, uint32_t uid, uint32_
 int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why);
 
 /**
+ * Hold the workspace @p root (the directory from bkr_rec_root_open) for a
+ * run that writes into it, until @p root is closed: flock(2) of the
+ * directory, shared by runs applying at once.  A run that finds no other
+ * holding it first removes the named temporaries (BKR_REC_TMP_PREFIX and 16
+ * hex digits, regular files) a dead run left anywhere in the workspace.
+ * Says so in @p report's "stale_temporaries": "removed" (their paths) and
+ * "error" (why they were not looked for, or the first that stayed).
+ */
+void bkr_rec_workspace_hold(int root, cJSON *report);
+
+/**
  * Store a run in the repository: the recovered files @p files (sorted by
  * path) as a tree, @p report_json as the data blob of the manifest's "report".
  */

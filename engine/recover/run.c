@@ -335,6 +335,9 @@ static void apply_all(bkr_recover *rc, const bkr_recover_options *opts, bkr_reco
 			rerr = bkr_error_oom();
 		if (rerr == 0 && fstat(root, &rst) < 0)
 			rerr = bkr_error_set_errno(errno, "workspace %s", rc->workspace);
+		/* held until root is closed; a dead run's temporaries go first */
+		if (rerr == 0)
+			bkr_rec_workspace_hold(root, rep->root);
 	}
 	for (size_t i = 0; i < nf; i++) {
 		bkr_rec_file *f = &files[i];

@@ -168,6 +168,40 @@ static void test_commit_at_vanished(void **state)
 	close(dfd);
 }
 
+/* A file without a name (bkr_io_open_anon) committed with bkr_io_commit_at(tmp ""): linked to its
+ * name only, never over another file (BKR_EEXISTS, the other kept, nothing left), and nothing of it in
+ * the directory before; bkr_io_name_anon gives one a temporary name. */
+static void test_commit_at_anon(void **state)
+{
+	struct fixture *f = *state;
+	char name[64], *got;
+	int dfd, fd;
+
+	assert_true((dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0);
+	assert_true((fd = bkr_io_open_anon(dfd, NULL)) >= 0); /* the tests' filesystems have O_TMPFILE (test_restore) */
+	assert_int_equal(bkr_io_write_full(fd, "data", 4, "a.json"), 0);
+	assert_int_equal(entries(f->dir), 0);
+	assert_int_equal(bkr_io_commit_at(fd, dfd, "", "a.json", BKR_IO_NOREPLACE, "ws/a.json"), 0);
+	got = tu_read(f->dir, "a.json", NULL);
+	assert_string_equal(got, "data");
+	free(got);
+	assert_true((fd = bkr_io_open_anon(dfd, NULL)) >= 0);
+	assert_int_equal(bkr_io_write_full(fd, "other", 5, "a.json"), 0);
+	assert_int_equal(bkr_io_commit_at(fd, dfd, "", "a.json", BKR_IO_NOREPLACE, "ws/a.json"), BKR_EEXISTS);
+	assert_non_null(strstr(bkr_error_message(), "ws/a.json"));
+	got = tu_read(f->dir, "a.json", NULL);
+	assert_string_equal(got, "data");
+	free(got);
+	assert_int_equal(entries(f->dir), 1);
+	assert_true((fd = bkr_io_open_anon(dfd, NULL)) >= 0);
+	assert_int_equal(bkr_io_name_anon(fd, dfd, ".bkr-", name, sizeof(name)), 0);
+	assert_int_equal(strncmp(name, ".bkr-", 5), 0);
+	assert_int_equal(strlen(name), 5 + 16);
+	assert_int_equal(entries(f->dir), 2);
+	close(fd);
+	close(dfd);
+}
+
 static void test_mkdir_p_and_join(void **state)
 {
 	struct fixture *f = *state;
@@ -285,6 +319,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pread_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_publish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_at_vanished, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_at_anon, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mkdir_p_and_join, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_table, setup, teardown),
 		cmocka_unit_test(test_fault_threads),

@@ -6,10 +6,12 @@
  * must restore each byte for byte with its mtime, leave healthy files
  * untouched, store the run (manifest + report blob) and list it.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/file.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -530,6 +532,83 @@ static void test_reappeared_since_scan(void **state)
 	bkr_scan_result_free(&r);
 }
 
+/* The "stale_temporaries" member of a report, duplicated. */
+static cJSON *stale_of(bkr_recover_report *rep)
+{
+	cJSON *root = cJSON_Parse(bkr_recover_report_json(rep)), *e;
+
+	assert_non_null(root);
+	e = cJSON_Duplicate(cJSON_GetObjectItem(root, "stale_temporaries"), true);
+	cJSON_Delete(root);
+	assert_non_null(e);
+	return e;
+}
+
+/*
+ * Named temporaries a dead run left (a filesystem without O_TMPFILE) are
+ * removed by the next run that applies, and said in its report: only
+ * regular files named as apply names them, anywhere in the workspace; not
+ * a directory of that name, nor a name that is not one of ours.  Never
+ * while another run holds the workspace (flock of its directory, as a run
+ * applying holds it): those may be that run's.
+ */
+static void test_stale_temporaries(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *st, *removed;
+	char p[PATH_MAX];
+	int held;
+
+	o.apply = true;
+	tu_writes(f->ws, "conversations/.bkr-recover-0123456789abcdef", "{\"partial");
+	tu_writes(f->ws, ".bkr-recover-fedcba9876543210", "");
+	tu_writes(f->ws, "conversations/.bkr-recover-0123456789abcdeg", "not ours: not hex");
+	tu_writes(f->ws, "conversations/.bkr-recover-0123456789abcde", "not ours: 15 digits");
+	tu_writes(f->ws, "config/.bkr-recover-00000000000000aa/inside", "a directory: never removed");
+	tu_sh("rm %s/conversations/s00.json", f->ws);
+
+	/* another run applying holds the workspace: nothing is looked for */
+	snprintf(p, sizeof(p), "%s", f->ws);
+	assert_true((held = open(p, O_RDONLY | O_DIRECTORY)) >= 0);
+	assert_int_equal(flock(held, LOCK_SH), 0);
+	assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+	assert_int_equal(bkr_recover_report_summary(rep)->applied, 1);
+	st = stale_of(rep);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(st, "removed")), 0);
+	assert_string_equal(tu_str(st, "error"), "not looked for: another recover run is writing into this workspace");
+	cJSON_Delete(st);
+	bkr_recover_report_free(rep);
+	rep = NULL;
+	assert_int_equal(tu_sh("test -f %s/conversations/.bkr-recover-0123456789abcdef", f->ws), 0);
+	close(held);
+
+	/* the next run, alone */
+	tu_sh("rm %s/conversations/s01.json", f->ws);
+	assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+	assert_int_equal(bkr_recover_report_summary(rep)->applied, 1);
+	st = stale_of(rep);
+	removed = cJSON_GetObjectItem(st, "removed");
+	assert_int_equal(cJSON_GetArraySize(removed), 2);
+	assert_null(cJSON_GetObjectItem(st, "error"));
+	for (int i = 0; i < 2; i++) {
+		const char *r = cJSON_GetArrayItem(removed, i)->valuestring;
+		assert_true(strcmp(r, "conversations/.bkr-recover-0123456789abcdef") == 0 ||
+			    strcmp(r, ".bkr-recover-fedcba9876543210") == 0);
+	}
+	cJSON_Delete(st);
+	assert_int_equal(tu_sh("test ! -e %s/conversations/.bkr-recover-0123456789abcdef", f->ws), 0);
+	assert_int_equal(tu_sh("test ! -e %s/.bkr-recover-fedcba9876543210", f->ws), 0);
+	assert_int_equal(tu_sh("test -f %s/conversations/.bkr-recover-0123456789abcdeg", f->ws), 0);
+	assert_int_equal(tu_sh("test -f %s/conversations/.bkr-recover-0123456789abcde", f->ws), 0);
+	assert_int_equal(tu_sh("test -f %s/config/.bkr-recover-00000000000000aa/inside", f->ws), 0);
+	/* and the files it recovered are there, with no temporary of its own beside them */
+	assert_int_equal(tu_sh("test -f %s/conversations/s00.json -a -f %s/conversations/s01.json", f->ws, f->ws), 0);
+	assert_int_equal(tu_sh("test $(ls -A %s/conversations | grep -c '^.bkr-recover-') = 2", f->ws), 0);
+	bkr_recover_report_free(rep);
+}
+
 /*
  * A repository shared with another workspace and another host: their backups,
  * made after this workspace's, are not this workspace's newest.  Another
@@ -761,6 +840,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_root_swapped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_changed_since_scan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reappeared_since_scan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_temporaries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_workspace_and_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_future_backup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backups_listed_once, setup, teardown),

@@ -18,8 +18,11 @@
  * "rename", "read", "restore-meta" (restore, between creating an entry and
  * setting its attributes), "recover-read" (recovery, between the stat and the
  * read of a live workspace file), "recover-times" (recovery, before the
- * times of a recovered copy, applied or staged, are set), "restore-tmpfile" (restore's O_TMPFILE: a failure
- * is taken for a filesystem without it), "restore-syncfs" (restore's syncfs of
+ * times of a recovered copy, applied or staged, are set), "recover-replace"
+ * (recovery, just before a recovered copy is exchanged with the file it
+ * replaces), "restore-tmpfile", "recover-tmpfile" (restore's and recovery's
+ * O_TMPFILE, bkr_io_open_anon: a failure is taken for a filesystem without
+ * it), "restore-syncfs" (restore's syncfs of
  * the target before it says done: fails with EIO), "trash-move" (prune, delete, cleanup,
  * repair: after a trash batch is written, before its objects move), "kdf" (a
  * scrypt derivation fails), "key-remove" (key remove: checked under the keys
@@ -85,10 +88,37 @@ int bkr_io_commit_tmp(int fd, const char *tmp, const char *final, unsigned flags
 int bkr_io_tmpfile_at(int dirfd, const char *prefix, char *name, size_t cap, int *fd_out);
 
 /**
+ * A new regular file in @p dirfd without a name (O_TMPFILE, open O_RDWR,
+ * mode 0600): written, then given its name once complete
+ * (bkr_io_commit_at with @p tmp "", bkr_io_link_anon, bkr_io_name_anon), so
+ * a process killed before leaves nothing of it.  Returns its descriptor;
+ * -2 when the filesystem has no O_TMPFILE (the caller falls back on a named
+ * temporary, bkr_io_tmpfile_at), as when the fault point @p fault (NULL:
+ * none) fails; -1 with errno on any other failure.
+ */
+int bkr_io_open_anon(int dirfd, const char *fault);
+
+/**
+ * Give the file @p fd holds (bkr_io_open_anon) the name @p name in @p dirfd,
+ * never replacing (EEXIST): linkat(2) of "/proc/self/fd/N", the object
+ * itself, not a path that could be swapped.  -1 with errno.
+ */
+int bkr_io_link_anon(int fd, int dirfd, const char *name);
+
+/**
+ * bkr_io_link_anon to a fresh "<prefix><16 random hex digits>" in
+ * @p dirfd, written to @p name: the file without a name gets a temporary
+ * one, for a rename that needs it (RENAME_EXCHANGE).
+ */
+int bkr_io_name_anon(int fd, int dirfd, const char *prefix, char *name, size_t cap);
+
+/**
  * fsync @p fd, close it, rename @p tmp to @p final inside @p dirfd (flags:
  * BKR_IO_REPLACE replaces, else BKR_EEXISTS when @p final exists), fsync
  * @p dirfd.  On failure the temporary is unlinked and @p fd is closed.
- * @p fd may be -1 for an object with no data to fsync (a symlink).
+ * @p fd may be -1 for an object with no data to fsync (a symlink).  With
+ * @p tmp "" the file @p fd holds has no name (bkr_io_open_anon): it is
+ * linked to @p final (never replacing) before @p fd is closed.
  * @p what names the file in messages.  ENOENT from the rename (@p dirfd's
  * directory removed meanwhile) is BKR_EIO, as in bkr_io_commit_tmp.
  */
