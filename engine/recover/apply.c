@@ -8,7 +8,8 @@
  * and put in place: a new file through io.c's commit, a replaced one by
  * replace_checked, which checks again that no one wrote the target meanwhile
  * (fault points reach both); no path component is followed if it is a
- * symlink.  A run holds the workspace while it writes (flock of its
+ * symlink, and something else in a file's place (a directory, a symlink) is
+ * never replaced.  A run holds the workspace while it writes (flock of its
  * directory); the first to hold it alone removes the named temporaries a
  * dead run left (bkr_rec_workspace_hold).
  */
@@ -335,12 +336,12 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 						    f->d.path);
 			goto done;
 		}
-		if (S_ISLNK(st.st_mode)) {
-			err = bkr_error_set(BKR_EINVAL, "%s: is a symlink now; not replaced", f->d.path);
-			goto done;
-		}
 		if (!S_ISREG(st.st_mode)) {
-			err = bkr_error_set(BKR_EEXISTS, "%s: exists and is not a regular file; not replaced", f->d.path);
+			/* never removed nor written through: what it holds or points to
+			 * is not ours to lose (docs/recovery.md, "Applying") */
+			err = bkr_error_set(BKR_EEXISTS, "%s: is %s, expected %s; not replaced (move it aside, then "
+					    "recover the file again)", f->d.path, bkr_rec_type_name(st.st_mode),
+					    f->link ? "a symlink" : "a regular file");
 			goto done;
 		}
 		if (f->d.kind == BKR_DAMAGE_TRUNCATED && st.st_size != 0) {

@@ -389,6 +389,9 @@ void bkr_rec_note_parent(bkr_rec_file *f, const char *dir, uint32_t uid, uint32_
  */
 int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why);
 
+/** What a file of mode @p mode is, for messages: "a directory", "a symlink", "a FIFO", ... */
+const char *bkr_rec_type_name(mode_t mode);
+
 /**
  * Hold the workspace @p root (the directory from bkr_rec_root_open) for a
  * run that writes into it, until @p root is closed: flock(2) of the

@@ -74,6 +74,16 @@ static int set_damage(bkr_damage *d, const char *rel, bkr_damage_kind kind, int 
 	return 1;
 }
 
+const char *bkr_rec_type_name(mode_t mode)
+{
+	return S_ISREG(mode)    ? "a regular file"
+	       : S_ISDIR(mode)  ? "a directory"
+	       : S_ISLNK(mode)  ? "a symlink"
+	       : S_ISFIFO(mode) ? "a FIFO"
+	       : S_ISSOCK(mode) ? "a socket"
+				: "a device";
+}
+
 static bool is_required(const bkr_recover *rc, const char *rel)
 {
 	for (size_t i = 0; i < rc->nrequired; i++)
@@ -119,8 +129,19 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 	}
 	if (err < 0)
 		goto done;
-	if (!S_ISREG(st.st_mode))
-		goto done; /* symlinks, directories, devices: not ours to judge */
+	if (!S_ISREG(st.st_mode)) {
+		/* something else where the newest backup has a regular file (or a
+		 * symlink), or where a file is required: the file is not there.  A
+		 * symlink where the backup has one, or where a required file has no
+		 * copy yet, is what is expected; anything else is not ours to judge */
+		bool want_link = bf && bf->link, required = is_required(rc, rel);
+		if ((bf || required) && !(S_ISLNK(st.st_mode) && (want_link || !bf)))
+			err = set_damage(out, rel, required ? BKR_DAMAGE_REQUIRED : BKR_DAMAGE_MISSING, prio,
+					 "is %s, expected %s%s%s%s", bkr_rec_type_name(st.st_mode),
+					 want_link ? "a symlink" : "a regular file", bf ? " (as in backup " : "",
+					 bf ? bf->backup_id : "", bf ? ")" : "");
+		goto done;
+	}
 	if (bf && bf->link)
 		bf = NULL; /* a regular file where the backup had a symlink: nothing to compare */
 	if (st.st_size == 0 && bf && bf->size > 0) {
@@ -353,9 +374,11 @@ static int walk_dir(scan_ctx *c, int dfd, char *rel, size_t rlen, size_t depth)
 				goto done;
 			err = 0;
 		} else {
+			/* a symlink where the backup has one; anything else (a symlink,
+			 * FIFO, ... in the place of a file) is judged by path, below */
 			bkr_rec_bfile *bf = bkr_rec_bindex_find(c->bi, rel);
-			if (bf)
-				bf->seen = true; /* exists as something else: not "missing" */
+			if (bf && bf->link && S_ISLNK(st.st_mode))
+				bf->seen = true;
 		}
 	next:
 		rel[rlen] = '\0';

@@ -1,12 +1,15 @@
 #!/bin/bash
-# What `bkr batch --apply` leaves in the workspace when it is killed
-# (docs/recovery.md, "Applying"):
+# What `bkr batch --apply` leaves in the workspace when it is killed, and what
+# it does with something else in a file's place (docs/recovery.md, "Applying"):
 # - a run killed while it writes a recovered copy leaves nothing of it where
 #   the filesystem has O_TMPFILE (the copy has no name until it is complete);
 # - where a named temporary is left (a filesystem without O_TMPFILE, or the
 #   instant a copy has a name to be exchanged with the file it replaces), the
 #   next run that applies removes it and says so, but never while another run
-#   is writing into the workspace.
+#   is writing into the workspace;
+# - a file of the backup replaced by a directory with content or by a symlink
+#   pointing out of the workspace is reported by scan, and apply refuses it
+#   with one line (exit 6): nothing removed, nothing written through the link.
 . "$(dirname "$0")/lib.sh"
 
 W=$T/ws
@@ -77,3 +80,29 @@ assert "error" not in r["stale_temporaries"], r["stale_temporaries"]
 PY
 [ -z "$(temps)" ] && [ "$(cat "$W/c/b.json")" = '{"n":2}' ] || fail "after the next run: $(temps), $(cat "$W/c/b.json")"
 pass "a replacement killed once named leaves a temporary the next run removes"
+
+# --- a directory with content and a symlink out of the workspace in the place
+# of backed-up files: reported, refused (exit 6), nothing lost or followed
+rm "$W/c/a.json" "$W/c/b.json"
+mkdir -p "$W/c/a.json/sub"
+echo keep > "$W/c/a.json/sub/data"
+echo '{"outside":1}' > "$T/outside.json"
+ln -s "$T/outside.json" "$W/c/b.json"
+expect_exit 1 "$BKR" scan -c "$CFG"
+grep -q "^missing   c/a.json: is a directory, expected a regular file (as in backup backup_" "$T/out" &&
+	grep -q "^missing   c/b.json: is a symlink, expected a regular file (as in backup backup_" "$T/out" ||
+	fail "scan does not report a file replaced by a directory or a symlink: $(cat "$T/out")"
+expect_exit 6 "$BKR" batch -c "$CFG" --apply
+grep -qx "failed    c/a.json: recovered, not written: c/a.json: is a directory, expected a regular file; not replaced (move it aside, then recover the file again)" "$T/out" &&
+	grep -qx "failed    c/b.json: recovered, not written: c/b.json: is a symlink, expected a regular file; not replaced (move it aside, then recover the file again)" "$T/out" ||
+	fail "apply does not refuse them with one line each: $(cat "$T/out")"
+[ "$(cat "$W/c/a.json/sub/data")" = keep ] || fail "the directory's content was touched"
+[ "$(readlink "$W/c/b.json")" = "$T/outside.json" ] && [ "$(cat "$T/outside.json")" = '{"outside":1}' ] ||
+	fail "the symlink or what it points to was touched"
+[ -z "$(temps)" ] || fail "a refused apply left $(temps)"
+# moved aside, as the line says: recovered
+mv "$W/c/a.json" "$T/a.aside"
+rm "$W/c/b.json"
+expect_exit 0 "$BKR" batch -c "$CFG" --apply
+[ "$(cat "$W/c/a.json")" = '{"n":1}' ] && [ "$(cat "$W/c/b.json")" = '{"n":2}' ] || fail "not recovered once moved aside"
+pass "a directory or a symlink in a file's place is reported and refused, nothing lost"

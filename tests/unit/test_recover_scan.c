@@ -532,6 +532,81 @@ static void test_reappeared_since_scan(void **state)
 	bkr_scan_result_free(&r);
 }
 
+/*
+ * Files of the backup, and a required file, replaced by something else: a
+ * directory with content, a symlink pointing out of the workspace, a FIFO,
+ * an empty directory.  Scan passed them over ("exists as something else");
+ * it reports each now, naming what is there, and apply refuses each with
+ * that one line: nothing is removed, nothing written through the symlink.
+ */
+static void test_replaced_by_other_type(void **state)
+{
+	fx *f = *state;
+	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	char outside[PATH_MAX], p[PATH_MAX], *got;
+	struct stat st;
+	static const struct {
+		const char *path, *kind, *what;
+	} want[] = {
+		{ "conversations/s00.json", "missing", "is a directory, expected a regular file" },
+		{ "conversations/s01.json", "missing", "is a symlink, expected a regular file" },
+		{ "conversations/s02.json", "missing", "is a FIFO, expected a regular file" },
+		{ "config/settings.json", "required", "is a directory, expected a regular file" },
+	};
+
+	snprintf(outside, sizeof(outside), "%s/outside.json", f->dir);
+	tu_writes(f->dir, "outside.json", "{\"outside\":1}");
+	tu_sh("rm %s/conversations/s00.json %s/conversations/s01.json %s/conversations/s02.json "
+	      "%s/config/settings.json", f->ws, f->ws, f->ws, f->ws);
+	tu_writes(f->ws, "conversations/s00.json/sub/data", "keep me");
+	snprintf(p, sizeof(p), "%s/conversations/s01.json", f->ws);
+	assert_int_equal(symlink(outside, p), 0);
+	snprintf(p, sizeof(p), "%s/conversations/s02.json", f->ws);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	snprintf(p, sizeof(p), "%s/config/settings.json", f->ws);
+	assert_int_equal(mkdir(p, 0755), 0);
+
+	assert_int_equal(bkr_recover_scan(f->rc, 0, &r), 0);
+	assert_int_equal(r.n, 4);
+	for (size_t i = 0; i < 4; i++) {
+		const bkr_damage *d = NULL;
+		for (size_t k = 0; k < r.n; k++)
+			if (strcmp(r.items[k].path, want[i].path) == 0)
+				d = &r.items[k];
+		assert_non_null(d);
+		assert_string_equal(bkr_damage_name(d->kind), want[i].kind);
+		assert_non_null(strstr(d->reason, want[i].what));
+	}
+
+	o.apply = true;
+	assert_int_equal(bkr_recover_items(f->rc, r.items, r.n, &o, &rep), 0);
+	for (size_t i = 0; i < 4; i++) {
+		cJSON *e = entry_of(rep, want[i].path);
+		char line[512];
+		snprintf(line, sizeof(line), "%s: %s; not replaced (move it aside, then recover the file again)",
+			 want[i].path, want[i].what);
+		assert_string_equal(tu_str(e, "status"), "recovered");
+		assert_string_equal(tu_str(e, "apply_result"), line);
+		assert_true(cJSON_IsTrue(cJSON_GetObjectItem(e, "apply_failed")));
+		cJSON_Delete(e);
+	}
+	assert_int_equal(bkr_recover_report_summary(rep)->applied, 0);
+	assert_int_equal(bkr_recover_report_summary(rep)->failed, 4);
+	got = tu_read(f->ws, "conversations/s00.json/sub/data", NULL);
+	assert_string_equal(got, "keep me");
+	free(got);
+	snprintf(p, sizeof(p), "%s/conversations/s01.json", f->ws);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	got = tu_read(f->dir, "outside.json", NULL);
+	assert_string_equal(got, "{\"outside\":1}");
+	free(got);
+	bkr_recover_report_free(rep);
+	bkr_scan_result_free(&r);
+}
+
 /* The "stale_temporaries" member of a report, duplicated. */
 static cJSON *stale_of(bkr_recover_report *rep)
 {
@@ -607,6 +682,32 @@ static void test_stale_temporaries(void **state)
 	assert_int_equal(tu_sh("test -f %s/conversations/s00.json -a -f %s/conversations/s01.json", f->ws, f->ws), 0);
 	assert_int_equal(tu_sh("test $(ls -A %s/conversations | grep -c '^.bkr-recover-') = 2", f->ws), 0);
 	bkr_recover_report_free(rep);
+}
+
+/* A symlink where the backup has one, or at a required path no backup has: not damage. */
+static void test_symlink_expected(void **state)
+{
+	fx *f = *state;
+	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
+	char p[PATH_MAX];
+	char *req[] = { "config/settings.json", "config/extra.json" };
+
+	snprintf(p, sizeof(p), "%s/conversations/link.json", f->ws);
+	assert_int_equal(symlink("s00.json", p), 0);
+	backup_as(f, f->ws, NULL, NULL);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(symlink("s01.json", p), 0); /* another target: still a symlink */
+	snprintf(p, sizeof(p), "%s/config/extra.json", f->ws);
+	assert_int_equal(symlink("/etc/hostname", p), 0);
+	char **saved = f->rc->required;
+	size_t nsaved = f->rc->nrequired;
+	f->rc->required = req; /* the engine's own list, for this scan */
+	f->rc->nrequired = 2;
+	assert_int_equal(bkr_recover_scan(f->rc, 0, &r), 0);
+	f->rc->required = saved;
+	f->rc->nrequired = nsaved;
+	assert_int_equal(r.n, 0);
+	bkr_scan_result_free(&r);
 }
 
 /*
@@ -840,6 +941,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_root_swapped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_changed_since_scan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reappeared_since_scan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replaced_by_other_type, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_expected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_temporaries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_workspace_and_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_future_backup, setup, teardown),
