@@ -421,6 +421,38 @@ static void found(bkr_rec_outcome *o, const bkr_entry *e, uint32_t mode, const b
 	}
 }
 
+/*
+ * The copy of @p rel in backup @p m could not be read for want of its source
+ * (@p code: an I/O error, a tier that cannot be reached or timed out:
+ * bkr_error_not_damage), which proves nothing about it: the attempt fails
+ * with @p code, naming the backup, and no older backup's copy is taken in
+ * its place (that would silently put an older version over the newer one
+ * the repository still holds), as the git strategy does with an object it
+ * cannot read; the next strategy runs.  A copy proven damaged (its blob
+ * fails its hash, its pack is gone) is rejected and an older one taken.
+ */
+static int unreadable(bkr_rec_outcome *o, int code, const bkr_manifest *m, const char *rel, cJSON **rejected)
+{
+	char *msg = strdup(bkr_error_message());
+	cJSON *rj = cJSON_CreateObject();
+	int err;
+
+	if (rj) {
+		cJSON_AddStringToObject(rj, "backup_id", m->backup_id);
+		cJSON_AddStringToObject(rj, "reason", "cannot be read, which proves no damage: older copies are not used");
+		cJSON_AddItemToArray(*rejected, rj);
+	}
+	if ((o->source = cJSON_CreateObject())) {
+		cJSON_AddItemToObject(o->source, "rejected", *rejected);
+		*rejected = NULL;
+	}
+	err = bkr_rec_fail(o, code, "the copy of %s in backup %s cannot be read: %s; older backups are not used in "
+			   "its place (run again once it can be read, or restore an older copy with bkr restore)",
+			   rel, m->backup_id, msg ? msg : "?");
+	free(msg);
+	return err;
+}
+
 int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
 	bkr_recover *rc = j->rc;
@@ -457,7 +489,10 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 		if (r == BKR_ENOTFOUND)
 			continue;
 		considered++;
-		if (r < 0) {
+		if (r < 0 && bkr_error_not_damage(r)) {
+			err = unreadable(o, r, m, j->rel, &rejected);
+			goto done;
+		} else if (r < 0) {
 			why = strdup(bkr_error_message());
 		} else if (e.type == BKR_FT_SYMLINK) {
 			if (!(o->link = strndup((const char *)e.target, e.target_len))) {
@@ -475,7 +510,10 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 				err = r;
 				goto done;
 			}
-			if (r < 0) {
+			if (r < 0 && bkr_error_not_damage(r)) {
+				err = unreadable(o, r, m, j->rel, &rejected);
+				goto done;
+			} else if (r < 0) {
 				why = strdup(bkr_error_message());
 			} else {
 				r = bkr_rec_validate(rc, j->rel, mb.buf, mb.cap, j->nonempty, &why);
