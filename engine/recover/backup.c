@@ -506,12 +506,9 @@ int bkr_rec_try_backup(const bkr_rec_job *j, bkr_rec_outcome *o)
 		} else {
 			snprintf(what, sizeof(what), "%s:%s", m->backup_id, bpath);
 			r = read_copy(rc, leaf, li, e.size, what, &mb);
-			if (r == BKR_ENOMEM) {
-				err = r;
-				goto done;
-			}
 			if (r < 0 && bkr_error_not_damage(r)) {
-				err = unreadable(o, r, m, j->rel, &rejected);
+				bkr_rec_data_free(mb.buf, mb.cap, mb.mapped);
+				err = r == BKR_ENOMEM ? r : unreadable(o, r, m, j->rel, &rejected);
 				goto done;
 			} else if (r < 0) {
 				why = strdup(bkr_error_message());
