@@ -447,7 +447,8 @@ static void sweep_dir(int dfd, char *rel, size_t rlen, size_t depth, cJSON *remo
 
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || rlen + nl + 2 > PATH_MAX)
 			continue;
-		if (de->d_type != DT_DIR && de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+		/* a stat only for directories and our names: a walk of readdir, as cheap as can be */
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN && !(de->d_type == DT_REG && is_rec_tmp(de->d_name)))
 			continue;
 		if (rlen)
 			rel[rlen] = '/';
