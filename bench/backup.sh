@@ -16,7 +16,11 @@
 # target (informational: the exit status is 0 unless a tool fails), and a JSON
 # file in DIR/results/.  --encryption adds "bkrenc", bkr on an encrypted
 # repository (aes-256-gcm, default scrypt parameters: every run opens the key),
-# in the same run: its times against plain bkr (target ≤ 1.1×) and the peers'.
+# and "bkrenc+cache", bkr on another encrypted repository whose key
+# 'bkr key unlock' put in the key cache before the timed runs (they run without
+# BKR_PASSWORD, so the cache opens the key: no scrypt; docs/security.md "Key
+# cache"), in the same run: the times of both against plain bkr (target ≤ 1.1×,
+# each with its PASS/MISS) and the peers'.
 # Restore phase (unless --no-restore; root: it drops the page cache before
 # each run): the latest backup restored by bkr restore, restic restore and
 # borg extract, and `cp -a` of the corpus as the floor, each into an empty
@@ -60,8 +64,27 @@ export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 cd "$BENCH_WORK"
 
 TOOLS="bkr restic borg"
-[ $ENC = 1 ] && TOOLS="bkr bkrenc restic borg"
+[ $ENC = 1 ] && TOOLS="bkr bkrenc bkrencc restic borg"
 export BKR_PASSWORD=bench-passphrase
+# what the tables and the JSON call a tool (bkrencc: a shell name for "bkrenc+cache")
+label() { [ "$1" = bkrencc ] && echo "bkrenc+cache" || echo "$1"; }
+
+# unlock_cached REPO: its key into the key cache (the session keyring) for the
+# runs that follow, checked: 'bkr key list' (given the passphrase) names the
+# cached key only when it opens the repository.  A run with the cache is then
+# started without BKR_PASSWORD (a given passphrase wins over the cache), so it
+# derives nothing; the entry is removed at the end ('bkr key lock'), and
+# expires after an hour whatever happens.
+CACHED_REPOS=()
+unlock_cached() {
+	"$BKR" -q key unlock -r "$1" --for 1h || return 1
+	CACHED_REPOS+=("$1")
+	"$BKR" key list -r "$1" | grep -q "^key cache: key " || { echo "the key cache does not open $1" >&2; return 1; }
+}
+lock_cached() {
+	local r
+	for r in "${CACHED_REPOS[@]}"; do "$BKR" -q key lock -r "$r" || true; done
+}
 PHASES="full noop change1"
 log "corpus: $CORPUS_FILES files, $((CORPUS_BYTES / 1048576)) MiB; warm cache: $([ $COLD = 1 ] && echo no || echo yes)"
 
@@ -74,8 +97,12 @@ log "init repositories"
 restic init -r "$REPOS/restic" >"$BENCH_WORK/logs/init-restic.log" 2>&1 || die "restic init failed"
 borg init --encryption none "$REPOS/borg" >"$BENCH_WORK/logs/init-borg.log" 2>&1 || die "borg init failed"
 if [ $ENC = 1 ]; then
-	"$BKR" -q init -r "$REPOS/bkrenc" --encryption aes-256-gcm >"$BENCH_WORK/logs/init-bkrenc.log" 2>&1 ||
-		die "bkr init --encryption failed"
+	for tool in bkrenc bkrencc; do
+		"$BKR" -q init -r "$REPOS/$tool" --encryption aes-256-gcm >"$BENCH_WORK/logs/init-$tool.log" 2>&1 ||
+			die "bkr init --encryption failed"
+	done
+	unlock_cached "$REPOS/bkrencc" >"$BENCH_WORK/logs/unlock-bkrencc.log" 2>&1 ||
+		die "bkr key unlock failed (is the kernel's keyring usable here?): $(cat "$BENCH_WORK/logs/unlock-bkrencc.log")"
 fi
 
 run_phase() {
@@ -85,6 +112,7 @@ run_phase() {
 	log "$tool $phase"
 	case $tool in
 	bkr | bkrenc) timed "${tool}_${phase}" "$BKR" create -r "$REPOS/$tool" --type "$type" "$CORPUS" ;;
+	bkrencc) timed "${tool}_${phase}" env -u BKR_PASSWORD "$BKR" create -r "$REPOS/$tool" --type "$type" "$CORPUS" ;;
 	restic) timed "${tool}_${phase}" restic -r "$REPOS/restic" backup --host bench corpus ;;
 	borg) timed "${tool}_${phase}" borg create "$REPOS/borg::$phase" corpus ;;
 	esac
@@ -192,6 +220,7 @@ for tool in $TOOLS; do
 	case $tool in
 	bkr) "$BKR" -q init -r "$wrepo" --compression "$COMP" ;;
 	bkrenc) "$BKR" -q init -r "$wrepo" --encryption aes-256-gcm ;;
+	bkrencc) "$BKR" -q init -r "$wrepo" --encryption aes-256-gcm && unlock_cached "$wrepo" ;;
 	restic) restic init -r "$wrepo" ;;
 	borg) borg init --encryption none "$wrepo" ;;
 	esac >"$BENCH_WORK/logs/init-words-$tool.log" 2>&1 || die "$tool init (words) failed"
@@ -199,11 +228,13 @@ for tool in $TOOLS; do
 	log "$tool words"
 	case $tool in
 	bkr | bkrenc) timed "${tool}_words" "$BKR" create -r "$wrepo" --type full "$WORDS" ;;
+	bkrencc) timed "${tool}_words" env -u BKR_PASSWORD "$BKR" create -r "$wrepo" --type full "$WORDS" ;;
 	restic) timed "${tool}_words" restic -r "$wrepo" backup --host bench words ;;
 	borg) timed "${tool}_words" borg create "$wrepo::words" words ;;
 	esac
 	printf -v "${tool}_words_repo" '%s' "$(du -sb "$wrepo" | cut -f1)"
 done
+lock_cached
 
 get() { local v="${1}_${2}_${3}"; printf '%s' "${!v}"; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
@@ -215,10 +246,10 @@ echo "corpus: $CORPUS_FILES files, $(mib "$CORPUS_BYTES") MiB (/usr/include + ${
 	"change1 = 1 line appended to $CHANGED_FILES files; cache: $([ $COLD = 1 ] && echo cold || echo warm)"
 echo "compression: bkr $COMP ($([ "$COMP" = zstd ] && echo "level 2, the default" || echo "its default level")), restic repo v2 'auto' (zstd default), borg lz4 (default)"
 echo
-printf '%-7s %-8s %9s %12s %10s\n' tool phase seconds "peak RSS MiB" "repo MiB"
+printf '%-12s %-8s %9s %12s %10s\n' tool phase seconds "peak RSS MiB" "repo MiB"
 for tool in $TOOLS; do
 	for phase in $PHASES; do
-		printf '%-7s %-8s %9s %12s %10s\n' "$tool" "$phase" "$(get "$tool" "$phase" s)" \
+		printf '%-12s %-8s %9s %12s %10s\n' "$(label "$tool")" "$phase" "$(get "$tool" "$phase" s)" \
 			"$(mib $(($(get "$tool" "$phase" kb) * 1024)))" "$(mib "$(get "$tool" "$phase" repo)")"
 	done
 done
@@ -251,9 +282,9 @@ echo "targets: full time ≤ 0.35× the faster peer; no-change incremental ≤ 0
 echo
 echo "word-text corpus: $WORDS_FILES files, $(mib "$WORDS_BYTES") MiB (random dictionary words, a tenth random blocks);" \
 	"full backup into a fresh repository; cache: $([ $WCOLD = 1 ] && echo "dropped before each tool" || echo "warm (not root)")"
-printf '%-7s %9s %12s %10s\n' tool seconds "peak RSS MiB" "repo MiB"
+printf '%-12s %9s %12s %10s\n' tool seconds "peak RSS MiB" "repo MiB"
 for tool in $TOOLS; do
-	printf '%-7s %9s %12s %10s\n' "$tool" "$(get "$tool" words s)" "$(mib $(($(get "$tool" words kb) * 1024)))" \
+	printf '%-12s %9s %12s %10s\n' "$(label "$tool")" "$(get "$tool" words s)" "$(mib $(($(get "$tool" words kb) * 1024)))" \
 		"$(mib "$(get "$tool" words repo)")"
 done
 b=$(get bkr words s) f=$(fmin "$(get restic words s)" "$(get borg words s)")
@@ -266,21 +297,27 @@ printf '%-8s %-8s %10s %10s %12s %8s %6s\n' words repo "$wr" \
 json_ratios+=",\"words\":{\"time_vs_restic\":\"$(ratio "$b" "$(get restic words s)")\",\"time_vs_borg\":\"$(ratio "$b" "$(get borg words s)")\",\"time_vs_fastest\":\"$wt\",\"repo_vs_restic\":\"$wr\"}"
 if [ $ENC = 1 ]; then
 	echo
-	printf '%-8s %12s %12s %8s %6s %14s %8s %6s\n' phase "enc seconds" "enc/plain" target result "enc/fastest" target result
+	printf '%-8s %-12s %12s %12s %8s %6s %14s %8s %6s\n' phase tool "enc seconds" "enc/plain" target result \
+		"enc/fastest" target result
 	for phase in $PHASES; do
-		e=$(get bkrenc "$phase" s) b=$(get bkr "$phase" s)
-		f=$(fmin "$(get restic "$phase" s)" "$(get borg "$phase" s)")
-		ep=$(ratio "$e" "$b") ef=$(ratio "$e" "$f")
-		case $phase in
-		full) tgt=0.5 ;;
-		noop) tgt=0.3 ;;
-		*) tgt="" ;;
-		esac
-		printf '%-8s %12s %12s %8s %6s %14s %8s %6s\n' "$phase" "$e" "$ep" "≤1.1" "$(verdict "$ep" 1.1)" "$ef" \
-			"${tgt:+≤$tgt}" "$([ -n "$tgt" ] && verdict "$ef" "$tgt" || echo -)"
-		json_ratios+=",\"${phase}_encrypted\":{\"time_vs_plain\":\"$ep\",\"time_vs_fastest\":\"$ef\"}"
+		for tool in bkrenc bkrencc; do
+			e=$(get "$tool" "$phase" s) b=$(get bkr "$phase" s)
+			f=$(fmin "$(get restic "$phase" s)" "$(get borg "$phase" s)")
+			ep=$(ratio "$e" "$b") ef=$(ratio "$e" "$f")
+			case $phase in
+			full) tgt=0.5 ;;
+			noop) tgt=0.3 ;;
+			*) tgt="" ;;
+			esac
+			printf '%-8s %-12s %12s %12s %8s %6s %14s %8s %6s\n' "$phase" "$(label "$tool")" "$e" "$ep" "≤1.1" \
+				"$(verdict "$ep" 1.1)" "$ef" "${tgt:+≤$tgt}" "$([ -n "$tgt" ] && verdict "$ef" "$tgt" || echo -)"
+			key=${phase}_encrypted
+			[ "$tool" = bkrenc ] || key+=_cached
+			json_ratios+=",\"$key\":{\"time_vs_plain\":\"$ep\",\"time_vs_fastest\":\"$ef\"}"
+		done
 	done
-	echo "encryption: encrypted bkr (aes-256-gcm, scrypt N=2^15 per run) within 1.1× of plain bkr, same peer targets"
+	echo "encryption: encrypted bkr (aes-256-gcm) within 1.1× of plain bkr, same peer targets; bkrenc derives its key"
+	echo "with scrypt (N=2^15) every run, bkrenc+cache takes it from the key cache ('bkr key unlock' before the runs)"
 fi
 [ $RESTORE = 1 ] && restore_report
 
@@ -294,7 +331,7 @@ out=$BENCH_WORK/results/backup-$(date -u +%Y%m%d-%H%M%S).json
 	sep=""
 	for tool in $TOOLS; do
 		for phase in $PHASES words; do
-			printf '%s{"tool":"%s","phase":"%s","seconds":%s,"peak_rss_kib":%s,"repo_bytes":%s}' "$sep" "$tool" "$phase" \
+			printf '%s{"tool":"%s","phase":"%s","seconds":%s,"peak_rss_kib":%s,"repo_bytes":%s}' "$sep" "$(label "$tool")" "$phase" \
 				"$(get "$tool" "$phase" s)" "$(get "$tool" "$phase" kb)" "$(get "$tool" "$phase" repo)"
 			sep=,
 		done

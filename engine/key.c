@@ -12,6 +12,7 @@
 #include "bkr/format.h"
 #include "bkr/host.h"
 #include "bkr/io.h"
+#include "bkr/keycache.h"
 #include "bkr/manifest.h"
 
 #include <cjson/cJSON.h>
@@ -131,29 +132,53 @@ done:
 	return err;
 }
 
-int bkr_key_open(const bkr_key_file *kf, const char *pass, size_t passlen, bkr_crypto **out)
+/* The master keys of key file @p kf opened with @p kek, the key derived from
+ * its passphrase (or held by the key cache): the GCM tag of its sealed keys,
+ * whose AD binds the repository and the KDF parameters, says whether @p kek
+ * is right.  BKR_EKEY (no message) when it is not. */
+static int open_with_kek(const bkr_key_file *kf, const uint8_t *kek, bkr_crypto **out)
 {
-	uint8_t ad[KEY_AD_SIZE], *kek = NULL, *keys = NULL;
+	uint8_t ad[KEY_AD_SIZE], *keys;
 	int err;
 
 	*out = NULL;
-	if (!(kek = bkr_secure_alloc(BKR_CRYPTO_KEY_SIZE)) || !(keys = bkr_secure_alloc(2 * BKR_CRYPTO_KEY_SIZE))) {
-		err = bkr_error_oom();
-		goto done;
-	}
-	if ((err = bkr_kdf_derive(&kf->kdf, pass, passlen, kek)) < 0)
-		goto done;
+	if (!(keys = bkr_secure_alloc(2 * BKR_CRYPTO_KEY_SIZE)))
+		return bkr_error_oom();
 	key_ad(ad, kf->repo_id, &kf->kdf);
 	if ((err = bkr_aead_open(kek, ad, sizeof(ad), kf->sealed, sizeof(kf->sealed), keys, "key file")) < 0) {
 		if (err == BKR_ECORRUPT)
-			err = bkr_error_set(BKR_EKEY, "key file %s: wrong passphrase", kf->id);
+			err = BKR_EKEY;
 		goto done;
 	}
 	err = bkr_crypto_new(out, keys, keys + BKR_CRYPTO_KEY_SIZE, kf->repo_id);
 done:
-	bkr_secure_free(kek, BKR_CRYPTO_KEY_SIZE);
 	bkr_secure_free(keys, 2 * BKR_CRYPTO_KEY_SIZE);
 	return err;
+}
+
+/* bkr_key_open; @p kek_out (may be NULL) gets the derived key when it opens. */
+static int open_key(const bkr_key_file *kf, const char *pass, size_t passlen, bkr_crypto **out, uint8_t *kek_out)
+{
+	uint8_t *kek;
+	int err;
+
+	*out = NULL;
+	if (!(kek = bkr_secure_alloc(BKR_CRYPTO_KEY_SIZE)))
+		return bkr_error_oom();
+	if ((err = bkr_kdf_derive(&kf->kdf, pass, passlen, kek)) < 0)
+		goto done;
+	if ((err = open_with_kek(kf, kek, out)) == BKR_EKEY)
+		err = bkr_error_set(BKR_EKEY, "key file %s: wrong passphrase", kf->id);
+	else if (err == 0 && kek_out)
+		memcpy(kek_out, kek, BKR_CRYPTO_KEY_SIZE);
+done:
+	bkr_secure_free(kek, BKR_CRYPTO_KEY_SIZE);
+	return err;
+}
+
+int bkr_key_open(const bkr_key_file *kf, const char *pass, size_t passlen, bkr_crypto **out)
+{
+	return open_key(kf, pass, passlen, out, NULL);
 }
 
 static void user_name(char *out, size_t cap)
@@ -470,6 +495,12 @@ static void mine_first(struct key_walk *kw)
 int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
 		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX])
 {
+	return bkr_key_unlock_kek(s, repo_id, pass, passlen, out, id_out, NULL);
+}
+
+int bkr_key_unlock_kek(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass, size_t passlen,
+		       bkr_crypto **out, char id_out[BKR_KEY_ID_HEX], uint8_t *kek_out)
+{
 	struct key_walk kw = { .repo_id = repo_id };
 	char names[200];
 	size_t tried = 0;
@@ -480,7 +511,7 @@ int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE],
 		return err;
 	mine_first(&kw);
 	for (size_t i = 0; i < kw.n; i++) {
-		err = bkr_key_open(&kw.v[i], pass, passlen, out);
+		err = open_key(&kw.v[i], pass, passlen, out, kek_out);
 		if (err == 0) {
 			if (id_out)
 				memcpy(id_out, kw.v[i].id, BKR_KEY_ID_HEX);
@@ -522,6 +553,119 @@ int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE],
 done:
 	free(kw.v);
 	free(kw.bad);
+	return err;
+}
+
+/* ---- the key cache ---------------------------------------------------------------- */
+
+static bool source_given(void);
+
+/* Who is told that a cache entry is not used (bkr_key_set_note). */
+static struct {
+	void (*fn)(void *ctx, const char *message);
+	void *ctx;
+} cache_note;
+
+void bkr_key_set_note(void (*note)(void *ctx, const char *message), void *ctx)
+{
+	cache_note.fn = note;
+	cache_note.ctx = ctx;
+}
+
+/* Key file @p id of @p repo_id is removed: the key cache's entry naming it
+ * (this session's: another session's is refused when used) is removed too. */
+static void drop_cached(const uint8_t *repo_id, const char *id)
+{
+	char cached[BKR_KEY_ID_HEX];
+	int64_t expires;
+	if (bkr_keycache_get(repo_id, NULL, cached, &expires) == 0 && !strcmp(cached, id))
+		bkr_keycache_drop(repo_id);
+	bkr_error_clear();
+}
+
+/* The keys opened with the cache's entry (bkr_key_unlock_cached without its
+ * conditions); *expires gets the entry's expiry. */
+static int use_cached(bkr_store *s, const uint8_t *repo_id, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX], int64_t *expires)
+{
+	char id[BKR_KEY_ID_HEX], name[64], what[PATH_MAX], why[800];
+	uint8_t *kek = NULL, *text = NULL;
+	bkr_key_file kf;
+	size_t len = 0;
+	int err;
+
+	*out = NULL;
+	err = bkr_keycache_get(repo_id, &kek, id, expires);
+	if (err == BKR_ENOTFOUND) {
+		bkr_error_clear();
+		return 1;
+	}
+	if (err == BKR_ECORRUPT)
+		goto unfit;
+	if (err < 0)
+		return err;
+	snprintf(name, sizeof(name), KEYS_PREFIX "%s.json", id);
+	if ((err = bkr_store_describe(s, name, what, sizeof(what))) < 0)
+		goto done;
+	err = bkr_store_get(s, name, BKR_KEY_FILE_MAX, &text, &len);
+	if (err == BKR_ENOTFOUND) {
+		bkr_error_set(err, "its key file %s is gone (removed since 'bkr key unlock')", what);
+		goto unfit;
+	}
+	if (err < 0 && err != BKR_ECORRUPT && err != BKR_EUNSUPPORTED)
+		goto done; /* nothing is known of the key file (an I/O error): the command fails, as reading keys/ would */
+	if (err == 0)
+		err = bkr_key_parse(&kf, (const char *)text, len, what);
+	if (err == 0 && memcmp(kf.repo_id, repo_id, BKR_CRYPTO_REPO_ID_SIZE))
+		err = bkr_error_set(BKR_ECORRUPT, "%s: a key file of another repository", what);
+	if (err == 0) {
+		memcpy(kf.id, id, sizeof(id));
+		if ((err = open_with_kek(&kf, kek, out)) == BKR_EKEY)
+			bkr_error_set(err, "it does not open its key file %s", what);
+	}
+	if (err == 0) {
+		if (id_out)
+			memcpy(id_out, id, BKR_KEY_ID_HEX);
+		goto done;
+	}
+	if (err == BKR_ENOMEM)
+		goto done;
+unfit:
+	/* never used, and removed: the next command does not meet it again */
+	snprintf(why, sizeof(why), "%s", bkr_error_message());
+	bkr_keycache_drop(repo_id);
+	bkr_error_clear();
+	if (cache_note.fn) {
+		char msg[sizeof(why) + PATH_MAX + 64];
+		snprintf(msg, sizeof(msg), "%s: the key cache's entry is not used (removed from the cache): %s",
+			 bkr_store_location(s), why);
+		cache_note.fn(cache_note.ctx, msg);
+	}
+	err = 1;
+done:
+	free(text);
+	bkr_secure_free(kek, BKR_CRYPTO_KEY_SIZE);
+	return err;
+}
+
+int bkr_key_unlock_cached(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], bkr_crypto **out,
+			  char id_out[BKR_KEY_ID_HEX])
+{
+	int64_t expires;
+
+	*out = NULL;
+	if (source_given() || !bkr_keycache_enabled())
+		return 1;
+	return use_cached(s, repo_id, out, id_out, &expires);
+}
+
+int bkr_key_cached(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], char id_out[BKR_KEY_ID_HEX],
+		   int64_t *expires)
+{
+	bkr_crypto *c = NULL;
+	int err = use_cached(s, repo_id, &c, id_out, expires);
+	bkr_crypto_free(c);
+	if (err)
+		*expires = 0;
 	return err;
 }
 
@@ -585,6 +729,8 @@ int bkr_key_remove(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE],
 	}
 	if ((err = bkr_store_delete(s, name)) == 0 && removed)
 		memcpy(removed, hit, BKR_KEY_ID_HEX);
+	if (err == 0)
+		drop_cached(repo_id, hit);
 done:
 	bkr_store_unlock(held);
 	free(kw.v);
@@ -606,6 +752,13 @@ static struct sigaction prompt_old[N_PROMPT_SIGNALS];
 static bool prompt_installed[N_PROMPT_SIGNALS];
 static struct termios prompt_termios;
 static volatile sig_atomic_t prompt_fd = -1, prompt_caught;
+
+/* Whether the passphrase is given (a file, a command, the variable): then it
+ * is what opens the repository, never the key cache. */
+static bool source_given(void)
+{
+	return source.file || source.command || getenv(source.env ? source.env : "BKR_PASSWORD");
+}
 
 void bkr_key_set_source(const bkr_key_source *src)
 {

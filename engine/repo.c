@@ -11,6 +11,7 @@
 #include "bkr/crypto_store.h"
 #include "bkr/error.h"
 #include "bkr/key.h"
+#include "bkr/keycache.h"
 #include "bkr/pack.h"
 #include "bkr/store_cache.h"
 #include "bkr/tier.h"
@@ -36,7 +37,9 @@ static int on_key_file(void *ctx, const char *name)
 }
 
 /*
- * An encrypted repository: open its keys with the passphrase, take the
+ * An encrypted repository: open its keys with the key cache's entry, else
+ * the passphrase (BKR_REPO_PASSPHRASE: the passphrase only, its derived key
+ * kept for bkr_repo_key_cache_put), take the
  * secret chunker seed, and seal through the store from now on.  A plain one
  * must hold no key file (a config.json altered to say "none"; a sealed index
  * file, the index load refuses).
@@ -57,8 +60,18 @@ static int open_keys(bkr_repo *r)
 		bkr_error_clear();
 		return err < 0 && err != BKR_ENOTFOUND ? err : 0;
 	}
-	if ((err = bkr_repo_id_bytes(&r->cfg, id)) < 0 || (err = bkr_key_passphrase(r->path, &pass, &len)) < 0 ||
-	    (err = bkr_key_unlock(r->store, id, pass, len, &r->crypto, r->key_id)) < 0)
+	if ((err = bkr_repo_id_bytes(&r->cfg, id)) < 0)
+		return err;
+	if (r->flags & BKR_REPO_PASSPHRASE) {
+		if (!(r->kek = bkr_secure_alloc(BKR_CRYPTO_KEY_SIZE)))
+			return bkr_error_oom();
+		err = 1;
+	} else if ((err = bkr_key_unlock_cached(r->store, id, &r->crypto, r->key_id)) < 0) {
+		return err;
+	}
+	if (err == 1 &&
+	    ((err = bkr_key_passphrase(r->path, &pass, &len)) < 0 ||
+	     (err = bkr_key_unlock_kek(r->store, id, pass, len, &r->crypto, r->key_id, r->kek)) < 0))
 		return err;
 	r->cfg.chunk_seed = bkr_crypto_chunker_seed(r->crypto);
 	if ((err = bkr_crypto_store_new(&sealed, r->store, r->crypto)) < 0) {
@@ -126,6 +139,45 @@ done:
 	return err;
 }
 
+int bkr_repo_identify(const char *path, uint8_t id[BKR_CRYPTO_REPO_ID_SIZE], bool *encrypted)
+{
+	bkr_repo *r = NULL;
+	bkr_store *s;
+	int err;
+
+	*encrypted = false;
+	if ((err = bkr_store_open(&s, path, 0)) < 0) {
+		bkr_error_prefix("repository");
+		return err;
+	}
+	if (!(r = calloc(1, sizeof(*r)))) {
+		bkr_store_free(s);
+		return bkr_error_oom();
+	}
+	pthread_rwlock_init(&r->index_lock, NULL);
+	pthread_mutex_init(&r->tier_lock, NULL);
+	pthread_mutex_init(&r->miss_lock, NULL);
+	r->store = s;
+	if (!(r->path = strdup(bkr_store_location(s)))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	if ((err = bkr_repo_config_load(r)) < 0 || (err = bkr_repo_id_bytes(&r->cfg, id)) < 0)
+		goto done;
+	*encrypted = r->cfg.encrypted;
+done:
+	bkr_repo_free(r);
+	return err;
+}
+
+int bkr_repo_key_cache_put(bkr_repo *r, int64_t seconds, int64_t *expires)
+{
+	*expires = 0;
+	if (!r->crypto || !r->kek)
+		return bkr_error_set(BKR_EINVAL, "%s: its keys were not opened with the passphrase", r->path);
+	return bkr_keycache_put(bkr_crypto_repo_id(r->crypto), r->key_id, r->kek, seconds, expires);
+}
+
 static void free_tiers(bkr_repo *r)
 {
 	for (size_t i = 0; i < r->ntiers; i++) {
@@ -145,6 +197,7 @@ void bkr_repo_free(bkr_repo *r)
 	for (size_t i = 0; i < r->nretained; i++)
 		bkr_index_free(r->retained[i]);
 	bkr_crypto_free(r->crypto);
+	bkr_secure_free(r->kek, BKR_CRYPTO_KEY_SIZE);
 	pthread_rwlock_destroy(&r->index_lock);
 	free(r->config_warning);
 	pthread_mutex_destroy(&r->tier_lock);

@@ -41,6 +41,7 @@ struct bkr_repo {
 	char *config_warning;         /* config.json was damaged and its copy served (or NULL) */
 	bkr_crypto *crypto;           /* master keys of an encrypted repository, else NULL */
 	char key_id[17];              /* the key file that opened it */
+	uint8_t *kek;                 /* BKR_REPO_PASSPHRASE: that key file's derived key (bkr_secure_alloc) */
 };
 
 /** The 16 bytes of the config's id. */

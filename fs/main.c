@@ -478,6 +478,12 @@ static void warn_index(void *ctx, const char *message)
 	fprintf(stderr, "%s: warning: %s (index file left out: the blobs it names are missing)\n", progname, message);
 }
 
+static void key_note(void *ctx, const char *message)
+{
+	(void)ctx;
+	fprintf(stderr, "%s: warning: %s\n", progname, message);
+}
+
 /*
  * The repository: a local directory as it is; a remote one (s3://...), or a
  * local one given --cache-dir, through the disk cache (bkr/store_cache.h).
@@ -616,6 +622,7 @@ int main(int argc, char *argv[])
 	bkr_key_set_source(&(bkr_key_source){ .file = fs.o.password_file,
 					      .command = fs.o.password_command,
 					      .options = "-o password_file=FILE or -o password_command=CMD" });
+	bkr_key_set_note(key_note, NULL);
 	err = open_repo(&fs);
 	/* the keys are open: the passphrase is no longer needed, not even in the
 	 * environment, which a daemon keeps for its life (/proc/PID/environ, a core) */

@@ -101,6 +101,7 @@ int main(int argc, char **argv)
 	bkr_host_tune_malloc();
 	bkr_host_tune_openssl();
 	cli_term_init(&c);
+	bkr_key_set_note(cli_key_note, &c);
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--json"))
 			c.json = true;

@@ -397,6 +397,11 @@ void cli_warn(cli *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_key_note(void *ctx, const char *message)
+{
+	cli_warn(ctx, "%s", message);
+}
+
 void cli_problem(cli *c, const char *fmt, ...)
 {
 	va_list ap;

@@ -158,6 +158,9 @@ void cli_print_manifest(cli *c, const bkr_manifest *m);
 /** Same with a message of our own. */
 int cli_failf(cli *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/** The key module's note that a key cache entry is not used (bkr_key_set_note): a warning. */
+void cli_key_note(void *ctx, const char *message);
+
 /** A warning line on stderr ("bkr CMD: warning: ..."), unless quiet. */
 void cli_warn(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

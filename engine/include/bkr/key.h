@@ -78,13 +78,54 @@ int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE],
 		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX]);
 
 /**
+ * bkr_key_unlock; @p kek_out (BKR_CRYPTO_KEY_SIZE bytes of the caller's
+ * bkr_secure_alloc memory, may be NULL) gets the key derived from the
+ * passphrase for the key file that opened (what bkr key unlock caches).
+ */
+int bkr_key_unlock_kek(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass, size_t passlen,
+		       bkr_crypto **out, char id_out[BKR_KEY_ID_HEX], uint8_t *kek_out);
+
+/**
+ * Open the keys of repository @p repo_id with the key cache's entry
+ * (bkr/keycache.h, docs/security.md "Key cache"), checked as a passphrase
+ * is: its key file must still be in @p s, be this repository's, and its GCM
+ * tag must accept the cached key.  0: *out and @p id_out (may be NULL) are
+ * set.  1: use the passphrase - the cache is not to be used (a passphrase
+ * source is given: a file, a command, BKR_PASSWORD; or BKR_KEY_CACHE=0),
+ * holds no entry, or holds one that does not fit, which is then removed
+ * from the cache and named in one line to the note hook
+ * (bkr_key_set_note).  Negative: an error reading the key file (I/O) or
+ * out of memory.
+ */
+int bkr_key_unlock_cached(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], bkr_crypto **out,
+			  char id_out[BKR_KEY_ID_HEX]);
+
+/**
+ * Whether the key cache holds an entry for repository @p repo_id that fits
+ * (checked as bkr_key_unlock_cached checks it, whatever the passphrase
+ * source and BKR_KEY_CACHE): 0, with @p id_out its key file and *@p expires
+ * its expiry (unix seconds); 1 when it holds none, or one that does not fit
+ * (removed and noted as there); negative on an error.
+ */
+int bkr_key_cached(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], char id_out[BKR_KEY_ID_HEX],
+		   int64_t *expires);
+
+/**
+ * Where bkr_key_unlock_cached says (one line, no newline) that a cache
+ * entry is not used (process-wide; default: nowhere).
+ */
+void bkr_key_set_note(void (*note)(void *ctx, const char *message), void *ctx);
+
+/**
  * Remove key file @p id (a unique prefix of it) from @p s; a damaged key
  * file (or one of another repository than @p repo_id) is removed by its id
  * (its file name) too.  Refused (BKR_EINVAL) for the last usable key file
  * and for @p current (the one in use).  Checked and done under the keys
  * lock (locks/keys.lock, exclusive, waiting unless bkr_key_set_lock_wait
  * says not to; bkr_key_add takes it too), so
- * that concurrent removals can never leave no usable key file.
+ * that concurrent removals can never leave no usable key file.  The key
+ * cache's entry of this session that names the removed key file is removed
+ * too (bkr/keycache.h).
  * @p removed (may be NULL) gets the full id of the key file removed.
  */
 int bkr_key_remove(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *id,

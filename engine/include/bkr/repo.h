@@ -75,12 +75,19 @@ typedef struct {
  * Only for a reader that never writes: a writer must not deduplicate
  * against a blob that lies in the trash.
  */
-enum { BKR_REPO_RDONLY = 1, BKR_REPO_CACHED = 2, BKR_REPO_RETAIN_INDEX = 4 };
+/*
+ * BKR_REPO_PASSPHRASE (bkr key add, remove, passwd, unlock): an encrypted
+ * repository's keys are opened with the passphrase, never the key cache
+ * (bkr/keycache.h): changing who holds a key, or caching one, takes the
+ * passphrase.  The key derived from it is kept for bkr_repo_key_cache_put.
+ */
+enum { BKR_REPO_RDONLY = 1, BKR_REPO_CACHED = 2, BKR_REPO_RETAIN_INDEX = 4, BKR_REPO_PASSPHRASE = 8 };
 #define BKR_REPO_RETAINED_MAX 8
 
 /**
  * Open @p path: check config.json (version, features, checksum), open an
- * encrypted repository's keys with the passphrase (bkr_key_passphrase) and
+ * encrypted repository's keys with the key cache's entry
+ * (bkr_key_unlock_cached), else the passphrase (bkr_key_passphrase), and
  * load the index.  Errors: BKR_ENOTFOUND (no repository there),
  * BKR_EUNSUPPORTED (newer version or incompat feature), BKR_ECORRUPT, BKR_EKEY
  * (wrong passphrase).
@@ -94,6 +101,21 @@ int bkr_repo_open(bkr_repo **out, const char *path, int flags);
  */
 int bkr_repo_open_store(bkr_repo **out, bkr_store *store, int flags);
 void bkr_repo_free(bkr_repo *r);
+
+/**
+ * The id of the repository at @p path and whether it is encrypted, from its
+ * config.json alone (checked as bkr_repo_open checks it): no key is opened,
+ * no index loaded (bkr key lock).
+ */
+int bkr_repo_identify(const char *path, uint8_t id[16], bool *encrypted);
+
+/**
+ * Hold the key that opened @p r in the key cache for @p seconds
+ * (bkr_keycache_put; *@p expires gets the expiry, unix seconds).
+ * BKR_EINVAL unless @p r is encrypted and was opened with
+ * BKR_REPO_PASSPHRASE.
+ */
+int bkr_repo_key_cache_put(bkr_repo *r, int64_t seconds, int64_t *expires);
 
 /** Where the repository is: its directory, or its store's location (a URL). */
 const char *bkr_repo_path(const bkr_repo *r);
