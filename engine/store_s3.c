@@ -987,6 +987,8 @@ static bool slot_answer(struct s3_req *r)
 	s3_store *s = r->slots;
 	struct s3_slot *k;
 	bool go = true;
+	if (r->length < 0)
+		return true; /* its size unknown: neither kept nor compared with a copy */
 	if (!__atomic_exchange_n(&s->range_ignored, true, __ATOMIC_RELAXED))
 		bkr_log_warn("s3", "%s/%s: %s answered a ranged GET with the whole object (it ignores Range): each pack "
 			     "is downloaded whole once and kept in a temporary file (at most %d of them, %llu MiB)",
@@ -1092,7 +1094,8 @@ static int slot_serve(s3_store *s, struct s3_req *r)
 		k = NULL;
 	}
 	if (k) {
-		size_t n = r->off >= k->size ? 0 : k->size - r->off < r->len ? (size_t)(k->size - r->off) : r->len;
+		uint64_t size = k->size;
+		size_t n = r->off >= size ? 0 : size - r->off < r->len ? (size_t)(size - r->off) : r->len;
 		if (n && bkr_io_pread_full(k->fd, r->fixed, n, r->off, r->name) < 0) {
 			bkr_error_clear(); /* the copy is only a saving: the server is asked */
 			n = SIZE_MAX;
@@ -1104,7 +1107,7 @@ static int slot_serve(s3_store *s, struct s3_req *r)
 		slot_unpin(k);
 		pthread_mutex_unlock(&s->wmu);
 		if (n != SIZE_MAX) {
-			r->status = r->off >= k->size ? 416 : 206;
+			r->status = r->off >= size ? 416 : 206;
 			r->fixed_len = n;
 			return 1;
 		}
