@@ -654,6 +654,7 @@ struct no_range {
 	int hold;  /* the first GET sends half its body, then waits until this many readers wait for it
 		      (the store's debug line) or more GETs than that came (0: none) */
 	int waits; /* "waits for the whole object" lines logged */
+	bool cut;  /* the held GET is then cut short (the connection closed halfway) */
 };
 
 static void no_range_init(struct no_range *nr, size_t len, char first)
@@ -708,7 +709,7 @@ static void on_no_range(fake *f, const struct fake_req *q, int c)
 		while (nr->waits < nr->hold && nr->gets <= nr->hold)
 			pthread_cond_wait(&nr->cond, &nr->mu);
 		pthread_mutex_unlock(&nr->mu);
-		if (fake_raw(c, body + len / 2, len - len / 2))
+		if (!nr->cut && fake_raw(c, body + len / 2, len - len / 2))
 			__atomic_fetch_add(&nr->whole, 1, __ATOMIC_RELAXED);
 	} else if (fake_raw(c, body, len)) {
 		__atomic_fetch_add(&nr->whole, 1, __ATOMIC_RELAXED);
@@ -808,30 +809,36 @@ static void read_at_once(bkr_store *s, const struct no_range *nr, const char *na
 
 /* Readers of one pack at once, the store knowing that the server ignores Range (a pack read
  * before): one downloads it, the others wait for that download instead of each starting
- * its own (the server holds the answer until they wait, or until they all asked). */
+ * its own (the server holds the answer until they wait, or until they all asked).  When
+ * that download is cut short halfway (cut), it is retried, and the readers waiting get the
+ * bytes of the retried answer: two GETs, one body sent whole. */
 static void test_range_ignored_single_flight(void **state)
 {
-	struct no_range nr;
-	bkr_store *s;
-	char buf[100];
-	fake f;
 	(void)state;
-	no_range_init(&nr, 8u << 20, 'A');
-	fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
-	f.threaded = true;
-	assert_int_equal(bkr_store_get_range(s, "data/0a/a.pack", 10, sizeof(buf), buf, 0), 0);
-	assert_int_equal(nr.gets, 1);
-	bkr_log_set_level(BKR_LOG_DEBUG);
-	bkr_log_set_hook(count_waits, &nr);
-	nr.gets = nr.whole = 0;
-	nr.hold = SF_READERS - 1;
-	read_at_once(s, &nr, "data/0f/p.pack");
-	bkr_log_set_hook(NULL, NULL);
-	bkr_log_set_level(BKR_LOG_INFO);
-	if (nr.gets != 1 || nr.whole != 1)
-		fail_msg("%d readers of one pack: %d GETs, %d whole bodies sent", SF_READERS, nr.gets, nr.whole);
-	fake_stop(&f, s);
-	no_range_free(&nr);
+	for (int cut = 0; cut < 2; cut++) {
+		struct no_range nr;
+		bkr_store *s;
+		char buf[100];
+		fake f;
+		no_range_init(&nr, 8u << 20, 'A');
+		fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
+		f.threaded = true;
+		assert_int_equal(bkr_store_get_range(s, "data/0a/a.pack", 10, sizeof(buf), buf, 0), 0);
+		assert_int_equal(nr.gets, 1);
+		bkr_log_set_level(BKR_LOG_DEBUG);
+		bkr_log_set_hook(count_waits, &nr);
+		nr.gets = nr.whole = 0;
+		nr.hold = SF_READERS - 1;
+		nr.cut = cut;
+		read_at_once(s, &nr, "data/0f/p.pack");
+		bkr_log_set_hook(NULL, NULL);
+		bkr_log_set_level(BKR_LOG_INFO);
+		if (nr.gets != 1 + cut || nr.whole != 1)
+			fail_msg("%d readers of one pack%s: %d GETs, %d whole bodies sent", SF_READERS,
+				 cut ? " (the first answer cut short)" : "", nr.gets, nr.whole);
+		fake_stop(&f, s);
+		no_range_free(&nr);
+	}
 }
 
 /* Readers of one pack at once before the store knows that the server ignores Range: each
