@@ -916,9 +916,9 @@ static int slot_tmpfile(void)
 	int fd;
 	if (!dir || dir[0] != '/')
 		dir = "/tmp";
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0 || errno != EOPNOTSUPP)
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
 		return fd;
-	/* a filesystem without O_TMPFILE */
+	/* a filesystem (EOPNOTSUPP) or a kernel (EISDIR) without O_TMPFILE */
 	if ((size_t)snprintf(path, sizeof(path), "%s/bkr-s3-XXXXXX", dir) >= sizeof(path) ||
 	    (fd = mkostemp(path, O_CLOEXEC)) < 0)
 		return -1;

@@ -906,6 +906,38 @@ static void test_range_ignored_replaced(void **state)
 	no_range_free(&nr);
 }
 
+/* Where no temporary file can be made ($TMPDIR missing), a server that ignores Range still
+ * gives every read its bytes, readers at once included (none waits for a copy that is not
+ * kept): each read downloads the pack, as it did before copies were kept. */
+static void test_range_ignored_no_tmpdir(void **state)
+{
+	struct no_range nr;
+	char *tmpdir = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
+	size_t len = 300u << 10; /* not through a window */
+	bkr_store *s;
+	char *buf;
+	fake f;
+	(void)state;
+	no_range_init(&nr, 4u << 20, 'A');
+	assert_non_null(buf = malloc(len));
+	setenv("TMPDIR", "/nonexistent-bkr-tmpdir", 1);
+	fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
+	f.threaded = true;
+	assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", 10, len, buf, 0), 0);
+	read_at_once(s, &nr, "data/0f/p.pack");
+	fake_stop(&f, s);
+	if (tmpdir)
+		setenv("TMPDIR", tmpdir, 1);
+	else
+		unsetenv("TMPDIR");
+	free(tmpdir);
+	assert_memory_equal(buf, nr.body + 10, len);
+	assert_int_equal(nr.gets, 1 + SF_READERS);
+	assert_int_equal(nr.heads, 0);
+	free(buf);
+	no_range_free(&nr);
+}
+
 /* Bytes the reader of connection @p c (on loopback, this process) has not read yet: the
  * rx_queue of its socket in /proc/self/net/tcp; -1 when not found. */
 static long peer_unread(int c, int server_port)
@@ -1477,6 +1509,7 @@ int main(void)
 		cmocka_unit_test(test_range_ignored_single_flight),
 		cmocka_unit_test(test_range_ignored_first_answers),
 		cmocka_unit_test(test_range_ignored_replaced),
+		cmocka_unit_test(test_range_ignored_no_tmpdir),
 		cmocka_unit_test(test_range_ignored_concurrent),
 		cmocka_unit_test(test_rename_retried),
 		cmocka_unit_test(test_list_odd_keys),
