@@ -1,11 +1,12 @@
 #!/bin/bash
 # S3 reads through a proxy that ignores Range on GETs of packs
 # (s3_norange_proxy.py: the whole object for every range) in front of a real
-# Ceph RADOS Gateway (tools/s3-server.sh): a restore with 4 threads and
-# verify --read-data restore and check every byte while each pack read by
-# ranges is sent whole at most once per command (counted by the proxy), not
-# once per read or per reader: the rest come from the copy kept (docs/s3.md
-# "Reads of packs"; verify --read-data reads data packs whole by design).
+# Ceph RADOS Gateway (tools/s3-server.sh): a restore with 4 threads, verify
+# --read-data and a mount read by 4 readers at once restore, check and serve
+# every byte while each pack read by ranges is sent whole at most once per
+# command (counted by the proxy), not once per read or per reader: the rest
+# come from the copy kept (docs/s3.md "Reads of packs"; verify --read-data
+# reads data packs whole by design).
 source "$BKR_SOURCE_ROOT/tests/integration/lib.sh"
 
 SERVER=$BKR_SOURCE_ROOT/tools/s3-server.sh
@@ -24,6 +25,7 @@ wait_until test -s "$T/proxy.port" || fail "the proxy did not start: $(cat "$T/p
 export AWS_ENDPOINT_URL=http://127.0.0.1:$(cat "$T/proxy.port")
 URL=s3://bkt/repo
 
+readers=()
 S=$T/src
 mkdir -p "$S/small"
 head -c 20000000 /dev/urandom >"$S/big.bin"
@@ -52,3 +54,25 @@ pass "restore --threads 4 through a server that ignores Range: exact, each pack 
 expect_exit 0 "$BKR" -r "$URL" verify --read-data
 sent_once "verify --read-data"
 pass "verify --read-data through a server that ignores Range: clean, each pack read by ranges sent whole once"
+
+# the mount: four readers of the big file at once (and the look-ahead) through the disk cache
+[ -c /dev/fuse ] && command -v fusermount3 >/dev/null || fail "no /dev/fuse or fusermount3: this test needs real mounts"
+: >"$T/sent"
+M=$T/mnt
+bkrfs_fg "$URL" "$M" "$T/mount.err" --cache-dir="$T/mcache"
+for k in 0 1 2 3; do
+	python3 - "$M/latest/src/big.bin" "$k" "$S/big.bin" <<'PY' &
+import sys
+path, k, orig = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(path, "rb") as f, open(orig, "rb") as o:
+    f.seek(k * 5000000); o.seek(k * 5000000)
+    if f.read(5000000) != o.read(5000000):
+        sys.exit(f"{path}: bytes {k * 5000000}.. differ")
+PY
+	readers+=($!)
+done
+for p in "${readers[@]}"; do wait "$p" || fail "a reader of the mount got other bytes"; done
+python3 "$HERE/treecmp.py" "$S" "$M/latest/src" >/dev/null || fail "the mount through a server that ignores Range differs"
+sent_once mount data
+bkrfs_unmount "$M"
+pass "bkrfs through a server that ignores Range: 4 readers at once and a tree compare, each pack sent whole once"
