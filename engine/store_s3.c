@@ -29,13 +29,18 @@
  *   it in one ranged GET, kept in memory (S3_NWIN windows, least recently
  *   used first): packs never change once published, so the next blobs of
  *   the same pack — read in order by a backup walking its parent's trees,
- *   a restore, verify or repair — cost no request.  A server that ignores
- *   Range (a 200 with the whole pack) fills every window around the read
- *   from that one answer, instead of sending the pack again for each; one
- *   request of a store at a time keeps such an answer (S3_NWIN windows'
- *   worth in memory), the others take their own range from theirs and
- *   drop the rest, so the threads of a mount missing several packs at
- *   once hold no more than that between them.
+ *   a restore, verify or repair — cost no request;
+ * - a server that ignores Range (a 200 with the whole pack) is asked for
+ *   each pack once: the whole answer is kept in an unlinked temporary file
+ *   (S3_KEEP_SLOTS of them, S3_KEEP_BYTES between them, least recently
+ *   used first), and every read of that pack — concurrent ones wait for the
+ *   download in flight instead of starting their own, and a request already
+ *   sent drops its answer after the headers when another one brings the
+ *   same object — is served from it.  A later read first asks a HEAD
+ *   whether the object still has the kept copy's size, ETag and
+ *   Last-Modified: one replaced in the bucket is downloaded again, never
+ *   served stale.  (One request per read, as a server that honours Range
+ *   costs, and none of the object's bytes.)
  */
 #include "bkr/store.h"
 #include "bkr/error.h"
@@ -49,6 +54,8 @@
 #include "store_s3_parse.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -68,6 +75,8 @@
 #define S3_WIN ((size_t)1 << 20)  /* bytes of a pack one window holds */
 #define S3_WIN_SMALL (S3_WIN / 4) /* reads shorter than this go through a window */
 #define S3_NWIN 32                /* windows kept per store */
+#define S3_KEEP_SLOTS 4           /* a server that ignores Range: whole packs kept at once ... */
+#define S3_KEEP_BYTES ((uint64_t)256 << 20) /* ... in at most this many bytes of temporary files */
 #define S3_DOWN_NS (10 * 1000000000LL) /* after a request gave up unanswered: one try each for this long */
 
 /* ---- settings ---------------------------------------------------------------- */
@@ -112,6 +121,20 @@ static const char *pick(const char *env, const char *cfg)
 
 typedef struct s3_held s3_held;
 
+/* A whole pack a server sent for a range (it ignores Range), kept for the next reads of it. */
+struct s3_slot {
+	char *name;       /* the pack (NULL: a free slot) */
+	int fd;           /* an unlinked temporary file holding its body */
+	bool sized;       /* the answer's headers came: */
+	uint64_t size;    /* its Content-Length, */
+	char etag[100];   /* ETag (as sent) */
+	int64_t modified; /* and Last-Modified: what a HEAD must still say for the copy to be used */
+	bool done;        /* all of it is in the file */
+	bool dead;        /* dropped (its download failed, the object changed): no new reader */
+	int pins;         /* the request filling it, the reads from it and the ones waiting for it */
+	uint64_t used;    /* wclock at the last read */
+};
+
 typedef struct {
 	bkr_store base;
 	bkr_s3_url url;
@@ -139,7 +162,8 @@ typedef struct {
 	int64_t down_until;    /* CLOCK_MONOTONIC ns: the endpoint did not answer; one try each until then */
 	volatile bool no_bucket; /* a request met NoSuchBucket */
 	bool range_ignored;    /* a ranged GET was answered with the whole object (said once) */
-	bool keeping;          /* a request keeps a whole answer for the windows (one at a time) */
+	struct s3_slot slot[S3_KEEP_SLOTS]; /* whole packs kept (under wmu) */
+	pthread_cond_t slot_cond;           /* a slot is done or dead */
 } s3_store;
 
 struct s3_req {
@@ -165,10 +189,10 @@ struct s3_req {
 	size_t fixed_len;
 	uint64_t skip;            /* a 200 to a ranged GET: bytes before off still to drop */
 	uint64_t pos;             /* a 200 to a ranged GET: bytes of the whole object's body seen */
-	uint64_t keep_from;       /* a 200 to a ranged GET of a pack: its bytes from here ... */
-	size_t keep_max;          /* ... up to this many are kept in data, for the windows (0: none) */
-	bool *keeping;            /* the store's keeping, which this request ... */
-	bool kept;                /* ... holds */
+	s3_store *slots;          /* a read of a pack: a 200 to it may fill or join a kept copy of this store */
+	struct s3_slot *slot;     /* the copy this request's answer fills (pinned) */
+	struct s3_slot *joined;   /* the copy another request brings, this one's answer dropped (pinned) */
+	bool slot_bad;            /* writing the copy failed: it is dropped */
 	int64_t length;           /* Content-Length (-1: none) */
 	bool sized;               /* the answer said where its body ends: Content-Length, or chunks */
 	bool unsized;             /* an object's body without either, over HTTP/1: ended by the close */
@@ -209,9 +233,6 @@ static void req_free(struct s3_req *r)
 	free(r->data);
 	r->data = NULL;
 	r->dlen = r->dcap = 0;
-	if (r->kept)
-		__atomic_store_n(r->keeping, false, __ATOMIC_RELEASE);
-	r->kept = false;
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -255,36 +276,25 @@ static bool data_append(struct s3_req *r, const char *ptr, size_t len)
 	return true;
 }
 
-/* A 200 to a ranged GET of a pack (the range ignored: the whole object comes): the part
- * of its body in [keep_from, keep_from + keep_max) is kept in r->data for the windows,
- * by one request of the store at a time (the others keep nothing). */
-static void keep_body(struct s3_req *r, const char *ptr, size_t len)
+/* A 200 to a ranged GET of a pack filling a kept copy: @p len more bytes of its body into the copy's file. */
+static void slot_write(struct s3_req *r, const char *ptr, size_t len)
 {
-	uint64_t at = r->pos, end = r->keep_from + r->keep_max;
-	if (at + len <= r->keep_from || at >= end)
-		return;
-	if (!r->kept) {
-		if (__atomic_exchange_n(r->keeping, true, __ATOMIC_ACQUIRE)) {
-			r->keep_max = 0; /* another request keeps one: this answer is not */
-			return;
+	uint64_t at = r->pos;
+	while (len > 0 && !r->slot_bad) {
+		ssize_t n = pwrite(r->slot->fd, ptr, len, (off_t)at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r->slot_bad = true; /* a full disk: the copy is only a saving (slot_filled drops it) */
+			break;
 		}
-		r->kept = true;
-		/* its size at once: doubling up to keep_max + 1 would have taken twice that */
-		if (!r->dcap && (r->data = malloc(r->keep_max + 1)))
-			r->dcap = r->keep_max + 1;
-	}
-	if (at < r->keep_from) {
-		ptr += r->keep_from - at;
-		len -= (size_t)(r->keep_from - at);
-		at = r->keep_from;
-	}
-	if (at + len > end)
-		len = (size_t)(end - at);
-	if (!data_append(r, ptr, len)) {
-		r->keep_max = 0; /* only a saving */
-		r->dlen = 0;
+		ptr += n;
+		len -= (size_t)n;
+		at += (uint64_t)n;
 	}
 }
+
+static bool slot_answer(struct s3_req *r);
 
 static size_t on_body(char *ptr, size_t size, size_t n, void *ctx)
 {
@@ -294,8 +304,8 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ctx)
 	if (r->fixed && status == 206 && r->range_start != (int64_t)r->off)
 		return size * n; /* another range than the one asked: no data of it (s3_perform says so) */
 	if (r->fixed && status == 200) {
-		if (r->keep_max)
-			keep_body(r, ptr, len);
+		if (r->slot)
+			slot_write(r, ptr, len);
 		r->pos += len;
 	}
 	if (r->fixed && (status == 206 || status == 200)) {
@@ -332,6 +342,10 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
 		r->dlen = 0;
 		return len;
 	}
+	/* the end of the headers of a 200 to a ranged GET of a pack: kept whole, or dropped here
+	 * when another request brings the same object (a length other than len aborts the transfer) */
+	if ((len == 2 && buf[0] == '\r') || (len == 1 && buf[0] == '\n'))
+		return r->slots && r->ranged && r->status == 200 && r->amz && !r->html && !slot_answer(r) ? 0 : len;
 	if (len >= sizeof(line))
 		return len;
 	memcpy(line, buf, len);
@@ -578,7 +592,7 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
 		}
 		rc = curl_easy_perform(h);
-		if (rc == CURLE_WRITE_ERROR && r->too_large)
+		if (rc == CURLE_WRITE_ERROR && (r->too_large || r->joined))
 			break;
 		if (rc != CURLE_OK && strcmp(r->method, "GET") && strcmp(r->method, "HEAD")) {
 			/* a write the server got whole (headers, and the body) and never answered
@@ -632,8 +646,8 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 	 * the page is larger than the object asked for (the transfer stopped:
 	 * not "too large", which says the object is damaged).  A 5xx or 429 (a
 	 * proxy in front of a failing server) stays "keeps failing". */
-	if ((rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r->too_large)) && !r->amz && r->status < 500 &&
-	    r->status != 429 &&
+	bool stopped = rc == CURLE_WRITE_ERROR && (r->too_large || r->joined); /* by us, on purpose */
+	if ((rc == CURLE_OK || stopped) && !r->amz && r->status < 500 && r->status != 429 &&
 	    (r->html || (r->status >= 400 && r->dlen && !memmem(r->data, r->dlen, "<Error", 6))))
 		return bkr_error_set(BKR_EUNAVAILABLE, "%s: the endpoint %s does not answer like an S3 server (HTTP %ld%s, "
 				     "no x-amz-request-id): check the endpoint (AWS_ENDPOINT_URL, or s3.endpoint_url)",
@@ -652,7 +666,7 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 				     "(%s)", s->base.location, r->name, s->endpoint, (unsigned long long)r->off,
 				     (unsigned long long)(r->off + r->len - 1), got);
 	}
-	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && r->too_large))
+	if (rc == CURLE_OK || stopped)
 		return 0;
 	/* the object the request was for, as status_error names it */
 	char what[S3_KEY_MAX + 600];
@@ -807,7 +821,9 @@ static bool win_hit(s3_store *s, const char *name, uint64_t off, size_t len, voi
 	return len == 0;
 }
 
-/* Drop the windows of @p name (deleted or moved). */
+static void slot_drop(s3_store *s, struct s3_slot *k);
+
+/* Drop the windows and the kept copy of @p name (deleted or moved). */
 static void win_forget(s3_store *s, const char *name)
 {
 	pthread_mutex_lock(&s->wmu);
@@ -817,6 +833,9 @@ static void win_forget(s3_store *s, const char *name)
 			free(s->win[i].data);
 			memset(&s->win[i], 0, sizeof(s->win[i]));
 		}
+	for (int i = 0; i < S3_KEEP_SLOTS; i++)
+		if (s->slot[i].name && !s->slot[i].dead && !strcmp(s->slot[i].name, name))
+			slot_drop(s, &s->slot[i]);
 	pthread_mutex_unlock(&s->wmu);
 }
 
@@ -840,39 +859,288 @@ static void win_keep(s3_store *s, const char *name, uint64_t start, uint8_t *dat
 	pthread_mutex_unlock(&s->wmu);
 }
 
-/*
- * A ranged GET of pack @p name at @p off answered 200 with the whole object
- * (a server or proxy that ignores Range): instead of downloading the pack
- * again for each window or read, @p r kept S3_NWIN windows' worth of it
- * around @p off (from the window at most half of them before it), which
- * become windows here, said once per store.
- */
-static void ranged_whole(s3_store *s, const char *name, struct s3_req *r)
+/* ---- whole packs kept (a server that ignores Range) ------------------------------------
+ * Under s->wmu.  A slot is free (name NULL), being filled (!done), done, or dead (no new
+ * reader finds it; freed with its file when its last pin goes). */
+
+static void slot_clear(struct s3_slot *k)
 {
-	if (!__atomic_exchange_n(&s->range_ignored, true, __ATOMIC_RELAXED))
-		bkr_log_warn("s3", "%s/%s: %s answered a ranged GET with the whole object (it ignores Range): each "
-			     "read of a pack not kept in memory downloads the pack whole", s->base.location, name,
-			     s->endpoint);
-	for (size_t at = 0; at < r->dlen; at += S3_WIN) {
-		size_t n = r->dlen - at < S3_WIN ? r->dlen - at : S3_WIN;
-		uint8_t *copy;
-		if (n < S3_WIN && r->keep_from + at + n != r->pos)
-			break; /* a short window is only the object's end */
-		if (!(copy = malloc(n)))
-			break; /* a window is only a saving */
-		memcpy(copy, r->data + at, n);
-		win_keep(s, name, r->keep_from + at, copy, n);
-	}
+	close(k->fd);
+	free(k->name);
+	memset(k, 0, sizeof(*k));
 }
 
-/* Ask for the whole object's bytes around @p off to be kept, should @p r's range be ignored
- * and no other request of @p s keep one now. */
-static void keep_around(s3_store *s, struct s3_req *r, uint64_t off)
+static void slot_unpin(struct s3_slot *k)
 {
-	uint64_t start = off & ~(uint64_t)(S3_WIN - 1), before = (uint64_t)S3_WIN * (S3_NWIN / 2);
-	r->keep_from = start > before ? start - before : 0;
-	r->keep_max = S3_WIN * S3_NWIN;
-	r->keeping = &s->keeping;
+	if (--k->pins == 0 && k->dead)
+		slot_clear(k);
+}
+
+/* No new reader for @p k; the ones waiting for it wake (and ask the server themselves). */
+static void slot_drop(s3_store *s, struct s3_slot *k)
+{
+	k->dead = true;
+	if (k->pins == 0)
+		slot_clear(k);
+	pthread_cond_broadcast(&s->slot_cond);
+}
+
+/* The live copy of @p name (being filled or done), or NULL. */
+static struct s3_slot *slot_find(s3_store *s, const char *name)
+{
+	for (int i = 0; i < S3_KEEP_SLOTS; i++)
+		if (s->slot[i].name && !s->slot[i].dead && !strcmp(s->slot[i].name, name))
+			return &s->slot[i];
+	return NULL;
+}
+
+/* Free the least recently read copy nobody uses (not @p keep): false when there is none. */
+static bool slot_evict(s3_store *s, const struct s3_slot *keep)
+{
+	struct s3_slot *v = NULL;
+	for (int i = 0; i < S3_KEEP_SLOTS; i++) {
+		struct s3_slot *k = &s->slot[i];
+		if (k != keep && k->name && k->done && !k->dead && !k->pins && (!v || k->used < v->used))
+			v = k;
+	}
+	if (v)
+		slot_clear(v);
+	return v != NULL;
+}
+
+/* An unlinked temporary file in $TMPDIR (else /tmp); -1 when none can be made. */
+static int slot_tmpfile(void)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	int fd;
+	if (!dir || dir[0] != '/')
+		dir = "/tmp";
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+		return fd;
+	/* a filesystem (EOPNOTSUPP) or a kernel (EISDIR) without O_TMPFILE */
+	if ((size_t)snprintf(path, sizeof(path), "%s/bkr-s3-XXXXXX", dir) >= sizeof(path) ||
+	    (fd = mkostemp(path, O_CLOEXEC)) < 0)
+		return -1;
+	unlink(path);
+	return fd;
+}
+
+/* A new copy of @p name to be filled by the caller (pinned once), or NULL: no free slot, no file. */
+static struct s3_slot *slot_claim(s3_store *s, const char *name)
+{
+	struct s3_slot *k = NULL;
+	for (int i = 0; i < S3_KEEP_SLOTS && !k; i++)
+		if (!s->slot[i].name)
+			k = &s->slot[i];
+	if (!k && slot_evict(s, NULL))
+		for (int i = 0; i < S3_KEEP_SLOTS && !k; i++)
+			if (!s->slot[i].name)
+				k = &s->slot[i];
+	if (!k || !(k->name = strdup(name)))
+		return NULL;
+	if ((k->fd = slot_tmpfile()) < 0) {
+		bkr_log_debug("s3", "%s/%s: no temporary file for the whole object (%s): not kept", s->base.location,
+			      name, strerror(errno));
+		free(k->name);
+		k->name = NULL;
+		return NULL;
+	}
+	k->pins = 1;
+	k->used = ++s->wclock;
+	return k;
+}
+
+/* The headers of @p r's answer came: @p k (r's own) is for an object of this size and version,
+ * when it fits in S3_KEEP_BYTES with the other copies (the idle ones making room). */
+static bool slot_size(s3_store *s, struct s3_slot *k, const struct s3_req *r)
+{
+	uint64_t held = 0;
+	if (r->length < 0 || (uint64_t)r->length > S3_KEEP_BYTES)
+		return false;
+	for (;;) {
+		held = 0;
+		for (int i = 0; i < S3_KEEP_SLOTS; i++)
+			if (s->slot[i].name && &s->slot[i] != k)
+				held += s->slot[i].size;
+		if (held + (uint64_t)r->length <= S3_KEEP_BYTES)
+			break;
+		if (!slot_evict(s, k))
+			return false;
+	}
+	k->sized = true;
+	k->size = (uint64_t)r->length;
+	snprintf(k->etag, sizeof(k->etag), "%s", r->etag);
+	k->modified = r->modified;
+	return true;
+}
+
+/*
+ * The end of the headers of a 200 to @p r, a ranged GET of a pack (the server ignores
+ * Range): the whole object comes.  When another request brings the same object (its copy
+ * is being filled, or is done with this answer's size and ETag), @p r joins it and its
+ * answer is dropped (false: the transfer stops here); otherwise r's answer fills a copy of
+ * its own, when one can be had (else r takes its range and drops the rest, as before).
+ */
+static bool slot_answer(struct s3_req *r)
+{
+	s3_store *s = r->slots;
+	struct s3_slot *k;
+	bool go = true;
+	if (r->length < 0)
+		return true; /* its size unknown: neither kept nor compared with a copy */
+	if (!__atomic_exchange_n(&s->range_ignored, true, __ATOMIC_RELAXED))
+		bkr_log_warn("s3", "%s/%s: %s answered a ranged GET with the whole object (it ignores Range): each pack "
+			     "is downloaded whole once and kept in a temporary file (at most %d of them, %llu MiB)",
+			     s->base.location, r->name, s->endpoint, S3_KEEP_SLOTS,
+			     (unsigned long long)(S3_KEEP_BYTES >> 20));
+	pthread_mutex_lock(&s->wmu);
+	k = slot_find(s, r->name);
+	if (k && k != r->slot &&
+	    (!k->sized || (k->size == (uint64_t)r->length && !strcmp(k->etag, r->etag) && k->modified == r->modified))) {
+		k->pins++;
+		r->joined = k;
+		go = false;
+	} else {
+		if (k && k != r->slot)
+			slot_drop(s, k); /* another version of the object: this answer is the one now */
+		if (!r->slot)
+			r->slot = slot_claim(s, r->name);
+		if (r->slot && !slot_size(s, r->slot, r)) {
+			slot_drop(s, r->slot);
+			slot_unpin(r->slot);
+			r->slot = NULL;
+		}
+		r->slot_bad = false;
+	}
+	pthread_mutex_unlock(&s->wmu);
+	return go;
+}
+
+/* @p r is answered (@p err): the copy it filled is done, when it holds the whole body, or dropped. */
+static void slot_filled(s3_store *s, struct s3_req *r, int err)
+{
+	struct s3_slot *k = r->slot;
+	if (!k)
+		return;
+	pthread_mutex_lock(&s->wmu);
+	if (err == 0 && r->status == 200 && !r->slot_bad && k->sized && r->pos == k->size && !k->dead) {
+		k->done = true;
+		pthread_cond_broadcast(&s->slot_cond);
+	} else if (!k->dead) {
+		slot_drop(s, k);
+	}
+	slot_unpin(k);
+	pthread_mutex_unlock(&s->wmu);
+	r->slot = NULL;
+}
+
+/* Whether the object @p name still is the one kept in @p k (a HEAD: size, ETag, Last-Modified):
+ * 1 yes, 0 no (replaced in the bucket), or the HEAD's error. */
+static int slot_current(s3_store *s, const struct s3_slot *k, const char *name)
+{
+	char tag[BKR_STORE_TAG_MAX];
+	uint64_t size;
+	int64_t mtime;
+	int err = s3_head_time(s, name, &size, &mtime, tag);
+	if (err < 0)
+		return err;
+	if (size == k->size && !strcmp(tag, k->etag) && mtime == k->modified)
+		return 1;
+	bkr_log_info("s3", "%s/%s: changed in the bucket since it was downloaded whole (%llu bytes, ETag %s; now %llu, "
+		     "%s): downloaded again", s->base.location, name, (unsigned long long)k->size,
+		     k->etag[0] ? k->etag : "none", (unsigned long long)size, tag[0] ? tag : "none");
+	return 0;
+}
+
+/*
+ * @p r's range of its pack from a whole copy kept (1: r->fixed holds it, r->status says
+ * 206, or 416 past the end, as an answer would), waiting for one being downloaded; 0 when
+ * there is none to serve it (a copy claimed for r's answer to fill may then be r->slot);
+ * or an error (the HEAD's).  A copy found done is used only when a HEAD says the object
+ * is still the one kept; one waited for (being downloaded when r was asked) is used as it is.
+ */
+static int slot_serve(s3_store *s, struct s3_req *r)
+{
+	struct s3_slot *k = r->joined;
+	bool fresh = k != NULL;
+	int err = 0;
+
+	r->joined = NULL;
+	pthread_mutex_lock(&s->wmu);
+	if (!k && (k = slot_find(s, r->name))) {
+		k->pins++;
+		fresh = !k->done;
+	}
+	if (k && !k->done && !k->dead) {
+		bkr_log_debug("s3", "%s/%s: waits for the whole object being downloaded (the server ignores Range)",
+			      s->base.location, r->name);
+		while (!k->done && !k->dead)
+			pthread_cond_wait(&s->slot_cond, &s->wmu);
+	}
+	if (k && k->dead) {
+		slot_unpin(k);
+		k = NULL;
+	}
+	pthread_mutex_unlock(&s->wmu);
+	if (k && !fresh && (err = slot_current(s, k, r->name)) <= 0) {
+		pthread_mutex_lock(&s->wmu);
+		if (!k->dead)
+			slot_drop(s, k);
+		slot_unpin(k);
+		pthread_mutex_unlock(&s->wmu);
+		if (err < 0)
+			return err;
+		k = NULL;
+	}
+	if (k) {
+		uint64_t size = k->size;
+		size_t n = r->off >= size ? 0 : size - r->off < r->len ? (size_t)(size - r->off) : r->len;
+		if (n && bkr_io_pread_full(k->fd, r->fixed, n, r->off, r->name) < 0) {
+			bkr_error_clear(); /* the copy is only a saving: the server is asked */
+			n = SIZE_MAX;
+		}
+		pthread_mutex_lock(&s->wmu);
+		if (n == SIZE_MAX && !k->dead)
+			slot_drop(s, k);
+		k->used = ++s->wclock;
+		slot_unpin(k);
+		pthread_mutex_unlock(&s->wmu);
+		if (n != SIZE_MAX) {
+			r->status = r->off >= size ? 416 : 206;
+			r->fixed_len = n;
+			return 1;
+		}
+	}
+	/* none: when the server is known to ignore Range, this request's answer fills a copy
+	 * the next readers of the pack wait for, instead of each downloading it */
+	pthread_mutex_lock(&s->wmu);
+	if (r->slots && __atomic_load_n(&s->range_ignored, __ATOMIC_RELAXED) && !slot_find(s, r->name))
+		r->slot = slot_claim(s, r->name);
+	pthread_mutex_unlock(&s->wmu);
+	return 0;
+}
+
+/*
+ * A ranged GET of pack r->name (r->off, r->len into r->fixed) on @p s: from the whole copy
+ * kept when the server ignores Range, else asked (s3_perform; r->status says how it went).
+ * A request that joined another one's download reads the copy that one brings; when that
+ * failed, it asks again for its own range, alone.
+ */
+static int pack_get(s3_store *s, struct s3_req *r)
+{
+	int err = 0;
+	r->slots = s;
+	for (int round = 0; round < 2; round++) {
+		if ((err = slot_serve(s, r)) != 0)
+			return err < 0 ? err : 0;
+		err = s3_perform(s, r);
+		slot_filled(s, r, err);
+		if (err < 0 || !r->joined)
+			return err;
+		r->slots = NULL; /* the second round: no copy to join or fill */
+	}
+	return err;
 }
 
 /* A small read of a pack through a window of S3_WIN bytes (aligned, or from @p off when it would straddle). */
@@ -889,16 +1157,7 @@ static int win_read(s3_store *s, const char *name, uint64_t off, size_t len, voi
 	if (!(r.fixed = malloc(S3_WIN)))
 		return bkr_error_oom();
 	r.off = start;
-	keep_around(s, &r, off);
-	err = s3_perform(s, &r);
-	if (err == 0 && r.status == 200 && r.dlen) {
-		ranged_whole(s, name, &r);
-		if (win_hit(s, name, off, len, buf)) {
-			free(r.fixed);
-			req_free(&r);
-			return 0;
-		}
-	}
+	err = pack_get(s, &r);
 	if (err == 0 && (r.status == 206 || r.status == 200)) {
 		if (r.fixed_len < off - start + len) {
 			err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%zu of %zu bytes at %llu)", s->base.location,
@@ -938,14 +1197,9 @@ static int s3_get_range(bkr_store *base, const char *name, uint64_t off, size_t 
 	}
 	if (windowed(name, len))
 		return win_read(s, name, off, len, buf);
-	if (is_pack(name)) {
-		if (win_hit(s, name, off, len, buf))
-			return 0; /* kept from a whole object a server sent for a range */
-		keep_around(s, &r, off);
-	}
-	err = s3_perform(s, &r);
-	if (err == 0 && r.status == 200 && r.dlen)
-		ranged_whole(s, name, &r);
+	if (is_pack(name) && win_hit(s, name, off, len, buf))
+		return 0; /* in the windows of earlier small reads */
+	err = is_pack(name) ? pack_get(s, &r) : s3_perform(s, &r);
 	if (err == 0 && (r.status == 206 || r.status == 200)) {
 		if (r.fixed_len != len)
 			err = bkr_error_set(BKR_ECORRUPT, "%s/%s: truncated (%zu of %zu bytes at %llu)", s->base.location,
@@ -1675,6 +1929,10 @@ static void s3_free(bkr_store *base)
 		free(s->win[i].name);
 		free(s->win[i].data);
 	}
+	for (int i = 0; i < S3_KEEP_SLOTS; i++)
+		if (s->slot[i].name)
+			slot_clear(&s->slot[i]);
+	pthread_cond_destroy(&s->slot_cond);
 	pthread_mutex_destroy(&s->wmu);
 	pthread_mutex_destroy(&s->mu);
 	free(s->endpoint);
@@ -1736,9 +1994,11 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 		return bkr_error_oom();
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->wmu, NULL);
+	pthread_cond_init(&s->slot_cond, NULL);
 	s->base.ops = &s3_ops;
 	if ((err = bkr_s3_url_parse(&s->url, location)) < 0) {
-			pthread_mutex_destroy(&s->wmu);
+		pthread_cond_destroy(&s->slot_cond);
+		pthread_mutex_destroy(&s->wmu);
 		pthread_mutex_destroy(&s->mu);
 		free(s);
 		return err;

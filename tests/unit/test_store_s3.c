@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "bkr/error.h"
+#include "bkr/log.h"
 #include "bkr/store.h"
 #include "bkr/store_cache.h"
 #include "store_s3_parse.h"
@@ -371,15 +372,17 @@ struct fake {
 	char seen[64][200]; /* "METHOD target" of the first requests */
 };
 
-static void fake_raw(int c, const char *text, size_t len)
+/* Send @p len bytes of @p text: false when the client went away before taking them all. */
+static bool fake_raw(int c, const char *text, size_t len)
 {
 	while (len > 0) {
 		ssize_t n = send(c, text, len, MSG_NOSIGNAL); /* a client gone: no SIGPIPE */
 		if (n <= 0)
-			return;
+			return false;
 		text += n;
 		len -= (size_t)n;
 	}
+	return true;
 }
 
 /* An S3-like answer: @p status, extra header lines @p hdrs (each ending "\r\n"), @p body. */
@@ -637,25 +640,86 @@ static void test_range_answer(void **state)
 		}
 }
 
-/* A pack of 3 MiB and 100 bytes ('A'..'Z' over and over) on a server that ignores Range:
- * every GET is answered 200 with the whole object. */
+/* A pack on a server that ignores Range: every GET is answered 200 with the whole object
+ * (a HEAD with its size and ETag).  Counted: GETs, HEADs, bodies sent whole. */
 struct no_range {
 	char *body;
 	size_t len;
+	char etag[16];
+	int gets, heads, whole;
 	unsigned long long sent; /* bytes of bodies sent */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int gate;  /* every GET waits until this many came (0: none) */
+	int hold;  /* the first GET sends half its body, then waits until this many readers wait for it
+		      (the store's debug line) or more GETs than that came (0: none) */
+	int waits; /* "waits for the whole object" lines logged */
+	bool cut;  /* the held GET is then cut short (the connection closed halfway) */
 };
+
+static void no_range_init(struct no_range *nr, size_t len, char first)
+{
+	memset(nr, 0, sizeof(*nr));
+	nr->len = len;
+	assert_non_null(nr->body = malloc(len + 1));
+	for (size_t i = 0; i < len; i++)
+		nr->body[i] = (char)(first + i % 26);
+	nr->body[len] = '\0';
+	snprintf(nr->etag, sizeof(nr->etag), "\"%c0\"", first);
+	pthread_mutex_init(&nr->mu, NULL);
+	pthread_cond_init(&nr->cond, NULL);
+}
+
+static void no_range_free(struct no_range *nr)
+{
+	free(nr->body);
+	pthread_mutex_destroy(&nr->mu);
+	pthread_cond_destroy(&nr->cond);
+}
 
 static void on_no_range(fake *f, const struct fake_req *q, int c)
 {
 	struct no_range *nr = f->ctx;
-	(void)q;
-	fake_reply(c, 200, "ETag: \"0f\"\r\n", nr->body);
-	nr->sent += nr->len;
+	char head[256];
+	const char *body;
+	size_t len;
+	int k, n;
+	pthread_mutex_lock(&nr->mu);
+	body = nr->body;
+	len = nr->len;
+	n = snprintf(head, sizeof(head), "HTTP/1.1 200 X\r\nx-amz-request-id: 1\r\nContent-Length: %zu\r\nETag: %s\r\n"
+		     "Connection: close\r\n\r\n", len, nr->etag);
+	if (!strcmp(q->method, "HEAD")) {
+		nr->heads++;
+		pthread_mutex_unlock(&nr->mu);
+		fake_raw(c, head, (size_t)n);
+		return;
+	}
+	k = nr->gets++;
+	pthread_cond_broadcast(&nr->cond);
+	while (nr->gets < nr->gate)
+		pthread_cond_wait(&nr->cond, &nr->mu);
+	pthread_mutex_unlock(&nr->mu);
+	if (!fake_raw(c, head, (size_t)n))
+		return;
+	if (nr->hold && k == 0) {
+		if (!fake_raw(c, body, len / 2))
+			return;
+		pthread_mutex_lock(&nr->mu);
+		while (nr->waits < nr->hold && nr->gets <= nr->hold)
+			pthread_cond_wait(&nr->cond, &nr->mu);
+		pthread_mutex_unlock(&nr->mu);
+		if (!nr->cut && fake_raw(c, body + len / 2, len - len / 2))
+			__atomic_fetch_add(&nr->whole, 1, __ATOMIC_RELAXED);
+	} else if (fake_raw(c, body, len)) {
+		__atomic_fetch_add(&nr->whole, 1, __ATOMIC_RELAXED);
+	}
+	__atomic_fetch_add(&nr->sent, len, __ATOMIC_RELAXED);
 }
 
 /* Each read of a pack at a server that ignores Range does not download the pack again: the
- * whole object of the first answer is kept in the windows, and later reads, small or large
- * (the disk cache's blocks), come from them. */
+ * whole object of the first answer is kept, and later reads, small or large (the disk
+ * cache's blocks), come from it (after a HEAD each, or from the windows). */
 static void test_range_ignored(void **state)
 {
 	static const struct { uint64_t off; size_t len; } reads[] = {
@@ -665,14 +729,11 @@ static void test_range_ignored(void **state)
 		{ (1 << 20) - 10, 20 },          /* across two windows */
 		{ 512 << 10, 2 << 20 },          /* a large read (a block of the disk cache) */
 	};
-	struct no_range nr = { .len = (3 << 20) + 100 };
+	struct no_range nr;
 	bkr_store *s;
 	fake f;
 	(void)state;
-	assert_non_null(nr.body = malloc(nr.len + 1));
-	for (size_t i = 0; i < nr.len; i++)
-		nr.body[i] = (char)('A' + i % 26);
-	nr.body[nr.len] = '\0';
+	no_range_init(&nr, (3 << 20) + 100, 'A');
 	fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
 	for (size_t k = 0; k < sizeof(reads) / sizeof(*reads); k++) {
 		char *buf = malloc(reads[k].len);
@@ -681,8 +742,8 @@ static void test_range_ignored(void **state)
 		assert_memory_equal(buf, nr.body + reads[k].off, reads[k].len);
 		free(buf);
 	}
-	if (f.nreq != 1)
-		fail_msg("%d requests, %llu bytes for %zu reads of a %zu-byte pack", f.nreq, nr.sent,
+	if (nr.gets != 1)
+		fail_msg("%d GETs, %llu bytes for %zu reads of a %zu-byte pack", nr.gets, nr.sent,
 			 sizeof(reads) / sizeof(*reads), nr.len);
 	/* a read past the end is still refused as truncated */
 	{
@@ -690,8 +751,191 @@ static void test_range_ignored(void **state)
 		assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", nr.len - 5, 10, buf, 0), BKR_ECORRUPT);
 		assert_non_null(strstr(bkr_error_message(), "truncated"));
 	}
+	assert_int_equal(nr.gets, 1);
 	fake_stop(&f, s);
-	free(nr.body);
+	no_range_free(&nr);
+}
+
+/* The store's debug line saying a reader waits for a download in flight, counted. */
+static void count_waits(void *ctx, bkr_log_level level, const char *component, const char *message,
+			const char *json_line)
+{
+	struct no_range *nr = ctx;
+	(void)level, (void)component, (void)json_line;
+	if (!strstr(message, "waits for the whole object"))
+		return;
+	pthread_mutex_lock(&nr->mu);
+	nr->waits++;
+	pthread_cond_broadcast(&nr->cond);
+	pthread_mutex_unlock(&nr->mu);
+}
+
+#define SF_READERS 4
+struct sf_reader {
+	bkr_store *s;
+	const char *name;
+	uint64_t off;
+	size_t len;
+	char *buf;
+	int err;
+};
+
+static void *sf_read(void *arg)
+{
+	struct sf_reader *r = arg;
+	r->err = bkr_store_get_range(r->s, r->name, r->off, r->len, r->buf, 0);
+	return NULL;
+}
+
+/* SF_READERS threads read other ranges of one pack at once; each gets its bytes. */
+static void read_at_once(bkr_store *s, const struct no_range *nr, const char *name)
+{
+	struct sf_reader r[SF_READERS];
+	pthread_t t[SF_READERS];
+	for (int k = 0; k < SF_READERS; k++) {
+		r[k] = (struct sf_reader){ .s = s, .name = name, .off = (uint64_t)k * (nr->len / SF_READERS) + 7,
+					   .len = 512u << 10 };
+		assert_non_null(r[k].buf = malloc(r[k].len));
+		assert_int_equal(pthread_create(&t[k], NULL, sf_read, &r[k]), 0);
+	}
+	for (int k = 0; k < SF_READERS; k++) {
+		assert_int_equal(pthread_join(t[k], NULL), 0);
+		if (r[k].err)
+			fail_msg("reader %d: %s", k, bkr_error_message());
+		assert_memory_equal(r[k].buf, nr->body + r[k].off, r[k].len);
+		free(r[k].buf);
+	}
+}
+
+/* Readers of one pack at once, the store knowing that the server ignores Range (a pack read
+ * before): one downloads it, the others wait for that download instead of each starting
+ * its own (the server holds the answer until they wait, or until they all asked).  When
+ * that download is cut short halfway (cut), it is retried, and the readers waiting get the
+ * bytes of the retried answer: two GETs, one body sent whole. */
+static void test_range_ignored_single_flight(void **state)
+{
+	(void)state;
+	for (int cut = 0; cut < 2; cut++) {
+		struct no_range nr;
+		bkr_store *s;
+		char buf[100];
+		fake f;
+		no_range_init(&nr, 8u << 20, 'A');
+		fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
+		f.threaded = true;
+		assert_int_equal(bkr_store_get_range(s, "data/0a/a.pack", 10, sizeof(buf), buf, 0), 0);
+		assert_int_equal(nr.gets, 1);
+		bkr_log_set_level(BKR_LOG_DEBUG);
+		bkr_log_set_hook(count_waits, &nr);
+		nr.gets = nr.whole = 0;
+		nr.hold = SF_READERS - 1;
+		nr.cut = cut;
+		read_at_once(s, &nr, "data/0f/p.pack");
+		bkr_log_set_hook(NULL, NULL);
+		bkr_log_set_level(BKR_LOG_INFO);
+		if (nr.gets != 1 + cut || nr.whole != 1)
+			fail_msg("%d readers of one pack%s: %d GETs, %d whole bodies sent", SF_READERS,
+				 cut ? " (the first answer cut short)" : "", nr.gets, nr.whole);
+		fake_stop(&f, s);
+		no_range_free(&nr);
+	}
+}
+
+/* Readers of one pack at once before the store knows that the server ignores Range: each
+ * asks (the server answers when all asked), one answer is kept whole and the others are
+ * dropped after their headers, their readers served from it: one body of 16 MiB sent whole,
+ * not one per reader. */
+static void test_range_ignored_first_answers(void **state)
+{
+	struct no_range nr;
+	bkr_store *s;
+	fake f;
+	(void)state;
+	no_range_init(&nr, 16u << 20, 'A');
+	nr.gate = SF_READERS;
+	fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
+	f.threaded = true;
+	read_at_once(s, &nr, "data/0f/p.pack");
+	assert_int_equal(nr.gets, SF_READERS);
+	if (nr.whole != 1)
+		fail_msg("%d readers of one pack: %d whole bodies of %zu bytes sent", SF_READERS, nr.whole, nr.len);
+	fake_stop(&f, s);
+	no_range_free(&nr);
+}
+
+/* A pack replaced in the bucket after it was downloaded whole (another ETag of the same
+ * size, or another size) is downloaded again, never served from the copy kept. */
+static void test_range_ignored_replaced(void **state)
+{
+	struct no_range nr;
+	size_t len = 2u << 20;
+	char *buf;
+	bkr_store *s;
+	fake f;
+	(void)state;
+	no_range_init(&nr, (3 << 20) + 100, 'A');
+	fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
+	assert_non_null(buf = malloc(len));
+	assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", 100, len, buf, 0), 0);
+	assert_memory_equal(buf, nr.body + 100, len);
+	/* unchanged: from the copy (a HEAD says it is still the object) */
+	assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", 1000, len, buf, 0), 0);
+	assert_memory_equal(buf, nr.body + 1000, len);
+	assert_int_equal(nr.gets, 1);
+	assert_int_equal(nr.heads, 1);
+	for (int mode = 0; mode < 2; mode++) {
+		struct no_range next;
+		/* the same size with another ETag; then another size with the same ETag */
+		no_range_init(&next, mode ? nr.len + 7 : nr.len, mode ? 'A' + 1 : 'C');
+		pthread_mutex_lock(&nr.mu);
+		free(nr.body);
+		nr.body = next.body;
+		nr.len = next.len;
+		if (!mode)
+			memcpy(nr.etag, next.etag, sizeof(nr.etag));
+		pthread_mutex_unlock(&nr.mu);
+		next.body = NULL;
+		no_range_free(&next);
+		assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", 2000, len, buf, 0), 0);
+		if (memcmp(buf, nr.body + 2000, len))
+			fail_msg("replaced pack (%s): the copy kept before was served", mode ? "size" : "ETag");
+		assert_int_equal(nr.gets, 2 + mode);
+	}
+	free(buf);
+	fake_stop(&f, s);
+	no_range_free(&nr);
+}
+
+/* Where no temporary file can be made ($TMPDIR missing), a server that ignores Range still
+ * gives every read its bytes, readers at once included (none waits for a copy that is not
+ * kept): each read downloads the pack, as it did before copies were kept. */
+static void test_range_ignored_no_tmpdir(void **state)
+{
+	struct no_range nr;
+	char *tmpdir = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
+	size_t len = 300u << 10; /* not through a window */
+	bkr_store *s;
+	char *buf;
+	fake f;
+	(void)state;
+	no_range_init(&nr, 4u << 20, 'A');
+	assert_non_null(buf = malloc(len));
+	setenv("TMPDIR", "/nonexistent-bkr-tmpdir", 1);
+	fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
+	f.threaded = true;
+	assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", 10, len, buf, 0), 0);
+	read_at_once(s, &nr, "data/0f/p.pack");
+	fake_stop(&f, s);
+	if (tmpdir)
+		setenv("TMPDIR", tmpdir, 1);
+	else
+		unsetenv("TMPDIR");
+	free(tmpdir);
+	assert_memory_equal(buf, nr.body + 10, len);
+	assert_int_equal(nr.gets, 1 + SF_READERS);
+	assert_int_equal(nr.heads, 0);
+	free(buf);
+	no_range_free(&nr);
 }
 
 /* Bytes the reader of connection @p c (on loopback, this process) has not read yet: the
@@ -772,10 +1016,11 @@ static void *big_read(void *arg)
 	return NULL;
 }
 
-/* The whole answers to ranged GETs of packs read at once by several threads are kept in
- * memory for the windows by one of them at a time: each kept its 32 MiB (64 MiB of room,
- * the buffer doubled), 6 readers 384 MiB, and a mount's readers are as many as FUSE's
- * threads and its look-ahead's.  Now at most one answer's 32 MiB, whatever their number.
+/* The whole answers to ranged GETs of packs read at once by several threads are not held
+ * in memory: once each kept its 32 MiB (64 MiB of room, the buffer doubled), 6 readers
+ * 384 MiB, and a mount's readers are as many as FUSE's threads and its look-ahead's; then
+ * one of them at a time kept 32 MiB for the windows; now they go to temporary files (the
+ * heap below 48 MiB more, whatever their number).
  * (Under ASan or valgrind mallinfo2 does not see their heap: the bound holds trivially.) */
 static void test_range_ignored_concurrent(void **state)
 {
@@ -1261,6 +1506,10 @@ int main(void)
 		cmocka_unit_test(test_list_token_loop),
 		cmocka_unit_test(test_range_answer),
 		cmocka_unit_test(test_range_ignored),
+		cmocka_unit_test(test_range_ignored_single_flight),
+		cmocka_unit_test(test_range_ignored_first_answers),
+		cmocka_unit_test(test_range_ignored_replaced),
+		cmocka_unit_test(test_range_ignored_no_tmpdir),
 		cmocka_unit_test(test_range_ignored_concurrent),
 		cmocka_unit_test(test_rename_retried),
 		cmocka_unit_test(test_list_odd_keys),

@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""A proxy in front of an S3 server that ignores Range on GETs of packs, as some
+proxies and servers do: such a GET is sent on without its Range (signed again
+with AWS Signature Version 4, since the client signed the Range) and answered
+200 with the whole object.  Everything else passes through unchanged.
+
+    s3_norange_proxy.py UPSTREAM PORTFILE COUNTFILE
+
+UPSTREAM is http://HOST:PORT; the proxy listens on a free port of 127.0.0.1,
+written to PORTFILE once it listens.  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+and AWS_REGION sign the GETs without Range.  COUNTFILE gets one line per GET of
+a pack answered whole: "whole KEY" when its body reached the client whole,
+"cut KEY" when the client closed the connection before.
+"""
+import datetime
+import hashlib
+import hmac
+import http.client
+import http.server
+import os
+import sys
+import threading
+import urllib.parse
+
+UPSTREAM = urllib.parse.urlsplit(sys.argv[1])
+PORTFILE, COUNTFILE = sys.argv[2], sys.argv[3]
+KEY, SECRET = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+REGION = os.environ.get("AWS_REGION", "us-east-1")
+EMPTY = hashlib.sha256(b"").hexdigest()
+lock = threading.Lock()
+
+
+def sign(path, host):
+    """The headers of a GET of PATH (already percent-encoded, no query) signed for HOST."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    headers = {"host": host, "x-amz-content-sha256": EMPTY, "x-amz-date": amz_date}
+    names = ";".join(sorted(headers))
+    canonical = "\n".join(["GET", path, "", "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)), names, EMPTY])
+    scope = f"{day}/{REGION}/s3/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    k = ("AWS4" + SECRET).encode()
+    for part in (day, REGION, "s3", "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    sig = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = f"AWS4-HMAC-SHA256 Credential={KEY}/{scope}, SignedHeaders={names}, Signature={sig}"
+    return headers
+
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def forward(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        path = self.path.split("?", 1)[0]
+        whole = (self.command == "GET" and "Range" in self.headers and "?" not in self.path and
+                 ("/data/" in path or "/tree/" in path))
+        up = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=120)
+        if whole:
+            headers = sign(self.path, self.headers["Host"])
+        else:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "expect")}
+        up.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+        for k, v in headers.items():
+            up.putheader(k, v)
+        up.endheaders(body)
+        resp = up.getresponse()
+        self.send_response_only(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("connection", "transfer-encoding"):
+                self.send_header(k, v)
+        data = resp.read()
+        if "Content-Length" not in resp.headers:
+            self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        done = False
+        try:
+            self.end_headers()
+            if self.command != "HEAD":
+                for at in range(0, len(data), 1 << 16):
+                    self.wfile.write(data[at:at + (1 << 16)])
+                self.wfile.flush()
+            done = True
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        if whole and resp.status == 200:
+            with lock, open(COUNTFILE, "a") as f:
+                f.write(f"{'whole' if done else 'cut'} {path}\n")
+        up.close()
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = forward
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+server.daemon_threads = True
+with open(PORTFILE + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+os.rename(PORTFILE + ".tmp", PORTFILE)
+server.serve_forever()
