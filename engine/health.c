@@ -145,12 +145,12 @@ static char *failed_steps(const cJSON *rec)
 	return used ? strdup(buf) : NULL;
 }
 
-/* Made at @p t_ns, no later than h->now_ns, within the last BKR_HEALTH_WINDOW_S:
- * a record may hold any time (1677 to 2262), whose distance to now an int64
- * cannot always hold (it wrapped, and a run of 1677 counted as recent). */
+/* Made at @p t_ns, no later than h->now_ns, within the last BKR_HEALTH_WINDOW_S
+ * (a record may hold any time: bkr_time_since_ns; now - t wrapped, and a run
+ * of 1677 counted as recent). */
 static bool recent(const bkr_health *h, int64_t t_ns)
 {
-	return t_ns >= h->now_ns || (uint64_t)h->now_ns - (uint64_t)t_ns <= (uint64_t)BKR_HEALTH_WINDOW_S * NS;
+	return bkr_time_since_ns(t_ns, h->now_ns) <= (uint64_t)BKR_HEALTH_WINDOW_S * NS;
 }
 
 /* A count a record holds (a number from 0 to 2^64): else 0, never a conversion out of range. */
@@ -627,7 +627,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 			goto done;
 		}
 		/* a backup dated within the clock skew after now is as new as now */
-		s->age_s = s->newest_ns == INT64_MIN || s->newest_ns >= now_ns ? 0 : (now_ns - s->newest_ns) / NS;
+		s->age_s = s->newest_ns == INT64_MIN ? 0 : (int64_t)(bkr_time_since_ns(s->newest_ns, now_ns) / NS);
 		s->stale = bkr_schedule_stale(s->schedule, s->newest_ns, now_ns);
 	}
 	err = judge(h);
@@ -742,7 +742,8 @@ static double age_secs(const bkr_health *h, const bkr_health_source *s)
 {
 	if (s->newest_ns == INT64_MIN)
 		return -1;
-	return s->newest_ns >= h->now_ns ? 0 : secs(h->now_ns - s->newest_ns);
+	uint64_t d = bkr_time_since_ns(s->newest_ns, h->now_ns);
+	return (double)(d / NS) + (double)(d % NS) / 1e9;
 }
 
 char *bkr_health_prometheus(const bkr_health *h)

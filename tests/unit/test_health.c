@@ -75,6 +75,13 @@ static void test_text(void **state)
 		line = nl + 1;
 	}
 	free(t);
+	/* a newest backup of 1677 (a manifest says any time bkr parses) is
+	 * 11,019,326,400 s old in 2026: more than an int64 of ns counts */
+	src[0].newest_ns = -9223286400LL * NS;
+	t = bkr_health_prometheus(&h);
+	assert_non_null(t);
+	assert_non_null(strstr(t, "bkr_source_last_backup_age_seconds{source=\"a\\\"b\\\\c\\nd\"} 11019326400\n"));
+	free(t);
 }
 
 static void test_write(void **state)
