@@ -170,8 +170,12 @@ int cli_check_value(cli *c, const char *opt, const char *arg)
 
 int cli_as_of(cli *c, const char *arg, int64_t *out)
 {
-	if (bkr_time_parse(arg, out) < 0)
+	if (bkr_time_parse(arg, out) < 0) {
+		/* a time past what bkr holds is one, but out of range: said so, as pin --until does */
+		if (strstr(bkr_error_message(), "out of range"))
+			return cli_usage_error(c, "--as-of: %s", bkr_error_message());
 		return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
+	}
 	if (*out < 0)
 		return cli_usage_error(c, "--as-of: '%s' is before 1970, older than any backup", arg);
 	return 0;

@@ -486,6 +486,11 @@ expect_exit 0 "$BKR" -q -r "$R3" restore latest --target "$T/r3"
 [ ! -s "$T/err" ] || fail "-q printed the warning: $(cat "$T/err")"
 expect_exit 0 "$BKR" -r "$R3" cat "$ahead" ws3/s/f
 [ "$(cat "$T/out")" = x ] || fail "the backup dated 2030 by its id: $(cat "$T/out")"
+# an --as-of past the times bkr holds is named so, not "expected a time like"
+expect_exit 2 "$BKR" -c "$T/future.json" health --as-of 2262-04-11T23:47:17Z
+one_line_error
+err_has "--as-of: time out of range: '2262-04-11T23:47:17Z' (times go from 1677-09-22 to 2262-04-11 UTC)" ||
+	fail "--as-of out of range: $(cat "$T/err")"
 unset BKR_TEST_NOW
 pass "a backup dated in the future: scheduled backups go on, health and retention leave it out, one warning"
 
