@@ -102,6 +102,7 @@ int bkr_backup_run(bkr_repo *r, const bkr_backup_options *o, bkr_manifest **out)
 	bctx cs, *c = &cs;
 	bkr_lock *lock = NULL;
 	int64_t t0 = bkr_clock_mono_ns(), start_ns = bkr_time_now_ns();
+	char *why = NULL;
 	int err;
 
 	if (out)
@@ -124,9 +125,16 @@ int bkr_backup_run(bkr_repo *r, const bkr_backup_options *o, bkr_manifest **out)
 		c->phase = 2;
 		bkr_bk_progress(c, NULL, true);
 	}
+	/* the jobs queued before a failed scan run in this thread too (the pool's
+	 * worker 0), and they set and clear its message: the scan's is kept */
+	if (err < 0 && !(why = strdup(bkr_error_message())))
+		err = bkr_error_oom();
 	bkr_bk_pool_finish(c);
-	if (err < 0)
+	if (err < 0) {
+		if (why)
+			bkr_error_set(err, "%s", why);
 		goto done;
+	}
 	if (c->fatal) {
 		err = bkr_error_set(c->fatal, "%s", c->fatal_msg ? c->fatal_msg : "out of memory");
 		goto done;
@@ -134,7 +142,13 @@ int bkr_backup_run(bkr_repo *r, const bkr_backup_options *o, bkr_manifest **out)
 
 	err = bkr_bk_commit(c, t0, out);
 done:
+	/* and what is freed here (the writer, the lock) must not clear it either */
+	free(why);
+	why = err < 0 ? strdup(bkr_error_message()) : NULL;
 	run_free(c);
 	bkr_lock_release(lock);
+	if (why)
+		bkr_error_set(err, "%s", why);
+	free(why);
 	return err;
 }

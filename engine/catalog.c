@@ -7,6 +7,7 @@
  */
 #include "bkr/backupid.h"
 #include "bkr/catalog.h"
+#include "bkr/clock.h"
 #include "bkr/crypto.h"
 #include "bkr/error.h"
 #include "bkr/utf8.h"
@@ -618,12 +619,13 @@ static void note_bad(void *ctx, const char *file, const char *message)
 	bkr_newest_bad_note(ctx, file);
 }
 
-static int find_in(bkr_repo *r, bool runs, const char *spec, bkr_manifest **out)
+static int find_in(bkr_repo *r, bool runs, const char *spec, int64_t now_ns,
+		   void (*passed)(void *ctx, const char *backup_id, int64_t time_ns), void *ctx, bkr_manifest **out)
 {
 	bkr_manifest_list l;
 	bkr_newest_bad bad = { "", "" };
 	const char **ids = NULL;
-	size_t hit;
+	size_t hit, made = 0;
 	int err;
 
 	*out = NULL;
@@ -633,8 +635,21 @@ static int find_in(bkr_repo *r, bool runs, const char *spec, bkr_manifest **out)
 		err = bkr_error_oom();
 		goto done;
 	}
-	for (size_t i = 0; i < l.n; i++)
+	for (size_t i = 0; i < l.n; i++) {
 		ids[i] = l.items[i]->backup_id;
+		if (!bkr_time_in_future(l.items[i]->time_ns, now_ns))
+			made = i + 1;
+	}
+	/* 'latest' is the newest made by now: one dated in the future (the clock
+	 * was ahead) holds older data than the ones made since, as the schedules
+	 * judge it (listed oldest first: they are the last) */
+	if (!strcmp(spec, "latest") && made) {
+		for (size_t i = made; i < l.n; i++) {
+			if (passed)
+				passed(ctx, ids[i], l.items[i]->time_ns);
+			ids[i] = NULL;
+		}
+	}
 	if ((err = bkr_repo_resolve(r, runs, &bad, &hit, ids, l.n, spec)) < 0)
 		goto done;
 	*out = l.items[hit];
@@ -645,14 +660,21 @@ done:
 	return err;
 }
 
+int bkr_repo_find_backup_at(bkr_repo *r, const char *spec, int64_t now_ns,
+			    void (*passed)(void *ctx, const char *backup_id, int64_t time_ns), void *ctx,
+			    bkr_manifest **out)
+{
+	return find_in(r, false, spec, now_ns, passed, ctx, out);
+}
+
 int bkr_repo_find_backup(bkr_repo *r, const char *spec, bkr_manifest **out)
 {
-	return find_in(r, false, spec, out);
+	return find_in(r, false, spec, bkr_time_now_ns(), NULL, NULL, out);
 }
 
 int bkr_repo_find_run(bkr_repo *r, const char *spec, bkr_manifest **out)
 {
-	return find_in(r, true, spec, out);
+	return find_in(r, true, spec, bkr_time_now_ns(), NULL, NULL, out);
 }
 
 int bkr_repo_publish_manifest(bkr_repo *r, const bkr_manifest *m)

@@ -145,6 +145,22 @@ static char *failed_steps(const cJSON *rec)
 	return used ? strdup(buf) : NULL;
 }
 
+/* Made at @p t_ns, no later than h->now_ns, within the last BKR_HEALTH_WINDOW_S
+ * (a record may hold any time: bkr_time_since_ns; now - t wrapped, and a run
+ * of 1677 counted as recent). */
+static bool recent(const bkr_health *h, int64_t t_ns)
+{
+	return bkr_time_since_ns(t_ns, h->now_ns) <= (uint64_t)BKR_HEALTH_WINDOW_S * NS;
+}
+
+/* A count a record holds (a number from 0 to 2^64): else 0, never a conversion out of range. */
+static uint64_t json_count(const cJSON *x)
+{
+	if (!cJSON_IsNumber(x) || !(x->valuedouble > 0 && x->valuedouble < 18446744073709551616.0))
+		return 0;
+	return (uint64_t)x->valuedouble;
+}
+
 static int take_verify(bkr_health *h, const cJSON *v, int64_t t)
 {
 	const cJSON *x;
@@ -153,10 +169,8 @@ static int take_verify(bkr_health *h, const cJSON *v, int64_t t)
 	h->verify.time_ns = t;
 	h->verify.read_data = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "read_data"));
 	h->verify.ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ok"));
-	x = cJSON_GetObjectItemCaseSensitive(v, "errors");
-	h->verify.errors = cJSON_IsNumber(x) && x->valuedouble > 0 ? (uint64_t)x->valuedouble : 0;
-	x = cJSON_GetObjectItemCaseSensitive(v, "io_errors");
-	h->verify.io_errors = cJSON_IsNumber(x) && x->valuedouble > 0 ? (uint64_t)x->valuedouble : 0;
+	h->verify.errors = json_count(cJSON_GetObjectItemCaseSensitive(v, "errors"));
+	h->verify.io_errors = json_count(cJSON_GetObjectItemCaseSensitive(v, "io_errors"));
 	h->verify.damaged_objects = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(v, "damaged_objects"));
 	for (size_t i = 0; i < h->verify.ndamaged_backups; i++)
 		free(h->verify.damaged_backups[i]);
@@ -200,7 +214,7 @@ static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, in
 		problem = NULL;
 	}
 	free(problem);
-	if (!ok && h->now_ns - t <= BKR_HEALTH_WINDOW_S * NS)
+	if (!ok && recent(h, t))
 		hr->failures++;
 	v = cJSON_GetObjectItemCaseSensitive(rec, "verify");
 	if (cJSON_IsObject(v)) {
@@ -217,10 +231,9 @@ static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, in
 			return err;
 	}
 	b = cJSON_GetObjectItemCaseSensitive(rec, "repository_bytes");
-	if (cJSON_IsNumber(b) && b->valuedouble > 0 && h->now_ns - t <= BKR_HEALTH_WINDOW_S * NS &&
-	    (*oldest_bytes_ns == INT64_MIN || t < *oldest_bytes_ns)) {
+	if (json_count(b) && recent(h, t) && (*oldest_bytes_ns == INT64_MIN || t < *oldest_bytes_ns)) {
 		*oldest_bytes_ns = t;
-		*oldest_bytes = (uint64_t)b->valuedouble;
+		*oldest_bytes = json_count(b);
 	}
 	return 0;
 }
@@ -614,7 +627,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 			goto done;
 		}
 		/* a backup dated within the clock skew after now is as new as now */
-		s->age_s = s->newest_ns == INT64_MIN || s->newest_ns >= now_ns ? 0 : (now_ns - s->newest_ns) / NS;
+		s->age_s = s->newest_ns == INT64_MIN ? 0 : (int64_t)(bkr_time_since_ns(s->newest_ns, now_ns) / NS);
 		s->stale = bkr_schedule_stale(s->schedule, s->newest_ns, now_ns);
 	}
 	err = judge(h);
@@ -729,7 +742,8 @@ static double age_secs(const bkr_health *h, const bkr_health_source *s)
 {
 	if (s->newest_ns == INT64_MIN)
 		return -1;
-	return s->newest_ns >= h->now_ns ? 0 : secs(h->now_ns - s->newest_ns);
+	uint64_t d = bkr_time_since_ns(s->newest_ns, h->now_ns);
+	return (double)(d / NS) + (double)(d % NS) / 1e9;
 }
 
 char *bkr_health_prometheus(const bkr_health *h)

@@ -45,7 +45,7 @@ bool bkr_schedule_due(bkr_schedule s, int64_t newest_ns, int64_t now_ns)
 	if (newest_ns == INT64_MIN)
 		return true;
 	/* 90% of the interval, in ns: a timer firing early still finds it due */
-	return now_ns - newest_ns >= iv * 900000000LL;
+	return newest_ns <= now_ns && bkr_time_since_ns(newest_ns, now_ns) >= (uint64_t)iv * 900000000ULL;
 }
 
 bool bkr_schedule_stale(bkr_schedule s, int64_t newest_ns, int64_t now_ns)
@@ -54,7 +54,7 @@ bool bkr_schedule_stale(bkr_schedule s, int64_t newest_ns, int64_t now_ns)
 
 	if (iv == 0)
 		return false;
-	return newest_ns == INT64_MIN || now_ns - newest_ns > 2 * iv * 1000000000LL;
+	return newest_ns == INT64_MIN || bkr_time_since_ns(newest_ns, now_ns) > (uint64_t)iv * 2000000000ULL;
 }
 
 int64_t bkr_routine_newest(const bkr_manifest_list *l, const char *name, const char *path, const char *hostname,

@@ -187,7 +187,7 @@ static int64_t precise_time(void *ctx, const char *id)
 
 int bkrfs_catalog_build_view(struct bkrfs *fs, char **names, size_t n, bkrfs_view **out)
 {
-	return bkrfs_view_build(out, (const char *const *)names, n, fs->o.tz, precise_time, fs);
+	return bkrfs_view_build(out, (const char *const *)names, n, fs->o.tz, bkr_time_now_ns(), precise_time, fs);
 }
 
 int bkrfs_catalog_view_rdlock(struct bkrfs *fs)

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/history.h"
 #include "bkrfs.h"
@@ -952,8 +953,20 @@ int bkrfs_versions_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, 
 		break;
 	case BKRFS_NODE_SOURCE:
 		if (!strcmp(name, "latest")) {
-			for (k = (long)h->n - 1; k >= 0 && !holds_source(h->snap[k]->m, dir->path); k--)
-				;
+			/* the newest made by now, as /latest (bkrfs_view_build): one dated
+			 * in the future is passed over, unless every one is */
+			int64_t now = bkr_time_now_ns();
+			long any = -1;
+			for (k = (long)h->n - 1; k >= 0; k--) {
+				if (!holds_source(h->snap[k]->m, dir->path))
+					continue;
+				if (any < 0)
+					any = k;
+				if (!bkr_time_in_future(h->snap[k]->m->time_ns, now))
+					break;
+			}
+			if (k < 0)
+				k = any;
 			if (k >= 0 && latest_refused(fs, h, (size_t)k, dir->path)) {
 				err = EIO;
 				break;

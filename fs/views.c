@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
 
 static bool digits(const char *s, size_t n)
@@ -213,20 +214,26 @@ static int group_days(bkrfs_view *v)
 	return 0;
 }
 
-static void choose_latest(bkrfs_view *v, bkrfs_time_fn precise, void *ctx)
+static void choose_latest(bkrfs_view *v, int64_t now_ns, bkrfs_time_fn precise, void *ctx)
 {
-	size_t best, k;
+	/* made by now: not more than the clock skew after it (in the ids' seconds) */
+	int64_t last_s = now_ns / BKR_NS_PER_S + BKR_CLOCK_SKEW_NS / BKR_NS_PER_S;
+	size_t best, k, made = v->ntime;
 	int64_t best_ns = -1;
 
 	if (!v->ntime)
 		return;
-	best = v->by_time[v->ntime - 1];
+	while (made > 0 && now_ns != INT64_MAX && v->b[v->by_time[made - 1]].info.time > last_s)
+		made--;
+	if (made == 0) /* every one dated in the future: the newest of them */
+		made = v->ntime;
+	best = v->by_time[made - 1];
 	if (precise) {
 		/* the backups of the newest second, compared by their manifest times */
-		for (k = v->ntime; k > 0 && v->b[v->by_time[k - 1]].info.time == v->b[best].info.time; k--)
+		for (k = made; k > 0 && v->b[v->by_time[k - 1]].info.time == v->b[best].info.time; k--)
 			;
-		if (v->ntime - k > 1) {
-			for (size_t j = k; j < v->ntime; j++) {
+		if (made - k > 1) {
+			for (size_t j = k; j < made; j++) {
 				int64_t ns = precise(ctx, v->b[v->by_time[j]].id);
 				if (ns >= best_ns) {
 					best_ns = ns;
@@ -238,7 +245,7 @@ static void choose_latest(bkrfs_view *v, bkrfs_time_fn precise, void *ctx)
 	v->latest = v->b[best].id;
 }
 
-int bkrfs_view_build(bkrfs_view **out, const char *const *names, size_t n, const char *tz,
+int bkrfs_view_build(bkrfs_view **out, const char *const *names, size_t n, const char *tz, int64_t now_ns,
 		     bkrfs_time_fn precise, void *ctx)
 {
 	bkrfs_view *v;
@@ -290,7 +297,7 @@ int bkrfs_view_build(bkrfs_view **out, const char *const *names, size_t n, const
 	for (size_t d = 0; d < v->ndays; d++)
 		if ((err = dedup_day(v, &v->days[d])) < 0)
 			goto fail;
-	choose_latest(v, precise, ctx);
+	choose_latest(v, now_ns, precise, ctx);
 	if (v->latest) {
 		size_t len = strlen(v->latest) + 7;
 		if (!(v->latest_target = malloc(len))) {

@@ -74,9 +74,12 @@ typedef struct {
  * Build a view from the backup ids in @p names (copied; duplicates dropped;
  * a name that is not a backup id is left out: it names no backup).
  * @p tz as in bkrfs_local_time.  @p precise (optional) breaks ties between
- * the newest backups of the same second.
+ * the newest backups of the same second.  "latest" is the newest backup
+ * made by @p now_ns (one dated more than BKR_CLOCK_SKEW_NS after it was made
+ * while the clock was ahead: passed over, as bkr's 'latest' passes it over),
+ * unless every one is; INT64_MAX: none is in the future.
  */
-int bkrfs_view_build(bkrfs_view **out, const char *const *names, size_t n, const char *tz,
+int bkrfs_view_build(bkrfs_view **out, const char *const *names, size_t n, const char *tz, int64_t now_ns,
 		     bkrfs_time_fn precise, void *ctx);
 void bkrfs_view_free(bkrfs_view *v);
 

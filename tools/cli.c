@@ -170,8 +170,12 @@ int cli_check_value(cli *c, const char *opt, const char *arg)
 
 int cli_as_of(cli *c, const char *arg, int64_t *out)
 {
-	if (bkr_time_parse(arg, out) < 0)
+	if (bkr_time_parse(arg, out) < 0) {
+		/* a time past what bkr holds is one, but out of range: said so, as pin --until does */
+		if (strstr(bkr_error_message(), "out of range"))
+			return cli_usage_error(c, "--as-of: %s", bkr_error_message());
 		return cli_usage_error(c, "--as-of: expected a time like 2026-11-30T12:00:00Z, not '%s'", arg);
+	}
 	if (*out < 0)
 		return cli_usage_error(c, "--as-of: '%s' is before 1970, older than any backup", arg);
 	return 0;
@@ -425,7 +429,7 @@ void cli_warn_future(cli *c, const char *id, int64_t time_ns)
 	bkr_time_format(when, time_ns);
 	snprintf(msg, sizeof(msg),
 		 "backup %s is dated in the future (%s): the clock was ahead when it was made; it is not counted "
-		 "as its sources' newest backup (schedules, health, recovery) nor as a parent, retention keeps it without "
+		 "as its sources' newest backup (schedules, health, recovery, 'latest') nor as a parent, retention keeps it without "
 		 "counting it, and tier migration takes it for old",
 		 id, when);
 	bkr_log_kv(BKR_LOG_WARN, c->cmd ? c->cmd : "bkr", (const char *[]){ "backup_id", id, NULL }, "%s", msg);
@@ -464,6 +468,11 @@ void cli_warn_future_list(cli *c, const bkr_manifest_list *l, int64_t now_ns)
 	for (size_t i = 0; i < l->n; i++)
 		if (l->items[i]->type != BKR_BACKUP_RECOVERY && bkr_time_in_future(l->items[i]->time_ns, now_ns))
 			cli_warn_future(c, l->items[i]->backup_id, l->items[i]->time_ns);
+}
+
+int cli_find_backup(cli *c, bkr_repo *r, const char *spec, bkr_manifest **out)
+{
+	return bkr_repo_find_backup_at(r, spec, bkr_time_now_ns(), cli_warn_future_cb, c, out);
 }
 
 int cli_load_config(cli *c, bkr_config **out)

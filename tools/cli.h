@@ -188,6 +188,10 @@ void cli_warn_future_cb(void *ctx, const char *id, int64_t time_ns);
  *  once per run: a routine's scan, cleanup and health steps all read them. */
 void cli_warn_holds(cli *c, const bkr_holds *h);
 
+/** bkr_repo_find_backup, warning (cli_warn_future) of each backup dated in the
+ *  future that "latest" passes over. */
+int cli_find_backup(cli *c, bkr_repo *r, const char *spec, bkr_manifest **out);
+
 /** Open the repository named by -r / BKR_REPO / the config. */
 int cli_open_repo(cli *c, bkr_repo **out, int flags);
 

@@ -133,7 +133,7 @@ int cmd_delete(cli *c, int argc, char **argv)
 		goto done;
 	/* resolve every ID first: all or nothing */
 	for (size_t i = 0; i < n; i++) {
-		if ((err = bkr_repo_find_backup(repo, argv[first + i], &found[i])) < 0) {
+		if ((err = cli_find_backup(c, repo, argv[first + i], &found[i])) < 0) {
 			if (err != BKR_ENOTFOUND || !damaged_manifest(repo, argv[first + i])) {
 				if (err == BKR_ENOTFOUND)
 					already_deleted(repo, argv[first + i]);

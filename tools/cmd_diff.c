@@ -191,7 +191,7 @@ int cmd_diff(cli *c, int argc, char **argv)
 	o.ctx = &s;
 	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
 		return cli_fail(c, err);
-	if ((err = bkr_repo_find_backup(repo, argv[first], &a)) < 0)
+	if ((err = cli_find_backup(c, repo, argv[first], &a)) < 0)
 		goto fail;
 	if (c->json) {
 		if (!(s.out = open_memstream(&s.buf, &s.buflen))) {
@@ -231,7 +231,7 @@ int cmd_diff(cli *c, int argc, char **argv)
 		}
 		err = bkr_diff_live(repo, a, src.specs, src.n, &o, &st);
 	} else {
-		if ((err = bkr_repo_find_backup(repo, argv[first + 1], &b)) < 0)
+		if ((err = cli_find_backup(c, repo, argv[first + 1], &b)) < 0)
 			goto fail;
 		o.paths = (const char *const *)(argv + first + 2);
 		o.npaths = (size_t)(argc - first - 2);

@@ -151,7 +151,7 @@ int cmd_show(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "expected one backup ID");
 	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
 		return cli_fail(c, err);
-	if ((err = bkr_repo_find_backup(repo, argv[first], &m)) < 0) {
+	if ((err = cli_find_backup(c, repo, argv[first], &m)) < 0) {
 		bkr_repo_free(repo);
 		return cli_fail(c, err);
 	}

@@ -155,7 +155,7 @@ int cmd_ls(cli *c, int argc, char **argv)
 		path++;
 	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
 		return cli_fail(c, err);
-	if ((err = bkr_repo_find_backup(repo, argv[first], &m)) < 0 ||
+	if ((err = cli_find_backup(c, repo, argv[first], &m)) < 0 ||
 	    (err = bkr_walk_new(&w, repo, &m->tree, path, s.rec ? 0 : BKR_WALK_NO_RECURSE)) < 0) {
 		/* PATH may name a single file: show just that entry. */
 		if (m && err == BKR_EINVAL) {
@@ -243,7 +243,7 @@ int cmd_cat(cli *c, int argc, char **argv)
 		path++;
 	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
 		return cli_fail(c, err);
-	if ((err = bkr_repo_find_backup(repo, argv[first], &m)) < 0 ||
+	if ((err = cli_find_backup(c, repo, argv[first], &m)) < 0 ||
 	    (err = bkr_walk_resolve(repo, &m->tree, path, &e, &holder, &leaf, &li)) < 0) {
 		if (m && err == BKR_ECORRUPT) /* a tree on the way is damaged */
 			bkr_error_prefix("backup %s", m->backup_id);

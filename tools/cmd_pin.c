@@ -132,7 +132,7 @@ static int run(cli *c, int argc, char **argv, const char *usage, bool tag)
 	if (!tag && !unpin &&
 	    (err = bkr_repo_lock_or_wait(repo, BKR_LOCK_SHARED, s.no_wait, on_waiting, c, &lock)) < 0)
 		goto done;
-	if ((err = bkr_repo_find_backup(repo, argv[first], &m)) < 0)
+	if ((err = cli_find_backup(c, repo, argv[first], &m)) < 0)
 		goto done;
 	if (tag) {
 		for (size_t i = 0; i < s.nadd && err == 0; i++)

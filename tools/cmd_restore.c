@@ -235,7 +235,7 @@ int cmd_restore(cli *c, int argc, char **argv)
 	s.o.change_ctx = &s;
 	if ((err = cli_open_repo(c, &repo, BKR_REPO_RDONLY)) < 0)
 		return cli_fail(c, err);
-	if ((err = bkr_repo_find_backup(repo, argv[first], &m)) < 0) {
+	if ((err = cli_find_backup(c, repo, argv[first], &m)) < 0) {
 		rc = cli_fail(c, err);
 		goto done;
 	}

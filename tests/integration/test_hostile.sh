@@ -379,3 +379,27 @@ one_line_error
 [ "$(head -c 20 "$T/err")" = "bkr cat: path 'pl/D0" ] && grep -q "/bottom' is not a directory\$" "$T/err" && grep -q " \[\.\.\. [0-9]* bytes \.\.\.\] " "$T/err" ||
 	fail "an error naming a path deeper than PATH_MAX lost its start or its reason: $(tail -c 300 "$T/err")"
 pass "errors naming a path deeper than PATH_MAX keep their reason; a live path too long to resolve is named so (exit 7)"
+
+# --- a source that cannot be opened after one with many files: the error
+# names it.  The file jobs queued before the failure are run by the calling
+# thread too (the pool's worker 0), and they set and cleared its error
+# message: 'bkr create: invalid', the routine's backup step failed with an
+# empty message and alert
+mkdir -p "$T/ms/many" "$T/mlogs"
+for i in $(seq 1 2000); do echo "$i" >"$T/ms/many/f$i"; done
+"$BKR" init -r "$T/mr" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "many", "paths": ["many"]}, {"name": "gone", "paths": ["gone"]}]}\n' \
+	"$T/mr" "$T/ms" "$T/mlogs" >"$T/m.json"
+for t in 1 2; do
+	expect_exit 2 "$BKR" -c "$T/m.json" create --all --threads "$t"
+	one_line_error
+	err_has "source 'gone': cannot open $T/ms/gone: No such file or directory" || fail "create's error: $(cat "$T/err")"
+done
+expect_exit 6 "$BKR" -c "$T/m.json" --json routine hourly
+python3 - "$T/out" "$T/ms/gone" <<'PY' || fail "the routine's backup step: $(cat "$T/out")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = {x["step"]: x for x in r["steps"]}["backup"]
+assert s["status"] == "failed" and s["message"] == "source 'gone': cannot open %s: No such file or directory" % sys.argv[2], s
+PY
+pass "a source that cannot be opened after one with many files: the error names it (it was 'invalid', or empty)"

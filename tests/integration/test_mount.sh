@@ -437,7 +437,11 @@ rm -f "$R2/backups/x.json" "$R2/backups/zzz.json" "$R2/backups/$BAD.json"
 # newest backup and one of the same second (which /latest does not take
 # either) change nothing; the named backups stay.
 NEWEST=$("$BKR" list -r "$R2" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)[-1]["backup_id"])')
-NEWBAD=backup_20991231_235959_full_0badf00e
+# a minute after it: newer, and not dated in the future (a backup dated more than
+# 5 minutes ahead is passed over by latest, damaged or not: bkrfs(8))
+NEWBAD=$(python3 -c 'import datetime, sys
+t = datetime.datetime.strptime(sys.argv[1][7:22], "%Y%m%d_%H%M%S") + datetime.timedelta(minutes=1)
+print("backup_" + t.strftime("%Y%m%d_%H%M%S") + "_full_0badf00e")' "$NEWEST")
 echo junk >"$R2/backups/x.json"
 echo junk >"$R2/backups/$BAD.json"
 echo junk >"$R2/backups/${NEWEST%_*}_0badf00f.json"

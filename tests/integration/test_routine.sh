@@ -398,8 +398,9 @@ PY
 pass "health reports the damage a verify run by hand recorded"
 
 # --- a backup dated in the future (made while the clock was ahead) does not
-# stop the schedules, does not count as a source's newest backup for health,
-# and cannot displace real backups in retention; each command warns once
+# stop the schedules, does not count as a source's newest backup for health
+# nor as 'latest', and cannot displace real backups in retention; each command
+# warns once
 W3=$T/ws3
 R3=$T/repo3
 mkdir -p "$W3/s" "$T/logs3"
@@ -467,6 +468,29 @@ grep -q "no source is due" "$T/out" || fail "a backup 4 minutes ahead did not co
 expect_exit 0 "$BKR" -c "$T/future.json" health --json
 python3 -c 'import json,sys; s = json.load(open(sys.argv[1]))["sources"][0]; assert s["newest_backup"].startswith("backup_20270201_120400_") and s["age_seconds"] == 0, s' "$T/out" ||
 	fail "health of a backup 4 minutes ahead: $(cat "$T/out")"
+# 'latest' is the newest backup made by now: the one dated 2030 holds what the
+# workspace had when the clock was ahead, older than every backup since, so
+# 'latest' passes over it (with the warning) rather than restore its bytes
+echo new >"$W3/s/f"
+export BKR_TEST_NOW=2027-02-01T12:10:00Z
+expect_exit 0 "$BKR" -q -c "$T/future.json" create --all
+expect_exit 0 "$BKR" -r "$R3" --json show latest
+python3 -c 'import json,sys; m = json.load(open(sys.argv[1])); assert m["backup_id"].startswith("backup_20270201_121000_"), m' "$T/out" ||
+	fail "show latest named a backup dated in the future: $(cat "$T/out")"
+warned_once "show latest"
+expect_exit 0 "$BKR" -r "$R3" cat latest ws3/s/f
+[ "$(cat "$T/out")" = new ] || fail "cat latest read a backup dated in the future: $(cat "$T/out")"
+warned_once "cat latest"
+expect_exit 0 "$BKR" -q -r "$R3" restore latest --target "$T/r3"
+[ "$(cat "$T/r3/ws3/s/f")" = new ] || fail "restore latest restored a backup dated in the future"
+[ ! -s "$T/err" ] || fail "-q printed the warning: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$R3" cat "$ahead" ws3/s/f
+[ "$(cat "$T/out")" = x ] || fail "the backup dated 2030 by its id: $(cat "$T/out")"
+# an --as-of past the times bkr holds is named so, not "expected a time like"
+expect_exit 2 "$BKR" -c "$T/future.json" health --as-of 2262-04-11T23:47:17Z
+one_line_error
+err_has "--as-of: time out of range: '2262-04-11T23:47:17Z' (times go from 1677-09-22 to 2262-04-11 UTC)" ||
+	fail "--as-of out of range: $(cat "$T/err")"
 unset BKR_TEST_NOW
 pass "a backup dated in the future: scheduled backups go on, health and retention leave it out, one warning"
 

@@ -273,3 +273,23 @@ for p in "$T/etc7/app.conf" ./app.conf; do
 done
 pass "bkr log: a deleted single-file source's live path is still the file"
 fusermount3 -u "$M"
+
+# /latest and /by-source/<s>/latest are the newest backup made by now, as
+# 'bkr cat latest': a backup dated in the future (made while the clock was
+# ahead) holds older data than the ones made since, and is passed over
+W8=$T/ws8
+R8=$T/repo8
+mkdir -p "$W8/s"
+"$BKR" init -r "$R8" >/dev/null
+echo ahead >"$W8/s/f"
+BKR_TEST_NOW=2030-01-01T00:00:00Z "$BKR" -q -r "$R8" create "$W8/s" >/dev/null
+echo now >"$W8/s/f"
+"$BKR" -q -r "$R8" create "$W8/s" >/dev/null
+bkrfs_fg "$R8" "$T/mnt8" "$T/bkrfs8.err"
+[ "$(cat "$T/mnt8/latest/s/f")" = now ] || fail "/latest is the backup dated in the future: $(readlink "$T/mnt8/latest")"
+[ "$(cat "$T/mnt8/by-source/s/latest/f")" = now ] ||
+	fail "/by-source/s/latest is the backup dated in the future: $(readlink "$T/mnt8/by-source/s/latest")"
+[ "$("$BKR" -q -r "$R8" cat latest s/f)" = now ] || fail "bkr cat latest"
+ls "$T/mnt8/by-date" | grep -q '^2030-01-01$' || fail "the backup dated 2030 is not listed in /by-date"
+bkrfs_unmount "$T/mnt8"
+pass "/latest and /by-source/<s>/latest pass over a backup dated in the future, as bkr's latest"

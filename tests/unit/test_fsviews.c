@@ -46,7 +46,7 @@ static void test_by_date_utc(void **state)
 	const bkrfs_view_backup *b;
 	char t[128];
 
-	assert_int_equal(bkrfs_view_build(&v, ids, 5, NULL, NULL, NULL), 0);
+	assert_int_equal(bkrfs_view_build(&v, ids, 5, NULL, INT64_MAX, NULL, NULL), 0);
 	assert_int_equal(v->n, 3);
 	assert_int_equal(v->ntime, 3);
 	assert_int_equal(v->ndays, 3);
@@ -84,7 +84,7 @@ static void test_junk_names(void **state)
 	bkrfs_view *v, *w;
 
 	(void)state;
-	assert_int_equal(bkrfs_view_build(&v, names, 7, NULL, NULL, NULL), 0);
+	assert_int_equal(bkrfs_view_build(&v, names, 7, NULL, INT64_MAX, NULL, NULL), 0);
 	assert_int_equal(v->n, 1);
 	assert_int_equal(v->ntime, 1);
 	assert_int_equal(v->ndays, 1);
@@ -94,11 +94,11 @@ static void test_junk_names(void **state)
 		if (k != 2)
 			assert_null(bkrfs_view_find(v, names[k]));
 	/* junk coming or going changes nothing the mount shows */
-	assert_int_equal(bkrfs_view_build(&w, names + 2, 1, NULL, NULL, NULL), 0);
+	assert_int_equal(bkrfs_view_build(&w, names + 2, 1, NULL, INT64_MAX, NULL, NULL), 0);
 	assert_true(bkrfs_view_same(v, w));
 	bkrfs_view_free(w);
 	/* only junk: an empty view, no latest */
-	assert_int_equal(bkrfs_view_build(&w, names, 2, NULL, NULL, NULL), 0);
+	assert_int_equal(bkrfs_view_build(&w, names, 2, NULL, INT64_MAX, NULL, NULL), 0);
 	assert_int_equal(w->n, 0);
 	assert_null(w->latest);
 	bkrfs_view_free(w);
@@ -116,7 +116,7 @@ static void test_by_date_tz(void **state)
 	setenv("TZ", "EST5EDT", 1); /* a POSIX rule: no zoneinfo files needed */
 	tzset();
 	assert_true(bkrfs_tz_valid("EST5EDT"));
-	assert_int_equal(bkrfs_view_build(&v, ids, 3, "EST5EDT", NULL, NULL), 0);
+	assert_int_equal(bkrfs_view_build(&v, ids, 3, "EST5EDT", INT64_MAX, NULL, NULL), 0);
 	/* 2026-11-26 23:00Z is 18:00 EST; 2026-11-27 01:30Z is 20:30 on the 26th */
 	assert_int_equal(v->ndays, 2);
 	assert_non_null(d = bkrfs_view_find_day(v, "2026-11-26"));
@@ -146,7 +146,7 @@ static void test_clash_and_latest(void **state)
 	bkrfs_view *v;
 	const bkrfs_view_day *d;
 
-	assert_int_equal(bkrfs_view_build(&v, same, 3, NULL, NULL, NULL), 0);
+	assert_int_equal(bkrfs_view_build(&v, same, 3, NULL, INT64_MAX, NULL, NULL), 0);
 	d = bkrfs_view_find_day(v, "2026-11-26");
 	assert_non_null(d);
 	assert_int_equal(d->count, 3);
@@ -158,8 +158,35 @@ static void test_clash_and_latest(void **state)
 	assert_string_equal(v->latest, "backup_20261126_070000_incremental_cccccccc");
 	bkrfs_view_free(v);
 	/* with them: the manifest times decide */
-	assert_int_equal(bkrfs_view_build(&v, same, 3, NULL, fake_precise, NULL), 0);
+	assert_int_equal(bkrfs_view_build(&v, same, 3, NULL, INT64_MAX, fake_precise, NULL), 0);
 	assert_string_equal(v->latest, "backup_20261126_070000_full_bbbbbbbb");
+	bkrfs_view_free(v);
+}
+
+/* /latest is the newest backup made by now: one dated in the future (made
+ * while the clock was ahead) is passed over, as bkr's 'latest' passes it
+ * over; within the 5 minutes of clock skew it counts; when every one is in
+ * the future, the newest of them */
+static void test_latest_future(void **state)
+{
+	const int64_t now = 1795737600LL * 1000000000LL; /* 2026-11-27T00:00:00Z */
+	const char *const skew[] = {
+		"backup_20261126_230000_full_aaaaaaaa",
+		"backup_20261127_000400_incremental_dddddddd",
+	};
+	bkrfs_view *v;
+	(void)state;
+
+	assert_int_equal(bkrfs_view_build(&v, ids, 5, NULL, now, NULL, NULL), 0);
+	assert_string_equal(v->latest, "backup_20261126_230000_full_aaaaaaaa");
+	assert_string_equal(v->latest_target, "by-id/backup_20261126_230000_full_aaaaaaaa");
+	assert_non_null(bkrfs_view_find(v, "backup_20261127_013000_snapshot_cccccccc")); /* still listed */
+	bkrfs_view_free(v);
+	assert_int_equal(bkrfs_view_build(&v, skew, 2, NULL, now, NULL, NULL), 0);
+	assert_string_equal(v->latest, "backup_20261127_000400_incremental_dddddddd");
+	bkrfs_view_free(v);
+	assert_int_equal(bkrfs_view_build(&v, ids, 5, NULL, now - 7 * 86400LL * 1000000000LL, NULL, NULL), 0);
+	assert_string_equal(v->latest, "backup_20261127_013000_snapshot_cccccccc");
 	bkrfs_view_free(v);
 }
 
@@ -167,12 +194,12 @@ static void test_empty_and_same(void **state)
 {
 	bkrfs_view *a, *b, *c;
 
-	assert_int_equal(bkrfs_view_build(&a, NULL, 0, NULL, NULL, NULL), 0);
+	assert_int_equal(bkrfs_view_build(&a, NULL, 0, NULL, INT64_MAX, NULL, NULL), 0);
 	assert_null(a->latest);
 	assert_null(a->latest_target);
 	assert_int_equal(a->ndays, 0);
-	assert_int_equal(bkrfs_view_build(&b, ids, 2, NULL, NULL, NULL), 0);
-	assert_int_equal(bkrfs_view_build(&c, ids, 2, NULL, NULL, NULL), 0);
+	assert_int_equal(bkrfs_view_build(&b, ids, 2, NULL, INT64_MAX, NULL, NULL), 0);
+	assert_int_equal(bkrfs_view_build(&c, ids, 2, NULL, INT64_MAX, NULL, NULL), 0);
 	assert_false(bkrfs_view_same(a, b));
 	assert_true(bkrfs_view_same(b, c));
 	bkrfs_view_free(a);
@@ -203,6 +230,7 @@ int main(void)
 		cmocka_unit_test(test_junk_names),
 		cmocka_unit_test(test_by_date_tz),
 		cmocka_unit_test(test_clash_and_latest),
+		cmocka_unit_test(test_latest_future),
 		cmocka_unit_test(test_empty_and_same),
 		cmocka_unit_test(test_snap_refs),
 	};

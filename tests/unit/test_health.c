@@ -75,6 +75,13 @@ static void test_text(void **state)
 		line = nl + 1;
 	}
 	free(t);
+	/* a newest backup of 1677 (a manifest says any time bkr parses) is
+	 * 11,019,326,400 s old in 2026: more than an int64 of ns counts */
+	src[0].newest_ns = -9223286400LL * NS;
+	t = bkr_health_prometheus(&h);
+	assert_non_null(t);
+	assert_non_null(strstr(t, "bkr_source_last_backup_age_seconds{source=\"a\\\"b\\\\c\\nd\"} 11019326400\n"));
+	free(t);
 }
 
 static void test_write(void **state)
@@ -181,12 +188,38 @@ static void test_records(void **state)
 	tu_rmrf(dir);
 }
 
+/* A record may hold any time bkr can parse: a failed run dated 1677 is no
+ * failure of the last 7 days (its distance to now overflowed an int64 and
+ * wrapped: it was counted), and a count past 2^64 is no count (converted out
+ * of range, undefined) */
+static void test_records_far(void **state)
+{
+	static const char rec[] =
+		"{\"routine\":\"daily\",\"start\":\"1677-09-22T00:00:00Z\",\"exit\":6,"
+		"\"verify\":{\"time\":\"1677-09-22T00:00:00Z\",\"ok\":false,\"errors\":1e300,\"io_errors\":1e300}}\n";
+	char dir[256];
+	bkr_health *h;
+	(void)state;
+	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "health"), 0);
+
+	h = records_health(dir, rec, strlen(rec));
+	assert_true(h->routines[BKR_ROUTINE_DAILY].known);
+	assert_false(h->routines[BKR_ROUTINE_DAILY].last_ok);
+	assert_int_equal(h->routines[BKR_ROUTINE_DAILY].failures, 0);
+	assert_true(h->verify.known);
+	assert_int_equal(h->verify.errors, 0);
+	assert_int_equal(h->verify.io_errors, 0);
+	bkr_health_free(h);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_write),
 		cmocka_unit_test(test_records),
+		cmocka_unit_test(test_records_far),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,9 @@
 
 /* 2026-11-30T12:00:00Z */
 #define NOW (1796040000LL * S)
+/* the first and last whole days bkr's times hold: 1677-09-22, 2262-04-11 */
+#define OLDEST (-9223286400LL * S)
+#define LAST (9223286400LL * S)
 
 static void test_interval(void **state)
 {
@@ -62,6 +65,12 @@ static void test_due(void **state)
 	assert_true(bkr_schedule_due(BKR_SCHEDULE_WEEKLY, NOW - 6 * D - 8 * H, NOW));
 	/* a backup "in the future" (clock skew) is not due */
 	assert_false(bkr_schedule_due(BKR_SCHEDULE_HOURLY, NOW + H, NOW));
+	/* a manifest may say any time bkr parses: one of 1677 is long due (now -
+	 * newest overflowed an int64 and wrapped negative: never due again) */
+	assert_true(bkr_schedule_due(BKR_SCHEDULE_HOURLY, OLDEST, NOW));
+	assert_true(bkr_schedule_due(BKR_SCHEDULE_WEEKLY, OLDEST, NOW));
+	assert_false(bkr_schedule_due(BKR_SCHEDULE_HOURLY, LAST, LAST));
+	assert_true(bkr_schedule_due(BKR_SCHEDULE_HOURLY, OLDEST, LAST));
 }
 
 static void test_stale(void **state)
@@ -75,6 +84,10 @@ static void test_stale(void **state)
 	assert_true(bkr_schedule_stale(BKR_SCHEDULE_DAILY, NOW - 49 * H, NOW));
 	assert_false(bkr_schedule_stale(BKR_SCHEDULE_WEEKLY, NOW - 13 * D, NOW));
 	assert_true(bkr_schedule_stale(BKR_SCHEDULE_WEEKLY, NOW - 15 * D, NOW));
+	/* and one of 1677 is stale, also seen from 2262 */
+	assert_true(bkr_schedule_stale(BKR_SCHEDULE_HOURLY, OLDEST, NOW));
+	assert_true(bkr_schedule_stale(BKR_SCHEDULE_WEEKLY, OLDEST, LAST));
+	assert_false(bkr_schedule_stale(BKR_SCHEDULE_WEEKLY, LAST - D, LAST));
 }
 
 /* A fixed list of backups to select from. */

@@ -119,9 +119,21 @@ int bkr_records_foreach(const bkr_records *rs, bool newest_first,
  */
 int bkr_repo_load_manifest(bkr_repo *r, bool run, const char *id, bkr_manifest **out);
 
-/** Resolve an id, a unique prefix, or "latest". BKR_ENOTFOUND / BKR_EAMBIGUOUS. */
+/**
+ * Resolve an id, a unique prefix, or "latest". BKR_ENOTFOUND / BKR_EAMBIGUOUS.
+ * "latest" is the newest backup (run) made by now: one dated in the future
+ * (bkr_time_in_future: made while the clock was ahead, it holds older data
+ * than those made since) is passed over, as the schedules pass it over,
+ * unless every one is.  *@p out is the caller's (bkr_manifest_free).
+ */
 int bkr_repo_find_backup(bkr_repo *r, const char *spec, bkr_manifest **out);
 int bkr_repo_find_run(bkr_repo *r, const char *spec, bkr_manifest **out);
+
+/** bkr_repo_find_backup as of @p now_ns, calling @p passed (may be NULL) for
+ *  each backup "latest" passed over as dated in the future. */
+int bkr_repo_find_backup_at(bkr_repo *r, const char *spec, int64_t now_ns,
+			    void (*passed)(void *ctx, const char *backup_id, int64_t time_ns), void *ctx,
+			    bkr_manifest **out);
 
 /**
  * Publish a manifest (never replaces): backups/ or runs/ by its type.  This

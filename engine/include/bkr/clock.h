@@ -47,6 +47,16 @@ static inline struct timespec bkr_clock_timespec(int64_t ns)
 #define BKR_CLOCK_SKEW_NS (300 * BKR_NS_PER_S)
 
 /**
+ * How long before @p now_ns @p t_ns is (0 when it is not before): an unsigned
+ * count, since two times bkr holds (1677 to 2262, from a manifest or a
+ * record) may lie further apart than an int64 counts.
+ */
+static inline uint64_t bkr_time_since_ns(int64_t t_ns, int64_t now_ns)
+{
+	return t_ns < now_ns ? (uint64_t)now_ns - (uint64_t)t_ns : 0;
+}
+
+/**
  * True when a backup made at @p t_ns is dated in the future at @p now_ns:
  * more than BKR_CLOCK_SKEW_NS after it.  The schedules, retention and health
  * ask this one question, so they agree: such a backup is never a source's
