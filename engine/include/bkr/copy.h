@@ -7,9 +7,12 @@
  * written with its own protocol, as a backup writes it: under the shared
  * lock and the writers' mark, packs and one index file per backup first,
  * the manifest last and never replacing.  A backup already in the
- * destination (its manifest is there) is skipped, so a second run copies
+ * destination (its manifest is there, and it is this backup: the same root
+ * tree, or between id schemes the same manifest fields and trees entry by
+ * entry, content digests included) is skipped, so a second run copies
  * nothing, and a run killed at any point leaves only leftovers that a rerun
- * completes.
+ * completes; another backup under its id is named and never copied over
+ * (BKR_EEXISTS at the end).
  *
  * When both repositories name blobs the same way (both plain) blobs keep
  * their ids and trees are copied byte for byte.  Otherwise (plain and
