@@ -46,6 +46,7 @@ static void stats_add(bkr_copy_stats *a, const bkr_copy_stats *b)
 {
 	a->backups_copied += b->backups_copied;
 	a->backups_skipped += b->backups_skipped;
+	a->backups_updated += b->backups_updated;
 	a->blobs_sent += b->blobs_sent;
 	a->bytes_sent += b->bytes_sent;
 	a->stored_bytes += b->stored_bytes;
@@ -668,6 +669,76 @@ static void not_copied(struct copier *c, const char *id, const char *event, cons
 		c->o->warning(c->o->ctx, line);
 }
 
+static bool has_tag(const bkr_manifest *m, const char *tag)
+{
+	for (size_t i = 0; i < m->ntags; i++)
+		if (!strcmp(m->tags[i], tag))
+			return true;
+	return false;
+}
+
+/* Append ", " (unless first) and @p what and @p text (escaped) to @p buf. */
+static void change_add(char *buf, size_t cap, const char *what, const char *text)
+{
+	size_t len = strlen(buf);
+	char safe[300];
+	if (len + 1 < cap)
+		snprintf(buf + len, cap - len, "%s%s%s", len ? ", " : "", what,
+			 text ? bkr_text_escape(safe, sizeof(safe), text, strlen(text)) : "");
+}
+
+static const char *pin_name(const char *until)
+{
+	return !until ? "none" : !*until ? "forever" : until;
+}
+
+/*
+ * Backup @p m is @p dm in the destination (its records @p drs there not yet
+ * applied): make its tags and pin there the source's, writing the records
+ * 'bkr tag' and 'bkr pin' write (none with dry_run), unless o->no_sync_tags.
+ * Tags are compared as sets: an order alone changes nothing.
+ */
+static int sync_tags(struct copier *c, const bkr_manifest *m, bkr_manifest *dm, const bkr_records *drs)
+{
+	char change[2048] = "", pin[200];
+	bkr_repo *w = c->o->dry_run ? NULL : c->to;
+	int err;
+
+	if (c->o->no_sync_tags || (err = bkr_records_apply(drs, dm)) < 0)
+		return c->o->no_sync_tags ? 0 : err;
+	for (size_t i = 0; i < m->ntags && err == 0; i++)
+		if (!has_tag(dm, m->tags[i])) {
+			change_add(change, sizeof(change), "+tag ", m->tags[i]);
+			if (w)
+				err = bkr_repo_add_backup_record(w, "tag", m->backup_id, "tag", m->tags[i]);
+		}
+	for (size_t i = 0; i < dm->ntags && err == 0; i++)
+		if (!has_tag(m, dm->tags[i])) {
+			change_add(change, sizeof(change), "-tag ", dm->tags[i]);
+			if (w)
+				err = bkr_repo_add_backup_record(w, "untag", m->backup_id, "tag", dm->tags[i]);
+		}
+	if (err == 0 && str_differs(m->pinned_until, dm->pinned_until)) {
+		snprintf(pin, sizeof(pin), "%s -> %s", pin_name(dm->pinned_until), pin_name(m->pinned_until));
+		change_add(change, sizeof(change), "pin ", pin);
+		if (w && m->pinned_until)
+			err = bkr_repo_add_backup_record(w, "pin", m->backup_id, "until",
+							 *m->pinned_until ? m->pinned_until : NULL);
+		else if (w)
+			err = bkr_repo_add_backup_record(w, "unpin", m->backup_id, NULL, NULL);
+	}
+	if (err < 0) {
+		bkr_error_prefix("backup %s: its tags and pin in %s", m->backup_id, bkr_repo_path(c->to));
+		return err;
+	}
+	if (change[0]) {
+		c->one.backups_updated = 1;
+		if (c->o->on_update)
+			c->o->on_update(c->o->ctx, m, change);
+	}
+	return 0;
+}
+
 /*
  * Backup @p m is in the destination: whether its manifest there reads and
  * is this backup (0: *@p out gets it, records not applied), or is damaged
@@ -709,6 +780,7 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 	struct copier c = { .from = from, .to = to, .o = o, .map = BKR_IDSET_INIT, .same = BKR_IDSET_INIT,
 			    .path = BKR_PATHBUF_INIT };
 	bkr_manifest_list l = { 0 };
+	bkr_records *drs = NULL;
 	bkr_lock *lock = NULL;
 	char **have = NULL;
 	struct bad_ctx bad = { o, 0, { "", "" } };
@@ -739,7 +811,8 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 		    (err = bkr_writer_new(&c.w, to)) < 0)
 			goto done;
 	}
-	if ((err = bkr_repo_list_ids(to, false, &have, &nhave)) < 0)
+	/* the destination's catalog as it is now (under the shared lock): its records, then its backups */
+	if ((err = bkr_repo_records_read(to, &drs)) < 0 || (err = bkr_repo_list_ids(to, false, &have, &nhave)) < 0)
 		goto done;
 	for (size_t i = 0; i < l.n; i++) {
 		bkr_manifest *m = l.items[i];
@@ -751,6 +824,10 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 		bkr_manifest *dm = NULL;
 		if (has_id(have, nhave, m->backup_id) && (err = dest_readable(&c, m, &dm, &ndamaged, &nother)) < 0)
 			goto done;
+		if (dm && (err = sync_tags(&c, m, dm, drs)) < 0) {
+			bkr_manifest_free(dm);
+			goto done;
+		}
 		bkr_manifest_free(dm);
 		if (has_id(have, nhave, m->backup_id) && err == 1)
 			continue; /* damaged there or another backup: named, counted, never copied over */
@@ -797,6 +874,7 @@ done:
 	bkr_repo_ids_free(have, nhave);
 	bkr_idset_free(&c.map);
 	bkr_idset_free(&c.same);
+	bkr_records_free(drs);
 	bkr_pathbuf_free(&c.path);
 	bkr_manifest_list_free(&l);
 	free(want);

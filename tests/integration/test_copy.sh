@@ -405,7 +405,7 @@ expect_exit 0 "$BKR" init -r "$TG"
 expect_exit 0 "$BKR" init -r "$TG2"
 expect_exit 0 "$BKR" -r "$TG" create --type full "$T/other-src" --tag made --json
 tid=$(backup_id "$T/out")
-BKR_TEST_NOW=2030-01-01T00:00:00Z expect_exit 0 "$BKR" -r "$TG" tag "$tid" --add t-h --add t-c --add t-f \
+BKR_TEST_NOW=2001-01-01T00:00:00Z expect_exit 0 "$BKR" -r "$TG" tag "$tid" --add t-h --add t-c --add t-f \
 	--add t-a --add t-g --add t-b --add t-e --add t-d
 [ "$(ls "$TG/records" | cut -d- -f1 | sort -u | wc -l)" = 1 ] || fail "the tag records are not of one instant"
 want=made,t-a,t-b,t-c,t-d,t-e,t-f,t-g,t-h
@@ -413,3 +413,49 @@ want=made,t-a,t-b,t-c,t-d,t-e,t-f,t-g,t-h
 expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2"
 [ "$(tags_of "$TG2" "$tid")" = "$want" ] || fail "the copy's tags: $(tags_of "$TG2" "$tid")"
 pass "tags added at one instant are listed by name, in the source and in a copy"
+
+# --- tags and pins changed in the source after a backup was copied (found by
+# review: a later copy left the old ones there, for ever): the next copy makes
+# them the source's there (the records 'bkr tag' and 'bkr pin' write; a tag given
+# in the destination alone goes too), says so, and then has nothing to do;
+# --no-sync-tags and --dry-run write nothing; plain -> plain and -> encrypted
+expect_exit 0 "$BKR" -r "$TG" tag "$tid" --remove t-c --add later
+expect_exit 0 "$BKR" -r "$TG" pin "$tid"
+expect_exit 0 "$BKR" -r "$TG2" tag "$tid" --add dest-only
+before=$(snapshot "$TG2")
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2" --no-sync-tags
+grep -q "^nothing to copy: 1 backup already in $TG2$" "$T/out" || fail "--no-sync-tags: $(cat "$T/out")"
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2" --dry-run
+change="+tag later, -tag t-c, -tag dest-only, pin none -> forever"
+grep -q "^skipped $tid: already in the destination; would take the source's tags and pin: $change$" "$T/out" ||
+	fail "a dry run does not say what it would change: $(cat "$T/out")"
+[ "$(snapshot "$TG2")" = "$before" ] || fail "--no-sync-tags or a dry run wrote to the destination"
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2" --json
+json_ok "$T/out"
+python3 - "$T/out" "$change" <<'PY' || fail "the update is not in --json: $(cat "$T/out")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["backups_updated"] == 1 and j["backups"][0]["updated"] == sys.argv[2], j
+PY
+[ "$(manifests "$TG" trees)" = "$(manifests "$TG2" trees)" ] || {
+	diff <(manifests "$TG" trees) <(manifests "$TG2" trees); fail "tags and pin not made the source's"; }
+[ "$(tags_of "$TG2" "$tid")" = made,t-a,t-b,t-d,t-e,t-f,t-g,t-h,later ] || fail "tags: $(tags_of "$TG2" "$tid")"
+before=$(snapshot "$TG2")
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2"
+grep -q "^nothing to copy: 1 backup already in $TG2$" "$T/out" || fail "converged, a copy still changes: $(cat "$T/out")"
+[ "$(snapshot "$TG2")" = "$before" ] || fail "converged, a copy still writes"
+expect_exit 0 "$BKR" -r "$TG" unpin "$tid"
+expect_exit 0 "$BKR" -r "$TG" tag "$tid" --remove made
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2"
+grep -q "^skipped $tid: already in the destination; took the source's tags and pin: -tag made, pin forever -> none$" "$T/out" &&
+	grep -q "^nothing to copy: 1 backup already in $TG2 (1 took the source's tags and pin)$" "$T/out" ||
+	fail "unpin and untag: $(cat "$T/out")"
+[ "$(manifests "$TG" trees)" = "$(manifests "$TG2" trees)" ] || fail "unpin and untag not carried"
+expect_exit 0 "$BKR" -r "$A" tag "$id3" --add offsite --remove keep
+expect_exit 0 "$BKR" -r "$A" pin "$id1" --until 2200-01-01
+expect_exit 0 "$BKR" copy --from "$A" --to "$E" --to-password-file "$T/pw-e"
+grep -q "^nothing to copy: 5 backups already in $E (2 took the source's tags and pin)$" "$T/out" ||
+	fail "plain -> encrypted: $(cat "$T/out")"
+[ "$(BKR_PASSWORD=pass-e manifests "$E")" = "$(manifests "$A")" ] || {
+	diff <(manifests "$A") <(BKR_PASSWORD=pass-e manifests "$E"); fail "plain -> encrypted: tags and pin not carried"; }
+pass "tags and pins changed in the source after a copy are made the source's by the next copy (plain and encrypted); then nothing to do; --no-sync-tags and --dry-run write nothing"
