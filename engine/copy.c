@@ -702,10 +702,12 @@ static int sync_tags(struct copier *c, const bkr_manifest *m, bkr_manifest *dm, 
 {
 	char change[2048] = "", pin[200];
 	bkr_repo *w = c->o->dry_run ? NULL : c->to;
-	int err;
+	int err = 0;
 
-	if (c->o->no_sync_tags || (err = bkr_records_apply(drs, dm)) < 0)
-		return c->o->no_sync_tags ? 0 : err;
+	if (c->o->no_sync_tags)
+		return 0;
+	if ((err = bkr_records_apply(drs, dm)) < 0)
+		return err;
 	for (size_t i = 0; i < m->ntags && err == 0; i++)
 		if (!has_tag(dm, m->tags[i])) {
 			change_add(change, sizeof(change), "+tag ", m->tags[i]);
