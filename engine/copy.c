@@ -741,6 +741,17 @@ static int sync_tags(struct copier *c, const bkr_manifest *m, bkr_manifest *dm, 
 	return 0;
 }
 
+/* sync_tags for backup @p m just published in the destination. */
+static int sync_copied(struct copier *c, const bkr_manifest *m, const bkr_records *drs)
+{
+	bkr_manifest *dm = NULL;
+	int err = bkr_repo_load_manifest(c->to, false, m->backup_id, &dm);
+	if (err == 0)
+		err = sync_tags(c, m, dm, drs);
+	bkr_manifest_free(dm);
+	return err;
+}
+
 /*
  * Backup @p m is in the destination: whether its manifest there reads and
  * is this backup (0: *@p out gets it, records not applied), or is damaged
@@ -841,6 +852,9 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 				goto done;
 			}
 		}
+		/* records of an earlier backup of this id there (deleted since) apply to the new manifest too */
+		if (!has_id(have, nhave, m->backup_id) && !exists && c.w && (err = sync_copied(&c, m, drs)) < 0)
+			goto done;
 		if (exists || has_id(have, nhave, m->backup_id))
 			c.one.backups_skipped = 1;
 		else

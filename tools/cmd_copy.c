@@ -159,9 +159,9 @@ static void on_backup(void *ctx, const bkr_manifest *m, bool copied, const bkr_c
 		return;
 	cli_human_bytes(sent, one->bytes_sent);
 	if (copied)
-		printf("%s %s: %llu blob%s, %s %s\n", s->o.dry_run ? "would copy" : "copied", m->backup_id,
+		printf("%s %s: %llu blob%s, %s %s%s%s\n", s->o.dry_run ? "would copy" : "copied", m->backup_id,
 		       (unsigned long long)one->blobs_sent, one->blobs_sent == 1 ? "" : "s", sent,
-		       s->o.dry_run ? "to send" : "sent");
+		       s->o.dry_run ? "to send" : "sent", change[0] ? "; took the source's tags and pin: " : "", change);
 	else if (one->blobs_sent)
 		/* another copy published it while this one sent its blobs: they are there twice */
 		printf("skipped %s: copied into the destination meanwhile by another run (%llu blob%s, %s sent twice: "

@@ -451,6 +451,12 @@ grep -q "^skipped $tid: already in the destination; took the source's tags and p
 	grep -q "^nothing to copy: 1 backup already in $TG2 (1 took the source's tags and pin)$" "$T/out" ||
 	fail "unpin and untag: $(cat "$T/out")"
 [ "$(manifests "$TG" trees)" = "$(manifests "$TG2" trees)" ] || fail "unpin and untag not carried"
+# a backup deleted in the destination leaves its records there, which apply to it once copied again
+expect_exit 0 "$BKR" -r "$TG2" tag "$tid" --add stale
+expect_exit 0 "$BKR" -r "$TG2" delete --force "$tid"
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2"
+grep -q "^copied $tid: .*; took the source's tags and pin: -tag stale$" "$T/out" || fail "copied again: $(cat "$T/out")"
+[ "$(manifests "$TG" trees)" = "$(manifests "$TG2" trees)" ] || fail "copied again: the old records apply"
 expect_exit 0 "$BKR" -r "$A" tag "$id3" --add offsite --remove keep
 expect_exit 0 "$BKR" -r "$A" pin "$id1" --until 2200-01-01
 expect_exit 0 "$BKR" copy --from "$A" --to "$E" --to-password-file "$T/pw-e"
@@ -458,4 +464,4 @@ grep -q "^nothing to copy: 5 backups already in $E (2 took the source's tags and
 	fail "plain -> encrypted: $(cat "$T/out")"
 [ "$(BKR_PASSWORD=pass-e manifests "$E")" = "$(manifests "$A")" ] || {
 	diff <(manifests "$A") <(BKR_PASSWORD=pass-e manifests "$E"); fail "plain -> encrypted: tags and pin not carried"; }
-pass "tags and pins changed in the source after a copy are made the source's by the next copy (plain and encrypted); then nothing to do; --no-sync-tags and --dry-run write nothing"
+pass "tags and pins changed in the source after a copy are made the source's by the next copy (plain and encrypted; also over the records of a backup deleted there); then nothing to do; --no-sync-tags and --dry-run write nothing"

@@ -40,7 +40,7 @@
 typedef struct {
 	uint64_t backups_copied;   /**< published in the destination (with dry_run: would be) */
 	uint64_t backups_skipped;  /**< already in the destination */
-	uint64_t backups_updated;  /**< of those, given the source's tags and pin (with dry_run: would be) */
+	uint64_t backups_updated;  /**< given the source's tags and pin by records there (with dry_run: would be) */
 	uint64_t blobs_sent;       /**< blobs the destination lacked, written to it */
 	uint64_t bytes_sent;       /**< their plaintext bytes */
 	uint64_t stored_bytes;     /**< the bytes they take in the destination's packs (0 with dry_run) */
@@ -61,8 +61,9 @@ typedef struct {
 	void (*waiting)(void *ctx);  /**< called once before waiting for the destination's lock */
 	/** A damaged manifest in the source (left out; with no specs the copy goes on without it). */
 	void (*warning)(void *ctx, const char *message);
-	/** A backup already in the destination whose tags or pin are made the source's (before
-	 *  on_backup): @p change says how ("+tag T", "-tag T", "pin A -> B", comma-separated). */
+	/** A backup in the destination whose tags or pin are made the source's (before on_backup):
+	 *  one already there, or one copied onto records of an earlier backup of its id there (deleted
+	 *  since); @p change says how ("+tag T", "-tag T", "pin A -> B", comma-separated). */
 	void (*on_update)(void *ctx, const bkr_manifest *m, const char *change);
 	/** After each backup: its manifest, whether it was copied (else skipped), its own counts. */
 	void (*on_backup)(void *ctx, const bkr_manifest *m, bool copied, const bkr_copy_stats *one);
