@@ -779,15 +779,15 @@ int bkr_repo_add_record_obj(bkr_repo *r, cJSON *o)
 	return err;
 }
 
-int bkr_repo_add_backup_record(bkr_repo *r, const char *kind, const char *backup_id, const char *key,
-			       const char *value)
+int bkr_repo_add_backup_record(bkr_repo *r, const char *kind, const char *backup_id, const char *key, const char *value)
 {
 	char now[32];
 	cJSON *o = cJSON_CreateObject();
 	int err;
 	bkr_time_format(now, bkr_time_now_ns());
-	if (o && (!cJSON_AddStringToObject(o, "kind", kind) || !cJSON_AddStringToObject(o, "backup_id", backup_id) ||
-		  !cJSON_AddStringToObject(o, "time", now) || (key && value && !cJSON_AddStringToObject(o, key, value)))) {
+	if (o &&
+	    (!cJSON_AddStringToObject(o, "kind", kind) || !cJSON_AddStringToObject(o, "backup_id", backup_id) ||
+	     !cJSON_AddStringToObject(o, "time", now) || (key && value && !cJSON_AddStringToObject(o, key, value)))) {
 		cJSON_Delete(o);
 		o = NULL;
 	}

@@ -351,8 +351,7 @@ static bool manifest_differs(const bkr_manifest *m, const bkr_manifest *dm, char
 	if (str_differs(m->hostname, dm->hostname) || str_differs(m->workspace_root, dm->workspace_root)) {
 		bool host = str_differs(m->hostname, dm->hostname);
 		const char *x = host ? dm->hostname : dm->workspace_root, *y = host ? m->hostname : m->workspace_root;
-		snprintf(what, cap, "%s '%s' there, '%s'", host ? "hostname" : "workspace_root", x ? x : "",
-			 y ? y : "");
+		snprintf(what, cap, "%s '%s' there, '%s'", host ? "hostname" : "workspace_root", x ? x : "", y ? y : "");
 		return true;
 	}
 	if (m->nsources != dm->nsources) {
@@ -473,8 +472,8 @@ static int same_entry(struct copier *c, const bkr_entry *a, const bkr_tree *la, 
 		what = "xattrs";
 	for (size_t k = 0; !what && k < nxa; k++) {
 		bool d = bytes_differ(xa[k].name, xa[k].name_len, xb[k].name, xb[k].name_len) ||
-			 xa[k].in_blob != xb[k].in_blob || xa[k].value_len != xb[k].value_len ||
-			 (!xa[k].in_blob && bytes_differ(xa[k].value, xa[k].value_len, xb[k].value, xb[k].value_len));
+			xa[k].in_blob != xb[k].in_blob || xa[k].value_len != xb[k].value_len ||
+			(!xa[k].in_blob && bytes_differ(xa[k].value, xa[k].value_len, xb[k].value, xb[k].value_len));
 		if (!d && xa[k].in_blob && (err = xattr_blob_differs(c, &xa[k].blob, &xb[k].blob, &d)) < 0)
 			goto done;
 		if (d)
@@ -560,7 +559,8 @@ static int same_backup(struct copier *c, const bkr_manifest *m, const bkr_manife
 		if (c->same_ids)
 			return 0;
 		size_t len;
-		if ((err = bkr_pathbuf_set(&c->path, 0, "", 0, &len)) < 0 || (err = same_dir(c, &m->tree, &dm->tree, 0)) <= 0)
+		if ((err = bkr_pathbuf_set(&c->path, 0, "", 0, &len)) < 0 ||
+		    (err = same_dir(c, &m->tree, &dm->tree, 0)) <= 0)
 			return err;
 		snprintf(what, sizeof(what), "%s", c->differs);
 		src[0] = '\0'; /* it names the source */
@@ -762,8 +762,7 @@ static int sync_copied(struct copier *c, const bkr_manifest *m, const bkr_record
  * and never replacing).  Any other failure (the server, a tree that does
  * not read) is the copy's.
  */
-static int dest_readable(struct copier *c, const bkr_manifest *m, bkr_manifest **out, size_t *ndamaged,
-			 size_t *nother)
+static int dest_readable(struct copier *c, const bkr_manifest *m, bkr_manifest **out, size_t *ndamaged, size_t *nother)
 {
 	bkr_manifest *dm = NULL;
 	char line[4096];
@@ -790,8 +789,9 @@ static int dest_readable(struct copier *c, const bkr_manifest *m, bkr_manifest *
 
 int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_copy_stats *stats)
 {
-	struct copier c = { .from = from, .to = to, .o = o, .map = BKR_IDSET_INIT, .same = BKR_IDSET_INIT,
-			    .path = BKR_PATHBUF_INIT };
+	struct copier c = {
+		.from = from, .to = to, .o = o, .map = BKR_IDSET_INIT, .same = BKR_IDSET_INIT, .path = BKR_PATHBUF_INIT
+	};
 	bkr_manifest_list l = { 0 };
 	bkr_records *drs = NULL;
 	bkr_lock *lock = NULL;

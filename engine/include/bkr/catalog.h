@@ -145,8 +145,7 @@ int bkr_repo_add_record(bkr_repo *r, const char *json_object);
  * "untag", with the time of now and, when both are given, @p key ("until",
  * "tag") set to @p value; logged as an event of @p kind.
  */
-int bkr_repo_add_backup_record(bkr_repo *r, const char *kind, const char *backup_id, const char *key,
-			       const char *value);
+int bkr_repo_add_backup_record(bkr_repo *r, const char *kind, const char *backup_id, const char *key, const char *value);
 
 struct cJSON;
 /** bkr_repo_add_record of the object @p o, which it takes (freed, also on an
