@@ -10,6 +10,7 @@
 #include "bkr/clock.h"
 #include "bkr/crypto.h"
 #include "bkr/error.h"
+#include "bkr/log.h"
 #include "bkr/utf8.h"
 #include "repo_priv.h"
 
@@ -310,6 +311,79 @@ struct bkr_records {
 	size_t n;
 };
 
+/* One record in the order records are applied: its time (the name's digits
+ * before the '-'), then what it says. */
+struct applied {
+	const cJSON *json;
+	const char *time;
+	size_t tlen;
+	const char *id, *kind, *value, *name;
+};
+
+static const char *json_str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/*
+ * Records apply in time order.  Records of one instant (one command writes
+ * several at the same clock reading: 'bkr tag ID --add a --add b', or two
+ * hosts meet within a nanosecond) are ordered by what they say - backup id,
+ * kind, tag or date - never by the random part of their names, so tags
+ * added together are listed by name, and the state is the same in every
+ * repository and every run (a copy writes its own records: bkr copy).
+ */
+static int applied_cmp(const void *a, const void *b)
+{
+	const struct applied *x = a, *y = b;
+	size_t n = x->tlen < y->tlen ? x->tlen : y->tlen;
+	int c;
+	if ((c = memcmp(x->time, y->time, n)) || (c = (x->tlen > y->tlen) - (x->tlen < y->tlen)) ||
+	    (c = strcmp(x->id, y->id)) || (c = strcmp(x->kind, y->kind)) || (c = strcmp(x->value, y->value)))
+		return c;
+	return strcmp(x->name, y->name);
+}
+
+static int apply_records(bkr_manifest_list *l, const bkr_records *rs)
+{
+	struct applied *v;
+	size_t n = 0;
+	int err = 0;
+
+	if (!rs || !rs->n || !l->n)
+		return 0;
+	if (!(v = calloc(rs->n, sizeof(*v))))
+		return bkr_error_oom();
+	for (size_t i = 0; i < rs->n; i++) {
+		const char *path = rs->v[i].path, *base = strrchr(path, '/'), *dash;
+		if (!rs->v[i].json)
+			continue;
+		base = base ? base + 1 : path;
+		dash = strchr(base, '-');
+		v[n].json = rs->v[i].json;
+		v[n].time = v[n].name = base;
+		v[n].tlen = dash ? (size_t)(dash - base) : strlen(base);
+		v[n].id = json_str(v[n].json, "backup_id");
+		v[n].kind = json_str(v[n].json, "kind");
+		v[n].value = json_str(v[n].json, "tag");
+		if (!v[n].value[0])
+			v[n].value = json_str(v[n].json, "until");
+		n++;
+	}
+	qsort(v, n, sizeof(*v), applied_cmp);
+	for (size_t i = 0; i < n && err == 0; i++)
+		err = apply_record(l, v[i].json);
+	free(v);
+	return err;
+}
+
+int bkr_records_apply(const bkr_records *rs, bkr_manifest *m)
+{
+	bkr_manifest_list one = { &m, 1 };
+	return apply_records(&one, rs);
+}
+
 void bkr_records_free(bkr_records *rs)
 {
 	if (!rs)
@@ -545,9 +619,8 @@ int bkr_repo_list_with(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manife
 		out->items[k++] = m;
 	}
 	out->n = k;
-	for (size_t i = 0; rs && i < rs->n && err == 0; i++)
-		if (rs->v[i].json)
-			err = apply_record(out, rs->v[i].json);
+	if (err == 0)
+		err = apply_records(out, rs);
 	if (err == 0 && k)
 		qsort(out->items, k, sizeof(*out->items), cmp_manifest);
 done:
@@ -725,6 +798,26 @@ int bkr_repo_add_record_obj(bkr_repo *r, cJSON *o)
 		return bkr_error_oom();
 	err = bkr_repo_add_record(r, text);
 	free(text);
+	return err;
+}
+
+int bkr_repo_add_backup_record(bkr_repo *r, const char *kind, const char *backup_id, const char *key, const char *value)
+{
+	char now[32];
+	cJSON *o = cJSON_CreateObject();
+	int err;
+	bkr_time_format(now, bkr_time_now_ns());
+	if (o &&
+	    (!cJSON_AddStringToObject(o, "kind", kind) || !cJSON_AddStringToObject(o, "backup_id", backup_id) ||
+	     !cJSON_AddStringToObject(o, "time", now) || (key && value && !cJSON_AddStringToObject(o, key, value)))) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	err = bkr_repo_add_record_obj(r, o);
+	if (err == 0)
+		bkr_log_event(BKR_LOG_INFO, kind, kind,
+			      (const char *[]){ "backup_id", backup_id, key ? key : "value", value ? value : "", NULL },
+			      "%s %s%s%s", kind, backup_id, value ? " " : "", value ? value : "");
 	return err;
 }
 

@@ -23,8 +23,10 @@
 #include "bkr/error.h"
 #include "bkr/log.h"
 #include "bkr/tree.h"
+#include "bkr/utf8.h"
 
 #include "idset.h"
+#include "pathbuf.h"
 
 struct copier {
 	bkr_repo *from, *to;
@@ -32,6 +34,9 @@ struct copier {
 	bkr_writer *w;          /* NULL with dry_run */
 	bool same_ids;          /* both sides name blobs alike: copy verbatim */
 	bkr_idset map;          /* source id -> destination id of each blob dealt with */
+	bkr_idset same;         /* source tree id -> a destination tree id found to hold the same */
+	bkr_pathbuf path;       /* the path compared (same_dir) */
+	char differs[1400];     /* what differs, when same_dir found a difference */
 	bkr_copy_stats run;     /* the whole run so far */
 	bkr_copy_stats one;     /* the backup being copied */
 	size_t backup, nbackups;
@@ -41,6 +46,7 @@ static void stats_add(bkr_copy_stats *a, const bkr_copy_stats *b)
 {
 	a->backups_copied += b->backups_copied;
 	a->backups_skipped += b->backups_skipped;
+	a->backups_updated += b->backups_updated;
 	a->blobs_sent += b->blobs_sent;
 	a->bytes_sent += b->bytes_sent;
 	a->stored_bytes += b->stored_bytes;
@@ -301,6 +307,269 @@ static int copy_backup(struct copier *c, bkr_manifest *m, bool *exists)
 	return err;
 }
 
+/* ---- whether the destination's backup under an id is this one -------------- */
+
+/*
+ * Two repositories that name blobs differently (plain and encrypted, or two
+ * sets of keys) give one backup different tree ids, so "the same backup" is
+ * told by what the ids name: the manifest's fields that a copy keeps (its
+ * tags and pin are later facts), and the trees entry by entry - every field
+ * but the blob ids (names, types, modes, owners, times, sizes, hardlinks,
+ * link targets, holes, chunk lengths, xattrs, and each file's content
+ * digest: SHA-256 of its bytes on both sides).  A copy keeps every one of
+ * them, so a backup copied before, from any repository holding it, is the
+ * same, and anything else is another backup.  Only trees are read (and an
+ * xattr value kept in a blob), never file data; a subtree found the same
+ * once is not compared again in this run.
+ */
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+/* A manifest field a copy keeps that differs between @p m (source) and @p dm: *what names it and
+ * both values (there, here); false when none does. */
+static bool manifest_differs(const bkr_manifest *m, const bkr_manifest *dm, char *what, size_t cap)
+{
+	char a[64], b[64];
+
+	if (m->time_ns != dm->time_ns) {
+		snprintf(what, cap, "timestamp %s there, %s", dm->timestamp, m->timestamp);
+		return true;
+	}
+	if (m->type != dm->type) {
+		snprintf(what, cap, "backup_type %s there, %s", bkr_backup_type_name(dm->type),
+			 bkr_backup_type_name(m->type));
+		return true;
+	}
+	if (str_differs(m->parent, dm->parent)) {
+		snprintf(what, cap, "parent %s there, %s", dm->parent ? dm->parent : "none",
+			 m->parent ? m->parent : "none");
+		return true;
+	}
+	if (str_differs(m->hostname, dm->hostname) || str_differs(m->workspace_root, dm->workspace_root)) {
+		bool host = str_differs(m->hostname, dm->hostname);
+		const char *x = host ? dm->hostname : dm->workspace_root, *y = host ? m->hostname : m->workspace_root;
+		snprintf(what, cap, "%s '%s' there, '%s'", host ? "hostname" : "workspace_root", x ? x : "", y ? y : "");
+		return true;
+	}
+	if (m->nsources != dm->nsources) {
+		snprintf(what, cap, "%zu sources there, %zu", dm->nsources, m->nsources);
+		return true;
+	}
+	for (size_t i = 0; i < m->nsources; i++) {
+		const bkr_manifest_source *x = &dm->sources[i], *y = &m->sources[i];
+		if (str_differs(x->source, y->source) || str_differs(x->path, y->path)) {
+			snprintf(what, cap, "source %s (%s) there, %s (%s)", x->source, x->path, y->source, y->path);
+			return true;
+		}
+		if (x->files_backed_up != y->files_backed_up || x->total_size_bytes != y->total_size_bytes) {
+			bool files = x->files_backed_up != y->files_backed_up;
+			snprintf(what, cap, "source %s: %s %llu there, %llu", y->source,
+				 files ? "files_backed_up" : "total_size_bytes",
+				 (unsigned long long)(files ? x->files_backed_up : x->total_size_bytes),
+				 (unsigned long long)(files ? y->files_backed_up : y->total_size_bytes));
+			return true;
+		}
+	}
+	if (m->stats.files != dm->stats.files || m->stats.dirs != dm->stats.dirs || m->stats.bytes != dm->stats.bytes) {
+		snprintf(a, sizeof(a), "%llu/%llu/%llu", (unsigned long long)dm->stats.files,
+			 (unsigned long long)dm->stats.dirs, (unsigned long long)dm->stats.bytes);
+		snprintf(b, sizeof(b), "%llu/%llu/%llu", (unsigned long long)m->stats.files,
+			 (unsigned long long)m->stats.dirs, (unsigned long long)m->stats.bytes);
+		snprintf(what, cap, "files/dirs/bytes %s there, %s", a, b);
+		return true;
+	}
+	return false;
+}
+
+/* The difference at c->path: the entry has other @p what there (or, with @p what NULL, it is on one
+ * side only: in the source when @p here); into c->differs; 1. */
+static int differs_at(struct copier *c, const char *what, bool here)
+{
+	char path[1024];
+	bkr_text_escape(path, sizeof(path), c->path.p, strlen(c->path.p));
+	if (what)
+		snprintf(c->differs, sizeof(c->differs), "%s: other %s there than in %s", path, what,
+			 bkr_repo_path(c->from));
+	else if (here)
+		snprintf(c->differs, sizeof(c->differs), "%s: in %s only", path, bkr_repo_path(c->from));
+	else
+		snprintf(c->differs, sizeof(c->differs), "%s: there only, not in %s", path, bkr_repo_path(c->from));
+	return 1;
+}
+
+static bool bytes_differ(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	return al != bl || (al && memcmp(a, b, al));
+}
+
+/* Whether the xattr values kept in blobs @p src (source) and @p dst (destination) differ (*d). */
+static int xattr_blob_differs(struct copier *c, const bkr_id *src, const bkr_id *dst, bool *d)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	bkr_id id;
+	int err;
+
+	if (c->same_ids) {
+		*d = bkr_id_cmp(src, dst) != 0;
+		return 0;
+	}
+	if ((err = bkr_repo_read_blob(c->from, src, BKR_BLOB_DATA, &buf, &len)) < 0)
+		return err;
+	bkr_repo_blob_id(c->to, buf, len, &id);
+	free(buf);
+	*d = bkr_id_cmp(&id, dst) != 0;
+	return 0;
+}
+
+/* Whether entry @p a of the source (leaf @p la, record @p ia) and @p b of the destination hold the
+ * same (0) or not (1: c->differs says what); directories' contents are compared by the caller. */
+static int same_entry(struct copier *c, const bkr_entry *a, const bkr_tree *la, uint32_t ia, const bkr_entry *b,
+		      const bkr_tree *lb, uint32_t ib)
+{
+	bkr_chunk_ref *ca = NULL, *cb = NULL;
+	bkr_hole *ha = NULL, *hb = NULL;
+	bkr_xattr *xa = NULL, *xb = NULL;
+	size_t nca = 0, ncb = 0, nha = 0, nhb = 0, nxa = 0, nxb = 0;
+	const char *what = NULL;
+	int err;
+
+	if (a->type != b->type)
+		what = "type";
+	else if (a->mode != b->mode)
+		what = "mode";
+	else if (a->uid != b->uid || a->gid != b->gid || bytes_differ(a->user, a->user_len, b->user, b->user_len) ||
+		 bytes_differ(a->group, a->group_len, b->group, b->group_len))
+		what = "owner";
+	else if (a->mtime_ns != b->mtime_ns || a->ctime_ns != b->ctime_ns)
+		what = "times";
+	else if (a->size != b->size || a->blocks != b->blocks)
+		what = "size";
+	else if (a->type == BKR_FT_FILE &&
+		 (bkr_id_cmp(&a->content, &b->content) != 0 || a->sparse_digest != b->sparse_digest))
+		what = "content";
+	else if (bytes_differ(a->target, a->target_len, b->target, b->target_len))
+		what = "link target";
+	else if (a->rdev != b->rdev || a->inode != b->inode || a->nlink != b->nlink || a->link_group != b->link_group)
+		what = "device, inode or hardlink group";
+	if (what)
+		return differs_at(c, what, false);
+	if ((err = bkr_tree_chunks(la, ia, &ca, &nca)) < 0 || (err = bkr_tree_chunks(lb, ib, &cb, &ncb)) < 0 ||
+	    (err = bkr_tree_holes(la, ia, &ha, &nha)) < 0 || (err = bkr_tree_holes(lb, ib, &hb, &nhb)) < 0 ||
+	    (err = bkr_tree_xattrs(la, ia, &xa, &nxa)) < 0 || (err = bkr_tree_xattrs(lb, ib, &xb, &nxb)) < 0)
+		goto done;
+	if (nca != ncb)
+		what = "chunks";
+	for (size_t k = 0; !what && k < nca; k++)
+		if (ca[k].length != cb[k].length)
+			what = "chunks";
+	if (!what && (nha != nhb || (nha && memcmp(ha, hb, nha * sizeof(*ha)))))
+		what = "holes";
+	if (!what && nxa != nxb)
+		what = "xattrs";
+	for (size_t k = 0; !what && k < nxa; k++) {
+		bool d = bytes_differ(xa[k].name, xa[k].name_len, xb[k].name, xb[k].name_len) ||
+			xa[k].in_blob != xb[k].in_blob || xa[k].value_len != xb[k].value_len ||
+			(!xa[k].in_blob && bytes_differ(xa[k].value, xa[k].value_len, xb[k].value, xb[k].value_len));
+		if (!d && xa[k].in_blob && (err = xattr_blob_differs(c, &xa[k].blob, &xb[k].blob, &d)) < 0)
+			goto done;
+		if (d)
+			what = "xattrs";
+	}
+	err = what ? differs_at(c, what, false) : 0;
+done:
+	free(ca);
+	free(cb);
+	free(ha);
+	free(hb);
+	free(xa);
+	free(xb);
+	return err;
+}
+
+static int name_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int r = memcmp(a, b, al < bl ? al : bl);
+	return r ? r : (al > bl) - (al < bl);
+}
+
+/* Whether directory @p src of the source and @p dst of the destination (at c->path, @p plen bytes of
+ * it) hold the same (0) or not (1: c->differs says where and what). */
+static int same_dir(struct copier *c, const bkr_id *src, const bkr_id *dst, size_t plen)
+{
+	bkr_dir *a = NULL, *b = NULL;
+	bkr_id known;
+	uint64_t na, nb;
+	int err;
+
+	if (bkr_idset_get(&c->same, src, &known) && bkr_id_cmp(&known, dst) == 0)
+		return 0;
+	if ((err = bkr_dir_open(&a, src, bkr_repo_load_tree, c->from)) < 0 ||
+	    (err = bkr_dir_open(&b, dst, bkr_repo_load_tree, c->to)) < 0)
+		goto done;
+	na = bkr_dir_count(a);
+	nb = bkr_dir_count(b);
+	for (uint64_t i = 0; err == 0 && (i < na || i < nb); i++) {
+		bkr_entry ea, eb;
+		const bkr_tree *la = NULL, *lb = NULL;
+		uint32_t lia = 0, lib = 0;
+		size_t len;
+		int cmp;
+		if ((i < na && (err = bkr_dir_get(a, i, &ea, &la, &lia)) < 0) ||
+		    (i < nb && (err = bkr_dir_get(b, i, &eb, &lb, &lib)) < 0))
+			break;
+		cmp = i >= na ? 1 : i >= nb ? -1 : name_cmp(ea.name, ea.name_len, eb.name, eb.name_len);
+		if ((err = bkr_pathbuf_set(&c->path, plen, cmp <= 0 ? ea.name : eb.name,
+					   cmp <= 0 ? ea.name_len : eb.name_len, &len)) < 0)
+			break;
+		if (cmp) {
+			err = differs_at(c, NULL, cmp < 0);
+			break;
+		}
+		if ((err = same_entry(c, &ea, la, lia, &eb, lb, lib)) == 0 && ea.type == BKR_FT_DIR)
+			err = same_dir(c, &ea.subtree, &eb.subtree, len);
+	}
+	if (err == 0 && !bkr_idset_get(&c->same, src, NULL) && bkr_idset_put(&c->same, src, dst) < 0)
+		err = BKR_ENOMEM;
+done:
+	bkr_dir_free(a);
+	bkr_dir_free(b);
+	return err;
+}
+
+/*
+ * Whether backup @p dm of the destination is @p m of the source (0), or
+ * another backup under its id (1: @p line says so, naming what differs).
+ */
+static int same_backup(struct copier *c, const bkr_manifest *m, const bkr_manifest *dm, char *line, size_t cap)
+{
+	char what[1400], src[1200];
+	int err;
+
+	snprintf(src, sizeof(src), " in %s", bkr_repo_path(c->from));
+	if (c->same_ids && bkr_id_cmp(&dm->tree, &m->tree)) {
+		char here[BKR_ID_HEX], there[BKR_ID_HEX];
+		bkr_id_to_hex(&m->tree, here);
+		bkr_id_to_hex(&dm->tree, there);
+		snprintf(what, sizeof(what), "root tree %s there, %s", there, here);
+	} else if (!manifest_differs(m, dm, what, sizeof(what))) {
+		if (c->same_ids)
+			return 0;
+		size_t len;
+		if ((err = bkr_pathbuf_set(&c->path, 0, "", 0, &len)) < 0 ||
+		    (err = same_dir(c, &m->tree, &dm->tree, 0)) <= 0)
+			return err;
+		snprintf(what, sizeof(what), "%s", c->differs);
+		src[0] = '\0'; /* it names the source */
+	}
+	snprintf(line, cap, "backup %s: not copied: %s has another backup under that id (%s%s)", m->backup_id,
+		 bkr_repo_path(c->to), what, src);
+	return 1;
+}
+
 /* ---- the run -------------------------------------------------------------------- */
 
 /* Which backups of @p l to copy (want[i]); BKR_ENOTFOUND/BKR_EAMBIGUOUS for a spec, BKR_ECORRUPT for
@@ -400,44 +669,131 @@ static void not_copied(struct copier *c, const char *id, const char *event, cons
 		c->o->warning(c->o->ctx, line);
 }
 
+static bool has_tag(const bkr_manifest *m, const char *tag)
+{
+	for (size_t i = 0; i < m->ntags; i++)
+		if (!strcmp(m->tags[i], tag))
+			return true;
+	return false;
+}
+
+/* Append ", " (unless first) and @p what and @p text (escaped) to @p buf. */
+static void change_add(char *buf, size_t cap, const char *what, const char *text)
+{
+	size_t len = strlen(buf);
+	char safe[300];
+	if (len + 1 < cap)
+		snprintf(buf + len, cap - len, "%s%s%s", len ? ", " : "", what,
+			 text ? bkr_text_escape(safe, sizeof(safe), text, strlen(text)) : "");
+}
+
+static const char *pin_name(const char *until)
+{
+	return !until ? "none" : !*until ? "forever" : until;
+}
+
 /*
- * Backup @p m is in the destination: whether its manifest there reads and
- * is this backup (0), or is damaged (1: named in a warning, counted in
- * *ndamaged), or - both sides naming blobs alike - has another root tree (1:
- * another backup under that id; named, counted in *nother).  A backup counts
- * as present only when it reads: a damaged copy is never taken for a good
- * one, and never replaced (a manifest is published last and never
- * replacing).  Any other failure (the server) is the copy's.
+ * Backup @p m is @p dm in the destination (its records @p drs there not yet
+ * applied): make its tags and pin there the source's, writing the records
+ * 'bkr tag' and 'bkr pin' write (none with dry_run), unless o->no_sync_tags.
+ * Tags are compared as sets: an order alone changes nothing.
  */
-static int dest_readable(struct copier *c, const bkr_manifest *m, size_t *ndamaged, size_t *nother)
+static int sync_tags(struct copier *c, const bkr_manifest *m, bkr_manifest *dm, const bkr_records *drs)
+{
+	char change[2048] = "", pin[200];
+	bkr_repo *w = c->o->dry_run ? NULL : c->to;
+	int err = 0;
+
+	if (c->o->no_sync_tags)
+		return 0;
+	if ((err = bkr_records_apply(drs, dm)) < 0)
+		return err;
+	for (size_t i = 0; i < m->ntags && err == 0; i++)
+		if (!has_tag(dm, m->tags[i])) {
+			change_add(change, sizeof(change), "+tag ", m->tags[i]);
+			if (w)
+				err = bkr_repo_add_backup_record(w, "tag", m->backup_id, "tag", m->tags[i]);
+		}
+	for (size_t i = 0; i < dm->ntags && err == 0; i++)
+		if (!has_tag(m, dm->tags[i])) {
+			change_add(change, sizeof(change), "-tag ", dm->tags[i]);
+			if (w)
+				err = bkr_repo_add_backup_record(w, "untag", m->backup_id, "tag", dm->tags[i]);
+		}
+	if (err == 0 && str_differs(m->pinned_until, dm->pinned_until)) {
+		snprintf(pin, sizeof(pin), "%s -> %s", pin_name(dm->pinned_until), pin_name(m->pinned_until));
+		change_add(change, sizeof(change), "pin ", pin);
+		if (w && m->pinned_until)
+			err = bkr_repo_add_backup_record(w, "pin", m->backup_id, "until",
+							 *m->pinned_until ? m->pinned_until : NULL);
+		else if (w)
+			err = bkr_repo_add_backup_record(w, "unpin", m->backup_id, NULL, NULL);
+	}
+	if (err < 0) {
+		bkr_error_prefix("backup %s: its tags and pin in %s", m->backup_id, bkr_repo_path(c->to));
+		return err;
+	}
+	if (change[0]) {
+		c->one.backups_updated = 1;
+		if (c->o->on_update)
+			c->o->on_update(c->o->ctx, m, change);
+	}
+	return 0;
+}
+
+/* sync_tags for backup @p m just published in the destination. */
+static int sync_copied(struct copier *c, const bkr_manifest *m, const bkr_records *drs)
 {
 	bkr_manifest *dm = NULL;
-	char line[1400];
+	int err = bkr_repo_load_manifest(c->to, false, m->backup_id, &dm);
+	if (err == 0)
+		err = sync_tags(c, m, dm, drs);
+	bkr_manifest_free(dm);
+	return err;
+}
+
+/*
+ * Backup @p m is in the destination: whether its manifest there reads and
+ * is this backup (0: *@p out gets it, records not applied), or is damaged
+ * (1: named in a warning, counted in *ndamaged), or is another backup under
+ * that id (1: named with what differs, counted in *nother; same_backup).  A
+ * backup counts as present only when it reads: a damaged copy is never
+ * taken for a good one, and never replaced (a manifest is published last
+ * and never replacing).  Any other failure (the server, a tree that does
+ * not read) is the copy's.
+ */
+static int dest_readable(struct copier *c, const bkr_manifest *m, bkr_manifest **out, size_t *ndamaged, size_t *nother)
+{
+	bkr_manifest *dm = NULL;
+	char line[4096];
 	int err = bkr_repo_load_manifest(c->to, false, m->backup_id, &dm);
 
-	if (err == 0 && c->same_ids && memcmp(&dm->tree, &m->tree, sizeof(m->tree))) {
-		char here[BKR_ID_HEX], there[BKR_ID_HEX];
-		bkr_id_to_hex(&m->tree, here);
-		bkr_id_to_hex(&dm->tree, there);
-		snprintf(line, sizeof(line), "backup %s: not copied: %s has another backup under that id (root tree %s "
-			 "there, %s in %s)", m->backup_id, bkr_repo_path(c->to), there, here, bkr_repo_path(c->from));
-		not_copied(c, m->backup_id, "other-destination", line, nother);
-		err = 1;
+	*out = NULL;
+	if (err == BKR_ECORRUPT) {
+		snprintf(line, sizeof(line), "backup %s: not copied: it is in %s, but its manifest there is damaged (%s)",
+			 m->backup_id, bkr_repo_path(c->to), bkr_error_message());
+		bkr_error_clear();
+		not_copied(c, m->backup_id, "damaged-destination", line, ndamaged);
+		return 1;
 	}
-	bkr_manifest_free(dm);
-	if (err != BKR_ECORRUPT)
-		return err;
-	snprintf(line, sizeof(line), "backup %s: not copied: it is in %s, but its manifest there is damaged (%s)",
-		 m->backup_id, bkr_repo_path(c->to), bkr_error_message());
-	bkr_error_clear();
-	not_copied(c, m->backup_id, "damaged-destination", line, ndamaged);
-	return 1;
+	if (err == 0 && (err = same_backup(c, m, dm, line, sizeof(line))) < 0)
+		bkr_error_prefix("backup %s: comparing it with the one in %s", m->backup_id, bkr_repo_path(c->to));
+	if (err == 1)
+		not_copied(c, m->backup_id, "other-destination", line, nother);
+	if (err == 0)
+		*out = dm;
+	else
+		bkr_manifest_free(dm);
+	return err;
 }
 
 int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_copy_stats *stats)
 {
-	struct copier c = { .from = from, .to = to, .o = o, .map = BKR_IDSET_INIT };
+	struct copier c = {
+		.from = from, .to = to, .o = o, .map = BKR_IDSET_INIT, .same = BKR_IDSET_INIT, .path = BKR_PATHBUF_INIT
+	};
 	bkr_manifest_list l = { 0 };
+	bkr_records *drs = NULL;
 	bkr_lock *lock = NULL;
 	char **have = NULL;
 	struct bad_ctx bad = { o, 0, { "", "" } };
@@ -468,7 +824,8 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 		    (err = bkr_writer_new(&c.w, to)) < 0)
 			goto done;
 	}
-	if ((err = bkr_repo_list_ids(to, false, &have, &nhave)) < 0)
+	/* the destination's catalog as it is now (under the shared lock): its records, then its backups */
+	if ((err = bkr_repo_records_read(to, &drs)) < 0 || (err = bkr_repo_list_ids(to, false, &have, &nhave)) < 0)
 		goto done;
 	for (size_t i = 0; i < l.n; i++) {
 		bkr_manifest *m = l.items[i];
@@ -477,8 +834,14 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 			continue;
 		c.backup++;
 		memset(&c.one, 0, sizeof(c.one));
-		if (has_id(have, nhave, m->backup_id) && (err = dest_readable(&c, m, &ndamaged, &nother)) < 0)
+		bkr_manifest *dm = NULL;
+		if (has_id(have, nhave, m->backup_id) && (err = dest_readable(&c, m, &dm, &ndamaged, &nother)) < 0)
 			goto done;
+		if (dm && (err = sync_tags(&c, m, dm, drs)) < 0) {
+			bkr_manifest_free(dm);
+			goto done;
+		}
+		bkr_manifest_free(dm);
 		if (has_id(have, nhave, m->backup_id) && err == 1)
 			continue; /* damaged there or another backup: named, counted, never copied over */
 		if (!has_id(have, nhave, m->backup_id)) {
@@ -489,6 +852,9 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 				goto done;
 			}
 		}
+		/* records of an earlier backup of this id there (deleted since) apply to the new manifest too */
+		if (!has_id(have, nhave, m->backup_id) && !exists && c.w && (err = sync_copied(&c, m, drs)) < 0)
+			goto done;
 		if (exists || has_id(have, nhave, m->backup_id))
 			c.one.backups_skipped = 1;
 		else
@@ -523,6 +889,9 @@ done:
 	bkr_lock_release(lock);
 	bkr_repo_ids_free(have, nhave);
 	bkr_idset_free(&c.map);
+	bkr_idset_free(&c.same);
+	bkr_records_free(drs);
+	bkr_pathbuf_free(&c.path);
 	bkr_manifest_list_free(&l);
 	free(want);
 	return err;

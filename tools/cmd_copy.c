@@ -16,12 +16,15 @@ static const char usage[] =
 	"-r REPO, BKR_REPO, or the configuration's repository).  Either may be a local\n"
 	"directory or an s3:// URL, plain or encrypted.  Each ID is a backup id, a\n"
 	"unique prefix of one or of its random suffix, or 'latest'; without IDs every\n"
-	"backup is copied.  A backup keeps its id, time, type, sources and tags; only\n"
-	"the blobs the destination lacks are sent, each checked as it is read; a\n"
-	"backup already in the destination is skipped, so a second run copies nothing.\n"
-	"Killed or failed, a rerun completes the copy.\n\n"
+	"backup is copied.  A backup keeps its id, time, type, sources, tags and pin;\n"
+	"only the blobs the destination lacks are sent, each checked as it is read; a\n"
+	"backup already in the destination is skipped, so a second run copies nothing,\n"
+	"but gets the source's tags and pin as they are now.  Killed or failed, a rerun\n"
+	"completes the copy.\n\n"
 	"  -n, --dry-run                 read and check, say what would be sent, write nothing\n"
 	"      --no-wait                 fail at once (exit 5) when the destination is locked\n"
+	"      --no-sync-tags            leave the tags and pin of backups already in the\n"
+	"                                destination as they are\n"
 	"      --from-password-file FILE   passphrase of an encrypted --from: first line of FILE\n"
 	"      --from-password-command CMD ... the first line CMD prints\n"
 	"      --to-password-file FILE     passphrase of an encrypted --to\n"
@@ -35,7 +38,7 @@ static const char usage[] =
 	"passphrase.\n";
 
 enum { OPT_FROM = OPT_FIRST_CMD, OPT_TO, OPT_FROM_PASSWORD_FILE, OPT_FROM_PASSWORD_COMMAND,
-       OPT_TO_PASSWORD_FILE, OPT_TO_PASSWORD_COMMAND, OPT_NO_WAIT };
+       OPT_TO_PASSWORD_FILE, OPT_TO_PASSWORD_COMMAND, OPT_NO_WAIT, OPT_NO_SYNC_TAGS };
 
 /* One side's repository and where its passphrase comes from. */
 struct side {
@@ -54,6 +57,7 @@ struct state {
 	char *buf;
 	size_t buflen;
 	bool progress_shown;
+	char change[2048];   /* on_update's, for the backup's line ("": none) */
 };
 
 static int opt(cli *c, int o, const char *arg, void *st)
@@ -62,6 +66,7 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	switch (o) {
 	case 'n': s->o.dry_run = true; return 0;
 	case OPT_NO_WAIT: s->o.no_wait = true; return 0;
+	case OPT_NO_SYNC_TAGS: s->o.no_sync_tags = true; return 0;
 	case OPT_FROM: s->from.repo = arg; return 0;
 	case OPT_TO: s->to.repo = arg; return 0;
 	case OPT_FROM_PASSWORD_FILE: s->from.password_file = arg; return 0;
@@ -119,10 +124,20 @@ static void on_progress(void *ctx, const bkr_copy_stats *run, size_t backup, siz
 	cli_progress_counts(s->c, s->o.dry_run ? "checking" : "copying", items, run->blobs_read, 0, run->bytes_read, 0);
 }
 
+static void on_update(void *ctx, const bkr_manifest *m, const char *change)
+{
+	struct state *s = ctx;
+	(void)m;
+	snprintf(s->change, sizeof(s->change), "%s", change);
+}
+
 static void on_backup(void *ctx, const bkr_manifest *m, bool copied, const bkr_copy_stats *one)
 {
 	struct state *s = ctx;
-	char sent[32];
+	char sent[32], change[sizeof(s->change)];
+
+	snprintf(change, sizeof(change), "%s", one->backups_updated ? s->change : "");
+	s->change[0] = '\0';
 	if (s->progress_shown) {
 		cli_progress_done(s->c);
 		s->progress_shown = false;
@@ -135,6 +150,8 @@ static void on_backup(void *ctx, const bkr_manifest *m, bool copied, const bkr_c
 		json_out_uint(&s->j, one->blobs_sent);
 		json_out_key(&s->j, "bytes_sent");
 		json_out_uint(&s->j, one->bytes_sent);
+		if (change[0])
+			json_out_member(&s->j, "updated", change);
 		json_out_end_object(&s->j);
 		return;
 	}
@@ -142,26 +159,31 @@ static void on_backup(void *ctx, const bkr_manifest *m, bool copied, const bkr_c
 		return;
 	cli_human_bytes(sent, one->bytes_sent);
 	if (copied)
-		printf("%s %s: %llu blob%s, %s %s\n", s->o.dry_run ? "would copy" : "copied", m->backup_id,
+		printf("%s %s: %llu blob%s, %s %s%s%s\n", s->o.dry_run ? "would copy" : "copied", m->backup_id,
 		       (unsigned long long)one->blobs_sent, one->blobs_sent == 1 ? "" : "s", sent,
-		       s->o.dry_run ? "to send" : "sent");
+		       s->o.dry_run ? "to send" : "sent", change[0] ? "; took the source's tags and pin: " : "", change);
 	else if (one->blobs_sent)
 		/* another copy published it while this one sent its blobs: they are there twice */
 		printf("skipped %s: copied into the destination meanwhile by another run (%llu blob%s, %s sent twice: "
 		       "'bkr prune' there drops the duplicates)\n", m->backup_id, (unsigned long long)one->blobs_sent,
 		       one->blobs_sent == 1 ? "" : "s", sent);
 	else
-		printf("skipped %s: already in the destination\n", m->backup_id);
+		printf("skipped %s: already in the destination%s%s\n", m->backup_id,
+		       !change[0]      ? ""
+		       : s->o.dry_run ? "; would take the source's tags and pin: "
+				      : "; took the source's tags and pin: ",
+		       change);
 }
 
 static void print_summary(struct state *s, const bkr_repo *from, const bkr_repo *to, const bkr_copy_stats *st)
 {
 	cli *c = s->c;
-	char sent[32], stored[32];
+	char sent[32], stored[32], updated[80] = "";
 	if (c->json) {
 		json_out j;
 		const struct { const char *key; uint64_t v; } counts[] = {
 			{ "backups_copied", st->backups_copied }, { "backups_skipped", st->backups_skipped },
+			{ "backups_updated", st->backups_updated },
 			{ "blobs_sent", st->blobs_sent }, { "bytes_sent", st->bytes_sent },
 			{ "stored_bytes", st->stored_bytes }, { "blobs_read", st->blobs_read },
 			{ "bytes_read", st->bytes_read },
@@ -195,17 +217,23 @@ static void print_summary(struct state *s, const bkr_repo *from, const bkr_repo 
 		printf("nothing to copy: %llu backup%s already in ", (unsigned long long)st->backups_skipped,
 		       st->backups_skipped == 1 ? "" : "s");
 		cli_print_name(stdout, s->to.repo, strlen(s->to.repo));
+		if (st->backups_updated)
+			printf(" (%llu %s the source's tags and pin)", (unsigned long long)st->backups_updated,
+			       s->o.dry_run ? "would take" : "took");
 		putchar('\n');
 		return;
 	}
+	if (st->backups_updated)
+		snprintf(updated, sizeof(updated), ", %llu of them %s the source's tags and pin",
+			 (unsigned long long)st->backups_updated, s->o.dry_run ? "would take" : "took");
 	if (s->o.dry_run)
-		printf("dry run: would copy %llu backup%s (%llu skipped), sending %llu blobs, %s\n",
+		printf("dry run: would copy %llu backup%s (%llu skipped%s), sending %llu blobs, %s\n",
 		       (unsigned long long)st->backups_copied, st->backups_copied == 1 ? "" : "s",
-		       (unsigned long long)st->backups_skipped, (unsigned long long)st->blobs_sent, sent);
+		       (unsigned long long)st->backups_skipped, updated, (unsigned long long)st->blobs_sent, sent);
 	else
-		printf("copied %llu backup%s (%llu skipped): %llu blobs, %s sent (%s stored)\n",
+		printf("copied %llu backup%s (%llu skipped%s): %llu blobs, %s sent (%s stored)\n",
 		       (unsigned long long)st->backups_copied, st->backups_copied == 1 ? "" : "s",
-		       (unsigned long long)st->backups_skipped, (unsigned long long)st->blobs_sent, sent, stored);
+		       (unsigned long long)st->backups_skipped, updated, (unsigned long long)st->blobs_sent, sent, stored);
 }
 
 int cmd_copy(cli *c, int argc, char **argv)
@@ -215,6 +243,7 @@ int cmd_copy(cli *c, int argc, char **argv)
 		{ "to", required_argument, NULL, OPT_TO },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
+		{ "no-sync-tags", no_argument, NULL, OPT_NO_SYNC_TAGS },
 		{ "from-password-file", required_argument, NULL, OPT_FROM_PASSWORD_FILE },
 		{ "from-password-command", required_argument, NULL, OPT_FROM_PASSWORD_COMMAND },
 		{ "to-password-file", required_argument, NULL, OPT_TO_PASSWORD_FILE },
@@ -247,6 +276,7 @@ int cmd_copy(cli *c, int argc, char **argv)
 	s.o.waiting = on_waiting;
 	s.o.warning = on_warning;
 	s.o.on_backup = on_backup;
+	s.o.on_update = on_update;
 	s.o.progress = on_progress;
 	s.o.ctx = &s;
 	if ((err = open_side(c, &s.from, &from, BKR_REPO_RDONLY)) < 0) {

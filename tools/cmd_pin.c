@@ -5,11 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "cli.h"
 #include "bkr/lock.h"
-#include "bkr/log.h"
 #include "bkr/error.h"
 
 static const char pin_usage[] =
@@ -66,24 +63,6 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	return cli_usage_error(c, "unknown option");
 }
 
-static int record(bkr_repo *repo, const char *kind, const char *id, const char *key, const char *val)
-{
-	char now[32];
-	cJSON *o = cJSON_CreateObject();
-	int err;
-	bkr_time_format(now, bkr_time_now_ns());
-	cJSON_AddStringToObject(o, "kind", kind);
-	cJSON_AddStringToObject(o, "backup_id", id);
-	cJSON_AddStringToObject(o, "time", now);
-	if (key && val)
-		cJSON_AddStringToObject(o, key, val);
-	err = bkr_repo_add_record_obj(repo, o);
-	if (err == 0)
-		bkr_log_event(BKR_LOG_INFO, kind, kind, (const char *[]){ "backup_id", id, key ? key : "value", val ? val : "", NULL },
-			      "%s %s%s%s", kind, id, val ? " " : "", val ? val : "");
-	return err;
-}
-
 static void on_waiting(void *ctx)
 {
 	cli *c = ctx;
@@ -136,11 +115,11 @@ static int run(cli *c, int argc, char **argv, const char *usage, bool tag)
 		goto done;
 	if (tag) {
 		for (size_t i = 0; i < s.nadd && err == 0; i++)
-			err = record(repo, "tag", m->backup_id, "tag", s.add[i]);
+			err = bkr_repo_add_backup_record(repo, "tag", m->backup_id, "tag", s.add[i]);
 		for (size_t i = 0; i < s.nrm && err == 0; i++)
-			err = record(repo, "untag", m->backup_id, "tag", s.rm[i]);
+			err = bkr_repo_add_backup_record(repo, "untag", m->backup_id, "tag", s.rm[i]);
 	} else {
-		err = record(repo, unpin ? "unpin" : "pin", m->backup_id, "until", s.until);
+		err = bkr_repo_add_backup_record(repo, unpin ? "unpin" : "pin", m->backup_id, "until", s.until);
 	}
 	if (err == 0 && (c->json || !c->quiet)) { /* -q hides the line; --json output stays (bkr.1.md) */
 		if (c->json) {

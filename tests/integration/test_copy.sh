@@ -8,7 +8,8 @@
 # blob, nothing published); a damaged source manifest (named, the rest
 # copied, exit 4; latest refused when it is the newest); a copy killed by
 # fault injection at several points, then rerun; an unknown id; a repository
-# copied into itself.
+# copied into itself; another backup under a copied one's id (plain and
+# encrypted: exit 7, true duplicates skipped); tags of one instant.
 # Needs root (mknod, chown in the edge tree).
 source "$(dirname "$0")/lib.sh"
 
@@ -329,3 +330,138 @@ expect_exit 0 "$BKR" -r "$W" prune --dry-run --json
 expect_exit 0 "$BKR" -r "$W" verify --read-data
 restore_cmp "$W" "$id2" "$T/snap/small"
 pass "two copies into one destination at once: the second to publish names the blobs it sent twice; verify clean, restores exact, one prune drops the duplicates"
+
+# --- another backup under a copied backup's id between repositories that name
+# blobs differently (plain and encrypted, two sets of keys; found by review:
+# skipped as "already in the destination", exit 0, since their tree ids cannot
+# be compared): the manifests' fields and the trees, entry by entry, are
+# compared, never blob ids. True duplicates (A's backups, copied into E and E2
+# above: the edge tree's xattrs, holes, devices and hardlinks too) are skipped;
+# a forged one is named with what differs, never copied over, exit 7.
+# forge IN OUT PYTHON [ARG...]: manifest IN changed by PYTHON (on the dict m; the
+# ARGs in sys.argv[4:]), sealed again, into OUT
+forge() {
+	python3 - "$@" <<'PY'
+import hashlib, json, sys
+m = json.load(open(sys.argv[1]))
+exec(sys.argv[3])
+m.pop("sha256", None)
+t = json.dumps(m, separators=(",", ":"), ensure_ascii=False)[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(sys.argv[2], "w").write(t[:-66] + hashlib.sha256(t.encode()).hexdigest() + '"}')
+PY
+}
+expect_exit 0 "$BKR" copy --from "$A" --to "$E" --to-password-file "$T/pw-e"
+grep -q "^nothing to copy: 5 backups already in $E$" "$T/out" || fail "plain -> encrypted again: $(cat "$T/out")"
+expect_exit 0 "$BKR" copy --from "$E" --to "$E2" --from-password-file "$T/pw-e" --to-password-file "$T/pw-e2"
+grep -q "^nothing to copy: 5 backups already in $E2$" "$T/out" || fail "encrypted -> encrypted again: $(cat "$T/out")"
+F=$T/forged
+cp -a "$A" "$F"
+# id2 with id4's trees (every manifest field of id2, another backup's files); id3 from another host
+forge "$A/backups/$id2.json" "$F/backups/$id2.json" 'o = json.load(open(sys.argv[4])); m["tree"] = o["tree"]
+for s, x in zip(m["sources"], o["sources"]): s["checksum"] = x["checksum"]' "$A/backups/$id4.json"
+forge "$A/backups/$id3.json" "$F/backups/$id3.json" 'm["metadata"]["hostname"] = "elsewhere"'
+expect_exit 0 "$BKR" -r "$F" verify
+host=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metadata"]["hostname"])' "$A/backups/$id3.json")
+E_before=$(snapshot "$E")
+for pair in "$F $E pw-e" "$T/ef $E2 pw-e2"; do
+	set -- $pair
+	if [ "$1" = "$T/ef" ]; then # the forged backups in an encrypted repository with keys of its own
+		printf 'pass-f\n' >"$T/pw-f"
+		BKR_PASSWORD=pass-f expect_exit 0 "$BKR" init -r "$1" --encryption aes-256-gcm
+		expect_exit 0 "$BKR" copy --from "$F" --to "$1" --to-password-file "$T/pw-f"
+		set -- "$1" "$2" "$3" --from-password-file "$T/pw-f"
+	fi
+	src_repo=$1 dst=$2 pw=$3
+	shift 3
+	expect_exit 7 "$BKR" copy --from "$src_repo" --to "$dst" --to-password-file "$T/$pw" "$@"
+	grep -q "^bkr copy: warning: backup $id2: not copied: $dst has another backup under that id (small/marker.txt: other times there than in $src_repo)$" "$T/err" ||
+		fail "$src_repo -> $dst: the forged trees are not named: $(cat "$T/err")"
+	grep -q "^bkr copy: warning: backup $id3: not copied: $dst has another backup under that id (hostname '$host' there, 'elsewhere' in $src_repo)$" "$T/err" ||
+		fail "$src_repo -> $dst: the forged host is not named: $(cat "$T/err")"
+	grep -q "$dst: 2 backups to copy are there with other content under the same id (named above): not copied over" "$T/err" ||
+		fail "$src_repo -> $dst: the error: $(cat "$T/err")"
+	[ "$(grep -c "^skipped .*: already in the destination$" "$T/out")" = 3 ] ||
+		fail "$src_repo -> $dst: the true duplicates were not skipped: $(cat "$T/out")"
+done
+[ "$(snapshot "$E")" = "$E_before" ] || fail "a refused copy wrote to $E"
+BKR_PASSWORD=pass-e expect_exit 0 "$BKR" -r "$E" verify
+[ "$(BKR_PASSWORD=pass-e manifests "$E")" = "$(manifests "$A")" ] || fail "the encrypted copy's manifests changed"
+pass "another backup under a copied backup's id, plain -> encrypted and encrypted -> encrypted (other keys): the forged trees and host named, exit 7, nothing copied over; true duplicates skipped"
+
+# --- tags of one instant (one 'bkr tag' with several --add, the clock fixed, as a
+# coarse clock or two hosts in the same nanosecond give them): listed by name, in
+# every run and every repository, never in the order of the random part of their
+# records' names (found by review: the order changed from one repository to another)
+tags_of() {
+	"$BKR" -r "$1" list --json >"$T/list.json" || fail "list $1"
+	python3 - "$T/list.json" "$2" <<'PY'
+import json, sys
+print(",".join(next(m for m in json.load(open(sys.argv[1])) if m["backup_id"] == sys.argv[2])["tags"]))
+PY
+}
+TG=$T/tags
+TG2=$T/tags2
+expect_exit 0 "$BKR" init -r "$TG"
+expect_exit 0 "$BKR" init -r "$TG2"
+expect_exit 0 "$BKR" -r "$TG" create --type full "$T/other-src" --tag made --json
+tid=$(backup_id "$T/out")
+BKR_TEST_NOW=2001-01-01T00:00:00Z expect_exit 0 "$BKR" -r "$TG" tag "$tid" --add t-h --add t-c --add t-f \
+	--add t-a --add t-g --add t-b --add t-e --add t-d
+[ "$(ls "$TG/records" | cut -d- -f1 | sort -u | wc -l)" = 1 ] || fail "the tag records are not of one instant"
+want=made,t-a,t-b,t-c,t-d,t-e,t-f,t-g,t-h
+[ "$(tags_of "$TG" "$tid")" = "$want" ] || fail "tags of one instant not by name: $(tags_of "$TG" "$tid")"
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2"
+[ "$(tags_of "$TG2" "$tid")" = "$want" ] || fail "the copy's tags: $(tags_of "$TG2" "$tid")"
+pass "tags added at one instant are listed by name, in the source and in a copy"
+
+# --- tags and pins changed in the source after a backup was copied (found by
+# review: a later copy left the old ones there, for ever): the next copy makes
+# them the source's there (the records 'bkr tag' and 'bkr pin' write; a tag given
+# in the destination alone goes too), says so, and then has nothing to do;
+# --no-sync-tags and --dry-run write nothing; plain -> plain and -> encrypted
+expect_exit 0 "$BKR" -r "$TG" tag "$tid" --remove t-c --add later
+expect_exit 0 "$BKR" -r "$TG" pin "$tid"
+expect_exit 0 "$BKR" -r "$TG2" tag "$tid" --add dest-only
+before=$(snapshot "$TG2")
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2" --no-sync-tags
+grep -q "^nothing to copy: 1 backup already in $TG2$" "$T/out" || fail "--no-sync-tags: $(cat "$T/out")"
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2" --dry-run
+change="+tag later, -tag t-c, -tag dest-only, pin none -> forever"
+grep -q "^skipped $tid: already in the destination; would take the source's tags and pin: $change$" "$T/out" ||
+	fail "a dry run does not say what it would change: $(cat "$T/out")"
+[ "$(snapshot "$TG2")" = "$before" ] || fail "--no-sync-tags or a dry run wrote to the destination"
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2" --json
+json_ok "$T/out"
+python3 - "$T/out" "$change" <<'PY' || fail "the update is not in --json: $(cat "$T/out")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["backups_updated"] == 1 and j["backups"][0]["updated"] == sys.argv[2], j
+PY
+[ "$(manifests "$TG" trees)" = "$(manifests "$TG2" trees)" ] || {
+	diff <(manifests "$TG" trees) <(manifests "$TG2" trees); fail "tags and pin not made the source's"; }
+[ "$(tags_of "$TG2" "$tid")" = made,t-a,t-b,t-d,t-e,t-f,t-g,t-h,later ] || fail "tags: $(tags_of "$TG2" "$tid")"
+before=$(snapshot "$TG2")
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2"
+grep -q "^nothing to copy: 1 backup already in $TG2$" "$T/out" || fail "converged, a copy still changes: $(cat "$T/out")"
+[ "$(snapshot "$TG2")" = "$before" ] || fail "converged, a copy still writes"
+expect_exit 0 "$BKR" -r "$TG" unpin "$tid"
+expect_exit 0 "$BKR" -r "$TG" tag "$tid" --remove made
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2"
+grep -q "^skipped $tid: already in the destination; took the source's tags and pin: -tag made, pin forever -> none$" "$T/out" &&
+	grep -q "^nothing to copy: 1 backup already in $TG2 (1 took the source's tags and pin)$" "$T/out" ||
+	fail "unpin and untag: $(cat "$T/out")"
+[ "$(manifests "$TG" trees)" = "$(manifests "$TG2" trees)" ] || fail "unpin and untag not carried"
+# a backup deleted in the destination leaves its records there, which apply to it once copied again
+expect_exit 0 "$BKR" -r "$TG2" tag "$tid" --add stale
+expect_exit 0 "$BKR" -r "$TG2" delete --force "$tid"
+expect_exit 0 "$BKR" copy --from "$TG" --to "$TG2"
+grep -q "^copied $tid: .*; took the source's tags and pin: -tag stale$" "$T/out" || fail "copied again: $(cat "$T/out")"
+[ "$(manifests "$TG" trees)" = "$(manifests "$TG2" trees)" ] || fail "copied again: the old records apply"
+expect_exit 0 "$BKR" -r "$A" tag "$id3" --add offsite --remove keep
+expect_exit 0 "$BKR" -r "$A" pin "$id1" --until 2200-01-01
+expect_exit 0 "$BKR" copy --from "$A" --to "$E" --to-password-file "$T/pw-e"
+grep -q "^nothing to copy: 5 backups already in $E (2 took the source's tags and pin)$" "$T/out" ||
+	fail "plain -> encrypted: $(cat "$T/out")"
+[ "$(BKR_PASSWORD=pass-e manifests "$E")" = "$(manifests "$A")" ] || {
+	diff <(manifests "$A") <(BKR_PASSWORD=pass-e manifests "$E"); fail "plain -> encrypted: tags and pin not carried"; }
+pass "tags and pins changed in the source after a copy are made the source's by the next copy (plain and encrypted; also over the records of a backup deleted there); then nothing to do; --no-sync-tags and --dry-run write nothing"

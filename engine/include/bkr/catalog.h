@@ -105,6 +105,13 @@ int bkr_repo_list_with(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manife
 void bkr_records_foreach_damaged(const bkr_records *rs, bool unread_only,
 				 void (*cb)(void *ctx, const char *path, const char *why), void *ctx);
 
+/**
+ * Apply the records @p rs (pins, tags) to the one manifest @p m, as a listing
+ * applies them: in time order, records of one instant by what they say
+ * (backup id, kind, tag or date), never by the random part of their names.
+ */
+int bkr_records_apply(const bkr_records *rs, bkr_manifest *m);
+
 /** bkr_repo_list with the records @p rs (bkr_repo_records_read; NULL: none,
  *  for a caller that needs no pin or tag: prune's marking). */
 int bkr_repo_list_in(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manifest_list *out, size_t *bad);
@@ -144,6 +151,13 @@ int bkr_repo_publish_manifest(bkr_repo *r, const bkr_manifest *m);
 
 /** Append a record (sealed JSON object text without "sha256"; @p kind names it). */
 int bkr_repo_add_record(bkr_repo *r, const char *json_object);
+
+/**
+ * Append a record of backup @p backup_id: @p kind "pin", "unpin", "tag" or
+ * "untag", with the time of now and, when both are given, @p key ("until",
+ * "tag") set to @p value; logged as an event of @p kind.
+ */
+int bkr_repo_add_backup_record(bkr_repo *r, const char *kind, const char *backup_id, const char *key, const char *value);
 
 struct cJSON;
 /** bkr_repo_add_record of the object @p o, which it takes (freed, also on an

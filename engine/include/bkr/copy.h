@@ -7,9 +7,14 @@
  * written with its own protocol, as a backup writes it: under the shared
  * lock and the writers' mark, packs and one index file per backup first,
  * the manifest last and never replacing.  A backup already in the
- * destination (its manifest is there) is skipped, so a second run copies
+ * destination (its manifest is there, and it is this backup: the same root
+ * tree, or between id schemes the same manifest fields and trees entry by
+ * entry, content digests included) is skipped, so a second run copies
  * nothing, and a run killed at any point leaves only leftovers that a rerun
- * completes.
+ * completes; another backup under its id is named and never copied over
+ * (BKR_EEXISTS at the end).  A backup already there gets the source's tags
+ * and pin (tag, untag, pin and unpin records there), so that a copy run
+ * again converges on the source's later changes.
  *
  * When both repositories name blobs the same way (both plain) blobs keep
  * their ids and trees are copied byte for byte.  Otherwise (plain and
@@ -35,6 +40,7 @@
 typedef struct {
 	uint64_t backups_copied;   /**< published in the destination (with dry_run: would be) */
 	uint64_t backups_skipped;  /**< already in the destination */
+	uint64_t backups_updated;  /**< given the source's tags and pin by records there (with dry_run: would be) */
 	uint64_t blobs_sent;       /**< blobs the destination lacked, written to it */
 	uint64_t bytes_sent;       /**< their plaintext bytes */
 	uint64_t stored_bytes;     /**< the bytes they take in the destination's packs (0 with dry_run) */
@@ -49,9 +55,16 @@ typedef struct {
 	size_t nspecs;
 	bool dry_run;    /**< read and check, count what would be sent, write nothing */
 	bool no_wait;    /**< fail (BKR_ELOCKED) when an exclusive operation holds the destination */
+	/** Leave the tags and pin of backups already in the destination as they are (else they are
+	 *  made the source's: records written there, as 'bkr tag' and 'bkr pin' write them). */
+	bool no_sync_tags;
 	void (*waiting)(void *ctx);  /**< called once before waiting for the destination's lock */
 	/** A damaged manifest in the source (left out; with no specs the copy goes on without it). */
 	void (*warning)(void *ctx, const char *message);
+	/** A backup in the destination whose tags or pin are made the source's (before on_backup):
+	 *  one already there, or one copied onto records of an earlier backup of its id there (deleted
+	 *  since); @p change says how ("+tag T", "-tag T", "pin A -> B", comma-separated). */
+	void (*on_update)(void *ctx, const bkr_manifest *m, const char *change);
 	/** After each backup: its manifest, whether it was copied (else skipped), its own counts. */
 	void (*on_backup)(void *ctx, const bkr_manifest *m, bool copied, const bkr_copy_stats *one);
 	/** Now and then while a backup is copied: the run's counts so far, which backup (1-based) of how many. */
