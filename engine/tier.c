@@ -304,22 +304,6 @@ int bkr_tier_records_check(bkr_store *s)
 	return err;
 }
 
-/* Seal and publish the JSON object @p o as @p name in @p s. */
-static int put_json(bkr_store *s, const char *name, cJSON *o)
-{
-	char *text = NULL, *sealed = NULL;
-	size_t len;
-	int err;
-
-	if (!(text = cJSON_PrintUnformatted(o)))
-		return bkr_error_oom();
-	if ((err = bkr_json_seal(text, &sealed, &len)) == 0)
-		err = bkr_store_put(s, name, sealed, len);
-	free(text);
-	free(sealed);
-	return err;
-}
-
 int bkr_tier_record_add(bkr_store *s, const char *tier, const char *location, int64_t now_ns)
 {
 	char name[128], when[32];
@@ -335,7 +319,7 @@ int bkr_tier_record_add(bkr_store *s, const char *tier, const char *location, in
 	    !cJSON_AddStringToObject(o, "time", when))
 		err = bkr_error_oom();
 	else
-		err = put_json(s, name, o);
+		err = bkr_json_put(s, name, o);
 	cJSON_Delete(o);
 	return err;
 }
@@ -375,7 +359,7 @@ static int marker_put(bkr_repo *r, bkr_store *s, const char *tier, int64_t now_n
 	    !cJSON_AddStringToObject(o, "tier", tier) || !cJSON_AddStringToObject(o, "created", when))
 		err = bkr_error_oom();
 	else
-		err = put_json(s, MARKER, o);
+		err = bkr_json_put(s, MARKER, o);
 	cJSON_Delete(o);
 	if (err == BKR_EEXISTS) {
 		bkr_error_clear();

@@ -28,23 +28,6 @@ int bkr_trash_name(char *out, size_t cap, const char *name)
 	return 0;
 }
 
-/* @p o (consumed), checksummed, as @p name of @p s. */
-static int put_json(bkr_store *s, const char *name, cJSON *o)
-{
-	char *text = cJSON_PrintUnformatted(o), *sealed = NULL;
-	size_t len;
-	int err;
-
-	cJSON_Delete(o);
-	if (!text)
-		return bkr_error_oom();
-	if ((err = bkr_json_seal(text, &sealed, &len)) == 0)
-		err = bkr_store_put(s, name, sealed, len);
-	free(text);
-	free(sealed);
-	return err;
-}
-
 /* trash/batch-<20-digit ns>-<8 hex>.json listing @p names */
 static int batch_publish(bkr_store *s, const char *const *names, size_t n, int64_t now_ns)
 {
@@ -71,7 +54,9 @@ static int batch_publish(bkr_store *s, const char *const *names, size_t n, int64
 			return bkr_error_oom();
 		}
 	}
-	return put_json(s, name, o);
+	err = bkr_json_put(s, name, o);
+	cJSON_Delete(o);
+	return err;
 }
 
 int bkr_trash_move(bkr_store *s, const char *const *names, size_t n, int64_t now_ns)
@@ -253,6 +238,7 @@ static int batch_mark(bkr_store *s, const char *batch, int64_t now_ns)
 {
 	char name[160], when[32];
 	cJSON *o;
+	int err;
 
 	snprintf(name, sizeof(name), SEEN_PREFIX "%020" PRId64 "-%s", now_ns, batch + strlen("trash/"));
 	bkr_time_format(when, now_ns);
@@ -261,7 +247,9 @@ static int batch_mark(bkr_store *s, const char *batch, int64_t now_ns)
 		cJSON_Delete(o);
 		return bkr_error_oom();
 	}
-	return put_json(s, name, o);
+	err = bkr_json_put(s, name, o);
+	cJSON_Delete(o);
+	return err;
 }
 
 /* The trash names ("trash/<base>") the kept batches name: an object moved out
