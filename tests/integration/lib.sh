@@ -218,6 +218,29 @@ with open(p, "r+b") as f:
 PY
 }
 
+# damage_stored REPO FILE OFFSET: flip a bit of the stored copy of FILE's byte at OFFSET, in
+# every pack of REPO that holds the 64 bytes there (FILE's chunks stored raw: random bytes);
+# fails when no pack holds them
+damage_stored() {
+	python3 - "$@" <<'PY'
+import os, sys
+repo, f, off = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pat = open(f, "rb").read()[off:off + 64]
+hit = 0
+for d, _, names in os.walk(os.path.join(repo, "data")):
+    for n in names:
+        p = os.path.join(d, n)
+        b = open(p, "rb").read()
+        i = b.find(pat)
+        if n.endswith(".pack") and i >= 0:
+            with open(p, "r+b") as w:
+                w.seek(i + 10)
+                w.write(bytes([b[i + 10] ^ 0x40]))
+            hit += 1
+sys.exit(hit == 0)
+PY
+}
+
 # ---- bkrfs mounts: the one way a test mounts ------------------------------------------
 BKRFS_MOUNTS=()
 BKRFS_PIDS=()
