@@ -127,6 +127,9 @@ tmpfs_dir() {
 }
 
 json_ok() { python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" || fail "not valid JSON: $1"; }
+# json_assert FILE EXPR: the Python expression EXPR is true of FILE's JSON document, read as r
+# (an assertion error with r when it is not; the caller fails with its message)
+json_assert() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert eval(sys.argv[2]), r' "$1" "$2"; }
 
 # make_deep_tree DIR NAME TEXT: 20 directories of 253-byte names below DIR (a
 # path longer than PATH_MAX, 4096 bytes), and at the bottom a file NAME (any
