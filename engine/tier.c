@@ -556,7 +556,7 @@ struct forget {
 	bkr_store *s;
 	const char *location;
 	char **names; /* the records naming it */
-	size_t n;
+	size_t n, cap;
 	char tier[32];
 };
 
@@ -564,29 +564,21 @@ static int match_record(void *ctx, const char *name)
 {
 	struct forget *f = ctx;
 	const char *tier, *loc;
-	char **nv, *dup = NULL;
 	int64_t t;
 	cJSON *o = record_load(f->s, name, &tier, &loc, &t, NULL);
 	int err = 0;
 
-	if (!o || !bkr_store_same_place(loc, f->location))
-		goto done;
-	snprintf(f->tier, sizeof(f->tier), "%s", tier);
-	if (!(dup = strdup(name)) || !(nv = realloc(f->names, (f->n + 1) * sizeof(*nv)))) {
-		free(dup);
-		err = bkr_error_oom();
-		goto done;
+	if (o && bkr_store_same_place(loc, f->location)) {
+		snprintf(f->tier, sizeof(f->tier), "%s", tier);
+		err = bkr_array_push_str(&f->names, &f->cap, &f->n, name);
 	}
-	f->names = nv;
-	f->names[f->n++] = dup;
-done:
 	cJSON_Delete(o);
 	return err;
 }
 
 int bkr_tier_forget(bkr_repo *r, const char *location, bool lost, bool dry_run, bkr_tier_forget_report *out)
 {
-	struct forget f = { bkr_repo_tier(r, 0, NULL, NULL), location, NULL, 0, "" };
+	struct forget f = { .s = bkr_repo_tier(r, 0, NULL, NULL), .location = location };
 	bkr_tier_usage *u = NULL;
 	size_t nu = 0;
 	int err;
@@ -657,7 +649,6 @@ static int match_damaged(void *ctx, const char *name)
 	bool damaged;
 	int64_t t;
 	cJSON *o = record_load(f->s, name, &tier, &loc, &t, &damaged);
-	int err = 0;
 
 	cJSON_Delete(o);
 	if (!damaged)
@@ -665,12 +656,7 @@ static int match_damaged(void *ctx, const char *name)
 	if (f->cb)
 		f->cb(f->ctx, name, bkr_error_message());
 	bkr_error_clear();
-	if ((err = bkr_array_grow((void **)&f->names, &f->cap, f->n, sizeof(*f->names))) < 0)
-		return err;
-	if (!(f->names[f->n] = strdup(name)))
-		return bkr_error_oom();
-	f->n++;
-	return 0;
+	return bkr_array_push_str(&f->names, &f->cap, &f->n, name);
 }
 
 int bkr_tier_forget_damaged(bkr_repo *r, bool dry_run, int64_t now_ns,
