@@ -173,13 +173,10 @@ static int add_record(void *ctx, const char *name)
 	if (!(o = record_load(l->s, name, &tier, &loc, &t, &damaged)) && damaged && !l->damaged++)
 		snprintf(l->first_damaged, sizeof(l->first_damaged), "%s", bkr_error_message());
 	if (o) {
-		if (l->n == l->cap) {
-			bkr_tier_record *nv = realloc(l->v, (l->cap = l->cap ? 2 * l->cap : 4) * sizeof(*nv));
-			if (!nv) {
-				cJSON_Delete(o);
-				return bkr_error_oom();
-			}
-			l->v = nv;
+		int err = bkr_array_grow((void **)&l->v, &l->cap, l->n, sizeof(*l->v));
+		if (err < 0) {
+			cJSON_Delete(o);
+			return err;
 		}
 		rec.time_ns = t;
 		if (!(rec.tier = strdup(tier)) || !(rec.location = strdup(loc))) {
@@ -707,7 +704,7 @@ struct migrate {
 		size_t place;
 		char *name;
 	} *tmps;                        /* temporaries in the tiers and tiers/ (a killed run's) */
-	size_t ntmps;
+	size_t ntmps, captmps;
 	uint8_t *buf;
 };
 
@@ -839,15 +836,14 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t 
 	struct mpack *p;
 	(void)path;
 	if (!id) {
-		struct tmp *nv;
 		char *dup;
+		int err;
 		if (place == 0 && strncmp(name, "tiers/", 6))
 			return 0; /* the repository's: prune's (a recovery run may be writing it) */
-		if (!(dup = strdup(name)) || !(nv = realloc(m->tmps, (m->ntmps + 1) * sizeof(*nv)))) {
-			free(dup);
+		if ((err = bkr_array_grow((void **)&m->tmps, &m->captmps, m->ntmps, sizeof(*m->tmps))) < 0)
+			return err;
+		if (!(dup = strdup(name)))
 			return bkr_error_oom();
-		}
-		m->tmps = nv;
 		m->tmps[m->ntmps++] = (struct tmp){ place, dup };
 		return 0;
 	}
