@@ -240,6 +240,20 @@ static void test_symlink_refused(void **state)
 	bkr_recover_free(rc);
 }
 
+/* The loose object that @p rev names (git rev-parse) in @p f's workspace
+ * repository rewritten by the shell command @p write, which finds its path in $p. */
+static int rewrite_object(fx *f, const char *rev, const char *write)
+{
+	return tu_sh("cd %s && o=$(git rev-parse %s) && p=.git/objects/${o%%%%${o#??}}/${o#??} && chmod u+w $p && %s",
+		     f->ws, rev, write);
+}
+
+/* The loose object that @p rev names overwritten with garbage. */
+static int garble_object(fx *f, const char *rev)
+{
+	return rewrite_object(f, rev, "printf garbage > $p");
+}
+
 /* The size limit is checked on the object's header, before the blob is
  * inflated: a loose object whose header says 600 MiB (the rest is not there)
  * is "too large" — git_blob_lookup inflated it first and failed on it. */
@@ -254,10 +268,9 @@ static void test_large_blob_header(void **state)
 
 	tu_writes(f->ws, "data/big.bin", "small\n");
 	assert_int_equal(commit(f, "big", "2020-01-03T00:00:00Z"), 0);
-	assert_int_equal(tu_sh("cd %s && o=$(git rev-parse HEAD:data/big.bin) && p=.git/objects/${o%%${o#??}}/${o#??} "
-			       "&& chmod u+w $p && python3 -c 'import sys,zlib; open(sys.argv[1],\"wb\").write("
-			       "zlib.compress(b\"blob 629145600\\0small\\n\"))' $p",
-			       f->ws),
+	assert_int_equal(rewrite_object(f, "HEAD:data/big.bin",
+					"python3 -c 'import sys,zlib; open(sys.argv[1],\"wb\").write("
+					"zlib.compress(b\"blob 629145600\\0small\\n\"))' $p"),
 			 0);
 	tu_sh("rm %s/data/big.bin", f->ws);
 	rc = engine(f, "{\"rules\":[{\"pattern\":\"data/*\",\"strategies\":[\"git\"]}]}");
@@ -271,14 +284,6 @@ static void test_large_blob_header(void **state)
 	cJSON_Delete(root);
 	bkr_recover_report_free(rep);
 	bkr_recover_free(rc);
-}
-
-/* The loose object that @p rev names (git rev-parse) in @p f's workspace repository overwritten with garbage. */
-static int garble_object(fx *f, const char *rev)
-{
-	return tu_sh("cd %s && o=$(git rev-parse %s) && p=.git/objects/${o%%%%${o#??}}/${o#??} && "
-		     "chmod u+w $p && printf garbage > $p",
-		     f->ws, rev);
 }
 
 /*
