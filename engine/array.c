@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bkr/error.h"
 
@@ -21,5 +22,16 @@ int bkr_array_grow(void **items, size_t *cap, size_t n, size_t size)
 		return bkr_error_oom();
 	*items = p;
 	*cap = c;
+	return 0;
+}
+
+int bkr_array_push_str(char ***items, size_t *cap, size_t *n, const char *s)
+{
+	int err;
+	if ((err = bkr_array_grow((void **)items, cap, *n, sizeof(**items))) < 0)
+		return err;
+	if (!((*items)[*n] = strdup(s)))
+		return bkr_error_oom();
+	(*n)++;
 	return 0;
 }

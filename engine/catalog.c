@@ -12,6 +12,7 @@
 #include "bkr/error.h"
 #include "bkr/log.h"
 #include "bkr/utf8.h"
+#include "array.h"
 #include "repo_priv.h"
 
 #include <cjson/cJSON.h>
@@ -47,17 +48,12 @@ static int add_stamped(void *ctx, const char *name, const char *stamp)
 	struct names *l = ctx;
 	const char *base = name + l->plen;
 	size_t len = strlen(base);
+	int err;
 	/* temporaries, hidden files and anything in a subfolder are not ours */
 	if (base[0] == '.' || strchr(base, '/') || len <= l->slen || strcmp(base + len - l->slen, l->suffix))
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char **nn = realloc(l->v, cap * sizeof(*nn));
-		if (!nn)
-			return bkr_error_oom();
-		l->v = nn;
-		l->cap = cap;
-	}
+	if ((err = bkr_array_grow((void **)&l->v, &l->cap, l->n, sizeof(*l->v))) < 0)
+		return err;
 	/* the name, its NUL, the stamp (bkr_repo_name_stamp) */
 	size_t nlen = len - l->slen, slen = stamp ? strlen(stamp) : 0;
 	if (!(l->v[l->n] = malloc(nlen + slen + 2)))

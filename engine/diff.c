@@ -4,6 +4,7 @@
  * first); directories are descended with an explicit heap stack.  Between
  * two backups an identical subtree id ends the descent at once.
  */
+#include "array.h"
 #include "pathbuf.h"
 #include "bkr/digest.h"
 #include "bkr/diff.h"
@@ -463,6 +464,7 @@ static int read_live_dir(int fd, const bkr_source_spec *src, const char *rel, co
 	struct dirent *de;
 	live_ent *v = NULL;
 	size_t cnt = 0, cap = 0;
+	int err;
 
 	*out = NULL;
 	*n = 0;
@@ -489,15 +491,10 @@ static int read_live_dir(int fd, const bkr_source_spec *src, const char *rel, co
 			if (skip)
 				continue;
 		}
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 32;
-			live_ent *x = realloc(v, cap * sizeof(*x));
-			if (!x) {
-				closedir(d);
-				live_free(v, cnt);
-				return bkr_error_oom();
-			}
-			v = x;
+		if ((err = bkr_array_grow((void **)&v, &cap, cnt, sizeof(*v))) < 0) {
+			closedir(d);
+			live_free(v, cnt);
+			return err;
 		}
 		if (fstatat(fd, nm, &v[cnt].st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;

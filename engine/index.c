@@ -228,9 +228,9 @@ struct bkr_index {
 	size_t n, cap;
 	uint64_t total;
 	char **skipped;         /**< one line per damaged file left out */
-	size_t nskipped;
+	size_t nskipped, capskipped;
 	bkr_id *stale;          /**< files present but superseded by a present file */
-	size_t nstale;
+	size_t nstale, capstale;
 };
 
 static int index_new(bkr_index **out)
@@ -531,13 +531,9 @@ static int add_candidate(void *ctx, const char *name)
 /* Leave a damaged file out, keeping its message (the error slot's). */
 static int note_skipped(bkr_index *idx)
 {
-	char **v = realloc(idx->skipped, (idx->nskipped + 1) * sizeof(*v));
-	if (!v)
-		return bkr_error_oom();
-	idx->skipped = v;
-	if (!(v[idx->nskipped] = strdup(bkr_error_message())))
-		return bkr_error_oom();
-	idx->nskipped++;
+	int err = bkr_array_push_str(&idx->skipped, &idx->capskipped, &idx->nskipped, bkr_error_message());
+	if (err < 0)
+		return err;
 	bkr_error_clear();
 	return 0;
 }
@@ -576,12 +572,9 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 	 * killed merge left behind, so that the next merge removes them too. */
 	for (size_t i = 0; i < l.n; i++) {
 		if (l.cand[i].skip) {
-			bkr_id *st = realloc(idx->stale, (idx->nstale + 1) * sizeof(*st));
-			if (!st) {
-				err = bkr_error_oom();
+			if ((err = bkr_array_grow((void **)&idx->stale, &idx->capstale, idx->nstale,
+						  sizeof(*idx->stale))) < 0)
 				goto done;
-			}
-			idx->stale = st;
 			idx->stale[idx->nstale++] = l.cand[i].id;
 			continue;
 		}

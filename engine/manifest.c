@@ -12,6 +12,7 @@
 #include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/hash.h"
+#include "bkr/store.h"
 #include "bkr_version.h"
 
 #include <cjson/cJSON.h>
@@ -267,6 +268,21 @@ int bkr_json_seal(const char *obj, char **out, size_t *out_len)
 		*out_len = n;
 done:
 	free(buf);
+	return err;
+}
+
+int bkr_json_put(bkr_store *s, const char *name, const cJSON *o)
+{
+	char *text = NULL, *sealed = NULL;
+	size_t len;
+	int err;
+
+	if (!(text = cJSON_PrintUnformatted(o)))
+		return bkr_error_oom();
+	if ((err = bkr_json_seal(text, &sealed, &len)) == 0)
+		err = bkr_store_put(s, name, sealed, len);
+	free(text);
+	free(sealed);
 	return err;
 }
 

@@ -22,6 +22,8 @@
 #include "bkr/io.h"
 #include "bkr/store.h"
 
+#include "array.h"
+
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -283,14 +285,8 @@ int bkr_pack_writer_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags,
 	if (w->size + BKR_BLOB_HEADER_SIZE + stored_len > PACK_MAX_SIZE)
 		return bkr_error_set(BKR_EINVAL, "pack would exceed %llu bytes",
 				     (unsigned long long)PACK_MAX_SIZE);
-	if (w->count == w->cap) {
-		size_t ncap = w->cap ? 2 * w->cap : 64;
-		bkr_pack_entry *n = realloc(w->entries, ncap * sizeof(*n));
-		if (!n)
-			return bkr_error_oom();
-		w->entries = n;
-		w->cap = ncap;
-	}
+	if ((err = bkr_array_grow((void **)&w->entries, &w->cap, w->count, sizeof(*w->entries))) < 0)
+		return err;
 	header_encode(h, id, flags, (uint8_t)w->type, stored_len, raw_len);
 	if ((err = bkr_store_upload_write(w->up, h, sizeof(h))) < 0 ||
 	    (err = bkr_store_upload_write(w->up, payload, stored_len)) < 0) {

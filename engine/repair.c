@@ -108,15 +108,9 @@ static int list_index(void *ctx, const char *name)
 	struct repair *p = ctx;
 	const char *base = name + strlen("index/");
 	size_t len = strlen(base);
-	int err;
 	if (base[0] == '.' || strchr(base, '/') || len < 5 || strcmp(base + len - 4, ".idx"))
 		return 0;
-	if ((err = bkr_array_grow((void **)&p->listed, &p->caplisted, p->nlisted, sizeof(*p->listed))) < 0)
-		return err;
-	if (!(p->listed[p->nlisted] = strdup(name)))
-		return bkr_error_oom();
-	p->nlisted++;
-	return 0;
+	return bkr_array_push_str(&p->listed, &p->caplisted, &p->nlisted, name);
 }
 
 static int collect_old(const bkr_index_entry *e, void *ctx)

@@ -173,13 +173,10 @@ static int add_record(void *ctx, const char *name)
 	if (!(o = record_load(l->s, name, &tier, &loc, &t, &damaged)) && damaged && !l->damaged++)
 		snprintf(l->first_damaged, sizeof(l->first_damaged), "%s", bkr_error_message());
 	if (o) {
-		if (l->n == l->cap) {
-			bkr_tier_record *nv = realloc(l->v, (l->cap = l->cap ? 2 * l->cap : 4) * sizeof(*nv));
-			if (!nv) {
-				cJSON_Delete(o);
-				return bkr_error_oom();
-			}
-			l->v = nv;
+		int err = bkr_array_grow((void **)&l->v, &l->cap, l->n, sizeof(*l->v));
+		if (err < 0) {
+			cJSON_Delete(o);
+			return err;
 		}
 		rec.time_ns = t;
 		if (!(rec.tier = strdup(tier)) || !(rec.location = strdup(loc))) {
@@ -304,22 +301,6 @@ int bkr_tier_records_check(bkr_store *s)
 	return err;
 }
 
-/* Seal and publish the JSON object @p o as @p name in @p s. */
-static int put_json(bkr_store *s, const char *name, cJSON *o)
-{
-	char *text = NULL, *sealed = NULL;
-	size_t len;
-	int err;
-
-	if (!(text = cJSON_PrintUnformatted(o)))
-		return bkr_error_oom();
-	if ((err = bkr_json_seal(text, &sealed, &len)) == 0)
-		err = bkr_store_put(s, name, sealed, len);
-	free(text);
-	free(sealed);
-	return err;
-}
-
 int bkr_tier_record_add(bkr_store *s, const char *tier, const char *location, int64_t now_ns)
 {
 	char name[128], when[32];
@@ -335,7 +316,7 @@ int bkr_tier_record_add(bkr_store *s, const char *tier, const char *location, in
 	    !cJSON_AddStringToObject(o, "time", when))
 		err = bkr_error_oom();
 	else
-		err = put_json(s, name, o);
+		err = bkr_json_put(s, name, o);
 	cJSON_Delete(o);
 	return err;
 }
@@ -375,7 +356,7 @@ static int marker_put(bkr_repo *r, bkr_store *s, const char *tier, int64_t now_n
 	    !cJSON_AddStringToObject(o, "tier", tier) || !cJSON_AddStringToObject(o, "created", when))
 		err = bkr_error_oom();
 	else
-		err = put_json(s, MARKER, o);
+		err = bkr_json_put(s, MARKER, o);
 	cJSON_Delete(o);
 	if (err == BKR_EEXISTS) {
 		bkr_error_clear();
@@ -572,7 +553,7 @@ struct forget {
 	bkr_store *s;
 	const char *location;
 	char **names; /* the records naming it */
-	size_t n;
+	size_t n, cap;
 	char tier[32];
 };
 
@@ -580,29 +561,21 @@ static int match_record(void *ctx, const char *name)
 {
 	struct forget *f = ctx;
 	const char *tier, *loc;
-	char **nv, *dup = NULL;
 	int64_t t;
 	cJSON *o = record_load(f->s, name, &tier, &loc, &t, NULL);
 	int err = 0;
 
-	if (!o || !bkr_store_same_place(loc, f->location))
-		goto done;
-	snprintf(f->tier, sizeof(f->tier), "%s", tier);
-	if (!(dup = strdup(name)) || !(nv = realloc(f->names, (f->n + 1) * sizeof(*nv)))) {
-		free(dup);
-		err = bkr_error_oom();
-		goto done;
+	if (o && bkr_store_same_place(loc, f->location)) {
+		snprintf(f->tier, sizeof(f->tier), "%s", tier);
+		err = bkr_array_push_str(&f->names, &f->cap, &f->n, name);
 	}
-	f->names = nv;
-	f->names[f->n++] = dup;
-done:
 	cJSON_Delete(o);
 	return err;
 }
 
 int bkr_tier_forget(bkr_repo *r, const char *location, bool lost, bool dry_run, bkr_tier_forget_report *out)
 {
-	struct forget f = { bkr_repo_tier(r, 0, NULL, NULL), location, NULL, 0, "" };
+	struct forget f = { .s = bkr_repo_tier(r, 0, NULL, NULL), .location = location };
 	bkr_tier_usage *u = NULL;
 	size_t nu = 0;
 	int err;
@@ -673,7 +646,6 @@ static int match_damaged(void *ctx, const char *name)
 	bool damaged;
 	int64_t t;
 	cJSON *o = record_load(f->s, name, &tier, &loc, &t, &damaged);
-	int err = 0;
 
 	cJSON_Delete(o);
 	if (!damaged)
@@ -681,12 +653,7 @@ static int match_damaged(void *ctx, const char *name)
 	if (f->cb)
 		f->cb(f->ctx, name, bkr_error_message());
 	bkr_error_clear();
-	if ((err = bkr_array_grow((void **)&f->names, &f->cap, f->n, sizeof(*f->names))) < 0)
-		return err;
-	if (!(f->names[f->n] = strdup(name)))
-		return bkr_error_oom();
-	f->n++;
-	return 0;
+	return bkr_array_push_str(&f->names, &f->cap, &f->n, name);
 }
 
 int bkr_tier_forget_damaged(bkr_repo *r, bool dry_run, int64_t now_ns,
@@ -737,7 +704,7 @@ struct migrate {
 		size_t place;
 		char *name;
 	} *tmps;                        /* temporaries in the tiers and tiers/ (a killed run's) */
-	size_t ntmps;
+	size_t ntmps, captmps;
 	uint8_t *buf;
 };
 
@@ -869,15 +836,14 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t 
 	struct mpack *p;
 	(void)path;
 	if (!id) {
-		struct tmp *nv;
 		char *dup;
+		int err;
 		if (place == 0 && strncmp(name, "tiers/", 6))
 			return 0; /* the repository's: prune's (a recovery run may be writing it) */
-		if (!(dup = strdup(name)) || !(nv = realloc(m->tmps, (m->ntmps + 1) * sizeof(*nv)))) {
-			free(dup);
+		if ((err = bkr_array_grow((void **)&m->tmps, &m->captmps, m->ntmps, sizeof(*m->tmps))) < 0)
+			return err;
+		if (!(dup = strdup(name)))
 			return bkr_error_oom();
-		}
-		m->tmps = nv;
 		m->tmps[m->ntmps++] = (struct tmp){ place, dup };
 		return 0;
 	}

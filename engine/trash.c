@@ -4,6 +4,8 @@
  */
 #include "bkr/trash.h"
 
+#include "array.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,23 +28,6 @@ int bkr_trash_name(char *out, size_t cap, const char *name)
 	if (!*base || snprintf(out, cap, "trash/%s", base) >= (int)cap)
 		return bkr_error_set(BKR_EINVAL, "cannot move '%s' into trash", name);
 	return 0;
-}
-
-/* @p o (consumed), checksummed, as @p name of @p s. */
-static int put_json(bkr_store *s, const char *name, cJSON *o)
-{
-	char *text = cJSON_PrintUnformatted(o), *sealed = NULL;
-	size_t len;
-	int err;
-
-	cJSON_Delete(o);
-	if (!text)
-		return bkr_error_oom();
-	if ((err = bkr_json_seal(text, &sealed, &len)) == 0)
-		err = bkr_store_put(s, name, sealed, len);
-	free(text);
-	free(sealed);
-	return err;
 }
 
 /* trash/batch-<20-digit ns>-<8 hex>.json listing @p names */
@@ -71,7 +56,9 @@ static int batch_publish(bkr_store *s, const char *const *names, size_t n, int64
 			return bkr_error_oom();
 		}
 	}
-	return put_json(s, name, o);
+	err = bkr_json_put(s, name, o);
+	cJSON_Delete(o);
+	return err;
 }
 
 int bkr_trash_move(bkr_store *s, const char *const *names, size_t n, int64_t now_ns)
@@ -172,16 +159,6 @@ int bkr_trash_backups(bkr_store *s, const char *const *ids, size_t n, int64_t no
 	return err;
 }
 
-/* @p v grown to twice its capacity *cap (16 at first), or NULL (v kept). */
-static char **realloc_names(char **v, size_t *cap)
-{
-	size_t nc = *cap ? *cap * 2 : 16;
-	char **nv = realloc(v, nc * sizeof(*nv));
-	if (nv)
-		*cap = nc;
-	return nv;
-}
-
 /*
  * The batches of a trash, and the prunes' marks on them: the grace period runs
  * from the first prune that saw a batch, trash/seen-<20-digit ns>-<batch base>,
@@ -223,16 +200,7 @@ static int collect_batch(void *ctx, const char *name)
 		   strchr(name + pl, '/')) {
 		return 0;
 	}
-	if (*n == *cap) {
-		char **nn = realloc(*v, (*cap = *cap ? *cap * 2 : 16) * sizeof(*nn));
-		if (!nn)
-			return bkr_error_oom();
-		*v = nn;
-	}
-	if (!((*v)[*n] = strdup(name)))
-		return bkr_error_oom();
-	(*n)++;
-	return 0;
+	return bkr_array_push_str(v, cap, n, name);
 }
 
 /* When a prune first saw @p batch (its earliest mark), or -1 for never. */
@@ -253,6 +221,7 @@ static int batch_mark(bkr_store *s, const char *batch, int64_t now_ns)
 {
 	char name[160], when[32];
 	cJSON *o;
+	int err;
 
 	snprintf(name, sizeof(name), SEEN_PREFIX "%020" PRId64 "-%s", now_ns, batch + strlen("trash/"));
 	bkr_time_format(when, now_ns);
@@ -261,7 +230,9 @@ static int batch_mark(bkr_store *s, const char *batch, int64_t now_ns)
 		cJSON_Delete(o);
 		return bkr_error_oom();
 	}
-	return put_json(s, name, o);
+	err = bkr_json_put(s, name, o);
+	cJSON_Delete(o);
+	return err;
 }
 
 /* The trash names ("trash/<base>") the kept batches name: an object moved out
@@ -306,14 +277,8 @@ static int batch_apply(bkr_store *s, const char *batch, bool expire, bool dry_ru
 		if (!cJSON_IsString(it) || bkr_trash_name(name, sizeof(name), it->valuestring) < 0)
 			continue;
 		if (!expire) {
-			char *d = strdup(name), **grown = k->n < k->cap ? k->names : realloc_names(k->names, &k->cap);
-			if (!d || !grown) {
-				free(d);
-				err = bkr_error_oom();
+			if ((err = bkr_array_push_str(&k->names, &k->cap, &k->n, name)) < 0)
 				goto done;
-			}
-			k->names = grown;
-			k->names[k->n++] = d;
 		} else if (kept_has(k, name)) {
 			continue; /* in the trash again, for a younger batch */
 		}

@@ -18,6 +18,8 @@
 #include "bkr/format.h"
 #include "bkr/utf8.h"
 
+#include "array.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -699,16 +701,8 @@ int bkr_tree_builder_add(bkr_tree_builder *b, const bkr_entry *e)
 				    esc, (unsigned long long)size);
 		goto done;
 	}
-	if (b->n == b->cap) {
-		size_t ncap = b->cap ? b->cap * 2 : 64;
-		struct item *items = realloc(b->items, ncap * sizeof(*items));
-		if (!items) {
-			err = bkr_error_oom();
-			goto done;
-		}
-		b->items = items;
-		b->cap = ncap;
-	}
+	if ((err = bkr_array_grow((void **)&b->items, &b->cap, b->n, sizeof(*b->items))) < 0)
+		goto done;
 	if (!(rec = malloc((size_t)size))) {
 		err = bkr_error_oom();
 		goto done;

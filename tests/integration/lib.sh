@@ -127,6 +127,9 @@ tmpfs_dir() {
 }
 
 json_ok() { python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" || fail "not valid JSON: $1"; }
+# json_assert FILE EXPR: the Python expression EXPR is true of FILE's JSON document, read as r
+# (an assertion error with r when it is not; the caller fails with its message)
+json_assert() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert eval(sys.argv[2]), r' "$1" "$2"; }
 
 # make_deep_tree DIR NAME TEXT: 20 directories of 253-byte names below DIR (a
 # path longer than PATH_MAX, 4096 bytes), and at the bottom a file NAME (any
@@ -215,6 +218,29 @@ with open(p, "r+b") as f:
     b = f.read(1)
     f.seek(16 + 100)
     f.write(bytes([b[0] ^ 0x5a]))
+PY
+}
+
+# damage_stored REPO FILE OFFSET: flip a bit of the stored copy of FILE's byte at OFFSET, in
+# every pack of REPO that holds the 64 bytes there (FILE's chunks stored raw: random bytes);
+# fails when no pack holds them
+damage_stored() {
+	python3 - "$@" <<'PY'
+import os, sys
+repo, f, off = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pat = open(f, "rb").read()[off:off + 64]
+hit = 0
+for d, _, names in os.walk(os.path.join(repo, "data")):
+    for n in names:
+        p = os.path.join(d, n)
+        b = open(p, "rb").read()
+        i = b.find(pat)
+        if n.endswith(".pack") and i >= 0:
+            with open(p, "r+b") as w:
+                w.seek(i + 10)
+                w.write(bytes([b[i + 10] ^ 0x40]))
+            hit += 1
+sys.exit(hit == 0)
 PY
 }
 

@@ -92,7 +92,7 @@ once_stored() {
 	expect_exit 6 "$BKR" -r "$R" prune --grace 0 --dry-run --json
 	[ "$(grep -c 'cannot be read intact' "$T/err")" = 1 ] && grep -q "pack $(pack_hex "$da")" "$T/err" &&
 		grep -q "a real run records the damage" "$T/err" || { cat "$T/err"; fail "$mode: prune --dry-run does not name the damaged blob"; }
-	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["dry_run"] and r["damaged_blobs"] == 1 and r["damaged_packs"] == 1 and not r["damage_recorded"], r' "$T/out" ||
+	json_assert "$T/out" 'r["dry_run"] and r["damaged_blobs"] == 1 and r["damaged_packs"] == 1 and not r["damage_recorded"]' ||
 		fail "$mode: prune --dry-run report: $(cat "$T/out")"
 	(cd "$R" && find . -type f -exec sha256sum {} + | sort) | cmp -s - "$T/files-before" || fail "$mode: prune --dry-run changed the repository"
 
@@ -138,24 +138,24 @@ PY
 		fail "$mode: an intact file does not restore after prune met the damage"
 	# a second prune meets it again, the same way (--json, -q: the line stays)
 	expect_exit 6 "$BKR" -q -r "$R" prune --grace 0 --json
-	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_blobs"] == 1 and r["damaged_packs"] == 1 and r["repacked_packs"] == 0 and r["damage_recorded"] is True, r' "$T/out" ||
+	json_assert "$T/out" 'r["damaged_blobs"] == 1 and r["damaged_packs"] == 1 and r["repacked_packs"] == 0 and r["damage_recorded"] is True' ||
 		fail "$mode: prune --json does not report the damaged blob and pack: $(cat "$T/out")"
 	[ "$(grep -c 'cannot be read intact' "$T/err")" = 1 ] || fail "$mode: -q hid why prune exits 6: $(cat "$T/err")"
 	[ -e "$da" ] || fail "$mode: the second prune moved the pack holding the damaged blob"
 
 	# repair takes the damaged blob out (the live file has its bytes: healable) ...
 	expect_exit 1 "$BKR" -r "$R" repair --json
-	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_dropped"] == 1 and r["healable_files"] == 1 and r["damage_records_resolved"] == 0, r' "$T/out" ||
+	json_assert "$T/out" 'r["damaged_dropped"] == 1 and r["healable_files"] == 1 and r["damage_records_resolved"] == 0' ||
 		fail "$mode: repair did not take the recorded damaged blob out: $(cat "$T/out")"
 	# the damaged copy is still in its pack: the records stay (without them a
 	# repair would index it again from the pack's footer)
 	expect_exit 1 "$BKR" -r "$R" repair --json
-	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_recorded"] == 1 and r["damage_records_resolved"] == 0 and not r["rewritten"], r' "$T/out" ||
+	json_assert "$T/out" 'r["damaged_recorded"] == 1 and r["damage_records_resolved"] == 0 and not r["rewritten"]' ||
 		fail "$mode: a second repair before the pack is repacked: $(cat "$T/out")"
 	# ... a backup stores it again, and prune now repacks the pack
 	expect_exit 0 "$BKR" -q -r "$R" create --type incremental "$ws"
 	expect_exit 0 "$BKR" -r "$R" prune --grace 0 --json
-	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_blobs"] == 0 and r["repacked_packs"] >= 1, r' "$T/out" ||
+	json_assert "$T/out" 'r["damaged_blobs"] == 0 and r["repacked_packs"] >= 1' ||
 		fail "$mode: prune after repair: $(cat "$T/out")"
 	[ ! -e "$da" ] || fail "$mode: the damaged pack was not repacked once repair took its damaged blob out"
 	# the two damage records (one per prune) have said all they had to: the
@@ -163,10 +163,10 @@ PY
 	# into trash, so no later repair reads them again and health stops
 	# reporting them (they stayed in records/ for ever)
 	expect_exit 0 "$BKR" -r "$R" repair --json
-	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_recorded"] == 1 and r["damaged_healed"] == 1 and r["damage_records_resolved"] == 2, r' "$T/out" ||
+	json_assert "$T/out" 'r["damaged_recorded"] == 1 and r["damaged_healed"] == 1 and r["damage_records_resolved"] == 2' ||
 		fail "$mode: repair after the repack did not resolve the damage records: $(cat "$T/out")"
 	expect_exit 0 "$BKR" -r "$R" repair --json
-	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_recorded"] == 0 and r["damage_records_resolved"] == 0, r' "$T/out" ||
+	json_assert "$T/out" 'r["damaged_recorded"] == 0 and r["damage_records_resolved"] == 0' ||
 		fail "$mode: a repair still reads the resolved damage records: $(cat "$T/out")"
 	"$BKR" -c "$T/health-$mode.json" health >"$T/out" 2>&1 || true
 	grep -q "prune found damage" "$T/out" && fail "$mode: health still reports the damage repair resolved: $(cat "$T/out")"
@@ -276,7 +276,7 @@ assert len(v) == 1 and len(v[0]["damaged_blobs"]) == 1, v
 PY
 	fi
 	expect_exit 0 "$BKR" -r "$R" repair --json
-	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_dropped"] == 1 and r["damaged_files"] == 0, r' "$T/out" ||
+	json_assert "$T/out" 'r["damaged_dropped"] == 1 and r["damaged_files"] == 0' ||
 		fail "$mode: repair did not take the damaged copy's entry out: $(cat "$T/out")"
 	expect_exit 0 "$BKR" -r "$R" verify --read-data
 	for id in $(ids "$R"); do restore_same "$R" "$id" "$ws"; done
@@ -288,10 +288,10 @@ PY
 		flip_largest_blob "$p" >/dev/null
 		expect_exit 0 "$BKR" -r "$R" prune --json
 		python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["damaged_copies"] == 1 else 3)' "$T/out" || continue
-		python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_blobs"] == 0 and r["damage_recorded"] is True, r' "$T/out" ||
+		json_assert "$T/out" 'r["damaged_blobs"] == 0 and r["damage_recorded"] is True' ||
 			fail "$mode: prune passed over a damaged copy without recording it: $(cat "$T/out")"
 		expect_exit 0 "$BKR" -r "$R" repair --dry-run --json
-		python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_recorded"] == 1, r' "$T/out" ||
+		json_assert "$T/out" 'r["damaged_recorded"] == 1' ||
 			fail "$mode: prune's damage record does not name the damaged copy: $(cat "$T/out")"
 		expect_exit 0 "$BKR" -r "$R" verify --read-data
 		met=1

@@ -194,7 +194,7 @@ kill -CONT "$ppid"
 wait "$ppid" || fail "prune failed: $(cat "$T/pr.err")"
 wait "$rpid" || fail "recover after the prune: $(cat "$T/rec.err")"
 expect_exit 0 "$BKR" -c "$T/rcfg.json" recovered latest --json
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["files"][0]["status"] == "recovered", r' "$T/out" ||
+json_assert "$T/out" 'r["files"][0]["status"] == "recovered"' ||
 	fail "the run does not say recovered: $(cat "$T/out")"
 expect_exit 0 "$BKR" -q -r "$R2" prune --grace 0
 expect_exit 0 "$BKR" -r "$R2" verify --read-data
@@ -218,11 +218,11 @@ wait "$dpid" || fail "the first backup failed: $(cat "$T/dup1.err")"
 dpacks() { find "$R3/data" "$R3/tree" -name '*.pack' | wc -l; }
 [ "$(dpacks)" = 4 ] || fail "the two backups did not each store the data and the trees: $(dpacks) packs"
 expect_exit 0 "$BKR" -r "$R3" prune --json
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["unused_packs"] == 2 and r["moved_to_trash_bytes"] > 3000000, r' "$T/out" ||
+json_assert "$T/out" 'r["unused_packs"] == 2 and r["moved_to_trash_bytes"] > 3000000' ||
 	fail "prune did not drop the duplicate packs: $(cat "$T/out")"
 [ "$(dpacks)" = 2 ] || fail "one prune left $(dpacks) packs of two backups of the same data, expected 2"
 expect_exit 0 "$BKR" -r "$R3" prune --grace 0 --json   # the fixed point: nothing more to move
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["unused_packs"] == 0 and r["leftover_packs"] == 0 and r["repacked_packs"] == 0 and r["moved_to_trash_bytes"] == 0, r' "$T/out" ||
+json_assert "$T/out" 'r["unused_packs"] == 0 and r["leftover_packs"] == 0 and r["repacked_packs"] == 0 and r["moved_to_trash_bytes"] == 0' ||
 	fail "a second prune still found work: $(cat "$T/out")"
 expect_exit 0 "$BKR" -r "$R3" verify --read-data
 for id in $("$BKR" -r "$R3" list --json | python3 -c 'import json,sys; print(" ".join(b["backup_id"] for b in json.load(sys.stdin)))'); do
@@ -254,7 +254,7 @@ flip_byte_in_blob "${dpk[0]}"                   # the copy prune would keep
 expect_exit 1 "$BKR" -r "$R4" verify --read-data  # recorded as verify records it
 expect_exit 0 "$BKR" -r "$R4" prune --grace 0 --json
 [ ! -e "${dpk[0]}" ] && [ -e "${dpk[1]}" ] || fail "prune kept the damaged copy's pack and dropped the intact one's"
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["duplicate_blobs"] >= 1 and r["damaged_copies"] == 1, r' "$T/out" ||
+json_assert "$T/out" 'r["duplicate_blobs"] >= 1 and r["damaged_copies"] == 1' ||
 	fail "prune does not count the damaged copy it passed over: $(cat "$T/out")"
 expect_exit 0 "$BKR" -r "$R4" prune --grace 0   # what the trash held is gone now: only the kept copy is left
 expect_exit 0 "$BKR" -r "$R4" verify --read-data
@@ -269,7 +269,7 @@ rm -rf "$R4" && cp -a "$T/repo-dupbad-clean" "$R4"
 flip_byte_in_blob "${dpk[0]}"
 flip_byte_in_blob "${dpk[1]}"
 expect_exit 6 "$BKR" -r "$R4" prune --grace 0 --json
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_copies"] == 2 and r["damaged_blobs"] == 1 and r["damage_recorded"] is True, r' "$T/out" ||
+json_assert "$T/out" 'r["damaged_copies"] == 2 and r["damaged_blobs"] == 1 and r["damage_recorded"] is True' ||
 	fail "prune dropped a copy when none reads: $(cat "$T/out")"
 grep -q "cannot be read intact from any of its 2 copies.*bkr repair" "$T/err" ||
 	fail "prune does not name the blob no copy of which reads: $(cat "$T/err")"

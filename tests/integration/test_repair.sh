@@ -275,7 +275,7 @@ mapfile -t ids < <(ls "$C/backups" | sed 's/\.json$//' | sort)
 expect_exit 0 env BKR_TEST_NOW="$(at $((now - 864000)))" "$BKR" -q -r "$C" delete "${ids[0]}"
 expect_exit 0 env BKR_TEST_NOW="$(at $((now + 864000)))" "$BKR" -q -r "$C" delete "${ids[1]}"
 expect_exit 0 env BKR_TEST_NOW="$(at "$now")" "$BKR" -r "$C" prune --json
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["trash_future_batches"] == 1 and r["trash_freed_bytes"] == 0, r' "$T/out" ||
+json_assert "$T/out" 'r["trash_future_batches"] == 1 and r["trash_freed_bytes"] == 0' ||
 	fail "the first prune after the deletes: $(cat "$T/out")"
 [ -e "$C/trash/${ids[0]}.json" ] || fail "a batch stamped by a clock ten days behind expired at the first prune"
 expect_exit 0 env BKR_TEST_NOW="$(at $((now + 86340)))" "$BKR" -q -r "$C" prune

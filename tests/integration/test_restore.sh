@@ -54,27 +54,6 @@ paused_restore 2 "$swap_dir" "$T/r1" src/d
 [ "$(mode_of "$T/r1/src/d.moved")" = 777 ] || fail "the restored directory did not get its mode"
 pass "the top directory swapped for a symlink during restore: the link's target keeps its mode"
 
-# damage REPO FILE OFFSET: flip a bit of FILE's byte at OFFSET in the
-# repository's packs (its chunks are stored raw: random bytes)
-damage() {
-	python3 - "$@" <<'PY'
-import os, sys
-repo, f, off = sys.argv[1], sys.argv[2], int(sys.argv[3])
-pat = open(f, "rb").read()[off:off + 64]
-for d, _, names in os.walk(os.path.join(repo, "data")):
-    for n in names:
-        p = os.path.join(d, n)
-        b = open(p, "rb").read()
-        i = b.find(pat)
-        if n.endswith(".pack") and i >= 0:
-            with open(p, "r+b") as w:
-                w.seek(i + 10)
-                w.write(bytes([b[i + 10] ^ 0x40]))
-            sys.exit(0)
-sys.exit(1)
-PY
-}
-
 # --- --overwrite replaces a file only with a copy that checked out
 src2=$T/two
 R2=$T/repo2
@@ -100,7 +79,7 @@ cp "$src2/a.txt" "$T/live/two/a.txt" && touch -r "$src2/a.txt" "$T/live/two/a.tx
 printf 'the user changed this since\n' >"$T/live/two/big.bin"
 cp "$T/live/two/big.bin" "$T/live.golden"
 printf 'also changed\n' >"$T/live/two/small.txt"
-damage "$R2" "$src2/big.bin" 1000 || fail "could not damage the backup's copy of big.bin"
+damage_stored "$R2" "$src2/big.bin" 1000 || fail "could not damage the backup's copy of big.bin"
 expect_exit 6 "$BKR" -r "$R2" restore latest --target "$T/live" --overwrite
 grep -q "big.bin" "$T/err" || fail "the damaged file is not named"
 # big.bin has several chunks, read without their own hashes (the content
@@ -115,7 +94,7 @@ pass "restore --overwrite with a damaged backup copy keeps the live file"
 RLATE=$T/repo-late
 expect_exit 0 "$BKR" -r "$RLATE" init
 expect_exit 0 "$BKR" -r "$RLATE" create --type full "$src2"
-damage "$RLATE" "$src2/big.bin" 2990000 || fail "could not damage the last chunk of big.bin"
+damage_stored "$RLATE" "$src2/big.bin" 2990000 || fail "could not damage the last chunk of big.bin"
 expect_exit 6 "$BKR" -r "$RLATE" restore latest --target "$T/four" --threads 1
 grep -Eq "chunk [1-9][0-9]* \([0-9a-f]{64}\).*content hash mismatch" "$T/err" || { cat "$T/err"; fail "the damaged later chunk is not named"; }
 [ ! -e "$T/four/two/big.bin" ] || fail "a file that failed its content hash got its name"

@@ -552,7 +552,7 @@ done
 expect_exit 0 "$BKR" -c "$T/lostp.json" verify --read-data
 # the packs its new index no longer names are leftovers: the next prune moves them once past the grace period
 expect_exit 0 "$BKR" -c "$T/lostp.json" prune --grace 0 --json
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["leftover_packs"] == 2 and r["moved_to_trash_bytes"] > 1900000, r' "$T/out" ||
+json_assert "$T/out" 'r["leftover_packs"] == 2 and r["moved_to_trash_bytes"] > 1900000' ||
 	fail "the next prune did not move the unused packs: $(cat "$T/out")"
 expect_exit 0 "$BKR" -c "$T/lostp.json" verify --read-data
 expect_exit 0 "$BKR" -c "$T/lostp.json" restore latest --target "$T/rlostp"

@@ -104,22 +104,7 @@ pass "diff: dense and sparse copies of the same bytes are the same content"
 # the repository): an error naming the file, exit 4, not a content change
 # ('M', exit 0: the read error was cleared and taken for "differs")
 cp -a "$R" "$T/dmg"
-python3 - "$T/dmg" "$small" <<'PY' || fail "could not damage the copies of small"
-import os, sys
-pat = open(sys.argv[2], "rb").read()[1000:1064]  # random bytes, stored as they are
-hit = 0
-for d, _, names in os.walk(os.path.join(sys.argv[1], "data")):
-    for n in names:
-        p = os.path.join(d, n)
-        b = open(p, "rb").read()
-        i = b.find(pat)
-        if n.endswith(".pack") and i >= 0:
-            with open(p, "r+b") as w:
-                w.seek(i + 10)
-                w.write(bytes([b[i + 10] ^ 0x40]))
-            hit += 1
-sys.exit(hit == 0)
-PY
+damage_stored "$T/dmg" "$small" 1000 || fail "could not damage the copies of small"
 for args in "$sparse_id $dense_id" "$sparse_id $dense_id ws/data/small"; do
 	expect_exit 4 "$BKR" -r "$T/dmg" diff $args
 	one_line_error

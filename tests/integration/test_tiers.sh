@@ -115,7 +115,7 @@ ls "$R"/tiers/*-warm.json "$R"/tiers/*-cold.json >/dev/null || fail "the reposit
 pass "migrate: hot/warm/cold = $want data packs as the rule says (pins hot, trees stay, tiers recorded)"
 
 expect_exit 0 "$BKR" -c "$T/bkr.json" tier migrate --as-of "$AS_OF" --json
-python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["stayed_packs"]==8 and sum(v["packs"] for v in m["moved"].values())==0, m' "$T/out" ||
+json_assert "$T/out" 'r["stayed_packs"]==8 and sum(v["packs"] for v in r["moved"].values())==0' ||
 	fail "a second migrate moved something: $(cat "$T/out")"
 pass "a second migrate moves nothing"
 
@@ -132,7 +132,7 @@ for w in "$T/warm-link" "$T/warm-bind"; do
  "tiers": {"warm": {"path": "$w"}, "cold": {"path": "$COLD"}}}
 EOF
 	expect_exit 0 "$BKR" -c "$T/alias.json" tier migrate --as-of "$AS_OF" --json
-	python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["copies_removed"]==0 and m["stayed_packs"]==8, m' "$T/out" ||
+	json_assert "$T/out" 'r["copies_removed"]==0 and r["stayed_packs"]==8' ||
 		fail "migrate with warm at $w: $(cat "$T/out")"
 	diff "$T/aliased" <(snapshot) || fail "migrate with warm at $w changed the tiers"
 done
@@ -379,7 +379,7 @@ EOF
 expect_exit 0 "$BKR" -c "$T/warm-only.json" tier migrate --as-of "$AS_OF"
 [ -z "$(find "$COLD" -name '*.pack')" ] || fail "a migration without cold left packs in it"
 expect_exit 0 "$BKR" -r "$R" tier forget "$COLD" --json
-python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["tier"]=="cold" and m["present"] and m["records"]==1 and not m["dry_run"], m' "$T/out" ||
+json_assert "$T/out" 'r["tier"]=="cold" and r["present"] and r["records"]==1 and not r["dry_run"]' ||
 	fail "forget --json: $(cat "$T/out")"
 [ -z "$(ls "$R"/tiers/*-cold.json 2>/dev/null)" ] || fail "cold is still recorded"
 rm -rf "$COLD"
@@ -485,7 +485,7 @@ expect_exit 1 "$BKR" -r "$R" tier status
 grep -q "in no place that is there" "$T/err" || fail "tier status with cold not mounted: $(cat "$T/err")"
 rmdir "$COLD" && mv "$T/cold-away" "$COLD"
 expect_exit 0 "$BKR" -r "$R" tier status --json
-python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["missing_packs"] == 0 and o["first_missing_pack"] is None, o' "$T/out" ||
+json_assert "$T/out" 'r["missing_packs"] == 0 and r["first_missing_pack"] is None' ||
 	fail "tier status --json, every pack back: $(cat "$T/out")"
 pass "tier status: a pack missing from every tier is exit 4 (named); in a trash it is there; an unmounted tier is exit 1"
 

@@ -82,7 +82,7 @@ python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["versions"]; assert 
 	fail "dir becomes file"
 [ "$(changes ws/d/inner)" = "removed added" ] || fail "ws/d/inner"
 [ "$(changes "ws/$NAME")" = "content added" ] || fail "non-UTF-8 name"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["path_hex"].endswith("fffe"), d' "$T/log.json" ||
+json_assert "$T/log.json" 'r["path_hex"].endswith("fffe")' ||
 	fail "non-UTF-8 path_hex"
 [ "$(changes ws/keep.txt)" = "added" ] || fail "keep.txt"
 [ "$(changes ws)" = "content content content content content content added" ] || fail "ws"

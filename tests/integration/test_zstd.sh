@@ -42,7 +42,7 @@ PY
 pass "init without --compression: zstd, the default (docs/design.md)"
 
 expect_exit 0 "$BKR" -r "$R" create "$S" --json
-python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["sources"][0]["compression"] == "zstd", m["sources"]' "$T/out" ||
+json_assert "$T/out" 'r["sources"][0]["compression"] == "zstd"' ||
 	fail "the manifest does not name zstd: $(head -c 600 "$T/out")"
 # the data packs hold zstd frames (flag 0x04) and raw blobs (random.bin), nothing else
 python3 - "$R" <<'PY' || fail "blob flags in the data packs"
@@ -152,7 +152,7 @@ ze=$(du -sb "$RE/data" | cut -f1)
 zz=$(du -sb "$RZ/data" | cut -f1)
 [ "$ze" -lt "$((zz * 9 / 10))" ] || fail "encrypted zstd data ($ze bytes) is not 10 % smaller than encrypted zlib data ($zz bytes)"
 expect_exit 0 "$BKR" -r "$RE" create "$S" --json
-python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert m["sources"][0]["compression"] == "zstd", m["sources"]' "$T/out" ||
+json_assert "$T/out" 'r["sources"][0]["compression"] == "zstd"' ||
 	fail "the manifest of the encrypted repository does not name zstd: $(head -c 600 "$T/out")"
 expect_exit 0 "$BKR" -r "$RZ" create "$S" --json
 idz=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_id"])' "$T/out")

@@ -2,7 +2,7 @@
  * Unit tests for array.c, the engine's growable arrays: the first room is
  * 256 elements, then doubling; nothing happens while the element fits; a
  * capacity or element size whose product overflows is BKR_ENOMEM and leaves
- * the array as it was.
+ * the array as it was.  bkr_array_push_str appends copies of strings.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bkr/error.h"
 
@@ -53,11 +55,39 @@ static void test_overflow(void **state)
 	free(a);
 }
 
+static void test_push_str(void **state)
+{
+	char **v = NULL, name[32];
+	size_t cap = 0, n = 0;
+	(void)state;
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "trash/batch-%d.json", i);
+		assert_int_equal(bkr_array_push_str(&v, &cap, &n, name), 0);
+		assert_int_equal(n, (size_t)i + 1);
+		assert_ptr_not_equal(v[i], name); /* a copy */
+	}
+	assert_int_equal(cap, 512);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "trash/batch-%zu.json", i);
+		assert_string_equal(v[i], name);
+	}
+	/* no room to be had: the strings and their count as they were */
+	char **was = v;
+	size_t huge = SIZE_MAX / 2 + 1, at = huge;
+	assert_int_equal(bkr_array_push_str(&v, &huge, &at, "x"), BKR_ENOMEM);
+	assert_ptr_equal(v, was);
+	assert_int_equal(at, SIZE_MAX / 2 + 1);
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_overflow),
+		cmocka_unit_test(test_push_str),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

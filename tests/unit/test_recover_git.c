@@ -91,14 +91,12 @@ static void test_fallback_and_deleted(void **state)
 	bkr_recover_report *rep = NULL;
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
 	cJSON *root, *e, *src;
-	char *got;
 
 	history(f);
 	rc = engine(f, "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[{\"type\":\"git\"}]}]}");
 	o.apply = true;
 	/* a.json in the workspace is the broken HEAD copy */
-	assert_int_equal(bkr_recover_file(rc, "conv/a.json", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "conv/a.json", &o, &rep);
 	e = tu_report_file(root, "conv/a.json");
 	assert_string_equal(tu_str(e, "kind"), "invalid");
 	assert_string_equal(tu_str(e, "status"), "recovered");
@@ -106,21 +104,16 @@ static void test_fallback_and_deleted(void **state)
 	assert_int_equal(strlen(tu_str(src, "commit")), 40);
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(src, "rejected")), 1);
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(e, "applied")));
-	got = tu_read(f->ws, "conv/a.json", NULL);
-	assert_string_equal(got, "{\"v\":2}\n");
-	free(got);
+	tu_assert_file(f->ws, "conv/a.json", "{\"v\":2}\n");
 	cJSON_Delete(root);
 	bkr_recover_report_free(rep);
 
 	/* gone.json only exists in history */
-	assert_int_equal(bkr_recover_file(rc, "conv/gone.json", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "conv/gone.json", &o, &rep);
 	e = tu_report_file(root, "conv/gone.json");
 	assert_string_equal(tu_str(e, "kind"), "missing");
 	assert_string_equal(tu_str(e, "status"), "recovered");
-	got = tu_read(f->ws, "conv/gone.json", NULL);
-	assert_string_equal(got, "{\"gone\":true}\n");
-	free(got);
+	tu_assert_file(f->ws, "conv/gone.json", "{\"gone\":true}\n");
 	cJSON_Delete(root);
 	bkr_recover_report_free(rep);
 	bkr_recover_free(rc);
@@ -145,8 +138,7 @@ static void test_max_age_and_missing_repo(void **state)
 		 "{\"type\":\"git\",\"ref\":\"main\",\"repository\":\"%s\"}]}]}",
 		 f->dir, f->ws);
 	rc = engine(f, json);
-	assert_int_equal(bkr_recover_file(rc, "conv/old.json", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "conv/old.json", &o, &rep);
 	e = tu_report_file(root, "conv/old.json");
 	assert_string_equal(tu_attempt(e, 0, "result"), "unavailable");
 	assert_non_null(strstr(tu_attempt(e, 0, "error"), "no-such-repo"));
@@ -169,7 +161,6 @@ static void test_same_second(void **state)
 	bkr_recover *rc;
 	bkr_recover_report *rep = NULL;
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
-	char *got;
 
 	/* a new history whose first commits share a second */
 	assert_int_equal(tu_sh("cd %s && rm -rf .git && " GIT " init -q .", f->ws), 0);
@@ -184,9 +175,7 @@ static void test_same_second(void **state)
 	rc = engine(f, "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[\"git\"]}]}");
 	o.apply = true;
 	assert_int_equal(bkr_recover_file(rc, "conv/a.json", &o, &rep), 0);
-	got = tu_read(f->ws, "conv/a.json", NULL);
-	assert_string_equal(got, "{\"v\":14}\n");
-	free(got);
+	tu_assert_file(f->ws, "conv/a.json", "{\"v\":14}\n");
 	bkr_recover_report_free(rep);
 	bkr_recover_free(rc);
 }
@@ -203,8 +192,7 @@ static void test_no_repository(void **state)
 	rc = engine(f, "{\"rules\":[{\"pattern\":\"*\",\"strategies\":[\"git\",\"manual\"]}]}");
 	o.force_strategy = true;
 	o.strategy = BKR_STRATEGY_GIT;
-	assert_int_equal(bkr_recover_file(rc, "conv/zzz.json", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "conv/zzz.json", &o, &rep);
 	e = tu_report_file(root, "conv/zzz.json");
 	assert_int_equal(tu_nattempts(e), 1);
 	assert_string_equal(tu_attempt(e, 0, "result"), "unavailable");
@@ -239,8 +227,7 @@ static void test_symlink_refused(void **state)
 	tu_sh("rm %s/cfg/current.json", f->ws);
 	rc = engine(f, "{\"rules\":[{\"pattern\":\"cfg/*\",\"strategies\":[\"git\",\"manual\"]}]}");
 	o.apply = true;
-	assert_int_equal(bkr_recover_file(rc, "cfg/current.json", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "cfg/current.json", &o, &rep);
 	e = tu_report_file(root, "cfg/current.json");
 	assert_string_equal(tu_attempt(e, 0, "result"), "not_found");
 	assert_non_null(strstr(tu_attempt(e, 0, "error"), "symlink"));
@@ -251,6 +238,20 @@ static void test_symlink_refused(void **state)
 	cJSON_Delete(root);
 	bkr_recover_report_free(rep);
 	bkr_recover_free(rc);
+}
+
+/* The loose object that @p rev names (git rev-parse) in @p f's workspace
+ * repository rewritten by the shell command @p write, which finds its path in $p. */
+static int rewrite_object(fx *f, const char *rev, const char *write)
+{
+	return tu_sh("cd %s && o=$(git rev-parse %s) && p=.git/objects/${o%%%%${o#??}}/${o#??} && chmod u+w $p && %s",
+		     f->ws, rev, write);
+}
+
+/* The loose object that @p rev names overwritten with garbage. */
+static int garble_object(fx *f, const char *rev)
+{
+	return rewrite_object(f, rev, "printf garbage > $p");
 }
 
 /* The size limit is checked on the object's header, before the blob is
@@ -267,15 +268,13 @@ static void test_large_blob_header(void **state)
 
 	tu_writes(f->ws, "data/big.bin", "small\n");
 	assert_int_equal(commit(f, "big", "2020-01-03T00:00:00Z"), 0);
-	assert_int_equal(tu_sh("cd %s && o=$(git rev-parse HEAD:data/big.bin) && p=.git/objects/${o%%${o#??}}/${o#??} "
-			       "&& chmod u+w $p && python3 -c 'import sys,zlib; open(sys.argv[1],\"wb\").write("
-			       "zlib.compress(b\"blob 629145600\\0small\\n\"))' $p",
-			       f->ws),
+	assert_int_equal(rewrite_object(f, "HEAD:data/big.bin",
+					"python3 -c 'import sys,zlib; open(sys.argv[1],\"wb\").write("
+					"zlib.compress(b\"blob 629145600\\0small\\n\"))' $p"),
 			 0);
 	tu_sh("rm %s/data/big.bin", f->ws);
 	rc = engine(f, "{\"rules\":[{\"pattern\":\"data/*\",\"strategies\":[\"git\"]}]}");
-	assert_int_equal(bkr_recover_file(rc, "data/big.bin", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "data/big.bin", &o, &rep);
 	e = tu_report_file(root, "data/big.bin");
 	assert_string_equal(tu_str(e, "status"), "failed");
 	why = rejected_reason(root, "data/big.bin", 0);
@@ -287,12 +286,14 @@ static void test_large_blob_header(void **state)
 	bkr_recover_free(rc);
 }
 
-/* The newest copy's object is damaged: recovery took the older commit's copy
- * silently (exit 0, "1 recovered", only the JSON's rejected showed it).  The
- * attempt fails now, naming the commit and the object; the next strategy runs. */
-static void test_damaged_object(void **state)
+/*
+ * d/a.txt in two commits, the newest one's object @p object (a git rev-parse
+ * of HEAD:...) damaged, and the file gone: the git attempt fails naming the
+ * commit and the damage (with @p rejected, also as the rejected copy's
+ * reason), and the manual strategy runs; the older copy is not taken.
+ */
+static void damaged_newest(fx *f, const char *object, bool rejected)
 {
-	fx *f = *state;
 	bkr_recover *rc;
 	bkr_recover_report *rep = NULL;
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
@@ -304,23 +305,21 @@ static void test_damaged_object(void **state)
 	assert_int_equal(commit(f, "v1", "2020-01-03T00:00:00Z"), 0);
 	tu_writes(f->ws, "d/a.txt", "v2-newest\n");
 	assert_int_equal(commit(f, "v2", "2020-01-04T00:00:00Z"), 0);
-	assert_int_equal(tu_sh("cd %s && git rev-parse HEAD > head && o=$(git rev-parse HEAD:d/a.txt) && "
-			       "p=.git/objects/${o%%${o#??}}/${o#??} && chmod u+w $p && printf garbage > $p",
-			       f->ws),
-			 0);
+	assert_int_equal(tu_sh("cd %s && git rev-parse HEAD > head", f->ws), 0);
+	assert_int_equal(garble_object(f, object), 0);
 	head = tu_read(f->ws, "head", NULL);
 	head[40] = 0;
 	tu_sh("rm %s/d/a.txt %s/head", f->ws, f->ws);
 	rc = engine(f, "{\"rules\":[{\"pattern\":\"d/*\",\"strategies\":[\"git\",\"manual\"]}]}");
 	o.apply = true;
-	assert_int_equal(bkr_recover_file(rc, "d/a.txt", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "d/a.txt", &o, &rep);
 	e = tu_report_file(root, "d/a.txt");
 	assert_string_equal(tu_attempt(e, 0, "result"), "failed");
 	err = tu_attempt(e, 0, "error");
 	if (!strstr(err, head) || !strstr(err, "damaged"))
 		fail_msg("the error does not name commit %s and the damage: %s", head, err);
-	assert_non_null(strstr(rejected_reason(root, "d/a.txt", 0), "damaged"));
+	if (rejected)
+		assert_non_null(strstr(rejected_reason(root, "d/a.txt", 0), "damaged"));
 	assert_string_equal(tu_str(e, "status"), "manual");
 	assert_false(tu_exists(f->ws, "d/a.txt")); /* not v1 */
 	free(head);
@@ -329,46 +328,21 @@ static void test_damaged_object(void **state)
 	bkr_recover_free(rc);
 }
 
+/* The newest copy's object is damaged: recovery took the older commit's copy
+ * silently (exit 0, "1 recovered", only the JSON's rejected showed it).  The
+ * attempt fails now, naming the commit and the object; the next strategy runs. */
+static void test_damaged_object(void **state)
+{
+	damaged_newest(*state, "HEAD:d/a.txt", true);
+}
+
 /* The newest commit's tree holding the file is damaged (a directory's tree
  * object, not the blob): the walk took that commit as one without the file
  * and recovered the older commit's copy in silence.  It fails now, as for a
  * damaged blob, naming the commit. */
 static void test_damaged_tree(void **state)
 {
-	fx *f = *state;
-	bkr_recover *rc;
-	bkr_recover_report *rep = NULL;
-	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
-	cJSON *root, *e;
-	char *head;
-	const char *err;
-
-	tu_writes(f->ws, "d/a.txt", "v1\n");
-	assert_int_equal(commit(f, "v1", "2020-01-03T00:00:00Z"), 0);
-	tu_writes(f->ws, "d/a.txt", "v2-newest\n");
-	assert_int_equal(commit(f, "v2", "2020-01-04T00:00:00Z"), 0);
-	assert_int_equal(tu_sh("cd %s && git rev-parse HEAD > head && o=$(git rev-parse HEAD:d) && "
-			       "p=.git/objects/${o%%${o#??}}/${o#??} && chmod u+w $p && printf garbage > $p",
-			       f->ws),
-			 0);
-	head = tu_read(f->ws, "head", NULL);
-	head[40] = 0;
-	tu_sh("rm %s/d/a.txt %s/head", f->ws, f->ws);
-	rc = engine(f, "{\"rules\":[{\"pattern\":\"d/*\",\"strategies\":[\"git\",\"manual\"]}]}");
-	o.apply = true;
-	assert_int_equal(bkr_recover_file(rc, "d/a.txt", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
-	e = tu_report_file(root, "d/a.txt");
-	assert_string_equal(tu_attempt(e, 0, "result"), "failed");
-	err = tu_attempt(e, 0, "error");
-	if (!strstr(err, head) || !strstr(err, "damaged"))
-		fail_msg("the error does not name commit %s and the damage: %s", head, err);
-	assert_string_equal(tu_str(e, "status"), "manual");
-	assert_false(tu_exists(f->ws, "d/a.txt")); /* not v1 */
-	free(head);
-	cJSON_Delete(root);
-	bkr_recover_report_free(rep);
-	bkr_recover_free(rc);
+	damaged_newest(*state, "HEAD:d", false);
 }
 
 /* A shallow clone (a CI checkout, "git clone --depth 1"): libgit2's revwalk
@@ -382,7 +356,6 @@ static void test_shallow_clone(void **state)
 	bkr_recover_report *rep = NULL;
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
 	cJSON *root, *e;
-	char *got;
 
 	tu_writes(f->ws, "conv/a.json", "{\"v\":2}\n");
 	assert_int_equal(commit(f, "v2", "2020-01-03T00:00:00Z"), 0);
@@ -395,8 +368,7 @@ static void test_shallow_clone(void **state)
 			 0);
 	rc = engine(f, "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[\"git\"]}]}");
 	o.apply = true;
-	assert_int_equal(bkr_recover_file(rc, "conv/a.json", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "conv/a.json", &o, &rep);
 	e = tu_report_file(root, "conv/a.json");
 	if (strcmp(tu_str(e, "status"), "recovered") != 0)
 		fail_msg("not recovered from the shallow clone: %s", tu_attempt(e, 0, "error"));
@@ -404,14 +376,11 @@ static void test_shallow_clone(void **state)
 				 cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(e, "attempts"), 0), "source"),
 				 "rejected")),
 			 1); /* the broken newest copy */
-	got = tu_read(f->ws, "conv/a.json", NULL);
-	assert_string_equal(got, "{\"v\":2}\n");
-	free(got);
+	tu_assert_file(f->ws, "conv/a.json", "{\"v\":2}\n");
 	cJSON_Delete(root);
 	bkr_recover_report_free(rep);
 	/* conv/old.json was deleted before the clone's history begins */
-	assert_int_equal(bkr_recover_file(rc, "conv/old.json", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "conv/old.json", &o, &rep);
 	e = tu_report_file(root, "conv/old.json");
 	assert_string_equal(tu_attempt(e, 0, "result"), "not_found");
 	cJSON_Delete(root);
@@ -431,14 +400,10 @@ static void test_history_unreadable(void **state)
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
 	cJSON *root, *e;
 
-	assert_int_equal(tu_sh("cd %s && o=$(git rev-parse HEAD~1) && p=.git/objects/${o%%${o#??}}/${o#??} && "
-			       "chmod u+w $p && printf garbage > $p",
-			       f->ws),
-			 0);
+	assert_int_equal(garble_object(f, "HEAD~1"), 0);
 	tu_writes(f->ws, "conv/a.json", "{\"v\":3,");
 	rc = engine(f, "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[\"git\"]}]}");
-	assert_int_equal(bkr_recover_file(rc, "conv/a.json", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "conv/a.json", &o, &rep);
 	e = tu_report_file(root, "conv/a.json");
 	assert_string_equal(tu_attempt(e, 0, "result"), "failed");
 	if (!strstr(tu_attempt(e, 0, "error"), "cannot be walked"))
@@ -473,8 +438,7 @@ static void test_filter_stand_in(void **state)
 	o.apply = true;
 	for (int k = 0; k < 2; k++) {
 		const char *path = k ? "data/secret.bin" : "data/model.bin";
-		assert_int_equal(bkr_recover_file(rc, path, &o, &rep), 0);
-		root = cJSON_Parse(bkr_recover_report_json(rep));
+		root = tu_recover(rc, path, &o, &rep);
 		e = tu_report_file(root, path);
 		assert_string_equal(tu_attempt(e, 0, "result"), "not_found");
 		if (!strstr(tu_attempt(e, 0, "error"), k ? "git-crypt" : "Git LFS pointer"))

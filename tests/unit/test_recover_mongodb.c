@@ -119,8 +119,7 @@ static void test_recover_documents(void **state)
 		 g_uri, g_uri);
 	rc = engine(ws, json);
 	o.apply = true;
-	assert_int_equal(bkr_recover_file(rc, "conversations/abc.json", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "conversations/abc.json", &o, &rep);
 	e = tu_report_file(root, "conversations/abc.json");
 	assert_string_equal(tu_str(e, "status"), "recovered");
 	{
@@ -150,8 +149,7 @@ static void test_recover_documents(void **state)
 	bkr_recover_report_free(rep);
 
 	/* no document matches */
-	assert_int_equal(bkr_recover_file(rc, "conversations/nobody.json", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "conversations/nobody.json", &o, &rep);
 	e = tu_report_file(root, "conversations/nobody.json");
 	assert_string_equal(tu_attempt(e, 0, "result"), "not_found");
 	assert_false(tu_exists(ws, "conversations/nobody.json"));
@@ -178,8 +176,7 @@ static void test_unreachable(void **state)
 		 "\"filter\":{\"session_id\":\"{id}\"},\"projection\":{\"_id\":0}}]}]}",
 		 g_uri);
 	rc = engine(ws, json);
-	assert_int_equal(bkr_recover_file(rc, "c/xyz.json", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(rc, "c/xyz.json", &o, &rep);
 	e = tu_report_file(root, "c/xyz.json");
 	/* the refused connection ends the first strategy (its error names the
 	 * server), not a wait for a server: no elapsed time is asserted, which on
@@ -363,8 +360,7 @@ static void test_malformed_reply(void **state)
 			 "\"collection\":\"%s\",\"filter\":{\"sid\":\"{id}\"},\"server_selection_timeout_ms\":2000}]}]}",
 			 atoi(port), coll[k]);
 		rc = engine(ws, json);
-		assert_int_equal(bkr_recover_file(rc, "c/s1.txt", &o, &rep), 0);
-		root = cJSON_Parse(bkr_recover_report_json(rep));
+		root = tu_recover(rc, "c/s1.txt", &o, &rep);
 		e = tu_report_file(root, "c/s1.txt");
 		if (k < 4) {
 			if (strcmp(tu_attempt(e, 0, "result"), "invalid") != 0)

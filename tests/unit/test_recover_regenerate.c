@@ -81,10 +81,7 @@ static cJSON *recover(fx *f, const char *path, bool apply, bkr_recover_report **
 {
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
 	o.apply = apply;
-	assert_int_equal(bkr_recover_file(f->rc, path, &o, rep), 0);
-	cJSON *root = cJSON_Parse(bkr_recover_report_json(*rep));
-	assert_non_null(root);
-	return root;
+	return tu_recover(f->rc, path, &o, rep);
 }
 
 static void test_regenerate_ok(void **state)
@@ -111,9 +108,7 @@ static void test_regenerate_ok(void **state)
 	free(got);
 	/* the staged copy and report */
 	snprintf(staged, sizeof(staged), "%s/files", s->staged_dir);
-	got = tu_read(staged, "ok/c42.json", NULL);
-	assert_string_equal(got, expect);
-	free(got);
+	tu_assert_file(staged, "ok/c42.json", expect);
 	assert_true(tu_exists(s->staged_dir, "report.json"));
 	assert_string_equal(tu_str(cJSON_GetObjectItem(root, "storage"), "kind"), "staged");
 	/* a healthy file is recovered into the run but never applied */
@@ -124,9 +119,7 @@ static void test_regenerate_ok(void **state)
 	e = tu_report_file(root, "ok/c43.json");
 	assert_string_equal(tu_str(e, "kind"), "healthy");
 	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(e, "applied")));
-	got = tu_read(f->ws, "ok/c43.json", NULL);
-	assert_string_equal(got, "{\"mine\":true}");
-	free(got);
+	tu_assert_file(f->ws, "ok/c43.json", "{\"mine\":true}");
 	cJSON_Delete(root);
 	bkr_recover_report_free(rep);
 }
@@ -317,8 +310,7 @@ static void test_hostile_paths(void **state)
 	tu_sh("rm -rf %s/ok", f->ws);
 	snprintf(link, sizeof(link), "%s/ok", f->ws);
 	assert_int_equal(symlink(outside, link), 0);
-	assert_int_equal(bkr_recover_file(f->rc, "ok/evil.json", &o, &rep), 0);
-	root = cJSON_Parse(bkr_recover_report_json(rep));
+	root = tu_recover(f->rc, "ok/evil.json", &o, &rep);
 	e = tu_report_file(root, "ok/evil.json");
 	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(e, "applied")));
 	assert_non_null(strstr(tu_str(e, "apply_result"), "symlink"));

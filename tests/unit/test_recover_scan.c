@@ -299,9 +299,7 @@ static void test_batch_apply(void **state)
 		if (i >= 8)
 			assert_int_equal(after.st_ino, before[i].st_ino);
 	}
-	got = tu_read(f->ws, "config/settings.json", NULL);
-	assert_string_equal(got, "{\"mode\":\"prod\"}\n");
-	free(got);
+	tu_assert_file(f->ws, "config/settings.json", "{\"mode\":\"prod\"}\n");
 	assert_int_equal(bkr_recover_scan(f->rc, BKR_SCAN_DEEP, &r), 0);
 	assert_int_equal(r.n, 0);
 	bkr_scan_result_free(&r);
@@ -349,7 +347,6 @@ static void test_dry_run_and_recheck(void **state)
 	bkr_recover_report *rep = NULL;
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
 	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
-	char *got;
 
 	damage(f);
 	assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
@@ -364,12 +361,8 @@ static void test_dry_run_and_recheck(void **state)
 	tu_writes(f->ws, "conversations/s05.json", "{\"fixed\":true}");
 	o.apply = true;
 	assert_int_equal(bkr_recover_items(f->rc, r.items, r.n, &o, &rep), 0);
-	got = tu_read(f->ws, "conversations/s00.json", NULL);
-	assert_string_equal(got, "{\"new\":\"by a person\"}");
-	free(got);
-	got = tu_read(f->ws, "conversations/s05.json", NULL);
-	assert_string_equal(got, "{\"fixed\":true}");
-	free(got);
+	tu_assert_file(f->ws, "conversations/s00.json", "{\"new\":\"by a person\"}");
+	tu_assert_file(f->ws, "conversations/s05.json", "{\"fixed\":true}");
 	assert_int_equal(bkr_recover_report_summary(rep)->applied, 6);
 	bkr_recover_report_free(rep);
 	bkr_scan_result_free(&r);
@@ -445,7 +438,6 @@ static void test_changed_since_scan(void **state)
 	bkr_recover_report *rep = NULL;
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
 	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
-	char *got;
 	cJSON *root;
 
 	damage(f);
@@ -457,15 +449,9 @@ static void test_changed_since_scan(void **state)
 	      f->ws); /* another empty file */
 	o.apply = true;
 	assert_int_equal(bkr_recover_items(f->rc, r.items, r.n, &o, &rep), 0);
-	got = tu_read(f->ws, "conversations/s07.json", NULL);
-	assert_string_equal(got, "{\"version\":2}\n");
-	free(got);
-	got = tu_read(f->ws, "conversations/s04.json", NULL);
-	assert_string_equal(got, "{\"still\":\"being written");
-	free(got);
-	got = tu_read(f->ws, "conversations/s06.json", NULL);
-	assert_string_equal(got, "");
-	free(got);
+	tu_assert_file(f->ws, "conversations/s07.json", "{\"version\":2}\n");
+	tu_assert_file(f->ws, "conversations/s04.json", "{\"still\":\"being written");
+	tu_assert_file(f->ws, "conversations/s06.json", "");
 	assert_int_equal(bkr_recover_report_summary(rep)->applied, 6);
 	assert_int_equal(bkr_recover_report_summary(rep)->failed, 3);
 	root = cJSON_Parse(bkr_recover_report_json(rep));
@@ -504,7 +490,7 @@ static void test_reappeared_since_scan(void **state)
 	bkr_recover_report *rep = NULL;
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
 	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
-	char buf[256], *got;
+	char buf[256];
 	cJSON *e;
 
 	damage(f);
@@ -524,9 +510,7 @@ static void test_reappeared_since_scan(void **state)
 			    "conversations/s01.json: exists again since the scan; not overwritten");
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(e, "apply_failed")));
 	cJSON_Delete(e);
-	got = tu_read(f->ws, "conversations/s01.json", NULL);
-	assert_string_equal(got, "{\"new\":\"by a person\"}");
-	free(got);
+	tu_assert_file(f->ws, "conversations/s01.json", "{\"new\":\"by a person\"}");
 	assert_int_equal(bkr_recover_report_summary(rep)->failed, 1);
 	bkr_recover_report_free(rep);
 	bkr_scan_result_free(&r);
@@ -755,9 +739,7 @@ static void test_other_workspace_and_host(void **state)
 		assert_string_equal(got, buf); /* this workspace's copy, not hostB's */
 		free(got);
 		content(0, buf, sizeof(buf));
-		got = tu_read(f->ws, "conversations/s00.json", NULL);
-		assert_string_equal(got, buf);
-		free(got);
+		tu_assert_file(f->ws, "conversations/s00.json", buf);
 	}
 	assert_false(tu_exists(f->ws, "conversations/b1.json"));
 	assert_false(tu_exists(f->ws, "conversations/c1.json"));
@@ -789,7 +771,7 @@ static void test_future_backup(void **state)
 	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
 	bkr_recover_report *rep = NULL;
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
-	char when[32], buf[256], *got;
+	char when[32], buf[256];
 	time_t t = time(NULL) + 86400;
 	struct tm tm;
 
@@ -811,9 +793,7 @@ static void test_future_backup(void **state)
 	assert_int_equal(bkr_recover_report_summary(rep)->recovered, 1);
 	bkr_recover_report_free(rep);
 	content(1, buf, sizeof(buf));
-	got = tu_read(f->ws, "conversations/s01.json", NULL);
-	assert_string_equal(got, buf);
-	free(got);
+	tu_assert_file(f->ws, "conversations/s01.json", buf);
 
 	/* recover --file of a file only the future backup has: none of the backups counted has it */
 	assert_int_equal(bkr_recover_file(f->rc, "conversations/late.json", &o, &rep), 0);

@@ -88,6 +88,12 @@ int bkr_json_seal(const char *obj, char **out, size_t *out_len);
 /** Check the "sha256" member of a sealed JSON text; BKR_ECORRUPT naming @p what. */
 int bkr_json_verify(const char *text, size_t len, const char *what);
 
+typedef struct bkr_store bkr_store;
+struct cJSON;
+/** Seal the JSON object @p o (bkr_json_seal of its compact text) and publish it as @p name in
+ *  @p s (bkr_store_put: BKR_EEXISTS when it is there).  @p o stays the caller's. */
+int bkr_json_put(bkr_store *s, const char *name, const struct cJSON *o);
+
 /**
  * Find the first of @p names (in order) that repeats an earlier one, in
  * O(n log n) (the duplicate-key checks of manifests and the configuration).
