@@ -2172,9 +2172,14 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 			npaths = 0; /* the whole backup */
 			break;
 		}
-		err = bkr_walk_resolve(r, root, p, &e, &holder, NULL, NULL);
+		/* the path as given, as ls and cat resolve it: "file/" names a
+		 * directory, and a file there is ENOTDIR for them (and open(2)), not
+		 * the file (norm_path drops the slash); their message too */
+		err = bkr_walk_resolve(r, root, o->paths[i], &e, &holder, NULL, NULL);
 		bkr_dir_free(holder);
-		if (err == BKR_ENOTFOUND || (err == 0 && o->in_place && !source_of(m, p))) {
+		if (err == BKR_ENOTFOUND)
+			goto done;
+		if (err == 0 && o->in_place && !source_of(m, p)) {
 			err = bkr_error_set(BKR_ENOTFOUND, "backup %s has no %s", backup_id ? backup_id : "?", p);
 			goto done;
 		}

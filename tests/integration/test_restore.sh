@@ -157,8 +157,27 @@ grep -q "two/nope" "$T/err" || fail "the missing path is not named"
 [ ! -e "$T/nf" ] || fail "a restore naming a missing path wrote $T/nf"
 pass "restoring a path that is not in the backup exits 3 and writes nothing"
 
+# --- "FILE/" (or "FILE/.") names a directory, as for open(2): a file there is
+# not in the backup, for restore as for ls and cat (ENOTDIR: exit 3, ls's
+# message), in place too, and nothing is written
+for pf in two/a.txt/:two/a.txt two/a.txt/.:two/a.txt two//a.txt//:two//a.txt; do
+	p=${pf%:*}
+	for where in "--target $T/nd" --in-place; do
+		expect_exit 3 "$BKR" -r "$R3" restore latest two/small.txt "$p" $where
+		one_line_error
+		msg=$(<"$T/err")
+		[ "$msg" = "bkr restore: path '$p': '${pf#*:}' is not a directory" ] || fail "restore $p $where: $msg"
+		expect_exit 3 "$BKR" -r "$R3" ls latest "$p"
+		[ "$(<"$T/err")" = "${msg/restore/ls}" ] || fail "ls $p says otherwise than restore: $(cat "$T/err")"
+	done
+	[ ! -e "$T/nd" ] || fail "a restore naming $p wrote $T/nd"
+done
+expect_exit 0 "$BKR" -r "$R3" restore latest two/ --target "$T/nd"
+cmp "$T/nd/two/a.txt" "$src2/a.txt" || fail "a directory named with a slash was not restored"
+pass "a file named with a trailing slash is refused as ls refuses it (exit 3, nothing written); a directory is restored"
+
 # --- overlapping or repeated PATHs are restored once; '..' is a usage error up front
-for sel in "two two/a.txt" "two/a.txt two/a.txt" "two/a.txt two//a.txt/"; do
+for sel in "two two/a.txt" "two/a.txt two/a.txt" "two/a.txt two//./a.txt" "two/ two/a.txt"; do
 	rm -rf "$T/ov"
 	expect_exit 0 "$BKR" -r "$R3" restore latest $sel --target "$T/ov"
 	cmp "$T/ov/two/a.txt" "$src2/a.txt" || fail "restore $sel"
