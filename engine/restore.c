@@ -2017,6 +2017,14 @@ static int open_target(rctx *c, const char *dir)
 					     "not followed (restore it with --target)", dir);
 		return bkr_error_set_errno(errno, "restore target %s", dir);
 	}
+	/* a target DIR restore may not write into (its mode, a read-only
+	 * filesystem) is the target's error, as one it cannot make (mkdir):
+	 * nothing could be restored, so it is one line and exit 7 before
+	 * anything is written, not each entry failing (exit 6).  In place the
+	 * source's directory is written only where something differs: an
+	 * entry that cannot be written there fails alone. */
+	if (!c->o->in_place && !c->o->dry_run && faccessat(c->tfd, ".", W_OK | X_OK, AT_EACCESS) < 0)
+		return bkr_error_set_errno(errno, "restore target %s: cannot write in it", dir);
 	return 0;
 }
 
