@@ -31,6 +31,8 @@
 #include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/host.h"
+#include "bkr/lock.h"
+#include "bkr/trash.h"
 #include "bkr/verify_record.h"
 #include "bkr/pack.h"
 #include "bkr/walk.h"
@@ -83,6 +85,8 @@ struct verify {
 	size_t nunx_unread;     /* how many such packs (I/O errors): a blob not in the index may be in one */
 	bkr_idset recorded;     /* blobs earlier verifies or prunes recorded as damaged (repair takes them out) */
 	bkr_idset lost;         /* of the damaged, blobs whose pack is in no tier (not damaged: missing) */
+	bkr_idset copy_bad;     /* recorded blobs with a copy the index does not name that failed, or was not read */
+	bool copies_unknown;    /* a pack's footer did not read: the copies in it are not known */
 	char places[400];       /* "REPO, tier NAME at PATH, ..." searched for a missing pack */
 	uint64_t packs_done, packs_total;
 	uint64_t bytes_done, bytes_total;   /* stored bytes of the blobs of the packs checked */
@@ -394,6 +398,41 @@ static void unread_pack(struct verify *v, const char *path, size_t n)
 }
 
 /*
+ * The copies in pack @p path (footer @p fents) of blobs a verify or prune
+ * recorded as damaged that no index entry names (v->ents[lo, hi): this
+ * pack's): repair took them out of the index, or it reads again.  Each is
+ * read, so that a damage record is resolved only once every copy any pack
+ * holds reads (as repair resolves one): a copy that fails or cannot be read
+ * goes into copy_bad.  Readers do not use these copies: no problem is
+ * reported for them.
+ */
+static int read_unindexed_copies(struct verify *v, const char *path, struct packsrc *src,
+				 const bkr_pack_entry *fents, size_t nf, size_t lo, size_t hi)
+{
+	for (size_t j = 0; j < nf; j++) {
+		const bkr_pack_entry *f = &fents[j];
+		bool indexed = false;
+		int rb;
+		if (!bkr_idset_has(&v->recorded, &f->id))
+			continue;
+		for (size_t i = lo; i < hi && !indexed; i++)
+			indexed = v->ents[i].offset == f->offset && !bkr_id_cmp(&v->ents[i].id, &f->id);
+		if (indexed)
+			continue;
+		rb = bkr_pack_read_blob_from(bkr_repo_crypto(v->r), src_read, src, path, &f->id, f->offset,
+					     f->stored_len, f->raw_len, f->type, v->buf, 0);
+		if (rb == BKR_ENOMEM)
+			return rb;
+		if (rb == 0)
+			continue;
+		bkr_error_clear();
+		if (bkr_idset_add(&v->copy_bad, &f->id) < 0)
+			return BKR_ENOMEM;
+	}
+	return 0;
+}
+
+/*
  * Check pack @p id at @p path (in the folder of @p folder_type blobs, -1 for
  * trash) against the index entries naming it; with read_data read each blob
  * through its entry.
@@ -422,6 +461,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 			goto done;
 		/* restore cannot read it either: every blob in it is lost */
 		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s", bkr_error_message());
+		v->copies_unknown = true;
 		err = 0;
 		for (size_t i = lo; i < hi && err == 0; i++)
 			err = mark_entry(v, &v->ents[i]);
@@ -438,6 +478,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 			goto done;
 		/* readers go by the index, not the footer: read_data finds out what is lost */
 		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s", bkr_error_message());
+		v->copies_unknown = true;
 		err = 0;
 	} else {
 		footer_ok = true;
@@ -479,6 +520,8 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		if ((err = mark_entry(v, e)) < 0)
 			goto done;
 	}
+	if (footer_ok && v->o->read_data)
+		err = read_unindexed_copies(v, path, &src, fents, nf, lo, hi);
 done:
 	v->packs_done++;
 	v->bytes_done = bytes_end;
@@ -510,6 +553,7 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 			goto done;
 		err = 0;
 		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s (a pack the index does not name)", bkr_error_message());
+		v->copies_unknown = true;
 		goto done;
 	}
 	if ((err = bkr_array_grow((void **)&v->unx, &v->cap_unx, v->nunx, sizeof(*v->unx))) < 0)
@@ -527,6 +571,11 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 		if ((err = bkr_array_grow((void **)&v->loose, &v->cap_loose, v->nloose, sizeof(*v->loose))) < 0)
 			goto done;
 		v->loose[v->nloose++] = (struct loose){ fents[i].id, v->nunx - 1 };
+		/* a recorded blob's copy here is not read: its damage record stays */
+		if (bkr_idset_has(&v->recorded, &fents[i].id) && bkr_idset_add(&v->copy_bad, &fents[i].id) < 0) {
+			err = BKR_ENOMEM;
+			goto done;
+		}
 	}
 done:
 	free(fents);
@@ -890,6 +939,62 @@ static int fill_record(struct verify *v, int err, int64_t t0)
 	return 0;
 }
 
+/* A blob a damage record names that this run did not find whole in every
+ * copy: damaged through the index, a copy outside it failed or was not read,
+ * or one recorded after this run read the records (its copies not read). */
+static bool still_damaged(void *ctx, const bkr_id *id)
+{
+	struct verify *v = ctx;
+	return !bkr_idset_has(&v->recorded, id) || bkr_idset_has(&v->listed, id) || bkr_idset_has(&v->copy_bad, id);
+}
+
+/*
+ * After a whole verify --read-data that read every pack's footer and every
+ * copy of the recorded blobs (no I/O error): the damage records whose every
+ * blob read whole in every copy any pack holds are resolved, as repair
+ * resolves them, and move into the trash, so that health and repair stop
+ * reporting damage that is no longer there (a bad read that reads again, a
+ * pack put back from a copy).  Verify records stay: they are history, and a
+ * later verify supersedes them.  Under the shared lock, so that no repair or
+ * prune runs meanwhile; when an exclusive command holds it, or the lock cannot
+ * be taken (a read-only repository), the records stay for a later run.  A
+ * move that fails is said (not an error: the check itself is complete).
+ */
+static int resolve_damage(struct verify *v)
+{
+	bkr_lock *lock = NULL;
+	bkr_store *s = NULL;
+	char **names = NULL;
+	size_t n = 0;
+	int err;
+
+	if (bkr_repo_lock(v->r, BKR_LOCK_SHARED, false, &lock) < 0) {
+		bkr_error_clear();
+		return 0;
+	}
+	if ((err = bkr_damage_records_resolved(v->r, still_damaged, v, &names, &n)) == 0 && n &&
+	    (err = bkr_trash_repo_store(v->r, &s)) == 0 &&
+	    (err = bkr_trash_move(s, (const char *const *)names, n, bkr_time_now_ns())) == 0)
+		v->st->damage_records_resolved = n;
+	if (err < 0 && err != BKR_ENOMEM && v->o->report) {
+		char msg[1200];
+		bkr_verify_problem p = { BKR_VERIFY_RECORD, false, n ? names[0] : "records/", NULL, NULL, msg, false };
+		snprintf(msg, sizeof(msg), "%zu damage record%s resolved (every copy of %s blobs reads), but not moved "
+			 "into the trash: %s", n, n == 1 ? "" : "s", n == 1 ? "its" : "their", bkr_error_message());
+		v->o->report(v->o->report_ctx, &p);
+	}
+	if (err != BKR_ENOMEM) {
+		bkr_error_clear();
+		err = 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	bkr_store_free(s);
+	bkr_lock_release(lock);
+	return err;
+}
+
 static int note_recorded(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted)
 {
 	struct verify *v = ctx;
@@ -907,6 +1012,7 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	bkr_manifest_list l = { 0 }, runs = { 0 };
 	bkr_manifest *one = NULL;
 	bkr_records *records = NULL;
+	bool packs_read = false;
 	int err;
 
 	memset(stats, 0, sizeof(*stats));
@@ -954,6 +1060,7 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	}
 	if ((err = bkr_repo_foreach_pack(r, on_pack, &v)) < 0 || (err = check_missing(&v)) < 0)
 		goto done;
+	packs_read = true;
 	if (v.nloose)
 		qsort(v.loose, v.nloose, sizeof(*v.loose), cmp_loose);
 	if (one) {
@@ -976,6 +1083,16 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	else if (err == 0 && stats->errors)
 		err = bkr_error_set(BKR_ECORRUPT, "verify found %llu problem%s", (unsigned long long)stats->errors,
 				    stats->errors == 1 ? "" : "s");
+	if ((err == 0 || err == BKR_ECORRUPT) && o->record && o->read_data && !o->backup && packs_read &&
+	    !stats->io_errors && !v.copies_unknown && !v.nunx_unread) {
+		int rerr;
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", bkr_error_message());
+		if ((rerr = resolve_damage(&v)) < 0)
+			err = rerr;
+		else if (err < 0)
+			bkr_error_set(err, "%s", why);
+	}
 done:
 	if (o->record && fill_record(&v, err, t0) < 0)
 		err = bkr_error_oom();
@@ -988,6 +1105,7 @@ done:
 	bkr_idset_free(&v.loose_used);
 	bkr_idset_free(&v.recorded);
 	bkr_idset_free(&v.lost);
+	bkr_idset_free(&v.copy_bad);
 	bkr_idset_free(&v.damaged);
 	bkr_idset_free(&v.listed);
 	bkr_idset_free(&v.checked);

@@ -175,6 +175,7 @@ int cmd_verify(cli *c, int argc, char **argv)
 			{ "backups", st.backups }, { "runs", st.runs }, { "trees", st.trees }, { "files", st.files },
 			{ "packs", st.packs }, { "blobs_read", st.blobs_read }, { "bytes_read", st.bytes_read },
 			{ "errors", st.errors }, { "io_errors", st.io_errors }, { "leftovers", st.leftovers },
+			{ "damage_records_resolved", st.damage_records_resolved },
 		};
 		json_out j;
 		json_out_end_array(&s.pj);
@@ -207,6 +208,11 @@ int cmd_verify(cli *c, int argc, char **argv)
 			(unsigned long long)st.packs, s.o.read_data ? " (" : "", s.o.read_data ? b : "",
 			s.o.read_data ? " read)" : "", (unsigned long long)st.errors, st.errors == 1 ? "" : "s", io,
 			(unsigned long long)st.leftovers, st.leftovers == 1 ? "" : "s");
+		if (st.damage_records_resolved)
+			fprintf(stderr, "%llu damage record%s (by prune) resolved: every copy of %s blobs reads; moved %s into "
+				"trash\n", (unsigned long long)st.damage_records_resolved,
+				st.damage_records_resolved == 1 ? "" : "s", st.damage_records_resolved == 1 ? "its" : "their",
+				st.damage_records_resolved == 1 ? "it" : "them");
 	}
 	/* an I/O error wins over problems found (7, not 1): the check is not
 	 * complete; the one line saying so comes last, -q or not */

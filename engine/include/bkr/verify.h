@@ -44,6 +44,8 @@ typedef struct {
 	uint64_t errors, leftovers;
 	uint64_t io_errors;      /**< objects that could not be read (BKR_VERIFY_IO), not in errors */
 	uint64_t runs;           /**< recovery runs walked (their trees and files are counted above) */
+	uint64_t damage_records_resolved; /**< damage records moved into the trash: a whole --read-data run
+					   *   read every copy of their blobs whole (only with a record) */
 } bkr_verify_stats;
 
 typedef struct {
