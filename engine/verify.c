@@ -86,6 +86,8 @@ struct verify {
 	bkr_idset recorded;     /* blobs earlier verifies or prunes recorded as damaged (repair takes them out) */
 	bkr_idset lost;         /* of the damaged, blobs whose pack is in no tier (not damaged: missing) */
 	bkr_idset copy_bad;     /* recorded blobs with a copy the index does not name that failed, or was not read */
+	bkr_idset unread_packs; /* pack ids (zero-extended) that could not be read: counted once in io_errors */
+	bool derived;           /* report: an io-error problem is a file or tree not checked (st->unchecked) */
 	bool copies_unknown;    /* a pack's footer did not read: the copies in it are not known */
 	char places[400];       /* "REPO, tier NAME at PATH, ..." searched for a missing pack */
 	uint64_t packs_done, packs_total;
@@ -114,7 +116,9 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 	va_end(ap);
 	if (backup && path && (kind == BKR_VERIFY_DAMAGED_FILE || kind == BKR_VERIFY_MISSING))
 		v->damaged_files++;
-	if (kind == BKR_VERIFY_IO)
+	if (kind == BKR_VERIFY_IO && v->derived)
+		v->st->unchecked++;
+	else if (kind == BKR_VERIFY_IO)
 		v->st->io_errors++;
 	else if (p.error)
 		v->st->errors++;
@@ -122,6 +126,13 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 		v->st->leftovers++;
 	if (v->o->report)
 		v->o->report(v->o->report_ctx, &p);
+}
+
+static bkr_id pack_key(const bkr_pack_id *p)
+{
+	bkr_id k = { { 0 } };
+	memcpy(k.b, p->b, BKR_PACK_ID_SIZE); /* the first 8 bytes are random: idset's hash */
+	return k;
 }
 
 /* A read that failed with @p err does not stop verify: an I/O error, said by unread. */
@@ -140,6 +151,46 @@ static void unread(struct verify *v, const char *object, const char *backup, con
 		snprintf(v->first_io, sizeof(v->first_io), "%s", msg);
 	report(v, BKR_VERIFY_IO, object, backup, path,
 	       "%s: an I/O error, not damage: %s (check the disk, then run verify again)", msg, unchecked);
+}
+
+/* Pack @p id could not be read: 1 when it is the first time (an object that
+ * could not be read, counted in io_errors), 0 when it was counted already. */
+static int pack_unread_once(struct verify *v, const bkr_pack_id *id)
+{
+	bkr_id k = pack_key(id);
+	return bkr_idset_add(&v->unread_packs, &k) != 0; /* out of memory: counted again, never lost */
+}
+
+/* A problem of kind io-error about a file or tree of a backup that was not
+ * checked because an object it may be in could not be read (counted there,
+ * in io_errors): counted in st->unchecked, so that io_errors counts each
+ * object that could not be read once. */
+#define REPORT_UNCHECKED(v, ...)                                                                                       \
+	do {                                                                                                           \
+		(v)->derived = true;                                                                                   \
+		report(v, BKR_VERIFY_IO, __VA_ARGS__);                                                                 \
+		(v)->derived = false;                                                                                  \
+	} while (0)
+
+/* Tree @p tree at @p path of backup @p backup could not be read (an I/O
+ * error, @p msg): an object that could not be read, unless the pack it is
+ * in was counted already (its footer, or another tree of it, did not read). */
+static void unread_tree(struct verify *v, const bkr_id *tree, const char *backup, const char *path, const char *msg,
+			const char *what)
+{
+	bkr_index_entry e;
+	char hex[BKR_ID_HEX], m[1200];
+	snprintf(m, sizeof(m), "%s", msg); /* the lookup below sets the error slot @p msg may be */
+	bkr_id_to_hex(tree, hex);
+	if (bkr_repo_lookup(v->r, tree, &e) == 0 && !pack_unread_once(v, &e.pack)) {
+		if (!v->first_io[0])
+			snprintf(v->first_io, sizeof(v->first_io), "%s", m);
+		REPORT_UNCHECKED(v, hex, backup, path, "%s: an I/O error, not damage: %s (check the disk, then run "
+				 "verify again)", m, what);
+		return;
+	}
+	bkr_error_clear();
+	unread(v, hex, backup, path, m, what);
 }
 
 /* Blob @p id goes into the record's damaged blobs (repair reads every copy
@@ -163,12 +214,6 @@ static int add_damaged(struct verify *v, const bkr_id *id)
 	return list_damaged(v, id);
 }
 
-static bkr_id pack_key(const bkr_pack_id *p)
-{
-	bkr_id k = { { 0 } };
-	memcpy(k.b, p->b, BKR_PACK_ID_SIZE); /* the first 8 bytes are random: idset's hash */
-	return k;
-}
 
 static const char *type_name(unsigned type)
 {
@@ -389,11 +434,12 @@ static int src_open(struct verify *v, const char *path, bool whole, struct packs
 	return 0;
 }
 
-/* Pack @p path could not be read (an I/O error): @p n blobs the index names in it go unchecked. */
-static void unread_pack(struct verify *v, const char *path, size_t n)
+/* Pack @p id at @p path could not be read (an I/O error): @p n blobs the index names in it go unchecked. */
+static void unread_pack(struct verify *v, const bkr_pack_id *id, const char *path, size_t n)
 {
 	char what[200];
 	snprintf(what, sizeof(what), "%zu blob%s the index names in it not checked", n, n == 1 ? "" : "s");
+	pack_unread_once(v, id);
 	unread(v, path, NULL, NULL, bkr_error_message(), what);
 }
 
@@ -453,7 +499,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done, v->bytes_total);
 	if ((err = src_open(v, path, v->o->read_data && bytes_end - v->bytes_done <= WHOLE_PACK_MAX, &src)) < 0) {
 		if (err == BKR_EIO) {
-			unread_pack(v, path, hi - lo);
+			unread_pack(v, id, path, hi - lo);
 			err = 0;
 			goto done;
 		}
@@ -470,7 +516,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 	if ((err = bkr_pack_read_footer_from(bkr_repo_crypto(v->r), id, src_read, &src, src.size, path, &fents,
 					     &nf)) < 0) {
 		if (err == BKR_EIO) {
-			unread_pack(v, path, hi - lo);
+			unread_pack(v, id, path, hi - lo);
 			err = 0;
 			goto done;
 		}
@@ -509,7 +555,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		if (rb == 0)
 			continue;
 		if (rb == BKR_EIO) {
-			unread_pack(v, path, hi - i);
+			unread_pack(v, id, path, hi - i);
 			goto done;
 		}
 		if (bkr_error_not_damage(rb)) {
@@ -542,6 +588,7 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 
 	if ((err = bkr_repo_pack_footer(v->r, id, path, &fents, &nf)) < 0) {
 		if (err == BKR_EIO) {
+			pack_unread_once(v, id);
 			unread(v, path, NULL, NULL, bkr_error_message(),
 			       "a pack the index does not name, its blobs not noted");
 			if (!v->nunx_unread++)
@@ -671,6 +718,7 @@ static int check_missing(struct verify *v)
 			char what[200];
 			snprintf(what, sizeof(what), "pack %s named by the index: a place that may hold it could not be looked at; "
 				 "%zu blob%s in it not checked", hex, hi - lo, hi - lo == 1 ? "" : "s");
+			pack_unread_once(v, &e->pack);
 			unread(v, hex, NULL, NULL, bkr_error_message(), what);
 			continue;
 		}
@@ -787,8 +835,8 @@ static void bad_tree(struct verify *v, const bkr_manifest *m, const bkr_id *id, 
 		u = loose_pack(v, id);
 	bkr_error_clear();
 	if (unindexed && !u && !bkr_idset_has(&v->recorded, id) && v->nunx_unread)
-		report(v, BKR_VERIFY_IO, hex, m->backup_id, path, "%sblob %s is %s: nothing below it checked",
-		       strcmp(path, "/") ? "" : "root tree: ", hex, unindexed_unread(v, "not in the index"));
+		REPORT_UNCHECKED(v, hex, m->backup_id, path, "%sblob %s is %s: nothing below it checked",
+				 strcmp(path, "/") ? "" : "root tree: ", hex, unindexed_unread(v, "not in the index"));
 	else if (u)
 		report(v, BKR_VERIFY_TREE, hex, m->backup_id, path, "%s%s (it is in %s, which the index does not name)",
 		       strcmp(path, "/") ? "" : "root tree: ", msg, u->path);
@@ -805,7 +853,9 @@ static void check_report(struct verify *v, const bkr_manifest *m)
 	if (bkr_id_is_zero(&m->report) || !(why = blob_problem(v, &m->report, BKR_BLOB_DATA)))
 		return;
 	bkr_id_to_hex(&m->report, hex);
+	v->derived = file_kind(why) == BKR_VERIFY_IO; /* not checked: counted apart from io_errors */
 	report(v, file_kind(why), hex, m->backup_id, "report.json", "the run's report: blob %s is %s", hex, why);
+	v->derived = false;
 }
 
 /* Every tree and file of backup or recovery run @p m (a run's report too). */
@@ -828,8 +878,7 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 	if ((err = bkr_walk_new(&w, v->r, &m->tree, NULL, 0)) < 0) {
 		if (err == BKR_EIO) {
 			v->walk_incomplete = true;
-			bkr_id_to_hex(&m->tree, hex);
-			unread(v, hex, m->backup_id, "/", bkr_error_message(), "root tree: nothing in it checked");
+			unread_tree(v, &m->tree, m->backup_id, "/", bkr_error_message(), "root tree: nothing in it checked");
 			return 0;
 		}
 		if (bkr_error_not_damage(err))
@@ -842,9 +891,8 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 			v->st->trees++;
 			if (it->error == BKR_EIO) {
 				v->walk_incomplete = true;
-				bkr_id_to_hex(&it->entry.subtree, hex);
-				unread(v, hex, m->backup_id, it->path, bkr_walk_error_message(w),
-				       "directory tree: nothing below it checked");
+				unread_tree(v, &it->entry.subtree, m->backup_id, it->path, bkr_walk_error_message(w),
+					    "directory tree: nothing below it checked");
 				continue;
 			}
 			if (it->error < 0 && bkr_error_not_damage(it->error)) {
@@ -876,7 +924,9 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 				bad = &xs[i].blob;
 		if (bad) {
 			bkr_id_to_hex(bad, hex);
+			v->derived = file_kind(why) == BKR_VERIFY_IO; /* not checked: counted apart from io_errors */
 			report(v, file_kind(why), hex, m->backup_id, it->path, "chunk %s is %s", hex, why);
+			v->derived = false;
 		}
 		free(chunks);
 		free(xs);
@@ -1106,6 +1156,7 @@ done:
 	bkr_idset_free(&v.recorded);
 	bkr_idset_free(&v.lost);
 	bkr_idset_free(&v.copy_bad);
+	bkr_idset_free(&v.unread_packs);
 	bkr_idset_free(&v.damaged);
 	bkr_idset_free(&v.listed);
 	bkr_idset_free(&v.checked);
