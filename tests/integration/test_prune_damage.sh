@@ -129,7 +129,7 @@ PY
 	# the health report says so until a verify has judged the repository since
 	printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R" "$ws" "$T/logs" >"$T/health-$mode.json"
 	expect_exit 1 "$BKR" -c "$T/health-$mode.json" health
-	grep -q "prune found damage in 1 blob at .*, after the last verify: run 'bkr repair'" "$T/out" ||
+	grep -q "prune found damage in 1 blob at .*, after the last verify --read-data: run 'bkr repair'" "$T/out" ||
 		fail "$mode: health does not report the damage prune met: $(cat "$T/out")"
 	# every intact file still restores, from the pack left in place
 	rm -rf "$T/r"
@@ -232,6 +232,12 @@ printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R" "$
 expect_exit 1 "$BKR" -r "$R" verify --read-data
 expect_exit 6 "$BKR" -r "$R" prune --grace 0
 [ "$(damage_records "$R")" = 1 ] || fail "prune recorded no damage"
+# a verify of the structure alone reads no blob: health still reports the
+# damage prune met (a newer verify of any kind hid it)
+expect_exit 0 "$BKR" -r "$R" verify
+expect_exit 1 "$BKR" -c "$T/undo.json" health
+grep -q "prune found damage in 1 blob at .*, after the last verify --read-data: run 'bkr repair'" "$T/out" ||
+	fail "a verify that read no blob hid the damage prune met: $(cat "$T/out")"
 # the damage is there: a verify finds it again and resolves nothing
 expect_exit 1 "$BKR" -r "$R" verify --read-data --json
 [ "$(resolved_count)" = "0 False" ] && [ "$(damage_records "$R")" = 1 ] ||
@@ -244,7 +250,7 @@ grep -q "^1 damage record (by prune) resolved: every copy of its blobs reads; mo
 	fail "verify does not say it resolved the damage record: $(cat "$T/err")"
 [ "$(damage_records "$R")" = 0 ] && grep -rlq '"kind":"damage"' "$R/trash" ||
 	fail "the resolved damage record is not in the trash: $(ls -R "$R/records" "$R/trash")"
-[ "$(grep -l '"kind":"verify"' "$R"/records/*.json | wc -l)" = 3 ] || fail "a verify record was moved: $(ls "$R/records")"
+[ "$(grep -l '"kind":"verify"' "$R"/records/*.json | wc -l)" = 4 ] || fail "a verify record was moved: $(ls "$R/records")"
 expect_exit 0 "$BKR" -c "$T/undo.json" health
 grep -q "prune found damage" "$T/out" && fail "health still reports damage: $(cat "$T/out")"
 expect_exit 0 "$BKR" -r "$R" repair --dry-run --json
