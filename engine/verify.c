@@ -88,6 +88,8 @@ struct verify {
 	bkr_idset copy_bad;     /* recorded blobs with a copy the index does not name that failed, or was not read */
 	bkr_idset unread_packs; /* pack ids (zero-extended) that could not be read: counted once in io_errors */
 	bool derived;           /* report: an io-error problem is a file or tree not checked (st->unchecked) */
+	char **seen_records;    /* the records/ names this run read at its start, sorted: only those it resolves */
+	size_t nseen_records, cap_seen_records;
 	bool copies_unknown;    /* a pack's footer did not read: the copies in it are not known */
 	char places[400];       /* "REPO, tier NAME at PATH, ..." searched for a missing pack */
 	uint64_t packs_done, packs_total;
@@ -989,6 +991,27 @@ static int fill_record(struct verify *v, int err, int64_t t0)
 	return 0;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Note the name of each record read at the start (a damage record made later,
+ * after this run read the copies of its blobs, is not this run's to resolve). */
+static int note_record_name(void *ctx, const char *path, const char *text, size_t len)
+{
+	struct verify *v = ctx;
+	const char *base = strrchr(path, '/');
+	(void)text;
+	(void)len;
+	if (bkr_array_grow((void **)&v->seen_records, &v->cap_seen_records, v->nseen_records,
+			   sizeof(*v->seen_records)) < 0 ||
+	    !(v->seen_records[v->nseen_records] = strdup(base ? base + 1 : path)))
+		return BKR_ENOMEM;
+	v->nseen_records++;
+	return 0;
+}
+
 /* A blob a damage record names that this run did not find whole in every
  * copy: damaged through the index, a copy outside it failed or was not read,
  * or one recorded after this run read the records (its copies not read). */
@@ -1015,22 +1038,46 @@ static int resolve_damage(struct verify *v)
 	bkr_lock *lock = NULL;
 	bkr_store *s = NULL;
 	char **names = NULL;
-	size_t n = 0;
+	size_t n = 0, w = 0;
 	int err;
 
+	if (!v->recorded.n)
+		return 0; /* no record names a damaged blob */
+	if ((err = bkr_damage_records_resolved(v->r, still_damaged, v, &names, &n)) < 0)
+		goto done;
+	/* only the records read at the start (one made since names damage this
+	 * run may have read before it); one a repair moved meanwhile is passed
+	 * over (bkr_trash_move) */
+	for (size_t i = 0; i < n; i++) {
+		const char *base = strrchr(names[i], '/');
+		base = base ? base + 1 : names[i];
+		if (bsearch(&base, v->seen_records, v->nseen_records, sizeof(*v->seen_records), cmp_str))
+			names[w++] = names[i];
+		else
+			free(names[i]);
+	}
+	n = w;
+	/* the lock only when there is something to move (on S3 it is an object) */
+	if (!n)
+		goto done;
 	if (bkr_repo_lock(v->r, BKR_LOCK_SHARED, false, &lock) < 0) {
 		bkr_error_clear();
-		return 0;
+		goto done;
 	}
-	if ((err = bkr_damage_records_resolved(v->r, still_damaged, v, &names, &n)) == 0 && n &&
-	    (err = bkr_trash_repo_store(v->r, &s)) == 0 &&
+	if ((err = bkr_trash_repo_store(v->r, &s)) == 0 &&
 	    (err = bkr_trash_move(s, (const char *const *)names, n, bkr_time_now_ns())) == 0)
 		v->st->damage_records_resolved = n;
+done:
 	if (err < 0 && err != BKR_ENOMEM && v->o->report) {
 		char msg[1200];
 		bkr_verify_problem p = { BKR_VERIFY_RECORD, false, n ? names[0] : "records/", NULL, NULL, msg, false };
-		snprintf(msg, sizeof(msg), "%zu damage record%s resolved (every copy of %s blobs reads), but not moved "
-			 "into the trash: %s", n, n == 1 ? "" : "s", n == 1 ? "its" : "their", bkr_error_message());
+		if (n)
+			snprintf(msg, sizeof(msg), "%zu damage record%s resolved (every copy of %s blobs reads), but not "
+				 "moved into the trash: %s", n, n == 1 ? "" : "s", n == 1 ? "its" : "their",
+				 bkr_error_message());
+		else
+			snprintf(msg, sizeof(msg), "the damage records could not be read again to resolve them: %s",
+				 bkr_error_message());
 		v->o->report(v->o->report_ctx, &p);
 	}
 	if (err != BKR_ENOMEM) {
@@ -1085,9 +1132,12 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	    (err = bkr_repo_list_with(r, records, false, &l, on_bad_manifest, on_unread_manifest, &v)) < 0 ||
 	    (err = bkr_repo_list_with(r, records, true, &runs, on_bad_run_manifest, on_unread_run_manifest, &v)) < 0 ||
 	    (err = bkr_damaged_blobs_foreach_in(records, note_recorded, &v)) < 0 ||
+	    (err = bkr_records_foreach(records, false, note_record_name, &v)) < 0 ||
 	    (err = bkr_repo_reload_index(r)) < 0)
 		goto done;
 	bkr_records_foreach_damaged(records, false, on_bad_record, &v);
+	if (v.nseen_records)
+		qsort(v.seen_records, v.nseen_records, sizeof(*v.seen_records), cmp_str);
 	bkr_records_free(records);
 	records = NULL;
 	bkr_repo_index_warnings(r, on_bad_index, &v);
@@ -1157,6 +1207,9 @@ done:
 	bkr_idset_free(&v.lost);
 	bkr_idset_free(&v.copy_bad);
 	bkr_idset_free(&v.unread_packs);
+	for (size_t i = 0; i < v.nseen_records; i++)
+		free(v.seen_records[i]);
+	free(v.seen_records);
 	bkr_idset_free(&v.damaged);
 	bkr_idset_free(&v.listed);
 	bkr_idset_free(&v.checked);
