@@ -208,7 +208,8 @@ static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, in
 		if (vt != INT64_MIN && (!h->verify.known || vt >= h->verify.time_ns) && (err = take_verify(h, v, vt)) < 0)
 			return err;
 		/* a routine's verify is of the whole repository */
-		if (vt != INT64_MIN && vt <= h->now_ns && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "read_data")) &&
+		if (vt != INT64_MIN && vt <= h->now_ns &&
+		    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "read_data")) &&
 		    (!h->damage.read_known || vt > h->damage.read_ns)) {
 			h->damage.read_known = true;
 			h->damage.read_ns = vt;
@@ -555,8 +556,8 @@ static int judge(bkr_health *h)
 	if (!err && h->damage.known) {
 		char when[32];
 		bkr_time_format(when, h->damage.time_ns);
-		err = add_reason(h, "prune found damage in %llu blob%s at %s, after the last verify --read-data: run 'bkr repair' "
-				 "('bkr verify --read-data' names the files that use %s)",
+		err = add_reason(h, "prune found damage in %llu blob%s at %s, after the last verify --read-data: "
+				 "run 'bkr repair' ('bkr verify --read-data' names the files that use %s)",
 				 (unsigned long long)h->damage.blobs, h->damage.blobs == 1 ? "" : "s", when,
 				 h->damage.blobs == 1 ? "it" : "them");
 	}

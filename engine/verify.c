@@ -216,7 +216,6 @@ static int add_damaged(struct verify *v, const bkr_id *id)
 	return list_damaged(v, id);
 }
 
-
 static const char *type_name(unsigned type)
 {
 	return type == BKR_BLOB_DATA ? "data" : type == BKR_BLOB_TREE ? "tree" : "unknown";
@@ -880,7 +879,8 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 	if ((err = bkr_walk_new(&w, v->r, &m->tree, NULL, 0)) < 0) {
 		if (err == BKR_EIO) {
 			v->walk_incomplete = true;
-			unread_tree(v, &m->tree, m->backup_id, "/", bkr_error_message(), "root tree: nothing in it checked");
+			unread_tree(v, &m->tree, m->backup_id, "/", bkr_error_message(),
+				    "root tree: nothing in it checked");
 			return 0;
 		}
 		if (bkr_error_not_damage(err))
@@ -1072,8 +1072,8 @@ done:
 		char msg[1200];
 		bkr_verify_problem p = { BKR_VERIFY_RECORD, false, n ? names[0] : "records/", NULL, NULL, msg, false };
 		if (n)
-			snprintf(msg, sizeof(msg), "%zu damage record%s resolved (every copy of %s blobs reads), but not "
-				 "moved into the trash: %s", n, n == 1 ? "" : "s", n == 1 ? "its" : "their",
+			snprintf(msg, sizeof(msg), "%zu damage record%s resolved (every copy of %s blobs reads), "
+				 "but not moved into the trash: %s", n, n == 1 ? "" : "s", n == 1 ? "its" : "their",
 				 bkr_error_message());
 		else
 			snprintf(msg, sizeof(msg), "the damage records could not be read again to resolve them: %s",

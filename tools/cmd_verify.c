@@ -203,8 +203,8 @@ int cmd_verify(cli *c, int argc, char **argv)
 				 st.io_errors == 1 ? "" : "s");
 		if (st.unchecked) /* the files and trees an unread object left unchecked: not more I/O errors */
 			snprintf(io + strlen(io), sizeof(io) - strlen(io), " (%llu file%s or tree%s not checked for %s)",
-				 (unsigned long long)st.unchecked, st.unchecked == 1 ? "" : "s", st.unchecked == 1 ? "" : "s",
-				 st.io_errors == 1 ? "it" : "them");
+				 (unsigned long long)st.unchecked, st.unchecked == 1 ? "" : "s",
+				 st.unchecked == 1 ? "" : "s", st.io_errors == 1 ? "it" : "them");
 		fprintf(stderr, "%s%s%s: %llu backups, %llu recovery runs, %llu directories, %llu files, %llu packs%s%s%s; %llu error%s%s, %llu leftover%s\n",
 			cli_col(c, err ? "red" : "green"), err ? "verify FAILED" : "verify ok", cli_col(c, "reset"),
 			(unsigned long long)st.backups, (unsigned long long)st.runs, (unsigned long long)st.trees,
@@ -213,9 +213,10 @@ int cmd_verify(cli *c, int argc, char **argv)
 			s.o.read_data ? " read)" : "", (unsigned long long)st.errors, st.errors == 1 ? "" : "s", io,
 			(unsigned long long)st.leftovers, st.leftovers == 1 ? "" : "s");
 		if (st.damage_records_resolved)
-			fprintf(stderr, "%llu damage record%s (by prune) resolved: every copy of %s blobs reads; moved %s into "
-				"trash\n", (unsigned long long)st.damage_records_resolved,
-				st.damage_records_resolved == 1 ? "" : "s", st.damage_records_resolved == 1 ? "its" : "their",
+			fprintf(stderr, "%llu damage record%s (by prune) resolved: every copy of %s blobs reads; "
+				"moved %s into trash\n", (unsigned long long)st.damage_records_resolved,
+				st.damage_records_resolved == 1 ? "" : "s",
+				st.damage_records_resolved == 1 ? "its" : "their",
 				st.damage_records_resolved == 1 ? "it" : "them");
 	}
 	/* an I/O error wins over problems found (7, not 1): the check is not
