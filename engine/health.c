@@ -221,6 +221,13 @@ static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, in
 		int64_t vt = json_time(v, "time");
 		if (vt != INT64_MIN && (!h->verify.known || vt >= h->verify.time_ns) && (err = take_verify(h, v, vt)) < 0)
 			return err;
+		/* a routine's verify is of the whole repository */
+		if (vt != INT64_MIN && vt <= h->now_ns &&
+		    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "read_data")) &&
+		    (!h->damage.read_known || vt > h->damage.read_ns)) {
+			h->damage.read_known = true;
+			h->damage.read_ns = vt;
+		}
 	}
 	v = cJSON_GetObjectItemCaseSensitive(rec, "scan");
 	/* a partial scan (the emergency routine's without the repository) did
@@ -244,6 +251,8 @@ static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, in
 struct last_verify {
 	int64_t now_ns;
 	bool found;
+	bool read_found;  /* a verify --read-data of the whole repository */
+	int64_t read_ns;  /* the newest such */
 	bkr_verify_record rec; /* the scalars only: no string or array is kept */
 };
 
@@ -251,7 +260,13 @@ static int take_verify_record(void *ctx, const bkr_verify_record *rec)
 {
 	struct last_verify *lv = ctx;
 
-	if (rec->time_ns > lv->now_ns || (lv->found && rec->time_ns < lv->rec.time_ns))
+	if (rec->time_ns > lv->now_ns)
+		return 0;
+	if (rec->read_data && !rec->backup_id && (!lv->read_found || rec->time_ns > lv->read_ns)) {
+		lv->read_found = true;
+		lv->read_ns = rec->time_ns;
+	}
+	if (lv->found && rec->time_ns < lv->rec.time_ns)
 		return 0;
 	lv->found = true;
 	lv->rec = *rec;
@@ -271,6 +286,10 @@ static int read_verify_record(bkr_health *h, const bkr_records *rs)
 
 	if (err < 0)
 		return err;
+	if (lv.read_found && (!h->damage.read_known || lv.read_ns > h->damage.read_ns)) {
+		h->damage.read_known = true;
+		h->damage.read_ns = lv.read_ns;
+	}
 	if (lv.found && (!h->verify.known || rec->time_ns > h->verify.time_ns)) {
 		h->verify.known = true;
 		h->verify.time_ns = rec->time_ns;
@@ -288,7 +307,7 @@ static int read_verify_record(bkr_health *h, const bkr_records *rs)
 	return 0;
 }
 
-/* Damage a prune met (a damage record) after the last verify: not yet judged by one. */
+/* Damage a prune met (a damage record) after the last verify --read-data: not yet judged by one. */
 static int read_damage_record(bkr_health *h, const bkr_records *rs)
 {
 	int64_t t;
@@ -299,7 +318,9 @@ static int read_damage_record(bkr_health *h, const bkr_records *rs)
 		return 0;
 	if (err < 0)
 		return err;
-	if (!h->verify.known || t > h->verify.time_ns) {
+	/* only a verify that read the data judged it: one of the structure
+	 * alone (the daily routine's) reads no blob */
+	if (!h->damage.read_known || t > h->damage.read_ns) {
 		h->damage.known = true;
 		h->damage.time_ns = t;
 		h->damage.blobs = n;
@@ -548,8 +569,8 @@ static int judge(bkr_health *h)
 	if (!err && h->damage.known) {
 		char when[32];
 		bkr_time_format(when, h->damage.time_ns);
-		err = add_reason(h, "prune found damage in %llu blob%s at %s, after the last verify: run 'bkr repair' "
-				 "('bkr verify --read-data' names the files that use %s)",
+		err = add_reason(h, "prune found damage in %llu blob%s at %s, after the last verify --read-data: "
+				 "run 'bkr repair' ('bkr verify --read-data' names the files that use %s)",
 				 (unsigned long long)h->damage.blobs, h->damage.blobs == 1 ? "" : "s", when,
 				 h->damage.blobs == 1 ? "it" : "them");
 	}

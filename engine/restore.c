@@ -2005,6 +2005,14 @@ static int open_target(rctx *c, const char *dir)
 					     "not followed (restore it with --target)", dir);
 		return bkr_error_set_errno(errno, "restore target %s", dir);
 	}
+	/* a target DIR restore may not write into (its mode, a read-only
+	 * filesystem) is the target's error, as one it cannot make (mkdir):
+	 * nothing could be restored, so it is one line and exit 7 before
+	 * anything is written, not each entry failing (exit 6).  In place the
+	 * source's directory is written only where something differs: an
+	 * entry that cannot be written there fails alone. */
+	if (!c->o->in_place && !c->o->dry_run && faccessat(c->tfd, ".", W_OK | X_OK, AT_EACCESS) < 0)
+		return bkr_error_set_errno(errno, "restore target %s: cannot write in it", dir);
 	return 0;
 }
 
@@ -2160,9 +2168,14 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 			npaths = 0; /* the whole backup */
 			break;
 		}
-		err = bkr_walk_resolve(r, root, p, &e, &holder, NULL, NULL);
+		/* the path as given, as ls and cat resolve it: "file/" names a
+		 * directory, and a file there is ENOTDIR for them (and open(2)), not
+		 * the file (norm_path drops the slash); their message too */
+		err = bkr_walk_resolve(r, root, o->paths[i], &e, &holder, NULL, NULL);
 		bkr_dir_free(holder);
-		if (err == BKR_ENOTFOUND || (err == 0 && o->in_place && !source_of(m, p))) {
+		if (err == BKR_ENOTFOUND)
+			goto done;
+		if (err == 0 && o->in_place && !source_of(m, p)) {
 			err = bkr_error_set(BKR_ENOTFOUND, "backup %s has no %s", backup_id ? backup_id : "?", p);
 			goto done;
 		}

@@ -31,6 +31,8 @@
 #include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/host.h"
+#include "bkr/lock.h"
+#include "bkr/trash.h"
 #include "bkr/verify_record.h"
 #include "bkr/pack.h"
 #include "bkr/walk.h"
@@ -83,6 +85,12 @@ struct verify {
 	size_t nunx_unread;     /* how many such packs (I/O errors): a blob not in the index may be in one */
 	bkr_idset recorded;     /* blobs earlier verifies or prunes recorded as damaged (repair takes them out) */
 	bkr_idset lost;         /* of the damaged, blobs whose pack is in no tier (not damaged: missing) */
+	bkr_idset copy_bad;     /* recorded blobs with a copy the index does not name that failed, or was not read */
+	bkr_idset unread_packs; /* pack ids (zero-extended) that could not be read: counted once in io_errors */
+	bool derived;           /* report: an io-error problem is a file or tree not checked (st->unchecked) */
+	char **seen_records;    /* the records/ names this run read at its start, sorted: only those it resolves */
+	size_t nseen_records, cap_seen_records;
+	bool copies_unknown;    /* a pack's footer did not read: the copies in it are not known */
 	char places[400];       /* "REPO, tier NAME at PATH, ..." searched for a missing pack */
 	uint64_t packs_done, packs_total;
 	uint64_t bytes_done, bytes_total;   /* stored bytes of the blobs of the packs checked */
@@ -110,7 +118,9 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 	va_end(ap);
 	if (backup && path && (kind == BKR_VERIFY_DAMAGED_FILE || kind == BKR_VERIFY_MISSING))
 		v->damaged_files++;
-	if (kind == BKR_VERIFY_IO)
+	if (kind == BKR_VERIFY_IO && v->derived)
+		v->st->unchecked++;
+	else if (kind == BKR_VERIFY_IO)
 		v->st->io_errors++;
 	else if (p.error)
 		v->st->errors++;
@@ -118,6 +128,13 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 		v->st->leftovers++;
 	if (v->o->report)
 		v->o->report(v->o->report_ctx, &p);
+}
+
+static bkr_id pack_key(const bkr_pack_id *p)
+{
+	bkr_id k = { { 0 } };
+	memcpy(k.b, p->b, BKR_PACK_ID_SIZE); /* the first 8 bytes are random: idset's hash */
+	return k;
 }
 
 /* A read that failed with @p err does not stop verify: an I/O error, said by unread. */
@@ -136,6 +153,46 @@ static void unread(struct verify *v, const char *object, const char *backup, con
 		snprintf(v->first_io, sizeof(v->first_io), "%s", msg);
 	report(v, BKR_VERIFY_IO, object, backup, path,
 	       "%s: an I/O error, not damage: %s (check the disk, then run verify again)", msg, unchecked);
+}
+
+/* Pack @p id could not be read: 1 when it is the first time (an object that
+ * could not be read, counted in io_errors), 0 when it was counted already. */
+static int pack_unread_once(struct verify *v, const bkr_pack_id *id)
+{
+	bkr_id k = pack_key(id);
+	return bkr_idset_add(&v->unread_packs, &k) != 0; /* out of memory: counted again, never lost */
+}
+
+/* A problem of kind io-error about a file or tree of a backup that was not
+ * checked because an object it may be in could not be read (counted there,
+ * in io_errors): counted in st->unchecked, so that io_errors counts each
+ * object that could not be read once. */
+#define REPORT_UNCHECKED(v, ...)                                                                                       \
+	do {                                                                                                           \
+		(v)->derived = true;                                                                                   \
+		report(v, BKR_VERIFY_IO, __VA_ARGS__);                                                                 \
+		(v)->derived = false;                                                                                  \
+	} while (0)
+
+/* Tree @p tree at @p path of backup @p backup could not be read (an I/O
+ * error, @p msg): an object that could not be read, unless the pack it is
+ * in was counted already (its footer, or another tree of it, did not read). */
+static void unread_tree(struct verify *v, const bkr_id *tree, const char *backup, const char *path, const char *msg,
+			const char *what)
+{
+	bkr_index_entry e;
+	char hex[BKR_ID_HEX], m[1200];
+	snprintf(m, sizeof(m), "%s", msg); /* the lookup below sets the error slot @p msg may be */
+	bkr_id_to_hex(tree, hex);
+	if (bkr_repo_lookup(v->r, tree, &e) == 0 && !pack_unread_once(v, &e.pack)) {
+		if (!v->first_io[0])
+			snprintf(v->first_io, sizeof(v->first_io), "%s", m);
+		REPORT_UNCHECKED(v, hex, backup, path, "%s: an I/O error, not damage: %s (check the disk, then run "
+				 "verify again)", m, what);
+		return;
+	}
+	bkr_error_clear();
+	unread(v, hex, backup, path, m, what);
 }
 
 /* Blob @p id goes into the record's damaged blobs (repair reads every copy
@@ -157,13 +214,6 @@ static int add_damaged(struct verify *v, const bkr_id *id)
 	if (bkr_idset_add(&v->damaged, id) < 0)
 		return BKR_ENOMEM;
 	return list_damaged(v, id);
-}
-
-static bkr_id pack_key(const bkr_pack_id *p)
-{
-	bkr_id k = { { 0 } };
-	memcpy(k.b, p->b, BKR_PACK_ID_SIZE); /* the first 8 bytes are random: idset's hash */
-	return k;
 }
 
 static const char *type_name(unsigned type)
@@ -385,12 +435,48 @@ static int src_open(struct verify *v, const char *path, bool whole, struct packs
 	return 0;
 }
 
-/* Pack @p path could not be read (an I/O error): @p n blobs the index names in it go unchecked. */
-static void unread_pack(struct verify *v, const char *path, size_t n)
+/* Pack @p id at @p path could not be read (an I/O error): @p n blobs the index names in it go unchecked. */
+static void unread_pack(struct verify *v, const bkr_pack_id *id, const char *path, size_t n)
 {
 	char what[200];
 	snprintf(what, sizeof(what), "%zu blob%s the index names in it not checked", n, n == 1 ? "" : "s");
+	pack_unread_once(v, id);
 	unread(v, path, NULL, NULL, bkr_error_message(), what);
+}
+
+/*
+ * The copies in pack @p path (footer @p fents) of blobs a verify or prune
+ * recorded as damaged that no index entry names (v->ents[lo, hi): this
+ * pack's): repair took them out of the index, or it reads again.  Each is
+ * read, so that a damage record is resolved only once every copy any pack
+ * holds reads (as repair resolves one): a copy that fails or cannot be read
+ * goes into copy_bad.  Readers do not use these copies: no problem is
+ * reported for them.
+ */
+static int read_unindexed_copies(struct verify *v, const char *path, struct packsrc *src,
+				 const bkr_pack_entry *fents, size_t nf, size_t lo, size_t hi)
+{
+	for (size_t j = 0; j < nf; j++) {
+		const bkr_pack_entry *f = &fents[j];
+		bool indexed = false;
+		int rb;
+		if (!bkr_idset_has(&v->recorded, &f->id))
+			continue;
+		for (size_t i = lo; i < hi && !indexed; i++)
+			indexed = v->ents[i].offset == f->offset && !bkr_id_cmp(&v->ents[i].id, &f->id);
+		if (indexed)
+			continue;
+		rb = bkr_pack_read_blob_from(bkr_repo_crypto(v->r), src_read, src, path, &f->id, f->offset,
+					     f->stored_len, f->raw_len, f->type, v->buf, 0);
+		if (rb == BKR_ENOMEM)
+			return rb;
+		if (rb == 0)
+			continue;
+		bkr_error_clear();
+		if (bkr_idset_add(&v->copy_bad, &f->id) < 0)
+			return BKR_ENOMEM;
+	}
+	return 0;
 }
 
 /*
@@ -414,7 +500,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done, v->bytes_total);
 	if ((err = src_open(v, path, v->o->read_data && bytes_end - v->bytes_done <= WHOLE_PACK_MAX, &src)) < 0) {
 		if (err == BKR_EIO) {
-			unread_pack(v, path, hi - lo);
+			unread_pack(v, id, path, hi - lo);
 			err = 0;
 			goto done;
 		}
@@ -422,6 +508,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 			goto done;
 		/* restore cannot read it either: every blob in it is lost */
 		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s", bkr_error_message());
+		v->copies_unknown = true;
 		err = 0;
 		for (size_t i = lo; i < hi && err == 0; i++)
 			err = mark_entry(v, &v->ents[i]);
@@ -430,7 +517,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 	if ((err = bkr_pack_read_footer_from(bkr_repo_crypto(v->r), id, src_read, &src, src.size, path, &fents,
 					     &nf)) < 0) {
 		if (err == BKR_EIO) {
-			unread_pack(v, path, hi - lo);
+			unread_pack(v, id, path, hi - lo);
 			err = 0;
 			goto done;
 		}
@@ -438,6 +525,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 			goto done;
 		/* readers go by the index, not the footer: read_data finds out what is lost */
 		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s", bkr_error_message());
+		v->copies_unknown = true;
 		err = 0;
 	} else {
 		footer_ok = true;
@@ -468,7 +556,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		if (rb == 0)
 			continue;
 		if (rb == BKR_EIO) {
-			unread_pack(v, path, hi - i);
+			unread_pack(v, id, path, hi - i);
 			goto done;
 		}
 		if (bkr_error_not_damage(rb)) {
@@ -479,6 +567,8 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		if ((err = mark_entry(v, e)) < 0)
 			goto done;
 	}
+	if (footer_ok && v->o->read_data)
+		err = read_unindexed_copies(v, path, &src, fents, nf, lo, hi);
 done:
 	v->packs_done++;
 	v->bytes_done = bytes_end;
@@ -499,6 +589,7 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 
 	if ((err = bkr_repo_pack_footer(v->r, id, path, &fents, &nf)) < 0) {
 		if (err == BKR_EIO) {
+			pack_unread_once(v, id);
 			unread(v, path, NULL, NULL, bkr_error_message(),
 			       "a pack the index does not name, its blobs not noted");
 			if (!v->nunx_unread++)
@@ -510,6 +601,7 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 			goto done;
 		err = 0;
 		report(v, BKR_VERIFY_PACK, path, NULL, NULL, "%s (a pack the index does not name)", bkr_error_message());
+		v->copies_unknown = true;
 		goto done;
 	}
 	if ((err = bkr_array_grow((void **)&v->unx, &v->cap_unx, v->nunx, sizeof(*v->unx))) < 0)
@@ -527,6 +619,11 @@ static int note_unindexed(struct verify *v, const bkr_pack_id *id, const char *p
 		if ((err = bkr_array_grow((void **)&v->loose, &v->cap_loose, v->nloose, sizeof(*v->loose))) < 0)
 			goto done;
 		v->loose[v->nloose++] = (struct loose){ fents[i].id, v->nunx - 1 };
+		/* a recorded blob's copy here is not read: its damage record stays */
+		if (bkr_idset_has(&v->recorded, &fents[i].id) && bkr_idset_add(&v->copy_bad, &fents[i].id) < 0) {
+			err = BKR_ENOMEM;
+			goto done;
+		}
 	}
 done:
 	free(fents);
@@ -622,6 +719,7 @@ static int check_missing(struct verify *v)
 			char what[200];
 			snprintf(what, sizeof(what), "pack %s named by the index: a place that may hold it could not be looked at; "
 				 "%zu blob%s in it not checked", hex, hi - lo, hi - lo == 1 ? "" : "s");
+			pack_unread_once(v, &e->pack);
 			unread(v, hex, NULL, NULL, bkr_error_message(), what);
 			continue;
 		}
@@ -738,8 +836,8 @@ static void bad_tree(struct verify *v, const bkr_manifest *m, const bkr_id *id, 
 		u = loose_pack(v, id);
 	bkr_error_clear();
 	if (unindexed && !u && !bkr_idset_has(&v->recorded, id) && v->nunx_unread)
-		report(v, BKR_VERIFY_IO, hex, m->backup_id, path, "%sblob %s is %s: nothing below it checked",
-		       strcmp(path, "/") ? "" : "root tree: ", hex, unindexed_unread(v, "not in the index"));
+		REPORT_UNCHECKED(v, hex, m->backup_id, path, "%sblob %s is %s: nothing below it checked",
+				 strcmp(path, "/") ? "" : "root tree: ", hex, unindexed_unread(v, "not in the index"));
 	else if (u)
 		report(v, BKR_VERIFY_TREE, hex, m->backup_id, path, "%s%s (it is in %s, which the index does not name)",
 		       strcmp(path, "/") ? "" : "root tree: ", msg, u->path);
@@ -756,7 +854,9 @@ static void check_report(struct verify *v, const bkr_manifest *m)
 	if (bkr_id_is_zero(&m->report) || !(why = blob_problem(v, &m->report, BKR_BLOB_DATA)))
 		return;
 	bkr_id_to_hex(&m->report, hex);
+	v->derived = file_kind(why) == BKR_VERIFY_IO; /* not checked: counted apart from io_errors */
 	report(v, file_kind(why), hex, m->backup_id, "report.json", "the run's report: blob %s is %s", hex, why);
+	v->derived = false;
 }
 
 /* Every tree and file of backup or recovery run @p m (a run's report too). */
@@ -779,8 +879,8 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 	if ((err = bkr_walk_new(&w, v->r, &m->tree, NULL, 0)) < 0) {
 		if (err == BKR_EIO) {
 			v->walk_incomplete = true;
-			bkr_id_to_hex(&m->tree, hex);
-			unread(v, hex, m->backup_id, "/", bkr_error_message(), "root tree: nothing in it checked");
+			unread_tree(v, &m->tree, m->backup_id, "/", bkr_error_message(),
+				    "root tree: nothing in it checked");
 			return 0;
 		}
 		if (bkr_error_not_damage(err))
@@ -793,9 +893,8 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 			v->st->trees++;
 			if (it->error == BKR_EIO) {
 				v->walk_incomplete = true;
-				bkr_id_to_hex(&it->entry.subtree, hex);
-				unread(v, hex, m->backup_id, it->path, bkr_walk_error_message(w),
-				       "directory tree: nothing below it checked");
+				unread_tree(v, &it->entry.subtree, m->backup_id, it->path, bkr_walk_error_message(w),
+					    "directory tree: nothing below it checked");
 				continue;
 			}
 			if (it->error < 0 && bkr_error_not_damage(it->error)) {
@@ -827,7 +926,9 @@ static int walk_backup(struct verify *v, const bkr_manifest *m)
 				bad = &xs[i].blob;
 		if (bad) {
 			bkr_id_to_hex(bad, hex);
+			v->derived = file_kind(why) == BKR_VERIFY_IO; /* not checked: counted apart from io_errors */
 			report(v, file_kind(why), hex, m->backup_id, it->path, "chunk %s is %s", hex, why);
+			v->derived = false;
 		}
 		free(chunks);
 		free(xs);
@@ -890,6 +991,107 @@ static int fill_record(struct verify *v, int err, int64_t t0)
 	return 0;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Note the name of each record read at the start (a damage record made later,
+ * after this run read the copies of its blobs, is not this run's to resolve). */
+static int note_record_name(void *ctx, const char *path, const char *text, size_t len)
+{
+	struct verify *v = ctx;
+	const char *base = strrchr(path, '/');
+	(void)text;
+	(void)len;
+	if (bkr_array_grow((void **)&v->seen_records, &v->cap_seen_records, v->nseen_records,
+			   sizeof(*v->seen_records)) < 0 ||
+	    !(v->seen_records[v->nseen_records] = strdup(base ? base + 1 : path)))
+		return BKR_ENOMEM;
+	v->nseen_records++;
+	return 0;
+}
+
+/* A blob a damage record names that this run did not find whole in every
+ * copy: damaged through the index, a copy outside it failed or was not read,
+ * or one recorded after this run read the records (its copies not read). */
+static bool still_damaged(void *ctx, const bkr_id *id)
+{
+	struct verify *v = ctx;
+	return !bkr_idset_has(&v->recorded, id) || bkr_idset_has(&v->listed, id) || bkr_idset_has(&v->copy_bad, id);
+}
+
+/*
+ * After a whole verify --read-data that read every pack's footer and every
+ * copy of the recorded blobs (no I/O error): the damage records whose every
+ * blob read whole in every copy any pack holds are resolved, as repair
+ * resolves them, and move into the trash, so that health and repair stop
+ * reporting damage that is no longer there (a bad read that reads again, a
+ * pack put back from a copy).  Verify records stay: they are history, and a
+ * later verify supersedes them.  Under the shared lock, so that no repair or
+ * prune runs meanwhile; when an exclusive command holds it, or the lock cannot
+ * be taken (a read-only repository), the records stay for a later run.  A
+ * move that fails is said (not an error: the check itself is complete).
+ */
+static int resolve_damage(struct verify *v)
+{
+	bkr_lock *lock = NULL;
+	bkr_store *s = NULL;
+	char **names = NULL;
+	size_t n = 0, w = 0;
+	int err;
+
+	if (!v->recorded.n)
+		return 0; /* no record names a damaged blob */
+	if ((err = bkr_damage_records_resolved(v->r, still_damaged, v, &names, &n)) < 0)
+		goto done;
+	/* only the records read at the start (one made since names damage this
+	 * run may have read before it); one a repair moved meanwhile is passed
+	 * over (bkr_trash_move) */
+	for (size_t i = 0; i < n; i++) {
+		const char *base = strrchr(names[i], '/');
+		base = base ? base + 1 : names[i];
+		if (bsearch(&base, v->seen_records, v->nseen_records, sizeof(*v->seen_records), cmp_str))
+			names[w++] = names[i];
+		else
+			free(names[i]);
+	}
+	n = w;
+	/* the lock only when there is something to move (on S3 it is an object) */
+	if (!n)
+		goto done;
+	if (bkr_repo_lock(v->r, BKR_LOCK_SHARED, false, &lock) < 0) {
+		bkr_error_clear();
+		goto done;
+	}
+	if ((err = bkr_trash_repo_store(v->r, &s)) == 0 &&
+	    (err = bkr_trash_move(s, (const char *const *)names, n, bkr_time_now_ns())) == 0)
+		v->st->damage_records_resolved = n;
+done:
+	if (err < 0 && err != BKR_ENOMEM && v->o->report) {
+		char msg[1200];
+		bkr_verify_problem p = { BKR_VERIFY_RECORD, false, n ? names[0] : "records/", NULL, NULL, msg, false };
+		if (n)
+			snprintf(msg, sizeof(msg), "%zu damage record%s resolved (every copy of %s blobs reads), "
+				 "but not moved into the trash: %s", n, n == 1 ? "" : "s", n == 1 ? "its" : "their",
+				 bkr_error_message());
+		else
+			snprintf(msg, sizeof(msg), "the damage records could not be read again to resolve them: %s",
+				 bkr_error_message());
+		v->o->report(v->o->report_ctx, &p);
+	}
+	if (err != BKR_ENOMEM) {
+		bkr_error_clear();
+		err = 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	bkr_store_free(s);
+	bkr_lock_release(lock);
+	return err;
+}
+
 static int note_recorded(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted)
 {
 	struct verify *v = ctx;
@@ -907,6 +1109,7 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	bkr_manifest_list l = { 0 }, runs = { 0 };
 	bkr_manifest *one = NULL;
 	bkr_records *records = NULL;
+	bool packs_read = false;
 	int err;
 
 	memset(stats, 0, sizeof(*stats));
@@ -929,9 +1132,12 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	    (err = bkr_repo_list_with(r, records, false, &l, on_bad_manifest, on_unread_manifest, &v)) < 0 ||
 	    (err = bkr_repo_list_with(r, records, true, &runs, on_bad_run_manifest, on_unread_run_manifest, &v)) < 0 ||
 	    (err = bkr_damaged_blobs_foreach_in(records, note_recorded, &v)) < 0 ||
+	    (err = bkr_records_foreach(records, false, note_record_name, &v)) < 0 ||
 	    (err = bkr_repo_reload_index(r)) < 0)
 		goto done;
 	bkr_records_foreach_damaged(records, false, on_bad_record, &v);
+	if (v.nseen_records)
+		qsort(v.seen_records, v.nseen_records, sizeof(*v.seen_records), cmp_str);
 	bkr_records_free(records);
 	records = NULL;
 	bkr_repo_index_warnings(r, on_bad_index, &v);
@@ -954,6 +1160,7 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	}
 	if ((err = bkr_repo_foreach_pack(r, on_pack, &v)) < 0 || (err = check_missing(&v)) < 0)
 		goto done;
+	packs_read = true;
 	if (v.nloose)
 		qsort(v.loose, v.nloose, sizeof(*v.loose), cmp_loose);
 	if (one) {
@@ -976,6 +1183,16 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	else if (err == 0 && stats->errors)
 		err = bkr_error_set(BKR_ECORRUPT, "verify found %llu problem%s", (unsigned long long)stats->errors,
 				    stats->errors == 1 ? "" : "s");
+	if ((err == 0 || err == BKR_ECORRUPT) && o->record && o->read_data && !o->backup && packs_read &&
+	    !stats->io_errors && !v.copies_unknown && !v.nunx_unread) {
+		int rerr;
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", bkr_error_message());
+		if ((rerr = resolve_damage(&v)) < 0)
+			err = rerr;
+		else if (err < 0)
+			bkr_error_set(err, "%s", why);
+	}
 done:
 	if (o->record && fill_record(&v, err, t0) < 0)
 		err = bkr_error_oom();
@@ -988,6 +1205,11 @@ done:
 	bkr_idset_free(&v.loose_used);
 	bkr_idset_free(&v.recorded);
 	bkr_idset_free(&v.lost);
+	bkr_idset_free(&v.copy_bad);
+	bkr_idset_free(&v.unread_packs);
+	for (size_t i = 0; i < v.nseen_records; i++)
+		free(v.seen_records[i]);
+	free(v.seen_records);
 	bkr_idset_free(&v.damaged);
 	bkr_idset_free(&v.listed);
 	bkr_idset_free(&v.checked);

@@ -174,7 +174,8 @@ int cmd_verify(cli *c, int argc, char **argv)
 		const struct { const char *key; uint64_t v; } counts[] = {
 			{ "backups", st.backups }, { "runs", st.runs }, { "trees", st.trees }, { "files", st.files },
 			{ "packs", st.packs }, { "blobs_read", st.blobs_read }, { "bytes_read", st.bytes_read },
-			{ "errors", st.errors }, { "io_errors", st.io_errors }, { "leftovers", st.leftovers },
+			{ "errors", st.errors }, { "io_errors", st.io_errors }, { "unchecked", st.unchecked },
+			{ "leftovers", st.leftovers }, { "damage_records_resolved", st.damage_records_resolved },
 		};
 		json_out j;
 		json_out_end_array(&s.pj);
@@ -195,11 +196,15 @@ int cmd_verify(cli *c, int argc, char **argv)
 		json_out_end_object(&j);
 	} else if (!c->quiet) {
 		char b[32];
-		char io[48] = "";
+		char io[120] = "";
 		cli_human_bytes(b, st.bytes_read);
 		if (st.io_errors)
 			snprintf(io, sizeof(io), ", %llu I/O error%s", (unsigned long long)st.io_errors,
 				 st.io_errors == 1 ? "" : "s");
+		if (st.unchecked) /* the files and trees an unread object left unchecked: not more I/O errors */
+			snprintf(io + strlen(io), sizeof(io) - strlen(io), " (%llu file%s or tree%s not checked for %s)",
+				 (unsigned long long)st.unchecked, st.unchecked == 1 ? "" : "s",
+				 st.unchecked == 1 ? "" : "s", st.io_errors == 1 ? "it" : "them");
 		fprintf(stderr, "%s%s%s: %llu backups, %llu recovery runs, %llu directories, %llu files, %llu packs%s%s%s; %llu error%s%s, %llu leftover%s\n",
 			cli_col(c, err ? "red" : "green"), err ? "verify FAILED" : "verify ok", cli_col(c, "reset"),
 			(unsigned long long)st.backups, (unsigned long long)st.runs, (unsigned long long)st.trees,
@@ -207,6 +212,12 @@ int cmd_verify(cli *c, int argc, char **argv)
 			(unsigned long long)st.packs, s.o.read_data ? " (" : "", s.o.read_data ? b : "",
 			s.o.read_data ? " read)" : "", (unsigned long long)st.errors, st.errors == 1 ? "" : "s", io,
 			(unsigned long long)st.leftovers, st.leftovers == 1 ? "" : "s");
+		if (st.damage_records_resolved)
+			fprintf(stderr, "%llu damage record%s (by prune) resolved: every copy of %s blobs reads; "
+				"moved %s into trash\n", (unsigned long long)st.damage_records_resolved,
+				st.damage_records_resolved == 1 ? "" : "s",
+				st.damage_records_resolved == 1 ? "its" : "their",
+				st.damage_records_resolved == 1 ? "it" : "them");
 	}
 	/* an I/O error wins over problems found (7, not 1): the check is not
 	 * complete; the one line saying so comes last, -q or not */

@@ -411,6 +411,29 @@ for folder in data tree; do
 		! grep -q "^missing \|^damaged-file \|^tree " "$T/out" || fail "verify with the footer of $upack failing: $(cat "$T/out")"
 		grep -q "^io-error [^ ]* [^ ]*: .*[0-9a-f]\{64\} is not checked: not in the index, it may be in $upack, a pack the index does not name that could not be read" "$T/out" ||
 			fail "verify with the footer of $upack failing: $(cat "$T/out")"
+		# one object could not be read: io_errors counts it once; the files
+		# and trees it left unchecked are counted apart (they counted as
+		# more I/O errors: "3 objects could not be read" for one pack)
+		grep -q "^bkr verify: 1 object could not be read: read $upack:" "$T/err" ||
+			fail "verify with the footer of $upack failing counts more than one object: $(cat "$T/err")"
+		rm -rf "$U" && cp -a "$T/unx-start" "$U"
+		rc=0
+		BKR_FAULT=read:$n:eio "$BKR" -r "$U" verify --json >"$T/json" 2>"$T/err" || rc=$?
+		[ $rc = 7 ] || fail "verify --json with the footer of $upack failing: exit $rc"
+		python3 - "$T/json" "$upack" <<'PY' || fail "verify --json with the footer of $upack failing: $(cat "$T/json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+io = [p for p in j["problems"] if p["kind"] == "io-error"]
+objects = [p for p in io if p["object"] == sys.argv[2]]
+assert j["io_errors"] == 1 and len(objects) == 1 and not objects[0].get("backup_id"), j
+assert j["unchecked"] >= 1 and len(io) == 1 + j["unchecked"], j
+assert all(p.get("backup_id") and p.get("path") for p in io if p is not objects[0]), io
+PY
+		rm -rf "$U" && cp -a "$T/unx-start" "$U"
+		rc=0
+		BKR_FAULT=read:$n:eio "$BKR" -r "$U" verify >"$T/out" 2>"$T/err" || rc=$?
+		[ $rc = 7 ] && grep -q "^verify FAILED: .*; 0 errors, 1 I/O error ([0-9]* files\? or trees\? not checked for it), 0 leftovers$" "$T/err" ||
+			fail "the summary does not count the unchecked files apart (exit $rc): $(cat "$T/err")"
 		seen=$((seen + 1))
 	done
 	[ $seen -ge 1 ] || fail "no read fault met the footer of the $folder pack the index does not name"

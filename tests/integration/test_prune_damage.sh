@@ -129,7 +129,7 @@ PY
 	# the health report says so until a verify has judged the repository since
 	printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R" "$ws" "$T/logs" >"$T/health-$mode.json"
 	expect_exit 1 "$BKR" -c "$T/health-$mode.json" health
-	grep -q "prune found damage in 1 blob at .*, after the last verify: run 'bkr repair'" "$T/out" ||
+	grep -q "prune found damage in 1 blob at .*, after the last verify --read-data: run 'bkr repair'" "$T/out" ||
 		fail "$mode: health does not report the damage prune met: $(cat "$T/out")"
 	# every intact file still restores, from the pack left in place
 	rm -rf "$T/r"
@@ -202,6 +202,85 @@ assert [a for a in o["alerts"] if a["kind"] == "damage" and "bkr repair" in a["a
 PY
 [ -e "$da" ] || fail "the routine's prune moved the pack holding the damaged blob"
 pass "cleanup exits 6 and the daily routine's cleanup step has problems (a damage alert) when prune leaves a damaged blob"
+
+# --- damage that is no longer there: a whole verify --read-data resolves its record ---
+# A damage record (prune's) stayed until a repair found it resolved, also when
+# the damage went (a pack put back from a copy, a read that fails no more) and
+# verify --read-data read every copy whole since.  Now that verify moves it into
+# the trash (as repair does), once every copy any pack holds of its blobs reads:
+# not while the damage is there, nor while a damaged copy repair took out of
+# the index is still in a pack (without the record a repair would index it
+# again from the pack's footer).  Verify records stay (history); health stops
+# reporting the damage.
+three_blob_pack() {
+	local p
+	for p in $(find "$1/data" -name '*.pack'); do
+		[ "$(python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); print(struct.unpack_from("<I", d, len(d)-64+12)[0])' "$p")" = 3 ] &&
+			echo "$p"
+	done
+	return 0
+}
+resolved_count() { python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); print(o["damage_records_resolved"], o["ok"])' "$T/out"; }
+damage_records() { grep -l '"kind":"damage"' "$1"/records/*.json 2>/dev/null | wc -l; }
+R=$T/repo-undo
+rm -rf "$R" && cp -a "$T/repo-plain-clean" "$R"
+da=$(three_blob_pack "$R")
+[ -n "$da" ] || fail "no pack of three blobs in $R"
+cp "$da" "$T/undo.pack"
+flip_largest_blob "$da" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R" "$T/ws-plain" "$T/logs-undo" >"$T/undo.json"
+expect_exit 1 "$BKR" -r "$R" verify --read-data
+expect_exit 6 "$BKR" -r "$R" prune --grace 0
+[ "$(damage_records "$R")" = 1 ] || fail "prune recorded no damage"
+# a verify of the structure alone reads no blob: health still reports the
+# damage prune met (a newer verify of any kind hid it)
+expect_exit 0 "$BKR" -r "$R" verify
+expect_exit 1 "$BKR" -c "$T/undo.json" health
+grep -q "prune found damage in 1 blob at .*, after the last verify --read-data: run 'bkr repair'" "$T/out" ||
+	fail "a verify that read no blob hid the damage prune met: $(cat "$T/out")"
+# the damage is there: a verify finds it again and resolves nothing
+expect_exit 1 "$BKR" -r "$R" verify --read-data --json
+[ "$(resolved_count)" = "0 False" ] && [ "$(damage_records "$R")" = 1 ] ||
+	fail "a verify that found the damage resolved its record: $(cat "$T/out")"
+expect_exit 1 "$BKR" -c "$T/undo.json" health
+# the damage goes: the pack put back from a copy
+cp "$T/undo.pack" "$da"
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+grep -q "^1 damage record (by prune) resolved: every copy of its blobs reads; moved it into trash$" "$T/err" ||
+	fail "verify does not say it resolved the damage record: $(cat "$T/err")"
+[ "$(damage_records "$R")" = 0 ] && grep -rlq '"kind":"damage"' "$R/trash" ||
+	fail "the resolved damage record is not in the trash: $(ls -R "$R/records" "$R/trash")"
+[ "$(grep -l '"kind":"verify"' "$R"/records/*.json | wc -l)" = 4 ] || fail "a verify record was moved: $(ls "$R/records")"
+expect_exit 0 "$BKR" -c "$T/undo.json" health
+grep -q "prune found damage" "$T/out" && fail "health still reports damage: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" repair --dry-run --json
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damage_records_resolved"] == 0 and r["damaged_dropped"] == 0 and r["damaged_files"] == 0, r' "$T/out" ||
+	fail "repair after the resolving verify: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" verify --read-data --json
+[ "$(resolved_count)" = "0 True" ] || fail "a second verify: $(cat "$T/out")"
+pass "damage that went (the pack put back): verify --read-data resolves prune's record (trash), health is healthy; not while it is there"
+
+# the damaged copy out of the index but still in its pack, the file stored
+# again: every file reads, and the record stays until prune repacks the pack
+R=$T/repo-outside
+rm -rf "$R" && cp -a "$T/repo-plain-clean" "$R"
+da=$(three_blob_pack "$R")
+flip_largest_blob "$da" >/dev/null
+expect_exit 6 "$BKR" -r "$R" prune --grace 0
+expect_exit 1 "$BKR" -r "$R" repair
+expect_exit 0 "$BKR" -q -r "$R" create --type incremental "$T/ws-plain"
+expect_exit 0 "$BKR" -r "$R" verify --read-data --json
+[ "$(resolved_count)" = "0 True" ] && [ "$(damage_records "$R")" = 1 ] ||
+	fail "verify resolved a damage record while the damaged copy is still in its pack: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" repair --dry-run --json
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["damaged_recorded"] == 1 and r["added"] == 0, r' "$T/out" ||
+	fail "repair would index the damaged copy again: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$R" prune --grace 0
+[ ! -e "$da" ] || fail "prune did not repack the damaged pack"
+expect_exit 0 "$BKR" -r "$R" verify --read-data --json
+[ "$(resolved_count)" = "1 True" ] && [ "$(damage_records "$R")" = 0 ] ||
+	fail "verify after the repack did not resolve the damage record: $(cat "$T/out")"
+pass "a damaged copy out of the index but in its pack keeps the record through verify; once repacked, verify resolves it"
 
 # eio_stops CLEAN PATTERN WHAT: the N-th read fails with EIO (BKR_FAULT), for
 # the first N whose error says PATTERN (a read of WHAT): prune exits 7 with one

@@ -136,8 +136,27 @@ grep -q "two/nope" "$T/err" || fail "the missing path is not named"
 [ ! -e "$T/nf" ] || fail "a restore naming a missing path wrote $T/nf"
 pass "restoring a path that is not in the backup exits 3 and writes nothing"
 
+# --- "FILE/" (or "FILE/.") names a directory, as for open(2): a file there is
+# not in the backup, for restore as for ls and cat (ENOTDIR: exit 3, ls's
+# message), in place too, and nothing is written
+for pf in two/a.txt/:two/a.txt two/a.txt/.:two/a.txt two//a.txt//:two//a.txt; do
+	p=${pf%:*}
+	for where in "--target $T/nd" --in-place; do
+		expect_exit 3 "$BKR" -r "$R3" restore latest two/small.txt "$p" $where
+		one_line_error
+		msg=$(<"$T/err")
+		[ "$msg" = "bkr restore: path '$p': '${pf#*:}' is not a directory" ] || fail "restore $p $where: $msg"
+		expect_exit 3 "$BKR" -r "$R3" ls latest "$p"
+		[ "$(<"$T/err")" = "${msg/restore/ls}" ] || fail "ls $p says otherwise than restore: $(cat "$T/err")"
+	done
+	[ ! -e "$T/nd" ] || fail "a restore naming $p wrote $T/nd"
+done
+expect_exit 0 "$BKR" -r "$R3" restore latest two/ --target "$T/nd"
+cmp "$T/nd/two/a.txt" "$src2/a.txt" || fail "a directory named with a slash was not restored"
+pass "a file named with a trailing slash is refused as ls refuses it (exit 3, nothing written); a directory is restored"
+
 # --- overlapping or repeated PATHs are restored once; '..' is a usage error up front
-for sel in "two two/a.txt" "two/a.txt two/a.txt" "two/a.txt two//a.txt/"; do
+for sel in "two two/a.txt" "two/a.txt two/a.txt" "two/a.txt two//./a.txt" "two/ two/a.txt"; do
 	rm -rf "$T/ov"
 	expect_exit 0 "$BKR" -r "$R3" restore latest $sel --target "$T/ov"
 	cmp "$T/ov/two/a.txt" "$src2/a.txt" || fail "restore $sel"
@@ -497,6 +516,68 @@ if [ "$(id -u)" = 0 ]; then
 		grep -q "nr/grp: owner 65534:1000 not restored" "$T/err.inplace2" ||
 		fail "the set-ID bits not restored are no longer said: $(cat "$T/err.inplace2")"
 	pass "a restore run again by a user who is not root leaves files without the set-ID bits it may not set as they are"
+fi
+
+# --- a target restore may not write in is one error about it, as one it
+# cannot make: exit 7, one line, nothing written (it was each entry failing,
+# exit 6, for an existing read-only DIR and exit 7 for one to make below a
+# read-only directory); an entry below DIR that cannot be written fails
+# alone (exit 6) and the rest is restored, with --target as in place
+if [ "$(id -u)" = 0 ]; then
+	ro=$T/ro
+	mkdir -p "$ro/src/a" "$ro/src/b" "$ro/state" "$ro/t" "$ro/t2"
+	printf 'one\n' >"$ro/src/a/f"
+	printf 'two\n' >"$ro/src/b/g"
+	printf 'three\n' >"$ro/src/top"
+	expect_exit 0 "$BKR" -q -r "$ro/repo" init
+	expect_exit 0 "$BKR" -q -r "$ro/repo" create "$ro/src"
+	chown -R 65534:65534 "$ro"
+	chmod 555 "$ro/t"
+	chmod 755 "$T"
+	as_nobody() { XDG_STATE_HOME=$ro/state setpriv --reuid=65534 --regid=65534 --clear-groups "$BKR" -r "$ro/repo" "$@"; }
+	rc=0
+	for t in "$ro/t" "$ro/t/new"; do
+		st=0; as_nobody restore latest --target "$t" >"$T/out" 2>"$T/err" || st=$?
+		if [ "$st" != 7 ] || [ "$(<"$T/err")" != "bkr restore: $( [ "$t" = "$ro/t" ] &&
+			echo "restore target $t: cannot write in it" || echo "mkdir $t"): Permission denied" ]; then
+			rc=1; break
+		fi
+		[ -z "$(ls -A "$ro/t")" ] || { rc=2; break; }
+	done
+	# below DIR: src/a read-only, its file changed; the rest differs too
+	if [ "$rc" = 0 ]; then
+		st=0; as_nobody restore latest --target "$ro/t2" >"$T/out" 2>"$T/err" || st=$?
+		[ "$st" = 0 ] || rc=3
+		printf 'changed\n' | tee "$ro/t2/src/a/f" "$ro/t2/src/b/g" >"$ro/t2/src/top"
+		chmod 444 "$ro/t2/src/top"
+		chmod 555 "$ro/t2/src/a"
+		st=0; as_nobody restore latest --target "$ro/t2" --overwrite >"$T/out" 2>"$T/err.t2" || st=$?
+		[ "$st" = 6 ] || rc=4
+	fi
+	# in place: the source's directory a is read-only, its file changed
+	if [ "$rc" = 0 ]; then
+		printf 'changed\n' | tee "$ro/src/a/f" >"$ro/src/b/g"
+		chmod 555 "$ro/src/a"
+		st=0; as_nobody restore latest --in-place >"$T/out" 2>"$T/err.ip" || st=$?
+		[ "$st" = 6 ] || rc=5
+	fi
+	chmod 700 "$T"
+	case $rc in
+	1) fail "restore into $t, a directory it may not write in: expected exit 7 and one line naming it, got $st: $(cat "$T/err")" ;;
+	2) fail "a restore into a target it may not write in wrote $(ls -A "$ro/t")" ;;
+	3) fail "restore into $ro/t2: exit $st: $(cat "$T/err")" ;;
+	4) fail "a file in a read-only directory below the target: expected exit 6, got $st: $(cat "$T/err.t2")" ;;
+	5) fail "in place, a file in a read-only source directory: expected exit 6, got $st: $(cat "$T/err.ip")" ;;
+	esac
+	[ "$(cat "$T/err.t2")" = "bkr restore: src/a/f: create: Permission denied" ] ||
+		fail "the file that could not be written is not named alone: $(cat "$T/err.t2")"
+	[ "$(cat "$ro/t2/src/a/f")" = changed ] && [ "$(cat "$ro/t2/src/b/g")" = two ] && [ "$(cat "$ro/t2/src/top")" = three ] ||
+		fail "--overwrite beside a read-only directory did not restore the rest (a read-only file is replaced, as rsync does)"
+	[ "$(cat "$T/err.ip")" = "bkr restore: src/a/f: create: Permission denied" ] ||
+		fail "in place, the file that could not be written is not named: $(cat "$T/err.ip")"
+	[ "$(cat "$ro/src/a/f")" = changed ] && [ "$(cat "$ro/src/b/g")" = two ] ||
+		fail "in place beside a read-only directory: the rest was not restored"
+	pass "a target restore may not write in: exit 7, one line, nothing written; an entry below it that cannot be written fails alone (exit 6)"
 fi
 
 # --- a write-back error at the final syncfs fails the restore: files placed

@@ -66,9 +66,11 @@ typedef struct {
 		size_t ndamaged_backups;
 	} verify;
 	struct {
-		bool known;             /**< a damage record (prune's) newer than the last verify */
+		bool known;             /**< a damage record (prune's) newer than the last verify --read-data */
 		int64_t time_ns;
 		uint64_t blobs;
+		bool read_known;        /**< a verify that read every blob of the repository was recorded */
+		int64_t read_ns;        /**< the newest such (a routine's or a verify record), at or before now */
 	} damage;
 	uint64_t tier_bytes[BKR_TIER_COUNT]; /**< pack bytes per tier */
 	uint64_t tier_packs[BKR_TIER_COUNT];

@@ -42,8 +42,14 @@ typedef struct {
 typedef struct {
 	uint64_t backups, trees, files, packs, blobs_read, bytes_read;
 	uint64_t errors, leftovers;
-	uint64_t io_errors;      /**< objects that could not be read (BKR_VERIFY_IO), not in errors */
+	uint64_t io_errors;      /**< objects that could not be read, each once (a pack, manifest, config file,
+				  *   a place searched for a pack, a tree whose pack was not counted already);
+				  *   not in errors */
+	uint64_t unchecked;      /**< files and trees not checked because an object they may be in could not be
+				  *   read (their problems are BKR_VERIFY_IO too, counted here, not in io_errors) */
 	uint64_t runs;           /**< recovery runs walked (their trees and files are counted above) */
+	uint64_t damage_records_resolved; /**< damage records moved into the trash: a whole --read-data run
+					   *   read every copy of their blobs whole (only with a record) */
 } bkr_verify_stats;
 
 typedef struct {
