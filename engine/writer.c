@@ -189,8 +189,8 @@ int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 	return bkr_writer_put_level(w, type, id, data, len, 0, is_new, stored);
 }
 
-int bkr_writer_put_level(bkr_writer *w, bkr_blob_type type, const bkr_id *id, const void *data, size_t len,
-			 int level, bool *is_new, uint32_t *stored)
+int bkr_writer_put_level(bkr_writer *w, bkr_blob_type type, const bkr_id *id, const void *data, size_t len, int level,
+			 bool *is_new, uint32_t *stored)
 {
 	bkr_index_entry e;
 	bkr_pack_writer *full = NULL;

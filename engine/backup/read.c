@@ -141,7 +141,7 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 	{
 		const bkr_repo_config *cfg = bkr_repo_get_config(c->repo);
 		fc.adapt = size >= BKR_BK_ZSTD_PROBE_MIN && cfg->codec == BKR_CODEC_ZSTD &&
-			   cfg->level == BKR_ZSTD_LEVEL_DEFAULT;
+			cfg->level == BKR_ZSTD_LEVEL_DEFAULT;
 	}
 	/* holes: the sparse digest, which skips them (docs/format.md) */
 	*sparse = size > 0 && !(next == 1 && ext[0] == 0 && ext[1] == size);
