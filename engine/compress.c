@@ -312,6 +312,24 @@ int bkr_compress_zstd(int level, const void *in, size_t len, void *out, size_t c
 	return 0;
 }
 
+int bkr_compress_zstd_pick_level(const void *in, size_t len)
+{
+	size_t cap = ZSTD_compressBound(len), fast = 0, dflt = 0;
+	uint8_t *buf;
+	int level = 0;
+
+	if (len == 0 || bkr_compress_looks_random(in, len) || !(buf = malloc(cap)))
+		return 0;
+	if (bkr_compress_zstd(BKR_ZSTD_LEVEL_DEFAULT, in, len, buf, cap, &dflt) == 0)
+		level = bkr_compress_zstd(1, in, len, buf, cap, &fast) == 0 &&
+				fast * 100 <= dflt * (100 + BKR_ZSTD_FAST_SLACK_PCT)
+			? 1
+			: BKR_ZSTD_LEVEL_DEFAULT;
+	bkr_error_clear();
+	free(buf);
+	return level;
+}
+
 int bkr_decompress_zstd(const void *in, size_t len, void *out, size_t raw_len)
 {
 	struct codec_cache *cc;

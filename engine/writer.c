@@ -186,6 +186,12 @@ static void publish_wait(bkr_writer *w)
 int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 		   const void *data, size_t len, bool *is_new, uint32_t *stored)
 {
+	return bkr_writer_put_level(w, type, id, data, len, 0, is_new, stored);
+}
+
+int bkr_writer_put_level(bkr_writer *w, bkr_blob_type type, const bkr_id *id, const void *data, size_t len, int level,
+			 bool *is_new, uint32_t *stored)
+{
 	bkr_index_entry e;
 	bkr_pack_writer *full = NULL;
 	uint8_t *payload = NULL, flags = 0;
@@ -210,7 +216,9 @@ int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 		return added;
 
 	/* a raw blob is appended from the caller's bytes, never copied */
-	if ((err = bkr_blob_compress(w->repo->cfg.codec, w->repo->cfg.level, data, len, &payload, &stored_len, &flags)) < 0 ||
+	if (level <= 0 || w->repo->cfg.level == 0)
+		level = w->repo->cfg.level;
+	if ((err = bkr_blob_compress(w->repo->cfg.codec, level, data, len, &payload, &stored_len, &flags)) < 0 ||
 	    (err = bkr_blob_seal(w->repo->crypto, type, id, data, &payload, &stored_len, &flags)) < 0)
 		goto done;
 

@@ -35,6 +35,8 @@
 
 #define BKR_BK_RETRIES 3                  /**< re-reads of a file that changes while read */
 #define BKR_BK_READ_BUF (8u << 20)        /**< a worker's read buffer */
+#define BKR_BK_ZSTD_PROBE_MIN (64ull << 20) /**< files from this size choose their zstd level */
+#define BKR_BK_ZSTD_PROBE_EVERY 64u         /**< by compressing every N-th chunk at levels 1 and 2 */
 #define BKR_BK_RACY_NS 1000000000LL       /**< git's racy-clean window */
 #define BKR_BK_PROGRESS_NS 250000000LL    /**< between progress callbacks */
 
@@ -99,6 +101,7 @@ typedef struct chunk_job {
 	rbuf *rb;           /* holds the buffer @p data points into */
 	const uint8_t *data;
 	size_t len;
+	unsigned no;        /* its place in the file, from 0 */
 	bkr_id id;
 	int err;
 } chunk_job;
@@ -115,6 +118,12 @@ struct file_ctx {
 	bctx *c;
 	size_t pending;     /* chunk jobs not done yet (c->mu) */
 	int err;            /* first fatal error of its jobs */
+	unsigned nchunks;   /* chunks emitted so far (the reading worker's) */
+	/* a big file of a zstd repository at the default level: its chunks' level
+	 * is chosen by sampling one every BKR_BK_ZSTD_PROBE_EVERY (pool.c) */
+	bool adapt;
+	atomic_uint probe_at;   /* the next chunk to sample */
+	atomic_int level;       /* its chunks' level (0: the repository's) */
 };
 
 typedef struct {
@@ -228,8 +237,8 @@ void bkr_bk_pool_finish(bctx *c);
 void bkr_bk_pool_free(bctx *c);
 /** Queue a file for the workers (blocks while the queue is full; closes @p fd on error). */
 int bkr_bk_queue_file(bctx *c, node *n, int fd);
-/** Store a data blob and count it. */
-int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len);
+/** Store a data blob and count it; @p level as bkr_writer_put_level's (0: the repository's). */
+int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len, int level);
 /** Store one chunk of the file @p fc, @p data inside wk->rb: through the pool
  * when there is room (the job holds wk->rb, no copy), else here. */
 int bkr_bk_emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len);

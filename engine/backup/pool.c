@@ -12,13 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bkr/compress.h"
 #include "bkr/error.h"
 
-int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len)
+int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len, int level)
 {
 	bool is_new = false;
 	uint32_t stored = 0;
-	int err = bkr_writer_put(c->w, BKR_BLOB_DATA, id, data, len, &is_new, &stored);
+	int err = bkr_writer_put_level(c->w, BKR_BLOB_DATA, id, data, len, level, &is_new, &stored);
 	if (err < 0)
 		return err;
 	bkr_bk_note_blob(c, id, len, is_new, stored);
@@ -88,13 +89,35 @@ int bkr_bk_rbuf_shift(worker *wk, size_t start, size_t end)
 	return 0;
 }
 
+/*
+ * Store chunk @p no of the file @p fc.  A big file of a zstd repository at
+ * the default level samples a chunk every BKR_BK_ZSTD_PROBE_EVERY (the first
+ * that tells something, then every N-th after it) and stores its chunks at
+ * the level the last sample chose (docs/design.md, "Compression"): level 1
+ * where it stores within BKR_ZSTD_FAST_SLACK_PCT % of level 2, as on logs.
+ * Chunks are stored in any order by any thread: one stored before the sample
+ * that precedes it in the file is done takes the level chosen before that.
+ */
+static int put_chunk(bctx *c, file_ctx *fc, unsigned no, const bkr_id *id, const uint8_t *data, size_t len)
+{
+	unsigned at = atomic_load(&fc->probe_at);
+	if (fc->adapt && no >= at && atomic_compare_exchange_strong(&fc->probe_at, &at, no + BKR_BK_ZSTD_PROBE_EVERY)) {
+		int level = bkr_compress_zstd_pick_level(data, len);
+		if (level > 0)
+			atomic_store(&fc->level, level);
+		else
+			atomic_store(&fc->probe_at, no + 1); /* random bytes: the next chunk samples */
+	}
+	return bkr_bk_put_data(c, id, data, len, atomic_load(&fc->level));
+}
+
 /* Hash and store a queued chunk.  Once pending drops, the owner may free @p j:
  * nothing of it is touched after the unlock. */
 static void run_chunk_job(bctx *c, chunk_job *j)
 {
 	int err;
 	bkr_writer_blob_id(c->w, j->data, j->len, &j->id);
-	err = j->err = bkr_bk_put_data(c, &j->id, j->data, j->len);
+	err = j->err = put_chunk(c, j->owner, j->no, &j->id, j->data, j->len);
 	if (err < 0)
 		bkr_bk_fatal(c, err);
 	pthread_mutex_lock(&c->mu);
@@ -174,6 +197,7 @@ int bkr_bk_emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len)
 		j->rb = wk->rb;
 		j->data = data;
 		j->len = len;
+		j->no = fc->nchunks++;
 		j->owner = fc;
 		if ((err = bkr_bk_refs_push(wk, j, NULL, len)) < 0) {
 			free(j);
@@ -194,7 +218,7 @@ int bkr_bk_emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len)
 	}
 	bkr_id id;
 	bkr_writer_blob_id(c->w, data, len, &id);
-	if ((err = bkr_bk_put_data(c, &id, data, len)) < 0)
+	if ((err = put_chunk(c, fc, fc->nchunks++, &id, data, len)) < 0)
 		return err;
 	return bkr_bk_refs_push(wk, NULL, &id, len);
 }

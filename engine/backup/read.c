@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bkr/clock.h"
+#include "bkr/compress.h"
 #include "bkr/error.h"
 #include "bkr/io.h"
 #include "bkr/walk.h"
@@ -125,7 +126,7 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 		bkr_id chunk = *content;
 		if (bkr_writer_keyed(c->w))
 			bkr_writer_blob_id(c->w, wk->rb->data, (size_t)size, &chunk);
-		if ((err = bkr_bk_put_data(c, &chunk, wk->rb->data, (size_t)size)) < 0) {
+		if ((err = bkr_bk_put_data(c, &chunk, wk->rb->data, (size_t)size, 0)) < 0) {
 			ret = err;
 			goto done;
 		}
@@ -137,6 +138,11 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	bkr_chunker_reset(wk->chunker);
+	{
+		const bkr_repo_config *cfg = bkr_repo_get_config(c->repo);
+		fc.adapt = size >= BKR_BK_ZSTD_PROBE_MIN && cfg->codec == BKR_CODEC_ZSTD &&
+			cfg->level == BKR_ZSTD_LEVEL_DEFAULT;
+	}
 	/* holes: the sparse digest, which skips them (docs/format.md) */
 	*sparse = size > 0 && !(next == 1 && ext[0] == 0 && ext[1] == size);
 	bkr_digest_reset(wk->digest, *sparse ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN);

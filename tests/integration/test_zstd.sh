@@ -202,3 +202,36 @@ PY
 expect_exit 1 "$BKR" -r "$RE" verify --read-data
 grep -q "authentication failed" "$T/out" "$T/err" || fail "verify does not name the tampered blob: $(cat "$T/out" "$T/err")"
 pass "a flipped bit in a sealed zstd repository's blob fails verify --read-data (authentication failed)"
+
+# a file of 64 MiB or more chooses its chunks' level by sampling (docs/design.md,
+# "Compression"): log lines (level 1), random bytes (raw), then word text
+# (level 2), in one file; it restores exactly and verifies with --read-data
+RB=$T/rbig
+SB=$T/srcbig
+mkdir -p "$SB"
+python3 - "$SB/big.log" <<'PY'
+import os, random, sys
+random.seed(16)
+ev = ["stored chunk", "opened file", "skipped unchanged file", "published pack"]
+with open(sys.argv[1], "w") as f:
+    n = 0
+    while n < 48 << 20:
+        line = "2026-12-03T05:%02d:%02d.%06dZ INFO bkr[4242]: worker %d %s workspace/logs/session-%04d.json\n" % (
+            n // 7 % 60, n // 3 % 60, random.randrange(10**6), random.randrange(4), random.choice(ev), random.randrange(10**4))
+        f.write(line)
+        n += len(line)
+    f.flush()
+    f.buffer.write(os.urandom(6 << 20))
+    vocab = ["".join(random.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(random.randrange(3, 12))) for _ in range(4000)]
+    n = 0
+    while n < 16 << 20:
+        line = " ".join(random.choice(vocab) for _ in range(random.randrange(6, 18))) + "\n"
+        f.write(line)
+        n += len(line)
+PY
+expect_exit 0 "$BKR" init -r "$RB"
+expect_exit 0 "$BKR" -r "$RB" create "$SB"
+expect_exit 0 "$BKR" -r "$RB" verify --read-data
+expect_exit 0 "$BKR" -r "$RB" restore latest --target "$T/outbig"
+cmp "$SB/big.log" "$T/outbig/srcbig/big.log" || fail "a big file of logs, random bytes and words does not restore exactly"
+pass "a 70 MiB file of logs, random bytes and word text (its level chosen by sampling) verifies and restores exactly"

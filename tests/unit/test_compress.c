@@ -320,6 +320,71 @@ static void test_looks_random(void **state)
 	assert_true(n < RAND_LEN * 97 / 100);
 }
 
+/* Log lines: a fixed shape, long repeats; level 1 finds them as level 2 does. */
+static void fill_log(uint8_t *p, size_t n)
+{
+	static const char *ev[] = { "stored chunk", "opened file", "skipped unchanged file", "published pack" };
+	uint64_t s = 5;
+	size_t i = 0;
+	for (unsigned t = 0; i < n; t++) {
+		char line[200];
+		int k = snprintf(line, sizeof(line),
+				 "2026-12-03T05:%02u:%02u.%06uZ INFO bkr[%u]: worker %u %s workspace/logs/session-%04u.json\n",
+				 t / 3600 % 60, t / 60 % 60, (unsigned)(rng_next(&s) % 1000000), 4242u,
+				 (unsigned)(rng_next(&s) % 4), ev[rng_next(&s) % 4], (unsigned)(rng_next(&s) % 10000));
+		for (int j = 0; j < k && i < n; j++)
+			p[i++] = (uint8_t)line[j];
+	}
+}
+
+/* Text of random words from a vocabulary of 4,000: short matches, which
+ * level 2's second hash table finds and level 1's misses. */
+static void fill_words(uint8_t *p, size_t n)
+{
+	static char vocab[4000][12];
+	uint64_t s = 11;
+	size_t i = 0;
+	for (size_t w = 0; w < 4000; w++) {
+		size_t len = 3 + rng_next(&s) % 9;
+		for (size_t j = 0; j < len; j++)
+			vocab[w][j] = (char)('a' + rng_next(&s) % 26);
+		vocab[w][len] = 0;
+	}
+	while (i < n) {
+		const char *w = vocab[rng_next(&s) % 4000];
+		for (size_t j = 0; w[j] && i < n; j++)
+			p[i++] = (uint8_t)w[j];
+		if (i < n)
+			p[i++] = rng_next(&s) % 12 ? ' ' : '\n';
+	}
+}
+
+/* The level a big file's chunks take (bkr_compress_zstd_pick_level). */
+static void test_zstd_pick_level(void **state)
+{
+	struct fixture *f = *state;
+	size_t n1 = 0, n2 = 0;
+
+	fill_log(f->out, TEXT_LEN);
+	assert_int_equal(bkr_compress_zstd(1, f->out, TEXT_LEN, f->buf, f->cap, &n1), 0);
+	assert_int_equal(bkr_compress_zstd(BKR_ZSTD_LEVEL_DEFAULT, f->out, TEXT_LEN, f->buf, f->cap, &n2), 0);
+	print_message("log lines: level 1 %zu, level 2 %zu bytes\n", n1, n2);
+	assert_true(n1 * 100 <= n2 * (100 + BKR_ZSTD_FAST_SLACK_PCT));
+	assert_int_equal(bkr_compress_zstd_pick_level(f->out, TEXT_LEN), 1);
+
+	fill_words(f->out, TEXT_LEN);
+	assert_int_equal(bkr_compress_zstd(1, f->out, TEXT_LEN, f->buf, f->cap, &n1), 0);
+	assert_int_equal(bkr_compress_zstd(BKR_ZSTD_LEVEL_DEFAULT, f->out, TEXT_LEN, f->buf, f->cap, &n2), 0);
+	print_message("words: level 1 %zu, level 2 %zu bytes\n", n1, n2);
+	assert_true(n1 * 100 > n2 * (100 + BKR_ZSTD_FAST_SLACK_PCT));
+	assert_int_equal(bkr_compress_zstd_pick_level(f->out, TEXT_LEN), BKR_ZSTD_LEVEL_DEFAULT);
+
+	/* nothing to learn from random bytes, or from nothing */
+	assert_int_equal(bkr_compress_zstd_pick_level(f->rnd, RAND_LEN), 0);
+	assert_int_equal(bkr_compress_zstd_pick_level(f->text, 0), 0);
+	assert_int_equal(bkr_error_last_code(), 0);
+}
+
 static void test_zstd_damaged(void **state)
 {
 	struct fixture *f = *state;
@@ -399,6 +464,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zstd_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zstd_incompressible, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zstd_pick_level, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zstd_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_looks_random, setup, teardown),
 	};

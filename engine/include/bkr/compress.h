@@ -64,6 +64,20 @@ int bkr_decompress(const void *in, size_t len, void *out, size_t raw_len);
  */
 int bkr_compress_zstd(int level, const void *in, size_t len, void *out, size_t cap, size_t *out_len);
 
+/** How much larger zstd level 1's frame may be than the default level's for level 1 to do (percent). */
+#define BKR_ZSTD_FAST_SLACK_PCT 3
+
+/**
+ * The zstd level that pays for data like @p in (a sample chunk of a big
+ * file): 1 when level 1's frame is at most BKR_ZSTD_FAST_SLACK_PCT % larger
+ * than BKR_ZSTD_LEVEL_DEFAULT's (repetitive text such as logs: level 1 finds
+ * the same long matches, a third faster), else BKR_ZSTD_LEVEL_DEFAULT (word-like
+ * text and source, where it saves 10-25 %); 0 when @p in tells nothing
+ * (random-looking or incompressible, or out of memory).  Compresses @p in at
+ * both levels into a scratch buffer.  Thread-safe.
+ */
+int bkr_compress_zstd_pick_level(const void *in, size_t len);
+
 /**
  * Inflate exactly one zstd frame @p in into @p out, which must receive exactly
  * @p raw_len bytes (the frame's declared size, too): anything else is

@@ -24,6 +24,14 @@ int bkr_writer_new(bkr_writer **out, bkr_repo *r);
 int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 		   const void *data, size_t len, bool *is_new, uint32_t *stored);
 
+/**
+ * bkr_writer_put at compression level @p level (of the repository's codec;
+ * 0: the repository's level).  The level changes how hard the codec looks
+ * for matches, never what a reader sees: the blob decodes to the same bytes.
+ */
+int bkr_writer_put_level(bkr_writer *w, bkr_blob_type type, const bkr_id *id, const void *data, size_t len, int level,
+			 bool *is_new, uint32_t *stored);
+
 /** The same, computing the id (the repository's: bkr_repo_blob_id) for the caller. */
 int bkr_writer_put_hash(bkr_writer *w, bkr_blob_type type, const void *data, size_t len,
 			bkr_id *id, bool *is_new);
