@@ -320,5 +320,6 @@ for name in sorted(os.listdir(sys.argv[1])):
         seen.add(stat.S_IFMT(m))
 assert seen == {stat.S_IFREG, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK}, seen
 PY
+[ ! -s "$T/bkrfs-types.err" ] || fail "bkrfs under plain readdir: $(cat "$T/bkrfs-types.err")"
 bkrfs_unmount "$T/mnt-types"
 pass "/versions under plain readdir: FIFOs, devices and symlinks listed with their own type"
