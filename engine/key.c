@@ -1187,7 +1187,7 @@ static int current_noninteractive(char *buf, size_t *len)
 	return 1;
 }
 
-int bkr_key_passphrase(const char *repo, const char **out, size_t *len)
+int bkr_key_passphrase(const char *repo, bool cache_tried, const char **out, size_t *len)
 {
 	char *buf = NULL, prompt[PATH_MAX + 64];
 	size_t n = 0;
@@ -1204,9 +1204,10 @@ int bkr_key_passphrase(const char *repo, const char **out, size_t *len)
 		return bkr_error_oom();
 	if ((err = current_noninteractive(buf, &n)) == 1) {
 		char none[256];
-		snprintf(none, sizeof(none), "no passphrase: set %s, give %s, or run on a terminal",
+		snprintf(none, sizeof(none), "no passphrase: set %s, give %s, or run on a terminal%s",
 			 source.env ? source.env : "BKR_PASSWORD",
-			 source.options ? source.options : "--password-file or --password-command");
+			 source.options ? source.options : "--password-file or --password-command",
+			 cache_tried ? "; or cache the key first with 'bkr key unlock'" : "");
 		snprintf(prompt, sizeof(prompt), "passphrase for %s: ", repo);
 		err = from_tty(prompt, none, buf, &n);
 	}

@@ -51,6 +51,8 @@ static int open_keys(bkr_repo *r)
 	bkr_store *sealed;
 	size_t len;
 	int err;
+	/* the cache is asked below unless the passphrase itself is needed */
+	bool cache_tried = !(r->flags & BKR_REPO_PASSPHRASE) && bkr_keycache_enabled();
 
 	if (!r->cfg.encrypted) {
 		size_t nkeys = 0;
@@ -70,7 +72,7 @@ static int open_keys(bkr_repo *r)
 		return err;
 	}
 	if (err == 1 &&
-	    ((err = bkr_key_passphrase(r->path, &pass, &len)) < 0 ||
+	    ((err = bkr_key_passphrase(r->path, cache_tried, &pass, &len)) < 0 ||
 	     (err = bkr_key_unlock_kek(r->store, id, pass, len, &r->crypto, r->key_id, r->kek)) < 0))
 		return err;
 	r->cfg.chunk_seed = bkr_crypto_chunker_seed(r->crypto);

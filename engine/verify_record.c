@@ -433,6 +433,22 @@ int bkr_damaged_blobs_foreach(bkr_repo *r, int (*cb)(void *ctx, const bkr_id *id
 	return bkr_repo_foreach_record(r, false, each_damaged_record, &e);
 }
 
+/* damage_decode for a walk over every record: 1 for a damage record, 0 (the error cleared) for another kind or a
+ * damaged one, which says nothing about blobs, BKR_ENOMEM.  *ids is NULL unless 1 is returned. */
+static int damage_take(const char *text, size_t len, const char *path, bkr_id **ids, size_t *n, uint64_t *omitted,
+		       int64_t *time_ns)
+{
+	int err = damage_decode(text, len, path, ids, n, omitted, time_ns);
+
+	if (err == BKR_ENOMEM)
+		return err;
+	if (err < 0) {
+		bkr_error_clear();
+		return 0;
+	}
+	return 1;
+}
+
 struct damage_names {
 	char **v;
 	size_t n, cap;
@@ -448,19 +464,14 @@ static int take_damage_name(void *ctx, const char *path, const char *text, size_
 	size_t n = 0, l;
 	uint64_t omitted = 0;
 	int64_t t;
-	int err = damage_decode(text, len, path, &ids, &n, &omitted, &t);
-
+	int err = damage_take(text, len, path, &ids, &n, &omitted, &t);
 	bool still = false;
 
 	for (size_t i = 0; i < n && !still; i++)
 		still = d->damaged(d->ctx, &ids[i]);
 	free(ids);
-	if (err == BKR_ENOMEM)
+	if (err <= 0)
 		return err;
-	if (err < 0) {
-		bkr_error_clear(); /* another kind, or damaged */
-		return 0;
-	}
 	if (omitted || still)
 		return 0; /* its other blobs were not read again; a copy still fails */
 	base = base ? base + 1 : path;
@@ -511,15 +522,11 @@ static int take_damage(void *ctx, const char *path, const char *text, size_t len
 	size_t n = 0;
 	uint64_t omitted = 0;
 	int64_t t = 0;
-	int err = damage_decode(text, len, path, &ids, &n, &omitted, &t);
+	int err = damage_take(text, len, path, &ids, &n, &omitted, &t);
 
 	free(ids);
-	if (err == BKR_ENOMEM)
+	if (err <= 0)
 		return err;
-	if (err < 0) {
-		bkr_error_clear(); /* another kind, or damaged */
-		return 0;
-	}
 	if (t <= l->until_ns && (!l->found || t >= l->time_ns)) {
 		l->found = true;
 		l->time_ns = t;

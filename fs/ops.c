@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "bkr/entry.h"
+#include "bkr/error.h"
+#include "bkr/io.h"
 #include "bkr/tree.h"
 #include "bkrfs.h"
 #include "dir.h"
@@ -500,6 +502,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
+	if (bkr_io_fault("fs-readdirplus") < 0) { /* taken for a kernel without it: plain readdir (tests) */
+		bkr_error_clear();
+		conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS;
+	}
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "bkr/clock.h"
+#include "bkr/entry.h"
 #include "bkr/error.h"
 #include "bkr/history.h"
 #include "bkrfs.h"
@@ -1006,7 +1007,8 @@ int bkrfs_versions_list(struct bkrfs *fs, bkrfs_inode *dir,
 		for (size_t k = 0; !err && k < vl->nnames; k++)
 			err = add(ctx, vl->names[k], DT_DIR);
 		for (size_t k = 0; !err && k < vl->nv; k++)
-			err = add(ctx, vl->v[k].name, vl->v[k].ftype == BKR_FT_SYMLINK ? DT_LNK : DT_REG);
+			/* the type getattr gives (FIFOs and devices too), 0 = DT_UNKNOWN for one trees cannot hold */
+			err = add(ctx, vl->v[k].name, (unsigned char)IFTODT(bkr_entry_mode_of_type(vl->v[k].ftype)));
 		vlist_unref(vl);
 		return err;
 	}

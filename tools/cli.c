@@ -514,6 +514,16 @@ int cli_repo_location(cli *c, bkr_config **cfg, const char **path)
 	return err;
 }
 
+int cli_repo_needed(cli *c, bkr_config **cfg, const char **path)
+{
+	int err = cli_repo_location(c, cfg, path);
+
+	if (err == 0 && !*path)
+		err = bkr_error_set(BKR_EINVAL,
+				    "no repository: give -r REPO, set BKR_REPO, or name one in the configuration (-c)");
+	return err;
+}
+
 static void warn_index(void *ctx, const char *message)
 {
 	cli_warn(ctx, "%s (index file left out: the blobs it names are missing)", message);
@@ -527,11 +537,9 @@ int cli_open_repo(cli *c, bkr_repo **out, int flags)
 	int err;
 
 	*out = NULL;
-	if ((err = cli_repo_location(c, &cfg, &path)) < 0)
-		return err;
-	if (!path) {
+	if ((err = cli_repo_needed(c, &cfg, &path)) < 0) {
 		bkr_config_free(cfg);
-		return bkr_error_set(BKR_EINVAL, "no repository: give -r REPO, set BKR_REPO, or name one in the configuration (-c)");
+		return err;
 	}
 	err = bkr_repo_open(out, path, flags);
 	if (err == 0 && bkr_repo_config_warning(*out))

@@ -204,6 +204,9 @@ const char *cli_repo_path(cli *c, const bkr_config *cfg);
  * loaded even when -r or BKR_REPO gives the repository, so that its "s3" object reaches an
  * s3:// repository named on the command line; *path is NULL when no repository is named. */
 int cli_repo_location(cli *c, bkr_config **cfg, const char **path);
+/* The same for a command that needs a repository: BKR_EINVAL ("no repository: ...") when none is
+ * named; *cfg is the caller's to free either way. */
+int cli_repo_needed(cli *c, bkr_config **cfg, const char **path);
 
 /** Set c->color and c->color_err: each stream's own, when it is a terminal, NO_COLOR is unset
  *  or empty and TERM is not "dumb" (--no-color turns both off later); and c->progress when

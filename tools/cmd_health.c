@@ -19,7 +19,8 @@ static const char usage[] =
 	"none), the last verify found no damage, the last run of every routine\n"
 	"succeeded and no file needs a person; otherwise each reason is listed.\n\n"
 	"      --prometheus FILE  also write the metrics to FILE (node_exporter's textfile\n"
-	"                         format, atomically; '-' for stdout)\n"
+	"                         format, atomically; '-' for stdout instead of the\n"
+	"                         report, not with --json)\n"
 	"      --as-of TIME       judge as if now were TIME (ISO 8601)\n"
 	"      --json             the report as JSON\n\n"
 	"Exit status: 0 healthy, 1 not healthy (the reasons are printed).\n";
@@ -268,6 +269,9 @@ int cmd_health(cli *c, int argc, char **argv)
 	CLI_PARSE(c, argc, argv, usage, "", lo, opt, &s, &first);
 	if (first < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
+	/* both on stdout would be neither valid JSON nor valid metrics */
+	if (c->json && s.prometheus && !strcmp(s.prometheus, "-"))
+		return cli_usage_error(c, "--json and --prometheus - both write to stdout: give --prometheus a FILE");
 	if ((err = cli_load_config(c, &cfg)) < 0)
 		return cli_fail(c, err);
 	if (!cfg) {

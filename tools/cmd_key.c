@@ -195,10 +195,7 @@ static int do_lock(cli *c)
 	bool encrypted, removed;
 	int err;
 
-	if ((err = cli_repo_location(c, &cfg, &path)) == 0 && !path)
-		err = bkr_error_set(BKR_EINVAL,
-				    "no repository: give -r REPO, set BKR_REPO, or name one in the configuration (-c)");
-	if (err == 0)
+	if ((err = cli_repo_needed(c, &cfg, &path)) == 0)
 		err = bkr_repo_identify(path, id, &encrypted);
 	if (err == 0 && !encrypted)
 		err = bkr_error_set(BKR_EINVAL, "%s: the repository is not encrypted: it has no keys", path);
@@ -238,7 +235,8 @@ static void warn_old_still_opens(cli *c, bkr_repo *r, const char *pass, size_t l
 	bkr_crypto *k = NULL;
 	char still[BKR_KEY_ID_HEX];
 
-	if (bkr_key_passphrase(bkr_repo_path(r), &old, &oldlen) == 0 && !(oldlen == len && !memcmp(old, pass, len)) &&
+	if (bkr_key_passphrase(bkr_repo_path(r), false, &old, &oldlen) == 0 &&
+	    !(oldlen == len && !memcmp(old, pass, len)) &&
 	    bkr_key_unlock(bkr_repo_store(r), bkr_crypto_repo_id(bkr_repo_crypto(r)), old, oldlen, &k, still) == 0)
 		cli_warn(c, "the old passphrase still opens key %s (made with the same passphrase): "
 			 "remove it ('bkr key remove %s') or change it too", still, still);

@@ -253,10 +253,10 @@ pass "a password command: no bound with a person at a terminal; otherwise the bo
 # no passphrase at all (no variable, no terminal: setsid): the message names
 # what gives one, as each program takes it
 env -u BKR_PASSWORD setsid -w "$BKR" -r "$R" list >"$T/out" 2>"$T/err" </dev/null && fail "bkr list without a passphrase succeeded"
-grep -q "no passphrase: set BKR_PASSWORD, give --password-file or --password-command, or run on a terminal" "$T/err" ||
+grep -q "no passphrase: set BKR_PASSWORD, give --password-file or --password-command, or run on a terminal; or cache the key first with 'bkr key unlock'" "$T/err" ||
 	fail "bkr without a passphrase: $(cat "$T/err")"
 env -u BKR_PASSWORD setsid -w "$BKRFS" "$R" "$M" -f >"$T/out" 2>"$T/err" </dev/null && fail "bkrfs without a passphrase succeeded"
-grep -q "no passphrase: set BKR_PASSWORD, give -o password_file=FILE or -o password_command=CMD, or run on a terminal" "$T/err" ||
+grep -q "no passphrase: set BKR_PASSWORD, give -o password_file=FILE or -o password_command=CMD, or run on a terminal; or cache the key first with 'bkr key unlock'" "$T/err" ||
 	fail "bkrfs without a passphrase: $(cat "$T/err")"
 ! grep -q -- "--password-file" "$T/err" || fail "bkrfs suggests an option it does not take: $(cat "$T/err")"
 env -u BKR_PASSWORD -u BKR_NEW_PASSWORD setsid -w "$BKR" init -r "$T/no-pass" --encryption aes-256-gcm >"$T/out" 2>"$T/err" </dev/null &&

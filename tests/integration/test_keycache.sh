@@ -40,7 +40,9 @@ kB=$(only_key "$B")
 # --- without the cache: no passphrase, no command; key list shows no cache
 nopass 2 "$BKR" -r "$A" list
 one_line_error
-err_has "no passphrase" || fail "no passphrase: $(cat "$T/err")"
+# the cache was asked and held nothing: the line says how to fill it
+err_has "no passphrase: set BKR_PASSWORD, give --password-file or --password-command, or run on a terminal; or cache the key first with 'bkr key unlock'" ||
+	fail "no passphrase: $(cat "$T/err")"
 BKR_PASSWORD=pw expect_exit 0 "$BKR" -r "$A" key list
 ! grep -q "^key cache" "$T/out" || fail "key list names a key cache where none is held: $(cat "$T/out")"
 BKR_PASSWORD=pw expect_exit 0 "$BKR" -r "$A" key list --json
@@ -88,8 +90,10 @@ printf 'wrong\n' >"$T/pw-wrong"
 expect_exit 9 "$BKR" -r "$A" --password-file "$T/pw-wrong" list
 BKR_KEY_CACHE=0 nopass 2 "$BKR" -r "$A" list
 err_has "no passphrase" || fail "BKR_KEY_CACHE=0: $(cat "$T/err")"
+! err_has "bkr key unlock" || fail "BKR_KEY_CACHE=0: the cache is named, though it is off: $(cat "$T/err")"
 BKR_NEW_PASSWORD=other nopass 2 "$BKR" -r "$A" key add
 err_has "no passphrase" || fail "key add with only the cache: $(cat "$T/err")"
+! err_has "bkr key unlock" || fail "key add: the cache is named, though it needs the passphrase: $(cat "$T/err")"
 [ "$(ls "$A/keys" | wc -l)" = 1 ] || fail "key add with only the cache added a key file"
 "$KR" has "bkr:$idA" || fail "the entry went away"
 pass "a given passphrase wins over the cache (a wrong one: exit 9); BKR_KEY_CACHE=0 disables it; key add needs the passphrase"
@@ -147,6 +151,13 @@ one_line_error
 err_has "no passphrase" || fail "after lock: $(cat "$T/err")"
 nopass 0 "$BKR" -r "$A" key lock --json
 [ "$(cat "$T/out")" = '{"removed":false}' ] || fail "lock of nothing --json: $(cat "$T/out")"
+# no repository named: lock says so as every command that opens one does
+for cmd in "key lock" list; do
+	env -u BKR_REPO -u BKR_CONFIG "$BKR" $cmd >"$T/out" 2>"$T/err" </dev/null && fail "$cmd without a repository succeeded"
+	one_line_error
+	[ "$(cat "$T/err")" = "bkr ${cmd%% *}: no repository: give -r REPO, set BKR_REPO, or name one in the configuration (-c)" ] ||
+		fail "$cmd without a repository: $(cat "$T/err")"
+done
 nopass 3 "$BKR" -r "$T/plain-none" key lock
 one_line_error
 pass "key lock removes the entry without a passphrase; the next command needs the passphrase"

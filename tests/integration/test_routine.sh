@@ -199,6 +199,13 @@ expect_exit 7 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z --json --prom
 one_line_error
 python3 -c 'import json,sys; e = json.load(open(sys.argv[1]))["error"]; assert e["exit"] == 7 and sys.argv[2] in e["message"], e' \
 	"$T/out" "metrics file $T/plain/h.prom: cannot be written: $T/plain: Not a directory" || fail "health --json: $(cat "$T/out")"
+# --json and --prometheus - would both write to stdout: refused, one line, nothing on stdout but the JSON error
+expect_exit 2 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z --json --prometheus -
+one_line_error
+err_has "bkr health: --json and --prometheus - both write to stdout: give --prometheus a FILE" ||
+	fail "health --json --prometheus -: $(cat "$T/err")"
+python3 -c 'import json,sys; e = json.load(open(sys.argv[1]))["error"]; assert e["exit"] == 2, e' "$T/out" ||
+	fail "health --json --prometheus - stdout: $(cat "$T/out")"
 expect_exit 0 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:10:00Z --json --prometheus "$T/h.prom"
 json_ok "$T/out"
 python3 - "$T/out" <<'PY' || fail "health --json: $(cat "$T/out")"

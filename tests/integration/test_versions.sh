@@ -293,3 +293,33 @@ bkrfs_fg "$R8" "$T/mnt8" "$T/bkrfs8.err"
 ls "$T/mnt8/by-date" | grep -q '^2030-01-01$' || fail "the backup dated 2030 is not listed in /by-date"
 bkrfs_unmount "$T/mnt8"
 pass "/latest and /by-source/<s>/latest pass over a backup dated in the future, as bkr's latest"
+
+# a plain readdir (a kernel without readdirplus; the fault point turns it off)
+# gives each version the type getattr gives: a FIFO or a device is not a file
+RT=$T/repo-types
+WT=$T/ws-types
+mkdir -p "$WT/s"
+"$BKR" init -r "$RT" >/dev/null
+echo data >"$WT/s/file"
+ln -s file "$WT/s/link"
+mkfifo "$WT/s/fifo"
+mknod "$WT/s/chr" c 1 3
+mknod "$WT/s/blk" b 7 200
+"$BKR" -q -r "$RT" create "$WT/s" >/dev/null || fail "backup of the special files"
+BKR_FAULT=fs-readdirplus:1 bkrfs_fg "$RT" "$T/mnt-types" "$T/bkrfs-types.err"
+python3 - "$T/mnt-types/versions/s" <<'PY' || fail "/versions under plain readdir: d_type disagrees with lstat"
+import os, stat, sys
+seen = set()
+for name in sorted(os.listdir(sys.argv[1])):
+    for e in os.scandir(os.path.join(sys.argv[1], name)):
+        # DirEntry's is_*() answer from d_type (the readdir reply), stat() asks getattr
+        m = e.stat(follow_symlinks=False).st_mode
+        got = (e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False), e.is_symlink())
+        want = (stat.S_ISREG(m), stat.S_ISDIR(m), stat.S_ISLNK(m))
+        assert got == want, (name, e.name, oct(m), got)
+        seen.add(stat.S_IFMT(m))
+assert seen == {stat.S_IFREG, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK}, seen
+PY
+[ ! -s "$T/bkrfs-types.err" ] || fail "bkrfs under plain readdir: $(cat "$T/bkrfs-types.err")"
+bkrfs_unmount "$T/mnt-types"
+pass "/versions under plain readdir: FIFOs, devices and symlinks listed with their own type"

@@ -382,60 +382,60 @@ static void test_passphrase_sources(void **state)
 	setenv("BKR_PASSWORD", "from env", 1);
 
 	bkr_key_set_source(&(bkr_key_source){ .file = path });
-	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), 0);
 	assert_int_equal(len, 9);
 	assert_string_equal(pw, "from file");
 	bkr_key_forget();
 
 	bkr_key_set_source(&(bkr_key_source){ .command = "printf 'from cmd\\r\\n'" });
-	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), 0);
 	assert_string_equal(pw, "from cmd");
 	bkr_key_forget();
 
 	bkr_key_set_source(&(bkr_key_source){ .command = "exit 3" });
-	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EUNAVAILABLE);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), BKR_EUNAVAILABLE);
 	bkr_key_forget();
 
 	/* the command's output is read to its end: printing more after the
 	 * first line (later, or more than a pipe holds) is not a SIGPIPE death */
 	bkr_key_set_source(&(bkr_key_source){ .command = "echo first; sleep 0.3; echo more" });
-	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), 0);
 	assert_string_equal(pw, "first");
 	bkr_key_forget();
 	bkr_key_set_source(&(bkr_key_source){ .command = "echo first; head -c 300000 /dev/zero; "
 							  "sleep 0.2; echo last" });
-	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), 0);
 	assert_string_equal(pw, "first");
 	bkr_key_forget();
 	/* ... but its exit status counts, and the rest is bounded */
 	bkr_key_set_source(&(bkr_key_source){ .command = "echo first; sleep 0.2; exit 4" });
-	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EUNAVAILABLE);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), BKR_EUNAVAILABLE);
 	assert_non_null(strstr(bkr_error_message(), "exit 4"));
 	bkr_key_forget();
 	bkr_key_set_source(&(bkr_key_source){ .command = "echo first; yes" });
-	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EINVAL);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "printed more than 1 MiB"));
 	bkr_key_forget();
 	bkr_key_set_source(&(bkr_key_source){ .command = "head -c 2000 /dev/zero | tr '\\0' x; echo; echo more" });
-	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EINVAL);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "password command: the first line is longer than 1023 bytes"));
 	bkr_key_forget();
 
 	bkr_key_set_source(NULL);
-	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), 0);
 	assert_string_equal(pw, "from env");
 	/* kept: the environment is read once */
 	setenv("BKR_PASSWORD", "changed", 1);
-	assert_int_equal(bkr_key_passphrase("r", &pw, &len), 0);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), 0);
 	assert_string_equal(pw, "from env");
 	bkr_key_forget();
 
 	setenv("BKR_PASSWORD", "", 1);
-	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_EINVAL);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), BKR_EINVAL);
 	unsetenv("BKR_PASSWORD");
 
 	bkr_key_set_source(&(bkr_key_source){ .file = "/nonexistent/pw" });
-	assert_int_equal(bkr_key_passphrase("r", &pw, &len), BKR_ENOTFOUND);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), BKR_ENOTFOUND);
 	assert_non_null(strstr(bkr_error_message(), "/nonexistent/pw"));
 
 	/* a new passphrase: new-file first, BKR_NEW_PASSWORD otherwise */
@@ -500,7 +500,7 @@ static void test_password_file_limits(void **state)
 		strcpy(text + cases[i].n, cases[i].end);
 		assert_int_equal(tu_writes(f->dir, "long", text), 0);
 		bkr_key_set_source(&(bkr_key_source){ .file = path });
-		assert_int_equal(bkr_key_passphrase("r", &pw, &len), cases[i].want);
+		assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), cases[i].want);
 		if (cases[i].want == 0) {
 			assert_int_equal(len, cases[i].n);
 		} else {
@@ -510,7 +510,7 @@ static void test_password_file_limits(void **state)
 		bkr_key_forget();
 	}
 	bkr_key_set_source(&(bkr_key_source){ .file = f->dir });
-	assert_true(bkr_key_passphrase("r", &pw, &len) < 0);
+	assert_true(bkr_key_passphrase("r", false, &pw, &len) < 0);
 	snprintf(path, sizeof(path), "password file %s: Is a directory", f->dir);
 	assert_string_equal(bkr_error_message(), path);
 }

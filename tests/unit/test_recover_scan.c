@@ -266,7 +266,7 @@ static void test_batch_apply(void **state)
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
 	const bkr_recover_summary *s;
 	struct stat before[NFILES], after;
-	char buf[256], name[64], *got, *list, *report;
+	char buf[256], name[64], *list, *report;
 	size_t len, bad;
 	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
 
@@ -288,10 +288,7 @@ static void test_batch_apply(void **state)
 	for (int i = 0; i < NFILES; i++) {
 		snprintf(name, sizeof(name), "conversations/s%02d.json", i);
 		content(i, buf, sizeof(buf));
-		got = tu_read(f->ws, name, &len);
-		assert_non_null(got);
-		assert_string_equal(got, buf);
-		free(got);
+		tu_assert_file(f->ws, name, buf);
 		after = st_of(f, name);
 		/* restored files get the backup's mtime; healthy ones are untouched */
 		assert_int_equal(after.st_mtim.tv_sec, before[i].st_mtim.tv_sec);
@@ -529,7 +526,7 @@ static void test_replaced_by_other_type(void **state)
 	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
 	bkr_recover_report *rep = NULL;
 	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
-	char outside[PATH_MAX], p[PATH_MAX], *got;
+	char outside[PATH_MAX], p[PATH_MAX];
 	struct stat st;
 	static const struct {
 		const char *path, *kind, *what;
@@ -578,15 +575,11 @@ static void test_replaced_by_other_type(void **state)
 	}
 	assert_int_equal(bkr_recover_report_summary(rep)->applied, 0);
 	assert_int_equal(bkr_recover_report_summary(rep)->failed, 4);
-	got = tu_read(f->ws, "conversations/s00.json/sub/data", NULL);
-	assert_string_equal(got, "keep me");
-	free(got);
+	tu_assert_file(f->ws, "conversations/s00.json/sub/data", "keep me");
 	snprintf(p, sizeof(p), "%s/conversations/s01.json", f->ws);
 	assert_int_equal(lstat(p, &st), 0);
 	assert_true(S_ISLNK(st.st_mode));
-	got = tu_read(f->dir, "outside.json", NULL);
-	assert_string_equal(got, "{\"outside\":1}");
-	free(got);
+	tu_assert_file(f->dir, "outside.json", "{\"outside\":1}");
 	bkr_recover_report_free(rep);
 	bkr_scan_result_free(&r);
 }
@@ -733,11 +726,9 @@ static void test_other_workspace_and_host(void **state)
 	assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
 	assert_int_equal(bkr_recover_report_summary(rep)->recovered, 2);
 	{
-		char buf[256], *got;
+		char buf[256];
 		content(1, buf, sizeof(buf));
-		got = tu_read(f->ws, "conversations/s01.json", NULL);
-		assert_string_equal(got, buf); /* this workspace's copy, not hostB's */
-		free(got);
+		tu_assert_file(f->ws, "conversations/s01.json", buf); /* this workspace's copy, not hostB's */
 		content(0, buf, sizeof(buf));
 		tu_assert_file(f->ws, "conversations/s00.json", buf);
 	}

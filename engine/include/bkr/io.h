@@ -30,7 +30,9 @@
  * xattr's value and its read), "backup-open" (backup, between a workspace
  * file's lstat and its open), "backup-opendir" (backup, between a directory's
  * lstat and its open), "backup-read" (backup, before each read of a
- * workspace file's data).  Several specs may be joined with ','.
+ * workspace file's data), "fs-readdirplus" (bkrfs, at the mount's init: a
+ * failure is taken for a kernel without readdirplus, so every listing is a
+ * plain readdir).  Several specs may be joined with ','.
  */
 #ifndef BKR_IO_H
 #define BKR_IO_H

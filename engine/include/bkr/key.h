@@ -161,9 +161,11 @@ void bkr_key_set_source(const bkr_key_source *src);
  * file, the command, BKR_PASSWORD (or the source's env), or a prompt on /dev/tty.  The first one
  * obtained is kept for the process.  *out is borrowed (locked memory, wiped
  * by bkr_key_forget).  BKR_EINVAL when there is no source (no TTY) or it is
- * empty; BKR_EUNAVAILABLE when the command fails.
+ * empty; BKR_EUNAVAILABLE when the command fails.  @p cache_tried: the key
+ * cache was asked for the repository's key and held none, so the message
+ * when there is no source also names 'bkr key unlock'.
  */
-int bkr_key_passphrase(const char *repo, const char **out, size_t *len);
+int bkr_key_passphrase(const char *repo, bool cache_tried, const char **out, size_t *len);
 
 /**
  * A new passphrase (init, key add, key passwd): from the new-file, else
