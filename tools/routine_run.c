@@ -182,6 +182,14 @@ void rt_alert(rt_run *r, const char *kind, const char *source, const char *file,
 		   "alert %s: %s", kind, msg);
 }
 
+bool rt_hold_seen(const rt_run *r, const bkr_hold *h)
+{
+	for (size_t k = 0; k < r->scan.n; k++)
+		if (!strcmp(r->scan.items[k].path, h->path))
+			return true;
+	return false;
+}
+
 static int add_unique(char ***v, size_t *n, size_t max, const char *s)
 {
 	char **nv;
@@ -308,6 +316,14 @@ static void write_run(const rt_run *r, json_out *j, int exit_code, double second
 	} else {
 		json_out_null(j);
 	}
+	/* every hold in force whose file the scan no longer sees: the
+	 * held_file alert names the first few */
+	json_out_key(j, "held_files");
+	json_out_begin_array(j);
+	for (size_t i = 0; r->scanned && i < r->holds.n; i++)
+		if (!rt_hold_seen(r, &r->holds.v[i]))
+			json_out_hold(j, &r->holds.v[i]);
+	json_out_end_array(j);
 	json_out_member(j, "recovery_run", r->run_id);
 	json_out_key(j, "repository_bytes");
 	json_out_uint(j, r->repo_bytes);
@@ -382,8 +398,8 @@ static void record(rt_run *r, int exit_code, double seconds)
 
 /* Each alert to alert_command, killed after alert_timeout (30 s).  One
  * that had to be killed is not waited for again in this run: 30 s an alert
- * (one per held file, per stale source...) would keep the routine, and its
- * lock, for hours; the alerts not tried are named as not delivered all the
+ * (one per stale source, per file that needs a person...) would keep the
+ * routine, and its lock, for hours; the alerts not tried are named as not delivered all the
  * same. */
 static void send_alerts(rt_run *r)
 {

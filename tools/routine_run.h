@@ -99,6 +99,9 @@ bool rt_need_repo(rt_run *r, rt_step *s);
 void rt_alert(rt_run *r, const char *kind, const char *source, const char *file, const char *action,
 	      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/** True when the last scan listed the file of hold @p h (damaged still: alerted as workspace_damage). */
+bool rt_hold_seen(const rt_run *r, const bkr_hold *h);
+
 /** Verify reported a damaged @p object affecting @p backup_id (may be NULL). */
 void rt_verify_note(rt_run *r, const char *object, const char *backup_id);
 

@@ -1,8 +1,9 @@
 /** @file
  * Running external commands for recovery (regenerate, validators, alert
  * hooks): an argv list executed with fork/execvp (never a shell), in its own
- * process group, with input on stdin, stdout and stderr captured (the first
- * 4 KiB), and a deadline after which the whole group is killed.  The
+ * process group, with input on stdin, stdout and stderr captured (the last
+ * 4 KiB: what a failing command says last, its error, is what is quoted of
+ * it, however much it printed before), and a deadline after which the whole group is killed.  The
  * command is judged by its exit status once it exits: the output is read
  * for EXIT_GRACE_MS more, not until every holder of the pipe (a background
  * child) closes it; what is left of the group is killed then.
@@ -164,12 +165,15 @@ int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_
 					inp[1] = -1;
 				}
 			} else {
-				char buf[4096];
+				char buf[OUT_MAX];
 				ssize_t r = read(outp[0], buf, sizeof(buf));
 				if (r > 0) {
-					size_t take = (size_t)r;
-					if (olen + take > OUT_MAX)
-						take = OUT_MAX - olen;
+					/* keep the tail: drop the oldest bytes to make room */
+					size_t take = (size_t)r, drop = olen + take > OUT_MAX ? olen + take - OUT_MAX : 0;
+					if (drop) {
+						memmove(res->output, res->output + drop, olen - drop);
+						olen -= drop;
+					}
 					memcpy(res->output + olen, buf, take);
 					olen += take;
 				} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {

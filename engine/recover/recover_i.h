@@ -225,7 +225,7 @@ bool bkr_rec_has_validator(const bkr_recover *rc, const char *rel);
 typedef struct {
 	int status;         /**< waitpid status */
 	bool timed_out;
-	char *output;       /**< up to 4 KiB of stdout+stderr, malloc'd (may be NULL) */
+	char *output;       /**< the last 4 KiB (at most) of stdout+stderr, malloc'd (may be NULL) */
 } bkr_rec_proc;
 
 /**

@@ -887,6 +887,44 @@ BKR_TEST_NOW=2026-12-11T05:00:00Z expect_exit 0 "$BKR" -c "$T/k.json" --json rou
 [ "$(steps)" = "scan=ok,backup=ok" ] || fail "hourly after the operator released the hold: $(steps) $(cat "$T/out")"
 pass "a missing file's hold outlives the scans that no longer see it: the backup with its last good copy survives cleanup (health, hold list, alerts say so) until the file is back or an operator releases it"
 
+# --- many held files the scan no longer sees: one held_file alert a run, not
+# one each (200 deleted files made 200 alert commands every hourly routine);
+# it names the first 10 and counts the rest, the record lists every one
+WM=$T/wsm
+mkdir -p "$WM/m" "$T/logsm"
+"$BKR" init -r "$T/repom" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "alert_command": ["%s", "%s"], "sources": [{"name": "m", "paths": ["m"], "schedule": "hourly"}]}\n' \
+	"$T/repom" "$WM" "$T/logsm" "$T/bin/alert.sh" "$T/alerts-m.log" >"$T/m.json"
+for i in $(seq -w 1 25); do printf '{"f": "%s"}\n' "$i" >"$WM/m/f$i.json"; done
+printf '{"n": 0}\n' >"$WM/m/counter.json"
+BKR_TEST_NOW=2026-12-13T00:00:00Z expect_exit 0 "$BKR" -c "$T/m.json" --json routine hourly
+rm "$WM"/m/f*.json
+BKR_TEST_NOW=2026-12-13T01:00:00Z expect_exit 1 "$BKR" -c "$T/m.json" --json routine hourly
+[ "$(steps)" = "scan=problems,backup=ok" ] || fail "hourly after deleting 25 files: $(steps) $(cat "$T/out")"
+: >"$T/alerts-m.log"
+printf '{"n": 1}\n' >"$WM/m/counter.json"
+BKR_TEST_NOW=2026-12-13T02:00:00Z expect_exit 1 "$BKR" -c "$T/m.json" --json routine hourly
+[ "$(steps)" = "scan=problems,backup=ok" ] || fail "hourly with 25 held files: $(steps) $(cat "$T/out")"
+[ "$(grep -c . "$T/alerts-m.log")" = 1 ] || fail "25 held files: not one alert command run: $(cat "$T/alerts-m.log")"
+python3 - "$T/alerts-m.log" "$T/out" "$T/logsm/routines.jsonl" <<'PY' || fail "the held_file alert of 25 files: $(cat "$T/alerts-m.log") $(cat "$T/out")"
+import json, sys
+a = json.loads(open(sys.argv[1]).read())
+assert a["kind"] == "held_file" and a["file"] == "m/f01.json", a
+m = a["message"]
+assert m.startswith("25 held files damaged or missing and not recovered"), m
+named = ["m/f%02d.json" % i for i in range(1, 26) if "m/f%02d.json (missing)" % i in m]
+assert named == ["m/f%02d.json" % i for i in range(1, 11)], named
+assert m.endswith(" and 15 more (every one in the routine's record, held_files, and in 'bkr hold')"), m
+d = json.load(open(sys.argv[2]))
+assert [x["kind"] for x in d["alerts"]] == ["held_file"] and d["alerts"][0]["delivered"] is True, d["alerts"]
+held = ["m/f%02d.json" % i for i in range(1, 26)]
+assert sorted(h["path"] for h in d["held_files"]) == held, d["held_files"]
+assert all(h["damage"] == "missing" and h["backup_id"] for h in d["held_files"]), d["held_files"]
+rec = [json.loads(l) for l in open(sys.argv[3])][-1]
+assert sorted(h["path"] for h in rec["held_files"]) == held, rec
+PY
+pass "25 held files the scan no longer sees make one held_file alert a run (the first 10 named, the rest counted) and the record lists every one"
+
 # --- one JSON object for a hold: `bkr hold --json` and `bkr health --json`'s
 # held[] carry the same members with the same values (health had no host and
 # wrote a time that is no time as null where hold wrote 1970; neither gave the

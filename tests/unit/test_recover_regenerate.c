@@ -393,6 +393,29 @@ static void test_spawn_background_child(void **state)
 	bkr_rec_proc_free(&p);
 }
 
+/* An alert command that prints a megabyte, then its error, and fails: only
+ * the first 4 KiB were kept, so the "last line" quoted was one of the
+ * megabyte.  The tail is kept now: the quoted line is the real last one. */
+static void test_spawn_keeps_tail(void **state)
+{
+	bkr_rec_proc p;
+	char *argv[] = { "sh", "-c",
+			 "head -c 1048576 /dev/zero | tr '\\0' 'x'; echo; echo 'the pager said: quota exceeded' >&2; exit 4",
+			 NULL };
+	char *d;
+	(void)state;
+	assert_int_equal(bkr_rec_spawn(argv, NULL, 0, 60000, &p), 0);
+	assert_false(p.timed_out);
+	assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 4);
+	assert_true(strlen(p.output) == 4096);
+	assert_non_null(strstr(p.output, "xx\nthe pager said: quota exceeded\n"));
+	d = bkr_rec_proc_describe("alert command", &p, 60000);
+	assert_non_null(d);
+	assert_string_equal(d, "alert command exited with status 4: the pager said: quota exceeded");
+	free(d);
+	bkr_rec_proc_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -406,6 +429,7 @@ int main(void)
 		cmocka_unit_test(test_spawn),
 		cmocka_unit_test(test_spawn_long_timeout),
 		cmocka_unit_test(test_spawn_background_child),
+		cmocka_unit_test(test_spawn_keeps_tail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
