@@ -110,10 +110,11 @@ int bkr_repo_open(bkr_repo **out, const char *path, int flags)
 	return bkr_repo_open_store(out, s, flags);
 }
 
-int bkr_repo_open_store(bkr_repo **out, bkr_store *store, int flags)
+/* An empty repository over @p store (taken: freed on failure too), its
+ * path the store's location; nothing read yet. */
+static int repo_new(bkr_repo **out, bkr_store *store, int flags)
 {
-	bkr_repo *r = NULL;
-	int err;
+	bkr_repo *r;
 
 	*out = NULL;
 	if (!(r = calloc(1, sizeof(*r)))) {
@@ -126,9 +127,21 @@ int bkr_repo_open_store(bkr_repo **out, bkr_store *store, int flags)
 	r->flags = flags;
 	r->store = store;
 	if (!(r->path = strdup(bkr_store_location(store)))) {
-		err = bkr_error_oom();
-		goto done;
+		bkr_repo_free(r);
+		return bkr_error_oom();
 	}
+	*out = r;
+	return 0;
+}
+
+int bkr_repo_open_store(bkr_repo **out, bkr_store *store, int flags)
+{
+	bkr_repo *r = NULL;
+	int err;
+
+	*out = NULL;
+	if ((err = repo_new(&r, store, flags)) < 0)
+		return err;
 	if ((err = bkr_repo_config_load(r)) < 0 || (err = open_keys(r)) < 0)
 		goto done;
 	if ((err = bkr_index_load(&r->index, r->store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0 ||
@@ -152,18 +165,8 @@ int bkr_repo_identify(const char *path, uint8_t id[BKR_CRYPTO_REPO_ID_SIZE], boo
 		bkr_error_prefix("repository");
 		return err;
 	}
-	if (!(r = calloc(1, sizeof(*r)))) {
-		bkr_store_free(s);
-		return bkr_error_oom();
-	}
-	pthread_rwlock_init(&r->index_lock, NULL);
-	pthread_mutex_init(&r->tier_lock, NULL);
-	pthread_mutex_init(&r->miss_lock, NULL);
-	r->store = s;
-	if (!(r->path = strdup(bkr_store_location(s)))) {
-		err = bkr_error_oom();
-		goto done;
-	}
+	if ((err = repo_new(&r, s, 0)) < 0)
+		return err;
 	if ((err = bkr_repo_config_load(r)) < 0 || (err = bkr_repo_id_bytes(&r->cfg, id)) < 0)
 		goto done;
 	*encrypted = r->cfg.encrypted;
