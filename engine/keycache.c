@@ -40,6 +40,24 @@ static long keyctl5(int op, unsigned long a2, unsigned long a3, unsigned long a4
 	return syscall(SYS_keyctl, op, a2, a3, a4, a5);
 }
 
+/*
+ * The keyring commands of this session search: the process's session
+ * keyring, or, where no PAM module made one (a container, a shell without
+ * pam_keyinit), the user's default session keyring, which the kernel then
+ * searches instead.  Linking into KEY_SPEC_SESSION_KEYRING in that case
+ * would not do: the kernel makes the process a new session keyring of its
+ * own for the link, which dies with the process, and nothing after it finds
+ * the entry.  (Asking for the session keyring's id without creating one
+ * adopts the default one when there is none.)
+ */
+static long session_ring(void)
+{
+	long ses = keyctl5(KEYCTL_GET_KEYRING_ID, (unsigned long)KEY_SPEC_SESSION_KEYRING, 0, 0, 0);
+	long user_ses = keyctl5(KEYCTL_GET_KEYRING_ID, (unsigned long)KEY_SPEC_USER_SESSION_KEYRING, 0, 0, 0);
+
+	return ses > 0 && ses == user_ses ? KEY_SPEC_USER_SESSION_KEYRING : KEY_SPEC_SESSION_KEYRING;
+}
+
 /* The serial of the repository's entry: > 0, or 0 when there is none (no
  * keyring here counts as none: the cache is opt-in). */
 static long find(const char *desc)
@@ -89,7 +107,7 @@ int bkr_keycache_put(const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char 
 	else if (keyctl5(KEYCTL_SETPERM, (unsigned long)serial,
 			 POS_VIEW | POS_READ | POS_SEARCH | POS_LINK | POS_SETATTR | USR_VIEW, 0, 0) < 0)
 		call = "keyctl(KEYCTL_SETPERM)";
-	else if (keyctl5(KEYCTL_LINK, (unsigned long)serial, (unsigned long)KEY_SPEC_SESSION_KEYRING, 0, 0) < 0)
+	else if (keyctl5(KEYCTL_LINK, (unsigned long)serial, (unsigned long)session_ring(), 0, 0) < 0)
 		call = "keyctl(KEYCTL_LINK) into the session keyring";
 	if (call) {
 		err = bkr_error_set(BKR_EUNAVAILABLE, "key cache: %s: %s (the kernel's keyring is not usable here)",
@@ -167,7 +185,7 @@ int bkr_keycache_drop(const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE])
 	/* from every keyring at once; where invalidation is refused, out of
 	 * the session keyring at least (the one bkr puts it in) */
 	if (keyctl5(KEYCTL_INVALIDATE, (unsigned long)serial, 0, 0, 0) < 0 &&
-	    keyctl5(KEYCTL_UNLINK, (unsigned long)serial, (unsigned long)KEY_SPEC_SESSION_KEYRING, 0, 0) < 0)
+	    keyctl5(KEYCTL_UNLINK, (unsigned long)serial, (unsigned long)session_ring(), 0, 0) < 0)
 		return bkr_error_set(BKR_EUNAVAILABLE, "key cache entry %s: keyctl(KEYCTL_INVALIDATE): %s", desc,
 				     strerror(errno));
 	return 0;

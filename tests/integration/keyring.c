@@ -5,6 +5,9 @@
  *   keyring new-session     give the calling shell (the parent) a new, empty
  *                           session keyring of its own (as `keyctl new_session`),
  *                           so that a test's entries are its own
+ *   keyring user-session    give the calling shell the user's default session
+ *                           keyring as its session keyring: the state of a
+ *                           process no PAM module gave a session keyring
  *   keyring has DESC        exit 0 when a "user" key DESC is found, 1 when not
  *   keyring add DESC HEX    add a "user" key DESC with the payload HEX (bytes in hex)
  *                           to the session keyring
@@ -40,6 +43,16 @@ int main(int argc, char **argv)
 
 	if (argc == 2 && !strcmp(argv[1], "new-session")) {
 		if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 ||
+		    syscall(SYS_keyctl, KEYCTL_SESSION_TO_PARENT) < 0) {
+			perror("keyctl");
+			return 2;
+		}
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "user-session")) {
+		char name[32];
+		snprintf(name, sizeof(name), "_uid_ses.%u", (unsigned)getuid());
+		if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name) < 0 ||
 		    syscall(SYS_keyctl, KEYCTL_SESSION_TO_PARENT) < 0) {
 			perror("keyctl");
 			return 2;

@@ -223,3 +223,24 @@ expect_exit 0 "$BKR" key --help
 grep -q "bkr key unlock -r REPO \[--for DURATION\]" "$T/out" || fail "key --help has no unlock"
 grep -q "bkr key lock" "$T/out" || fail "key --help has no lock"
 pass "unlock takes --for 1s..24h only; lock and unlock refuse a plain repository; --help names both"
+
+# --- a shell that no PAM module gave a session keyring of its own (a
+# container, CI, a login without pam_keyinit) has the user's default session
+# keyring: unlock must put the entry there, where the next command's search
+# finds it, not into a session keyring the kernel makes for its link alone
+# and that goes with it.  (Last: from here on this test shares that keyring
+# with the user's other processes; its entry is its own repository's and
+# is removed below.)
+"$KR" user-session || fail "cannot take the user's default session keyring"
+C=$T/repo-c
+BKR_PASSWORD=pw expect_exit 0 "$BKR" init -r "$C" --encryption aes-256-gcm
+idC=$(repo_id "$C")
+BKR_PASSWORD=pw expect_exit 0 "$BKR" create -q -r "$C" "$src"
+BKR_PASSWORD=pw expect_exit 0 "$BKR" -r "$C" key unlock --for 2min -q
+"$KR" has "bkr:$idC" || fail "unlock in the user's default session keyring: the next process does not find bkr:$idC"
+nopass 0 "$BKR" -r "$C" ls latest
+grep -q "^src/" "$T/out" || fail "ls with the cached key (default session keyring): $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$C" key lock
+! "$KR" has "bkr:$idC" || fail "lock left bkr:$idC in the user's default session keyring"
+nopass 2 "$BKR" -r "$C" ls latest
+pass "without a session keyring of its own, unlock caches where the next command finds it; lock removes it"
