@@ -10,7 +10,8 @@
 # appending a line to every 100th file.  The phases run phase by phase (every
 # tool's full, then every tool's no-change incremental, then the change, then
 # every tool's incremental), so each tool sees exactly the same data.
-# Measured: wall time and peak RSS (/usr/bin/time), repository size (du -sb).
+# Measured: wall time and peak RSS (/usr/bin/time), repository size (du -sb);
+# each run starts after a sync, so no run pays for the one before's writeback.
 # --cold drops the page cache before every timed run (root only); the default
 # is a warm cache for every tool.  Results: a table, ratios, PASS/MISS per
 # target (informational: the exit status is 0 unless a tool fails), and a JSON
@@ -108,6 +109,11 @@ fi
 run_phase() {
 	local tool=$1 phase=$2 type=incremental
 	[ "$phase" = full ] && type=full
+	# the previous run's dirty pages written back first (untimed): otherwise
+	# their writeback lands in this run's time, and the third full backup in a
+	# row pays for two others' 350 MB (2026-12-03: bkrenc+cache full 2.22 s
+	# right after bkr's and bkrenc's, 1.61 s in the run before)
+	sync
 	[ $COLD = 1 ] && drop_caches
 	log "$tool $phase"
 	case $tool in
