@@ -199,6 +199,7 @@ int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_
 	}
 	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
 	res->output[olen] = '\0';
+	res->output_len = olen;
 done:
 	free(env);
 	if (pidfd >= 0)
@@ -216,7 +217,7 @@ done:
 
 char *bkr_rec_proc_describe(const char *name, const bkr_rec_proc *p, int64_t timeout_ms)
 {
-	char head[256], *out = NULL, tail[512] = "";
+	char head[256], *out = NULL, tail[2 + 300 * 3 + 1] = ""; /* 300 bytes, each NUL 3 */
 	const char *o = p->output ? p->output : "";
 	size_t n;
 
@@ -231,15 +232,26 @@ char *bkr_rec_proc_describe(const char *name, const bkr_rec_proc *p, int64_t tim
 		snprintf(head, sizeof(head), "%s killed by signal %d", name, WTERMSIG(p->status));
 	else
 		snprintf(head, sizeof(head), "%s failed", name);
-	/* last non-empty line of the output, flattened */
-	n = strlen(o);
-	while (n && (o[n - 1] == '\n' || o[n - 1] == '\r' || o[n - 1] == ' '))
+	/* last non-empty line of the output (by its length: a command may print
+	 * NUL bytes, and the line after one is what it said last), its NULs
+	 * written as U+2400 */
+	n = p->output ? p->output_len : 0;
+	while (n && (o[n - 1] == '\n' || o[n - 1] == '\r' || o[n - 1] == ' ' || o[n - 1] == '\0'))
 		n--;
 	if (n) {
-		size_t s = n;
+		size_t s = n, t = 2;
 		while (s && o[s - 1] != '\n')
 			s--;
-		snprintf(tail, sizeof(tail), ": %.*s", (int)(n - s > 300 ? 300 : n - s), o + s);
+		memcpy(tail, ": ", 2);
+		for (size_t i = s; i < n && i - s < 300 && t + 4 <= sizeof(tail); i++) {
+			if (o[i]) {
+				tail[t++] = o[i];
+			} else {
+				memcpy(tail + t, "\xe2\x90\x80", 3); /* U+2400, SYMBOL FOR NULL */
+				t += 3;
+			}
+		}
+		tail[t] = '\0';
 	}
 	if (asprintf(&out, "%s%s", head, tail) < 0)
 		return NULL;

@@ -225,7 +225,8 @@ bool bkr_rec_has_validator(const bkr_recover *rc, const char *rel);
 typedef struct {
 	int status;         /**< waitpid status */
 	bool timed_out;
-	char *output;       /**< the last 4 KiB (at most) of stdout+stderr, malloc'd (may be NULL) */
+	char *output;       /**< the last 4 KiB (at most) of stdout+stderr, malloc'd (may be NULL), NUL-terminated */
+	size_t output_len;  /**< ... its length: the output may hold NUL bytes of its own */
 } bkr_rec_proc;
 
 /**
@@ -236,7 +237,11 @@ typedef struct {
 int bkr_rec_spawn(char *const *argv, const void *input, size_t input_len, int64_t timeout_ms,
 		  bkr_rec_proc *res);
 void bkr_rec_proc_free(bkr_rec_proc *p);
-/** One line describing a finished process ("exited with status 3: <output>"); malloc'd. */
+/**
+ * One line describing a finished process ("exited with status 3: <output>"):
+ * the last non-empty line of its output (at most 300 bytes), a NUL byte in it
+ * written as U+2400 (a C string ends at a NUL); malloc'd.
+ */
 char *bkr_rec_proc_describe(const char *name, const bkr_rec_proc *p, int64_t timeout_ms);
 
 /* ---- strategies ---- */

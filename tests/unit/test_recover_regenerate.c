@@ -416,6 +416,29 @@ static void test_spawn_keeps_tail(void **state)
 	bkr_rec_proc_free(&p);
 }
 
+/* A command whose output holds NUL bytes (a binary progress record, a
+ * UTF-16 message): the output was a C string, so what it said after the
+ * first NUL - its error - was lost, and the line quoted was the one before
+ * it.  The bytes are kept (output_len), the quoted line is the last one, a
+ * NUL in it written as U+2400. */
+static void test_spawn_output_nul(void **state)
+{
+	bkr_rec_proc p;
+	char *argv[] = { "sh", "-c", "printf 'progress\\000\\001\\nthe pager said:\\000quota exceeded\\n'; exit 3",
+			 NULL };
+	char *d;
+	(void)state;
+	assert_int_equal(bkr_rec_spawn(argv, NULL, 0, 60000, &p), 0);
+	assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 3);
+	assert_int_equal(p.output_len, 42);
+	assert_memory_equal(p.output, "progress\0\1\nthe pager said:\0quota exceeded\n", 42);
+	d = bkr_rec_proc_describe("alert command", &p, 60000);
+	assert_non_null(d);
+	assert_string_equal(d, "alert command exited with status 3: the pager said:\xe2\x90\x80quota exceeded");
+	free(d);
+	bkr_rec_proc_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +453,7 @@ int main(void)
 		cmocka_unit_test(test_spawn_long_timeout),
 		cmocka_unit_test(test_spawn_background_child),
 		cmocka_unit_test(test_spawn_keeps_tail),
+		cmocka_unit_test(test_spawn_output_nul),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
