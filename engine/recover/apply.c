@@ -252,7 +252,10 @@ fail:
 
 /*
  * Write the symlink @p f as a temporary in @p dir and commit it as @p base:
- * in the place of the file @p seen when not NULL (replace_checked).
+ * in the place of the file @p seen when not NULL (replace_checked).  The
+ * temporary has a name (there is no O_TMPFILE for a symlink),
+ * BKR_REC_TMP_PREFIX and 16 hex digits: a run killed before the rename
+ * leaves it, and the next run's sweep removes it (bkr_rec_workspace_hold).
  */
 static int apply_link(bkr_rec_file *f, int dir, const char *base, const struct stat *seen)
 {
@@ -267,6 +270,7 @@ static int apply_link(bkr_rec_file *f, int dir, const char *base, const struct s
 	snprintf(tmp, sizeof(tmp), "%s%s", BKR_REC_TMP_PREFIX, hex);
 	if (symlinkat(f->link, dir, tmp) < 0)
 		return bkr_error_set_errno(errno, "%s: creating a temporary symlink", f->d.path);
+	(void)bkr_io_fault("recover-link"); /* tests: a run killed while the symlink has its temporary name */
 	if ((fd = openat(dir, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) {
 		err = bkr_error_set_errno(errno, "%s: opening the temporary symlink", f->d.path);
 		goto fail;
@@ -429,8 +433,8 @@ static void sweep_note(char **why, const char *rel, const char *what)
 /*
  * Remove the named temporaries of a dead run in directory @p dfd (owned:
  * closed here) and below it, @p rel its workspace path (PATH_MAX bytes,
- * restored on return): regular files only, never followed, as deep as a
- * scan looks.  A directory that cannot be read is left (the scan names it).
+ * restored on return): regular files and symlinks (apply_link's) only, never
+ * followed, as deep as a scan looks.  A directory that cannot be read is left (the scan names it).
  */
 static void sweep_dir(int dfd, char *rel, size_t rlen, size_t depth, cJSON *removed, char **why)
 {
@@ -448,7 +452,8 @@ static void sweep_dir(int dfd, char *rel, size_t rlen, size_t depth, cJSON *remo
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || rlen + nl + 2 > PATH_MAX)
 			continue;
 		/* a stat only for directories and our names: a walk of readdir, as cheap as can be */
-		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN && !(de->d_type == DT_REG && is_rec_tmp(de->d_name)))
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN &&
+		    !((de->d_type == DT_REG || de->d_type == DT_LNK) && is_rec_tmp(de->d_name)))
 			continue;
 		if (rlen)
 			rel[rlen] = '/';
@@ -459,7 +464,9 @@ static void sweep_dir(int dfd, char *rel, size_t rlen, size_t depth, cJSON *remo
 			int nfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (nfd >= 0)
 				sweep_dir(nfd, rel, rlen + nl + (rlen ? 1 : 0), depth + 1, removed, why);
-		} else if (S_ISREG(st.st_mode) && is_rec_tmp(de->d_name)) {
+		} else if ((S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) && is_rec_tmp(de->d_name)) {
+			/* a symlink is a recovered one a run died before renaming into
+			 * place (apply_link): unlinked, never followed */
 			if (unlinkat(dirfd(d), de->d_name, 0) == 0)
 				cJSON_AddItemToArray(removed, cJSON_CreateString(rel));
 			else if (errno != ENOENT)

@@ -402,7 +402,8 @@ const char *bkr_rec_type_name(mode_t mode);
  * run that writes into it, until @p root is closed: flock(2) of the
  * directory, shared by runs applying at once.  A run that finds no other
  * holding it first removes the named temporaries (BKR_REC_TMP_PREFIX and 16
- * hex digits, regular files) a dead run left anywhere in the workspace.
+ * hex digits, regular files and symlinks) a dead run left anywhere in the
+ * workspace.
  * Says so in @p report's "stale_temporaries": "removed" (their paths) and
  * "error" (why they were not looked for, or the first that stayed).
  */

@@ -81,6 +81,28 @@ PY
 [ -z "$(temps)" ] && [ "$(cat "$W/c/b.json")" = '{"n":2}' ] || fail "after the next run: $(temps), $(cat "$W/c/b.json")"
 pass "a replacement killed once named leaves a temporary the next run removes"
 
+# --- a recovered symlink is made under a temporary name (there is no
+# O_TMPFILE for a symlink) and renamed into place: a run killed in between
+# leaves that symlink, and the next run removes it (not followed) and says so
+ln -s a.json "$W/c/link"
+expect_exit 0 "$BKR" create -c "$CFG" --all --type incremental
+rm "$W/c/link"
+expect_exit 137 env BKR_FAULT=recover-link:1:crash "$BKR" batch -c "$CFG" --apply
+left=$(find "$W" -name '.bkr-recover-*' -type l)
+[ -n "$left" ] && [ "$(readlink "$left")" = a.json ] || fail "no temporary symlink left by a kill before its rename: $(temps)"
+[ ! -L "$W/c/link" ] || fail "a kill before the rename put c/link in place"
+expect_exit 0 "$BKR" batch -c "$CFG" --apply --json
+python3 - "$T/out" "${left#"$W/"}" <<'PY' || fail "the report does not name the removed temporary symlink: $(cat "$T/out")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["stale_temporaries"]["removed"] == [sys.argv[2]], r["stale_temporaries"]
+assert "error" not in r["stale_temporaries"], r["stale_temporaries"]
+PY
+[ -z "$(temps)" ] || fail "the stale temporary symlink is still there: $(temps)"
+[ "$(readlink "$W/c/link")" = a.json ] && [ "$(cat "$W/c/a.json")" = '{"n":1}' ] ||
+	fail "c/link not recovered, or what it points to changed"
+pass "a recovered symlink killed before its rename leaves a temporary the next run removes"
+
 # --- a directory with content and a symlink out of the workspace in the place
 # of backed-up files: reported, refused (exit 6), nothing lost or followed
 rm "$W/c/a.json" "$W/c/b.json"
