@@ -212,61 +212,44 @@ static int open_recover(rt_run *r, bkr_recover **rc)
 	return bkr_recover_from_config(rc, r->cfg, r->repo);
 }
 
-/* At most this many held files are named in the one held_file alert of a run */
-#define HELD_ALERT_FILES 10
 static const char held_action[] = "recover them ('bkr restore', 'bkr routine emergency --apply'), or release a "
 				  "hold once it is not needed: 'bkr hold release PATH'";
 
 /*
  * One held_file alert for every hold in force whose file the scan no longer
  * sees (a later backup lacks it too), not one each: 200 deleted files made
- * 200 alert commands a routine.  It names the first HELD_ALERT_FILES (fewer
+ * 200 alert commands a routine.  It names the first RT_ALERT_FILES (fewer
  * when their paths do not fit in its message) and counts the rest; the
  * record lists every one with its backup (held_files).  A file the scan
  * still sees is alerted as workspace_damage.
  */
 static void held_alert(rt_run *r)
 {
-	char list[700] = "", more[160] = "", t[32];
+	char list[RT_FILE_LIST_TEXT + 160], t[32];
 	const bkr_hold *first = NULL;
-	size_t n = 0, named = 0, len = 0;
-	bool full = false;
+	rt_file_list l = { 0 };
 
 	for (size_t i = 0; i < r->holds.n; i++) {
 		const bkr_hold *h = &r->holds.v[i];
-		char item[700];
-		int w;
 		if (rt_hold_seen(r, h))
 			continue;
-		if (!n++)
+		if (!first)
 			first = h;
-		if (full)
-			continue;
-		w = snprintf(item, sizeof(item), "%s%s (%s)", named ? ", " : "", h->path, h->damage);
-		if (w < 0 || (size_t)w >= sizeof(list) - len) {
-			full = true; /* it and the rest are counted, not named */
-			continue;
-		}
-		memcpy(list + len, item, (size_t)w + 1);
-		len += (size_t)w;
-		full = ++named == HELD_ALERT_FILES;
+		rt_file_list_add(&l, "%s (%s)", h->path, h->damage);
 	}
 	if (!first)
 		return;
-	if (n == 1) {
+	if (l.n == 1) {
 		const char *since = bkr_hold_since(first, t);
 		rt_alert(r, "held_file", NULL, first->path, held_action,
 			 "%s: %s since %s and not recovered; its last good copy is in backup %s, which retention keeps",
 			 first->path, first->damage, since ? since : "an unknown time", first->backup_id);
 		return;
 	}
-	if (n > named)
-		snprintf(more, sizeof(more), "%s%zu %s (every one in the routine's record, held_files, and in 'bkr hold')",
-			 named ? " and " : "", n - named, named ? "more" : "too long to name here");
 	rt_alert(r, "held_file", NULL, first->path, held_action,
 		 "%zu held files damaged or missing and not recovered; retention keeps the backups with their last "
-		 "good copies: %s%s",
-		 n, list, more);
+		 "good copies: %s",
+		 l.n, rt_file_list_text(&l, "the routine's record, held_files, and in 'bkr hold'", list, sizeof(list)));
 }
 
 /*

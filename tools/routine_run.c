@@ -182,6 +182,36 @@ void rt_alert(rt_run *r, const char *kind, const char *source, const char *file,
 		   "alert %s: %s", kind, msg);
 }
 
+void rt_file_list_add(rt_file_list *l, const char *fmt, ...)
+{
+	char item[sizeof(l->text)];
+	va_list ap;
+	int w;
+
+	l->n++;
+	if (l->full)
+		return;
+	va_start(ap, fmt);
+	w = vsnprintf(item, sizeof(item), fmt, ap);
+	va_end(ap);
+	if (w < 0 || (size_t)w + (l->named ? 2 : 0) >= sizeof(l->text) - l->len) {
+		l->full = true; /* it and the rest are counted, not named */
+		return;
+	}
+	l->len += (size_t)snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s%s", l->named ? ", " : "", item);
+	l->full = ++l->named == RT_ALERT_FILES;
+}
+
+const char *rt_file_list_text(const rt_file_list *l, const char *where, char *out, size_t cap)
+{
+	if (l->n > l->named)
+		snprintf(out, cap, "%s%s%zu %s (every one in %s)", l->text, l->named ? " and " : "", l->n - l->named,
+			 l->named ? "more" : "too long to name here", where);
+	else
+		snprintf(out, cap, "%s", l->text);
+	return out;
+}
+
 bool rt_hold_seen(const rt_run *r, const bkr_hold *h)
 {
 	for (size_t k = 0; k < r->scan.n; k++)
@@ -323,6 +353,14 @@ static void write_run(const rt_run *r, json_out *j, int exit_code, double second
 	for (size_t i = 0; r->scanned && i < r->holds.n; i++)
 		if (!rt_hold_seen(r, &r->holds.v[i]))
 			json_out_hold(j, &r->holds.v[i]);
+	json_out_end_array(j);
+	/* every file the newest recovery run left to a person and no later
+	 * scan found fixed: the needs_person alert names the first few */
+	json_out_member(j, "needs_person_run", r->health ? r->health->manual_run : NULL);
+	json_out_key(j, "needs_person_files");
+	json_out_begin_array(j);
+	for (size_t i = 0; r->health && i < r->health->nmanual; i++)
+		json_out_string(j, r->health->manual_files[i]);
 	json_out_end_array(j);
 	json_out_member(j, "recovery_run", r->run_id);
 	json_out_key(j, "repository_bytes");
@@ -527,7 +565,39 @@ void rt_health_step(rt_run *r, rt_step *s)
 	bkr_health_free(h);
 }
 
-/* After the steps: the problems health sees become alerts; the repository size goes into the record. */
+/*
+ * One needs_person alert for every file the newest recovery run left to a
+ * person, not one each: 200 such files made 200 alert commands every
+ * hourly routine until they were fixed.  It names the first RT_ALERT_FILES
+ * and counts the rest; the record lists every one (needs_person_files), and
+ * 'bkr recovered RUN' each with its attempts.  One file keeps the message
+ * it had.
+ */
+static void needs_person_alert(rt_run *r, const bkr_health *h)
+{
+	char where[256], list[RT_FILE_LIST_TEXT + 400];
+	rt_file_list l = { 0 };
+
+	if (!h->nmanual)
+		return;
+	if (h->nmanual == 1) {
+		rt_alert(r, "needs_person", NULL, h->manual_files[0],
+			 "recover the file by hand; 'bkr recovered RUN' shows what was tried",
+			 "%s needs a person: recovery run %s could not recover it", h->manual_files[0], h->manual_run);
+		return;
+	}
+	for (size_t i = 0; i < h->nmanual; i++)
+		rt_file_list_add(&l, "%s", h->manual_files[i]);
+	snprintf(where, sizeof(where), "the routine's record, needs_person_files, and in 'bkr recovered %s'",
+		 h->manual_run);
+	rt_alert(r, "needs_person", NULL, h->manual_files[0],
+		 "recover the files by hand; 'bkr recovered RUN' shows what was tried for each",
+		 "%zu files need a person: recovery run %s could not recover them: %s", h->nmanual, h->manual_run,
+		 rt_file_list_text(&l, where, list, sizeof(list)));
+}
+
+/* After the steps: the problems health sees become alerts; the repository
+ * size and the files that need a person go into the record (r->health). */
 static void health_alerts(rt_run *r)
 {
 	bkr_health *h = NULL;
@@ -537,6 +607,7 @@ static void health_alerts(rt_run *r)
 			bkr_log(BKR_LOG_ERROR, "routine", "health: %s", bkr_error_message());
 		return;
 	}
+	r->health = h;
 	r->repo_bytes = h->repo_bytes;
 	for (size_t i = 0; i < h->nfuture && !r->has_as_of; i++)
 		cli_warn_future(r->c, h->future[i].id, h->future[i].time_ns);
@@ -553,11 +624,7 @@ static void health_alerts(rt_run *r)
 	}
 	/* the recovery engine alerted itself for the files of a run this routine applied */
 	if (!(r->apply && r->run_id && h->manual_run && !strcmp(r->run_id, h->manual_run)))
-		for (size_t i = 0; i < h->nmanual; i++)
-			rt_alert(r, "needs_person", NULL, h->manual_files[i],
-				 "recover the file by hand; 'bkr recovered RUN' shows what was tried",
-				 "%s needs a person: recovery run %s could not recover it", h->manual_files[i], h->manual_run);
-	bkr_health_free(h);
+		needs_person_alert(r, h);
 }
 
 /* Every routine rewrites the metrics file, when one is configured - also
@@ -646,6 +713,7 @@ void rt_run_free(rt_run *r)
 	free(r->verify.backups);
 	bkr_scan_result_free(&r->scan);
 	bkr_holds_free(&r->holds);
+	bkr_health_free(r->health);
 	free(r->run_id);
 	bkr_repo_free(r->repo);
 	bkr_config_free(r->cfg);

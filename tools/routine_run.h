@@ -14,6 +14,8 @@
 #include "bkr/recover.h"
 #include "bkr/routine.h"
 
+struct bkr_health; /* bkr/health.h */
+
 /** A step's outcome, mildest first. */
 typedef enum {
 	RT_OK = 0,
@@ -78,6 +80,8 @@ typedef struct rt_run {
 	size_t nalerts;
 	uint64_t repo_bytes;      /**< data in every tier after the run (0: unknown) */
 	bool report_failed;       /**< the record, the metrics file or an alert could not be written or sent */
+	struct bkr_health *health; /**< health after the steps (its alerts; the files that need a person, for the
+				       record), or NULL */
 } rt_run;
 
 /** Run step @p name: log it, honour the fault point "routine-<name>", time it. */
@@ -98,6 +102,34 @@ bool rt_need_repo(rt_run *r, rt_step *s);
  */
 void rt_alert(rt_run *r, const char *kind, const char *source, const char *file, const char *action,
 	      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/** At most this many files are named in an alert about many (held_file, needs_person). */
+#define RT_ALERT_FILES 10
+/** The bytes of an rt_file_list's named files. */
+#define RT_FILE_LIST_TEXT 700
+
+/**
+ * The files of one alert about many, not one alert each (200 files made 200
+ * alert commands a routine): the first RT_ALERT_FILES that fit in its
+ * message are named, the rest counted.  Zero-initialise.
+ */
+typedef struct {
+	char text[RT_FILE_LIST_TEXT]; /**< the named ones, ", " between them */
+	size_t len;                   /**< ... its length */
+	size_t n;                     /**< files added */
+	size_t named;                 /**< ... of them named in text */
+	bool full;                    /**< no more are named */
+} rt_file_list;
+
+/** Add a file, described by @p fmt, to @p l: named while it fits, else counted. */
+void rt_file_list_add(rt_file_list *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/**
+ * The files of @p l for a message, into @p out: those named and, when some
+ * were not, how many and that every one is in @p where ("... and 15 more
+ * (every one in WHERE)").  Returns @p out.
+ */
+const char *rt_file_list_text(const rt_file_list *l, const char *where, char *out, size_t cap);
 
 /** True when the last scan listed the file of hold @p h (damaged still: alerted as workspace_damage). */
 bool rt_hold_seen(const rt_run *r, const bkr_hold *h);

@@ -262,12 +262,19 @@ nl=$(printf 'x\nneeds a person: forged.json')
 printf 'not json' >"$W/hot/$nl"
 expect_exit 1 routine 2026-12-16T12:20:00Z emergency
 grep -q '"step":"recover","status":"problems"' "$T/out" || fail "emergency with a file for a person: $(cat "$T/out")"
-python3 - "$T/alerts.log" <<'PY' || fail "needs_person alert: $(cat "$T/alerts.log")"
+python3 - "$T/alerts.log" "$T/logs/routines.jsonl" <<'PY' || fail "needs_person alert: $(cat "$T/alerts.log")"
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-assert [e["kind"] for e in ev] == ["needs_person"] * 2, ev
-assert sorted(e["file"] for e in ev) == ["hot/new.json", "hot/x\nneeds a person: forged.json"], ev
-assert all("by hand" in e["action"] for e in ev), ev
+files = ["hot/new.json", "hot/x\nneeds a person: forged.json"]
+# one alert for both, naming them (not one each)
+assert [e["kind"] for e in ev] == ["needs_person"], ev
+m = ev[0]["message"]
+assert m.startswith("2 files need a person: recovery run backup_"), m
+assert all(f in m for f in files) and "more" not in m, m
+assert ev[0]["file"] in files and "by hand" in ev[0]["action"], ev
+rec = [json.loads(l) for l in open(sys.argv[2])][-1]
+assert sorted(rec["needs_person_files"]) == files, rec
+assert rec["needs_person_run"] == rec["recovery_run"] and rec["recovery_run"] in m, rec
 PY
 : >"$T/alerts.log"
 expect_exit 1 "$BKR" -c "$CFG" health --as-of 2026-12-16T12:30:00Z --json
@@ -924,6 +931,54 @@ rec = [json.loads(l) for l in open(sys.argv[3])][-1]
 assert sorted(h["path"] for h in rec["held_files"]) == held, rec
 PY
 pass "25 held files the scan no longer sees make one held_file alert a run (the first 10 named, the rest counted) and the record lists every one"
+
+# --- many files that need a person: one needs_person alert a run, not one
+# each (200 files no strategy could recover made 200 alert commands every
+# hourly routine until a person fixed them); it names the first 10 and
+# counts the rest, the record lists every one, 'bkr recovered' each
+WP=$T/wsp
+mkdir -p "$WP/p" "$T/logsp"
+"$BKR" init -r "$T/repop" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "alert_command": ["%s", "%s"], "sources": [{"name": "p", "paths": ["p"], "schedule": "hourly"}]}\n' \
+	"$T/repop" "$WP" "$T/logsp" "$T/bin/alert.sh" "$T/alerts-p.log" >"$T/p.json"
+printf '{"n": 0}\n' >"$WP/p/ok.json"
+BKR_TEST_NOW=2026-12-13T00:00:00Z expect_exit 0 "$BKR" -c "$T/p.json" --json routine hourly
+for i in $(seq -w 1 25); do printf 'not json %s' "$i" >"$WP/p/n$i.json"; done # no backup has them
+: >"$T/alerts-p.log"
+BKR_TEST_NOW=2026-12-13T01:00:00Z expect_exit 1 "$BKR" -c "$T/p.json" --json routine emergency
+grep -q '"step":"recover","status":"problems"' "$T/out" || fail "emergency with 25 files for a person: $(cat "$T/out")"
+[ "$(grep -c . "$T/alerts-p.log")" = 1 ] || fail "25 files that need a person: not one alert command run: $(cat "$T/alerts-p.log")"
+python3 - "$T/alerts-p.log" "$T/out" "$T/logsp/routines.jsonl" <<'PY' || fail "the needs_person alert of 25 files: $(cat "$T/alerts-p.log") $(cat "$T/out")"
+import json, re, sys
+a = json.loads(open(sys.argv[1]).read())
+files = ["p/n%02d.json" % i for i in range(1, 26)]
+assert a["kind"] == "needs_person" and a["file"] in files, a
+m = a["message"]
+assert m.startswith("25 files need a person: recovery run backup_"), m
+named = [f for f in files if f in m]
+assert len(named) == 10, named
+run = re.match(r"25 files need a person: recovery run (\S+) could not recover them: ", m).group(1)
+assert m.endswith(" and 15 more (every one in the routine's record, needs_person_files, and in 'bkr recovered %s')" % run), m
+d = json.load(open(sys.argv[2]))
+assert [x["kind"] for x in d["alerts"]] == ["needs_person"] and d["alerts"][0]["delivered"] is True, d["alerts"]
+assert sorted(d["needs_person_files"]) == files and d["needs_person_run"] == d["recovery_run"], d
+rec = [json.loads(l) for l in open(sys.argv[3])][-1]
+assert sorted(rec["needs_person_files"]) == files, rec
+PY
+# the next hourly routine: still one needs_person alert (beside its
+# workspace_damage alert), not 25
+: >"$T/alerts-p.log"
+BKR_TEST_NOW=2026-12-13T02:00:00Z expect_exit 1 "$BKR" -c "$T/p.json" --json routine hourly
+python3 - "$T/alerts-p.log" <<'PY' || fail "hourly with 25 files that need a person: $(cat "$T/alerts-p.log")"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert sorted(e["kind"] for e in ev) == ["needs_person", "workspace_damage"], [e["kind"] for e in ev]
+PY
+# per file, each with its attempts: the recovery run's report
+expect_exit 0 "$BKR" -c "$T/p.json" recovered latest --json
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert sorted(f["path"] for f in r["files"] if f["status"] == "manual") == ["p/n%02d.json" % i for i in range(1, 26)], r' "$T/out" ||
+	fail "the recovery run does not list every file: $(cat "$T/out")"
+pass "25 files that need a person make one needs_person alert a run (the first 10 named, the rest counted) and the record lists every one"
 
 # --- one JSON object for a hold: `bkr hold --json` and `bkr health --json`'s
 # held[] carry the same members with the same values (health had no host and

@@ -45,7 +45,7 @@ typedef struct {
 
 enum { BKR_TIER_HOT = 0, BKR_TIER_WARM, BKR_TIER_COLD, BKR_TIER_COUNT };
 
-typedef struct {
+typedef struct bkr_health {
 	int64_t now_ns;
 	bkr_health_source *sources;
 	size_t nsources;
