@@ -3,7 +3,9 @@
  * needing a person and run the alert command (the strategy's "command", else
  * recovery.alert_command, else the configuration's alert_command) with a JSON
  * description on stdin.  It never produces a file; the attempt succeeds when
- * the alert was delivered (or when no alert command is configured).
+ * the alert was delivered (or when no alert command is configured).  A
+ * command that timed out is not run again in the same run (bkr_rec_hung):
+ * the later files' alerts fail at once, naming the file it timed out on.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,13 @@ int bkr_rec_try_manual(const bkr_rec_job *j, bkr_rec_outcome *o)
 		err = 0;
 		goto done;
 	}
+	for (size_t i = 0; j->hung && i < j->hung->n; i++) {
+		if (j->hung->cmd[i] == tmpl) {
+			err = bkr_rec_fail(o, BKR_ETIMEOUT, "alert command not run: it timed out on the alert for %s "
+					   "earlier in this run", j->hung->path[i]);
+			goto done;
+		}
+	}
 	if ((err = bkr_rec_spawn(argv, text, strlen(text), timeout, &p)) < 0) {
 		err = bkr_rec_fail(o, err, "alert command: %s", bkr_error_message());
 		goto done;
@@ -75,6 +84,10 @@ int bkr_rec_try_manual(const bkr_rec_job *j, bkr_rec_outcome *o)
 		char *d = bkr_rec_proc_describe("alert command", &p, timeout);
 		err = bkr_rec_fail(o, p.timed_out ? BKR_ETIMEOUT : BKR_ERROR, "%s", d ? d : "alert command failed");
 		free(d);
+		/* not run again in this run: a hung command would cost its timeout a file */
+		if (p.timed_out && j->hung && j->hung->n < BKR_REC_HUNG_MAX &&
+		    (j->hung->path[j->hung->n] = bkr_rec_strdup(j->rel)))
+			j->hung->cmd[j->hung->n++] = tmpl;
 		goto done;
 	}
 	err = 0;

@@ -246,6 +246,21 @@ char *bkr_rec_proc_describe(const char *name, const bkr_rec_proc *p, int64_t tim
 
 /* ---- strategies ---- */
 
+/** The most alert commands a run remembers as having timed out (bkr_rec_hung). */
+#define BKR_REC_HUNG_MAX 8
+
+/**
+ * The alert commands of the manual strategy that timed out in one run, and
+ * the file each timed out on: such a command is not run again in the run
+ * (a hung one would cost its timeout for every file a person is asked
+ * about: 200 files, 200 minutes).  Owned by the run; paths malloc'd.
+ */
+typedef struct {
+	char *const *cmd[BKR_REC_HUNG_MAX]; /**< the command's template (the strategy's or rc->alert) */
+	char *path[BKR_REC_HUNG_MAX];       /**< ... the file it timed out on */
+	size_t n;
+} bkr_rec_hung;
+
 /** What a strategy is asked to do. */
 typedef struct {
 	bkr_recover *rc;
@@ -259,6 +274,7 @@ typedef struct {
 	cJSON *attempts;                 /**< attempts so far (manual puts them in the alert) */
 	const char *run_id;
 	bool dry_run;                    /**< no side effects (manual: no alert sent) */
+	bkr_rec_hung *hung;              /**< the run's alert commands that timed out (manual), or NULL */
 } bkr_rec_job;
 
 /** What a strategy produced. */

@@ -117,7 +117,8 @@ static int try_strategy(const bkr_rec_job *j, bkr_rec_outcome *o)
 	}
 }
 
-static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const char *run_id, bkr_rec_file *f)
+static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const char *run_id, bkr_rec_hung *hung,
+		       bkr_rec_file *f)
 {
 	bkr_rec_captures caps;
 	const bkr_rec_rule *rule;
@@ -149,7 +150,7 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 		bkr_rec_job j = { rc, f->d.path, abs, s, &caps,
 				  f->d.kind == BKR_DAMAGE_TRUNCATED, f->d.reason,
 				  f->healthy ? "healthy" : bkr_damage_name(f->d.kind), attempts, run_id,
-				  !opts->apply };
+				  !opts->apply, hung };
 		bkr_rec_outcome o = { 0 };
 		int64_t t0 = bkr_rec_now_ms();
 		int r;
@@ -410,6 +411,7 @@ static int run(bkr_recover *rc, const bkr_damage *items, const bool *healthy, si
 	size_t nf = 0, nrec = 0;
 	int64_t t0 = bkr_rec_now_ms();
 	char *json = NULL;
+	bkr_rec_hung hung = { 0 };
 	int err = 0;
 
 	*out = NULL;
@@ -431,7 +433,7 @@ static int run(bkr_recover *rc, const bkr_damage *items, const bool *healthy, si
 			goto done;
 		}
 		cJSON_AddItemToArray(rep->files, f->entry);
-		if ((err = recover_one(rc, opts, rep->run_id, f)) < 0)
+		if ((err = recover_one(rc, opts, rep->run_id, &hung, f)) < 0)
 			goto done;
 		rep->sum.files++;
 		if (bkr_rec_has_copy(f)) {
@@ -470,6 +472,8 @@ done:
 	}
 	free(files);
 	free(sorted);
+	for (size_t i = 0; i < hung.n; i++)
+		free(hung.path[i]);
 	bkr_recover_report_free(rep);
 	bkr_rec_backups_release(rc);
 	return err;

@@ -56,8 +56,10 @@ static int setup(void **state)
 		 "{\"pattern\":\"fifo/{id}.json\",\"strategies\":["
 		 "{\"type\":\"regenerate\",\"command\":[\"%s/fifo.sh\",\"{output}\"],\"timeout\":2},"
 		 "{\"type\":\"regenerate\",\"command\":[\"%s/good.sh\",\"{path}\",\"{output}\",\"{id}\"]}]},"
-		 "{\"pattern\":\"down/{id}.json\",\"strategies\":[{\"type\":\"manual\",\"command\":[\"%s/fail.sh\"]}]}]}",
-		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir, f->bin, f->bin, f->bin);
+		 "{\"pattern\":\"down/{id}.json\",\"strategies\":[{\"type\":\"manual\",\"command\":[\"%s/fail.sh\"]}]},"
+		 "{\"pattern\":\"slow/{id}.json\",\"strategies\":[{\"type\":\"manual\",\"timeout\":2,"
+		 "\"command\":[\"sh\",\"-c\",\"echo run >> %s/slow.count; exec sleep 600\"]}]}]}",
+		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->dir);
 	s.workspace = f->ws;
 	s.recovery_json = json;
 	s.staging_dir = f->stage;
@@ -293,6 +295,59 @@ static void test_alert_failed(void **state)
 	bkr_recover_report_free(rep);
 }
 
+/*
+ * An alert command that never exits: a run waited its timeout for it once
+ * for every file that needed a person (200 files, 200 timeouts, the run and
+ * its locks held for hours).  Once it timed out it is not run again in the
+ * run: the other files' alerts fail at once, naming the file it timed out
+ * on, and every file is failed (no one was asked).
+ */
+static void test_alert_hung(void **state)
+{
+	fx *f = *state;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	bkr_recover_report *rep = NULL;
+	const char *names[] = { "slow/a.json", "slow/b.json", "slow/c.json" };
+	const char *hung = NULL;
+	char dir[PATH_MAX + 8], want[256], *count;
+	cJSON *root;
+	size_t timed_out = 0, not_run = 0;
+
+	snprintf(dir, sizeof(dir), "%s/slow", f->ws);
+	tu_mkdirs(dir);
+	for (size_t i = 0; i < 3; i++)
+		tu_writes(f->ws, names[i], "not json");
+	o.apply = true;
+	assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	assert_non_null(root);
+	for (size_t i = 0; i < 3; i++) {
+		cJSON *e = tu_report_file(root, names[i]);
+		assert_int_equal(tu_nattempts(e), 1);
+		assert_string_equal(tu_attempt(e, 0, "result"), "alert_failed");
+		assert_string_equal(tu_str(e, "status"), "failed");
+		if (strstr(tu_attempt(e, 0, "error"), "alert command timed out after 2.0s")) {
+			timed_out++;
+			hung = names[i];
+		}
+	}
+	assert_int_equal(timed_out, 1);
+	snprintf(want, sizeof(want), "alert command not run: it timed out on the alert for %s earlier in this run", hung);
+	for (size_t i = 0; i < 3; i++)
+		if (strcmp(names[i], hung) != 0 && !strcmp(tu_attempt(tu_report_file(root, names[i]), 0, "error"), want))
+			not_run++;
+	assert_int_equal(not_run, 2);
+	assert_int_equal(bkr_recover_report_summary(rep)->failed, 3);
+	assert_int_equal(bkr_recover_report_summary(rep)->manual, 0);
+	/* run once, not once a file */
+	count = tu_read(f->dir, "slow.count", NULL);
+	assert_non_null(count);
+	assert_string_equal(count, "run\n");
+	free(count);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
 static void test_hostile_paths(void **state)
 {
 	fx *f = *state;
@@ -447,6 +502,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_regenerate_hang, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_then_manual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alert_failed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alert_hung, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_fifo, setup, teardown),
 		cmocka_unit_test(test_spawn),
