@@ -239,11 +239,17 @@ char *bkr_rec_proc_describe(const char *name, const bkr_rec_proc *p, int64_t tim
 	while (n && (o[n - 1] == '\n' || o[n - 1] == '\r' || o[n - 1] == ' ' || o[n - 1] == '\0'))
 		n--;
 	if (n) {
-		size_t s = n, t = 2;
+		size_t s = n, t = 2, end;
 		while (s && o[s - 1] != '\n')
 			s--;
+		/* at most 300 bytes, cut at a character: never the first bytes of
+		 * a UTF-8 sequence without the rest (a U+FFFD and an error_hex in
+		 * the report, for a line that was valid UTF-8) */
+		end = n - s > 300 ? s + 300 : n;
+		while (end < n && end > s && ((unsigned char)o[end] & 0xc0) == 0x80)
+			end--;
 		memcpy(tail, ": ", 2);
-		for (size_t i = s; i < n && i - s < 300 && t + 4 <= sizeof(tail); i++) {
+		for (size_t i = s; i < end && t + 4 <= sizeof(tail); i++) {
 			if (o[i]) {
 				tail[t++] = o[i];
 			} else {

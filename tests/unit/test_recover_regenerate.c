@@ -494,6 +494,32 @@ static void test_spawn_output_nul(void **state)
 	bkr_rec_proc_free(&p);
 }
 
+/* A failing command's last line is quoted up to 300 bytes, cut at a
+ * character: the cut fell inside a UTF-8 sequence, so a line of valid UTF-8
+ * became a message that is not (U+FFFD and error_hex in the report). */
+static void test_describe_cut_utf8(void **state)
+{
+	bkr_rec_proc p = { 0 };
+	char line[400], *d;
+	(void)state;
+	memset(line, 'a', 299);
+	memcpy(line + 299, "\xc3\xa9tail\n", 8); /* an e-acute across byte 300 */
+	p.output = line;
+	p.output_len = 307;
+	p.status = 1 << 8; /* exited with status 1 */
+	d = bkr_rec_proc_describe("alert command", &p, 1000);
+	assert_non_null(d);
+	assert_true(bkr_utf8_valid(d, strlen(d)));
+	assert_int_equal(strlen(d), strlen("alert command exited with status 1: ") + 299);
+	free(d);
+	/* a line that fits whole keeps its last character */
+	p.output = "no space left on device \xc3\xa9\n";
+	p.output_len = strlen(p.output);
+	d = bkr_rec_proc_describe("alert command", &p, 1000);
+	assert_string_equal(d, "alert command exited with status 1: no space left on device \xc3\xa9");
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +536,7 @@ int main(void)
 		cmocka_unit_test(test_spawn_background_child),
 		cmocka_unit_test(test_spawn_keeps_tail),
 		cmocka_unit_test(test_spawn_output_nul),
+		cmocka_unit_test(test_describe_cut_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
