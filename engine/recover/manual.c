@@ -71,8 +71,9 @@ int bkr_rec_try_manual(const bkr_rec_job *j, bkr_rec_outcome *o)
 	}
 	for (size_t i = 0; j->hung && i < j->hung->n; i++) {
 		if (j->hung->cmd[i] == tmpl) {
-			err = bkr_rec_fail(o, BKR_ETIMEOUT, "alert command not run: it timed out on the alert for %s "
-					   "earlier in this run", j->hung->path[i]);
+			err = bkr_rec_fail(o, BKR_ETIMEOUT,
+					   "alert command not run: it timed out on the alert for %s earlier in this run",
+					   j->hung->path[i]);
 			goto done;
 		}
 	}

@@ -479,8 +479,7 @@ static void test_spawn_keeps_tail(void **state)
 static void test_spawn_output_nul(void **state)
 {
 	bkr_rec_proc p;
-	char *argv[] = { "sh", "-c", "printf 'progress\\000\\001\\nthe pager said:\\000quota exceeded\\n'; exit 3",
-			 NULL };
+	char *argv[] = { "sh", "-c", "printf 'progress\\000\\001\\nthe pager said:\\000quota exceeded\\n'; exit 3", NULL };
 	char *d;
 	(void)state;
 	assert_int_equal(bkr_rec_spawn(argv, NULL, 0, 60000, &p), 0);
