@@ -86,6 +86,31 @@ static int check_target(bkr_recover *rc, const bkr_rec_file *f, int dir, const c
 	return 0;
 }
 
+/*
+ * Whether @p base of @p dir (lstat as @p st) holds @p f's recovered copy: a
+ * symlink to the same target, or a regular file of the same content (as
+ * check_target compares them).  Another run that recovered the same file
+ * may have put it there first.
+ */
+static bool holds_copy(bkr_recover *rc, const bkr_rec_file *f, int dir, const char *base, const struct stat *st)
+{
+	uint8_t *cur = NULL;
+	size_t clen = 0;
+	bool mapped = false;
+	bkr_id h;
+
+	if (f->link) {
+		char link[PATH_MAX];
+		ssize_t n = S_ISLNK(st->st_mode) ? readlinkat(dir, base, link, sizeof(link)) : -1;
+		return n >= 0 && (size_t)n == f->len && memcmp(link, f->link, f->len) == 0;
+	}
+	if (!S_ISREG(st->st_mode) || bkr_rec_read_at(rc, dir, base, f->d.path, &cur, &clen, &mapped, NULL) < 0)
+		return false;
+	bkr_sha256(cur, clen, &h);
+	bkr_rec_data_free(cur, clen, mapped);
+	return bkr_id_cmp(&h, &f->sha) == 0;
+}
+
 int bkr_rec_set_attrs(int fd, bool link, uint32_t uid, uint32_t gid, uint32_t mode, const char *what,
 		      bool *setid_dropped, int *owner_errno)
 {
@@ -204,10 +229,12 @@ static bool same_file(const struct stat *a, const struct stat *b, bool ctime)
  * exchanged with it (RENAME_EXCHANGE) and the file taken out compared once
  * more (all but its ctime, which the exchange sets), and exchanged back if
  * it changed in between.  On a filesystem without RENAME_EXCHANGE a plain
- * rename follows the last check.  BKR_EEXISTS when it changed; the
- * temporary is gone in every case but one, said in the error.
+ * rename follows the last check.  BKR_EEXISTS when it changed, 1 when it
+ * changed into the recovered copy (another run recovering it put it there
+ * first: holds_copy); the temporary is gone in every case but one, said in
+ * the error.
  */
-static int replace_checked(const bkr_rec_file *f, int fd, int dir, const char *tmp, const char *base,
+static int replace_checked(bkr_recover *rc, const bkr_rec_file *f, int fd, int dir, const char *tmp, const char *base,
 			   const struct stat *seen)
 {
 	struct stat now;
@@ -243,6 +270,11 @@ static int replace_checked(const bkr_rec_file *f, int fd, int dir, const char *t
 	}
 	return bkr_io_fsync(dir, f->d.path);
 changed:
+	/* @p base holds what is there now, not our copy */
+	if (fstatat(dir, base, &now, AT_SYMLINK_NOFOLLOW) == 0 && holds_copy(rc, f, dir, base, &now)) {
+		unlinkat(dir, tmp, 0);
+		return 1;
+	}
 	err = bkr_error_set(BKR_EEXISTS, "%s: changed while the recovered copy was written; not overwritten",
 			    f->d.path);
 fail:
@@ -256,8 +288,9 @@ fail:
  * temporary has a name (there is no O_TMPFILE for a symlink),
  * BKR_REC_TMP_PREFIX and 16 hex digits: a run killed before the rename
  * leaves it, and the next run's sweep removes it (bkr_rec_workspace_hold).
+ * Returns as replace_checked does.
  */
-static int apply_link(bkr_rec_file *f, int dir, const char *base, const struct stat *seen)
+static int apply_link(bkr_recover *rc, bkr_rec_file *f, int dir, const char *base, const struct stat *seen)
 {
 	char tmp[NAME_MAX + 1];
 	uint8_t rnd[8];
@@ -281,7 +314,7 @@ static int apply_link(bkr_rec_file *f, int dir, const char *base, const struct s
 	close(fd);
 	/* a symlink has no data to fsync: it is renamed and the directory fsynced */
 	if (seen)
-		return replace_checked(f, -1, dir, tmp, base, seen);
+		return replace_checked(rc, f, -1, dir, tmp, base, seen);
 	return bkr_io_commit_at(-1, dir, tmp, base, BKR_IO_NOREPLACE, f->d.path);
 fail:
 	if (fd >= 0)
@@ -331,9 +364,7 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 	if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		exists = true;
 		if (f->link && S_ISLNK(st.st_mode)) {
-			char cur[PATH_MAX];
-			ssize_t n = readlinkat(dir, base, cur, sizeof(cur));
-			if (n >= 0 && (size_t)n == f->len && memcmp(cur, f->link, f->len) == 0)
+			if (holds_copy(rc, f, dir, base, &st))
 				*why = strdup("already identical to the recovered copy");
 			else
 				err = bkr_error_set(BKR_EEXISTS, "%s: exists again since the scan; not overwritten",
@@ -362,7 +393,7 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 		goto done;
 	}
 	if (f->link) {
-		err = apply_link(f, dir, base, exists ? &st : NULL);
+		err = apply_link(rc, f, dir, base, exists ? &st : NULL);
 		goto committed;
 	}
 	if ((err = tmp_open(dir, f, tmp, sizeof(tmp), &fd)) < 0)
@@ -384,14 +415,28 @@ int bkr_rec_apply(bkr_recover *rc, int root, bkr_rec_file *f, char **why)
 			bkr_error_prefix("%s", f->d.path);
 			goto fail;
 		}
-		err = replace_checked(f, fd, dir, tmp, base, &st);
+		err = replace_checked(rc, f, fd, dir, tmp, base, &st);
 	} else {
 		err = bkr_io_commit_at(fd, dir, tmp, base, BKR_IO_NOREPLACE, f->d.path);
 	}
 	fd = -1;
 committed:
-	if (err == BKR_EEXISTS && !exists)
+	if (err == 1) { /* replace_checked: another run put the same copy there first */
+		*why = strdup("already identical to the recovered copy");
+		err = 0;
+		goto done;
+	}
+	if (err == BKR_EEXISTS && !exists) {
+		/* another run that recovered it too wrote it first: done, as when
+		 * the check above finds it (docs/recovery.md, "Applying") */
+		if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && holds_copy(rc, f, dir, base, &st)) {
+			bkr_error_clear();
+			*why = strdup("already identical to the recovered copy");
+			err = 0;
+			goto done;
+		}
 		err = bkr_error_set(BKR_EEXISTS, "%s: appeared while writing; not overwritten", f->d.path);
+	}
 	if (err == 0)
 		f->applied = true;
 	goto done;

@@ -103,6 +103,35 @@ PY
 	fail "c/link not recovered, or what it points to changed"
 pass "a recovered symlink killed before its rename leaves a temporary the next run removes"
 
+# --- two runs recovering the same files at once: the one that finds the
+# other's copy in place when it puts its own there (a missing file linked,
+# a symlink renamed: neither replaces; an invalid file exchanged) is done,
+# not failed - the file holds the recovered copy (before: "appeared while
+# writing" or "changed while the recovered copy was written", exit 6)
+for what in "write c/a.json missing" "write c/b.json invalid" "recover-link c/link missing"; do
+	set -- $what
+	if [ "$3" = missing ]; then rm "$W/$2"; else printf '{"br' >"$W/$2"; fi
+	BKR_FAULT=$1:1:stop "$BKR" batch -c "$CFG" --apply --json >"$T/a.out" 2>"$T/a.err" &
+	pid=$!
+	wait_stopped "$pid" || fail "batch did not stop at $1: $(cat "$T/a.out" "$T/a.err")"
+	expect_exit 0 "$BKR" batch -c "$CFG" --apply
+	kill -CONT "$pid"
+	code=0
+	wait "$pid" || code=$?
+	[ "$code" = 0 ] || fail "the run that found $2 recovered by another exits $code: $(cat "$T/a.out" "$T/a.err")"
+	python3 - "$T/a.out" "$2" <<'PY' || fail "the second run's report for $2: $(cat "$T/a.out")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+f = [f for f in r["files"] if f["path"] == sys.argv[2]][0]
+assert f["status"] == "recovered" and f["applied"] is False and f["apply_failed"] is False, f
+assert f["apply_result"] == "already identical to the recovered copy", f
+PY
+	[ -z "$(temps)" ] || fail "two runs at once left $(temps)"
+done
+[ "$(cat "$W/c/a.json")" = '{"n":1}' ] && [ "$(cat "$W/c/b.json")" = '{"n":2}' ] && [ "$(readlink "$W/c/link")" = a.json ] ||
+	fail "not recovered by the two runs"
+pass "two runs recovering the same missing file, invalid file and symlink at once: the later one finds the copy in place and is done"
+
 # --- a directory with content and a symlink out of the workspace in the place
 # of backed-up files: reported, refused (exit 6), nothing lost or followed
 rm "$W/c/a.json" "$W/c/b.json"
