@@ -117,6 +117,13 @@ done:
 	return err;
 }
 
+/* @p id in hex into @p out, for a message: a read that succeeds formats none. */
+static const char *id_hex(const bkr_id *id, char out[BKR_ID_HEX])
+{
+	bkr_id_to_hex(id, out);
+	return out;
+}
+
 /* bkr_blob_decode; the plaintext's id is compared only when @p hash. */
 static int blob_decode(const bkr_crypto *c, const bkr_id *id, uint8_t flags, const void *payload,
 		       uint32_t stored_len, void *out, uint32_t raw_len, const char *what, bool hash)
@@ -125,29 +132,28 @@ static int blob_decode(const bkr_crypto *c, const bkr_id *id, uint8_t flags, con
 	bkr_id got;
 	int err = 0;
 
-	bkr_id_to_hex(id, hex);
 	if (raw_len > BKR_BLOB_MAX || stored_len > BKR_BLOB_MAX) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: length %u/%u exceeds the %u-byte limit",
-				    what, hex, stored_len, raw_len, BKR_BLOB_MAX);
+				    what, id_hex(id, hex), stored_len, raw_len, BKR_BLOB_MAX);
 		goto done;
 	}
 	if ((flags & ~(BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD)) ||
 	    (flags & (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD)) == (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD)) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: unsupported flags 0x%02x",
-				    what, hex, flags);
+				    what, id_hex(id, hex), flags);
 		goto done;
 	}
 	if (flags & (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD)) {
 		if ((err = (flags & BKR_BLOB_FLAG_ZSTD) ? bkr_decompress_zstd(payload, stored_len, out, raw_len)
 							: bkr_decompress(payload, stored_len, out, raw_len)) < 0) {
-			bkr_error_prefix("%s: blob %s", what, hex);
+			bkr_error_prefix("%s: blob %s", what, id_hex(id, hex));
 			goto done;
 		}
 	} else {
 		if (stored_len != raw_len) {
 			err = bkr_error_set(BKR_ECORRUPT,
 					    "%s: blob %s: raw blob with stored length %u != raw length %u",
-					    what, hex, stored_len, raw_len);
+					    what, id_hex(id, hex), stored_len, raw_len);
 			goto done;
 		}
 		if (raw_len && out != payload)
@@ -156,7 +162,7 @@ static int blob_decode(const bkr_crypto *c, const bkr_id *id, uint8_t flags, con
 	if (hash) {
 		bkr_crypto_blob_id(c, out, raw_len, &got);
 		if (bkr_id_cmp(&got, id) != 0) {
-			err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: content hash mismatch", what, hex);
+			err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: content hash mismatch", what, id_hex(id, hex));
 			goto done;
 		}
 	}
@@ -577,11 +583,10 @@ static int read_sealed(const bkr_crypto *c, bkr_pack_reader read, void *ctx, con
 	uint8_t codec;
 	int err;
 
-	bkr_id_to_hex(id, hex);
 	if (!(buf = malloc(BKR_BLOB_HEADER_SIZE + (size_t)stored_len)))
 		return bkr_error_oom();
 	if ((err = read(ctx, buf, BKR_BLOB_HEADER_SIZE + (size_t)stored_len, offset)) < 0) {
-		bkr_error_prefix("blob %s", hex);
+		bkr_error_prefix("blob %s", id_hex(id, hex));
 		goto done;
 	}
 	h = buf;
@@ -590,19 +595,19 @@ static int read_sealed(const bkr_crypto *c, bkr_pack_reader read, void *ctx, con
 		err = bkr_error_set(BKR_ECORRUPT,
 				    "%s: blob %s at offset %llu: header (version %u, flags 0x%02x, type %u, "
 				    "length %u) disagrees with the index (sealed, type %u, length %u)",
-				    what, hex, (unsigned long long)offset, h[0], h[1], h[2], bkr_get_u32(h + 4),
-				    type, stored_len);
+				    what, id_hex(id, hex), (unsigned long long)offset, h[0], h[1], h[2],
+				    bkr_get_u32(h + 4), type, stored_len);
 		goto done;
 	}
 	/* a raw payload is deciphered straight into @p out */
 	if ((err = bkr_crypto_open_blob_to(c, type, id, buf + BKR_BLOB_HEADER_SIZE, stored_len, out, raw_len,
 					   &payload, &plen, &codec, what)) < 0) {
-		bkr_error_prefix("blob %s", hex);
+		bkr_error_prefix("blob %s", id_hex(id, hex));
 		goto done;
 	}
 	if (!codec && plen != raw_len) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: raw payload of %zu bytes, the index says %u",
-				    what, hex, plen, raw_len);
+				    what, id_hex(id, hex), plen, raw_len);
 		goto done;
 	}
 	err = blob_decode(c, id, codec, payload, (uint32_t)plen, out, raw_len, what, !(opts & BKR_PACK_UNHASHED));
@@ -621,12 +626,11 @@ int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx
 	uint64_t end;
 	int err = 0;
 
-	bkr_id_to_hex(id, hex);
 	if (stored_len > (c ? BKR_SEALED_BLOB_STORED_MAX : BKR_BLOB_MAX) || raw_len > BKR_BLOB_MAX ||
 	    __builtin_add_overflow(offset, (uint64_t)BKR_BLOB_HEADER_SIZE + stored_len, &end) ||
 	    end > (uint64_t)INT64_MAX) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: bad location %llu + %u (raw %u)",
-				    what, hex, (unsigned long long)offset, stored_len, raw_len);
+				    what, id_hex(id, hex), (unsigned long long)offset, stored_len, raw_len);
 		goto done;
 	}
 	if (c) {
@@ -639,7 +643,7 @@ int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx
 		h = hdr;
 		if ((err = read(ctx, hdr, BKR_BLOB_HEADER_SIZE, offset)) < 0 ||
 		    (err = read(ctx, out, stored_len, offset + BKR_BLOB_HEADER_SIZE)) < 0) {
-			bkr_error_prefix("blob %s", hex);
+			bkr_error_prefix("blob %s", id_hex(id, hex));
 			goto done;
 		}
 		payload = out;
@@ -649,7 +653,7 @@ int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx
 			goto done;
 		}
 		if ((err = read(ctx, buf, BKR_BLOB_HEADER_SIZE + (size_t)stored_len, offset)) < 0) {
-			bkr_error_prefix("blob %s", hex);
+			bkr_error_prefix("blob %s", id_hex(id, hex));
 			goto done;
 		}
 		h = buf;
@@ -661,14 +665,14 @@ int bkr_pack_read_blob_from(const bkr_crypto *c, bkr_pack_reader read, void *ctx
 		err = bkr_error_set(BKR_ECORRUPT,
 				    "%s: blob %s at offset %llu: header (version %u, flags 0x%02x, type %u, "
 				    "lengths %u/%u) disagrees with the index (type %u, lengths %u/%u)",
-				    what, hex, (unsigned long long)offset, h[0], h[1], h[2],
+				    what, id_hex(id, hex), (unsigned long long)offset, h[0], h[1], h[2],
 				    bkr_get_u32(h + 4), bkr_get_u32(h + 8), type, stored_len, raw_len);
 		goto done;
 	}
 	if (payload == out && (h[1] & (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD))) {
 		/* the writer keeps compression only when it shrinks the blob */
 		err = bkr_error_set(BKR_ECORRUPT, "%s: blob %s: compressed but not smaller than its plaintext",
-				    what, hex);
+				    what, id_hex(id, hex));
 		goto done;
 	}
 	err = blob_decode(NULL, id, h[1], payload, stored_len, out, raw_len, what, !(opts & BKR_PACK_UNHASHED));
