@@ -9,6 +9,7 @@
 #include "array.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
+#include "bkr/hash.h"
 #include "bkr/io.h"
 
 #include <openssl/core_names.h>
@@ -99,29 +100,21 @@ void bkr_secure_free(void *p, size_t len)
 
 /* ---- AEAD ------------------------------------------------------------------ */
 
-/* AES-256-GCM and SHA-256 fetched once (the legacy EVP_aes_256_gcm() and
- * EVP_sha256() are fetched again by every init: a lock and a lookup per blob);
- * kept for the process's life. */
+/* AES-256-GCM fetched once (the legacy EVP_aes_256_gcm() is fetched again by
+ * every init: a lock and a lookup per blob); kept for the process's life.
+ * SHA-256 likewise, in hash.c. */
 static EVP_CIPHER *gcm_cipher;
-static EVP_MD *sha256_md;
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 
 static void algorithms_fetch(void)
 {
 	gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
 static const EVP_CIPHER *gcm(void)
 {
 	pthread_once(&fetch_once, algorithms_fetch);
 	return gcm_cipher ? gcm_cipher : EVP_aes_256_gcm();
-}
-
-static const EVP_MD *sha256(void)
-{
-	pthread_once(&fetch_once, algorithms_fetch);
-	return sha256_md ? sha256_md : EVP_sha256();
 }
 
 /* A piece of the plaintext (sealing) or ciphertext (opening). */
@@ -428,7 +421,7 @@ static bool keyed_start(EVP_MD_CTX *md, const uint8_t *key, uint8_t pad)
 	bool ok;
 	for (size_t i = 0; i < sizeof(block); i++)
 		block[i] = (uint8_t)((i < BKR_CRYPTO_KEY_SIZE ? key[i] : 0) ^ pad);
-	ok = EVP_DigestInit_ex(md, sha256(), NULL) == 1 && EVP_DigestUpdate(md, block, sizeof(block)) == 1;
+	ok = EVP_DigestInit_ex(md, bkr_sha256_md(), NULL) == 1 && EVP_DigestUpdate(md, block, sizeof(block)) == 1;
 	OPENSSL_cleanse(block, sizeof(block));
 	return ok;
 }

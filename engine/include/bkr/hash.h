@@ -23,6 +23,10 @@ typedef struct { uint8_t b[BKR_PACK_ID_SIZE]; } bkr_pack_id;
 /** SHA-256 of a buffer. */
 void bkr_sha256(const void *data, size_t len, bkr_id *out);
 
+struct evp_md_st;
+/** OpenSSL's SHA-256, fetched once for the process (for EVP users: HMAC). */
+const struct evp_md_st *bkr_sha256_md(void);
+
 /** Streaming SHA-256. */
 typedef struct bkr_hash_ctx bkr_hash_ctx;
 bkr_hash_ctx *bkr_hash_new(void);              /**< NULL on OOM */
