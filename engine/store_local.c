@@ -394,7 +394,8 @@ static int local_upload_write(bkr_store_upload *base, const void *data, size_t l
 			upload_abandon(u);
 			return err;
 		}
-		memcpy(u->stage + u->staged, data, len);
+		if (len)
+			memcpy(u->stage + u->staged, data, len);
 		u->staged += len;
 		return 0;
 	}
