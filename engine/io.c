@@ -220,6 +220,56 @@ int bkr_io_write_full(int fd, const void *buf, size_t len, const char *what)
 	return 0;
 }
 
+/* pwrite(2) all of @p buf at @p off. */
+static int pwrite_full(int fd, const uint8_t *p, size_t len, uint64_t off, const char *what)
+{
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return bkr_error_set_errno(errno, "write %s", what);
+		}
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int bkr_io_write_direct(int fd, const void *buf, size_t len, const char *what)
+{
+	const uint8_t *p = buf;
+	size_t head = len & ~(size_t)(BKR_IO_DIRECT_ALIGN - 1), done = 0;
+	int fl, err;
+
+	if ((err = bkr_io_fault("write")) < 0) {
+		bkr_error_prefix("write %s", what); /* as a real failure here names the file */
+		return err;
+	}
+	if (head && (fl = fcntl(fd, F_GETFL)) >= 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0) {
+		while (done < head) {
+			ssize_t n = pwrite(fd, p + done, head - done, (off_t)done);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EINVAL)
+				break; /* alignment the device does not take: the rest through the cache */
+			if (n < 0) {
+				err = bkr_error_set_errno(errno, "write %s", what);
+				break;
+			}
+			done += (size_t)n;
+			if (done % BKR_IO_DIRECT_ALIGN)
+				break; /* a short write off the alignment: the rest through the cache */
+		}
+		if (fcntl(fd, F_SETFL, fl) < 0 && err == 0)
+			err = bkr_error_set_errno(errno, "write %s: fcntl", what);
+		if (err < 0)
+			return err;
+	}
+	return pwrite_full(fd, p + done, len - done, done, what);
+}
+
 int bkr_io_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what)
 {
 	uint8_t *p = buf;

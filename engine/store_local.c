@@ -10,6 +10,13 @@
  * to trash).  Locks are flock(2) on a lock file, so a killed holder never
  * blocks anyone.  The fault points of BKR_FAULT are io.c's, under this file,
  * and this file's stat and rename.
+ *
+ * An upload (a pack) is staged in memory up to STAGE_CAP bytes and written
+ * when it is published, with O_DIRECT (bkr_io_write_direct): the kernel then
+ * neither copies it into the page cache nor writes the copy back.  The
+ * publish protocol is the same (the data, fsync, link, directory fsync).  A
+ * bigger upload goes on through the page cache.  Staging buffers are kept for
+ * the next upload (STAGE_KEEP), so their pages are faulted in once.
  */
 #include "bkr/store.h"
 #include "bkr/error.h"
@@ -24,12 +31,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define FD_CACHE 64
 #define READ_AHEAD_MAX (4 << 20) /* objects up to this size are read ahead whole on request */
 #define DIR_MODE 0700
+#define STAGE_CAP (64u << 20) /* an upload staged in memory: a pack of the default 32 MiB and its last blob */
+#define STAGE_KEEP 4          /* staging buffers kept for reuse */
 
 struct fd_slot {
 	uint64_t hash;     /* of the object name, checked before the name */
@@ -46,12 +56,16 @@ typedef struct {
 	pthread_mutex_t lock;  /* guards slots[] and clock */
 	struct fd_slot slots[FD_CACHE];
 	uint64_t clock;
+	uint8_t *stage[STAGE_KEEP]; /* free staging buffers (lock) */
+	int nstage;
 } local_store;
 
 typedef struct {
 	bkr_store_upload base;
 	int fd;
 	char tmp[PATH_MAX];    /* "" once published or removed */
+	uint8_t *stage;        /* the bytes so far (STAGE_CAP mapped); NULL once they go to fd */
+	size_t staged;
 } local_upload;
 
 typedef struct {
@@ -278,6 +292,48 @@ static int local_put(bkr_store *s, const char *name, const void *data, size_t le
 	return bkr_io_publish(path, slash + 1, data, len, BKR_IO_NOREPLACE);
 }
 
+/* A staging buffer (STAGE_CAP bytes, page-aligned): a kept one, else a new
+ * mapping, whose pages are faulted in as they are written.  NULL when none
+ * can be had: the upload goes through the page cache. */
+static uint8_t *stage_get(local_store *ls)
+{
+	uint8_t *b = NULL;
+	pthread_mutex_lock(&ls->lock);
+	if (ls->nstage > 0)
+		b = ls->stage[--ls->nstage];
+	pthread_mutex_unlock(&ls->lock);
+	if (b)
+		return b;
+	b = mmap(NULL, STAGE_CAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (b == MAP_FAILED)
+		return NULL;
+	return b;
+}
+
+static void stage_put(local_store *ls, uint8_t *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&ls->lock);
+	if (ls->nstage < STAGE_KEEP) {
+		ls->stage[ls->nstage++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&ls->lock);
+	if (b)
+		munmap(b, STAGE_CAP);
+}
+
+/* Write what is staged to the file; the upload goes on through the page cache. */
+static int stage_flush(local_upload *u)
+{
+	int err = u->staged ? bkr_io_write_full(u->fd, u->stage, u->staged, u->tmp) : 0;
+	stage_put((local_store *)u->base.store, u->stage);
+	u->stage = NULL;
+	u->staged = 0;
+	return err;
+}
+
 static int local_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out)
 {
 	char dir[PATH_MAX];
@@ -299,6 +355,7 @@ static int local_upload_new(bkr_store *s, const char *prefix, bkr_store_upload *
 		free(u);
 		return err;
 	}
+	u->stage = stage_get((local_store *)s);
 	*out = &u->base;
 	return 0;
 }
@@ -313,6 +370,9 @@ static int upload_usable(const local_upload *u)
 /* Give up: no temporary is left behind. */
 static void upload_abandon(local_upload *u)
 {
+	stage_put((local_store *)u->base.store, u->stage);
+	u->stage = NULL;
+	u->staged = 0;
 	if (u->fd >= 0)
 		close(u->fd);
 	u->fd = -1;
@@ -327,7 +387,19 @@ static int local_upload_write(bkr_store_upload *base, const void *data, size_t l
 	int err;
 	if ((err = upload_usable(u)) < 0)
 		return err;
-	if ((err = bkr_io_write_full(u->fd, data, len, u->tmp)) < 0)
+	if (u->stage && len <= STAGE_CAP - u->staged) {
+		/* a write of the upload all the same: BKR_FAULT's "write" fails it */
+		if ((err = bkr_io_fault("write")) < 0) {
+			bkr_error_prefix("write %s", u->tmp);
+			upload_abandon(u);
+			return err;
+		}
+		if (len)
+			memcpy(u->stage + u->staged, data, len);
+		u->staged += len;
+		return 0;
+	}
+	if ((err = stage_flush(u)) < 0 || (err = bkr_io_write_full(u->fd, data, len, u->tmp)) < 0)
 		upload_abandon(u);
 	return err;
 }
@@ -340,10 +412,14 @@ static int local_upload_publish(bkr_store_upload *base, const char *name)
 
 	if ((err = upload_usable(u)) < 0)
 		return err;
-	if ((err = path_of(u->base.store, name, final)) < 0 || (err = make_parent(final)) < 0) {
+	if ((err = path_of(u->base.store, name, final)) < 0 || (err = make_parent(final)) < 0 ||
+	    (u->staged && (err = bkr_io_write_direct(u->fd, u->stage, u->staged, u->tmp)) < 0)) {
 		upload_abandon(u);
 		return err;
 	}
+	stage_put((local_store *)u->base.store, u->stage);
+	u->stage = NULL;
+	u->staged = 0;
 	/* commit_tmp closes the fd and removes the temporary on failure */
 	fd = u->fd;
 	u->fd = -1;
@@ -552,6 +628,8 @@ static void local_free(bkr_store *s)
 	for (int i = 0; i < FD_CACHE; i++)
 		if (ls->slots[i].valid)
 			close(ls->slots[i].fd);
+	for (int i = 0; i < ls->nstage; i++)
+		munmap(ls->stage[i], STAGE_CAP);
 	pthread_mutex_destroy(&ls->lock);
 	free(s->location);
 	free(ls);

@@ -109,6 +109,7 @@ typedef struct chunk_job {
 typedef struct {
 	node *n;
 	int fd;
+	struct stat st;     /* fstat of fd by the scan, right after its open */
 } file_job;
 
 typedef struct bctx bctx;
@@ -235,8 +236,9 @@ int bkr_bk_pool_start(bctx *c);
 void bkr_bk_pool_finish(bctx *c);
 /** Close queued fds and free the workers and buffers (after finish, or on failure). */
 void bkr_bk_pool_free(bctx *c);
-/** Queue a file for the workers (blocks while the queue is full; closes @p fd on error). */
-int bkr_bk_queue_file(bctx *c, node *n, int fd);
+/** Queue a file for the workers, with its fstat @p st (blocks while the queue
+ * is full, until it is half empty; closes @p fd on error). */
+int bkr_bk_queue_file(bctx *c, node *n, int fd, const struct stat *st);
 /** Store a data blob and count it; @p level as bkr_writer_put_level's (0: the repository's). */
 int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len, int level);
 /** Store one chunk of the file @p fc, @p data inside wk->rb: through the pool
@@ -254,8 +256,9 @@ int bkr_bk_holes_push(worker *wk, uint64_t off, uint64_t len);
 
 /* ---- read.c ------------------------------------------------------------- */
 
-/** Read the queued file @p n (open as @p fd, closed here) into chunks; warnings as needed. */
-void bkr_bk_read_file(worker *wk, node *n, int fd);
+/** Read the queued file @p n (open as @p fd, closed here; @p st its fstat
+ * when queued) into chunks; warnings as needed. */
+void bkr_bk_read_file(worker *wk, node *n, int fd, const struct stat *st);
 
 /* ---- xattr.c ------------------------------------------------------------ */
 

@@ -272,14 +272,17 @@ static void work_loop(worker *wk, bool main)
 			c->fq_head = (c->fq_head + 1) % c->fq_cap;
 			c->fq_n--;
 			c->active++;
-			pthread_cond_signal(&c->cv_space);
+			/* the scan waits for a half-empty queue, not for each slot:
+			 * one wake-up per fq_cap / 2 files, not one per file */
+			if (c->fq_n == c->fq_cap / 2)
+				pthread_cond_signal(&c->cv_space);
 			bool stop = c->fatal != 0;
 			pthread_mutex_unlock(&c->mu);
 			if (stop) {
 				close(fj.fd);
 				fj.n->skip = true;
 			} else {
-				bkr_bk_read_file(wk, fj.n, fj.fd);
+				bkr_bk_read_file(wk, fj.n, fj.fd, &fj.st);
 			}
 			if (main)
 				bkr_bk_progress(c, NULL, false);
@@ -335,8 +338,9 @@ static void worker_fini(worker *wk)
 	free(wk->holes);
 }
 
-/* Queue a file for the workers (blocks while the queue is full). */
-int bkr_bk_queue_file(bctx *c, node *n, int fd)
+/* Queue a file for the workers (blocks while the queue is full, until the
+ * workers have taken half of it). */
+int bkr_bk_queue_file(bctx *c, node *n, int fd, const struct stat *st)
 {
 	pthread_mutex_lock(&c->mu);
 	while (c->fq_n == c->fq_cap && !c->fatal)
@@ -348,7 +352,7 @@ int bkr_bk_queue_file(bctx *c, node *n, int fd)
 		close(fd);
 		return err;
 	}
-	c->fq[(c->fq_head + c->fq_n) % c->fq_cap] = (file_job){ n, fd };
+	c->fq[(c->fq_head + c->fq_n) % c->fq_cap] = (file_job){ n, fd, *st };
 	c->fq_n++;
 	pthread_cond_signal(&c->cv_job);
 	pthread_mutex_unlock(&c->mu);

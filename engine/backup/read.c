@@ -283,7 +283,7 @@ static bool keep_parent_copy(bctx *c, node *n)
 	return ok;
 }
 
-void bkr_bk_read_file(worker *wk, node *n, int fd)
+void bkr_bk_read_file(worker *wk, node *n, int fd, const struct stat *st)
 {
 	bctx *c = wk->c;
 	struct stat before, after;
@@ -294,7 +294,11 @@ void bkr_bk_read_file(worker *wk, node *n, int fd)
 	uint64_t grew = 0;
 
 	for (int attempt = 0; attempt <= BKR_BK_RETRIES; attempt++) {
-		if (fstat(fd, &before) < 0) {
+		/* the first read starts from the scan's fstat of this fd: a change
+		 * since then shows in the fstat after the read, as one during it */
+		if (attempt == 0)
+			before = *st;
+		else if (fstat(fd, &before) < 0) {
 			snprintf(why, sizeof(why), "fstat: %s", strerror(errno));
 			r = READ_FAILED;
 			break;

@@ -204,7 +204,7 @@ static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const 
 		c->bytes_total -= n->size;
 		return SCAN_REPLACED;
 	}
-	if ((err = bkr_bk_queue_file(c, n, ffd)) < 0)
+	if ((err = bkr_bk_queue_file(c, n, ffd, &ost)) < 0)
 		return err;
 	bkr_bk_progress(c, c->rel.p, false);
 	return 0;

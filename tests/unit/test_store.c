@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "bkr/error.h"
@@ -248,6 +251,138 @@ static void test_upload(void **state)
 	assert_int_equal(bkr_store_upload_publish(u, "data/12/z.pack"), BKR_EIO);
 	assert_non_null(strstr(bkr_error_message(), "No such file or directory"));
 	bkr_store_upload_free(u);
+}
+
+/* The byte at @p i of test_upload_direct's uploads. */
+static uint8_t direct_byte(size_t i)
+{
+	return (uint8_t)(i * 2654435761u >> 13);
+}
+
+/* Upload @p len bytes in pieces of odd sizes and publish them as @p name. */
+static void upload_pattern(bkr_store *s, const char *name, size_t len)
+{
+	static const size_t pieces[] = { 1, 16, 4095, 333333, 1 << 20, 7 };
+	bkr_store_upload *u;
+	uint8_t piece[1 << 20];
+	size_t off = 0;
+	assert_int_equal(bkr_store_upload_new(s, "data/", &u), 0);
+	for (size_t k = 0; off < len; k++) {
+		size_t n = pieces[k % (sizeof(pieces) / sizeof(*pieces))];
+		if (n > len - off)
+			n = len - off;
+		for (size_t i = 0; i < n; i++)
+			piece[i] = direct_byte(off + i);
+		assert_int_equal(bkr_store_upload_write(u, piece, n), 0);
+		off += n;
+	}
+	assert_int_equal(bkr_store_upload_publish(u, name), 0);
+	bkr_store_upload_free(u);
+}
+
+/* @p name holds upload_pattern's @p len bytes, every one where it was written. */
+static void expect_pattern(bkr_store *s, const char *name, size_t len)
+{
+	uint8_t *got;
+	size_t got_len;
+	assert_int_equal(bkr_store_get(s, name, len + 1, &got, &got_len), 0);
+	assert_int_equal(got_len, len);
+	for (size_t i = 0; i < len; i++) {
+		if (got[i] != direct_byte(i))
+			fail_msg("%s: byte %zu is 0x%02x, not 0x%02x", name, i, got[i], direct_byte(i));
+	}
+	free(got);
+}
+
+/* Pages of @p path's first @p len bytes in the page cache. */
+static size_t resident_pages(const char *path, size_t len)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t n = (len + (size_t)page - 1) / (size_t)page, resident = 0;
+	unsigned char *vec = calloc(n, 1);
+	int fd = open(path, O_RDONLY);
+	void *map;
+	assert_non_null(vec);
+	assert_true(fd >= 0);
+	/* PROT_NONE: nothing reads it (valgrind reads the start of a readable
+	 * mapping of a file, looking for an ELF header) */
+	map = mmap(NULL, len, PROT_NONE, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	assert_int_equal(mincore(map, len, vec), 0);
+	for (size_t i = 0; i < n; i++)
+		resident += vec[i] & 1;
+	munmap(map, len);
+	close(fd);
+	free(vec);
+	return resident;
+}
+
+/* Whether files in @p dir can be written around the page cache. */
+static bool takes_direct_io(const char *dir)
+{
+	char path[PATH_MAX];
+	struct statfs sf;
+	int fd;
+	if (statfs(dir, &sf) < 0 || sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC)
+		return false; /* memory is their only storage */
+	snprintf(path, sizeof(path), "%s/direct-probe", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_DIRECT, 0600);
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	return fd >= 0;
+}
+
+/*
+ * A local upload is staged in memory and written when published, its aligned
+ * part with O_DIRECT: the bytes are the ones written, whatever the pieces,
+ * and (where the filesystem takes O_DIRECT) the published pack is not in the
+ * page cache, the copy a backup no longer pays for.  Uploads past the staging
+ * buffer go through the page cache, byte-exact too; a failed write at publish
+ * publishes nothing and leaves no temporary.
+ */
+static void test_upload_direct(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = (3u << 20) + 1234;
+	char path[PATH_MAX];
+	bkr_store_upload *u;
+	uint64_t size;
+
+	upload_pattern(f->s, "data/01/a.pack", len);
+	snprintf(path, sizeof(path), "%s/data/01/a.pack", f->dir);
+	if (takes_direct_io(f->dir))
+		assert_int_equal(resident_pages(path, len & ~(size_t)4095), 0);
+	expect_pattern(f->s, "data/01/a.pack", len);
+	/* sizes around the alignment, and none at all */
+	static const size_t sizes[] = { 4096, 4095, 4097, 1, 8192 + 17 };
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(*sizes); i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "data/02/%zu.pack", i);
+		upload_pattern(f->s, name, sizes[i]);
+		expect_pattern(f->s, name, sizes[i]);
+	}
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(bkr_store_upload_publish(u, "data/02/e.pack"), 0);
+	bkr_store_upload_free(u);
+	assert_int_equal(bkr_store_stat(f->s, "data/02/e.pack", &size), 0);
+	assert_int_equal(size, 0);
+	/* past the staging buffer (64 MiB): through the page cache from there on */
+	upload_pattern(f->s, "data/03/a.pack", (65u << 20) + 99);
+	expect_pattern(f->s, "data/03/a.pack", (65u << 20) + 99);
+	assert_int_equal(temporaries(f->s), 0);
+
+	/* the write at publish fails: nothing published, nothing left */
+	setenv("BKR_FAULT", "write:3:enospc", 1);
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(bkr_store_upload_write(u, "ab", 2), 0);
+	assert_int_equal(bkr_store_upload_write(u, "cd", 2), 0);
+	assert_int_equal(bkr_store_upload_publish(u, "data/04/x.pack"), BKR_ENOSPC);
+	assert_non_null(strstr(bkr_error_message(), ".tmp-"));
+	bkr_store_upload_free(u);
+	assert_int_equal(bkr_store_stat(f->s, "data/04/x.pack", &size), BKR_ENOTFOUND);
+	assert_int_equal(temporaries(f->s), 0);
 }
 
 static void test_list(void **state)
@@ -542,6 +677,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_range_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upload_direct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_stamped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
