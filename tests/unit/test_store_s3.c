@@ -1524,6 +1524,36 @@ static void test_unreachable_names_object(void **state)
 	close(fd);
 }
 
+/* Every request answered 503 (a server that keeps failing). */
+static void on_unavailable(fake *f, const struct fake_req *q, int c)
+{
+	(void)f;
+	(void)q;
+	fake_reply(c, 503, "", "<Error><Code>ServiceUnavailable</Code></Error>");
+}
+
+/* s3.attempts (BKR_S3_ATTEMPTS): a request that keeps failing is tried that many times in all
+ * (6 by default), then one error saying so. */
+static void test_attempts_setting(void **state)
+{
+	(void)state;
+	for (int set = 0; set < 2; set++) {
+		uint8_t *data = NULL;
+		size_t len;
+		bkr_store *s;
+		fake f;
+		if (set)
+			setenv("BKR_S3_ATTEMPTS", "2", 1);
+		fake_start(&f, on_unavailable, NULL, "s3://bucket/repo", &s);
+		assert_int_equal(bkr_store_get(s, "backups/b.json", 1000, &data, &len), BKR_EUNAVAILABLE);
+		assert_non_null(strstr(bkr_error_message(), "keeps failing"));
+		if (f.nreq != (set ? 2 : 6))
+			fail_msg("BKR_S3_ATTEMPTS %s: %d requests", set ? "2" : "unset", f.nreq);
+		fake_stop(&f, s);
+		unsetenv("BKR_S3_ATTEMPTS");
+	}
+}
+
 /* Every request read whole, then the connection closed with no answer. */
 static void on_silent(fake *f, const struct fake_req *q, int c)
 {
@@ -1631,6 +1661,7 @@ int main(void)
 		cmocka_unit_test(test_range_ignored_replaced),
 		cmocka_unit_test(test_range_ignored_keep_packs),
 		cmocka_unit_test(test_tunables_env),
+		cmocka_unit_test(test_attempts_setting),
 		cmocka_unit_test(test_range_ignored_no_tmpdir),
 		cmocka_unit_test(test_range_ignored_concurrent),
 		cmocka_unit_test(test_rename_retried),
