@@ -13,9 +13,9 @@
  * blob dealt with in this run, so a blob shared by many files or backups is
  * read once.  Across runs, ids differing, a backup is walked beside the
  * destination's copy of its parent (or of an earlier backup of its host):
- * a file that holds the same there (same_entry: every field, each chunk's
- * length, the content digest) lends its chunks' destination ids to the map
- * (map_entry), so an unchanged file is neither read nor hashed again.
+ * a file with the same bytes there (size, content digest, holes, each
+ * chunk's length) lends its chunks' destination ids to the map (map_entry),
+ * so an unchanged file is neither read nor hashed again.
  */
 #include "bkr/copy.h"
 
@@ -220,54 +220,48 @@ static int emit_tree(void *ctx, bkr_id *id, const uint8_t *blob, size_t len)
 }
 
 static int copy_dir_mapped(struct copier *c, const bkr_id *src, bkr_id *dst, const bkr_id *hint);
-static int same_entry(struct copier *c, const bkr_entry *a, const bkr_tree *la, uint32_t ia, const bkr_entry *b,
-		      const bkr_tree *lb, uint32_t ib);
 
 /*
- * Entry @p e (leaf @p leaf, record @p li) of the source is @p he (leaf @p hleaf, record @p hi) of
- * the destination's copy of an earlier backup, at the same path.  When both hold the same
- * (same_entry: every field, the content digest of the file's bytes and each chunk's length, so
- * chunk k holds the same bytes on both sides) and the destination's index has each of its blobs,
- * the source's chunk and xattr blob ids map to the destination's: copy_data reads none of them.
+ * Entry @p e (leaf @p leaf, record @p li) of the source and @p he (leaf @p hleaf, record @p hi)
+ * of the destination's copy of an earlier backup, at the same path.  When both are files with the
+ * same bytes - the same size, content digest (of the file's logical bytes: docs/format.md "Content
+ * digests"), holes and chunk lengths, so chunk k holds the same bytes on both sides, whatever their
+ * names, modes or times - and the destination's index has each of its chunks, the source's chunk
+ * ids map to the destination's: copy_data reads none of them.  Xattr values in blobs are read.
  */
 static int map_entry(struct copier *c, const bkr_entry *e, const bkr_tree *leaf, uint32_t li, const bkr_entry *he,
 		     const bkr_tree *hleaf, uint32_t hi)
 {
 	bkr_chunk_ref *ch = NULL, *hch = NULL;
-	bkr_xattr *xa = NULL, *hxa = NULL;
-	size_t nch = 0, nhch = 0, nxa = 0, nhxa = 0;
+	bkr_hole *ho = NULL, *hho = NULL;
+	size_t nch = 0, nhch = 0, nho = 0, nhho = 0;
 	bkr_index_entry ie;
 	int err;
 
-	if (e->type == BKR_FT_DIR || (err = same_entry(c, e, leaf, li, he, hleaf, hi)) == 1)
+	if (e->type != BKR_FT_FILE || he->type != BKR_FT_FILE || e->size != he->size ||
+	    bkr_id_cmp(&e->content, &he->content) != 0 || e->sparse_digest != he->sparse_digest)
 		return 0;
-	if (err < 0 || (err = bkr_tree_chunks(leaf, li, &ch, &nch)) < 0 ||
-	    (err = bkr_tree_chunks(hleaf, hi, &hch, &nhch)) < 0 || (err = bkr_tree_xattrs(leaf, li, &xa, &nxa)) < 0 ||
-	    (err = bkr_tree_xattrs(hleaf, hi, &hxa, &nhxa)) < 0)
+	if ((err = bkr_tree_chunks(leaf, li, &ch, &nch)) < 0 || (err = bkr_tree_chunks(hleaf, hi, &hch, &nhch)) < 0 ||
+	    (err = bkr_tree_holes(leaf, li, &ho, &nho)) < 0 || (err = bkr_tree_holes(hleaf, hi, &hho, &nhho)) < 0)
 		goto done;
-	if (nch != nhch || nxa != nhxa)
-		goto done; /* same_entry said so already */
+	if (nch != nhch || nho != nhho || (nho && memcmp(ho, hho, nho * sizeof(*ho))))
+		goto done;
+	for (size_t k = 0; k < nch; k++)
+		if (ch[k].length != hch[k].length)
+			goto done;
 	for (size_t k = 0; k < nch; k++)
 		if (bkr_repo_lookup(c->to, &hch[k].id, &ie) < 0) {
 			bkr_error_clear(); /* not there (pruned, repaired out): read and sent again */
 			goto done;
 		}
-	for (size_t k = 0; k < nxa; k++)
-		if (xa[k].in_blob && bkr_repo_lookup(c->to, &hxa[k].blob, &ie) < 0) {
-			bkr_error_clear();
-			goto done;
-		}
 	for (size_t k = 0; k < nch && err >= 0; k++)
 		err = bkr_idset_put(&c->map, &ch[k].id, &hch[k].id);
-	for (size_t k = 0; k < nxa && err >= 0; k++)
-		if (xa[k].in_blob)
-			err = bkr_idset_put(&c->map, &xa[k].blob, &hxa[k].blob);
 	err = err < 0 ? BKR_ENOMEM : 0;
 done:
 	free(ch);
 	free(hch);
-	free(xa);
-	free(hxa);
+	free(ho);
+	free(hho);
 	return err;
 }
 
@@ -394,12 +388,9 @@ static const bkr_manifest_source *hint_source(const bkr_manifest *m, size_t i, c
 static int copy_backup(struct copier *c, bkr_manifest *m, const bkr_manifest *hm, bool *exists)
 {
 	bkr_index_entry e;
-	size_t plen;
 	int err;
 
 	*exists = false;
-	if ((err = bkr_pathbuf_set(&c->path, 0, "", 0, &plen)) < 0)
-		return err;
 	if ((err = copy_tree(c, &m->tree, &m->tree, hm ? &hm->tree : NULL)) < 0)
 		return err;
 	for (size_t i = 0; i < m->nsources; i++) {

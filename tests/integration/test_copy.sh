@@ -471,10 +471,11 @@ pass "tags and pins changed in the source after a copy are made the source's by 
 
 # --- between repositories that name blobs differently, a copy of a backup whose parent the
 # destination has reads only what changed: each unchanged file lends the blob ids of its copy
-# there (checked entry by entry: every field, the content digest, each chunk's length), so the
+# there (the same bytes: size, content digest, holes, each chunk's length), so the
 # second copy of an almost unchanged backup reads its trees and the one changed file, not every
-# file again (it read 100 %); a file rewritten with its size and mtime kept, deep in the tree,
-# is still copied; plain -> encrypted and encrypted -> plain restore exactly
+# file again (it read 100 %), nor the files only touched or chmod'ed; a file rewritten with its
+# size and mtime kept, deep in the tree, is still copied; plain -> encrypted and encrypted ->
+# plain restore exactly
 H=$T/hsrc
 mkdir -p "$H/a/b/c/d" "$H/big" "$H/x"
 for i in 1 2 3 4 5 6; do head -c 1500000 /dev/urandom >"$H/big/f$i.bin"; done
@@ -490,7 +491,10 @@ hid1=$(backup_id "$T/out")
 mkdir -p "$T/hsnap1" && cp -a "$H" "$T/hsnap1/hsrc"
 BKR_TO_PASSWORD=pass-h expect_exit 0 "$BKR" copy --from "$HA" --to "$HE" --json
 full=$(json_get "$T/out" bytes_read)
+# one file touched, another chmod'ed (the same bytes: read by the backup, not by the copy);
 # the deep file rewritten in place: the same size, its mtime put back
+touch -d '2020-01-02 03:04:05' "$H/big/f1.bin"
+chmod 600 "$H/big/f2.bin"
 python3 - "$H/a/b/c/d/deep.bin" <<'PY'
 import os, sys
 p = sys.argv[1]
@@ -505,7 +509,7 @@ hid2=$(backup_id "$T/out")
 BKR_TO_PASSWORD=pass-h expect_exit 0 "$BKR" copy --from "$HA" --to "$HE" --json
 [ "$(json_get "$T/out" backups_copied)" = 1 ] || fail "the incremental: $(cat "$T/out")"
 second=$(json_get "$T/out" bytes_read)
-# the trees and the changed file (300000 bytes); every file was 9.3 MB
+# the trees and the changed file (300000 bytes); every file was 9.3 MB, the touched ones 3 MB
 [ "$second" -lt 1000000 ] || fail "plain -> encrypted, an almost unchanged backup: read $second bytes of $full"
 export BKR_PASSWORD=pass-h
 restore_cmp "$HE" "$hid1" "$T/hsnap1/hsrc"
