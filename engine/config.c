@@ -787,7 +787,9 @@ static int parse_tiers(struct ctx *x, const cJSON *obj)
 static int parse_s3(struct ctx *x, const cJSON *obj)
 {
 	static const char *const known[] = { "access_key_id", "secret_access_key", "session_token", "region",
-					     "endpoint_url", "path_style", "lock_stale_seconds", "retry_pause_ms", NULL };
+					     "endpoint_url", "path_style", "lock_stale_seconds", "retry_pause_ms",
+					     "keep_packs", "keep_mib", "keep_check_ms", "attempts",
+					     "connect_timeout_seconds", "stall_timeout_seconds", NULL };
 	bkr_config_s3 *s3 = &x->c->s3;
 	const cJSON *it;
 	struct {
@@ -822,6 +824,13 @@ static int parse_s3(struct ctx *x, const cJSON *obj)
 	if ((it = cJSON_GetObjectItemCaseSensitive(obj, "retry_pause_ms")) &&
 	    get_int(x, it, "s3.retry_pause_ms", 1, 60000, &s3->retry_pause_ms) < 0)
 		return x->err;
+	for (int i = 0; i < BKR_S3_NTUNE; i++) {
+		const bkr_s3_tunable *t = &bkr_s3_tunables[i];
+		keypath(kp, "s3", t->key);
+		if ((it = cJSON_GetObjectItemCaseSensitive(obj, t->key)) &&
+		    get_int(x, it, kp, t->min, t->max, &s3->tune[i]) < 0)
+			return x->err;
+	}
 	return 0;
 }
 
@@ -1396,8 +1405,12 @@ char *bkr_config_to_json(const bkr_config *c, bool pretty)
 	ok = ok && put(root, "required_files", strv_json(c->required_files, c->nrequired_files));
 	ok = ok && put(root, "protected_patterns",
 		       strv_json(c->protected_patterns, c->nprotected_patterns));
+	bool s3_tuned = false;
+	for (int i = 0; i < BKR_S3_NTUNE; i++)
+		s3_tuned |= c->s3.tune[i] > 0;
 	if (ok && (c->s3.access_key_id || c->s3.region || c->s3.endpoint_url || c->s3.path_style >= 0 ||
-		   c->s3.lock_stale_seconds || c->s3.retry_pause_ms || c->s3.secret_access_key || c->s3.session_token)) {
+		   c->s3.lock_stale_seconds || c->s3.retry_pause_ms || c->s3.secret_access_key || c->s3.session_token ||
+		   s3_tuned)) {
 		/* the secret key and session token are not shown */
 		ok = put(root, "s3", o = cJSON_CreateObject());
 		if (ok && c->s3.access_key_id)
@@ -1412,6 +1425,9 @@ char *bkr_config_to_json(const bkr_config *c, bool pretty)
 			ok = put(o, "lock_stale_seconds", cJSON_CreateNumber(c->s3.lock_stale_seconds));
 		if (ok && c->s3.retry_pause_ms)
 			ok = put(o, "retry_pause_ms", cJSON_CreateNumber(c->s3.retry_pause_ms));
+		for (int i = 0; i < BKR_S3_NTUNE; i++)
+			if (ok && c->s3.tune[i])
+				ok = put(o, bkr_s3_tunables[i].key, cJSON_CreateNumber(c->s3.tune[i]));
 	}
 	if (ok)
 		text = pretty ? cJSON_Print(root) : cJSON_PrintUnformatted(root);

@@ -11,7 +11,11 @@
  * plaintext and every tree is rewritten with its children's new ids.  The id
  * map (an idset.h map: source id -> destination id) remembers every source
  * blob dealt with in this run, so a blob shared by many files or backups is
- * read once.
+ * read once.  Across runs, ids differing, a backup is walked beside the
+ * destination's copy of its parent (or of an earlier backup of its host):
+ * a file with the same bytes there (size, content digest, holes, each
+ * chunk's length) lends its chunks' destination ids to the map (map_entry),
+ * so an unchanged file is neither read nor hashed again.
  */
 #include "bkr/copy.h"
 
@@ -185,6 +189,17 @@ static int copy_tree_same(void *ctx, const bkr_id *id)
 
 /* ---- different ids: directories re-encoded with the destination's ids ------- */
 
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+static int name_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int r = memcmp(a, b, al < bl ? al : bl);
+	return r ? r : (al > bl) - (al < bl);
+}
+
 static int load_tree(void *ctx, const bkr_id *id, bkr_tree **out)
 {
 	struct copier *c = ctx;
@@ -204,10 +219,55 @@ static int emit_tree(void *ctx, bkr_id *id, const uint8_t *blob, size_t len)
 	return send(c, BKR_BLOB_TREE, id, blob, len);
 }
 
-static int copy_dir_mapped(struct copier *c, const bkr_id *src, bkr_id *dst);
+static int copy_dir_mapped(struct copier *c, const bkr_id *src, bkr_id *dst, const bkr_id *hint);
 
-/* Entry @p i of @p d with its blobs copied and their ids mapped, into @p b. */
-static int copy_entry_mapped(struct copier *c, bkr_dir *d, uint64_t i, bkr_tree_builder *b)
+/*
+ * Entry @p e (leaf @p leaf, record @p li) of the source and @p he (leaf @p hleaf, record @p hi)
+ * of the destination's copy of an earlier backup, at the same path.  When both are files with the
+ * same bytes - the same size, content digest (of the file's logical bytes: docs/format.md "Content
+ * digests"), holes and chunk lengths, so chunk k holds the same bytes on both sides, whatever their
+ * names, modes or times - and the destination's index has each of its chunks, the source's chunk
+ * ids map to the destination's: copy_data reads none of them.  Xattr values in blobs are read.
+ */
+static int map_entry(struct copier *c, const bkr_entry *e, const bkr_tree *leaf, uint32_t li, const bkr_entry *he,
+		     const bkr_tree *hleaf, uint32_t hi)
+{
+	bkr_chunk_ref *ch = NULL, *hch = NULL;
+	bkr_hole *ho = NULL, *hho = NULL;
+	size_t nch = 0, nhch = 0, nho = 0, nhho = 0;
+	bkr_index_entry ie;
+	int err;
+
+	if (e->type != BKR_FT_FILE || he->type != BKR_FT_FILE || e->size != he->size ||
+	    bkr_id_cmp(&e->content, &he->content) != 0 || e->sparse_digest != he->sparse_digest)
+		return 0;
+	if ((err = bkr_tree_chunks(leaf, li, &ch, &nch)) < 0 || (err = bkr_tree_chunks(hleaf, hi, &hch, &nhch)) < 0 ||
+	    (err = bkr_tree_holes(leaf, li, &ho, &nho)) < 0 || (err = bkr_tree_holes(hleaf, hi, &hho, &nhho)) < 0)
+		goto done;
+	if (nch != nhch || nho != nhho || (nho && memcmp(ho, hho, nho * sizeof(*ho))))
+		goto done;
+	for (size_t k = 0; k < nch; k++)
+		if (ch[k].length != hch[k].length)
+			goto done;
+	for (size_t k = 0; k < nch; k++)
+		if (bkr_repo_lookup(c->to, &hch[k].id, &ie) < 0) {
+			bkr_error_clear(); /* not there (pruned, repaired out): read and sent again */
+			goto done;
+		}
+	for (size_t k = 0; k < nch && err >= 0; k++)
+		err = bkr_idset_put(&c->map, &ch[k].id, &hch[k].id);
+	err = err < 0 ? BKR_ENOMEM : 0;
+done:
+	free(ch);
+	free(hch);
+	free(ho);
+	free(hho);
+	return err;
+}
+
+/* Entry @p i of @p d with its blobs copied and their ids mapped, into @p b; @p hd (or NULL) is the
+ * same directory in the destination's copy of an earlier backup, *hj the next entry of it to look at. */
+static int copy_entry_mapped(struct copier *c, bkr_dir *d, uint64_t i, bkr_dir *hd, uint64_t *hj, bkr_tree_builder *b)
 {
 	const bkr_tree *leaf;
 	uint32_t li;
@@ -216,10 +276,37 @@ static int copy_entry_mapped(struct copier *c, bkr_dir *d, uint64_t i, bkr_tree_
 	bkr_xattr *xa = NULL;
 	bkr_hole *ho = NULL;
 	size_t nch = 0, nxa = 0, nho = 0;
+	bkr_entry he;
+	const bkr_tree *hleaf = NULL;
+	uint32_t hi = 0;
+	bool hint = false;
 	int err;
 
-	if ((err = bkr_dir_get(d, i, &e, &leaf, &li)) < 0 || (err = bkr_tree_chunks(leaf, li, &ch, &nch)) < 0 ||
-	    (err = bkr_tree_xattrs(leaf, li, &xa, &nxa)) < 0 || (err = bkr_tree_holes(leaf, li, &ho, &nho)) < 0)
+	if ((err = bkr_dir_get(d, i, &e, &leaf, &li)) < 0)
+		goto done;
+	/* the entry of the same name in the hint, both in name order */
+	while (hd && *hj < bkr_dir_count(hd)) {
+		int cmp;
+		if (bkr_dir_get(hd, *hj, &he, &hleaf, &hi) < 0) {
+			bkr_error_clear(); /* a page of the hint that does not read: no hint for the rest */
+			*hj = bkr_dir_count(hd);
+			break;
+		}
+		cmp = name_cmp(he.name, he.name_len, e.name, e.name_len);
+		if (cmp >= 0) {
+			hint = cmp == 0;
+			break;
+		}
+		(*hj)++;
+	}
+	/* a hint is only a saving: what fails in it (other than memory) leaves the file to be read */
+	if (hint && (err = map_entry(c, &e, leaf, li, &he, hleaf, hi)) < 0) {
+		if (err == BKR_ENOMEM)
+			goto done;
+		bkr_error_clear();
+	}
+	if ((err = bkr_tree_chunks(leaf, li, &ch, &nch)) < 0 || (err = bkr_tree_xattrs(leaf, li, &xa, &nxa)) < 0 ||
+	    (err = bkr_tree_holes(leaf, li, &ho, &nho)) < 0)
 		goto done;
 	for (size_t k = 0; k < nch && err == 0; k++)
 		err = copy_data(c, &ch[k].id, &ch[k].id);
@@ -227,7 +314,7 @@ static int copy_entry_mapped(struct copier *c, bkr_dir *d, uint64_t i, bkr_tree_
 		if (xa[k].in_blob)
 			err = copy_data(c, &xa[k].blob, &xa[k].blob);
 	if (err == 0 && e.type == BKR_FT_DIR)
-		err = copy_dir_mapped(c, &e.subtree, &e.subtree);
+		err = copy_dir_mapped(c, &e.subtree, &e.subtree, hint && he.type == BKR_FT_DIR ? &he.subtree : NULL);
 	if (err < 0)
 		goto done;
 	e.chunks = ch;
@@ -244,52 +331,73 @@ done:
 	return err;
 }
 
-static int copy_dir_mapped(struct copier *c, const bkr_id *src, bkr_id *dst)
+/* Directory @p src of the source re-encoded with the destination's ids into *@p dst; @p hint (or
+ * NULL) is the same directory in the destination's copy of an earlier backup: the files there that
+ * hold the same as here lend their blob ids (map_entry), so an unchanged file is not read again. */
+static int copy_dir_mapped(struct copier *c, const bkr_id *src, bkr_id *dst, const bkr_id *hint)
 {
 	bkr_tree_builder *b = NULL;
-	bkr_dir *d = NULL;
+	bkr_dir *d = NULL, *hd = NULL;
 	bkr_id from = *src; /* @p dst may be @p src */
+	uint64_t hj = 0;
 	int err;
 
 	if (bkr_idset_get(&c->map, &from, dst))
 		return 0;
 	if ((err = bkr_dir_open(&d, &from, load_tree, c)) < 0 || (err = bkr_tree_builder_new(&b)) < 0)
 		goto done;
+	if (hint && bkr_dir_open(&hd, hint, bkr_repo_load_tree, c->to) < 0) {
+		bkr_error_clear(); /* a hint that does not read is no hint: every file is read */
+		hd = NULL;
+	}
 	for (uint64_t i = 0; i < bkr_dir_count(d) && err == 0; i++)
-		err = copy_entry_mapped(c, d, i, b);
+		err = copy_entry_mapped(c, d, i, hd, &hj, b);
 	if (err == 0 && (err = bkr_tree_builder_finish(b, emit_tree, c, dst)) == 0 &&
 	    (err = bkr_idset_put(&c->map, &from, dst)) > 0)
 		err = 0;
 done:
 	bkr_tree_builder_free(b);
 	bkr_dir_free(d);
+	bkr_dir_free(hd);
 	return err;
 }
 
 /* ---- one backup ----------------------------------------------------------------- */
 
-static int copy_tree(struct copier *c, const bkr_id *src, bkr_id *dst)
+static int copy_tree(struct copier *c, const bkr_id *src, bkr_id *dst, const bkr_id *hint)
 {
 	if (c->same_ids) {
 		*dst = *src;
 		return copy_tree_same(c, src);
 	}
-	return copy_dir_mapped(c, src, dst);
+	return copy_dir_mapped(c, src, dst, hint);
+}
+
+/* The source of @p hm named like source @p i of @p m, or NULL. */
+static const bkr_manifest_source *hint_source(const bkr_manifest *m, size_t i, const bkr_manifest *hm)
+{
+	for (size_t k = 0; hm && k < hm->nsources; k++)
+		if (!str_differs(hm->sources[k].source, m->sources[i].source))
+			return &hm->sources[k];
+	return NULL;
 }
 
 /* Copy the blobs of @p m, commit them, publish @p m (its tree ids rewritten);
- * *exists when the destination got that manifest meanwhile. */
-static int copy_backup(struct copier *c, bkr_manifest *m, bool *exists)
+ * *exists when the destination got that manifest meanwhile.  @p hm (or NULL) is an earlier
+ * backup of the same host as the destination has it (ids differing: its files lend their ids). */
+static int copy_backup(struct copier *c, bkr_manifest *m, const bkr_manifest *hm, bool *exists)
 {
 	bkr_index_entry e;
 	int err;
 
 	*exists = false;
-	if ((err = copy_tree(c, &m->tree, &m->tree)) < 0)
+	if ((err = copy_tree(c, &m->tree, &m->tree, hm ? &hm->tree : NULL)) < 0)
 		return err;
-	for (size_t i = 0; i < m->nsources; i++)
-		if ((err = copy_tree(c, &m->sources[i].tree, &m->sources[i].tree)) < 0)
+	for (size_t i = 0; i < m->nsources; i++) {
+		const bkr_manifest_source *hs = hint_source(m, i, hm);
+		if ((err = copy_tree(c, &m->sources[i].tree, &m->sources[i].tree, hs ? &hs->tree : NULL)) < 0)
 			return err;
+	}
 	if (!c->w)
 		return 0;
 	if ((err = bkr_writer_commit(c->w)) < 0)
@@ -322,11 +430,6 @@ static int copy_backup(struct copier *c, bkr_manifest *m, bool *exists)
  * xattr value kept in a blob), never file data; a subtree found the same
  * once is not compared again in this run.
  */
-
-static bool str_differs(const char *a, const char *b)
-{
-	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
-}
 
 /* A manifest field a copy keeps that differs between @p m (source) and @p dm: *what names it and
  * both values (there, here); false when none does. */
@@ -488,12 +591,6 @@ done:
 	free(xa);
 	free(xb);
 	return err;
-}
-
-static int name_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-	int r = memcmp(a, b, al < bl ? al : bl);
-	return r ? r : (al > bl) - (al < bl);
 }
 
 /* Whether directory @p src of the source and @p dst of the destination (at c->path, @p plen bytes of
@@ -787,6 +884,30 @@ static int dest_readable(struct copier *c, const bkr_manifest *m, bkr_manifest *
 	return err;
 }
 
+/*
+ * Between repositories that name blobs differently: the destination's manifest of an earlier
+ * backup to take blob ids from for backup @p i of @p l (its parent, else the newest earlier one
+ * of the same host), when the destination had it before this run (@p have), or NULL.  A hint
+ * only: map_entry takes a file's ids from it only when the file there holds the same.
+ */
+static bkr_manifest *hint_backup(struct copier *c, const bkr_manifest_list *l, size_t i, char **have, size_t nhave)
+{
+	const bkr_manifest *m = l->items[i];
+	const char *id = NULL;
+	bkr_manifest *hm = NULL;
+
+	if (m->parent && has_id(have, nhave, m->parent))
+		id = m->parent;
+	for (size_t k = i; !id && k-- > 0;)
+		if (!str_differs(l->items[k]->hostname, m->hostname) && has_id(have, nhave, l->items[k]->backup_id))
+			id = l->items[k]->backup_id;
+	if (id && bkr_repo_load_manifest(c->to, false, id, &hm) < 0) {
+		bkr_error_clear(); /* damaged there: no hint, every file is read */
+		hm = NULL;
+	}
+	return hm;
+}
+
 int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_copy_stats *stats)
 {
 	struct copier c = {
@@ -845,8 +966,11 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 		if (has_id(have, nhave, m->backup_id) && err == 1)
 			continue; /* damaged there or another backup: named, counted, never copied over */
 		if (!has_id(have, nhave, m->backup_id)) {
+			bkr_manifest *hm = c.same_ids ? NULL : hint_backup(&c, &l, i, have, nhave);
 			progress(&c);
-			if ((err = copy_backup(&c, m, &exists)) < 0) {
+			err = copy_backup(&c, m, hm, &exists);
+			bkr_manifest_free(hm);
+			if (err < 0) {
 				bkr_error_prefix("backup %s", m->backup_id);
 				stats_add(&c.run, &c.one);
 				goto done;

@@ -10,7 +10,7 @@
  *   (412 -> BKR_EEXISTS); an upload is kept in memory until it is
  *   published (S3 has no rename: an object appears whole or not at all);
  * - retries: a timeout, a reset or refused connection, a 5xx or 429 answer
- *   is retried up to S3_ATTEMPTS times with a growing, jittered pause, then
+ *   is tried up to s3.attempts times with a growing, jittered pause, then
  *   one error naming the endpoint.  A retried create-only PUT that meets 412
  *   reads the object back: when it is what we sent, the earlier attempt won;
  * - rename_new (into trash/) is a check that the target is absent, a
@@ -32,17 +32,21 @@
  *   a restore, verify or repair — cost no request;
  * - a server that ignores Range (a 200 with the whole pack) is asked for
  *   each pack once: the whole answer is kept in an unlinked temporary file
- *   (S3_KEEP_SLOTS of them, S3_KEEP_BYTES between them, least recently
+ *   (s3.keep_packs of them, s3.keep_mib between them, least recently
  *   used first), and every read of that pack — concurrent ones wait for the
  *   download in flight instead of starting their own, and a request already
  *   sent drops its answer after the headers when another one brings the
- *   same object — is served from it.  A later read first asks a HEAD
+ *   same object — is served from it.  A read more than s3.keep_check_ms
+ *   after the copy was downloaded or last confirmed first asks a HEAD
  *   whether the object still has the kept copy's size, ETag and
- *   Last-Modified: one replaced in the bucket is downloaded again, never
- *   served stale.  (One request per read, as a server that honours Range
- *   costs, and none of the object's bytes.)
+ *   Last-Modified: one replaced in the bucket (by hand: bkr never rewrites
+ *   a pack under its name) is downloaded again, never served stale after
+ *   that interval.  (At most one request per interval and pack, none of
+ *   the object's bytes.)
  */
 #include "bkr/store.h"
+#include "bkr/clock.h"
+#include "bkr/config.h"
 #include "bkr/error.h"
 #include "bkr/hash.h"
 #include "bkr/host.h"
@@ -65,7 +69,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S3_ATTEMPTS 6           /* tries of one request before giving up */
 #define S3_BACKOFF_MS 200       /* first pause (s3.retry_pause_ms); doubled each time ... */
 #define S3_BACKOFF_MAX 15       /* ... up to this many times it */
 #define S3_POOL 16              /* idle curl handles kept (their connections with them) */
@@ -75,8 +78,7 @@
 #define S3_WIN ((size_t)1 << 20)  /* bytes of a pack one window holds */
 #define S3_WIN_SMALL (S3_WIN / 4) /* reads shorter than this go through a window */
 #define S3_NWIN 32                /* windows kept per store */
-#define S3_KEEP_SLOTS 4           /* a server that ignores Range: whole packs kept at once ... */
-#define S3_KEEP_BYTES ((uint64_t)256 << 20) /* ... in at most this many bytes of temporary files */
+#define S3_KEEP_SLOTS_MAX 64      /* a server that ignores Range: whole packs kept at once (s3.keep_packs) */
 #define S3_DOWN_NS (10 * 1000000000LL) /* after a request gave up unanswered: one try each for this long */
 
 /* ---- settings ---------------------------------------------------------------- */
@@ -87,6 +89,7 @@ static struct {
 	int path_style;
 	int lock_stale_seconds;
 	int retry_pause_ms;
+	int tune[BKR_S3_NTUNE]; /* 0: unset */
 } settings = { .path_style = -1 };
 
 static void set_str(char **dst, const char *v)
@@ -106,6 +109,8 @@ int bkr_store_s3_configure(const bkr_store_s3_settings *cfg)
 	settings.path_style = cfg ? cfg->path_style : -1;
 	settings.lock_stale_seconds = cfg ? cfg->lock_stale_seconds : 0;
 	settings.retry_pause_ms = cfg ? cfg->retry_pause_ms : 0;
+	for (int i = 0; i < BKR_S3_NTUNE; i++)
+		settings.tune[i] = cfg ? cfg->tune[i] : 0;
 	pthread_mutex_unlock(&settings_mu);
 	return 0;
 }
@@ -133,6 +138,8 @@ struct s3_slot {
 	bool dead;        /* dropped (its download failed, the object changed): no new reader */
 	int pins;         /* the request filling it, the reads from it and the ones waiting for it */
 	uint64_t used;    /* wclock at the last read */
+	int64_t checked;  /* CLOCK_MONOTONIC ns when the object was last known to be this copy's
+			     (its download, or a HEAD): served without asking again until keep_check_ns later */
 };
 
 typedef struct {
@@ -147,6 +154,12 @@ typedef struct {
 	char region[64];       /* REGION */
 	int lock_stale;
 	unsigned pause_ms;     /* the first pause before a retry */
+	int attempts;          /* tries of one request (s3.attempts) */
+	long connect_timeout;  /* seconds (s3.connect_timeout_seconds) */
+	long stall_timeout;    /* seconds with nothing moving (s3.stall_timeout_seconds) */
+	int keep_slots;        /* whole packs kept at once (s3.keep_packs) */
+	uint64_t keep_bytes;   /* ... in at most this many bytes (s3.keep_mib) */
+	int64_t keep_check_ns; /* a kept pack is used this long after it was confirmed (s3.keep_check_ms) */
 	pthread_mutex_t mu;
 	CURL *pool[S3_POOL];
 	int npool;
@@ -162,7 +175,7 @@ typedef struct {
 	int64_t down_until;    /* CLOCK_MONOTONIC ns: the endpoint did not answer; one try each until then */
 	volatile bool no_bucket; /* a request met NoSuchBucket */
 	bool range_ignored;    /* a ranged GET was answered with the whole object (said once) */
-	struct s3_slot slot[S3_KEEP_SLOTS]; /* whole packs kept (under wmu) */
+	struct s3_slot slot[S3_KEEP_SLOTS_MAX]; /* whole packs kept (under wmu), keep_slots of them used */
 	pthread_cond_t slot_cond;           /* a slot is done or dead */
 } s3_store;
 
@@ -553,7 +566,7 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 	int64_t now_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
 	bool down = (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) &&
 		    now_ns < __atomic_load_n(&s->down_until, __ATOMIC_RELAXED);
-	int tries = down ? 1 : S3_ATTEMPTS;
+	int tries = down ? 1 : s->attempts;
 	r->unanswered = false;
 	for (r->attempts = 0; r->attempts < tries; r->attempts++) {
 		if (r->attempts)
@@ -568,9 +581,9 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
 		curl_easy_setopt(h, CURLOPT_USERPWD, s->userpwd);
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);   /* nothing moving for 60 s: */
-		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);   /* a timeout, retried */
+		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, s->connect_timeout);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);              /* nothing moving for */
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s->stall_timeout); /* this long: a timeout, retried */
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -833,7 +846,7 @@ static void win_forget(s3_store *s, const char *name)
 			free(s->win[i].data);
 			memset(&s->win[i], 0, sizeof(s->win[i]));
 		}
-	for (int i = 0; i < S3_KEEP_SLOTS; i++)
+	for (int i = 0; i < s->keep_slots; i++)
 		if (s->slot[i].name && !s->slot[i].dead && !strcmp(s->slot[i].name, name))
 			slot_drop(s, &s->slot[i]);
 	pthread_mutex_unlock(&s->wmu);
@@ -888,7 +901,7 @@ static void slot_drop(s3_store *s, struct s3_slot *k)
 /* The live copy of @p name (being filled or done), or NULL. */
 static struct s3_slot *slot_find(s3_store *s, const char *name)
 {
-	for (int i = 0; i < S3_KEEP_SLOTS; i++)
+	for (int i = 0; i < s->keep_slots; i++)
 		if (s->slot[i].name && !s->slot[i].dead && !strcmp(s->slot[i].name, name))
 			return &s->slot[i];
 	return NULL;
@@ -898,7 +911,7 @@ static struct s3_slot *slot_find(s3_store *s, const char *name)
 static bool slot_evict(s3_store *s, const struct s3_slot *keep)
 {
 	struct s3_slot *v = NULL;
-	for (int i = 0; i < S3_KEEP_SLOTS; i++) {
+	for (int i = 0; i < s->keep_slots; i++) {
 		struct s3_slot *k = &s->slot[i];
 		if (k != keep && k->name && k->done && !k->dead && !k->pins && (!v || k->used < v->used))
 			v = k;
@@ -930,11 +943,11 @@ static int slot_tmpfile(void)
 static struct s3_slot *slot_claim(s3_store *s, const char *name)
 {
 	struct s3_slot *k = NULL;
-	for (int i = 0; i < S3_KEEP_SLOTS && !k; i++)
+	for (int i = 0; i < s->keep_slots && !k; i++)
 		if (!s->slot[i].name)
 			k = &s->slot[i];
 	if (!k && slot_evict(s, NULL))
-		for (int i = 0; i < S3_KEEP_SLOTS && !k; i++)
+		for (int i = 0; i < s->keep_slots && !k; i++)
 			if (!s->slot[i].name)
 				k = &s->slot[i];
 	if (!k || !(k->name = strdup(name)))
@@ -956,14 +969,14 @@ static struct s3_slot *slot_claim(s3_store *s, const char *name)
 static bool slot_size(s3_store *s, struct s3_slot *k, const struct s3_req *r)
 {
 	uint64_t held = 0;
-	if (r->length < 0 || (uint64_t)r->length > S3_KEEP_BYTES)
+	if (r->length < 0 || (uint64_t)r->length > s->keep_bytes)
 		return false;
 	for (;;) {
 		held = 0;
-		for (int i = 0; i < S3_KEEP_SLOTS; i++)
+		for (int i = 0; i < s->keep_slots; i++)
 			if (s->slot[i].name && &s->slot[i] != k)
 				held += s->slot[i].size;
-		if (held + (uint64_t)r->length <= S3_KEEP_BYTES)
+		if (held + (uint64_t)r->length <= s->keep_bytes)
 			break;
 		if (!slot_evict(s, k))
 			return false;
@@ -992,8 +1005,8 @@ static bool slot_answer(struct s3_req *r)
 	if (!__atomic_exchange_n(&s->range_ignored, true, __ATOMIC_RELAXED))
 		bkr_log_warn("s3", "%s/%s: %s answered a ranged GET with the whole object (it ignores Range): each pack "
 			     "is downloaded whole once and kept in a temporary file (at most %d of them, %llu MiB)",
-			     s->base.location, r->name, s->endpoint, S3_KEEP_SLOTS,
-			     (unsigned long long)(S3_KEEP_BYTES >> 20));
+			     s->base.location, r->name, s->endpoint, s->keep_slots,
+			     (unsigned long long)(s->keep_bytes >> 20));
 	pthread_mutex_lock(&s->wmu);
 	k = slot_find(s, r->name);
 	if (k && k != r->slot &&
@@ -1026,6 +1039,7 @@ static void slot_filled(s3_store *s, struct s3_req *r, int err)
 	pthread_mutex_lock(&s->wmu);
 	if (err == 0 && r->status == 200 && !r->slot_bad && k->sized && r->pos == k->size && !k->dead) {
 		k->done = true;
+		k->checked = bkr_clock_mono_ns();
 		pthread_cond_broadcast(&s->slot_cond);
 	} else if (!k->dead) {
 		slot_drop(s, k);
@@ -1082,6 +1096,11 @@ static int slot_serve(s3_store *s, struct s3_req *r)
 		slot_unpin(k);
 		k = NULL;
 	}
+	/* a copy confirmed within keep_check_ns is used as it is: packs are never rewritten
+	 * under their name (fresh random names, create-only PUTs), so only a hand-made
+	 * replacement can make it stale, and it is seen within that interval */
+	if (k && !fresh && bkr_clock_mono_ns() - k->checked < s->keep_check_ns)
+		fresh = true;
 	pthread_mutex_unlock(&s->wmu);
 	if (k && !fresh && (err = slot_current(s, k, r->name)) <= 0) {
 		pthread_mutex_lock(&s->wmu);
@@ -1092,6 +1111,12 @@ static int slot_serve(s3_store *s, struct s3_req *r)
 		if (err < 0)
 			return err;
 		k = NULL;
+	} else if (k && !fresh) {
+		int64_t now = bkr_clock_mono_ns();
+		pthread_mutex_lock(&s->wmu);
+		if (now > k->checked)
+			k->checked = now;
+		pthread_mutex_unlock(&s->wmu);
 	}
 	if (k) {
 		uint64_t size = k->size;
@@ -1929,7 +1954,7 @@ static void s3_free(bkr_store *base)
 		free(s->win[i].name);
 		free(s->win[i].data);
 	}
-	for (int i = 0; i < S3_KEEP_SLOTS; i++)
+	for (int i = 0; i < S3_KEEP_SLOTS_MAX; i++)
 		if (s->slot[i].name)
 			slot_clear(&s->slot[i]);
 	pthread_cond_destroy(&s->slot_cond);
@@ -1981,12 +2006,35 @@ static bool region_ok(const char *r)
 	return true;
 }
 
+/* The tunables into @p tune (under settings_mu): each from the environment's BKR_S3_*, else the
+ * configuration's s3.*, else its default; a bad variable is BKR_EINVAL naming it. */
+static int tunables_pick(const char *location, int *tune)
+{
+	for (int i = 0; i < BKR_S3_NTUNE; i++) {
+		const bkr_s3_tunable *t = &bkr_s3_tunables[i];
+		const char *v = getenv(t->env);
+		uint64_t u;
+		tune[i] = settings.tune[i] > 0 ? settings.tune[i] : t->def;
+		if (!v || !*v)
+			continue;
+		if (bkr_config_parse_uint(v, 10, (uint64_t)t->max, &u) < 0 || u < (uint64_t)t->min) {
+			char safe[128];
+			bkr_error_clear();
+			return bkr_error_set(BKR_EINVAL, "%s: bad %s '%s': expected a whole number from %d to %d "
+					     "(docs/s3.md \"Tuning\")", location, t->env,
+					     bkr_text_escape(safe, sizeof(safe), v, strlen(v)), t->min, t->max);
+		}
+		tune[i] = (int)u;
+	}
+	return 0;
+}
+
 int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 {
 	const char *ak, *sk, *token, *region, *region_from, *endpoint;
 	char *def_endpoint = NULL;
 	s3_store *s = NULL;
-	int path_style, err = 0;
+	int path_style, err = 0, tune[BKR_S3_NTUNE];
 
 	*out = NULL;
 	(void)flags; /* a bucket is neither created nor mounted: it exists or every request says so */
@@ -2023,7 +2071,9 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 	path_style = settings.path_style;
 	s->lock_stale = settings.lock_stale_seconds > 0 ? settings.lock_stale_seconds : S3_LOCK_STALE_DEFAULT;
 	s->pause_ms = settings.retry_pause_ms > 0 ? (unsigned)settings.retry_pause_ms : S3_BACKOFF_MS;
-	if (!ak || !sk) {
+	if ((err = tunables_pick(location, tune)) < 0) {
+		/* named */
+	} else if (!ak || !sk) {
 		err = bkr_error_set(BKR_EINVAL, "%s: no S3 credentials: %s is not set (nor s3.%s in the configuration)",
 				    location, !ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
 				    !ak ? "access_key_id" : "secret_access_key");
@@ -2046,6 +2096,12 @@ int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags)
 	free(def_endpoint);
 	if (err < 0)
 		goto done;
+	s->keep_slots = tune[BKR_S3_KEEP_PACKS];
+	s->keep_bytes = (uint64_t)tune[BKR_S3_KEEP_MIB] << 20;
+	s->keep_check_ns = (int64_t)tune[BKR_S3_KEEP_CHECK_MS] * 1000000;
+	s->attempts = tune[BKR_S3_ATTEMPTS];
+	s->connect_timeout = tune[BKR_S3_CONNECT_TIMEOUT];
+	s->stall_timeout = tune[BKR_S3_STALL_TIMEOUT];
 	if ((err = bkr_s3_endpoint_parse(&s->ep, s->endpoint)) < 0) {
 		bkr_error_prefix("%s", location);
 		goto done;

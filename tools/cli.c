@@ -489,11 +489,13 @@ int cli_load_config(cli *c, bkr_config **out)
 		return err;
 	/* the "s3" object reaches every s3:// store opened from now on */
 	s3 = &(*out)->s3;
-	bkr_store_s3_configure(&(bkr_store_s3_settings){
+	bkr_store_s3_settings set = {
 		.access_key_id = s3->access_key_id, .secret_access_key = s3->secret_access_key,
 		.session_token = s3->session_token, .region = s3->region, .endpoint_url = s3->endpoint_url,
 		.path_style = s3->path_style, .lock_stale_seconds = s3->lock_stale_seconds,
-		.retry_pause_ms = s3->retry_pause_ms });
+		.retry_pause_ms = s3->retry_pause_ms };
+	memcpy(set.tune, s3->tune, sizeof(set.tune));
+	bkr_store_s3_configure(&set);
 	return 0;
 }
 

@@ -10,7 +10,8 @@ UPSTREAM is http://HOST:PORT; the proxy listens on a free port of 127.0.0.1,
 written to PORTFILE once it listens.  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 and AWS_REGION sign the GETs without Range.  COUNTFILE gets one line per GET of
 a pack answered whole: "whole KEY" when its body reached the client whole,
-"cut KEY" when the client closed the connection before.
+"cut KEY" when the client closed the connection before; and "head KEY" per HEAD
+of a pack.
 """
 import datetime
 import hashlib
@@ -91,6 +92,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if whole and resp.status == 200:
             with lock, open(COUNTFILE, "a") as f:
                 f.write(f"{'whole' if done else 'cut'} {path}\n")
+        if self.command == "HEAD" and ("/data/" in path or "/tree/" in path):
+            with lock, open(COUNTFILE, "a") as f:
+                f.write(f"head {path}\n")
         up.close()
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = forward

@@ -9,7 +9,10 @@
 # copied, exit 4; latest refused when it is the newest); a copy killed by
 # fault injection at several points, then rerun; an unknown id; a repository
 # copied into itself; another backup under a copied one's id (plain and
-# encrypted: exit 7, true duplicates skipped); tags of one instant.
+# encrypted: exit 7, true duplicates skipped); tags of one instant; between
+# differently keyed repositories, the copy of an almost unchanged backup reads
+# only what changed (bytes_read), a file rewritten deep in the tree with its
+# size and mtime kept still copied.
 # Needs root (mknod, chown in the edge tree).
 source "$(dirname "$0")/lib.sh"
 
@@ -465,3 +468,61 @@ grep -q "^nothing to copy: 5 backups already in $E (2 took the source's tags and
 [ "$(BKR_PASSWORD=pass-e manifests "$E")" = "$(manifests "$A")" ] || {
 	diff <(manifests "$A") <(BKR_PASSWORD=pass-e manifests "$E"); fail "plain -> encrypted: tags and pin not carried"; }
 pass "tags and pins changed in the source after a copy are made the source's by the next copy (plain and encrypted; also over the records of a backup deleted there); then nothing to do; --no-sync-tags and --dry-run write nothing"
+
+# --- between repositories that name blobs differently, a copy of a backup whose parent the
+# destination has reads only what changed: each unchanged file lends the blob ids of its copy
+# there (the same bytes: size, content digest, holes, each chunk's length), so the
+# second copy of an almost unchanged backup reads its trees and the one changed file, not every
+# file again (it read 100 %), nor the files only touched or chmod'ed; a file rewritten with its
+# size and mtime kept, deep in the tree, is still copied; plain -> encrypted and encrypted ->
+# plain restore exactly
+H=$T/hsrc
+mkdir -p "$H/a/b/c/d" "$H/big" "$H/x"
+for i in 1 2 3 4 5 6; do head -c 1500000 /dev/urandom >"$H/big/f$i.bin"; done
+for i in $(seq 1 30); do printf 'small file %s\n' "$i" >"$H/x/s$i.txt"; done
+head -c 300000 /dev/urandom >"$H/a/b/c/d/deep.bin"
+printf 'unchanged\n' >"$H/a/b/c/d/keep.txt"
+HA=$T/ha HE=$T/he HP=$T/hp
+expect_exit 0 "$BKR" init -r "$HA"
+BKR_PASSWORD=pass-h expect_exit 0 "$BKR" init -r "$HE" --encryption aes-256-gcm
+expect_exit 0 "$BKR" init -r "$HP"
+expect_exit 0 "$BKR" -r "$HA" create --type full "$H" --json
+hid1=$(backup_id "$T/out")
+mkdir -p "$T/hsnap1" && cp -a "$H" "$T/hsnap1/hsrc"
+BKR_TO_PASSWORD=pass-h expect_exit 0 "$BKR" copy --from "$HA" --to "$HE" --json
+full=$(json_get "$T/out" bytes_read)
+# one file touched, another chmod'ed (the same bytes: read by the backup, not by the copy);
+# the deep file rewritten in place: the same size, its mtime put back
+touch -d '2020-01-02 03:04:05' "$H/big/f1.bin"
+chmod 600 "$H/big/f2.bin"
+python3 - "$H/a/b/c/d/deep.bin" <<'PY'
+import os, sys
+p = sys.argv[1]
+st = os.stat(p)
+with open(p, "r+b") as f:
+    f.seek(150000)
+    f.write(b"\xa5" * 4096)
+os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+PY
+expect_exit 0 "$BKR" -r "$HA" create --type incremental "$H" --json
+hid2=$(backup_id "$T/out")
+BKR_TO_PASSWORD=pass-h expect_exit 0 "$BKR" copy --from "$HA" --to "$HE" --json
+[ "$(json_get "$T/out" backups_copied)" = 1 ] || fail "the incremental: $(cat "$T/out")"
+second=$(json_get "$T/out" bytes_read)
+# the trees and the changed file (300000 bytes); every file was 9.3 MB, the touched ones 3 MB
+[ "$second" -lt 1000000 ] || fail "plain -> encrypted, an almost unchanged backup: read $second bytes of $full"
+export BKR_PASSWORD=pass-h
+restore_cmp "$HE" "$hid1" "$T/hsnap1/hsrc"
+restore_cmp "$HE" "$hid2" "$H"
+expect_exit 0 "$BKR" -r "$HE" verify --read-data
+unset BKR_PASSWORD
+# and back: encrypted -> plain, the same
+BKR_FROM_PASSWORD=pass-h expect_exit 0 "$BKR" copy --from "$HE" --to "$HP" "$hid1" --json
+BKR_FROM_PASSWORD=pass-h expect_exit 0 "$BKR" copy --from "$HE" --to "$HP" --json
+second=$(json_get "$T/out" bytes_read)
+[ "$second" -lt 1000000 ] || fail "encrypted -> plain, an almost unchanged backup: read $second bytes"
+restore_cmp "$HP" "$hid1" "$T/hsnap1/hsrc"
+restore_cmp "$HP" "$hid2" "$H"
+[ "$(manifests "$HA" trees)" = "$(manifests "$HP" trees)" ] || {
+	diff <(manifests "$HA" trees) <(manifests "$HP" trees); fail "plain -> encrypted -> plain changed the manifests"; }
+pass "differently keyed: the copy of an almost unchanged backup read $second bytes, not every file ($full); a file rewritten with its size and mtime kept is copied; restores exact both ways"

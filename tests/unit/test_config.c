@@ -141,16 +141,27 @@ static void test_url_locations(void **state)
 	bkr_config_free(c);
 	c = load_ok("{\"repository\": \"s3://b\", \"workspace_root\": \"/w\", \"s3\": {\"access_key_id\": \"AK\", "
 		    "\"secret_access_key\": \"not+shown=secret\", \"region\": \"eu-west-1\", \"endpoint_url\": \"http://127.0.0.1:7480\", "
-		    "\"path_style\": true, \"lock_stale_seconds\": 30}}", f->dir);
+		    "\"path_style\": true, \"lock_stale_seconds\": 30, \"keep_packs\": 8, \"keep_mib\": 1024, "
+		    "\"keep_check_ms\": 1, \"attempts\": 3, \"connect_timeout_seconds\": 5, "
+		    "\"stall_timeout_seconds\": 120}}", f->dir);
 	assert_string_equal(c->s3.access_key_id, "AK");
 	assert_string_equal(c->s3.secret_access_key, "not+shown=secret");
 	assert_string_equal(c->s3.region, "eu-west-1");
 	assert_string_equal(c->s3.endpoint_url, "http://127.0.0.1:7480");
 	assert_int_equal(c->s3.path_style, 1);
 	assert_int_equal(c->s3.lock_stale_seconds, 30);
+	assert_int_equal(c->s3.tune[BKR_S3_KEEP_PACKS], 8);
+	assert_int_equal(c->s3.tune[BKR_S3_KEEP_MIB], 1024);
+	assert_int_equal(c->s3.tune[BKR_S3_KEEP_CHECK_MS], 1);
+	assert_int_equal(c->s3.tune[BKR_S3_ATTEMPTS], 3);
+	assert_int_equal(c->s3.tune[BKR_S3_CONNECT_TIMEOUT], 5);
+	assert_int_equal(c->s3.tune[BKR_S3_STALL_TIMEOUT], 120);
 	{
 		char *text = bkr_config_to_json(c, false);
 		assert_non_null(text);
+		/* config show gives them back, as a configuration that loads to the same values */
+		assert_non_null(strstr(text, "\"keep_packs\":8,\"keep_mib\":1024,\"keep_check_ms\":1,\"attempts\":3,"
+					     "\"connect_timeout_seconds\":5,\"stall_timeout_seconds\":120"));
 		assert_non_null(strstr(text, "\"endpoint_url\":\"http://127.0.0.1:7480\""));
 		/* the secret is not shown; its text has characters that neither a mkdtemp
 		 * name nor the rest of the JSON can hold, so this cannot match by chance */
@@ -613,6 +624,13 @@ static void test_bad_values(void **state)
 		{ "\"tiers\": {\"warm\": {\"path\": \"/w\", \"after_days\": 1e1}}", "tiers.warm.after_days", "exponent" },
 		{ "\"compression\": {\"level\": 1.0}", "compression.level", "fraction" },
 		{ "\"s3\": {\"retry_pause_ms\": 2.5e2}", "s3.retry_pause_ms", "fraction" },
+		{ "\"s3\": {\"keep_packs\": 0}", "s3.keep_packs", "between 1 and 64" },
+		{ "\"s3\": {\"keep_packs\": 65}", "s3.keep_packs", "between 1 and 64" },
+		{ "\"s3\": {\"keep_mib\": \"256\"}", "s3.keep_mib", "expected a number" },
+		{ "\"s3\": {\"keep_check_ms\": -1}", "s3.keep_check_ms", "between 1 and 86400000" },
+		{ "\"s3\": {\"attempts\": 21}", "s3.attempts", "between 1 and 20" },
+		{ "\"s3\": {\"connect_timeout_seconds\": 0}", "s3.connect_timeout_seconds", "between 1 and 600" },
+		{ "\"s3\": {\"stall_timeout_seconds\": 1.5}", "s3.stall_timeout_seconds", "fraction" },
 		{ "\"alert_command\": []", "alert_command", "non-empty array" },
 		/* required files are in the workspace */
 		{ "\"required_files\": [\"a\", \"/etc/passwd\"]", "required_files[1]", "'/etc/passwd' is outside workspace_root /w/ws" },

@@ -28,6 +28,7 @@
 
 #include <cmocka.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkr/log.h"
 #include "bkr/store.h"
@@ -863,8 +864,45 @@ static void test_range_ignored_first_answers(void **state)
 	no_range_free(&nr);
 }
 
+/* Until the monotonic clock is @p ms past now: an interval of s3.keep_check_ms has passed. */
+static void clock_pass_ms(int ms)
+{
+	int64_t until = bkr_clock_mono_ns() + (int64_t)ms * 1000000;
+	while (bkr_clock_mono_ns() <= until)
+		;
+}
+
+/* A copy kept is used without asking the server again for s3.keep_check_ms after its
+ * download (or its last HEAD): reads of a pack within it cost no request at all, not
+ * one HEAD each. */
+static void test_range_ignored_no_head(void **state)
+{
+	struct no_range nr;
+	size_t len = 2u << 20;
+	char *buf;
+	bkr_store *s;
+	fake f;
+	(void)state;
+	no_range_init(&nr, (3 << 20) + 100, 'A');
+	setenv("BKR_S3_KEEP_CHECK_MS", "86400000", 1);
+	fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
+	assert_non_null(buf = malloc(len));
+	for (int k = 0; k < 8; k++) {
+		assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", 100 + (uint64_t)k * 1000, len, buf, 0), 0);
+		assert_memory_equal(buf, nr.body + 100 + k * 1000, len);
+	}
+	if (nr.gets != 1 || nr.heads != 0)
+		fail_msg("8 reads of one pack kept: %d GETs, %d HEADs", nr.gets, nr.heads);
+	free(buf);
+	fake_stop(&f, s);
+	unsetenv("BKR_S3_KEEP_CHECK_MS");
+	no_range_free(&nr);
+}
+
 /* A pack replaced in the bucket after it was downloaded whole (another ETag of the same
- * size, or another size) is downloaded again, never served from the copy kept. */
+ * size, or another size) is downloaded again once s3.keep_check_ms has passed (here 1 ms),
+ * never served from the copy kept after that; a read after the interval of an unchanged
+ * one asks one HEAD and is served from the copy. */
 static void test_range_ignored_replaced(void **state)
 {
 	struct no_range nr;
@@ -874,11 +912,13 @@ static void test_range_ignored_replaced(void **state)
 	fake f;
 	(void)state;
 	no_range_init(&nr, (3 << 20) + 100, 'A');
+	setenv("BKR_S3_KEEP_CHECK_MS", "1", 1);
 	fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
 	assert_non_null(buf = malloc(len));
 	assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", 100, len, buf, 0), 0);
 	assert_memory_equal(buf, nr.body + 100, len);
 	/* unchanged: from the copy (a HEAD says it is still the object) */
+	clock_pass_ms(2);
 	assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", 1000, len, buf, 0), 0);
 	assert_memory_equal(buf, nr.body + 1000, len);
 	assert_int_equal(nr.gets, 1);
@@ -896,6 +936,7 @@ static void test_range_ignored_replaced(void **state)
 		pthread_mutex_unlock(&nr.mu);
 		next.body = NULL;
 		no_range_free(&next);
+		clock_pass_ms(2);
 		assert_int_equal(bkr_store_get_range(s, "data/0f/p.pack", 2000, len, buf, 0), 0);
 		if (memcmp(buf, nr.body + 2000, len))
 			fail_msg("replaced pack (%s): the copy kept before was served", mode ? "size" : "ETag");
@@ -903,7 +944,85 @@ static void test_range_ignored_replaced(void **state)
 	}
 	free(buf);
 	fake_stop(&f, s);
+	unsetenv("BKR_S3_KEEP_CHECK_MS");
 	no_range_free(&nr);
+}
+
+/* s3.keep_packs (BKR_S3_KEEP_PACKS): with 1, a second pack read takes the first one's place
+ * and the first is downloaded again; with the default (4) both stay. */
+static void test_range_ignored_keep_packs(void **state)
+{
+	static const char *const order[] = { "data/0a/a.pack", "data/0b/b.pack", "data/0a/a.pack" };
+	(void)state;
+	for (int one = 0; one < 2; one++) {
+		struct no_range nr;
+		size_t len = 300u << 10; /* not through a window */
+		char *buf;
+		bkr_store *s;
+		fake f;
+		no_range_init(&nr, 1u << 20, 'A');
+		if (one)
+			setenv("BKR_S3_KEEP_PACKS", "1", 1);
+		setenv("BKR_S3_KEEP_CHECK_MS", "86400000", 1);
+		fake_start(&f, on_no_range, &nr, "s3://bucket/repo", &s);
+		assert_non_null(buf = malloc(len));
+		for (size_t k = 0; k < sizeof(order) / sizeof(*order); k++) {
+			assert_int_equal(bkr_store_get_range(s, order[k], 10, len, buf, 0), 0);
+			assert_memory_equal(buf, nr.body + 10, len);
+		}
+		if (nr.gets != (one ? 3 : 2))
+			fail_msg("keep_packs %s: %d GETs for reads of a, b, a", one ? "1" : "default", nr.gets);
+		free(buf);
+		fake_stop(&f, s);
+		unsetenv("BKR_S3_KEEP_PACKS");
+		unsetenv("BKR_S3_KEEP_CHECK_MS");
+		no_range_free(&nr);
+	}
+}
+
+/* A tunable's variable that is not a whole number in its range stops the open: one line
+ * naming the variable, its value escaped; nothing is sent. */
+static void test_tunables_env(void **state)
+{
+	static const struct { const char *env, *value, *says; } bad[] = {
+		{ "BKR_S3_KEEP_PACKS", "0", "from 1 to 64" },
+		{ "BKR_S3_KEEP_PACKS", "65", "from 1 to 64" },
+		{ "BKR_S3_KEEP_MIB", "12MiB", "from 1 to 1048576" },
+		{ "BKR_S3_KEEP_CHECK_MS", "-5", "from 1 to 86400000" },
+		{ "BKR_S3_ATTEMPTS", "07", "from 1 to 20" },
+		{ "BKR_S3_CONNECT_TIMEOUT_SECONDS", "9999999999999999999999", "from 1 to 600" },
+		{ "BKR_S3_STALL_TIMEOUT_SECONDS", "1\n2", "from 1 to 3600" },
+	};
+	(void)state;
+	setenv("AWS_ACCESS_KEY_ID", "AK", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "SK", 1);
+	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9", 1);
+	bkr_store_s3_configure(NULL);
+	for (size_t k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
+		bkr_store *s = NULL;
+		setenv(bad[k].env, bad[k].value, 1);
+		assert_int_equal(bkr_store_open(&s, "s3://bucket/p", 0), BKR_EINVAL);
+		assert_null(s);
+		if (!strstr(bkr_error_message(), bad[k].env) || !strstr(bkr_error_message(), bad[k].says) ||
+		    strchr(bkr_error_message(), '\n'))
+			fail_msg("%s=%s: %s", bad[k].env, bad[k].value, bkr_error_message());
+		unsetenv(bad[k].env);
+	}
+	/* a good one, and the configuration's value where the environment has none */
+	{
+		bkr_store *s = NULL;
+		bkr_store_s3_settings set = { .path_style = -1 };
+		set.tune[BKR_S3_ATTEMPTS] = 2;
+		bkr_store_s3_configure(&set);
+		setenv("BKR_S3_KEEP_PACKS", "64", 1);
+		assert_int_equal(bkr_store_open(&s, "s3://bucket/p", 0), 0);
+		bkr_store_free(s);
+		unsetenv("BKR_S3_KEEP_PACKS");
+	}
+	bkr_store_s3_configure(NULL);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_ENDPOINT_URL");
 }
 
 /* Where no temporary file can be made ($TMPDIR missing), a server that ignores Range still
@@ -1405,6 +1524,36 @@ static void test_unreachable_names_object(void **state)
 	close(fd);
 }
 
+/* Every request answered 503 (a server that keeps failing). */
+static void on_unavailable(fake *f, const struct fake_req *q, int c)
+{
+	(void)f;
+	(void)q;
+	fake_reply(c, 503, "", "<Error><Code>ServiceUnavailable</Code></Error>");
+}
+
+/* s3.attempts (BKR_S3_ATTEMPTS): a request that keeps failing is tried that many times in all
+ * (6 by default), then one error saying so. */
+static void test_attempts_setting(void **state)
+{
+	(void)state;
+	for (int set = 0; set < 2; set++) {
+		uint8_t *data = NULL;
+		size_t len;
+		bkr_store *s;
+		fake f;
+		if (set)
+			setenv("BKR_S3_ATTEMPTS", "2", 1);
+		fake_start(&f, on_unavailable, NULL, "s3://bucket/repo", &s);
+		assert_int_equal(bkr_store_get(s, "backups/b.json", 1000, &data, &len), BKR_EUNAVAILABLE);
+		assert_non_null(strstr(bkr_error_message(), "keeps failing"));
+		if (f.nreq != (set ? 2 : 6))
+			fail_msg("BKR_S3_ATTEMPTS %s: %d requests", set ? "2" : "unset", f.nreq);
+		fake_stop(&f, s);
+		unsetenv("BKR_S3_ATTEMPTS");
+	}
+}
+
 /* Every request read whole, then the connection closed with no answer. */
 static void on_silent(fake *f, const struct fake_req *q, int c)
 {
@@ -1508,7 +1657,11 @@ int main(void)
 		cmocka_unit_test(test_range_ignored),
 		cmocka_unit_test(test_range_ignored_single_flight),
 		cmocka_unit_test(test_range_ignored_first_answers),
+		cmocka_unit_test(test_range_ignored_no_head),
 		cmocka_unit_test(test_range_ignored_replaced),
+		cmocka_unit_test(test_range_ignored_keep_packs),
+		cmocka_unit_test(test_tunables_env),
+		cmocka_unit_test(test_attempts_setting),
 		cmocka_unit_test(test_range_ignored_no_tmpdir),
 		cmocka_unit_test(test_range_ignored_concurrent),
 		cmocka_unit_test(test_rename_retried),

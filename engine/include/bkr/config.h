@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "bkr/manifest.h"
+#include "bkr/store.h"
 
 /** Largest config file accepted (bytes). */
 #define BKR_CONFIG_MAX_SIZE (4u << 20)
@@ -103,6 +104,7 @@ typedef struct {
 	int path_style;          /**< -1 automatic (default), 0 virtual-hosted, 1 path-style */
 	int lock_stale_seconds;  /**< 0 = the default (300) */
 	int retry_pause_ms;      /**< first pause before a retry; 0 = the default (200) */
+	int tune[BKR_S3_NTUNE];  /**< s3.keep_packs ... (bkr_s3_tunables, bkr/store.h); 0 = unset */
 } bkr_config_s3;
 
 /** A loaded configuration.  Every string and array is owned by the struct. */

@@ -132,6 +132,30 @@ bool bkr_store_is_url(const char *location);
  */
 int bkr_store_s3_open(bkr_store **out, const char *location, unsigned flags);
 
+/**
+ * The S3 store's tuning (docs/s3.md "Tuning"): each is the configuration's
+ * key s3.KEY and the environment's BKR_S3_KEY (which wins, as the AWS_*
+ * variables do), a whole number from min to max, def when unset.
+ */
+enum {
+	BKR_S3_KEEP_PACKS,      /**< a server that ignores Range: whole packs kept at once */
+	BKR_S3_KEEP_MIB,        /**< ... in at most this many MiB of temporary files */
+	BKR_S3_KEEP_CHECK_MS,   /**< a kept pack is used this long after a HEAD (or its download) confirmed it */
+	BKR_S3_ATTEMPTS,        /**< tries of one request before giving up */
+	BKR_S3_CONNECT_TIMEOUT, /**< seconds to connect */
+	BKR_S3_STALL_TIMEOUT,   /**< seconds with nothing moving: a timeout */
+	BKR_S3_NTUNE
+};
+
+/** One tunable: its configuration key (under "s3"), environment variable, default and range. */
+typedef struct {
+	const char *key, *env;
+	int def, min, max;
+} bkr_s3_tunable;
+
+/** The tunables, indexed by BKR_S3_KEEP_PACKS ... (engine/store_s3_parse.c). */
+extern const bkr_s3_tunable bkr_s3_tunables[BKR_S3_NTUNE];
+
 /** The configuration's "s3" object (bkr/config.h); NULL strings are unset. */
 typedef struct {
 	const char *access_key_id, *secret_access_key, *session_token;
@@ -139,6 +163,7 @@ typedef struct {
 	int path_style;         /**< -1: automatic (an IP address or localhost endpoint), 0 no, 1 yes */
 	int lock_stale_seconds; /**< a lock not refreshed for this long is stale; 0: 300 */
 	int retry_pause_ms;     /**< the first pause before a retry, doubled each time up to 15x; 0: 200 */
+	int tune[BKR_S3_NTUNE]; /**< bkr_s3_tunables' values; 0: unset (the environment's, else the default) */
 } bkr_store_s3_settings;
 
 /**
