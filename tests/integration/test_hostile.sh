@@ -439,3 +439,22 @@ for tag in 'a/b' '..'; do
 done
 bkrfs_unmount "$T/mt"
 pass "tags that cannot name a directory are left out of /by-tag, said once; list and show escape a tag's control characters"
+
+# --- a clock set back (corrected after running ahead): records apply in the
+# order of the times in their names, so an untag or a pin written after one
+# dated later applied before it and changed nothing, while the command said
+# 'tags updated' or 'pinned' (exit 0): the tag stayed, and the backup was not
+# pinned, for retention to remove.  A new record is named after the newest.
+"$BKR" init -r "$T/rclock" >/dev/null
+expect_exit 0 "$BKR" -q -r "$T/rclock" create "$T/tg"
+cid=$(listed "$T/rclock")
+BKR_TEST_NOW=2026-12-03T10:00:00Z expect_exit 0 "$BKR" -r "$T/rclock" tag "$cid" --add ahead
+BKR_TEST_NOW=2026-12-03T10:00:00Z expect_exit 0 "$BKR" -r "$T/rclock" unpin "$cid"
+BKR_TEST_NOW=2026-12-03T09:00:00Z expect_exit 0 "$BKR" -r "$T/rclock" tag "$cid" --remove ahead --add back
+BKR_TEST_NOW=2026-12-03T09:00:00Z expect_exit 0 "$BKR" -r "$T/rclock" pin "$cid"
+expect_exit 0 "$BKR" -r "$T/rclock" list --json
+json_assert "$T/out" 'r[0]["tags"] == ["back"] and r[0]["pinned_until"] == ""' ||
+	fail "records written with the clock set back: $(cat "$T/out")"
+expect_exit 2 "$BKR" -r "$T/rclock" delete "$cid"
+err_has "is pinned" || fail "delete of the backup pinned with the clock set back: $(cat "$T/err")"
+pass "a tag removed and a pin set with the clock set back take effect"
