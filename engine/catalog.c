@@ -70,6 +70,23 @@ static int add_name(void *ctx, const char *name)
 	return add_stamped(ctx, name, NULL);
 }
 
+/* The time in record name @p name (bkr_repo_add_record's: 20 digits, ns
+ * since the epoch, and '-') into r->records_newest_ns when it is later. */
+static void note_record_time(bkr_repo *r, const char *name)
+{
+	uint64_t t = 0;
+	size_t k;
+	long long cur;
+
+	for (k = 0; k < 20 && name[k] >= '0' && name[k] <= '9' && t <= (uint64_t)INT64_MAX / 10; k++)
+		t = t * 10 + (uint64_t)(name[k] - '0');
+	if (k != 20 || name[k] != '-' || t >= (uint64_t)INT64_MAX)
+		return;
+	cur = atomic_load(&r->records_newest_ns);
+	while ((long long)t > cur && !atomic_compare_exchange_weak(&r->records_newest_ns, &cur, (long long)t))
+		;
+}
+
 static int list_names(bkr_repo *r, const char *sub, const char *suffix, bool stamped, char ***out, size_t *n)
 {
 	char prefix[64];
@@ -88,6 +105,11 @@ static int list_names(bkr_repo *r, const char *sub, const char *suffix, bool sta
 	}
 	if (l.n)
 		qsort(l.v, l.n, sizeof(*l.v), name_cmp);
+	if (!strcmp(sub, "records")) {
+		for (size_t i = 0; i < l.n; i++)
+			note_record_time(r, l.v[i]);
+		atomic_store(&r->records_listed, true);
+	}
 	*out = l.v;
 	*n = l.n;
 	return 0;
@@ -766,22 +788,58 @@ int bkr_repo_publish_manifest(bkr_repo *r, const bkr_manifest *m)
 	return err;
 }
 
+/*
+ * The time in a new record's name: now, or just after the newest record
+ * when that one is named later than now (the clock was set back since, or
+ * another host's is ahead).  Records apply in the order of their names, so
+ * an untag, unpin or release written then would apply before the tag, pin
+ * or hold it undoes and change nothing, while its command said it did (an
+ * unpin undone so lets retention remove a backup pinned since).  A record
+ * of the same instant keeps that instant: those are ordered by what they
+ * say (applied_cmp).  The names are those this process listed (a command
+ * that writes a record has read the records), else records/ is listed.
+ */
+static int record_time(bkr_repo *r, int64_t *out)
+{
+	char **names;
+	size_t n;
+	long long newest;
+	int err;
+
+	*out = bkr_time_now_ns();
+	if (!atomic_load(&r->records_listed)) {
+		if ((err = bkr_repo_list_names(r, "records", ".json", &names, &n)) < 0 && err != BKR_ENOTFOUND)
+			return err;
+		bkr_error_clear();
+		if (err == 0)
+			free_names(names, n);
+	}
+	newest = atomic_load(&r->records_newest_ns);
+	if (newest > *out)
+		*out = (int64_t)newest + 1;
+	return 0;
+}
+
 int bkr_repo_add_record(bkr_repo *r, const char *json_object)
 {
 	char name[64], *sealed = NULL;
 	uint8_t rnd[4];
 	char rhex[9];
+	int64_t t;
 	size_t len;
 	int err;
 
-	if ((err = bkr_repo_check_writable(r)) < 0 || (err = bkr_random_bytes(rnd, sizeof(rnd))) < 0)
+	if ((err = bkr_repo_check_writable(r)) < 0 || (err = bkr_random_bytes(rnd, sizeof(rnd))) < 0 ||
+	    (err = record_time(r, &t)) < 0)
 		return err;
 	bkr_hex_encode(rnd, sizeof(rnd), rhex);
-	snprintf(name, sizeof(name), "records/%020lld-%s.json", (long long)bkr_time_now_ns(), rhex);
+	snprintf(name, sizeof(name), "records/%020lld-%s.json", (long long)t, rhex);
 	if ((err = bkr_json_seal(json_object, &sealed, &len)) < 0)
 		return err;
 	err = bkr_store_put(r->store, name, sealed, len);
 	free(sealed);
+	if (err == 0)
+		note_record_time(r, name + strlen("records/"));
 	return err;
 }
 

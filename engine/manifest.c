@@ -721,7 +721,7 @@ static bool id_safe(const char *s)
 	return true;
 }
 
-static bool name_safe(const char *s)
+bool bkr_manifest_name_safe(const char *s)
 {
 	return s && *s && strcmp(s, ".") && strcmp(s, "..") && !strchr(s, '/');
 }
@@ -823,7 +823,7 @@ static void parse_sources(struct dec *d, const cJSON *arr, bkr_manifest *m)
 		s->compression = get_str(d, el, path, "compression", true, false);
 		if (d->err)
 			return;
-		if (!name_safe(s->source)) {
+		if (!bkr_manifest_name_safe(s->source)) {
 			bad_key(d, path, "source", "not a valid directory name");
 			return;
 		}

@@ -6,6 +6,7 @@
 #define BKR_REPO_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "bkr/repo.h"
@@ -42,6 +43,10 @@ struct bkr_repo {
 	bkr_crypto *crypto;           /* master keys of an encrypted repository, else NULL */
 	char key_id[17];              /* the key file that opened it */
 	uint8_t *kek;                 /* BKR_REPO_PASSPHRASE: that key file's derived key (bkr_secure_alloc) */
+	/* the latest time in a records/ name this process listed or wrote (0:
+	 * none yet): a new record is named after it (catalog.c, record_time) */
+	atomic_bool records_listed;
+	atomic_llong records_newest_ns;
 };
 
 /** The 16 bytes of the config's id. */

@@ -2003,6 +2003,12 @@ static int open_target(rctx *c, const char *dir)
 		if (c->o->in_place && (errno == ELOOP || errno == ENOTDIR) && lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
 			return bkr_error_set(BKR_EEXISTS, "in place: %s is a symlink now, not the directory backed up; "
 					     "not followed (restore it with --target)", dir);
+		/* made (or there) a moment ago, and yet not found: a symlink to
+		 * nothing (mkdir took it for there).  The target's error (exit 7),
+		 * not a backup or path that is not found (exit 3) */
+		if (errno == ENOENT)
+			return bkr_error_set(BKR_EIO, "restore target %s: %s (a symlink to nothing?)", dir,
+					     strerror(errno));
 		return bkr_error_set_errno(errno, "restore target %s", dir);
 	}
 	/* a target DIR restore may not write into (its mode, a read-only

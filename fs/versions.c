@@ -19,6 +19,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@
 #include "bkr/entry.h"
 #include "bkr/error.h"
 #include "bkr/history.h"
+#include "bkr/manifest.h"
+#include "bkr/utf8.h"
 #include "bkrfs.h"
 #include "catalog.h"
 #include "node.h"
@@ -268,8 +271,22 @@ static int hist_build(struct bkrfs *fs, struct bkrfs_hist **out)
 		const bkr_manifest *m = h->snap[k]->m;
 		for (size_t j = 0; j < m->nsources; j++)
 			h->sources[h->nsources++] = m->sources[j].source;
-		for (size_t j = 0; j < m->ntags; j++)
+		for (size_t j = 0; j < m->ntags; j++) {
+			/* a tag that cannot name a directory (recorded before bkr tag
+			 * checked tags, or a forged record): one such name in a
+			 * listing fails the whole readdir (the kernel takes a '/'
+			 * for EIO), so it is left out, and said */
+			if (!bkr_manifest_name_safe(m->tags[j]) || strlen(m->tags[j]) > NAME_MAX) {
+				char esc[96];
+				bkr_text_escape(esc, sizeof(esc), m->tags[j], strlen(m->tags[j]));
+				bkrfs_log(fs,
+					  "backup %s: tag '%s' left out of /by-tag: it cannot name a directory "
+					  "(bkr tag %s --remove '%s')",
+					  m->backup_id, esc, m->backup_id, esc);
+				continue;
+			}
 			h->tags[h->ntags++] = m->tags[j];
+		}
 	}
 	h->nsources = sort_unique(h->sources, h->nsources);
 	h->ntags = sort_unique(h->tags, h->ntags);

@@ -111,13 +111,15 @@ int cmd_list(cli *c, int argc, char **argv)
 			json_out_raw(&j, text);
 			free(text);
 		} else {
-			char size[32], when[20], pin[64];
+			char size[32], when[20], pin[64], tag[4 * CLI_TAG_MAX + 8];
 			cli_human_bytes(size, m->stats.bytes);
 			snprintf(when, sizeof(when), "%.10s %.8s", m->timestamp, m->timestamp + 11);
 			printf("%-*s %-20s %-12s %8llu %10s  ", (int)idw, m->backup_id, when, bkr_backup_type_name(m->type),
 			       (unsigned long long)m->stats.files, size);
+			/* a tag recorded before bkr tag checked them, or forged, may hold
+			 * a newline or an escape sequence: escaped, as show does */
 			for (size_t t = 0; t < m->ntags; t++)
-				printf("%s%s", t ? "," : "", m->tags[t]);
+				printf("%s%s", t ? "," : "", cli_text_safe(tag, sizeof(tag), m->tags[t]));
 			if (m->pinned_until)
 				printf("%s[%s]", m->ntags ? " " : "", cli_pin_text(pin, m, now));
 			putchar('\n');
@@ -186,7 +188,7 @@ int cmd_show(cli *c, int argc, char **argv)
 			printf("pin        %s\n", cli_pin_text(pin, m, bkr_time_now_ns()));
 		}
 		for (size_t i = 0; i < m->ntags; i++)
-			printf("tag        %s\n", m->tags[i]);
+			printf("tag        %s\n", cli_text_safe(esc, sizeof(esc), m->tags[i]));
 		for (size_t i = 0; i < m->nsources; i++) {
 			cli_human_bytes(b1, m->sources[i].total_size_bytes);
 			fputs("source     ", stdout);

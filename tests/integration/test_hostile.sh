@@ -403,3 +403,58 @@ s = {x["step"]: x for x in r["steps"]}["backup"]
 assert s["status"] == "failed" and s["message"] == "source 'gone': cannot open %s: No such file or directory" % sys.argv[2], s
 PY
 pass "a source that cannot be opened after one with many files: the error names it (it was 'invalid', or empty)"
+
+# --- tags recorded before bkr tag checked them (a6ce660), or forged: a
+# record whose tag holds a '/' failed the mount's whole /by-tag listing
+# (the kernel takes a '/' in a name for EIO: no tag listed at all), '..'
+# listed a second '..', and bkr list and show wrote a newline or an escape
+# sequence in a tag to the terminal as it was
+mkdir -p "$T/tg"
+echo t >"$T/tg/f"
+"$BKR" init -r "$T/rt" >/dev/null
+expect_exit 0 "$BKR" -q -r "$T/rt" create "$T/tg"
+tid=$(listed "$T/rt")
+expect_exit 0 "$BKR" -r "$T/rt" tag "$tid" --add good
+n=0
+for tag in 'a/b' '..' $'nl\nx\e[31m'; do
+	n=$((n + 1))
+	python3 - "$T/rt/records/0100000000000000000$n-aaaaaaa$n.json" "$tid" "$tag" <<'PY'
+import hashlib, json, sys
+t = json.dumps({"kind": "tag", "backup_id": sys.argv[2], "time": "2001-09-09T01:46:40.000000Z", "tag": sys.argv[3]},
+               separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(sys.argv[1], "w").write(t[:-66] + hashlib.sha256(t.encode()).hexdigest() + '"}')
+PY
+done
+expect_exit 0 "$BKR" -r "$T/rt" list
+grep -q "  a/b,\.\.,nl\\\\x0ax\\\\x1b\[31m,good\$" "$T/out" && [ "$(wc -l <"$T/out")" = 2 ] || fail "bkr list of odd tags: $(cat -A "$T/out")"
+expect_exit 0 "$BKR" -r "$T/rt" show "$tid"
+grep -qx 'tag        nl\\x0ax\\x1b\[31m' "$T/out" && ! grep -q $'\e' "$T/out" || fail "bkr show of odd tags: $(cat -A "$T/out")"
+bkrfs_fg "$T/rt" "$T/mt" "$T/mt.err"
+python3 -c 'import os,sys; l = sorted(os.listdir(sys.argv[1])); assert l == ["good", "nl\nx\x1b[31m"], l' "$T/mt/by-tag" ||
+	fail "/by-tag: $(ls -A "$T/mt/by-tag" 2>&1 | cat -A)"
+[ -d "$T/mt/by-tag/good/$tid" ] || fail "/by-tag/good/$tid"
+for tag in 'a/b' '..'; do
+	grep -qF "backup $tid: tag '$tag' left out of /by-tag: it cannot name a directory (bkr tag $tid --remove '$tag')" "$T/mt.err" ||
+		fail "the mount did not say it left out tag $tag: $(cat "$T/mt.err")"
+done
+bkrfs_unmount "$T/mt"
+pass "tags that cannot name a directory are left out of /by-tag, said once; list and show escape a tag's control characters"
+
+# --- a clock set back (corrected after running ahead): records apply in the
+# order of the times in their names, so an untag or a pin written after one
+# dated later applied before it and changed nothing, while the command said
+# 'tags updated' or 'pinned' (exit 0): the tag stayed, and the backup was not
+# pinned, for retention to remove.  A new record is named after the newest.
+"$BKR" init -r "$T/rclock" >/dev/null
+expect_exit 0 "$BKR" -q -r "$T/rclock" create "$T/tg"
+cid=$(listed "$T/rclock")
+BKR_TEST_NOW=2026-12-03T10:00:00Z expect_exit 0 "$BKR" -r "$T/rclock" tag "$cid" --add ahead
+BKR_TEST_NOW=2026-12-03T10:00:00Z expect_exit 0 "$BKR" -r "$T/rclock" unpin "$cid"
+BKR_TEST_NOW=2026-12-03T09:00:00Z expect_exit 0 "$BKR" -r "$T/rclock" tag "$cid" --remove ahead --add back
+BKR_TEST_NOW=2026-12-03T09:00:00Z expect_exit 0 "$BKR" -r "$T/rclock" pin "$cid"
+expect_exit 0 "$BKR" -r "$T/rclock" list --json
+json_assert "$T/out" 'r[0]["tags"] == ["back"] and r[0]["pinned_until"] == ""' ||
+	fail "records written with the clock set back: $(cat "$T/out")"
+expect_exit 2 "$BKR" -r "$T/rclock" delete "$cid"
+err_has "is pinned" || fail "delete of the backup pinned with the clock set back: $(cat "$T/err")"
+pass "a tag removed and a pin set with the clock set back take effect"

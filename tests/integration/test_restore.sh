@@ -580,6 +580,19 @@ if [ "$(id -u)" = 0 ]; then
 	pass "a target restore may not write in: exit 7, one line, nothing written; an entry below it that cannot be written fails alone (exit 6)"
 fi
 
+# --- a target that is a symlink to nothing: the target's error (exit 7, one
+# line naming it), as a target that is a file; it was exit 3, the code of a
+# backup or path not found
+ln -s "$T/nowhere" "$T/dangling"
+printf 'x\n' >"$T/afile"
+for t in "$T/dangling" "$T/afile"; do
+	expect_exit 7 "$BKR" -r "$R" restore latest --target "$t"
+	one_line_error
+	err_has "restore target $t: " || fail "restore into $t: $(cat "$T/err")"
+done
+[ ! -e "$T/nowhere" ] || fail "a restore into a symlink to nothing made its target"
+pass "a target that is a symlink to nothing or a file: exit 7, one line naming it"
+
 # --- a write-back error at the final syncfs fails the restore: files placed
 # without an fsync of their own (new ones) may not be on disk
 expect_exit 6 env BKR_FAULT=restore-syncfs:1 "$BKR" -r "$R" restore latest --target "$T/syncfs"

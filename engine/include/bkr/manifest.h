@@ -74,6 +74,10 @@ typedef struct {
 bkr_manifest *bkr_manifest_new(void);
 void bkr_manifest_free(bkr_manifest *m);
 
+/** Whether @p s can name a directory (the mount's /by-source/S, /by-tag/T):
+ *  not NULL or empty, not . or .., no '/'.  A manifest's source names must. */
+bool bkr_manifest_name_safe(const char *s);
+
 /** Parse and checksum-verify; BKR_ECORRUPT naming @p what (the file) and the key. */
 int bkr_manifest_parse(bkr_manifest **out, const char *json, size_t len, const char *what);
 
