@@ -438,4 +438,10 @@ grep -q "^  - 2 records are damaged (last: $T/hrepo/records/00000000000000000002
 	fail "health with two damaged records: $(cat "$T/out")"
 rm "$T/hrepo/records/"*-0badf00d.json
 expect_exit 0 "$BKR" -c "$T/h.json" health
+# ... and one too large to be read at all (more than 1 MiB)
+head -c 2000000 /dev/zero | tr '\0' x >"$T/hrepo/records/00000000000000000003-0badf00d.json"
+expect_exit 1 "$BKR" -c "$T/h.json" health
+grep -q "^  - 1 record is damaged (last: $T/hrepo/records/00000000000000000003-0badf00d.json)" "$T/out" ||
+	fail "health with a record too large to read: $(cat "$T/out")"
+rm "$T/hrepo/records/"*-0badf00d.json
 pass "health names damaged records as a reason (not healthy), as verify calls them errors"
