@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MANIFEST_MAX (64u << 20)
 
@@ -704,25 +705,70 @@ int bkr_repo_resolve(bkr_repo *r, bool runs, const bkr_newest_bad *bad, size_t *
 	return err;
 }
 
+/* The UTC time of an id's time part @p t ("YYYYMMDD_HHMMSS", id_time), in seconds. */
+static int64_t id_time_s(const char *t)
+{
+	struct tm tm = { 0 };
+
+	if (sscanf(t, "%4d%2d%2d_%2d%2d%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+		   &tm.tm_sec) != 6)
+		return INT64_MIN;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm);
+}
+
+/* The damaged manifests a listing for 'latest' met, judged as readable ones
+ * are: by their ids' times, one dated in the future at now_ns apart. */
+struct bad_at {
+	int64_t now_ns;
+	bkr_newest_bad bad;    /* the newest-named made by now */
+	bkr_newest_bad future; /* the newest-named dated in the future */
+	struct bad_future {
+		char file[300];
+		int64_t time_ns;
+	} *futures;            /* every one dated in the future: a warning each when passed over */
+	size_t nfutures;
+	bool oom;
+};
+
 static void note_bad(void *ctx, const char *file, const char *message)
 {
+	struct bad_at *b = ctx;
+	const char *t = id_time(file);
+	int64_t sec = t ? id_time_s(t) : INT64_MIN;
+	struct bad_future *nf;
+
 	(void)message;
-	bkr_newest_bad_note(ctx, file);
+	/* in seconds, as the mount's /latest judges ids: a year past 2262 is past an int64 of ns */
+	if (sec == INT64_MIN || sec <= b->now_ns / BKR_NS_PER_S + BKR_CLOCK_SKEW_NS / BKR_NS_PER_S) {
+		bkr_newest_bad_note(&b->bad, file);
+		return;
+	}
+	bkr_newest_bad_note(&b->future, file);
+	if (!(nf = realloc(b->futures, (b->nfutures + 1) * sizeof(*nf)))) {
+		b->oom = true;
+		return;
+	}
+	b->futures = nf;
+	snprintf(nf[b->nfutures].file, sizeof(nf->file), "%s", file);
+	nf[b->nfutures++].time_ns = sec > INT64_MAX / BKR_NS_PER_S ? INT64_MAX : sec * BKR_NS_PER_S;
 }
 
 static int find_in(bkr_repo *r, bool runs, const char *spec, int64_t now_ns,
-		   void (*passed)(void *ctx, const char *backup_id, int64_t time_ns), void *ctx, bkr_manifest **out)
+		   void (*passed)(void *ctx, const char *backup_id, int64_t time_ns, bool damaged), void *ctx,
+		   bkr_manifest **out)
 {
 	bkr_manifest_list l;
-	bkr_newest_bad bad = { "", "" };
+	struct bad_at bad = { .now_ns = now_ns };
 	const char **ids = NULL;
 	size_t hit, made = 0;
 	int err;
 
 	*out = NULL;
 	if ((err = bkr_repo_list_cb(r, runs, &l, note_bad, &bad)) < 0)
-		return err;
-	if (l.n && !(ids = calloc(l.n, sizeof(*ids)))) {
+		goto done;
+	if (bad.oom || (l.n && !(ids = calloc(l.n, sizeof(*ids))))) {
 		err = bkr_error_oom();
 		goto done;
 	}
@@ -733,26 +779,39 @@ static int find_in(bkr_repo *r, bool runs, const char *spec, int64_t now_ns,
 	}
 	/* 'latest' is the newest made by now: one dated in the future (the clock
 	 * was ahead) holds older data than the ones made since, as the schedules
-	 * judge it (listed oldest first: they are the last) */
+	 * judge it (listed oldest first: they are the last).  A damaged manifest
+	 * is judged by its id's time, as the mount's /latest judges every one:
+	 * dated in the future, it is passed over as it would be if it read (with
+	 * a warning naming it); made by now and newer than the one 'latest'
+	 * found, it is an error (bkr_repo_resolve) */
 	if (!strcmp(spec, "latest") && made) {
 		for (size_t i = made; i < l.n; i++) {
 			if (passed)
-				passed(ctx, ids[i], l.items[i]->time_ns);
+				passed(ctx, ids[i], l.items[i]->time_ns, false);
 			ids[i] = NULL;
 		}
+		for (size_t i = 0; passed && i < bad.nfutures; i++) {
+			char id[300];
+			snprintf(id, sizeof(id), "%.*s", (int)(strlen(bad.futures[i].file) - 5), bad.futures[i].file);
+			passed(ctx, id, bad.futures[i].time_ns, true);
+		}
+	} else if (bad.future.file[0]) {
+		/* every backup is dated in the future: the newest of them, damaged or not */
+		bkr_newest_bad_note(&bad.bad, bad.future.file);
 	}
-	if ((err = bkr_repo_resolve(r, runs, &bad, &hit, ids, l.n, spec)) < 0)
+	if ((err = bkr_repo_resolve(r, runs, &bad.bad, &hit, ids, l.n, spec)) < 0)
 		goto done;
 	*out = l.items[hit];
 	l.items[hit] = NULL;
 done:
+	free(bad.futures);
 	free(ids);
 	bkr_manifest_list_free(&l);
 	return err;
 }
 
 int bkr_repo_find_backup_at(bkr_repo *r, const char *spec, int64_t now_ns,
-			    void (*passed)(void *ctx, const char *backup_id, int64_t time_ns), void *ctx,
+			    void (*passed)(void *ctx, const char *backup_id, int64_t time_ns, bool damaged), void *ctx,
 			    bkr_manifest **out)
 {
 	return find_in(r, false, spec, now_ns, passed, ctx, out);

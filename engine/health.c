@@ -161,22 +161,23 @@ static uint64_t json_count(const cJSON *x)
 	return (uint64_t)x->valuedouble;
 }
 
-static int take_verify(bkr_health *h, const cJSON *v, int64_t t)
+/* A routine record's "verify" @p v, made at @p t, into @p hv. */
+static int take_verify(bkr_health_verify *hv, const cJSON *v, int64_t t)
 {
 	const cJSON *x;
 	int err;
-	h->verify.known = true;
-	h->verify.time_ns = t;
-	h->verify.read_data = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "read_data"));
-	h->verify.ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ok"));
-	h->verify.errors = json_count(cJSON_GetObjectItemCaseSensitive(v, "errors"));
-	h->verify.io_errors = json_count(cJSON_GetObjectItemCaseSensitive(v, "io_errors"));
-	h->verify.damaged_objects = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(v, "damaged_objects"));
-	for (size_t i = 0; i < h->verify.ndamaged_backups; i++)
-		free(h->verify.damaged_backups[i]);
-	h->verify.ndamaged_backups = 0;
+	hv->known = true;
+	hv->time_ns = t;
+	hv->read_data = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "read_data"));
+	hv->ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ok"));
+	hv->errors = json_count(cJSON_GetObjectItemCaseSensitive(v, "errors"));
+	hv->io_errors = json_count(cJSON_GetObjectItemCaseSensitive(v, "io_errors"));
+	hv->damaged_objects = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(v, "damaged_objects"));
+	for (size_t i = 0; i < hv->ndamaged_backups; i++)
+		free(hv->damaged_backups[i]);
+	hv->ndamaged_backups = 0;
 	cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(v, "damaged_backups"))
-		if (cJSON_IsString(x) && (err = add_str(&h->verify.damaged_backups, &h->verify.ndamaged_backups, x->valuestring)) < 0)
+		if (cJSON_IsString(x) && (err = add_str(&hv->damaged_backups, &hv->ndamaged_backups, x->valuestring)) < 0)
 			return err;
 	return 0;
 }
@@ -219,15 +220,14 @@ static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, in
 	v = cJSON_GetObjectItemCaseSensitive(rec, "verify");
 	if (cJSON_IsObject(v)) {
 		int64_t vt = json_time(v, "time");
-		if (vt != INT64_MIN && (!h->verify.known || vt >= h->verify.time_ns) && (err = take_verify(h, v, vt)) < 0)
+		if (vt != INT64_MIN && (!h->verify.known || vt >= h->verify.time_ns) &&
+		    (err = take_verify(&h->verify, v, vt)) < 0)
 			return err;
 		/* a routine's verify is of the whole repository */
-		if (vt != INT64_MIN && vt <= h->now_ns &&
-		    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "read_data")) &&
-		    (!h->damage.read_known || vt > h->damage.read_ns)) {
-			h->damage.read_known = true;
-			h->damage.read_ns = vt;
-		}
+		if (vt != INT64_MIN && vt <= h->now_ns && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "read_data")) &&
+		    (!h->verify_read_data.known || vt >= h->verify_read_data.time_ns) &&
+		    (err = take_verify(&h->verify_read_data, v, vt)) < 0)
+			return err;
 	}
 	v = cJSON_GetObjectItemCaseSensitive(rec, "scan");
 	/* a partial scan (the emergency routine's without the repository) did
@@ -252,9 +252,17 @@ struct last_verify {
 	int64_t now_ns;
 	bool found;
 	bool read_found;  /* a verify --read-data of the whole repository */
-	int64_t read_ns;  /* the newest such */
 	bkr_verify_record rec; /* the scalars only: no string or array is kept */
+	bkr_verify_record read_rec; /* the newest such, likewise */
 };
+
+/* Only the scalars of @p rec: the strings and arrays are the caller's. */
+static void keep_scalars(bkr_verify_record *to, const bkr_verify_record *rec)
+{
+	*to = *rec;
+	to->host = to->backup_id = to->message = NULL;
+	to->damaged = NULL;
+}
 
 static int take_verify_record(void *ctx, const bkr_verify_record *rec)
 {
@@ -262,17 +270,33 @@ static int take_verify_record(void *ctx, const bkr_verify_record *rec)
 
 	if (rec->time_ns > lv->now_ns)
 		return 0;
-	if (rec->read_data && !rec->backup_id && (!lv->read_found || rec->time_ns > lv->read_ns)) {
+	if (rec->read_data && !rec->backup_id && (!lv->read_found || rec->time_ns >= lv->read_rec.time_ns)) {
 		lv->read_found = true;
-		lv->read_ns = rec->time_ns;
+		keep_scalars(&lv->read_rec, rec);
 	}
 	if (lv->found && rec->time_ns < lv->rec.time_ns)
 		return 0;
 	lv->found = true;
-	lv->rec = *rec;
-	lv->rec.host = lv->rec.backup_id = lv->rec.message = NULL;
-	lv->rec.damaged = NULL;
+	keep_scalars(&lv->rec, rec);
 	return 0;
+}
+
+/* What verify record @p rec found, into @p hv. */
+static void from_verify_record(bkr_health_verify *hv, const bkr_verify_record *rec)
+{
+	hv->known = true;
+	hv->time_ns = rec->time_ns;
+	hv->read_data = rec->read_data;
+	hv->ok = rec->result == BKR_VERIFY_RESULT_OK;
+	hv->io_errors = rec->stats.io_errors;
+	hv->errors = rec->result == BKR_VERIFY_RESULT_FAILED && !rec->stats.errors && !rec->stats.io_errors
+			     ? 1
+			     : rec->stats.errors;
+	hv->damaged_objects = rec->ndamaged + (size_t)rec->damaged_omitted;
+	/* the record names blobs, not backups: an older routine's list no longer holds */
+	free_strv(hv->damaged_backups, hv->ndamaged_backups);
+	hv->damaged_backups = NULL;
+	hv->ndamaged_backups = 0;
 }
 
 /* A `bkr verify` run by hand (or by anything but a routine) leaves a verify
@@ -281,29 +305,14 @@ static int take_verify_record(void *ctx, const bkr_verify_record *rec)
 static int read_verify_record(bkr_health *h, const bkr_records *rs)
 {
 	struct last_verify lv = { .now_ns = h->now_ns };
-	const bkr_verify_record *rec = &lv.rec;
 	int err = bkr_verify_record_foreach_in(rs, false, take_verify_record, &lv);
 
 	if (err < 0)
 		return err;
-	if (lv.read_found && (!h->damage.read_known || lv.read_ns > h->damage.read_ns)) {
-		h->damage.read_known = true;
-		h->damage.read_ns = lv.read_ns;
-	}
-	if (lv.found && (!h->verify.known || rec->time_ns > h->verify.time_ns)) {
-		h->verify.known = true;
-		h->verify.time_ns = rec->time_ns;
-		h->verify.read_data = rec->read_data;
-		h->verify.ok = rec->result == BKR_VERIFY_RESULT_OK;
-		h->verify.io_errors = rec->stats.io_errors;
-		h->verify.errors = rec->result == BKR_VERIFY_RESULT_FAILED && !rec->stats.errors &&
-					   !rec->stats.io_errors ? 1 : rec->stats.errors;
-		h->verify.damaged_objects = rec->ndamaged + (size_t)rec->damaged_omitted;
-		/* the record names blobs, not backups: an older routine's list no longer holds */
-		for (size_t i = 0; i < h->verify.ndamaged_backups; i++)
-			free(h->verify.damaged_backups[i]);
-		h->verify.ndamaged_backups = 0;
-	}
+	if (lv.read_found && (!h->verify_read_data.known || lv.read_rec.time_ns > h->verify_read_data.time_ns))
+		from_verify_record(&h->verify_read_data, &lv.read_rec);
+	if (lv.found && (!h->verify.known || lv.rec.time_ns > h->verify.time_ns))
+		from_verify_record(&h->verify, &lv.rec);
 	return 0;
 }
 
@@ -320,7 +329,7 @@ static int read_damage_record(bkr_health *h, const bkr_records *rs)
 		return err;
 	/* only a verify that read the data judged it: one of the structure
 	 * alone (the daily routine's) reads no blob */
-	if (!h->damage.read_known || t > h->damage.read_ns) {
+	if (!h->verify_read_data.known || t > h->verify_read_data.time_ns) {
 		h->damage.known = true;
 		h->damage.time_ns = t;
 		h->damage.blobs = n;
@@ -528,6 +537,24 @@ done:
 
 /* ---- the check ---------------------------------------------------------- */
 
+/* The damaged records (bkr_records_foreach_damaged: a checksum that fails,
+ * not JSON, too large, not a regular file, one that does not decrypt):
+ * every command skips them with a warning, so a pin, tag, hold or verify
+ * result in one is not applied; verify calls each an error. */
+struct bad_records {
+	size_t n;
+	char last[PATH_MAX];
+};
+
+static void count_bad_record(void *ctx, const char *path, const char *why)
+{
+	struct bad_records *b = ctx;
+
+	(void)why;
+	b->n++;
+	snprintf(b->last, sizeof(b->last), "%s", path);
+}
+
 void bkr_health_age(char out[32], int64_t s)
 {
 	if (s >= 86400)
@@ -566,6 +593,24 @@ static int judge(bkr_health *h)
 		err = add_reason(h, "the last verify found %llu error%s (%zu damaged object%s)",
 				 (unsigned long long)h->verify.errors, h->verify.errors == 1 ? "" : "s",
 				 h->verify.damaged_objects, h->verify.damaged_objects == 1 ? "" : "s");
+	/* the last verify read no data (the daily routine's, of the structure):
+	 * what the last one that did found still stands until one does again */
+	if (!err && h->verify_read_data.known && h->verify.known && h->verify.time_ns > h->verify_read_data.time_ns &&
+	    !h->verify_read_data.ok && (h->verify_read_data.errors || h->verify_read_data.damaged_objects ||
+					h->verify_read_data.io_errors)) {
+		const bkr_health_verify *rd = &h->verify_read_data;
+		char when[32], what[160];
+		bkr_time_format(when, rd->time_ns);
+		if (rd->errors || rd->damaged_objects)
+			snprintf(what, sizeof(what), "found %llu error%s (%zu damaged object%s)",
+				 (unsigned long long)rd->errors, rd->errors == 1 ? "" : "s", rd->damaged_objects,
+				 rd->damaged_objects == 1 ? "" : "s");
+		else
+			snprintf(what, sizeof(what), "could not read %llu object%s (an I/O error, not damage)",
+				 (unsigned long long)rd->io_errors, rd->io_errors == 1 ? "" : "s");
+		err = add_reason(h, "the last verify --read-data (%s) %s; the verifies since read no data: "
+				 "run 'bkr repair', then 'bkr verify --read-data'", when, what);
+	}
 	if (!err && h->damage.known) {
 		char when[32];
 		bkr_time_format(when, h->damage.time_ns);
@@ -597,6 +642,9 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	bkr_manifest_list l = { 0 };
 	struct scan_seen sc = { 0 };
 	bkr_records *rs = NULL;
+	const char **damaged = NULL;
+	size_t ndamaged = 0;
+	struct bad_records br = { 0 };
 	struct storage st;
 	bkr_health *h;
 	size_t bad = 0;
@@ -621,6 +669,14 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 				     "--force ID' or put it back from a copy", bad, bad == 1 ? " is" : "s are",
 				     bkr_error_message())) < 0)
 		goto done;
+	/* a damaged record was a warning alone: the metrics and --json said healthy
+	 * while a hold, pin or verify result in it was not applied */
+	bkr_records_foreach_damaged(rs, false, count_bad_record, &br);
+	if (br.n && (err = add_reason(h, "%zu record%s damaged (last: %s): every command skips %s, so a pin, tag, hold or "
+				      "verify result in %s is not applied: put %s back from a copy, or remove %s",
+				      br.n, br.n == 1 ? " is" : "s are", br.last, br.n == 1 ? "it" : "them",
+				      br.n == 1 ? "it" : "them", br.n == 1 ? "it" : "each", br.n == 1 ? "it" : "them")) < 0)
+		goto done;
 	if ((err = read_manual(h, repo, rs, &sc)) < 0 || (err = bkr_holds_from_records(rs, &h->holds)) < 0)
 		goto done;
 	/* an --as-of before a hold: the scan that found it had not run yet */
@@ -629,10 +685,20 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	if ((err = drop_future(h, &l)) < 0)
 		goto done;
 	h->backups = l.n;
-	if (!(h->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*h->sources)))) {
+	/* not good: the backups the last verify found damaged, and those the last
+	 * verify --read-data did when a verify of the structure came after it */
+	ndamaged = h->verify.ndamaged_backups;
+	if (h->verify.time_ns > h->verify_read_data.time_ns)
+		ndamaged += h->verify_read_data.ndamaged_backups;
+	if (!(damaged = calloc(ndamaged ? ndamaged : 1, sizeof(*damaged))) ||
+	    !(h->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*h->sources)))) {
 		err = bkr_error_oom();
 		goto done;
 	}
+	for (size_t i = 0; i < ndamaged; i++)
+		damaged[i] = i < h->verify.ndamaged_backups
+				     ? h->verify.damaged_backups[i]
+				     : h->verify_read_data.damaged_backups[i - h->verify.ndamaged_backups];
 	for (size_t i = 0; i < cfg->nsources; i++) {
 		bkr_health_source *s = &h->sources[h->nsources++];
 		size_t at = 0;
@@ -641,8 +707,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 		/* its own backups, as for the schedules: its name and its path (another
 		 * workspace's source of the same name in a shared repository is not it) */
 		s->newest_ns = bkr_routine_newest(&l, s->name, cfg->sources[i].npaths == 1 ? cfg->sources[i].paths[0] : NULL,
-						  NULL, (const char *const *)h->verify.damaged_backups,
-						  h->verify.ndamaged_backups, now_ns, &at);
+						  NULL, damaged, ndamaged, now_ns, &at);
 		if (s->newest_ns != INT64_MIN && !(s->newest_id = strdup(l.items[at]->backup_id))) {
 			err = bkr_error_oom();
 			goto done;
@@ -653,6 +718,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	}
 	err = judge(h);
 done:
+	free(damaged);
 	bkr_records_free(rs);
 	free_strv(sc.files, sc.n);
 	bkr_manifest_list_free(&l);
@@ -711,6 +777,7 @@ void bkr_health_free(bkr_health *h)
 		free(h->future[i].id);
 	free(h->future);
 	free_strv(h->verify.damaged_backups, h->verify.ndamaged_backups);
+	free_strv(h->verify_read_data.damaged_backups, h->verify_read_data.ndamaged_backups);
 	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY; k++)
 		free(h->routines[k].last_problem);
 	free(h->manual_run);
@@ -804,6 +871,14 @@ char *bkr_health_prometheus(const bkr_health *h)
 	sample(f, "bkr_verify_last_read_data", NULL, NULL, h->verify.known && h->verify.read_data);
 	metric_head(f, "bkr_verify_damaged_objects", "Damaged or missing objects the last verify found");
 	sample(f, "bkr_verify_damaged_objects", NULL, NULL, (double)h->verify.damaged_objects);
+	metric_head(f, "bkr_verify_read_data_last_timestamp_seconds",
+		    "Time of the last recorded verify --read-data of the whole repository (0: none)");
+	sample(f, "bkr_verify_read_data_last_timestamp_seconds", NULL, NULL,
+	       h->verify_read_data.known ? secs(h->verify_read_data.time_ns) : 0);
+	metric_head(f, "bkr_verify_read_data_last_ok", "1 when the last verify --read-data found no damage");
+	sample(f, "bkr_verify_read_data_last_ok", NULL, NULL, h->verify_read_data.known && h->verify_read_data.ok);
+	metric_head(f, "bkr_verify_read_data_damaged_objects", "Damaged or missing objects the last verify --read-data found");
+	sample(f, "bkr_verify_read_data_damaged_objects", NULL, NULL, (double)h->verify_read_data.damaged_objects);
 	metric_head(f, "bkr_tier_bytes", "Bytes of packs in the storage tier");
 	for (int t = 0; t < BKR_TIER_COUNT; t++)
 		sample(f, "bkr_tier_bytes", "tier", tiers[t], (double)h->tier_bytes[t]);

@@ -48,8 +48,11 @@ struct bkrfs_hist {
 	size_t nsources, ntags;
 	char **bnames, **rnames;   /* the names in backups/ and records/ it was built from */
 	size_t nb, nr;
-	char *bad;                 /* NULL, or the newest damaged manifest named by a backup id */
-	int64_t bad_time;          /* ... and its id's time (UTC seconds) */
+	struct bkrfs_bad {
+		char *file;        /* a damaged manifest named by a backup id */
+		int64_t time;      /* ... and its id's time (UTC seconds) */
+	} *bad;                    /* every one: which count depends on now (latest_refused) */
+	size_t nbad;
 };
 
 /* one version of a non-directory in a /versions directory */
@@ -92,6 +95,8 @@ static void hist_unref(struct bkrfs_hist *h)
 	free(h->tags);
 	bkrfs_catalog_names_free(h->bnames, h->nb);
 	bkrfs_catalog_names_free(h->rnames, h->nr);
+	for (size_t k = 0; k < h->nbad; k++)
+		free(h->bad[k].file);
 	free(h->bad);
 	free(h);
 }
@@ -183,9 +188,8 @@ struct bad_seen {
 	bool oom;
 };
 
-/* bkr_repo_list_cb: count @p file and keep the newest of those named by a
- * backup id (a junk name, backups/x.json, is no backup and says nothing of
- * what is newest) */
+/* bkr_repo_list_cb: count @p file and keep those named by a backup id (a
+ * junk name, backups/x.json, is no backup and says nothing of what is newest) */
 static void note_bad(void *ctx, const char *file, const char *message)
 {
 	struct bad_seen *b = ctx;
@@ -203,16 +207,14 @@ static void note_bad(void *ctx, const char *file, const char *message)
 		bkr_error_clear();
 		return;
 	}
-	if (!b->h->bad || info.time > b->h->bad_time) {
-		char *f = strdup(file);
-		if (!f) {
-			b->oom = true;
-			return;
-		}
-		free(b->h->bad);
-		b->h->bad = f;
-		b->h->bad_time = info.time;
+	struct bkrfs_bad *nb = realloc(b->h->bad, (b->h->nbad + 1) * sizeof(*nb));
+	if (nb)
+		b->h->bad = nb;
+	if (!nb || !(nb[b->h->nbad].file = strdup(file))) {
+		b->oom = true;
+		return;
 	}
+	nb[b->h->nbad++].time = info.time;
 }
 
 /* the catalog from every manifest (records applied) */
@@ -419,30 +421,50 @@ static bool has_tag(const bkr_manifest *m, const char *tag)
  * damaged backup, and 'bkr ... latest' refuses.  A damaged manifest of the
  * same second is not newer: /latest takes the readable one there too.
  */
-static bool latest_refused(struct bkrfs *fs, const struct bkrfs_hist *h, size_t k, const char *source)
+static bool latest_refused(struct bkrfs *fs, const struct bkrfs_hist *h, size_t k, const char *source, int64_t now_ns)
 {
 	const bkrfs_snap *s = h->snap[k];
+	const struct bkrfs_bad *bad = NULL;
 	bkrfs_id_info info;
 	char key[1400];
 	int64_t t;
+	bool made = !bkr_time_in_future(s->m->time_ns, now_ns);
 
-	if (!h->bad)
-		return false;
 	if (bkrfs_parse_backup_id(s->id, &info) == 0) {
 		t = info.time;
 	} else {
 		bkr_error_clear();
 		t = s->m->time_ns / 1000000000 - (s->m->time_ns % 1000000000 < 0);
 	}
-	if (h->bad_time <= t)
+	/* judged by its id's time, as a readable one by its manifest's: a damaged
+	 * manifest dated in the future is passed over as it would be if it read
+	 * (bkr ... latest names it in a warning), unless latest is itself one so dated */
+	for (size_t j = 0; j < h->nbad; j++) {
+		const struct bkrfs_bad *b = &h->bad[j];
+		if (b->time <= t)
+			continue;
+		/* in seconds: an id's year may be past an int64 of ns (2262) */
+		if (made && b->time > now_ns / BKR_NS_PER_S + BKR_CLOCK_SKEW_NS / BKR_NS_PER_S) {
+			snprintf(key, sizeof(key), "f%s/%s", source, b->file);
+			if (!bkrfs_node_logged(fs, key))
+				bkrfs_log(fs,
+					  "/by-source/%s/latest: backups/%s is damaged and its id is dated in the "
+					  "future: passed over, as any backup made while the clock was ahead",
+					  source, b->file);
+			continue;
+		}
+		if (!bad || b->time > bad->time)
+			bad = b;
+	}
+	if (!bad)
 		return false;
-	snprintf(key, sizeof(key), "l%s/%s", source, h->bad);
+	snprintf(key, sizeof(key), "l%s/%s", source, bad->file);
 	if (!bkrfs_node_logged(fs, key))
 		bkrfs_log(fs,
 			  "/by-source/%s/latest: backups/%s is damaged and newer than %s, the newest readable "
 			  "backup holding '%s', so latest answers EIO rather than name an older one: name one "
 			  "in /by-source/%s, or run 'bkr verify'",
-			  source, h->bad, s->id, source, source);
+			  source, bad->file, s->id, source, source);
 	return true;
 }
 
@@ -985,7 +1007,7 @@ int bkrfs_versions_lookup(struct bkrfs *fs, bkrfs_inode *dir, const char *name, 
 			}
 			if (k < 0)
 				k = any;
-			if (k >= 0 && latest_refused(fs, h, (size_t)k, dir->path)) {
+			if (k >= 0 && latest_refused(fs, h, (size_t)k, dir->path, now)) {
 				err = EIO;
 				break;
 			}

@@ -470,9 +470,29 @@ void cli_warn_future_list(cli *c, const bkr_manifest_list *l, int64_t now_ns)
 			cli_warn_future(c, l->items[i]->backup_id, l->items[i]->time_ns);
 }
 
+/* A backup 'latest' passed over as dated in the future; a damaged manifest
+ * so dated by its id is passed over as it would be if it read, named. */
+static void warn_latest_passed(void *ctx, const char *id, int64_t time_ns, bool damaged)
+{
+	cli *c = ctx;
+	char when[32], esc[600], msg[1024];
+
+	if (!damaged) {
+		cli_warn_future(c, id, time_ns);
+		return;
+	}
+	bkr_time_format(when, time_ns);
+	bkr_text_escape(esc, sizeof(esc), id, strlen(id));
+	snprintf(msg, sizeof(msg),
+		 "backups/%s.json is damaged and its id is dated in the future (%s): 'latest' passes over it, as "
+		 "over any backup made while the clock was ahead; run 'bkr verify'", esc, when);
+	bkr_log_kv(BKR_LOG_WARN, c->cmd ? c->cmd : "bkr", (const char *[]){ "file", esc, NULL }, "%s", msg);
+	cli_warn(c, "%s", msg);
+}
+
 int cli_find_backup(cli *c, bkr_repo *r, const char *spec, bkr_manifest **out)
 {
-	return bkr_repo_find_backup_at(r, spec, bkr_time_now_ns(), cli_warn_future_cb, c, out);
+	return bkr_repo_find_backup_at(r, spec, bkr_time_now_ns(), warn_latest_passed, c, out);
 }
 
 int cli_load_config(cli *c, bkr_config **out)

@@ -62,6 +62,34 @@ static void json_time(json_out *j, const char *key, int64_t ns, bool known)
 	json_out_member(j, key, t);
 }
 
+/* One verify's findings, or null when none was recorded. */
+static void json_verify(json_out *j, const char *key, const bkr_health_verify *v)
+{
+	json_out_key(j, key);
+	if (!v->known) {
+		json_out_null(j);
+		return;
+	}
+	json_out_begin_object(j);
+	json_time(j, "time", v->time_ns, true);
+	json_out_key(j, "read_data");
+	json_out_bool(j, v->read_data);
+	json_out_key(j, "ok");
+	json_out_bool(j, v->ok);
+	json_out_key(j, "errors");
+	json_out_uint(j, v->errors);
+	json_out_key(j, "io_errors");
+	json_out_uint(j, v->io_errors);
+	json_out_key(j, "damaged_objects");
+	json_out_uint(j, v->damaged_objects);
+	json_out_key(j, "damaged_backups");
+	json_out_begin_array(j);
+	for (size_t i = 0; i < v->ndamaged_backups; i++)
+		json_out_string(j, v->damaged_backups[i]);
+	json_out_end_array(j);
+	json_out_end_object(j);
+}
+
 static void print_json(const bkr_health *h)
 {
 	json_out j;
@@ -100,29 +128,8 @@ static void print_json(const bkr_health *h)
 		json_out_end_object(&j);
 	}
 	json_out_end_array(&j);
-	json_out_key(&j, "verify");
-	if (h->verify.known) {
-		json_out_begin_object(&j);
-		json_time(&j, "time", h->verify.time_ns, true);
-		json_out_key(&j, "read_data");
-		json_out_bool(&j, h->verify.read_data);
-		json_out_key(&j, "ok");
-		json_out_bool(&j, h->verify.ok);
-		json_out_key(&j, "errors");
-		json_out_uint(&j, h->verify.errors);
-		json_out_key(&j, "io_errors");
-		json_out_uint(&j, h->verify.io_errors);
-		json_out_key(&j, "damaged_objects");
-		json_out_uint(&j, h->verify.damaged_objects);
-		json_out_key(&j, "damaged_backups");
-		json_out_begin_array(&j);
-		for (size_t i = 0; i < h->verify.ndamaged_backups; i++)
-			json_out_string(&j, h->verify.damaged_backups[i]);
-		json_out_end_array(&j);
-		json_out_end_object(&j);
-	} else {
-		json_out_null(&j);
-	}
+	json_verify(&j, "verify", &h->verify);
+	json_verify(&j, "verify_read_data", &h->verify_read_data);
 	json_out_key(&j, "storage");
 	json_out_begin_object(&j);
 	for (int t = 0; t < BKR_TIER_COUNT; t++) {
@@ -179,6 +186,19 @@ static void print_json(const bkr_health *h)
 	json_out_end_object(&j);
 }
 
+static void print_verify(const char *what, const bkr_health_verify *v)
+{
+	char t[32];
+
+	bkr_time_format(t, v->time_ns);
+	printf("%s: %s%s, %s", what, t, v->read_data ? " (every byte read)" : "",
+	       v->ok || (v->io_errors && !v->errors && !v->damaged_objects) ? "no damage" : "DAMAGE found");
+	if (v->io_errors)
+		printf(", %llu object%s COULD NOT BE READ (I/O error)", (unsigned long long)v->io_errors,
+		       v->io_errors == 1 ? "" : "s");
+	printf("\n");
+}
+
 static void print_text(cli *c, const bkr_health *h)
 {
 	char a[32], b[32], t[32], esc[4096]; /* reasons and names hold config text: escaped */
@@ -201,18 +221,15 @@ static void print_text(cli *c, const bkr_health *h)
 		printf("  %-20s %-7s %-12s %-6s %s\n", bkr_text_escape(esc, sizeof(esc), s->name, strlen(s->name)), bkr_schedule_name(s->schedule), a,
 		       s->schedule == BKR_SCHEDULE_MANUAL ? "" : s->stale ? "STALE" : "ok", s->newest_id ? s->newest_id : "");
 	}
-	if (h->verify.known) {
-		bkr_time_format(t, h->verify.time_ns);
-		printf("last verify: %s%s, %s", t, h->verify.read_data ? " (every byte read)" : "",
-		       h->verify.ok || (h->verify.io_errors && !h->verify.errors && !h->verify.damaged_objects)
-			       ? "no damage" : "DAMAGE found");
-		if (h->verify.io_errors)
-			printf(", %llu object%s COULD NOT BE READ (I/O error)", (unsigned long long)h->verify.io_errors,
-			       h->verify.io_errors == 1 ? "" : "s");
-		printf("\n");
-	} else {
+	if (h->verify.known)
+		print_verify("last verify", &h->verify);
+	else
 		printf("last verify: none recorded (the daily and weekly routines verify)\n");
-	}
+	/* the one that read the data, when a verify of the structure came after it */
+	if (h->verify_read_data.known && h->verify.time_ns > h->verify_read_data.time_ns)
+		print_verify("last verify --read-data", &h->verify_read_data);
+	else if (!h->verify_read_data.known && h->verify.known)
+		printf("last verify --read-data: none recorded (the weekly routine reads every byte)\n");
 	printf("storage:");
 	for (int k = 0; k < BKR_TIER_COUNT; k++) {
 		cli_human_bytes(a, h->tier_bytes[k]);

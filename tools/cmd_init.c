@@ -77,11 +77,10 @@ int cmd_init(cli *c, int argc, char **argv)
 		c->repo = argv[first++];
 	if (first < argc)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
-	if ((err = cli_repo_location(c, &cfg, &path)) < 0)
-		return cli_fail(c, err);
-	if (!path) {
+	/* the one "no repository" line of every command (cli_repo_needed), exit 2 */
+	if ((err = cli_repo_needed(c, &cfg, &path)) < 0) {
 		bkr_config_free(cfg);
-		return cli_usage_error(c, "no repository: give -r REPO");
+		return cli_fail(c, err);
 	}
 	if ((err = bkr_repo_init(path, &io)) < 0) {
 		bkr_config_free(cfg);

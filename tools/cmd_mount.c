@@ -124,10 +124,11 @@ int cmd_mount(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "--json: mount prints no data (it runs bkrfs; see bkrfs(8) for its exit status)");
 	if (argc - first != 1)
 		return cli_usage_error(c, "expected one MOUNTPOINT");
-	if ((err = cli_repo_location(c, &cfg, &repo)) < 0)
+	/* the one "no repository" line of every command (cli_repo_needed), exit 2 */
+	if ((err = cli_repo_needed(c, &cfg, &repo)) < 0) {
+		bkr_config_free(cfg);
 		return cli_fail(c, err);
-	if (!repo)
-		return cli_usage_error(c, "no repository: give -r REPO");
+	}
 	find_bkrfs(bkrfs, sizeof(bkrfs));
 	args[n++] = bkrfs;
 	args[n++] = "--bkr-exit-codes"; /* first: a usage error in what follows is 2, as in bkr */

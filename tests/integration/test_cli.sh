@@ -1012,6 +1012,25 @@ expect_exit 2 "$BKRFS" "$T/no-repo" "$T/mnt-empty"
 expect_exit 3 "$BKR" -r "$Q" mount "$T/no-mnt"
 one_line_error
 mountpoint -q "$T/mnt-empty" && fail "mounted despite a bad option"
+# no repository named: init and mount say what every command says (one helper), exit 2;
+# a directory that is no repository: one line for bkr mount, bkrfs and any command, exit 3 (bkrfs 2)
+for cmd in init "mount $T/mnt-empty" list verify; do
+	expect_exit 2 env -u BKR_REPO -u BKR_CONFIG "$BKR" $cmd
+	one_line_error
+	[ "$(cat "$T/err")" = "bkr ${cmd%% *}: no repository: give -r REPO, set BKR_REPO, or name one in the configuration (-c)" ] ||
+		fail "bkr $cmd without a repository: $(cat "$T/err")"
+done
+mkdir -p "$T/not-a-repo"
+for cmd in "mount $T/mnt-empty" list; do
+	expect_exit 3 "$BKR" -r "$T/not-a-repo" $cmd
+	one_line_error
+	grep -qxF -e "bkrfs: $T/not-a-repo: no config.json: not a bkrfs repository (create one with 'bkr init')" \
+		-e "bkr list: $T/not-a-repo: no config.json: not a bkrfs repository (create one with 'bkr init')" "$T/err" ||
+		fail "bkr $cmd on a directory that is no repository: $(cat "$T/err")"
+done
+expect_exit 2 "$BKRFS" "$T/not-a-repo" "$T/mnt-empty"
+grep -qxF "bkrfs: $T/not-a-repo: no config.json: not a bkrfs repository (create one with 'bkr init')" "$T/err" ||
+	fail "bkrfs on a directory that is no repository: $(cat "$T/err")"
 pass "bkr mount: a usage error in -o OPTIONS is exit 2 as in bkr (bkrfs by hand: 1); a missing repository or mount point is 3"
 
 # pin, unpin and tag share one file but not their options: another command's option is

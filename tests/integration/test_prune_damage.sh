@@ -413,3 +413,35 @@ PY
 expect_exit 1 "$BKR" -c "$T/h.json" health --prometheus -
 grep -q '^bkr_healthy 0$' "$T/out" || fail "the metrics with a damaged manifest: $(cat "$T/out")"
 pass "health names a damaged manifest as a reason (not healthy)"
+
+# --- health names a damaged record ------------------------------------------------
+# A record that is garbage, empty or fails its checksum was one warning on
+# stderr: --json and the metrics said healthy while a pin, tag, hold or verify
+# result in it was not applied (verify calls it an error)
+mv "$T/hrepo/backups/$newest.json" "$T/hrepo-damaged-manifest.json"
+expect_exit 0 "$BKR" -q -c "$T/h.json" create --all
+expect_exit 0 "$BKR" -c "$T/h.json" health
+mkdir -p "$T/hrepo/records"
+printf 'garbage' >"$T/hrepo/records/00000000000000000001-0badf00d.json"
+expect_exit 1 "$BKR" -c "$T/h.json" health --json
+python3 - "$T/out" "$T/hrepo/records/00000000000000000001-0badf00d.json" <<'PY' || fail "health --json with a damaged record: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert not h["healthy"] and len(h["reasons"]) == 1, h
+assert h["reasons"][0].startswith("1 record is damaged (last: %s): every command skips it" % sys.argv[2]), h["reasons"]
+PY
+expect_exit 1 "$BKR" -c "$T/h.json" health --prometheus -
+grep -q '^bkr_healthy 0$' "$T/out" || fail "the metrics with a damaged record: $(cat "$T/out")"
+: >"$T/hrepo/records/00000000000000000002-0badf00d.json"
+expect_exit 1 "$BKR" -c "$T/h.json" health
+grep -q "^  - 2 records are damaged (last: $T/hrepo/records/00000000000000000002-0badf00d.json)" "$T/out" ||
+	fail "health with two damaged records: $(cat "$T/out")"
+rm "$T/hrepo/records/"*-0badf00d.json
+expect_exit 0 "$BKR" -c "$T/h.json" health
+# ... and one too large to be read at all (more than 1 MiB)
+head -c 2000000 /dev/zero | tr '\0' x >"$T/hrepo/records/00000000000000000003-0badf00d.json"
+expect_exit 1 "$BKR" -c "$T/h.json" health
+grep -q "^  - 1 record is damaged (last: $T/hrepo/records/00000000000000000003-0badf00d.json)" "$T/out" ||
+	fail "health with a record too large to read: $(cat "$T/out")"
+rm "$T/hrepo/records/"*-0badf00d.json
+pass "health names damaged records as a reason (not healthy), as verify calls them errors"

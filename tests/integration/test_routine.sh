@@ -411,6 +411,34 @@ assert not h["healthy"] and any("verify found" in r for r in h["reasons"]), h["r
 PY
 pass "health reports the damage a verify run by hand recorded"
 
+# --- a verify of the structure since (it reads no data blob) does not hide what
+# the last verify --read-data found: health reports both, and the damage stands
+expect_exit 0 env BKR_TEST_NOW=2027-01-11T12:00:00Z "$BKR" -r "$R2" verify
+expect_exit 1 "$BKR" -c "$T/tiered.json" health --as-of 2027-01-11T13:00:00Z --json
+python3 - "$T/out" <<'PY' || fail "health after a verify of the structure: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+v, rd = h["verify"], h["verify_read_data"]
+assert v["ok"] is True and v["read_data"] is False and v["time"].startswith("2027-01-11T12:00"), v
+assert rd["ok"] is False and rd["read_data"] is True and rd["time"].startswith("2027-01-11T10:00"), rd
+assert rd["errors"] >= 1 and rd["damaged_objects"] >= 1, rd
+assert not h["healthy"] and any(r.startswith("the last verify --read-data (2027-01-11T10:00") and
+                                "run 'bkr repair', then 'bkr verify --read-data'" in r for r in h["reasons"]), h["reasons"]
+PY
+expect_exit 1 "$BKR" -c "$T/tiered.json" health --as-of 2027-01-11T13:00:00Z
+grep -q "^last verify: 2027-01-11T12:00:.*, no damage$" "$T/out" &&
+	grep -q "^last verify --read-data: 2027-01-11T10:00:.* (every byte read), DAMAGE found$" "$T/out" ||
+	fail "health's text after a verify of the structure: $(cat "$T/out")"
+expect_exit 1 "$BKR" -c "$T/tiered.json" health --as-of 2027-01-11T13:00:00Z --prometheus -
+grep -q "^bkr_verify_last_ok 1$" "$T/out" && grep -q "^bkr_verify_last_read_data 0$" "$T/out" &&
+	grep -q "^bkr_verify_read_data_last_ok 0$" "$T/out" &&
+	grep -q "^bkr_verify_read_data_last_timestamp_seconds 1799661600$" "$T/out" &&
+	grep -q "^bkr_verify_read_data_damaged_objects [1-9]" "$T/out" || fail "health's metrics after a verify of the structure: $(cat "$T/out")"
+# judged as of before that verify: the read-data one is the last verify, reported once
+expect_exit 1 "$BKR" -c "$T/tiered.json" health --as-of 2027-01-11T11:00:00Z
+[ "$(grep -c "verify found\|verify --read-data (" "$T/out")" = 1 ] || fail "health before the verify of the structure: $(cat "$T/out")"
+pass "health keeps the last verify --read-data's damage after a verify of the structure, and reports both (--json, text, metrics)"
+
 # --- a backup dated in the future (made while the clock was ahead) does not
 # stop the schedules, does not count as a source's newest backup for health
 # nor as 'latest', and cannot displace real backups in retention; each command

@@ -294,6 +294,31 @@ ls "$T/mnt8/by-date" | grep -q '^2030-01-01$' || fail "the backup dated 2030 is 
 bkrfs_unmount "$T/mnt8"
 pass "/latest and /by-source/<s>/latest pass over a backup dated in the future, as bkr's latest"
 
+# ... and so over a damaged manifest whose id is dated in the future, as they
+# would if it read: bkr's latest and /by-source/<s>/latest named no backup
+# (refused, EIO) where /latest passed over it; now all three take the newest
+# made by now, bkr with a warning naming the damaged one, the mount a log line
+R9=$T/repo9
+"$BKR" init -r "$R9" >/dev/null
+echo now >"$W8/s/f"
+"$BKR" -q -r "$R9" create "$W8/s" >/dev/null
+BKR_TEST_NOW=2031-01-01T00:00:00Z "$BKR" -q -r "$R9" create "$W8/s" >/dev/null
+ahead9=$(cd "$R9/backups" && ls backup_2031* | sed 's/\.json$//')
+[ -n "$ahead9" ] || fail "no backup dated 2031"
+printf 'not a manifest' >"$R9/backups/$ahead9.json"
+expect_exit 0 "$BKR" -r "$R9" cat latest s/f
+[ "$(cat "$T/out")" = now ] || fail "bkr cat latest with a damaged manifest dated in the future: $(cat "$T/out")"
+grep -qF "backups/$ahead9.json is damaged and its id is dated in the future (2031-01-01T00:00:00" "$T/err" ||
+	fail "bkr cat latest does not name the damaged manifest it passed over: $(cat "$T/err")"
+bkrfs_fg "$R9" "$T/mnt9" "$T/bkrfs9.err"
+[ "$(cat "$T/mnt9/latest/s/f")" = now ] || fail "/latest with a damaged manifest dated in the future: $(readlink "$T/mnt9/latest")"
+[ "$(cat "$T/mnt9/by-source/s/latest/f" 2>&1)" = now ] ||
+	fail "/by-source/s/latest with a damaged manifest dated in the future: $(cat "$T/mnt9/by-source/s/latest/f" 2>&1)"
+bkrfs_unmount "$T/mnt9"
+grep -qF "/by-source/s/latest: backups/$ahead9.json is damaged and its id is dated in the future: passed over" "$T/bkrfs9.err" ||
+	fail "the mount does not log the damaged manifest it passed over: $(cat "$T/bkrfs9.err")"
+pass "a damaged manifest dated in the future: bkr's latest, /latest and /by-source/<s>/latest pass over it, as if it read, naming it"
+
 # a plain readdir (a kernel without readdirplus; the fault point turns it off)
 # gives each version the type getattr gives: a FIFO or a device is not a file
 RT=$T/repo-types

@@ -53,6 +53,8 @@ static void test_text(void **state)
 	assert_non_null(strstr(t, "bkr_source_last_backup_timestamp_seconds{source=\"never\"} 0\n"));
 	assert_non_null(strstr(t, "bkr_source_stale{source=\"never\"} 1\n"));
 	assert_non_null(strstr(t, "bkr_verify_last_timestamp_seconds 0\n"));
+	assert_non_null(strstr(t, "bkr_verify_read_data_last_timestamp_seconds 0\n"));
+	assert_non_null(strstr(t, "bkr_verify_read_data_last_ok 0\n"));
 	assert_non_null(strstr(t, "bkr_tier_bytes{tier=\"hot\"} 4096\n"));
 	assert_non_null(strstr(t, "bkr_tier_bytes{tier=\"cold\"} 0\n"));
 	assert_non_null(strstr(t, "bkr_routine_last_ok{routine=\"daily\"} 0\n"));
@@ -213,6 +215,39 @@ static void test_records_far(void **state)
 	tu_rmrf(dir);
 }
 
+/* The weekly routine's verify --read-data found damage; the daily routine's
+ * verify of the structure after it read no data: both are kept, the last
+ * verify being the daily one, and the damaged backups the weekly one named
+ * stay known (they are no source's newest good backup) */
+static void test_records_read_data(void **state)
+{
+	static const char rec[] =
+		"{\"routine\":\"weekly\",\"start\":\"2026-11-29T00:00:00Z\",\"exit\":1,"
+		"\"verify\":{\"time\":\"2026-11-29T01:00:00Z\",\"read_data\":true,\"ok\":false,\"errors\":2,"
+		"\"damaged_objects\":[\"a\",\"b\"],\"damaged_backups\":[\"backup_20261128_000000_full_0a0b0c0d\"]}}\n"
+		"{\"routine\":\"daily\",\"start\":\"2026-11-30T00:00:00Z\",\"exit\":0,"
+		"\"verify\":{\"time\":\"2026-11-30T00:10:00Z\",\"read_data\":false,\"ok\":true,\"errors\":0}}\n";
+	char dir[256];
+	bkr_health *h;
+	(void)state;
+	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "health"), 0);
+
+	h = records_health(dir, rec, strlen(rec));
+	assert_true(h->verify.known);
+	assert_false(h->verify.read_data);
+	assert_true(h->verify.ok);
+	assert_true(h->verify_read_data.known);
+	assert_true(h->verify_read_data.read_data);
+	assert_false(h->verify_read_data.ok);
+	assert_int_equal(h->verify_read_data.errors, 2);
+	assert_int_equal(h->verify_read_data.damaged_objects, 2);
+	assert_int_equal(h->verify_read_data.ndamaged_backups, 1);
+	assert_string_equal(h->verify_read_data.damaged_backups[0], "backup_20261128_000000_full_0a0b0c0d");
+	assert_true(h->verify_read_data.time_ns < h->verify.time_ns);
+	bkr_health_free(h);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_write),
 		cmocka_unit_test(test_records),
 		cmocka_unit_test(test_records_far),
+		cmocka_unit_test(test_records_read_data),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

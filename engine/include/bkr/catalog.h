@@ -137,9 +137,13 @@ int bkr_repo_find_backup(bkr_repo *r, const char *spec, bkr_manifest **out);
 int bkr_repo_find_run(bkr_repo *r, const char *spec, bkr_manifest **out);
 
 /** bkr_repo_find_backup as of @p now_ns, calling @p passed (may be NULL) for
- *  each backup "latest" passed over as dated in the future. */
+ *  each backup "latest" passed over as dated in the future: also a damaged
+ *  manifest (@p damaged true, @p time_ns its id's time) whose id is dated so,
+ *  as it would be passed over if it read (the mount's /latest judges every
+ *  backup by its id); a damaged one made by now and named newer than the
+ *  backup 'latest' finds is BKR_ECORRUPT (bkr_repo_resolve). */
 int bkr_repo_find_backup_at(bkr_repo *r, const char *spec, int64_t now_ns,
-			    void (*passed)(void *ctx, const char *backup_id, int64_t time_ns), void *ctx,
+			    void (*passed)(void *ctx, const char *backup_id, int64_t time_ns, bool damaged), void *ctx,
 			    bkr_manifest **out);
 
 /**

@@ -5,7 +5,8 @@
  * tier, repository size and growth, the routines' recent results, and the
  * files the newest recovery run left to a person.  Healthy means: no
  * scheduled source is stale (bkr/routine.h), the last verify found no
- * damage, the last run of every routine succeeded, and the newest recovery
+ * damage (nor did the last verify --read-data, when only verifies of the
+ * structure, which read no data, came after it), the last run of every routine succeeded, and the newest recovery
  * run left nothing to a person; otherwise every reason is listed.
  *
  * Routine results and the last verify come from the routine records in the
@@ -43,6 +44,18 @@ typedef struct {
 	size_t failures;        /**< failed runs in the window */
 } bkr_health_routine;
 
+/** What one verify found (a routine record's "verify", or a verify record). */
+typedef struct {
+	bool known;             /**< such a verify was recorded */
+	int64_t time_ns;
+	bool read_data, ok;
+	uint64_t errors;
+	uint64_t io_errors;     /**< objects it could not read (I/O errors: not damage) */
+	size_t damaged_objects;
+	char **damaged_backups; /**< backups verify found damaged (not "good") */
+	size_t ndamaged_backups;
+} bkr_health_verify;
+
 enum { BKR_TIER_HOT = 0, BKR_TIER_WARM, BKR_TIER_COLD, BKR_TIER_COUNT };
 
 typedef struct bkr_health {
@@ -55,22 +68,16 @@ typedef struct bkr_health {
 		int64_t time_ns;
 	} *future;                      /**< backups dated in the future at now_ns (bkr_time_in_future), left out */
 	size_t nfuture;
+	bkr_health_verify verify;       /**< the last verify of any kind */
+	/** The last verify --read-data of the whole repository (a routine's or a
+	 *  verify record): what the last verify says when that one is it; when a
+	 *  verify of the structure came after it, its damage and I/O errors still
+	 *  stand, since that one reads no data blob. */
+	bkr_health_verify verify_read_data;
 	struct {
-		bool known;             /**< a verify was recorded */
-		int64_t time_ns;
-		bool read_data, ok;
-		uint64_t errors;
-		uint64_t io_errors;     /**< objects it could not read (I/O errors: not damage) */
-		size_t damaged_objects;
-		char **damaged_backups; /**< backups verify found damaged (not "good") */
-		size_t ndamaged_backups;
-	} verify;
-	struct {
-		bool known;             /**< a damage record (prune's) newer than the last verify --read-data */
+		bool known;             /**< a damage record (prune's) newer than verify_read_data */
 		int64_t time_ns;
 		uint64_t blobs;
-		bool read_known;        /**< a verify that read every blob of the repository was recorded */
-		int64_t read_ns;        /**< the newest such (a routine's or a verify record), at or before now */
 	} damage;
 	uint64_t tier_bytes[BKR_TIER_COUNT]; /**< pack bytes per tier */
 	uint64_t tier_packs[BKR_TIER_COUNT];
