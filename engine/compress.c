@@ -387,7 +387,8 @@ int bkr_compress_zstd(int level, const void *in, size_t len, void *out, size_t c
 		avail = cap;
 	/* with its content checksum, as the zlib format has its Adler-32: a
 	 * damaged frame fails here, never gives wrong bytes */
-	n = ZSTD_CCtx_reset(cc->zc, ZSTD_reset_session_only); /* after a failed call, too */
+	/* after a failed call, too; and the parameters: a level sets only some */
+	n = ZSTD_CCtx_reset(cc->zc, ZSTD_reset_session_and_parameters);
 	if (!ZSTD_isError(n))
 		n = ZSTD_CCtx_setParameter(cc->zc, ZSTD_c_compressionLevel, level);
 	if (!ZSTD_isError(n))

@@ -385,6 +385,47 @@ static void test_zstd_pick_level(void **state)
 	assert_int_equal(bkr_error_last_code(), 0);
 }
 
+struct level_job {
+	const uint8_t *in;
+	size_t len, n;
+	uint8_t *buf;
+	size_t cap;
+	int level, err;
+};
+
+static void *level_main(void *arg)
+{
+	struct level_job *j = arg;
+	j->err = bkr_compress_zstd(j->level, j->in, j->len, j->buf, j->cap, &j->n);
+	return NULL;
+}
+
+/*
+ * A level's frame does not depend on the calls before it: the thread's
+ * context kept the parameters the default level sets (its minimum match),
+ * so a level 1 frame after a level 2 one differed from a fresh thread's.
+ */
+static void test_zstd_no_carry_over(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = 64u << 10, n = 0;
+	struct level_job j = { .in = f->out, .len = len, .cap = f->cap, .level = 1 };
+	pthread_t t;
+
+	fill_words(f->out, len);
+	assert_non_null(j.buf = malloc(f->cap));
+	/* a fresh thread: a fresh context */
+	assert_int_equal(pthread_create(&t, NULL, level_main, &j), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(j.err, 0);
+	assert_int_equal(bkr_compress_zstd(BKR_ZSTD_LEVEL_DEFAULT, f->out, len, f->buf, f->cap, &n), 0);
+	assert_int_equal(bkr_compress_zstd(1, f->out, len, f->buf, f->cap, &n), 0);
+	print_message("level 1, fresh: %zu bytes; after level 2: %zu\n", j.n, n);
+	assert_int_equal(n, j.n);
+	assert_memory_equal(f->buf, j.buf, n);
+	free(j.buf);
+}
+
 /* Round trip of @p len bytes at level 2; the frame's size. */
 static size_t zstd_trip(struct fixture *f, const uint8_t *in, size_t len)
 {
@@ -546,6 +587,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_zstd_pick_level, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zstd_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zstd_random_runs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zstd_no_carry_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_looks_random, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
