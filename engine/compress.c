@@ -275,10 +275,105 @@ int bkr_decompress_zlib(const void *in, size_t len, void *out, size_t raw_len)
 
 /* ---- zstd --------------------------------------------------------------- */
 
+#define SPLIT_WIN 4096u   /**< the split's unit: 4 KiB windows from the start of the input */
+#define SPLIT_SAMPLE 256u /**< judged by samples of this many bytes */
+#define SPLIT_RUN 1u      /**< a random run of fewer windows is not worth a block */
+
+/* A sample of SPLIT_SAMPLE bytes: the unbiased collision estimate
+ * (sum c(c-1)) / (N(N-1)) is at most 2^-7 (H2 >= 7 bits).  Random bytes give
+ * 1/256 (about 255 against the bound 510, 16 standard deviations below);
+ * text of 30 symbols about 1/15, base64 1/64. */
+static bool sample_flat(const uint8_t *p)
+{
+	uint16_t cnt[256] = { 0 };
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i < SPLIT_SAMPLE; i++)
+		sum += cnt[p[i]]++;
+	return sum * 2u * 128u <= SPLIT_SAMPLE * (SPLIT_SAMPLE - 1);
+}
+
+/* The end of the windows from @p at that look random (judged by a sample at
+ * the start of the first and at the end of each), and of the samples after
+ * them: a random run ends within SPLIT_SAMPLE bytes of it. */
+static size_t flat_end(const uint8_t *p, size_t len, size_t at)
+{
+	if (at + SPLIT_WIN <= len && sample_flat(p + at))
+		while (at + SPLIT_WIN <= len && sample_flat(p + at + SPLIT_WIN - SPLIT_SAMPLE))
+			at += SPLIT_WIN;
+	while (at + SPLIT_SAMPLE <= len && sample_flat(p + at))
+		at += SPLIT_SAMPLE;
+	return at;
+}
+
+/* The end of the run that starts at @p at, and whether it is random (*flat):
+ * at least SPLIT_RUN windows that look random, or else everything up to the
+ * next such run (a shorter random run goes with its neighbours), which
+ * begins within SPLIT_SAMPLE bytes of where the text ends. */
+static size_t split_run(const uint8_t *p, size_t len, size_t at, bool *flat)
+{
+	size_t start = at, e = flat_end(p, len, at);
+
+	*flat = e - at >= SPLIT_RUN * SPLIT_WIN;
+	if (*flat)
+		return e;
+	for (;;) {
+		/* the window at e does not look random (or is the short tail) */
+		at = len - e > SPLIT_WIN ? e + SPLIT_WIN : len;
+		if (at == len)
+			return len;
+		e = flat_end(p, len, at);
+		if (e - at >= SPLIT_RUN * SPLIT_WIN) {
+			while (at - start >= SPLIT_SAMPLE && sample_flat(p + at - SPLIT_SAMPLE))
+				at -= SPLIT_SAMPLE;
+			return at;
+		}
+	}
+}
+
+/*
+ * One frame of @p len bytes whose blocks end where random runs begin and end
+ * (a flush ends a block; @p first is the end of the first run): zstd codes a
+ * block's literals with one Huffman table, which random bytes among text
+ * flatten, and stores a block of random bytes raw.  The frame is an ordinary
+ * one (content size, checksum).  Returns the frame's size, or 0 with *zerr
+ * set (0 when it does not fit in @p avail).
+ */
+static size_t zstd_split(ZSTD_CCtx *zc, const uint8_t *in, size_t len, size_t first, uint8_t *out, size_t avail,
+			 size_t *zerr)
+{
+	ZSTD_outBuffer ob = { out, avail, 0 };
+	size_t at = 0, end = first, r;
+	bool flat;
+
+	*zerr = ZSTD_CCtx_setPledgedSrcSize(zc, len);
+	if (ZSTD_isError(*zerr))
+		return 0;
+	*zerr = 0;
+	while (at < len) {
+		ZSTD_inBuffer ib = { in + at, end - at, 0 };
+		ZSTD_EndDirective op = end == len ? ZSTD_e_end : ZSTD_e_flush;
+		do {
+			r = ZSTD_compressStream2(zc, &ob, &ib, op);
+			if (ZSTD_isError(r)) {
+				*zerr = r;
+				return 0;
+			}
+			if (r != 0 && ob.pos == ob.size)
+				return 0; /* full: it does not fit */
+		} while (r != 0);
+		at = end;
+		if (at < len)
+			end = split_run(in, len, at, &flat);
+	}
+	return ob.pos;
+}
+
 int bkr_compress_zstd(int level, const void *in, size_t len, void *out, size_t cap, size_t *out_len)
 {
 	struct codec_cache *cc;
-	size_t avail, n;
+	size_t avail, n, first;
+	bool flat;
 	int err;
 
 	*out_len = 0;
@@ -292,7 +387,8 @@ int bkr_compress_zstd(int level, const void *in, size_t len, void *out, size_t c
 		avail = cap;
 	/* with its content checksum, as the zlib format has its Adler-32: a
 	 * damaged frame fails here, never gives wrong bytes */
-	n = ZSTD_CCtx_reset(cc->zc, ZSTD_reset_session_only); /* after a failed call, too */
+	/* after a failed call, too; and the parameters: a level sets only some */
+	n = ZSTD_CCtx_reset(cc->zc, ZSTD_reset_session_and_parameters);
 	if (!ZSTD_isError(n))
 		n = ZSTD_CCtx_setParameter(cc->zc, ZSTD_c_compressionLevel, level);
 	if (!ZSTD_isError(n))
@@ -301,8 +397,16 @@ int bkr_compress_zstd(int level, const void *in, size_t len, void *out, size_t c
 	 * about the same size (docs/design.md, "Compression") */
 	if (!ZSTD_isError(n) && level == BKR_ZSTD_LEVEL_DEFAULT)
 		n = ZSTD_CCtx_setParameter(cc->zc, ZSTD_c_minMatch, 7);
-	if (!ZSTD_isError(n))
+	/* runs of random bytes among the rest: blocks of their own */
+	first = len >= (SPLIT_RUN + 1) * SPLIT_WIN ? split_run(in, len, 0, &flat) : len;
+	if (!ZSTD_isError(n) && first < len) {
+		size_t zerr;
+		n = zstd_split(cc->zc, in, len, first, out, avail, &zerr);
+		if (n == 0)
+			n = zerr ? zerr : (size_t)-ZSTD_error_dstSize_tooSmall;
+	} else if (!ZSTD_isError(n)) {
 		n = len > 0 ? ZSTD_compress2(cc->zc, out, avail, in, len) : 0;
+	}
 	if (len == 0 || ZSTD_isError(n)) {
 		if (len && ZSTD_getErrorCode(n) != ZSTD_error_dstSize_tooSmall)
 			return bkr_error_set(BKR_ERROR, "zstd: %s", ZSTD_getErrorName(n));
