@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bkr/backupid.h"
 #include "bkr/catalog.h"
 #include "bkr/error.h"
 #include "bkr/log.h"
@@ -669,6 +670,21 @@ static int same_backup(struct copier *c, const bkr_manifest *m, const bkr_manife
 
 /* ---- the run -------------------------------------------------------------------- */
 
+/* 'latest' as every command means it (bkr_repo_find_backup_at: the newest
+ * made by now, one dated in the future passed over): its index in @p ids. */
+static int select_latest(bkr_repo *from, const bkr_copy_options *o, const char **ids, size_t n, size_t *hit)
+{
+	bkr_manifest *m;
+	int err = bkr_repo_find_backup_at(from, "latest", bkr_time_now_ns(), o->passed, o->ctx, &m);
+
+	if (err < 0)
+		return err;
+	/* listed again: one made between the two listings is not in @p ids */
+	err = bkr_backupid_resolve(hit, ids, n, m->backup_id, "backup", bkr_repo_path(from));
+	bkr_manifest_free(m);
+	return err;
+}
+
 /* Which backups of @p l to copy (want[i]); BKR_ENOTFOUND/BKR_EAMBIGUOUS for a spec, BKR_ECORRUPT for
  * 'latest' when the newest-named manifest (@p bad) is damaged. */
 static int select_backups(bkr_repo *from, const bkr_copy_options *o, const bkr_manifest_list *l,
@@ -690,8 +706,11 @@ static int select_backups(bkr_repo *from, const bkr_copy_options *o, const bkr_m
 		ids[i] = l->items[i]->backup_id;
 	for (size_t k = 0; k < o->nspecs && err == 0; k++) {
 		size_t hit;
-		if ((err = bkr_repo_resolve(from, false, bad, &hit, ids, l->n, o->specs[k])) == 0 &&
-		    !want[hit]) {
+		if (!strcmp(o->specs[k], "latest"))
+			err = select_latest(from, o, ids, l->n, &hit);
+		else
+			err = bkr_repo_resolve(from, false, bad, &hit, ids, l->n, o->specs[k]);
+		if (err == 0 && !want[hit]) {
 			want[hit] = true;
 			(*n)++;
 		}

@@ -472,7 +472,7 @@ void cli_warn_future_list(cli *c, const bkr_manifest_list *l, int64_t now_ns)
 
 /* A backup 'latest' passed over as dated in the future; a damaged manifest
  * so dated by its id is passed over as it would be if it read, named. */
-static void warn_latest_passed(void *ctx, const char *id, int64_t time_ns, bool damaged)
+void cli_warn_latest_passed(void *ctx, const char *id, int64_t time_ns, bool damaged)
 {
 	cli *c = ctx;
 	char when[32], esc[600], msg[1024];
@@ -492,7 +492,7 @@ static void warn_latest_passed(void *ctx, const char *id, int64_t time_ns, bool 
 
 int cli_find_backup(cli *c, bkr_repo *r, const char *spec, bkr_manifest **out)
 {
-	return bkr_repo_find_backup_at(r, spec, bkr_time_now_ns(), warn_latest_passed, c, out);
+	return bkr_repo_find_backup_at(r, spec, bkr_time_now_ns(), cli_warn_latest_passed, c, out);
 }
 
 int cli_load_config(cli *c, bkr_config **out)

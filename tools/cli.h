@@ -191,6 +191,9 @@ void cli_warn_holds(cli *c, const bkr_holds *h);
 /** bkr_repo_find_backup, warning (cli_warn_future) of each backup dated in the
  *  future that "latest" passes over. */
 int cli_find_backup(cli *c, bkr_repo *r, const char *spec, bkr_manifest **out);
+/** bkr_repo_find_backup_at's @p passed for a cli (@p ctx): the warning naming
+ *  a backup 'latest' passed over as dated in the future. */
+void cli_warn_latest_passed(void *ctx, const char *id, int64_t time_ns, bool damaged);
 
 /** Open the repository named by -r / BKR_REPO / the config. */
 int cli_open_repo(cli *c, bkr_repo **out, int flags);

@@ -115,6 +115,12 @@ static void on_warning(void *ctx, const char *message)
 	cli_warn(s->c, "%s", message);
 }
 
+static void on_passed(void *ctx, const char *id, int64_t time_ns, bool damaged)
+{
+	struct state *s = ctx;
+	cli_warn_latest_passed(s->c, id, time_ns, damaged);
+}
+
 static void on_progress(void *ctx, const bkr_copy_stats *run, size_t backup, size_t nbackups)
 {
 	struct state *s = ctx;
@@ -275,6 +281,7 @@ int cmd_copy(cli *c, int argc, char **argv)
 	s.o.nspecs = (size_t)(argc - first);
 	s.o.waiting = on_waiting;
 	s.o.warning = on_warning;
+	s.o.passed = on_passed;
 	s.o.on_backup = on_backup;
 	s.o.on_update = on_update;
 	s.o.progress = on_progress;

@@ -526,3 +526,32 @@ restore_cmp "$HP" "$hid2" "$H"
 [ "$(manifests "$HA" trees)" = "$(manifests "$HP" trees)" ] || {
 	diff <(manifests "$HA" trees) <(manifests "$HP" trees); fail "plain -> encrypted -> plain changed the manifests"; }
 pass "differently keyed: the copy of an almost unchanged backup read $second bytes, not every file ($full); a file rewritten with its size and mtime kept is copied; restores exact both ways"
+
+# 'bkr copy latest' is the newest backup made by now, as every command's
+# 'latest': a backup dated in the future (made while the clock was ahead),
+# readable or damaged, is passed over with the warning naming it
+FA=$T/fut-a
+FB=$T/fut-b
+FS=$T/fut-src
+mkdir -p "$FS"
+"$BKR" init -r "$FA" >/dev/null
+"$BKR" init -r "$FB" >/dev/null
+echo ahead >"$FS/f"
+BKR_TEST_NOW=2030-01-01T00:00:00Z expect_exit 0 "$BKR" -r "$FA" create "$FS" --json
+ahead=$(backup_id "$T/out")
+echo now >"$FS/f"
+expect_exit 0 "$BKR" -r "$FA" create "$FS" --json
+madenow=$(backup_id "$T/out")
+expect_exit 0 "$BKR" copy --from "$FA" --to "$FB" latest --json
+[ "$(json_get "$T/out" backups_copied)" = 1 ] || fail "copy latest: $(cat "$T/out")"
+ls "$FB/backups" | grep -qF "$madenow.json" || fail "copy latest did not copy $madenow: $(ls "$FB/backups")"
+ls "$FB/backups" | grep -qF "$ahead.json" && fail "copy latest copied $ahead, dated in the future"
+grep -qF "backup $ahead is dated in the future" "$T/err" || fail "copy latest does not name the backup it passed over: $(cat "$T/err")"
+# ... damaged: passed over as if it read, named
+printf 'not a manifest' >"$FA/backups/$ahead.json"
+rm -rf "$FB" && "$BKR" init -r "$FB" >/dev/null
+expect_exit 0 "$BKR" copy --from "$FA" --to "$FB" latest --json
+ls "$FB/backups" | grep -qF "$madenow.json" || fail "copy latest with a damaged manifest dated in the future: $(cat "$T/err")"
+grep -qF "backups/$ahead.json is damaged and its id is dated in the future" "$T/err" ||
+	fail "copy latest does not name the damaged manifest it passed over: $(cat "$T/err")"
+pass "copy latest passes over a backup dated in the future, readable or damaged, naming it, as every 'latest'"

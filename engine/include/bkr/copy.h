@@ -61,6 +61,8 @@ typedef struct {
 	void (*waiting)(void *ctx);  /**< called once before waiting for the destination's lock */
 	/** A damaged manifest in the source (left out; with no specs the copy goes on without it). */
 	void (*warning)(void *ctx, const char *message);
+	/** A backup 'latest' passed over as dated in the future (bkr_repo_find_backup_at's @p passed). */
+	void (*passed)(void *ctx, const char *backup_id, int64_t time_ns, bool damaged);
 	/** A backup in the destination whose tags or pin are made the source's (before on_backup):
 	 *  one already there, or one copied onto records of an earlier backup of its id there (deleted
 	 *  since); @p change says how ("+tag T", "-tag T", "pin A -> B", comma-separated). */
