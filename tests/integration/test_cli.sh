@@ -1243,3 +1243,36 @@ for c in $cmds; do
 	done
 done
 pass "every long option a command takes is in its --help and its section of bkr.1.md; every one of its usage lines is taken"
+
+# The same for short options: every one a command takes is in its --help and its section of
+# bkr.1.md ('-n' for --dry-run was in no synopsis there), and every one its --help names is
+# taken. The candidates are the short options of the cli_parse calls of the file that
+# implements the command and those its --help names; 'bkr CMD -X x --help' is probed (X takes
+# 'x' as its value or leaves it an operand, then --help: nothing runs), and a parser that does
+# not take X says "unknown option '-X'" (a handler refusing the value 'x' still takes it).
+declare -A file_shorts=()
+while IFS=: read -r file line; do
+	[[ $line =~ \"([a-zA-Z:]*)\"$ ]] || continue
+	file_shorts[$file]+=${BASH_REMATCH[1]//:/}
+done < <(grep -oHE '(CLI_PARSE|cli_parse)\(c, argc, argv, [a-z_]+, "[a-zA-Z:]*"' "$BKR_SOURCE_ROOT"/tools/*.c)
+for c in $cmds; do
+	file=${fn_file[${cmd_fn[$c]}]}
+	h=$(<"$T/help-$c")
+	awk -v c="$c" '/^\*\*/ { on = index($0, "**" c "**") || index($0, "**" c " ") } on' "$T/mancmds" >"$T/mansec"
+	mansec=$(<"$T/mansec")
+	named=$(grep -oE '^ +-[a-zA-Z],' "$T/help-$c" | tr -dc 'a-zA-Z' || true)
+	letters=$(echo "${file_shorts[$file]:-}$named" | grep -o . | sort -u | tr -d '\n' || true)
+	for ((k = 0; k < ${#letters}; k++)); do
+		x=${letters:k:1}
+		case $x in r | c | q | v | h) continue ;; esac # global (bkr.1.md GLOBAL OPTIONS)
+		rc=0
+		"$BKR" "$c" "-$x" x --help >/dev/null 2>"$T/perr" || rc=$?
+		if [ "$rc" != 0 ] && grep -q "unknown option '-$x'" "$T/perr"; then
+			[[ $named != *"$x"* ]] || fail "bkr $c --help names -$x, the parser does not take it"
+			continue
+		fi
+		[[ $h =~ (^|[^a-zA-Z0-9-])-"$x"([^a-zA-Z0-9-]|$) ]] || fail "bkr $c takes -$x, its --help does not name it"
+		[[ $mansec == *"**-$x**"* ]] || fail "bkr $c takes -$x, its section in bkr.1.md does not name it"
+	done
+done
+pass "every short option a command takes is in its --help and its section of bkr.1.md, and every one its --help names is taken"
