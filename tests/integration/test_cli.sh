@@ -1276,3 +1276,22 @@ for c in $cmds; do
 	done
 done
 pass "every short option a command takes is in its --help and its section of bkr.1.md, and every one its --help names is taken"
+
+# Every member a --json output names (the keys tools/*.c writes through json_out or cJSON)
+# is documented: named in docs/*.md as a word of its own (diff's content_modified, ls's
+# hardlink_group and repair's config_rewritten were written but named nowhere)
+python3 - "$BKR_SOURCE_ROOT" <<'PY' || fail "a --json member is not in docs/"
+import glob, re, sys
+root = sys.argv[1]
+docs = "".join(open(p, encoding="utf-8").read() for p in glob.glob(root + "/docs/*.md"))
+key = re.compile(r'(?:json_out_(?:key|member|path)[a-z_]*\([^,()]+|cJSON_Add[A-Za-z]*ToObject\([^,()]+), "([a-z_]+)"')
+missing = []
+for src in sorted(glob.glob(root + "/tools/*.c")):
+    for k in sorted(set(key.findall(open(src, encoding="utf-8").read()))):
+        if not re.search(r'(?<![a-z0-9_])' + k + r'(?![a-z0-9_])', docs):
+            missing.append("%s: %s" % (src[len(root) + 1:], k))
+for m in missing:
+    print("FAIL: --json member not named in docs/*.md: " + m, file=sys.stderr)
+sys.exit(1 if missing else 0)
+PY
+pass "every member a --json output writes is named in docs/"
