@@ -919,6 +919,16 @@ done
 for o in --cache-dir --cache-max; do grep -q -- "$o" "$T/mm" || fail "bkr.1.md mount lacks $o"; done
 pass "mount help, bkrfs help and bkr.1.md name every view"
 
+# mount.bkrfs: a bad option is one line naming it, exit 1 (mount(8)'s usage status); a long
+# one was named as its first '-' ("unknown option '--'")
+for a in --bogus -Z -fZ; do
+	expect_exit 1 "$BKR_BUILD_ROOT/fs/mount.bkrfs" "$T/repo" "$T/mnt" "$a"
+	want=$a
+	[ "$a" != -fZ ] || want=-Z
+	[ "$(cat "$T/err")" = "mount.bkrfs: unknown option '$want' (see --help)" ] || fail "mount.bkrfs $a: $(cat "$T/err")"
+done
+pass "mount.bkrfs names a bad option, long or short"
+
 # -q hides progress, warnings and summaries, never the reason for a non-zero exit status
 # (cli_problem): a damaged manifest is named by 'list -q' (exit 4); the backups that read
 # are listed on stdout as without -q
