@@ -1305,3 +1305,12 @@ for m in missing:
 sys.exit(1 if missing else 0)
 PY
 pass "every member a --json output writes is named in docs/"
+
+# Every environment variable the code reads is in a man page (bkr.1.md or bkrfs.8.md):
+# BKR_MONGODB_MODULE and BKR_TEST_XATTRAT were read but named in neither
+man_pages=$(cat "$BKR_SOURCE_ROOT/docs/bkr.1.md" "$BKR_SOURCE_ROOT/docs/bkrfs.8.md")
+while IFS= read -r v; do
+	[[ $man_pages =~ (^|[^A-Z0-9_])$v([^A-Z0-9_]|$) ]] || fail "getenv(\"$v\") is in neither bkr.1.md nor bkrfs.8.md"
+done < <(grep -rhoE 'getenv\("[A-Z][A-Z0-9_]*"\)' --include='*.c' "$BKR_SOURCE_ROOT/tools" "$BKR_SOURCE_ROOT/fs" "$BKR_SOURCE_ROOT/engine" |
+	sed 's/getenv("\(.*\)")/\1/' | sort -u)
+pass "every environment variable the code reads is in bkr(1) or bkrfs(8)"
