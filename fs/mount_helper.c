@@ -148,6 +148,10 @@ int main(int argc, char **argv)
 			}
 			continue;
 		}
+		if (a[1] == '-') { /* no long option but --help: named whole, not as its '-' */
+			fprintf(stderr, "%s: unknown option '%s' (see --help)\n", progname, a);
+			return 1;
+		}
 		/* clustered single-letter flags: -s sloppy, -f fake, -n no mtab, -v verbose */
 		for (const char *f = a + 1; *f; f++) {
 			if (*f == 'f')

@@ -51,7 +51,8 @@ static const char usage[] =
 	"                     step at once when the repository is locked (default: wait)\n"
 	"      --json         the summary as JSON (every step's status and duration)\n\n"
 	"Exit status: 0 every step ok, 1 a check found problems, 6 a step failed,\n"
-	"5 another routine runs (--no-wait), 2 usage or configuration error.\n";
+	"5 another routine runs (--no-wait), 2 usage or configuration error, 7 the log\n"
+	"directory or its routine.lock cannot be made or opened.\n";
 
 enum { OPT_AS_OF = OPT_FIRST_CMD, OPT_APPLY };
 

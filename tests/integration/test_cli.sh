@@ -919,6 +919,16 @@ done
 for o in --cache-dir --cache-max; do grep -q -- "$o" "$T/mm" || fail "bkr.1.md mount lacks $o"; done
 pass "mount help, bkrfs help and bkr.1.md name every view"
 
+# mount.bkrfs: a bad option is one line naming it, exit 1 (mount(8)'s usage status); a long
+# one was named as its first '-' ("unknown option '--'")
+for a in --bogus -Z -fZ; do
+	expect_exit 1 "$BKR_BUILD_ROOT/fs/mount.bkrfs" "$T/repo" "$T/mnt" "$a"
+	want=$a
+	[ "$a" != -fZ ] || want=-Z
+	[ "$(cat "$T/err")" = "mount.bkrfs: unknown option '$want' (see --help)" ] || fail "mount.bkrfs $a: $(cat "$T/err")"
+done
+pass "mount.bkrfs names a bad option, long or short"
+
 # -q hides progress, warnings and summaries, never the reason for a non-zero exit status
 # (cli_problem): a damaged manifest is named by 'list -q' (exit 4); the backups that read
 # are listed on stdout as without -q
@@ -1262,3 +1272,64 @@ for c in $cmds; do
 	done
 done
 pass "every long option a command takes is in its --help and its section of bkr.1.md; every one of its usage lines is taken"
+
+# The same for short options: every one a command takes is in its --help and its section of
+# bkr.1.md ('-n' for --dry-run was in no synopsis there), and every one its --help names is
+# taken. The candidates are the short options of the cli_parse calls of the file that
+# implements the command and those its --help names; 'bkr CMD -X x --help' is probed (X takes
+# 'x' as its value or leaves it an operand, then --help: nothing runs), and a parser that does
+# not take X says "unknown option '-X'" (a handler refusing the value 'x' still takes it).
+declare -A file_shorts=()
+while IFS=: read -r file line; do
+	[[ $line =~ \"([a-zA-Z:]*)\"$ ]] || continue
+	file_shorts[$file]+=${BASH_REMATCH[1]//:/}
+done < <(grep -oHE '(CLI_PARSE|cli_parse)\(c, argc, argv, [a-z_]+, "[a-zA-Z:]*"' "$BKR_SOURCE_ROOT"/tools/*.c)
+for c in $cmds; do
+	file=${fn_file[${cmd_fn[$c]}]}
+	h=$(<"$T/help-$c")
+	awk -v c="$c" '/^\*\*/ { on = index($0, "**" c "**") || index($0, "**" c " ") } on' "$T/mancmds" >"$T/mansec"
+	mansec=$(<"$T/mansec")
+	named=$(grep -oE '^ +-[a-zA-Z],' "$T/help-$c" | tr -dc 'a-zA-Z' || true)
+	letters=$(echo "${file_shorts[$file]:-}$named" | grep -o . | sort -u | tr -d '\n' || true)
+	for ((k = 0; k < ${#letters}; k++)); do
+		x=${letters:k:1}
+		case $x in r | c | q | v | h) continue ;; esac # global (bkr.1.md GLOBAL OPTIONS)
+		rc=0
+		"$BKR" "$c" "-$x" x --help >/dev/null 2>"$T/perr" || rc=$?
+		if [ "$rc" != 0 ] && grep -q "unknown option '-$x'" "$T/perr"; then
+			[[ $named != *"$x"* ]] || fail "bkr $c --help names -$x, the parser does not take it"
+			continue
+		fi
+		[[ $h =~ (^|[^a-zA-Z0-9-])-"$x"([^a-zA-Z0-9-]|$) ]] || fail "bkr $c takes -$x, its --help does not name it"
+		[[ $mansec == *"**-$x**"* ]] || fail "bkr $c takes -$x, its section in bkr.1.md does not name it"
+	done
+done
+pass "every short option a command takes is in its --help and its section of bkr.1.md, and every one its --help names is taken"
+
+# Every member a --json output names (the keys tools/*.c writes through json_out or cJSON)
+# is documented: named in docs/*.md as a word of its own (diff's content_modified, ls's
+# hardlink_group and repair's config_rewritten were written but named nowhere)
+python3 - "$BKR_SOURCE_ROOT" <<'PY' || fail "a --json member is not in docs/"
+import glob, re, sys
+root = sys.argv[1]
+docs = "".join(open(p, encoding="utf-8").read() for p in glob.glob(root + "/docs/*.md"))
+key = re.compile(r'(?:json_out_(?:key|member|path)[a-z_]*\([^,()]+|cJSON_Add[A-Za-z]*ToObject\([^,()]+), "([a-z_]+)"')
+missing = []
+for src in sorted(glob.glob(root + "/tools/*.c")):
+    for k in sorted(set(key.findall(open(src, encoding="utf-8").read()))):
+        if not re.search(r'(?<![a-z0-9_])' + k + r'(?![a-z0-9_])', docs):
+            missing.append("%s: %s" % (src[len(root) + 1:], k))
+for m in missing:
+    print("FAIL: --json member not named in docs/*.md: " + m, file=sys.stderr)
+sys.exit(1 if missing else 0)
+PY
+pass "every member a --json output writes is named in docs/"
+
+# Every environment variable the code reads is in a man page (bkr.1.md or bkrfs.8.md):
+# BKR_MONGODB_MODULE and BKR_TEST_XATTRAT were read but named in neither
+man_pages=$(cat "$BKR_SOURCE_ROOT/docs/bkr.1.md" "$BKR_SOURCE_ROOT/docs/bkrfs.8.md")
+while IFS= read -r v; do
+	[[ $man_pages =~ (^|[^A-Z0-9_])$v([^A-Z0-9_]|$) ]] || fail "getenv(\"$v\") is in neither bkr.1.md nor bkrfs.8.md"
+done < <(grep -rhoE 'getenv\("[A-Z][A-Z0-9_]*"\)' --include='*.c' "$BKR_SOURCE_ROOT/tools" "$BKR_SOURCE_ROOT/fs" "$BKR_SOURCE_ROOT/engine" |
+	sed 's/getenv("\(.*\)")/\1/' | sort -u)
+pass "every environment variable the code reads is in bkr(1) or bkrfs(8)"
