@@ -164,7 +164,7 @@ int bkr_config_parse_duration(const char *s, int64_t *seconds)
 			goto bad;
 		while (*p >= '0' && *p <= '9') {
 			if (v > (INT64_MAX - 9) / 10)
-				goto bad;
+				goto huge;
 			v = v * 10 + (*p++ - '0');
 		}
 		for (u = 0; u < sizeof(units) / sizeof(units[0]); u++)
@@ -180,11 +180,13 @@ int bkr_config_parse_duration(const char *s, int64_t *seconds)
 					     "m is months; use min for minutes" : "a unit out of order");
 		last = units[u].mul;
 		if (v > (INT64_MAX - total) / units[u].mul)
-			goto bad;
+			goto huge;
 		total += v * units[u].mul;
 	}
 	*seconds = total;
 	return 0;
+huge:
+	return bkr_error_set(BKR_EINVAL, "duration '%s' out of range (more than 292 billion years)", s);
 bad:
 	return bkr_error_set(BKR_EINVAL, "invalid duration '%s' (expected e.g. \"7d\", \"12h\", \"2w\", \"1y6m\")",
 			     s ? s : "(null)");

@@ -23,7 +23,9 @@ static const char usage[] =
 	"                         report, not with --json)\n"
 	"      --as-of TIME       judge as if now were TIME (ISO 8601)\n"
 	"      --json             the report as JSON\n\n"
-	"Exit status: 0 healthy, 1 not healthy (the reasons are printed).\n";
+	"Exit status: 0 healthy, 1 not healthy (the reasons are printed), 2 usage or\n"
+	"configuration, 3 no repository, 4, 7 or 8 the repository cannot be read,\n"
+	"9 wrong passphrase.\n";
 
 enum { OPT_PROMETHEUS = OPT_FIRST_CMD, OPT_AS_OF };
 

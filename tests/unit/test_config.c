@@ -837,8 +837,8 @@ static void test_durations(void **state)
 		{ "1d12h", 86400 + 43200 }, { "3600s", 3600 }, { "2h30min", 2 * 3600 + 1800 },
 		{ "1y1m1w1d1h1min1s", 365 * 86400 + 30 * 86400 + 7 * 86400 + 86400 + 3600 + 60 + 1 },
 	};
-	static const char *const bad[] = { "", "d", "7", "7 d", "7x", "-1d", "1.5d", "7dd",
-					   "99999999999999999999d", "1000000000000y" };
+	static const char *const bad[] = { "", "d", "7", "7 d", "7x", "-1d", "1.5d", "7dd" };
+	static const char *const huge[] = { "99999999999999999999d", "1000000000000y", "9223372036854775807s" };
 	int64_t v;
 	(void)state;
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -849,6 +849,13 @@ static void test_durations(void **state)
 		if (bkr_config_parse_duration(bad[i], &v) != BKR_EINVAL)
 			fail_msg("'%s' accepted", bad[i]);
 		assert_non_null(strstr(bkr_error_message(), "invalid duration"));
+	}
+	/* well-formed but past int64 seconds: said so, not "invalid" */
+	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+		if (bkr_config_parse_duration(huge[i], &v) != BKR_EINVAL)
+			fail_msg("'%s' accepted", huge[i]);
+		assert_non_null(strstr(bkr_error_message(), "out of range"));
+		assert_non_null(strstr(bkr_error_message(), huge[i]));
 	}
 	/* units from the largest down: "m" after hours is months, not minutes */
 	assert_int_equal(bkr_config_parse_duration("2h30m", &v), BKR_EINVAL);
