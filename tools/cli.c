@@ -702,6 +702,12 @@ void cli_progress_counts(cli *c, const char *what, const char *items, uint64_t i
 	progress_line(c, line, items_total && items_done == items_total); /* the end is always shown */
 }
 
+void cli_progress_step(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
+		       uint64_t bytes_done, uint64_t bytes_total)
+{
+	cli_progress_counts(ctx, step, items, done, total, bytes_done, bytes_total);
+}
+
 void cli_progress_done(cli *c)
 {
 	(void)c;

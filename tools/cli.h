@@ -242,6 +242,13 @@ void cli_progress(cli *c, const char *fmt, ...) __attribute__((format(printf, 2,
 void cli_progress_counts(cli *c, const char *what, const char *items, uint64_t items_done,
 			 uint64_t items_total, uint64_t bytes_done, uint64_t bytes_total);
 void cli_progress_done(cli *c);
+/**
+ * A bkr_progress_fn (bkr/progress.h) that shows an engine's counts with
+ * cli_progress_counts: @p ctx is the cli.  Set it as an operation's progress
+ * callback only when c->progress (the engine may count more to feed it).
+ */
+void cli_progress_step(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
+		       uint64_t bytes_done, uint64_t bytes_total);
 
 /**
  * Begin the command's log (bkr/log.h) when c->logs: the configuration's

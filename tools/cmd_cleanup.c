@@ -240,7 +240,7 @@ int cmd_cleanup(cli *c, int argc, char **argv)
 		bkr_prune_options po = BKR_PRUNE_OPTIONS_INIT;
 		po.max_unused_pct = s.max_unused;
 		po.now_ns = now;
-		po.progress = c->progress ? lc_prune_progress : NULL;
+		po.progress = c->progress ? cli_progress_step : NULL;
 		po.progress_ctx = c;
 		po.damage = lc_prune_damage;
 		po.damage_ctx = c;

@@ -81,7 +81,7 @@ int cmd_prune(cli *c, int argc, char **argv)
 		goto done;
 	if ((err = lc_lock(c, repo, &s.lock, &lock)) < 0)
 		goto done;
-	s.po.progress = c->progress ? lc_prune_progress : NULL;
+	s.po.progress = c->progress ? cli_progress_step : NULL;
 	s.po.progress_ctx = c;
 	s.po.damage = lc_prune_damage;
 	s.po.damage_ctx = c;

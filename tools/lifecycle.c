@@ -250,12 +250,6 @@ int lc_prune_exit(const bkr_prune_report *p)
 	return p->damaged_blobs || p->damage_unrecorded ? BKR_EXIT_PARTIAL : 0;
 }
 
-void lc_prune_progress(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
-		       uint64_t bytes_done, uint64_t bytes_total)
-{
-	cli_progress_counts(ctx, step, items, done, total, bytes_done, bytes_total);
-}
-
 void lc_log_deleted(const char *const *ids, size_t n, const char *why)
 {
 	for (size_t i = 0; i < n; i++)

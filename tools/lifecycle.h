@@ -85,10 +85,6 @@ void lc_prune_damage(void *ctx, const char *message);
 /** The exit status a prune that returned 0 ends with: BKR_EXIT_PARTIAL when it met damage it left in place. */
 int lc_prune_exit(const bkr_prune_report *p);
 
-/** bkr_prune_options.progress for a progress line (@p ctx: the cli); set it only when c->progress. */
-void lc_prune_progress(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
-		       uint64_t bytes_done, uint64_t bytes_total);
-
 /** Log one "deleted" event per backup moved to the trash; @p why: "delete" or "retention". */
 void lc_log_deleted(const char *const *ids, size_t n, const char *why);
 

@@ -3,7 +3,8 @@
  * bytes done of the total, the rate and the time left.
  *
  * The engine's operations report counts through their own callbacks
- * (backup, restore, verify, prune); the tool feeds them to a bkr_progress
+ * (backup, restore, verify; prune, repair and the recovery engine's scans
+ * and runs through a bkr_progress_fn); the tool feeds them to a bkr_progress
  * and prints bkr_progress_format's line on a terminal only (tools/cli.c).
  * Nothing here prints or logs.  The rate is the average since the start, so
  * the time left is (total - done) / rate: steady, and 0 at the end.
@@ -13,6 +14,16 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/**
+ * A progress callback: @p done of @p total @p items of the step under way
+ * (@p step "repacking", @p items "packs"; total 0 = unknown), and the bytes
+ * done of their total (0 and 0 when the step counts only items).  Called now
+ * and then (per item or less often, never per byte) from the thread that
+ * runs the operation; the strings are valid during the call only.
+ */
+typedef void (*bkr_progress_fn)(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
+				uint64_t bytes_done, uint64_t bytes_total);
 
 typedef struct {
 	int64_t start_ns;      /**< bkr_progress_begin's monotonic time */

@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bkr/progress.h"
 #include "bkr/repo.h"
 
 typedef struct {
@@ -44,8 +45,7 @@ typedef struct {
 	 * step under way - "marking" ("backups", "recovery runs": their trees
 	 * walked), "repacking" ("packs", with their bytes).
 	 */
-	void (*progress)(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
-			 uint64_t bytes_done, uint64_t bytes_total);
+	bkr_progress_fn progress;
 	void *progress_ctx;
 	/**
 	 * Optional: one line (naming the blob, its pack and what is wrong) for
