@@ -170,6 +170,8 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const c
 		return bkr_error_oom();
 	p->npacks++;
 	p->rep->packs++;
+	if (p->o->progress)
+		p->o->progress(p->o->progress_ctx, "reading", "pack footers", p->npacks, 0, 0, 0);
 	if ((err = bkr_repo_pack_footer(p->r, id, path, &fe, &nf)) == 0) {
 		for (size_t i = 0; i < nf && err == 0; i++)
 			if (fe[i].type != type)
@@ -769,8 +771,12 @@ static int walk_all(struct repair *p)
 		bkr_manifest_list l = { 0 };
 		if ((err = bkr_repo_list_cb(p->r, runs, &l, bad_manifest, p)) < 0)
 			return err;
-		for (size_t i = 0; i < l.n && err == 0; i++)
+		for (size_t i = 0; i < l.n && err == 0; i++) {
 			err = walk_one(p, l.items[i]);
+			if (err == 0 && p->o->progress)
+				p->o->progress(p->o->progress_ctx, "checking", runs ? "recovery runs" : "backups",
+					       i + 1, l.n, 0, 0);
+		}
 		bkr_manifest_list_free(&l);
 	}
 	return err;

@@ -167,6 +167,8 @@ static int open_engine(cli *c, bool need_repo, const char *host, bkr_config **cf
 	}
 	if ((err = bkr_recover_from_config(rc, *cfg, *repo)) < 0 || (host && (err = bkr_recover_set_host(*rc, host)) < 0))
 		return err;
+	if (c->progress)
+		bkr_recover_set_progress(*rc, cli_progress_step, c);
 	if (*repo) {
 		/* not compared with nor recovered from: said once, from the
 		 * engine's own listing, which the scan and run then use (held
@@ -210,6 +212,7 @@ int cmd_scan(cli *c, int argc, char **argv)
 		ret = cli_fail(c, err);
 		goto done;
 	}
+	cli_progress_done(c); /* the findings stand alone */
 	if (c->json) {
 		char *text = bkr_scan_result_to_json(&res, true);
 		json_out j;
@@ -372,6 +375,7 @@ static void report_lines(cli *c, const char *json)
 static int report_out(cli *c, bkr_recover_report *rep)
 {
 	const bkr_recover_summary *sum = bkr_recover_report_summary(rep);
+	cli_progress_done(c); /* the report stands alone */
 	if (c->json) {
 		json_out j;
 		json_out_init(&j, stdout);

@@ -87,6 +87,7 @@ static void on_problem(void *ctx, const bkr_repair_problem *p)
 		json_out_end_object(j);
 		return;
 	}
+	cli_progress_done(s->c); /* a finding stands on its own line */
 	if (p->kind == BKR_REPAIR_PACK || p->kind == BKR_REPAIR_MANIFEST) {
 		/* an unreadable pack is an error: one line on stderr naming it */
 		fprintf(stderr, "bkr %s: %s\n", s->c->cmd, p->message);
@@ -196,6 +197,8 @@ int cmd_repair(cli *c, int argc, char **argv)
 		return cli_usage_error(c, "unexpected argument '%s'", argv[first]);
 	s.o.report = on_problem;
 	s.o.report_ctx = &s;
+	s.o.progress = c->progress ? cli_progress_step : NULL;
+	s.o.progress_ctx = c;
 	if ((err = cli_open_repo(c, &repo, 0)) < 0 || (err = lc_lock(c, repo, &s.lock, &lock)) < 0)
 		goto done;
 	if (c->json) {
@@ -206,7 +209,9 @@ int cmd_repair(cli *c, int argc, char **argv)
 		json_out_init(&s.pj, s.problems);
 		json_out_begin_array(&s.pj);
 	}
-	if ((err = bkr_repair_run(repo, &s.o, &rep)) < 0)
+	err = bkr_repair_run(repo, &s.o, &rep);
+	cli_progress_done(c);
+	if (err < 0)
 		goto done;
 	if (s.problems) {
 		json_out_end_array(&s.pj);

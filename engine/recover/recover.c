@@ -641,6 +641,12 @@ done:
 	return err;
 }
 
+void bkr_recover_set_progress(bkr_recover *rc, bkr_progress_fn fn, void *ctx)
+{
+	rc->progress = fn;
+	rc->progress_ctx = ctx;
+}
+
 int bkr_recover_set_host(bkr_recover *rc, const char *hostname)
 {
 	char host[256], *h;

@@ -116,6 +116,8 @@ struct bkr_recover {
 	unsigned backups_held;       /**< bkr_rec_backups_hold depth */
 	bkr_walk_dirs *dirs;         /**< the backups' directories lookups met (bkr_rec_lookup),
 				       kept with the lists */
+	bkr_progress_fn progress;    /**< bkr_recover_set_progress, or NULL */
+	void *progress_ctx;
 };
 
 /** Captures of a pattern match: {name} -> value. */

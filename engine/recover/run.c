@@ -435,6 +435,8 @@ static int run(bkr_recover *rc, const bkr_damage *items, const bool *healthy, si
 		cJSON_AddItemToArray(rep->files, f->entry);
 		if ((err = recover_one(rc, opts, rep->run_id, &hung, f)) < 0)
 			goto done;
+		if (rc->progress)
+			rc->progress(rc->progress_ctx, "recovering", "files", i + 1, nf, 0, 0);
 		rep->sum.files++;
 		if (bkr_rec_has_copy(f)) {
 			rep->sum.recovered++;

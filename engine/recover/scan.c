@@ -267,7 +267,24 @@ typedef struct {
 	bool deep;
 	bkr_scan_result *res;
 	size_t cap;
+	uint64_t bytes;        /* deep: the bytes of the files hashed (for the progress line) */
+	int64_t last_progress; /* bkr_clock_mono_ns of the last progress call */
 } scan_ctx;
+
+/* The files checked (and, deep, bytes hashed) so far: at most ten calls a
+ * second, and the walk's @p end. */
+static void scan_progress(scan_ctx *c, bool end)
+{
+	int64_t now;
+
+	if (!c->rc->progress)
+		return;
+	now = bkr_clock_mono_ns();
+	if (!end && c->last_progress && now - c->last_progress < 100000000LL)
+		return;
+	c->last_progress = now;
+	c->rc->progress(c->rc->progress_ctx, "scanning", "files", c->res->files_checked, 0, c->bytes, 0);
+}
 
 static int add(scan_ctx *c, bkr_damage *d)
 {
@@ -370,6 +387,11 @@ static int walk_dir(scan_ctx *c, int dfd, char *rel, size_t rlen, size_t depth)
 			err = bkr_rec_check_one(c->rc, c->bi, rel, c->deep, &dmg);
 			if (err < 0)
 				goto done;
+			/* the files bkr_rec_check_one hashes: as the backup's by size and mtime */
+			if (c->deep && bf && !bf->link && (uint64_t)st.st_size == bf->size &&
+			    bkr_clock_ns(&st.st_mtim) == bf->mtime_ns)
+				c->bytes += bf->size;
+			scan_progress(c, false);
 			if (err == 1 && (err = add(c, &dmg)) < 0)
 				goto done;
 			err = 0;
@@ -414,7 +436,7 @@ static int damage_cmp(const void *a, const void *b)
 int bkr_recover_scan(bkr_recover *rc, unsigned flags, bkr_scan_result *out)
 {
 	bkr_rec_bindex bi = { 0 };
-	scan_ctx c = { rc, &bi, (flags & BKR_SCAN_DEEP) != 0, out, 0 };
+	scan_ctx c = { rc, &bi, (flags & BKR_SCAN_DEEP) != 0, out, 0, 0, 0 };
 	char rel[4096] = "";
 	int root = -1, err = 0;
 
@@ -434,6 +456,7 @@ int bkr_recover_scan(bkr_recover *rc, unsigned flags, bkr_scan_result *out)
 	root = -1;
 	if (err < 0)
 		goto done;
+	scan_progress(&c, true);
 	/* missing: protected files of the newest backup that are gone */
 	for (size_t i = 0; i < bi.n; i++) {
 		bkr_damage dmg;

@@ -5,7 +5,9 @@
 # files and bytes done of the real totals, the rate and the time left; once
 # resumed, the line is gone and the summary stands alone.  A create paused at
 # its first pack shows its end state with its totals.  With -q, through a
-# pipe, and in the log, none of it appears.
+# pipe, and in the log, none of it appears.  repair, scan --deep and batch
+# draw their lines (seen in the whole stream a terminal gets) and erase them
+# before their results; none with -q, --json or through a pipe.
 source "$(dirname "$0")/lib.sh"
 
 R=$T/repo
@@ -170,3 +172,93 @@ grep -q "^restored $id" "$T/piped" || fail "no summary in the pipe: $(cat "$T/pi
 # nor in the log
 ! grep -rEq 'restoring:|backing up:' "$XDG_STATE_HOME/bkr" || fail "progress in the log"
 pass "a pipe and the log get the results, never the progress line"
+
+# --- repair, scan --deep, batch: a line on a terminal, cleared before the results ---------
+# The whole stream a terminal gets (script(1): stdout and stderr on one), so the
+# first line and the end line, which are always drawn, are seen with no pause.
+W=$T/ws
+RR=$T/rrepo
+mkdir -p "$W/conv"
+for i in $(seq -w 1 30); do head -c 100000 /dev/urandom >"$W/conv/f$i.bin"; done
+printf '{"turn": 1}\n' >"$W/conv/a.json"
+cat >"$T/rcfg.json" <<JSON
+{"repository": "$RR", "workspace_root": "$W"}
+JSON
+"$BKR" -q init -r "$RR"
+"$BKR" -q -c "$T/rcfg.json" create --all
+
+# on_tty OUT CMD...: CMD with stdout and stderr on a terminal; all it drew into OUT; its status
+on_tty() {
+	local out=$1
+	shift
+	script -qec "$(printf '%q ' "$@")" /dev/null </dev/null >"$out"
+}
+# drawn FILE LINE_RE RESULT: FILE shows a line matching LINE_RE (a whole line as drawn,
+# between two "\r\e[K"), and RESULT (text) comes after the last clear, with no progress in it
+drawn() {
+	python3 - "$@" <<'PY'
+import re, sys
+text, line_re, result = open(sys.argv[1], encoding="utf-8", errors="replace", newline="").read(), sys.argv[2], sys.argv[3]
+segs = text.split("\r\x1b[K")
+assert len(segs) > 2, "no progress line drawn: %r" % text
+lines = [s for s in segs[1:-1] if re.fullmatch(line_re, s)]
+assert lines, "no line matching %r among %r" % (line_re, segs[1:-1])
+assert segs[-1].startswith(result), "the results do not follow a cleared line: %r" % segs[-1]
+assert not re.search(r"(scanning|recovering|reading|checking): ", segs[-1]), segs[-1]
+print(lines[-1])
+PY
+}
+
+on_tty "$T/tty.scan" "$BKR" -c "$T/rcfg.json" scan --deep || fail "scan --deep: $(cat -A "$T/tty.scan")"
+line=$(drawn "$T/tty.scan" "scanning: [0-9]+ files, [0-9.]+ (B|KiB|MiB), [0-9.]+ (B|KiB|MiB|GiB)/s" \
+	"0 damaged files among 31 checked") || fail "scan --deep on a terminal: $(cat -A "$T/tty.scan")"
+pass "scan --deep on a terminal: $line"
+
+rm "$W/conv/f07.bin"
+printf '{"turn": ' >"$W/conv/a.json"
+on_tty "$T/tty.batch" "$BKR" -c "$T/rcfg.json" batch --deep --apply || fail "batch: $(cat -A "$T/tty.batch")"
+drawn "$T/tty.batch" "scanning: [0-9]+ files, .*" "run " >/dev/null || fail "batch: no scanning line: $(cat -A "$T/tty.batch")"
+line=$(drawn "$T/tty.batch" "recovering: 2/2 files \(100%\).*" "run ") || fail "batch on a terminal: $(cat -A "$T/tty.batch")"
+grep -q "2 recovered, 2 applied" "$T/tty.batch" || fail "batch did not recover: $(cat -A "$T/tty.batch")"
+pass "batch on a terminal: $line"
+
+on_tty "$T/tty.repair" "$BKR" -r "$RR" repair || fail "repair: $(cat -A "$T/tty.repair")"
+drawn "$T/tty.repair" "reading: [0-9]+ pack footers.*" "index: " >/dev/null ||
+	fail "repair: no reading line: $(cat -A "$T/tty.repair")"
+line=$(drawn "$T/tty.repair" "checking: 1/1 backups \(100%\).*" "index: ") || fail "repair on a terminal: $(cat -A "$T/tty.repair")"
+pass "repair on a terminal: $line"
+# a finding said while the line is up starts a line of its own: an unreadable pack's
+cp -a "$RR" "$T/rrepo-bad"
+pack=$(find "$T/rrepo-bad/data" -name '*.pack' | sort | tail -1)
+truncate -s 100 "$pack"
+rc=0
+on_tty "$T/tty.repair2" "$BKR" -r "$T/rrepo-bad" repair || rc=$?
+[ "$rc" = 1 ] || fail "repair of a truncated pack exited $rc: $(cat -A "$T/tty.repair2")"
+python3 - "$T/tty.repair2" "${pack#"$T/rrepo-bad/"}" <<'PY' || fail "repair: a finding glued to the progress line: $(cat -A "$T/tty.repair2")"
+import sys
+text, pack = open(sys.argv[1], encoding="utf-8", errors="replace", newline="").read(), sys.argv[2]
+assert "reading: " in text, text
+at = text.index("bkr repair: ")
+assert pack in text[at:].split("\r\n")[0], text[at:]
+assert text[:at].endswith(("\r\x1b[K", "\n")), text[:at][-80:]
+PY
+pass "repair: a finding stands on its own line, the progress line erased before it"
+
+# --json (stdout into a file, stderr on the terminal), -q on a terminal, a pipe: none of it
+no_progress() { ! grep -Eq '(scanning|recovering|reading|checking): ' "$@" && ! grep -q $'[\r\e]' "$@"; }
+for cmd in "-c $T/rcfg.json scan --deep" "-c $T/rcfg.json batch --deep" "-r $RR repair"; do
+	# shellcheck disable=SC2086
+	on_tty "$T/tty.q" "$BKR" -q $cmd || fail "-q $cmd: $(cat -A "$T/tty.q")"
+	! grep -Eq '(scanning|recovering|reading|checking): ' "$T/tty.q" || fail "-q $cmd showed progress: $(cat -A "$T/tty.q")"
+	# shellcheck disable=SC2086
+	script -qec "$(printf '%q ' "$BKR" $cmd --json) >$(printf %q "$T/out.json")" /dev/null </dev/null >"$T/tty.json" ||
+		fail "$cmd --json: $(cat -A "$T/tty.json")"
+	python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/out.json" || fail "$cmd --json: $(cat -A "$T/out.json")"
+	no_progress "$T/out.json" && ! grep -Eq '(scanning|recovering|reading|checking): ' "$T/tty.json" ||
+		fail "$cmd --json: progress: $(cat -A "$T/tty.json" "$T/out.json")"
+	# shellcheck disable=SC2086
+	"$BKR" $cmd 2>&1 | cat >"$T/piped"
+	[ -s "$T/piped" ] || fail "$cmd through a pipe: no output"
+	no_progress "$T/piped" || fail "$cmd: progress in a pipe: $(cat -A "$T/piped")"
+	pass "${cmd#-[cr] * }: no progress with -q, with --json (stdout a file, stderr a terminal), nor in a pipe"
+done

@@ -211,6 +211,95 @@ static void test_scan(void **state)
 	bkr_scan_result_free(&r);
 }
 
+/* The calls of a progress callback (bkr_recover_set_progress). */
+typedef struct {
+	size_t n, nscan, nrecover;
+	uint64_t scan_done, scan_bytes;        /* the last "scanning" call's */
+	uint64_t recover_done, recover_total;  /* the last "recovering" call's */
+	bool ordered;                          /* every count went up (or stayed), never down */
+} progress_calls;
+
+static void on_progress(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
+			uint64_t bytes_done, uint64_t bytes_total)
+{
+	progress_calls *p = ctx;
+
+	p->n++;
+	assert_string_equal(items, "files");
+	assert_int_equal(bytes_total, 0);
+	if (!strcmp(step, "scanning")) {
+		assert_int_equal(total, 0); /* the walk counts as it goes */
+		p->ordered = p->ordered && done >= p->scan_done && bytes_done >= p->scan_bytes;
+		p->nscan++;
+		p->scan_done = done;
+		p->scan_bytes = bytes_done;
+	} else {
+		assert_string_equal(step, "recovering");
+		assert_int_equal(bytes_done, 0);
+		p->ordered = p->ordered && done == p->recover_done + 1;
+		p->nrecover++;
+		p->recover_done = done;
+		p->recover_total = total;
+	}
+}
+
+/* Progress: a scan counts the files it checks (deep: and the bytes it
+ * hashes), ending with the walk's counts; a batch then counts the files
+ * recovered of its total, one call each. */
+static void test_progress(void **state)
+{
+	fx *f = *state;
+	bkr_scan_result r = BKR_SCAN_RESULT_INIT;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	bkr_recover_report *rep = NULL;
+	progress_calls p = { .ordered = true };
+	uint64_t all = 0;
+	char name[64];
+
+	for (int i = 0; i < NFILES; i++) {
+		snprintf(name, sizeof(name), "conversations/s%02d.json", i);
+		all += (uint64_t)st_of(f, name).st_size;
+	}
+	all += (uint64_t)st_of(f, "config/settings.json").st_size + (uint64_t)st_of(f, "notes.txt").st_size;
+
+	bkr_recover_set_progress(f->rc, on_progress, &p);
+	assert_int_equal(bkr_recover_scan(f->rc, BKR_SCAN_DEEP, &r), 0);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(r.files_checked, NFILES + 2);
+	assert_true(p.nscan >= 2); /* the first file and the end, at least */
+	assert_int_equal(p.nrecover, 0);
+	assert_int_equal(p.scan_done, NFILES + 2);
+	assert_int_equal(p.scan_bytes, all); /* every file is as backed up: each was hashed */
+	assert_true(p.ordered);
+	bkr_scan_result_free(&r);
+
+	/* quick: files, no bytes */
+	p = (progress_calls){ .ordered = true };
+	assert_int_equal(bkr_recover_scan(f->rc, 0, &r), 0);
+	assert_int_equal(p.scan_done, NFILES + 2);
+	assert_int_equal(p.scan_bytes, 0);
+	bkr_scan_result_free(&r);
+
+	damage(f);
+	p = (progress_calls){ .ordered = true };
+	o.deep = true;
+	assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+	assert_int_equal(bkr_recover_report_summary(rep)->files, 9);
+	assert_int_equal(p.nrecover, 9);
+	assert_int_equal(p.recover_done, 9);
+	assert_int_equal(p.recover_total, 9);
+	assert_true(p.nscan >= 2);
+	assert_true(p.ordered);
+	bkr_recover_report_free(rep);
+
+	/* none once it is unset */
+	p = (progress_calls){ .ordered = true };
+	bkr_recover_set_progress(f->rc, NULL, NULL);
+	assert_int_equal(bkr_recover_scan(f->rc, BKR_SCAN_DEEP, &r), 0);
+	assert_int_equal(p.n, 0);
+	bkr_scan_result_free(&r);
+}
+
 /* A directory deeper than BKR_SCAN_MAX_DEPTH is not walked, and is named
  * (skipped), never passed over in silence; what lies above it is scanned. */
 static void test_scan_deep_tree(void **state)
@@ -919,6 +1008,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_future_backup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backups_listed_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deep_reads_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_progress, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,6 +42,7 @@
 
 #include "bkr/config.h"
 #include "bkr/hash.h"
+#include "bkr/progress.h"
 #include "bkr/repo.h"
 
 /* ---- rules (the "recovery" section of the configuration) --------------- */
@@ -125,6 +126,16 @@ int bkr_recover_from_config(bkr_recover **out, const bkr_config *cfg, bkr_repo *
 int bkr_recover_set_host(bkr_recover *rc, const char *hostname);
 /** The host bkr_recover_set_host set (or the default); borrowed. */
 const char *bkr_recover_host(const bkr_recover *rc);
+
+/**
+ * Report the progress of @p rc's scans and runs to @p fn (NULL: none),
+ * now and then: step "scanning", items "files" checked (no total: the
+ * workspace is walked), with BKR_SCAN_DEEP also the bytes of the files
+ * hashed (no total), and once at the end of the walk with its counts; then
+ * step "recovering", items "files", done of the run's total, after each
+ * file.  @p ctx is borrowed.
+ */
+void bkr_recover_set_progress(bkr_recover *rc, bkr_progress_fn fn, void *ctx);
 
 /**
  * Every backup of the repository, oldest first, as bkr_repo_list gives it

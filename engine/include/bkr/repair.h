@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bkr/progress.h"
 #include "bkr/repo.h"
 
 typedef enum {
@@ -93,6 +94,11 @@ typedef struct {
 	int64_t now_ns;            /**< 0 = the clock (stamps the trash batch) */
 	void (*report)(void *ctx, const bkr_repair_problem *p);
 	void *report_ctx;
+	/** Optional, for a progress line: step "reading" ("pack footers", no
+	 * total: the packs are listed as they are read), then "checking"
+	 * ("backups", then "recovery runs": their trees walked). */
+	bkr_progress_fn progress;
+	void *progress_ctx;
 } bkr_repair_options;
 #define BKR_REPAIR_OPTIONS_VERSION 1
 #define BKR_REPAIR_OPTIONS_INIT { BKR_REPAIR_OPTIONS_VERSION, false, 0, NULL, NULL }
