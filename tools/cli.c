@@ -708,6 +708,26 @@ void cli_progress_step(void *ctx, const char *step, const char *items, uint64_t 
 	cli_progress_counts(ctx, step, items, done, total, bytes_done, bytes_total);
 }
 
+void cli_backup_progress(void *ctx, const bkr_backup_progress *p)
+{
+	if (p->phase == 1)
+		cli_progress(ctx, "scanning: %llu files", (unsigned long long)p->files_total);
+	else
+		cli_progress_counts(ctx, "backing up", "files", p->files_done, p->files_total, p->bytes_done,
+				    p->bytes_total);
+}
+
+void cli_verify_progress(void *ctx, const char *phase, uint64_t done, uint64_t total, uint64_t bytes_done,
+			 uint64_t bytes_total)
+{
+	cli_progress_counts(ctx, "verifying", phase, done, total, bytes_done, bytes_total);
+}
+
+void cli_tier_progress(void *ctx, uint64_t packs_done, uint64_t packs_total, uint64_t bytes_done, uint64_t bytes_total)
+{
+	cli_progress_counts(ctx, "migrating", "packs", packs_done, packs_total, bytes_done, bytes_total);
+}
+
 void cli_progress_done(cli *c)
 {
 	(void)c;

@@ -249,6 +249,13 @@ void cli_progress_done(cli *c);
  */
 void cli_progress_step(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
 		       uint64_t bytes_done, uint64_t bytes_total);
+/* The same for the engines with callbacks of their own (@p ctx: the cli): a backup's
+ * "scanning: N files", then "backing up: ..."; verify's "verifying: ..." of its phase;
+ * tier migration's "migrating: ... packs". */
+void cli_backup_progress(void *ctx, const bkr_backup_progress *p);
+void cli_verify_progress(void *ctx, const char *phase, uint64_t done, uint64_t total, uint64_t bytes_done,
+			 uint64_t bytes_total);
+void cli_tier_progress(void *ctx, uint64_t packs_done, uint64_t packs_total, uint64_t bytes_done, uint64_t bytes_total);
 
 /**
  * Begin the command's log (bkr/log.h) when c->logs: the configuration's

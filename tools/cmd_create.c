@@ -163,16 +163,6 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	return cli_usage_error(c, "unknown option");
 }
 
-static void on_progress(void *ctx, const bkr_backup_progress *p)
-{
-	struct state *s = ctx;
-	if (p->phase == 1)
-		cli_progress(s->c, "scanning: %llu files", (unsigned long long)p->files_total);
-	else
-		cli_progress_counts(s->c, "backing up", "files", p->files_done, p->files_total, p->bytes_done,
-				    p->bytes_total);
-}
-
 static void on_waiting(void *ctx)
 {
 	struct state *s = ctx;
@@ -290,8 +280,8 @@ int cmd_create(cli *c, int argc, char **argv)
 	s.o.tags = (const char *const *)s.tags;
 	s.o.ntags = s.ntags;
 	s.o.workspace_root = src.workspace_root;
-	s.o.progress = c->progress ? on_progress : NULL;
-	s.o.progress_ctx = &s;
+	s.o.progress = c->progress ? cli_backup_progress : NULL;
+	s.o.progress_ctx = c;
 	s.o.warning = on_warning;
 	s.o.warning_ctx = &s;
 	s.o.waiting = on_waiting;

@@ -190,6 +190,8 @@ static void step_backup(rt_run *r, rt_step *s)
 	o.ntags = 1;
 	o.skip_paths = skip;
 	o.nskip_paths = cli_skip_paths(r->cfg, skip);
+	o.progress = r->c->progress ? cli_backup_progress : NULL;
+	o.progress_ctx = r->c;
 	if ((err = bkr_backup_run(r->repo, &o, &m)) < 0) {
 		not_waiting(r, err);
 		goto fail;
@@ -210,7 +212,10 @@ done:
 
 static int open_recover(rt_run *r, bkr_recover **rc)
 {
-	return bkr_recover_from_config(rc, r->cfg, r->repo);
+	int err = bkr_recover_from_config(rc, r->cfg, r->repo);
+	if (err == 0 && r->c->progress)
+		bkr_recover_set_progress(*rc, cli_progress_step, r->c);
+	return err;
 }
 
 static const char held_action[] = "recover them ('bkr restore', 'bkr routine emergency --apply'), or release a "
@@ -476,6 +481,8 @@ static void step_verify(rt_run *r, rt_step *s)
 	o.read_data = r->verify.read_data;
 	o.report = on_verify_problem;
 	o.report_ctx = r;
+	o.progress = r->c->progress ? cli_verify_progress : NULL;
+	o.progress_ctx = r->c;
 	/* recorded like 'bkr verify': the repair step takes out the damaged blobs it names */
 	err = bkr_verify_run_recorded(r->repo, &o, &st, unrecorded, sizeof(unrecorded));
 	r->verify.errors = st.errors;
@@ -539,6 +546,8 @@ static void step_cleanup(rt_run *r, rt_step *s)
 		return;
 	po.damage = cleanup_damage;
 	po.damage_ctx = damage;
+	po.progress = r->c->progress ? cli_progress_step : NULL;
+	po.progress_ctx = r->c;
 	for (int t = 0; t <= BKR_BACKUP_RECOVERY; t++)
 		pol[t] = bkr_config_retention_for(r->cfg, (bkr_backup_type)t);
 	if ((err = exclusive(r, &lock)) < 0)
@@ -602,6 +611,7 @@ static void step_tier_migrate(rt_run *r, rt_step *s)
 	o.dry_run = r->dry_run;
 	o.as_of_ns = r->as_of;
 	o.ctx = r->c;
+	o.progress = r->c->progress && !r->dry_run ? cli_tier_progress : NULL;
 	if (!r->has_as_of) /* after an --as-of time a backup was not made yet: no clock error */
 		o.future = cli_warn_future_cb;
 	o.policy.tier[BKR_TIER_WARM] = (bkr_tier_conf){ r->cfg->warm.path, r->cfg->warm.after_days };
@@ -634,6 +644,8 @@ static void step_repair(rt_run *r, rt_step *s)
 	if (!rt_need_repo(r, s))
 		return;
 	o.dry_run = r->dry_run;
+	o.progress = r->c->progress ? cli_progress_step : NULL;
+	o.progress_ctx = r->c;
 	if ((err = exclusive(r, &lock)) < 0)
 		goto fail;
 	if ((err = bkr_repair_run(r->repo, &o, &rep)) < 0)

@@ -184,12 +184,6 @@ static void on_move(void *ctx, const bkr_pack_id *id, uint64_t size, const char 
 	fprintf(stderr, "move %s (%s) -> %s\n", hex, b, to);
 }
 
-/* The progress line on a terminal: packs and bytes moved of those to move. */
-static void on_progress(void *ctx, uint64_t packs_done, uint64_t packs_total, uint64_t bytes_done, uint64_t bytes_total)
-{
-	cli_progress_counts(ctx, "migrating", "packs", packs_done, packs_total, bytes_done, bytes_total);
-}
-
 static void print_report(cli *c, const bkr_tier_migrate_report *r, bool dry_run, int64_t as_of)
 {
 	char when[32], b[32];
@@ -261,7 +255,7 @@ static int migrate(cli *c, bkr_repo *repo, const struct opts *s)
 	o.on_move = on_move;
 	if (!s->has_as_of) /* after an --as-of time a backup was not made yet: no clock error */
 		o.future = cli_warn_future_cb;
-	o.progress = c->progress && !s->dry_run ? on_progress : NULL;
+	o.progress = c->progress && !s->dry_run ? cli_tier_progress : NULL; /* packs and bytes moved of those to move */
 	o.ctx = c;
 	if ((err = lc_lock(c, repo, &s->lock, &lock)) < 0)
 		goto done;

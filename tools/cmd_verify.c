@@ -106,13 +106,6 @@ static void on_problem(void *ctx, const bkr_verify_problem *p)
 	}
 }
 
-static void on_progress(void *ctx, const char *phase, uint64_t done, uint64_t total, uint64_t bytes_done,
-			uint64_t bytes_total)
-{
-	struct state *s = ctx;
-	cli_progress_counts(s->c, "verifying", phase, done, total, bytes_done, bytes_total);
-}
-
 int cmd_verify(cli *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -131,8 +124,8 @@ int cmd_verify(cli *c, int argc, char **argv)
 	s.o.backup = first < argc ? argv[first] : NULL;
 	s.o.report = on_problem;
 	s.o.report_ctx = &s;
-	s.o.progress = on_progress;
-	s.o.progress_ctx = &s;
+	s.o.progress = cli_verify_progress;
+	s.o.progress_ctx = c;
 	if ((err = cli_open_repo(c, &repo, 0)) < 0)
 		return cli_fail(c, err);
 	if (c->json) {

@@ -104,6 +104,7 @@ rt_status rt_status_of(const rt_run *r, const char *name)
 void rt_step_end(rt_run *r, rt_step *s, rt_status st, const char *fmt, ...)
 {
 	va_list ap;
+	cli_progress_done(r->c); /* a step's line goes with it */
 	va_start(ap, fmt);
 	vsnprintf(s->message, sizeof(s->message), fmt, ap);
 	va_end(ap);
@@ -687,6 +688,7 @@ int rt_run_all(rt_run *r, void (*steps)(rt_run *r))
 		if (r->report_failed)
 			exit_code = BKR_EXIT_PARTIAL;
 	}
+	cli_progress_done(r->c);
 	if (r->c->json) {
 		json_out j;
 		json_out_init(&j, stdout);

@@ -7,7 +7,8 @@
 # its first pack shows its end state with its totals.  With -q, through a
 # pipe, and in the log, none of it appears.  repair, scan --deep and batch
 # draw their lines (seen in the whole stream a terminal gets) and erase them
-# before their results; none with -q, --json or through a pipe.
+# before their results, as the daily routine does its steps'; none with -q,
+# --json or through a pipe.
 source "$(dirname "$0")/lib.sh"
 
 R=$T/repo
@@ -244,9 +245,17 @@ assert text[:at].endswith(("\r\x1b[K", "\n")), text[:at][-80:]
 PY
 pass "repair: a finding stands on its own line, the progress line erased before it"
 
+# the daily routine: its steps' lines (scan, verify, cleanup's prune), each erased as it
+# ends, and its summary after them
+on_tty "$T/tty.routine" "$BKR" -c "$T/rcfg.json" routine daily || fail "routine: $(cat -A "$T/tty.routine")"
+for re in "scanning: [0-9]+ files.*" "verifying: ([0-9]+)/\1 packs, .*" "marking: 1/1 backups.*"; do
+	line=$(drawn "$T/tty.routine" "$re" "routine daily (as of ") || fail "routine: no ${re%%:*} line: $(cat -A "$T/tty.routine")"
+done
+pass "routine daily on a terminal: its steps' lines, then its summary"
+
 # --json (stdout into a file, stderr on the terminal), -q on a terminal, a pipe: none of it
 no_progress() { ! grep -Eq '(scanning|recovering|reading|checking): ' "$@" && ! grep -q $'[\r\e]' "$@"; }
-for cmd in "-c $T/rcfg.json scan --deep" "-c $T/rcfg.json batch --deep" "-r $RR repair"; do
+for cmd in "-c $T/rcfg.json scan --deep" "-c $T/rcfg.json batch --deep" "-r $RR repair" "-c $T/rcfg.json routine daily"; do
 	# shellcheck disable=SC2086
 	on_tty "$T/tty.q" "$BKR" -q $cmd || fail "-q $cmd: $(cat -A "$T/tty.q")"
 	! grep -Eq '(scanning|recovering|reading|checking): ' "$T/tty.q" || fail "-q $cmd showed progress: $(cat -A "$T/tty.q")"

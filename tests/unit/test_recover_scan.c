@@ -214,9 +214,9 @@ static void test_scan(void **state)
 /* The calls of a progress callback (bkr_recover_set_progress). */
 typedef struct {
 	size_t n, nscan, nrecover;
-	uint64_t scan_done, scan_bytes;        /* the last "scanning" call's */
-	uint64_t recover_done, recover_total;  /* the last "recovering" call's */
-	bool ordered;                          /* every count went up (or stayed), never down */
+	uint64_t scan_done, scan_bytes;       /* the last "scanning" call's */
+	uint64_t recover_done, recover_total; /* the last "recovering" call's */
+	bool ordered;                         /* every count went up (or stayed), never down */
 } progress_calls;
 
 static void on_progress(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
