@@ -327,6 +327,12 @@ grep -qF 'backups/backup_29990101_000000_full_a\\b.json is damaged and its id is
 	grep -qF 'backups/backup_29990101_000000_full_c\x1bd.json is damaged and its id is dated in the future:' "$T/err" ||
 	fail "the damaged manifests dated 2999, named: $(cat -v "$T/err")"
 grep -q 2262 "$T/err" && fail "a date made up for an id dated 2999: $(cat -v "$T/err")"
+# one whose escaped name is long (70 control characters: 280 bytes escaped) is named whole
+rm -f "$R9/backups/backup_2999"*
+printf 'junk' >"$R9/backups/backup_29990101_000000_full_$(head -c 70 /dev/zero | tr '\0' '\1').json"
+expect_exit 0 "$BKR" -r "$R9" cat latest s/f
+grep -qF "backups/backup_29990101_000000_full_$(for i in $(seq 70); do printf '\\x01'; done).json is damaged" "$T/err" ||
+	fail "a damaged manifest with a long escaped name, named: $(cat -v "$T/err")"
 rm -f "$R9/backups/backup_2999"*
 pass "a damaged manifest dated in the future: bkr's latest, /latest and /by-source/<s>/latest pass over it, as if it read, naming it"
 
