@@ -725,7 +725,7 @@ struct bad_at {
 	bkr_newest_bad bad;    /* the newest-named made by now */
 	bkr_newest_bad future; /* the newest-named dated in the future */
 	struct bad_future {
-		char file[300];
+		char *id; /* its file's name (escaped, as bkr_repo_list_cb gives it) less ".json" */
 		int64_t time_ns;
 	} *futures;            /* every one dated in the future: a warning each when passed over */
 	size_t nfutures;
@@ -751,7 +751,10 @@ static void note_bad(void *ctx, const char *file, const char *message)
 		return;
 	}
 	b->futures = nf;
-	snprintf(nf[b->nfutures].file, sizeof(nf->file), "%s", file);
+	if (!(nf[b->nfutures].id = strndup(file, strlen(file) - strlen(".json")))) {
+		b->oom = true;
+		return;
+	}
 	nf[b->nfutures++].time_ns = sec > INT64_MAX / BKR_NS_PER_S ? INT64_MAX : sec * BKR_NS_PER_S;
 }
 
@@ -790,11 +793,8 @@ static int find_in(bkr_repo *r, bool runs, const char *spec, int64_t now_ns,
 				passed(ctx, ids[i], l.items[i]->time_ns, false);
 			ids[i] = NULL;
 		}
-		for (size_t i = 0; passed && i < bad.nfutures; i++) {
-			char id[300];
-			snprintf(id, sizeof(id), "%.*s", (int)(strlen(bad.futures[i].file) - 5), bad.futures[i].file);
-			passed(ctx, id, bad.futures[i].time_ns, true);
-		}
+		for (size_t i = 0; passed && i < bad.nfutures; i++)
+			passed(ctx, bad.futures[i].id, bad.futures[i].time_ns, true);
 	} else if (bad.future.file[0]) {
 		/* every backup is dated in the future: the newest of them, damaged or not */
 		bkr_newest_bad_note(&bad.bad, bad.future.file);
@@ -804,6 +804,8 @@ static int find_in(bkr_repo *r, bool runs, const char *spec, int64_t now_ns,
 	*out = l.items[hit];
 	l.items[hit] = NULL;
 done:
+	for (size_t i = 0; i < bad.nfutures; i++)
+		free(bad.futures[i].id);
 	free(bad.futures);
 	free(ids);
 	bkr_manifest_list_free(&l);

@@ -250,14 +250,23 @@ static int map_entry(struct copier *c, const bkr_entry *e, const bkr_tree *leaf,
 	for (size_t k = 0; k < nch; k++)
 		if (ch[k].length != hch[k].length)
 			goto done;
-	for (size_t k = 0; k < nch; k++)
+	for (size_t k = 0; k < nch; k++) {
+		bkr_id v;
 		if (bkr_repo_lookup(c->to, &hch[k].id, &ie) < 0) {
 			bkr_error_clear(); /* not there (pruned, repaired out): read and sent again */
 			goto done;
 		}
+		/* a chunk mapped already to another id: the file there does not hold
+		 * what its entry says (a damaged destination), so no id of it is taken */
+		if (bkr_idset_get(&c->map, &ch[k].id, &v) && bkr_id_cmp(&v, &hch[k].id) != 0)
+			goto done;
+	}
+	/* BKR_ENOMEM, or BKR_EINVAL for a chunk repeated in the file with two ids
+	 * there (the caller reads the file then) */
 	for (size_t k = 0; k < nch && err >= 0; k++)
 		err = bkr_idset_put(&c->map, &ch[k].id, &hch[k].id);
-	err = err < 0 ? BKR_ENOMEM : 0;
+	if (err > 0)
+		err = 0;
 done:
 	free(ch);
 	free(hch);

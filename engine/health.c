@@ -599,17 +599,21 @@ static int judge(bkr_health *h)
 	    !h->verify_read_data.ok && (h->verify_read_data.errors || h->verify_read_data.damaged_objects ||
 					h->verify_read_data.io_errors)) {
 		const bkr_health_verify *rd = &h->verify_read_data;
-		char when[32], what[160];
+		char when[32], what[200];
 		bkr_time_format(when, rd->time_ns);
+		/* an I/O error alone is not damage: the last verify's advice, not repair's */
 		if (rd->errors || rd->damaged_objects)
-			snprintf(what, sizeof(what), "found %llu error%s (%zu damaged object%s)",
+			snprintf(what, sizeof(what),
+				 "found %llu error%s (%zu damaged object%s); the verifies since "
+				 "read no data: run 'bkr repair', then 'bkr verify --read-data'",
 				 (unsigned long long)rd->errors, rd->errors == 1 ? "" : "s", rd->damaged_objects,
 				 rd->damaged_objects == 1 ? "" : "s");
 		else
-			snprintf(what, sizeof(what), "could not read %llu object%s (an I/O error, not damage)",
+			snprintf(what, sizeof(what),
+				 "could not read %llu object%s (an I/O error, not damage: check "
+				 "the disk, then run 'bkr verify --read-data' again); the verifies since read no data",
 				 (unsigned long long)rd->io_errors, rd->io_errors == 1 ? "" : "s");
-		err = add_reason(h, "the last verify --read-data (%s) %s; the verifies since read no data: "
-				 "run 'bkr repair', then 'bkr verify --read-data'", when, what);
+		err = add_reason(h, "the last verify --read-data (%s) %s", when, what);
 	}
 	if (!err && h->damage.known) {
 		char when[32];

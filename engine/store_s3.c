@@ -1071,8 +1071,9 @@ static int slot_current(s3_store *s, const struct s3_slot *k, const char *name)
  * @p r's range of its pack from a whole copy kept (1: r->fixed holds it, r->status says
  * 206, or 416 past the end, as an answer would), waiting for one being downloaded; 0 when
  * there is none to serve it (a copy claimed for r's answer to fill may then be r->slot);
- * or an error (the HEAD's).  A copy found done is used only when a HEAD says the object
- * is still the one kept; one waited for (being downloaded when r was asked) is used as it is.
+ * or an error (the HEAD's).  A copy found done is used as it is within keep_check_ns of
+ * its download or last HEAD, after that only when a HEAD says the object is still the one
+ * kept; one waited for (being downloaded when r was asked) is used as it is.
  */
 static int slot_serve(s3_store *s, struct s3_req *r)
 {

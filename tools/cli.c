@@ -471,22 +471,28 @@ void cli_warn_future_list(cli *c, const bkr_manifest_list *l, int64_t now_ns)
 }
 
 /* A backup 'latest' passed over as dated in the future; a damaged manifest
- * so dated by its id is passed over as it would be if it read, named. */
+ * so dated by its id is passed over as it would be if it read, named (its
+ * id escaped already, its time INT64_MAX past 2262: bkr_repo_find_backup_at). */
 void cli_warn_latest_passed(void *ctx, const char *id, int64_t time_ns, bool damaged)
 {
 	cli *c = ctx;
-	char when[32], esc[600], msg[1024];
+	char when[48] = "", msg[1024];
 
 	if (!damaged) {
 		cli_warn_future(c, id, time_ns);
 		return;
 	}
-	bkr_time_format(when, time_ns);
-	bkr_text_escape(esc, sizeof(esc), id, strlen(id));
+	if (time_ns != INT64_MAX) {
+		when[0] = ' ';
+		when[1] = '(';
+		bkr_time_format(when + 2, time_ns);
+		strcat(when, ")");
+	}
 	snprintf(msg, sizeof(msg),
-		 "backups/%s.json is damaged and its id is dated in the future (%s): 'latest' passes over it, as "
-		 "over any backup made while the clock was ahead; run 'bkr verify'", esc, when);
-	bkr_log_kv(BKR_LOG_WARN, c->cmd ? c->cmd : "bkr", (const char *[]){ "file", esc, NULL }, "%s", msg);
+		 "backups/%s.json is damaged and its id is dated in the future%s: 'latest' passes over it, as "
+		 "over any backup made while the clock was ahead; run 'bkr verify'",
+		 id, when);
+	bkr_log_kv(BKR_LOG_WARN, c->cmd ? c->cmd : "bkr", (const char *[]){ "file", id, NULL }, "%s", msg);
 	cli_warn(c, "%s", msg);
 }
 

@@ -317,6 +317,23 @@ bkrfs_fg "$R9" "$T/mnt9" "$T/bkrfs9.err"
 bkrfs_unmount "$T/mnt9"
 grep -qF "/by-source/s/latest: backups/$ahead9.json is damaged and its id is dated in the future: passed over" "$T/bkrfs9.err" ||
 	fail "the mount does not log the damaged manifest it passed over: $(cat "$T/bkrfs9.err")"
+# its name escaped once (a backslash, an escape character: '\\', '\x1b'),
+# not twice; an id dated past 2262 (past an int64 of ns) with no date made up
+printf 'junk' >"$R9/backups/backup_29990101_000000_full_a\\b.json"
+printf 'junk' >"$R9/backups/backup_29990101_000000_full_c$(printf '\033')d.json"
+expect_exit 0 "$BKR" -r "$R9" cat latest s/f
+[ "$(cat "$T/out")" = now ] || fail "bkr cat latest with damaged manifests dated 2999: $(cat "$T/out")"
+grep -qF 'backups/backup_29990101_000000_full_a\\b.json is damaged and its id is dated in the future:' "$T/err" &&
+	grep -qF 'backups/backup_29990101_000000_full_c\x1bd.json is damaged and its id is dated in the future:' "$T/err" ||
+	fail "the damaged manifests dated 2999, named: $(cat -v "$T/err")"
+grep -q 2262 "$T/err" && fail "a date made up for an id dated 2999: $(cat -v "$T/err")"
+# one whose escaped name is long (70 control characters: 280 bytes escaped) is named whole
+rm -f "$R9/backups/backup_2999"*
+printf 'junk' >"$R9/backups/backup_29990101_000000_full_$(head -c 70 /dev/zero | tr '\0' '\1').json"
+expect_exit 0 "$BKR" -r "$R9" cat latest s/f
+grep -qF "backups/backup_29990101_000000_full_$(for i in $(seq 70); do printf '\\x01'; done).json is damaged" "$T/err" ||
+	fail "a damaged manifest with a long escaped name, named: $(cat -v "$T/err")"
+rm -f "$R9/backups/backup_2999"*
 pass "a damaged manifest dated in the future: bkr's latest, /latest and /by-source/<s>/latest pass over it, as if it read, naming it"
 
 # a plain readdir (a kernel without readdirplus; the fault point turns it off)

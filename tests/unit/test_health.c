@@ -16,6 +16,7 @@
 #include "bkr/config.h"
 #include "bkr/health.h"
 #include "bkr/io.h"
+#include "bkr/repo.h"
 #include "testutil.h"
 
 #define NS 1000000000LL
@@ -248,6 +249,48 @@ static void test_records_read_data(void **state)
 	tu_rmrf(dir);
 }
 
+/* The last verify --read-data could not read some objects (an I/O error, no
+ * damage) and a verify of the structure came after it: the reason gives the
+ * advice of an I/O error (the disk, then verify --read-data again), not
+ * 'bkr repair', which has nothing to repair and stops at the same error */
+static void test_records_read_data_io(void **state)
+{
+	static const char rec[] =
+		"{\"routine\":\"weekly\",\"start\":\"2026-11-29T00:00:00Z\",\"exit\":0,"
+		"\"verify\":{\"time\":\"2026-11-29T01:00:00Z\",\"read_data\":true,\"ok\":false,\"errors\":0,"
+		"\"io_errors\":3,\"damaged_objects\":[]}}\n"
+		"{\"routine\":\"daily\",\"start\":\"2026-11-30T00:00:00Z\",\"exit\":0,"
+		"\"verify\":{\"time\":\"2026-11-30T00:10:00Z\",\"read_data\":false,\"ok\":true,\"errors\":0}}\n";
+	char dir[256], cfgtext[1024], repo[300], logs[300];
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	bkr_config *cfg = NULL;
+	bkr_health *h = NULL;
+	bkr_repo *r = NULL;
+	(void)state;
+	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "health"), 0);
+	snprintf(repo, sizeof(repo), "%s/repo", dir);
+	snprintf(logs, sizeof(logs), "%s/logs", dir);
+	assert_int_equal(bkr_repo_init(repo, &io), 0);
+	assert_int_equal(bkr_repo_open(&r, repo, 0), 0);
+	snprintf(cfgtext, sizeof(cfgtext), "{\"repository\": \"%s\", \"workspace_root\": \"%s\", \"log_dir\": \"%s\"}",
+		 repo, dir, logs);
+	assert_int_equal(bkr_config_from_string(&cfg, cfgtext, strlen(cfgtext), "bkr.json", dir), 0);
+	assert_int_equal(tu_write(logs, "routines.jsonl", rec, strlen(rec)), 0);
+
+	assert_int_equal(bkr_health_check(&h, cfg, r, 1796040000LL * NS), 0);
+	assert_true(h->verify.known && h->verify.ok && !h->verify.read_data);
+	assert_int_equal(h->verify_read_data.io_errors, 3);
+	assert_true(has_reason(h,
+			       "the last verify --read-data (2026-11-29T01:00:00.000000Z) could not read 3 objects (an "
+			       "I/O error, not damage: check the disk, then run 'bkr verify --read-data' again); "
+			       "the verifies since read no data"));
+	assert_false(has_reason(h, "bkr repair"));
+	bkr_health_free(h);
+	bkr_config_free(cfg);
+	bkr_repo_free(r);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_records),
 		cmocka_unit_test(test_records_far),
 		cmocka_unit_test(test_records_read_data),
+		cmocka_unit_test(test_records_read_data_io),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

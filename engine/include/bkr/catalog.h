@@ -138,7 +138,9 @@ int bkr_repo_find_run(bkr_repo *r, const char *spec, bkr_manifest **out);
 
 /** bkr_repo_find_backup as of @p now_ns, calling @p passed (may be NULL) for
  *  each backup "latest" passed over as dated in the future: also a damaged
- *  manifest (@p damaged true, @p time_ns its id's time) whose id is dated so,
+ *  manifest (@p damaged true, @p backup_id escaped as a listing's damaged
+ *  files are (bkr_text_escape), @p time_ns its id's time, INT64_MAX past
+ *  what nanoseconds count, 2262) whose id is dated so,
  *  as it would be passed over if it read (the mount's /latest judges every
  *  backup by its id); a damaged one made by now and named newer than the
  *  backup 'latest' finds is BKR_ECORRUPT (bkr_repo_resolve). */

@@ -21,7 +21,9 @@
  * read of a live workspace file), "recover-times" (recovery, before the
  * times of a recovered copy, applied or staged, are set), "recover-replace"
  * (recovery, just before a recovered copy is exchanged with the file it
- * replaces), "restore-tmpfile", "recover-tmpfile" (restore's and recovery's
+ * replaces), "recover-link" (recovery, between a recovered symlink's
+ * creation under its temporary name and its rename into place; only "stop"
+ * and "crash" act there), "restore-tmpfile", "recover-tmpfile" (restore's and recovery's
  * O_TMPFILE, bkr_io_open_anon: a failure is taken for a filesystem without
  * it), "restore-syncfs" (restore's syncfs of
  * the target before it says done: fails with EIO), "trash-move" (prune, delete, cleanup,
