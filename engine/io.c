@@ -220,9 +220,10 @@ int bkr_io_write_full(int fd, const void *buf, size_t len, const char *what)
 	return 0;
 }
 
-/* pwrite(2) all of @p buf at @p off. */
-static int pwrite_full(int fd, const uint8_t *p, size_t len, uint64_t off, const char *what)
+int bkr_io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char *what)
 {
+	const uint8_t *p = buf;
+
 	while (len > 0) {
 		ssize_t n = pwrite(fd, p, len, (off_t)off);
 		if (n < 0) {
@@ -267,7 +268,7 @@ int bkr_io_write_direct(int fd, const void *buf, size_t len, const char *what)
 		if (err < 0)
 			return err;
 	}
-	return pwrite_full(fd, p + done, len - done, done, what);
+	return bkr_io_pwrite_full(fd, p + done, len - done, done, what);
 }
 
 int bkr_io_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what)

@@ -1036,19 +1036,10 @@ static int write_data(void *ctx, uint64_t off, const uint8_t *data, size_t len)
 	int err;
 	if ((err = bkr_io_fault("restore-write")) < 0)
 		return err;
-	while (len > 0) {
-		ssize_t n = pwrite(f->fd, data, len, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return bkr_error_set_errno(errno, "%s: write", f->what);
-		}
-		data += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	if (off > f->wend)
-		f->wend = off;
+	if ((err = bkr_io_pwrite_full(f->fd, data, len, off, f->what)) < 0)
+		return err;
+	if (off + len > f->wend)
+		f->wend = off + len;
 	write_behind(f);
 	return 0;
 }

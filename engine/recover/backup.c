@@ -365,17 +365,7 @@ static int collect(void *ctx, uint64_t offset, const uint8_t *data, size_t len)
 		memcpy(m->buf + offset, data, len); /* holes stay zero */
 		return 0;
 	}
-	while (len > 0) {
-		ssize_t n = pwrite(m->fd, data, len, (off_t)offset);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return bkr_error_set_errno(errno, "writing a scratch copy");
-		data += n;
-		offset += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return bkr_io_pwrite_full(m->fd, data, len, offset, "a scratch copy");
 }
 
 /* Read the file entry (@p leaf, @p li) of size @p size into @p mb; the content hash is checked. */

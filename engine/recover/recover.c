@@ -269,21 +269,6 @@ int bkr_rec_scratch_file(bkr_recover *rc, uint64_t len, int *fd)
 	return 0;
 }
 
-static int pwrite_full(int fd, const uint8_t *buf, size_t n, size_t off)
-{
-	while (n) {
-		ssize_t w = pwrite(fd, buf, n, (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return bkr_error_set_errno(errno, "writing a scratch copy");
-		buf += w;
-		off += (size_t)w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static bool same_stat(const struct stat *a, const struct stat *b)
 {
 	return a->st_size == b->st_size && a->st_ino == b->st_ino &&
@@ -335,7 +320,7 @@ static int copy_live(bkr_recover *rc, int fd, const struct stat *st, const char 
 		}
 		if (r == 0)
 			break;
-		if (big && got + (size_t)r <= (size_t)size && (err = pwrite_full(sfd, buf, (size_t)r, got)) < 0)
+		if (big && got + (size_t)r <= (size_t)size && (err = bkr_io_pwrite_full(sfd, buf, (size_t)r, got, "a scratch copy")) < 0)
 			goto done;
 		if (dg && got < (size_t)size)
 			bkr_digest_update(dg, at, (size_t)r < (size_t)size - got ? (size_t)r : (size_t)size - got);

@@ -76,6 +76,8 @@ int bkr_io_write_full(int fd, const void *buf, size_t len, const char *what);
 int bkr_io_write_direct(int fd, const void *buf, size_t len, const char *what);
 
 /** pread(2) exactly @p len bytes; a short read is BKR_ECORRUPT "truncated". */
+/** pwrite(2) all of @p buf at @p off (EINTR and short writes retried); errors name "write @p what". */
+int bkr_io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char *what);
 int bkr_io_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what);
 
 int bkr_io_fsync(int fd, const char *what);
