@@ -1989,18 +1989,19 @@ static int open_target(rctx *c, const char *dir)
 	if (!c->o->dry_run && (err = bkr_io_mkdir_p(dir, 0755)) < 0)
 		return err;
 	if ((c->tfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (c->o->in_place ? O_NOFOLLOW : 0))) < 0) {
-		if (c->o->dry_run && errno == ENOENT)
+		int en = errno; /* the lstat below may change errno */
+		if (c->o->dry_run && en == ENOENT)
 			return 0;
-		if (c->o->in_place && (errno == ELOOP || errno == ENOTDIR) && lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
+		if (c->o->in_place && (en == ELOOP || en == ENOTDIR) && lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
 			return bkr_error_set(BKR_EEXISTS, "in place: %s is a symlink now, not the directory backed up; "
 					     "not followed (restore it with --target)", dir);
 		/* made (or there) a moment ago, and yet not found: a symlink to
 		 * nothing (mkdir took it for there).  The target's error (exit 7),
 		 * not a backup or path that is not found (exit 3) */
-		if (errno == ENOENT)
+		if (en == ENOENT)
 			return bkr_error_set(BKR_EIO, "restore target %s: %s (a symlink to nothing?)", dir,
-					     strerror(errno));
-		return bkr_error_set_errno(errno, "restore target %s", dir);
+					     strerror(en));
+		return bkr_error_set_errno(en, "restore target %s", dir);
 	}
 	/* a target DIR restore may not write into (its mode, a read-only
 	 * filesystem) is the target's error, as one it cannot make (mkdir):

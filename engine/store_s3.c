@@ -78,7 +78,6 @@
 #define S3_WIN ((size_t)1 << 20)  /* bytes of a pack one window holds */
 #define S3_WIN_SMALL (S3_WIN / 4) /* reads shorter than this go through a window */
 #define S3_NWIN 32                /* windows kept per store */
-#define S3_KEEP_SLOTS_MAX 64      /* a server that ignores Range: whole packs kept at once (s3.keep_packs) */
 #define S3_DOWN_NS (10 * 1000000000LL) /* after a request gave up unanswered: one try each for this long */
 
 /* ---- settings ---------------------------------------------------------------- */
@@ -175,7 +174,7 @@ typedef struct {
 	int64_t down_until;    /* CLOCK_MONOTONIC ns: the endpoint did not answer; one try each until then */
 	volatile bool no_bucket; /* a request met NoSuchBucket */
 	bool range_ignored;    /* a ranged GET was answered with the whole object (said once) */
-	struct s3_slot slot[S3_KEEP_SLOTS_MAX]; /* whole packs kept (under wmu), keep_slots of them used */
+	struct s3_slot slot[BKR_S3_KEEP_PACKS_MAX]; /* whole packs kept (under wmu), keep_slots of them used */
 	pthread_cond_t slot_cond;           /* a slot is done or dead */
 } s3_store;
 
@@ -1955,7 +1954,7 @@ static void s3_free(bkr_store *base)
 		free(s->win[i].name);
 		free(s->win[i].data);
 	}
-	for (int i = 0; i < S3_KEEP_SLOTS_MAX; i++)
+	for (int i = 0; i < BKR_S3_KEEP_PACKS_MAX; i++)
 		if (s->slot[i].name)
 			slot_clear(&s->slot[i]);
 	pthread_cond_destroy(&s->slot_cond);

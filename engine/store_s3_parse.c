@@ -493,7 +493,7 @@ int64_t bkr_s3_parse_time(const char *s)
 
 /* docs/s3.md "Tuning"; the configuration's s3.KEY, the environment's BKR_S3_KEY */
 const bkr_s3_tunable bkr_s3_tunables[BKR_S3_NTUNE] = {
-	[BKR_S3_KEEP_PACKS] = { "keep_packs", "BKR_S3_KEEP_PACKS", 4, 1, 64 },
+	[BKR_S3_KEEP_PACKS] = { "keep_packs", "BKR_S3_KEEP_PACKS", 4, 1, BKR_S3_KEEP_PACKS_MAX },
 	[BKR_S3_KEEP_MIB] = { "keep_mib", "BKR_S3_KEEP_MIB", 256, 1, 1 << 20 },
 	[BKR_S3_KEEP_CHECK_MS] = { "keep_check_ms", "BKR_S3_KEEP_CHECK_MS", 10000, 1, 86400000 },
 	[BKR_S3_ATTEMPTS] = { "attempts", "BKR_S3_ATTEMPTS", 6, 1, 20 },

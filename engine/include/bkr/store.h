@@ -147,6 +147,9 @@ enum {
 	BKR_S3_NTUNE
 };
 
+/** The most whole packs a store keeps (s3.keep_packs' maximum: the store's slots). */
+#define BKR_S3_KEEP_PACKS_MAX 64
+
 /** One tunable: its configuration key (under "s3"), environment variable, default and range. */
 typedef struct {
 	const char *key, *env;
