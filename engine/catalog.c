@@ -289,6 +289,26 @@ static int backup_record_check(const cJSON *rec, const char *path)
 	return 0;
 }
 
+/* backup_record_check, then the verify and damage records' decoder */
+static int record_check(const cJSON *json, const char *text, size_t len, const char *path)
+{
+	int err = backup_record_check(json, path);
+
+	return err < 0 ? err : bkr_verify_record_check(text, len, path);
+}
+
+int bkr_record_check(const char *text, size_t len, const char *path)
+{
+	cJSON *o = cJSON_ParseWithLength(text, len);
+	int err;
+
+	if (!o)
+		return bkr_error_set(BKR_ECORRUPT, "%s: not valid JSON", path);
+	err = record_check(o, text, len, path);
+	cJSON_Delete(o);
+	return err;
+}
+
 /* Apply one record to the list (unknown kinds are ignored: forward
  * compatible; "delete" records of older versions are ignored: a backup
  * exists while its manifest is in backups/, bkr delete moves it to trash/;
@@ -519,8 +539,8 @@ void bkr_records_foreach_damaged(const bkr_records *rs, bool unread_only,
 		if (unread_only && rec->text)
 			continue;
 		/* sealed and JSON, but not what its kind needs: every reader skips it too */
-		if (rec->json && (err = backup_record_check(rec->json, rec->path)) == 0)
-			err = bkr_verify_record_check(rec->text, rec->len, rec->path);
+		if (rec->json)
+			err = record_check(rec->json, rec->text, rec->len, rec->path);
 		if (rec->json && (err == 0 || err == BKR_ENOMEM)) {
 			bkr_error_clear(); /* out of memory: not called damaged */
 			continue;

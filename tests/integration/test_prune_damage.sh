@@ -450,7 +450,8 @@ pass "health names damaged records as a reason (not healthy), as verify calls th
 # (a verify record whose count is out of range, a tag that is a number, a pin
 # whose until is no date): every reader skips it, and verify and health passed
 # over it in silence; now verify names it (an error, kind record) and health
-# gives it as a reason, as for a record that fails its checksum
+# gives it as a reason, as for a record that fails its checksum; cleanup (the
+# holds' readers) warns of it
 hid=$("$BKR" -r "$T/hrepo" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
 seal() { # seal FILE JSON: FILE holds JSON sealed with its checksum, as bkr writes records
 	python3 - "$@" <<'PY'
@@ -474,6 +475,10 @@ for k in 0 1 2; do
 	expect_exit 0 "$BKR" -r "$T/hrepo" --json list
 	python3 -c 'import json,sys; b = json.load(open(sys.argv[1]))[-1]; assert not b.get("pinned_until") and not b.get("tags"), b' "$T/out" ||
 		fail "list applied an undecodable record ($k): $(cat "$T/out")"
+	# the commands that read the holds warn of it, as of a record whose checksum fails
+	expect_exit 0 "$BKR" -r "$T/hrepo" cleanup --dry-run
+	grep -qF "warning: $rec: a record that does not decode (${whys[$k]}): every command skips it" "$T/err" ||
+		fail "cleanup with an undecodable record ($k): $(cat "$T/err")"
 	rm "$rec"
 done
 for k in 0 1 2; do seal "$T/hrepo/records/0000000000000000000$((k + 4))-0badf00d.json" "${undecodable[$k]}"; done
