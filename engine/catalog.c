@@ -12,6 +12,7 @@
 #include "bkr/error.h"
 #include "bkr/log.h"
 #include "bkr/utf8.h"
+#include "bkr/verify_record.h"
 #include "array.h"
 #include "repo_priv.h"
 
@@ -258,16 +259,71 @@ static void del_tag(bkr_manifest *m, const char *tag)
 		}
 }
 
+/*
+ * Whether record @p rec (named @p path: its checksum holds, it parses) says
+ * what its kind needs: a "kind" string; for a pin, unpin, tag or untag a
+ * "backup_id" string, and a "tag" string (tag, untag) or an "until" that is
+ * absent (forever), null or a string (pin).  BKR_ECORRUPT naming the key:
+ * such a record is damaged as one whose checksum fails - it is not applied,
+ * and verify and health report it (bkr_records_foreach_damaged).  Verify and
+ * damage records are judged by their decoder (bkr_verify_record_check);
+ * other kinds (holds, releases, those of later versions) by their readers.
+ */
+static int backup_record_check(const cJSON *rec, const char *path)
+{
+	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(rec, "kind"), *v;
+	const char *k;
+
+	if (!cJSON_IsString(kind))
+		return bkr_error_set(BKR_ECORRUPT, "%s: \"kind\" is not a string", path);
+	k = kind->valuestring;
+	if (strcmp(k, "pin") && strcmp(k, "unpin") && strcmp(k, "tag") && strcmp(k, "untag"))
+		return 0;
+	if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(rec, "backup_id")))
+		return bkr_error_set(BKR_ECORRUPT, "%s: the %s record's \"backup_id\" is not a string", path, k);
+	if (!strcmp(k, "pin") && (v = cJSON_GetObjectItemCaseSensitive(rec, "until")) && !cJSON_IsNull(v) &&
+	    !cJSON_IsString(v))
+		return bkr_error_set(BKR_ECORRUPT, "%s: the pin record's \"until\" is not a date", path);
+	if ((!strcmp(k, "tag") || !strcmp(k, "untag")) && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(rec, "tag")))
+		return bkr_error_set(BKR_ECORRUPT, "%s: the %s record's \"tag\" is not a string", path, k);
+	return 0;
+}
+
+/* backup_record_check, then the verify and damage records' decoder */
+static int record_check(const cJSON *json, const char *text, size_t len, const char *path)
+{
+	int err = backup_record_check(json, path);
+
+	return err < 0 ? err : bkr_verify_record_check(text, len, path);
+}
+
+int bkr_record_check(const char *text, size_t len, const char *path)
+{
+	cJSON *o = cJSON_ParseWithLength(text, len);
+	int err;
+
+	if (!o)
+		return bkr_error_set(BKR_ECORRUPT, "%s: not valid JSON", path);
+	err = record_check(o, text, len, path);
+	cJSON_Delete(o);
+	return err;
+}
+
 /* Apply one record to the list (unknown kinds are ignored: forward
  * compatible; "delete" records of older versions are ignored: a backup
- * exists while its manifest is in backups/, bkr delete moves it to trash/). */
-static int apply_record(bkr_manifest_list *l, const cJSON *rec)
+ * exists while its manifest is in backups/, bkr delete moves it to trash/;
+ * one that does not decode, backup_record_check, is skipped as damaged). */
+static int apply_record(bkr_manifest_list *l, const cJSON *rec, const char *path)
 {
 	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(rec, "kind");
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "backup_id");
 	const cJSON *val;
 	bkr_manifest *m;
 
+	if (backup_record_check(rec, path) < 0) {
+		bkr_error_clear();
+		return 0;
+	}
 	if (!cJSON_IsString(kind) || !cJSON_IsString(id) || !(m = list_find(l, id->valuestring)))
 		return 0;
 	if (!strcmp(kind->valuestring, "pin")) {
@@ -336,7 +392,7 @@ struct applied {
 	const cJSON *json;
 	const char *time;
 	size_t tlen;
-	const char *id, *kind, *value, *name;
+	const char *id, *kind, *value, *name, *path;
 };
 
 static const char *json_str(const cJSON *o, const char *key)
@@ -381,6 +437,7 @@ static int apply_records(bkr_manifest_list *l, const bkr_records *rs)
 		base = base ? base + 1 : path;
 		dash = strchr(base, '-');
 		v[n].json = rs->v[i].json;
+		v[n].path = path;
 		v[n].time = v[n].name = base;
 		v[n].tlen = dash ? (size_t)(dash - base) : strlen(base);
 		v[n].id = json_str(v[n].json, "backup_id");
@@ -392,7 +449,7 @@ static int apply_records(bkr_manifest_list *l, const bkr_records *rs)
 	}
 	qsort(v, n, sizeof(*v), applied_cmp);
 	for (size_t i = 0; i < n && err == 0; i++)
-		err = apply_record(l, v[i].json);
+		err = apply_record(l, v[i].json, v[i].path);
 	free(v);
 	return err;
 }
@@ -478,10 +535,20 @@ void bkr_records_foreach_damaged(const bkr_records *rs, bool unread_only,
 {
 	for (size_t k = 0; rs && k < rs->n; k++) {
 		const struct record *rec = &rs->v[k];
-		if (rec->json || (unread_only && rec->text))
+		int err = 0;
+		if (unread_only && rec->text)
 			continue;
+		/* sealed and JSON, but not what its kind needs: every reader skips it too */
+		if (rec->json)
+			err = record_check(rec->json, rec->text, rec->len, rec->path);
+		if (rec->json && (err == 0 || err == BKR_ENOMEM)) {
+			bkr_error_clear(); /* out of memory: not called damaged */
+			continue;
+		}
 		char why[PATH_MAX + 32];
-		if (!rec->text)
+		if (rec->json)
+			snprintf(why, sizeof(why), "%s", bkr_error_message());
+		else if (!rec->text)
 			snprintf(why, sizeof(why), "%s", rec->why);
 		else if (bkr_json_verify(rec->text, rec->len, rec->path) < 0)
 			snprintf(why, sizeof(why), "%s", bkr_error_message());

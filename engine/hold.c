@@ -194,6 +194,18 @@ static int each(void *ctx, const char *path, const char *text, size_t len)
 	else if (damaged) /* a pin or a tag, or a record whose kind cannot be read */
 		err = warn(a, path, "a damaged record (%s): every command skips it, so a pin, tag or hold in it is not "
 			   "applied (retention may remove the backup it kept)", o ? "its checksum does not match" : "not JSON");
+	else if (o && (err = bkr_record_check(text, len, path)) < 0 && err != BKR_ENOMEM) {
+		/* sealed, but not what its kind needs (verify calls it damaged) */
+		const char *why = bkr_error_message();
+		size_t pl = strlen(path);
+		if (!strncmp(why, path, pl) && !strncmp(why + pl, ": ", 2))
+			why += pl + 2;
+		err = warn(a, path,
+			   "a record that does not decode (%s): every command skips it, so a pin, tag or hold "
+			   "in it is not applied (retention may remove the backup it kept)",
+			   why);
+		bkr_error_clear();
+	}
 	cJSON_Delete(o);
 	return err;
 }

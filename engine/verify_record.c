@@ -398,6 +398,26 @@ static int damage_decode(const char *text, size_t len, const char *what, bkr_id 
 	return err;
 }
 
+int bkr_verify_record_check(const char *text, size_t len, const char *what)
+{
+	bkr_verify_record *rec;
+	bkr_id *ids = NULL;
+	size_t n = 0;
+	uint64_t omitted = 0;
+	int64_t t;
+	int err = bkr_verify_record_decode(&rec, text, len, what);
+
+	bkr_verify_record_free(rec);
+	if (err == BKR_ENOTFOUND)
+		err = damage_decode(text, len, what, &ids, &n, &omitted, &t);
+	free(ids);
+	if (err == BKR_ENOTFOUND) {
+		bkr_error_clear(); /* another kind: not a verify's or a damage's to judge */
+		return 0;
+	}
+	return err;
+}
+
 static int each_damaged_record(void *ctx, const char *path, const char *text, size_t len)
 {
 	struct each_damaged *e = ctx;

@@ -79,6 +79,10 @@ struct bkrfs_seen {
 	 *  visit; ring, under lock */
 	bkr_id manifest[BKRFS_SEEN_MAX];
 	unsigned nmanifest;
+	/** FNV-1a of the backups /latest passed over as dated in the future
+	 *  when last logged (0: none): one line per mount, another only when
+	 *  they change; under lock */
+	uint64_t future;
 };
 
 /** The state of one mount. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bkr/clock.h"
 #include "bkr/error.h"
 #include "bkrfs.h"
 #include "catalog.h"
@@ -185,9 +186,54 @@ static int64_t precise_time(void *ctx, const char *id)
 	return t;
 }
 
+/*
+ * One line naming the backups /latest of @p v passed over as dated in the
+ * future (the first BKR_FUTURE_NAMED, then how many more), as bkr's latest
+ * warns of them: once per mount, again only when they change (a view is
+ * rebuilt at each change of backups/).
+ */
+static void log_future(struct bkrfs *fs, const bkrfs_view *v)
+{
+	char names[1024];
+	uint64_t sum = 14695981039346656037ull;
+	size_t k, len = 0, first = v->ntime - v->passed;
+	bool seen;
+
+	for (k = first; k < v->ntime; k++)
+		for (const unsigned char *p = (const unsigned char *)v->b[v->by_time[k]].id;; p++) {
+			sum = (sum ^ *p) * 1099511628211ull;
+			if (!*p)
+				break;
+		}
+	if (!v->passed)
+		sum = 0;
+	pthread_mutex_lock(&fs->seen.lock);
+	seen = fs->seen.future == sum;
+	fs->seen.future = sum;
+	pthread_mutex_unlock(&fs->seen.lock);
+	if (seen || !v->passed)
+		return;
+	names[0] = 0;
+	for (k = first; k < v->ntime && k < first + BKR_FUTURE_NAMED && len < sizeof(names); k++)
+		len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", k > first ? ", " : "",
+					v->b[v->by_time[k]].id);
+	if (v->passed > BKR_FUTURE_NAMED)
+		bkrfs_log(fs,
+			  "/latest passes over %zu backups dated in the future (the clock was ahead when they were "
+			  "made): %s and %zu more (bkr list shows them)",
+			  v->passed, names, v->passed - BKR_FUTURE_NAMED);
+	else
+		bkrfs_log(fs, "/latest passes over %zu backup%s dated in the future (the clock was ahead when %s made): %s",
+			  v->passed, v->passed == 1 ? "" : "s", v->passed == 1 ? "it was" : "they were", names);
+}
+
 int bkrfs_catalog_build_view(struct bkrfs *fs, char **names, size_t n, bkrfs_view **out)
 {
-	return bkrfs_view_build(out, (const char *const *)names, n, fs->o.tz, bkr_time_now_ns(), precise_time, fs);
+	int err = bkrfs_view_build(out, (const char *const *)names, n, fs->o.tz, bkr_time_now_ns(), precise_time, fs);
+
+	if (err == 0)
+		log_future(fs, *out);
+	return err;
 }
 
 int bkrfs_catalog_view_rdlock(struct bkrfs *fs)

@@ -417,6 +417,25 @@ static const char *fuse_message_line(void)
 	return strncmp(m, "fuse: ", 6) ? m : m + 6;
 }
 
+/*
+ * The FUSE session over @p args, which checks the options left for FUSE (the
+ * -o options bkrfs does not know, any other): NULL after one line naming the
+ * first it rejects, as libfuse words it (a usage error).
+ */
+static struct fuse_session *new_session(struct fuse_args *args, struct bkrfs *fs)
+{
+	struct fuse_session *se;
+
+	fuse_message[0] = 0;
+	fuse_set_log_func(keep_fuse_message);
+	se = fuse_session_new(args, &bkrfs_ops, sizeof(bkrfs_ops), fs);
+	fuse_set_log_func(NULL);
+	if (!se)
+		fprintf(stderr, "%s: %s (see --help)\n", progname,
+			fuse_message[0] ? fuse_message_line() : "could not create the FUSE session");
+	return se;
+}
+
 /* allow_other with uid= or gid=: the modes then protect nothing from that user or group */
 static void warn_owner(const struct bkrfs_opts *o)
 {
@@ -576,6 +595,9 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (!fs.o.repo || !fs.o.mountpoint) {
+		/* an option bad enough for FUSE is the usage error to name, not the operands after it */
+		if (args.argc > 1 && !(se = new_session(&args, &fs)))
+			goto out;
 		fprintf(stderr, "%s: missing %s (see --help)\n", progname,
 			fs.o.repo ? "MOUNTPOINT" : "REPO and MOUNTPOINT");
 		goto out;
@@ -607,14 +629,8 @@ int main(int argc, char *argv[])
 		if (add_opt(&args, fsname) < 0)
 			goto out;
 	}
-	fuse_set_log_func(keep_fuse_message);
-	se = fuse_session_new(&args, &bkrfs_ops, sizeof(bkrfs_ops), &fs);
-	fuse_set_log_func(NULL);
-	if (!se) {
-		fprintf(stderr, "%s: %s (see --help)\n", progname,
-			fuse_message[0] ? fuse_message_line() : "could not create the FUSE session");
+	if (!(se = new_session(&args, &fs)))
 		goto out;
-	}
 	fs.session = se;
 
 	/* the repository */

@@ -227,6 +227,7 @@ static void choose_latest(bkrfs_view *v, int64_t now_ns, bkrfs_time_fn precise, 
 		made--;
 	if (made == 0) /* every one dated in the future: the newest of them */
 		made = v->ntime;
+	v->passed = v->ntime - made;
 	best = v->by_time[made - 1];
 	if (precise) {
 		/* the backups of the newest second, compared by their manifest times */

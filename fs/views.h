@@ -67,6 +67,8 @@ typedef struct {
 	bkrfs_view_day *days;   /**< ascending */
 	size_t ndays;
 	const char *latest;     /**< id of the newest backup (borrowed from b) or NULL */
+	size_t passed;          /**< how many of the newest (the last of by_time) latest passed
+	                             over as dated in the future; 0 when every one is */
 	char *latest_target;    /**< "by-id/<latest>" or NULL */
 } bkrfs_view;
 

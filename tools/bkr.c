@@ -172,6 +172,7 @@ int main(int argc, char **argv)
 			c.progress = false;
 		int rc = commands[k].fn(&c, argc - i, argv + i);
 		cli_progress_done(&c);
+		cli_warn_future_done(&c);
 		cli_log_end(&c, rc);
 		if (fflush(stdout) != 0 || ferror(stdout)) {
 			fprintf(stderr, "bkr %s: cannot write output\n", c.cmd);

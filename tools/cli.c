@@ -414,18 +414,34 @@ void cli_problem(cli *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* the backups dated in the future this run warned of (each once: a routine's
+ * backup, cleanup and health steps all see them), the first BKR_FUTURE_NAMED
+ * named, the rest counted for cli_warn_future_done */
+static struct {
+	char **ids;
+	size_t n, cap;
+} future_seen;
+
 void cli_warn_future(cli *c, const char *id, int64_t time_ns)
 {
-	/* once per run: a routine's backup, cleanup and health steps all see it */
-	static char warned[32][128];
-	static size_t nwarned;
-	char when[32], msg[512];
+	char when[32], msg[512], *dup;
 
-	for (size_t i = 0; i < nwarned; i++)
-		if (!strcmp(warned[i], id))
+	for (size_t i = 0; i < future_seen.n; i++)
+		if (!strcmp(future_seen.ids[i], id))
 			return;
-	if (nwarned < sizeof(warned) / sizeof(warned[0]))
-		snprintf(warned[nwarned++], sizeof(warned[0]), "%s", id);
+	if (future_seen.n == future_seen.cap) {
+		size_t cap = future_seen.cap ? 2 * future_seen.cap : 16;
+		char **ids = realloc(future_seen.ids, cap * sizeof(*ids));
+		if (!ids)
+			return; /* a warning left out, not a failure */
+		future_seen.ids = ids;
+		future_seen.cap = cap;
+	}
+	if (!(dup = strdup(id)))
+		return;
+	future_seen.ids[future_seen.n++] = dup;
+	if (future_seen.n > BKR_FUTURE_NAMED)
+		return; /* counted: cli_warn_future_done */
 	bkr_time_format(when, time_ns);
 	snprintf(msg, sizeof(msg),
 		 "backup %s is dated in the future (%s): the clock was ahead when it was made; it is not counted "
@@ -434,6 +450,21 @@ void cli_warn_future(cli *c, const char *id, int64_t time_ns)
 		 id, when);
 	bkr_log_kv(BKR_LOG_WARN, c->cmd ? c->cmd : "bkr", (const char *[]){ "backup_id", id, NULL }, "%s", msg);
 	cli_warn(c, "%s", msg);
+}
+
+void cli_warn_future_done(cli *c)
+{
+	if (future_seen.n > BKR_FUTURE_NAMED) {
+		size_t more = future_seen.n - BKR_FUTURE_NAMED;
+		bkr_log(BKR_LOG_WARN, c->cmd ? c->cmd : "bkr",
+			"%zu more backup%s dated in the future (bkr list shows them)", more, more == 1 ? " is" : "s are");
+		cli_warn(c, "%zu more backup%s dated in the future (bkr list shows them)", more,
+			 more == 1 ? " is" : "s are");
+	}
+	for (size_t i = 0; i < future_seen.n; i++)
+		free(future_seen.ids[i]);
+	free(future_seen.ids);
+	memset(&future_seen, 0, sizeof(future_seen));
 }
 
 void cli_warn_holds(cli *c, const bkr_holds *h)

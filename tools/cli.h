@@ -174,11 +174,16 @@ void cli_problem(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 
 /**
  * Say once per run that backup @p id is dated in the future (@p time_ns,
  * bkr_time_in_future: more than 5 minutes after now): a warning line on
- * stderr (unless quiet) and in the log.  The schedules, health and retention
- * do not count it (docs/operations.md, "Backups dated in the future").
- * Not for an --as-of time: a backup after it is not a clock error.
+ * stderr (unless quiet) and in the log, for the first BKR_FUTURE_NAMED such
+ * backups; the rest are counted in one line by cli_warn_future_done.  The
+ * schedules, health and retention do not count it (docs/operations.md,
+ * "Backups dated in the future").  Not for an --as-of time: a backup after
+ * it is not a clock error.
  */
 void cli_warn_future(cli *c, const char *id, int64_t time_ns);
+/** At the end of a run: one line (stderr unless quiet, and the log) counting
+ *  the backups dated in the future cli_warn_future did not name, if any. */
+void cli_warn_future_done(cli *c);
 /** The same for every backup in @p l (not recovery runs) dated in the future at @p now_ns. */
 void cli_warn_future_list(cli *c, const bkr_manifest_list *l, int64_t now_ns);
 /** cli_warn_future as an engine callback (@p ctx: the cli): bkr_backup_options.future

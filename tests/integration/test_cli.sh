@@ -929,6 +929,20 @@ for a in --bogus -Z -fZ; do
 done
 pass "mount.bkrfs names a bad option, long or short"
 
+# bkrfs: a bad option is named even with no REPO or MOUNTPOINT after it (it said "missing REPO
+# and MOUNTPOINT"), exit 1; an option FUSE knows still leaves the missing operands to name
+for a in --bogus -Z "-obogus"; do
+	expect_exit 1 "$BKRFS" "$a"
+	want=$a
+	[ "$a" != -obogus ] || want="-o bogus"
+	[ "$(cat "$T/err")" = "bkrfs: unknown option(s): \`$want' (see --help)" ] || fail "bkrfs $a: $(cat "$T/err")"
+	expect_exit 1 "$BKRFS" "$T/repo" "$a"
+	[ "$(cat "$T/err")" = "bkrfs: unknown option(s): \`$want' (see --help)" ] || fail "bkrfs REPO $a: $(cat "$T/err")"
+done
+expect_exit 1 "$BKRFS" -o max_read=4096
+[ "$(cat "$T/err")" = "bkrfs: missing REPO and MOUNTPOINT (see --help)" ] || fail "bkrfs -o max_read: $(cat "$T/err")"
+pass "bkrfs names a bad option before the missing operands"
+
 # -q hides progress, warnings and summaries, never the reason for a non-zero exit status
 # (cli_problem): a damaged manifest is named by 'list -q' (exit 4); the backups that read
 # are listed on stdout as without -q

@@ -445,3 +445,54 @@ grep -q "^  - 1 record is damaged (last: $T/hrepo/records/00000000000000000003-0
 	fail "health with a record too large to read: $(cat "$T/out")"
 rm "$T/hrepo/records/"*-0badf00d.json
 pass "health names damaged records as a reason (not healthy), as verify calls them errors"
+
+# --- a record that passes its checksum but does not decode is damaged too -------
+# (a verify record whose count is out of range, a tag that is a number, a pin
+# whose until is no date): every reader skips it, and verify and health passed
+# over it in silence; now verify names it (an error, kind record) and health
+# gives it as a reason, as for a record that fails its checksum; cleanup (the
+# holds' readers) warns of it
+hid=$("$BKR" -r "$T/hrepo" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
+seal() { # seal FILE JSON: FILE holds JSON sealed with its checksum, as bkr writes records
+	python3 - "$@" <<'PY'
+import hashlib, sys
+t = sys.argv[2][:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(sys.argv[1], "w").write(t[:-66] + hashlib.sha256(t.encode()).hexdigest() + '"}')
+PY
+}
+undecodable=(
+	'{"kind":"verify","time":"2001-09-09T01:46:40.000000Z","read_data":false,"result":"ok","errors":1e300}'
+	'{"kind":"tag","backup_id":"'"$hid"'","time":"2001-09-09T01:46:40.000000Z","tag":5}'
+	'{"kind":"pin","backup_id":"'"$hid"'","time":"2001-09-09T01:46:40.000000Z","until":7}'
+)
+whys=('"errors" is not a count' "the tag record's \"tag\" is not a string" "the pin record's \"until\" is not a date")
+for k in 0 1 2; do
+	rec=$T/hrepo/records/0000000000000000000$((k + 4))-0badf00d.json
+	seal "$rec" "${undecodable[$k]}"
+	expect_exit 1 "$BKR" -c "$T/h.json" health
+	grep -qF -- "  - 1 record is damaged (last: $rec): every command skips it" "$T/out" ||
+		fail "health with an undecodable record ($k): $(cat "$T/out")"
+	expect_exit 0 "$BKR" -r "$T/hrepo" --json list
+	python3 -c 'import json,sys; b = json.load(open(sys.argv[1]))[-1]; assert not b.get("pinned_until") and not b.get("tags"), b' "$T/out" ||
+		fail "list applied an undecodable record ($k): $(cat "$T/out")"
+	# the commands that read the holds warn of it, as of a record whose checksum fails
+	expect_exit 0 "$BKR" -r "$T/hrepo" cleanup --dry-run
+	grep -qF "warning: $rec: a record that does not decode (${whys[$k]}): every command skips it" "$T/err" ||
+		fail "cleanup with an undecodable record ($k): $(cat "$T/err")"
+	rm "$rec"
+done
+for k in 0 1 2; do seal "$T/hrepo/records/0000000000000000000$((k + 4))-0badf00d.json" "${undecodable[$k]}"; done
+expect_exit 1 "$BKR" -r "$T/hrepo" --json verify
+python3 - "$T/out" "$T/hrepo/records" "${whys[@]}" <<'PY' || fail "verify of undecodable records: $(cat "$T/out")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+recs = [p for p in r["problems"] if p["kind"] == "record"]
+assert r["errors"] == 3 and len(recs) == 3, r
+for k, why in enumerate(sys.argv[3:]):
+    p = recs[k]
+    name = "0000000000000000000%d-0badf00d.json" % (k + 4)
+    assert p["error"] and p["object"] == "records/" + name, p
+    assert p["message"].startswith("%s/%s: %s; every command skips this record" % (sys.argv[2], name, why)), p
+PY
+rm "$T/hrepo/records/"*-0badf00d.json
+pass "a record that passes its checksum but does not decode: verify names it, health gives it as a reason, no command applies it"

@@ -583,6 +583,39 @@ expect_exit 0 "$BKR" -c "$T/tiers-ahead.json" tier migrate --as-of 2027-02-01T10
 unset BKR_TEST_NOW
 pass "a backup dated in the future is no parent, and tier migration takes its data cold, with one warning"
 
+# --- 40 backups dated in the future: the first BKR_FUTURE_NAMED (5) are named, the rest are one
+# line counting them (it was one line each, and a run remembered 32), on stderr and in the log
+W40=$T/ws40
+R40=$T/repo40
+mkdir -p "$W40/s" "$T/logs40"
+echo x >"$W40/s/f"
+"$BKR" init -r "$R40" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s"}\n' "$R40" "$W40" "$T/logs40" >"$T/future40.json"
+for k in $(seq 10 49); do
+	BKR_TEST_NOW=2030-01-01T00:$k:00Z "$BKR" -q -c "$T/future40.json" create --all >/dev/null || fail "create at 2030-01-01T00:$k"
+done
+warned_bounded() { # warned_bounded WHAT
+	local named more
+	named=$(grep -c "warning: backup backup_20300101_00[1-4][0-9]00_.* is dated in the future (2030-01-01T00:" "$T/err" || true)
+	more=$(grep -c "warning: 35 more backups are dated in the future (bkr list shows them)$" "$T/err" || true)
+	[ "$named" = 5 ] && [ "$more" = 1 ] || fail "$1: $named named, $more summaries: $(cat "$T/err")"
+	[ "$(grep -c "dated in the future" "$T/err")" = 6 ] || fail "$1: $(cat "$T/err")"
+}
+export BKR_TEST_NOW=2027-02-01T10:00:00Z
+expect_exit 0 "$BKR" -c "$T/future40.json" --json routine hourly
+warned_bounded "routine hourly"
+expect_exit 0 "$BKR" -c "$T/future40.json" health
+warned_bounded "health"
+export BKR_TEST_NOW=2027-02-01T11:00:00Z
+expect_exit 0 "$BKR" -c "$T/future40.json" create
+warned_bounded "create"
+grep -q '"35 more backups are dated in the future (bkr list shows them)"' "$T/logs40"/bkr-*.log ||
+	fail "the summary is not in the log"
+expect_exit 0 "$BKR" -q -c "$T/future40.json" health
+[ ! -s "$T/err" ] || fail "-q printed the warnings: $(cat "$T/err")"
+unset BKR_TEST_NOW
+pass "40 backups dated in the future: 5 named, the rest one line (routine, health, create)"
+
 # --- health takes the newest verify record at or before now, not the newest
 # of all: one dated after now (the clock was ahead) must not hide damage found since
 export BKR_TEST_NOW=2027-02-01T13:00:00Z

@@ -291,8 +291,31 @@ bkrfs_fg "$R8" "$T/mnt8" "$T/bkrfs8.err"
 	fail "/by-source/s/latest is the backup dated in the future: $(readlink "$T/mnt8/by-source/s/latest")"
 [ "$("$BKR" -q -r "$R8" cat latest s/f)" = now ] || fail "bkr cat latest"
 ls "$T/mnt8/by-date" | grep -q '^2030-01-01$' || fail "the backup dated 2030 is not listed in /by-date"
+readlink "$T/mnt8/latest" >/dev/null
 bkrfs_unmount "$T/mnt8"
-pass "/latest and /by-source/<s>/latest pass over a backup dated in the future, as bkr's latest"
+# the mount says so, once (it said nothing of a readable backup it passed over)
+ahead8=$(cd "$R8/backups" && ls backup_2030* | sed 's/\.json$//')
+[ "$(grep -c "latest passes over" "$T/bkrfs8.err")" = 1 ] &&
+	grep -qxF "bkrfs: /latest passes over 1 backup dated in the future (the clock was ahead when it was made): $ahead8" "$T/bkrfs8.err" ||
+	fail "the mount's line on the backup dated 2030: $(cat "$T/bkrfs8.err")"
+pass "/latest and /by-source/<s>/latest pass over a backup dated in the future, as bkr's latest; the mount logs it once"
+
+# ... 40 such backups: one line, naming the first 5 (the oldest-dated) and counting the rest
+R40=$T/repo40
+"$BKR" init -r "$R40" >/dev/null
+for k in $(seq 10 49); do
+	BKR_TEST_NOW=2030-01-01T00:$k:00Z "$BKR" -q -r "$R40" create "$W8/s" >/dev/null || fail "create at 2030-01-01T00:$k"
+done
+"$BKR" -q -r "$R40" create "$W8/s" >/dev/null
+bkrfs_fg "$R40" "$T/mnt40" "$T/bkrfs40.err"
+[ "$(cat "$T/mnt40/latest/s/f")" = now ] || fail "/latest of 40 backups dated in the future: $(readlink "$T/mnt40/latest")"
+ls "$T/mnt40/by-id" >/dev/null
+bkrfs_unmount "$T/mnt40"
+first5=$(cd "$R40/backups" && ls backup_2030* | sed 's/\.json$//' | head -5 | paste -sd, | sed 's/,/, /g')
+[ "$(grep -c "dated in the future" "$T/bkrfs40.err")" = 1 ] &&
+	grep -qxF "bkrfs: /latest passes over 40 backups dated in the future (the clock was ahead when they were made): $first5 and 35 more (bkr list shows them)" "$T/bkrfs40.err" ||
+	fail "the mount's line on 40 backups dated 2030: $(cat "$T/bkrfs40.err")"
+pass "the mount names 5 of 40 backups /latest passes over as dated in the future, in one line"
 
 # ... and so over a damaged manifest whose id is dated in the future, as they
 # would if it read: bkr's latest and /by-source/<s>/latest named no backup

@@ -181,12 +181,17 @@ static void test_latest_future(void **state)
 	assert_string_equal(v->latest, "backup_20261126_230000_full_aaaaaaaa");
 	assert_string_equal(v->latest_target, "by-id/backup_20261126_230000_full_aaaaaaaa");
 	assert_non_null(bkrfs_view_find(v, "backup_20261127_013000_snapshot_cccccccc")); /* still listed */
+	/* the one passed over, the last by time (the mount logs it) */
+	assert_int_equal(v->passed, 1);
+	assert_string_equal(v->b[v->by_time[v->ntime - 1]].id, "backup_20261127_013000_snapshot_cccccccc");
 	bkrfs_view_free(v);
 	assert_int_equal(bkrfs_view_build(&v, skew, 2, NULL, now, NULL, NULL), 0);
 	assert_string_equal(v->latest, "backup_20261127_000400_incremental_dddddddd");
+	assert_int_equal(v->passed, 0);
 	bkrfs_view_free(v);
 	assert_int_equal(bkrfs_view_build(&v, ids, 5, NULL, now - 7 * 86400LL * 1000000000LL, NULL, NULL), 0);
 	assert_string_equal(v->latest, "backup_20261127_013000_snapshot_cccccccc");
+	assert_int_equal(v->passed, 0); /* every one in the future: none passed over */
 	bkrfs_view_free(v);
 }
 

@@ -142,6 +142,37 @@ static void test_hostile(void **state)
 	bkr_verify_record_free(out);
 }
 
+/* bkr_verify_record_check: a sealed verify or damage record that does not
+ * decode is ECORRUPT naming it and the key; another kind is not judged */
+static int check(const char *json)
+{
+	char *sealed;
+	size_t len;
+	int err;
+	assert_int_equal(bkr_json_seal(json, &sealed, &len), 0);
+	err = bkr_verify_record_check(sealed, len, "rec.json");
+	free(sealed);
+	return err;
+}
+
+static void test_check(void **state)
+{
+	(void)state;
+	assert_int_equal(check("{\"kind\":\"verify\",\"time\":\"2026-11-30T00:00:00Z\",\"result\":\"ok\",\"errors\":1e300}"),
+			 BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "rec.json: \"errors\" is not a count"));
+	assert_int_equal(check("{\"kind\":\"damage\",\"time\":\"2026-11-30T00:00:00Z\",\"damaged_blobs\":{}}"),
+			 BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "rec.json: \"damaged_blobs\" is not an array"));
+	assert_int_equal(check("{\"kind\":\"damage\",\"time\":7}"), BKR_ECORRUPT);
+	assert_int_equal(check("{\"kind\":\"verify\",\"time\":\"2026-11-30T00:00:00Z\",\"result\":\"ok\",\"errors\":2}"),
+			 0);
+	assert_int_equal(check("{\"kind\":\"damage\",\"time\":\"2026-11-30T00:00:00Z\",\"damaged_blobs\":[]}"), 0);
+	assert_int_equal(check("{\"kind\":\"pin\",\"backup_id\":\"x\",\"until\":7}"), 0); /* the catalog's to judge */
+	assert_int_equal(check("{\"kind\":\"hold\"}"), 0);
+	assert_string_equal(bkr_error_message(), "");
+}
+
 static void test_last(void **state)
 {
 	char dir[4096], repo_path[4200], rec[4300];
@@ -243,6 +274,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_cap),
 		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_last),
 		cmocka_unit_test(test_damage_records),
 	};

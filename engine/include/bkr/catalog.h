@@ -106,6 +106,16 @@ void bkr_records_foreach_damaged(const bkr_records *rs, bool unread_only,
 				 void (*cb)(void *ctx, const char *path, const char *why), void *ctx);
 
 /**
+ * Whether the record @p text (its checksum holds) decodes as its kind needs:
+ * 0, else BKR_ECORRUPT naming @p path and the key - a tag that is a number,
+ * a pin whose until is no date, a verify record whose count is out of range
+ * (bkr_records_foreach_damaged takes such a record as damaged; holds and
+ * releases, and kinds of later versions, are their readers' to judge).
+ * BKR_ENOMEM.
+ */
+int bkr_record_check(const char *text, size_t len, const char *path);
+
+/**
  * Apply the records @p rs (pins, tags) to the one manifest @p m, as a listing
  * applies them: in time order, records of one instant by what they say
  * (backup id, kind, tag or date), never by the random part of their names.

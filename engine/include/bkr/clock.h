@@ -57,6 +57,13 @@ static inline uint64_t bkr_time_since_ns(int64_t t_ns, int64_t now_ns)
 }
 
 /**
+ * How many backups dated in the future a warning names, one by one, before
+ * it counts the rest in one line (bkr's commands, the mount's log): a clock
+ * that was ahead for a day of hourly backups is one problem, not 24 lines.
+ */
+#define BKR_FUTURE_NAMED 5
+
+/**
  * True when a backup made at @p t_ns is dated in the future at @p now_ns:
  * more than BKR_CLOCK_SKEW_NS after it.  The schedules, retention and health
  * ask this one question, so they agree: such a backup is never a source's

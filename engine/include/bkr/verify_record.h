@@ -62,6 +62,15 @@ int bkr_verify_record_decode(bkr_verify_record **out, const char *text, size_t l
 /** Free; NULL is a no-op. */
 void bkr_verify_record_free(bkr_verify_record *rec);
 
+/**
+ * Whether a sealed record text that is a verify or a damage record decodes
+ * as one: 0 when it does (or is a record of another kind), else BKR_ECORRUPT
+ * naming @p what and the key (a count out of range, a time that is none...):
+ * every reader skips such a record, so verify and health report it
+ * (bkr_records_foreach_damaged).  BKR_ENOMEM.
+ */
+int bkr_verify_record_check(const char *text, size_t len, const char *what);
+
 /** Append @p rec to @p r's records (refused on a read-only repository). */
 int bkr_verify_record_add(bkr_repo *r, const bkr_verify_record *rec);
 
