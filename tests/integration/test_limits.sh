@@ -7,7 +7,8 @@
 # file's.  The queue now takes at most a quarter of the limit and the scan,
 # out of descriptors all the same, waits for the queued files to be read
 # and opens again; with no fd to spare at all the backup fails, one line,
-# exit 7, nothing published.
+# exit 7, nothing published.  A restore, whose files in flight hold an fd
+# each too, likewise writes every file.
 source "$(dirname "$0")/lib.sh"
 
 src=$T/src
@@ -32,6 +33,18 @@ for threads in 8 1; do
 	python3 "$HERE/treecmp.py" "$src" "$RT/r/src" >/dev/null || fail "--threads $threads, ulimit -n 48: the backup does not restore the tree"
 done
 pass "ulimit -n 48: every file backed up (8 threads and 1), the tree restored exactly"
+
+# restore likewise: each file in flight holds its fd until its last chunk is written (64 at
+# once), so under ulimit -n 20 files failed 'create: Too many open files' (exit 6)
+for threads in 8 1; do
+	rm -rf "$RT/r"
+	got=0
+	(ulimit -n 20 && exec "$BKR" -r "$T/repo-8" restore latest --threads "$threads" --target "$RT/r") >"$T/out" 2>"$T/err" ||
+		got=$?
+	[ "$got" = 0 ] || { head -c 2000 "$T/err"; fail "restore --threads $threads, ulimit -n 20: exit $got"; }
+	python3 "$HERE/treecmp.py" "$src" "$RT/r/src" >/dev/null || fail "restore --threads $threads, ulimit -n 20: the tree differs"
+done
+pass "ulimit -n 20: restore writes every file (8 threads and 1)"
 
 # no descriptor to spare even with the queue read: one line naming what could not be
 # opened and why, exit 7, no backup published (never one without the files)
