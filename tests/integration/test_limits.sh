@@ -46,6 +46,29 @@ for threads in 8 1; do
 done
 pass "ulimit -n 20: restore writes every file (8 threads and 1)"
 
+# the store keeps up to 64 descriptors of the files it read open for the next read (index
+# files, packs): more than ulimit -n 48 left, so a repository of 70 index files failed every
+# command that opens them ('open .../index/X.idx: Too many open files', exit 7); the idle ones
+# are closed now when an open finds none left
+R=$T/repo-idx
+"$BKR" init -r "$R" >/dev/null
+mkdir -p "$T/i"
+for k in $(seq 1 70); do
+	echo "$k" >"$T/i/f$k"
+	"$BKR" -q -r "$R" create --type incremental "$T/i" >/dev/null
+done
+for cmd in verify list; do
+	got=0
+	(ulimit -n 48 && exec "$BKR" -r "$R" $cmd) >"$T/out" 2>"$T/err" || got=$?
+	[ "$got" = 0 ] || { head -c 2000 "$T/err"; fail "$cmd of 70 index files, ulimit -n 48: exit $got"; }
+done
+rm -rf "$RT/r"
+got=0
+(ulimit -n 48 && exec "$BKR" -r "$R" restore latest --target "$RT/r") >"$T/out" 2>"$T/err" || got=$?
+[ "$got" = 0 ] || { head -c 2000 "$T/err"; fail "restore from 70 index files, ulimit -n 48: exit $got"; }
+python3 "$HERE/treecmp.py" "$T/i" "$RT/r/i" >/dev/null || fail "restore from 70 index files, ulimit -n 48: the tree differs"
+pass "ulimit -n 48: 70 index files (more than the store keeps open) verify, list and restore"
+
 # no descriptor to spare even with the queue read: one line naming what could not be
 # opened and why, exit 7, no backup published (never one without the files)
 R=$T/repo-tiny
