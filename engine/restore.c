@@ -23,7 +23,7 @@
  * attributes and renames the file into place.  A directory's metadata waits
  * until its files are done; the memory in flight is bounded (RESTORE_BUDGET
  * bytes of chunks, RESTORE_FILE_BUDGET of one file, RESTORE_MAX_FILES open
- * files).  Hardlinked files are
+ * files, fewer under a low limit of open files: files_drain).  Hardlinked files are
  * finished before the walk goes on (later links need the first in place).
  * Reports, counters and progress are under one lock (rmu), the line of
  * files and the files' chunk slots under another (mu); report is never called with mu
@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -145,6 +146,7 @@ typedef struct {
 	struct rfile *rhead, *rtail; /* files with chunks not yet taken by a worker, in turn */
 	uint64_t inflight_bytes;
 	size_t inflight_files;
+	size_t max_files;          /* RESTORE_MAX_FILES, fewer under a low RLIMIT_NOFILE (mu) */
 } rctx;
 
 /* Owner, mode, times and xattrs to set on an object, copied out of its tree. */
@@ -1263,9 +1265,33 @@ static void dir_wait(rctx *c, rdir *d)
 static void pool_reserve_file(rctx *c)
 {
 	pthread_mutex_lock(&c->mu);
-	while (c->inflight_files >= RESTORE_MAX_FILES)
+	while (c->inflight_files >= c->max_files)
 		pthread_cond_wait(&c->cv_done, &c->mu);
 	pthread_mutex_unlock(&c->mu);
+}
+
+/*
+ * A create failed for want of descriptors (EMFILE, ENFILE): each file in
+ * flight holds one until its last chunk is written.  Wait for them, keep
+ * half as many in flight from now on, and true (create again); false when
+ * none was in flight (the failure is the file's, as any other).  A file
+ * left out of a restore for the restore's own want would be missing.
+ */
+static bool files_drain(rctx *c, int e)
+{
+	bool had;
+
+	if (e != EMFILE && e != ENFILE)
+		return false;
+	pthread_mutex_lock(&c->mu);
+	had = c->inflight_files > 0;
+	if (had)
+		c->max_files = c->inflight_files / 2 > 0 ? c->inflight_files / 2 : 1;
+	while (c->inflight_files > 0)
+		pthread_cond_wait(&c->cv_done, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+	errno = e;
+	return had;
 }
 
 /*
@@ -1456,9 +1482,11 @@ static void restore_leaf(rctx *c, rdir *d, const char *path, const bkr_entry *e,
 	if (e->type == BKR_FT_FILE)
 		pool_reserve_file(c);
 	/* a new file gets no name until complete; one that replaces another, a temporary name */
-	fd = e->type == BKR_FT_FILE && !replace && !c->no_tmpfile ? create_anon(c, dirfd, tmp) : -2;
-	if (fd == -2)
-		fd = create_tmp(dirfd, tmp, sizeof(tmp), e, -1, target);
+	do {
+		fd = e->type == BKR_FT_FILE && !replace && !c->no_tmpfile ? create_anon(c, dirfd, tmp) : -2;
+		if (fd == -2)
+			fd = create_tmp(dirfd, tmp, sizeof(tmp), e, -1, target);
+	} while (fd < 0 && files_drain(c, errno));
 	if (fd < 0) {
 		int en = errno;
 		if (e->type == BKR_FT_FIFO || e->type == BKR_FT_CHR || e->type == BKR_FT_BLK)
@@ -1599,7 +1627,10 @@ static int open_dir(rctx *c, int dirfd, const char *name, const char *path, rdir
 		report(c, true, bkr_error_set_errno(errno, "mkdir"), path, "mkdir: %s", strerror(errno));
 		return -1;
 	}
-	int fd = openat(dirfd, *tmp ? tmp : name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd;
+	while ((fd = openat(dirfd, *tmp ? tmp : name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
+	       files_drain(c, errno))
+		;
 	if (fd < 0) {
 		report(c, true, bkr_error_set_errno(errno, "open"), path, "open directory: %s", strerror(errno));
 		goto fail;
@@ -2101,6 +2132,7 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 	char **owned = NULL;
 	size_t npaths = 0;
 	struct stat rst;
+	struct rlimit rl;
 	int err = 0;
 
 	memset(c, 0, sizeof(*c));
@@ -2116,6 +2148,10 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv_job, NULL);
 	pthread_cond_init(&c->cv_done, NULL);
+	/* each file in flight holds an fd: a quarter of the process's at most */
+	c->max_files = RESTORE_MAX_FILES;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < c->max_files)
+		c->max_files = rl.rlim_cur / 4 > 0 ? (size_t)rl.rlim_cur / 4 : 1;
 	c->repo = r;
 	c->o = o;
 	c->backup_id = backup_id;

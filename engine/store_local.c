@@ -156,6 +156,26 @@ static int slot_find(local_store *ls, uint64_t h, const char *path)
 	return -1;
 }
 
+/* Close every cached descriptor that no one borrows, for an open that found
+ * the process out of them (EMFILE, ENFILE: a low ulimit -n, which the cache
+ * alone may fill); false when none was idle. */
+static bool fd_shed(local_store *ls)
+{
+	bool any = false;
+
+	pthread_mutex_lock(&ls->lock);
+	for (int i = 0; i < FD_CACHE; i++) {
+		struct fd_slot *sl = &ls->slots[i];
+		if (sl->valid && sl->refs == 0) {
+			close(sl->fd);
+			sl->valid = false;
+			any = true;
+		}
+	}
+	pthread_mutex_unlock(&ls->lock);
+	return any;
+}
+
 /*
  * Borrow a descriptor for @p path: *slot is the cache slot to release with
  * fd_put, or -1 for an uncached fd (every slot busy) that fd_put closes.
@@ -173,7 +193,9 @@ static int fd_get(local_store *ls, const char *path, unsigned flags, int *fd_out
 		*slot_out = i;
 		return 0;
 	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	while ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 && (errno == EMFILE || errno == ENFILE) && fd_shed(ls))
+		;
+	if (fd < 0)
 		return bkr_error_set_errno(errno, "open %s", path);
 	/* A small object read all over (tree packs are written children first
 	 * and walked parents first): one asynchronous read of the whole of it

@@ -156,6 +156,7 @@ struct bctx {
 	bool mu_init;
 	file_job *fq;
 	size_t fq_cap, fq_head, fq_n;
+	size_t fq_lim;               /* files queued at most: fq_cap, less once the process ran out of fds */
 	chunk_job *cq_head, *cq_tail;
 	size_t cq_n, cq_max;
 	rbuf *rfree;                 /* free read buffers (c->mu) */
@@ -239,6 +240,11 @@ void bkr_bk_pool_free(bctx *c);
 /** Queue a file for the workers, with its fstat @p st (blocks while the queue
  * is full, until it is half empty; closes @p fd on error). */
 int bkr_bk_queue_file(bctx *c, node *n, int fd, const struct stat *st);
+/** For a scan whose open failed for want of descriptors: wait until the workers have read every
+ * queued file (and closed its fd), and queue half as many from now on (the rest of the process needs
+ * descriptors too: a pack's temporary).  1 when some were queued or being read, 0 when none was
+ * (nothing to wait for), or a worker's fatal error (its message). */
+int bkr_bk_queue_drain(bctx *c);
 /** Store a data blob and count it; @p level as bkr_writer_put_level's (0: the repository's). */
 int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len, int level);
 /** Store one chunk of the file @p fc, @p data inside wk->rb: through the pool

@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -273,8 +274,8 @@ static void work_loop(worker *wk, bool main)
 			c->fq_n--;
 			c->active++;
 			/* the scan waits for a half-empty queue, not for each slot:
-			 * one wake-up per fq_cap / 2 files, not one per file */
-			if (c->fq_n == c->fq_cap / 2)
+			 * one wake-up per fq_lim / 2 files, not one per file */
+			if (c->fq_n == c->fq_lim / 2)
 				pthread_cond_signal(&c->cv_space);
 			bool stop = c->fatal != 0;
 			pthread_mutex_unlock(&c->mu);
@@ -289,6 +290,10 @@ static void work_loop(worker *wk, bool main)
 			pthread_mutex_lock(&c->mu);
 			if (--c->active == 0 && c->stop)
 				pthread_cond_broadcast(&c->cv_job);
+			/* every queued fd closed: a scan out of descriptors waits for it
+			 * (bkr_bk_queue_drain; the scan waits for space only on a full queue) */
+			if (c->active == 0 && c->fq_n == 0)
+				pthread_cond_signal(&c->cv_space);
 			continue;
 		}
 		/* A file still being read may queue more chunk jobs: stay for them. */
@@ -343,7 +348,7 @@ static void worker_fini(worker *wk)
 int bkr_bk_queue_file(bctx *c, node *n, int fd, const struct stat *st)
 {
 	pthread_mutex_lock(&c->mu);
-	while (c->fq_n == c->fq_cap && !c->fatal)
+	while (c->fq_n >= c->fq_lim && !c->fatal)
 		pthread_cond_wait(&c->cv_space, &c->mu);
 	if (c->fatal) {
 		/* The failure happened on a worker: its message, not this thread's. */
@@ -359,11 +364,36 @@ int bkr_bk_queue_file(bctx *c, node *n, int fd, const struct stat *st)
 	return 0;
 }
 
+int bkr_bk_queue_drain(bctx *c)
+{
+	int r;
+
+	pthread_mutex_lock(&c->mu);
+	r = c->fq_n > 0 || c->active > 0;
+	if (r) /* the files held then (each an fd), halved: at least one */
+		c->fq_lim = (c->fq_n + (size_t)c->active) / 2 > 0 ? (c->fq_n + (size_t)c->active) / 2 : 1;
+	while ((c->fq_n > 0 || c->active > 0) && !c->fatal)
+		pthread_cond_wait(&c->cv_space, &c->mu);
+	/* a failure on a worker meanwhile: its message, as bkr_bk_queue_file gives it */
+	if (c->fatal)
+		r = bkr_error_set(c->fatal, "%s", c->fatal_msg ? c->fatal_msg : "out of memory");
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
 int bkr_bk_pool_start(bctx *c)
 {
 	int err;
 
+	struct rlimit rl;
+
 	c->fq_cap = (size_t)c->nthreads * 8 + 16;
+	/* each file queued holds an fd: a quarter of the process's at most, the
+	 * rest for the workers, the packs written and the trees read
+	 * (bkr_bk_queue_drain lowers it when the scan runs out all the same) */
+	c->fq_lim = c->fq_cap;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < c->fq_lim)
+		c->fq_lim = rl.rlim_cur / 4 > 0 ? (size_t)rl.rlim_cur / 4 : 1;
 	c->cq_max = (size_t)c->nthreads * 2;
 	c->rfree_max = (size_t)c->nthreads + 1;
 	if (!(c->fq = calloc(c->fq_cap, sizeof(*c->fq))) ||

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bkr/error.h"
@@ -70,6 +71,35 @@ static bool skipped_dir(const bctx *c, const struct stat *st)
 		if (c->skip[i].ino == st->st_ino && c->skip[i].dev == st->st_dev)
 			return true;
 	return false;
+}
+
+/*
+ * The scan's open of @p n failed with @p e.  For want of descriptors
+ * (EMFILE, ENFILE) the files queued hold theirs until a worker has read
+ * them: wait for that, and 1 (open again; a worker's failure meanwhile is
+ * its error).  When none is held, BKR_EIO
+ * naming @p n and the limit: a file or directory skipped because this
+ * process ran out of descriptors would be left out of the backup for no
+ * fault of its own.  0 for any other error (the caller's warning).
+ */
+static int open_failed(bctx *c, const node *n, int e)
+{
+	struct rlimit rl;
+	char *path;
+	int err;
+
+	if (e != EMFILE && e != ENFILE)
+		return 0;
+	if ((err = bkr_bk_queue_drain(c)) != 0)
+		return err;
+	path = bkr_bk_node_path(n);
+	if (e == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		err = bkr_error_set(BKR_EIO, "%s: cannot open: %s (%llu at once, ulimit -n): raise the limit or give %s",
+				    path ? path : "?", strerror(e), (unsigned long long)rl.rlim_cur, "fewer --threads");
+	else
+		err = bkr_error_set(BKR_EIO, "%s: cannot open: %s", path ? path : "?", strerror(e));
+	free(path);
+	return err;
 }
 
 #define SCAN_REPLACED 1 /* scan_entry: the name was replaced between lstat and open */
@@ -166,15 +196,20 @@ static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const 
 		return 0;
 	}
 	int ffd = -1;
+	err = 0;
 	/* tests: BKR_FAULT="backup-open:N:stop" pauses between the N-th file's lstat and its open */
 	(void)bkr_io_fault("backup-open");
-	if (c->noatime_ok) {
-		ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME);
-		if (ffd < 0 && errno == EPERM)
-			c->noatime_ok = false;
-	}
-	if (ffd < 0)
-		ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	do {
+		if (c->noatime_ok) {
+			ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME);
+			if (ffd < 0 && errno == EPERM)
+				c->noatime_ok = false;
+		}
+		if (ffd < 0)
+			ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	} while (ffd < 0 && (err = open_failed(c, n, errno)) == 1);
+	if (err < 0)
+		return err;
 	struct stat ost;
 	if (ffd < 0 && errno == ELOOP && fstatat(f->fd, nm, &ost, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(ost.st_mode))
 		goto replaced; /* a symlink now (O_NOFOLLOW) */
@@ -213,11 +248,14 @@ static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const 
 /* Read the entries of the directory of frame @p f. */
 static int scan_dir(bctx *c, const bkr_source_spec *src, scan_frame *f)
 {
-	int dfd = dup(f->fd);
 	DIR *d = NULL;
 	struct dirent *de;
-	int err = 0;
+	int dfd, err = 0;
 
+	while ((dfd = dup(f->fd)) < 0 && (err = open_failed(c, f->dir, errno)) == 1)
+		;
+	if (err < 0)
+		return err;
 	if (dfd < 0 || !(d = fdopendir(dfd))) {
 		if (dfd >= 0)
 			close(dfd);
@@ -366,7 +404,14 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 		}
 		/* tests: BKR_FAULT="backup-opendir:N:stop" pauses before the N-th directory below a source is opened */
 		(void)bkr_io_fault("backup-opendir");
-		int kfd = openat(f->fd, (const char *)kid->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int kfd, e = 0;
+		while ((kfd = openat(f->fd, (const char *)kid->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
+		       (e = open_failed(c, kid, errno)) == 1)
+			;
+		if (kfd < 0 && e < 0) {
+			err = e;
+			goto done;
+		}
 		if (kfd < 0) {
 			kid->skip = true;
 			if (errno == ENOENT)
