@@ -819,7 +819,7 @@ static int create_tmp(int dirfd, char *tmp, size_t cap, const bkr_entry *e, int 
 		} else if (e->type == BKR_FT_FILE) {
 			r = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		} else if (e->type == BKR_FT_SYMLINK) {
-			r = symlinkat(target, dirfd, tmp);
+			r = target ? symlinkat(target, dirfd, tmp) : (errno = EINVAL, -1);
 		} else {
 			r = mknodat(dirfd, tmp, bkr_entry_mode_of_type(e->type) | 0600,
 				    e->type == BKR_FT_FIFO ? 0 : (dev_t)e->rdev);
