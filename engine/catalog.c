@@ -763,7 +763,11 @@ int bkr_repo_resolve(bkr_repo *r, bool runs, const bkr_newest_bad *bad, size_t *
 		/* a damaged manifest named newer than the one 'latest' found, or in
 		 * the same second (ids order no further): never an older backup in silence */
 		const char *t = err == 0 ? id_time(ids[*hit]) : NULL;
-		if (!t || strncmp(bad->time, t, 15) >= 0)
+		if (!t)
+			return bkr_error_set(BKR_ECORRUPT, "%s/%s is damaged and no other %s reads, so there is no "
+					     "'latest': run 'bkr verify'", runs ? "runs" : "backups", bad->file,
+					     runs ? "recovery run" : "backup");
+		if (strncmp(bad->time, t, 15) >= 0)
 			return bkr_error_set(BKR_ECORRUPT, "%s/%s is damaged and newer than every readable %s, so "
 					     "'latest' would name an older one%s%s: name one ('bkr list'), or run 'bkr verify'",
 					     runs ? "runs" : "backups", bad->file, runs ? "recovery run" : "backup",

@@ -359,6 +359,19 @@ grep -qF "backups/backup_29990101_000000_full_$(for i in $(seq 70); do printf '\
 rm -f "$R9/backups/backup_2999"*
 pass "a damaged manifest dated in the future: bkr's latest, /latest and /by-source/<s>/latest pass over it, as if it read, naming it"
 
+# ... and when it is the only backup there is no older one to speak of: the
+# line says there is no 'latest' (it said 'latest' "would name an older one")
+R10=$T/repo10
+"$BKR" init -r "$R10" >/dev/null
+BKR_TEST_NOW=2031-01-01T00:00:00Z "$BKR" -q -r "$R10" create "$W8/s" >/dev/null
+only10=$(cd "$R10/backups" && ls)
+printf 'not a manifest' >"$R10/backups/$only10"
+expect_exit 4 "$BKR" -r "$R10" cat latest s/f
+grep -qF "backups/$only10 is damaged and no other backup reads, so there is no 'latest'" "$T/err" ||
+	fail "latest with the only manifest damaged: $(cat "$T/err")"
+grep -q "older one" "$T/err" && fail "latest with the only manifest damaged speaks of an older one: $(cat "$T/err")"
+pass "the only manifest damaged and dated in the future: 'latest' is none, said so"
+
 # a plain readdir (a kernel without readdirplus; the fault point turns it off)
 # gives each version the type getattr gives: a FIFO or a device is not a file
 RT=$T/repo-types
