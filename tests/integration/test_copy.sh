@@ -12,7 +12,9 @@
 # encrypted: exit 7, true duplicates skipped); tags of one instant; between
 # differently keyed repositories, the copy of an almost unchanged backup reads
 # only what changed (bytes_read), a file rewritten deep in the tree with its
-# size and mtime kept still copied; a damaged tree in the destination's copy
+# size and mtime kept still copied; between repositories that name blobs
+# alike, a chunk repair took out of the destination's index below a tree it
+# still has is sent again; a damaged tree in the destination's copy
 # of the parent named once, not a failure (the new backup read in full).
 # Needs root (mknod, chown in the edge tree).
 source "$(dirname "$0")/lib.sh"
@@ -527,6 +529,31 @@ restore_cmp "$HP" "$hid2" "$H"
 [ "$(manifests "$HA" trees)" = "$(manifests "$HP" trees)" ] || {
 	diff <(manifests "$HA" trees) <(manifests "$HP" trees); fail "plain -> encrypted -> plain changed the manifests"; }
 pass "differently keyed: the copy of an almost unchanged backup read $second bytes, not every file ($full); a file rewritten with its size and mtime kept is copied; restores exact both ways"
+
+# --- between repositories that name blobs alike, a tree the destination's index has is walked all
+# the same (only the source's trees are read, not the files whose chunks are there): the destination
+# does not hold every blob below such a tree once repair has taken a damaged one out of its index
+# (docs/operations.md "Healing damaged data"), and the next copy of a backup using it sends it
+# again, which makes every backup there whole; skipping the tree would leave the new backup damaged
+RS=$T/rsrc RA=$T/ra RB=$T/rb
+mkdir -p "$RS/keep/deep" "$RS/other"
+head -c 300000 /dev/urandom >"$RS/keep/deep/data.bin"
+printf 'one\n' >"$RS/other/x"
+expect_exit 0 "$BKR" init -r "$RA"
+expect_exit 0 "$BKR" init -r "$RB"
+expect_exit 0 "$BKR" -r "$RA" create --type full "$RS" --json
+expect_exit 0 "$BKR" copy --from "$RA" --to "$RB"
+damage_stored "$RB" "$RS/keep/deep/data.bin" 1000 || fail "no pack of $RB holds keep/deep/data.bin"
+expect_exit 1 "$BKR" -r "$RB" verify --read-data
+expect_exit 1 "$BKR" -r "$RB" repair
+printf 'two\n' >"$RS/other/x"
+expect_exit 0 "$BKR" -r "$RA" create --type incremental "$RS" --json
+rid2=$(backup_id "$T/out")
+expect_exit 0 "$BKR" copy --from "$RA" --to "$RB" --json
+json_assert "$T/out" 'r["backups_copied"] == 1 and r["bytes_sent"] >= 300000'
+expect_exit 0 "$BKR" -r "$RB" verify --read-data
+restore_cmp "$RB" "$rid2" "$RS"
+pass "same keys: a blob repair took out of the destination's index below a tree it still has is sent again by the next copy; every backup there whole"
 
 # --- between differently keyed repositories, a damaged tree in the destination's copy of the
 # parent (found by the copy: it compares the backups there with the source's, and walks the parent
