@@ -38,7 +38,7 @@ static int setup(void **state)
 	tu_writes(f->bin, "fail.sh", "#!/bin/sh\necho 'source data is gone' >&2\nexit 3\n");
 	tu_writes(f->bin, "bad.sh", "#!/bin/sh\nprintf '{\"half\": ' > \"$2\"\n");
 	tu_writes(f->bin, "silent.sh", "#!/bin/sh\nexit 0\n");
-	tu_writes(f->bin, "alert.sh", "#!/bin/sh\ncat > \"$1\"\n");
+	tu_writes(f->bin, "alert.sh", "#!/bin/sh\ncat > \"$1\"\necho run >> \"$1.count\"\n");
 	tu_writes(f->bin, "fifo.sh", "#!/bin/sh\nmkfifo \"$1\"\n");
 	tu_sh("chmod +x %s/*.sh", f->bin);
 	snprintf(json, sizeof(json),
@@ -58,7 +58,7 @@ static int setup(void **state)
 		 "{\"type\":\"regenerate\",\"command\":[\"%s/good.sh\",\"{path}\",\"{output}\",\"{id}\"]}]},"
 		 "{\"pattern\":\"down/{id}.json\",\"strategies\":[{\"type\":\"manual\",\"command\":[\"%s/fail.sh\"]}]},"
 		 "{\"pattern\":\"slow/{id}.json\",\"strategies\":[{\"type\":\"manual\",\"timeout\":4,"
-		 "\"command\":[\"sh\",\"-c\",\"echo run >> %s/slow.count; exec sleep 600\"]}]}]}",
+		 "\"command\":[\"sh\",\"-c\",\"echo run >> %s/slow.count; exec sleep 600\",\"{path}\"]}]}]}",
 		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->dir);
 	s.workspace = f->ws;
 	s.recovery_json = json;
@@ -296,11 +296,72 @@ static void test_alert_failed(void **state)
 }
 
 /*
+ * Three files that need a person, one alert command line: one alert for the
+ * run, not one a file (200 files made 200 alert commands), whose
+ * description names them all - "files" each with its attempts, "count",
+ * "message" naming them - and keeps the first's "path" and "attempts" as a
+ * description of one file had them
+ */
+static void test_alert_once(void **state)
+{
+	fx *f = *state;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	bkr_recover_report *rep = NULL;
+	const char *names[] = { "fail/y1.json", "fail/y2.json", "fail/y3.json" };
+	char dir[PATH_MAX + 8], want[512], *text, *count;
+	cJSON *root, *alert, *files;
+
+	snprintf(dir, sizeof(dir), "%s/fail", f->ws);
+	tu_mkdirs(dir);
+	for (size_t i = 0; i < 3; i++)
+		tu_writes(f->ws, names[i], "not json");
+	o.apply = true;
+	assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	assert_non_null(root);
+	for (size_t i = 0; i < 3; i++) {
+		cJSON *e = tu_report_file(root, names[i]);
+		assert_string_equal(tu_attempt(e, 4, "result"), "manual");
+		assert_string_equal(tu_str(e, "status"), "manual");
+	}
+	assert_int_equal(bkr_recover_report_summary(rep)->manual, 3);
+	assert_int_equal(bkr_recover_report_summary(rep)->failed, 0);
+	count = tu_read(f->dir, "alert.json.count", NULL);
+	assert_non_null(count);
+	assert_string_equal(count, "run\n");
+	text = tu_read(f->dir, "alert.json", NULL);
+	assert_non_null(text);
+	assert_non_null(alert = cJSON_Parse(text));
+	assert_string_equal(tu_str(alert, "event"), "bkr.recovery.manual");
+	assert_int_equal(cJSON_GetObjectItem(alert, "count")->valueint, 3);
+	snprintf(want, sizeof(want), "3 files need a person: recovery run %s could not recover them: fail/y1.json, "
+		 "fail/y2.json, fail/y3.json", tu_str(alert, "run_id"));
+	assert_string_equal(tu_str(alert, "message"), want);
+	assert_string_equal(tu_str(alert, "path"), "fail/y1.json");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(alert, "attempts")), 4);
+	files = cJSON_GetObjectItem(alert, "files");
+	assert_int_equal(cJSON_GetArraySize(files), 3);
+	for (int i = 0; i < 3; i++) {
+		cJSON *x = cJSON_GetArrayItem(files, i);
+		assert_string_equal(tu_str(x, "path"), names[i]);
+		snprintf(want, sizeof(want), "%s/%s", f->ws, names[i]);
+		assert_string_equal(tu_str(x, "absolute_path"), want);
+		assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(x, "attempts")), 4);
+	}
+	cJSON_Delete(alert);
+	free(text);
+	free(count);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
+/*
  * An alert command that never exits: a run waited its timeout for it once
  * for every file that needed a person (200 files, 200 timeouts, the run and
  * its locks held for hours).  Once it timed out it is not run again in the
- * run: the other files' alerts fail at once, naming the file it timed out
- * on, and every file is failed (no one was asked).
+ * run: its other alerts (a command line naming {path} is one alert a file)
+ * fail at once, naming the file it timed out on, and every file is failed
+ * (no one was asked).
  */
 static void test_alert_hung(void **state)
 {
@@ -528,6 +589,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_regenerate_hang, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_then_manual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alert_failed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alert_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alert_hung, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_fifo, setup, teardown),
