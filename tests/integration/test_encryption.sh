@@ -857,6 +857,49 @@ expect_exit 4 "$BKR" -r "$K/t" list
 rm -f "$K/t"/backups/z*.json
 pass "an older index or manifest put back, a manifest of another repository, swapped records, a downgraded config: detected and named"
 
+# --- config.json gone (or damaged) and its copy, which every command then reads,
+# edited to say "none": refused as above, naming config.copy.json (found by
+# hostile testing: the line said "config.json says the repository is not
+# encrypted" of a config.json that was absent or said aes-256-gcm, and the
+# copy that did say it went unnamed)
+downgrade() { # FILE: says "none", checksum recomputed
+	python3 - "$1" <<'PY'
+import hashlib, json, sys
+p = sys.argv[1]
+c = json.loads(open(p).read())
+c["encryption"] = "none"; c["features"]["incompat"].remove("encryption")
+del c["sha256"]
+t = json.dumps(c, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(p, "w").write(t.replace("0" * 64, hashlib.sha256(t.encode()).hexdigest()))
+PY
+}
+copy_says='config.copy.json (read instead of the damaged or missing config.json) says the repository is not encrypted'
+fresh >/dev/null
+rm "$K/t/config.json"
+downgrade "$K/t/config.copy.json"
+expect_exit 4 "$BKR" -r "$K/t" list
+one_line_error
+grep -qF "$copy_says, but keys/ holds key files" "$T/err" || fail "a downgraded config.copy.json: $(cat "$T/err")"
+# config.json damaged (a flipped byte) rather than gone: the same
+fresh >/dev/null
+sed -i 's/"aes-256-gcm"/"aes-256-gcn"/' "$K/t/config.json"
+downgrade "$K/t/config.copy.json"
+expect_exit 4 "$BKR" -r "$K/t" verify
+one_line_error
+grep -qF "$copy_says, but keys/ holds key files" "$T/err" || fail "a damaged config.json, a downgraded copy: $(cat "$T/err")"
+# keys/ emptied too: the sealed index files, then the sealed manifests, name it
+rm -rf "$K/t/keys"
+snapshot "$K/t" >"$T/before"
+expect_exit 4 "$BKR" -r "$K/t" create "$K/src"
+grep -qF "is sealed (encrypted), but $copy_says" "$T/err" || fail "a downgraded copy, keys/ emptied: $(cat "$T/err")"
+snapshot "$K/t" | cmp -s - "$T/before" || fail "a backup into a repository with a downgraded config.copy.json wrote something"
+rm -f "$K/t"/index/*.idx
+snapshot "$K/t" >"$T/before"
+expect_exit 4 "$BKR" -r "$K/t" create --type incremental "$K/src"
+grep -q "backups/.*is sealed (encrypted), but $copy_says" "$T/err" || fail "a downgraded copy, keys/ and index/ emptied: $(cat "$T/err")"
+snapshot "$K/t" | cmp -s - "$T/before" || fail "an incremental backup into a repository with a downgraded config.copy.json wrote something"
+pass "config.json gone or damaged, its copy downgraded: refused, naming config.copy.json"
+
 # --- repair: the index rebuilt from the sealed pack footers; a pack that
 # fails them (tampered, renamed, another repository's) is named and not
 # indexed; a tampered blob stays damaged until heal takes it out and the next
