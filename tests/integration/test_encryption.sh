@@ -811,6 +811,18 @@ expect_exit 0 "$BKR" -r "$K/t" list
 grep -q "$idx2.*authentication failed" "$T/err" || fail "older index put back: not named: $(cat "$T/err")"
 # (its blobs are missing: the backup's tree cannot be read, which is damage: EIO)
 expect_detected "older index file put back" "$idx2|not in the index"
+# bkr copy names it as every reader does (found by hostile testing: copy,
+# from it or into it, said only "blob ID: not in the index of REPO")
+rm -rf "$K/pd"
+expect_exit 0 "$BKR" init -r "$K/pd"
+expect_exit 3 "$BKR" copy --from "$K/t" --to "$K/pd"
+grep -q "warning: $K/t/index/$idx2: authentication failed.*(index file left out" "$T/err" ||
+	fail "copy from a repository with an older index file put back: not named: $(cat "$T/err")"
+expect_exit 0 "$BKR" init -r "$K/pd2"
+expect_exit 0 "$BKR" copy --from "$K/pd2" --to "$K/t"
+grep -q "warning: $K/t/index/$idx2: authentication failed.*(index file left out" "$T/err" ||
+	fail "copy into a repository with an older index file put back: not named: $(cat "$T/err")"
+rm -rf "$K/pd" "$K/pd2"
 # an older manifest put back under the newer one's name
 fresh >/dev/null
 cp "$K/t/backups/$id1.json" "$K/t/backups/$id2.json"
