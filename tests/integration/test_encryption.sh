@@ -823,6 +823,11 @@ expect_exit 0 "$BKR" copy --from "$K/pd2" --to "$K/t"
 grep -q "warning: $K/t/index/$idx2: authentication failed.*(index file left out" "$T/err" ||
 	fail "copy into a repository with an older index file put back: not named: $(cat "$T/err")"
 rm -rf "$K/pd" "$K/pd2"
+# and so do the recovery commands (scan, recover, batch)
+printf '{"repository": "%s", "workspace_root": "%s"}\n' "$K/t" "$K" >"$T/kt.json"
+expect_exit 4 "$BKR" -c "$T/kt.json" scan
+grep -q "warning: $K/t/index/$idx2: authentication failed.*(index file left out" "$T/err" ||
+	fail "scan in a repository with an older index file put back: not named: $(cat "$T/err")"
 # an older manifest put back under the newer one's name
 fresh >/dev/null
 cp "$K/t/backups/$id1.json" "$K/t/backups/$id2.json"
