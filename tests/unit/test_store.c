@@ -267,7 +267,7 @@ static uint8_t direct_byte(size_t i)
 static int write_pattern(bkr_store_upload *u, size_t from, size_t to)
 {
 	static const size_t pieces[] = { 1, 16, 4095, 333333, 1 << 20, 7 };
-	static uint8_t piece[1 << 20];
+	static _Thread_local uint8_t piece[1 << 20]; /* not malloc'd: test_upload_staging_memory counts resident memory */
 	size_t off = from;
 	int err = 0;
 	for (size_t k = 0; off < to && err == 0; k++) {
@@ -457,6 +457,56 @@ static void test_upload_staging_memory(void **state)
 	assert_true(resident_bytes() < rss0 + (2u << 20));
 	expect_pattern(f->s, "data/05/a.pack", big);
 	expect_pattern(f->s, "tree/05/b.pack", 5000);
+	assert_int_equal(temporaries(f->s), 0);
+}
+
+struct uploader {
+	bkr_store *s;
+	int i;
+	int err;
+};
+
+/* One of test_upload_threads' uploads: 7 MiB + i bytes as "data/07/<i>.pack". */
+static void *uploader_main(void *arg)
+{
+	struct uploader *w = arg;
+	bkr_store_upload *u;
+	char name[64];
+	snprintf(name, sizeof(name), "data/07/%d.pack", w->i);
+	if ((w->err = bkr_store_upload_new(w->s, "data/", &u)) < 0)
+		return NULL;
+	if ((w->err = write_pattern(u, 0, (7u << 20) + (size_t)w->i)) == 0)
+		w->err = bkr_store_upload_publish(u, name);
+	bkr_store_upload_free(u);
+	return NULL;
+}
+
+/*
+ * Uploads from several threads at once share the flusher thread and the idle
+ * windows: every pack holds exactly its bytes, and once all are published
+ * nothing stays mapped.
+ */
+static void test_upload_threads(void **state)
+{
+	enum { N = 6 };
+	struct fixture *f = *state;
+	struct uploader w[N];
+	pthread_t t[N];
+
+	for (int i = 0; i < N; i++) {
+		w[i] = (struct uploader){ f->s, i, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, uploader_main, &w[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].err, 0);
+	}
+	assert_int_equal(bkr_store_local_staging(f->s), 0);
+	for (int i = 0; i < N; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "data/07/%d.pack", i);
+		expect_pattern(f->s, name, (7u << 20) + (size_t)i);
+	}
 	assert_int_equal(temporaries(f->s), 0);
 }
 
@@ -789,6 +839,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_upload_direct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_staging_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_flush_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upload_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_stamped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
