@@ -451,6 +451,72 @@ static void test_filter_stand_in(void **state)
 	bkr_recover_free(rc);
 }
 
+/* A file in a git submodule: the superproject holds only a gitlink at the
+ * submodule's path.  Discovery started at the workspace root, found the
+ * superproject, passed every commit where lib is a gitlink as one without
+ * lib/conf.json, and recovered the superproject's own copy from before lib
+ * became a submodule (exit 0, an old version over the newer one the
+ * submodule holds).  Discovery now starts at the file's directory (the
+ * submodule's checkout), and a walk of the superproject stops where the path
+ * enters a submodule, naming it: never the older copy. */
+static void test_submodule(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+	char json[PATH_MAX + 256];
+	const char *err;
+
+	/* lib/conf.json was the superproject's own file first */
+	tu_writes(f->ws, "lib/conf.json", "{\"v\":\"old, in the superproject\"}\n");
+	assert_int_equal(commit(f, "lib", "2020-01-03T00:00:00Z"), 0);
+	/* then lib became a submodule holding a newer conf.json */
+	tu_writes(f->dir, "libsrc/conf.json", "{\"v\":\"new, in the submodule\"}\n");
+	assert_int_equal(tu_sh("cd %s/libsrc && " GIT " init -q . && " GIT " add -A && GIT_AUTHOR_DATE=2020-01-05T00:00:00Z "
+			       "GIT_COMMITTER_DATE=2020-01-05T00:00:00Z " GIT " commit -qm sub >/dev/null",
+			       f->dir),
+			 0);
+	assert_int_equal(tu_sh("cd %s && " GIT " rm -rq lib && " GIT " -c protocol.file.allow=always submodule add -q "
+			       "file://%s/libsrc lib >/dev/null 2>&1",
+			       f->ws, f->dir),
+			 0);
+	assert_int_equal(commit(f, "lib as a submodule", "2020-01-06T00:00:00Z"), 0);
+	tu_sh("rm %s/lib/conf.json", f->ws);
+
+	/* the default: the repository of the file's directory, the submodule */
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"lib/*\",\"strategies\":[\"git\",\"manual\"]}]}");
+	o.apply = true;
+	root = tu_recover(rc, "lib/conf.json", &o, &rep);
+	e = tu_report_file(root, "lib/conf.json");
+	if (strcmp(tu_str(e, "status"), "recovered") != 0)
+		fail_msg("not recovered from the submodule: %s", tu_attempt(e, 0, "error"));
+	tu_assert_file(f->ws, "lib/conf.json", "{\"v\":\"new, in the submodule\"}\n");
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+
+	/* the superproject named: its walk stops at the submodule, naming it */
+	tu_sh("rm %s/lib/conf.json", f->ws);
+	snprintf(json, sizeof(json),
+		 "{\"rules\":[{\"pattern\":\"lib/*\",\"strategies\":[{\"type\":\"git\",\"repository\":\"%s\"},"
+		 "\"manual\"]}]}",
+		 f->ws);
+	rc = engine(f, json);
+	root = tu_recover(rc, "lib/conf.json", &o, &rep);
+	e = tu_report_file(root, "lib/conf.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "not_found");
+	err = tu_attempt(e, 0, "error");
+	if (!strstr(err, "submodule 'lib'"))
+		fail_msg("the error does not name the submodule: %s", err);
+	assert_string_equal(tu_str(e, "status"), "manual");
+	assert_false(tu_exists(f->ws, "lib/conf.json")); /* not the superproject's old copy */
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -465,6 +531,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shallow_clone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_unreadable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filter_stand_in, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_submodule, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
