@@ -64,11 +64,33 @@ static void reject(cJSON *rejected, const char *commit, const char *reason)
 }
 
 /*
+ * Whether @p oid is one of a shallow clone's roots, named in its "shallow"
+ * file: the commits whose parents the clone does not hold, where its
+ * history ends.  (libgit2 1.5 has no public call for them.)
+ */
+static bool shallow_root(git_repository *repo, const git_oid *oid)
+{
+	char path[PATH_MAX], line[128], hex[GIT_OID_HEXSZ + 1];
+	bool found = false;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%sshallow", git_repository_commondir(repo));
+	if (!(fp = fopen(path, "re")))
+		return false;
+	git_oid_tostr(hex, sizeof(hex), oid);
+	while (!found && fgets(line, sizeof(line), fp))
+		found = strncmp(line, hex, GIT_OID_HEXSZ) == 0;
+	fclose(fp);
+	return found;
+}
+
+/*
  * The next commit of a shallow clone (a CI checkout, "git clone --depth"),
  * the first one being @p oid itself: libgit2 cannot walk such a history
  * (git_revwalk fails on the missing parents of its oldest commits, before
  * it returns any), so first parents are followed by hand, to the commit the
- * clone stops at.
+ * clone stops at (a shallow root).  A commit before it that cannot be read
+ * is damage, which the caller's lookup reports.
  */
 static bool first_parent_next(git_repository *repo, git_oid *oid, bool *started)
 {
@@ -79,7 +101,7 @@ static bool first_parent_next(git_repository *repo, git_oid *oid, bool *started)
 		return *started = true;
 	if (git_commit_lookup(&c, repo, oid) < 0)
 		return false;
-	if ((more = git_commit_parentcount(c) > 0))
+	if ((more = git_commit_parentcount(c) > 0 && !shallow_root(repo, oid)))
 		git_oid_cpy(oid, git_commit_parent_id(c, 0));
 	git_commit_free(c);
 	return more;
@@ -250,8 +272,12 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 
 		if (++commits > j->s->git_max_commits)
 			break;
-		if (git_commit_lookup(&commit, repo, &oid) < 0)
-			continue;
+		if (git_commit_lookup(&commit, repo, &oid) < 0) {
+			/* the walk reached it, so it belongs to the history: damage, as
+			 * a commit the revwalk cannot read (never a history's end) */
+			walked = GIT_ERROR;
+			break;
+		}
 		if (j->s->max_age_s && (int64_t)git_commit_time(commit) < now - j->s->max_age_s) {
 			git_commit_free(commit);
 			break;

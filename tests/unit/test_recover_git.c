@@ -413,6 +413,42 @@ static void test_history_unreadable(void **state)
 	bkr_recover_free(rc);
 }
 
+/* A shallow clone whose history holds a commit that cannot be read (below
+ * HEAD, above where the clone stops): the first-parent walk took the failed
+ * lookup for the clone's end and said "no valid copy of conv/a.json in 1
+ * commit" (invalid), as if git held only the broken copy.  The walk ends at
+ * the commits the clone's shallow file names; an unreadable commit before
+ * them is a history that cannot be walked, as in a full clone. */
+static void test_shallow_damaged(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+
+	tu_writes(f->ws, "conv/a.json", "{\"v\":2}\n");
+	assert_int_equal(commit(f, "v2", "2020-01-03T00:00:00Z"), 0);
+	tu_writes(f->ws, "conv/b.json", "{}\n");
+	assert_int_equal(commit(f, "mid", "2020-01-04T00:00:00Z"), 0);
+	tu_writes(f->ws, "conv/a.json", "{\"v\":3,");
+	assert_int_equal(commit(f, "broken", "2020-01-05T00:00:00Z"), 0);
+	/* shallow below v2 (git writes this file for "clone --depth 3") */
+	assert_int_equal(tu_sh("cd %s && git rev-parse HEAD~2 > .git/shallow", f->ws), 0);
+	assert_int_equal(garble_object(f, "HEAD~1"), 0);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[\"git\"]}]}");
+	o.apply = true;
+	root = tu_recover(rc, "conv/a.json", &o, &rep);
+	e = tu_report_file(root, "conv/a.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "failed");
+	if (!strstr(tu_attempt(e, 0, "error"), "cannot be walked"))
+		fail_msg("a shallow history with an unreadable commit: %s", tu_attempt(e, 0, "error"));
+	tu_assert_file(f->ws, "conv/a.json", "{\"v\":3,"); /* not v2, past the damage */
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
 /* A file kept in Git LFS: its blob is the pointer, not the file, and was
  * recovered as the file (a 130-byte text in place of a model; no validator
  * for *.bin saw it).  It is refused now, as a symlink is, and no older
@@ -530,6 +566,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shallow_clone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_unreadable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shallow_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filter_stand_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_submodule, setup, teardown),
 	};
