@@ -274,6 +274,44 @@ static int get_string(const pctx *c, const cJSON *v, const char *key, char **out
 	return 0;
 }
 
+/*
+ * A git strategy's "prefix": the workspace's path inside the repository, as
+ * its trees name it, so written as a directory may be ("srv/ws/",
+ * "./srv//ws" are "srv/ws"); an absolute path or '..' names nothing in a
+ * tree and is refused.
+ */
+static int get_git_prefix(const pctx *c, const cJSON *v, const char *key, char **out)
+{
+	const char *p;
+	char *w;
+	int err;
+
+	if ((err = get_string(c, v, key, out)) < 0)
+		return err;
+	if (**out == '/')
+		return bad(c, key, "a path inside the git repository, from its root: not absolute");
+	for (p = w = *out; *p;) {
+		const char *part = p;
+		size_t n;
+
+		while (*p && *p != '/')
+			p++;
+		n = (size_t)(p - part);
+		if (n == 2 && part[0] == '.' && part[1] == '.')
+			return bad(c, key, "'..' is not allowed in a path inside the git repository");
+		if (n && !(n == 1 && *part == '.')) {
+			if (w != *out)
+				*w++ = '/';
+			memmove(w, part, n);
+			w += n;
+		}
+		while (*p == '/')
+			p++;
+	}
+	*w = 0;
+	return 0;
+}
+
 static int get_strings(const pctx *c, const cJSON *v, const char *key, bool nonempty, char ***out, size_t *n)
 {
 	size_t cnt = 0;
@@ -492,7 +530,7 @@ static int parse_strategy(const pctx *c, const cJSON *v, const char *key, bkr_re
 		else if (strcmp(e->string, "ref") == 0)
 			err = get_string(c, e, k, &s->git_ref);
 		else if (strcmp(e->string, "prefix") == 0)
-			err = get_string(c, e, k, &s->git_prefix);
+			err = get_git_prefix(c, e, k, &s->git_prefix);
 		else if (strcmp(e->string, "max_commits") == 0)
 			err = get_int(c, e, k, 1, 10000000, &s->git_max_commits);
 		else if (strcmp(e->string, "uri") == 0)

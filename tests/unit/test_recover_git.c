@@ -449,6 +449,57 @@ static void test_shallow_damaged(void **state)
 	bkr_recover_free(rc);
 }
 
+/* "prefix" written as a directory is ("srv/ws/", "./srv/ws"): it was joined
+ * with '/' as it was, "srv/ws//conv/a.json" is in no tree, and every file
+ * was not_found ("no commit of HEAD has srv/ws//conv/a.json") after a
+ * config check that said ok.  The prefix is taken as the path it names; an
+ * absolute one or one with '..' is refused, naming the key. */
+static void test_prefix_spelling(void **state)
+{
+	fx *f = *state;
+	static const char *const ok[] = { "srv/ws/", "./srv//ws", "srv/./ws/" };
+	static const char *const refused[] = { "/srv/ws", "srv/../srv/ws" };
+	bkr_recover_setup su = BKR_RECOVER_SETUP_INIT;
+	bkr_recover *rc = NULL;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	char json[PATH_MAX * 2], stage[PATH_MAX];
+	cJSON *root, *e;
+
+	/* a bare repository holding the workspace under srv/ws */
+	tu_writes(f->dir, "src/srv/ws/conv/a.json", "{\"in\":\"srv/ws\"}\n");
+	assert_int_equal(tu_sh("cd %s/src && " GIT " init -q . && " GIT " add -A && " GIT " commit -qm one >/dev/null && "
+			       "cd .. && git clone -q --bare src bare.git",
+			       f->dir),
+			 0);
+	for (size_t k = 0; k < sizeof(ok) / sizeof(ok[0]); k++) {
+		snprintf(json, sizeof(json),
+			 "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[{\"type\":\"git\",\"repository\":"
+			 "\"%s/bare.git\",\"prefix\":\"%s\"}]}]}",
+			 f->dir, ok[k]);
+		rc = engine(f, json);
+		root = tu_recover(rc, "conv/a.json", &o, &rep);
+		e = tu_report_file(root, "conv/a.json");
+		if (strcmp(tu_str(e, "status"), "recovered") != 0)
+			fail_msg("prefix '%s': %s", ok[k], tu_attempt(e, 0, "error"));
+		cJSON_Delete(root);
+		bkr_recover_report_free(rep);
+		bkr_recover_free(rc);
+	}
+	snprintf(stage, sizeof(stage), "%s/stage", f->dir);
+	su.workspace = f->ws;
+	su.staging_dir = stage;
+	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+		snprintf(json, sizeof(json),
+			 "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[{\"type\":\"git\",\"prefix\":\"%s\"}]}]}",
+			 refused[k]);
+		su.recovery_json = json;
+		assert_int_equal(bkr_recover_new(&rc, &su, NULL), BKR_EINVAL);
+		if (!strstr(bkr_error_message(), "key 'recovery.rules[0].strategies[0].prefix'"))
+			fail_msg("prefix '%s': %s", refused[k], bkr_error_message());
+	}
+}
+
 /* A file kept in Git LFS: its blob is the pointer, not the file, and was
  * recovered as the file (a 130-byte text in place of a model; no validator
  * for *.bin saw it).  It is refused now, as a symlink is, and no older
@@ -569,6 +620,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shallow_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filter_stand_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_submodule, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_spelling, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
