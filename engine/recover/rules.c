@@ -275,6 +275,24 @@ static int get_string(const pctx *c, const cJSON *v, const char *key, char **out
 }
 
 /*
+ * A path of the machine (a git strategy's "repository", "staging_dir"):
+ * absolute, since a relative one would name another place in each directory
+ * bkr runs from (a shell's, cron's, a systemd unit's).
+ */
+static int get_abs_path(const pctx *c, const cJSON *v, const char *key, char **out)
+{
+	int err;
+
+	if ((err = get_string(c, v, key, out)) < 0)
+		return err;
+	if (**out != '/')
+		return bad(c, key,
+			   "expected an absolute path (a relative one would depend on the directory bkr runs in: "
+			   "a shell's, cron's, a systemd unit's)");
+	return 0;
+}
+
+/*
  * A git strategy's "prefix": the workspace's path inside the repository, as
  * its trees name it, so written as a directory may be ("srv/ws/",
  * "./srv//ws" are "srv/ws"); an absolute path or '..' names nothing in a
@@ -526,7 +544,7 @@ static int parse_strategy(const pctx *c, const cJSON *v, const char *key, bkr_re
 		if (strcmp(e->string, "max_age") == 0)
 			err = get_duration_s(c, e, k, &s->max_age_s);
 		else if (strcmp(e->string, "repository") == 0)
-			err = get_string(c, e, k, &s->git_repository);
+			err = get_abs_path(c, e, k, &s->git_repository);
 		else if (strcmp(e->string, "ref") == 0)
 			err = get_string(c, e, k, &s->git_ref);
 		else if (strcmp(e->string, "prefix") == 0)
@@ -858,7 +876,7 @@ int bkr_recover_rules_parse(bkr_recover_rules **out, const char *json, const cha
 				if ((err = get_timeout_ms(&c, e, k, &r->alert_timeout_ms)) < 0)
 					goto done;
 			} else if (strcmp(e->string, "staging_dir") == 0) {
-				if ((err = get_string(&c, e, k, &r->staging_dir)) < 0)
+				if ((err = get_abs_path(&c, e, k, &r->staging_dir)) < 0)
 					goto done;
 			}
 		}

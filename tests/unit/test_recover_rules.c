@@ -87,6 +87,10 @@ static void test_errors(void **state)
 		     "{\"pattern\":\"c\",\"strategies\":[{\"type\":\"regenerate\",\"command\":[\"x\"],\"timeout\":true}]}]}",
 		     "bkr.json: key 'recovery.rules[2].strategies[0].timeout': expected a number");
 	expect_error("{\"rulez\":[]}", "bkr.json: key 'recovery.rulez': unknown key");
+	/* relative: another place from each directory bkr runs in (cron's, a unit's) */
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"git\",\"repository\":\"ws-git\"}]}]}",
+		     "key 'recovery.rules[0].strategies[0].repository': expected an absolute path");
+	expect_error("{\"staging_dir\":\"staged\"}", "key 'recovery.staging_dir': expected an absolute path");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"teleport\"}]}]}",
 		     "recovery.rules[0].strategies[0].type");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"regenerate\"}]}]}",
