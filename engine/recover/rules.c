@@ -362,6 +362,25 @@ static int get_strings(const pctx *c, const cJSON *v, const char *key, bool none
 	return 0;
 }
 
+/*
+ * A command's argv (a regenerate or manual strategy's, a validator's,
+ * alert_command): its program is a name looked up in PATH or an absolute
+ * path; "./rebuild.sh" or "bin/check" would be looked up under whatever
+ * directory bkr runs in, as a relative get_abs_path is.
+ */
+static int get_command(const pctx *c, const cJSON *v, const char *key, char ***argv, size_t *argc)
+{
+	int err;
+
+	if ((err = get_strings(c, v, key, true, argv, argc)) < 0)
+		return err;
+	if ((*argv)[0][0] != '/' && strchr((*argv)[0], '/'))
+		return bad(c, key,
+			   "the program is a relative path, which would depend on the directory bkr runs in: give "
+			   "an absolute path or a name found in PATH");
+	return 0;
+}
+
 /** A duration: a number of seconds or a string such as "30s", "7d". */
 static int get_duration_s(const pctx *c, const cJSON *v, const char *key, int64_t *out)
 {
@@ -583,7 +602,7 @@ static int parse_strategy(const pctx *c, const cJSON *v, const char *key, bkr_re
 					s->connect_timeout_ms = (int32_t)ms;
 			}
 		} else if (strcmp(e->string, "command") == 0)
-			err = get_strings(c, e, k, true, &s->argv, &s->argc);
+			err = get_command(c, e, k, &s->argv, &s->argc);
 		else if (strcmp(e->string, "timeout") == 0)
 			err = get_timeout_ms(c, e, k, &s->timeout_ms);
 		if (err < 0)
@@ -698,7 +717,7 @@ static int parse_validator(const pctx *c, const cJSON *v, const char *key, bkr_r
 			else
 				return bad(c, k, "expected \"json\", \"nonempty\" or \"command\"");
 		} else if (strcmp(e->string, "command") == 0) {
-			if ((err = get_strings(c, e, k, true, &out->argv, &out->argc)) < 0)
+			if ((err = get_command(c, e, k, &out->argv, &out->argc)) < 0)
 				return err;
 		} else if (strcmp(e->string, "timeout") == 0) {
 			if ((err = get_timeout_ms(c, e, k, &out->timeout_ms)) < 0)
@@ -870,7 +889,7 @@ int bkr_recover_rules_parse(bkr_recover_rules **out, const char *json, const cha
 				if ((err = get_strings(&c, e, k, false, &r->protected_patterns, &r->nprotected)) < 0)
 					goto done;
 			} else if (strcmp(e->string, "alert_command") == 0) {
-				if ((err = get_strings(&c, e, k, true, &r->alert, &r->nalert)) < 0)
+				if ((err = get_command(&c, e, k, &r->alert, &r->nalert)) < 0)
 					goto done;
 			} else if (strcmp(e->string, "alert_timeout") == 0) {
 				if ((err = get_timeout_ms(&c, e, k, &r->alert_timeout_ms)) < 0)
