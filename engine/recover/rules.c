@@ -507,7 +507,7 @@ static int parse_strategy(const pctx *c, const cJSON *v, const char *key, bkr_re
 	static const char *const k_git[] = { "type", "max_age", "repository", "ref", "prefix", "max_commits", NULL };
 	static const char *const k_mongo[] = { "type", "max_age", "uri", "database", "collection", "filter", "sort",
 		"projection", "output", "limit", "server_selection_timeout_ms", "socket_timeout_ms",
-		"connect_timeout_ms", NULL };
+		"connect_timeout_ms", "timeout", NULL };
 	static const char *const k_cmd[] = { "type", "max_age", "command", "timeout", NULL };
 	const char *const *keys = common;
 	const cJSON *e, *t;
