@@ -40,6 +40,15 @@ static int setup(void **state)
 	tu_writes(f->bin, "silent.sh", "#!/bin/sh\nexit 0\n");
 	tu_writes(f->bin, "alert.sh", "#!/bin/sh\ncat > \"$1\"\necho run >> \"$1.count\"\n");
 	tu_writes(f->bin, "fifo.sh", "#!/bin/sh\nmkfifo \"$1\"\n");
+	/* leak.sh OUTPUT DIR: 20 MB in OUTPUT, and a process outside its group
+	 * (setsid; leak.sh exits once it is) holding OUTPUT open, which empties
+	 * it when DIR/go is written to and then writes DIR/done */
+	tu_writes(f->bin, "leak.sh",
+		  "#!/bin/sh\nhead -c 20000000 /dev/zero | tr '\\0' x > \"$1\"\n"
+		  "mkfifo \"$2/go\" \"$2/done\" \"$2/ready\"\nexec 3<>\"$1\"\n"
+		  "setsid sh -c 'echo $$ > \"$1/leak.pid\"; echo > \"$1/ready\"; read x < \"$1/go\"; "
+		  "truncate -s 0 /proc/self/fd/3; echo ok > \"$1/done\"' leak \"$2\" </dev/null >/dev/null 2>&1 &\n"
+		  "read x < \"$2/ready\"\n");
 	tu_sh("chmod +x %s/*.sh", f->bin);
 	snprintf(json, sizeof(json),
 		 "{\"rules\":["
@@ -58,8 +67,13 @@ static int setup(void **state)
 		 "{\"type\":\"regenerate\",\"command\":[\"%s/good.sh\",\"{path}\",\"{output}\",\"{id}\"]}]},"
 		 "{\"pattern\":\"down/{id}.json\",\"strategies\":[{\"type\":\"manual\",\"command\":[\"%s/fail.sh\"]}]},"
 		 "{\"pattern\":\"slow/{id}.json\",\"strategies\":[{\"type\":\"manual\",\"timeout\":4,"
-		 "\"command\":[\"sh\",\"-c\",\"echo run >> %s/slow.count; exec sleep 600\",\"{path}\"]}]}]}",
-		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->dir);
+		 "\"command\":[\"sh\",\"-c\",\"echo run >> %s/slow.count; exec sleep 600\",\"{path}\"]}]},"
+		 "{\"pattern\":\"leak/{id}.txt\",\"strategies\":["
+		 "{\"type\":\"regenerate\",\"command\":[\"%s/leak.sh\",\"{output}\",\"%s\"]}]}],"
+		 "\"validators\":[{\"pattern\":\"leak/*\",\"type\":\"command\","
+		 "\"command\":[\"sh\",\"-c\",\"echo > %s/go && cat %s/done >/dev/null\"]}]}",
+		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->dir,
+		 f->bin, f->dir, f->dir, f->dir);
 	s.workspace = f->ws;
 	s.recovery_json = json;
 	s.staging_dir = f->stage;
@@ -72,6 +86,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fx *f = *state;
+	char *pid = tu_read(f->dir, "leak.pid", NULL);
+	if (pid)
+		kill(atoi(pid), SIGKILL); /* test_output_shrinks' process, if it still waits */
+	free(pid);
 	bkr_recover_free(f->rc);
 	tu_rmrf(f->dir);
 	free(f->dir);
@@ -457,6 +475,32 @@ static void test_output_fifo(void **state)
 	bkr_recover_report_free(rep);
 }
 
+/* A command that exits 0 but leaves a process outside its group (setsid)
+ * holding {output} open: an output over 16 MiB was mapped as it was, so when
+ * that process emptied the file (here once the validator had read it), the
+ * apply read the mapping past the file's end and bkr died of SIGBUS.  The
+ * output is copied now, as a live file is (bkr_rec_read_at): the bytes
+ * validated are the bytes written. */
+static void test_output_shrinks(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep;
+	cJSON *root, *e;
+	struct stat st;
+	char path[PATH_MAX];
+
+	root = recover(f, "leak/l1.txt", true, &rep);
+	e = tu_report_file(root, "leak/l1.txt");
+	if (strcmp(tu_str(e, "status"), "recovered") != 0)
+		fail_msg("not recovered: %s", tu_attempt(e, 0, "error"));
+	snprintf(path, sizeof(path), "%s/leak/l1.txt", f->ws);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 20000000);
+	assert_int_equal(tu_sh("tr -d x < %s | wc -c | grep -qx 0", path), 0);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
 static void test_spawn(void **state)
 {
 	bkr_rec_proc p;
@@ -593,6 +637,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_alert_hung, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_fifo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_shrinks, setup, teardown),
 		cmocka_unit_test(test_spawn),
 		cmocka_unit_test(test_spawn_long_timeout),
 		cmocka_unit_test(test_spawn_background_child),
