@@ -55,6 +55,7 @@ typedef struct {
 	bkr_store base;
 	pthread_mutex_t lock;  /* guards slots[] and clock */
 	struct fd_slot slots[FD_CACHE];
+	int ncache;            /* slots used: FD_CACHE, fewer under a low limit of open files */
 	uint64_t clock;
 	uint8_t *stage[STAGE_KEEP]; /* free staging buffers (lock) */
 	int nstage;
@@ -214,7 +215,7 @@ static int fd_get(local_store *ls, const char *path, unsigned flags, int *fd_out
 		*slot_out = i;
 		return 0;
 	}
-	for (i = 0; i < FD_CACHE; i++) {
+	for (i = 0; i < ls->ncache; i++) {
 		struct fd_slot *sl = &ls->slots[i];
 		if (sl->valid && sl->refs > 0)
 			continue;
@@ -706,6 +707,9 @@ int bkr_store_local_open(bkr_store **out, const char *root, unsigned flags)
 	}
 	while (n > 1 && ls->base.location[n - 1] == '/')
 		ls->base.location[--n] = '\0';
+	/* a quarter of the process's descriptors at most: the rest are for the
+	 * files a command reads and writes, its other stores, its threads */
+	ls->ncache = (int)bkr_io_fd_share(FD_CACHE);
 	pthread_mutex_init(&ls->lock, NULL);
 	*out = &ls->base;
 	return 0;
