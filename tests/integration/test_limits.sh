@@ -172,6 +172,39 @@ python3 "$HERE/treecmp.py" "$W/ws" "$RT/r" >/dev/null || fail "restore from the 
 expect_exit 0 low 32 "$BKR" -c "$T/c/cfg.json" verify --read-data
 pass "ulimit -n 32: create (every type, 8 threads), prune, repair, tier status and migrate; the results verify"
 
+# every local store of a process kept its own quarter of the limit: a copy from a repository
+# whose packs are in two tiers opens four stores (the repository, warm, cold, the
+# destination), and under ulimit -n 32 their caches left none to create the destination's
+# packs ('create .../data/.tmp-X: Too many open files', exit 7).  The quarter is for all of them
+# now.  80 backups of a file each, the first 40 dated 2026-01-01 (cold by 2026-01-30), the
+# rest 2026-01-20 (warm).
+X=$T/x
+mkdir -p "$X/ws/s" "$X/warm" "$X/cold"
+cat >"$X/cfg.json" <<JSON
+{"repository": "$X/repo", "workspace_root": "$X/ws", "log_dir": "$T/log",
+ "sources": [{"name": "s", "paths": ["s"]}],
+ "tiers": {"warm": {"path": "$X/warm", "after_days": 7}, "cold": {"path": "$X/cold", "after_days": 20}}}
+JSON
+"$BKR" init -r "$X/repo" >/dev/null
+for k in $(seq 1 80); do
+	rm -f "$X/ws/s/"*
+	head -c 4K /dev/urandom >"$X/ws/s/x$k"
+	day=01
+	[ "$k" -le 40 ] || day=20
+	BKR_TEST_NOW=2026-01-${day}T00:$(printf %02d $((k / 60))):$(printf %02d $((k % 60)))Z \
+		"$BKR" -q -c "$X/cfg.json" create --all --type incremental >/dev/null
+done
+BKR_TEST_NOW=2026-01-30T00:00:00Z expect_exit 0 "$BKR" -c "$X/cfg.json" tier migrate
+[ "$(find "$X/warm" -name '*.pack' | wc -l)" = 40 ] && [ "$(find "$X/cold" -name '*.pack' | wc -l)" = 40 ] ||
+	fail "the tiered fixture has not 40 data packs in each tier"
+"$BKR" init -r "$X/dst" >/dev/null
+expect_exit 0 low 32 "$BKR" copy --from "$X/repo" --to "$X/dst"
+expect_exit 0 "$BKR" -r "$X/dst" verify --read-data
+n=$("$BKR" -r "$X/dst" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+[ "$n" = 80 ] || fail "copy from two tiers under ulimit -n 32 copied $n backups, not 80"
+expect_exit 0 low 32 "$BKR" -r "$X/repo" verify --read-data
+pass "ulimit -n 32: copy from a repository with packs in two tiers (four stores) copies every backup"
+
 # scan, recover and batch --apply of a damaged workspace
 cp -a "$W/ws" "$T/ws.orig"
 rm "$W/ws/i/f"*

@@ -685,13 +685,14 @@ static int count_fds(void)
 	return n - 1; /* d's own */
 }
 
-/* The descriptor cache keeps at most a quarter of the limit of open files:
- * 64 kept under ulimit -n 32 left every other open of the process none. */
+/* The descriptor caches of all the local stores of a process keep at most a
+ * quarter of the limit of open files: 64 kept under ulimit -n 32 left every
+ * other open of the process none, and so did four stores keeping 8 each. */
 static void test_fd_cache_share(void **state)
 {
 	struct fixture *f = *state;
 	struct rlimit old, low;
-	bkr_store *s;
+	bkr_store *s, *s2;
 	char name[64], buf[4];
 	int before;
 
@@ -706,13 +707,23 @@ static void test_fd_cache_share(void **state)
 	assert_int_equal(bkr_io_fd_share(64), 8);
 	assert_int_equal(bkr_io_fd_share(5), 5);
 	assert_int_equal(bkr_store_local_open(&s, f->dir, 0), 0);
+	assert_int_equal(bkr_store_local_open(&s2, f->dir, 0), 0);
 	before = count_fds();
 	for (int i = 0; i < 20; i++) {
 		obj_name(name, sizeof(name), i);
 		assert_int_equal(bkr_store_get_range(s, name, 0, 4, buf, 0), 0);
 		assert_memory_equal(buf, "abcd", 4);
+		assert_int_equal(bkr_store_get_range(s2, name, 0, 4, buf, 0), 0);
+		assert_memory_equal(buf, "abcd", 4);
 	}
 	assert_true(count_fds() - before <= 8);
+	bkr_store_free(s2);
+	/* a store freed gives its share back */
+	for (int i = 0; i < 20; i++) {
+		obj_name(name, sizeof(name), i);
+		assert_int_equal(bkr_store_get_range(s, name, 0, 4, buf, 0), 0);
+	}
+	assert_int_equal(count_fds() - before, 8);
 	bkr_store_free(s);
 	low.rlim_cur = 2;
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
