@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -137,6 +138,15 @@ const char *bkr_path_under(const char *path, const char *root)
 	if (strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0'))
 		return path[n] ? path + n + 1 : path + n;
 	return NULL;
+}
+
+size_t bkr_io_fd_share(size_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < want)
+		want = (size_t)rl.rlim_cur / 4;
+	return want > 0 ? want : 1;
 }
 
 int bkr_path_join(char *out, size_t cap, const char *a, const char *b)

@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ typedef struct {
 	bkr_store base;
 	pthread_mutex_t lock;  /* guards slots[] and clock */
 	struct fd_slot slots[FD_CACHE];
+	int ncache;            /* descriptors all local stores of the process cache at most (cached_fds) */
 	uint64_t clock;
 	/* staging windows and the flusher thread (stage_lock) */
 	pthread_mutex_t stage_lock;
@@ -98,6 +100,12 @@ typedef struct {
 	bkr_store_held base;
 	int fd;
 } local_held;
+
+/* Descriptors cached by all the local stores of the process, at most a
+ * quarter of the limit of open files: a copy from a repository with two tiers
+ * opens four stores, and each keeping its own quarter left none under ulimit
+ * -n 32 to create the destination's packs. */
+static atomic_int cached_fds;
 
 static int path_of(const bkr_store *s, const char *name, char *out)
 {
@@ -182,6 +190,14 @@ static int slot_find(local_store *ls, uint64_t h, const char *path)
 	return -1;
 }
 
+/* Close a cached slot's descriptor and free the slot (ls->lock held). */
+static void slot_close(struct fd_slot *sl)
+{
+	close(sl->fd);
+	sl->valid = false;
+	atomic_fetch_sub(&cached_fds, 1);
+}
+
 /* Close every cached descriptor that no one borrows, for an open that found
  * the process out of them (EMFILE, ENFILE: a low ulimit -n, which the cache
  * alone may fill); false when none was idle. */
@@ -193,8 +209,7 @@ static bool fd_shed(local_store *ls)
 	for (int i = 0; i < FD_CACHE; i++) {
 		struct fd_slot *sl = &ls->slots[i];
 		if (sl->valid && sl->refs == 0) {
-			close(sl->fd);
-			sl->valid = false;
+			slot_close(sl);
 			any = true;
 		}
 	}
@@ -240,13 +255,18 @@ static int fd_get(local_store *ls, const char *path, unsigned flags, int *fd_out
 		*slot_out = i;
 		return 0;
 	}
+	/* a free slot while the process caches fewer than its share, else the
+	 * least recently used idle one of this store, else none (uncached) */
+	bool room = atomic_fetch_add(&cached_fds, 1) < ls->ncache;
 	for (i = 0; i < FD_CACHE; i++) {
 		struct fd_slot *sl = &ls->slots[i];
-		if (sl->valid && sl->refs > 0)
+		if (sl->valid ? sl->refs > 0 : !room)
 			continue;
 		if (victim < 0 || !sl->valid || (ls->slots[victim].valid && sl->used < ls->slots[victim].used))
 			victim = i;
 	}
+	if (victim < 0 || ls->slots[victim].valid)
+		atomic_fetch_sub(&cached_fds, 1); /* no slot, or one that stays taken */
 	*fd_out = fd;
 	*slot_out = victim;
 	if (victim >= 0) {
@@ -275,10 +295,8 @@ static void fd_put(local_store *ls, int fd, int slot, bool drop)
 	}
 	pthread_mutex_lock(&ls->lock);
 	struct fd_slot *sl = &ls->slots[slot];
-	if (--sl->refs == 0 && (drop || sl->stale)) {
-		close(sl->fd);
-		sl->valid = false;
-	}
+	if (--sl->refs == 0 && (drop || sl->stale))
+		slot_close(sl);
 	pthread_mutex_unlock(&ls->lock);
 }
 
@@ -291,12 +309,10 @@ static void fd_forget(local_store *ls, const char *path)
 		struct fd_slot *sl = &ls->slots[i];
 		if (!sl->valid || sl->hash != h || strcmp(sl->path, path))
 			continue;
-		if (sl->refs == 0) {
-			close(sl->fd);
-			sl->valid = false;
-		} else {
+		if (sl->refs == 0)
+			slot_close(sl);
+		else
 			sl->stale = true;
-		}
 	}
 	pthread_mutex_unlock(&ls->lock);
 }
@@ -841,7 +857,7 @@ static void local_free(bkr_store *s)
 	local_store *ls = (local_store *)s;
 	for (int i = 0; i < FD_CACHE; i++)
 		if (ls->slots[i].valid)
-			close(ls->slots[i].fd);
+			slot_close(&ls->slots[i]);
 	if (ls->flusher_on) {
 		pthread_mutex_lock(&ls->stage_lock);
 		ls->flusher_stop = true;
@@ -908,6 +924,9 @@ int bkr_store_local_open(bkr_store **out, const char *root, unsigned flags)
 	}
 	while (n > 1 && ls->base.location[n - 1] == '/')
 		ls->base.location[--n] = '\0';
+	/* FD_CACHE a store, and a quarter of the process's descriptors for all:
+	 * the rest are for the files a command reads and writes, its threads */
+	ls->ncache = (int)bkr_io_fd_share(INT_MAX);
 	pthread_mutex_init(&ls->lock, NULL);
 	pthread_mutex_init(&ls->stage_lock, NULL);
 	pthread_cond_init(&ls->flush_cv, NULL);

@@ -2,7 +2,8 @@
  * Unit tests of the storage layer (engine/store.c) and its local-directory
  * implementation (engine/store_local.c): put-if-absent never replaces and
  * leaves no temporary, uploads, ranged reads and their bounds, reads through
- * the descriptor cache from many threads, listing, delete, moves into trash
+ * the descriptor cache from many threads and its share of the limit of open
+ * files, listing, delete, moves into trash
  * that never replace, locks, object-name checks, and the BKR_FAULT points
  * reached through the store.
  */
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -828,6 +830,65 @@ static void test_threads_lru(void **state)
 	}
 }
 
+/* open descriptors of this process */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* d's own */
+}
+
+/* The descriptor caches of all the local stores of a process keep at most a
+ * quarter of the limit of open files: 64 kept under ulimit -n 32 left every
+ * other open of the process none, and so did four stores keeping 8 each. */
+static void test_fd_cache_share(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit old, low;
+	bkr_store *s, *s2;
+	char name[64], buf[4];
+	int before;
+
+	for (int i = 0; i < 20; i++) {
+		obj_name(name, sizeof(name), i);
+		assert_int_equal(bkr_store_put(f->s, name, "abcd", 4), 0);
+	}
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 32;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(bkr_io_fd_share(64), 8);
+	assert_int_equal(bkr_io_fd_share(5), 5);
+	assert_int_equal(bkr_store_local_open(&s, f->dir, 0), 0);
+	assert_int_equal(bkr_store_local_open(&s2, f->dir, 0), 0);
+	before = count_fds();
+	for (int i = 0; i < 20; i++) {
+		obj_name(name, sizeof(name), i);
+		assert_int_equal(bkr_store_get_range(s, name, 0, 4, buf, 0), 0);
+		assert_memory_equal(buf, "abcd", 4);
+		assert_int_equal(bkr_store_get_range(s2, name, 0, 4, buf, 0), 0);
+		assert_memory_equal(buf, "abcd", 4);
+	}
+	assert_true(count_fds() - before <= 8);
+	bkr_store_free(s2);
+	/* a store freed gives its share back */
+	for (int i = 0; i < 20; i++) {
+		obj_name(name, sizeof(name), i);
+		assert_int_equal(bkr_store_get_range(s, name, 0, 4, buf, 0), 0);
+	}
+	assert_int_equal(count_fds() - before, 8);
+	bkr_store_free(s);
+	low.rlim_cur = 2;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(bkr_io_fd_share(64), 1);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -848,6 +909,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prepare_and_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_lru, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_cache_share, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -169,6 +169,14 @@ void bkr_io_fault_on_stop(void (*hook)(void));
  */
 void bkr_io_fault_reset(void);
 
+/**
+ * How many descriptors one user of many (the files a backup queues or a
+ * restore writes at once, a store's cache of open objects) may hold: @p want,
+ * or a quarter of the limit of open files (RLIMIT_NOFILE, ulimit -n) when that
+ * is fewer, and at least 1.
+ */
+size_t bkr_io_fd_share(size_t want);
+
 /** Join "a/b" into @p out; BKR_EINVAL when it does not fit. */
 int bkr_path_join(char *out, size_t cap, const char *a, const char *b);
 
