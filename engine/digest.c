@@ -125,6 +125,17 @@ void bkr_digest_update(bkr_digest *d, const void *data, size_t len)
 	}
 }
 
+void bkr_digest_update_id(bkr_digest *d, const void *data, size_t len, bkr_id *id)
+{
+	if (d->form != BKR_DIGEST_PLAIN) {
+		bkr_digest_update(d, data, len);
+		bkr_sha256(data, len, id);
+		return;
+	}
+	bkr_hash_update_sha256(d->data, data, len, id);
+	d->pos += len;
+}
+
 void bkr_digest_zeros(bkr_digest *d, uint64_t len)
 {
 	if (d->form == BKR_DIGEST_PLAIN) {
