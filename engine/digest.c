@@ -125,14 +125,14 @@ void bkr_digest_update(bkr_digest *d, const void *data, size_t len)
 	}
 }
 
-void bkr_digest_update_id(bkr_digest *d, const void *data, size_t len, bkr_id *id)
+void bkr_digest_update2(bkr_digest *d, bkr_hash_ctx *h, const void *data, size_t len)
 {
 	if (d->form != BKR_DIGEST_PLAIN) {
 		bkr_digest_update(d, data, len);
-		bkr_sha256(data, len, id);
+		bkr_hash_update(h, data, len);
 		return;
 	}
-	bkr_hash_update_sha256(d->data, data, len, id);
+	bkr_hash_update2(d->data, h, data, len);
 	d->pos += len;
 }
 

@@ -10,6 +10,7 @@
 #include "bkr/hash.h"
 #include "bkr/error.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -294,34 +295,32 @@ bool bkr_hash_pair_fast(void)
 	return shani();
 }
 
-void bkr_hash_update_sha256(bkr_hash_ctx *ctx, const void *data, size_t len, bkr_id *out)
+void bkr_hash_update2(bkr_hash_ctx *a, bkr_hash_ctx *b, const void *data, size_t len)
 {
 	const uint8_t *p = data;
-	bkr_hash_ctx one;
-	size_t k = 0, nb;
+	size_t ka, kb, nb;
 
-	if (ctx->md) {
-		bkr_hash_update(ctx, data, len);
-		bkr_sha256(data, len, out);
+	if (a->md || b->md) {
+		bkr_hash_update(a, data, len);
+		bkr_hash_update(b, data, len);
 		return;
 	}
-	/* the stream's partial block first: then both lanes take whole blocks,
-	 * the stream's from p + k, the one-shot's from p */
-	if (ctx->blen) {
-		k = 64 - ctx->blen < len ? 64 - ctx->blen : len;
-		native_update(ctx, p, k);
-	}
-	memset(&one, 0, sizeof(one));
-	bkr_hash_reset(&one);
-	nb = (len - k) / 64;
+	/* each one's partial block first: then both lanes take whole blocks,
+	 * a's from p + ka, b's from p + kb */
+	ka = a->blen ? 64 - a->blen : 0;
+	kb = b->blen ? 64 - b->blen : 0;
+	ka = ka < len ? ka : len;
+	kb = kb < len ? kb : len;
+	native_update(a, p, ka);
+	native_update(b, p, kb);
+	nb = (len - (ka > kb ? ka : kb)) / 64;
 	if (nb > 0) {
-		shani_blocks2(ctx->h, p + k, one.h, p, nb);
-		ctx->n += nb * 64;
-		one.n = nb * 64;
+		shani_blocks2(a->h, p + ka, b->h, p + kb, nb);
+		a->n += nb * 64;
+		b->n += nb * 64;
 	}
-	native_update(ctx, p + k + nb * 64, len - k - nb * 64);
-	native_update(&one, p + nb * 64, len - nb * 64);
-	native_final(&one, out);
+	native_update(a, p + ka + nb * 64, len - ka - nb * 64);
+	native_update(b, p + kb + nb * 64, len - kb - nb * 64);
 }
 
 void bkr_hash_free(bkr_hash_ctx *ctx)
@@ -329,6 +328,8 @@ void bkr_hash_free(bkr_hash_ctx *ctx)
 	if (!ctx)
 		return;
 	EVP_MD_CTX_free(ctx->md);
+	/* as EVP_MD_CTX_free does: a state may be a keyed one (an HMAC's) */
+	OPENSSL_cleanse(ctx, sizeof(*ctx));
 	free(ctx);
 }
 

@@ -126,10 +126,10 @@ struct file_ctx {
 	bool adapt;
 	atomic_uint probe_at;   /* the next chunk to sample */
 	atomic_int level;       /* its chunks' level (0: the repository's) */
-	/* a dense file of a plain repository on a CPU with the SHA extensions:
-	 * the reading worker hashes each chunk into the content digest and its
-	 * id in one pass as it emits it (bkr_digest_update_id), not the digest
-	 * as it reads and the id in the chunk job */
+	/* a dense file on a CPU with the SHA extensions: the reading worker
+	 * hashes each chunk into the content digest and its id (SHA-256 or
+	 * HMAC) in one pass as it emits it (bkr_writer_blob_id_digest), not the
+	 * digest as it reads and the id in the chunk job */
 	bool paired;
 };
 

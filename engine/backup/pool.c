@@ -194,7 +194,7 @@ int bkr_bk_emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len)
 
 	/* the content digest takes the chunk's bytes now, in file order */
 	if (fc->paired)
-		bkr_digest_update_id(wk->digest, data, len, &id);
+		bkr_writer_blob_id_digest(c->w, wk->digest, data, len, &id);
 	pthread_mutex_lock(&c->mu);
 	bool room = c->cq_n < c->cq_max && c->nthreads > 1;
 	pthread_mutex_unlock(&c->mu);
