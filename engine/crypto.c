@@ -410,18 +410,19 @@ struct bkr_crypto {
 	uint64_t chunker_seed;
 };
 
-/*
- * Start @p md as SHA-256 that has absorbed the 64-byte block key ^ @p pad.
- * The keyed state is as good as the MAC key, so it is made per id and freed
- * with @p md (EVP_MD_CTX_free cleanses it), never kept beside the keys in
- * OpenSSL's ordinary heap, where core dumps reach.
- */
+/* The 64-byte block key ^ @p pad of HMAC-SHA-256 (the caller cleanses it). */
 static void keyed_block(uint8_t block[64], const uint8_t *key, uint8_t pad)
 {
 	for (size_t i = 0; i < 64; i++)
 		block[i] = (uint8_t)((i < BKR_CRYPTO_KEY_SIZE ? key[i] : 0) ^ pad);
 }
 
+/*
+ * Start @p md as SHA-256 that has absorbed the 64-byte block key ^ @p pad.
+ * The keyed state is as good as the MAC key, so it is made per id and freed
+ * with @p md (EVP_MD_CTX_free cleanses it), never kept beside the keys in
+ * OpenSSL's ordinary heap, where core dumps reach.
+ */
 static bool keyed_start(EVP_MD_CTX *md, const uint8_t *key, uint8_t pad)
 {
 	uint8_t block[64];
@@ -510,7 +511,8 @@ void bkr_crypto_blob_id_digest(const bkr_crypto *c, bkr_digest *d, const void *d
 		bkr_crypto_blob_id(c, data, len, out);
 		return;
 	}
-	/* HMAC = H(K^opad ‖ H(K^ipad ‖ m)), as bkr_crypto_blob_id; m also into d */
+	/* HMAC = H(K^opad ‖ H(K^ipad ‖ m)), as bkr_crypto_blob_id; m also into
+	 * d.  The keyed state lives in @p h, which bkr_hash_free cleanses. */
 	if (c) {
 		keyed_block(block, c->mac, 0x36);
 		bkr_hash_update(h, block, sizeof(block));
