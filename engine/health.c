@@ -206,13 +206,24 @@ static int cmp_strp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Whether backup @p id is one of @p l's. */
+static bool listed(const bkr_manifest_list *l, const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->items[i]->backup_id, id))
+			return true;
+	return false;
+}
+
 /*
  * h->damaged_backups: newest wins per backup, among every verify (not after
  * now); a verify of the structure alone reads no data blob, so the damage
  * one that read the data found stands until one that reads it again clears
- * it (two sets, their union).
+ * it (two sets, their union).  Only the backups of @p l: one deleted since
+ * is none to mend or to count (a verify of the structure would clear it, not
+ * what a verify that read the data found, until the next such).
  */
-static int judge_backups(bkr_health *h, struct verdicts *vs)
+static int judge_backups(bkr_health *h, struct verdicts *vs, const bkr_manifest_list *l)
 {
 	char **data = NULL;
 	size_t ndata = 0;
@@ -232,6 +243,14 @@ static int judge_backups(bkr_health *h, struct verdicts *vs)
 		if (!in_strv(h->damaged_backups, h->ndamaged_backups, data[i]))
 			err = add_str(&h->damaged_backups, &h->ndamaged_backups, data[i]);
 	free_strv(data, ndata);
+	size_t k = 0;
+	for (size_t i = 0; i < h->ndamaged_backups; i++) {
+		if (listed(l, h->damaged_backups[i]))
+			h->damaged_backups[k++] = h->damaged_backups[i];
+		else
+			free(h->damaged_backups[i]);
+	}
+	h->ndamaged_backups = k;
 	if (h->ndamaged_backups)
 		qsort(h->damaged_backups, h->ndamaged_backups, sizeof(*h->damaged_backups), cmp_strp);
 	return err;
@@ -903,7 +922,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 		goto done;
 	h->backups = l.n;
 	/* not good: the backups the newest verify that checked each found damaged */
-	if ((err = judge_backups(h, &vs)) < 0)
+	if ((err = judge_backups(h, &vs, &l)) < 0)
 		goto done;
 	if (!(h->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*h->sources)))) {
 		err = bkr_error_oom();

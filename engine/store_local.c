@@ -93,7 +93,7 @@ typedef struct local_upload {
 	uint64_t flush_off;
 	struct local_upload *flush_next;
 	int flush_err;         /* the flusher's failure, reported by the next write that waits or the publish */
-	char flush_msg[512];
+	char flush_msg[PATH_MAX + 256]; /* its message whole ("write TMP: why": TMP may be near PATH_MAX) */
 } local_upload;
 
 typedef struct {

@@ -438,9 +438,11 @@ static void step_batch(rt_run *r, rt_step *s)
 static void on_verify_problem(void *ctx, const bkr_verify_problem *p)
 {
 	rt_run *r = ctx;
-	/* an object that could not be read (an I/O error) is not damaged: the step fails with it */
+	/* an object that could not be read (an I/O error) is not damaged: the step fails with it; a
+	 * recovery run is no backup (health counts the record's damaged_backups not good, as a verify
+	 * record's, which names no run) */
 	if (p->error && p->kind != BKR_VERIFY_IO)
-		rt_verify_note(r, p->object, p->backup_id);
+		rt_verify_note(r, p->object, p->run ? NULL : p->backup_id);
 	if (p->error && p->kind == BKR_VERIFY_RECORD)
 		r->verify.records++;
 }

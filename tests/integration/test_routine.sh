@@ -498,6 +498,41 @@ expect_exit 0 "$BKR" -c "$T/hand.json" health --as-of 2027-03-02T15:00:00Z --pro
 grep -qx "bkr_damaged_backups 0" "$T/out" || fail "bkr_damaged_backups once whole: $(grep damaged "$T/out")"
 pass "a damaged backup a verify by hand found is not counted good (text, --json, metrics) until a verify finds it whole"
 
+# --- a recovery run is no backup: the weekly routine's verify that finds one
+# damaged names it in no "damaged_backups" (its record, then health's), as a
+# verify record names none (it named the run, and health listed it as a
+# damaged backup, counted in bkr_damaged_backups)
+W9=$T/ws9
+R9=$T/repo9
+mkdir -p "$W9/s" "$T/logs9"
+printf '{"n": 1}\n' >"$W9/s/a.json"
+"$BKR" init -r "$R9" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "s", "paths": ["s"], "schedule": "daily"}]}\n' \
+	"$R9" "$W9" "$T/logs9" >"$T/runs.json"
+BKR_TEST_NOW=2027-03-01T10:00:00Z "$BKR" -q -c "$T/runs.json" create >/dev/null
+find "$R9/data" -name '*.pack' | sort >"$T/packs1"
+printf '{"n": 1, broken' >"$W9/s/a.json"
+expect_exit 0 env BKR_TEST_NOW=2027-03-01T11:00:00Z "$BKR" -c "$T/runs.json" batch
+find "$R9/data" -name '*.pack' | sort >"$T/packs2"
+pack=$(comm -13 "$T/packs1" "$T/packs2")
+[ -f "$pack" ] && [ "$(ls "$R9/runs")" ] || fail "the recovery run's own data pack: '$pack'"
+printf 'XXXXXXXX' | dd of="$pack" bs=1 seek=20 conv=notrunc status=none
+expect_exit 6 env BKR_TEST_NOW=2027-03-01T12:00:00Z "$BKR" -c "$T/runs.json" routine --as-of 2027-03-01T12:00:00Z weekly
+python3 - "$T/logs9/routines.jsonl" <<'PY' || fail "the weekly routine's verify of a damaged recovery run: $(tail -n 1 "$T/logs9/routines.jsonl")"
+import json, sys
+v = json.loads(open(sys.argv[1]).read().splitlines()[-1])["verify"]
+assert v["read_data"] and not v["ok"] and v["errors"] >= 1 and v["damaged_objects"], v
+assert v["damaged_backups"] == [], v
+PY
+expect_exit 1 "$BKR" -c "$T/runs.json" health --as-of 2027-03-01T13:00:00Z --json
+python3 - "$T/out" <<'PY' || fail "health after a damaged recovery run: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert h["damaged_backups"] == [] and not h["healthy"], h
+assert any(r.startswith("the last verify found") for r in h["reasons"]), h["reasons"]
+PY
+pass "a damaged recovery run is no damaged backup (the routine's record, health)"
+
 # --- a backup dated in the future (made while the clock was ahead) does not
 # stop the schedules, does not count as a source's newest backup for health
 # nor as 'latest', and cannot displace real backups in retention; each command

@@ -13,10 +13,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "bkr/backup.h"
 #include "bkr/config.h"
 #include "bkr/health.h"
 #include "bkr/io.h"
 #include "bkr/repo.h"
+#include "bkr/trash.h"
 #include "bkr/verify_record.h"
 #include "testutil.h"
 
@@ -321,52 +323,96 @@ static void damaged_at(const bkr_config *cfg, bkr_repo *r, int64_t now, const ch
 	bkr_health_free(h);
 }
 
+/* Four backups of @p ws into @p r, on 2026-11-21 to 24 (before every verify
+ * below), their ids into @p ids (sorted: oldest first). */
+static void four_backups(bkr_repo *r, const char *dir, const char *ws, char ids[4][96])
+{
+	for (int i = 0; i < 4; i++) {
+		bkr_backup_options bo = BKR_BACKUP_OPTIONS_INIT;
+		bkr_source_spec src = { .name = "ws", .path = ws };
+		bkr_manifest *m = NULL;
+		char when[32];
+		snprintf(when, sizeof(when), "2026-11-2%dT10:00:00Z", i + 1);
+		bo.type = BKR_BACKUP_FULL;
+		bo.sources = &src;
+		bo.nsources = 1;
+		bo.workspace_root = dir;
+		bo.threads = 1;
+		setenv("BKR_TEST_NOW", when, 1);
+		assert_int_equal(bkr_backup_run(r, &bo, &m), 0);
+		snprintf(ids[i], 96, "%s", m->backup_id);
+		bkr_manifest_free(m);
+	}
+	unsetenv("BKR_TEST_NOW");
+}
+
 /* The damaged backups are the union of what every verify said, the newest
  * that checked a backup winning: the weekly routine's verify --read-data (in
  * routines.jsonl), a verify by hand of one backup (a verify record); a clean
  * verify of another backup, or of the structure alone, does not clear a
- * backup found damaged by reading its data; one that reads it again does */
+ * backup found damaged by reading its data; one that reads it again does; a
+ * backup deleted since is none (it was named until the next verify that read
+ * the data) */
 static void test_damaged_backups(void **state)
 {
-	static const char rec[] =
-		"{\"routine\":\"weekly\",\"start\":\"2026-11-29T00:00:00Z\",\"exit\":1,"
-		"\"verify\":{\"time\":\"2026-11-29T01:00:00Z\",\"read_data\":true,\"ok\":false,\"errors\":2,"
-		"\"damaged_objects\":[\"a\"],\"damaged_backups\":[\"bk_a\"]}}\n"
-		"{\"routine\":\"daily\",\"start\":\"2026-11-30T00:00:00Z\",\"exit\":0,"
-		"\"verify\":{\"time\":\"2026-11-30T00:10:00Z\",\"read_data\":false,\"ok\":true,\"errors\":0}}\n";
 	const int64_t now = 1796040000LL * NS, H = 3600 * NS; /* 2026-12-01T12:00:00Z */
-	char dir[256], cfgtext[1024], repo[300], logs[300];
+	char dir[256], cfgtext[1024], repo[300], logs[300], ws[300], rec[1024], ids[4][96], want[512];
+	const char *a = ids[0], *b = ids[1], *c = ids[2], *d = ids[3];
 	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
 	bkr_config *cfg = NULL;
+	bkr_store *ts = NULL;
 	bkr_repo *r = NULL;
 	(void)state;
 	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "health"), 0);
 	snprintf(repo, sizeof(repo), "%s/repo", dir);
 	snprintf(logs, sizeof(logs), "%s/logs", dir);
+	snprintf(ws, sizeof(ws), "%s/ws", dir);
+	assert_int_equal(tu_writes(ws, "a.json", "{\"a\": 1}\n"), 0);
 	assert_int_equal(bkr_repo_init(repo, &io), 0);
 	assert_int_equal(bkr_repo_open(&r, repo, 0), 0);
+	four_backups(r, dir, ws, ids);
 	snprintf(cfgtext, sizeof(cfgtext), "{\"repository\": \"%s\", \"workspace_root\": \"%s\", \"log_dir\": \"%s\"}",
 		 repo, dir, logs);
 	assert_int_equal(bkr_config_from_string(&cfg, cfgtext, strlen(cfgtext), "bkr.json", dir), 0);
+	snprintf(rec, sizeof(rec),
+		 "{\"routine\":\"weekly\",\"start\":\"2026-11-29T00:00:00Z\",\"exit\":1,"
+		 "\"verify\":{\"time\":\"2026-11-29T01:00:00Z\",\"read_data\":true,\"ok\":false,\"errors\":2,"
+		 "\"damaged_objects\":[\"a\"],\"damaged_backups\":[\"%s\"]}}\n"
+		 "{\"routine\":\"daily\",\"start\":\"2026-11-30T00:00:00Z\",\"exit\":0,"
+		 "\"verify\":{\"time\":\"2026-11-30T00:10:00Z\",\"read_data\":false,\"ok\":true,\"errors\":0}}\n",
+		 a);
 	assert_int_equal(tu_write(logs, "routines.jsonl", rec, strlen(rec)), 0);
 
-	damaged_at(cfg, r, now, "bk_a", NULL); /* the daily verify of the structure does not clear it */
-	add_verify(r, now + 1 * H, "bk_b", true, BKR_VERIFY_RESULT_PROBLEMS, "bk_b");
-	damaged_at(cfg, r, now + 1 * H + 1, "bk_a,bk_b", NULL);
-	damaged_at(cfg, r, now + 1 * H - 1, "bk_a", NULL); /* --as-of before it */
-	add_verify(r, now + 2 * H, "bk_c", true, BKR_VERIFY_RESULT_OK, NULL);
+	damaged_at(cfg, r, now, a, NULL); /* the daily verify of the structure does not clear it */
+	add_verify(r, now + 1 * H, b, true, BKR_VERIFY_RESULT_PROBLEMS, b);
+	snprintf(want, sizeof(want), "%s,%s", a, b);
+	damaged_at(cfg, r, now + 1 * H + 1, want, NULL);
+	damaged_at(cfg, r, now + 1 * H - 1, a, NULL); /* --as-of before it */
+	add_verify(r, now + 2 * H, c, true, BKR_VERIFY_RESULT_OK, NULL);
 	add_verify(r, now + 3 * H, NULL, false, BKR_VERIFY_RESULT_OK, NULL);
-	damaged_at(cfg, r, now + 3 * H + 1, "bk_a,bk_b", "1 backup is damaged (first: bk_b)");
+	char reason[256];
+	snprintf(reason, sizeof(reason), "1 backup is damaged (first: %s)", b);
+	damaged_at(cfg, r, now + 3 * H + 1, want, reason);
 	/* one that could not finish (an I/O error) clears nothing */
-	add_verify(r, now + 4 * H, "bk_b", true, BKR_VERIFY_RESULT_FAILED, NULL);
-	damaged_at(cfg, r, now + 4 * H + 1, "bk_a,bk_b", "1 backup is damaged (first: bk_b)");
-	add_verify(r, now + 5 * H, "bk_b", true, BKR_VERIFY_RESULT_OK, NULL);
-	damaged_at(cfg, r, now + 5 * H + 1, "bk_a", NULL);
-	/* a whole verify --read-data that names another: bk_a is whole again */
-	add_verify(r, now + 6 * H, NULL, true, BKR_VERIFY_RESULT_PROBLEMS, "bk_d");
-	damaged_at(cfg, r, now + 6 * H + 1, "bk_d", NULL);
+	add_verify(r, now + 4 * H, b, true, BKR_VERIFY_RESULT_FAILED, NULL);
+	damaged_at(cfg, r, now + 4 * H + 1, want, reason);
+	add_verify(r, now + 5 * H, b, true, BKR_VERIFY_RESULT_OK, NULL);
+	damaged_at(cfg, r, now + 5 * H + 1, a, NULL);
+	/* a whole verify --read-data that names another: the first is whole again */
+	add_verify(r, now + 6 * H, NULL, true, BKR_VERIFY_RESULT_PROBLEMS, d);
+	damaged_at(cfg, r, now + 6 * H + 1, d, NULL);
 	add_verify(r, now + 7 * H, NULL, true, BKR_VERIFY_RESULT_OK, NULL);
 	damaged_at(cfg, r, now + 7 * H + 1, "", NULL);
+	/* found damaged by reading its data, then deleted: after a verify of the
+	 * structure it is no damaged backup, and no reason */
+	add_verify(r, now + 8 * H, c, true, BKR_VERIFY_RESULT_PROBLEMS, c);
+	add_verify(r, now + 9 * H, NULL, false, BKR_VERIFY_RESULT_OK, NULL);
+	snprintf(reason, sizeof(reason), "1 backup is damaged (first: %s)", c);
+	damaged_at(cfg, r, now + 9 * H + 1, c, reason);
+	assert_int_equal(bkr_trash_repo_store(r, &ts), 0);
+	assert_int_equal(bkr_trash_backups(ts, &c, 1, now + 9 * H), 0);
+	damaged_at(cfg, r, now + 9 * H + 1, "", NULL);
+	bkr_store_free(ts);
 	bkr_config_free(cfg);
 	bkr_repo_free(r);
 	tu_rmrf(dir);

@@ -519,9 +519,8 @@ static void test_upload_threads(void **state)
  * with the temporary's name in the message; the upload cannot be published
  * then, no temporary is left, and no staging memory stays mapped.
  */
-static void test_upload_flush_fails(void **state)
+static void flush_fails(struct fixture *f, const char *prefix, const char *name)
 {
-	struct fixture *f = *state;
 	struct rlimit old, lim;
 	bkr_store_upload *u;
 	uint64_t size;
@@ -531,7 +530,7 @@ static void test_upload_flush_fails(void **state)
 	lim = old;
 	lim.rlim_cur = 1u << 20;
 	signal(SIGXFSZ, SIG_IGN);
-	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(bkr_store_upload_new(f->s, prefix, &u), 0);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
 	err = write_pattern(u, 0, 24u << 20);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
@@ -539,11 +538,28 @@ static void test_upload_flush_fails(void **state)
 	assert_int_equal(err, BKR_EIO);
 	assert_non_null(strstr(bkr_error_message(), ".tmp-"));
 	assert_non_null(strstr(bkr_error_message(), strerror(EFBIG)));
-	assert_int_equal(bkr_store_upload_publish(u, "data/06/a.pack"), BKR_EINVAL);
+	assert_int_equal(bkr_store_upload_publish(u, name), BKR_EINVAL);
 	bkr_store_upload_free(u);
-	assert_int_equal(bkr_store_stat(f->s, "data/06/a.pack", &size), BKR_ENOTFOUND);
+	assert_int_equal(bkr_store_stat(f->s, name, &size), BKR_ENOTFOUND);
 	assert_int_equal(temporaries(f->s), 0);
 	assert_int_equal(bkr_store_local_staging(f->s), 0);
+}
+
+static void test_upload_flush_fails(void **state)
+{
+	flush_fails(*state, "data/", "data/06/a.pack");
+}
+
+/* The same where the temporary's path is long (three directories of 200
+ * bytes): the background write's message reaches the writer whole, the
+ * temporary's name and why (it was cut at 511 bytes, the why lost). */
+static void test_upload_flush_fails_long_path(void **state)
+{
+	char prefix[700], d[201];
+	memset(d, 'd', 200);
+	d[200] = '\0';
+	snprintf(prefix, sizeof(prefix), "data/%s/%s/%s/", d, d, d);
+	flush_fails(*state, prefix, "data/06/a.pack");
 }
 
 static void test_list(void **state)
@@ -900,6 +916,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_upload_direct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_staging_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_flush_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upload_flush_fails_long_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_stamped, setup, teardown),

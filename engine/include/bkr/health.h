@@ -78,7 +78,8 @@ typedef struct bkr_health {
 	 *  (a routine's, or any verify record: one by hand, of one backup or
 	 *  all) found an error in, until a later verify of it finds none (one
 	 *  of the structure alone does not clear what one that read the data
-	 *  found); sorted. */
+	 *  found); backups of the repository only (one deleted since is none);
+	 *  sorted. */
 	char **damaged_backups;
 	size_t ndamaged_backups;
 	struct {
