@@ -429,15 +429,18 @@ static int local_upload_write(bkr_store_upload *base, const void *data, size_t l
 static int local_upload_publish(bkr_store_upload *base, const char *name)
 {
 	local_upload *u = (local_upload *)base;
-	char final[PATH_MAX];
+	char final[PATH_MAX], dir[PATH_MAX];
+	bool made = false; /* final's directory (data/XX) is this publish's */
 	int err, fd;
 
 	if ((err = upload_usable(u)) < 0)
 		return err;
-	if ((err = path_of(u->base.store, name, final)) < 0 || (err = make_parent(final)) < 0 ||
+	if ((err = path_of(u->base.store, name, final)) == 0)
+		made = parent_of(final, dir) && access(dir, F_OK) < 0 && errno == ENOENT;
+	if (err < 0 || (err = make_parent(final)) < 0 ||
 	    (u->staged && (err = bkr_io_write_direct(u->fd, u->stage, u->staged, u->tmp)) < 0)) {
 		upload_abandon(u);
-		return err;
+		goto done;
 	}
 	stage_put((local_store *)u->base.store, u->stage);
 	u->stage = NULL;
@@ -447,6 +450,12 @@ static int local_upload_publish(bkr_store_upload *base, const char *name)
 	u->fd = -1;
 	err = bkr_io_commit_tmp(fd, u->tmp, final, BKR_IO_NOREPLACE);
 	u->tmp[0] = '\0';
+done:
+	/* a failed publish leaves no empty directory it made: rmdir keeps one
+	 * another writer published into meanwhile (ENOTEMPTY), and its error
+	 * is not the publish's */
+	if (err < 0 && made)
+		(void)rmdir(dir);
 	return err;
 }
 
@@ -609,6 +618,22 @@ static int local_prepare(bkr_store *s, const char *prefix)
 	return bkr_io_mkdir_p(dir, DIR_MODE);
 }
 
+static int local_drop_folder(bkr_store *s, const char *prefix)
+{
+	char dir[PATH_MAX];
+	size_t n;
+	int err;
+	if ((err = path_of(s, prefix, dir)) < 0)
+		return err;
+	n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = '\0';
+	/* not empty (ENOTEMPTY, or EEXIST as POSIX allows), or not there: nothing to do */
+	if (rmdir(dir) < 0 && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
+		return bkr_error_set_errno(errno, "rmdir %s", dir);
+	return 0;
+}
+
 static int local_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out)
 {
 	char path[PATH_MAX];
@@ -673,6 +698,7 @@ static const bkr_store_ops local_ops = {
 	.remove = local_remove,
 	.rename_new = local_rename,
 	.prepare = local_prepare,
+	.drop_folder = local_drop_folder,
 	.lock = local_lock,
 	.unlock = local_unlock,
 	.free = local_free,
