@@ -10,6 +10,7 @@
 #include "bkr/clock.h"
 #include "bkr/crypto.h"
 #include "bkr/error.h"
+#include "bkr/hold.h"
 #include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/utf8.h"
@@ -264,16 +265,18 @@ static void del_tag(bkr_manifest *m, const char *tag)
  * Whether record @p rec (named @p path: its checksum holds, it parses) says
  * what its kind needs: a "kind" string; for a pin, unpin, tag or untag a
  * "backup_id" string, and a "tag" string (tag, untag) or an "until" that is
- * absent (forever), null or a string (pin).  BKR_ECORRUPT naming the key:
+ * absent (forever), null, "" or a time (pin).  BKR_ECORRUPT naming the key:
  * such a record is damaged as one whose checksum fails - it is not applied,
  * and verify and health report it (bkr_records_foreach_damaged).  Verify and
- * damage records are judged by their decoder (bkr_verify_record_check);
- * other kinds (holds, releases, those of later versions) by their readers.
+ * damage records are judged by their decoder (bkr_verify_record_check),
+ * holds and releases by theirs (bkr_hold_record_check); kinds of later
+ * versions are not judged.
  */
 static int backup_record_check(const cJSON *rec, const char *path)
 {
 	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(rec, "kind"), *v;
 	const char *k;
+	int64_t until;
 
 	if (!cJSON_IsString(kind))
 		return bkr_error_set(BKR_ECORRUPT, "%s: \"kind\" is not a string", path);
@@ -282,20 +285,23 @@ static int backup_record_check(const cJSON *rec, const char *path)
 		return 0;
 	if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(rec, "backup_id")))
 		return bkr_error_set(BKR_ECORRUPT, "%s: the %s record's \"backup_id\" is not a string", path, k);
+	/* null or "" is forever, as a manifest's "pinned_until" (bkr pin writes none, or the date as given) */
 	if (!strcmp(k, "pin") && (v = cJSON_GetObjectItemCaseSensitive(rec, "until")) && !cJSON_IsNull(v) &&
-	    !cJSON_IsString(v))
+	    (!cJSON_IsString(v) || (*v->valuestring && bkr_time_parse(v->valuestring, &until) < 0)))
 		return bkr_error_set(BKR_ECORRUPT, "%s: the pin record's \"until\" is not a date", path);
 	if ((!strcmp(k, "tag") || !strcmp(k, "untag")) && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(rec, "tag")))
 		return bkr_error_set(BKR_ECORRUPT, "%s: the %s record's \"tag\" is not a string", path, k);
 	return 0;
 }
 
-/* backup_record_check, then the verify and damage records' decoder */
+/* backup_record_check, then the verify and damage records' decoder, then the holds' and releases' */
 static int record_check(const cJSON *json, const char *text, size_t len, const char *path)
 {
 	int err = backup_record_check(json, path);
 
-	return err < 0 ? err : bkr_verify_record_check(text, len, path);
+	if (err == 0)
+		err = bkr_verify_record_check(text, len, path);
+	return err < 0 ? err : bkr_hold_record_check(json, path);
 }
 
 int bkr_record_check(const char *text, size_t len, const char *path)

@@ -145,10 +145,10 @@ void bkr_records_foreach_damaged(const bkr_records *rs, bool unread_only,
 /**
  * Whether the record @p text (its checksum holds) decodes as its kind needs:
  * 0, else BKR_ECORRUPT naming @p path and the key - a tag that is a number,
- * a pin whose until is no date, a verify record whose count is out of range
- * (bkr_records_foreach_damaged takes such a record as damaged; holds and
- * releases, and kinds of later versions, are their readers' to judge).
- * BKR_ENOMEM.
+ * a pin whose until is no date, a verify record whose count is out of range,
+ * a hold whose size is a string (bkr_hold_record_check) - and
+ * bkr_records_foreach_damaged takes such a record as damaged; kinds of later
+ * versions are not judged.  BKR_ENOMEM.
  */
 int bkr_record_check(const char *text, size_t len, const char *path);
 
