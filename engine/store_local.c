@@ -356,18 +356,27 @@ static int stage_flush(local_upload *u)
 	return err;
 }
 
-static int local_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out)
+/* The directory of folder @p prefix into @p dir (PATH_MAX), without a trailing '/'. */
+static int folder_of(const bkr_store *s, const char *prefix, char *dir)
 {
-	char dir[PATH_MAX];
-	local_upload *u;
 	size_t n;
 	int err;
-
 	if ((err = path_of(s, prefix, dir)) < 0)
 		return err;
 	n = strlen(dir);
 	while (n > 1 && dir[n - 1] == '/')
 		dir[--n] = '\0';
+	return 0;
+}
+
+static int local_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out)
+{
+	char dir[PATH_MAX];
+	local_upload *u;
+	int err;
+
+	if ((err = folder_of(s, prefix, dir)) < 0)
+		return err;
 	if ((err = bkr_io_mkdir_p(dir, DIR_MODE)) < 0)
 		return err;
 	if (!(u = calloc(1, sizeof(*u))))
@@ -621,13 +630,9 @@ static int local_prepare(bkr_store *s, const char *prefix)
 static int local_drop_folder(bkr_store *s, const char *prefix)
 {
 	char dir[PATH_MAX];
-	size_t n;
 	int err;
-	if ((err = path_of(s, prefix, dir)) < 0)
+	if ((err = folder_of(s, prefix, dir)) < 0)
 		return err;
-	n = strlen(dir);
-	while (n > 1 && dir[n - 1] == '/')
-		dir[--n] = '\0';
 	/* not empty (ENOTEMPTY, or EEXIST as POSIX allows), or not there: nothing to do */
 	if (rmdir(dir) < 0 && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
 		return bkr_error_set_errno(errno, "rmdir %s", dir);
