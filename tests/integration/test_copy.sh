@@ -12,7 +12,7 @@
 # encrypted: exit 7, true duplicates skipped); tags of one instant; between
 # differently keyed repositories, the copy of an almost unchanged backup reads
 # only what changed (bytes_read), a file rewritten deep in the tree with its
-# size and mtime kept still copied; copy latest lists the source once.
+# size and mtime kept still copied.
 # Needs root (mknod, chown in the edge tree).
 source "$(dirname "$0")/lib.sh"
 
