@@ -15,7 +15,9 @@
  * destination's copy of its parent (or of an earlier backup of its host):
  * a file with the same bytes there (size, content digest, holes, each
  * chunk's length) lends its chunks' destination ids to the map (map_entry),
- * so an unchanged file is neither read nor hashed again.
+ * so an unchanged file is neither read nor hashed again.  A tree of the destination that does not
+ * read (compared, or walked as such a hint) is named once and passed over (dest_damaged): the
+ * source's subtree is copied in full.
  */
 #include "bkr/copy.h"
 
@@ -39,6 +41,9 @@ struct copier {
 	bool same_ids;          /* both sides name blobs alike: copy verbatim */
 	bkr_idset map;          /* source id -> destination id of each blob dealt with */
 	bkr_idset same;         /* source tree id -> a destination tree id found to hold the same */
+	bkr_idset damaged;      /* destination trees found damaged in this run (each named once) */
+	bkr_id bad_tree;        /* the destination tree load_dest_tree last failed to read */
+	const char *dest_backup; /* the destination's backup whose trees are walked (same_dir, the hint) */
 	bkr_pathbuf path;       /* the path compared (same_dir) */
 	char differs[1400];     /* what differs, when same_dir found a difference */
 	bkr_copy_stats run;     /* the whole run so far */
@@ -131,6 +136,47 @@ static int copy_data(struct copier *c, const bkr_id *src, bkr_id *dst)
 	return err;
 }
 
+/* ---- the destination's trees: read to compare or to take ids from ------------- */
+
+/* bkr_dir loader of a destination tree: one that does not read is c->bad_tree. */
+static int load_dest_tree(void *ctx, const bkr_id *id, bkr_tree **out)
+{
+	struct copier *c = ctx;
+	int err = bkr_repo_load_tree(c->to, id, out);
+	if (err == BKR_ECORRUPT)
+		c->bad_tree = *id;
+	return err;
+}
+
+/*
+ * @p err from a walk of c->dest_backup's trees in the destination: a damaged tree there
+ * (BKR_ECORRUPT from load_dest_tree) is no failure of the copy - what is below it is taken from
+ * the source (@p instead says how) - and is named once per run in a warning; 0 then.  Any other
+ * error is returned.
+ */
+static int dest_damaged(struct copier *c, int err, const char *instead)
+{
+	char hex[BKR_ID_HEX], line[2048];
+	int added;
+
+	if (err != BKR_ECORRUPT)
+		return err;
+	bkr_id_to_hex(&c->bad_tree, hex);
+	snprintf(line, sizeof(line),
+		 "backup %s in %s: tree %s there is damaged (%s): %s; 'bkr verify' there names what it holds",
+		 c->dest_backup, bkr_repo_path(c->to), hex, bkr_error_message(), instead);
+	bkr_error_clear();
+	if ((added = bkr_idset_add(&c->damaged, &c->bad_tree)) < 0)
+		return bkr_error_oom();
+	if (added) {
+		bkr_log_event(BKR_LOG_WARN, "copy", "damaged-destination-tree",
+			      (const char *[]){ "backup_id", c->dest_backup, "tree", hex, NULL }, "%s", line);
+		if (c->o->warning)
+			c->o->warning(c->o->ctx, line);
+	}
+	return 0;
+}
+
 /* ---- the same ids on both sides: trees byte for byte, page by page ---------- */
 
 static int copy_tree_same(void *ctx, const bkr_id *id);
@@ -221,6 +267,9 @@ static int emit_tree(void *ctx, bkr_id *id, const uint8_t *blob, size_t len)
 
 static int copy_dir_mapped(struct copier *c, const bkr_id *src, bkr_id *dst, const bkr_id *hint);
 
+/* What a damaged tree of the hint means (dest_damaged). */
+#define HINT_LOST "its files are read from the source instead"
+
 /*
  * Entry @p e (leaf @p leaf, record @p li) of the source and @p he (leaf @p hleaf, record @p hi)
  * of the destination's copy of an earlier backup, at the same path.  When both are files with the
@@ -275,8 +324,10 @@ done:
 }
 
 /* Entry @p i of @p d with its blobs copied and their ids mapped, into @p b; @p hd (or NULL) is the
- * same directory in the destination's copy of an earlier backup, *hj the next entry of it to look at. */
-static int copy_entry_mapped(struct copier *c, bkr_dir *d, uint64_t i, bkr_dir *hd, uint64_t *hj, bkr_tree_builder *b)
+ * same directory in the destination's copy of an earlier backup (tree @p hint_id), *hj the next entry of
+ * it to look at. */
+static int copy_entry_mapped(struct copier *c, bkr_dir *d, uint64_t i, bkr_dir *hd, const bkr_id *hint_id, uint64_t *hj,
+			     bkr_tree_builder *b)
 {
 	const bkr_tree *leaf;
 	uint32_t li;
@@ -296,9 +347,16 @@ static int copy_entry_mapped(struct copier *c, bkr_dir *d, uint64_t i, bkr_dir *
 	/* the entry of the same name in the hint, both in name order */
 	while (hd && *hj < bkr_dir_count(hd)) {
 		int cmp;
-		if (bkr_dir_get(hd, *hj, &he, &hleaf, &hi) < 0) {
-			bkr_error_clear(); /* a page of the hint that does not read: no hint for the rest */
+		c->bad_tree = *hint_id; /* unless a page of it fails to load (load_dest_tree) */
+		if ((err = bkr_dir_get(hd, *hj, &he, &hleaf, &hi)) < 0) {
+			/* a page of the hint that does not read: no hint for the rest */
+			if ((err = dest_damaged(c, err, HINT_LOST)) < 0 && err != BKR_ENOMEM) {
+				bkr_error_clear();
+				err = 0;
+			}
 			*hj = bkr_dir_count(hd);
+			if (err < 0)
+				goto done;
 			break;
 		}
 		cmp = name_cmp(he.name, he.name_len, e.name, e.name_len);
@@ -355,12 +413,18 @@ static int copy_dir_mapped(struct copier *c, const bkr_id *src, bkr_id *dst, con
 		return 0;
 	if ((err = bkr_dir_open(&d, &from, load_tree, c)) < 0 || (err = bkr_tree_builder_new(&b)) < 0)
 		goto done;
-	if (hint && bkr_dir_open(&hd, hint, bkr_repo_load_tree, c->to) < 0) {
-		bkr_error_clear(); /* a hint that does not read is no hint: every file is read */
-		hd = NULL;
+	/* a hint that does not read is no hint: every file is read (a damaged one is named) */
+	if (hint)
+		c->bad_tree = *hint;
+	if (hint && (err = bkr_dir_open(&hd, hint, load_dest_tree, c)) < 0 &&
+	    (err = dest_damaged(c, err, HINT_LOST)) < 0 && err != BKR_ENOMEM) {
+		bkr_error_clear();
+		err = 0;
 	}
+	if (err < 0)
+		goto done;
 	for (uint64_t i = 0; i < bkr_dir_count(d) && err == 0; i++)
-		err = copy_entry_mapped(c, d, i, hd, &hj, b);
+		err = copy_entry_mapped(c, d, i, hd, hint, &hj, b);
 	if (err == 0 && (err = bkr_tree_builder_finish(b, emit_tree, c, dst)) == 0 &&
 	    (err = bkr_idset_put(&c->map, &from, dst)) > 0)
 		err = 0;
@@ -400,6 +464,7 @@ static int copy_backup(struct copier *c, bkr_manifest *m, const bkr_manifest *hm
 	int err;
 
 	*exists = false;
+	c->dest_backup = hm ? hm->backup_id : NULL;
 	if ((err = copy_tree(c, &m->tree, &m->tree, hm ? &hm->tree : NULL)) < 0)
 		return err;
 	for (size_t i = 0; i < m->nsources; i++) {
@@ -602,8 +667,12 @@ done:
 	return err;
 }
 
+/* What a damaged tree of a backup compared means (dest_damaged): it is taken for the source's. */
+#define SAME_UNTOLD "what is below it is not compared, and taken for the source's"
+
 /* Whether directory @p src of the source and @p dst of the destination (at c->path, @p plen bytes of
- * it) hold the same (0) or not (1: c->differs says where and what). */
+ * it) hold the same (0) or not (1: c->differs says where and what).  A damaged tree there is taken
+ * for the same, named (dest_damaged): what it held cannot be told, and a copy never replaces it. */
 static int same_dir(struct copier *c, const bkr_id *src, const bkr_id *dst, size_t plen)
 {
 	bkr_dir *a = NULL, *b = NULL;
@@ -613,9 +682,13 @@ static int same_dir(struct copier *c, const bkr_id *src, const bkr_id *dst, size
 
 	if (bkr_idset_get(&c->same, src, &known) && bkr_id_cmp(&known, dst) == 0)
 		return 0;
-	if ((err = bkr_dir_open(&a, src, bkr_repo_load_tree, c->from)) < 0 ||
-	    (err = bkr_dir_open(&b, dst, bkr_repo_load_tree, c->to)) < 0)
+	if ((err = bkr_dir_open(&a, src, bkr_repo_load_tree, c->from)) < 0)
 		goto done;
+	c->bad_tree = *dst;
+	if ((err = bkr_dir_open(&b, dst, load_dest_tree, c)) < 0) {
+		err = dest_damaged(c, err, SAME_UNTOLD);
+		goto done;
+	}
 	na = bkr_dir_count(a);
 	nb = bkr_dir_count(b);
 	for (uint64_t i = 0; err == 0 && (i < na || i < nb); i++) {
@@ -624,9 +697,13 @@ static int same_dir(struct copier *c, const bkr_id *src, const bkr_id *dst, size
 		uint32_t lia = 0, lib = 0;
 		size_t len;
 		int cmp;
-		if ((i < na && (err = bkr_dir_get(a, i, &ea, &la, &lia)) < 0) ||
-		    (i < nb && (err = bkr_dir_get(b, i, &eb, &lb, &lib)) < 0))
+		if (i < na && (err = bkr_dir_get(a, i, &ea, &la, &lia)) < 0)
 			break;
+		c->bad_tree = *dst; /* unless a page of it fails to load (load_dest_tree) */
+		if (i < nb && (err = bkr_dir_get(b, i, &eb, &lb, &lib)) < 0) {
+			err = dest_damaged(c, err, SAME_UNTOLD);
+			goto done;
+		}
 		cmp = i >= na ? 1 : i >= nb ? -1 : name_cmp(ea.name, ea.name_len, eb.name, eb.name_len);
 		if ((err = bkr_pathbuf_set(&c->path, plen, cmp <= 0 ? ea.name : eb.name,
 					   cmp <= 0 ? ea.name_len : eb.name_len, &len)) < 0)
@@ -665,6 +742,7 @@ static int same_backup(struct copier *c, const bkr_manifest *m, const bkr_manife
 		if (c->same_ids)
 			return 0;
 		size_t len;
+		c->dest_backup = dm->backup_id;
 		if ((err = bkr_pathbuf_set(&c->path, 0, "", 0, &len)) < 0 ||
 		    (err = same_dir(c, &m->tree, &dm->tree, 0)) <= 0)
 			return err;
@@ -1018,6 +1096,7 @@ done:
 	bkr_repo_ids_free(have, nhave);
 	bkr_idset_free(&c.map);
 	bkr_idset_free(&c.same);
+	bkr_idset_free(&c.damaged);
 	bkr_records_free(drs);
 	bkr_pathbuf_free(&c.path);
 	bkr_manifest_list_free(&l);

@@ -9,12 +9,12 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bkr/compress.h"
 #include "bkr/error.h"
+#include "bkr/io.h"
 
 int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len, int level)
 {
@@ -385,15 +385,11 @@ int bkr_bk_pool_start(bctx *c)
 {
 	int err;
 
-	struct rlimit rl;
-
 	c->fq_cap = (size_t)c->nthreads * 8 + 16;
 	/* each file queued holds an fd: a quarter of the process's at most, the
 	 * rest for the workers, the packs written and the trees read
 	 * (bkr_bk_queue_drain lowers it when the scan runs out all the same) */
-	c->fq_lim = c->fq_cap;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < c->fq_lim)
-		c->fq_lim = rl.rlim_cur / 4 > 0 ? (size_t)rl.rlim_cur / 4 : 1;
+	c->fq_lim = bkr_io_fd_share(c->fq_cap);
 	c->cq_max = (size_t)c->nthreads * 2;
 	c->rfree_max = (size_t)c->nthreads + 1;
 	if (!(c->fq = calloc(c->fq_cap, sizeof(*c->fq))) ||

@@ -244,6 +244,29 @@ sys.exit(hit == 0)
 PY
 }
 
+# damage_tree REPO TREE-ID: flip the last stored byte of that tree blob in its pack (a
+# plain repository)
+damage_tree() {
+	python3 - "$1" "$2" <<'PY'
+import glob, struct, sys
+repo, tid = sys.argv[1], bytes.fromhex(sys.argv[2])
+for p in glob.glob(repo + "/tree/*/*.pack"):
+    d = open(p, "rb").read()
+    count, foff = struct.unpack_from("<IQ", d, len(d) - 64 + 12)
+    ents = [struct.unpack_from("<32sQ", d, foff + 56 * i) for i in range(count)]
+    for i, (bid, off) in enumerate(ents):
+        if bid == tid:
+            end = ents[i + 1][1] if i + 1 < count else foff
+            with open(p, "r+b") as f:
+                f.seek(end - 1)
+                b = f.read(1)
+                f.seek(end - 1)
+                f.write(bytes([b[0] ^ 0x5a]))
+            sys.exit(0)
+sys.exit("tree blob %s not found" % sys.argv[2])
+PY
+}
+
 # ---- bkrfs mounts: the one way a test mounts ------------------------------------------
 BKRFS_MOUNTS=()
 BKRFS_PIDS=()

@@ -12,7 +12,10 @@
 # encrypted: exit 7, true duplicates skipped); tags of one instant; between
 # differently keyed repositories, the copy of an almost unchanged backup reads
 # only what changed (bytes_read), a file rewritten deep in the tree with its
-# size and mtime kept still copied.
+# size and mtime kept still copied; between repositories that name blobs
+# alike, a chunk repair took out of the destination's index below a tree it
+# still has is sent again; a damaged tree in the destination's copy
+# of the parent named once, not a failure (the new backup read in full).
 # Needs root (mknod, chown in the edge tree).
 source "$(dirname "$0")/lib.sh"
 
@@ -526,6 +529,69 @@ restore_cmp "$HP" "$hid2" "$H"
 [ "$(manifests "$HA" trees)" = "$(manifests "$HP" trees)" ] || {
 	diff <(manifests "$HA" trees) <(manifests "$HP" trees); fail "plain -> encrypted -> plain changed the manifests"; }
 pass "differently keyed: the copy of an almost unchanged backup read $second bytes, not every file ($full); a file rewritten with its size and mtime kept is copied; restores exact both ways"
+
+# --- between repositories that name blobs alike, a tree the destination's index has is walked all
+# the same (only the source's trees are read, not the files whose chunks are there): the destination
+# does not hold every blob below such a tree once repair has taken a damaged one out of its index
+# (docs/operations.md "Healing damaged data"), and the next copy of a backup using it sends it
+# again, which makes every backup there whole; skipping the tree would leave the new backup damaged
+RS=$T/rsrc RA=$T/ra RB=$T/rb
+mkdir -p "$RS/keep/deep" "$RS/other"
+head -c 300000 /dev/urandom >"$RS/keep/deep/data.bin"
+printf 'one\n' >"$RS/other/x"
+expect_exit 0 "$BKR" init -r "$RA"
+expect_exit 0 "$BKR" init -r "$RB"
+expect_exit 0 "$BKR" -r "$RA" create --type full "$RS" --json
+expect_exit 0 "$BKR" copy --from "$RA" --to "$RB"
+damage_stored "$RB" "$RS/keep/deep/data.bin" 1000 || fail "no pack of $RB holds keep/deep/data.bin"
+expect_exit 1 "$BKR" -r "$RB" verify --read-data
+expect_exit 1 "$BKR" -r "$RB" repair
+printf 'two\n' >"$RS/other/x"
+expect_exit 0 "$BKR" -r "$RA" create --type incremental "$RS" --json
+rid2=$(backup_id "$T/out")
+expect_exit 0 "$BKR" copy --from "$RA" --to "$RB" --json
+json_assert "$T/out" 'r["backups_copied"] == 1 and r["bytes_sent"] >= 300000'
+expect_exit 0 "$BKR" -r "$RB" verify --read-data
+restore_cmp "$RB" "$rid2" "$RS"
+pass "same keys: a blob repair took out of the destination's index below a tree it still has is sent again by the next copy; every backup there whole"
+
+# --- between differently keyed repositories, a damaged tree in the destination's copy of the
+# parent (found by the copy: it compares the backups there with the source's, and walks the parent
+# beside the new backup) no longer stops the copy with exit 4: it is named once (the backup there and
+# the tree), the parent is taken as the one already there, the new backup's files below it are read
+# from the source, and the new backup there reads whole and restores exactly
+DS=$T/dsrc DE=$T/de DP=$T/dp
+mkdir -p "$DS/a/b" "$DS/c"
+for i in 1 2 3; do head -c 200000 /dev/urandom >"$DS/a/b/f$i"; done
+printf 'one\n' >"$DS/c/x"
+BKR_PASSWORD=pass-d expect_exit 0 "$BKR" init -r "$DE" --encryption aes-256-gcm
+expect_exit 0 "$BKR" init -r "$DP"
+BKR_PASSWORD=pass-d expect_exit 0 "$BKR" -r "$DE" create --type full "$DS" --json
+did1=$(backup_id "$T/out")
+BKR_FROM_PASSWORD=pass-d expect_exit 0 "$BKR" copy --from "$DE" --to "$DP"
+printf 'two\n' >"$DS/c/x"
+BKR_PASSWORD=pass-d expect_exit 0 "$BKR" -r "$DE" create --type incremental "$DS" --json
+did2=$(backup_id "$T/out")
+droot=$("$BKR" -r "$DP" show --json "$did1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tree"])')
+damage_tree "$DP" "$droot"
+# the new backup alone: the parent is not compared, only walked beside it
+cp -a "$DP" "$T/dp2"
+BKR_FROM_PASSWORD=pass-d expect_exit 0 "$BKR" copy --from "$DE" --to "$T/dp2" "$did2" --json
+json_assert "$T/out" 'r["backups_copied"] == 1 and r["bytes_read"] >= 600000'
+[ "$(grep -c "backup $did1 in $T/dp2: tree $droot there is damaged (.*blob $droot.*): its files are read from the source instead" "$T/err")" = 1 ] &&
+	[ "$(wc -l <"$T/err")" = 1 ] || fail "copy $did2: the damaged tree is not named once: $(cat "$T/err")"
+restore_cmp "$T/dp2" "$did2" "$DS"
+# every backup: the parent is compared, then walked beside the new one; one warning
+BKR_FROM_PASSWORD=pass-d expect_exit 0 "$BKR" copy --from "$DE" --to "$DP" --json
+json_assert "$T/out" 'r["backups_copied"] == 1 and r["backups_skipped"] == 1 and r["bytes_read"] >= 600000'
+[ "$(grep -c "backup $did1 in $DP: tree $droot there is damaged (.*blob $droot" "$T/err")" = 1 ] ||
+	fail "the damaged tree is not named once: $(cat "$T/err")"
+[ "$(wc -l <"$T/err")" = 1 ] || fail "more than the one warning: $(cat "$T/err")"
+# the one problem verify finds for the new backup is the parent's tree damaged above
+expect_exit 1 "$BKR" -r "$DP" verify "$did2" --read-data --json
+json_assert "$T/out" '[(p["kind"], p["object"]) for p in r["problems"]] == [("blob", "'"$droot"'")]'
+restore_cmp "$DP" "$did2" "$DS"
+pass "differently keyed: a damaged tree in the destination's copy of the parent is named once, the new backup read from the source in full, whole there"
 
 # 'bkr copy latest' is the newest backup made by now, as every command's
 # 'latest': a backup dated in the future (made while the clock was ahead),

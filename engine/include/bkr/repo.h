@@ -186,6 +186,13 @@ void bkr_repo_index_warnings(bkr_repo *r, void (*cb)(void *ctx, const char *mess
 const char *bkr_repo_config_warning(const bkr_repo *r);
 
 /**
+ * The configuration file that was read, for messages about what it says:
+ * "config.json", or its copy when bkr_repo_config_warning is set (a static
+ * string).
+ */
+const char *bkr_repo_config_said(const bkr_repo *r);
+
+/**
  * Make config.json and its copy config.copy.json whole again (bkr repair):
  * an intact config.json is copied over a damaged, missing or different copy;
  * an intact copy over a damaged or missing config.json.  *fixed names the
