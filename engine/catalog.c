@@ -10,6 +10,8 @@
 #include "bkr/clock.h"
 #include "bkr/crypto.h"
 #include "bkr/error.h"
+#include "bkr/hold.h"
+#include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/utf8.h"
 #include "bkr/verify_record.h"
@@ -265,16 +267,18 @@ static void del_tag(bkr_manifest *m, const char *tag)
  * Whether record @p rec (named @p path: its checksum holds, it parses) says
  * what its kind needs: a "kind" string; for a pin, unpin, tag or untag a
  * "backup_id" string, and a "tag" string (tag, untag) or an "until" that is
- * absent (forever), null or a string (pin).  BKR_ECORRUPT naming the key:
+ * absent (forever), null, "" or a time (pin).  BKR_ECORRUPT naming the key:
  * such a record is damaged as one whose checksum fails - it is not applied,
  * and verify and health report it (bkr_records_foreach_damaged).  Verify and
- * damage records are judged by their decoder (bkr_verify_record_check);
- * other kinds (holds, releases, those of later versions) by their readers.
+ * damage records are judged by their decoder (bkr_verify_record_check),
+ * holds and releases by theirs (bkr_hold_record_check); kinds of later
+ * versions are not judged.
  */
 static int backup_record_check(const cJSON *rec, const char *path)
 {
 	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(rec, "kind"), *v;
 	const char *k;
+	int64_t until;
 
 	if (!cJSON_IsString(kind))
 		return bkr_error_set(BKR_ECORRUPT, "%s: \"kind\" is not a string", path);
@@ -283,20 +287,23 @@ static int backup_record_check(const cJSON *rec, const char *path)
 		return 0;
 	if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(rec, "backup_id")))
 		return bkr_error_set(BKR_ECORRUPT, "%s: the %s record's \"backup_id\" is not a string", path, k);
+	/* null or "" is forever, as a manifest's "pinned_until" (bkr pin writes none, or the date as given) */
 	if (!strcmp(k, "pin") && (v = cJSON_GetObjectItemCaseSensitive(rec, "until")) && !cJSON_IsNull(v) &&
-	    !cJSON_IsString(v))
+	    (!cJSON_IsString(v) || (*v->valuestring && bkr_time_parse(v->valuestring, &until) < 0)))
 		return bkr_error_set(BKR_ECORRUPT, "%s: the pin record's \"until\" is not a date", path);
 	if ((!strcmp(k, "tag") || !strcmp(k, "untag")) && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(rec, "tag")))
 		return bkr_error_set(BKR_ECORRUPT, "%s: the %s record's \"tag\" is not a string", path, k);
 	return 0;
 }
 
-/* backup_record_check, then the verify and damage records' decoder */
+/* backup_record_check, then the verify and damage records' decoder, then the holds' and releases' */
 static int record_check(const cJSON *json, const char *text, size_t len, const char *path)
 {
 	int err = backup_record_check(json, path);
 
-	return err < 0 ? err : bkr_verify_record_check(text, len, path);
+	if (err == 0)
+		err = bkr_verify_record_check(text, len, path);
+	return err < 0 ? err : bkr_hold_record_check(json, path);
 }
 
 int bkr_record_check(const char *text, size_t len, const char *path)
@@ -669,6 +676,11 @@ int bkr_repo_list_with(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manife
 
 	out->items = NULL;
 	out->n = 0;
+	/* BKR_FAULT's "catalog-list" fails a listing of the manifests (tests count a command's listings) */
+	if ((err = bkr_io_fault("catalog-list")) < 0) {
+		bkr_error_prefix("list %s/%s", r->path, sub);
+		goto done;
+	}
 	if ((err = catalog_ids(r, runs, &ids, &n)) < 0)
 		goto done;
 	if (n && !(out->items = calloc(n, sizeof(*out->items)))) {
@@ -791,28 +803,12 @@ static int64_t id_time_s(const char *t)
 	return (int64_t)timegm(&tm);
 }
 
-/* The damaged manifests a listing for 'latest' met, judged as readable ones
- * are: by their ids' times, one dated in the future at now_ns apart. */
-struct bad_at {
-	int64_t now_ns;
-	bkr_newest_bad bad;    /* the newest-named made by now */
-	bkr_newest_bad future; /* the newest-named dated in the future */
-	struct bad_future {
-		char *id; /* its file's name (escaped, as bkr_repo_list_cb gives it) less ".json" */
-		int64_t time_ns;
-	} *futures;            /* every one dated in the future: a warning each when passed over */
-	size_t nfutures;
-	bool oom;
-};
-
-static void note_bad(void *ctx, const char *file, const char *message)
+void bkr_latest_bad_note(bkr_latest_bad *b, const char *file)
 {
-	struct bad_at *b = ctx;
 	const char *t = id_time(file);
 	int64_t sec = t ? id_time_s(t) : INT64_MIN;
-	struct bad_future *nf;
+	struct bkr_latest_future *nf;
 
-	(void)message;
 	/* in seconds, as the mount's /latest judges ids: a year past 2262 is past an int64 of ns */
 	if (sec == INT64_MIN || sec <= b->now_ns / BKR_NS_PER_S + BKR_CLOCK_SKEW_NS / BKR_NS_PER_S) {
 		bkr_newest_bad_note(&b->bad, file);
@@ -831,26 +827,29 @@ static void note_bad(void *ctx, const char *file, const char *message)
 	nf[b->nfutures++].time_ns = sec > INT64_MAX / BKR_NS_PER_S ? INT64_MAX : sec * BKR_NS_PER_S;
 }
 
-static int find_in(bkr_repo *r, bool runs, const char *spec, int64_t now_ns,
-		   void (*passed)(void *ctx, const char *backup_id, int64_t time_ns, bool damaged), void *ctx,
-		   bkr_manifest **out)
+void bkr_latest_bad_free(bkr_latest_bad *b)
 {
-	bkr_manifest_list l;
-	struct bad_at bad = { .now_ns = now_ns };
+	for (size_t i = 0; i < b->nfutures; i++)
+		free(b->futures[i].id);
+	free(b->futures);
+	b->futures = NULL;
+	b->nfutures = 0;
+}
+
+int bkr_repo_resolve_listed(bkr_repo *r, bool runs, const bkr_manifest_list *l, const bkr_latest_bad *bad, const char *spec,
+			    void (*passed)(void *ctx, const char *backup_id, int64_t time_ns, bool damaged), void *ctx,
+			    size_t *hit)
+{
+	bkr_newest_bad newest = bad->bad;
 	const char **ids = NULL;
-	size_t hit, made = 0;
+	size_t made = 0;
 	int err;
 
-	*out = NULL;
-	if ((err = bkr_repo_list_cb(r, runs, &l, note_bad, &bad)) < 0)
-		goto done;
-	if (bad.oom || (l.n && !(ids = calloc(l.n, sizeof(*ids))))) {
-		err = bkr_error_oom();
-		goto done;
-	}
-	for (size_t i = 0; i < l.n; i++) {
-		ids[i] = l.items[i]->backup_id;
-		if (!bkr_time_in_future(l.items[i]->time_ns, now_ns))
+	if (bad->oom || (l->n && !(ids = calloc(l->n, sizeof(*ids)))))
+		return bkr_error_oom();
+	for (size_t i = 0; i < l->n; i++) {
+		ids[i] = l->items[i]->backup_id;
+		if (!bkr_time_in_future(l->items[i]->time_ns, bad->now_ns))
 			made = i + 1;
 	}
 	/* 'latest' is the newest made by now: one dated in the future (the clock
@@ -861,26 +860,45 @@ static int find_in(bkr_repo *r, bool runs, const char *spec, int64_t now_ns,
 	 * a warning naming it); made by now and newer than the one 'latest'
 	 * found, it is an error (bkr_repo_resolve) */
 	if (!strcmp(spec, "latest") && made) {
-		for (size_t i = made; i < l.n; i++) {
+		for (size_t i = made; i < l->n; i++) {
 			if (passed)
-				passed(ctx, ids[i], l.items[i]->time_ns, false);
+				passed(ctx, ids[i], l->items[i]->time_ns, false);
 			ids[i] = NULL;
 		}
-		for (size_t i = 0; passed && i < bad.nfutures; i++)
-			passed(ctx, bad.futures[i].id, bad.futures[i].time_ns, true);
-	} else if (bad.future.file[0]) {
+		for (size_t i = 0; passed && i < bad->nfutures; i++)
+			passed(ctx, bad->futures[i].id, bad->futures[i].time_ns, true);
+	} else if (bad->future.file[0]) {
 		/* every backup is dated in the future: the newest of them, damaged or not */
-		bkr_newest_bad_note(&bad.bad, bad.future.file);
+		bkr_newest_bad_note(&newest, bad->future.file);
 	}
-	if ((err = bkr_repo_resolve(r, runs, &bad.bad, &hit, ids, l.n, spec)) < 0)
+	err = bkr_repo_resolve(r, runs, &newest, hit, ids, l->n, spec);
+	free(ids);
+	return err;
+}
+
+static void note_bad(void *ctx, const char *file, const char *message)
+{
+	(void)message;
+	bkr_latest_bad_note(ctx, file);
+}
+
+static int find_in(bkr_repo *r, bool runs, const char *spec, int64_t now_ns,
+		   void (*passed)(void *ctx, const char *backup_id, int64_t time_ns, bool damaged), void *ctx,
+		   bkr_manifest **out)
+{
+	bkr_manifest_list l;
+	bkr_latest_bad bad = BKR_LATEST_BAD_INIT(now_ns);
+	size_t hit;
+	int err;
+
+	*out = NULL;
+	if ((err = bkr_repo_list_cb(r, runs, &l, note_bad, &bad)) < 0 ||
+	    (err = bkr_repo_resolve_listed(r, runs, &l, &bad, spec, passed, ctx, &hit)) < 0)
 		goto done;
 	*out = l.items[hit];
 	l.items[hit] = NULL;
 done:
-	for (size_t i = 0; i < bad.nfutures; i++)
-		free(bad.futures[i].id);
-	free(bad.futures);
-	free(ids);
+	bkr_latest_bad_free(&bad);
 	bkr_manifest_list_free(&l);
 	return err;
 }

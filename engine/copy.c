@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bkr/backupid.h"
 #include "bkr/catalog.h"
 #include "bkr/error.h"
 #include "bkr/log.h"
@@ -757,27 +756,12 @@ static int same_backup(struct copier *c, const bkr_manifest *m, const bkr_manife
 
 /* ---- the run -------------------------------------------------------------------- */
 
-/* 'latest' as every command means it (bkr_repo_find_backup_at: the newest
- * made by now, one dated in the future passed over): its index in @p ids. */
-static int select_latest(bkr_repo *from, const bkr_copy_options *o, const char **ids, size_t n, size_t *hit)
-{
-	bkr_manifest *m;
-	int err = bkr_repo_find_backup_at(from, "latest", bkr_time_now_ns(), o->passed, o->ctx, &m);
-
-	if (err < 0)
-		return err;
-	/* listed again: one made between the two listings is not in @p ids */
-	err = bkr_backupid_resolve(hit, ids, n, m->backup_id, "backup", bkr_repo_path(from));
-	bkr_manifest_free(m);
-	return err;
-}
-
 /* Which backups of @p l to copy (want[i]); BKR_ENOTFOUND/BKR_EAMBIGUOUS for a spec, BKR_ECORRUPT for
- * 'latest' when the newest-named manifest (@p bad) is damaged. */
+ * 'latest' when the newest-named manifest (@p bad) is damaged: 'latest' as every command means it (the newest made
+ * by now, one dated in the future passed over), chosen in this listing. */
 static int select_backups(bkr_repo *from, const bkr_copy_options *o, const bkr_manifest_list *l,
-			  const bkr_newest_bad *bad, bool *want, size_t *n)
+			  const bkr_latest_bad *bad, bool *want, size_t *n)
 {
-	const char **ids;
 	int err = 0;
 
 	*n = 0;
@@ -787,22 +771,14 @@ static int select_backups(bkr_repo *from, const bkr_copy_options *o, const bkr_m
 		*n = l->n;
 		return 0;
 	}
-	if (!(ids = calloc(l->n ? l->n : 1, sizeof(*ids))))
-		return bkr_error_oom();
-	for (size_t i = 0; i < l->n; i++)
-		ids[i] = l->items[i]->backup_id;
 	for (size_t k = 0; k < o->nspecs && err == 0; k++) {
 		size_t hit;
-		if (!strcmp(o->specs[k], "latest"))
-			err = select_latest(from, o, ids, l->n, &hit);
-		else
-			err = bkr_repo_resolve(from, false, bad, &hit, ids, l->n, o->specs[k]);
+		err = bkr_repo_resolve_listed(from, false, l, bad, o->specs[k], o->passed, o->ctx, &hit);
 		if (err == 0 && !want[hit]) {
 			want[hit] = true;
 			(*n)++;
 		}
 	}
-	free(ids);
 	return err;
 }
 
@@ -834,14 +810,14 @@ static bool same_ids(bkr_repo *from, bkr_repo *to)
 struct bad_ctx {
 	const bkr_copy_options *o;
 	size_t n;
-	bkr_newest_bad newest; /* for 'latest' */
+	bkr_latest_bad latest; /* for 'latest' */
 };
 
 static void on_bad(void *ctx, const char *file, const char *message)
 {
 	struct bad_ctx *b = ctx;
 	b->n++;
-	bkr_newest_bad_note(&b->newest, file);
+	bkr_latest_bad_note(&b->latest, file);
 	bkr_log_event(BKR_LOG_WARN, "copy", "damaged-manifest", (const char *[]){ "file", file, NULL },
 		      "%s: not copied: %s", file, message);
 	if (b->o->warning) {
@@ -1023,7 +999,7 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 	bkr_records *drs = NULL;
 	bkr_lock *lock = NULL;
 	char **have = NULL;
-	struct bad_ctx bad = { o, 0, { "", "" } };
+	struct bad_ctx bad = { o, 0, BKR_LATEST_BAD_INIT(bkr_time_now_ns()) };
 	size_t nhave = 0, ndamaged = 0, nother = 0;
 	bool *want = NULL;
 	int err;
@@ -1042,7 +1018,7 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 		err = bkr_error_oom();
 		goto done;
 	}
-	if ((err = select_backups(from, o, &l, &bad.newest, want, &c.nbackups)) < 0)
+	if ((err = select_backups(from, o, &l, &bad.latest, want, &c.nbackups)) < 0)
 		goto done;
 	if (!o->dry_run) {
 		/* as a backup: the shared lock, then the index as it is now, then the writer (its mark) */
@@ -1124,6 +1100,7 @@ done:
 	bkr_records_free(drs);
 	bkr_pathbuf_free(&c.path);
 	bkr_manifest_list_free(&l);
+	bkr_latest_bad_free(&bad.latest);
 	free(want);
 	return err;
 }

@@ -151,6 +151,11 @@ static int cs_root_missing(bkr_store *s)
 	return bkr_store_root_missing(INNER(s));
 }
 
+static int cs_drop_folder(bkr_store *s, const char *prefix)
+{
+	return bkr_store_drop_folder(INNER(s), prefix);
+}
+
 static int cs_drop_copy(bkr_store *s, const char *name)
 {
 	return bkr_store_drop_copy(INNER(s), name);
@@ -188,6 +193,7 @@ static const bkr_store_ops crypto_ops = {
 	.free = cs_free,
 	.root_missing = cs_root_missing,
 	.drop_copy = cs_drop_copy,
+	.drop_folder = cs_drop_folder,
 };
 
 int bkr_crypto_store_new(bkr_store **out, bkr_store *inner, const bkr_crypto *c)

@@ -3,6 +3,7 @@
  */
 #include "bkr/hold.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,55 @@ static const char *nonempty(const cJSON *o, const char *key)
 	return v && *v ? v : NULL;
 }
 
+/* A member that is absent or a string. */
+static bool str_or_absent(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return !v || cJSON_IsString(v);
+}
+
+int bkr_hold_record_check(const cJSON *o, const char *path)
+{
+	const char *k = str(o, "kind"), *t = str(o, "time");
+	const cJSON *sz = cJSON_GetObjectItemCaseSensitive(o, "size");
+	bool hold = k && !strcmp(k, "hold");
+	int64_t ns;
+
+	if (!hold && !(k && !strcmp(k, "release")))
+		return 0;
+	if (!nonempty(o, "path"))
+		return bkr_error_set(BKR_ECORRUPT, "%s: the %s record's \"path\" is not a path", path, k);
+	if (!t || bkr_time_parse(t, &ns) < 0)
+		return bkr_error_set(BKR_ECORRUPT, "%s: the %s record's \"time\" is not an ISO 8601 time", path, k);
+	if (hold ? !nonempty(o, "backup_id") : !str_or_absent(o, "backup_id"))
+		return bkr_error_set(BKR_ECORRUPT, "%s: the %s record's \"backup_id\" is not a backup id", path, k);
+	if (!hold) {
+		/* "since" is the hold's time as its record wrote it: a string, a time or not */
+		if (!str_or_absent(o, "since") || !str_or_absent(o, "by"))
+			return bkr_error_set(BKR_ECORRUPT, "%s: the release record's \"%s\" is not a string", path,
+					     str_or_absent(o, "since") ? "by" : "since");
+		return 0;
+	}
+	if (!str_or_absent(o, "damage") || !str_or_absent(o, "host"))
+		return bkr_error_set(BKR_ECORRUPT, "%s: the hold record's \"%s\" is not a string", path,
+				     str_or_absent(o, "damage") ? "host" : "damage");
+	if (sz &&
+	    !(cJSON_IsNumber(sz) && sz->valuedouble >= 0 && sz->valuedouble <= 9007199254740992.0 &&
+	      sz->valuedouble == floor(sz->valuedouble)))
+		return bkr_error_set(BKR_ECORRUPT, "%s: the hold record's \"size\" is not a count", path);
+	return 0;
+}
+
+/* The message of the last error less its leading "@p path: " (a record's checker names it). */
+static const char *why_of(const char *path)
+{
+	const char *why = bkr_error_message();
+	size_t pl = strlen(path);
+	if (!strncmp(why, path, pl) && !strncmp(why + pl, ": ", 2))
+		why += pl + 2;
+	return why;
+}
+
 /* One line on what a bad record @p file is and what becomes of it, for the
  * command to show (bkr_holds.warnings); text from the record escaped. */
 static int warn(struct acc *a, const char *file, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -102,7 +152,8 @@ static int add_release(struct acc *a, const char *p, const char *since)
 /*
  * A release record: its path, and the hold's time it ends ("since"; absent:
  * every hold of the path).  One that cannot say which holds it ends ends
- * none: they stay in force.
+ * none: they stay in force; so does one that does not decode
+ * (bkr_hold_record_check: verify calls it damaged).
  */
 static int take_release(struct acc *a, const char *file, const cJSON *o, bool damaged)
 {
@@ -118,6 +169,14 @@ static int take_release(struct acc *a, const char *file, const cJSON *o, bool da
 	if (since && !cJSON_IsString(since))
 		return warn(a, file, "the release of %s has a \"since\" that is not a string: ignored, the holds of "
 			    "that path stay in force", esc(e, p));
+	if (bkr_hold_record_check(o, file) < 0) {
+		int err = warn(a, file,
+			       "a release record that does not decode (%s): ignored, the holds of %s stay in force",
+			       why_of(file), esc(e, p));
+		if (err == 0)
+			bkr_error_clear();
+		return err;
+	}
 	return add_release(a, p, since ? since->valuestring : NULL);
 }
 
@@ -126,8 +185,10 @@ static int take_release(struct acc *a, const char *file, const cJSON *o, bool da
  * is wrong with it: its backup is kept (rule "held") until a release ends it,
  * so a bad field never lets retention remove a backup a hold names - a hold
  * whose time is missing or no time is in force "since an unknown time" (a
- * release without "since" ends it), and a damaged one (checksum) is taken as
- * it reads.  Without a path or a backup it holds nothing.  Each is a warning.
+ * release without "since" ends it), and a damaged one (checksum) or one that
+ * does not decode (bkr_hold_record_check: a member of the wrong type, which
+ * verify calls damaged) is taken as it reads.  Without a path or a backup it
+ * holds nothing.  Each is one warning.
  */
 static int take_hold(struct acc *a, const char *file, const cJSON *o, bool damaged)
 {
@@ -167,6 +228,15 @@ static int take_hold(struct acc *a, const char *file, const cJSON *o, bool damag
 	if (!h->since_known)
 		return warn(a, file, "the hold of %s has a time that is no time (%s): in force since an unknown time",
 			    esc(e, p), esc(e2, t));
+	if (bkr_hold_record_check(o, file) < 0) {
+		err = warn(a, file,
+			   "a hold record that does not decode (%s): taken as it reads, backup %s is kept until "
+			   "'bkr hold release' ends it",
+			   why_of(file), esc(e, id));
+		if (err == 0)
+			bkr_error_clear();
+		return err;
+	}
 	return 0;
 }
 
@@ -196,14 +266,10 @@ static int each(void *ctx, const char *path, const char *text, size_t len)
 			   "applied (retention may remove the backup it kept)", o ? "its checksum does not match" : "not JSON");
 	else if (o && (err = bkr_record_check(text, len, path)) < 0 && err != BKR_ENOMEM) {
 		/* sealed, but not what its kind needs (verify calls it damaged) */
-		const char *why = bkr_error_message();
-		size_t pl = strlen(path);
-		if (!strncmp(why, path, pl) && !strncmp(why + pl, ": ", 2))
-			why += pl + 2;
 		err = warn(a, path,
 			   "a record that does not decode (%s): every command skips it, so a pin, tag or hold "
 			   "in it is not applied (retention may remove the backup it kept)",
-			   why);
+			   why_of(path));
 		bkr_error_clear();
 	}
 	cJSON_Delete(o);

@@ -446,6 +446,20 @@ int bkr_pack_path(char *out, size_t cap, const char *pack_root, const bkr_pack_i
 	return 0;
 }
 
+int bkr_pack_folders_tidy(bkr_store *s)
+{
+	static const char *const roots[] = { "data", "tree" };
+	char name[16];
+	int err = 0;
+
+	for (size_t r = 0; r < sizeof(roots) / sizeof(*roots) && err == 0; r++)
+		for (unsigned x = 0; x < 256 && err == 0; x++) {
+			snprintf(name, sizeof(name), "%s/%02x", roots[r], x);
+			err = bkr_store_drop_folder(s, name);
+		}
+	return err;
+}
+
 /* ---- readers ------------------------------------------------------------ */
 
 int bkr_pack_read_footer_from(const bkr_crypto *c, const bkr_pack_id *pack, bkr_pack_reader read, void *ctx,

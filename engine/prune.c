@@ -846,6 +846,17 @@ static int move_out(struct prune *p, bkr_store *s)
 	return err;
 }
 
+/* The pack folders left empty (their packs moved to the trash, a publish that failed) go, in every place. */
+static int tidy(struct prune *p, bkr_store *s)
+{
+	size_t nt = bkr_repo_tier_count(p->r);
+	int err = 0;
+	for (size_t i = 0; i <= nt && err == 0; i++)
+		if (tended(p, i))
+			err = bkr_pack_folders_tidy(place_store(p, s, i));
+	return err;
+}
+
 /* Expire the trash of every place. */
 static int expire(struct prune *p, bkr_store *s, bkr_trash_stats *ts)
 {
@@ -937,7 +948,7 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 	if (!o->dry_run) {
 		/* new packs, then the index naming them (and no longer the dropped
 		 * packs), then the moves: each step leaves a repository a rerun completes */
-		if ((rewrite && (err = write_index(&p, idx)) < 0) || (err = move_out(&p, s)) < 0)
+		if ((rewrite && (err = write_index(&p, idx)) < 0) || (err = move_out(&p, s)) < 0 || (err = tidy(&p, s)) < 0)
 			goto done;
 	}
 	if ((err = expire(&p, s, &ts)) < 0)

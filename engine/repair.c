@@ -949,7 +949,15 @@ int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *
 		if ((err = publish(&p, idx)) < 0 || (err = bkr_repo_reload_index(r)) < 0)
 			goto done;
 	}
-	err = retire_damage(&p);
+	if ((err = retire_damage(&p)) < 0 || o->dry_run)
+		goto done;
+	/* the pack folders a publish that failed left empty, in the repository and the tiers it recorded */
+	for (size_t i = 0, nt = bkr_repo_tier_count(r); i <= nt && err == 0; i++) {
+		bool recorded;
+		bkr_store *s = i == 0 ? p.store : bkr_repo_tier(r, i, NULL, &recorded);
+		if (i == 0 || recorded)
+			err = bkr_pack_folders_tidy(s);
+	}
 done:
 	for (size_t i = 0; i < p.nlisted; i++)
 		free(p.listed[i]);

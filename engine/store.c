@@ -354,6 +354,14 @@ int bkr_store_prepare(bkr_store *s, const char *prefix)
 	return s->ops->prepare(s, prefix);
 }
 
+int bkr_store_drop_folder(bkr_store *s, const char *prefix)
+{
+	int err;
+	if ((err = check_name(prefix, true)) < 0)
+		return err;
+	return s->ops->drop_folder ? s->ops->drop_folder(s, prefix) : 0;
+}
+
 int bkr_store_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out)
 {
 	int err;

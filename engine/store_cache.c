@@ -967,6 +967,11 @@ static int cache_prepare(bkr_store *s, const char *prefix)
 	return bkr_store_prepare(inner_of(s), prefix);
 }
 
+static int cache_drop_folder(bkr_store *s, const char *prefix)
+{
+	return bkr_store_drop_folder(inner_of(s), prefix);
+}
+
 /* a lock belongs to the wrapped store: unlock goes there directly */
 static int cache_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out)
 {
@@ -1037,6 +1042,7 @@ static const bkr_store_ops cache_ops = {
 	.free = cache_free,
 	.root_missing = cache_root_missing,
 	.drop_copy = cache_drop_copy,
+	.drop_folder = cache_drop_folder,
 };
 
 /* ---- opening: the files an earlier process left -------------------------------- */

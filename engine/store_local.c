@@ -528,19 +528,28 @@ static int window_full(local_upload *u)
 	return 0;
 }
 
-static int local_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out)
+/* The directory of folder @p prefix into @p dir (PATH_MAX), without a trailing '/'. */
+static int folder_of(const bkr_store *s, const char *prefix, char *dir)
 {
-	local_store *ls = (local_store *)s;
-	char dir[PATH_MAX];
-	local_upload *u;
 	size_t n;
 	int err;
-
 	if ((err = path_of(s, prefix, dir)) < 0)
 		return err;
 	n = strlen(dir);
 	while (n > 1 && dir[n - 1] == '/')
 		dir[--n] = '\0';
+	return 0;
+}
+
+static int local_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out)
+{
+	local_store *ls = (local_store *)s;
+	char dir[PATH_MAX];
+	local_upload *u;
+	int err;
+
+	if ((err = folder_of(s, prefix, dir)) < 0)
+		return err;
 	if ((err = bkr_io_mkdir_p(dir, DIR_MODE)) < 0)
 		return err;
 	if (!(u = calloc(1, sizeof(*u))))
@@ -638,15 +647,17 @@ static int window_last(local_upload *u)
 static int local_upload_publish(bkr_store_upload *base, const char *name)
 {
 	local_upload *u = (local_upload *)base;
-	char final[PATH_MAX];
+	char final[PATH_MAX], dir[PATH_MAX];
+	bool made = false; /* final's directory (data/XX) is this publish's */
 	int err, fd;
 
 	if ((err = upload_usable(u)) < 0)
 		return err;
-	if ((err = path_of(u->base.store, name, final)) < 0 || (err = make_parent(final)) < 0 ||
-	    (err = flush_wait(u)) < 0 || (err = window_last(u)) < 0) {
+	if ((err = path_of(u->base.store, name, final)) == 0)
+		made = parent_of(final, dir) && access(dir, F_OK) < 0 && errno == ENOENT;
+	if (err < 0 || (err = make_parent(final)) < 0 || (err = flush_wait(u)) < 0 || (err = window_last(u)) < 0) {
 		upload_abandon(u);
-		return err;
+		goto done;
 	}
 	upload_release(u);
 	/* commit_tmp closes the fd and removes the temporary on failure */
@@ -655,6 +666,12 @@ static int local_upload_publish(bkr_store_upload *base, const char *name)
 	err = bkr_io_commit_tmp(fd, u->tmp, final, BKR_IO_NOREPLACE);
 	u->tmp[0] = '\0';
 	upload_end(u);
+done:
+	/* a failed publish leaves no empty directory it made: rmdir keeps one
+	 * another writer published into meanwhile (ENOTEMPTY), and its error
+	 * is not the publish's */
+	if (err < 0 && made)
+		(void)rmdir(dir);
 	return err;
 }
 
@@ -817,6 +834,18 @@ static int local_prepare(bkr_store *s, const char *prefix)
 	return bkr_io_mkdir_p(dir, DIR_MODE);
 }
 
+static int local_drop_folder(bkr_store *s, const char *prefix)
+{
+	char dir[PATH_MAX];
+	int err;
+	if ((err = folder_of(s, prefix, dir)) < 0)
+		return err;
+	/* not empty (ENOTEMPTY, or EEXIST as POSIX allows), or not there: nothing to do */
+	if (rmdir(dir) < 0 && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
+		return bkr_error_set_errno(errno, "rmdir %s", dir);
+	return 0;
+}
+
 static int local_lock(bkr_store *s, const char *name, bool exclusive, bool wait, bkr_store_held **out)
 {
 	char path[PATH_MAX];
@@ -891,6 +920,7 @@ static const bkr_store_ops local_ops = {
 	.remove = local_remove,
 	.rename_new = local_rename,
 	.prepare = local_prepare,
+	.drop_folder = local_drop_folder,
 	.lock = local_lock,
 	.unlock = local_unlock,
 	.free = local_free,

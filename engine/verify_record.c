@@ -446,19 +446,49 @@ static int damage_decode(const char *text, size_t len, const char *what, bkr_id 
 	return err;
 }
 
+/*
+ * A verify or a damage record's damaged blobs: BKR_ENOTFOUND when it is neither kind, BKR_ECORRUPT naming the key
+ * when it is one that does not decode.  On success @p d->ids are @p d->rec's (a verify record) or malloc'd (a damage
+ * record); either_free releases them, whatever was returned.
+ */
+struct either {
+	bkr_verify_record *rec;
+	bkr_id *ids;
+	size_t n;
+	uint64_t omitted;
+};
+
+static int decode_either(struct either *d, const char *text, size_t len, const char *what)
+{
+	int64_t t;
+	int err = bkr_verify_record_decode(&d->rec, text, len, what);
+
+	d->ids = NULL;
+	d->n = 0;
+	d->omitted = 0;
+	if (err == 0) {
+		d->ids = d->rec->damaged;
+		d->n = d->rec->ndamaged;
+		d->omitted = d->rec->damaged_omitted;
+	} else if (err == BKR_ENOTFOUND) {
+		err = damage_decode(text, len, what, &d->ids, &d->n, &d->omitted, &t);
+	}
+	return err;
+}
+
+static void either_free(struct either *d)
+{
+	if (!d->rec)
+		free(d->ids);
+	bkr_verify_record_free(d->rec);
+}
+
 int bkr_verify_record_check(const char *text, size_t len, const char *what)
 {
-	bkr_verify_record *rec;
-	bkr_id *ids = NULL;
-	size_t n = 0;
-	uint64_t omitted = 0;
-	int64_t t;
-	int err = bkr_verify_record_decode(&rec, text, len, what);
+	struct either d;
+	int err = decode_either(&d, text, len, what);
 
-	bkr_verify_record_free(rec);
-	if (err == BKR_ENOTFOUND)
-		err = damage_decode(text, len, what, &ids, &n, &omitted, &t);
-	free(ids);
+	either_free(&d);
 	if (err == BKR_ENOTFOUND) {
 		bkr_error_clear(); /* another kind: not a verify's or a damage's to judge */
 		return 0;
@@ -469,28 +499,16 @@ int bkr_verify_record_check(const char *text, size_t len, const char *what)
 static int each_damaged_record(void *ctx, const char *path, const char *text, size_t len)
 {
 	struct each_damaged *e = ctx;
-	bkr_verify_record *rec;
-	bkr_id *ids = NULL;
-	size_t n = 0;
-	uint64_t omitted = 0;
-	int64_t t;
-	int err = bkr_verify_record_decode(&rec, text, len, path);
+	struct either d;
+	int err = decode_either(&d, text, len, path);
 
 	if (err == 0) {
-		err = e->cb(e->ctx, rec->damaged, rec->ndamaged, rec->damaged_omitted);
-		bkr_verify_record_free(rec);
-		return err;
-	}
-	if (err == BKR_ENOTFOUND)
-		err = damage_decode(text, len, path, &ids, &n, &omitted, &t);
-	if (err == BKR_ENOMEM)
-		return err;
-	if (err < 0) {
+		err = e->cb(e->ctx, d.ids, d.n, d.omitted);
+	} else if (err != BKR_ENOMEM) {
 		bkr_error_clear(); /* another kind, or damaged: says nothing about blobs */
-		return 0;
+		err = 0;
 	}
-	err = e->cb(e->ctx, ids, n, omitted);
-	free(ids);
+	either_free(&d);
 	return err;
 }
 

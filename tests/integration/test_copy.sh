@@ -621,3 +621,19 @@ ls "$FB/backups" | grep -qF "$madenow.json" || fail "copy latest with a damaged 
 grep -qF "backups/$ahead.json is damaged and its id is dated in the future" "$T/err" ||
 	fail "copy latest does not name the damaged manifest it passed over: $(cat "$T/err")"
 pass "copy latest passes over a backup dated in the future, readable or damaged, naming it, as every 'latest'"
+
+# 'bkr copy latest' lists the source's backups once: 'latest' is chosen, as
+# every command's is, in the listing the copy makes anyway
+# (bkr_repo_resolve_listed); it listed them a second time to find it.  The
+# catalog-list fault point fails the Nth listing of manifests in the process:
+# the first is the copy's own, a second one would fail the copy
+rm -rf "$FB" && "$BKR" init -r "$FB" >/dev/null
+BKR_FAULT=catalog-list:1:eio expect_exit 7 "$BKR" copy --from "$FA" --to "$FB" latest
+grep -qF "list $FA/backups: injected fault at catalog-list" "$T/err" ||
+	fail "copy with its listing failing: $(cat "$T/err")"
+BKR_FAULT=catalog-list:2:eio expect_exit 0 "$BKR" copy --from "$FA" --to "$FB" latest --json
+[ "$(json_get "$T/out" backups_copied)" = 1 ] && ls "$FB/backups" | grep -qF "$madenow.json" ||
+	fail "copy latest listed the source's backups more than once: $(cat "$T/err")"
+grep -qF "backups/$ahead.json is damaged and its id is dated in the future" "$T/err" ||
+	fail "copy latest from its one listing does not name the damaged manifest it passed over: $(cat "$T/err")"
+pass "copy latest lists the source's backups once, and still passes over a damaged one dated in the future"

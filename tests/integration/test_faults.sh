@@ -395,6 +395,7 @@ for folder in data tree; do
 	upack=$(find "$U/$folder" -name '*.pack')
 	mv "$upack" "$T/upack"
 	expect_exit 1 "$BKR" -q -r "$U" repair
+	mkdir -p "${upack%/*}" # repair removed its directory, empty
 	mv "$T/upack" "$upack"
 	rm -rf "$T/unx-start" && cp -a "$U" "$T/unx-start"
 	expect_exit 1 "$BKR" -r "$U" verify # the pack read: it holds what the index lacks
@@ -638,3 +639,46 @@ echo b >"$T/rpws/sub/b"
 restore_sweep "$H" 14 rpws/sub "path 'rpws/sub'" "^bkr restore: rpws/sub: blob [0-9a-f]*: read $H/tree/" rpws/sub
 [ $named -ge 2 ] || fail "a tree on the way to rpws/sub failed to read in $named runs (not the two: resolving it, walking it)"
 pass "a PATH whose trees cannot be read: restore names it once"
+
+# --- a pack publish that fails (ENOSPC, EIO at the link or the fsync) left
+# the data/XX or tree/XX directory it made behind, empty: the publish now
+# removes it (rmdir: one another writer published into meanwhile stays), and
+# prune and repair remove the empty ones an older version left
+PD=$T/emptydirs
+mkdir -p "$T/esrc"
+for i in 1 2 3 4 5 6; do head -c 70000 /dev/urandom >"$T/esrc/f$i"; done
+pack_dirs() { find "$PD/data" "$PD/tree" -mindepth 1 -type d "$@" | sort; }
+for fault in rename:1:enospc rename:2:eio fsync:1:eio fsync:2:enospc; do
+	rm -rf "$PD" && "$BKR" -q init -r "$PD"
+	rc=0
+	BKR_FAULT=$fault "$BKR" -q -r "$PD" create "$T/esrc" >/dev/null 2>"$T/err" || rc=$?
+	[ $rc = 7 ] || fail "create with $fault: exit $rc (not 7): $(cat "$T/err")"
+	one_line_error
+	grep -q "^bkr create: publish pack \(data\|tree\)/[0-9a-f]\{2\}/[0-9a-f]*\.pack: .*injected fault at" "$T/err" ||
+		fail "create with $fault: the fault did not fail a pack's publish: $(cat "$T/err")"
+	[ -z "$(pack_dirs -empty)" ] || fail "create with $fault left empty pack directories: $(pack_dirs -empty)"
+done
+expect_exit 0 "$BKR" -q -r "$PD" create "$T/esrc"
+expect_exit 0 "$BKR" -q -r "$PD" verify --read-data
+full=$(pack_dirs)
+[ -n "$full" ] || fail "no pack directories after a backup"
+# the empty pack directories a failed publish of an older version left
+made=()
+for root in data tree; do
+	for x in 00 01 02 03 04 05; do
+		[ -e "$PD/$root/$x" ] && continue
+		mkdir "$PD/$root/$x" && made+=("$PD/$root/$x") && break
+	done
+done
+[ ${#made[@]} = 2 ] || fail "could not make two empty pack directories"
+expect_exit 0 "$BKR" -q -r "$PD" prune --dry-run
+[ "$(pack_dirs -empty)" = "$(printf '%s\n' "${made[@]}" | sort)" ] || fail "prune --dry-run changed the pack directories: $(pack_dirs)"
+expect_exit 0 "$BKR" -q -r "$PD" prune
+[ -z "$(pack_dirs -empty)" ] || fail "prune left empty pack directories: $(pack_dirs -empty)"
+[ "$(pack_dirs)" = "$full" ] || fail "prune removed a pack directory that holds packs: $(pack_dirs)"
+mkdir "${made[@]}"
+expect_exit 0 "$BKR" -q -r "$PD" repair
+[ -z "$(pack_dirs -empty)" ] || fail "repair left empty pack directories: $(pack_dirs -empty)"
+[ "$(pack_dirs)" = "$full" ] || fail "repair removed a pack directory that holds packs: $(pack_dirs)"
+expect_exit 0 "$BKR" -q -r "$PD" verify --read-data
+pass "a pack publish that fails leaves no empty pack directory; prune and repair remove the empty ones"

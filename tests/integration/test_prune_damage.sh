@@ -451,7 +451,10 @@ pass "health names damaged records as a reason (not healthy), as verify calls th
 # whose until is no date): every reader skips it, and verify and health passed
 # over it in silence; now verify names it (an error, kind record) and health
 # gives it as a reason, as for a record that fails its checksum; cleanup (the
-# holds' readers) warns of it
+# holds' readers) warns of it.  So for a pin whose until is a string but no
+# date (it was applied as a pin forever) and a hold whose size is a string
+# (verify and health passed over it; the holds' reader took it without a
+# word): the hold stays in force, with one warning naming its record
 hid=$("$BKR" -r "$T/hrepo" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["backup_id"])')
 seal() { # seal FILE JSON: FILE holds JSON sealed with its checksum, as bkr writes records
 	python3 - "$@" <<'PY'
@@ -464,9 +467,12 @@ undecodable=(
 	'{"kind":"verify","time":"2001-09-09T01:46:40.000000Z","read_data":false,"result":"ok","errors":1e300}'
 	'{"kind":"tag","backup_id":"'"$hid"'","time":"2001-09-09T01:46:40.000000Z","tag":5}'
 	'{"kind":"pin","backup_id":"'"$hid"'","time":"2001-09-09T01:46:40.000000Z","until":7}'
+	'{"kind":"pin","backup_id":"'"$hid"'","time":"2001-09-09T01:46:40.000000Z","until":"next week"}'
+	'{"kind":"hold","backup_id":"'"$hid"'","time":"2001-09-09T01:46:40.000000Z","path":"s/x","damage":"missing","size":"big"}'
 )
-whys=('"errors" is not a count' "the tag record's \"tag\" is not a string" "the pin record's \"until\" is not a date")
-for k in 0 1 2; do
+whys=('"errors" is not a count' "the tag record's \"tag\" is not a string" "the pin record's \"until\" is not a date"
+	"the pin record's \"until\" is not a date" "the hold record's \"size\" is not a count")
+for k in 0 1 2 3 4; do
 	rec=$T/hrepo/records/0000000000000000000$((k + 4))-0badf00d.json
 	seal "$rec" "${undecodable[$k]}"
 	expect_exit 1 "$BKR" -c "$T/h.json" health
@@ -477,17 +483,23 @@ for k in 0 1 2; do
 		fail "list applied an undecodable record ($k): $(cat "$T/out")"
 	# the commands that read the holds warn of it, as of a record whose checksum fails
 	expect_exit 0 "$BKR" -r "$T/hrepo" cleanup --dry-run
-	grep -qF "warning: $rec: a record that does not decode (${whys[$k]}): every command skips it" "$T/err" ||
-		fail "cleanup with an undecodable record ($k): $(cat "$T/err")"
+	if [ $k = 4 ]; then
+		grep -qF "warning: $rec: a hold record that does not decode (${whys[$k]}): taken as it reads, backup $hid is kept" "$T/err" &&
+			grep -q "^KEEP *$hid .*held" "$T/out" || fail "cleanup with an undecodable hold: $(cat "$T/out" "$T/err")"
+	else
+		grep -qF "warning: $rec: a record that does not decode (${whys[$k]}): every command skips it" "$T/err" ||
+			fail "cleanup with an undecodable record ($k): $(cat "$T/err")"
+	fi
+	[ "$(grep -c "warning: $rec" "$T/err")" = 1 ] || fail "cleanup warns of an undecodable record ($k) more than once: $(cat "$T/err")"
 	rm "$rec"
 done
-for k in 0 1 2; do seal "$T/hrepo/records/0000000000000000000$((k + 4))-0badf00d.json" "${undecodable[$k]}"; done
+for k in 0 1 2 3 4; do seal "$T/hrepo/records/0000000000000000000$((k + 4))-0badf00d.json" "${undecodable[$k]}"; done
 expect_exit 1 "$BKR" -r "$T/hrepo" --json verify
 python3 - "$T/out" "$T/hrepo/records" "${whys[@]}" <<'PY' || fail "verify of undecodable records: $(cat "$T/out")"
 import json, sys
 r = json.load(open(sys.argv[1]))
 recs = [p for p in r["problems"] if p["kind"] == "record"]
-assert r["errors"] == 3 and len(recs) == 3, r
+assert r["errors"] == 5 and len(recs) == 5, r
 for k, why in enumerate(sys.argv[3:]):
     p = recs[k]
     name = "0000000000000000000%d-0badf00d.json" % (k + 4)

@@ -209,7 +209,8 @@ grep -q "missing from every tier and trash (searched $R, .*tier cold at $COLD" "
 n=$(echo $gone | wc -w)
 grep -q "$n packs\\? named by the index \\(is\\|are\\) in none of $R, .*tier cold at $COLD: is the right disk mounted at each tier?" "$T/out" "$T/err" ||
 	fail "repair does not warn of packs gone from a tier: $(cat "$T/out" "$T/err")"
-for f in $gone; do mv "$T/cold-old-disk/$(basename "$f")" "$f"; done
+# (repair removed the pack directories it left empty)
+for f in $gone; do mkdir -p "${f%/*}" && mv "$T/cold-old-disk/$(basename "$f")" "$f"; done
 rmdir "$T/cold-old-disk"
 expect_exit 0 "$BKR" -r "$R" repair
 expect_exit 0 "$BKR" -r "$R" verify

@@ -159,7 +159,8 @@ static void test_bad_records(void **state)
 	put(repo, "00000000000000000002-00000000",
 	    "{\"kind\":\"hold\",\"time\":\"yesterday\\nfake line\",\"path\":\"ws/badtime\",\"backup_id\":\"b2\"}");
 	put(repo, "00000000000000000003-00000000", "{\"kind\":\"hold\",\"time\":7,\"path\":\"ws/numtime\",\"backup_id\":\"b3\"}");
-	/* odd types elsewhere: a number for a path or a backup is none; damage, size, host taken or defaulted */
+	/* odd types elsewhere: a number for a path or a backup is none; damage, size, host taken or defaulted
+	 * (a record that does not decode: one warning, the hold in force) */
 	put(repo, "00000000000000000004-00000000", "{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":5,\"backup_id\":\"b4\"}");
 	put(repo, "00000000000000000005-00000000", "{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"\",\"backup_id\":\"b5\"}");
 	put(repo, "00000000000000000006-00000000",
@@ -204,11 +205,13 @@ static void test_bad_records(void **state)
 	warned(&h, "00000000000000000003-00000000.json: the hold of ws/numtime has no time");
 	warned(&h, "00000000000000000004-00000000.json: a hold record without a path: ignored");
 	warned(&h, "00000000000000000005-00000000.json: a hold record without a path: ignored");
+	warned(&h, "00000000000000000006-00000000.json: a hold record that does not decode (the hold record's \"damage\" "
+		   "is not a string): taken as it reads, backup b6 is kept until 'bkr hold release' ends it");
 	warned(&h, "00000000000000000008-ffffffff.json: a damaged hold record (its checksum does not match) of ws/damaged");
 	warned(&h, "00000000000000000009-00000000.json: the release of ws/odd has a \"since\" that is not a string: ignored");
 	warned(&h, "00000000000000000010-00000000.json: a release record without a path: ignored");
 	warned(&h, "00000000000000000011-00000000.json: the hold of ws/ppp");
-	assert_int_equal(h.nwarnings, 9);
+	assert_int_equal(h.nwarnings, 10);
 	for (size_t i = 0; i < h.nwarnings; i++)
 		assert_true(strlen(h.warnings[i]) < 2048);
 
@@ -232,11 +235,105 @@ static void test_bad_records(void **state)
 	tu_rmrf(dir);
 }
 
+/* bkr_record_check of a sealed record @p json named "rec.json": 0, or the error with its message in @p why. */
+static int check(const char *json, char why[512])
+{
+	char *sealed;
+	size_t len;
+	int err;
+	assert_int_equal(bkr_json_seal(json, &sealed, &len), 0);
+	err = bkr_record_check(sealed, len, "rec.json");
+	snprintf(why, 512, "%s", bkr_error_message());
+	bkr_error_clear();
+	free(sealed);
+	return err;
+}
+
+/*
+ * Hold and release records that pass their checksum but do not decode (a
+ * member of the wrong type, a time that is no time), and pins whose until is
+ * no date: damaged for verify and health (bkr_record_check, which
+ * bkr_records_foreach_damaged asks), the key named.  The holds' reader warns
+ * of each once, naming it: a hold in one is still in force (its backup is
+ * kept), a release in one ends nothing.
+ */
+static void test_undecodable(void **state)
+{
+	static const struct {
+		const char *json, *why;
+	} bad[] = {
+		{ "{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"ws/a\",\"backup_id\":\"b1\","
+		  "\"size\":\"big\"}", "rec.json: the hold record's \"size\" is not a count" },
+		{ "{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"ws/a\",\"backup_id\":\"b1\","
+		  "\"size\":1.5}", "rec.json: the hold record's \"size\" is not a count" },
+		{ "{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"ws/a\",\"backup_id\":\"b1\","
+		  "\"host\":7}", "rec.json: the hold record's \"host\" is not a string" },
+		{ "{\"kind\":\"hold\",\"time\":\"soon\",\"path\":\"ws/a\",\"backup_id\":\"b1\"}",
+		  "rec.json: the hold record's \"time\" is not an ISO 8601 time" },
+		{ "{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"ws/a\",\"backup_id\":[\"b1\"]}",
+		  "rec.json: the hold record's \"backup_id\" is not a backup id" },
+		{ "{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":5,\"backup_id\":\"b1\"}",
+		  "rec.json: the hold record's \"path\" is not a path" },
+		{ "{\"kind\":\"release\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"ws/a\",\"by\":5}",
+		  "rec.json: the release record's \"by\" is not a string" },
+		{ "{\"kind\":\"release\",\"time\":7,\"path\":\"ws/a\"}",
+		  "rec.json: the release record's \"time\" is not an ISO 8601 time" },
+		{ "{\"kind\":\"pin\",\"backup_id\":\"b1\",\"time\":\"2030-01-01T00:00:00Z\",\"until\":\"next week\"}",
+		  "rec.json: the pin record's \"until\" is not a date" },
+	};
+	static const char *const good[] = {
+		"{\"kind\":\"hold\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"ws/a\",\"backup_id\":\"b1\","
+		"\"damage\":\"missing\",\"size\":12,\"host\":\"h\",\"later\":{\"a\":1}}",
+		/* a release of a hold whose time was no time names it as written */
+		"{\"kind\":\"release\",\"time\":\"2030-01-01T00:00:00Z\",\"path\":\"ws/a\",\"since\":\"soon\","
+		"\"backup_id\":\"b1\",\"by\":\"operator\"}",
+		"{\"kind\":\"pin\",\"backup_id\":\"b1\",\"time\":\"2030-01-01T00:00:00Z\",\"until\":\"2031-01-31\"}",
+		"{\"kind\":\"pin\",\"backup_id\":\"b1\",\"time\":\"2030-01-01T00:00:00Z\",\"until\":\"\"}",
+		"{\"kind\":\"pin\",\"backup_id\":\"b1\",\"time\":\"2030-01-01T00:00:00Z\"}",
+	};
+	char dir[4096], repo[4200], why[512];
+	bkr_repo *r = fresh(dir, repo, "hold-undecodable");
+	bkr_holds h;
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		assert_int_equal(check(bad[i].json, why), BKR_ECORRUPT);
+		assert_string_equal(why, bad[i].why);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+		assert_int_equal(check(good[i], why), 0);
+
+	/* the holds' reader: the hold whose size is a string is in force, the release whose "by" is a number ends
+	 * nothing, each one warning naming it */
+	put(repo, "00000000000000000001-00000000", bad[0].json);
+	put(repo, "00000000000000000002-00000000", bad[6].json);
+	assert_int_equal(bkr_holds_read(r, &h), 0);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(held(&h, "ws/a")->backup_id, "b1");
+	assert_true(held(&h, "ws/a")->size == 0);
+	warned(&h, "00000000000000000001-00000000.json: a hold record that does not decode (the hold record's \"size\" "
+		   "is not a count): taken as it reads, backup b1 is kept until 'bkr hold release' ends it");
+	warned(&h, "00000000000000000002-00000000.json: a release record that does not decode (the release record's "
+		   "\"by\" is not a string): ignored, the holds of ws/a stay in force");
+	assert_int_equal(h.nwarnings, 2);
+	bkr_holds_free(&h);
+	/* the pin whose until is no date: skipped, one warning */
+	put(repo, "00000000000000000003-00000000", bad[8].json);
+	assert_int_equal(bkr_holds_read(r, &h), 0);
+	warned(&h, "00000000000000000003-00000000.json: a record that does not decode (the pin record's \"until\" is "
+		   "not a date): every command skips it");
+	assert_int_equal(h.nwarnings, 3);
+	bkr_holds_free(&h);
+	bkr_repo_free(r);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_holds),
 		cmocka_unit_test(test_bad_records),
+		cmocka_unit_test(test_undecodable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

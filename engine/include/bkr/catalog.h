@@ -74,6 +74,43 @@ int bkr_repo_resolve(bkr_repo *r, bool runs, const bkr_newest_bad *bad, size_t *
 		     size_t n, const char *spec);
 
 /**
+ * The damaged manifests of a listing as 'latest' judges them at a time: by
+ * their ids' times, those dated in the future apart (each passed over with a
+ * warning, as a readable one would be).  Start it with
+ * BKR_LATEST_BAD_INIT(now_ns), give it each damaged manifest's file from the
+ * listing's on_bad callback (bkr_latest_bad_note), resolve specs over that
+ * listing with bkr_repo_resolve_listed; bkr_latest_bad_free frees it.
+ */
+typedef struct {
+	int64_t now_ns;
+	bkr_newest_bad bad;    /**< the newest-named made by now */
+	bkr_newest_bad future; /**< the newest-named dated in the future */
+	struct bkr_latest_future {
+		char *id; /**< its file's name (escaped, as bkr_repo_list_cb gives it) less ".json" */
+		int64_t time_ns;
+	} *futures;            /**< every one dated in the future (owned) */
+	size_t nfutures;
+	bool oom;              /**< a note was lost: resolving says BKR_ENOMEM */
+} bkr_latest_bad;
+
+#define BKR_LATEST_BAD_INIT(now) { .now_ns = (now), .bad = { "", "" }, .future = { "", "" } }
+
+/** Note damaged manifest @p file ("<id>.json", from an on_bad callback) in @p b. */
+void bkr_latest_bad_note(bkr_latest_bad *b, const char *file);
+void bkr_latest_bad_free(bkr_latest_bad *b);
+
+/**
+ * Resolve @p spec (an id, a unique prefix, "latest") among the listing @p l,
+ * its damaged manifests noted in @p bad, exactly as bkr_repo_find_backup_at
+ * does as of @p bad's time, without listing again: *@p hit is the index in
+ * @p l of the one named; each backup 'latest' passes over is given to
+ * @p passed (may be NULL).  A command that lists anyway (bkr copy) asks this.
+ */
+int bkr_repo_resolve_listed(bkr_repo *r, bool runs, const bkr_manifest_list *l, const bkr_latest_bad *bad,
+			    const char *spec, void (*passed)(void *ctx, const char *backup_id, int64_t time_ns, bool damaged),
+			    void *ctx, size_t *hit);
+
+/**
  * The records (records/: pins, tags, verify results), read once — one
  * listing and one get each — for a command that needs them more than once:
  * verify lists its backups, its recovery runs and its earlier results from
@@ -108,10 +145,10 @@ void bkr_records_foreach_damaged(const bkr_records *rs, bool unread_only,
 /**
  * Whether the record @p text (its checksum holds) decodes as its kind needs:
  * 0, else BKR_ECORRUPT naming @p path and the key - a tag that is a number,
- * a pin whose until is no date, a verify record whose count is out of range
- * (bkr_records_foreach_damaged takes such a record as damaged; holds and
- * releases, and kinds of later versions, are their readers' to judge).
- * BKR_ENOMEM.
+ * a pin whose until is no date, a verify record whose count is out of range,
+ * a hold whose size is a string (bkr_hold_record_check) - and
+ * bkr_records_foreach_damaged takes such a record as damaged; kinds of later
+ * versions are not judged.  BKR_ENOMEM.
  */
 int bkr_record_check(const char *text, size_t len, const char *path);
 

@@ -61,6 +61,20 @@ void bkr_holds_drop_after(bkr_holds *h, int64_t t);
 /** When @p h was found, as ISO 8601 UTC in @p out; NULL when its record's time is no time. */
 const char *bkr_hold_since(const bkr_hold *h, char out[32]);
 
+struct cJSON;
+/**
+ * Whether hold or release record @p o (named @p path: its checksum holds)
+ * decodes as its kind needs: "path" a string that is not empty and "time" an
+ * ISO 8601 time; a hold's "backup_id" a string that is not empty, its
+ * "damage" and "host" strings and its "size" a count where they are there; a
+ * release's "backup_id", "since" and "by" strings where they are there.
+ * BKR_ECORRUPT naming @p path and the key; 0 for another kind.  Verify and
+ * health call such a record damaged (bkr_record_check); the holds' reader
+ * still takes a hold in it as it reads (its backup is kept) and ignores a
+ * release in it (the holds it names stay), with a warning naming it.
+ */
+int bkr_hold_record_check(const struct cJSON *o, const char *path);
+
 /** Record a hold of @p path: its good copy (@p size bytes) is in @p backup_id. */
 int bkr_hold_add(bkr_repo *r, const char *path, const char *backup_id, const char *damage, uint64_t size,
 		 const char *host);

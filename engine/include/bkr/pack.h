@@ -113,6 +113,14 @@ void bkr_pack_writer_free(bkr_pack_writer *w);
 int bkr_pack_path(char *out, size_t cap, const char *pack_root, const bkr_pack_id *id);
 
 /**
+ * Remove the pack folders of @p s ("data/<xx>", "tree/<xx>") that hold
+ * nothing (bkr_store_drop_folder: a publish that failed, packs moved to the
+ * trash).  For a command holding the exclusive lock (prune, repair): no
+ * writer is between making a folder and publishing into it.
+ */
+int bkr_pack_folders_tidy(bkr_store *s);
+
+/**
  * Read and validate the footer of an open pack @p pack of @p file_size
  * bytes (sealed under @p c in an encrypted repository; @p pack may be NULL
  * when @p c is).  *entries is malloc'd.  BKR_ECORRUPT names @p what and what

@@ -84,6 +84,8 @@ typedef struct bkr_store_ops {
 	int (*root_missing)(bkr_store *s);
 	/** Optional (NULL: 0): see bkr_store_drop_copy. */
 	int (*drop_copy)(bkr_store *s, const char *name);
+	/** Optional (NULL: 0, a store without folders): see bkr_store_drop_folder. */
+	int (*drop_folder)(bkr_store *s, const char *prefix);
 } bkr_store_ops;
 
 /** The part every implementation's store begins with. */
@@ -323,6 +325,13 @@ int bkr_store_rename(bkr_store *s, const char *from, const char *to);
 
 /** Make @p prefix ready to hold objects (a directory on a local store). */
 int bkr_store_prepare(bkr_store *s, const char *prefix);
+
+/**
+ * Undo bkr_store_prepare of @p prefix when it holds nothing (a local store
+ * removes the empty directory).  0 also when it holds something (another
+ * writer's object), is not there, or the store has no folders.
+ */
+int bkr_store_drop_folder(bkr_store *s, const char *prefix);
 
 /**
  * Take the lock object @p name, shared or exclusive.  It is released by
