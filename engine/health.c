@@ -337,7 +337,8 @@ static int take_verify(bkr_health_verify *hv, const cJSON *v, int64_t t)
 
 /* A routine's verify (of the whole repository) as a verdict: it judged every
  * backup when it read every object and found nothing, or named the backups
- * it found an error in (at most 1000: a full list may leave some out). */
+ * it found an error in (at most BKR_VERIFY_RECORD_MAX_BACKUPS: a full list
+ * may leave some out). */
 static int take_routine_verdict(struct verdicts *vs, const cJSON *v, int64_t t)
 {
 	const cJSON *x;
@@ -354,7 +355,7 @@ static int take_routine_verdict(struct verdicts *vs, const cJSON *v, int64_t t)
 		if (cJSON_IsString(x))
 			names[n++] = x->valuestring;
 	err = add_verdict(vs, t, NULL, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "read_data")),
-			  !io && (ok || n) && n < 1000, names, n);
+			  !io && (ok || n) && n < BKR_VERIFY_RECORD_MAX_BACKUPS, names, n);
 	free(names);
 	return err;
 }

@@ -16,6 +16,7 @@
 #include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/utf8.h"
+#include "bkr/verify_record.h"
 
 /* the longest line print_quiet writes, before escaping */
 #define RT_LINE_MAX 1200
@@ -211,7 +212,7 @@ static int add_unique(char ***v, size_t *n, size_t max, const char *s)
 void rt_verify_note(rt_run *r, const char *object, const char *backup_id)
 {
 	add_unique(&r->verify.objects, &r->verify.nobjects, 100, object);
-	add_unique(&r->verify.backups, &r->verify.nbackups, 1000, backup_id);
+	add_unique(&r->verify.backups, &r->verify.nbackups, BKR_VERIFY_RECORD_MAX_BACKUPS, backup_id);
 }
 
 bool rt_path_in_source(const bkr_config *cfg, const bkr_config_source *s, const char *rel)

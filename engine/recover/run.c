@@ -180,21 +180,27 @@ static void alerts_free(alerts *as)
 	free(as->v);
 }
 
-/* Alert @p a not delivered (@p why): no one was asked, so each of its files is failed. */
-static void alert_undelivered(const bkr_rec_alert *a, const char *why)
+/* The report entry @p e's error for a file whose alert was not delivered (@p why). */
+static void add_undelivered_error(cJSON *e, const char *why)
 {
 	char *msg = NULL;
 
 	if (asprintf(&msg, "needs a person, but the alert was not delivered: %s", why) < 0)
 		msg = NULL;
+	cJSON_AddStringToObject(e, "error", msg ? msg : "needs a person, but the alert was not delivered");
+	free(msg);
+}
+
+/* Alert @p a not delivered (@p why): no one was asked, so each of its files is failed. */
+static void alert_undelivered(const bkr_rec_alert *a, const char *why)
+{
 	for (size_t i = 0; i < a->n; i++) {
 		cJSON *e = a->files[i]->entry;
 		cJSON_ReplaceItemInObjectCaseSensitive(a->attempts[i], "result", cJSON_CreateString("alert_failed"));
 		cJSON_ReplaceItemInObjectCaseSensitive(a->attempts[i], "error", cJSON_CreateString(why));
 		cJSON_ReplaceItemInObjectCaseSensitive(e, "status", cJSON_CreateString("failed"));
-		cJSON_AddStringToObject(e, "error", msg ? msg : "needs a person, but the alert was not delivered");
+		add_undelivered_error(e, why);
 	}
-	free(msg);
 }
 
 /* Every alert of the run, once its files are done. */
@@ -326,14 +332,8 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 	cJSON_AddStringToObject(e, "status", manual ? "manual" : "failed");
 	cJSON_AddNullToObject(e, "strategy");
 	cJSON_AddNullToObject(e, "sha256");
-	if (alert_failed) {
-		char *msg = NULL;
-		if (asprintf(&msg, "needs a person, but the alert was not delivered: %s",
-			     alert_error ? alert_error : "alert command failed") < 0)
-			msg = NULL;
-		cJSON_AddStringToObject(e, "error", msg ? msg : "needs a person, but the alert was not delivered");
-		free(msg);
-	}
+	if (alert_failed)
+		add_undelivered_error(e, alert_error ? alert_error : "alert command failed");
 	free(alert_error);
 	return 0;
 }
