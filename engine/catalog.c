@@ -169,8 +169,10 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 	if (len >= BKR_SEALED_MAGIC_SIZE && !memcmp(text, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
 		free(text);
 		*sealed = true;
-		return bkr_error_set(BKR_ECORRUPT, "%s is sealed (encrypted), but config.json says the repository is "
-				     "not encrypted: config.json was altered; refusing to use it", path);
+		return bkr_error_set(BKR_ECORRUPT,
+				     "%s is sealed (encrypted), but %s says the repository is not encrypted: "
+				     "it was altered; refusing to use it",
+				     path, bkr_repo_config_said(r));
 	}
 	err = bkr_manifest_parse(out, (const char *)text, len, path);
 	free(text);

@@ -6,6 +6,7 @@
  * never-dumped, wiped memory for the keys (docs/security.md "Keys in memory").
  */
 #include "bkr/crypto.h"
+#include "bkr/digest.h"
 #include "array.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
@@ -409,6 +410,13 @@ struct bkr_crypto {
 	uint64_t chunker_seed;
 };
 
+/* The 64-byte block key ^ @p pad of HMAC-SHA-256 (the caller cleanses it). */
+static void keyed_block(uint8_t block[64], const uint8_t *key, uint8_t pad)
+{
+	for (size_t i = 0; i < 64; i++)
+		block[i] = (uint8_t)((i < BKR_CRYPTO_KEY_SIZE ? key[i] : 0) ^ pad);
+}
+
 /*
  * Start @p md as SHA-256 that has absorbed the 64-byte block key ^ @p pad.
  * The keyed state is as good as the MAC key, so it is made per id and freed
@@ -419,8 +427,7 @@ static bool keyed_start(EVP_MD_CTX *md, const uint8_t *key, uint8_t pad)
 {
 	uint8_t block[64];
 	bool ok;
-	for (size_t i = 0; i < sizeof(block); i++)
-		block[i] = (uint8_t)((i < BKR_CRYPTO_KEY_SIZE ? key[i] : 0) ^ pad);
+	keyed_block(block, key, pad);
 	ok = EVP_DigestInit_ex(md, bkr_sha256_md(), NULL) == 1 && EVP_DigestUpdate(md, block, sizeof(block)) == 1;
 	OPENSSL_cleanse(block, sizeof(block));
 	return ok;
@@ -491,6 +498,36 @@ void bkr_crypto_blob_id(const bkr_crypto *c, const void *data, size_t len, bkr_i
 		memset(out->b, 0xff, sizeof(out->b));
 	}
 	EVP_MD_CTX_free(md);
+}
+
+void bkr_crypto_blob_id_digest(const bkr_crypto *c, bkr_digest *d, const void *data, size_t len, bkr_id *out)
+{
+	bkr_hash_ctx *h = bkr_hash_new();
+	uint8_t block[64];
+	bkr_id inner;
+
+	if (!h) {
+		bkr_digest_update(d, data, len);
+		bkr_crypto_blob_id(c, data, len, out);
+		return;
+	}
+	/* HMAC = H(K^opad ‖ H(K^ipad ‖ m)), as bkr_crypto_blob_id; m also into
+	 * d.  The keyed state lives in @p h, which bkr_hash_free cleanses. */
+	if (c) {
+		keyed_block(block, c->mac, 0x36);
+		bkr_hash_update(h, block, sizeof(block));
+	}
+	bkr_digest_update2(d, h, data, len);
+	bkr_hash_final(h, c ? &inner : out);
+	if (c) {
+		keyed_block(block, c->mac, 0x5c);
+		bkr_hash_update(h, block, sizeof(block));
+		bkr_hash_update(h, inner.b, sizeof(inner.b));
+		bkr_hash_final(h, out);
+		OPENSSL_cleanse(block, sizeof(block));
+		OPENSSL_cleanse(&inner, sizeof(inner));
+	}
+	bkr_hash_free(h);
 }
 
 void bkr_crypto_ad_prefix(uint8_t out[BKR_CRYPTO_LABEL_SIZE + BKR_CRYPTO_REPO_ID_SIZE],

@@ -29,7 +29,17 @@ typedef struct {
 	const bkr_diff_options *o;
 	bkr_diff_stats st;
 	bkr_pathbuf path;
+	uint64_t files_done, files_total; /* live: the backup's files compared (o->progress) */
 } dctx;
+
+/* One more of the backup's files compared with its live one (@p read: the live
+ * file was read to hash it): o->progress every 64 files, and after each read. */
+static void live_progress(dctx *c, bool read)
+{
+	c->files_done++;
+	if (c->o->progress && (read || c->files_done % 64 == 0))
+		c->o->progress(c->o->progress_ctx, "comparing", "files", c->files_done, c->files_total, 0, 0);
+}
 
 static int name_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
@@ -607,6 +617,8 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 			goto done;
 		if (cmp < 0) {
 			f->ia++;
+			if (ea.type != BKR_FT_DIR)
+				live_progress(c, false);
 			if ((err = report(c, BKR_DIFF_REMOVED, 0, &ea, NULL)) < 0)
 				goto done;
 			if (ea.type == BKR_FT_DIR && c->o->report_children &&
@@ -631,6 +643,7 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 			}
 		}
 		unsigned what = meta_diff(&ea, &eb, true);
+		bool read = false;
 		if (!(what & BKR_DIFF_TYPE) && ea.type == BKR_FT_FILE) {
 			if (ea.size != eb.size) {
 				what |= BKR_DIFF_CONTENT;
@@ -644,8 +657,11 @@ static int diff_live_dir(dctx *c, const bkr_id *root, const bkr_id *sub, const c
 				}
 				if (r > 0 || bkr_id_cmp(&h, &ea.content) != 0)
 					what |= BKR_DIFF_CONTENT;
+				read = true;
 			}
 		}
+		if (ea.type != BKR_FT_DIR)
+			live_progress(c, read);
 		if (what && (err = report(c, BKR_DIFF_MODIFIED, what, &ea, &eb)) < 0)
 			goto done;
 		if (ea.type != BKR_FT_DIR || eb.type != BKR_FT_DIR)
@@ -897,6 +913,8 @@ int bkr_diff_live(bkr_repo *r, const bkr_manifest *m, const bkr_source_spec *sou
 		err = diff_live_paths(&c, m, sources, nsources);
 		goto out;
 	}
+	for (size_t i = 0; i < m->nsources; i++)
+		c.files_total += m->sources[i].files_backed_up;
 	for (size_t i = 0; i < m->nsources && err >= 0; i++) {
 		const bkr_manifest_source *ms = &m->sources[i];
 		const bkr_source_spec *spec = NULL;
@@ -918,6 +936,9 @@ int bkr_diff_live(bkr_repo *r, const bkr_manifest *m, const bkr_source_spec *sou
 		free(parent);
 	}
 out:
+	/* the end: every file compared (a removed directory's were not walked one by one) */
+	if (err >= 0 && o->progress)
+		o->progress(o->progress_ctx, "comparing", "files", c.files_done, c.files_total ? c.files_done : 0, 0, 0);
 	if (stats)
 		*stats = c.st;
 	bkr_pathbuf_free(&c.path);

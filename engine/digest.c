@@ -125,6 +125,17 @@ void bkr_digest_update(bkr_digest *d, const void *data, size_t len)
 	}
 }
 
+void bkr_digest_update2(bkr_digest *d, bkr_hash_ctx *h, const void *data, size_t len)
+{
+	if (d->form != BKR_DIGEST_PLAIN) {
+		bkr_digest_update(d, data, len);
+		bkr_hash_update(h, data, len);
+		return;
+	}
+	bkr_hash_update2(d->data, h, data, len);
+	d->pos += len;
+}
+
 void bkr_digest_zeros(bkr_digest *d, uint64_t len)
 {
 	if (d->form == BKR_DIGEST_PLAIN) {

@@ -103,6 +103,140 @@ static void free_strv(char **v, size_t n)
 	free(v);
 }
 
+/*
+ * What one verify (a routine record's "verify" or a verify record) says of
+ * the backups it checked: newest wins per backup.  One that judged its
+ * scope whole (it found nothing, or named the backups it found an error
+ * in: an older record names none) clears the backups it does not name.
+ */
+struct verdict {
+	int64_t time_ns;
+	char *scope;            /* the one backup it checked; NULL: every one */
+	bool read_data, clears;
+	char **damaged;
+	size_t n;
+};
+
+struct verdicts {
+	struct verdict *v;
+	size_t n;
+};
+
+/* A copy of @p names (*out NULL when none). */
+static int dup_strv(char ***out, const char *const *names, size_t n)
+{
+	*out = NULL;
+	if (!n)
+		return 0;
+	if (!(*out = calloc(n, sizeof(**out))))
+		return bkr_error_oom();
+	for (size_t i = 0; i < n; i++)
+		if (!((*out)[i] = strdup(names[i])))
+			return bkr_error_oom(); /* the caller frees all n (the rest are NULL) */
+	return 0;
+}
+
+static int add_verdict(struct verdicts *vs, int64_t t, const char *scope, bool read_data, bool clears,
+		       const char *const *damaged, size_t n)
+{
+	struct verdict *nv, *d;
+	int err;
+
+	if (!vs)
+		return 0;
+	if (!(nv = realloc(vs->v, (vs->n + 1) * sizeof(*nv))))
+		return bkr_error_oom();
+	vs->v = nv;
+	d = &nv[vs->n++];
+	*d = (struct verdict){ .time_ns = t, .read_data = read_data, .clears = clears, .n = n };
+	if ((scope && !(d->scope = strdup(scope))))
+		return bkr_error_oom();
+	err = dup_strv(&d->damaged, damaged, n);
+	if (err < 0 && !d->damaged)
+		d->n = 0;
+	return err;
+}
+
+static void free_verdicts(struct verdicts *vs)
+{
+	for (size_t i = 0; i < vs->n; i++) {
+		free(vs->v[i].scope);
+		free_strv(vs->v[i].damaged, vs->v[i].damaged ? vs->v[i].n : 0);
+	}
+	free(vs->v);
+}
+
+static bool in_strv(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], s))
+			return true;
+	return false;
+}
+
+static int cmp_verdict(const void *a, const void *b)
+{
+	const struct verdict *x = a, *y = b;
+	return x->time_ns < y->time_ns ? -1 : x->time_ns > y->time_ns;
+}
+
+/* Verdict @p d applied to the damaged backups @p set (*n of them). */
+static int apply_verdict(char ***set, size_t *n, const struct verdict *d)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; d->clears && i < *n; i++) {
+		if (!d->scope || !strcmp(d->scope, (*set)[i]))
+			free((*set)[i]);
+		else
+			(*set)[k++] = (*set)[i];
+	}
+	if (d->clears)
+		*n = k;
+	for (size_t i = 0; i < d->n; i++) {
+		int err;
+		if (!in_strv(*set, *n, d->damaged[i]) && (err = add_str(set, n, d->damaged[i])) < 0)
+			return err;
+	}
+	return 0;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * h->damaged_backups: newest wins per backup, among every verify (not after
+ * now); a verify of the structure alone reads no data blob, so the damage
+ * one that read the data found stands until one that reads it again clears
+ * it (two sets, their union).
+ */
+static int judge_backups(bkr_health *h, struct verdicts *vs)
+{
+	char **data = NULL;
+	size_t ndata = 0;
+	int err = 0;
+
+	if (vs->n)
+		qsort(vs->v, vs->n, sizeof(*vs->v), cmp_verdict);
+	for (size_t i = 0; i < vs->n && !err; i++) {
+		const struct verdict *d = &vs->v[i];
+		if (d->time_ns > h->now_ns)
+			continue;
+		err = apply_verdict(&h->damaged_backups, &h->ndamaged_backups, d);
+		if (!err && d->read_data)
+			err = apply_verdict(&data, &ndata, d);
+	}
+	for (size_t i = 0; i < ndata && !err; i++)
+		if (!in_strv(h->damaged_backups, h->ndamaged_backups, data[i]))
+			err = add_str(&h->damaged_backups, &h->ndamaged_backups, data[i]);
+	free_strv(data, ndata);
+	if (h->ndamaged_backups)
+		qsort(h->damaged_backups, h->ndamaged_backups, sizeof(*h->damaged_backups), cmp_strp);
+	return err;
+}
+
 static int take_scan(struct scan_seen *sc, const cJSON *v, int64_t t)
 {
 	const cJSON *x;
@@ -182,12 +316,36 @@ static int take_verify(bkr_health_verify *hv, const cJSON *v, int64_t t)
 	return 0;
 }
 
+/* A routine's verify (of the whole repository) as a verdict: it judged every
+ * backup when it read every object and found nothing, or named the backups
+ * it found an error in (at most 1000: a full list may leave some out). */
+static int take_routine_verdict(struct verdicts *vs, const cJSON *v, int64_t t)
+{
+	const cJSON *x;
+	const char **names = NULL;
+	size_t n = 0;
+	int err;
+	bool ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ok"));
+	bool io = json_count(cJSON_GetObjectItemCaseSensitive(v, "io_errors")) != 0;
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(v, "damaged_backups");
+
+	if (!(names = calloc((size_t)cJSON_GetArraySize(list) + 1, sizeof(*names))))
+		return bkr_error_oom();
+	cJSON_ArrayForEach(x, list)
+		if (cJSON_IsString(x))
+			names[n++] = x->valuestring;
+	err = add_verdict(vs, t, NULL, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "read_data")),
+			  !io && (ok || n) && n < 1000, names, n);
+	free(names);
+	return err;
+}
+
 /*
  * One record, oldest first.  The last verify is the newest record's "verify"
  * (where `verify` records of the repository are kept, they take its place).
  */
-static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, int64_t *oldest_bytes_ns,
-		       uint64_t *oldest_bytes)
+static int take_record(bkr_health *h, struct scan_seen *sc, struct verdicts *vs, const cJSON *rec,
+		       int64_t *oldest_bytes_ns, uint64_t *oldest_bytes)
 {
 	const cJSON *name = cJSON_GetObjectItemCaseSensitive(rec, "routine"), *v, *b, *x;
 	int64_t t = json_time(rec, "start");
@@ -220,6 +378,8 @@ static int take_record(bkr_health *h, struct scan_seen *sc, const cJSON *rec, in
 	v = cJSON_GetObjectItemCaseSensitive(rec, "verify");
 	if (cJSON_IsObject(v)) {
 		int64_t vt = json_time(v, "time");
+		if (vt != INT64_MIN && (err = take_routine_verdict(vs, v, vt)) < 0)
+			return err;
 		if (vt != INT64_MIN && (!h->verify.known || vt >= h->verify.time_ns) &&
 		    (err = take_verify(&h->verify, v, vt)) < 0)
 			return err;
@@ -254,6 +414,8 @@ struct last_verify {
 	bool read_found;  /* a verify --read-data of the whole repository */
 	bkr_verify_record rec; /* the scalars only: no string or array is kept */
 	bkr_verify_record read_rec; /* the newest such, likewise */
+	struct verdicts *vs; /* every one (its damaged backups) */
+	size_t rec_at, read_at; /* theirs in vs */
 };
 
 /* Only the scalars of @p rec: the strings and arrays are the caller's. */
@@ -262,27 +424,40 @@ static void keep_scalars(bkr_verify_record *to, const bkr_verify_record *rec)
 	*to = *rec;
 	to->host = to->backup_id = to->message = NULL;
 	to->damaged = NULL;
+	to->damaged_backups = NULL;
+	to->ndamaged_backups = 0;
 }
 
 static int take_verify_record(void *ctx, const bkr_verify_record *rec)
 {
 	struct last_verify *lv = ctx;
+	int err;
 
 	if (rec->time_ns > lv->now_ns)
 		return 0;
+	/* it judged its scope whole when it found nothing, or named the backups
+	 * it found an error in (an older record names none) */
+	if ((err = add_verdict(lv->vs, rec->time_ns, rec->backup_id, rec->read_data,
+			       rec->result == BKR_VERIFY_RESULT_OK ||
+				       (rec->result == BKR_VERIFY_RESULT_PROBLEMS && rec->ndamaged_backups &&
+					!rec->damaged_backups_omitted),
+			       (const char *const *)rec->damaged_backups, rec->ndamaged_backups)) < 0)
+		return err;
 	if (rec->read_data && !rec->backup_id && (!lv->read_found || rec->time_ns >= lv->read_rec.time_ns)) {
 		lv->read_found = true;
 		keep_scalars(&lv->read_rec, rec);
+		lv->read_at = lv->vs->n - 1;
 	}
 	if (lv->found && rec->time_ns < lv->rec.time_ns)
 		return 0;
 	lv->found = true;
 	keep_scalars(&lv->rec, rec);
+	lv->rec_at = lv->vs->n - 1;
 	return 0;
 }
 
-/* What verify record @p rec found, into @p hv. */
-static void from_verify_record(bkr_health_verify *hv, const bkr_verify_record *rec)
+/* What verify record @p rec found (@p d: its verdict), into @p hv. */
+static int from_verify_record(bkr_health_verify *hv, const bkr_verify_record *rec, const struct verdict *d)
 {
 	hv->known = true;
 	hv->time_ns = rec->time_ns;
@@ -293,26 +468,34 @@ static void from_verify_record(bkr_health_verify *hv, const bkr_verify_record *r
 			     ? 1
 			     : rec->stats.errors;
 	hv->damaged_objects = rec->ndamaged + (size_t)rec->damaged_omitted;
-	/* the record names blobs, not backups: an older routine's list no longer holds */
+	/* the backups it names (an older record names none): an older routine's list no longer holds */
 	free_strv(hv->damaged_backups, hv->ndamaged_backups);
-	hv->damaged_backups = NULL;
 	hv->ndamaged_backups = 0;
+	if (dup_strv(&hv->damaged_backups, (const char *const *)d->damaged, d->n) < 0) {
+		free_strv(hv->damaged_backups, hv->damaged_backups ? d->n : 0);
+		hv->damaged_backups = NULL;
+		return BKR_ENOMEM;
+	}
+	hv->ndamaged_backups = d->n;
+	return 0;
 }
 
 /* A `bkr verify` run by hand (or by anything but a routine) leaves a verify
  * record in the repository: it stands for the last verify when it is newer
  * than the routines' own. */
-static int read_verify_record(bkr_health *h, const bkr_records *rs)
+static int read_verify_record(bkr_health *h, const bkr_records *rs, struct verdicts *vs)
 {
-	struct last_verify lv = { .now_ns = h->now_ns };
+	struct last_verify lv = { .now_ns = h->now_ns, .vs = vs };
 	int err = bkr_verify_record_foreach_in(rs, false, take_verify_record, &lv);
 
 	if (err < 0)
 		return err;
-	if (lv.read_found && (!h->verify_read_data.known || lv.read_rec.time_ns > h->verify_read_data.time_ns))
-		from_verify_record(&h->verify_read_data, &lv.read_rec);
-	if (lv.found && (!h->verify.known || lv.rec.time_ns > h->verify.time_ns))
-		from_verify_record(&h->verify, &lv.rec);
+	if (lv.read_found && (!h->verify_read_data.known || lv.read_rec.time_ns > h->verify_read_data.time_ns) &&
+	    (err = from_verify_record(&h->verify_read_data, &lv.read_rec, &vs->v[lv.read_at])) < 0)
+		return err;
+	if (lv.found && (!h->verify.known || lv.rec.time_ns > h->verify.time_ns) &&
+	    (err = from_verify_record(&h->verify, &lv.rec, &vs->v[lv.rec_at])) < 0)
+		return err;
 	return 0;
 }
 
@@ -345,7 +528,7 @@ static int read_damage_record(bkr_health *h, const bkr_records *rs)
  * longer than RECORDS_TAIL, garbage) would otherwise hide every failed
  * routine and leave the repository "healthy".
  */
-static int read_records(bkr_health *h, const bkr_config *cfg, struct scan_seen *sc)
+static int read_records(bkr_health *h, const bkr_config *cfg, struct scan_seen *sc, struct verdicts *vs)
 {
 	char path[PATH_MAX];
 	int64_t oldest_ns = INT64_MIN;
@@ -405,7 +588,7 @@ static int read_records(bkr_health *h, const bkr_config *cfg, struct scan_seen *
 		last = line;
 		last_ok = cJSON_IsObject(rec);
 		if (last_ok)
-			err = take_record(h, sc, rec, &oldest_ns, &oldest_bytes);
+			err = take_record(h, sc, vs, rec, &oldest_ns, &oldest_bytes);
 		cJSON_Delete(rec);
 	}
 	/* a last line that does not parse may be the newest run (or hide all of
@@ -563,6 +746,35 @@ void bkr_health_age(char out[32], int64_t s)
 		snprintf(out, 32, "%lldh %02lldmin", (long long)(s / 3600), (long long)(s % 3600 / 60));
 }
 
+/*
+ * The damaged backups no reason above names: those a verify found that the
+ * last verify (or the last verify --read-data) is not - one of a single
+ * backup, or run by hand before a routine's verify of the structure.
+ */
+static int judge_damaged_backups(bkr_health *h)
+{
+	const bkr_health_verify *v = &h->verify, *rd = &h->verify_read_data;
+	bool v_named = v->known && !v->ok && (v->errors || v->damaged_objects);
+	bool rd_named = rd->known && v->known && v->time_ns > rd->time_ns && !rd->ok &&
+			(rd->errors || rd->damaged_objects);
+	const char *first = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < h->ndamaged_backups; i++) {
+		const char *id = h->damaged_backups[i];
+		if ((v_named && in_strv(v->damaged_backups, v->ndamaged_backups, id)) ||
+		    (rd_named && in_strv(rd->damaged_backups, rd->ndamaged_backups, id)))
+			continue;
+		if (!n++)
+			first = id;
+	}
+	if (!n)
+		return 0;
+	return add_reason(h, "%zu backup%s damaged (first: %s): a verify found an error in %s and no verify since "
+			  "found %s whole (not counted good): run 'bkr repair', then 'bkr verify --read-data'", n,
+			  n == 1 ? " is" : "s are", first, n == 1 ? "it" : "them", n == 1 ? "it" : "them");
+}
+
 static int judge(bkr_health *h)
 {
 	int err = 0;
@@ -615,6 +827,8 @@ static int judge(bkr_health *h)
 				 (unsigned long long)rd->io_errors, rd->io_errors == 1 ? "" : "s");
 		err = add_reason(h, "the last verify --read-data (%s) %s", when, what);
 	}
+	if (!err)
+		err = judge_damaged_backups(h);
 	if (!err && h->damage.known) {
 		char when[32];
 		bkr_time_format(when, h->damage.time_ns);
@@ -646,8 +860,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	bkr_manifest_list l = { 0 };
 	struct scan_seen sc = { 0 };
 	bkr_records *rs = NULL;
-	const char **damaged = NULL;
-	size_t ndamaged = 0;
+	struct verdicts vs = { 0 };
 	struct bad_records br = { 0 };
 	struct storage st;
 	bkr_health *h;
@@ -663,8 +876,8 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	/* records/ read once (one listing, one get each, on S3 as many requests):
 	 * the verify and damage results, the backups' pins, the recovery runs
 	 * and the holds */
-	if ((err = bkr_repo_foreach_pack_in(repo, count_pack, &st)) < 0 || (err = read_records(h, cfg, &sc)) < 0 ||
-	    (err = bkr_repo_records_read(repo, &rs)) < 0 || (err = read_verify_record(h, rs)) < 0 ||
+	if ((err = bkr_repo_foreach_pack_in(repo, count_pack, &st)) < 0 || (err = read_records(h, cfg, &sc, &vs)) < 0 ||
+	    (err = bkr_repo_records_read(repo, &rs)) < 0 || (err = read_verify_record(h, rs, &vs)) < 0 ||
 	    (err = read_damage_record(h, rs)) < 0 || (err = bkr_repo_list_in(repo, rs, false, &l, &bad)) < 0)
 		goto done;
 	/* left out of the list (as list leaves it out, exit 4): a backup no
@@ -689,20 +902,13 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	if ((err = drop_future(h, &l)) < 0)
 		goto done;
 	h->backups = l.n;
-	/* not good: the backups the last verify found damaged, and those the last
-	 * verify --read-data did when a verify of the structure came after it */
-	ndamaged = h->verify.ndamaged_backups;
-	if (h->verify.time_ns > h->verify_read_data.time_ns)
-		ndamaged += h->verify_read_data.ndamaged_backups;
-	if (!(damaged = calloc(ndamaged ? ndamaged : 1, sizeof(*damaged))) ||
-	    !(h->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*h->sources)))) {
+	/* not good: the backups the newest verify that checked each found damaged */
+	if ((err = judge_backups(h, &vs)) < 0)
+		goto done;
+	if (!(h->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*h->sources)))) {
 		err = bkr_error_oom();
 		goto done;
 	}
-	for (size_t i = 0; i < ndamaged; i++)
-		damaged[i] = i < h->verify.ndamaged_backups
-				     ? h->verify.damaged_backups[i]
-				     : h->verify_read_data.damaged_backups[i - h->verify.ndamaged_backups];
 	for (size_t i = 0; i < cfg->nsources; i++) {
 		bkr_health_source *s = &h->sources[h->nsources++];
 		size_t at = 0;
@@ -711,7 +917,8 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 		/* its own backups, as for the schedules: its name and its path (another
 		 * workspace's source of the same name in a shared repository is not it) */
 		s->newest_ns = bkr_routine_newest(&l, s->name, cfg->sources[i].npaths == 1 ? cfg->sources[i].paths[0] : NULL,
-						  NULL, damaged, ndamaged, now_ns, &at);
+						  NULL, (const char **)h->damaged_backups, h->ndamaged_backups, now_ns,
+						  &at);
 		if (s->newest_ns != INT64_MIN && !(s->newest_id = strdup(l.items[at]->backup_id))) {
 			err = bkr_error_oom();
 			goto done;
@@ -722,7 +929,7 @@ int bkr_health_check(bkr_health **out, const bkr_config *cfg, bkr_repo *repo, in
 	}
 	err = judge(h);
 done:
-	free(damaged);
+	free_verdicts(&vs);
 	bkr_records_free(rs);
 	free_strv(sc.files, sc.n);
 	bkr_manifest_list_free(&l);
@@ -744,7 +951,7 @@ int bkr_health_check_unopened(bkr_health **out, const bkr_config *cfg, const cha
 		return bkr_error_oom();
 	h->now_ns = now_ns;
 	if ((err = add_reason(h, "the repository cannot be opened: %s", why)) < 0 ||
-	    (err = read_records(h, cfg, &sc)) < 0)
+	    (err = read_records(h, cfg, &sc, NULL)) < 0)
 		goto done;
 	if (!(h->sources = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*h->sources)))) {
 		err = bkr_error_oom();
@@ -782,6 +989,7 @@ void bkr_health_free(bkr_health *h)
 	free(h->future);
 	free_strv(h->verify.damaged_backups, h->verify.ndamaged_backups);
 	free_strv(h->verify_read_data.damaged_backups, h->verify_read_data.ndamaged_backups);
+	free_strv(h->damaged_backups, h->ndamaged_backups);
 	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY; k++)
 		free(h->routines[k].last_problem);
 	free(h->manual_run);
@@ -883,6 +1091,9 @@ char *bkr_health_prometheus(const bkr_health *h)
 	sample(f, "bkr_verify_read_data_last_ok", NULL, NULL, h->verify_read_data.known && h->verify_read_data.ok);
 	metric_head(f, "bkr_verify_read_data_damaged_objects", "Damaged or missing objects the last verify --read-data found");
 	sample(f, "bkr_verify_read_data_damaged_objects", NULL, NULL, (double)h->verify_read_data.damaged_objects);
+	metric_head(f, "bkr_damaged_backups",
+		    "Backups the newest verify that checked each found damaged (not counted as good backups)");
+	sample(f, "bkr_damaged_backups", NULL, NULL, (double)h->ndamaged_backups);
 	metric_head(f, "bkr_tier_bytes", "Bytes of packs in the storage tier");
 	for (int t = 0; t < BKR_TIER_COUNT; t++)
 		sample(f, "bkr_tier_bytes", "tier", tiers[t], (double)h->tier_bytes[t]);

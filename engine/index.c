@@ -333,9 +333,11 @@ done:
  * not NULL and filled: the view is taken), validate all of it, and append it to @p idx.  *@p sealed is set when it is an encrypted
  * repository's (the sealed magic): the store would have unsealed it, so the
  * repository's config.json says "none" and was altered - never skipped as
- * merely damaged.
+ * merely damaged (with BKR_INDEX_CONFIG_COPY in @p flags the message names
+ * config.copy.json, which was read instead).
  */
-static int load_file(bkr_index *idx, bkr_store *s, const char *name, bkr_store_view *read, bool *sealed)
+static int load_file(bkr_index *idx, bkr_store *s, const char *name, unsigned flags, bkr_store_view *read,
+		     bool *sealed)
 {
 	char path[PATH_MAX];
 	bkr_store_view v = { 0 };
@@ -359,8 +361,13 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name, bkr_store_v
 	}
 	if (v.len >= BKR_SEALED_MAGIC_SIZE && !memcmp(v.data, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
 		*sealed = true;
-		err = bkr_error_set(BKR_ECORRUPT, "%s is sealed (encrypted), but config.json says the repository is "
-				    "not encrypted: config.json was altered; refusing to use it", path);
+		const char *said = (flags & BKR_INDEX_CONFIG_COPY)
+			? "config.copy.json (read instead of the damaged or missing config.json)"
+			: "config.json";
+		err = bkr_error_set(BKR_ECORRUPT,
+				    "%s is sealed (encrypted), but %s says the repository is not encrypted: "
+				    "it was altered; refusing to use it",
+				    path, said);
 		goto done;
 	}
 	if ((err = check_header(v.data, v.len, path, &nsup, &count)) < 0)
@@ -444,7 +451,7 @@ int bkr_index_open_file(bkr_index **out, const char *path)
 	*out = NULL;
 	if ((err = store_of_file(path, &s, &base)) < 0 || (err = index_new(&idx)) < 0)
 		goto done;
-	if ((err = load_file(idx, s, base, NULL, &sealed)) < 0)
+	if ((err = load_file(idx, s, base, 0, NULL, &sealed)) < 0)
 		goto done;
 	*out = idx;
 	idx = NULL;
@@ -582,10 +589,10 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 			continue;
 		}
 		bool sealed = false;
-		err = load_file(idx, s, l.cand[i].name, &l.cand[i].v, &sealed);
+		err = load_file(idx, s, l.cand[i].name, flags, &l.cand[i].v, &sealed);
 		if (err == BKR_ECORRUPT && !sealed && bkr_store_drop_copy(s, l.cand[i].name) > 0) {
 			bkr_error_clear(); /* a cached copy failed: the object itself, once */
-			err = load_file(idx, s, l.cand[i].name, NULL, &sealed);
+			err = load_file(idx, s, l.cand[i].name, flags, NULL, &sealed);
 		}
 		if ((err == BKR_ECORRUPT || err == BKR_EUNSUPPORTED) && !sealed && (flags & BKR_INDEX_SKIP_DAMAGED))
 			err = note_skipped(idx);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,6 +140,15 @@ const char *bkr_path_under(const char *path, const char *root)
 	return NULL;
 }
 
+size_t bkr_io_fd_share(size_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < want)
+		want = (size_t)rl.rlim_cur / 4;
+	return want > 0 ? want : 1;
+}
+
 int bkr_path_join(char *out, size_t cap, const char *a, const char *b)
 {
 	int n = snprintf(out, cap, "%s/%s", a, b);
@@ -238,19 +248,16 @@ int bkr_io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const 
 	return 0;
 }
 
-int bkr_io_write_direct(int fd, const void *buf, size_t len, const char *what)
+int bkr_io_pwrite_direct(int fd, const void *buf, size_t len, uint64_t off, const char *what)
 {
 	const uint8_t *p = buf;
 	size_t head = len & ~(size_t)(BKR_IO_DIRECT_ALIGN - 1), done = 0;
-	int fl, err;
+	int fl, err = 0;
 
-	if ((err = bkr_io_fault("write")) < 0) {
-		bkr_error_prefix("write %s", what); /* as a real failure here names the file */
-		return err;
-	}
-	if (head && (fl = fcntl(fd, F_GETFL)) >= 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0) {
+	if (head && off % BKR_IO_DIRECT_ALIGN == 0 && (fl = fcntl(fd, F_GETFL)) >= 0 &&
+	    fcntl(fd, F_SETFL, fl | O_DIRECT) == 0) {
 		while (done < head) {
-			ssize_t n = pwrite(fd, p + done, head - done, (off_t)done);
+			ssize_t n = pwrite(fd, p + done, head - done, (off_t)(off + done));
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0 && errno == EINVAL)
@@ -268,7 +275,7 @@ int bkr_io_write_direct(int fd, const void *buf, size_t len, const char *what)
 		if (err < 0)
 			return err;
 	}
-	return bkr_io_pwrite_full(fd, p + done, len - done, done, what);
+	return bkr_io_pwrite_full(fd, p + done, len - done, off + done, what);
 }
 
 int bkr_io_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what)

@@ -205,13 +205,33 @@ void bkr_key_set_lock_wait(bool no_wait, void (*waiting)(void *ctx, const char *
 	lock_wait.ctx = ctx;
 }
 
+/* One "keys/.tmp-*": an unfinished key file (a local store writes one there,
+ * then renames it) of a key add or passwd killed before the rename.  It may
+ * hold the master keys sealed under a passphrase that no listed key file
+ * shows, so it is never left behind: under the keys lock no key command is
+ * writing, and it is removed. */
+static int on_leftover(void *ctx, const char *name)
+{
+	const char *base = name + strlen(KEYS_PREFIX);
+	int err;
+
+	if (strncmp(name, KEYS_PREFIX, strlen(KEYS_PREFIX)) || strncmp(base, ".tmp-", 5) || strchr(base, '/'))
+		return 0;
+	if ((err = bkr_store_delete(ctx, name)) == BKR_ENOTFOUND) {
+		bkr_error_clear();
+		err = 0;
+	}
+	return err;
+}
+
 /*
  * locks/keys.lock, exclusive: key add and remove (and so passwd) change
  * keys/ one at a time, on a local store (flock) and on S3 (lock objects)
  * alike.  Backups and reads never take it.  Taken at once when free; when
  * it is held, the caller is told (a killed holder's lock on S3 stays until
  * it is stale: minutes of silence otherwise) and it waits, or with no_wait
- * fails naming the holder.
+ * fails naming the holder.  Once it is held, the unfinished key files of
+ * killed key commands are removed (on_leftover).
  */
 static int keys_lock(bkr_store *s, bkr_store_held **held)
 {
@@ -226,8 +246,14 @@ static int keys_lock(bkr_store *s, bkr_store_held **held)
 			lock_wait.waiting(lock_wait.ctx, holder);
 		err = bkr_store_lock(s, "locks/keys.lock", true, true, held);
 	}
-	if (err < 0)
+	if (err < 0) {
 		bkr_error_prefix("keys lock");
+		return err;
+	}
+	if ((err = bkr_store_list(s, KEYS_PREFIX, on_leftover, s)) < 0) {
+		bkr_store_unlock(*held);
+		*held = NULL;
+	}
 	return err;
 }
 

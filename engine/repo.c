@@ -36,6 +36,13 @@ static int on_key_file(void *ctx, const char *name)
 	return 0;
 }
 
+/* How the repository loads its index: damaged files left out, and a sealed one
+ * refused naming the configuration file that says "not encrypted". */
+static unsigned index_flags(const bkr_repo *r)
+{
+	return BKR_INDEX_SKIP_DAMAGED | (r->config_warning ? BKR_INDEX_CONFIG_COPY : 0);
+}
+
 /*
  * An encrypted repository: open its keys with the key cache's entry, else
  * the passphrase (BKR_REPO_PASSPHRASE: the passphrase only, its derived key
@@ -57,8 +64,10 @@ static int open_keys(bkr_repo *r)
 	if (!r->cfg.encrypted) {
 		size_t nkeys = 0;
 		if ((err = bkr_store_list(r->store, "keys/", on_key_file, &nkeys)) == 0 && nkeys)
-			return bkr_error_set(BKR_ECORRUPT, "%s: config.json says the repository is not encrypted, "
-					     "but keys/ holds key files: config.json was altered; refusing to use it", r->path);
+			return bkr_error_set(BKR_ECORRUPT,
+					     "%s: %s says the repository is not encrypted, "
+					     "but keys/ holds key files: it was altered; refusing to use it",
+					     r->path, bkr_repo_config_said(r));
 		bkr_error_clear();
 		return err < 0 && err != BKR_ENOTFOUND ? err : 0;
 	}
@@ -144,7 +153,7 @@ int bkr_repo_open_store(bkr_repo **out, bkr_store *store, int flags)
 		return err;
 	if ((err = bkr_repo_config_load(r)) < 0 || (err = open_keys(r)) < 0)
 		goto done;
-	if ((err = bkr_index_load(&r->index, r->store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0 ||
+	if ((err = bkr_index_load(&r->index, r->store, "index/", index_flags(r))) < 0 ||
 	    (err = bkr_repo_reload_tiers(r)) < 0)
 		goto done;
 	*out = r;
@@ -260,6 +269,11 @@ void bkr_repo_blob_id(const bkr_repo *r, const void *data, size_t len, bkr_id *o
 	bkr_crypto_blob_id(r->crypto, data, len, out);
 }
 
+void bkr_repo_blob_id_digest(const bkr_repo *r, struct bkr_digest *d, const void *data, size_t len, bkr_id *out)
+{
+	bkr_crypto_blob_id_digest(r->crypto, d, data, len, out);
+}
+
 int bkr_repo_check_writable(const bkr_repo *r)
 {
 	if (r->cfg.read_only)
@@ -373,7 +387,7 @@ int bkr_repo_reload_index(bkr_repo *r)
 	size_t ngone = 0;
 	int64_t now = bkr_time_now_ns();
 	int err;
-	if ((err = bkr_index_load(&fresh, r->store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0)
+	if ((err = bkr_index_load(&fresh, r->store, "index/", index_flags(r))) < 0)
 		return err;
 	pthread_rwlock_wrlock(&r->index_lock);
 	old = r->index;
@@ -421,6 +435,13 @@ void bkr_repo_index_warnings(bkr_repo *r, void (*cb)(void *ctx, const char *mess
 const char *bkr_repo_config_warning(const bkr_repo *r)
 {
 	return r->config_warning;
+}
+
+const char *bkr_repo_config_said(const bkr_repo *r)
+{
+	/* the warning is made exactly when the copy was read */
+	return r->config_warning ? BKR_REPO_CONFIG_COPY " (read instead of the damaged or missing config.json)"
+				 : "config.json";
 }
 
 int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out)

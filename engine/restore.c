@@ -41,7 +41,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -2132,7 +2131,6 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 	char **owned = NULL;
 	size_t npaths = 0;
 	struct stat rst;
-	struct rlimit rl;
 	int err = 0;
 
 	memset(c, 0, sizeof(*c));
@@ -2149,9 +2147,7 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 	pthread_cond_init(&c->cv_job, NULL);
 	pthread_cond_init(&c->cv_done, NULL);
 	/* each file in flight holds an fd: a quarter of the process's at most */
-	c->max_files = RESTORE_MAX_FILES;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < c->max_files)
-		c->max_files = rl.rlim_cur / 4 > 0 ? (size_t)rl.rlim_cur / 4 : 1;
+	c->max_files = bkr_io_fd_share(RESTORE_MAX_FILES);
 	c->repo = r;
 	c->o = o;
 	c->backup_id = backup_id;

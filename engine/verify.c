@@ -73,6 +73,10 @@ struct verify {
 	bkr_id *dlist;          /* listed, in the order found (for the record) */
 	size_t ndlist, capdlist;
 	uint64_t damaged_files; /* files of backups reported damaged or missing */
+	char **dbackups;        /* backups (not runs) with an error, each once (for the record) */
+	size_t ndbackups, cap_dbackups;
+	uint64_t dbackups_lost; /* such backups not listed for want of memory: counted as omitted */
+	const char *one_id;     /* the backup or run checked alone, its full id */
 	bkr_idset checked;      /* pack ids (zero-extended) found and checked */
 	bkr_index_entry *ents;  /* every index entry, by pack, then offset */
 	size_t nents, cap_ents;
@@ -107,6 +111,18 @@ struct verify {
 static void report(struct verify *v, bkr_verify_kind kind, const char *object, const char *backup,
 		   const char *path, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/* Backup @p id had an error: it goes into the record's damaged backups (bkr health does not count it good). */
+static void note_damaged_backup(struct verify *v, const char *id)
+{
+	for (size_t i = v->ndbackups; i-- > 0;) /* its problems come together: the last one first */
+		if (!strcmp(v->dbackups[i], id))
+			return;
+	if (bkr_array_push_str(&v->dbackups, &v->cap_dbackups, &v->ndbackups, id) < 0) {
+		bkr_error_clear();
+		v->dbackups_lost++;
+	}
+}
+
 static void report(struct verify *v, bkr_verify_kind kind, const char *object, const char *backup,
 		   const char *path, const char *fmt, ...)
 {
@@ -126,6 +142,8 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 		v->st->errors++;
 	else
 		v->st->leftovers++;
+	if (p.error && kind != BKR_VERIFY_IO && backup && !v->in_run && v->o->record)
+		note_damaged_backup(v, backup);
 	if (v->o->report)
 		v->o->report(v->o->report_ctx, &p);
 }
@@ -982,12 +1000,20 @@ static int fill_record(struct verify *v, int err, int64_t t0)
 	rec->result = err == 0 ? BKR_VERIFY_RESULT_OK : err == BKR_ECORRUPT ? BKR_VERIFY_RESULT_PROBLEMS
 									   : BKR_VERIFY_RESULT_FAILED;
 	bkr_host_name(host, sizeof(host), NULL);
-	if (!(rec->host = strdup(host)) || (v->o->backup && !(rec->backup_id = strdup(v->o->backup))) ||
+	/* the backup checked by its full id (not "latest" or a prefix): a later
+	 * health or mount matches it against the backups */
+	if (!(rec->host = strdup(host)) ||
+	    (v->o->backup && !(rec->backup_id = strdup(v->one_id ? v->one_id : v->o->backup))) ||
 	    (msg && !(rec->message = strdup(msg))))
 		return BKR_ENOMEM;
 	rec->damaged = v->dlist;
 	rec->ndamaged = v->ndlist;
 	v->dlist = NULL;
+	rec->damaged_backups = v->dbackups;
+	rec->ndamaged_backups = v->ndbackups;
+	rec->damaged_backups_omitted = v->dbackups_lost;
+	v->dbackups = NULL;
+	v->ndbackups = 0;
 	return 0;
 }
 
@@ -1149,6 +1175,8 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 		err = bkr_repo_find_backup(r, o->backup, &one); /* neither: the backup's message */
 	if (err < 0)
 		goto done;
+	if (one)
+		v.one_id = one->backup_id;
 	if ((err = bkr_repo_foreach_blob(r, collect_entry, &v)) < 0)
 		goto done;
 	if (v.nents)
@@ -1197,6 +1225,9 @@ done:
 	if (o->record && fill_record(&v, err, t0) < 0)
 		err = bkr_error_oom();
 	free(v.dlist);
+	for (size_t i = 0; i < v.ndbackups; i++)
+		free(v.dbackups[i]);
+	free(v.dbackups);
 	for (size_t i = 0; i < v.nunx; i++)
 		free(v.unx[i].path);
 	free(v.unx);

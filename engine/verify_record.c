@@ -31,7 +31,8 @@ const char *bkr_verify_result_name(bkr_verify_result r)
 	{ "packs", &(rec)->stats.packs }, { "blobs_read", &(rec)->stats.blobs_read },                       \
 	{ "bytes_read", &(rec)->stats.bytes_read }, { "errors", &(rec)->stats.errors },                     \
 	{ "leftovers", &(rec)->stats.leftovers }, { "io_errors", &(rec)->stats.io_errors },                 \
-	{ "damaged_files", &(rec)->damaged_files }, { "damaged_omitted", &(rec)->damaged_omitted }
+	{ "damaged_files", &(rec)->damaged_files }, { "damaged_omitted", &(rec)->damaged_omitted },          \
+	{ "damaged_backups_omitted", &(rec)->damaged_backups_omitted }
 
 struct counter {
 	const char *key;
@@ -45,10 +46,13 @@ int bkr_verify_record_encode(const bkr_verify_record *rec, char **json)
 	char when[32];
 	cJSON *o = NULL, *arr;
 	size_t n = rec->ndamaged < BKR_VERIFY_RECORD_MAX_DAMAGED ? rec->ndamaged : BKR_VERIFY_RECORD_MAX_DAMAGED;
+	size_t nb = rec->ndamaged_backups < BKR_VERIFY_RECORD_MAX_BACKUPS ? rec->ndamaged_backups
+									   : BKR_VERIFY_RECORD_MAX_BACKUPS;
 	int err = 0;
 
 	*json = NULL;
 	copy.damaged_omitted += rec->ndamaged - n;
+	copy.damaged_backups_omitted += rec->ndamaged_backups - nb;
 	bkr_time_format(when, rec->time_ns);
 	if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "kind", "verify") ||
 	    !cJSON_AddStringToObject(o, "time", when) ||
@@ -73,6 +77,15 @@ int bkr_verify_record_encode(const bkr_verify_record *rec, char **json)
 			goto oom;
 		}
 	}
+	if (!(arr = cJSON_AddArrayToObject(o, "damaged_backups")))
+		goto oom;
+	for (size_t i = 0; i < nb; i++) {
+		cJSON *s = cJSON_CreateString(rec->damaged_backups[i]);
+		if (!s || !cJSON_AddItemToArray(arr, s)) {
+			cJSON_Delete(s);
+			goto oom;
+		}
+	}
 	if (!(*json = cJSON_PrintUnformatted(o)))
 		goto oom;
 	goto done;
@@ -83,7 +96,7 @@ done:
 	return err;
 }
 
-void bkr_verify_record_free(bkr_verify_record *rec)
+void bkr_verify_record_clear(bkr_verify_record *rec)
 {
 	if (!rec)
 		return;
@@ -91,6 +104,18 @@ void bkr_verify_record_free(bkr_verify_record *rec)
 	free(rec->backup_id);
 	free(rec->message);
 	free(rec->damaged);
+	for (size_t i = 0; i < rec->ndamaged_backups; i++)
+		free(rec->damaged_backups[i]);
+	free(rec->damaged_backups);
+	rec->host = rec->backup_id = rec->message = NULL;
+	rec->damaged = NULL;
+	rec->damaged_backups = NULL;
+	rec->ndamaged = rec->ndamaged_backups = 0;
+}
+
+void bkr_verify_record_free(bkr_verify_record *rec)
+{
+	bkr_verify_record_clear(rec);
 	free(rec);
 }
 
@@ -136,6 +161,24 @@ static int get_damaged(const cJSON *o, bkr_id **ids, size_t *n, const char *what
 		    bkr_id_from_hex(&(*ids)[*n], it->valuestring) < 0)
 			return bkr_error_set(BKR_ECORRUPT, "%s: \"damaged_blobs\" holds something that is not a blob id", what);
 		(*n)++;
+	}
+	return 0;
+}
+
+/* "damaged_backups": absent is none (older records); else an array of backup ids. */
+static int get_damaged_backups(const cJSON *o, bkr_verify_record *rec, const char *what)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "damaged_backups"), *it;
+	size_t cap = 0;
+
+	if (v && !cJSON_IsArray(v))
+		return bkr_error_set(BKR_ECORRUPT, "%s: \"damaged_backups\" is not an array", what);
+	cJSON_ArrayForEach(it, v) {
+		if (!cJSON_IsString(it) || !it->valuestring[0])
+			return bkr_error_set(BKR_ECORRUPT,
+					     "%s: \"damaged_backups\" holds something that is not a backup id", what);
+		if (bkr_array_push_str(&rec->damaged_backups, &cap, &rec->ndamaged_backups, it->valuestring) < 0)
+			return bkr_error_oom();
 	}
 	return 0;
 }
@@ -200,7 +243,8 @@ int bkr_verify_record_decode(bkr_verify_record **out, const char *text, size_t l
 		if (err < 0)
 			goto done;
 	}
-	if ((err = get_damaged(o, &rec->damaged, &rec->ndamaged, what)) < 0)
+	if ((err = get_damaged(o, &rec->damaged, &rec->ndamaged, what)) < 0 ||
+	    (err = get_damaged_backups(o, rec, what)) < 0)
 		goto done;
 	*out = rec;
 	rec = NULL;
@@ -242,10 +286,7 @@ int bkr_verify_run_recorded(bkr_repo *r, const bkr_verify_options *o, bkr_verify
 		else
 			bkr_error_clear();
 	}
-	free(rec.host);
-	free(rec.backup_id);
-	free(rec.message);
-	free(rec.damaged);
+	bkr_verify_record_clear(&rec);
 	return err;
 }
 
@@ -297,6 +338,13 @@ static int take_last(void *ctx, const bkr_verify_record *rec)
 	*c = *rec;
 	c->host = c->backup_id = c->message = NULL;
 	c->damaged = NULL;
+	c->damaged_backups = NULL;
+	c->ndamaged_backups = 0;
+	for (size_t i = 0, cap = 0; i < rec->ndamaged_backups; i++)
+		if (bkr_array_push_str(&c->damaged_backups, &cap, &c->ndamaged_backups, rec->damaged_backups[i]) < 0) {
+			bkr_verify_record_free(c);
+			return bkr_error_oom();
+		}
 	if ((rec->host && !(c->host = strdup(rec->host))) || (rec->backup_id && !(c->backup_id = strdup(rec->backup_id))) ||
 	    (rec->message && !(c->message = strdup(rec->message))) ||
 	    (rec->ndamaged && !(c->damaged = malloc(rec->ndamaged * sizeof(*c->damaged))))) {

@@ -266,6 +266,11 @@ void bkr_writer_blob_id(const bkr_writer *w, const void *data, size_t len, bkr_i
 	bkr_repo_blob_id(w->repo, data, len, id);
 }
 
+void bkr_writer_blob_id_digest(const bkr_writer *w, struct bkr_digest *d, const void *data, size_t len, bkr_id *id)
+{
+	bkr_repo_blob_id_digest(w->repo, d, data, len, id);
+}
+
 bool bkr_writer_keyed(const bkr_writer *w)
 {
 	return w->repo->crypto != NULL;

@@ -217,23 +217,71 @@ static void note_bad(void *ctx, const char *file, const char *message)
 	nb[b->h->nbad++].time = info.time;
 }
 
-/* the catalog from every manifest (records applied) */
-static int hist_build(struct bkrfs *fs, struct bkrfs_hist **out)
+/* a copy of the listing of backups/ (stamped names) the view was built from,
+ * or NULL when there is no view yet; under load_lock */
+static int view_names_copy(struct bkrfs *fs, char ***out, size_t *n)
+{
+	char **v = NULL;
+
+	*out = NULL;
+	*n = 0;
+	if (!fs->view_names)
+		return 0;
+	if (!(v = calloc(fs->nview_names ? fs->nview_names : 1, sizeof(*v))))
+		return bkr_error_oom();
+	for (size_t k = 0; k < fs->nview_names; k++) {
+		const char *name = fs->view_names[k], *stamp = bkr_repo_name_stamp(name);
+		size_t nl = strlen(name), sl = strlen(stamp);
+		if (!(v[k] = malloc(nl + sl + 2))) {
+			bkrfs_catalog_names_free(v, k);
+			return bkr_error_oom();
+		}
+		memcpy(v[k], name, nl + 1);
+		memcpy(v[k] + nl + 1, stamp, sl + 1);
+	}
+	*out = v;
+	*n = fs->nview_names;
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The catalog from every manifest (records applied).  With @p vnames (the
+ * view's listing, taken over), only the backups the view has: /by-source and
+ * /by-tag entries are symlinks into /by-id, and a backup made since the view
+ * was built (which a catalog built on a first visit, or by the watcher a moment
+ * after its listing, reads) would be one that does not resolve until the
+ * watcher's next look.  The catalog then names the view's listing as its own,
+ * so that the watcher rebuilds it with the view.
+ */
+static int hist_build(struct bkrfs *fs, struct bkrfs_hist **out, char **vnames, size_t nvnames)
 {
 	bkr_manifest_list l = { 0 };
 	struct bkrfs_hist *h;
 	struct bad_seen bad = { 0 };
 	size_t ns = 0, nt = 0;
+	bool filter = vnames != NULL;
 	int err;
 
 	*out = NULL;
-	if (!(h = calloc(1, sizeof(*h))))
+	if (!(h = calloc(1, sizeof(*h)))) {
+		bkrfs_catalog_names_free(vnames, nvnames);
 		return bkr_error_oom();
+	}
 	h->refs = 1;
 	bad.h = h;
 	/* listed (with stamps) before the manifests are read: one rewritten in place since
 	 * (a damaged one restored) is noticed by bkrfs_versions_refresh */
-	if ((err = bkrfs_catalog_stamped(fs, "backups", ".json", &h->bnames, &h->nb)) < 0 ||
+	if (vnames) {
+		h->bnames = vnames;
+		h->nb = nvnames;
+		vnames = NULL;
+	}
+	if ((!h->bnames && (err = bkrfs_catalog_stamped(fs, "backups", ".json", &h->bnames, &h->nb)) < 0) ||
 	    (err = bkrfs_catalog_names(fs, "records", ".json", &h->rnames, &h->nr)) < 0 ||
 	    (err = bkr_repo_list_cb(fs->repo, false, &l, note_bad, &bad)) < 0)
 		goto fail;
@@ -251,8 +299,12 @@ static int hist_build(struct bkrfs *fs, struct bkrfs_hist **out)
 	}
 	for (size_t k = 0; k < l.n; k++) {
 		bkr_manifest *m = l.items[k];
-		bkrfs_snap *s = bkrfs_snap_new(m->backup_id, false, m->time_ns / 1000000000);
-		if (!s) {
+		const char *id = m->backup_id;
+		bkrfs_snap *s;
+
+		if (filter && !bsearch(&id, h->bnames, h->nb, sizeof(*h->bnames), cmp_name))
+			continue; /* not in the view yet (freed with l) */
+		if (!(s = bkrfs_snap_new(m->backup_id, false, m->time_ns / 1000000000))) {
 			err = bkr_error_oom();
 			goto fail;
 		}
@@ -319,7 +371,9 @@ static int hist_get(struct bkrfs *fs, struct bkrfs_hist **out)
 		return 0;
 	pthread_mutex_lock(&fs->load_lock);
 	if (!fs->hist) { /* load_lock: the watcher swaps it under the same lock */
-		if ((err = hist_build(fs, &h)) < 0) {
+		char **vn = NULL;
+		size_t nvn = 0;
+		if ((err = view_names_copy(fs, &vn, &nvn)) < 0 || (err = hist_build(fs, &h, vn, nvn)) < 0) {
 			bkrfs_log(fs, "the history catalog: %s", bkr_error_message());
 			pthread_mutex_unlock(&fs->load_lock);
 			return bkrfs_errno(err);
@@ -359,8 +413,15 @@ int bkrfs_versions_refresh(struct bkrfs *fs, char **backups, size_t nbackups, bo
 	same = same && bkrfs_catalog_names_equal(r, nr, h->rnames, h->nr);
 	if (same)
 		goto done;
-	if ((err = hist_build(fs, &h)) < 0)
-		goto done;
+	{
+		char **vn = NULL;
+		size_t nvn = 0;
+		pthread_mutex_lock(&fs->load_lock);
+		err = view_names_copy(fs, &vn, &nvn);
+		pthread_mutex_unlock(&fs->load_lock);
+		if (err < 0 || (err = hist_build(fs, &h, vn, nvn)) < 0)
+			goto done;
+	}
 	pthread_mutex_lock(&fs->load_lock);
 	pthread_rwlock_wrlock(&fs->view_lock);
 	old = fs->hist;

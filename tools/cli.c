@@ -588,6 +588,13 @@ static void warn_index(void *ctx, const char *message)
 	cli_warn(ctx, "%s (index file left out: the blobs it names are missing)", message);
 }
 
+void cli_warn_opened(cli *c, bkr_repo *r)
+{
+	if (bkr_repo_config_warning(r))
+		cli_warn(c, "%s", bkr_repo_config_warning(r));
+	bkr_repo_index_warnings(r, warn_index, c);
+}
+
 int cli_open_repo(cli *c, bkr_repo **out, int flags)
 {
 	bkr_config *cfg = NULL;
@@ -601,10 +608,8 @@ int cli_open_repo(cli *c, bkr_repo **out, int flags)
 		return err;
 	}
 	err = bkr_repo_open(out, path, flags);
-	if (err == 0 && bkr_repo_config_warning(*out))
-		cli_warn(c, "%s", bkr_repo_config_warning(*out));
 	if (err == 0)
-		bkr_repo_index_warnings(*out, warn_index, c);
+		cli_warn_opened(c, *out);
 	/* the repository records its tiers; one the configuration names for this repository and
 	 * not recorded yet is searched too (not another repository's, given with -r) */
 	ours = cfg && (!cfg->repository || strcmp(cfg->repository, path) == 0);

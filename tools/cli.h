@@ -202,6 +202,9 @@ void cli_warn_latest_passed(void *ctx, const char *id, int64_t time_ns, bool dam
 
 /** Open the repository named by -r / BKR_REPO / the config. */
 int cli_open_repo(cli *c, bkr_repo **out, int flags);
+/** The warnings of a repository just opened: its config.json read from the
+ *  copy, each damaged index file left out (naming it). */
+void cli_warn_opened(cli *c, bkr_repo *r);
 
 /** Load the configuration when -c / BKR_CONFIG is given; *out NULL otherwise. */
 int cli_load_config(cli *c, bkr_config **out);

@@ -95,8 +95,8 @@ static int open_side(cli *c, const struct side *sd, bkr_repo **out, int flags)
 	err = bkr_repo_open(out, sd->repo, flags);
 	bkr_key_forget();
 	bkr_key_set_source(&c->keys);
-	if (err == 0 && bkr_repo_config_warning(*out))
-		cli_warn(c, "%s", bkr_repo_config_warning(*out));
+	if (err == 0)
+		cli_warn_opened(c, *out);
 	return err;
 }
 

@@ -75,6 +75,7 @@ static int on_change(void *ctx, const bkr_diff_change *ch)
 		json_out_end_object(&s->j);
 	} else {
 		const char *mark, *col;
+		cli_progress_done(c); /* a change stands on its own line (stdout may be the terminal too) */
 		if (ch->kind == BKR_DIFF_ADDED) {
 			mark = "+";
 			col = "green";
@@ -229,7 +230,11 @@ int cmd_diff(cli *c, int argc, char **argv)
 				goto fail;
 			}
 		}
+		/* on a terminal: the files compared (stderr only) */
+		o.progress = c->progress ? cli_progress_step : NULL;
+		o.progress_ctx = c;
 		err = bkr_diff_live(repo, a, src.specs, src.n, &o, &st);
+		cli_progress_done(c); /* the summary stands alone */
 	} else {
 		if ((err = cli_find_backup(c, repo, argv[first + 1], &b)) < 0)
 			goto fail;

@@ -132,6 +132,11 @@ static void print_json(const bkr_health *h)
 	json_out_end_array(&j);
 	json_verify(&j, "verify", &h->verify);
 	json_verify(&j, "verify_read_data", &h->verify_read_data);
+	json_out_key(&j, "damaged_backups");
+	json_out_begin_array(&j);
+	for (size_t i = 0; i < h->ndamaged_backups; i++)
+		json_out_string(&j, h->damaged_backups[i]);
+	json_out_end_array(&j);
 	json_out_key(&j, "storage");
 	json_out_begin_object(&j);
 	for (int t = 0; t < BKR_TIER_COUNT; t++) {
@@ -232,6 +237,9 @@ static void print_text(cli *c, const bkr_health *h)
 		print_verify("last verify --read-data", &h->verify_read_data);
 	else if (!h->verify_read_data.known && h->verify.known)
 		printf("last verify --read-data: none recorded (the weekly routine reads every byte)\n");
+	for (size_t i = 0; i < h->ndamaged_backups; i++)
+		printf("damaged backup (not counted good): %s\n",
+		       bkr_text_escape(esc, sizeof(esc), h->damaged_backups[i], strlen(h->damaged_backups[i])));
 	printf("storage:");
 	for (int k = 0; k < BKR_TIER_COUNT; k++) {
 		cli_human_bytes(a, h->tier_bytes[k]);

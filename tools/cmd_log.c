@@ -58,6 +58,8 @@ typedef struct {
 } version;
 
 struct state {
+	cli *c;
+	size_t nb;             /* backups walked (the progress line's total) */
 	const char *source;
 	int64_t since, until;
 	bool has_since, has_until, all, patch;
@@ -209,7 +211,9 @@ static int on_item(void *ctx, const bkr_history_item *it)
 	v->backup = it->backup;
 	v->change = it->change;
 	v->what = it->what;
+	cli_progress_counts(s->c, "reading", "backups", s->n, s->nb, 0, 0);
 	if (it->change == BKR_HISTORY_ERROR) {
+		cli_progress_done(s->c); /* the warning stands on its own line */
 		fprintf(stderr, "bkr log: warning: %s\n", bkr_error_message());
 		if (!s->errors++)
 			s->error = it->error;
@@ -450,12 +454,12 @@ int cmd_log(cli *c, int argc, char **argv)
 		{ "patch", no_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct state s = { 0 };
+	struct state s = { .c = c };
 	bkr_repo *repo = NULL;
 	bkr_manifest_list l = { 0 };
 	bkr_history_backup *hb = NULL;
 	char *path = NULL, *pbuf = NULL;
-	size_t bad = 0, plen = 0, listed = 0;
+	size_t bad = 0, plen = 0, listed = 0, patches = 0, patched = 0;
 	FILE *pf = NULL;
 	json_out j;
 	int first, err = 0, rc = 0;
@@ -486,7 +490,10 @@ int cmd_log(cli *c, int argc, char **argv)
 		hb[nb].skip = !bkr_history_holds(l.items[nb], path);
 		held += !hb[nb].skip;
 	}
-	if ((err = bkr_history_walk(repo, hb, nb, path, NULL, on_item, &s)) < 0)
+	s.nb = nb;
+	err = bkr_history_walk(repo, hb, nb, path, NULL, on_item, &s);
+	cli_progress_done(c);
+	if (err < 0)
 		goto fail;
 	if (!s.ever && s.errors) { /* damage is no proof of absence */
 		rc = cli_failf(c, s.error, "%s: in no backup that could be read (%zu could not be: see the warnings)",
@@ -502,6 +509,8 @@ int cmd_log(cli *c, int argc, char **argv)
 			err = bkr_error_oom();
 			goto fail;
 		}
+		for (size_t k = 0; k < s.n; k++)
+			patches += shown(&s, l.items[s.v[k].backup], &s.v[k]);
 	}
 	json_out_init(&j, stdout);
 	if (c->json) {
@@ -519,7 +528,11 @@ int cmd_log(cli *c, int argc, char **argv)
 			rewind(pf);
 			fflush(pf);
 			plen = 0;
-			if ((err = patch_of(repo, &l, &s, k, path, pf)) < 0)
+			/* on a terminal (stderr): the versions diffed, erased before each is printed */
+			cli_progress_counts(c, "diffing", "versions", patched++, patches, 0, 0);
+			err = patch_of(repo, &l, &s, k, path, pf);
+			cli_progress_done(c);
+			if (err < 0)
 				goto fail;
 			fflush(pf);
 		}

@@ -164,6 +164,8 @@ static int open_engine(cli *c, bool need_repo, const char *host, bkr_config **cf
 			return err;
 		cli_warn(c, "%s (recovering without the backup strategy)", bkr_error_message());
 		*repo = NULL;
+	} else {
+		cli_warn_opened(c, *repo);
 	}
 	if ((err = bkr_recover_from_config(rc, *cfg, *repo)) < 0 || (host && (err = bkr_recover_set_host(*rc, host)) < 0))
 		return err;

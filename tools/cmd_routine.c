@@ -224,16 +224,16 @@ static const char held_action[] = "recover them ('bkr restore', 'bkr routine eme
 /*
  * One held_file alert for every hold in force whose file the scan no longer
  * sees (a later backup lacks it too), not one each: 200 deleted files made
- * 200 alert commands a routine.  It names the first RT_ALERT_FILES (fewer
+ * 200 alert commands a routine.  It names the first BKR_ALERT_FILES (fewer
  * when their paths do not fit in its message) and counts the rest; the
  * record lists every one with its backup (held_files).  A file the scan
  * still sees is alerted as workspace_damage.
  */
 static void held_alert(rt_run *r)
 {
-	char list[RT_FILE_LIST_TEXT + 160], t[32];
+	char list[BKR_ALERT_FILES_TEXT + 160], t[32];
 	const bkr_hold *first = NULL;
-	rt_file_list l = { 0 };
+	bkr_alert_files l = { 0 };
 
 	for (size_t i = 0; i < r->holds.n; i++) {
 		const bkr_hold *h = &r->holds.v[i];
@@ -241,7 +241,7 @@ static void held_alert(rt_run *r)
 			continue;
 		if (!first)
 			first = h;
-		rt_file_list_add(&l, "%s (%s)", h->path, h->damage);
+		bkr_alert_files_add(&l, "%s (%s)", h->path, h->damage);
 	}
 	if (!first)
 		return;
@@ -255,7 +255,7 @@ static void held_alert(rt_run *r)
 	rt_alert(r, "held_file", NULL, first->path, held_action,
 		 "%zu held files damaged or missing and not recovered; retention keeps the backups with their last "
 		 "good copies: %s",
-		 l.n, rt_file_list_text(&l, "the routine's record, held_files, and in 'bkr hold'", list, sizeof(list)));
+		 l.n, bkr_alert_files_text(&l, "the routine's record, held_files, and in 'bkr hold'", list, sizeof(list)));
 }
 
 /*

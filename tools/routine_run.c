@@ -183,36 +183,6 @@ void rt_alert(rt_run *r, const char *kind, const char *source, const char *file,
 		   "alert %s: %s", kind, msg);
 }
 
-void rt_file_list_add(rt_file_list *l, const char *fmt, ...)
-{
-	char item[sizeof(l->text)];
-	va_list ap;
-	int w;
-
-	l->n++;
-	if (l->full)
-		return;
-	va_start(ap, fmt);
-	w = vsnprintf(item, sizeof(item), fmt, ap);
-	va_end(ap);
-	if (w < 0 || (size_t)w + (l->named ? 2 : 0) >= sizeof(l->text) - l->len) {
-		l->full = true; /* it and the rest are counted, not named */
-		return;
-	}
-	l->len += (size_t)snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s%s", l->named ? ", " : "", item);
-	l->full = ++l->named == RT_ALERT_FILES;
-}
-
-const char *rt_file_list_text(const rt_file_list *l, const char *where, char *out, size_t cap)
-{
-	if (l->n > l->named)
-		snprintf(out, cap, "%s%s%zu %s (every one in %s)", l->text, l->named ? " and " : "", l->n - l->named,
-			 l->named ? "more" : "too long to name here", where);
-	else
-		snprintf(out, cap, "%s", l->text);
-	return out;
-}
-
 bool rt_hold_seen(const rt_run *r, const bkr_hold *h)
 {
 	for (size_t k = 0; k < r->scan.n; k++)
@@ -569,32 +539,24 @@ void rt_health_step(rt_run *r, rt_step *s)
 /*
  * One needs_person alert for every file the newest recovery run left to a
  * person, not one each: 200 such files made 200 alert commands every
- * hourly routine until they were fixed.  It names the first RT_ALERT_FILES
+ * hourly routine until they were fixed.  It names the first BKR_ALERT_FILES
  * and counts the rest; the record lists every one (needs_person_files), and
  * 'bkr recovered RUN' each with its attempts.  One file keeps the message
  * it had.
  */
 static void needs_person_alert(rt_run *r, const bkr_health *h)
 {
-	char where[256], list[RT_FILE_LIST_TEXT + 400];
-	rt_file_list l = { 0 };
+	char where[256], msg[BKR_ALERT_MESSAGE];
 
 	if (!h->nmanual)
 		return;
-	if (h->nmanual == 1) {
-		rt_alert(r, "needs_person", NULL, h->manual_files[0],
-			 "recover the file by hand; 'bkr recovered RUN' shows what was tried",
-			 "%s needs a person: recovery run %s could not recover it", h->manual_files[0], h->manual_run);
-		return;
-	}
-	for (size_t i = 0; i < h->nmanual; i++)
-		rt_file_list_add(&l, "%s", h->manual_files[i]);
 	snprintf(where, sizeof(where), "the routine's record, needs_person_files, and in 'bkr recovered %s'",
 		 h->manual_run);
 	rt_alert(r, "needs_person", NULL, h->manual_files[0],
-		 "recover the files by hand; 'bkr recovered RUN' shows what was tried for each",
-		 "%zu files need a person: recovery run %s could not recover them: %s", h->nmanual, h->manual_run,
-		 rt_file_list_text(&l, where, list, sizeof(list)));
+		 h->nmanual == 1 ? "recover the file by hand; 'bkr recovered RUN' shows what was tried"
+				 : "recover the files by hand; 'bkr recovered RUN' shows what was tried for each",
+		 "%s", bkr_alert_needs_person(msg, sizeof(msg), (const char *const *)h->manual_files, h->nmanual,
+					      h->manual_run, where));
 }
 
 /* After the steps: the problems health sees become alerts; the repository

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "cli.h"
+#include "bkr/alert.h"
 #include "bkr/recover.h"
 #include "bkr/routine.h"
 
@@ -102,34 +103,6 @@ bool rt_need_repo(rt_run *r, rt_step *s);
  */
 void rt_alert(rt_run *r, const char *kind, const char *source, const char *file, const char *action,
 	      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-
-/** At most this many files are named in an alert about many (held_file, needs_person). */
-#define RT_ALERT_FILES 10
-/** The bytes of an rt_file_list's named files. */
-#define RT_FILE_LIST_TEXT 700
-
-/**
- * The files of one alert about many, not one alert each (200 files made 200
- * alert commands a routine): the first RT_ALERT_FILES that fit in its
- * message are named, the rest counted.  Zero-initialise.
- */
-typedef struct {
-	char text[RT_FILE_LIST_TEXT]; /**< the named ones, ", " between them */
-	size_t len;                   /**< ... its length */
-	size_t n;                     /**< files added */
-	size_t named;                 /**< ... of them named in text */
-	bool full;                    /**< no more are named */
-} rt_file_list;
-
-/** Add a file, described by @p fmt, to @p l: named while it fits, else counted. */
-void rt_file_list_add(rt_file_list *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/**
- * The files of @p l for a message, into @p out: those named and, when some
- * were not, how many and that every one is in @p where ("... and 15 more
- * (every one in WHERE)").  Returns @p out.
- */
-const char *rt_file_list_text(const rt_file_list *l, const char *where, char *out, size_t cap);
 
 /** True when the last scan listed the file of hold @p h (damaged still: alerted as workspace_damage). */
 bool rt_hold_seen(const rt_run *r, const bkr_hold *h);

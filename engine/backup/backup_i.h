@@ -103,6 +103,7 @@ typedef struct chunk_job {
 	size_t len;
 	unsigned no;        /* its place in the file, from 0 */
 	bkr_id id;
+	bool id_set;        /* id already computed by the reading worker (file_ctx.paired) */
 	int err;
 } chunk_job;
 
@@ -125,6 +126,11 @@ struct file_ctx {
 	bool adapt;
 	atomic_uint probe_at;   /* the next chunk to sample */
 	atomic_int level;       /* its chunks' level (0: the repository's) */
+	/* a dense file on a CPU with the SHA extensions: the reading worker
+	 * hashes each chunk into the content digest and its id (SHA-256 or
+	 * HMAC) in one pass as it emits it (bkr_writer_blob_id_digest), not the
+	 * digest as it reads and the id in the chunk job */
+	bool paired;
 };
 
 typedef struct {

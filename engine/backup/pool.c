@@ -9,12 +9,12 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bkr/compress.h"
 #include "bkr/error.h"
+#include "bkr/io.h"
 
 int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len, int level)
 {
@@ -117,7 +117,8 @@ static int put_chunk(bctx *c, file_ctx *fc, unsigned no, const bkr_id *id, const
 static void run_chunk_job(bctx *c, chunk_job *j)
 {
 	int err;
-	bkr_writer_blob_id(c->w, j->data, j->len, &j->id);
+	if (!j->id_set)
+		bkr_writer_blob_id(c->w, j->data, j->len, &j->id);
 	err = j->err = put_chunk(c, j->owner, j->no, &j->id, j->data, j->len);
 	if (err < 0)
 		bkr_bk_fatal(c, err);
@@ -188,13 +189,21 @@ int bkr_bk_emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len)
 {
 	bctx *c = wk->c;
 	chunk_job *j = NULL;
+	bkr_id id;
 	int err;
 
+	/* the content digest takes the chunk's bytes now, in file order */
+	if (fc->paired)
+		bkr_writer_blob_id_digest(c->w, wk->digest, data, len, &id);
 	pthread_mutex_lock(&c->mu);
 	bool room = c->cq_n < c->cq_max && c->nthreads > 1;
 	pthread_mutex_unlock(&c->mu);
 	if (room && (j = calloc(1, sizeof(*j)))) {
 		/* the job reads the chunk where it lies in wk->rb, which it holds */
+		if (fc->paired) {
+			j->id = id;
+			j->id_set = true;
+		}
 		j->rb = wk->rb;
 		j->data = data;
 		j->len = len;
@@ -217,8 +226,8 @@ int bkr_bk_emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len)
 		pthread_mutex_unlock(&c->mu);
 		return 0;
 	}
-	bkr_id id;
-	bkr_writer_blob_id(c->w, data, len, &id);
+	if (!fc->paired)
+		bkr_writer_blob_id(c->w, data, len, &id);
 	if ((err = put_chunk(c, fc, fc->nchunks++, &id, data, len)) < 0)
 		return err;
 	return bkr_bk_refs_push(wk, NULL, &id, len);
@@ -385,15 +394,11 @@ int bkr_bk_pool_start(bctx *c)
 {
 	int err;
 
-	struct rlimit rl;
-
 	c->fq_cap = (size_t)c->nthreads * 8 + 16;
 	/* each file queued holds an fd: a quarter of the process's at most, the
 	 * rest for the workers, the packs written and the trees read
 	 * (bkr_bk_queue_drain lowers it when the scan runs out all the same) */
-	c->fq_lim = c->fq_cap;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < c->fq_lim)
-		c->fq_lim = rl.rlim_cur / 4 > 0 ? (size_t)rl.rlim_cur / 4 : 1;
+	c->fq_lim = bkr_io_fd_share(c->fq_cap);
 	c->cq_max = (size_t)c->nthreads * 2;
 	c->rfree_max = (size_t)c->nthreads + 1;
 	if (!(c->fq = calloc(c->fq_cap, sizeof(*c->fq))) ||

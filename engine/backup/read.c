@@ -146,6 +146,7 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 	/* holes: the sparse digest, which skips them (docs/format.md) */
 	*sparse = size > 0 && !(next == 1 && ext[0] == 0 && ext[1] == size);
 	bkr_digest_reset(wk->digest, *sparse ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN);
+	fc.paired = !*sparse && bkr_hash_pair_fast();
 	size_t cap = BKR_BK_READ_BUF, start = 0, end = 0, scanned = 0;
 
 	for (size_t x = 0; x < next && ret == READ_OK; x++) {
@@ -185,7 +186,8 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 				ret = READ_CHANGED;
 				break;
 			}
-			bkr_digest_update(wk->digest, wk->rb->data + end, (size_t)r);
+			if (!fc.paired)
+				bkr_digest_update(wk->digest, wk->rb->data + end, (size_t)r);
 			end += (size_t)r;
 			lpos += (uint64_t)r;
 			len -= (uint64_t)r;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mongoc/mongoc.h>
 
@@ -66,6 +67,14 @@ static int fail(struct bkr_mongo_result *r, int status, const char *fmt, const c
 {
 	snprintf(r->msg, sizeof(r->msg), fmt, a, b);
 	return status;
+}
+
+/* a monotonic clock, in milliseconds */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static bool unreachable(const bson_error_t *e)
@@ -209,6 +218,7 @@ int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r)
 	mongoc_apm_callbacks_t *cbs;
 	size_t cap = 0;
 	int st = BKR_MONGO_OK;
+	int64_t t0 = now_ms();
 
 	memset(r, 0, sizeof(*r));
 	if (!inited) {
@@ -269,6 +279,15 @@ int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r)
 		size_t dl = 0;
 		char *dj;
 		bool ok;
+		if (q->timeout_ms > 0 && now_ms() - t0 > q->timeout_ms) {
+			/* a cursor that never ends (each getMore answers more): every read is
+			 * bounded by socketTimeoutMS, the whole query by the strategy's timeout */
+			st = fail(r, BKR_MONGO_TIMEOUT, "mongodb %s.%s: no complete answer within the strategy's timeout",
+				  q->database, q->collection);
+			snprintf(r->msg + strlen(r->msg), sizeof(r->msg) - strlen(r->msg),
+				 " (%lld ms; %zu documents read)", (long long)q->timeout_ms, r->ndocs);
+			goto done;
+		}
 		if (!chk.bad && too_deep(doc)) {
 			snprintf(chk.why, sizeof(chk.why), "nests documents more than %d levels deep", MAX_DEPTH);
 			chk.bad = true;

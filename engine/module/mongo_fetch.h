@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BKR_MONGO_ABI 2
+#define BKR_MONGO_ABI 3
 
 struct bkr_mongo_query {
 	const char *uri, *database, *collection;
@@ -24,6 +24,7 @@ struct bkr_mongo_query {
 	int as_array;            /**< all documents as one array, else the first */
 	int64_t limit;           /**< as_array: 0 = no limit */
 	int32_t server_selection_timeout_ms, socket_timeout_ms, connect_timeout_ms;
+	int64_t timeout_ms;      /**< the whole query, checked between documents (a cursor that never ends) */
 	size_t max_bytes;        /**< the result may not be larger */
 };
 
@@ -34,6 +35,7 @@ enum bkr_mongo_status {
 	BKR_MONGO_SERVER,        /**< the server answered with an error */
 	BKR_MONGO_NOMEM,         /**< out of memory, or the result too large */
 	BKR_MONGO_BADDOC,        /**< a document cannot be written as JSON, or a reply is malformed */
+	BKR_MONGO_TIMEOUT,       /**< not done within timeout_ms */
 };
 
 struct bkr_mongo_result {

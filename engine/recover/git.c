@@ -1,14 +1,16 @@
 /** @file
  * The git strategy (the only file that uses libgit2): open the configured
  * repository (default: the one containing the workspace, found with
- * git_repository_discover), walk the history of the configured ref newest
+ * git_repository_discover from the file's nearest existing directory, so
+ * that a submodule's checkout is its own repository), walk the history of the configured ref newest
  * first with git_revwalk (topological order, so that a commit always comes
  * before its parents even when they share a second; time among branches;
  * a shallow clone's first parents, which git_revwalk cannot walk), and take the newest commit within max_age whose
  * copy of the file validates.  Walking history also finds files deleted in
  * HEAD.  Identical blobs are checked once.  A symlink (GIT_FILEMODE_LINK)
  * is never recovered: its blob is the link text, and writing that as a
- * regular file would be wrong; the walk stops there (not_found).  An object
+ * regular file would be wrong; the walk stops there (not_found), as it
+ * does where the path enters a submodule (a gitlink).  An object
  * that cannot be read (a damaged repository) fails the attempt: an older
  * commit's copy is not taken in its place.
  */
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <git2.h>
@@ -61,11 +64,33 @@ static void reject(cJSON *rejected, const char *commit, const char *reason)
 }
 
 /*
+ * Whether @p oid is one of a shallow clone's roots, named in its "shallow"
+ * file: the commits whose parents the clone does not hold, where its
+ * history ends.  (libgit2 1.5 has no public call for them.)
+ */
+static bool shallow_root(git_repository *repo, const git_oid *oid)
+{
+	char path[PATH_MAX], line[128], hex[GIT_OID_HEXSZ + 1];
+	bool found = false;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%sshallow", git_repository_commondir(repo));
+	if (!(fp = fopen(path, "re")))
+		return false;
+	git_oid_tostr(hex, sizeof(hex), oid);
+	while (!found && fgets(line, sizeof(line), fp))
+		found = strncmp(line, hex, GIT_OID_HEXSZ) == 0;
+	fclose(fp);
+	return found;
+}
+
+/*
  * The next commit of a shallow clone (a CI checkout, "git clone --depth"),
  * the first one being @p oid itself: libgit2 cannot walk such a history
  * (git_revwalk fails on the missing parents of its oldest commits, before
  * it returns any), so first parents are followed by hand, to the commit the
- * clone stops at.
+ * clone stops at (a shallow root).  A commit before it that cannot be read
+ * is damage, which the caller's lookup reports.
  */
 static bool first_parent_next(git_repository *repo, git_oid *oid, bool *started)
 {
@@ -76,10 +101,70 @@ static bool first_parent_next(git_repository *repo, git_oid *oid, bool *started)
 		return *started = true;
 	if (git_commit_lookup(&c, repo, oid) < 0)
 		return false;
-	if ((more = git_commit_parentcount(c) > 0))
+	if ((more = git_commit_parentcount(c) > 0 && !shallow_root(repo, oid)))
 		git_oid_cpy(oid, git_commit_parent_id(c, 0));
 	git_commit_free(c);
 	return more;
+}
+
+/*
+ * Where discovery starts for @p rel (into @p out): the nearest directory
+ * of the file that exists in the workspace, walked down from the workspace
+ * root without following symlinks.  A file in a submodule's checkout (or
+ * in any repository nested in the workspace) is then found in that
+ * repository, not in the superproject, which holds only a gitlink there.
+ */
+static void discover_start(const bkr_recover *rc, const char *rel, char *out, size_t n)
+{
+	const char *p = rel, *slash;
+	size_t len;
+
+	snprintf(out, n, "%s", rc->workspace_real ? rc->workspace_real : rc->workspace);
+	len = strlen(out);
+	while ((slash = strchr(p, '/'))) {
+		struct stat st;
+		size_t part = (size_t)(slash - p), keep = len;
+
+		if (len + 1 + part >= n)
+			break;
+		out[len++] = '/';
+		memcpy(out + len, p, part);
+		len += part;
+		out[len] = 0;
+		if (lstat(out, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			out[keep] = 0;
+			break;
+		}
+		p = slash + 1;
+	}
+}
+
+/*
+ * Whether @p gpath, not found in @p tree, goes through a submodule there (a
+ * gitlink: a tree entry of type commit): its part up to the submodule goes
+ * into @p sub.  The superproject never holds the file's copies beyond that
+ * point; an older commit's, from before the path became a submodule, is not
+ * the file as it is now.
+ */
+static bool in_submodule(git_tree *tree, const char *gpath, char *sub, size_t n)
+{
+	const char *slash = gpath;
+	bool found = false;
+
+	while (!found && (slash = strchr(slash, '/'))) {
+		git_tree_entry *te = NULL;
+
+		if ((size_t)(slash - gpath) >= n)
+			break;
+		memcpy(sub, gpath, (size_t)(slash - gpath));
+		sub[slash - gpath] = 0;
+		if (git_tree_entry_bypath(&te, tree, sub) < 0)
+			break;
+		found = git_tree_entry_type(te) == GIT_OBJECT_COMMIT;
+		git_tree_entry_free(te);
+		slash++;
+	}
+	return found;
 }
 
 int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
@@ -91,10 +176,10 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 	git_odb *odb = NULL;
 	git_buf found = { 0 };
 	git_oid oid, last_blob;
-	bool have_last = false, symlink_at = false;
+	bool have_last = false, symlink_at = false, submodule_at = false;
 	const char *stand_in = NULL; /* what a git filter keeps in the blob in the file's place */
 	char *damaged = NULL; /* why an object could not be read */
-	char gpath[PATH_MAX], hex[GIT_OID_HEXSZ + 1];
+	char gpath[PATH_MAX], hex[GIT_OID_HEXSZ + 1], sub[PATH_MAX];
 	const char *ref = j->s->git_ref ? j->s->git_ref : "HEAD";
 	cJSON *rejected = cJSON_CreateArray();
 	int64_t now = (int64_t)time(NULL), commits = 0, candidates = 0;
@@ -113,7 +198,9 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 			goto done;
 		}
 	} else {
-		if (git_repository_discover(&found, rc->workspace, 0, NULL) < 0) {
+		char start[PATH_MAX];
+		discover_start(rc, j->rel, start, sizeof(start));
+		if (git_repository_discover(&found, start, 0, NULL) < 0) {
 			err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "no git repository contains the workspace %s",
 					   rc->workspace);
 			goto done;
@@ -185,8 +272,12 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 
 		if (++commits > j->s->git_max_commits)
 			break;
-		if (git_commit_lookup(&commit, repo, &oid) < 0)
-			continue;
+		if (git_commit_lookup(&commit, repo, &oid) < 0) {
+			/* the walk reached it, so it belongs to the history: damage, as
+			 * a commit the revwalk cannot read (never a history's end) */
+			walked = GIT_ERROR;
+			break;
+		}
 		if (j->s->max_age_s && (int64_t)git_commit_time(commit) < now - j->s->max_age_s) {
 			git_commit_free(commit);
 			break;
@@ -196,8 +287,16 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		 * tree that cannot be read, which may hold a newer copy: damage, as
 		 * for a blob below, never a commit without the file */
 		if (git_commit_tree(&tree, commit) < 0 || (r = git_tree_entry_bypath(&te, tree, gpath)) < 0) {
-			if (tree && r == GIT_ENOTFOUND)
-				goto next;
+			if (tree && r == GIT_ENOTFOUND) {
+				if (!in_submodule(tree, gpath, sub, sizeof(sub)))
+					goto next;
+				/* stop here, as for a symlink: older copies are not the file now */
+				reject(rejected, hex, "in a git submodule");
+				submodule_at = true;
+				git_tree_free(tree);
+				git_commit_free(commit);
+				break;
+			}
 			if (asprintf(&damaged, "the tree of %s in commit %s cannot be read: %s; the repository is "
 				     "damaged (see git fsck), and older commits are not used in its place",
 				     gpath, hex, git_msg()) < 0)
@@ -313,6 +412,11 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 				   "%s is %s in git commit %.12s, not the file's content: the git strategy does not "
 				   "run git's filters (Git LFS, git-crypt)",
 				   gpath, stand_in, hex);
+	else if (submodule_at)
+		err = bkr_rec_fail(o, BKR_ENOTFOUND,
+				   "%s is in the git submodule '%s' in commit %.12s of %s: the git strategy reads one "
+				   "repository; set \"repository\" in %s to the submodule's",
+				   gpath, sub, hex, git_repository_path(repo), j->s->key);
 	else if (symlink_at)
 		err = bkr_rec_fail(o, BKR_ENOTFOUND,
 				   "%s is a symlink in git commit %.12s: the git strategy does not restore symlinks",

@@ -265,6 +265,7 @@ int bkr_rec_try_mongodb(const bkr_rec_job *j, bkr_rec_outcome *o)
 	static const int code[] = {
 		[BKR_MONGO_OK] = 0, [BKR_MONGO_INVALID] = BKR_EINVAL, [BKR_MONGO_UNREACHABLE] = BKR_EUNAVAILABLE,
 		[BKR_MONGO_SERVER] = BKR_ERROR, [BKR_MONGO_NOMEM] = BKR_ENOMEM, [BKR_MONGO_BADDOC] = BKR_ECORRUPT,
+		[BKR_MONGO_TIMEOUT] = BKR_ETIMEOUT,
 	};
 	const bkr_rec_strategy *s = j->s;
 	struct bkr_mongo_result res = { 0 };
@@ -299,13 +300,14 @@ int bkr_rec_try_mongodb(const bkr_rec_job *j, bkr_rec_outcome *o)
 			.as_array = s->as_array, .limit = s->limit,
 			.server_selection_timeout_ms = s->server_selection_timeout_ms,
 			.socket_timeout_ms = s->socket_timeout_ms, .connect_timeout_ms = s->connect_timeout_ms,
+			.timeout_ms = s->timeout_ms,
 			.max_bytes = BKR_REC_MAX_FILE,
 		};
 		pthread_mutex_lock(&mongo_lock);
 		st = mongo_fetch(&q, &res);
 		pthread_mutex_unlock(&mongo_lock);
 	}
-	if (st < 0 || st > BKR_MONGO_BADDOC) {
+	if (st < 0 || st > BKR_MONGO_TIMEOUT) {
 		err = bkr_rec_fail(o, BKR_ERROR, "mongodb module: unknown status %d", st);
 		goto done;
 	}

@@ -369,7 +369,7 @@ int bkr_rec_read_at_digest(bkr_recover *rc, int dir, const char *base, const cha
 	*data = NULL;
 	*len = 0;
 	*mapped = false;
-	if ((fd = openat(dir, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
+	if ((fd = openat(dir, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0) {
 		if (errno == ELOOP)
 			err = bkr_error_set(BKR_EINVAL, "%s: is a symlink", rel);
 		else

@@ -276,7 +276,6 @@ typedef struct {
 	cJSON *attempts;                 /**< attempts so far (manual puts them in the alert) */
 	const char *run_id;
 	bool dry_run;                    /**< no side effects (manual: no alert sent) */
-	bkr_rec_hung *hung;              /**< the run's alert commands that timed out (manual), or NULL */
 } bkr_rec_job;
 
 /** What a strategy produced. */
@@ -291,6 +290,10 @@ typedef struct {
 	int64_t mtime_ns;    /**< time of the source copy, 0 = now */
 	cJSON *source;       /**< description of where it came from (always set when possible) */
 	char *error;         /**< why it failed (malloc'd) */
+	char **alert;        /**< manual: the alert command line to run at the end of the run (malloc'd,
+				  NULL-terminated), for this file and the others of the same line */
+	char *const *alert_tmpl; /**< ... its template (bkr_rec_hung) */
+	int64_t alert_timeout_ms;
 } bkr_rec_outcome;
 
 void bkr_rec_outcome_clear(bkr_rec_outcome *o);
@@ -308,6 +311,11 @@ int bkr_rec_try_mongodb(const bkr_rec_job *j, bkr_rec_outcome *o);
  */
 char *bkr_rec_mongo_uri_shown(const char *uri);
 int bkr_rec_try_regenerate(const bkr_rec_job *j, bkr_rec_outcome *o);
+/**
+ * The manual strategy.  Not a dry run, with an alert command: it runs no
+ * command but hands its command line to the run (o->alert), which sends one
+ * alert at its end for every file of that line (bkr_rec_manual_send).
+ */
 int bkr_rec_try_manual(const bkr_rec_job *j, bkr_rec_outcome *o);
 
 /* ---- a run (run.c, apply.c, store.c, report.c) ---- */
@@ -330,6 +338,29 @@ typedef struct {
 	bool setid_dropped; /**< applied without the set-ID bits of mode (its owner could not be set) */
 	int owner_errno;    /**< root's chown to uid:gid was refused (errno); applied as ours */
 } bkr_rec_file;
+
+/**
+ * One alert of a run's manual strategy: the files whose alert command line
+ * is the same (a command that names {path} is one line a file), each with
+ * its manual attempt in the report.  Owned by the run.
+ */
+typedef struct {
+	char **argv;            /**< the command line (malloc'd, NULL-terminated) */
+	char *const *tmpl;      /**< its template (the strategy's or rc->alert) */
+	int64_t timeout_ms;
+	bkr_rec_file **files;   /**< the files it is about, in the run's order */
+	cJSON **attempts;       /**< ... each one's manual attempt (owned by the report) */
+	size_t n;
+} bkr_rec_alert;
+
+/**
+ * Send alert @p a of run @p run_id: one bkr.recovery.manual description on
+ * the command's stdin naming every file (docs/recovery.md), unless its
+ * command timed out earlier in the run (@p hung, which a time-out here
+ * joins).  0 when delivered; else an error whose message says why (*why,
+ * malloc'd), BKR_ENOMEM alone stopping the run.
+ */
+int bkr_rec_manual_send(bkr_recover *rc, const char *run_id, const bkr_rec_alert *a, bkr_rec_hung *hung, char **why);
 
 struct bkr_recover_report {
 	char run_id[96];

@@ -3,15 +3,14 @@
  * with "{path}", "{output}", "{workspace}", "{rel}" and the pattern's
  * captures substituted in each argument, in its own process group with a
  * timeout, then read and validate what it wrote to {output} (a file in the
- * engine's private scratch directory; the workspace is never written here).
+ * engine's private scratch directory, read as a live file is: the workspace
+ * is never written here).
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,46 +18,6 @@
 #include "bkr/hash.h"
 #include "bkr/io.h"
 #include "recover_i.h"
-
-/* The command's output: read, or mapped when large (the file is unlinked after, the mapping stays). */
-static int load_output(const char *path, uint8_t **data, size_t *len, bool *mapped)
-{
-	struct stat st;
-	int fd, err;
-
-	*data = NULL;
-	*len = 0;
-	*mapped = false;
-	/* O_NONBLOCK: a FIFO left there must not block the open (nor a device);
-	 * only a regular file is read, from this descriptor */
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0) {
-		if (errno == ELOOP)
-			return bkr_error_set(BKR_EINVAL, "%s: a symlink, not a regular file", path);
-		return bkr_error_set_errno(errno, "%s", path);
-	}
-	if (fstat(fd, &st) < 0) {
-		err = bkr_error_set_errno(errno, "%s", path);
-	} else if (!S_ISREG(st.st_mode)) {
-		err = bkr_error_set(BKR_EINVAL, "%s: not a regular file", path);
-	} else if ((uint64_t)st.st_size <= BKR_REC_MAP_MIN) {
-		size_t n = (size_t)st.st_size;
-		if (!(*data = malloc(n ? n : 1))) {
-			err = bkr_error_oom();
-		} else if ((err = bkr_io_pread_full(fd, *data, n, 0, path)) < 0) {
-			free(*data);
-			*data = NULL;
-		} else {
-			*len = n;
-		}
-	} else if ((uint64_t)st.st_size > SIZE_MAX) {
-		err = bkr_error_set(BKR_EINVAL, "%s: too large for this machine", path);
-	} else if ((err = bkr_rec_map(fd, (size_t)st.st_size, path, data)) == 0) {
-		*len = (size_t)st.st_size;
-		*mapped = true;
-	}
-	close(fd);
-	return err;
-}
 
 int bkr_rec_try_regenerate(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
@@ -105,7 +64,12 @@ int bkr_rec_try_regenerate(const bkr_rec_job *j, bkr_rec_outcome *o)
 		free(d);
 		goto done;
 	}
-	r = load_output(output, &data, &len, &mapped);
+	/* read as a live file is (bkr_rec_read_at: only a regular file, opened
+	 * O_NONBLOCK|O_NOFOLLOW so that a FIFO left there cannot block; a large
+	 * one copied into a private scratch file, never mapped as it is): a
+	 * process the command left outside its group may still hold {output}
+	 * open, and a mapping of it would fault when that process shrinks it */
+	r = bkr_rec_read_at(j->rc, AT_FDCWD, output, output, &data, &len, &mapped, NULL);
 	if (r == BKR_ENOTFOUND) {
 		err = bkr_rec_fail(o, BKR_ERROR, "%s exited with status 0 but wrote nothing to {output}", argv[0]);
 		goto done;

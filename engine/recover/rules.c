@@ -274,6 +274,62 @@ static int get_string(const pctx *c, const cJSON *v, const char *key, char **out
 	return 0;
 }
 
+/*
+ * A path of the machine (a git strategy's "repository", "staging_dir"):
+ * absolute, since a relative one would name another place in each directory
+ * bkr runs from (a shell's, cron's, a systemd unit's).
+ */
+static int get_abs_path(const pctx *c, const cJSON *v, const char *key, char **out)
+{
+	int err;
+
+	if ((err = get_string(c, v, key, out)) < 0)
+		return err;
+	if (**out != '/')
+		return bad(c, key,
+			   "expected an absolute path (a relative one would depend on the directory bkr runs in: "
+			   "a shell's, cron's, a systemd unit's)");
+	return 0;
+}
+
+/*
+ * A git strategy's "prefix": the workspace's path inside the repository, as
+ * its trees name it, so written as a directory may be ("srv/ws/",
+ * "./srv//ws" are "srv/ws"); an absolute path or '..' names nothing in a
+ * tree and is refused.
+ */
+static int get_git_prefix(const pctx *c, const cJSON *v, const char *key, char **out)
+{
+	const char *p;
+	char *w;
+	int err;
+
+	if ((err = get_string(c, v, key, out)) < 0)
+		return err;
+	if (**out == '/')
+		return bad(c, key, "a path inside the git repository, from its root: not absolute");
+	for (p = w = *out; *p;) {
+		const char *part = p;
+		size_t n;
+
+		while (*p && *p != '/')
+			p++;
+		n = (size_t)(p - part);
+		if (n == 2 && part[0] == '.' && part[1] == '.')
+			return bad(c, key, "'..' is not allowed in a path inside the git repository");
+		if (n && !(n == 1 && *part == '.')) {
+			if (w != *out)
+				*w++ = '/';
+			memmove(w, part, n);
+			w += n;
+		}
+		while (*p == '/')
+			p++;
+	}
+	*w = 0;
+	return 0;
+}
+
 static int get_strings(const pctx *c, const cJSON *v, const char *key, bool nonempty, char ***out, size_t *n)
 {
 	size_t cnt = 0;
@@ -303,6 +359,25 @@ static int get_strings(const pctx *c, const cJSON *v, const char *key, bool none
 	*out = arr;
 	if (n)
 		*n = cnt;
+	return 0;
+}
+
+/*
+ * A command's argv (a regenerate or manual strategy's, a validator's,
+ * alert_command): its program is a name looked up in PATH or an absolute
+ * path; "./rebuild.sh" or "bin/check" would be looked up under whatever
+ * directory bkr runs in, as a relative get_abs_path is.
+ */
+static int get_command(const pctx *c, const cJSON *v, const char *key, char ***argv, size_t *argc)
+{
+	int err;
+
+	if ((err = get_strings(c, v, key, true, argv, argc)) < 0)
+		return err;
+	if ((*argv)[0][0] != '/' && strchr((*argv)[0], '/'))
+		return bad(c, key,
+			   "the program is a relative path, which would depend on the directory bkr runs in: give "
+			   "an absolute path or a name found in PATH");
 	return 0;
 }
 
@@ -432,7 +507,7 @@ static int parse_strategy(const pctx *c, const cJSON *v, const char *key, bkr_re
 	static const char *const k_git[] = { "type", "max_age", "repository", "ref", "prefix", "max_commits", NULL };
 	static const char *const k_mongo[] = { "type", "max_age", "uri", "database", "collection", "filter", "sort",
 		"projection", "output", "limit", "server_selection_timeout_ms", "socket_timeout_ms",
-		"connect_timeout_ms", NULL };
+		"connect_timeout_ms", "timeout", NULL };
 	static const char *const k_cmd[] = { "type", "max_age", "command", "timeout", NULL };
 	const char *const *keys = common;
 	const cJSON *e, *t;
@@ -488,11 +563,11 @@ static int parse_strategy(const pctx *c, const cJSON *v, const char *key, bkr_re
 		if (strcmp(e->string, "max_age") == 0)
 			err = get_duration_s(c, e, k, &s->max_age_s);
 		else if (strcmp(e->string, "repository") == 0)
-			err = get_string(c, e, k, &s->git_repository);
+			err = get_abs_path(c, e, k, &s->git_repository);
 		else if (strcmp(e->string, "ref") == 0)
 			err = get_string(c, e, k, &s->git_ref);
 		else if (strcmp(e->string, "prefix") == 0)
-			err = get_string(c, e, k, &s->git_prefix);
+			err = get_git_prefix(c, e, k, &s->git_prefix);
 		else if (strcmp(e->string, "max_commits") == 0)
 			err = get_int(c, e, k, 1, 10000000, &s->git_max_commits);
 		else if (strcmp(e->string, "uri") == 0)
@@ -527,7 +602,7 @@ static int parse_strategy(const pctx *c, const cJSON *v, const char *key, bkr_re
 					s->connect_timeout_ms = (int32_t)ms;
 			}
 		} else if (strcmp(e->string, "command") == 0)
-			err = get_strings(c, e, k, true, &s->argv, &s->argc);
+			err = get_command(c, e, k, &s->argv, &s->argc);
 		else if (strcmp(e->string, "timeout") == 0)
 			err = get_timeout_ms(c, e, k, &s->timeout_ms);
 		if (err < 0)
@@ -642,7 +717,7 @@ static int parse_validator(const pctx *c, const cJSON *v, const char *key, bkr_r
 			else
 				return bad(c, k, "expected \"json\", \"nonempty\" or \"command\"");
 		} else if (strcmp(e->string, "command") == 0) {
-			if ((err = get_strings(c, e, k, true, &out->argv, &out->argc)) < 0)
+			if ((err = get_command(c, e, k, &out->argv, &out->argc)) < 0)
 				return err;
 		} else if (strcmp(e->string, "timeout") == 0) {
 			if ((err = get_timeout_ms(c, e, k, &out->timeout_ms)) < 0)
@@ -814,13 +889,13 @@ int bkr_recover_rules_parse(bkr_recover_rules **out, const char *json, const cha
 				if ((err = get_strings(&c, e, k, false, &r->protected_patterns, &r->nprotected)) < 0)
 					goto done;
 			} else if (strcmp(e->string, "alert_command") == 0) {
-				if ((err = get_strings(&c, e, k, true, &r->alert, &r->nalert)) < 0)
+				if ((err = get_command(&c, e, k, &r->alert, &r->nalert)) < 0)
 					goto done;
 			} else if (strcmp(e->string, "alert_timeout") == 0) {
 				if ((err = get_timeout_ms(&c, e, k, &r->alert_timeout_ms)) < 0)
 					goto done;
 			} else if (strcmp(e->string, "staging_dir") == 0) {
-				if ((err = get_string(&c, e, k, &r->staging_dir)) < 0)
+				if ((err = get_abs_path(&c, e, k, &r->staging_dir)) < 0)
 					goto done;
 			}
 		}

@@ -25,6 +25,9 @@ void bkr_rec_outcome_clear(bkr_rec_outcome *o)
 	free(o->link);
 	cJSON_Delete(o->source);
 	free(o->error);
+	for (size_t i = 0; o->alert && o->alert[i]; i++)
+		free(o->alert[i]);
+	free(o->alert);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -117,8 +120,101 @@ static int try_strategy(const bkr_rec_job *j, bkr_rec_outcome *o)
 	}
 }
 
+/* The run's alerts of the manual strategy, sent at its end (bkr_rec_manual_send). */
+typedef struct {
+	bkr_rec_alert *v;
+	size_t n;
+} alerts;
+
+static bool same_line(char *const *a, char *const *b)
+{
+	for (; *a && *b; a++, b++)
+		if (strcmp(*a, *b))
+			return false;
+	return !*a && !*b;
+}
+
+/* File @p f (its manual attempt @p attempt) into the alert of command line
+ * o->alert: the one of that line, else a new one (taking the line). */
+static int alert_add(alerts *as, bkr_rec_outcome *o, bkr_rec_file *f, cJSON *attempt)
+{
+	bkr_rec_alert *a = NULL;
+	bkr_rec_file **nf;
+	cJSON **na;
+
+	for (size_t i = 0; i < as->n && !a; i++)
+		if (as->v[i].tmpl == o->alert_tmpl && same_line(as->v[i].argv, o->alert))
+			a = &as->v[i];
+	if (!a) {
+		bkr_rec_alert *nv = realloc(as->v, (as->n + 1) * sizeof(*nv));
+		if (!nv)
+			return bkr_error_oom();
+		as->v = nv;
+		a = &nv[as->n++];
+		memset(a, 0, sizeof(*a));
+		a->argv = o->alert;
+		a->tmpl = o->alert_tmpl;
+		a->timeout_ms = o->alert_timeout_ms;
+		o->alert = NULL;
+	}
+	if (!(nf = realloc(a->files, (a->n + 1) * sizeof(*nf))))
+		return bkr_error_oom();
+	a->files = nf;
+	if (!(na = realloc(a->attempts, (a->n + 1) * sizeof(*na))))
+		return bkr_error_oom();
+	a->attempts = na;
+	a->files[a->n] = f;
+	a->attempts[a->n++] = attempt;
+	return 0;
+}
+
+static void alerts_free(alerts *as)
+{
+	for (size_t i = 0; i < as->n; i++) {
+		for (size_t k = 0; as->v[i].argv && as->v[i].argv[k]; k++)
+			free(as->v[i].argv[k]);
+		free(as->v[i].argv);
+		free(as->v[i].files);
+		free(as->v[i].attempts);
+	}
+	free(as->v);
+}
+
+/* Alert @p a not delivered (@p why): no one was asked, so each of its files is failed. */
+static void alert_undelivered(const bkr_rec_alert *a, const char *why)
+{
+	char *msg = NULL;
+
+	if (asprintf(&msg, "needs a person, but the alert was not delivered: %s", why) < 0)
+		msg = NULL;
+	for (size_t i = 0; i < a->n; i++) {
+		cJSON *e = a->files[i]->entry;
+		cJSON_ReplaceItemInObjectCaseSensitive(a->attempts[i], "result", cJSON_CreateString("alert_failed"));
+		cJSON_ReplaceItemInObjectCaseSensitive(a->attempts[i], "error", cJSON_CreateString(why));
+		cJSON_ReplaceItemInObjectCaseSensitive(e, "status", cJSON_CreateString("failed"));
+		cJSON_AddStringToObject(e, "error", msg ? msg : "needs a person, but the alert was not delivered");
+	}
+	free(msg);
+}
+
+/* Every alert of the run, once its files are done. */
+static int alerts_send(bkr_recover *rc, const char *run_id, alerts *as, bkr_rec_hung *hung)
+{
+	for (size_t i = 0; i < as->n; i++) {
+		char *why = NULL;
+		int err = bkr_rec_manual_send(rc, run_id, &as->v[i], hung, &why);
+		if (err == BKR_ENOMEM)
+			return err;
+		if (err < 0)
+			alert_undelivered(&as->v[i], why);
+		free(why);
+		bkr_error_clear();
+	}
+	return 0;
+}
+
 static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const char *run_id, bkr_rec_hung *hung,
-		       bkr_rec_file *f)
+		       alerts *as, bkr_rec_file *f)
 {
 	bkr_rec_captures caps;
 	const bkr_rec_rule *rule;
@@ -150,7 +246,7 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 		bkr_rec_job j = { rc, f->d.path, abs, s, &caps,
 				  f->d.kind == BKR_DAMAGE_TRUNCATED, f->d.reason,
 				  f->healthy ? "healthy" : bkr_damage_name(f->d.kind), attempts, run_id,
-				  !opts->apply, hung };
+				  !opts->apply };
 		bkr_rec_outcome o = { 0 };
 		int64_t t0 = bkr_rec_now_ms();
 		int r;
@@ -190,6 +286,11 @@ static int recover_one(bkr_recover *rc, const bkr_recover_options *opts, const c
 			cJSON_AddNullToObject(a, "source");
 		}
 		cJSON_AddItemToArray(attempts, a);
+		if (r == 0 && o.alert && (r = alert_add(as, &o, f, a)) < 0) {
+			bkr_rec_outcome_clear(&o);
+			free(alert_error);
+			return r;
+		}
 		if (r == 0 && (o.data || o.link) && s->type != BKR_STRATEGY_MANUAL) {
 			char hex[BKR_ID_HEX];
 			f->data = o.data;
@@ -412,6 +513,7 @@ static int run(bkr_recover *rc, const bkr_damage *items, const bool *healthy, si
 	int64_t t0 = bkr_rec_now_ms();
 	char *json = NULL;
 	bkr_rec_hung hung = { 0 };
+	alerts as = { 0 };
 	int err = 0;
 
 	*out = NULL;
@@ -433,10 +535,16 @@ static int run(bkr_recover *rc, const bkr_damage *items, const bool *healthy, si
 			goto done;
 		}
 		cJSON_AddItemToArray(rep->files, f->entry);
-		if ((err = recover_one(rc, opts, rep->run_id, &hung, f)) < 0)
+		if ((err = recover_one(rc, opts, rep->run_id, &hung, &as, f)) < 0)
 			goto done;
 		if (rc->progress)
 			rc->progress(rc->progress_ctx, "recovering", "files", i + 1, nf, 0, 0);
+	}
+	/* one alert for the files of each alert command line, not one a file */
+	if ((err = alerts_send(rc, rep->run_id, &as, &hung)) < 0)
+		goto done;
+	for (size_t i = 0; i < nf; i++) {
+		bkr_rec_file *f = &files[i];
 		rep->sum.files++;
 		if (bkr_rec_has_copy(f)) {
 			rep->sum.recovered++;
@@ -476,6 +584,7 @@ done:
 	free(sorted);
 	for (size_t i = 0; i < hung.n; i++)
 		free(hung.path[i]);
+	alerts_free(&as);
 	bkr_recover_report_free(rep);
 	bkr_rec_backups_release(rc);
 	return err;

@@ -498,6 +498,28 @@ expect_exit 0 "$BKR" -r "$KP" --password-file "$T/pw-kp2" key passwd --new-passw
 ! grep -q "still opens" "$T/err" || fail "passwd warns with no other key file of the old passphrase: $(cat "$T/err")"
 pass "key passwd names a key file the old passphrase still opens"
 
+# --- a key passwd killed after writing its new key file, before renaming it
+# into place (BKR_FAULT fsync:1:crash: SIGKILL), leaves keys/.tmp-*: a whole
+# key file, the master keys sealed under the new passphrase, that key list
+# does not show (found by hostile testing: no command ever removed it, verify
+# and prune included).  The old passphrase still opens; the next key add or
+# remove takes it away under the keys lock.
+killed_passwd() {
+	BKR_FAULT=fsync:1:crash expect_exit 137 "$BKR" -r "$KP" --password-file "$T/pw-kp" key passwd --new-password-file "$T/pw-kp2"
+	left=$(ls -A "$KP/keys" | grep '^\.tmp-') || fail "a killed passwd left no unfinished key file: $(ls -A "$KP/keys")"
+	grep -q '"kind":"bkrfs-key"' "$KP/keys/$left" || fail "a killed passwd's unfinished key file is not whole: $(head -c 200 "$KP/keys/$left")"
+	expect_exit 0 "$BKR" -r "$KP" --password-file "$T/pw-kp" list
+}
+killed_passwd
+expect_exit 0 "$BKR" -r "$KP" --password-file "$T/pw-kp" key add --new-password-file "$T/pw-kp2" --json
+[ ! -e "$KP/keys/$left" ] || fail "key add left a killed passwd's unfinished key file: $(ls -A "$KP/keys")"
+kadd=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added"])' "$T/out")
+killed_passwd
+expect_exit 0 "$BKR" -r "$KP" --password-file "$T/pw-kp" key remove "$kadd"
+[ ! -e "$KP/keys/$left" ] || fail "key remove left a killed passwd's unfinished key file: $(ls -A "$KP/keys")"
+[ "$(ls -A "$KP/keys")" = "$(ls "$KP/keys")" ] || fail "unfinished key files stay: $(ls -A "$KP/keys")"
+pass "a key passwd killed before its rename: the unfinished key file goes with the next key add or remove"
+
 # --- a key file with scrypt N 2^17 r 1 p 1: inside every bound, but against
 # scrypt's rule N < 2^(16 r), so no derivation can succeed (found by hostile
 # testing: every command of every holder failed with exit 70).  It is a
@@ -789,6 +811,23 @@ expect_exit 0 "$BKR" -r "$K/t" list
 grep -q "$idx2.*authentication failed" "$T/err" || fail "older index put back: not named: $(cat "$T/err")"
 # (its blobs are missing: the backup's tree cannot be read, which is damage: EIO)
 expect_detected "older index file put back" "$idx2|not in the index"
+# bkr copy names it as every reader does (found by hostile testing: copy,
+# from it or into it, said only "blob ID: not in the index of REPO")
+rm -rf "$K/pd"
+expect_exit 0 "$BKR" init -r "$K/pd"
+expect_exit 3 "$BKR" copy --from "$K/t" --to "$K/pd"
+grep -q "warning: $K/t/index/$idx2: authentication failed.*(index file left out" "$T/err" ||
+	fail "copy from a repository with an older index file put back: not named: $(cat "$T/err")"
+expect_exit 0 "$BKR" init -r "$K/pd2"
+expect_exit 0 "$BKR" copy --from "$K/pd2" --to "$K/t"
+grep -q "warning: $K/t/index/$idx2: authentication failed.*(index file left out" "$T/err" ||
+	fail "copy into a repository with an older index file put back: not named: $(cat "$T/err")"
+rm -rf "$K/pd" "$K/pd2"
+# and so do the recovery commands (scan, recover, batch)
+printf '{"repository": "%s", "workspace_root": "%s"}\n' "$K/t" "$K" >"$T/kt.json"
+expect_exit 4 "$BKR" -c "$T/kt.json" scan
+grep -q "warning: $K/t/index/$idx2: authentication failed.*(index file left out" "$T/err" ||
+	fail "scan in a repository with an older index file put back: not named: $(cat "$T/err")"
 # an older manifest put back under the newer one's name
 fresh >/dev/null
 cp "$K/t/backups/$id1.json" "$K/t/backups/$id2.json"
@@ -856,6 +895,49 @@ grep -q "backups/.*is sealed (encrypted)" "$T/err" || fail "downgrade with keys/
 expect_exit 4 "$BKR" -r "$K/t" list
 rm -f "$K/t"/backups/z*.json
 pass "an older index or manifest put back, a manifest of another repository, swapped records, a downgraded config: detected and named"
+
+# --- config.json gone (or damaged) and its copy, which every command then reads,
+# edited to say "none": refused as above, naming config.copy.json (found by
+# hostile testing: the line said "config.json says the repository is not
+# encrypted" of a config.json that was absent or said aes-256-gcm, and the
+# copy that did say it went unnamed)
+downgrade() { # FILE: says "none", checksum recomputed
+	python3 - "$1" <<'PY'
+import hashlib, json, sys
+p = sys.argv[1]
+c = json.loads(open(p).read())
+c["encryption"] = "none"; c["features"]["incompat"].remove("encryption")
+del c["sha256"]
+t = json.dumps(c, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(p, "w").write(t.replace("0" * 64, hashlib.sha256(t.encode()).hexdigest()))
+PY
+}
+copy_says='config.copy.json (read instead of the damaged or missing config.json) says the repository is not encrypted'
+fresh >/dev/null
+rm "$K/t/config.json"
+downgrade "$K/t/config.copy.json"
+expect_exit 4 "$BKR" -r "$K/t" list
+one_line_error
+grep -qF "$copy_says, but keys/ holds key files" "$T/err" || fail "a downgraded config.copy.json: $(cat "$T/err")"
+# config.json damaged (a flipped byte) rather than gone: the same
+fresh >/dev/null
+sed -i 's/"aes-256-gcm"/"aes-256-gcn"/' "$K/t/config.json"
+downgrade "$K/t/config.copy.json"
+expect_exit 4 "$BKR" -r "$K/t" verify
+one_line_error
+grep -qF "$copy_says, but keys/ holds key files" "$T/err" || fail "a damaged config.json, a downgraded copy: $(cat "$T/err")"
+# keys/ emptied too: the sealed index files, then the sealed manifests, name it
+rm -rf "$K/t/keys"
+snapshot "$K/t" >"$T/before"
+expect_exit 4 "$BKR" -r "$K/t" create "$K/src"
+grep -qF "is sealed (encrypted), but $copy_says" "$T/err" || fail "a downgraded copy, keys/ emptied: $(cat "$T/err")"
+snapshot "$K/t" | cmp -s - "$T/before" || fail "a backup into a repository with a downgraded config.copy.json wrote something"
+rm -f "$K/t"/index/*.idx
+snapshot "$K/t" >"$T/before"
+expect_exit 4 "$BKR" -r "$K/t" create --type incremental "$K/src"
+grep -q "backups/.*is sealed (encrypted), but $copy_says" "$T/err" || fail "a downgraded copy, keys/ and index/ emptied: $(cat "$T/err")"
+snapshot "$K/t" | cmp -s - "$T/before" || fail "an incremental backup into a repository with a downgraded config.copy.json wrote something"
+pass "config.json gone or damaged, its copy downgraded: refused, naming config.copy.json"
 
 # --- repair: the index rebuilt from the sealed pack footers; a pack that
 # fails them (tampered, renamed, another repository's) is named and not

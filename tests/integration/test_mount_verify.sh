@@ -48,6 +48,15 @@ v1=$(attr "$mnt/by-id/${ids[1]}" user.bkr.verify)
 [ "$(attr "$mnt/by-id/${ids[0]}" user.bkr.verify)" = "$v" ] || fail "the other backup took the newer verify"
 pass "verify of one backup shows on it alone"
 
+# one named as 'latest' (or a prefix): its record names the backup by its full
+# id, so it shows on that backup (it kept the ID as given, matched no backup)
+"$BKR" -q -r "$R" verify latest
+v3=$(attr "$mnt/by-id/${ids[1]}" user.bkr.verify)
+[[ $v3 == *" result=ok scope=${ids[1]} read_data=no "* ]] && [ "$v3" != "$v1" ] ||
+	fail "a verify of 'latest' on the latest backup: $v3 (before it: $v1)"
+[ "$(attr "$mnt/by-id/${ids[0]}" user.bkr.verify)" = "$v" ] || fail "the other backup took the verify of 'latest'"
+pass "verify of 'latest' shows on that backup: $v3"
+
 # damage the first backup's data: the mount answers EIO and counts it
 pack=$(python3 - "$R" <<'PY'
 import os, sys

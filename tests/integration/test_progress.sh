@@ -271,3 +271,72 @@ for cmd in "-c $T/rcfg.json scan --deep" "-c $T/rcfg.json batch --deep" "-r $RR 
 	no_progress "$T/piped" || fail "$cmd: progress in a pipe: $(cat -A "$T/piped")"
 	pass "${cmd#-[cr] * }: no progress with -q, with --json (stdout a file, stderr a terminal), nor in a pipe"
 done
+
+# --- diff --live and log -p: a line on a terminal (stderr), erased before each result and
+# the summary; stdout redirected on a terminal holds the results only; none with -q, --json
+# or in a pipe
+LW=$T/lws
+LR=$T/lrepo
+mkdir -p "$LW/conv"
+for i in $(seq -w 1 40); do head -c 2000 /dev/urandom >"$LW/conv/f$i.bin"; done
+printf '{"repository": "%s", "workspace_root": "%s"}\n' "$LR" "$LW" >"$T/lcfg.json"
+"$BKR" -q init -r "$LR"
+for turn in 1 2 3; do
+	printf '{"turn": %s}\n' "$turn" >"$LW/conv/a.json"
+	"$BKR" -q -c "$T/lcfg.json" create --all
+done
+printf '{"turn": 4}\n' >"$LW/conv/a.json"
+rm "$LW/conv/f07.bin"
+on_tty "$T/tty.diff" "$BKR" -r "$LR" diff latest --live || fail "diff --live: $(cat -A "$T/tty.diff")"
+line=$(drawn "$T/tty.diff" "comparing: 41/41 files \(100%\).*" "0 added, 1 removed, 1 modified") ||
+	fail "diff --live on a terminal: $(cat -A "$T/tty.diff")"
+# each change on a line of its own, after an erased line, never glued to one
+python3 - "$T/tty.diff" <<'PY' || fail "diff --live: a change glued to the progress line: $(cat -A "$T/tty.diff")"
+import sys
+text = open(sys.argv[1], encoding="utf-8", errors="replace", newline="").read()
+for change in ("M  lws/conv/a.json", "-  lws/conv/f07.bin"):
+    at = text.index(change)
+    assert text[:at].endswith(("\r\x1b[K", "\n")), (change, text[:at][-80:])
+PY
+pass "diff --live on a terminal: $line"
+script -qec "$(printf '%q ' "$BKR" -r "$LR" diff latest --live) >$(printf %q "$T/diff.out")" /dev/null </dev/null >"$T/tty.diff2" ||
+	fail "diff --live > FILE: $(cat -A "$T/tty.diff2")"
+grep -q "comparing: " "$T/tty.diff2" || fail "diff --live > FILE: no progress on the terminal: $(cat -A "$T/tty.diff2")"
+[ "$(cat "$T/diff.out")" = "$(printf 'M  lws/conv/a.json\n-  lws/conv/f07.bin')" ] ||
+	fail "diff --live > FILE: stdout holds more than the changes: $(cat -A "$T/diff.out")"
+pass "diff --live > FILE on a terminal: the line on the terminal, the changes alone in the file"
+
+on_tty "$T/tty.log" "$BKR" -r "$LR" log -p lws/conv/a.json || fail "log -p: $(cat -A "$T/tty.log")"
+drawn "$T/tty.log" "reading: 3/3 backups \(100%\).*" "" >/dev/null || fail "log -p: no reading line: $(cat -A "$T/tty.log")"
+line=$(drawn "$T/tty.log" "diffing: 2/3 versions \(66%\).*" "") || fail "log -p on a terminal: $(cat -A "$T/tty.log")"
+python3 - "$T/tty.log" <<'PY' || fail "log -p: a version glued to the progress line: $(cat -A "$T/tty.log")"
+import re, sys
+text = open(sys.argv[1], encoding="utf-8", errors="replace", newline="").read()
+versions = [m.start() for m in re.finditer(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  backup_", text)]
+assert len(versions) == 3, text
+for at in versions:
+    assert text[:at].endswith("\r\x1b[K"), text[:at][-80:]
+assert text.rstrip().endswith("3 version(s) of lws/conv/a.json in 3 backup(s) of its source"), text[-200:]
+PY
+pass "log -p on a terminal: $line"
+script -qec "$(printf '%q ' "$BKR" -r "$LR" log -p lws/conv/a.json) >$(printf %q "$T/log.out")" /dev/null </dev/null >"$T/tty.log2" ||
+	fail "log -p > FILE: $(cat -A "$T/tty.log2")"
+grep -q "diffing: " "$T/tty.log2" || fail "log -p > FILE: no progress on the terminal: $(cat -A "$T/tty.log2")"
+"$BKR" -r "$LR" log -p lws/conv/a.json 2>/dev/null | cmp - "$T/log.out" || fail "log -p > FILE on a terminal differs from a pipe's"
+pass "log -p > FILE on a terminal: the line on the terminal, the file as through a pipe"
+
+for cmd in "diff latest --live" "log -p lws/conv/a.json"; do
+	# shellcheck disable=SC2086
+	on_tty "$T/tty.q" "$BKR" -q -r "$LR" $cmd || fail "-q $cmd: $(cat -A "$T/tty.q")"
+	! grep -Eq '(comparing|reading|diffing): ' "$T/tty.q" || fail "-q $cmd showed progress: $(cat -A "$T/tty.q")"
+	# shellcheck disable=SC2086
+	script -qec "$(printf '%q ' "$BKR" -r "$LR" $cmd --json) >$(printf %q "$T/out.json")" /dev/null </dev/null >"$T/tty.json" ||
+		fail "$cmd --json: $(cat -A "$T/tty.json")"
+	python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/out.json" || fail "$cmd --json: $(cat -A "$T/out.json")"
+	! grep -Eq '(comparing|reading|diffing): ' "$T/tty.json" "$T/out.json" || fail "$cmd --json: progress: $(cat -A "$T/tty.json")"
+	# shellcheck disable=SC2086
+	"$BKR" -r "$LR" $cmd 2>&1 | cat >"$T/piped"
+	! grep -Eq '(comparing|reading|diffing): ' "$T/piped" && ! grep -q $'[\r\e]' "$T/piped" ||
+		fail "$cmd: progress in a pipe: $(cat -A "$T/piped")"
+	pass "$cmd: no progress with -q, with --json, nor in a pipe"
+done

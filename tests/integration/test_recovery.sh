@@ -648,4 +648,54 @@ st=0; "$BKR" batch --apply -c "$T/val.json" > "$T/batch-val.out" 2>&1 || st=$?
 grep -q '^failed    notes.txt: recovered, not written: notes.txt: not overwritten: checking it again: validator command timed out' "$T/batch-val.out" ||
 	fail "the timed-out validator is not said: $(cat "$T/batch-val.out")"
 
+# --- many files that need a person: `bkr batch --apply` and `bkr recover --apply`
+# send one alert a run naming them all (the first 10 in its message, every one in
+# its "files"), not one a file (25 files ran the alert command 25 times)
+WM="$T/wsm"; RM="$T/repom"
+mkdir -p "$WM/notes"
+for i in $(seq -w 1 25); do echo "{\"n\": $i}" > "$WM/notes/n$i.json"; done
+cat > "$T/bin/alert1.sh" <<'SH'
+#!/bin/sh
+cat > "$1.$$"
+echo run >> "$1.count"
+SH
+chmod +x "$T/bin/alert1.sh"
+cat > "$T/many.json" <<JSON
+{"repository": "$RM", "workspace_root": "$WM",
+ "recovery": {"staging_dir": "$T/stagedm",
+   "rules": [{"pattern": "notes/{id}.json",
+              "strategies": [{"type": "manual", "command": ["$T/bin/alert1.sh", "$T/alertm"]}]}]}}
+JSON
+"$BKR" init -r "$RM" >/dev/null
+for i in $(seq -w 1 25); do echo "{" > "$WM/notes/n$i.json"; done
+st=0; "$BKR" batch -c "$T/many.json" --apply > "$T/batch-many.out" 2>&1 || st=$?
+[ "$st" = 6 ] || fail "batch of 25 files for a person: exit $st: $(cat "$T/batch-many.out")"
+grep -q "25 need a person, 0 failed" "$T/batch-many.out" || fail "batch of 25 files for a person: $(cat "$T/batch-many.out")"
+[ "$(cat "$T/alertm.count")" = run ] || fail "the alert command ran $(wc -l < "$T/alertm.count") times for 25 files"
+run=$("$BKR" recovered -c "$T/many.json" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["run_id"])')
+python3 - "$T" "$run" <<'PY' || fail "the alert of 25 files"
+import glob, json, sys
+t, run = sys.argv[1], sys.argv[2]
+(f,) = [x for x in glob.glob(t + "/alertm.*") if not x.endswith(".count")]
+a = json.load(open(f))
+names = ["notes/n%02d.json" % i for i in range(1, 26)]
+assert a["event"] == "bkr.recovery.manual" and a["run_id"] == run and a["count"] == 25, a
+assert [x["path"] for x in a["files"]] == names, a["files"]
+assert all(x["kind"] == "invalid" and x["absolute_path"] == t + "/wsm/" + x["path"] for x in a["files"]), a["files"]
+assert a["path"] == names[0], a
+assert a["message"] == ("25 files need a person: recovery run %s could not recover them: %s and 15 more (every one "
+                        "in the description's \"files\", and in 'bkr recovered %s')" % (run, ", ".join(names[:10]), run)), a["message"]
+PY
+# one file (recover --file): one alert of one file, as before
+rm -f "$T"/alertm.*
+st=0; "$BKR" recover -c "$T/many.json" --file "$WM/notes/n03.json" --apply > "$T/recover-one.out" 2>&1 || st=$?
+[ "$st" = 6 ] && [ "$(cat "$T/alertm.count")" = run ] || fail "recover of one file for a person: exit $st: $(cat "$T/recover-one.out")"
+python3 - "$T" <<'PY' || fail "the alert of one file"
+import glob, json, sys
+(f,) = [x for x in glob.glob(sys.argv[1] + "/alertm.*") if not x.endswith(".count")]
+a = json.load(open(f))
+assert a["count"] == 1 and a["path"] == "notes/n03.json" and [x["path"] for x in a["files"]] == ["notes/n03.json"], a
+assert a["message"].startswith("notes/n03.json needs a person: recovery run "), a["message"]
+PY
+
 echo "recovery integration: ok"

@@ -422,6 +422,7 @@ v, rd = h["verify"], h["verify_read_data"]
 assert v["ok"] is True and v["read_data"] is False and v["time"].startswith("2027-01-11T12:00"), v
 assert rd["ok"] is False and rd["read_data"] is True and rd["time"].startswith("2027-01-11T10:00"), rd
 assert rd["errors"] >= 1 and rd["damaged_objects"] >= 1, rd
+assert rd["damaged_backups"] and h["damaged_backups"] == sorted(rd["damaged_backups"]), (rd, h["damaged_backups"])
 assert not h["healthy"] and any(r.startswith("the last verify --read-data (2027-01-11T10:00") and
                                 "run 'bkr repair', then 'bkr verify --read-data'" in r for r in h["reasons"]), h["reasons"]
 PY
@@ -438,6 +439,64 @@ grep -q "^bkr_verify_last_ok 1$" "$T/out" && grep -q "^bkr_verify_last_read_data
 expect_exit 1 "$BKR" -c "$T/tiered.json" health --as-of 2027-01-11T11:00:00Z
 [ "$(grep -c "verify found\|verify --read-data (" "$T/out")" = 1 ] || fail "health before the verify of the structure: $(cat "$T/out")"
 pass "health keeps the last verify --read-data's damage after a verify of the structure, and reports both (--json, text, metrics)"
+
+# --- a verify run by hand names the backups it found damaged (its record's
+# "damaged_backups", the backup checked by its full id): health does not count
+# them good (text, --json, metrics), a verify of the structure since does not
+# clear them, a later verify that finds the backup whole does (newest wins per backup)
+W8=$T/ws8
+R8=$T/repo8
+mkdir -p "$W8/s" "$T/logs8"
+printf 'one\n' >"$W8/s/a.txt"
+"$BKR" init -r "$R8" >/dev/null
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "s", "paths": ["s"], "schedule": "daily"}]}\n' \
+	"$R8" "$W8" "$T/logs8" >"$T/hand.json"
+BKR_TEST_NOW=2027-03-01T10:00:00Z "$BKR" -q -c "$T/hand.json" create >/dev/null
+find "$R8/data" -name '*.pack' | sort >"$T/packs1"
+printf 'two, other bytes\n' >"$W8/s/b.txt"
+BKR_TEST_NOW=2027-03-02T10:00:00Z "$BKR" -q -c "$T/hand.json" create >/dev/null
+find "$R8/data" -name '*.pack' | sort >"$T/packs2"
+b1=$("$BKR" -r "$R8" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+b2=$("$BKR" -r "$R8" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[1]["backup_id"])')
+pack=$(comm -13 "$T/packs1" "$T/packs2")
+[ -f "$pack" ] && [ "$b1" != "$b2" ] || fail "the second backup's own data pack: '$pack' ($b1, $b2)"
+cp "$pack" "$T/good.pack"
+printf 'XXXXXXXX' | dd of="$pack" bs=1 seek=20 conv=notrunc status=none
+expect_exit 1 env BKR_TEST_NOW=2027-03-02T11:00:00Z "$BKR" -r "$R8" verify --read-data latest
+python3 - "$R8/records" "$b2" <<'PY' || fail "the verify record of one damaged backup"
+import glob, json, sys
+v = sorted((r for r in (json.load(open(f)) for f in glob.glob(sys.argv[1] + "/*.json")) if r.get("kind") == "verify"),
+           key=lambda r: r["time"])
+assert v[-1]["backup_id"] == sys.argv[2] and v[-1]["damaged_backups"] == [sys.argv[2]], v[-1]
+PY
+expect_exit 0 env BKR_TEST_NOW=2027-03-02T12:00:00Z "$BKR" -r "$R8" verify
+expect_exit 1 "$BKR" -c "$T/hand.json" health --as-of 2027-03-02T13:00:00Z --json
+python3 - "$T/out" "$b1" "$b2" <<'PY' || fail "health after a verify by hand of a damaged backup: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+b1, b2 = sys.argv[2], sys.argv[3]
+assert h["damaged_backups"] == [b2], h["damaged_backups"]
+assert h["sources"][0]["newest_backup"] == b1, h["sources"]
+assert h["verify"]["ok"] is True and h["verify"]["read_data"] is False, h["verify"]
+assert h["reasons"] == ["1 backup is damaged (first: %s): a verify found an error in it and no verify since found it "
+                        "whole (not counted good): run 'bkr repair', then 'bkr verify --read-data'" % b2], h["reasons"]
+PY
+expect_exit 1 "$BKR" -c "$T/hand.json" health --as-of 2027-03-02T13:00:00Z
+grep -qx "damaged backup (not counted good): $b2" "$T/out" && grep -q "^  s  *daily .* ok  *$b1$" "$T/out" ||
+	fail "health's text after a verify by hand of a damaged backup: $(cat "$T/out")"
+expect_exit 1 "$BKR" -c "$T/hand.json" health --as-of 2027-03-02T13:00:00Z --prometheus -
+grep -qx "bkr_damaged_backups 1" "$T/out" || fail "bkr_damaged_backups: $(grep damaged "$T/out")"
+cp "$T/good.pack" "$pack"
+expect_exit 0 env BKR_TEST_NOW=2027-03-02T14:00:00Z "$BKR" -r "$R8" verify --read-data "${b2%_*}"
+expect_exit 0 "$BKR" -c "$T/hand.json" health --as-of 2027-03-02T15:00:00Z --json
+python3 - "$T/out" "$b2" <<'PY' || fail "health after the backup was found whole: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert h["healthy"] and h["damaged_backups"] == [] and h["sources"][0]["newest_backup"] == sys.argv[2], h
+PY
+expect_exit 0 "$BKR" -c "$T/hand.json" health --as-of 2027-03-02T15:00:00Z --prometheus -
+grep -qx "bkr_damaged_backups 0" "$T/out" || fail "bkr_damaged_backups once whole: $(grep damaged "$T/out")"
+pass "a damaged backup a verify by hand found is not counted good (text, --json, metrics) until a verify finds it whole"
 
 # --- a backup dated in the future (made while the clock was ahead) does not
 # stop the schedules, does not count as a source's newest backup for health

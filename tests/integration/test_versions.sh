@@ -401,3 +401,23 @@ PY
 [ ! -s "$T/bkrfs-types.err" ] || fail "bkrfs under plain readdir: $(cat "$T/bkrfs-types.err")"
 bkrfs_unmount "$T/mnt-types"
 pass "/versions under plain readdir: FIFOs, devices and symlinks listed with their own type"
+
+# --- a backup made after the view was built and before the first visit of
+# /by-source: the history catalog, built at that visit, held it while /by-id
+# did not yet (until the watcher's next look: here an hour), so
+# /by-source/s/latest and /by-source/s/<id> were symlinks into /by-id that did
+# not resolve (ENOENT).  The catalog now holds the backups of the view.
+R11=$T/repo11
+"$BKR" init -r "$R11" >/dev/null
+echo one >"$W8/s/f"
+"$BKR" -q -r "$R11" create "$W8/s" >/dev/null
+bkrfs_fg "$R11" "$T/mnt11" "$T/bkrfs11.err" -o watch_ms=3600000
+ls "$T/mnt11/by-id" >/dev/null # the view is built
+echo two >"$W8/s/f"
+"$BKR" -q -r "$R11" create "$W8/s" >/dev/null
+for e in "$T/mnt11/by-source/s"/*; do
+	[ -e "$e" ] || fail "/by-source/s/${e##*/} does not resolve: $(readlink "$e"); /by-id: $(ls "$T/mnt11/by-id")"
+done
+[ "$(cat "$T/mnt11/by-source/s/latest/f")" = one ] || fail "/by-source/s/latest: $(readlink "$T/mnt11/by-source/s/latest")"
+bkrfs_unmount "$T/mnt11"
+pass "/by-source entries resolve in /by-id when a backup was made after the view was built"

@@ -7,6 +7,7 @@
 //             bson_validate recursed once per level and overflowed the stack)
 //   deep300   one nested 300 levels (bson_as_json writes "{ ... }" below 200)
 //   good      one document {sid: "s1"}
+//   loop      a cursor that never ends: each getMore answers one more document
 import net from 'node:net';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -27,6 +28,7 @@ function nested(n) {
 }
 function findReply(cmd) {
   const ns = cmd.$db + '.' + cmd.find, id = BSON.Long.fromNumber(0);
+  if (cmd.find === 'loop') return BSON.serialize({ cursor: { firstBatch: [{ sid: 's1' }], id: BSON.Long.fromNumber(7), ns }, ok: 1 });
   if (cmd.find === 'elements') return BSON.serialize({ cursor: { firstBatch: [1, 2, 's'], id, ns }, ok: 1 });
   if (cmd.find.startsWith('deep')) {
     // the reply with a placeholder document, its bytes then put in its place
@@ -49,6 +51,7 @@ function handle(sock, rt, op, body) {
   const cmd = BSON.deserialize(body.subarray(5, 5 + body.readInt32LE(5)));
   const name = Object.keys(cmd)[0];
   if (name === 'find') sock.write(opMsg(rt, findReply(cmd)));
+  else if (name === 'getMore') sock.write(opMsg(rt, BSON.serialize({ cursor: { nextBatch: [{ sid: 's1' }], id: BSON.Long.fromNumber(7), ns: cmd.$db + '.' + cmd.collection }, ok: 1 })));
   else if (/^(hello|isMaster|ismaster)$/.test(name)) sock.write(opMsg(rt, hello()));
   else sock.write(opMsg(rt, BSON.serialize({ ok: 1 })));
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bkr/crypto.h"
+#include "bkr/digest.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
 
@@ -150,6 +151,49 @@ static void test_hmac_ids(void **state)
 	bkr_crypto_free(c);
 	bkr_crypto_free(d);
 	bkr_crypto_free(NULL);
+}
+
+/* An id computed while the same bytes go into a file's content digest (the
+ * backup's one pass, bkr_crypto_blob_id_digest): the known HMAC above, and
+ * for lengths around SHA-256's block, keyed and plain, the id
+ * bkr_crypto_blob_id gives and the digest of everything fed. */
+static void test_blob_id_digest(void **state)
+{
+	static const uint8_t want[32] = {
+		0x19, 0x8a, 0x60, 0x7e, 0xb4, 0x4b, 0xfb, 0xc6, 0x99, 0x03, 0xa0, 0xf1, 0xcf, 0x2b, 0xbd, 0xc5,
+		0xba, 0x0a, 0xa3, 0xf3, 0xd9, 0xae, 0x3c, 0x1c, 0x7a, 0x3b, 0x16, 0x96, 0xa0, 0xb6, 0x8c, 0xf7,
+	};
+	static const size_t lens[] = { 0, 1, 55, 56, 63, 64, 65, 200, 4099 };
+	uint8_t mac[32], enc[32], buf[4099 + 33];
+	bkr_crypto *c = NULL;
+	bkr_digest *dg = bkr_digest_new(BKR_DIGEST_PLAIN);
+	bkr_id id, id2, dig, sha;
+	(void)state;
+	memset(mac, 0x0b, sizeof(mac));
+	memset(enc, 1, sizeof(enc));
+	assert_non_null(dg);
+	assert_int_equal(bkr_crypto_new(&c, enc, mac, repo_a), 0);
+	bkr_crypto_blob_id_digest(c, dg, "Hi There", 8, &id);
+	assert_memory_equal(id.b, want, 32);
+	bkr_digest_final(dg, &dig);
+	bkr_sha256("Hi There", 8, &sha);
+	assert_memory_equal(dig.b, sha.b, 32);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 37 + 1);
+	for (int keyed = 0; keyed < 2; keyed++) {
+		for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+			/* 33 bytes in the digest before: its stream is mid-block */
+			bkr_digest_update(dg, buf, 33);
+			bkr_crypto_blob_id_digest(keyed ? c : NULL, dg, buf + 33, lens[i], &id);
+			bkr_crypto_blob_id(keyed ? c : NULL, buf + 33, lens[i], &id2);
+			assert_memory_equal(id.b, id2.b, 32);
+			bkr_digest_final(dg, &dig);
+			bkr_sha256(buf, 33 + lens[i], &sha);
+			assert_memory_equal(dig.b, sha.b, 32);
+		}
+	}
+	bkr_digest_free(dg);
+	bkr_crypto_free(c);
 }
 
 static void test_kdf(void **state)
@@ -534,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_aead_roundtrip_and_tamper),
 		cmocka_unit_test(test_aead_known_answer),
 		cmocka_unit_test(test_hmac_ids),
+		cmocka_unit_test(test_blob_id_digest),
 		cmocka_unit_test(test_kdf),
 		cmocka_unit_test(test_sealed_objects),
 		cmocka_unit_test(test_sealed_blobs),

@@ -169,17 +169,51 @@ static void test_two_backups(void **state)
 	bkr_manifest_free(b);
 }
 
+/* The progress of a live diff: its calls, the last one's counts. */
+typedef struct {
+	int calls;
+	char step[32], items[32];
+	uint64_t done, total;
+} progress_seen;
+
+static void on_progress(void *ctx, const char *step, const char *items, uint64_t done, uint64_t total,
+			uint64_t bytes_done, uint64_t bytes_total)
+{
+	progress_seen *p = ctx;
+	p->calls++;
+	snprintf(p->step, sizeof(p->step), "%s", step);
+	snprintf(p->items, sizeof(p->items), "%s", items);
+	assert_true(done >= p->done); /* never backwards */
+	p->done = done;
+	p->total = total;
+	assert_int_equal(bytes_done, 0);
+	assert_int_equal(bytes_total, 0);
+}
+
 static void test_live(void **state)
 {
 	fx *f = *state;
 	bkr_manifest *a = backup(f);
 	changes c = { 0 };
+	progress_seen p = { 0 };
 	bkr_diff_stats st;
 	bkr_diff_options o = BKR_DIFF_OPTIONS_INIT;
+	uint64_t files = 0;
 	o.callback = on_change;
 	o.ctx = &c;
+	o.progress = on_progress;
+	o.progress_ctx = &p;
 	assert_int_equal(bkr_diff_live(f->r, a, NULL, 0, &o, &st), 0);
 	assert_int_equal(c.n, 0);
+	/* the end is reported: every file of the backup compared, of their number */
+	for (size_t i = 0; i < a->nsources; i++)
+		files += a->sources[i].files_backed_up;
+	assert_true(files > 0 && p.calls >= 1);
+	assert_string_equal(p.step, "comparing");
+	assert_string_equal(p.items, "files");
+	assert_int_equal(p.done, files);
+	assert_int_equal(p.total, files);
+	memset(&p, 0, sizeof(p));
 	change(f);
 	assert_int_equal(bkr_diff_live(f->r, a, NULL, 0, &o, &st), 0);
 	int i = find(&c, "M ws/d/content");

@@ -4,7 +4,11 @@
  * computed independently from the specification, does not depend on how
  * the bytes and zeros are fed (pieces, block alignment, zeros as data or as
  * holes), and tells a single changed byte; bkr_digest_fd gives the same
- * digest for a sparse file and a dense copy of it.
+ * digest for a sparse file and a dense copy of it.  The streaming SHA-256
+ * (on the SHA extensions where the CPU has them, OpenSSL's otherwise: the
+ * test runs again as digest_noshani with BKR_SHANI=0) gives OpenSSL's
+ * one-shot values however it is fed, and bkr_digest_update2 the digest of
+ * the whole and another hash's at any offset and length of either.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,6 +42,131 @@ static void test_plain_is_sha256(void **state)
 	assert_memory_equal(a.b, b.b, BKR_ID_SIZE);
 	bkr_digest_free(d);
 	bkr_digest_free(NULL);
+}
+
+/* FIPS 180-2's "abc" and its two-block message, fed a byte at a time and
+ * whole, and a copy of a state mid-way; then any split of 3 blocks against
+ * OpenSSL's one-shot SHA-256 (bkr_sha256). */
+static void test_hash_stream(void **state)
+{
+	(void)state;
+	static const char *msg2 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+	static const char *hex1 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	static const char *hex2 = "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1";
+	char hex[BKR_ID_HEX];
+	uint8_t buf[192 + 1];
+	bkr_hash_ctx *h = bkr_hash_new(), *h2 = bkr_hash_new();
+	bkr_id a, b;
+
+	assert_non_null(h);
+	assert_non_null(h2);
+	if (getenv("BKR_SHANI") && strcmp(getenv("BKR_SHANI"), "0") == 0)
+		assert_false(bkr_hash_pair_fast());
+	bkr_hash_update(h, "abc", 3);
+	bkr_hash_final(h, &a);
+	bkr_id_to_hex(&a, hex);
+	assert_string_equal(hex, hex1);
+	for (size_t i = 0; i < strlen(msg2); i++) {
+		bkr_hash_update(h, msg2 + i, 1);
+		if (i == 20)
+			assert_int_equal(bkr_hash_copy(h2, h), 0);
+	}
+	bkr_hash_final(h, &a);
+	bkr_id_to_hex(&a, hex);
+	assert_string_equal(hex, hex2);
+	bkr_hash_update(h2, msg2 + 21, strlen(msg2) - 21);
+	bkr_hash_final(h2, &a);
+	bkr_id_to_hex(&a, hex);
+	assert_string_equal(hex, hex2);
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 131 + 7);
+	for (size_t len = 0; len < sizeof(buf); len += len < 70 ? 1 : 61) {
+		bkr_sha256(buf, len, &a);
+		for (size_t cut = 0; cut <= len; cut += cut < 70 ? 1 : 13) {
+			bkr_hash_update(h, buf, cut);
+			bkr_hash_update(h, buf + cut, len - cut);
+			bkr_hash_final(h, &b);
+			assert_memory_equal(a.b, b.b, BKR_ID_SIZE);
+		}
+	}
+	bkr_hash_free(h);
+	bkr_hash_free(h2);
+	bkr_hash_free(NULL);
+}
+
+/* bkr_digest_update2 at every offset of a 64-byte block in the digest and
+ * in the other hash, with lengths around block sizes: the other hash gets
+ * exactly its bytes, the digest those of the whole file; in the sparse
+ * form too. */
+static void test_update2(void **state)
+{
+	(void)state;
+	static const size_t pre[] = { 0, 1, 55, 56, 63, 64, 65, 100, 4096 };
+	static const size_t hpre[] = { 0, 1, 63, 64, 70 };
+	static const size_t lens[] = { 0, 1, 8, 55, 56, 63, 64, 65, 119, 127, 128, 129, 1000, 65536 + 17 };
+	size_t cap = 4096 + 65536 + 17 + 7;
+	uint8_t *buf = malloc(cap), *cat = malloc(cap + 70);
+	bkr_digest *d = bkr_digest_new(BKR_DIGEST_PLAIN), *s = bkr_digest_new(BKR_DIGEST_SPARSE);
+	bkr_hash_ctx *h = bkr_hash_new();
+	bkr_id want, got, id, idw;
+
+	assert_non_null(buf);
+	assert_non_null(cat);
+	assert_non_null(d);
+	assert_non_null(s);
+	assert_non_null(h);
+	for (size_t i = 0; i < cap; i++)
+		buf[i] = (uint8_t)((i * 2654435761u) >> 13);
+	for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]); i++) {
+		for (size_t j = 0; j < sizeof(lens) / sizeof(lens[0]); j++) {
+			for (size_t k = 0; k < sizeof(hpre) / sizeof(hpre[0]); k++) {
+				size_t p = pre[i], l = lens[j], q = hpre[k];
+				/* h: q bytes of its own (the end of buf), then the chunk */
+				memcpy(cat, buf + cap - q, q);
+				memcpy(cat + q, buf + p, l);
+				bkr_sha256(buf, p + l + 7, &want);
+				bkr_sha256(cat, q + l, &idw);
+				bkr_digest_update(d, buf, p);
+				bkr_hash_update(h, buf + cap - q, q);
+				bkr_digest_update2(d, h, buf + p, l);
+				bkr_digest_update(d, buf + p + l, 7);
+				bkr_digest_final(d, &got);
+				bkr_hash_final(h, &id);
+				assert_memory_equal(got.b, want.b, BKR_ID_SIZE);
+				assert_memory_equal(id.b, idw.b, BKR_ID_SIZE);
+			}
+			/* two chunks in a row (the second's digest stream is mid-block) */
+			size_t p = pre[i], l = lens[j];
+			bkr_sha256(buf, p + l + 7, &want);
+			bkr_digest_update2(d, h, buf, p);
+			bkr_hash_final(h, &id);
+			bkr_sha256(buf, p, &idw);
+			assert_memory_equal(id.b, idw.b, BKR_ID_SIZE);
+			bkr_digest_update2(d, h, buf + p, l + 7);
+			bkr_hash_final(h, &id);
+			bkr_sha256(buf + p, l + 7, &idw);
+			assert_memory_equal(id.b, idw.b, BKR_ID_SIZE);
+			bkr_digest_final(d, &got);
+			assert_memory_equal(got.b, want.b, BKR_ID_SIZE);
+		}
+	}
+	/* the sparse form: the digest as bkr_digest_update gives it, and the id */
+	bkr_digest_update(s, buf, 100);
+	bkr_digest_update(s, buf + 100, 65536);
+	bkr_digest_final(s, &want);
+	bkr_digest_update(s, buf, 100);
+	bkr_digest_update2(s, h, buf + 100, 65536);
+	bkr_digest_final(s, &got);
+	bkr_hash_final(h, &id);
+	bkr_sha256(buf + 100, 65536, &idw);
+	assert_memory_equal(got.b, want.b, BKR_ID_SIZE);
+	assert_memory_equal(id.b, idw.b, BKR_ID_SIZE);
+	bkr_hash_free(h);
+	bkr_digest_free(d);
+	bkr_digest_free(s);
+	free(buf);
+	free(cat);
 }
 
 static void test_sparse_vector(void **state)
@@ -165,6 +294,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain_is_sha256),
+		cmocka_unit_test(test_hash_stream),
+		cmocka_unit_test(test_update2),
 		cmocka_unit_test(test_sparse_vector),
 		cmocka_unit_test(test_sparse_any_feeding),
 		cmocka_unit_test(test_fd_sparse_and_dense),

@@ -17,6 +17,7 @@
 #include "bkr/health.h"
 #include "bkr/io.h"
 #include "bkr/repo.h"
+#include "bkr/verify_record.h"
 #include "testutil.h"
 
 #define NS 1000000000LL
@@ -291,6 +292,86 @@ static void test_records_read_data_io(void **state)
 	tu_rmrf(dir);
 }
 
+/* A verify record (as `bkr verify` leaves one) at @p t: of backup @p id (NULL:
+ * all), naming @p bad as damaged (NULL: none). */
+static void add_verify(bkr_repo *r, int64_t t, const char *id, bool read_data, bkr_verify_result result,
+		       const char *bad)
+{
+	char *names[1] = { (char *)bad };
+	bkr_verify_record rec = { .time_ns = t, .backup_id = (char *)id, .read_data = read_data, .result = result,
+				  .damaged_backups = names, .ndamaged_backups = bad ? 1 : 0 };
+	rec.stats.errors = bad ? 1 : 0;
+	assert_int_equal(bkr_verify_record_add(r, &rec), 0);
+}
+
+/* health's damaged backups at @p now: "" or "a,b" */
+static void damaged_at(const bkr_config *cfg, bkr_repo *r, int64_t now, const char *want, const char *reason)
+{
+	char got[512] = "";
+	bkr_health *h = NULL;
+	assert_int_equal(bkr_health_check(&h, cfg, r, now), 0);
+	for (size_t i = 0; i < h->ndamaged_backups; i++)
+		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? "," : "", h->damaged_backups[i]);
+	assert_string_equal(got, want);
+	/* damage is a reason: the last verify's, or one of its own when no other names it */
+	assert_true(!h->ndamaged_backups || h->nreasons > 0);
+	assert_int_equal(has_reason(h, "a verify found an error in"), reason != NULL);
+	if (reason)
+		assert_true(has_reason(h, reason));
+	bkr_health_free(h);
+}
+
+/* The damaged backups are the union of what every verify said, the newest
+ * that checked a backup winning: the weekly routine's verify --read-data (in
+ * routines.jsonl), a verify by hand of one backup (a verify record); a clean
+ * verify of another backup, or of the structure alone, does not clear a
+ * backup found damaged by reading its data; one that reads it again does */
+static void test_damaged_backups(void **state)
+{
+	static const char rec[] =
+		"{\"routine\":\"weekly\",\"start\":\"2026-11-29T00:00:00Z\",\"exit\":1,"
+		"\"verify\":{\"time\":\"2026-11-29T01:00:00Z\",\"read_data\":true,\"ok\":false,\"errors\":2,"
+		"\"damaged_objects\":[\"a\"],\"damaged_backups\":[\"bk_a\"]}}\n"
+		"{\"routine\":\"daily\",\"start\":\"2026-11-30T00:00:00Z\",\"exit\":0,"
+		"\"verify\":{\"time\":\"2026-11-30T00:10:00Z\",\"read_data\":false,\"ok\":true,\"errors\":0}}\n";
+	const int64_t now = 1796040000LL * NS, H = 3600 * NS; /* 2026-12-01T12:00:00Z */
+	char dir[256], cfgtext[1024], repo[300], logs[300];
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	bkr_config *cfg = NULL;
+	bkr_repo *r = NULL;
+	(void)state;
+	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "health"), 0);
+	snprintf(repo, sizeof(repo), "%s/repo", dir);
+	snprintf(logs, sizeof(logs), "%s/logs", dir);
+	assert_int_equal(bkr_repo_init(repo, &io), 0);
+	assert_int_equal(bkr_repo_open(&r, repo, 0), 0);
+	snprintf(cfgtext, sizeof(cfgtext), "{\"repository\": \"%s\", \"workspace_root\": \"%s\", \"log_dir\": \"%s\"}",
+		 repo, dir, logs);
+	assert_int_equal(bkr_config_from_string(&cfg, cfgtext, strlen(cfgtext), "bkr.json", dir), 0);
+	assert_int_equal(tu_write(logs, "routines.jsonl", rec, strlen(rec)), 0);
+
+	damaged_at(cfg, r, now, "bk_a", NULL); /* the daily verify of the structure does not clear it */
+	add_verify(r, now + 1 * H, "bk_b", true, BKR_VERIFY_RESULT_PROBLEMS, "bk_b");
+	damaged_at(cfg, r, now + 1 * H + 1, "bk_a,bk_b", NULL);
+	damaged_at(cfg, r, now + 1 * H - 1, "bk_a", NULL); /* --as-of before it */
+	add_verify(r, now + 2 * H, "bk_c", true, BKR_VERIFY_RESULT_OK, NULL);
+	add_verify(r, now + 3 * H, NULL, false, BKR_VERIFY_RESULT_OK, NULL);
+	damaged_at(cfg, r, now + 3 * H + 1, "bk_a,bk_b", "1 backup is damaged (first: bk_b)");
+	/* one that could not finish (an I/O error) clears nothing */
+	add_verify(r, now + 4 * H, "bk_b", true, BKR_VERIFY_RESULT_FAILED, NULL);
+	damaged_at(cfg, r, now + 4 * H + 1, "bk_a,bk_b", "1 backup is damaged (first: bk_b)");
+	add_verify(r, now + 5 * H, "bk_b", true, BKR_VERIFY_RESULT_OK, NULL);
+	damaged_at(cfg, r, now + 5 * H + 1, "bk_a", NULL);
+	/* a whole verify --read-data that names another: bk_a is whole again */
+	add_verify(r, now + 6 * H, NULL, true, BKR_VERIFY_RESULT_PROBLEMS, "bk_d");
+	damaged_at(cfg, r, now + 6 * H + 1, "bk_d", NULL);
+	add_verify(r, now + 7 * H, NULL, true, BKR_VERIFY_RESULT_OK, NULL);
+	damaged_at(cfg, r, now + 7 * H + 1, "", NULL);
+	bkr_config_free(cfg);
+	bkr_repo_free(r);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +381,7 @@ int main(void)
 		cmocka_unit_test(test_records_far),
 		cmocka_unit_test(test_records_read_data),
 		cmocka_unit_test(test_records_read_data_io),
+		cmocka_unit_test(test_damaged_backups),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -413,6 +413,93 @@ static void test_history_unreadable(void **state)
 	bkr_recover_free(rc);
 }
 
+/* A shallow clone whose history holds a commit that cannot be read (below
+ * HEAD, above where the clone stops): the first-parent walk took the failed
+ * lookup for the clone's end and said "no valid copy of conv/a.json in 1
+ * commit" (invalid), as if git held only the broken copy.  The walk ends at
+ * the commits the clone's shallow file names; an unreadable commit before
+ * them is a history that cannot be walked, as in a full clone. */
+static void test_shallow_damaged(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+
+	tu_writes(f->ws, "conv/a.json", "{\"v\":2}\n");
+	assert_int_equal(commit(f, "v2", "2020-01-03T00:00:00Z"), 0);
+	tu_writes(f->ws, "conv/b.json", "{}\n");
+	assert_int_equal(commit(f, "mid", "2020-01-04T00:00:00Z"), 0);
+	tu_writes(f->ws, "conv/a.json", "{\"v\":3,");
+	assert_int_equal(commit(f, "broken", "2020-01-05T00:00:00Z"), 0);
+	/* shallow below v2 (git writes this file for "clone --depth 3") */
+	assert_int_equal(tu_sh("cd %s && git rev-parse HEAD~2 > .git/shallow", f->ws), 0);
+	assert_int_equal(garble_object(f, "HEAD~1"), 0);
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[\"git\"]}]}");
+	o.apply = true;
+	root = tu_recover(rc, "conv/a.json", &o, &rep);
+	e = tu_report_file(root, "conv/a.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "failed");
+	if (!strstr(tu_attempt(e, 0, "error"), "cannot be walked"))
+		fail_msg("a shallow history with an unreadable commit: %s", tu_attempt(e, 0, "error"));
+	tu_assert_file(f->ws, "conv/a.json", "{\"v\":3,"); /* not v2, past the damage */
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
+/* "prefix" written as a directory is ("srv/ws/", "./srv/ws"): it was joined
+ * with '/' as it was, "srv/ws//conv/a.json" is in no tree, and every file
+ * was not_found ("no commit of HEAD has srv/ws//conv/a.json") after a
+ * config check that said ok.  The prefix is taken as the path it names; an
+ * absolute one or one with '..' is refused, naming the key. */
+static void test_prefix_spelling(void **state)
+{
+	fx *f = *state;
+	static const char *const ok[] = { "srv/ws/", "./srv//ws", "srv/./ws/" };
+	static const char *const refused[] = { "/srv/ws", "srv/../srv/ws" };
+	bkr_recover_setup su = BKR_RECOVER_SETUP_INIT;
+	bkr_recover *rc = NULL;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	char json[PATH_MAX * 2], stage[PATH_MAX];
+	cJSON *root, *e;
+
+	/* a bare repository holding the workspace under srv/ws */
+	tu_writes(f->dir, "src/srv/ws/conv/a.json", "{\"in\":\"srv/ws\"}\n");
+	assert_int_equal(tu_sh("cd %s/src && " GIT " init -q . && " GIT " add -A && " GIT " commit -qm one >/dev/null && "
+			       "cd .. && git clone -q --bare src bare.git",
+			       f->dir),
+			 0);
+	for (size_t k = 0; k < sizeof(ok) / sizeof(ok[0]); k++) {
+		snprintf(json, sizeof(json),
+			 "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[{\"type\":\"git\",\"repository\":"
+			 "\"%s/bare.git\",\"prefix\":\"%s\"}]}]}",
+			 f->dir, ok[k]);
+		rc = engine(f, json);
+		root = tu_recover(rc, "conv/a.json", &o, &rep);
+		e = tu_report_file(root, "conv/a.json");
+		if (strcmp(tu_str(e, "status"), "recovered") != 0)
+			fail_msg("prefix '%s': %s", ok[k], tu_attempt(e, 0, "error"));
+		cJSON_Delete(root);
+		bkr_recover_report_free(rep);
+		bkr_recover_free(rc);
+	}
+	snprintf(stage, sizeof(stage), "%s/stage", f->dir);
+	su.workspace = f->ws;
+	su.staging_dir = stage;
+	for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+		snprintf(json, sizeof(json),
+			 "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[{\"type\":\"git\",\"prefix\":\"%s\"}]}]}",
+			 refused[k]);
+		su.recovery_json = json;
+		assert_int_equal(bkr_recover_new(&rc, &su, NULL), BKR_EINVAL);
+		if (!strstr(bkr_error_message(), "key 'recovery.rules[0].strategies[0].prefix'"))
+			fail_msg("prefix '%s': %s", refused[k], bkr_error_message());
+	}
+}
+
 /* A file kept in Git LFS: its blob is the pointer, not the file, and was
  * recovered as the file (a 130-byte text in place of a model; no validator
  * for *.bin saw it).  It is refused now, as a symlink is, and no older
@@ -451,6 +538,72 @@ static void test_filter_stand_in(void **state)
 	bkr_recover_free(rc);
 }
 
+/* A file in a git submodule: the superproject holds only a gitlink at the
+ * submodule's path.  Discovery started at the workspace root, found the
+ * superproject, passed every commit where lib is a gitlink as one without
+ * lib/conf.json, and recovered the superproject's own copy from before lib
+ * became a submodule (exit 0, an old version over the newer one the
+ * submodule holds).  Discovery now starts at the file's directory (the
+ * submodule's checkout), and a walk of the superproject stops where the path
+ * enters a submodule, naming it: never the older copy. */
+static void test_submodule(void **state)
+{
+	fx *f = *state;
+	bkr_recover *rc;
+	bkr_recover_report *rep = NULL;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	cJSON *root, *e;
+	char json[PATH_MAX + 256];
+	const char *err;
+
+	/* lib/conf.json was the superproject's own file first */
+	tu_writes(f->ws, "lib/conf.json", "{\"v\":\"old, in the superproject\"}\n");
+	assert_int_equal(commit(f, "lib", "2020-01-03T00:00:00Z"), 0);
+	/* then lib became a submodule holding a newer conf.json */
+	tu_writes(f->dir, "libsrc/conf.json", "{\"v\":\"new, in the submodule\"}\n");
+	assert_int_equal(tu_sh("cd %s/libsrc && " GIT " init -q . && " GIT " add -A && GIT_AUTHOR_DATE=2020-01-05T00:00:00Z "
+			       "GIT_COMMITTER_DATE=2020-01-05T00:00:00Z " GIT " commit -qm sub >/dev/null",
+			       f->dir),
+			 0);
+	assert_int_equal(tu_sh("cd %s && " GIT " rm -rq lib && " GIT " -c protocol.file.allow=always submodule add -q "
+			       "file://%s/libsrc lib >/dev/null 2>&1",
+			       f->ws, f->dir),
+			 0);
+	assert_int_equal(commit(f, "lib as a submodule", "2020-01-06T00:00:00Z"), 0);
+	tu_sh("rm %s/lib/conf.json", f->ws);
+
+	/* the default: the repository of the file's directory, the submodule */
+	rc = engine(f, "{\"rules\":[{\"pattern\":\"lib/*\",\"strategies\":[\"git\",\"manual\"]}]}");
+	o.apply = true;
+	root = tu_recover(rc, "lib/conf.json", &o, &rep);
+	e = tu_report_file(root, "lib/conf.json");
+	if (strcmp(tu_str(e, "status"), "recovered") != 0)
+		fail_msg("not recovered from the submodule: %s", tu_attempt(e, 0, "error"));
+	tu_assert_file(f->ws, "lib/conf.json", "{\"v\":\"new, in the submodule\"}\n");
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+
+	/* the superproject named: its walk stops at the submodule, naming it */
+	tu_sh("rm %s/lib/conf.json", f->ws);
+	snprintf(json, sizeof(json),
+		 "{\"rules\":[{\"pattern\":\"lib/*\",\"strategies\":[{\"type\":\"git\",\"repository\":\"%s\"},"
+		 "\"manual\"]}]}",
+		 f->ws);
+	rc = engine(f, json);
+	root = tu_recover(rc, "lib/conf.json", &o, &rep);
+	e = tu_report_file(root, "lib/conf.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "not_found");
+	err = tu_attempt(e, 0, "error");
+	if (!strstr(err, "submodule 'lib'"))
+		fail_msg("the error does not name the submodule: %s", err);
+	assert_string_equal(tu_str(e, "status"), "manual");
+	assert_false(tu_exists(f->ws, "lib/conf.json")); /* not the superproject's old copy */
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,7 +617,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shallow_clone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_unreadable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shallow_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_filter_stand_in, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_submodule, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_spelling, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -326,7 +326,7 @@ static void test_uri_shown(void **state)
  * recovered as JSON cut to "{ ... }" (a .txt file: no JSON validator). */
 static void test_malformed_reply(void **state)
 {
-	static const char *const coll[] = { "elements", "badlen", "deep", "deep300", "good" };
+	static const char *const coll[] = { "elements", "badlen", "deep", "deep300", "good", "loop" };
 	const char *src = getenv("BKR_SOURCE_ROOT");
 	char ws[PATH_MAX], json[4096], hdir[PATH_MAX], *port = NULL, *pid;
 	bkr_recover *rc;
@@ -353,21 +353,29 @@ static void test_malformed_reply(void **state)
 	}
 	snprintf(ws, sizeof(ws), "%s/ws5", g_dir);
 	tu_mkdirs(ws);
-	for (int k = 0; k < 5; k++) {
+	for (int k = 0; k < 6; k++) {
 		snprintf(json, sizeof(json),
 			 "{\"rules\":[{\"pattern\":\"c/{id}.txt\",\"strategies\":["
 			 "{\"type\":\"mongodb\",\"uri\":\"mongodb://127.0.0.1:%d/?directConnection=true\",\"database\":\"app\","
-			 "\"collection\":\"%s\",\"filter\":{\"sid\":\"{id}\"},\"server_selection_timeout_ms\":2000}]}]}",
-			 atoi(port), coll[k]);
+			 "\"collection\":\"%s\",\"filter\":{\"sid\":\"{id}\"},\"server_selection_timeout_ms\":2000,"
+			 "\"output\":\"%s\",\"timeout\":2}]}]}",
+			 atoi(port), coll[k], k == 5 ? "array" : "document");
 		rc = engine(ws, json);
+		alarm(120); /* the old code never returned from the cursor that never ends */
 		root = tu_recover(rc, "c/s1.txt", &o, &rep);
+		alarm(0);
 		e = tu_report_file(root, "c/s1.txt");
 		if (k < 4) {
 			if (strcmp(tu_attempt(e, 0, "result"), "invalid") != 0)
 				fail_msg("%s: %s: %s", coll[k], tu_attempt(e, 0, "result"), tu_attempt(e, 0, "error"));
 			assert_non_null(strstr(tu_attempt(e, 0, "error"), "reply"));
-		} else {
+		} else if (k == 4) {
 			assert_string_equal(tu_attempt(e, 0, "result"), "recovered");
+		} else {
+			/* a cursor that never ends: the strategy's timeout holds */
+			if (strcmp(tu_attempt(e, 0, "result"), "timeout") != 0 ||
+			    !strstr(tu_attempt(e, 0, "error"), "app.loop"))
+				fail_msg("loop: %s: %s", tu_attempt(e, 0, "result"), tu_attempt(e, 0, "error"));
 		}
 		cJSON_Delete(root);
 		bkr_recover_report_free(rep);

@@ -38,8 +38,17 @@ static int setup(void **state)
 	tu_writes(f->bin, "fail.sh", "#!/bin/sh\necho 'source data is gone' >&2\nexit 3\n");
 	tu_writes(f->bin, "bad.sh", "#!/bin/sh\nprintf '{\"half\": ' > \"$2\"\n");
 	tu_writes(f->bin, "silent.sh", "#!/bin/sh\nexit 0\n");
-	tu_writes(f->bin, "alert.sh", "#!/bin/sh\ncat > \"$1\"\n");
+	tu_writes(f->bin, "alert.sh", "#!/bin/sh\ncat > \"$1\"\necho run >> \"$1.count\"\n");
 	tu_writes(f->bin, "fifo.sh", "#!/bin/sh\nmkfifo \"$1\"\n");
+	/* leak.sh OUTPUT DIR: 20 MB in OUTPUT, and a process outside its group
+	 * (setsid; leak.sh exits once it is) holding OUTPUT open, which empties
+	 * it when DIR/go is written to and then writes DIR/done */
+	tu_writes(f->bin, "leak.sh",
+		  "#!/bin/sh\nhead -c 20000000 /dev/zero | tr '\\0' x > \"$1\"\n"
+		  "mkfifo \"$2/go\" \"$2/done\" \"$2/ready\"\nexec 3<>\"$1\"\n"
+		  "setsid sh -c 'echo $$ > \"$1/leak.pid\"; echo > \"$1/ready\"; read x < \"$1/go\"; "
+		  "truncate -s 0 /proc/self/fd/3; echo ok > \"$1/done\"' leak \"$2\" </dev/null >/dev/null 2>&1 &\n"
+		  "read x < \"$2/ready\"\n");
 	tu_sh("chmod +x %s/*.sh", f->bin);
 	snprintf(json, sizeof(json),
 		 "{\"rules\":["
@@ -58,8 +67,13 @@ static int setup(void **state)
 		 "{\"type\":\"regenerate\",\"command\":[\"%s/good.sh\",\"{path}\",\"{output}\",\"{id}\"]}]},"
 		 "{\"pattern\":\"down/{id}.json\",\"strategies\":[{\"type\":\"manual\",\"command\":[\"%s/fail.sh\"]}]},"
 		 "{\"pattern\":\"slow/{id}.json\",\"strategies\":[{\"type\":\"manual\",\"timeout\":4,"
-		 "\"command\":[\"sh\",\"-c\",\"echo run >> %s/slow.count; exec sleep 600\"]}]}]}",
-		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->dir);
+		 "\"command\":[\"sh\",\"-c\",\"echo run >> %s/slow.count; exec sleep 600\",\"{path}\"]}]},"
+		 "{\"pattern\":\"leak/{id}.txt\",\"strategies\":["
+		 "{\"type\":\"regenerate\",\"command\":[\"%s/leak.sh\",\"{output}\",\"%s\"]}]}],"
+		 "\"validators\":[{\"pattern\":\"leak/*\",\"type\":\"command\","
+		 "\"command\":[\"sh\",\"-c\",\"echo > %s/go && cat %s/done >/dev/null\"]}]}",
+		 f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->bin, f->bin, f->dir, f->bin, f->bin, f->bin, f->dir,
+		 f->bin, f->dir, f->dir, f->dir);
 	s.workspace = f->ws;
 	s.recovery_json = json;
 	s.staging_dir = f->stage;
@@ -72,6 +86,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fx *f = *state;
+	char *pid = tu_read(f->dir, "leak.pid", NULL);
+	if (pid)
+		kill(atoi(pid), SIGKILL); /* test_output_shrinks' process, if it still waits */
+	free(pid);
 	bkr_recover_free(f->rc);
 	tu_rmrf(f->dir);
 	free(f->dir);
@@ -296,11 +314,72 @@ static void test_alert_failed(void **state)
 }
 
 /*
+ * Three files that need a person, one alert command line: one alert for the
+ * run, not one a file (200 files made 200 alert commands), whose
+ * description names them all - "files" each with its attempts, "count",
+ * "message" naming them - and keeps the first's "path" and "attempts" as a
+ * description of one file had them
+ */
+static void test_alert_once(void **state)
+{
+	fx *f = *state;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	bkr_recover_report *rep = NULL;
+	const char *names[] = { "fail/y1.json", "fail/y2.json", "fail/y3.json" };
+	char dir[PATH_MAX + 8], want[512], *text, *count;
+	cJSON *root, *alert, *files;
+
+	snprintf(dir, sizeof(dir), "%s/fail", f->ws);
+	tu_mkdirs(dir);
+	for (size_t i = 0; i < 3; i++)
+		tu_writes(f->ws, names[i], "not json");
+	o.apply = true;
+	assert_int_equal(bkr_recover_batch(f->rc, &o, &rep), 0);
+	root = cJSON_Parse(bkr_recover_report_json(rep));
+	assert_non_null(root);
+	for (size_t i = 0; i < 3; i++) {
+		cJSON *e = tu_report_file(root, names[i]);
+		assert_string_equal(tu_attempt(e, 4, "result"), "manual");
+		assert_string_equal(tu_str(e, "status"), "manual");
+	}
+	assert_int_equal(bkr_recover_report_summary(rep)->manual, 3);
+	assert_int_equal(bkr_recover_report_summary(rep)->failed, 0);
+	count = tu_read(f->dir, "alert.json.count", NULL);
+	assert_non_null(count);
+	assert_string_equal(count, "run\n");
+	text = tu_read(f->dir, "alert.json", NULL);
+	assert_non_null(text);
+	assert_non_null(alert = cJSON_Parse(text));
+	assert_string_equal(tu_str(alert, "event"), "bkr.recovery.manual");
+	assert_int_equal(cJSON_GetObjectItem(alert, "count")->valueint, 3);
+	snprintf(want, sizeof(want), "3 files need a person: recovery run %s could not recover them: fail/y1.json, "
+		 "fail/y2.json, fail/y3.json", tu_str(alert, "run_id"));
+	assert_string_equal(tu_str(alert, "message"), want);
+	assert_string_equal(tu_str(alert, "path"), "fail/y1.json");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(alert, "attempts")), 4);
+	files = cJSON_GetObjectItem(alert, "files");
+	assert_int_equal(cJSON_GetArraySize(files), 3);
+	for (int i = 0; i < 3; i++) {
+		cJSON *x = cJSON_GetArrayItem(files, i);
+		assert_string_equal(tu_str(x, "path"), names[i]);
+		snprintf(want, sizeof(want), "%s/%s", f->ws, names[i]);
+		assert_string_equal(tu_str(x, "absolute_path"), want);
+		assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(x, "attempts")), 4);
+	}
+	cJSON_Delete(alert);
+	free(text);
+	free(count);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
+/*
  * An alert command that never exits: a run waited its timeout for it once
  * for every file that needed a person (200 files, 200 timeouts, the run and
  * its locks held for hours).  Once it timed out it is not run again in the
- * run: the other files' alerts fail at once, naming the file it timed out
- * on, and every file is failed (no one was asked).
+ * run: its other alerts (a command line naming {path} is one alert a file)
+ * fail at once, naming the file it timed out on, and every file is failed
+ * (no one was asked).
  */
 static void test_alert_hung(void **state)
 {
@@ -392,6 +471,32 @@ static void test_output_fifo(void **state)
 	assert_non_null(strstr(tu_attempt(e, 0, "error"), "not a regular file"));
 	assert_string_equal(tu_attempt(e, 1, "result"), "recovered");
 	assert_string_equal(tu_str(e, "status"), "recovered");
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+}
+
+/* A command that exits 0 but leaves a process outside its group (setsid)
+ * holding {output} open: an output over 16 MiB was mapped as it was, so when
+ * that process emptied the file (here once the validator had read it), the
+ * apply read the mapping past the file's end and bkr died of SIGBUS.  The
+ * output is copied now, as a live file is (bkr_rec_read_at): the bytes
+ * validated are the bytes written. */
+static void test_output_shrinks(void **state)
+{
+	fx *f = *state;
+	bkr_recover_report *rep;
+	cJSON *root, *e;
+	struct stat st;
+	char path[PATH_MAX];
+
+	root = recover(f, "leak/l1.txt", true, &rep);
+	e = tu_report_file(root, "leak/l1.txt");
+	if (strcmp(tu_str(e, "status"), "recovered") != 0)
+		fail_msg("not recovered: %s", tu_attempt(e, 0, "error"));
+	snprintf(path, sizeof(path), "%s/leak/l1.txt", f->ws);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 20000000);
+	assert_int_equal(tu_sh("tr -d x < %s | wc -c | grep -qx 0", path), 0);
 	cJSON_Delete(root);
 	bkr_recover_report_free(rep);
 }
@@ -528,9 +633,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_regenerate_hang, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_then_manual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alert_failed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alert_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alert_hung, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_fifo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_shrinks, setup, teardown),
 		cmocka_unit_test(test_spawn),
 		cmocka_unit_test(test_spawn_long_timeout),
 		cmocka_unit_test(test_spawn_background_child),

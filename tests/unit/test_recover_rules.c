@@ -87,6 +87,15 @@ static void test_errors(void **state)
 		     "{\"pattern\":\"c\",\"strategies\":[{\"type\":\"regenerate\",\"command\":[\"x\"],\"timeout\":true}]}]}",
 		     "bkr.json: key 'recovery.rules[2].strategies[0].timeout': expected a number");
 	expect_error("{\"rulez\":[]}", "bkr.json: key 'recovery.rulez': unknown key");
+	/* relative: another place from each directory bkr runs in (cron's, a unit's) */
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"git\",\"repository\":\"ws-git\"}]}]}",
+		     "key 'recovery.rules[0].strategies[0].repository': expected an absolute path");
+	expect_error("{\"staging_dir\":\"staged\"}", "key 'recovery.staging_dir': expected an absolute path");
+	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"regenerate\",\"command\":[\"./rebuild.sh\"]}]}]}",
+		     "key 'recovery.rules[0].strategies[0].command': the program is a relative path");
+	expect_error("{\"validators\":[{\"pattern\":\"a\",\"type\":\"command\",\"command\":[\"bin/check\",\"{path}\"]}]}",
+		     "key 'recovery.validators[0].command': the program is a relative path");
+	expect_error("{\"alert_command\":[\"./page\"]}", "key 'recovery.alert_command': the program is a relative path");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"teleport\"}]}]}",
 		     "recovery.rules[0].strategies[0].type");
 	expect_error("{\"rules\":[{\"pattern\":\"a\",\"strategies\":[{\"type\":\"regenerate\"}]}]}",

@@ -2,7 +2,8 @@
  * Unit tests of the storage layer (engine/store.c) and its local-directory
  * implementation (engine/store_local.c): put-if-absent never replaces and
  * leaves no temporary, uploads, ranged reads and their bounds, reads through
- * the descriptor cache from many threads, listing, delete, moves into trash
+ * the descriptor cache from many threads and its share of the limit of open
+ * files, listing, delete, moves into trash
  * that never replace, locks, object-name checks, and the BKR_FAULT points
  * reached through the store.
  */
@@ -12,6 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -20,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/magic.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -259,23 +264,32 @@ static uint8_t direct_byte(size_t i)
 	return (uint8_t)(i * 2654435761u >> 13);
 }
 
+/* Write the pattern's bytes @p from to @p to into @p u in pieces of odd
+ * sizes; the first failure's code (0: none). */
+static int write_pattern(bkr_store_upload *u, size_t from, size_t to)
+{
+	static const size_t pieces[] = { 1, 16, 4095, 333333, 1 << 20, 7 };
+	static _Thread_local uint8_t piece[1 << 20]; /* not malloc'd: test_upload_staging_memory counts resident memory */
+	size_t off = from;
+	int err = 0;
+	for (size_t k = 0; off < to && err == 0; k++) {
+		size_t n = pieces[k % (sizeof(pieces) / sizeof(*pieces))];
+		if (n > to - off)
+			n = to - off;
+		for (size_t i = 0; i < n; i++)
+			piece[i] = direct_byte(off + i);
+		err = bkr_store_upload_write(u, piece, n);
+		off += n;
+	}
+	return err;
+}
+
 /* Upload @p len bytes in pieces of odd sizes and publish them as @p name. */
 static void upload_pattern(bkr_store *s, const char *name, size_t len)
 {
-	static const size_t pieces[] = { 1, 16, 4095, 333333, 1 << 20, 7 };
 	bkr_store_upload *u;
-	uint8_t piece[1 << 20];
-	size_t off = 0;
 	assert_int_equal(bkr_store_upload_new(s, "data/", &u), 0);
-	for (size_t k = 0; off < len; k++) {
-		size_t n = pieces[k % (sizeof(pieces) / sizeof(*pieces))];
-		if (n > len - off)
-			n = len - off;
-		for (size_t i = 0; i < n; i++)
-			piece[i] = direct_byte(off + i);
-		assert_int_equal(bkr_store_upload_write(u, piece, n), 0);
-		off += n;
-	}
+	assert_int_equal(write_pattern(u, 0, len), 0);
 	assert_int_equal(bkr_store_upload_publish(u, name), 0);
 	bkr_store_upload_free(u);
 }
@@ -334,12 +348,13 @@ static bool takes_direct_io(const char *dir)
 }
 
 /*
- * A local upload is staged in memory and written when published, its aligned
- * part with O_DIRECT: the bytes are the ones written, whatever the pieces,
- * and (where the filesystem takes O_DIRECT) the published pack is not in the
- * page cache, the copy a backup no longer pays for.  Uploads past the staging
- * buffer go through the page cache, byte-exact too; a failed write at publish
- * publishes nothing and leaves no temporary.
+ * A local upload is staged in memory and written with O_DIRECT, window by
+ * window and its last part when published: the bytes are the ones written,
+ * whatever the pieces, and (where the filesystem takes O_DIRECT) the
+ * published pack's aligned part is not in the page cache, the copy a backup
+ * no longer pays for, however big the pack (65 MiB: past the 64 MiB staging
+ * buffer that once sent the rest through the page cache); a failed write at
+ * publish publishes nothing and leaves no temporary.
  */
 static void test_upload_direct(void **state)
 {
@@ -367,9 +382,13 @@ static void test_upload_direct(void **state)
 	bkr_store_upload_free(u);
 	assert_int_equal(bkr_store_stat(f->s, "data/02/e.pack", &size), 0);
 	assert_int_equal(size, 0);
-	/* past the staging buffer (64 MiB): through the page cache from there on */
-	upload_pattern(f->s, "data/03/a.pack", (65u << 20) + 99);
-	expect_pattern(f->s, "data/03/a.pack", (65u << 20) + 99);
+	/* a pack of many staging windows, none of it through the page cache */
+	len = (65u << 20) + 99;
+	upload_pattern(f->s, "data/03/a.pack", len);
+	snprintf(path, sizeof(path), "%s/data/03/a.pack", f->dir);
+	if (takes_direct_io(f->dir))
+		assert_int_equal(resident_pages(path, len & ~(size_t)4095), 0);
+	expect_pattern(f->s, "data/03/a.pack", len);
 	assert_int_equal(temporaries(f->s), 0);
 
 	/* the write at publish fails: nothing published, nothing left */
@@ -383,6 +402,148 @@ static void test_upload_direct(void **state)
 	bkr_store_upload_free(u);
 	assert_int_equal(bkr_store_stat(f->s, "data/04/x.pack", &size), BKR_ENOTFOUND);
 	assert_int_equal(temporaries(f->s), 0);
+}
+
+/* This process's resident memory, in bytes (/proc/self/statm). */
+static size_t resident_bytes(void)
+{
+	unsigned long size = 0, resident = 0;
+	FILE *fp = fopen("/proc/self/statm", "r");
+	assert_non_null(fp);
+	assert_int_equal(fscanf(fp, "%lu %lu", &size, &resident), 2);
+	fclose(fp);
+	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * What staging costs in memory: an upload far bigger than its staging
+ * windows (40 MiB) holds a few MiB of them whatever its size (the process's
+ * resident memory grows by less than a third of what was written: a buffer
+ * the size of the pack would hold all of it); windows an ended upload gave
+ * back serve the next upload while another is open (no new mapping), and
+ * once no upload is open - published or abandoned - nothing stays mapped and
+ * the resident memory is back where it was.
+ */
+static void test_upload_staging_memory(void **state)
+{
+	struct fixture *f = *state;
+	const size_t big = 40u << 20;
+	bkr_store_upload *a, *b, *c;
+	size_t rss0, staging;
+
+	assert_int_equal(bkr_store_local_staging(f->s), 0);
+	rss0 = resident_bytes();
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &a), 0);
+	assert_int_equal(bkr_store_upload_new(f->s, "tree/", &b), 0);
+	assert_int_equal(write_pattern(a, 0, big), 0);
+	assert_int_equal(write_pattern(b, 0, 5000), 0);
+	staging = bkr_store_local_staging(f->s);
+	assert_true(staging > 0);
+	assert_true(staging <= big / 3);
+	assert_true(resident_bytes() < rss0 + big / 3);
+
+	/* a's windows, given back while b is open, serve c */
+	assert_int_equal(bkr_store_upload_publish(a, "data/05/a.pack"), 0);
+	bkr_store_upload_free(a);
+	staging = bkr_store_local_staging(f->s);
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &c), 0);
+	assert_int_equal(write_pattern(c, 0, 1u << 20), 0);
+	assert_int_equal(bkr_store_local_staging(f->s), staging);
+
+	/* the last upload ends: nothing stays mapped */
+	bkr_store_upload_free(c); /* abandoned */
+	assert_true(bkr_store_local_staging(f->s) > 0);
+	assert_int_equal(bkr_store_upload_publish(b, "tree/05/b.pack"), 0);
+	assert_int_equal(bkr_store_local_staging(f->s), 0);
+	bkr_store_upload_free(b);
+	assert_true(resident_bytes() < rss0 + (2u << 20));
+	expect_pattern(f->s, "data/05/a.pack", big);
+	expect_pattern(f->s, "tree/05/b.pack", 5000);
+	assert_int_equal(temporaries(f->s), 0);
+}
+
+struct uploader {
+	bkr_store *s;
+	int i;
+	int err;
+};
+
+/* One of test_upload_threads' uploads: 7 MiB + i bytes as "data/07/<i>.pack". */
+static void *uploader_main(void *arg)
+{
+	struct uploader *w = arg;
+	bkr_store_upload *u;
+	char name[64];
+	snprintf(name, sizeof(name), "data/07/%d.pack", w->i);
+	if ((w->err = bkr_store_upload_new(w->s, "data/", &u)) < 0)
+		return NULL;
+	if ((w->err = write_pattern(u, 0, (7u << 20) + (size_t)w->i)) == 0)
+		w->err = bkr_store_upload_publish(u, name);
+	bkr_store_upload_free(u);
+	return NULL;
+}
+
+/*
+ * Uploads from several threads at once share the flusher thread and the idle
+ * windows: every pack holds exactly its bytes, and once all are published
+ * nothing stays mapped.
+ */
+static void test_upload_threads(void **state)
+{
+	enum { N = 6 };
+	struct fixture *f = *state;
+	struct uploader w[N];
+	pthread_t t[N];
+
+	for (int i = 0; i < N; i++) {
+		w[i] = (struct uploader){ f->s, i, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, uploader_main, &w[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].err, 0);
+	}
+	assert_int_equal(bkr_store_local_staging(f->s), 0);
+	for (int i = 0; i < N; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "data/07/%d.pack", i);
+		expect_pattern(f->s, name, (7u << 20) + (size_t)i);
+	}
+	assert_int_equal(temporaries(f->s), 0);
+}
+
+/*
+ * A staging window written in the background that fails (the file size
+ * limit: EFBIG) fails the upload's next write that waits for it, long before
+ * the publish (an upload far bigger than a window: 24 MiB, the limit 1 MiB),
+ * with the temporary's name in the message; the upload cannot be published
+ * then, no temporary is left, and no staging memory stays mapped.
+ */
+static void test_upload_flush_fails(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit old, lim;
+	bkr_store_upload *u;
+	uint64_t size;
+	int err;
+
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 1u << 20;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	err = write_pattern(u, 0, 24u << 20);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(err, BKR_EIO);
+	assert_non_null(strstr(bkr_error_message(), ".tmp-"));
+	assert_non_null(strstr(bkr_error_message(), strerror(EFBIG)));
+	assert_int_equal(bkr_store_upload_publish(u, "data/06/a.pack"), BKR_EINVAL);
+	bkr_store_upload_free(u);
+	assert_int_equal(bkr_store_stat(f->s, "data/06/a.pack", &size), BKR_ENOTFOUND);
+	assert_int_equal(temporaries(f->s), 0);
+	assert_int_equal(bkr_store_local_staging(f->s), 0);
 }
 
 static void test_list(void **state)
@@ -669,6 +830,65 @@ static void test_threads_lru(void **state)
 	}
 }
 
+/* open descriptors of this process */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* d's own */
+}
+
+/* The descriptor caches of all the local stores of a process keep at most a
+ * quarter of the limit of open files: 64 kept under ulimit -n 32 left every
+ * other open of the process none, and so did four stores keeping 8 each. */
+static void test_fd_cache_share(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit old, low;
+	bkr_store *s, *s2;
+	char name[64], buf[4];
+	int before;
+
+	for (int i = 0; i < 20; i++) {
+		obj_name(name, sizeof(name), i);
+		assert_int_equal(bkr_store_put(f->s, name, "abcd", 4), 0);
+	}
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 32;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(bkr_io_fd_share(64), 8);
+	assert_int_equal(bkr_io_fd_share(5), 5);
+	assert_int_equal(bkr_store_local_open(&s, f->dir, 0), 0);
+	assert_int_equal(bkr_store_local_open(&s2, f->dir, 0), 0);
+	before = count_fds();
+	for (int i = 0; i < 20; i++) {
+		obj_name(name, sizeof(name), i);
+		assert_int_equal(bkr_store_get_range(s, name, 0, 4, buf, 0), 0);
+		assert_memory_equal(buf, "abcd", 4);
+		assert_int_equal(bkr_store_get_range(s2, name, 0, 4, buf, 0), 0);
+		assert_memory_equal(buf, "abcd", 4);
+	}
+	assert_true(count_fds() - before <= 8);
+	bkr_store_free(s2);
+	/* a store freed gives its share back */
+	for (int i = 0; i < 20; i++) {
+		obj_name(name, sizeof(name), i);
+		assert_int_equal(bkr_store_get_range(s, name, 0, 4, buf, 0), 0);
+	}
+	assert_int_equal(count_fds() - before, 8);
+	bkr_store_free(s);
+	low.rlim_cur = 2;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(bkr_io_fd_share(64), 1);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +898,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_range_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_direct, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upload_staging_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upload_flush_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upload_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_stamped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
@@ -686,6 +909,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prepare_and_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_lru, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_cache_share, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

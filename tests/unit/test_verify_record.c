@@ -20,7 +20,7 @@
 #include "bkr/verify_record.h"
 #include "testutil.h"
 
-static bkr_verify_record *sample(size_t ndamaged)
+static bkr_verify_record *sample(size_t ndamaged, size_t nbackups)
 {
 	bkr_verify_record *r = calloc(1, sizeof(*r));
 	assert_non_null(r);
@@ -36,6 +36,13 @@ static bkr_verify_record *sample(size_t ndamaged)
 	for (size_t i = 0; i < ndamaged; i++)
 		memcpy(r->damaged[i].b, &i, sizeof(i));
 	r->ndamaged = ndamaged;
+	r->damaged_backups = calloc(nbackups ? nbackups : 1, sizeof(*r->damaged_backups));
+	for (size_t i = 0; i < nbackups; i++) {
+		char id[64];
+		snprintf(id, sizeof(id), "backup_20261130_000000_incremental_%08zx", i);
+		r->damaged_backups[i] = strdup(id);
+	}
+	r->ndamaged_backups = nbackups;
 	return r;
 }
 
@@ -53,7 +60,7 @@ static int decode(const char *json, bkr_verify_record **out)
 
 static void test_round_trip(void **state)
 {
-	bkr_verify_record *in = sample(3), *out = NULL;
+	bkr_verify_record *in = sample(3, 2), *out = NULL;
 	char *json;
 	(void)state;
 	assert_int_equal(bkr_verify_record_encode(in, &json), 0);
@@ -69,13 +76,17 @@ static void test_round_trip(void **state)
 	assert_int_equal(out->ndamaged, 3);
 	assert_memory_equal(out->damaged, in->damaged, 3 * sizeof(*in->damaged));
 	assert_int_equal(out->damaged_omitted, 0);
+	assert_int_equal(out->ndamaged_backups, 2);
+	assert_string_equal(out->damaged_backups[0], in->damaged_backups[0]);
+	assert_string_equal(out->damaged_backups[1], in->damaged_backups[1]);
+	assert_int_equal(out->damaged_backups_omitted, 0);
 	assert_null(out->message);
 	free(json);
 	bkr_verify_record_free(out);
 	bkr_verify_record_free(in);
 
 	/* a failed run with a message, every backup */
-	in = sample(0);
+	in = sample(0, 0);
 	in->result = BKR_VERIFY_RESULT_FAILED;
 	in->message = strdup("repo: cannot read index/: Permission denied");
 	free(in->backup_id);
@@ -86,6 +97,7 @@ static void test_round_trip(void **state)
 	assert_string_equal(out->message, in->message);
 	assert_null(out->backup_id);
 	assert_int_equal(out->ndamaged, 0);
+	assert_int_equal(out->ndamaged_backups, 0);
 	free(json);
 	bkr_verify_record_free(out);
 	bkr_verify_record_free(in);
@@ -94,7 +106,8 @@ static void test_round_trip(void **state)
 
 static void test_cap(void **state)
 {
-	bkr_verify_record *in = sample(BKR_VERIFY_RECORD_MAX_DAMAGED + 5), *out = NULL;
+	bkr_verify_record *in = sample(BKR_VERIFY_RECORD_MAX_DAMAGED + 5, BKR_VERIFY_RECORD_MAX_BACKUPS + 3);
+	bkr_verify_record *out = NULL;
 	char *json;
 	(void)state;
 	assert_int_equal(bkr_verify_record_encode(in, &json), 0);
@@ -102,6 +115,8 @@ static void test_cap(void **state)
 	assert_int_equal(decode(json, &out), 0);
 	assert_int_equal(out->ndamaged, BKR_VERIFY_RECORD_MAX_DAMAGED);
 	assert_int_equal(out->damaged_omitted, 5);
+	assert_int_equal(out->ndamaged_backups, BKR_VERIFY_RECORD_MAX_BACKUPS);
+	assert_int_equal(out->damaged_backups_omitted, 3);
 	free(json);
 	bkr_verify_record_free(out);
 	bkr_verify_record_free(in);
@@ -122,6 +137,10 @@ static void test_hostile(void **state)
 		"{\"kind\":\"verify\",\"time\":\"2026-11-30T00:00:00Z\",\"result\":\"ok\",\"damaged_blobs\":[\"ab\"]}",
 		"{\"kind\":\"verify\",\"time\":\"2026-11-30T00:00:00Z\",\"result\":\"ok\",\"damaged_blobs\":[1]}",
 		"{\"kind\":\"verify\",\"time\":\"2026-11-30T00:00:00Z\",\"result\":\"ok\",\"duration_seconds\":-2}",
+		"{\"kind\":\"verify\",\"time\":\"2026-11-30T00:00:00Z\",\"result\":\"ok\",\"damaged_backups\":{}}",
+		"{\"kind\":\"verify\",\"time\":\"2026-11-30T00:00:00Z\",\"result\":\"ok\",\"damaged_backups\":[1]}",
+		"{\"kind\":\"verify\",\"time\":\"2026-11-30T00:00:00Z\",\"result\":\"ok\",\"damaged_backups\":[\"\"]}",
+		"{\"kind\":\"verify\",\"time\":\"2026-11-30T00:00:00Z\",\"result\":\"ok\",\"damaged_backups_omitted\":-1}",
 	};
 	bkr_verify_record *out = (void *)1;
 	const char *unsealed = "{\"kind\":\"verify\",\"time\":\"2026-11-30T00:00:00Z\",\"result\":\"ok\"}";
@@ -177,7 +196,7 @@ static void test_last(void **state)
 {
 	char dir[4096], repo_path[4200], rec[4300];
 	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
-	bkr_verify_record *a = sample(1), *b = sample(0), *got = NULL;
+	bkr_verify_record *a = sample(1, 0), *b = sample(0, 1), *got = NULL;
 	bkr_repo *r = NULL;
 	FILE *f;
 	(void)state;
@@ -198,6 +217,8 @@ static void test_last(void **state)
 	assert_int_equal(bkr_verify_record_last(r, &got), 0);
 	assert_int_equal(got->result, BKR_VERIFY_RESULT_OK);
 	assert_int_equal(got->ndamaged, 0);
+	assert_int_equal(got->ndamaged_backups, 1);
+	assert_string_equal(got->damaged_backups[0], b->damaged_backups[0]);
 	bkr_verify_record_free(got);
 	bkr_repo_free(r);
 	/* read-only: refused, nothing written */
@@ -230,7 +251,7 @@ static void test_damage_records(void **state)
 {
 	char dir[4096], repo_path[4200], rec[4300];
 	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
-	bkr_verify_record *a = sample(1), *got = NULL;
+	bkr_verify_record *a = sample(1, 0), *got = NULL;
 	bkr_damaged_copy c[2];
 	struct ids ids = { .n = 0 };
 	bkr_repo *r = NULL;

@@ -120,6 +120,10 @@ const uint8_t *bkr_crypto_mac_key(const bkr_crypto *c);
  * SHA-256 when @p c is NULL (a plain repository).
  */
 void bkr_crypto_blob_id(const bkr_crypto *c, const void *data, size_t len, bkr_id *out);
+struct bkr_digest;
+/** bkr_crypto_blob_id, feeding the same bytes to the content digest @p d in
+ * the same pass (bkr_digest_update2). */
+void bkr_crypto_blob_id_digest(const bkr_crypto *c, struct bkr_digest *d, const void *data, size_t len, bkr_id *out);
 
 /** The secret chunker seed of an encrypted repository (never 0). */
 uint64_t bkr_crypto_chunker_seed(const bkr_crypto *c);

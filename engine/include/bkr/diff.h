@@ -17,6 +17,7 @@
 
 #include "bkr/backup.h"
 #include "bkr/manifest.h"
+#include "bkr/progress.h"
 #include "bkr/repo.h"
 #include "bkr/tree.h"
 
@@ -60,6 +61,12 @@ typedef struct {
 	bool report_children;     /**< also report every entry under an added/removed directory */
 	bkr_diff_fn callback;
 	void *ctx;
+	/** Optional, bkr_diff_live only: step "comparing", the backup's files
+	 *  (every entry but a directory) compared with the live ones, of their
+	 *  total (the sources' files_backed_up; 0 when o->paths limit it), every
+	 *  64 files, after each live file read to hash it, and at the end. */
+	bkr_progress_fn progress;
+	void *progress_ctx;
 } bkr_diff_options;
 
 #define BKR_DIFF_OPTIONS_VERSION 1

@@ -38,6 +38,9 @@ void bkr_digest_free(bkr_digest *d);              /**< NULL is a no-op */
 /** Start over in @p form. */
 void bkr_digest_reset(bkr_digest *d, bkr_digest_form form);
 void bkr_digest_update(bkr_digest *d, const void *data, size_t len);
+/** bkr_digest_update, and the same bytes fed to @p h (a chunk's id): in
+ * one pass in the plain form (bkr_hash_update2). */
+void bkr_digest_update2(bkr_digest *d, bkr_hash_ctx *h, const void *data, size_t len);
 /** @p len zero bytes; O(1) per whole block in the sparse form. */
 void bkr_digest_zeros(bkr_digest *d, uint64_t len);
 /** The digest of everything fed since the last reset; then reset (same form). */

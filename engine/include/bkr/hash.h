@@ -36,6 +36,16 @@ void bkr_hash_final(bkr_hash_ctx *ctx, bkr_id *out); /**< ctx may be reset and r
 void bkr_hash_free(bkr_hash_ctx *ctx);           /**< NULL is a no-op */
 /** Make @p dst continue from @p src's state (a hash of a prefix, then of the whole). */
 int bkr_hash_copy(bkr_hash_ctx *dst, const bkr_hash_ctx *src);
+/**
+ * Feed @p data to both @p a and @p b (each may hold bytes before): a file's
+ * content hash and a chunk's id in one pass.  With the x86 SHA extensions
+ * the two run interleaved, at about the cost of one (bkr_hash_pair_fast);
+ * otherwise one after the other.
+ */
+void bkr_hash_update2(bkr_hash_ctx *a, bkr_hash_ctx *b, const void *data, size_t len);
+/** Whether bkr_hash_update2 costs about one hash, not two (SHA
+ * extensions found, and BKR_SHANI=0 not set in the environment). */
+bool bkr_hash_pair_fast(void);
 
 int bkr_id_cmp(const bkr_id *a, const bkr_id *b);
 bool bkr_id_is_zero(const bkr_id *id);

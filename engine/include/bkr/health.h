@@ -74,6 +74,13 @@ typedef struct bkr_health {
 	 *  verify of the structure came after it, its damage and I/O errors still
 	 *  stand, since that one reads no data blob. */
 	bkr_health_verify verify_read_data;
+	/** Backups not counted good: those the newest verify that checked each
+	 *  (a routine's, or any verify record: one by hand, of one backup or
+	 *  all) found an error in, until a later verify of it finds none (one
+	 *  of the structure alone does not clear what one that read the data
+	 *  found); sorted. */
+	char **damaged_backups;
+	size_t ndamaged_backups;
 	struct {
 		bool known;             /**< a damage record (prune's) newer than verify_read_data */
 		int64_t time_ns;

@@ -49,6 +49,9 @@ enum {
 	/** A damaged file (corrupt, unknown version) is left out, its message
 	 * kept for bkr_index_skipped: its packs' footers still hold the truth. */
 	BKR_INDEX_SKIP_DAMAGED = 1,
+	/** The repository's configuration was read from config.copy.json (a
+	 * damaged or missing config.json): a sealed file's refusal names it. */
+	BKR_INDEX_CONFIG_COPY = 2,
 };
 
 /**

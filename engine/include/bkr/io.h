@@ -15,7 +15,8 @@
  * with ACTION = "eio" (default), "enospc", or "crash" (SIGKILL the process),
  * or pause there with "stop" (SIGSTOP; the pass succeeds after SIGCONT, so a
  * test can race the process deterministically).  Points: "write" (also each
- * piece of a local upload staged in memory, and its one write at publish), "fsync",
+ * piece of a local upload staged in memory, each full staging window as it is
+ * handed to be written, and the write of the last one at publish), "fsync",
  * "rename", "read", "restore-meta" (restore, between creating an entry and
  * setting its attributes), "recover-read" (recovery, between the stat and the
  * read of a live workspace file), "recover-times" (recovery, before the
@@ -63,21 +64,24 @@ int bkr_io_read_file(const char *path, size_t max, uint8_t **out, size_t *len);
 /** write(2) all of @p buf; @p what names the file in messages. */
 int bkr_io_write_full(int fd, const void *buf, size_t len, const char *what);
 
-/** Alignment of bkr_io_write_direct's buffer (a page: every device's logical block divides it). */
+/** Alignment of bkr_io_pwrite_direct's buffer and offset (a page: every device's logical block divides it). */
 #define BKR_IO_DIRECT_ALIGN 4096u
 
 /**
- * Write all of @p buf (aligned to BKR_IO_DIRECT_ALIGN) at offset 0 of the
- * empty file @p fd, its aligned part with O_DIRECT (no copy into the page
- * cache) and the tail, or everything where the filesystem or device refuses
+ * pwrite(2) all of @p buf (aligned to BKR_IO_DIRECT_ALIGN) at @p off, its
+ * aligned part with O_DIRECT (no copy into the page cache) when @p off is
+ * aligned, and the tail, or everything where the filesystem or device refuses
  * O_DIRECT (EINVAL), through the page cache.  Not durable by itself: the
- * caller fsyncs as after any write.  One pass of the fault point "write".
+ * caller fsyncs as after any write.  No pass of a fault point, as
+ * bkr_io_pwrite_full: the caller takes the pass of "write" (a local store's
+ * upload takes it where the write is decided, so that passes are counted in
+ * one thread's order).
  */
-int bkr_io_write_direct(int fd, const void *buf, size_t len, const char *what);
+int bkr_io_pwrite_direct(int fd, const void *buf, size_t len, uint64_t off, const char *what);
 
-/** pread(2) exactly @p len bytes; a short read is BKR_ECORRUPT "truncated". */
 /** pwrite(2) all of @p buf at @p off (EINTR and short writes retried); errors name "write @p what". */
 int bkr_io_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char *what);
+/** pread(2) exactly @p len bytes; a short read is BKR_ECORRUPT "truncated". */
 int bkr_io_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what);
 
 int bkr_io_fsync(int fd, const char *what);
@@ -164,6 +168,14 @@ void bkr_io_fault_on_stop(void (*hook)(void));
  * is inside bkr_io_fault.  The first fault point reads it once (pthread_once).
  */
 void bkr_io_fault_reset(void);
+
+/**
+ * How many descriptors one user of many (the files a backup queues or a
+ * restore writes at once, a store's cache of open objects) may hold: @p want,
+ * or a quarter of the limit of open files (RLIMIT_NOFILE, ulimit -n) when that
+ * is fewer, and at least 1.
+ */
+size_t bkr_io_fd_share(size_t want);
 
 /** Join "a/b" into @p out; BKR_EINVAL when it does not fit. */
 int bkr_path_join(char *out, size_t cap, const char *a, const char *b);

@@ -147,6 +147,10 @@ int bkr_repo_store_open(bkr_repo *r, const char *location, int flags, bkr_store 
  * HMAC-SHA-256 under the MAC key of an encrypted one.
  */
 void bkr_repo_blob_id(const bkr_repo *r, const void *data, size_t len, bkr_id *out);
+struct bkr_digest;
+/** bkr_repo_blob_id, feeding the same bytes to the content digest @p d in
+ * the same pass (bkr_crypto_blob_id_digest). */
+void bkr_repo_blob_id_digest(const bkr_repo *r, struct bkr_digest *d, const void *data, size_t len, bkr_id *out);
 const bkr_repo_config *bkr_repo_get_config(const bkr_repo *r);
 
 /**
@@ -184,6 +188,13 @@ void bkr_repo_index_warnings(bkr_repo *r, void (*cb)(void *ctx, const char *mess
  * (config.copy.json, written beside it at init) was read instead.
  */
 const char *bkr_repo_config_warning(const bkr_repo *r);
+
+/**
+ * The configuration file that was read, for messages about what it says:
+ * "config.json", or its copy when bkr_repo_config_warning is set (a static
+ * string).
+ */
+const char *bkr_repo_config_said(const bkr_repo *r);
 
 /**
  * Make config.json and its copy config.copy.json whole again (bkr repair):

@@ -190,6 +190,14 @@ int bkr_store_s3_locks_confirm(const char *name);
  */
 int bkr_store_local_open(bkr_store **out, const char *root, unsigned flags);
 
+/**
+ * Bytes of memory a local store stages its uploads in now: the windows mapped
+ * for uploads being written, being flushed, or kept idle while an upload is
+ * open (none once the last upload is published or freed).  0 for any other
+ * store.  For tests and measurements.
+ */
+size_t bkr_store_local_staging(bkr_store *s);
+
 /** Close; NULL is a no-op. */
 void bkr_store_free(bkr_store *s);
 

@@ -20,6 +20,8 @@
 
 /** At most this many damaged blob ids in one record (it stays well under 1 MiB). */
 #define BKR_VERIFY_RECORD_MAX_DAMAGED 8192
+/** At most this many damaged backup ids in one record (the rest are counted in damaged_backups_omitted). */
+#define BKR_VERIFY_RECORD_MAX_BACKUPS 1000
 
 typedef enum {
 	BKR_VERIFY_RESULT_OK = 0,   /**< no error found (leftovers allowed) */
@@ -31,7 +33,8 @@ typedef struct bkr_verify_record {
 	int64_t time_ns;          /**< when it finished */
 	double duration_s;
 	char *host;               /**< who ran it (may be NULL) */
-	char *backup_id;          /**< the one backup checked; NULL = all of them */
+	char *backup_id;          /**< the one backup (or run) checked, its full id (older records: as given,
+				       a prefix or "latest"); NULL = all of them */
 	bool read_data;
 	bkr_verify_result result;
 	char *message;            /**< FAILED: why (may be NULL) */
@@ -40,6 +43,10 @@ typedef struct bkr_verify_record {
 	bkr_id *damaged;          /**< blobs found damaged (unreadable through the index) */
 	size_t ndamaged;
 	uint64_t damaged_omitted; /**< damaged blobs beyond BKR_VERIFY_RECORD_MAX_DAMAGED */
+	char **damaged_backups;   /**< backups (not runs) it found an error in, each once (bkr health:
+				       not good); records older than it name none */
+	size_t ndamaged_backups;
+	uint64_t damaged_backups_omitted; /**< damaged backups beyond BKR_VERIFY_RECORD_MAX_BACKUPS */
 } bkr_verify_record;
 
 const char *bkr_verify_result_name(bkr_verify_result r);
@@ -61,6 +68,9 @@ int bkr_verify_record_decode(bkr_verify_record **out, const char *text, size_t l
 
 /** Free; NULL is a no-op. */
 void bkr_verify_record_free(bkr_verify_record *rec);
+
+/** Free the strings and arrays of @p rec, not @p rec itself (one on the stack); NULL is a no-op. */
+void bkr_verify_record_clear(bkr_verify_record *rec);
 
 /**
  * Whether a sealed record text that is a verify or a damage record decodes
