@@ -329,13 +329,15 @@ done:
 }
 
 /*
- * Read index file @p name of @p s, validate all of it, and append it to @p idx.  *@p sealed is set when it is an encrypted
+ * Read index file @p name of @p s (or take the bytes already in @p read, when
+ * not NULL and filled: the view is taken), validate all of it, and append it to @p idx.  *@p sealed is set when it is an encrypted
  * repository's (the sealed magic): the store would have unsealed it, so the
  * repository's config.json says "none" and was altered - never skipped as
  * merely damaged (with BKR_INDEX_CONFIG_COPY in @p flags the message names
  * config.copy.json, which was read instead).
  */
-static int load_file(bkr_index *idx, bkr_store *s, const char *name, unsigned flags, bool *sealed)
+static int load_file(bkr_index *idx, bkr_store *s, const char *name, unsigned flags, bkr_store_view *read,
+		     bool *sealed)
 {
 	char path[PATH_MAX];
 	bkr_store_view v = { 0 };
@@ -351,8 +353,12 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name, unsigned fl
 		bkr_error_prefix("read %s", path); /* as a real failure here names the file */
 		return err;
 	}
-	if ((err = bkr_store_view_get(s, name, SIZE_MAX, &v)) < 0)
+	if (read && read->data) {
+		v = *read;
+		memset(read, 0, sizeof(*read));
+	} else if ((err = bkr_store_view_get(s, name, SIZE_MAX, &v)) < 0) {
 		return err;
+	}
 	if (v.len >= BKR_SEALED_MAGIC_SIZE && !memcmp(v.data, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
 		*sealed = true;
 		const char *said = (flags & BKR_INDEX_CONFIG_COPY)
@@ -445,7 +451,7 @@ int bkr_index_open_file(bkr_index **out, const char *path)
 	*out = NULL;
 	if ((err = store_of_file(path, &s, &base)) < 0 || (err = index_new(&idx)) < 0)
 		goto done;
-	if ((err = load_file(idx, s, base, 0, &sealed)) < 0)
+	if ((err = load_file(idx, s, base, 0, NULL, &sealed)) < 0)
 		goto done;
 	*out = idx;
 	idx = NULL;
@@ -462,6 +468,7 @@ struct candidate {
 	bkr_id id;      /**< parsed from the name */
 	bkr_id *sup;    /**< superseded ids read from its header (unverified) */
 	uint32_t nsup;
+	bkr_store_view v; /**< its bytes, read whole once for both passes */
 	bool skip;
 };
 
@@ -471,29 +478,25 @@ static int candidate_cmp(const void *a, const void *b)
 }
 
 /**
- * Read the superseded list of @p c.  A file whose header is damaged or gone
- * is left with an empty list (if nothing supersedes it, the full load reports
- * it); a read that fails (an I/O error, a server that cannot be reached) is an
- * error: the files it supersedes must not be taken for live ones.
+ * Read @p c whole into c->v, kept for pass 2 (read once: a sealed file is
+ * opened whole by any read, a header read too), and its superseded list.  A
+ * file whose header is damaged or gone is left with an empty list (if nothing
+ * supersedes it, the full load reports it); a read that fails (an I/O error,
+ * a server that cannot be reached) is an error: the files it supersedes must
+ * not be taken for live ones.
  */
 static int read_superseded(struct candidate *c, bkr_store *s)
 {
-	uint8_t h[BKR_INDEX_HEADER_SIZE];
-	uint64_t size, count;
+	uint64_t count;
 	uint32_t nsup;
 	int err;
 
-	if ((err = bkr_store_stat(s, c->name, &size)) < 0 || size < sizeof(h) ||
-	    (err = bkr_store_get_range(s, c->name, 0, sizeof(h), h, 0)) < 0 ||
-	    (err = check_header(h, size, c->name, &nsup, &count)) < 0 || nsup == 0)
+	if ((err = bkr_store_view_get(s, c->name, SIZE_MAX, &c->v)) < 0 || c->v.len < BKR_INDEX_HEADER_SIZE ||
+	    (err = check_header(c->v.data, c->v.len, c->name, &nsup, &count)) < 0 || nsup == 0)
 		goto done;
 	if (!(c->sup = malloc((size_t)nsup * sizeof(*c->sup))))
 		return bkr_error_oom();
-	if ((err = bkr_store_get_range(s, c->name, BKR_INDEX_HEADER_SIZE, (size_t)nsup * BKR_ID_SIZE, c->sup, 0)) < 0) {
-		free(c->sup);
-		c->sup = NULL;
-		goto done;
-	}
+	memcpy(c->sup, c->v.data + BKR_INDEX_HEADER_SIZE, (size_t)nsup * BKR_ID_SIZE);
 	c->nsup = nsup;
 done:
 	if (err < 0 && err != BKR_ECORRUPT && err != BKR_EUNSUPPORTED && err != BKR_ENOTFOUND)
@@ -582,13 +585,14 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 						  sizeof(*idx->stale))) < 0)
 				goto done;
 			idx->stale[idx->nstale++] = l.cand[i].id;
+			bkr_store_view_release(&l.cand[i].v);
 			continue;
 		}
 		bool sealed = false;
-		err = load_file(idx, s, l.cand[i].name, flags, &sealed);
+		err = load_file(idx, s, l.cand[i].name, flags, &l.cand[i].v, &sealed);
 		if (err == BKR_ECORRUPT && !sealed && bkr_store_drop_copy(s, l.cand[i].name) > 0) {
 			bkr_error_clear(); /* a cached copy failed: the object itself, once */
-			err = load_file(idx, s, l.cand[i].name, flags, &sealed);
+			err = load_file(idx, s, l.cand[i].name, flags, NULL, &sealed);
 		}
 		if ((err == BKR_ECORRUPT || err == BKR_EUNSUPPORTED) && !sealed && (flags & BKR_INDEX_SKIP_DAMAGED))
 			err = note_skipped(idx);
@@ -597,8 +601,10 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 			goto done;
 	}
 done:
-	for (size_t i = 0; i < l.n; i++)
+	for (size_t i = 0; i < l.n; i++) {
 		free(l.cand[i].sup);
+		bkr_store_view_release(&l.cand[i].v);
+	}
 	free(l.cand);
 	if (err < 0)
 		bkr_index_free(idx);

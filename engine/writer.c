@@ -278,8 +278,7 @@ bool bkr_writer_keyed(const bkr_writer *w)
 
 int bkr_writer_emit_tree(void *w, bkr_id *id, const uint8_t *blob, size_t len)
 {
-	if (bkr_writer_keyed(w))
-		bkr_writer_blob_id(w, blob, len, id);
+	bkr_writer_blob_id(w, blob, len, id);
 	return bkr_writer_put(w, BKR_BLOB_TREE, id, blob, len, NULL, NULL);
 }
 

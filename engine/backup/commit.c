@@ -21,8 +21,7 @@ static int emit_tree(void *ctx, bkr_id *id, const uint8_t *blob, size_t len)
 	bool is_new = false;
 	uint32_t stored = 0;
 	int err;
-	if (bkr_writer_keyed(c->w))
-		bkr_writer_blob_id(c->w, blob, len, id);
+	bkr_writer_blob_id(c->w, blob, len, id);
 	err = bkr_writer_put(c->w, BKR_BLOB_TREE, id, blob, len, &is_new, &stored);
 	if (err < 0)
 		return err;

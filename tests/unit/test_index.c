@@ -24,12 +24,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bkr/crypto.h"
+#include "bkr/crypto_store.h"
 #include "bkr/error.h"
 #include "bkr/format.h"
 #include "bkr/hash.h"
 #include "bkr/index.h"
 #include "bkr/io.h"
 
+#include "counting_store.h"
 #include "testutil.h"
 
 struct fx {
@@ -373,6 +376,73 @@ static void test_supersede(void **state)
 	free(old);
 }
 
+/* Publish entries [from, to) through store @p s, superseding @p nsup ids. */
+static void publish_range(bkr_store *s, uint64_t from, uint64_t to, const bkr_id *supersede, size_t nsup, bkr_id *file_id)
+{
+	bkr_index_builder *b = NULL;
+	bkr_index_entry e;
+
+	assert_int_equal(bkr_index_builder_new(&b), 0);
+	for (uint64_t i = from; i < to; i++) {
+		make_entry(i, &e);
+		assert_int_equal(bkr_index_builder_add(b, &e), 0);
+	}
+	for (size_t i = 0; i < nsup; i++)
+		assert_int_equal(bkr_index_builder_supersede(b, &supersede[i]), 0);
+	assert_int_equal(bkr_index_builder_publish(b, s, "index/", file_id), 0);
+	bkr_index_builder_free(b);
+}
+
+/*
+ * A load reads each index file once, whole: its superseded list comes from
+ * the same bytes as its entries.  A sealed file is opened whole by any read,
+ * so a header read first and the whole file then paid two reads and two
+ * decryptions of every index file on every load (three with a superseded
+ * list), in every command on an encrypted repository.
+ */
+static void test_each_file_read_once(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t enc[BKR_CRYPTO_KEY_SIZE] = { 1 }, mac[BKR_CRYPTO_KEY_SIZE] = { 2 };
+	static const uint8_t repo[BKR_CRYPTO_REPO_ID_SIZE] = { 3 };
+	bkr_index_entry want, got;
+	bkr_crypto *keys = NULL;
+	bkr_store *sealed = NULL;
+	bkr_index *idx = NULL;
+	bkr_id a, b, sup;
+	counting *c;
+
+	for (int keyed = 0; keyed < 2; keyed++) {
+		tu_rmrf(f->dir);
+		c = counting_open(f->root);
+		sealed = &c->base;
+		if (keyed) {
+			assert_int_equal(bkr_crypto_new(&keys, enc, mac, repo), 0);
+			assert_int_equal(bkr_crypto_store_new(&sealed, &c->base, keys), 0);
+			bkr_crypto_free(keys);
+		}
+		assert_int_equal(bkr_store_prepare(sealed, "index"), 0);
+		/* a, and b that supersedes a file that never existed */
+		publish_range(sealed, 0, 300, NULL, 0, &a);
+		memset(&sup, 0x5a, sizeof(sup));
+		publish_range(sealed, 300, 700, &sup, 1, &b);
+
+		counting_watch(c, "index");
+		c->gets = c->ranges = c->stats = 0;
+		assert_int_equal(bkr_index_load(&idx, sealed, "index/", 0), 0);
+		assert_int_equal(bkr_index_count(idx), 700);
+		make_entry(650, &want);
+		assert_int_equal(bkr_index_lookup(idx, &want.id, &got), 0);
+		assert_entry_equal(&want, &got);
+		bkr_index_free(idx);
+		/* one listing, one whole read of each file, nothing else */
+		assert_int_equal(c->folder_lists, 1);
+		assert_int_equal(c->folder_gets, 2);
+		assert_int_equal(requests(c), 2);
+		bkr_store_free(sealed);
+	}
+}
+
 static void test_empty_and_missing_dir(void **state)
 {
 	struct fx *f = *state;
@@ -709,6 +779,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_same_content_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_files_merged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_supersede, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_each_file_read_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_and_missing_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_rejects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_lookups, setup, teardown),

@@ -71,9 +71,10 @@ size_t bkr_tree_builder_count(const bkr_tree_builder *b);
 
 /**
  * Receives each encoded tree blob (children before parents); return <0 to
- * abort.  *id holds the blob's SHA-256; an emitter storing into a repository
- * with keyed ids replaces it with the repository's id (bkr_writer_emit_tree),
- * which the parent then records.
+ * abort.  The emitter sets *id (zeroed on entry) to the blob's id in its
+ * repository - SHA-256, or the keyed id of an encrypted one
+ * (bkr_repo_blob_id, bkr_writer_emit_tree) - which the parent then records:
+ * each blob is hashed once, by the one hash its repository uses.
  */
 typedef int (*bkr_tree_emit_fn)(void *ctx, bkr_id *id, const uint8_t *blob, size_t len);
 
