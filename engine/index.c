@@ -711,19 +711,25 @@ static const uint8_t *search_file(const struct idx_file *f, const bkr_id *id)
 	return NULL;
 }
 
-int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *out)
+int bkr_index_lookup_nth(const bkr_index *idx, const bkr_id *id, size_t nth, bkr_index_entry *out)
 {
 	char hex[BKR_ID_HEX];
 
+	/* newest file (last in name order) first; a file holds an id at most once */
 	for (size_t i = idx->n; i-- > 0;) {
 		const uint8_t *e = search_file(&idx->files[i], id);
-		if (e) {
+		if (e && nth-- == 0) {
 			decode_entry(e, out);
 			return 0;
 		}
 	}
 	bkr_id_to_hex(id, hex);
 	return bkr_error_set(BKR_ENOTFOUND, "blob %s is not in the index", hex);
+}
+
+int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *out)
+{
+	return bkr_index_lookup_nth(idx, id, 0, out);
 }
 
 const char *const *bkr_index_skipped(const bkr_index *idx, size_t *n)

@@ -72,6 +72,13 @@ int bkr_index_open_file(bkr_index **out, const char *path);
 
 /** 0 and *out filled, or BKR_ENOTFOUND. Thread-safe. */
 int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *out);
+/**
+ * The entry @p nth (0: the one bkr_index_lookup returns) of every entry naming
+ * blob @p id, in lookup order (the files from last to first); BKR_ENOTFOUND
+ * past the last.  Readers try the next one when a copy cannot be read.
+ * Thread-safe.
+ */
+int bkr_index_lookup_nth(const bkr_index *idx, const bkr_id *id, size_t nth, bkr_index_entry *out);
 
 /** Number of entries over all files (duplicates counted). */
 uint64_t bkr_index_count(const bkr_index *idx);
