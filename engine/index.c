@@ -160,9 +160,10 @@ int bkr_index_builder_publish(bkr_index_builder *b, bkr_store *s, const char *pr
 			b->entries[n++] = b->entries[i];
 	b->n = n;
 
-	if (b->nsup > UINT32_MAX || n > (SIZE_MAX - BKR_INDEX_HEADER_SIZE - BKR_ID_SIZE -
-					b->nsup * BKR_ID_SIZE) / BKR_INDEX_ENTRY_SIZE) {
-		err = bkr_error_set(BKR_EINVAL, "index too large");
+	/* Readers refuse files over BKR_INDEX_FILE_MAX, 4 × what this writes. */
+	if (b->nsup > BKR_INDEX_SUPERSEDED_MAX || n > BKR_INDEX_ENTRIES_MAX) {
+		err = bkr_error_set(BKR_EINVAL, "index too large: %zu entries, %zu superseded files (at most %u and %u)",
+				    n, b->nsup, BKR_INDEX_ENTRIES_MAX, BKR_INDEX_SUPERSEDED_MAX);
 		goto done;
 	}
 	len = BKR_INDEX_HEADER_SIZE + b->nsup * BKR_ID_SIZE + n * BKR_INDEX_ENTRY_SIZE + BKR_ID_SIZE;
@@ -351,7 +352,9 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name, unsigned fl
 		bkr_error_prefix("read %s", path); /* as a real failure here names the file */
 		return err;
 	}
-	if ((err = bkr_store_view_get(s, name, SIZE_MAX, &v)) < 0)
+	/* larger than any the writer writes: damaged, refused before it is read */
+	if ((err = bkr_store_view_get(s, name, BKR_INDEX_FILE_MAX < SIZE_MAX ? (size_t)BKR_INDEX_FILE_MAX : SIZE_MAX,
+				      &v)) < 0)
 		return err;
 	if (v.len >= BKR_SEALED_MAGIC_SIZE && !memcmp(v.data, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
 		*sealed = true;
@@ -365,14 +368,6 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name, unsigned fl
 		goto done;
 	}
 	if ((err = check_header(v.data, v.len, path, &nsup, &count)) < 0)
-		goto done;
-	if ((err = hash_both(v.data, v.len, &th, &h)) < 0)
-		goto done;
-	if (memcmp(th.b, v.data + v.len - BKR_ID_SIZE, BKR_ID_SIZE) != 0) {
-		err = bkr_error_set(BKR_ECORRUPT, "%s: trailer checksum mismatch", path);
-		goto done;
-	}
-	if ((err = check_name(path, &h)) < 0)
 		goto done;
 	ents = v.data + BKR_INDEX_HEADER_SIZE + (size_t)nsup * BKR_ID_SIZE;
 	for (uint64_t i = 0; i < count; i++) {
@@ -393,6 +388,15 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name, unsigned fl
 			goto done;
 		}
 	}
+	/* hashed after the cheap checks: garbage (a sparse file's zeros) fails at its first entry */
+	if ((err = hash_both(v.data, v.len, &th, &h)) < 0)
+		goto done;
+	if (memcmp(th.b, v.data + v.len - BKR_ID_SIZE, BKR_ID_SIZE) != 0) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: trailer checksum mismatch", path);
+		goto done;
+	}
+	if ((err = check_name(path, &h)) < 0)
+		goto done;
 	if ((err = bkr_array_grow((void **)&idx->files, &idx->cap, idx->n, sizeof(*idx->files))) < 0)
 		goto done;
 	{

@@ -577,6 +577,30 @@ static void test_count_overflow(void **state)
 	free(buf);
 }
 
+/* A file larger than any the writer writes (a sparse one, its header's counts
+ * matching its size) is damaged, refused before it is read: never 4 GiB read,
+ * allocated and hashed per command. */
+static void test_too_large(void **state)
+{
+	struct fx *f = *state;
+	uint8_t h[BKR_INDEX_HEADER_SIZE] = { 0 };
+	uint64_t size = BKR_INDEX_FILE_MAX + BKR_INDEX_ENTRY_SIZE;
+	char path[PATH_MAX];
+	int fd;
+
+	assert_int_equal(mkdir(f->dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/%064d.idx", f->dir, 0);
+	memcpy(h, BKR_INDEX_MAGIC, 8);
+	bkr_put_u32(h + 8, BKR_INDEX_VERSION);
+	bkr_put_u64(h + 16, (size - BKR_INDEX_HEADER_SIZE - BKR_ID_SIZE) / BKR_INDEX_ENTRY_SIZE);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) >= 0);
+	assert_int_equal(write(fd, h, sizeof(h)), (ssize_t)sizeof(h));
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	close(fd);
+	expect_bad(f->dir, path, BKR_ECORRUPT, "too large");
+	unlink(path);
+}
+
 static void test_unsorted(void **state)
 {
 	struct fx *f = *state;
@@ -716,6 +740,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bit_flip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_magic_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_count_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsorted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_name_not_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lengths_and_type, setup, teardown),
