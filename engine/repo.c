@@ -706,6 +706,24 @@ int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before)
 }
 
 /*
+ * A tree is loaded because a backup or a directory names it, and trees never
+ * leave the repository: one that is not found (its blob not in the index, or
+ * its pack gone) is damaged data, BKR_ECORRUPT naming the blob.  Readers keep
+ * BKR_ENOTFOUND for a path that does not exist: a page of a big directory
+ * that did not load read as a name not there, and a listing ended early.
+ */
+static int tree_missing(const bkr_id *id)
+{
+	char why[900], hex[BKR_ID_HEX];
+
+	bkr_id_to_hex(id, hex);
+	snprintf(why, sizeof(why), "%s", bkr_error_message());
+	if (strstr(why, hex))
+		return bkr_error_set(BKR_ECORRUPT, "%s", why);
+	return bkr_error_set(BKR_ECORRUPT, "tree blob %s: %s", hex, why);
+}
+
+/*
  * Read the blob of index entry @p e into @p buf (e->raw_len bytes) from
  * wherever its pack is.  @p flags: the store's (BKR_STORE_*); @p opts: the
  * pack's (BKR_PACK_*).
@@ -756,8 +774,9 @@ static int read_entry(bkr_repo *r, const bkr_index_entry *e, unsigned flags, uns
  * file first), the next one when a copy's pack is missing or the copy is
  * damaged (an old index file put back names a pack prune has removed since,
  * while the present index names an intact copy).  When no copy reads, the
- * first entry's error: the one the index stands for.  The one read path of
- * every reader (restore, cat, diff, copy, the mount).
+ * first entry's error: the one the index stands for (a tree not found is
+ * BKR_ECORRUPT, tree_missing).  The one read path of every reader (restore,
+ * cat, diff, copy, the mount).
  */
 static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned flags, unsigned opts,
 		     uint8_t **out, size_t *len)
@@ -773,7 +792,7 @@ static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned
 		err = nth == 0 ? lookup_read(r, id, &e) : lookup_nth(r, id, nth, &e);
 		if (err < 0) {
 			if (nth == 0)
-				return err;
+				return err == BKR_ENOTFOUND && type == BKR_BLOB_TREE ? tree_missing(id) : err;
 			if (err == BKR_ENOTFOUND) /* no other copy */
 				break;
 			goto fail;
@@ -807,6 +826,8 @@ static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned
 			first_err = err;
 	}
 	err = bkr_error_set(first_err, "%s", first);
+	if (err == BKR_ENOTFOUND && type == BKR_BLOB_TREE)
+		err = tree_missing(id);
 fail:
 	free(first);
 	free(buf);
@@ -825,24 +846,6 @@ int bkr_repo_read_data_unhashed(bkr_repo *r, const bkr_id *id, uint8_t **out, si
 	return read_blob(r, id, BKR_BLOB_DATA, 0, BKR_PACK_UNHASHED, out, len);
 }
 
-/*
- * A tree is loaded because a backup or a directory names it, and trees never
- * leave the repository: one that is not found (its blob not in the index, or
- * its pack gone) is damaged data, BKR_ECORRUPT naming the blob.  Readers keep
- * BKR_ENOTFOUND for a path that does not exist: a page of a big directory
- * that did not load read as a name not there, and a listing ended early.
- */
-static int tree_missing(const bkr_id *id)
-{
-	char why[900], hex[BKR_ID_HEX];
-
-	bkr_id_to_hex(id, hex);
-	snprintf(why, sizeof(why), "%s", bkr_error_message());
-	if (strstr(why, hex))
-		return bkr_error_set(BKR_ECORRUPT, "%s", why);
-	return bkr_error_set(BKR_ECORRUPT, "tree blob %s: %s", hex, why);
-}
-
 static int load_tree(bkr_repo *r, const bkr_id *id, unsigned flags, bkr_tree **out)
 {
 	uint8_t *buf;
@@ -850,7 +853,7 @@ static int load_tree(bkr_repo *r, const bkr_id *id, unsigned flags, bkr_tree **o
 	int err;
 	*out = NULL;
 	if ((err = read_blob(r, id, BKR_BLOB_TREE, flags, 0, &buf, &len)) < 0)
-		return err == BKR_ENOTFOUND ? tree_missing(id) : err;
+		return err;
 	return bkr_tree_parse(out, buf, len);
 }
 

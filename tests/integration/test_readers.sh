@@ -13,10 +13,19 @@ mkdir -p "$W/src"
 head -c 300000 /dev/urandom >"$W/src/keep.bin"
 head -c 300000 /dev/urandom >"$W/src/gone.bin"
 R=$T/r1
-"$BKR" init -r "$R" >/dev/null
-expect_exit 0 "$BKR" -q -r "$R" create "$W/src"
-first=$(idx_names "$R")
-[ "$(echo "$first" | wc -l)" = 1 ] || fail "one backup wrote more than one index file: $first"
+# lookups take the last index file in name order first: the first backup's
+# file (to be put back) should sort in the upper half, so that a later
+# present file sorts before it within a few prunes (each time 1 in 2 or better)
+for try in $(seq 1 40); do
+	rm -rf "$R"
+	head -c 300000 /dev/urandom >"$W/src/keep.bin"
+	"$BKR" init -r "$R" >/dev/null
+	expect_exit 0 "$BKR" -q -r "$R" create "$W/src"
+	first=$(idx_names "$R")
+	[ "$(echo "$first" | wc -l)" = 1 ] || fail "one backup wrote more than one index file: $first"
+	[[ "$first" > 8 ]] && break
+	[ "$try" -lt 40 ] || fail "40 first backups, each index file name below 8"
+done
 cp "$R/index/$first" "$T/old.idx"
 rm "$W/src/gone.bin"
 expect_exit 0 "$BKR" -q -r "$R" create "$W/src"
@@ -52,4 +61,49 @@ cmp "$W/src/keep.bin" "$T/out" || fail "cat with an old index file put back: wro
 expect_exit 0 "$BKR" -q -r "$T/r1copy" copy --from "$R" "$id2"
 expect_exit 0 "$BKR" -r "$T/r1copy" cat "$id2" src/keep.bin
 cmp "$W/src/keep.bin" "$T/out" || fail "copy with an old index file put back: wrong bytes"
-pass "an old index file put back after two prunes: restore, cat and copy read the blob's intact copy"
+mnt=$T/mnt
+bkrfs_fg "$R" "$mnt" "$T/fs.err"
+cmp "$W/src/keep.bin" "$mnt/by-id/$id2/src/keep.bin" || fail "the mount with an old index file put back: $(cat "$T/fs.err")"
+bkrfs_unmount "$mnt"
+pass "an old index file put back after two prunes: restore, cat, copy and the mount read the blob's intact copy"
+
+# --- exit codes agree (bkr(1) EXIT STATUS): a tree missing because its index
+# file is damaged is damaged data, 4, for copy as for restore and cat; a
+# damaged manifest left out makes log exit 4, as list and ls
+R=$T/r2
+mkdir -p "$W/two"
+echo one >"$W/two/f"
+"$BKR" init -r "$R" >/dev/null
+expect_exit 0 "$BKR" -q -r "$R" create "$W/two"
+idx=$(idx_names "$R") # the first backup's
+echo two >"$W/two/f"
+expect_exit 0 "$BKR" -q -r "$R" create "$W/two"
+expect_exit 0 "$BKR" -r "$R" list --json
+old=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["backup_id"])' "$T/out")
+cp -a "$R" "$T/r2idx"
+python3 - "$T/r2idx/index/$idx" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[-1] ^= 1
+open(p, "wb").write(b)
+PY
+expect_exit 4 "$BKR" -r "$T/r2idx" restore "$old" --target "$T/r2out"
+expect_exit 4 "$BKR" -r "$T/r2idx" cat "$old" two/f
+"$BKR" init -r "$T/r2dst" >/dev/null
+expect_exit 4 "$BKR" -r "$T/r2dst" copy --from "$T/r2idx"
+err_has "$idx: trailer checksum mismatch" || fail "copy: the damaged index file not named: $(cat "$T/err")"
+python3 - "$R/backups/$old.json" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[40] ^= 1
+open(p, "wb").write(b)
+PY
+expect_exit 4 "$BKR" -r "$R" list
+expect_exit 4 "$BKR" -r "$R" log two/f
+err_has "$old.json" || fail "log: the damaged manifest not named: $(cat "$T/err")"
+grep -q "$(ls "$R/backups" | grep -v "$old" | sed 's/\.json$//')" "$T/out" || fail "log: the readable backup not shown: $(cat "$T/out")"
+expect_exit 4 "$BKR" -q -r "$R" log two/f --json
+json_ok "$T/out"
+pass "a tree behind a damaged index file: copy exits 4 as restore and cat; a damaged manifest: log exits 4 as list"
