@@ -809,7 +809,6 @@ static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned
 			}
 			buf = nb;
 			if ((err = read_entry(r, &e, flags, opts, buf)) >= 0) {
-				bkr_error_clear();
 				free(first);
 				*out = buf;
 				*len = e.raw_len;
