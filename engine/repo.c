@@ -463,6 +463,11 @@ done:
 	return err;
 }
 
+int bkr_repo_lookup_nth(bkr_repo *r, const bkr_id *id, size_t nth, bkr_index_entry *out)
+{
+	return lookup_nth(r, id, nth, out);
+}
+
 int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out)
 {
 	int err = lookup_nth(r, id, 0, out);

@@ -61,11 +61,17 @@ cmp "$W/src/keep.bin" "$T/out" || fail "cat with an old index file put back: wro
 expect_exit 0 "$BKR" -q -r "$T/r1copy" copy --from "$R" "$id2"
 expect_exit 0 "$BKR" -r "$T/r1copy" cat "$id2" src/keep.bin
 cmp "$W/src/keep.bin" "$T/out" || fail "copy with an old index file put back: wrong bytes"
+# verify names the stale entries' pack, not the backups (whose blob reads)
+expect_exit 1 "$BKR" -r "$R" verify --read-data
+grep -q "is named by the index but missing" "$T/out" || fail "verify: the stale entries not named: $(cat "$T/out")"
+! grep -q "$id2" "$T/out" || fail "verify: a backup whose blobs read is reported: $(cat "$T/out")"
 mnt=$T/mnt
 bkrfs_fg "$R" "$mnt" "$T/fs.err"
 cmp "$W/src/keep.bin" "$mnt/by-id/$id2/src/keep.bin" || fail "the mount with an old index file put back: $(cat "$T/fs.err")"
 bkrfs_unmount "$mnt"
-pass "an old index file put back after two prunes: restore, cat, copy and the mount read the blob's intact copy"
+expect_exit 0 "$BKR" -q -r "$R" repair
+expect_exit 0 "$BKR" -q -r "$R" verify --read-data
+pass "an old index file put back after two prunes: restore, cat, copy and the mount read the blob's intact copy; verify names the stale entries, not the backup; repair drops them"
 
 # --- exit codes agree (bkr(1) EXIT STATUS): a tree missing because its index
 # file is damaged is damaged data, 4, for copy as for restore and cat; a
