@@ -761,8 +761,8 @@ static int read_entry(bkr_repo *r, const bkr_index_entry *e, unsigned flags, uns
 				break;
 			if ((err = bkr_store_describe(g.s, name, what, sizeof(what))) < 0)
 				break;
-			err = bkr_pack_read_blob_from(r->crypto, range_read, &g, what, &e->id, e->offset,
-						      e->stored_len, e->raw_len, e->type, buf, opts);
+			err = bkr_pack_read_blob_from(r->crypto, range_read, &g, what, &e->id, e->offset, e->stored_len,
+						      e->raw_len, e->type, buf, opts);
 			if (err >= 0)
 				cache_put(r, &e->pack, i);
 		}
@@ -783,8 +783,8 @@ static int read_entry(bkr_repo *r, const bkr_index_entry *e, unsigned flags, uns
  * BKR_ECORRUPT, tree_missing).  The one read path of every reader (restore,
  * cat, diff, copy, the mount).
  */
-static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned flags, unsigned opts,
-		     uint8_t **out, size_t *len)
+static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned flags, unsigned opts, uint8_t **out,
+		     size_t *len)
 {
 	bkr_index_entry e;
 	uint8_t *buf = NULL;
