@@ -34,6 +34,9 @@
 #define IDX_NAME_LEN (2 * BKR_ID_SIZE + 4) /* "<64 hex>.idx" */
 
 /* Entry field offsets inside one 64-byte on-disk entry. */
+/* what a read of an index file asks of the store at most (docs/format.md) */
+#define INDEX_READ_MAX (BKR_INDEX_FILE_MAX < SIZE_MAX ? (size_t)BKR_INDEX_FILE_MAX : SIZE_MAX)
+
 #define E_ID 0
 #define E_PACK 32
 #define E_OFFSET 48
@@ -143,12 +146,63 @@ static int object_name(char *out, const char *prefix, const char *name)
 	return 0;
 }
 
+/* Entries and superseded ids of one file written (the format's limits; tests lower them). */
+static size_t index_entries_max = BKR_INDEX_ENTRIES_MAX;
+static size_t index_superseded_max = BKR_INDEX_SUPERSEDED_MAX;
+
+void bkr_index_set_file_limits(size_t entries, size_t superseded)
+{
+	index_entries_max = entries && entries < BKR_INDEX_ENTRIES_MAX ? entries : BKR_INDEX_ENTRIES_MAX;
+	index_superseded_max = superseded && superseded < BKR_INDEX_SUPERSEDED_MAX ? superseded
+										   : BKR_INDEX_SUPERSEDED_MAX;
+}
+
+/*
+ * One index file of @p n entries superseding @p nsup files, published as
+ * "<prefix><hex>.idx"; *id gets its id.
+ */
+static int publish_file(const bkr_index_entry *entries, size_t n, const bkr_id *sup, size_t nsup, bkr_store *s,
+			const char *prefix, bkr_id *id)
+{
+	char name[IDX_NAME_LEN + 1], obj[PATH_MAX];
+	size_t len = BKR_INDEX_HEADER_SIZE + nsup * BKR_ID_SIZE + n * BKR_INDEX_ENTRY_SIZE + BKR_ID_SIZE;
+	uint8_t *buf, *p;
+	int err;
+
+	if (!(buf = malloc(len)))
+		return bkr_error_oom();
+	memcpy(buf, BKR_INDEX_MAGIC, 8);
+	bkr_put_u32(buf + 8, BKR_INDEX_VERSION);
+	bkr_put_u32(buf + 12, 0);
+	bkr_put_u64(buf + 16, n);
+	bkr_put_u32(buf + 24, (uint32_t)nsup);
+	bkr_put_u32(buf + 28, 0);
+	p = buf + BKR_INDEX_HEADER_SIZE;
+	for (size_t i = 0; i < nsup; i++, p += BKR_ID_SIZE)
+		memcpy(p, sup[i].b, BKR_ID_SIZE);
+	for (size_t i = 0; i < n; i++, p += BKR_INDEX_ENTRY_SIZE)
+		encode_entry(p, &entries[i]);
+	bkr_sha256(buf, len - BKR_ID_SIZE, id);
+	memcpy(p, id->b, BKR_ID_SIZE);
+	bkr_sha256(buf, len, id);
+	index_file_name(id, name);
+
+	if ((err = object_name(obj, prefix, name)) == 0) {
+		err = bkr_store_put(s, obj, buf, len);
+		if (err == BKR_EEXISTS) {
+			/* Same name = same bytes (the name is the hash): already published. */
+			bkr_error_clear();
+			err = 0;
+		}
+	}
+	free(buf);
+	return err;
+}
+
 int bkr_index_builder_publish(bkr_index_builder *b, bkr_store *s, const char *prefix, bkr_id *file_id)
 {
-	uint8_t *buf = NULL, *p;
-	size_t n = 0, len;
 	char name[IDX_NAME_LEN + 1], obj[PATH_MAX];
-	bkr_id id;
+	size_t n = 0, e_max = index_entries_max, s_max = index_superseded_max;
 	int err = 0;
 
 	memset(file_id, 0, sizeof(*file_id));
@@ -160,46 +214,28 @@ int bkr_index_builder_publish(bkr_index_builder *b, bkr_store *s, const char *pr
 			b->entries[n++] = b->entries[i];
 	b->n = n;
 
-	if (b->nsup > UINT32_MAX || n > (SIZE_MAX - BKR_INDEX_HEADER_SIZE - BKR_ID_SIZE -
-					b->nsup * BKR_ID_SIZE) / BKR_INDEX_ENTRY_SIZE) {
-		err = bkr_error_set(BKR_EINVAL, "index too large");
-		goto done;
-	}
-	len = BKR_INDEX_HEADER_SIZE + b->nsup * BKR_ID_SIZE + n * BKR_INDEX_ENTRY_SIZE + BKR_ID_SIZE;
-	if (!(buf = malloc(len))) {
-		err = bkr_error_oom();
-		goto done;
-	}
-	memcpy(buf, BKR_INDEX_MAGIC, 8);
-	bkr_put_u32(buf + 8, BKR_INDEX_VERSION);
-	bkr_put_u32(buf + 12, 0);
-	bkr_put_u64(buf + 16, n);
-	bkr_put_u32(buf + 24, (uint32_t)b->nsup);
-	bkr_put_u32(buf + 28, 0);
-	p = buf + BKR_INDEX_HEADER_SIZE;
-	for (size_t i = 0; i < b->nsup; i++, p += BKR_ID_SIZE)
-		memcpy(p, b->supersede[i].b, BKR_ID_SIZE);
-	for (size_t i = 0; i < n; i++, p += BKR_INDEX_ENTRY_SIZE)
-		encode_entry(p, &b->entries[i]);
-	bkr_sha256(buf, len - BKR_ID_SIZE, &id);
-	memcpy(p, id.b, BKR_ID_SIZE);
-	bkr_sha256(buf, len, &id);
-	index_file_name(&id, name);
-
-	if ((err = object_name(obj, prefix, name)) < 0)
-		goto done;
-	err = bkr_store_put(s, obj, buf, len);
-	if (err == BKR_EEXISTS) {
-		/* Same name = same bytes (the name is the hash): already published. */
-		bkr_error_clear();
-		err = 0;
-	}
-	if (err < 0)
-		goto done;
-	*file_id = id;
+	/*
+	 * Readers refuse files over BKR_INDEX_FILE_MAX, 4 × the largest one
+	 * written here, so more entries or superseded files than one file holds
+	 * are written as several: first the entries in files that supersede
+	 * nothing, then the superseded list in the last ones.  Until the last
+	 * is durable the old files stay live beside the new (the same blobs
+	 * named twice, which readers take either of): a crash loses nothing.
+	 */
+	size_t done_e = 0, done_s = 0;
+	do {
+		size_t ne = n - done_e > e_max ? e_max : n - done_e;
+		size_t ns = 0;
+		if (done_e + ne == n)
+			ns = b->nsup - done_s > s_max ? s_max : b->nsup - done_s;
+		if ((err = publish_file(b->entries + done_e, ne, b->supersede + done_s, ns, s, prefix, file_id)) < 0)
+			return err;
+		done_e += ne;
+		done_s += ns;
+	} while (done_e < n || done_s < b->nsup);
 
 	/*
-	 * The new file is durable; now the old ones may go.  A failure here is
+	 * The new files are durable; now the old ones may go.  A failure here is
 	 * harmless (readers skip superseded files), so it is not reported.
 	 */
 	for (size_t i = 0; i < b->nsup; i++) {
@@ -208,9 +244,7 @@ int bkr_index_builder_publish(bkr_index_builder *b, bkr_store *s, const char *pr
 			(void)bkr_store_delete(s, obj);
 	}
 	bkr_error_clear();
-done:
-	free(buf);
-	return err;
+	return 0;
 }
 
 /* ---- reader ------------------------------------------------------------- */
@@ -353,10 +387,11 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name, unsigned fl
 		bkr_error_prefix("read %s", path); /* as a real failure here names the file */
 		return err;
 	}
+	/* larger than any the writer writes: damaged, refused before it is read */
 	if (read && read->data) {
 		v = *read;
 		memset(read, 0, sizeof(*read));
-	} else if ((err = bkr_store_view_get(s, name, SIZE_MAX, &v)) < 0) {
+	} else if ((err = bkr_store_view_get(s, name, INDEX_READ_MAX, &v)) < 0) {
 		return err;
 	}
 	if (v.len >= BKR_SEALED_MAGIC_SIZE && !memcmp(v.data, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
@@ -371,14 +406,6 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name, unsigned fl
 		goto done;
 	}
 	if ((err = check_header(v.data, v.len, path, &nsup, &count)) < 0)
-		goto done;
-	if ((err = hash_both(v.data, v.len, &th, &h)) < 0)
-		goto done;
-	if (memcmp(th.b, v.data + v.len - BKR_ID_SIZE, BKR_ID_SIZE) != 0) {
-		err = bkr_error_set(BKR_ECORRUPT, "%s: trailer checksum mismatch", path);
-		goto done;
-	}
-	if ((err = check_name(path, &h)) < 0)
 		goto done;
 	ents = v.data + BKR_INDEX_HEADER_SIZE + (size_t)nsup * BKR_ID_SIZE;
 	for (uint64_t i = 0; i < count; i++) {
@@ -399,6 +426,15 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name, unsigned fl
 			goto done;
 		}
 	}
+	/* hashed after the cheap checks: garbage (a sparse file's zeros) fails at its first entry */
+	if ((err = hash_both(v.data, v.len, &th, &h)) < 0)
+		goto done;
+	if (memcmp(th.b, v.data + v.len - BKR_ID_SIZE, BKR_ID_SIZE) != 0) {
+		err = bkr_error_set(BKR_ECORRUPT, "%s: trailer checksum mismatch", path);
+		goto done;
+	}
+	if ((err = check_name(path, &h)) < 0)
+		goto done;
 	if ((err = bkr_array_grow((void **)&idx->files, &idx->cap, idx->n, sizeof(*idx->files))) < 0)
 		goto done;
 	{
@@ -491,7 +527,7 @@ static int read_superseded(struct candidate *c, bkr_store *s)
 	uint32_t nsup;
 	int err;
 
-	if ((err = bkr_store_view_get(s, c->name, SIZE_MAX, &c->v)) < 0 || c->v.len < BKR_INDEX_HEADER_SIZE ||
+	if ((err = bkr_store_view_get(s, c->name, INDEX_READ_MAX, &c->v)) < 0 || c->v.len < BKR_INDEX_HEADER_SIZE ||
 	    (err = check_header(c->v.data, c->v.len, c->name, &nsup, &count)) < 0 || nsup == 0)
 		goto done;
 	if (!(c->sup = malloc((size_t)nsup * sizeof(*c->sup))))
@@ -717,19 +753,25 @@ static const uint8_t *search_file(const struct idx_file *f, const bkr_id *id)
 	return NULL;
 }
 
-int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *out)
+int bkr_index_lookup_nth(const bkr_index *idx, const bkr_id *id, size_t nth, bkr_index_entry *out)
 {
 	char hex[BKR_ID_HEX];
 
+	/* newest file (last in name order) first; a file holds an id at most once */
 	for (size_t i = idx->n; i-- > 0;) {
 		const uint8_t *e = search_file(&idx->files[i], id);
-		if (e) {
+		if (e && nth-- == 0) {
 			decode_entry(e, out);
 			return 0;
 		}
 	}
 	bkr_id_to_hex(id, hex);
 	return bkr_error_set(BKR_ENOTFOUND, "blob %s is not in the index", hex);
+}
+
+int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *out)
+{
+	return bkr_index_lookup_nth(idx, id, 0, out);
 }
 
 const char *const *bkr_index_skipped(const bkr_index *idx, size_t *n)

@@ -444,14 +444,38 @@ const char *bkr_repo_config_said(const bkr_repo *r)
 				 : "config.json";
 }
 
+/*
+ * Entry @p nth of blob @p id over the index and then the retained ones
+ * (newest first); BKR_ENOTFOUND past the last.
+ */
+static int lookup_nth(bkr_repo *r, const bkr_id *id, size_t nth, bkr_index_entry *out)
+{
+	bkr_index_entry e;
+	size_t seen = 0;
+	int err = 0;
+
+	pthread_rwlock_rdlock(&r->index_lock);
+	for (size_t i = r->nretained + 1; i-- > 0;) {
+		const bkr_index *idx = i == r->nretained ? r->index : r->retained[i];
+		for (size_t k = 0; (err = bkr_index_lookup_nth(idx, id, k, &e)) == 0; k++)
+			if (seen++ == nth)
+				goto done;
+	}
+done:
+	pthread_rwlock_unlock(&r->index_lock);
+	if (err == 0)
+		*out = e;
+	return err;
+}
+
+int bkr_repo_lookup_nth(bkr_repo *r, const bkr_id *id, size_t nth, bkr_index_entry *out)
+{
+	return lookup_nth(r, id, nth, out);
+}
+
 int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out)
 {
-	int err;
-	pthread_rwlock_rdlock(&r->index_lock);
-	err = bkr_index_lookup(r->index, id, out);
-	for (size_t i = r->nretained; err == BKR_ENOTFOUND && i-- > 0;)
-		err = bkr_index_lookup(r->retained[i], id, out); /* newest first */
-	pthread_rwlock_unlock(&r->index_lock);
+	int err = lookup_nth(r, id, 0, out);
 	if (err == BKR_ENOTFOUND) {
 		char hex[BKR_ID_HEX];
 		bkr_id_to_hex(id, hex);
@@ -691,81 +715,6 @@ int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before)
 	return 0;
 }
 
-/* @p flags: the store's (BKR_STORE_*); @p opts: the pack's (BKR_PACK_*). */
-static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned flags, unsigned opts,
-		     uint8_t **out, size_t *len)
-{
-	bkr_index_entry e;
-	uint8_t *buf = NULL;
-	char name[PATH_MAX], what[PATH_MAX];
-	struct range g;
-	int err;
-
-	*out = NULL;
-	*len = 0;
-	if ((err = lookup_read(r, id, &e)) < 0)
-		return err;
-	if (e.type != type) {
-		char hex[BKR_ID_HEX];
-		bkr_id_to_hex(id, hex);
-		return bkr_error_set(BKR_ECORRUPT, "blob %s: indexed as type %u, wanted %u", hex, e.type, type);
-	}
-	if (!(buf = malloc(e.raw_len ? e.raw_len : 1)))
-		return bkr_error_oom();
-	g = (struct range){ .name = name, .flags = flags };
-	/* A failed read drops the store's cached descriptor: a second attempt
-	 * opens the pack afresh, wherever it is now (moved to a tier or trash).
-	 * A pack found nowhere may have moved during the search, or to a tier
-	 * recorded since open: the tier records are reloaded and it is searched
-	 * again. */
-	for (int attempt = 0; attempt < 3; attempt++) {
-		size_t nt, hint = cache_get(r, &e.pack);
-		if (attempt > 0 && err == BKR_ENOTFOUND) {
-			if (bkr_repo_reload_tiers(r) < 0)
-				bkr_error_clear();
-			hint = SIZE_MAX;
-		}
-		nt = bkr_repo_tier_count(r);
-		if (hint != SIZE_MAX && hint > 2 * nt + 1)
-			hint = SIZE_MAX;
-		err = BKR_ENOTFOUND;
-		for (size_t k = 0; err == BKR_ENOTFOUND; k++) {
-			size_t i = hint == SIZE_MAX ? k : k == 0 ? hint : k - 1 + (k - 1 >= hint);
-			if (!pack_place(r, nt, i, &e.pack, type, &g.s, name))
-				break;
-			if ((err = bkr_store_describe(g.s, name, what, sizeof(what))) < 0)
-				break;
-			err = bkr_pack_read_blob_from(r->crypto, range_read, &g, what, id, e.offset,
-						      e.stored_len, e.raw_len, e.type, buf, opts);
-			if (err >= 0)
-				cache_put(r, &e.pack, i);
-		}
-		if (err >= 0 || err == BKR_ECORRUPT)
-			break;
-	}
-	if (err == BKR_ENOTFOUND)
-		pack_missing(r, &e.pack);
-	if (err < 0) {
-		free(buf);
-		return err;
-	}
-	*out = buf;
-	*len = e.raw_len;
-	return 0;
-}
-
-int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_t **out, size_t *len)
-{
-	/* A small tree pack is read all over, and backwards (trees are written
-	 * children first and walked parents first): the store reads it ahead. */
-	return read_blob(r, id, type, type == BKR_BLOB_TREE ? BKR_STORE_READ_AHEAD : 0, 0, out, len);
-}
-
-int bkr_repo_read_data_unhashed(bkr_repo *r, const bkr_id *id, uint8_t **out, size_t *len)
-{
-	return read_blob(r, id, BKR_BLOB_DATA, 0, BKR_PACK_UNHASHED, out, len);
-}
-
 /*
  * A tree is loaded because a backup or a directory names it, and trees never
  * leave the repository: one that is not found (its blob not in the index, or
@@ -784,6 +733,128 @@ static int tree_missing(const bkr_id *id)
 	return bkr_error_set(BKR_ECORRUPT, "tree blob %s: %s", hex, why);
 }
 
+/*
+ * Read the blob of index entry @p e into @p buf (e->raw_len bytes) from
+ * wherever its pack is.  @p flags: the store's (BKR_STORE_*); @p opts: the
+ * pack's (BKR_PACK_*).
+ */
+static int read_entry(bkr_repo *r, const bkr_index_entry *e, unsigned flags, unsigned opts, uint8_t *buf)
+{
+	char name[PATH_MAX], what[PATH_MAX];
+	struct range g = { .name = name, .flags = flags };
+	int err = 0;
+
+	/* A failed read drops the store's cached descriptor: a second attempt
+	 * opens the pack afresh, wherever it is now (moved to a tier or trash).
+	 * A pack found nowhere may have moved during the search, or to a tier
+	 * recorded since open: the tier records are reloaded and it is searched
+	 * again. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		size_t nt, hint = cache_get(r, &e->pack);
+		if (attempt > 0 && err == BKR_ENOTFOUND) {
+			if (bkr_repo_reload_tiers(r) < 0)
+				bkr_error_clear();
+			hint = SIZE_MAX;
+		}
+		nt = bkr_repo_tier_count(r);
+		if (hint != SIZE_MAX && hint > 2 * nt + 1)
+			hint = SIZE_MAX;
+		err = BKR_ENOTFOUND;
+		for (size_t k = 0; err == BKR_ENOTFOUND; k++) {
+			size_t i = hint == SIZE_MAX ? k : k == 0 ? hint : k - 1 + (k - 1 >= hint);
+			if (!pack_place(r, nt, i, &e->pack, e->type, &g.s, name))
+				break;
+			if ((err = bkr_store_describe(g.s, name, what, sizeof(what))) < 0)
+				break;
+			err = bkr_pack_read_blob_from(r->crypto, range_read, &g, what, &e->id, e->offset, e->stored_len,
+						      e->raw_len, e->type, buf, opts);
+			if (err >= 0)
+				cache_put(r, &e->pack, i);
+		}
+		if (err >= 0 || err == BKR_ECORRUPT)
+			break;
+	}
+	if (err == BKR_ENOTFOUND)
+		pack_missing(r, &e->pack);
+	return err;
+}
+
+/*
+ * Read blob @p id as @p type: its index entries in lookup order (newest index
+ * file first), the next one when a copy's pack is missing or the copy is
+ * damaged (an old index file put back names a pack prune has removed since,
+ * while the present index names an intact copy).  When no copy reads, the
+ * first entry's error: the one the index stands for (a tree not found is
+ * BKR_ECORRUPT, tree_missing).  The one read path of every reader (restore,
+ * cat, diff, copy, the mount).
+ */
+static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned flags, unsigned opts, uint8_t **out,
+		     size_t *len)
+{
+	bkr_index_entry e;
+	uint8_t *buf = NULL;
+	char *first = NULL;
+	int err, first_err = 0;
+
+	*out = NULL;
+	*len = 0;
+	for (size_t nth = 0;; nth++) {
+		err = nth == 0 ? lookup_read(r, id, &e) : lookup_nth(r, id, nth, &e);
+		if (err < 0) {
+			if (nth == 0)
+				return err == BKR_ENOTFOUND && type == BKR_BLOB_TREE ? tree_missing(id) : err;
+			if (err == BKR_ENOTFOUND) /* no other copy */
+				break;
+			goto fail;
+		}
+		if (e.type != type) {
+			char hex[BKR_ID_HEX];
+			bkr_id_to_hex(id, hex);
+			err = bkr_error_set(BKR_ECORRUPT, "blob %s: indexed as type %u, wanted %u", hex, e.type, type);
+		} else {
+			uint8_t *nb = realloc(buf, e.raw_len ? e.raw_len : 1);
+			if (!nb) {
+				err = bkr_error_oom();
+				goto fail;
+			}
+			buf = nb;
+			if ((err = read_entry(r, &e, flags, opts, buf)) >= 0) {
+				free(first);
+				*out = buf;
+				*len = e.raw_len;
+				return 0;
+			}
+		}
+		if (err != BKR_ENOTFOUND && err != BKR_ECORRUPT)
+			goto fail;
+		if (nth == 0 && !(first = strdup(bkr_error_message()))) {
+			err = bkr_error_oom();
+			goto fail;
+		}
+		if (nth == 0)
+			first_err = err;
+	}
+	err = bkr_error_set(first_err, "%s", first);
+	if (err == BKR_ENOTFOUND && type == BKR_BLOB_TREE)
+		err = tree_missing(id);
+fail:
+	free(first);
+	free(buf);
+	return err;
+}
+
+int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_t **out, size_t *len)
+{
+	/* A small tree pack is read all over, and backwards (trees are written
+	 * children first and walked parents first): the store reads it ahead. */
+	return read_blob(r, id, type, type == BKR_BLOB_TREE ? BKR_STORE_READ_AHEAD : 0, 0, out, len);
+}
+
+int bkr_repo_read_data_unhashed(bkr_repo *r, const bkr_id *id, uint8_t **out, size_t *len)
+{
+	return read_blob(r, id, BKR_BLOB_DATA, 0, BKR_PACK_UNHASHED, out, len);
+}
+
 static int load_tree(bkr_repo *r, const bkr_id *id, unsigned flags, bkr_tree **out)
 {
 	uint8_t *buf;
@@ -791,7 +862,7 @@ static int load_tree(bkr_repo *r, const bkr_id *id, unsigned flags, bkr_tree **o
 	int err;
 	*out = NULL;
 	if ((err = read_blob(r, id, BKR_BLOB_TREE, flags, 0, &buf, &len)) < 0)
-		return err == BKR_ENOTFOUND ? tree_missing(id) : err;
+		return err;
 	return bkr_tree_parse(out, buf, len);
 }
 

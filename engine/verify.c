@@ -89,6 +89,7 @@ struct verify {
 	size_t nunx_unread;     /* how many such packs (I/O errors): a blob not in the index may be in one */
 	bkr_idset recorded;     /* blobs earlier verifies or prunes recorded as damaged (repair takes them out) */
 	bkr_idset lost;         /* of the damaged, blobs whose pack is in no tier (not damaged: missing) */
+	bkr_idset bad_entries;  /* index entries (entry_key) whose copy is damaged or whose pack is missing */
 	bkr_idset copy_bad;     /* recorded blobs with a copy the index does not name that failed, or was not read */
 	bkr_idset unread_packs; /* pack ids (zero-extended) that could not be read: counted once in io_errors */
 	bool derived;           /* report: an io-error problem is a file or tree not checked (st->unchecked) */
@@ -354,20 +355,43 @@ static void pack_range(const struct verify *v, const bkr_pack_id *id, size_t *lo
 	*hi = b < a ? a : b;
 }
 
-/* Entry @p e disagrees with its pack: mark its blob damaged when it is the
- * entry readers use.  A duplicate elsewhere may be the one they find: then
- * the backups using the blob are fine, but the blob is still recorded, so
- * that repair takes this copy's entry out of the index. */
+/* One index entry (blob, pack, offset) as a set key. */
+static bkr_id entry_key(const bkr_index_entry *e)
+{
+	bkr_id k = e->id;
+	for (size_t i = 0; i < BKR_PACK_ID_SIZE; i++)
+		k.b[i] ^= e->pack.b[i];
+	for (size_t i = 0; i < 8; i++)
+		k.b[BKR_PACK_ID_SIZE + i] ^= (uint8_t)(e->offset >> (8 * i));
+	return k;
+}
+
+/* Entry @p e's copy is damaged, or its pack missing (@p lost): its blob is
+ * damaged when no other entry of it is left that may read (readers try every
+ * entry naming a blob, bkr_repo_read_blob).  Another copy may be the one they
+ * read: then the backups using the blob are fine, but the blob is still
+ * recorded, so that repair takes this copy's entry out of the index; when
+ * that other copy is found bad too, its own mark finds none left. */
+static int mark_entry_as(struct verify *v, const bkr_index_entry *e, bool lost)
+{
+	bkr_index_entry o;
+	bkr_id k = entry_key(e);
+	if (bkr_idset_add(&v->bad_entries, &k) < 0)
+		return BKR_ENOMEM;
+	for (size_t nth = 0; bkr_repo_lookup_nth(v->r, &e->id, nth, &o) == 0; nth++) {
+		k = entry_key(&o);
+		if (o.type == e->type && !bkr_idset_has(&v->bad_entries, &k))
+			return list_damaged(v, &e->id);
+	}
+	bkr_error_clear();
+	if (lost && bkr_idset_add(&v->lost, &e->id) < 0)
+		return BKR_ENOMEM;
+	return add_damaged(v, &e->id);
+}
+
 static int mark_entry(struct verify *v, const bkr_index_entry *e)
 {
-	bkr_index_entry used;
-	if (bkr_repo_lookup(v->r, &e->id, &used) < 0) {
-		bkr_error_clear();
-		return list_damaged(v, &e->id);
-	}
-	if (bkr_pack_id_cmp(&used.pack, &e->pack) || used.offset != e->offset)
-		return list_damaged(v, &e->id);
-	return add_damaged(v, &e->id);
+	return mark_entry_as(v, e, false);
 }
 
 /* What is wrong with index entry @p e given its pack's footer (sorted by
@@ -751,8 +775,7 @@ static int check_missing(struct verify *v)
 		       "and trash (searched %s%s)", hex, v->places,
 		       bkr_repo_tier_count(v->r) ? ": is the right disk mounted at each tier?" : "");
 		for (size_t i = lo; i < hi && err == 0; i++)
-			if ((err = add_damaged(v, &v->ents[i].id)) == 0 && bkr_idset_add(&v->lost, &v->ents[i].id) < 0)
-				err = BKR_ENOMEM;
+			err = mark_entry_as(v, &v->ents[i], true);
 	}
 	return err;
 }
@@ -1236,6 +1259,7 @@ done:
 	bkr_idset_free(&v.loose_used);
 	bkr_idset_free(&v.recorded);
 	bkr_idset_free(&v.lost);
+	bkr_idset_free(&v.bad_entries);
 	bkr_idset_free(&v.copy_bad);
 	bkr_idset_free(&v.unread_packs);
 	for (size_t i = 0; i < v.nseen_records; i++)

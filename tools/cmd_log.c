@@ -473,8 +473,8 @@ int cmd_log(cli *c, int argc, char **argv)
 		return cli_fail(c, err);
 	if ((err = bkr_repo_list(repo, false, &l, &bad)) < 0)
 		goto fail;
-	if (bad)
-		cli_warn(c, "%zu damaged manifest(s) left out: %s", bad, bkr_error_message());
+	if (bad) /* exit 4 at the end, as list: the history shown may lack versions */
+		cli_problem(c, "%zu damaged manifest(s) left out: %s", bad, bkr_error_message());
 	if ((rc = resolve_path(c, &s, repo, &l, argv[first], &path)))
 		goto done;
 	if (l.n && (!(hb = calloc(l.n, sizeof(*hb))) || !(s.v = calloc(l.n, sizeof(*s.v))))) {
@@ -559,6 +559,8 @@ int cmd_log(cli *c, int argc, char **argv)
 	}
 	if (s.errors) /* listed, but not all of the history: said above, per backup */
 		rc = bkr_exit_for(s.error);
+	else if (bad) /* listed, but not from every backup: a damaged manifest left out (as list, ls) */
+		rc = BKR_EXIT_CORRUPT;
 	goto done;
 fail:
 	rc = cli_fail(c, err);

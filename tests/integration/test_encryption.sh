@@ -815,7 +815,7 @@ expect_detected "older index file put back" "$idx2|not in the index"
 # from it or into it, said only "blob ID: not in the index of REPO")
 rm -rf "$K/pd"
 expect_exit 0 "$BKR" init -r "$K/pd"
-expect_exit 3 "$BKR" copy --from "$K/t" --to "$K/pd"
+expect_exit 4 "$BKR" copy --from "$K/t" --to "$K/pd" # its tree is missing: damage, as for restore
 grep -q "warning: $K/t/index/$idx2: authentication failed.*(index file left out" "$T/err" ||
 	fail "copy from a repository with an older index file put back: not named: $(cat "$T/err")"
 expect_exit 0 "$BKR" init -r "$K/pd2"

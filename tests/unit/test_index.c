@@ -376,6 +376,54 @@ static void test_supersede(void **state)
 	free(old);
 }
 
+/*
+ * More entries or superseded files than one index file may hold are written
+ * as several files, each within the limits (readers refuse a file over 4 ×
+ * the largest written), the superseding ones last; the old files go, every
+ * entry stays.  (Limits lowered to 100 entries and 2 superseded ids.)
+ */
+static void test_split(void **state)
+{
+	struct fx *f = *state;
+	bkr_index *idx = NULL;
+	bkr_index_entry want, got;
+	bkr_id old[3], last;
+	char path[PATH_MAX];
+	size_t n;
+	const bkr_id *files;
+
+	write_range(f->dir, 0, 50, NULL, 0, &old[0]);
+	write_range(f->dir, 50, 100, NULL, 0, &old[1]);
+	write_range(f->dir, 100, 150, NULL, 0, &old[2]);
+	bkr_index_set_file_limits(100, 2);
+	write_range(f->dir, 0, 350, old, 3, &last);
+	bkr_index_set_file_limits(0, 0);
+
+	for (int i = 0; i < 3; i++) {
+		file_path(f->dir, &old[i], path);
+		assert_int_equal(access(path, F_OK), -1);
+	}
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	files = bkr_index_files(idx, &n);
+	assert_int_equal(n, 5); /* 100 + 100 + 100 + 50 entries (2 superseded), then 1 superseded */
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *buf;
+		size_t len;
+		file_path(f->dir, &files[i], path);
+		buf = read_all(path, &len);
+		assert_true(bkr_get_u64(buf + 16) <= 100);
+		assert_true(bkr_get_u32(buf + 24) <= 2);
+		free(buf);
+	}
+	assert_int_equal(bkr_index_count(idx), 350);
+	for (uint64_t i = 0; i < 350; i++) {
+		make_entry(i, &want);
+		assert_int_equal(bkr_index_lookup(idx, &want.id, &got), 0);
+		assert_entry_equal(&want, &got);
+	}
+	bkr_index_free(idx);
+}
+
 /* Publish entries [from, to) through store @p s, superseding @p nsup ids. */
 static void publish_range(bkr_store *s, uint64_t from, uint64_t to, const bkr_id *supersede, size_t nsup, bkr_id *file_id)
 {
@@ -647,6 +695,30 @@ static void test_count_overflow(void **state)
 	free(buf);
 }
 
+/* A file larger than any the writer writes (a sparse one, its header's counts
+ * matching its size) is damaged, refused before it is read: never 4 GiB read,
+ * allocated and hashed per command. */
+static void test_too_large(void **state)
+{
+	struct fx *f = *state;
+	uint8_t h[BKR_INDEX_HEADER_SIZE] = { 0 };
+	uint64_t size = BKR_INDEX_FILE_MAX + BKR_INDEX_ENTRY_SIZE;
+	char path[PATH_MAX];
+	int fd;
+
+	assert_int_equal(mkdir(f->dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/%064d.idx", f->dir, 0);
+	memcpy(h, BKR_INDEX_MAGIC, 8);
+	bkr_put_u32(h + 8, BKR_INDEX_VERSION);
+	bkr_put_u64(h + 16, (size - BKR_INDEX_HEADER_SIZE - BKR_ID_SIZE) / BKR_INDEX_ENTRY_SIZE);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644)) >= 0);
+	assert_int_equal(write(fd, h, sizeof(h)), (ssize_t)sizeof(h));
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	close(fd);
+	expect_bad(f->dir, path, BKR_ECORRUPT, "too large");
+	unlink(path);
+}
+
 static void test_unsorted(void **state)
 {
 	struct fx *f = *state;
@@ -787,6 +859,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bit_flip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_magic_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_count_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsorted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_name_not_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lengths_and_type, setup, teardown),

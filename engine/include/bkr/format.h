@@ -29,6 +29,13 @@
 #define BKR_INDEX_VERSION 1
 #define BKR_INDEX_HEADER_SIZE 32
 #define BKR_INDEX_ENTRY_SIZE 64
+#define BKR_INDEX_ENTRIES_MAX (1u << 24)    /* entries of one index file the writer writes (1 GiB of them) */
+#define BKR_INDEX_SUPERSEDED_MAX (1u << 20) /* superseded ids of one index file the writer writes */
+/* The largest index file a reader reads: 4 × the largest the writer writes
+ * (about 4.1 GiB); a larger one is damaged, refused before it is read. */
+#define BKR_INDEX_FILE_MAX \
+	(4 * ((uint64_t)BKR_INDEX_HEADER_SIZE + (uint64_t)BKR_INDEX_SUPERSEDED_MAX * 32 + \
+	      (uint64_t)BKR_INDEX_ENTRIES_MAX * BKR_INDEX_ENTRY_SIZE + 32))
 
 #define BKR_TREE_MAGIC "BKRTREE\0"
 #define BKR_TREE_VERSION 1

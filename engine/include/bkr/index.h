@@ -34,9 +34,13 @@ size_t bkr_index_builder_count(const bkr_index_builder *b);
  * Sort (dropping exact duplicate ids), encode, and publish "<prefix><hex>.idx"
  * in @p s (prefix "index/" in a repository; the same bytes already there
  * count as published).  Then delete the superseded files that exist.
- * *file_id gets the new id.
+ * *file_id gets the new id.  More entries or superseded files than one file
+ * may hold (BKR_INDEX_ENTRIES_MAX, BKR_INDEX_SUPERSEDED_MAX) are published as
+ * several files, the superseding ones last; *file_id is the last one's.
  */
 int bkr_index_builder_publish(bkr_index_builder *b, bkr_store *s, const char *prefix, bkr_id *file_id);
+/** For tests: write files of at most @p entries entries and @p superseded superseded ids (0: the format's limit). */
+void bkr_index_set_file_limits(size_t entries, size_t superseded);
 /** The same into the directory @p dir (created if needed). */
 int bkr_index_builder_write(bkr_index_builder *b, const char *dir, bkr_id *file_id);
 void bkr_index_builder_free(bkr_index_builder *b);
@@ -72,6 +76,13 @@ int bkr_index_open_file(bkr_index **out, const char *path);
 
 /** 0 and *out filled, or BKR_ENOTFOUND. Thread-safe. */
 int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *out);
+/**
+ * The entry @p nth (0: the one bkr_index_lookup returns) of every entry naming
+ * blob @p id, in lookup order (the files from last to first); BKR_ENOTFOUND
+ * past the last.  Readers try the next one when a copy cannot be read.
+ * Thread-safe.
+ */
+int bkr_index_lookup_nth(const bkr_index *idx, const bkr_id *id, size_t nth, bkr_index_entry *out);
 
 /** Number of entries over all files (duplicates counted). */
 uint64_t bkr_index_count(const bkr_index *idx);

@@ -210,11 +210,17 @@ int bkr_repo_reload_index(bkr_repo *r);
 
 /** Look up a blob in the index.  BKR_ENOTFOUND when absent. */
 int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out);
+/** Entry @p nth of every entry naming blob @p id, in the order readers try them (0: bkr_repo_lookup's);
+ *  BKR_ENOTFOUND past the last (no error message set). */
+int bkr_repo_lookup_nth(bkr_repo *r, const bkr_id *id, size_t nth, bkr_index_entry *out);
 
 /**
  * Read, decompress and verify blob @p id.  *out is malloc'd (*len bytes).
- * BKR_ENOTFOUND (not indexed / pack missing everywhere), BKR_ECORRUPT (hash
- * or format mismatch; message names blob and pack).  Thread-safe.
+ * Every index entry naming the blob is tried in turn (newest index file
+ * first) while a copy's pack is missing or the copy is damaged.
+ * BKR_ENOTFOUND (a data blob not indexed / its pack missing everywhere),
+ * BKR_ECORRUPT (hash or format mismatch, a tree not found: trees never
+ * leave the repository; the message names blob and pack).  Thread-safe.
  */
 int bkr_repo_read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, uint8_t **out, size_t *len);
 
