@@ -228,7 +228,9 @@ int bkr_index_builder_publish(bkr_index_builder *b, bkr_store *s, const char *pr
 		size_t ns = 0;
 		if (done_e + ne == n)
 			ns = b->nsup - done_s > s_max ? s_max : b->nsup - done_s;
-		if ((err = publish_file(b->entries + done_e, ne, b->supersede + done_s, ns, s, prefix, file_id)) < 0)
+		/* (an empty builder's arrays are NULL: no offset added to them) */
+		if ((err = publish_file(ne ? b->entries + done_e : NULL, ne, ns ? b->supersede + done_s : NULL, ns, s,
+					prefix, file_id)) < 0)
 			return err;
 		done_e += ne;
 		done_s += ns;

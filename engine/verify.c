@@ -361,7 +361,7 @@ static bkr_id entry_key(const bkr_index_entry *e)
 	bkr_id k = e->id;
 	for (size_t i = 0; i < BKR_PACK_ID_SIZE; i++)
 		k.b[i] ^= e->pack.b[i];
-	for (size_t i = 0; i < 8; i++)
+	for (size_t i = 0; i < sizeof(e->offset); i++)
 		k.b[BKR_PACK_ID_SIZE + i] ^= (uint8_t)(e->offset >> (8 * i));
 	return k;
 }
