@@ -389,18 +389,16 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name, unsigned fl
 		bkr_error_prefix("read %s", path); /* as a real failure here names the file */
 		return err;
 	}
-	/* larger than any the writer writes: damaged, refused before it is read */
 	if (read && read->data) {
 		v = *read;
 		memset(read, 0, sizeof(*read));
 	} else if ((err = bkr_store_view_get(s, name, INDEX_READ_MAX, &v)) < 0) {
+		/* one larger than any the writer writes is damaged, refused before it is read */
 		return err;
 	}
 	if (v.len >= BKR_SEALED_MAGIC_SIZE && !memcmp(v.data, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
 		*sealed = true;
-		const char *said = (flags & BKR_INDEX_CONFIG_COPY)
-			? "config.copy.json (read instead of the damaged or missing config.json)"
-			: "config.json";
+		const char *said = (flags & BKR_INDEX_CONFIG_COPY) ? BKR_CONFIG_COPY_SAID : "config.json";
 		err = bkr_error_set(BKR_ECORRUPT,
 				    "%s is sealed (encrypted), but %s says the repository is not encrypted: "
 				    "it was altered; refusing to use it",

@@ -440,15 +440,12 @@ const char *bkr_repo_config_warning(const bkr_repo *r)
 const char *bkr_repo_config_said(const bkr_repo *r)
 {
 	/* the warning is made exactly when the copy was read */
-	return r->config_warning ? BKR_REPO_CONFIG_COPY " (read instead of the damaged or missing config.json)"
-				 : "config.json";
+	return r->config_warning ? BKR_CONFIG_COPY_SAID : "config.json";
 }
 
-/*
- * Entry @p nth of blob @p id over the index and then the retained ones
- * (newest first); BKR_ENOTFOUND past the last.
- */
-static int lookup_nth(bkr_repo *r, const bkr_id *id, size_t nth, bkr_index_entry *out)
+/* Entry @p nth of blob @p id over the index and then the retained ones
+ * (newest first); BKR_ENOTFOUND past the last (repo.h). */
+int bkr_repo_lookup_nth(bkr_repo *r, const bkr_id *id, size_t nth, bkr_index_entry *out)
 {
 	bkr_index_entry e;
 	size_t seen = 0;
@@ -468,14 +465,9 @@ done:
 	return err;
 }
 
-int bkr_repo_lookup_nth(bkr_repo *r, const bkr_id *id, size_t nth, bkr_index_entry *out)
-{
-	return lookup_nth(r, id, nth, out);
-}
-
 int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out)
 {
-	int err = lookup_nth(r, id, 0, out);
+	int err = bkr_repo_lookup_nth(r, id, 0, out);
 	if (err == BKR_ENOTFOUND) {
 		char hex[BKR_ID_HEX];
 		bkr_id_to_hex(id, hex);
@@ -799,7 +791,7 @@ static int read_blob(bkr_repo *r, const bkr_id *id, bkr_blob_type type, unsigned
 	*out = NULL;
 	*len = 0;
 	for (size_t nth = 0;; nth++) {
-		err = nth == 0 ? lookup_read(r, id, &e) : lookup_nth(r, id, nth, &e);
+		err = nth == 0 ? lookup_read(r, id, &e) : bkr_repo_lookup_nth(r, id, nth, &e);
 		if (err < 0) {
 			if (nth == 0)
 				return err == BKR_ENOTFOUND && type == BKR_BLOB_TREE ? tree_missing(id) : err;

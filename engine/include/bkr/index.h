@@ -58,6 +58,10 @@ enum {
 	BKR_INDEX_CONFIG_COPY = 2,
 };
 
+/** How a message names the configuration when it was read from its copy
+ * (BKR_INDEX_CONFIG_COPY; bkr_repo_config_said). */
+#define BKR_CONFIG_COPY_SAID "config.copy.json (read instead of the damaged or missing config.json)"
+
 /**
  * Read (bkr_store_view_get) and verify every "*.idx" directly under @p prefix
  * of @p s that no other present file supersedes.  No files is an empty index.
