@@ -123,14 +123,16 @@ static int sort_newest_first(const bkr_retention_item *items, size_t n, size_t *
 	return 0;
 }
 
-/* Whether @p t is less than @p within_s seconds before @p as_of (or after it). */
+/* Whether @p t is less than @p within_s seconds before @p as_of (or after it).
+ * Two times a manifest may hold (1677 to 2262) lie further apart than an
+ * int64 counts: the distance is bkr_time_since_ns's, unsigned. */
 static bool is_within(int64_t t, int64_t as_of, int64_t within_s)
 {
 	if (within_s <= 0)
 		return false;
-	if (within_s >= INT64_MAX / BKR_NS_PER_S || t >= as_of)
+	if (within_s >= INT64_MAX / BKR_NS_PER_S)
 		return true;
-	return as_of - t < within_s * BKR_NS_PER_S;
+	return bkr_time_since_ns(t, as_of) < (uint64_t)within_s * BKR_NS_PER_S;
 }
 
 int bkr_retention_apply(bkr_retention_decision *out, const bkr_retention_item *items, size_t n,

@@ -233,6 +233,25 @@ static void test_keep_within(void **state)
 	assert_int_equal(l.d[1].rules, BKR_RETAIN_WITHIN);
 }
 
+/* keep_within over the whole range of times a manifest holds (1677 to 2262):
+ * as-of minus a backup's time exceeds an int64, and must not wrap into "within" */
+static void test_keep_within_far_past(void **state)
+{
+	struct list l = { .n = 0 };
+	bkr_retention_policy p = { .keep_within_s = 30 * D };
+	bkr_retention_item *old;
+	(void)state;
+	add(&l, 1 * H);
+	old = add(&l, 0);
+	old->time_ns = -9223372036LL * NS; /* 1677-09-21T00:12:44Z, the earliest time bkr_time_parse takes */
+	run(&l, &p);
+	expect(&l, "KR");
+	/* the same from the latest as-of there is */
+	l.it[0].time_ns = 9223372035LL * NS - H * NS;
+	run_at(&l, &p, 9223372035LL * NS);
+	expect(&l, "KR");
+}
+
 static void test_pins(void **state)
 {
 	struct list l = { .n = 0 };
@@ -453,6 +472,7 @@ int main(void)
 		cmocka_unit_test(test_weekly_across_new_year),
 		cmocka_unit_test(test_keep_monthly_yearly),
 		cmocka_unit_test(test_keep_within),
+		cmocka_unit_test(test_keep_within_far_past),
 		cmocka_unit_test(test_pins),
 		cmocka_unit_test(test_held),
 		cmocka_unit_test(test_newest_of_each_source),
