@@ -37,7 +37,8 @@ const char *bkr_tier_name(int level)
 
 int bkr_tier_level(const bkr_tier_policy *p, const bkr_manifest *m, int64_t as_of_ns)
 {
-	int64_t age = as_of_ns - m->time_ns;
+	/* unsigned: a manifest's time and @p as_of_ns (1677 to 2262) may lie further apart than an int64 counts */
+	uint64_t age = bkr_time_since_ns(m->time_ns, as_of_ns);
 	if (bkr_retention_pinned(m, as_of_ns))
 		return BKR_TIER_HOT;
 	/* dated after @p as_of_ns.  Made after an --as-of time in the past, it
@@ -56,7 +57,7 @@ int bkr_tier_level(const bkr_tier_policy *p, const bkr_manifest *m, int64_t as_o
 		return BKR_TIER_HOT;
 	}
 	for (int l = BKR_TIER_COLD; l > BKR_TIER_HOT; l--)
-		if (p->tier[l].location && age >= (int64_t)p->tier[l].after_days * NS_PER_DAY)
+		if (p->tier[l].location && m->time_ns <= as_of_ns && age >= (uint64_t)p->tier[l].after_days * NS_PER_DAY)
 			return l;
 	return BKR_TIER_HOT;
 }

@@ -55,6 +55,13 @@ static void test_rule_ages(void **state)
 	/* within the 5 minutes of clock skew it was made now: hot */
 	assert_int_equal(level_at(&p, -BKR_CLOCK_SKEW_NS, NULL), BKR_TIER_HOT);
 	assert_int_equal(level_at(&p, -BKR_CLOCK_SKEW_NS - 1, NULL), BKR_TIER_COLD);
+	/* the earliest time a manifest holds (1677): its age exceeds an int64
+	 * and must not wrap into a negative age, young and hot */
+	{
+		bkr_manifest m = { 0 };
+		m.time_ns = -9223372036LL * 1000000000LL;
+		assert_int_equal(bkr_tier_level(&p, &m, T0), BKR_TIER_COLD);
+	}
 }
 
 static void test_rule_future(void **state)
