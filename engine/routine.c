@@ -179,8 +179,8 @@ void bkr_routine_unlock(int fd)
 
 int bkr_routine_record(const char *dir, const char *json_line)
 {
-	char path[PATH_MAX];
-	size_t n = strlen(json_line);
+	char path[PATH_MAX], end = '\n';
+	size_t n = strlen(json_line), pre;
 	char *line = NULL;
 	struct stat st;
 	int fd = -1, err;
@@ -188,12 +188,11 @@ int bkr_routine_record(const char *dir, const char *json_line)
 	if ((err = bkr_io_mkdir_p(dir, 0755)) < 0 ||
 	    (err = bkr_path_join(path, sizeof(path), dir, BKR_ROUTINE_RECORDS)) < 0)
 		return err;
+	/* room for a newline before the record, one after it */
 	if (!(line = malloc(n + 2)))
 		return bkr_error_oom();
-	memcpy(line, json_line, n);
-	line[n] = '\n';
 	/* O_NONBLOCK: a FIFO put there must not stop the routine (as the logs refuse one) */
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644)) < 0) {
+	if ((fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644)) < 0) {
 		err = errno == ENXIO ? bkr_error_set(BKR_EIO, "%s: not a regular file (a FIFO)", path)
 				     : bkr_error_set_errno(errno, "%s", path);
 		goto done;
@@ -202,7 +201,16 @@ int bkr_routine_record(const char *dir, const char *json_line)
 		err = bkr_error_set(BKR_EIO, "%s: not a regular file", path);
 		goto done;
 	}
-	if ((err = bkr_io_write_full(fd, line, n + 1, path)) < 0)
+	/* a last record cut short (a crash or a full disk in its write) has no
+	 * newline: the new one starts a line of its own, or it would join the
+	 * cut one and be lost with it (and, last, hide the routines' last runs) */
+	if (st.st_size > 0 && pread(fd, &end, 1, st.st_size - 1) != 1)
+		end = '\n'; /* unreadable: appended as before */
+	pre = end != '\n';
+	line[0] = '\n';
+	memcpy(line + pre, json_line, n);
+	line[pre + n] = '\n';
+	if ((err = bkr_io_write_full(fd, line, pre + n + 1, path)) < 0)
 		goto done;
 	err = bkr_io_fsync(fd, path);
 done:

@@ -370,6 +370,29 @@ static void test_release_races_hold(void **state)
 	tu_rmrf(dir);
 }
 
+/* A record appended after one cut short (a crash or a full disk in its write,
+ * no newline) starts a line of its own: it joined the cut one, and both were
+ * one line that does not parse (the new run lost, health "not healthy") */
+static void test_record_after_cut(void **state)
+{
+	char dir[256];
+	char *text;
+	size_t len;
+	(void)state;
+	assert_int_equal(tu_mkdtemp_in(dir, sizeof(dir), "routine"), 0);
+	assert_int_equal(bkr_routine_record(dir, "{\"a\":1}"), 0);
+	assert_int_equal(bkr_routine_record(dir, "{\"b\":2}"), 0);
+	assert_non_null(text = tu_read(dir, BKR_ROUTINE_RECORDS, &len));
+	assert_string_equal(text, "{\"a\":1}\n{\"b\":2}\n");
+	free(text);
+	assert_int_equal(tu_writes(dir, BKR_ROUTINE_RECORDS, "{\"a\":1}\n{\"routine\":\"da"), 0);
+	assert_int_equal(bkr_routine_record(dir, "{\"c\":3}"), 0);
+	assert_non_null(text = tu_read(dir, BKR_ROUTINE_RECORDS, &len));
+	assert_string_equal(text, "{\"a\":1}\n{\"routine\":\"da\n{\"c\":3}\n");
+	free(text);
+	tu_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +406,7 @@ int main(void)
 		cmocka_unit_test(test_select),
 		cmocka_unit_test(test_select_other_workspace),
 		cmocka_unit_test(test_release_races_hold),
+		cmocka_unit_test(test_record_after_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
