@@ -33,10 +33,10 @@
 #define IDX_SUFFIX ".idx"
 #define IDX_NAME_LEN (2 * BKR_ID_SIZE + 4) /* "<64 hex>.idx" */
 
-/* Entry field offsets inside one 64-byte on-disk entry. */
 /* what a read of an index file asks of the store at most (docs/format.md) */
 #define INDEX_READ_MAX (BKR_INDEX_FILE_MAX < SIZE_MAX ? (size_t)BKR_INDEX_FILE_MAX : SIZE_MAX)
 
+/* Entry field offsets inside one 64-byte on-disk entry. */
 #define E_ID 0
 #define E_PACK 32
 #define E_OFFSET 48
