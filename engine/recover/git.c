@@ -199,9 +199,9 @@ static int open_repo(const bkr_rec_job *j, bkr_rec_outcome *o, git_repository **
 		}
 	}
 	if (j->s->git_prefix) {
-		if (snprintf(gpath, PATH_MAX, "%s%s%s", j->s->git_prefix, *j->s->git_prefix ? "/" : "", j->rel) >=
-		    PATH_MAX) {
-			err = bkr_rec_fail(o, BKR_EINVAL, "path too long");
+		if (snprintf(gpath, PATH_MAX, "%s%s%s", j->s->git_prefix, *j->s->git_prefix ? "/" : "", j->rel) >= PATH_MAX) {
+			err = bkr_rec_fail(o, BKR_EINVAL, "%s/%s: path too long (the \"prefix\" of %s and the file's path)",
+					   j->s->git_prefix, j->rel, j->s->key);
 			goto done;
 		}
 	} else {
