@@ -521,7 +521,7 @@ static int candidate_cmp(const void *a, const void *b)
  * a server that cannot be reached) is an error: the files it supersedes must
  * not be taken for live ones.
  */
-static int read_superseded(struct candidate *c, bkr_store *s)
+static int read_candidate(struct candidate *c, bkr_store *s)
 {
 	uint64_t count;
 	uint32_t nsup;
@@ -601,7 +601,7 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 
 	/* Pass 1: who supersedes whom. */
 	for (size_t i = 0; i < l.n; i++)
-		if ((err = read_superseded(&l.cand[i], s)) < 0)
+		if ((err = read_candidate(&l.cand[i], s)) < 0)
 			goto done;
 	for (size_t i = 0; i < l.n; i++) {
 		for (uint32_t k = 0; k < l.cand[i].nsup; k++) {
