@@ -757,13 +757,21 @@ int bkr_index_lookup_nth(const bkr_index *idx, const bkr_id *id, size_t nth, bkr
 {
 	char hex[BKR_ID_HEX];
 
-	/* newest file (last in name order) first; a file holds an id at most once */
+	/* newest file (last in name order) first.  The writer writes an id once
+	 * a file; one that holds it more (readers take equal ids, sorted side
+	 * by side) has each of them tried, first to last */
 	for (size_t i = idx->n; i-- > 0;) {
-		const uint8_t *e = search_file(&idx->files[i], id);
-		if (e && nth-- == 0) {
-			decode_entry(e, out);
-			return 0;
-		}
+		const struct idx_file *f = &idx->files[i];
+		const uint8_t *e = search_file(f, id), *end = entry_at(f, f->count);
+		if (!e)
+			continue;
+		while (e > f->entries && memcmp(e - BKR_INDEX_ENTRY_SIZE, id->b, BKR_ID_SIZE) == 0)
+			e -= BKR_INDEX_ENTRY_SIZE;
+		for (; e < end && memcmp(e, id->b, BKR_ID_SIZE) == 0; e += BKR_INDEX_ENTRY_SIZE)
+			if (nth-- == 0) {
+				decode_entry(e, out);
+				return 0;
+			}
 	}
 	bkr_id_to_hex(id, hex);
 	return bkr_error_set(BKR_ENOTFOUND, "blob %s is not in the index", hex);
