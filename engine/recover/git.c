@@ -227,12 +227,42 @@ done:
 	return err;
 }
 
+/*
+ * Where the walk of @p ref's history starts: the commit it names into @p oid
+ * and, unless the clone is @p shallow (first_parent_next walks it), a
+ * revwalk from it into *@p walk (the caller's to free, even on failure).  A
+ * failure is the attempt's (bkr_rec_fail).
+ */
+static int history_start(git_repository *repo, const char *ref, bool shallow, bkr_rec_outcome *o, git_oid *oid,
+			 git_revwalk **walk)
+{
+	git_object *obj = NULL, *peeled = NULL;
+	int err = 0;
+
+	if (git_revparse_single(&obj, repo, ref) < 0) {
+		err = bkr_rec_fail(o, BKR_ENOTFOUND, "git ref '%s': %s", ref, git_msg());
+		goto done;
+	}
+	if (git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) < 0) {
+		err = bkr_rec_fail(o, BKR_ENOTFOUND, "git ref '%s' is not a commit: %s", ref, git_msg());
+		goto done;
+	}
+	git_oid_cpy(oid, git_object_id(peeled));
+	if (!shallow &&
+	    (git_revwalk_new(walk, repo) < 0 || git_revwalk_sorting(*walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
+	     git_revwalk_push(*walk, oid) < 0))
+		err = bkr_rec_fail(o, BKR_ERROR, "git revwalk: %s", git_msg());
+done:
+	git_object_free(peeled);
+	git_object_free(obj);
+	return err;
+}
+
 int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
 	bkr_recover *rc = j->rc;
 	git_repository *repo = NULL;
 	git_revwalk *walk = NULL;
-	git_object *obj = NULL;
 	git_odb *odb = NULL;
 	git_oid oid, last_blob;
 	bool have_last = false, symlink_at = false, submodule_at = false;
@@ -257,26 +287,8 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "git repository %s: %s", git_repository_path(repo), git_msg());
 		goto done;
 	}
-	/* the history */
-	if (git_revparse_single(&obj, repo, ref) < 0) {
-		err = bkr_rec_fail(o, BKR_ENOTFOUND, "git ref '%s': %s", ref, git_msg());
+	if ((err = history_start(repo, ref, shallow, o, &oid, &walk)) < 0)
 		goto done;
-	}
-	{
-		git_object *peeled = NULL;
-		if (git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) < 0) {
-			err = bkr_rec_fail(o, BKR_ENOTFOUND, "git ref '%s' is not a commit: %s", ref, git_msg());
-			goto done;
-		}
-		git_oid_cpy(&oid, git_object_id(peeled));
-		git_object_free(peeled);
-	}
-	if (!shallow && (git_revwalk_new(&walk, repo) < 0 ||
-			 git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
-			 git_revwalk_push(walk, &oid) < 0)) {
-		err = bkr_rec_fail(o, BKR_ERROR, "git revwalk: %s", git_msg());
-		goto done;
-	}
 	while (shallow ? first_parent_next(repo, &oid, &started) : (walked = git_revwalk_next(&oid, walk)) == 0) {
 		git_commit *commit = NULL;
 		git_tree *tree = NULL;
@@ -448,7 +460,6 @@ done:
 	free(damaged);
 	cJSON_Delete(rejected);
 	git_revwalk_free(walk);
-	git_object_free(obj);
 	git_odb_free(odb);
 	git_repository_free(repo);
 	git_libgit2_shutdown();
