@@ -2,7 +2,7 @@
  * SHA-256 and random bytes through OpenSSL's EVP interface; on x86 CPUs with
  * the SHA extensions, streaming hashes run on a block function of their own
  * (the same instructions OpenSSL uses) so that two hashes can share it:
- * bkr_hash_update_sha256 runs a stream and a one-shot hash in two lanes.
+ * bkr_hash_update2 feeds the same bytes to two streams in two lanes.
  * One lane waits on each SHA256RNDS2's latency; two interleaved lanes fill
  * the gap, about 1.8 times the bytes per second of one (bench/README.md,
  * "Issue 16, 2026-12-03 full-backup CPU").
@@ -138,7 +138,10 @@ SHANI static void shani_blocks2(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8
 static bool shani_ok;
 static pthread_once_t shani_once = PTHREAD_ONCE_INIT;
 
-/* SHA (CPUID.7.0:EBX bit 29), SSSE3 and SSE4.1 (CPUID.1:ECX bits 9, 19);
+/* SHA (CPUID.7.0:EBX bit 29), SSSE3 and SSE4.1 (CPUID.1:ECX bits 9, 19):
+ * everything SHANI lets the compiler use.  No OSXSAVE/XGETBV check: these are
+ * legacy-SSE instructions on the XMM registers, whose state every x86-64
+ * kernel saves (only VEX/AVX state is the OS's to enable in XCR0).
  * BKR_SHANI=0 in the environment turns the path off (tests of the other). */
 static void shani_detect(void)
 {

@@ -33,10 +33,10 @@
 #define IDX_SUFFIX ".idx"
 #define IDX_NAME_LEN (2 * BKR_ID_SIZE + 4) /* "<64 hex>.idx" */
 
-/* Entry field offsets inside one 64-byte on-disk entry. */
 /* what a read of an index file asks of the store at most (docs/format.md) */
 #define INDEX_READ_MAX (BKR_INDEX_FILE_MAX < SIZE_MAX ? (size_t)BKR_INDEX_FILE_MAX : SIZE_MAX)
 
+/* Entry field offsets inside one 64-byte on-disk entry. */
 #define E_ID 0
 #define E_PACK 32
 #define E_OFFSET 48
@@ -521,7 +521,7 @@ static int candidate_cmp(const void *a, const void *b)
  * a server that cannot be reached) is an error: the files it supersedes must
  * not be taken for live ones.
  */
-static int read_superseded(struct candidate *c, bkr_store *s)
+static int read_candidate(struct candidate *c, bkr_store *s)
 {
 	uint64_t count;
 	uint32_t nsup;
@@ -601,7 +601,7 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 
 	/* Pass 1: who supersedes whom. */
 	for (size_t i = 0; i < l.n; i++)
-		if ((err = read_superseded(&l.cand[i], s)) < 0)
+		if ((err = read_candidate(&l.cand[i], s)) < 0)
 			goto done;
 	for (size_t i = 0; i < l.n; i++) {
 		for (uint32_t k = 0; k < l.cand[i].nsup; k++) {
@@ -757,13 +757,21 @@ int bkr_index_lookup_nth(const bkr_index *idx, const bkr_id *id, size_t nth, bkr
 {
 	char hex[BKR_ID_HEX];
 
-	/* newest file (last in name order) first; a file holds an id at most once */
+	/* newest file (last in name order) first.  The writer writes an id once
+	 * a file; one that holds it more (readers take equal ids, sorted side
+	 * by side) has each of them tried, first to last */
 	for (size_t i = idx->n; i-- > 0;) {
-		const uint8_t *e = search_file(&idx->files[i], id);
-		if (e && nth-- == 0) {
-			decode_entry(e, out);
-			return 0;
-		}
+		const struct idx_file *f = &idx->files[i];
+		const uint8_t *e = search_file(f, id), *end = entry_at(f, f->count);
+		if (!e)
+			continue;
+		while (e > f->entries && memcmp(e - BKR_INDEX_ENTRY_SIZE, id->b, BKR_ID_SIZE) == 0)
+			e -= BKR_INDEX_ENTRY_SIZE;
+		for (; e < end && memcmp(e, id->b, BKR_ID_SIZE) == 0; e += BKR_INDEX_ENTRY_SIZE)
+			if (nth-- == 0) {
+				decode_entry(e, out);
+				return 0;
+			}
 	}
 	bkr_id_to_hex(id, hex);
 	return bkr_error_set(BKR_ENOTFOUND, "blob %s is not in the index", hex);

@@ -716,13 +716,14 @@ int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before)
  */
 static int tree_missing(const bkr_id *id)
 {
-	char why[900], hex[BKR_ID_HEX];
+	char hex[BKR_ID_HEX];
 
+	/* the message as an argument is formatted aside first (bkr/error.h): kept
+	 * whole, not cut to a buffer here (its end says why) */
 	bkr_id_to_hex(id, hex);
-	snprintf(why, sizeof(why), "%s", bkr_error_message());
-	if (strstr(why, hex))
-		return bkr_error_set(BKR_ECORRUPT, "%s", why);
-	return bkr_error_set(BKR_ECORRUPT, "tree blob %s: %s", hex, why);
+	if (strstr(bkr_error_message(), hex))
+		return bkr_error_set(BKR_ECORRUPT, "%s", bkr_error_message());
+	return bkr_error_set(BKR_ECORRUPT, "tree blob %s: %s", hex, bkr_error_message());
 }
 
 /*

@@ -62,7 +62,9 @@ struct fd_slot {
 
 typedef struct {
 	bkr_store base;
-	pthread_mutex_t lock;  /* guards slots[] and clock */
+	/* guards slots[] and clock; a borrower (fd_get) reads its slot's fd
+	 * without it: refs > 0 keeps the slot from being closed or reused */
+	pthread_mutex_t lock;
 	struct fd_slot slots[FD_CACHE];
 	int ncache;            /* descriptors all local stores of the process cache at most (cached_fds) */
 	uint64_t clock;
@@ -81,6 +83,10 @@ typedef struct {
 
 typedef struct local_upload {
 	bkr_store_upload base;
+	/* the owner's (one thread at a time), but for fd, tmp and spare, which the
+	 * flusher reads without stage_lock while flushing: the owner changes them
+	 * (and the spare window's bytes) only once flush_idle has seen flushing
+	 * false under stage_lock */
 	int fd;
 	char tmp[PATH_MAX];    /* "" once published or removed */
 	bool open;             /* counted in the store's uploads */

@@ -167,14 +167,103 @@ static bool in_submodule(git_tree *tree, const char *gpath, char *sub, size_t n)
 	return found;
 }
 
+/*
+ * The repository of job @p j into *@p repo: the strategy's "repository", else
+ * the one that holds the file (discover_start); and the file's path inside it
+ * into @p gpath (PATH_MAX): the strategy's "prefix" joined with the file's
+ * path, else the file's path below the work tree.  A failure is the
+ * attempt's (bkr_rec_fail), *@p repo then the caller's to free all the same.
+ */
+static int open_repo(const bkr_rec_job *j, bkr_rec_outcome *o, git_repository **repo, char *gpath)
+{
+	const bkr_recover *rc = j->rc;
+	git_buf found = { 0 };
+	int err = 0;
+
+	if (j->s->git_repository) {
+		if (git_repository_open_ext(repo, j->s->git_repository, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0) {
+			err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "git repository %s: %s", j->s->git_repository, git_msg());
+			goto done;
+		}
+	} else {
+		char start[PATH_MAX];
+		discover_start(rc, j->rel, start, sizeof(start));
+		if (git_repository_discover(&found, start, 0, NULL) < 0) {
+			err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "no git repository contains the workspace %s",
+					   rc->workspace);
+			goto done;
+		}
+		if (git_repository_open(repo, found.ptr) < 0) {
+			err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "git repository %s: %s", found.ptr, git_msg());
+			goto done;
+		}
+	}
+	if (j->s->git_prefix) {
+		if (snprintf(gpath, PATH_MAX, "%s%s%s", j->s->git_prefix, *j->s->git_prefix ? "/" : "", j->rel) >= PATH_MAX) {
+			err = bkr_rec_fail(o, BKR_EINVAL, "%s/%s: path too long (the \"prefix\" of %s and the file's path)",
+					   j->s->git_prefix, j->rel, j->s->key);
+			goto done;
+		}
+	} else {
+		const char *wd = git_repository_workdir(*repo), *rest = NULL;
+		char wdreal[PATH_MAX], abs[PATH_MAX];
+		if (!wd) {
+			err = bkr_rec_fail(o, BKR_EINVAL, "git repository is bare: set \"prefix\" in %s", j->s->key);
+			goto done;
+		}
+		if (!realpath(wd, wdreal))
+			snprintf(wdreal, sizeof(wdreal), "%s", wd);
+		snprintf(abs, sizeof(abs), "%s/%s", rc->workspace_real ? rc->workspace_real : rc->workspace, j->rel);
+		if (!(rest = bkr_path_under(abs, wdreal)) || !*rest) {
+			err = bkr_rec_fail(o, BKR_EINVAL,
+					   "the workspace is not inside the git work tree %s: set \"prefix\" in %s", wdreal,
+					   j->s->key);
+			goto done;
+		}
+		snprintf(gpath, PATH_MAX, "%s", rest);
+	}
+done:
+	git_buf_dispose(&found);
+	return err;
+}
+
+/*
+ * Where the walk of @p ref's history starts: the commit it names into @p oid
+ * and, unless the clone is @p shallow (first_parent_next walks it), a
+ * revwalk from it into *@p walk (the caller's to free, even on failure).  A
+ * failure is the attempt's (bkr_rec_fail).
+ */
+static int history_start(git_repository *repo, const char *ref, bool shallow, bkr_rec_outcome *o, git_oid *oid,
+			 git_revwalk **walk)
+{
+	git_object *obj = NULL, *peeled = NULL;
+	int err = 0;
+
+	if (git_revparse_single(&obj, repo, ref) < 0) {
+		err = bkr_rec_fail(o, BKR_ENOTFOUND, "git ref '%s': %s", ref, git_msg());
+		goto done;
+	}
+	if (git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) < 0) {
+		err = bkr_rec_fail(o, BKR_ENOTFOUND, "git ref '%s' is not a commit: %s", ref, git_msg());
+		goto done;
+	}
+	git_oid_cpy(oid, git_object_id(peeled));
+	if (!shallow &&
+	    (git_revwalk_new(walk, repo) < 0 || git_revwalk_sorting(*walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
+	     git_revwalk_push(*walk, oid) < 0))
+		err = bkr_rec_fail(o, BKR_ERROR, "git revwalk: %s", git_msg());
+done:
+	git_object_free(peeled);
+	git_object_free(obj);
+	return err;
+}
+
 int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 {
 	bkr_recover *rc = j->rc;
 	git_repository *repo = NULL;
 	git_revwalk *walk = NULL;
-	git_object *obj = NULL;
 	git_odb *odb = NULL;
-	git_buf found = { 0 };
 	git_oid oid, last_blob;
 	bool have_last = false, symlink_at = false, submodule_at = false;
 	const char *stand_in = NULL; /* what a git filter keeps in the blob in the file's place */
@@ -191,75 +280,15 @@ int bkr_rec_try_git(const bkr_rec_job *j, bkr_rec_outcome *o)
 		err = bkr_error_oom();
 		goto done;
 	}
-	/* the repository */
-	if (j->s->git_repository) {
-		if (git_repository_open_ext(&repo, j->s->git_repository, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0) {
-			err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "git repository %s: %s", j->s->git_repository, git_msg());
-			goto done;
-		}
-	} else {
-		char start[PATH_MAX];
-		discover_start(rc, j->rel, start, sizeof(start));
-		if (git_repository_discover(&found, start, 0, NULL) < 0) {
-			err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "no git repository contains the workspace %s",
-					   rc->workspace);
-			goto done;
-		}
-		if (git_repository_open(&repo, found.ptr) < 0) {
-			err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "git repository %s: %s", found.ptr, git_msg());
-			goto done;
-		}
-	}
-	/* the file's path inside the repository */
-	if (j->s->git_prefix) {
-		if (snprintf(gpath, sizeof(gpath), "%s%s%s", j->s->git_prefix, *j->s->git_prefix ? "/" : "", j->rel) >=
-		    (int)sizeof(gpath)) {
-			err = bkr_rec_fail(o, BKR_EINVAL, "path too long");
-			goto done;
-		}
-	} else {
-		const char *wd = git_repository_workdir(repo), *rest = NULL;
-		char wdreal[PATH_MAX], abs[PATH_MAX];
-		if (!wd) {
-			err = bkr_rec_fail(o, BKR_EINVAL, "git repository is bare: set \"prefix\" in %s", j->s->key);
-			goto done;
-		}
-		if (!realpath(wd, wdreal))
-			snprintf(wdreal, sizeof(wdreal), "%s", wd);
-		snprintf(abs, sizeof(abs), "%s/%s", rc->workspace_real ? rc->workspace_real : rc->workspace, j->rel);
-		if (!(rest = bkr_path_under(abs, wdreal)) || !*rest) {
-			err = bkr_rec_fail(o, BKR_EINVAL,
-					   "the workspace is not inside the git work tree %s: set \"prefix\" in %s", wdreal,
-					   j->s->key);
-			goto done;
-		}
-		snprintf(gpath, sizeof(gpath), "%s", rest);
-	}
+	if ((err = open_repo(j, o, &repo, gpath)) < 0)
+		goto done;
 	shallow = git_repository_is_shallow(repo) == 1;
 	if (git_repository_odb(&odb, repo) < 0) {
 		err = bkr_rec_fail(o, BKR_EUNAVAILABLE, "git repository %s: %s", git_repository_path(repo), git_msg());
 		goto done;
 	}
-	/* the history */
-	if (git_revparse_single(&obj, repo, ref) < 0) {
-		err = bkr_rec_fail(o, BKR_ENOTFOUND, "git ref '%s': %s", ref, git_msg());
+	if ((err = history_start(repo, ref, shallow, o, &oid, &walk)) < 0)
 		goto done;
-	}
-	{
-		git_object *peeled = NULL;
-		if (git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) < 0) {
-			err = bkr_rec_fail(o, BKR_ENOTFOUND, "git ref '%s' is not a commit: %s", ref, git_msg());
-			goto done;
-		}
-		git_oid_cpy(&oid, git_object_id(peeled));
-		git_object_free(peeled);
-	}
-	if (!shallow && (git_revwalk_new(&walk, repo) < 0 ||
-			 git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
-			 git_revwalk_push(walk, &oid) < 0)) {
-		err = bkr_rec_fail(o, BKR_ERROR, "git revwalk: %s", git_msg());
-		goto done;
-	}
 	while (shallow ? first_parent_next(repo, &oid, &started) : (walked = git_revwalk_next(&oid, walk)) == 0) {
 		git_commit *commit = NULL;
 		git_tree *tree = NULL;
@@ -431,10 +460,8 @@ done:
 	free(damaged);
 	cJSON_Delete(rejected);
 	git_revwalk_free(walk);
-	git_object_free(obj);
 	git_odb_free(odb);
 	git_repository_free(repo);
-	git_buf_dispose(&found);
 	git_libgit2_shutdown();
 	return err;
 }

@@ -127,11 +127,11 @@ int bkr_rec_manual_send(bkr_recover *rc, const char *run_id, const bkr_rec_alert
 	}
 	snprintf(where, sizeof(where), "the description's \"files\", and in 'bkr recovered %s'", run_id);
 	cJSON_AddStringToObject(msg, "event", "bkr.recovery.manual");
-	cJSON_AddStringToObject(msg, "run_id", run_id ? run_id : "");
+	cJSON_AddStringToObject(msg, "run_id", run_id);
 	cJSON_AddStringToObject(msg, "host", rc->hostname);
 	cJSON_AddStringToObject(msg, "workspace", rc->workspace);
 	cJSON_AddStringToObject(msg, "message",
-				bkr_alert_needs_person(message, sizeof(message), paths, a->n, run_id ? run_id : "", where));
+				bkr_alert_needs_person(message, sizeof(message), paths, a->n, run_id, where));
 	cJSON_AddNumberToObject(msg, "count", (double)a->n);
 	/* the first file's, as a description of one file had them */
 	first = cJSON_GetArrayItem(files, 0);

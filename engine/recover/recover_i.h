@@ -354,10 +354,10 @@ typedef struct {
 } bkr_rec_alert;
 
 /**
- * Send alert @p a of run @p run_id: one bkr.recovery.manual description on
- * the command's stdin naming every file (docs/recovery.md), unless its
- * command timed out earlier in the run (@p hung, which a time-out here
- * joins).  0 when delivered; else an error whose message says why (*why,
+ * Send alert @p a of run @p run_id (the report's: never NULL): one
+ * bkr.recovery.manual description on the command's stdin naming every file
+ * (docs/recovery.md), unless its command timed out earlier in the run
+ * (@p hung, which a time-out here joins).  0 when delivered; else an error whose message says why (*why,
  * malloc'd), BKR_ENOMEM alone stopping the run.
  */
 int bkr_rec_manual_send(bkr_recover *rc, const char *run_id, const bkr_rec_alert *a, bkr_rec_hung *hung, char **why);

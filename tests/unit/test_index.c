@@ -739,6 +739,42 @@ static void test_unsorted(void **state)
 	free(buf);
 }
 
+/* Two entries for one blob in one file (sorted side by side, which readers
+ * take; the writer never writes it): each is a copy readers try in turn, as
+ * entries in two files are.  Only the one the search landed on was tried. */
+static void test_same_id_twice_in_a_file(void **state)
+{
+	struct fx *f = *state;
+	bkr_index *idx = NULL;
+	bkr_index_entry got[2];
+	uint8_t *buf, *p3, pack3[BKR_PACK_ID_SIZE], pack4[BKR_PACK_ID_SIZE];
+	size_t len;
+	char path[PATH_MAX], p2[PATH_MAX];
+	bkr_id id;
+
+	valid_file(f, &buf, &len, path);
+	unlink(path);
+	/* entry 4 names entry 3's blob too (with its own pack and offset) */
+	p3 = buf + BKR_INDEX_HEADER_SIZE + 3 * BKR_INDEX_ENTRY_SIZE;
+	memcpy(p3 + BKR_INDEX_ENTRY_SIZE, p3, BKR_ID_SIZE);
+	memcpy(id.b, p3, BKR_ID_SIZE);
+	memcpy(pack3, p3 + BKR_ID_SIZE, BKR_PACK_ID_SIZE);
+	memcpy(pack4, p3 + BKR_INDEX_ENTRY_SIZE + BKR_ID_SIZE, BKR_PACK_ID_SIZE);
+	assert_memory_not_equal(pack3, pack4, BKR_PACK_ID_SIZE);
+	reseal_and_write(f->dir, buf, len, p2);
+	free(buf);
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	assert_int_equal(bkr_index_lookup_nth(idx, &id, 0, &got[0]), 0);
+	assert_int_equal(bkr_index_lookup_nth(idx, &id, 1, &got[1]), 0);
+	assert_int_equal(bkr_index_lookup_nth(idx, &id, 2, &got[0]), BKR_ENOTFOUND);
+	assert_int_equal(bkr_index_lookup_nth(idx, &id, 0, &got[0]), 0);
+	assert_memory_equal(got[0].id.b, id.b, BKR_ID_SIZE);
+	assert_memory_equal(got[1].id.b, id.b, BKR_ID_SIZE);
+	assert_memory_equal(got[0].pack.b, pack3, BKR_PACK_ID_SIZE); /* first to last */
+	assert_memory_equal(got[1].pack.b, pack4, BKR_PACK_ID_SIZE);
+	bkr_index_free(idx);
+}
+
 static void test_name_not_hash(void **state)
 {
 	struct fx *f = *state;
@@ -862,6 +898,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsorted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_id_twice_in_a_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_name_not_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lengths_and_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bench_million, setup, teardown),

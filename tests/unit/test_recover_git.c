@@ -604,6 +604,37 @@ static void test_submodule(void **state)
 	bkr_recover_free(rc);
 }
 
+/* A "prefix" so long that it and the file's path pass PATH_MAX: the attempt
+ * failed with "path too long" alone, naming neither the path nor the key to
+ * change. */
+static void test_prefix_too_long(void **state)
+{
+	fx *f = *state;
+	bkr_recover_options o = BKR_RECOVER_OPTIONS_INIT;
+	bkr_recover_report *rep = NULL;
+	char prefix[PATH_MAX - 8], json[PATH_MAX * 2];
+	bkr_recover *rc;
+	cJSON *root, *e;
+	const char *err;
+
+	memset(prefix, 'p', sizeof(prefix) - 1);
+	prefix[sizeof(prefix) - 1] = '\0';
+	snprintf(json, sizeof(json),
+		 "{\"rules\":[{\"pattern\":\"conv/*.json\",\"strategies\":[{\"type\":\"git\",\"prefix\":\"%s\"}]}]}",
+		 prefix);
+	rc = engine(f, json);
+	root = tu_recover(rc, "conv/a.json", &o, &rep);
+	e = tu_report_file(root, "conv/a.json");
+	assert_string_equal(tu_attempt(e, 0, "result"), "failed");
+	err = tu_attempt(e, 0, "error");
+	if (!strstr(err, "path too long") || !strstr(err, "pppp/conv/a.json") ||
+	    !strstr(err, "recovery.rules[0].strategies[0]"))
+		fail_msg("a prefix past PATH_MAX: %s", err);
+	cJSON_Delete(root);
+	bkr_recover_report_free(rep);
+	bkr_recover_free(rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -621,6 +652,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_filter_stand_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_submodule, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_spelling, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_too_long, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,7 @@
 #include "bkr/io.h"
 #include "bkr/manifest.h"
 #include "bkr/repo.h"
+#include "bkr/tree.h"
 #include "bkr/verify.h"
 
 #include "testutil.h"
@@ -511,6 +512,30 @@ static void test_init_refuses(void **state)
 	bkr_repo_free(r2);
 }
 
+/* A tree not found is BKR_ECORRUPT with the lookup's message whole: it was cut
+ * to 900 bytes, and a repository under a long path lost its name's end (and
+ * any reason after it). */
+static void test_tree_missing_message_whole(void **state)
+{
+	struct fixture *f = *state;
+	char deep[PATH_MAX], part[201];
+	bkr_tree *t = NULL;
+	bkr_repo *r;
+	bkr_id id;
+
+	memset(part, 'd', sizeof(part) - 1);
+	part[sizeof(part) - 1] = '\0';
+	snprintf(deep, sizeof(deep), "%s/%s/%s/%s/%s/%s/repo", f->dir, part, part, part, part, part);
+	assert_int_equal(bkr_repo_init(deep, NULL), 0);
+	assert_int_equal(bkr_repo_open(&r, deep, 0), 0);
+	bkr_sha256("no such tree", 12, &id);
+	assert_int_equal(bkr_repo_load_tree(r, &id, &t), BKR_ECORRUPT);
+	assert_null(t);
+	if (!strstr(bkr_error_message(), deep))
+		fail_msg("the repository's path is not whole in: %s", bkr_error_message());
+	bkr_repo_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -523,6 +548,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_index_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tree_missing_message_whole, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("repo", tests, NULL, NULL);
 }

@@ -43,7 +43,9 @@ static inline int bkr_error_not_damage(int code)
 	return code == BKR_EUNAVAILABLE || code == BKR_ETIMEOUT || code == BKR_ENOMEM || code == BKR_EIO;
 }
 
-/** Record a message for the calling thread and return @p code. */
+/** Record a message for the calling thread and return @p code.  An argument
+ *  may be bkr_error_message() itself (it is formatted aside first): context
+ *  is added to the last message whole, however long. */
 int bkr_error_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /**

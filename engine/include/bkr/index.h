@@ -82,7 +82,8 @@ int bkr_index_open_file(bkr_index **out, const char *path);
 int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *out);
 /**
  * The entry @p nth (0: the one bkr_index_lookup returns) of every entry naming
- * blob @p id, in lookup order (the files from last to first); BKR_ENOTFOUND
+ * blob @p id, in lookup order (the files from last to first, a file's
+ * entries for it - the writer writes one - first to last); BKR_ENOTFOUND
  * past the last.  Readers try the next one when a copy cannot be read.
  * Thread-safe.
  */

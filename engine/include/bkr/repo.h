@@ -211,7 +211,8 @@ int bkr_repo_reload_index(bkr_repo *r);
 /** Look up a blob in the index.  BKR_ENOTFOUND when absent. */
 int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out);
 /** Entry @p nth of every entry naming blob @p id, in the order readers try them (0: bkr_repo_lookup's);
- *  BKR_ENOTFOUND past the last (no error message set). */
+ *  BKR_ENOTFOUND past the last (its message the index's, naming the blob but not the repository, as
+ *  bkr_repo_lookup's does). */
 int bkr_repo_lookup_nth(bkr_repo *r, const bkr_id *id, size_t nth, bkr_index_entry *out);
 
 /**
