@@ -112,9 +112,9 @@ int bkr_backup_run(bkr_repo *r, const bkr_backup_options *o, bkr_manifest **out)
 		return err;
 	if ((err = run_init(c, r, o)) < 0 ||
 	    (err = bkr_repo_lock_or_wait(r, BKR_LOCK_SHARED, o->no_wait, o->waiting, o->waiting_ctx, &lock)) < 0 ||
-	    /* a prune may have run since the index was loaded: dedup against what is left */
-	    (err = bkr_repo_reload_index(r)) < 0 ||
-	    (err = bkr_bk_parent_select(c, start_ns)) < 0 ||
+	    /* a prune may have run since the index was loaded: dedup against what is
+	     * left (read again only when the index files changed) */
+	    (err = bkr_repo_refresh_index(r)) < 0 || (err = bkr_bk_parent_select(c, start_ns)) < 0 ||
 	    (err = bkr_writer_new(&c->w, r)) < 0)
 		goto done;
 

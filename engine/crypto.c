@@ -675,37 +675,127 @@ static void blob_ad(uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE], const bkr_crypto 
 	memcpy(ad + PREFIX_SIZE + 1, id->b, BKR_ID_SIZE);
 }
 
-int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t codec,
-			 const void *payload, size_t len, uint8_t **out, uint32_t *outlen)
+/* A blob being sealed piece by piece: nonce ‖ AES-GCM(inner header ‖ payload
+ * ‖ zero padding) ‖ tag, produced in order into whatever pieces the caller
+ * has room in (a pack's staging windows: no buffer of its own, no copy). */
+struct bkr_blob_sealer {
+	EVP_CIPHER_CTX *ctx; /* NULL once the tag is made (or on failure) */
+	uint8_t nonce[BKR_CRYPTO_NONCE_SIZE];
+	uint8_t head[BKR_SEALED_BLOB_HEADER];
+	uint8_t tag[BKR_CRYPTO_TAG_SIZE];
+	struct span in[3];     /* head, payload, padding (NULL: zeros) */
+	size_t span, span_off; /* the next plaintext byte */
+	size_t pos, len;       /* bytes produced, of the sealed length */
+	bool failed;
+};
+
+int bkr_crypto_blob_sealer_new(bkr_blob_sealer **out, const bkr_crypto *c, uint8_t type, const bkr_id *id,
+			       uint8_t codec, const void *payload, size_t len)
 {
-	uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE], head[BKR_SEALED_BLOB_HEADER] = { 0 }, *buf = NULL;
-	struct span in[3];
+	uint8_t ad[PREFIX_SIZE + 1 + BKR_ID_SIZE];
+	bkr_blob_sealer *s;
 	size_t padded;
 	int err;
 
 	*out = NULL;
-	*outlen = 0;
 	if (len > BKR_BLOB_MAX)
 		return bkr_error_set(BKR_EINVAL, "blob of %zu bytes exceeds the %u-byte limit", len, BKR_BLOB_MAX);
 	if (codec != 0 && codec != BKR_BLOB_FLAG_ZLIB && codec != BKR_BLOB_FLAG_ZSTD)
 		return bkr_error_set(BKR_EINVAL, "sealed blob: codec flags 0x%02x", codec);
-	padded = bkr_crypto_blob_padded(len);
-	if (!(buf = malloc(padded + BKR_CRYPTO_OVERHEAD)))
+	if (!(s = calloc(1, sizeof(*s))))
 		return bkr_error_oom();
-	/* inner header ‖ payload ‖ zero padding, sealed as they are (no copy) */
-	head[0] = codec;
-	bkr_put_u32(head + 4, (uint32_t)len);
-	in[0] = (struct span){ head, sizeof(head) };
-	in[1] = (struct span){ len ? payload : head, len };
-	in[2] = (struct span){ NULL, padded - sizeof(head) - len };
+	padded = bkr_crypto_blob_padded(len);
+	s->head[0] = codec;
+	bkr_put_u32(s->head + 4, (uint32_t)len);
+	s->in[0] = (struct span){ s->head, sizeof(s->head) };
+	s->in[1] = (struct span){ payload, len };
+	s->in[2] = (struct span){ NULL, padded - sizeof(s->head) - len };
+	s->len = padded + BKR_CRYPTO_OVERHEAD;
 	blob_ad(ad, c, type, id);
-	if ((err = aead_seal_spans(c->enc, ad, sizeof(ad), in, 3, buf)) < 0) {
-		free(buf);
+	if ((err = nonce_next(s->nonce)) < 0 || (err = aead_begin(&s->ctx, true, c->enc, s->nonce, ad, sizeof(ad))) < 0) {
+		free(s);
 		return err;
 	}
-	*out = buf;
-	*outlen = (uint32_t)(padded + BKR_CRYPTO_OVERHEAD);
+	*out = s;
 	return 0;
+}
+
+size_t bkr_crypto_blob_sealer_len(const bkr_blob_sealer *s)
+{
+	return s->len;
+}
+
+int bkr_crypto_blob_sealer_fill(bkr_blob_sealer *s, uint8_t *out, size_t n)
+{
+	const size_t ct_end = s->len - BKR_CRYPTO_TAG_SIZE;
+
+	if (s->failed || n > s->len - s->pos)
+		return bkr_error_set(BKR_EINVAL, "sealed blob: %zu bytes asked at %zu of %zu", n, s->pos, s->len);
+	while (n > 0) {
+		size_t step;
+		if (s->pos < BKR_CRYPTO_NONCE_SIZE) {
+			step = BKR_CRYPTO_NONCE_SIZE - s->pos < n ? BKR_CRYPTO_NONCE_SIZE - s->pos : n;
+			memcpy(out, s->nonce + s->pos, step);
+		} else if (s->pos < ct_end) {
+			const struct span *sp = &s->in[s->span];
+			step = sp->len - s->span_off < n ? sp->len - s->span_off : n;
+			if (step && !aead_update(s->ctx, sp->p ? sp->p + s->span_off : NULL, out, step))
+				goto failed;
+			if ((s->span_off += step) == sp->len) {
+				s->span++;
+				s->span_off = 0;
+			}
+		} else {
+			if (s->ctx) {
+				bool ok = aead_end(s->ctx, true, s->tag);
+				s->ctx = NULL;
+				if (!ok)
+					goto failed;
+			}
+			step = s->len - s->pos < n ? s->len - s->pos : n;
+			memcpy(out, s->tag + (s->pos - ct_end), step);
+		}
+		s->pos += step;
+		out += step;
+		n -= step;
+	}
+	return 0;
+failed:
+	s->failed = true;
+	return bkr_error_set(BKR_ERROR, "AES-GCM: encryption failed");
+}
+
+void bkr_crypto_blob_sealer_free(bkr_blob_sealer *s)
+{
+	if (!s)
+		return;
+	if (s->ctx)
+		EVP_CIPHER_CTX_free(s->ctx); /* cleanses the key schedule */
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+}
+
+int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t codec, const void *payload,
+			 size_t len, uint8_t **out, uint32_t *outlen)
+{
+	bkr_blob_sealer *s = NULL;
+	uint8_t *buf = NULL;
+	int err;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((err = bkr_crypto_blob_sealer_new(&s, c, type, id, codec, payload, len)) < 0)
+		return err;
+	if (!(buf = malloc(s->len)))
+		err = bkr_error_oom();
+	else if ((err = bkr_crypto_blob_sealer_fill(s, buf, s->len)) == 0) {
+		*out = buf;
+		*outlen = (uint32_t)s->len;
+		buf = NULL;
+	}
+	bkr_crypto_blob_sealer_free(s);
+	free(buf);
+	return err;
 }
 
 int bkr_crypto_open_blob_to(const bkr_crypto *c, uint8_t type, const bkr_id *id, uint8_t *in, size_t inlen,

@@ -267,6 +267,8 @@ struct bkr_index {
 	size_t nskipped, capskipped;
 	bkr_id *stale;          /**< files present but superseded by a present file */
 	size_t nstale, capstale;
+	char **listed; /**< "name\0stamp" of every index file the load listed, by name; NULL: unknown */
+	size_t nlisted;
 };
 
 static int index_new(bkr_index **out)
@@ -284,6 +286,9 @@ void bkr_index_free(bkr_index *idx)
 	for (size_t i = 0; i < idx->nskipped; i++)
 		free(idx->skipped[i]);
 	free(idx->skipped);
+	for (size_t i = 0; i < idx->nlisted; i++)
+		free(idx->listed[i]);
+	free(idx->listed);
 	free(idx->files);
 	free(idx->ids);
 	free(idx->stale);
@@ -506,6 +511,7 @@ struct candidate {
 	uint32_t nsup;
 	bkr_store_view v; /**< its bytes, read whole once for both passes */
 	bool skip;
+	char stamp[BKR_STORE_STAMP_MAX]; /**< the listing's (bkr_store_list_stamped) */
 };
 
 static int candidate_cmp(const void *a, const void *b)
@@ -548,7 +554,15 @@ struct listing {
 	size_t n, cap;
 };
 
-static int add_candidate(void *ctx, const char *name)
+/* Whether @p name (after the listing's prefix) is an index file: not a
+ * ".tmp-*" or hidden file, not in a subfolder, named "*.idx". */
+static bool is_index_file(const char *base)
+{
+	size_t len = strlen(base);
+	return base[0] != '.' && !strchr(base, '/') && len >= 4 && !strcmp(base + len - 4, IDX_SUFFIX);
+}
+
+static int add_candidate(void *ctx, const char *name, const char *stamp)
 {
 	struct listing *l = ctx;
 	const char *base = name + l->plen;
@@ -556,14 +570,14 @@ static int add_candidate(void *ctx, const char *name)
 	struct candidate *c;
 	int err;
 
-	/* ".tmp-*", hidden files, files in subfolders and non-index files */
-	if (base[0] == '.' || strchr(base, '/') || len < 4 || strcmp(base + len - 4, IDX_SUFFIX) != 0)
+	if (!is_index_file(base))
 		return 0;
 	if ((err = bkr_array_grow((void **)&l->cand, &l->cap, l->n, sizeof(*l->cand))) < 0)
 		return err;
 	c = &l->cand[l->n++];
 	memset(c, 0, sizeof(*c));
 	snprintf(c->name, sizeof(c->name), "%s", name);
+	snprintf(c->stamp, sizeof(c->stamp), "%s", stamp);
 	if (len == IDX_NAME_LEN) {
 		char hex[BKR_ID_HEX];
 		memcpy(hex, base, 2 * BKR_ID_SIZE);
@@ -583,6 +597,35 @@ static int note_skipped(bkr_index *idx)
 	return 0;
 }
 
+/* "name\0stamp" of @p name into @p out (malloc'd): strcmp sees the name. */
+static int listed_entry(char **out, const char *name, const char *stamp)
+{
+	size_t n = strlen(name), m = strlen(stamp);
+	if (!(*out = malloc(n + m + 2)))
+		return bkr_error_oom();
+	memcpy(*out, name, n + 1);
+	memcpy(*out + n + 1, stamp, m + 1);
+	return 0;
+}
+
+/* Keep the sorted listing @p l in @p idx, for bkr_index_unchanged; none
+ * (unknown) when a file has no stamp: the store cannot tell a change. */
+static int keep_listing(bkr_index *idx, const struct listing *l)
+{
+	int err;
+	for (size_t i = 0; i < l->n; i++)
+		if (!l->cand[i].stamp[0])
+			return 0;
+	if (!(idx->listed = calloc(l->n + 1, sizeof(*idx->listed))))
+		return bkr_error_oom();
+	for (size_t i = 0; i < l->n; i++) {
+		if ((err = listed_entry(&idx->listed[i], l->cand[i].name, l->cand[i].stamp)) < 0)
+			return err;
+		idx->nlisted++;
+	}
+	return 0;
+}
+
 /* One listing and load; *vanished when a listed file was gone by its read. */
 static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsigned flags, bool *vanished)
 {
@@ -594,10 +637,12 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 	*vanished = false;
 	if ((err = index_new(&idx)) < 0)
 		goto done;
-	if ((err = bkr_store_list(s, prefix, add_candidate, &l)) < 0)
+	if ((err = bkr_store_list_stamped(s, prefix, add_candidate, &l)) < 0)
 		goto done;
 	if (l.n > 1)
 		qsort(l.cand, l.n, sizeof(*l.cand), candidate_cmp);
+	if ((err = keep_listing(idx, &l)) < 0)
+		goto done;
 
 	/* Pass 1: who supersedes whom. */
 	for (size_t i = 0; i < l.n; i++)
@@ -665,6 +710,47 @@ int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix, unsigned f
 	}
 	bkr_error_prefix("index files kept changing while being read (a merge running?)");
 	return err;
+}
+
+struct recheck {
+	const bkr_index *idx;
+	size_t plen;
+	size_t seen;
+	bool same;
+};
+
+static int listed_cmp(const void *key, const void *entry)
+{
+	return strcmp(key, *(char *const *)entry);
+}
+
+static int recheck_one(void *ctx, const char *name, const char *stamp)
+{
+	struct recheck *rc = ctx;
+	char *const *e;
+
+	if (!rc->same || !is_index_file(name + rc->plen))
+		return 0;
+	e = rc->idx->nlisted ? bsearch(name, rc->idx->listed, rc->idx->nlisted, sizeof(*e), listed_cmp) : NULL;
+	/* listed then, with the same stamp (none: the store cannot tell) */
+	rc->same = e && stamp[0] && !strcmp(*e + strlen(*e) + 1, stamp);
+	rc->seen++;
+	return 0;
+}
+
+int bkr_index_unchanged(const bkr_index *idx, bkr_store *s, const char *prefix, bool *same)
+{
+	struct recheck rc = { .idx = idx, .plen = strlen(prefix), .same = true };
+	int err;
+
+	*same = false;
+	if (!idx->listed)
+		return 0;
+	if ((err = bkr_store_list_stamped(s, prefix, recheck_one, &rc)) < 0)
+		return err;
+	/* names are unique: every file listed now was listed then, as many */
+	*same = rc.same && rc.seen == idx->nlisted;
+	return 0;
 }
 
 int bkr_index_open(bkr_index **out, const char *dir)

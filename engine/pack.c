@@ -11,7 +11,8 @@
  * is zeroed, so no partial or wrong bytes ever leave this module.
  *
  * In an encrypted repository (a bkr_crypto given) every blob is sealed on its
- * own (bkr_blob_seal, before the writer's lock) and the footer as one piece;
+ * own, straight into the pack's upload (bkr_pack_writer_seal_add: no copy of
+ * the sealed bytes) and the footer as one piece;
  * readers open and check both, and ids are the repository's keyed ids
  * (docs/format.md "Sealed blobs in packs").
  */
@@ -276,8 +277,16 @@ static int writer_usable(const bkr_pack_writer *w)
 	return 0;
 }
 
-int bkr_pack_writer_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags,
-			const void *payload, uint32_t stored_len, uint32_t raw_len)
+/* bkr_crypto_blob_sealer_fill as the upload's bkr_store_fill_fn */
+static int seal_fill(void *sealer, uint8_t *buf, size_t n)
+{
+	return bkr_crypto_blob_sealer_fill(sealer, buf, n);
+}
+
+/* Append a blob: its header, then its stored bytes, @p payload's or, with
+ * @p sealer, sealed by it straight into the upload. */
+static int writer_append(bkr_pack_writer *w, const bkr_id *id, uint8_t flags, const void *payload,
+			 bkr_blob_sealer *sealer, uint32_t stored_len, uint32_t raw_len)
 {
 	uint8_t h[BKR_BLOB_HEADER_SIZE];
 	bkr_pack_entry *e;
@@ -295,7 +304,8 @@ int bkr_pack_writer_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags,
 		return err;
 	header_encode(h, id, flags, (uint8_t)w->type, stored_len, raw_len);
 	if ((err = bkr_store_upload_write(w->up, h, sizeof(h))) < 0 ||
-	    (err = bkr_store_upload_write(w->up, payload, stored_len)) < 0) {
+	    (err = sealer ? bkr_store_upload_fill(w->up, stored_len, seal_fill, sealer)
+			  : bkr_store_upload_write(w->up, payload, stored_len)) < 0) {
 		writer_abort(w);
 		return err;
 	}
@@ -309,6 +319,33 @@ int bkr_pack_writer_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags,
 	e->flags = flags;
 	w->size += BKR_BLOB_HEADER_SIZE + (uint64_t)stored_len;
 	return 0;
+}
+
+int bkr_pack_writer_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags, const void *payload, uint32_t stored_len,
+			uint32_t raw_len)
+{
+	return writer_append(w, id, flags, payload, NULL, stored_len, raw_len);
+}
+
+int bkr_pack_writer_seal_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags, const void *payload, uint32_t len,
+			     uint32_t raw_len, uint32_t *stored_len)
+{
+	bkr_blob_sealer *sealer = NULL;
+	int err;
+
+	*stored_len = 0;
+	if (!w->c)
+		return bkr_error_set(BKR_EINVAL, "sealing a blob into a pack of a plain repository");
+	if ((err = writer_usable(w)) < 0 ||
+	    (err = bkr_crypto_blob_sealer_new(&sealer, w->c, (uint8_t)w->type, id,
+					      flags & (BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD), payload, len)) < 0)
+		return err;
+	err = writer_append(w, id, flags | BKR_BLOB_FLAG_ENCRYPTED, NULL, sealer,
+			    (uint32_t)bkr_crypto_blob_sealer_len(sealer), raw_len);
+	if (err == 0)
+		*stored_len = (uint32_t)bkr_crypto_blob_sealer_len(sealer);
+	bkr_crypto_blob_sealer_free(sealer);
+	return err;
 }
 
 uint64_t bkr_pack_writer_size(const bkr_pack_writer *w)

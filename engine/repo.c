@@ -381,6 +381,18 @@ static bool dropped_files(const bkr_index *old, const bkr_index *fresh)
 	return false;
 }
 
+int bkr_repo_refresh_index(bkr_repo *r)
+{
+	bool same = false;
+	int err;
+	pthread_rwlock_rdlock(&r->index_lock);
+	err = r->index ? bkr_index_unchanged(r->index, r->store, "index/", &same) : 0;
+	pthread_rwlock_unlock(&r->index_lock);
+	if (err < 0)
+		return err;
+	return same ? 0 : bkr_repo_reload_index(r);
+}
+
 int bkr_repo_reload_index(bkr_repo *r)
 {
 	bkr_index *fresh = NULL, *old, *gone[BKR_REPO_RETAINED_MAX + 1];

@@ -262,6 +262,25 @@ int bkr_store_upload_write(bkr_store_upload *u, const void *data, size_t len)
 	return u->store->ops->upload_write(u, data, len);
 }
 
+int bkr_store_upload_fill(bkr_store_upload *u, size_t len, bkr_store_fill_fn fill, void *ctx)
+{
+	if (u->store->ops->upload_fill)
+		return u->store->ops->upload_fill(u, len, fill, ctx);
+	return bkr_store_upload_fill_copy(u, len, fill, ctx);
+}
+
+int bkr_store_upload_fill_copy(bkr_store_upload *u, size_t len, bkr_store_fill_fn fill, void *ctx)
+{
+	uint8_t *buf = malloc(len ? len : 1);
+	int err;
+	if (!buf)
+		return bkr_error_oom();
+	if ((err = fill(ctx, buf, len)) == 0)
+		err = u->store->ops->upload_write(u, buf, len);
+	free(buf);
+	return err;
+}
+
 int bkr_store_upload_publish(bkr_store_upload *u, const char *name)
 {
 	int err;

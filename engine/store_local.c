@@ -17,7 +17,9 @@
  * handed to the store's flusher thread, which writes it while the upload goes
  * on in a second window (so the writer's thread, which appends to a pack
  * under its lock, never waits for the disk unless the disk is behind), and
- * the last, partial window is written when the upload is published.  The
+ * the last, partial window is written when the upload is published
+ * (bkr_store_upload_fill has its bytes made in the windows themselves: a blob
+ * is sealed there, never copied; a window is handed over once filled).  The
  * publish protocol is the same (every window written, then fsync, link,
  * directory fsync).  So an upload holds at most two windows whatever its
  * size (a new window's pages are resident only once written).  Windows no
@@ -605,6 +607,51 @@ static void upload_abandon(local_upload *u)
 	upload_end(u);
 }
 
+/* A write's bytes, as bkr_store_fill_fn: copied from where they are. */
+static int fill_copy(void *ctx, uint8_t *buf, size_t n)
+{
+	const uint8_t **p = ctx;
+	memcpy(buf, *p, n);
+	*p += n;
+	return 0;
+}
+
+/* Append @p len bytes, produced by @p fill straight into the windows, piece
+ * by piece; a full window goes to the flusher only once filled.  Any failure
+ * abandons the upload. */
+static int local_upload_fill(bkr_store_upload *base, size_t len, bkr_store_fill_fn fill, void *ctx)
+{
+	local_upload *u = (local_upload *)base;
+	int err;
+	if ((err = upload_usable(u)) < 0)
+		return err;
+	if (!u->win) {
+		if ((err = bkr_store_upload_fill_copy(base, len, fill, ctx)) < 0)
+			upload_abandon(u);
+		return err;
+	}
+	/* a write of the upload all the same: BKR_FAULT's "write" fails it */
+	if ((err = bkr_io_fault("write")) < 0) {
+		bkr_error_prefix("write %s", u->tmp);
+		upload_abandon(u);
+		return err;
+	}
+	while (len > 0) {
+		size_t n = len < STAGE_WINDOW - u->staged ? len : STAGE_WINDOW - u->staged;
+		if ((err = fill(ctx, u->win + u->staged, n)) < 0) {
+			upload_abandon(u);
+			return err;
+		}
+		u->staged += n;
+		len -= n;
+		if (u->staged == STAGE_WINDOW && (err = window_full(u)) < 0) {
+			upload_abandon(u);
+			return err;
+		}
+	}
+	return 0;
+}
+
 static int local_upload_write(bkr_store_upload *base, const void *data, size_t len)
 {
 	local_upload *u = (local_upload *)base;
@@ -617,24 +664,7 @@ static int local_upload_write(bkr_store_upload *base, const void *data, size_t l
 			upload_abandon(u);
 		return err;
 	}
-	/* a write of the upload all the same: BKR_FAULT's "write" fails it */
-	if ((err = bkr_io_fault("write")) < 0) {
-		bkr_error_prefix("write %s", u->tmp);
-		upload_abandon(u);
-		return err;
-	}
-	while (len > 0) {
-		size_t n = len < STAGE_WINDOW - u->staged ? len : STAGE_WINDOW - u->staged;
-		memcpy(u->win + u->staged, p, n);
-		u->staged += n;
-		p += n;
-		len -= n;
-		if (u->staged == STAGE_WINDOW && (err = window_full(u)) < 0) {
-			upload_abandon(u);
-			return err;
-		}
-	}
-	return 0;
+	return local_upload_fill(base, len, fill_copy, &p);
 }
 
 /* The last window's bytes, at publish: one more pass of the fault point "write". */
@@ -919,6 +949,7 @@ static const bkr_store_ops local_ops = {
 	.put = local_put,
 	.upload_new = local_upload_new,
 	.upload_write = local_upload_write,
+	.upload_fill = local_upload_fill,
 	.upload_publish = local_upload_publish,
 	.upload_free = local_upload_free,
 	.list = local_list,

@@ -195,6 +195,7 @@ int bkr_writer_put_level(bkr_writer *w, bkr_blob_type type, const bkr_id *id, co
 	bkr_index_entry e;
 	bkr_pack_writer *full = NULL;
 	uint8_t *payload = NULL, flags = 0;
+	const void *body;
 	uint32_t stored_len = 0;
 	int err, added;
 
@@ -218,16 +219,19 @@ int bkr_writer_put_level(bkr_writer *w, bkr_blob_type type, const bkr_id *id, co
 	/* a raw blob is appended from the caller's bytes, never copied */
 	if (level <= 0 || w->repo->cfg.level == 0)
 		level = w->repo->cfg.level;
-	if ((err = bkr_blob_compress(w->repo->cfg.codec, level, data, len, &payload, &stored_len, &flags)) < 0 ||
-	    (err = bkr_blob_seal(w->repo->crypto, type, id, data, &payload, &stored_len, &flags)) < 0)
+	if ((err = bkr_blob_compress(w->repo->cfg.codec, level, data, len, &payload, &stored_len, &flags)) < 0)
 		goto done;
+	body = payload ? payload : data ? data : (const void *)"";
 
 	pthread_mutex_lock(&w->lock);
 	if (!w->open[type])
 		err = bkr_pack_writer_new(&w->open[type], w->repo->store, pack_folder(type), type, w->repo->crypto);
+	/* encrypted: sealed under the lock, straight into the pack's staging
+	 * window, which is where a plain payload is copied under it */
 	if (err == 0)
-		err = bkr_pack_writer_add(w->open[type], id, flags, payload ? payload : data ? data : (const void *)"",
-					  stored_len, (uint32_t)len);
+		err = w->repo->crypto
+			? bkr_pack_writer_seal_add(w->open[type], id, flags, body, stored_len, (uint32_t)len, &stored_len)
+			: bkr_pack_writer_add(w->open[type], id, flags, body, stored_len, (uint32_t)len);
 	if (err == 0 && bkr_pack_writer_size(w->open[type]) >= w->repo->cfg.pack_size) {
 		full = w->open[type];
 		w->open[type] = NULL;

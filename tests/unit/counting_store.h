@@ -24,6 +24,7 @@ typedef struct counting {
 	unsigned stat_delay_us;              /* a slow stat, as over a network */
 	char folder[64];                     /* counted apart: "records" ("": none) */
 	unsigned folder_lists, folder_gets;  /* atomic */
+	bool stamped;                        /* listings give the local store's stamps ("" when false: none) */
 	/** Called after each listing (optional): what another process does meanwhile. */
 	void (*after_list)(struct counting *c, const char *prefix);
 	void *ctx;
@@ -86,6 +87,33 @@ static inline int c_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, 
 		c->after_list(c, prefix);
 	return err;
 }
+/* c_list's stamped listing passes its entries through here, with no stamp */
+struct c_unstamped {
+	int (*cb)(void *ctx, const char *name, const char *stamp);
+	void *ctx;
+};
+static inline int c_unstamped_one(void *ctx, const char *name)
+{
+	struct c_unstamped *u = ctx;
+	return u->cb(u->ctx, name, "");
+}
+static inline int c_list_stamped(bkr_store *s, const char *prefix,
+				 int (*cb)(void *ctx, const char *name, const char *stamp), void *ctx)
+{
+	counting *c = (counting *)s;
+	struct c_unstamped u = { cb, ctx };
+	int err;
+	if (!c->stamped)
+		return c_list(s, prefix, c_unstamped_one, &u);
+	__atomic_add_fetch(&c->lists, 1, __ATOMIC_RELAXED);
+	if (c->folder[0] && !strncmp(prefix, c->folder, strlen(c->folder)) &&
+	    (!prefix[strlen(c->folder)] || !strcmp(prefix + strlen(c->folder), "/")))
+		__atomic_add_fetch(&c->folder_lists, 1, __ATOMIC_RELAXED);
+	err = bkr_store_list_stamped(c->inner, prefix, cb, ctx);
+	if (c->after_list)
+		c->after_list(c, prefix);
+	return err;
+}
 static inline int c_remove(bkr_store *s, const char *name)
 {
 	return bkr_store_delete(((counting *)s)->inner, name);
@@ -110,8 +138,18 @@ static inline void c_free(bkr_store *s)
 }
 
 static const bkr_store_ops counting_ops = {
-	.stat = c_stat, .stat_time = c_stat_time, .get = c_get, .get_range = c_range, .put = c_put, .upload_new = c_upload_new,
-	.list = c_list, .remove = c_remove, .rename_new = c_rename, .prepare = c_prepare, .lock = c_lock,
+	.stat = c_stat,
+	.stat_time = c_stat_time,
+	.get = c_get,
+	.get_range = c_range,
+	.put = c_put,
+	.upload_new = c_upload_new,
+	.list = c_list,
+	.list_stamped = c_list_stamped,
+	.remove = c_remove,
+	.rename_new = c_rename,
+	.prepare = c_prepare,
+	.lock = c_lock,
 	.free = c_free,
 };
 

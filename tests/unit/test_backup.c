@@ -28,6 +28,7 @@
 #include "bkr/walk.h"
 
 #include "testutil.h"
+#include "counting_store.h"
 
 typedef struct {
 	char dir[256];
@@ -115,7 +116,19 @@ static void on_progress(void *ctx, const bkr_backup_progress *p)
 	last_prog = *p;
 }
 
+static int run_with(bkr_repo *r, fx *f, bkr_backup_type type, const char *const *excl, size_t nexcl, bkr_manifest **m);
+
 static int run(fx *f, bkr_backup_type type, const char *const *excl, size_t nexcl, bkr_manifest **m)
+{
+	return run_with(f->r, f, type, excl, nexcl, m);
+}
+
+static int run_on(bkr_repo *r, fx *f, bkr_backup_type type, bkr_manifest **m)
+{
+	return run_with(r, f, type, NULL, 0, m);
+}
+
+static int run_with(bkr_repo *r, fx *f, bkr_backup_type type, const char *const *excl, size_t nexcl, bkr_manifest **m)
 {
 	memset(&last_prog, 0, sizeof(last_prog));
 	bkr_source_spec s = { "ws", f->src, excl, nexcl };
@@ -127,7 +140,7 @@ static int run(fx *f, bkr_backup_type type, const char *const *excl, size_t nexc
 	o.workspace_root = f->src;
 	o.threads = 2;
 	o.progress = on_progress;
-	int err = bkr_backup_run(f->r, &o, m);
+	int err = bkr_backup_run(r, &o, m);
 	if (err < 0)
 		print_message("backup: %s\n", bkr_error_message());
 	return err;
@@ -171,6 +184,48 @@ static void test_full(void **state)
 	assert_int_equal(bkr_walk_read_file(f->r, leaf, li, "big", NULL, NULL), 0);
 	bkr_dir_free(h);
 	bkr_manifest_free(m);
+}
+
+/*
+ * A backup reads the index once: at open, and after taking the lock again
+ * only when the index files changed since (a prune, another backup).  A
+ * no-change incremental through a store that counts (with the local
+ * store's stamps) gets each index file once, not twice; when another
+ * repository handle published an index file in between, the backup reads
+ * the index again and dedups against it (the changed file stored once).
+ */
+static void test_index_read_once(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m1 = NULL, *m2 = NULL, *m3 = NULL, *m4 = NULL;
+	bkr_repo *r2 = NULL;
+	counting *c;
+
+	assert_int_equal(run(f, BKR_BACKUP_FULL, NULL, 0, &m1), 0);
+	c = counting_open(f->repo);
+	c->stamped = true;
+	counting_watch(c, "index");
+	assert_int_equal(bkr_repo_open_store(&r2, &c->base, 0), 0);
+	assert_int_equal(c->folder_gets, 1);
+	assert_int_equal(run_on(r2, f, BKR_BACKUP_INCREMENTAL, &m2), 0);
+	assert_int_equal(m2->stats.new_bytes, 0);
+	assert_int_equal(c->folder_gets, 1); /* nothing new to index: no commit reload either */
+
+	/* another handle stores a changed file meanwhile: r2 reads that index too */
+	write_file(f->src, "a/one.txt", "HELLO WORLD\n", 12);
+	age(f->src, "a/one.txt", 10);
+	assert_int_equal(run(f, BKR_BACKUP_INCREMENTAL, NULL, 0, &m3), 0);
+	assert_int_equal(m3->stats.new_bytes, 12);
+	c->folder_gets = 0;
+	assert_int_equal(run_on(r2, f, BKR_BACKUP_INCREMENTAL, &m4), 0);
+	assert_int_equal(c->folder_gets, 2); /* both index files, once */
+	assert_int_equal(m4->stats.new_bytes, 0);
+	assert_int_equal(bkr_id_cmp(&m3->tree, &m4->tree), 0);
+	bkr_repo_free(r2);
+	bkr_manifest_free(m1);
+	bkr_manifest_free(m2);
+	bkr_manifest_free(m3);
+	bkr_manifest_free(m4);
 }
 
 static void test_incremental_reuse(void **state)
@@ -562,6 +617,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_incremental_reuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_read_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_racy_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parent_selection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),

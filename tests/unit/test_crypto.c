@@ -421,6 +421,72 @@ static void test_sealed_blobs(void **state)
 	bkr_crypto_free(b);
 }
 
+/*
+ * A blob sealed piece by piece (bkr_crypto_blob_sealer: how a pack's
+ * staging windows get it, no buffer of its own): pieces of any size, the
+ * nonce, the ciphertext and the tag split anywhere (1 byte, 11, 4095, ...),
+ * make a blob that opens to the payload; the zstd bit and the padding are
+ * inside; asking past its length is refused, and so is any call after that.
+ */
+static void test_blob_sealer_pieces(void **state)
+{
+	static const size_t pieces[] = { 1, 11, 4095, 5, 65536, 3, 17 };
+	bkr_crypto *a = keys(repo_a, 1);
+	size_t lens[] = { 0, 1, 100, 70000, 1000001 };
+	(void)state;
+	for (size_t l = 0; l < sizeof(lens) / sizeof(*lens); l++) {
+		size_t len = lens[l], slen, off = 0, plen;
+		uint8_t *v = malloc(len + 1), *out, codec;
+		const uint8_t *pl;
+		bkr_blob_sealer *s = NULL;
+		bkr_id id;
+		assert_non_null(v);
+		for (size_t i = 0; i < len; i++)
+			v[i] = (uint8_t)(i * 31 + l);
+		bkr_crypto_blob_id(a, v, len, &id);
+		assert_int_equal(bkr_crypto_blob_sealer_new(&s, a, BKR_BLOB_DATA, &id, BKR_BLOB_FLAG_ZSTD, v, len), 0);
+		slen = bkr_crypto_blob_sealer_len(s);
+		assert_int_equal(slen, bkr_crypto_blob_sealed_len(len));
+		out = malloc(slen);
+		assert_non_null(out);
+		for (size_t k = 0; off < slen; k++) {
+			size_t n = pieces[k % (sizeof(pieces) / sizeof(*pieces))];
+			if (n > slen - off)
+				n = slen - off;
+			assert_int_equal(bkr_crypto_blob_sealer_fill(s, out + off, n), 0);
+			off += n;
+		}
+		assert_int_equal(bkr_crypto_blob_sealer_fill(s, out, 1), BKR_EINVAL);
+		assert_int_equal(bkr_crypto_blob_sealer_fill(s, out, 0), 0); /* nothing asked, nothing wrong */
+		bkr_crypto_blob_sealer_free(s);
+		assert_int_equal(bkr_crypto_open_blob(a, BKR_BLOB_DATA, &id, out, slen, &pl, &plen, &codec, "b"), 0);
+		assert_int_equal(plen, len);
+		assert_int_equal(codec, BKR_BLOB_FLAG_ZSTD);
+		if (len)
+			assert_memory_equal(pl, v, len);
+		free(out);
+		free(v);
+	}
+	/* more than the blob in one piece: refused; an unfinished sealer freed */
+	{
+		uint8_t buf[256];
+		bkr_blob_sealer *s = NULL;
+		bkr_id id;
+		bkr_crypto_blob_id(a, "x", 1, &id);
+		assert_int_equal(bkr_crypto_blob_sealer_new(&s, a, BKR_BLOB_TREE, &id, 0, "x", 1), 0);
+		assert_true(bkr_crypto_blob_sealer_len(s) < sizeof(buf));
+		assert_int_equal(bkr_crypto_blob_sealer_fill(s, buf, sizeof(buf)), BKR_EINVAL);
+		bkr_crypto_blob_sealer_free(s); /* the cipher's state freed too (valgrind) */
+		s = NULL;
+		assert_int_equal(bkr_crypto_blob_sealer_new(&s, a, BKR_BLOB_TREE, &id,
+							    BKR_BLOB_FLAG_ZLIB | BKR_BLOB_FLAG_ZSTD, "x", 1),
+				 BKR_EINVAL);
+		assert_null(s);
+		bkr_crypto_blob_sealer_free(NULL);
+	}
+	bkr_crypto_free(a);
+}
+
 /* a raw payload opened straight into the caller's buffer; anything else in place */
 static void test_sealed_blob_to(void **state)
 {
@@ -583,6 +649,7 @@ int main(void)
 		cmocka_unit_test(test_sealed_objects),
 		cmocka_unit_test(test_sealed_blobs),
 		cmocka_unit_test(test_sealed_blob_to),
+		cmocka_unit_test(test_blob_sealer_pieces),
 		cmocka_unit_test(test_padding),
 		cmocka_unit_test(test_secure_memory),
 		cmocka_unit_test(test_nonces_unique),

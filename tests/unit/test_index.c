@@ -491,6 +491,82 @@ static void test_each_file_read_once(void **state)
 	}
 }
 
+/*
+ * bkr_index_unchanged, what lets a backup skip its second load of the index
+ * (the one after taking the lock) when nothing changed: true for the files
+ * the index was loaded from, whatever leftovers appear beside them; false
+ * once a file is added, removed or rewritten in place under its name, and
+ * always false on a store that gives no stamps (the counting store), which
+ * cannot tell.
+ */
+static void test_unchanged(void **state)
+{
+	struct fx *f = *state;
+	bkr_store *s = NULL;
+	bkr_index *idx = NULL;
+	char pa[PATH_MAX], junk[PATH_MAX];
+	uint8_t *buf;
+	size_t len;
+	bool same = false;
+	bkr_id a, b;
+	counting *c;
+
+	assert_int_equal(bkr_store_local_open(&s, f->root, 0), 0);
+	assert_int_equal(bkr_store_prepare(s, "index"), 0);
+	/* empty, then one file */
+	assert_int_equal(bkr_index_load(&idx, s, "index/", 0), 0);
+	assert_int_equal(bkr_index_unchanged(idx, s, "index/", &same), 0);
+	assert_true(same);
+	publish_range(s, 0, 300, NULL, 0, &a);
+	assert_int_equal(bkr_index_unchanged(idx, s, "index/", &same), 0);
+	assert_false(same);
+	bkr_index_free(idx);
+	assert_int_equal(bkr_index_load(&idx, s, "index/", 0), 0);
+	assert_int_equal(bkr_index_unchanged(idx, s, "index/", &same), 0);
+	assert_true(same);
+	/* leftovers that are not index files change nothing */
+	assert_int_equal(bkr_path_join(junk, sizeof(junk), f->dir, ".tmp-x.idx"), 0);
+	write_raw(junk, "garbage", 7);
+	assert_int_equal(bkr_path_join(junk, sizeof(junk), f->dir, "README"), 0);
+	write_raw(junk, "hello", 5);
+	assert_int_equal(bkr_index_unchanged(idx, s, "index/", &same), 0);
+	assert_true(same);
+	/* a second file */
+	publish_range(s, 300, 700, NULL, 0, &b);
+	assert_int_equal(bkr_index_unchanged(idx, s, "index/", &same), 0);
+	assert_false(same);
+	bkr_index_free(idx);
+	assert_int_equal(bkr_index_load(&idx, s, "index/", 0), 0);
+	assert_int_equal(bkr_index_unchanged(idx, s, "index/", &same), 0);
+	assert_true(same);
+	/* a file rewritten in place with the same bytes (a copy restored over it): another inode */
+	file_path(f->dir, &a, pa);
+	buf = read_all(pa, &len);
+	assert_int_equal(unlink(pa), 0);
+	write_raw(pa, buf, len);
+	free(buf);
+	assert_int_equal(bkr_index_unchanged(idx, s, "index/", &same), 0);
+	assert_false(same);
+	bkr_index_free(idx);
+	assert_int_equal(bkr_index_load(&idx, s, "index/", 0), 0);
+	/* a file gone */
+	file_path(f->dir, &b, pa);
+	assert_int_equal(unlink(pa), 0);
+	assert_int_equal(bkr_index_unchanged(idx, s, "index/", &same), 0);
+	assert_false(same);
+	bkr_index_free(idx);
+	bkr_store_free(s);
+
+	/* a store without stamps: never known to be the same */
+	c = counting_open(f->root);
+	assert_int_equal(bkr_index_load(&idx, &c->base, "index/", 0), 0);
+	assert_int_equal(bkr_index_count(idx), 300);
+	assert_int_equal(bkr_index_unchanged(idx, &c->base, "index/", &same), 0);
+	assert_false(same);
+	bkr_index_free(idx);
+	bkr_store_free(&c->base);
+}
+
 static void test_empty_and_missing_dir(void **state)
 {
 	struct fx *f = *state;
@@ -888,6 +964,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_files_merged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_supersede, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_each_file_read_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unchanged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_and_missing_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_builder_rejects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_lookups, setup, teardown),

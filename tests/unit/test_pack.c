@@ -522,6 +522,82 @@ static void test_write_read_sealed(void **state)
 	bkr_crypto_free(c);
 }
 
+/*
+ * bkr_pack_writer_seal_add, how the writer stores an encrypted repository's
+ * blobs: each sealed straight into the pack's upload (the local store's
+ * staging windows of 2 MiB), small blobs that straddle a window's edge and
+ * blobs of several windows (5 and 9 MiB, raw) among compressed ones; every
+ * blob reads back and the stored lengths are the sealed ones.  A plain
+ * pack refuses it.
+ */
+static void test_write_read_seal_add(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t enc[BKR_CRYPTO_KEY_SIZE], mac[BKR_CRYPTO_KEY_SIZE], rid[BKR_CRYPTO_REPO_ID_SIZE];
+	static const size_t lens[] = { 5u << 20, 3000, 700000, 1, 9u << 20, 65536, 123457 };
+	enum { N = 3 * (sizeof(lens) / sizeof(*lens)) };
+	uint8_t *data[N];
+	bkr_id ids[N];
+	bkr_crypto *c = NULL;
+	bkr_pack_writer *w = NULL;
+	bkr_pack_entry *ents = NULL;
+	bkr_pack_id pid;
+	struct stat st;
+	uint32_t stored;
+	size_t n = 0;
+	int fd;
+
+	memset(enc, 0x11, sizeof(enc));
+	memset(mac, 0x22, sizeof(mac));
+	memset(rid, 0x33, sizeof(rid));
+	assert_int_equal(bkr_crypto_new(&c, enc, mac, rid), 0);
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA, c), 0);
+	for (size_t i = 0; i < N; i++) {
+		size_t len = lens[i % (sizeof(lens) / sizeof(*lens))];
+		uint8_t *payload = NULL, flags = 0;
+		uint32_t plen = 0;
+		assert_non_null(data[i] = malloc(len));
+		for (size_t k = 0; k < len; k++) /* every third blob compressible */
+			data[i][k] = i % 3 ? (uint8_t)((k * 2654435761u + i) >> 11) : (uint8_t)(k % 7);
+		bkr_crypto_blob_id(c, data[i], len, &ids[i]);
+		assert_int_equal(bkr_blob_encode_codec(BKR_CODEC_ZSTD, 2, data[i], len, &payload, &plen, &flags), 0);
+		assert_int_equal(bkr_pack_writer_seal_add(w, &ids[i], flags, payload ? payload : data[i], plen,
+							  (uint32_t)len, &stored),
+				 0);
+		assert_int_equal(stored, bkr_crypto_blob_sealed_len(plen));
+		free(payload);
+	}
+	assert_int_equal(bkr_pack_writer_finish(w, "data", &pid), 0);
+	bkr_pack_writer_free(w);
+	assert_int_equal(bkr_pack_path(f->pack, sizeof(f->pack), f->root, &pid), 0);
+	fd = open(f->pack, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(bkr_pack_read_footer(c, &pid, fd, (uint64_t)st.st_size, f->pack, &ents, &n), 0);
+	assert_int_equal(n, N);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *out = malloc(ents[i].raw_len + 1);
+		assert_non_null(out);
+		assert_memory_equal(&ents[i].id, &ids[i], sizeof(ids[i]));
+		assert_int_equal(ents[i].raw_len, lens[i % (sizeof(lens) / sizeof(*lens))]);
+		assert_int_equal(bkr_pack_read_blob(c, fd, f->pack, &ents[i].id, ents[i].offset, ents[i].stored_len,
+						    ents[i].raw_len, ents[i].type, out),
+				 0);
+		assert_memory_equal(out, data[i], ents[i].raw_len);
+		free(out);
+		free(data[i]);
+	}
+	close(fd);
+	free(ents);
+
+	/* not into a plain repository's pack */
+	assert_int_equal(bkr_pack_writer_new(&w, f->s, "tmp", BKR_BLOB_DATA, NULL), 0);
+	assert_int_equal(bkr_pack_writer_seal_add(w, &ids[0], 0, "x", 1, 1, &stored), BKR_EINVAL);
+	assert_int_equal(bkr_pack_writer_count(w), 0);
+	bkr_pack_writer_free(w);
+	bkr_crypto_free(c);
+}
+
 static void test_truncated(void **state)
 {
 	struct fixture *f = *state;
@@ -884,6 +960,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_read_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_read_zstd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_read_sealed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_read_seal_add, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_blob_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_payload_bit_flip, setup, teardown),

@@ -404,6 +404,94 @@ static void test_upload_direct(void **state)
 	assert_int_equal(temporaries(f->s), 0);
 }
 
+/* What test_upload_fill's fills are given: the pattern's bytes from @p off
+ * on, the sizes of the pieces, and a failure to return at piece @p fail_at. */
+struct filler {
+	size_t off;
+	size_t pieces[16];
+	int n;
+	int fail_at; /* 0: never */
+};
+
+static int fill_pattern(void *ctx, uint8_t *buf, size_t n)
+{
+	struct filler *fl = ctx;
+	if (fl->n < 16)
+		fl->pieces[fl->n] = n;
+	if (++fl->n == fl->fail_at)
+		return bkr_error_set(BKR_EIO, "filler: failed at piece %d", fl->n);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = direct_byte(fl->off + i);
+	fl->off += n;
+	return 0;
+}
+
+/*
+ * bkr_store_upload_fill has the bytes made in the staging windows themselves
+ * (a sealed blob is never copied): a fill is handed the window's room in
+ * pieces that end at the window's edge (2 MiB), the rest in the next window,
+ * never one buffer of its own; a fill of several windows the same; the pack
+ * holds every byte where it belongs.  A filler failing mid-way (its second
+ * piece, one window already handed to the flusher) fails the fill with its
+ * message, abandons the upload (no publish, no temporary, no staging
+ * memory); the fault point "write" fails a fill before its filler runs.
+ */
+static void test_upload_fill(void **state)
+{
+	struct fixture *f = *state;
+	const size_t window = 2u << 20;
+	struct filler fl = { 0 };
+	bkr_store_upload *u;
+	uint64_t size;
+
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(write_pattern(u, 0, window - 10), 0);
+	fl.off = window - 10;
+	assert_int_equal(bkr_store_upload_fill(u, 100, fill_pattern, &fl), 0);
+	assert_int_equal(fl.n, 2); /* the window's last 10 bytes, then the next window's first 90 */
+	assert_int_equal(fl.pieces[0], 10);
+	assert_int_equal(fl.pieces[1], 90);
+	/* 6 MiB across four windows: the rest of this one, two whole, a part */
+	fl.n = 0;
+	assert_int_equal(bkr_store_upload_fill(u, 6u << 20, fill_pattern, &fl), 0);
+	assert_int_equal(fl.n, 4);
+	assert_int_equal(fl.pieces[0], window - 90);
+	assert_int_equal(fl.pieces[1], window);
+	assert_int_equal(fl.pieces[2], window);
+	assert_int_equal(fl.pieces[3], 90);
+	assert_int_equal(write_pattern(u, fl.off, fl.off + 7), 0);
+	assert_int_equal(bkr_store_upload_fill(u, 0, fill_pattern, &fl), 0);
+	assert_int_equal(bkr_store_upload_publish(u, "data/08/a.pack"), 0);
+	bkr_store_upload_free(u);
+	expect_pattern(f->s, "data/08/a.pack", fl.off + 7);
+
+	/* the filler fails at its second piece, in the next window */
+	fl = (struct filler){ .off = window - 10, .fail_at = 2 };
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(write_pattern(u, 0, window - 10), 0);
+	assert_int_equal(bkr_store_upload_fill(u, 100, fill_pattern, &fl), BKR_EIO);
+	assert_non_null(strstr(bkr_error_message(), "filler: failed at piece 2"));
+	assert_int_equal(bkr_store_upload_write(u, "x", 1), BKR_EINVAL);
+	assert_int_equal(bkr_store_upload_publish(u, "data/08/b.pack"), BKR_EINVAL);
+	bkr_store_upload_free(u);
+	assert_int_equal(bkr_store_stat(f->s, "data/08/b.pack", &size), BKR_ENOTFOUND);
+	assert_int_equal(temporaries(f->s), 0);
+	assert_int_equal(bkr_store_local_staging(f->s), 0);
+
+	/* a failing write fault: the filler never runs */
+	setenv("BKR_FAULT", "write:2:enospc", 1);
+	bkr_io_fault_reset();
+	fl = (struct filler){ 0 };
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(bkr_store_upload_write(u, "ab", 2), 0);
+	assert_int_equal(bkr_store_upload_fill(u, 100, fill_pattern, &fl), BKR_ENOSPC);
+	assert_int_equal(fl.n, 0);
+	bkr_store_upload_free(u);
+	unsetenv("BKR_FAULT");
+	bkr_io_fault_reset();
+	assert_int_equal(temporaries(f->s), 0);
+}
+
 /* This process's resident memory, in bytes (/proc/self/statm). */
 static size_t resident_bytes(void)
 {
@@ -914,6 +1002,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_range_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_direct, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upload_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_staging_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_flush_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_flush_fails_long_path, setup, teardown),

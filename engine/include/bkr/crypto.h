@@ -175,6 +175,33 @@ int bkr_crypto_seal_blob(const bkr_crypto *c, uint8_t type, const bkr_id *id, ui
 			 const void *payload, size_t len, uint8_t **out, uint32_t *outlen);
 
 /**
+ * A blob sealed straight into where it is stored, piece by piece: the bytes
+ * bkr_crypto_seal_blob would give, produced in order by successive
+ * bkr_crypto_blob_sealer_fill calls into pieces of any size (a pack's
+ * staging windows: bkr_store_upload_fill), so the sealed blob needs no
+ * buffer and no copy of its own.  @p payload must stay unchanged until the
+ * last byte is produced.  The cipher's state lives in the sealer and is
+ * cleansed by bkr_crypto_blob_sealer_free.
+ */
+typedef struct bkr_blob_sealer bkr_blob_sealer;
+
+/** Start sealing @p len bytes of @p payload (as bkr_crypto_seal_blob): a fresh nonce, the cipher set up. */
+int bkr_crypto_blob_sealer_new(bkr_blob_sealer **out, const bkr_crypto *c, uint8_t type, const bkr_id *id,
+			       uint8_t codec, const void *payload, size_t len);
+
+/** The sealed length: bkr_crypto_blob_sealed_len of the payload's. */
+size_t bkr_crypto_blob_sealer_len(const bkr_blob_sealer *s);
+
+/**
+ * The next @p n bytes of the sealed blob into @p out (BKR_EINVAL past its
+ * length; after a failure every later call fails).
+ */
+int bkr_crypto_blob_sealer_fill(bkr_blob_sealer *s, uint8_t *out, size_t n);
+
+/** Free (wiping the cipher's state), finished or not; NULL is a no-op. */
+void bkr_crypto_blob_sealer_free(bkr_blob_sealer *s);
+
+/**
  * Open a sealed blob of @p inlen bytes in place: on success *payload points
  * into @p in at the payload of *len bytes, *codec is its inner codec flag (0,
  * BKR_BLOB_FLAG_ZLIB or BKR_BLOB_FLAG_ZSTD).  BKR_ECORRUPT naming @p what on

@@ -70,6 +70,16 @@ enum {
  */
 int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix, unsigned flags);
 
+/**
+ * Whether the index files under @p prefix of @p s are still the ones @p idx
+ * was loaded from: the same names, each with the same stamp
+ * (bkr_store_list_stamped: size, times and inode of a local file; an S3
+ * object's ETag), for the price of one listing.  *same is false when any
+ * differs, is new or gone, or when the store gives no stamps (a reload is
+ * then the only way to know).
+ */
+int bkr_index_unchanged(const bkr_index *idx, bkr_store *s, const char *prefix, bool *same);
+
 /** One line for each file bkr_index_load left out (borrowed). */
 const char *const *bkr_index_skipped(const bkr_index *idx, size_t *n);
 /** The same for the directory @p dir (a missing one is an empty index). */

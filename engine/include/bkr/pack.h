@@ -81,7 +81,8 @@ typedef struct bkr_pack_writer bkr_pack_writer;
 /**
  * Start a pack in store @p s, its unfinished upload kept under the folder
  * @p tmp_prefix ("data").  All blobs must be of @p type.  With @p c (an
- * encrypted repository) every blob added must be sealed (bkr_blob_seal) and
+ * encrypted repository) every blob added must be sealed
+ * (bkr_pack_writer_seal_add, or bkr_blob_seal before bkr_pack_writer_add) and
  * the footer is sealed.
  */
 int bkr_pack_writer_new(bkr_pack_writer **out, bkr_store *s, const char *tmp_prefix, bkr_blob_type type,
@@ -90,6 +91,17 @@ int bkr_pack_writer_new(bkr_pack_writer **out, bkr_store *s, const char *tmp_pre
 /** Append one encoded (and, encrypted, sealed) blob (header written here). Not thread-safe: callers serialise. */
 int bkr_pack_writer_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags,
 			const void *payload, uint32_t stored_len, uint32_t raw_len);
+
+/**
+ * Seal and append one encoded blob of an encrypted repository's pack: the
+ * payload (@p len bytes; @p flags its codec, as bkr_blob_compress gave it) is
+ * sealed straight into the pack's upload (bkr_store_upload_fill: into a local
+ * store's staging window, never into a buffer of its own), *stored_len gets
+ * the sealed length.  BKR_EINVAL for a plain repository's pack.  Not
+ * thread-safe: callers serialise.
+ */
+int bkr_pack_writer_seal_add(bkr_pack_writer *w, const bkr_id *id, uint8_t flags, const void *payload, uint32_t len,
+			     uint32_t raw_len, uint32_t *stored_len);
 
 /** Bytes written so far (blobs + headers). */
 uint64_t bkr_pack_writer_size(const bkr_pack_writer *w);

@@ -208,6 +208,14 @@ int bkr_repo_config_heal(bkr_repo *r, bool dry_run, const char **fixed);
 /** Pick up index files written since open (mount watcher). Thread-safe. */
 int bkr_repo_reload_index(bkr_repo *r);
 
+/**
+ * bkr_repo_reload_index only when the index files changed since the index
+ * was loaded (bkr_index_unchanged: one listing), as after taking the lock
+ * a backup dedups against what a prune left: the index is read once, not
+ * twice, when nothing ran in between.  Thread-safe.
+ */
+int bkr_repo_refresh_index(bkr_repo *r);
+
 /** Look up a blob in the index.  BKR_ENOTFOUND when absent. */
 int bkr_repo_lookup(bkr_repo *r, const bkr_id *id, bkr_index_entry *out);
 /** Entry @p nth of every entry naming blob @p id, in the order readers try them (0: bkr_repo_lookup's);

@@ -33,6 +33,9 @@ typedef struct bkr_store bkr_store;
 typedef struct bkr_store_upload bkr_store_upload;
 typedef struct bkr_store_held bkr_store_held; /**< a lock taken */
 
+/** Produces the next @p n bytes of what bkr_store_upload_fill appends, into @p buf; 0 or a BKR_E* code. */
+typedef int (*bkr_store_fill_fn)(void *ctx, uint8_t *buf, size_t n);
+
 /** Flags for bkr_store_get_range. */
 enum {
 	/** The caller will read much of this object soon (a local store reads a small one ahead). */
@@ -65,6 +68,8 @@ typedef struct bkr_store_ops {
 	int (*put)(bkr_store *s, const char *name, const void *data, size_t len);
 	int (*upload_new)(bkr_store *s, const char *prefix, bkr_store_upload **out);
 	int (*upload_write)(bkr_store_upload *u, const void *data, size_t len);
+	/** Optional (NULL: bkr_store_upload_fill_copy): see bkr_store_upload_fill. */
+	int (*upload_fill)(bkr_store_upload *u, size_t len, bkr_store_fill_fn fill, void *ctx);
 	int (*upload_publish)(bkr_store_upload *u, const char *name);
 	void (*upload_free)(bkr_store_upload *u);
 	int (*list)(bkr_store *s, const char *prefix,
@@ -284,6 +289,18 @@ int bkr_store_put(bkr_store *s, const char *name, const void *data, size_t len);
  */
 int bkr_store_upload_new(bkr_store *s, const char *prefix, bkr_store_upload **out);
 int bkr_store_upload_write(bkr_store_upload *u, const void *data, size_t len);
+/**
+ * Append @p len bytes that @p fill produces in place, in order, in as many
+ * pieces as it takes (each piece is filled before the next is asked for): a
+ * local store hands it its staging windows, so a blob sealed there is never
+ * copied (a window is handed to the flusher only once filled); other stores
+ * fill a buffer and write it (bkr_store_upload_fill_copy).  As a write, for
+ * the fault points too.  A failure of @p fill is returned; after any failure
+ * the upload must not go on (a local store has abandoned it): free it.
+ */
+int bkr_store_upload_fill(bkr_store_upload *u, size_t len, bkr_store_fill_fn fill, void *ctx);
+/** bkr_store_upload_fill through a buffer of @p len bytes and one upload_write: for implementations. */
+int bkr_store_upload_fill_copy(bkr_store_upload *u, size_t len, bkr_store_fill_fn fill, void *ctx);
 /** Publish what was written as @p name, never replacing (BKR_EEXISTS).  Once only. */
 int bkr_store_upload_publish(bkr_store_upload *u, const char *name);
 /** Free; an unpublished upload leaves nothing behind.  NULL is a no-op. */
