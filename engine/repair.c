@@ -821,6 +821,44 @@ static int rescue(struct repair *p)
 	return err;
 }
 
+/* By id, then by pack and offset. */
+static int cmp_entry_id_pack(const void *a, const void *b)
+{
+	int c = cmp_entry_id(a, b);
+	return c ? c : bkr_index_entry_cmp_pack(a, b);
+}
+
+/*
+ * One entry a blob, as the index file holds it (its writer keeps one of equal
+ * ids): the one the index has already, else the first by pack and offset.
+ * Left to the writer, the copy kept was whichever sorted first, so a blob
+ * stored twice (a killed backup's pack, then the next backup's) could lose
+ * the intact copy the backups read for a damaged one no verify had read,
+ * which prune then removed as a leftover; and the report counted entries
+ * the file does not hold (added, after, rewritten at every run).  Recounts
+ * what was added.
+ */
+static void one_entry_a_blob(struct repair *p)
+{
+	size_t n = 0, lo, hi;
+
+	if (p->nfinal > 1)
+		qsort(p->final, p->nfinal, sizeof(*p->final), cmp_entry_id_pack);
+	for (lo = 0; lo < p->nfinal; lo = hi) {
+		size_t keep = lo;
+		for (hi = lo + 1; hi < p->nfinal && !cmp_entry_id(&p->final[hi], &p->final[lo]); hi++)
+			;
+		for (size_t i = lo; i < hi && keep == lo; i++)
+			if (old_has(p, &p->final[i]))
+				keep = i;
+		p->final[n++] = p->final[keep];
+	}
+	p->nfinal = n;
+	p->rep->added = 0;
+	for (size_t i = 0; i < p->nfinal; i++)
+		p->rep->added += !old_has(p, &p->final[i]);
+}
+
 /* ---- 5. publish ---------------------------------------------------------------- */
 
 static int publish(struct repair *p, const bkr_index *idx)
@@ -939,6 +977,7 @@ int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *
 	/* which files stay damaged, and which packs in the trash the backups still use */
 	if ((err = walk_all(&p)) < 0 || (err = rescue(&p)) < 0)
 		goto done;
+	one_entry_a_blob(&p);
 	if (p.nfinal)
 		qsort(p.final, p.nfinal, sizeof(*p.final), bkr_index_entry_cmp_pack);
 	out->entries_after = p.nfinal;
