@@ -828,15 +828,22 @@ static int cmp_entry_id_pack(const void *a, const void *b)
 	return c ? c : bkr_index_entry_cmp_pack(a, b);
 }
 
+/* Which of a blob's entries to keep: in a pack whose footer read, then one the index had. */
+static int entry_rank(struct repair *p, const bkr_index_entry *e)
+{
+	const struct pack *pk = find_pack(p, &e->pack);
+	return (pk && pk->ok ? 2 : 0) + (old_has(p, e) ? 1 : 0);
+}
+
 /*
  * One entry a blob, as the index file holds it (its writer keeps one of equal
- * ids): the one the index has already, else the first by pack and offset.
- * Left to the writer, the copy kept was whichever sorted first, so a blob
- * stored twice (a killed backup's pack, then the next backup's) could lose
- * the intact copy the backups read for a damaged one no verify had read,
- * which prune then removed as a leftover; and the report counted entries
- * the file does not hold (added, after, rewritten at every run).  Recounts
- * what was added.
+ * ids): of a pack whose footer read, the one the index has already, else the
+ * first by pack and offset.  Left to the writer, the copy kept was whichever
+ * sorted first, so a blob stored twice (a killed backup's pack, then the next
+ * backup's) could lose the intact copy the backups read for a damaged one no
+ * verify had read, which prune then removed as a leftover; and the report
+ * counted entries the file does not hold (added, after, rewritten at every
+ * run).  Recounts what was added.
  */
 static void one_entry_a_blob(struct repair *p)
 {
@@ -846,11 +853,14 @@ static void one_entry_a_blob(struct repair *p)
 		qsort(p->final, p->nfinal, sizeof(*p->final), cmp_entry_id_pack);
 	for (lo = 0; lo < p->nfinal; lo = hi) {
 		size_t keep = lo;
-		for (hi = lo + 1; hi < p->nfinal && !cmp_entry_id(&p->final[hi], &p->final[lo]); hi++)
-			;
-		for (size_t i = lo; i < hi && keep == lo; i++)
-			if (old_has(p, &p->final[i]))
-				keep = i;
+		int best = entry_rank(p, &p->final[lo]);
+		for (hi = lo + 1; hi < p->nfinal && !cmp_entry_id(&p->final[hi], &p->final[lo]); hi++) {
+			int r = entry_rank(p, &p->final[hi]);
+			if (r > best) {
+				best = r;
+				keep = hi;
+			}
+		}
 		p->final[n++] = p->final[keep];
 	}
 	p->nfinal = n;

@@ -548,6 +548,19 @@ expect_exit 0 "$BKR" -r "$R2" repair --json
 json_assert "$T/out" 'r["added"] == 0 and r["rewritten"] is False'
 pass "repair keeps the intact copy of a blob stored twice, and says what the index file holds"
 
+# The other way round: the indexed pack is truncated (its footer and the end of
+# its last blob gone), the leftover intact.  Of a blob's entries repair keeps
+# one in a pack whose footer reads, the leftover's: the file restores exactly.
+rm -rf "$R2" && cp -a "$T/repo-twice.killed" "$R2"
+expect_exit 0 "$BKR" -q -r "$R2" create "$ws2"
+good=$(find "$R2/data" -name '*.pack' ! -path "$leftover")
+truncate -s -5000 "$good"
+expect_exit 1 "$BKR" -r "$R2" repair
+rm -rf "$T/restore"
+expect_exit 0 "$BKR" -r "$R2" restore latest --target "$T/restore"
+cmp "$ws2/big.bin" "$T/restore/ws-twice/big.bin" || fail "the file stored twice does not restore from the intact pack after repair"
+pass "repair keeps a blob's copy in a pack whose footer reads over one in a truncated pack"
+
 # config.json damaged: the repository opens from its copy (with a warning) and
 # repair rewrites config.json from it; a repair then finds nothing to do.
 cp "$R/config.json" "$T/config.good"
