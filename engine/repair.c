@@ -821,6 +821,54 @@ static int rescue(struct repair *p)
 	return err;
 }
 
+/* By id, then by pack and offset. */
+static int cmp_entry_id_pack(const void *a, const void *b)
+{
+	int c = cmp_entry_id(a, b);
+	return c ? c : bkr_index_entry_cmp_pack(a, b);
+}
+
+/* Which of a blob's entries to keep: in a pack whose footer read, then one the index had. */
+static int entry_rank(struct repair *p, const bkr_index_entry *e)
+{
+	const struct pack *pk = find_pack(p, &e->pack);
+	return (pk && pk->ok ? 2 : 0) + (old_has(p, e) ? 1 : 0);
+}
+
+/*
+ * One entry a blob, as the index file holds it (its writer keeps one of equal
+ * ids): of a pack whose footer read, the one the index has already, else the
+ * first by pack and offset.  Left to the writer, the copy kept was whichever
+ * sorted first, so a blob stored twice (a killed backup's pack, then the next
+ * backup's) could lose the intact copy the backups read for a damaged one no
+ * verify had read, which prune then removed as a leftover; and the report
+ * counted entries the file does not hold (added, after, rewritten at every
+ * run).  Recounts what was added.
+ */
+static void one_entry_a_blob(struct repair *p)
+{
+	size_t n = 0, lo, hi;
+
+	if (p->nfinal > 1)
+		qsort(p->final, p->nfinal, sizeof(*p->final), cmp_entry_id_pack);
+	for (lo = 0; lo < p->nfinal; lo = hi) {
+		size_t keep = lo;
+		int best = entry_rank(p, &p->final[lo]);
+		for (hi = lo + 1; hi < p->nfinal && !cmp_entry_id(&p->final[hi], &p->final[lo]); hi++) {
+			int r = entry_rank(p, &p->final[hi]);
+			if (r > best) {
+				best = r;
+				keep = hi;
+			}
+		}
+		p->final[n++] = p->final[keep];
+	}
+	p->nfinal = n;
+	p->rep->added = 0;
+	for (size_t i = 0; i < p->nfinal; i++)
+		p->rep->added += !old_has(p, &p->final[i]);
+}
+
 /* ---- 5. publish ---------------------------------------------------------------- */
 
 static int publish(struct repair *p, const bkr_index *idx)
@@ -939,6 +987,7 @@ int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *
 	/* which files stay damaged, and which packs in the trash the backups still use */
 	if ((err = walk_all(&p)) < 0 || (err = rescue(&p)) < 0)
 		goto done;
+	one_entry_a_blob(&p);
 	if (p.nfinal)
 		qsort(p.final, p.nfinal, sizeof(*p.final), bkr_index_entry_cmp_pack);
 	out->entries_after = p.nfinal;

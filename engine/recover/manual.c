@@ -58,7 +58,8 @@ int bkr_rec_try_manual(const bkr_rec_job *j, bkr_rec_outcome *o)
 	/* sent by the run once its files are done, with the others of this command line */
 	o->alert = argv;
 	o->alert_tmpl = tmpl;
-	o->alert_timeout_ms = s->argv ? s->timeout_ms : j->rc->rules->alert_timeout_ms;
+	/* the strategy's "timeout", else recovery.alert_timeout (with its own command too) */
+	o->alert_timeout_ms = s->timeout_set ? s->timeout_ms : j->rc->rules->alert_timeout_ms;
 	argv = NULL;
 done:
 	cJSON_Delete(cmd);

@@ -37,6 +37,7 @@ typedef struct {
 	char *key;              /**< "recovery.rules[0].strategies[1]" (messages) */
 	int64_t max_age_s;      /**< 0 = any age */
 	int64_t timeout_ms;     /**< regenerate, manual (alert command) */
+	bool timeout_set;       /**< "timeout" given (manual: else recovery.alert_timeout) */
 	char **argv;            /**< regenerate: command; manual: alert command (NULL = default) */
 	size_t argc;
 	/* git */

@@ -603,8 +603,10 @@ static int parse_strategy(const pctx *c, const cJSON *v, const char *key, bkr_re
 			}
 		} else if (strcmp(e->string, "command") == 0)
 			err = get_command(c, e, k, &s->argv, &s->argc);
-		else if (strcmp(e->string, "timeout") == 0)
+		else if (strcmp(e->string, "timeout") == 0) {
 			err = get_timeout_ms(c, e, k, &s->timeout_ms);
+			s->timeout_set = true;
+		}
 		if (err < 0)
 			return err;
 	}

@@ -698,4 +698,28 @@ assert a["count"] == 1 and a["path"] == "notes/n03.json" and [x["path"] for x in
 assert a["message"].startswith("notes/n03.json needs a person: recovery run "), a["message"]
 PY
 
+# --- the manual strategy's wait: its "timeout", else recovery.alert_timeout, also
+# with recovery.alert_command (a "timeout" given there was ignored: 60 s) and with
+# a command of its own (recovery.alert_timeout was ignored: 60 s)
+cat > "$T/bin/alerthang.sh" <<'SH'
+#!/bin/sh
+exec sleep 300
+SH
+chmod +x "$T/bin/alerthang.sh"
+cat > "$T/hang-a.json" <<JSON
+{"repository": "$RM", "workspace_root": "$WM",
+ "recovery": {"staging_dir": "$T/stagedm", "alert_command": ["$T/bin/alerthang.sh"],
+   "rules": [{"pattern": "notes/{id}.json", "strategies": [{"type": "manual", "timeout": 1}]}]}}
+JSON
+cat > "$T/hang-b.json" <<JSON
+{"repository": "$RM", "workspace_root": "$WM",
+ "recovery": {"staging_dir": "$T/stagedm", "alert_timeout": "1s",
+   "rules": [{"pattern": "notes/{id}.json", "strategies": [{"type": "manual", "command": ["$T/bin/alerthang.sh"]}]}]}}
+JSON
+for c in hang-a hang-b; do
+	st=0; "$BKR" recover -c "$T/$c.json" --file "$WM/notes/n04.json" --apply > "$T/$c.out" 2>&1 || st=$?
+	[ "$st" = 6 ] && grep -q "^failed    notes/n04.json: alert command timed out after 1.0s (process group killed)" "$T/$c.out" ||
+		fail "$c: the manual strategy's alert command was not given its 1 s: exit $st: $(cat "$T/$c.out")"
+done
+
 echo "recovery integration: ok"

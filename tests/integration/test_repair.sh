@@ -2,7 +2,9 @@
 # bkr repair: the index rebuilt from the packs' footers when index files are
 # lost or damaged (every backup then verifies and restores exactly, a second
 # repair has nothing to do); hostile packs (garbage, truncated) get one line
-# naming them and nothing else is lost; --dry-run changes nothing; --no-wait.
+# naming them and nothing else is lost; --dry-run changes nothing; --no-wait;
+# a blob stored twice keeps the copy the index had (a damaged leftover's never
+# replaces it).
 source "$(dirname "$0")/lib.sh"
 
 R=$T/repo
@@ -474,6 +476,90 @@ assert o["rewritten"] is False and o["added"] == 0 and o["damaged_dropped"] == 0
 assert o["damaged_files"] == 1 and o["healable_files"] == 0, o
 PY
 pass "repair after a heal has nothing to do"
+
+# A blob stored twice: a killed backup's pack (never indexed, a leftover) and
+# the next backup's, which the index names and the backups read.  The leftover
+# copy is damaged, and no verify reads it (verify --read-data reads what the
+# index names).  Repair indexes both packs' footers; the index file holds one
+# entry a blob, and it must stay the intact copy the index had: taking the
+# leftover's instead made a repository that restored exactly fail to restore
+# (and prune would then remove the intact pack as a leftover).  A second
+# repair has nothing to do.
+R2=$T/repo-twice
+ws2=$T/ws-twice
+mkdir -p "$ws2"
+head -c 3000000 /dev/urandom >"$ws2/big.bin"
+"$BKR" init -r "$R2" >/dev/null
+cp -a "$R2" "$T/repo-twice.empty"
+# killed at its N-th rename: the first N after which the data pack is published
+# and neither the index file nor the manifest is (the renames' order varies)
+leftover=
+for n in 1 2 3 4 5 6; do
+	rm -rf "$R2" && cp -a "$T/repo-twice.empty" "$R2"
+	expect_exit 137 env BKR_FAULT=rename:$n:crash "$BKR" -r "$R2" create "$ws2"
+	leftover=$(find "$R2/data" -name '*.pack')
+	[ -z "$leftover" ] || break
+done
+[ "$(echo "$leftover" | wc -w)" = 1 ] && [ -z "$(find "$R2/index" "$R2/backups" -name '*.idx' -o -name '*.json')" ] ||
+	fail "no killed backup left one data pack and no index file nor backup: $(find "$R2" -type f)"
+# the next backup's pack sorting after the leftover (pack ids are random: the
+# leftover is then the first copy of each blob by pack, the one kept before)
+cp -a "$R2" "$T/repo-twice.killed"
+for n in $(seq 1 20); do
+	rm -rf "$R2" && cp -a "$T/repo-twice.killed" "$R2"
+	expect_exit 0 "$BKR" -q -r "$R2" create "$ws2"
+	good=$(find "$R2/data" -name '*.pack' ! -path "$leftover")
+	[ "$(echo "$good" | wc -w)" = 1 ] || fail "the second backup did not store the blobs again in one pack"
+	[[ ${good##*/} > ${leftover##*/} ]] && break
+done
+[[ ${good##*/} > ${leftover##*/} ]] || fail "no second backup's pack sorted after the leftover in 20 tries"
+python3 - "$leftover" "$ws2/big.bin" <<'PY' || fail "the leftover pack does not hold the file's bytes"
+import sys
+pack, f = sys.argv[1], sys.argv[2]
+pat = open(f, "rb").read()[1000:1064]
+b = open(pack, "rb").read()
+i = b.find(pat)
+assert i >= 0
+with open(pack, "r+b") as w:
+    w.seek(i + 10)
+    w.write(bytes([b[i + 10] ^ 0x40]))
+PY
+expect_exit 0 "$BKR" -r "$R2" verify --read-data
+expect_exit 0 "$BKR" -r "$R2" repair --json
+cp "$T/out" "$T/repair.json"
+rm -rf "$T/restore"
+expect_exit 0 "$BKR" -r "$R2" restore latest --target "$T/restore"
+cmp "$ws2/big.bin" "$T/restore/ws-twice/big.bin" || fail "the file stored twice does not restore exactly after repair"
+json_assert "$T/repair.json" 'r["added"] == 0 and r["entries_after"] == r["entries_before"] and r["rewritten"] is False'
+expect_exit 0 "$BKR" -r "$R2" verify --read-data
+# index files lost: the rebuilt index says what it holds, and the next repair has nothing to do
+rm -f "$R2"/index/*.idx
+expect_exit 0 "$BKR" -r "$R2" repair --json
+json_assert "$T/out" 'r["entries_before"] == 0 and r["added"] == r["entries_after"] and r["rewritten"] is True'
+after=$(json_field "$T/out" entries_after)
+python3 - "$R2" "$after" <<'PY' || fail "the rebuilt index file does not hold the entries repair reported"
+import glob, os, sys
+(idx,) = glob.glob(sys.argv[1] + "/index/*.idx")
+n = int(sys.argv[2])
+# header 32 bytes, no superseded ids, 64 bytes an entry, 32 bytes of trailer
+assert os.path.getsize(idx) == 32 + 64 * n + 32, (os.path.getsize(idx), n)
+PY
+expect_exit 0 "$BKR" -r "$R2" repair --json
+json_assert "$T/out" 'r["added"] == 0 and r["rewritten"] is False'
+pass "repair keeps the intact copy of a blob stored twice, and says what the index file holds"
+
+# The other way round: the indexed pack is truncated (its footer and the end of
+# its last blob gone), the leftover intact.  Of a blob's entries repair keeps
+# one in a pack whose footer reads, the leftover's: the file restores exactly.
+rm -rf "$R2" && cp -a "$T/repo-twice.killed" "$R2"
+expect_exit 0 "$BKR" -q -r "$R2" create "$ws2"
+good=$(find "$R2/data" -name '*.pack' ! -path "$leftover")
+truncate -s -5000 "$good"
+expect_exit 1 "$BKR" -r "$R2" repair
+rm -rf "$T/restore"
+expect_exit 0 "$BKR" -r "$R2" restore latest --target "$T/restore"
+cmp "$ws2/big.bin" "$T/restore/ws-twice/big.bin" || fail "the file stored twice does not restore from the intact pack after repair"
+pass "repair keeps a blob's copy in a pack whose footer reads over one in a truncated pack"
 
 # config.json damaged: the repository opens from its copy (with a warning) and
 # repair rewrites config.json from it; a repair then finds nothing to do.
