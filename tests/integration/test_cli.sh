@@ -1392,3 +1392,17 @@ while IFS=: read -r doc f; do
 done < <(grep -oE '(^|[^A-Za-z0-9_./-])(docs|tools|engine|fs|tests|bench)/[A-Za-z0-9_.*/-]*[A-Za-z0-9_*]' \
 	"$BKR_SOURCE_ROOT/README.md" "$BKR_SOURCE_ROOT"/docs/*.md | sed -E 's/:[^a-z]?/:/')
 pass "every source file README.md and docs/ name exists"
+
+# README.md as a new operator reads it: its Documentation table names every document of
+# docs/ (s3.md, security.md and CONTRIBUTING.md were in none), and its tools/test.sh line
+# names every pass the script runs (the libFuzzer pass was not said)
+readme=$(<"$BKR_SOURCE_ROOT/README.md")
+table=$(awk '/^## Documentation/ { on = 1; next } /^## / { on = 0 } on' "$BKR_SOURCE_ROOT/README.md")
+for d in "$BKR_SOURCE_ROOT"/docs/*.md; do
+	[[ $table == *"](docs/${d##*/})"* ]] || fail "README.md's Documentation table does not name docs/${d##*/}"
+done
+test_line=$(grep -E '^tools/test\.sh +#' <<<"$readme") || fail "README.md has no 'tools/test.sh  # ...' line"
+while IFS= read -r p; do
+	[[ $test_line == *"$p"* ]] || fail "tools/test.sh runs a $p pass, README.md's line does not say so: $test_line"
+done < <(grep -oE '^[[:space:]]*phase "[A-Za-z+]+:' "$BKR_SOURCE_ROOT/tools/test.sh" | sed -E 's/.*"(.*):/\1/')
+pass "README.md names every document of docs/ and every pass of tools/test.sh"
