@@ -1406,3 +1406,19 @@ while IFS= read -r p; do
 	[[ $test_line == *"$p"* ]] || fail "tools/test.sh runs a $p pass, README.md's line does not say so: $test_line"
 done < <(grep -oE '^[[:space:]]*phase "[A-Za-z+]+:' "$BKR_SOURCE_ROOT/tools/test.sh" | sed -E 's/.*"(.*):/\1/')
 pass "README.md names every document of docs/ and every pass of tools/test.sh"
+
+# Every command whose tools/cmd_NAME.c draws a progress line (cli_progress*, or the
+# create/verify/tier adapters) is named where bkr.1.md (--no-color) and docs/operations.md
+# list what shows progress: diff --live and log drew one that operations.md did not name
+progress_files=$(grep -lE 'cli_(progress|backup_progress|verify_progress|tier_progress)' "$BKR_SOURCE_ROOT"/tools/cmd_*.c)
+nocolor=$(awk '/^\*\*--no-color\*\*/ { on = 1; next } on && /^\*\*/ { exit } on' "$BKR_SOURCE_ROOT/docs/bkr.1.md" | tr '\n' ' ')
+ops=$(awk '/^On a terminal, create/ { on = 1 } on && /^$/ { exit } on' "$BKR_SOURCE_ROOT/docs/operations.md" | tr '\n' ' ')
+nocolor=${nocolor#*Progress is shown} ops=${ops%%show one progress line*} # the lists themselves
+[ -n "$progress_files" ] && [ -n "$nocolor" ] && [ -n "$ops" ] || fail "found no progress code or no progress paragraph"
+for f in $progress_files; do
+	n=${f##*/cmd_}
+	n=${n%.c}
+	[[ $nocolor == *"**$n"* ]] || fail "$n draws a progress line, bkr.1.md --no-color does not name it"
+	[[ $ops =~ (^|[^a-z-])$n([^a-z-]|$) ]] || fail "$n draws a progress line, docs/operations.md does not name it"
+done
+pass "every command that draws a progress line is named in bkr.1.md --no-color and docs/operations.md"
