@@ -1348,7 +1348,8 @@ done < <(grep -rhoE 'getenv\("[A-Z][A-Z0-9_]*"\)' --include='*.c' "$BKR_SOURCE_R
 	sed 's/getenv("\(.*\)")/\1/' | sort -u)
 pass "every environment variable the code reads is in bkr(1) or bkrfs(8)"
 
-# bkr.1.md LOGS names every event a log line can carry and every command by whether it logs:
+# bkr.1.md LOGS names every event a log line can carry and every command by whether it logs
+# (docs/operations.md's Logs the ones that log, too):
 # copy's copied / damaged-manifest / damaged-destination(-tree) / other-destination and hold's
 # released were written but named nowhere, and key, copy, hold were missing from the commands
 # that log. Events are the literal event arguments of bkr_log_event and of copy's not_copied;
@@ -1369,6 +1370,12 @@ bad = ["event '%s' is not named in bkr.1.md LOGS" % e for e in sorted(events) if
 if len(events) < 10:
     bad.append("found only %d events in the sources: %s" % (len(events), sorted(events)))
 table = re.findall(r'\{ "([a-z]+)", cmd_[a-z]+, "[^"]*", (LOGGED|READS) \}', open(root + "/tools/bkr.c", encoding="utf-8").read())
+ops = open(root + "/docs/operations.md", encoding="utf-8").read()
+ops = " ".join(ops[ops.index("\n## Logs\n"):].split())
+ops = ops[:ops.index(") appends one JSON object")]  # docs/operations.md's list of the commands that log
+for name, kind in table:
+    if kind == "LOGGED" and name != "backup" and not re.search(r'[ (]%s(?:[,;)]|$)' % name, ops):
+        bad.append("bkr %s logs, docs/operations.md's Logs does not list it" % name)
 writes, reads = logs.index("appends one JSON object"), logs.index("Commands that only read")
 for name, kind in table:
     where = logs[:writes] if kind == "LOGGED" else logs[reads:logs.index("write nothing", reads)]
