@@ -156,8 +156,8 @@ int cli_usage_error(cli *c, const char *fmt, ...)
 	else
 		fprintf(stderr, "bkr: %s (see 'bkr --help')\n", msg);
 	if (c->log_begun) /* an operand refused after the options began the log: its run says why, as cli_fail's */
-		bkr_log_event(BKR_LOG_ERROR, c->cmd, "error", (const char *[]){ "code", bkr_error_name(BKR_EINVAL), NULL },
-			      "%s", raw ? raw : msg);
+		bkr_log_event(BKR_LOG_ERROR, c->cmd, "error",
+			      (const char *[]){ "code", bkr_error_name(BKR_EINVAL), NULL }, "%s", raw ? raw : msg);
 	cli_json_error(c, BKR_EINVAL, raw ? raw : msg);
 	free(safe);
 	free(raw);
