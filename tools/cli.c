@@ -155,6 +155,9 @@ int cli_usage_error(cli *c, const char *fmt, ...)
 		fprintf(stderr, "bkr %s: %s (see 'bkr %s --help')\n", c->cmd, msg, c->cmd);
 	else
 		fprintf(stderr, "bkr: %s (see 'bkr --help')\n", msg);
+	if (c->log_begun) /* an operand refused after the options began the log: its run says why, as cli_fail's */
+		bkr_log_event(BKR_LOG_ERROR, c->cmd, "error",
+			      (const char *[]){ "code", bkr_error_name(BKR_EINVAL), NULL }, "%s", raw ? raw : msg);
 	cli_json_error(c, BKR_EINVAL, raw ? raw : msg);
 	free(safe);
 	free(raw);

@@ -32,10 +32,11 @@ static const char usage[] =
 	"A side's passphrase comes from its --from-/--to- options, else BKR_FROM_PASSWORD or\n"
 	"BKR_TO_PASSWORD, else --password-file, --password-command or BKR_PASSWORD, else a\n"
 	"prompt on the terminal naming the repository.\n\n"
-	"Exit status: 0 done (also when nothing was missing), 2 usage, 3 a repository or\n"
-	"backup not found, 4 a damaged source blob or manifest (named), 5 locked (--no-wait),\n"
-	"7 another backup under a copied backup's id in the destination, 9 a wrong\n"
-	"passphrase.\n";
+	"Exit status: 0 done (also when nothing was missing), 2 usage, 3 a repository,\n"
+	"backup or source pack not found, 4 a damaged source blob, tree or manifest, or\n"
+	"the destination's manifest of a backup to copy damaged (each named), 5 locked\n"
+	"(--no-wait), 7 another backup under a copied backup's id in the destination, or\n"
+	"an I/O error, 8 a server that cannot be reached, 9 a wrong passphrase.\n";
 
 enum { OPT_FROM = OPT_FIRST_CMD, OPT_TO, OPT_FROM_PASSWORD_FILE, OPT_FROM_PASSWORD_COMMAND,
        OPT_TO_PASSWORD_FILE, OPT_TO_PASSWORD_COMMAND, OPT_NO_WAIT, OPT_NO_SYNC_TAGS };

@@ -1347,3 +1347,85 @@ while IFS= read -r v; do
 done < <(grep -rhoE 'getenv\("[A-Z][A-Z0-9_]*"\)' --include='*.c' "$BKR_SOURCE_ROOT/tools" "$BKR_SOURCE_ROOT/fs" "$BKR_SOURCE_ROOT/engine" |
 	sed 's/getenv("\(.*\)")/\1/' | sort -u)
 pass "every environment variable the code reads is in bkr(1) or bkrfs(8)"
+
+# bkr.1.md LOGS names every event a log line can carry and every command by whether it logs
+# (docs/operations.md's Logs the ones that log, too):
+# copy's copied / damaged-manifest / damaged-destination(-tree) / other-destination and hold's
+# released were written but named nowhere, and key, copy, hold were missing from the commands
+# that log. Events are the literal event arguments of bkr_log_event and of copy's not_copied;
+# the commands and whether they log are tools/bkr.c's table.
+python3 - "$BKR_SOURCE_ROOT" <<'PY' || fail "bkr.1.md LOGS misses an event or a command"
+import glob, re, sys
+root = sys.argv[1]
+man = open(root + "/docs/bkr.1.md", encoding="utf-8").read()
+logs = " ".join(man[man.index("\n# LOGS\n"):man.index("\n# ENVIRONMENT\n")].split())
+events = set()
+for src in glob.glob(root + "/tools/*.c") + glob.glob(root + "/engine/**/*.c", recursive=True) + glob.glob(root + "/fs/*.c"):
+    text = open(src, encoding="utf-8").read()
+    for call in re.findall(r'bkr_log_event\(\s*[^,]+,\s*[^,]+,\s*([^,]+),', text):
+        events.update(re.findall(r'"([a-z][a-z-]*)"', call))
+    for call in re.findall(r'not_copied\(\s*[^,]+,\s*[^,]+,\s*"([a-z][a-z-]*)"', text):
+        events.add(call)
+bad = ["event '%s' is not named in bkr.1.md LOGS" % e for e in sorted(events) if "`%s`" % e not in logs]
+if len(events) < 10:
+    bad.append("found only %d events in the sources: %s" % (len(events), sorted(events)))
+table = re.findall(r'\{ "([a-z]+)", cmd_[a-z]+, "[^"]*", (LOGGED|READS) \}', open(root + "/tools/bkr.c", encoding="utf-8").read())
+ops = open(root + "/docs/operations.md", encoding="utf-8").read()
+ops = " ".join(ops[ops.index("\n## Logs\n"):].split())
+ops = ops[:ops.index(") appends one JSON object")]  # docs/operations.md's list of the commands that log
+for name, kind in table:
+    if kind == "LOGGED" and name != "backup" and not re.search(r'[ (]%s(?:[,;)]|$)' % name, ops):
+        bad.append("bkr %s logs, docs/operations.md's Logs does not list it" % name)
+writes, reads = logs.index("appends one JSON object"), logs.index("Commands that only read")
+for name, kind in table:
+    where = logs[:writes] if kind == "LOGGED" else logs[reads:logs.index("write nothing", reads)]
+    if "**%s**" % name not in where:
+        bad.append("bkr %s %s, bkr.1.md LOGS does not list it there" % (name, "logs" if kind == "LOGGED" else "writes no log"))
+if len(table) < 25:
+    bad.append("found only %d commands in tools/bkr.c" % len(table))
+for b in bad:
+    print("FAIL: " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+pass "bkr.1.md LOGS names every event the code logs, and each command as logging or not"
+
+# Every file of the source tree that README.md and docs/*.md name (docs/X, tools/X, engine/X,
+# fs/X, tests/X, bench/X; a bench program by its source; a glob by one file it matches)
+# exists: design.md named tools/exit.h after the exit codes moved to engine/include/bkr/exit.h
+while IFS=: read -r doc f; do
+	f=${f%.} # the end of a sentence
+	compgen -G "$BKR_SOURCE_ROOT/$f" >/dev/null || [ -e "$BKR_SOURCE_ROOT/$f.c" ] ||
+		fail "${doc#"$BKR_SOURCE_ROOT"/} names $f, which does not exist"
+done < <(grep -oE '(^|[^A-Za-z0-9_./-])(docs|tools|engine|fs|tests|bench)/[A-Za-z0-9_.*/-]*[A-Za-z0-9_*]' \
+	"$BKR_SOURCE_ROOT/README.md" "$BKR_SOURCE_ROOT"/docs/*.md | sed -E 's/:[^a-z]?/:/')
+pass "every source file README.md and docs/ name exists"
+
+# README.md as a new operator reads it: its Documentation table names every document of
+# docs/ (s3.md, security.md and CONTRIBUTING.md were in none), and its tools/test.sh line
+# names every pass the script runs (the libFuzzer pass was not said)
+readme=$(<"$BKR_SOURCE_ROOT/README.md")
+table=$(awk '/^## Documentation/ { on = 1; next } /^## / { on = 0 } on' "$BKR_SOURCE_ROOT/README.md")
+for d in "$BKR_SOURCE_ROOT"/docs/*.md; do
+	[[ $table == *"](docs/${d##*/})"* ]] || fail "README.md's Documentation table does not name docs/${d##*/}"
+done
+test_line=$(grep -E '^tools/test\.sh +#' <<<"$readme") || fail "README.md has no 'tools/test.sh  # ...' line"
+while IFS= read -r p; do
+	[[ $test_line == *"$p"* ]] || fail "tools/test.sh runs a $p pass, README.md's line does not say so: $test_line"
+done < <(grep -oE '^[[:space:]]*phase "[A-Za-z+]+:' "$BKR_SOURCE_ROOT/tools/test.sh" | sed -E 's/.*"(.*):/\1/')
+pass "README.md names every document of docs/ and every pass of tools/test.sh"
+
+# Every command whose tools/cmd_NAME.c draws a progress line (cli_progress*, or the
+# create/verify/tier adapters) is named where bkr.1.md (--no-color) and docs/operations.md
+# list what shows progress: diff --live and log drew one that operations.md did not name
+progress_files=$(grep -lE 'cli_(progress|backup_progress|verify_progress|tier_progress)' "$BKR_SOURCE_ROOT"/tools/cmd_*.c)
+nocolor=$(awk '/^\*\*--no-color\*\*/ { on = 1; next } on && /^\*\*/ { exit } on' "$BKR_SOURCE_ROOT/docs/bkr.1.md" | tr '\n' ' ')
+ops=$(awk '/^On a terminal, create/ { on = 1 } on && /^$/ { exit } on' "$BKR_SOURCE_ROOT/docs/operations.md" | tr '\n' ' ')
+nocolor=${nocolor#*Progress is shown} ops=${ops%%show one progress line*} # the lists themselves
+[ -n "$progress_files" ] && [ -n "$nocolor" ] && [ -n "$ops" ] || fail "found no progress code or no progress paragraph"
+for f in $progress_files; do
+	n=${f##*/cmd_}
+	n=${n%.c}
+	[[ $nocolor == *"**$n"* ]] || fail "$n draws a progress line, bkr.1.md --no-color does not name it"
+	[[ $ops =~ (^|[^a-z-])$n([^a-z-]|$) ]] || fail "$n draws a progress line, docs/operations.md does not name it"
+done
+pass "every command that draws a progress line is named in bkr.1.md --no-color and docs/operations.md"

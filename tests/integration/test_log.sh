@@ -95,6 +95,19 @@ assert last[1]["event"] == "end" and last[1]["exit"] == "3", last
 PY
 pass "a failure: error event, end with exit 3"
 
+# a usage error found after the options (an operand, copy's missing --from): the run that
+# began says why too (start and an end with exit 2 alone, before)
+expect_exit 2 "$BKR" copy --to "$R" latest
+python3 - "$L" <<'PY' || fail "copy's usage error not logged"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+run = [l for l in lines if l.get("command") == "copy"][-3:]
+assert [l["event"] for l in run] == ["start", "error", "end"], run
+assert run[1]["level"] == "error" and "--from REPO" in run[1]["message"] and run[1]["code"] == "invalid", run[1]
+assert run[2]["exit"] == "2", run[2]
+PY
+pass "a usage error after the options: error event, end with exit 2"
+
 # verify finding damage: one problem event per damaged object
 cp -a "$R" "$T/bad"
 pack=$(find "$T/bad/data" -type f -name '*.pack' -print -quit)

@@ -8,7 +8,7 @@
 
 enum {
 	BKR_EXIT_OK = 0,          /**< success; for checks: nothing found */
-	BKR_EXIT_FOUND = 1,       /**< a check found problems (verify, scan, diff with --exit-code) */
+	BKR_EXIT_FOUND = 1,       /**< a check found problems (verify, scan, diff --exit-code, health, repair, ...) */
 	BKR_EXIT_USAGE = 2,       /**< bad command line or configuration */
 	BKR_EXIT_NOTFOUND = 3,    /**< repository, backup, path or key not found */
 	BKR_EXIT_CORRUPT = 4,     /**< damaged or unsupported repository data */
