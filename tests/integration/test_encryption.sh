@@ -54,6 +54,24 @@ expect_exit 0 "$BKR" init -r "$T/np4" --encryption aes-256-gcm --password-comman
 expect_exit 0 "$BKR" -r "$T/np4" --password-file "$T/np-old" list
 pass "init takes --new-password-file, else BKR_NEW_PASSWORD, before --password-file, --password-command, BKR_PASSWORD"
 
+# --- BKR_PASSWORD is the passphrase byte for byte (as RESTIC_PASSWORD, BORG_PASSPHRASE): a
+# newline in it is part of it, where a password file's line ends before one.  A new
+# passphrase with one is refused (exit 2, nothing made); a wrong one says the newline is there
+BKR_PASSWORD=$'new-one\n' expect_exit 2 "$BKR" init -r "$T/np-nl" --encryption aes-256-gcm
+one_line_error
+err_has "BKR_PASSWORD holds a newline: a new passphrase is one line" || fail "init with BKR_PASSWORD ending in a newline: $(cat "$T/err")"
+[ ! -e "$T/np-nl" ] || fail "init with a newline in BKR_PASSWORD made a repository"
+BKR_PASSWORD=new-one BKR_NEW_PASSWORD=$'two\n' expect_exit 2 "$BKR" -r "$T/np1" key add
+one_line_error
+err_has "BKR_NEW_PASSWORD holds a newline" || fail "key add with BKR_NEW_PASSWORD ending in a newline: $(cat "$T/err")"
+BKR_PASSWORD=$'new-one\n' expect_exit 9 "$BKR" -r "$T/np1" list
+one_line_error
+err_has "(BKR_PASSWORD holds a newline, which is part of the passphrase it gives; a password file's line ends before one)" ||
+	fail "a wrong BKR_PASSWORD ending in a newline: $(cat "$T/err")"
+printf 'new-one\n' >"$T/np-nl-file"
+expect_exit 0 "$BKR" -r "$T/np1" --password-file "$T/np-nl-file" list
+pass "BKR_PASSWORD with a newline: taken as it is to open, named when wrong, refused for a new key"
+
 # --- every backup type round-trips through restore
 expect_exit 0 "$BKR" -r "$R" create --type full "$src" --json
 id_full=$(backup_id "$T/out")
