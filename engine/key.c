@@ -429,6 +429,31 @@ static int on_key(void *ctx, const char *name)
 	return 0;
 }
 
+/*
+ * What keys/ holds that is no object (bkr_store_list_other): never opened (a
+ * FIFO would block, a symbolic link could point anywhere: whoever can write
+ * to the repository could aim one at a file of the reader's).  One named as a
+ * key file is a damaged key file (warned about, counted, removed by its id);
+ * another is warned about alone, for nothing there is silent.
+ */
+static int on_other(void *ctx, const char *name, const char *what)
+{
+	struct key_walk *kw = ctx;
+	char id[BKR_KEY_ID_HEX], path[PATH_MAX];
+	int err;
+
+	if ((err = bkr_store_describe(kw->s, name, path, sizeof(path))) < 0)
+		return err;
+	bkr_error_set(BKR_ECORRUPT, "%s: %s, not a key file: %s", path, what,
+		      !strcmp(what, "a symbolic link") ? "refused (a link could point anywhere)" : "never opened");
+	if (key_name(name, id))
+		return add_bad(kw, id);
+	if (kw->warn)
+		kw->warn(kw->ctx, bkr_error_message());
+	bkr_error_clear();
+	return 0;
+}
+
 static int key_cmp(const void *a, const void *b)
 {
 	const bkr_key_file *x = a, *y = b;
@@ -447,7 +472,8 @@ static int list_keys(bkr_store *s, struct key_walk *kw)
 	int err;
 
 	kw->s = s;
-	if ((err = bkr_store_list(s, KEYS_PREFIX, on_key, kw)) < 0) {
+	if ((err = bkr_store_list(s, KEYS_PREFIX, on_key, kw)) < 0 ||
+	    (err = bkr_store_list_other(s, KEYS_PREFIX, on_other, kw)) < 0) {
 		free(kw->v);
 		free(kw->bad);
 		kw->v = NULL;

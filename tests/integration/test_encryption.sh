@@ -444,6 +444,32 @@ python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == {"removed": 
 expect_exit 2 "$BKR" -r "$R" key remove "$bob"
 pass "a damaged key file is named in the wrong-passphrase message, key list and when none is usable; key remove deletes it by id"
 
+# keys/ entries that are no file, passed over in silence before: a FIFO (never opened: it would
+# block), a socket, a symbolic link (refused, even to a good key file: whoever can write to the
+# repository could point it at any file of the reader's) - one warning naming each; those named
+# as key files are damaged key files (counted, named when the passphrase is wrong, removed by id)
+fifo=0123456789abcdef
+link=fedcba9876543210
+mkfifo "$R/keys/$fifo.json"
+ln -s "$R/keys/$bob.json" "$R/keys/$link.json"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$R/keys/notes.sock"
+expect_exit 0 timeout 60 "$BKR" -r "$R" key list
+err_has "$R/keys/$fifo.json: a FIFO, not a key file: never opened" &&
+	err_has "$R/keys/$link.json: a symbolic link, not a key file: refused (a link could point anywhere)" &&
+	err_has "$R/keys/notes.sock: a socket, not a key file: never opened" && [ "$(grep -c . "$T/err")" = 3 ] ||
+	fail "key list with a FIFO, a symlink and a socket in keys/: $(cat "$T/err")"
+! grep -q "$link\|$fifo" "$T/out" || fail "key list lists a FIFO or a symlink as a key: $(cat "$T/out")"
+BKR_PASSWORD=wrong expect_exit 9 timeout 60 "$BKR" -r "$R" list
+one_line_error
+err_has "2 damaged key files could not be tried (keys/$fifo.json, keys/$link.json: 'bkr key list' names them)" ||
+	fail "a wrong passphrase beside a FIFO and a symlink in keys/: $(cat "$T/err")"
+expect_exit 0 timeout 60 "$BKR" -r "$R" key remove "$fifo"
+expect_exit 0 timeout 60 "$BKR" -r "$R" key remove "$link"
+[ -f "$R/keys/$bob.json" ] && [ ! -e "$R/keys/$fifo.json" ] && [ ! -L "$R/keys/$link.json" ] ||
+	fail "key remove of the FIFO and the symlink: $(ls -la "$R/keys")"
+rm "$R/keys/notes.sock"
+pass "a FIFO, socket or symlink in keys/ is named in a warning, never opened; as a key file's name, a damaged key file"
+
 # --- each key file tried costs a derivation: the ones this user made on
 # this host are tried first (found by timing: the second holder of a
 # repository derived for the first holder's key file too, 2x scrypt on every
