@@ -460,6 +460,14 @@ static int check_keys(struct ctx *x, const cJSON *obj, const char *prefix, const
 	return 0;
 }
 
+const char *bkr_config_program_problem(const char *program)
+{
+	if (program[0] != '/' && strchr(program, '/'))
+		return "the program is a relative path, which would depend on the directory bkr runs in: give an "
+		       "absolute path or a name found in PATH";
+	return NULL;
+}
+
 static int get_string(struct ctx *x, const cJSON *it, const char *path, char **out)
 {
 	if (!cJSON_IsString(it) || !it->valuestring)
@@ -913,9 +921,13 @@ static int parse_root(struct ctx *x, const cJSON *root)
 					 bkr_text_escape(esc, sizeof(esc), c->metrics_file, strlen(c->metrics_file)),
 					 bkr_text_escape(esc2, sizeof(esc2), c->metrics_file, strlen(c->metrics_file)));
 	}
-	if ((it = cJSON_GetObjectItemCaseSensitive(root, "alert_command")) &&
-	    get_strv(x, it, "alert_command", NULL, true, &c->alert_command, &c->nalert_command) < 0)
-		return x->err;
+	if ((it = cJSON_GetObjectItemCaseSensitive(root, "alert_command"))) {
+		const char *why;
+		if (get_strv(x, it, "alert_command", NULL, true, &c->alert_command, &c->nalert_command) < 0)
+			return x->err;
+		if ((why = bkr_config_program_problem(c->alert_command[0])))
+			return key_error(x, "alert_command", "%s", why);
+	}
 	if ((it = cJSON_GetObjectItemCaseSensitive(root, "alert_timeout"))) {
 		int64_t secs = 0;
 		if (cJSON_IsNumber(it)) {

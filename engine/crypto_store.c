@@ -126,6 +126,12 @@ static int cs_list_stamped(bkr_store *s, const char *prefix,
 	return bkr_store_list_stamped(INNER(s), prefix, cb, ctx);
 }
 
+static int cs_list_other(bkr_store *s, const char *prefix,
+			 int (*cb)(void *ctx, const char *name, const char *what), void *ctx)
+{
+	return bkr_store_list_other(INNER(s), prefix, cb, ctx);
+}
+
 static int cs_remove(bkr_store *s, const char *name)
 {
 	return bkr_store_delete(INNER(s), name);
@@ -185,6 +191,7 @@ static const bkr_store_ops crypto_ops = {
 	.upload_new = cs_upload_new,
 	.list = cs_list,
 	.list_stamped = cs_list_stamped,
+	.list_other = cs_list_other,
 	.remove = cs_remove,
 	.rename_new = cs_rename,
 	.prepare = cs_prepare,

@@ -321,6 +321,8 @@ static int take_verify(bkr_health_verify *hv, const cJSON *v, int64_t t)
 	int err;
 	hv->known = true;
 	hv->time_ns = t;
+	free(hv->backup_id); /* a routine's verify is of the whole repository */
+	hv->backup_id = NULL;
 	hv->read_data = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "read_data"));
 	hv->ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ok"));
 	hv->errors = json_count(cJSON_GetObjectItemCaseSensitive(v, "errors"));
@@ -432,10 +434,12 @@ struct last_verify {
 	int64_t now_ns;
 	bool found;
 	bool read_found;  /* a verify --read-data of the whole repository */
+	bool read1_found; /* a verify --read-data of one backup */
 	bkr_verify_record rec; /* the scalars only: no string or array is kept */
 	bkr_verify_record read_rec; /* the newest such, likewise */
-	struct verdicts *vs; /* every one (its damaged backups) */
-	size_t rec_at, read_at; /* theirs in vs */
+	bkr_verify_record read1_rec; /* the newest of one backup, likewise */
+	struct verdicts *vs; /* every one (its damaged backups, its scope) */
+	size_t rec_at, read_at, read1_at; /* theirs in vs */
 };
 
 /* Only the scalars of @p rec: the strings and arrays are the caller's. */
@@ -468,6 +472,11 @@ static int take_verify_record(void *ctx, const bkr_verify_record *rec)
 		keep_scalars(&lv->read_rec, rec);
 		lv->read_at = lv->vs->n - 1;
 	}
+	if (rec->read_data && rec->backup_id && (!lv->read1_found || rec->time_ns >= lv->read1_rec.time_ns)) {
+		lv->read1_found = true;
+		keep_scalars(&lv->read1_rec, rec);
+		lv->read1_at = lv->vs->n - 1;
+	}
 	if (lv->found && rec->time_ns < lv->rec.time_ns)
 		return 0;
 	lv->found = true;
@@ -481,6 +490,11 @@ static int from_verify_record(bkr_health_verify *hv, const bkr_verify_record *re
 {
 	hv->known = true;
 	hv->time_ns = rec->time_ns;
+	free(hv->backup_id);
+	if (!d->scope)
+		hv->backup_id = NULL;
+	else if (!(hv->backup_id = strdup(d->scope)))
+		return bkr_error_oom();
 	hv->read_data = rec->read_data;
 	hv->ok = rec->result == BKR_VERIFY_RESULT_OK;
 	hv->io_errors = rec->stats.io_errors;
@@ -515,6 +529,10 @@ static int read_verify_record(bkr_health *h, const bkr_records *rs, struct verdi
 		return err;
 	if (lv.found && (!h->verify.known || lv.rec.time_ns > h->verify.time_ns) &&
 	    (err = from_verify_record(&h->verify, &lv.rec, &vs->v[lv.rec_at])) < 0)
+		return err;
+	/* one backup's data read since the whole repository's (the routines' included, read before) */
+	if (lv.read1_found && (!h->verify_read_data.known || lv.read1_rec.time_ns > h->verify_read_data.time_ns) &&
+	    (err = from_verify_record(&h->verify_read_data_backup, &lv.read1_rec, &vs->v[lv.read1_at])) < 0)
 		return err;
 	return 0;
 }
@@ -1009,6 +1027,10 @@ void bkr_health_free(bkr_health *h)
 	free(h->future);
 	free_strv(h->verify.damaged_backups, h->verify.ndamaged_backups);
 	free_strv(h->verify_read_data.damaged_backups, h->verify_read_data.ndamaged_backups);
+	free_strv(h->verify_read_data_backup.damaged_backups, h->verify_read_data_backup.ndamaged_backups);
+	free(h->verify.backup_id);
+	free(h->verify_read_data.backup_id);
+	free(h->verify_read_data_backup.backup_id);
 	free_strv(h->damaged_backups, h->ndamaged_backups);
 	for (int k = 0; k <= BKR_ROUTINE_EMERGENCY; k++)
 		free(h->routines[k].last_problem);
@@ -1099,8 +1121,8 @@ char *bkr_health_prometheus(const bkr_health *h)
 	sample(f, "bkr_verify_last_timestamp_seconds", NULL, NULL, h->verify.known ? secs(h->verify.time_ns) : 0);
 	metric_head(f, "bkr_verify_last_ok", "1 when the last verify found no damage");
 	sample(f, "bkr_verify_last_ok", NULL, NULL, h->verify.known && h->verify.ok);
-	metric_head(f, "bkr_verify_last_read_data", "1 when the last verify read every byte");
-	sample(f, "bkr_verify_last_read_data", NULL, NULL, h->verify.known && h->verify.read_data);
+	metric_head(f, "bkr_verify_last_read_data", "1 when the last verify read every byte of the repository");
+	sample(f, "bkr_verify_last_read_data", NULL, NULL, h->verify.known && h->verify.read_data && !h->verify.backup_id);
 	metric_head(f, "bkr_verify_damaged_objects", "Damaged or missing objects the last verify found");
 	sample(f, "bkr_verify_damaged_objects", NULL, NULL, (double)h->verify.damaged_objects);
 	metric_head(f, "bkr_verify_read_data_last_timestamp_seconds",

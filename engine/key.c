@@ -429,6 +429,31 @@ static int on_key(void *ctx, const char *name)
 	return 0;
 }
 
+/*
+ * What keys/ holds that is no object (bkr_store_list_other): never opened (a
+ * FIFO would block, a symbolic link could point anywhere: whoever can write
+ * to the repository could aim one at a file of the reader's).  One named as a
+ * key file is a damaged key file (warned about, counted, removed by its id);
+ * another is warned about alone, for nothing there is silent.
+ */
+static int on_other(void *ctx, const char *name, const char *what)
+{
+	struct key_walk *kw = ctx;
+	char id[BKR_KEY_ID_HEX], path[PATH_MAX];
+	int err;
+
+	if ((err = bkr_store_describe(kw->s, name, path, sizeof(path))) < 0)
+		return err;
+	bkr_error_set(BKR_ECORRUPT, "%s: %s, not a key file: %s", path, what,
+		      !strcmp(what, "a symbolic link") ? "refused (a link could point anywhere)" : "never opened");
+	if (key_name(name, id))
+		return add_bad(kw, id);
+	if (kw->warn)
+		kw->warn(kw->ctx, bkr_error_message());
+	bkr_error_clear();
+	return 0;
+}
+
 static int key_cmp(const void *a, const void *b)
 {
 	const bkr_key_file *x = a, *y = b;
@@ -447,7 +472,8 @@ static int list_keys(bkr_store *s, struct key_walk *kw)
 	int err;
 
 	kw->s = s;
-	if ((err = bkr_store_list(s, KEYS_PREFIX, on_key, kw)) < 0) {
+	if ((err = bkr_store_list(s, KEYS_PREFIX, on_key, kw)) < 0 ||
+	    (err = bkr_store_list_other(s, KEYS_PREFIX, on_other, kw)) < 0) {
 		free(kw->v);
 		free(kw->bad);
 		kw->v = NULL;
@@ -518,6 +544,8 @@ static void mine_first(struct key_walk *kw)
 	}
 }
 
+static const char *newline_hint(const char *pass, char *out, size_t cap);
+
 int bkr_key_unlock(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SIZE], const char *pass,
 		   size_t passlen, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX])
 {
@@ -528,7 +556,7 @@ int bkr_key_unlock_kek(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SI
 		       bkr_crypto **out, char id_out[BKR_KEY_ID_HEX], uint8_t *kek_out)
 {
 	struct key_walk kw = { .repo_id = repo_id };
-	char names[200];
+	char names[200], hint[256];
 	size_t tried = 0;
 	int err;
 
@@ -569,13 +597,15 @@ int bkr_key_unlock_kek(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SI
 				    bkr_store_location(s));
 	else if (kw.nbad)
 		/* a damaged key file is corrupt, not a wrong passphrase (docs/format.md): say so */
-		err = bkr_error_set(BKR_EKEY, "%s: wrong passphrase: it opens none of the %zu key file%s in keys/; "
-				    "%zu damaged key file%s could not be tried (%s: 'bkr key list' names %s)",
+		err = bkr_error_set(BKR_EKEY,
+				    "%s: wrong passphrase: it opens none of the %zu key file%s in keys/; "
+				    "%zu damaged key file%s could not be tried (%s: 'bkr key list' names %s)%s",
 				    bkr_store_location(s), tried, tried == 1 ? "" : "s", kw.nbad, kw.nbad == 1 ? "" : "s",
-				    names, kw.nbad == 1 ? "it" : "them");
+				    names, kw.nbad == 1 ? "it" : "them", newline_hint(pass, hint, sizeof(hint)));
 	else
-		err = bkr_error_set(BKR_EKEY, "%s: wrong passphrase: it opens none of the %zu key file%s in keys/",
-				    bkr_store_location(s), tried, tried == 1 ? "" : "s");
+		err = bkr_error_set(BKR_EKEY, "%s: wrong passphrase: it opens none of the %zu key file%s in keys/%s",
+				    bkr_store_location(s), tried, tried == 1 ? "" : "s",
+				    newline_hint(pass, hint, sizeof(hint)));
 done:
 	free(kw.v);
 	free(kw.bad);
@@ -769,6 +799,20 @@ done:
 static bkr_key_source source;
 static char *kept, *kept_new;          /* PASS_MAX bytes of locked memory each */
 static size_t kept_len, kept_new_len;
+static const char *env_newline;        /* kept came from this variable, and it holds a newline (from_env) */
+
+/* For a wrong passphrase @p pass that came from a variable holding a newline
+ * (from_env): the newline is part of it, which a password file's line is not. */
+static const char *newline_hint(const char *pass, char *out, size_t cap)
+{
+	if (!env_newline || pass != kept)
+		return "";
+	snprintf(out, cap,
+		 " (%s holds a newline, which is part of the passphrase it gives; a password file's line "
+		 "ends before one)",
+		 env_newline);
+	return out;
+}
 
 /* The prompt's terminal while echo is off, for its signal handler (from_tty);
  * prompt_caught: a signal came during the prompt. */
@@ -1096,14 +1140,30 @@ exited:
 	return err;
 }
 
-static int from_env(const char *name, char *buf, size_t *len)
+/*
+ * The variable @p name, byte for byte, as restic takes RESTIC_PASSWORD and
+ * borg BORG_PASSPHRASE: a newline in it is part of the passphrase, where a
+ * password file's, a command's or a prompt's line ends before one.  Taken
+ * as it is to open a key (a key made from it so stays openable), noted in
+ * env_newline for the wrong-passphrase error; refused for a @p new_key, which
+ * no other source could ever give.
+ */
+static int from_env(const char *name, char *buf, size_t *len, bool new_key)
 {
 	const char *v = getenv(name);
 	size_t n = strlen(v);
+	bool nl = strpbrk(v, "\r\n") != NULL;
 	if (n >= PASS_MAX)
 		return bkr_error_set(BKR_EINVAL, "%s: longer than %d bytes", name, PASS_MAX - 1);
 	if (!n)
 		return bkr_error_set(BKR_EINVAL, "%s is empty (an empty passphrase is refused)", name);
+	if (nl && new_key)
+		return bkr_error_set(BKR_EINVAL,
+				     "%s holds a newline: a new passphrase is one line (a password file's "
+				     "or a command's first line, a prompt's line never has one); remove it",
+				     name);
+	if (!new_key)
+		env_newline = nl ? name : NULL;
 	memcpy(buf, v, n + 1);
 	*len = n;
 	return 0;
@@ -1200,8 +1260,9 @@ static int keep(char **slot, size_t *slot_len, const char *buf, size_t len)
 	return 0;
 }
 
-/* The current passphrase from the non-interactive sources; 1 when there is none. */
-static int current_noninteractive(char *buf, size_t *len)
+/* The current passphrase from the non-interactive sources (for a @p new_key
+ * at init); 1 when there is none. */
+static int current_noninteractive(char *buf, size_t *len, bool new_key)
 {
 	const char *env = source.env ? source.env : "BKR_PASSWORD";
 	if (source.file)
@@ -1209,7 +1270,7 @@ static int current_noninteractive(char *buf, size_t *len)
 	if (source.command)
 		return from_command(source.command, buf, len);
 	if (getenv(env))
-		return from_env(env, buf, len);
+		return from_env(env, buf, len, new_key);
 	return 1;
 }
 
@@ -1228,7 +1289,8 @@ int bkr_key_passphrase(const char *repo, bool cache_tried, const char **out, siz
 	}
 	if (!(buf = bkr_secure_alloc(PASS_MAX)))
 		return bkr_error_oom();
-	if ((err = current_noninteractive(buf, &n)) == 1) {
+	env_newline = NULL;
+	if ((err = current_noninteractive(buf, &n, false)) == 1) {
 		char none[256];
 		snprintf(none, sizeof(none), "no passphrase: set %s, give %s, or run on a terminal%s",
 			 source.env ? source.env : "BKR_PASSWORD",
@@ -1267,9 +1329,9 @@ int bkr_key_new_passphrase(bool use_current, const char **out, size_t *len)
 	if (source.new_file)
 		err = from_file(source.new_file, a, &na);
 	else if (getenv("BKR_NEW_PASSWORD"))
-		err = from_env("BKR_NEW_PASSWORD", a, &na);
+		err = from_env("BKR_NEW_PASSWORD", a, &na, true);
 	else if (use_current)
-		err = current_noninteractive(a, &na);
+		err = current_noninteractive(a, &na, true);
 	if (err == 1) {
 		const char *none = use_current ? "no passphrase for the new repository: set BKR_NEW_PASSWORD (or "
 						 "BKR_PASSWORD), give --new-password-file (or --password-file, "

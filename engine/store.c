@@ -348,6 +348,15 @@ int bkr_store_list_stamped(bkr_store *s, const char *prefix,
 	return s->ops->list(s, prefix, list_named, &l); /* "": the store cannot tell */
 }
 
+int bkr_store_list_other(bkr_store *s, const char *prefix,
+			 int (*cb)(void *ctx, const char *name, const char *what), void *ctx)
+{
+	int err;
+	if ((err = check_name(prefix, true)) < 0)
+		return err;
+	return s->ops->list_other ? s->ops->list_other(s, prefix, cb, ctx) : 0;
+}
+
 int bkr_store_delete(bkr_store *s, const char *name)
 {
 	int err;

@@ -950,6 +950,12 @@ static int cache_list_stamped(bkr_store *s, const char *prefix,
 	return bkr_store_list_stamped(inner_of(s), prefix, cb, ctx);
 }
 
+static int cache_list_other(bkr_store *s, const char *prefix,
+			    int (*cb)(void *ctx, const char *name, const char *what), void *ctx)
+{
+	return bkr_store_list_other(inner_of(s), prefix, cb, ctx);
+}
+
 static int cache_remove(bkr_store *s, const char *name)
 {
 	forget((cache_store *)s, name);
@@ -1034,6 +1040,7 @@ static const bkr_store_ops cache_ops = {
 	.upload_free = cache_upload_free,
 	.list = cache_list,
 	.list_stamped = cache_list_stamped,
+	.list_other = cache_list_other,
 	.remove = cache_remove,
 	.rename_new = cache_rename,
 	.prepare = cache_prepare,

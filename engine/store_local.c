@@ -722,8 +722,21 @@ static void local_upload_free(bkr_store_upload *base)
 struct walk_cb {
 	int (*cb)(void *ctx, const char *name);
 	int (*stamped)(void *ctx, const char *name, const char *stamp);
+	int (*other)(void *ctx, const char *name, const char *what); /* what is no object, only that */
 	void *ctx;
 };
+
+/* What a directory entry that is no object (no regular file, no directory) is. */
+static const char *other_what(unsigned char d_type, mode_t mode)
+{
+	if (d_type == DT_FIFO || S_ISFIFO(mode))
+		return "a FIFO";
+	if (d_type == DT_SOCK || S_ISSOCK(mode))
+		return "a socket";
+	if (d_type == DT_LNK || S_ISLNK(mode))
+		return "a symbolic link";
+	return "a device";
+}
 
 /* The stamp of @p st (bkr_store_list_stamped): anything that changes when
  * the file is rewritten in place or replaced.  The change time is there
@@ -753,7 +766,7 @@ static int walk(const char *root, char *rel, size_t rel_len, const struct walk_c
 	while (err == 0 && (de = readdir(d))) {
 		size_t n = strlen(de->d_name);
 		struct stat st;
-		bool is_dir, have_st = false;
+		bool is_dir, is_other, have_st = false;
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (rel_len + 1 + n >= PATH_MAX)
@@ -763,13 +776,22 @@ static int walk(const char *root, char *rel, size_t rel_len, const struct walk_c
 				continue;
 			have_st = true;
 			is_dir = S_ISDIR(st.st_mode);
-			if (!is_dir && !S_ISREG(st.st_mode))
-				continue;
+			is_other = !is_dir && !S_ISREG(st.st_mode);
 		} else {
 			is_dir = de->d_type == DT_DIR;
-			if (!is_dir && de->d_type != DT_REG)
-				continue;
+			is_other = !is_dir && de->d_type != DT_REG;
 		}
+		if (is_other && w->other) {
+			size_t l = rel_len;
+			if (l)
+				rel[l++] = '/';
+			memcpy(rel + l, de->d_name, n + 1);
+			err = w->other(w->ctx, rel, other_what(de->d_type, have_st ? st.st_mode : 0));
+			rel[rel_len] = '\0';
+			continue;
+		}
+		if (is_other || (w->other && !is_dir))
+			continue;
 		if (!is_dir && w->stamped) {
 			if (!have_st && fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 				continue; /* gone since readdir */
@@ -804,6 +826,13 @@ static int list_prefix(bkr_store *s, const char *prefix, const struct walk_cb *w
 static int local_list(bkr_store *s, const char *prefix, int (*cb)(void *ctx, const char *name), void *ctx)
 {
 	struct walk_cb w = { .cb = cb, .ctx = ctx };
+	return list_prefix(s, prefix, &w);
+}
+
+static int local_list_other(bkr_store *s, const char *prefix,
+			    int (*cb)(void *ctx, const char *name, const char *what), void *ctx)
+{
+	struct walk_cb w = { .other = cb, .ctx = ctx };
 	return list_prefix(s, prefix, &w);
 }
 
@@ -954,6 +983,7 @@ static const bkr_store_ops local_ops = {
 	.upload_free = local_upload_free,
 	.list = local_list,
 	.list_stamped = local_list_stamped,
+	.list_other = local_list_other,
 	.remove = local_remove,
 	.rename_new = local_rename,
 	.prepare = local_prepare,

@@ -20,6 +20,7 @@
 #include "bkr/pack.h"
 #include "bkr/retention.h"
 #include "bkr/trash.h"
+#include "bkr/utf8.h"
 #include "idset.h"
 #include "reach.h"
 #include "repo_priv.h"
@@ -330,16 +331,35 @@ int bkr_tier_record_add(bkr_store *s, const char *tier, const char *location, in
  */
 static int marker_check(bkr_store *s, const char *repo_id, const char *tier)
 {
+	const cJSON *t;
 	const char *id;
+	char what[PATH_MAX], esc[64];
 	cJSON *o;
 	int err;
 
 	if (!(o = load_json(s, MARKER, "bkrfs-tier", &err)))
 		return err;
 	id = json_str(o, "repository");
+	t = cJSON_GetObjectItemCaseSensitive(o, "tier");
 	if (!id || strcmp(id, repo_id))
 		err = bkr_error_set(BKR_EINVAL, "tier %s: %s belongs to repository %s, not to %s", tier,
 				    bkr_store_location(s), id ? id : "?", repo_id);
+	/* what a tier is (warm or cold: the repository itself is hot), as
+	 * marker_put writes it; anything else is a marker no bkr wrote */
+	else if (!cJSON_IsString(t) ||
+		 (strcmp(t->valuestring, bkr_tier_name(BKR_TIER_WARM)) &&
+		  strcmp(t->valuestring, bkr_tier_name(BKR_TIER_COLD)))) {
+		if ((err = bkr_store_describe(s, MARKER, what, sizeof(what))) < 0)
+			goto done;
+		if (!cJSON_IsString(t))
+			err = bkr_error_set(BKR_ECORRUPT, "%s: key 'tier': %s, expected \"warm\" or \"cold\"", what,
+					    t ? "not a string" : "missing");
+		else
+			err = bkr_error_set(BKR_ECORRUPT,
+					    "%s: key 'tier': unknown tier '%s', expected \"warm\" or \"cold\"", what,
+					    bkr_text_escape(esc, sizeof(esc), t->valuestring, strlen(t->valuestring)));
+	}
+done:
 	cJSON_Delete(o);
 	return err;
 }

@@ -12,6 +12,7 @@
 #include "bkr/error.h"
 #include "bkrfs.h"
 #include "catalog.h"
+#include "node.h"
 
 /* ---- listing names -------------------------------------------------------- */
 
@@ -71,11 +72,28 @@ void bkrfs_runs_free(struct bkrfs_runs *r)
 	free(r);
 }
 
+/*
+ * bkr_repo_list_cb: a run whose manifest does not read is left out of
+ * /recovered, with one line naming it and why, once per mount (the runs
+ * catalog is rebuilt at each change of runs/), as bkr list warns of it.
+ */
+static void log_bad_run(void *ctx, const char *file, const char *message)
+{
+	struct bkrfs *fs = ctx;
+	size_t len = strlen(file);
+	char key[600];
+
+	if (len > 5 && !strcmp(file + len - 5, ".json"))
+		len -= 5;
+	snprintf(key, sizeof(key), "r%.*s", (int)len, file); /* as a damaged run directory's (node.c) */
+	if (!bkrfs_node_logged(fs, key))
+		bkrfs_log(fs, "run %.*s: its manifest is damaged, left out of /recovered: %s", (int)len, file, message);
+}
+
 int bkrfs_catalog_build_runs(struct bkrfs *fs, char **names, size_t nnames, struct bkrfs_runs **out)
 {
 	bkr_manifest_list l = { 0 };
 	struct bkrfs_runs *r;
-	size_t bad = 0;
 	int err;
 
 	*out = NULL;
@@ -85,7 +103,7 @@ int bkrfs_catalog_build_runs(struct bkrfs *fs, char **names, size_t nnames, stru
 	}
 	r->names = names;
 	r->nnames = nnames;
-	if ((err = bkr_repo_list(fs->repo, true, &l, &bad)) < 0) {
+	if ((err = bkr_repo_list_cb(fs->repo, true, &l, log_bad_run, fs)) < 0) {
 		bkrfs_runs_free(r);
 		return err;
 	}

@@ -56,13 +56,26 @@ static bool dropped(const char *o, size_t n)
 	return (n > 2 && !strncmp(o, "x-", 2)) || (n >= 8 && !strncmp(o, "comment=", 8));
 }
 
-/* Append the options of @p list that bkrfs takes to @p out (comma-separated). */
+/* The length of the option at @p p: up to the first ',' that is not escaped
+ * ('\,' is a comma in a value, as bkrfs's option parser (libfuse's) takes it:
+ * password_command=cut -d\, -f2 FILE), or to the end. */
+static size_t option_len(const char *p)
+{
+	size_t n = 0;
+
+	while (p[n] && p[n] != ',')
+		n += p[n] == '\\' && p[n + 1] ? 2 : 1;
+	return n;
+}
+
+/* Append the options of @p list that bkrfs takes to @p out (comma-separated),
+ * each as it was written (its escapes for bkrfs to read). */
 static int filter_options(const char *list, char *out, size_t cap)
 {
 	size_t len = strlen(out);
 
 	for (const char *p = list; *p;) {
-		size_t n = strcspn(p, ",");
+		size_t n = option_len(p);
 		if (n && !dropped(p, n)) {
 			if (len + n + 2 > cap)
 				return -1;

@@ -74,6 +74,7 @@ static void json_verify(json_out *j, const char *key, const bkr_health_verify *v
 	}
 	json_out_begin_object(j);
 	json_time(j, "time", v->time_ns, true);
+	json_out_member(j, "backup", v->backup_id); /* the one backup it checked; null: the whole repository */
 	json_out_key(j, "read_data");
 	json_out_bool(j, v->read_data);
 	json_out_key(j, "ok");
@@ -132,6 +133,7 @@ static void print_json(const bkr_health *h)
 	json_out_end_array(&j);
 	json_verify(&j, "verify", &h->verify);
 	json_verify(&j, "verify_read_data", &h->verify_read_data);
+	json_verify(&j, "verify_read_data_backup", &h->verify_read_data_backup);
 	json_out_key(&j, "damaged_backups");
 	json_out_begin_array(&j);
 	for (size_t i = 0; i < h->ndamaged_backups; i++)
@@ -195,10 +197,14 @@ static void print_json(const bkr_health *h)
 
 static void print_verify(const char *what, const bkr_health_verify *v)
 {
-	char t[32];
+	char t[32], esc[1024];
 
 	bkr_time_format(t, v->time_ns);
-	printf("%s: %s%s, %s", what, t, v->read_data ? " (every byte read)" : "",
+	printf("%s: %s", what, t);
+	if (v->backup_id)
+		printf(", of backup %s%s", bkr_text_escape(esc, sizeof(esc), v->backup_id, strlen(v->backup_id)),
+		       v->read_data ? " (every byte of it read)" : "");
+	printf("%s, %s", !v->backup_id && v->read_data ? " (every byte read)" : "",
 	       v->ok || (v->io_errors && !v->errors && !v->damaged_objects) ? "no damage" : "DAMAGE found");
 	if (v->io_errors)
 		printf(", %llu object%s COULD NOT BE READ (I/O error)", (unsigned long long)v->io_errors,
@@ -232,11 +238,15 @@ static void print_text(cli *c, const bkr_health *h)
 		print_verify("last verify", &h->verify);
 	else
 		printf("last verify: none recorded (the daily and weekly routines verify)\n");
-	/* the one that read the data, when a verify of the structure came after it */
+	/* the one that read the whole repository's data, when another verify came after it */
 	if (h->verify_read_data.known && h->verify.time_ns > h->verify_read_data.time_ns)
-		print_verify("last verify --read-data", &h->verify_read_data);
+		print_verify("last verify --read-data of the whole repository", &h->verify_read_data);
 	else if (!h->verify_read_data.known && h->verify.known)
-		printf("last verify --read-data: none recorded (the weekly routine reads every byte)\n");
+		printf("last verify --read-data of the whole repository: none recorded (the weekly routine reads "
+		       "every byte)\n");
+	/* one backup's data read since, when that is not the last verify (said above) */
+	if (h->verify_read_data_backup.known && h->verify.time_ns > h->verify_read_data_backup.time_ns)
+		print_verify("newer verify --read-data of one backup", &h->verify_read_data_backup);
 	for (size_t i = 0; i < h->ndamaged_backups; i++)
 		printf("damaged backup (not counted good): %s\n",
 		       bkr_text_escape(esc, sizeof(esc), h->damaged_backups[i], strlen(h->damaged_backups[i])));

@@ -69,6 +69,26 @@ static int fail(struct bkr_mongo_result *r, int status, const char *fmt, const c
 	return status;
 }
 
+/*
+ * The result would pass q->max_bytes (the most a recovered file may hold,
+ * BKR_REC_MAX_FILE; no key sets it): say which collection, the limit, and
+ * what makes a result smaller.
+ */
+static int too_large(struct bkr_mongo_result *r, const struct bkr_mongo_query *q)
+{
+	char lim[32];
+
+	if (q->max_bytes >= (1u << 20) && q->max_bytes % (1u << 20) == 0)
+		snprintf(lim, sizeof(lim), "%zu MiB", q->max_bytes >> 20);
+	else
+		snprintf(lim, sizeof(lim), "%zu bytes", q->max_bytes);
+	snprintf(r->msg, sizeof(r->msg),
+		 "mongodb %s.%s: result too large: more than %s as JSON, the most a recovered file may hold (%zu "
+		 "document%s fit; %s.filter, .projection or .limit make it smaller)",
+		 q->database, q->collection, lim, r->ndocs, r->ndocs == 1 ? "" : "s", q->key);
+	return BKR_MONGO_NOMEM;
+}
+
 /* a monotonic clock, in milliseconds */
 static int64_t now_ms(void)
 {
@@ -302,7 +322,7 @@ int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r)
 		     put(r, &cap, q->max_bytes, dj, dl);
 		bson_free(dj);
 		if (!ok) {
-			st = fail(r, BKR_MONGO_NOMEM, "result too large%s%s", "", "");
+			st = too_large(r, q);
 			goto done;
 		}
 		r->ndocs++;
@@ -324,7 +344,7 @@ int bkr_mongo_fetch(const struct bkr_mongo_query *q, struct bkr_mongo_result *r)
 	}
 	if (r->ndocs && ((q->as_array && !put(r, &cap, q->max_bytes, "\n]", 2)) ||
 			 !put(r, &cap, q->max_bytes, "\n", 1)))
-		st = fail(r, BKR_MONGO_NOMEM, "result too large%s%s", "", "");
+		st = too_large(r, q);
 done:
 	if (st != BKR_MONGO_OK) {
 		free(r->data);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bkr/config.h"
 #include "bkr/error.h"
 #include "bkr/pattern.h"
 #include "recover_i.h"
@@ -365,19 +366,17 @@ static int get_strings(const pctx *c, const cJSON *v, const char *key, bool none
 /*
  * A command's argv (a regenerate or manual strategy's, a validator's,
  * alert_command): its program is a name looked up in PATH or an absolute
- * path; "./rebuild.sh" or "bin/check" would be looked up under whatever
- * directory bkr runs in, as a relative get_abs_path is.
+ * path, as the top-level alert_command's (bkr_config_program_problem).
  */
 static int get_command(const pctx *c, const cJSON *v, const char *key, char ***argv, size_t *argc)
 {
+	const char *why;
 	int err;
 
 	if ((err = get_strings(c, v, key, true, argv, argc)) < 0)
 		return err;
-	if ((*argv)[0][0] != '/' && strchr((*argv)[0], '/'))
-		return bad(c, key,
-			   "the program is a relative path, which would depend on the directory bkr runs in: give "
-			   "an absolute path or a name found in PATH");
+	if ((why = bkr_config_program_problem((*argv)[0])))
+		return bad(c, key, why);
 	return 0;
 }
 

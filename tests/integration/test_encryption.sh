@@ -54,6 +54,24 @@ expect_exit 0 "$BKR" init -r "$T/np4" --encryption aes-256-gcm --password-comman
 expect_exit 0 "$BKR" -r "$T/np4" --password-file "$T/np-old" list
 pass "init takes --new-password-file, else BKR_NEW_PASSWORD, before --password-file, --password-command, BKR_PASSWORD"
 
+# --- BKR_PASSWORD is the passphrase byte for byte (as RESTIC_PASSWORD, BORG_PASSPHRASE): a
+# newline in it is part of it, where a password file's line ends before one.  A new
+# passphrase with one is refused (exit 2, nothing made); a wrong one says the newline is there
+BKR_PASSWORD=$'new-one\n' expect_exit 2 "$BKR" init -r "$T/np-nl" --encryption aes-256-gcm
+one_line_error
+err_has "BKR_PASSWORD holds a newline: a new passphrase is one line" || fail "init with BKR_PASSWORD ending in a newline: $(cat "$T/err")"
+[ ! -e "$T/np-nl" ] || fail "init with a newline in BKR_PASSWORD made a repository"
+BKR_PASSWORD=new-one BKR_NEW_PASSWORD=$'two\n' expect_exit 2 "$BKR" -r "$T/np1" key add
+one_line_error
+err_has "BKR_NEW_PASSWORD holds a newline" || fail "key add with BKR_NEW_PASSWORD ending in a newline: $(cat "$T/err")"
+BKR_PASSWORD=$'new-one\n' expect_exit 9 "$BKR" -r "$T/np1" list
+one_line_error
+err_has "(BKR_PASSWORD holds a newline, which is part of the passphrase it gives; a password file's line ends before one)" ||
+	fail "a wrong BKR_PASSWORD ending in a newline: $(cat "$T/err")"
+printf 'new-one\n' >"$T/np-nl-file"
+expect_exit 0 "$BKR" -r "$T/np1" --password-file "$T/np-nl-file" list
+pass "BKR_PASSWORD with a newline: taken as it is to open, named when wrong, refused for a new key"
+
 # --- every backup type round-trips through restore
 expect_exit 0 "$BKR" -r "$R" create --type full "$src" --json
 id_full=$(backup_id "$T/out")
@@ -126,6 +144,24 @@ grep -q "wrong passphrase" "$T/err" || fail "bkrfs with a wrong passphrase: $(ca
 BKR_PASSWORD=wrong expect_exit 9 "$BKR" -r "$R" mount "$M" -f
 grep -q "wrong passphrase" "$T/err" || fail "bkr mount with a wrong passphrase: $(cat "$T/err")"
 pass "the mount reads the encrypted repository (password_file=); a wrong passphrase is refused (exit 9, as bkr's)"
+
+# a password command with a comma: -o splits options at commas, so bkrfs takes '\,' as a comma
+# in a value (as libfuse's option parser does, '\\' a backslash); bkr mount --password-command
+# and mount.bkrfs (fstab: its -o list is split the same way) hand it on whole
+printf 'not it,%s\n' "$(head -n 1 "$T/pw-alice")" >"$T/pw-comma"
+BKR_PASSWORD= bkrfs_fg "$R" "$M" "$T/daemon.err" -o "password_command=cut -d\\, -f2 $T/pw-comma"
+cmp "$src/random.bin" "$M/latest/src/random.bin" || fail "random.bin through the mount opened with password_command=cut -d\\, ..."
+bkrfs_unmount "$M"
+[ ! -s "$T/daemon.err" ] || fail "bkrfs with an escaped comma in password_command: $(cat "$T/daemon.err")"
+BKR_PASSWORD= expect_exit 0 "$BKR" -r "$R" mount --password-command "cut -d, -f2 $T/pw-comma" "$M"
+cmp "$src/random.bin" "$M/latest/src/random.bin" || fail "random.bin through bkr mount --password-command 'cut -d, ...'"
+fusermount3 -u "$M" || fail "fusermount3 -u $M"
+# mount.bkrfs keeps an option whole across its escaped commas, even where a piece of it
+# is a name of mount(8)'s own that it drops ("user", "x-...")
+expect_exit 0 "$BKR_BUILD_ROOT/fs/mount.bkrfs" "$R" "$M" -f -v -o "ro,password_command=printf a\\,user\\,x-1,allow_other"
+err_has " -o password_command=printf a\\,user\\,x-1,allow_other" ||
+	fail "mount.bkrfs split password_command at an escaped comma: $(cat "$T/err")"
+pass "a password command with a comma: bkrfs -o password_command=...\\,..., bkr mount --password-command, mount.bkrfs"
 
 # the mount runs for days: the passphrase it took from BKR_PASSWORD (and a
 # BKR_NEW_PASSWORD beside it) must not stay in its environment, which
@@ -407,6 +443,32 @@ python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == {"removed": 
 [ -e "$R/keys/$bob.json" ] || fail "key remove took the wrong key file"
 expect_exit 2 "$BKR" -r "$R" key remove "$bob"
 pass "a damaged key file is named in the wrong-passphrase message, key list and when none is usable; key remove deletes it by id"
+
+# keys/ entries that are no file, passed over in silence before: a FIFO (never opened: it would
+# block), a socket, a symbolic link (refused, even to a good key file: whoever can write to the
+# repository could point it at any file of the reader's) - one warning naming each; those named
+# as key files are damaged key files (counted, named when the passphrase is wrong, removed by id)
+fifo=0123456789abcdef
+link=fedcba9876543210
+mkfifo "$R/keys/$fifo.json"
+ln -s "$R/keys/$bob.json" "$R/keys/$link.json"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$R/keys/notes.sock"
+expect_exit 0 timeout 60 "$BKR" -r "$R" key list
+err_has "$R/keys/$fifo.json: a FIFO, not a key file: never opened" &&
+	err_has "$R/keys/$link.json: a symbolic link, not a key file: refused (a link could point anywhere)" &&
+	err_has "$R/keys/notes.sock: a socket, not a key file: never opened" && [ "$(grep -c . "$T/err")" = 3 ] ||
+	fail "key list with a FIFO, a symlink and a socket in keys/: $(cat "$T/err")"
+! grep -q "$link\|$fifo" "$T/out" || fail "key list lists a FIFO or a symlink as a key: $(cat "$T/out")"
+BKR_PASSWORD=wrong expect_exit 9 timeout 60 "$BKR" -r "$R" list
+one_line_error
+err_has "2 damaged key files could not be tried (keys/$fifo.json, keys/$link.json: 'bkr key list' names them)" ||
+	fail "a wrong passphrase beside a FIFO and a symlink in keys/: $(cat "$T/err")"
+expect_exit 0 timeout 60 "$BKR" -r "$R" key remove "$fifo"
+expect_exit 0 timeout 60 "$BKR" -r "$R" key remove "$link"
+[ -f "$R/keys/$bob.json" ] && [ ! -e "$R/keys/$fifo.json" ] && [ ! -L "$R/keys/$link.json" ] ||
+	fail "key remove of the FIFO and the symlink: $(ls -la "$R/keys")"
+rm "$R/keys/notes.sock"
+pass "a FIFO, socket or symlink in keys/ is named in a warning, never opened; as a key file's name, a damaged key file"
 
 # --- each key file tried costs a derivation: the ones this user made on
 # this host are tried first (found by timing: the second holder of a

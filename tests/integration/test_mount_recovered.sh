@@ -103,6 +103,30 @@ wait_until test -d "$T/mnt/recovered/$run3" || fail "the third run did not appea
 [ "$(stat -c %a "$T/mnt/recovered/$run3/secret/token.json")" = 600 ] || fail "token.json mode in /recovered"
 pass "a run's directories carry the source's modes"
 
+# A run whose manifest is damaged is left out of /recovered with one line naming it
+# (as bkr list warns of it), once however often /recovered is rebuilt; the others stay
+fusermount3 -u "$T/mnt"
+cp "$T/repo/runs/$run2.json" "$T/run2.good"
+printf 'X' | dd of="$T/repo/runs/$run2.json" bs=1 seek=20 conv=notrunc status=none
+bkrfs_fg "$T/repo" "$T/mnt2" "$T/bkrfs.err"
+ls "$T/mnt2/recovered" >"$T/ls" || fail "ls /recovered with a damaged run"
+grep -qx "$run" "$T/ls" && grep -qx "$run3" "$T/ls" || fail "/recovered lost the good runs: $(cat "$T/ls")"
+! grep -q "$run2" "$T/ls" || fail "/recovered lists the damaged run $run2: $(cat "$T/ls")"
+[ "$(readlink "$T/mnt2/recovered/latest")" = "$run3" ] || fail "/recovered/latest -> $(readlink "$T/mnt2/recovered/latest")"
+[ ! -e "$T/mnt2/recovered/$run2" ] || fail "/recovered/$run2 (damaged) can be looked up"
+# a new run rebuilds /recovered: the damaged one is not named again
+rm "$ws/conversations/s9.json"
+expect_exit 0 "$BKR" batch --apply --json
+run4=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$T/out")
+wait_until test -d "$T/mnt2/recovered/$run4" || fail "the fourth run did not appear: $(ls "$T/mnt2/recovered")"
+ls "$T/mnt2/recovered" >/dev/null
+bkrfs_unmount "$T/mnt2"
+[ "$(grep -c . "$T/bkrfs.err")" = 1 ] && grep -q "^bkrfs: run $run2: its manifest is damaged, left out of /recovered: .*$run2.json" "$T/bkrfs.err" ||
+	fail "the mount did not log the damaged run in one line: $(cat "$T/bkrfs.err")"
+cp "$T/run2.good" "$T/repo/runs/$run2.json"
+expect_exit 0 "$BKR" mount "$T/mnt"
+pass "a damaged run is left out of /recovered, logged once in one line naming it"
+
 # Everything in the mount is read-only.
 if touch "$T/mnt/recovered/$run/new" 2>"$T/err"; then fail "created a file in /recovered"; fi
 grep -q "Read-only file system" "$T/err" || fail "write in /recovered did not answer EROFS: $(cat "$T/err")"

@@ -428,7 +428,7 @@ assert not h["healthy"] and any(r.startswith("the last verify --read-data (2027-
 PY
 expect_exit 1 "$BKR" -c "$T/tiered.json" health --as-of 2027-01-11T13:00:00Z
 grep -q "^last verify: 2027-01-11T12:00:.*, no damage$" "$T/out" &&
-	grep -q "^last verify --read-data: 2027-01-11T10:00:.* (every byte read), DAMAGE found$" "$T/out" ||
+	grep -q "^last verify --read-data of the whole repository: 2027-01-11T10:00:.* (every byte read), DAMAGE found$" "$T/out" ||
 	fail "health's text after a verify of the structure: $(cat "$T/out")"
 expect_exit 1 "$BKR" -c "$T/tiered.json" health --as-of 2027-01-11T13:00:00Z --prometheus -
 grep -q "^bkr_verify_last_ok 1$" "$T/out" && grep -q "^bkr_verify_last_read_data 0$" "$T/out" &&
@@ -497,6 +497,42 @@ PY
 expect_exit 0 "$BKR" -c "$T/hand.json" health --as-of 2027-03-02T15:00:00Z --prometheus -
 grep -qx "bkr_damaged_backups 0" "$T/out" || fail "bkr_damaged_backups once whole: $(grep damaged "$T/out")"
 pass "a damaged backup a verify by hand found is not counted good (text, --json, metrics) until a verify finds it whole"
+
+# --- a verify --read-data of one backup read that backup's data only: health says so, and
+# that no verify --read-data of the whole repository was recorded (it said "none recorded"
+# beside "last verify: ... (every byte read)"); one since of the structure names it apart;
+# one of the whole repository since stands alone
+expect_exit 0 "$BKR" -c "$T/hand.json" health --as-of 2027-03-02T15:00:00Z
+grep -qx "last verify: 2027-03-02T14:00:[0-9.]*Z, of backup $b2 (every byte of it read), no damage" "$T/out" &&
+	grep -qx "last verify --read-data of the whole repository: none recorded (the weekly routine reads every byte)" "$T/out" &&
+	! grep -q "^newer verify" "$T/out" || fail "health's text after a verify --read-data of one backup: $(cat "$T/out")"
+expect_exit 0 "$BKR" -c "$T/hand.json" health --as-of 2027-03-02T15:00:00Z --json
+python3 - "$T/out" "$b2" <<'PY' || fail "health --json after a verify --read-data of one backup: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+v, rd, rb = h["verify"], h["verify_read_data"], h["verify_read_data_backup"]
+assert v["backup"] == sys.argv[2] and v["read_data"] is True and v["time"].startswith("2027-03-02T14:00"), v
+assert rd is None, rd
+assert rb == v, (rb, v)
+PY
+expect_exit 0 "$BKR" -c "$T/hand.json" health --as-of 2027-03-02T15:00:00Z --prometheus -
+grep -qx "bkr_verify_last_read_data 0" "$T/out" && grep -qx "bkr_verify_read_data_last_timestamp_seconds 0" "$T/out" ||
+	fail "health's metrics after a verify --read-data of one backup: $(grep verify "$T/out")"
+expect_exit 0 env BKR_TEST_NOW=2027-03-02T16:00:00Z "$BKR" -r "$R8" verify
+expect_exit 0 "$BKR" -c "$T/hand.json" health --as-of 2027-03-02T16:30:00Z
+grep -qx "last verify: 2027-03-02T16:00:[0-9.]*Z, no damage" "$T/out" &&
+	grep -qx "last verify --read-data of the whole repository: none recorded (the weekly routine reads every byte)" "$T/out" &&
+	grep -qx "newer verify --read-data of one backup: 2027-03-02T14:00:[0-9.]*Z, of backup $b2 (every byte of it read), no damage" "$T/out" ||
+	fail "health's text after a verify of the structure since: $(cat "$T/out")"
+expect_exit 0 env BKR_TEST_NOW=2027-03-02T17:00:00Z "$BKR" -r "$R8" verify --read-data
+expect_exit 0 "$BKR" -c "$T/hand.json" health --as-of 2027-03-02T17:30:00Z --json
+python3 - "$T/out" <<'PY' || fail "health --json after a verify --read-data of the whole repository: $(cat "$T/out")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+v, rd, rb = h["verify"], h["verify_read_data"], h["verify_read_data_backup"]
+assert v["backup"] is None and v["read_data"] is True and rd == v and rb is None, (v, rd, rb)
+PY
+pass "health: a verify --read-data of one backup counts for it alone, named apart from the whole repository's (text, --json, metrics)"
 
 # --- a recovery run is no backup: the weekly routine's verify that finds one
 # damaged names it in no "damaged_backups" (its record, then health's), as a

@@ -191,6 +191,39 @@ PY
 cp "$T/tier.json.good" "$COLD/tier.json"
 pass "a damaged tier.json: verify names it, counts it and records it"
 
+# a tier.json sealed right but whose "tier" is no tier (an unknown name, another type, none):
+# one line naming the file and the key, exit 4 (damaged), nothing moved; verify reports it
+for v in '"tepid"' '"hot"' '3' '["cold"]' 'null'; do
+	python3 - "$T/tier.json.good" "$COLD/tier.json" "$v" <<'PY'
+import hashlib, json, sys
+o = json.load(open(sys.argv[1]))
+del o["sha256"]
+v = json.loads(sys.argv[3])
+if v is None:
+    del o["tier"]
+else:
+    o["tier"] = v
+t = json.dumps(o, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
+open(sys.argv[2], "w").write(t[:-66] + hashlib.sha256(t.encode()).hexdigest() + '"}')
+PY
+	snapshot >"$T/before"
+	case $v in
+	'"tepid"') want_err="key 'tier': unknown tier 'tepid', expected \"warm\" or \"cold\"" ;;
+	'"hot"') want_err="key 'tier': unknown tier 'hot', expected \"warm\" or \"cold\"" ;;
+	null) want_err="key 'tier': missing, expected \"warm\" or \"cold\"" ;;
+	*) want_err="key 'tier': not a string, expected \"warm\" or \"cold\"" ;;
+	esac
+	expect_exit 4 "$BKR" -c "$T/bkr.json" tier migrate --as-of "$AS_OF"
+	one_line_error
+	err_has "$COLD/tier.json: $want_err" || fail "migrate with \"tier\": $v in tier.json: $(cat "$T/err")"
+	diff "$T/before" <(snapshot) || fail "migrate with \"tier\": $v in tier.json changed the tiers"
+	expect_exit 1 "$BKR" -r "$R" verify --json
+	python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["problems"]; assert len(p)==1 and p[0]["object"]=="tier.json" and p[0]["error"] and sys.argv[2] in p[0]["message"], p' \
+		"$T/out" "$want_err" || fail "verify with \"tier\": $v in tier.json: $(cat "$T/out")"
+done
+cp "$T/tier.json.good" "$COLD/tier.json"
+pass "a tier.json whose \"tier\" is unknown, not a string or missing: one line naming the file and key, exit 4"
+
 # an old copy of the cold disk at its path (tier.json, packs missing): verify says the files'
 # chunks are missing and where it looked, not that they are damaged
 mkdir -p "$T/cold-old-disk"

@@ -632,6 +632,9 @@ static void test_bad_values(void **state)
 		{ "\"s3\": {\"connect_timeout_seconds\": 0}", "s3.connect_timeout_seconds", "between 1 and 600" },
 		{ "\"s3\": {\"stall_timeout_seconds\": 1.5}", "s3.stall_timeout_seconds", "fraction" },
 		{ "\"alert_command\": []", "alert_command", "non-empty array" },
+		/* its program as a recovery command's: a name in PATH or an absolute path */
+		{ "\"alert_command\": [\"./page.sh\", \"--team\"]", "alert_command", "the program is a relative path" },
+		{ "\"alert_command\": [\"bin/page\"]", "alert_command", "give an absolute path or a name found in PATH" },
 		/* required files are in the workspace */
 		{ "\"required_files\": [\"a\", \"/etc/passwd\"]", "required_files[1]", "'/etc/passwd' is outside workspace_root /w/ws" },
 		{ "\"required_files\": [\"../x\"]", "required_files[0]", "'../x' is outside workspace_root" },
@@ -682,6 +685,9 @@ static void test_bad_values(void **state)
 	assert_string_equal(c->required_files[0], "/w/ws/b");
 	assert_string_equal(c->required_files[1], "/w/ws/c/d");
 	assert_string_equal(c->required_files[2], "/w/ws/~x");
+	bkr_config_free(c);
+	c = load_ok(BASE ",\"alert_command\":[\"notify-ops\",\"./arg\"]}", "/"); /* looked up in PATH */
+	assert_string_equal(c->alert_command[0], "notify-ops");
 	bkr_config_free(c);
 	c = load_ok(BASE ",\"metrics_file\":\"/tmp/no-such-dir/bkr.prom\"}", "/");
 	assert_string_equal(c->metrics_file, "/tmp/no-such-dir/bkr.prom");

@@ -473,6 +473,66 @@ static void test_passphrase_sources(void **state)
 	unsetenv("BKR_NEW_PASSWORD");
 }
 
+/* BKR_PASSWORD is the passphrase byte for byte (as RESTIC_PASSWORD and
+ * BORG_PASSPHRASE are): a trailing newline is part of it, so a key made from
+ * it by an older bkr still opens, and a wrong passphrase says the newline is
+ * there (a password file's line ends before it); a new passphrase with one
+ * is refused, since no other source could ever give it. */
+static void test_env_newline(void **state)
+{
+	struct fx *f = *state;
+	char id[BKR_KEY_ID_HEX], path[PATH_MAX];
+	bkr_crypto *c = NULL;
+	const char *pw;
+	size_t len;
+	FILE *fp;
+
+	assert_int_equal(bkr_key_add(f->s, f->c, "old\n", 4, id), 0);
+	assert_int_equal(bkr_key_add(f->s, f->c, "alice", 5, id), 0);
+	bkr_key_set_source(NULL);
+	setenv("BKR_PASSWORD", "old\n", 1);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), 0);
+	assert_int_equal(len, 4);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, pw, len, &c, NULL), 0);
+	bkr_crypto_free(c);
+	c = NULL;
+	bkr_key_forget();
+	setenv("BKR_PASSWORD", "alice\r\n", 1);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), 0);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, pw, len, &c, NULL), BKR_EKEY);
+	assert_non_null(strstr(bkr_error_message(),
+			       "wrong passphrase: it opens none of the 2 key files in keys/ "
+			       "(BKR_PASSWORD holds a newline, which is part of the passphrase it "
+			       "gives; a password file's line ends before one)"));
+	bkr_key_forget();
+	/* the same line from a file opens; the hint is for the variable only */
+	snprintf(path, sizeof(path), "%s/pw-nl", f->dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs("alice\r\n", fp);
+	fclose(fp);
+	bkr_key_set_source(&(bkr_key_source){ .file = path });
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), 0);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, pw, len, &c, NULL), 0);
+	bkr_crypto_free(c);
+	bkr_key_forget();
+	bkr_key_set_source(&(bkr_key_source){ .command = "printf 'bob\\n'" });
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), 0);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, pw, len, &c, NULL), BKR_EKEY);
+	assert_null(strstr(bkr_error_message(), "newline"));
+	bkr_key_forget();
+	/* a new passphrase: refused with a newline, from BKR_NEW_PASSWORD or (init) BKR_PASSWORD */
+	bkr_key_set_source(NULL);
+	setenv("BKR_NEW_PASSWORD", "new\n", 1);
+	assert_int_equal(bkr_key_new_passphrase(false, &pw, &len), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "BKR_NEW_PASSWORD holds a newline: a new passphrase is one line"));
+	unsetenv("BKR_NEW_PASSWORD");
+	setenv("BKR_PASSWORD", "init\npass", 1);
+	assert_int_equal(bkr_key_new_passphrase(true, &pw, &len), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "BKR_PASSWORD holds a newline"));
+	bkr_key_forget();
+	unsetenv("BKR_PASSWORD");
+}
+
 /* The first line of a password file: at most 1023 bytes (with "\n" or
  * "\r\n" after it), refused beyond like a too long BKR_PASSWORD; a
  * directory is named as a password file. */
@@ -522,6 +582,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tampered_key_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_key_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kdf_failure_one_key_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_env_newline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passphrase_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_password_file_limits, setup, teardown),
 	};

@@ -5,6 +5,7 @@
  * filter built from the path's capture, projection, one document vs an
  * array, no match, and an unreachable server falling through.
  */
+#include <dlfcn.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 #include <mongoc/mongoc.h>
 
+#include "../../engine/module/mongo_fetch.h"
 #include "../../engine/recover/recover_i.h"
 #include "bkr/error.h"
 #include "bkr/log.h"
@@ -384,14 +386,54 @@ static void test_malformed_reply(void **state)
 	free(port);
 }
 
+/* A result past the most a recovered file may hold (512 MiB, BKR_REC_MAX_FILE:
+ * here a query's max_bytes of 160, through the module itself) was "result too
+ * large", naming no collection and no limit. */
+static void test_result_too_large(void **state)
+{
+	const char *build = getenv("BKR_BUILD_ROOT");
+	char path[PATH_MAX];
+	void *h;
+	bkr_mongo_fetch_fn fetch;
+	struct bkr_mongo_result r;
+	struct bkr_mongo_query q = {
+		.uri = g_uri,
+		.database = "app",
+		.collection = "conversations",
+		.filter = "{\"session_id\": \"abc\"}",
+		.key = "recovery.rules[2].strategies[0]",
+		.as_array = 1,
+		.server_selection_timeout_ms = 5000,
+		.socket_timeout_ms = 5000,
+		.connect_timeout_ms = 5000,
+		.timeout_ms = 60000,
+		.max_bytes = 160,
+	};
+	(void)state;
+	snprintf(path, sizeof(path), "%s/engine/bkr-mongodb.so", build ? build : ".");
+	if (!(h = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+		fail_msg("%s", dlerror());
+	assert_non_null(fetch = (bkr_mongo_fetch_fn)dlsym(h, "bkr_mongo_fetch"));
+	assert_int_equal(fetch(&q, &r), BKR_MONGO_NOMEM);
+	assert_null(r.data);
+	assert_string_equal(r.msg,
+			    "mongodb app.conversations: result too large: more than 160 bytes as JSON, the most "
+			    "a recovered file may hold (1 document fit; recovery.rules[2].strategies[0].filter, "
+			    ".projection or .limit make it smaller)");
+	/* under the strategy's own limit the same query is whole */
+	q.max_bytes = 512u << 20;
+	assert_int_equal(fetch(&q, &r), BKR_MONGO_OK);
+	assert_int_equal(r.ndocs, 2);
+	free(r.data);
+	dlclose(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_recover_documents),
-		cmocka_unit_test(test_unreachable),
-		cmocka_unit_test(test_log_not_on_stdout),
-		cmocka_unit_test(test_uri_shown),
-		cmocka_unit_test(test_malformed_reply),
+		cmocka_unit_test(test_recover_documents), cmocka_unit_test(test_unreachable),
+		cmocka_unit_test(test_log_not_on_stdout), cmocka_unit_test(test_uri_shown),
+		cmocka_unit_test(test_malformed_reply),   cmocka_unit_test(test_result_too_large),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -189,6 +189,16 @@ int bkr_config_parse_duration(const char *s, int64_t *seconds);
 int bkr_config_parse_uint(const char *s, int base, uint64_t max, uint64_t *out);
 
 /**
+ * What is wrong with @p program, a configured command's argv[0] (alert_command,
+ * a recovery strategy's, a validator's), or NULL when nothing is: it must be
+ * a name looked up in PATH or an absolute path, since a relative path such as
+ * "./page.sh" or "bin/check" would name another program in each directory bkr
+ * runs in (a shell's, cron's, a systemd unit's).  A static string, for the
+ * caller's message naming the key.
+ */
+const char *bkr_config_program_problem(const char *program);
+
+/**
  * The effective configuration (defaults filled in, paths absolute) as JSON
  * text for `bkr config show`; itself a valid configuration file that loads
  * to the same values (unset optional keys are omitted).  malloc'd, NULL on OOM.

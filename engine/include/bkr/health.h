@@ -54,6 +54,7 @@ typedef struct {
 	size_t damaged_objects;
 	char **damaged_backups; /**< backups verify found damaged (not "good") */
 	size_t ndamaged_backups;
+	char *backup_id;        /**< the one backup it checked (bkr verify BACKUP); NULL: the whole repository */
 } bkr_health_verify;
 
 enum { BKR_TIER_HOT = 0, BKR_TIER_WARM, BKR_TIER_COLD, BKR_TIER_COUNT };
@@ -74,6 +75,10 @@ typedef struct bkr_health {
 	 *  verify of the structure came after it, its damage and I/O errors still
 	 *  stand, since that one reads no data blob. */
 	bkr_health_verify verify_read_data;
+	/** The newest verify --read-data of one backup (bkr verify --read-data
+	 *  BACKUP) when it is newer than verify_read_data: it read that backup's
+	 *  data only, so it is no verify_read_data; not known otherwise. */
+	bkr_health_verify verify_read_data_backup;
 	/** Backups not counted good: those the newest verify that checked each
 	 *  (a routine's, or any verify record: one by hand, of one backup or
 	 *  all) found an error in, until a later verify of it finds none (one

@@ -91,6 +91,9 @@ typedef struct bkr_store_ops {
 	int (*drop_copy)(bkr_store *s, const char *name);
 	/** Optional (NULL: 0, a store without folders): see bkr_store_drop_folder. */
 	int (*drop_folder)(bkr_store *s, const char *prefix);
+	/** Optional (NULL: a store that holds nothing but objects): see bkr_store_list_other. */
+	int (*list_other)(bkr_store *s, const char *prefix,
+			  int (*cb)(void *ctx, const char *name, const char *what), void *ctx);
 } bkr_store_ops;
 
 /** The part every implementation's store begins with. */
@@ -330,6 +333,17 @@ int bkr_store_list(bkr_store *s, const char *prefix,
  */
 int bkr_store_list_stamped(bkr_store *s, const char *prefix,
 			   int (*cb)(void *ctx, const char *name, const char *stamp), void *ctx);
+
+/**
+ * What bkr_store_list passes over under @p prefix because it is no object: a
+ * local store's FIFO, socket, device or symbolic link, never opened (a FIFO
+ * would block its reader, a link could point anywhere), each with @p what
+ * ("a FIFO", "a socket", "a device", "a symbolic link"), for a caller that
+ * must say so (keys/: bkr key list).  A store without such entries (S3)
+ * calls @p cb for none.  A return <0 from @p cb stops and is returned.
+ */
+int bkr_store_list_other(bkr_store *s, const char *prefix,
+			 int (*cb)(void *ctx, const char *name, const char *what), void *ctx);
 
 /** Delete @p name durably; BKR_ENOTFOUND when absent. */
 int bkr_store_delete(bkr_store *s, const char *name);
