@@ -442,16 +442,6 @@ struct last_verify {
 	size_t rec_at, read_at, read1_at; /* theirs in vs */
 };
 
-/* Only the scalars of @p rec: the strings and arrays are the caller's. */
-static void keep_scalars(bkr_verify_record *to, const bkr_verify_record *rec)
-{
-	*to = *rec;
-	to->host = to->backup_id = to->message = NULL;
-	to->damaged = NULL;
-	to->damaged_backups = NULL;
-	to->ndamaged_backups = 0;
-}
-
 static int take_verify_record(void *ctx, const bkr_verify_record *rec)
 {
 	struct last_verify *lv = ctx;
@@ -469,18 +459,18 @@ static int take_verify_record(void *ctx, const bkr_verify_record *rec)
 		return err;
 	if (rec->read_data && !rec->backup_id && (!lv->read_found || rec->time_ns >= lv->read_rec.time_ns)) {
 		lv->read_found = true;
-		keep_scalars(&lv->read_rec, rec);
+		bkr_verify_record_scalars(&lv->read_rec, rec);
 		lv->read_at = lv->vs->n - 1;
 	}
 	if (rec->read_data && rec->backup_id && (!lv->read1_found || rec->time_ns >= lv->read1_rec.time_ns)) {
 		lv->read1_found = true;
-		keep_scalars(&lv->read1_rec, rec);
+		bkr_verify_record_scalars(&lv->read1_rec, rec);
 		lv->read1_at = lv->vs->n - 1;
 	}
 	if (lv->found && rec->time_ns < lv->rec.time_ns)
 		return 0;
 	lv->found = true;
-	keep_scalars(&lv->rec, rec);
+	bkr_verify_record_scalars(&lv->rec, rec);
 	lv->rec_at = lv->vs->n - 1;
 	return 0;
 }

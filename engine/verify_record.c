@@ -325,6 +325,15 @@ int bkr_verify_record_foreach_in(const bkr_records *rs, bool newest_first,
 	return bkr_records_foreach(rs, newest_first, each_record, &e);
 }
 
+void bkr_verify_record_scalars(bkr_verify_record *to, const bkr_verify_record *from)
+{
+	*to = *from;
+	to->host = to->backup_id = to->message = NULL;
+	to->damaged = NULL; /* ndamaged is kept: health reports the count */
+	to->damaged_backups = NULL;
+	to->ndamaged_backups = 0;
+}
+
 struct last {
 	bkr_verify_record *rec;
 };
@@ -335,11 +344,7 @@ static int take_last(void *ctx, const bkr_verify_record *rec)
 	bkr_verify_record *c = calloc(1, sizeof(*c));
 	if (!c)
 		return bkr_error_oom();
-	*c = *rec;
-	c->host = c->backup_id = c->message = NULL;
-	c->damaged = NULL;
-	c->damaged_backups = NULL;
-	c->ndamaged_backups = 0;
+	bkr_verify_record_scalars(c, rec);
 	for (size_t i = 0, cap = 0; i < rec->ndamaged_backups; i++)
 		if (bkr_array_push_str(&c->damaged_backups, &cap, &c->ndamaged_backups, rec->damaged_backups[i]) < 0) {
 			bkr_verify_record_free(c);

@@ -73,6 +73,12 @@ void bkr_verify_record_free(bkr_verify_record *rec);
 void bkr_verify_record_clear(bkr_verify_record *rec);
 
 /**
+ * Copy the scalars of @p from into @p to: every string and array of @p to is
+ * NULL, ndamaged_backups 0; ndamaged keeps the count (damaged is NULL).
+ */
+void bkr_verify_record_scalars(bkr_verify_record *to, const bkr_verify_record *from);
+
+/**
  * Whether a sealed record text that is a verify or a damage record decodes
  * as one: 0 when it does (or is a record of another kind), else BKR_ECORRUPT
  * naming @p what and the key (a count out of range, a time that is none...):
