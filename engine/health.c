@@ -1191,11 +1191,8 @@ int bkr_health_write_prometheus(const bkr_health *h, const char *path)
 		return bkr_error_oom();
 	err = bkr_io_publish(dir, slash + 1, text, strlen(text), BKR_IO_REPLACE);
 	free(text);
-	if (err < 0 && err != BKR_ENOMEM) {
-		char why[900];
-		snprintf(why, sizeof(why), "%s", bkr_error_message());
+	if (err < 0 && err != BKR_ENOMEM) /* the message as an argument is kept whole (bkr/error.h) */
 		err = bkr_error_set(err == BKR_ENOSPC ? BKR_ENOSPC : BKR_EIO, "metrics file %s: cannot be written: %s",
-				    path, why);
-	}
+				    path, bkr_error_message());
 	return err;
 }
