@@ -17,7 +17,9 @@
  * chunk's length) lends its chunks' destination ids to the map (map_entry),
  * so an unchanged file is neither read nor hashed again.  A tree of the destination that does not
  * read (compared, or walked as such a hint) is named once and passed over (dest_damaged): the
- * source's subtree is copied in full.
+ * source's subtree is copied in full.  A blob the destination's index names is used only when its copy
+ * there is intact (dest_has): a tree, or a blob the destination's verify and damage records name, is
+ * read there first, and a damaged one is stored again (bkr_writer_put_anew).
  */
 #include "bkr/copy.h"
 
@@ -30,6 +32,7 @@
 #include "bkr/log.h"
 #include "bkr/tree.h"
 #include "bkr/utf8.h"
+#include "bkr/verify_record.h"
 
 #include "idset.h"
 #include "pathbuf.h"
@@ -41,7 +44,9 @@ struct copier {
 	bool same_ids;          /* both sides name blobs alike: copy verbatim */
 	bkr_idset map;          /* source id -> destination id of each blob dealt with */
 	bkr_idset same;         /* source tree id -> a destination tree id found to hold the same */
-	bkr_idset damaged;      /* destination trees found damaged in this run (each named once) */
+	bkr_idset damaged;      /* destination blobs found damaged in this run (each named once) */
+	bkr_idset intact;       /* destination blobs read whole in this run (dest_has) */
+	bkr_idset suspect;      /* blobs the destination's verify and damage records name */
 	bkr_id bad_tree;        /* the destination tree load_dest_tree last failed to read */
 	const char *dest_backup; /* the destination's backup whose trees are walked (same_dir, the hint) */
 	bkr_pathbuf path;       /* the path compared (same_dir) */
@@ -84,20 +89,72 @@ static int read_source(struct copier *c, const bkr_id *id, bkr_blob_type type, u
 	return 0;
 }
 
-/* Put a blob into the destination as @p id unless it has it (a dry run only looks). */
-static int send(struct copier *c, bkr_blob_type type, const bkr_id *id, const void *data, size_t len)
+/*
+ * Whether the destination holds an intact copy of blob @p id (*has): indexed, not found damaged in
+ * this run, and - a tree, or a blob its verify or damage records name - read whole through every
+ * copy its index names, as a reader reads it (bkr_repo_read_blob).  A damaged copy (BKR_ECORRUPT, or
+ * its pack gone) is named once in a warning and is no copy: the source's is stored again
+ * (bkr_writer_put_anew).  A chunk the index has and no record names is taken on the index's word,
+ * as a backup takes it (verify --read-data finds damage in data; docs/bkr.1.md "copy").
+ */
+static int dest_has(struct copier *c, const bkr_id *id, bkr_blob_type type, bool *has)
 {
 	bkr_index_entry e;
-	uint32_t stored = 0;
-	bool is_new = false;
+	char hex[BKR_ID_HEX], line[2048];
+	uint8_t *buf = NULL;
+	size_t len = 0;
 	int err;
 
+	*has = false;
+	if (bkr_repo_lookup(c->to, id, &e) < 0) {
+		bkr_error_clear(); /* not there (never, or repaired out): sent */
+		return 0;
+	}
+	if (bkr_idset_has(&c->damaged, id))
+		return 0;
+	if ((type == BKR_BLOB_TREE || bkr_idset_has(&c->suspect, id)) && !bkr_idset_has(&c->intact, id)) {
+		err = bkr_repo_read_blob(c->to, id, type, &buf, &len);
+		free(buf);
+		if (err == BKR_ECORRUPT || err == BKR_ENOTFOUND) {
+			bkr_id_to_hex(id, hex);
+			snprintf(line, sizeof(line), "%s blob %s in %s is damaged (%s): stored again from %s",
+				 type == BKR_BLOB_TREE ? "tree" : "data", hex, bkr_repo_path(c->to),
+				 bkr_error_message(), bkr_repo_path(c->from));
+			bkr_error_clear();
+			if (bkr_idset_add(&c->damaged, id) < 0)
+				return bkr_error_oom();
+			bkr_log_event(BKR_LOG_WARN, "copy", "damaged-destination-blob",
+				      (const char *[]){ "blob", hex, NULL }, "%s", line);
+			if (c->o->warning)
+				c->o->warning(c->o->ctx, line);
+			return 0;
+		}
+		if (err < 0)
+			return err;
+		if (bkr_idset_add(&c->intact, id) < 0)
+			return bkr_error_oom();
+	}
+	*has = true;
+	return 0;
+}
+
+/* Put a blob into the destination as @p id unless it has an intact copy (dest_has; a dry run only
+ * looks). */
+static int send(struct copier *c, bkr_blob_type type, const bkr_id *id, const void *data, size_t len)
+{
+	uint32_t stored = 0;
+	bool is_new = false, has;
+	int err;
+
+	if ((err = dest_has(c, id, type, &has)) < 0)
+		return err;
+	if (has)
+		return 0;
 	if (c->w) {
-		if ((err = bkr_writer_put(c->w, type, id, data, len, &is_new, &stored)) < 0)
+		if ((err = bkr_writer_put_anew(c->w, type, id, data, len, &is_new, &stored)) < 0)
 			return err;
 	} else {
-		is_new = bkr_repo_lookup(c->to, id, &e) < 0;
-		bkr_error_clear();
+		is_new = true;
 	}
 	if (is_new) {
 		c->one.blobs_sent++;
@@ -110,20 +167,21 @@ static int send(struct copier *c, bkr_blob_type type, const bkr_id *id, const vo
 /* A data blob (file chunk, xattr value): *dst gets its id in the destination. */
 static int copy_data(struct copier *c, const bkr_id *src, bkr_id *dst)
 {
-	bkr_index_entry e;
 	bkr_id from = *src, to = *src; /* @p dst may be @p src */
 	uint8_t *buf = NULL;
 	size_t len = 0;
+	bool has = false;
 	int err;
 
 	if (bkr_idset_get(&c->map, &from, dst))
 		return 0;
-	if (c->same_ids && bkr_repo_lookup(c->to, &from, &e) == 0) {
+	if (c->same_ids && (err = dest_has(c, &from, BKR_BLOB_DATA, &has)) < 0)
+		return err;
+	if (has) {
 		/* the destination has it: nothing to read */
 		*dst = from;
 		return bkr_idset_put(&c->map, &from, &from) < 0 ? BKR_ENOMEM : 0;
 	}
-	bkr_error_clear();
 	if ((err = read_source(c, &from, BKR_BLOB_DATA, &buf, &len)) < 0)
 		return err;
 	if (!c->same_ids)
@@ -145,6 +203,11 @@ static int load_dest_tree(void *ctx, const bkr_id *id, bkr_tree **out)
 	int err = bkr_repo_load_tree(c->to, id, out);
 	if (err == BKR_ECORRUPT)
 		c->bad_tree = *id;
+	if (err == 0 && bkr_idset_add(&c->intact, id) < 0) {
+		bkr_tree_free(*out);
+		*out = NULL;
+		err = bkr_error_oom();
+	}
 	return err;
 }
 
@@ -284,7 +347,6 @@ static int map_entry(struct copier *c, const bkr_entry *e, const bkr_tree *leaf,
 	bkr_chunk_ref *ch = NULL, *hch = NULL;
 	bkr_hole *ho = NULL, *hho = NULL;
 	size_t nch = 0, nhch = 0, nho = 0, nhho = 0;
-	bkr_index_entry ie;
 	int err;
 
 	if (e->type != BKR_FT_FILE || he->type != BKR_FT_FILE || e->size != he->size ||
@@ -300,10 +362,11 @@ static int map_entry(struct copier *c, const bkr_entry *e, const bkr_tree *leaf,
 			goto done;
 	for (size_t k = 0; k < nch; k++) {
 		bkr_id v;
-		if (bkr_repo_lookup(c->to, &hch[k].id, &ie) < 0) {
-			bkr_error_clear(); /* not there (pruned, repaired out): read and sent again */
+		bool has;
+		if ((err = dest_has(c, &hch[k].id, BKR_BLOB_DATA, &has)) < 0)
 			goto done;
-		}
+		if (!has) /* not there (pruned, repaired out) or damaged: read and sent again */
+			goto done;
 		/* a chunk mapped already to another id: the file there does not hold
 		 * what its entry says (a damaged destination), so no id of it is taken */
 		if (bkr_idset_get(&c->map, &ch[k].id, &v) && bkr_id_cmp(&v, &hch[k].id) != 0)
@@ -990,6 +1053,16 @@ static bkr_manifest *hint_backup(struct copier *c, const bkr_manifest_list *l, s
 	return hm;
 }
 
+/* The blobs a verify or damage record of the destination names: read there before they are used. */
+static int note_suspect(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted)
+{
+	(void)omitted;
+	for (size_t i = 0; i < n; i++)
+		if (bkr_idset_add(ctx, &ids[i]) < 0)
+			return bkr_error_oom();
+	return 0;
+}
+
 int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_copy_stats *stats)
 {
 	struct copier c = {
@@ -1028,7 +1101,8 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 			goto done;
 	}
 	/* the destination's catalog as it is now (under the shared lock): its records, then its backups */
-	if ((err = bkr_repo_records_read(to, &drs)) < 0 || (err = bkr_repo_list_ids(to, false, &have, &nhave)) < 0)
+	if ((err = bkr_repo_records_read(to, &drs)) < 0 || (err = bkr_repo_list_ids(to, false, &have, &nhave)) < 0 ||
+	    (err = bkr_damaged_blobs_foreach_in(drs, note_suspect, &c.suspect)) < 0)
 		goto done;
 	for (size_t i = 0; i < l.n; i++) {
 		bkr_manifest *m = l.items[i];
@@ -1097,6 +1171,8 @@ done:
 	bkr_idset_free(&c.map);
 	bkr_idset_free(&c.same);
 	bkr_idset_free(&c.damaged);
+	bkr_idset_free(&c.intact);
+	bkr_idset_free(&c.suspect);
 	bkr_records_free(drs);
 	bkr_pathbuf_free(&c.path);
 	bkr_manifest_list_free(&l);

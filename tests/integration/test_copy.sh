@@ -15,7 +15,9 @@
 # size and mtime kept still copied; between repositories that name blobs
 # alike, a chunk repair took out of the destination's index below a tree it
 # still has is sent again; a damaged tree in the destination's copy
-# of the parent named once, not a failure (the new backup read in full).
+# of the parent named once, not a failure (the new backup read in full); a
+# damaged tree (or a recorded damaged chunk) the destination's index still
+# names, shared by a new backup, stored again by its copy (whole there).
 # Needs root (mknod, chown in the edge tree).
 source "$(dirname "$0")/lib.sh"
 
@@ -592,6 +594,56 @@ expect_exit 1 "$BKR" -r "$DP" verify "$did2" --read-data --json
 json_assert "$T/out" '[(p["kind"], p["object"]) for p in r["problems"]] == [("blob", "'"$droot"'")]'
 restore_cmp "$DP" "$did2" "$DS"
 pass "differently keyed: a damaged tree in the destination's copy of the parent is named once, the new backup read from the source in full, whole there"
+
+# --- a damaged tree of the destination that a new backup shares, its index still naming it (no
+# repair since): between differently keyed repositories the copy names it and reads the files
+# below it from the source, and re-encodes the same tree; the writer took the index's word for it
+# and the new backup used the damaged copy (verify --read-data: a tree problem, restore exit 6).
+# Now a tree the destination's index has is read there before it is used (as a reader reads it),
+# and a damaged one is stored again from the source: the new backup reads whole, the one damaged
+# copy is all verify finds, and after repair (it drops that entry) the destination is clean, the
+# older backup whole again too
+KS=$T/ksrc KE=$T/ke KP=$T/kp
+mkdir -p "$KS/a/b" "$KS/c"
+for i in 1 2 3; do head -c 200000 /dev/urandom >"$KS/a/b/f$i"; done
+printf 'one\n' >"$KS/c/x"
+BKR_PASSWORD=pass-k expect_exit 0 "$BKR" init -r "$KE" --encryption aes-256-gcm
+expect_exit 0 "$BKR" init -r "$KP"
+BKR_PASSWORD=pass-k expect_exit 0 "$BKR" -r "$KE" create --type full "$KS/a" "$KS/c" --json
+kid1=$(backup_id "$T/out")
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$KP"
+printf 'two\n' >"$KS/c/x"
+BKR_PASSWORD=pass-k expect_exit 0 "$BKR" -r "$KE" create --type incremental "$KS/a" "$KS/c" --json
+kid2=$(backup_id "$T/out")
+ka=$("$BKR" -r "$KP" show --json "$kid1" | python3 -c 'import json,sys; print([s["checksum"] for s in json.load(sys.stdin)["sources"] if s["source"] == "a"][0])')
+damage_tree "$KP" "$ka"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$KP" --json
+json_assert "$T/out" 'r["backups_copied"] == 1 and r["blobs_sent"] >= 4'
+grep -q "tree $ka there is damaged" "$T/err" || fail "the damaged tree is not named: $(cat "$T/err")"
+expect_exit 1 "$BKR" -r "$KP" verify "$kid2" --read-data --json
+json_assert "$T/out" '[(p["kind"], p["object"]) for p in r["problems"]] == [("blob", "'"$ka"'")]'
+restore_cmp "$KP" "$kid2" "$KS/a"
+expect_exit 0 "$BKR" -r "$KP" repair
+expect_exit 0 "$BKR" -r "$KP" verify --read-data
+restore_cmp "$KP" "$kid1" "$KS/a"
+# the same between repositories that name blobs alike, with a chunk verify found damaged (its
+# record names it; no repair since): read there before it is used, stored again, named once
+KB=$T/kb
+expect_exit 0 "$BKR" init -r "$KB"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$KB" "$kid1"
+expect_exit 0 "$BKR" init -r "$T/ka2"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$T/ka2"
+damage_stored "$KB" "$KS/a/b/f2" 1000 || fail "no pack of $KB holds a/b/f2"
+expect_exit 1 "$BKR" -r "$KB" verify --read-data
+expect_exit 0 "$BKR" copy --from "$T/ka2" --to "$KB" "$kid2" --json
+[ "$(grep -c "data blob .* in $KB is damaged (.*): stored again from $T/ka2" "$T/err")" = 1 ] ||
+	fail "the damaged chunk is not named once: $(cat "$T/err")"
+expect_exit 1 "$BKR" -r "$KB" verify "$kid2" --read-data --json
+json_assert "$T/out" '[p["kind"] for p in r["problems"]] == ["blob"]'
+restore_cmp "$KB" "$kid2" "$KS/a"
+expect_exit 0 "$BKR" -r "$KB" repair
+expect_exit 0 "$BKR" -r "$KB" verify --read-data
+pass "a damaged tree (differently keyed) or a recorded damaged chunk (same keys) the destination's index still names is stored again by the copy of a new backup that uses it: whole there, clean after repair"
 
 # 'bkr copy latest' is the newest backup made by now, as every command's
 # 'latest': a backup dated in the future (made while the clock was ahead),
