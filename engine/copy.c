@@ -61,6 +61,7 @@ static void stats_add(bkr_copy_stats *a, const bkr_copy_stats *b)
 	a->backups_copied += b->backups_copied;
 	a->backups_skipped += b->backups_skipped;
 	a->backups_updated += b->backups_updated;
+	a->backups_healed += b->backups_healed;
 	a->blobs_sent += b->blobs_sent;
 	a->bytes_sent += b->bytes_sent;
 	a->stored_bytes += b->stored_bytes;
@@ -550,6 +551,30 @@ static int copy_backup(struct copier *c, bkr_manifest *m, const bkr_manifest *hm
 		return 0;
 	}
 	return err;
+}
+
+/*
+ * Backup @p m of the source is @p dm of the destination (same_backup): walk it as copy_backup walks
+ * a new one, beside the destination's own copy (ids differing: its files lend their ids where they
+ * read whole), and store every blob it uses that the destination lacks or holds damaged
+ * (dest_has); commit them.  Nothing else changes there: the manifest is the one it has.
+ */
+static int heal_backup(struct copier *c, const bkr_manifest *m, const bkr_manifest *dm)
+{
+	bkr_id tree;
+	int err;
+
+	c->dest_backup = dm->backup_id;
+	if ((err = copy_tree(c, &m->tree, &tree, &dm->tree)) < 0)
+		return err;
+	for (size_t i = 0; i < m->nsources; i++) {
+		const bkr_manifest_source *hs = hint_source(m, i, dm);
+		if ((err = copy_tree(c, &m->sources[i].tree, &tree, hs ? &hs->tree : NULL)) < 0)
+			return err;
+	}
+	if (c->one.blobs_sent)
+		c->one.backups_healed = 1;
+	return c->w ? bkr_writer_commit(c->w) : 0;
 }
 
 /* ---- whether the destination's backup under an id is this one -------------- */
@@ -1114,8 +1139,11 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 		bkr_manifest *dm = NULL;
 		if (has_id(have, nhave, m->backup_id) && (err = dest_readable(&c, m, &dm, &ndamaged, &nother)) < 0)
 			goto done;
-		if (dm && (err = sync_tags(&c, m, dm, drs)) < 0) {
+		if (dm && (err = sync_tags(&c, m, dm, drs)) == 0 && o->heal && (err = heal_backup(&c, m, dm)) < 0)
+			bkr_error_prefix("backup %s: healing it in %s", m->backup_id, bkr_repo_path(to));
+		if (dm && err < 0) {
 			bkr_manifest_free(dm);
+			stats_add(&c.run, &c.one);
 			goto done;
 		}
 		bkr_manifest_free(dm);

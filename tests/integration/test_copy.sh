@@ -17,7 +17,10 @@
 # still has is sent again; a damaged tree in the destination's copy
 # of the parent named once, not a failure (the new backup read in full); a
 # damaged tree (or a recorded damaged chunk) the destination's index still
-# names, shared by a new backup, stored again by its copy (whole there).
+# names, shared by a new backup, stored again by its copy (whole there);
+# copy --heal: what repair took out of a backup already copied, or verify
+# found damaged in it, stored again from the source, nothing else touched
+# (a dry run writes nothing; killed at a rename, nothing lost).
 # Needs root (mknod, chown in the edge tree).
 source "$(dirname "$0")/lib.sh"
 
@@ -644,6 +647,62 @@ restore_cmp "$KB" "$kid2" "$KS/a"
 expect_exit 0 "$BKR" -r "$KB" repair
 expect_exit 0 "$BKR" -r "$KB" verify --read-data
 pass "a damaged tree (differently keyed) or a recorded damaged chunk (same keys) the destination's index still names is stored again by the copy of a new backup that uses it: whole there, clean after repair"
+
+# --- copy --heal: a backup already in the destination is skipped (a no-op when its copy there is
+# intact), so a copy run again after damage there brought nothing back; --heal walks it as a new
+# one and stores again from the source every blob it uses that is missing there (repair took it out
+# of the index) or damaged (a tree, or a blob a verify record names, read there first), in new packs
+# and an index file, touching no intact byte: after it (and repair, which drops the damaged entries
+# verify named) verify --read-data is clean; a dry run says what it would send and writes nothing
+HD=$T/hd
+expect_exit 0 "$BKR" init -r "$HD"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD"
+damage_stored "$HD" "$KS/a/b/f1" 1000 || fail "no pack of $HD holds a/b/f1"
+expect_exit 1 "$BKR" -r "$HD" verify --read-data
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD" --json
+json_assert "$T/out" 'r["backups_skipped"] == 2 and r["blobs_sent"] == 0 and r["blobs_read"] == 0'
+files() { find "$1" -type f -printf '%P %s %T@\n' | sort; }
+files "$HD" >"$T/hd.before"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD" --heal --dry-run
+grep -q "^would heal $kid1: 1 blob it uses, missing or damaged in the destination, to send" "$T/out" ||
+	fail "copy --heal --dry-run: $(cat "$T/out")"
+[ "$(files "$HD")" = "$(cat "$T/hd.before")" ] || fail "copy --heal --dry-run wrote to $HD"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD" --heal --json
+json_assert "$T/out" 'r["backups_healed"] == 1 and r["blobs_sent"] == 1 and r["backups"][0]["result"] == "healed"'
+grep -q "data blob .* in $HD is damaged (.*): stored again from $KE" "$T/err" || fail "the damaged chunk is not named: $(cat "$T/err")"
+# nothing there changed or went: packs and an index file were added
+[ -z "$(comm -23 "$T/hd.before" <(files "$HD"))" ] ||
+	fail "copy --heal changed what was there: $(comm -23 "$T/hd.before" <(files "$HD"))"
+restore_cmp "$HD" "$kid1" "$KS/a"
+expect_exit 0 "$BKR" -r "$HD" repair
+expect_exit 0 "$BKR" -r "$HD" verify --read-data
+# repair first (the chunk out of the index: the files using it stay damaged), then heal
+damage_stored "$HD" "$KS/a/b/f3" 1000 || fail "no pack of $HD holds a/b/f3"
+expect_exit 1 "$BKR" -r "$HD" verify --read-data
+expect_exit 1 "$BKR" -r "$HD" repair
+expect_exit 1 "$BKR" -r "$HD" verify --read-data
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD" --heal
+grep -q "^healed $kid1: 1 blob it uses, missing or damaged in the destination, sent again from the source" "$T/out" ||
+	fail "copy --heal: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$HD" verify --read-data
+restore_cmp "$HD" "$kid2" "$KS/a"
+# an intact destination: --heal sends nothing
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD" --heal --json
+json_assert "$T/out" 'r["backups_healed"] == 0 and r["blobs_sent"] == 0'
+# between repositories that name blobs alike, the same
+damage_stored "$KB" "$KS/a/b/f3" 1000 || fail "no pack of $KB holds a/b/f3"
+expect_exit 1 "$BKR" -r "$KB" verify --read-data
+expect_exit 1 "$BKR" -r "$KB" repair
+# killed at the pack's or the index file's rename: as a backup killed there, nothing lost
+for fault in rename:1 rename:2; do
+	BKR_FAULT=$fault:crash expect_exit 137 "$BKR" copy --from "$T/ka2" --to "$KB" --heal
+	expect_exit 1 "$BKR" -r "$KB" verify --read-data --json
+	json_assert "$T/out" '{p["kind"] for p in r["problems"] if p["error"]} == {"damaged-file"}'
+done
+expect_exit 0 "$BKR" copy --from "$T/ka2" --to "$KB" --heal --json
+json_assert "$T/out" 'r["backups_healed"] == 1 and r["blobs_sent"] == 1'
+expect_exit 0 "$BKR" -r "$KB" verify --read-data
+pass "copy --heal stores again what repair took out or verify found damaged in backups already there, nothing else; verify --read-data clean after"
 
 # 'bkr copy latest' is the newest backup made by now, as every command's
 # 'latest': a backup dated in the future (made while the clock was ahead),
