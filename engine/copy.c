@@ -29,6 +29,7 @@
 
 #include "bkr/catalog.h"
 #include "bkr/error.h"
+#include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/tree.h"
 #include "bkr/utf8.h"
@@ -47,6 +48,9 @@ struct copier {
 	bkr_idset damaged;      /* destination blobs found damaged in this run (each named once) */
 	bkr_idset intact;       /* destination blobs read whole in this run (dest_has) */
 	bkr_idset suspect;      /* blobs the destination's verify and damage records name */
+	bkr_idset known;        /* pairs found the same before (the cache file: same_key) */
+	bkr_idset confirmed;    /* pairs found the same, or copied, in this run */
+	bool met_damage;        /* dest_damaged named a damaged tree (same_backup: nothing confirmed) */
 	bkr_id bad_tree;        /* the destination tree load_dest_tree last failed to read */
 	const char *dest_backup; /* the destination's backup whose trees are walked (same_dir, the hint) */
 	bkr_pathbuf path;       /* the path compared (same_dir) */
@@ -225,6 +229,7 @@ static int dest_damaged(struct copier *c, int err, const char *instead)
 
 	if (err != BKR_ECORRUPT)
 		return err;
+	c->met_damage = true;
 	bkr_id_to_hex(&c->bad_tree, hex);
 	snprintf(line, sizeof(line),
 		 "backup %s in %s: tree %s there is damaged (%s): %s; 'bkr verify' there names what it holds",
@@ -593,6 +598,123 @@ static int heal_backup(struct copier *c, const bkr_manifest *m, const bkr_manife
  * once is not compared again in this run.
  */
 
+/*
+ * Between repositories that name blobs differently, the comparison reads every tree of both
+ * copies of each backup, on every run.  Tree ids name their content (a hash, or an HMAC under the
+ * repository's key), so a backup whose root trees are the ids of an earlier run's finding is the
+ * same again: a small cache file remembers each finding (and each backup copied), and the next run
+ * compares only what is new.  The file is "$XDG_CACHE_HOME/bkr/copy/SRCID-DSTID" (the
+ * repositories' ids; else ~/.cache), a line "bkr-copy-cache 1" then one SHA-256 per line of
+ * backup id, source root and destination root (same_key): knowing a key says nothing of any other.
+ * A file that does not read or parse is no cache (the backups are compared, the file rewritten);
+ * one that names what was never found costs at most the warning of another backup under a copied
+ * id.  A run writes the keys it confirmed (and, copying named backups only, the others it read).
+ */
+#define COPY_CACHE_MAGIC "bkr-copy-cache 1\n"
+#define COPY_CACHE_MAX (64u << 20)
+
+static void same_key(const char *backup_id, const bkr_id *src, const bkr_id *dst, bkr_id *key)
+{
+	bkr_hash_ctx *h = bkr_hash_new();
+	if (!h) {
+		memset(key, 0, sizeof(*key)); /* matches nothing written (the zero id is never added) */
+		return;
+	}
+	bkr_hash_update(h, backup_id, strlen(backup_id) + 1);
+	bkr_hash_update(h, src, sizeof(*src));
+	bkr_hash_update(h, dst, sizeof(*dst));
+	bkr_hash_final(h, key);
+	bkr_hash_free(h);
+}
+
+/* The cache's folder and file name for this pair of repositories; false when there is none. */
+static bool cache_path(const struct copier *c, char *dir, size_t cap, char *name, size_t ncap)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	const char *a = bkr_repo_get_config(c->from)->id, *b = bkr_repo_get_config(c->to)->id;
+	int n;
+
+	if (strspn(a, "0123456789abcdefABCDEF") != strlen(a) || strspn(b, "0123456789abcdefABCDEF") != strlen(b))
+		return false;
+	if (xdg && xdg[0] == '/')
+		n = snprintf(dir, cap, "%s/bkr/copy", xdg);
+	else if (home && home[0] == '/')
+		n = snprintf(dir, cap, "%s/.cache/bkr/copy", home);
+	else
+		return false;
+	return n > 0 && (size_t)n < cap && snprintf(name, ncap, "%s-%s", a, b) < (int)ncap;
+}
+
+/* c->known from the cache file: what does not read or parse is no cache (nothing known). */
+static void cache_read(struct copier *c)
+{
+	char dir[4096], name[80], path[4200];
+	uint8_t *buf = NULL;
+	size_t len = 0, ml = strlen(COPY_CACHE_MAGIC);
+	bool ok;
+
+	if (!cache_path(c, dir, sizeof(dir), name, sizeof(name)))
+		return;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (bkr_io_read_file(path, COPY_CACHE_MAX, &buf, &len) < 0) {
+		bkr_error_clear();
+		return;
+	}
+	ok = len >= ml && !memcmp(buf, COPY_CACHE_MAGIC, ml) && (len - ml) % (BKR_ID_HEX) == 0;
+	for (size_t off = ml; ok && off < len; off += BKR_ID_HEX) {
+		char hex[BKR_ID_HEX];
+		bkr_id key;
+		memcpy(hex, buf + off, BKR_ID_HEX - 1);
+		hex[BKR_ID_HEX - 1] = '\0';
+		ok = buf[off + BKR_ID_HEX - 1] == '\n' && bkr_id_from_hex(&key, hex) == 0 && !bkr_id_is_zero(&key) &&
+			bkr_idset_add(&c->known, &key) >= 0;
+	}
+	if (!ok) {
+		bkr_error_clear();
+		bkr_idset_free(&c->known);
+		bkr_log_event(BKR_LOG_DEBUG, "copy", "cache-ignored", (const char *[]){ "file", path, NULL },
+			      "%s: not a copy cache: every backup is compared", path);
+	}
+	free(buf);
+}
+
+/* The cache file: the keys confirmed in this run (and, @p keep_known, those read); a failure is
+ * logged, never the copy's (the next run compares again). */
+static void cache_write(struct copier *c, bool keep_known)
+{
+	char dir[4096], name[80], *buf;
+	size_t ml = strlen(COPY_CACHE_MAGIC), len = ml;
+	size_t n = c->confirmed.n + (keep_known ? c->known.n : 0);
+	int err = 0;
+
+	if (!cache_path(c, dir, sizeof(dir), name, sizeof(name)))
+		return;
+	if (!(buf = malloc(ml + n * BKR_ID_HEX))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	memcpy(buf, COPY_CACHE_MAGIC, ml);
+	for (int k = 0; k < (keep_known ? 2 : 1); k++) {
+		const bkr_idset *set = k ? &c->known : &c->confirmed;
+		for (size_t i = 0; i < set->cap; i++)
+			if (set->used[i] && (k == 0 || !bkr_idset_has(&c->confirmed, &set->slots[i]))) {
+				bkr_id_to_hex(&set->slots[i], buf + len); /* its NUL where the newline goes */
+				buf[len + BKR_ID_HEX - 1] = '\n';
+				len += BKR_ID_HEX;
+			}
+	}
+	if ((err = bkr_io_mkdir_p(dir, 0700)) == 0)
+		err = bkr_io_publish(dir, name, buf, len, BKR_IO_REPLACE);
+done:
+	if (err < 0) {
+		bkr_log_event(BKR_LOG_WARN, "copy", "cache-not-written", (const char *[]){ "dir", dir, NULL },
+			      "%s/%s: not written (%s): the next copy compares every backup again", dir, name,
+			      bkr_error_message());
+		bkr_error_clear();
+	}
+	free(buf);
+}
+
 /* A manifest field a copy keeps that differs between @p m (source) and @p dm: *what names it and
  * both values (there, here); false when none does. */
 static bool manifest_differs(const bkr_manifest *m, const bkr_manifest *dm, char *what, size_t cap)
@@ -830,10 +952,18 @@ static int same_backup(struct copier *c, const bkr_manifest *m, const bkr_manife
 		if (c->same_ids)
 			return 0;
 		size_t len;
+		bkr_id key;
+		same_key(m->backup_id, &m->tree, &dm->tree, &key);
+		if (bkr_idset_has(&c->known, &key))
+			return bkr_idset_add(&c->confirmed, &key) < 0 ? bkr_error_oom() : 0;
 		c->dest_backup = dm->backup_id;
-		if ((err = bkr_pathbuf_set(&c->path, 0, "", 0, &len)) < 0 ||
-		    (err = same_dir(c, &m->tree, &dm->tree, 0)) <= 0)
+		c->met_damage = false;
+		if ((err = bkr_pathbuf_set(&c->path, 0, "", 0, &len)) < 0 || (err = same_dir(c, &m->tree, &dm->tree, 0)) < 0)
 			return err;
+		if (err == 0 && !c->met_damage && bkr_idset_add(&c->confirmed, &key) < 0)
+			return bkr_error_oom();
+		if (err == 0)
+			return 0;
 		snprintf(what, sizeof(what), "%s", c->differs);
 		src[0] = '\0'; /* it names the source */
 	}
@@ -1110,6 +1240,8 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 		goto done;
 	}
 	c.same_ids = same_ids(from, to);
+	if (!c.same_ids)
+		cache_read(&c);
 	if ((err = bkr_repo_list_cb(from, false, &l, on_bad, &bad)) < 0)
 		goto done;
 	if (!(want = calloc(l.n ? l.n : 1, sizeof(*want)))) {
@@ -1151,8 +1283,14 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 			continue; /* damaged there or another backup: named, counted, never copied over */
 		if (!has_id(have, nhave, m->backup_id)) {
 			bkr_manifest *hm = c.same_ids ? NULL : hint_backup(&c, &l, i, have, nhave);
+			bkr_id src_root = m->tree, key;
 			progress(&c);
 			err = copy_backup(&c, m, hm, &exists);
+			if (err == 0 && !exists && c.w && !c.same_ids) {
+				same_key(m->backup_id, &src_root, &m->tree, &key);
+				if (bkr_idset_add(&c.confirmed, &key) < 0)
+					err = bkr_error_oom();
+			}
 			bkr_manifest_free(hm);
 			if (err < 0) {
 				bkr_error_prefix("backup %s", m->backup_id);
@@ -1175,6 +1313,8 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 	}
 	memset(&c.one, 0, sizeof(c.one));
 	err = 0;
+	if (!c.same_ids && !o->dry_run)
+		cache_write(&c, o->nspecs > 0);
 	if (ndamaged)
 		err = bkr_error_set(BKR_ECORRUPT, "%s: %zu backup%s to copy %s there with a damaged manifest (named above): "
 				    "not copied over; delete %s there (bkr delete --force ID) and copy again",
@@ -1201,6 +1341,8 @@ done:
 	bkr_idset_free(&c.damaged);
 	bkr_idset_free(&c.intact);
 	bkr_idset_free(&c.suspect);
+	bkr_idset_free(&c.known);
+	bkr_idset_free(&c.confirmed);
 	bkr_records_free(drs);
 	bkr_pathbuf_free(&c.path);
 	bkr_manifest_list_free(&l);
