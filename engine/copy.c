@@ -122,9 +122,10 @@ static int dest_has(struct copier *c, const bkr_id *id, bkr_blob_type type, bool
 		free(buf);
 		if (err == BKR_ECORRUPT || err == BKR_ENOTFOUND) {
 			bkr_id_to_hex(id, hex);
-			snprintf(line, sizeof(line), "%s blob %s in %s is damaged (%s): stored again from %s",
+			snprintf(line, sizeof(line), "%s blob %s in %s is damaged (%s): %s from %s",
 				 type == BKR_BLOB_TREE ? "tree" : "data", hex, bkr_repo_path(c->to),
-				 bkr_error_message(), bkr_repo_path(c->from));
+				 bkr_error_message(), c->w ? "stored again" : "would be stored again",
+				 bkr_repo_path(c->from));
 			bkr_error_clear();
 			if (bkr_idset_add(&c->damaged, id) < 0)
 				return bkr_error_oom();

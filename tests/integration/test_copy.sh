@@ -668,6 +668,8 @@ files "$HD" >"$T/hd.before"
 BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD" --heal --dry-run
 grep -q "^would heal $kid1: 1 blob it uses, missing or damaged in the destination, to send" "$T/out" ||
 	fail "copy --heal --dry-run: $(cat "$T/out")"
+grep -q "data blob .* in $HD is damaged (.*): would be stored again from $KE" "$T/err" ||
+	fail "copy --heal --dry-run does not name the damaged chunk: $(cat "$T/err")"
 [ "$(files "$HD")" = "$(cat "$T/hd.before")" ] || fail "copy --heal --dry-run wrote to $HD"
 BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD" --heal --json
 json_assert "$T/out" 'r["backups_healed"] == 1 and r["blobs_sent"] == 1 and r["backups"][0]["result"] == "healed"'
