@@ -123,9 +123,8 @@ static int dest_has(struct copier *c, const bkr_id *id, bkr_blob_type type, bool
 		if (err == BKR_ECORRUPT || err == BKR_ENOTFOUND) {
 			bkr_id_to_hex(id, hex);
 			snprintf(line, sizeof(line), "%s blob %s in %s is damaged (%s): %s from %s",
-				 type == BKR_BLOB_TREE ? "tree" : "data", hex, bkr_repo_path(c->to),
-				 bkr_error_message(), c->w ? "stored again" : "would be stored again",
-				 bkr_repo_path(c->from));
+				 type == BKR_BLOB_TREE ? "tree" : "data", hex, bkr_repo_path(c->to), bkr_error_message(),
+				 c->w ? "stored again" : "would be stored again", bkr_repo_path(c->from));
 			bkr_error_clear();
 			if (bkr_idset_add(&c->damaged, id) < 0)
 				return bkr_error_oom();
