@@ -17,7 +17,9 @@
  * chunk's length) lends its chunks' destination ids to the map (map_entry),
  * so an unchanged file is neither read nor hashed again.  A tree of the destination that does not
  * read (compared, or walked as such a hint) is named once and passed over (dest_damaged): the
- * source's subtree is copied in full.
+ * source's subtree is copied in full.  A blob the destination's index names is used only when its copy
+ * there is intact (dest_has): a tree, or a blob the destination's verify and damage records name, is
+ * read there first, and a damaged one is stored again (bkr_writer_put_anew).
  */
 #include "bkr/copy.h"
 
@@ -27,9 +29,11 @@
 
 #include "bkr/catalog.h"
 #include "bkr/error.h"
+#include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/tree.h"
 #include "bkr/utf8.h"
+#include "bkr/verify_record.h"
 
 #include "idset.h"
 #include "pathbuf.h"
@@ -41,7 +45,12 @@ struct copier {
 	bool same_ids;          /* both sides name blobs alike: copy verbatim */
 	bkr_idset map;          /* source id -> destination id of each blob dealt with */
 	bkr_idset same;         /* source tree id -> a destination tree id found to hold the same */
-	bkr_idset damaged;      /* destination trees found damaged in this run (each named once) */
+	bkr_idset damaged;      /* destination blobs found damaged in this run (each named once) */
+	bkr_idset intact;       /* destination blobs read whole in this run (dest_has) */
+	bkr_idset suspect;      /* blobs the destination's verify and damage records name */
+	bkr_idset known;        /* pairs found the same before (the cache file: same_key) */
+	bkr_idset confirmed;    /* pairs found the same, or copied, in this run */
+	bool met_damage;        /* dest_damaged named a damaged tree (same_backup: nothing confirmed) */
 	bkr_id bad_tree;        /* the destination tree load_dest_tree last failed to read */
 	const char *dest_backup; /* the destination's backup whose trees are walked (same_dir, the hint) */
 	bkr_pathbuf path;       /* the path compared (same_dir) */
@@ -56,6 +65,7 @@ static void stats_add(bkr_copy_stats *a, const bkr_copy_stats *b)
 	a->backups_copied += b->backups_copied;
 	a->backups_skipped += b->backups_skipped;
 	a->backups_updated += b->backups_updated;
+	a->backups_healed += b->backups_healed;
 	a->blobs_sent += b->blobs_sent;
 	a->bytes_sent += b->bytes_sent;
 	a->stored_bytes += b->stored_bytes;
@@ -84,20 +94,72 @@ static int read_source(struct copier *c, const bkr_id *id, bkr_blob_type type, u
 	return 0;
 }
 
-/* Put a blob into the destination as @p id unless it has it (a dry run only looks). */
-static int send(struct copier *c, bkr_blob_type type, const bkr_id *id, const void *data, size_t len)
+/*
+ * Whether the destination holds an intact copy of blob @p id (*has): indexed, not found damaged in
+ * this run, and - a tree, or a blob its verify or damage records name - read whole through every
+ * copy its index names, as a reader reads it (bkr_repo_read_blob).  A damaged copy (BKR_ECORRUPT, or
+ * its pack gone) is named once in a warning and is no copy: the source's is stored again
+ * (bkr_writer_put_anew).  A chunk the index has and no record names is taken on the index's word,
+ * as a backup takes it (verify --read-data finds damage in data; docs/bkr.1.md "copy").
+ */
+static int dest_has(struct copier *c, const bkr_id *id, bkr_blob_type type, bool *has)
 {
 	bkr_index_entry e;
-	uint32_t stored = 0;
-	bool is_new = false;
+	char hex[BKR_ID_HEX], line[2048];
+	uint8_t *buf = NULL;
+	size_t len = 0;
 	int err;
 
+	*has = false;
+	if (bkr_repo_lookup(c->to, id, &e) < 0) {
+		bkr_error_clear(); /* not there (never, or repaired out): sent */
+		return 0;
+	}
+	if (bkr_idset_has(&c->damaged, id))
+		return 0;
+	if ((type == BKR_BLOB_TREE || bkr_idset_has(&c->suspect, id)) && !bkr_idset_has(&c->intact, id)) {
+		err = bkr_repo_read_blob(c->to, id, type, &buf, &len);
+		free(buf);
+		if (err == BKR_ECORRUPT || err == BKR_ENOTFOUND) {
+			bkr_id_to_hex(id, hex);
+			snprintf(line, sizeof(line), "%s blob %s in %s is damaged (%s): %s from %s",
+				 type == BKR_BLOB_TREE ? "tree" : "data", hex, bkr_repo_path(c->to), bkr_error_message(),
+				 c->w ? "stored again" : "would be stored again", bkr_repo_path(c->from));
+			bkr_error_clear();
+			if (bkr_idset_add(&c->damaged, id) < 0)
+				return bkr_error_oom();
+			bkr_log_event(BKR_LOG_WARN, "copy", "damaged-destination-blob",
+				      (const char *[]){ "blob", hex, NULL }, "%s", line);
+			if (c->o->warning)
+				c->o->warning(c->o->ctx, line);
+			return 0;
+		}
+		if (err < 0)
+			return err;
+		if (bkr_idset_add(&c->intact, id) < 0)
+			return bkr_error_oom();
+	}
+	*has = true;
+	return 0;
+}
+
+/* Put a blob into the destination as @p id unless it has an intact copy (dest_has; a dry run only
+ * looks). */
+static int send(struct copier *c, bkr_blob_type type, const bkr_id *id, const void *data, size_t len)
+{
+	uint32_t stored = 0;
+	bool is_new = false, has;
+	int err;
+
+	if ((err = dest_has(c, id, type, &has)) < 0)
+		return err;
+	if (has)
+		return 0;
 	if (c->w) {
-		if ((err = bkr_writer_put(c->w, type, id, data, len, &is_new, &stored)) < 0)
+		if ((err = bkr_writer_put_anew(c->w, type, id, data, len, &is_new, &stored)) < 0)
 			return err;
 	} else {
-		is_new = bkr_repo_lookup(c->to, id, &e) < 0;
-		bkr_error_clear();
+		is_new = true;
 	}
 	if (is_new) {
 		c->one.blobs_sent++;
@@ -110,20 +172,21 @@ static int send(struct copier *c, bkr_blob_type type, const bkr_id *id, const vo
 /* A data blob (file chunk, xattr value): *dst gets its id in the destination. */
 static int copy_data(struct copier *c, const bkr_id *src, bkr_id *dst)
 {
-	bkr_index_entry e;
 	bkr_id from = *src, to = *src; /* @p dst may be @p src */
 	uint8_t *buf = NULL;
 	size_t len = 0;
+	bool has = false;
 	int err;
 
 	if (bkr_idset_get(&c->map, &from, dst))
 		return 0;
-	if (c->same_ids && bkr_repo_lookup(c->to, &from, &e) == 0) {
+	if (c->same_ids && (err = dest_has(c, &from, BKR_BLOB_DATA, &has)) < 0)
+		return err;
+	if (has) {
 		/* the destination has it: nothing to read */
 		*dst = from;
 		return bkr_idset_put(&c->map, &from, &from) < 0 ? BKR_ENOMEM : 0;
 	}
-	bkr_error_clear();
 	if ((err = read_source(c, &from, BKR_BLOB_DATA, &buf, &len)) < 0)
 		return err;
 	if (!c->same_ids)
@@ -145,6 +208,11 @@ static int load_dest_tree(void *ctx, const bkr_id *id, bkr_tree **out)
 	int err = bkr_repo_load_tree(c->to, id, out);
 	if (err == BKR_ECORRUPT)
 		c->bad_tree = *id;
+	if (err == 0 && bkr_idset_add(&c->intact, id) < 0) {
+		bkr_tree_free(*out);
+		*out = NULL;
+		err = bkr_error_oom();
+	}
 	return err;
 }
 
@@ -161,6 +229,7 @@ static int dest_damaged(struct copier *c, int err, const char *instead)
 
 	if (err != BKR_ECORRUPT)
 		return err;
+	c->met_damage = true;
 	bkr_id_to_hex(&c->bad_tree, hex);
 	snprintf(line, sizeof(line),
 		 "backup %s in %s: tree %s there is damaged (%s): %s; 'bkr verify' there names what it holds",
@@ -284,7 +353,6 @@ static int map_entry(struct copier *c, const bkr_entry *e, const bkr_tree *leaf,
 	bkr_chunk_ref *ch = NULL, *hch = NULL;
 	bkr_hole *ho = NULL, *hho = NULL;
 	size_t nch = 0, nhch = 0, nho = 0, nhho = 0;
-	bkr_index_entry ie;
 	int err;
 
 	if (e->type != BKR_FT_FILE || he->type != BKR_FT_FILE || e->size != he->size ||
@@ -300,10 +368,11 @@ static int map_entry(struct copier *c, const bkr_entry *e, const bkr_tree *leaf,
 			goto done;
 	for (size_t k = 0; k < nch; k++) {
 		bkr_id v;
-		if (bkr_repo_lookup(c->to, &hch[k].id, &ie) < 0) {
-			bkr_error_clear(); /* not there (pruned, repaired out): read and sent again */
+		bool has;
+		if ((err = dest_has(c, &hch[k].id, BKR_BLOB_DATA, &has)) < 0)
 			goto done;
-		}
+		if (!has) /* not there (pruned, repaired out) or damaged: read and sent again */
+			goto done;
 		/* a chunk mapped already to another id: the file there does not hold
 		 * what its entry says (a damaged destination), so no id of it is taken */
 		if (bkr_idset_get(&c->map, &ch[k].id, &v) && bkr_id_cmp(&v, &hch[k].id) != 0)
@@ -489,6 +558,30 @@ static int copy_backup(struct copier *c, bkr_manifest *m, const bkr_manifest *hm
 	return err;
 }
 
+/*
+ * Backup @p m of the source is @p dm of the destination (same_backup): walk it as copy_backup walks
+ * a new one, beside the destination's own copy (ids differing: its files lend their ids where they
+ * read whole), and store every blob it uses that the destination lacks or holds damaged
+ * (dest_has); commit them.  Nothing else changes there: the manifest is the one it has.
+ */
+static int heal_backup(struct copier *c, const bkr_manifest *m, const bkr_manifest *dm)
+{
+	bkr_id tree;
+	int err;
+
+	c->dest_backup = dm->backup_id;
+	if ((err = copy_tree(c, &m->tree, &tree, &dm->tree)) < 0)
+		return err;
+	for (size_t i = 0; i < m->nsources; i++) {
+		const bkr_manifest_source *hs = hint_source(m, i, dm);
+		if ((err = copy_tree(c, &m->sources[i].tree, &tree, hs ? &hs->tree : NULL)) < 0)
+			return err;
+	}
+	if (c->one.blobs_sent)
+		c->one.backups_healed = 1;
+	return c->w ? bkr_writer_commit(c->w) : 0;
+}
+
 /* ---- whether the destination's backup under an id is this one -------------- */
 
 /*
@@ -504,6 +597,123 @@ static int copy_backup(struct copier *c, bkr_manifest *m, const bkr_manifest *hm
  * xattr value kept in a blob), never file data; a subtree found the same
  * once is not compared again in this run.
  */
+
+/*
+ * Between repositories that name blobs differently, the comparison reads every tree of both
+ * copies of each backup, on every run.  Tree ids name their content (a hash, or an HMAC under the
+ * repository's key), so a backup whose root trees are the ids of an earlier run's finding is the
+ * same again: a small cache file remembers each finding (and each backup copied), and the next run
+ * compares only what is new.  The file is "$XDG_CACHE_HOME/bkr/copy/SRCID-DSTID" (the
+ * repositories' ids; else ~/.cache), a line "bkr-copy-cache 1" then one SHA-256 per line of
+ * backup id, source root and destination root (same_key): knowing a key says nothing of any other.
+ * A file that does not read or parse is no cache (the backups are compared, the file rewritten);
+ * one that names what was never found costs at most the warning of another backup under a copied
+ * id.  A run writes the keys it confirmed (and, copying named backups only, the others it read).
+ */
+#define COPY_CACHE_MAGIC "bkr-copy-cache 1\n"
+#define COPY_CACHE_MAX (64u << 20)
+
+static void same_key(const char *backup_id, const bkr_id *src, const bkr_id *dst, bkr_id *key)
+{
+	bkr_hash_ctx *h = bkr_hash_new();
+	if (!h) {
+		memset(key, 0, sizeof(*key)); /* matches nothing written (the zero id is never added) */
+		return;
+	}
+	bkr_hash_update(h, backup_id, strlen(backup_id) + 1);
+	bkr_hash_update(h, src, sizeof(*src));
+	bkr_hash_update(h, dst, sizeof(*dst));
+	bkr_hash_final(h, key);
+	bkr_hash_free(h);
+}
+
+/* The cache's folder and file name for this pair of repositories; false when there is none. */
+static bool cache_path(const struct copier *c, char *dir, size_t cap, char *name, size_t ncap)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	const char *a = bkr_repo_get_config(c->from)->id, *b = bkr_repo_get_config(c->to)->id;
+	int n;
+
+	if (strspn(a, "0123456789abcdefABCDEF") != strlen(a) || strspn(b, "0123456789abcdefABCDEF") != strlen(b))
+		return false;
+	if (xdg && xdg[0] == '/')
+		n = snprintf(dir, cap, "%s/bkr/copy", xdg);
+	else if (home && home[0] == '/')
+		n = snprintf(dir, cap, "%s/.cache/bkr/copy", home);
+	else
+		return false;
+	return n > 0 && (size_t)n < cap && snprintf(name, ncap, "%s-%s", a, b) < (int)ncap;
+}
+
+/* c->known from the cache file: what does not read or parse is no cache (nothing known). */
+static void cache_read(struct copier *c)
+{
+	char dir[4096], name[80], path[4200];
+	uint8_t *buf = NULL;
+	size_t len = 0, ml = strlen(COPY_CACHE_MAGIC);
+	bool ok;
+
+	if (!cache_path(c, dir, sizeof(dir), name, sizeof(name)))
+		return;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (bkr_io_read_file(path, COPY_CACHE_MAX, &buf, &len) < 0) {
+		bkr_error_clear();
+		return;
+	}
+	ok = len >= ml && !memcmp(buf, COPY_CACHE_MAGIC, ml) && (len - ml) % (BKR_ID_HEX) == 0;
+	for (size_t off = ml; ok && off < len; off += BKR_ID_HEX) {
+		char hex[BKR_ID_HEX];
+		bkr_id key;
+		memcpy(hex, buf + off, BKR_ID_HEX - 1);
+		hex[BKR_ID_HEX - 1] = '\0';
+		ok = buf[off + BKR_ID_HEX - 1] == '\n' && bkr_id_from_hex(&key, hex) == 0 && !bkr_id_is_zero(&key) &&
+			bkr_idset_add(&c->known, &key) >= 0;
+	}
+	if (!ok) {
+		bkr_error_clear();
+		bkr_idset_free(&c->known);
+		bkr_log_event(BKR_LOG_DEBUG, "copy", "cache-ignored", (const char *[]){ "file", path, NULL },
+			      "%s: not a copy cache: every backup is compared", path);
+	}
+	free(buf);
+}
+
+/* The cache file: the keys confirmed in this run (and, @p keep_known, those read); a failure is
+ * logged, never the copy's (the next run compares again). */
+static void cache_write(struct copier *c, bool keep_known)
+{
+	char dir[4096], name[80], *buf;
+	size_t ml = strlen(COPY_CACHE_MAGIC), len = ml;
+	size_t n = c->confirmed.n + (keep_known ? c->known.n : 0);
+	int err = 0;
+
+	if (!cache_path(c, dir, sizeof(dir), name, sizeof(name)))
+		return;
+	if (!(buf = malloc(ml + n * BKR_ID_HEX))) {
+		err = bkr_error_oom();
+		goto done;
+	}
+	memcpy(buf, COPY_CACHE_MAGIC, ml);
+	for (int k = 0; k < (keep_known ? 2 : 1); k++) {
+		const bkr_idset *set = k ? &c->known : &c->confirmed;
+		for (size_t i = 0; i < set->cap; i++)
+			if (set->used[i] && (k == 0 || !bkr_idset_has(&c->confirmed, &set->slots[i]))) {
+				bkr_id_to_hex(&set->slots[i], buf + len); /* its NUL where the newline goes */
+				buf[len + BKR_ID_HEX - 1] = '\n';
+				len += BKR_ID_HEX;
+			}
+	}
+	if ((err = bkr_io_mkdir_p(dir, 0700)) == 0)
+		err = bkr_io_publish(dir, name, buf, len, BKR_IO_REPLACE);
+done:
+	if (err < 0) {
+		bkr_log_event(BKR_LOG_WARN, "copy", "cache-not-written", (const char *[]){ "dir", dir, NULL },
+			      "%s/%s: not written (%s): the next copy compares every backup again", dir, name,
+			      bkr_error_message());
+		bkr_error_clear();
+	}
+	free(buf);
+}
 
 /* A manifest field a copy keeps that differs between @p m (source) and @p dm: *what names it and
  * both values (there, here); false when none does. */
@@ -742,10 +952,18 @@ static int same_backup(struct copier *c, const bkr_manifest *m, const bkr_manife
 		if (c->same_ids)
 			return 0;
 		size_t len;
+		bkr_id key;
+		same_key(m->backup_id, &m->tree, &dm->tree, &key);
+		if (bkr_idset_has(&c->known, &key))
+			return bkr_idset_add(&c->confirmed, &key) < 0 ? bkr_error_oom() : 0;
 		c->dest_backup = dm->backup_id;
-		if ((err = bkr_pathbuf_set(&c->path, 0, "", 0, &len)) < 0 ||
-		    (err = same_dir(c, &m->tree, &dm->tree, 0)) <= 0)
+		c->met_damage = false;
+		if ((err = bkr_pathbuf_set(&c->path, 0, "", 0, &len)) < 0 || (err = same_dir(c, &m->tree, &dm->tree, 0)) < 0)
 			return err;
+		if (err == 0 && !c->met_damage && bkr_idset_add(&c->confirmed, &key) < 0)
+			return bkr_error_oom();
+		if (err == 0)
+			return 0;
 		snprintf(what, sizeof(what), "%s", c->differs);
 		src[0] = '\0'; /* it names the source */
 	}
@@ -990,6 +1208,16 @@ static bkr_manifest *hint_backup(struct copier *c, const bkr_manifest_list *l, s
 	return hm;
 }
 
+/* The blobs a verify or damage record of the destination names: read there before they are used. */
+static int note_suspect(void *ctx, const bkr_id *ids, size_t n, uint64_t omitted)
+{
+	(void)omitted;
+	for (size_t i = 0; i < n; i++)
+		if (bkr_idset_add(ctx, &ids[i]) < 0)
+			return bkr_error_oom();
+	return 0;
+}
+
 int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_copy_stats *stats)
 {
 	struct copier c = {
@@ -1012,6 +1240,8 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 		goto done;
 	}
 	c.same_ids = same_ids(from, to);
+	if (!c.same_ids)
+		cache_read(&c);
 	if ((err = bkr_repo_list_cb(from, false, &l, on_bad, &bad)) < 0)
 		goto done;
 	if (!(want = calloc(l.n ? l.n : 1, sizeof(*want)))) {
@@ -1028,7 +1258,8 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 			goto done;
 	}
 	/* the destination's catalog as it is now (under the shared lock): its records, then its backups */
-	if ((err = bkr_repo_records_read(to, &drs)) < 0 || (err = bkr_repo_list_ids(to, false, &have, &nhave)) < 0)
+	if ((err = bkr_repo_records_read(to, &drs)) < 0 || (err = bkr_repo_list_ids(to, false, &have, &nhave)) < 0 ||
+	    (err = bkr_damaged_blobs_foreach_in(drs, note_suspect, &c.suspect)) < 0)
 		goto done;
 	for (size_t i = 0; i < l.n; i++) {
 		bkr_manifest *m = l.items[i];
@@ -1040,8 +1271,11 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 		bkr_manifest *dm = NULL;
 		if (has_id(have, nhave, m->backup_id) && (err = dest_readable(&c, m, &dm, &ndamaged, &nother)) < 0)
 			goto done;
-		if (dm && (err = sync_tags(&c, m, dm, drs)) < 0) {
+		if (dm && (err = sync_tags(&c, m, dm, drs)) == 0 && o->heal && (err = heal_backup(&c, m, dm)) < 0)
+			bkr_error_prefix("backup %s: healing it in %s", m->backup_id, bkr_repo_path(to));
+		if (dm && err < 0) {
 			bkr_manifest_free(dm);
+			stats_add(&c.run, &c.one);
 			goto done;
 		}
 		bkr_manifest_free(dm);
@@ -1049,8 +1283,14 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 			continue; /* damaged there or another backup: named, counted, never copied over */
 		if (!has_id(have, nhave, m->backup_id)) {
 			bkr_manifest *hm = c.same_ids ? NULL : hint_backup(&c, &l, i, have, nhave);
+			bkr_id src_root = m->tree, key;
 			progress(&c);
 			err = copy_backup(&c, m, hm, &exists);
+			if (err == 0 && !exists && c.w && !c.same_ids) {
+				same_key(m->backup_id, &src_root, &m->tree, &key);
+				if (bkr_idset_add(&c.confirmed, &key) < 0)
+					err = bkr_error_oom();
+			}
 			bkr_manifest_free(hm);
 			if (err < 0) {
 				bkr_error_prefix("backup %s", m->backup_id);
@@ -1073,6 +1313,8 @@ int bkr_copy_run(bkr_repo *from, bkr_repo *to, const bkr_copy_options *o, bkr_co
 	}
 	memset(&c.one, 0, sizeof(c.one));
 	err = 0;
+	if (!c.same_ids && !o->dry_run)
+		cache_write(&c, o->nspecs > 0);
 	if (ndamaged)
 		err = bkr_error_set(BKR_ECORRUPT, "%s: %zu backup%s to copy %s there with a damaged manifest (named above): "
 				    "not copied over; delete %s there (bkr delete --force ID) and copy again",
@@ -1097,6 +1339,10 @@ done:
 	bkr_idset_free(&c.map);
 	bkr_idset_free(&c.same);
 	bkr_idset_free(&c.damaged);
+	bkr_idset_free(&c.intact);
+	bkr_idset_free(&c.suspect);
+	bkr_idset_free(&c.known);
+	bkr_idset_free(&c.confirmed);
 	bkr_records_free(drs);
 	bkr_pathbuf_free(&c.path);
 	bkr_manifest_list_free(&l);

@@ -189,8 +189,24 @@ int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 	return bkr_writer_put_level(w, type, id, data, len, 0, is_new, stored);
 }
 
+static int put(bkr_writer *w, bkr_blob_type type, const bkr_id *id, const void *data, size_t len, int level, bool anew,
+	       bool *is_new, uint32_t *stored);
+
 int bkr_writer_put_level(bkr_writer *w, bkr_blob_type type, const bkr_id *id, const void *data, size_t len, int level,
 			 bool *is_new, uint32_t *stored)
+{
+	return put(w, type, id, data, len, level, false, is_new, stored);
+}
+
+int bkr_writer_put_anew(bkr_writer *w, bkr_blob_type type, const bkr_id *id, const void *data, size_t len, bool *is_new,
+			uint32_t *stored)
+{
+	return put(w, type, id, data, len, 0, true, is_new, stored);
+}
+
+/* The one put: @p anew stores a blob the index names (its copy there damaged) all the same. */
+static int put(bkr_writer *w, bkr_blob_type type, const bkr_id *id, const void *data, size_t len, int level, bool anew,
+	       bool *is_new, uint32_t *stored)
 {
 	bkr_index_entry e;
 	bkr_pack_writer *full = NULL;
@@ -205,7 +221,7 @@ int bkr_writer_put_level(bkr_writer *w, bkr_blob_type type, const bkr_id *id, co
 		*stored = 0;
 	if (len > BKR_BLOB_MAX)
 		return bkr_error_set(BKR_EINVAL, "blob of %zu bytes exceeds the %u-byte limit", len, BKR_BLOB_MAX);
-	if (bkr_repo_lookup(w->repo, id, &e) == 0)
+	if (!anew && bkr_repo_lookup(w->repo, id, &e) == 0)
 		return 0;
 	bkr_error_clear();
 	if ((err = writer_failed(w)) < 0)

@@ -21,6 +21,9 @@ static const char usage[] =
 	"backup already in the destination is skipped, so a second run copies nothing,\n"
 	"but gets the source's tags and pin as they are now.  Killed or failed, a rerun\n"
 	"completes the copy.\n\n"
+	"      --heal                    also walk each backup already in the destination and store\n"
+	"                                again from the source every blob it uses that is missing\n"
+	"                                there or damaged (found by verify); intact data is not touched\n"
 	"  -n, --dry-run                 read and check, say what would be sent, write nothing\n"
 	"      --no-wait                 fail at once (exit 5) when the destination is locked\n"
 	"      --no-sync-tags            leave the tags and pin of backups already in the\n"
@@ -39,7 +42,7 @@ static const char usage[] =
 	"an I/O error, 8 a server that cannot be reached, 9 a wrong passphrase.\n";
 
 enum { OPT_FROM = OPT_FIRST_CMD, OPT_TO, OPT_FROM_PASSWORD_FILE, OPT_FROM_PASSWORD_COMMAND,
-       OPT_TO_PASSWORD_FILE, OPT_TO_PASSWORD_COMMAND, OPT_NO_WAIT, OPT_NO_SYNC_TAGS };
+       OPT_TO_PASSWORD_FILE, OPT_TO_PASSWORD_COMMAND, OPT_NO_WAIT, OPT_NO_SYNC_TAGS, OPT_HEAL };
 
 /* One side's repository and where its passphrase comes from. */
 struct side {
@@ -68,6 +71,7 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	case 'n': s->o.dry_run = true; return 0;
 	case OPT_NO_WAIT: s->o.no_wait = true; return 0;
 	case OPT_NO_SYNC_TAGS: s->o.no_sync_tags = true; return 0;
+	case OPT_HEAL: s->o.heal = true; return 0;
 	case OPT_FROM: s->from.repo = arg; return 0;
 	case OPT_TO: s->to.repo = arg; return 0;
 	case OPT_FROM_PASSWORD_FILE: s->from.password_file = arg; return 0;
@@ -152,7 +156,7 @@ static void on_backup(void *ctx, const bkr_manifest *m, bool copied, const bkr_c
 	if (s->c->json) {
 		json_out_begin_object(&s->j);
 		json_out_member(&s->j, "backup_id", m->backup_id);
-		json_out_member(&s->j, "result", copied ? "copied" : "skipped");
+		json_out_member(&s->j, "result", copied ? "copied" : one->backups_healed ? "healed" : "skipped");
 		json_out_key(&s->j, "blobs_sent");
 		json_out_uint(&s->j, one->blobs_sent);
 		json_out_key(&s->j, "bytes_sent");
@@ -169,6 +173,11 @@ static void on_backup(void *ctx, const bkr_manifest *m, bool copied, const bkr_c
 		printf("%s %s: %llu blob%s, %s %s%s%s\n", s->o.dry_run ? "would copy" : "copied", m->backup_id,
 		       (unsigned long long)one->blobs_sent, one->blobs_sent == 1 ? "" : "s", sent,
 		       s->o.dry_run ? "to send" : "sent", change[0] ? "; took the source's tags and pin: " : "", change);
+	else if (one->backups_healed)
+		printf("%s %s: %llu blob%s it uses, missing or damaged in the destination, %s from the source%s%s\n",
+		       s->o.dry_run ? "would heal" : "healed", m->backup_id, (unsigned long long)one->blobs_sent,
+		       one->blobs_sent == 1 ? "" : "s", s->o.dry_run ? "to send" : "sent again",
+		       change[0] ? "; took the source's tags and pin: " : "", change);
 	else if (one->blobs_sent)
 		/* another copy published it while this one sent its blobs: they are there twice */
 		printf("skipped %s: copied into the destination meanwhile by another run (%llu blob%s, %s sent twice: "
@@ -185,12 +194,12 @@ static void on_backup(void *ctx, const bkr_manifest *m, bool copied, const bkr_c
 static void print_summary(struct state *s, const bkr_repo *from, const bkr_repo *to, const bkr_copy_stats *st)
 {
 	cli *c = s->c;
-	char sent[32], stored[32], updated[80] = "";
+	char sent[32], stored[32], updated[160] = "";
 	if (c->json) {
 		json_out j;
 		const struct { const char *key; uint64_t v; } counts[] = {
 			{ "backups_copied", st->backups_copied }, { "backups_skipped", st->backups_skipped },
-			{ "backups_updated", st->backups_updated },
+			{ "backups_updated", st->backups_updated }, { "backups_healed", st->backups_healed },
 			{ "blobs_sent", st->blobs_sent }, { "bytes_sent", st->bytes_sent },
 			{ "stored_bytes", st->stored_bytes }, { "blobs_read", st->blobs_read },
 			{ "bytes_read", st->bytes_read },
@@ -214,6 +223,16 @@ static void print_summary(struct state *s, const bkr_repo *from, const bkr_repo 
 		return;
 	cli_human_bytes(sent, st->bytes_sent);
 	cli_human_bytes(stored, st->stored_bytes);
+	if (st->backups_healed)
+		snprintf(updated, sizeof(updated), ", %llu of them %s", (unsigned long long)st->backups_healed,
+			 s->o.dry_run ? "would be healed" : "healed");
+	if (!st->backups_copied && st->backups_healed) {
+		printf("%s %llu backup%s already in %s: %llu blobs, %s %s (%s stored)\n",
+		       s->o.dry_run ? "dry run: would heal" : "healed", (unsigned long long)st->backups_healed,
+		       st->backups_healed == 1 ? "" : "s", s->to.repo, (unsigned long long)st->blobs_sent, sent,
+		       s->o.dry_run ? "to send" : "sent", stored);
+		return;
+	}
 	if (!st->backups_copied && st->blobs_sent && !s->o.dry_run) {
 		printf("nothing copied: %llu backup%s already in %s, copied there meanwhile by another run (%llu blobs, "
 		       "%s sent twice: 'bkr prune' there drops the duplicates)\n", (unsigned long long)st->backups_skipped,
@@ -231,7 +250,8 @@ static void print_summary(struct state *s, const bkr_repo *from, const bkr_repo 
 		return;
 	}
 	if (st->backups_updated)
-		snprintf(updated, sizeof(updated), ", %llu of them %s the source's tags and pin",
+		snprintf(updated + strlen(updated), sizeof(updated) - strlen(updated),
+			 ", %llu of them %s the source's tags and pin",
 			 (unsigned long long)st->backups_updated, s->o.dry_run ? "would take" : "took");
 	if (s->o.dry_run)
 		printf("dry run: would copy %llu backup%s (%llu skipped%s), sending %llu blobs, %s\n",
@@ -251,6 +271,7 @@ int cmd_copy(cli *c, int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 		{ "no-sync-tags", no_argument, NULL, OPT_NO_SYNC_TAGS },
+		{ "heal", no_argument, NULL, OPT_HEAL },
 		{ "from-password-file", required_argument, NULL, OPT_FROM_PASSWORD_FILE },
 		{ "from-password-command", required_argument, NULL, OPT_FROM_PASSWORD_COMMAND },
 		{ "to-password-file", required_argument, NULL, OPT_TO_PASSWORD_FILE },

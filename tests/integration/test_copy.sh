@@ -15,7 +15,14 @@
 # size and mtime kept still copied; between repositories that name blobs
 # alike, a chunk repair took out of the destination's index below a tree it
 # still has is sent again; a damaged tree in the destination's copy
-# of the parent named once, not a failure (the new backup read in full).
+# of the parent named once, not a failure (the new backup read in full); a
+# damaged tree (or a recorded damaged chunk) the destination's index still
+# names, shared by a new backup, stored again by its copy (whole there);
+# copy --heal: what repair took out of a backup already copied, or verify
+# found damaged in it, stored again from the source, nothing else touched
+# (a dry run writes nothing; killed at a rename, nothing lost); between
+# differently keyed repositories a backup found the same before is not
+# compared again (the copy cache; a file that is not one is ignored).
 # Needs root (mknod, chown in the edge tree).
 source "$(dirname "$0")/lib.sh"
 
@@ -592,6 +599,146 @@ expect_exit 1 "$BKR" -r "$DP" verify "$did2" --read-data --json
 json_assert "$T/out" '[(p["kind"], p["object"]) for p in r["problems"]] == [("blob", "'"$droot"'")]'
 restore_cmp "$DP" "$did2" "$DS"
 pass "differently keyed: a damaged tree in the destination's copy of the parent is named once, the new backup read from the source in full, whole there"
+
+# --- a damaged tree of the destination that a new backup shares, its index still naming it (no
+# repair since): between differently keyed repositories the copy names it and reads the files
+# below it from the source, and re-encodes the same tree; the writer took the index's word for it
+# and the new backup used the damaged copy (verify --read-data: a tree problem, restore exit 6).
+# Now a tree the destination's index has is read there before it is used (as a reader reads it),
+# and a damaged one is stored again from the source: the new backup reads whole, the one damaged
+# copy is all verify finds, and after repair (it drops that entry) the destination is clean, the
+# older backup whole again too
+KS=$T/ksrc KE=$T/ke KP=$T/kp
+mkdir -p "$KS/a/b" "$KS/c"
+for i in 1 2 3; do head -c 200000 /dev/urandom >"$KS/a/b/f$i"; done
+printf 'one\n' >"$KS/c/x"
+BKR_PASSWORD=pass-k expect_exit 0 "$BKR" init -r "$KE" --encryption aes-256-gcm
+expect_exit 0 "$BKR" init -r "$KP"
+BKR_PASSWORD=pass-k expect_exit 0 "$BKR" -r "$KE" create --type full "$KS/a" "$KS/c" --json
+kid1=$(backup_id "$T/out")
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$KP"
+printf 'two\n' >"$KS/c/x"
+BKR_PASSWORD=pass-k expect_exit 0 "$BKR" -r "$KE" create --type incremental "$KS/a" "$KS/c" --json
+kid2=$(backup_id "$T/out")
+ka=$("$BKR" -r "$KP" show --json "$kid1" | python3 -c 'import json,sys; print([s["checksum"] for s in json.load(sys.stdin)["sources"] if s["source"] == "a"][0])')
+damage_tree "$KP" "$ka"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$KP" --json
+json_assert "$T/out" 'r["backups_copied"] == 1 and r["blobs_sent"] >= 4'
+grep -q "tree $ka there is damaged" "$T/err" || fail "the damaged tree is not named: $(cat "$T/err")"
+expect_exit 1 "$BKR" -r "$KP" verify "$kid2" --read-data --json
+json_assert "$T/out" '[(p["kind"], p["object"]) for p in r["problems"]] == [("blob", "'"$ka"'")]'
+restore_cmp "$KP" "$kid2" "$KS/a"
+expect_exit 0 "$BKR" -r "$KP" repair
+expect_exit 0 "$BKR" -r "$KP" verify --read-data
+restore_cmp "$KP" "$kid1" "$KS/a"
+# the same between repositories that name blobs alike, with a chunk verify found damaged (its
+# record names it; no repair since): read there before it is used, stored again, named once
+KB=$T/kb
+expect_exit 0 "$BKR" init -r "$KB"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$KB" "$kid1"
+expect_exit 0 "$BKR" init -r "$T/ka2"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$T/ka2"
+damage_stored "$KB" "$KS/a/b/f2" 1000 || fail "no pack of $KB holds a/b/f2"
+expect_exit 1 "$BKR" -r "$KB" verify --read-data
+expect_exit 0 "$BKR" copy --from "$T/ka2" --to "$KB" "$kid2" --json
+[ "$(grep -c "data blob .* in $KB is damaged (.*): stored again from $T/ka2" "$T/err")" = 1 ] ||
+	fail "the damaged chunk is not named once: $(cat "$T/err")"
+expect_exit 1 "$BKR" -r "$KB" verify "$kid2" --read-data --json
+json_assert "$T/out" '[p["kind"] for p in r["problems"]] == ["blob"]'
+restore_cmp "$KB" "$kid2" "$KS/a"
+expect_exit 0 "$BKR" -r "$KB" repair
+expect_exit 0 "$BKR" -r "$KB" verify --read-data
+pass "a damaged tree (differently keyed) or a recorded damaged chunk (same keys) the destination's index still names is stored again by the copy of a new backup that uses it: whole there, clean after repair"
+
+# --- copy --heal: a backup already in the destination is skipped (a no-op when its copy there is
+# intact), so a copy run again after damage there brought nothing back; --heal walks it as a new
+# one and stores again from the source every blob it uses that is missing there (repair took it out
+# of the index) or damaged (a tree, or a blob a verify record names, read there first), in new packs
+# and an index file, touching no intact byte: after it (and repair, which drops the damaged entries
+# verify named) verify --read-data is clean; a dry run says what it would send and writes nothing
+HD=$T/hd
+expect_exit 0 "$BKR" init -r "$HD"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD"
+damage_stored "$HD" "$KS/a/b/f1" 1000 || fail "no pack of $HD holds a/b/f1"
+expect_exit 1 "$BKR" -r "$HD" verify --read-data
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD" --json
+json_assert "$T/out" 'r["backups_skipped"] == 2 and r["blobs_sent"] == 0 and r["blobs_read"] == 0'
+files() { find "$1" -type f -printf '%P %s %T@\n' | sort; }
+files "$HD" >"$T/hd.before"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD" --heal --dry-run
+grep -q "^would heal $kid1: 1 blob it uses, missing or damaged in the destination, to send" "$T/out" ||
+	fail "copy --heal --dry-run: $(cat "$T/out")"
+grep -q "data blob .* in $HD is damaged (.*): would be stored again from $KE" "$T/err" ||
+	fail "copy --heal --dry-run does not name the damaged chunk: $(cat "$T/err")"
+[ "$(files "$HD")" = "$(cat "$T/hd.before")" ] || fail "copy --heal --dry-run wrote to $HD"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD" --heal --json
+json_assert "$T/out" 'r["backups_healed"] == 1 and r["blobs_sent"] == 1 and r["backups"][0]["result"] == "healed"'
+grep -q "data blob .* in $HD is damaged (.*): stored again from $KE" "$T/err" || fail "the damaged chunk is not named: $(cat "$T/err")"
+# nothing there changed or went: packs and an index file were added
+[ -z "$(comm -23 "$T/hd.before" <(files "$HD"))" ] ||
+	fail "copy --heal changed what was there: $(comm -23 "$T/hd.before" <(files "$HD"))"
+restore_cmp "$HD" "$kid1" "$KS/a"
+expect_exit 0 "$BKR" -r "$HD" repair
+expect_exit 0 "$BKR" -r "$HD" verify --read-data
+# repair first (the chunk out of the index: the files using it stay damaged), then heal
+damage_stored "$HD" "$KS/a/b/f3" 1000 || fail "no pack of $HD holds a/b/f3"
+expect_exit 1 "$BKR" -r "$HD" verify --read-data
+expect_exit 1 "$BKR" -r "$HD" repair
+expect_exit 1 "$BKR" -r "$HD" verify --read-data
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD" --heal
+grep -q "^healed $kid1: 1 blob it uses, missing or damaged in the destination, sent again from the source" "$T/out" ||
+	fail "copy --heal: $(cat "$T/out")"
+expect_exit 0 "$BKR" -r "$HD" verify --read-data
+restore_cmp "$HD" "$kid2" "$KS/a"
+# an intact destination: --heal sends nothing
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$HD" --heal --json
+json_assert "$T/out" 'r["backups_healed"] == 0 and r["blobs_sent"] == 0'
+# between repositories that name blobs alike, the same
+damage_stored "$KB" "$KS/a/b/f3" 1000 || fail "no pack of $KB holds a/b/f3"
+expect_exit 1 "$BKR" -r "$KB" verify --read-data
+expect_exit 1 "$BKR" -r "$KB" repair
+# killed at the pack's or the index file's rename: as a backup killed there, nothing lost
+for fault in rename:1 rename:2; do
+	BKR_FAULT=$fault:crash expect_exit 137 "$BKR" copy --from "$T/ka2" --to "$KB" --heal
+	expect_exit 1 "$BKR" -r "$KB" verify --read-data --json
+	json_assert "$T/out" '{p["kind"] for p in r["problems"] if p["error"]} == {"damaged-file"}'
+done
+expect_exit 0 "$BKR" copy --from "$T/ka2" --to "$KB" --heal --json
+json_assert "$T/out" 'r["backups_healed"] == 1 and r["blobs_sent"] == 1'
+expect_exit 0 "$BKR" -r "$KB" verify --read-data
+pass "copy --heal stores again what repair took out or verify found damaged in backups already there, nothing else; verify --read-data clean after"
+
+# --- between differently keyed repositories a backup already in the destination is compared with
+# the source's, tree by tree, to tell it from another backup under its id: every tree of both
+# sides, on every run (a second run with nothing new read 0.7 MB, the trees of 5 backups of a 53 MB
+# tree, where the first read 53 MB).  Tree ids name their content, so a finding holds while the
+# root trees are the same ids: the copy's cache file ($XDG_CACHE_HOME/bkr/copy/SRCID-DSTID) keeps
+# it, and the next run reads no tree of a backup found the same (or copied) before: here it copies
+# with the source's tree packs moved away.  A file that is not a cache is ignored (the backups are
+# compared again) and rewritten
+KC=$T/kc
+expect_exit 0 "$BKR" init -r "$KC"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$KC" --json
+json_assert "$T/out" 'r["backups_copied"] == 2'
+repo_id() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1] + "/config.json"))["id"])' "$1"; }
+cache=$XDG_CACHE_HOME/bkr/copy/$(repo_id "$KE")-$(repo_id "$KC")
+[ "$(wc -l <"$cache")" = 3 ] || fail "the copy cache: $(cat "$cache")"
+mv "$KE/tree" "$T/ke-tree"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$KC" --json
+json_assert "$T/out" 'r["backups_skipped"] == 2 and r["blobs_read"] == 0'
+mv "$T/ke-tree" "$KE/tree"
+for bad in 'not a cache' "$(printf 'bkr-copy-cache 1\n%064d\n' 0)" "$(printf 'bkr-copy-cache 1\n%063dz\n' 0)"; do
+	printf '%s' "$bad" >"$cache"
+	BKR_FROM_PASSWORD=pass-k expect_exit 0 "$BKR" copy --from "$KE" --to "$KC" --json
+	json_assert "$T/out" 'r["backups_skipped"] == 2'
+	[ "$(wc -l <"$cache")" = 3 ] && [ "$(head -1 "$cache")" = "bkr-copy-cache 1" ] || fail "the copy cache: $(cat "$cache")"
+done
+# the backups are compared when the cache does not know them: with the tree packs gone, exit 4
+: >"$cache"
+mv "$KE/tree" "$T/ke-tree"
+BKR_FROM_PASSWORD=pass-k expect_exit 4 "$BKR" copy --from "$KE" --to "$KC"
+mv "$T/ke-tree" "$KE/tree"
+pass "differently keyed: a backup found the same (or copied) before is not compared again (the copy cache); a file that is not one is ignored and rewritten"
 
 # 'bkr copy latest' is the newest backup made by now, as every command's
 # 'latest': a backup dated in the future (made while the clock was ahead),

@@ -142,6 +142,34 @@ static void test_write_read(void **state)
 		expect_blob(f, &ids[i], i);
 }
 
+/* bkr_writer_put_anew stores a blob the index names (a damaged copy's replacement, bkr copy) once per
+ * writer; the commit's index file names the second copy, which readers take first */
+static void test_put_anew(void **state)
+{
+	struct fixture *f = *state;
+	char data[64];
+	bkr_index_entry e;
+	bkr_writer *w;
+	bkr_id id;
+	bool is_new = true;
+	int len = snprintf(data, sizeof(data), "blob %d of the repository test", 0);
+
+	put_blobs(f, &id, 1);
+	assert_int_equal(bkr_writer_new(&w, f->r), 0);
+	assert_int_equal(bkr_writer_put(w, BKR_BLOB_DATA, &id, data, (size_t)len, &is_new, NULL), 0);
+	assert_false(is_new);
+	assert_int_equal(bkr_writer_put_anew(w, BKR_BLOB_DATA, &id, data, (size_t)len, &is_new, NULL), 0);
+	assert_true(is_new);
+	assert_int_equal(bkr_writer_put_anew(w, BKR_BLOB_DATA, &id, data, (size_t)len, &is_new, NULL), 0);
+	assert_false(is_new);
+	assert_int_equal(bkr_writer_commit(w), 0);
+	bkr_writer_free(w);
+	assert_int_equal(bkr_repo_lookup_nth(f->r, &id, 0, &e), 0);
+	assert_int_equal(bkr_repo_lookup_nth(f->r, &id, 1, &e), 0);
+	assert_int_equal(bkr_repo_lookup_nth(f->r, &id, 2, &e), BKR_ENOTFOUND);
+	expect_blob(f, &id, 0);
+}
+
 static void test_tiers_and_trash(void **state)
 {
 	struct fixture *f = *state;
@@ -540,6 +568,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_write_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_anew, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tiers_and_trash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach_pack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_catalog_records, setup, teardown),

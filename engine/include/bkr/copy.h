@@ -41,6 +41,7 @@ typedef struct {
 	uint64_t backups_copied;   /**< published in the destination (with dry_run: would be) */
 	uint64_t backups_skipped;  /**< already in the destination */
 	uint64_t backups_updated;  /**< given the source's tags and pin by records there (with dry_run: would be) */
+	uint64_t backups_healed;   /**< already there, blobs they use stored again (heal; with dry_run: would be) */
 	uint64_t blobs_sent;       /**< blobs the destination lacked, written to it */
 	uint64_t bytes_sent;       /**< their plaintext bytes */
 	uint64_t stored_bytes;     /**< the bytes they take in the destination's packs (0 with dry_run) */
@@ -58,6 +59,10 @@ typedef struct {
 	/** Leave the tags and pin of backups already in the destination as they are (else they are
 	 *  made the source's: records written there, as 'bkr tag' and 'bkr pin' write them). */
 	bool no_sync_tags;
+	/** Walk each backup already in the destination (and the same there) as one copied now: every
+	 *  blob it uses that the destination's index lacks, or whose copy there is damaged (a tree, or a
+	 *  blob its verify or damage records name, read there), is stored again from the source. */
+	bool heal;
 	void (*waiting)(void *ctx);  /**< called once before waiting for the destination's lock */
 	/** A damaged manifest in the source (left out; with no specs the copy goes on without it). */
 	void (*warning)(void *ctx, const char *message);

@@ -25,6 +25,16 @@ int bkr_writer_put(bkr_writer *w, bkr_blob_type type, const bkr_id *id,
 		   const void *data, size_t len, bool *is_new, uint32_t *stored);
 
 /**
+ * bkr_writer_put of a blob the repository's index may name already, whose
+ * copy there is damaged (the caller read it and it failed): stored again
+ * all the same, once per writer, in a new pack that the commit's index file
+ * names; readers take the newest index file's copy first (repo.h), and
+ * `bkr repair` drops the damaged entry.
+ */
+int bkr_writer_put_anew(bkr_writer *w, bkr_blob_type type, const bkr_id *id, const void *data, size_t len, bool *is_new,
+			uint32_t *stored);
+
+/**
  * bkr_writer_put at compression level @p level (of the repository's codec;
  * 0: the repository's level).  The level changes how hard the codec looks
  * for matches, never what a reader sees: the blob decodes to the same bytes.
