@@ -774,6 +774,25 @@ int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *ou
 	return bkr_index_lookup_nth(idx, id, 0, out);
 }
 
+size_t bkr_index_files_holding(const bkr_index *idx, const bkr_index_entry *e, bkr_id *out, size_t cap)
+{
+	bkr_index_entry f;
+	size_t n = 0;
+
+	for (size_t i = idx->n; i-- > 0;) {
+		const uint8_t *p = search_file(&idx->files[i], &e->id);
+		if (!p)
+			continue;
+		decode_entry(p, &f);
+		if (f.offset != e->offset || bkr_pack_id_cmp(&f.pack, &e->pack))
+			continue;
+		if (n < cap)
+			out[n] = idx->ids[i];
+		n++;
+	}
+	return n;
+}
+
 const char *const *bkr_index_skipped(const bkr_index *idx, size_t *n)
 {
 	*n = idx->nskipped;

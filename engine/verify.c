@@ -108,6 +108,11 @@ struct verify {
 	char first_io[700];     /* the first I/O error's message (the one verify returns with) */
 	uint8_t *buf;           /* BKR_BLOB_MAX scratch */
 	uint8_t *win;           /* read_data: WINDOW_MAX bytes, the window of the pack being read (packsrc) */
+	char **ifiles;          /* the index files of the next problem ("index/<hex>.idx"): report takes them */
+	size_t nifiles, cap_ifiles;
+	bkr_id *fids;           /* note_index_files' scratch */
+	size_t cap_fids;
+	char ifiles_said[300];  /* ifiles in a message: "index/A.idx", "..., index/C.idx and 2 more index files" */
 };
 
 static void report(struct verify *v, bkr_verify_kind kind, const char *object, const char *backup,
@@ -125,12 +130,60 @@ static void note_damaged_backup(struct verify *v, const char *id)
 	}
 }
 
+static void clear_ifiles(struct verify *v)
+{
+	for (size_t i = 0; i < v->nifiles; i++)
+		free(v->ifiles[i]);
+	v->nifiles = 0;
+	v->ifiles_said[0] = 0;
+}
+
+/* The index files holding entries @p e[0, n) (each file once, newest first)
+ * into v->ifiles and v->ifiles_said, for the next report, which takes them. */
+static int note_index_files(struct verify *v, const bkr_index_entry *e, size_t n)
+{
+	char name[BKR_ID_HEX + 16], hex[BKR_ID_HEX];
+	size_t used = 0, shown = 0;
+	int w;
+
+	clear_ifiles(v);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = bkr_repo_index_files_holding(v->r, &e[i], NULL, 0);
+		if (k > v->cap_fids && bkr_array_grow((void **)&v->fids, &v->cap_fids, k - 1, sizeof(*v->fids)) < 0)
+			return BKR_ENOMEM;
+		k = bkr_repo_index_files_holding(v->r, &e[i], v->fids, v->cap_fids);
+		for (size_t j = 0; j < k && j < v->cap_fids; j++) {
+			bool seen = false;
+			bkr_id_to_hex(&v->fids[j], hex);
+			snprintf(name, sizeof(name), "index/%s.idx", hex);
+			for (size_t f = 0; f < v->nifiles && !seen; f++)
+				seen = !strcmp(v->ifiles[f], name);
+			if (!seen && bkr_array_push_str(&v->ifiles, &v->cap_ifiles, &v->nifiles, name) < 0)
+				return BKR_ENOMEM;
+		}
+	}
+	/* three by name, the others counted */
+	for (size_t f = 0; f < v->nifiles && f < 3; f++, shown++) {
+		const char *sep = f == 0 ? "" : f + 1 == v->nifiles ? " and " : ", ";
+		w = snprintf(v->ifiles_said + used, sizeof(v->ifiles_said) - used, "%s%s", sep, v->ifiles[f]);
+		used += w > 0 ? (size_t)w : 0;
+	}
+	if (v->nifiles > shown)
+		snprintf(v->ifiles_said + used, sizeof(v->ifiles_said) - used, " and %zu more index file%s",
+			 v->nifiles - shown, v->nifiles - shown == 1 ? "" : "s");
+	if (!v->nifiles)
+		snprintf(v->ifiles_said, sizeof(v->ifiles_said), "no index file (a reload dropped it)");
+	return 0;
+}
+
 static void report(struct verify *v, bkr_verify_kind kind, const char *object, const char *backup,
 		   const char *path, const char *fmt, ...)
 {
 	char msg[1200];
 	va_list ap;
 	bkr_verify_problem p = { kind, kind != BKR_VERIFY_LEFTOVER, object, backup, path, msg, backup && v->in_run };
+	p.index_files = (const char *const *)v->ifiles;
+	p.nindex_files = v->nifiles;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -148,6 +201,7 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 		note_damaged_backup(v, backup);
 	if (v->o->report)
 		v->o->report(v->o->report_ctx, &p);
+	clear_ifiles(v); /* they were this problem's */
 }
 
 static bkr_id pack_key(const bkr_pack_id *p)
@@ -609,8 +663,12 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		bkr_id_to_hex(&e->id, hex);
 		if (bad) {
 			bkr_pack_id_to_hex(&e->pack, phex);
-			report(v, BKR_VERIFY_INDEX, hex, NULL, NULL, "index entry of blob %s (pack %s, offset %u): %s",
-			       hex, phex, e->offset, bad);
+			if ((err = note_index_files(v, e, 1)) < 0)
+				goto done;
+			report(v, BKR_VERIFY_INDEX, hex, NULL, NULL,
+			       "index entry of blob %s (pack %s, offset %u) in %s: %s; 'bkr repair' drops it (the pack's "
+			       "footer says what the pack holds), writing an index that replaces %s",
+			       hex, phex, e->offset, v->ifiles_said, bad, v->nifiles == 1 ? "that file" : "those files");
 			if ((err = mark_entry(v, e)) < 0)
 				goto done;
 			continue;
@@ -636,7 +694,14 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 			err = rb;
 			goto done;
 		}
-		report(v, BKR_VERIFY_BLOB, hex, NULL, NULL, "%s", bkr_error_message());
+		char msg[700];
+		snprintf(msg, sizeof(msg), "%s", bkr_error_message());
+		if ((err = note_index_files(v, e, 1)) < 0)
+			goto done;
+		report(v, BKR_VERIFY_BLOB, hex, NULL, NULL,
+		       "%s (its index entry is in %s: 'bkr repair' reads it again "
+		       "and, if it still fails, takes it out of the index, writing one that replaces %s)",
+		       msg, v->ifiles_said, v->nifiles == 1 ? "that file" : "those files");
 		if ((err = mark_entry(v, e)) < 0)
 			goto done;
 	}
@@ -800,10 +865,17 @@ static int check_missing(struct verify *v)
 		bkr_error_clear();
 		if (!v->places[0])
 			searched(v);
-		/* the hint about tier disks only where there are tiers */
-		report(v, BKR_VERIFY_PACK, hex, NULL, NULL, "pack %s is named by the index but missing from every tier "
-		       "and trash (searched %s%s)", hex, v->places,
-		       bkr_repo_tier_count(v->r) ? ": is the right disk mounted at each tier?" : "");
+		/* the hint about tier disks only where there are tiers; the index
+		 * files naming it (an old one put back after prune removed the pack?) */
+		if ((err = note_index_files(v, &v->ents[lo], hi - lo)) < 0)
+			return err;
+		report(v, BKR_VERIFY_PACK, hex, NULL, NULL,
+		       "pack %s is named by the index but missing from every tier "
+		       "and trash (searched %s%s); %zu entr%s naming it %s in %s: 'bkr repair' drops %s, writing an index "
+		       "that replaces %s",
+		       hex, v->places, bkr_repo_tier_count(v->r) ? ": is the right disk mounted at each tier?" : "",
+		       hi - lo, hi - lo == 1 ? "y" : "ies", hi - lo == 1 ? "is" : "are", v->ifiles_said,
+		       hi - lo == 1 ? "it" : "them", v->nifiles == 1 ? "that file" : "those files");
 		for (size_t i = lo; i < hi && err == 0; i++)
 			err = mark_entry_as(v, &v->ents[i], true);
 	}
@@ -1306,5 +1378,8 @@ done:
 	bkr_records_free(records);
 	free(v.buf);
 	free(v.win);
+	clear_ifiles(&v);
+	free(v.ifiles);
+	free(v.fids);
 	return err;
 }

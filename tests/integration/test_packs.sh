@@ -55,3 +55,64 @@ rss=$(maxrss_kib "$BKR" -r "$R" restore latest --target "$T/rest1")
 cmp "$W/src/a.bin" "$T/rest1/src/a.bin" || fail "restore of a pack with a 2 GiB hole: wrong bytes"
 pass "a pack with a hole of 2 GiB: verify --read-data and restore read it in bounded memory"
 
+# --- verify names the index file that holds a stale entry, and what repair
+# does about it: an old index file put back after prune removed its packs
+idx_names() { (cd "$1/index" && ls -- *.idx); }
+R=$T/r2
+mkdir -p "$W/two"
+head -c 200000 /dev/urandom >"$W/two/gone.bin"
+"$BKR" init -r "$R" >/dev/null
+expect_exit 0 "$BKR" -q -r "$R" create "$W/two"
+old=$(idx_names "$R")
+cp "$R/index/$old" "$T/old.idx"
+rm "$W/two/gone.bin"
+head -c 200000 /dev/urandom >"$W/two/keep.bin"
+expect_exit 0 "$BKR" -q -r "$R" create "$W/two"
+expect_exit 0 "$BKR" -r "$R" list --json
+id1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["backup_id"])' "$T/out")
+expect_exit 0 "$BKR" -q -r "$R" delete "$id1"
+expect_exit 0 "$BKR" -q -r "$R" prune --grace 0 # the first backup's packs into the trash, the index merged
+echo 3 >"$W/two/n.txt"
+expect_exit 0 "$BKR" -q -r "$R" create "$W/two"
+expect_exit 0 "$BKR" -q -r "$R" prune --grace 0 # the packs deleted, the merged index merged again
+[ -z "$(find "$R/trash" -name '*.pack')" ] || fail "the first backup's packs are still in the trash"
+cp "$T/old.idx" "$R/index/$old"
+expect_exit 1 "$BKR" -r "$R" verify
+grep -q "is named by the index but missing.* in index/$old: 'bkr repair' drops" "$T/out" ||
+	fail "verify: the stale index file not named: $(cat "$T/out")"
+expect_exit 1 "$BKR" -r "$R" verify --json
+json_ok "$T/out"
+python3 - "$T/out" "index/$old" <<'PY' || fail "verify --json: index_files: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+packs = [p for p in d["problems"] if p["kind"] == "pack"]
+assert packs and all(p["index_files"] == [sys.argv[2]] for p in packs), packs
+assert all("index_files" not in p for p in d["problems"] if p["kind"] not in ("pack", "index", "blob"))
+PY
+expect_exit 0 "$BKR" -q -r "$R" repair
+[ ! -e "$R/index/$old" ] || fail "repair left the stale index file $old"
+expect_exit 0 "$BKR" -q -r "$R" verify --read-data
+pass "an old index file put back after prune removed its packs: verify (and --json index_files) names it and says what repair does; repair replaces it"
+
+# --- a damaged copy: the blob problem names the index file of its entry
+R=$T/r3
+"$BKR" init -r "$R" --compression none >/dev/null
+expect_exit 0 "$BKR" -q -r "$R" create "$W/two"
+idx=$(idx_names "$R")
+pack=$(first_pack "$R")
+python3 - "$pack" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[100] ^= 1 # inside the first blob's payload
+open(p, "wb").write(b)
+PY
+expect_exit 1 "$BKR" -r "$R" verify --read-data --json
+python3 - "$T/out" "index/$idx" <<'PY' || fail "verify --read-data --json: the damaged copy's index file: $(cat "$T/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+blobs = [p for p in d["problems"] if p["kind"] == "blob"]
+assert len(blobs) == 1 and blobs[0]["index_files"] == [sys.argv[2]], blobs
+assert "its index entry is in " + sys.argv[2] + ": 'bkr repair' reads it again" in blobs[0]["message"], blobs
+PY
+pass "a damaged copy: verify --read-data names the index file holding its entry"
