@@ -116,3 +116,43 @@ assert len(blobs) == 1 and blobs[0]["index_files"] == [sys.argv[2]], blobs
 assert "its index entry is in " + sys.argv[2] + ": 'bkr repair' reads it again" in blobs[0]["message"], blobs
 PY
 pass "a damaged copy: verify --read-data names the index file holding its entry"
+
+# --- a forged pack: a trailer claiming 16M entries (a footer of 896 MiB) over
+# a file with a hole of 1 GiB (sparse: nothing on disk).  Every reader of
+# footers (verify, repair, prune's leftovers) names it damaged in bounded
+# memory; it used to allocate and read the whole claimed footer.  Plain, and
+# encrypted (whose footer is sealed: its count is bounded by the smallest
+# sealed blob).
+for enc in none aes-256-gcm; do
+	R=$T/forged-$enc
+	export BKR_TEST_KDF_N=1024 BKR_PASSWORD='forged: correct horse'
+	"$BKR" init -r "$R" --encryption "$enc" >/dev/null
+	expect_exit 0 "$BKR" -q -r "$R" create "$W/two"
+	forged=data/ab/ab$(printf '%030d' 7).pack
+	mkdir -p "$R/data/ab"
+	python3 - "$R/$forged" "$enc" <<'PY'
+import struct, sys
+p, enc = sys.argv[1], sys.argv[2]
+count, off = 1 << 24, 1 << 30
+sealed = enc != "none"
+size = off + count * 56 + (28 if sealed else 0) + 64
+t = b"BKRPACK\0" + struct.pack("<IIQQ", 1, count, off, 1 if sealed else 0) + bytes(32)
+with open(p, "wb") as f:
+    f.truncate(size - 64)
+    f.seek(size - 64)
+    f.write(t)
+PY
+	rss=$(maxrss_kib "$BKR" -r "$R" verify)
+	[ "$(cat "$T/rc")" = 1 ] || fail "$enc: verify of a forged pack: exit $(cat "$T/rc"): $(cat "$T/out" "$T/err")"
+	grep -q "$forged: .*(a pack the index does not name)" "$T/out" || fail "$enc: verify: the forged pack not named: $(cat "$T/out")"
+	[ "$rss" -lt $((512 << 10)) ] || fail "$enc: verify of a forged pack: peak RSS $rss KiB"
+	rss=$(maxrss_kib "$BKR" -r "$R" repair --dry-run)
+	grep -q "$forged" "$T/out" "$T/err" || fail "$enc: repair: the forged pack not named: $(cat "$T/out" "$T/err")"
+	[ "$rss" -lt $((512 << 10)) ] || fail "$enc: repair of a forged pack: peak RSS $rss KiB"
+	rss=$(maxrss_kib "$BKR" -r "$R" prune --grace 0)
+	[ "$(cat "$T/rc")" = 0 ] || fail "$enc: prune beside a forged pack: exit $(cat "$T/rc"): $(cat "$T/err")"
+	[ "$rss" -lt $((512 << 10)) ] || fail "$enc: prune beside a forged pack: peak RSS $rss KiB"
+	expect_exit 0 "$BKR" -r "$R" restore latest --target "$T/rest-$enc"
+	cmp "$W/two/keep.bin" "$T/rest-$enc/two/keep.bin" || fail "$enc: restore beside a forged pack: wrong bytes"
+done
+pass "a forged pack claiming a footer of 896 MiB over a hole (plain and encrypted): verify, repair and prune name it in bounded memory"
