@@ -779,12 +779,21 @@ size_t bkr_index_files_holding(const bkr_index *idx, const bkr_index_entry *e, b
 	bkr_index_entry f;
 	size_t n = 0;
 
+	/* a file holding the id more than once (no bkr writes one; readers take
+	 * equal ids side by side) is searched through all of them */
 	for (size_t i = idx->n; i-- > 0;) {
-		const uint8_t *p = search_file(&idx->files[i], &e->id);
+		const struct idx_file *file = &idx->files[i];
+		const uint8_t *p = search_file(file, &e->id), *end = entry_at(file, file->count);
+		bool holds = false;
 		if (!p)
 			continue;
-		decode_entry(p, &f);
-		if (f.offset != e->offset || bkr_pack_id_cmp(&f.pack, &e->pack))
+		while (p > file->entries && memcmp(p - BKR_INDEX_ENTRY_SIZE, e->id.b, BKR_ID_SIZE) == 0)
+			p -= BKR_INDEX_ENTRY_SIZE;
+		for (; p < end && !holds && memcmp(p, e->id.b, BKR_ID_SIZE) == 0; p += BKR_INDEX_ENTRY_SIZE) {
+			decode_entry(p, &f);
+			holds = f.offset == e->offset && !bkr_pack_id_cmp(&f.pack, &e->pack);
+		}
+		if (!holds)
 			continue;
 		if (n < cap)
 			out[n] = idx->ids[i];
