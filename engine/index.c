@@ -868,6 +868,34 @@ int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *ou
 	return bkr_index_lookup_nth(idx, id, 0, out);
 }
 
+size_t bkr_index_files_holding(const bkr_index *idx, const bkr_index_entry *e, bkr_id *out, size_t cap)
+{
+	bkr_index_entry f;
+	size_t n = 0;
+
+	/* a file holding the id more than once (no bkr writes one; readers take
+	 * equal ids side by side) is searched through all of them */
+	for (size_t i = idx->n; i-- > 0;) {
+		const struct idx_file *file = &idx->files[i];
+		const uint8_t *p = search_file(file, &e->id), *end = entry_at(file, file->count);
+		bool holds = false;
+		if (!p)
+			continue;
+		while (p > file->entries && memcmp(p - BKR_INDEX_ENTRY_SIZE, e->id.b, BKR_ID_SIZE) == 0)
+			p -= BKR_INDEX_ENTRY_SIZE;
+		for (; p < end && !holds && memcmp(p, e->id.b, BKR_ID_SIZE) == 0; p += BKR_INDEX_ENTRY_SIZE) {
+			decode_entry(p, &f);
+			holds = f.offset == e->offset && !bkr_pack_id_cmp(&f.pack, &e->pack);
+		}
+		if (!holds)
+			continue;
+		if (n < cap)
+			out[n] = idx->ids[i];
+		n++;
+	}
+	return n;
+}
+
 const char *const *bkr_index_skipped(const bkr_index *idx, size_t *n)
 {
 	*n = idx->nskipped;

@@ -499,6 +499,84 @@ int bkr_pack_folders_tidy(bkr_store *s)
 
 /* ---- readers ------------------------------------------------------------ */
 
+/* Footer entry @p i at @p p into @p e, checked (docs/format.md "Pack files"):
+ * lengths, type, flags, and that its blob lies in [*prev_end, footer_off),
+ * the end of the entry before it to the footer; *prev_end becomes its end. */
+static int entry_decode(const bkr_crypto *c, const uint8_t *p, uint32_t i, uint64_t footer_off, uint64_t *prev_end,
+			const char *what, bkr_pack_entry *e)
+{
+	char hex[BKR_ID_HEX];
+	uint64_t end;
+
+	memcpy(e->id.b, p, BKR_ID_SIZE);
+	e->offset = bkr_get_u64(p + 32);
+	e->stored_len = bkr_get_u32(p + 40);
+	e->raw_len = bkr_get_u32(p + 44);
+	e->type = p[48];
+	e->flags = p[49];
+	bkr_id_to_hex(&e->id, hex);
+	if (e->stored_len > bkr_blob_stored_max(e->flags) || e->raw_len > BKR_BLOB_MAX)
+		return bkr_error_set(BKR_ECORRUPT, "%s: entry %u (blob %s): length %u/%u exceeds the %u-byte limit",
+				     what, i, hex, e->stored_len, e->raw_len, BKR_BLOB_MAX);
+	if (e->type != BKR_BLOB_DATA && e->type != BKR_BLOB_TREE)
+		return bkr_error_set(BKR_ECORRUPT, "%s: entry %u (blob %s): unknown type %u", what, i, hex, e->type);
+	if (!entry_ok(c, e->flags, e->stored_len, e->raw_len))
+		return bkr_error_set(BKR_ECORRUPT, "%s: entry %u (blob %s): bad flags 0x%02x or lengths %u/%u", what, i,
+				     hex, e->flags, e->stored_len, e->raw_len);
+	/* Entries are in file order and must not overlap or leave the blob area. */
+	if (e->offset < *prev_end ||
+	    __builtin_add_overflow(e->offset, (uint64_t)BKR_BLOB_HEADER_SIZE + e->stored_len, &end) || end > footer_off)
+		return bkr_error_set(BKR_ECORRUPT,
+				     "%s: entry %u (blob %s) at offset %llu + %u lies outside the blob area [%llu, %llu)",
+				     what, i, hex, (unsigned long long)e->offset, e->stored_len,
+				     (unsigned long long)*prev_end, (unsigned long long)footer_off);
+	*prev_end = end;
+	return 0;
+}
+
+/* The fewest bytes of the blob area one entry takes: its blob's header, and
+ * in an encrypted repository the smallest sealed payload (entry_ok). */
+static uint64_t entry_min_bytes(const bkr_crypto *c)
+{
+	return BKR_BLOB_HEADER_SIZE + (c ? BKR_CRYPTO_OVERHEAD + BKR_SEALED_BLOB_MIN : 0);
+}
+
+/* A plain footer larger than this is checked entry by entry in pieces of this
+ * size before it is read whole (footer_prescan). */
+#define FOOTER_PIECE ((size_t)BKR_PACK_ENTRY_SIZE * 16384)
+
+/*
+ * The entries of a large plain footer checked in pieces before the footer is
+ * allocated and read whole: the trailer's count and offset are bounded by the
+ * file's size alone, so a forged trailer at the end of a file with a hole (a
+ * sparse file costs nothing on disk) would claim a footer of gigabytes of
+ * zeros; its second entry already fails (zeros are not in file order), after
+ * one piece.  What passes is entries a writer wrote out, each one of them.
+ */
+static int footer_prescan(bkr_pack_reader read, void *ctx, uint64_t footer_off, uint32_t count, const char *what)
+{
+	uint8_t *piece = NULL;
+	uint64_t prev_end = 0;
+	bkr_pack_entry e;
+	int err = 0;
+
+	if (!(piece = malloc(FOOTER_PIECE)))
+		return bkr_error_oom();
+	for (uint32_t i = 0; i < count && err == 0;) {
+		uint32_t n = (uint32_t)(FOOTER_PIECE / BKR_PACK_ENTRY_SIZE);
+		if (count - i < n)
+			n = count - i;
+		if ((err = read(ctx, piece, (size_t)n * BKR_PACK_ENTRY_SIZE,
+				footer_off + (uint64_t)i * BKR_PACK_ENTRY_SIZE)) < 0)
+			break;
+		for (uint32_t k = 0; k < n && err == 0; k++, i++)
+			err = entry_decode(NULL, piece + (size_t)k * BKR_PACK_ENTRY_SIZE, i, footer_off, &prev_end,
+					   what, &e);
+	}
+	free(piece);
+	return err;
+}
+
 int bkr_pack_read_footer_from(const bkr_crypto *c, const bkr_pack_id *pack, bkr_pack_reader read, void *ctx,
 			      uint64_t file_size, const char *what, bkr_pack_entry **entries, size_t *n)
 {
@@ -539,7 +617,20 @@ int bkr_pack_read_footer_from(const bkr_crypto *c, const bkr_pack_id *pack, bkr_
 				    (unsigned long long)file_size);
 		goto done;
 	}
-	/* Now footer_len + 64 <= file_size, which the caller could stat: bounded. */
+	/* Bounded before anything is allocated or read: the blob area by the
+	 * writer's bound (index offsets are 32-bit), the count by the entries that
+	 * fit it (each blob takes at least entry_min_bytes of it, without
+	 * overlap); a large plain footer's entries are checked before it is read whole. */
+	if (footer_off > PACK_MAX_SIZE || count > footer_off / entry_min_bytes(c)) {
+		err = bkr_error_set(BKR_ECORRUPT,
+				    "%s: %u entries in a blob area of %llu bytes: more than a pack holds (a blob area of "
+				    "at most %llu bytes, each blob at least %llu bytes of it)",
+				    what, count, (unsigned long long)footer_off, (unsigned long long)PACK_MAX_SIZE,
+				    (unsigned long long)entry_min_bytes(c));
+		goto done;
+	}
+	if (!c && footer_len > FOOTER_PIECE && (err = footer_prescan(read, ctx, footer_off, count, what)) < 0)
+		goto done;
 	buf_len = (size_t)footer_len + BKR_PACK_TRAILER_SIZE;
 	if (!(buf = malloc(buf_len))) {
 		err = bkr_error_oom();
@@ -571,47 +662,10 @@ int bkr_pack_read_footer_from(const bkr_crypto *c, const bkr_pack_id *pack, bkr_
 		err = bkr_error_oom();
 		goto done;
 	}
-	for (uint32_t i = 0; i < count; i++) {
-		const uint8_t *p = ents_at + (size_t)i * BKR_PACK_ENTRY_SIZE;
-		bkr_pack_entry *e = &ents[i];
-		char hex[BKR_ID_HEX];
-
-		memcpy(e->id.b, p, BKR_ID_SIZE);
-		e->offset = bkr_get_u64(p + 32);
-		e->stored_len = bkr_get_u32(p + 40);
-		e->raw_len = bkr_get_u32(p + 44);
-		e->type = p[48];
-		e->flags = p[49];
-		bkr_id_to_hex(&e->id, hex);
-		if (e->stored_len > bkr_blob_stored_max(e->flags) || e->raw_len > BKR_BLOB_MAX) {
-			err = bkr_error_set(BKR_ECORRUPT,
-					    "%s: entry %u (blob %s): length %u/%u exceeds the %u-byte limit",
-					    what, i, hex, e->stored_len, e->raw_len, BKR_BLOB_MAX);
+	for (uint32_t i = 0; i < count; i++)
+		if ((err = entry_decode(c, ents_at + (size_t)i * BKR_PACK_ENTRY_SIZE, i, footer_off, &prev_end, what,
+					&ents[i])) < 0)
 			goto done;
-		}
-		if (e->type != BKR_BLOB_DATA && e->type != BKR_BLOB_TREE) {
-			err = bkr_error_set(BKR_ECORRUPT, "%s: entry %u (blob %s): unknown type %u",
-					    what, i, hex, e->type);
-			goto done;
-		}
-		if (!entry_ok(c, e->flags, e->stored_len, e->raw_len)) {
-			err = bkr_error_set(BKR_ECORRUPT,
-					    "%s: entry %u (blob %s): bad flags 0x%02x or lengths %u/%u",
-					    what, i, hex, e->flags, e->stored_len, e->raw_len);
-			goto done;
-		}
-		/* Entries are in file order and must not overlap or leave the blob area. */
-		if (e->offset < prev_end ||
-		    __builtin_add_overflow(e->offset, (uint64_t)BKR_BLOB_HEADER_SIZE + e->stored_len, &end) ||
-		    end > footer_off) {
-			err = bkr_error_set(BKR_ECORRUPT,
-					    "%s: entry %u (blob %s) at offset %llu + %u lies outside the blob area [%llu, %llu)",
-					    what, i, hex, (unsigned long long)e->offset, e->stored_len,
-					    (unsigned long long)prev_end, (unsigned long long)footer_off);
-			goto done;
-		}
-		prev_end = end;
-	}
 	*entries = ents;
 	*n = count;
 	ents = NULL;

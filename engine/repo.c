@@ -521,6 +521,15 @@ int bkr_repo_foreach_blob(bkr_repo *r, int (*cb)(const bkr_index_entry *e, void 
 	return err;
 }
 
+size_t bkr_repo_index_files_holding(bkr_repo *r, const bkr_index_entry *e, bkr_id *out, size_t cap)
+{
+	size_t n;
+	pthread_rwlock_rdlock(&r->index_lock);
+	n = bkr_index_files_holding(r->index, e, out, cap);
+	pthread_rwlock_unlock(&r->index_lock);
+	return n;
+}
+
 /* ---- where packs are -------------------------------------------------------- */
 
 static const char *pack_folder(bkr_blob_type type)

@@ -107,6 +107,12 @@ struct verify {
 	char why[600];          /* blob_problem's message */
 	char first_io[700];     /* the first I/O error's message (the one verify returns with) */
 	uint8_t *buf;           /* BKR_BLOB_MAX scratch */
+	uint8_t *win;           /* read_data: WINDOW_MAX bytes, the window of the pack being read (packsrc) */
+	char **ifiles;          /* the index files of the next problem ("index/<hex>.idx"): report takes them */
+	size_t nifiles, cap_ifiles;
+	bkr_id *fids;           /* note_index_files' scratch */
+	size_t cap_fids;
+	char ifiles_said[300];  /* ifiles in a message: "index/A.idx", "..., index/C.idx and 2 more index files" */
 };
 
 static void report(struct verify *v, bkr_verify_kind kind, const char *object, const char *backup,
@@ -124,12 +130,60 @@ static void note_damaged_backup(struct verify *v, const char *id)
 	}
 }
 
+static void clear_ifiles(struct verify *v)
+{
+	for (size_t i = 0; i < v->nifiles; i++)
+		free(v->ifiles[i]);
+	v->nifiles = 0;
+	v->ifiles_said[0] = 0;
+}
+
+/* The index files holding entries @p e[0, n) (each file once, newest first)
+ * into v->ifiles and v->ifiles_said, for the next report, which takes them. */
+static int note_index_files(struct verify *v, const bkr_index_entry *e, size_t n)
+{
+	char name[BKR_ID_HEX + 16], hex[BKR_ID_HEX];
+	size_t used = 0, shown = 0;
+	int w;
+
+	clear_ifiles(v);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = bkr_repo_index_files_holding(v->r, &e[i], NULL, 0);
+		if (k > v->cap_fids && bkr_array_grow((void **)&v->fids, &v->cap_fids, k - 1, sizeof(*v->fids)) < 0)
+			return BKR_ENOMEM;
+		k = bkr_repo_index_files_holding(v->r, &e[i], v->fids, v->cap_fids);
+		for (size_t j = 0; j < k && j < v->cap_fids; j++) {
+			bool seen = false;
+			bkr_id_to_hex(&v->fids[j], hex);
+			snprintf(name, sizeof(name), "index/%s.idx", hex);
+			for (size_t f = 0; f < v->nifiles && !seen; f++)
+				seen = !strcmp(v->ifiles[f], name);
+			if (!seen && bkr_array_push_str(&v->ifiles, &v->cap_ifiles, &v->nifiles, name) < 0)
+				return BKR_ENOMEM;
+		}
+	}
+	/* three by name, the others counted */
+	for (size_t f = 0; f < v->nifiles && f < 3; f++, shown++) {
+		const char *sep = f == 0 ? "" : f + 1 == v->nifiles ? " and " : ", ";
+		w = snprintf(v->ifiles_said + used, sizeof(v->ifiles_said) - used, "%s%s", sep, v->ifiles[f]);
+		used += w > 0 ? (size_t)w : 0;
+	}
+	if (v->nifiles > shown)
+		snprintf(v->ifiles_said + used, sizeof(v->ifiles_said) - used, " and %zu more index file%s",
+			 v->nifiles - shown, v->nifiles - shown == 1 ? "" : "s");
+	if (!v->nifiles)
+		snprintf(v->ifiles_said, sizeof(v->ifiles_said), "no index file (a reload dropped it)");
+	return 0;
+}
+
 static void report(struct verify *v, bkr_verify_kind kind, const char *object, const char *backup,
 		   const char *path, const char *fmt, ...)
 {
 	char msg[1200];
 	va_list ap;
 	bkr_verify_problem p = { kind, kind != BKR_VERIFY_LEFTOVER, object, backup, path, msg, backup && v->in_run };
+	p.index_files = (const char *const *)v->ifiles;
+	p.nindex_files = v->nifiles;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -147,6 +201,7 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 		note_damaged_backup(v, backup);
 	if (v->o->report)
 		v->o->report(v->o->report_ctx, &p);
+	clear_ifiles(v); /* they were this problem's */
 }
 
 static bkr_id pack_key(const bkr_pack_id *p)
@@ -432,49 +487,78 @@ static const char *entry_problem(const bkr_index_entry *e, const bkr_pack_entry 
 	return NULL;
 }
 
-/* Packs whose blobs are at most this many bytes are read whole when every
- * blob is read (one request to a server); larger ones blob by blob. */
-#define WHOLE_PACK_MAX (2 * (uint64_t)BKR_PACK_TARGET_SIZE)
+/* With read_data a pack's blobs are read in windows: runs of blobs the index
+ * names, one request each, never more than one blob's bound (so that any blob
+ * fits one window) and never the whole pack: memory stays the same whatever
+ * the pack's size (a pack the index names little of, a hole in its blob area).
+ * Unnamed bytes between two blobs up to WINDOW_GAP are read through. */
+#define WINDOW_MAX ((size_t)BKR_BLOB_HEADER_SIZE + BKR_SEALED_BLOB_STORED_MAX)
+#define WINDOW_GAP ((uint64_t)1 << 16)
 
-/* A pack being checked, through its store: whole in memory when every blob
- * is read.  Read, never mapped: a disk error in a mapped page would kill
- * verify (SIGBUS) instead of being named as an I/O error. */
+/* A pack being checked, through its store, with a window of its bytes.
+ * Read, never mapped: a disk error in a mapped page would kill verify
+ * (SIGBUS) instead of being named as an I/O error. */
 struct packsrc {
 	bkr_store *s;
 	const char *name, *path;
-	uint8_t *data;
+	uint8_t *win; /* v->win (WINDOW_MAX bytes): bytes [at, at + len) of the pack */
+	uint64_t at;
 	size_t len;
-	bool whole;
 	uint64_t size;
 };
 
 static int src_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	const struct packsrc *p = ctx;
-	if (!p->whole)
-		return bkr_store_get_range(p->s, p->name, off, len, buf, 0);
-	if (off > p->len || len > p->len - off)
-		return bkr_error_set(BKR_ECORRUPT, "%s: truncated (%zu bytes at %llu)", p->path, len,
-				     (unsigned long long)off);
-	memcpy(buf, p->data + off, len);
-	return 0;
+	if (p->len && off >= p->at && len <= p->len && off - p->at <= p->len - len) {
+		memcpy(buf, p->win + (off - p->at), len);
+		return 0;
+	}
+	return bkr_store_get_range(p->s, p->name, off, len, buf, 0);
 }
 
-/* Open @p path for reading (its footer; every byte when @p whole). */
-static int src_open(struct verify *v, const char *path, bool whole, struct packsrc *p)
+/* Open @p path for reading: its store and size. */
+static int src_open(struct verify *v, const char *path, struct packsrc *p)
 {
 	int err;
 	memset(p, 0, sizeof(*p));
 	p->path = path;
-	p->whole = whole;
+	p->win = v->win;
 	if ((err = bkr_repo_locate(v->r, path, &p->s, &p->name)) < 0)
 		return err;
-	if (!whole)
-		return bkr_store_stat(p->s, p->name, &p->size);
-	if ((err = bkr_store_get(p->s, p->name, SIZE_MAX, &p->data, &p->len)) < 0)
-		return err;
-	p->size = p->len;
-	return 0;
+	return bkr_store_stat(p->s, p->name, &p->size);
+}
+
+/* Before entry @p i of v->ents[i, hi) is read: the window over it and the
+ * entries after it that fit.  A window that does not read is dropped: each
+ * blob's own read then says what is wrong (truncated, an I/O error). */
+static void src_window(struct verify *v, struct packsrc *p, size_t i, size_t hi)
+{
+	const bkr_index_entry *e = &v->ents[i];
+	uint64_t start = e->offset, end = start;
+	if (p->len && start >= p->at && start - p->at < p->len &&
+	    e->stored_len + (uint64_t)BKR_BLOB_HEADER_SIZE <= p->len - (start - p->at))
+		return; /* in the window already */
+	p->len = 0;
+	for (size_t k = i; k < hi; k++) {
+		uint64_t at = v->ents[k].offset, x = at + BKR_BLOB_HEADER_SIZE + v->ents[k].stored_len;
+		if (k > i && at > end + WINDOW_GAP)
+			break;
+		if ((x > end ? x : end) - start > WINDOW_MAX)
+			break;
+		if (x > end)
+			end = x;
+	}
+	if (end > p->size)
+		end = p->size;
+	if (end <= start)
+		return;
+	if (bkr_store_get_range(p->s, p->name, start, (size_t)(end - start), p->win, 0) < 0) {
+		bkr_error_clear();
+		return;
+	}
+	p->at = start;
+	p->len = (size_t)(end - start);
 }
 
 /* Pack @p id at @p path could not be read (an I/O error): @p n blobs the index names in it go unchecked. */
@@ -540,7 +624,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		bytes_end += v->ents[i].stored_len + BKR_BLOB_HEADER_SIZE;
 	if (v->o->progress)
 		v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done, v->bytes_total);
-	if ((err = src_open(v, path, v->o->read_data && bytes_end - v->bytes_done <= WHOLE_PACK_MAX, &src)) < 0) {
+	if ((err = src_open(v, path, &src)) < 0) {
 		if (err == BKR_EIO) {
 			unread_pack(v, id, path, hi - lo);
 			err = 0;
@@ -579,8 +663,12 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 		bkr_id_to_hex(&e->id, hex);
 		if (bad) {
 			bkr_pack_id_to_hex(&e->pack, phex);
-			report(v, BKR_VERIFY_INDEX, hex, NULL, NULL, "index entry of blob %s (pack %s, offset %u): %s",
-			       hex, phex, e->offset, bad);
+			if ((err = note_index_files(v, e, 1)) < 0)
+				goto done;
+			report(v, BKR_VERIFY_INDEX, hex, NULL, NULL,
+			       "index entry of blob %s (pack %s, offset %u) in %s: %s; 'bkr repair' drops it (the pack's "
+			       "footer says what the pack holds), writing an index that replaces %s",
+			       hex, phex, e->offset, v->ifiles_said, bad, v->nifiles == 1 ? "that file" : "those files");
 			if ((err = mark_entry(v, e)) < 0)
 				goto done;
 			continue;
@@ -589,6 +677,7 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 			continue;
 		v->st->blobs_read++;
 		v->st->bytes_read += e->stored_len + BKR_BLOB_HEADER_SIZE;
+		src_window(v, &src, i, hi);
 		int rb = bkr_pack_read_blob_from(bkr_repo_crypto(v->r), src_read, &src, path, &e->id, e->offset,
 						 e->stored_len, e->raw_len, e->type, v->buf, 0);
 		v->bytes_done += e->stored_len + BKR_BLOB_HEADER_SIZE;
@@ -605,7 +694,14 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 			err = rb;
 			goto done;
 		}
-		report(v, BKR_VERIFY_BLOB, hex, NULL, NULL, "%s", bkr_error_message());
+		char msg[700];
+		snprintf(msg, sizeof(msg), "%s", bkr_error_message());
+		if ((err = note_index_files(v, e, 1)) < 0)
+			goto done;
+		report(v, BKR_VERIFY_BLOB, hex, NULL, NULL,
+		       "%s (its index entry is in %s: 'bkr repair' reads it again "
+		       "and, if it still fails, takes it out of the index, writing one that replaces %s)",
+		       msg, v->ifiles_said, v->nifiles == 1 ? "that file" : "those files");
 		if ((err = mark_entry(v, e)) < 0)
 			goto done;
 	}
@@ -617,7 +713,6 @@ done:
 	if (v->o->progress)
 		v->o->progress(v->o->progress_ctx, "packs", v->packs_done, v->packs_total, v->bytes_done, v->bytes_total);
 	free(fents);
-	free(src.data);
 	return err;
 }
 
@@ -770,10 +865,17 @@ static int check_missing(struct verify *v)
 		bkr_error_clear();
 		if (!v->places[0])
 			searched(v);
-		/* the hint about tier disks only where there are tiers */
-		report(v, BKR_VERIFY_PACK, hex, NULL, NULL, "pack %s is named by the index but missing from every tier "
-		       "and trash (searched %s%s)", hex, v->places,
-		       bkr_repo_tier_count(v->r) ? ": is the right disk mounted at each tier?" : "");
+		/* the hint about tier disks only where there are tiers; the index
+		 * files naming it (an old one put back after prune removed the pack?) */
+		if ((err = note_index_files(v, &v->ents[lo], hi - lo)) < 0)
+			return err;
+		report(v, BKR_VERIFY_PACK, hex, NULL, NULL,
+		       "pack %s is named by the index but missing from every tier "
+		       "and trash (searched %s%s); %zu entr%s naming it %s in %s: 'bkr repair' drops %s, writing an index "
+		       "that replaces %s",
+		       hex, v->places, bkr_repo_tier_count(v->r) ? ": is the right disk mounted at each tier?" : "",
+		       hi - lo, hi - lo == 1 ? "y" : "ies", hi - lo == 1 ? "is" : "are", v->ifiles_said,
+		       hi - lo == 1 ? "it" : "them", v->nifiles == 1 ? "that file" : "those files");
 		for (size_t i = lo; i < hi && err == 0; i++)
 			err = mark_entry_as(v, &v->ents[i], true);
 	}
@@ -1171,8 +1273,10 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 		err = bkr_error_set(BKR_ECORRUPT, "verify found 1 problem");
 		goto done; /* recorded like every other finding */
 	}
-	if (o->read_data && !(v.buf = malloc(BKR_BLOB_MAX)))
+	if (o->read_data && (!(v.buf = malloc(BKR_BLOB_MAX)) || !(v.win = malloc(WINDOW_MAX)))) {
+		free(v.buf);
 		return bkr_error_oom();
+	}
 	/* the backups first, then the index: one that committed after the open
 	 * published its index files before its manifest, so every backup listed
 	 * here is in the index loaded after (never 'missing from the index') */
@@ -1273,5 +1377,9 @@ done:
 	bkr_manifest_list_free(&runs);
 	bkr_records_free(records);
 	free(v.buf);
+	free(v.win);
+	clear_ifiles(&v);
+	free(v.ifiles);
+	free(v.fids);
 	return err;
 }

@@ -84,6 +84,13 @@ static void on_problem(void *ctx, const bkr_verify_problem *p)
 		if (p->path)
 			json_out_path(j, "path", p->path, strlen(p->path));
 		json_out_member(j, "message", p->message);
+		if (p->nindex_files) {
+			json_out_key(j, "index_files");
+			json_out_begin_array(j);
+			for (size_t i = 0; i < p->nindex_files; i++)
+				json_out_string(j, p->index_files[i]);
+			json_out_end_array(j);
+		}
 		json_out_end_object(j);
 		return;
 	}

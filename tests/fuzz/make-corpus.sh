@@ -37,6 +37,11 @@ for p in "$R"/data/*/*.pack "$R"/tree/*/*.pack; do
 	cp "$p" "$out/pack/seed-$i"
 	i=$((i + 1))
 done
+# a trailer claiming 2^26 entries (a footer of 3.5 GiB) at the end of a 1 GiB
+# hole (fuzz_pack reads it as a sparse file): refused from a piece of it
+python3 -c 'import struct, sys
+sys.stdout.buffer.write(bytes(100) + b"BKRPACK\0" + struct.pack("<IIQQ", 1, 1 << 26, 1 << 30, 0) + bytes(32))' \
+	>"$out/pack/sparse-trailer"
 i=0
 for p in "$R"/index/*.idx; do
 	cp "$p" "$out/index/seed-$i"

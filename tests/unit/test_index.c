@@ -295,6 +295,68 @@ static void test_duplicates(void **state)
 	bkr_index_free(idx);
 }
 
+/* bkr_index_files_holding: the files holding exactly an entry (blob, pack,
+ * offset), newest first; a file holding the id twice is searched through both */
+static void test_files_holding(void **state)
+{
+	struct fx *f = *state;
+	bkr_index *idx = NULL;
+	bkr_index_entry e, other, twice;
+	bkr_id a, b, c, got[2];
+	char path[PATH_MAX];
+	uint8_t *buf;
+	size_t len;
+
+	write_range(f->dir, 0, 10, NULL, 0, &a);
+	write_range(f->dir, 3, 4, NULL, 0, &b); /* entry 3 again, the same */
+	/* a file of entries 7 and 20, then 20's slot made entry 7 in another pack */
+	{
+		bkr_index_builder *bld = NULL;
+		assert_int_equal(bkr_index_builder_new(&bld), 0);
+		make_entry(7, &e);
+		assert_int_equal(bkr_index_builder_add(bld, &e), 0);
+		make_entry(20, &e);
+		assert_int_equal(bkr_index_builder_add(bld, &e), 0);
+		assert_int_equal(bkr_index_builder_write(bld, f->dir, &c), 0);
+		bkr_index_builder_free(bld);
+	}
+	file_path(f->dir, &c, path);
+	buf = read_all(path, &len);
+	assert_int_equal(unlink(path), 0);
+	make_entry(7, &twice);
+	twice.pack.b[0] ^= 0xff;
+	{
+		uint8_t *slot = buf + BKR_INDEX_HEADER_SIZE;
+		if (memcmp(slot, twice.id.b, BKR_ID_SIZE) == 0) /* entry 7 first: the second slot is 20's */
+			slot += BKR_INDEX_ENTRY_SIZE;
+		memcpy(slot, twice.id.b, BKR_ID_SIZE);
+		memcpy(slot + BKR_ID_SIZE, twice.pack.b, BKR_PACK_ID_SIZE);
+		bkr_put_u32(slot + BKR_ID_SIZE + BKR_PACK_ID_SIZE, twice.offset);
+	}
+	reseal_and_write(f->dir, buf, len, path);
+	free(buf);
+
+	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
+	make_entry(3, &e);
+	assert_int_equal(bkr_index_files_holding(idx, &e, got, 2), 2);
+	assert_true((!bkr_id_cmp(&got[0], &a) && !bkr_id_cmp(&got[1], &b)) ||
+		    (!bkr_id_cmp(&got[0], &b) && !bkr_id_cmp(&got[1], &a)));
+	assert_int_equal(bkr_index_files_holding(idx, &e, got, 1), 2); /* counted past cap */
+	assert_int_equal(bkr_index_files_holding(idx, &e, NULL, 0), 2);
+	make_entry(5, &e);
+	assert_int_equal(bkr_index_files_holding(idx, &e, got, 2), 1);
+	assert_memory_equal(got[0].b, a.b, BKR_ID_SIZE);
+	other = e;
+	other.offset += 1; /* the blob at another offset: no file holds that entry */
+	assert_int_equal(bkr_index_files_holding(idx, &other, got, 2), 0);
+	make_entry(7, &e); /* in a and in the crafted file */
+	assert_int_equal(bkr_index_files_holding(idx, &e, got, 2), 2);
+	/* the crafted file's second copy of 7: found whichever copy the search lands on */
+	assert_int_equal(bkr_index_files_holding(idx, &twice, got, 2), 1);
+	assert_memory_not_equal(got[0].b, a.b, BKR_ID_SIZE);
+	bkr_index_free(idx);
+}
+
 static void test_same_content_twice(void **state)
 {
 	struct fx *f = *state;
@@ -960,6 +1022,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_foreach_sorted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_miss, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_files_holding, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_same_content_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_files_merged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_supersede, setup, teardown),

@@ -783,6 +783,108 @@ static void test_bad_entries(void **state)
 	expect_entry_error(f, 1, 44, e1.raw_len - 1, 4);
 }
 
+/*
+ * A virtual pack of @p size bytes, all zeros (a sparse file's hole) but for
+ * its last @p tail_len bytes (a forged footer and trailer): the footer reader
+ * must judge it by reading no more than a piece of it at once.
+ */
+struct sparse_pack {
+	uint64_t size;
+	const uint8_t *tail;
+	size_t tail_len;
+	size_t largest; /**< the largest read asked for */
+};
+
+static int sparse_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct sparse_pack *p = ctx;
+	uint64_t tail_at = p->size - p->tail_len;
+	if (len > p->largest)
+		p->largest = len;
+	assert_true(off <= p->size && len <= p->size - off);
+	memset(buf, 0, len);
+	for (size_t i = 0; i < len; i++)
+		if (off + i >= tail_at)
+			((uint8_t *)buf)[i] = p->tail[off + i - tail_at];
+	return 0;
+}
+
+/* A plain trailer of @p count entries at @p footer_off (its checksum zeros: the caller's). */
+static void forge_trailer(uint8_t t[BKR_PACK_TRAILER_SIZE], uint32_t count, uint64_t footer_off)
+{
+	memset(t, 0, BKR_PACK_TRAILER_SIZE);
+	memcpy(t, BKR_PACK_MAGIC, 8);
+	bkr_put_u32(t + 8, BKR_PACK_VERSION);
+	bkr_put_u32(t + 12, count);
+	bkr_put_u64(t + 16, footer_off);
+}
+
+static int read_sparse(struct sparse_pack *p, const char *what)
+{
+	bkr_pack_entry *e = (bkr_pack_entry *)0x1;
+	size_t n = 99;
+	int err = bkr_pack_read_footer_from(NULL, NULL, sparse_read, p, p->size, what, &e, &n);
+	if (err == 0)
+		free(e);
+	else
+		assert_null(e);
+	return err;
+}
+
+static void test_forged_footer_bounds(void **state)
+{
+	uint8_t tail[BKR_PACK_ENTRY_SIZE + BKR_PACK_TRAILER_SIZE], *t = tail + BKR_PACK_ENTRY_SIZE;
+	struct sparse_pack p = { 0 };
+	uint32_t count;
+	uint64_t off;
+	bkr_id sum;
+	(void)state;
+
+	/* A trailer claiming 4M entries (a footer of 224 MiB, all zeros) over a
+	 * blob area that could hold them: refused after one piece of it, never
+	 * allocated or read whole. */
+	count = 1u << 22;
+	off = (uint64_t)count * BKR_BLOB_HEADER_SIZE;
+	forge_trailer(t, count, off);
+	p = (struct sparse_pack){ off + (uint64_t)count * BKR_PACK_ENTRY_SIZE + BKR_PACK_TRAILER_SIZE,
+				  tail + BKR_PACK_ENTRY_SIZE, BKR_PACK_TRAILER_SIZE, 0 };
+	assert_int_equal(read_sparse(&p, "zeros.pack"), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "zeros.pack: entry 1 "));
+	assert_true(p.largest <= 1u << 20);
+
+	/* More entries than the blob area holds (each blob takes its 16-byte
+	 * header): refused from the trailer alone. */
+	count = 1000;
+	off = (uint64_t)count * BKR_BLOB_HEADER_SIZE - 1;
+	forge_trailer(t, count, off);
+	p = (struct sparse_pack){ off + (uint64_t)count * BKR_PACK_ENTRY_SIZE + BKR_PACK_TRAILER_SIZE,
+				  tail + BKR_PACK_ENTRY_SIZE, BKR_PACK_TRAILER_SIZE, 0 };
+	assert_int_equal(read_sparse(&p, "crowded.pack"), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "crowded.pack: 1000 entries in a blob area of 15999 bytes"));
+	assert_int_equal(p.largest, BKR_PACK_TRAILER_SIZE);
+
+	/* A blob area larger than a pack holds (index offsets are 32-bit), with
+	 * one valid entry and a valid checksum: refused. */
+	memset(tail, 0, BKR_PACK_ENTRY_SIZE);
+	tail[0] = 0xab;             /* blob id */
+	bkr_put_u32(tail + 40, 10); /* stored = raw = 10: a raw data blob at offset 0 */
+	bkr_put_u32(tail + 44, 10);
+	off = (uint64_t)UINT32_MAX + 1;
+	forge_trailer(t, 1, off);
+	bkr_sha256(tail, BKR_PACK_ENTRY_SIZE + 32, &sum);
+	memcpy(t + 32, sum.b, BKR_ID_SIZE);
+	p = (struct sparse_pack){ off + sizeof(tail), tail, sizeof(tail), 0 };
+	assert_int_equal(read_sparse(&p, "big.pack"), BKR_ECORRUPT);
+	assert_non_null(strstr(bkr_error_message(), "big.pack: 1 entries in a blob area of 4294967296 bytes"));
+	/* the same at the bound reads */
+	off = UINT32_MAX;
+	forge_trailer(t, 1, off);
+	bkr_sha256(tail, BKR_PACK_ENTRY_SIZE + 32, &sum);
+	memcpy(t + 32, sum.b, BKR_ID_SIZE);
+	p = (struct sparse_pack){ off + sizeof(tail), tail, sizeof(tail), 0 };
+	assert_int_equal(read_sparse(&p, "max.pack"), 0);
+}
+
 static void test_header_disagrees(void **state)
 {
 	struct fixture *f = *state;
@@ -968,6 +1070,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_magic_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_count_offset_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_entries, setup, teardown),
+		cmocka_unit_test(test_forged_footer_bounds),
 		cmocka_unit_test_setup_teardown(test_header_disagrees, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_without_finish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_injection, setup, teardown),

@@ -99,6 +99,14 @@ int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *ou
  */
 int bkr_index_lookup_nth(const bkr_index *idx, const bkr_id *id, size_t nth, bkr_index_entry *out);
 
+/**
+ * The loaded files holding exactly entry @p e (its blob at its pack and
+ * offset), newest first as lookups take them: the first @p cap of their ids
+ * into @p out.  Returns how many files hold it (more than @p cap: the rest
+ * are not given).  Thread-safe.
+ */
+size_t bkr_index_files_holding(const bkr_index *idx, const bkr_index_entry *e, bkr_id *out, size_t cap);
+
 /** Number of entries over all files (duplicates counted). */
 uint64_t bkr_index_count(const bkr_index *idx);
 

@@ -328,6 +328,9 @@ int bkr_repo_pack_blob(bkr_repo *r, const char *path, const bkr_index_entry *e, 
 /** Every index entry (under the index read lock: @p cb must not reload). */
 int bkr_repo_foreach_blob(bkr_repo *r, int (*cb)(const bkr_index_entry *e, void *ctx), void *ctx);
 
+/** bkr_index_files_holding over the repository's index (not the retained ones). */
+size_t bkr_repo_index_files_holding(bkr_repo *r, const bkr_index_entry *e, bkr_id *out, size_t cap);
+
 /* The writer, the catalog and the lock have their own headers (and modules);
  * they are included here so that a user of repo.h sees all of it. */
 #include "bkr/catalog.h"

@@ -37,6 +37,12 @@ typedef struct {
 	const char *path;        /**< file or directory in it ("report.json": a run's report), else NULL */
 	const char *message;     /**< one line */
 	bool run;                /**< backup_id is a recovery run's (runs/) */
+	/** The index files ("index/<id>.idx") holding the index entries a problem
+	 * is about (a pack the index names that is missing, an entry its pack's
+	 * footer contradicts, a copy that does not read), which 'bkr repair'
+	 * replaces; NULL (0) for the others */
+	const char *const *index_files;
+	size_t nindex_files;
 } bkr_verify_problem;
 
 typedef struct {
