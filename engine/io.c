@@ -378,6 +378,30 @@ static int dir_of(const char *path, char *out, size_t cap)
 	return 0;
 }
 
+#define LINK_TRIES 4 /* links of a temporary whose final's directory keeps vanishing */
+
+/*
+ * A link of @p tmp to @p final failed with ENOENT: when @p tmp is still there
+ * and the directory of @p final is not, make that directory again (with the
+ * mode of @p tmp's, its parent for a pack: data/ for data/XX) and true (link
+ * again).  A writer whose publish fails removes the pack folder it made when
+ * it is empty (store_local.c), which another writer that found the folder
+ * made may be about to link into.  Only that one directory is made: a
+ * repository or tier removed or unmounted stays an error.  errno stays ENOENT.
+ */
+static bool final_dir_remade(const char *tmp, const char *final)
+{
+	char dir[PATH_MAX], tdir[PATH_MAX];
+	struct stat st;
+
+	bool again = access(tmp, F_OK) == 0 && dir_of(final, dir, sizeof(dir)) == 0 &&
+		dir_of(tmp, tdir, sizeof(tdir)) == 0 && strcmp(dir, tdir) != 0 && stat(tdir, &st) == 0 &&
+		(mkdir(dir, st.st_mode & 07777) == 0 || errno == EEXIST);
+
+	errno = ENOENT; /* the link's error, for its message */
+	return again;
+}
+
 int bkr_io_commit_tmp(int fd, const char *tmp, const char *final, unsigned flags)
 {
 	char dir[PATH_MAX];
@@ -408,7 +432,10 @@ int bkr_io_commit_tmp(int fd, const char *tmp, const char *final, unsigned flags
 		}
 	} else {
 		/* link(2) never replaces: EEXIST if the final name is taken. */
-		if (link(tmp, final) < 0) {
+		int r, tries = 1;
+		while ((r = link(tmp, final)) < 0 && errno == ENOENT && tries++ < LINK_TRIES && final_dir_remade(tmp, final))
+			;
+		if (r < 0) {
 			if (errno == EEXIST)
 				err = bkr_error_set(BKR_EEXISTS, "%s: already exists, not replaced", final);
 			else if (errno == ENOENT)

@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -53,6 +54,7 @@
 #include "bkr/hash.h"
 #include "bkr/io.h"
 #include "bkr/log.h"
+#include "bkr/store.h"
 #include "bkr/walk.h"
 
 /* Chunk bytes taken by the workers and not yet written, and files open at once. */
@@ -132,6 +134,7 @@ typedef struct {
 	chown_memo chowns[RESTORE_NAME_MEMO]; /* chown_refused's answers (the walking thread) */
 	size_t nchowns, next_chown; /* used, and the one replaced when full */
 	bool no_tmpfile;    /* the filesystem refused O_TMPFILE: named temporaries from then on */
+	char *starved;      /* the walk found no descriptor to spare (fd_starved): the restore's error */
 	int64_t last_progress;
 	bkr_restore_progress prog;
 	pthread_mutex_t rmu;       /* st, first_*, corrupt, prog, last_progress, the callbacks */
@@ -1270,11 +1273,12 @@ static void pool_reserve_file(rctx *c)
 }
 
 /*
- * A create failed for want of descriptors (EMFILE, ENFILE): each file in
- * flight holds one until its last chunk is written.  Wait for them, keep
- * half as many in flight from now on, and true (create again); false when
- * none was in flight (the failure is the file's, as any other).  A file
- * left out of a restore for the restore's own want would be missing.
+ * A create failed for want of descriptors (EMFILE, ENFILE): the stores may
+ * cache idle ones (bkr_store_local_shed: closed, true, create again); else
+ * each file in flight holds one until its last chunk is written.  Wait for
+ * them, keep half as many in flight from now on, and true (create again);
+ * false when none was in flight (the failure is the file's, as any other).
+ * A file left out of a restore for the restore's own want would be missing.
  */
 static bool files_drain(rctx *c, int e)
 {
@@ -1282,6 +1286,10 @@ static bool files_drain(rctx *c, int e)
 
 	if (e != EMFILE && e != ENFILE)
 		return false;
+	if (bkr_store_local_shed()) {
+		errno = e;
+		return true;
+	}
 	pthread_mutex_lock(&c->mu);
 	had = c->inflight_files > 0;
 	if (had)
@@ -1291,6 +1299,49 @@ static bool files_drain(rctx *c, int e)
 	pthread_mutex_unlock(&c->mu);
 	errno = e;
 	return had;
+}
+
+/*
+ * The walk is about to open a file or directory in @p dirfd: true when two
+ * descriptors are free, its own and one to read chunks with (else errno
+ * EMFILE).  The walk taking the last one would leave the files in flight,
+ * which hold one each until their last chunk is written, no way to be read.
+ */
+static bool fd_room(int dirfd)
+{
+	int a = fcntl(dirfd, F_DUPFD_CLOEXEC, 0), b = a < 0 ? -1 : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	int e = errno;
+
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
+	errno = b >= 0 ? 0 : e;
+	return b >= 0;
+}
+
+/*
+ * The walk cannot open @p path for want of descriptors (@p e EMFILE, ENFILE)
+ * with no file in flight and none cached: what holds them is the walk's
+ * open directories and the process's own, so the restore stops here, one
+ * line (restore_dir), rather than failing every file after it alike.
+ */
+static void fd_starved(rctx *c, const char *path, int e)
+{
+	struct rlimit rl;
+
+	if (c->starved)
+		return;
+	if (e == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (asprintf(&c->starved,
+			     "%s: %s: the limit of open files (ulimit -n %llu) is too low for this restore: raise it",
+			     *path ? path : "/", strerror(e), (unsigned long long)rl.rlim_cur) < 0)
+			c->starved = NULL;
+	} else if (asprintf(&c->starved, "%s: %s", *path ? path : "/", strerror(e)) < 0) {
+		c->starved = NULL;
+	}
+	if (!c->starved)
+		c->starved = strdup(strerror(e));
 }
 
 /*
@@ -1482,10 +1533,16 @@ static void restore_leaf(rctx *c, rdir *d, const char *path, const bkr_entry *e,
 		pool_reserve_file(c);
 	/* a new file gets no name until complete; one that replaces another, a temporary name */
 	do {
+		if (e->type == BKR_FT_FILE && !fd_room(dirfd))
+			continue; /* fd -1, errno EMFILE */
 		fd = e->type == BKR_FT_FILE && !replace && !c->no_tmpfile ? create_anon(c, dirfd, tmp) : -2;
 		if (fd == -2)
 			fd = create_tmp(dirfd, tmp, sizeof(tmp), e, -1, target);
 	} while (fd < 0 && files_drain(c, errno));
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+		fd_starved(c, path, errno);
+		goto done;
+	}
 	if (fd < 0) {
 		int en = errno;
 		if (e->type == BKR_FT_FIFO || e->type == BKR_FT_CHR || e->type == BKR_FT_BLK)
@@ -1626,10 +1683,15 @@ static int open_dir(rctx *c, int dirfd, const char *name, const char *path, rdir
 		report(c, true, bkr_error_set_errno(errno, "mkdir"), path, "mkdir: %s", strerror(errno));
 		return -1;
 	}
-	int fd;
-	while ((fd = openat(dirfd, *tmp ? tmp : name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
+	int fd = -1;
+	while ((!fd_room(dirfd) ||
+		(fd = openat(dirfd, *tmp ? tmp : name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) &&
 	       files_drain(c, errno))
 		;
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+		fd_starved(c, path, errno);
+		goto fail;
+	}
 	if (fd < 0) {
 		report(c, true, bkr_error_set_errno(errno, "open"), path, "open directory: %s", strerror(errno));
 		goto fail;
@@ -1762,6 +1824,8 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 		char name[257];
 		if (e->type != BKR_FT_DIR) {
 			restore_leaf(c, pd, it->path, e, it->leaf, it->li);
+			if (c->starved)
+				break;
 			continue;
 		}
 		if (e->name_len > 255) {
@@ -1776,6 +1840,8 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 			continue;
 		}
 		int dfd = enter_dir(c, pd->fd, name, it->path, e, it->leaf, it->li, dirs[d]);
+		if (c->starved)
+			break;
 		if (dfd == -2) {
 			bkr_walk_skip(w);
 			continue;
@@ -1790,6 +1856,8 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 		}
 		dirs[d]->fd = dfd;
 	}
+	if (c->starved)
+		err = bkr_error_set(BKR_EIO, "%s", c->starved);
 done:
 	bkr_walk_free(w);
 	/* every file in flight names one of these directories, or one closed
@@ -2295,6 +2363,7 @@ done:
 	free(c->made);
 	free(c->src_dir);
 	free(c->first_msg);
+	free(c->starved);
 	free(paths);
 	for (size_t i = 0; owned && i < o->npaths; i++)
 		free(owned[i]);

@@ -62,8 +62,9 @@ struct fd_slot {
 	char path[PATH_MAX];
 };
 
-typedef struct {
+typedef struct local_store {
 	bkr_store base;
+	struct local_store *next; /* in the process's list of local stores (stores_lock) */
 	/* guards slots[] and clock; a borrower (fd_get) reads its slot's fd
 	 * without it: refs > 0 keeps the slot from being closed or reused */
 	pthread_mutex_t lock;
@@ -114,6 +115,22 @@ typedef struct {
  * opens four stores, and each keeping its own quarter left none under ulimit
  * -n 32 to create the destination's packs. */
 static atomic_int cached_fds;
+
+/* Every local store of the process, for bkr_store_local_shed: an open that
+ * finds the process out of descriptors may find them cached by another store
+ * (a restore from a tiered repository reads a tree pack of the repository
+ * while the tiers' stores hold the quarter). */
+static pthread_mutex_t stores_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct local_store *stores;
+
+/* Readers of all local stores between fd_get and fd_put (lent: holding a
+ * descriptor or opening one; waiting: of those, the ones that found none to
+ * open and wait in fd_wait for one to come back, as each is held for one read
+ * only), and a count of the descriptors returned (lent_lock). */
+static pthread_mutex_t lent_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t lent_cv = PTHREAD_COND_INITIALIZER;
+static int lent, waiting;
+static uint64_t returned;
 
 static int path_of(const bkr_store *s, const char *name, char *out)
 {
@@ -206,9 +223,7 @@ static void slot_close(struct fd_slot *sl)
 	atomic_fetch_sub(&cached_fds, 1);
 }
 
-/* Close every cached descriptor that no one borrows, for an open that found
- * the process out of them (EMFILE, ENFILE: a low ulimit -n, which the cache
- * alone may fill); false when none was idle. */
+/* Close every cached descriptor of @p ls that no one borrows; false when none was idle. */
 static bool fd_shed(local_store *ls)
 {
 	bool any = false;
@@ -225,6 +240,57 @@ static bool fd_shed(local_store *ls)
 	return any;
 }
 
+bool bkr_store_local_shed(void)
+{
+	bool any = false;
+
+	pthread_mutex_lock(&stores_lock);
+	for (local_store *ls = stores; ls; ls = ls->next)
+		any |= fd_shed(ls);
+	pthread_mutex_unlock(&stores_lock);
+	return any;
+}
+
+/*
+ * An open for a read found the process out of descriptors (errno EMFILE,
+ * ENFILE): close the idle ones of every store, else wait until another
+ * reader returns one it holds, and true (open again); false, errno kept,
+ * when none is idle and every other reader waits too (what fills the limit
+ * is not the stores').
+ */
+static bool fd_wait(void)
+{
+	int e = errno;
+	bool again = bkr_store_local_shed();
+
+	if (!again) {
+		pthread_mutex_lock(&lent_lock);
+		waiting++;
+		pthread_cond_broadcast(&lent_cv); /* one reader fewer that may give one back */
+		uint64_t seen = returned;
+		while (lent > waiting && returned == seen)
+			pthread_cond_wait(&lent_cv, &lent_lock);
+		again = returned != seen;
+		waiting--;
+		pthread_mutex_unlock(&lent_lock);
+	}
+	errno = e;
+	return again;
+}
+
+/* A reader enters fd_get (@p n 1) or leaves it with none or through fd_put (-1). */
+static void fd_lent(int n)
+{
+	pthread_mutex_lock(&lent_lock);
+	lent += n;
+	if (n < 0) {
+		returned++;
+		if (waiting)
+			pthread_cond_broadcast(&lent_cv);
+	}
+	pthread_mutex_unlock(&lent_lock);
+}
+
 /*
  * Borrow a descriptor for @p path: *slot is the cache slot to release with
  * fd_put, or -1 for an uncached fd (every slot busy) that fd_put closes.
@@ -234,6 +300,7 @@ static int fd_get(local_store *ls, const char *path, unsigned flags, int *fd_out
 	uint64_t h = name_hash(path);
 	int fd, victim = -1, i;
 
+	fd_lent(1); /* from the start: a waiter never misses a descriptor being opened */
 	pthread_mutex_lock(&ls->lock);
 	i = slot_find(ls, h, path);
 	pthread_mutex_unlock(&ls->lock);
@@ -242,10 +309,13 @@ static int fd_get(local_store *ls, const char *path, unsigned flags, int *fd_out
 		*slot_out = i;
 		return 0;
 	}
-	while ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 && (errno == EMFILE || errno == ENFILE) && fd_shed(ls))
+	while ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 && (errno == EMFILE || errno == ENFILE) && fd_wait())
 		;
-	if (fd < 0)
-		return bkr_error_set_errno(errno, "open %s", path);
+	if (fd < 0) {
+		int err = bkr_error_set_errno(errno, "open %s", path);
+		fd_lent(-1);
+		return err;
+	}
 	/* A small object read all over (tree packs are written children first
 	 * and walked parents first): one asynchronous read of the whole of it
 	 * beats a disk seek per piece on a cold `ls -lR` or restore. */
@@ -299,6 +369,7 @@ static void fd_put(local_store *ls, int fd, int slot, bool drop)
 {
 	if (slot < 0) {
 		close(fd);
+		fd_lent(-1);
 		return;
 	}
 	pthread_mutex_lock(&ls->lock);
@@ -306,6 +377,7 @@ static void fd_put(local_store *ls, int fd, int slot, bool drop)
 	if (--sl->refs == 0 && (drop || sl->stale))
 		slot_close(sl);
 	pthread_mutex_unlock(&ls->lock);
+	fd_lent(-1);
 }
 
 /* @p path no longer names what a cached descriptor reads. */
@@ -949,6 +1021,14 @@ static void local_unlock(bkr_store_held *base)
 static void local_free(bkr_store *s)
 {
 	local_store *ls = (local_store *)s;
+
+	pthread_mutex_lock(&stores_lock);
+	for (local_store **p = &stores; *p; p = &(*p)->next)
+		if (*p == ls) {
+			*p = ls->next;
+			break;
+		}
+	pthread_mutex_unlock(&stores_lock);
 	for (int i = 0; i < FD_CACHE; i++)
 		if (ls->slots[i].valid)
 			slot_close(&ls->slots[i]);
@@ -1028,6 +1108,10 @@ int bkr_store_local_open(bkr_store **out, const char *root, unsigned flags)
 	pthread_mutex_init(&ls->stage_lock, NULL);
 	pthread_cond_init(&ls->flush_cv, NULL);
 	pthread_cond_init(&ls->flushed_cv, NULL);
+	pthread_mutex_lock(&stores_lock);
+	ls->next = stores;
+	stores = ls;
+	pthread_mutex_unlock(&stores_lock);
 	*out = &ls->base;
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/pattern.h"
+#include "bkr/store.h"
 
 /* Take the parent's content when the file is unchanged (and not racy). */
 static bool reuse_from_parent(bctx *c, bkr_dir *pdir, node *n)
@@ -75,9 +76,10 @@ static bool skipped_dir(const bctx *c, const struct stat *st)
 
 /*
  * The scan's open of @p n failed with @p e.  For want of descriptors
- * (EMFILE, ENFILE) the files queued hold theirs until a worker has read
- * them: wait for that, and 1 (open again; a worker's failure meanwhile is
- * its error).  When none is held, BKR_EIO
+ * (EMFILE, ENFILE) the stores may cache idle ones (bkr_store_local_shed:
+ * closed, 1, open again); else the files queued hold theirs until a worker
+ * has read them: wait for that, and 1 (open again; a worker's failure
+ * meanwhile is its error).  When none is held, BKR_EIO
  * naming @p n and the limit: a file or directory skipped because this
  * process ran out of descriptors would be left out of the backup for no
  * fault of its own.  0 for any other error (the caller's warning).
@@ -90,6 +92,8 @@ static int open_failed(bctx *c, const node *n, int e)
 
 	if (e != EMFILE && e != ENFILE)
 		return 0;
+	if (bkr_store_local_shed())
+		return 1;
 	if ((err = bkr_bk_queue_drain(c)) != 0)
 		return err;
 	path = bkr_bk_node_path(n);

@@ -4,8 +4,9 @@
  * leaves no temporary, uploads, ranged reads and their bounds, reads through
  * the descriptor cache from many threads and its share of the limit of open
  * files, listing, delete, moves into trash
- * that never replace, locks, object-name checks, and the BKR_FAULT points
- * reached through the store.
+ * that never replace, locks, object-name checks, the BKR_FAULT points
+ * reached through the store, and two writers publishing into one new pack
+ * folder while one of them fails.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bkr/error.h"
@@ -879,6 +881,95 @@ static void test_faults(void **state)
 	expect_content(f->s, "p", "abc");
 }
 
+/* ---- two writers publishing into one new pack folder -------------------- */
+
+/*
+ * A writer in a child process: a store over @p dir, an upload of @p body
+ * published as @p name, with BKR_FAULT=@p fault ("...:stop" stops the child:
+ * the parent sees it stopped, changes the world and continues it).  Exits 0
+ * when the publish succeeded, else 1 after printing its error.
+ */
+static pid_t writer_start(const char *dir, const char *name, const char *body, const char *fault)
+{
+	pid_t pid = fork();
+	bkr_store *s;
+	bkr_store_upload *u;
+	int err;
+
+	if (pid != 0)
+		return pid;
+	setenv("BKR_FAULT", fault, 1);
+	bkr_io_fault_reset();
+	if ((err = bkr_store_local_open(&s, dir, 0)) == 0 && (err = bkr_store_upload_new(s, "data/", &u)) == 0) {
+		if ((err = bkr_store_upload_write(u, body, strlen(body))) == 0)
+			err = bkr_store_upload_publish(u, name);
+		bkr_store_upload_free(u);
+	}
+	if (err < 0)
+		fprintf(stderr, "writer %s: %s\n", name, bkr_error_message());
+	_exit(err < 0 ? 1 : 0);
+}
+
+/* Wait for writer @p pid to stop (@p stopped) or to exit: its exit status. */
+static int writer_wait(pid_t pid, bool stopped)
+{
+	int st;
+	assert_int_equal(waitpid(pid, &st, stopped ? WUNTRACED : 0), pid);
+	if (stopped) {
+		assert_true(WIFSTOPPED(st));
+		return 0;
+	}
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/*
+ * A pack publish that fails removes the pack folder it made (data/XX) when it
+ * is empty.  Another writer may have found that folder there and be about to
+ * link its own pack into it: its link failed (ENOENT, an I/O error), and its
+ * backup with it.  Writer A makes data/ab and stops before its link (fsync
+ * stop), writer B finds data/ab there and stops before its link (rename
+ * stop), A fails (rename eio) and removes data/ab, B links: B's pack is
+ * published.  Then the other order: B links before A fails, and A's rmdir
+ * leaves the folder holding B's pack.
+ */
+static void test_publish_folder_race(void **state)
+{
+	struct fixture *f = *state;
+	char dir[PATH_MAX];
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s/data/ab", f->dir);
+	for (int order = 0; order < 2; order++) {
+		const char *bname = order ? "data/ab/b2.pack" : "data/ab/b1.pack";
+		const char *bbody = order ? "b2" : "b1";
+		pid_t a = writer_start(f->dir, "data/ab/a.pack", "a", "fsync:1:stop,rename:1:eio");
+		writer_wait(a, true);
+		assert_int_equal(stat(dir, &st), 0); /* A made it */
+		pid_t b = writer_start(f->dir, bname, bbody, "rename:1:stop");
+		writer_wait(b, true);
+		if (order == 0) {
+			kill(a, SIGCONT);
+			assert_int_equal(writer_wait(a, false), 1);
+			kill(b, SIGCONT);
+			assert_int_equal(writer_wait(b, false), 0);
+		} else {
+			kill(b, SIGCONT);
+			assert_int_equal(writer_wait(b, false), 0);
+			kill(a, SIGCONT);
+			assert_int_equal(writer_wait(a, false), 1);
+		}
+		expect_content(f->s, bname, bbody);
+		assert_int_equal(temporaries(f->s), 0);
+		assert_int_equal(stat(dir, &st), 0);
+		uint64_t size;
+		assert_int_equal(bkr_store_stat(f->s, "data/ab/a.pack", &size), BKR_ENOTFOUND);
+		/* the next round's A makes the folder again */
+		assert_int_equal(bkr_store_delete(f->s, bname), 0);
+		assert_int_equal(rmdir(dir), 0);
+	}
+}
+
 /* ---- many readers over more objects than the descriptor cache holds ------ */
 
 #define NOBJ 100
@@ -1014,6 +1105,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prepare_and_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_folder_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_lru, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd_cache_share, setup, teardown),
 	};

@@ -208,6 +208,14 @@ int bkr_store_local_open(bkr_store **out, const char *root, unsigned flags);
  */
 size_t bkr_store_local_staging(bkr_store *s);
 
+/**
+ * For an open that failed for want of descriptors (EMFILE, ENFILE): close
+ * the descriptors every local store of the process keeps open for its next
+ * reads and no one is reading through now.  True when any was closed (open
+ * again), false when none was idle.  Thread-safe.
+ */
+bool bkr_store_local_shed(void);
+
 /** Close; NULL is a no-op. */
 void bkr_store_free(bkr_store *s);
 
