@@ -135,6 +135,8 @@ typedef struct {
 	size_t nchowns, next_chown; /* used, and the one replaced when full */
 	bool no_tmpfile;    /* the filesystem refused O_TMPFILE: named temporaries from then on */
 	char *starved;      /* the walk found no descriptor to spare (fd_starved): the restore's error */
+	size_t depth;       /* the walk's, below the restore's root (the walking thread) */
+	size_t fd_far;      /* a depth below which fd_room need not look (fd_far_below) */
 	int64_t last_progress;
 	bkr_restore_progress prog;
 	pthread_mutex_t rmu;       /* st, first_*, corrupt, prog, last_progress, the callbacks */
@@ -1302,13 +1304,37 @@ static bool files_drain(rctx *c, int e)
 }
 
 /*
+ * The depth of the walk below which the restore cannot come near the limit of
+ * open files: what it can hold open at once is a directory a level, files in
+ * flight and the directories they name (RESTORE_MAX_FILES each), a read a
+ * worker, the stores' cached quarter (bkr_io_fd_share), and the process's
+ * own (64 to spare).  0 under a low limit: fd_room looks every time.
+ */
+static size_t fd_far_below(void)
+{
+	struct rlimit rl;
+	size_t held = 2 * RESTORE_MAX_FILES + RESTORE_MAX_THREADS + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 0;
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return SIZE_MAX;
+	held += (size_t)rl.rlim_cur / 4;
+	return (size_t)rl.rlim_cur > held ? (size_t)rl.rlim_cur - held : 0;
+}
+
+/*
  * The walk is about to open a file or directory in @p dirfd: true when two
  * descriptors are free, its own and one to read chunks with (else errno
  * EMFILE).  The walk taking the last one would leave the files in flight,
  * which hold one each until their last chunk is written, no way to be read.
+ * Far from the limit (fd_far_below) it is not asked: two dups and two closes
+ * a file would be about 1 % of a restore of small files.
  */
-static bool fd_room(int dirfd)
+static bool fd_room(rctx *c, int dirfd)
 {
+	if (c->depth < c->fd_far)
+		return true;
 	int a = fcntl(dirfd, F_DUPFD_CLOEXEC, 0), b = a < 0 ? -1 : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	int e = errno;
 
@@ -1533,7 +1559,7 @@ static void restore_leaf(rctx *c, rdir *d, const char *path, const bkr_entry *e,
 		pool_reserve_file(c);
 	/* a new file gets no name until complete; one that replaces another, a temporary name */
 	do {
-		if (e->type == BKR_FT_FILE && !fd_room(dirfd))
+		if (e->type == BKR_FT_FILE && !fd_room(c, dirfd))
 			continue; /* fd -1, errno EMFILE */
 		fd = e->type == BKR_FT_FILE && !replace && !c->no_tmpfile ? create_anon(c, dirfd, tmp) : -2;
 		if (fd == -2)
@@ -1684,7 +1710,7 @@ static int open_dir(rctx *c, int dirfd, const char *name, const char *path, rdir
 		return -1;
 	}
 	int fd = -1;
-	while ((!fd_room(dirfd) ||
+	while ((!fd_room(c, dirfd) ||
 		(fd = openat(dirfd, *tmp ? tmp : name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) &&
 	       files_drain(c, errno))
 		;
@@ -1802,6 +1828,7 @@ static int restore_dir(rctx *c, const bkr_id *root, const char *path, int fd)
 	}
 	while ((err = bkr_walk_next(w, &it)) > 0) {
 		size_t d = it->depth;
+		c->depth = d;
 		if (d >= cap) {
 			rdir **n = realloc(dirs, cap * 2 * sizeof(*n));
 			if (!n) {
@@ -2216,6 +2243,7 @@ static int run(bkr_repo *r, const bkr_id *root, const char *backup_id, const bkr
 	pthread_cond_init(&c->cv_done, NULL);
 	/* each file in flight holds an fd: a quarter of the process's at most */
 	c->max_files = bkr_io_fd_share(RESTORE_MAX_FILES);
+	c->fd_far = fd_far_below();
 	c->repo = r;
 	c->o = o;
 	c->backup_id = backup_id;
