@@ -554,17 +554,20 @@ void bkr_records_foreach_damaged(const bkr_records *rs, bool unread_only,
 			bkr_error_clear(); /* out of memory: not called damaged */
 			continue;
 		}
-		char why[PATH_MAX + 32];
-		if (rec->json)
-			snprintf(why, sizeof(why), "%s", bkr_error_message());
-		else if (!rec->text)
-			snprintf(why, sizeof(why), "%s", rec->why);
-		else if (bkr_json_verify(rec->text, rec->len, rec->path) < 0)
-			snprintf(why, sizeof(why), "%s", bkr_error_message());
+		/* the message whole (the callback may set the slot); out of memory: the path */
+		char *own = NULL;
+		const char *why;
+		if (!rec->json && !rec->text)
+			why = rec->why;
+		else if (rec->json || bkr_json_verify(rec->text, rec->len, rec->path) < 0)
+			why = own = strdup(bkr_error_message());
+		else if (asprintf(&own, "%s: not valid JSON", rec->path) < 0)
+			why = own = NULL;
 		else
-			snprintf(why, sizeof(why), "%s: not valid JSON", rec->path);
+			why = own;
 		bkr_error_clear();
-		cb(ctx, rec->path, why);
+		cb(ctx, rec->path, why ? why : rec->path);
+		free(own);
 	}
 }
 

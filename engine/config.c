@@ -354,27 +354,32 @@ struct ctx {
 	int err;
 };
 
+static int oom(struct ctx *x)
+{
+	if (!x->err)
+		x->err = bkr_error_oom();
+	return x->err;
+}
+
 static int key_error(struct ctx *x, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static int key_error(struct ctx *x, const char *path, const char *fmt, ...)
 {
-	char msg[512];
+	char *msg = NULL;
 	va_list ap;
 
 	if (x->err)
 		return x->err;
+	/* formatted aside (on the heap: kept whole), so an argument may be bkr_error_message() */
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
+	if (!msg)
+		return oom(x);
 	x->err = bkr_error_set(BKR_EINVAL, "%s: key '%s': %s", x->file, path, msg);
-	return x->err;
-}
-
-static int oom(struct ctx *x)
-{
-	if (!x->err)
-		x->err = bkr_error_oom();
+	free(msg);
 	return x->err;
 }
 
@@ -687,11 +692,8 @@ static int parse_policy(struct ctx *x, const cJSON *obj, const char *prefix, bkr
 	if ((it = cJSON_GetObjectItemCaseSensitive(obj, "keep_within"))) {
 		if (!cJSON_IsString(it) || !it->valuestring)
 			return key_error(x, kp, "expected a duration string such as \"7d\"");
-		if (bkr_config_parse_duration(it->valuestring, &p->keep_within_s) < 0) {
-			char why[512];
-			snprintf(why, sizeof(why), "%s", bkr_error_message());
-			return key_error(x, kp, "%s", why);
-		}
+		if (bkr_config_parse_duration(it->valuestring, &p->keep_within_s) < 0)
+			return key_error(x, kp, "%s", bkr_error_message()); /* formatted aside first */
 	}
 	return 0;
 }
@@ -936,9 +938,7 @@ static int parse_root(struct ctx *x, const cJSON *root)
 		} else if (!cJSON_IsString(it)) {
 			return key_error(x, "alert_timeout", "expected a number of seconds or a duration such as \"2min\"");
 		} else if (bkr_config_parse_duration(it->valuestring, &secs) < 0) {
-			char why[512];
-			snprintf(why, sizeof(why), "%s", bkr_error_message());
-			return key_error(x, "alert_timeout", "%s", why);
+			return key_error(x, "alert_timeout", "%s", bkr_error_message()); /* formatted aside first */
 		} else if (secs < 1 || secs > 86400) {
 			return key_error(x, "alert_timeout", "expected from 1 s to 1 d, not %s", it->valuestring);
 		} else {

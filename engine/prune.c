@@ -83,13 +83,15 @@ static void say_damage(struct prune *p, const char *fmt, ...) __attribute__((for
 
 static void say_damage(struct prune *p, const char *fmt, ...)
 {
-	char msg[1600];
+	char *msg = NULL; /* whole: it names a message that may be long */
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
 	if (p->o->damage)
-		p->o->damage(p->o->damage_ctx, msg);
+		p->o->damage(p->o->damage_ctx, msg ? msg : "damage found (out of memory to say more)");
+	free(msg);
 }
 
 /* What a message adds about the record of the damage. */
@@ -110,11 +112,10 @@ static int mark_tree(struct prune *p, const bkr_id *id)
 {
 	int err = bkr_reach_tree(p->r, id, &p->trees, use, p);
 	if (err == BKR_ECORRUPT || err == BKR_ENOTFOUND) {
-		char why[512];
-		snprintf(why, sizeof(why), "%s", bkr_error_message()); /* not the slot bkr_error_set writes */
+		/* the message as an argument is formatted aside first (bkr/error.h): kept whole */
 		return bkr_error_set(BKR_ECORRUPT,
 				     "backup %s: a tree cannot be read (%s); prune stops before changing anything "
-				     "(run 'bkr verify')", p->backup, why);
+				     "(run 'bkr verify')", p->backup, bkr_error_message());
 	}
 	return err;
 }
@@ -332,7 +333,7 @@ static int check_copies(struct prune *p, const bkr_idset *dups, const size_t *ra
 	struct copy *dup = NULL;
 	size_t ndup = 0, cap = 0;
 	uint8_t *buf = NULL;
-	char why[600];
+	char *why = NULL; /* the first copy's message, whole: named when none reads */
 	int err = 0;
 
 	for (size_t i = 0; i < p->npacks && err == 0; i++) {
@@ -357,7 +358,8 @@ static int check_copies(struct prune *p, const bkr_idset *dups, const size_t *ra
 			break;
 		}
 		p->rep->duplicate_blobs++;
-		why[0] = '\0';
+		free(why);
+		why = NULL;
 		for (size_t i = lo; i < hi && good == SIZE_MAX; i++) {
 			const bkr_index_entry *e = &p->ents[dup[i].k];
 			int rerr = bkr_repo_pack_blob(p->r, p->packs[dup[i].pack].path, e, buf);
@@ -367,15 +369,16 @@ static int check_copies(struct prune *p, const bkr_idset *dups, const size_t *ra
 			}
 			if (rerr != BKR_ECORRUPT) {
 				char hex[BKR_ID_HEX];
-				snprintf(why, sizeof(why), "%s", bkr_error_message());
 				bkr_id_to_hex(&e->id, hex);
 				err = bkr_error_set(rerr, "blob %s is stored more than once and a copy cannot be checked (%s); "
 						    "prune drops no copy before one is known intact, so it stops before "
-						    "changing anything", hex, why);
+						    "changing anything", hex, bkr_error_message());
 				break;
 			}
-			if (i == lo) /* the first copy: named when none reads */
-				snprintf(why, sizeof(why), "%s", bkr_error_message());
+			if (i == lo && !(why = strdup(bkr_error_message()))) { /* the first copy: named when none reads */
+				err = bkr_error_oom();
+				break;
+			}
 			bkr_error_clear();
 			p->rep->damaged_copies++;
 			if ((err = note_copy(p, e)) < 0)
@@ -396,6 +399,7 @@ static int check_copies(struct prune *p, const bkr_idset *dups, const size_t *ra
 		for (size_t i = lo; i < hi && err == 0; i++)
 			p->keep[dup[i].k] = good == SIZE_MAX || dup[i].k == good;
 	}
+	free(why);
 	free(buf);
 	free(dup);
 	return err;
@@ -665,7 +669,6 @@ static int check_repacks(struct prune *p)
 {
 	uint8_t *raw = NULL, *stored = NULL;
 	uint64_t n = p->rep->repacked_packs, done = 0;
-	char why[600];
 	int err = 0;
 
 	if (!n)
@@ -682,6 +685,7 @@ static int check_repacks(struct prune *p)
 		bkr_pack_id_to_hex(&pk->id, phex);
 		for (size_t k = pk->first; k < pk->first + pk->n && err == 0; k++) {
 			const bkr_index_entry *e = &p->ents[k];
+			char *why;
 			int rerr;
 			if (!p->keep[k])
 				continue;
@@ -691,16 +695,20 @@ static int check_repacks(struct prune *p)
 			}
 			if ((rerr = read_checked(p, pk, e, raw, stored)) == 0)
 				continue;
-			snprintf(why, sizeof(why), "%s", bkr_error_message());
 			if (rerr != BKR_ECORRUPT) {
 				err = bkr_error_set(rerr, "pack %s cannot be read to repack it (%s); prune stops before "
-						    "changing anything", phex, why);
+						    "changing anything", phex, bkr_error_message());
+				break;
+			}
+			if (!(why = strdup(bkr_error_message()))) { /* whole: what follows may set the slot */
+				err = bkr_error_oom();
 				break;
 			}
 			bkr_error_clear();
 			pk->damaged = true;
 			p->rep->damaged_blobs++;
 			if (bkr_idset_add(&p->bad, &e->id) < 0 || note_copy(p, e) < 0) {
+				free(why);
 				err = bkr_error_oom();
 				break;
 			}
@@ -708,6 +716,7 @@ static int check_repacks(struct prune *p)
 			say_damage(p, "blob %s in pack %s cannot be read intact (%s): prune leaves that pack as it is (not "
 				   "repacked, not moved), so every intact blob in it stays; run 'bkr repair' (%s)",
 				   hex, phex, why, recorded(p));
+			free(why);
 		}
 		if (err == 0 && pk->damaged) {
 			pk->repack = false;

@@ -708,13 +708,16 @@ static int walk_tree(struct repair *p, const bkr_manifest *m, const bkr_id *id, 
 	if (bkr_idset_has(&p->clean, id))
 		return 0;
 	if ((err = load_tree(p, id, &t)) < 0) {
-		char why[512];
+		char *why = NULL;
 		if (bkr_error_not_damage(err))
 			return err;
-		/* not in the new index, or there but unreadable (damaged, an I/O error) */
-		snprintf(why, sizeof(why), "%s", bkr_error_message());
+		/* not in the new index, or there but unreadable (damaged, an I/O error): the
+		 * message kept whole, as damaged_file may set the slot */
+		if (err != BKR_ENOTFOUND && !(why = strdup(bkr_error_message())))
+			return bkr_error_oom();
 		bkr_error_clear();
-		damaged_file(p, m, len ? path : "/", NULL, id, "directory tree", err == BKR_ENOTFOUND ? NULL : why);
+		damaged_file(p, m, len ? path : "/", NULL, id, "directory tree", why);
+		free(why);
 		*dirty = true;
 		return 0;
 	}

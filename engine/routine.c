@@ -228,11 +228,8 @@ int bkr_routine_alert(const bkr_config *cfg, const char *json_event, int64_t tim
 
 	if (!cfg->alert_command)
 		return 0;
-	if ((err = bkr_rec_spawn(cfg->alert_command, json_event, strlen(json_event), timeout_ms, &p)) < 0) {
-		char why[256];
-		snprintf(why, sizeof(why), "%s", bkr_error_message());
-		return bkr_error_set(err, "alert command %s: %s", cfg->alert_command[0], why);
-	}
+	if ((err = bkr_rec_spawn(cfg->alert_command, json_event, strlen(json_event), timeout_ms, &p)) < 0)
+		return bkr_error_set(err, "alert command %s: %s", cfg->alert_command[0], bkr_error_message());
 	if (!p.timed_out && WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0) {
 		bkr_rec_proc_free(&p);
 		return 0;

@@ -1341,12 +1341,14 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	if ((err == 0 || err == BKR_ECORRUPT) && o->record && o->read_data && !o->backup && packs_read &&
 	    !stats->io_errors && !v.copies_unknown && !v.nunx_unread) {
 		int rerr;
-		char why[1024];
-		snprintf(why, sizeof(why), "%s", bkr_error_message());
-		if ((rerr = resolve_damage(&v)) < 0)
+		char *why = strdup(bkr_error_message()); /* whole: resolve_damage may set the slot */
+		if (!why)
+			err = bkr_error_oom();
+		else if ((rerr = resolve_damage(&v)) < 0)
 			err = rerr;
 		else if (err < 0)
 			bkr_error_set(err, "%s", why);
+		free(why);
 	}
 done:
 	if (o->record && fill_record(&v, err, t0) < 0)

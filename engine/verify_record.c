@@ -270,7 +270,7 @@ int bkr_verify_run_recorded(bkr_repo *r, const bkr_verify_options *o, bkr_verify
 {
 	bkr_verify_options ro = *o;
 	bkr_verify_record rec = { 0 };
-	char why[1024];
+	char *why;
 	int err;
 
 	if (cap)
@@ -278,13 +278,16 @@ int bkr_verify_run_recorded(bkr_repo *r, const bkr_verify_options *o, bkr_verify
 	ro.record = &rec;
 	err = bkr_verify_run(r, &ro, st);
 	if (rec.time_ns) {
-		snprintf(why, sizeof(why), "%s", bkr_error_message());
+		/* whole: adding the record may set the slot (out of memory: the
+		 * record is still added, and verify's code kept) */
+		why = strdup(bkr_error_message());
 		if (bkr_verify_record_add(r, &rec) < 0 && cap)
 			snprintf(unrecorded, cap, "%s", bkr_error_message());
 		if (err < 0)
-			bkr_error_set(err, "%s", why);
+			bkr_error_set(err, "%s", why ? why : "out of memory keeping verify's message");
 		else
 			bkr_error_clear();
+		free(why);
 	}
 	bkr_verify_record_clear(&rec);
 	return err;

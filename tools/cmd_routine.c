@@ -118,11 +118,8 @@ static void drop_damaged_sources(rt_run *r, const char **names, size_t *n, char 
 /* A lock not waited for (--no-wait) says so in the step's message. */
 static int not_waiting(const rt_run *r, int err)
 {
-	if (err == BKR_ELOCKED && r->no_wait) {
-		char why[900];
-		snprintf(why, sizeof(why), "%s", bkr_error_message());
-		bkr_error_set(err, "%s; not waiting (--no-wait)", why);
-	}
+	if (err == BKR_ELOCKED && r->no_wait)
+		bkr_error_set(err, "%s; not waiting (--no-wait)", bkr_error_message());
 	return err;
 }
 
@@ -278,11 +275,8 @@ static int update_holds(rt_run *r, bkr_recover *rc)
 		return err;
 	}
 	bkr_host_name(host, sizeof(host), NULL);
-	if ((err = bkr_routine_holds_update(r->repo, rc, &r->scan, host, &r->holds, &added, &released)) < 0) {
-		char why[900];
-		snprintf(why, sizeof(why), "%s", bkr_error_message());
-		return bkr_error_set(err, "the holds of damaged files could not be recorded: %s", why);
-	}
+	if ((err = bkr_routine_holds_update(r->repo, rc, &r->scan, host, &r->holds, &added, &released)) < 0)
+		return bkr_error_set(err, "the holds of damaged files could not be recorded: %s", bkr_error_message());
 	cli_warn_holds(r->c, &r->holds);
 	if (added || released)
 		bkr_log(BKR_LOG_INFO, "routine", "holds: %zu file%s held, %zu released as recovered; %zu in force", added,
@@ -792,11 +786,8 @@ int cmd_routine(cli *c, int argc, char **argv)
 		err = bkr_routine_lock(&r.lock_fd, r.cfg->log_dir, true);
 	}
 	if (err < 0) {
-		if (err == BKR_ELOCKED) {
-			char why[512];
-			snprintf(why, sizeof(why), "%s", bkr_error_message());
-			bkr_error_set(BKR_ELOCKED, "%s; not waiting (--no-wait)", why);
-		}
+		if (err == BKR_ELOCKED)
+			bkr_error_set(BKR_ELOCKED, "%s; not waiting (--no-wait)", bkr_error_message());
 		bkr_log(BKR_LOG_WARN, "routine", "%s routine not run: %s", bkr_routine_name(r.kind), bkr_error_message());
 		rc = cli_fail(c, err);
 		goto done;

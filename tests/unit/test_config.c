@@ -698,6 +698,35 @@ static void test_bad_values(void **state)
 	bkr_config_free(c);
 }
 
+/* A duration refused names the value whole and ends with the reason: the
+ * message was cut to 512 bytes twice (once copied aside, once in key_error),
+ * losing a long value's end and the rule after it. */
+static void test_duration_message_whole(void **state)
+{
+	static const char *const keys[] = { "retention.keep_within", "alert_timeout" };
+	char value[601], rest[700], want[1200];
+	(void)state;
+
+	for (size_t i = 0; i + 2 < sizeof(value); i += 2) /* "1d1d...": a unit out of order */
+		memcpy(value + i, "1d", 2);
+	value[sizeof(value) - 1] = '\0';
+	for (size_t k = 0; k < 2; k++) {
+		bkr_config *c = NULL;
+		char *text;
+		if (k == 0)
+			snprintf(rest, sizeof(rest), "\"retention\": {\"keep_within\": \"%s\"}", value);
+		else
+			snprintf(rest, sizeof(rest), "\"alert_timeout\": \"%s\"", value);
+		text = with(rest);
+		assert_int_equal(bkr_config_from_string(&c, text, strlen(text), "bkr.json", "/base"), BKR_EINVAL);
+		assert_null(c);
+		snprintf(want, sizeof(want), "bkr.json: key '%s': invalid duration '%s': a unit out of order (units go "
+			 "from the largest down: y, m, w, d, h, min, s)", keys[k], value);
+		assert_string_equal(bkr_error_message(), want);
+		free(text);
+	}
+}
+
 static void test_bad_json(void **state)
 {
 	(void)state;
@@ -939,6 +968,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_not_regular, setup, teardown),
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_duration_message_whole),
 		cmocka_unit_test(test_schedules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
