@@ -360,8 +360,12 @@ int bkr_io_tmpfile(const char *dir, char *tmp, size_t tmp_cap, int *fd_out)
 	if ((err = bkr_path_join(tmp, tmp_cap, dir, name)) < 0)
 		return err;
 	*fd_out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (*fd_out < 0)
-		return bkr_error_set_errno(errno, "create %s", tmp);
+	if (*fd_out < 0) {
+		int e = errno;
+		err = bkr_error_set_errno(e, "create %s", tmp);
+		errno = e;
+		return err;
+	}
 	return 0;
 }
 

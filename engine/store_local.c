@@ -251,6 +251,14 @@ bool bkr_store_local_shed(void)
 	return any;
 }
 
+bool bkr_store_local_shed_for(int e)
+{
+	bool any = (e == EMFILE || e == ENFILE) && bkr_store_local_shed();
+
+	errno = e;
+	return any;
+}
+
 /*
  * An open for a read found the process out of descriptors (errno EMFILE,
  * ENFILE): close the idle ones of every store, else wait until another
@@ -635,7 +643,11 @@ static int local_upload_new(bkr_store *s, const char *prefix, bkr_store_upload *
 	if (!(u = calloc(1, sizeof(*u))))
 		return bkr_error_oom();
 	u->base.store = s;
-	if ((err = bkr_io_tmpfile(dir, u->tmp, sizeof(u->tmp), &u->fd)) < 0) {
+	/* out of descriptors: the stores' idle ones closed, once more (the
+	 * index files read before a backup's first pack are cached) */
+	if ((err = bkr_io_tmpfile(dir, u->tmp, sizeof(u->tmp), &u->fd)) < 0 && bkr_store_local_shed_for(errno))
+		err = bkr_io_tmpfile(dir, u->tmp, sizeof(u->tmp), &u->fd);
+	if (err < 0) {
 		free(u);
 		return err;
 	}

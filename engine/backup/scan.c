@@ -92,10 +92,14 @@ static int open_failed(bctx *c, const node *n, int e)
 
 	if (e != EMFILE && e != ENFILE)
 		return 0;
-	if (bkr_store_local_shed())
+	if (bkr_store_local_shed_for(e))
 		return 1;
 	if ((err = bkr_bk_queue_drain(c)) != 0)
 		return err;
+	/* none queued: the other threads (the writer's publisher) may have
+	 * cached one since */
+	if (bkr_store_local_shed_for(e))
+		return 1;
 	path = bkr_bk_node_path(n);
 	if (e == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0)
 		err = bkr_error_set(BKR_EIO, "%s: cannot open: %s (%llu at once, ulimit -n): raise the limit or give %s",

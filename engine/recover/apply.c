@@ -29,6 +29,7 @@
 #include "bkr/error.h"
 #include "bkr/hash.h"
 #include "bkr/io.h"
+#include "bkr/store.h"
 #include "recover_i.h"
 
 /*
@@ -174,7 +175,10 @@ static int make_parents(bkr_recover *rc, int root, bkr_rec_file *f)
 		}
 		if (fstat(dir, &pst) < 0) {
 			err = bkr_error_set_errno(errno, "%s: stat", prefix);
-		} else if ((fd = openat(dir, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		} else if ((fd = openat(dir, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
+			   (!bkr_store_local_shed_for(errno) ||
+			    (fd = openat(dir, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)) {
+			/* out of descriptors even with the stores' idle ones closed */
 			err = bkr_error_set_errno(errno, "%s: opening %s", rel, prefix);
 		} else {
 			uid = pst.st_uid;
@@ -185,6 +189,8 @@ static int make_parents(bkr_recover *rc, int root, bkr_rec_file *f)
 		}
 		if (fd >= 0)
 			close(fd);
+		if (err < 0) /* not left behind, empty and 0700 */
+			(void)unlinkat(dir, base, AT_REMOVEDIR);
 		close(dir);
 		if (err < 0)
 			return err;

@@ -22,6 +22,7 @@
 #include "bkr/error.h"
 #include "bkr/host.h"
 #include "bkr/io.h"
+#include "bkr/store.h"
 #include "recover_i.h"
 
 int64_t bkr_rec_now_ms(void)
@@ -114,7 +115,10 @@ int bkr_rec_open_parent(int rootfd, const char *rel, bool create, int *dirfd, co
 	*dirfd = -1;
 	if (!bkr_rec_rel_ok(rel))
 		return bkr_error_set(BKR_EINVAL, "%s: not a clean relative path", what);
-	if ((fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3)) < 0)
+	/* out of descriptors: the stores' idle ones closed, once more (each open below too) */
+	if ((fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3)) < 0 && bkr_store_local_shed_for(errno))
+		fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
 		return bkr_error_set_errno(errno, "%s: dup", what);
 	for (;;) {
 		const char *slash = strchr(p, '/');
@@ -131,13 +135,17 @@ int bkr_rec_open_parent(int rootfd, const char *rel, bool create, int *dirfd, co
 		memcpy(comp, p, n);
 		comp[n] = '\0';
 		nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (nfd < 0 && bkr_store_local_shed_for(errno))
+			nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (nfd < 0 && errno == ENOENT && create) {
 			if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST) {
 				err = bkr_error_set_errno(errno, "%s: creating directory %.*s", what,
 							  (int)(slash - rel), rel);
 				goto done;
 			}
-			nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if ((nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
+			    bkr_store_local_shed_for(errno))
+				nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		}
 		if (nfd < 0) {
 			if (errno == ELOOP || errno == ENOTDIR)

@@ -90,7 +90,7 @@ int bkr_io_fsync_dir(const char *dir);
 /** mkdir -p */
 int bkr_io_mkdir_p(const char *path, mode_t mode);
 
-/** Create "<dir>/.tmp-<random>" for writing (mode 0644); path written to @p tmp (PATH_MAX). */
+/** Create "<dir>/.tmp-<random>" for writing (mode 0644); path written to @p tmp (PATH_MAX).  errno is the open's when it failed. */
 int bkr_io_tmpfile(const char *dir, char *tmp, size_t tmp_cap, int *fd_out);
 
 /**

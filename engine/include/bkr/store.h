@@ -216,6 +216,14 @@ size_t bkr_store_local_staging(bkr_store *s);
  */
 bool bkr_store_local_shed(void);
 
+/**
+ * For an open that failed with errno @p e: when for want of descriptors
+ * (EMFILE, ENFILE), bkr_store_local_shed().  True when any was closed (open
+ * again, once: what fills the limit then is not the stores'), false for any
+ * other error or when none was idle.  errno is left @p e.  Thread-safe.
+ */
+bool bkr_store_local_shed_for(int e);
+
 /** Close; NULL is a no-op. */
 void bkr_store_free(bkr_store *s);
 
