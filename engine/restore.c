@@ -1276,7 +1276,7 @@ static void pool_reserve_file(rctx *c)
 
 /*
  * A create failed for want of descriptors (EMFILE, ENFILE): the stores may
- * cache idle ones (bkr_store_local_shed: closed, true, create again); else
+ * cache idle ones (bkr_store_local_shed_for: closed, true, create again); else
  * each file in flight holds one until its last chunk is written.  Wait for
  * them, keep half as many in flight from now on, and true (create again);
  * false when none was in flight (the failure is the file's, as any other).
@@ -1288,10 +1288,8 @@ static bool files_drain(rctx *c, int e)
 
 	if (e != EMFILE && e != ENFILE)
 		return false;
-	if (bkr_store_local_shed()) {
-		errno = e;
+	if (bkr_store_local_shed_for(e))
 		return true;
-	}
 	pthread_mutex_lock(&c->mu);
 	had = c->inflight_files > 0;
 	if (had)
