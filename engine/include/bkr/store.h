@@ -40,6 +40,10 @@ typedef int (*bkr_store_fill_fn)(void *ctx, uint8_t *buf, size_t n);
 enum {
 	/** The caller will read much of this object soon (a local store reads a small one ahead). */
 	BKR_STORE_READ_AHEAD = 1,
+	/** The object was listed (or found by a stat): "no such object" is asked again once, and a second
+	 *  one is BKR_EIO "listed, but not readable" (an eventually consistent store, a proxy), not a
+	 *  missing object: bkr_store_get_range_listed. */
+	BKR_STORE_LISTED = 2,
 };
 
 /** Flags for bkr_store_open (and bkr_store_local_open). */
@@ -258,6 +262,15 @@ int bkr_store_describe(const bkr_store *s, const char *name, char *out, size_t c
 int bkr_store_stat(bkr_store *s, const char *name, uint64_t *size);
 
 /**
+ * bkr_store_stat of an object a listing named (a pack verify, repair or prune
+ * reads): a "no such object" is asked again once, and a second one is
+ * BKR_EIO "listed, but not readable" — a transient condition (an eventually
+ * consistent store, a proxy answering 404), never proof that the object is
+ * gone or damaged: callers that judge damage keep what points at it.
+ */
+int bkr_store_stat_listed(bkr_store *s, const char *name, uint64_t *size);
+
+/**
  * Size and last-modified time (seconds since the epoch; -1 when the store
  * cannot tell) of object @p name; BKR_ENOTFOUND when absent.
  */
@@ -287,6 +300,8 @@ void bkr_store_view_release(bkr_store_view *v);
 /**
  * Exactly @p len bytes at @p off into @p buf (BKR_ECORRUPT "truncated" when
  * the object ends first).  A local store keeps recently read objects open.
+ * With BKR_STORE_LISTED in @p flags, "no such object" is treated as in
+ * bkr_store_stat_listed.
  */
 int bkr_store_get_range(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags);
 
