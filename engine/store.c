@@ -150,6 +150,11 @@ int bkr_store_drop_copy(bkr_store *s, const char *name)
 	return s && s->ops->drop_copy ? s->ops->drop_copy(s, name) : 0;
 }
 
+bool bkr_store_reads_whole(bkr_store *s, const char *name)
+{
+	return s->ops->reads_whole && s->ops->reads_whole(s, name);
+}
+
 int bkr_store_root_missing(bkr_store *s)
 {
 	return s && s->ops->root_missing ? s->ops->root_missing(s) : 0;

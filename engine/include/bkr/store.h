@@ -98,6 +98,8 @@ typedef struct bkr_store_ops {
 	/** Optional (NULL: a store that holds nothing but objects): see bkr_store_list_other. */
 	int (*list_other)(bkr_store *s, const char *prefix,
 			  int (*cb)(void *ctx, const char *name, const char *what), void *ctx);
+	/** Optional (NULL: false): see bkr_store_reads_whole. */
+	bool (*reads_whole)(bkr_store *s, const char *name);
 } bkr_store_ops;
 
 /** The part every implementation's store begins with. */
@@ -427,5 +429,13 @@ int bkr_store_root_missing(bkr_store *s);
  * (read it again), 0 when there was none.
  */
 int bkr_store_drop_copy(bkr_store *s, const char *name);
+
+/**
+ * Whether any read of object @p name, a bkr_store_get_range of a few bytes
+ * too, reads it whole (an encrypted repository's sealed objects: GCM
+ * authenticates the whole): a reader that would check a header before
+ * reading a large object whole gains nothing from reading the header first.
+ */
+bool bkr_store_reads_whole(bkr_store *s, const char *name);
 
 #endif
