@@ -38,7 +38,7 @@ mkdir -p "$S"
 for i in $(seq 1 20); do head -c 30000 /dev/urandom >"$S/f$i"; done
 "$BKR" init -r "$URL" >/dev/null || fail "bkr init -r $URL"
 "$BKR" create -r "$URL" --type full "$S" >/dev/null || fail "bkr create -r $URL"
-pack=$(s3keys repo/data/ | grep '\.pack$' | head -1)
+pack=$(s3keys repo/data/ | grep -m1 '\.pack$' || true)
 [ -n "$pack" ] || fail "no data pack in the bucket: $(s3keys repo/)"
 s3keys repo/index/ >"$T/index.before"
 
