@@ -859,6 +859,12 @@ static int cache_get_range(bkr_store *s, const char *name, uint64_t off, size_t 
 	return blocks_read((cache_store *)s, name, off, len, buf);
 }
 
+/* a whole object is fetched whole by any read of it (and a data pack as the wrapped store reads it) */
+static bool cache_reads_whole(bkr_store *s, const char *name)
+{
+	return whole_object(name) || bkr_store_reads_whole(inner_of(s), name);
+}
+
 /* what this process writes it will read again (an index file, the next backup's parent) */
 static int cache_put(bkr_store *s, const char *name, const void *data, size_t len)
 {
@@ -1050,6 +1056,7 @@ static const bkr_store_ops cache_ops = {
 	.root_missing = cache_root_missing,
 	.drop_copy = cache_drop_copy,
 	.drop_folder = cache_drop_folder,
+	.reads_whole = cache_reads_whole,
 };
 
 /* ---- opening: the files an earlier process left -------------------------------- */

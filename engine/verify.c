@@ -514,7 +514,7 @@ static int src_read(void *ctx, void *buf, size_t len, uint64_t off)
 		memcpy(buf, p->win + (off - p->at), len);
 		return 0;
 	}
-	return bkr_store_get_range(p->s, p->name, off, len, buf, 0);
+	return bkr_store_get_range(p->s, p->name, off, len, buf, BKR_STORE_LISTED);
 }
 
 /* Open @p path for reading: its store and size. */
@@ -526,7 +526,7 @@ static int src_open(struct verify *v, const char *path, struct packsrc *p)
 	p->win = v->win;
 	if ((err = bkr_repo_locate(v->r, path, &p->s, &p->name)) < 0)
 		return err;
-	return bkr_store_stat(p->s, p->name, &p->size);
+	return bkr_store_stat_listed(p->s, p->name, &p->size);
 }
 
 /* Before entry @p i of v->ents[i, hi) is read: the window over it and the
