@@ -894,21 +894,33 @@ static const uint8_t *search_file(const struct idx_file *f, const bkr_id *id)
 	return NULL;
 }
 
+/*
+ * Every entry naming @p id in @p f, from the first to *end (one past the
+ * last); NULL when none.  The writer writes an id once a file; one that holds
+ * it more (readers take equal ids, sorted side by side) has them all here.
+ */
+static const uint8_t *search_file_all(const struct idx_file *f, const bkr_id *id, const uint8_t **end)
+{
+	const uint8_t *first = search_file(f, id), *last = entry_at(f, f->count), *e;
+
+	if (!first)
+		return NULL;
+	for (e = first + BKR_INDEX_ENTRY_SIZE; e < last && memcmp(e, id->b, BKR_ID_SIZE) == 0;)
+		e += BKR_INDEX_ENTRY_SIZE;
+	while (first > f->entries && memcmp(first - BKR_INDEX_ENTRY_SIZE, id->b, BKR_ID_SIZE) == 0)
+		first -= BKR_INDEX_ENTRY_SIZE;
+	*end = e;
+	return first;
+}
+
 int bkr_index_lookup_nth(const bkr_index *idx, const bkr_id *id, size_t nth, bkr_index_entry *out)
 {
 	char hex[BKR_ID_HEX];
 
-	/* newest file (last in name order) first.  The writer writes an id once
-	 * a file; one that holds it more (readers take equal ids, sorted side
-	 * by side) has each of them tried, first to last */
+	/* newest file (last in name order) first; a file's entries for it first to last */
 	for (size_t i = idx->n; i-- > 0;) {
-		const struct idx_file *f = &idx->files[i];
-		const uint8_t *e = search_file(f, id), *end = entry_at(f, f->count);
-		if (!e)
-			continue;
-		while (e > f->entries && memcmp(e - BKR_INDEX_ENTRY_SIZE, id->b, BKR_ID_SIZE) == 0)
-			e -= BKR_INDEX_ENTRY_SIZE;
-		for (; e < end && memcmp(e, id->b, BKR_ID_SIZE) == 0; e += BKR_INDEX_ENTRY_SIZE)
+		const uint8_t *end = NULL, *e = search_file_all(&idx->files[i], id, &end);
+		for (; e && e < end; e += BKR_INDEX_ENTRY_SIZE)
 			if (nth-- == 0) {
 				decode_entry(e, out);
 				return 0;
@@ -928,17 +940,11 @@ size_t bkr_index_files_holding(const bkr_index *idx, const bkr_index_entry *e, b
 	bkr_index_entry f;
 	size_t n = 0;
 
-	/* a file holding the id more than once (no bkr writes one; readers take
-	 * equal ids side by side) is searched through all of them */
+	/* a file holding the id more than once is searched through all of them (search_file_all) */
 	for (size_t i = idx->n; i-- > 0;) {
-		const struct idx_file *file = &idx->files[i];
-		const uint8_t *p = search_file(file, &e->id), *end = entry_at(file, file->count);
+		const uint8_t *end = NULL, *p = search_file_all(&idx->files[i], &e->id, &end);
 		bool holds = false;
-		if (!p)
-			continue;
-		while (p > file->entries && memcmp(p - BKR_INDEX_ENTRY_SIZE, e->id.b, BKR_ID_SIZE) == 0)
-			p -= BKR_INDEX_ENTRY_SIZE;
-		for (; p < end && !holds && memcmp(p, e->id.b, BKR_ID_SIZE) == 0; p += BKR_INDEX_ENTRY_SIZE) {
+		for (; p && p < end && !holds; p += BKR_INDEX_ENTRY_SIZE) {
 			decode_entry(p, &f);
 			holds = f.offset == e->offset && !bkr_pack_id_cmp(&f.pack, &e->pack);
 		}
