@@ -2,9 +2,8 @@
  * Unit tests of the blob index (engine/index.c): round trips, merging and
  * superseding of index files, and hostile files (truncated, bit-flipped,
  * wrong magic/version, overflowing counts, unsorted, misnamed, out-of-range
- * lengths).  Each test works in its own mkdtemp directory.
- *
- * Set BKR_INDEX_BENCH=1 to time building and opening a million entries.
+ * lengths).  Each test works in its own mkdtemp directory.  Timing a
+ * million entries is a benchmark, not a test: bench/index_million.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1035,56 +1034,6 @@ static void test_lengths_and_type(void **state)
 	free(buf);
 }
 
-/* ---- timing (BKR_INDEX_BENCH=1) ------------------------------------------ */
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void test_bench_million(void **state)
-{
-	struct fx *f = *state;
-	const uint64_t n = 1000000, lookups = 2000000;
-	bkr_index_builder *b = NULL;
-	bkr_index *idx = NULL;
-	bkr_index_entry e, got;
-	bkr_id fid;
-	double t0, t1, t2, t3;
-	bkr_id *ids;
-
-	if (!getenv("BKR_INDEX_BENCH"))
-		skip();
-	ids = malloc(n * sizeof(*ids));
-	assert_non_null(ids);
-	assert_int_equal(bkr_index_builder_new(&b), 0);
-	for (uint64_t i = 0; i < n; i++) {
-		make_entry(i, &e);
-		ids[i] = e.id;
-		assert_int_equal(bkr_index_builder_add(b, &e), 0);
-	}
-	t0 = now();
-	assert_int_equal(bkr_index_builder_write(b, f->dir, &fid), 0);
-	t1 = now();
-	bkr_index_builder_free(b);
-	assert_int_equal(bkr_index_open(&idx, f->dir), 0);
-	t2 = now();
-	assert_int_equal(bkr_index_count(idx), n);
-	for (uint64_t i = 0; i < lookups; i++) {
-		uint64_t k = (i * 1000003) % n;
-		if (bkr_index_lookup(idx, &ids[k], &got) != 0)
-			fail_msg("lookup %llu failed", (unsigned long long)k);
-	}
-	t3 = now();
-	print_message("index bench: %llu entries: write %.1f ms, open %.1f ms, %.2f M lookups/s\n",
-		      (unsigned long long)n, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
-		      lookups / (t3 - t2) / 1e6);
-	bkr_index_free(idx);
-	free(ids);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1112,7 +1061,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_same_id_twice_in_a_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_name_not_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lengths_and_type, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bench_million, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
