@@ -1080,7 +1080,7 @@ int bkr_tier_migrate(bkr_repo *r, const bkr_tier_migrate_options *o, bkr_tier_mi
 	memset(out, 0, sizeof(*out));
 	for (int l = 0; l < BKR_TIER_LEVELS; l++)
 		m.level[l] = (bkr_idset)BKR_IDSET_INIT;
-	m.as_of = o->as_of_ns ? o->as_of_ns : bkr_time_now_ns();
+	m.as_of = o->as_of_set ? o->as_of_ns : bkr_time_now_ns();
 	if (!o->dry_run && (err = bkr_repo_check_writable(r)) < 0)
 		goto done;
 	/* the tiers as recorded now: another migration may have recorded one while this waited */
