@@ -96,7 +96,10 @@ int bkr_tier_record_add(bkr_store *s, const char *tier, const char *location, in
 /**
  * Whether place @p i of @p r (bkr_repo_tier) is there: 0, or BKR_ENOTFOUND
  * "tier T: LOCATION is missing or not mounted" (a recorded tier must hold
- * its tier.json), or BKR_EINVAL when it belongs to another repository.
+ * its tier.json), or BKR_EINVAL when it belongs to another repository, or
+ * BKR_ECORRUPT naming the file and key when its tier.json's "tier" is no
+ * tier or the other one than the repository records for it (unless a record
+ * names it for that one too: records that clash, bkr_tier_records_check).
  */
 int bkr_tier_present(bkr_repo *r, size_t i);
 
