@@ -41,6 +41,7 @@
 #include "bkr/error.h"
 #include "bkr/hash.h"
 #include "bkr/io.h"
+#include "bkr/host.h"
 #include "bkr/log.h"
 
 #include <dirent.h>
@@ -1358,16 +1359,16 @@ const char *bkr_store_cache_root(const bkr_store *s)
 
 int bkr_store_cache_default_dir(char *out, size_t cap)
 {
-	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char *dir = bkr_host_cache_dir("bkrfs");
 	int n;
 
-	if (xdg && xdg[0] == '/')
-		n = snprintf(out, cap, "%s/bkrfs", xdg);
-	else if (home && home[0])
-		n = snprintf(out, cap, "%s/.cache/bkrfs", home);
-	else
-		return bkr_error_set(BKR_EINVAL, "no cache directory: neither XDG_CACHE_HOME nor HOME is set");
+	if (!dir)
+		return bkr_error_last_code();
+	n = snprintf(out, cap, "%s", dir);
 	if (n < 0 || (size_t)n >= cap)
-		return bkr_error_set(BKR_EINVAL, "cache directory path too long");
-	return 0;
+		n = bkr_error_set(BKR_EINVAL, "cache directory %s: path too long", dir);
+	else
+		n = 0;
+	free(dir);
+	return n;
 }
