@@ -478,8 +478,15 @@ for cmd in "ls latest" "cat latest ff/b" "restore latest --target $T/rfo"; do
 	expect_exit 4 timeout 120 "$BKR" -r "$T/rfc" $cmd
 	err_has "$fifo: not a regular file" || fail "$cmd with a FIFO for a tree pack: $(cat "$T/err")"
 done
+# verify said 'verify FAILED ... 0 errors' and named nothing (check_missing's
+# stat of the pack failed, and that error ended the run unreported)
+for opt in "" --read-data; do
+	expect_exit 1 timeout 120 "$BKR" -r "$T/rfc" verify $opt
+	grep -qF "pack $fifo: not a regular file" "$T/out" && err_has "; 2 errors," ||
+		fail "verify $opt with a FIFO for a tree pack: $(cat "$T/out" "$T/err")"
+done
 expect_exit 0 timeout 120 "$BKR" copy --from "$T/rf" --to "$T/rfc" --heal
 err_has "$fifo: not a regular file): stored again from $T/rf" || fail "copy --heal of a FIFO tree pack: $(cat "$T/err")"
 expect_exit 0 "$BKR" -r "$T/rfc" restore latest --target "$T/rfo"
 diff -r "$T/ff" "$T/rfo/ff" || fail "the backup healed from a FIFO tree pack does not restore"
-pass "a FIFO in a pack's place is a pack that does not read (named, exit 4), never a hang; copy --heal stores it again"
+pass "a FIFO in a pack's place is a pack that does not read (named, exit 4; verify names it), never a hang; copy --heal stores it again"
