@@ -52,7 +52,8 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		if (cli_uint_arg(c, "--chunk-avg", arg, "", 4096, 1 << 20, &v))
 			return BKR_EXIT_USAGE;
 		if (v & (v - 1))
-			return cli_usage_error(c, "--chunk-avg: expected a power of two from 4096 to 1048576, not '%s'", arg);
+			return cli_usage_error(c, "--chunk-avg: expected a power of two from 4096 to 1048576, not '%s'",
+					       arg);
 		io->chunk_avg = (uint32_t)v;
 		io->chunk_min = (uint32_t)v / 4;
 		io->chunk_max = (uint32_t)v * 4;
