@@ -485,8 +485,13 @@ for opt in "" --read-data; do
 	grep -qF "pack $fifo: not a regular file" "$T/out" && err_has "; 2 errors," ||
 		fail "verify $opt with a FIFO for a tree pack: $(cat "$T/out" "$T/err")"
 done
+# repair stopped at it (exit 4: the rest of the repository went unrepaired); it is
+# named, its entries kept as those of a pack whose footer does not read
+expect_exit 1 timeout 120 "$BKR" -r "$T/rfc" repair --dry-run
+grep -qF "$fifo: not a regular file; left in place, its " "$T/out" "$T/err" ||
+	fail "repair with a FIFO for a tree pack: $(cat "$T/out" "$T/err")"
 expect_exit 0 timeout 120 "$BKR" copy --from "$T/rf" --to "$T/rfc" --heal
 err_has "$fifo: not a regular file): stored again from $T/rf" || fail "copy --heal of a FIFO tree pack: $(cat "$T/err")"
 expect_exit 0 "$BKR" -r "$T/rfc" restore latest --target "$T/rfo"
 diff -r "$T/ff" "$T/rfo/ff" || fail "the backup healed from a FIFO tree pack does not restore"
-pass "a FIFO in a pack's place is a pack that does not read (named, exit 4; verify names it), never a hang; copy --heal stores it again"
+pass "a FIFO in a pack's place is a pack that does not read (named, exit 4; verify and repair name it), never a hang; copy --heal stores it again"
