@@ -375,6 +375,15 @@ static int build(struct repair *p)
 		bkr_pack_id_to_hex(&e->pack, phex);
 		/* a place that could not answer (an I/O error) stops repair: dropped on a guess is lost */
 		int found = pk ? 0 : bkr_repo_pack_path(p->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path));
+		if (found == BKR_ECORRUPT) {
+			/* no pack in its place (a FIFO, a directory: "not a regular file"): as a pack
+			 * whose footer cannot be read, named and its entries kept, never repair's end */
+			report(p, BKR_REPAIR_PACK, phex,
+			       "%s; left in place, its %zu index entr%s kept (move it away, and a repair drops them)",
+			       bkr_error_message(), hi - lo, hi - lo == 1 ? "y" : "ies");
+			bkr_error_clear();
+			found = 0;
+		}
 		if (found < 0 && found != BKR_ENOTFOUND) {
 			err = found;
 			break;

@@ -869,6 +869,16 @@ static int check_missing(struct verify *v)
 			unread(v, hex, NULL, NULL, bkr_error_message(), what);
 			continue;
 		}
+		if (found == BKR_ECORRUPT) {
+			/* no pack in its place (a FIFO, a directory: "not a regular file"): as one
+			 * that does not open (check_pack), named, never verify's silent failure */
+			report(v, BKR_VERIFY_PACK, hex, NULL, NULL, "%s", bkr_error_message());
+			bkr_error_clear();
+			v->copies_unknown = true;
+			for (size_t i = lo; i < hi && err == 0; i++)
+				err = mark_entry(v, &v->ents[i]);
+			continue;
+		}
 		if (found < 0 && found != BKR_ENOTFOUND)
 			return found; /* the tier records could not be read again, a server that does not answer */
 		bkr_error_clear();
