@@ -708,23 +708,64 @@ int bkr_repo_pack_blob(bkr_repo *r, const char *path, const bkr_index_entry *e, 
 				       e->raw_len, e->type, out, 0);
 }
 
-int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before)
+/* Advise bytes [@p off, @p end) of the pack of @p e, where it was last found. */
+static void advise_pack(bkr_repo *r, const bkr_index_entry *e, uint64_t off, uint64_t end)
 {
 	char name[PATH_MAX];
-	bkr_index_entry e;
 	bkr_store *s;
-	size_t nt = bkr_repo_tier_count(r), hint;
+	size_t nt = bkr_repo_tier_count(r), hint = cache_get(r, &e->pack);
+
+	if (!pack_place(r, nt, hint != SIZE_MAX && hint <= 2 * nt + 1 ? hint : 0, &e->pack, e->type, &s, name))
+		return;
+	if (bkr_store_advise(s, name, off, end - off) < 0)
+		bkr_error_clear(); /* advice only: the read will say what is wrong */
+}
+
+int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before)
+{
+	bkr_index_entry e;
 	int err;
 
 	if ((err = lookup_read(r, id, &e)) < 0)
 		return err;
-	hint = cache_get(r, &e.pack);
-	if (!pack_place(r, nt, hint != SIZE_MAX && hint <= 2 * nt + 1 ? hint : 0, &e.pack, e.type, &s, name))
-		return 0;
 	if (before > e.offset)
 		before = (uint32_t)e.offset;
-	if (bkr_store_advise(s, name, e.offset - before, before + BKR_BLOB_HEADER_SIZE + (uint64_t)e.stored_len) < 0)
-		bkr_error_clear(); /* advice only: the read will say what is wrong */
+	advise_pack(r, &e, e.offset - before, e.offset + BKR_BLOB_HEADER_SIZE + (uint64_t)e.stored_len);
+	return 0;
+}
+
+int bkr_repo_advise_blob_ahead(bkr_repo *r, const bkr_id *id, uint32_t ahead, bkr_repo_advice *w)
+{
+	bkr_index_entry e;
+	bkr_repo_advice_range *g = NULL;
+	uint64_t lo, hi;
+	int err;
+
+	if ((err = lookup_read(r, id, &e)) < 0)
+		return err;
+	lo = e.offset;
+	hi = lo + BKR_BLOB_HEADER_SIZE + (uint64_t)e.stored_len;
+	/* a range of the same pack that reaches the blob, or @p ahead bytes short of it */
+	for (size_t k = 0; k < BKR_REPO_ADVICE_RANGES && !g; k++) {
+		bkr_repo_advice_range *q = &w->r[k];
+		if (q->hi && bkr_pack_id_cmp(&q->pack, &e.pack) == 0 && lo <= q->hi && hi + ahead >= q->lo)
+			g = q;
+	}
+	if (!g) {
+		g = &w->r[w->next++ % BKR_REPO_ADVICE_RANGES];
+		g->pack = e.pack;
+		g->lo = g->hi = lo;
+	}
+	if (lo < g->lo) {
+		/* read in reverse (a directory listed newest first when backed up): @p ahead below it */
+		uint64_t to = g->lo;
+		g->lo = lo > ahead ? lo - ahead : 0;
+		advise_pack(r, &e, g->lo, to);
+	}
+	if (hi > g->hi) {
+		advise_pack(r, &e, g->hi, hi + ahead);
+		g->hi = hi + ahead;
+	}
 	return 0;
 }
 

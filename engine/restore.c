@@ -65,6 +65,8 @@
 #define RESTORE_MAX_THREADS 64
 /* Written bytes of a big file handed to the disk at a time (write-behind). */
 #define RESTORE_WRITE_BEHIND (64u << 20)
+/* Bytes of a pack read ahead of an advised chunk, for the chunks after it (bkr_repo_advise_blob_ahead). */
+#define RESTORE_ADVISE_AHEAD (1u << 20)
 
 typedef struct {
 	uint64_t group;
@@ -151,6 +153,7 @@ typedef struct {
 	uint64_t inflight_bytes;
 	size_t inflight_files;
 	size_t max_files;          /* RESTORE_MAX_FILES, fewer under a low RLIMIT_NOFILE (mu) */
+	bkr_repo_advice advice;    /* what the walking thread advised last (file_submit) */
 } rctx;
 
 /* Owner, mode, times and xattrs to set on an object, copied out of its tree. */
@@ -1108,11 +1111,16 @@ static void task_run(rctx *c, rfile *f, size_t i, bool skip)
 		file_finish(c, f);
 }
 
-/* Advise the disk of chunks [@p from, @p to) of @p f (which a task of it keeps from finishing). */
-static void advise(rctx *c, rfile *f, size_t from, size_t to)
+/*
+ * Advise the disk of chunks [@p from, @p to) of @p f (which a task of it
+ * keeps from finishing), and of what follows each in its pack: the chunks
+ * of the files after @p f, stored after its own, then cost no request of
+ * their own (@p w: the calling thread's last advice).
+ */
+static void advise(rctx *c, rfile *f, size_t from, size_t to, bkr_repo_advice *w)
 {
 	for (size_t i = from; i < to; i++)
-		if (bkr_repo_advise_blob(c->repo, bkr_walk_file_chunk_id(f->wf, i), 0) < 0)
+		if (bkr_repo_advise_blob_ahead(c->repo, bkr_walk_file_chunk_id(f->wf, i), RESTORE_ADVISE_AHEAD, w) < 0)
 			bkr_error_clear(); /* not indexed: its read says so */
 }
 
@@ -1166,6 +1174,7 @@ static void *worker(void *arg)
 {
 	rctx *c = arg;
 	size_t i, a0, a1;
+	bkr_repo_advice w = { 0 };
 
 	for (;;) {
 		rfile *f;
@@ -1182,7 +1191,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		/* chunk i, not done, keeps f from finishing: the chunks after it are there to advise */
 		if (!skip)
-			advise(c, f, a0, a1);
+			advise(c, f, a0, a1, &w);
 		task_run(c, f, i, skip);
 	}
 	return NULL;
@@ -1403,7 +1412,7 @@ static void file_submit(rctx *c, rfile *f)
 	/* not yet seen by the workers: the disk reads the file's first chunks ahead of them */
 	while (f->advised < n && f->advised_bytes < RESTORE_FILE_BUDGET)
 		f->advised_bytes += bkr_walk_file_chunk_length(f->wf, f->advised++);
-	advise(c, f, 0, f->advised);
+	advise(c, f, 0, f->advised, &c->advice);
 	pthread_mutex_lock(&c->mu);
 	if (c->rtail)
 		c->rtail->rnext = f;

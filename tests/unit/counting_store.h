@@ -1,10 +1,10 @@
 /** @file
  * A store that counts the operations reaching it, over a local store: the
- * reads (gets, ranged gets, stats) and the listings, and those of one folder
+ * reads (gets, ranged gets, stats), the listings, the advice, and those of one folder
  * (its listings, and the gets of its objects: what one LIST and one GET per
  * object cost on S3); and after a listing, optionally, what another process
  * does meanwhile.  Header-only, for the unit tests that count requests
- * (test_store_cache, test_records_read) or race a reader (test_routine);
+ * (test_store_cache, test_records_read, test_restore) or race a reader (test_routine);
  * every other operation passes through.  Include after cmocka.h.
  */
 #ifndef BKR_TEST_COUNTING_STORE_H
@@ -21,11 +21,14 @@ typedef struct counting {
 	bkr_store base;
 	bkr_store *inner;
 	unsigned gets, ranges, stats, lists; /* atomic */
+	unsigned advises;                    /* atomic */
 	unsigned long long got;              /* bytes the gets returned (atomic) */
 	unsigned stat_delay_us;              /* a slow stat, as over a network */
 	char folder[64];                     /* counted apart: "records" ("": none) */
 	unsigned folder_lists, folder_gets;  /* atomic */
 	bool stamped;                        /* listings give the local store's stamps ("" when false: none) */
+	/** Called with each advice (optional), before it is passed on. */
+	void (*on_advise)(struct counting *c, const char *name, uint64_t off, uint64_t len);
 	/** Called after each listing (optional): what another process does meanwhile. */
 	void (*after_list)(struct counting *c, const char *prefix);
 	void *ctx;
@@ -70,6 +73,13 @@ static inline int c_range(bkr_store *s, const char *name, uint64_t off, size_t l
 {
 	__atomic_add_fetch(&((counting *)s)->ranges, 1, __ATOMIC_RELAXED);
 	return bkr_store_get_range(((counting *)s)->inner, name, off, len, buf, flags);
+}
+static inline int c_advise(bkr_store *s, const char *name, uint64_t off, uint64_t len)
+{
+	__atomic_add_fetch(&((counting *)s)->advises, 1, __ATOMIC_RELAXED);
+	if (((counting *)s)->on_advise)
+		((counting *)s)->on_advise((counting *)s, name, off, len);
+	return bkr_store_advise(((counting *)s)->inner, name, off, len);
 }
 static inline int c_put(bkr_store *s, const char *name, const void *data, size_t len)
 {
@@ -146,6 +156,7 @@ static const bkr_store_ops counting_ops = {
 	.stat_time = c_stat_time,
 	.get = c_get,
 	.get_range = c_range,
+	.advise = c_advise,
 	.put = c_put,
 	.upload_new = c_upload_new,
 	.list = c_list,

@@ -4,8 +4,9 @@
  * another tier or in trash, pack enumeration with temporaries, the catalog
  * (records applied), a repository with an unknown ro_compat feature refused
  * by every writer, a damaged index file left out with a warning, the
- * repository lock, and full packs published by the writer's publisher thread
- * (a failure there reported by a later put or the commit).
+ * repository lock, full packs published by the writer's publisher thread
+ * (a failure there reported by a later put or the commit), and blobs advised
+ * with the bytes after them (bkr_repo_advise_blob_ahead).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,12 +24,14 @@
 
 #include "bkr/backup.h"
 #include "bkr/error.h"
+#include "bkr/format.h"
 #include "bkr/io.h"
 #include "bkr/manifest.h"
 #include "bkr/repo.h"
 #include "bkr/tree.h"
 #include "bkr/verify.h"
 
+#include "counting_store.h"
 #include "testutil.h"
 
 struct fixture {
@@ -543,6 +546,81 @@ static void test_init_refuses(void **state)
 /* A tree not found is BKR_ECORRUPT with the lookup's message whole: it was cut
  * to 900 bytes, and a repository under a long path lost its name's end (and
  * any reason after it). */
+/* The bytes of the pack that the advice reaching the store asked for. */
+#define ADVISE_SPAN 65536
+static uint8_t advised_bytes[ADVISE_SPAN];
+static void mark_advised(counting *c, const char *name, uint64_t off, uint64_t len)
+{
+	(void)c;
+	assert_non_null(strstr(name, ".pack"));
+	for (uint64_t b = off; b < off + len && b < ADVISE_SPAN; b++)
+		advised_bytes[b] = 1;
+}
+
+/*
+ * bkr_repo_advise_blob_ahead: whatever the order the blobs are advised in,
+ * each one's bytes (header and payload) are asked for before the call
+ * returns; taken in pack order, or in reverse, a request covers the next
+ * ones too (the ahead bytes) and they cost none; with nothing ahead, one
+ * request each.  A blob that is not indexed is BKR_ENOTFOUND.
+ */
+static void test_advise_ahead(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 200 };
+	bkr_id ids[N], none;
+	bkr_index_entry e[N];
+	bkr_repo *r = NULL;
+	static const struct {
+		uint32_t ahead;
+		int order;
+		unsigned most;
+	} runs[] = {
+		{ 512, 1, N / 5 }, { 512, -1, N / 5 }, { 512, 0, N }, { 0, 1, N }, { 1 << 20, 0, 2 },
+	};
+
+	put_blobs(f, ids, N);
+	counting *c = counting_open(f->repo);
+	c->on_advise = mark_advised;
+	assert_int_equal(bkr_repo_open_store(&r, &c->base, 0), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(bkr_repo_lookup(r, &ids[i], &e[i]), 0);
+		assert_int_equal(bkr_pack_id_cmp(&e[i].pack, &e[0].pack), 0);
+		assert_true(i == 0 || e[i].offset > e[i - 1].offset); /* written in this order: order 1 is the pack's */
+		assert_true(e[i].offset + BKR_BLOB_HEADER_SIZE + e[i].stored_len < ADVISE_SPAN);
+	}
+	for (size_t k = 0; k < sizeof(runs) / sizeof(runs[0]); k++) {
+		bkr_repo_advice w = { 0 };
+		unsigned x = 12345;
+		int done[N] = { 0 };
+		memset(advised_bytes, 0, sizeof(advised_bytes));
+		c->advises = 0;
+		for (int n = 0; n < N; n++) {
+			int i = n;
+			if (runs[k].order < 0) {
+				i = N - 1 - n;
+			} else if (runs[k].order == 0) {
+				do
+					x = x * 1103515245u + 12345u;
+				while (done[i = (int)(x >> 8) % N]);
+			}
+			done[i] = 1;
+			const bkr_index_entry *b = &e[i];
+			assert_int_equal(bkr_repo_advise_blob_ahead(r, &b->id, runs[k].ahead, &w), 0);
+			for (uint64_t o = b->offset; o < b->offset + BKR_BLOB_HEADER_SIZE + b->stored_len; o++)
+				assert_int_equal(advised_bytes[o], 1);
+		}
+		print_message("ahead %u, order %d: %u requests for %d blobs\n", runs[k].ahead, runs[k].order,
+			      c->advises, N);
+		assert_true(c->advises >= 1);
+		assert_true(c->advises <= runs[k].most);
+	}
+	memset(&none, 0x5a, sizeof(none));
+	bkr_repo_advice w = { 0 };
+	assert_int_equal(bkr_repo_advise_blob_ahead(r, &none, 512, &w), BKR_ENOTFOUND);
+	bkr_repo_free(r);
+}
+
 static void test_tree_missing_message_whole(void **state)
 {
 	struct fixture *f = *state;
@@ -578,6 +656,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tree_missing_message_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_advise_ahead, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("repo", tests, NULL, NULL);
 }

@@ -268,6 +268,29 @@ int bkr_repo_load_tree_only(void *repo, const bkr_id *id, bkr_tree **out);
  */
 int bkr_repo_advise_blob(bkr_repo *r, const bkr_id *id, uint32_t before);
 
+/** The ranges of packs that a run of bkr_repo_advise_blob_ahead calls advised last (zeroed: none). */
+#define BKR_REPO_ADVICE_RANGES 8
+typedef struct {
+	bkr_pack_id pack;
+	uint64_t lo, hi;    /**< bytes [lo, hi) of it; hi 0: none */
+} bkr_repo_advice_range;
+typedef struct {
+	bkr_repo_advice_range r[BKR_REPO_ADVICE_RANGES];
+	size_t next;        /**< the one replaced next */
+} bkr_repo_advice;
+
+/**
+ * Advice for a reader that takes blobs in about the order they lie in their
+ * packs (a restore): blob @p id and the @p ahead bytes after it in one
+ * request, which @p w remembers; a blob that a caller's earlier request
+ * covered (the same pack, inside @p w) costs no request, one that it covers
+ * in part asks for the rest.  Many small blobs, one after another in a pack,
+ * reach the device as a few big reads instead of one request each.  @p w is
+ * the caller's (one per thread).  0, or BKR_ENOTFOUND when the blob is not
+ * indexed (nothing advised, @p w unchanged).
+ */
+int bkr_repo_advise_blob_ahead(bkr_repo *r, const bkr_id *id, uint32_t ahead, bkr_repo_advice *w);
+
 /** Locate a pack's file in hot, the tiers, then trash (the repository's, the tiers'); BKR_ENOTFOUND
  *  when none holds it, another code when a place could not answer (an I/O error is never "missing"). */
 int bkr_repo_pack_path(bkr_repo *r, const bkr_pack_id *id, bkr_blob_type type, char *out, size_t cap);
