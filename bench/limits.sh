@@ -19,7 +19,7 @@
 # (a limit where a backup works only sometimes is a failing one).  The bkr of
 # BENCH_BUILD (bench/lib.sh; --no-build takes it as it is: say,
 # BENCH_BUILD=build-asan, whose sanitizers open descriptors of their own).
-# About 10 minutes on 2 cores.
+# About 25 minutes on a loaded machine of 2 cores.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -410,6 +410,10 @@ int bkr_bk_fd_room(bctx *c, const node *n)
 {
 	int err = 0;
 
+	/* far from the limit (the queue full and every worker reading): not asked
+	 * (fq_lim and scan_fds change in the scan's thread only) */
+	if (c->scan_fds + c->fq_cap + (size_t)c->nthreads < c->fq_lim)
+		return 0;
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		size_t held = c->fq_n + c->active;
