@@ -295,12 +295,16 @@ static bool sample_flat(const uint8_t *p)
 
 /* The end of the windows from @p at that look random (judged by a sample at
  * the start of the first and at the end of each), and of the samples after
- * them: a random run ends within SPLIT_SAMPLE bytes of it. */
+ * them: a random run ends within SPLIT_SAMPLE bytes of it.  Each sample is
+ * judged once: split_run calls this at every window of text. */
 static size_t flat_end(const uint8_t *p, size_t len, size_t at)
 {
-	if (at + SPLIT_WIN <= len && sample_flat(p + at))
+	if (at + SPLIT_WIN <= len) {
+		if (!sample_flat(p + at))
+			return at; /* the samples after would start with this one */
 		while (at + SPLIT_WIN <= len && sample_flat(p + at + SPLIT_WIN - SPLIT_SAMPLE))
 			at += SPLIT_WIN;
+	}
 	while (at + SPLIT_SAMPLE <= len && sample_flat(p + at))
 		at += SPLIT_SAMPLE;
 	return at;

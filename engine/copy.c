@@ -30,6 +30,7 @@
 #include "bkr/catalog.h"
 #include "bkr/error.h"
 #include "bkr/io.h"
+#include "bkr/host.h"
 #include "bkr/log.h"
 #include "bkr/tree.h"
 #include "bkr/utf8.h"
@@ -630,18 +631,20 @@ static void same_key(const char *backup_id, const bkr_id *src, const bkr_id *dst
 /* The cache's folder and file name for this pair of repositories; false when there is none. */
 static bool cache_path(const struct copier *c, char *dir, size_t cap, char *name, size_t ncap)
 {
-	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	const char *a = bkr_repo_get_config(c->from)->id, *b = bkr_repo_get_config(c->to)->id;
+	char *d;
 	int n;
 
 	if (strspn(a, "0123456789abcdefABCDEF") != strlen(a) || strspn(b, "0123456789abcdefABCDEF") != strlen(b))
 		return false;
-	if (xdg && xdg[0] == '/')
-		n = snprintf(dir, cap, "%s/bkr/copy", xdg);
-	else if (home && home[0] == '/')
-		n = snprintf(dir, cap, "%s/.cache/bkr/copy", home);
-	else
+	if (!(d = bkr_host_cache_dir("bkr/copy"))) { /* no cache: every backup is compared */
+		bkr_log_event(BKR_LOG_DEBUG, "copy", "no-cache", NULL, "%s: every backup is compared",
+			      bkr_error_message());
+		bkr_error_clear();
 		return false;
+	}
+	n = snprintf(dir, cap, "%s", d);
+	free(d);
 	return n > 0 && (size_t)n < cap && snprintf(name, ncap, "%s-%s", a, b) < (int)ncap;
 }
 

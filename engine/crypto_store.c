@@ -167,6 +167,12 @@ static int cs_drop_copy(bkr_store *s, const char *name)
 	return bkr_store_drop_copy(INNER(s), name);
 }
 
+/* a sealed object is opened whole by any read (GCM), and an unsealed one as the inner store reads it */
+static bool cs_reads_whole(bkr_store *s, const char *name)
+{
+	return bkr_crypto_object_is_sealed(name) || bkr_store_reads_whole(INNER(s), name);
+}
+
 static int cs_mark(bkr_store *s, const char *name, bkr_store_held **out)
 {
 	return bkr_store_mark(INNER(s), name, out);
@@ -197,6 +203,7 @@ static const bkr_store_ops crypto_ops = {
 	.prepare = cs_prepare,
 	.lock = cs_lock,
 	.mark = cs_mark,
+	.reads_whole = cs_reads_whole,
 	.free = cs_free,
 	.root_missing = cs_root_missing,
 	.drop_copy = cs_drop_copy,

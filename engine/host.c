@@ -76,6 +76,28 @@ static bool private_dir(const char *dir)
 	return !why;
 }
 
+char *bkr_host_cache_dir(const char *sub)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char *out = NULL;
+	int r;
+
+	if (xdg && xdg[0] == '/')
+		r = asprintf(&out, "%s/%s", xdg, sub);
+	else if (home && home[0] == '/')
+		r = asprintf(&out, "%s/.cache/%s", home, sub);
+	else {
+		bkr_error_set(BKR_ENOTFOUND, "no cache directory: neither XDG_CACHE_HOME nor HOME is an absolute path "
+			      "(a relative one is ignored)");
+		return NULL;
+	}
+	if (r < 0) {
+		bkr_error_oom();
+		return NULL;
+	}
+	return out;
+}
+
 char *bkr_host_state_dir(void)
 {
 	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");

@@ -35,6 +35,8 @@
 
 /* what a read of an index file asks of the store at most (docs/format.md) */
 #define INDEX_READ_MAX (BKR_INDEX_FILE_MAX < SIZE_MAX ? (size_t)BKR_INDEX_FILE_MAX : SIZE_MAX)
+/* an index file up to this size is read whole at once, a larger one its header first (get_index) */
+#define INDEX_WHOLE_AT_ONCE ((size_t)4 << 20)
 
 /* Entry field offsets inside one 64-byte on-disk entry. */
 #define E_ID 0
@@ -369,6 +371,59 @@ done:
 	return err;
 }
 
+/* The refusal of sealed index file @p path in a repository that says it is not encrypted (*@p sealed set). */
+static int sealed_refusal(const char *path, unsigned flags, bool *sealed)
+{
+	*sealed = true;
+	return bkr_error_set(BKR_ECORRUPT,
+			     "%s is sealed (encrypted), but %s says the repository is not encrypted: "
+			     "it was altered; refusing to use it",
+			     path, (flags & BKR_INDEX_CONFIG_COPY) ? BKR_CONFIG_COPY_SAID : "config.json");
+}
+
+/*
+ * Index file @p name of @p s (@p path in messages) read whole into @p v.  One
+ * of up to INDEX_WHOLE_AT_ONCE bytes is read at once (one read, one GET, as
+ * before); a larger one is judged before its body is read, so that garbage
+ * (a sparse file of 4 GB) costs neither its size in memory nor the time to
+ * read it: a plain one by its header (magic, version, flags, and the size its
+ * counts declare against the object's), read with a ranged read of its first
+ * bytes; a sealed one, which GCM opens only whole, by its size (a header,
+ * 32-byte ids, 64-byte entries and a trailer).  A refusal is BKR_ECORRUPT or
+ * BKR_EUNSUPPORTED naming @p path, as check_header says it of a whole file.
+ */
+static int get_index(bkr_store *s, const char *name, const char *path, unsigned flags, bkr_store_view *v, bool *sealed)
+{
+	uint8_t h[BKR_INDEX_HEADER_SIZE];
+	uint64_t size, count;
+	uint32_t nsup;
+	int err = bkr_store_view_get(s, name, INDEX_WHOLE_AT_ONCE, v);
+
+	if (err != BKR_ECORRUPT)
+		return err; /* read, or a read that failed (not found, an I/O error) */
+	/* "too large" for one read, or damaged (unsealing failed): its size tells */
+	if ((err = bkr_store_stat(s, name, &size)) < 0)
+		return err;
+	if (size > INDEX_WHOLE_AT_ONCE && size <= INDEX_READ_MAX) {
+		if (bkr_store_reads_whole(s, name)) {
+			if (size < BKR_INDEX_HEADER_SIZE + BKR_ID_SIZE ||
+			    (size - BKR_INDEX_HEADER_SIZE - BKR_ID_SIZE) % BKR_ID_SIZE)
+				return bkr_error_set(BKR_ECORRUPT, "%s: %llu bytes once opened, not the size of an index "
+						     "file (a header, 32-byte ids, 64-byte entries and a trailer)",
+						     path, (unsigned long long)size);
+		} else {
+			if ((err = bkr_store_get_range(s, name, 0, sizeof(h), h, 0)) < 0)
+				return err;
+			if (!memcmp(h, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE))
+				return sealed_refusal(path, flags, sealed);
+			if ((err = check_header(h, size, path, &nsup, &count)) < 0)
+				return err;
+		}
+	}
+	/* larger than any index file: refused before it is read; small: its damage said again */
+	return bkr_store_view_get(s, name, INDEX_READ_MAX, v);
+}
+
 /*
  * Read index file @p name of @p s (or take the bytes already in @p read, when
  * not NULL and filled: the view is taken), validate all of it, and append it to @p idx.  *@p sealed is set when it is an encrypted
@@ -397,17 +452,13 @@ static int load_file(bkr_index *idx, bkr_store *s, const char *name, unsigned fl
 	if (read && read->data) {
 		v = *read;
 		memset(read, 0, sizeof(*read));
-	} else if ((err = bkr_store_view_get(s, name, INDEX_READ_MAX, &v)) < 0) {
-		/* one larger than any the writer writes is damaged, refused before it is read */
+	} else if ((err = get_index(s, name, path, flags, &v, sealed)) < 0) {
+		/* one larger than any the writer writes, or whose header is bad, is damaged: refused before
+		 * its body is read */
 		return err;
 	}
 	if (v.len >= BKR_SEALED_MAGIC_SIZE && !memcmp(v.data, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
-		*sealed = true;
-		const char *said = (flags & BKR_INDEX_CONFIG_COPY) ? BKR_CONFIG_COPY_SAID : "config.json";
-		err = bkr_error_set(BKR_ECORRUPT,
-				    "%s is sealed (encrypted), but %s says the repository is not encrypted: "
-				    "it was altered; refusing to use it",
-				    path, said);
+		err = sealed_refusal(path, flags, sealed);
 		goto done;
 	}
 	if ((err = check_header(v.data, v.len, path, &nsup, &count)) < 0)
@@ -521,19 +572,23 @@ static int candidate_cmp(const void *a, const void *b)
 
 /**
  * Read @p c whole into c->v, kept for pass 2 (read once: a sealed file is
- * opened whole by any read, a header read too), and its superseded list.  A
- * file whose header is damaged or gone is left with an empty list (if nothing
+ * opened whole by any read, a header read too), and its superseded list; a
+ * large one is judged before its body is read (get_index).  A file whose
+ * header is damaged or gone is left with an empty list (if nothing
  * supersedes it, the full load reports it); a read that fails (an I/O error,
  * a server that cannot be reached) is an error: the files it supersedes must
  * not be taken for live ones.
  */
 static int read_candidate(struct candidate *c, bkr_store *s)
 {
+	char path[PATH_MAX];
 	uint64_t count;
 	uint32_t nsup;
+	bool sealed = false;
 	int err;
 
-	if ((err = bkr_store_view_get(s, c->name, INDEX_READ_MAX, &c->v)) < 0 || c->v.len < BKR_INDEX_HEADER_SIZE ||
+	if ((err = bkr_store_describe(s, c->name, path, sizeof(path))) < 0 ||
+	    (err = get_index(s, c->name, path, 0, &c->v, &sealed)) < 0 || c->v.len < BKR_INDEX_HEADER_SIZE ||
 	    (err = check_header(c->v.data, c->v.len, c->name, &nsup, &count)) < 0 || nsup == 0)
 		goto done;
 	if (!(c->sup = malloc((size_t)nsup * sizeof(*c->sup))))
@@ -839,21 +894,33 @@ static const uint8_t *search_file(const struct idx_file *f, const bkr_id *id)
 	return NULL;
 }
 
+/*
+ * Every entry naming @p id in @p f, from the first to *end (one past the
+ * last); NULL when none.  The writer writes an id once a file; one that holds
+ * it more (readers take equal ids, sorted side by side) has them all here.
+ */
+static const uint8_t *search_file_all(const struct idx_file *f, const bkr_id *id, const uint8_t **end)
+{
+	const uint8_t *first = search_file(f, id), *last = entry_at(f, f->count), *e;
+
+	if (!first)
+		return NULL;
+	for (e = first + BKR_INDEX_ENTRY_SIZE; e < last && memcmp(e, id->b, BKR_ID_SIZE) == 0;)
+		e += BKR_INDEX_ENTRY_SIZE;
+	while (first > f->entries && memcmp(first - BKR_INDEX_ENTRY_SIZE, id->b, BKR_ID_SIZE) == 0)
+		first -= BKR_INDEX_ENTRY_SIZE;
+	*end = e;
+	return first;
+}
+
 int bkr_index_lookup_nth(const bkr_index *idx, const bkr_id *id, size_t nth, bkr_index_entry *out)
 {
 	char hex[BKR_ID_HEX];
 
-	/* newest file (last in name order) first.  The writer writes an id once
-	 * a file; one that holds it more (readers take equal ids, sorted side
-	 * by side) has each of them tried, first to last */
+	/* newest file (last in name order) first; a file's entries for it first to last */
 	for (size_t i = idx->n; i-- > 0;) {
-		const struct idx_file *f = &idx->files[i];
-		const uint8_t *e = search_file(f, id), *end = entry_at(f, f->count);
-		if (!e)
-			continue;
-		while (e > f->entries && memcmp(e - BKR_INDEX_ENTRY_SIZE, id->b, BKR_ID_SIZE) == 0)
-			e -= BKR_INDEX_ENTRY_SIZE;
-		for (; e < end && memcmp(e, id->b, BKR_ID_SIZE) == 0; e += BKR_INDEX_ENTRY_SIZE)
+		const uint8_t *end = NULL, *e = search_file_all(&idx->files[i], id, &end);
+		for (; e && e < end; e += BKR_INDEX_ENTRY_SIZE)
 			if (nth-- == 0) {
 				decode_entry(e, out);
 				return 0;
@@ -873,17 +940,11 @@ size_t bkr_index_files_holding(const bkr_index *idx, const bkr_index_entry *e, b
 	bkr_index_entry f;
 	size_t n = 0;
 
-	/* a file holding the id more than once (no bkr writes one; readers take
-	 * equal ids side by side) is searched through all of them */
+	/* a file holding the id more than once is searched through all of them (search_file_all) */
 	for (size_t i = idx->n; i-- > 0;) {
-		const struct idx_file *file = &idx->files[i];
-		const uint8_t *p = search_file(file, &e->id), *end = entry_at(file, file->count);
+		const uint8_t *end = NULL, *p = search_file_all(&idx->files[i], &e->id, &end);
 		bool holds = false;
-		if (!p)
-			continue;
-		while (p > file->entries && memcmp(p - BKR_INDEX_ENTRY_SIZE, e->id.b, BKR_ID_SIZE) == 0)
-			p -= BKR_INDEX_ENTRY_SIZE;
-		for (; p < end && !holds && memcmp(p, e->id.b, BKR_ID_SIZE) == 0; p += BKR_INDEX_ENTRY_SIZE) {
+		for (; p && p < end && !holds; p += BKR_INDEX_ENTRY_SIZE) {
 			decode_entry(p, &f);
 			holds = f.offset == e->offset && !bkr_pack_id_cmp(&f.pack, &e->pack);
 		}

@@ -71,19 +71,25 @@ struct repair {
 	bool backup_damaged;
 };
 
+/* A problem's message when there was no memory to format it. */
+#define OOM_MESSAGE "out of memory (this problem's message could not be formatted)"
+
 static void report(struct repair *p, bkr_repair_kind kind, const char *object, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 static void report(struct repair *p, bkr_repair_kind kind, const char *object, const char *fmt, ...)
 {
-	char msg[1200];
+	char *msg = NULL;
 	va_list ap;
-	bkr_repair_problem pr = { .kind = kind, .object = object, .message = msg };
+	bkr_repair_problem pr = { .kind = kind, .object = object };
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0) /* whole, however long the paths and reasons in it */
+		msg = NULL;
 	va_end(ap);
+	pr.message = msg ? msg : OOM_MESSAGE;
 	if (p->o->report)
 		p->o->report(p->o->report_ctx, &pr);
+	free(msg);
 }
 
 static int push_entry(bkr_index_entry **v, size_t *n, size_t *cap, const bkr_index_entry *e)
@@ -369,6 +375,15 @@ static int build(struct repair *p)
 		bkr_pack_id_to_hex(&e->pack, phex);
 		/* a place that could not answer (an I/O error) stops repair: dropped on a guess is lost */
 		int found = pk ? 0 : bkr_repo_pack_path(p->r, &e->pack, (bkr_blob_type)e->type, path, sizeof(path));
+		if (found == BKR_ECORRUPT) {
+			/* no pack in its place (a FIFO, a directory: "not a regular file"): as a pack
+			 * whose footer cannot be read, named and its entries kept, never repair's end */
+			report(p, BKR_REPAIR_PACK, phex,
+			       "%s; left in place, its %zu index entr%s kept (move it away, and a repair drops them)",
+			       bkr_error_message(), hi - lo, hi - lo == 1 ? "y" : "ies");
+			bkr_error_clear();
+			found = 0;
+		}
 		if (found < 0 && found != BKR_ENOTFOUND) {
 			err = found;
 			break;
@@ -575,31 +590,37 @@ done:
 static void damaged_file(struct repair *p, const bkr_manifest *m, const char *path, const bkr_entry *e,
 			 const bkr_id *blob, const char *what, const char *why)
 {
-	char hex[BKR_ID_HEX], live[PATH_MAX] = "", msg[1200], state[640];
+	char hex[BKR_ID_HEX], live[PATH_MAX] = "", *msg = NULL, *state = NULL;
 	bkr_repair_live lv = e ? live_copy(p, m, path, e, live, sizeof(live)) : BKR_REPAIR_LIVE_NONE;
 	bkr_repair_problem pr = { .kind = BKR_REPAIR_DAMAGED_FILE, .object = hex, .backup_id = m->backup_id,
-				  .path = path, .live_path = live[0] ? live : NULL, .live = lv, .message = msg };
+				  .path = path, .live_path = live[0] ? live : NULL, .live = lv };
+	int n;
 
 	bkr_id_to_hex(blob, hex);
-	if (why)
-		snprintf(state, sizeof(state), "could not be read (%s)", why);
-	else
-		snprintf(state, sizeof(state), "is not in the repository");
+	if (why ? asprintf(&state, "could not be read (%s)", why) < 0 : !(state = strdup("is not in the repository")))
+		state = NULL;
 	p->rep->damaged_files++;
 	p->backup_damaged = true;
-	if (lv == BKR_REPAIR_LIVE_SAME) {
+	if (lv == BKR_REPAIR_LIVE_SAME)
 		p->rep->healable_files++;
-		snprintf(msg, sizeof(msg), "%s %s %s; the live file %s has the same content: "
-			 "the next backup stores it again", what, hex, state, live);
+	if (!state) {
+		n = -1;
+	} else if (lv == BKR_REPAIR_LIVE_SAME) {
+		n = asprintf(&msg, "%s %s %s; the live file %s has the same content: "
+			     "the next backup stores it again", what, hex, state, live);
 	} else if (live[0]) {
-		snprintf(msg, sizeof(msg), "%s %s %s, and the live file %s differs or is gone: "
-			 "no intact copy exists", what, hex, state, live);
+		n = asprintf(&msg, "%s %s %s, and the live file %s differs or is gone: "
+			     "no intact copy exists", what, hex, state, live);
 	} else {
-		snprintf(msg, sizeof(msg), "%s %s %s and no live copy was found: no intact copy exists",
-			 what, hex, state);
+		n = asprintf(&msg, "%s %s %s and no live copy was found: no intact copy exists", what, hex, state);
 	}
+	if (n < 0)
+		msg = NULL;
+	pr.message = msg ? msg : OOM_MESSAGE;
 	if (p->o->report)
 		p->o->report(p->o->report_ctx, &pr);
+	free(msg);
+	free(state);
 }
 
 /* Tree @p id through the new index (a dry run reads what the rebuilt index would name). */

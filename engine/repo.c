@@ -686,20 +686,20 @@ static int range_read(void *ctx, void *buf, size_t len, uint64_t off)
 int bkr_repo_pack_footer(bkr_repo *r, const bkr_pack_id *id, const char *path, bkr_pack_entry **entries,
 			 size_t *n)
 {
-	struct range g = { 0 };
+	struct range g = { .flags = BKR_STORE_LISTED };
 	uint64_t size;
 	int err;
 
 	*entries = NULL;
 	*n = 0;
-	if ((err = bkr_repo_locate(r, path, &g.s, &g.name)) < 0 || (err = bkr_store_stat(g.s, g.name, &size)) < 0)
+	if ((err = bkr_repo_locate(r, path, &g.s, &g.name)) < 0 || (err = bkr_store_stat_listed(g.s, g.name, &size)) < 0)
 		return err;
 	return bkr_pack_read_footer_from(r->crypto, id, range_read, &g, size, path, entries, n);
 }
 
 int bkr_repo_pack_blob(bkr_repo *r, const char *path, const bkr_index_entry *e, void *out)
 {
-	struct range g = { 0 };
+	struct range g = { .flags = BKR_STORE_LISTED };
 	int err;
 
 	if ((err = bkr_repo_locate(r, path, &g.s, &g.name)) < 0)

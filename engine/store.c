@@ -5,6 +5,7 @@
 #include "bkr/store.h"
 #include "bkr/error.h"
 #include "bkr/io.h"
+#include "bkr/log.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -149,6 +150,11 @@ int bkr_store_drop_copy(bkr_store *s, const char *name)
 	return s && s->ops->drop_copy ? s->ops->drop_copy(s, name) : 0;
 }
 
+bool bkr_store_reads_whole(bkr_store *s, const char *name)
+{
+	return s->ops->reads_whole && s->ops->reads_whole(s, name);
+}
+
 int bkr_store_root_missing(bkr_store *s)
 {
 	return s && s->ops->root_missing ? s->ops->root_missing(s) : 0;
@@ -161,6 +167,42 @@ int bkr_store_stat(bkr_store *s, const char *name, uint64_t *size)
 	if ((err = check_name(name, false)) < 0)
 		return err;
 	return s->ops->stat(s, name, size);
+}
+
+/*
+ * Whether @p err, of a read or stat of object @p name that a listing named,
+ * is "no such object": then it is logged, and asked again once; a second
+ * one is listed_unreadable.
+ */
+static bool listed_missing(bkr_store *s, const char *name, int err)
+{
+	char where[PATH_MAX];
+	if (err != BKR_ENOTFOUND)
+		return false;
+	if (bkr_store_describe(s, name, where, sizeof(where)) < 0)
+		snprintf(where, sizeof(where), "%s", name);
+	bkr_log_warn("store", "%s: listed, but the store answered 'no such object': asking again", where);
+	bkr_error_clear();
+	return true;
+}
+
+/* Listed object @p name answered "no such object" twice: an I/O error, maybe transient, never damage. */
+static int listed_unreadable(bkr_store *s, const char *name)
+{
+	char where[PATH_MAX];
+	if (bkr_store_describe(s, name, where, sizeof(where)) < 0)
+		snprintf(where, sizeof(where), "%s", name);
+	return bkr_error_set(BKR_EIO, "%s: listed, but not readable: the store answered 'no such object' twice (an "
+			     "eventually consistent store, or a proxy, answering 404 for an object it lists): not damage, "
+			     "nothing is dropped for it; run the command again later", where);
+}
+
+int bkr_store_stat_listed(bkr_store *s, const char *name, uint64_t *size)
+{
+	int err = bkr_store_stat(s, name, size);
+	if (listed_missing(s, name, err) && (err = bkr_store_stat(s, name, size)) == BKR_ENOTFOUND)
+		err = listed_unreadable(s, name);
+	return err;
 }
 
 int bkr_store_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime)
@@ -229,7 +271,11 @@ int bkr_store_get_range(bkr_store *s, const char *name, uint64_t off, size_t len
 	int err;
 	if ((err = check_name(name, false)) < 0)
 		return err;
-	return s->ops->get_range(s, name, off, len, buf, flags);
+	err = s->ops->get_range(s, name, off, len, buf, flags & ~(unsigned)BKR_STORE_LISTED);
+	if ((flags & BKR_STORE_LISTED) && listed_missing(s, name, err) &&
+	    (err = s->ops->get_range(s, name, off, len, buf, flags & ~(unsigned)BKR_STORE_LISTED)) == BKR_ENOTFOUND)
+		err = listed_unreadable(s, name);
+	return err;
 }
 
 int bkr_store_advise(bkr_store *s, const char *name, uint64_t off, uint64_t len)

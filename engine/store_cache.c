@@ -41,6 +41,7 @@
 #include "bkr/error.h"
 #include "bkr/hash.h"
 #include "bkr/io.h"
+#include "bkr/host.h"
 #include "bkr/log.h"
 
 #include <dirent.h>
@@ -859,6 +860,12 @@ static int cache_get_range(bkr_store *s, const char *name, uint64_t off, size_t 
 	return blocks_read((cache_store *)s, name, off, len, buf);
 }
 
+/* a whole object is fetched whole by any read of it (and a data pack as the wrapped store reads it) */
+static bool cache_reads_whole(bkr_store *s, const char *name)
+{
+	return whole_object(name) || bkr_store_reads_whole(inner_of(s), name);
+}
+
 /* what this process writes it will read again (an index file, the next backup's parent) */
 static int cache_put(bkr_store *s, const char *name, const void *data, size_t len)
 {
@@ -1050,6 +1057,7 @@ static const bkr_store_ops cache_ops = {
 	.root_missing = cache_root_missing,
 	.drop_copy = cache_drop_copy,
 	.drop_folder = cache_drop_folder,
+	.reads_whole = cache_reads_whole,
 };
 
 /* ---- opening: the files an earlier process left -------------------------------- */
@@ -1351,16 +1359,16 @@ const char *bkr_store_cache_root(const bkr_store *s)
 
 int bkr_store_cache_default_dir(char *out, size_t cap)
 {
-	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char *dir = bkr_host_cache_dir("bkrfs");
 	int n;
 
-	if (xdg && xdg[0] == '/')
-		n = snprintf(out, cap, "%s/bkrfs", xdg);
-	else if (home && home[0])
-		n = snprintf(out, cap, "%s/.cache/bkrfs", home);
-	else
-		return bkr_error_set(BKR_EINVAL, "no cache directory: neither XDG_CACHE_HOME nor HOME is set");
+	if (!dir)
+		return bkr_error_last_code();
+	n = snprintf(out, cap, "%s", dir);
 	if (n < 0 || (size_t)n >= cap)
-		return bkr_error_set(BKR_EINVAL, "cache directory path too long");
-	return 0;
+		n = bkr_error_set(BKR_EINVAL, "cache directory %s: path too long", dir);
+	else
+		n = 0;
+	free(dir);
+	return n;
 }

@@ -322,21 +322,33 @@ static int fd_get(local_store *ls, const char *path, unsigned flags, int *fd_out
 		*slot_out = i;
 		return 0;
 	}
-	while ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 && (errno == EMFILE || errno == ENFILE) && fd_wait())
+	/* O_NONBLOCK: a FIFO put where an object was must not block the open (and
+	 * every reader after it, a mount's too); what is no regular file is
+	 * refused below, as bkr_io_open_file and a stat refuse it */
+	while ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) < 0 &&
+	       (errno == EMFILE || errno == ENFILE) && fd_wait())
 		;
 	if (fd < 0) {
 		int err = bkr_error_set_errno(errno, "open %s", path);
 		fd_lent(-1);
 		return err;
 	}
+	struct stat st;
+	int bad = 0;
+	if (fstat(fd, &st) < 0)
+		bad = bkr_error_set_errno(errno, "%s", path);
+	else if (!S_ISREG(st.st_mode))
+		bad = bkr_error_set(BKR_ECORRUPT, "%s: not a regular file", path);
+	if (bad < 0) {
+		close(fd);
+		fd_lent(-1);
+		return bad;
+	}
 	/* A small object read all over (tree packs are written children first
 	 * and walked parents first): one asynchronous read of the whole of it
 	 * beats a disk seek per piece on a cold `ls -lR` or restore. */
-	if (flags & BKR_STORE_READ_AHEAD) {
-		struct stat st;
-		if (fstat(fd, &st) == 0 && st.st_size <= READ_AHEAD_MAX)
-			(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-	}
+	if ((flags & BKR_STORE_READ_AHEAD) && st.st_size <= READ_AHEAD_MAX)
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
 
 	pthread_mutex_lock(&ls->lock);
 	if ((i = slot_find(ls, h, path)) >= 0) { /* raced with another opener */

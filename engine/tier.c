@@ -327,9 +327,14 @@ int bkr_tier_record_add(bkr_store *s, const char *tier, const char *location, in
 
 /*
  * 0 when @p s holds a tier.json of repository @p repo_id; BKR_ENOTFOUND when
- * it holds none (or is not there); BKR_EINVAL when it names another repository.
+ * it holds none (or is not there); BKR_EINVAL when it names another
+ * repository; BKR_ECORRUPT naming the file and key when its "tier" is no
+ * tier.  *@p other: it names the other tier than @p tier, which is the
+ * caller's to judge (a recorded location: damage, bkr_tier_present; one
+ * recorded anew: it was that tier once, 'bkr tier forget' leaves the marker,
+ * and marker_put rewrites it).
  */
-static int marker_check(bkr_store *s, const char *repo_id, const char *tier)
+static int marker_check(bkr_store *s, const char *repo_id, const char *tier, bool *other)
 {
 	const cJSON *t;
 	const char *id;
@@ -358,6 +363,8 @@ static int marker_check(bkr_store *s, const char *repo_id, const char *tier)
 			err = bkr_error_set(BKR_ECORRUPT,
 					    "%s: key 'tier': unknown tier '%s', expected \"warm\" or \"cold\"", what,
 					    bkr_text_escape(esc, sizeof(esc), t->valuestring, strlen(t->valuestring)));
+	} else {
+		*other = strcmp(t->valuestring, tier) != 0; /* the caller judges it */
 	}
 done:
 	cJSON_Delete(o);
@@ -380,8 +387,13 @@ static int marker_put(bkr_repo *r, bkr_store *s, const char *tier, int64_t now_n
 		err = bkr_json_put(s, MARKER, o);
 	cJSON_Delete(o);
 	if (err == BKR_EEXISTS) {
+		bool other = false;
 		bkr_error_clear();
-		err = marker_check(s, bkr_repo_get_config(r)->id, tier);
+		err = marker_check(s, bkr_repo_get_config(r)->id, tier, &other);
+		if (err == 0 && other) { /* forgotten as the other tier, recorded as this one now */
+			if ((err = bkr_store_delete(s, MARKER)) == 0 || err == BKR_ENOTFOUND)
+				return marker_put(r, s, tier, now_ns);
+		}
 	}
 	return err;
 }
@@ -391,6 +403,7 @@ int bkr_tier_present(bkr_repo *r, size_t i)
 	const char *tier;
 	bool recorded;
 	bkr_store *s = bkr_repo_tier(r, i, &tier, &recorded), *probe = NULL;
+	bool other = false;
 	int err;
 
 	if (i == 0)
@@ -401,7 +414,24 @@ int bkr_tier_present(bkr_repo *r, size_t i)
 	bkr_store_free(probe);
 	if (!recorded)
 		return 0;
-	err = marker_check(s, bkr_repo_get_config(r)->id, tier);
+	err = marker_check(s, bkr_repo_get_config(r)->id, tier, &other);
+	if (err == 0 && other) { /* the marker names the other tier: unless a record says so too */
+		struct record_list l = { .s = bkr_repo_tier(r, 0, NULL, NULL) };
+		bool named = false;
+		char what[PATH_MAX];
+		if ((err = records_all(l.s, &l)) < 0)
+			return err;
+		/* records that clash (one place, both tiers: bkr_tier_records_check names them) */
+		for (size_t k = 0; k < l.n && !named; k++)
+			named = strcmp(l.v[k].tier, tier) && bkr_store_same_place(l.v[k].location, bkr_store_location(s));
+		bkr_tier_records_free(l.v, l.n);
+		if (!named && (err = bkr_store_describe(s, MARKER, what, sizeof(what))) == 0)
+			err = bkr_error_set(BKR_ECORRUPT, "%s: key 'tier': '%s', but the repository records this "
+					    "location as tier %s", what,
+					    bkr_tier_name(strcmp(tier, bkr_tier_name(BKR_TIER_WARM)) ? BKR_TIER_WARM
+												  : BKR_TIER_COLD),
+					    tier);
+	}
 	if (err == BKR_ENOTFOUND)
 		return bkr_error_set(BKR_ENOTFOUND,
 				     "tier %s: %s is missing or not mounted (the repository keeps data there, "
@@ -1045,7 +1075,8 @@ static int open_configured(struct migrate *m)
 		if ((err = bkr_repo_store_open(m->r, loc, 0, &probe)) < 0)
 			return bkr_error_set(BKR_ENOTFOUND, "tiers.%s.path: %s is missing or not mounted; nothing was moved",
 					     bkr_tier_name(l), loc);
-		err = marker_check(probe, repo_id, bkr_tier_name(l));
+		bool other = false; /* a location recorded already is checked by bkr_tier_check below */
+		err = marker_check(probe, repo_id, bkr_tier_name(l), &other);
 		bkr_store_free(probe);
 		if (err < 0 && err != BKR_ENOTFOUND) {
 			bkr_error_prefix("tiers.%s.path: nothing was moved", bkr_tier_name(l));
@@ -1080,7 +1111,7 @@ int bkr_tier_migrate(bkr_repo *r, const bkr_tier_migrate_options *o, bkr_tier_mi
 	memset(out, 0, sizeof(*out));
 	for (int l = 0; l < BKR_TIER_LEVELS; l++)
 		m.level[l] = (bkr_idset)BKR_IDSET_INIT;
-	m.as_of = o->as_of_ns ? o->as_of_ns : bkr_time_now_ns();
+	m.as_of = o->as_of_set ? o->as_of_ns : bkr_time_now_ns();
 	if (!o->dry_run && (err = bkr_repo_check_writable(r)) < 0)
 		goto done;
 	/* the tiers as recorded now: another migration may have recorded one while this waited */

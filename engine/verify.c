@@ -105,7 +105,7 @@ struct verify {
 	int writing;            /* bkr_repo_writers_active, once it said yes (-1: not asked) */
 	char writer[700];       /* leftover_by's message when an S3 mark is seen */
 	char why[600];          /* blob_problem's message */
-	char first_io[700];     /* the first I/O error's message (the one verify returns with) */
+	char *first_io;         /* the first I/O error's message (the one verify returns with), whole */
 	uint8_t *buf;           /* BKR_BLOB_MAX scratch */
 	uint8_t *win;           /* read_data: WINDOW_MAX bytes, the window of the pack being read (packsrc) */
 	char **ifiles;          /* the index files of the next problem ("index/<hex>.idx"): report takes them */
@@ -114,6 +114,9 @@ struct verify {
 	size_t cap_fids;
 	char ifiles_said[300];  /* ifiles in a message: "index/A.idx", "..., index/C.idx and 2 more index files" */
 };
+
+/* A message when there was no memory to format it. */
+#define OOM_MESSAGE "out of memory (this message could not be formatted)"
 
 static void report(struct verify *v, bkr_verify_kind kind, const char *object, const char *backup,
 		   const char *path, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -179,14 +182,16 @@ static int note_index_files(struct verify *v, const bkr_index_entry *e, size_t n
 static void report(struct verify *v, bkr_verify_kind kind, const char *object, const char *backup,
 		   const char *path, const char *fmt, ...)
 {
-	char msg[1200];
+	char *msg = NULL;
 	va_list ap;
-	bkr_verify_problem p = { kind, kind != BKR_VERIFY_LEFTOVER, object, backup, path, msg, backup && v->in_run };
+	bkr_verify_problem p = { kind, kind != BKR_VERIFY_LEFTOVER, object, backup, path, NULL, backup && v->in_run };
 	p.index_files = (const char *const *)v->ifiles;
 	p.nindex_files = v->nifiles;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0) /* whole, however long the paths and reasons in it */
+		msg = NULL;
 	va_end(ap);
+	p.message = msg ? msg : OOM_MESSAGE;
 	if (backup && path && (kind == BKR_VERIFY_DAMAGED_FILE || kind == BKR_VERIFY_MISSING))
 		v->damaged_files++;
 	if (kind == BKR_VERIFY_IO && v->derived)
@@ -202,6 +207,7 @@ static void report(struct verify *v, bkr_verify_kind kind, const char *object, c
 	if (v->o->report)
 		v->o->report(v->o->report_ctx, &p);
 	clear_ifiles(v); /* they were this problem's */
+	free(msg);
 }
 
 static bkr_id pack_key(const bkr_pack_id *p)
@@ -223,8 +229,8 @@ static bool goes_on(int err)
 static void unread(struct verify *v, const char *object, const char *backup, const char *path, const char *msg,
 		   const char *unchecked)
 {
-	if (!v->first_io[0])
-		snprintf(v->first_io, sizeof(v->first_io), "%s", msg);
+	if (!v->first_io)
+		v->first_io = strdup(msg); /* out of memory: the next one is kept */
 	report(v, BKR_VERIFY_IO, object, backup, path,
 	       "%s: an I/O error, not damage: %s (check the disk, then run verify again)", msg, unchecked);
 }
@@ -255,18 +261,19 @@ static void unread_tree(struct verify *v, const bkr_id *tree, const char *backup
 			const char *what)
 {
 	bkr_index_entry e;
-	char hex[BKR_ID_HEX], m[1200];
-	snprintf(m, sizeof(m), "%s", msg); /* the lookup below sets the error slot @p msg may be */
+	char hex[BKR_ID_HEX], *own = strdup(msg); /* whole: the lookup below sets the error slot @p msg may be */
+	const char *m = own ? own : OOM_MESSAGE;
 	bkr_id_to_hex(tree, hex);
 	if (bkr_repo_lookup(v->r, tree, &e) == 0 && !pack_unread_once(v, &e.pack)) {
-		if (!v->first_io[0])
-			snprintf(v->first_io, sizeof(v->first_io), "%s", m);
+		if (!v->first_io)
+			v->first_io = strdup(m);
 		REPORT_UNCHECKED(v, hex, backup, path, "%s: an I/O error, not damage: %s (check the disk, then run "
 				 "verify again)", m, what);
-		return;
+	} else {
+		bkr_error_clear();
+		unread(v, hex, backup, path, m, what);
 	}
-	bkr_error_clear();
-	unread(v, hex, backup, path, m, what);
+	free(own);
 }
 
 /* Blob @p id goes into the record's damaged blobs (repair reads every copy
@@ -514,7 +521,7 @@ static int src_read(void *ctx, void *buf, size_t len, uint64_t off)
 		memcpy(buf, p->win + (off - p->at), len);
 		return 0;
 	}
-	return bkr_store_get_range(p->s, p->name, off, len, buf, 0);
+	return bkr_store_get_range(p->s, p->name, off, len, buf, BKR_STORE_LISTED);
 }
 
 /* Open @p path for reading: its store and size. */
@@ -526,7 +533,7 @@ static int src_open(struct verify *v, const char *path, struct packsrc *p)
 	p->win = v->win;
 	if ((err = bkr_repo_locate(v->r, path, &p->s, &p->name)) < 0)
 		return err;
-	return bkr_store_stat(p->s, p->name, &p->size);
+	return bkr_store_stat_listed(p->s, p->name, &p->size);
 }
 
 /* Before entry @p i of v->ents[i, hi) is read: the window over it and the
@@ -694,14 +701,16 @@ static int check_pack(struct verify *v, const bkr_pack_id *id, int folder_type, 
 			err = rb;
 			goto done;
 		}
-		char msg[700];
-		snprintf(msg, sizeof(msg), "%s", bkr_error_message());
-		if ((err = note_index_files(v, e, 1)) < 0)
+		char *msg = strdup(bkr_error_message()); /* whole: note_index_files may set the slot */
+		if ((err = note_index_files(v, e, 1)) < 0) {
+			free(msg);
 			goto done;
+		}
 		report(v, BKR_VERIFY_BLOB, hex, NULL, NULL,
 		       "%s (its index entry is in %s: 'bkr repair' reads it again "
 		       "and, if it still fails, takes it out of the index, writing one that replaces %s)",
-		       msg, v->ifiles_said, v->nifiles == 1 ? "that file" : "those files");
+		       msg ? msg : OOM_MESSAGE, v->ifiles_said, v->nifiles == 1 ? "that file" : "those files");
+		free(msg);
 		if ((err = mark_entry(v, e)) < 0)
 			goto done;
 	}
@@ -858,6 +867,16 @@ static int check_missing(struct verify *v)
 				 "%zu blob%s in it not checked", hex, hi - lo, hi - lo == 1 ? "" : "s");
 			pack_unread_once(v, &e->pack);
 			unread(v, hex, NULL, NULL, bkr_error_message(), what);
+			continue;
+		}
+		if (found == BKR_ECORRUPT) {
+			/* no pack in its place (a FIFO, a directory: "not a regular file"): as one
+			 * that does not open (check_pack), named, never verify's silent failure */
+			report(v, BKR_VERIFY_PACK, hex, NULL, NULL, "%s", bkr_error_message());
+			bkr_error_clear();
+			v->copies_unknown = true;
+			for (size_t i = lo; i < hi && err == 0; i++)
+				err = mark_entry(v, &v->ents[i]);
 			continue;
 		}
 		if (found < 0 && found != BKR_ENOTFOUND)
@@ -1220,16 +1239,20 @@ static int resolve_damage(struct verify *v)
 		v->st->damage_records_resolved = n;
 done:
 	if (err < 0 && err != BKR_ENOMEM && v->o->report) {
-		char msg[1200];
-		bkr_verify_problem p = { BKR_VERIFY_RECORD, false, n ? names[0] : "records/", NULL, NULL, msg, false };
+		char *msg = NULL;
+		bkr_verify_problem p = { BKR_VERIFY_RECORD, false, n ? names[0] : "records/", NULL, NULL, NULL, false };
+		int k;
 		if (n)
-			snprintf(msg, sizeof(msg), "%zu damage record%s resolved (every copy of %s blobs reads), "
+			k = asprintf(&msg, "%zu damage record%s resolved (every copy of %s blobs reads), "
 				 "but not moved into the trash: %s", n, n == 1 ? "" : "s", n == 1 ? "its" : "their",
 				 bkr_error_message());
 		else
-			snprintf(msg, sizeof(msg), "the damage records could not be read again to resolve them: %s",
-				 bkr_error_message());
+			k = asprintf(&msg, "the damage records could not be read again to resolve them: %s",
+				     bkr_error_message());
+		p.message = k < 0 ? OOM_MESSAGE : msg;
 		v->o->report(v->o->report_ctx, &p);
+		if (k >= 0)
+			free(msg);
 	}
 	if (err != BKR_ENOMEM) {
 		bkr_error_clear();
@@ -1332,7 +1355,8 @@ int bkr_verify_run(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *s
 	if (err == 0 && stats->io_errors)
 		err = bkr_error_set(BKR_EIO, "%llu object%s could not be read%s: %s (%s, not damage)%s",
 				    (unsigned long long)stats->io_errors, stats->io_errors == 1 ? "" : "s",
-				    stats->io_errors == 1 ? "" : ", the first", v.first_io,
+				    stats->io_errors == 1 ? "" : ", the first",
+				    v.first_io ? v.first_io : OOM_MESSAGE,
 				    stats->io_errors == 1 ? "an I/O error" : "I/O errors",
 				    stats->errors ? "; problems were found in what was read" : "");
 	else if (err == 0 && stats->errors)
@@ -1380,6 +1404,7 @@ done:
 	bkr_records_free(records);
 	free(v.buf);
 	free(v.win);
+	free(v.first_io);
 	clear_ifiles(&v);
 	free(v.ifiles);
 	free(v.fids);

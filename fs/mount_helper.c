@@ -14,6 +14,9 @@
  * (defaults, noauto, user, nofail, _netdev, x-*, comment=...) are dropped,
  * and so is "rw", which mount(8) passes when none of ro/rw is given: the
  * mount is read-only whatever the options say.  -f (fake) does nothing.
+ * A value in double quotes (password_command="cut -d, -f2 FILE", as fstab
+ * users write context=: libmount splits no comma inside quotes and hands the
+ * quotes on) reaches bkrfs unquoted, its ',' and '\\' escaped for libfuse.
  *
  * bkrfs is looked for next to this program's installed location (the
  * relative path from the helper directory to bindir, so a DESTDIR or a moved
@@ -56,34 +59,71 @@ static bool dropped(const char *o, size_t n)
 	return (n > 2 && !strncmp(o, "x-", 2)) || (n >= 8 && !strncmp(o, "comment=", 8));
 }
 
-/* The length of the option at @p p: up to the first ',' that is not escaped
- * ('\,' is a comma in a value, as bkrfs's option parser (libfuse's) takes it:
- * password_command=cut -d\, -f2 FILE), or to the end. */
-static size_t option_len(const char *p)
+/* The length of the option at @p p: up to the first ',' that is neither
+ * escaped ('\,' is a comma in a value, as bkrfs's option parser (libfuse's)
+ * takes it: password_command=cut -d\, -f2 FILE) nor inside double quotes
+ * (mount(8) and libmount do not split "a,b", and hand the quotes on:
+ * password_command="cut -d, -f2 FILE"), or to the end.  -1 when a quote is
+ * left open. */
+static ssize_t option_len(const char *p)
 {
 	size_t n = 0;
+	bool quoted = false;
 
-	while (p[n] && p[n] != ',')
-		n += p[n] == '\\' && p[n + 1] ? 2 : 1;
-	return n;
+	while (p[n] && (quoted || p[n] != ',')) {
+		if (p[n] == '"')
+			quoted = !quoted;
+		n += !quoted && p[n] == '\\' && p[n + 1] ? 2 : 1;
+	}
+	return quoted ? -1 : (ssize_t)n;
 }
 
-/* Append the options of @p list that bkrfs takes to @p out (comma-separated),
- * each as it was written (its escapes for bkrfs to read). */
+/* Append option @p o (@p n bytes) to @p out as bkrfs reads it: a double-quoted
+ * part loses its quotes and its ',' and '\\' are escaped; the rest is copied
+ * as written (its escapes for bkrfs to read).  -1 when it does not fit. */
+static int put_option(const char *o, size_t n, char *out, size_t *len, size_t cap)
+{
+	bool quoted = false;
+
+	for (size_t i = 0; i < n; i++) {
+		char w[2] = { o[i], 0 };
+		size_t k = 1;
+		if (o[i] == '"') {
+			quoted = !quoted;
+			continue;
+		}
+		if (quoted && (o[i] == ',' || o[i] == '\\')) /* "a,b" -> a\,b */
+			w[0] = '\\', w[1] = o[i], k = 2;
+		else if (!quoted && o[i] == '\\' && i + 1 < n) /* an escape: copied whole */
+			w[1] = o[++i], k = 2;
+		if (*len + k >= cap)
+			return -1;
+		memcpy(out + *len, w, k);
+		*len += k;
+	}
+	out[*len] = '\0';
+	return 0;
+}
+
+/* Append the options of @p list that bkrfs takes to @p out (comma-separated).
+ * -1 (said on stderr) when one has an open quote or they do not fit. */
 static int filter_options(const char *list, char *out, size_t cap)
 {
 	size_t len = strlen(out);
 
 	for (const char *p = list; *p;) {
-		size_t n = option_len(p);
-		if (n && !dropped(p, n)) {
-			if (len + n + 2 > cap)
-				return -1;
-			if (len)
+		ssize_t n = option_len(p);
+		if (n < 0) {
+			fprintf(stderr, "%s: option '%s': a double quote is not closed\n", progname, p);
+			return -1;
+		}
+		if (n && !dropped(p, (size_t)n)) {
+			if (len && len + 1 < cap)
 				out[len++] = ',';
-			memcpy(out + len, p, n);
-			len += n;
-			out[len] = '\0';
+			if (len + 1 >= cap || put_option(p, (size_t)n, out, &len, cap) < 0) {
+				fprintf(stderr, "%s: too many options\n", progname);
+				return -1;
+			}
 		}
 		p += n;
 		if (*p == ',')
@@ -147,18 +187,14 @@ int main(int argc, char **argv)
 				fprintf(stderr, "%s: -N (mount namespaces) is not supported\n", progname);
 				return 1;
 			}
-			if (!strcmp(a, "-o") && filter_options(argv[i + 1], opts, sizeof(opts)) < 0) {
-				fprintf(stderr, "%s: too many options\n", progname);
+			if (!strcmp(a, "-o") && filter_options(argv[i + 1], opts, sizeof(opts)) < 0)
 				return 1;
-			}
 			i++;
 			continue;
 		}
 		if (!strncmp(a, "-o", 2)) { /* -oOPTS */
-			if (filter_options(a + 2, opts, sizeof(opts)) < 0) {
-				fprintf(stderr, "%s: too many options\n", progname);
+			if (filter_options(a + 2, opts, sizeof(opts)) < 0)
 				return 1;
-			}
 			continue;
 		}
 		if (a[1] == '-') { /* no long option but --help: named whole, not as its '-' */

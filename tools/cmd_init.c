@@ -21,7 +21,8 @@ static const char usage[] =
 	"                            blob compression (default zstd: smaller than zlib at the\n"
 	"                            same speed; zlib for a bkr that does not know zstd)\n"
 	"  --level N                 level 1..9 (default: zlib 1, zstd 2; measured best)\n"
-	"  --chunk-avg BYTES         average chunk size, a power of two (default 1048576)\n";
+	"  --chunk-avg BYTES         average chunk size, a power of two from 4096 to 1048576\n"
+	"                            (default 1048576; a chunk is at most 4 times it)\n";
 
 enum { OPT_COMPRESSION = OPT_FIRST_CMD, OPT_LEVEL, OPT_CHUNK_AVG, OPT_ENCRYPTION };
 
@@ -46,10 +47,13 @@ static int opt(cli *c, int o, const char *arg, void *st)
 		io->level = (int)v;
 		return 0;
 	case OPT_CHUNK_AVG:
-		if (cli_uint_arg(c, "--chunk-avg", arg, "", 4096, 4 << 20, &v))
+		/* at most 1 MiB: its chunks of up to 4 times that must fit half a backup worker's
+		 * read buffer (BKR_BK_READ_BUF, 8 MiB), or no backup could ever be made */
+		if (cli_uint_arg(c, "--chunk-avg", arg, "", 4096, 1 << 20, &v))
 			return BKR_EXIT_USAGE;
 		if (v & (v - 1))
-			return cli_usage_error(c, "--chunk-avg: expected a power of two from 4096 to 4194304, not '%s'", arg);
+			return cli_usage_error(c, "--chunk-avg: expected a power of two from 4096 to 1048576, not '%s'",
+					       arg);
 		io->chunk_avg = (uint32_t)v;
 		io->chunk_min = (uint32_t)v / 4;
 		io->chunk_max = (uint32_t)v * 4;

@@ -606,6 +606,7 @@ static void step_tier_migrate(rt_run *r, rt_step *s)
 		return;
 	o.dry_run = r->dry_run;
 	o.as_of_ns = r->as_of;
+	o.as_of_set = true;
 	o.ctx = r->c;
 	o.progress = r->c->progress && !r->dry_run ? cli_tier_progress : NULL;
 	if (!r->has_as_of) /* after an --as-of time a backup was not made yet: no clock error */

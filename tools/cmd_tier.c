@@ -252,6 +252,7 @@ static int migrate(cli *c, bkr_repo *repo, const struct opts *s)
 	o.policy.tier[BKR_TIER_COLD] = (bkr_tier_conf){ cfg->cold.path, cfg->cold.after_days };
 	o.dry_run = s->dry_run;
 	o.as_of_ns = s->has_as_of ? s->as_of : bkr_time_now_ns();
+	o.as_of_set = true; /* 1970-01-01T00:00:00Z (0) included */
 	o.on_move = on_move;
 	if (!s->has_as_of) /* after an --as-of time a backup was not made yet: no clock error */
 		o.future = cli_warn_future_cb;

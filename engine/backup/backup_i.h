@@ -35,6 +35,7 @@
 
 #define BKR_BK_RETRIES 3                  /**< re-reads of a file that changes while read */
 #define BKR_BK_READ_BUF (8u << 20)        /**< a worker's read buffer */
+#define BKR_BK_READ_AHEAD (16u << 20)     /**< queued files' bytes asked of the disk ahead of the workers */
 #define BKR_BK_ZSTD_PROBE_MIN (64ull << 20) /**< files from this size choose their zstd level */
 #define BKR_BK_ZSTD_PROBE_EVERY 64u         /**< by compressing every N-th chunk at levels 1 and 2 */
 #define BKR_BK_RACY_NS 1000000000LL       /**< git's racy-clean window */
@@ -111,6 +112,7 @@ typedef struct {
 	node *n;
 	int fd;
 	struct stat st;     /* fstat of fd by the scan, right after its open */
+	bool advised;       /* its first bytes asked for (POSIX_FADV_WILLNEED, pool.c) */
 } file_job;
 
 typedef struct bctx bctx;

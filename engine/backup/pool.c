@@ -3,10 +3,13 @@
  * scanner) and a queue of chunk jobs (hash + compress + put) that lets one
  * big file use every core; the calling thread joins in after its scan.
  * A chunk job points into the reading worker's buffer, which it holds by a
- * reference (no copy); buffers are recycled through a free list.
+ * reference (no copy); buffers are recycled through a free list.  A worker
+ * taking a file asks the disk for the first bytes of the files queued behind
+ * it (the kernel reads ahead within a file, not into the next one).
  */
 #include "backup_i.h"
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +269,36 @@ void bkr_bk_drop_jobs(worker *wk)
 	}
 }
 
+#define READ_AHEAD_FILES 8 /* files advised at most per file taken */
+
+/*
+ * Pick the queued files to ask of the disk now (c->mu held): the first bytes
+ * (a read buffer's worth at most) of the files queued behind the one just
+ * taken, until BKR_BK_READ_AHEAD bytes lie ahead of the workers.  Without it
+ * a cold cache makes each file's first pread wait for the disk while the
+ * other cores have nothing to do: the kernel reads ahead within a file, not
+ * into the next one.  The caller advises them after the unlock; a file taken,
+ * read and closed by another worker meanwhile is at worst another descriptor
+ * advised (advice only: nothing read or changed).
+ */
+static size_t pick_read_ahead(bctx *c, int *fds, off_t *lens)
+{
+	uint64_t ahead = 0;
+	size_t k = 0;
+
+	for (size_t i = 0; i < c->fq_n && ahead < BKR_BK_READ_AHEAD && k < READ_AHEAD_FILES; i++) {
+		file_job *q = &c->fq[(c->fq_head + i) % c->fq_cap];
+		uint64_t len = (uint64_t)q->st.st_size < BKR_BK_READ_BUF ? (uint64_t)q->st.st_size : BKR_BK_READ_BUF;
+		ahead += len;
+		if (!q->advised && len > 0) {
+			q->advised = true;
+			fds[k] = q->fd;
+			lens[k++] = (off_t)len;
+		}
+	}
+	return k;
+}
+
 /* The worker loop; @p main is the calling thread helping after its scan. */
 static void work_loop(worker *wk, bool main)
 {
@@ -290,7 +323,12 @@ static void work_loop(worker *wk, bool main)
 			if (c->fq_n == c->fq_cap / 2)
 				pthread_cond_signal(&c->cv_space);
 			bool stop = c->fatal != 0;
+			int ra_fd[READ_AHEAD_FILES];
+			off_t ra_len[READ_AHEAD_FILES];
+			size_t nra = stop ? 0 : pick_read_ahead(c, ra_fd, ra_len);
 			pthread_mutex_unlock(&c->mu);
+			for (size_t i = 0; i < nra; i++)
+				(void)posix_fadvise(ra_fd[i], 0, ra_len[i], POSIX_FADV_WILLNEED);
 			if (stop) {
 				close(fj.fd);
 				fj.n->skip = true;
@@ -369,7 +407,7 @@ int bkr_bk_queue_file(bctx *c, node *n, int fd, const struct stat *st)
 		close(fd);
 		return err;
 	}
-	c->fq[(c->fq_head + c->fq_n) % c->fq_cap] = (file_job){ n, fd, *st };
+	c->fq[(c->fq_head + c->fq_n) % c->fq_cap] = (file_job){ n, fd, *st, false };
 	c->fq_n++;
 	pthread_cond_signal(&c->cv_job);
 	pthread_mutex_unlock(&c->mu);

@@ -4,7 +4,7 @@ proxies and servers do: such a GET is sent on without its Range (signed again
 with AWS Signature Version 4, since the client signed the Range) and answered
 200 with the whole object.  Everything else passes through unchanged.
 
-    s3_norange_proxy.py UPSTREAM PORTFILE COUNTFILE
+    s3_norange_proxy.py UPSTREAM PORTFILE COUNTFILE [--missing MISSFILE]
 
 UPSTREAM is http://HOST:PORT; the proxy listens on a free port of 127.0.0.1,
 written to PORTFILE once it listens.  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
@@ -12,6 +12,13 @@ and AWS_REGION sign the GETs without Range.  COUNTFILE gets one line per GET of
 a pack answered whole: "whole KEY" when its body reached the client whole,
 "cut KEY" when the client closed the connection before; and "head KEY" per HEAD
 of a pack.
+
+With --missing, the proxy instead passes Range on, and plays a store that lists
+objects it does not serve (an eventually consistent one, or a misbehaving
+proxy): MISSFILE, read at each request, holds lines "N KEY" (KEY as the path
+ends, N the number of GETs and HEADs still to answer, -1 for all of them); such
+a request is answered 404 NoSuchKey, N decremented in MISSFILE, and "404 KEY"
+written to COUNTFILE.  Listings pass through unchanged.
 """
 import datetime
 import hashlib
@@ -25,6 +32,7 @@ import urllib.parse
 
 UPSTREAM = urllib.parse.urlsplit(sys.argv[1])
 PORTFILE, COUNTFILE = sys.argv[2], sys.argv[3]
+MISSFILE = sys.argv[5] if len(sys.argv) > 5 and sys.argv[4] == "--missing" else None
 KEY, SECRET = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
 REGION = os.environ.get("AWS_REGION", "us-east-1")
 EMPTY = hashlib.sha256(b"").hexdigest()
@@ -48,17 +56,58 @@ def sign(path, host):
     return headers
 
 
+def missing(command, path):
+    """Whether this GET or HEAD of PATH is to answer 404 (MISSFILE says so; its count is taken)."""
+    if not MISSFILE or command not in ("GET", "HEAD"):
+        return False
+    with lock:
+        try:
+            with open(MISSFILE) as f:
+                lines = [line.split() for line in f if line.strip()]
+        except FileNotFoundError:
+            return False
+        for entry in lines:
+            if path.endswith(entry[1]) and int(entry[0]) != 0:
+                if int(entry[0]) > 0:
+                    entry[0] = str(int(entry[0]) - 1)
+                with open(MISSFILE + ".tmp", "w") as f:
+                    f.write("".join(f"{n} {k}\n" for n, k in lines))
+                os.rename(MISSFILE + ".tmp", MISSFILE)
+                with open(COUNTFILE, "a") as f:
+                    f.write(f"404 {path}\n")
+                return True
+    return False
+
+
 class Proxy(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args):
         pass
 
+    def not_found(self, path):
+        """S3's answer for a key it does not have (with the x-amz-request-id of an S3 server)."""
+        body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Key>{path}</Key>'
+                '<RequestId>proxy-404</RequestId></Error>').encode()
+        self.send_response_only(404, "Not Found")
+        self.send_header("x-amz-request-id", "proxy-404")
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(body)))
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.wfile.flush()
+
     def forward(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         path = self.path.split("?", 1)[0]
-        whole = (self.command == "GET" and "Range" in self.headers and "?" not in self.path and
+        if "?" not in self.path and missing(self.command, path):
+            self.not_found(path)
+            return
+        whole = (not MISSFILE and self.command == "GET" and "Range" in self.headers and "?" not in self.path and
                  ("/data/" in path or "/tree/" in path))
         up = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=120)
         if whole:

@@ -1006,7 +1006,18 @@ done
 [ ! -e "$T/num-never" ] || fail "a bad numeric option made $T/num-never"
 [ "$(ls "$Q/backups" | wc -l)" = "$nb" ] || fail "a bad numeric option changed the backups of $Q"
 # the good forms still pass: the least and the most of each
-expect_exit 0 "$BKR" -q init -r "$T/num-ok" --level 9 --chunk-avg 4194304
+expect_exit 0 "$BKR" -q init -r "$T/num-ok" --level 9 --chunk-avg 1048576
+# --chunk-avg 2 and 4 MiB made a repository no backup could be made into (its chunks of up
+# to 4 times the average do not fit a backup worker's read buffer): 'create: backup:
+# chunk_max 8388608 too large', exit 2, for ever.  Refused at init now, one line naming it;
+# the most it takes backs up
+for v in 2097152 4194304; do
+	expect_exit 2 "$BKR" init -r "$T/num-never" --chunk-avg "$v"
+	one_line_error
+	err_has "--chunk-avg: expected 4096..1048576 " && err_has "not '$v'" || fail "init --chunk-avg $v: $(cat "$T/err")"
+done
+[ ! -e "$T/num-never" ] || fail "init --chunk-avg 4194304 made $T/num-never"
+expect_exit 0 "$BKR" -q -r "$T/num-ok" create "$T/qsrc"
 expect_exit 0 "$BKR" -q -r "$Q" cleanup --dry-run --keep-last 0 --max-unused 100
 printf '{"repository": "%s", "workspace_root": "%s", "sources": [{"name": "q", "priority": +5}]}\n' "$Q" "$T/qsrc" >"$T/num.json"
 expect_exit 2 "$BKR" -c "$T/num.json" config check

@@ -740,6 +740,21 @@ BKR_FROM_PASSWORD=pass-k expect_exit 4 "$BKR" copy --from "$KE" --to "$KC"
 mv "$T/ke-tree" "$KE/tree"
 pass "differently keyed: a backup found the same (or copied) before is not compared again (the copy cache); a file that is not one is ignored and rewritten"
 
+# One cache folder rule (bkr_host_cache_dir, bkrfs's disk cache too): a relative XDG_CACHE_HOME
+# is ignored for $HOME/.cache; with a relative HOME as well there is no cache (nothing written
+# below the working directory) and the backups are compared: with the tree packs gone, exit 4
+rm -f "$cache"
+mkdir -p "$T/home" "$T/cwd"
+BKR_FROM_PASSWORD=pass-k expect_exit 0 env -C "$T/cwd" XDG_CACHE_HOME=rel HOME="$T/home" "$BKR" copy --from "$KE" --to "$KC"
+hcache=$T/home/.cache/bkr/copy/$(basename "$cache")
+[ "$(wc -l <"$hcache")" = 3 ] || fail "a relative XDG_CACHE_HOME was not ignored for HOME's: $(ls -R "$T/home" "$T/cwd")"
+[ -z "$(ls -A "$T/cwd")" ] || fail "copy wrote below the working directory: $(ls -R "$T/cwd")"
+mv "$KE/tree" "$T/ke-tree"
+BKR_FROM_PASSWORD=pass-k expect_exit 4 env -C "$T/cwd" XDG_CACHE_HOME=rel HOME=home "$BKR" copy --from "$KE" --to "$KC"
+mv "$T/ke-tree" "$KE/tree"
+[ -z "$(ls -A "$T/cwd")" ] || fail "copy wrote below the working directory: $(ls -R "$T/cwd")"
+pass "the copy cache: a relative XDG_CACHE_HOME or HOME is ignored, never resolved against the working directory"
+
 # 'bkr copy latest' is the newest backup made by now, as every command's
 # 'latest': a backup dated in the future (made while the clock was ahead),
 # readable or damaged, is passed over with the warning naming it

@@ -161,6 +161,18 @@ fusermount3 -u "$M" || fail "fusermount3 -u $M"
 expect_exit 0 "$BKR_BUILD_ROOT/fs/mount.bkrfs" "$R" "$M" -f -v -o "ro,password_command=printf a\\,user\\,x-1,allow_other"
 err_has " -o password_command=printf a\\,user\\,x-1,allow_other" ||
 	fail "mount.bkrfs split password_command at an escaped comma: $(cat "$T/err")"
+# the quoted form mount(8) users write in fstab (libmount splits no comma inside double quotes
+# and hands the quotes on): the quotes dropped, the commas (and backslashes) inside escaped
+expect_exit 0 "$BKR_BUILD_ROOT/fs/mount.bkrfs" "$R" "$M" -f -v -o "ro,password_command=\"cut -d, -f2 $T/pw-comma\",allow_other"
+err_has " -o password_command=cut -d\\, -f2 $T/pw-comma,allow_other" ||
+	fail "mount.bkrfs did not escape a quoted password_command: $(cat "$T/err")"
+expect_exit 0 "$BKR_BUILD_ROOT/fs/mount.bkrfs" "$R" "$M" -f -v -o 'password_command="a\b,c",x-1="d,e"'
+err_has ' -o password_command=a\\b\,c' || fail "mount.bkrfs: a quoted backslash: $(cat "$T/err")"
+# a quote left open: one line naming the option, exit 1 (mount's usage status), nothing run
+expect_exit 1 "$BKR_BUILD_ROOT/fs/mount.bkrfs" "$R" "$M" -f -v -o 'ro,password_command="cut -d, -f2'
+one_line_error
+err_has "option 'password_command=\"cut -d, -f2': a double quote is not closed" ||
+	fail "mount.bkrfs with an open quote: $(cat "$T/err")"
 pass "a password command with a comma: bkrfs -o password_command=...\\,..., bkr mount --password-command, mount.bkrfs"
 
 # the mount runs for days: the passphrase it took from BKR_PASSWORD (and a

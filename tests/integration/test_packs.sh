@@ -156,3 +156,43 @@ PY
 	cmp "$W/two/keep.bin" "$T/rest-$enc/two/keep.bin" || fail "$enc: restore beside a forged pack: wrong bytes"
 done
 pass "a forged pack claiming a footer of 896 MiB over a hole (plain and encrypted): verify, repair and prune name it in bounded memory"
+
+# --- garbage index files below the 4.1 GiB bound over a hole of 4 GiB (sparse: nothing on
+# disk): zeros, and an index file's header whose counts declare 2 entries.  A reader judges
+# such a file before it reads its body: a plain one by its header (a ranged read), an
+# encrypted one, which GCM opens only whole, by its size; it used to read all 4 GiB into
+# memory (about 5 s a GiB) before the header said "bad magic".  Named by path, left out
+# with its warning like any damaged index file, the rest of the repository intact.
+for enc in none aes-256-gcm; do
+	R=$T/gidx-$enc
+	export BKR_TEST_KDF_N=1024 BKR_PASSWORD='garbage: correct horse'
+	"$BKR" init -r "$R" --encryption "$enc" >/dev/null
+	expect_exit 0 "$BKR" -q -r "$R" create "$W/two"
+	zeros=index/$(printf '%064d' 0).idx
+	forged=index/$(printf '%064d' 1).idx
+	python3 - "$R/$zeros" "$R/$forged" <<'PY'
+import struct, sys
+size = 4 << 30
+for path, head in ((sys.argv[1], b""), (sys.argv[2], b"BKRIDX\0\0" + struct.pack("<IIQI", 1, 0, 2, 0) + bytes(4))):
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size)
+PY
+	[ "$enc" = none ] || rm "$R/$forged" # an encrypted repository's header is sealed: the zeros judge its size
+	rss=$(maxrss_kib "$BKR" -r "$R" verify)
+	[ "$(cat "$T/rc")" = 1 ] || fail "$enc: verify beside a garbage index file: exit $(cat "$T/rc"): $(cat "$T/out" "$T/err")"
+	if [ "$enc" = none ]; then
+		grep -q "$zeros: bad magic" "$T/out" "$T/err" || fail "$enc: verify: $zeros not named: $(cat "$T/out" "$T/err")"
+		grep -q "$forged: header counts (2 entries, 0 superseded) do not match the file size 4294967296" \
+			"$T/out" "$T/err" || fail "$enc: verify: $forged not named: $(cat "$T/out" "$T/err")"
+	else
+		grep -q "$zeros: 4294967260 bytes once opened, not the size of an index file" "$T/out" "$T/err" ||
+			fail "$enc: verify: $zeros not named: $(cat "$T/out" "$T/err")"
+	fi
+	[ "$rss" -lt $((256 << 10)) ] || fail "$enc: verify beside a garbage index file of 4 GiB: peak RSS $rss KiB"
+	rss=$(maxrss_kib "$BKR" -r "$R" restore latest --target "$T/gidx-rest-$enc")
+	[ "$(cat "$T/rc")" = 0 ] || fail "$enc: restore beside a garbage index file: exit $(cat "$T/rc"): $(cat "$T/err")"
+	cmp "$W/two/keep.bin" "$T/gidx-rest-$enc/two/keep.bin" || fail "$enc: restore beside a garbage index file: wrong bytes"
+	[ "$rss" -lt $((256 << 10)) ] || fail "$enc: restore beside a garbage index file of 4 GiB: peak RSS $rss KiB"
+done
+pass "garbage index files of 4 GiB over a hole (plain: zeros and forged counts; encrypted: zeros): refused by header or size, in bounded memory"

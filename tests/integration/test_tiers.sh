@@ -193,7 +193,8 @@ pass "a damaged tier.json: verify names it, counts it and records it"
 
 # a tier.json sealed right but whose "tier" is no tier (an unknown name, another type, none):
 # one line naming the file and the key, exit 4 (damaged), nothing moved; verify reports it
-for v in '"tepid"' '"hot"' '3' '["cold"]' 'null'; do
+# (and the other tier's name: the cold disk's marker says warm, where would each tier's packs be?)
+for v in '"tepid"' '"hot"' '"warm"' '3' '["cold"]' 'null'; do
 	python3 - "$T/tier.json.good" "$COLD/tier.json" "$v" <<'PY'
 import hashlib, json, sys
 o = json.load(open(sys.argv[1]))
@@ -210,6 +211,7 @@ PY
 	case $v in
 	'"tepid"') want_err="key 'tier': unknown tier 'tepid', expected \"warm\" or \"cold\"" ;;
 	'"hot"') want_err="key 'tier': unknown tier 'hot', expected \"warm\" or \"cold\"" ;;
+	'"warm"') want_err="key 'tier': 'warm', but the repository records this location as tier cold" ;;
 	null) want_err="key 'tier': missing, expected \"warm\" or \"cold\"" ;;
 	*) want_err="key 'tier': not a string, expected \"warm\" or \"cold\"" ;;
 	esac
@@ -222,7 +224,7 @@ PY
 		"$T/out" "$want_err" || fail "verify with \"tier\": $v in tier.json: $(cat "$T/out")"
 done
 cp "$T/tier.json.good" "$COLD/tier.json"
-pass "a tier.json whose \"tier\" is unknown, not a string or missing: one line naming the file and key, exit 4"
+pass "a tier.json whose \"tier\" is unknown, the other tier, not a string or missing: one line naming the file and key, exit 4"
 
 # an old copy of the cold disk at its path (tier.json, packs missing): verify says the files'
 # chunks are missing and where it looked, not that they are damaged
@@ -605,3 +607,29 @@ mv "$R/trash/$base" "$rec"
 cp "$T/rec.json" "$rec"
 expect_exit 0 "$BKR" -r "$R" verify
 pass "a damaged tier record stops repair, prune, tier status and migrate naming it (exit 4), verify names it; tier forget --damaged moves it into trash"
+
+# A retired tier's disk taken up as the other tier: 'bkr tier forget' leaves its tier.json
+# (naming the old tier), and migrate rewrites it when it records the location again; from
+# then on the marker and the record agree (verify passes).
+fresh
+expect_exit 0 "$BKR" -c "$T/bkr.json" tier migrate --as-of "$AS_OF"
+cat >"$T/no-cold.json" <<JSON
+{"repository": "$R", "workspace_root": "$ws", "tiers": {"warm": {"path": "$WARM"}}}
+JSON
+expect_exit 0 "$BKR" -c "$T/no-cold.json" tier migrate --as-of "$AS_OF"
+expect_exit 0 "$BKR" -r "$R" tier forget "$COLD"
+grep -q '"tier":"cold"' "$COLD/tier.json" || fail "forget changed the cold marker: $(cat "$COLD/tier.json")"
+cat >"$T/swapped.json" <<JSON
+{"repository": "$R", "workspace_root": "$ws", "tiers": {"warm": {"path": "$COLD"}, "cold": {"path": "$WARM"}}}
+JSON
+expect_exit 2 "$BKR" -c "$T/swapped.json" tier migrate --as-of "$AS_OF"  # WARM is still recorded warm
+mkdir -p "$T/cold3"
+cat >"$T/swapped.json" <<JSON
+{"repository": "$R", "workspace_root": "$ws", "tiers": {"warm": {"path": "$COLD"}, "cold": {"path": "$T/cold3"}}}
+JSON
+expect_exit 0 "$BKR" -c "$T/swapped.json" tier migrate --as-of "$AS_OF"
+grep -q '"tier":"warm"' "$COLD/tier.json" || fail "migrate did not rewrite the reused disk's marker: $(cat "$COLD/tier.json")"
+[ -n "$(find "$COLD/data" -name '*.pack')" ] || fail "no pack moved to the reused disk"
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+restore_all "after a forgotten cold disk became warm"
+pass "a forgotten tier's disk taken up as the other tier: migrate rewrites its tier.json; verify passes"

@@ -21,6 +21,7 @@ typedef struct counting {
 	bkr_store base;
 	bkr_store *inner;
 	unsigned gets, ranges, stats, lists; /* atomic */
+	unsigned long long got;              /* bytes the gets returned (atomic) */
 	unsigned stat_delay_us;              /* a slow stat, as over a network */
 	char folder[64];                     /* counted apart: "records" ("": none) */
 	unsigned folder_lists, folder_gets;  /* atomic */
@@ -60,7 +61,10 @@ static inline int c_get(bkr_store *s, const char *name, size_t max, uint8_t **ou
 	__atomic_add_fetch(&c->gets, 1, __ATOMIC_RELAXED);
 	if (c_in_folder(c, name))
 		__atomic_add_fetch(&c->folder_gets, 1, __ATOMIC_RELAXED);
-	return bkr_store_get(c->inner, name, max, out, len);
+	int err = bkr_store_get(c->inner, name, max, out, len);
+	if (err == 0)
+		__atomic_add_fetch(&c->got, (unsigned long long)*len, __ATOMIC_RELAXED);
+	return err;
 }
 static inline int c_range(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags)
 {

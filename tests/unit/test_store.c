@@ -220,6 +220,28 @@ static void test_get_range_bounds(void **state)
 	assert_memory_equal(buf, "23456", 5);
 }
 
+/* A listed object that answers "no such object" (BKR_STORE_LISTED, bkr_store_stat_listed): asked again
+ * once, then an I/O error naming it, never "not found" (which verify took for damage) */
+static void test_listed_missing(void **state)
+{
+	struct fixture *f = *state;
+	char buf[4];
+	uint64_t size = 7;
+	assert_int_equal(bkr_store_put(f->s, "data/ab/p.pack", "0123456789", 10), 0);
+	assert_int_equal(bkr_store_get_range(f->s, "data/ab/p.pack", 2, 3, buf, BKR_STORE_LISTED), 0);
+	assert_memory_equal(buf, "234", 3);
+	assert_int_equal(bkr_store_stat_listed(f->s, "data/ab/p.pack", &size), 0);
+	assert_int_equal(size, 10);
+	assert_int_equal(bkr_store_get_range(f->s, "data/ab/q.pack", 0, 1, buf, BKR_STORE_LISTED), BKR_EIO);
+	assert_non_null(strstr(bkr_error_message(), "data/ab/q.pack: listed, but not readable"));
+	assert_non_null(strstr(bkr_error_message(), "not damage"));
+	assert_int_equal(bkr_store_stat_listed(f->s, "data/ab/q.pack", &size), BKR_EIO);
+	assert_non_null(strstr(bkr_error_message(), "data/ab/q.pack: listed, but not readable"));
+	/* other errors are as they were */
+	assert_int_equal(bkr_store_get_range(f->s, "data/ab/p.pack", 8, 3, buf, BKR_STORE_LISTED), BKR_ECORRUPT);
+	assert_int_equal(bkr_store_get_range(f->s, "../p", 0, 1, buf, BKR_STORE_LISTED), BKR_EINVAL);
+}
+
 static void test_upload(void **state)
 {
 	struct fixture *f = *state;
@@ -1091,6 +1113,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_missing_and_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_range_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listed_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_direct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_fill, setup, teardown),

@@ -618,8 +618,18 @@ static void test_default_dir(void **state)
 	setenv("HOME", "/home/u", 1);
 	assert_int_equal(bkr_store_cache_default_dir(out, sizeof(out)), 0);
 	assert_string_equal(out, "/home/u/.cache/bkrfs");
+	/* a relative XDG_CACHE_HOME is ignored (the XDG rule): HOME's */
+	setenv("XDG_CACHE_HOME", "rel/cache", 1);
+	assert_int_equal(bkr_store_cache_default_dir(out, sizeof(out)), 0);
+	assert_string_equal(out, "/home/u/.cache/bkrfs");
+	/* and a relative HOME too, as copy's cache does (one rule): no cache directory, said */
+	setenv("HOME", "home/u", 1);
+	assert_int_equal(bkr_store_cache_default_dir(out, sizeof(out)), BKR_ENOTFOUND);
+	assert_non_null(strstr(bkr_error_message(), "XDG_CACHE_HOME"));
+	assert_non_null(strstr(bkr_error_message(), "HOME is an absolute path"));
+	unsetenv("XDG_CACHE_HOME");
 	unsetenv("HOME");
-	assert_int_equal(bkr_store_cache_default_dir(out, sizeof(out)), BKR_EINVAL);
+	assert_int_equal(bkr_store_cache_default_dir(out, sizeof(out)), BKR_ENOTFOUND);
 	if (sx)
 		setenv("XDG_CACHE_HOME", sx, 1);
 	if (sh)

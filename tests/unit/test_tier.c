@@ -230,6 +230,7 @@ static void migrate(struct fx *f, const char *as_of, bkr_tier_migrate_report *re
 	bkr_tier_migrate_options o = BKR_TIER_MIGRATE_OPTIONS_INIT;
 	o.policy.tier[BKR_TIER_WARM] = (bkr_tier_conf){ f->warm, 7 };
 	assert_int_equal(bkr_time_parse(as_of, &o.as_of_ns), 0);
+	o.as_of_set = true;
 	assert_int_equal(bkr_tier_migrate(f->r, &o, rep), 0);
 }
 
@@ -258,6 +259,13 @@ static void test_migrate(void **state)
 	sh("rm '%s/a' && head -c 100000 /dev/urandom >'%s/b'", f.src, f.src);
 	young = backup_at(&f, "2026-06-20T00:00:00Z");
 	assert_int_equal(count(f.repo, "*.pack"), 4); /* a data and a tree pack each */
+
+	/* as of the epoch itself (0 ns), not now: neither backup was made yet, nothing moves */
+	migrate(&f, "1970-01-01T00:00:00Z", &rep);
+	assert_int_equal(rep.packs[BKR_TIER_WARM], 0);
+	assert_int_equal(rep.stay_packs, 2);
+	assert_int_equal(count(f.warm, "*.pack"), 0);
+	assert_int_equal(count(f.repo, "*.pack"), 4);
 
 	/* as of 06-21: the old backup is 20 days old, the young one 1 */
 	migrate(&f, "2026-06-21T00:00:00Z", &rep);

@@ -58,4 +58,14 @@ void bkr_host_tune_openssl(void);
  */
 char *bkr_host_state_dir(void);
 
+/**
+ * The per-user cache directory @p sub (malloc'd), the one rule of every bkr
+ * cache (bkrfs's disk cache, copy's findings): "$XDG_CACHE_HOME/SUB" when
+ * XDG_CACHE_HOME is an absolute path, else "$HOME/.cache/SUB" when HOME is
+ * one.  A relative value is ignored (the XDG rule), never resolved against
+ * the working directory.  Not created.  NULL with the error set (BKR_ENOTFOUND
+ * naming both variables when neither is absolute; out of memory).
+ */
+char *bkr_host_cache_dir(const char *sub);
+
 #endif

@@ -65,6 +65,8 @@ enum {
 /**
  * Read (bkr_store_view_get) and verify every "*.idx" directly under @p prefix
  * of @p s that no other present file supersedes.  No files is an empty index.
+ * A file over 4 MiB is judged before its body is read: a plain one by its
+ * header (a ranged read) against its size, a sealed one by its size.
  * A corrupt file is BKR_ECORRUPT naming it (unless BKR_INDEX_SKIP_DAMAGED); a
  * file that cannot be read (an I/O error) is that error, never skipped.
  */

@@ -314,14 +314,18 @@ int bkr_repo_locate(bkr_repo *r, const char *path, bkr_store **s, const char **n
 /**
  * The footer of pack @p id at @p path (a path bkr_repo_foreach_pack or
  * bkr_repo_pack_path gave), read with ranged gets of the store that holds
- * it; bkr_pack_read_footer's errors, or BKR_ENOTFOUND naming @p path.
+ * it; bkr_pack_read_footer's errors, or BKR_ENOTFOUND naming @p path when
+ * it is in none of the repository's stores.  The pack was listed: a store
+ * answering "no such object" is asked again once, then the answer is BKR_EIO
+ * "listed, but not readable" (BKR_STORE_LISTED), never damage.
  */
 int bkr_repo_pack_footer(bkr_repo *r, const bkr_pack_id *id, const char *path, bkr_pack_entry **entries,
 			 size_t *n);
 
 /**
  * Blob @p e (decoded and checked, e->raw_len bytes into @p out) from the
- * pack at @p path, through the store that holds it.
+ * pack at @p path, through the store that holds it ("no such object" as in
+ * bkr_repo_pack_footer).
  */
 int bkr_repo_pack_blob(bkr_repo *r, const char *path, const bkr_index_entry *e, void *out);
 

@@ -40,6 +40,10 @@ typedef int (*bkr_store_fill_fn)(void *ctx, uint8_t *buf, size_t n);
 enum {
 	/** The caller will read much of this object soon (a local store reads a small one ahead). */
 	BKR_STORE_READ_AHEAD = 1,
+	/** The object was listed (or found by a stat): "no such object" is asked again once, and a second
+	 *  one is BKR_EIO "listed, but not readable" (an eventually consistent store, a proxy), not a
+	 *  missing object: bkr_store_get_range_listed. */
+	BKR_STORE_LISTED = 2,
 };
 
 /** Flags for bkr_store_open (and bkr_store_local_open). */
@@ -94,6 +98,8 @@ typedef struct bkr_store_ops {
 	/** Optional (NULL: a store that holds nothing but objects): see bkr_store_list_other. */
 	int (*list_other)(bkr_store *s, const char *prefix,
 			  int (*cb)(void *ctx, const char *name, const char *what), void *ctx);
+	/** Optional (NULL: false): see bkr_store_reads_whole. */
+	bool (*reads_whole)(bkr_store *s, const char *name);
 } bkr_store_ops;
 
 /** The part every implementation's store begins with. */
@@ -266,6 +272,15 @@ int bkr_store_describe(const bkr_store *s, const char *name, char *out, size_t c
 int bkr_store_stat(bkr_store *s, const char *name, uint64_t *size);
 
 /**
+ * bkr_store_stat of an object a listing named (a pack verify, repair or prune
+ * reads): a "no such object" is asked again once, and a second one is
+ * BKR_EIO "listed, but not readable" — a transient condition (an eventually
+ * consistent store, a proxy answering 404), never proof that the object is
+ * gone or damaged: callers that judge damage keep what points at it.
+ */
+int bkr_store_stat_listed(bkr_store *s, const char *name, uint64_t *size);
+
+/**
  * Size and last-modified time (seconds since the epoch; -1 when the store
  * cannot tell) of object @p name; BKR_ENOTFOUND when absent.
  */
@@ -295,6 +310,8 @@ void bkr_store_view_release(bkr_store_view *v);
 /**
  * Exactly @p len bytes at @p off into @p buf (BKR_ECORRUPT "truncated" when
  * the object ends first).  A local store keeps recently read objects open.
+ * With BKR_STORE_LISTED in @p flags, "no such object" is treated as in
+ * bkr_store_stat_listed.
  */
 int bkr_store_get_range(bkr_store *s, const char *name, uint64_t off, size_t len, void *buf, unsigned flags);
 
@@ -420,5 +437,13 @@ int bkr_store_root_missing(bkr_store *s);
  * (read it again), 0 when there was none.
  */
 int bkr_store_drop_copy(bkr_store *s, const char *name);
+
+/**
+ * Whether any read of object @p name, a bkr_store_get_range of a few bytes
+ * too, reads it whole (an encrypted repository's sealed objects: GCM
+ * authenticates the whole): a reader that would check a header before
+ * reading a large object whole gains nothing from reading the header first.
+ */
+bool bkr_store_reads_whole(bkr_store *s, const char *name);
 
 #endif

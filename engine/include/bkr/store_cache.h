@@ -77,8 +77,9 @@ void bkr_store_cache_stats_get(bkr_store *s, bkr_store_cache_stats *out);
 const char *bkr_store_cache_root(const bkr_store *s);
 
 /**
- * The default cache directory into @p out: "$XDG_CACHE_HOME/bkrfs", else
- * "$HOME/.cache/bkrfs"; BKR_EINVAL when neither variable is set.
+ * The default cache directory into @p out: bkr_host_cache_dir("bkrfs")
+ * ("$XDG_CACHE_HOME/bkrfs", else "$HOME/.cache/bkrfs", relative values
+ * ignored); BKR_ENOTFOUND when neither variable is an absolute path.
  */
 int bkr_store_cache_default_dir(char *out, size_t cap);
 

@@ -96,7 +96,10 @@ int bkr_tier_record_add(bkr_store *s, const char *tier, const char *location, in
 /**
  * Whether place @p i of @p r (bkr_repo_tier) is there: 0, or BKR_ENOTFOUND
  * "tier T: LOCATION is missing or not mounted" (a recorded tier must hold
- * its tier.json), or BKR_EINVAL when it belongs to another repository.
+ * its tier.json), or BKR_EINVAL when it belongs to another repository, or
+ * BKR_ECORRUPT naming the file and key when its tier.json's "tier" is no
+ * tier or the other one than the repository records for it (unless a record
+ * names it for that one too: records that clash, bkr_tier_records_check).
  */
 int bkr_tier_present(bkr_repo *r, size_t i);
 
@@ -174,7 +177,7 @@ int bkr_tier_forget_damaged(bkr_repo *r, bool dry_run, int64_t now_ns,
 typedef struct {
 	int version;
 	bool dry_run;
-	int64_t as_of_ns;        /**< 0 = now */
+	int64_t as_of_ns;        /**< the time migrate acts as of, when as_of_set (any time, 1970 itself too) */
 	bkr_tier_policy policy;  /**< the configured tiers */
 	/** Called for each pack before it moves (may be NULL). */
 	void (*on_move)(void *ctx, const bkr_pack_id *id, uint64_t size, const char *from, const char *to);
@@ -187,6 +190,7 @@ typedef struct {
 	 * as_of_ns (bkr_time_in_future; bkr_tier_level says where its data
 	 * goes) before anything moves (may be NULL). */
 	void (*future)(void *ctx, const char *backup_id, int64_t time_ns);
+	bool as_of_set;          /**< as_of_ns holds the time; false: now (a flag: no time value means "now") */
 } bkr_tier_migrate_options;
 #define BKR_TIER_MIGRATE_OPTIONS_VERSION 1
 #define BKR_TIER_MIGRATE_OPTIONS_INIT { BKR_TIER_MIGRATE_OPTIONS_VERSION, false, 0, { { { NULL, 0 } } }, NULL, NULL, NULL }

@@ -1,0 +1,75 @@
+#!/bin/bash
+# A pack the bucket lists but whose GETs and HEADs answer 404 (an eventually
+# consistent store, a misbehaving proxy: s3_norange_proxy.py --missing, in front
+# of a real Ceph RADOS Gateway, tools/s3-server.sh) is no damage: asked again
+# once, a 404 that does not last is not seen at all; one that lasts is "listed,
+# but not readable", an I/O error (exit 7), and neither verify nor repair drops
+# or records anything for it, so the routine's verify-then-repair never takes
+# good blobs out of the index (docs/s3.md "Listed but not readable").
+source "$BKR_SOURCE_ROOT/tests/integration/lib.sh"
+
+SERVER=$BKR_SOURCE_ROOT/tools/s3-server.sh
+PROXY=
+stop_server() { "$SERVER" stop "$T/s3" >/dev/null 2>&1; }
+stop_proxy() { [ -z "$PROXY" ] || kill "$PROXY" 2>/dev/null; }
+cleanup_hooks+=(stop_proxy stop_server)
+
+"$SERVER" start "$T/s3" >"$T/s3.env" 2>"$T/s3.log" || fail "the S3 server did not start: $(tail -5 "$T/s3.log")"
+. "$T/s3.env"
+"$SERVER" bucket "$T/s3" bkt >/dev/null 2>>"$T/s3.log" || fail "bucket: $(tail -3 "$T/s3.log")"
+export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY AWS_REGION=$S3_REGION
+: >"$T/missing"
+python3 "$HERE/s3_norange_proxy.py" "$S3_ENDPOINT" "$T/proxy.port" "$T/sent" --missing "$T/missing" \
+	2>"$T/proxy.log" &
+PROXY=$!
+wait_until test -s "$T/proxy.port" || fail "the proxy did not start: $(cat "$T/proxy.log")"
+export AWS_ENDPOINT_URL=http://127.0.0.1:$(cat "$T/proxy.port")
+URL=s3://bkt/repo
+
+# the bucket's keys under PREFIX, straight from the server (not through the proxy)
+s3keys() {
+	curl -sSf --retry 3 --noproxy '*' --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$S3_ENDPOINT/bkt?list-type=2&prefix=${1//\//%2F}" |
+		grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g' || true
+}
+
+S=$T/src
+mkdir -p "$S"
+for i in $(seq 1 20); do head -c 30000 /dev/urandom >"$S/f$i"; done
+"$BKR" init -r "$URL" >/dev/null || fail "bkr init -r $URL"
+"$BKR" create -r "$URL" --type full "$S" >/dev/null || fail "bkr create -r $URL"
+pack=$(s3keys repo/data/ | grep -m1 '\.pack$' || true)
+[ -n "$pack" ] || fail "no data pack in the bucket: $(s3keys repo/)"
+s3keys repo/index/ >"$T/index.before"
+
+# a 404 that does not last: the second ask reads, nothing is reported
+echo "1 /$pack" >"$T/missing"
+: >"$T/sent"
+expect_exit 0 "$BKR" -r "$URL" verify --read-data
+grep -q "^404 .*$pack" "$T/sent" || fail "the proxy answered no 404 for $pack: $(cat "$T/sent")"
+pass "verify --read-data: a listed pack answering 404 once is asked again and reads (no damage)"
+
+# a 404 that lasts: "listed, but not readable", an I/O error; no damage recorded
+echo "-1 /$pack" >"$T/missing"
+expect_exit 7 "$BKR" -r "$URL" verify --read-data
+err_has "$pack: listed, but not readable" || fail "verify did not say the pack is listed but not readable: $(cat "$T/err")"
+err_has "not damage" || fail "verify did not say it is not damage: $(cat "$T/err")"
+pass "verify --read-data: a listed pack that keeps answering 404 is an I/O error (exit 7), not damage"
+
+# repair (what the routine runs after verify) changes nothing for it: no entry dropped, no index written
+expect_exit 7 "$BKR" -r "$URL" repair
+err_has "$pack: listed, but not readable" || fail "repair did not say the pack is listed but not readable: $(cat "$T/err")"
+s3keys repo/index/ >"$T/index.after"
+cmp -s "$T/index.before" "$T/index.after" ||
+	fail "repair rewrote the index for a pack answering 404: $(diff "$T/index.before" "$T/index.after")"
+pass "repair: a listed pack that keeps answering 404 stops it (exit 7) with the index untouched"
+
+# the store serves it again: nothing was lost, nothing is reported damaged
+: >"$T/missing"
+expect_exit 0 "$BKR" -r "$URL" verify --read-data
+expect_exit 0 "$BKR" -r "$URL" repair
+s3keys repo/index/ >"$T/index.after"
+cmp -s "$T/index.before" "$T/index.after" || fail "repair rewrote a sound index: $(diff "$T/index.before" "$T/index.after")"
+expect_exit 0 "$BKR" -r "$URL" restore latest --target "$T/r"
+python3 "$HERE/treecmp.py" "$S" "$T/r/src" || fail "the restore differs once the pack is served again"
+pass "once the pack is served again: verify --read-data and repair clean, the restore exact"
