@@ -251,6 +251,11 @@ bool bkr_store_local_shed(void)
 	return any;
 }
 
+size_t bkr_store_local_cache_max(void)
+{
+	return bkr_io_fd_share(INT_MAX);
+}
+
 bool bkr_store_local_shed_for(int e)
 {
 	bool any = (e == EMFILE || e == ENFILE) && bkr_store_local_shed();
@@ -1127,7 +1132,7 @@ int bkr_store_local_open(bkr_store **out, const char *root, unsigned flags)
 		ls->base.location[--n] = '\0';
 	/* FD_CACHE a store, and a quarter of the process's descriptors for all:
 	 * the rest are for the files a command reads and writes, its threads */
-	ls->ncache = (int)bkr_io_fd_share(INT_MAX);
+	ls->ncache = (int)bkr_store_local_cache_max();
 	pthread_mutex_init(&ls->lock, NULL);
 	pthread_mutex_init(&ls->stage_lock, NULL);
 	pthread_cond_init(&ls->flush_cv, NULL);

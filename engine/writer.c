@@ -27,6 +27,8 @@ static const char *pack_folder(bkr_blob_type type)
 }
 
 #define PUB_MAX 2 /**< full packs waiting for the publisher thread */
+_Static_assert(BKR_WRITER_FDS == 2 + PUB_MAX + 1 + 1,
+	       "BKR_WRITER_FDS: 2 packs filled, PUB_MAX waiting, 1 published, its dir");
 
 struct bkr_writer {
 	bkr_repo *repo;

@@ -164,7 +164,12 @@ struct bctx {
 	bool mu_init;
 	file_job *fq;
 	size_t fq_cap, fq_head, fq_n;
-	size_t fq_lim;               /* files queued at most: fq_cap, less once the process ran out of fds */
+	/* descriptors the scan's open directories and the files queued or being read hold at most: the
+	 * limit of open files less what the backup holds besides (bkr_bk_pool_start), less once the
+	 * process ran out of fds */
+	size_t fq_lim;
+	size_t room_at; /* bkr_bk_fd_room waits until the files held are this few (mu) */
+	bool room_wait; /* ... and does now (mu) */
 	chunk_job *cq_head, *cq_tail;
 	size_t cq_n, cq_max;
 	rbuf *rfree;                 /* free read buffers (c->mu) */
@@ -197,6 +202,7 @@ struct bctx {
 	bool have_parent;
 	int64_t time_ns;             /* the manifest's date (bkr_bk_parent_select) */
 	bkr_pathbuf rel;             /* relative path buffer for excludes */
+	size_t scan_fds;             /* the scan's open directories (its stack, the listing), for fq_lim */
 	struct { dev_t dev; ino_t ino; } *skip; /* directories never backed up */
 	size_t nskip;
 	bool noatime_ok;
@@ -253,6 +259,16 @@ int bkr_bk_queue_file(bctx *c, node *n, int fd, const struct stat *st);
  * descriptors too: a pack's temporary).  1 when some were queued or being read, 0 when none was
  * (nothing to wait for), or a worker's fatal error (its message). */
 int bkr_bk_queue_drain(bctx *c);
+
+/*
+ * Before the scan opens a file or a directory: wait until it fits in fq_lim
+ * with its open directories (c->scan_fds) and the files queued or being read
+ * (for half of these to be read: one wake-up a half, not a file).  BKR_EIO
+ * naming @p n, "the limit of open files (ulimit -n N) is too low for this
+ * backup", when it does not fit with none held; a worker's failure
+ * meanwhile is its error.
+ */
+int bkr_bk_fd_room(bctx *c, const node *n);
 /** Store a data blob and count it; @p level as bkr_writer_put_level's (0: the repository's). */
 int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len, int level);
 /** Store one chunk of the file @p fc, @p data inside wk->rb: through the pool

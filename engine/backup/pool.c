@@ -10,14 +10,17 @@
 #include "backup_i.h"
 
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bkr/compress.h"
 #include "bkr/error.h"
 #include "bkr/io.h"
+#include "bkr/store.h"
 
 int bkr_bk_put_data(bctx *c, const bkr_id *id, const uint8_t *data, size_t len, int level)
 {
@@ -316,8 +319,8 @@ static void work_loop(worker *wk, bool main)
 			c->fq_n--;
 			c->active++;
 			/* the scan waits for a half-empty queue, not for each slot:
-			 * one wake-up per fq_lim / 2 files, not one per file */
-			if (c->fq_n == c->fq_lim / 2)
+			 * one wake-up per fq_cap / 2 files, not one per file */
+			if (c->fq_n == c->fq_cap / 2)
 				pthread_cond_signal(&c->cv_space);
 			bool stop = c->fatal != 0;
 			int ra_fd[READ_AHEAD_FILES];
@@ -339,7 +342,7 @@ static void work_loop(worker *wk, bool main)
 				pthread_cond_broadcast(&c->cv_job);
 			/* every queued fd closed: a scan out of descriptors waits for it
 			 * (bkr_bk_queue_drain; the scan waits for space only on a full queue) */
-			if (c->active == 0 && c->fq_n == 0)
+			if ((c->active == 0 && c->fq_n == 0) || (c->room_wait && c->fq_n + c->active <= c->room_at))
 				pthread_cond_signal(&c->cv_space);
 			continue;
 		}
@@ -395,7 +398,7 @@ static void worker_fini(worker *wk)
 int bkr_bk_queue_file(bctx *c, node *n, int fd, const struct stat *st)
 {
 	pthread_mutex_lock(&c->mu);
-	while (c->fq_n >= c->fq_lim && !c->fatal)
+	while (c->fq_n >= c->fq_cap && !c->fatal)
 		pthread_cond_wait(&c->cv_space, &c->mu);
 	if (c->fatal) {
 		/* The failure happened on a worker: its message, not this thread's. */
@@ -418,7 +421,7 @@ int bkr_bk_queue_drain(bctx *c)
 	pthread_mutex_lock(&c->mu);
 	r = c->fq_n > 0 || c->active > 0;
 	if (r) /* the files held then (each an fd), halved: at least one */
-		c->fq_lim = (c->fq_n + (size_t)c->active) / 2 > 0 ? (c->fq_n + (size_t)c->active) / 2 : 1;
+		c->fq_lim = c->scan_fds + ((c->fq_n + c->active) / 2 > 0 ? (c->fq_n + c->active) / 2 : 1);
 	while ((c->fq_n > 0 || c->active > 0) && !c->fatal)
 		pthread_cond_wait(&c->cv_space, &c->mu);
 	/* a failure on a worker meanwhile: its message, as bkr_bk_queue_file gives it */
@@ -428,15 +431,74 @@ int bkr_bk_queue_drain(bctx *c)
 	return r;
 }
 
+/* The limit of open files is too low for this backup: BKR_EIO, one line (@p n: where it found out, or NULL). */
+static int fd_too_low(const node *n)
+{
+	struct rlimit rl;
+	char *path = n ? bkr_bk_node_path(n) : NULL;
+	unsigned long long lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long)rl.rlim_cur : 0;
+	int err = bkr_error_set(BKR_EIO,
+				"%s%sthe limit of open files (ulimit -n %llu) is too low for this backup: raise it",
+				path ? path : "", path ? ": " : "", lim);
+	free(path);
+	return err;
+}
+
+int bkr_bk_fd_room(bctx *c, const node *n)
+{
+	int err = 0;
+
+	/* far from the limit (the queue full and every worker reading): not asked
+	 * (fq_lim and scan_fds change in the scan's thread only) */
+	if (c->scan_fds + c->fq_cap + (size_t)c->nthreads < c->fq_lim)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		size_t held = c->fq_n + c->active;
+		if (c->fatal || held == 0 || held + c->scan_fds < c->fq_lim)
+			break;
+		c->room_at = held / 2;
+		c->room_wait = true;
+		while (c->fq_n + c->active > c->room_at && !c->fatal)
+			pthread_cond_wait(&c->cv_space, &c->mu);
+		c->room_wait = false;
+	}
+	if (c->fatal)
+		err = bkr_error_set(c->fatal, "%s", c->fatal_msg ? c->fatal_msg : "out of memory");
+	else if (c->scan_fds >= c->fq_lim)
+		err = fd_too_low(n);
+	pthread_mutex_unlock(&c->mu);
+	return err;
+}
+
+/* What a backup holds open at most besides the scan's open directories and
+ * the files queued or being read: stdin, stdout and stderr, the log, the
+ * repository's lock and the writer's mark, the writer's packs
+ * (BKR_WRITER_FDS), and one short open of the scan at a time (a parent
+ * tree's pack, a user's or group's name, /proc); and the stores' cache
+ * (bkr_store_local_cache_max). */
+#define BK_FD_RESERVE (3 + 1 + 2 + BKR_WRITER_FDS + 1)
+/* what the scan needs at least: a source's directory, its listing, a file */
+#define BK_FD_LEAST 3
+
 int bkr_bk_pool_start(bctx *c)
 {
+	struct rlimit rl;
 	int err;
 
 	c->fq_cap = (size_t)c->nthreads * 8 + 16;
-	/* each file queued holds an fd: a quarter of the process's at most, the
-	 * rest for the workers, the packs written and the trees read
-	 * (bkr_bk_queue_drain lowers it when the scan runs out all the same) */
-	c->fq_lim = bkr_io_fd_share(c->fq_cap);
+	/* each file queued or being read holds an fd, and so does each directory
+	 * the scan has open: the limit of open files less the rest of the
+	 * backup's, counted, so that a pack's temporary never finds none left
+	 * (bkr_bk_queue_drain lowers it when the scan runs out all the same);
+	 * below what the scan needs at least, the backup stops now */
+	c->fq_lim = SIZE_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		size_t reserve = BK_FD_RESERVE + bkr_store_local_cache_max();
+		c->fq_lim = rl.rlim_cur > reserve ? (size_t)rl.rlim_cur - reserve : 0;
+	}
+	if (c->fq_lim < BK_FD_LEAST)
+		return fd_too_low(NULL);
 	c->cq_max = (size_t)c->nthreads * 2;
 	c->rfree_max = (size_t)c->nthreads + 1;
 	if (!(c->fq = calloc(c->fq_cap, sizeof(*c->fq))) ||

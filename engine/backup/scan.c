@@ -204,9 +204,10 @@ static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const 
 		return 0;
 	}
 	int ffd = -1;
-	err = 0;
 	/* tests: BKR_FAULT="backup-open:N:stop" pauses between the N-th file's lstat and its open */
 	(void)bkr_io_fault("backup-open");
+	if ((err = bkr_bk_fd_room(c, n)) < 0)
+		return err;
 	do {
 		if (c->noatime_ok) {
 			ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME);
@@ -260,6 +261,8 @@ static int scan_dir(bctx *c, const bkr_source_spec *src, scan_frame *f)
 	struct dirent *de;
 	int dfd, err = 0;
 
+	if ((err = bkr_bk_fd_room(c, f->dir)) < 0)
+		return err;
 	while ((dfd = dup(f->fd)) < 0 && (err = open_failed(c, f->dir, errno)) == 1)
 		;
 	if (err < 0)
@@ -270,6 +273,7 @@ static int scan_dir(bctx *c, const bkr_source_spec *src, scan_frame *f)
 		bkr_bk_warn(c, f->dir, "cannot list directory: %s", strerror(errno));
 		return 0;
 	}
+	c->scan_fds++;
 	for (;;) {
 		errno = 0;
 		if (!(de = readdir(d))) {
@@ -285,7 +289,8 @@ static int scan_dir(bctx *c, const bkr_source_spec *src, scan_frame *f)
 		if (err < 0)
 			break;
 	}
-	closedir(d);
+	closedir(d); /* dfd */
+	c->scan_fds--;
 	return err;
 }
 
@@ -306,6 +311,13 @@ static bool descend_mount(bctx *c, node *kid, int fd)
 	return false;
 }
 
+/* Close one of the scan's open directories (c->scan_fds). */
+static void dir_close(bctx *c, int fd)
+{
+	close(fd);
+	c->scan_fds--;
+}
+
 /* A source that is a single file: the root is its directory, holding only it. */
 static int scan_file_source(bctx *c, const bkr_source_spec *src, node *root, const bkr_id *parent_tree)
 {
@@ -317,7 +329,11 @@ static int scan_file_source(bctx *c, const bkr_source_spec *src, node *root, con
 
 	if (!dir)
 		return bkr_error_oom();
-	if ((f.fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(f.fd, &st) < 0) {
+	if ((err = bkr_bk_fd_room(c, root)) < 0)
+		goto done;
+	if ((f.fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+		c->scan_fds++;
+	if (f.fd < 0 || fstat(f.fd, &st) < 0) {
 		err = bkr_error_set_errno(errno, "source '%s': cannot open %s", src->name, dir);
 		goto done;
 	}
@@ -336,7 +352,7 @@ static int scan_file_source(bctx *c, const bkr_source_spec *src, node *root, con
 		err = bkr_error_set(BKR_EINVAL, "source '%s': %s could not be read", src->name, src->path);
 done:
 	if (f.fd >= 0)
-		close(f.fd);
+		dir_close(c, f.fd);
 	bkr_dir_free(f.pdir);
 	free(dir);
 	return err;
@@ -353,7 +369,11 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 
 	if (stat(src->path, &st) == 0 && !S_ISDIR(st.st_mode))
 		return scan_file_source(c, src, root, parent_tree);
+	if ((err = bkr_bk_fd_room(c, root)) < 0)
+		return err;
 	fd = open(src->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		c->scan_fds++;
 	if (fd < 0) {
 		err = bkr_error_set_errno(errno, "source '%s': cannot open %s", src->name, src->path);
 		if (err == BKR_ENOTFOUND || errno == ENOTDIR)
@@ -362,11 +382,11 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 	}
 	if (fstat(fd, &st) < 0) {
 		err = bkr_error_set_errno(errno, "source '%s': fstat %s", src->name, src->path);
-		close(fd);
+		dir_close(c, fd);
 		return err;
 	}
 	if ((pseudo = bkr_bk_pseudo_fs(fd, st.st_dev))) {
-		close(fd);
+		dir_close(c, fd);
 		return bkr_error_set(BKR_EINVAL, "source '%s': %s is a %s filesystem, which is never backed up",
 				     src->name, src->path, pseudo);
 	}
@@ -375,13 +395,13 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 	root->user = bkr_bk_name(c->users, root->uid, false);
 	root->group = bkr_bk_name(c->groups, root->gid, true);
 	if ((err = bkr_bk_read_xattrs(c, -1, src->path, root)) < 0) {
-		close(fd);
+		dir_close(c, fd);
 		return err;
 	}
 
 	cap = 64;
 	if (!(stack = calloc(cap, sizeof(*stack)))) {
-		close(fd);
+		dir_close(c, fd);
 		return bkr_error_oom();
 	}
 	stack[0] = (scan_frame){ .dir = root, .fd = fd };
@@ -405,7 +425,7 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 			}
 		}
 		if (!kid) {
-			close(f->fd);
+			dir_close(c, f->fd);
 			bkr_dir_free(f->pdir);
 			depth--;
 			continue;
@@ -413,9 +433,13 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 		/* tests: BKR_FAULT="backup-opendir:N:stop" pauses before the N-th directory below a source is opened */
 		(void)bkr_io_fault("backup-opendir");
 		int kfd, e = 0;
+		if ((err = bkr_bk_fd_room(c, kid)) < 0)
+			goto done;
 		while ((kfd = openat(f->fd, (const char *)kid->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
 		       (e = open_failed(c, kid, errno)) == 1)
 			;
+		if (kfd >= 0)
+			c->scan_fds++;
 		if (kfd < 0 && e < 0) {
 			err = e;
 			goto done;
@@ -435,7 +459,7 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 			 * are the ones kept, not the old one's (a mode 0700 kept on
 			 * the entries of another directory, or the reverse) */
 			if (skipped_dir(c, &kst)) {
-				close(kfd);
+				dir_close(c, kfd);
 				kid->skip = true;
 				continue;
 			}
@@ -446,18 +470,18 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 			kid->xattrs = NULL;
 			kid->nxattrs = 0;
 			if ((err = bkr_bk_read_xattrs(c, kfd, ".", kid)) < 0) {
-				close(kfd);
+				dir_close(c, kfd);
 				goto done;
 			}
 		}
 		if (kid->dev != f->dir->dev && !descend_mount(c, kid, kfd)) {
-			close(kfd);
+			dir_close(c, kfd);
 			continue;
 		}
 		if (depth == cap) {
 			scan_frame *s = realloc(stack, cap * 2 * sizeof(*s));
 			if (!s) {
-				close(kfd);
+				dir_close(c, kfd);
 				err = bkr_error_oom();
 				goto done;
 			}
@@ -470,7 +494,7 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 		nf->dir = kid;
 		nf->fd = kfd;
 		if ((err = rel_set(c, f->rel_len, (const char *)kid->name, kid->name_len, &nf->rel_len)) < 0) {
-			close(kfd);
+			dir_close(c, kfd);
 			goto done;
 		}
 		if (f->pdir) {
@@ -488,7 +512,7 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 	}
 done:
 	while (depth > 0) {
-		close(stack[depth - 1].fd);
+		dir_close(c, stack[depth - 1].fd);
 		bkr_dir_free(stack[depth - 1].pdir);
 		depth--;
 	}

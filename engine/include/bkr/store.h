@@ -230,6 +230,14 @@ bool bkr_store_local_shed(void);
  */
 bool bkr_store_local_shed_for(int e);
 
+/**
+ * The most descriptors all the local stores of the process keep open at once
+ * for their next reads: a quarter of the limit of open files
+ * (bkr_io_fd_share), which a command that counts what it holds open (a
+ * backup's queue) counts too.
+ */
+size_t bkr_store_local_cache_max(void);
+
 /** Close; NULL is a no-op. */
 void bkr_store_free(bkr_store *s);
 

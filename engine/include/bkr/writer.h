@@ -13,6 +13,14 @@
 
 typedef struct bkr_writer bkr_writer;
 
+/**
+ * The most descriptors a writer holds open at once: the pack being filled of
+ * each blob type, the full ones waiting for its publisher thread and the one
+ * it publishes, and the directory that publish syncs.  A command that counts
+ * what it holds open (a backup's queue) counts these.
+ */
+#define BKR_WRITER_FDS 6
+
 int bkr_writer_new(bkr_writer **out, bkr_repo *r);
 
 /**
