@@ -58,19 +58,41 @@ assert len(rej) == 1 and rej[0]["backup_id"] == sys.argv[3] and "chunk 0" in rej
 PY
 pass "a damaged newest copy: the older backup's, named with the skipped one"
 
-# --- the newest copy unreadable (its pack gives an I/O error): no older copy
-rm "$pack2"
-mkdir "$pack2" # read(2) of it: EISDIR, an I/O error as a failing disk gives
+# --- the newest copy unreadable (its pack gives an I/O error): no older copy.
+# The error comes from the "read" fault point (BKR_FAULT, EIO as a failing disk
+# gives) failing every read from the n-th pass on, the first n that reaches
+# the copy found by trying each in turn:
+# the passes are the same in every run; an earlier one fails a read the batch
+# needs before it (the index, a manifest) and names no copy, or one that is
+# tried again, and the newest copy is recovered.  (A
+# directory in the pack's place no longer serves: what is no regular file is
+# damage, and a damaged copy is rightly passed over for an older one.)
+cp "$T/pack2.good" "$pack2"
 printf '{"br' > "$W/c/a.json"
-expect_exit 6 "$BKR" batch -c "$CFG" --apply
-grep -q "^failed    c/a.json: the copy of c/a.json in backup $b2 cannot be read: .*Is a directory; older backups are not used in its place" "$T/out" ||
+unread=
+for n in $(seq 1 60); do
+	rc=0
+	faults=$(seq -f "read:%g:eio" "$n" $((n + 60)) | paste -sd,) # every read from the n-th on
+	BKR_FAULT=$faults "$BKR" batch -c "$CFG" --apply >"$T/out" 2>"$T/err" || rc=$?
+	if grep -q "^failed    c/a.json: the copy of c/a.json in backup $b2 cannot be read: " "$T/out"; then
+		unread=$n
+		break
+	fi
+	# a pass whose read is not the copy's (or is tried again) may still
+	# recover the newest copy; never the older one
+	! cmp -s "$W/c/a.json" "$T/v1" || fail "read fault at pass $n: the older copy was taken: $(cat "$T/out")"
+	printf '{"br' > "$W/c/a.json"
+done
+[ -n "$unread" ] || fail "no read fault made the newest copy unreadable: $(cat "$T/out")"
+[ "$rc" = 6 ] || fail "expected exit 6 with the newest copy unreadable, got $rc: $(cat "$T/out")"
+grep -q "^failed    c/a.json: the copy of c/a.json in backup $b2 cannot be read: .*Input/output error.*; older backups are not used in its place" "$T/out" ||
 	fail "the unreadable copy is not named: $(cat "$T/out")"
 [ "$(cat "$W/c/a.json")" = '{"br' ] || fail "an older copy was put in place of the unreadable newest"
 ! grep -q "older copy" "$T/err" || fail "an older copy was taken: $(cat "$T/err")"
 
 # and the strategies after it run: git (no repository there) fails too, then manual
 cfg "[\"backup\", {\"type\": \"git\", \"repository\": \"$T/no-such-repo\"}, \"manual\"]"
-expect_exit 6 "$BKR" batch -c "$CFG" --apply --json
+BKR_FAULT=$faults expect_exit 6 "$BKR" batch -c "$CFG" --apply --json
 python3 - "$T/out" "$b2" <<'PY' || fail "the strategies after backup: $(cat "$T/out")"
 import json, sys
 f = json.load(open(sys.argv[1]))["files"][0]
@@ -82,9 +104,7 @@ assert f["status"] == "manual" and not f["applied"], f
 PY
 [ "$(cat "$W/c/a.json")" = '{"br' ] || fail "the file was written with git and the backup failing"
 
-# readable again: the newest copy
-rm -r "$pack2"
-cp "$T/pack2.good" "$pack2"
+# readable again (no fault): the newest copy
 cfg '["backup"]'
 expect_exit 0 "$BKR" batch -c "$CFG" --apply
 cmp "$W/c/a.json" "$T/v2" || fail "not recovered from the newest backup once readable"
