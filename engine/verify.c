@@ -152,8 +152,9 @@ static int note_index_files(struct verify *v, const bkr_index_entry *e, size_t n
 	clear_ifiles(v);
 	for (size_t i = 0; i < n; i++) {
 		size_t k = bkr_repo_index_files_holding(v->r, &e[i], NULL, 0);
-		if (k > v->cap_fids && bkr_array_grow((void **)&v->fids, &v->cap_fids, k - 1, sizeof(*v->fids)) < 0)
-			return BKR_ENOMEM;
+		while (k > v->cap_fids) /* each grow doubles: as often as k needs */
+			if (bkr_array_grow((void **)&v->fids, &v->cap_fids, v->cap_fids, sizeof(*v->fids)) < 0)
+				return BKR_ENOMEM;
 		k = bkr_repo_index_files_holding(v->r, &e[i], v->fids, v->cap_fids);
 		for (size_t j = 0; j < k && j < v->cap_fids; j++) {
 			bool seen = false;
