@@ -647,3 +647,9 @@ expect_exit 1 "$BKR" -r "$R" repair --dry-run
 grep -qF "named by the index is in none of $places: is the right disk mounted at each tier? Their" "$T/out" ||
 	fail "repair cut where the missing pack was searched: $(cat "$T/out")"
 pass "verify and repair name every place a missing pack was searched whole, under ~1000-byte paths"
+
+# delete's lookup error, kept across its check of the trash and backups/,
+# names the repository whole (cut at a fixed 1024 bytes before)
+expect_exit 3 "$BKR" -r "$R" delete 20990101-000000-nope
+grep -qF "no such backup in $R" "$T/err" || fail "delete cut its lookup error: $(cat "$T/err")"
+pass "delete keeps its lookup error naming a ~1000-byte repository path whole"
