@@ -163,10 +163,13 @@ static int load_manifest(bkr_repo *r, const char *sub, const char *id, bkr_manif
 	/* for messages: a name from the store may hold a newline or an escape sequence */
 	bkr_text_escape(path, sizeof(path), what, strlen(what));
 	if ((err = bkr_store_get(r->store, rel, MANIFEST_MAX, &text, &len)) < 0) {
-		char msg[2048];
+		char *msg = bkr_text_escape_dup(bkr_error_message(), strlen(bkr_error_message())); /* whole */
 		*unreadable = err != BKR_ECORRUPT && err != BKR_ENOTFOUND;
-		bkr_text_escape(msg, sizeof(msg), bkr_error_message(), strlen(bkr_error_message()));
-		return bkr_error_set(err, "%s", msg);
+		if (!msg)
+			return bkr_error_set(err, "%s: cannot be read (out of memory escaping why)", path);
+		err = bkr_error_set(err, "%s", msg);
+		free(msg);
+		return err;
 	}
 	if (len >= BKR_SEALED_MAGIC_SIZE && !memcmp(text, BKR_SEALED_MAGIC, BKR_SEALED_MAGIC_SIZE)) {
 		free(text);

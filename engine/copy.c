@@ -654,7 +654,7 @@ static void cache_read(struct copier *c)
 	char dir[4096], name[80], path[4200];
 	uint8_t *buf = NULL;
 	size_t len = 0, ml = strlen(COPY_CACHE_MAGIC);
-	bool ok;
+	bool ok, oom = false;
 
 	if (!cache_path(c, dir, sizeof(dir), name, sizeof(name)))
 		return;
@@ -669,14 +669,21 @@ static void cache_read(struct copier *c)
 		bkr_id key;
 		memcpy(hex, buf + off, BKR_ID_HEX - 1);
 		hex[BKR_ID_HEX - 1] = '\0';
-		ok = buf[off + BKR_ID_HEX - 1] == '\n' && bkr_id_from_hex(&key, hex) == 0 && !bkr_id_is_zero(&key) &&
-			bkr_idset_add(&c->known, &key) >= 0;
+		ok = buf[off + BKR_ID_HEX - 1] == '\n' && bkr_id_from_hex(&key, hex) == 0 && !bkr_id_is_zero(&key);
+		if (ok && bkr_idset_add(&c->known, &key) < 0) {
+			ok = false;
+			oom = true;
+		}
 	}
 	if (!ok) {
 		bkr_error_clear();
 		bkr_idset_free(&c->known);
-		bkr_log_event(BKR_LOG_DEBUG, "copy", "cache-ignored", (const char *[]){ "file", path, NULL },
-			      "%s: not a copy cache: every backup is compared", path);
+		if (oom) /* the file may be a good cache: not said to be none */
+			bkr_log_event(BKR_LOG_DEBUG, "copy", "cache-ignored", (const char *[]){ "file", path, NULL },
+				      "%s: out of memory reading the copy cache: every backup is compared", path);
+		else
+			bkr_log_event(BKR_LOG_DEBUG, "copy", "cache-ignored", (const char *[]){ "file", path, NULL },
+				      "%s: not a copy cache: every backup is compared", path);
 	}
 	free(buf);
 }

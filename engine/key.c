@@ -799,7 +799,16 @@ done:
 static bkr_key_source source;
 static char *kept, *kept_new;          /* PASS_MAX bytes of locked memory each */
 static size_t kept_len, kept_new_len;
-static const char *env_newline;        /* kept came from this variable, and it holds a newline (from_env) */
+static const char *env_newline;        /* kept came from this variable, and it holds a line break (from_env) */
+static const char *env_breaks;         /* which: line_breaks's words */
+
+/* The line breaks @p v holds, in words ("a newline", "a carriage return",
+ * "a carriage return and a newline"); NULL for none. */
+static const char *line_breaks(const char *v)
+{
+	bool cr = strchr(v, '\r') != NULL, lf = strchr(v, '\n') != NULL;
+	return cr && lf ? "a carriage return and a newline" : cr ? "a carriage return" : lf ? "a newline" : NULL;
+}
 
 /* For a wrong passphrase @p pass that came from a variable holding a newline
  * (from_env): the newline is part of it, which a password file's line is not. */
@@ -807,10 +816,11 @@ static const char *newline_hint(const char *pass, char *out, size_t cap)
 {
 	if (!env_newline || pass != kept)
 		return "";
+	bool two = strstr(env_breaks, " and ") != NULL;
 	snprintf(out, cap,
-		 " (%s holds a newline, which is part of the passphrase it gives; a password file's line "
-		 "ends before one)",
-		 env_newline);
+		 " (%s holds %s, which %s part of the passphrase it gives; a password file's line "
+		 "ends before %s)",
+		 env_newline, env_breaks, two ? "are" : "is", two ? "them" : "one");
 	return out;
 }
 
@@ -1152,18 +1162,20 @@ static int from_env(const char *name, char *buf, size_t *len, bool new_key)
 {
 	const char *v = getenv(name);
 	size_t n = strlen(v);
-	bool nl = strpbrk(v, "\r\n") != NULL;
+	const char *breaks = line_breaks(v);
 	if (n >= PASS_MAX)
 		return bkr_error_set(BKR_EINVAL, "%s: longer than %d bytes", name, PASS_MAX - 1);
 	if (!n)
 		return bkr_error_set(BKR_EINVAL, "%s is empty (an empty passphrase is refused)", name);
-	if (nl && new_key)
+	if (breaks && new_key)
 		return bkr_error_set(BKR_EINVAL,
-				     "%s holds a newline: a new passphrase is one line (a password file's "
+				     "%s holds %s: a new passphrase is one line (a password file's "
 				     "or a command's first line, a prompt's line never has one); remove it",
-				     name);
-	if (!new_key)
-		env_newline = nl ? name : NULL;
+				     name, breaks);
+	if (!new_key) {
+		env_newline = breaks ? name : NULL;
+		env_breaks = breaks;
+	}
 	memcpy(buf, v, n + 1);
 	*len = n;
 	return 0;

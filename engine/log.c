@@ -252,15 +252,18 @@ static int ensure_file(int64_t now)
 
 static void report_failure(const char *what, int errnum)
 {
-	char msg[512];
+	char *msg = NULL;
+	const char *said;
 	if (log_failed || !log_hook)
 		return;
 	log_failed = true;
-	if (errnum == EINVAL)
-		snprintf(msg, sizeof(msg), "cannot %s log file in %s: not a regular file", what, log_dir);
-	else
-		snprintf(msg, sizeof(msg), "cannot %s log file in %s: %s", what, log_dir, strerror(errnum));
-	log_hook(log_hook_ctx, BKR_LOG_ERROR, "log", msg, msg);
+	/* whole, however long the directory's path */
+	if (asprintf(&msg, "cannot %s log file in %s: %s", what, log_dir,
+		     errnum == EINVAL ? "not a regular file" : strerror(errnum)) < 0)
+		msg = NULL;
+	said = msg ? msg : "cannot write the log file (out of memory naming it)";
+	log_hook(log_hook_ctx, BKR_LOG_ERROR, "log", said, said);
+	free(msg);
 }
 
 static void vlog(bkr_log_level level, const char *component, const char *event, const char *const *kv,

@@ -321,9 +321,8 @@ static bool old_has(const struct repair *p, const bkr_index_entry *e)
  */
 static void warn_missing(struct repair *p)
 {
-	size_t nt = bkr_repo_tier_count(p->r), n = 0, hi, used;
-	char places[600];
-	int w;
+	size_t nt = bkr_repo_tier_count(p->r), n = 0, hi;
+	char *places;
 
 	for (size_t lo = 0; lo < p->nold && nt; lo = hi) {
 		const bkr_index_entry *e = &p->old[lo];
@@ -337,18 +336,14 @@ static void warn_missing(struct repair *p)
 	}
 	if (!n)
 		return;
-	w = snprintf(places, sizeof(places), "%s", bkr_repo_path(p->r));
-	used = w > 0 ? (size_t)w : 0;
-	for (size_t i = 1; i <= nt && used < sizeof(places); i++) {
-		const char *name = NULL;
-		bkr_store *s = bkr_repo_tier(p->r, i, &name, NULL);
-		w = snprintf(places + used, sizeof(places) - used, ", tier %s at %s", name, bkr_store_location(s));
-		used += w > 0 ? (size_t)w : 0;
-	}
+	places = bkr_repo_places(p->r); /* whole, however long the locations */
 	report(p, BKR_REPAIR_MISSING_PACK, "tiers",
 	       "%zu pack%s named by the index %s in none of %s: is the right disk mounted at each tier? Their "
 	       "index entries %s dropped; a repair run once the right disk is mounted indexes them again",
-	       n, n == 1 ? "" : "s", n == 1 ? "is" : "are", places, p->o->dry_run ? "would be" : "are");
+	       n, n == 1 ? "" : "s", n == 1 ? "is" : "are",
+	       places ? places : "the repository and each tier (out of memory naming them)",
+	       p->o->dry_run ? "would be" : "are");
+	free(places);
 }
 
 static int build(struct repair *p)

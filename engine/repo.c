@@ -302,6 +302,22 @@ bkr_store *bkr_repo_tier(bkr_repo *r, size_t i, const char **tier, bool *recorde
 	return i == 0 ? r->store : r->tiers[i - 1].store;
 }
 
+char *bkr_repo_places(bkr_repo *r)
+{
+	size_t nt = bkr_repo_tier_count(r);
+	char *places = strdup(r->path), *more;
+
+	for (size_t i = 1; i <= nt && places; i++) {
+		const char *name = NULL;
+		bkr_store *s = bkr_repo_tier(r, i, &name, NULL);
+		if (asprintf(&more, "%s, tier %s at %s", places, name, bkr_store_location(s)) < 0)
+			more = NULL;
+		free(places);
+		places = more;
+	}
+	return places;
+}
+
 /* Under tier_lock. */
 static int add_tier_locked(bkr_repo *r, const char *tier, const char *location, bool recorded)
 {

@@ -270,6 +270,13 @@ bool bkr_store_local_shed_for(int e)
  * reader returns one it holds, and true (open again); false, errno kept,
  * when none is idle and every other reader waits too (what fills the limit
  * is not the stores').
+ *
+ * Deadlock-free only because no thread takes a second descriptor while it
+ * holds one: fd_get's callers (local_get_range, local_advise) read or advise
+ * and fd_put before anything else, and never nest.  A reader holding one and
+ * waiting here for another would count twice in lent and once in waiting,
+ * so "lent > waiting" would keep it waiting for itself.  A new caller of
+ * fd_get must fd_put before it can reach fd_get again.
  */
 static bool fd_wait(void)
 {

@@ -121,6 +121,13 @@ char *bkr_text_escape(char *out, size_t cap, const char *s, size_t len)
 	return out;
 }
 
+char *bkr_text_escape_dup(const char *s, size_t len)
+{
+	/* \xHH is the most one byte becomes */
+	char *out = len < (SIZE_MAX - 1) / 4 ? malloc(4 * len + 1) : NULL;
+	return out ? bkr_text_escape(out, 4 * len + 1, s, len) : NULL;
+}
+
 char *bkr_utf8_clean(const char *s)
 {
 	size_t len = strlen(s), o = 0;

@@ -96,15 +96,15 @@ struct verify {
 	char **seen_records;    /* the records/ names this run read at its start, sorted: only those it resolves */
 	size_t nseen_records, cap_seen_records;
 	bool copies_unknown;    /* a pack's footer did not read: the copies in it are not known */
-	char places[400];       /* "REPO, tier NAME at PATH, ..." searched for a missing pack */
+	char *places;           /* "REPO, tier NAME at PATH, ..." searched for a missing pack, whole */
 	uint64_t packs_done, packs_total;
 	uint64_t bytes_done, bytes_total;   /* stored bytes of the blobs of the packs checked */
 	bool walk_incomplete;   /* a tree could not be loaded: its files went unchecked */
 	bool in_run;            /* walking a recovery run: problems naming it say so */
 	bool tiers_reloaded;    /* check_missing read the tier records again */
 	int writing;            /* bkr_repo_writers_active, once it said yes (-1: not asked) */
-	char writer[700];       /* leftover_by's message when an S3 mark is seen */
-	char why[600];          /* blob_problem's message */
+	char *writer;           /* leftover_by's message when an S3 mark is seen, whole */
+	char *why;              /* blob_problem's message, whole */
 	char *first_io;         /* the first I/O error's message (the one verify returns with), whole */
 	uint8_t *buf;           /* BKR_BLOB_MAX scratch */
 	uint8_t *win;           /* read_data: WINDOW_MAX bytes, the window of the pack being read (packsrc) */
@@ -152,8 +152,9 @@ static int note_index_files(struct verify *v, const bkr_index_entry *e, size_t n
 	clear_ifiles(v);
 	for (size_t i = 0; i < n; i++) {
 		size_t k = bkr_repo_index_files_holding(v->r, &e[i], NULL, 0);
-		if (k > v->cap_fids && bkr_array_grow((void **)&v->fids, &v->cap_fids, k - 1, sizeof(*v->fids)) < 0)
-			return BKR_ENOMEM;
+		while (k > v->cap_fids) /* each grow doubles: as often as k needs */
+			if (bkr_array_grow((void **)&v->fids, &v->cap_fids, v->cap_fids, sizeof(*v->fids)) < 0)
+				return BKR_ENOMEM;
 		k = bkr_repo_index_files_holding(v->r, &e[i], v->fids, v->cap_fids);
 		for (size_t j = 0; j < k && j < v->cap_fids; j++) {
 			bool seen = false;
@@ -785,14 +786,17 @@ static const char *leftover_by(struct verify *v)
 		v->writing = bkr_repo_writers_active(v->r, who, sizeof(who));
 		/* on S3 a killed writer's mark stays until it is stale: maybe
 		 * nobody is writing (on a local repository the mark dies with it) */
-		if (v->writing == 1 && bkr_store_is_url(bkr_repo_path(v->r)))
-			snprintf(v->writer, sizeof(v->writer), "possibly a command writing to the repository now "
-				 "(locks/writers.lock: %s; a killed command's mark stays until it is stale): its work "
-				 "in progress, else an interrupted command's", who);
+		if (v->writing == 1 && bkr_store_is_url(bkr_repo_path(v->r))) {
+			free(v->writer); /* out of memory: the words without the mark's */
+			if (asprintf(&v->writer, "possibly a command writing to the repository now "
+				     "(locks/writers.lock: %s; a killed command's mark stays until it is stale): its "
+				     "work in progress, else an interrupted command's", who) < 0)
+				v->writer = NULL;
+		}
 	}
 	switch (v->writing) {
 	case 1:
-		return v->writer[0] ? v->writer
+		return v->writer ? v->writer
 				    : "a command writing to the repository now (it holds locks/writers.lock): its work in progress";
 	case 0: return "an interrupted command (no command is writing now; bkr prune removes it after the grace period)";
 	default: return "an interrupted command or one still running (cannot tell: locks/writers.lock is not writable)";
@@ -821,18 +825,27 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, const c
 	return check_pack(v, id, (int)type, path);
 }
 
-/* Where a pack is searched, into v->places: the repository and each tier by name and location. */
-static void searched(struct verify *v)
+/* Where a pack is searched (bkr_repo_places, made once into v->places); out of memory, words saying so. */
+static const char *searched(struct verify *v)
 {
-	size_t nt = bkr_repo_tier_count(v->r), used;
-	int n = snprintf(v->places, sizeof(v->places), "%s", bkr_repo_path(v->r));
-	used = n > 0 ? (size_t)n : 0;
-	for (size_t i = 1; i <= nt && used < sizeof(v->places); i++) {
-		const char *name = NULL;
-		bkr_store *s = bkr_repo_tier(v->r, i, &name, NULL);
-		n = snprintf(v->places + used, sizeof(v->places) - used, ", tier %s at %s", name, bkr_store_location(s));
-		used += n > 0 ? (size_t)n : 0;
-	}
+	if (!v->places)
+		v->places = bkr_repo_places(v->r);
+	return v->places ? v->places : "the repository and each tier (out of memory naming them)";
+}
+
+/* v->why formatted whole, or @p oom (the same first words: file_kind reads them) out of memory. */
+static const char *set_why(struct verify *v, const char *oom, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static const char *set_why(struct verify *v, const char *oom, const char *fmt, ...)
+{
+	va_list ap;
+	free(v->why);
+	va_start(ap, fmt);
+	if (vasprintf(&v->why, fmt, ap) < 0)
+		v->why = NULL;
+	va_end(ap);
+	return v->why ? v->why : oom;
 }
 
 /* Packs the index names that the scan did not find: perhaps in trash (still readable). */
@@ -882,8 +895,6 @@ static int check_missing(struct verify *v)
 		if (found < 0 && found != BKR_ENOTFOUND)
 			return found; /* the tier records could not be read again, a server that does not answer */
 		bkr_error_clear();
-		if (!v->places[0])
-			searched(v);
 		/* the hint about tier disks only where there are tiers; the index
 		 * files naming it (an old one put back after prune removed the pack?) */
 		if ((err = note_index_files(v, &v->ents[lo], hi - lo)) < 0)
@@ -892,7 +903,7 @@ static int check_missing(struct verify *v)
 		       "pack %s is named by the index but missing from every tier "
 		       "and trash (searched %s%s); %zu entr%s naming it %s in %s: 'bkr repair' drops %s, writing an index "
 		       "that replaces %s",
-		       hex, v->places, bkr_repo_tier_count(v->r) ? ": is the right disk mounted at each tier?" : "",
+		       hex, searched(v), bkr_repo_tier_count(v->r) ? ": is the right disk mounted at each tier?" : "",
 		       hi - lo, hi - lo == 1 ? "y" : "ies", hi - lo == 1 ? "is" : "are", v->ifiles_said,
 		       hi - lo == 1 ? "it" : "them", v->nifiles == 1 ? "that file" : "those files");
 		for (size_t i = lo; i < hi && err == 0; i++)
@@ -930,10 +941,10 @@ static const char *unindexed_unread(struct verify *v, const char *what)
 	char more[64] = "";
 	if (v->nunx_unread > 1)
 		snprintf(more, sizeof(more), " (or one of %zu more)", v->nunx_unread - 1);
-	snprintf(v->why, sizeof(v->why), NOT_CHECKED ": %s, it may be in %s%s, a pack the index does not name that "
-		 "could not be read (an I/O error, not damage: check the disk, then run verify again)",
-		 what, v->unx_unread, more);
-	return v->why;
+	return set_why(v, NOT_CHECKED " (out of memory formatting why)",
+		       NOT_CHECKED ": %s, it may be in %s%s, a pack the index does not name that "
+		       "could not be read (an I/O error, not damage: check the disk, then run verify again)",
+		       what, v->unx_unread, more);
 }
 
 /* Why a blob a backup uses (as @p type) cannot be read, in v->why; NULL when it can. */
@@ -943,26 +954,26 @@ static const char *blob_problem(struct verify *v, const bkr_id *id, bkr_blob_typ
 	const struct unindexed *u;
 	if (bkr_idset_has(&v->damaged, id)) {
 		if ((u = loose_pack(v, id))) {
-			snprintf(v->why, sizeof(v->why), "damaged (another copy is in %s, which the index does not name)", u->path);
-			return v->why;
+			return set_why(v, "damaged (out of memory naming where another copy is)",
+				       "damaged (another copy is in %s, which the index does not name)", u->path);
 		}
 		if (bkr_idset_has(&v->lost, id)) {
-			snprintf(v->why, sizeof(v->why), "missing: its pack is in none of %s%s", v->places,
-				 bkr_repo_tier_count(v->r) ? " (is the right disk mounted at each tier?)" : "");
-			return v->why;
+			return set_why(v, "missing (out of memory naming where its pack was searched)",
+				       "missing: its pack is in none of %s%s", searched(v),
+				       bkr_repo_tier_count(v->r) ? " (is the right disk mounted at each tier?)" : "");
 		}
 		return "damaged";
 	}
 	if (bkr_repo_lookup(v->r, id, &e) == 0) {
 		if (e.type == type)
 			return NULL;
-		snprintf(v->why, sizeof(v->why), "indexed as a %s blob", type_name(e.type));
-		return v->why;
+		return set_why(v, "indexed as another type of blob (out of memory naming it)", "indexed as a %s blob",
+			       type_name(e.type));
 	}
 	bkr_error_clear();
 	if ((u = loose_pack(v, id))) {
-		snprintf(v->why, sizeof(v->why), "missing from the index (it is in %s, which the index does not name)", u->path);
-		return v->why;
+		return set_why(v, "missing from the index (out of memory naming the pack it is in)",
+			       "missing from the index (it is in %s, which the index does not name)", u->path);
 	}
 	if (bkr_idset_has(&v->recorded, id))
 		return "damaged (bkr repair took it out of the index: the next backup of a source that still has "
@@ -1405,6 +1416,9 @@ done:
 	free(v.buf);
 	free(v.win);
 	free(v.first_io);
+	free(v.places);
+	free(v.writer);
+	free(v.why);
 	clear_ifiles(&v);
 	free(v.ifiles);
 	free(v.fids);

@@ -281,7 +281,8 @@ struct bkr_walk {
 	bkr_dir *pending;   /* opened contents of the last directory returned */
 	bool pending_valid;
 	bkr_walk_item item;
-	char errmsg[512];
+	char *errmsg;           /* the last unreadable directory's message, whole (bkr_walk_error_message) */
+	bool errmsg_lost;       /* out of memory keeping it */
 };
 
 static int path_reserve(bkr_walk *w, size_t need)
@@ -371,7 +372,17 @@ void bkr_walk_skip(bkr_walk *w)
 
 const char *bkr_walk_error_message(const bkr_walk *w)
 {
-	return w->errmsg;
+	if (w->errmsg)
+		return w->errmsg;
+	return w->errmsg_lost ? "out of memory (the directory's message could not be kept)" : "";
+}
+
+/* The error slot's message into w->errmsg, whole. */
+static void keep_error(bkr_walk *w)
+{
+	free(w->errmsg);
+	w->errmsg = strdup(bkr_error_message());
+	w->errmsg_lost = !w->errmsg;
 }
 
 int bkr_walk_next(bkr_walk *w, const bkr_walk_item **item)
@@ -426,7 +437,7 @@ int bkr_walk_next(bkr_walk *w, const bkr_walk_item **item)
 		memset(&w->item, 0, sizeof(w->item));
 		if ((err = bkr_dir_get(f->dir, f->next, &w->item.entry, &w->item.leaf, &w->item.li)) < 0) {
 			/* a page that cannot be loaded: report the directory as damaged */
-			snprintf(w->errmsg, sizeof(w->errmsg), "%s", bkr_error_message());
+			keep_error(w);
 			f->next = f->count;
 			if (f->has_entry) {
 				w->path.p[f->path_len] = '\0';
@@ -461,7 +472,7 @@ int bkr_walk_next(bkr_walk *w, const bkr_walk_item **item)
 			bkr_dir *d = NULL;
 			int e2 = bkr_dir_open(&d, &e->subtree, bkr_repo_load_tree, w->repo);
 			if (e2 < 0) {
-				snprintf(w->errmsg, sizeof(w->errmsg), "%s", bkr_error_message());
+				keep_error(w);
 				w->item.error = e2;
 			} else {
 				w->pending = d;
@@ -484,6 +495,7 @@ void bkr_walk_free(bkr_walk *w)
 	bkr_dir_free(w->start_holder);
 	free(w->stack);
 	bkr_pathbuf_free(&w->path);
+	free(w->errmsg);
 	free(w);
 }
 

@@ -38,7 +38,7 @@ struct bkr_writer {
 	bkr_index_builder *index;
 	bkr_lock *mark;                 /* the writers' mark (verify tells us from leftovers) */
 	int failed;                     /* first error seen (sticky) */
-	char failed_msg[512];           /* its message, for the other threads */
+	char *failed_msg;               /* its message, for the other threads, whole (NULL: out of memory) */
 	/* full packs for the publisher thread, oldest first */
 	struct { bkr_pack_writer *pw; bkr_blob_type type; } pubq[PUB_MAX];
 	size_t npub;
@@ -49,6 +49,9 @@ struct bkr_writer {
 	pthread_cond_t pub_done;        /* a pack published (room in the queue) */
 };
 
+/* The first failure's message, or words saying it could not be kept. */
+#define FAILED_MSG(w) ((w)->failed_msg ? (w)->failed_msg : "out of memory (the first failure's message could not be kept)")
+
 /* Record the first failure (its message comes from the calling thread); a
  * later one is a consequence (e.g. "pack writer failed earlier"), so the
  * calling thread reports the first instead.  w->lock held. */
@@ -56,10 +59,10 @@ static int writer_fail_locked(bkr_writer *w, int err)
 {
 	if (!w->failed) {
 		w->failed = err;
-		snprintf(w->failed_msg, sizeof(w->failed_msg), "%s", bkr_error_message());
+		w->failed_msg = strdup(bkr_error_message());
 		return err;
 	}
-	return bkr_error_set(w->failed, "%s", w->failed_msg);
+	return bkr_error_set(w->failed, "%s", FAILED_MSG(w));
 }
 
 static int writer_fail(bkr_writer *w, int err)
@@ -77,7 +80,7 @@ static int writer_failed(bkr_writer *w)
 	pthread_mutex_lock(&w->lock);
 	err = w->failed;
 	if (err)
-		bkr_error_set(err, "%s", w->failed_msg);
+		bkr_error_set(err, "%s", FAILED_MSG(w));
 	pthread_mutex_unlock(&w->lock);
 	return err;
 }
@@ -357,5 +360,6 @@ void bkr_writer_free(bkr_writer *w)
 	pthread_cond_destroy(&w->pub_cv);
 	pthread_cond_destroy(&w->pub_done);
 	pthread_mutex_destroy(&w->lock);
+	free(w->failed_msg);
 	free(w);
 }

@@ -65,21 +65,30 @@ static int opt(cli *c, int o, const char *arg, void *st)
 	return cli_usage_error(c, "unknown option");
 }
 
+/* Whether @p id names, in full, an object "@p dir/ID.json" of the repository;
+ * the error of the lookup before (naming the ID) is kept, whole, when not. */
+static bool id_object_exists(bkr_repo *repo, const char *dir, const char *id)
+{
+	char name[300], *msg;
+	uint64_t size;
+	int code = bkr_error_last_code();
+	if (!*id || strchr(id, '/') || id[0] == '.' || snprintf(name, sizeof(name), "%s/%s.json", dir, id) >= (int)sizeof(name))
+		return false;
+	msg = strdup(bkr_error_message());
+	if (bkr_store_stat(bkr_repo_store(repo), name, &size) < 0) {
+		bkr_error_set(code, "%s", msg ? msg : "out of memory (the backup lookup's error could not be kept)");
+		free(msg);
+		return false;
+	}
+	free(msg);
+	return true;
+}
+
 /* Whether @p id names, in full, a manifest in backups/ that does not read.
  * The error of the lookup before (naming the ID) is kept when it does not. */
 static bool damaged_manifest(bkr_repo *repo, const char *id)
 {
-	char name[300], msg[1024];
-	uint64_t size;
-	int code = bkr_error_last_code();
-	if (!*id || strchr(id, '/') || id[0] == '.' || snprintf(name, sizeof(name), "backups/%s.json", id) >= (int)sizeof(name))
-		return false;
-	snprintf(msg, sizeof(msg), "%s", bkr_error_message());
-	if (bkr_store_stat(bkr_repo_store(repo), name, &size) < 0) {
-		bkr_error_set(code, "%s", msg);
-		return false;
-	}
-	return true;
+	return id_object_exists(repo, "backups", id);
 }
 
 /* Whether @p id names, in full, a backup already moved into the trash (by an
@@ -87,16 +96,9 @@ static bool damaged_manifest(bkr_repo *repo, const char *id)
  * error says so. */
 static bool already_deleted(bkr_repo *repo, const char *id)
 {
-	char name[300], msg[1024];
-	uint64_t size;
 	int code = bkr_error_last_code();
-	if (!*id || strchr(id, '/') || id[0] == '.' || snprintf(name, sizeof(name), "trash/%s.json", id) >= (int)sizeof(name))
+	if (!id_object_exists(repo, "trash", id))
 		return false;
-	snprintf(msg, sizeof(msg), "%s", bkr_error_message());
-	if (bkr_store_stat(bkr_repo_store(repo), name, &size) < 0) {
-		bkr_error_set(code, "%s", msg);
-		return false;
-	}
 	bkr_error_set(code, "backup %s: already deleted (its manifest is in the trash until prune removes it)", id);
 	return true;
 }

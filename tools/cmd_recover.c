@@ -203,7 +203,6 @@ int cmd_scan(cli *c, int argc, char **argv)
 	bkr_config *cfg;
 	bkr_repo *repo;
 	bkr_recover *rc;
-	char why[2048];
 	int first, err, ret = 0;
 
 	CLI_PARSE(c, argc, argv, scan_usage, "", lo, opt, &s, &first);
@@ -231,7 +230,9 @@ int cmd_scan(cli *c, int argc, char **argv)
 			printf("%s%-9s%s ", cli_col(c, "red"), bkr_damage_name(res.items[i].kind), cli_col(c, "reset"));
 			cli_print_name(stdout, res.items[i].path, strlen(res.items[i].path));
 			/* a validator's message may quote the file: no escape sequence reaches the terminal */
-			printf(": %s\n", bkr_text_escape(why, sizeof(why), res.items[i].reason, strlen(res.items[i].reason)));
+			char *why = bkr_text_escape_dup(res.items[i].reason, strlen(res.items[i].reason)); /* whole */
+			printf(": %s\n", why ? why : "(out of memory escaping the reason)");
+			free(why);
 		}
 		/* a directory not looked into: on stdout with the findings (-q keeps it) */
 		for (size_t i = 0; i < res.nskipped; i++) {

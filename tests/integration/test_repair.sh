@@ -625,3 +625,34 @@ expect_exit 1 "$BKR" -r "$R" repair
 grep -qF "the live file $ws/only.bin differs or is gone: no intact copy exists" "$T/out" ||
 	fail "repair cut the damaged file's message: $(cat "$T/out")"
 pass "verify and repair keep messages naming ~1000-byte paths whole"
+
+# A pack missing from a repository and a tier both under ~1000-byte paths:
+# verify's "searched ..." and the file's "missing: its pack is in none of
+# ..." and repair's "in none of ..." name every place whole (cut at a fixed
+# 400 / 600 / 600 bytes before).
+R=$deep/repo-tiered
+W=$deep/warm-$(printf 'w%.0s' {1..100})
+mkdir -p "$W"
+expect_exit 0 "$BKR" -q init -r "$R"
+expect_exit 0 "$BKR" -q -r "$R" create "$ws"
+printf '{"repository":"%s","workspace_root":"%s","tiers":{"warm":{"path":"%s","after_days":0}}}\n' "$R" "$ws" "$W" >"$T/tier-deep.json"
+expect_exit 0 "$BKR" -c "$T/tier-deep.json" tier migrate
+pack=$(find "$W/data" -name '*.pack' | head -1)
+[ -n "$pack" ] || fail "tier migrate moved no data pack to the deep tier"
+rm -f "$pack"
+places="$R, tier warm at $W"
+expect_exit 1 "$BKR" -r "$R" verify
+grep -qF "(searched $places: is the right disk mounted at each tier?)" "$T/out" ||
+	fail "verify cut where the missing pack was searched: $(cat "$T/out")"
+grep -qF "missing: its pack is in none of $places (is the right disk mounted at each tier?)" "$T/out" ||
+	fail "verify cut where the missing file's pack was searched: $(cat "$T/out")"
+expect_exit 1 "$BKR" -r "$R" repair --dry-run
+grep -qF "named by the index is in none of $places: is the right disk mounted at each tier? Their" "$T/out" ||
+	fail "repair cut where the missing pack was searched: $(cat "$T/out")"
+pass "verify and repair name every place a missing pack was searched whole, under ~1000-byte paths"
+
+# delete's lookup error, kept across its check of the trash and backups/,
+# names the repository whole (cut at a fixed 1024 bytes before)
+expect_exit 3 "$BKR" -r "$R" delete 20990101-000000-nope
+grep -qF "no such backup in $R" "$T/err" || fail "delete cut its lookup error: $(cat "$T/err")"
+pass "delete keeps its lookup error naming a ~1000-byte repository path whole"

@@ -502,8 +502,24 @@ static void test_env_newline(void **state)
 	assert_int_equal(bkr_key_unlock(f->s, repo_a, pw, len, &c, NULL), BKR_EKEY);
 	assert_non_null(strstr(bkr_error_message(),
 			       "wrong passphrase: it opens none of the 2 key files in keys/ "
+			       "(BKR_PASSWORD holds a carriage return and a newline, which are part of the "
+			       "passphrase it gives; a password file's line ends before them)"));
+	bkr_key_forget();
+	setenv("BKR_PASSWORD", "alice\n", 1);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), 0);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, pw, len, &c, NULL), BKR_EKEY);
+	assert_non_null(strstr(bkr_error_message(),
 			       "(BKR_PASSWORD holds a newline, which is part of the passphrase it "
 			       "gives; a password file's line ends before one)"));
+	bkr_key_forget();
+	/* a carriage return alone is named as one, not as a newline */
+	setenv("BKR_PASSWORD", "alice\r", 1);
+	assert_int_equal(bkr_key_passphrase("r", false, &pw, &len), 0);
+	assert_int_equal(bkr_key_unlock(f->s, repo_a, pw, len, &c, NULL), BKR_EKEY);
+	assert_non_null(strstr(bkr_error_message(),
+			       "(BKR_PASSWORD holds a carriage return, which is part of the passphrase it "
+			       "gives; a password file's line ends before one)"));
+	assert_null(strstr(bkr_error_message(), "newline"));
 	bkr_key_forget();
 	/* the same line from a file opens; the hint is for the variable only */
 	snprintf(path, sizeof(path), "%s/pw-nl", f->dir);
@@ -525,6 +541,9 @@ static void test_env_newline(void **state)
 	setenv("BKR_NEW_PASSWORD", "new\n", 1);
 	assert_int_equal(bkr_key_new_passphrase(false, &pw, &len), BKR_EINVAL);
 	assert_non_null(strstr(bkr_error_message(), "BKR_NEW_PASSWORD holds a newline: a new passphrase is one line"));
+	setenv("BKR_NEW_PASSWORD", "new\rpass", 1);
+	assert_int_equal(bkr_key_new_passphrase(false, &pw, &len), BKR_EINVAL);
+	assert_non_null(strstr(bkr_error_message(), "BKR_NEW_PASSWORD holds a carriage return: a new passphrase is one line"));
 	unsetenv("BKR_NEW_PASSWORD");
 	setenv("BKR_PASSWORD", "init\npass", 1);
 	assert_int_equal(bkr_key_new_passphrase(true, &pw, &len), BKR_EINVAL);

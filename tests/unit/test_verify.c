@@ -49,6 +49,7 @@ typedef struct {
 	char messages[8192];
 	char runs_named[2048];  /* "<run id>:<path>" of each problem naming a recovery run */
 	char objects[4096];     /* the object of each problem, one a line */
+	size_t min_ifiles;      /* the fewest index files an index problem named (SIZE_MAX: none) */
 	bkr_verify_stats st;
 } fx;
 
@@ -108,6 +109,8 @@ static void on_problem(void *ctx, const bkr_verify_problem *p)
 		f->kinds[p->kind]++;
 	if (!p->error)
 		f->leftovers++;
+	if (p->kind == BKR_VERIFY_INDEX && p->nindex_files < f->min_ifiles)
+		f->min_ifiles = p->nindex_files;
 	snprintf(f->messages + n, sizeof(f->messages) - n, "%s\n", p->message);
 	n = strlen(f->objects);
 	snprintf(f->objects + n, sizeof(f->objects) - n, "%s\n", p->object ? p->object : "");
@@ -127,6 +130,7 @@ static int verify_one(fx *f, const char *id, bool read_data)
 	f->messages[0] = '\0';
 	f->runs_named[0] = '\0';
 	f->objects[0] = '\0';
+	f->min_ifiles = SIZE_MAX;
 	o.backup = id;
 	o.read_data = read_data;
 	o.report = on_problem;
@@ -310,6 +314,47 @@ static void check_altered(fx *f, enum field what)
 	assert_int_equal(verify(f, true), BKR_ECORRUPT);
 	assert_int_equal(f->kinds[BKR_VERIFY_INDEX], 1);
 	assert_int_equal(f->kinds[BKR_VERIFY_DAMAGED_FILE], 1);
+}
+
+/* The altered entry in 300 more index files (each superseding a different
+ * absent file, so each is its own): the problem names all 301, more than
+ * the first growth of the list (256) holds. */
+static void test_index_entry_in_many_files(void **state)
+{
+	fx *f = *state;
+	char dir[400];
+	bkr_index *idx = NULL;
+	struct collect c = { 0 };
+	ssize_t first = -1;
+
+	alter_index(f, F_OFFSET);
+	snprintf(dir, sizeof(dir), "%s/index", f->repo);
+	assert_int_equal(bkr_index_open(&idx, dir), 0);
+	assert_int_equal(bkr_index_foreach(idx, collect, &c), 0);
+	bkr_index_free(idx);
+	for (size_t i = 0; i < c.n && first < 0; i++)
+		if (c.e[i].type == BKR_BLOB_DATA)
+			first = (ssize_t)i;
+	assert_true(first >= 0);
+	for (unsigned k = 0; k < 300; k++) {
+		bkr_index_builder *b = NULL;
+		bkr_id absent = { { 0 } }, out;
+		absent.b[0] = 0xee;
+		absent.b[1] = (uint8_t)(k >> 8);
+		absent.b[2] = (uint8_t)k;
+		assert_int_equal(bkr_index_builder_new(&b), 0);
+		assert_int_equal(bkr_index_builder_add(b, &c.e[first]), 0);
+		assert_int_equal(bkr_index_builder_supersede(b, &absent), 0);
+		assert_int_equal(bkr_index_builder_write(b, dir, &out), 0);
+		bkr_index_builder_free(b);
+	}
+	free(c.e);
+	reopen(f);
+	assert_int_equal(verify(f, false), BKR_ECORRUPT);
+	assert_true(f->kinds[BKR_VERIFY_INDEX] >= 1);
+	assert_int_equal(f->min_ifiles, 301); /* each index problem names every file */
+	assert_non_null(strstr(f->messages, " and 298 more index files"));
+	assert_null(strstr(f->messages, " and 253 more index files"));
 }
 
 static void test_index_offset(void **state) { check_altered(*state, F_OFFSET); }
@@ -644,6 +689,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lost_data_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leftover_pack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_entry_in_many_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_damaged_blob, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_lost_index, setup, teardown),

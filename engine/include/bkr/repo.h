@@ -165,6 +165,13 @@ size_t bkr_repo_tier_count(bkr_repo *r);
 bkr_store *bkr_repo_tier(bkr_repo *r, size_t i, const char **tier, bool *recorded);
 
 /**
+ * Where a pack is searched, for a message: "REPO, tier NAME at LOCATION, ..."
+ * (the repository, then each tier in search order), whole.  Malloc'd (the
+ * caller frees it); NULL out of memory.
+ */
+char *bkr_repo_places(bkr_repo *r);
+
+/**
  * Search @p location too (a configured tier not recorded yet; @p recorded
  * when the caller just recorded it).  A location already searched is
  * not added again (it becomes recorded when @p recorded).  An absent

@@ -39,4 +39,7 @@ char *bkr_utf8_clean(const char *s);
  */
 char *bkr_text_escape(char *out, size_t cap, const char *s, size_t len);
 
+/** bkr_text_escape whole, never cut: malloc'd (the caller frees it), NULL out of memory. */
+char *bkr_text_escape_dup(const char *s, size_t len);
+
 #endif
