@@ -930,6 +930,18 @@ int bkr_index_lookup_nth(const bkr_index *idx, const bkr_id *id, size_t nth, bkr
 	return bkr_error_set(BKR_ENOTFOUND, "blob %s is not in the index", hex);
 }
 
+size_t bkr_index_copies(const bkr_index *idx, const bkr_id *id)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < idx->n; i++) {
+		const uint8_t *end = NULL, *e = search_file_all(&idx->files[i], id, &end);
+		if (e)
+			n += (size_t)(end - e) / BKR_INDEX_ENTRY_SIZE;
+	}
+	return n;
+}
+
 int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *out)
 {
 	return bkr_index_lookup_nth(idx, id, 0, out);

@@ -482,9 +482,11 @@ int bkr_repo_lookup_nth(bkr_repo *r, const bkr_id *id, size_t nth, bkr_index_ent
 	pthread_rwlock_rdlock(&r->index_lock);
 	for (size_t i = r->nretained + 1; i-- > 0;) {
 		const bkr_index *idx = i == r->nretained ? r->index : r->retained[i];
-		for (size_t k = 0; (err = bkr_index_lookup_nth(idx, id, k, &e)) == 0; k++)
-			if (seen++ == nth)
-				goto done;
+		/* one search for the entry, one count past it: stepping through the
+		 * copies one lookup each made a walk over n copies cost n^2 lookups */
+		if ((err = bkr_index_lookup_nth(idx, id, nth - seen, &e)) == 0)
+			goto done;
+		seen += bkr_index_copies(idx, id);
 	}
 done:
 	pthread_rwlock_unlock(&r->index_lock);

@@ -974,6 +974,8 @@ static void test_same_id_twice_in_a_file(void **state)
 	assert_int_equal(bkr_index_lookup_nth(idx, &id, 0, &got[0]), 0);
 	assert_int_equal(bkr_index_lookup_nth(idx, &id, 1, &got[1]), 0);
 	assert_int_equal(bkr_index_lookup_nth(idx, &id, 2, &got[0]), BKR_ENOTFOUND);
+	assert_int_equal(bkr_index_copies(idx, &id), 2);
+	assert_int_equal(bkr_index_copies(idx, &(bkr_id){ { 0x01 } }), 0); /* an id no file holds */
 	assert_int_equal(bkr_index_lookup_nth(idx, &id, 0, &got[0]), 0);
 	assert_memory_equal(got[0].id.b, id.b, BKR_ID_SIZE);
 	assert_memory_equal(got[1].id.b, id.b, BKR_ID_SIZE);

@@ -101,6 +101,9 @@ int bkr_index_lookup(const bkr_index *idx, const bkr_id *id, bkr_index_entry *ou
  */
 int bkr_index_lookup_nth(const bkr_index *idx, const bkr_id *id, size_t nth, bkr_index_entry *out);
 
+/** How many entries name @p id over all of @p idx's files (bkr_index_lookup_nth's nth runs below it). */
+size_t bkr_index_copies(const bkr_index *idx, const bkr_id *id);
+
 /**
  * The loaded files holding exactly entry @p e (its blob at its pack and
  * offset), newest first as lookups take them: the first @p cap of their ids
