@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Damage under a live mount of an encrypted repository (docs/security.md
-# "Tampering", docs/mount.md "Damage"): once the packs are damaged, what the
+# "Threat model", docs/mount.md "Verify results and damage"): once the packs are damaged, what the
 # mount may still serve is what it read and checked before (the trees and
 # chunks it holds in memory: a lookup in a directory it listed answers from
 # the tree it verified, without reading the pack again), never a byte it had
