@@ -72,6 +72,11 @@ void bkr_store_free(bkr_store *s)
 		s->ops->free(s);
 }
 
+size_t bkr_store_fd_max(const bkr_store *s, unsigned requesters)
+{
+	return s && bkr_store_is_url(bkr_store_location(s)) ? (size_t)requesters * BKR_STORE_S3_HANDLE_FDS : 0;
+}
+
 const char *bkr_store_location(const bkr_store *s)
 {
 	return s->location;

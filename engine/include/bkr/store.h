@@ -238,6 +238,24 @@ bool bkr_store_local_shed_for(int e);
  */
 size_t bkr_store_local_cache_max(void);
 
+/**
+ * The most descriptors one thread's requests to an S3 store hold: its curl
+ * handle, kept in the store's pool after the request, keeps one connection
+ * (CURLOPT_MAXCONNECTS 1) and the socket pair of the multi handle
+ * curl_easy_perform keeps in it (libcurl 7.68 and later), and while it
+ * connects one more (the resolver's socket pair, or a second address tried).
+ */
+#define BKR_STORE_S3_HANDLE_FDS 4
+
+/**
+ * The most descriptors @p s holds for @p requesters threads making requests
+ * at once, besides what bkr_store_local_cache_max counts: an S3 store's
+ * handles (BKR_STORE_S3_HANDLE_FDS each, also behind a cache,
+ * bkr_store_cache_open), none for a local store.  A command that counts what
+ * it holds open (a backup's queue) counts these.
+ */
+size_t bkr_store_fd_max(const bkr_store *s, unsigned requesters);
+
 /** Close; NULL is a no-op. */
 void bkr_store_free(bkr_store *s);
 
