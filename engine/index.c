@@ -159,6 +159,28 @@ void bkr_index_set_file_limits(size_t entries, size_t superseded)
 										   : BKR_INDEX_SUPERSEDED_MAX;
 }
 
+/* 0 when object @p obj of @p s holds the @p len bytes of @p buf; BKR_EEXISTS naming it when it holds
+ * others or does not read as an object (damaged: it holds the name, not the index file); a read that
+ * fails otherwise (an I/O error) is that error. */
+static int same_bytes(bkr_store *s, const char *obj, const uint8_t *buf, size_t len)
+{
+	char path[PATH_MAX];
+	bkr_store_view v;
+	int err = bkr_store_view_get(s, obj, len, &v);
+
+	if (err == 0 && v.len == len && !memcmp(v.data, buf, len)) {
+		bkr_store_view_release(&v);
+		return 0;
+	}
+	bkr_store_view_release(&v);
+	if (err < 0 && err != BKR_ECORRUPT)
+		return err;
+	bkr_error_clear();
+	if (bkr_store_describe(s, obj, path, sizeof(path)) < 0)
+		snprintf(path, sizeof(path), "%s", obj);
+	return bkr_error_set(BKR_EEXISTS, "%s: the name of this index file is taken by a damaged one: not replaced", path);
+}
+
 /*
  * One index file of @p n entries superseding @p nsup files, published as
  * "<prefix><hex>.idx"; *id gets its id.
@@ -192,9 +214,10 @@ static int publish_file(const bkr_index_entry *entries, size_t n, const bkr_id *
 	if ((err = object_name(obj, prefix, name)) == 0) {
 		err = bkr_store_put(s, obj, buf, len);
 		if (err == BKR_EEXISTS) {
-			/* Same name = same bytes (the name is the hash): already published. */
+			/* Same name = same bytes (the name is the hash): already published, unless what holds
+			 * the name is damaged (a flipped bit, a FIFO): then the entries are in no index file */
 			bkr_error_clear();
-			err = 0;
+			err = same_bytes(s, obj, buf, len);
 		}
 	}
 	free(buf);

@@ -909,8 +909,7 @@ static int publish(struct repair *p, const bkr_index *idx)
 		err = bkr_index_builder_supersede(b, &files[i]);
 	for (size_t i = 0; i < nstale && err == 0; i++)
 		err = bkr_index_builder_supersede(b, &stale[i]);
-	/* the new index first: damaged files go only once it holds what they held */
-	if (err == 0 && (err = bkr_index_builder_publish(b, p->store, "index/", &id)) < 0)
+	if (err < 0)
 		goto done;
 	if (!(trash = calloc(p->nlisted + 1, sizeof(*trash)))) {
 		err = bkr_error_oom();
@@ -919,7 +918,17 @@ static int publish(struct repair *p, const bkr_index *idx)
 	for (size_t i = 0; i < p->nlisted; i++)
 		if (index_damaged(idx, p->listed[i]))
 			trash[ntrash++] = p->listed[i];
-	err = bkr_trash_move(p->store, trash, ntrash, p->now);
+	/* the new index first: damaged files go only once it holds what they held; but a damaged
+	 * file that holds the new one's name (the same entries: the name is their hash) goes first */
+	if ((err = bkr_index_builder_publish(b, p->store, "index/", &id)) == BKR_EEXISTS && ntrash) {
+		bkr_error_clear();
+		if ((err = bkr_trash_move(p->store, trash, ntrash, p->now)) < 0)
+			goto done;
+		ntrash = 0;
+		err = bkr_index_builder_publish(b, p->store, "index/", &id);
+	}
+	if (err == 0)
+		err = bkr_trash_move(p->store, trash, ntrash, p->now);
 done:
 	free(trash);
 	bkr_index_builder_free(b);
