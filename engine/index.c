@@ -630,6 +630,8 @@ struct listing {
 	size_t plen;
 	struct candidate *cand;
 	size_t n, cap;
+	char **other; /**< "name\0what" of what a local store lists as no object (bkr_store_list_other) */
+	size_t nother, capother;
 };
 
 /* Whether @p name (after the listing's prefix) is an index file: not a
@@ -704,6 +706,36 @@ static int keep_listing(bkr_index *idx, const struct listing *l)
 	return 0;
 }
 
+/* An index file's name that holds no object (a local store's FIFO, socket,
+ * device or symbolic link): kept with what it is, to be named (load_listed). */
+static int add_other(void *ctx, const char *name, const char *what)
+{
+	struct listing *l = ctx;
+	char *e;
+	int err;
+
+	if (!is_index_file(name + l->plen))
+		return 0;
+	if ((err = listed_entry(&e, name, what)) < 0)
+		return err;
+	if ((err = bkr_array_grow((void **)&l->other, &l->capother, l->nother, sizeof(*l->other))) < 0) {
+		free(e);
+		return err;
+	}
+	l->other[l->nother++] = e;
+	return 0;
+}
+
+/* Whether index file id @p id is superseded by a present file of @p l. */
+static bool superseded(const struct listing *l, const bkr_id *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		for (uint32_t k = 0; k < l->cand[i].nsup; k++)
+			if (bkr_id_cmp(&l->cand[i].sup[k], id) == 0)
+				return true;
+	return false;
+}
+
 /* One listing and load; *vanished when a listed file was gone by its read. */
 static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsigned flags, bool *vanished)
 {
@@ -715,7 +747,8 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 	*vanished = false;
 	if ((err = index_new(&idx)) < 0)
 		goto done;
-	if ((err = bkr_store_list_stamped(s, prefix, add_candidate, &l)) < 0)
+	if ((err = bkr_store_list_stamped(s, prefix, add_candidate, &l)) < 0 ||
+	    (err = bkr_store_list_other(s, prefix, add_other, &l)) < 0)
 		goto done;
 	if (l.n > 1)
 		qsort(l.cand, l.n, sizeof(*l.cand), candidate_cmp);
@@ -759,12 +792,33 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 		if (err < 0)
 			goto done;
 	}
+	/* an index file's name holding no object (a FIFO, a symbolic link) is a damaged index file: named,
+	 * never passed over in silence (its entries, if it held any, are missing), unless superseded */
+	for (size_t i = 0; i < l.nother; i++) {
+		const char *name = l.other[i], *what = name + strlen(name) + 1, *base = name + l.plen;
+		char path[PATH_MAX], hex[BKR_ID_HEX];
+		bkr_id id;
+		if (strlen(base) == IDX_NAME_LEN) {
+			memcpy(hex, base, 2 * BKR_ID_SIZE);
+			hex[2 * BKR_ID_SIZE] = '\0';
+			if (bkr_id_from_hex(&id, hex) == 0 && superseded(&l, &id))
+				continue;
+		}
+		if ((err = bkr_store_describe(s, name, path, sizeof(path))) < 0)
+			goto done;
+		err = bkr_error_set(BKR_ECORRUPT, "%s: not a regular file (%s), not an index file", path, what);
+		if (!(flags & BKR_INDEX_SKIP_DAMAGED) || (err = note_skipped(idx)) < 0)
+			goto done;
+	}
 done:
 	for (size_t i = 0; i < l.n; i++) {
 		free(l.cand[i].sup);
 		bkr_store_view_release(&l.cand[i].v);
 	}
 	free(l.cand);
+	for (size_t i = 0; i < l.nother; i++)
+		free(l.other[i]);
+	free(l.other);
 	if (err < 0)
 		bkr_index_free(idx);
 	else

@@ -119,6 +119,14 @@ static int list_index(void *ctx, const char *name)
 	return bkr_array_push_str(&p->listed, &p->caplisted, &p->nlisted, name);
 }
 
+/* An index file's name that holds no object (a FIFO, a symbolic link: bkr_store_list_other): the index
+ * load names it damaged, and it goes into the trash as a damaged index file does */
+static int list_index_other(void *ctx, const char *name, const char *what)
+{
+	(void)what;
+	return list_index(ctx, name);
+}
+
 static int collect_old(const bkr_index_entry *e, void *ctx)
 {
 	struct repair *p = ctx;
@@ -989,6 +997,7 @@ int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *
 	/* list before loading: a file published meanwhile (a recovery run takes no
 	 * lock) is loaded, never mistaken for a damaged one */
 	if ((err = bkr_trash_repo_store(r, &p.store)) < 0 || (err = bkr_store_list(p.store, "index/", list_index, &p)) < 0 ||
+	    (err = bkr_store_list_other(p.store, "index/", list_index_other, &p)) < 0 ||
 	    (err = bkr_index_load(&idx, p.store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0 ||
 	    (err = bkr_index_foreach(idx, collect_old, &p)) < 0)
 		goto done;
