@@ -55,11 +55,8 @@ static int run_init(bctx *c, bkr_repo *r, const bkr_backup_options *o)
 	c->cp.avg = cfg->chunk_avg ? cfg->chunk_avg : BKR_CHUNK_AVG;
 	c->cp.max = cfg->chunk_max ? cfg->chunk_max : BKR_CHUNK_MAX;
 	c->cp.seed = cfg->chunk_seed;
-	if (c->cp.max > BKR_BK_READ_BUF / 2) /* a chunk must fit half a worker's read buffer */
-		return bkr_error_set(BKR_EUNSUPPORTED,
-				     "%s/config.json: key 'chunker.max': %u, more than a backup chunks with (at most %u: "
-				     "bkr init --chunk-avg up to 1048576): this repository takes no backup",
-				     bkr_repo_path(r), c->cp.max, BKR_BK_READ_BUF / 2);
+	if (c->cp.max > BKR_BK_READ_BUF / 2)
+		return bkr_error_set(BKR_EINVAL, "backup: chunk_max %u too large", c->cp.max);
 	c->nthreads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (c->nthreads < 1)
 		c->nthreads = 1;

@@ -1018,23 +1018,6 @@ for v in 2097152 4194304; do
 done
 [ ! -e "$T/num-never" ] || fail "init --chunk-avg 4194304 made $T/num-never"
 expect_exit 0 "$BKR" -q -r "$T/num-ok" create "$T/qsrc"
-# a repository an earlier bkr made so (its config.json sealed with chunker.max 8 MiB): each
-# create said 'backup: chunk_max 8388608 too large', exit 2 (a usage error), naming neither
-# the file nor the key; now one line naming both, exit 4 (unsupported repository data)
-cp -a "$T/num-ok" "$T/num-big"
-python3 - "$T/num-big/config.json" "$T/num-big/config.copy.json" <<'PY'
-import hashlib, json, sys
-for p in sys.argv[1:]:
-    c = json.load(open(p))
-    del c["sha256"]
-    c["chunker"].update(min=524288, avg=2097152, max=8388608)
-    s = json.dumps(c, separators=(",", ":"))[:-1] + ',"sha256":"' + "0" * 64 + '"}'
-    open(p, "w").write(s.replace("0" * 64, hashlib.sha256(s.encode()).hexdigest()))
-PY
-expect_exit 4 "$BKR" -q -r "$T/num-big" create "$T/qsrc"
-one_line_error
-err_has "$T/num-big/config.json: key 'chunker.max': 8388608, more than a backup chunks with" ||
-	fail "create into a repository of chunker.max 8 MiB: $(cat "$T/err")"
 expect_exit 0 "$BKR" -q -r "$Q" cleanup --dry-run --keep-last 0 --max-unused 100
 printf '{"repository": "%s", "workspace_root": "%s", "sources": [{"name": "q", "priority": +5}]}\n' "$Q" "$T/qsrc" >"$T/num.json"
 expect_exit 2 "$BKR" -c "$T/num.json" config check
