@@ -268,9 +268,10 @@ static int scan_dir(bctx *c, const bkr_source_spec *src, scan_frame *f)
 	if (err < 0)
 		return err;
 	if (dfd < 0 || !(d = fdopendir(dfd))) {
+		int e = errno; /* before close may change it */
 		if (dfd >= 0)
 			close(dfd);
-		bkr_bk_warn(c, f->dir, "cannot list directory: %s", strerror(errno));
+		bkr_bk_warn(c, f->dir, "cannot list directory: %s", strerror(e));
 		return 0;
 	}
 	c->scan_fds++;
