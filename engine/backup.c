@@ -55,8 +55,11 @@ static int run_init(bctx *c, bkr_repo *r, const bkr_backup_options *o)
 	c->cp.avg = cfg->chunk_avg ? cfg->chunk_avg : BKR_CHUNK_AVG;
 	c->cp.max = cfg->chunk_max ? cfg->chunk_max : BKR_CHUNK_MAX;
 	c->cp.seed = cfg->chunk_seed;
-	if (c->cp.max > BKR_BK_READ_BUF / 2)
-		return bkr_error_set(BKR_EINVAL, "backup: chunk_max %u too large", c->cp.max);
+	if (c->cp.max > BKR_BK_READ_BUF / 2) /* a chunk must fit half a worker's read buffer */
+		return bkr_error_set(BKR_EINVAL,
+				     "%s/config.json: key 'chunker.max': %u is more than a backup can chunk with (%u at "
+				     "most: init --chunk-avg 1048576 or less); no backup can be made into this repository",
+				     bkr_repo_path(r), c->cp.max, BKR_BK_READ_BUF / 2);
 	c->nthreads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (c->nthreads < 1)
 		c->nthreads = 1;

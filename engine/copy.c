@@ -51,6 +51,9 @@ struct copier {
 	bkr_idset suspect;      /* blobs the destination's verify and damage records name */
 	bkr_idset known;        /* pairs found the same before (the cache file: same_key) */
 	bkr_idset confirmed;    /* pairs found the same, or copied, in this run */
+	char *cache_dir;        /* the cache file's folder and name (cache_path), NULL for none */
+	char *cache_name;
+	bool cache_none;        /* cache_path found none (told once) */
 	bool met_damage;        /* dest_damaged named a damaged tree (same_backup: nothing confirmed) */
 	bkr_id bad_tree;        /* the destination tree load_dest_tree last failed to read */
 	const char *dest_backup; /* the destination's backup whose trees are walked (same_dir, the hint) */
@@ -628,39 +631,47 @@ static void same_key(const char *backup_id, const bkr_id *src, const bkr_id *dst
 	bkr_hash_free(h);
 }
 
-/* The cache's folder and file name for this pair of repositories; false when there is none. */
-static bool cache_path(const struct copier *c, char *dir, size_t cap, char *name, size_t ncap)
+/* The cache's folder and file name for this pair of repositories, found once per run (the
+ * no-cache event is told once); false when there is none. */
+static bool cache_path(struct copier *c)
 {
 	const char *a = bkr_repo_get_config(c->from)->id, *b = bkr_repo_get_config(c->to)->id;
-	char *d;
-	int n;
+	static const char hex[] = "0123456789abcdefABCDEF";
 
-	if (strspn(a, "0123456789abcdefABCDEF") != strlen(a) || strspn(b, "0123456789abcdefABCDEF") != strlen(b))
+	if (c->cache_dir || c->cache_none)
+		return c->cache_dir != NULL;
+	c->cache_none = true;
+	if (strspn(a, hex) != strlen(a) || strspn(b, hex) != strlen(b))
 		return false;
-	if (!(d = bkr_host_cache_dir("bkr/copy"))) { /* no cache: every backup is compared */
+	if (!(c->cache_dir = bkr_host_cache_dir("bkr/copy"))) { /* no cache: every backup is compared */
 		bkr_log_event(BKR_LOG_DEBUG, "copy", "no-cache", NULL, "%s: every backup is compared",
 			      bkr_error_message());
 		bkr_error_clear();
 		return false;
 	}
-	n = snprintf(dir, cap, "%s", d);
-	free(d);
-	return n > 0 && (size_t)n < cap && snprintf(name, ncap, "%s-%s", a, b) < (int)ncap;
+	if (asprintf(&c->cache_name, "%s-%s", a, b) < 0) {
+		c->cache_name = NULL;
+		free(c->cache_dir);
+		c->cache_dir = NULL;
+		return false;
+	}
+	c->cache_none = false;
+	return true;
 }
 
 /* c->known from the cache file: what does not read or parse is no cache (nothing known). */
 static void cache_read(struct copier *c)
 {
-	char dir[4096], name[80], path[4200];
+	char *path;
 	uint8_t *buf = NULL;
 	size_t len = 0, ml = strlen(COPY_CACHE_MAGIC);
 	bool ok, oom = false;
 
-	if (!cache_path(c, dir, sizeof(dir), name, sizeof(name)))
+	if (!cache_path(c) || asprintf(&path, "%s/%s", c->cache_dir, c->cache_name) < 0)
 		return;
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (bkr_io_read_file(path, COPY_CACHE_MAX, &buf, &len) < 0) {
 		bkr_error_clear();
+		free(path);
 		return;
 	}
 	ok = len >= ml && !memcmp(buf, COPY_CACHE_MAGIC, ml) && (len - ml) % (BKR_ID_HEX) == 0;
@@ -686,18 +697,19 @@ static void cache_read(struct copier *c)
 				      "%s: not a copy cache: every backup is compared", path);
 	}
 	free(buf);
+	free(path);
 }
 
 /* The cache file: the keys confirmed in this run (and, @p keep_known, those read); a failure is
  * logged, never the copy's (the next run compares again). */
 static void cache_write(struct copier *c, bool keep_known)
 {
-	char dir[4096], name[80], *buf;
+	char *buf;
 	size_t ml = strlen(COPY_CACHE_MAGIC), len = ml;
 	size_t n = c->confirmed.n + (keep_known ? c->known.n : 0);
 	int err = 0;
 
-	if (!cache_path(c, dir, sizeof(dir), name, sizeof(name)))
+	if (!cache_path(c))
 		return;
 	if (!(buf = malloc(ml + n * BKR_ID_HEX))) {
 		err = bkr_error_oom();
@@ -713,13 +725,13 @@ static void cache_write(struct copier *c, bool keep_known)
 				len += BKR_ID_HEX;
 			}
 	}
-	if ((err = bkr_io_mkdir_p(dir, 0700)) == 0)
-		err = bkr_io_publish(dir, name, buf, len, BKR_IO_REPLACE);
+	if ((err = bkr_io_mkdir_p(c->cache_dir, 0700)) == 0)
+		err = bkr_io_publish(c->cache_dir, c->cache_name, buf, len, BKR_IO_REPLACE);
 done:
 	if (err < 0) {
-		bkr_log_event(BKR_LOG_WARN, "copy", "cache-not-written", (const char *[]){ "dir", dir, NULL },
-			      "%s/%s: not written (%s): the next copy compares every backup again", dir, name,
-			      bkr_error_message());
+		bkr_log_event(BKR_LOG_WARN, "copy", "cache-not-written", (const char *[]){ "dir", c->cache_dir, NULL },
+			      "%s/%s: not written (%s): the next copy compares every backup again", c->cache_dir,
+			      c->cache_name, bkr_error_message());
 		bkr_error_clear();
 	}
 	free(buf);
@@ -1353,6 +1365,8 @@ done:
 	bkr_idset_free(&c.suspect);
 	bkr_idset_free(&c.known);
 	bkr_idset_free(&c.confirmed);
+	free(c.cache_dir);
+	free(c.cache_name);
 	bkr_records_free(drs);
 	bkr_pathbuf_free(&c.path);
 	bkr_manifest_list_free(&l);

@@ -159,6 +159,28 @@ void bkr_index_set_file_limits(size_t entries, size_t superseded)
 										   : BKR_INDEX_SUPERSEDED_MAX;
 }
 
+/* 0 when object @p obj of @p s holds the @p len bytes of @p buf; BKR_EEXISTS naming it when it holds
+ * others or does not read as an object (damaged: it holds the name, not the index file); a read that
+ * fails otherwise (an I/O error) is that error. */
+static int same_bytes(bkr_store *s, const char *obj, const uint8_t *buf, size_t len)
+{
+	char path[PATH_MAX];
+	bkr_store_view v;
+	int err = bkr_store_view_get(s, obj, len, &v);
+
+	if (err == 0 && v.len == len && !memcmp(v.data, buf, len)) {
+		bkr_store_view_release(&v);
+		return 0;
+	}
+	bkr_store_view_release(&v);
+	if (err < 0 && err != BKR_ECORRUPT)
+		return err;
+	bkr_error_clear();
+	if (bkr_store_describe(s, obj, path, sizeof(path)) < 0)
+		snprintf(path, sizeof(path), "%s", obj);
+	return bkr_error_set(BKR_EEXISTS, "%s: the name of this index file is taken by a damaged one: not replaced", path);
+}
+
 /*
  * One index file of @p n entries superseding @p nsup files, published as
  * "<prefix><hex>.idx"; *id gets its id.
@@ -192,9 +214,10 @@ static int publish_file(const bkr_index_entry *entries, size_t n, const bkr_id *
 	if ((err = object_name(obj, prefix, name)) == 0) {
 		err = bkr_store_put(s, obj, buf, len);
 		if (err == BKR_EEXISTS) {
-			/* Same name = same bytes (the name is the hash): already published. */
+			/* Same name = same bytes (the name is the hash): already published, unless what holds
+			 * the name is damaged (a flipped bit, a FIFO): then the entries are in no index file */
 			bkr_error_clear();
-			err = 0;
+			err = same_bytes(s, obj, buf, len);
 		}
 	}
 	free(buf);
@@ -607,6 +630,8 @@ struct listing {
 	size_t plen;
 	struct candidate *cand;
 	size_t n, cap;
+	char **other; /**< "name\0what" of what a local store lists as no object (bkr_store_list_other) */
+	size_t nother, capother;
 };
 
 /* Whether @p name (after the listing's prefix) is an index file: not a
@@ -681,6 +706,36 @@ static int keep_listing(bkr_index *idx, const struct listing *l)
 	return 0;
 }
 
+/* An index file's name that holds no object (a local store's FIFO, socket,
+ * device or symbolic link): kept with what it is, to be named (load_listed). */
+static int add_other(void *ctx, const char *name, const char *what)
+{
+	struct listing *l = ctx;
+	char *e;
+	int err;
+
+	if (!is_index_file(name + l->plen))
+		return 0;
+	if ((err = listed_entry(&e, name, what)) < 0)
+		return err;
+	if ((err = bkr_array_grow((void **)&l->other, &l->capother, l->nother, sizeof(*l->other))) < 0) {
+		free(e);
+		return err;
+	}
+	l->other[l->nother++] = e;
+	return 0;
+}
+
+/* Whether index file id @p id is superseded by a present file of @p l. */
+static bool superseded(const struct listing *l, const bkr_id *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		for (uint32_t k = 0; k < l->cand[i].nsup; k++)
+			if (bkr_id_cmp(&l->cand[i].sup[k], id) == 0)
+				return true;
+	return false;
+}
+
 /* One listing and load; *vanished when a listed file was gone by its read. */
 static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsigned flags, bool *vanished)
 {
@@ -692,7 +747,8 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 	*vanished = false;
 	if ((err = index_new(&idx)) < 0)
 		goto done;
-	if ((err = bkr_store_list_stamped(s, prefix, add_candidate, &l)) < 0)
+	if ((err = bkr_store_list_stamped(s, prefix, add_candidate, &l)) < 0 ||
+	    (err = bkr_store_list_other(s, prefix, add_other, &l)) < 0)
 		goto done;
 	if (l.n > 1)
 		qsort(l.cand, l.n, sizeof(*l.cand), candidate_cmp);
@@ -736,12 +792,33 @@ static int load_listed(bkr_index **out, bkr_store *s, const char *prefix, unsign
 		if (err < 0)
 			goto done;
 	}
+	/* an index file's name holding no object (a FIFO, a symbolic link) is a damaged index file: named,
+	 * never passed over in silence (its entries, if it held any, are missing), unless superseded */
+	for (size_t i = 0; i < l.nother; i++) {
+		const char *name = l.other[i], *what = name + strlen(name) + 1, *base = name + l.plen;
+		char path[PATH_MAX], hex[BKR_ID_HEX];
+		bkr_id id;
+		if (strlen(base) == IDX_NAME_LEN) {
+			memcpy(hex, base, 2 * BKR_ID_SIZE);
+			hex[2 * BKR_ID_SIZE] = '\0';
+			if (bkr_id_from_hex(&id, hex) == 0 && superseded(&l, &id))
+				continue;
+		}
+		if ((err = bkr_store_describe(s, name, path, sizeof(path))) < 0)
+			goto done;
+		err = bkr_error_set(BKR_ECORRUPT, "%s: not a regular file (%s), not an index file", path, what);
+		if (!(flags & BKR_INDEX_SKIP_DAMAGED) || (err = note_skipped(idx)) < 0)
+			goto done;
+	}
 done:
 	for (size_t i = 0; i < l.n; i++) {
 		free(l.cand[i].sup);
 		bkr_store_view_release(&l.cand[i].v);
 	}
 	free(l.cand);
+	for (size_t i = 0; i < l.nother; i++)
+		free(l.other[i]);
+	free(l.other);
 	if (err < 0)
 		bkr_index_free(idx);
 	else

@@ -810,11 +810,7 @@ static int write_index(struct prune *p, bkr_index *idx)
 	for (size_t i = 0; i < nstale && err == 0; i++)
 		err = bkr_index_builder_supersede(b, &stale[i]);
 	if (err == 0)
-		err = bkr_index_builder_publish(b, p->store, "index/", &id);
-	if (err == BKR_EEXISTS) {
-		bkr_error_clear(); /* the same index is there already: nothing changed */
-		err = 0;
-	}
+		err = bkr_index_builder_publish(b, p->store, "index/", &id); /* the same file there already is 0 */
 done:
 	bkr_pack_writer_free(rp.w);
 	bkr_index_builder_free(b);

@@ -119,6 +119,14 @@ static int list_index(void *ctx, const char *name)
 	return bkr_array_push_str(&p->listed, &p->caplisted, &p->nlisted, name);
 }
 
+/* An index file's name that holds no object (a FIFO, a symbolic link: bkr_store_list_other): the index
+ * load names it damaged, and it goes into the trash as a damaged index file does */
+static int list_index_other(void *ctx, const char *name, const char *what)
+{
+	(void)what;
+	return list_index(ctx, name);
+}
+
 static int collect_old(const bkr_index_entry *e, void *ctx)
 {
 	struct repair *p = ctx;
@@ -909,8 +917,7 @@ static int publish(struct repair *p, const bkr_index *idx)
 		err = bkr_index_builder_supersede(b, &files[i]);
 	for (size_t i = 0; i < nstale && err == 0; i++)
 		err = bkr_index_builder_supersede(b, &stale[i]);
-	/* the new index first: damaged files go only once it holds what they held */
-	if (err == 0 && (err = bkr_index_builder_publish(b, p->store, "index/", &id)) < 0)
+	if (err < 0)
 		goto done;
 	if (!(trash = calloc(p->nlisted + 1, sizeof(*trash)))) {
 		err = bkr_error_oom();
@@ -919,7 +926,17 @@ static int publish(struct repair *p, const bkr_index *idx)
 	for (size_t i = 0; i < p->nlisted; i++)
 		if (index_damaged(idx, p->listed[i]))
 			trash[ntrash++] = p->listed[i];
-	err = bkr_trash_move(p->store, trash, ntrash, p->now);
+	/* the new index first: damaged files go only once it holds what they held; but a damaged
+	 * file that holds the new one's name (the same entries: the name is their hash) goes first */
+	if ((err = bkr_index_builder_publish(b, p->store, "index/", &id)) == BKR_EEXISTS && ntrash) {
+		bkr_error_clear();
+		if ((err = bkr_trash_move(p->store, trash, ntrash, p->now)) < 0)
+			goto done;
+		ntrash = 0;
+		err = bkr_index_builder_publish(b, p->store, "index/", &id);
+	}
+	if (err == 0)
+		err = bkr_trash_move(p->store, trash, ntrash, p->now);
 done:
 	free(trash);
 	bkr_index_builder_free(b);
@@ -980,6 +997,7 @@ int bkr_repair_run(bkr_repo *r, const bkr_repair_options *o, bkr_repair_report *
 	/* list before loading: a file published meanwhile (a recovery run takes no
 	 * lock) is loaded, never mistaken for a damaged one */
 	if ((err = bkr_trash_repo_store(r, &p.store)) < 0 || (err = bkr_store_list(p.store, "index/", list_index, &p)) < 0 ||
+	    (err = bkr_store_list_other(p.store, "index/", list_index_other, &p)) < 0 ||
 	    (err = bkr_index_load(&idx, p.store, "index/", BKR_INDEX_SKIP_DAMAGED)) < 0 ||
 	    (err = bkr_index_foreach(idx, collect_old, &p)) < 0)
 		goto done;

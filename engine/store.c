@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define NAME_MAX_LEN 1000
 
@@ -69,6 +70,11 @@ void bkr_store_free(bkr_store *s)
 {
 	if (s)
 		s->ops->free(s);
+}
+
+size_t bkr_store_fd_max(const bkr_store *s, unsigned requesters)
+{
+	return s && bkr_store_is_url(bkr_store_location(s)) ? (size_t)requesters * BKR_STORE_S3_HANDLE_FDS : 0;
 }
 
 const char *bkr_store_location(const bkr_store *s)
@@ -171,38 +177,78 @@ int bkr_store_stat(bkr_store *s, const char *name, uint64_t *size)
 
 /*
  * Whether @p err, of a read or stat of object @p name that a listing named,
- * is "no such object": then it is logged, and asked again once; a second
- * one is listed_unreadable.
+ * is "no such object" (the @p attempt th, from 0): then it is logged, and
+ * asked again after a pause on an object store (an eventually consistent one
+ * serves soon what it lists: LISTED_PAUSE_MS, at most half a second in all);
+ * after LISTED_TRIES such answers, listed_unreadable.
  */
-static bool listed_missing(bkr_store *s, const char *name, int err)
+#define LISTED_TRIES 3
+static const unsigned LISTED_PAUSE_MS[LISTED_TRIES - 1] = { 100, 400 };
+
+static bool listed_missing(bkr_store *s, const char *name, int err, int attempt)
 {
 	char where[PATH_MAX];
-	if (err != BKR_ENOTFOUND)
+	if (err != BKR_ENOTFOUND || attempt >= LISTED_TRIES - 1)
 		return false;
 	if (bkr_store_describe(s, name, where, sizeof(where)) < 0)
 		snprintf(where, sizeof(where), "%s", name);
 	bkr_log_warn("store", "%s: listed, but the store answered 'no such object': asking again", where);
 	bkr_error_clear();
+	if (bkr_store_is_url(s->location)) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)LISTED_PAUSE_MS[attempt] * 1000000L };
+		while (nanosleep(&ts, &ts) < 0)
+			;
+	}
 	return true;
 }
 
-/* Listed object @p name answered "no such object" twice: an I/O error, maybe transient, never damage. */
+struct listed_find {
+	const char *name;
+	bool found;
+};
+
+static int listed_find_cb(void *ctx, const char *name)
+{
+	struct listed_find *f = ctx;
+	if (!strcmp(name, f->name))
+		f->found = true;
+	return 0;
+}
+
+/*
+ * Listed object @p name answered "no such object" LISTED_TRIES times: an I/O
+ * error, never damage.  Its folder is listed again: an object gone from the
+ * listing too was deleted since it was listed (a prune or delete running
+ * alongside), one still listed is not served (an eventually consistent store,
+ * a proxy answering 404).
+ */
 static int listed_unreadable(bkr_store *s, const char *name)
 {
-	char where[PATH_MAX];
+	char where[PATH_MAX], folder[PATH_MAX];
+	struct listed_find f = { .name = name };
+	const char *slash = strrchr(name, '/');
+	int err;
 	if (bkr_store_describe(s, name, where, sizeof(where)) < 0)
 		snprintf(where, sizeof(where), "%s", name);
-	return bkr_error_set(BKR_EIO, "%s: listed, but not readable: the store answered 'no such object' twice (an "
-			     "eventually consistent store, or a proxy, answering 404 for an object it lists): not damage, "
-			     "nothing is dropped for it; run the command again later", where);
+	snprintf(folder, sizeof(folder), "%.*s", slash ? (int)(slash + 1 - name) : 0, name);
+	err = bkr_store_list(s, folder, listed_find_cb, &f);
+	bkr_error_clear();
+	if (err >= 0 && !f.found)
+		return bkr_error_set(BKR_EIO, "%s: listed, but gone: deleted since it was listed (a prune, delete or "
+				     "repair running alongside): not damage, nothing is dropped for it; run the "
+				     "command again", where);
+	return bkr_error_set(BKR_EIO, "%s: listed, but not readable: the store answered 'no such object' %d times "
+			     "and still lists it (an eventually consistent store, or a proxy, answering 404 for an "
+			     "object it lists): not damage, nothing is dropped for it; run the command again later",
+			     where, LISTED_TRIES);
 }
 
 int bkr_store_stat_listed(bkr_store *s, const char *name, uint64_t *size)
 {
 	int err = bkr_store_stat(s, name, size);
-	if (listed_missing(s, name, err) && (err = bkr_store_stat(s, name, size)) == BKR_ENOTFOUND)
-		err = listed_unreadable(s, name);
-	return err;
+	for (int i = 0; listed_missing(s, name, err, i); i++)
+		err = bkr_store_stat(s, name, size);
+	return err == BKR_ENOTFOUND ? listed_unreadable(s, name) : err;
 }
 
 int bkr_store_stat_time(bkr_store *s, const char *name, uint64_t *size, int64_t *mtime)
@@ -272,10 +318,11 @@ int bkr_store_get_range(bkr_store *s, const char *name, uint64_t off, size_t len
 	if ((err = check_name(name, false)) < 0)
 		return err;
 	err = s->ops->get_range(s, name, off, len, buf, flags & ~(unsigned)BKR_STORE_LISTED);
-	if ((flags & BKR_STORE_LISTED) && listed_missing(s, name, err) &&
-	    (err = s->ops->get_range(s, name, off, len, buf, flags & ~(unsigned)BKR_STORE_LISTED)) == BKR_ENOTFOUND)
-		err = listed_unreadable(s, name);
-	return err;
+	if (!(flags & BKR_STORE_LISTED))
+		return err;
+	for (int i = 0; listed_missing(s, name, err, i); i++)
+		err = s->ops->get_range(s, name, off, len, buf, flags & ~(unsigned)BKR_STORE_LISTED);
+	return err == BKR_ENOTFOUND ? listed_unreadable(s, name) : err;
 }
 
 int bkr_store_advise(bkr_store *s, const char *name, uint64_t off, uint64_t len)

@@ -312,24 +312,21 @@ static int file_write(const char *path, const char *rel, const uint8_t *data, si
 static int file_check(const char *path, const char *rel, uint8_t **out, uint64_t *len, struct version *v)
 {
 	uint8_t *buf = NULL, tr[TRAILER];
-	struct stat st;
 	bkr_id sum;
 	uint64_t n;
+	size_t size;
 	int fd, err = 0;
 
 	if (out)
 		*out = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return bkr_error_set_errno(errno, "%s", path);
-	if (fstat(fd, &st) < 0) {
-		err = bkr_error_set_errno(errno, "%s", path);
-		goto done;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size < TRAILER) {
+	/* not blocking on a FIFO planted in the cache, refused as what is no regular file */
+	if ((err = bkr_io_open_file(path, SIZE_MAX, &fd, &size)) < 0)
+		return err;
+	if (size < TRAILER) {
 		err = bkr_error_set(BKR_ECORRUPT, "%s: cache file truncated", path);
 		goto done;
 	}
-	n = (uint64_t)st.st_size - TRAILER;
+	n = (uint64_t)size - TRAILER;
 	if ((err = bkr_io_pread_full(fd, tr, TRAILER, n, path)) < 0)
 		goto done;
 	if (memcmp(tr, MAGIC, 8) || get_u64(tr + 8) != n || n > SIZE_MAX - 1) {
@@ -365,9 +362,10 @@ done:
 /* @p len bytes at @p off of cache file @p path (checked before) */
 static int file_read(const char *path, uint64_t off, size_t len, void *buf)
 {
+	size_t size;
 	int fd, err;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return bkr_error_set_errno(errno, "%s", path);
+	if ((err = bkr_io_open_file(path, SIZE_MAX, &fd, &size)) < 0)
+		return err;
 	err = bkr_io_pread_full(fd, buf, len, off, path);
 	close(fd);
 	return err;
@@ -1194,7 +1192,7 @@ static void sweep_one(const char *parent, const char *name, time_t before)
 	    !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
 		return;
 	snprintf(path, sizeof(path), "%s/location", dir);
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0) {
 		if ((got = read(fd, where, sizeof(where) - 1)) > 0)
 			where[got] = '\0';
 		close(fd);

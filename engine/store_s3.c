@@ -576,6 +576,7 @@ static int s3_perform(s3_store *s, struct s3_req *r)
 		errbuf[0] = '\0';
 		curl_easy_setopt(h, CURLOPT_URL, url);
 		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(h, CURLOPT_MAXCONNECTS, 1L); /* BKR_STORE_S3_HANDLE_FDS */
 		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
 		curl_easy_setopt(h, CURLOPT_USERPWD, s->userpwd);

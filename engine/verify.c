@@ -999,9 +999,8 @@ static void bad_tree(struct verify *v, const bkr_manifest *m, const bkr_id *id, 
 {
 	bkr_index_entry e;
 	const struct unindexed *u = NULL;
-	char hex[BKR_ID_HEX], why[1024];
-	snprintf(why, sizeof(why), "%s", msg); /* the lookup below sets the error slot @p msg may be */
-	msg = why;
+	char hex[BKR_ID_HEX], *own = strdup(msg); /* whole: the lookup below sets the error slot @p msg may be */
+	msg = own ? own : OOM_MESSAGE;
 	v->walk_incomplete = true;
 	bkr_id_to_hex(id, hex);
 	bool unindexed = bkr_repo_lookup(v->r, id, &e) < 0;
@@ -1016,6 +1015,7 @@ static void bad_tree(struct verify *v, const bkr_manifest *m, const bkr_id *id, 
 		       strcmp(path, "/") ? "" : "root tree: ", msg, u->path);
 	else
 		report(v, BKR_VERIFY_TREE, hex, m->backup_id, path, "%s%s", strcmp(path, "/") ? "" : "root tree: ", msg);
+	free(own);
 }
 
 /* The blob of a recovery run's report (not an entry of its tree). */

@@ -118,12 +118,17 @@ static int filter_options(const char *list, char *out, size_t cap)
 			return -1;
 		}
 		if (n && !dropped(p, (size_t)n)) {
+			size_t mark = len, at;
 			if (len && len + 1 < cap)
 				out[len++] = ',';
+			at = len;
 			if (len + 1 >= cap || put_option(p, (size_t)n, out, &len, cap) < 0) {
 				fprintf(stderr, "%s: too many options\n", progname);
 				return -1;
 			}
+			/* as bkrfs reads it: nothing ("" alone), or mount(8)'s own ("rw") */
+			if (len == at || dropped(out + at, len - at))
+				out[len = mark] = '\0';
 		}
 		p += n;
 		if (*p == ',')

@@ -479,8 +479,12 @@ int bkr_bk_fd_room(bctx *c, const node *n)
  * repository's lock and the writer's mark, the writer's packs
  * (BKR_WRITER_FDS), and one short open of the scan at a time (a parent
  * tree's pack, a user's or group's name, /proc); and the stores' cache
- * (bkr_store_local_cache_max). */
+ * (bkr_store_local_cache_max) and an S3 repository's connections
+ * (bkr_store_fd_max) for BK_REQUESTERS threads: the scan (a parent's trees,
+ * then the index and manifest), the writer's publisher (packs), and the
+ * refreshers of the lock and of the mark. */
 #define BK_FD_RESERVE (3 + 1 + 2 + BKR_WRITER_FDS + 1)
+#define BK_REQUESTERS 4
 /* what the scan needs at least: a source's directory, its listing, a file */
 #define BK_FD_LEAST 3
 
@@ -497,7 +501,8 @@ int bkr_bk_pool_start(bctx *c)
 	 * below what the scan needs at least, the backup stops now */
 	c->fq_lim = SIZE_MAX;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-		size_t reserve = BK_FD_RESERVE + bkr_store_local_cache_max();
+		size_t reserve = BK_FD_RESERVE + bkr_store_local_cache_max() +
+				 bkr_store_fd_max(bkr_repo_store(c->repo), BK_REQUESTERS);
 		c->fq_lim = rl.rlim_cur > reserve ? (size_t)rl.rlim_cur - reserve : 0;
 	}
 	if (c->fq_lim < BK_FD_LEAST)

@@ -18,7 +18,9 @@ objects it does not serve (an eventually consistent one, or a misbehaving
 proxy): MISSFILE, read at each request, holds lines "N KEY" (KEY as the path
 ends, N the number of GETs and HEADs still to answer, -1 for all of them); such
 a request is answered 404 NoSuchKey, N decremented in MISSFILE, and "404 KEY"
-written to COUNTFILE.  Listings pass through unchanged.
+written to COUNTFILE.  Listings pass through unchanged.  A line "N KEY delete"
+also deletes the object from UPSTREAM when it answers the first of those 404s
+(a prune running alongside the client: "delete KEY" in COUNTFILE).
 """
 import datetime
 import hashlib
@@ -39,13 +41,13 @@ EMPTY = hashlib.sha256(b"").hexdigest()
 lock = threading.Lock()
 
 
-def sign(path, host):
-    """The headers of a GET of PATH (already percent-encoded, no query) signed for HOST."""
+def sign(path, host, method="GET"):
+    """The headers of a METHOD of PATH (already percent-encoded, no query, no body) signed for HOST."""
     now = datetime.datetime.now(datetime.timezone.utc)
     amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     headers = {"host": host, "x-amz-content-sha256": EMPTY, "x-amz-date": amz_date}
     names = ";".join(sorted(headers))
-    canonical = "\n".join(["GET", path, "", "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)), names, EMPTY])
+    canonical = "\n".join([method, path, "", "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)), names, EMPTY])
     scope = f"{day}/{REGION}/s3/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     k = ("AWS4" + SECRET).encode()
@@ -68,10 +70,18 @@ def missing(command, path):
             return False
         for entry in lines:
             if path.endswith(entry[1]) and int(entry[0]) != 0:
+                if len(entry) > 2 and entry[2] == "delete":
+                    entry.pop()
+                    up = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=120)
+                    up.request("DELETE", path, headers=sign(path, UPSTREAM.netloc, "DELETE"))
+                    status = up.getresponse().status
+                    up.close()
+                    with open(COUNTFILE, "a") as f:
+                        f.write(f"delete {path} {status}\n")
                 if int(entry[0]) > 0:
                     entry[0] = str(int(entry[0]) - 1)
                 with open(MISSFILE + ".tmp", "w") as f:
-                    f.write("".join(f"{n} {k}\n" for n, k in lines))
+                    f.write("".join(" ".join(entry) + "\n" for entry in lines))
                 os.rename(MISSFILE + ".tmp", MISSFILE)
                 with open(COUNTFILE, "a") as f:
                     f.write(f"404 {path}\n")

@@ -753,6 +753,9 @@ mv "$KE/tree" "$T/ke-tree"
 BKR_FROM_PASSWORD=pass-k expect_exit 4 env -C "$T/cwd" XDG_CACHE_HOME=rel HOME=home "$BKR" copy --from "$KE" --to "$KC"
 mv "$T/ke-tree" "$KE/tree"
 [ -z "$(ls -A "$T/cwd")" ] || fail "copy wrote below the working directory: $(ls -R "$T/cwd")"
+# ... and says so once a run (the cache is looked for once, not by its read and its write)
+BKR_FROM_PASSWORD=pass-k expect_exit 0 env -C "$T/cwd" XDG_CACHE_HOME=rel HOME=home "$BKR" -vv copy --from "$KE" --to "$KC"
+[ "$(grep -c "every backup is compared" "$T/err")" = 1 ] || fail "no cache told other than once: $(cat "$T/err")"
 pass "the copy cache: a relative XDG_CACHE_HOME or HOME is ignored, never resolved against the working directory"
 
 # 'bkr copy latest' is the newest backup made by now, as every command's

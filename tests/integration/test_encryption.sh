@@ -168,6 +168,11 @@ err_has " -o password_command=cut -d\\, -f2 $T/pw-comma,allow_other" ||
 	fail "mount.bkrfs did not escape a quoted password_command: $(cat "$T/err")"
 expect_exit 0 "$BKR_BUILD_ROOT/fs/mount.bkrfs" "$R" "$M" -f -v -o 'password_command="a\b,c",x-1="d,e"'
 err_has ' -o password_command=a\\b\,c' || fail "mount.bkrfs: a quoted backslash: $(cat "$T/err")"
+# what is nothing once unquoted ("" alone) or mount(8)'s own once unquoted ("rw") is
+# dropped as written bare: bkrfs refused '-o allow_other,' ("unknown option(s): `-o '")
+# and '-o rw' ("the mount is read-only")
+expect_exit 0 "$BKR_BUILD_ROOT/fs/mount.bkrfs" "$R" "$M" -f -v -o '"",allow_other,"rw","x-a"="b,c",""'
+[[ $(<"$T/err") == *" $M -o allow_other" ]] || fail "mount.bkrfs: an empty or mount(8) option in quotes: $(cat "$T/err")"
 # a quote left open: one line naming the option, exit 1 (mount's usage status), nothing run
 expect_exit 1 "$BKR_BUILD_ROOT/fs/mount.bkrfs" "$R" "$M" -f -v -o 'ro,password_command="cut -d, -f2'
 one_line_error

@@ -656,3 +656,33 @@ pass "verify and repair name every place a missing pack was searched whole, unde
 expect_exit 3 "$BKR" -r "$R" delete 20990101-000000-nope
 grep -qF "no such backup in $R" "$T/err" || fail "delete cut its lookup error: $(cat "$T/err")"
 pass "delete keeps its lookup error naming a ~1000-byte repository path whole"
+
+# --- an index file damaged in place (a flipped bit) whose entries the packs' footers give
+# again exactly: the rebuilt index file has the damaged one's name (the name is the hash of
+# its bytes), and its publish found the name taken ('same name, same bytes'), so repair
+# moved the damaged file into the trash and left index/ empty while saying 'rewritten as
+# one index file' (exit 0): nothing restored after the repair.  The damaged file now goes
+# into the trash first, then the new one is published.  Plain and encrypted.
+ws=$T/ws
+for enc in none aes-256-gcm; do
+	R=$T/same-name-$enc
+	export BKR_TEST_KDF_N=1024 BKR_PASSWORD='same name: correct horse'
+	expect_exit 0 "$BKR" -q init -r "$R" --encryption "$enc"
+	expect_exit 0 "$BKR" -q -r "$R" create "$ws"
+	mapfile -t idx < <(find "$R/index" -name '*.idx')
+	[ "${#idx[@]}" = 1 ] || fail "$enc: one backup should have one index file"
+	size=$(stat -c %s "${idx[0]}")
+	printf '\x01' | dd of="${idx[0]}" bs=1 seek=$((size - 40)) conv=notrunc status=none
+	expect_exit 0 "$BKR" -r "$R" repair
+	grep -qF "index/$(basename "${idx[0]}"): damaged or unknown index file: moved into trash" "$T/out" ||
+		fail "$enc: repair did not name the damaged index file: $(cat "$T/out" "$T/err")"
+	cmp -s "${idx[0]}" "$R/trash/$(basename "${idx[0]}")" && fail "$enc: the rebuilt index file is the damaged one"
+	[ "$(find "$R/index" -name '*.idx' | wc -l)" = 1 ] ||
+		fail "$enc: repair left $(find "$R/index" -name '*.idx' | wc -l) index files (1 expected)"
+	expect_exit 0 "$BKR" -r "$R" verify --read-data
+	rm -rf "$T/restore"
+	expect_exit 0 "$BKR" -r "$R" restore latest --target "$T/restore"
+	diff -r "$ws" "$T/restore/ws" >/dev/null || fail "$enc: the repaired repository does not restore exactly"
+	unset BKR_TEST_KDF_N BKR_PASSWORD
+done
+pass "an index file damaged in place whose rebuilt copy takes its name: moved into the trash before the new one is published (plain and encrypted)"

@@ -731,3 +731,34 @@ assert want[0] >= 2 and [h["storage"]["hot"]["packs"], h["storage"]["hot"]["byte
 assert h["repository_bytes"] == want[1], h
 PY
 pass "health on an S3 repository: the packs and bytes tier status counts"
+
+# --- create under a low limit of open files: the reserve counts the S3 store's connections (4 threads
+# making requests: the scan, the writer's publisher, the refreshers of the lock and the mark; each a
+# curl handle holding its connection and libcurl's socket pair, one more while it connects: 16), so
+# that the lowest working limit bkr.1 states for an S3 repository is exact: one below fails at once
+# with the one line, nothing published, never out of descriptors half-way; at it, the backup works
+# (it was counted as a local repository's: 21 let it start, and its connections took what the
+# queue's files were counted in)
+LR=s3://bkr-test/limits
+flat=$T/flat
+mkdir -p "$flat"
+for i in $(seq 1 30); do head -c 100000 /dev/urandom >"$flat/f$i"; done
+expect_exit 0 "$BKR" init -r "$LR"
+got=0
+(ulimit -n 41 && exec "$BKR" -r "$LR" create --type full "$flat") >"$T/out" 2>"$T/err" || got=$?
+[ "$got" = 7 ] || fail "create at ulimit -n 41: exit $got, not 7: $(cat "$T/err")"
+[ "$(cat "$T/err")" = "bkr create: the limit of open files (ulimit -n 41) is too low for this backup: raise it" ] ||
+	fail "create at ulimit -n 41: not the one line: $(cat "$T/err")"
+expect_exit 0 "$BKR" -r "$LR" list --json
+[ "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$T/out")" = 0 ] ||
+	fail "create at ulimit -n 41 published a backup: $(cat "$T/out")"
+for threads in 8 1; do
+	got=0
+	(ulimit -n 42 && exec "$BKR" -r "$LR" create --type full --threads "$threads" "$flat") >"$T/out" 2>"$T/err" || got=$?
+	[ "$got" = 0 ] || fail "create --threads $threads at ulimit -n 42: exit $got: $(cat "$T/err")"
+done
+expect_exit 0 "$BKR" -r "$LR" verify --read-data
+rm -rf "$T/rl"
+expect_exit 0 "$BKR" -r "$LR" restore latest --target "$T/rl"
+python3 "$HERE/treecmp.py" "$flat" "$T/rl/flat" >/dev/null || fail "the backup made at ulimit -n 42 does not restore exactly"
+pass "create on S3 at ulimit -n 41: too low at once, one line, nothing published; at 42 (8 threads and 1): backed up, verified, exact"

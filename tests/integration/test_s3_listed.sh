@@ -2,10 +2,13 @@
 # A pack the bucket lists but whose GETs and HEADs answer 404 (an eventually
 # consistent store, a misbehaving proxy: s3_norange_proxy.py --missing, in front
 # of a real Ceph RADOS Gateway, tools/s3-server.sh) is no damage: asked again
-# once, a 404 that does not last is not seen at all; one that lasts is "listed,
-# but not readable", an I/O error (exit 7), and neither verify nor repair drops
-# or records anything for it, so the routine's verify-then-repair never takes
-# good blobs out of the index (docs/s3.md "Listed but not readable").
+# twice (after a short pause), a 404 that does not last is not seen at all; one
+# that lasts is "listed, but not readable", an I/O error (exit 7), and neither
+# verify nor repair drops or records anything for it, so the routine's
+# verify-then-repair never takes good blobs out of the index; one deleted after
+# it was listed (a prune alongside) is "listed, but gone", exit 7 too (docs/s3.md
+# "Listed but not readable").  The retries are counted in the proxy's requests,
+# never timed.
 source "$BKR_SOURCE_ROOT/tests/integration/lib.sh"
 
 SERVER=$BKR_SOURCE_ROOT/tools/s3-server.sh
@@ -42,23 +45,37 @@ pack=$(s3keys repo/data/ | grep -m1 '\.pack$' || true)
 [ -n "$pack" ] || fail "no data pack in the bucket: $(s3keys repo/)"
 s3keys repo/index/ >"$T/index.before"
 
+# the 404s the proxy answered for the pack
+n404() { grep -c "^404 .*$pack\$" "$T/sent" || true; }
+
 # a 404 that does not last: the second ask reads, nothing is reported
 echo "1 /$pack" >"$T/missing"
 : >"$T/sent"
 expect_exit 0 "$BKR" -r "$URL" verify --read-data
-grep -q "^404 .*$pack" "$T/sent" || fail "the proxy answered no 404 for $pack: $(cat "$T/sent")"
+[ "$(n404)" = 1 ] || fail "the proxy answered not one 404 for $pack: $(cat "$T/sent")"
 pass "verify --read-data: a listed pack answering 404 once is asked again and reads (no damage)"
+
+# twice: the third ask (after a pause) reads
+echo "2 /$pack" >"$T/missing"
+: >"$T/sent"
+expect_exit 0 "$BKR" -r "$URL" verify --read-data
+[ "$(n404)" = 2 ] || fail "the proxy answered not two 404s for $pack: $(cat "$T/sent")"
+pass "verify --read-data: a listed pack answering 404 twice is asked a third time and reads (no damage)"
 
 # a 404 that lasts: "listed, but not readable", an I/O error; no damage recorded
 echo "-1 /$pack" >"$T/missing"
+: >"$T/sent"
 expect_exit 7 "$BKR" -r "$URL" verify --read-data
 err_has "$pack: listed, but not readable" || fail "verify did not say the pack is listed but not readable: $(cat "$T/err")"
 err_has "not damage" || fail "verify did not say it is not damage: $(cat "$T/err")"
+[ "$(n404)" = 3 ] || fail "verify asked for $pack not 3 times: $(cat "$T/sent")"
 pass "verify --read-data: a listed pack that keeps answering 404 is an I/O error (exit 7), not damage"
 
 # repair (what the routine runs after verify) changes nothing for it: no entry dropped, no index written
+: >"$T/sent"
 expect_exit 7 "$BKR" -r "$URL" repair
 err_has "$pack: listed, but not readable" || fail "repair did not say the pack is listed but not readable: $(cat "$T/err")"
+[ "$(n404)" = 3 ] || fail "repair asked for $pack not 3 times: $(cat "$T/sent")"
 s3keys repo/index/ >"$T/index.after"
 cmp -s "$T/index.before" "$T/index.after" ||
 	fail "repair rewrote the index for a pack answering 404: $(diff "$T/index.before" "$T/index.after")"
@@ -73,3 +90,16 @@ cmp -s "$T/index.before" "$T/index.after" || fail "repair rewrote a sound index:
 expect_exit 0 "$BKR" -r "$URL" restore latest --target "$T/r"
 python3 "$HERE/treecmp.py" "$S" "$T/r/src" || fail "the restore differs once the pack is served again"
 pass "once the pack is served again: verify --read-data and repair clean, the restore exact"
+
+# deleted after verify listed it (a prune alongside: the proxy deletes it at its first 404): asked
+# three times, then its folder listed again no longer names it: "listed, but gone", exit 7, not damage
+echo "-1 /$pack delete" >"$T/missing"
+: >"$T/sent"
+expect_exit 7 "$BKR" -r "$URL" verify --read-data
+grep -q "^delete .*$pack 204\$" "$T/sent" || fail "the proxy did not delete $pack: $(cat "$T/sent")"
+err_has "$pack: listed, but gone: deleted since it was listed" ||
+	fail "verify did not say the pack was deleted since it was listed: $(cat "$T/err")"
+err_has "not damage" || fail "verify did not say it is not damage: $(cat "$T/err")"
+[ "$(n404)" = 3 ] || fail "verify asked for $pack not 3 times: $(cat "$T/sent")"
+s3keys repo/data/ | grep -q "$pack" && fail "$pack is still in the bucket"
+pass "verify --read-data: a pack deleted after it was listed is 'listed, but gone' (exit 7), not damage"

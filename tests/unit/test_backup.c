@@ -612,10 +612,48 @@ static void test_changing_keeps_parent_copy(void **state)
 	bkr_manifest_free(m2);
 }
 
+/*
+ * A repository whose chunks may be larger than a backup chunks with (made
+ * with --chunk-avg 2 MiB before init refused it): every backup fails at once
+ * with one line naming config.json and its key, nothing published.
+ */
+static void test_chunk_max_too_large(void **state)
+{
+	fx *f = *state;
+	bkr_repo_init_options io = BKR_REPO_INIT_OPTIONS_INIT;
+	bkr_backup_options o = BKR_BACKUP_OPTIONS_INIT;
+	bkr_source_spec s = { "src", f->src, NULL, 0 };
+	bkr_manifest *m = NULL;
+	bkr_repo *r = NULL;
+	char repo[600], want[700];
+
+	snprintf(repo, sizeof(repo), "%s/big-chunks", f->dir);
+	io.chunk_min = 512 << 10;
+	io.chunk_avg = 2 << 20;
+	io.chunk_max = 8 << 20;
+	assert_int_equal(bkr_repo_init(repo, &io), 0);
+	assert_int_equal(bkr_repo_open(&r, repo, 0), 0);
+	o.type = BKR_BACKUP_FULL;
+	o.sources = &s;
+	o.nsources = 1;
+	o.hostname = "h";
+	assert_int_equal(bkr_backup_run(r, &o, &m), BKR_EINVAL);
+	assert_null(m);
+	snprintf(want, sizeof(want),
+		 "%s/config.json: key 'chunker.max': 8388608 is more than a backup can chunk with "
+		 "(4194304 at most",
+		 repo);
+	assert_non_null(strstr(bkr_error_message(), want));
+	assert_null(strchr(bkr_error_message(), '\n'));
+	sh("test -z \"$(ls '%s/backups')\"", repo);
+	bkr_repo_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chunk_max_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_incremental_reuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_read_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_racy_clean, setup, teardown),

@@ -543,9 +543,6 @@ static void test_init_refuses(void **state)
 	bkr_repo_free(r2);
 }
 
-/* A tree not found is BKR_ECORRUPT with the lookup's message whole: it was cut
- * to 900 bytes, and a repository under a long path lost its name's end (and
- * any reason after it). */
 /* The bytes of the pack that the advice reaching the store asked for. */
 #define ADVISE_SPAN 65536
 static uint8_t advised_bytes[ADVISE_SPAN];
@@ -621,6 +618,9 @@ static void test_advise_ahead(void **state)
 	bkr_repo_free(r);
 }
 
+/* A tree not found is BKR_ECORRUPT with the lookup's message whole: it was cut
+ * to 900 bytes, and a repository under a long path lost its name's end (and
+ * any reason after it). */
 static void test_tree_missing_message_whole(void **state)
 {
 	struct fixture *f = *state;

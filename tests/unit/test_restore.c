@@ -7,7 +7,9 @@
  * damaged chunk fails only its file; subset restores; no writes outside the
  * target; a thread swapping fresh entries for symlinks never gets restore to
  * change the mode of what the links point to; many small files are read
- * ahead in a few requests, not one each.
+ * ahead in a few requests, not one each; a big sparse file of an odd size
+ * is restored across threads, and one with a damaged chunk in its middle
+ * is reported, never left with wrong bytes.
  *
  * The > 4 GiB sparse file is in the round trip of every backup type only;
  * BKR_TEST_BIG=0 leaves it out there too (for valgrind runs).
@@ -457,6 +459,120 @@ static void test_big_beside_small(void **state)
 	bkr_manifest_free(m);
 }
 
+/* @p len pseudo-random bytes (xorshift from *@p x) at @p off of @p fd */
+static void put_random(int fd, uint64_t *x, size_t len, off_t off)
+{
+	uint8_t *buf = malloc(len);
+	assert_non_null(buf);
+	for (size_t i = 0; i < len; i++) {
+		*x ^= *x << 13;
+		*x ^= *x >> 7;
+		*x ^= *x << 17;
+		buf[i] = (uint8_t)(*x >> 24);
+	}
+	assert_int_equal(pwrite(fd, buf, len, off), (ssize_t)len);
+	free(buf);
+}
+
+/*
+ * One big file of an odd size with holes (in its middle and at its end),
+ * more data than restore lets one file have in flight: its chunks are read
+ * and decompressed by every worker in any order, written and hashed in
+ * order, and the file comes back byte for byte with its holes, by two
+ * workers and by eight.  Then a chunk in its middle is damaged: the file is
+ * reported, naming that chunk, and is not there (never a file with wrong
+ * bytes in it), whatever was written of it before the damage was found.
+ */
+static void test_big_across_threads(void **state)
+{
+	fx *f = *state;
+	bkr_manifest *m = NULL;
+	bkr_restore_stats st;
+	static const char *const paths[] = { "src/bigdir" };
+	const off_t size = (off_t)(45u << 20) + 12345;
+	uint64_t x = 2463534242ULL;
+	char p[4200], q[4200];
+
+	snprintf(p, sizeof(p), "%s/bigdir", f->src);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/bigdir/big", f->src);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	put_random(fd, &x, (20u << 20) + 777, 0);
+	put_random(fd, &x, (15u << 20) + 4321, (off_t)(24u << 20) + 100);
+	put_random(fd, &x, 333333, (off_t)(41u << 20) + 5);
+	assert_int_equal(ftruncate(fd, size), 0);
+	close(fd);
+	sh("touch -d '2020-01-02 03:04:05.123456789' '%s' '%s/bigdir'", p, f->src);
+	assert_int_equal(backup(f, BKR_BACKUP_FULL, &m), 0);
+
+	snprintf(q, sizeof(q), "%s/src/bigdir", f->dst);
+	for (int t = 0; t < 2; t++) {
+		cmp_state cs = { 0 };
+		restore_threads = t ? 8 : 2;
+		sh("rm -rf '%s'", f->dst);
+		assert_int_equal(restore(f, m, paths, 1, &st), 0);
+		assert_int_equal(st.errors, 0);
+		assert_int_equal(st.files, 1);
+		snprintf(p, sizeof(p), "%s/bigdir", f->src);
+		compare_trees(p, q, &cs);
+		assert_int_equal(cs.entries, 2);
+		free(cs.pairs);
+	}
+
+	/* damage the middle chunk's stored bytes in its pack */
+	bkr_entry e;
+	bkr_dir *h = NULL;
+	const bkr_tree *leaf;
+	uint32_t li;
+	bkr_chunk_ref *chunks = NULL;
+	size_t n = 0;
+	bkr_index_entry ie;
+	char hex[BKR_ID_HEX], want[64];
+	assert_int_equal(bkr_walk_resolve(f->r, &m->tree, "src/bigdir/big", &e, &h, &leaf, &li), 0);
+	assert_int_equal(bkr_tree_chunks(leaf, li, &chunks, &n), 0);
+	assert_true(n >= 8);
+	assert_int_equal(bkr_repo_lookup(f->r, &chunks[n / 2].id, &ie), 0);
+	bkr_id_to_hex(&chunks[n / 2].id, hex);
+	snprintf(want, sizeof(want), "chunk %zu (%s)", n / 2, hex);
+	assert_int_equal(bkr_repo_pack_path(f->r, &ie.pack, BKR_BLOB_DATA, p, sizeof(p)), 0);
+	free(chunks);
+	bkr_dir_free(h);
+	fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t buf[4];
+	off_t at = (off_t)ie.offset + ie.stored_len / 2;
+	assert_int_equal(pread(fd, buf, 4, at), 4);
+	buf[0] ^= 0xff;
+	buf[3] ^= 0x55;
+	assert_int_equal(pwrite(fd, buf, 4, at), 4);
+	close(fd);
+	for (int t = 0; t < 2; t++) {
+		bkr_repo_free(f->r);
+		assert_int_equal(bkr_repo_open(&f->r, f->repo, 0), 0);
+		restore_threads = t ? 8 : 2;
+		sh("rm -rf '%s'", f->dst);
+		assert_int_equal(restore(f, m, paths, 1, &st), BKR_ECORRUPT);
+		assert_non_null(strstr(bkr_error_message(), "src/bigdir/big"));
+		assert_non_null(strstr(bkr_error_message(), want));
+		assert_int_equal(st.errors, 1);
+		assert_int_equal(st.files, 0);
+		struct stat sb;
+		snprintf(p, sizeof(p), "%s/big", q);
+		assert_int_equal(lstat(p, &sb), -1);
+		/* nor any other name in its directory: no temporary left behind */
+		DIR *d = opendir(q);
+		assert_non_null(d);
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+				fail_msg("left in the target: %s", de->d_name);
+		closedir(d);
+	}
+	restore_threads = 0;
+	bkr_manifest_free(m);
+}
+
 /*
  * A target directory setgid to another group: the directories restore makes
  * in it take that group (and the setgid bit) until their own attributes are
@@ -824,6 +940,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip_all_types, setup_big, teardown),
 		cmocka_unit_test_setup_teardown(test_big_beside_small, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_across_threads, setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_setgid_target, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owner_names, setup_small, teardown),

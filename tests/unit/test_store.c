@@ -221,7 +221,9 @@ static void test_get_range_bounds(void **state)
 }
 
 /* A listed object that answers "no such object" (BKR_STORE_LISTED, bkr_store_stat_listed): asked again
- * once, then an I/O error naming it, never "not found" (which verify took for damage) */
+ * twice, then an I/O error naming it, never "not found" (which verify took for damage); its folder listed
+ * again does not name it: "listed, but gone" (deleted since it was listed).  One still listed but not
+ * served (an S3 store answering 404) is tests/integration/test_s3_listed.sh. */
 static void test_listed_missing(void **state)
 {
 	struct fixture *f = *state;
@@ -233,10 +235,13 @@ static void test_listed_missing(void **state)
 	assert_int_equal(bkr_store_stat_listed(f->s, "data/ab/p.pack", &size), 0);
 	assert_int_equal(size, 10);
 	assert_int_equal(bkr_store_get_range(f->s, "data/ab/q.pack", 0, 1, buf, BKR_STORE_LISTED), BKR_EIO);
-	assert_non_null(strstr(bkr_error_message(), "data/ab/q.pack: listed, but not readable"));
+	assert_non_null(strstr(bkr_error_message(), "data/ab/q.pack: listed, but gone: deleted since it was listed"));
 	assert_non_null(strstr(bkr_error_message(), "not damage"));
 	assert_int_equal(bkr_store_stat_listed(f->s, "data/ab/q.pack", &size), BKR_EIO);
-	assert_non_null(strstr(bkr_error_message(), "data/ab/q.pack: listed, but not readable"));
+	assert_non_null(strstr(bkr_error_message(), "data/ab/q.pack: listed, but gone"));
+	/* a folder that is gone too (pruned empty) */
+	assert_int_equal(bkr_store_stat_listed(f->s, "data/cd/r.pack", &size), BKR_EIO);
+	assert_non_null(strstr(bkr_error_message(), "data/cd/r.pack: listed, but gone"));
 	/* other errors are as they were */
 	assert_int_equal(bkr_store_get_range(f->s, "data/ab/p.pack", 8, 3, buf, BKR_STORE_LISTED), BKR_ECORRUPT);
 	assert_int_equal(bkr_store_get_range(f->s, "../p", 0, 1, buf, BKR_STORE_LISTED), BKR_EINVAL);

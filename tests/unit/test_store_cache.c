@@ -354,6 +354,46 @@ static void test_removed_file_refetched(void **state)
 	assert_int_equal(f->c->ranges, 3);
 }
 
+/* A FIFO planted in the cache where a block and a whole object were (hostile: a FIFO opened for
+ * reading with no writer blocks): refused as no regular file, never opened blocking, fetched again
+ * in its place, both while the store runs (a file checked before) and in the next process (a file
+ * found at its start, checked at its first read). */
+static void test_fifo_in_cache_refetched(void **state)
+{
+	struct fixture *f = *state;
+	char block[PATH_MAX], whole[PATH_MAX];
+	struct stat st;
+	uint8_t *d;
+	size_t n;
+
+	open_cache(f, 0);
+	read_pack(f, 0, 10);
+	assert_int_equal(bkr_store_get(f->s, TREE, MIB, &d, &n), 0);
+	free(d);
+	cache_path(f, "b/" PACK "/0000000000000000", block);
+	cache_path(f, "w/" TREE, whole);
+	for (int round = 0; round < 2; round++) {
+		if (round == 1)
+			open_cache(f, 0); /* the next process: it found the files, checks them at their first read */
+		assert_int_equal(unlink(block), 0);
+		assert_int_equal(mkfifo(block, 0600), 0);
+		assert_int_equal(unlink(whole), 0);
+		assert_int_equal(mkfifo(whole, 0600), 0);
+		f->c->ranges = f->c->gets = 0;
+		read_pack(f, 0, 10);
+		assert_int_equal(f->c->ranges, 1);
+		assert_int_equal(bkr_store_get(f->s, TREE, MIB, &d, &n), 0);
+		assert_int_equal(n, 100000);
+		assert_memory_equal(d, f->pack, n);
+		free(d);
+		assert_int_equal(f->c->gets, 1);
+		assert_int_equal(lstat(block, &st), 0);
+		assert_true(S_ISREG(st.st_mode));
+		assert_int_equal(lstat(whole, &st), 0);
+		assert_true(S_ISREG(st.st_mode));
+	}
+}
+
 static uint64_t du(const char *dir)
 {
 	char cmd[PATH_MAX + 64], out[64] = "";
@@ -820,6 +860,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replaced_pack_refetched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replaced_pack_same_second, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_removed_file_refetched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifo_in_cache_refetched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_asked_once, setup, teardown),

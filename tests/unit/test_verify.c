@@ -357,6 +357,39 @@ static void test_index_entry_in_many_files(void **state)
 	assert_null(strstr(f->messages, " and 253 more index files"));
 }
 
+/* A damaged tree in a repository at a path of 1200 bytes and more: the
+ * problem's message holds the pack's path and, after it, why the tree does
+ * not read, whole (it was cut at 1024 bytes, inside the path, saying nothing
+ * of what is wrong). */
+static void test_bad_tree_message_whole(void **state)
+{
+	fx *f = *state;
+	char deep[1600], seg[201];
+	size_t n;
+	const char *at;
+
+	memset(seg, 'd', 200);
+	seg[200] = '\0';
+	n = (size_t)snprintf(deep, sizeof(deep), "%s", f->dir);
+	for (int i = 0; i < 6; i++)
+		n += (size_t)snprintf(deep + n, sizeof(deep) - n, "/%s", seg);
+	assert_true(n + 6 < sizeof(deep));
+	bkr_repo_free(f->r);
+	f->r = NULL;
+	sh("mkdir -p '%s' && mv '%s' '%s/repo'", deep, f->repo, deep);
+	/* the tree pack's first blob (the deepest directory's, written first) damaged */
+	sh("p=$(find '%s/repo/tree' -name '*.pack' | head -1) && printf '\\377\\377\\377\\377' | "
+	   "dd of=\"$p\" bs=1 seek=40 conv=notrunc 2>/dev/null",
+	   deep);
+	strcat(deep, "/repo");
+	assert_int_equal(bkr_repo_open(&f->r, deep, BKR_REPO_RDONLY), 0);
+	assert_int_equal(verify(f, false), BKR_ECORRUPT);
+	assert_int_equal(f->kinds[BKR_VERIFY_TREE], 1);
+	assert_non_null(at = strstr(f->messages, deep));
+	assert_non_null(at = strstr(at + strlen(deep), ".pack: blob "));
+	assert_true(strlen(at) > strlen(".pack: blob ") + BKR_ID_HEX); /* the reason after the blob's id */
+}
+
 static void test_index_offset(void **state) { check_altered(*state, F_OFFSET); }
 static void test_index_stored_len(void **state) { check_altered(*state, F_STORED); }
 static void test_index_raw_len(void **state) { check_altered(*state, F_RAW); }
@@ -690,6 +723,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_leftover_pack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_entry_in_many_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_tree_message_whole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_damaged_blob, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_lost_index, setup, teardown),

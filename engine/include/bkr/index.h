@@ -67,7 +67,9 @@ enum {
  * of @p s that no other present file supersedes.  No files is an empty index.
  * A file over 4 MiB is judged before its body is read: a plain one by its
  * header (a ranged read) against its size, a sealed one by its size.
- * A corrupt file is BKR_ECORRUPT naming it (unless BKR_INDEX_SKIP_DAMAGED); a
+ * A corrupt file, and an index file's name that holds no object (a local
+ * store's FIFO or symbolic link: bkr_store_list_other), is BKR_ECORRUPT
+ * naming it (unless BKR_INDEX_SKIP_DAMAGED); a
  * file that cannot be read (an I/O error) is that error, never skipped.
  */
 int bkr_index_load(bkr_index **out, bkr_store *s, const char *prefix, unsigned flags);

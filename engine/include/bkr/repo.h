@@ -346,8 +346,8 @@ int bkr_repo_locate(bkr_repo *r, const char *path, bkr_store **s, const char **n
  * bkr_repo_pack_path gave), read with ranged gets of the store that holds
  * it; bkr_pack_read_footer's errors, or BKR_ENOTFOUND naming @p path when
  * it is in none of the repository's stores.  The pack was listed: a store
- * answering "no such object" is asked again once, then the answer is BKR_EIO
- * "listed, but not readable" (BKR_STORE_LISTED), never damage.
+ * answering "no such object" is asked again twice, then the answer is BKR_EIO
+ * "listed, but not readable" or "listed, but gone" (BKR_STORE_LISTED), never damage.
  */
 int bkr_repo_pack_footer(bkr_repo *r, const bkr_pack_id *id, const char *path, bkr_pack_entry **entries,
 			 size_t *n);

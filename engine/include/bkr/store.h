@@ -40,9 +40,9 @@ typedef int (*bkr_store_fill_fn)(void *ctx, uint8_t *buf, size_t n);
 enum {
 	/** The caller will read much of this object soon (a local store reads a small one ahead). */
 	BKR_STORE_READ_AHEAD = 1,
-	/** The object was listed (or found by a stat): "no such object" is asked again once, and a second
-	 *  one is BKR_EIO "listed, but not readable" (an eventually consistent store, a proxy), not a
-	 *  missing object: bkr_store_get_range_listed. */
+	/** The object was listed (or found by a stat): "no such object" is asked again twice, and a
+	 *  third one is BKR_EIO "listed, but not readable" or "listed, but gone", not a missing object:
+	 *  as bkr_store_stat_listed. */
 	BKR_STORE_LISTED = 2,
 };
 
@@ -238,6 +238,24 @@ bool bkr_store_local_shed_for(int e);
  */
 size_t bkr_store_local_cache_max(void);
 
+/**
+ * The most descriptors one thread's requests to an S3 store hold: its curl
+ * handle, kept in the store's pool after the request, keeps one connection
+ * (CURLOPT_MAXCONNECTS 1) and the socket pair of the multi handle
+ * curl_easy_perform keeps in it (libcurl 7.68 and later), and while it
+ * connects one more (the resolver's socket pair, or a second address tried).
+ */
+#define BKR_STORE_S3_HANDLE_FDS 4
+
+/**
+ * The most descriptors @p s holds for @p requesters threads making requests
+ * at once, besides what bkr_store_local_cache_max counts: an S3 store's
+ * handles (BKR_STORE_S3_HANDLE_FDS each, also behind a cache,
+ * bkr_store_cache_open), none for a local store.  A command that counts what
+ * it holds open (a backup's queue) counts these.
+ */
+size_t bkr_store_fd_max(const bkr_store *s, unsigned requesters);
+
 /** Close; NULL is a no-op. */
 void bkr_store_free(bkr_store *s);
 
@@ -273,10 +291,13 @@ int bkr_store_stat(bkr_store *s, const char *name, uint64_t *size);
 
 /**
  * bkr_store_stat of an object a listing named (a pack verify, repair or prune
- * reads): a "no such object" is asked again once, and a second one is
- * BKR_EIO "listed, but not readable" — a transient condition (an eventually
- * consistent store, a proxy answering 404), never proof that the object is
- * gone or damaged: callers that judge damage keep what points at it.
+ * reads): a "no such object" is asked again twice (on an object store after
+ * 100 ms, then 400 ms), and a third one is BKR_EIO: "listed, but gone" when
+ * the object's folder, listed again, no longer names it (deleted since by a
+ * command running alongside), else "listed, but not readable" — a transient
+ * condition (an eventually consistent store, a proxy answering 404).  Never
+ * proof that the object is damaged: callers that judge damage keep what
+ * points at it.
  */
 int bkr_store_stat_listed(bkr_store *s, const char *name, uint64_t *size);
 
