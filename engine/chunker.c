@@ -26,6 +26,7 @@
  */
 #include "bkr/chunker.h"
 #include "bkr/error.h"
+#include "gear.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -126,104 +127,52 @@ void bkr_chunker_reset(bkr_chunker *c)
 	c->fp = 0;
 }
 
-/**
- * Roll the fingerprint over p[0..n) and look for a cut with @p mask.
- * Returns the index just after the cut byte, or 0 when there is none.
- *
- * Four bytes per iteration: the fingerprint after each of them is
- * (fp << k) + sum of gear values shifted, so the loop-carried dependency is
- * one shift-and-add per four bytes instead of per byte, and the three
- * intermediate fingerprints (needed only for the cut test) are computed off
- * that chain.  The cuts are exactly those of the byte-at-a-time definition.
- */
-static inline size_t roll(const uint64_t *restrict gear, const uint8_t *restrict p, size_t n,
-			  uint64_t *fpp, uint64_t mask)
-{
-	uint64_t fp = *fpp;
-	size_t i = 0;
-
-	for (; i + 4 <= n; i += 4) {
-		uint64_t g0 = gear[p[i]], g1 = gear[p[i + 1]];
-		uint64_t g2 = gear[p[i + 2]], g3 = gear[p[i + 3]];
-		uint64_t h1 = g0;
-		uint64_t h2 = (h1 << 1) + g1;
-		uint64_t h3 = (h2 << 1) + g2;
-		uint64_t h4 = (h3 << 1) + g3;
-		uint64_t f1 = (fp << 1) + h1, f2 = (fp << 2) + h2;
-		uint64_t f3 = (fp << 3) + h3, f4 = (fp << 4) + h4;
-		if (__builtin_expect(!((f1 & mask) && (f2 & mask) && (f3 & mask) && (f4 & mask)), 0)) {
-			if (!(f1 & mask)) {
-				*fpp = f1;
-				return i + 1;
-			}
-			if (!(f2 & mask)) {
-				*fpp = f2;
-				return i + 2;
-			}
-			if (!(f3 & mask)) {
-				*fpp = f3;
-				return i + 3;
-			}
-			*fpp = f4;
-			return i + 4;
-		}
-		fp = f4;
-	}
-	for (; i < n; i++) {
-		fp = (fp << 1) + gear[p[i]];
-		if (!(fp & mask)) {
-			*fpp = fp;
-			return i + 1;
-		}
-	}
-	*fpp = fp;
-	return 0;
-}
-
-/** Roll without looking for cuts (the 64 bytes before min). */
-static inline void roll_only(const uint64_t *restrict gear, const uint8_t *restrict p, size_t n,
-			     uint64_t *fpp)
-{
-	uint64_t fp = *fpp;
-	for (size_t i = 0; i < n; i++)
-		fp = (fp << 1) + gear[p[i]];
-	*fpp = fp;
-}
-
 static inline size_t min_sz(size_t a, size_t b)
 {
 	return a < b ? a : b;
 }
 
+/* Roll over p[0..n) looking for a cut with @p mask (0: none), the bytes
+ * rolled also fed to the lanes @p a and @p b when there are lanes. */
+static inline size_t roll(bkr_chunker *c, const uint8_t *p, size_t n, uint64_t mask, bkr_hash_ctx *a, bkr_hash_ctx *b)
+{
+	if (a)
+		return bkr_hash_update2_roll(a, b, p, n, c->gear, &c->fp, mask);
+	return bkr_gear_roll_any(c->gear, p, n, &c->fp, mask);
+}
+
 /**
  * The chunk positions are split into regions by hash_start, min, avg and max;
  * each call walks the regions from the current position, so feeding the data
- * in pieces of any size gives the same cuts as one buffer.
+ * in pieces of any size gives the same cuts as one buffer.  With lanes
+ * (@p a, @p b), every byte scanned is fed to both, in the same pass.
  */
-size_t bkr_chunker_scan(bkr_chunker *c, const void *data, size_t len)
+static size_t scan(bkr_chunker *c, const void *data, size_t len, bkr_hash_ctx *a, bkr_hash_ctx *b)
 {
 	const uint8_t *p = data;
 	size_t i = 0, n, cut;
 	/* A cut is allowed after the byte at chunk index min - 1 (chunk >= min, >= 1). */
 	uint32_t first_cut = c->p.min > 0 ? c->p.min - 1 : 0;
 
-	/* Region 1: skipped, not hashed. */
+	/* Region 1: skipped, not rolled. */
 	if (c->pos < c->hash_start) {
 		n = min_sz(c->hash_start - c->pos, len - i);
+		if (a)
+			bkr_hash_update2(a, b, p + i, n);
 		i += n;
 		c->pos += (uint32_t)n;
 	}
-	/* Region 2: hashed, no cut yet. */
+	/* Region 2: rolled, no cut yet. */
 	if (c->pos < first_cut && i < len) {
 		n = min_sz(first_cut - c->pos, len - i);
-		roll_only(c->gear, p + i, n, &c->fp);
+		roll(c, p + i, n, 0, a, b);
 		i += n;
 		c->pos += (uint32_t)n;
 	}
 	/* Region 3: up to avg, hard mask. */
 	if (c->pos < c->p.avg - 1 && i < len) {
 		n = min_sz(c->p.avg - 1 - c->pos, len - i);
-		cut = roll(c->gear, p + i, n, &c->fp, c->mask_s);
+		cut = roll(c, p + i, n, c->mask_s, a, b);
 		if (cut) {
 			i += cut;
 			goto cut;
@@ -234,7 +183,7 @@ size_t bkr_chunker_scan(bkr_chunker *c, const void *data, size_t len)
 	/* Region 4: up to max - 1, easy mask. */
 	if (c->pos < c->p.max - 1 && i < len) {
 		n = min_sz(c->p.max - 1 - c->pos, len - i);
-		cut = roll(c->gear, p + i, n, &c->fp, c->mask_l);
+		cut = roll(c, p + i, n, c->mask_l, a, b);
 		if (cut) {
 			i += cut;
 			goto cut;
@@ -244,6 +193,8 @@ size_t bkr_chunker_scan(bkr_chunker *c, const void *data, size_t len)
 	}
 	/* The max-th byte: forced cut. */
 	if (c->pos == c->p.max - 1 && i < len) {
+		if (a)
+			bkr_hash_update2(a, b, p + i, 1);
 		i++;
 		goto cut;
 	}
@@ -251,4 +202,14 @@ size_t bkr_chunker_scan(bkr_chunker *c, const void *data, size_t len)
 cut:
 	bkr_chunker_reset(c);
 	return i;
+}
+
+size_t bkr_chunker_scan(bkr_chunker *c, const void *data, size_t len)
+{
+	return scan(c, data, len, NULL, NULL);
+}
+
+size_t bkr_chunker_scan2(bkr_chunker *c, const void *data, size_t len, bkr_hash_ctx *a, bkr_hash_ctx *b)
+{
+	return scan(c, data, len, a, b);
 }

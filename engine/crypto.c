@@ -500,24 +500,26 @@ void bkr_crypto_blob_id(const bkr_crypto *c, const void *data, size_t len, bkr_i
 	EVP_MD_CTX_free(md);
 }
 
-void bkr_crypto_blob_id_digest(const bkr_crypto *c, bkr_digest *d, const void *data, size_t len, bkr_id *out)
+void bkr_crypto_blob_id_start(const bkr_crypto *c, bkr_hash_ctx *h)
 {
-	bkr_hash_ctx *h = bkr_hash_new();
 	uint8_t block[64];
-	bkr_id inner;
 
-	if (!h) {
-		bkr_digest_update(d, data, len);
-		bkr_crypto_blob_id(c, data, len, out);
-		return;
-	}
-	/* HMAC = H(K^opad ‖ H(K^ipad ‖ m)), as bkr_crypto_blob_id; m also into
-	 * d.  The keyed state lives in @p h, which bkr_hash_free cleanses. */
+	/* HMAC = H(K^opad ‖ H(K^ipad ‖ m)), as bkr_crypto_blob_id: the inner
+	 * hash's key block.  The keyed state lives in @p h, which
+	 * bkr_hash_final resets and bkr_hash_free cleanses. */
+	bkr_hash_reset(h);
 	if (c) {
 		keyed_block(block, c->mac, 0x36);
 		bkr_hash_update(h, block, sizeof(block));
+		OPENSSL_cleanse(block, sizeof(block));
 	}
-	bkr_digest_update2(d, h, data, len);
+}
+
+void bkr_crypto_blob_id_end(const bkr_crypto *c, bkr_hash_ctx *h, bkr_id *out)
+{
+	uint8_t block[64];
+	bkr_id inner;
+
 	bkr_hash_final(h, c ? &inner : out);
 	if (c) {
 		keyed_block(block, c->mac, 0x5c);
@@ -527,6 +529,21 @@ void bkr_crypto_blob_id_digest(const bkr_crypto *c, bkr_digest *d, const void *d
 		OPENSSL_cleanse(block, sizeof(block));
 		OPENSSL_cleanse(&inner, sizeof(inner));
 	}
+}
+
+void bkr_crypto_blob_id_digest(const bkr_crypto *c, bkr_digest *d, const void *data, size_t len, bkr_id *out)
+{
+	bkr_hash_ctx *h = bkr_hash_new();
+
+	if (!h) {
+		bkr_digest_update(d, data, len);
+		bkr_crypto_blob_id(c, data, len, out);
+		return;
+	}
+	/* m also into d */
+	bkr_crypto_blob_id_start(c, h);
+	bkr_digest_update2(d, h, data, len);
+	bkr_crypto_blob_id_end(c, h, out);
 	bkr_hash_free(h);
 }
 

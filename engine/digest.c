@@ -136,6 +136,20 @@ void bkr_digest_update2(bkr_digest *d, bkr_hash_ctx *h, const void *data, size_t
 	d->pos += len;
 }
 
+size_t bkr_digest_scan2(bkr_digest *d, bkr_hash_ctx *h, bkr_chunker *c, const void *data, size_t len)
+{
+	size_t k;
+
+	if (d->form != BKR_DIGEST_PLAIN) {
+		k = bkr_chunker_scan(c, data, len);
+		bkr_digest_update2(d, h, data, k == (size_t)-1 ? len : k);
+		return k;
+	}
+	k = bkr_chunker_scan2(c, data, len, d->data, h);
+	d->pos += k == (size_t)-1 ? len : k;
+	return k;
+}
+
 void bkr_digest_zeros(bkr_digest *d, uint64_t len)
 {
 	if (d->form == BKR_DIGEST_PLAIN) {

@@ -9,6 +9,7 @@
  */
 #include "bkr/hash.h"
 #include "bkr/error.h"
+#include "gear.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -135,6 +136,64 @@ SHANI static void shani_blocks2(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8
 	shani_store(hb, b0, b1);
 }
 
+/* shani_blocks2, with the chunker's gear roll over the 64 bytes at
+ * @p pr + 64 i (bkr_gear_step4, @p mask; 0: no cut) woven into the rounds of
+ * the blocks at pa + 64 i and pb + 64 i, four bytes per four rounds: the roll
+ * runs in the shadow of the rounds' latency, and the bytes are read once.
+ * A cut in step i puts the lanes back as they were before its blocks (the
+ * exact place found again by bkr_gear_roll_any): returns the blocks hashed
+ * into each lane, *cut the index in pr after the cut byte (0: none). */
+SHANI static size_t shani_roll2(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8], const uint8_t *pb, const uint8_t *pr,
+				size_t nb, const uint64_t *gear, uint64_t *fpp, uint64_t mask, size_t *cut)
+{
+	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+	__m128i a0, a1, b0, b1;
+	uint64_t fp = *fpp;
+	size_t i;
+
+	*cut = 0;
+	shani_load(ha, &a0, &a1);
+	shani_load(hb, &b0, &b1);
+	for (i = 0; i < nb; i++, pa += 64, pb += 64, pr += 64) {
+		__m128i sa0 = a0, sa1 = a1, sb0 = b0, sb1 = b1, wa[4], wb[4];
+		uint64_t fp0 = fp, f1, f2, f3, f4;
+		bool hit = false;
+		for (int j = 0; j < 4; j++) {
+			wa[j] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(pa + 16 * j)), bswap);
+			wb[j] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(pb + 16 * j)), bswap);
+		}
+#pragma GCC unroll 16
+		for (int j = 0; j < 16; j++) {
+			if (j >= 4) {
+				SHANI_SCHED(wa, j);
+				SHANI_SCHED(wb, j);
+			}
+			SHANI_ROUNDS(a0, a1, wa, j);
+			SHANI_ROUNDS(b0, b1, wb, j);
+			bkr_gear_step4(gear, pr + 4 * j, fp, &f1, &f2, &f3, &f4);
+			hit |= !(f1 & mask) | !(f2 & mask) | !(f3 & mask) | !(f4 & mask);
+			fp = f4;
+		}
+		if (__builtin_expect(hit && mask, 0)) {
+			a0 = sa0;
+			a1 = sa1;
+			b0 = sb0;
+			b1 = sb1;
+			fp = fp0;
+			*cut = 64 * i + bkr_gear_roll_any(gear, pr, 64, &fp, mask);
+			break;
+		}
+		a0 = _mm_add_epi32(a0, sa0);
+		a1 = _mm_add_epi32(a1, sa1);
+		b0 = _mm_add_epi32(b0, sb0);
+		b1 = _mm_add_epi32(b1, sb1);
+	}
+	shani_store(ha, a0, a1);
+	shani_store(hb, b0, b1);
+	*fpp = fp;
+	return i;
+}
+
 static bool shani_ok;
 static pthread_once_t shani_once = PTHREAD_ONCE_INIT;
 
@@ -177,6 +236,22 @@ static void shani_blocks2(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8], con
 	(void)hb;
 	(void)pb;
 	(void)nb;
+}
+
+static size_t shani_roll2(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8], const uint8_t *pb, const uint8_t *pr,
+			  size_t nb, const uint64_t *gear, uint64_t *fpp, uint64_t mask, size_t *cut)
+{
+	(void)ha;
+	(void)pa;
+	(void)hb;
+	(void)pb;
+	(void)pr;
+	(void)nb;
+	(void)gear;
+	(void)fpp;
+	(void)mask;
+	*cut = 0;
+	return 0;
 }
 
 static bool shani(void)
@@ -324,6 +399,48 @@ void bkr_hash_update2(bkr_hash_ctx *a, bkr_hash_ctx *b, const void *data, size_t
 	}
 	native_update(a, p + ka + nb * 64, len - ka - nb * 64);
 	native_update(b, p + kb + nb * 64, len - kb - nb * 64);
+}
+
+size_t bkr_hash_update2_roll(bkr_hash_ctx *a, bkr_hash_ctx *b, const void *data, size_t len, const uint64_t *gear,
+			     uint64_t *fp, uint64_t mask)
+{
+	const uint8_t *p = data;
+	size_t ka, kb, k, nb, done, end, cut;
+
+	if (a->md || b->md)
+		goto apart;
+	/* each one's partial block first, the roll over the longer of the two;
+	 * then a's blocks from p + ka, b's from p + kb, the roll's from p + k,
+	 * never behind either lane: a cut is found before its bytes are hashed */
+	ka = a->blen ? 64 - a->blen : 0;
+	kb = b->blen ? 64 - b->blen : 0;
+	k = ka > kb ? ka : kb;
+	if (len < k + 64)
+		goto apart;
+	if ((cut = bkr_gear_roll_any(gear, p, k, fp, mask)) != 0) {
+		bkr_hash_update2(a, b, p, cut);
+		return cut;
+	}
+	native_update(a, p, ka);
+	native_update(b, p, kb);
+	nb = (len - k) / 64;
+	done = shani_roll2(a->h, p + ka, b->h, p + kb, p + k, nb, gear, fp, mask, &cut);
+	a->n += done * 64;
+	b->n += done * 64;
+	if (cut) {
+		end = k + cut;
+	} else {
+		end = k + nb * 64;
+		cut = bkr_gear_roll_any(gear, p + end, len - end, fp, mask);
+		end = cut ? end + cut : len;
+	}
+	native_update(a, p + ka + done * 64, end - ka - done * 64);
+	native_update(b, p + kb + done * 64, end - kb - done * 64);
+	return cut ? end : 0;
+apart:
+	cut = bkr_gear_roll_any(gear, p, len, fp, mask);
+	bkr_hash_update2(a, b, p, cut ? cut : len);
+	return cut;
 }
 
 void bkr_hash_free(bkr_hash_ctx *ctx)

@@ -269,9 +269,14 @@ void bkr_repo_blob_id(const bkr_repo *r, const void *data, size_t len, bkr_id *o
 	bkr_crypto_blob_id(r->crypto, data, len, out);
 }
 
-void bkr_repo_blob_id_digest(const bkr_repo *r, struct bkr_digest *d, const void *data, size_t len, bkr_id *out)
+void bkr_repo_blob_id_start(const bkr_repo *r, bkr_hash_ctx *h)
 {
-	bkr_crypto_blob_id_digest(r->crypto, d, data, len, out);
+	bkr_crypto_blob_id_start(r->crypto, h);
+}
+
+void bkr_repo_blob_id_end(const bkr_repo *r, bkr_hash_ctx *h, bkr_id *out)
+{
+	bkr_crypto_blob_id_end(r->crypto, h, out);
 }
 
 int bkr_repo_check_writable(const bkr_repo *r)

@@ -291,9 +291,14 @@ void bkr_writer_blob_id(const bkr_writer *w, const void *data, size_t len, bkr_i
 	bkr_repo_blob_id(w->repo, data, len, id);
 }
 
-void bkr_writer_blob_id_digest(const bkr_writer *w, struct bkr_digest *d, const void *data, size_t len, bkr_id *id)
+void bkr_writer_blob_id_start(const bkr_writer *w, bkr_hash_ctx *h)
 {
-	bkr_repo_blob_id_digest(w->repo, d, data, len, id);
+	bkr_repo_blob_id_start(w->repo, h);
+}
+
+void bkr_writer_blob_id_end(const bkr_writer *w, bkr_hash_ctx *h, bkr_id *id)
+{
+	bkr_repo_blob_id_end(w->repo, h, id);
 }
 
 bool bkr_writer_keyed(const bkr_writer *w)

@@ -129,9 +129,10 @@ struct file_ctx {
 	atomic_uint probe_at;   /* the next chunk to sample */
 	atomic_int level;       /* its chunks' level (0: the repository's) */
 	/* a dense file on a CPU with the SHA extensions: the reading worker
-	 * hashes each chunk into the content digest and its id (SHA-256 or
-	 * HMAC) in one pass as it emits it (bkr_writer_blob_id_digest), not the
-	 * digest as it reads and the id in the chunk job */
+	 * hashes the bytes into the content digest and the current chunk's id
+	 * (SHA-256 or HMAC, worker.idh) in the chunker's pass over them
+	 * (bkr_digest_scan2), not the digest as it reads and the id in the
+	 * chunk job */
 	bool paired;
 };
 
@@ -142,6 +143,7 @@ typedef struct {
 	rbuf *rb;                   /* the buffer files are read into (its data) */
 	bkr_chunker *chunker;
 	bkr_digest *digest;         /* the current file's content digest */
+	bkr_hash_ctx *idh;          /* the current chunk's id (file_ctx.paired) */
 	/* chunk refs of the file being read */
 	bkr_chunk_ref *refs;
 	chunk_job **jobs;   /* NULL for chunks done inline */

@@ -198,9 +198,11 @@ int bkr_bk_emit_chunk(worker *wk, file_ctx *fc, const uint8_t *data, size_t len)
 	bkr_id id;
 	int err;
 
-	/* the content digest takes the chunk's bytes now, in file order */
-	if (fc->paired)
-		bkr_writer_blob_id_digest(c->w, wk->digest, data, len, &id);
+	/* the chunker's pass fed the chunk's bytes to its id (read.c) */
+	if (fc->paired) {
+		bkr_writer_blob_id_end(c->w, wk->idh, &id);
+		bkr_writer_blob_id_start(c->w, wk->idh);
+	}
 	pthread_mutex_lock(&c->mu);
 	bool room = c->cq_n < c->cq_max && c->nthreads > 1;
 	pthread_mutex_unlock(&c->mu);
@@ -378,7 +380,7 @@ static int worker_init(worker *wk, bctx *c)
 {
 	memset(wk, 0, sizeof(*wk));
 	wk->c = c;
-	if (!(wk->rb = rbuf_new()) || !(wk->digest = bkr_digest_new(BKR_DIGEST_PLAIN)))
+	if (!(wk->rb = rbuf_new()) || !(wk->digest = bkr_digest_new(BKR_DIGEST_PLAIN)) || !(wk->idh = bkr_hash_new()))
 		return bkr_error_oom();
 	return bkr_chunker_new(&wk->chunker, &c->cp);
 }
@@ -387,6 +389,7 @@ static void worker_fini(worker *wk)
 {
 	free(wk->rb); /* every chunk job is done: the worker's is its only reference */
 	bkr_digest_free(wk->digest);
+	bkr_hash_free(wk->idh);
 	bkr_chunker_free(wk->chunker);
 	free(wk->refs);
 	free(wk->jobs);

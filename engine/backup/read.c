@@ -147,6 +147,8 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 	*sparse = size > 0 && !(next == 1 && ext[0] == 0 && ext[1] == size);
 	bkr_digest_reset(wk->digest, *sparse ? BKR_DIGEST_SPARSE : BKR_DIGEST_PLAIN);
 	fc.paired = !*sparse && bkr_hash_pair_fast();
+	if (fc.paired)
+		bkr_writer_blob_id_start(c->w, wk->idh);
 	size_t cap = BKR_BK_READ_BUF, start = 0, end = 0, scanned = 0;
 
 	for (size_t x = 0; x < next && ret == READ_OK; x++) {
@@ -193,7 +195,11 @@ static int read_once(worker *wk, node *n, int fd, const struct stat *st, bkr_id 
 			len -= (uint64_t)r;
 			atomic_fetch_add(&c->bytes_done, (uint64_t)r);
 			while (scanned < end) {
-				size_t k = bkr_chunker_scan(wk->chunker, wk->rb->data + scanned, end - scanned);
+				/* paired: the bytes into the digest and the chunk's id, in the same pass */
+				size_t k = fc.paired
+					? bkr_digest_scan2(wk->digest, wk->idh, wk->chunker, wk->rb->data + scanned,
+							   end - scanned)
+					: bkr_chunker_scan(wk->chunker, wk->rb->data + scanned, end - scanned);
 				if (k == (size_t)-1) {
 					scanned = end;
 					break;

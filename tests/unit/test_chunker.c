@@ -66,12 +66,31 @@ static void cuts_free(struct cuts *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/** The two lanes of bkr_chunker_scan2: a digest of everything fed, and
+ * each chunk's id (SHA-256 of its bytes), one per cut. */
+struct lanes {
+	bkr_hash_ctx *a, *b;
+	bkr_id *ids;
+	size_t n, cap;
+};
+
+static void lanes_cut(struct lanes *l)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 256;
+		l->ids = realloc(l->ids, l->cap * sizeof(*l->ids));
+		assert_non_null(l->ids);
+	}
+	bkr_hash_final(l->b, &l->ids[l->n++]);
+}
+
 /**
  * Chunk @p data; pieces of at most @p piece bytes (0 = whole buffer), or of
- * random sizes when @p rnd_seed is non-zero.
+ * random sizes when @p rnd_seed is non-zero.  With @p l, by
+ * bkr_chunker_scan2 into its lanes.
  */
-static void chunk_all(const bkr_chunker_params *p, const uint8_t *data, size_t len,
-		      size_t piece, uint64_t rnd_seed, struct cuts *out)
+static void chunk_lanes(const bkr_chunker_params *p, const uint8_t *data, size_t len, size_t piece, uint64_t rnd_seed,
+			struct cuts *out, struct lanes *l)
 {
 	bkr_chunker *c = NULL;
 	size_t off = 0, cur = 0;
@@ -92,22 +111,33 @@ static void chunk_all(const bkr_chunker_params *p, const uint8_t *data, size_t l
 		const uint8_t *q = data + off;
 		size_t left = n;
 		while (left > 0) {
-			size_t k = bkr_chunker_scan(c, q, left);
+			size_t k = l ? bkr_chunker_scan2(c, q, left, l->a, l->b) : bkr_chunker_scan(c, q, left);
 			if (k == (size_t)-1) {
 				cur += left;
 				break;
 			}
 			assert_true(k >= 1 && k <= left);
 			cuts_push(out, cur + k);
+			if (l)
+				lanes_cut(l);
 			cur = 0;
 			q += k;
 			left -= k;
 		}
 		off += n;
 	}
-	if (cur > 0)
+	if (cur > 0) {
 		cuts_push(out, cur);
+		if (l)
+			lanes_cut(l);
+	}
 	bkr_chunker_free(c);
+}
+
+static void chunk_all(const bkr_chunker_params *p, const uint8_t *data, size_t len, size_t piece, uint64_t rnd_seed,
+		      struct cuts *out)
+{
+	chunk_lanes(p, data, len, piece, rnd_seed, out, NULL);
 }
 
 static int setup(void **state)
@@ -289,6 +319,97 @@ static void test_pieces(void **state)
 	cuts_free(&whole);
 }
 
+/*
+ * bkr_chunker_scan2 (the scan fused with two SHA-256 lanes): the cuts of
+ * bkr_chunker_scan, each chunk's id the SHA-256 of its bytes and the other
+ * lane that of everything, on random bytes, zeros (forced cuts at max) and
+ * text (cuts by the masks); lengths 0, 1, min - 1, min, max, max + 1 and
+ * more; whole, in pieces of random sizes and a byte at a time; the digest
+ * lane holding 0..63 bytes before (a file's later chunks start anywhere in
+ * a block).  Also with BKR_SHANI=0 (test_chunker_noshani): the apart path.
+ */
+static void check_scan2(const bkr_chunker_params *p, const uint8_t *data, size_t len, size_t piece, uint64_t rnd, size_t pre)
+{
+	struct cuts plain, fused;
+	struct lanes l = { 0 };
+	bkr_id all, want;
+	size_t off = 0;
+
+	assert_non_null(l.a = bkr_hash_new());
+	assert_non_null(l.b = bkr_hash_new());
+	chunk_all(p, data, len, piece, rnd, &plain);
+	bkr_hash_update(l.a, data + len, pre); /* bytes before: any bytes */
+	chunk_lanes(p, data, len, piece, rnd, &fused, &l);
+	assert_int_equal(plain.n, fused.n);
+	assert_memory_equal(plain.len, fused.len, plain.n * sizeof(*plain.len));
+	assert_int_equal(l.n, fused.n);
+	for (size_t i = 0; i < fused.n; i++) {
+		bkr_sha256(data + off, fused.len[i], &want);
+		assert_memory_equal(l.ids[i].b, want.b, sizeof(want.b));
+		off += fused.len[i];
+	}
+	assert_int_equal(off, len);
+	bkr_hash_final(l.a, &all);
+	{
+		bkr_hash_ctx *h = bkr_hash_new();
+		assert_non_null(h);
+		bkr_hash_update(h, data + len, pre);
+		bkr_hash_update(h, data, len);
+		bkr_hash_final(h, &want);
+		bkr_hash_free(h);
+	}
+	assert_memory_equal(all.b, want.b, sizeof(want.b));
+	bkr_hash_free(l.a);
+	bkr_hash_free(l.b);
+	free(l.ids);
+	cuts_free(&plain);
+	cuts_free(&fused);
+}
+
+static void test_scan2_same_cuts(void **state)
+{
+	struct fixture *f = *state;
+	const bkr_chunker_params ps[] = {
+		{ 64, 256, 1024, 3 },
+		{ 0, 16, 64, 0 },
+		{ 4096, 16384, 65536, 0 },
+		{ 100, 1024, 4099, 0x9e3779b97f4a7c15ULL }, /* min and max in the middle of blocks */
+	};
+	const bkr_chunker_params dflt = BKR_CHUNKER_PARAMS_INIT;
+	const size_t pres[] = { 0, 1, 17, 63 };
+	uint8_t *zeros = calloc(1, (1u << 20) + 64), *text = malloc((1u << 20) + 64);
+
+	assert_non_null(zeros);
+	assert_non_null(text);
+	/* words over a small alphabet: cuts by the masks, not only at max */
+	for (size_t i = 0; i < (1u << 20) + 64; i++)
+		text[i] = (uint8_t)("etaoin shrdlu\n"[f->data[i] % 14]);
+	for (size_t k = 0; k < sizeof(ps) / sizeof(ps[0]); k++) {
+		const bkr_chunker_params *p = &ps[k];
+		const size_t lens[] = { 0,  1,  p->min ? p->min - 1 : 0, p->min,    p->max, p->max + 1, 63,
+					64, 65, 5 * p->max + 37,         300u << 10 };
+		for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+			for (size_t j = 0; j < sizeof(pres) / sizeof(pres[0]); j++) {
+				check_scan2(p, f->data, lens[i], 0, 0, pres[j]);
+				check_scan2(p, zeros, lens[i], 0, 0, pres[j]);
+				check_scan2(p, text, lens[i], 0, 0, pres[j]);
+				check_scan2(p, text, lens[i], 0, 0xbeef + i, pres[j]);
+			}
+			check_scan2(p, f->data, lens[i] < 4096 ? lens[i] : 4096, 1, 0, 5);
+		}
+	}
+	const size_t dlens[] = { 0, 1, dflt.min - 1, dflt.min, dflt.max, dflt.max + 1 };
+	for (size_t i = 0; i < sizeof(dlens) / sizeof(dlens[0]); i++) {
+		check_scan2(&dflt, f->data, dlens[i], 0, 0, 0);
+		check_scan2(&dflt, zeros, dlens[i] < (1u << 20) ? dlens[i] : (1u << 20), 0, 0, 31);
+	}
+	check_scan2(&dflt, f->data, 24u << 20, 0, 0, 0);
+	check_scan2(&dflt, f->data, 24u << 20, 0, 0xfeed, 45);
+	check_scan2(&dflt, text, 1u << 20, 0, 0, 9);
+	free(zeros);
+	free(text);
+}
+
 static void test_bad_params(void **state)
 {
 	bkr_chunker *c = (bkr_chunker *)0x1;
@@ -363,15 +484,11 @@ static void test_reset_and_empty(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bounds_default),
-		cmocka_unit_test(test_bounds_small),
-		cmocka_unit_test(test_deterministic),
-		cmocka_unit_test(test_seed_changes_cuts),
-		cmocka_unit_test(test_insert_resync),
-		cmocka_unit_test(test_pieces),
-		cmocka_unit_test(test_bad_params),
-		cmocka_unit_test(test_zeros_forced_max),
-		cmocka_unit_test(test_reset_and_empty),
+		cmocka_unit_test(test_bounds_default),   cmocka_unit_test(test_bounds_small),
+		cmocka_unit_test(test_deterministic),    cmocka_unit_test(test_seed_changes_cuts),
+		cmocka_unit_test(test_insert_resync),    cmocka_unit_test(test_pieces),
+		cmocka_unit_test(test_scan2_same_cuts),  cmocka_unit_test(test_bad_params),
+		cmocka_unit_test(test_zeros_forced_max), cmocka_unit_test(test_reset_and_empty),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -169,6 +169,74 @@ static void test_update2(void **state)
 	free(cat);
 }
 
+/* bkr_digest_scan2 (the backup's pass over a dense file): in either form,
+ * the cuts of bkr_chunker_scan, each chunk's id the SHA-256 of its bytes and
+ * the digest that of bkr_digest_update over everything, fed in pieces of
+ * odd sizes across the cuts. */
+static void test_scan2(void **state)
+{
+	(void)state;
+	const bkr_chunker_params cp = { 1000, 4096, 16411, 5 };
+	const size_t len = 300007, pieces[] = { 1, 63, 4099, 70001 };
+	uint8_t *buf = malloc(len);
+	bkr_chunker *c = NULL, *ref = NULL;
+	bkr_hash_ctx *h = bkr_hash_new();
+	bkr_id want, got, id;
+
+	assert_non_null(buf);
+	assert_non_null(h);
+	assert_int_equal(bkr_chunker_new(&c, &cp), 0);
+	assert_int_equal(bkr_chunker_new(&ref, &cp), 0);
+	/* text-like bytes then noise: cuts by the masks and at max */
+	for (size_t i = 0; i < len; i++)
+		buf[i] = i < len / 2 ? (uint8_t)"abc de\n"[((i * 2654435761u) >> 17) % 7]
+				     : (uint8_t)((i * 2654435761u) >> 13);
+	for (int form = 0; form < 2; form++) {
+		bkr_digest *d = bkr_digest_new((bkr_digest_form)form), *w = bkr_digest_new((bkr_digest_form)form);
+		assert_non_null(d);
+		assert_non_null(w);
+		bkr_digest_update(w, buf, len);
+		bkr_digest_final(w, &want);
+		for (size_t pi = 0; pi < sizeof(pieces) / sizeof(pieces[0]); pi++) {
+			size_t off = 0, start = 0, rpos = 0, ncuts = 0;
+			bkr_chunker_reset(c);
+			bkr_chunker_reset(ref);
+			while (off < len) {
+				size_t n = len - off < pieces[pi] ? len - off : pieces[pi], at = off;
+				while (at < off + n) {
+					size_t k = bkr_digest_scan2(d, h, c, buf + at, off + n - at);
+					if (k == (size_t)-1)
+						break;
+					at += k;
+					/* the plain scan cuts at the same place */
+					size_t r = bkr_chunker_scan(ref, buf + rpos, len - rpos);
+					assert_int_equal(rpos + r, at);
+					rpos = at;
+					bkr_hash_final(h, &got);
+					bkr_sha256(buf + start, at - start, &id);
+					assert_memory_equal(got.b, id.b, sizeof(id.b));
+					start = at;
+					ncuts++;
+				}
+				off += n;
+			}
+			assert_true(ncuts > 10);
+			assert_int_equal(bkr_chunker_scan(ref, buf + rpos, len - rpos), (size_t)-1);
+			bkr_hash_final(h, &got);
+			bkr_sha256(buf + start, len - start, &id);
+			assert_memory_equal(got.b, id.b, sizeof(id.b));
+			bkr_digest_final(d, &got);
+			assert_memory_equal(got.b, want.b, sizeof(want.b));
+		}
+		bkr_digest_free(d);
+		bkr_digest_free(w);
+	}
+	bkr_chunker_free(c);
+	bkr_chunker_free(ref);
+	bkr_hash_free(h);
+	free(buf);
+}
+
 static void test_sparse_vector(void **state)
 {
 	(void)state;
@@ -296,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_plain_is_sha256),
 		cmocka_unit_test(test_hash_stream),
 		cmocka_unit_test(test_update2),
+		cmocka_unit_test(test_scan2),
 		cmocka_unit_test(test_sparse_vector),
 		cmocka_unit_test(test_sparse_any_feeding),
 		cmocka_unit_test(test_fd_sparse_and_dense),

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "bkr/format.h"
+#include "bkr/hash.h"
 
 typedef struct {
 	uint32_t min;  /**< no cut before this many bytes (except at EOF) */
@@ -41,5 +42,13 @@ void bkr_chunker_reset(bkr_chunker *c);
  * At end of file whatever was fed since the last cut is the final chunk.
  */
 size_t bkr_chunker_scan(bkr_chunker *c, const void *data, size_t len);
+
+/**
+ * bkr_chunker_scan, and the bytes it takes (up to the cut, or all @p len)
+ * fed to both @p a and @p b as bkr_hash_update2 does, in the same pass over
+ * them (bkr_hash_update2_roll): a file's content hash and the current chunk's
+ * id, which is complete at a cut.  The cuts are those of bkr_chunker_scan.
+ */
+size_t bkr_chunker_scan2(bkr_chunker *c, const void *data, size_t len, bkr_hash_ctx *a, bkr_hash_ctx *b);
 
 #endif

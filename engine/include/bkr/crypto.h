@@ -124,6 +124,12 @@ struct bkr_digest;
 /** bkr_crypto_blob_id, feeding the same bytes to the content digest @p d in
  * the same pass (bkr_digest_update2). */
 void bkr_crypto_blob_id_digest(const bkr_crypto *c, struct bkr_digest *d, const void *data, size_t len, bkr_id *out);
+/** bkr_crypto_blob_id in pieces: @p h reset and started (an HMAC's inner key
+ * block when @p c is not NULL); the blob's bytes fed to it by the caller; the
+ * id from it (@p h reset after).  @p h holds key material while it runs:
+ * bkr_hash_free cleanses it. */
+void bkr_crypto_blob_id_start(const bkr_crypto *c, bkr_hash_ctx *h);
+void bkr_crypto_blob_id_end(const bkr_crypto *c, bkr_hash_ctx *h, bkr_id *out);
 
 /** The secret chunker seed of an encrypted repository (never 0). */
 uint64_t bkr_crypto_chunker_seed(const bkr_crypto *c);

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bkr/chunker.h"
 #include "bkr/hash.h"
 
 typedef enum { BKR_DIGEST_PLAIN = 0, BKR_DIGEST_SPARSE = 1 } bkr_digest_form;
@@ -41,6 +42,11 @@ void bkr_digest_update(bkr_digest *d, const void *data, size_t len);
 /** bkr_digest_update, and the same bytes fed to @p h (a chunk's id): in
  * one pass in the plain form (bkr_hash_update2). */
 void bkr_digest_update2(bkr_digest *d, bkr_hash_ctx *h, const void *data, size_t len);
+/** bkr_chunker_scan of @p c over @p data, and the bytes it takes (up to the
+ * cut, or all @p len) fed as bkr_digest_update2 feeds them: in the plain form
+ * in the same pass as the scan (bkr_chunker_scan2).  Returns what
+ * bkr_chunker_scan returns. */
+size_t bkr_digest_scan2(bkr_digest *d, bkr_hash_ctx *h, bkr_chunker *c, const void *data, size_t len);
 /** @p len zero bytes; O(1) per whole block in the sparse form. */
 void bkr_digest_zeros(bkr_digest *d, uint64_t len);
 /** The digest of everything fed since the last reset; then reset (same form). */

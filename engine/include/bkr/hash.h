@@ -43,6 +43,16 @@ int bkr_hash_copy(bkr_hash_ctx *dst, const bkr_hash_ctx *src);
  * otherwise one after the other.
  */
 void bkr_hash_update2(bkr_hash_ctx *a, bkr_hash_ctx *b, const void *data, size_t len);
+/**
+ * bkr_hash_update2, and the chunker's gear fingerprint *@p fp rolled over the
+ * same bytes in the same pass (engine/gear.h, table @p gear): stops after the
+ * first byte where the bits of @p mask are all zero (mask 0: never).  Returns
+ * the index after that byte, or 0 when there is none; exactly the bytes
+ * rolled are fed to @p a and @p b.  The chunker's scan with lanes
+ * (bkr_chunker_scan2).
+ */
+size_t bkr_hash_update2_roll(bkr_hash_ctx *a, bkr_hash_ctx *b, const void *data, size_t len, const uint64_t *gear,
+			     uint64_t *fp, uint64_t mask);
 /** Whether bkr_hash_update2 costs about one hash, not two (SHA
  * extensions found, and BKR_SHANI=0 not set in the environment). */
 bool bkr_hash_pair_fast(void);

@@ -147,10 +147,10 @@ int bkr_repo_store_open(bkr_repo *r, const char *location, int flags, bkr_store 
  * HMAC-SHA-256 under the MAC key of an encrypted one.
  */
 void bkr_repo_blob_id(const bkr_repo *r, const void *data, size_t len, bkr_id *out);
-struct bkr_digest;
-/** bkr_repo_blob_id, feeding the same bytes to the content digest @p d in
- * the same pass (bkr_crypto_blob_id_digest). */
-void bkr_repo_blob_id_digest(const bkr_repo *r, struct bkr_digest *d, const void *data, size_t len, bkr_id *out);
+/** bkr_repo_blob_id in pieces: start @p h, feed it the blob's bytes, take
+ * the id (bkr_crypto_blob_id_start, bkr_crypto_blob_id_end). */
+void bkr_repo_blob_id_start(const bkr_repo *r, bkr_hash_ctx *h);
+void bkr_repo_blob_id_end(const bkr_repo *r, bkr_hash_ctx *h, bkr_id *out);
 const bkr_repo_config *bkr_repo_get_config(const bkr_repo *r);
 
 /**

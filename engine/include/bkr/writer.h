@@ -56,10 +56,10 @@ int bkr_writer_put_hash(bkr_writer *w, bkr_blob_type type, const void *data, siz
 
 /** The id of a blob with this plaintext in the writer's repository (bkr_repo_blob_id). */
 void bkr_writer_blob_id(const bkr_writer *w, const void *data, size_t len, bkr_id *id);
-struct bkr_digest;
-/** bkr_writer_blob_id, feeding the same bytes to the content digest @p d in
- * the same pass (bkr_repo_blob_id_digest). */
-void bkr_writer_blob_id_digest(const bkr_writer *w, struct bkr_digest *d, const void *data, size_t len, bkr_id *id);
+/** bkr_writer_blob_id in pieces: start @p h, feed it the blob's bytes, take
+ * the id (bkr_repo_blob_id_start, bkr_repo_blob_id_end). */
+void bkr_writer_blob_id_start(const bkr_writer *w, bkr_hash_ctx *h);
+void bkr_writer_blob_id_end(const bkr_writer *w, bkr_hash_ctx *h, bkr_id *id);
 
 /** Whether blob ids are keyed (an encrypted repository): else an id is the SHA-256. */
 bool bkr_writer_keyed(const bkr_writer *w);
