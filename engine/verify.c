@@ -35,6 +35,7 @@
 #include "bkr/trash.h"
 #include "bkr/verify_record.h"
 #include "bkr/pack.h"
+#include "bkr/utf8.h"
 #include "bkr/walk.h"
 #include "array.h"
 #include "idset.h"
@@ -840,10 +841,8 @@ static const char *set_why(struct verify *v, const char *oom, const char *fmt, .
 static const char *set_why(struct verify *v, const char *oom, const char *fmt, ...)
 {
 	va_list ap;
-	free(v->why);
 	va_start(ap, fmt);
-	if (vasprintf(&v->why, fmt, ap) < 0)
-		v->why = NULL;
+	bkr_text_vsetf(&v->why, fmt, ap);
 	va_end(ap);
 	return v->why ? v->why : oom;
 }
