@@ -782,18 +782,18 @@ done:
  * again at each leftover until a writer is seen (one may start meanwhile). */
 static const char *leftover_by(struct verify *v)
 {
-	char who[600];
 	if (v->writing != 1) {
-		v->writing = bkr_repo_writers_active(v->r, who, sizeof(who));
+		char *who = NULL; /* whole: on S3 it names the lock object */
+		v->writing = bkr_repo_writers_active(v->r, &who);
 		/* on S3 a killed writer's mark stays until it is stale: maybe
 		 * nobody is writing (on a local repository the mark dies with it) */
-		if (v->writing == 1 && bkr_store_is_url(bkr_repo_path(v->r))) {
-			free(v->writer); /* out of memory: the words without the mark's */
-			if (asprintf(&v->writer, "possibly a command writing to the repository now "
-				     "(locks/writers.lock: %s; a killed command's mark stays until it is stale): its "
-				     "work in progress, else an interrupted command's", who) < 0)
-				v->writer = NULL;
-		}
+		/* out of memory: the words without the mark's */
+		if (v->writing == 1 && bkr_store_is_url(bkr_repo_path(v->r)))
+			bkr_text_setf(&v->writer, "possibly a command writing to the repository now "
+				      "(locks/writers.lock: %s; a killed command's mark stays until it is stale): its "
+				      "work in progress, else an interrupted command's",
+				      who ? who : "out of memory naming its holder");
+		free(who);
 	}
 	switch (v->writing) {
 	case 1:
