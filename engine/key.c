@@ -15,6 +15,7 @@
 #include "bkr/keycache.h"
 #include "bkr/manifest.h"
 #include "bkr/utf8.h"
+#include "array.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -359,6 +360,8 @@ struct key_walk {
 	const uint8_t *repo_id;      /* when set: a key file of another repository counts as damaged */
 	void (*warn)(void *ctx, const char *message);
 	void *ctx;
+	char **folders;              /* the folders of keys/ warned about (in_folder) */
+	size_t nfolders, capfolders;
 };
 
 /* Key file @p id is damaged (unreadable, malformed, of another repository, or
@@ -382,6 +385,37 @@ static int add_bad(struct key_walk *kw, const char *id)
 	return 0;
 }
 
+/*
+ * An object below a folder of keys/ (keys/old/ID.json: a directory holding
+ * files; on S3 a name with a further '/'): no key file, whatever it holds -
+ * keys/ holds key files only.  The folder is warned about once, naming it,
+ * and not looked into; never a damaged key file (key remove could not remove
+ * it).  An empty directory holds nothing to say.
+ */
+static int in_folder(struct key_walk *kw, const char *name)
+{
+	const char *slash = strchr(name + strlen(KEYS_PREFIX), '/');
+	char folder[PATH_MAX], path[PATH_MAX];
+	size_t n;
+	int err;
+
+	if (strncmp(name, KEYS_PREFIX, strlen(KEYS_PREFIX)) || !slash || (n = (size_t)(slash - name)) >= sizeof(folder))
+		return 0;
+	memcpy(folder, name, n);
+	folder[n] = '\0';
+	for (size_t i = 0; i < kw->nfolders; i++)
+		if (!strcmp(kw->folders[i], folder))
+			return 0;
+	if ((err = bkr_array_push_str(&kw->folders, &kw->capfolders, &kw->nfolders, folder)) < 0 ||
+	    (err = bkr_store_describe(kw->s, folder, path, sizeof(path))) < 0)
+		return err;
+	bkr_error_set(BKR_ECORRUPT, "%s: a folder, not a key file: not looked into (keys/ holds key files only)", path);
+	if (kw->warn)
+		kw->warn(kw->ctx, bkr_error_message());
+	bkr_error_clear();
+	return 0;
+}
+
 static int on_key(void *ctx, const char *name)
 {
 	struct key_walk *kw = ctx;
@@ -391,7 +425,7 @@ static int on_key(void *ctx, const char *name)
 	int err;
 
 	if (!key_name(name, id))
-		return 0;
+		return in_folder(kw, name);
 	if ((err = bkr_store_describe(kw->s, name, what, sizeof(what))) < 0)
 		return err;
 	if (kw->n == kw->cap) {
@@ -476,8 +510,13 @@ static int list_keys(bkr_store *s, struct key_walk *kw)
 	int err;
 
 	kw->s = s;
-	if ((err = bkr_store_list(s, KEYS_PREFIX, on_key, kw)) < 0 ||
-	    (err = bkr_store_list_other(s, KEYS_PREFIX, on_other, kw)) < 0) {
+	err = bkr_store_list(s, KEYS_PREFIX, on_key, kw);
+	for (size_t i = 0; i < kw->nfolders; i++)
+		free(kw->folders[i]);
+	free(kw->folders);
+	kw->folders = NULL;
+	kw->nfolders = kw->capfolders = 0;
+	if (err < 0 || (err = bkr_store_list_other(s, KEYS_PREFIX, on_other, kw)) < 0) {
 		free(kw->v);
 		free(kw->bad);
 		kw->v = NULL;
