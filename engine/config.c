@@ -1263,11 +1263,8 @@ int bkr_config_load(bkr_config **out, const char *path)
 	*out = NULL;
 	if ((err = bkr_io_read_file(path, BKR_CONFIG_MAX_SIZE, &text, &len)) < 0) {
 		/* not a regular file, or too large: the configuration is wrong (exit 2), not the repository */
-		if (err == BKR_ECORRUPT) {
-			char msg[1024];
-			snprintf(msg, sizeof(msg), "%s", bkr_error_message());
-			err = bkr_error_set(BKR_EINVAL, "%s", msg);
-		}
+		if (err == BKR_ECORRUPT) /* formatted aside by bkr_error_set: the message whole */
+			err = bkr_error_set(BKR_EINVAL, "%s", bkr_error_message());
 		bkr_error_prefix("cannot read configuration");
 		goto done;
 	}

@@ -303,10 +303,11 @@ int bkr_io_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *w
 	return 0;
 }
 
-int bkr_io_fsync(int fd, const char *what)
+/* fsync @p fd through fault point @p point. */
+static int fsync_at(int fd, const char *what, const char *point)
 {
 	int err;
-	if ((err = bkr_io_fault("fsync")) < 0) {
+	if ((err = bkr_io_fault(point)) < 0) {
 		bkr_error_prefix("fsync %s", what); /* as a real failure here names the file */
 		return err;
 	}
@@ -315,21 +316,51 @@ int bkr_io_fsync(int fd, const char *what)
 	return 0;
 }
 
-int bkr_io_fsync_dir(const char *dir)
+int bkr_io_fsync(int fd, const char *what)
+{
+	return fsync_at(fd, what, "fsync");
+}
+
+static int fsync_dir_at(const char *dir, const char *point)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int err;
 	if (fd < 0)
 		return bkr_error_set_errno(errno, "open directory %s", dir);
-	err = bkr_io_fsync(fd, dir);
+	err = fsync_at(fd, dir, point);
 	close(fd);
 	return err;
 }
 
-int bkr_io_mkdir_p(const char *path, mode_t mode)
+int bkr_io_fsync_dir(const char *dir)
+{
+	return fsync_dir_at(dir, "fsync");
+}
+
+/* mkdir @p buf (a path, changed and restored here); made and @p durable: its parent fsynced. */
+static int mkdir_one(char *buf, mode_t mode, bool durable)
+{
+	char *slash;
+	int err;
+	if (mkdir(buf, mode) < 0)
+		return errno == EEXIST ? 0 : bkr_error_set_errno(errno, "mkdir %s", buf);
+	if (!durable || !(slash = strrchr(buf, '/')))
+		return 0;
+	if (slash == buf)
+		return fsync_dir_at("/", "mkdir-fsync");
+	*slash = '\0';
+	err = fsync_dir_at(buf, "mkdir-fsync");
+	if (err < 0)
+		bkr_error_prefix("%s/%s is made, but that may not be on disk", buf, slash + 1);
+	*slash = '/';
+	return err;
+}
+
+static int mkdir_p(const char *path, mode_t mode, bool durable)
 {
 	char buf[PATH_MAX];
 	size_t n = strlen(path);
+	int err;
 	if (n == 0 || n >= sizeof(buf))
 		return bkr_error_set(BKR_EINVAL, "bad directory path '%s'", path);
 	memcpy(buf, path, n + 1);
@@ -337,13 +368,21 @@ int bkr_io_mkdir_p(const char *path, mode_t mode)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return bkr_error_set_errno(errno, "mkdir %s", buf);
+		if ((err = mkdir_one(buf, mode, durable)) < 0)
+			return err;
 		*p = '/';
 	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return bkr_error_set_errno(errno, "mkdir %s", buf);
-	return 0;
+	return mkdir_one(buf, mode, durable);
+}
+
+int bkr_io_mkdir_p(const char *path, mode_t mode)
+{
+	return mkdir_p(path, mode, false);
+}
+
+int bkr_io_mkdir_p_durable(const char *path, mode_t mode)
+{
+	return mkdir_p(path, mode, true);
 }
 
 int bkr_io_tmpfile(const char *dir, char *tmp, size_t tmp_cap, int *fd_out)
@@ -398,9 +437,12 @@ static bool final_dir_remade(const char *tmp, const char *final)
 	char dir[PATH_MAX], tdir[PATH_MAX];
 	struct stat st;
 
+	/* made: durable, as bkr_io_mkdir_p_durable makes it (its parent fsynced) */
 	bool again = access(tmp, F_OK) == 0 && dir_of(final, dir, sizeof(dir)) == 0 &&
 		dir_of(tmp, tdir, sizeof(tdir)) == 0 && strcmp(dir, tdir) != 0 && stat(tdir, &st) == 0 &&
-		(mkdir(dir, st.st_mode & 07777) == 0 || errno == EEXIST);
+		(mkdir(dir, st.st_mode & 07777) == 0
+			 ? dir_of(dir, tdir, sizeof(tdir)) == 0 && fsync_dir_at(tdir, "mkdir-fsync") == 0
+			 : errno == EEXIST);
 
 	errno = ENOENT; /* the link's error, for its message */
 	return again;

@@ -14,6 +14,8 @@
 #include "bkr/io.h"
 #include "bkr/keycache.h"
 #include "bkr/manifest.h"
+#include "bkr/utf8.h"
+#include "array.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -237,13 +239,16 @@ static int keys_lock(bkr_store *s, bkr_store_held **held)
 {
 	int err = bkr_store_lock(s, "locks/keys.lock", true, false, held);
 	if (err == BKR_ELOCKED) {
-		char holder[700]; /* the store's word on the holder: on S3 its pid, host and last refresh */
-		snprintf(holder, sizeof(holder), "%s", bkr_error_message());
-		if (lock_wait.no_wait)
-			return bkr_error_set(BKR_ELOCKED, "keys lock: %s; not waiting (--no-wait)", holder);
+		char *holder; /* the store's word on the holder, whole: on S3 its pid, host and last refresh */
+		if (lock_wait.no_wait) /* formatted aside by bkr_error_set */
+			return bkr_error_set(BKR_ELOCKED, "keys lock: %s; not waiting (--no-wait)",
+					     bkr_error_message());
+		if (!(holder = strdup(bkr_error_message())))
+			return bkr_error_oom();
 		bkr_error_clear();
 		if (lock_wait.waiting)
 			lock_wait.waiting(lock_wait.ctx, holder);
+		free(holder);
 		err = bkr_store_lock(s, "locks/keys.lock", true, true, held);
 	}
 	if (err < 0) {
@@ -355,6 +360,8 @@ struct key_walk {
 	const uint8_t *repo_id;      /* when set: a key file of another repository counts as damaged */
 	void (*warn)(void *ctx, const char *message);
 	void *ctx;
+	char **folders;              /* the folders of keys/ warned about (in_folder) */
+	size_t nfolders, capfolders;
 };
 
 /* Key file @p id is damaged (unreadable, malformed, of another repository, or
@@ -378,6 +385,37 @@ static int add_bad(struct key_walk *kw, const char *id)
 	return 0;
 }
 
+/*
+ * An object below a folder of keys/ (keys/old/ID.json: a directory holding
+ * files; on S3 a name with a further '/'): no key file, whatever it holds -
+ * keys/ holds key files only.  The folder is warned about once, naming it,
+ * and not looked into; never a damaged key file (key remove could not remove
+ * it).  An empty directory holds nothing to say.
+ */
+static int in_folder(struct key_walk *kw, const char *name)
+{
+	const char *slash = strchr(name + strlen(KEYS_PREFIX), '/');
+	char folder[PATH_MAX], path[PATH_MAX];
+	size_t n;
+	int err;
+
+	if (strncmp(name, KEYS_PREFIX, strlen(KEYS_PREFIX)) || !slash || (n = (size_t)(slash - name)) >= sizeof(folder))
+		return 0;
+	memcpy(folder, name, n);
+	folder[n] = '\0';
+	for (size_t i = 0; i < kw->nfolders; i++)
+		if (!strcmp(kw->folders[i], folder))
+			return 0;
+	if ((err = bkr_array_push_str(&kw->folders, &kw->capfolders, &kw->nfolders, folder)) < 0 ||
+	    (err = bkr_store_describe(kw->s, folder, path, sizeof(path))) < 0)
+		return err;
+	bkr_error_set(BKR_ECORRUPT, "%s: a folder, not a key file: not looked into (keys/ holds key files only)", path);
+	if (kw->warn)
+		kw->warn(kw->ctx, bkr_error_message());
+	bkr_error_clear();
+	return 0;
+}
+
 static int on_key(void *ctx, const char *name)
 {
 	struct key_walk *kw = ctx;
@@ -387,7 +425,7 @@ static int on_key(void *ctx, const char *name)
 	int err;
 
 	if (!key_name(name, id))
-		return 0;
+		return in_folder(kw, name);
 	if ((err = bkr_store_describe(kw->s, name, what, sizeof(what))) < 0)
 		return err;
 	if (kw->n == kw->cap) {
@@ -472,8 +510,13 @@ static int list_keys(bkr_store *s, struct key_walk *kw)
 	int err;
 
 	kw->s = s;
-	if ((err = bkr_store_list(s, KEYS_PREFIX, on_key, kw)) < 0 ||
-	    (err = bkr_store_list_other(s, KEYS_PREFIX, on_other, kw)) < 0) {
+	err = bkr_store_list(s, KEYS_PREFIX, on_key, kw);
+	for (size_t i = 0; i < kw->nfolders; i++)
+		free(kw->folders[i]);
+	free(kw->folders);
+	kw->folders = NULL;
+	kw->nfolders = kw->capfolders = 0;
+	if (err < 0 || (err = bkr_store_list_other(s, KEYS_PREFIX, on_other, kw)) < 0) {
 		free(kw->v);
 		free(kw->bad);
 		kw->v = NULL;
@@ -579,11 +622,9 @@ int bkr_key_unlock_kek(bkr_store *s, const uint8_t repo_id[BKR_CRYPTO_REPO_ID_SI
 			goto done;
 		/* its KDF failed (parameters OpenSSL refuses): that key file is
 		 * unusable, never the repository; the others are tried */
-		{
-			char msg[600];
-			snprintf(msg, sizeof(msg), "%s", bkr_error_message());
-			bkr_error_set(BKR_ECORRUPT, "%s: " KEYS_PREFIX "%s.json: %s", bkr_store_location(s), kw.v[i].id, msg);
-		}
+		/* formatted aside by bkr_error_set: the message whole */
+		bkr_error_set(BKR_ECORRUPT, "%s: " KEYS_PREFIX "%s.json: %s", bkr_store_location(s), kw.v[i].id,
+			      bkr_error_message());
 		if ((err = add_bad(&kw, kw.v[i].id)) < 0)
 			goto done;
 	}
@@ -643,7 +684,7 @@ static void drop_cached(const uint8_t *repo_id, const char *id)
  * conditions); *expires gets the entry's expiry. */
 static int use_cached(bkr_store *s, const uint8_t *repo_id, bkr_crypto **out, char id_out[BKR_KEY_ID_HEX], int64_t *expires)
 {
-	char id[BKR_KEY_ID_HEX], name[64], what[PATH_MAX], why[800];
+	char id[BKR_KEY_ID_HEX], name[64], what[PATH_MAX], *why = NULL, *msg = NULL;
 	uint8_t *kek = NULL, *text = NULL;
 	bkr_key_file kf;
 	size_t len = 0;
@@ -687,15 +728,19 @@ static int use_cached(bkr_store *s, const uint8_t *repo_id, bkr_crypto **out, ch
 		goto done;
 unfit:
 	/* never used, and removed: the next command does not meet it again */
-	snprintf(why, sizeof(why), "%s", bkr_error_message());
+	why = strdup(bkr_error_message()); /* whole: it names the key file */
 	bkr_keycache_drop(repo_id);
 	bkr_error_clear();
 	if (cache_note.fn) {
-		char msg[sizeof(why) + PATH_MAX + 64];
-		snprintf(msg, sizeof(msg), "%s: the key cache's entry is not used (removed from the cache): %s",
-			 bkr_store_location(s), why);
-		cache_note.fn(cache_note.ctx, msg);
+		if (!bkr_text_setf(&msg, "%s: the key cache's entry is not used (removed from the cache): %s",
+				   bkr_store_location(s), why ? why : "(out of memory saying why)"))
+			msg = strdup("the key cache's entry is not used (removed from the cache; out of memory "
+				     "saying why)");
+		if (msg)
+			cache_note.fn(cache_note.ctx, msg);
 	}
+	free(msg);
+	free(why);
 	err = 1;
 done:
 	free(text);

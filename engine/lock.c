@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct bkr_lock {
 	bkr_store_held *held;
@@ -35,15 +36,12 @@ int bkr_repo_lock(bkr_repo *r, bkr_lock_mode mode, bool wait, bkr_lock **out)
 
 	*out = NULL;
 	err = bkr_store_lock(r->store, "locks/repo.lock", mode == BKR_LOCK_EXCLUSIVE, wait, &held);
-	if (err == BKR_ELOCKED) {
-		char detail[600]; /* the store's word on the holder (an S3 lock names it and its age) */
-		snprintf(detail, sizeof(detail), "%s", bkr_error_message());
+	if (err == BKR_ELOCKED) /* the store's word on the holder (an S3 lock names it and its age), whole */
 		return bkr_error_set(BKR_ELOCKED, "%s: repository is locked by %s (try again later; %s)", r->path,
 				     mode == BKR_LOCK_EXCLUSIVE ? "another command (a backup or copy, or a delete, cleanup, "
 								  "prune, repair or tier migration)"
 								: "a running delete, cleanup, prune, repair or tier command",
-				     detail);
-	}
+				     bkr_error_message());
 	if (err < 0)
 		return err;
 	return wrap(held, out);
@@ -76,16 +74,16 @@ int bkr_repo_writer_mark(bkr_repo *r, bkr_lock **out)
 	return wrap(held, out);
 }
 
-int bkr_repo_writers_active(bkr_repo *r, char *who, size_t cap)
+int bkr_repo_writers_active(bkr_repo *r, char **who)
 {
 	bkr_store_held *held;
 	int err = bkr_store_lock(r->store, WRITERS, true, false, &held);
-	if (who && cap)
-		who[0] = '\0';
+	if (who)
+		*who = NULL;
 	if (err == BKR_ELOCKED) {
-		/* the store's word on the holder (S3: its host, pid and last refresh) */
-		if (who && cap)
-			snprintf(who, cap, "%s", bkr_error_message());
+		/* the store's word on the holder (S3: its host, pid and last refresh), whole */
+		if (who)
+			*who = strdup(bkr_error_message());
 		bkr_error_clear();
 		return 1;
 	}

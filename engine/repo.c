@@ -16,6 +16,7 @@
 #include "bkr/store_cache.h"
 #include "bkr/tier.h"
 #include "bkr/trash.h"
+#include "bkr/utf8.h"
 #include "repo_priv.h"
 
 #include <errno.h>
@@ -310,15 +311,12 @@ bkr_store *bkr_repo_tier(bkr_repo *r, size_t i, const char **tier, bool *recorde
 char *bkr_repo_places(bkr_repo *r)
 {
 	size_t nt = bkr_repo_tier_count(r);
-	char *places = strdup(r->path), *more;
+	char *places = strdup(r->path);
 
 	for (size_t i = 1; i <= nt && places; i++) {
 		const char *name = NULL;
 		bkr_store *s = bkr_repo_tier(r, i, &name, NULL);
-		if (asprintf(&more, "%s, tier %s at %s", places, name, bkr_store_location(s)) < 0)
-			more = NULL;
-		free(places);
-		places = more;
+		bkr_text_setf(&places, "%s, tier %s at %s", places, name, bkr_store_location(s));
 	}
 	return places;
 }

@@ -8,6 +8,7 @@
 #include "bkr/error.h"
 #include "bkr/key.h"
 #include "bkr/store.h"
+#include "bkr/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -201,7 +202,7 @@ done:
 
 int bkr_repo_config_load(bkr_repo *r)
 {
-	char first[600];
+	char *first = NULL; /* config.json's error, whole (it names the repository) */
 	bkr_repo_config copy;
 	int err = load_one(r, "config.json", &r->cfg), cerr;
 
@@ -209,19 +210,23 @@ int bkr_repo_config_load(bkr_repo *r)
 		return err;
 	/* damaged, or absent (a repair killed while it rewrote it): the copy
 	 * written beside it at init holds the same bytes */
-	snprintf(first, sizeof(first), "%s", err == BKR_ENOTFOUND ? "" : bkr_error_message());
+	if (!bkr_text_setf(&first, "%s", err == BKR_ENOTFOUND ? "" : bkr_error_message()))
+		return bkr_error_oom();
 	if ((cerr = load_one(r, BKR_REPO_CONFIG_COPY, &copy)) < 0) {
-		char second[600];
-		snprintf(second, sizeof(second), "%s", bkr_error_message());
 		if (err == BKR_ENOTFOUND && cerr == BKR_ENOTFOUND && bkr_store_root_missing(r->store) < 0)
-			return BKR_ENOTFOUND; /* not the repository: the bucket it would be in */
-		if (err == BKR_ENOTFOUND && cerr == BKR_ENOTFOUND)
-			return bkr_error_set(BKR_ENOTFOUND, "%s: no config.json: not a bkrfs repository (create one with 'bkr init')",
-					     r->path);
-		if (err == BKR_ENOTFOUND)
-			return bkr_error_set(cerr, "%s: config.json is missing; and its copy: %s", r->path, second);
-		return bkr_error_set(err, "%s; and its copy: %s", first,
-				     cerr == BKR_ENOTFOUND ? "absent (the repository predates it)" : second);
+			err = BKR_ENOTFOUND; /* not the repository: the bucket it would be in */
+		else if (err == BKR_ENOTFOUND && cerr == BKR_ENOTFOUND)
+			err = bkr_error_set(BKR_ENOTFOUND, "%s: no config.json: not a bkrfs repository (create "
+					    "one with 'bkr init')", r->path);
+		else if (err == BKR_ENOTFOUND) /* the copy's error, formatted aside by bkr_error_set: whole */
+			err = bkr_error_set(cerr, "%s: config.json is missing; and its copy: %s", r->path,
+					    bkr_error_message());
+		else
+			err = bkr_error_set(err, "%s; and its copy: %s", first,
+					    cerr == BKR_ENOTFOUND ? "absent (the repository predates it)"
+								  : bkr_error_message());
+		free(first);
+		return err;
 	}
 	r->cfg = copy;
 	if (err == BKR_ENOTFOUND)
@@ -230,6 +235,7 @@ int bkr_repo_config_load(bkr_repo *r)
 	else
 		err = asprintf(&r->config_warning, "%s; read its copy %s instead ('bkr repair' rewrites config.json)",
 			       first, BKR_REPO_CONFIG_COPY);
+	free(first);
 	if (err < 0) {
 		r->config_warning = NULL;
 		return bkr_error_oom();

@@ -149,11 +149,11 @@ static bool parent_of(const char *path, char *dir)
 	return true;
 }
 
-/* mkdir -p the directory holding @p path. */
+/* mkdir -p the directory holding @p path, durably (an object published into it is not lost with it). */
 static int make_parent(const char *path)
 {
 	char dir[PATH_MAX];
-	return parent_of(path, dir) ? bkr_io_mkdir_p(dir, DIR_MODE) : 0;
+	return parent_of(path, dir) ? bkr_io_mkdir_p_durable(dir, DIR_MODE) : 0;
 }
 
 /* no version tag: a local file's is its mtime (@p tag stays "") */
@@ -662,7 +662,7 @@ static int local_upload_new(bkr_store *s, const char *prefix, bkr_store_upload *
 
 	if ((err = folder_of(s, prefix, dir)) < 0)
 		return err;
-	if ((err = bkr_io_mkdir_p(dir, DIR_MODE)) < 0)
+	if ((err = bkr_io_mkdir_p_durable(dir, DIR_MODE)) < 0) /* the pack's folder outlives a crash as the pack */
 		return err;
 	if (!(u = calloc(1, sizeof(*u))))
 		return bkr_error_oom();
@@ -1004,7 +1004,7 @@ static int local_prepare(bkr_store *s, const char *prefix)
 	int err;
 	if ((err = path_of(s, prefix, dir)) < 0)
 		return err;
-	return bkr_io_mkdir_p(dir, DIR_MODE);
+	return bkr_io_mkdir_p_durable(dir, DIR_MODE);
 }
 
 static int local_drop_folder(bkr_store *s, const char *prefix)
@@ -1119,7 +1119,7 @@ int bkr_store_local_open(bkr_store **out, const char *root, unsigned flags)
 	*out = NULL;
 	if (n == 0 || n >= PATH_MAX - 256)
 		return bkr_error_set(BKR_EINVAL, "bad directory '%s'", root);
-	if ((flags & BKR_STORE_CREATE) && (err = bkr_io_mkdir_p(root, DIR_MODE)) < 0)
+	if ((flags & BKR_STORE_CREATE) && (err = bkr_io_mkdir_p_durable(root, DIR_MODE)) < 0)
 		return err;
 	if (stat(root, &st) < 0) {
 		if (!(errno == ENOENT && (flags & BKR_STORE_ABSENT_OK)))

@@ -654,6 +654,33 @@ int bkr_tier_forget(bkr_repo *r, const char *location, bool lost, bool dry_run, 
 			continue;
 		out->present = u[i].present;
 		out->data_packs = u[i].data_packs;
+		/* not present for want of a marker that reads: the location is there,
+		 * and its packs with it, when the marker is damaged (another tier's
+		 * name, no tier, another repository's id) - no lost disk, which
+		 * --lost is for: forgotten, its packs would look missing and repair
+		 * would drop their index entries */
+		if (!out->present && (err = bkr_tier_present(r, i)) == 0) {
+			out->present = true; /* mounted since */
+		} else if (err == BKR_ENOTFOUND) {
+			bkr_error_clear(); /* missing or not mounted: judged below */
+			err = 0;
+		} else if (err < 0 && err != BKR_ECORRUPT && err != BKR_EINVAL) {
+			goto done; /* it cannot be told (an I/O error) */
+		} else if (err < 0) {
+			if (out->data_packs) {
+				err = bkr_error_set(err, "tier %s: %s holds %" PRIu64 " data pack%s, but %s: that is damage "
+						    "of its " MARKER ", not loss of the packs, so it is not forgotten (with "
+						    "--lost or without: 'bkr repair' would then drop the index entries of "
+						    "packs that are there); put its " MARKER " back from a copy of the tier, "
+						    "or mount the right disk there, then retry",
+						    f.tier, location, out->data_packs, out->data_packs == 1 ? "" : "s",
+						    bkr_error_message());
+				goto done;
+			}
+			bkr_error_clear(); /* no data there to lose: forgotten as a present, empty location */
+			err = 0;
+			out->present = true;
+		}
 		break;
 	}
 	if (out->present && out->data_packs) {

@@ -1,7 +1,9 @@
 /** @file
  * UTF-8 validation and replacement (see bkr/utf8.h).
  */
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +128,27 @@ char *bkr_text_escape_dup(const char *s, size_t len)
 	/* \xHH is the most one byte becomes */
 	char *out = len < (SIZE_MAX - 1) / 4 ? malloc(4 * len + 1) : NULL;
 	return out ? bkr_text_escape(out, 4 * len + 1, s, len) : NULL;
+}
+
+char *bkr_text_vsetf(char **s, const char *fmt, va_list ap)
+{
+	char *text;
+
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	free(*s); /* after: an argument may be the old string */
+	return *s = text;
+}
+
+char *bkr_text_setf(char **s, const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	text = bkr_text_vsetf(s, fmt, ap);
+	va_end(ap);
+	return text;
 }
 
 char *bkr_utf8_clean(const char *s)

@@ -35,6 +35,7 @@
 #include "bkr/trash.h"
 #include "bkr/verify_record.h"
 #include "bkr/pack.h"
+#include "bkr/utf8.h"
 #include "bkr/walk.h"
 #include "array.h"
 #include "idset.h"
@@ -781,18 +782,18 @@ done:
  * again at each leftover until a writer is seen (one may start meanwhile). */
 static const char *leftover_by(struct verify *v)
 {
-	char who[600];
 	if (v->writing != 1) {
-		v->writing = bkr_repo_writers_active(v->r, who, sizeof(who));
+		char *who = NULL; /* whole: on S3 it names the lock object */
+		v->writing = bkr_repo_writers_active(v->r, &who);
 		/* on S3 a killed writer's mark stays until it is stale: maybe
 		 * nobody is writing (on a local repository the mark dies with it) */
-		if (v->writing == 1 && bkr_store_is_url(bkr_repo_path(v->r))) {
-			free(v->writer); /* out of memory: the words without the mark's */
-			if (asprintf(&v->writer, "possibly a command writing to the repository now "
-				     "(locks/writers.lock: %s; a killed command's mark stays until it is stale): its "
-				     "work in progress, else an interrupted command's", who) < 0)
-				v->writer = NULL;
-		}
+		/* out of memory: the words without the mark's */
+		if (v->writing == 1 && bkr_store_is_url(bkr_repo_path(v->r)))
+			bkr_text_setf(&v->writer, "possibly a command writing to the repository now "
+				      "(locks/writers.lock: %s; a killed command's mark stays until it is stale): its "
+				      "work in progress, else an interrupted command's",
+				      who ? who : "out of memory naming its holder");
+		free(who);
 	}
 	switch (v->writing) {
 	case 1:
@@ -840,10 +841,8 @@ static const char *set_why(struct verify *v, const char *oom, const char *fmt, .
 static const char *set_why(struct verify *v, const char *oom, const char *fmt, ...)
 {
 	va_list ap;
-	free(v->why);
 	va_start(ap, fmt);
-	if (vasprintf(&v->why, fmt, ap) < 0)
-		v->why = NULL;
+	bkr_text_vsetf(&v->why, fmt, ap);
 	va_end(ap);
 	return v->why ? v->why : oom;
 }

@@ -27,6 +27,7 @@
 #include "bkr/repair.h"
 #include "bkr/routine.h"
 #include "bkr/tier.h"
+#include "bkr/utf8.h"
 #include "bkr/verify.h"
 #include "bkr/verify_record.h"
 
@@ -285,16 +286,15 @@ static int update_holds(rt_run *r, bkr_recover *rc)
 	return 0;
 }
 
-/* "N files held ... (first: PATH, its good copy in BACKUP)" */
-static const char *held_note(rt_run *r)
+/* The scan step's line when only holds are left: "N files held ... (first: PATH, its good copy in BACKUP)". */
+static void held_end(rt_run *r, rt_step *s)
 {
-	static char note[1200];
 	const bkr_hold *h = &r->holds.v[0];
 	size_t n = bkr_holds_files(&r->holds);
-	snprintf(note, sizeof(note), "%zu file%s held: damaged or missing and not recovered, the backup%s with the last "
-		 "good cop%s kept (first: %s, %s, in %s)", n, n == 1 ? "" : "s", n == 1 ? "" : "s",
-		 n == 1 ? "y" : "ies", h->path, h->damage, h->backup_id);
-	return note;
+	rt_step_end(r, s, RT_PROBLEMS, "%" PRIu64 " files checked, none damaged; %zu file%s held: damaged or missing "
+		    "and not recovered, the backup%s with the last good cop%s kept (first: %s, %s, in %s)",
+		    r->scan.files_checked, n, n == 1 ? "" : "s", n == 1 ? "" : "s", n == 1 ? "y" : "ies", h->path,
+		    h->damage, h->backup_id);
 }
 
 /*
@@ -332,7 +332,7 @@ static void step_scan(rt_run *r, rt_step *s)
 		if (r->repo)
 			rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
 		else
-			rt_step_end(r, s, RT_FAILED, "no repository: %s; the scan without it: %s", r->repo_error,
+			rt_step_end(r, s, RT_FAILED, "no repository: %s; the scan without it: %s", rt_repo_error(r),
 				    bkr_error_message());
 		bkr_recover_free(rc);
 		bkr_lock_release(lock);
@@ -349,13 +349,12 @@ static void step_scan(rt_run *r, rt_step *s)
 		return;
 	}
 	if (!r->repo) {
-		char first[700] = "";
-		if (r->scan.n)
-			snprintf(first, sizeof(first), " (first: %s: %s)", r->scan.items[0].path, r->scan.items[0].reason);
 		rt_step_end(r, s, RT_FAILED,
 			    "no repository: %s; without the backups missing and truncated files cannot be seen: only "
-			    "required files and validators judged, %zu damaged file%s%s",
-			    r->repo_error, r->scan.n, r->scan.n == 1 ? "" : "s", first);
+			    "required files and validators judged, %zu damaged file%s%s%s%s%s%s",
+			    rt_repo_error(r), r->scan.n, r->scan.n == 1 ? "" : "s", r->scan.n ? " (first: " : "",
+			    r->scan.n ? r->scan.items[0].path : "", r->scan.n ? ": " : "",
+			    r->scan.n ? r->scan.items[0].reason : "", r->scan.n ? ")" : "");
 	} else if (r->scan.n == 0 && r->scan.nskipped) {
 		/* not all of the workspace was looked at: a problem to act on */
 		rt_step_end(r, s, RT_PROBLEMS, "%" PRIu64 " files checked, none damaged; %zu director%s not scanned (first: %s: %s)",
@@ -364,8 +363,7 @@ static void step_scan(rt_run *r, rt_step *s)
 	} else if (r->scan.n == 0 && r->holds.n) {
 		/* gone from the newest backup too, so the scan no longer sees them:
 		 * their holds say what is still lost, and keep its last good copy */
-		rt_step_end(r, s, RT_PROBLEMS, "%" PRIu64 " files checked, none damaged; %s", r->scan.files_checked,
-			    held_note(r));
+		held_end(r, s);
 	} else if (r->scan.n == 0) {
 		rt_step_end(r, s, RT_OK, "%" PRIu64 " files checked, none damaged", r->scan.files_checked);
 	} else {
@@ -496,17 +494,18 @@ static void step_verify(rt_run *r, rt_step *s)
 			    r->verify.read_data ? " (every byte read)" : "");
 		return;
 	}
-	char unread[1024] = "";
-	if (err == BKR_EIO)
-		snprintf(unread, sizeof(unread), "; %s", bkr_error_message());
+	char *unread = NULL; /* whole: the error names the object */
+	if (err == BKR_EIO && !bkr_text_setf(&unread, "; %s", bkr_error_message()))
+		unread = strdup("; out of memory naming what could not be read");
 	rt_alert(r, "damage", NULL, NULL, verify_action(r),
 		 "verify found %" PRIu64 " error%s: %zu damaged object%s (first: %s), %zu backup%s affected%s",
 		 st.errors, st.errors == 1 ? "" : "s", r->verify.nobjects, r->verify.nobjects == 1 ? "" : "s",
 		 r->verify.nobjects ? r->verify.objects[0] : "?", r->verify.nbackups,
-		 r->verify.nbackups == 1 ? "" : "s", unread);
+		 r->verify.nbackups == 1 ? "" : "s", unread ? unread : "");
 	rt_step_end(r, s, RT_FAILED, "%" PRIu64 " error%s, %zu damaged object%s, %zu backup%s affected%s", st.errors,
 		    st.errors == 1 ? "" : "s", r->verify.nobjects, r->verify.nobjects == 1 ? "" : "s",
-		    r->verify.nbackups, r->verify.nbackups == 1 ? "" : "s", unread);
+		    r->verify.nbackups, r->verify.nbackups == 1 ? "" : "s", unread ? unread : "");
+	free(unread);
 }
 
 /* The exclusive lock of the steps that remove or move data (none on a dry
@@ -519,12 +518,12 @@ static int exclusive(rt_run *r, bkr_lock **lock)
 	return r->dry_run ? 0 : lc_lock(r->c, r->repo, &o, lock);
 }
 
-/* bkr_prune_options.damage in a routine: logged, the first one kept for the step's line. */
+/* bkr_prune_options.damage in a routine: logged, the first one kept whole for the step's line (ctx: a char *). */
 static void cleanup_damage(void *ctx, const char *message)
 {
-	char *first = ctx;
-	if (!first[0])
-		snprintf(first, 1024, "%s", message);
+	char **first = ctx;
+	if (!*first && !(*first = strdup(message)))
+		*first = strdup("(out of memory keeping the first damage's message)");
 	bkr_log_event(BKR_LOG_WARN, "prune", "damage", NULL, "%s", message);
 }
 
@@ -535,13 +534,13 @@ static void step_cleanup(rt_run *r, rt_step *s)
 	bkr_prune_report pr;
 	bkr_lock *lock = NULL;
 	lc_plan plan = { 0 };
-	char freed[32], damage[1024] = "";
+	char freed[32], *damage = NULL; /* the first damage met, whole */
 	int err;
 
 	if (!rt_need_repo(r, s))
 		return;
 	po.damage = cleanup_damage;
-	po.damage_ctx = damage;
+	po.damage_ctx = &damage;
 	po.progress = r->c->progress ? cli_progress_step : NULL;
 	po.progress_ctx = r->c;
 	for (int t = 0; t <= BKR_BACKUP_RECOVERY; t++)
@@ -570,11 +569,12 @@ static void step_cleanup(rt_run *r, rt_step *s)
 			 "run 'bkr repair' (it takes the recorded damage out of the index and names the files using it), "
 			 "then back up again where the live files still have the bytes",
 			 "prune met %" PRIu64 " damaged blob%s and left %s in place: %s", pr.damaged_blobs,
-			 pr.damaged_blobs == 1 ? "" : "s", pr.damaged_blobs == 1 ? "it" : "them", damage);
+			 pr.damaged_blobs == 1 ? "" : "s", pr.damaged_blobs == 1 ? "it" : "them",
+			 damage ? damage : "?");
 		rt_step_end(r, s, RT_PROBLEMS, "removed %zu of %zu backups%s%s; prune moved %s to the trash, and met "
 			    "damage it left in place (%" PRIu64 " blob%s): %s", plan.ngone, plan.n,
 			    plan.bad ? " (damaged manifests left alone)" : "", held, freed, pr.damaged_blobs,
-			    pr.damaged_blobs == 1 ? "" : "s", damage);
+			    pr.damaged_blobs == 1 ? "" : "s", damage ? damage : "?");
 	} else {
 		rt_step_end(r, s, RT_OK, "removed %zu of %zu backups%s%s; prune moved %s to the trash", plan.ngone,
 			    plan.n, plan.bad ? " (damaged manifests left alone)" : "", held, freed);
@@ -583,6 +583,7 @@ static void step_cleanup(rt_run *r, rt_step *s)
 fail:
 	rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
 done:
+	free(damage);
 	lc_plan_free(&plan);
 	bkr_lock_release(lock);
 }

@@ -22,9 +22,7 @@ int lc_lock(cli *c, bkr_repo *repo, const lc_lock_opts *o, bkr_lock **out)
 			/* bkr_repo_lock's word on the holder (any command: a backup, a
 			 * delete, a prune...; an S3 lock: who, and when it is stale),
 			 * not a guess that it is a backup or a cleanup */
-			char detail[900];
-			snprintf(detail, sizeof(detail), "%s", bkr_error_message());
-			return bkr_error_set(BKR_ELOCKED, "%s; not waiting (--no-wait)", detail);
+			return bkr_error_set(BKR_ELOCKED, "%s; not waiting (--no-wait)", bkr_error_message());
 		}
 		if (!c->quiet)
 			fprintf(stderr, "bkr %s: waiting for running backups to finish...\n", c->cmd);

@@ -18,9 +18,6 @@
 #include "bkr/utf8.h"
 #include "bkr/verify_record.h"
 
-/* the longest line print_quiet writes, before escaping */
-#define RT_LINE_MAX 1200
-
 static const char *const status_names[] = { "ok", "skipped", "not available", "problems", "failed" };
 
 const char *rt_status_name(rt_status s)
@@ -45,6 +42,16 @@ static const char *step_hint(const char *step)
 	return "read the routine's lines in the log directory";
 }
 
+const char *rt_step_message(const rt_step *s)
+{
+	return s->message ? s->message : "(out of memory keeping the step's message)";
+}
+
+const char *rt_repo_error(const rt_run *r)
+{
+	return r->repo_error ? r->repo_error : "(out of memory keeping why)";
+}
+
 static void log_step(const rt_run *r, const rt_step *s)
 {
 	char secs[32];
@@ -54,12 +61,13 @@ static void log_step(const rt_run *r, const rt_step *s)
 		   (const char *[]){ "routine", bkr_routine_name(r->kind), "step", s->name, "status",
 				     rt_status_name(s->status), "seconds", secs, NULL },
 		   "%s routine, step %s: %s: %s", bkr_routine_name(r->kind), s->name, rt_status_name(s->status),
-		   s->message);
+		   rt_step_message(s));
 }
 
 static rt_step *new_step(rt_run *r, const char *name)
 {
 	rt_step *s = &r->steps[r->nsteps < RT_MAX_STEPS ? r->nsteps++ : RT_MAX_STEPS - 1];
+	free(s->message); /* the last one, reused when there are too many */
 	memset(s, 0, sizeof(*s));
 	s->name = name;
 	return s;
@@ -77,7 +85,7 @@ void rt_do(rt_run *r, const char *name, void (*fn)(rt_run *r, rt_step *s))
 		   "%s routine, step %s: started", bkr_routine_name(r->kind), name);
 	snprintf(point, sizeof(point), "routine-%s", name);
 	s->status = RT_FAILED;
-	snprintf(s->message, sizeof(s->message), "did not finish");
+	bkr_text_setf(&s->message, "did not finish");
 	if ((err = bkr_io_fault(point)) < 0)
 		rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
 	else
@@ -90,7 +98,7 @@ void rt_skip(rt_run *r, const char *name, const char *why)
 {
 	rt_step *s = new_step(r, name);
 	s->status = RT_SKIPPED;
-	snprintf(s->message, sizeof(s->message), "%s", why);
+	bkr_text_setf(&s->message, "%s", why);
 	log_step(r, s);
 }
 
@@ -107,49 +115,50 @@ void rt_step_end(rt_run *r, rt_step *s, rt_status st, const char *fmt, ...)
 	va_list ap;
 	cli_progress_done(r->c); /* a step's line goes with it */
 	va_start(ap, fmt);
-	vsnprintf(s->message, sizeof(s->message), fmt, ap);
+	bkr_text_vsetf(&s->message, fmt, ap); /* whole: it names files and carries errors */
 	va_end(ap);
 	s->status = st;
 	if (st == RT_FAILED && r->nalerts == r->step_alerts)
 		rt_alert(r, "step_failed", NULL, NULL, step_hint(s->name), "%s routine: step %s failed: %s",
-			 bkr_routine_name(r->kind), s->name, s->message);
+			 bkr_routine_name(r->kind), s->name, rt_step_message(s));
 }
 
 bool rt_need_repo(rt_run *r, rt_step *s)
 {
 	if (r->repo)
 		return true;
-	rt_step_end(r, s, RT_FAILED, "no repository: %s", r->repo_error);
+	rt_step_end(r, s, RT_FAILED, "no repository: %s", rt_repo_error(r));
 	return false;
 }
 
 void rt_alert(rt_run *r, const char *kind, const char *source, const char *file, const char *action,
 	      const char *fmt, ...)
 {
-	char msg[1024], key[512], when[32], host[256];
+	char when[32], host[256];
 	const char *step = r->nsteps ? r->steps[r->nsteps - 1].name : NULL;
 	rt_alert_ev *v;
-	char *buf = NULL;
+	char *buf = NULL, *msg = NULL, *key = NULL; /* whole: they name files and carry errors */
 	size_t len = 0;
 	FILE *f;
 	va_list ap;
 	json_out j;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	bkr_text_vsetf(&msg, fmt, ap);
 	va_end(ap);
-	snprintf(key, sizeof(key), "%s\n%s\n%s", kind, source ? source : file ? file : "",
-		 !strcmp(kind, "step_failed") && step ? step : "");
+	if (!msg || !bkr_text_setf(&key, "%s\n%s\n%s", kind, source ? source : file ? file : "",
+				   !strcmp(kind, "step_failed") && step ? step : ""))
+		goto done;
 	for (size_t i = 0; i < r->nalerts; i++)
 		if (!strcmp(r->alerts[i].key, key))
-			return;
+			goto done;
 	if (!(v = realloc(r->alerts, (r->nalerts + 1) * sizeof(*v))))
-		return;
+		goto done;
 	r->alerts = v;
 	v = &r->alerts[r->nalerts];
 	memset(v, 0, sizeof(*v)); /* undelivered: set only when alert_command fails */
 	if (!(f = open_memstream(&buf, &len)))
-		return;
+		goto done;
 	bkr_time_format(when, bkr_time_now_ns());
 	bkr_host_name(host, sizeof(host), NULL);
 	json_out_init(&j, f);
@@ -170,18 +179,18 @@ void rt_alert(rt_run *r, const char *kind, const char *source, const char *file,
 	fclose(f);
 	if (len && buf[len - 1] == '\n')
 		buf[--len] = '\0';
-	v->key = strdup(key);
+	if (!buf) /* open_memstream out of memory */
+		goto done;
+	v->key = key;
 	v->json = buf;
-	v->message = strdup(msg);
-	if (!v->key || !v->json || !v->message) {
-		free(v->key);
-		free(v->json);
-		free(v->message);
-		return;
-	}
+	v->message = msg;
+	key = msg = NULL;
 	r->nalerts++;
 	bkr_log_kv(BKR_LOG_WARN, "routine", (const char *[]){ "routine", bkr_routine_name(r->kind), "alert", kind, NULL },
-		   "alert %s: %s", kind, msg);
+		   "alert %s: %s", kind, v->message);
+done:
+	free(key);
+	free(msg);
 }
 
 bool rt_hold_seen(const rt_run *r, const bkr_hold *h)
@@ -273,7 +282,7 @@ static void write_run(const rt_run *r, json_out *j, int exit_code, double second
 		json_out_member(j, "step", s->name);
 		json_out_member(j, "status", rt_status_name(s->status));
 		json_seconds(j, "seconds", s->seconds);
-		json_out_member(j, "message", s->message);
+		json_out_member(j, "message", rt_step_message(s));
 		json_out_end_object(j);
 	}
 	json_out_end_array(j);
@@ -373,16 +382,19 @@ static void put_line_escaped(const char *s);
 static void report_failure(rt_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void report_failure(rt_run *r, const char *fmt, ...)
 {
-	char msg[RT_LINE_MAX - 64], line[RT_LINE_MAX];
+	char *msg = NULL, *line = NULL;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	bkr_text_vsetf(&msg, fmt, ap);
 	va_end(ap);
 	r->report_failed = true;
-	bkr_log(BKR_LOG_ERROR, "routine", "%s", msg);
-	snprintf(line, sizeof(line), "bkr routine: %s routine: %s", bkr_routine_name(r->kind), msg);
+	bkr_log(BKR_LOG_ERROR, "routine", "%s", msg ? msg : "out of memory saying what could not be reported");
+	bkr_text_setf(&line, "bkr routine: %s routine: %s", bkr_routine_name(r->kind),
+		      msg ? msg : "out of memory saying what could not be reported");
 	put_line_escaped(line);
+	free(line);
+	free(msg);
 }
 
 static void record(rt_run *r, int exit_code, double seconds)
@@ -430,13 +442,14 @@ static void send_alerts(rt_run *r)
 	}
 }
 
-/* One line of @p s (at most RT_LINE_MAX bytes) on stderr, escaped for a
- * terminal: a step's message may hold a file name, which must not break
- * the line or reach the terminal as an escape sequence. */
+/* One line of @p s (NULL: out of memory making it) on stderr, whole, escaped
+ * for a terminal: a step's message may hold a file name, which must not
+ * break the line or reach the terminal as an escape sequence. */
 static void put_line_escaped(const char *s)
 {
-	char out[4 * RT_LINE_MAX + 4];
-	fprintf(stderr, "%s\n", bkr_text_escape(out, sizeof(out), s, strlen(s)));
+	char *out = s ? bkr_text_escape_dup(s, strlen(s)) : NULL;
+	fprintf(stderr, "%s\n", out ? out : "bkr routine: out of memory writing a line");
+	free(out);
 }
 
 /* -q: the summary is left out, but never a step that needs a person: each
@@ -444,29 +457,29 @@ static void put_line_escaped(const char *s)
  * cron mails; the systemd journal keeps it). */
 static void print_quiet(const rt_run *r)
 {
-	char line[RT_LINE_MAX];
+	char *line = NULL;
 	bool said = false;
 
 	for (size_t i = 0; i < r->nsteps; i++) {
 		const rt_step *s = &r->steps[i];
 		if (s->status != RT_FAILED && s->status != RT_PROBLEMS)
 			continue;
-		snprintf(line, sizeof(line), "bkr routine: %s routine: step %s %s: %s", bkr_routine_name(r->kind), s->name,
-			 s->status == RT_FAILED ? "failed" : "found problems", s->message);
-		put_line_escaped(line);
+		put_line_escaped(bkr_text_setf(&line, "bkr routine: %s routine: step %s %s: %s",
+					       bkr_routine_name(r->kind), s->name,
+					       s->status == RT_FAILED ? "failed" : "found problems",
+					       rt_step_message(s)));
 		said = true;
 	}
-	if (!r->repo && !said) {
-		snprintf(line, sizeof(line), "bkr routine: %s routine: cannot open the repository: %s",
-			 bkr_routine_name(r->kind), r->repo_error);
-		put_line_escaped(line);
-	}
+	if (!r->repo && !said)
+		put_line_escaped(bkr_text_setf(&line, "bkr routine: %s routine: cannot open the repository: %s",
+					       bkr_routine_name(r->kind), rt_repo_error(r)));
+	free(line);
 }
 
 static void print_text(const rt_run *r, int exit_code, double seconds)
 {
 	cli *c = r->c;
-	char t[32], esc[4 * RT_LINE_MAX + 4]; /* messages and alerts name files: escaped as with -q */
+	char t[32], *esc; /* messages and alerts name files: escaped as with -q, whole */
 
 	if (c->quiet) {
 		print_quiet(r);
@@ -477,16 +490,21 @@ static void print_text(const rt_run *r, int exit_code, double seconds)
 	for (size_t i = 0; i < r->nsteps; i++) {
 		const rt_step *s = &r->steps[i];
 		const char *col = s->status == RT_FAILED ? "red" : s->status == RT_PROBLEMS ? "yellow" : s->status == RT_OK ? "green" : "reset";
+		esc = bkr_text_escape_dup(rt_step_message(s), strlen(rt_step_message(s)));
 		printf("  %-13s %s%-13s%s %7.2fs  %s\n", s->name, cli_col(c, col), rt_status_name(s->status),
-		       cli_col(c, "reset"), s->seconds, bkr_text_escape(esc, sizeof(esc), s->message, strlen(s->message)));
+		       cli_col(c, "reset"), s->seconds, esc ? esc : "(out of memory escaping the message)");
+		free(esc);
 	}
-	for (size_t i = 0; i < r->nalerts; i++)
+	for (size_t i = 0; i < r->nalerts; i++) {
+		esc = bkr_text_escape_dup(r->alerts[i].message, strlen(r->alerts[i].message));
 		printf("  %s %s\n",
 		       r->dry_run		     ? "would alert:"
 		       : !r->cfg->alert_command	     ? "alert (no alert_command):"
 		       : r->alerts[i].undelivered ? "alert NOT delivered:"
 						     : "alert sent:",
-		       bkr_text_escape(esc, sizeof(esc), r->alerts[i].message, strlen(r->alerts[i].message)));
+		       esc ? esc : "(out of memory escaping the message)");
+		free(esc);
+	}
 	printf("routine %s: %s%s%s in %.2fs\n", bkr_routine_name(r->kind),
 	       cli_col(c, exit_code == 0 ? "green" : "red"),
 	       exit_code == 0 ? "ok" : exit_code == BKR_EXIT_FOUND ? "problems found" : "FAILED", cli_col(c, "reset"),
@@ -603,7 +621,7 @@ static void refresh_metrics(rt_run *r)
 	if (!r->cfg->metrics_file)
 		return;
 	err = r->repo ? bkr_health_check(&h, r->cfg, r->repo, r->as_of)
-		      : bkr_health_check_unopened(&h, r->cfg, r->repo_error, r->as_of);
+		      : bkr_health_check_unopened(&h, r->cfg, rt_repo_error(r), r->as_of);
 	if (err < 0)
 		bkr_error_prefix("metrics file %s", r->cfg->metrics_file);
 	else /* its errors name the file */
@@ -624,9 +642,9 @@ int rt_run_all(rt_run *r, void (*steps)(rt_run *r))
 		   "%s routine started%s", bkr_routine_name(r->kind), r->dry_run ? " (dry run)" : "");
 	if ((err = cli_open_repo(r->c, &r->repo, 0)) < 0) {
 		r->repo_err = err;
-		snprintf(r->repo_error, sizeof(r->repo_error), "%s", bkr_error_message());
+		bkr_text_setf(&r->repo_error, "%s", bkr_error_message());
 		rt_alert(r, "routine_failed", NULL, NULL, "check that the repository exists and its disk is mounted",
-			 "%s routine: cannot open the repository: %s", bkr_routine_name(r->kind), r->repo_error);
+			 "%s routine: cannot open the repository: %s", bkr_routine_name(r->kind), rt_repo_error(r));
 	}
 	steps(r);
 	if (!r->dry_run)
@@ -670,6 +688,9 @@ void rt_run_free(rt_run *r)
 		free(r->alerts[i].message);
 	}
 	free(r->alerts);
+	for (size_t i = 0; i < r->nsteps; i++)
+		free(r->steps[i].message);
+	free(r->repo_error);
 	for (size_t i = 0; i < r->verify.nobjects; i++)
 		free(r->verify.objects[i]);
 	free(r->verify.objects);

@@ -32,7 +32,7 @@ const char *rt_status_name(rt_status s);
 typedef struct {
 	const char *name;
 	rt_status status;
-	char message[512];
+	char *message;            /**< whole (malloc'd; NULL out of memory: rt_step_message says so) */
 	double seconds;
 } rt_step;
 
@@ -49,7 +49,7 @@ typedef struct rt_run {
 	cli *c;
 	bkr_config *cfg;
 	bkr_repo *repo;
-	char repo_error[256];     /**< why the repository did not open ("" when it did) */
+	char *repo_error;         /**< why the repository did not open, whole (NULL when it did) */
 	int repo_err;             /**< ... its code (0 when it did) */
 	bkr_routine_kind kind;
 	bool dry_run, apply, no_wait, has_as_of;
@@ -89,6 +89,10 @@ typedef struct rt_run {
 void rt_do(rt_run *r, const char *name, void (*fn)(rt_run *r, rt_step *s));
 /** Record step @p name as skipped because @p why. */
 void rt_skip(rt_run *r, const char *name, const char *why);
+/** Step @p s's message ("out of memory ..." when it could not be kept). */
+const char *rt_step_message(const rt_step *s);
+/** Why the repository did not open (words saying so out of memory). */
+const char *rt_repo_error(const rt_run *r);
 /** The status of step @p name so far (RT_SKIPPED when it did not run). */
 rt_status rt_status_of(const rt_run *r, const char *name);
 /** End a step: its status and message (a failure without an alert of its own gets a step_failed alert). */

@@ -522,11 +522,8 @@ static int parse_strategy(const pctx *c, const cJSON *v, const char *key, bkr_re
 	if (!(s->key = strdup(key)))
 		return bkr_error_oom();
 	if (cJSON_IsString(v)) {
-		if (bkr_strategy_parse(v->valuestring, &s->type) < 0) {
-			char m[256];
-			snprintf(m, sizeof(m), "%s", bkr_error_message());
-			return bad(c, key, m);
-		}
+		if (bkr_strategy_parse(v->valuestring, &s->type) < 0)
+			return bad(c, key, bkr_error_message()); /* formatted aside by bkr_error_set, whole */
 		if (s->type == BKR_STRATEGY_MONGODB || s->type == BKR_STRATEGY_REGENERATE)
 			return bad(c, key, "this strategy needs settings: write it as an object");
 		if (!(s->git_ref = strdup("HEAD")))
@@ -541,11 +538,8 @@ static int parse_strategy(const pctx *c, const cJSON *v, const char *key, bkr_re
 		return bad(c, k, "missing (backup, git, mongodb, regenerate or manual)");
 	if (!cJSON_IsString(t))
 		return bad(c, k, "expected a string");
-	if (bkr_strategy_parse(t->valuestring, &s->type) < 0) {
-		char m[256];
-		snprintf(m, sizeof(m), "%s", bkr_error_message());
-		return bad(c, k, m);
-	}
+	if (bkr_strategy_parse(t->valuestring, &s->type) < 0)
+		return bad(c, k, bkr_error_message()); /* formatted aside by bkr_error_set, whole */
 	switch (s->type) {
 	case BKR_STRATEGY_GIT: keys = k_git; break;
 	case BKR_STRATEGY_MONGODB: keys = k_mongo; break;

@@ -15,6 +15,7 @@
 
 #include "bkr/error.h"
 #include "bkr/repo.h"
+#include "bkr/utf8.h"
 #include "recover_i.h"
 
 /* ---- outcomes ------------------------------------------------------------ */
@@ -35,10 +36,8 @@ int bkr_rec_fail(bkr_rec_outcome *o, int code, const char *fmt, ...)
 {
 	va_list ap;
 
-	free(o->error);
 	va_start(ap, fmt);
-	if (vasprintf(&o->error, fmt, ap) < 0)
-		o->error = NULL;
+	bkr_text_vsetf(&o->error, fmt, ap);
 	va_end(ap);
 	return code < 0 ? code : BKR_ERROR;
 }

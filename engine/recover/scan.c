@@ -193,9 +193,8 @@ int bkr_rec_check_one(bkr_recover *rc, const bkr_rec_bindex *bi, const char *rel
 		if (err == BKR_ETIMEOUT) {
 			/* a validator that timed out: reported, but apply checks it again and
 			 * overwrites nothing unless the check says invalid */
-			char msg[512];
-			snprintf(msg, sizeof(msg), "%s", bkr_error_message());
-			if ((err = set_damage(out, rel, BKR_DAMAGE_INVALID, prio, "could not be checked: %s", msg)) == 1)
+			if ((err = set_damage(out, rel, BKR_DAMAGE_INVALID, prio, "could not be checked: %s",
+					      bkr_error_message())) == 1)
 				bkr_rec_scanned_set(out, &rst);
 		}
 		if (err == 0 && (err = set_damage(out, rel, BKR_DAMAGE_INVALID, prio, "%s", why)) == 1)

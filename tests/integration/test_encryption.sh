@@ -487,6 +487,26 @@ expect_exit 0 timeout 60 "$BKR" -r "$R" key remove "$link"
 rm "$R/keys/notes.sock"
 pass "a FIFO, socket or symlink in keys/ is named in a warning, never opened; as a key file's name, a damaged key file"
 
+# a directory in keys/ (passed over in silence before, even one named as a key file, even one
+# holding a good key file): one warning naming each, never looked into, not a key, not counted
+dirkey=00112233445566aa
+mkdir "$R/keys/$dirkey.json" "$R/keys/old"
+cp "$R/keys/$bob.json" "$R/keys/old/"
+cp "$R/keys/$bob.json" "$R/keys/old/$dirkey.json"
+echo note >"$R/keys/$dirkey.json/x"
+expect_exit 0 timeout 60 "$BKR" -r "$R" key list
+err_has "$R/keys/$dirkey.json: a folder, not a key file: not looked into (keys/ holds key files only)" &&
+	err_has "$R/keys/old: a folder, not a key file: not looked into (keys/ holds key files only)" &&
+	[ "$(grep -c . "$T/err")" = 2 ] || fail "key list with directories in keys/: $(cat "$T/err")"
+! grep -q "$dirkey" "$T/out" || fail "key list lists a directory as a key: $(cat "$T/out")"
+BKR_PASSWORD=wrong expect_exit 9 timeout 60 "$BKR" -r "$R" list
+one_line_error
+! grep -q "damaged key file\|$dirkey\|keys/old" "$T/err" ||
+	fail "a wrong passphrase counts a directory in keys/ as a damaged key file: $(cat "$T/err")"
+expect_exit 0 timeout 60 "$BKR" -r "$R" list
+rm -r "$R/keys/$dirkey.json" "$R/keys/old"
+pass "a directory in keys/ is named in a warning by key list, never looked into, never a key file"
+
 # --- each key file tried costs a derivation: the ones this user made on
 # this host are tried first (found by timing: the second holder of a
 # repository derived for the first holder's key file too, 2x scrypt on every

@@ -651,6 +651,19 @@ grep -qF "named by the index is in none of $places: is the right disk mounted at
 	fail "repair cut where the missing pack was searched: $(cat "$T/out")"
 pass "verify and repair name every place a missing pack was searched whole, under ~1000-byte paths"
 
+# config.json and its copy both damaged, in a repository under a ~1000-byte
+# path: the first one's error was kept in a fixed 600 bytes (its end, and
+# which file it was, lost)
+Rc=$deep/repo-config
+expect_exit 0 "$BKR" -q init -r "$Rc"
+printf 'garbage' >"$Rc/config.json"
+printf 'junk' >"$Rc/config.copy.json"
+expect_exit 4 "$BKR" -r "$Rc" list
+one_line_error
+grep -qF "$Rc/config.json: not a JSON object; and its copy: $Rc/config.copy.json: not a JSON object" "$T/err" ||
+	fail "the damaged config.json's error was cut: $(cat "$T/err")"
+pass "config.json and its copy damaged under a ~1000-byte path: both errors named whole"
+
 # delete's lookup error, kept across its check of the trash and backups/,
 # names the repository whole (cut at a fixed 1024 bytes before)
 expect_exit 3 "$BKR" -r "$R" delete 20990101-000000-nope

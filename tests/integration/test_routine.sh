@@ -1450,3 +1450,27 @@ grep -q "^bkr routine: hourly routine: alert not delivered: alert command timed 
 	[ "$(grep -c "^bkr routine: hourly routine: alert not delivered: not tried, the alert command timed out on an earlier alert (alert: hourly routine: step .* failed" "$T/err")" = 2 ] ||
 	fail "the alerts after a hung alert command: $(cat "$T/err")"
 pass "an alert command that hangs is killed once a run; the other alerts are named as not delivered"
+
+# --- messages kept whole: a repository under a ~1000-byte path -----------------------
+# The steps' messages (512 bytes), why the repository did not open (256),
+# the alerts (1024) and the -q lines (1200) were cut at fixed sizes: the
+# repository's path, and the error after it, lost their ends.
+deep=$T/$(printf 'a%.0s' {1..240})/$(printf 'b%.0s' {1..240})/$(printf 'c%.0s' {1..240})/$(printf 'd%.0s' {1..240})
+mkdir -p "$T/wsdeep/h"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "h", "paths": ["h"], "schedule": "hourly"}]}\n' \
+	"$deep/repo" "$T/wsdeep" "$T/logsdeep" >"$T/deep.json"
+expect_exit 6 "$BKR" -c "$T/deep.json" routine hourly --json
+json_ok "$T/out"
+python3 - "$T/out" "$deep/repo" <<'PY' || fail "a routine message cut the ~1000-byte repository path: $(cat "$T/out")"
+import json, sys
+d, path = json.load(open(sys.argv[1])), sys.argv[2]
+whole = "repository: " + path + ": No such file or directory"
+msgs = [s["message"] for s in d["steps"]] + [a["message"] for a in d["alerts"]]
+assert len(d["steps"]) >= 2 and len(d["alerts"]) >= 2, d
+for m in msgs:
+    assert whole in m, m
+PY
+expect_exit 6 "$BKR" -q -c "$T/deep.json" routine hourly
+[ "$(grep -cF "repository: $deep/repo: No such file or directory" "$T/err")" -ge 2 ] ||
+	fail "routine -q cut its lines naming the ~1000-byte repository path: $(cat "$T/err")"
+pass "routine steps, alerts and -q lines name a ~1000-byte repository path whole"

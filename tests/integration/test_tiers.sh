@@ -222,9 +222,20 @@ PY
 	expect_exit 1 "$BKR" -r "$R" verify --json
 	python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["problems"]; assert len(p)==1 and p[0]["object"]=="tier.json" and p[0]["error"] and sys.argv[2] in p[0]["message"], p' \
 		"$T/out" "$want_err" || fail "verify with \"tier\": $v in tier.json: $(cat "$T/out")"
+	# its packs are there: no lost disk, so forget refuses, --lost too (repair would drop
+	# their index entries), naming the marker's damage; never "give --lost"
+	snapshot >"$T/before"
+	for lost in "" --lost; do
+		expect_exit 4 "$BKR" -r "$R" tier forget "$COLD" $lost
+		one_line_error
+		err_has "$COLD/tier.json: $want_err: that is damage of its tier.json, not loss of the packs, so it is not forgotten" ||
+			fail "tier forget $lost with \"tier\": $v in tier.json: $(cat "$T/err")"
+		! grep -q "give --lost" "$T/err" || fail "tier forget suggests --lost for a damaged marker: $(cat "$T/err")"
+		diff "$T/before" <(snapshot) || fail "tier forget $lost with \"tier\": $v in tier.json changed the repository"
+	done
 done
 cp "$T/tier.json.good" "$COLD/tier.json"
-pass "a tier.json whose \"tier\" is unknown, the other tier, not a string or missing: one line naming the file and key, exit 4"
+pass "a tier.json whose \"tier\" is unknown, the other tier, not a string or missing: one line naming the file and key, exit 4; tier forget refuses it, --lost too"
 
 # an old copy of the cold disk at its path (tier.json, packs missing): verify says the files'
 # chunks are missing and where it looked, not that they are damaged

@@ -226,6 +226,30 @@ static void test_mkdir_p_and_join(void **state)
 	assert_string_equal(small, "ab/cd");
 }
 
+/* bkr_io_mkdir_p_durable fsyncs the directory holding each one it makes
+ * (fault point mkdir-fsync), only those: one there already costs none */
+static void test_mkdir_p_durable(void **state)
+{
+	struct fixture *f = *state;
+	char p[512], q[600], want[700];
+
+	snprintf(p, sizeof(p), "%s/a/b/c", f->dir);
+	setenv("BKR_FAULT", "mkdir-fsync:3", 1); /* a, b, c made: the third fsync is b's, after c */
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_io_mkdir_p_durable(p, 0700), BKR_EIO);
+	snprintf(want, sizeof(want), "%s is made, but that may not be on disk: fsync %s/a/b", p, f->dir);
+	assert_non_null(strstr(bkr_error_message(), want));
+	setenv("BKR_FAULT", "mkdir-fsync:1", 1);
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_io_mkdir_p_durable(p, 0700), 0); /* all there: no fsync */
+	snprintf(q, sizeof(q), "%s/d", p);
+	assert_int_equal(bkr_io_mkdir_p(q, 0700), 0); /* the plain one fsyncs nothing */
+	snprintf(q, sizeof(q), "%s/e", p);
+	assert_int_equal(bkr_io_mkdir_p_durable(q, 0700), BKR_EIO); /* one made: c fsynced, the first pass */
+	unsetenv("BKR_FAULT");
+	bkr_io_fault_reset();
+}
+
 static void test_fault_table(void **state)
 {
 	struct fixture *f = *state;
@@ -321,6 +345,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_at_vanished, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_at_anon, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mkdir_p_and_join, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mkdir_p_durable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_table, setup, teardown),
 		cmocka_unit_test(test_fault_threads),
 	};

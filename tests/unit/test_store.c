@@ -960,6 +960,37 @@ static int writer_wait(pid_t pid, bool stopped)
  * published.  Then the other order: B links before A fails, and A's rmdir
  * leaves the folder holding B's pack.
  */
+/* The folders a put or a pack's publish makes are durable: the directory
+ * holding each is fsynced once it is made (fault point mkdir-fsync), so a
+ * crash does not take the folder, and the object published into it, away;
+ * a folder there already costs no fsync. */
+static void test_folders_durable(void **state)
+{
+	struct fixture *f = *state;
+	bkr_store_upload *u = NULL;
+	char want[512];
+
+	setenv("BKR_FAULT", "mkdir-fsync:1", 1);
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_store_put(f->s, "records/a.json", "a", 1), BKR_EIO);
+	snprintf(want, sizeof(want), "%s/records is made, but that may not be on disk", f->dir);
+	assert_non_null(strstr(bkr_error_message(), want));
+	bkr_io_fault_reset(); /* records/ is there: no folder made, no fsync of one to fail */
+	assert_int_equal(bkr_store_put(f->s, "records/a.json", "a", 1), 0);
+	expect_content(f->s, "records/a.json", "a");
+	/* a pack: data/ made by upload_new (the first pass), data/12 at its publish (the second) */
+	setenv("BKR_FAULT", "mkdir-fsync:2", 1);
+	bkr_io_fault_reset();
+	assert_int_equal(bkr_store_upload_new(f->s, "data/", &u), 0);
+	assert_int_equal(bkr_store_upload_write(u, "pack", 4), 0);
+	assert_int_equal(bkr_store_upload_publish(u, "data/12/x.pack"), BKR_EIO);
+	snprintf(want, sizeof(want), "%s/data/12 is made, but that may not be on disk", f->dir);
+	assert_non_null(strstr(bkr_error_message(), want));
+	bkr_store_upload_free(u);
+	unsetenv("BKR_FAULT");
+	bkr_io_fault_reset();
+}
+
 static void test_publish_folder_race(void **state)
 {
 	struct fixture *f = *state;
@@ -1120,6 +1151,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_range_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listed_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_folders_durable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_direct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_staging_memory, setup, teardown),

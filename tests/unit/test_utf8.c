@@ -79,6 +79,27 @@ static void test_has_control(void **state)
 	assert_true(bkr_text_has_control("nul\0", 4));
 }
 
+/* bkr_text_setf: replaced whole, however long; the old string may be an argument */
+static void test_setf(void **state)
+{
+	char *s = NULL, *path = malloc(5001), *got;
+	(void)state;
+	assert_non_null(path);
+	memset(path, 'p', 5000);
+	path[5000] = '\0';
+	got = bkr_text_setf(&s, "%s: %d", "first", 1);
+	assert_ptr_equal(got, s);
+	assert_string_equal(s, "first: 1");
+	assert_non_null(bkr_text_setf(&s, "%s, then %s", s, path)); /* appends to itself */
+	assert_int_equal(strlen(s), strlen("first: 1, then ") + 5000);
+	assert_memory_equal(s, "first: 1, then ppp", 18);
+	assert_int_equal(s[strlen(s) - 1], 'p');
+	assert_non_null(bkr_text_setf(&s, "%s", "short"));
+	assert_string_equal(s, "short");
+	free(s);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -86,6 +107,7 @@ int main(void)
 		cmocka_unit_test(test_clean),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_has_control),
+		cmocka_unit_test(test_setf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

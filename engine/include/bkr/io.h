@@ -17,7 +17,10 @@
  * test can race the process deterministically).  Points: "write" (also each
  * piece of a local upload staged in memory, each full staging window as it is
  * handed to be written, and the write of the last one at publish), "fsync",
- * "rename", "read", "restore-meta" (restore, between creating an entry and
+ * "mkdir-fsync" (the fsync of the directory holding one that
+ * bkr_io_mkdir_p_durable made: apart from "fsync", whose counts do not
+ * depend on which folders a repository has yet), "rename", "read",
+ * "restore-meta" (restore, between creating an entry and
  * setting its attributes), "recover-read" (recovery, between the stat and the
  * read of a live workspace file), "recover-times" (recovery, before the
  * times of a recovered copy, applied or staged, are set), "recover-replace"
@@ -89,6 +92,16 @@ int bkr_io_fsync_dir(const char *dir);
 
 /** mkdir -p */
 int bkr_io_mkdir_p(const char *path, mode_t mode);
+
+/**
+ * mkdir -p, each directory it makes made durable: the directory holding it
+ * fsynced after the mkdir (fault point "mkdir-fsync"), so a file published
+ * into it later (its own directory fsynced) does not vanish with it in a
+ * crash.  Directories that exist cost nothing more than a mkdir.  For the
+ * folders of a repository (store_local.c); a failed fsync names the
+ * directory made.
+ */
+int bkr_io_mkdir_p_durable(const char *path, mode_t mode);
 
 /** Create "<dir>/.tmp-<random>" for writing (mode 0644); path written to @p tmp (PATH_MAX).  errno is the open's when it failed. */
 int bkr_io_tmpfile(const char *dir, char *tmp, size_t tmp_cap, int *fd_out);

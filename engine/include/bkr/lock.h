@@ -33,10 +33,11 @@ int bkr_repo_writer_mark(bkr_repo *r, bkr_lock **out);
 
 /**
  * Whether a writer holds its mark now: 1 yes, 0 no, 2 cannot tell (a
- * read-only repository).  On 1 @p who (may be NULL) gets the store's word
- * on the holder (on S3 its host, pid and last refresh: a killed writer's
- * mark stays there until it is stale).
+ * read-only repository).  On 1 *@p who (@p who may be NULL) gets the
+ * store's word on the holder, whole (on S3 its host, pid and last refresh: a
+ * killed writer's mark stays there until it is stale): malloc'd, the
+ * caller's to free (NULL out of memory); else NULL.
  */
-int bkr_repo_writers_active(bkr_repo *r, char *who, size_t cap);
+int bkr_repo_writers_active(bkr_repo *r, char **who);
 
 #endif

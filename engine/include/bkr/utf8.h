@@ -7,6 +7,7 @@
 #ifndef BKR_UTF8_H
 #define BKR_UTF8_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -41,5 +42,16 @@ char *bkr_text_escape(char *out, size_t cap, const char *s, size_t len);
 
 /** bkr_text_escape whole, never cut: malloc'd (the caller frees it), NULL out of memory. */
 char *bkr_text_escape_dup(const char *s, size_t len);
+
+/**
+ * Replace the malloc'd string *@p s (may be NULL) with @p fmt formatted
+ * whole on the heap: a message naming a path or carrying another error's
+ * text, never cut.  Formatted before the old string is freed, so an argument
+ * may be *@p s itself (appending to it).  Returns the new *@p s; out of
+ * memory, *@p s is NULL and so is the return (the caller says so in words).
+ */
+char *bkr_text_setf(char **s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** bkr_text_setf with a va_list. */
+char *bkr_text_vsetf(char **s, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 #endif
