@@ -103,21 +103,35 @@ SHANI static void shani_blocks(uint32_t h[8], const uint8_t *p, size_t nb)
 	shani_store(h, s0, s1);
 }
 
+/* The message words of one block of each of two lanes (@p pa, @p pb), byte-swapped. */
+SHANI static inline void shani_words2(const uint8_t *pa, const uint8_t *pb, __m128i wa[4], __m128i wb[4])
+{
+	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+
+	for (int i = 0; i < 4; i++) {
+		wa[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(pa + 16 * i)), bswap);
+		wb[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(pb + 16 * i)), bswap);
+	}
+}
+
+/* A lane's state after a block: its rounds' result plus the state before it. */
+SHANI static inline void shani_add2(__m128i *s0, __m128i *s1, __m128i before0, __m128i before1)
+{
+	*s0 = _mm_add_epi32(*s0, before0);
+	*s1 = _mm_add_epi32(*s1, before1);
+}
+
 /* @p nb blocks into each of two states, interleaved: each lane's rounds
  * depend on the one before, the two lanes not on each other. */
 SHANI static void shani_blocks2(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8], const uint8_t *pb, size_t nb)
 {
-	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
 	__m128i a0, a1, b0, b1;
 
 	shani_load(ha, &a0, &a1);
 	shani_load(hb, &b0, &b1);
 	for (; nb > 0; nb--, pa += 64, pb += 64) {
 		__m128i sa0 = a0, sa1 = a1, sb0 = b0, sb1 = b1, wa[4], wb[4];
-		for (int i = 0; i < 4; i++) {
-			wa[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(pa + 16 * i)), bswap);
-			wb[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(pb + 16 * i)), bswap);
-		}
+		shani_words2(pa, pb, wa, wb);
 #pragma GCC unroll 16
 		for (int i = 0; i < 16; i++) {
 			if (i >= 4) {
@@ -127,10 +141,8 @@ SHANI static void shani_blocks2(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8
 			SHANI_ROUNDS(a0, a1, wa, i);
 			SHANI_ROUNDS(b0, b1, wb, i);
 		}
-		a0 = _mm_add_epi32(a0, sa0);
-		a1 = _mm_add_epi32(a1, sa1);
-		b0 = _mm_add_epi32(b0, sb0);
-		b1 = _mm_add_epi32(b1, sb1);
+		shani_add2(&a0, &a1, sa0, sa1);
+		shani_add2(&b0, &b1, sb0, sb1);
 	}
 	shani_store(ha, a0, a1);
 	shani_store(hb, b0, b1);
@@ -146,7 +158,6 @@ SHANI static void shani_blocks2(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8
 SHANI static size_t shani_roll2(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8], const uint8_t *pb, const uint8_t *pr,
 				size_t nb, const uint64_t *gear, uint64_t *fpp, uint64_t mask, size_t *cut)
 {
-	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
 	__m128i a0, a1, b0, b1;
 	uint64_t fp = *fpp;
 	size_t i;
@@ -158,10 +169,7 @@ SHANI static size_t shani_roll2(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8
 		__m128i sa0 = a0, sa1 = a1, sb0 = b0, sb1 = b1, wa[4], wb[4];
 		uint64_t fp0 = fp, f1, f2, f3, f4;
 		bool hit = false;
-		for (int j = 0; j < 4; j++) {
-			wa[j] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(pa + 16 * j)), bswap);
-			wb[j] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(pb + 16 * j)), bswap);
-		}
+		shani_words2(pa, pb, wa, wb);
 #pragma GCC unroll 16
 		for (int j = 0; j < 16; j++) {
 			if (j >= 4) {
@@ -183,10 +191,8 @@ SHANI static size_t shani_roll2(uint32_t ha[8], const uint8_t *pa, uint32_t hb[8
 			*cut = 64 * i + bkr_gear_roll_any(gear, pr, 64, &fp, mask);
 			break;
 		}
-		a0 = _mm_add_epi32(a0, sa0);
-		a1 = _mm_add_epi32(a1, sa1);
-		b0 = _mm_add_epi32(b0, sb0);
-		b1 = _mm_add_epi32(b1, sb1);
+		shani_add2(&a0, &a1, sa0, sa1);
+		shani_add2(&b0, &b1, sb0, sb1);
 	}
 	shani_store(ha, a0, a1);
 	shani_store(hb, b0, b1);
