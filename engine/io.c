@@ -324,9 +324,13 @@ int bkr_io_fsync(int fd, const char *what)
 static int fsync_dir_at(const char *dir, const char *point)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int err;
-	if (fd < 0)
-		return bkr_error_set_errno(errno, "open directory %s", dir);
+	int err, e;
+	if (fd < 0) {
+		e = errno;
+		err = bkr_error_set_errno(e, "open directory %s", dir);
+		errno = e; /* for the caller's EMFILE test */
+		return err;
+	}
 	err = fsync_at(fd, dir, point);
 	close(fd);
 	return err;
@@ -337,11 +341,13 @@ int bkr_io_fsync_dir(const char *dir)
 	return fsync_dir_at(dir, "fsync");
 }
 
-/* mkdir @p buf (a path, changed and restored here); made and @p durable: its parent fsynced. */
+/* mkdir @p buf (a path, changed and restored here); made and @p durable: its parent fsynced.
+ * Out of descriptors for that fsync (EMFILE, ENFILE), the folder just made is removed again when
+ * still empty and the error's errno kept: nothing made, the caller may free some and ask again. */
 static int mkdir_one(char *buf, mode_t mode, bool durable)
 {
 	char *slash;
-	int err;
+	int err, e;
 	if (mkdir(buf, mode) < 0)
 		return errno == EEXIST ? 0 : bkr_error_set_errno(errno, "mkdir %s", buf);
 	if (!durable || !(slash = strrchr(buf, '/')))
@@ -350,9 +356,17 @@ static int mkdir_one(char *buf, mode_t mode, bool durable)
 		return fsync_dir_at("/", "mkdir-fsync");
 	*slash = '\0';
 	err = fsync_dir_at(buf, "mkdir-fsync");
-	if (err < 0)
-		bkr_error_prefix("%s/%s is made, but that may not be on disk", buf, slash + 1);
+	e = errno;
 	*slash = '/';
+	if (err < 0 && (e == EMFILE || e == ENFILE) && rmdir(buf) == 0) {
+		errno = e;
+		return err;
+	}
+	if (err < 0) {
+		*slash = '\0';
+		bkr_error_prefix("%s/%s is made, but that may not be on disk", buf, slash + 1);
+		*slash = '/';
+	}
 	return err;
 }
 

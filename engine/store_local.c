@@ -149,11 +149,24 @@ static bool parent_of(const char *path, char *dir)
 	return true;
 }
 
+/* mkdir -p @p dir, durably; out of descriptors for a parent's fsync (nothing made then), the
+ * stores' idle ones closed and once more, as for a temporary (local_upload_new). */
+static int make_dir(const char *dir)
+{
+	int err = bkr_io_mkdir_p_durable(dir, DIR_MODE);
+
+	if (err < 0 && bkr_store_local_shed_for(errno)) {
+		bkr_error_clear();
+		err = bkr_io_mkdir_p_durable(dir, DIR_MODE);
+	}
+	return err;
+}
+
 /* mkdir -p the directory holding @p path, durably (an object published into it is not lost with it). */
 static int make_parent(const char *path)
 {
 	char dir[PATH_MAX];
-	return parent_of(path, dir) ? bkr_io_mkdir_p_durable(dir, DIR_MODE) : 0;
+	return parent_of(path, dir) ? make_dir(dir) : 0;
 }
 
 /* no version tag: a local file's is its mtime (@p tag stays "") */
@@ -662,7 +675,7 @@ static int local_upload_new(bkr_store *s, const char *prefix, bkr_store_upload *
 
 	if ((err = folder_of(s, prefix, dir)) < 0)
 		return err;
-	if ((err = bkr_io_mkdir_p_durable(dir, DIR_MODE)) < 0) /* the pack's folder outlives a crash as the pack */
+	if ((err = make_dir(dir)) < 0) /* the pack's folder outlives a crash as the pack */
 		return err;
 	if (!(u = calloc(1, sizeof(*u))))
 		return bkr_error_oom();
@@ -1004,7 +1017,7 @@ static int local_prepare(bkr_store *s, const char *prefix)
 	int err;
 	if ((err = path_of(s, prefix, dir)) < 0)
 		return err;
-	return bkr_io_mkdir_p_durable(dir, DIR_MODE);
+	return make_dir(dir);
 }
 
 static int local_drop_folder(bkr_store *s, const char *prefix)

@@ -1142,6 +1142,40 @@ static void test_fd_cache_share(void **state)
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 
+/* Out of descriptors for the fsync of a folder's parent (the folder made, the limit reached by the
+ * time its parent is opened): the folder is not left made-but-not-durable (an error), it is made
+ * again once the stores' idle descriptors are closed, as a temporary is (local_upload_new). */
+static void test_folder_fsync_out_of_fds(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit old, low;
+	char name[64], buf[4], dir[PATH_MAX];
+	int held[64], nheld = 0, fd, e, r;
+	struct stat st;
+
+	for (int i = 0; i < 4; i++) {
+		obj_name(name, sizeof(name), i);
+		assert_int_equal(bkr_store_put(f->s, name, "abcd", 4), 0);
+		assert_int_equal(bkr_store_get_range(f->s, name, 0, 4, buf, 0), 0); /* its fd kept, idle */
+	}
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)count_fds() + 8;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (nheld < 64 && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		held[nheld++] = fd; /* every descriptor left taken */
+	e = errno;
+	r = bkr_store_put(f->s, "records/new/a.json", "a", 1);
+	while (nheld > 0) /* given back before any assertion: the tests after it run with them */
+		close(held[--nheld]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(e, EMFILE);
+	assert_int_equal(r, 0);
+	expect_content(f->s, "records/new/a.json", "a");
+	snprintf(dir, sizeof(dir), "%s/records/new", f->dir);
+	assert_int_equal(stat(dir, &st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1152,6 +1186,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listed_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders_durable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_folder_fsync_out_of_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_direct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_staging_memory, setup, teardown),
