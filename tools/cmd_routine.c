@@ -459,7 +459,7 @@ static void step_verify(rt_run *r, rt_step *s)
 {
 	bkr_verify_options o = BKR_VERIFY_OPTIONS_INIT;
 	bkr_verify_stats st = { 0 };
-	char unrecorded[1024];
+	char *unrecorded = NULL;
 	int err;
 
 	if (!rt_need_repo(r, s))
@@ -478,12 +478,13 @@ static void step_verify(rt_run *r, rt_step *s)
 	o.progress = r->c->progress ? cli_verify_progress : NULL;
 	o.progress_ctx = r->c;
 	/* recorded like 'bkr verify': the repair step takes out the damaged blobs it names */
-	err = bkr_verify_run_recorded(r->repo, &o, &st, unrecorded, sizeof(unrecorded));
+	err = bkr_verify_run_recorded(&unrecorded, r->repo, &o, &st);
 	r->verify.errors = st.errors;
 	r->verify.io_errors = st.io_errors;
-	if (unrecorded[0])
+	if (unrecorded)
 		bkr_log(BKR_LOG_WARN, "routine", "verify: the result could not be recorded in the repository: %s",
 			unrecorded);
+	free(unrecorded);
 	/* what could not be read (an I/O error) fails the step; damage found in the rest is alerted */
 	if (err < 0 && err != BKR_ECORRUPT && !(err == BKR_EIO && st.errors)) {
 		rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
