@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Messages kept whole: repositories under ~2000-byte paths.  A message naming
 # a path, or carrying another error's text, was cut where it was built into a
-# fixed buffer (verify's unrecorded[1024]); the end, which says why, was lost.  Each check asserts the end
+# fixed buffer (verify's unrecorded[1024], copy's what[1400], src[1200] and
+# line[4096]); the end, which says why, was lost.  Each check asserts the end
 # of the message is there.
 source "$(dirname "$0")/lib.sh"
 
@@ -23,3 +24,23 @@ BKR_FAULT=write:1:enospc expect_exit 0 "$BKR" -r "$A" verify
 grep -q "^bkr verify: warning: the result could not be recorded in the repository: write $A/records/.*: injected fault at write: No space left on device$" "$T/err" ||
 	fail "verify cut why its record was not written: $(cat "$T/err")"
 pass "verify names why its record was not written whole, under a ~2000-byte repository path"
+
+# --- copy: another backup under the same id, both repositories under long paths -------
+O=$(long_path O)/repo
+mkdir -p "${O%/repo}" "$T/other-src" && printf 'other\n' >"$T/other-src/f"
+expect_exit 0 "$BKR" init -r "$O"
+expect_exit 0 "$BKR" -r "$O" create --type full "$T/other-src" --json
+oid=$(backup_id "$T/out")
+# O's backup under A's id, its manifest sealed again
+python3 - "$O/backups/$oid.json" "$O/backups/$id1.json" "$id1" <<'PY'
+import hashlib, json, re, sys
+t = open(sys.argv[1]).read().rstrip()
+t = t.replace('"backup_id":"%s"' % json.loads(t)["backup_id"], '"backup_id":"%s"' % sys.argv[3])
+t = re.sub(r'"sha256":"[0-9a-f]{64}"}$', '"sha256":"' + "0" * 64 + '"}', t)
+open(sys.argv[2], "w").write(t[:-66] + hashlib.sha256(t.encode()).hexdigest() + '"}')
+PY
+rm "$O/backups/$oid.json"
+expect_exit 7 "$BKR" copy --from "$A" --to "$O"
+grep -q "^bkr copy: warning: backup $id1: not copied: $O has another backup under that id (root tree [0-9a-f]\{64\} there, [0-9a-f]\{64\} in $A)$" "$T/err" ||
+	fail "copy cut the line naming another backup under the same id: $(cat "$T/err")"
+pass "copy names another backup under the same id whole, both repositories under ~2000-byte paths"
