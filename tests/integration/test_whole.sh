@@ -2,7 +2,7 @@
 # Messages kept whole: repositories under ~2000-byte paths.  A message naming
 # a path, or carrying another error's text, was cut where it was built into a
 # fixed buffer (verify's unrecorded[1024], copy's what[1400], src[1200] and
-# line[4096]); the end, which says why, was lost.  Each check asserts the end
+# line[4096], the catalog's last[1024]); the end, which says why, was lost.  Each check asserts the end
 # of the message is there.
 source "$(dirname "$0")/lib.sh"
 
@@ -44,3 +44,12 @@ expect_exit 7 "$BKR" copy --from "$A" --to "$O"
 grep -q "^bkr copy: warning: backup $id1: not copied: $O has another backup under that id (root tree [0-9a-f]\{64\} there, [0-9a-f]\{64\} in $A)$" "$T/err" ||
 	fail "copy cut the line naming another backup under the same id: $(cat "$T/err")"
 pass "copy names another backup under the same id whole, both repositories under ~2000-byte paths"
+
+# --- list: a damaged manifest named, and why, whole -----------------------------------
+cp "$A/backups/$id1.json" "$T/manifest"
+printf 'garbage\n' >"$A/backups/$id1.json"
+expect_exit 4 "$BKR" -r "$A" list
+grep -q "^bkr list: warning: 1 manifest(s) are damaged and not listed; last: $A/backups/$id1.json: not a JSON object$" "$T/err" ||
+	fail "list cut why a manifest is damaged: $(cat "$T/err")"
+cp "$T/manifest" "$A/backups/$id1.json"
+pass "list names a damaged manifest and why whole, under a ~2000-byte repository path"
