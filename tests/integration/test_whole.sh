@@ -2,7 +2,8 @@
 # Messages kept whole: repositories under ~2000-byte paths.  A message naming
 # a path, or carrying another error's text, was cut where it was built into a
 # fixed buffer (verify's unrecorded[1024], copy's what[1400], src[1200] and
-# line[4096], the catalog's last[1024]); the end, which says why, was lost.  Each check asserts the end
+# line[4096], the catalog's last[1024], the holds' warnings' f[512]); the end,
+# which says why, was lost.  Each check asserts the end
 # of the message is there.
 source "$(dirname "$0")/lib.sh"
 
@@ -53,3 +54,13 @@ grep -q "^bkr list: warning: 1 manifest(s) are damaged and not listed; last: $A/
 	fail "list cut why a manifest is damaged: $(cat "$T/err")"
 cp "$T/manifest" "$A/backups/$id1.json"
 pass "list names a damaged manifest and why whole, under a ~2000-byte repository path"
+
+# --- hold: a damaged record named whole, and what becomes of it ----------------------
+expect_exit 0 "$BKR" -r "$A" verify
+rec=$(cd "$A/records" && ls | head -1)
+printf 'garbage\n' >"$A/records/$rec"
+expect_exit 0 "$BKR" -r "$A" hold
+grep -q "^bkr hold: warning: $A/records/$rec: a damaged record (not JSON): every command skips it, so a pin, tag or hold in it is not applied (retention may remove the backup it kept)$" "$T/err" ||
+	fail "hold cut the line naming a damaged record: $(cat "$T/err")"
+rm "$A/records/$rec"
+pass "hold names a damaged record and what becomes of it whole, under a ~2000-byte repository path"
