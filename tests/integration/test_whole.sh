@@ -2,8 +2,8 @@
 # Messages kept whole: repositories under ~2000-byte paths.  A message naming
 # a path, or carrying another error's text, was cut where it was built into a
 # fixed buffer (verify's unrecorded[1024], copy's what[1400], src[1200] and
-# line[4096], the catalog's last[1024], the holds' warnings' f[512]); the end,
-# which says why, was lost.  Each check asserts the end
+# line[4096], the catalog's last[1024], the holds' warnings' f[512], restore's
+# what[2048]); the end, which says why, was lost.  Each check asserts the end
 # of the message is there.
 source "$(dirname "$0")/lib.sh"
 
@@ -64,3 +64,17 @@ grep -q "^bkr hold: warning: $A/records/$rec: a damaged record (not JSON): every
 	fail "hold cut the line naming a damaged record: $(cat "$T/err")"
 rm "$A/records/$rec"
 pass "hold names a damaged record and what becomes of it whole, under a ~2000-byte repository path"
+
+# --- restore: a file at a ~2200-byte path in the backup whose chunk is damaged -------
+rel=rs/$(for c in a b c d e f g h i; do seg "$c"; printf /; done)f.bin
+mkdir -p "$T/${rel%/f.bin}"
+head -c 65536 /dev/urandom >"$T/$rel"
+R=$T/rrepo
+expect_exit 0 "$BKR" init -r "$R"
+expect_exit 0 "$BKR" -r "$R" create --type full "$T/rs" --json
+rid=$(backup_id "$T/out")
+damage_stored "$R" "$T/$rel" 100
+expect_exit 6 "$BKR" -r "$R" restore latest --target "$T/restored"
+grep -q "^bkr restore: $rel: backup $rid: $rel: chunk 0 ([0-9a-f]\{64\}): $R/data/.*\.pack: blob [0-9a-f]\{64\}: content hash mismatch$" "$T/err" ||
+	fail "restore cut the message on a damaged chunk of a file at a long path: $(cat "$T/err")"
+pass "restore names a damaged chunk of a file at a ~2200-byte path in the backup whole"
