@@ -161,11 +161,11 @@ static void step_backup(rt_run *r, rt_step *s)
 		goto done;
 	}
 	if (r->dry_run) {
-		char list[512] = "";
-		size_t used = 0;
-		for (size_t i = 0; i < n && used < sizeof(list); i++)
-			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", names[i]);
-		rt_step_end(r, s, RT_OK, "would back up %s", list);
+		char *list = NULL; /* every name, whole */
+		for (size_t i = 0; i < n && (!i || list); i++)
+			bkr_text_setf(&list, "%s%s%s", i ? list : "", i ? ", " : "", names[i]);
+		rt_step_end(r, s, RT_OK, "would back up %s", list ? list : "(out of memory naming the sources)");
+		free(list);
 		goto done;
 	}
 	if ((err = cli_sources_get(r->c, r->cfg, NULL, 0, (char **)names, n, &src)) < 0)

@@ -3,7 +3,8 @@
 # a path, or carrying another error's text, was cut where it was built into a
 # fixed buffer (verify's unrecorded[1024], copy's what[1400], src[1200] and
 # line[4096], the catalog's last[1024], the holds' warnings' f[512], restore's
-# what[2048]); the end, which says why, was lost.  Each check asserts the end
+# what[2048]); the end, which says why, was lost.  So was the end of a list of
+# many source names (the routine's dry run, list[512]).  Each check asserts the end
 # of the message is there.
 source "$(dirname "$0")/lib.sh"
 
@@ -78,3 +79,22 @@ expect_exit 6 "$BKR" -r "$R" restore latest --target "$T/restored"
 grep -q "^bkr restore: $rel: backup $rid: $rel: chunk 0 ([0-9a-f]\{64\}): $R/data/.*\.pack: blob [0-9a-f]\{64\}: content hash mismatch$" "$T/err" ||
 	fail "restore cut the message on a damaged chunk of a file at a long path: $(cat "$T/err")"
 pass "restore names a damaged chunk of a file at a ~2200-byte path in the backup whole"
+
+# --- routine --dry-run: every source it would back up named, 60 of them --------------
+mkdir -p "$T/ws60"
+want=
+for i in $(seq -w 0 59); do
+	mkdir "$T/ws60/source-with-a-long-name-$i"
+	want+=${want:+, }source-with-a-long-name-$i
+done
+python3 - "$T/c60.json" "$T/r60" "$T/ws60" "$T/logs60" <<'PY'
+import json, sys
+out, repo, ws, logs = sys.argv[1:]
+srcs = [{"name": "source-with-a-long-name-%02d" % i, "paths": ["source-with-a-long-name-%02d" % i],
+         "schedule": "hourly"} for i in range(60)]
+json.dump({"repository": repo, "workspace_root": ws, "log_dir": logs, "sources": srcs}, open(out, "w"))
+PY
+expect_exit 0 "$BKR" init -r "$T/r60"
+expect_exit 0 "$BKR" -c "$T/c60.json" routine hourly --dry-run
+grep -qF "would back up $want" "$T/out" || fail "routine --dry-run cut the list of the sources it would back up: $(cat "$T/out")"
+pass "routine --dry-run names all 60 sources it would back up"
