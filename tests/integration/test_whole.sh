@@ -4,7 +4,8 @@
 # fixed buffer (verify's unrecorded[1024], copy's what[1400], src[1200] and
 # line[4096], the catalog's last[1024], the holds' warnings' f[512], restore's
 # what[2048]); the end, which says why, was lost.  So was the end of a list of
-# many source names (the routine's dry run, list[512]).  Each check asserts the end
+# many source names (the routine's dry run, list[512]; its emergency's damaged
+# sources, skipped[256]).  Each check asserts the end
 # of the message is there.
 source "$(dirname "$0")/lib.sh"
 
@@ -98,3 +99,8 @@ expect_exit 0 "$BKR" init -r "$T/r60"
 expect_exit 0 "$BKR" -c "$T/c60.json" routine hourly --dry-run
 grep -qF "would back up $want" "$T/out" || fail "routine --dry-run cut the list of the sources it would back up: $(cat "$T/out")"
 pass "routine --dry-run names all 60 sources it would back up"
+for i in $(seq -w 0 59); do printf '{"n": 1, broken' >"$T/ws60/source-with-a-long-name-$i/a.json"; done
+expect_exit 1 "$BKR" -c "$T/c60.json" routine emergency
+grep -qF "not backed up (damaged): $want" "$T/out" ||
+	fail "routine emergency cut the list of the damaged sources it left out: $(cat "$T/out")"
+pass "routine emergency names all 60 damaged sources it does not back up"
