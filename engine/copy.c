@@ -1068,9 +1068,10 @@ static void on_bad(void *ctx, const char *file, const char *message)
 	bkr_log_event(BKR_LOG_WARN, "copy", "damaged-manifest", (const char *[]){ "file", file, NULL },
 		      "%s: not copied: %s", file, message);
 	if (b->o->warning) {
-		char line[1024];
-		snprintf(line, sizeof(line), "%s: not copied: %s", file, message);
-		b->o->warning(b->o->ctx, line);
+		char *line = NULL;
+		bkr_text_setf(&line, "%s: not copied: %s", file, message);
+		b->o->warning(b->o->ctx, line ? line : "a damaged manifest not copied (out of memory naming it)");
+		free(line);
 	}
 }
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Messages kept whole: repositories under ~2000-byte paths.  A message naming
 # a path, or carrying another error's text, was cut where it was built into a
-# fixed buffer (verify's unrecorded[1024], copy's what[1400], src[1200] and
-# line[4096], the catalog's last[1024], the holds' warnings' f[512], restore's
-# what[2048]); the end, which says why, was lost.  So was the end of a list of
-# many source names (the routine's dry run, list[512]; its emergency's damaged
-# sources, skipped[256]).  Each check asserts the end
-# of the message is there.
+# fixed buffer (verify's unrecorded[1024]; copy's what[1400], src[1200],
+# line[4096] and, on a damaged manifest, line[1024]; the catalog's last[1024];
+# the holds' warnings' f[512]; restore's what[2048]): the end, which says why,
+# was lost.  So was the end of a list of many source names (the routine's dry
+# run, list[512]; its emergency's damaged sources, skipped[256]).  Each check
+# asserts the whole message, or its end, is there.
 source "$(dirname "$0")/lib.sh"
 
 seg() { printf "$1%.0s" {1..240}; }
@@ -48,14 +48,18 @@ grep -q "^bkr copy: warning: backup $id1: not copied: $O has another backup unde
 	fail "copy cut the line naming another backup under the same id: $(cat "$T/err")"
 pass "copy names another backup under the same id whole, both repositories under ~2000-byte paths"
 
-# --- list: a damaged manifest named, and why, whole -----------------------------------
+# --- list, copy: a damaged manifest named, and why, whole -----------------------------------
 cp "$A/backups/$id1.json" "$T/manifest"
 printf 'garbage\n' >"$A/backups/$id1.json"
 expect_exit 4 "$BKR" -r "$A" list
 grep -q "^bkr list: warning: 1 manifest(s) are damaged and not listed; last: $A/backups/$id1.json: not a JSON object$" "$T/err" ||
 	fail "list cut why a manifest is damaged: $(cat "$T/err")"
+expect_exit 0 "$BKR" init -r "$T/copied"
+expect_exit 4 "$BKR" copy --from "$A" --to "$T/copied"
+grep -q "^bkr copy: warning: $id1.json: not copied: $A/backups/$id1.json: not a JSON object$" "$T/err" ||
+	fail "copy cut why a manifest is damaged: $(cat "$T/err")"
 cp "$T/manifest" "$A/backups/$id1.json"
-pass "list names a damaged manifest and why whole, under a ~2000-byte repository path"
+pass "list and copy name a damaged manifest and why whole, under a ~2000-byte repository path"
 
 # --- hold: a damaged record named whole, and what becomes of it ----------------------
 expect_exit 0 "$BKR" -r "$A" verify
