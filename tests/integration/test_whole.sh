@@ -26,7 +26,15 @@ id1=$(backup_id "$T/out")
 BKR_FAULT=write:1:enospc expect_exit 0 "$BKR" -r "$A" verify
 grep -q "^bkr verify: warning: the result could not be recorded in the repository: write $A/records/.*: injected fault at write: No space left on device$" "$T/err" ||
 	fail "verify cut why its record was not written: $(cat "$T/err")"
-pass "verify names why its record was not written whole, under a ~2000-byte repository path"
+# the daily routine's verify likewise, in its log (nothing due: its record is the first write)
+mkdir -p "$T/wsd/d" && printf 'd\n' >"$T/wsd/d/f"
+printf '{"repository": "%s", "workspace_root": "%s", "log_dir": "%s", "sources": [{"name": "d", "paths": ["d"], "schedule": "daily"}]}\n' \
+	"$A" "$T/wsd" "$T/logsd" >"$T/d.json"
+expect_exit 0 "$BKR" -c "$T/d.json" routine daily
+BKR_FAULT=write:1:enospc expect_exit 0 "$BKR" -c "$T/d.json" routine daily
+grep -q "\"message\":\"verify: the result could not be recorded in the repository: write $A/records/[^\"]*: injected fault at write: No space left on device\"" "$T"/logsd/bkr-*.log ||
+	fail "the routine's verify cut why its record was not written: $(grep -h 'could not be recorded' "$T"/logsd/bkr-*.log)"
+pass "verify and the daily routine's name why the record was not written whole, under a ~2000-byte repository path"
 
 # --- copy: another backup under the same id, both repositories under long paths -------
 O=$(long_path O)/repo
