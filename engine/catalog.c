@@ -618,14 +618,14 @@ void bkr_repo_ids_free(char **ids, size_t n)
 
 struct bad_count {
 	size_t n;
-	char last[1024];
+	char *last; /* the last one's message, whole (malloc'd; NULL out of memory) */
 };
 
 static void count_bad(void *ctx, const char *file, const char *message)
 {
 	struct bad_count *b = ctx;
 	b->n++;
-	snprintf(b->last, sizeof(b->last), "%s", message);
+	bkr_text_setf(&b->last, "%s", message);
 	(void)file;
 }
 
@@ -652,7 +652,8 @@ int bkr_repo_list_in(bkr_repo *r, const bkr_records *rs, bool runs, bkr_manifest
 	if (bad)
 		*bad = b.n;
 	if (err == 0 && b.n)
-		bkr_error_set(BKR_ECORRUPT, "%s", b.last);
+		bkr_error_set(BKR_ECORRUPT, "%s", b.last ? b.last : "out of memory keeping why a manifest does not read");
+	free(b.last);
 	return err;
 }
 

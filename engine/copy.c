@@ -58,7 +58,7 @@ struct copier {
 	bkr_id bad_tree;        /* the destination tree load_dest_tree last failed to read */
 	const char *dest_backup; /* the destination's backup whose trees are walked (same_dir, the hint) */
 	bkr_pathbuf path;       /* the path compared (same_dir) */
-	char differs[1400];     /* what differs, when same_dir found a difference */
+	char *differs;          /* what differs, when same_dir found a difference (malloc'd) */
 	bkr_copy_stats run;     /* the whole run so far */
 	bkr_copy_stats one;     /* the backup being copied */
 	size_t backup, nbackups;
@@ -737,48 +737,48 @@ done:
 	free(buf);
 }
 
-/* A manifest field a copy keeps that differs between @p m (source) and @p dm: *what names it and
- * both values (there, here); false when none does. */
-static bool manifest_differs(const bkr_manifest *m, const bkr_manifest *dm, char *what, size_t cap)
+/* A manifest field a copy keeps that differs between @p m (source) and @p dm: *what (malloc'd) names it
+ * and both values (there, here), whole; false when none does.  Out of memory, true with *what NULL. */
+static bool manifest_differs(const bkr_manifest *m, const bkr_manifest *dm, char **what)
 {
 	char a[64], b[64];
 
 	if (m->time_ns != dm->time_ns) {
-		snprintf(what, cap, "timestamp %s there, %s", dm->timestamp, m->timestamp);
+		bkr_text_setf(what, "timestamp %s there, %s", dm->timestamp, m->timestamp);
 		return true;
 	}
 	if (m->type != dm->type) {
-		snprintf(what, cap, "backup_type %s there, %s", bkr_backup_type_name(dm->type),
-			 bkr_backup_type_name(m->type));
+		bkr_text_setf(what, "backup_type %s there, %s", bkr_backup_type_name(dm->type),
+			      bkr_backup_type_name(m->type));
 		return true;
 	}
 	if (str_differs(m->parent, dm->parent)) {
-		snprintf(what, cap, "parent %s there, %s", dm->parent ? dm->parent : "none",
-			 m->parent ? m->parent : "none");
+		bkr_text_setf(what, "parent %s there, %s", dm->parent ? dm->parent : "none",
+			      m->parent ? m->parent : "none");
 		return true;
 	}
 	if (str_differs(m->hostname, dm->hostname) || str_differs(m->workspace_root, dm->workspace_root)) {
 		bool host = str_differs(m->hostname, dm->hostname);
 		const char *x = host ? dm->hostname : dm->workspace_root, *y = host ? m->hostname : m->workspace_root;
-		snprintf(what, cap, "%s '%s' there, '%s'", host ? "hostname" : "workspace_root", x ? x : "", y ? y : "");
+		bkr_text_setf(what, "%s '%s' there, '%s'", host ? "hostname" : "workspace_root", x ? x : "", y ? y : "");
 		return true;
 	}
 	if (m->nsources != dm->nsources) {
-		snprintf(what, cap, "%zu sources there, %zu", dm->nsources, m->nsources);
+		bkr_text_setf(what, "%zu sources there, %zu", dm->nsources, m->nsources);
 		return true;
 	}
 	for (size_t i = 0; i < m->nsources; i++) {
 		const bkr_manifest_source *x = &dm->sources[i], *y = &m->sources[i];
 		if (str_differs(x->source, y->source) || str_differs(x->path, y->path)) {
-			snprintf(what, cap, "source %s (%s) there, %s (%s)", x->source, x->path, y->source, y->path);
+			bkr_text_setf(what, "source %s (%s) there, %s (%s)", x->source, x->path, y->source, y->path);
 			return true;
 		}
 		if (x->files_backed_up != y->files_backed_up || x->total_size_bytes != y->total_size_bytes) {
 			bool files = x->files_backed_up != y->files_backed_up;
-			snprintf(what, cap, "source %s: %s %llu there, %llu", y->source,
-				 files ? "files_backed_up" : "total_size_bytes",
-				 (unsigned long long)(files ? x->files_backed_up : x->total_size_bytes),
-				 (unsigned long long)(files ? y->files_backed_up : y->total_size_bytes));
+			bkr_text_setf(what, "source %s: %s %llu there, %llu", y->source,
+				      files ? "files_backed_up" : "total_size_bytes",
+				      (unsigned long long)(files ? x->files_backed_up : x->total_size_bytes),
+				      (unsigned long long)(files ? y->files_backed_up : y->total_size_bytes));
 			return true;
 		}
 	}
@@ -787,7 +787,7 @@ static bool manifest_differs(const bkr_manifest *m, const bkr_manifest *dm, char
 			 (unsigned long long)dm->stats.dirs, (unsigned long long)dm->stats.bytes);
 		snprintf(b, sizeof(b), "%llu/%llu/%llu", (unsigned long long)m->stats.files,
 			 (unsigned long long)m->stats.dirs, (unsigned long long)m->stats.bytes);
-		snprintf(what, cap, "files/dirs/bytes %s there, %s", a, b);
+		bkr_text_setf(what, "files/dirs/bytes %s there, %s", a, b);
 		return true;
 	}
 	return false;
@@ -797,16 +797,19 @@ static bool manifest_differs(const bkr_manifest *m, const bkr_manifest *dm, char
  * side only: in the source when @p here); into c->differs; 1. */
 static int differs_at(struct copier *c, const char *what, bool here)
 {
-	char path[1024];
-	bkr_text_escape(path, sizeof(path), c->path.p, strlen(c->path.p));
+	char *path = bkr_text_escape_dup(c->path.p, strlen(c->path.p));
+	const char *from = bkr_repo_path(c->from);
+
+	if (!path)
+		return bkr_error_oom();
 	if (what)
-		snprintf(c->differs, sizeof(c->differs), "%s: other %s there than in %s", path, what,
-			 bkr_repo_path(c->from));
+		bkr_text_setf(&c->differs, "%s: other %s there than in %s", path, what, from);
 	else if (here)
-		snprintf(c->differs, sizeof(c->differs), "%s: in %s only", path, bkr_repo_path(c->from));
+		bkr_text_setf(&c->differs, "%s: in %s only", path, from);
 	else
-		snprintf(c->differs, sizeof(c->differs), "%s: there only, not in %s", path, bkr_repo_path(c->from));
-	return 1;
+		bkr_text_setf(&c->differs, "%s: there only, not in %s", path, from);
+	free(path);
+	return c->differs ? 1 : bkr_error_oom();
 }
 
 static bool bytes_differ(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
@@ -957,20 +960,21 @@ done:
 
 /*
  * Whether backup @p dm of the destination is @p m of the source (0), or
- * another backup under its id (1: @p line says so, naming what differs).
+ * another backup under its id (1: *@p line, malloc'd, says so, naming what
+ * differs, whole).
  */
-static int same_backup(struct copier *c, const bkr_manifest *m, const bkr_manifest *dm, char *line, size_t cap)
+static int same_backup(struct copier *c, const bkr_manifest *m, const bkr_manifest *dm, char **line)
 {
-	char what[1400], src[1200];
+	const char *in = " in ", *src = bkr_repo_path(c->from);
+	char *what = NULL;
 	int err;
 
-	snprintf(src, sizeof(src), " in %s", bkr_repo_path(c->from));
 	if (c->same_ids && bkr_id_cmp(&dm->tree, &m->tree)) {
 		char here[BKR_ID_HEX], there[BKR_ID_HEX];
 		bkr_id_to_hex(&m->tree, here);
 		bkr_id_to_hex(&dm->tree, there);
-		snprintf(what, sizeof(what), "root tree %s there, %s", there, here);
-	} else if (!manifest_differs(m, dm, what, sizeof(what))) {
+		bkr_text_setf(&what, "root tree %s there, %s", there, here);
+	} else if (!manifest_differs(m, dm, &what)) {
 		if (c->same_ids)
 			return 0;
 		size_t len;
@@ -986,12 +990,15 @@ static int same_backup(struct copier *c, const bkr_manifest *m, const bkr_manife
 			return bkr_error_oom();
 		if (err == 0)
 			return 0;
-		snprintf(what, sizeof(what), "%s", c->differs);
-		src[0] = '\0'; /* it names the source */
+		what = c->differs; /* it names the source */
+		c->differs = NULL;
+		in = src = "";
 	}
-	snprintf(line, cap, "backup %s: not copied: %s has another backup under that id (%s%s)", m->backup_id,
-		 bkr_repo_path(c->to), what, src);
-	return 1;
+	if (what)
+		bkr_text_setf(line, "backup %s: not copied: %s has another backup under that id (%s%s%s)", m->backup_id,
+			      bkr_repo_path(c->to), what, in, src);
+	free(what);
+	return *line ? 1 : bkr_error_oom();
 }
 
 /* ---- the run -------------------------------------------------------------------- */
@@ -1061,9 +1068,10 @@ static void on_bad(void *ctx, const char *file, const char *message)
 	bkr_log_event(BKR_LOG_WARN, "copy", "damaged-manifest", (const char *[]){ "file", file, NULL },
 		      "%s: not copied: %s", file, message);
 	if (b->o->warning) {
-		char line[1024];
-		snprintf(line, sizeof(line), "%s: not copied: %s", file, message);
-		b->o->warning(b->o->ctx, line);
+		char *line = NULL;
+		bkr_text_setf(&line, "%s: not copied: %s", file, message);
+		b->o->warning(b->o->ctx, line ? line : "a damaged manifest not copied (out of memory naming it)");
+		free(line);
 	}
 }
 
@@ -1184,21 +1192,24 @@ static int sync_copied(struct copier *c, const bkr_manifest *m, const bkr_record
 static int dest_readable(struct copier *c, const bkr_manifest *m, bkr_manifest **out, size_t *ndamaged, size_t *nother)
 {
 	bkr_manifest *dm = NULL;
-	char line[4096];
+	char *line = NULL;
 	int err = bkr_repo_load_manifest(c->to, false, m->backup_id, &dm);
 
 	*out = NULL;
 	if (err == BKR_ECORRUPT) {
-		snprintf(line, sizeof(line), "backup %s: not copied: it is in %s, but its manifest there is damaged (%s)",
-			 m->backup_id, bkr_repo_path(c->to), bkr_error_message());
+		if (!bkr_text_setf(&line, "backup %s: not copied: it is in %s, but its manifest there is damaged (%s)",
+				   m->backup_id, bkr_repo_path(c->to), bkr_error_message()))
+			return bkr_error_oom();
 		bkr_error_clear();
 		not_copied(c, m->backup_id, "damaged-destination", line, ndamaged);
+		free(line);
 		return 1;
 	}
-	if (err == 0 && (err = same_backup(c, m, dm, line, sizeof(line))) < 0)
+	if (err == 0 && (err = same_backup(c, m, dm, &line)) < 0)
 		bkr_error_prefix("backup %s: comparing it with the one in %s", m->backup_id, bkr_repo_path(c->to));
 	if (err == 1)
 		not_copied(c, m->backup_id, "other-destination", line, nother);
+	free(line);
 	if (err == 0)
 		*out = dm;
 	else
@@ -1367,6 +1378,7 @@ done:
 	bkr_idset_free(&c.confirmed);
 	free(c.cache_dir);
 	free(c.cache_name);
+	free(c.differs);
 	bkr_records_free(drs);
 	bkr_pathbuf_free(&c.path);
 	bkr_manifest_list_free(&l);

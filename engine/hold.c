@@ -112,18 +112,20 @@ static const char *why_of(const char *path)
 static int warn(struct acc *a, const char *file, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int warn(struct acc *a, const char *file, const char *fmt, ...)
 {
-	char what[1024], f[512], *line;
+	char *what = NULL, *f = bkr_text_escape_dup(file, strlen(file)), *line = NULL;
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	bkr_text_vsetf(&what, fmt, ap);
 	va_end(ap);
-	bkr_text_escape(f, sizeof(f), file, strlen(file));
-	if (bkr_array_grow((void **)&a->h->warnings, &a->capwarn, a->h->nwarnings, sizeof(*a->h->warnings)) < 0 ||
-	    (n = snprintf(NULL, 0, "%s: %s", f, what)) < 0 || !(line = malloc((size_t)n + 1)))
+	if (f && what)
+		bkr_text_setf(&line, "%s: %s", f, what);
+	free(f);
+	free(what);
+	if (!line || bkr_array_grow((void **)&a->h->warnings, &a->capwarn, a->h->nwarnings, sizeof(*a->h->warnings)) < 0) {
+		free(line);
 		return bkr_error_oom();
-	snprintf(line, (size_t)n + 1, "%s: %s", f, what);
+	}
 	a->h->warnings[a->h->nwarnings++] = line;
 	return 0;
 }

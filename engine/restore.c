@@ -55,6 +55,7 @@
 #include "bkr/io.h"
 #include "bkr/log.h"
 #include "bkr/store.h"
+#include "bkr/utf8.h"
 #include "bkr/walk.h"
 
 /* Chunk bytes taken by the workers and not yet written, and files open at once. */
@@ -1432,7 +1433,6 @@ static void file_submit(rctx *c, rfile *f)
 static rfile *write_file(rctx *c, rdir *d, int fd, const char *tmp, const char *name, bool replace, bool keep,
 			 const char *path, const bkr_entry *e, const bkr_tree *leaf, uint32_t li)
 {
-	char what[2048];
 	rfile *f = calloc(1, sizeof(*f));
 	int err;
 
@@ -1449,19 +1449,19 @@ static rfile *write_file(rctx *c, rdir *d, int fd, const char *tmp, const char *
 	f->size = e->size;
 	snprintf(f->tmp, sizeof(f->tmp), "%s", tmp);
 	snprintf(f->name, sizeof(f->name), "%s", name);
-	snprintf(what, sizeof(what), "backup %s: %s", c->backup_id ? c->backup_id : "?", path);
-	if (!(f->path = strdup(path)) || !(f->what = strdup(what))) {
+	if (!(f->path = strdup(path)) ||
+	    !bkr_text_setf(&f->what, "backup %s: %s", c->backup_id ? c->backup_id : "?", path)) {
 		err = bkr_error_oom();
 		goto fail;
 	}
-	if ((err = bkr_walk_file_new(&f->wf, leaf, li, what)) < 0 || (err = meta_take(c, &f->m, e, leaf, li, d)) < 0)
+	if ((err = bkr_walk_file_new(&f->wf, leaf, li, f->what)) < 0 || (err = meta_take(c, &f->m, e, leaf, li, d)) < 0)
 		goto fail;
 	/* the file gets its name only once its content hash is checked (file_finish) */
 	bkr_walk_file_defer_checks(f->wf, c->repo);
 	/* the file is new and empty: its chunks' writes give it its size, unless it has holes (one at its end gives no write) */
 	if (bkr_walk_file_has_holes(f->wf) && ftruncate(fd, (off_t)e->size) < 0) {
 		int en = errno;
-		err = bkr_error_set_errno(en, "%s: truncate", what);
+		err = bkr_error_set_errno(en, "%s: truncate", f->what);
 		report(c, true, err, path, "truncate: %s", strerror(en));
 		goto fail_reported;
 	}

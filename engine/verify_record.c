@@ -265,24 +265,22 @@ int bkr_verify_record_add(bkr_repo *r, const bkr_verify_record *rec)
 	return err;
 }
 
-int bkr_verify_run_recorded(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *st, char *unrecorded,
-			    size_t cap)
+int bkr_verify_run_recorded(char **unrecorded, bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *st)
 {
 	bkr_verify_options ro = *o;
 	bkr_verify_record rec = { 0 };
 	char *why;
 	int err;
 
-	if (cap)
-		unrecorded[0] = '\0';
+	*unrecorded = NULL;
 	ro.record = &rec;
 	err = bkr_verify_run(r, &ro, st);
 	if (rec.time_ns) {
 		/* whole: adding the record may set the slot (out of memory: the
 		 * record is still added, and verify's code kept) */
 		why = strdup(bkr_error_message());
-		if (bkr_verify_record_add(r, &rec) < 0 && cap)
-			snprintf(unrecorded, cap, "%s", bkr_error_message());
+		if (bkr_verify_record_add(r, &rec) < 0 && !(*unrecorded = strdup(bkr_error_message())))
+			*unrecorded = strdup("out of memory"); /* NULL only when recorded, if it can be */
 		if (err < 0)
 			bkr_error_set(err, "%s", why ? why : "out of memory keeping verify's message");
 		else

@@ -94,26 +94,38 @@ static void backup_names(rt_run *r, const bkr_manifest_list *l, const char **nam
 	bkr_routine_select(r->cfg, l, r->as_of, r->kind, only_due, host, names, n);
 }
 
-/* Emergency: leave out the sources holding a file the scan still finds damaged. */
-static void drop_damaged_sources(rt_run *r, const char **names, size_t *n, char *skipped, size_t cap)
+/* @p name added to the list *@p list ("a, b, c"; malloc'd, NULL for none), whole; out of memory,
+ * *@p list is "(out of memory naming the sources)" (NULL if even that fails), and takes no more names. */
+static void name_add(char **list, bool *oom, const char *name)
 {
-	size_t k = 0, used = 0;
-	skipped[0] = '\0';
+	if (*oom)
+		return;
+	if (!bkr_text_setf(list, "%s%s%s", *list ? *list : "", *list ? ", " : "", name)) {
+		*oom = true;
+		*list = strdup("(out of memory naming the sources)");
+	}
+}
+
+/* Emergency: leave out the sources holding a file the scan still finds damaged (named in *@p skipped,
+ * malloc'd, NULL when none); how many. */
+static size_t drop_damaged_sources(rt_run *r, const char **names, size_t *n, char **skipped)
+{
+	size_t k = 0;
+	bool oom = false;
+	*skipped = NULL;
 	for (size_t i = 0; i < *n; i++) {
 		const bkr_config_source *s = bkr_config_find_source(r->cfg, names[i]);
 		bool bad = false;
 		for (size_t d = 0; s && d < r->scan.n && !bad; d++)
 			bad = rt_path_in_source(r->cfg, s, r->scan.items[d].path);
-		if (bad) {
-			used += (size_t)snprintf(skipped + used, used < cap ? cap - used : 0, "%s%s", used ? ", " : "",
-						 names[i]);
-			if (used >= cap)
-				used = cap - 1;
-		} else {
+		if (bad)
+			name_add(skipped, &oom, names[i]);
+		else
 			names[k++] = names[i];
-		}
 	}
+	size_t dropped = *n - k;
 	*n = k;
+	return dropped;
 }
 
 /* A lock not waited for (--no-wait) says so in the step's message. */
@@ -138,8 +150,8 @@ static void step_backup(rt_run *r, rt_step *s)
 	bkr_manifest *m = NULL;
 	cli_sources src = { 0 };
 	const char **names = NULL, *skip[3], *tags[1];
-	char tag[32], skipped[256] = "";
-	size_t n = 0;
+	char tag[32], *skipped = NULL;
+	size_t n = 0, ndamaged = 0;
 	int err;
 
 	if (!rt_need_repo(r, s))
@@ -152,20 +164,21 @@ static void step_backup(rt_run *r, rt_step *s)
 	}
 	backup_names(r, &l, names, &n);
 	if (r->kind == BKR_ROUTINE_EMERGENCY)
-		drop_damaged_sources(r, names, &n, skipped, sizeof(skipped));
+		ndamaged = drop_damaged_sources(r, names, &n, &skipped);
 	if (n == 0) {
 		const char *why = r->kind == BKR_ROUTINE_HOURLY || r->kind == BKR_ROUTINE_DAILY ? "no source is due"
 											: "no scheduled source";
-		rt_step_end(r, s, skipped[0] ? RT_PROBLEMS : RT_OK, "%s%s", skipped[0] ? "not backed up (damaged): " : why,
-			    skipped);
+		rt_step_end(r, s, ndamaged ? RT_PROBLEMS : RT_OK, "%s%s", ndamaged ? "not backed up (damaged): " : why,
+			    ndamaged ? skipped ? skipped : "(out of memory naming the sources)" : "");
 		goto done;
 	}
 	if (r->dry_run) {
-		char list[512] = "";
-		size_t used = 0;
-		for (size_t i = 0; i < n && used < sizeof(list); i++)
-			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", names[i]);
-		rt_step_end(r, s, RT_OK, "would back up %s", list);
+		char *list = NULL; /* every name, whole */
+		bool oom = false;
+		for (size_t i = 0; i < n; i++)
+			name_add(&list, &oom, names[i]);
+		rt_step_end(r, s, RT_OK, "would back up %s", list ? list : "(out of memory naming the sources)");
+		free(list);
 		goto done;
 	}
 	if ((err = cli_sources_get(r->c, r->cfg, NULL, 0, (char **)names, n, &src)) < 0)
@@ -194,10 +207,10 @@ static void step_backup(rt_run *r, rt_step *s)
 		not_waiting(r, err);
 		goto fail;
 	}
-	rt_step_end(r, s, skipped[0] ? RT_PROBLEMS : RT_OK, "%s (%s): %zu source%s, %" PRIu64 " files%s%s%s",
-		    m->backup_id, bkr_backup_type_name(m->type), m->nsources, m->nsources == 1 ? "" : "s",
-		    m->stats.files, m->nwarnings ? ", with warnings (see bkr show)" : "",
-		    skipped[0] ? "; not backed up (damaged): " : "", skipped);
+	rt_step_end(r, s, ndamaged ? RT_PROBLEMS : RT_OK, "%s (%s): %zu source%s, %" PRIu64 " files%s%s%s", m->backup_id,
+		    bkr_backup_type_name(m->type), m->nsources, m->nsources == 1 ? "" : "s", m->stats.files,
+		    m->nwarnings ? ", with warnings (see bkr show)" : "", ndamaged ? "; not backed up (damaged): " : "",
+		    ndamaged ? skipped ? skipped : "(out of memory naming the sources)" : "");
 	goto done;
 fail:
 	rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());
@@ -205,6 +218,7 @@ done:
 	bkr_manifest_free(m);
 	cli_sources_free(&src);
 	free(names);
+	free(skipped);
 	bkr_manifest_list_free(&l);
 }
 
@@ -459,7 +473,7 @@ static void step_verify(rt_run *r, rt_step *s)
 {
 	bkr_verify_options o = BKR_VERIFY_OPTIONS_INIT;
 	bkr_verify_stats st = { 0 };
-	char unrecorded[1024];
+	char *unrecorded = NULL;
 	int err;
 
 	if (!rt_need_repo(r, s))
@@ -478,12 +492,13 @@ static void step_verify(rt_run *r, rt_step *s)
 	o.progress = r->c->progress ? cli_verify_progress : NULL;
 	o.progress_ctx = r->c;
 	/* recorded like 'bkr verify': the repair step takes out the damaged blobs it names */
-	err = bkr_verify_run_recorded(r->repo, &o, &st, unrecorded, sizeof(unrecorded));
+	err = bkr_verify_run_recorded(&unrecorded, r->repo, &o, &st);
 	r->verify.errors = st.errors;
 	r->verify.io_errors = st.io_errors;
-	if (unrecorded[0])
+	if (unrecorded)
 		bkr_log(BKR_LOG_WARN, "routine", "verify: the result could not be recorded in the repository: %s",
 			unrecorded);
+	free(unrecorded);
 	/* what could not be read (an I/O error) fails the step; damage found in the rest is alerted */
 	if (err < 0 && err != BKR_ECORRUPT && !(err == BKR_EIO && st.errors)) {
 		rt_step_end(r, s, RT_FAILED, "%s", bkr_error_message());

@@ -121,7 +121,7 @@ int cmd_verify(cli *c, int argc, char **argv)
 	};
 	struct state s = { .o = BKR_VERIFY_OPTIONS_INIT, .c = c };
 	bkr_verify_stats st;
-	char unrecorded[1024];
+	char *unrecorded = NULL;
 	bkr_repo *repo = NULL;
 	int first, err, rc;
 
@@ -143,11 +143,12 @@ int cmd_verify(cli *c, int argc, char **argv)
 		json_out_init(&s.pj, s.problems);
 		json_out_begin_array(&s.pj);
 	}
-	err = bkr_verify_run_recorded(repo, &s.o, &st, unrecorded, sizeof(unrecorded));
+	err = bkr_verify_run_recorded(&unrecorded, repo, &s.o, &st);
 	cli_progress_done(c);
 	/* a repository that cannot take the record still gets its answer */
-	if (unrecorded[0])
+	if (unrecorded)
 		cli_warn(c, "the result could not be recorded in the repository: %s", unrecorded);
+	free(unrecorded);
 	/* what could not be read (an I/O error) was named: the rest was checked */
 	bool unread = err == BKR_EIO && st.io_errors;
 	if (err < 0 && err != BKR_ECORRUPT && !unread) {

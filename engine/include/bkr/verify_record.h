@@ -96,10 +96,10 @@ int bkr_verify_record_add(bkr_repo *r, const bkr_verify_record *rec);
  * the routines both leave one, for `bkr repair` (the damaged blobs) and
  * `bkr health` (the last verify).  Returns what bkr_verify_run returned, with
  * its message.  A record that cannot be written does not change that: its
- * reason goes into @p unrecorded (cap bytes; "" when recorded).
+ * reason, whole, goes into @p *unrecorded (malloc'd, the caller frees it;
+ * NULL when recorded).
  */
-int bkr_verify_run_recorded(bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *st, char *unrecorded,
-			    size_t cap);
+int bkr_verify_run_recorded(char **unrecorded, bkr_repo *r, const bkr_verify_options *o, bkr_verify_stats *st);
 
 /**
  * Every intact verify record of @p r, oldest first (or newest first), to
