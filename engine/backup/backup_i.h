@@ -168,8 +168,12 @@ struct bctx {
 	size_t fq_cap, fq_head, fq_n;
 	/* descriptors the scan's open directories and the files queued or being read hold at most: the
 	 * limit of open files less what the backup holds besides (bkr_bk_pool_start), less once the
-	 * process ran out of fds */
+	 * process ran out of fds (bkr_bk_queue_drain), growing back towards fq_max after BK_FD_REGROW
+	 * opens without running out (bkr_bk_fd_room); the scan's thread only */
 	size_t fq_lim;
+	size_t fq_max;      /* fq_lim as bkr_bk_pool_start computed it */
+	size_t fq_calm;     /* the scan's opens since fq_lim was lowered or last grew */
+	unsigned fd_waits;  /* open_failed's pauses for this open with none held (scan.c) */
 	size_t room_at; /* bkr_bk_fd_room waits until the files held are this few (mu) */
 	bool room_wait; /* ... and does now (mu) */
 	chunk_job *cq_head, *cq_tail;
@@ -257,8 +261,9 @@ void bkr_bk_pool_free(bctx *c);
  * is full, until it is half empty; closes @p fd on error). */
 int bkr_bk_queue_file(bctx *c, node *n, int fd, const struct stat *st);
 /** For a scan whose open failed for want of descriptors: wait until the workers have read every
- * queued file (and closed its fd), and queue half as many from now on (the rest of the process needs
- * descriptors too: a pack's temporary).  1 when some were queued or being read, 0 when none was
+ * queued file (and closed its fd), and lower fq_lim to what was held then (the scan's folders and the
+ * files) less half the files, room for one file at least (the rest of the process needs descriptors
+ * too: a pack's temporary); bkr_bk_fd_room raises it again after a while without EMFILE.  1 when some were queued or being read, 0 when none was
  * (nothing to wait for), or a worker's fatal error (its message). */
 int bkr_bk_queue_drain(bctx *c);
 
@@ -267,8 +272,11 @@ int bkr_bk_queue_drain(bctx *c);
  * with its open directories (c->scan_fds) and the files queued or being read
  * (for half of these to be read: one wake-up a half, not a file).  BKR_EIO
  * naming @p n, "the limit of open files (ulimit -n N) is too low for this
- * backup", when it does not fit with none held; a worker's failure
- * meanwhile is its error.
+ * backup", when it does not fit with none held in the limit computed at the
+ * start (fq_max); in one an EMFILE lowered, fq_lim makes room for the open
+ * (which says whether the shortage lasts), and it grows half the way back
+ * to fq_max after every BK_FD_REGROW opens.  A worker's failure meanwhile
+ * is its error.
  */
 int bkr_bk_fd_room(bctx *c, const node *n);
 /** Store a data blob and count it; @p level as bkr_writer_put_level's (0: the repository's). */

@@ -417,14 +417,25 @@ int bkr_bk_queue_file(bctx *c, node *n, int fd, const struct stat *st)
 	return 0;
 }
 
+/* The scan's opens without EMFILE after which a lowered fq_lim grows back (half the way). */
+#define BK_FD_REGROW 64
+
 int bkr_bk_queue_drain(bctx *c)
 {
 	int r;
 
 	pthread_mutex_lock(&c->mu);
 	r = c->fq_n > 0 || c->active > 0;
-	if (r) /* the files held then (each an fd), halved: at least one */
-		c->fq_lim = c->scan_fds + ((c->fq_n + c->active) / 2 > 0 ? (c->fq_n + c->active) / 2 : 1);
+	if (r) {
+		/* everything held then (the scan's folders and the files, each an fd)
+		 * less half the files, room for one file at least and never more than
+		 * before: the rest went to descriptors not counted (another thread's,
+		 * a moment's); bkr_bk_fd_room gives it back after BK_FD_REGROW opens */
+		size_t files = c->fq_n + c->active, lim = c->scan_fds + files - files / 2;
+		if (lim < c->fq_lim)
+			c->fq_lim = lim;
+		c->fq_calm = 0;
+	}
 	while ((c->fq_n > 0 || c->active > 0) && !c->fatal)
 		pthread_cond_wait(&c->cv_space, &c->mu);
 	/* a failure on a worker meanwhile: its message, as bkr_bk_queue_file gives it */
@@ -451,6 +462,13 @@ int bkr_bk_fd_room(bctx *c, const node *n)
 {
 	int err = 0;
 
+	c->fd_waits = 0; /* a new open */
+	/* the limit lowered by an EMFILE that did not come back for a while: half
+	 * the way back to the computed one (a new EMFILE lowers it again) */
+	if (c->fq_lim < c->fq_max && ++c->fq_calm >= BK_FD_REGROW) {
+		c->fq_lim += (c->fq_max - c->fq_lim + 1) / 2;
+		c->fq_calm = 0;
+	}
 	/* far from the limit (the queue full and every worker reading): not asked
 	 * (fq_lim and scan_fds change in the scan's thread only) */
 	if (c->scan_fds + c->fq_cap + (size_t)c->nthreads < c->fq_lim)
@@ -468,6 +486,8 @@ int bkr_bk_fd_room(bctx *c, const node *n)
 	}
 	if (c->fatal)
 		err = bkr_error_set(c->fatal, "%s", c->fatal_msg ? c->fatal_msg : "out of memory");
+	else if (c->scan_fds >= c->fq_lim && c->scan_fds < c->fq_max)
+		c->fq_lim = c->scan_fds + 1; /* lowered by an EMFILE: the open will say whether it still is short */
 	else if (c->scan_fds >= c->fq_lim)
 		err = fd_too_low(n);
 	pthread_mutex_unlock(&c->mu);
@@ -507,6 +527,7 @@ int bkr_bk_pool_start(bctx *c)
 	}
 	if (c->fq_lim < BK_FD_LEAST)
 		return fd_too_low(NULL);
+	c->fq_max = c->fq_lim;
 	c->cq_max = (size_t)c->nthreads * 2;
 	c->rfree_max = (size_t)c->nthreads + 1;
 	if (!(c->fq = calloc(c->fq_cap, sizeof(*c->fq))) ||

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bkr/error.h"
@@ -84,6 +85,20 @@ static bool skipped_dir(const bctx *c, const struct stat *st)
  * process ran out of descriptors would be left out of the backup for no
  * fault of its own.  0 for any other error (the caller's warning).
  */
+/* open_failed's pauses for an open out of descriptors with none held: 1, 4, 16, 64 and 256 ms */
+#define SCAN_FD_WAITS 5
+
+/* Tests: BKR_FAULT="backup-emfile:N" fails the scan's N-th open (of a file,
+ * a folder or its listing) with EMFILE: a shortage of a moment. */
+static bool fault_emfile(void)
+{
+	if (bkr_io_fault("backup-emfile") == 0)
+		return false;
+	bkr_error_clear();
+	errno = EMFILE;
+	return true;
+}
+
 static int open_failed(bctx *c, const node *n, int e)
 {
 	struct rlimit rl;
@@ -100,6 +115,14 @@ static int open_failed(bctx *c, const node *n, int e)
 	 * cached one since */
 	if (bkr_store_local_shed_for(e))
 		return 1;
+	/* or held one a moment (a pack's temporary, a connection): a few short
+	 * pauses, then a shortage that stays is the one line below */
+	if (c->fd_waits < SCAN_FD_WAITS) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (1L << (2 * c->fd_waits++)) * 1000000L };
+		while (nanosleep(&ts, &ts) < 0)
+			;
+		return 1;
+	}
 	path = bkr_bk_node_path(n);
 	if (e == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0)
 		err = bkr_error_set(BKR_EIO, "%s: cannot open: %s (%llu at once, ulimit -n): raise the limit or give %s",
@@ -209,6 +232,8 @@ static int scan_entry(bctx *c, const bkr_source_spec *src, scan_frame *f, const 
 	if ((err = bkr_bk_fd_room(c, n)) < 0)
 		return err;
 	do {
+		if (fault_emfile())
+			continue;
 		if (c->noatime_ok) {
 			ffd = openat(f->fd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | O_NOATIME);
 			if (ffd < 0 && errno == EPERM)
@@ -263,7 +288,7 @@ static int scan_dir(bctx *c, const bkr_source_spec *src, scan_frame *f)
 
 	if ((err = bkr_bk_fd_room(c, f->dir)) < 0)
 		return err;
-	while ((dfd = dup(f->fd)) < 0 && (err = open_failed(c, f->dir, errno)) == 1)
+	while ((dfd = fault_emfile() ? -1 : dup(f->fd)) < 0 && (err = open_failed(c, f->dir, errno)) == 1)
 		;
 	if (err < 0)
 		return err;
@@ -436,7 +461,8 @@ static int scan_source(bctx *c, const bkr_source_spec *src, node *root, const bk
 		int kfd, e = 0;
 		if ((err = bkr_bk_fd_room(c, kid)) < 0)
 			goto done;
-		while ((kfd = openat(f->fd, (const char *)kid->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
+		while ((kfd = fault_emfile() ? -1
+					     : openat(f->fd, (const char *)kid->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
 		       (e = open_failed(c, kid, errno)) == 1)
 			;
 		if (kfd >= 0)

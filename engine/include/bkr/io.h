@@ -36,7 +36,10 @@
  * lock, before the delete), "xattr-get" (backup, between the size of an
  * xattr's value and its read), "backup-open" (backup, between a workspace
  * file's lstat and its open), "backup-opendir" (backup, between a directory's
- * lstat and its open), "backup-read" (backup, before each read of a
+ * lstat and its open), "backup-emfile" (backup, each of the scan's opens of a
+ * workspace file, folder or listing: a failure fails that open with EMFILE,
+ * a shortage of descriptors; "backup-emfile:3,backup-emfile:4" is a burst of
+ * two), "backup-read" (backup, before each read of a
  * workspace file's data), "fs-readdirplus" (bkrfs, at the mount's init: a
  * failure is taken for a kernel without readdirplus, so every listing is a
  * plain readdir).  Several specs may be joined with ','.
