@@ -649,7 +649,8 @@ struct pack_src {
 static int src_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	const struct pack_src *ps = ctx;
-	return bkr_store_get_range(ps->s, ps->name, off, len, buf, 0);
+	/* a listed pack: "no such object" is asked again, then "listed, but not readable" (exit 7), as verify reads */
+	return bkr_store_get_range(ps->s, ps->name, off, len, buf, BKR_STORE_LISTED);
 }
 
 /* A blob's header and payload, read in one piece, as a pack reader. */
