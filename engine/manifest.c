@@ -190,10 +190,17 @@ convert:
 	tm.tm_sec = sec;
 	t = timegm(&tm);
 	t -= offset;
-	/* int64 nanoseconds cover 1677-09-21 .. 2262-04-11 */
-	if (t < -9223372036LL || t > 9223372035LL)
-		return bkr_error_set(BKR_EINVAL, "time out of range: '%s' (times go from 1677-09-22 to 2262-04-11 UTC)", s);
-	*time_ns = (int64_t)t * 1000000000 + frac;
+	/* int64 nanoseconds cover 1677-09-21T00:12:43.145224192Z .. 2262-04-11T23:47:16.854775807Z:
+	 * every time in between is accepted, to the nanosecond (2262-04-11T23:47:16Z too) */
+	int64_t whole = (int64_t)t, part = frac, ns;
+	if (whole < 0 && part > 0) { /* 1677-09-21T00:12:43.5Z is in range, its whole second is not */
+		whole++;
+		part -= 1000000000;
+	}
+	if (__builtin_mul_overflow(whole, 1000000000LL, &ns) || __builtin_add_overflow(ns, part, &ns))
+		return bkr_error_set(BKR_EINVAL, "time out of range: '%s' (times go from 1677-09-21T00:12:44Z to "
+				     "2262-04-11T23:47:16Z)", s);
+	*time_ns = ns;
 	return 0;
 bad:
 	return bkr_error_set(BKR_EINVAL,

@@ -283,6 +283,44 @@ static int load_index(struct prune *p, bkr_index **idx)
 	return bkr_repo_foreach_pack_in(p->r, on_disk, p);
 }
 
+/*
+ * The packs the index names that no listing showed (the listing passes over
+ * what is no regular file), looked for by name as verify and repair look.
+ * A FIFO, a socket or a directory in a pack's place ("not a regular file")
+ * is a damaged pack: named (o->damage), left as it is, every index entry
+ * naming it kept, and the rest of prune goes on (counted in no_file_packs:
+ * done, with problems).  Found nowhere (or in a trash): missing, as before
+ * (verify reports it).  A place that cannot answer stops prune before it
+ * changes anything.
+ */
+static int check_unlisted(struct prune *p)
+{
+	char path[PATH_MAX], phex[BKR_PACK_ID_HEX];
+
+	for (size_t i = 0; i < p->npacks; i++) {
+		struct pack *pk = &p->packs[i];
+		int err;
+		if (pk->on_disk)
+			continue;
+		err = bkr_repo_pack_path(p->r, &pk->id, (bkr_blob_type)pk->type, path, sizeof(path));
+		if (err == 0 || err == BKR_ENOTFOUND) {
+			bkr_error_clear();
+			continue;
+		}
+		if (err != BKR_ECORRUPT) {
+			bkr_error_prefix("prune changed nothing");
+			return err;
+		}
+		bkr_pack_id_to_hex(&pk->id, phex);
+		pk->damaged = true;
+		p->rep->no_file_packs++;
+		say_damage(p, "pack %s: %s; prune leaves it in place, its %zu index entr%s kept (move it away, and "
+			   "'bkr repair' drops them)", phex, bkr_error_message(), pk->n, pk->n == 1 ? "y" : "ies");
+		bkr_error_clear();
+	}
+	return 0;
+}
+
 /* Packs on disk first, then those with more used bytes (fewer copies to make), then in index order. */
 static int copy_order(const void *a, const void *b)
 {
@@ -611,7 +649,8 @@ struct pack_src {
 static int src_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	const struct pack_src *ps = ctx;
-	return bkr_store_get_range(ps->s, ps->name, off, len, buf, 0);
+	/* a listed pack: "no such object" is asked again, then "listed, but not readable" (exit 7), as verify reads */
+	return bkr_store_get_range(ps->s, ps->name, off, len, buf, BKR_STORE_LISTED);
 }
 
 /* A blob's header and payload, read in one piece, as a pack reader. */
@@ -785,9 +824,11 @@ static int write_index(struct prune *p, bkr_index *idx)
 		if (pk->drop || pk->repack)
 			continue;
 		/* a used blob by its one kept copy (not a duplicate, nor a missing
-		 * pack's when another has it); an unused one while its pack is there */
+		 * pack's when another has it); an unused one while its pack is there;
+		 * every entry of a pack whose place holds no regular file (check_unlisted) */
 		for (size_t k = pk->first; k < pk->first + pk->n && err == 0; k++)
-			if (bkr_idset_has(&p->used, &p->ents[k].id) ? p->keep[k] : pk->on_disk)
+			if ((pk->damaged && !pk->on_disk) ||
+			    (bkr_idset_has(&p->used, &p->ents[k].id) ? p->keep[k] : pk->on_disk))
 				err = bkr_index_builder_add(b, &p->ents[k]);
 	}
 	if (p->rep->repacked_packs &&
@@ -923,8 +964,9 @@ int bkr_prune_run(bkr_repo *r, const bkr_prune_options *o, bkr_prune_report *out
 		bkr_error_prefix("prune changed nothing");
 		goto done;
 	}
-	if ((err = bkr_trash_repo_store(r, &s)) < 0 || (p.store = s, err = mark(&p)) < 0 || (err = load_index(&p, &idx)) < 0 ||
-	    (err = find_trash_tmp(&p, s)) < 0 || (err = check_leftovers(&p, idx)) < 0 || (err = choose_copies(&p)) < 0)
+	if ((err = bkr_trash_repo_store(r, &s)) < 0 || (p.store = s, err = mark(&p)) < 0 ||
+	    (err = load_index(&p, &idx)) < 0 || (err = check_unlisted(&p)) < 0 || (err = find_trash_tmp(&p, s)) < 0 ||
+	    (err = check_leftovers(&p, idx)) < 0 || (err = choose_copies(&p)) < 0)
 		goto done;
 	for (size_t i = 0; i < p.nents; i++) {
 		int added;

@@ -936,6 +936,38 @@ static int on_pack(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t 
 }
 
 /*
+ * The data packs the index names that no listing showed (the listing passes
+ * over what is no regular file), looked for by name as verify and tier
+ * status look: a FIFO, a socket or a directory in a pack's place ("not a
+ * regular file") is a damaged pack, named, and the migration stops before
+ * anything moves (BKR_ECORRUPT, as tier status and verify judge it); one
+ * found nowhere is missing, verify's to report.
+ */
+static int check_unlisted(struct migrate *m)
+{
+	char path[PATH_MAX], hex[BKR_PACK_ID_HEX];
+	bool reloaded = true; /* the tier records were read again before the listing */
+
+	for (size_t i = 0; i < m->npacks; i++) {
+		int err;
+		if (m->packs[i].where)
+			continue;
+		err = bkr_repo_pack_seek(m->r, &m->packs[i].id, BKR_BLOB_DATA, true, &reloaded, path, sizeof(path));
+		if (err == 0 || err == BKR_ENOTFOUND) {
+			bkr_error_clear();
+			continue;
+		}
+		bkr_pack_id_to_hex(&m->packs[i].id, hex);
+		if (err == BKR_ECORRUPT)
+			return bkr_error_set(err, "%s (pack %s, named by the index); nothing was moved (move it away, and "
+					     "'bkr repair' drops its index entries)", bkr_error_message(), hex);
+		bkr_error_prefix("pack %s named by the index: nothing was moved", hex);
+		return err;
+	}
+	return 0;
+}
+
+/*
  * Copy (or, when @p to is NULL, only read) object @p name of @p from,
  * @p size bytes, into @p to, published under the same name; *sum gets the
  * SHA-256 of what was read.  A copy already there (a killed run published
@@ -1142,8 +1174,9 @@ int bkr_tier_migrate(bkr_repo *r, const bkr_tier_migrate_options *o, bkr_tier_mi
 	if (!o->dry_run && (err = bkr_repo_check_writable(r)) < 0)
 		goto done;
 	/* the tiers as recorded now: another migration may have recorded one while this waited */
-	if ((err = bkr_repo_reload_tiers(r)) < 0 || (err = open_configured(&m)) < 0 || (err = walk_backups(&m)) < 0 || (err = collect_packs(&m)) < 0 ||
-	    (err = bkr_repo_foreach_pack_in(r, on_pack, &m)) < 0)
+	if ((err = bkr_repo_reload_tiers(r)) < 0 || (err = open_configured(&m)) < 0 || (err = walk_backups(&m)) < 0 ||
+	    (err = collect_packs(&m)) < 0 || (err = bkr_repo_foreach_pack_in(r, on_pack, &m)) < 0 ||
+	    (err = check_unlisted(&m)) < 0)
 		goto done;
 	if (!(m.buf = malloc(COPY_CHUNK))) {
 		err = bkr_error_oom();

@@ -76,17 +76,32 @@ static int status(cli *c, bkr_repo *repo)
 	json_out j;
 	size_t n, missing = 0;
 	char conflict[8192] = "", hex[BKR_PACK_ID_HEX];
+	char **damaged = NULL; /* per place: why its tier.json does not read, or NULL */
 	int err, rc = 0;
 
 	if ((err = bkr_tier_status(repo, &u, &n, &miss)) < 0)
 		return cli_fail(c, err);
+	/* a recorded tier whose tier.json does not read (edited by hand: its checksum, its JSON) is
+	 * there, and damaged: named as verify names it, never "missing or not mounted" */
+	if (!(damaged = calloc(n, sizeof(*damaged)))) {
+		free(u);
+		return cli_fail(c, bkr_error_oom());
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!u[i].present && u[i].recorded && bkr_tier_present(repo, i) == BKR_ECORRUPT &&
+		    !(damaged[i] = strdup(bkr_error_message()))) {
+			err = bkr_error_oom();
+			goto done;
+		}
+		bkr_error_clear();
+	}
 	/* the recorded locations against each other: each tier needs its own directory */
 	if ((err = bkr_tier_records_check(bkr_repo_tier(repo, 0, NULL, NULL))) == BKR_EINVAL) {
 		snprintf(conflict, sizeof(conflict), "%s", bkr_error_message());
 		bkr_error_clear();
+		err = 0; /* said below, exit 1 */
 	} else if (err < 0) {
-		free(u);
-		return cli_fail(c, err);
+		goto done;
 	}
 	bkr_pack_id_to_hex(&miss.first, hex);
 	json_out_init(&j, stdout);
@@ -99,9 +114,11 @@ static int status(cli *c, bkr_repo *repo)
 		       "TREE BYTES", "LOCATION");
 	}
 	for (size_t i = 0; i < n; i++) {
-		const char *state = !u[i].present ? "missing" : i == 0 || u[i].recorded ? "in use" : "unused";
+		const char *state = damaged[i]     ? "damaged"
+				    : !u[i].present ? "missing"
+				    : i == 0 || u[i].recorded ? "in use" : "unused";
 		char db[32], tb[32];
-		missing += !u[i].present && u[i].recorded;
+		missing += !u[i].present && u[i].recorded && !damaged[i];
 		if (c->json) {
 			json_out_begin_object(&j);
 			json_out_member(&j, "tier", u[i].tier);
@@ -110,6 +127,11 @@ static int status(cli *c, bkr_repo *repo)
 			json_out_bool(&j, i == 0 || u[i].recorded);
 			json_out_key(&j, "present");
 			json_out_bool(&j, u[i].present);
+			json_out_key(&j, "damaged");
+			if (damaged[i])
+				json_out_string(&j, damaged[i]);
+			else
+				json_out_null(&j);
 			json_out_key(&j, "data_packs");
 			json_out_uint(&j, u[i].data_packs);
 			json_out_key(&j, "data_bytes");
@@ -149,7 +171,6 @@ static int status(cli *c, bkr_repo *repo)
 			json_out_null(&j);
 		json_out_end_object(&j);
 	}
-	free(u);
 	if (missing) {
 		cli_problem(c, "%zu tier(s) the repository keeps data in are missing or not mounted", missing);
 		rc = BKR_EXIT_FOUND;
@@ -168,7 +189,17 @@ static int status(cli *c, bkr_repo *repo)
 			 "that need them", miss.missing, hex);
 		rc = BKR_EXIT_CORRUPT;
 	}
-	return rc;
+	for (size_t i = 0; i < n; i++)
+		if (damaged[i]) {
+			cli_problem(c, "tier %s: %s", u[i].tier, damaged[i]);
+			rc = BKR_EXIT_CORRUPT;
+		}
+done:
+	for (size_t i = 0; damaged && i < n; i++)
+		free(damaged[i]);
+	free(damaged);
+	free(u);
+	return err < 0 ? cli_fail(c, err) : rc;
 }
 
 static void on_move(void *ctx, const bkr_pack_id *id, uint64_t size, const char *from, const char *to)

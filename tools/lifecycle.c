@@ -196,6 +196,8 @@ void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run
 		json_out_uint(j, p->damaged_blobs);
 		json_out_key(j, "damaged_packs");
 		json_out_uint(j, p->damaged_packs);
+		json_out_key(j, "no_file_packs");
+		json_out_uint(j, p->no_file_packs);
 		json_out_key(j, "damage_recorded");
 		json_out_bool(j, !dry_run && (p->damaged_copies || p->damaged_blobs) && !p->damage_unrecorded);
 		json_out_end_object(j);
@@ -235,6 +237,11 @@ void lc_print_prune(cli *c, json_out *j, const bkr_prune_report *p, bool dry_run
 		       "repair'\n", p->damaged_packs, p->damaged_packs == 1 ? "" : "s", a,
 		       p->damaged_packs == 1 ? "it was" : "they were", p->damaged_packs == 1 ? "it holds" : "each holds");
 	}
+	if (p->no_file_packs)
+		printf("%" PRIu64 " pack%s left in place, %s entries kept: no regular file in %s place (named in a "
+		       "warning); move %s away and run 'bkr repair'\n", p->no_file_packs, p->no_file_packs == 1 ? "" : "s",
+		       p->no_file_packs == 1 ? "its" : "their", p->no_file_packs == 1 ? "its" : "each one's",
+		       p->no_file_packs == 1 ? "it" : "them");
 }
 
 void lc_prune_damage(void *ctx, const char *message)
@@ -245,7 +252,7 @@ void lc_prune_damage(void *ctx, const char *message)
 
 int lc_prune_exit(const bkr_prune_report *p)
 {
-	return p->damaged_blobs || p->damage_unrecorded ? BKR_EXIT_PARTIAL : 0;
+	return p->damaged_blobs || p->no_file_packs || p->damage_unrecorded ? BKR_EXIT_PARTIAL : 0;
 }
 
 void lc_log_deleted(const char *const *ids, size_t n, const char *why)
@@ -267,7 +274,7 @@ void lc_log_prune(const bkr_prune_report *p)
 		{ "freed_bytes", moved - p->repack_written }, { "trash_freed_bytes", p->trash_freed },
 		{ "trash_waiting_bytes", p->trash_waiting }, { "duplicate_blobs", p->duplicate_blobs },
 		{ "damaged_copies", p->damaged_copies }, { "damaged_blobs", p->damaged_blobs },
-		{ "damaged_packs", p->damaged_packs },
+		{ "damaged_packs", p->damaged_packs }, { "no_file_packs", p->no_file_packs },
 	};
 	enum { N = sizeof(f) / sizeof(*f) };
 	char num[N][24];

@@ -20,7 +20,9 @@ ends, N the number of GETs and HEADs still to answer, -1 for all of them); such
 a request is answered 404 NoSuchKey, N decremented in MISSFILE, and "404 KEY"
 written to COUNTFILE.  Listings pass through unchanged.  A line "N KEY delete"
 also deletes the object from UPSTREAM when it answers the first of those 404s
-(a prune running alongside the client: "delete KEY" in COUNTFILE).
+(a prune running alongside the client: "delete KEY" in COUNTFILE).  A line
+"N KEY get" answers 404 to GETs only (HEADs pass: a store whose listing and
+HEAD agree, and whose read does not).
 """
 import datetime
 import hashlib
@@ -69,6 +71,8 @@ def missing(command, path):
         except FileNotFoundError:
             return False
         for entry in lines:
+            if len(entry) > 2 and entry[2] == "get" and command != "GET":
+                continue
             if path.endswith(entry[1]) and int(entry[0]) != 0:
                 if len(entry) > 2 and entry[2] == "delete":
                     entry.pop()

@@ -496,6 +496,35 @@ expect_exit 0 "$BKR" -r "$T/rfc" restore latest --target "$T/rfo"
 diff -r "$T/ff" "$T/rfo/ff" || fail "the backup healed from a FIFO tree pack does not restore"
 pass "a FIFO in a pack's place is a pack that does not read (named, exit 4; verify and repair name it), never a hang; copy --heal stores it again"
 
+# --- ... where a data pack was: tier migrate moved nothing and exited 0, prune exited 0,
+# neither naming it (the listing passes over what is no regular file, and each took the pack
+# for one missing), while tier status (exit 4) and verify name it.  migrate names it and
+# stops before anything moves (exit 4); prune names it, leaves it with every index entry
+# naming it, does the rest, and exits 6 (done, with problems), as for a damaged blob.
+R=$T/rfd
+"$BKR" init -r "$R" >/dev/null
+expect_exit 0 "$BKR" -q -r "$R" create "$T/ff"
+dpack=$(find "$R/data" -name '*.pack')
+mv "$dpack" "$T/dpack.good" && mkfifo "$dpack"
+mkdir -p "$T/rfd-warm"
+printf '{"repository":"%s","workspace_root":"%s","tiers":{"warm":{"path":"%s","after_days":1}}}' "$R" "$T/ff" "$T/rfd-warm" >"$T/rfd.json"
+for dry in --dry-run ""; do
+	BKR_TEST_NOW=2030-01-01T00:00:00Z expect_exit 4 timeout 120 "$BKR" -c "$T/rfd.json" tier migrate $dry
+	one_line_error
+	err_has "$dpack: not a regular file (pack " || fail "tier migrate $dry with a FIFO for a data pack: $(cat "$T/err")"
+	err_has "nothing was moved" || fail "tier migrate $dry with a FIFO for a data pack: $(cat "$T/err")"
+	[ -p "$dpack" ] && [ -z "$(find "$T/rfd-warm" -name '*.pack')" ] || fail "tier migrate $dry moved a pack"
+done
+for dry in --dry-run ""; do
+	expect_exit 6 timeout 120 "$BKR" -r "$R" prune $dry
+	err_has "$dpack: not a regular file; prune leaves it in place, its " ||
+		fail "prune $dry with a FIFO for a data pack: $(cat "$T/out" "$T/err")"
+	[ -p "$dpack" ] || fail "prune $dry moved the FIFO in a data pack's place"
+done
+rm "$dpack" && mv "$T/dpack.good" "$dpack"
+expect_exit 0 "$BKR" -r "$R" verify --read-data
+pass "a FIFO in a data pack's place: tier migrate names it and moves nothing (exit 4), prune names it and leaves it (exit 6)"
+
 # --- a FIFO (or a symbolic link) where an index file was: the listing passes over what is
 # no object, so every reader left it out in silence - ls and restore said only 'not in the
 # index', verify 'an index file was lost or damaged' naming none, and repair rebuilt the

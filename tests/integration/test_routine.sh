@@ -661,8 +661,14 @@ expect_exit 0 "$BKR" -r "$R3" cat "$ahead" ws3/s/f
 # an --as-of past the times bkr holds is named so, not "expected a time like"
 expect_exit 2 "$BKR" -c "$T/future.json" health --as-of 2262-04-11T23:47:17Z
 one_line_error
-err_has "--as-of: time out of range: '2262-04-11T23:47:17Z' (times go from 1677-09-22 to 2262-04-11 UTC)" ||
+err_has "--as-of: time out of range: '2262-04-11T23:47:17Z' (times go from 1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z)" ||
 	fail "--as-of out of range: $(cat "$T/err")"
+# ... and the last time they hold is one (refused as 'out of range' before: the bound was one
+# whole second short, 2262-04-11T23:47:16Z not included); health judges every backup stale then
+for t in 2262-04-11T23:47:16Z 2262-04-11T23:47:16.854775807Z; do
+	expect_exit 1 "$BKR" -c "$T/future.json" health --as-of "$t"
+	grep -q "as-of\|out of range" "$T/err" && fail "--as-of $t, the last time bkr holds: $(cat "$T/err")"
+done
 unset BKR_TEST_NOW
 pass "a backup dated in the future: scheduled backups go on, health and retention leave it out, one warning"
 

@@ -91,6 +91,29 @@ expect_exit 0 "$BKR" -r "$URL" restore latest --target "$T/r"
 python3 "$HERE/treecmp.py" "$S" "$T/r/src" || fail "the restore differs once the pack is served again"
 pass "once the pack is served again: verify --read-data and repair clean, the restore exact"
 
+# prune's repack reads, as verify's: a listed pack to repack whose GETs answer 404 is asked
+# three times, then "listed, but not readable" (exit 7), nothing changed; it said "cannot be
+# read to repack it (... not found)", exit 3, as if the pack were not there
+first=$("$BKR" -r "$URL" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backup_id"])')
+rm "$S"/f1 "$S"/f2 "$S"/f3 "$S"/f4 "$S"/f5 "$S"/f6 "$S"/f7 "$S"/f8 "$S"/f9 "$S"/f10
+"$BKR" create -r "$URL" --type full "$S" >/dev/null || fail "bkr create -r $URL (the second backup)"
+expect_exit 0 "$BKR" -r "$URL" delete "$first"
+s3keys repo/index/ >"$T/index.before"
+echo "-1 /$pack get" >"$T/missing"
+for dry in --dry-run ""; do
+	: >"$T/sent"
+	expect_exit 7 "$BKR" -r "$URL" prune --max-unused 10 $dry
+	err_has "$pack: listed, but not readable" || fail "prune $dry did not say the pack is listed but not readable: $(cat "$T/err")"
+	err_has "cannot be read to repack it" || fail "prune $dry: $(cat "$T/err")"
+	[ "$(n404)" = 3 ] || fail "prune $dry asked for $pack not 3 times: $(cat "$T/sent")"
+done
+s3keys repo/index/ >"$T/index.after"
+cmp -s "$T/index.before" "$T/index.after" || fail "prune rewrote the index: $(diff "$T/index.before" "$T/index.after")"
+s3keys repo/data/ | grep -q "$pack" || fail "prune moved $pack"
+: >"$T/missing"
+expect_exit 0 "$BKR" -r "$URL" verify --read-data
+pass "prune: a listed pack to repack whose GETs answer 404 stops it (exit 7, listed but not readable), nothing changed"
+
 # deleted after verify listed it (a prune alongside: the proxy deletes it at its first 404): asked
 # three times, then its folder listed again no longer names it: "listed, but gone", exit 7, not damage
 echo "-1 /$pack delete" >"$T/missing"

@@ -188,8 +188,17 @@ v = sorted((r for r in (json.load(open(f)) for f in glob.glob(sys.argv[1] + "/*.
            key=lambda r: r["time"])
 assert v and v[-1]["result"] == "problems" and v[-1]["errors"] == 1, v[-1:]
 PY
+# tier status said 'missing' (exit 1), "missing or not mounted": the disk is there, its
+# tier.json damaged; it says what verify says, naming the file (exit 4, damaged data)
+expect_exit 4 "$BKR" -r "$R" tier status
+err_has "tier cold: $COLD/tier.json: checksum mismatch" || fail "tier status with a damaged tier.json: $(cat "$T/err")"
+grep -q "^cold  *damaged .*$COLD\$" "$T/out" || fail "tier status with a damaged tier.json: $(cat "$T/out")"
+grep -q "missing" "$T/out" "$T/err" && fail "tier status calls the tier with a damaged tier.json missing: $(cat "$T/out" "$T/err")"
+expect_exit 4 "$BKR" -r "$R" tier status --json
+json_assert "$T/out" '[(t["tier"], t["damaged"]) for t in r["tiers"] if t["damaged"]] == [("cold", "'"$COLD"'/tier.json: checksum mismatch (file modified or damaged)")]' ||
+	fail "tier status --json with a damaged tier.json: $(cat "$T/out")"
 cp "$T/tier.json.good" "$COLD/tier.json"
-pass "a damaged tier.json: verify names it, counts it and records it"
+pass "a damaged tier.json: verify names it, counts it and records it; tier status names it, not 'missing'"
 
 # a tier.json sealed right but whose "tier" is no tier (an unknown name, another type, none):
 # one line naming the file and the key, exit 4 (damaged), nothing moved; verify reports it
@@ -222,6 +231,8 @@ PY
 	expect_exit 1 "$BKR" -r "$R" verify --json
 	python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["problems"]; assert len(p)==1 and p[0]["object"]=="tier.json" and p[0]["error"] and sys.argv[2] in p[0]["message"], p' \
 		"$T/out" "$want_err" || fail "verify with \"tier\": $v in tier.json: $(cat "$T/out")"
+	expect_exit 4 "$BKR" -r "$R" tier status
+	err_has "tier cold: $COLD/tier.json: $want_err" || fail "tier status with \"tier\": $v in tier.json: $(cat "$T/err")"
 	# its packs are there: no lost disk, so forget refuses, --lost too (repair would drop
 	# their index entries), naming the marker's damage; never "give --lost"
 	snapshot >"$T/before"

@@ -73,6 +73,8 @@ typedef struct {
 	uint64_t damaged_copies;                /**< of their copies, those that failed the read: never the one kept */
 	uint64_t damaged_blobs;                 /**< used blobs read with no copy intact: named, recorded, kept */
 	uint64_t damaged_packs, damaged_pack_bytes; /**< packs to repack left as they are for such a blob */
+	uint64_t no_file_packs;                 /**< packs the index names whose place holds no regular file (a FIFO,
+						     a directory): named, left as they are, their index entries kept */
 	bool damage_unrecorded;                 /**< the damage record could not be written (named) */
 } bkr_prune_report;
 
