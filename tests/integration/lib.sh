@@ -314,3 +314,15 @@ except OSError as e:
 sys.exit(1)
 PY
 }
+
+# manifest_as_id FROM TO ID: the manifest FROM written to TO as backup ID, its checksum sealed
+# again (another backup under a copied id: what copy must name, never copy over)
+manifest_as_id() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import hashlib, json, re, sys
+t = open(sys.argv[1]).read().rstrip()
+t = t.replace('"backup_id":"%s"' % json.loads(t)["backup_id"], '"backup_id":"%s"' % sys.argv[3])
+t = re.sub(r'"sha256":"[0-9a-f]{64}"}$', '"sha256":"' + "0" * 64 + '"}', t)
+open(sys.argv[2], "w").write(t[:-66] + hashlib.sha256(t.encode()).hexdigest() + '"}')
+PY
+}

@@ -43,13 +43,7 @@ expect_exit 0 "$BKR" init -r "$O"
 expect_exit 0 "$BKR" -r "$O" create --type full "$T/other-src" --json
 oid=$(backup_id "$T/out")
 # O's backup under A's id, its manifest sealed again
-python3 - "$O/backups/$oid.json" "$O/backups/$id1.json" "$id1" <<'PY'
-import hashlib, json, re, sys
-t = open(sys.argv[1]).read().rstrip()
-t = t.replace('"backup_id":"%s"' % json.loads(t)["backup_id"], '"backup_id":"%s"' % sys.argv[3])
-t = re.sub(r'"sha256":"[0-9a-f]{64}"}$', '"sha256":"' + "0" * 64 + '"}', t)
-open(sys.argv[2], "w").write(t[:-66] + hashlib.sha256(t.encode()).hexdigest() + '"}')
-PY
+manifest_as_id "$O/backups/$oid.json" "$O/backups/$id1.json" "$id1"
 rm "$O/backups/$oid.json"
 expect_exit 7 "$BKR" copy --from "$A" --to "$O"
 grep -q "^bkr copy: warning: backup $id1: not copied: $O has another backup under that id (root tree [0-9a-f]\{64\} there, [0-9a-f]\{64\} in $A)$" "$T/err" ||
