@@ -193,15 +193,27 @@ static int on_disk(void *ctx, const bkr_pack_id *id, bkr_blob_type type, size_t 
 	bkr_store *s;
 	uint64_t size;
 	int64_t mtime;
+	int err;
 
 	(void)type;
 	if (place >= 32)
 		return 0;
 	s = bkr_repo_tier(p->r, place, NULL, &recorded);
-	if (bkr_store_stat_time(s, name, &size, &mtime) < 0) {
+	err = bkr_store_stat_time(s, name, &size, &mtime);
+	if (err < 0 && !id) { /* a temporary: published or removed since it was listed */
 		bkr_error_clear();
-		return 0; /* vanished */
+		return 0;
 	}
+	/* a pack listed, then 'no such object': asked again as every reader asks
+	 * (bkr_store_stat_listed), then an I/O error that stops prune before it changes anything —
+	 * never taken for a pack gone, whose unused entries the index would lose */
+	if (err == BKR_ENOTFOUND) {
+		bkr_error_clear();
+		if ((err = bkr_store_stat_listed(s, name, &size)) == 0)
+			err = bkr_store_stat_time(s, name, &size, &mtime);
+	}
+	if (err < 0)
+		return err;
 	if (pk) {
 		if (!pk->on_disk) {
 			pk->file_size = size;

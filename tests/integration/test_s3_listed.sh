@@ -114,6 +114,23 @@ s3keys repo/data/ | grep -q "$pack" || fail "prune moved $pack"
 expect_exit 0 "$BKR" -r "$URL" verify --read-data
 pass "prune: a listed pack to repack whose GETs answer 404 stops it (exit 7, listed but not readable), nothing changed"
 
+# prune's listing, as the reads: a listed pack whose HEADs answer 404 too is asked again, then
+# "listed, but not readable" (exit 7), nothing changed; it was taken for a pack gone ("vanished"),
+# and the index rewritten without its unused entries
+echo "-1 /$pack" >"$T/missing"
+for dry in --dry-run ""; do
+	: >"$T/sent"
+	expect_exit 7 "$BKR" -r "$URL" prune --max-unused 10 $dry
+	err_has "$pack: listed, but not readable" || fail "prune $dry did not say the pack is listed but not readable: $(cat "$T/err")"
+	[ "$(n404)" -ge 3 ] || fail "prune $dry asked for $pack fewer than 3 times: $(cat "$T/sent")"
+done
+s3keys repo/index/ >"$T/index.after"
+cmp -s "$T/index.before" "$T/index.after" || fail "prune rewrote the index: $(diff "$T/index.before" "$T/index.after")"
+s3keys repo/data/ | grep -q "$pack" || fail "prune moved $pack"
+: >"$T/missing"
+expect_exit 0 "$BKR" -r "$URL" verify --read-data
+pass "prune: a listed pack whose HEADs answer 404 stops it (exit 7, listed but not readable), nothing changed"
+
 # deleted after verify listed it (a prune alongside: the proxy deletes it at its first 404): asked
 # three times, then its folder listed again no longer names it: "listed, but gone", exit 7, not damage
 echo "-1 /$pack delete" >"$T/missing"
